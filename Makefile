@@ -1,0 +1,47 @@
+# The hub's entry points. `make run` and `make test` work on a fresh machine (Python 3.11 + network
+# to PyPI): the first call creates .venv from the lock file; downloads are cached in ~/.cache/uv.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+UV := $(VENV)/bin/uv
+STAMP := $(VENV)/.installed
+DATA ?= .hub
+PORT ?= 8080
+
+.PHONY: setup run test bench lint fmt clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements/lock.txt pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check uv==0.13.9
+	$(UV) pip install --quiet --python $(PY) -r requirements/lock.txt
+	$(UV) pip install --quiet --python $(PY) --no-deps -e .
+	@touch $(STAMP)
+
+# Start the hub on the embedded default (no other service needed).
+run: setup
+	$(VENV)/bin/hub --data-dir $(DATA) serve --port $(PORT) --admin-key-file $(DATA)/admin.key
+
+# The whole test suite. pytest's exit code 5 (no tests collected) fails the target, loudly.
+test: setup
+	@$(PY) -m pytest -q tests; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests; that is a failure" >&2; fi; \
+	exit $$rc
+
+bench: setup
+	$(PY) -m pytest -q -s benchmarks -p no:randomly --benchmark-disable-gc \
+		--benchmark-columns=min,median,mean,ops,rounds
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+fmt: setup
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .benchmarks

@@ -1,0 +1,67 @@
+"""The domain's topics and the event types each carries, as data.
+
+``subject_strategy`` follows Confluent's names: ``topic`` (TopicNameStrategy, subject
+``<topic>-value``) for topics with one event type, ``record`` (RecordNameStrategy, subject = the
+record's full name) for topics that carry several.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from importlib import resources
+from typing import Literal
+
+SubjectStrategy = Literal["topic", "record", "topic_record"]
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    name: str
+    event_types: tuple[str, ...]
+    subject_strategy: SubjectStrategy
+    key_field: str
+    description: str
+
+
+TOPICS: tuple[TopicSpec, ...] = (
+    TopicSpec("trades", ("hub.trading.TradeExecuted",), "topic", "account_id",
+              "Executed trades, keyed by account so an account's trades stay in order."),
+    TopicSpec("quotes", ("hub.market.QuotePublished",), "topic", "instrument",
+              "Top-of-book market quotes, keyed by instrument."),
+    TopicSpec("payments",
+              ("hub.payments.PaymentInitiated", "hub.payments.PaymentSettled",
+               "hub.payments.PaymentFailed"), "record", "payment_id",
+              "Payment lifecycle events, keyed by payment."),
+    TopicSpec("accounts", ("hub.accounts.AccountOpened", "hub.accounts.AccountUpdated"),
+              "record", "account_id", "Account lifecycle: opening, KYC and risk changes."),
+    TopicSpec("hub.config", ("hub.ConfigChanged",), "topic", "key",
+              "Every change of a hub setting; never updated in place."),
+    TopicSpec("hub.principals", ("hub.ApiKeyIssued", "hub.ApiKeyRevoked"), "record", "key_id",
+              "API keys issued and revoked (secrets are stored only as SHA-256)."),
+)
+
+
+def subject_for(topic: str, record_name: str, strategy: SubjectStrategy) -> str:
+    """The registry subject of a record on a topic under a subject name strategy."""
+    if strategy == "topic":
+        return f"{topic}-value"
+    if strategy == "record":
+        return record_name
+    return f"{topic}-{record_name}"
+
+
+def schema_text(event_type: str) -> str:
+    """The ``.avsc`` text shipped for an event type (its Avro full name)."""
+    short = event_type.rsplit(".", 1)[-1]
+    return resources.files("domain").joinpath("schemas", f"{short}.avsc").read_text("utf-8")
+
+
+def all_event_types() -> tuple[str, ...]:
+    return tuple(t for spec in TOPICS for t in spec.event_types)
+
+
+def classified_fields(event_type: str) -> dict[str, str]:
+    """Top-level fields of an event type that carry a ``classification`` attribute."""
+    schema = json.loads(schema_text(event_type))
+    return {f["name"]: f["classification"] for f in schema["fields"] if "classification" in f}

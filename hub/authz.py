@@ -1,0 +1,79 @@
+"""Roles, actions and the embedded role-table policy.
+
+Actions are ``<area>.<verb>``. Each role grants a set of actions; ``admin`` grants all. This table
+is the policy of the foundation; the governance layer replaces it with Rego policies behind the
+same ``PolicyEngine`` port, so every caller already asks the port, never this table directly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from hub.ports.policy import Decision, PolicyEngine, Principal
+
+ROLES = (
+    "publisher",
+    "analyst",
+    "compliance_officer",
+    "security_admin",
+    "ml_engineer",
+    "admin",
+)
+
+ACTIONS = (
+    "schema.read",
+    "schema.write",
+    "schema.delete",
+    "registry.config",
+    "topic.read",
+    "topic.create",
+    "event.publish",
+    "event.read",
+    "keys.create",
+    "metrics.read",
+    "api.docs",
+)
+
+ROLE_ACTIONS: Mapping[str, frozenset[str]] = {
+    "publisher": frozenset({"schema.read", "schema.write", "topic.read", "event.publish",
+                            "api.docs"}),
+    "analyst": frozenset({"schema.read", "topic.read", "event.read", "api.docs"}),
+    "compliance_officer": frozenset({"schema.read", "topic.read", "event.read", "metrics.read",
+                                     "api.docs"}),
+    "security_admin": frozenset({"schema.read", "topic.read", "keys.create", "metrics.read",
+                                 "registry.config", "api.docs"}),
+    "ml_engineer": frozenset({"schema.read", "topic.read", "event.read", "api.docs"}),
+    "admin": frozenset(ACTIONS),
+}
+
+
+def _table_version() -> str:
+    text = json.dumps({r: sorted(a) for r, a in ROLE_ACTIONS.items()}, sort_keys=True)
+    return "roletable-" + hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+class RoleTablePolicy(PolicyEngine):
+    """Allow when one of the principal's roles grants the action; deny otherwise."""
+
+    version = _table_version()
+
+    def decide(
+        self,
+        principal: Principal,
+        action: str,
+        resource: str,
+        context: Mapping[str, Any] | None = None,
+    ) -> Decision:
+        for role in sorted(principal.roles):
+            if action in ROLE_ACTIONS.get(role, frozenset()):
+                return Decision(True, f"role {role!r} grants {action!r}", self.version)
+        roles = ", ".join(sorted(principal.roles)) or "none"
+        return Decision(
+            False,
+            f"no role of principal {principal.id!r} (roles: {roles}) grants {action!r} "
+            f"on {resource!r}",
+            self.version,
+        )

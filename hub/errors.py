@@ -1,0 +1,139 @@
+"""The hub's one exception tree.
+
+Every error the hub raises on purpose is a ``HubError``. Adapters translate library errors at the
+boundary (``raise LogError(...) from exc``). Messages are full sentences that name the value and,
+where there is one, the fix.
+
+    HubError
+    ├── ConfigError               settings are invalid or inconsistent
+    ├── NotFound                  a named thing does not exist (topic, subject, version, schema id)
+    │   ├── TopicNotFound
+    │   ├── SubjectNotFound
+    │   ├── VersionNotFound
+    │   └── SchemaNotFound
+    ├── Conflict                  the request contradicts stored state
+    │   ├── TopicExists
+    │   └── OutOfOrderSequence    an idempotent producer skipped or rewound a sequence number
+    ├── InvalidInput              the caller sent something malformed (bad JSON, bad Avro, too big)
+    │   ├── InvalidSchema
+    │   ├── IncompatibleSchema    carries the list of incompatibilities
+    │   ├── PayloadTooLarge
+    │   └── SerializationError
+    ├── AuthError
+    │   ├── Unauthenticated       no or unknown credentials
+    │   └── Forbidden             authenticated, but the decision is deny
+    └── Retryable                 a transient condition; the same call may succeed later
+        └── StorageBusy
+
+``code`` is a stable machine-readable reason (shown in HTTP errors and CLI output); ``http_status``
+is what the API answers with.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class HubError(Exception):
+    """Root of every error the hub raises on purpose."""
+
+    code: str = "hub_error"
+    http_status: int = 500
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+
+class ConfigError(HubError):
+    code = "config_invalid"
+    http_status = 500
+
+
+class NotFound(HubError):
+    code = "not_found"
+    http_status = 404
+
+
+class TopicNotFound(NotFound):
+    code = "topic_not_found"
+
+
+class SubjectNotFound(NotFound):
+    code = "subject_not_found"
+
+
+class VersionNotFound(NotFound):
+    code = "version_not_found"
+
+
+class SchemaNotFound(NotFound):
+    code = "schema_not_found"
+
+
+class Conflict(HubError):
+    code = "conflict"
+    http_status = 409
+
+
+class TopicExists(Conflict):
+    code = "topic_exists"
+
+
+class OutOfOrderSequence(Conflict):
+    code = "out_of_order_sequence"
+
+
+class InvalidInput(HubError):
+    code = "invalid_input"
+    http_status = 422
+
+
+class InvalidSchema(InvalidInput):
+    code = "invalid_schema"
+
+
+class IncompatibleSchema(InvalidInput):
+    """A schema breaks the subject's compatibility rule; ``messages`` names each field and rule."""
+
+    code = "incompatible_schema"
+    http_status = 409
+
+    def __init__(self, message: str, messages: Sequence[str]) -> None:
+        super().__init__(message)
+        self.messages = list(messages)
+
+
+class PayloadTooLarge(InvalidInput):
+    code = "payload_too_large"
+    http_status = 413
+
+
+class SerializationError(InvalidInput):
+    code = "serialization_error"
+
+
+class AuthError(HubError):
+    code = "auth_error"
+    http_status = 401
+
+
+class Unauthenticated(AuthError):
+    code = "unauthenticated"
+    http_status = 401
+
+
+class Forbidden(AuthError):
+    code = "forbidden"
+    http_status = 403
+
+
+class Retryable(HubError):
+    code = "retryable"
+    http_status = 503
+
+
+class StorageBusy(Retryable):
+    code = "storage_busy"

@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hub.errors import ConfigError
+from hub.settings import load_settings
+
+
+def test_defaults_are_embedded() -> None:
+    s = load_settings(environ={})
+    assert s.event_log == "sqlite"
+    assert s.data_dir == Path(".hub")
+    assert s.registry_compatibility == "BACKWARD"
+
+
+def test_precedence_override_env_file(tmp_path: Path) -> None:
+    f = tmp_path / "hub.yaml"
+    f.write_text("http_port: 9000\ndefault_partitions: 6\nevent_log: sqlite\n")
+    env = {"HUB_CONFIG_FILE": str(f), "HUB_HTTP_PORT": "9100"}
+    s = load_settings(environ=env)
+    assert s.http_port == 9100  # env beats file
+    assert s.default_partitions == 6  # file beats default
+    assert load_settings(environ=env, http_port=9200).http_port == 9200  # override beats env
+
+
+def test_settings_are_frozen() -> None:
+    s = load_settings(environ={})
+    with pytest.raises(Exception):  # noqa: B017 - pydantic's frozen error type
+        s.http_port = 1  # type: ignore[misc]
+
+
+def test_invalid_settings_name_the_problem(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="http_port"):
+        load_settings(environ={"HUB_HTTP_PORT": "99999"})
+    with pytest.raises(ConfigError, match="event_log"):
+        load_settings(environ={"HUB_EVENT_LOG": "cassandra"})
+    with pytest.raises(ConfigError, match="unknown_knob"):
+        load_settings(environ={}, unknown_knob=1)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("- just\n- a list\n")
+    with pytest.raises(ConfigError, match="mapping"):
+        load_settings(bad, environ={})
+    with pytest.raises(ConfigError, match="Cannot read"):
+        load_settings(tmp_path / "missing.yaml", environ={})

@@ -1,0 +1,271 @@
+"""``hub-verify``: the standalone auditor's verifier (stdlib, ``cryptography`` and ``audit`` only).
+
+An auditor runs this without the rest of the hub. Subcommands::
+
+    hub-verify root --leaves-file F
+    hub-verify inclusion --leaf-hash H --index I --size N --root R --proof P1,P2,...
+    hub-verify consistency --size1 M --size2 N --root1 R1 --root2 R2 --proof P1,P2,...
+    hub-verify checkpoint FILE --public-key KEYFILE [--previous PREV [--proof P1,...]]
+    hub-verify bundle EVIDENCE.zip
+
+Exit status: 0 valid (``OK ...`` on stdout), 1 invalid (the reason on stderr), 2 bad usage
+(malformed hex, missing arguments, unreadable file, unsupported evidence pack). Hashes are 64 hex
+digits, either case; a proof is comma-separated hashes, the empty string for an empty proof.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import zipfile
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from audit.errors import AuditError, MalformedKeyError
+from audit.merkle import (
+    CompactRange,
+    leaf_hash,
+    verify_consistency,
+    verify_inclusion,
+)
+from audit.note import Checkpoint, checkpoint_hash, open_checkpoint, parse_verifier_key
+
+EXIT_OK = 0
+EXIT_INVALID = 1
+EXIT_USAGE = 2
+
+_HEX = frozenset("0123456789abcdefABCDEF")
+
+
+class UsageError(Exception):
+    """Bad input to the tool itself (not evidence that fails): exit status 2."""
+
+
+# --------------------------------------------------------------------------------------------
+# Argument parsing helpers
+
+
+def parse_hash(text: str, what: str) -> bytes:
+    """64 hex digits (either case) to 32 bytes; anything else is a ``UsageError``."""
+    if len(text) != 64 or not set(text) <= _HEX:
+        raise UsageError(f"{what} must be 64 hex digits (a SHA-256 hash), got {text!r}.")
+    return bytes.fromhex(text)
+
+
+def parse_proof(text: str) -> list[bytes]:
+    """Comma-separated hashes; the empty string is the empty proof."""
+    if text == "":
+        return []
+    return [parse_hash(p, f"proof element {i}") for i, p in enumerate(text.split(","))]
+
+
+def _size(text: str) -> int:
+    if not text.isascii() or not text.isdigit():
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {text!r}")
+    return int(text)
+
+
+def _read_bytes(path: str, what: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise UsageError(f"cannot read {what} {path!r}: {exc.strerror or exc}.") from None
+
+
+# --------------------------------------------------------------------------------------------
+# Subcommands: each returns the OK line or raises AuditError (invalid) / UsageError (usage).
+
+
+def cmd_root(args: argparse.Namespace) -> str:
+    # Streamed through a compact range: memory stays O(log n) for any number of leaves.
+    tree = CompactRange()
+    try:
+        with open(args.leaves_file, encoding="ascii", newline="\n") as f:
+            for lineno, line in enumerate(f, 1):
+                data = line.rstrip("\n").rstrip("\r")
+                if len(data) % 2 or not set(data) <= _HEX:
+                    raise UsageError(
+                        f"{args.leaves_file}:{lineno}: leaf must be hex-encoded bytes, "
+                        f"got {data[:80]!r}."
+                    )
+                tree.append(leaf_hash(bytes.fromhex(data)))
+    except OSError as exc:
+        raise UsageError(f"cannot read leaves file {args.leaves_file!r}: {exc}.") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"leaves file {args.leaves_file!r} is not ASCII hex text.") from None
+    return tree.root().hex()
+
+
+def cmd_inclusion(args: argparse.Namespace) -> str:
+    leaf = parse_hash(args.leaf_hash, "--leaf-hash")
+    root = parse_hash(args.root, "--root")
+    proof = parse_proof(args.proof)
+    verify_inclusion(leaf, args.index, args.size, proof, root)
+    return (
+        f"OK inclusion: leaf hash {leaf.hex()} is at index {args.index} of the tree of size "
+        f"{args.size} with root {root.hex()}"
+    )
+
+
+def cmd_consistency(args: argparse.Namespace) -> str:
+    root1 = parse_hash(args.root1, "--root1")
+    root2 = parse_hash(args.root2, "--root2")
+    proof = parse_proof(args.proof)
+    verify_consistency(args.size1, args.size2, root1, root2, proof)
+    return (
+        f"OK consistency: the tree of size {args.size2} with root {root2.hex()} extends the "
+        f"tree of size {args.size1} with root {root1.hex()}"
+    )
+
+
+def _describe(cp: Checkpoint) -> str:
+    parts = [f"origin={cp.origin}", f"size={cp.size}", f"root={cp.root.hex()}"]
+    if cp.time_micros is not None:
+        when = datetime.fromtimestamp(cp.time_micros / 1e6, tz=UTC)
+        parts.append(f"time={when.isoformat()}")
+    if cp.prev_hash is not None:
+        parts.append(f"prev={cp.prev_hash.hex()}")
+    return " ".join(parts)
+
+
+def cmd_checkpoint(args: argparse.Namespace) -> str:
+    key_text = _read_bytes(args.public_key, "public key file")
+    try:
+        key = parse_verifier_key(key_text.decode("utf-8"))
+    except (MalformedKeyError, UnicodeDecodeError) as exc:
+        raise UsageError(
+            f"public key file {args.public_key!r} is not a verifier key: {exc}"
+        ) from None
+    message = _read_bytes(args.file, "checkpoint file")
+    cp, note = open_checkpoint(message, [key])
+    signers = ", ".join(f"{s.name}+{s.key_id:08x}" for s in note.verified)
+    line = f"OK checkpoint {_describe(cp)} signed by {signers}"
+    if args.previous is None:
+        if args.proof is not None:
+            raise UsageError("--proof needs --previous (the checkpoint it proves consistency to).")
+        return line
+    # Chain link: the previous checkpoint MUST verify with the same key, be named by ``prev``,
+    # be no larger and no later; with --proof the two trees MUST be consistent.
+    prev_message = _read_bytes(args.previous, "previous checkpoint file")
+    prev_cp, _ = open_checkpoint(prev_message, [key])
+    want = checkpoint_hash(prev_message)
+    if cp.prev_hash != want:
+        got = "none" if cp.prev_hash is None else cp.prev_hash.hex()
+        raise AuditError(
+            f"checkpoint's prev hash is {got}, but the previous checkpoint hashes to {want.hex()}."
+        )
+    if prev_cp.origin != cp.origin:
+        raise AuditError(f"origins differ: {prev_cp.origin!r} then {cp.origin!r}.")
+    if (
+        cp.time_micros is not None
+        and prev_cp.time_micros is not None
+        and cp.time_micros < prev_cp.time_micros
+    ):
+        raise AuditError(
+            f"checkpoint time {cp.time_micros} is before the previous one's "
+            f"({prev_cp.time_micros})."
+        )
+    if args.proof is not None:
+        verify_consistency(prev_cp.size, cp.size, prev_cp.root, cp.root, parse_proof(args.proof))
+        return f"{line}; chains to and is consistent with the checkpoint of size {prev_cp.size}"
+    if cp.size < prev_cp.size:
+        raise AuditError(f"tree shrank from {prev_cp.size} to {cp.size}.")
+    return f"{line}; chains to the checkpoint of size {prev_cp.size} (consistency not checked)"
+
+
+BundleVerifier = Callable[[zipfile.ZipFile, dict[str, object]], str]
+"""Verifies one evidence pack format: gets the open zip and its parsed ``manifest.json``,
+returns the OK line, raises ``AuditError`` when the evidence fails."""
+
+BUNDLE_FORMATS: dict[str, BundleVerifier] = {}
+"""The evidence pack hook: ``manifest.json``'s ``"format"`` value → its verifier. Empty in this
+version; the evidence pack module registers its format here (keeping this file stdlib-only)."""
+
+
+def cmd_bundle(args: argparse.Namespace) -> str:
+    try:
+        zf = zipfile.ZipFile(args.evidence)
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise UsageError(f"cannot open evidence pack {args.evidence!r}: {exc}.") from None
+    with zf:
+        try:
+            manifest = json.loads(zf.read("manifest.json"))
+        except KeyError:
+            raise UsageError(f"evidence pack {args.evidence!r} has no manifest.json.") from None
+        except (ValueError, zipfile.BadZipFile) as exc:
+            raise UsageError(f"evidence pack manifest.json is unreadable: {exc}.") from None
+        fmt = manifest.get("format") if isinstance(manifest, dict) else None
+        verifier = BUNDLE_FORMATS.get(fmt) if isinstance(fmt, str) else None
+        if verifier is None:
+            known = ", ".join(sorted(BUNDLE_FORMATS)) or "none"
+            raise UsageError(
+                f"evidence pack format {fmt!r} is not supported by this version of hub-verify "
+                f"(supported: {known}); upgrade hub-verify."
+            )
+        assert isinstance(manifest, dict)
+        return verifier(zf, manifest)
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="hub-verify",
+        description="Verify the hub's audit ledger evidence (RFC 9162 proofs, signed checkpoints)"
+        " without the hub. Exit 0 valid, 1 invalid, 2 bad usage.",
+    )
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    r = sub.add_parser("root", help="print the Merkle root of hex-encoded leaf inputs")
+    r.add_argument("--leaves-file", required=True, help="one hex leaf input per line")
+    r.set_defaults(func=cmd_root)
+
+    i = sub.add_parser("inclusion", help="verify an inclusion proof")
+    i.add_argument("--leaf-hash", required=True)
+    i.add_argument("--index", required=True, type=_size)
+    i.add_argument("--size", required=True, type=_size)
+    i.add_argument("--root", required=True)
+    i.add_argument("--proof", required=True, help='comma-separated hex hashes; "" when empty')
+    i.set_defaults(func=cmd_inclusion)
+
+    c = sub.add_parser("consistency", help="verify a consistency proof")
+    c.add_argument("--size1", required=True, type=_size)
+    c.add_argument("--size2", required=True, type=_size)
+    c.add_argument("--root1", required=True)
+    c.add_argument("--root2", required=True)
+    c.add_argument("--proof", required=True, help='comma-separated hex hashes; "" when empty')
+    c.set_defaults(func=cmd_consistency)
+
+    k = sub.add_parser("checkpoint", help="verify a signed checkpoint (C2SP tlog-checkpoint)")
+    k.add_argument("file", help="the signed checkpoint note")
+    k.add_argument("--public-key", required=True, help="file holding the verifier key string")
+    k.add_argument("--previous", help="the previous signed checkpoint: check the prev chain link")
+    k.add_argument("--proof", help="consistency proof from --previous to this checkpoint")
+    k.set_defaults(func=cmd_checkpoint)
+
+    b = sub.add_parser("bundle", help="verify an evidence pack (.zip)")
+    b.add_argument("evidence")
+    b.set_defaults(func=cmd_bundle)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit status (0 valid, 1 invalid, 2 bad usage)."""
+    args = build_parser().parse_args(argv)  # argparse itself exits 2 on bad usage
+    func: Callable[[argparse.Namespace], str] = args.func
+    try:
+        print(func(args))
+    except UsageError as exc:
+        print(f"hub-verify: usage error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except AuditError as exc:
+        print(f"hub-verify: INVALID: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,9 +1,10 @@
 """Kafka's default partitioner, so a key lands on the partition number Kafka would pick.
 
 Kafka's Java client (``BuiltInPartitioner.partitionForKey``) computes
-``toPositive(murmur2(keyBytes)) % numPartitions`` where ``toPositive(x) = x & 0x7fffffff``; librdkafka
-offers the same as ``murmur2_random``. Keyless records go to partition 0 here (not Kafka's sticky
-random choice) so that the embedded and the Kafka footprint place every record identically.
+``toPositive(murmur2(keyBytes)) % numPartitions`` where ``toPositive(x) = x & 0x7fffffff``;
+librdkafka offers the same as ``murmur2_random``. Keyless records go to partition 0 here (not
+Kafka's sticky random choice) so that the embedded and the Kafka footprint place every record
+identically.
 """
 
 from __future__ import annotations

@@ -12,8 +12,10 @@ Contract
   without an explicit partition MUST be placed by ``hub.partitioner.default_partition``: Kafka's
   murmur2 partitioner for keyed records (the same partition number a Kafka producer picks), and
   partition 0 for keyless ones, so that both footprints place every record identically. Offsets
-  within a partition MUST be dense and increasing in batch order. An explicit partition outside
-  the topic's range MUST raise ``InvalidInput``.
+  within a partition MUST be dense and increasing in batch order. (Only ``append`` guarantees
+  density: in Kafka a transaction's commit or abort marker, and aborted records, take offsets, so
+  readers MUST NOT assume dense offsets around transactional appends.) An explicit partition
+  outside the topic's range MUST raise ``InvalidInput``.
 - A batch acknowledged by ``append`` MUST survive a process crash.
 - With an ``IdempotenceKey``, a batch whose (producer id, sequence) was already stored MUST NOT be
   stored again; the call returns the metadata of the stored copy. A sequence lower than the

@@ -1,0 +1,508 @@
+"""The EventLog contract (``hub/ports/eventlog.py``), run against every adapter.
+
+Subclass ``EventLogContract`` once per adapter (as ``Test...``) and provide two fixtures:
+``log`` (a fresh adapter) and ``reopen`` (a callable that closes a log and returns a new adapter
+over the same storage). Every test makes its own topic, group, producer and transactional names
+with a random suffix, so the suite can run against a shared Kafka broker; tests never assume they
+are alone (no exact ``topics()`` lists) and assert dense offsets only for plain appends.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from hub.consumer import Consumer
+from hub.errors import (
+    HubError,
+    InvalidInput,
+    OutOfOrderSequence,
+    TopicExists,
+    TopicNotFound,
+)
+from hub.partitioner import default_partition
+from hub.ports.eventlog import (
+    EventLog,
+    IdempotenceKey,
+    Record,
+    StoredRecord,
+    TopicPartition,
+)
+
+Reopen = Callable[[EventLog], EventLog]
+
+
+def unique(kind: str = "t") -> str:
+    """A name no other test (or earlier run against the same broker) uses."""
+    return f"contract.{kind}.{uuid.uuid4().hex[:16]}"
+
+
+def values(records: list[StoredRecord]) -> list[bytes | None]:
+    return [r.value for r in records]
+
+
+def read_all(log: EventLog, topic: str, partition: int = 0) -> list[StoredRecord]:
+    return list(log.scan(topic, partition))
+
+
+class EventLogContract:
+    """Adapter-independent tests; not collected itself (its name does not start with Test)."""
+
+    @pytest.fixture
+    def log(self) -> Iterator[EventLog]:
+        raise NotImplementedError("the adapter's test class provides the log fixture")
+
+    @pytest.fixture
+    def reopen(self) -> Reopen:
+        raise NotImplementedError("the adapter's test class provides the reopen fixture")
+
+    def topic(self, log: EventLog, partitions: int = 1, **config: str) -> str:
+        name = unique()
+        log.create_topic(name, partitions, config or None)
+        return name
+
+    # -- topics -----------------------------------------------------------------------------------
+    def test_create_topic_returns_its_info(self, log: EventLog) -> None:
+        name = unique()
+        info = log.create_topic(name, 3)
+        assert (info.name, info.partitions) == (name, 3)
+        assert log.topic(name).partitions == 3
+        assert log.end_offsets(name) == {0: 0, 1: 0, 2: 0}
+
+    def test_create_topic_is_idempotent_for_the_same_partition_count(self, log: EventLog) -> None:
+        name = unique()
+        log.create_topic(name, 2)
+        again = log.create_topic(name, 2)
+        assert (again.name, again.partitions) == (name, 2)
+
+    def test_create_topic_with_another_partition_count_raises(self, log: EventLog) -> None:
+        name = unique()
+        log.create_topic(name, 2)
+        with pytest.raises(TopicExists, match=name):
+            log.create_topic(name, 3)
+        assert log.topic(name).partitions == 2
+
+    def test_topic_config_is_kept(self, log: EventLog) -> None:
+        config = {"retention.ms": "604800000", "cleanup.policy": "delete"}
+        name = unique()
+        log.create_topic(name, 1, config)
+        assert config.items() <= dict(log.topic(name).config).items()
+
+    def test_topics_lists_created_topics_sorted(self, log: EventLog) -> None:
+        a, b = self.topic(log), self.topic(log)
+        names = [t.name for t in log.topics()]
+        assert {a, b} <= set(names)
+        assert names == sorted(names)
+
+    def test_unknown_topic_raises_topic_not_found(self, log: EventLog) -> None:
+        name = unique("missing")
+        with pytest.raises(TopicNotFound, match=name):
+            log.topic(name)
+        with pytest.raises(TopicNotFound):
+            log.append(name, [Record(b"v")])
+        with pytest.raises(TopicNotFound):
+            log.read(name, 0, 0)
+        with pytest.raises(TopicNotFound):
+            log.end_offsets(name)
+        with pytest.raises(TopicNotFound):
+            log.committed(unique("group"), name)
+
+    @pytest.mark.parametrize(
+        "bad", ["", "a b", "x" * 250, "é", "a/b", "a:b", ".", "..", "tab\t", "new\n"]
+    )
+    def test_invalid_topic_names_are_rejected(self, log: EventLog, bad: str) -> None:
+        with pytest.raises(InvalidInput, match="Topic name"):
+            log.create_topic(bad)
+
+    def test_legal_topic_name_characters_are_accepted(self, log: EventLog) -> None:
+        name = f"Az09._-{uuid.uuid4().hex}"
+        name += "x" * (249 - len(name))
+        assert log.create_topic(name).name == name
+
+    @pytest.mark.parametrize("partitions", [0, -1])
+    def test_partitions_must_be_at_least_one(self, log: EventLog, partitions: int) -> None:
+        with pytest.raises(InvalidInput, match="partitions"):
+            log.create_topic(unique(), partitions)
+
+    # -- append -----------------------------------------------------------------------------------
+    def test_append_returns_metadata_in_record_order(self, log: EventLog) -> None:
+        topic = self.topic(log)
+        meta = log.append(topic, [Record(b"a"), Record(b"b"), Record(b"c")])
+        assert [(m.topic, m.partition, m.offset) for m in meta] == [
+            (topic, 0, 0),
+            (topic, 0, 1),
+            (topic, 0, 2),
+        ]
+
+    def test_offsets_are_dense_across_batches(self, log: EventLog) -> None:
+        topic = self.topic(log)
+        offsets = []
+        for size in (1, 5, 2, 40):
+            offsets += [m.offset for m in log.append(topic, [Record(b"x")] * size)]
+        assert offsets == list(range(48))
+        assert log.end_offsets(topic) == {0: 48}
+        assert [r.offset for r in read_all(log, topic)] == offsets
+
+    def test_empty_append_stores_nothing(self, log: EventLog) -> None:
+        topic = self.topic(log)
+        assert log.append(topic, []) == []
+        assert log.end_offsets(topic) == {0: 0}
+
+    def test_keyed_records_land_where_kafka_would_put_them(self, log: EventLog) -> None:
+        topic = self.topic(log, 6)
+        records = [Record(b"v%d" % i, key=b"account-%d" % i) for i in range(120)]
+        meta = log.append(topic, records)
+        for r, m in zip(records, meta, strict=True):
+            assert r.key is not None
+            assert m.partition == default_partition(r.key, 6)
+        # Within each partition, batch order is kept and offsets are dense.
+        for p in range(6):
+            expected = [r.value for r, m in zip(records, meta, strict=True) if m.partition == p]
+            assert values(read_all(log, topic, p)) == expected
+            assert [m.offset for m in meta if m.partition == p] == list(range(len(expected)))
+
+    def test_keyless_records_go_to_partition_zero(self, log: EventLog) -> None:
+        topic = self.topic(log, 4)
+        meta = log.append(topic, [Record(b"a"), Record(b"b", key=None)])
+        assert [m.partition for m in meta] == [0, 0]
+
+    def test_explicit_partitions_are_honoured(self, log: EventLog) -> None:
+        topic = self.topic(log, 3)
+        meta = log.append(
+            topic,
+            [
+                Record(b"a", key=b"k", partition=2),
+                Record(b"b", partition=1),
+                Record(b"c", partition=2),
+                Record(b"d", key=b"k"),
+            ],
+        )
+        assert [(m.partition, m.offset) for m in meta[:3]] == [(2, 0), (1, 0), (2, 1)]
+        assert meta[3].partition == default_partition(b"k", 3)
+        assert values(read_all(log, topic, 2))[:2] == [b"a", b"c"]
+
+    def test_explicit_partition_out_of_range_raises(self, log: EventLog) -> None:
+        topic = self.topic(log, 2)
+        with pytest.raises(InvalidInput, match="partition"):
+            log.append(topic, [Record(b"a", partition=2)])
+        assert log.end_offsets(topic) == {0: 0, 1: 0}
+
+    @pytest.mark.parametrize(
+        "bad",
+        [
+            Record("text"),  # type: ignore[arg-type]
+            Record(b"v", key="text"),  # type: ignore[arg-type]
+            Record(b"v", headers=(("h", "text"),)),  # type: ignore[arg-type]
+            Record(b"v", headers=((b"h", b"v"),)),  # type: ignore[arg-type]
+            Record(b"v", timestamp_ms=-5),
+            Record(b"v", partition=99),
+            Record(b"v", partition=-1),
+            {"value": b"v"},
+        ],
+        ids=[
+            "str-value",
+            "str-key",
+            "str-header",
+            "bytes-header-name",
+            "neg-ts",
+            "p99",
+            "p-1",
+            "dict",
+        ],
+    )
+    def test_a_batch_with_one_invalid_record_stores_nothing(self, log: EventLog, bad) -> None:
+        topic = self.topic(log, 3)
+        good = [Record(b"ok%d" % i, key=b"k%d" % i, headers=(("h", b"1"),)) for i in range(30)]
+        with pytest.raises(InvalidInput, match="Record 17"):
+            log.append(topic, [*good[:17], bad, *good[17:]])
+        assert log.end_offsets(topic) == {0: 0, 1: 0, 2: 0}
+        log.append(topic, good)  # the log is still usable
+        assert sum(log.end_offsets(topic).values()) == 30
+
+    def test_keys_values_and_headers_round_trip_byte_exact(self, log: EventLog) -> None:
+        topic = self.topic(log)
+        every_byte = bytes(range(256))
+        records = [
+            Record(every_byte, key=every_byte, headers=(("bin", every_byte),)),
+            Record(None, key=b"tombstone"),
+            Record(b"", key=b""),
+            Record(b"no key", key=None),
+            Record(
+                b"headers",
+                headers=(("dup", b"1"), ("dup", b"2"), ("ünïcode-名前", b"x"), ("empty", b"")),
+            ),
+            Record(os.urandom(1 << 20), key=b"big"),
+            Record(None, key=None, headers=(("only", b"headers"),)),
+        ]
+        log.append(topic, records)
+        stored = log.read(topic, 0, 0)
+        assert len(stored) == len(records)
+        for r, s in zip(records, stored, strict=True):
+            assert (s.key, s.value, s.headers) == (r.key, r.value, r.headers)
+            assert s.topic == topic and s.partition == 0
+        assert stored[4].header("dup") == b"1"
+
+    def test_given_timestamps_are_kept(self, log: EventLog) -> None:
+        topic = self.topic(log)
+        stamps = [1_600_000_000_000, 1_600_000_000_000, 1_700_000_000_123, 0 + 1, 1_600_000_000_001]
+        meta = log.append(topic, [Record(b"x", timestamp_ms=t) for t in stamps])
+        assert [m.timestamp_ms for m in meta] == stamps
+        assert [r.timestamp_ms for r in read_all(log, topic)] == stamps
+
+    def test_missing_timestamps_default_to_append_time(self, log: EventLog) -> None:
+        topic = self.topic(log)
+        before = time.time_ns() // 1_000_000
+        meta = log.append(topic, [Record(b"x"), Record(b"y", timestamp_ms=5)])
+        after = time.time_ns() // 1_000_000
+        assert before - 1000 <= meta[0].timestamp_ms <= after + 1000
+        assert meta[1].timestamp_ms == 5
+        assert [r.timestamp_ms for r in read_all(log, topic)] == [m.timestamp_ms for m in meta]
+
+    # -- read -------------------------------------------------------------------------------------
+    def test_read_from_any_offset(self, log: EventLog) -> None:
+        topic = self.topic(log)
+        expected: list[bytes | None] = []
+        for size in (3, 1, 7, 2):
+            batch = [Record(b"%d" % (len(expected) + i)) for i in range(size)]
+            log.append(topic, batch)
+            expected += [r.value for r in batch]
+        for offset in range(len(expected) + 1):
+            got = log.read(topic, 0, offset)
+            assert values(got) == expected[offset:]
+            assert [r.offset for r in got] == list(range(offset, len(expected)))
+
+    def test_read_respects_max_records(self, log: EventLog) -> None:
+        topic = self.topic(log)
+        log.append(topic, [Record(b"%d" % i) for i in range(10)])
+        log.append(topic, [Record(b"%d" % i) for i in range(10, 20)])
+        for offset, limit in [(0, 1), (0, 10), (5, 10), (9, 2), (15, 100)]:
+            got = log.read(topic, 0, offset, max_records=limit)
+            assert [r.offset for r in got] == list(range(offset, min(offset + limit, 20)))
+
+    def test_read_past_the_end_returns_nothing(self, log: EventLog) -> None:
+        topic = self.topic(log)
+        assert log.read(topic, 0, 0) == []
+        log.append(topic, [Record(b"a")])
+        assert log.read(topic, 0, 1) == []
+
+    def test_read_rejects_bad_arguments(self, log: EventLog) -> None:
+        topic = self.topic(log, 2)
+        with pytest.raises(InvalidInput, match="-1"):
+            log.read(topic, 0, -1)
+        with pytest.raises(InvalidInput, match="Partition 2"):
+            log.read(topic, 2, 0)
+        with pytest.raises(InvalidInput, match="max_records"):
+            log.read(topic, 0, 0, max_records=0)
+
+    def test_scan_yields_every_record_from_start(self, log: EventLog) -> None:
+        topic = self.topic(log)
+        for _ in range(5):
+            log.append(topic, [Record(b"v")] * 7)
+        assert [r.offset for r in log.scan(topic, 0, start=3, batch=4)] == list(range(3, 35))
+
+    def test_beginning_offsets_start_at_zero(self, log: EventLog) -> None:
+        topic = self.topic(log, 2)
+        log.append(topic, [Record(b"a", partition=1)])
+        assert log.beginning_offsets(topic) == {0: 0, 1: 0}
+        assert log.end_offsets(topic) == {0: 0, 1: 1}
+
+    # -- durability -------------------------------------------------------------------------------
+    def test_records_offsets_and_config_survive_reopen(self, log: EventLog, reopen: Reopen) -> None:
+        topic = unique()
+        log.create_topic(topic, 2, {"retention.ms": "1000"})
+        records = [
+            Record(b"v%d" % i, key=b"k%d" % i, headers=(("h", b"%d" % i),)) for i in range(50)
+        ]
+        meta = log.append(topic, records)
+        group = unique("group")
+        log.commit_offsets(group, {TopicPartition(topic, 0): 3})
+        before = {p: read_all(log, topic, p) for p in (0, 1)}
+        log = reopen(log)
+        assert log.topic(topic).partitions == 2
+        assert dict(log.topic(topic).config)["retention.ms"] == "1000"
+        assert {p: read_all(log, topic, p) for p in (0, 1)} == before
+        assert sum(len(v) for v in before.values()) == len(meta)
+        assert log.committed(group, topic) == {0: 3}
+        assert log.append(topic, [Record(b"next", partition=0)])[0].offset == len(before[0])
+
+    # -- idempotent producers ---------------------------------------------------------------------
+    def test_idempotent_retry_is_stored_once_and_returns_the_original_metadata(
+        self, log: EventLog
+    ) -> None:
+        topic = self.topic(log, 3)
+        producer = unique("producer")
+        batch = [Record(b"v%d" % i, key=b"k%d" % i) for i in range(20)]
+        first = log.append(topic, batch, idempotence=IdempotenceKey(producer, 0))
+        time.sleep(0.01)  # a re-append would get a later timestamp
+        retry = log.append(topic, batch, idempotence=IdempotenceKey(producer, 0))
+        assert retry == first
+        assert sum(log.end_offsets(topic).values()) == 20
+        second = log.append(topic, batch[:2], idempotence=IdempotenceKey(producer, 1))
+        assert sum(log.end_offsets(topic).values()) == 22
+        assert log.append(topic, batch[:2], idempotence=IdempotenceKey(producer, 1)) == second
+
+    def test_idempotent_sequence_gap_raises(self, log: EventLog) -> None:
+        topic = self.topic(log)
+        producer = unique("producer")
+        log.append(topic, [Record(b"a")], idempotence=IdempotenceKey(producer, 0))
+        with pytest.raises(OutOfOrderSequence, match=producer):
+            log.append(topic, [Record(b"b")], idempotence=IdempotenceKey(producer, 2))
+        assert log.end_offsets(topic) == {0: 1}
+
+    def test_idempotent_sequence_rewind_raises(self, log: EventLog) -> None:
+        topic = self.topic(log)
+        producer = unique("producer")
+        for seq in range(3):
+            log.append(topic, [Record(b"%d" % seq)], idempotence=IdempotenceKey(producer, seq))
+        with pytest.raises(OutOfOrderSequence):
+            log.append(topic, [Record(b"0")], idempotence=IdempotenceKey(producer, 0))
+        assert log.end_offsets(topic) == {0: 3}
+
+    def test_a_new_idempotent_producer_starts_at_sequence_zero(self, log: EventLog) -> None:
+        topic = self.topic(log)
+        with pytest.raises(OutOfOrderSequence):
+            log.append(topic, [Record(b"a")], idempotence=IdempotenceKey(unique("p"), 1))
+        assert log.end_offsets(topic) == {0: 0}
+
+    def test_idempotence_is_per_producer_and_topic(self, log: EventLog) -> None:
+        t1, t2 = self.topic(log), self.topic(log)
+        p1, p2 = unique("producer"), unique("producer")
+        for topic in (t1, t2):
+            for producer in (p1, p2):
+                log.append(topic, [Record(b"x")], idempotence=IdempotenceKey(producer, 0))
+        assert log.end_offsets(t1) == log.end_offsets(t2) == {0: 2}
+
+    def test_idempotence_state_survives_reopen(self, log: EventLog, reopen: Reopen) -> None:
+        topic = self.topic(log)
+        producer = unique("producer")
+        first = log.append(topic, [Record(b"a")], idempotence=IdempotenceKey(producer, 0))
+        log = reopen(log)
+        assert log.append(topic, [Record(b"a")], idempotence=IdempotenceKey(producer, 0)) == first
+        assert log.end_offsets(topic) == {0: 1}
+
+    # -- transactions -----------------------------------------------------------------------------
+    def test_commit_makes_appends_and_offsets_visible_together(self, log: EventLog) -> None:
+        source, sink = self.topic(log), self.topic(log, 2)
+        log.append(source, [Record(b"in%d" % i) for i in range(5)])
+        group = unique("group")
+        with log.transaction(unique("txn")) as txn:
+            meta = txn.append(sink, [Record(b"out%d" % i, key=b"k%d" % i) for i in range(5)])
+            txn.commit_offsets(group, {TopicPartition(source, 0): 5})
+            assert read_all(log, sink, 0) + read_all(log, sink, 1) == []
+            assert log.committed(group, source) == {}
+        assert log.committed(group, source) == {0: 5}
+        for m in meta:
+            (stored,) = log.read(sink, m.partition, m.offset, 1)
+            assert stored.offset == m.offset and stored.timestamp_ms == m.timestamp_ms
+        assert sorted(v or b"" for p in (0, 1) for v in values(read_all(log, sink, p))) == [
+            b"out%d" % i for i in range(5)
+        ]
+
+    def test_an_exception_in_the_block_aborts_appends_and_offsets(self, log: EventLog) -> None:
+        topic = self.topic(log)
+        group = unique("group")
+        log.append(topic, [Record(b"before")])
+        with pytest.raises(RuntimeError, match="boom"), log.transaction(unique("txn")) as txn:
+            txn.append(topic, [Record(b"aborted")])
+            txn.commit_offsets(group, {TopicPartition(topic, 0): 1})
+            raise RuntimeError("boom")
+        log.append(topic, [Record(b"after")])
+        assert values(read_all(log, topic)) == [b"before", b"after"]
+        assert log.committed(group, topic) == {}
+
+    def test_explicit_abort_discards_everything(self, log: EventLog) -> None:
+        topic = self.topic(log)
+        group = unique("group")
+        with log.transaction(unique("txn")) as txn:
+            txn.append(topic, [Record(b"aborted")])
+            txn.commit_offsets(group, {TopicPartition(topic, 0): 1})
+            txn.abort()
+        assert values(read_all(log, topic)) == []
+        assert log.committed(group, topic) == {}
+
+    def test_an_ended_transaction_cannot_be_used(self, log: EventLog) -> None:
+        topic = self.topic(log)
+        with log.transaction(unique("txn")) as txn:
+            txn.append(topic, [Record(b"a")])
+        with pytest.raises(HubError):
+            txn.append(topic, [Record(b"b")])
+        assert values(read_all(log, topic)) == [b"a"]
+
+    def test_sequential_transactions_with_one_id_both_commit(self, log: EventLog) -> None:
+        topic = self.topic(log)
+        tid = unique("txn")
+        for value in (b"a", b"b"):
+            with log.transaction(tid) as txn:
+                txn.append(topic, [Record(value)])
+        assert values(read_all(log, topic)) == [b"a", b"b"]
+
+    # -- consumer groups --------------------------------------------------------------------------
+    def test_commit_offsets_and_read_them_back(self, log: EventLog) -> None:
+        topic = self.topic(log, 3)
+        group = unique("group")
+        assert log.committed(group, topic) == {}
+        log.commit_offsets(group, {TopicPartition(topic, 0): 4, TopicPartition(topic, 2): 7})
+        assert log.committed(group, topic) == {0: 4, 2: 7}
+        log.commit_offsets(group, {TopicPartition(topic, 0): 9})
+        assert log.committed(group, topic) == {0: 9, 2: 7}
+        assert log.committed(unique("group"), topic) == {}
+
+    def test_commit_offsets_rejects_bad_input(self, log: EventLog) -> None:
+        topic = self.topic(log, 1)
+        group = unique("group")
+        with pytest.raises(InvalidInput):
+            log.commit_offsets(group, {TopicPartition(topic, 0): -1})
+        with pytest.raises(InvalidInput):
+            log.commit_offsets(group, {TopicPartition(topic, 1): 0})
+        with pytest.raises(TopicNotFound):
+            log.commit_offsets(group, {TopicPartition(unique("missing"), 0): 0})
+        assert log.committed(group, topic) == {}
+
+    # -- the Consumer helper ----------------------------------------------------------------------
+    def test_consumer_reads_every_partition_from_the_earliest(self, log: EventLog) -> None:
+        topic = self.topic(log, 3)
+        records = [Record(b"%d" % i, key=b"k%d" % i) for i in range(60)]
+        log.append(topic, records)
+        consumer = Consumer(log, unique("group"), [topic])
+        got: list[StoredRecord] = []
+        while batch := consumer.poll(max_records=7):
+            assert len(batch) <= 7
+            got += batch
+        assert sorted(r.value or b"" for r in got) == sorted(r.value or b"" for r in records)
+        assert consumer.positions() == {
+            TopicPartition(topic, p): o for p, o in log.end_offsets(topic).items()
+        }
+
+    def test_consumer_resumes_from_the_committed_offsets(self, log: EventLog) -> None:
+        topic = self.topic(log)
+        group = unique("group")
+        log.append(topic, [Record(b"%d" % i) for i in range(10)])
+        first = Consumer(log, group, [topic])
+        assert values(first.poll(max_records=4)) == [b"0", b"1", b"2", b"3"]
+        first.commit()
+        assert log.committed(group, topic) == {0: 4}
+        second = Consumer(log, group, [topic])
+        assert values(second.poll()) == [b"%d" % i for i in range(4, 10)]
+
+    def test_consumer_latest_skips_existing_records(self, log: EventLog) -> None:
+        topic = self.topic(log)
+        log.append(topic, [Record(b"old")])
+        consumer = Consumer(log, unique("group"), [topic], auto_offset_reset="latest")
+        assert consumer.poll() == []
+        log.append(topic, [Record(b"new")])
+        assert values(consumer.poll()) == [b"new"]
+
+    def test_consumer_commits_inside_a_transaction(self, log: EventLog) -> None:
+        source, sink = self.topic(log), self.topic(log)
+        group = unique("group")
+        log.append(source, [Record(b"a"), Record(b"b")])
+        consumer = Consumer(log, group, [source])
+        with log.transaction(unique("txn")) as txn:
+            txn.append(sink, [Record((r.value or b"").upper()) for r in consumer.poll()])
+            consumer.commit(txn)
+        assert values(read_all(log, sink)) == [b"A", b"B"]
+        assert log.committed(group, source) == {0: 2}

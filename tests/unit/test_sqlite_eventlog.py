@@ -1,0 +1,304 @@
+"""SQLite-specific behaviour of SqliteEventLog beyond the EventLog contract.
+
+Crash safety (SIGKILL after acknowledgement), several processes and threads on one file, lock
+contention, the batch codec and its corruption check, and configuration errors.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import adapters.sqlite_eventlog as mod
+from adapters.sqlite_eventlog import SqliteEventLog
+from hub.errors import ConfigError, HubError, StorageBusy
+from hub.ports.eventlog import Record, TopicPartition
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def child(code: str, *args: str) -> subprocess.Popen[str]:
+    """A Python process running ``code`` with the repository importable."""
+    return subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(code), *args],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    return tmp_path / "log.db"
+
+
+def with_topic(path: Path, partitions: int = 1) -> Path:
+    with SqliteEventLog(path) as log:
+        log.create_topic("t", partitions)
+    return path
+
+
+# -- crash and multi-process ----------------------------------------------------------------------
+APPENDER = """
+    import sys
+    from adapters.sqlite_eventlog import SqliteEventLog
+    from hub.ports.eventlog import Record
+    log = SqliteEventLog(sys.argv[1], synchronous=sys.argv[2])
+    tag, batches, size = sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+    for i in range(batches):
+        meta = log.append("t", [Record(b"%s:%d:%d" % (tag.encode(), i, j)) for j in range(size)])
+        print("acked", i, meta[0].offset, flush=True)
+"""
+
+
+def test_an_acknowledged_batch_survives_sigkill(path: Path) -> None:
+    proc = child(APPENDER, str(with_topic(path)), "FULL", "crash", "1000000", "50")
+    acked: list[tuple[int, int]] = []
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        _, i, offset = line.split()
+        acked.append((int(i), int(offset)))
+        if len(acked) >= 25:
+            break
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    with SqliteEventLog(path) as log:
+        end = log.end_offsets("t")[0]
+        assert end % 50 == 0, "a batch was stored partially"
+        assert end >= 50 * len(acked)
+        records = list(log.scan("t", 0))
+        assert [r.offset for r in records] == list(range(end))
+        for i, offset in acked:
+            batch = records[offset : offset + 50]
+            assert [r.value for r in batch] == [b"crash:%d:%d" % (i, j) for j in range(50)]
+
+
+def test_two_processes_appending_get_dense_unique_offsets(path: Path) -> None:
+    db = str(with_topic(path))
+    procs = [child(APPENDER, db, "NORMAL", tag, "60", "5") for tag in ("a", "b")]
+    offsets: dict[str, list[int]] = {}
+    for tag, proc in zip(("a", "b"), procs, strict=True):
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+        offsets[tag] = [int(line.split()[2]) for line in out.splitlines()]
+    with SqliteEventLog(path) as log:
+        records = list(log.scan("t", 0))
+    assert [r.offset for r in records] == list(range(600))
+    assert len({r.value for r in records}) == 600
+    for tag, starts in offsets.items():
+        for i, start in enumerate(starts):  # each batch is contiguous at its acked offset
+            assert [r.value for r in records[start : start + 5]] == [
+                b"%s:%d:%d" % (tag.encode(), i, j) for j in range(5)
+            ]
+
+
+def test_storage_busy_when_another_process_holds_the_write_lock(path: Path) -> None:
+    log = SqliteEventLog(path, busy_timeout_s=0.1)
+    log.create_topic("t")
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(StorageBusy, match="retry"):
+            log.append("t", [Record(b"a")])
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert log.append("t", [Record(b"a")])[0].offset == 0
+    log.close()
+
+
+# -- threads --------------------------------------------------------------------------------------
+def test_reads_see_whole_batches_while_another_thread_appends(path: Path) -> None:
+    log = SqliteEventLog(path, synchronous="NORMAL")
+    log.create_topic("t")
+    done = threading.Event()
+
+    def append() -> None:
+        try:
+            for i in range(200):
+                log.append("t", [Record(b"%d" % (i * 10 + j)) for j in range(10)])
+        finally:
+            done.set()
+
+    writer = threading.Thread(target=append)
+    writer.start()
+    reads, last_end = 0, 0
+    while not done.is_set() or reads == 0:
+        end = log.end_offsets("t")[0]
+        assert end >= last_end and end % 10 == 0
+        last_end = end
+        records = list(log.scan("t", 0))
+        assert len(records) % 10 == 0
+        assert all(r.value == b"%d" % r.offset for r in records)
+        reads += 1
+    writer.join()
+    assert log.end_offsets("t") == {0: 2000}
+    log.close()
+
+
+def test_another_threads_append_waits_for_an_open_transaction(path: Path) -> None:
+    log = SqliteEventLog(path)
+    log.create_topic("t")
+    order: list[str] = []
+    with log.transaction("tx") as txn:
+        txn.append("t", [Record(b"txn")])
+        other = threading.Thread(target=lambda: order.append(str(log.append("t", [Record(b"x")]))))
+        other.start()
+        time.sleep(0.2)
+        assert order == []  # still waiting for the write lock
+    other.join(timeout=10)
+    assert [r.value for r in log.read("t", 0, 0)] == [b"txn", b"x"]
+    log.close()
+
+
+def test_another_thread_gets_storage_busy_after_the_timeout(path: Path) -> None:
+    log = SqliteEventLog(path, busy_timeout_s=0.1)
+    log.create_topic("t")
+    errors: list[BaseException] = []
+
+    def append() -> None:
+        try:
+            log.append("t", [Record(b"x")])
+        except BaseException as exc:
+            errors.append(exc)
+
+    with log.transaction("tx"):
+        thread = threading.Thread(target=append)
+        thread.start()
+        thread.join(timeout=10)
+    assert len(errors) == 1 and isinstance(errors[0], StorageBusy)
+    log.close()
+
+
+def test_writing_outside_ones_own_open_transaction_raises_instead_of_deadlocking(
+    path: Path,
+) -> None:
+    log = SqliteEventLog(path)
+    log.create_topic("t")
+    with log.transaction("tx") as txn:
+        with pytest.raises(HubError, match=r"txn\.append") as info:
+            log.append("t", [Record(b"x")])
+        assert info.value.code == "transaction_open"
+        with pytest.raises(HubError):
+            log.commit_offsets("g", {TopicPartition("t", 0): 1})
+        with pytest.raises(HubError), log.transaction("nested"):
+            pass
+        txn.append("t", [Record(b"y")])
+    assert [r.value for r in log.read("t", 0, 0)] == [b"y"]
+    log.close()
+
+
+# -- storage --------------------------------------------------------------------------------------
+def test_large_appends_are_split_into_several_stored_batches(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(mod, "MAX_BATCH_RECORDS", 7)
+    monkeypatch.setattr(mod, "MAX_BATCH_BYTES", 100)
+    log = SqliteEventLog(path, cache_records=10)
+    log.create_topic("t", 2)
+    records = [Record(b"%03d" % i + b"." * (i % 40), key=b"k%d" % (i % 5)) for i in range(100)]
+    meta = log.append("t", records)
+    rows = sqlite3.connect(path).execute("SELECT count(*), sum(record_count) FROM batches")
+    count, total = rows.fetchone()
+    assert count > 100 // 7 and total == 100
+    for r, m in zip(records, meta, strict=True):
+        (stored,) = log.read("t", m.partition, m.offset, 1)
+        assert stored.value == r.value
+    for p in (0, 1):
+        expected = [r.value for r, m in zip(records, meta, strict=True) if m.partition == p]
+        assert [s.value for s in log.scan("t", p, batch=3)] == expected
+    log.close()
+
+
+def test_a_corrupted_batch_is_reported(path: Path) -> None:
+    with SqliteEventLog(path) as log:
+        log.create_topic("t")
+        log.append("t", [Record(b"hello world")])
+    raw = sqlite3.connect(path, isolation_level=None)
+    (blob,) = raw.execute("SELECT data FROM batches").fetchone()
+    raw.execute("UPDATE batches SET data = ?", (blob.replace(b"hello", b"jello"),))
+    raw.close()
+    with SqliteEventLog(path) as log, pytest.raises(HubError, match="corrupt") as info:
+        log.read("t", 0, 0)
+    assert info.value.code == "storage_corrupt"
+
+
+def test_memory_database_works_for_unit_tests() -> None:
+    with SqliteEventLog(":memory:") as log:
+        log.create_topic("t", 2)
+        meta = log.append("t", [Record(b"a", key=b"k")])
+        with log.transaction("tx") as txn:
+            txn.append("t", [Record(b"b", partition=meta[0].partition)])
+        assert [r.value for r in log.read("t", meta[0].partition, 0)] == [b"a", b"b"]
+
+
+def test_a_closed_log_refuses_use(path: Path) -> None:
+    log = SqliteEventLog(path)
+    log.create_topic("t")
+    log.close()
+    log.close()  # idempotent
+    with pytest.raises(HubError, match="closed"):
+        log.append("t", [Record(b"a")])
+    with pytest.raises(HubError, match="closed"):
+        log.end_offsets("t")
+
+
+@pytest.mark.parametrize("level", ["full", "NORMAL", "OFF", "EXTRA"])
+def test_synchronous_levels_are_accepted(path: Path, level: str) -> None:
+    with SqliteEventLog(path, synchronous=level) as log:
+        log.create_topic("t")
+
+
+def test_bad_configuration_is_reported(path: Path) -> None:
+    with pytest.raises(ConfigError, match="synchronous"):
+        SqliteEventLog(path, synchronous="SOMETIMES")
+    other = path.with_name("other.db")
+    sqlite3.connect(other).execute("CREATE TABLE x (y)").connection.commit()
+    with pytest.raises(ConfigError, match="not a hub event log"):
+        SqliteEventLog(other)
+    SqliteEventLog(path).close()
+    raw = sqlite3.connect(path)
+    raw.execute(f"PRAGMA user_version = {mod.SCHEMA_VERSION + 1}")
+    raw.close()
+    with pytest.raises(ConfigError, match="upgrade"):
+        SqliteEventLog(path)
+
+
+# -- the batch codec ------------------------------------------------------------------------------
+optional_bytes = st.none() | st.binary(max_size=40)
+headers = st.lists(st.tuples(st.text(max_size=8), st.binary(max_size=8)), max_size=4).map(tuple)
+timestamps = st.integers(0, 2**40) | st.integers(0, (1 << 63) - 1)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.tuples(optional_bytes, optional_bytes, headers, timestamps), min_size=1, max_size=30
+    )
+)
+def test_the_batch_codec_round_trips(rows: list[tuple]) -> None:
+    keys, values, hdrs, stamps = (list(c) for c in zip(*rows, strict=True))
+    n, ts, k, v, h = mod._decode_batch(mod._encode_batch(keys, values, hdrs, stamps))
+    assert (n, list(ts), k, v, [tuple(x) for x in h]) == (len(rows), stamps, keys, values, hdrs)
+
+
+def test_the_batch_codec_handles_more_than_65535_distinct_header_pairs() -> None:
+    n = 70_000
+    hdrs = [(("id", b"%d" % i), ("type", b"same")) for i in range(n)]
+    blob = mod._encode_batch([None] * n, [b"v"] * n, hdrs, [7] * n)
+    count, ts, keys, values, decoded = mod._decode_batch(blob)
+    assert count == n and list(decoded) == hdrs and set(ts) == {7}
+    assert keys == [None] * n and values == [b"v"] * n

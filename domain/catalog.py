@@ -25,20 +25,66 @@ class TopicSpec:
 
 
 TOPICS: tuple[TopicSpec, ...] = (
-    TopicSpec("trades", ("hub.trading.TradeExecuted",), "topic", "account_id",
-              "Executed trades, keyed by account so an account's trades stay in order."),
-    TopicSpec("quotes", ("hub.market.QuotePublished",), "topic", "instrument",
-              "Top-of-book market quotes, keyed by instrument."),
-    TopicSpec("payments",
-              ("hub.payments.PaymentInitiated", "hub.payments.PaymentSettled",
-               "hub.payments.PaymentFailed"), "record", "payment_id",
-              "Payment lifecycle events, keyed by payment."),
-    TopicSpec("accounts", ("hub.accounts.AccountOpened", "hub.accounts.AccountUpdated"),
-              "record", "account_id", "Account lifecycle: opening, KYC and risk changes."),
-    TopicSpec("hub.config", ("hub.ConfigChanged",), "topic", "key",
-              "Every change of a hub setting; never updated in place."),
-    TopicSpec("hub.principals", ("hub.ApiKeyIssued", "hub.ApiKeyRevoked"), "record", "key_id",
-              "API keys issued and revoked (secrets are stored only as SHA-256)."),
+    TopicSpec(
+        "trades",
+        ("hub.trading.TradeExecuted",),
+        "topic",
+        "account_id",
+        "Executed trades, keyed by account so an account's trades stay in order.",
+    ),
+    TopicSpec(
+        "quotes",
+        ("hub.market.QuotePublished",),
+        "topic",
+        "instrument",
+        "Top-of-book market quotes, keyed by instrument.",
+    ),
+    TopicSpec(
+        "payments",
+        (
+            "hub.payments.PaymentInitiated",
+            "hub.payments.PaymentSettled",
+            "hub.payments.PaymentFailed",
+        ),
+        "record",
+        "payment_id",
+        "Payment lifecycle events, keyed by payment.",
+    ),
+    TopicSpec(
+        "accounts",
+        ("hub.accounts.AccountOpened", "hub.accounts.AccountUpdated"),
+        "record",
+        "account_id",
+        "Account lifecycle: opening, KYC and risk changes.",
+    ),
+    TopicSpec(
+        "hub.config",
+        ("hub.ConfigChanged",),
+        "topic",
+        "key",
+        "Every change of a hub setting; never updated in place.",
+    ),
+    TopicSpec(
+        "hub.principals",
+        ("hub.ApiKeyIssued", "hub.ApiKeyRevoked"),
+        "record",
+        "key_id",
+        "API keys issued and revoked (secrets are stored only as SHA-256).",
+    ),
+    TopicSpec(
+        "hub.quarantine",
+        ("hub.RecordQuarantined",),
+        "topic",
+        "topic",
+        "Ingested records rejected by schema, quality rule or size, with their original bytes.",
+    ),
+    TopicSpec(
+        "hub.source-positions",
+        ("hub.SourcePositionRecorded",),
+        "topic",
+        "source",
+        "Each ingest source's position, written atomically with its data; the latest wins.",
+    ),
 )
 
 

@@ -35,16 +35,28 @@ ACTIONS = (
     "keys.create",
     "metrics.read",
     "api.docs",
+    "ingest.publish",
+    "ingest.connector",
+    "quarantine.read",
+    "quarantine.replay",
+    "rules.read",
+    "rules.write",
+    "ledger.read",
+    "ledger.verify",
+    "evidence.export",
 )
 
 ROLE_ACTIONS: Mapping[str, frozenset[str]] = {
-    "publisher": frozenset({"schema.read", "schema.write", "topic.read", "event.publish",
-                            "api.docs"}),
+    "publisher": frozenset(
+        {"schema.read", "schema.write", "topic.read", "event.publish", "api.docs"}
+    ),
     "analyst": frozenset({"schema.read", "topic.read", "event.read", "api.docs"}),
-    "compliance_officer": frozenset({"schema.read", "topic.read", "event.read", "metrics.read",
-                                     "api.docs"}),
-    "security_admin": frozenset({"schema.read", "topic.read", "keys.create", "metrics.read",
-                                 "registry.config", "api.docs"}),
+    "compliance_officer": frozenset(
+        {"schema.read", "topic.read", "event.read", "metrics.read", "api.docs"}
+    ),
+    "security_admin": frozenset(
+        {"schema.read", "topic.read", "keys.create", "metrics.read", "registry.config", "api.docs"}
+    ),
     "ml_engineer": frozenset({"schema.read", "topic.read", "event.read", "api.docs"}),
     "admin": frozenset(ACTIONS),
 }

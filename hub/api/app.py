@@ -1,0 +1,269 @@
+"""The hub's one HTTP application: health, metrics, topics, events, keys and the Schema Registry.
+
+Every path but ``GET /health`` is authenticated (``AuthMiddleware``); every route that reads or
+changes data declares its action and is decided by the PolicyEngine port (``authorize``).
+Errors answer ``{"error_code": <int>, "reason": <stable code>, "message": <sentence>}``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from decimal import Decimal
+from typing import Any
+
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from pydantic import BaseModel, Field
+
+from hub.api.auth import AuthMiddleware
+from hub.api.deps import authorize, hub_of
+from hub.authz import ROLES
+from hub.bootstrap import Hub
+from hub.errors import Forbidden, HubError, InvalidInput, PayloadTooLarge
+from hub.events import OutgoingEvent
+from hub.ports.policy import Principal
+
+router = APIRouter()
+
+
+def error_body(exc: HubError) -> dict[str, Any]:
+    return {
+        "error_code": exc.http_status * 100 + 1 if exc.http_status < 600 else 50001,
+        "reason": exc.code,
+        "message": exc.message,
+    }
+
+
+async def read_json(request: Request, limit: int) -> Any:
+    """The request body as JSON with exact decimals; 413 over ``limit``, 422 when malformed."""
+    body = await request.body()
+    if len(body) > limit:
+        raise PayloadTooLarge(
+            f"Request body is {len(body)} bytes, over the limit of {limit} "
+            "(HUB_MAX_REQUEST_BYTES): split the batch."
+        )
+    try:
+        return json.loads(body, parse_float=Decimal)
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(
+            f"Request body is not UTF-8 text: {exc}.", code="malformed_json"
+        ) from exc
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(
+            f"Request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}.",
+            code="malformed_json",
+        ) from exc
+
+
+# -- health and metrics ---------------------------------------------------------------------
+@router.get("/health", tags=["ops"])
+def health(request: Request) -> dict[str, Any]:
+    hub = hub_of(request)
+    hub.log.topics()  # touches the log: a broken store answers 500, not "ok"
+    return {"status": "ok", "event_log": hub.settings.event_log}
+
+
+@router.get("/metrics", tags=["ops"], response_class=Response)
+def metrics(request: Request, _: Principal = Depends(authorize("metrics.read"))) -> Response:
+    return Response(hub_of(request).metrics.render(), media_type="text/plain; version=0.0.4")
+
+
+# -- topics and events ----------------------------------------------------------------------
+class TopicCreate(BaseModel):
+    name: str
+    partitions: int = Field(default=3, ge=1, le=1024)
+    subject_strategy: str = Field(default="topic", pattern="^(topic|record|topic_record)$")
+    key_field: str | None = None
+
+
+@router.get("/v1/topics", tags=["topics"])
+def list_topics(
+    request: Request, _: Principal = Depends(authorize("topic.read"))
+) -> list[dict[str, Any]]:
+    hub = hub_of(request)
+    out = []
+    for t in hub.log.topics():
+        ends = hub.log.end_offsets(t.name)
+        out.append(
+            {
+                "name": t.name,
+                "partitions": t.partitions,
+                "config": dict(t.config),
+                "end_offsets": {str(p): o for p, o in ends.items()},
+                "records": sum(ends.values()),
+            }
+        )
+    return out
+
+
+@router.post("/v1/topics", tags=["topics"], status_code=201)
+def create_topic(
+    body: TopicCreate, request: Request, _: Principal = Depends(authorize("topic.create"))
+) -> dict[str, Any]:
+    config = {"hub.subject.strategy": body.subject_strategy}
+    if body.key_field:
+        config["hub.key.field"] = body.key_field
+    info = hub_of(request).log.create_topic(body.name, body.partitions, config)
+    return {"name": info.name, "partitions": info.partitions, "config": dict(info.config)}
+
+
+@router.post("/v1/topics/{topic}/events", tags=["events"], status_code=201)
+async def publish(
+    topic: str, request: Request, principal: Principal = Depends(authorize("event.publish"))
+) -> dict[str, Any]:
+    """Publish a batch of JSON events, all-or-nothing.
+
+    Body: ``{"events": [{"value": {...}, "event_type": "...", "key": "...", "event_id": "...",
+    "occurred_at": "...", "correlation_id": "...", "causation_id": "..."}]}``.
+    """
+    hub = hub_of(request)
+    payload = await read_json(request, hub.settings.max_request_bytes)
+    items = payload.get("events") if isinstance(payload, dict) else None
+    if not isinstance(items, list) or not items:
+        raise InvalidInput(
+            'Body must be {"events": [ ... ]} with at least one event.', code="invalid_batch"
+        )
+    events = []
+    for i, item in enumerate(items):
+        if not isinstance(item, dict) or not isinstance(item.get("value"), dict):
+            raise InvalidInput(
+                f'Event {i} must be an object with a "value" object.', code="invalid_batch"
+            )
+        allowed = {
+            "value",
+            "event_type",
+            "key",
+            "event_id",
+            "occurred_at",
+            "correlation_id",
+            "causation_id",
+            "headers",
+        }
+        unknown = set(item) - allowed
+        if unknown:
+            raise InvalidInput(
+                f"Event {i} has unknown member(s) {', '.join(sorted(unknown))}.",
+                code="invalid_batch",
+            )
+        events.append(
+            OutgoingEvent(
+                value=item["value"],
+                event_type=item.get("event_type"),
+                key=None if item.get("key") is None else str(item["key"]),
+                event_id=item.get("event_id"),
+                occurred_at=item.get("occurred_at"),
+                correlation_id=item.get("correlation_id") or "",
+                causation_id=item.get("causation_id") or "",
+                headers={str(k): str(v) for k, v in (item.get("headers") or {}).items()},
+            )
+        )
+    meta = hub.publisher.publish(topic, events, producer=principal.id, tenant=principal.tenant)
+    return {
+        "topic": topic,
+        "count": len(meta),
+        "offsets": [{"partition": m.partition, "offset": m.offset} for m in meta],
+    }
+
+
+@router.get("/v1/topics/{topic}/events", tags=["events"])
+def read_events(
+    topic: str,
+    request: Request,
+    partition: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0),
+    limit: int = Query(100, ge=1, le=10_000),
+    _: Principal = Depends(authorize("event.read")),
+) -> dict[str, Any]:
+    hub = hub_of(request)
+    records = hub.reader.read(topic, partition, offset, limit)
+    next_offset = records[-1]["offset"] + 1 if records else offset
+    return {"topic": topic, "partition": partition, "next_offset": next_offset, "records": records}
+
+
+# -- keys -----------------------------------------------------------------------------------
+class KeyCreate(BaseModel):
+    roles: list[str] = Field(min_length=1)
+    principal: str | None = None
+    tenant: str = "default"
+    description: str = ""
+
+
+@router.post("/v1/keys", tags=["keys"], status_code=201)
+def create_key(
+    body: KeyCreate, request: Request, principal: Principal = Depends(authorize("keys.create"))
+) -> dict[str, Any]:
+    if "admin" in body.roles and "admin" not in principal.roles:
+        raise Forbidden("Only an admin may issue admin keys.")
+    issued = hub_of(request).keys.create(
+        body.roles,
+        principal=body.principal,
+        tenant=body.tenant,
+        description=body.description,
+        issued_by=principal.id,
+    )
+    return {"key_id": issued.key_id, "token": issued.token, "roles": body.roles}
+
+
+@router.get("/v1/whoami", tags=["keys"])
+def whoami(request: Request, principal: Principal = Depends(authorize("schema.read"))) -> Any:
+    return {
+        "principal": principal.id,
+        "roles": sorted(principal.roles),
+        "tenant": principal.tenant,
+        "known_roles": list(ROLES),
+    }
+
+
+def _router_modules() -> list[Any]:
+    import importlib
+    import pkgutil
+
+    import hub.api.routers as pkg
+
+    return [
+        importlib.import_module(f"hub.api.routers.{m.name}")
+        for m in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda m: m.name)
+    ]
+
+
+def create_app(hub: Hub) -> FastAPI:
+    """The ASGI app for one hub. Routes decide access through ``hub.policy``."""
+    app = FastAPI(
+        title="hub",
+        version="0.1.0",
+        description="Event-sourced, compliance-grade data hub: events, schemas, audit.",
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.hub = hub
+
+    @app.exception_handler(HubError)
+    async def _hub_error(request: Request, exc: HubError) -> JSONResponse:
+        if isinstance(exc, Forbidden):
+            hub.metrics.policy_denials.labels(request.url.path).inc()
+        return JSONResponse(error_body(exc), status_code=exc.http_status)
+
+    @app.middleware("http")
+    async def _measure(request: Request, call_next: Any) -> Any:
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        hub.metrics.http_requests.labels(request.method, path, str(response.status_code)).inc()
+        hub.metrics.http_seconds.labels(request.method, path).observe(time.perf_counter() - started)
+        return response
+
+    @app.get("/docs", include_in_schema=False)
+    def _docs(_: Principal = Depends(authorize("api.docs"))) -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="hub API")
+
+    app.include_router(router)
+    for module in _router_modules():
+        app.include_router(module.router)
+    from hub.registry import api as registry_api
+
+    registry_api.install(app)
+    app.add_middleware(AuthMiddleware, hub=hub)
+    return app

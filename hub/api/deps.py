@@ -1,0 +1,60 @@
+"""FastAPI dependencies shared by every router: the hub instance and policy-checked principals.
+
+Authentication happens once, in ``hub.api.auth.AuthMiddleware``, for every path but ``/health``;
+it puts the ``Principal`` on ``request.state.principal``. Each route then declares the action it
+performs with ``Depends(authorize("schema.write"))``, which asks the PolicyEngine port and raises
+``Forbidden`` on deny (fail closed: an engine error is a deny too).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from fastapi import Request
+
+from hub.errors import Forbidden, HubError, Unauthenticated
+from hub.ports.policy import Principal
+
+if TYPE_CHECKING:
+    from hub.bootstrap import Hub
+
+
+def hub_of(request: Request) -> Hub:
+    hub: Hub = request.app.state.hub
+    return hub
+
+
+def principal_of(request: Request) -> Principal:
+    principal = getattr(request.state, "principal", None)
+    if principal is None:
+        raise Unauthenticated(
+            "This route requires an API key (HTTP Basic KEY_ID:SECRET or Bearer)."
+        )
+    return principal  # type: ignore[no-any-return]
+
+
+def authorize(action: str, resource: str | None = None) -> Callable[[Request], Principal]:
+    """A dependency that allows the request only if the policy engine allows ``action``.
+
+    ``resource`` defaults to the request path, so decisions name what was touched.
+    """
+
+    def dependency(request: Request) -> Principal:
+        principal = principal_of(request)
+        hub = hub_of(request)
+        target = resource or request.url.path
+        try:
+            decision = hub.policy.decide(principal, action, target, {"method": request.method})
+        except HubError as exc:
+            raise Forbidden(
+                f"Access denied because the policy engine failed: {exc.message}"
+            ) from exc
+        except Exception as exc:  # fail closed on anything unexpected
+            raise Forbidden(f"Access denied because the policy engine failed: {exc!r}") from exc
+        if not decision.allow:
+            raise Forbidden(f"Access denied: {decision.reason} (policy {decision.policy_version}).")
+        return principal
+
+    dependency.__name__ = f"authorize_{action.replace('.', '_')}"
+    return dependency

@@ -1,0 +1,82 @@
+"""The composition root: the only place that builds real adapters from settings.
+
+``bootstrap(settings)`` returns a ``Hub`` holding every service. Nothing happens at import time.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from hub.apikeys import ApiKeys
+from hub.authz import RoleTablePolicy
+from hub.errors import ConfigError
+from hub.events import EventReader, Publisher
+from hub.metrics import Metrics
+from hub.ports.eventlog import EventLog
+from hub.ports.policy import PolicyEngine
+from hub.registry.service import SchemaRegistry
+from hub.settings import Settings, load_settings
+
+log = logging.getLogger("hub.bootstrap")
+
+
+@dataclass
+class Hub:
+    """Every service of one hub process, wired."""
+
+    settings: Settings
+    log: EventLog
+    registry: SchemaRegistry
+    publisher: Publisher
+    reader: EventReader
+    keys: ApiKeys
+    policy: PolicyEngine
+    metrics: Metrics
+
+    def close(self) -> None:
+        self.log.close()
+
+
+def build_event_log(settings: Settings) -> EventLog:
+    """The EventLog adapter the settings name."""
+    if settings.event_log == "sqlite":
+        from adapters.sqlite_eventlog import SqliteEventLog
+
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        return SqliteEventLog(settings.log_path, synchronous=settings.sqlite_synchronous)
+    raise ConfigError(
+        f"HUB_EVENT_LOG={settings.event_log!r} has no adapter in this version: use 'sqlite'."
+    )
+
+
+def bootstrap(settings: Settings | None = None, *, install_domain: bool = True) -> Hub:
+    """Build a hub. ``install_domain`` creates the domain topics and registers their schemas.
+
+    Steps: 1. settings; 2. event log; 3. registry (replays ``_schemas``); 4. domain topics and
+    schemas (idempotent); 5. publisher, reader, API keys, policy, metrics.
+    """
+    settings = settings or load_settings()  # 1
+    event_log = build_event_log(settings)  # 2
+    registry = SchemaRegistry(event_log, settings.registry_compatibility)  # 3
+    metrics = Metrics()
+    publisher = Publisher(event_log, registry, settings, metrics)
+    if install_domain:
+        from hub.domain_setup import install
+
+        install(event_log, registry, settings)  # 4
+    hub = Hub(  # 5
+        settings=settings,
+        log=event_log,
+        registry=registry,
+        publisher=publisher,
+        reader=EventReader(event_log, registry),
+        keys=ApiKeys(event_log, registry, publisher),
+        policy=RoleTablePolicy(),
+        metrics=metrics,
+    )
+    log.info(
+        "hub ready",
+        extra={"event_log": settings.event_log, "data_dir": str(settings.data_dir)},
+    )
+    return hub

@@ -1,0 +1,210 @@
+"""Publishing events to the log and reading them back, through the Schema Registry.
+
+A topic's config says how its records are named in the registry (``hub.subject.strategy``:
+``topic`` | ``record`` | ``topic_record``, Confluent's three strategies) and which payload field is
+the record key (``hub.key.field``). Publishing is all-or-nothing per batch: every record is
+converted, validated and encoded before one atomic append; the first bad record fails the call
+with its index and the reason, and nothing is appended.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from domain.catalog import SubjectStrategy, subject_for
+from domain.envelope import CLASSIFICATIONS, Envelope, parse_rfc3339
+from hub import serde
+from hub.errors import HubError, InvalidInput, PayloadTooLarge, SubjectNotFound
+from hub.metrics import Metrics
+from hub.ports.eventlog import EventLog, Record, RecordMetadata, StoredRecord
+from hub.registry.avro_schema import ParsedSchema
+from hub.registry.service import SchemaRegistry
+from hub.settings import Settings
+
+STRATEGY_CONFIG = "hub.subject.strategy"
+KEY_FIELD_CONFIG = "hub.key.field"
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingEvent:
+    """One event to publish: its payload (JSON form) and optional envelope fields."""
+
+    value: Mapping[str, Any]
+    event_type: str | None = None
+    key: str | None = None
+    event_id: str | None = None
+    occurred_at: str | None = None
+    correlation_id: str = ""
+    causation_id: str = ""
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+def classification_of(schema: ParsedSchema) -> str:
+    """The highest ``classification`` attribute on the schema's top-level fields."""
+    try:
+        fields = json.loads(schema.text).get("fields", [])
+    except (ValueError, AttributeError):
+        return "internal"
+    levels = [f.get("classification", "internal") for f in fields if isinstance(f, dict)]
+    ranked = [str(c) for c in levels if c in CLASSIFICATIONS] or ["internal"]
+    return max(ranked, key=CLASSIFICATIONS.index)
+
+
+class Publisher:
+    """Encodes events with the subject's latest schema and appends them atomically."""
+
+    def __init__(
+        self, log: EventLog, registry: SchemaRegistry, settings: Settings, metrics: Metrics
+    ) -> None:
+        self._log = log
+        self._registry = registry
+        self._max_bytes = settings.max_record_bytes
+        self._metrics = metrics
+
+    def strategy(self, topic: str) -> SubjectStrategy:
+        value = self._log.topic(topic).config.get(STRATEGY_CONFIG, "topic")
+        if value not in ("topic", "record", "topic_record"):
+            raise InvalidInput(f"Topic {topic!r} has an unknown subject strategy {value!r}.")
+        return value  # type: ignore[return-value]
+
+    def writer_schema(self, subject: str) -> tuple[int, ParsedSchema]:
+        """The id and parsed schema of the subject's latest version."""
+        sv = self._registry.get_version(subject, "latest")
+        return sv.id, self._registry.parsed(sv.id)
+
+    def _resolve(self, topic: str, event_type: str | None) -> tuple[int, ParsedSchema, str]:
+        strategy = self.strategy(topic)
+        if strategy == "topic":
+            subject = subject_for(topic, "", "topic")
+        elif not event_type:
+            raise InvalidInput(
+                f"Topic {topic!r} carries several event types: give each record an event_type "
+                "(the Avro record's full name).",
+                code="event_type_required",
+            )
+        else:
+            subject = subject_for(topic, event_type, strategy)
+        try:
+            schema_id, schema = self.writer_schema(subject)
+        except SubjectNotFound as exc:
+            raise InvalidInput(
+                f"No schema is registered for subject {subject!r} (topic {topic!r}): register "
+                "one with `hub schema register` or POST /subjects/{subject}/versions.",
+                code="subject_not_registered",
+            ) from exc
+        name = schema.name or subject
+        if event_type and event_type != name:
+            raise InvalidInput(
+                f"event_type {event_type!r} does not match the schema of subject {subject!r} "
+                f"({name}).",
+                code="event_type_mismatch",
+            )
+        return schema_id, schema, name
+
+    def prepare(
+        self, topic: str, events: Sequence[OutgoingEvent], producer: str, tenant: str = "default"
+    ) -> list[Record]:
+        """Convert, validate and encode every event; raises naming the first bad one."""
+        key_field = self._log.topic(topic).config.get(KEY_FIELD_CONFIG)
+        resolved: dict[str | None, tuple[int, ParsedSchema, str]] = {}
+        records = []
+        for i, ev in enumerate(events):
+            try:
+                if ev.event_type not in resolved:
+                    resolved[ev.event_type] = self._resolve(topic, ev.event_type)
+                schema_id, schema, name = resolved[ev.event_type]
+                datum = serde.from_json(ev.value, schema.parsed)
+                value = serde.encode(schema_id, schema, datum)
+                if len(value) > self._max_bytes:
+                    raise PayloadTooLarge(
+                        f"Encoded record is {len(value)} bytes, over the limit of "
+                        f"{self._max_bytes} (HUB_MAX_RECORD_BYTES)."
+                    )
+                key = ev.key
+                if key is None and key_field and isinstance(ev.value, Mapping):
+                    raw = ev.value.get(key_field)
+                    key = None if raw is None else str(raw)
+                occurred = parse_rfc3339(ev.occurred_at) if ev.occurred_at else datetime.now(UTC)
+                env_kwargs: dict[str, Any] = {}
+                if ev.event_id:
+                    env_kwargs["event_id"] = ev.event_id
+                envelope = Envelope(
+                    event_type=name,
+                    producer=producer,
+                    tenant=tenant,
+                    classification=classification_of(schema),
+                    occurred_at=occurred,
+                    correlation_id=ev.correlation_id,
+                    causation_id=ev.causation_id,
+                    **env_kwargs,
+                )
+            except HubError as exc:
+                self._metrics.events_rejected.labels(topic, exc.code).inc()
+                exc.message = f"Record {i}: {exc.message}"
+                exc.args = (exc.message,)
+                raise
+            except ValueError as exc:
+                self._metrics.events_rejected.labels(topic, "invalid_input").inc()
+                raise InvalidInput(f"Record {i}: {exc}") from exc
+            extra = tuple((k, v.encode()) for k, v in ev.headers.items())
+            records.append(
+                Record(
+                    value=value,
+                    key=None if key is None else key.encode(),
+                    headers=envelope.to_headers() + extra,
+                )
+            )
+        return records
+
+    def publish(
+        self, topic: str, events: Sequence[OutgoingEvent], producer: str, tenant: str = "default"
+    ) -> list[RecordMetadata]:
+        """Publish a batch all-or-nothing; returns where each record landed."""
+        self._log.topic(topic)  # raises TopicNotFound first
+        records = self.prepare(topic, events, producer, tenant)
+        started = time.perf_counter()
+        meta = self._log.append(topic, records)
+        self._metrics.append_seconds.labels(topic).observe(time.perf_counter() - started)
+        self._metrics.events_appended.labels(topic).inc(len(meta))
+        return meta
+
+
+class EventReader:
+    """Decodes stored records (Confluent wire format) into JSON-ready dicts."""
+
+    def __init__(self, log: EventLog, registry: SchemaRegistry) -> None:
+        self._log = log
+        self._registry = registry
+
+    def decode(self, rec: StoredRecord, reader: ParsedSchema | None = None) -> dict[str, Any]:
+        headers = {k: v.decode("utf-8", "replace") for k, v in rec.headers}
+        out: dict[str, Any] = {
+            "topic": rec.topic,
+            "partition": rec.partition,
+            "offset": rec.offset,
+            "timestamp_ms": rec.timestamp_ms,
+            "key": None if rec.key is None else rec.key.decode("utf-8", "replace"),
+            "headers": headers,
+        }
+        if rec.value is None:
+            out["value"] = None
+            return out
+        try:
+            schema_id, _ = serde.split_wire(rec.value)
+            writer = self._registry.parsed(schema_id)
+            out["schema_id"] = schema_id
+            out["value"] = serde.to_json(serde.decode(rec.value, writer, reader))
+        except HubError as exc:
+            out["value"] = None
+            out["error"] = exc.message
+        return out
+
+    def read(
+        self, topic: str, partition: int, offset: int, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        return [self.decode(r) for r in self._log.read(topic, partition, offset, limit)]

@@ -1,0 +1,108 @@
+"""The `hub` CLI on a data folder: keys, schemas, topics, tail, and its error exits."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from domain.catalog import schema_text
+from hub.bootstrap import bootstrap
+from hub.cli import main
+from hub.events import OutgoingEvent
+from hub.settings import load_settings
+
+
+def run(data: Path, *args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, ["--data-dir", str(data), *args])
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_keys_create_prints_a_working_key(tmp_path: Path) -> None:
+    code, out, _ = run(tmp_path, "keys", "create", "--role", "analyst")
+    assert code == 0
+    token = out.strip()
+    key_id, secret = token.split(":")
+    h = bootstrap(load_settings(environ={}, data_dir=tmp_path))
+    try:
+        assert h.keys.verify(key_id, secret).roles == {"analyst"}
+    finally:
+        h.close()
+    code, out, _ = run(tmp_path, "keys", "list")
+    assert key_id in out
+    assert secret not in out
+    code, _, err = run(tmp_path, "keys", "create", "--role", "wizard")
+    assert code == 1
+    assert "wizard" in err
+
+
+def test_schema_register_check_list(tmp_path: Path) -> None:
+    v1 = json.loads(schema_text("hub.trading.TradeExecuted"))
+    v2 = {**v1, "fields": [*v1["fields"], {"name": "strategy", "type": "string", "default": ""}]}
+    bad = {
+        **v1,
+        "fields": [
+            f
+            if f["name"] != "price"
+            else {
+                "name": "price",
+                "type": {"type": "bytes", "logicalType": "decimal", "precision": 18, "scale": 6},
+            }
+            for f in v1["fields"]
+        ],
+    }
+    (tmp_path / "v2.avsc").write_text(json.dumps(v2))
+    (tmp_path / "bad.avsc").write_text(json.dumps(bad))
+    code, out, _ = run(tmp_path, "schema", "check", "trades-value", str(tmp_path / "v2.avsc"))
+    assert code == 0, out
+    assert "compatible" in out
+    code, out, err = run(tmp_path, "schema", "check", "trades-value", str(tmp_path / "bad.avsc"))
+    assert code == 1
+    assert "price" in err
+    assert "SCALE" in err.upper()
+    code, out, _ = run(tmp_path, "schema", "register", "trades-value", str(tmp_path / "v2.avsc"))
+    assert code == 0
+    assert json.loads(out)["version"] == 2
+    code, out, err = run(tmp_path, "schema", "register", "trades-value", str(tmp_path / "bad.avsc"))
+    assert code == 1
+    assert "incompatible" in err.lower()
+    code, out, _ = run(tmp_path, "schema", "list")
+    assert "trades-value\tv2" in out
+    assert "hub.payments.PaymentSettled\tv1" in out
+
+
+def test_topics_and_tail(tmp_path: Path) -> None:
+    h = bootstrap(load_settings(environ={}, data_dir=tmp_path))
+    try:
+        h.publisher.publish(
+            "quotes",
+            [
+                OutgoingEvent(
+                    value={
+                        "instrument": f"I{i}",
+                        "bid": "1.5",
+                        "ask": "1.6",
+                        "bid_size": "10",
+                        "ask_size": "12",
+                        "currency": "EUR",
+                        "quoted_at": "2026-11-25T09:00:00Z",
+                    }
+                )
+                for i in range(5)
+            ],
+            producer="feed",
+        )
+    finally:
+        h.close()
+    code, out, _ = run(tmp_path, "topics")
+    assert code == 0
+    assert "quotes\tpartitions=3\trecords=5" in out
+    code, out, _ = run(tmp_path, "tail", "quotes", "-n", "100")
+    lines = [json.loads(x) for x in out.splitlines()]
+    assert len(lines) == 5
+    assert {x["value"]["instrument"] for x in lines} == {f"I{i}" for i in range(5)}
+    assert lines[0]["value"]["bid"] == "1.50000000"
+    code, _, err = run(tmp_path, "tail", "nope")
+    assert code == 1
+    assert "nope" in err

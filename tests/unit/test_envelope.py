@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import itertools
 import json
 from datetime import UTC, datetime
 
@@ -12,15 +13,20 @@ from domain.envelope import Envelope, uuid7
 
 def test_uuid7_is_time_ordered_and_versioned() -> None:
     ids = [uuid7() for _ in range(5000)]
-    assert all(a < b for a, b in zip(ids, ids[1:], strict=False))
+    assert all(a < b for a, b in itertools.pairwise(ids))
     assert {u.version for u in ids} == {7}
     ms = int.from_bytes(ids[0].bytes[:6], "big")
     assert abs(ms - datetime.now(UTC).timestamp() * 1000) < 60_000
 
 
 def test_envelope_round_trips_through_headers() -> None:
-    env = Envelope("hub.trading.TradeExecuted", "desk-7", tenant="acme",
-                   classification="confidential", causation_id="c-1")
+    env = Envelope(
+        "hub.trading.TradeExecuted",
+        "desk-7",
+        tenant="acme",
+        classification="confidential",
+        causation_id="c-1",
+    )
     back = Envelope.from_headers(env.to_headers())
     assert back == env
     names = [k for k, _ in env.to_headers()]

@@ -7,9 +7,7 @@ Errors answer ``{"error_code": <int>, "reason": <stable code>, "message": <sente
 
 from __future__ import annotations
 
-import json
 import time
-from decimal import Decimal
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
@@ -18,10 +16,10 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from hub.api.auth import AuthMiddleware
-from hub.api.deps import authorize, hub_of
+from hub.api.deps import authorize, hub_of, read_json
 from hub.authz import ROLES
 from hub.bootstrap import Hub
-from hub.errors import Forbidden, HubError, InvalidInput, PayloadTooLarge
+from hub.errors import Forbidden, HubError, InvalidInput
 from hub.events import OutgoingEvent
 from hub.ports.policy import Principal
 
@@ -34,27 +32,6 @@ def error_body(exc: HubError) -> dict[str, Any]:
         "reason": exc.code,
         "message": exc.message,
     }
-
-
-async def read_json(request: Request, limit: int) -> Any:
-    """The request body as JSON with exact decimals; 413 over ``limit``, 422 when malformed."""
-    body = await request.body()
-    if len(body) > limit:
-        raise PayloadTooLarge(
-            f"Request body is {len(body)} bytes, over the limit of {limit} "
-            "(HUB_MAX_REQUEST_BYTES): split the batch."
-        )
-    try:
-        return json.loads(body, parse_float=Decimal)
-    except UnicodeDecodeError as exc:
-        raise InvalidInput(
-            f"Request body is not UTF-8 text: {exc}.", code="malformed_json"
-        ) from exc
-    except json.JSONDecodeError as exc:
-        raise InvalidInput(
-            f"Request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}.",
-            code="malformed_json",
-        ) from exc
 
 
 # -- health and metrics ---------------------------------------------------------------------
@@ -119,7 +96,7 @@ async def publish(
     "occurred_at": "...", "correlation_id": "...", "causation_id": "..."}]}``.
     """
     hub = hub_of(request)
-    payload = await read_json(request, hub.settings.max_request_bytes)
+    payload = await read_json(request)
     items = payload.get("events") if isinstance(payload, dict) else None
     if not isinstance(items, list) or not items:
         raise InvalidInput(

@@ -8,12 +8,14 @@ performs with ``Depends(authorize("schema.write"))``, which asks the PolicyEngin
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
 
 from fastapi import Request
 
-from hub.errors import Forbidden, HubError, Unauthenticated
+from hub.errors import Forbidden, HubError, InvalidInput, PayloadTooLarge, Unauthenticated
 from hub.ports.policy import Principal
 
 if TYPE_CHECKING:
@@ -23,6 +25,38 @@ if TYPE_CHECKING:
 def hub_of(request: Request) -> Hub:
     hub: Hub = request.app.state.hub
     return hub
+
+
+_DEFAULT_MAX_BODY = 32 * 1_048_576
+
+
+async def read_json(request: Request, *, exact_decimals: bool = True) -> Any:
+    """The request body as JSON; 413 over HUB_MAX_REQUEST_BYTES, 422 when empty or malformed.
+
+    With ``exact_decimals`` JSON numbers with a fraction become ``Decimal``, so money never
+    passes through a float.
+    """
+    hub = getattr(request.app.state, "hub", None)
+    limit = int(getattr(getattr(hub, "settings", None), "max_request_bytes", _DEFAULT_MAX_BODY))
+    body = await request.body()
+    if len(body) > limit:
+        raise PayloadTooLarge(
+            f"Request body is {len(body)} bytes, over the limit of {limit} "
+            "(HUB_MAX_REQUEST_BYTES): split the batch."
+        )
+    if not body.strip():
+        raise InvalidInput("Request body is empty: send a JSON object.", code="malformed_json")
+    try:
+        return json.loads(body, parse_float=Decimal if exact_decimals else float)
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(
+            f"Request body is not UTF-8 text: {exc}.", code="malformed_json"
+        ) from exc
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(
+            f"Request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}.",
+            code="malformed_json",
+        ) from exc
 
 
 def principal_of(request: Request) -> Principal:

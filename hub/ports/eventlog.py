@@ -36,6 +36,14 @@ from dataclasses import dataclass, field
 Headers = tuple[tuple[str, bytes], ...]
 
 
+def first_header(headers: Headers, name: str) -> bytes | None:
+    """The value of the first header called ``name`` (Kafka allows repeats), or None."""
+    for k, v in headers:
+        if k == name:
+            return v
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class TopicPartition:
     topic: str
@@ -60,10 +68,8 @@ class Record:
     partition: int | None = None
 
     def header(self, name: str) -> bytes | None:
-        for k, v in self.headers:
-            if k == name:
-                return v
-        return None
+        """The first header called ``name``, or None."""
+        return first_header(self.headers, name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,10 +85,8 @@ class StoredRecord:
     headers: Headers = ()
 
     def header(self, name: str) -> bytes | None:
-        for k, v in self.headers:
-            if k == name:
-                return v
-        return None
+        """The first header called ``name``, or None."""
+        return first_header(self.headers, name)
 
 
 @dataclass(frozen=True, slots=True)

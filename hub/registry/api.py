@@ -23,7 +23,6 @@ Contract
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Annotated, Any
@@ -33,13 +32,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 
-from hub.api.deps import authorize, hub_of
+from hub.api.deps import authorize, hub_of, read_json
 from hub.errors import (
     HubError,
     InvalidInput,
     InvalidSchema,
     NotFound,
-    PayloadTooLarge,
     SubjectNotFound,
 )
 from hub.ports.policy import Principal
@@ -62,7 +60,6 @@ ACCEPTED_TYPES = frozenset(
 )
 _REQUEST_TYPES = ACCEPTED_TYPES | {"application/octet-stream"}
 _ACCEPT_RANGES = ACCEPTED_TYPES | {"*/*", "application/*"}
-_DEFAULT_MAX_BODY = 32 * 1_048_576
 _MAX_VERSION = 2**31 - 1
 
 # The one table: hub error code -> (HTTP status, Confluent error_code). An error is looked up by
@@ -203,27 +200,7 @@ async def json_body(request: Request) -> Any:
             f"Content-Type {ctype!r} is not supported: send {MEDIA_TYPE}.",
             code="unsupported_media_type",
         )
-    hub = getattr(request.app.state, "hub", None)
-    settings = getattr(hub, "settings", None)
-    limit = int(getattr(settings, "max_request_bytes", _DEFAULT_MAX_BODY))
-    raw = await request.body()
-    if len(raw) > limit:
-        raise PayloadTooLarge(
-            f"Request body is {len(raw)} bytes, over the limit of {limit} (HUB_MAX_REQUEST_BYTES)."
-        )
-    if not raw.strip():
-        raise InvalidInput("Request body is empty: send a JSON object.", code="malformed_json")
-    try:
-        return json.loads(raw)
-    except UnicodeDecodeError as exc:
-        raise InvalidInput(
-            f"Request body is not UTF-8 text: {exc}.", code="malformed_json"
-        ) from exc
-    except json.JSONDecodeError as exc:
-        raise InvalidInput(
-            f"Request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}.",
-            code="malformed_json",
-        ) from exc
+    return await read_json(request, exact_decimals=False)
 
 
 def _registry(request: Request) -> SchemaRegistry:

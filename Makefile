@@ -20,8 +20,10 @@ $(STAMP): requirements/lock.txt pyproject.toml
 	$(UV) pip install --quiet --python $(PY) --no-deps -e .
 	@touch $(STAMP)
 
-# Start the hub on the embedded default (no other service needed).
+# Start the hub on the embedded default (no other service needed), with the demo trading day
+# loaded first (once per data folder: a second `make run` finds it loaded and adds nothing).
 run: setup
+	$(VENV)/bin/hub --data-dir $(DATA) demo load
 	$(VENV)/bin/hub --data-dir $(DATA) serve --port $(PORT) --admin-key-file $(DATA)/admin.key
 
 # The whole test suite. pytest's exit code 5 (no tests collected) fails the target, loudly.

@@ -6,7 +6,7 @@ An auditor runs this without the rest of the hub. Subcommands::
     hub-verify inclusion --leaf-hash H --index I --size N --root R --proof P1,P2,...
     hub-verify consistency --size1 M --size2 N --root1 R1 --root2 R2 --proof P1,P2,...
     hub-verify checkpoint FILE --public-key KEYFILE [--previous PREV [--proof P1,...]]
-    hub-verify bundle EVIDENCE.zip
+    hub-verify bundle EVIDENCE.zip [--public-key KEYFILE]
 
 Exit status: 0 valid (``OK ...`` on stdout), 1 invalid (the reason on stderr), 2 bad usage
 (malformed hex, missing arguments, unreadable file, unsupported evidence pack). Hashes are 64 hex
@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from audit import bundle
 from audit.errors import AuditError, MalformedKeyError
 from audit.merkle import (
     CompactRange,
@@ -30,7 +31,13 @@ from audit.merkle import (
     verify_consistency,
     verify_inclusion,
 )
-from audit.note import Checkpoint, checkpoint_hash, open_checkpoint, parse_verifier_key
+from audit.note import (
+    Checkpoint,
+    VerifierKey,
+    checkpoint_hash,
+    open_checkpoint,
+    parse_verifier_key,
+)
 
 EXIT_OK = 0
 EXIT_INVALID = 1
@@ -130,14 +137,16 @@ def _describe(cp: Checkpoint) -> str:
     return " ".join(parts)
 
 
-def cmd_checkpoint(args: argparse.Namespace) -> str:
-    key_text = _read_bytes(args.public_key, "public key file")
+def _verifier_key_file(path: str) -> VerifierKey:
+    key_text = _read_bytes(path, "public key file")
     try:
-        key = parse_verifier_key(key_text.decode("utf-8"))
+        return parse_verifier_key(key_text.decode("utf-8"))
     except (MalformedKeyError, UnicodeDecodeError) as exc:
-        raise UsageError(
-            f"public key file {args.public_key!r} is not a verifier key: {exc}"
-        ) from None
+        raise UsageError(f"public key file {path!r} is not a verifier key: {exc}") from None
+
+
+def cmd_checkpoint(args: argparse.Namespace) -> str:
+    key = _verifier_key_file(args.public_key)
     message = _read_bytes(args.file, "checkpoint file")
     cp, note = open_checkpoint(message, [key])
     signers = ", ".join(f"{s.name}+{s.key_id:08x}" for s in note.verified)
@@ -175,13 +184,13 @@ def cmd_checkpoint(args: argparse.Namespace) -> str:
     return f"{line}; chains to the checkpoint of size {prev_cp.size} (consistency not checked)"
 
 
-BundleVerifier = Callable[[zipfile.ZipFile, dict[str, object]], str]
-"""Verifies one evidence pack format: gets the open zip and its parsed ``manifest.json``,
-returns the OK line, raises ``AuditError`` when the evidence fails."""
+BundleVerifier = Callable[..., str]
+"""Verifies one evidence pack format: gets the open zip and its parsed ``manifest.json`` (and,
+only when ``--public-key`` is given, ``trusted=<VerifierKey>`` as a keyword), returns the OK
+line, raises ``AuditError`` when the evidence fails."""
 
-BUNDLE_FORMATS: dict[str, BundleVerifier] = {}
-"""The evidence pack hook: ``manifest.json``'s ``"format"`` value → its verifier. Empty in this
-version; the evidence pack module registers its format here (keeping this file stdlib-only)."""
+BUNDLE_FORMATS: dict[str, BundleVerifier] = {bundle.FORMAT: bundle.verify_pack}
+"""The evidence pack hook: ``manifest.json``'s ``"format"`` value → its verifier."""
 
 
 def cmd_bundle(args: argparse.Namespace) -> str:
@@ -205,7 +214,9 @@ def cmd_bundle(args: argparse.Namespace) -> str:
                 f"(supported: {known}); upgrade hub-verify."
             )
         assert isinstance(manifest, dict)
-        return verifier(zf, manifest)
+        if args.public_key is None:
+            return verifier(zf, manifest)
+        return verifier(zf, manifest, trusted=_verifier_key_file(args.public_key))
 
 
 # --------------------------------------------------------------------------------------------
@@ -248,6 +259,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("bundle", help="verify an evidence pack (.zip)")
     b.add_argument("evidence")
+    b.add_argument(
+        "--public-key",
+        help="file holding the hub's verifier key, obtained independently of the pack: without "
+        "it, the key inside the pack proves integrity only, not origin",
+    )
     b.set_defaults(func=cmd_bundle)
     return p
 

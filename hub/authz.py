@@ -44,18 +44,26 @@ ACTIONS = (
     "ledger.read",
     "ledger.verify",
     "evidence.export",
+    "policy.read",
+    "policy.propose",
+    "policy.approve",
 )
 
 ROLE_ACTIONS: Mapping[str, frozenset[str]] = {
     "publisher": frozenset(
         {"schema.read", "schema.write", "topic.read", "event.publish", "api.docs"}
+        | {"ingest.publish", "rules.read", "quarantine.read"}
     ),
-    "analyst": frozenset({"schema.read", "topic.read", "event.read", "api.docs"}),
+    "analyst": frozenset({"schema.read", "topic.read", "event.read", "api.docs", "rules.read"}),
     "compliance_officer": frozenset(
         {"schema.read", "topic.read", "event.read", "metrics.read", "api.docs"}
+        | {"ledger.read", "ledger.verify", "evidence.export", "quarantine.read", "rules.read"}
+        | {"policy.read", "policy.approve"}
     ),
     "security_admin": frozenset(
         {"schema.read", "topic.read", "keys.create", "metrics.read", "registry.config", "api.docs"}
+        | {"ledger.read", "ledger.verify", "rules.read"}
+        | {"policy.read", "policy.propose", "policy.approve"}
     ),
     "ml_engineer": frozenset({"schema.read", "topic.read", "event.read", "api.docs"}),
     "admin": frozenset(ACTIONS),

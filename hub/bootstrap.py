@@ -12,6 +12,8 @@ from hub.apikeys import ApiKeys
 from hub.authz import RoleTablePolicy
 from hub.errors import ConfigError
 from hub.events import EventReader, Publisher
+from hub.ingest.pipeline import IngestPipeline
+from hub.ledger.service import Ledger
 from hub.metrics import Metrics
 from hub.ports.eventlog import EventLog
 from hub.ports.policy import PolicyEngine
@@ -33,8 +35,11 @@ class Hub:
     keys: ApiKeys
     policy: PolicyEngine
     metrics: Metrics
+    ingest: IngestPipeline
+    ledger: Ledger
 
     def close(self) -> None:
+        self.ledger.close()
         self.log.close()
 
 
@@ -47,6 +52,62 @@ def build_event_log(settings: Settings) -> EventLog:
         return SqliteEventLog(settings.log_path, synchronous=settings.sqlite_synchronous)
     raise ConfigError(
         f"HUB_EVENT_LOG={settings.event_log!r} has no adapter in this version: use 'sqlite'."
+    )
+
+
+def build_ingest(
+    event_log: EventLog,
+    registry: SchemaRegistry,
+    publisher: Publisher,
+    metrics: Metrics,
+    settings: Settings,
+) -> IngestPipeline:
+    """The ingest pipeline every source uses (rules, positions and dedupe folded from the log)."""
+    from datetime import timedelta
+
+    from hub.ingest.dedupe import Deduper
+    from hub.ingest.positions import PositionStore
+    from hub.ingest.rules import RulesStore
+
+    return IngestPipeline(
+        event_log,
+        registry,
+        publisher,
+        metrics,
+        RulesStore(event_log, registry, publisher),
+        PositionStore(event_log, registry, publisher),
+        Deduper(
+            event_log,
+            settings.dedupe_max_keys,
+            timedelta(seconds=settings.dedupe_event_id_window_s),
+        ),
+        settings.max_record_bytes,
+    )
+
+
+def build_ledger(
+    settings: Settings, event_log: EventLog, registry: SchemaRegistry, publisher: Publisher
+) -> Ledger:
+    """The audit ledger: SQLite store, local key-file signer, write-once witness folder."""
+    from adapters.local_objectstore import LocalObjectStore
+    from adapters.local_signer import LocalKeyFileSigner
+    from hub.ledger.service import LedgerConfig
+    from hub.ledger.store import LedgerStore
+
+    config = LedgerConfig(
+        origin=settings.ledger_origin,
+        checkpoint_every_leaves=settings.checkpoint_every_leaves,
+        checkpoint_every_ms=settings.checkpoint_every_ms,
+        sync_batch=settings.ledger_sync_batch,
+    )
+    return Ledger(
+        event_log,
+        LedgerStore(settings.ledger_path),
+        LocalKeyFileSigner(settings.ledger_key_path, settings.ledger_origin),
+        config,
+        witness=LocalObjectStore(settings.witness_dir) if settings.ledger_witness else None,
+        publisher=publisher,
+        registry=registry,
     )
 
 
@@ -74,6 +135,8 @@ def bootstrap(settings: Settings | None = None, *, install_domain: bool = True) 
         keys=ApiKeys(event_log, registry, publisher),
         policy=RoleTablePolicy(),
         metrics=metrics,
+        ingest=build_ingest(event_log, registry, publisher, metrics, settings),
+        ledger=build_ledger(settings, event_log, registry, publisher),
     )
     log.info(
         "hub ready",

@@ -5,7 +5,7 @@ A registry per ``Hub`` keeps tests independent; ``/metrics`` renders it.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 
 class Metrics:
@@ -65,6 +65,33 @@ class Metrics:
             "hub_ingest_rule_failures_total",
             "Records rejected, by source, topic and rule id (or reason code).",
             ["source", "topic", "rule"],
+            registry=self.registry,
+        )
+
+        # Projections (issue 6).
+        self.projection_events = Counter(
+            "hub_projection_events_total",
+            "Events folded into views, by projection.",
+            ["projection"],
+            registry=self.registry,
+        )
+        self.projection_errors = Counter(
+            "hub_projection_errors_total",
+            "Projection errors (quarantined events, failed batches), by projection and reason.",
+            ["projection", "reason"],
+            registry=self.registry,
+        )
+        self.projection_lag = Gauge(
+            "hub_projection_lag_records",
+            "Records in the log not yet reflected in the projection's views.",
+            ["projection"],
+            registry=self.registry,
+        )
+        self.projection_batch_seconds = Histogram(
+            "hub_projection_batch_seconds",
+            "Time to read, fold and commit one projection batch.",
+            ["projection"],
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0),
             registry=self.registry,
         )
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from hub.errors import ConfigError
@@ -55,11 +55,59 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(
         default=32 * 1_048_576, ge=1024, description="Largest HTTP request body accepted."
     )
+    dedupe_max_keys: int = Field(
+        default=1_000_000,
+        ge=2,
+        description="Ingest dedupe: most event ids / natural keys remembered per topic and scope.",
+    )
+    dedupe_event_id_window_s: int = Field(
+        default=86_400, ge=1, description="Ingest dedupe: how long event ids are remembered."
+    )
     registry_compatibility: Compatibility = Field(
         default="BACKWARD", description="Global default compatibility level of the registry."
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO")
     log_json: bool = Field(default=True, description="Structured (JSON) logs when true.")
+    ledger_origin: str = Field(
+        default="hub.local/ledger",
+        pattern=r"^[^\s+]+$",
+        description="Audit ledger origin: first line of every checkpoint and the signing key name.",
+    )
+    checkpoint_every_leaves: int = Field(
+        default=10_000, ge=1, description="Sign a ledger checkpoint at every multiple of N leaves."
+    )
+    checkpoint_every_ms: int = Field(
+        default=1_000,
+        ge=10,
+        description="Sign a ledger checkpoint when the tree grew and T ms passed since the last.",
+    )
+    ledger_sync_batch: int = Field(
+        default=50_000, ge=1, description="Most leaves appended per ledger transaction."
+    )
+    ledger_witness: bool = Field(
+        default=True, description="Copy checkpoints to the write-once witness folder."
+    )
+    keystore: Literal["local", "vault"] = Field(
+        default="local",
+        description="KeyStore adapter for PII data keys: local keyring or Vault/OpenBao transit.",
+    )
+    master_key: SecretStr | None = Field(
+        default=None,
+        description="Local keyring master key, base64 of 32 bytes (else master_key_file).",
+    )
+    master_key_file: Path | None = Field(
+        default=None,
+        description="Local keyring master key file (default <data_dir>/keys/master.key, 0600).",
+    )
+    vault_url: str = Field(default="http://127.0.0.1:18200", description="Vault/OpenBao URL.")
+    vault_token: SecretStr | None = Field(default=None, description="Vault/OpenBao token.")
+    vault_mount: str = Field(default="transit", description="Mount path of the transit engine.")
+    keystore_cache_ttl_s: float = Field(
+        default=30.0,
+        ge=0,
+        description="How long unwrapped data keys stay cached; a destroy by another process "
+        "takes effect here within this time.",
+    )
 
     @field_validator("data_dir")
     @classmethod
@@ -69,6 +117,26 @@ class Settings(BaseSettings):
     @property
     def log_path(self) -> Path:
         return self.data_dir / "log.sqlite"
+
+    @property
+    def ledger_path(self) -> Path:
+        return self.data_dir / "ledger.sqlite"
+
+    @property
+    def ledger_key_path(self) -> Path:
+        return self.data_dir / "keys" / "ledger.key"
+
+    @property
+    def witness_dir(self) -> Path:
+        return self.data_dir / "witness"
+
+    @property
+    def keyring_path(self) -> Path:
+        return self.data_dir / "keys" / "keyring.sqlite"
+
+    @property
+    def master_key_path(self) -> Path:
+        return self.master_key_file or self.data_dir / "keys" / "master.key"
 
 
 def load_settings(

@@ -292,7 +292,7 @@ def test_checkpoint_chain(signed: dict[str, Path], tree: MemoryTree) -> None:
 def test_bundle_hook(tmp_path: Path) -> None:
     z = tmp_path / "evidence.zip"
     with zipfile.ZipFile(z, "w") as zf:
-        zf.writestr("manifest.json", json.dumps({"format": "hub-evidence/v1"}))
+        zf.writestr("manifest.json", json.dumps({"format": "hub-evidence/v0-unknown"}))
     r = run("bundle", str(z))
     assert r.returncode == 2 and "not supported" in r.stderr
     (tmp_path / "not.zip").write_text("hello")

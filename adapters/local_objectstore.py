@@ -1,0 +1,94 @@
+"""LocalObjectStore: the ObjectStore port on a local folder, write-once by default.
+
+Layout: an object ``a/b/c`` is the file ``<root>/a/b/c``. Writes go to a temporary file in the
+same folder, are fsynced, then linked into place with ``os.link`` (which fails if the name
+exists: atomic create-if-absent, no overwrite window) and made read-only (0444). With
+``write_once=False`` (scratch use) ``put`` replaces atomically with ``os.replace``.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from hub.errors import HubError
+from hub.ports.objectstore import ObjectExists, ObjectNotFound, ObjectStore, check_key
+
+
+class LocalObjectStore(ObjectStore):
+    def __init__(self, root: Path, *, write_once: bool = True) -> None:
+        self.root = Path(root)
+        self.write_once = write_once
+
+    def _path(self, key: str) -> Path:
+        return self.root.joinpath(*check_key(key).split("/"))
+
+    def _write_temp(self, path: Path, data: bytes) -> str:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.chmod(tmp, 0o444)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+        return tmp
+
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        path = self._path(key)
+        try:
+            tmp = self._write_temp(path, data)
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                return False
+            finally:
+                os.unlink(tmp)
+        except OSError as exc:
+            raise HubError(
+                f"Cannot write object {key!r} under {self.root}: {exc}", code="objectstore_io"
+            ) from exc
+        return True
+
+    def put(self, key: str, data: bytes) -> None:
+        if self.write_once:
+            if not self.put_if_absent(key, data):
+                raise ObjectExists(
+                    f"Object {key!r} already exists in the write-once store {self.root}; "
+                    "objects there are never replaced."
+                )
+            return
+        path = self._path(key)
+        try:
+            os.replace(self._write_temp(path, data), path)
+        except OSError as exc:
+            raise HubError(f"Cannot write object {key!r}: {exc}", code="objectstore_io") from exc
+
+    def get(self, key: str) -> bytes:
+        try:
+            return self._path(key).read_bytes()
+        except FileNotFoundError:
+            raise ObjectNotFound(f"No object {key!r} in {self.root}.") from None
+        except OSError as exc:
+            raise HubError(f"Cannot read object {key!r}: {exc}", code="objectstore_io") from exc
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def list(self, prefix: str = "") -> list[str]:
+        if not self.root.is_dir():
+            return []
+        out = []
+        for dirpath, _dirs, files in os.walk(self.root):
+            rel = Path(dirpath).relative_to(self.root)
+            for f in files:
+                if f.startswith(".tmp-"):
+                    continue
+                key = (rel / f).as_posix() if rel.parts else f
+                if key.startswith(prefix):
+                    out.append(key)
+        return sorted(out)

@@ -1,0 +1,73 @@
+"""LocalKeyFileSigner: the Signer port with an Ed25519 key in a file (embedded default).
+
+The key file holds the C2SP signer key string (``PRIVATE+KEY+<name>+<id>+<base64>``). On first
+use it is created with mode 0600 (refusing to start if an existing one is readable by group or
+others), and its verifier key is published beside it in ``<name>.pub`` (mode 0644), which is what
+an auditor passes to ``hub-verify --public-key``.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+from audit.errors import NoteError
+from audit.note import SignerKey, generate_key, parse_signer_key
+from hub.errors import ConfigError
+from hub.ports.signer import Signer
+
+
+class LocalKeyFileSigner(Signer):
+    def __init__(self, key_file: Path, name: str) -> None:
+        self.key_file = Path(key_file)
+        self.public_file = self.key_file.with_suffix(".pub")
+        self._key = self._load_or_create(name)
+
+    def _load_or_create(self, name: str) -> SignerKey:
+        path = self.key_file
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            key = generate_key(name)
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:  # another process created it first: use theirs
+                return self._load_or_create(name)
+            with os.fdopen(fd, "w") as f:
+                f.write(key.encode() + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if mode & 0o077:
+            raise ConfigError(
+                f"The ledger signing key {path} has mode {mode:o}: other users may read it. "
+                f"Run `chmod 600 {path}`."
+            )
+        try:
+            key = parse_signer_key(path.read_text(encoding="utf-8"))
+        except (NoteError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"The ledger signing key {path} is unusable: {exc}") from exc
+        if key.name != name:
+            raise ConfigError(
+                f"The ledger signing key {path} is named {key.name!r}, but the ledger origin is "
+                f"{name!r}: set HUB_LEDGER_ORIGIN={key.name} or move the key file away."
+            )
+        public = key.verifier.encode() + "\n"
+        if not self.public_file.exists() or self.public_file.read_text() != public:
+            self.public_file.write_text(public)
+            self.public_file.chmod(0o644)
+        return key
+
+    @property
+    def name(self) -> str:
+        return self._key.name
+
+    @property
+    def public_key(self) -> bytes:
+        return self._key.verifier.public_key
+
+    def sign(self, message: bytes) -> bytes:
+        return self._key.sign(message)
+
+    def __repr__(self) -> str:
+        return f"LocalKeyFileSigner({self.key_file}, {self._key!r})"

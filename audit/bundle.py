@@ -1,0 +1,321 @@
+"""Evidence packs, format ``hub-evidence/v1``: layout and the offline verifier (stdlib + crypto).
+
+Layout of the zip::
+
+    manifest.json          format, origin, range, controls {id: [entry index, ...]}, leaf
+                           format, public key, checkpoint sizes, entry count, and the SHA-256
+                           of every other file ("files")
+    manifest.sig           C2SP signed note by the hub's key over the text
+                           "hub-evidence/v1\\nmanifest.json sha256 <hex>\\n"
+    public-key.txt         the hub's verifier key (<name>+<key id>+<base64>)
+    checkpoints/<size:020d>.note   signed checkpoints: a consecutive run of the hub's chain
+    consistency.jsonl      {"from": s1, "to": s2, "proof": [hex]} for each consecutive pair
+    entries.jsonl          one entry a line: index, topic, partition, offset, timestamp_ms,
+                           key_sha256, value_sha256, headers [[name, base64]], leaf_hash,
+                           checkpoint (the size it is proven against), proof [hex], and display
+                           fields (time, actor, action, resource, control)
+    report.html            the human-readable report (covered by the manifest digest)
+
+:func:`verify_pack` checks, in order (the first failure raises ``AuditError`` naming it):
+    1. the verifier key: the pack's, or ``trusted`` (``hub-verify bundle --public-key``), which
+       MUST then be the key that signed. A key found inside the pack proves integrity only:
+       anyone can build a self-consistent pack with their own key; origin needs a key the
+       auditor obtained independently from the hub's operator.
+    2. every checkpoint's signature, origin and name; the ``prev`` hash chain, non-decreasing
+       times and a verified consistency proof between each consecutive pair;
+    3. every entry: its leaf hash recomputed from its fields (``audit.leaf``), its inclusion
+       proof against its checkpoint; indexes strictly increasing; the controls list only
+       entries present;
+    4. every file's SHA-256 against the manifest, and no unlisted file;
+    5. the manifest's signature over its SHA-256.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import zipfile
+from collections.abc import Mapping
+from typing import Any
+
+from audit import leaf as leaf_format
+from audit.errors import AuditError, NoteError
+from audit.merkle import leaf_hash, verify_consistency, verify_inclusion
+from audit.note import (
+    Checkpoint,
+    VerifierKey,
+    checkpoint_hash,
+    open_checkpoint,
+    open_note,
+    parse_verifier_key,
+)
+
+FORMAT = "hub-evidence/v1"
+MANIFEST = "manifest.json"
+SIGNATURE = "manifest.sig"
+PUBLIC_KEY = "public-key.txt"
+ENTRIES = "entries.jsonl"
+CONSISTENCY = "consistency.jsonl"
+REPORT = "report.html"
+UNSIGNED = frozenset({MANIFEST, SIGNATURE})
+
+
+def checkpoint_name(size: int) -> str:
+    return f"checkpoints/{size:020d}.note"
+
+
+def manifest_note_text(manifest_bytes: bytes) -> str:
+    """The text the hub signs for a manifest."""
+    return f"{FORMAT}\n{MANIFEST} sha256 {hashlib.sha256(manifest_bytes).hexdigest()}\n"
+
+
+class PackError(AuditError):
+    """An evidence pack fails verification."""
+
+
+def _read(zf: zipfile.ZipFile, name: str) -> bytes:
+    try:
+        return zf.read(name)
+    except KeyError:
+        raise PackError(f"the pack has no {name}.") from None
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise PackError(f"{name} cannot be read from the pack: {exc}.") from None
+
+
+def _hash(text: object, what: str) -> bytes:
+    if not isinstance(text, str) or len(text) != 64:
+        raise PackError(f"{what} must be 64 hex digits, got {text!r}.")
+    try:
+        return bytes.fromhex(text)
+    except ValueError:
+        raise PackError(f"{what} must be 64 hex digits, got {text!r}.") from None
+
+
+def _opt_hash(text: object, what: str) -> bytes | None:
+    return None if text is None else _hash(text, what)
+
+
+def _int(value: object, what: str) -> int:
+    if type(value) is not int or value < 0:
+        raise PackError(f"{what} must be a non-negative integer, got {value!r}.")
+    return value
+
+
+def _jsonl(zf: zipfile.ZipFile, name: str) -> list[dict[str, Any]]:
+    out = []
+    for n, line in enumerate(_read(zf, name).decode("utf-8", "replace").splitlines(), 1):
+        try:
+            obj = json.loads(line)
+        except ValueError as exc:
+            raise PackError(f"{name} line {n} is not JSON: {exc}.") from None
+        if not isinstance(obj, dict):
+            raise PackError(f"{name} line {n} is not an object.")
+        out.append(obj)
+    return out
+
+
+def _keys(zf: zipfile.ZipFile, manifest: Mapping[str, Any], trusted: VerifierKey | None) -> Any:
+    text = _read(zf, PUBLIC_KEY).decode("utf-8", "replace").strip()
+    try:
+        pack_key = parse_verifier_key(text)
+    except NoteError as exc:
+        raise PackError(f"{PUBLIC_KEY} is not a verifier key: {exc}") from None
+    if manifest.get("public_key") != text:
+        raise PackError(f"manifest public_key differs from {PUBLIC_KEY}.")
+    if trusted is not None and trusted.encode() != pack_key.encode():
+        raise PackError(
+            f"the pack is signed with key {pack_key.name}+{pack_key.key_id:08x}, not the trusted "
+            f"key {trusted.name}+{trusted.key_id:08x} given with --public-key: it did not come "
+            "from that hub."
+        )
+    return trusted or pack_key
+
+
+def _checkpoints(
+    zf: zipfile.ZipFile, manifest: Mapping[str, Any], key: VerifierKey
+) -> dict[int, Checkpoint]:
+    sizes = manifest.get("checkpoints")
+    if not isinstance(sizes, list) or not sizes:
+        raise PackError("manifest lists no checkpoints.")
+    origin = manifest.get("origin")
+    out: dict[int, Checkpoint] = {}
+    notes: list[bytes] = []
+    for i, s in enumerate(sizes):
+        size = _int(s, f"checkpoint size {i}")
+        if out and size <= max(out):
+            raise PackError(f"checkpoint sizes must increase: {size} after {max(out)}.")
+        note = _read(zf, checkpoint_name(size))
+        try:
+            cp, _ = open_checkpoint(note, [key])
+        except NoteError as exc:
+            raise PackError(f"checkpoint {size}: {exc}") from None
+        if cp.size != size or cp.origin != origin:
+            raise PackError(
+                f"checkpoint file {checkpoint_name(size)} holds origin {cp.origin!r} size "
+                f"{cp.size}, not origin {origin!r} size {size}."
+            )
+        out[size] = cp
+        notes.append(note)
+    proofs = _jsonl(zf, CONSISTENCY)
+    ordered = list(out.values())
+    if len(proofs) != len(ordered) - 1:
+        raise PackError(
+            f"{CONSISTENCY} has {len(proofs)} proofs; {len(ordered)} checkpoints need "
+            f"{len(ordered) - 1}."
+        )
+    for n, (old, new, line) in enumerate(zip(ordered, ordered[1:], proofs, strict=False)):
+        if new.prev_hash != checkpoint_hash(notes[n]):
+            raise PackError(
+                f"checkpoint {new.size} does not name checkpoint {old.size} as its previous one "
+                "(prev hash chain broken: a checkpoint was dropped, inserted or replaced)."
+            )
+        if (new.time_micros or 0) < (old.time_micros or 0):
+            raise PackError(f"checkpoint {new.size} is dated before checkpoint {old.size}.")
+        if (line.get("from"), line.get("to")) != (old.size, new.size):
+            raise PackError(
+                f"{CONSISTENCY} line {n + 1} links {line.get('from')}→{line.get('to')}, "
+                f"expected {old.size}→{new.size}."
+            )
+        raw = line.get("proof")
+        if not isinstance(raw, list):
+            raise PackError(f"{CONSISTENCY} line {n + 1} has no proof list.")
+        proof = [
+            _hash(p, f"consistency proof {old.size}→{new.size} element {j}")
+            for j, p in enumerate(raw)
+        ]
+        try:
+            verify_consistency(old.size, new.size, old.root, new.root, proof)
+        except AuditError as exc:
+            raise PackError(f"checkpoints {old.size}→{new.size}: {exc}") from None
+    return out
+
+
+def _entry_leaf(e: Mapping[str, Any], where: str) -> bytes:
+    headers = e.get("headers")
+    if not isinstance(headers, list):
+        raise PackError(f"{where}: headers must be a list of [name, base64] pairs.")
+    pairs = []
+    for h in headers:
+        if not (isinstance(h, list) and len(h) == 2 and all(isinstance(x, str) for x in h)):
+            raise PackError(f"{where}: header {h!r} is not a [name, base64] pair.")
+        try:
+            pairs.append((h[0], base64.b64decode(h[1], validate=True)))
+        except (binascii.Error, ValueError):
+            raise PackError(f"{where}: header {h[0]!r} value is not base64.") from None
+    topic = e.get("topic")
+    if not isinstance(topic, str):
+        raise PackError(f"{where}: topic must be text.")
+    ts = e.get("timestamp_ms")
+    if type(ts) is not int:
+        raise PackError(f"{where}: timestamp_ms must be an integer.")
+    try:
+        data = leaf_format.encode_digests(
+            topic,
+            _int(e.get("partition"), f"{where} partition"),
+            _int(e.get("offset"), f"{where} offset"),
+            ts,
+            _opt_hash(e.get("key_sha256"), f"{where} key_sha256"),
+            pairs,
+            _opt_hash(e.get("value_sha256"), f"{where} value_sha256"),
+        )
+    except leaf_format.LeafError as exc:
+        raise PackError(f"{where}: {exc}") from None
+    return leaf_hash(data)
+
+
+def _entries(
+    zf: zipfile.ZipFile, manifest: Mapping[str, Any], cps: Mapping[int, Checkpoint]
+) -> list[int]:
+    indexes: list[int] = []
+    for n, e in enumerate(_jsonl(zf, ENTRIES), 1):
+        index = _int(e.get("index"), f"{ENTRIES} line {n} index")
+        where = f"entry {index} ({ENTRIES} line {n})"
+        if indexes and index <= indexes[-1]:
+            raise PackError(
+                f"{where} follows entry {indexes[-1]}: entries must be in increasing index "
+                "order (reordered or duplicated entries)."
+            )
+        recomputed = _entry_leaf(e, where)
+        stated = _hash(e.get("leaf_hash"), f"{where} leaf_hash")
+        if recomputed != stated:
+            raise PackError(
+                f"{where}: the leaf hash recomputed from its fields is {recomputed.hex()}, not "
+                f"the stated {stated.hex()} (the entry was altered)."
+            )
+        size = e.get("checkpoint")
+        cp = cps.get(size) if isinstance(size, int) else None
+        if cp is None:
+            raise PackError(f"{where} is proven against checkpoint {size!r}, absent from the pack.")
+        raw = e.get("proof")
+        if not isinstance(raw, list):
+            raise PackError(f"{where}: proof must be a list of hashes.")
+        proof = [_hash(p, f"{where} proof element {j}") for j, p in enumerate(raw)]
+        try:
+            verify_inclusion(recomputed, index, cp.size, proof, cp.root)
+        except AuditError as exc:
+            raise PackError(f"{where}: not included in checkpoint {cp.size}: {exc}") from None
+        indexes.append(index)
+    if manifest.get("entries") != len(indexes):
+        raise PackError(
+            f"manifest says {manifest.get('entries')!r} entries; {ENTRIES} holds {len(indexes)}."
+        )
+    controls = manifest.get("controls")
+    if not isinstance(controls, dict):
+        raise PackError("manifest controls must be an object {control: [entry index, ...]}.")
+    present = set(indexes)
+    for control, listed in controls.items():
+        if not isinstance(listed, list) or not set(listed) <= present:
+            raise PackError(f"control {control} lists entries that are not in the pack.")
+    return indexes
+
+
+def _files(zf: zipfile.ZipFile, manifest: Mapping[str, Any]) -> None:
+    files = manifest.get("files")
+    if not isinstance(files, dict):
+        raise PackError("manifest files must be an object {name: sha256}.")
+    names = {i.filename for i in zf.infolist()} - UNSIGNED
+    if names != set(files):
+        extra = sorted(names - set(files))
+        missing = sorted(set(files) - names)
+        raise PackError(f"pack files differ from the manifest (extra {extra}, missing {missing}).")
+    for name in sorted(files):
+        want = _hash(files[name], f"manifest digest of {name}")
+        if hashlib.sha256(_read(zf, name)).digest() != want:
+            raise PackError(f"{name} does not match its SHA-256 in the manifest (altered).")
+
+
+def verify_pack(
+    zf: zipfile.ZipFile, manifest: dict[str, object], trusted: VerifierKey | None = None
+) -> str:
+    """Verify an opened ``hub-evidence/v1`` pack end to end; returns the OK line."""
+    if manifest.get("format") != FORMAT or manifest.get("leaf_format") != leaf_format.VERSION:
+        raise PackError(
+            f"pack format {manifest.get('format')!r} leaf format {manifest.get('leaf_format')!r}"
+            f" is not {FORMAT} with leaf format {leaf_format.VERSION}."
+        )
+    key = _keys(zf, manifest, trusted)  # 1
+    cps = _checkpoints(zf, manifest, key)  # 2
+    indexes = _entries(zf, manifest, cps)  # 3
+    _files(zf, manifest)  # 4
+    manifest_bytes = _read(zf, MANIFEST)  # 5
+    try:
+        note = open_note(_read(zf, SIGNATURE), [key])
+    except NoteError as exc:
+        raise PackError(f"the manifest signature does not verify: {exc}") from None
+    if note.text != manifest_note_text(manifest_bytes):
+        raise PackError("manifest.sig signs a different manifest.json (the manifest was altered).")
+    origin = (
+        "the trusted key given with --public-key (integrity and origin)"
+        if trusted
+        else "the key inside the pack (integrity only: pass --public-key with the hub's "
+        "published key to establish origin)"
+    )
+    sizes = sorted(cps)
+    return (
+        f"OK evidence pack {FORMAT}: {len(indexes)} entries proven in {len(sizes)} checkpoints "
+        f"(sizes {sizes[0]}..{sizes[-1]}, hash chain and consistency verified), controls "
+        f"{', '.join(sorted(manifest['controls']))}; signed by {key.name}+{key.key_id:08x}, "  # type: ignore[call-overload]
+        f"checked with {origin}"
+    )

@@ -1,0 +1,377 @@
+"""Data quality rules as data: definitions, parsing from plain mappings, pure evaluation.
+
+A subject's rule set is a mapping (shipped as YAML in ``domain/rules/<subject>.yaml``, changed at
+runtime through ``hub.config`` events)::
+
+    subject: trades-value
+    rules:
+      - {id: trade.quantity.positive, kind: range, field: quantity, min: "0", min_exclusive: true}
+      - {id: trade.instrument.format, kind: regex, field: instrument, pattern: "^[A-Z0-9.]{1,12}$"}
+      - {id: trade.currency.known, kind: enum, field: currency, values: [USD, EUR, GBP]}
+      - {id: trade.ids.required, kind: required, fields: [trade_id, account_id]}
+      - {id: settled.after, kind: compare, left: settled_at, op: ">=", right: initiated_at}
+      - {id: trade.fresh, kind: freshness, field: executed_at, max_age: 7d, max_future: 5m}
+      - {id: trade.unique, kind: unique, fields: [trade_id], window: 24h}
+
+Kinds: ``required`` (present, not null, not an empty string), ``range`` (``min``/``max``, bounds
+inclusive unless ``*_exclusive``; numbers as strings compare exactly as decimals), ``regex``
+(full match, RE2/Python common syntax), ``enum`` (membership), ``compare`` (cross-field, ops
+``< <= == != >= >``), ``freshness`` (late arrival: the field is at most ``max_age`` older than the
+receipt time and at most ``max_future`` ahead of it), ``unique`` (the natural key made of
+``fields`` is not repeated within ``window``: stateful, so evaluated by the ingest's dedupe
+window, not here). Fields are paths with ``/`` or ``.`` separators into the record. A rule
+whose field is absent or null passes, except ``required``: combine them to require a value.
+
+Evaluation is pure: ``evaluate(rule_set, record, now)`` returns one ``Violation`` (rule id,
+field path, sentence) per failed rule. No I/O.
+"""
+
+from __future__ import annotations
+
+import operator
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any, Literal
+
+RuleKind = Literal["required", "range", "regex", "enum", "compare", "freshness", "unique"]
+KINDS: tuple[str, ...] = ("required", "range", "regex", "enum", "compare", "freshness", "unique")
+OPS: Mapping[str, Callable[[Any, Any], bool]] = {
+    "<": operator.lt,
+    "<=": operator.le,
+    "==": operator.eq,
+    "!=": operator.ne,
+    ">=": operator.ge,
+    ">": operator.gt,
+}
+_DURATION = re.compile(r"^(\d+)(ms|s|m|h|d)$")
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+class RuleError(ValueError):
+    """A rule set is malformed; the message names the rule and the fix."""
+
+
+@dataclass(frozen=True, slots=True)
+class Violation:
+    rule_id: str
+    field_path: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One rule. Only the attributes of its ``kind`` are used (see the module docstring)."""
+
+    id: str
+    kind: RuleKind
+    fields: tuple[str, ...] = ()
+    min: Decimal | None = None
+    max: Decimal | None = None
+    min_exclusive: bool = False
+    max_exclusive: bool = False
+    pattern: str | None = None
+    values: tuple[Any, ...] = ()
+    op: str = ">="
+    max_age: timedelta | None = None
+    max_future: timedelta | None = None
+    window: timedelta | None = None
+    _regex: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def field(self) -> str:
+        return self.fields[0]
+
+    def as_dict(self) -> dict[str, Any]:
+        """The rule in the same shape ``parse_rule`` reads."""
+        out: dict[str, Any] = {"id": self.id, "kind": self.kind}
+        if self.kind == "compare":
+            out.update(left=self.fields[0], op=self.op, right=self.fields[1])
+        elif self.kind in ("required", "unique"):
+            out["fields"] = list(self.fields)
+        else:
+            out["field"] = self.fields[0]
+        for name in ("min", "max"):
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = str(value)
+                if getattr(self, f"{name}_exclusive"):
+                    out[f"{name}_exclusive"] = True
+        if self.pattern is not None:
+            out["pattern"] = self.pattern
+        if self.kind == "enum":
+            out["values"] = list(self.values)
+        for name in ("max_age", "max_future", "window"):
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = f"{int(value.total_seconds())}s"
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class RuleSet:
+    subject: str
+    rules: tuple[Rule, ...] = ()
+
+    @property
+    def unique(self) -> tuple[Rule, ...]:
+        return tuple(r for r in self.rules if r.kind == "unique")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"subject": self.subject, "rules": [r.as_dict() for r in self.rules]}
+
+
+def parse_duration(value: Any, where: str) -> timedelta:
+    """``"90s"``, ``"5m"``, ``"24h"``, ``"7d"`` or a number of seconds."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return timedelta(seconds=value)
+    m = _DURATION.match(str(value).strip())
+    if not m:
+        raise RuleError(f"{where}: {value!r} is not a duration; write e.g. 30s, 5m, 24h or 7d.")
+    return timedelta(seconds=int(m.group(1)) * _UNITS[m.group(2)])
+
+
+def _decimal(value: Any, where: str) -> Decimal | None:
+    if value is None:
+        return None
+    try:
+        return Decimal(str(value))
+    except InvalidOperation as exc:
+        raise RuleError(f"{where}: bound {value!r} is not a number.") from exc
+
+
+def parse_rule(data: Mapping[str, Any], index: int = 0) -> Rule:
+    """One rule from its mapping; raises ``RuleError`` naming the rule and the problem."""
+    if not isinstance(data, Mapping):
+        raise RuleError(f"Rule {index} must be a mapping, got {data!r}.")
+    rid = data.get("id")
+    where = f"Rule {rid or index!r}"
+    if not isinstance(rid, str) or not rid:
+        raise RuleError(f"Rule {index} needs an 'id' (a non-empty string).")
+    kind = data.get("kind")
+    if kind not in KINDS:
+        raise RuleError(f"{where}: kind {kind!r} is not one of {', '.join(KINDS)}.")
+    known = {
+        "id",
+        "kind",
+        "field",
+        "fields",
+        "left",
+        "right",
+        "op",
+        "min",
+        "max",
+        "min_exclusive",
+        "max_exclusive",
+        "pattern",
+        "values",
+        "max_age",
+        "max_future",
+        "window",
+        "description",
+    }
+    unknown = set(data) - known
+    if unknown:
+        raise RuleError(f"{where}: unknown attribute(s) {', '.join(sorted(unknown))}.")
+    kw: dict[str, Any] = {}
+    if kind == "compare":
+        left, right, op = data.get("left"), data.get("right"), data.get("op", ">=")
+        if not isinstance(left, str) or not isinstance(right, str):
+            raise RuleError(f"{where}: a compare rule needs 'left' and 'right' field paths.")
+        if op not in OPS:
+            raise RuleError(f"{where}: op {op!r} is not one of {' '.join(OPS)}.")
+        fields: tuple[str, ...] = (left, right)
+        kw["op"] = op
+    else:
+        raw = data.get("fields", data.get("field"))
+        if isinstance(raw, str):
+            fields = (raw,)
+        elif isinstance(raw, Sequence) and raw and all(isinstance(f, str) for f in raw):
+            fields = tuple(raw)
+        else:
+            raise RuleError(f"{where}: give 'field' (a path) or 'fields' (a list of paths).")
+    if kind == "range":
+        kw["min"] = _decimal(data.get("min"), where)
+        kw["max"] = _decimal(data.get("max"), where)
+        if kw["min"] is None and kw["max"] is None:
+            raise RuleError(f"{where}: a range rule needs 'min', 'max' or both.")
+        kw["min_exclusive"] = bool(data.get("min_exclusive", False))
+        kw["max_exclusive"] = bool(data.get("max_exclusive", False))
+    elif kind == "regex":
+        pattern = data.get("pattern")
+        if not isinstance(pattern, str):
+            raise RuleError(f"{where}: a regex rule needs 'pattern'.")
+        try:
+            kw["_regex"] = re.compile(pattern)
+        except re.error as exc:
+            raise RuleError(f"{where}: pattern {pattern!r} does not compile: {exc}.") from exc
+        kw["pattern"] = pattern
+    elif kind == "enum":
+        values = data.get("values")
+        if not isinstance(values, Sequence) or isinstance(values, str) or not values:
+            raise RuleError(f"{where}: an enum rule needs a non-empty list 'values'.")
+        kw["values"] = tuple(values)
+    elif kind == "freshness":
+        if data.get("max_age") is None and data.get("max_future") is None:
+            raise RuleError(f"{where}: a freshness rule needs 'max_age', 'max_future' or both.")
+        if data.get("max_age") is not None:
+            kw["max_age"] = parse_duration(data["max_age"], where)
+        if data.get("max_future") is not None:
+            kw["max_future"] = parse_duration(data["max_future"], where)
+    elif kind == "unique":
+        kw["window"] = parse_duration(data.get("window", "24h"), where)
+    return Rule(id=rid, kind=kind, fields=fields, **kw)
+
+
+def parse_rule_set(data: Mapping[str, Any], subject: str | None = None) -> RuleSet:
+    """A rule set from its mapping; rule ids must be unique within it."""
+    if not isinstance(data, Mapping):
+        raise RuleError(f"A rule set must be a mapping with 'rules', got {type(data).__name__}.")
+    name = data.get("subject", subject)
+    if not isinstance(name, str) or not name:
+        raise RuleError("A rule set needs its 'subject' (e.g. trades-value).")
+    if subject is not None and name != subject:
+        raise RuleError(f"The rule set names subject {name!r}, but it is stored for {subject!r}.")
+    raw = data.get("rules", [])
+    if not isinstance(raw, Sequence) or isinstance(raw, str):
+        raise RuleError(f"Rule set {name!r}: 'rules' must be a list.")
+    rules = tuple(parse_rule(r, i) for i, r in enumerate(raw))
+    ids = [r.id for r in rules]
+    dupes = sorted({i for i in ids if ids.count(i) > 1})
+    if dupes:
+        raise RuleError(f"Rule set {name!r}: rule id(s) {', '.join(dupes)} appear twice.")
+    return RuleSet(name, rules)
+
+
+def get_path(record: Any, path: str) -> Any:
+    """The value at ``path`` (``a/b`` or ``a.b``), or None when any step is missing."""
+    value = record
+    for part in path.replace(".", "/").strip("/").split("/"):
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(part)
+        if value is None:
+            return None
+    return value
+
+
+def _as_number(value: Any) -> Decimal | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, Decimal)):
+        return Decimal(value)
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    if isinstance(value, str):
+        try:
+            return Decimal(value)
+        except InvalidOperation:
+            return None
+    return None
+
+
+def _path(p: str) -> str:
+    return "/" + p.replace(".", "/").strip("/")
+
+
+def check_rule(rule: Rule, record: Any, now: datetime) -> Violation | None:
+    """The violation of one stateless rule by ``record``, or None. ``unique`` always passes."""
+    kind = rule.kind
+    if kind == "required":
+        for f in rule.fields:
+            v = get_path(record, f)
+            if v is None or v == "":
+                return Violation(rule.id, _path(f), f"{_path(f)} is required but is missing.")
+        return None
+    if kind == "compare":
+        a, b = get_path(record, rule.fields[0]), get_path(record, rule.fields[1])
+        if a is None or b is None:
+            return None
+        try:
+            ok = OPS[rule.op](a, b)
+        except TypeError:
+            ok = False
+        if ok:
+            return None
+        return Violation(
+            rule.id,
+            _path(rule.fields[0]),
+            f"{_path(rule.fields[0])} ({_show(a)}) must be {rule.op} "
+            f"{_path(rule.fields[1])} ({_show(b)}).",
+        )
+    if kind == "unique":
+        return None
+    value = get_path(record, rule.field)
+    if value is None:
+        return None
+    where = _path(rule.field)
+    if kind == "range":
+        n = _as_number(value)
+        if n is None:
+            return Violation(rule.id, where, f"{where} ({value!r}) is not a number.")
+        if rule.min is not None and (n <= rule.min if rule.min_exclusive else n < rule.min):
+            op = ">" if rule.min_exclusive else ">="
+            return Violation(rule.id, where, f"{where} is {n}, but must be {op} {rule.min}.")
+        if rule.max is not None and (n >= rule.max if rule.max_exclusive else n > rule.max):
+            op = "<" if rule.max_exclusive else "<="
+            return Violation(rule.id, where, f"{where} is {n}, but must be {op} {rule.max}.")
+        return None
+    if kind == "regex":
+        assert rule._regex is not None
+        if isinstance(value, str) and rule._regex.fullmatch(value):
+            return None
+        return Violation(
+            rule.id, where, f"{where} ({value!r}) does not match the pattern {rule.pattern!r}."
+        )
+    if kind == "enum":
+        if value in rule.values:
+            return None
+        allowed = ", ".join(map(str, rule.values))
+        return Violation(rule.id, where, f"{where} ({value!r}) is not one of {allowed}.")
+    if kind == "freshness":
+        if not isinstance(value, datetime):
+            return Violation(rule.id, where, f"{where} ({value!r}) is not a timestamp.")
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=now.tzinfo)
+        if rule.max_age is not None and now - value > rule.max_age:
+            return Violation(
+                rule.id,
+                where,
+                f"{where} ({_show(value)}) arrived late: it is older than {rule.max_age} "
+                f"at receipt ({_show(now)}).",
+            )
+        if rule.max_future is not None and value - now > rule.max_future:
+            return Violation(
+                rule.id,
+                where,
+                f"{where} ({_show(value)}) is more than {rule.max_future} in the future "
+                f"at receipt ({_show(now)}).",
+            )
+        return None
+    raise AssertionError(kind)  # pragma: no cover - parse_rule admits only KINDS
+
+
+def evaluate(rule_set: RuleSet, record: Any, now: datetime) -> list[Violation]:
+    """Every stateless rule ``record`` fails, in rule order."""
+    out = []
+    for rule in rule_set.rules:
+        v = check_rule(rule, record, now)
+        if v is not None:
+            out.append(v)
+    return out
+
+
+def natural_key(rule: Rule, record: Any) -> str | None:
+    """The natural key a ``unique`` rule reads from ``record`` (None when a part is missing)."""
+    parts = [get_path(record, f) for f in rule.fields]
+    if any(p is None for p in parts):
+        return None
+    return "\x1f".join(map(str, parts))
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)

@@ -1,0 +1,265 @@
+"""Ingest routes: per-record JSON and Avro batches, quality stats, quarantine and rules.
+
+- ``POST /v1/ingest/{topic}``: JSON, per record (bad ones quarantined, the rest appended in one
+  transaction). Body ``{"events": [{"value": {...}, "event_type", "key", "event_id",
+  "occurred_at"}]}`` (the quarantine keeps each event's canonical JSON), or
+  ``Content-Type: application/x-ndjson`` with one event object per line (byte-exact originals;
+  a line that is not UTF-8 or not JSON is quarantined on its own). The strict all-or-nothing
+  route stays ``POST /v1/topics/{topic}/events``. A body that is not JSON at all, or over
+  ``HUB_MAX_REQUEST_BYTES``, fails the whole request (422 / 413): there are no records to keep.
+- ``POST /v1/ingest/{topic}/avro``: a body of Confluent wire-format values, each framed by a
+  4-byte big-endian length (``application/vnd.hub.wire-batch``); per record like JSON.
+- ``GET /v1/quality/stats``: accepted / rejected / duplicate counts per source, topic and rule.
+- ``GET /v1/quarantine``, ``GET /v1/quarantine/{offset}``, ``POST /v1/quarantine/replay``.
+- ``GET /v1/rules``, ``GET /v1/rules/{subject}``, ``PUT /v1/rules/{subject}``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import struct
+from decimal import Decimal
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from hub import serde
+from hub.api.deps import authorize, hub_of
+from hub.errors import InvalidInput, PayloadTooLarge
+from hub.ingest.pipeline import JSON, WIRE, RawRecord
+from hub.ports.policy import Principal
+
+router = APIRouter(tags=["ingest"])
+NDJSON = "application/x-ndjson"
+_ALLOWED = {"value", "event_type", "key", "event_id", "occurred_at"}
+
+
+async def _body(request: Request) -> bytes:
+    limit = hub_of(request).settings.max_request_bytes
+    body = await request.body()
+    if len(body) > limit:
+        raise PayloadTooLarge(
+            f"Request body is {len(body)} bytes, over the limit of {limit} "
+            "(HUB_MAX_REQUEST_BYTES): split the batch."
+        )
+    return body
+
+
+def _event(item: Any, original: bytes | None, i: int) -> RawRecord:
+    """``original`` is the NDJSON line (byte-exact, an event object); None for a JSON batch,
+    whose quarantine original is then the canonical JSON of the event's value."""
+    ctype = NDJSON if original is not None else JSON
+    if original is None:
+        inner = item.get("value", item) if isinstance(item, dict) else item
+        original = json.dumps(inner, default=str, separators=(",", ":")).encode()
+    if not isinstance(item, dict) or not isinstance(item.get("value"), dict):
+        return RawRecord(
+            original, content_type=ctype, error=f'Event {i} must be an object with a "value".'
+        )
+    unknown = set(item) - _ALLOWED
+    if unknown:
+        return RawRecord(
+            original,
+            content_type=ctype,
+            error=f"Event {i} has unknown member(s) {', '.join(sorted(unknown))}.",
+        )
+    return RawRecord(
+        original,
+        content_type=ctype,
+        value=item["value"],
+        event_type=item.get("event_type"),
+        key=None if item.get("key") is None else str(item["key"]),
+        event_id=item.get("event_id"),
+        occurred_at=item.get("occurred_at"),
+        position={"index": i},
+    )
+
+
+@router.post("/v1/ingest/{topic}", status_code=200)
+async def ingest_json(
+    topic: str, request: Request, principal: Principal = Depends(authorize("ingest.publish"))
+) -> dict[str, Any]:
+    hub = hub_of(request)
+    body = await _body(request)
+    records: list[RawRecord] = []
+    if request.headers.get("content-type", "").startswith("application/x-ndjson"):
+        for i, line in enumerate(x for x in body.split(b"\n") if x.strip()):
+            line = line.rstrip(b"\r")
+            try:
+                item = json.loads(line.decode("utf-8"), parse_float=Decimal)
+            except UnicodeDecodeError as exc:
+                records.append(
+                    RawRecord(
+                        line, error=f"Line {i} is not UTF-8: {exc.reason}.", error_code="not_utf8"
+                    )
+                )
+                continue
+            except ValueError as exc:
+                records.append(
+                    RawRecord(
+                        line, error=f"Line {i} is not JSON: {exc}.", error_code="malformed_json"
+                    )
+                )
+                continue
+            records.append(_event(item, line, i))
+    else:
+        try:
+            payload = json.loads(body, parse_float=Decimal)
+        except UnicodeDecodeError as exc:
+            raise InvalidInput(
+                f"Request body is not UTF-8 text: {exc}.", code="malformed_json"
+            ) from exc
+        except json.JSONDecodeError as exc:
+            raise InvalidInput(
+                f"Request body is not valid JSON: {exc.msg} at line {exc.lineno}.",
+                code="malformed_json",
+            ) from exc
+        items = payload.get("events") if isinstance(payload, dict) else None
+        if not isinstance(items, list) or not items:
+            raise InvalidInput(
+                'Body must be {"events": [ ... ]} with at least one event.', code="invalid_batch"
+            )
+        for i, item in enumerate(items):
+            records.append(_event(item, None, i))
+    result = hub.ingest.ingest(
+        topic,
+        records,
+        source=f"http:{principal.id}",
+        producer=principal.id,
+        tenant=principal.tenant,
+    )
+    return {"topic": topic, **result.as_dict()}
+
+
+@router.post("/v1/ingest/{topic}/avro", status_code=200)
+async def ingest_avro(
+    topic: str, request: Request, principal: Principal = Depends(authorize("ingest.publish"))
+) -> dict[str, Any]:
+    hub = hub_of(request)
+    body = await _body(request)
+    records: list[RawRecord] = []
+    pos = 0
+    while pos < len(body):
+        if pos + 4 > len(body):
+            raise InvalidInput(
+                f"The body ends inside a length prefix at byte {pos}: each value must be framed "
+                "by a 4-byte big-endian length.",
+                code="malformed_frame",
+            )
+        (n,) = struct.unpack_from(">I", body, pos)
+        if pos + 4 + n > len(body):
+            raise InvalidInput(
+                f"Frame {len(records)} at byte {pos} says {n} bytes, but only "
+                f"{len(body) - pos - 4} remain: the body is truncated.",
+                code="malformed_frame",
+            )
+        records.append(RawRecord(body[pos + 4 : pos + 4 + n], kind="wire", content_type=WIRE))
+        pos += 4 + n
+    if not records:
+        raise InvalidInput("The body holds no framed values.", code="invalid_batch")
+    result = hub.ingest.ingest(
+        topic,
+        records,
+        source=f"http:{principal.id}",
+        producer=principal.id,
+        tenant=principal.tenant,
+    )
+    return {"topic": topic, **result.as_dict()}
+
+
+@router.get("/v1/quality/stats")
+def quality_stats(
+    request: Request, _: Principal = Depends(authorize("quarantine.read"))
+) -> dict[str, Any]:
+    """Counts since this process started (the Prometheus counters), plus the quarantine size."""
+    hub = hub_of(request)
+    by_source: list[dict[str, Any]] = []
+    by_rule: list[dict[str, Any]] = []
+    for metric in hub.metrics.ingest_records.collect():
+        for s in metric.samples:
+            if s.name.endswith("_total"):
+                by_source.append({**s.labels, "count": int(s.value)})
+    for metric in hub.metrics.ingest_rule_failures.collect():
+        for s in metric.samples:
+            if s.name.endswith("_total"):
+                by_rule.append({**s.labels, "count": int(s.value)})
+    totals = {"accepted": 0, "rejected": 0, "duplicate": 0}
+    for row in by_source:
+        totals[row["outcome"]] += row["count"]
+    return {
+        "totals": totals,
+        "by_source": by_source,
+        "by_rule": by_rule,
+        "quarantine_records": sum(hub.log.end_offsets("hub.quarantine").values()),
+    }
+
+
+@router.get("/v1/quarantine")
+def quarantine_list(
+    request: Request,
+    offset: int = Query(0, ge=0),
+    limit: int = Query(100, ge=1, le=10_000),
+    topic: str | None = None,
+    _: Principal = Depends(authorize("quarantine.read")),
+) -> dict[str, Any]:
+    from hub.ingest.quarantine import entries
+
+    items = entries(hub_of(request).ingest, offset, limit, topic)
+    return {"records": items, "next_offset": items[-1]["offset"] + 1 if items else offset}
+
+
+@router.get("/v1/quarantine/{offset}")
+def quarantine_show(
+    offset: int, request: Request, _: Principal = Depends(authorize("quarantine.read"))
+) -> dict[str, Any]:
+    from hub.ingest.quarantine import decode_entry
+
+    e = decode_entry(hub_of(request).ingest, offset)
+    original: bytes = e.pop("original")
+    out: dict[str, Any] = serde.to_json(e)
+    out["original_base64"] = base64.b64encode(original).decode()
+    return out
+
+
+@router.post("/v1/quarantine/replay")
+async def quarantine_replay(
+    request: Request, principal: Principal = Depends(authorize("quarantine.replay"))
+) -> dict[str, Any]:
+    """Body ``{"offsets": [..]}``; returns the outcome per topic."""
+    from hub.ingest.quarantine import replay
+
+    payload = json.loads(await _body(request) or b"{}")
+    offsets = payload.get("offsets") if isinstance(payload, dict) else None
+    if not isinstance(offsets, list) or not all(isinstance(o, int) for o in offsets):
+        raise InvalidInput('Body must be {"offsets": [<int>, ...]}.', code="invalid_replay")
+    results = replay(hub_of(request).ingest, offsets, principal.id)
+    return {t: r.as_dict() for t, r in results.items()}
+
+
+@router.get("/v1/rules")
+def rules_list(request: Request, _: Principal = Depends(authorize("rules.read"))) -> dict[str, Any]:
+    store = hub_of(request).ingest.rules
+    return {
+        s: {"version": store.version(s), "rules": len(store.get(s).rules)} for s in store.subjects()
+    }
+
+
+@router.get("/v1/rules/{subject}")
+def rules_get(
+    subject: str, request: Request, _: Principal = Depends(authorize("rules.read"))
+) -> dict[str, Any]:
+    store = hub_of(request).ingest.rules
+    return {**store.get(subject).as_dict(), "version": store.version(subject)}
+
+
+@router.put("/v1/rules/{subject}")
+async def rules_put(
+    subject: str, request: Request, principal: Principal = Depends(authorize("rules.write"))
+) -> dict[str, Any]:
+    """Body: the rule set (``{"rules": [...]}``); published as a ``hub.ConfigChanged`` event."""
+    payload = json.loads(await _body(request) or b"null")
+    if isinstance(payload, dict):
+        payload.setdefault("subject", subject)
+    rs, version = hub_of(request).ingest.rules.set(subject, payload, principal.id, "PUT /v1/rules")
+    return {**rs.as_dict(), "version": version}

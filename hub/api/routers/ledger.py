@@ -1,0 +1,166 @@
+"""Ledger and evidence routes for compliance officers (``ledger.read``, ``ledger.verify``,
+``evidence.export``).
+
+Reads answer from the ledger as synced; ``GET /v1/ledger/entries/{index}`` syncs first when the
+entry is not yet covered by a checkpoint. Installing this router also keeps the ledger synced
+while the app runs: a FastAPI lifespan starts ``Ledger.start()`` (a background thread syncing
+every ``checkpoint_every_ms``) and stops it on shutdown.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi.responses import PlainTextResponse, Response
+
+from hub.api.deps import authorize, hub_of
+from hub.errors import InvalidInput
+from hub.ledger.errors import CheckpointNotFound
+from hub.ports.policy import Principal
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    ledger = app.state.hub.ledger
+    ledger.start()
+    try:
+        yield
+    finally:
+        ledger.stop()
+
+
+router = APIRouter(tags=["ledger"], lifespan=lifespan)
+
+
+def _ms(text: str | None, what: str) -> int | None:
+    from hub.ledger.evidence import parse_time
+
+    return None if text is None else int(parse_time(text, what).timestamp() * 1000)
+
+
+@router.get("/v1/ledger/entries")
+def list_entries(
+    request: Request,
+    actor: str | None = None,
+    action: str | None = None,
+    resource: str | None = None,
+    topic: str | None = None,
+    since: str | None = Query(None, alias="from", description="ISO time, inclusive"),
+    until: str | None = Query(None, alias="to", description="ISO time, exclusive"),
+    after: int = Query(-1, ge=-1),
+    limit: int = Query(100, ge=1, le=10_000),
+    _: Principal = Depends(authorize("ledger.read")),
+) -> dict[str, Any]:
+    entries = hub_of(request).ledger.entries(
+        actor=actor,
+        action=action,
+        resource=resource,
+        topic=topic,
+        since_ms=_ms(since, "from"),
+        until_ms=_ms(until, "to"),
+        after=after,
+        limit=limit,
+    )
+    return {"entries": entries, "next_after": entries[-1]["index"] if entries else after}
+
+
+@router.get("/v1/ledger/entries/{index}")
+def get_entry(
+    index: int,
+    request: Request,
+    checkpoint: int | None = Query(None, ge=1, description="tree size; default the latest"),
+    _: Principal = Depends(authorize("ledger.read")),
+) -> dict[str, Any]:
+    ledger = hub_of(request).ledger
+    try:
+        return ledger.entry(index, checkpoint)
+    except CheckpointNotFound:
+        if checkpoint is not None:
+            raise
+        ledger.sync(force_checkpoint=True)
+        return ledger.entry(index, checkpoint)
+
+
+@router.get("/v1/ledger/checkpoints")
+def list_checkpoints(
+    request: Request,
+    min_size: int = Query(0, ge=0),
+    max_size: int | None = Query(None, ge=0),
+    _: Principal = Depends(authorize("ledger.read")),
+) -> list[dict[str, Any]]:
+    return [
+        {
+            "size": c.size,
+            "root": c.root.hex(),
+            "time_us": c.time_us,
+            "hash": c.hash.hex(),
+            "note": c.note.decode(),
+        }
+        for c in hub_of(request).ledger.checkpoints(min_size=min_size, max_size=max_size)
+    ]
+
+
+@router.get("/v1/ledger/checkpoints/latest", response_class=PlainTextResponse)
+def latest_checkpoint(
+    request: Request, _: Principal = Depends(authorize("ledger.read"))
+) -> PlainTextResponse:
+    cp = hub_of(request).ledger.store.latest_checkpoint()
+    if cp is None:
+        raise CheckpointNotFound("No checkpoint has been signed yet: the ledger is empty.")
+    return PlainTextResponse(cp.note.decode(), media_type="text/plain; charset=utf-8")
+
+
+@router.get("/v1/ledger/consistency")
+def consistency(
+    request: Request,
+    size1: int = Query(..., alias="from", ge=0),
+    size2: int = Query(..., alias="to", ge=0),
+    _: Principal = Depends(authorize("ledger.read")),
+) -> dict[str, Any]:
+    return hub_of(request).ledger.consistency(size1, size2)
+
+
+@router.get("/v1/ledger/public-key", response_class=PlainTextResponse)
+def public_key(
+    request: Request, _: Principal = Depends(authorize("ledger.read"))
+) -> PlainTextResponse:
+    return PlainTextResponse(hub_of(request).ledger.public_key() + "\n")
+
+
+@router.post("/v1/ledger/verify")
+def verify(request: Request, _: Principal = Depends(authorize("ledger.verify"))) -> dict[str, Any]:
+    from hub.ledger.verify import verify_ledger
+
+    return verify_ledger(hub_of(request).ledger).as_dict()
+
+
+@router.post("/v1/evidence", response_class=Response)
+def export_evidence(
+    request: Request,
+    since: str = Query(..., alias="from"),
+    until: str = Query(..., alias="to"),
+    controls: str = Query("CC6,CC7,CC8,PI1"),
+    principal: Principal = Depends(authorize("evidence.export")),
+) -> Response:
+    from hub.ledger.controls import parse_controls
+    from hub.ledger.evidence import export_pack, parse_time
+
+    try:
+        wanted = parse_controls(controls)
+    except ValueError as exc:
+        raise InvalidInput(f"controls: {exc}", code="invalid_controls") from exc
+    pack = export_pack(
+        hub_of(request).ledger,
+        parse_time(since, "from"),
+        parse_time(until, "to"),
+        wanted,
+        actor=principal.id,
+    )
+    return Response(
+        pack.data,
+        media_type="application/zip",
+        headers={"Content-Disposition": f'attachment; filename="{pack.filename}"'},
+    )

@@ -1,0 +1,181 @@
+"""``hub publish FILE``, ``hub watch FOLDER`` and ``hub connector run NAME --config FILE``.
+
+``publish`` streams a file (JSON lines, CSV, Parquet, Avro OCF) through the ingest pipeline with a
+progress bar, prints accepted / rejected / duplicate counts, and exits 1 when the file itself is
+unreadable (``hub.ingest.files``). ``watch`` polls a folder: each new file is published, then
+moved to ``done/`` (or ``failed/`` when unreadable); a file already fully ingested is recognised
+by its digest and not ingested twice. ``connector run`` runs a pull connector described by a YAML
+file (``kind: db`` or ``kind: http``, see ``hub.ingest.db`` and ``hub.ingest.httppull``) until its
+source is exhausted; it resumes from its stored position.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import click
+import yaml
+
+from hub.cli import OPERATOR, Ctx, authorize, main, run_safely
+from hub.errors import ConfigError, HubError
+
+
+def _summary(label: str, accepted: int, rejected: int, duplicates: int) -> str:
+    return f"{label}: accepted={accepted} rejected={rejected} duplicates={duplicates}"
+
+
+@main.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--topic", "-t", required=True, help="Topic to publish to.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["auto", "jsonl", "csv", "parquet", "avro"]),
+    default="auto",
+    show_default=True,
+)
+@click.option("--batch-size", type=int, default=10_000, show_default=True)
+@click.option("--event-type", default=None, help="Avro full name (topics with several types).")
+@click.pass_obj
+def publish(
+    obj: Ctx, file: str, topic: str, fmt: str, batch_size: int, event_type: str | None
+) -> None:
+    """Publish FILE to a topic, record by record (bad records go to quarantine)."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from hub.ingest.files import FileUnreadable, publish_file
+
+    path = Path(file)
+
+    def go() -> None:
+        with obj.hub() as h:
+            authorize(h, "ingest.publish", f"topics/{topic}")
+            size = path.stat().st_size if path.exists() else 0
+            with Progress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                TextColumn("{task.fields[counts]}"),
+                TimeElapsedColumn(),
+                transient=False,
+                disable=not sys.stderr.isatty(),
+            ) as progress:
+                task = progress.add_task(path.name, total=None, counts="")
+                seen = [0, 0, 0]
+
+                def on_batch(n: int, r: object) -> None:
+                    from hub.ingest.pipeline import IngestResult
+
+                    assert isinstance(r, IngestResult)
+                    seen[0] += r.accepted
+                    seen[1] += r.rejected
+                    seen[2] += r.duplicates
+                    progress.update(
+                        task,
+                        advance=n,
+                        counts=f"ok {seen[0]:,}  rejected {seen[1]:,}  dup {seen[2]:,}",
+                    )
+
+                try:
+                    out = publish_file(
+                        h.ingest,
+                        path,
+                        topic,
+                        fmt,
+                        batch_size,
+                        event_type=event_type,
+                        producer=OPERATOR.id,
+                        on_batch=on_batch,
+                    )
+                except FileUnreadable:
+                    raise
+            if out.already_done:
+                click.echo(
+                    f"{path.name}: already ingested ({out.skipped} records, source "
+                    f"{out.source}); nothing to do."
+                )
+                return
+            r = out.result
+            click.echo(
+                _summary(
+                    f"{path.name} ({out.format}, {size:,} bytes)",
+                    r.accepted,
+                    r.rejected,
+                    r.duplicates,
+                )
+                + (f" resumed_after={out.skipped}" if out.skipped else "")
+            )
+            if r.rejected:
+                click.echo("  rejected records are in quarantine: hub quarantine list")
+
+    run_safely(go)
+
+
+@main.command()
+@click.argument("folder", type=click.Path(file_okay=False))
+@click.option("--topic", "-t", required=True)
+@click.option("--interval", type=float, default=2.0, show_default=True, help="Poll seconds.")
+@click.option("--once", is_flag=True, help="Process what is there, then exit.")
+@click.option("--batch-size", type=int, default=10_000, show_default=True)
+@click.pass_obj
+def watch(obj: Ctx, folder: str, topic: str, interval: float, once: bool, batch_size: int) -> None:
+    """Publish every file dropped into FOLDER; move it to done/ or failed/ afterwards."""
+    from hub.ingest.files import watch_once
+
+    def go() -> None:
+        with obj.hub() as h:
+            authorize(h, "ingest.connector", f"topics/{topic}")
+            while True:
+                for name, outcome in watch_once(h.ingest, Path(folder), topic, batch_size):
+                    click.echo(f"{name}: {outcome}")
+                if once:
+                    return
+                time.sleep(interval)
+
+    run_safely(go)
+
+
+@main.group()
+def connector() -> None:
+    """Pull connectors (databases, HTTP APIs)."""
+
+
+@connector.command("run")
+@click.argument("name")
+@click.option("--config", "config_file", required=True, type=click.Path(dir_okay=False))
+@click.pass_obj
+def connector_run(obj: Ctx, name: str, config_file: str) -> None:
+    """Run connector NAME described by a YAML file until its source is exhausted."""
+
+    def go() -> None:
+        try:
+            cfg = yaml.safe_load(Path(config_file).read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"Cannot read connector config {config_file!r}: {exc}") from exc
+        if not isinstance(cfg, dict) or cfg.get("kind") not in ("db", "http"):
+            raise ConfigError(
+                f"Connector config {config_file!r} must be a mapping with kind: db or kind: http."
+            )
+        with obj.hub() as h:
+            authorize(h, "ingest.connector", f"connectors/{name}")
+            kind = cfg.pop("kind")
+            if kind == "db":
+                from hub.ingest.db import DbConnector, DbSourceConfig
+
+                result = DbConnector(h.ingest, DbSourceConfig(name=name, **cfg)).run()
+            else:
+                from hub.ingest.httppull import HttpPullConfig, HttpPullConnector
+
+                result = HttpPullConnector(h.ingest, HttpPullConfig(name=name, **cfg)).run()
+            click.echo(_summary(name, result.accepted, result.rejected, result.duplicates))
+
+    try:
+        run_safely(go)
+    except TypeError as exc:  # unknown keys in the YAML
+        click.echo(f"error [config_invalid]: connector config {config_file!r}: {exc}", err=True)
+        sys.exit(1)
+
+
+__all__ = ["HubError", "connector", "publish", "shutil", "watch"]

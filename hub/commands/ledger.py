@@ -1,0 +1,224 @@
+"""``hub ledger ...`` and ``hub evidence export``: the audit ledger on the command line.
+
+Every command syncs the ledger first (the CLI is short-lived, so ``sync`` also signs a
+checkpoint for whatever it appended: a CLI run never leaves entries unproven). Actions are
+checked with the PolicyEngine like routes: ``ledger.read`` for queries and proofs,
+``ledger.verify`` for ``verify``, ``evidence.export`` for ``evidence export``.
+Exit codes: 0 success, 1 a hub error or a failed verification (the first bad entry is named).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from hub.cli import OPERATOR, Ctx, authorize, main, run_safely
+
+
+def _echo_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, sort_keys=True))
+
+
+@main.group()
+def ledger() -> None:
+    """Audit ledger: entries, proofs, checkpoints, verification."""
+
+
+@ledger.command("sync")
+@click.option("--no-checkpoint", is_flag=True, help="Append leaves only; sign when due.")
+@click.pass_obj
+def ledger_sync(obj: Ctx, no_checkpoint: bool) -> None:
+    """Append a leaf for every new log record and sign a checkpoint."""
+
+    def go() -> None:
+        with obj.hub() as h:
+            authorize(h, "ledger.read", "ledger")
+            r = h.ledger.sync(force_checkpoint=not no_checkpoint)
+            _echo_json({"appended": r.appended, "size": r.size, "checkpoints": r.checkpoints})
+
+    run_safely(go)
+
+
+@ledger.command("verify")
+@click.option(
+    "--public-key",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Also accept checkpoints signed by this verifier key file.",
+)
+@click.pass_obj
+def ledger_verify(obj: Ctx, public_key: str | None) -> None:
+    """Re-check the whole ledger against the log; exit 1 naming the first bad entry."""
+    from audit.note import parse_verifier_key
+    from hub.ledger.verify import verify_ledger
+
+    def go() -> None:
+        with obj.hub() as h:
+            authorize(h, "ledger.verify", "ledger")
+            trusted = [parse_verifier_key(Path(public_key).read_text())] if public_key else []
+            report = verify_ledger(h.ledger, trusted)
+            first = report.first
+            if first is not None:
+                click.echo(f"INVALID: {first.describe()}", err=True)
+                _echo_json(report.as_dict())
+                sys.exit(1)
+            click.echo(
+                f"OK ledger: {report.leaves} entries and {report.checkpoints} checkpoints verified "
+                f"against the log in {report.seconds:.2f} s ({report.pending} records pending)"
+            )
+
+    run_safely(go)
+
+
+@ledger.command("entries")
+@click.option("--actor", default=None)
+@click.option("--action", default=None)
+@click.option("--resource", default=None)
+@click.option("--topic", default=None)
+@click.option("--from", "since", default=None, help="ISO time, inclusive (log time).")
+@click.option("--to", "until", default=None, help="ISO time, exclusive.")
+@click.option("--after", type=int, default=-1, help="Only entries with a larger index.")
+@click.option("--limit", type=click.IntRange(1, 100_000), default=100)
+@click.pass_obj
+def ledger_entries(
+    obj: Ctx,
+    actor: str | None,
+    action: str | None,
+    resource: str | None,
+    topic: str | None,
+    since: str | None,
+    until: str | None,
+    after: int,
+    limit: int,
+) -> None:
+    """Find ledger entries (JSON lines) by actor, action, resource, topic and time."""
+    from hub.ledger.evidence import parse_time
+
+    def go() -> None:
+        with obj.hub() as h:
+            authorize(h, "ledger.read", "ledger/entries")
+            h.ledger.sync(force_checkpoint=True)
+            for e in h.ledger.entries(
+                actor=actor,
+                action=action,
+                resource=resource,
+                topic=topic,
+                since_ms=int(parse_time(since, "--from").timestamp() * 1000) if since else None,
+                until_ms=int(parse_time(until, "--to").timestamp() * 1000) if until else None,
+                after=after,
+                limit=limit,
+            ):
+                click.echo(json.dumps(e, sort_keys=True))
+
+    run_safely(go)
+
+
+@ledger.command("entry")
+@click.argument("index", type=click.IntRange(0))
+@click.option("--checkpoint", type=int, default=None, help="Tree size (default: the latest).")
+@click.pass_obj
+def ledger_entry(obj: Ctx, index: int, checkpoint: int | None) -> None:
+    """One entry with its inclusion proof against a checkpoint."""
+
+    def go() -> None:
+        with obj.hub() as h:
+            authorize(h, "ledger.read", f"ledger/entries/{index}")
+            h.ledger.sync(force_checkpoint=True)
+            _echo_json(h.ledger.entry(index, checkpoint))
+
+    run_safely(go)
+
+
+@ledger.command("checkpoints")
+@click.option("--latest", is_flag=True, help="Print only the latest signed note.")
+@click.pass_obj
+def ledger_checkpoints(obj: Ctx, latest: bool) -> None:
+    """Signed checkpoints: size, time, root (or the latest note)."""
+
+    def go() -> None:
+        with obj.hub() as h:
+            authorize(h, "ledger.read", "ledger/checkpoints")
+            h.ledger.sync(force_checkpoint=True)
+            if latest:
+                cp = h.ledger.store.latest_checkpoint()
+                click.echo(cp.note.decode() if cp else "", nl=False)
+                return
+            for cp in h.ledger.checkpoints():
+                click.echo(f"{cp.size}\t{cp.time_us}\t{cp.root.hex()}")
+
+    run_safely(go)
+
+
+@ledger.command("consistency")
+@click.argument("size1", type=click.IntRange(0))
+@click.argument("size2", type=click.IntRange(0))
+@click.pass_obj
+def ledger_consistency(obj: Ctx, size1: int, size2: int) -> None:
+    """Consistency proof between the checkpoints of SIZE1 and SIZE2."""
+
+    def go() -> None:
+        with obj.hub() as h:
+            authorize(h, "ledger.read", "ledger/consistency")
+            _echo_json(h.ledger.consistency(size1, size2))
+
+    run_safely(go)
+
+
+@ledger.command("public-key")
+@click.pass_obj
+def ledger_public_key(obj: Ctx) -> None:
+    """The verifier key of the ledger's checkpoints (for hub-verify --public-key)."""
+
+    def go() -> None:
+        with obj.hub() as h:
+            authorize(h, "ledger.read", "ledger/public-key")
+            click.echo(h.ledger.public_key())
+
+    run_safely(go)
+
+
+@main.group()
+def evidence() -> None:
+    """SOC 2 evidence packs."""
+
+
+@evidence.command("export")
+@click.option("--from", "since", required=True, help="ISO date/time, inclusive (log time).")
+@click.option("--to", "until", required=True, help="ISO date/time, exclusive.")
+@click.option("--controls", default="CC6,CC7,CC8,PI1", show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False), default=None, help="Zip file to write.")
+@click.pass_obj
+def evidence_export(obj: Ctx, since: str, until: str, controls: str, out: str | None) -> None:
+    """Write an evidence pack (zip) that `hub-verify bundle` checks offline."""
+    from hub.errors import InvalidInput
+    from hub.ledger.controls import parse_controls
+    from hub.ledger.evidence import export_pack, parse_time
+
+    def go() -> None:
+        try:
+            wanted = parse_controls(controls)
+        except ValueError as exc:
+            raise InvalidInput(f"--controls: {exc}", code="invalid_controls") from exc
+        with obj.hub() as h:
+            authorize(h, "evidence.export", "evidence")
+            pack = export_pack(
+                h.ledger,
+                parse_time(since, "--from"),
+                parse_time(until, "--to"),
+                wanted,
+                actor=OPERATOR.id,
+            )
+            h.ledger.sync(force_checkpoint=True)  # the export's own audit leaf
+            path = Path(out or pack.filename)
+            path.write_bytes(pack.data)
+            click.echo(
+                f"wrote {path} ({pack.entries} entries, checkpoints {pack.checkpoints[0]}.."
+                f"{pack.checkpoints[-1]}); verify with: hub-verify bundle {path} --public-key "
+                f"{h.settings.ledger_key_path.with_suffix('.pub')}"
+            )
+
+    run_safely(go)

@@ -1,0 +1,139 @@
+"""``hub quarantine list|show|replay`` and ``hub rules show|set|list``."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import click
+import yaml
+
+from hub.cli import OPERATOR, Ctx, authorize, main, run_safely
+from hub.errors import ConfigError
+
+
+@main.group()
+def quarantine() -> None:
+    """Records rejected at ingest, with their reason and original bytes."""
+
+
+@quarantine.command("list")
+@click.option("--offset", type=int, default=0)
+@click.option("--limit", type=int, default=50)
+@click.option("--topic", default=None, help="Only records meant for this topic.")
+@click.pass_obj
+def quarantine_list(obj: Ctx, offset: int, limit: int, topic: str | None) -> None:
+    """One line per quarantined record: offset, topic, source, rule or reason code, reason."""
+    from hub.ingest.quarantine import entries
+
+    def go() -> None:
+        with obj.hub() as h:
+            authorize(h, "quarantine.read", "quarantine")
+            for e in entries(h.ingest, offset, limit, topic):
+                click.echo(
+                    f"{e['offset']}\t{e['topic']}\t{e['source']}\t"
+                    f"{e['rule_id'] or e['reason_code']}\tattempt={e['attempt']}\t{e['reason']}"
+                )
+
+    run_safely(go)
+
+
+@quarantine.command("show")
+@click.argument("offset", type=int)
+@click.pass_obj
+def quarantine_show(obj: Ctx, offset: int) -> None:
+    """A quarantined record as JSON, its original bytes as text when UTF-8, else base64."""
+    from hub import serde
+    from hub.ingest.quarantine import decode_entry
+
+    def go() -> None:
+        with obj.hub() as h:
+            authorize(h, "quarantine.read", f"quarantine/{offset}")
+            e = decode_entry(h.ingest, offset)
+            original: bytes = e.pop("original")
+            out = serde.to_json(e)
+            try:
+                out["original_text"] = original.decode("utf-8")
+            except UnicodeDecodeError:
+                out["original_base64"] = base64.b64encode(original).decode()
+            click.echo(json.dumps(out, indent=2))
+
+    run_safely(go)
+
+
+@quarantine.command("replay")
+@click.argument("offsets", type=int, nargs=-1)
+@click.option("--all", "replay_all", is_flag=True, help="Replay every quarantined record.")
+@click.option("--topic", default=None, help="With --all: only records for this topic.")
+@click.pass_obj
+def quarantine_replay(
+    obj: Ctx, offsets: tuple[int, ...], replay_all: bool, topic: str | None
+) -> None:
+    """Re-ingest quarantined records (after fixing rules or schemas)."""
+    from hub.ingest.quarantine import entries, replay
+
+    def go() -> None:
+        with obj.hub() as h:
+            authorize(h, "quarantine.replay", "quarantine")
+            chosen = list(offsets)
+            if replay_all:
+                chosen = [e["offset"] for e in entries(h.ingest, 0, 10**9, topic)]
+            if not chosen:
+                raise ConfigError("Name offsets to replay, or pass --all.")
+            for t, r in replay(h.ingest, chosen, OPERATOR.id).items():
+                click.echo(
+                    f"{t}: accepted={r.accepted} rejected={r.rejected} duplicates={r.duplicates}"
+                )
+
+    run_safely(go)
+
+
+@main.group()
+def rules() -> None:
+    """Data quality rules per subject (changes are hub.config events)."""
+
+
+@rules.command("list")
+@click.pass_obj
+def rules_list(obj: Ctx) -> None:
+    def go() -> None:
+        with obj.hub() as h:
+            authorize(h, "rules.read", "rules")
+            for s in h.ingest.rules.subjects():
+                rs = h.ingest.rules.get(s)
+                click.echo(f"{s}\t{len(rs.rules)} rules\t{h.ingest.rules.version(s)}")
+
+    run_safely(go)
+
+
+@rules.command("show")
+@click.argument("subject")
+@click.pass_obj
+def rules_show(obj: Ctx, subject: str) -> None:
+    """The subject's rule set as YAML."""
+
+    def go() -> None:
+        with obj.hub() as h:
+            authorize(h, "rules.read", f"rules/{subject}")
+            click.echo(yaml.safe_dump(h.ingest.rules.get(subject).as_dict(), sort_keys=False))
+
+    run_safely(go)
+
+
+@rules.command("set")
+@click.argument("subject")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--reason", default="")
+@click.pass_obj
+def rules_set(obj: Ctx, subject: str, file: str, reason: str) -> None:
+    """Replace the subject's rule set with FILE (YAML or JSON)."""
+
+    def go() -> None:
+        with obj.hub() as h:
+            authorize(h, "rules.write", f"rules/{subject}")
+            data = yaml.safe_load(Path(file).read_text(encoding="utf-8"))
+            rs, version = h.ingest.rules.set(subject, data, OPERATOR.id, reason)
+            click.echo(f"{subject}: {len(rs.rules)} rules, version {version}")
+
+    run_safely(go)

@@ -1,0 +1,1 @@
+"""Ingest: every source (HTTP, files, databases, HTTP APIs) feeds one pipeline (``pipeline.py``)."""

@@ -1,0 +1,495 @@
+"""The one ingest pipeline every source uses: convert, check rules, dedupe, append atomically.
+
+Input is a batch of ``RawRecord`` (original bytes, decoded value when the source decoded it, an
+error when it could not, envelope fields) from one source. Per record, in order:
+
+1. a source-side error (not UTF-8, not JSON, a CSV row with the wrong number of columns) or a
+   size over ``max_record_bytes`` rejects the record;
+2. schema conversion: JSON via ``serde.from_json`` against the subject's latest schema; a
+   Confluent wire-format value is decoded with its writer schema (found by id) and resolved to
+   the subject's latest schema (the reader); a writer schema the reader cannot read (Avro schema
+   resolution, ``check_reader_writer``) rejects the record with each incompatibility named. A
+   value whose writer schema is the latest is appended byte for byte, never re-encoded;
+3. the subject's quality rules (``domain.quality``), first failure's rule id and field path kept,
+   every failure named in the reason;
+4. dedupe: an event id, or a ``unique`` rule's natural key, seen in the window (``dedupe.py``) or
+   earlier in the same batch makes the record a duplicate: counted, reported, not appended.
+
+Per-record, not all-or-nothing: one bad record never blocks the others. The batch commits in
+one log transaction (steps numbered in ``_commit``): 1. the accepted records on the topic,
+2. the rejected ones on ``hub.quarantine`` (reason, rule id, field path, source, original bytes),
+3. the source's new position on ``hub.source-positions``. Either all three land or none, so a
+source that restarts after a crash resumes exactly where the last committed batch ended.
+
+Quarantined originals are kept whole up to ``max_record_bytes``; a larger record (rejected for
+its size) keeps its first ``max_record_bytes`` bytes with ``truncated=true`` and the SHA-256 and
+size of the whole, so the quarantine topic's own records stay bounded.
+
+The strict alternative stays ``Publisher.publish`` (``POST /v1/topics/{topic}/events``):
+all-or-nothing, the first bad record fails the call.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from domain.catalog import subject_for
+from domain.envelope import Envelope, parse_rfc3339
+from domain.quality import RuleSet, Violation, evaluate, natural_key
+from hub import serde
+from hub.errors import HubError, InvalidInput, SchemaNotFound, SubjectNotFound
+from hub.events import KEY_FIELD_CONFIG, Publisher, classification_of
+from hub.ingest.dedupe import EVENT_ID_SCOPE, Deduper
+from hub.ingest.positions import PositionStore
+from hub.ingest.rules import RulesStore
+from hub.metrics import Metrics
+from hub.ports.eventlog import EventLog, Record
+from hub.registry.avro_schema import ParsedSchema
+from hub.registry.compatibility import check_reader_writer
+from hub.registry.service import SchemaRegistry
+
+QUARANTINE_TOPIC = "hub.quarantine"
+JSON = "application/json"
+WIRE = "application/vnd.confluent.avro"
+Kind = Literal["json", "wire", "datum"]
+
+
+@dataclass(frozen=True, slots=True)
+class RawRecord:
+    """One record as a source received it.
+
+    ``kind``: ``json`` (``value`` is JSON-decoded data), ``wire`` (``original`` is a Confluent
+    wire-format value; ``value`` may hold its already-decoded datum), or ``datum`` (``value`` is
+    an Avro datum for the subject's latest schema, e.g. a Parquet row). ``error``/``error_code``
+    mark a record the source could not decode; it is quarantined with its original bytes.
+    """
+
+    original: bytes
+    kind: Kind = "json"
+    value: Any = None
+    content_type: str = JSON
+    error: str | None = None
+    error_code: str = "malformed_record"
+    event_type: str | None = None
+    key: str | None = None
+    event_id: str | None = None
+    occurred_at: str | None = None
+    position: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    index: int
+    reason_code: str
+    reason: str
+    rule_id: str | None = None
+    field_path: str | None = None
+
+
+@dataclass
+class IngestResult:
+    accepted: int = 0
+    rejected: int = 0
+    duplicates: int = 0
+    rejections: list[Rejection] = field(default_factory=list)
+    duplicate_indexes: list[int] = field(default_factory=list)
+
+    def add(self, other: IngestResult, offset: int = 0) -> None:
+        self.accepted += other.accepted
+        self.rejected += other.rejected
+        self.duplicates += other.duplicates
+        self.rejections.extend(
+            Rejection(r.index + offset, r.reason_code, r.reason, r.rule_id, r.field_path)
+            for r in other.rejections[: max(0, 1000 - len(self.rejections))]
+        )
+        self.duplicate_indexes.extend(i + offset for i in other.duplicate_indexes[:1000])
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "accepted": self.accepted,
+            "rejected": self.rejected,
+            "duplicates": self.duplicates,
+            "rejections": [
+                {
+                    "index": r.index,
+                    "reason_code": r.reason_code,
+                    "reason": r.reason,
+                    "rule_id": r.rule_id,
+                    "field_path": r.field_path,
+                }
+                for r in self.rejections
+            ],
+            "duplicate_indexes": self.duplicate_indexes,
+        }
+
+
+def _with_defaults(datum: Any, schema: Any) -> Any:
+    """A datum with the schema's defaults filled in for missing top-level fields."""
+    if not isinstance(datum, dict) or not isinstance(schema, dict) or "fields" not in schema:
+        return datum
+    missing = [f for f in schema["fields"] if f["name"] not in datum and "default" in f]
+    if not missing:
+        return datum
+    out = dict(datum)
+    named = schema.get("__named_schemas", {})
+    for f in missing:
+        out[f["name"]] = serde._from_default(f["default"], f["type"], named)
+    return out
+
+
+class _Reject(Exception):
+    def __init__(
+        self, code: str, reason: str, rule_id: str | None = None, path: str | None = None
+    ) -> None:
+        super().__init__(reason)
+        self.code, self.reason, self.rule_id, self.path = code, reason, rule_id, path
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """What a record on a topic is written with: subject, latest schema and its rules."""
+
+    subject: str
+    schema_id: int
+    schema: ParsedSchema
+    name: str
+    classification: str
+    rules: RuleSet
+
+
+class IngestPipeline:
+    """Validates and appends batches from any source (see the module docstring)."""
+
+    def __init__(
+        self,
+        log: EventLog,
+        registry: SchemaRegistry,
+        publisher: Publisher,
+        metrics: Metrics,
+        rules: RulesStore,
+        positions: PositionStore,
+        deduper: Deduper,
+        max_record_bytes: int,
+    ) -> None:
+        self.log = log
+        self.registry = registry
+        self.publisher = publisher
+        self.metrics = metrics
+        self.rules = rules
+        self.positions = positions
+        self.deduper = deduper
+        self.max_record_bytes = max_record_bytes
+        self._compat: dict[tuple[int, int], list[str]] = {}
+
+    # -- targets ------------------------------------------------------------------------------
+    def target(self, topic: str, event_type: str | None) -> Target:
+        """The subject, latest schema and rules for a record; raises ``InvalidInput``."""
+        strategy = self.publisher.strategy(topic)
+        if strategy == "topic":
+            subject = subject_for(topic, "", "topic")
+        elif not event_type:
+            raise InvalidInput(
+                f"Topic {topic!r} carries several event types: give each record an event_type "
+                "(the Avro record's full name).",
+                code="event_type_required",
+            )
+        else:
+            subject = subject_for(topic, event_type, strategy)
+        try:
+            schema_id, schema = self.publisher.writer_schema(subject)
+        except SubjectNotFound as exc:
+            raise InvalidInput(
+                f"No schema is registered for subject {subject!r} (topic {topic!r}): register "
+                "one with `hub schema register`.",
+                code="subject_not_registered",
+            ) from exc
+        name = schema.name or subject
+        if event_type and event_type != name:
+            raise InvalidInput(
+                f"event_type {event_type!r} does not match subject {subject!r} ({name}).",
+                code="event_type_mismatch",
+            )
+        return Target(
+            subject, schema_id, schema, name, classification_of(schema), self.rules.get(subject)
+        )
+
+    def _incompatibilities(self, reader: Target, writer_id: int) -> list[str]:
+        key = (reader.schema_id, writer_id)
+        found = self._compat.get(key)
+        if found is None:
+            writer = self.registry.parsed(writer_id)
+            found = [f"{i.path}: {i.message}" for i in check_reader_writer(reader.schema, writer)]
+            self._compat[key] = found
+        return found
+
+    # -- one record ---------------------------------------------------------------------------
+    def _convert(
+        self, topic: str, raw: RawRecord, targets: dict[str | None, Target]
+    ) -> tuple[Target, Any, bytes | None]:
+        """The record's target, its datum, and its value bytes if they can be kept as sent."""
+        if raw.error is not None:
+            raise _Reject(raw.error_code, raw.error)
+        if len(raw.original) > self.max_record_bytes:
+            raise _Reject(
+                "payload_too_large",
+                f"The record is {len(raw.original)} bytes, over the limit of "
+                f"{self.max_record_bytes} (HUB_MAX_RECORD_BYTES): split or shrink it.",
+            )
+        event_type = raw.event_type
+        writer_id = None
+        if raw.kind == "wire":
+            try:
+                writer_id, _ = serde.split_wire(raw.original)
+                writer = self.registry.parsed(writer_id)
+            except SchemaNotFound as exc:
+                raise _Reject(
+                    "unknown_schema_id",
+                    f"The value names schema id {writer_id}, which this registry does not hold: "
+                    "register the writer schema first.",
+                ) from exc
+            except HubError as exc:
+                raise _Reject(exc.code, exc.message) from exc
+            event_type = event_type or writer.name
+        try:
+            if event_type not in targets:
+                targets[event_type] = self.target(topic, event_type)
+            t = targets[event_type]
+            if raw.kind == "json":
+                return t, serde.from_json(raw.value, t.schema.parsed), None
+            if raw.kind == "datum":
+                return t, _with_defaults(raw.value, t.schema.parsed), None
+            assert writer_id is not None
+            problems = self._incompatibilities(t, writer_id)
+            if problems:
+                raise _Reject(
+                    "incompatible_schema",
+                    f"The record was written with schema id {writer_id}, which the reader schema "
+                    f"of {t.subject} (id {t.schema_id}) cannot read: {'; '.join(problems)}. "
+                    "Register a compatible schema or convert the record.",
+                )
+            keep = raw.original if writer_id == t.schema_id else None
+            if raw.value is not None and keep is not None:
+                return t, raw.value, keep
+            writer = self.registry.parsed(writer_id)
+            datum = serde.decode(raw.original, writer, None if keep else t.schema)
+            return t, datum, keep
+        except HubError as exc:
+            raise _Reject(exc.code, exc.message) from exc
+
+    @staticmethod
+    def _check_rules(t: Target, datum: Any, now: datetime) -> None:
+        found: list[Violation] = evaluate(t.rules, datum, now) if t.rules.rules else []
+        if found:
+            first = found[0]
+            detail = " ".join(f"[{v.rule_id}] {v.message}" for v in found)
+            raise _Reject("rule_failed", detail, first.rule_id, first.field_path)
+
+    # -- batches ------------------------------------------------------------------------------
+    def ingest(
+        self,
+        topic: str,
+        records: Sequence[RawRecord],
+        *,
+        source: str,
+        producer: str | None = None,
+        tenant: str = "default",
+        position: Mapping[str, Any] | None = None,
+        consumed: int | None = None,
+        done: bool = False,
+        attempt: int = 1,
+    ) -> IngestResult:
+        """Ingest one batch per record (see the module docstring); returns the counts.
+
+        ``position`` is the source's position after this batch; ``consumed`` the source's total
+        records read so far (both stored with the batch). Raises only for problems of the whole
+        batch (an unknown topic, storage failure), never for one bad record.
+        """
+        self.log.topic(topic)  # raises TopicNotFound
+        producer = producer or source
+        now = datetime.now(UTC)
+        targets: dict[str | None, Target] = {}
+        key_field = self.log.topic(topic).config.get(KEY_FIELD_CONFIG)
+        ids_window = self.deduper.window(topic, EVENT_ID_SCOPE)
+        batch_ids: set[str] = set()
+        batch_keys: dict[str, set[str]] = {}
+        new_keys: dict[str, list[str]] = {}
+        accepted: list[Record] = []
+        quarantined: list[tuple[int, RawRecord, _Reject, Target | None]] = []
+        result = IngestResult()
+        for i, raw in enumerate(records):
+            try:
+                t, datum, value = self._convert(topic, raw, targets)
+                self._check_rules(t, datum, now)
+                if value is None:
+                    try:
+                        value = serde.encode(t.schema_id, t.schema, datum)
+                    except HubError as exc:
+                        raise _Reject(exc.code, exc.message) from exc
+                    if len(value) > self.max_record_bytes:
+                        raise _Reject(
+                            "payload_too_large",
+                            f"The encoded record is {len(value)} bytes, over the limit of "
+                            f"{self.max_record_bytes} (HUB_MAX_RECORD_BYTES).",
+                        )
+            except _Reject as rej:
+                quarantined.append((i, raw, rej, targets.get(raw.event_type)))
+                continue
+            # Dedupe: event id first, then each unique rule's natural key.
+            if raw.event_id and (raw.event_id in ids_window or raw.event_id in batch_ids):
+                result.duplicates += 1
+                result.duplicate_indexes.append(i)
+                continue
+            nk_headers = []
+            dup = False
+            for rule in t.rules.unique:
+                nk = natural_key(rule, datum)
+                if nk is None:
+                    continue
+                w = self.deduper.window(topic, rule.id, rule.window)
+                seen = batch_keys.setdefault(rule.id, set())
+                if nk in w or nk in seen:
+                    dup = True
+                    break
+                nk_headers.append((rule.id, nk))
+            if dup:
+                result.duplicates += 1
+                result.duplicate_indexes.append(i)
+                continue
+            for rule_id, nk in nk_headers:
+                batch_keys[rule_id].add(nk)
+                new_keys.setdefault(rule_id, []).append(nk)
+            env_kwargs: dict[str, Any] = {}
+            if raw.event_id:
+                batch_ids.add(raw.event_id)
+                env_kwargs["event_id"] = raw.event_id
+            key = raw.key
+            if key is None and key_field and isinstance(datum, Mapping):
+                k = datum.get(key_field)
+                key = None if k is None else str(k)
+            envelope = Envelope(
+                event_type=t.name,
+                producer=producer,
+                tenant=tenant,
+                classification=t.classification,
+                occurred_at=parse_rfc3339(raw.occurred_at) if raw.occurred_at else now,
+                **env_kwargs,
+            )
+            headers = envelope.to_headers() + tuple(
+                Deduper.header(rid, nk) for rid, nk in nk_headers
+            )
+            accepted.append(
+                Record(value=value, key=None if key is None else key.encode(), headers=headers)
+            )
+        q_records = [
+            self._quarantine_record(topic, source, raw, rej, attempt, now, t)
+            for _, raw, rej, t in quarantined
+        ]
+        self._commit(topic, source, accepted, q_records, position, consumed, done)
+        # After the commit: remember the keys, count.
+        ids_window.add_all(batch_ids)
+        for t in targets.values():
+            for rule in t.rules.unique:
+                self.deduper.window(topic, rule.id, rule.window).add_all(new_keys.get(rule.id, []))
+        result.accepted = len(accepted)
+        result.rejected = len(quarantined)
+        for i, _, rj, _ in quarantined:
+            result.rejections.append(Rejection(i, rj.code, rj.reason, rj.rule_id, rj.path))
+        self.count(source, topic, result)
+        return result
+
+    def count(self, source: str, topic: str, result: IngestResult) -> None:
+        m = self.metrics
+        if result.accepted:
+            m.ingest_records.labels(source, topic, "accepted").inc(result.accepted)
+            m.events_appended.labels(topic).inc(result.accepted)
+        if result.duplicates:
+            m.ingest_records.labels(source, topic, "duplicate").inc(result.duplicates)
+        if result.rejected:
+            m.ingest_records.labels(source, topic, "rejected").inc(result.rejected)
+            for r in result.rejections:
+                m.ingest_rule_failures.labels(source, topic, r.rule_id or r.reason_code).inc()
+
+    def _commit(
+        self,
+        topic: str,
+        source: str,
+        accepted: Sequence[Record],
+        quarantined: Sequence[Record],
+        position: Mapping[str, Any] | None,
+        consumed: int | None,
+        done: bool,
+    ) -> None:
+        pos_record = None
+        if position is not None:
+            pos_record = self.positions.record(source, topic, dict(position), consumed or 0, done)
+        if not accepted and not quarantined and pos_record is None:
+            return
+        started = time.perf_counter()
+        with self.log.transaction(f"ingest:{source}") as txn:
+            if accepted:
+                txn.append(topic, accepted)  # 1. the accepted records
+            if quarantined:
+                txn.append(QUARANTINE_TOPIC, quarantined)  # 2. the rejected ones
+            if pos_record is not None:
+                txn.append("hub.source-positions", [pos_record])  # 3. the new position
+        self.metrics.append_seconds.labels(topic).observe(time.perf_counter() - started)
+
+    def _quarantine_record(
+        self,
+        topic: str,
+        source: str,
+        raw: RawRecord,
+        rej: _Reject,
+        attempt: int,
+        now: datetime,
+        target: Target | None,
+    ) -> Record:
+        original = raw.original
+        content_type = raw.content_type
+        if raw.kind == "datum" and not original:
+            # Rows of columnar files (Parquet, Avro OCF) have no per-row bytes of their own: the
+            # quarantine keeps their JSON rendering, which replays through the JSON path.
+            original = json.dumps(serde.to_json(raw.value), default=str).encode()
+            content_type = JSON
+        truncated = len(original) > self.max_record_bytes
+        from domain.envelope import uuid7
+
+        value = {
+            "topic": topic,
+            "source": source,
+            "reason_code": rej.code,
+            "reason": rej.reason,
+            "rule_id": rej.rule_id,
+            "field_path": rej.path,
+            "event_type": raw.event_type or (target.name if target else None),
+            "event_id": raw.event_id or str(uuid7()),
+            "key": raw.key,
+            "content_type": content_type,
+            "original": original[: self.max_record_bytes] if truncated else original,
+            "original_size": len(original),
+            "original_sha256": hashlib.sha256(original).hexdigest(),
+            "truncated": truncated,
+            "source_position": None
+            if raw.position is None
+            else json.dumps(raw.position, default=str),
+            "attempt": attempt,
+            "received_at": now.isoformat(),
+        }
+        # Encoded here, not by Publisher.prepare: a quarantine record may exceed the record size
+        # limit by its metadata (the original alone is capped at max_record_bytes).
+        q = self.target(QUARANTINE_TOPIC, None)
+        datum = serde.from_json(value, q.schema.parsed)
+        envelope = Envelope(
+            event_type=q.name, producer=source, classification=q.classification, occurred_at=now
+        )
+        return Record(
+            value=serde.encode(q.schema_id, q.schema, datum),
+            key=topic.encode(),
+            headers=envelope.to_headers(),
+        )

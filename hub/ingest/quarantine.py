@@ -1,0 +1,115 @@
+"""Reading the quarantine topic and replaying its records through the pipeline after a fix.
+
+A quarantined record is a ``hub.RecordQuarantined`` event on ``hub.quarantine`` (one partition),
+addressed by its offset. Replay re-ingests the original bytes (JSON, CSV rows as their JSON
+rendering is not kept: CSV and JSON originals replay as JSON when they parse as a JSON object;
+wire-format originals replay as wire format) with the event id given at first receipt and
+``attempt + 1``, from the source ``replay:<original source>``. A record that fails again is
+quarantined again (a new offset, the higher attempt); one that passes is appended once: its
+event id makes a second replay a duplicate. Truncated originals cannot be replayed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from decimal import Decimal
+from typing import Any
+
+from hub import serde
+from hub.errors import InvalidInput, NotFound
+from hub.ingest.pipeline import QUARANTINE_TOPIC, WIRE, IngestPipeline, IngestResult, RawRecord
+
+
+def decode_entry(pipeline: IngestPipeline, offset: int) -> dict[str, Any]:
+    recs = pipeline.log.read(QUARANTINE_TOPIC, 0, offset, 1)
+    if not recs or recs[0].offset != offset or recs[0].value is None:
+        raise NotFound(
+            f"No quarantined record at offset {offset}: list them with `hub quarantine list`.",
+            code="quarantine_entry_not_found",
+        )
+    rec = recs[0]
+    schema_id, _ = serde.split_wire(rec.value)  # type: ignore[arg-type]
+    value: dict[str, Any] = serde.decode(rec.value, pipeline.registry.parsed(schema_id))  # type: ignore[arg-type]
+    value["offset"] = rec.offset
+    return value
+
+
+def entries(
+    pipeline: IngestPipeline, offset: int = 0, limit: int = 100, topic: str | None = None
+) -> list[dict[str, Any]]:
+    """Quarantined records from ``offset`` (without their original bytes)."""
+    out = []
+    for rec in pipeline.log.scan(QUARANTINE_TOPIC, 0, offset):
+        if rec.value is None:
+            continue
+        schema_id, _ = serde.split_wire(rec.value)
+        v = serde.decode(rec.value, pipeline.registry.parsed(schema_id))
+        if topic and v["topic"] != topic:
+            continue
+        v.pop("original")
+        v["offset"] = rec.offset
+        out.append(serde.to_json(v))
+        if len(out) >= limit:
+            break
+    return out
+
+
+def to_raw(entry: dict[str, Any]) -> RawRecord:
+    """The record to re-ingest for a quarantine entry."""
+    if entry["truncated"]:
+        raise InvalidInput(
+            f"Quarantined record {entry['offset']} was kept truncated "
+            f"({entry['original_size']} bytes, over the size limit) and cannot be replayed.",
+            code="not_replayable",
+        )
+    original: bytes = entry["original"]
+    common: dict[str, Any] = {
+        "event_type": entry["event_type"],
+        "key": entry["key"],
+        "event_id": entry["event_id"],
+    }
+    if entry["content_type"] == WIRE:
+        return RawRecord(original, kind="wire", content_type=WIRE, **common)
+    try:
+        value = json.loads(original.decode("utf-8"), parse_float=Decimal)
+        if not isinstance(value, dict):
+            raise ValueError("not an object")
+    except (UnicodeDecodeError, ValueError) as exc:
+        return RawRecord(
+            original,
+            content_type=entry["content_type"],
+            error=f"The original bytes are still not a JSON object: {exc}.",
+            error_code="malformed_record",
+            **common,
+        )
+    if entry["content_type"] == "application/x-ndjson" and isinstance(value.get("value"), dict):
+        value = value["value"]  # an NDJSON line holds the whole event; its value is inside
+    return RawRecord(original, value=value, content_type=entry["content_type"], **common)
+
+
+def replay(
+    pipeline: IngestPipeline, offsets: Iterable[int], replayed_by: str = "operator"
+) -> dict[str, IngestResult]:
+    """Replay quarantined records by offset, per target topic; returns the results by topic."""
+    by_topic: dict[str, list[tuple[dict[str, Any], RawRecord]]] = {}
+    for off in offsets:
+        e = decode_entry(pipeline, off)
+        by_topic.setdefault(e["topic"], []).append((e, to_raw(e)))
+    out: dict[str, IngestResult] = {}
+    for topic, items in by_topic.items():
+        total = IngestResult()
+        # One batch per attempt number so each re-quarantined record gets its own attempt + 1.
+        for attempt in sorted({e["attempt"] for e, _ in items}):
+            group = [r for e, r in items if e["attempt"] == attempt]
+            total.add(
+                pipeline.ingest(
+                    topic,
+                    group,
+                    source=f"replay:{items[0][0]['source']}",
+                    producer=replayed_by,
+                    attempt=attempt + 1,
+                )
+            )
+        out[topic] = total
+    return out

@@ -1,0 +1,113 @@
+"""Quality rule sets per subject: shipped defaults, changed at runtime through ``hub.config``.
+
+The shipped rule sets live in ``domain/rules/<subject>.yaml``. A change is a config change, never
+a row updated in place: ``set`` publishes a ``hub.ConfigChanged`` event (key
+``quality.rules.<subject>``, old and new rule set as JSON text, who and why) on ``hub.config``, and
+every process folds the rules from there (the latest event per subject wins over the shipped
+file; a null ``new_value`` restores the shipped rules).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import UTC, datetime
+from importlib import resources
+from typing import Any
+
+import yaml
+
+from domain.quality import RuleError, RuleSet, parse_rule_set
+from hub import serde
+from hub.errors import InvalidInput
+from hub.events import OutgoingEvent, Publisher
+from hub.ports.eventlog import EventLog
+from hub.registry.service import SchemaRegistry
+
+CONFIG_TOPIC = "hub.config"
+PREFIX = "quality.rules."
+
+
+def shipped_rule_sets() -> dict[str, RuleSet]:
+    """Every rule set shipped in ``domain/rules/*.yaml``, by subject."""
+    out: dict[str, RuleSet] = {}
+    folder = resources.files("domain").joinpath("rules")
+    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+        if entry.name.endswith((".yaml", ".yml")):
+            data = yaml.safe_load(entry.read_text("utf-8"))
+            rs = parse_rule_set(data)
+            out[rs.subject] = rs
+    return out
+
+
+class RulesStore:
+    """The current rule set of each subject; changes are ``ConfigChanged`` events."""
+
+    def __init__(self, log: EventLog, registry: SchemaRegistry, publisher: Publisher) -> None:
+        self._log = log
+        self._registry = registry
+        self._publisher = publisher
+        self._shipped = shipped_rule_sets()
+        self._changed: dict[str, RuleSet | None] = {}
+        self._versions: dict[str, str] = {}
+        self._next = 0
+        self._lock = threading.Lock()
+
+    def refresh(self) -> None:
+        with self._lock:
+            for rec in self._log.scan(CONFIG_TOPIC, 0, self._next):
+                self._next = rec.offset + 1
+                if rec.value is None:
+                    continue
+                schema_id, _ = serde.split_wire(rec.value)
+                v = serde.decode(rec.value, self._registry.parsed(schema_id))
+                key = v["key"]
+                if not key.startswith(PREFIX):
+                    continue
+                subject = key[len(PREFIX) :]
+                new = v["new_value"]
+                self._changed[subject] = (
+                    None if new is None else parse_rule_set(json.loads(new), subject)
+                )
+                self._versions[subject] = f"hub.config@{rec.offset}"
+
+    def get(self, subject: str) -> RuleSet:
+        """The subject's rules (an empty set when it has none)."""
+        self.refresh()
+        changed = self._changed.get(subject)
+        if changed is not None:
+            return changed
+        return self._shipped.get(subject, RuleSet(subject))
+
+    def version(self, subject: str) -> str:
+        self.refresh()
+        if self._changed.get(subject) is not None:
+            return self._versions[subject]
+        return "shipped" if subject in self._shipped else "none"
+
+    def subjects(self) -> list[str]:
+        self.refresh()
+        return sorted(set(self._shipped) | {s for s, r in self._changed.items() if r is not None})
+
+    def set(
+        self, subject: str, data: Any, changed_by: str, reason: str = ""
+    ) -> tuple[RuleSet, str]:
+        """Validate and publish a new rule set; returns it and its version."""
+        try:
+            new = parse_rule_set(data, subject) if data is not None else None
+        except RuleError as exc:
+            raise InvalidInput(str(exc), code="invalid_rules") from exc
+        old = self.get(subject)
+        event = OutgoingEvent(
+            value={
+                "key": PREFIX + subject,
+                "old_value": json.dumps(old.as_dict(), sort_keys=True),
+                "new_value": None if new is None else json.dumps(new.as_dict(), sort_keys=True),
+                "changed_by": changed_by,
+                "reason": reason,
+                "changed_at": datetime.now(UTC).isoformat(),
+            },
+            key=PREFIX + subject,
+        )
+        self._publisher.publish(CONFIG_TOPIC, [event], producer=changed_by)
+        return self.get(subject), self.version(subject)

@@ -1,0 +1,94 @@
+"""The ledger tree's node layout and its incremental builder (pure: no I/O).
+
+Layout: every *perfect* node of the RFC 9162 tree is stored, by level (0 = leaf hashes), in
+*chunks* of ``CHUNK`` (256) consecutive nodes: chunk ``(level, c)`` holds nodes ``[c * 256,
+(c + 1) * 256)`` of that level back to back, 32 bytes each (8 KiB when full). Perfect nodes never
+change, so a full chunk never changes either; only the right-most chunk of each level grows, and
+it is rewritten in place as the tree grows. An inclusion proof at 10M leaves touches 24 levels:
+at most 24 chunk lookups (full chunks are cached by readers), O(log n) in all.
+
+:class:`TreeBuilder` keeps the right edge (each level's partial chunk) and turns a batch of
+leaf hashes into the chunks to write: each new parent is hashed exactly once, level by level,
+with one ``hashlib`` call per node in a list comprehension (no per-node Python objects beyond
+the digest). Verification re-runs the same builder from an empty tree over recomputed leaf
+hashes and compares chunk by chunk.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+
+from audit.merkle import HASH_SIZE
+
+CHUNK = 256
+CHUNK_BYTES = CHUNK * HASH_SIZE
+_sha256 = hashlib.sha256
+
+Chunk = tuple[int, int, bytes]
+"""(level, chunk index, packed node hashes)."""
+
+
+def edge_chunks(size: int) -> list[tuple[int, int, int]]:
+    """For a tree of ``size`` leaves: (level, chunk, node count) of each level's partial chunk."""
+    out = []
+    for level in range(size.bit_length()):
+        count = size >> level
+        if count % CHUNK:
+            out.append((level, count // CHUNK, count % CHUNK))
+    return out
+
+
+class TreeBuilder:
+    """The right edge of a stored tree; ``append`` returns the chunks a batch changes.
+
+    MUST be given the exact partial chunks of the stored tree (see :func:`edge_chunks`); a
+    single writer owns it (the ledger reloads it inside each write transaction).
+    """
+
+    __slots__ = ("_edges", "size")
+
+    def __init__(self, size: int = 0, load: Callable[[int, int], bytes] | None = None) -> None:
+        self.size = size
+        self._edges: list[bytes] = [b""] * max(size.bit_length(), 1)
+        for level, chunk, count in edge_chunks(size):
+            if load is None:
+                raise ValueError("a non-empty tree needs a loader for its edge chunks.")
+            data = load(level, chunk)
+            if len(data) != count * HASH_SIZE:
+                raise ValueError(
+                    f"edge chunk ({level}, {chunk}) holds {len(data) // HASH_SIZE} nodes; a tree "
+                    f"of size {size} needs {count}."
+                )
+            self._edges[level] = data
+
+    def append(self, packed: bytes) -> list[Chunk]:
+        """Append leaf hashes given back to back; returns every chunk that changed."""
+        if len(packed) % HASH_SIZE:
+            raise ValueError("packed leaf hashes must be a multiple of 32 bytes.")
+        old = self.size
+        self.size += len(packed) // HASH_SIZE
+        dirty: list[Chunk] = []
+        new = packed
+        level = 0
+        node = b"\x01"
+        sha = _sha256
+        while new:
+            if level == len(self._edges):
+                self._edges.append(b"")
+            count = old >> level  # nodes at this level before the batch
+            start = count - count % CHUNK  # first node of the edge chunk
+            combined = self._edges[level] + new  # nodes [start, count + new)
+            first = start // CHUNK
+            for k in range(0, len(combined), CHUNK_BYTES):
+                dirty.append((level, first + k // CHUNK_BYTES, combined[k : k + CHUNK_BYTES]))
+            tail = len(combined) % CHUNK_BYTES
+            self._edges[level] = combined[len(combined) - tail :] if tail else b""
+            # Parents of complete pairs: from the pair holding node `count` on.
+            lo = ((count & ~1) - start) * HASH_SIZE
+            hi = ((count + len(new) // HASH_SIZE) & ~1) - start
+            new = b"".join(
+                [sha(node + combined[i : i + 64]).digest() for i in range(lo, hi * HASH_SIZE, 64)]
+            )
+            level += 1
+        return dirty

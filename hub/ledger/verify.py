@@ -1,0 +1,329 @@
+"""``hub ledger verify``: re-check the whole ledger store against the log and itself.
+
+Steps (each names the first bad entry it finds, by leaf index and (topic, partition, offset)):
+    1. Leaves, in index order: indexes are dense from 0; each leaf's record is the next record
+       of its partition in the log (so a dropped, duplicated, reordered or inserted leaf shows
+       as a gap or a step back); the leaf input is recomputed from the log record and its hash
+       compared with the stored one; the query columns are recomputed too.
+    2. Tree: the recomputed leaf hashes are rebuilt into node chunks (``TreeBuilder``), each
+       compared byte for byte with the stored chunk; no stored chunk may be left over.
+    3. Positions: each partition's stored position is one past its last leaf.
+    4. Checkpoints, by size: the signature verifies with the signer's key (and ``trusted``
+       keys); the note's origin, size, root and time equal the stored columns and its hash the
+       stored hash; ``prev`` names the previous checkpoint (zeros for the first); times never go
+       back; the root equals the root recomputed over the verified tree; a witness copy, if
+       any, is the same note, and the witness holds no checkpoint the store lacks.
+Records beyond the ledger's positions are reported as pending, not as failures.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from audit.errors import AuditError
+from audit.merkle import range_root
+from audit.note import GENESIS_PREV, VerifierKey, checkpoint_hash, open_checkpoint
+from hub.errors import HubError
+from hub.ledger.leaves import LeafEncoder, query_columns
+from hub.ledger.service import Ledger, witness_key
+from hub.ledger.tree import CHUNK, CHUNK_BYTES, TreeBuilder
+from hub.ports.eventlog import StoredRecord
+
+
+@dataclass
+class Problem:
+    what: str
+    index: int | None = None
+    topic: str | None = None
+    partition: int | None = None
+    offset: int | None = None
+    checkpoint: int | None = None
+
+    def describe(self) -> str:
+        where = []
+        if self.index is not None:
+            where.append(f"entry {self.index}")
+        if self.topic is not None:
+            where.append(f"({self.topic}, {self.partition}, {self.offset})")
+        if self.checkpoint is not None:
+            where.append(f"checkpoint {self.checkpoint}")
+        return f"{' '.join(where) or 'ledger'}: {self.what}"
+
+
+@dataclass
+class VerifyReport:
+    ok: bool = True
+    leaves: int = 0
+    checkpoints: int = 0
+    pending: int = 0
+    seconds: float = 0.0
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def first(self) -> Problem | None:
+        def key(p: Problem) -> int:
+            if p.index is not None:
+                return p.index
+            return p.checkpoint if p.checkpoint is not None else 1 << 62
+
+        return min(self.problems, key=key) if self.problems else None
+
+    def fail(self, problem: Problem) -> None:
+        self.ok = False
+        self.problems.append(problem)
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        first = self.first
+        d["first_problem"] = None if first is None else first.describe()
+        return d
+
+
+class _Cursor:
+    """Reads a partition forward in chunks: the log records in order, one at a time."""
+
+    def __init__(self, ledger: Ledger, topic: str, part: int) -> None:
+        self.ledger, self.topic, self.part = ledger, topic, part
+        self.next_offset = 0
+        self.buf: deque[StoredRecord] = deque()
+
+    def next(self) -> StoredRecord | None:
+        if not self.buf:
+            got = self.ledger.log.read(self.topic, self.part, self.next_offset, 4096)
+            if not got:
+                return None
+            self.buf.extend(got)
+            self.next_offset = got[-1].offset + 1
+        return self.buf.popleft()
+
+    def push_back(self, r: StoredRecord) -> None:
+        self.buf.appendleft(r)
+
+
+def verify_ledger(ledger: Ledger, trusted: list[VerifierKey] | None = None) -> VerifyReport:
+    started = time.perf_counter()
+    report = VerifyReport()
+    tree_ok = _verify_leaves_and_tree(ledger, report)
+    _verify_checkpoints(ledger, report, tree_ok, trusted or [])
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _verify_leaves_and_tree(ledger: Ledger, report: VerifyReport) -> bool:
+    store = ledger.store
+    encoder = LeafEncoder()
+    cursors: dict[tuple[str, int], _Cursor] = {}
+    last: dict[tuple[str, int], int] = {}
+    builder = TreeBuilder()
+    pending: dict[tuple[int, int], bytes] = {}
+    expected = 0
+
+    def check_chunk(level: int, chunk: int, data: bytes) -> Problem | None:
+        try:
+            with store.read() as conn:
+                stored = store.chunk(conn, level, chunk)
+        except IndexError:
+            stored = b""
+        if stored == data:
+            return None
+        first = chunk * CHUNK << level
+        if level == 0:
+            for i in range(0, max(len(stored), len(data)), 32):
+                if stored[i : i + 32] != data[i : i + 32]:
+                    first += i // 32
+                    break
+        return Problem(
+            f"stored tree node chunk ({level}, {chunk}) differs from the one recomputed from "
+            f"the log (first leaf it covers: {first}); the node store was altered.",
+            index=first,
+        )
+
+    for rows in store.iter_leaves():
+        batch_hashes = []
+        for row in rows:
+            idx, topic, part, off, ts, actor, action, resource, tenant, leaf_hash = row
+            where: dict[str, Any] = {"index": idx, "topic": topic, "partition": part, "offset": off}
+            if idx != expected:
+                report.fail(
+                    Problem(
+                        f"leaf index {idx} follows {expected - 1}: entries "
+                        f"{expected} to {idx - 1} were dropped.",
+                        index=expected,
+                    )
+                )
+                return False
+            expected += 1
+            tp = (topic, part)
+            cur = cursors.get(tp)
+            if cur is None:
+                try:
+                    ledger.log.topic(topic)
+                except HubError:
+                    report.fail(Problem(f"topic {topic!r} is not in the log.", **where))
+                    return False
+                cur = cursors[tp] = _Cursor(ledger, topic, part)
+            try:
+                rec = cur.next()
+            except HubError as exc:
+                report.fail(Problem(f"the log cannot read this record: {exc.message}", **where))
+                return False
+            if rec is None or rec.offset > off:
+                report.fail(
+                    Problem(
+                        f"the leaf names offset {off} but the log has no such record "
+                        "(an inserted or altered leaf).",
+                        **where,
+                    )
+                )
+                return False
+            if rec.offset < off:
+                report.fail(
+                    Problem(
+                        f"log record at offset {rec.offset} has no leaf before this one "
+                        f"(a dropped or reordered leaf; previous leaf of this partition: offset "
+                        f"{last.get(tp, -1)}).",
+                        **where,
+                    )
+                )
+                return False
+            last[tp] = off
+            (h,) = encoder.leaf_hashes([rec])
+            if h != bytes(leaf_hash):
+                report.fail(
+                    Problem(
+                        f"leaf hash differs: stored {bytes(leaf_hash).hex()}, recomputed from the "
+                        f"log {h.hex()} (the event or the leaf was changed).",
+                        **where,
+                    )
+                )
+                return False
+            if rec.timestamp_ms != ts or query_columns(rec) != (actor, action, resource, tenant):
+                report.fail(
+                    Problem(
+                        "the leaf's query columns (time, actor, action, resource, tenant) differ "
+                        "from the record's.",
+                        **where,
+                    )
+                )
+                return False
+            batch_hashes.append(h)
+        for level, chunk, data in builder.append(b"".join(batch_hashes)):
+            if len(data) == CHUNK_BYTES:
+                pending.pop((level, chunk), None)
+                problem = check_chunk(level, chunk, data)
+                if problem:
+                    report.fail(problem)
+                    return False
+            else:
+                pending[(level, chunk)] = data
+        report.leaves = expected
+    for (level, chunk), data in sorted(pending.items()):
+        problem = check_chunk(level, chunk, data)
+        if problem:
+            report.fail(problem)
+            return False
+    stored_chunks = sum(1 for _ in store.iter_chunks())
+    want = sum(-(-(expected >> lv) // CHUNK) for lv in range(expected.bit_length()))
+    if stored_chunks != want:
+        report.fail(
+            Problem(f"the node store has {stored_chunks} chunks; a tree of {expected} has {want}.")
+        )
+        return False
+    # 3. positions
+    with store.read() as conn:
+        positions = store.positions(conn)
+    for tp, pos in sorted(positions.items()):
+        want_pos = last.get(tp, -1) + 1
+        if pos < want_pos or (pos > want_pos and _has_records(ledger, tp, want_pos, pos)):
+            report.fail(
+                Problem(
+                    f"stored position {pos} of {tp[0]}[{tp[1]}] is not one past its last leaf "
+                    f"(offset {want_pos - 1}).",
+                    topic=tp[0],
+                    partition=tp[1],
+                    offset=pos,
+                )
+            )
+            return False
+    for t in ledger.log.topics():
+        for part, end in ledger.log.end_offsets(t.name).items():
+            report.pending += max(0, end - positions.get((t.name, part), 0))
+    return True
+
+
+def _has_records(ledger: Ledger, tp: tuple[str, int], start: int, end: int) -> bool:
+    got = ledger.log.read(tp[0], tp[1], start, 1)
+    return bool(got) and got[0].offset < end
+
+
+def _verify_checkpoints(
+    ledger: Ledger, report: VerifyReport, tree_ok: bool, trusted: list[VerifierKey]
+) -> None:
+    store = ledger.store
+    keys = [ledger.signer.verifier(), *trusted]
+    cps = store.checkpoints()
+    size = store.tree_size()
+    prev_hash = GENESIS_PREV
+    prev_time = 0
+    for cp in cps:
+        at: dict[str, Any] = {"checkpoint": cp.size}
+        try:
+            parsed, _ = open_checkpoint(cp.note, keys)
+        except AuditError as exc:
+            report.fail(Problem(f"the signed note does not verify: {exc}", **at))
+            return
+        fields = (parsed.origin, parsed.size, parsed.root, parsed.time_micros)
+        if fields != (ledger.config.origin, cp.size, cp.root, cp.time_us):
+            report.fail(
+                Problem("the note's origin, size, root or time differ from the store's.", **at)
+            )
+            return
+        if checkpoint_hash(cp.note) != cp.hash:
+            report.fail(Problem("the stored checkpoint hash is not the note's hash.", **at))
+            return
+        if parsed.prev_hash != prev_hash:
+            report.fail(
+                Problem(
+                    "its prev hash does not name the previous checkpoint in the store "
+                    "(a checkpoint was dropped, inserted or replaced).",
+                    **at,
+                )
+            )
+            return
+        if cp.time_us < prev_time:
+            report.fail(Problem("its time is before the previous checkpoint's.", **at))
+            return
+        if cp.size > size:
+            report.fail(Problem(f"it is larger than the tree ({size} entries).", **at))
+            return
+        if tree_ok and range_root(store, 0, cp.size) != cp.root:
+            report.fail(
+                Problem(
+                    "its signed root differs from the root recomputed from the log; entries "
+                    "below this size were altered, dropped, inserted or reordered.",
+                    **at,
+                )
+            )
+            return
+        witness = ledger.witness
+        key = witness_key(cp.size)
+        if witness is not None and witness.exists(key) and witness.get(key) != cp.note:
+            report.fail(Problem("the witness holds a different note for this size.", **at))
+            return
+        prev_hash, prev_time = cp.hash, cp.time_us
+        report.checkpoints += 1
+    if ledger.witness is not None:
+        stored = {witness_key(cp.size) for cp in cps}
+        for key in ledger.witness.list("checkpoints/"):
+            if key not in stored:
+                report.fail(
+                    Problem(
+                        f"the witness holds {key}, which the store lacks (a checkpoint was "
+                        "dropped from the store).",
+                        checkpoint=int(key.split("/")[-1].split(".")[0]),
+                    )
+                )
+                return

@@ -1,0 +1,203 @@
+"""File sources through the ingest pipeline: every format, bad input, resume, CLI, watch folder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import fastavro
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+
+from domain.catalog import schema_text
+from hub.bootstrap import Hub
+from hub.cli import main
+from hub.ingest.files import FileUnreadable, publish_file
+from hub.ingest.quarantine import decode_entry
+
+T = {
+    "trade_id": "T-1",
+    "account_id": "ACC-1",
+    "instrument": "AAPL",
+    "side": "BUY",
+    "quantity": "100",
+    "price": "189.12345678",
+    "currency": "USD",
+    "executed_at": "2026-11-25T14:30:00.123456Z",
+}
+
+
+def trades(n: int, start: int = 0) -> list[dict]:
+    return [{**T, "trade_id": f"T-{i}"} for i in range(start, start + n)]
+
+
+def count(hub: Hub, topic: str) -> int:
+    return sum(hub.log.end_offsets(topic).values())
+
+
+def test_jsonl_per_record_quarantine_keeps_bytes_exact(hub: Hub, tmp_path: Path) -> None:
+    bad_utf8 = b'{"trade_id": "T-x\xff"}'
+    bad_rule = json.dumps({**T, "trade_id": "T-neg", "quantity": "-5"}).encode()
+    lines = [json.dumps(r).encode() for r in trades(5)] + [bad_utf8, b"{not json", bad_rule]
+    f = tmp_path / "t.jsonl"
+    f.write_bytes(b"\n".join(lines) + b"\n")
+    out = publish_file(hub.ingest, f, "trades", batch_size=3)
+    assert (out.result.accepted, out.result.rejected) == (5, 3)
+    assert count(hub, "trades") == 5
+    got = [decode_entry(hub.ingest, i) for i in range(3)]
+    assert [g["original"] for g in got] == [bad_utf8, b"{not json", bad_rule]
+    assert [g["reason_code"] for g in got] == ["not_utf8", "malformed_json", "rule_failed"]
+    assert got[2]["rule_id"] == "trade.quantity.positive" and got[2]["field_path"] == "/quantity"
+    # The file is done: publishing it again appends nothing.
+    again = publish_file(hub.ingest, f, "trades")
+    assert again.already_done and count(hub, "trades") == 5
+
+
+def test_resume_after_a_crash_midway(hub: Hub, tmp_path: Path, monkeypatch) -> None:
+    f = tmp_path / "t.jsonl"
+    f.write_text("\n".join(json.dumps(r) for r in trades(10)) + "\n")
+    real = hub.ingest.ingest
+    calls = []
+
+    def crashing(*a, **kw):
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError("power cut")
+        return real(*a, **kw)
+
+    monkeypatch.setattr(hub.ingest, "ingest", crashing)
+    with pytest.raises(RuntimeError):
+        publish_file(hub.ingest, f, "trades", batch_size=4)
+    assert count(hub, "trades") == 8  # two batches committed, the third never ran
+    monkeypatch.setattr(hub.ingest, "ingest", real)
+    out = publish_file(hub.ingest, f, "trades", batch_size=4)
+    assert out.skipped == 8 and out.result.accepted == 2
+    assert count(hub, "trades") == 10
+
+
+def test_csv_typed_by_schema_and_bad_rows(hub: Hub, tmp_path: Path) -> None:
+    f = tmp_path / "t.csv"
+    header = "trade_id,account_id,instrument,side,quantity,price,currency,executed_at,trader_id"
+    rows = [
+        "T-1,ACC-1,AAPL,BUY,100,1.5,USD,2026-11-25T14:30:00Z,",
+        'T-2,ACC-1,"AAPL",SELL,5,2.25,USD,2026-11-25T14:31:00Z,alice',
+        "T-3,ACC-1,AAPL,BUY,100",
+    ]
+    f.write_text("\n".join([header, *rows]) + "\n")
+    out = publish_file(hub.ingest, f, "trades")
+    assert (out.result.accepted, out.result.rejected) == (2, 1)
+    q = decode_entry(hub.ingest, 0)
+    assert q["original"] == rows[2].encode() and q["reason_code"] == "malformed_csv"
+    wrong = tmp_path / "w.csv"
+    wrong.write_text("trade_id,colour\nT-1,red\n")
+    with pytest.raises(FileUnreadable, match="colour"):
+        publish_file(hub.ingest, wrong, "trades")
+
+
+def write_parquet(path: Path, rows: list[dict]) -> None:
+    from decimal import Decimal
+
+    from hub.serde import from_json
+
+    schema = hub_schema = None  # noqa: F841
+    table = pa.table(
+        {
+            "trade_id": [r["trade_id"] for r in rows],
+            "account_id": [r["account_id"] for r in rows],
+            "instrument": [r["instrument"] for r in rows],
+            "side": [r["side"] for r in rows],
+            "quantity": pa.array([Decimal(r["quantity"]) for r in rows], pa.decimal128(18, 4)),
+            "price": pa.array([Decimal(r["price"]) for r in rows], pa.decimal128(18, 8)),
+            "currency": [r["currency"] for r in rows],
+            "executed_at": pa.array(
+                [
+                    from_json(r["executed_at"], {"type": "long", "logicalType": "timestamp-micros"})
+                    for r in rows
+                ],
+                pa.timestamp("us", tz="UTC"),
+            ),
+        }
+    )
+    pq.write_table(table, path)
+
+
+def test_parquet_streams_and_truncated_is_unreadable(hub: Hub, tmp_path: Path) -> None:
+    f = tmp_path / "t.parquet"
+    rows = [*trades(50), {**T, "trade_id": "T-bad", "price": "-1"}]
+    write_parquet(f, rows)
+    out = publish_file(hub.ingest, f, "trades", batch_size=16)
+    assert (out.result.accepted, out.result.rejected) == (50, 1)
+    first = hub.reader.read("trades", 0, 0, 1) or hub.reader.read("trades", 1, 0, 1)
+    assert first[0]["value"]["currency"] == "USD"
+    q = decode_entry(hub.ingest, 0)
+    assert json.loads(q["original"])["trade_id"] == "T-bad"
+    cut = tmp_path / "cut.parquet"
+    cut.write_bytes(f.read_bytes()[: f.stat().st_size // 2])
+    with pytest.raises(FileUnreadable, match="truncated"):
+        publish_file(hub.ingest, cut, "trades")
+
+
+def test_avro_ocf_registered_and_unregistered(hub: Hub, tmp_path: Path) -> None:
+    schema = json.loads(schema_text("hub.trading.TradeExecuted"))
+    from hub.serde import from_json
+
+    parsed = fastavro.parse_schema(schema)
+    datums = [from_json(r, parsed) for r in trades(20)]
+    f = tmp_path / "t.avro"
+    with f.open("wb") as out:
+        fastavro.writer(out, parsed, datums)
+    res = publish_file(hub.ingest, f, "trades", batch_size=7)
+    assert res.result.accepted == 20 and count(hub, "trades") == 20
+    other = {
+        **schema,
+        "fields": [*schema["fields"], {"name": "extra", "type": "string", "default": ""}],
+    }
+    g = tmp_path / "u.avro"
+    with g.open("wb") as out:
+        fastavro.writer(out, fastavro.parse_schema(other), [{**d, "extra": "x"} for d in datums])
+    with pytest.raises(FileUnreadable, match="not registered"):
+        publish_file(hub.ingest, g, "trades")
+
+
+def test_record_over_the_size_limit_is_quarantined_truncated(tmp_path: Path) -> None:
+    from hub.bootstrap import bootstrap
+    from hub.settings import load_settings
+
+    h = bootstrap(load_settings(environ={}, data_dir=tmp_path / "d", max_record_bytes=2048))
+    try:
+        big = json.dumps({**T, "trade_id": "X" * 5000}).encode()
+        f = tmp_path / "big.jsonl"
+        f.write_bytes(json.dumps(T).encode() + b"\n" + big + b"\n")
+        out = publish_file(h.ingest, f, "trades")
+        assert (out.result.accepted, out.result.rejected) == (1, 1)
+        q = decode_entry(h.ingest, 0)
+        assert q["reason_code"] == "payload_too_large" and q["truncated"]
+        assert q["original"] == big[:2048] and q["original_size"] == len(big)
+    finally:
+        h.close()
+
+
+def test_cli_publish_and_watch(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    f = tmp_path / "t.jsonl"
+    f.write_text("\n".join(json.dumps(r) for r in trades(3)) + "\n")
+    r = CliRunner().invoke(main, ["--data-dir", str(data), "publish", str(f), "-t", "trades"])
+    assert r.exit_code == 0, r.output
+    assert "accepted=3 rejected=0 duplicates=0" in r.stdout
+    bad = tmp_path / "bad.parquet"
+    bad.write_bytes(b"PAR1 not really")
+    r = CliRunner().invoke(main, ["--data-dir", str(data), "publish", str(bad), "-t", "trades"])
+    assert r.exit_code == 1 and "file_unreadable" in r.stderr
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "a.jsonl").write_text(json.dumps({**T, "trade_id": "W-1"}) + "\n")
+    (folder / "b.parquet").write_bytes(b"nope")
+    (folder / "c.jsonl").write_bytes(f.read_bytes())  # same content as t.jsonl: already done
+    r = CliRunner().invoke(
+        main, ["--data-dir", str(data), "watch", str(folder), "-t", "trades", "--once"]
+    )
+    assert r.exit_code == 0, r.output
+    assert (folder / "done" / "a.jsonl").exists() and (folder / "failed" / "b.parquet").exists()
+    assert "c.jsonl: already ingested" in r.stdout

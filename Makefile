@@ -47,3 +47,20 @@ fmt: setup
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .benchmarks
+
+# ---- infra: real components on this machine, no Docker (infra/*.sh) ------------------------------
+# Each service has <name>-up / <name>-down targets; infra-up / infra-down run them all.
+# Kafka: one KRaft broker+controller on 127.0.0.1:19092 (HUB_KAFKA_PORT), jars cached in
+# ~/.cache/hub, data under $${HUB_INFRA_DIR:-~/.cache/hub/infra}/kafka.
+.PHONY: infra-up infra-down infra-kafka-up infra-kafka-down
+
+infra-kafka-up:
+	bash infra/kafka.sh start
+
+infra-kafka-down:
+	bash infra/kafka.sh stop
+
+infra-up: infra-kafka-up
+
+infra-down: infra-kafka-down
+# ---- end infra ------------------------------------------------------------------------------------

@@ -1,0 +1,1338 @@
+"""KafkaEventLog: the EventLog port over Apache Kafka (confluent-kafka / librdkafka).
+
+Topics, partitions, offsets, keys, values, headers and timestamps are Kafka's own; the hub adds
+two internal compacted topics, hidden from ``topics()``:
+
+- ``_hub_topics``: per topic, the config keys that are not Kafka topic configs (``hub.*``). Kafka
+  rejects unknown topic configs, so ``create_topic`` passes every other key to Kafka (which
+  validates it) and keeps the ``hub.*`` keys here; ``topic().config`` is Kafka's explicitly set
+  topic configs merged with these.
+- ``_hub_producer_state``: per (topic, idempotent producer id), the last sequence and where its
+  batch landed (see *Idempotent appends*).
+
+Atomic appends
+- A batch bound for ONE partition is sent by an idempotent producer (``acks=all``) as ONE Kafka
+  record batch: ``linger.ms`` is long and ``batch.size``/``batch.num.messages`` are at their
+  maximum, and ``flush()`` (which ignores linger) sends it, so the broker appends it whole or not
+  at all. No transaction, so no commit marker: offsets stay dense across such appends, exactly as
+  in the SQLite adapter.
+- A batch spanning SEVERAL partitions (or too big for one record batch) goes through a Kafka
+  transaction (one transactional producer per log instance), the only cross-partition atomicity
+  Kafka has. Its commit marker takes one offset in every partition it touched, so the next
+  append there starts one offset later: offsets are dense within the batch but not across it.
+  Readers use ``isolation.level=read_committed``.
+- ``append`` returns once every record's delivery report has arrived (or raises): waiting at most
+  ``delivery_timeout_s``, so a broker restart shorter than that only stalls appends.
+
+Idempotent appends (``IdempotenceKey``)
+Kafka's own idempotence only spans one producer session, so the adapter adds its own, durable and
+recoverable without reading whole topics:
+  1. Intent: write ``{seq, start offsets of the touched partitions, partitions per record, the
+     previous batch's metadata}`` under the key (topic, producer id) to ``_hub_producer_state``.
+  2. Write the batch (as above); every record carries the header ``__hub.idem = "<seq>:<id>"``
+     (stripped again by ``read``; the name is reserved).
+  3. Done: write ``{seq, metadata}`` under the same key (not awaited: it leaves with the next
+     flush or at ``close``; a recovery covers its loss).
+The state topic is read once per log instance. When the latest entry for a key is an intent
+(a crash or failure between 1 and 3), the adapter scans the touched partitions from the intent's
+start offsets for records carrying that header: found means the batch is stored (its metadata is
+rebuilt from them), absent means it is not (the previous batch's metadata is in the intent).
+One writer per producer id at a time, as the port's sequences imply.
+
+Transactions
+``transaction(id)`` maps to a Kafka transaction of a producer with ``transactional.id=id``
+(cached per id, so sequential transactions reuse it; a second process with the same id fences the
+first). ``commit_offsets`` inside it is ``send_offsets_to_transaction``. ``commit`` waits until
+the records and offsets are visible (Kafka writes commit markers asynchronously), so a read right
+after sees them.
+
+Limits (known, deliberate)
+- ``timestamp_ms=0`` cannot be stored: librdkafka reads 0 as "now".
+- An idempotent batch's state entry holds its metadata as JSON: keep such batches under ~300 k
+  records (16 MiB). Plain batches above 15 MiB or 1 M records take the transactional path.
+- After an append fails with an unknown outcome, the producer is replaced and its queue purged;
+  a request already on the wire to a live broker could still land after a retry's recovery scan
+  (a window of one request round trip). Stopped brokers cannot do this.
+- Partition counts are cached per instance (the hub never adds partitions).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager, suppress
+from dataclasses import dataclass
+from typing import Any, Final, TypeVar
+
+from confluent_kafka import (
+    Consumer,
+    ConsumerGroupTopicPartitions,
+    IsolationLevel,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+)
+from confluent_kafka import TopicPartition as KafkaTP
+from confluent_kafka.admin import (  # type: ignore[attr-defined]  # re-exported without __all__
+    AdminClient,
+    ConfigResource,
+    ConfigSource,
+    NewTopic,
+    OffsetSpec,
+)
+
+from hub.errors import (
+    Conflict,
+    Forbidden,
+    HubError,
+    InvalidInput,
+    OutOfOrderSequence,
+    PayloadTooLarge,
+    Retryable,
+    TopicExists,
+    TopicNotFound,
+)
+from hub.partitioner import default_partition
+from hub.ports.eventlog import (
+    EventLog,
+    Headers,
+    IdempotenceKey,
+    Record,
+    RecordMetadata,
+    StoredRecord,
+    TopicInfo,
+    TopicPartition,
+    Transaction,
+)
+
+_T = TypeVar("_T")
+_LOG = logging.getLogger("hub.kafka")
+
+TOPICS_TOPIC: Final = "_hub_topics"
+PRODUCER_STATE_TOPIC: Final = "_hub_producer_state"
+IDEM_HEADER: Final = "__hub.idem"
+HUB_CONFIG_PREFIX: Final = "hub."
+
+_TOPIC_NAME = re.compile(r"[a-zA-Z0-9._-]{1,249}")
+_MAX_TS = (1 << 63) - 1
+# One record batch at most this big (and the broker's message.max.bytes must allow it; the
+# infra/kafka.sh broker allows 16 MiB). Bigger single-partition batches go through a transaction.
+_MAX_BATCH_BYTES = 15 << 20
+_MAX_BATCH_RECORDS = 1_000_000
+_RECORD_OVERHEAD = 64  # bytes per record beyond key, value and headers (a safe over-estimate)
+_OFFSET_INVALID = -1001
+_INTERNAL = re.compile(r"^(__|_hub_)")
+_LATEST: Any = OffsetSpec.latest()  # type: ignore[no-untyped-call]
+_EARLIEST: Any = OffsetSpec.earliest()  # type: ignore[no-untyped-call]
+
+_RETRYABLE_CODES = {
+    KafkaError._MSG_TIMED_OUT,
+    KafkaError._TIMED_OUT,
+    KafkaError._TRANSPORT,
+    KafkaError._ALL_BROKERS_DOWN,
+    KafkaError._WAIT_COORD,
+    KafkaError.REQUEST_TIMED_OUT,
+    KafkaError.NOT_ENOUGH_REPLICAS,
+    KafkaError.NOT_ENOUGH_REPLICAS_AFTER_APPEND,
+    KafkaError.LEADER_NOT_AVAILABLE,
+    KafkaError.NOT_LEADER_FOR_PARTITION,
+    KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+    KafkaError.COORDINATOR_NOT_AVAILABLE,
+    KafkaError.NOT_COORDINATOR,
+    KafkaError.CONCURRENT_TRANSACTIONS,
+    KafkaError.UNSTABLE_OFFSET_COMMIT,
+}
+_TOO_LARGE_CODES = {KafkaError.MSG_SIZE_TOO_LARGE, KafkaError.RECORD_LIST_TOO_LARGE}
+_AUTH_CODES = {
+    KafkaError.TOPIC_AUTHORIZATION_FAILED,
+    KafkaError.GROUP_AUTHORIZATION_FAILED,
+    KafkaError.CLUSTER_AUTHORIZATION_FAILED,
+    KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+}
+
+
+def _kafka_error(exc: BaseException) -> KafkaError | None:
+    if isinstance(exc, KafkaException) and exc.args and isinstance(exc.args[0], KafkaError):
+        return exc.args[0]
+    if isinstance(exc, KafkaError):
+        return exc
+    return None
+
+
+def translate(exc: BaseException | KafkaError, doing: str) -> HubError:
+    """A ``hub.errors`` exception for a librdkafka error met while ``doing`` something."""
+    err = exc if isinstance(exc, KafkaError) else _kafka_error(exc)
+    if err is None:
+        return HubError(f"Kafka failed while {doing}: {exc}.", code="kafka_error")
+    code, text = err.code(), err.str()
+    if code == KafkaError.UNKNOWN_TOPIC_OR_PART:
+        return TopicNotFound(f"Kafka does not know the topic while {doing} ({text}).")
+    if code in _TOO_LARGE_CODES:
+        return PayloadTooLarge(
+            f"Kafka refused a record as too large while {doing} ({text}); keep records under "
+            "the topic's max.message.bytes (the hub's broker allows 16 MiB)."
+        )
+    if code in _AUTH_CODES:
+        return Forbidden(f"Kafka denied access while {doing} ({text}); check the ACLs.")
+    if code in (KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH):
+        return Conflict(
+            f"Another producer with the same transactional id took over while {doing} ({text}); "
+            "this one is fenced: stop it, or use a distinct transactional id per process.",
+            code="producer_fenced",
+        )
+    if code in _RETRYABLE_CODES or err.retriable():
+        return Retryable(
+            f"Kafka is unavailable or busy while {doing} ({text}); retry later, and check "
+            "'infra/kafka.sh status'.",
+            code="log_unavailable",
+        )
+    return HubError(f"Kafka failed while {doing} ({text}).", code="kafka_error")
+
+
+# -- input validation ---------------------------------------------------------------------------
+def _check_topic_name(name: object) -> str:
+    if not isinstance(name, str) or not _TOPIC_NAME.fullmatch(name) or name in (".", ".."):
+        raise InvalidInput(
+            f"Topic name {name!r} is invalid: use 1 to 249 characters from a-z, A-Z, 0-9, '.', "
+            "'_' and '-' (and not '.' or '..'), e.g. 'payments.v1'.",
+            code="invalid_topic_name",
+        )
+    return name
+
+
+def _check_id(value: object, what: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise InvalidInput(f"The {what} {value!r} is invalid: pass a non-empty string.")
+    return value
+
+
+def _check_offset(value: object, what: str) -> int:
+    if type(value) is not int or value < 0:
+        raise InvalidInput(f"The {what} {value!r} is invalid: pass an int >= 0.")
+    return value
+
+
+def _check_record(r: object, i: int, partitions: int, topic: str) -> Record:
+    where = f"Record {i} of the batch for topic {topic!r}"
+    if not isinstance(r, Record):
+        raise InvalidInput(
+            f"{where} is a {type(r).__name__}; build records with "
+            "hub.ports.eventlog.Record(value=..., key=...)."
+        )
+    for name in ("key", "value"):
+        v = getattr(r, name)
+        if v is not None and type(v) is not bytes:
+            raise InvalidInput(
+                f"{where} has a {name} of type {type(v).__name__}; pass bytes or None "
+                "(encode text first, e.g. value.encode())."
+            )
+    ts = r.timestamp_ms
+    if ts is not None and (type(ts) is not int or not 0 <= ts <= _MAX_TS):
+        raise InvalidInput(
+            f"{where} has timestamp_ms={ts!r}; pass milliseconds since the epoch as an int >= 0, "
+            "or None for the append time."
+        )
+    p = r.partition
+    if p is not None and (type(p) is not int or not 0 <= p < partitions):
+        raise InvalidInput(
+            f"{where} asks for partition {p!r}, but topic {topic!r} has partitions "
+            f"0..{partitions - 1}; pass one of those or None to partition by key.",
+            code="partition_out_of_range",
+        )
+    if not isinstance(r.headers, (tuple, list)):
+        raise InvalidInput(
+            f"{where} has headers of type {type(r.headers).__name__}; "
+            "pass a tuple of (name, value) pairs."
+        )
+    for j, pair in enumerate(r.headers):
+        if not (
+            isinstance(pair, (tuple, list))
+            and len(pair) == 2
+            and type(pair[0]) is str
+            and type(pair[1]) is bytes
+        ):
+            raise InvalidInput(
+                f"{where} has header {j} = {pair!r}; pass a (str name, bytes value) pair."
+            )
+        if pair[0] == IDEM_HEADER:
+            raise InvalidInput(f"{where} uses the header name {IDEM_HEADER!r}, which is reserved.")
+    return r
+
+
+@dataclass(frozen=True, slots=True)
+class _Batch:
+    """A validated batch: the records, each one's partition and timestamp, and its size."""
+
+    topic: str
+    records: Sequence[Record]
+    partitions: list[int]
+    timestamps: list[int]
+    size: int
+
+    @property
+    def single_record_batch(self) -> bool:
+        """Whether the whole batch fits one Kafka record batch of one partition."""
+        return (
+            min(self.partitions) == max(self.partitions)
+            and self.size <= _MAX_BATCH_BYTES
+            and len(self.records) <= _MAX_BATCH_RECORDS
+        )
+
+
+@dataclass(slots=True)
+class _ProducerState:
+    """The last sequence of an idempotent producer on a topic and where that batch landed."""
+
+    seq: int
+    meta: list[RecordMetadata]
+    intent: dict[str, Any] | None = None  # an unverified intent (step 1 without step 3)
+
+
+class _Delivery:
+    """Collects delivery reports of one batch, in record order."""
+
+    def __init__(self, topic: str, n: int) -> None:
+        self.topic = topic
+        self.meta: list[RecordMetadata | None] = [None] * n
+        self.errors: list[KafkaError] = []
+        self.pending = n
+
+    def callback(self, i: int) -> Callable[[KafkaError | None, Message], None]:
+        def on_delivery(err: KafkaError | None, msg: Message) -> None:
+            self.pending -= 1
+            if err is not None:
+                self.errors.append(err)
+                return
+            offset = msg.offset()
+            partition = msg.partition()
+            assert offset is not None and partition is not None
+            self.meta[i] = RecordMetadata(self.topic, partition, offset, msg.timestamp()[1])
+
+        return on_delivery
+
+
+class KafkaEventLog(EventLog):
+    """An EventLog on a Kafka cluster (see the module docstring for the design).
+
+    ``bootstrap_servers`` e.g. ``"127.0.0.1:19092"`` (``infra/kafka.sh``). ``timeout_s`` bounds
+    each admin and read call; ``delivery_timeout_s`` bounds how long an append waits for the
+    broker (librdkafka's ``message.timeout.ms``). ``client_config`` is merged into every client's
+    configuration (security settings and the like).
+    """
+
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        *,
+        timeout_s: float = 15.0,
+        delivery_timeout_s: float = 60.0,
+        replication_factor: int = 1,
+        client_config: Mapping[str, str] | None = None,
+    ) -> None:
+        if not isinstance(bootstrap_servers, str) or not bootstrap_servers:
+            raise InvalidInput(
+                f"bootstrap_servers={bootstrap_servers!r} is invalid: pass 'host:port[,...]'."
+            )
+        self._servers = bootstrap_servers
+        self._timeout = float(timeout_s)
+        self._delivery_timeout = float(delivery_timeout_s)
+        self._replication = replication_factor
+        self._base: dict[str, Any] = {
+            "bootstrap.servers": bootstrap_servers,
+            "client.id": "hub",
+            "logger": _LOG,  # librdkafka's log lines go to logging, not stderr
+            **dict(client_config or {}),
+        }
+        self._admin = AdminClient(dict(self._base))
+        self._lock = threading.RLock()
+        self._closed = False
+        self._topics: dict[str, TopicInfo] = {}
+        self._hub_config: dict[str, dict[str, str]] | None = None
+        self._producer_states: dict[tuple[str, str], _ProducerState] | None = None
+        self._plain: Producer | None = None
+        self._atomic: Producer | None = None
+        self._txn_producers: dict[str, Producer] = {}
+        self._open_txns: set[str] = set()
+        self._reader: Consumer | None = None
+        self._group_consumers: dict[str, Consumer] = {}
+        self._internal_ready = False
+
+    # -- clients -----------------------------------------------------------------------------------
+    def _producer_config(self) -> dict[str, Any]:
+        return {
+            **self._base,
+            "enable.idempotence": True,
+            "acks": "all",
+            # Longest linger, largest batches and local queue: a batch leaves only on flush(),
+            # as one record batch per partition (flush ignores linger); producing a big batch
+            # in Python may take longer than any short linger would allow.
+            "linger.ms": max(1, min(900_000, int(self._delivery_timeout * 1000) - 1)),
+            "batch.num.messages": _MAX_BATCH_RECORDS,
+            "batch.size": 1 << 30,
+            "queue.buffering.max.messages": 2_147_483_647,
+            "queue.buffering.max.kbytes": 2_147_483_647,
+            "message.max.bytes": 16 << 20,
+            "message.timeout.ms": int(self._delivery_timeout * 1000),
+            "partitioner": "murmur2_random",  # unused (partitions are explicit); Kafka's choice
+        }
+
+    def _plain_producer(self) -> Producer:
+        if self._plain is None:
+            self._plain = Producer(self._producer_config())
+        return self._plain
+
+    def _transactional(self, transactional_id: str) -> Producer:
+        producer = Producer(
+            {
+                **self._producer_config(),
+                "transactional.id": transactional_id,
+                "transaction.timeout.ms": max(60_000, int(self._delivery_timeout * 2000)),
+            }
+        )
+        try:
+            producer.init_transactions(self._timeout)
+        except KafkaException as exc:
+            raise translate(exc, f"starting transactional producer {transactional_id!r}") from exc
+        return producer
+
+    def _reader_consumer(self) -> Consumer:
+        if self._reader is None:
+            self._reader = Consumer(
+                {
+                    **self._base,
+                    # Never joins or commits: reads use assign(); librdkafka requires a group id.
+                    "group.id": f"hub.reader.{uuid.uuid4().hex}",
+                    "enable.auto.commit": False,
+                    "enable.auto.offset.store": False,
+                    "isolation.level": "read_committed",
+                    "enable.partition.eof": True,
+                    "auto.offset.reset": "earliest",
+                    "fetch.wait.max.ms": 5,  # assigned only during a read: no idle polling
+                    "queued.max.messages.kbytes": 16384,
+                    "receive.message.max.bytes": 100_000_000,
+                }
+            )
+        return self._reader
+
+    def _group_metadata(self, group: str) -> Any:
+        consumer = self._group_consumers.get(group)
+        if consumer is None:
+            consumer = Consumer({**self._base, "group.id": group, "enable.auto.commit": False})
+            self._group_consumers[group] = consumer
+        return consumer.consumer_group_metadata()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise HubError("This KafkaEventLog is closed; open a new one.", code="log_closed")
+
+    # -- topics ------------------------------------------------------------------------------------
+    def create_topic(
+        self, name: str, partitions: int = 1, config: Mapping[str, str] | None = None
+    ) -> TopicInfo:
+        """Create a topic, or return it if it exists with the same partition count.
+
+        ``hub.*`` keys are kept in ``_hub_topics``; the others go to Kafka, which validates them.
+        An existing topic keeps its config (the ``config`` passed is then ignored).
+        """
+        self._check_open()
+        _check_topic_name(name)
+        if type(partitions) is not int or partitions < 1:
+            raise InvalidInput(
+                f"partitions={partitions!r} is invalid for topic {name!r}: pass an int >= 1."
+            )
+        cfg = dict(config or {})
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in cfg.items()):
+            raise InvalidInput(
+                f"The config of topic {name!r} must map str to str (as Kafka's does), got {cfg!r}."
+            )
+        self._ensure_internal_topics()
+        hub_cfg = {k: v for k, v in cfg.items() if k.startswith(HUB_CONFIG_PREFIX)}
+        kafka_cfg = {k: v for k, v in cfg.items() if not k.startswith(HUB_CONFIG_PREFIX)}
+        created = self._create_kafka_topic(name, partitions, kafka_cfg)
+        existing = self._lookup(name)
+        if existing is None:
+            raise Retryable(
+                f"Topic {name!r} was created but is not in Kafka's metadata yet; retry.",
+                code="log_unavailable",
+            )
+        if existing.partitions != partitions:
+            raise TopicExists(
+                f"Topic {name!r} already exists with {existing.partitions} partitions, not "
+                f"{partitions}; use the existing count or another topic name."
+            )
+        if created and hub_cfg:
+            self._write_hub_config(name, hub_cfg)
+        return self.topic(name)
+
+    def _create_kafka_topic(self, name: str, partitions: int, config: dict[str, str]) -> bool:
+        """Create the topic in Kafka; False if it already existed."""
+        new = NewTopic(name, partitions, self._replication, config=config)
+        future = self._admin.create_topics([new], request_timeout=self._timeout)[name]
+        try:
+            future.result(timeout=self._timeout)
+        except KafkaException as exc:
+            err = _kafka_error(exc)
+            code = err.code() if err else None
+            if code == KafkaError.TOPIC_ALREADY_EXISTS:
+                return False
+            text = err.str() if err else str(exc)
+            if code == KafkaError.INVALID_CONFIG:
+                raise InvalidInput(
+                    f"Kafka rejected the config {config!r} of topic {name!r} ({text}); use Kafka "
+                    f"topic configs, or the '{HUB_CONFIG_PREFIX}' prefix for the hub's own keys.",
+                    code="invalid_topic_config",
+                ) from exc
+            if code == KafkaError.TOPIC_EXCEPTION:
+                raise InvalidInput(
+                    f"Kafka rejected the topic name {name!r} ({text}); Kafka also refuses names "
+                    "that differ from an existing one only by '.' versus '_'.",
+                    code="invalid_topic_name",
+                ) from exc
+            if code == KafkaError.INVALID_REPLICATION_FACTOR:
+                raise InvalidInput(
+                    f"Kafka cannot place {self._replication} replicas of topic {name!r} ({text});"
+                    " pass replication_factor no larger than the number of brokers.",
+                ) from exc
+            raise translate(exc, f"creating topic {name!r}") from exc
+        self._wait(lambda: self._has_leaders(name, partitions), f"topic {name!r} to get leaders")
+        return True
+
+    def _has_leaders(self, name: str, partitions: int) -> bool:
+        """Whether Kafka's metadata shows every partition of the topic with a leader."""
+        try:
+            md = self._admin.list_topics(topic=name, timeout=self._timeout)
+        except KafkaException:
+            return False
+        t = md.topics.get(name)
+        return (
+            t is not None
+            and t.error is None
+            and len(t.partitions) == partitions
+            and all(pm.leader >= 0 and pm.error is None for pm in t.partitions.values())
+        )
+
+    def _lookup(self, name: str) -> TopicInfo | None:
+        """Kafka's view of one topic (partition count), or None when it does not exist."""
+        cached = self._topics.get(name)
+        if cached is not None:
+            return cached
+        try:
+            md = self._admin.list_topics(topic=name, timeout=self._timeout)
+        except KafkaException as exc:
+            raise translate(exc, f"looking up topic {name!r}") from exc
+        t = md.topics.get(name)
+        if t is None or t.error is not None or not t.partitions:
+            if (
+                t is not None
+                and t.error is not None
+                and t.error.code()
+                not in (KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError.LEADER_NOT_AVAILABLE)
+            ):
+                raise translate(t.error, f"looking up topic {name!r}")
+            return None
+        info = TopicInfo(name, len(t.partitions))
+        self._topics[name] = info
+        return info
+
+    def _info(self, name: str) -> TopicInfo:
+        _check_topic_name(name)
+        info = self._lookup(name)
+        if info is None:
+            raise TopicNotFound(
+                f"Topic {name!r} does not exist on the Kafka cluster {self._servers}; create it "
+                "first (create_topic)."
+            )
+        return info
+
+    def topics(self) -> list[TopicInfo]:
+        self._check_open()
+        try:
+            md = self._admin.list_topics(timeout=self._timeout)
+        except KafkaException as exc:
+            raise translate(exc, "listing topics") from exc
+        names = sorted(n for n, t in md.topics.items() if not _INTERNAL.match(n) and t.partitions)
+        configs = self._kafka_configs(names)
+        hub = self._hub_configs()
+        return [
+            TopicInfo(n, len(md.topics[n].partitions), {**configs.get(n, {}), **hub.get(n, {})})
+            for n in names
+        ]
+
+    def topic(self, name: str) -> TopicInfo:
+        self._check_open()
+        info = self._info(name)
+        config = {**self._kafka_configs([name]).get(name, {}), **self._hub_configs().get(name, {})}
+        return TopicInfo(name, info.partitions, config)
+
+    def _kafka_configs(self, names: Sequence[str]) -> dict[str, dict[str, str]]:
+        """The topic configs set explicitly on each topic (not broker or default values)."""
+        if not names:
+            return {}
+        resources = [ConfigResource(ConfigResource.Type.TOPIC, n) for n in names]
+        out: dict[str, dict[str, str]] = {}
+        try:
+            futures = self._admin.describe_configs(resources, request_timeout=self._timeout)
+            for res, future in futures.items():
+                entries = future.result(timeout=self._timeout)
+                out[res.name] = {
+                    k: e.value
+                    for k, e in entries.items()
+                    if e.source == ConfigSource.DYNAMIC_TOPIC_CONFIG.value and e.value is not None
+                }
+        except KafkaException as exc:
+            raise translate(exc, f"describing the config of {list(names)!r}") from exc
+        return out
+
+    # -- the internal topics -----------------------------------------------------------------------
+    def _ensure_internal_topics(self) -> None:
+        if self._internal_ready:
+            return
+        # Compacted, with hourly segments so that compaction (which skips the active segment)
+        # keeps the state that every log instance reads at first use small.
+        compacted = {
+            "cleanup.policy": "compact",
+            "min.cleanable.dirty.ratio": "0.1",
+            "segment.ms": "3600000",
+        }
+        for name in (TOPICS_TOPIC, PRODUCER_STATE_TOPIC):
+            if self._lookup(name) is None:
+                self._create_kafka_topic(name, 1, {**compacted, "max.message.bytes": str(16 << 20)})
+        self._internal_ready = True
+
+    def _read_internal(self, topic: str) -> Iterator[StoredRecord]:
+        """Every record of a one-partition internal topic, from the beginning."""
+        self._ensure_internal_topics()
+        end = self._watermarks(topic)[0]
+        offset = 0
+        while offset < end:
+            chunk = self._read_raw(topic, 0, offset, 10_000)
+            if not chunk:
+                return
+            yield from chunk
+            offset = chunk[-1].offset + 1
+
+    def _hub_configs(self) -> dict[str, dict[str, str]]:
+        with self._lock:
+            if self._hub_config is None:
+                state: dict[str, dict[str, str]] = {}
+                for r in self._read_internal(TOPICS_TOPIC):
+                    if r.key is None:
+                        continue
+                    name = r.key.decode()
+                    if r.value is None:
+                        state.pop(name, None)
+                        continue
+                    try:
+                        config = json.loads(r.value)["config"]
+                    except (ValueError, KeyError, TypeError):
+                        _LOG.warning(
+                            "Skipping a malformed %s entry at offset %d.", TOPICS_TOPIC, r.offset
+                        )
+                        continue
+                    state[name] = {str(k): str(v) for k, v in config.items()}
+                self._hub_config = state
+            return self._hub_config
+
+    def _write_hub_config(self, name: str, config: dict[str, str]) -> None:
+        value = json.dumps({"config": config}, sort_keys=True).encode()
+        with self._lock:
+            self._produce_and_wait(TOPICS_TOPIC, [(0, name.encode(), value, (), None)], "config")
+            self._hub_configs()[name] = dict(config)
+
+    # -- writing -----------------------------------------------------------------------------------
+    def _prepare(self, name: str, records: Sequence[Record]) -> _Batch:
+        """Validate and route a batch; raise before anything is sent."""
+        info = self._info(name)
+        if not isinstance(records, (list, tuple)):
+            records = list(records)
+        n = info.partitions
+        now = time.time_ns() // 1_000_000
+        parts: list[int] = []
+        stamps: list[int] = []
+        size = 0
+        for i, r in enumerate(records):
+            _check_record(r, i, n, name)
+            parts.append(r.partition if r.partition is not None else default_partition(r.key, n))
+            stamps.append(now if r.timestamp_ms is None else r.timestamp_ms)
+            size += len(r.key or b"") + len(r.value or b"") + _RECORD_OVERHEAD
+            size += sum(len(k) + len(v) + 8 for k, v in r.headers)
+        return _Batch(name, records, parts, stamps, size)
+
+    def append(
+        self,
+        topic: str,
+        records: Sequence[Record],
+        *,
+        idempotence: IdempotenceKey | None = None,
+    ) -> list[RecordMetadata]:
+        """Append a batch atomically and durably; metadata is in the order of ``records``.
+
+        A retry of the last idempotent batch MUST carry the same number of records bound for the
+        same partitions, else it raises ``OutOfOrderSequence``. An idempotent append of no
+        records raises ``InvalidInput``.
+        """
+        self._check_open()
+        if idempotence is not None:
+            if not isinstance(idempotence, IdempotenceKey):
+                raise InvalidInput(f"idempotence={idempotence!r} must be an IdempotenceKey.")
+            _check_id(idempotence.producer_id, "idempotent producer id")
+            _check_offset(idempotence.sequence, "idempotent sequence number")
+            if not records:
+                raise InvalidInput(
+                    f"An idempotent append to {topic!r} needs at least one record; do not "
+                    "spend sequence numbers on empty batches."
+                )
+        batch = self._prepare(topic, records)
+        if not batch.records:
+            return []
+        with self._lock:
+            if idempotence is None:
+                return self._write(batch, None)
+            return self._append_idempotent(batch, idempotence)
+
+    def _write(self, batch: _Batch, marker: bytes | None) -> list[RecordMetadata]:
+        extra: Headers = ((IDEM_HEADER, marker),) if marker is not None else ()
+        rows = [
+            (p, r.key, r.value, tuple(r.headers) + extra, ts)
+            for r, p, ts in zip(batch.records, batch.partitions, batch.timestamps, strict=True)
+        ]
+        if batch.single_record_batch:
+            return self._produce_and_wait(batch.topic, rows, f"appending to {batch.topic!r}")
+        return self._produce_atomically(batch.topic, rows)
+
+    def _send(
+        self,
+        producer: Producer,
+        topic: str,
+        rows: Sequence[tuple[int, bytes | None, bytes | None, Headers, int | None]],
+        *,
+        may_split: bool,
+    ) -> _Delivery:
+        delivery = _Delivery(topic, len(rows))
+        for i, (partition, key, value, headers, ts) in enumerate(rows):
+            while True:
+                try:
+                    producer.produce(
+                        topic,
+                        value=value,
+                        key=key,
+                        partition=partition,
+                        on_delivery=delivery.callback(i),
+                        timestamp=ts or 0,
+                        headers=list(headers) or None,
+                    )
+                    break
+                except BufferError as exc:  # librdkafka's local queue is full
+                    if not may_split:  # draining now would split the record batch
+                        raise PayloadTooLarge(
+                            f"A batch of {len(rows)} records for {topic!r} overflows the Kafka "
+                            "producer's local queue; append smaller batches."
+                        ) from exc
+                    producer.flush(0.1)
+        return delivery
+
+    def _await(self, producer: Producer, delivery: _Delivery, doing: str) -> list[RecordMetadata]:
+        deadline = time.monotonic() + self._delivery_timeout + self._timeout
+        while delivery.pending and time.monotonic() < deadline:
+            producer.flush(min(1.0, max(0.0, deadline - time.monotonic())))
+        if delivery.pending:
+            raise Retryable(
+                f"Kafka did not acknowledge {delivery.pending} records within "
+                f"{self._delivery_timeout + self._timeout:.0f} s while {doing}; the outcome is "
+                "unknown: retry with an IdempotenceKey to avoid duplicates.",
+                code="log_unavailable",
+            )
+        if delivery.errors:
+            raise translate(delivery.errors[0], doing)
+        return [m for m in delivery.meta if m is not None]
+
+    def _produce_and_wait(
+        self,
+        topic: str,
+        rows: Sequence[tuple[int, bytes | None, bytes | None, Headers, int | None]],
+        doing: str,
+    ) -> list[RecordMetadata]:
+        """Send rows with the idempotent (non-transactional) producer; wait for every ack."""
+        producer = self._plain_producer()
+        delivery = self._send(producer, topic, rows, may_split=False)
+        try:
+            return self._await(producer, delivery, doing)
+        except HubError:
+            # A fresh producer next time, so nothing of this batch can still be sent later.
+            self._plain = None
+            producer.purge(in_queue=True, in_flight=False)
+            raise
+
+    def _produce_atomically(
+        self,
+        topic: str,
+        rows: Sequence[tuple[int, bytes | None, bytes | None, Headers, int | None]],
+    ) -> list[RecordMetadata]:
+        """Send rows in one Kafka transaction (several partitions: the only atomic way)."""
+        doing = f"appending atomically to {topic!r}"
+        if self._atomic is None:
+            self._atomic = self._transactional(f"hub.append.{uuid.uuid4().hex}")
+        producer = self._atomic
+        try:
+            producer.begin_transaction()
+            delivery = self._send(producer, topic, rows, may_split=True)
+            meta = self._await(producer, delivery, doing)
+            producer.commit_transaction(self._timeout)
+        except (KafkaException, HubError) as exc:
+            self._atomic = None  # init_transactions on a new producer fences and aborts this one
+            with suppress(KafkaException):
+                producer.abort_transaction(min(5.0, self._timeout))
+            if isinstance(exc, HubError):
+                raise
+            raise translate(exc, doing) from exc
+        self._await_visible(topic, {m.partition for m in meta})
+        return meta
+
+    def _await_visible(self, topic: str, partitions: set[int]) -> None:
+        """Wait until committed records are readable (Kafka writes commit markers async)."""
+        targets = self._watermarks(topic, committed=False)
+
+        def visible() -> bool:
+            lso = self._watermarks(topic, committed=True)
+            return all(lso[p] >= targets[p] for p in partitions)
+
+        self._wait(visible, f"the transaction's records in {topic!r} to become readable")
+
+    # -- idempotent appends ------------------------------------------------------------------------
+    def _state_key(self, topic: str, producer_id: str) -> bytes:
+        return f"{topic}\x00{producer_id}".encode()
+
+    def _states(self) -> dict[tuple[str, str], _ProducerState]:
+        if self._producer_states is None:
+            states: dict[tuple[str, str], _ProducerState] = {}
+            for r in self._read_internal(PRODUCER_STATE_TOPIC):
+                if r.key is None:
+                    continue
+                topic, _, producer = r.key.decode().partition("\x00")
+                if r.value is None:
+                    states.pop((topic, producer), None)
+                    continue
+                try:
+                    states[(topic, producer)] = self._decode_state(topic, json.loads(r.value))
+                except (ValueError, KeyError, TypeError):
+                    _LOG.warning(
+                        "Skipping a malformed %s entry at offset %d.",
+                        PRODUCER_STATE_TOPIC,
+                        r.offset,
+                    )
+            self._producer_states = states
+        return self._producer_states
+
+    @staticmethod
+    def _decode_state(topic: str, doc: dict[str, Any]) -> _ProducerState:
+        def meta(rows: list[list[int]]) -> list[RecordMetadata]:
+            return [RecordMetadata(topic, p, o, t) for p, o, t in rows]
+
+        if doc["kind"] == "done":
+            return _ProducerState(doc["seq"], meta(doc["meta"]))
+        prev = doc["prev"]
+        return _ProducerState(prev["seq"], meta(prev["meta"]), intent=doc)
+
+    @staticmethod
+    def _encode_meta(meta: Sequence[RecordMetadata]) -> list[list[int]]:
+        return [[m.partition, m.offset, m.timestamp_ms] for m in meta]
+
+    def _append_idempotent(self, batch: _Batch, key: IdempotenceKey) -> list[RecordMetadata]:
+        """Append unless this retries the producer's last batch (see the module docstring).
+
+        1. Intent in ``_hub_producer_state`` (awaited). 2. The batch, each record marked.
+        3. Done in ``_hub_producer_state`` (not awaited).
+        """
+        topic, producer = batch.topic, key.producer_id
+        self._ensure_internal_topics()
+        states = self._states()
+        state = states.get((topic, producer))
+        if state is not None and state.intent is not None:
+            state = self._recover(topic, producer, state)
+        last = -1 if state is None else state.seq
+        if state is not None and key.sequence == last:
+            self._check_retry(batch, key, state)
+            return list(state.meta)
+        if key.sequence != last + 1:
+            expected = "0 (a new producer starts at 0)" if state is None else f"{last + 1}"
+            raise OutOfOrderSequence(
+                f"Producer {producer!r} sent sequence {key.sequence} to topic {topic!r}, but the "
+                f"next expected is {expected} (a retry may repeat {last}); resend from the "
+                "expected sequence or use a new producer id."
+            )
+        touched = sorted(set(batch.partitions))
+        start = self._watermarks(topic, committed=True)
+        intent = {
+            "kind": "intent",
+            "seq": key.sequence,
+            "start": {str(p): start[p] for p in touched},
+            "parts": batch.partitions,
+            "prev": {
+                "seq": last,
+                "meta": self._encode_meta(state.meta) if state is not None else [],
+            },
+        }
+        state_key = self._state_key(topic, producer)
+        doing = f"recording the intent of producer {producer!r} on {topic!r}"
+        self._produce_and_wait(  # 1.
+            PRODUCER_STATE_TOPIC, [(0, state_key, json.dumps(intent).encode(), (), None)], doing
+        )
+        states[(topic, producer)] = self._decode_state(topic, intent)
+        marker = f"{key.sequence}:{producer}".encode()
+        meta = self._write(batch, marker)  # 2.
+        done = {"kind": "done", "seq": key.sequence, "meta": self._encode_meta(meta)}
+        states[(topic, producer)] = _ProducerState(key.sequence, meta)
+        self._plain_producer().produce(  # 3.
+            PRODUCER_STATE_TOPIC, value=json.dumps(done).encode(), key=state_key, partition=0
+        )
+        self._plain_producer().poll(0)
+        return meta
+
+    def _recover(self, topic: str, producer: str, state: _ProducerState) -> _ProducerState:
+        """Settle an intent without a done entry: did its batch land?"""
+        intent = state.intent
+        assert intent is not None
+        marker = f"{intent['seq']}:{producer}".encode()
+        found: dict[int, list[StoredRecord]] = {}
+        for p_text, start in intent["start"].items():
+            p = int(p_text)
+            found[p] = [
+                r
+                for r in self._scan_raw(topic, p, int(start))
+                if r.headers and r.headers[-1] == (IDEM_HEADER, marker)
+            ]
+        parts: list[int] = intent["parts"]
+        total = sum(len(v) for v in found.values())
+        if total == 0:
+            settled = _ProducerState(state.seq, state.meta)
+        elif total == len(parts):
+            cursor = dict.fromkeys(found, 0)
+            meta = []
+            for p in parts:
+                r = found[p][cursor[p]]
+                cursor[p] += 1
+                meta.append(RecordMetadata(topic, p, r.offset, r.timestamp_ms))
+            settled = _ProducerState(intent["seq"], meta)
+        else:
+            raise HubError(
+                f"Batch {intent['seq']} of producer {producer!r} on topic {topic!r} is only "
+                f"partly stored ({total} of {len(parts)} records); the log is inconsistent.",
+                code="log_inconsistent",
+            )
+        _LOG.info(
+            "Settled batch %d of producer %r on %r from its intent: %s.",
+            intent["seq"],
+            producer,
+            topic,
+            "stored" if total else "not stored",
+        )
+        self._states()[(topic, producer)] = settled
+        return settled
+
+    def _check_retry(self, batch: _Batch, key: IdempotenceKey, state: _ProducerState) -> None:
+        stored = [m.partition for m in state.meta]
+        if stored != batch.partitions:
+            raise OutOfOrderSequence(
+                f"Producer {key.producer_id!r} reused sequence {key.sequence} on topic "
+                f"{batch.topic!r} for a different batch ({len(batch.records)} records) than the "
+                f"stored one ({len(stored)} records, or other partitions); a retry must resend "
+                "the same batch."
+            )
+
+    # -- transactions ------------------------------------------------------------------------------
+    def transaction(self, transactional_id: str) -> AbstractContextManager[Transaction]:
+        """A Kafka transaction of the producer ``transactional.id=transactional_id``."""
+        self._check_open()
+        _check_id(transactional_id, "transactional id")
+        return self._transaction(transactional_id)
+
+    @contextmanager
+    def _transaction(self, transactional_id: str) -> Iterator[Transaction]:
+        txn = _KafkaTransaction(self, transactional_id)
+        try:
+            yield txn
+        except BaseException:
+            if txn.state == "open":
+                txn.abort()
+            raise
+        if txn.state == "open":  # the block may have committed or aborted explicitly
+            txn.commit()
+
+    # -- reading -----------------------------------------------------------------------------------
+    def _watermarks(self, topic: str, *, committed: bool = False) -> dict[int, int]:
+        """Per partition: the high watermark, or with ``committed`` the last stable offset."""
+        n = self._info(topic).partitions
+        level = IsolationLevel.READ_COMMITTED if committed else IsolationLevel.READ_UNCOMMITTED
+        return self._list_offsets(topic, n, _LATEST, level)
+
+    def _list_offsets(
+        self, topic: str, n: int, spec: OffsetSpec, level: IsolationLevel
+    ) -> dict[int, int]:
+        request = {KafkaTP(topic, p): spec for p in range(n)}
+
+        def call() -> dict[int, int]:
+            futures = self._admin.list_offsets(
+                request, isolation_level=level, request_timeout=self._timeout
+            )
+            return {
+                tp.partition: f.result(timeout=self._timeout).offset for tp, f in futures.items()
+            }
+
+        return self._retrying(call, f"listing the offsets of {topic!r}")
+
+    def _retrying(self, call: Callable[[], _T], doing: str) -> _T:
+        """``call()``, retried on retriable Kafka errors (leader moves, coordinator loading)."""
+        deadline = time.monotonic() + self._timeout
+        delay = 0.01
+        while True:
+            try:
+                return call()
+            except KafkaException as exc:
+                err = _kafka_error(exc)
+                retriable = err is not None and (err.retriable() or err.code() in _RETRYABLE_CODES)
+                if not retriable or time.monotonic() + delay >= deadline:
+                    raise translate(exc, doing) from exc
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
+
+    def end_offsets(self, topic: str) -> dict[int, int]:
+        self._check_open()
+        return dict(sorted(self._watermarks(topic).items()))
+
+    def beginning_offsets(self, topic: str) -> dict[int, int]:
+        self._check_open()
+        n = self._info(topic).partitions
+        offsets = self._list_offsets(topic, n, _EARLIEST, IsolationLevel.READ_COMMITTED)
+        return dict(sorted(offsets.items()))
+
+    def read(
+        self, topic: str, partition: int, offset: int, max_records: int = 1000
+    ) -> list[StoredRecord]:
+        """Up to ``max_records`` committed records from ``offset`` on, in offset order.
+
+        Offsets of commit markers and aborted records are skipped, so offsets returned may
+        have gaps around transactional appends.
+        """
+        self._check_open()
+        info = self._info(topic)
+        if type(partition) is not int or not 0 <= partition < info.partitions:
+            raise InvalidInput(
+                f"Partition {partition!r} is out of range for topic {topic!r}, which has "
+                f"partitions 0..{info.partitions - 1}.",
+                code="partition_out_of_range",
+            )
+        _check_offset(offset, f"offset to read in {topic!r}")
+        if type(max_records) is not int or max_records < 1:
+            raise InvalidInput(f"max_records={max_records!r} is invalid: pass an int >= 1.")
+        records = self._read_raw(topic, partition, offset, max_records)
+        return [_strip(r) for r in records]
+
+    def _scan_raw(self, topic: str, partition: int, start: int) -> Iterator[StoredRecord]:
+        offset = start
+        while True:
+            chunk = self._read_raw(topic, partition, offset, 10_000)
+            if not chunk:
+                return
+            yield from chunk
+            offset = chunk[-1].offset + 1
+
+    def _read_raw(
+        self, topic: str, partition: int, offset: int, max_records: int
+    ) -> list[StoredRecord]:
+        """Committed records from ``offset``, with the hub's own headers still on them."""
+        with self._lock:
+            end = self._watermarks(topic, committed=True)[partition]
+            if offset >= end:
+                return []
+            consumer = self._reader_consumer()
+            doing = f"reading {topic!r} partition {partition} from offset {offset}"
+            try:
+                consumer.assign([KafkaTP(topic, partition, offset)])
+                out: list[StoredRecord] = []
+                deadline = time.monotonic() + self._timeout
+                while len(out) < max_records:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise Retryable(
+                            f"Kafka did not deliver the records while {doing} within "
+                            f"{self._timeout:.0f} s; retry later.",
+                            code="log_unavailable",
+                        )
+                    # consume() waits until it has ``num`` messages or the timeout: ask for no
+                    # more than the offsets left below the end. Where markers or aborted records
+                    # take offsets there are fewer records, but then the end-of-partition event
+                    # (a message too) fills the count.
+                    position = out[-1].offset + 1 if out else offset
+                    num = min(max_records - len(out), end - position, 10_000)
+                    msgs = consumer.consume(max(num, 1), min(left, 0.1))
+                    done = False
+                    for msg in msgs:
+                        err = msg.error()
+                        if err is not None:
+                            if err.code() == KafkaError._PARTITION_EOF:
+                                done = True
+                                break
+                            raise translate(err, doing)
+                        o = msg.offset()
+                        if o is None or o < offset:
+                            continue
+                        out.append(_stored(topic, partition, o, msg))
+                        if len(out) >= max_records or o >= end - 1:
+                            done = True
+                            break
+                    if done:
+                        break
+                return out
+            except KafkaException as exc:
+                raise translate(exc, doing) from exc
+            finally:
+                with suppress(KafkaException):
+                    consumer.unassign()
+
+    # -- consumer groups ---------------------------------------------------------------------------
+    def _offsets_request(self, group: str, offsets: Mapping[TopicPartition, int]) -> list[KafkaTP]:
+        _check_id(group, "consumer group")
+        tps = []
+        for tp, offset in offsets.items():
+            if not isinstance(tp, TopicPartition):
+                raise InvalidInput(f"Offsets must be keyed by TopicPartition, got {tp!r}.")
+            info = self._info(tp.topic)
+            if type(tp.partition) is not int or not 0 <= tp.partition < info.partitions:
+                raise InvalidInput(
+                    f"Partition {tp.partition!r} is out of range for topic {tp.topic!r}, which "
+                    f"has partitions 0..{info.partitions - 1}.",
+                    code="partition_out_of_range",
+                )
+            _check_offset(offset, f"offset to commit for {tp.topic!r}/{tp.partition}")
+            tps.append(KafkaTP(tp.topic, tp.partition, offset))
+        return tps
+
+    def commit_offsets(self, group: str, offsets: Mapping[TopicPartition, int]) -> None:
+        self._check_open()
+        tps = self._offsets_request(group, offsets)
+        if not tps:
+            return
+        doing = f"committing offsets of group {group!r}"
+        try:
+            futures = self._admin.alter_consumer_group_offsets(
+                [ConsumerGroupTopicPartitions(group, tps)], request_timeout=self._timeout
+            )
+            result = futures[group].result(timeout=self._timeout)
+        except KafkaException as exc:
+            err = _kafka_error(exc)
+            if err is not None and err.code() == KafkaError.UNKNOWN_MEMBER_ID:
+                raise Conflict(
+                    f"Consumer group {group!r} has active members, so its offsets cannot be "
+                    "set from outside; commit from its consumers or stop them first.",
+                    code="group_active",
+                ) from exc
+            raise translate(exc, doing) from exc
+        for tp in result.topic_partitions or []:
+            if tp.error is not None:
+                raise translate(tp.error, doing)
+
+    def committed(self, group: str, topic: str) -> dict[int, int]:
+        self._check_open()
+        _check_id(group, "consumer group")
+        n = self._info(topic).partitions
+        return self._committed(group, topic, n)
+
+    def _committed(self, group: str, topic: str, n: int) -> dict[int, int]:
+        request = ConsumerGroupTopicPartitions(group, [KafkaTP(topic, p) for p in range(n)])
+        doing = f"reading the offsets of group {group!r} on {topic!r}"
+        try:
+            futures = self._admin.list_consumer_group_offsets(
+                [request], request_timeout=self._timeout
+            )
+            result = futures[group].result(timeout=self._timeout)
+        except KafkaException as exc:
+            err = _kafka_error(exc)
+            if err is not None and err.code() == KafkaError.GROUP_ID_NOT_FOUND:
+                return {}
+            raise translate(exc, doing) from exc
+        out = {}
+        for tp in result.topic_partitions or []:
+            if tp.error is not None:
+                raise translate(tp.error, doing)
+            if tp.offset >= 0:
+                out[tp.partition] = tp.offset
+        return dict(sorted(out.items()))
+
+    # -- helpers -----------------------------------------------------------------------------------
+    def _wait(self, condition: Callable[[], bool], what: str) -> None:
+        deadline = time.monotonic() + self._timeout
+        delay = 0.005
+        while not condition():
+            if time.monotonic() >= deadline:
+                raise Retryable(
+                    f"Timed out after {self._timeout:.0f} s waiting for {what}; retry later.",
+                    code="log_unavailable",
+                )
+            time.sleep(delay)
+            delay = min(delay * 2, 0.2)
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            for producer in (self._plain, self._atomic, *self._txn_producers.values()):
+                if producer is not None:
+                    producer.flush(min(self._timeout, 10.0))
+            for consumer in (self._reader, *self._group_consumers.values()):
+                if consumer is not None:
+                    consumer.close()
+            self._plain = self._atomic = self._reader = None
+            self._txn_producers.clear()
+            self._group_consumers.clear()
+
+    def __enter__(self) -> KafkaEventLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"KafkaEventLog({self._servers!r})"
+
+
+def _stored(topic: str, partition: int, offset: int, msg: Message) -> StoredRecord:
+    raw: list[tuple[str, bytes | str | None]] = msg.headers() or []  # type: ignore[assignment]
+    headers: Headers = tuple(
+        (k, b"" if v is None else v if isinstance(v, bytes) else v.encode()) for k, v in raw
+    )
+    key = msg.key()
+    value = msg.value()
+    return StoredRecord(
+        topic,
+        partition,
+        offset,
+        msg.timestamp()[1],
+        key if key is None or isinstance(key, bytes) else key.encode(),
+        value if value is None or isinstance(value, bytes) else value.encode(),
+        headers,
+    )
+
+
+def _strip(r: StoredRecord) -> StoredRecord:
+    """The record without the hub's idempotence header."""
+    if r.headers and r.headers[-1][0] == IDEM_HEADER:
+        return StoredRecord(
+            r.topic, r.partition, r.offset, r.timestamp_ms, r.key, r.value, r.headers[:-1]
+        )
+    return r
+
+
+class _KafkaTransaction(Transaction):
+    """One Kafka transaction; offsets are staged with ``send_offsets_to_transaction``."""
+
+    def __init__(self, log: KafkaEventLog, transactional_id: str) -> None:
+        self._log = log
+        self._id = transactional_id
+        self.state = "open"
+        self._touched: dict[str, set[int]] = {}
+        self._offsets: dict[str, dict[tuple[str, int], int]] = {}
+        with log._lock:
+            if transactional_id in log._open_txns:
+                raise Conflict(
+                    f"Transaction {transactional_id!r} is already open on this log; end it first.",
+                    code="transaction_open",
+                )
+            producer = log._txn_producers.get(transactional_id)
+            if producer is None:
+                producer = log._transactional(transactional_id)
+                log._txn_producers[transactional_id] = producer
+            try:
+                producer.begin_transaction()
+            except KafkaException as exc:
+                log._txn_producers.pop(transactional_id, None)
+                raise translate(exc, f"beginning transaction {transactional_id!r}") from exc
+            log._open_txns.add(transactional_id)
+        self._producer = producer
+
+    def _check(self, doing: str) -> None:
+        if self.state != "open":
+            raise HubError(
+                f"Transaction {self._id!r} is {self.state}; cannot go on {doing}. Open a new one.",
+                code="transaction_closed",
+            )
+
+    def append(self, topic: str, records: Sequence[Record]) -> list[RecordMetadata]:
+        doing = f"appending to {topic!r} in transaction {self._id!r}"
+        self._check(doing)
+        batch = self._log._prepare(topic, records)
+        if not batch.records:
+            return []
+        rows = [
+            (p, r.key, r.value, tuple(r.headers), ts)
+            for r, p, ts in zip(batch.records, batch.partitions, batch.timestamps, strict=True)
+        ]
+        delivery = self._log._send(self._producer, topic, rows, may_split=True)
+        meta = self._log._await(self._producer, delivery, doing)
+        self._touched.setdefault(topic, set()).update(batch.partitions)
+        return meta
+
+    def commit_offsets(self, group: str, offsets: Mapping[TopicPartition, int]) -> None:
+        doing = f"committing offsets of group {group!r} in transaction {self._id!r}"
+        self._check(doing)
+        tps = self._log._offsets_request(group, offsets)
+        if not tps:
+            return
+        try:
+            self._producer.send_offsets_to_transaction(
+                tps, self._log._group_metadata(group), self._log._timeout
+            )
+        except KafkaException as exc:
+            raise translate(exc, doing) from exc
+        staged = self._offsets.setdefault(group, {})
+        for tp in tps:
+            staged[(tp.topic, tp.partition)] = tp.offset
+
+    def commit(self) -> None:
+        doing = f"committing transaction {self._id!r}"
+        self._check(doing)
+        try:
+            self._producer.commit_transaction(self._log._timeout)
+        except KafkaException as exc:
+            self.abort()
+            raise translate(exc, doing) from exc
+        self._end("committed")
+        # Visible together: wait for the commit markers to land in the topics and the offsets.
+        for topic, partitions in self._touched.items():
+            self._log._await_visible(topic, partitions)
+        for group, staged in self._offsets.items():
+            for topic in {t for t, _ in staged}:
+                want = {p: o for (t, p), o in staged.items() if t == topic}
+                n = self._log._info(topic).partitions
+
+                def stored(
+                    group: str = group, topic: str = topic, n: int = n, want: dict[int, int] = want
+                ) -> bool:
+                    got = self._log._committed(group, topic, n)
+                    return all(got.get(p) == o for p, o in want.items())
+
+                self._log._wait(stored, f"the offsets of group {group!r} to become visible")
+
+    def abort(self) -> None:
+        if self.state != "open":
+            return
+        try:
+            self._producer.abort_transaction(self._log._timeout)
+        except KafkaException as exc:
+            # A producer that cannot abort is dropped; the next init_transactions aborts for it.
+            self._log._txn_producers.pop(self._id, None)
+            self._end("aborted")
+            raise translate(exc, f"aborting transaction {self._id!r}") from exc
+        self._end("aborted")
+
+    def _end(self, state: str) -> None:
+        self.state = state
+        with self._log._lock:
+            self._log._open_txns.discard(self._id)

@@ -1,0 +1,314 @@
+#!/usr/bin/env bash
+# Apache Kafka on this machine without Docker: one KRaft node (broker + controller) on 127.0.0.1.
+#
+#   infra/kafka.sh fetch    download the broker's jars from Maven Central (once; cached)
+#   infra/kafka.sh start    fetch if needed, format storage once, start, wait until healthy
+#   infra/kafka.sh stop     SIGTERM, wait, SIGKILL after a bound; a no-op when not running
+#   infra/kafka.sh status   exit 0 only when the broker answers a metadata request
+#   infra/kafka.sh logs     the tail of the broker's log (LINES=200 by default)
+#
+# Jars:        $HOME/.cache/hub/kafka-<version>/libs   (never in the repository)
+# Data, logs:  ${HUB_INFRA_DIR:-$HOME/.cache/hub/infra}/kafka/{data,logs,server.properties,kafka.pid}
+#
+# Settings (environment):
+#   HUB_KAFKA_PORT=19092, HUB_KAFKA_CONTROLLER_PORT=19093   so it never clashes with a developer's
+#                                                           own Kafka on 9092/9093
+#   HUB_KAFKA_HEAP=512m, HUB_KAFKA_START_TIMEOUT=60 (s), HUB_KAFKA_STOP_TIMEOUT=30 (s)
+#   HUB_PYTHON (the interpreter with confluent-kafka for the health check; default: the repo's .venv)
+#
+# The version is pinned here; the logging binding is fetched beside it so that the broker logs to
+# a file and starts quietly: Kafka 4.1 still uses the slf4j 1.7 API, so the binding is log4j2 core
+# with log4j-slf4j-impl (the slf4j 1.x binding; log4j-slf4j2-impl would leave it on the NOP logger).
+set -euo pipefail
+
+KAFKA_VERSION="4.1.1"
+SCALA_VERSION="2.13"
+LOG4J_VERSION="2.25.3"
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+CACHE_DIR="$HOME/.cache/hub/kafka-$KAFKA_VERSION"
+LIBS_DIR="$CACHE_DIR/libs"
+STATE_DIR="${HUB_INFRA_DIR:-$HOME/.cache/hub/infra}/kafka"
+DATA_DIR="$STATE_DIR/data"
+LOG_DIR="$STATE_DIR/logs"
+PROPS="$STATE_DIR/server.properties"
+LOG4J_CONF="$STATE_DIR/log4j2.properties"
+PID_FILE="$STATE_DIR/kafka.pid"
+CONSOLE_LOG="$LOG_DIR/console.log"
+
+HOST="127.0.0.1"
+PORT="${HUB_KAFKA_PORT:-19092}"
+CONTROLLER_PORT="${HUB_KAFKA_CONTROLLER_PORT:-19093}"
+HEAP="${HUB_KAFKA_HEAP:-512m}"
+START_TIMEOUT="${HUB_KAFKA_START_TIMEOUT:-60}"
+STOP_TIMEOUT="${HUB_KAFKA_STOP_TIMEOUT:-30}"
+PYTHON="${HUB_PYTHON:-$REPO_ROOT/.venv/bin/python}"
+
+log() { printf 'kafka.sh: %s\n' "$*" >&2; }
+die() {
+    log "$*"
+    exit 1
+}
+
+# -- fetch ----------------------------------------------------------------------------------------
+# The marker holds the dependency list it was fetched for, so changing a version here refetches.
+FETCH_ID="kafka_${SCALA_VERSION}:$KAFKA_VERSION log4j:$LOG4J_VERSION binding:log4j-slf4j-impl"
+fetched() { [[ -f "$CACHE_DIR/.complete" && "$(cat "$CACHE_DIR/.complete")" == "$FETCH_ID" ]]; }
+
+cmd_fetch() {
+    if fetched; then
+        log "Kafka $KAFKA_VERSION jars already in $LIBS_DIR"
+        return 0
+    fi
+    command -v mvn >/dev/null || die "mvn is not on PATH; install Maven 3.8+ (apt-get install maven)."
+    local tmp
+    tmp="$(mktemp -d)"
+    # shellcheck disable=SC2064  # expand now: $tmp is local
+    trap "rm -rf '$tmp'" RETURN
+    cat >"$tmp/pom.xml" <<EOF
+<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>hub.infra</groupId>
+  <artifactId>kafka-runtime</artifactId>
+  <version>1</version>
+  <packaging>pom</packaging>
+  <dependencies>
+    <dependency>
+      <groupId>org.apache.kafka</groupId>
+      <artifactId>kafka_${SCALA_VERSION}</artifactId>
+      <version>${KAFKA_VERSION}</version>
+    </dependency>
+    <dependency>
+      <groupId>org.apache.logging.log4j</groupId>
+      <artifactId>log4j-core</artifactId>
+      <version>${LOG4J_VERSION}</version>
+    </dependency>
+    <dependency>
+      <groupId>org.apache.logging.log4j</groupId>
+      <artifactId>log4j-slf4j-impl</artifactId>
+      <version>${LOG4J_VERSION}</version>
+    </dependency>
+  </dependencies>
+</project>
+EOF
+    log "fetching org.apache.kafka:kafka_${SCALA_VERSION}:$KAFKA_VERSION and its runtime dependencies"
+    rm -rf "$LIBS_DIR.partial"
+    mkdir -p "$CACHE_DIR"
+    if ! mvn -q -B -f "$tmp/pom.xml" dependency:copy-dependencies \
+        -DincludeScope=runtime -DoutputDirectory="$LIBS_DIR.partial" >"$tmp/mvn.log" 2>&1; then
+        tail -n 40 "$tmp/mvn.log" >&2
+        die "fetching Kafka $KAFKA_VERSION from Maven Central failed (log above)."
+    fi
+    rm -rf "$LIBS_DIR"
+    mv "$LIBS_DIR.partial" "$LIBS_DIR"
+    printf '%s\n' "$FETCH_ID" >"$CACHE_DIR/.complete"
+    log "$(find "$LIBS_DIR" -name '*.jar' | wc -l) jars in $LIBS_DIR ($(du -sh "$LIBS_DIR" | cut -f1))"
+}
+
+# -- configuration --------------------------------------------------------------------------------
+write_config() {
+    mkdir -p "$DATA_DIR" "$LOG_DIR"
+    cat >"$PROPS" <<EOF
+# Written by infra/kafka.sh; edits are overwritten on the next start.
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@$HOST:$CONTROLLER_PORT
+listeners=PLAINTEXT://$HOST:$PORT,CONTROLLER://$HOST:$CONTROLLER_PORT
+advertised.listeners=PLAINTEXT://$HOST:$PORT
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+log.dirs=$DATA_DIR
+# One broker: every internal topic has one replica.
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=8
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+transaction.state.log.num.partitions=8
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+auto.create.topics.enable=false
+num.partitions=1
+default.replication.factor=1
+min.insync.replicas=1
+# Records up to 16 MiB (the contract appends a 1 MiB value; Kafka's default limit is 1 MiB).
+message.max.bytes=16777216
+replica.fetch.max.bytes=16777216
+# A test machine: few threads, small log segments.
+num.network.threads=2
+num.io.threads=4
+background.threads=4
+log.segment.bytes=67108864
+num.recovery.threads.per.data.dir=1
+EOF
+    cat >"$LOG4J_CONF" <<EOF
+# Written by infra/kafka.sh: INFO to server.log, WARN and above from noisy packages only.
+status = warn
+appender.file.type = RollingFile
+appender.file.name = file
+appender.file.fileName = $LOG_DIR/server.log
+appender.file.filePattern = $LOG_DIR/server.log.%i
+appender.file.layout.type = PatternLayout
+appender.file.layout.pattern = [%d] %p %m (%c)%n
+appender.file.policies.type = Policies
+appender.file.policies.size.type = SizeBasedTriggeringPolicy
+appender.file.policies.size.size = 20MB
+appender.file.strategy.type = DefaultRolloverStrategy
+appender.file.strategy.max = 3
+rootLogger.level = info
+rootLogger.appenderRef.file.ref = file
+logger.state.name = state.change.logger
+logger.state.level = warn
+logger.request.name = kafka.request.logger
+logger.request.level = warn
+EOF
+}
+
+java_cmd() {
+    command -v java >/dev/null || die "java is not on PATH; install OpenJDK 17+ (apt-get install openjdk-17-jre-headless)."
+    printf '%s\n' java "-Xmx$HEAP" "-Xms$HEAP" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
+        -Djava.awt.headless=true -Djava.io.tmpdir="$STATE_DIR/tmp" \
+        -Dlog4j2.configurationFile="$LOG4J_CONF" -Dkafka.logs.dir="$LOG_DIR" \
+        -cp "$LIBS_DIR/*"
+}
+
+format_storage() {
+    [[ -f "$DATA_DIR/meta.properties" ]] && return 0
+    local cluster_id
+    # A Kafka cluster id is 16 random bytes in URL-safe base64 without padding (22 characters).
+    cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
+    log "formatting $DATA_DIR (cluster id $cluster_id)"
+    mapfile -t cmd < <(java_cmd)
+    if ! "${cmd[@]}" kafka.tools.StorageTool format -t "$cluster_id" -c "$PROPS" --ignore-formatted \
+        >"$LOG_DIR/format.log" 2>&1; then
+        cat "$LOG_DIR/format.log" >&2
+        die "formatting Kafka storage in $DATA_DIR failed (output above)."
+    fi
+}
+
+# -- process --------------------------------------------------------------------------------------
+running_pid() {
+    [[ -f "$PID_FILE" ]] || return 1
+    local pid
+    pid="$(cat "$PID_FILE")"
+    [[ "$pid" =~ ^[0-9]+$ ]] || return 1
+    kill -0 "$pid" 2>/dev/null || return 1
+    # The pid must still be our broker (pids are reused).
+    grep -q "kafka.Kafka" "/proc/$pid/cmdline" 2>/dev/null || return 1
+    printf '%s\n' "$pid"
+}
+
+healthy() {
+    local timeout="${1:-5}"
+    if [[ -x "$PYTHON" ]] && "$PYTHON" -c 'import confluent_kafka' 2>/dev/null; then
+        "$PYTHON" - "$HOST:$PORT" "$timeout" <<'EOF' 2>/dev/null
+import sys
+from confluent_kafka.admin import AdminClient
+
+admin = AdminClient({"bootstrap.servers": sys.argv[1], "log_level": 0})
+md = admin.list_topics(timeout=float(sys.argv[2]))
+sys.exit(0 if md.brokers else 1)
+EOF
+    else
+        # No confluent-kafka: the port answering is the best check available.
+        (exec 3<>"/dev/tcp/$HOST/$PORT") 2>/dev/null
+    fi
+}
+
+cmd_start() {
+    if pid="$(running_pid)"; then
+        if healthy 10; then
+            log "Kafka already running (pid $pid) on $HOST:$PORT"
+            return 0
+        fi
+        die "Kafka (pid $pid) runs but does not answer on $HOST:$PORT; see 'infra/kafka.sh logs' or run 'infra/kafka.sh stop' first."
+    fi
+    if (exec 3<>"/dev/tcp/$HOST/$PORT") 2>/dev/null; then
+        die "Port $HOST:$PORT is taken by another process; set HUB_KAFKA_PORT to a free port."
+    fi
+    fetched || cmd_fetch
+    write_config
+    mkdir -p "$STATE_DIR/tmp"
+    format_storage
+    mapfile -t cmd < <(java_cmd)
+    log "starting Kafka $KAFKA_VERSION on $HOST:$PORT (controller $CONTROLLER_PORT, heap $HEAP)"
+    local started=$SECONDS
+    # setsid: the broker survives the shell (and a test session) that started it.
+    [[ -f "$CONSOLE_LOG" ]] && mv -f "$CONSOLE_LOG" "$CONSOLE_LOG.1"
+    setsid nohup "${cmd[@]}" kafka.Kafka "$PROPS" >"$CONSOLE_LOG" 2>&1 </dev/null &
+    local pid=$!
+    printf '%s\n' "$pid" >"$PID_FILE"
+    while ((SECONDS - started < START_TIMEOUT)); do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            cmd_logs >&2 || true
+            rm -f "$PID_FILE"
+            die "Kafka exited during start-up (log tail above)."
+        fi
+        if healthy 2; then
+            log "Kafka is up (pid $pid) after $((SECONDS - started)) s"
+            return 0
+        fi
+        sleep 0.5
+    done
+    cmd_logs >&2 || true
+    die "Kafka did not answer on $HOST:$PORT within $START_TIMEOUT s (log tail above); it is left running as pid $pid for inspection: 'infra/kafka.sh stop' ends it."
+}
+
+cmd_stop() {
+    local pid
+    if ! pid="$(running_pid)"; then
+        rm -f "$PID_FILE"
+        log "Kafka is not running"
+        return 0
+    fi
+    log "stopping Kafka (pid $pid)"
+    kill -TERM "$pid" 2>/dev/null || true
+    local started=$SECONDS
+    while kill -0 "$pid" 2>/dev/null; do
+        if ((SECONDS - started >= STOP_TIMEOUT)); then
+            log "Kafka did not stop within $STOP_TIMEOUT s; sending SIGKILL"
+            kill -KILL "$pid" 2>/dev/null || true
+            break
+        fi
+        sleep 0.2
+    done
+    while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+    rm -f "$PID_FILE"
+    log "Kafka stopped"
+}
+
+cmd_status() {
+    local pid
+    if ! pid="$(running_pid)"; then
+        log "Kafka is not running"
+        return 1
+    fi
+    if healthy 5; then
+        log "Kafka is running (pid $pid) and healthy on $HOST:$PORT"
+        return 0
+    fi
+    log "Kafka runs (pid $pid) but does not answer on $HOST:$PORT"
+    return 1
+}
+
+cmd_logs() {
+    local lines="${LINES:-200}" file
+    for file in "$CONSOLE_LOG" "$LOG_DIR/server.log"; do
+        [[ -f "$file" ]] || continue
+        printf '==> %s <==\n' "$file"
+        tail -n "$lines" "$file"
+    done
+}
+
+case "${1:-}" in
+fetch) cmd_fetch ;;
+start) cmd_start ;;
+stop) cmd_stop ;;
+status) cmd_status ;;
+logs) cmd_logs ;;
+*)
+    printf 'usage: %s fetch|start|stop|status|logs\n' "$0" >&2
+    exit 2
+    ;;
+esac

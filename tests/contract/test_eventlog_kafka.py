@@ -1,0 +1,100 @@
+"""The EventLog contract against Apache Kafka (``adapters/kafka_eventlog.py``).
+
+The broker is the one ``infra/kafka.sh`` runs (127.0.0.1:19092 unless ``HUB_KAFKA_PORT`` says
+otherwise). The session fixture starts it when it is not running and leaves it running afterwards
+(start-up costs ~7 s, and ``infra/kafka.sh start`` is idempotent): stop it with
+``make infra-down``. When it cannot start, the tests are skipped with the reason, except under
+``CI=true``, where that fails the session.
+
+One ``KafkaEventLog`` serves the whole module (its producers, and their transactional
+``init_transactions``, are reused); ``reopen`` replaces it with a fresh instance.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from adapters.kafka_eventlog import KafkaEventLog
+from hub.ports.eventlog import EventLog
+from tests.contract.eventlog_contract import EventLogContract, Reopen
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "infra" / "kafka.sh"
+
+
+def kafka_bootstrap() -> str:
+    """Start the local broker if needed; its bootstrap address. Skips (or fails under CI)."""
+    port = os.environ.get("HUB_KAFKA_PORT", "19092")
+    try:
+        done = subprocess.run(
+            ["bash", str(SCRIPT), "start"], capture_output=True, text=True, timeout=600
+        )
+        ok, output = done.returncode == 0, done.stdout + done.stderr
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        ok, output = False, str(exc)
+    if not ok:
+        reason = (
+            f"KAFKA NOT AVAILABLE: 'infra/kafka.sh start' failed, so the Kafka EventLog contract "
+            f"did not run.\n{output[-3000:]}"
+        )
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason, pytrace=False)
+        pytest.skip(reason)
+    return f"127.0.0.1:{port}"
+
+
+@pytest.fixture(scope="session")
+def kafka() -> str:
+    return kafka_bootstrap()
+
+
+@pytest.fixture(scope="module")
+def shared(kafka: str) -> Iterator[dict[str, EventLog]]:
+    holder: dict[str, EventLog] = {"log": KafkaEventLog(kafka)}
+    yield holder
+    holder["log"].close()
+
+
+# Known, reported divergences (strict: they fail the run as soon as they pass). A batch that spans
+# several partitions is atomic on Kafka only as a transaction, whose commit marker takes one offset
+# in each partition it touched; these tests count offsets after such an append as if dense.
+# The port text and these tests are the lead's to settle; see the adapter's module docstring.
+MARKER_OFFSETS = (
+    "A multi-partition append is a Kafka transaction: its commit marker takes an offset in every "
+    "partition touched, so end offsets exceed the record count (port decision pending)."
+)
+KNOWN_DIVERGENCES = {
+    "test_a_batch_with_one_invalid_record_stores_nothing": MARKER_OFFSETS,
+    "test_records_offsets_and_config_survive_reopen": MARKER_OFFSETS,
+    "test_idempotent_retry_is_stored_once_and_returns_the_original_metadata": MARKER_OFFSETS,
+    "test_consumer_reads_every_partition_from_the_earliest": MARKER_OFFSETS
+    + " The Consumer's positions stop at the last record's offset + 1, before the marker.",
+}
+
+
+@pytest.mark.integration
+class TestKafkaEventLog(EventLogContract):
+    @pytest.fixture(autouse=True)
+    def _known_divergences(self, request: pytest.FixtureRequest) -> None:
+        reason = KNOWN_DIVERGENCES.get(request.node.originalname)
+        if reason is not None:
+            request.applymarker(pytest.mark.xfail(reason=reason, strict=True))
+
+    @pytest.fixture
+    def log(self, shared: dict[str, EventLog]) -> Iterator[EventLog]:
+        yield shared["log"]
+
+    @pytest.fixture
+    def reopen(self, shared: dict[str, EventLog], kafka: str) -> Reopen:
+        def reopen(log: EventLog) -> EventLog:
+            log.close()
+            fresh = KafkaEventLog(kafka)
+            shared["log"] = fresh
+            return fresh
+
+        return reopen

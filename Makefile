@@ -64,3 +64,19 @@ infra-up: infra-kafka-up
 
 infra-down: infra-kafka-down
 # ---- end infra ------------------------------------------------------------------------------------
+
+# ---- infra: OpenBao (Vault API) for the Vault KeyStore (infra/openbao.sh) -------------------------
+# Dev mode (in memory) on 127.0.0.1:18200 (HUB_BAO_PORT), root token HUB_BAO_TOKEN (default
+# hub-dev-root), transit engine enabled; binary cached as ~/.cache/hub/bin/bao-<version>.
+.PHONY: infra-openbao-up infra-openbao-down
+
+infra-openbao-up:
+	bash infra/openbao.sh start
+
+infra-openbao-down:
+	bash infra/openbao.sh stop
+
+infra-up: infra-openbao-up
+
+infra-down: infra-openbao-down
+# ---- end infra: OpenBao ----------------------------------------------------------------------------

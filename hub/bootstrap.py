@@ -16,6 +16,7 @@ from hub.ingest.pipeline import IngestPipeline
 from hub.ledger.service import Ledger
 from hub.metrics import Metrics
 from hub.ports.eventlog import EventLog
+from hub.ports.keystore import KeyStore
 from hub.ports.policy import PolicyEngine
 from hub.registry.service import SchemaRegistry
 from hub.settings import Settings, load_settings
@@ -37,9 +38,11 @@ class Hub:
     metrics: Metrics
     ingest: IngestPipeline
     ledger: Ledger
+    keystore: KeyStore
 
     def close(self) -> None:
         self.ledger.close()
+        self.keystore.close()
         self.log.close()
 
 
@@ -48,10 +51,36 @@ def build_event_log(settings: Settings) -> EventLog:
     if settings.event_log == "sqlite":
         from adapters.sqlite_eventlog import SqliteEventLog
 
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
         return SqliteEventLog(settings.log_path, synchronous=settings.sqlite_synchronous)
+    if settings.event_log == "kafka":
+        from adapters.kafka_eventlog import KafkaEventLog
+
+        return KafkaEventLog(settings.kafka_bootstrap_servers)
     raise ConfigError(
-        f"HUB_EVENT_LOG={settings.event_log!r} has no adapter in this version: use 'sqlite'."
+        f"HUB_EVENT_LOG={settings.event_log!r} has no adapter: use 'sqlite' or 'kafka'."
+    )
+
+
+def build_keystore(settings: Settings) -> KeyStore:
+    """The KeyStore adapter the settings name (per-data-subject keys for PII)."""
+    if settings.keystore == "vault":
+        from adapters.vault_keystore import VaultKeyStore
+
+        token = settings.vault_token.get_secret_value() if settings.vault_token else ""
+        return VaultKeyStore(
+            settings.vault_url,
+            token,
+            settings.vault_mount,
+            cache_ttl_s=settings.keystore_cache_ttl_s,
+        )
+    from adapters.local_keystore import open_keyring
+
+    master = settings.master_key.get_secret_value() if settings.master_key else None
+    return open_keyring(
+        settings.keyring_path,
+        settings.master_key_path,
+        master,
+        cache_ttl_s=settings.keystore_cache_ttl_s,
     )
 
 
@@ -118,6 +147,7 @@ def bootstrap(settings: Settings | None = None, *, install_domain: bool = True) 
     schemas (idempotent); 5. publisher, reader, API keys, policy, metrics.
     """
     settings = settings or load_settings()  # 1
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
     event_log = build_event_log(settings)  # 2
     registry = SchemaRegistry(event_log, settings.registry_compatibility)  # 3
     metrics = Metrics()
@@ -137,6 +167,7 @@ def bootstrap(settings: Settings | None = None, *, install_domain: bool = True) 
         metrics=metrics,
         ingest=build_ingest(event_log, registry, publisher, metrics, settings),
         ledger=build_ledger(settings, event_log, registry, publisher),
+        keystore=build_keystore(settings),
     )
     log.info(
         "hub ready",

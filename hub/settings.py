@@ -43,7 +43,10 @@ class Settings(BaseSettings):
     sqlite_synchronous: Literal["FULL", "NORMAL", "OFF"] = Field(
         default="FULL", description="SQLite durability: FULL fsyncs each acknowledged append."
     )
-    kafka_bootstrap_servers: str = Field(default="127.0.0.1:9092")
+    kafka_bootstrap_servers: str = Field(
+        default="127.0.0.1:19092",
+        description="Kafka brokers when event_log is kafka (infra/kafka.sh serves 19092).",
+    )
 
     http_host: str = Field(default="127.0.0.1")
     http_port: int = Field(default=8080, ge=1, le=65535)
@@ -65,6 +68,24 @@ class Settings(BaseSettings):
     )
     registry_compatibility: Compatibility = Field(
         default="BACKWARD", description="Global default compatibility level of the registry."
+    )
+    # Projections (issue 6).
+    views_analytics: Literal["chdb", "clickhouse"] = Field(
+        default="chdb", description="Analytics view store: chDB in-process or a ClickHouse server."
+    )
+    views_clickhouse_url: str = Field(default="", description="clickhouse-connect DSN.")
+    views_sql_url: str = Field(
+        default="", description="Transactional views (SQLAlchemy URL); default SQLite in data_dir."
+    )
+    projection_batch_records: int = Field(default=20_000, ge=1, le=1_000_000)
+    projection_allowed_lateness_s: float = Field(
+        default=60.0, ge=0, description="Event-time lateness allowed before a window closes."
+    )
+    projection_late_mode: Literal["update", "side"] = Field(
+        default="update", description="Late events update their window, or go to <name>_late."
+    )
+    projection_autostart: bool = Field(
+        default=True, description="hub serve follows every projection in the background."
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO")
     log_json: bool = Field(default=True, description="Structured (JSON) logs when true.")
@@ -107,6 +128,22 @@ class Settings(BaseSettings):
         ge=0,
         description="How long unwrapped data keys stay cached; a destroy by another process "
         "takes effect here within this time.",
+    )
+
+    policy_engine: Literal["rego", "opa", "roletable"] = Field(
+        default="rego",
+        description="PolicyEngine adapter: Rego in-process (rego-cpp), an OPA server over HTTP, "
+        "or the foundation's role table (reference only).",
+    )
+    opa_url: str = Field(default="http://127.0.0.1:18181", description="OPA server URL.")
+    opa_timeout_ms: int = Field(
+        default=500, ge=1, description="OPA request timeout; a slower answer is a deny."
+    )
+    policy_cache_ttl_ms: int = Field(
+        default=1_000, ge=0, description="Decision cache lifetime (0 disables the cache)."
+    )
+    policy_record_decisions: bool = Field(
+        default=True, description="Record every policy decision on hub.decisions (the ledger)."
     )
 
     @field_validator("data_dir")

@@ -1,0 +1,118 @@
+"""What both KeyStore adapters share: the AES-256-GCM data envelope and the data key cache.
+
+Envelope (the bytes a KeyStore's ``encrypt`` returns)::
+
+    byte 0       format: 0x01 local keyring, 0x02 transit-derived key (Vault / OpenBao)
+    bytes 1-4    key version, unsigned big-endian
+    bytes 5-16   96-bit random nonce
+    bytes 17-    AES-256-GCM ciphertext followed by its 16-byte tag
+    AAD          bind_subject(subject, bytes 0-4, caller AAD)  (hub.ports.keystore)
+
+The header is authenticated, so a version or format byte cannot be changed unnoticed.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import OrderedDict
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from hub.ports.keystore import DecryptionFailed, bind_subject
+
+HEADER_LEN = 5
+NONCE_LEN = 12
+TAG_LEN = 16
+KEY_LEN = 32
+OVERHEAD = HEADER_LEN + NONCE_LEN + TAG_LEN
+
+
+def seal(
+    fmt: int, version: int, aead: AESGCM, subject_id: str, plaintext: bytes, aad: bytes
+) -> bytes:
+    header = bytes([fmt]) + version.to_bytes(4, "big")
+    nonce = os.urandom(NONCE_LEN)
+    return header + nonce + aead.encrypt(nonce, plaintext, bind_subject(subject_id, header, aad))
+
+
+def parse_header(fmt: int, ciphertext: bytes, kind: str) -> int:
+    """The key version named by an envelope of format ``fmt``; raises ``DecryptionFailed``."""
+    if len(ciphertext) < OVERHEAD or ciphertext[0] != fmt:
+        raise DecryptionFailed(
+            f"Not a {kind} ciphertext: expected format byte {fmt} and at least {OVERHEAD} bytes, "
+            f"got {len(ciphertext)} bytes starting {bytes(ciphertext[:1]).hex() or 'nothing'}."
+        )
+    return int.from_bytes(ciphertext[1:HEADER_LEN], "big")
+
+
+def open_sealed(aead: AESGCM, subject_id: str, ciphertext: bytes, aad: bytes) -> bytes:
+    try:
+        return aead.decrypt(
+            ciphertext[HEADER_LEN : HEADER_LEN + NONCE_LEN],
+            ciphertext[HEADER_LEN + NONCE_LEN :],
+            bind_subject(subject_id, ciphertext[:HEADER_LEN], aad),
+        )
+    except InvalidTag as exc:
+        version = int.from_bytes(ciphertext[1:HEADER_LEN], "big")
+        raise DecryptionFailed(
+            f"A ciphertext of data subject {subject_id!r} (key version {version}) failed "
+            "authentication: it was changed, or moved from another record, field or subject."
+        ) from exc
+
+
+class KeyCache:
+    """A bounded LRU of unwrapped data keys whose entries expire after ``ttl`` seconds.
+
+    ``newest`` remembers each subject's newest version for the same lifetime, so a warm encrypt
+    touches no storage. ``purge`` forgets a subject at once (destroy).
+    """
+
+    def __init__(self, size: int, ttl: float) -> None:
+        self._size = size
+        self._ttl = ttl
+        self._keys: OrderedDict[tuple[str, int], tuple[AESGCM, float]] = OrderedDict()
+        self._newest: dict[str, tuple[int, float]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, subject_id: str, version: int) -> AESGCM | None:
+        with self._lock:
+            hit = self._keys.get((subject_id, version))
+            if hit is None:
+                return None
+            if hit[1] < time.monotonic():
+                del self._keys[(subject_id, version)]
+                return None
+            self._keys.move_to_end((subject_id, version))
+            return hit[0]
+
+    def newest(self, subject_id: str) -> tuple[int, AESGCM] | None:
+        with self._lock:
+            hit = self._newest.get(subject_id)
+            if hit is None or hit[1] < time.monotonic():
+                return None
+            key = self._keys.get((subject_id, hit[0]))
+            if key is None or key[1] < time.monotonic():
+                return None
+            return hit[0], key[0]
+
+    def put(self, subject_id: str, version: int, aead: AESGCM, *, newest: bool) -> None:
+        if self._size <= 0:
+            return
+        expires = time.monotonic() + self._ttl
+        with self._lock:
+            self._keys[(subject_id, version)] = (aead, expires)
+            self._keys.move_to_end((subject_id, version))
+            if newest:
+                self._newest[subject_id] = (version, expires)
+            while len(self._keys) > self._size:
+                (old_subject, _), _ = self._keys.popitem(last=False)
+                self._newest.pop(old_subject, None)
+
+    def purge(self, subject_id: str) -> None:
+        with self._lock:
+            for key in [k for k in self._keys if k[0] == subject_id]:
+                del self._keys[key]
+            self._newest.pop(subject_id, None)

@@ -1,0 +1,450 @@
+"""The embedded KeyStore: a SQLite keyring of AES-256-GCM data keys wrapped under a master key.
+
+Files (under the data folder): ``keys/keyring.sqlite`` and the master key file
+``keys/master.key`` (base64 of 32 random bytes, mode 0600, created on first use) unless the master
+key comes from ``HUB_MASTER_KEY`` (base64).
+
+Data ciphertext (envelope format 1), as stored in the log::
+
+    byte 0       0x01 (format: local keyring, AES-256-GCM)
+    bytes 1-4    key version, unsigned big-endian
+    bytes 5-16   96-bit random nonce
+    bytes 17-    AES-256-GCM ciphertext followed by its 16-byte tag
+    AAD          bind_subject(subject, bytes 0-4, caller AAD)  (hub.ports.keystore)
+
+Wrapped data key (one row per subject and version)::
+
+    nonce (12) || AES-256-GCM(master key, data key, AAD = "hub.wrap.v1" || subject hash || version)
+
+Subjects are stored as SHA-256 digests, never in clear. Destroying a subject deletes its rows with
+``secure_delete`` on (SQLite zeroes freed content), writes a tombstone, truncates the WAL and
+vacuums, so neither the wrapped nor the raw key remains in any of the keyring's files. Unwrapped
+keys are cached in memory (bounded LRU, ``cache_ttl_s`` lifetime so that a destroy by another
+process takes effect here within that time); a destroy purges this process's cache at once.
+
+Master key rotation (``rotate_master_key_file``) re-wraps every data key in one transaction.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import hashlib
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from adapters._aead import KEY_LEN, NONCE_LEN, KeyCache, open_sealed, parse_header, seal
+from hub.errors import ConfigError, StorageBusy
+from hub.ports.keystore import (
+    DecryptionFailed,
+    KeyDestroyed,
+    KeyRef,
+    KeyStore,
+    KeyStoreError,
+    check_subject,
+)
+
+FORMAT_LOCAL = 0x01
+_CHECK_PLAINTEXT = b"hub.keystore.master-check.v1"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS data_keys (
+    subject BLOB NOT NULL,
+    version INTEGER NOT NULL,
+    wrapped BLOB NOT NULL,
+    created_ms INTEGER NOT NULL,
+    PRIMARY KEY (subject, version)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS erased (
+    subject BLOB PRIMARY KEY,
+    erased_ms INTEGER NOT NULL
+) WITHOUT ROWID;
+"""
+
+
+def subject_digest(subject_id: str) -> bytes:
+    """How the keyring names a subject: SHA-256 of a labelled id, never the id itself."""
+    return hashlib.sha256(b"hub.subject.v1\x00" + subject_id.encode()).digest()
+
+
+def _wrap_aad(subject: bytes, version: int) -> bytes:
+    return b"hub.wrap.v1" + subject + version.to_bytes(4, "big")
+
+
+class LocalKeyStore(KeyStore):
+    """Data keys in a SQLite file, wrapped under ``master_key`` (32 bytes)."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        master_key: bytes,
+        *,
+        cache_size: int = 10_000,
+        cache_ttl_s: float = 30.0,
+    ) -> None:
+        if len(master_key) != KEY_LEN:
+            raise ConfigError(
+                f"The keyring's master key must be {KEY_LEN} bytes, got {len(master_key)}: "
+                "generate one with `python -c 'import os,base64;print(base64.b64encode("
+                "os.urandom(32)).decode())'`."
+            )
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._master = AESGCM(master_key)
+        self._lock = threading.RLock()
+        self._cache = KeyCache(cache_size, cache_ttl_s)
+        try:
+            self._db = sqlite3.connect(
+                self.path, timeout=30, isolation_level=None, check_same_thread=False
+            )
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA secure_delete=ON")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            raise KeyStoreError(f"Cannot open the keyring {self.path}: {exc}") from exc
+        with contextlib.suppress(OSError):
+            os.chmod(self.path, 0o600)
+        try:
+            self._check_master()
+        except BaseException:
+            self._db.close()
+            raise
+
+    # -- master key ---------------------------------------------------------------------------
+    def _check_master(self) -> None:
+        """Store a check value on first use; afterwards refuse a master key that does not fit."""
+        with self._tx():
+            row = self._db.execute("SELECT value FROM meta WHERE name = 'master_check'").fetchone()
+            if row is None:
+                nonce = os.urandom(NONCE_LEN)
+                check = nonce + self._master.encrypt(nonce, _CHECK_PLAINTEXT, b"hub.master")
+                self._db.execute("INSERT INTO meta VALUES ('master_check', ?)", (check,))
+                return
+        try:
+            blob = bytes(row[0])
+            self._master.decrypt(blob[:NONCE_LEN], blob[NONCE_LEN:], b"hub.master")
+        except InvalidTag as exc:
+            raise ConfigError(
+                f"The master key does not open the keyring {self.path}: it was created under "
+                "another master key. Set HUB_MASTER_KEY (or the master key file) to the key it "
+                "was created with."
+            ) from exc
+
+    def rewrap(self, new_master_key: bytes) -> int:
+        """Re-wrap every data key under ``new_master_key`` in one transaction; returns the count.
+
+        The old wrapped values are overwritten (secure_delete) and the file vacuumed afterwards.
+        """
+        if len(new_master_key) != KEY_LEN:
+            raise ConfigError(f"A master key must be {KEY_LEN} bytes, got {len(new_master_key)}.")
+        new = AESGCM(new_master_key)
+        with self._tx():
+            rows = self._db.execute("SELECT subject, version, wrapped FROM data_keys").fetchall()
+            for subject, version, wrapped in rows:
+                raw = self._unwrap(bytes(subject), version, bytes(wrapped))
+                nonce = os.urandom(NONCE_LEN)
+                rewrapped = nonce + new.encrypt(nonce, raw, _wrap_aad(bytes(subject), version))
+                self._db.execute(
+                    "UPDATE data_keys SET wrapped = ? WHERE subject = ? AND version = ?",
+                    (rewrapped, subject, version),
+                )
+            nonce = os.urandom(NONCE_LEN)
+            check = nonce + new.encrypt(nonce, _CHECK_PLAINTEXT, b"hub.master")
+            self._db.execute("UPDATE meta SET value = ? WHERE name = 'master_check'", (check,))
+        self._master = new
+        self._compact()
+        return len(rows)
+
+    # -- helpers ------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _tx(self) -> Iterator[None]:
+        """One IMMEDIATE transaction (the write lock up front, so processes serialise cleanly)."""
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                raise StorageBusy(
+                    f"The keyring {self.path} is locked by another process: {exc}. Retry."
+                ) from exc
+            try:
+                yield
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            else:
+                try:
+                    self._db.execute("COMMIT")
+                except sqlite3.Error as exc:
+                    self._db.execute("ROLLBACK")
+                    raise KeyStoreError(f"Cannot commit to the keyring {self.path}: {exc}") from exc
+
+    def _unwrap(self, subject: bytes, version: int, wrapped: bytes) -> bytes:
+        try:
+            return self._master.decrypt(
+                wrapped[:NONCE_LEN], wrapped[NONCE_LEN:], _wrap_aad(subject, version)
+            )
+        except InvalidTag as exc:
+            raise KeyStoreError(
+                f"A data key (version {version}) in {self.path} does not unwrap under the master "
+                "key: the keyring is damaged or was edited."
+            ) from exc
+
+    def _new_key(self, subject: bytes, version: int) -> AESGCM:
+        raw = AESGCM.generate_key(bit_length=256)
+        nonce = os.urandom(NONCE_LEN)
+        wrapped = nonce + self._master.encrypt(nonce, raw, _wrap_aad(subject, version))
+        self._db.execute(
+            "INSERT INTO data_keys VALUES (?, ?, ?, ?)",
+            (subject, version, wrapped, int(time.time() * 1000)),
+        )
+        return AESGCM(raw)
+
+    def _erased(self, subject: bytes) -> bool:
+        row = self._db.execute("SELECT 1 FROM erased WHERE subject = ?", (subject,)).fetchone()
+        return row is not None
+
+    def _destroyed_error(self, subject_id: str) -> KeyDestroyed:
+        return KeyDestroyed(
+            f"The key of data subject {subject_id!r} was destroyed (erased): its data cannot be "
+            "read, and no new data can be encrypted for it."
+        )
+
+    def _newest(self, subject_id: str) -> tuple[int, AESGCM]:
+        hit = self._cache.newest(subject_id)
+        if hit is not None:
+            return hit
+        subject = subject_digest(check_subject(subject_id))
+        with self._tx():
+            if self._erased(subject):
+                raise self._destroyed_error(subject_id)
+            row = self._db.execute(
+                "SELECT version, wrapped FROM data_keys WHERE subject = ? "
+                "ORDER BY version DESC LIMIT 1",
+                (subject,),
+            ).fetchone()
+            if row is None:
+                version, aead = 1, self._new_key(subject, 1)
+            else:
+                version = int(row[0])
+                aead = AESGCM(self._unwrap(subject, version, bytes(row[1])))
+        self._cache.put(subject_id, version, aead, newest=True)
+        return version, aead
+
+    def _version(self, subject_id: str, version: int) -> AESGCM:
+        aead = self._cache.get(subject_id, version)
+        if aead is not None:
+            return aead
+        subject = subject_digest(check_subject(subject_id))
+        with self._lock:
+            row = self._db.execute(
+                "SELECT wrapped FROM data_keys WHERE subject = ? AND version = ?",
+                (subject, version),
+            ).fetchone()
+            if row is None:
+                if self._erased(subject):
+                    raise self._destroyed_error(subject_id)
+                exists = self._db.execute(
+                    "SELECT 1 FROM data_keys WHERE subject = ? LIMIT 1", (subject,)
+                ).fetchone()
+                if exists is None:
+                    # A ciphertext can only exist if its key once existed: a missing key is a
+                    # destroyed one (this keyring was reset, or the data came from another).
+                    raise KeyDestroyed(
+                        f"Data subject {subject_id!r} has no key in {self.path}: its data cannot "
+                        "be read (erased, or encrypted by another keyring)."
+                    )
+                raise DecryptionFailed(
+                    f"The ciphertext names key version {version}, which data subject "
+                    f"{subject_id!r} never had: it was changed or belongs to another keyring."
+                )
+            aead = AESGCM(self._unwrap(subject, version, bytes(row[0])))
+        self._cache.put(subject_id, version, aead, newest=False)
+        return aead
+
+    def _compact(self) -> None:
+        """Leave no freed page behind: truncate the WAL, vacuum, truncate again."""
+        with self._lock:
+            for _ in range(50):
+                busy = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+                if not busy:
+                    break
+                time.sleep(0.02)
+            try:
+                self._db.execute("VACUUM")
+            except sqlite3.OperationalError as exc:
+                raise StorageBusy(
+                    f"Cannot vacuum the keyring {self.path} after a destroy: {exc}. The rows are "
+                    "deleted and zeroed; retry the destroy to compact the file."
+                ) from exc
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    # -- the port -----------------------------------------------------------------------------
+    def ensure_key(self, subject_id: str) -> KeyRef:
+        version, _ = self._newest(subject_id)
+        return KeyRef(subject_id, version)
+
+    def encrypt(self, subject_id: str, plaintext: bytes, aad: bytes) -> bytes:
+        version, aead = self._newest(subject_id)
+        return seal(FORMAT_LOCAL, version, aead, subject_id, plaintext, aad)
+
+    def decrypt(self, subject_id: str, ciphertext: bytes, aad: bytes) -> bytes:
+        version = parse_header(FORMAT_LOCAL, ciphertext, "local-keyring")
+        return open_sealed(self._version(subject_id, version), subject_id, ciphertext, aad)
+
+    def rotate(self, subject_id: str) -> KeyRef:
+        subject = subject_digest(check_subject(subject_id))
+        with self._tx():
+            if self._erased(subject):
+                raise self._destroyed_error(subject_id)
+            row = self._db.execute(
+                "SELECT MAX(version) FROM data_keys WHERE subject = ?", (subject,)
+            ).fetchone()
+            version = int(row[0] or 0) + 1
+            aead = self._new_key(subject, version)
+        self._cache.put(subject_id, version, aead, newest=True)
+        return KeyRef(subject_id, version)
+
+    def destroy(self, subject_id: str) -> None:
+        subject = subject_digest(check_subject(subject_id))
+        # 1. overwrite, delete and tombstone in one transaction (secure_delete zeroes the pages);
+        with self._tx():
+            self._db.execute(
+                "UPDATE data_keys SET wrapped = zeroblob(length(wrapped)) WHERE subject = ?",
+                (subject,),
+            )
+            self._db.execute("DELETE FROM data_keys WHERE subject = ?", (subject,))
+            self._db.execute(
+                "INSERT OR IGNORE INTO erased VALUES (?, ?)", (subject, int(time.time() * 1000))
+            )
+        # 2. forget the unwrapped keys this process holds;
+        self._cache.purge(subject_id)
+        # 3. leave no copy in the WAL or free pages.
+        self._compact()
+
+    def exists(self, subject_id: str) -> bool:
+        subject = subject_digest(check_subject(subject_id))
+        with self._lock:
+            row = self._db.execute(
+                "SELECT 1 FROM data_keys WHERE subject = ? LIMIT 1", (subject,)
+            ).fetchone()
+        return row is not None
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+# -- master key files -------------------------------------------------------------------------
+def decode_master_key(text: str, source: str) -> bytes:
+    """A base64 master key as bytes; ``source`` names where it came from for the message."""
+    try:
+        raw = base64.b64decode(text.strip(), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ConfigError(f"The master key in {source} is not valid base64: {exc}.") from exc
+    if len(raw) != KEY_LEN:
+        raise ConfigError(
+            f"The master key in {source} decodes to {len(raw)} bytes; it must be {KEY_LEN}."
+        )
+    return raw
+
+
+def _write_secret(path: Path, data: bytes) -> None:
+    """Create ``path`` with mode 0600 (never existing before) and fsync it and its folder."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read_master_key_file(path: Path) -> bytes:
+    """Read a master key file, refusing one that others than its owner can read."""
+    mode = path.stat().st_mode
+    if mode & 0o077:
+        raise ConfigError(
+            f"The master key file {path} is readable by others (mode {oct(mode & 0o777)}): "
+            f"run `chmod 600 {path}`."
+        )
+    return decode_master_key(path.read_text("ascii"), str(path))
+
+
+def load_or_create_master_key(path: Path) -> bytes:
+    """The master key in ``path``, created (32 random bytes, base64, mode 0600) if absent."""
+    if not path.exists():
+        with contextlib.suppress(FileExistsError):  # a racing process made it first
+            _write_secret(path, base64.b64encode(os.urandom(KEY_LEN)) + b"\n")
+    return read_master_key_file(path)
+
+
+def _pending(path: Path) -> Path:
+    return path.with_name(path.name + ".next")
+
+
+def open_keyring(
+    db_path: Path,
+    key_file: Path,
+    env_master_key: str | None = None,
+    *,
+    cache_size: int = 10_000,
+    cache_ttl_s: float = 30.0,
+) -> LocalKeyStore:
+    """The local keyring, its master key from ``env_master_key`` (base64) or ``key_file``.
+
+    Finishes an interrupted ``rotate_master_key_file``: when the current key file no longer
+    opens the keyring but the pending ``<key_file>.next`` does, the pending key is promoted.
+    """
+
+    def open_with(master: bytes) -> LocalKeyStore:
+        return LocalKeyStore(db_path, master, cache_size=cache_size, cache_ttl_s=cache_ttl_s)
+
+    if env_master_key:
+        return open_with(decode_master_key(env_master_key, "HUB_MASTER_KEY"))
+    try:
+        return open_with(load_or_create_master_key(key_file))
+    except ConfigError:
+        pending = _pending(key_file)
+        if not pending.exists():
+            raise
+        store = open_with(read_master_key_file(pending))
+        os.replace(pending, key_file)
+        _fsync_dir(key_file.parent)
+        return store
+
+
+def rotate_master_key_file(store: LocalKeyStore, key_file: Path) -> int:
+    """Rotate the master key kept in ``key_file``; returns how many data keys were re-wrapped.
+
+    Steps (a crash between any two leaves a keyring that ``open_keyring`` opens):
+    1. write the new key to ``<key_file>.next`` (0600, fsynced);
+    2. re-wrap every data key under it in one transaction;
+    3. rename ``<key_file>.next`` over ``key_file``.
+    """
+    pending = _pending(key_file)
+    pending.unlink(missing_ok=True)
+    new = os.urandom(KEY_LEN)
+    _write_secret(pending, base64.b64encode(new) + b"\n")  # 1
+    count = store.rewrap(new)  # 2
+    os.replace(pending, key_file)  # 3
+    _fsync_dir(key_file.parent)
+    return count

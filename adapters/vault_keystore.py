@@ -1,0 +1,282 @@
+"""The distributed KeyStore: Vault / OpenBao transit through hvac.
+
+One transit key per data subject, ``hub-subject-<digest>`` (``digest``: the first 40 hex digits of
+the SHA-256 of the labelled subject id, so subject ids never appear in the server's key names).
+
+Design: transit-derived data keys. The data key of (subject, version N) is
+``HMAC-SHA256(transit key version N, "hub.datakey.v1" || subject)``, computed by the server's
+``transit/hmac`` endpoint (the transit key never leaves the server; HMAC is a PRF, so this is the
+HKDF-Expand construction with the transit key as PRK). The hub then encrypts locally with
+AES-256-GCM, so a warm encrypt or decrypt costs no network round trip, and ciphertexts have the
+same compact envelope as the local keyring's, with format byte 0x02::
+
+    byte 0       0x02 (format: transit-derived key, AES-256-GCM)
+    bytes 1-4    transit key version, unsigned big-endian
+    bytes 5-16   96-bit random nonce
+    bytes 17-    AES-256-GCM ciphertext followed by its 16-byte tag
+    AAD          bind_subject(subject, bytes 0-4, caller AAD)  (hub.ports.keystore)
+
+Compared with transit ``datakey`` (a random data key wrapped by the transit key), nothing needs
+to be stored beside the ciphertext (no 90-byte wrapped key per value) and the data key is never
+at rest anywhere; compared with transit ``encrypt`` per value, there is one round trip per
+(subject, version) per process instead of one per field.
+
+Rotation is ``transit/keys/<name>/rotate``. Destroy: 1. create the tombstone key
+``hub-erased-<digest>`` (so the subject stays erased); 2. allow deletion and delete the subject's
+transit key, every version; 3. purge this process's derived keys. Other processes stop within
+``cache_ttl_s``. A first ``ensure_key`` creates the key, then checks for a tombstone (and deletes
+what it created if there is one), so a race with ``destroy`` cannot leave a live key.
+
+The token needs: create/read/update/delete on ``<mount>/keys/hub-*``, update on
+``<mount>/keys/hub-*/config``, ``<mount>/keys/hub-*/rotate`` and ``<mount>/hmac/hub-*``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import threading
+from typing import Any, NoReturn
+
+import hvac
+import requests
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from hvac import exceptions as hvac_errors
+
+from adapters._aead import KeyCache, open_sealed, parse_header, seal
+from hub.errors import ConfigError
+from hub.ports.keystore import (
+    DecryptionFailed,
+    KeyDestroyed,
+    KeyRef,
+    KeyStore,
+    KeyStoreError,
+    KeyStoreUnavailable,
+    check_subject,
+)
+
+FORMAT_TRANSIT = 0x02
+_BACKEND_ERRORS = (hvac_errors.VaultError, requests.exceptions.RequestException)
+_DERIVE_LABEL = b"hub.datakey.v1\x00"
+
+
+def _digest(subject_id: str) -> str:
+    return hashlib.sha256(b"hub.subject.v1\x00" + subject_id.encode()).hexdigest()[:40]
+
+
+class _NoKey(Exception):
+    """The subject's transit key does not exist (internal signal)."""
+
+
+class VaultKeyStore(KeyStore):
+    """Per-subject transit keys on a Vault or OpenBao server."""
+
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        mount: str = "transit",
+        *,
+        timeout_s: float = 10.0,
+        cache_size: int = 10_000,
+        cache_ttl_s: float = 30.0,
+        verify: bool | str = True,
+    ) -> None:
+        if not url or not token:
+            raise ConfigError(
+                "The Vault KeyStore needs a server URL and a token: set HUB_VAULT_URL and "
+                "HUB_VAULT_TOKEN (for the local OpenBao: infra/openbao.sh start)."
+            )
+        self.url = url
+        self.mount = mount
+        self._token = token
+        self._timeout = timeout_s
+        self._verify = verify
+        self._local = threading.local()
+        self._cache = KeyCache(cache_size, cache_ttl_s)
+
+    # -- plumbing -----------------------------------------------------------------------------
+    def _client(self) -> hvac.Client:
+        """One hvac client per thread (a requests Session is not meant to be shared)."""
+        client: hvac.Client | None = getattr(self._local, "client", None)
+        if client is None:
+            client = hvac.Client(
+                url=self.url, token=self._token, timeout=self._timeout, verify=self._verify
+            )
+            self._local.client = client
+        return client
+
+    def _fail(self, exc: Exception, doing: str) -> NoReturn:
+        """Translate an hvac / requests error into the hub's tree."""
+        if isinstance(exc, requests.exceptions.RequestException | hvac_errors.VaultDown):
+            raise KeyStoreUnavailable(
+                f"The Vault server at {self.url} did not answer while {doing}: {exc}. Is it "
+                "running (infra/openbao.sh status) and HUB_VAULT_URL right?"
+            ) from exc
+        if isinstance(exc, hvac_errors.Forbidden | hvac_errors.Unauthorized):
+            raise KeyStoreError(
+                f"The Vault server at {self.url} refused the token while {doing}: {exc}. Give "
+                f"HUB_VAULT_TOKEN a policy allowing {self.mount}/keys/hub-* and "
+                f"{self.mount}/hmac/hub-*."
+            ) from exc
+        if isinstance(exc, hvac_errors.InternalServerError | hvac_errors.RateLimitExceeded):
+            raise KeyStoreUnavailable(f"The Vault server failed while {doing}: {exc}.") from exc
+        raise KeyStoreError(f"Vault refused {doing}: {exc}.") from exc
+
+    def _transit(self) -> Any:
+        return self._client().secrets.transit
+
+    def _read_key(self, name: str) -> dict[str, Any] | None:
+        try:
+            data: dict[str, Any] = self._transit().read_key(name, mount_point=self.mount)["data"]
+            return data
+        except hvac_errors.InvalidPath:
+            return None
+        except _BACKEND_ERRORS as exc:
+            self._fail(exc, f"reading transit key {name}")
+
+    def _derive(self, subject_id: str, version: int | None) -> tuple[int, AESGCM]:
+        """The subject's data key of ``version`` (newest if None), derived by the server."""
+        name = f"hub-subject-{_digest(subject_id)}"
+        data = base64.b64encode(_DERIVE_LABEL + subject_id.encode()).decode()
+        try:
+            out = self._transit().generate_hmac(
+                name,
+                data,
+                key_version=version,
+                algorithm="sha2-256",
+                mount_point=self.mount,
+            )
+        except hvac_errors.InvalidRequest as exc:
+            text = str(exc)
+            if "not found" in text:
+                raise _NoKey(name) from exc
+            if "version" in text:
+                raise DecryptionFailed(
+                    f"The ciphertext names key version {version}, which data subject "
+                    f"{subject_id!r} does not have: it was changed or comes from another server."
+                ) from exc
+            self._fail(exc, f"deriving the data key of {name}")
+        except _BACKEND_ERRORS as exc:
+            self._fail(exc, f"deriving the data key of {name}")
+        token = str(out["data"]["hmac"])  # "vault:v<N>:<base64>"
+        try:
+            _, tag, b64 = token.split(":", 2)
+            got_version = int(tag.removeprefix("v"))
+            raw = base64.b64decode(b64)
+        except ValueError as exc:
+            raise KeyStoreError(f"Vault answered an unexpected HMAC {token[:20]!r}.") from exc
+        if len(raw) != 32:
+            raise KeyStoreError(f"Vault answered a {len(raw)}-byte HMAC, not 32 bytes.")
+        return got_version, AESGCM(raw)
+
+    def _tombstoned(self, digest: str) -> bool:
+        return self._read_key(f"hub-erased-{digest}") is not None
+
+    def _destroyed_error(self, subject_id: str) -> KeyDestroyed:
+        return KeyDestroyed(
+            f"The key of data subject {subject_id!r} was destroyed (erased): its data cannot be "
+            "read, and no new data can be encrypted for it."
+        )
+
+    def _create(self, subject_id: str) -> None:
+        """Create the subject's key unless it is tombstoned (race-safe with ``destroy``)."""
+        digest = _digest(subject_id)
+        name = f"hub-subject-{digest}"
+        # 1. create (an upsert: a racing creator's key is kept);
+        try:
+            self._transit().create_key(name, key_type="aes256-gcm96", mount_point=self.mount)
+        except _BACKEND_ERRORS as exc:
+            self._fail(exc, f"creating transit key {name}")
+        # 2. then look for a tombstone: a destroy that wrote it before our check is honoured by
+        #    deleting what we created; one that writes it later deletes the key itself.
+        if self._tombstoned(digest):
+            self._delete(name)
+            raise self._destroyed_error(subject_id)
+
+    def _delete(self, name: str) -> None:
+        try:
+            self._transit().update_key_configuration(
+                name, deletion_allowed=True, mount_point=self.mount
+            )
+            self._transit().delete_key(name, mount_point=self.mount)
+        except hvac_errors.InvalidRequest as exc:
+            if "no existing key" in str(exc) or "not found" in str(exc):
+                return  # already gone: destroy is idempotent
+            self._fail(exc, f"deleting transit key {name}")
+        except _BACKEND_ERRORS as exc:
+            self._fail(exc, f"deleting transit key {name}")
+
+    def _newest(self, subject_id: str) -> tuple[int, AESGCM]:
+        hit = self._cache.newest(subject_id)
+        if hit is not None:
+            return hit
+        check_subject(subject_id)
+        try:
+            version, aead = self._derive(subject_id, None)
+        except _NoKey:
+            if self._tombstoned(_digest(subject_id)):
+                raise self._destroyed_error(subject_id) from None
+            self._create(subject_id)
+            try:
+                version, aead = self._derive(subject_id, None)
+            except _NoKey:
+                raise self._destroyed_error(subject_id) from None  # destroyed meanwhile
+        self._cache.put(subject_id, version, aead, newest=True)
+        return version, aead
+
+    # -- the port -----------------------------------------------------------------------------
+    def ensure_key(self, subject_id: str) -> KeyRef:
+        version, _ = self._newest(subject_id)
+        return KeyRef(subject_id, version)
+
+    def encrypt(self, subject_id: str, plaintext: bytes, aad: bytes) -> bytes:
+        version, aead = self._newest(subject_id)
+        return seal(FORMAT_TRANSIT, version, aead, subject_id, plaintext, aad)
+
+    def decrypt(self, subject_id: str, ciphertext: bytes, aad: bytes) -> bytes:
+        version = parse_header(FORMAT_TRANSIT, ciphertext, "transit-derived")
+        aead = self._cache.get(subject_id, version)
+        if aead is None:
+            check_subject(subject_id)
+            if version < 1:
+                raise DecryptionFailed(f"The ciphertext names key version {version}; none is < 1.")
+            try:
+                _, aead = self._derive(subject_id, version)
+            except _NoKey:
+                # A ciphertext exists, so its key once did: a missing key is a destroyed one.
+                raise self._destroyed_error(subject_id) from None
+            self._cache.put(subject_id, version, aead, newest=False)
+        return open_sealed(aead, subject_id, ciphertext, aad)
+
+    def rotate(self, subject_id: str) -> KeyRef:
+        self._newest(subject_id)  # creates the key, or raises KeyDestroyed
+        name = f"hub-subject-{_digest(subject_id)}"
+        try:
+            self._transit().rotate_key(name, mount_point=self.mount)
+        except _BACKEND_ERRORS as exc:
+            self._fail(exc, f"rotating transit key {name}")
+        self._cache.purge(subject_id)
+        version, _ = self._newest(subject_id)
+        return KeyRef(subject_id, version)
+
+    def destroy(self, subject_id: str) -> None:
+        digest = _digest(check_subject(subject_id))
+        tomb = f"hub-erased-{digest}"
+        # 1. tombstone first, so no creator can bring the subject back;
+        try:
+            self._transit().create_key(tomb, key_type="aes256-gcm96", mount_point=self.mount)
+        except _BACKEND_ERRORS as exc:
+            self._fail(exc, f"writing the erasure tombstone {tomb}")
+        # 2. delete every version of the subject's transit key on the server;
+        self._delete(f"hub-subject-{digest}")
+        # 3. forget the derived keys this process holds.
+        self._cache.purge(subject_id)
+
+    def exists(self, subject_id: str) -> bool:
+        return self._read_key(f"hub-subject-{_digest(check_subject(subject_id))}") is not None
+
+    def close(self) -> None:
+        client: hvac.Client | None = getattr(self._local, "client", None)
+        if client is not None:
+            client.adapter.close()

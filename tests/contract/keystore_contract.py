@@ -1,0 +1,251 @@
+"""The KeyStore contract (``hub/ports/keystore.py``), run against every adapter.
+
+Subclass ``KeyStoreContract`` once per adapter (as ``Test...``) and provide the fixtures:
+``store`` (an adapter), ``reopen`` (a callable that closes a store and returns a new adapter over
+the same storage) and ``peer`` (a second, independent adapter over the same storage with no key
+cache, as another process would have). Every test uses fresh random subject ids, so the suite can
+run against a shared server.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from hub.errors import InvalidInput
+from hub.ports.keystore import (
+    DecryptionFailed,
+    KeyDestroyed,
+    KeyStore,
+    make_aad,
+)
+
+Reopen = Callable[[KeyStore], KeyStore]
+
+
+def subject() -> str:
+    return f"acct-{uuid.uuid4().hex[:16]}"
+
+
+def version_of(ciphertext: bytes) -> int:
+    """The key version an envelope names (bytes 1-4, big-endian)."""
+    return int.from_bytes(ciphertext[1:5], "big")
+
+
+AAD = make_aad("accounts", "customer_name", "s")
+
+
+class KeyStoreContract:
+    """Adapter-independent tests; not collected itself (its name does not start with Test)."""
+
+    @pytest.fixture
+    def store(self) -> Iterator[KeyStore]:
+        raise NotImplementedError("the adapter's test class provides the store fixture")
+
+    @pytest.fixture
+    def reopen(self) -> Reopen:
+        raise NotImplementedError("the adapter's test class provides the reopen fixture")
+
+    @pytest.fixture
+    def peer(self) -> Iterator[KeyStore]:
+        raise NotImplementedError("the adapter's test class provides the peer fixture")
+
+    # -- round trip ---------------------------------------------------------------------------
+    @pytest.mark.parametrize("plaintext", [b"", b"Ada Lovelace", bytes(range(256)) * 40])
+    def test_round_trip(self, store: KeyStore, plaintext: bytes) -> None:
+        s = subject()
+        ct = store.encrypt(s, plaintext, AAD)
+        assert plaintext not in ct or not plaintext
+        assert store.decrypt(s, ct, AAD) == plaintext
+
+    def test_encryptions_differ_and_carry_the_key_version(self, store: KeyStore) -> None:
+        s = subject()
+        ref = store.ensure_key(s)
+        a, b = store.encrypt(s, b"x", AAD), store.encrypt(s, b"x", AAD)
+        assert a != b
+        assert version_of(a) == version_of(b) == ref.version == 1
+
+    def test_ensure_key_creates_once(self, store: KeyStore) -> None:
+        s = subject()
+        assert not store.exists(s)
+        first = store.ensure_key(s)
+        assert store.exists(s)
+        assert store.ensure_key(s) == first
+        assert first.subject_id == s
+
+    def test_invalid_subject_is_refused(self, store: KeyStore) -> None:
+        for bad in ("", "a\x00b"):
+            with pytest.raises(InvalidInput):
+                store.encrypt(bad, b"x", AAD)
+
+    # -- authentication -----------------------------------------------------------------------
+    def test_aad_mismatch_fails(self, store: KeyStore) -> None:
+        s = subject()
+        ct = store.encrypt(s, b"ada@example.com", make_aad("accounts", "email", s))
+        for other in (
+            make_aad("accounts", "customer_name", s),  # another field
+            make_aad("payments", "email", s),  # another topic
+            make_aad("accounts", "email", s + "x"),  # another subject named in the AAD
+            b"",
+        ):
+            with pytest.raises(DecryptionFailed):
+                store.decrypt(s, ct, other)
+
+    def test_changed_byte_fails(self, store: KeyStore) -> None:
+        s = subject()
+        ct = bytearray(store.encrypt(s, b"secret", AAD))
+        for i in (0, 4, 10, len(ct) - 1):
+            bad = bytearray(ct)
+            bad[i] ^= 0x01
+            with pytest.raises((DecryptionFailed, KeyDestroyed)):
+                store.decrypt(s, bytes(bad), AAD)
+        with pytest.raises(DecryptionFailed):
+            store.decrypt(s, bytes(ct[:20]), AAD)
+
+    def test_subjects_are_isolated(self, store: KeyStore) -> None:
+        a, b = subject(), subject()
+        store.ensure_key(b)
+        ct = store.encrypt(a, b"Ada", AAD)
+        with pytest.raises(DecryptionFailed):
+            store.decrypt(b, ct, AAD)
+        store.destroy(b)
+        assert store.decrypt(a, ct, AAD) == b"Ada"
+
+    # -- rotation -----------------------------------------------------------------------------
+    def test_rotate_keeps_old_versions_and_encrypts_with_the_new(self, store: KeyStore) -> None:
+        s = subject()
+        old = store.encrypt(s, b"v1", AAD)
+        ref = store.rotate(s)
+        assert ref.version == 2
+        new = store.encrypt(s, b"v2", AAD)
+        assert (version_of(old), version_of(new)) == (1, 2)
+        assert store.decrypt(s, old, AAD) == b"v1"
+        assert store.decrypt(s, new, AAD) == b"v2"
+        assert store.ensure_key(s).version == 2
+        assert store.rotate(s).version == 3
+
+    def test_a_version_the_subject_never_had_fails(self, store: KeyStore) -> None:
+        s = subject()
+        ct = bytearray(store.encrypt(s, b"x", AAD))
+        ct[1:5] = (7).to_bytes(4, "big")
+        with pytest.raises(DecryptionFailed):
+            store.decrypt(s, bytes(ct), AAD)
+
+    # -- destroy ------------------------------------------------------------------------------
+    def test_destroy_makes_every_version_unreadable(self, store: KeyStore) -> None:
+        s, keep = subject(), subject()
+        cts = [store.encrypt(s, b"v1", AAD)]
+        store.rotate(s)
+        cts.append(store.encrypt(s, b"v2", AAD))
+        kept = store.encrypt(keep, b"other", AAD)
+        store.destroy(s)
+        for ct in cts:
+            with pytest.raises(KeyDestroyed):
+                store.decrypt(s, ct, AAD)
+        assert not store.exists(s)
+        assert store.decrypt(keep, kept, AAD) == b"other"
+
+    def test_destroyed_subject_stays_erased(self, store: KeyStore) -> None:
+        s = subject()
+        store.encrypt(s, b"x", AAD)
+        store.destroy(s)
+        with pytest.raises(KeyDestroyed):
+            store.ensure_key(s)
+        with pytest.raises(KeyDestroyed):
+            store.encrypt(s, b"late event", AAD)
+        with pytest.raises(KeyDestroyed):
+            store.rotate(s)
+        assert not store.exists(s)
+
+    def test_destroy_is_idempotent(self, store: KeyStore) -> None:
+        s = subject()
+        ct = store.encrypt(s, b"x", AAD)
+        store.destroy(s)
+        store.destroy(s)
+        with pytest.raises(KeyDestroyed):
+            store.decrypt(s, ct, AAD)
+
+    def test_destroying_a_never_seen_subject_erases_it(self, store: KeyStore) -> None:
+        s = subject()
+        store.destroy(s)
+        assert not store.exists(s)
+        with pytest.raises(KeyDestroyed):
+            store.encrypt(s, b"x", AAD)
+
+    def test_destroy_reaches_another_instance(self, store: KeyStore, peer: KeyStore) -> None:
+        s = subject()
+        ct = store.encrypt(s, b"x", AAD)
+        assert peer.decrypt(s, ct, AAD) == b"x"
+        store.destroy(s)
+        with pytest.raises(KeyDestroyed):
+            peer.decrypt(s, ct, AAD)
+        with pytest.raises(KeyDestroyed):
+            peer.encrypt(s, b"y", AAD)
+
+    # -- persistence --------------------------------------------------------------------------
+    def test_keys_survive_a_reopen(self, store: KeyStore, reopen: Reopen) -> None:
+        s, gone = subject(), subject()
+        v1 = store.encrypt(s, b"v1", AAD)
+        store.rotate(s)
+        v2 = store.encrypt(s, b"v2", AAD)
+        dead = store.encrypt(gone, b"x", AAD)
+        store.destroy(gone)
+        fresh = reopen(store)
+        assert fresh.decrypt(s, v1, AAD) == b"v1"
+        assert fresh.decrypt(s, v2, AAD) == b"v2"
+        assert fresh.ensure_key(s).version == 2
+        with pytest.raises(KeyDestroyed):
+            fresh.decrypt(gone, dead, AAD)
+        with pytest.raises(KeyDestroyed):
+            fresh.encrypt(gone, b"x", AAD)
+
+    # -- concurrency --------------------------------------------------------------------------
+    def test_concurrent_first_use_makes_one_key(self, store: KeyStore, peer: KeyStore) -> None:
+        s = subject()
+        results: list[bytes] = []
+        errors: list[BaseException] = []
+        barrier = threading.Barrier(8)
+
+        def work(ks: KeyStore, i: int) -> None:
+            try:
+                barrier.wait()
+                results.append(ks.encrypt(s, f"value {i}".encode(), AAD))
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [
+            threading.Thread(target=work, args=(store if i % 2 else peer, i)) for i in range(8)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert not errors, errors
+        assert {version_of(ct) for ct in results} == {1}
+        assert sorted(store.decrypt(s, ct, AAD) for ct in results) == sorted(
+            f"value {i}".encode() for i in range(8)
+        )
+
+    def test_threads_encrypt_and_decrypt_many_subjects(self, store: KeyStore) -> None:
+        subjects = [subject() for _ in range(12)]
+        errors: list[BaseException] = []
+
+        def work(n: int) -> None:
+            try:
+                for i in range(25):
+                    s = subjects[(n + i) % len(subjects)]
+                    aad = make_aad("accounts", "email", s)
+                    pt = f"{n}-{i}".encode()
+                    assert store.decrypt(s, store.encrypt(s, pt, aad), aad) == pt
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=work, args=(n,)) for n in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        assert not errors, errors[:3]

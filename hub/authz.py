@@ -47,6 +47,11 @@ ACTIONS = (
     "policy.read",
     "policy.propose",
     "policy.approve",
+    "query.run",
+    "projection.read",
+    "projection.rebuild",
+    "pii.read",
+    "tenant.all",
 )
 
 ROLE_ACTIONS: Mapping[str, frozenset[str]] = {
@@ -54,11 +59,13 @@ ROLE_ACTIONS: Mapping[str, frozenset[str]] = {
         {"schema.read", "schema.write", "topic.read", "event.publish", "api.docs"}
         | {"ingest.publish", "rules.read", "quarantine.read"}
     ),
-    "analyst": frozenset({"schema.read", "topic.read", "event.read", "api.docs", "rules.read"}),
+    "analyst": frozenset({"schema.read", "topic.read", "event.read", "api.docs", "rules.read"})
+    | {"query.run", "projection.read"},
     "compliance_officer": frozenset(
         {"schema.read", "topic.read", "event.read", "metrics.read", "api.docs"}
         | {"ledger.read", "ledger.verify", "evidence.export", "quarantine.read", "rules.read"}
         | {"policy.read", "policy.approve"}
+        | {"query.run", "projection.read", "pii.read"}
     ),
     "security_admin": frozenset(
         {"schema.read", "topic.read", "keys.create", "metrics.read", "registry.config", "api.docs"}

@@ -7,6 +7,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
+
+# Native library load order: importing pyarrow AFTER regopy (the Rego engine) aborts the process
+# ("double free or corruption", measured with regopy 1.5.2 + pyarrow 16.1.0); before it is fine.
+# Projections (chDB views, query export) and Parquet ingest use pyarrow, so load it first.
+import pyarrow  # noqa: F401
 
 from hub.apikeys import ApiKeys
 from hub.authz import RoleTablePolicy
@@ -39,8 +45,11 @@ class Hub:
     ingest: IngestPipeline
     ledger: Ledger
     keystore: KeyStore
+    projections: Any = None  # projections.service.ProjectionService (issue 6)
 
     def close(self) -> None:
+        if self.projections is not None:
+            self.projections.close()  # stops runners before the log closes
         self.ledger.close()
         self.keystore.close()
         self.log.close()
@@ -81,6 +90,47 @@ def build_keystore(settings: Settings) -> KeyStore:
         settings.master_key_path,
         master,
         cache_ttl_s=settings.keystore_cache_ttl_s,
+    )
+
+
+def build_projections(hub: Hub) -> Any:
+    """The projection service; its view stores open on first use (chDB only when needed)."""
+    from hub.ports.views import ViewStore
+    from projections.model import Windowing
+    from projections.service import ProjectionService
+
+    s = hub.settings
+
+    def analytics() -> ViewStore:
+        if s.views_analytics == "clickhouse":
+            from adapters.clickhouse_views import ClickHouseViewStore
+
+            return ClickHouseViewStore(s.views_clickhouse_url)
+        from adapters.chdb_views import ChdbViewStore
+
+        return ChdbViewStore(s.data_dir / "views" / "chdb")
+
+    def transactional() -> ViewStore:
+        from adapters.sqlalchemy_views import SqlAlchemyViewStore
+
+        url = s.views_sql_url
+        if not url:
+            (s.data_dir / "views").mkdir(parents=True, exist_ok=True)
+            url = f"sqlite:///{s.data_dir / 'views' / 'transactional.sqlite'}"
+        return SqlAlchemyViewStore(url)
+
+    return ProjectionService(
+        hub.log,
+        hub.registry,
+        hub.reader,
+        hub.publisher,
+        hub.metrics,
+        {"analytics": analytics, "transactional": transactional},
+        windowing=Windowing(
+            int(s.projection_allowed_lateness_s * 1_000_000), s.projection_late_mode
+        ),
+        batch_records=s.projection_batch_records,
+        ledger=getattr(hub, "ledger", None),
     )
 
 
@@ -169,6 +219,7 @@ def bootstrap(settings: Settings | None = None, *, install_domain: bool = True) 
         ledger=build_ledger(settings, event_log, registry, publisher),
         keystore=build_keystore(settings),
     )
+    hub.projections = build_projections(hub)  # 6
     log.info(
         "hub ready",
         extra={"event_log": settings.event_log, "data_dir": str(settings.data_dir)},

@@ -1,0 +1,107 @@
+"""ChdbViewStore: analytics views in chDB, the ClickHouse engine in-process (embedded default).
+
+The SQL is ``adapters.clickhouse_views``'s, so a ClickHouse server runs the same statements. A
+persistent session lives under ``<data dir>/views/chdb``. chDB allows one session path per
+process: a second store on another path raises ``ConfigError`` until the first is closed, and a
+second *process* cannot open a path in use (use the HTTP API of the running ``hub serve``).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from adapters.clickhouse_views import ClickHouseSqlViews
+from hub.errors import ConfigError, HubError
+
+_OPEN: dict[str, Any] = {}  # path -> [session, users]
+_OPEN_LOCK = threading.Lock()
+
+
+def _open(path: str) -> Any:
+    with _OPEN_LOCK:
+        if path in _OPEN:
+            _OPEN[path][1] += 1
+            return _OPEN[path][0]
+        if _OPEN:
+            other = next(iter(_OPEN))
+            raise ConfigError(
+                f"chDB already has a session open at {other} in this process and cannot open "
+                f"{path} too; close the other view store first."
+            )
+        try:
+            from chdb import session
+        except ImportError as exc:
+            raise ConfigError(
+                "The embedded analytics views need chDB: pip install chdb==4.4.0"
+            ) from exc
+        try:
+            sess = session.Session(path)  # type: ignore[no-untyped-call]
+        except Exception as exc:
+            raise ConfigError(
+                f"chDB cannot open its data folder {path}: {exc}. Is another process (hub "
+                "serve?) using it? Use that process's HTTP API, or stop it."
+            ) from exc
+        _OPEN[path] = [sess, 1]
+        return sess
+
+
+def _release(path: str) -> None:
+    with _OPEN_LOCK:
+        entry = _OPEN.get(path)
+        if entry is None:
+            return
+        entry[1] -= 1
+        if entry[1] <= 0:
+            del _OPEN[path]
+            entry[0].close()
+
+
+class ChdbViewStore(ClickHouseSqlViews):
+    def __init__(self, path: str | Path) -> None:
+        super().__init__()
+        Path(path).mkdir(parents=True, exist_ok=True)
+        self._path = str(Path(path).resolve())
+        self._session = _open(self._path)
+        self._closed = False
+
+    def _query(self, sql: str, fmt: str, params: Mapping[str, Any] | None) -> Any:
+        if self._closed:
+            raise HubError("The chDB view store is closed.", code="views_closed")
+        try:
+            if params:
+                return self._session.query(sql, fmt, params=dict(params))
+            return self._session.query(sql, fmt)
+        except Exception as exc:  # chDB raises ChdbError / RuntimeError
+            raise HubError(
+                f"chDB failed on {sql[:200]!r}: {str(exc).strip()[:500]}", code="views_error"
+            ) from exc
+
+    def _run(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
+        self._query(sql, "CSV", params)
+
+    def _arrow(self, sql: str, params: Mapping[str, Any] | None = None) -> pa.Table:
+        result: pa.Table = self._query(sql, "ArrowTable", params)
+        return result
+
+    def _insert(self, table: str, columns: Sequence[str], data: pa.Table) -> None:
+        # chDB's Python() table function resolves the name in the caller's frame: keep it local.
+        __rows__ = data  # noqa: F841
+        cols = ", ".join(columns)
+        self._query(
+            f"INSERT INTO {table} ({cols}) SELECT {cols} FROM Python(__rows__)", "CSV", None
+        )
+
+    def _arrow_with(self, sql: str, probe: pa.Table) -> pa.Table:
+        __probe__ = probe  # noqa: F841 - read by chDB's Python() table function
+        result: pa.Table = self._query(sql, "ArrowTable", None)
+        return result
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            _release(self._path)

@@ -1,0 +1,500 @@
+"""ClickHouse SQL for analytics views, shared by chDB (embedded) and a ClickHouse server.
+
+``ClickHouseSqlViews`` holds every DDL and query; a subclass supplies three primitives:
+``_run(sql, params)`` (a statement), ``_arrow(sql, params)`` (a result as a ``pyarrow.Table``) and
+``_insert(table, columns, arrow_table)``. ``ClickHouseViewStore`` (clickhouse-connect) is the
+server adapter: it can be contract-tested only where a ClickHouse server runs (none here).
+
+Physical layout, in database ``hub_views``:
+- aggregate table ``T``: partial rows in ``T__p`` (MergeTree) tagged with their source range
+  (``src_topic, src_partition, src_first, src_last``) and ``batch_seq``; the VIEW ``T`` merges
+  them per key (two levels: per source partition, then per key) and exposes
+  ``src_offsets = [(topic, partition, first, last, count)]``.
+- entity / append table ``T``: ``T__p`` ReplacingMergeTree(batch_seq) by key, VIEW ``T`` reads
+  it ``FINAL``. Entity rows carry ``src_offsets`` (JSON text).
+- ``_projection_offsets``: ReplacingMergeTree(batch_seq) by (projection, topic, partition): the
+  committed positions. ``_view_states``: digests.
+
+Write protocol (no multi-statement transactions in ClickHouse), per batch ``n``:
+  1. insert the rows of every table, each tagged ``batch_seq = n`` (one INSERT per table; an
+     INSERT of one block is atomic);
+  2. insert every position with ``batch_seq = n`` in ONE INSERT: the commit point.
+Recovery (before a runner starts): delete rows with ``batch_seq`` above the committed one: a
+crash between 1 and 2 leaves rows that the replay would otherwise count twice.
+"""
+
+from __future__ import annotations
+
+import abc
+import hashlib
+import json
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pyarrow as pa
+
+from hub.errors import HubError, InvalidInput
+from hub.ports.views import (
+    Checkpoint,
+    Hook,
+    Position,
+    Target,
+    ViewGrant,
+    ViewState,
+    ViewStore,
+    no_hook,
+)
+from projections.model import Column, Row, Table
+from projections.sqlguard import check_and_rewrite
+
+DB = "hub_views"
+OFFSETS = f"{DB}._projection_offsets"
+STATES = f"{DB}._view_states"
+_SRC = ("src_topic", "src_partition", "src_first", "src_last")
+
+
+def ch_type(c: Column) -> str:
+    base = {
+        "string": "String",
+        "int": "Int64",
+        "timestamp": "DateTime64(6, 'UTC')",
+        "decimal": f"Decimal(38, {c.scale})",
+    }[c.type]
+    return f"Nullable({base})" if c.nullable else base
+
+
+def arrow_type(c: Column) -> pa.DataType:
+    return {
+        "string": pa.string(),
+        "int": pa.int64(),
+        "timestamp": pa.timestamp("us", tz="UTC"),
+        "decimal": pa.decimal128(38, c.scale),
+    }[c.type]
+
+
+def physical_columns(t: Table) -> list[tuple[str, str, pa.DataType]]:
+    """(name, ClickHouse type, Arrow type) of the stored table, derived columns left out."""
+    cols = [(c.name, ch_type(c), arrow_type(c)) for c in t.columns if c.agg != "derived"]
+    if t.kind == "aggregate":
+        cols += [
+            ("src_topic", "String", pa.string()),
+            ("src_partition", "Int64", pa.int64()),
+            ("src_first", "Int64", pa.int64()),
+            ("src_last", "Int64", pa.int64()),
+        ]
+    elif t.kind == "entity":
+        cols.append(("src_offsets", "String", pa.string()))
+    cols.append(("batch_seq", "UInt64", pa.uint64()))
+    return cols
+
+
+def _order(cols: Sequence[str]) -> str:
+    return f"({', '.join(cols)})" if cols else "tuple()"
+
+
+def _agg(c: Column, src: str, level: str) -> str:
+    """One merge expression; ``level`` prefixes the inputs ("" inner, "i_" outer)."""
+    x = f"{level}{c.name}"
+    if c.agg == "sum":
+        return f"sum({x})"
+    if c.agg in ("min", "max"):
+        return f"{c.agg}({x})"
+    if c.agg == "first":
+        return f"argMin({x}, ({level}first_at, {level}first_pos))"
+    if c.agg == "last":
+        return f"argMax({x}, ({level}last_at, {level}last_pos))"
+    raise ValueError(f"column {c.name} has no merge for agg {c.agg!r} in {src}")
+
+
+def view_sql(t: Table, physical: str) -> str:
+    """The SELECT of the read view of table ``t`` stored in ``physical``."""
+    names = [c.name for c in t.columns if c.agg != "derived"]
+    if t.kind != "aggregate":
+        extra = ", src_offsets" if t.kind == "entity" else ""
+        return f"SELECT {', '.join(names)}{extra} FROM {physical} FINAL"
+    keys = list(t.key)
+    vals = [c for c in t.columns if c.agg not in ("key", "derived")]
+    inner = ", ".join(
+        [*keys, "src_topic", "src_partition"]
+        + [f"{_agg(c, t.name, '')} AS i_{c.name}" for c in vals]
+        + ["min(src_first) AS i_src_first", "max(src_last) AS i_src_last"]
+    )
+    outer_vals = [f"{_agg(c, t.name, 'i_')} AS {c.name}" for c in vals]
+    derived = []
+    for c in t.columns:
+        if c.agg == "derived":
+            a, b = c.expr.split("/")
+            derived.append(
+                f"if({b} = 0, NULL, CAST({a} / {b}, 'Nullable(Decimal(38, {c.scale}))')) "
+                f"AS {c.name}"
+            )
+    src = (
+        "arraySort(groupArray((src_topic, src_partition, i_src_first, i_src_last, "
+        "toInt64(i_events)))) AS src_offsets"
+    )
+    cols = ", ".join([*keys, *outer_vals, *derived, src])
+    return (
+        f"SELECT {cols} FROM (SELECT {inner} FROM {physical} "
+        f"GROUP BY {', '.join([*keys, 'src_topic', 'src_partition'])}) GROUP BY {', '.join(keys)}"
+    )
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def rows_to_arrow(t: Table, rows: Sequence[Row], batch_seq: int) -> pa.Table:
+    cols = physical_columns(t)
+    data: dict[str, pa.Array] = {}
+    for name, _, atype in cols:
+        if name == "batch_seq":
+            data[name] = pa.array([batch_seq] * len(rows), pa.uint64())
+        elif name == "src_offsets":
+            data[name] = pa.array(
+                [json.dumps(r["src_offsets"], separators=(",", ":")) for r in rows], pa.string()
+            )
+        elif pa.types.is_timestamp(atype):
+            data[name] = pa.array([r[name] for r in rows], pa.int64()).cast(atype)
+        else:
+            data[name] = pa.array([r[name] for r in rows], atype)
+    return pa.table(data)
+
+
+def arrow_to_rows(tbl: pa.Table) -> list[Row]:
+    """Rows with timestamps as integer micros and ``src_offsets`` as lists."""
+    cols = {}
+    for name in tbl.column_names:
+        col = tbl.column(name)
+        if pa.types.is_timestamp(col.type):
+            col = col.cast(pa.int64())
+        cols[name] = col.to_pylist()
+    if "src_offsets" in cols:
+        cols["src_offsets"] = [
+            json.loads(v)
+            if isinstance(v, str)
+            else [list(x.values()) if isinstance(x, dict) else list(x) for x in v]
+            for v in cols["src_offsets"]
+        ]
+    n = tbl.num_rows
+    return [{k: v[i] for k, v in cols.items()} for i in range(n)]
+
+
+class ClickHouseSqlViews(ViewStore):
+    """Every statement of the ClickHouse-family view stores; subclasses run them."""
+
+    kind = "analytics"
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._ready = False
+
+    # -- primitives ------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def _run(self, sql: str, params: Mapping[str, Any] | None = None) -> None: ...
+
+    @abc.abstractmethod
+    def _arrow(self, sql: str, params: Mapping[str, Any] | None = None) -> pa.Table: ...
+
+    @abc.abstractmethod
+    def _insert(self, table: str, columns: Sequence[str], data: pa.Table) -> None: ...
+
+    # -- schema ----------------------------------------------------------------------------------
+    def _base(self) -> None:
+        if self._ready:
+            return
+        self._run(f"CREATE DATABASE IF NOT EXISTS {DB}")
+        self._run(
+            f"CREATE TABLE IF NOT EXISTS {OFFSETS} (projection_id String, topic String, "
+            "part Int64, next_offset Int64, watermark_us Nullable(Int64), batch_seq UInt64) "
+            "ENGINE = ReplacingMergeTree(batch_seq) ORDER BY (projection_id, topic, part)"
+        )
+        self._run(
+            f"CREATE TABLE IF NOT EXISTS {STATES} (projection_id String, table_name String, "
+            "digest String, rows Int64, positions String, ledger_size Nullable(Int64), "
+            "computed_at_ms Int64) ENGINE = ReplacingMergeTree(computed_at_ms) "
+            "ORDER BY (projection_id, table_name)"
+        )
+        self._ready = True
+
+    def ensure(self, target: Target, tables: Sequence[Table]) -> None:
+        with self._lock:
+            self._base()
+            for t in tables:
+                phys = f"{DB}.{target.table(t.name)}__p"
+                cols = ", ".join(f"{n} {ty}" for n, ty, _ in physical_columns(t))
+                engine = "MergeTree" if t.kind == "aggregate" else "ReplacingMergeTree(batch_seq)"
+                self._run(
+                    f"CREATE TABLE IF NOT EXISTS {phys} ({cols}) ENGINE = {engine} "
+                    f"ORDER BY {_order(t.key)}"
+                )
+                self._run(
+                    f"CREATE VIEW IF NOT EXISTS {DB}.{target.table(t.name)} AS {view_sql(t, phys)}"
+                )
+
+    # -- positions -------------------------------------------------------------------------------
+    def checkpoint(self, target: Target) -> Checkpoint:
+        with self._lock:
+            self._base()
+            tbl = self._arrow(
+                f"SELECT topic, part, next_offset, watermark_us, batch_seq FROM {OFFSETS} "
+                "FINAL WHERE projection_id = {p:String}",
+                {"p": target.id},
+            )
+        rows = tbl.to_pylist()
+        if not rows:
+            return Checkpoint()
+        return Checkpoint(
+            max(r["batch_seq"] for r in rows),
+            {(r["topic"], r["part"]): Position(r["next_offset"], r["watermark_us"]) for r in rows},
+        )
+
+    def recover(self, target: Target, tables: Sequence[Table]) -> int:
+        with self._lock:
+            seq = self.checkpoint(target).batch_seq
+            removed = 0
+            for t in tables:
+                phys = f"{DB}.{target.table(t.name)}__p"
+                n = self._arrow(f"SELECT count() AS n FROM {phys} WHERE batch_seq > {seq}")
+                count = int(n.column("n")[0].as_py())
+                if count:
+                    self._run(f"DELETE FROM {phys} WHERE batch_seq > {seq}")
+                    removed += count
+            return removed
+
+    def write(
+        self,
+        target: Target,
+        tables: Sequence[Table],
+        rows: Mapping[str, Sequence[Row]],
+        checkpoint: Checkpoint,
+        hook: Hook = no_hook,
+    ) -> None:
+        seq = checkpoint.batch_seq
+        with self._lock:
+            # 1. rows of every table, tagged with the batch number (one INSERT each)
+            for t in tables:
+                batch = rows.get(t.name) or ()
+                if batch:
+                    cols = [n for n, _, _ in physical_columns(t)]
+                    self._insert(
+                        f"{DB}.{target.table(t.name)}__p", cols, rows_to_arrow(t, batch, seq)
+                    )
+                hook(f"rows:{t.name}")
+            # 2. every position in ONE insert: the commit point
+            self._write_positions(target, checkpoint)
+            hook("offsets")
+
+    def _write_positions(self, target: Target, checkpoint: Checkpoint) -> None:
+        items = sorted(checkpoint.positions.items())
+        data = pa.table(
+            {
+                "projection_id": pa.array([target.id] * len(items), pa.string()),
+                "topic": pa.array([k[0] for k, _ in items], pa.string()),
+                "part": pa.array([k[1] for k, _ in items], pa.int64()),
+                "next_offset": pa.array([p.next_offset for _, p in items], pa.int64()),
+                "watermark_us": pa.array([p.watermark_us for _, p in items], pa.int64()),
+                "batch_seq": pa.array([checkpoint.batch_seq] * len(items), pa.uint64()),
+            }
+        )
+        self._insert(OFFSETS, data.column_names, data)
+
+    # -- reading ---------------------------------------------------------------------------------
+    def load(
+        self, target: Target, table: Table, keys: Sequence[tuple[Any, ...]]
+    ) -> dict[tuple[Any, ...], Row]:
+        if not keys:
+            return {}
+        key_cols = [table.column(k) for k in table.key]
+        probe = pa.table(
+            {
+                c.name: (
+                    pa.array([k[i] for k in keys], pa.int64()).cast(arrow_type(c))
+                    if c.type == "timestamp"
+                    else pa.array([k[i] for k in keys], arrow_type(c))
+                )
+                for i, c in enumerate(key_cols)
+            }
+        )
+        names = ", ".join(table.key)
+        with self._lock:
+            got = self._arrow_with(
+                f"SELECT * EXCEPT batch_seq FROM {DB}.{target.table(table.name)}__p FINAL "
+                f"WHERE ({names}) IN (SELECT {names} FROM Python(__probe__))",
+                probe,
+            )
+        return {tuple(r[k] for k in table.key): r for r in arrow_to_rows(got)}
+
+    def _arrow_with(self, sql: str, probe: pa.Table) -> pa.Table:
+        """Run ``sql`` reading ``probe`` where it says ``Python(__probe__)``."""
+        raise HubError(
+            f"{type(self).__name__} cannot read a probe table; override _arrow_with.",
+            code="views_unsupported",
+        )
+
+    def rows(
+        self, target: Target, table: Table, where: Mapping[str, Any] | None = None
+    ) -> list[Row]:
+        conds, params = [], {}
+        for i, (name, value) in enumerate(sorted((where or {}).items())):
+            c = table.column(name)
+            if c.type == "timestamp":
+                conds.append(f"toUnixTimestamp64Micro({name}) = {{w{i}:Int64}}")
+            elif c.type == "int":
+                conds.append(f"{name} = {{w{i}:Int64}}")
+            elif c.type == "decimal":
+                conds.append(f"{name} = toDecimal128({{w{i}:String}}, {c.scale})")
+                value = str(value)
+            else:
+                conds.append(f"{name} = {{w{i}:String}}")
+            params[f"w{i}"] = value
+        sql = f"SELECT * FROM {DB}.{target.table(table.name)}"
+        if conds:
+            sql += " WHERE " + " AND ".join(conds)
+        sql += f" ORDER BY {', '.join(table.key)}"
+        with self._lock:
+            return arrow_to_rows(self._arrow(sql, params))
+
+    # -- rebuild ---------------------------------------------------------------------------------
+    def swap(self, live: Target, other: Target, tables: Sequence[Table]) -> None:
+        with self._lock:
+            new = self.checkpoint(other)
+            old = self.checkpoint(live)
+            # 1. live positions := the rebuilt ones, with a batch number above both, so that
+            #    recovery never deletes the swapped-in rows (the caller made both positions equal)
+            self._write_positions(
+                live, Checkpoint(max(new.batch_seq, old.batch_seq) + 1, new.positions)
+            )
+            # 2. exchange data (atomic per table; each table reflects the same positions)
+            for t in tables:
+                self._run(
+                    f"EXCHANGE TABLES {DB}.{live.table(t.name)}__p AND "
+                    f"{DB}.{other.table(t.name)}__p"
+                )
+            # 3. drop the old data, now under the other name
+            self.drop(other, tables)
+
+    def drop(self, target: Target, tables: Sequence[Table]) -> None:
+        with self._lock:
+            self._base()
+            for t in tables:
+                self._run(f"DROP VIEW IF EXISTS {DB}.{target.table(t.name)}")
+                self._run(f"DROP TABLE IF EXISTS {DB}.{target.table(t.name)}__p")
+            self._run(f"DELETE FROM {OFFSETS} WHERE projection_id = {{p:String}}", {"p": target.id})
+
+    # -- queries ---------------------------------------------------------------------------------
+    def query(self, sql: str, grants: Sequence[ViewGrant]) -> pa.Table:
+        with self._lock:
+            self._base()
+            spec = json.dumps(
+                [[g.name, list(g.columns), g.tenant, sorted(g.masked)] for g in grants]
+            )
+            qdb = "hubq_" + hashlib.sha256(spec.encode()).hexdigest()[:16]
+            self._run(f"CREATE DATABASE IF NOT EXISTS {qdb}")
+            for g in grants:
+                cols = ", ".join(
+                    f"CAST(NULL, 'Nullable(String)') AS {c}" if c in g.masked else c
+                    for c in g.columns
+                )
+                where = "" if g.tenant is None else f" WHERE tenant = {_quote(g.tenant)}"
+                self._run(
+                    f"CREATE VIEW IF NOT EXISTS {qdb}.{g.name} AS "
+                    f"SELECT {cols} FROM {DB}.{g.name}{where}"
+                )
+            names = (
+                self._arrow(
+                    "SELECT name FROM system.tables WHERE database = {d:String} "
+                    "UNION ALL SELECT name FROM system.databases",
+                    {"d": DB},
+                )
+                .column("name")
+                .to_pylist()
+            )
+            rewritten = check_and_rewrite(sql, {g.name: f"{qdb}.{g.name}" for g in grants}, names)
+            try:
+                return self._arrow(rewritten + "\nSETTINGS readonly = 1")
+            except HubError as exc:
+                raise InvalidInput(f"The query failed: {exc.message}", code="query_failed") from exc
+
+    # -- digests ---------------------------------------------------------------------------------
+    def save_state(self, state: ViewState) -> None:
+        data = pa.table(
+            {
+                "projection_id": [state.projection],
+                "table_name": [state.table],
+                "digest": [state.digest],
+                "rows": pa.array([state.rows], pa.int64()),
+                "positions": [state.positions],
+                "ledger_size": pa.array([state.ledger_size], pa.int64()),
+                "computed_at_ms": pa.array([state.computed_at_ms], pa.int64()),
+            }
+        )
+        with self._lock:
+            self._base()
+            self._insert(STATES, data.column_names, data)
+
+    def states(self, projection: str) -> list[ViewState]:
+        with self._lock:
+            self._base()
+            tbl = self._arrow(
+                f"SELECT * FROM {STATES} FINAL WHERE projection_id = {{p:String}} "
+                "ORDER BY table_name",
+                {"p": projection},
+            )
+        return [
+            ViewState(
+                r["projection_id"],
+                r["table_name"],
+                r["digest"],
+                r["rows"],
+                r["positions"],
+                r["ledger_size"],
+                r["computed_at_ms"],
+            )
+            for r in tbl.to_pylist()
+        ]
+
+
+class ClickHouseViewStore(ClickHouseSqlViews):
+    """Analytics views on a ClickHouse server through clickhouse-connect (same SQL as chDB).
+
+    Not exercised here: no ClickHouse server runs on these machines; its contract test subclass
+    skips unless ``HUB_TEST_CLICKHOUSE_URL`` names one.
+    """
+
+    def __init__(self, url: str) -> None:
+        super().__init__()
+        try:
+            import clickhouse_connect
+        except ImportError as exc:  # optional integration
+            raise HubError(
+                "The ClickHouse view store needs clickhouse-connect: "
+                "pip install clickhouse-connect",
+                code="config_invalid",
+            ) from exc
+        self._client = clickhouse_connect.get_client(dsn=url)
+
+    def _run(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
+        self._client.command(sql, parameters=dict(params or {}))
+
+    def _arrow(self, sql: str, params: Mapping[str, Any] | None = None) -> pa.Table:
+        return self._client.query_arrow(sql, parameters=dict(params or {}))
+
+    def _insert(self, table: str, columns: Sequence[str], data: pa.Table) -> None:
+        self._client.insert_arrow(table, data.select(list(columns)))
+
+    def _arrow_with(self, sql: str, probe: pa.Table) -> pa.Table:
+        keys = ", ".join(
+            "(" + ", ".join(_literal(v) for v in row.values()) + ")" for row in probe.to_pylist()
+        )
+        inner = sql.split("(SELECT", 1)[0]
+        return self._arrow(f"{inner}({keys})")
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def _literal(v: Any) -> str:
+    if isinstance(v, str):
+        return _quote(v)
+    return str(v if not hasattr(v, "timestamp") else int(v.timestamp() * 1_000_000))

@@ -1,0 +1,377 @@
+"""SqlAlchemyViewStore: transactional views through SQLAlchemy (SQLite now, PostgreSQL by URL).
+
+Entity tables hold one row per key (upserted), append tables one row per fact (inserted once);
+aggregate tables belong to the analytics stores and are refused here. Money is exact: decimals
+are ``NUMERIC(38, s)`` on PostgreSQL and canonical text on SQLite (whose NUMERIC is a float).
+Timestamps are integer microseconds since the epoch (exact on every engine).
+
+Write protocol, per batch, in ONE SQL transaction:
+  1. upsert the rows of every table (hook ``rows:<table>`` after each);
+  2. upsert the projection's positions (hook ``offsets``);
+  3. commit (hook ``commit`` after). A crash before 3 leaves nothing; after it, everything.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+from typing import Any
+
+import pyarrow as pa
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from hub.errors import ConfigError, HubError, InvalidInput
+from hub.ports.views import (
+    Checkpoint,
+    Hook,
+    Position,
+    Target,
+    ViewGrant,
+    ViewState,
+    ViewStore,
+    no_hook,
+)
+from projections.model import Column, Row, Table
+from projections.sqlguard import check_and_rewrite
+
+_KEY_CHUNK = 200
+
+
+class ExactDecimal(sa.types.TypeDecorator[Decimal]):
+    """NUMERIC(38, scale) where the engine has an exact one, canonical text otherwise."""
+
+    impl = sa.String
+    cache_ok = True
+
+    def __init__(self, scale: int) -> None:
+        super().__init__()
+        self.scale = scale
+        self._q = Decimal(1).scaleb(-scale)
+
+    def load_dialect_impl(self, dialect: sa.Dialect) -> sa.types.TypeEngine[Any]:
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(sa.Numeric(38, self.scale, asdecimal=True))
+        return dialect.type_descriptor(sa.String(60))
+
+    def process_bind_param(self, value: Any, dialect: sa.Dialect) -> Any:
+        if value is None:
+            return None
+        d = Decimal(value).quantize(self._q)
+        return d if dialect.name == "postgresql" else str(d)
+
+    def process_result_value(self, value: Any, dialect: sa.Dialect) -> Decimal | None:
+        return None if value is None else Decimal(value).quantize(self._q)
+
+
+def _sa_type(c: Column) -> sa.types.TypeEngine[Any]:
+    if c.type == "decimal":
+        return ExactDecimal(c.scale)
+    if c.type in ("int", "timestamp"):
+        return sa.BigInteger()
+    return sa.Text()
+
+
+class SqlAlchemyViewStore(ViewStore):
+    kind = "transactional"
+
+    def __init__(self, url: str, **engine_kwargs: Any) -> None:
+        try:
+            self._engine: Engine = sa.create_engine(url, **engine_kwargs)
+        except (sa.exc.ArgumentError, ImportError) as exc:
+            raise ConfigError(f"Cannot use the view database URL {url!r}: {exc}") from exc
+        self._md = sa.MetaData()
+        self._tables: dict[str, sa.Table] = {}
+        self._lock = threading.RLock()
+        self._offsets = sa.Table(
+            "_projection_offsets",
+            self._md,
+            sa.Column("projection_id", sa.Text, primary_key=True),
+            sa.Column("topic", sa.Text, primary_key=True),
+            sa.Column("part", sa.BigInteger, primary_key=True),
+            sa.Column("next_offset", sa.BigInteger, nullable=False),
+            sa.Column("watermark_us", sa.BigInteger),
+            sa.Column("batch_seq", sa.BigInteger, nullable=False),
+        )
+        self._states = sa.Table(
+            "_view_states",
+            self._md,
+            sa.Column("projection_id", sa.Text, primary_key=True),
+            sa.Column("table_name", sa.Text, primary_key=True),
+            sa.Column("digest", sa.Text, nullable=False),
+            sa.Column("rows", sa.BigInteger, nullable=False),
+            sa.Column("positions", sa.Text, nullable=False),
+            sa.Column("ledger_size", sa.BigInteger),
+            sa.Column("computed_at_ms", sa.BigInteger, nullable=False),
+        )
+        with self._tx("creating the projection tables") as conn:
+            self._offsets.create(conn, checkfirst=True)
+            self._states.create(conn, checkfirst=True)
+
+    # -- plumbing ----------------------------------------------------------------------------------
+    def _tx(self, doing: str) -> Any:
+        store = self
+
+        class _Tx:
+            def __enter__(self) -> Connection:
+                store._lock.acquire()
+                try:
+                    self.cm = store._engine.begin()
+                    return self.cm.__enter__()
+                except sa.exc.SQLAlchemyError as exc:
+                    store._lock.release()
+                    raise store._translate(exc, doing) from exc
+
+            def __exit__(self, *exc: Any) -> None:
+                try:
+                    self.cm.__exit__(*exc)
+                except sa.exc.SQLAlchemyError as err:
+                    raise store._translate(err, doing) from err
+                finally:
+                    store._lock.release()
+
+        return _Tx()
+
+    def _translate(self, exc: Exception, doing: str) -> HubError:
+        return HubError(f"The view database failed while {doing}: {exc}", code="views_error")
+
+    def _table(self, target: Target, t: Table) -> sa.Table:
+        name = target.table(t.name)
+        if name in self._tables:
+            return self._tables[name]
+        if t.kind == "aggregate":
+            raise ConfigError(
+                f"Table {t.name!r} is an aggregate table: it belongs in the analytics store "
+                "(chDB/ClickHouse), not the transactional one."
+            )
+        cols = [
+            sa.Column(c.name, _sa_type(c), primary_key=c.agg == "key", nullable=c.nullable)
+            for c in t.columns
+        ]
+        if t.kind == "entity":
+            cols.append(sa.Column("src_offsets", sa.Text, nullable=False))
+        if name in self._md.tables:  # dropped and made again
+            self._md.remove(self._md.tables[name])
+        table = sa.Table(name, self._md, *cols)
+        self._tables[name] = table
+        return table
+
+    # -- schema and positions -------------------------------------------------------------
+    def ensure(self, target: Target, tables: Sequence[Table]) -> None:
+        with self._tx("creating view tables") as conn:
+            for t in tables:
+                self._table(target, t).create(conn, checkfirst=True)
+
+    def checkpoint(self, target: Target) -> Checkpoint:
+        o = self._offsets
+        with self._tx("reading positions") as conn:
+            rows = conn.execute(sa.select(o).where(o.c.projection_id == target.id)).all()
+        if not rows:
+            return Checkpoint()
+        return Checkpoint(
+            max(r.batch_seq for r in rows),
+            {(r.topic, r.part): Position(r.next_offset, r.watermark_us) for r in rows},
+        )
+
+    def recover(self, target: Target, tables: Sequence[Table]) -> int:
+        return 0  # a crashed batch's transaction was never committed
+
+    def _upsert(self, conn: Connection, table: sa.Table, rows: list[dict[str, Any]], update: bool):  # type: ignore[no-untyped-def]
+        dialect = conn.dialect.name
+        if dialect == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert
+        elif dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert  # type: ignore[assignment]
+        else:
+            raise ConfigError(f"The view store supports SQLite and PostgreSQL, not {dialect}.")
+        stmt = insert(table)
+        keys = [c.name for c in table.primary_key.columns]
+        if update:
+            others = {c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys}
+            stmt = stmt.on_conflict_do_update(index_elements=keys, set_=others)
+        else:
+            stmt = stmt.on_conflict_do_nothing(index_elements=keys)
+        conn.execute(stmt, rows)
+
+    def write(
+        self,
+        target: Target,
+        tables: Sequence[Table],
+        rows: Mapping[str, Sequence[Row]],
+        checkpoint: Checkpoint,
+        hook: Hook = no_hook,
+    ) -> None:
+        with self._tx("writing a batch") as conn:
+            # 1. rows of every table
+            for t in tables:
+                batch = rows.get(t.name) or ()
+                if batch:
+                    table = self._table(target, t)
+                    names = [c.name for c in table.columns]
+                    prepared = [
+                        {
+                            n: (
+                                json.dumps(r[n], separators=(",", ":"))
+                                if n == "src_offsets"
+                                else r.get(n)
+                            )
+                            for n in names
+                        }
+                        for r in batch
+                    ]
+                    self._upsert(conn, table, prepared, update=t.kind == "entity")
+                hook(f"rows:{t.name}")
+            # 2. positions, in the same transaction
+            self._upsert(
+                conn,
+                self._offsets,
+                [
+                    {
+                        "projection_id": target.id,
+                        "topic": topic,
+                        "part": part,
+                        "next_offset": p.next_offset,
+                        "watermark_us": p.watermark_us,
+                        "batch_seq": checkpoint.batch_seq,
+                    }
+                    for (topic, part), p in sorted(checkpoint.positions.items())
+                ],
+                update=True,
+            )
+            hook("offsets")
+        # 3. committed
+        hook("commit")
+
+    def load(
+        self, target: Target, table: Table, keys: Sequence[tuple[Any, ...]]
+    ) -> dict[tuple[Any, ...], Row]:
+        st = self._table(target, table)
+        out: dict[tuple[Any, ...], Row] = {}
+        unique = list(dict.fromkeys(keys))
+        with self._tx("loading entity rows") as conn:
+            for i in range(0, len(unique), _KEY_CHUNK):
+                chunk = unique[i : i + _KEY_CHUNK]
+                cond = sa.or_(
+                    *[
+                        sa.and_(*[st.c[k] == v for k, v in zip(table.key, key, strict=True)])
+                        for key in chunk
+                    ]
+                )
+                for r in conn.execute(sa.select(st).where(cond)).mappings():
+                    row = dict(r)
+                    row["src_offsets"] = json.loads(row["src_offsets"])
+                    out[tuple(row[k] for k in table.key)] = row
+        return out
+
+    def rows(
+        self, target: Target, table: Table, where: Mapping[str, Any] | None = None
+    ) -> list[Row]:
+        st = self._table(target, table)
+        q = sa.select(st).order_by(*[st.c[k] for k in table.key])
+        for name, value in (where or {}).items():
+            q = q.where(st.c[name] == value)
+        with self._tx("reading view rows") as conn:
+            out = [dict(r) for r in conn.execute(q).mappings()]
+        for r in out:
+            if "src_offsets" in r:
+                r["src_offsets"] = json.loads(r["src_offsets"])
+        return out
+
+    def swap(self, live: Target, other: Target, tables: Sequence[Table]) -> None:
+        o = self._offsets
+        with self._tx("swapping in a rebuilt view") as conn:
+            for t in tables:
+                old, new = live.table(t.name), other.table(t.name)
+                conn.execute(sa.text(f'DROP TABLE IF EXISTS "{old}"'))
+                conn.execute(sa.text(f'ALTER TABLE "{new}" RENAME TO "{old}"'))
+            conn.execute(sa.delete(o).where(o.c.projection_id == live.id))
+            conn.execute(
+                sa.update(o).where(o.c.projection_id == other.id).values(projection_id=live.id)
+            )
+        for t in tables:  # the cached Table objects now name other tables
+            self._tables.pop(other.table(t.name), None)
+
+    def drop(self, target: Target, tables: Sequence[Table]) -> None:
+        o = self._offsets
+        with self._tx("dropping view tables") as conn:
+            for t in tables:
+                conn.execute(sa.text(f'DROP TABLE IF EXISTS "{target.table(t.name)}"'))
+                self._tables.pop(target.table(t.name), None)
+            conn.execute(sa.delete(o).where(o.c.projection_id == target.id))
+
+    def query(self, sql: str, grants: Sequence[ViewGrant]) -> pa.Table:
+        if self._engine.dialect.name != "sqlite":
+            raise ConfigError("Queries over transactional views run on SQLite in this version.")
+        names = sa.inspect(self._engine).get_table_names()
+        rewritten = check_and_rewrite(sql, {g.name: f"q_{g.name}" for g in grants}, names)
+        with self._lock, self._engine.connect() as conn:
+            try:
+                for g in grants:
+                    cols = ", ".join(f"NULL AS {c}" if c in g.masked else c for c in g.columns)
+                    where = (
+                        ""
+                        if g.tenant is None
+                        else " WHERE tenant = '" + g.tenant.replace("'", "''") + "'"
+                    )
+                    conn.execute(sa.text(f"DROP VIEW IF EXISTS temp.q_{g.name}"))
+                    conn.execute(
+                        sa.text(
+                            f"CREATE TEMP VIEW q_{g.name} AS "
+                            f'SELECT {cols} FROM main."{g.name}"{where}'
+                        )
+                    )
+                conn.exec_driver_sql("PRAGMA query_only = ON")
+                result = conn.exec_driver_sql(rewritten)
+                names = list(result.keys())
+                data = [tuple(r) for r in result]
+            except sa.exc.SQLAlchemyError as exc:
+                raise InvalidInput(
+                    f"The query failed: {getattr(exc, 'orig', None) or exc}", code="query_failed"
+                ) from exc
+            finally:
+                conn.exec_driver_sql("PRAGMA query_only = OFF")
+                conn.rollback()
+        return pa.Table.from_pylist([dict(zip(names, r, strict=True)) for r in data])
+
+    def save_state(self, state: ViewState) -> None:
+        with self._tx("saving a view digest") as conn:
+            self._upsert(
+                conn,
+                self._states,
+                [
+                    {
+                        "projection_id": state.projection,
+                        "table_name": state.table,
+                        "digest": state.digest,
+                        "rows": state.rows,
+                        "positions": state.positions,
+                        "ledger_size": state.ledger_size,
+                        "computed_at_ms": state.computed_at_ms,
+                    }
+                ],
+                update=True,
+            )
+
+    def states(self, projection: str) -> list[ViewState]:
+        s = self._states
+        with self._tx("reading view digests") as conn:
+            rows = conn.execute(
+                sa.select(s).where(s.c.projection_id == projection).order_by(s.c.table_name)
+            ).all()
+        return [
+            ViewState(
+                r.projection_id,
+                r.table_name,
+                r.digest,
+                r.rows,
+                r.positions,
+                r.ledger_size,
+                r.computed_at_ms,
+            )
+            for r in rows
+        ]
+
+    def close(self) -> None:
+        self._engine.dispose()

@@ -1,0 +1,124 @@
+"""Projection routes: status, rebuild, time travel, provable rows, and the analysts' query API.
+
+Installing this router also installs a lifespan hook: the app follows every projection in the
+background while it serves (``HUB_PROJECTION_AUTOSTART``), and stops the runners on shutdown.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pyarrow as pa
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
+
+from hub.api.deps import authorize, hub_of
+from hub.errors import InvalidInput
+from hub.ports.policy import Principal
+
+router = APIRouter(tags=["projections"])
+
+
+@asynccontextmanager
+async def follow_projections(app: FastAPI) -> AsyncIterator[None]:
+    hub = app.state.hub
+    started = False
+    if getattr(hub, "projections", None) is not None and hub.settings.projection_autostart:
+        hub.projections.start()
+        started = True
+    try:
+        yield
+    finally:
+        if started:
+            hub.projections.stop()
+
+
+router.lifespan_context = follow_projections  # merged into the app by include_router
+
+
+def _service(request: Request) -> Any:
+    return hub_of(request).projections
+
+
+@router.get("/v1/projections")
+def status(request: Request, _: Principal = Depends(authorize("projection.read"))) -> Any:
+    return _service(request).status()
+
+
+@router.post("/v1/projections/{name}/rebuild")
+def rebuild(
+    name: str, request: Request, _: Principal = Depends(authorize("projection.rebuild"))
+) -> Any:
+    return _service(request).rebuild(name)
+
+
+@router.get("/v1/projections/{name}/at")
+def at(
+    name: str,
+    request: Request,
+    offset: int | None = Query(None, ge=0),
+    time_ms: int | None = Query(None, ge=0),
+    table: str | None = None,
+    _: Principal = Depends(authorize("projection.rebuild")),
+) -> Any:
+    return json.loads(
+        json.dumps(
+            _service(request).at(name, offset=offset, time_ms=time_ms, table=table), default=str
+        )
+    )
+
+
+@router.get("/v1/projections/{name}/rows/{key}/sources")
+def sources(
+    name: str,
+    key: str,
+    request: Request,
+    table: str | None = None,
+    _: Principal = Depends(authorize("projection.read")),
+    __: Principal = Depends(authorize("event.read")),
+) -> Any:
+    """The events behind one row (key values joined by ``|``), with ledger proofs if known."""
+    return json.loads(json.dumps(_service(request).sources(name, table, key), default=str))
+
+
+class QueryBody(BaseModel):
+    sql: str = Field(min_length=1, max_length=100_000)
+    format: str = Field(default="json", pattern="^(json|csv|parquet)$")
+    store: str = Field(default="analytics", pattern="^(analytics|transactional)$")
+
+
+def export(table: pa.Table, fmt: str) -> tuple[bytes, str]:
+    """A query result as CSV, Parquet or JSON (decimals as strings, exact)."""
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        buf = io.BytesIO()
+        pq.write_table(table, buf)
+        return buf.getvalue(), "application/vnd.apache.parquet"
+    if fmt == "csv":
+        import pyarrow.csv as pcsv
+
+        buf = io.BytesIO()
+        pcsv.write_csv(table, buf)
+        return buf.getvalue(), "text/csv"
+    if fmt == "json":
+        rows = table.to_pylist()
+        return json.dumps({"columns": table.column_names, "rows": rows}, default=str).encode(), (
+            "application/json"
+        )
+    raise InvalidInput(f"format={fmt!r} is invalid: use csv, parquet or json.")
+
+
+@router.post("/v1/query")
+def run_query(
+    body: QueryBody, request: Request, principal: Principal = Depends(authorize("query.run"))
+) -> Response:
+    hub = hub_of(request)
+    table = hub.projections.query(hub.policy, principal, body.sql, body.store)
+    data, media = export(table, body.format)
+    return Response(data, media_type=media)

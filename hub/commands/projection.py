@@ -1,0 +1,161 @@
+"""``hub projection ...`` and ``hub query``: run, inspect, rebuild and query the projections.
+
+These work on the data folder directly (embedded footprint). chDB lets one process open its
+folder: while ``hub serve`` runs, use its HTTP API (/v1/projections, /v1/query) instead.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import threading
+from pathlib import Path
+
+import click
+
+from hub.cli import OPERATOR, Ctx, authorize, main, run_safely
+from hub.errors import InvalidInput
+
+
+@main.group()
+def projection() -> None:
+    """Projections: views folded from the log."""
+
+
+@projection.command("run")
+@click.argument("names", nargs=-1)
+@click.option("--all", "all_", is_flag=True, help="Every projection.")
+@click.option("--follow", "-f", is_flag=True, help="Keep following the log (Ctrl-C stops).")
+@click.pass_obj
+def projection_run(obj: Ctx, names: tuple[str, ...], all_: bool, follow: bool) -> None:
+    """Catch NAMES (or --all) up to the end of the log; with --follow, keep going."""
+    from projections.catalog import PROJECTIONS
+
+    def go() -> None:
+        chosen = [p.name for p in PROJECTIONS] if all_ else list(names)
+        if not chosen:
+            raise InvalidInput("Name a projection or pass --all (see `hub projection status`).")
+        with obj.hub() as h:
+            authorize(h, "projection.rebuild", "projections")
+            for name, n in h.projections.run(chosen).items():
+                click.echo(f"{name}\t{n} events")
+            if follow:
+                stop = threading.Event()
+                signal.signal(signal.SIGTERM, lambda *_: stop.set())
+                h.projections.start(chosen)
+                try:
+                    while not stop.wait(0.5):
+                        pass
+                except KeyboardInterrupt:
+                    pass
+
+    run_safely(go)
+
+
+@projection.command("status")
+@click.pass_obj
+def projection_status(obj: Ctx) -> None:
+    """Positions, lag and stored digests of every projection (JSON)."""
+
+    def go() -> None:
+        with obj.hub() as h:
+            authorize(h, "projection.read", "projections")
+            click.echo(json.dumps(h.projections.status(), indent=2, default=str))
+
+    run_safely(go)
+
+
+@projection.command("rebuild")
+@click.argument("name")
+@click.pass_obj
+def projection_rebuild(obj: Ctx, name: str) -> None:
+    """Replay NAME into new tables and swap them in; prints the new digests."""
+
+    def go() -> None:
+        with obj.hub() as h:
+            authorize(h, "projection.rebuild", f"projections/{name}")
+            click.echo(json.dumps(h.projections.rebuild(name), indent=2, default=str))
+
+    run_safely(go)
+
+
+@projection.command("digest")
+@click.argument("name")
+@click.pass_obj
+def projection_digest(obj: Ctx, name: str) -> None:
+    """Compute and store the digest of each of NAME's views."""
+
+    def go() -> None:
+        with obj.hub() as h:
+            authorize(h, "projection.read", f"projections/{name}")
+            click.echo(json.dumps(h.projections.digest(name), indent=2))
+
+    run_safely(go)
+
+
+@projection.command("at")
+@click.argument("name")
+@click.option("--offset", type=int, default=None, help="Every partition up to this offset.")
+@click.option("--time", "time_", default=None, help="RFC 3339 time or epoch ms (log time).")
+@click.option("--table", default=None, help="Only this view.")
+@click.pass_obj
+def projection_at(
+    obj: Ctx, name: str, offset: int | None, time_: str | None, table: str | None
+) -> None:
+    """NAME's views as of a past offset or time (a bounded replay)."""
+    from domain.envelope import parse_rfc3339
+
+    def go() -> None:
+        time_ms = None
+        if time_ is not None:
+            time_ms = (
+                int(time_) if time_.isdigit() else int(parse_rfc3339(time_).timestamp() * 1000)
+            )
+        with obj.hub() as h:
+            authorize(h, "projection.rebuild", f"projections/{name}")
+            out = h.projections.at(name, offset=offset, time_ms=time_ms, table=table)
+            click.echo(json.dumps(out, indent=2, default=str))
+
+    run_safely(go)
+
+
+@projection.command("sources")
+@click.argument("name")
+@click.argument("key")
+@click.option("--table", default=None)
+@click.pass_obj
+def projection_sources(obj: Ctx, name: str, key: str, table: str | None) -> None:
+    """The events behind one row of NAME (KEY = key values joined by '|')."""
+
+    def go() -> None:
+        with obj.hub() as h:
+            authorize(h, "projection.read", f"projections/{name}")
+            click.echo(json.dumps(h.projections.sources(name, table, key), indent=2, default=str))
+
+    run_safely(go)
+
+
+@main.command("query")
+@click.argument("sql")
+@click.option("--format", "fmt", type=click.Choice(["csv", "parquet", "json"]), default="csv")
+@click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write to FILE.")
+@click.option("--store", type=click.Choice(["analytics", "transactional"]), default="analytics")
+@click.pass_obj
+def query(obj: Ctx, sql: str, fmt: str, out: str | None, store: str) -> None:
+    """Run a read-only SELECT over the projection views (policy-checked)."""
+    from hub.api.routers.projections import export
+
+    def go() -> None:
+        with obj.hub() as h:
+            authorize(h, "query.run", "query")
+            table = h.projections.query(h.policy, OPERATOR, sql, store)
+            data, _ = export(table, fmt)
+            if out:
+                Path(out).write_bytes(data)
+            else:
+                sys.stdout.buffer.write(data)
+                if fmt != "parquet":
+                    sys.stdout.buffer.write(b"\n")
+
+    run_safely(go)

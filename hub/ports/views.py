@@ -1,0 +1,153 @@
+"""ViewStore: where projections keep their view rows *and* their committed log positions.
+
+Two footprints: analytics views (chDB embedded, ClickHouse server) and transactional views
+(SQLAlchemy: SQLite embedded, PostgreSQL distributed). Table shapes come from the projection
+definitions (``projections.model.Table``: aggregate / entity / append).
+
+A *target* is where one run of a projection writes: the live tables (``suffix=""``) or a rebuild
+or time-travel copy (``suffix="rebuild_3"``); its offsets are kept under ``target.id``.
+
+Contract
+- ``write`` MUST make a batch's rows and its ``Checkpoint`` durable such that, after a crash at
+  any point, ``recover`` followed by ``checkpoint`` yields a state where every batch is either
+  entirely present (rows and positions) or entirely absent. Transactional stores do this in one
+  SQL transaction; stores without transactions write rows (tagged with the batch sequence) before
+  the checkpoint row and ``recover`` deletes rows of batches newer than the checkpoint.
+- ``write`` MUST call ``hook(step)`` at each numbered step it documents (crash tests kill there).
+- Aggregate tables are read merged (``rows``, ``query``): partial rows of one key are combined
+  with each column's ``agg``. Entity tables read one row per key, the newest write winning.
+- ``rows`` MUST return view rows ordered by the table key (the digest depends on it).
+- ``swap`` MUST replace the live tables by the target's and move the target's positions to the
+  live id so that no event is lost or counted twice, even after a crash during the swap.
+- ``query`` MUST run read-only and only over the granted views, each filtered and masked as its
+  ``ViewGrant`` says.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from projections.model import Row, Table
+
+Hook = Callable[[str], None]
+
+
+def no_hook(step: str) -> None:
+    """The default step hook: does nothing."""
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    projection: str
+    suffix: str = ""
+
+    @property
+    def id(self) -> str:
+        return f"{self.projection}__{self.suffix}" if self.suffix else self.projection
+
+    def table(self, name: str) -> str:
+        return f"{name}__{self.suffix}" if self.suffix else name
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    next_offset: int
+    watermark_us: int | None = None  # max event time seen in the partition (windowed folds)
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """A projection's committed state: the last batch number and the next offset per partition."""
+
+    batch_seq: int = 0
+    positions: Mapping[tuple[str, int], Position] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ViewGrant:
+    """One view a query may read: ``tenant`` filters rows (None = all), ``masked`` columns."""
+
+    name: str
+    columns: tuple[str, ...]
+    tenant: str | None
+    masked: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class ViewState:
+    """A view's digest, stored with the positions (and ledger size, when known) it reflects."""
+
+    projection: str
+    table: str
+    digest: str
+    rows: int
+    positions: str  # canonical JSON [[topic, partition, next_offset], ...]
+    ledger_size: int | None
+    computed_at_ms: int
+
+
+class ViewStore(abc.ABC):
+    """Projection view rows plus their committed positions, in one store."""
+
+    kind: str = ""
+
+    @abc.abstractmethod
+    def ensure(self, target: Target, tables: Sequence[Table]) -> None:
+        """Create the target's tables (and read views) if missing; idempotent."""
+
+    @abc.abstractmethod
+    def checkpoint(self, target: Target) -> Checkpoint:
+        """The committed checkpoint (batch 0 and no positions before the first write)."""
+
+    @abc.abstractmethod
+    def recover(self, target: Target, tables: Sequence[Table]) -> int:
+        """Remove what a crashed ``write`` left uncommitted; returns the number of rows removed."""
+
+    @abc.abstractmethod
+    def load(
+        self, target: Target, table: Table, keys: Sequence[tuple[Any, ...]]
+    ) -> dict[tuple[Any, ...], Row]:
+        """Current rows of an entity table by key (absent keys are left out)."""
+
+    @abc.abstractmethod
+    def write(
+        self,
+        target: Target,
+        tables: Sequence[Table],
+        rows: Mapping[str, Sequence[Row]],
+        checkpoint: Checkpoint,
+        hook: Hook = no_hook,
+    ) -> None:
+        """Store one batch's rows and its checkpoint (see the contract)."""
+
+    @abc.abstractmethod
+    def rows(
+        self, target: Target, table: Table, where: Mapping[str, Any] | None = None
+    ) -> list[Row]:
+        """View rows (merged), ordered by key; ``where`` filters by column equality."""
+
+    @abc.abstractmethod
+    def swap(self, live: Target, other: Target, tables: Sequence[Table]) -> None:
+        """Make ``other``'s tables and positions the live ones; the old ones are dropped."""
+
+    @abc.abstractmethod
+    def drop(self, target: Target, tables: Sequence[Table]) -> None:
+        """Drop the target's tables and positions."""
+
+    @abc.abstractmethod
+    def query(self, sql: str, grants: Sequence[ViewGrant]) -> Any:
+        """Run a checked SELECT over the granted views; returns a ``pyarrow.Table``."""
+
+    @abc.abstractmethod
+    def save_state(self, state: ViewState) -> None:
+        """Store a view digest (latest per projection and table wins)."""
+
+    @abc.abstractmethod
+    def states(self, projection: str) -> list[ViewState]:
+        """The stored digests of a projection's tables."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release resources."""

@@ -1,0 +1,79 @@
+"""Stored records -> ``Event`` (Avro datum with Decimal money), through the schema registry.
+
+Faster than ``EventReader.decode`` for folding: no JSON mapping (decimals stay ``Decimal``,
+timestamps are converted once by the fold), and parsed writer schemas are cached per id.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any, Protocol
+
+import fastavro
+
+from hub.errors import HubError
+from hub.ports.eventlog import StoredRecord
+from projections.model import Event
+
+
+class Poison(Exception):
+    """A record a projection cannot use; ``code`` is the quarantine reason code."""
+
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+class _Registry(Protocol):
+    def parsed(self, schema_id: int) -> Any: ...
+
+
+class Decoder:
+    def __init__(self, registry: _Registry) -> None:
+        self._registry = registry
+        self._schemas: dict[int, tuple[Any, str]] = {}
+
+    def _schema(self, schema_id: int) -> tuple[Any, str]:
+        got = self._schemas.get(schema_id)
+        if got is None:
+            try:
+                parsed = self._registry.parsed(schema_id)
+            except HubError as exc:
+                raise Poison("schema_not_found", exc.message) from exc
+            got = (parsed.parsed, parsed.name or "")
+            self._schemas[schema_id] = got
+        return got
+
+    def decode(self, rec: StoredRecord) -> Event:
+        value = rec.value
+        if value is None or len(value) < 5 or value[0] != 0:
+            raise Poison(
+                "serialization_error",
+                f"{rec.topic}/{rec.partition}@{rec.offset} is not in Confluent wire format.",
+            )
+        schema, name = self._schema(int.from_bytes(value[1:5], "big"))
+        try:
+            datum: Any = fastavro.schemaless_reader(io.BytesIO(value[5:]), schema, None)
+        except Exception as exc:  # fastavro raises many types on corrupt input
+            raise Poison(
+                "serialization_error",
+                f"{rec.topic}/{rec.partition}@{rec.offset} does not decode with schema {name}: "
+                f"{exc}",
+            ) from exc
+        event_type, tenant = name, "default"
+        for k, v in rec.headers:
+            if k == "ce_type":
+                event_type = v.decode("utf-8", "replace")
+            elif k == "ce_tenant":
+                tenant = v.decode("utf-8", "replace")
+        return Event(
+            rec.topic,
+            rec.partition,
+            rec.offset,
+            rec.timestamp_ms,
+            None if rec.key is None else rec.key.decode("utf-8", "replace"),
+            event_type,
+            tenant,
+            datum,
+        )

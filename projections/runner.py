@@ -1,0 +1,356 @@
+"""The projection runner: catch-up and live folding of the log into a ViewStore, exactly once.
+
+Each ``step`` processes one batch in numbered steps (the store's ``write`` numbers its own):
+  1. read: from the positions committed in the view store, each assigned partition in sorted
+     order, up to ``batch_records`` in total (and never past ``bound``);
+  2. decode and fold, per partition chunk; a record that cannot be decoded or folded is a
+     poison event: it goes to the quarantine (projection name, reason, original bytes) and the
+     projection keeps going (its offset is still consumed);
+  3. ``store.write``: rows and the new checkpoint (batch number + 1, every position and
+     watermark), atomically as the store's contract defines (hooks ``rows:<table>``,
+     ``offsets``, and for SQL stores ``commit``);
+  4. advisory: mirror positions into the log's consumer group ``projection.<name>`` (so Kafka
+     tooling sees the lag), update metrics (hook ``mirrored``).
+A crash anywhere replays from the store's checkpoint after ``store.recover``: nothing is lost
+(positions never run ahead of rows) and nothing is counted twice (rows never outlive the
+positions that reflect them).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from hub.errors import HubError
+from hub.ports.eventlog import EventLog, StoredRecord, TopicPartition
+from hub.ports.views import Checkpoint, Hook, Position, Target, ViewStore, no_hook
+from projections.decode import Decoder, Poison
+from projections.folds import merge_src
+from projections.model import Event, FoldContext, Projection, Row, Windowing, WindowState
+
+log = logging.getLogger("hub.projections")
+
+Quarantine = Callable[[str, StoredRecord, str, str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Bound:
+    """Where a run stops: per-partition end offsets (exclusive) and/or a log time (ms, inclusive).
+
+    Records after ``time_ms`` are skipped (time travel); a partition without an offset bound
+    stops at the end offset seen when the run started.
+    """
+
+    offsets: Mapping[tuple[str, int], int] = field(default_factory=dict)
+    time_ms: int | None = None
+
+
+@dataclass(slots=True)
+class StepResult:
+    events: int = 0
+    quarantined: int = 0
+    rows: int = 0
+
+
+class ProjectionRunner:
+    def __init__(
+        self,
+        projection: Projection,
+        event_log: EventLog,
+        store: ViewStore,
+        decoder: Decoder,
+        *,
+        target: Target | None = None,
+        windowing: Windowing | None = None,
+        batch_records: int = 20_000,
+        quarantine: Quarantine | None = None,
+        metrics: Any = None,
+        hook: Hook = no_hook,
+        mirror_group: bool = True,
+    ) -> None:
+        self.projection = projection
+        self.log = event_log
+        self.store = store
+        self.decoder = decoder
+        self.target = target or Target(projection.name)
+        self.ctx = FoldContext(windowing or Windowing(), projection.params)
+        self.batch_records = batch_records
+        self.quarantine = quarantine
+        self.metrics = metrics
+        self.hook = hook
+        self.mirror_group = mirror_group and not self.target.suffix
+        self.lock = threading.RLock()
+        self._cp: Checkpoint | None = None
+        self._windows = WindowState()
+
+    # -- state -------------------------------------------------------------------------------------
+    def open(self) -> Checkpoint:
+        """Create the tables, undo a crashed batch, and load the committed checkpoint."""
+        self.store.ensure(self.target, self.projection.tables)
+        removed = self.store.recover(self.target, self.projection.tables)
+        if removed:
+            log.warning(
+                "recovered projection",
+                extra={"projection": self.target.id, "uncommitted_rows_removed": removed},
+            )
+        cp = self.store.checkpoint(self.target)
+        positions = dict(cp.positions)
+        for topic in self.projection.topics:
+            for p, start in self.log.beginning_offsets(topic).items():
+                positions.setdefault((topic, p), Position(start))
+        self._cp = Checkpoint(cp.batch_seq, positions)
+        self._windows = WindowState(
+            {k: v.watermark_us for k, v in positions.items() if v.watermark_us is not None}
+        )
+        return self._cp
+
+    def reset(self) -> None:
+        """Forget in-memory state (after a swap); the next step reloads it."""
+        self._cp = None
+
+    @property
+    def checkpoint(self) -> Checkpoint:
+        return self._cp if self._cp is not None else self.open()
+
+    def lag(self) -> int:
+        cp = self.checkpoint
+        total = 0
+        for topic in self.projection.topics:
+            for p, end in self.log.end_offsets(topic).items():
+                total += max(0, end - cp.positions.get((topic, p), Position(0)).next_offset)
+        return total
+
+    # -- one batch ---------------------------------------------------------------------------------
+    def step(self, bound: Bound | None = None) -> StepResult:
+        with self.lock:
+            started = time.perf_counter()
+            cp = self.checkpoint
+            # 1. read from the committed positions, partitions in sorted order
+            chunks = self._read(cp, bound)
+            if not chunks:
+                return StepResult()
+            self.hook("read")
+            # 2. decode and fold (poison events to the quarantine)
+            windows = WindowState(self._windows.max_seen)
+            rows, result = self._fold(chunks, windows, bound)
+            positions = dict(cp.positions)
+            for (topic, part), recs in chunks.items():
+                wm = windows.max_seen.get((topic, part))
+                positions[(topic, part)] = Position(recs[-1].offset + 1, wm)
+            new = Checkpoint(cp.batch_seq + 1, positions)
+            self.hook("folded")
+            # 3. rows + checkpoint, atomically per the store's protocol
+            self.store.write(self.target, self.projection.tables, rows, new, self.hook)
+            self._cp, self._windows = new, windows
+            # 4. advisory mirror of positions, metrics
+            if self.mirror_group:
+                self._mirror(new)
+            self.hook("mirrored")
+            if self.metrics is not None:
+                name = self.projection.name
+                self.metrics.projection_events.labels(name).inc(result.events)
+                self.metrics.projection_batch_seconds.labels(name).observe(
+                    time.perf_counter() - started
+                )
+            return result
+
+    def _read(
+        self, cp: Checkpoint, bound: Bound | None
+    ) -> dict[tuple[str, int], list[StoredRecord]]:
+        budget = self.batch_records
+        chunks: dict[tuple[str, int], list[StoredRecord]] = {}
+        for tp in sorted(cp.positions):
+            if budget <= 0:
+                break
+            start = cp.positions[tp].next_offset
+            limit = budget
+            if bound is not None and tp in bound.offsets:
+                limit = min(limit, bound.offsets[tp] - start)
+            if limit <= 0:
+                continue
+            recs = self.log.read(tp[0], tp[1], start, limit)
+            if bound is not None and tp in bound.offsets:
+                recs = [r for r in recs if r.offset < bound.offsets[tp]]
+            if recs:
+                chunks[tp] = recs
+                budget -= len(recs)
+        return chunks
+
+    def _fold(
+        self,
+        chunks: Mapping[tuple[str, int], Sequence[StoredRecord]],
+        windows: WindowState,
+        bound: Bound | None,
+    ) -> tuple[dict[str, list[Row]], StepResult]:
+        proj = self.projection
+        result = StepResult()
+        out: dict[str, list[Row]] = {t.name: [] for t in proj.tables}
+        late_name = f"{proj.name}_late"
+        decoded: list[tuple[tuple[str, int], list[Event]]] = []
+        for tp, recs in chunks.items():
+            events = []
+            for r in recs:
+                if (
+                    bound is not None
+                    and bound.time_ms is not None
+                    and r.timestamp_ms > bound.time_ms
+                ):
+                    continue
+                try:
+                    events.append(self.decoder.decode(r))
+                except Poison as exc:
+                    self._poison(r, exc.code, exc.reason, result)
+            decoded.append((tp, events))
+            result.events += len(events)
+        # aggregate / append tables: the batch fold, one partition chunk at a time
+        if proj.fold is not None:
+            for tp, events in decoded:
+                produced = self._safe_fold(events, windows, chunks[tp], result)
+                for table, rows in produced.items():
+                    name = late_name if table == "late_events" else table
+                    if name in out:
+                        for row in rows:
+                            if "src_first" in row:
+                                row["src_topic"], row["src_partition"] = tp
+                        out[name].extend(rows)
+        # entity tables: load the touched keys once, apply events in log order per partition
+        for rule in proj.entities:
+            spec = proj.table(rule.table)
+            touched: list[tuple[Any, ...]] = []
+            for _, events in decoded:
+                touched += [rule.key(e) for e in events if e.event_type in rule.event_types]
+            if not touched:
+                continue
+            states: dict[tuple[Any, ...], Row] = self.store.load(self.target, spec, touched)
+            changed: dict[tuple[Any, ...], Row] = {}
+            for _, events in decoded:
+                for e in events:
+                    if e.event_type not in rule.event_types:
+                        continue
+                    key = rule.key(e)
+                    try:
+                        row = rule.fold(states.get(key), e, self.ctx)
+                    except Exception as exc:  # a fold bug or an unexpected payload
+                        self._poison(self._record_of(chunks, e), "fold_failed", repr(exc), result)
+                        continue
+                    row["src_offsets"] = merge_src(
+                        states[key]["src_offsets"] if key in states else None, e
+                    )
+                    states[key] = changed[key] = row
+            out[rule.table].extend(changed.values())
+        result.rows = sum(len(v) for v in out.values())
+        return out, result
+
+    def _safe_fold(
+        self,
+        events: list[Event],
+        windows: WindowState,
+        recs: Sequence[StoredRecord],
+        result: StepResult,
+    ) -> dict[str, list[Row]]:
+        assert self.projection.fold is not None
+        before = dict(windows.max_seen)
+        try:
+            return self.projection.fold(events, windows, self.ctx)
+        except Exception:
+            pass
+        # find the poison events one by one, then fold the rest
+        windows.max_seen = before
+        good = []
+        by_offset = {r.offset: r for r in recs}
+        for e in events:
+            try:
+                self.projection.fold([e], WindowState(before), self.ctx)
+                good.append(e)
+            except Exception as exc:
+                self._poison(by_offset[e.offset], "fold_failed", repr(exc), result)
+        return self.projection.fold(good, windows, self.ctx)
+
+    @staticmethod
+    def _record_of(
+        chunks: Mapping[tuple[str, int], Sequence[StoredRecord]], e: Event
+    ) -> StoredRecord:
+        for r in chunks[(e.topic, e.partition)]:
+            if r.offset == e.offset:
+                return r
+        raise KeyError(e.offset)
+
+    def _poison(self, rec: StoredRecord, code: str, reason: str, result: StepResult) -> None:
+        result.quarantined += 1
+        result.events -= 0
+        if self.metrics is not None:
+            self.metrics.projection_errors.labels(self.projection.name, code).inc()
+        log.warning(
+            "poison event quarantined",
+            extra={
+                "projection": self.projection.name,
+                "topic": rec.topic,
+                "partition": rec.partition,
+                "offset": rec.offset,
+                "reason": reason,
+            },
+        )
+        if self.quarantine is not None and not self.target.suffix.startswith("at_"):
+            self.quarantine(self.projection.name, rec, code, reason)
+
+    def _mirror(self, cp: Checkpoint) -> None:
+        try:
+            self.log.commit_offsets(
+                f"projection.{self.projection.name}",
+                {TopicPartition(t, p): pos.next_offset for (t, p), pos in cp.positions.items()},
+            )
+        except HubError as exc:  # advisory only: the store holds the truth
+            log.warning("could not mirror projection offsets", extra={"error": exc.message})
+
+    # -- loops -------------------------------------------------------------------------------------
+    def catch_up(self, bound: Bound | None = None) -> int:
+        """Process until every partition reached ``bound`` (default: the end offsets now)."""
+        cp = self.checkpoint
+        if bound is None or not bound.offsets:
+            ends = {
+                (t, p): end
+                for t in self.projection.topics
+                for p, end in self.log.end_offsets(t).items()
+            }
+            bound = replace(bound or Bound(), offsets=ends)
+        done = 0
+        while True:
+            cp = self.checkpoint
+            if all(
+                cp.positions.get(tp, Position(0)).next_offset >= end
+                for tp, end in bound.offsets.items()
+            ):
+                break
+            got = self.step(bound)
+            done += got.events + got.quarantined
+            if not got.events and not got.quarantined and not self._progressed(cp):
+                break
+        if self.metrics is not None and not self.target.suffix:
+            self.metrics.projection_lag.labels(self.projection.name).set(self.lag())
+        return done
+
+    def _progressed(self, before: Checkpoint) -> bool:
+        return self.checkpoint.batch_seq != before.batch_seq
+
+    def follow(self, stop: threading.Event, poll_s: float = 0.05) -> None:
+        """Live processing until ``stop`` is set; errors are counted and retried, never fatal."""
+        while not stop.is_set():
+            try:
+                got = self.step()
+                if self.metrics is not None:
+                    self.metrics.projection_lag.labels(self.projection.name).set(self.lag())
+                if not got.events and not got.quarantined:
+                    stop.wait(poll_s)
+            except HubError as exc:
+                if self.metrics is not None:
+                    self.metrics.projection_errors.labels(self.projection.name, exc.code).inc()
+                log.error(
+                    "projection batch failed; retrying",
+                    extra={"projection": self.projection.name, "error": exc.message},
+                )
+                self.reset()
+                stop.wait(1.0)

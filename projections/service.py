@@ -1,0 +1,429 @@
+"""ProjectionService: the projections of one hub process — runners, rebuilds, time travel,
+digests, provable rows and policy-checked queries. Built by ``hub.bootstrap``; stores open lazily
+(chDB loads only when an analytics projection or query needs it).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from domain.envelope import parse_rfc3339
+from hub.errors import InvalidInput, NotFound
+from hub.ports.eventlog import EventLog, StoredRecord
+from hub.ports.policy import PolicyEngine, Principal
+from hub.ports.views import Target, ViewGrant, ViewState, ViewStore, no_hook
+from projections.catalog import PROJECTIONS, by_name
+from projections.decode import Decoder
+from projections.digest import digest
+from projections.model import Event, FoldContext, Projection, Table, Windowing, WindowState
+from projections.runner import Bound, ProjectionRunner
+
+log = logging.getLogger("hub.projections")
+
+
+def projection(name: str) -> Projection:
+    try:
+        return by_name(name)
+    except KeyError as exc:
+        raise NotFound(
+            f"There is no projection {exc.args[0]}.", code="projection_not_found"
+        ) from exc
+
+
+class ProjectionService:
+    def __init__(
+        self,
+        event_log: EventLog,
+        registry: Any,
+        reader: Any,
+        publisher: Any,
+        metrics: Any,
+        stores: dict[str, Callable[[], ViewStore]],
+        *,
+        windowing: Windowing | None = None,
+        batch_records: int = 20_000,
+        ledger: Any = None,
+    ) -> None:
+        self.log = event_log
+        self.registry = registry
+        self.reader = reader
+        self.publisher = publisher
+        self.metrics = metrics
+        self._factories = stores
+        self._stores: dict[str, ViewStore] = {}
+        self.windowing = windowing or Windowing()
+        self.batch_records = batch_records
+        self.ledger = ledger
+        self.decoder = Decoder(registry)
+        self._runners: dict[str, ProjectionRunner] = {}
+        self._guard = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        self._stop = threading.Event()
+
+    # -- wiring ------------------------------------------------------------------------------------
+    def store(self, kind: str) -> ViewStore:
+        with self._guard:
+            if kind not in self._stores:
+                self._stores[kind] = self._factories[kind]()
+            return self._stores[kind]
+
+    def runner(self, name: str) -> ProjectionRunner:
+        proj = projection(name)
+        with self._guard:
+            r = self._runners.get(name)
+        if r is None:
+            r = self._new_runner(proj, Target(name))
+            with self._guard:
+                r = self._runners.setdefault(name, r)
+        return r
+
+    def _new_runner(
+        self, proj: Projection, target: Target, hook: Callable[[str], None] = no_hook
+    ) -> ProjectionRunner:
+        return ProjectionRunner(
+            proj,
+            self.log,
+            self.store(proj.store),
+            self.decoder,
+            target=target,
+            windowing=self.windowing,
+            batch_records=self.batch_records,
+            quarantine=self._quarantine,
+            metrics=self.metrics,
+            hook=hook,
+        )
+
+    def close(self) -> None:
+        self.stop()
+        for s in self._stores.values():
+            s.close()
+        self._stores.clear()
+
+    # -- running -----------------------------------------------------------------------------------
+    def run(self, names: Sequence[str]) -> dict[str, int]:
+        """Catch every named projection up to the log's end offsets now."""
+        return {n: self.runner(n).catch_up() for n in names}
+
+    def start(self, names: Sequence[str] | None = None, poll_s: float = 0.05) -> None:
+        """Follow the log in one background thread per projection (``hub serve``)."""
+        self._stop.clear()
+        for name in names or [p.name for p in PROJECTIONS]:
+            runner = self.runner(name)
+            t = threading.Thread(
+                target=runner.follow,
+                args=(self._stop, poll_s),
+                name=f"projection-{name}",
+                daemon=True,
+            )
+            t.start()
+            self._threads.append(t)
+
+    def stop(self) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(timeout=10)
+        self._threads.clear()
+
+    def status(self) -> list[dict[str, Any]]:
+        out = []
+        for p in PROJECTIONS:
+            r = self.runner(p.name)
+            cp = r.checkpoint
+            out.append(
+                {
+                    "projection": p.name,
+                    "store": p.store,
+                    "tables": [t.name for t in p.tables],
+                    "batch_seq": cp.batch_seq,
+                    "lag": r.lag(),
+                    "positions": {
+                        f"{t}/{q}": pos.next_offset for (t, q), pos in sorted(cp.positions.items())
+                    },
+                    "digests": {
+                        s.table: {
+                            "digest": s.digest,
+                            "rows": s.rows,
+                            "positions": json.loads(s.positions),
+                            "ledger_size": s.ledger_size,
+                        }
+                        for s in self.store(p.store).states(p.name)
+                    },
+                }
+            )
+        return out
+
+    # -- quarantine --------------------------------------------------------------------------------
+    def _quarantine(self, name: str, rec: StoredRecord, code: str, reason: str) -> None:
+        from hub.events import OutgoingEvent
+
+        original = rec.value or b""
+        event_id = str(
+            uuid.uuid5(
+                uuid.NAMESPACE_URL, f"projection:{name}/{rec.topic}/{rec.partition}/{rec.offset}"
+            )
+        )
+        value = {
+            "topic": rec.topic,
+            "source": f"projection:{name}",
+            "reason_code": code,
+            "reason": f"Projection {name!r} could not use "
+            f"{rec.topic}/{rec.partition}@{rec.offset}: {reason}",
+            "event_id": event_id,
+            "key": None if rec.key is None else rec.key.decode("utf-8", "replace"),
+            "content_type": "application/vnd.hub.avro",
+            "original": base64.b64encode(original).decode(),
+            "original_size": len(original),
+            "original_sha256": hashlib.sha256(original).hexdigest(),
+            "source_position": json.dumps(
+                {"topic": rec.topic, "partition": rec.partition, "offset": rec.offset}
+            ),
+            "received_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        }
+        try:
+            self.publisher.publish(
+                "hub.quarantine",
+                [OutgoingEvent(value=value, event_id=event_id)],
+                producer=f"projection:{name}",
+            )
+        except Exception as exc:  # never stop the projection for its quarantine
+            log.error("could not quarantine", extra={"projection": name, "error": repr(exc)})
+
+    # -- digests, rebuild, time travel -------------------------------------------------------
+    def digest(
+        self, name: str, target: Target | None = None, save: bool = True
+    ) -> dict[str, dict[str, Any]]:
+        proj = projection(name)
+        target = target or Target(name)
+        store = self.store(proj.store)
+        cp = store.checkpoint(target)
+        positions = json.dumps(
+            sorted([t, p, pos.next_offset] for (t, p), pos in cp.positions.items())
+        )
+        ledger_size = None
+        if self.ledger is not None:
+            try:
+                ledger_size = int(self.ledger.store.tree_size())
+            except Exception:  # the ledger is optional here
+                ledger_size = None
+        out = {}
+        for t in proj.tables:
+            d, n = digest(t, store.rows(target, t))
+            out[t.name] = {"digest": d, "rows": n}
+            if save:
+                store.save_state(
+                    ViewState(name, t.name, d, n, positions, ledger_size, int(time.time() * 1000))
+                )
+        return out
+
+    def rebuild(self, name: str, progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+        """Replay into ``<table>__rebuild_<n>``, then swap it in (no downtime), then digest.
+
+        1. catch the copy up to the live runner's positions, live keeps serving meanwhile;
+        2. under the live runner's lock: catch live up to the end offsets, the copy to the same
+           positions, and swap (the store's ``swap`` steps); 3. digest and store the digest.
+        """
+        proj = projection(name)
+        live = self.runner(name)
+        other = Target(name, f"rebuild_{int(time.time() * 1000)}")
+        store = self.store(proj.store)
+        store.drop(other, proj.tables)
+        copy = self._new_runner(proj, other)
+        copy.open()
+        started = time.perf_counter()
+        n = copy.catch_up(Bound(self._positions_of(live)))  # 1
+        with live.lock:  # 2
+            live.catch_up()
+            n += copy.catch_up(Bound(self._positions_of(live)))
+            store.swap(Target(name), other, proj.tables)
+            live.reset()
+        if progress:
+            progress(n)
+        return {
+            "projection": name,
+            "replayed": n,
+            "seconds": time.perf_counter() - started,
+            "digests": self.digest(name),
+        }
+
+    def _positions_of(self, runner: ProjectionRunner) -> dict[tuple[str, int], int]:
+        return {tp: pos.next_offset for tp, pos in runner.checkpoint.positions.items()}
+
+    def at(
+        self,
+        name: str,
+        *,
+        offset: int | None = None,
+        time_ms: int | None = None,
+        table: str | None = None,
+        where: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """The views as of a past point: a replay into a temporary copy, then dropped."""
+        if (offset is None) == (time_ms is None):
+            raise InvalidInput("Give exactly one of --offset N or --time T.", code="invalid_bound")
+        proj = projection(name)
+        target = Target(name, f"at_{uuid.uuid4().hex[:12]}")
+        store = self.store(proj.store)
+        runner = self._new_runner(proj, target)
+        try:
+            runner.open()
+            if offset is not None:
+                bound = Bound(
+                    {(t, p): offset for t in proj.topics for p in self.log.end_offsets(t)}
+                )
+            else:
+                ends = {(t, p): e for t in proj.topics for p, e in self.log.end_offsets(t).items()}
+                bound = Bound(ends, time_ms)
+            runner.catch_up(bound)
+            tables = [proj.table(table)] if table else list(proj.tables)
+            views = {t.name: store.rows(target, t, where) for t in tables}
+            digests = {t.name: digest(t, views[t.name])[0] for t in tables}
+        finally:
+            store.drop(target, proj.tables)
+        return {
+            "projection": name,
+            "offset": offset,
+            "time_ms": time_ms,
+            "views": views,
+            "digests": digests,
+        }
+
+    # -- provable rows -----------------------------------------------------------------------------
+    def parse_key(self, table: Table, key: str) -> dict[str, Any]:
+        parts = key.split("|")
+        if len(parts) != len(table.key):
+            raise InvalidInput(
+                f"Table {table.name} is keyed by {', '.join(table.key)}: give the key as "
+                f"{'|'.join(table.key)} (got {key!r}).",
+                code="invalid_key",
+            )
+        out: dict[str, Any] = {}
+        for name, text in zip(table.key, parts, strict=True):
+            c = table.column(name)
+            if c.type == "timestamp":
+                out[name] = int(text) if text.lstrip("-").isdigit() else _micros(text)
+            elif c.type == "int":
+                out[name] = int(text)
+            elif c.type == "decimal":
+                out[name] = Decimal(text)
+            else:
+                out[name] = text
+        return out
+
+    def sources(self, name: str, table_name: str | None, key: str) -> dict[str, Any]:
+        """A row with the events behind it (decoded) and, with a ledger, their positions."""
+        proj = projection(name)
+        table = proj.table(table_name) if table_name else proj.tables[0]
+        where = self.parse_key(table, key)
+        rows = self.store(proj.store).rows(Target(name), table, where)
+        if not rows:
+            raise NotFound(f"{table.name} has no row with key {key!r}.", code="row_not_found")
+        row = rows[0]
+        if table.kind == "append":
+            src = [
+                [row["src_topic"], row["src_partition"], row["src_offset"], row["src_offset"], 1]
+            ]
+        else:
+            src = row["src_offsets"]
+        events: list[dict[str, Any]] = []
+        complete = True
+        for topic, part, first, last, count in src:
+            found = 0
+            for rec in self._scan(topic, part, first, last):
+                ev = self.decoder.decode(rec)
+                if self._contributes(proj, table, where, ev):
+                    found += 1
+                    out = self.reader.decode(rec)
+                    out["proof"] = self._proof(rec)
+                    events.append(out)
+            complete = complete and found == count
+        return {
+            "projection": name,
+            "table": table.name,
+            "row": {k: (str(v) if isinstance(v, Decimal) else v) for k, v in row.items()},
+            "src_offsets": src,
+            "events": events,
+            "complete": complete,
+        }
+
+    def _scan(self, topic: str, part: int, first: int, last: int) -> list[StoredRecord]:
+        out: list[StoredRecord] = []
+        pos = first
+        while pos <= last:
+            got = self.log.read(topic, part, pos, min(10_000, last - pos + 1))
+            got = [r for r in got if r.offset <= last]
+            if not got:
+                break
+            out += got
+            pos = got[-1].offset + 1
+        return out
+
+    def _contributes(self, proj: Projection, table: Table, key: dict[str, Any], e: Event) -> bool:
+        for rule in proj.entities:
+            if rule.table == table.name:
+                return e.event_type in rule.event_types and rule.key(e) == tuple(
+                    key[k] for k in table.key
+                )
+        if proj.fold is None:
+            return False
+        ctx = FoldContext(Windowing(late_mode="update"), proj.params)
+        produced = proj.fold([e], WindowState(), ctx).get(table.name, [])
+        return any(all(r.get(k) == v for k, v in key.items()) for r in produced)
+
+    def _proof(self, rec: StoredRecord) -> Any:
+        finder = getattr(self.ledger, "index_of", None)
+        if finder is None:
+            return None
+        try:
+            index = finder(rec.topic, rec.partition, rec.offset)
+            return None if index is None else self.ledger.entry(index)
+        except Exception as exc:  # no checkpoint yet, or not synced
+            return {"error": str(exc)}
+
+    # -- queries -----------------------------------------------------------------------------------
+    def grants(self, policy: PolicyEngine, principal: Principal, kind: str) -> list[ViewGrant]:
+        all_tenants = policy.decide(principal, "tenant.all", "views").allow
+        pii = policy.decide(principal, "pii.read", "views").allow
+        out = []
+        for p in PROJECTIONS:
+            if p.store != kind:
+                continue
+            for t in p.tables:
+                cols = [c.name for c in t.columns]
+                if t.kind != "append":
+                    cols.append("src_offsets")
+                masked = frozenset() if pii else frozenset(c.name for c in t.columns if c.pii)
+                out.append(
+                    ViewGrant(
+                        t.name, tuple(cols), None if all_tenants else principal.tenant, masked
+                    )
+                )
+        return out
+
+    def query(
+        self, policy: PolicyEngine, principal: Principal, sql: str, store: str = "analytics"
+    ) -> Any:
+        if store not in ("analytics", "transactional"):
+            raise InvalidInput(f"store={store!r} is invalid: use analytics or transactional.")
+        views = self.store(store)
+        for p in PROJECTIONS:
+            if p.store == store:
+                views.ensure(Target(p.name), p.tables)
+        return views.query(sql, self.grants(policy, principal, store))
+
+
+def _micros(text: str) -> int:
+    try:
+        dt = parse_rfc3339(text)
+    except ValueError as exc:
+        raise InvalidInput(f"{text!r} is not an RFC 3339 time or integer microseconds.") from exc
+    return (dt - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)

@@ -1,0 +1,254 @@
+"""The ViewStore contract (``hub/ports/views.py``), run against every adapter.
+
+Subclass ``ViewStoreContract`` once per adapter (as ``Test...``) and provide the ``store``
+fixture (a fresh store). ``aggregates`` says whether the adapter holds aggregate tables
+(analytics stores do; transactional ones refuse them). Written so that a PostgreSQL URL can run
+it unchanged (``tests/contract/test_views_sqlalchemy.py`` reads ``HUB_TEST_POSTGRES_URL``).
+"""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal as D
+
+import pytest
+
+from hub.errors import HubError, InvalidInput
+from hub.ports.views import Checkpoint, Position, Target, ViewGrant, ViewState, ViewStore
+from projections.model import Column, Table
+
+ENTITY = Table(
+    "ct_accounts",
+    "entity",
+    (
+        Column("tenant", "string", "key"),
+        Column("account_id", "string", "key"),
+        Column("name", "string", nullable=True, pii=True),
+        Column("balance", "decimal", scale=2),
+        Column("opened_at", "timestamp"),
+    ),
+)
+APPEND = Table(
+    "ct_history",
+    "append",
+    (
+        Column("src_topic", "string", "key"),
+        Column("src_partition", "int", "key"),
+        Column("src_offset", "int", "key"),
+        Column("tenant", "string"),
+        Column("what", "string"),
+    ),
+)
+AGG = Table(
+    "ct_volumes",
+    "aggregate",
+    (
+        Column("tenant", "string", "key"),
+        Column("day", "timestamp", "key"),
+        Column("events", "int", "sum"),
+        Column("amount", "decimal", "sum", scale=2),
+        Column("biggest", "decimal", "max", scale=2),
+    ),
+)
+
+
+def account(tenant, aid, balance, name="Ann", src=(("accounts", 0, 0, 0, 1),)):
+    return {
+        "tenant": tenant,
+        "account_id": aid,
+        "name": name,
+        "balance": D(balance),
+        "opened_at": 1_767_225_600_000_001,
+        "src_offsets": [list(s) for s in src],
+    }
+
+
+class Boom(Exception):
+    pass
+
+
+class ViewStoreContract:
+    aggregates = False
+
+    @pytest.fixture
+    def store(self):
+        raise NotImplementedError
+
+    @pytest.fixture
+    def target(self):
+        return Target(f"ct{uuid.uuid4().hex[:8]}")
+
+    def tables(self):
+        return (ENTITY, APPEND, AGG) if self.aggregates else (ENTITY, APPEND)
+
+    def test_checkpoint_starts_empty(self, store: ViewStore, target):
+        store.ensure(target, self.tables())
+        assert store.checkpoint(target) == Checkpoint()
+
+    def test_write_stores_rows_and_positions_together(self, store: ViewStore, target):
+        store.ensure(target, self.tables())
+        cp = Checkpoint(1, {("accounts", 0): Position(3, 99), ("accounts", 1): Position(0)})
+        store.write(target, self.tables(), {"ct_accounts": [account("t1", "a", "1.50")]}, cp)
+        assert store.checkpoint(target) == cp
+        (row,) = store.rows(target, ENTITY)
+        assert row["balance"] == D("1.50") and row["opened_at"] == 1_767_225_600_000_001
+        assert row["src_offsets"] == [["accounts", 0, 0, 0, 1]]
+
+    def test_entity_rows_newest_write_wins_and_load_by_key(self, store: ViewStore, target):
+        store.ensure(target, self.tables())
+        store.write(
+            target,
+            self.tables(),
+            {"ct_accounts": [account("t1", "a", "1")]},
+            Checkpoint(1, {("accounts", 0): Position(1)}),
+        )
+        store.write(
+            target,
+            self.tables(),
+            {"ct_accounts": [account("t1", "a", "2"), account("t1", "b", "5")]},
+            Checkpoint(2, {("accounts", 0): Position(3)}),
+        )
+        got = store.load(target, ENTITY, [("t1", "a"), ("t1", "zz")])
+        assert list(got) == [("t1", "a")] and got[("t1", "a")]["balance"] == D(2)
+        assert [r["account_id"] for r in store.rows(target, ENTITY)] == ["a", "b"]
+        assert [r["account_id"] for r in store.rows(target, ENTITY, {"account_id": "b"})] == ["b"]
+
+    def test_a_crash_between_rows_and_positions_leaves_nothing_after_recover(
+        self, store: ViewStore, target
+    ):
+        store.ensure(target, self.tables())
+        store.write(
+            target,
+            self.tables(),
+            {"ct_accounts": [account("t1", "a", "1")]},
+            Checkpoint(1, {("accounts", 0): Position(1)}),
+        )
+
+        def hook(step):
+            if step == "rows:ct_history":
+                raise Boom(step)
+
+        with pytest.raises(Boom):
+            store.write(
+                target,
+                self.tables(),
+                {
+                    "ct_accounts": [account("t1", "a", "7")],
+                    "ct_history": [
+                        {
+                            "src_topic": "accounts",
+                            "src_partition": 0,
+                            "src_offset": 1,
+                            "tenant": "t1",
+                            "what": "x",
+                        }
+                    ],
+                },
+                Checkpoint(2, {("accounts", 0): Position(2)}),
+                hook,
+            )
+        store.recover(target, self.tables())
+        assert store.checkpoint(target).batch_seq == 1
+        assert store.rows(target, ENTITY)[0]["balance"] == D(1)
+        assert store.rows(target, APPEND) == []
+
+    def test_swap_replaces_rows_and_positions(self, store: ViewStore, target):
+        other = Target(target.projection, "rebuild_1")
+        for t in (target, other):
+            store.ensure(t, self.tables())
+        store.write(
+            target,
+            self.tables(),
+            {"ct_accounts": [account("t1", "old", "1")]},
+            Checkpoint(5, {("accounts", 0): Position(4)}),
+        )
+        store.write(
+            other,
+            self.tables(),
+            {"ct_accounts": [account("t1", "new", "1")]},
+            Checkpoint(1, {("accounts", 0): Position(4)}),
+        )
+        store.swap(target, other, self.tables())
+        assert [r["account_id"] for r in store.rows(target, ENTITY)] == ["new"]
+        assert store.checkpoint(target).positions == {("accounts", 0): Position(4)}
+        assert store.checkpoint(other) == Checkpoint()
+        store.recover(target, self.tables())  # MUST NOT remove the swapped-in rows
+        assert [r["account_id"] for r in store.rows(target, ENTITY)] == ["new"]
+
+    def test_query_filters_tenant_and_masks_pii(self, store: ViewStore, target):
+        live = Target(ENTITY.name.split("_")[0] + "x")  # query grants name live views
+        store.ensure(live, self.tables())
+        store.drop(live, self.tables())
+        store.ensure(live, self.tables())
+        store.write(
+            live,
+            self.tables(),
+            {"ct_accounts": [account("t1", "a", "1"), account("t2", "b", "2")]},
+            Checkpoint(1, {("accounts", 0): Position(2)}),
+        )
+        cols = ("tenant", "account_id", "name", "balance")
+        got = store.query(
+            "SELECT account_id, name, balance FROM ct_accounts ORDER BY account_id",
+            [ViewGrant("ct_accounts", cols, "t1", frozenset({"name"}))],
+        ).to_pylist()
+        # SQLite answers decimals as exact text (its NUMERIC is a float); ClickHouse as decimals
+        got = [{**r, "balance": D(str(r["balance"]))} for r in got]
+        assert got == [{"account_id": "a", "name": None, "balance": D("1.00")}]
+        everyone = store.query(
+            "SELECT count(*) AS n FROM ct_accounts", [ViewGrant("ct_accounts", cols, None)]
+        ).to_pylist()
+        assert everyone[0]["n"] == 2
+        for bad in ("DELETE FROM ct_accounts", "SELECT * FROM ct_history"):
+            with pytest.raises(InvalidInput):
+                store.query(bad, [ViewGrant("ct_accounts", cols, "t1")])
+        store.drop(live, self.tables())
+
+    def test_states_round_trip(self, store: ViewStore, target):
+        s = ViewState(target.id, "ct_accounts", "ab" * 32, 3, "[]", None, 1)
+        store.save_state(s)
+        assert store.states(target.id) == [s]
+
+    def test_aggregate_tables_merge_partials(self, store: ViewStore, target):
+        if not self.aggregates:
+            with pytest.raises(HubError):
+                store.ensure(target, (AGG,))
+            return
+        store.ensure(target, self.tables())
+        part = {"tenant": "t1", "day": 0, "src_topic": "p", "src_partition": 0}
+        store.write(
+            target,
+            self.tables(),
+            {
+                "ct_volumes": [
+                    {
+                        **part,
+                        "events": 2,
+                        "amount": D("3"),
+                        "biggest": D("2"),
+                        "src_first": 0,
+                        "src_last": 1,
+                    }
+                ]
+            },
+            Checkpoint(1, {("p", 0): Position(2)}),
+        )
+        store.write(
+            target,
+            self.tables(),
+            {
+                "ct_volumes": [
+                    {
+                        **part,
+                        "events": 1,
+                        "amount": D("5"),
+                        "biggest": D("5"),
+                        "src_first": 2,
+                        "src_last": 2,
+                    }
+                ]
+            },
+            Checkpoint(2, {("p", 0): Position(3)}),
+        )
+        (row,) = store.rows(target, AGG)
+        assert (row["events"], row["amount"], row["biggest"]) == (3, D(8), D(5))
+        assert row["src_offsets"] == [["p", 0, 0, 2, 3]]

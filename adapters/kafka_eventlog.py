@@ -109,6 +109,8 @@ from hub.ports.eventlog import (
     TopicInfo,
     TopicPartition,
     Transaction,
+    is_transactional_append,
+    payload_size,
 )
 
 _T = TypeVar("_T")
@@ -123,9 +125,7 @@ _TOPIC_NAME = re.compile(r"[a-zA-Z0-9._-]{1,249}")
 _MAX_TS = (1 << 63) - 1
 # One record batch at most this big (and the broker's message.max.bytes must allow it; the
 # infra/kafka.sh broker allows 16 MiB). Bigger single-partition batches go through a transaction.
-_MAX_BATCH_BYTES = 15 << 20
 _MAX_BATCH_RECORDS = 1_000_000
-_RECORD_OVERHEAD = 64  # bytes per record beyond key, value and headers (a safe over-estimate)
 _OFFSET_INVALID = -1001
 _INTERNAL = re.compile(r"^(__|_hub_)")
 _LATEST: Any = OffsetSpec.latest()  # type: ignore[no-untyped-call]
@@ -278,11 +278,7 @@ class _Batch:
     @property
     def single_record_batch(self) -> bool:
         """Whether the whole batch fits one Kafka record batch of one partition."""
-        return (
-            min(self.partitions) == max(self.partitions)
-            and self.size <= _MAX_BATCH_BYTES
-            and len(self.records) <= _MAX_BATCH_RECORDS
-        )
+        return not is_transactional_append(len(set(self.partitions)), self.size, len(self.records))
 
 
 @dataclass(slots=True)
@@ -655,13 +651,11 @@ class KafkaEventLog(EventLog):
         now = time.time_ns() // 1_000_000
         parts: list[int] = []
         stamps: list[int] = []
-        size = 0
         for i, r in enumerate(records):
             _check_record(r, i, n, name)
             parts.append(r.partition if r.partition is not None else default_partition(r.key, n))
             stamps.append(now if r.timestamp_ms is None else r.timestamp_ms)
-            size += len(r.key or b"") + len(r.value or b"") + _RECORD_OVERHEAD
-            size += sum(len(k) + len(v) + 8 for k, v in r.headers)
+        size = payload_size([r.key for r in records], [r.value for r in records])
         return _Batch(name, records, parts, stamps, size)
 
     def append(
@@ -1004,6 +998,10 @@ class KafkaEventLog(EventLog):
     def end_offsets(self, topic: str) -> dict[int, int]:
         self._check_open()
         return dict(sorted(self._watermarks(topic).items()))
+
+    def stable_offsets(self, topic: str) -> dict[int, int]:
+        self._check_open()
+        return dict(sorted(self._watermarks(topic, committed=True).items()))
 
     def beginning_offsets(self, topic: str) -> dict[int, int]:
         self._check_open()

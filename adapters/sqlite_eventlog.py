@@ -67,6 +67,8 @@ from hub.ports.eventlog import (
     TopicInfo,
     TopicPartition,
     Transaction,
+    is_transactional_append,
+    payload_size,
 )
 
 SCHEMA_VERSION: Final = 1
@@ -453,6 +455,12 @@ class _Prepared:
     count: int
     timestamps: list[int]
     groups: list[_Group]
+    size: int = 0  # keys + values + overhead, as ``is_transactional_append`` counts it
+
+    @property
+    def transactional(self) -> bool:
+        """Whether Kafka would store this append as a transaction (one marker per partition)."""
+        return is_transactional_append(len(self.groups), self.size, self.count)
 
 
 class SqliteEventLog(EventLog):
@@ -729,7 +737,7 @@ class SqliteEventLog(EventLog):
             return []
         with self._write(f"appending to topic {topic!r}") as conn:
             if idempotence is None:
-                return self._store(conn, prepared)
+                return self._store(conn, prepared, marker=prepared.transactional)
             return self._store_idempotent(conn, prepared, idempotence)
 
     def _prepare(self, name: str, records: Sequence[Record]) -> _Prepared:
@@ -773,7 +781,7 @@ class SqliteEventLog(EventLog):
                 g.chunks = self._encode_group(g, keys, values, headers, timestamps)
         except _Invalid:
             raise _explain_invalid(records, nparts, name) from None
-        return _Prepared(topic, n, timestamps, groups)
+        return _Prepared(topic, n, timestamps, groups, payload_size(keys, values))
 
     @staticmethod
     def _timestamps(stamps: Sequence[int | None]) -> list[int]:
@@ -860,13 +868,16 @@ class SqliteEventLog(EventLog):
             chunks.append((_encode_batch(k, v, headers[start:stop], ts), stop - start, max(ts)))
         return chunks
 
-    def _store(self, conn: sqlite3.Connection, prepared: _Prepared) -> list[RecordMetadata]:
+    def _store(
+        self, conn: sqlite3.Connection, prepared: _Prepared, *, marker: bool
+    ) -> list[RecordMetadata]:
         """Store a prepared batch inside the caller's write transaction.
 
         1. Allocate offsets: read each partition's next offset; the write lock held by this
            transaction keeps other writers out until commit, so offsets are dense and unique.
         2. Insert one row per stored batch.
-        3. Advance each partition's next offset.
+        3. Advance each partition's next offset past the records, and with ``marker`` one more:
+           the offset Kafka's transaction marker takes (see the port's contract).
         """
         topic = prepared.topic
         tid = topic.id
@@ -882,7 +893,10 @@ class SqliteEventLog(EventLog):
         conn.executemany(_SQL_INSERT, rows)  # 2.
         conn.executemany(  # 3.
             _SQL_ADVANCE,
-            [(b + g.count, tid, g.partition) for g, b in zip(prepared.groups, bases, strict=True)],
+            [
+                (b + g.count + marker, tid, g.partition)
+                for g, b in zip(prepared.groups, bases, strict=True)
+            ],
         )
         return self._metadata(prepared, bases)
 
@@ -933,7 +947,7 @@ class SqliteEventLog(EventLog):
                 f"but the next expected is {expected} (a retry may repeat {last}); resend from "
                 "the expected sequence or use a new producer id."
             )
-        metadata = self._store(conn, prepared)  # 3.
+        metadata = self._store(conn, prepared, marker=prepared.transactional)  # 3.
         starts: dict[int, int] = {}
         for m in metadata:
             starts.setdefault(m.partition, m.offset)
@@ -1148,6 +1162,7 @@ class _SqliteTransaction(Transaction):
         self._id = transactional_id
         self._guard = threading.Lock()  # one staged write at a time on the shared connection
         self._state = "open"
+        self._written: set[tuple[int, int]] = set()  # partitions that get a commit marker
         log._check_usable()
         log._acquire(f"beginning transaction {transactional_id!r}")
         try:
@@ -1190,7 +1205,9 @@ class _SqliteTransaction(Transaction):
         if not prepared.count:
             return []
         with self._staging(f"appending to {topic!r} in transaction {self._id!r}") as conn:
-            return self._log._store(conn, prepared)
+            metadata = self._log._store(conn, prepared, marker=False)
+        self._written.update((prepared.topic.id, g.partition) for g in prepared.groups)
+        return metadata
 
     def commit_offsets(self, group: str, offsets: Mapping[TopicPartition, int]) -> None:
         rows = self._log._offset_rows(group, offsets)
@@ -1217,6 +1234,13 @@ class _SqliteTransaction(Transaction):
                 )
             log = self._log
             try:
+                if statement == "COMMIT" and self._written:
+                    # Kafka's commit marker takes one offset in each partition written.
+                    log._writer.executemany(
+                        "UPDATE partitions SET next_offset = next_offset + 1"
+                        " WHERE topic_id = ? AND part = ?",
+                        sorted(self._written),
+                    )
                 log._writer.execute(statement)
             except sqlite3.Error as exc:
                 if log._writer.in_transaction:

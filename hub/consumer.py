@@ -87,16 +87,23 @@ class Consumer:
     def _poll_once(self, max_records: int) -> list[StoredRecord]:
         tps = list(self._positions)
         out: list[StoredRecord] = []
+        # Taken BEFORE reading: everything below it was committed when the reads began, so a
+        # read that comes back short has seen it all, and the position may skip the offsets
+        # that hold no record (Kafka's transaction markers, which the SQLite log mirrors).
+        stable: dict[str, dict[int, int]] = {}
         for i in range(len(tps)):
             tp = tps[(self._next + i) % len(tps)]
-            chunk = self._log.read(
-                tp.topic, tp.partition, self._positions[tp], max_records - len(out)
-            )
+            if tp.topic not in stable:
+                stable[tp.topic] = self._log.stable_offsets(tp.topic)
+            wanted = max_records - len(out)
+            chunk = self._log.read(tp.topic, tp.partition, self._positions[tp], wanted)
             if chunk:
                 out += chunk
                 self._positions[tp] = chunk[-1].offset + 1
-                if len(out) >= max_records:
-                    break
+            if len(chunk) < wanted:
+                self._positions[tp] = max(self._positions[tp], stable[tp.topic][tp.partition])
+            if len(out) >= max_records:
+                break
         self._next = (self._next + 1) % len(tps)
         return out
 

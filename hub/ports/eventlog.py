@@ -12,16 +12,22 @@ Contract
   without an explicit partition MUST be placed by ``hub.partitioner.default_partition``: Kafka's
   murmur2 partitioner for keyed records (the same partition number a Kafka producer picks), and
   partition 0 for keyless ones, so that both footprints place every record identically. Offsets
-  within a partition MUST be dense and increasing in batch order. (Only ``append`` guarantees
-  density: in Kafka a transaction's commit or abort marker, and aborted records, take offsets, so
-  readers MUST NOT assume dense offsets around transactional appends.) An explicit partition
-  outside the topic's range MUST raise ``InvalidInput``.
+  within a partition MUST increase in batch order and be dense within each partition's records
+  of one append. An append that ``is_transactional_append`` names (it touches several partitions,
+  or is too big for one Kafka record batch) is a transaction in Kafka, whose commit marker takes
+  one offset in every partition it wrote: every adapter MUST then leave exactly one unused offset
+  after the batch's records in each partition it wrote, and MUST leave none otherwise, so that
+  both footprints number every record identically. A committed ``Transaction`` likewise leaves
+  one unused offset in each partition it appended to. (What an aborted transaction consumes is
+  adapter-specific.) An explicit partition outside the topic's range MUST raise ``InvalidInput``.
 - A batch acknowledged by ``append`` MUST survive a process crash.
 - With an ``IdempotenceKey``, a batch whose (producer id, sequence) was already stored MUST NOT be
   stored again; the call returns the metadata of the stored copy. A sequence lower than the
   last stored one that is not a retry of it, or higher than last + 1, MUST raise
   ``OutOfOrderSequence``.
 - ``read`` MUST return records in offset order starting at the first offset >= the one asked for.
+- ``stable_offsets`` is the offset below which every record is committed and readable (Kafka's
+  last stable offset); a reader that read everything below it may move its position there.
 - ``commit_offsets`` stores, per consumer group, the next offset to read for each partition.
 - A ``Transaction`` MUST make its appends and its offset commits visible together, or not at all.
 """
@@ -34,6 +40,33 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 
 Headers = tuple[tuple[str, bytes], ...]
+
+
+# Kafka makes an append atomic by itself only when it is one record batch of one partition; any
+# other append is a Kafka transaction. The rule is shared so both footprints leave the same gaps.
+# Size counts keys and values only (cheap to compute per batch); the Kafka broker is configured
+# for 16 MiB record batches, which leaves 1 MiB for headers.
+TRANSACTIONAL_APPEND_BYTES = 15 << 20
+TRANSACTIONAL_APPEND_RECORDS = 1_000_000
+RECORD_OVERHEAD_BYTES = 64  # per record beyond key and value
+
+
+def payload_size(keys: Sequence[bytes | None], values: Sequence[bytes | None]) -> int:
+    """A batch's size as the transactional-append rule counts it."""
+    return (
+        sum(map(len, filter(None, keys)))
+        + sum(map(len, filter(None, values)))
+        + RECORD_OVERHEAD_BYTES * len(keys)
+    )
+
+
+def is_transactional_append(partitions_written: int, size: int, count: int) -> bool:
+    """Whether an append must be a transaction (and so leaves a marker offset per partition)."""
+    return (
+        partitions_written > 1
+        or size > TRANSACTIONAL_APPEND_BYTES
+        or count > TRANSACTIONAL_APPEND_RECORDS
+    )
 
 
 def first_header(headers: Headers, name: str) -> bytes | None:
@@ -173,6 +206,10 @@ class EventLog(abc.ABC):
     @abc.abstractmethod
     def end_offsets(self, topic: str) -> dict[int, int]:
         """Per partition, the offset the next appended record will get (the high watermark)."""
+
+    def stable_offsets(self, topic: str) -> dict[int, int]:
+        """Per partition, the offset below which everything is committed (Kafka's LSO)."""
+        return self.end_offsets(topic)
 
     def beginning_offsets(self, topic: str) -> dict[int, int]:
         """Per partition, the first offset still stored (0 until retention removes records)."""

@@ -220,8 +220,11 @@ class EventLogContract:
         with pytest.raises(InvalidInput, match="Record 17"):
             log.append(topic, [*good[:17], bad, *good[17:]])
         assert log.end_offsets(topic) == {0: 0, 1: 0, 2: 0}
-        log.append(topic, good)  # the log is still usable
-        assert sum(log.end_offsets(topic).values()) == 30
+        meta = log.append(topic, good)  # the log is still usable
+        assert sum(len(read_all(log, topic, p)) for p in range(3)) == 30
+        written = {m.partition for m in meta}
+        # A multi-partition append is a Kafka transaction: one marker offset per partition.
+        assert sum(log.end_offsets(topic).values()) == 30 + len(written)
 
     def test_keys_values_and_headers_round_trip_byte_exact(self, log: EventLog) -> None:
         topic = self.topic(log)
@@ -327,7 +330,25 @@ class EventLogContract:
         assert {p: read_all(log, topic, p) for p in (0, 1)} == before
         assert sum(len(v) for v in before.values()) == len(meta)
         assert log.committed(group, topic) == {0: 3}
-        assert log.append(topic, [Record(b"next", partition=0)])[0].offset == len(before[0])
+        # The 50 records spanned both partitions: each got one marker offset after them.
+        assert log.append(topic, [Record(b"next", partition=0)])[0].offset == len(before[0]) + 1
+
+    def test_marker_offsets_follow_kafka_transactions(self, log: EventLog) -> None:
+        """One partition: dense offsets. Several, or a transaction: one marker per partition."""
+        topic = self.topic(log, 2)
+        single = log.append(topic, [Record(b"a", partition=0), Record(b"b", partition=0)])
+        assert [m.offset for m in single] == [0, 1]
+        assert log.end_offsets(topic) == {0: 2, 1: 0}
+        both = log.append(topic, [Record(b"c", partition=0), Record(b"d", partition=1)])
+        assert [(m.partition, m.offset) for m in both] == [(0, 2), (1, 0)]
+        assert log.end_offsets(topic) == {0: 4, 1: 2}
+        with log.transaction(unique("txn")) as txn:
+            txn.append(topic, [Record(b"e", partition=1)])
+        assert log.end_offsets(topic) == {0: 4, 1: 4}
+        nxt = log.append(topic, [Record(b"f", partition=1)])
+        assert nxt[0].offset == 4
+        assert [r.value for r in read_all(log, topic, 1)] == [b"d", b"e", b"f"]
+        assert [r.offset for r in log.read(topic, 1, 1, 10)] == [2, 4]  # from a marker: next
 
     # -- idempotent producers ---------------------------------------------------------------------
     def test_idempotent_retry_is_stored_once_and_returns_the_original_metadata(
@@ -340,9 +361,13 @@ class EventLogContract:
         time.sleep(0.01)  # a re-append would get a later timestamp
         retry = log.append(topic, batch, idempotence=IdempotenceKey(producer, 0))
         assert retry == first
-        assert sum(log.end_offsets(topic).values()) == 20
+        markers = len({m.partition for m in first})  # a multi-partition append's markers
+        assert sum(log.end_offsets(topic).values()) == 20 + markers
         second = log.append(topic, batch[:2], idempotence=IdempotenceKey(producer, 1))
-        assert sum(log.end_offsets(topic).values()) == 22
+        second_parts = {m.partition for m in second}
+        markers += len(second_parts) if len(second_parts) > 1 else 0
+        assert sum(log.end_offsets(topic).values()) == 22 + markers
+        assert sum(len(read_all(log, topic, p)) for p in range(3)) == 22
         assert log.append(topic, batch[:2], idempotence=IdempotenceKey(producer, 1)) == second
 
     def test_idempotent_sequence_gap_raises(self, log: EventLog) -> None:

@@ -60,31 +60,8 @@ def shared(kafka: str) -> Iterator[dict[str, EventLog]]:
     holder["log"].close()
 
 
-# Known, reported divergences (strict: they fail the run as soon as they pass). A batch that spans
-# several partitions is atomic on Kafka only as a transaction, whose commit marker takes one offset
-# in each partition it touched; these tests count offsets after such an append as if dense.
-# The port text and these tests are the lead's to settle; see the adapter's module docstring.
-MARKER_OFFSETS = (
-    "A multi-partition append is a Kafka transaction: its commit marker takes an offset in every "
-    "partition touched, so end offsets exceed the record count (port decision pending)."
-)
-KNOWN_DIVERGENCES = {
-    "test_a_batch_with_one_invalid_record_stores_nothing": MARKER_OFFSETS,
-    "test_records_offsets_and_config_survive_reopen": MARKER_OFFSETS,
-    "test_idempotent_retry_is_stored_once_and_returns_the_original_metadata": MARKER_OFFSETS,
-    "test_consumer_reads_every_partition_from_the_earliest": MARKER_OFFSETS
-    + " The Consumer's positions stop at the last record's offset + 1, before the marker.",
-}
-
-
 @pytest.mark.integration
 class TestKafkaEventLog(EventLogContract):
-    @pytest.fixture(autouse=True)
-    def _known_divergences(self, request: pytest.FixtureRequest) -> None:
-        reason = KNOWN_DIVERGENCES.get(request.node.originalname)
-        if reason is not None:
-            request.applymarker(pytest.mark.xfail(reason=reason, strict=True))
-
     @pytest.fixture
     def log(self, shared: dict[str, EventLog]) -> Iterator[EventLog]:
         yield shared["log"]

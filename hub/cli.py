@@ -249,7 +249,9 @@ def topics(obj: Ctx) -> None:
             authorize(h, "topic.read", "topics")
             for t in h.log.topics():
                 ends = h.log.end_offsets(t.name)
-                click.echo(f"{t.name}\tpartitions={t.partitions}\trecords={sum(ends.values())}")
+                # End offsets, not record counts: Kafka transaction markers take offsets too.
+                offsets = ",".join(str(ends[p]) for p in sorted(ends))
+                click.echo(f"{t.name}\tpartitions={t.partitions}\tend_offsets={offsets}")
 
     run_safely(go)
 

@@ -131,7 +131,7 @@ class ProjectionRunner:
             cp = self.checkpoint
             # 1. read from the committed positions, partitions in sorted order
             chunks = self._read(cp, bound)
-            if not chunks:
+            if not chunks and not self._skips:
                 return StepResult()
             self.hook("read")
             # 2. decode and fold (poison events to the quarantine)
@@ -141,6 +141,9 @@ class ProjectionRunner:
             for (topic, part), recs in chunks.items():
                 wm = windows.max_seen.get((topic, part))
                 positions[(topic, part)] = Position(recs[-1].offset + 1, wm)
+            for tp, offset in self._skips.items():  # past offsets without records (markers)
+                at = positions.get(tp, Position(0))
+                positions[tp] = Position(max(at.next_offset, offset), at.watermark_us)
             new = Checkpoint(cp.batch_seq + 1, positions)
             self.hook("folded")
             # 3. rows + checkpoint, atomically per the store's protocol
@@ -163,6 +166,11 @@ class ProjectionRunner:
     ) -> dict[tuple[str, int], list[StoredRecord]]:
         budget = self.batch_records
         chunks: dict[tuple[str, int], list[StoredRecord]] = {}
+        # Offsets that hold no record (Kafka transaction markers, mirrored by the SQLite log):
+        # a read that comes back short has seen everything below the stable offset taken
+        # before it, so the position may move there.
+        self._skips: dict[tuple[str, int], int] = {}
+        stable: dict[str, dict[int, int]] = {}
         for tp in sorted(cp.positions):
             if budget <= 0:
                 break
@@ -172,9 +180,17 @@ class ProjectionRunner:
                 limit = min(limit, bound.offsets[tp] - start)
             if limit <= 0:
                 continue
+            if tp[0] not in stable:
+                stable[tp[0]] = self.log.stable_offsets(tp[0])
             recs = self.log.read(tp[0], tp[1], start, limit)
             if bound is not None and tp in bound.offsets:
                 recs = [r for r in recs if r.offset < bound.offsets[tp]]
+            if len(recs) < limit:
+                target = stable[tp[0]].get(tp[1], 0)
+                if bound is not None and tp in bound.offsets:
+                    target = min(target, bound.offsets[tp])
+                if target > (recs[-1].offset + 1 if recs else start):
+                    self._skips[tp] = target
             if recs:
                 chunks[tp] = recs
                 budget -= len(recs)

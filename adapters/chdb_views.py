@@ -101,6 +101,14 @@ class ChdbViewStore(ClickHouseSqlViews):
         result: pa.Table = self._query(sql, "ArrowTable", None)
         return result
 
+    can_select_over = True
+
+    def select_over(self, sql: str, data: pa.Table) -> pa.Table:
+        # the projection's SQL folds; chDB's Python() reads ``__batch__`` from this frame
+        __batch__ = data  # noqa: F841
+        result: pa.Table = self._query(sql, "ArrowTable", None)
+        return result
+
     def close(self) -> None:
         if not self._closed:
             self._closed = True

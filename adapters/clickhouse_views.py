@@ -32,6 +32,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
 from hub.errors import HubError, InvalidInput
@@ -161,6 +162,18 @@ def rows_to_arrow(t: Table, rows: Sequence[Row], batch_seq: int) -> pa.Table:
     return pa.table(data)
 
 
+def arrow_with_seq(t: Table, data: pa.Table, batch_seq: int) -> pa.Table:
+    """Partial rows already in Arrow (SQL folds): the physical columns, typed, plus batch_seq."""
+    cols = physical_columns(t)
+    out: dict[str, pa.Array | pa.ChunkedArray] = {}
+    for name, _, atype in cols:
+        if name == "batch_seq":
+            out[name] = pa.array(np.full(data.num_rows, batch_seq, np.uint64))
+        else:
+            out[name] = data.column(name).cast(atype)
+    return pa.table(out)
+
+
 def arrow_to_rows(tbl: pa.Table) -> list[Row]:
     """Rows with timestamps as integer micros and ``src_offsets`` as lists."""
     cols = {}
@@ -266,20 +279,24 @@ class ClickHouseSqlViews(ViewStore):
         self,
         target: Target,
         tables: Sequence[Table],
-        rows: Mapping[str, Sequence[Row]],
+        rows: Mapping[str, Sequence[Row] | pa.Table],
         checkpoint: Checkpoint,
         hook: Hook = no_hook,
     ) -> None:
         seq = checkpoint.batch_seq
         with self._lock:
-            # 1. rows of every table, tagged with the batch number (one INSERT each)
+            # 1. rows of every table, tagged with the batch number (one INSERT each); partials
+            #    of SQL folds arrive as Arrow tables
             for t in tables:
-                batch = rows.get(t.name) or ()
-                if batch:
+                batch = rows.get(t.name)
+                if batch is not None and len(batch):
                     cols = [n for n, _, _ in physical_columns(t)]
-                    self._insert(
-                        f"{DB}.{target.table(t.name)}__p", cols, rows_to_arrow(t, batch, seq)
+                    data = (
+                        arrow_with_seq(t, batch, seq)
+                        if isinstance(batch, pa.Table)
+                        else rows_to_arrow(t, batch, seq)
                     )
+                    self._insert(f"{DB}.{target.table(t.name)}__p", cols, data)
                 hook(f"rows:{t.name}")
             # 2. every position in ONE insert: the commit point
             self._write_positions(target, checkpoint)

@@ -1,9 +1,11 @@
 """Projection benchmarks: replay throughput into chDB and SQLite beside the raw sink insert of
-the same rows in the same run, the decode-only ceiling, publish-to-visible latency at a steady
-rate, and the peak RSS of a long replay (in a subprocess, so only the replay is measured).
+the same rows in the same run, the decode-only ceilings (fastavro per record; column-wise into
+Arrow), each aggregate projection on the Python-fold path and the SQL path, publish-to-visible
+latency at a steady rate, and the peak RSS of a long replay (in a subprocess, so only the replay
+is measured).
 
 Sizes: ``HUB_BENCH_PROJ_EVENTS`` (default 200 000) for throughput; ``HUB_BENCH_PROJ_RSS_EVENTS``
-(default 2 000 000: 10 M would take well over 3 minutes at the measured replay rate).
+(default 2 000 000; filling the log dominates the time of larger runs).
 """
 
 from __future__ import annotations
@@ -23,7 +25,10 @@ import pytest
 from hub.bootstrap import bootstrap
 from hub.events import OutgoingEvent
 from hub.ports.eventlog import Record
+from hub.ports.views import Target
 from hub.settings import load_settings
+from projections.catalog import by_name
+from projections.columnar import decode_values, envelope
 
 N = int(os.environ.get("HUB_BENCH_PROJ_EVENTS", "200000"))
 RSS_N = int(os.environ.get("HUB_BENCH_PROJ_RSS_EVENTS", "2000000"))
@@ -97,6 +102,22 @@ def hub(tmp_path_factory):
     h.close()
 
 
+def replay(ps, name: str, columnar: bool) -> tuple[float, int]:
+    """(events/s, SQL-path batches) of a full replay into a scratch target, then dropped."""
+    proj = by_name(name)
+    store = ps.store(proj.store)
+    target = Target(name, f"bench_{'sql' if columnar else 'py'}")
+    store.drop(target, proj.tables)
+    runner = ps._new_runner(proj, target)
+    runner.columnar = columnar
+    started = time.perf_counter()
+    runner.open()
+    n = runner.catch_up()
+    rate = n / (time.perf_counter() - started)
+    store.drop(target, proj.tables)
+    return rate, runner.columnar_batches
+
+
 def test_replay_throughput(hub, report):
     ps = hub.projections
     recs = hub.log.read("trades", 0, 0, 50_000)
@@ -104,19 +125,46 @@ def test_replay_throughput(hub, report):
     for r in recs:
         ps.decoder.decode(r)
     decode_rate = len(recs) / (time.perf_counter() - started)
-    report.add("projection replay", "decode only (Avro -> Event)", decode_rate, "events/s")
+    base = "decode only (Avro -> Event)"
+    report.add("projection replay", base, decode_rate, "events/s")
+    decode_values([r.value for r in recs[:100]], lambda i: ps.decoder.schema(i)[0])  # warm up
+    started = time.perf_counter()
+    _, ids = decode_values([r.value for r in recs], lambda i: ps.decoder.schema(i)[0])
+    envelope(recs, ids, lambda i: ps.decoder.schema(i)[1])
+    report.add(
+        "projection replay",
+        "decode only, column-wise (Avro -> Arrow)",
+        len(recs) / (time.perf_counter() - started),
+        "events/s",
+        baseline=base,
+    )
+    started = time.perf_counter()
+    for p in range(hub.log.topic("trades").partitions):
+        off = 0
+        while got := hub.log.read("trades", p, off, 50_000):
+            off = got[-1].offset + 1
+    report.add(
+        "projection replay",
+        "log read only (StoredRecords)",
+        N / (time.perf_counter() - started),
+        "events/s",
+        baseline=base,
+    )
 
-    for name, kind in (("market_bars", "chDB"), ("positions", "chDB"), ("payments", "SQLite")):
-        started = time.perf_counter()
-        n = ps.run([name])[name]
-        rate = n / (time.perf_counter() - started)
-        report.add(
-            "projection replay",
-            f"{name} -> {kind}",
-            rate,
-            "events/s",
-            baseline="decode only (Avro -> Event)",
-        )
+    for name, kind in (("market_bars", "chDB"), ("payment_aggregates", "chDB")):
+        for columnar in (False, True):
+            rate, sql_batches = replay(ps, name, columnar)
+            assert (sql_batches > 0) == columnar
+            report.add(
+                "projection replay",
+                f"{name} -> {kind} ({'SQL' if columnar else 'Python'} fold)",
+                rate,
+                "events/s",
+                baseline=base,
+            )
+    for name, kind in (("positions", "chDB"), ("payments", "SQLite")):
+        rate, _ = replay(ps, name, False)
+        report.add("projection replay", f"{name} -> {kind}", rate, "events/s", baseline=base)
 
     # raw sink speed of the same number of rows: one flattened row per event
     rows = pa.table(
@@ -165,7 +213,7 @@ def test_publish_to_visible_latency(hub, report, rate):
     )
     runner.batch_records = 5_000
     stop = threading.Event()
-    thread = threading.Thread(target=runner.follow, args=(stop, 0.001), daemon=True)
+    thread = threading.Thread(target=runner.follow, args=(stop,), daemon=True)
     thread.start()
     per_tick = max(1, rate // 200)  # a batch every 5 ms
     sent: list[tuple[float, list]] = []
@@ -222,6 +270,7 @@ before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 t = time.perf_counter()
 done = h.projections.run(["market_bars"])["market_bars"]
 el = time.perf_counter() - t
+print(h.projections.runner("market_bars").columnar_batches, file=sys.stderr)
 print(done, el, before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 h.close()
 """

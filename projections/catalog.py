@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from projections import folds
+from projections import folds, sqlfolds
 from projections.model import Column, ColumnType, EntityRule, Projection, Table
 
 S: ColumnType = "string"
@@ -65,6 +65,7 @@ MARKET_BARS = Projection(
     topics=("trades",),
     tables=(*(_bars(n) for n, _, _ in folds.BAR_WINDOWS), late_table("market_bars")),
     fold=folds.fold_bars,
+    columnar=sqlfolds.columnar_bars,
     windowed=True,
     doc="Trades into OHLCV/VWAP bars: tumbling 1 m and 1 h, hopping 5 m every 1 m.",
 )
@@ -135,6 +136,7 @@ PAYMENT_AGGREGATES = Projection(
         late_table("payment_aggregates"),
     ),
     fold=folds.fold_payment_aggregates,
+    columnar=sqlfolds.columnar_payment_aggregates,
     windowed=True,
     params={"aml_threshold": "10000", "aml_band": "0.1"},
 )

@@ -45,6 +45,10 @@ class Decoder:
             self._schemas[schema_id] = got
         return got
 
+    def schema(self, schema_id: int) -> tuple[Any, str]:
+        """(fastavro-parsed writer schema, full name) of a registry id; ``Poison`` if unknown."""
+        return self._schema(schema_id)
+
     def decode(self, rec: StoredRecord) -> Event:
         value = rec.value
         if value is None or len(value) < 5 or value[0] != 0:

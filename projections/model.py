@@ -130,6 +130,8 @@ class Projection:
     tables: tuple[Table, ...]
     fold: BatchFold | None = None
     entities: tuple[EntityRule, ...] = ()
+    # The same aggregate fold over column batches (``projections.sqlfolds``); None = Python only.
+    columnar: Callable[..., Any] | None = None
     windowed: bool = False
     params: Mapping[str, Any] = field(default_factory=dict)
     doc: str = ""

@@ -25,9 +25,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import numpy as np
+import pyarrow as pa
+
 from hub.errors import HubError
 from hub.ports.eventlog import EventLog, StoredRecord, TopicPartition
 from hub.ports.views import Checkpoint, Hook, Position, Target, ViewStore, no_hook
+from projections.columnar import Unsupported, decode_values, envelope
 from projections.decode import Decoder, Poison
 from projections.folds import merge_src
 from projections.model import Event, FoldContext, Projection, Row, Windowing, WindowState
@@ -71,6 +75,7 @@ class ProjectionRunner:
         metrics: Any = None,
         hook: Hook = no_hook,
         mirror_group: bool = True,
+        columnar: bool = True,
     ) -> None:
         self.projection = projection
         self.log = event_log
@@ -83,6 +88,12 @@ class ProjectionRunner:
         self.metrics = metrics
         self.hook = hook
         self.mirror_group = mirror_group and not self.target.suffix
+        # fold aggregate tables column-wise in SQL when the projection and the store can
+        self.columnar = columnar
+        self.columnar_batches = 0  # batches folded by the SQL path (the rest: Python)
+        # the advisory consumer-group mirror: every batch by default; ``follow`` throttles it
+        self.mirror_every_s = 0.0
+        self._mirrored_at = 0.0
         self.lock = threading.RLock()
         self._cp: Checkpoint | None = None
         self._windows = WindowState()
@@ -136,7 +147,8 @@ class ProjectionRunner:
             self.hook("read")
             # 2. decode and fold (poison events to the quarantine)
             windows = WindowState(self._windows.max_seen)
-            rows, result = self._fold(chunks, windows, bound)
+            fast = self._fold_columnar(chunks, windows, bound)
+            rows, result = fast if fast is not None else self._fold(chunks, windows, bound)
             positions = dict(cp.positions)
             for (topic, part), recs in chunks.items():
                 wm = windows.max_seen.get((topic, part))
@@ -150,8 +162,9 @@ class ProjectionRunner:
             self.store.write(self.target, self.projection.tables, rows, new, self.hook)
             self._cp, self._windows = new, windows
             # 4. advisory mirror of positions, metrics
-            if self.mirror_group:
+            if self.mirror_group and time.monotonic() - self._mirrored_at >= self.mirror_every_s:
                 self._mirror(new)
+                self._mirrored_at = time.monotonic()
             self.hook("mirrored")
             if self.metrics is not None:
                 name = self.projection.name
@@ -201,7 +214,7 @@ class ProjectionRunner:
         chunks: Mapping[tuple[str, int], Sequence[StoredRecord]],
         windows: WindowState,
         bound: Bound | None,
-    ) -> tuple[dict[str, list[Row]], StepResult]:
+    ) -> tuple[dict[str, Any], StepResult]:
         proj = self.projection
         result = StepResult()
         out: dict[str, list[Row]] = {t.name: [] for t in proj.tables}
@@ -259,6 +272,62 @@ class ProjectionRunner:
                     states[key] = changed[key] = row
             out[rule.table].extend(changed.values())
         result.rows = sum(len(v) for v in out.values())
+        return out, result
+
+    def _fold_columnar(
+        self,
+        chunks: Mapping[tuple[str, int], Sequence[StoredRecord]],
+        windows: WindowState,
+        bound: Bound | None,
+    ) -> tuple[dict[str, Any], StepResult] | None:
+        """The SQL path: decode column-wise, fold in the analytics engine. None when the
+        projection, the store or this batch needs the Python path (which is the reference and
+        owns every poison decision): the batch is then folded there, from the same state."""
+        proj = self.projection
+        if not self.columnar or proj.columnar is None or proj.entities:
+            return None
+        if not getattr(self.store, "can_select_over", False):
+            return None
+        time_ms = None if bound is None else bound.time_ms
+        tables: list[tuple[tuple[str, int], pa.Table]] = []
+        try:
+            for tp, recs in chunks.items():
+                if time_ms is not None:
+                    recs = [r for r in recs if r.timestamp_ms <= time_ms]
+                if not recs:
+                    continue
+                fields, ids = decode_values(
+                    [r.value for r in recs], lambda i: self.decoder.schema(i)[0]
+                )
+                tenants, types = envelope(recs, ids, lambda i: self.decoder.schema(i)[1])
+                for extra in ("src_offset", "tenant", "event_type"):
+                    if extra in fields.column_names:
+                        raise Unsupported(f"a field called {extra}")
+                offsets = np.fromiter((r.offset for r in recs), np.int64, len(recs))
+                fields = (
+                    fields.append_column("src_offset", pa.array(offsets))
+                    .append_column("tenant", pa.array(tenants, pa.string()))
+                    .append_column("event_type", pa.array(types, pa.string()))
+                )
+                tables.append((tp, fields))
+            trial = WindowState(windows.max_seen)
+            produced = proj.columnar(tables, trial, self.ctx, self.store.select_over)
+        except (Unsupported, Poison) as exc:
+            log.debug(
+                "batch folded in Python",
+                extra={"projection": proj.name, "reason": str(exc)},
+            )
+            return None
+        windows.max_seen = trial.max_seen
+        out: dict[str, Any] = {t.name: [] for t in proj.tables}
+        late_name = f"{proj.name}_late"
+        for table, got in produced.items():
+            name = late_name if table == "late_events" else table
+            if name in out:
+                out[name] = got
+        result = StepResult(events=sum(t.num_rows for _, t in tables))
+        result.rows = sum(len(v) for v in out.values())
+        self.columnar_batches += 1
         return out, result
 
     def _safe_fold(
@@ -352,21 +421,54 @@ class ProjectionRunner:
     def _progressed(self, before: Checkpoint) -> bool:
         return self.checkpoint.batch_seq != before.batch_seq
 
-    def follow(self, stop: threading.Event, poll_s: float = 0.05) -> None:
-        """Live processing until ``stop`` is set; errors are counted and retried, never fatal."""
-        while not stop.is_set():
-            try:
-                got = self.step()
-                if self.metrics is not None:
-                    self.metrics.projection_lag.labels(self.projection.name).set(self.lag())
-                if not got.events and not got.quarantined:
-                    stop.wait(poll_s)
-            except HubError as exc:
-                if self.metrics is not None:
-                    self.metrics.projection_errors.labels(self.projection.name, exc.code).inc()
-                log.error(
-                    "projection batch failed; retrying",
-                    extra={"projection": self.projection.name, "error": exc.message},
-                )
-                self.reset()
-                stop.wait(1.0)
+    def follow(
+        self, stop: threading.Event, poll_s: float = 0.005, mirror_every_s: float = 0.5
+    ) -> None:
+        """Live processing until ``stop`` is set; errors are counted and retried, never fatal.
+
+        Latency: a batch is whatever arrived since the last one (up to ``batch_records``), so
+        batches are small when caught up and large when behind; when idle, a cheap end-offset
+        check every ``poll_s`` decides whether to read. The lag metric and the advisory group
+        mirror are refreshed at most every ``mirror_every_s`` (each is a log round trip).
+        """
+        self.mirror_every_s = mirror_every_s
+        metrics_at = 0.0
+        try:
+            while not stop.is_set():
+                try:
+                    got = self.step()
+                    now = time.monotonic()
+                    if self.metrics is not None and now - metrics_at >= mirror_every_s:
+                        self.metrics.projection_lag.labels(self.projection.name).set(self.lag())
+                        metrics_at = now
+                    if not got.events and not got.quarantined:
+                        while not stop.wait(poll_s) and not self._behind():
+                            pass
+                except HubError as exc:
+                    if self.metrics is not None:
+                        self.metrics.projection_errors.labels(self.projection.name, exc.code).inc()
+                    log.error(
+                        "projection batch failed; retrying",
+                        extra={"projection": self.projection.name, "error": exc.message},
+                    )
+                    self.reset()
+                    stop.wait(1.0)
+        finally:
+            self.mirror_every_s = 0.0
+            if self.mirror_group and self._cp is not None:
+                self._mirror(self._cp)
+
+    def _behind(self) -> bool:
+        """Whether the log has records past the in-memory positions (one end-offsets query per
+        topic; errors count as "go and read", so ``step`` reports them)."""
+        cp = self._cp
+        if cp is None:
+            return True
+        try:
+            for topic in self.projection.topics:
+                for p, end in self.log.end_offsets(topic).items():
+                    if end > cp.positions.get((topic, p), Position(0)).next_offset:
+                        return True
+        except HubError:
+            return True
+        return False

@@ -114,7 +114,7 @@ class ProjectionService:
         """Catch every named projection up to the log's end offsets now."""
         return {n: self.runner(n).catch_up() for n in names}
 
-    def start(self, names: Sequence[str] | None = None, poll_s: float = 0.05) -> None:
+    def start(self, names: Sequence[str] | None = None, poll_s: float = 0.005) -> None:
         """Follow the log in one background thread per projection (``hub serve``)."""
         self._stop.clear()
         for name in names or [p.name for p in PROJECTIONS]:

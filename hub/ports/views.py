@@ -117,11 +117,13 @@ class ViewStore(abc.ABC):
         self,
         target: Target,
         tables: Sequence[Table],
-        rows: Mapping[str, Sequence[Row]],
+        rows: Mapping[str, Any],
         checkpoint: Checkpoint,
         hook: Hook = no_hook,
     ) -> None:
-        """Store one batch's rows and its checkpoint (see the contract)."""
+        """Store one batch's rows and its checkpoint (see the contract). Values are lists of
+        rows, or (analytics stores, aggregate tables from SQL folds) ``pyarrow.Table``s of
+        partial rows with their source-range columns."""
 
     @abc.abstractmethod
     def rows(
@@ -148,6 +150,15 @@ class ViewStore(abc.ABC):
     @abc.abstractmethod
     def states(self, projection: str) -> list[ViewState]:
         """The stored digests of a projection's tables."""
+
+    #: True when ``select_over`` works (the runner then folds aggregate tables in SQL).
+    can_select_over: bool = False
+
+    def select_over(self, sql: str, data: Any) -> Any:
+        """Run a read-only SELECT over one ``pyarrow.Table`` called ``Python(__batch__)`` in
+        ``sql`` in the store's engine; returns a ``pyarrow.Table``. Optional (see
+        ``can_select_over``)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot select over a batch")
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources."""

@@ -1,0 +1,285 @@
+"""Column-wise decoding of Confluent wire-format Avro records into Arrow: no Python per record.
+
+Records are ``0x00 + 4-byte schema id + Avro binary body``. All bodies of one batch are joined
+into one byte buffer; each field of the (flat) writer schema is then parsed for *every* record
+at once with numpy: a cursor per record, varints read from a ``(n, 10)`` byte gather, strings
+gathered into an Arrow string array through prefix sums. Type mapping (mirrors
+``hub.ingest.avro_vector``, in reverse):
+
+- ``string`` -> string (UTF-8 validated by Arrow); ``bytes`` -> binary
+- ``long`` / ``int`` -> int64; ``long`` + ``timestamp-micros`` -> int64 micros
+- ``boolean`` -> bool; ``double`` / ``float`` -> float64
+- ``enum`` -> string (the symbol)
+- ``bytes`` + ``decimal`` (at most 8 bytes unscaled) -> decimal128(38, scale)
+- ``["null", T]`` / ``[T, "null"]`` of those -> nullable
+
+Anything else (nested records, arrays, maps, fixed, wider decimals, bad magic byte, unknown
+schema id, a cursor running past its record, invalid UTF-8, an out-of-range enum index or a
+timestamp outside Python's datetime range) raises ``Unsupported``; the caller then folds the
+whole batch on the per-record (fastavro) path, which is the reference and owns every error
+decision (poison events, quarantine). So this module never decides anything fastavro would
+decide differently: it either produces exactly fastavro's values or declines.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+
+from hub.ports.eventlog import StoredRecord
+
+I64 = npt.NDArray[np.int64]
+U8 = npt.NDArray[np.uint8]
+
+_PAD = 16
+
+
+_AR8 = np.arange(8, dtype=np.int64)
+# Python's datetime range in microseconds since the epoch, a day inside each end (fastavro
+# turns timestamp-micros into datetimes and fails outside it).
+_MIN_US = -62_135_596_800_000_000 + 86_400_000_000
+_MAX_US = 253_402_300_799_999_999 - 86_400_000_000
+
+
+class Unsupported(Exception):
+    """The batch cannot be decoded column-wise exactly; use the per-record path."""
+
+
+class _Cursor:
+    __slots__ = ("buf", "cur", "end")
+
+    def __init__(self, buf: U8, cur: I64, end: I64) -> None:
+        self.buf, self.cur, self.end = buf, cur, end
+
+    def check(self) -> None:
+        if len(self.cur) and bool((self.cur > self.end).any()):
+            raise Unsupported("a record is shorter than its schema")
+
+    def varint(self) -> I64:
+        """Zig-zag varints (Avro int/long) at every cursor; advances them. One numpy pass per
+        byte position, over only the records whose varint is still going (most are short)."""
+        cur = self.cur
+        b = self.buf[cur]
+        z = (b & 0x7F).astype(np.uint64)
+        nbytes = np.ones(len(cur), np.int64)
+        active = np.flatnonzero(b & 0x80)
+        k = 1
+        while active.size:
+            if k == 10:
+                raise Unsupported("a varint longer than 10 bytes")
+            bb = self.buf[cur[active] + k]
+            z[active] |= (bb & 0x7F).astype(np.uint64) << np.uint64(7 * k)
+            nbytes[active] += 1
+            active = active[(bb & 0x80) != 0]
+            k += 1
+        self.cur = cur + nbytes
+        self.check()
+        out: I64 = (z >> np.uint64(1)).astype(np.int64) ^ -((z & np.uint64(1)).astype(np.int64))
+        return out
+
+    def lengths(self) -> I64:
+        n = self.varint()
+        if len(n) and (bool((n < 0).any()) or bool((self.cur + n > self.end).any())):
+            raise Unsupported("a length runs past its record")
+        return n
+
+    def raw(self, n: I64) -> tuple[pa.Buffer, pa.Buffer]:
+        """Offsets (int32) and data buffers of the ``n`` bytes at every cursor; advances them."""
+        offsets = np.zeros(len(n) + 1, np.int64)
+        np.cumsum(n, out=offsets[1:])
+        total = int(offsets[-1])
+        if total >= 2**31:
+            raise Unsupported("more than 2 GiB of strings in one batch")
+        idx = np.repeat(self.cur - offsets[:-1], n) + np.arange(total, dtype=np.int64)
+        data = self.buf[idx]
+        self.cur = self.cur + n
+        return pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(data)
+
+    def fixed(self, width: int) -> U8:
+        m = self.buf[self.cur[:, None] + np.arange(width, dtype=np.int64)[None, :]]
+        self.cur = self.cur + width
+        self.check()
+        return m
+
+
+def _resolve(t: Any, named: Mapping[str, Any]) -> Any:
+    return named[t] if isinstance(t, str) and t in named else t
+
+
+def _decimal_array(c: _Cursor, scale: int) -> pa.Array:
+    n = c.lengths()
+    if len(n) and bool((n > 8).any()):
+        raise Unsupported("a decimal wider than 64 bits")
+    b = c.buf[c.cur[:, None] + _AR8].astype(np.uint64)
+    shift = (n[:, None] - 1 - _AR8[None, :]) * 8
+    keep = _AR8[None, :] < n[:, None]
+    b[~keep] = 0
+    u = (b << np.where(keep, shift, 0).astype(np.uint64)).sum(axis=1, dtype=np.uint64)
+    v = u.view(np.int64).copy()
+    neg = (n > 0) & (n < 8) & ((c.buf[c.cur] & 0x80) != 0)
+    v[neg] -= np.left_shift(np.int64(1), (8 * n[neg]).astype(np.int64))
+    c.cur = c.cur + n
+    words = np.empty((len(v), 2), np.int64)
+    words[:, 0] = v
+    words[:, 1] = v >> 63
+    return pa.Array.from_buffers(pa.decimal128(38, scale), len(v), [None, pa.py_buffer(words)])
+
+
+def _value(c: _Cursor, t: Any, named: Mapping[str, Any]) -> pa.Array:
+    """Parse one non-union Avro type at every cursor."""
+    t = _resolve(t, named)
+    if isinstance(t, Mapping):
+        kind, logical = t.get("type"), t.get("logicalType")
+        if kind == "enum":
+            idx = c.varint()
+            symbols = list(t["symbols"])
+            if len(idx) and (bool((idx < 0).any()) or bool((idx >= len(symbols)).any())):
+                raise Unsupported("an enum index out of range")
+            return pa.array(symbols, pa.string()).take(pa.array(idx))
+        if kind == "bytes" and logical == "decimal":
+            return _decimal_array(c, int(t.get("scale", 0)))
+        if kind == "long" and logical == "timestamp-micros":
+            v = c.varint()
+            if len(v) and (bool((v < _MIN_US).any()) or bool((v > _MAX_US).any())):
+                raise Unsupported("a timestamp outside Python's datetime range")
+            return pa.array(v, pa.int64())
+        if logical is not None or kind in ("record", "error", "array", "map", "fixed"):
+            raise Unsupported(f"type {kind}/{logical}")
+        t = kind
+    if t in ("long", "int"):
+        return pa.array(c.varint(), pa.int64())
+    if t in ("string", "bytes"):
+        n = c.lengths()
+        offsets, data = c.raw(n)
+        arr = pa.Array.from_buffers(
+            pa.string() if t == "string" else pa.binary(), len(n), [None, offsets, data]
+        )
+        if t == "string":
+            try:
+                arr.validate(full=True)
+            except pa.ArrowInvalid as exc:
+                raise Unsupported("invalid UTF-8") from exc
+        return arr
+    if t == "boolean":
+        m = c.fixed(1)[:, 0]
+        if len(m) and bool((m > 1).any()):
+            raise Unsupported("a boolean byte other than 0/1")
+        return pa.array(m.astype(bool))
+    if t == "double":
+        return pa.array(c.fixed(8).copy().view("<f8")[:, 0])
+    if t == "float":
+        return pa.array(c.fixed(4).copy().view("<f4")[:, 0].astype(np.float64))
+    if t == "null":
+        return pa.nulls(len(c.cur))
+    raise Unsupported(f"type {t!r}")
+
+
+def decode_bodies(buf: U8, cur: I64, end: I64, schema: Mapping[str, Any]) -> pa.Table:
+    """Every field of a flat record ``schema`` (fastavro-parsed) for the bodies at ``cur``."""
+    if not isinstance(schema, Mapping) or schema.get("type") not in ("record", "error"):
+        raise Unsupported("not a record schema")
+    named = schema.get("__named_schemas", {})
+    c = _Cursor(buf, cur, end)
+    cols: dict[str, pa.Array] = {}
+    for f in schema["fields"]:
+        t = _resolve(f["type"], named)
+        if isinstance(t, list):
+            if len(t) != 2 or "null" not in t:
+                raise Unsupported("a union other than [null, T]")
+            null_index = t.index("null")
+            branch = c.varint()
+            if len(branch) and bool(((branch != 0) & (branch != 1)).any()):
+                raise Unsupported("a union branch out of range")
+            present = branch != null_index
+            sub = _Cursor(buf, c.cur[present], end[present])
+            got = _value(sub, t[1 - null_index], named)
+            c.cur = c.cur.copy()
+            c.cur[present] = sub.cur
+            take = np.full(len(branch), -1, np.int64)
+            take[present] = np.arange(int(present.sum()), dtype=np.int64)
+            cols[f["name"]] = got.take(pa.array(take, mask=~present))
+        else:
+            cols[f["name"]] = _value(c, t, named)
+        c.check()
+    return pa.table(cols)
+
+
+def decode_values(
+    values: Sequence[bytes | None],
+    schema_of: Callable[[int], Mapping[str, Any]],
+) -> tuple[pa.Table, I64]:
+    """Decode wire-format ``values``: (fields table in input order, schema id per value).
+
+    Values of several schema ids are decoded per id and combined (a field missing from one
+    schema is null in its rows; the same field with two Arrow types declines)."""
+    n = len(values)
+    if not n:
+        raise Unsupported("no records")
+    if any(v is None for v in values):
+        raise Unsupported("a null value")
+    lens = np.fromiter(map(len, values), np.int64, n)  # type: ignore[arg-type]
+    if bool((lens < 5).any()):
+        raise Unsupported("a value shorter than the wire-format prefix")
+    blob = b"".join(values)  # type: ignore[arg-type]
+    buf = np.empty(len(blob) + _PAD, np.uint8)
+    buf[: len(blob)] = np.frombuffer(blob, np.uint8)
+    buf[len(blob) :] = 0
+    end = np.cumsum(lens)
+    start = end - lens
+    if bool((buf[start] != 0).any()):
+        raise Unsupported("a value without the wire-format magic byte")
+    ids = (
+        buf[start + 1].astype(np.int64) << 24
+        | buf[start + 2].astype(np.int64) << 16
+        | buf[start + 3].astype(np.int64) << 8
+        | buf[start + 4].astype(np.int64)
+    )
+    first = int(ids[0])
+    if not bool((ids != first).any()):
+        return decode_bodies(buf, start + 5, end, schema_of(first)), ids
+    parts: list[pa.Table] = []
+    order: list[I64] = []
+    for sid in np.unique(ids).tolist():
+        sel = np.flatnonzero(ids == sid)
+        parts.append(decode_bodies(buf, start[sel] + 5, end[sel], schema_of(int(sid))))
+        order.append(sel)
+    try:
+        combined = pa.concat_tables(parts, promote_options="default")
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise Unsupported(f"schemas disagree on a field type: {exc}") from exc
+    return combined.take(pa.array(np.argsort(np.concatenate(order), kind="stable"))), ids
+
+
+def envelope(
+    recs: Sequence[StoredRecord], ids: I64, name_of: Callable[[int], str]
+) -> tuple[list[str], list[str]]:
+    """(tenant, event type) per record from the ``ce_tenant`` / ``ce_type`` headers (the event
+    type defaults to the writer schema's name), cached per distinct (headers, schema id): the
+    per-record work is one dict lookup."""
+    cache: dict[Any, tuple[str, str]] = {}
+    tenants: list[str] = []
+    types: list[str] = []
+    for r, sid in zip(recs, ids.tolist(), strict=True):
+        h = r.headers
+        try:
+            got = cache.get((h, sid))
+        except TypeError:  # unhashable headers (a list): no caching
+            got = None
+        if got is None:
+            event_type, tenant = name_of(sid), "default"
+            for k, v in h:
+                if k == "ce_type":
+                    event_type = v.decode("utf-8", "replace")
+                elif k == "ce_tenant":
+                    tenant = v.decode("utf-8", "replace")
+            got = (tenant, event_type)
+            with contextlib.suppress(TypeError):
+                cache[(h, sid)] = got
+        tenants.append(got[0])
+        types.append(got[1])
+    return tenants, types

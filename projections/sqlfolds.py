@@ -1,0 +1,339 @@
+"""The aggregate folds again, column-wise: numpy for windows and watermarks, ClickHouse SQL for
+the partial rows. ``projections.folds`` stays the reference; these must produce the SAME partial
+rows (same keys, values, counts and source ranges per partition chunk), which the differential
+test ``tests/unit/test_folds_columnar.py`` checks through the view digests.
+
+A columnar fold receives the batch's partition chunks as Arrow tables (``src_offset``,
+``tenant``, ``event_type`` and the Avro fields, in offset order), the ``WindowState`` (updated
+exactly as the Python fold updates it) and ``sql``: a function running a SELECT over one Arrow
+table named ``__batch__`` in the analytics engine (chDB). It returns per table either an Arrow
+table (aggregate partials, with ``src_topic``/``src_partition``/``src_first``/``src_last``) or
+Python rows (the rare late side-output rows).
+
+Watermarks and lateness: the watermark before each event is computed per partition chunk with a
+running maximum over offset order (``np.maximum.accumulate`` shifted by one, seeded with the
+partition's stored maximum), so late decisions are the Python fold's, batch for batch. Late
+events in ``side`` mode are excluded per (event, window) exactly like the Python fold and their
+side rows are produced in the Python fold's order (so the ReplacingMergeTree survivor of
+duplicate late keys is the same).
+
+A fold raises ``Unsupported`` (from ``projections.columnar``) when a batch is outside what it
+handles (a missing field, a null, a decimal scale other than the view's); the runner then folds
+that batch with the Python fold.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from decimal import Decimal
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from projections.columnar import Unsupported
+from projections.folds import BAR_WINDOWS
+from projections.model import FoldContext, Row, WindowState
+from projections.windows import DAY_US
+
+I64 = npt.NDArray[np.int64]
+SqlRunner = Callable[[str, pa.Table], pa.Table]
+Chunk = tuple[tuple[str, int], pa.Table]
+ColumnarOut = dict[str, "pa.Table | list[Row]"]
+ColumnarFold = Callable[[Sequence[Chunk], WindowState, FoldContext, SqlRunner], ColumnarOut]
+
+_TS = pa.timestamp("us", tz="UTC")
+
+
+def _ints(t: pa.Table, name: str) -> I64:
+    if name not in t.column_names:
+        raise Unsupported(f"no field {name}")
+    col = t.column(name)
+    if col.null_count or not pa.types.is_int64(col.type):
+        raise Unsupported(f"{name} has nulls or is not a long")
+    out: I64 = col.to_numpy()
+    return out
+
+
+def _decimal(t: pa.Table, name: str, scale: int) -> pa.ChunkedArray:
+    if name not in t.column_names:
+        raise Unsupported(f"no field {name}")
+    col = t.column(name)
+    if col.null_count or col.type != pa.decimal128(38, scale):
+        raise Unsupported(f"{name} is not a non-null decimal of scale {scale}")
+    return col
+
+
+def _strings(t: pa.Table, name: str) -> pa.ChunkedArray:
+    if name not in t.column_names:
+        raise Unsupported(f"no field {name}")
+    col = t.column(name)
+    if col.null_count or not pa.types.is_string(col.type):
+        raise Unsupported(f"{name} is not a non-null string")
+    return col
+
+
+def watermarks(
+    ws: WindowState, tp: tuple[str, int], ts: I64, lateness_us: int
+) -> tuple[I64, npt.NDArray[np.bool_]]:
+    """(watermark before each event, whether it has one) for one chunk in offset order; observes
+    every event into ``ws`` like ``WindowState.observe`` one by one would."""
+    n = len(ts)
+    prior = ws.max_seen.get(tp)
+    seen = np.empty(n, np.int64)
+    has = np.ones(n, bool)
+    if n:
+        running = np.maximum.accumulate(ts)
+        seen[1:] = running[:-1]
+        if prior is None:
+            seen[0] = 0
+            has[0] = False
+        else:
+            seen[0] = prior
+            np.maximum(seen, prior, out=seen)
+        top = int(running[-1])
+        if prior is None or top > prior:
+            ws.max_seen[tp] = top
+    return seen - lateness_us, has
+
+
+def _late_row(tenant: str, tp: tuple[str, int], offset: int, view: str, start: int, ts: int) -> Row:
+    return {
+        "tenant": tenant,
+        "src_topic": tp[0],
+        "src_partition": tp[1],
+        "src_offset": offset,
+        "view": view,
+        "window_start": start,
+        "event_at": ts,
+    }
+
+
+def _finish(got: pa.Table, names: Sequence[str], ts_cols: Sequence[str]) -> pa.Table:
+    cols = []
+    for n in names:
+        col = got.column(n)
+        if n in ts_cols:
+            col = col.cast(pa.int64()).cast(_TS)
+        cols.append(col)
+    return pa.table(dict(zip(names, cols, strict=True)))
+
+
+# -- market bars ------------------------------------------------------------------------------
+BARS_SQL = """
+SELECT view, src_topic, src_partition, tenant, instrument, window_start,
+       window_start + max(window_size) AS window_end,
+       argMin(currency, src_offset) AS currency,
+       argMin(price, (ts, pos)) AS open, max(price) AS high, min(price) AS low,
+       argMax(price, (ts, pos)) AS close,
+       sum(quantity) AS volume, sum(price * quantity) AS notional,
+       toInt64(count()) AS events,
+       min(ts) AS first_at, argMin(pos, (ts, pos)) AS first_pos,
+       max(ts) AS last_at, argMax(pos, (ts, pos)) AS last_pos,
+       min(src_offset) AS src_first, max(src_offset) AS src_last
+FROM Python(__batch__)
+GROUP BY view, src_topic, src_partition, tenant, instrument, window_start
+"""
+
+_BAR_COLS = (
+    "tenant",
+    "instrument",
+    "window_start",
+    "window_end",
+    "currency",
+    "open",
+    "high",
+    "low",
+    "close",
+    "volume",
+    "notional",
+    "events",
+    "first_at",
+    "first_pos",
+    "last_at",
+    "last_pos",
+    "src_topic",
+    "src_partition",
+    "src_first",
+    "src_last",
+)
+
+
+def columnar_bars(
+    chunks: Sequence[Chunk], ws: WindowState, ctx: FoldContext, sql: SqlRunner
+) -> ColumnarOut:
+    """``folds.fold_bars`` over column batches (see the module doc)."""
+    lateness = ctx.windowing.allowed_lateness_us
+    side = ctx.windowing.late_mode == "side"
+    pieces: list[pa.Table] = []
+    late: list[tuple[int, int, int, Row]] = []  # (event order, window, start order, row)
+    order = 0
+    for tp, t in chunks:
+        n = t.num_rows
+        if not n:
+            continue
+        ts = _ints(t, "executed_at")
+        offsets = _ints(t, "src_offset")
+        price, qty = _decimal(t, "price", 8), _decimal(t, "quantity", 4)
+        instrument, currency = _strings(t, "instrument"), _strings(t, "currency")
+        wm, has = watermarks(ws, tp, ts, lateness)
+        take: list[I64] = []
+        views: list[I64] = []
+        starts: list[I64] = []
+        sizes: list[I64] = []
+        for vi, (name, size, hop) in enumerate(BAR_WINDOWS):
+            if size == hop:
+                window_starts = [ts - ts % size]
+            else:
+                last = ts - ts % hop
+                window_starts = [last - i * hop for i in range(size // hop - 1, -1, -1)]
+            for si, st in enumerate(window_starts):
+                is_late = has & (st + size <= wm)
+                if side and bool(is_late.any()):
+                    tenants = t.column("tenant")
+                    for i in np.flatnonzero(is_late).tolist():
+                        row = _late_row(
+                            tenants[i].as_py(), tp, int(offsets[i]), name, int(st[i]), int(ts[i])
+                        )
+                        late.append((order + i, vi, si, row))
+                    keep = np.flatnonzero(~is_late)
+                else:
+                    keep = np.arange(n, dtype=np.int64)
+                take.append(keep)
+                views.append(np.full(len(keep), vi, np.int64))
+                starts.append(st[keep])
+                sizes.append(np.full(len(keep), size, np.int64))
+        order += n
+        idx = np.concatenate(take)
+        pos = (np.int64(tp[1]) << np.int64(40)) | offsets
+        base = pa.table(
+            {
+                "tenant": t.column("tenant"),
+                "instrument": instrument,
+                "currency": currency,
+                "price": price,
+                "quantity": qty,
+                "ts": pa.array(ts),
+                "pos": pa.array(pos),
+                "src_offset": pa.array(offsets),
+            }
+        ).take(pa.array(idx))
+        pieces.append(
+            base.append_column("view", pa.array(np.concatenate(views)))
+            .append_column("window_start", pa.array(np.concatenate(starts)))
+            .append_column("window_size", pa.array(np.concatenate(sizes)))
+            .append_column("src_topic", pa.array([tp[0]] * len(idx), pa.string()))
+            .append_column("src_partition", pa.array(np.full(len(idx), tp[1], np.int64)))
+        )
+    out: ColumnarOut = {}
+    got = sql(BARS_SQL, pa.concat_tables(pieces)) if pieces else None
+    for vi, (name, _, _) in enumerate(BAR_WINDOWS):
+        if got is None:
+            out[name] = []
+            continue
+        part = got.filter(pc.equal(got.column("view"), vi))
+        out[name] = _finish(part, _BAR_COLS, ("window_start", "window_end", "first_at", "last_at"))
+    late.sort(key=lambda x: (x[0], x[1], x[2]))
+    out["late_events"] = [r for *_, r in late]
+    return out
+
+
+# -- payment aggregates ---------------------------------------------------------------------------
+def _literal(d: Decimal) -> str:
+    text = f"{d:f}"
+    scale = len(text.split(".")[1]) if "." in text else 0
+    return f"toDecimal128('{text}', {scale})"
+
+
+def columnar_payment_aggregates(
+    chunks: Sequence[Chunk], ws: WindowState, ctx: FoldContext, sql: SqlRunner
+) -> ColumnarOut:
+    """``folds.fold_payment_aggregates`` over column batches (see the module doc)."""
+    lateness = ctx.windowing.allowed_lateness_us
+    side = ctx.windowing.late_mode == "side"
+    threshold = Decimal(str(ctx.params.get("aml_threshold", "10000")))
+    floor = threshold * (1 - Decimal(str(ctx.params.get("aml_band", "0.1"))))
+    pieces: list[pa.Table] = []
+    late: list[Row] = []
+    for tp, t in chunks:
+        t = t.filter(pc.equal(t.column("event_type"), "hub.payments.PaymentInitiated"))
+        n = t.num_rows
+        if not n:
+            continue
+        ts = _ints(t, "initiated_at")
+        offsets = _ints(t, "src_offset")
+        amount = _decimal(t, "amount", 2)
+        cur, country = _strings(t, "currency"), _strings(t, "counterparty_country")
+        account = _strings(t, "account_id")
+        wm, has = watermarks(ws, tp, ts, lateness)
+        day = ts - ts % DAY_US
+        is_late = has & (day + DAY_US <= wm)
+        keep = np.arange(n, dtype=np.int64)
+        if side and bool(is_late.any()):
+            tenants = t.column("tenant")
+            for i in np.flatnonzero(is_late).tolist():
+                for view in ("payment_volumes_1d", "aml_daily"):
+                    late.append(
+                        _late_row(
+                            tenants[i].as_py(), tp, int(offsets[i]), view, int(day[i]), int(ts[i])
+                        )
+                    )
+            keep = np.flatnonzero(~is_late)
+        base = pa.table(
+            {
+                "tenant": t.column("tenant"),
+                "account_id": account,
+                "currency": cur,
+                "country": country,
+                "amt": amount,
+                "day": pa.array(day),
+                "src_offset": pa.array(offsets),
+                "src_topic": pa.array([tp[0]] * n, pa.string()),
+                "src_partition": pa.array(np.full(n, tp[1], np.int64)),
+            }
+        )
+        pieces.append(base.take(pa.array(keep)) if len(keep) != n else base)
+    out: ColumnarOut = {"payment_volumes_1d": [], "aml_daily": [], "late_events": late}
+    if not pieces:
+        return out
+    batch = pa.concat_tables(pieces)
+    common = (
+        "toInt64(count()) AS events, sum(amt) AS amount, "
+        "min(src_offset) AS src_first, max(src_offset) AS src_last"
+    )
+    vol = sql(
+        f"SELECT tenant, day, currency, country, {common}, src_topic, src_partition "
+        "FROM Python(__batch__) GROUP BY src_topic, src_partition, tenant, day, currency, country",
+        batch,
+    )
+    lo, hi = _literal(floor), _literal(threshold)
+    near = f"amt >= {lo} AND amt < {hi}"
+    aml = sql(
+        f"SELECT tenant, account_id, day, currency, {common}, "
+        f"toInt64(countIf({near})) AS near_threshold, "
+        f"sumIf(amt, {near}) AS near_threshold_amount, src_topic, src_partition "
+        "FROM Python(__batch__) "
+        "GROUP BY src_topic, src_partition, tenant, account_id, day, currency",
+        batch,
+    )
+    src = ("src_topic", "src_partition", "src_first", "src_last")
+    out["payment_volumes_1d"] = _finish(
+        vol, ("tenant", "day", "currency", "country", "events", "amount", *src), ("day",)
+    )
+    out["aml_daily"] = _finish(
+        aml,
+        (
+            "tenant",
+            "account_id",
+            "day",
+            "currency",
+            "events",
+            "amount",
+            "near_threshold",
+            "near_threshold_amount",
+            *src,
+        ),
+        ("day",),
+    )
+    return out

@@ -29,7 +29,6 @@ from typing import Any
 
 from audit import bundle
 from audit import leaf as leaf_format
-from audit.merkle import consistency_proof, inclusion_proof
 from hub.errors import InvalidInput
 from hub.ledger import controls as soc2
 from hub.ledger.errors import CheckpointNotFound, LedgerIntegrityError
@@ -126,7 +125,7 @@ def export_pack(
         e["resource"] = _resource(e)
         e["control"] = soc2.control_of(row[1], row[6])
         e["checkpoint"] = cp.size
-        e["proof"] = [p.hex() for p in inclusion_proof(ledger.store, row[0], cp.size)]
+        e["proof"] = [p.hex() for p in ledger.store.inclusion_proof(row[0], cp.size)]
         entries.append(e)
         first_cp = min(first_cp, cp.size)
     chain: list[StoredCheckpoint] = [c for c in cps if first_cp <= c.size <= latest.size]
@@ -134,7 +133,7 @@ def export_pack(
         {
             "from": a.size,
             "to": b.size,
-            "proof": [p.hex() for p in consistency_proof(ledger.store, a.size, b.size)],
+            "proof": [p.hex() for p in ledger.store.consistency_proof(a.size, b.size)],
         }
         for a, b in itertools.pairwise(chain)
     ]

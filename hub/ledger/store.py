@@ -11,6 +11,14 @@ Schema (version 1)
 - ``checkpoints``: per tree size the root, time, signed note bytes and ``checkpoint_hash``.
 - ``meta``: schema version, origin, leaf format, tree size.
 
+Reads: the file is memory-mapped (``PRAGMA mmap_size``), so a page read is no ``read()`` call.
+Nodes come through a chunk cache (LRU, 4096 chunks): a stored node never changes, so a chunk,
+or the prefix of a partial right-edge chunk, read once stays valid. Proofs and roots
+(:meth:`LedgerStore.inclusion_proof`, :meth:`consistency_proof`, :meth:`root`) first run the
+proof over a recording reader to learn which nodes they need (a proof's shape depends on the
+sizes only), then read every chunk not cached in ONE query, then run the proof over those nodes:
+one SQLite round trip per proof instead of one per tree level.
+
 Contract: every write happens in :meth:`LedgerStore.write` (``BEGIN IMMEDIATE``), so leaves,
 nodes, positions and checkpoints of a sync batch commit together or not at all, and two
 processes syncing the same file serialize (the second re-reads the state inside its
@@ -19,21 +27,23 @@ transaction). Readers see committed state only.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from audit.merkle import HASH_SIZE
+from audit.merkle import HASH_SIZE, NodeReader, consistency_proof, inclusion_proof, range_root
 from hub.errors import HubError, StorageBusy
-from hub.ledger.tree import CHUNK, CHUNK_BYTES, Chunk
+from hub.ledger.tree import CHUNK, Chunk
 
 SCHEMA_VERSION = 1
 APPLICATION_ID = 0x4855424C  # "HUBL"
+MMAP_BYTES = 1 << 31  # reads map the file: no read() syscall per page (SQLite caps it)
 
 _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
@@ -82,6 +92,39 @@ _INSERT_LEAF = "INSERT INTO leaves VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _COLUMNS = "idx, topic, part, off, ts_ms, actor, action, resource, tenant, leaf_hash"
 
 
+_INDEX_BITS = 40
+# One statement for any set of chunks: keys packed as level << 40 | chunk in a JSON array.
+_SQL_CHUNKS = (
+    "SELECT n.level, n.chunk, n.data FROM json_each(?1) AS j JOIN nodes AS n"
+    " ON n.level = (j.value >> 40) AND n.chunk = (j.value & 1099511627775)"
+)
+_R = TypeVar("_R")
+
+
+class _Recorder:
+    """A NodeReader that records what is asked (and answers zeros): a proof's dry run."""
+
+    def __init__(self) -> None:
+        self.keys: list[tuple[int, int]] = []
+
+    def node(self, level: int, index: int) -> bytes:
+        self.keys.append((level, index))
+        return bytes(HASH_SIZE)
+
+
+class _Nodes:
+    """A NodeReader over prefetched nodes."""
+
+    def __init__(self, nodes: dict[tuple[int, int], bytes]) -> None:
+        self._nodes = nodes
+
+    def node(self, level: int, index: int) -> bytes:
+        got = self._nodes.get((level, index))
+        if got is None:
+            raise IndexError(f"node ({level}, {index}) is not stored yet.")
+        return got
+
+
 @dataclass(frozen=True, slots=True)
 class StoredCheckpoint:
     size: int
@@ -106,13 +149,14 @@ class LedgerStore:
             )
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
             self._setup()
         except sqlite3.Error as exc:
             raise HubError(
                 f"Cannot open the ledger store {self.path}: {exc}.", code="ledger_store"
             ) from exc
         self._chunks: OrderedDict[tuple[int, int], bytes] = OrderedDict()
-        self._chunk_limit = 4096  # full chunks cached (32 MiB at most)
+        self._chunk_limit = 4096  # chunks cached (32 MiB at most)
 
     def _setup(self) -> None:
         conn = self._conn
@@ -221,22 +265,91 @@ class LedgerStore:
         )
 
     # -- nodes -------------------------------------------------------------------------------
+    # Chunk cache: a stored node never changes, so any prefix of a chunk read once stays valid;
+    # a partial (right-edge) chunk is cached too and read again only when a node past its
+    # cached length is asked for. LRU, at most ``_chunk_limit`` chunks (8 KiB each).
+    def _cached(self, level: int, index: int) -> bytes | None:
+        key = (level, index >> 8)
+        data = self._chunks.get(key)
+        off = (index & 255) * HASH_SIZE
+        if data is None or off + HASH_SIZE > len(data):
+            return None
+        with self._lock:
+            if key in self._chunks:
+                self._chunks.move_to_end(key)
+        return data[off : off + HASH_SIZE]
+
+    def _cache(self, key: tuple[int, int], data: bytes) -> None:
+        with self._lock:
+            self._chunks[key] = data
+            self._chunks.move_to_end(key)
+            while len(self._chunks) > self._chunk_limit:
+                self._chunks.popitem(last=False)
+
     def node(self, level: int, index: int) -> bytes:
         """``NodeReader``: the perfect node ``(level, index)``; IndexError if not stored."""
+        got = self._cached(level, index)
+        if got is not None:
+            return got
         key = (level, index // CHUNK)
-        data = self._chunks.get(key)
-        if data is None:
-            with self.read() as conn:
-                data = self.chunk(conn, *key)
-            if len(data) == CHUNK_BYTES:  # full chunks never change: safe to cache
-                with self._lock:
-                    self._chunks[key] = data
-                    if len(self._chunks) > self._chunk_limit:
-                        self._chunks.popitem(last=False)
+        with self.read() as conn:
+            data = self.chunk(conn, *key)
+        self._cache(key, data)
         off = (index % CHUNK) * HASH_SIZE
         if off + HASH_SIZE > len(data):
             raise IndexError(f"node ({level}, {index}) is not stored yet.")
         return data[off : off + HASH_SIZE]
+
+    def nodes(self, keys: Iterable[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        """The stored perfect nodes among ``keys`` ((level, index) pairs).
+
+        Served from the chunk cache; every chunk missing is read in ONE SQL query. Keys not
+        stored are absent from the answer.
+        """
+        out: dict[tuple[int, int], bytes] = {}
+        missing: dict[tuple[int, int], list[tuple[int, int]]] = {}
+        for key in keys:
+            got = self._cached(*key)
+            if got is None:
+                missing.setdefault((key[0], key[1] >> 8), []).append(key)
+            else:
+                out[key] = got
+        if not missing:
+            return out
+        packed = json.dumps([lv << _INDEX_BITS | ch for lv, ch in missing])
+        with self.read() as conn:
+            rows = conn.execute(_SQL_CHUNKS, (packed,)).fetchall()
+        for level, chunk, blob in rows:
+            data = bytes(blob)
+            self._cache((level, chunk), data)
+            for key in missing[(level, chunk)]:
+                off = (key[1] & 255) * HASH_SIZE
+                if off + HASH_SIZE <= len(data):
+                    out[key] = data[off : off + HASH_SIZE]
+        return out
+
+    def clear_caches(self) -> None:
+        """Forget cached chunks and nodes (benchmarks: the uncached path)."""
+        with self._lock:
+            self._chunks.clear()
+
+    def inclusion_proof(self, index: int, size: int) -> list[bytes]:
+        """``audit.merkle.inclusion_proof`` over this store, fetching its nodes in one query."""
+        return self._prefetched(inclusion_proof, index, size)
+
+    def consistency_proof(self, size1: int, size2: int) -> list[bytes]:
+        """``audit.merkle.consistency_proof`` over this store, fetching its nodes in one query."""
+        return self._prefetched(consistency_proof, size1, size2)
+
+    def root(self, size: int) -> bytes:
+        """The root of the tree of ``size`` leaves (MTH), its nodes fetched in one query."""
+        return self._prefetched(range_root, 0, size)
+
+    def _prefetched(self, fn: Callable[[NodeReader, int, int], _R], a: int, b: int) -> _R:
+        # A dry run names the nodes the answer needs (proof shapes depend on sizes only).
+        wanted = _Recorder()
+        fn(wanted, a, b)
+        return fn(_Nodes(self.nodes(wanted.keys)), a, b)
 
     def iter_chunks(self) -> Iterator[Chunk]:
         """Every stored chunk, by level then chunk index (a snapshot read)."""

@@ -5,7 +5,7 @@ Layout: every *perfect* node of the RFC 9162 tree is stored, by level (0 = leaf 
 (c + 1) * 256)`` of that level back to back, 32 bytes each (8 KiB when full). Perfect nodes never
 change, so a full chunk never changes either; only the right-most chunk of each level grows, and
 it is rewritten in place as the tree grows. An inclusion proof at 10M leaves touches 24 levels:
-at most 24 chunk lookups (full chunks are cached by readers), O(log n) in all.
+at most 24 chunks (cached by readers, all read in one query by ``LedgerStore``), O(log n).
 
 :class:`TreeBuilder` keeps the right edge (each level's partial chunk) and turns a batch of
 leaf hashes into the chunks to write: each new parent is hashed exactly once, level by level,

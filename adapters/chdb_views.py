@@ -20,6 +20,9 @@ from hub.errors import ConfigError, HubError
 
 _OPEN: dict[str, Any] = {}  # path -> [session, users]
 _OPEN_LOCK = threading.Lock()
+# chDB's session is not safe for concurrent queries: two projection threads querying at once
+# deadlock inside chDB (seen with 4.4 under ``hub serve``). Every query takes this lock.
+_QUERY_LOCK = threading.RLock()
 
 
 def _open(path: str) -> Any:
@@ -58,7 +61,8 @@ def _release(path: str) -> None:
         entry[1] -= 1
         if entry[1] <= 0:
             del _OPEN[path]
-            entry[0].close()
+            with _QUERY_LOCK:
+                entry[0].close()
 
 
 class ChdbViewStore(ClickHouseSqlViews):
@@ -73,9 +77,10 @@ class ChdbViewStore(ClickHouseSqlViews):
         if self._closed:
             raise HubError("The chDB view store is closed.", code="views_closed")
         try:
-            if params:
-                return self._session.query(sql, fmt, params=dict(params))
-            return self._session.query(sql, fmt)
+            with _QUERY_LOCK:
+                if params:
+                    return self._session.query(sql, fmt, params=dict(params))
+                return self._session.query(sql, fmt)
         except Exception as exc:  # chDB raises ChdbError / RuntimeError
             raise HubError(
                 f"chDB failed on {sql[:200]!r}: {str(exc).strip()[:500]}", code="views_error"

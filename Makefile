@@ -80,3 +80,20 @@ infra-up: infra-openbao-up
 
 infra-down: infra-openbao-down
 # ---- end infra: OpenBao ----------------------------------------------------------------------------
+
+# ---- infra: PostgreSQL for the transactional views (infra/postgres.sh) ----------------------------
+# A cluster owned by the script (Debian's postgresql package, installed by `infra/postgres.sh
+# install` when missing) on 127.0.0.1:15432 (HUB_PG_PORT), role and database `hub`, data under
+# $${HUB_INFRA_DIR:-~/.cache/hub/infra}/postgres. URL: `bash infra/postgres.sh url`.
+.PHONY: infra-postgres-up infra-postgres-down
+
+infra-postgres-up:
+	bash infra/postgres.sh start
+
+infra-postgres-down:
+	bash infra/postgres.sh stop
+
+infra-up: infra-postgres-up
+
+infra-down: infra-postgres-down
+# ---- end infra: PostgreSQL -------------------------------------------------------------------------

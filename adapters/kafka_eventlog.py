@@ -46,6 +46,14 @@ first). ``commit_offsets`` inside it is ``send_offsets_to_transaction``. ``commi
 the records and offsets are visible (Kafka writes commit markers asynchronously), so a read right
 after sees them.
 
+Namespaces (``topic_prefix``)
+Several hubs (or test runs) can share one cluster: ``topic_prefix="t123."`` puts that prefix on
+every topic name on the wire (the caller's topics, ``_schemas``, and the internal ``_hub_*``
+topics) and on every transactional id (so that two namespaces never fence each other), and strips
+it again: ``topics()`` lists only the namespace's topics, under their names without the prefix.
+Consumer group ids are not prefixed (a group's offsets are per topic, hence already apart).
+Kafka's 249-character limit holds on the wire: names get at most ``249 - len(prefix)``.
+
 Limits (known, deliberate)
 - ``timestamp_ms=0`` cannot be stored: librdkafka reads 0 as "now".
 - An idempotent batch's state entry holds its metadata as JSON: keep such batches under ~300 k
@@ -168,6 +176,12 @@ def _kafka_error(exc: BaseException) -> KafkaError | None:
 def translate(exc: BaseException | KafkaError, doing: str) -> HubError:
     """A ``hub.errors`` exception for a librdkafka error met while ``doing`` something."""
     err = exc if isinstance(exc, KafkaError) else _kafka_error(exc)
+    if err is None and isinstance(exc, TimeoutError):  # an admin future's result(timeout=...)
+        return Retryable(
+            f"Kafka did not answer in time while {doing}; retry later, and check "
+            "'infra/kafka.sh status'.",
+            code="log_unavailable",
+        )
     if err is None:
         return HubError(f"Kafka failed while {doing}: {exc}.", code="kafka_error")
     code, text = err.code(), err.str()
@@ -319,7 +333,8 @@ class KafkaEventLog(EventLog):
     ``bootstrap_servers`` e.g. ``"127.0.0.1:19092"`` (``infra/kafka.sh``). ``timeout_s`` bounds
     each admin and read call; ``delivery_timeout_s`` bounds how long an append waits for the
     broker (librdkafka's ``message.timeout.ms``). ``client_config`` is merged into every client's
-    configuration (security settings and the like).
+    configuration (security settings and the like). ``topic_prefix`` namespaces the topics and
+    transactional ids on the wire (see *Namespaces*); empty by default.
     """
 
     def __init__(
@@ -330,11 +345,20 @@ class KafkaEventLog(EventLog):
         delivery_timeout_s: float = 60.0,
         replication_factor: int = 1,
         client_config: Mapping[str, str] | None = None,
+        topic_prefix: str = "",
     ) -> None:
         if not isinstance(bootstrap_servers, str) or not bootstrap_servers:
             raise InvalidInput(
                 f"bootstrap_servers={bootstrap_servers!r} is invalid: pass 'host:port[,...]'."
             )
+        if not isinstance(topic_prefix, str) or (
+            topic_prefix and not _TOPIC_NAME.fullmatch(topic_prefix)
+        ):
+            raise InvalidInput(
+                f"topic_prefix={topic_prefix!r} is invalid: use characters from a-z, A-Z, 0-9, "
+                "'.', '_' and '-', e.g. 'team1.' (or '' for none)."
+            )
+        self._prefix = topic_prefix
         self._servers = bootstrap_servers
         self._timeout = float(timeout_s)
         self._delivery_timeout = float(delivery_timeout_s)
@@ -358,6 +382,14 @@ class KafkaEventLog(EventLog):
         self._reader: Consumer | None = None
         self._group_consumers: dict[str, Consumer] = {}
         self._internal_ready = False
+
+    # -- namespace -------------------------------------------------------------------------------
+    def _wire(self, name: str) -> str:
+        """The name on the wire of a topic or transactional id (see *Namespaces*)."""
+        return self._prefix + name
+
+    def _unwire(self, name: str) -> str:
+        return name[len(self._prefix) :]
 
     # -- clients -----------------------------------------------------------------------------------
     def _producer_config(self) -> dict[str, Any]:
@@ -387,7 +419,7 @@ class KafkaEventLog(EventLog):
         producer = Producer(
             {
                 **self._producer_config(),
-                "transactional.id": transactional_id,
+                "transactional.id": self._wire(transactional_id),
                 "transaction.timeout.ms": max(60_000, int(self._delivery_timeout * 2000)),
             }
         )
@@ -468,11 +500,12 @@ class KafkaEventLog(EventLog):
 
     def _create_kafka_topic(self, name: str, partitions: int, config: dict[str, str]) -> bool:
         """Create the topic in Kafka; False if it already existed."""
-        new = NewTopic(name, partitions, self._replication, config=config)
-        future = self._admin.create_topics([new], request_timeout=self._timeout)[name]
+        wire = self._wire(name)
+        new = NewTopic(wire, partitions, self._replication, config=config)
+        future = self._admin.create_topics([new], request_timeout=self._timeout)[wire]
         try:
             future.result(timeout=self._timeout)
-        except KafkaException as exc:
+        except (KafkaException, TimeoutError) as exc:
             err = _kafka_error(exc)
             code = err.code() if err else None
             if code == KafkaError.TOPIC_ALREADY_EXISTS:
@@ -502,10 +535,10 @@ class KafkaEventLog(EventLog):
     def _has_leaders(self, name: str, partitions: int) -> bool:
         """Whether Kafka's metadata shows every partition of the topic with a leader."""
         try:
-            md = self._admin.list_topics(topic=name, timeout=self._timeout)
+            md = self._admin.list_topics(topic=self._wire(name), timeout=self._timeout)
         except KafkaException:
             return False
-        t = md.topics.get(name)
+        t = md.topics.get(self._wire(name))
         return (
             t is not None
             and t.error is None
@@ -519,10 +552,10 @@ class KafkaEventLog(EventLog):
         if cached is not None:
             return cached
         try:
-            md = self._admin.list_topics(topic=name, timeout=self._timeout)
+            md = self._admin.list_topics(topic=self._wire(name), timeout=self._timeout)
         except KafkaException as exc:
             raise translate(exc, f"looking up topic {name!r}") from exc
-        t = md.topics.get(name)
+        t = md.topics.get(self._wire(name))
         if t is None or t.error is not None or not t.partitions:
             if (
                 t is not None
@@ -552,13 +585,15 @@ class KafkaEventLog(EventLog):
             md = self._admin.list_topics(timeout=self._timeout)
         except KafkaException as exc:
             raise translate(exc, "listing topics") from exc
-        names = sorted(n for n, t in md.topics.items() if not _INTERNAL.match(n) and t.partitions)
+        counts = {
+            self._unwire(n): len(t.partitions)
+            for n, t in md.topics.items()
+            if n.startswith(self._prefix) and t.partitions
+        }
+        names = sorted(n for n in counts if not _INTERNAL.match(n))
         configs = self._kafka_configs(names)
         hub = self._hub_configs()
-        return [
-            TopicInfo(n, len(md.topics[n].partitions), {**configs.get(n, {}), **hub.get(n, {})})
-            for n in names
-        ]
+        return [TopicInfo(n, counts[n], {**configs.get(n, {}), **hub.get(n, {})}) for n in names]
 
     def topic(self, name: str) -> TopicInfo:
         self._check_open()
@@ -570,18 +605,18 @@ class KafkaEventLog(EventLog):
         """The topic configs set explicitly on each topic (not broker or default values)."""
         if not names:
             return {}
-        resources = [ConfigResource(ConfigResource.Type.TOPIC, n) for n in names]
+        resources = [ConfigResource(ConfigResource.Type.TOPIC, self._wire(n)) for n in names]
         out: dict[str, dict[str, str]] = {}
         try:
             futures = self._admin.describe_configs(resources, request_timeout=self._timeout)
             for res, future in futures.items():
                 entries = future.result(timeout=self._timeout)
-                out[res.name] = {
+                out[self._unwire(res.name)] = {
                     k: e.value
                     for k, e in entries.items()
                     if e.source == ConfigSource.DYNAMIC_TOPIC_CONFIG.value and e.value is not None
                 }
-        except KafkaException as exc:
+        except (KafkaException, TimeoutError) as exc:
             raise translate(exc, f"describing the config of {list(names)!r}") from exc
         return out
 
@@ -713,7 +748,7 @@ class KafkaEventLog(EventLog):
             while True:
                 try:
                     producer.produce(
-                        topic,
+                        self._wire(topic),
                         value=value,
                         key=key,
                         partition=partition,
@@ -883,7 +918,10 @@ class KafkaEventLog(EventLog):
         done = {"kind": "done", "seq": key.sequence, "meta": self._encode_meta(meta)}
         states[(topic, producer)] = _ProducerState(key.sequence, meta)
         self._plain_producer().produce(  # 3.
-            PRODUCER_STATE_TOPIC, value=json.dumps(done).encode(), key=state_key, partition=0
+            self._wire(PRODUCER_STATE_TOPIC),
+            value=json.dumps(done).encode(),
+            key=state_key,
+            partition=0,
         )
         self._plain_producer().poll(0)
         return meta
@@ -968,7 +1006,7 @@ class KafkaEventLog(EventLog):
     def _list_offsets(
         self, topic: str, n: int, spec: OffsetSpec, level: IsolationLevel
     ) -> dict[int, int]:
-        request = {KafkaTP(topic, p): spec for p in range(n)}
+        request = {KafkaTP(self._wire(topic), p): spec for p in range(n)}
 
         def call() -> dict[int, int]:
             futures = self._admin.list_offsets(
@@ -987,6 +1025,8 @@ class KafkaEventLog(EventLog):
         while True:
             try:
                 return call()
+            except TimeoutError as exc:
+                raise translate(exc, doing) from exc
             except KafkaException as exc:
                 err = _kafka_error(exc)
                 retriable = err is not None and (err.retriable() or err.code() in _RETRYABLE_CODES)
@@ -1051,7 +1091,7 @@ class KafkaEventLog(EventLog):
             consumer = self._reader_consumer()
             doing = f"reading {topic!r} partition {partition} from offset {offset}"
             try:
-                consumer.assign([KafkaTP(topic, partition, offset)])
+                consumer.assign([KafkaTP(self._wire(topic), partition, offset)])
                 out: list[StoredRecord] = []
                 deadline = time.monotonic() + self._timeout
                 while len(out) < max_records:
@@ -1108,7 +1148,7 @@ class KafkaEventLog(EventLog):
                     code="partition_out_of_range",
                 )
             _check_offset(offset, f"offset to commit for {tp.topic!r}/{tp.partition}")
-            tps.append(KafkaTP(tp.topic, tp.partition, offset))
+            tps.append(KafkaTP(self._wire(tp.topic), tp.partition, offset))
         return tps
 
     def commit_offsets(self, group: str, offsets: Mapping[TopicPartition, int]) -> None:
@@ -1122,7 +1162,7 @@ class KafkaEventLog(EventLog):
                 [ConsumerGroupTopicPartitions(group, tps)], request_timeout=self._timeout
             )
             result = futures[group].result(timeout=self._timeout)
-        except KafkaException as exc:
+        except (KafkaException, TimeoutError) as exc:
             err = _kafka_error(exc)
             if err is not None and err.code() == KafkaError.UNKNOWN_MEMBER_ID:
                 raise Conflict(
@@ -1142,14 +1182,16 @@ class KafkaEventLog(EventLog):
         return self._committed(group, topic, n)
 
     def _committed(self, group: str, topic: str, n: int) -> dict[int, int]:
-        request = ConsumerGroupTopicPartitions(group, [KafkaTP(topic, p) for p in range(n)])
+        request = ConsumerGroupTopicPartitions(
+            group, [KafkaTP(self._wire(topic), p) for p in range(n)]
+        )
         doing = f"reading the offsets of group {group!r} on {topic!r}"
         try:
             futures = self._admin.list_consumer_group_offsets(
                 [request], request_timeout=self._timeout
             )
             result = futures[group].result(timeout=self._timeout)
-        except KafkaException as exc:
+        except (KafkaException, TimeoutError) as exc:
             err = _kafka_error(exc)
             if err is not None and err.code() == KafkaError.GROUP_ID_NOT_FOUND:
                 return {}
@@ -1198,7 +1240,8 @@ class KafkaEventLog(EventLog):
         self.close()
 
     def __repr__(self) -> str:
-        return f"KafkaEventLog({self._servers!r})"
+        prefix = f", topic_prefix={self._prefix!r}" if self._prefix else ""
+        return f"KafkaEventLog({self._servers!r}{prefix})"
 
 
 def _stored(topic: str, partition: int, offset: int, msg: Message) -> StoredRecord:
@@ -1291,7 +1334,7 @@ class _KafkaTransaction(Transaction):
             raise translate(exc, doing) from exc
         staged = self._offsets.setdefault(group, {})
         for tp in tps:
-            staged[(tp.topic, tp.partition)] = tp.offset
+            staged[(self._log._unwire(tp.topic), tp.partition)] = tp.offset
 
     def commit(self) -> None:
         doing = f"committing transaction {self._id!r}"

@@ -1,4 +1,4 @@
-"""SqlAlchemyViewStore: transactional views through SQLAlchemy (SQLite now, PostgreSQL by URL).
+"""SqlAlchemyViewStore: transactional views through SQLAlchemy (SQLite, or PostgreSQL by URL).
 
 Entity tables hold one row per key (upserted), append tables one row per fact (inserted once);
 aggregate tables belong to the analytics stores and are refused here. Money is exact: decimals
@@ -199,7 +199,7 @@ class SqlAlchemyViewStore(ViewStore):
         self,
         target: Target,
         tables: Sequence[Table],
-        rows: Mapping[str, Sequence[Row]],
+        rows: Mapping[str, Any],
         checkpoint: Checkpoint,
         hook: Hook = no_hook,
     ) -> None:
@@ -302,10 +302,15 @@ class SqlAlchemyViewStore(ViewStore):
             conn.execute(sa.delete(o).where(o.c.projection_id == target.id))
 
     def query(self, sql: str, grants: Sequence[ViewGrant]) -> pa.Table:
-        if self._engine.dialect.name != "sqlite":
-            raise ConfigError("Queries over transactional views run on SQLite in this version.")
+        dialect = self._engine.dialect.name
+        if dialect not in ("sqlite", "postgresql"):
+            raise ConfigError(
+                f"Queries over transactional views run on SQLite or PostgreSQL, not {dialect}."
+            )
         names = sa.inspect(self._engine).get_table_names()
         rewritten = check_and_rewrite(sql, {g.name: f"q_{g.name}" for g in grants}, names)
+        if dialect == "postgresql":
+            return self._query_postgres(rewritten, grants)
         with self._lock, self._engine.connect() as conn:
             try:
                 for g in grants:
@@ -332,6 +337,42 @@ class SqlAlchemyViewStore(ViewStore):
                 ) from exc
             finally:
                 conn.exec_driver_sql("PRAGMA query_only = OFF")
+                conn.rollback()
+        return pa.Table.from_pylist([dict(zip(names, r, strict=True)) for r in data])
+
+    def _query_postgres(self, rewritten: str, grants: Sequence[ViewGrant]) -> pa.Table:
+        """The same guard as on SQLite: temporary filtered/masked views, then the query in a
+        READ ONLY transaction (with a statement timeout) that is rolled back, views and all."""
+        dbapi_error: type[Exception] = self._engine.dialect.loaded_dbapi.Error
+        with self._lock, self._engine.connect() as conn:
+            try:
+                for g in grants:
+                    cols = ", ".join(
+                        f'NULL AS "{c}"' if c in g.masked else f'"{c}"' for c in g.columns
+                    )
+                    where = (
+                        ""
+                        if g.tenant is None
+                        else " WHERE tenant = '" + g.tenant.replace("'", "''") + "'"
+                    )
+                    conn.execute(
+                        sa.text(
+                            f'CREATE TEMP VIEW "q_{g.name}" AS SELECT {cols} FROM "{g.name}"{where}'
+                        )
+                    )
+                conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+                conn.exec_driver_sql("SET LOCAL statement_timeout = '30s'")
+                # The driver's own cursor: no parameter markers, so a '%' in the SQL is literal.
+                cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+                cursor.execute(rewritten)
+                names = [d[0] for d in cursor.description or ()]
+                data = [tuple(r) for r in cursor.fetchall()]
+                cursor.close()
+            except (sa.exc.SQLAlchemyError, dbapi_error) as exc:
+                raise InvalidInput(
+                    f"The query failed: {getattr(exc, 'orig', None) or exc}", code="query_failed"
+                ) from exc
+            finally:
                 conn.rollback()
         return pa.Table.from_pylist([dict(zip(names, r, strict=True)) for r in data])
 

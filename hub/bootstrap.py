@@ -64,7 +64,9 @@ def build_event_log(settings: Settings) -> EventLog:
     if settings.event_log == "kafka":
         from adapters.kafka_eventlog import KafkaEventLog
 
-        return KafkaEventLog(settings.kafka_bootstrap_servers)
+        return KafkaEventLog(
+            settings.kafka_bootstrap_servers, topic_prefix=settings.kafka_topic_prefix
+        )
     raise ConfigError(
         f"HUB_EVENT_LOG={settings.event_log!r} has no adapter: use 'sqlite' or 'kafka'."
     )

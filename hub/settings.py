@@ -47,6 +47,12 @@ class Settings(BaseSettings):
         default="127.0.0.1:19092",
         description="Kafka brokers when event_log is kafka (infra/kafka.sh serves 19092).",
     )
+    kafka_topic_prefix: str = Field(
+        default="",
+        pattern=r"^[a-zA-Z0-9._-]*$",
+        description="Namespace on a shared Kafka cluster: prefixed to every topic name (and "
+        "transactional id) on the wire, e.g. 'team1.'; empty for none.",
+    )
 
     http_host: str = Field(default="127.0.0.1")
     http_port: int = Field(default=8080, ge=1, le=65535)

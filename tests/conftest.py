@@ -16,3 +16,20 @@ def hub(tmp_path: Path) -> Iterator[Hub]:
     h = bootstrap(load_settings(environ={}, data_dir=tmp_path / "data"))
     yield h
     h.close()
+
+
+# Real components (tests/infra.py): under CI=true the session stops, at its end and whatever the
+# outcome, every component (Kafka, PostgreSQL) that it found stopped and started itself.
+def pytest_sessionstart(session: pytest.Session) -> None:
+    from tests import infra
+
+    infra.session_started()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    from tests import infra
+
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    lines = infra.session_finished()
+    if reporter is not None and lines:
+        reporter.write("\n" + "\n".join(lines) + "\n")

@@ -1,0 +1,90 @@
+"""Real components for tests: start them through ``infra/<name>.sh``, stop what a session started.
+
+``require(name)`` runs ``infra/<name>.sh start`` (idempotent: a running component is reused) and
+returns; when the component cannot start, the test is skipped with a loud reason, or, under
+``CI=true``, fails. ``postgres_url()`` is the SQLAlchemy URL of the script's cluster.
+
+Stopping: ``tests/conftest.py`` calls ``session_started`` and ``session_finished``. Under
+``CI=true`` (or ``HUB_TEST_STOP_INFRA=1``) every component that was not running when the session
+began and runs at its end is stopped, whatever the tests' outcome (pytest's exit code is kept).
+Locally components stay up for the next run (start-up costs seconds), as the Kafka fixture
+documents; ``make infra-down`` stops them.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+COMPONENTS = ("kafka", "postgres")  # the ones tests start on demand
+_running_at_start: dict[str, bool] = {}
+
+
+def script(name: str) -> Path:
+    return ROOT / "infra" / f"{name}.sh"
+
+
+def _run(name: str, command: str, timeout: float) -> tuple[bool, str]:
+    try:
+        done = subprocess.run(
+            ["bash", str(script(name)), command], capture_output=True, text=True, timeout=timeout
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return False, str(exc)
+    return done.returncode == 0, done.stdout + done.stderr
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI") == "true"
+
+
+def require(name: str, what: str) -> None:
+    """Start the component if needed; skip (or fail under CI) with the script's output if not."""
+    ok, output = _run(name, "start", 600)
+    if not ok:
+        reason = (
+            f"{name.upper()} NOT AVAILABLE: 'infra/{name}.sh start' failed, so {what} did not "
+            f"run.\n{output[-3000:]}"
+        )
+        if in_ci():
+            pytest.fail(reason, pytrace=False)
+        pytest.skip(reason)
+
+
+def postgres_url(what: str = "the PostgreSQL tests") -> str:
+    """The URL of the cluster infra/postgres.sh runs (started if needed); skips or fails."""
+    explicit = os.environ.get("HUB_TEST_POSTGRES_URL")
+    if explicit:
+        return explicit
+    require("postgres", what)
+    ok, output = _run("postgres", "url", 30)
+    assert ok, output
+    return output.strip().splitlines()[-1]
+
+
+def _stop_wanted() -> bool:
+    return in_ci() or os.environ.get("HUB_TEST_STOP_INFRA") == "1"
+
+
+def session_started() -> None:
+    if not _stop_wanted():
+        return
+    for name in COMPONENTS:
+        _running_at_start[name] = _run(name, "status", 60)[0]
+
+
+def session_finished() -> list[str]:
+    """Stop the components this session started; the lines to report."""
+    lines = []
+    for name, was_running in _running_at_start.items():
+        if was_running:
+            continue
+        ok, output = _run(name, "stop", 120)
+        last = output.strip().splitlines()[-1] if output.strip() else ""
+        lines.append(f"infra/{name}.sh stop: {'ok' if ok else 'FAILED'} {last}")
+    _running_at_start.clear()
+    return lines

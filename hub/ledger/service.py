@@ -394,6 +394,10 @@ class Ledger:
         self._audit_ready = True
 
     # -- queries -----------------------------------------------------------------------------
+    def index_of(self, topic: str, partition: int, offset: int) -> int | None:
+        """The ledger entry of a log record (None until a sync has given it a leaf)."""
+        return self.store.index_of(topic, partition, offset)
+
     def record_at(self, topic: str, partition: int, offset: int) -> StoredRecord | None:
         try:
             got = self.log.read(topic, partition, offset, 1)

@@ -363,6 +363,15 @@ class LedgerStore:
             row = conn.execute(f"SELECT {_COLUMNS} FROM leaves WHERE idx = ?", (index,)).fetchone()
         return None if row is None else tuple(row)
 
+    def index_of(self, topic: str, partition: int, offset: int) -> int | None:
+        """The leaf index of a log record, or None if the ledger has not synced it yet."""
+        with self.read() as conn:
+            row = conn.execute(
+                "SELECT idx FROM leaves WHERE topic = ? AND part = ? AND off = ?",
+                (topic, partition, offset),
+            ).fetchone()
+        return None if row is None else int(row[0])
+
     def iter_leaves(self, start: int = 0, batch: int = 50_000) -> Iterator[list[LeafRow]]:
         """All leaf rows in index order, in batches (each batch its own short read)."""
         last = start - 1

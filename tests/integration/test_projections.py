@@ -349,5 +349,37 @@ def test_sources_of_an_aggregate_row_are_exact(tmp_path):
         got = ps.sources("market_bars", "ohlcv_1h", key)
         assert got["complete"] and len(got["events"]) == row["events"]
         assert sum(D(e["value"]["quantity"]) for e in got["events"]) == row["volume"]
+        # Each event behind the row comes with its ledger entry and an inclusion proof that
+        # verifies against the signed checkpoint it names.
+        h.ledger.sync(force_checkpoint=True)
+        got = ps.sources("market_bars", "ohlcv_1h", key)
+        from audit.leaf import encode as leaf_input
+        from audit.merkle import leaf_hash, verify_inclusion
+
+        for e in got["events"]:
+            entry = e["proof"]
+            assert (entry["topic"], entry["partition"], entry["offset"]) == (
+                "trades",
+                e["partition"],
+                e["offset"],
+            )
+            record = h.log.read("trades", e["partition"], e["offset"], 1)[0]
+            data = leaf_input(
+                record.topic,
+                record.partition,
+                record.offset,
+                record.timestamp_ms,
+                record.key,
+                record.headers,
+                record.value,
+            )
+            assert leaf_hash(data).hex() == entry["leaf_hash"]
+            verify_inclusion(
+                bytes.fromhex(entry["leaf_hash"]),
+                entry["index"],
+                entry["checkpoint"]["size"],
+                [bytes.fromhex(x) for x in entry["proof"]],
+                bytes.fromhex(entry["checkpoint"]["root"]),
+            )
     finally:
         h.close()

@@ -81,11 +81,13 @@ def generate(seed: int = SEED) -> Iterator[DemoEvent]:
         )
     instruments = [f"INS{i:03d}" for i in range(50)]
     price = {s: Decimal(rng.randint(500, 50000)) / 100 for s in instruments}
+    path: dict[str, list[Decimal]] = {s: [] for s in instruments}  # mid price per 5-min step
     for step in range(102):  # every 5 minutes, 08:00-16:30
         t = open_ + timedelta(minutes=5 * step)
         for s in instruments:
             p = price[s] * Decimal(1 + rng.gauss(0, 0.002)).quantize(Decimal("0.000001"))
             price[s] = p.quantize(Decimal("0.0001"))
+            path[s].append(price[s])
             spread = (price[s] * Decimal("0.0005")).quantize(Decimal("0.0001"))
             yield DemoEvent(
                 "quotes",
@@ -102,7 +104,11 @@ def generate(seed: int = SEED) -> Iterator[DemoEvent]:
             )
     for i in range(3000):
         s = rng.choice(instruments)
-        t = open_ + timedelta(seconds=rng.randint(0, int(8.5 * 3600)))
+        offset_s = rng.randint(0, int(8.5 * 3600))
+        t = open_ + timedelta(seconds=offset_s)
+        # Executed near the mid quoted at that time, within a few basis points.
+        mid = path[s][min(offset_s // 300, len(path[s]) - 1)]
+        traded = (mid * Decimal(1 + rng.gauss(0, 0.0003))).quantize(Decimal("0.0001"))
         yield DemoEvent(
             "trades",
             {
@@ -112,7 +118,7 @@ def generate(seed: int = SEED) -> Iterator[DemoEvent]:
                 "venue": "XLON",
                 "side": rng.choice(["BUY", "SELL"]),
                 "quantity": str(rng.randint(1, 100) * 10),
-                "price": str(price[s]),
+                "price": str(traded),
                 "currency": "USD",
                 "fees": "1.50",
                 "executed_at": _ts(t),

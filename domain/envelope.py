@@ -68,6 +68,25 @@ def uuid7(now_ns: int | None = None) -> uuid.UUID:
     return uuid.UUID(int=value)
 
 
+def reserve_uuid7(n: int, now_ns: int | None = None) -> tuple[int, int]:
+    """Reserve ``n`` consecutive UUIDv7 (millisecond, counter) slots; returns the first.
+
+    Slot ``i`` is ``first + i`` in units of ``ms * 4096 + counter`` (a counter overflow carries
+    into the millisecond, as ``uuid7`` does), so ids built from the slots strictly increase and
+    never collide with ids from ``uuid7`` in this process. Only the random bits are left to the
+    caller (a batch generator draws them with one ``os.urandom`` call).
+    """
+    global _last_ms, _last_counter
+    ms = (time.time_ns() if now_ns is None else now_ns) // 1_000_000
+    if ms <= _last_ms:
+        first = _last_ms * 4096 + _last_counter + 1
+    else:
+        first = ms * 4096 + (int.from_bytes(os.urandom(2), "big") & 0x7FF)
+    if n > 0:
+        _last_ms, _last_counter = divmod(first + n - 1, 4096)
+    return divmod(first, 4096)
+
+
 def rfc3339_micros(dt: datetime) -> str:
     """UTC timestamp as ``2026-11-25T19:41:58.123456Z``."""
     return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -375,3 +375,196 @@ def _show(value: Any) -> str:
     if isinstance(value, datetime):
         return value.isoformat()
     return str(value)
+
+
+# -- compiled evaluation ------------------------------------------------------------------------
+# ``compile_rules`` turns a rule set into closures once (paths pre-split, regexes and bounds
+# resolved, messages' fixed parts built) so that the per-record cost is a few dict lookups per
+# rule. Its results are identical to ``evaluate`` (same violations, same order, same messages).
+Check = Callable[[Any, datetime], "Violation | None"]
+Evaluator = Callable[[Any, datetime], list[Violation]]
+
+
+def split_path(path: str) -> tuple[str, ...]:
+    """The steps of a field path, as ``get_path`` walks them."""
+    return tuple(path.replace(".", "/").strip("/").split("/"))
+
+
+def _getter(path: str) -> Callable[[Any], Any]:
+    parts = split_path(path)
+    if len(parts) == 1:
+        (name,) = parts
+
+        def get_one(record: Any) -> Any:
+            if type(record) is dict:
+                return record.get(name)
+            if not isinstance(record, Mapping):
+                return None
+            return record.get(name)
+
+        return get_one
+
+    def get_nested(record: Any) -> Any:
+        value = record
+        for part in parts:
+            if type(value) is not dict and not isinstance(value, Mapping):
+                return None
+            value = value.get(part)
+            if value is None:
+                return None
+        return value
+
+    return get_nested
+
+
+def _compile_rule(rule: Rule) -> Check | None:
+    """One stateless rule as a closure; None for ``unique`` (it always passes here)."""
+    kind, rid = rule.kind, rule.id
+    if kind == "unique":
+        return None
+    if kind == "required":
+        getters = [(_getter(f), _path(f)) for f in rule.fields]
+
+        def required(record: Any, now: datetime) -> Violation | None:
+            for get, where in getters:
+                v = get(record)
+                if v is None or v == "":
+                    return Violation(rid, where, f"{where} is required but is missing.")
+            return None
+
+        return required
+    if kind == "compare":
+        get_a, get_b = _getter(rule.fields[0]), _getter(rule.fields[1])
+        op, op_name = OPS[rule.op], rule.op
+        pa_, pb_ = _path(rule.fields[0]), _path(rule.fields[1])
+
+        def compare(record: Any, now: datetime) -> Violation | None:
+            a = get_a(record)
+            if a is None:
+                return None
+            b = get_b(record)
+            if b is None:
+                return None
+            try:
+                ok = op(a, b)
+            except TypeError:
+                ok = False
+            if ok:
+                return None
+            return Violation(rid, pa_, f"{pa_} ({_show(a)}) must be {op_name} {pb_} ({_show(b)}).")
+
+        return compare
+    get = _getter(rule.field)
+    where = _path(rule.field)
+    if kind == "range":
+        lo, hi = rule.min, rule.max
+        lo_x, hi_x = rule.min_exclusive, rule.max_exclusive
+        lo_op, hi_op = (">" if lo_x else ">="), ("<" if hi_x else "<=")
+
+        def in_range(record: Any, now: datetime) -> Violation | None:
+            value = get(record)
+            if value is None:
+                return None
+            n = _as_number(value)
+            if n is None:
+                return Violation(rid, where, f"{where} ({value!r}) is not a number.")
+            if lo is not None and (n <= lo if lo_x else n < lo):
+                return Violation(rid, where, f"{where} is {n}, but must be {lo_op} {lo}.")
+            if hi is not None and (n >= hi if hi_x else n > hi):
+                return Violation(rid, where, f"{where} is {n}, but must be {hi_op} {hi}.")
+            return None
+
+        return in_range
+    if kind == "regex":
+        assert rule._regex is not None
+        fullmatch, pattern = rule._regex.fullmatch, rule.pattern
+
+        def regex(record: Any, now: datetime) -> Violation | None:
+            value = get(record)
+            if value is None:
+                return None
+            if isinstance(value, str) and fullmatch(value):
+                return None
+            return Violation(
+                rid, where, f"{where} ({value!r}) does not match the pattern {pattern!r}."
+            )
+
+        return regex
+    if kind == "enum":
+        values = rule.values
+        allowed = ", ".join(map(str, values))
+
+        def enum(record: Any, now: datetime) -> Violation | None:
+            value = get(record)
+            if value is None or value in values:
+                return None
+            return Violation(rid, where, f"{where} ({value!r}) is not one of {allowed}.")
+
+        return enum
+    if kind == "freshness":
+        max_age, max_future = rule.max_age, rule.max_future
+
+        def fresh(record: Any, now: datetime) -> Violation | None:
+            value = get(record)
+            if value is None:
+                return None
+            if not isinstance(value, datetime):
+                return Violation(rid, where, f"{where} ({value!r}) is not a timestamp.")
+            if value.tzinfo is None:
+                value = value.replace(tzinfo=now.tzinfo)
+            if max_age is not None and now - value > max_age:
+                return Violation(
+                    rid,
+                    where,
+                    f"{where} ({_show(value)}) arrived late: it is older than {max_age} "
+                    f"at receipt ({_show(now)}).",
+                )
+            if max_future is not None and value - now > max_future:
+                return Violation(
+                    rid,
+                    where,
+                    f"{where} ({_show(value)}) is more than {max_future} in the future "
+                    f"at receipt ({_show(now)}).",
+                )
+            return None
+
+        return fresh
+    raise AssertionError(kind)  # pragma: no cover - parse_rule admits only KINDS
+
+
+def compile_rules(rule_set: RuleSet) -> Evaluator:
+    """``evaluate`` for one rule set, compiled once: same violations, order and messages."""
+    checks = tuple(c for c in map(_compile_rule, rule_set.rules) if c is not None)
+    if not checks:
+        return lambda record, now: []
+
+    def run(record: Any, now: datetime) -> list[Violation]:
+        out: list[Violation] = []
+        for check in checks:
+            v = check(record, now)
+            if v is not None:
+                out.append(v)
+        return out
+
+    return run
+
+
+def compile_natural_key(rule: Rule) -> Callable[[Any], str | None]:
+    """``natural_key`` for one ``unique`` rule, compiled once."""
+    getters = [_getter(f) for f in rule.fields]
+    if len(getters) == 1:
+        (get,) = getters
+
+        def one(record: Any) -> str | None:
+            v = get(record)
+            return None if v is None else str(v)
+
+        return one
+
+    def many(record: Any) -> str | None:
+        parts = [g(record) for g in getters]
+        if any(p is None for p in parts):
+            return None
+        return "\x1f".join(map(str, parts))
+
+    return many

@@ -111,13 +111,14 @@ class Publisher:
     ) -> list[Record]:
         """Convert, validate and encode every event; raises naming the first bad one."""
         key_field = self._log.topic(topic).config.get(KEY_FIELD_CONFIG)
-        resolved: dict[str | None, tuple[int, ParsedSchema, str]] = {}
+        resolved: dict[str | None, tuple[int, ParsedSchema, str, str]] = {}
         records = []
         for i, ev in enumerate(events):
             try:
                 if ev.event_type not in resolved:
-                    resolved[ev.event_type] = self._resolve(topic, ev.event_type)
-                schema_id, schema, name = resolved[ev.event_type]
+                    sid, sch, nm = self._resolve(topic, ev.event_type)
+                    resolved[ev.event_type] = (sid, sch, nm, classification_of(sch))
+                schema_id, schema, name, classification = resolved[ev.event_type]
                 datum = serde.from_json(ev.value, schema.parsed)
                 value = serde.encode(schema_id, schema, datum)
                 if len(value) > self._max_bytes:
@@ -137,7 +138,7 @@ class Publisher:
                     event_type=name,
                     producer=producer,
                     tenant=tenant,
-                    classification=classification_of(schema),
+                    classification=classification,
                     occurred_at=occurred,
                     correlation_id=ev.correlation_id,
                     causation_id=ev.causation_id,

@@ -27,6 +27,11 @@ MAGIC = 0
 _HEADER = struct.Struct(">bI")
 
 
+def wire_header(schema_id: int) -> bytes:
+    """The 5-byte Confluent wire format prefix (magic byte, big-endian schema id)."""
+    return _HEADER.pack(MAGIC, schema_id)
+
+
 def split_wire(data: bytes) -> tuple[int, memoryview]:
     """Schema id and Avro body of a Confluent wire format value; raises SerializationError."""
     if len(data) < 5 or data[0] != MAGIC:
@@ -293,3 +298,188 @@ def to_json(value: Any) -> Any:
     if isinstance(value, bytes):
         return base64.b64encode(value).decode()
     return value
+
+
+# -- generated per-schema encoders ----------------------------------------------------------------
+# ``encoder(schema_id, schema)`` returns a function equal to ``encode(schema_id, schema, datum)``
+# for every datum: Python source generated once per schema writes the common cases (strings,
+# ints, booleans, doubles, enums, bytes decimals, timestamp-micros, dates, nullable unions of
+# those) with exact type checks; anything else (a missing field, another type, a value fastavro
+# would refuse) raises inside the generated code and the datum is encoded by fastavro instead,
+# which gives its own bytes or its own error. Schemas with other field types use fastavro only.
+_SMALL = [bytes([i]) for i in range(128)]
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_EPOCH_NAIVE = datetime(1970, 1, 1)
+_EPOCH_DAY = date(1970, 1, 1)
+_ENCODERS: dict[int, tuple[ParsedSchema, Any]] = {}
+
+
+def _varint(z: int) -> bytes:
+    out = bytearray()
+    while z >= 0x80:
+        out.append((z & 0x7F) | 0x80)
+        z >>= 7
+    out.append(z)
+    return bytes(out)
+
+
+def _micros(v: datetime) -> int:
+    delta = v - (_EPOCH_NAIVE if v.tzinfo is None else _EPOCH)
+    return (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def _decimal_bytes(v: Decimal, precision: int, scale: int) -> bytes:
+    _, digits, exp = v.as_tuple()
+    if not isinstance(exp, int) or len(digits) > precision or exp + scale < 0:
+        raise ValueError("left to fastavro")
+    u = int(v.scaleb(scale))
+    return u.to_bytes((abs(u).bit_length() + 8) // 8, "big", signed=True)
+
+
+def _field_code(
+    t: Any, named: Mapping[str, Any], var: str, lines: list[str], pad: str, consts: dict[str, Any]
+) -> bool:
+    """Append code writing ``var`` of Avro type ``t``; False if ``t`` is not generated."""
+    if isinstance(t, str) and t in named:
+        t = named[t]
+    if isinstance(t, list):
+        if len(t) != 2 or "null" not in t:
+            return False
+        null_at = t.index("null")
+        inner: list[str] = []
+        if not _field_code(t[1 - null_at], named, var, inner, pad + "    ", consts):
+            return False
+        lines.append(f"{pad}if {var} is None:")
+        lines.append(f"{pad}    ap({bytes([2 * null_at])!r})")
+        lines.append(f"{pad}else:")
+        lines.append(f"{pad}    ap({bytes([2 * (1 - null_at)])!r})")
+        lines.extend(inner)
+        return True
+    logical = t.get("logicalType") if isinstance(t, dict) else None
+    base = t.get("type") if isinstance(t, dict) else t
+    varint = f"{pad}ap(_S[z] if z < 128 else _varint(z))"
+    if logical == "decimal" and base == "bytes":
+        precision, scale = int(t["precision"]), int(t.get("scale", 0))
+        if precision > 27:
+            return False
+        quantum = f"_Q{len(consts)}"
+        consts[quantum] = Decimal(1).scaleb(-scale)
+        lines.append(f"{pad}if type({var}) is not _Decimal: raise TypeError")
+        lines.append(f"{pad}if {var}.same_quantum({quantum}):")  # exponent == -scale: exact
+        lines.append(f"{pad}    u = int({var}.scaleb({scale}))")
+        lines.append(f"{pad}    if not -{10**precision} < u < {10**precision}: raise ValueError")
+        lines.append(f"{pad}    b = u.to_bytes((abs(u).bit_length() + 8) >> 3, 'big', signed=True)")
+        lines.append(f"{pad}else:")
+        lines.append(f"{pad}    b = _decimal_bytes({var}, {precision}, {scale})")
+        lines.append(f"{pad}ap(_S[len(b) << 1])")
+        lines.append(f"{pad}ap(b)")
+        return True
+    if logical == "timestamp-micros" and base == "long":
+        lines.append(f"{pad}if type({var}) is not _datetime: raise TypeError")
+        lines.append(f"{pad}v = _micros({var})")
+        lines.append(f"{pad}z = (v << 1) ^ (v >> 63)")
+        lines.append(varint)
+        return True
+    if logical == "date" and base == "int":
+        lines.append(f"{pad}if type({var}) is not _date: raise TypeError")
+        lines.append(f"{pad}v = ({var} - _EPOCH_DAY).days")
+        lines.append(f"{pad}z = (v << 1) ^ (v >> 63)")
+        lines.append(varint)
+        return True
+    if logical is not None:
+        return False
+    if base == "enum":
+        if len(t["symbols"]) > 64:
+            return False
+        name = f"_E{len(consts)}"
+        consts[name] = {s: _SMALL[i << 1] for i, s in enumerate(t["symbols"])}
+        lines.append(f"{pad}ap({name}[{var}])")
+        return True
+    if base == "string":
+        lines.append(f"{pad}if type({var}) is not str: raise TypeError")
+        lines.append(f"{pad}b = {var}.encode()")
+        lines.append(f"{pad}z = len(b) << 1")
+        lines.append(varint)
+        lines.append(f"{pad}ap(b)")
+        return True
+    if base == "bytes":
+        lines.append(f"{pad}if type({var}) is not bytes: raise TypeError")
+        lines.append(f"{pad}z = len({var}) << 1")
+        lines.append(varint)
+        lines.append(f"{pad}ap({var})")
+        return True
+    if base in ("long", "int"):
+        bits = 63 if base == "long" else 31
+        lines.append(f"{pad}v = {var}")
+        lines.append(
+            f"{pad}if type(v) is not int or not {-(2**bits)} <= v < {2**bits}: raise TypeError"
+        )
+        lines.append(f"{pad}z = (v << 1) ^ (v >> 63)")
+        lines.append(varint)
+        return True
+    if base == "boolean":
+        lines.append(f"{pad}if type({var}) is not bool: raise TypeError")
+        lines.append(f"{pad}ap(b'\\x01' if {var} else b'\\x00')")
+        return True
+    if base == "double":
+        lines.append(f"{pad}if type({var}) is not float: raise TypeError")
+        lines.append(f"{pad}ap(_pack_d({var}))")
+        return True
+    return False
+
+
+def _generate(schema: ParsedSchema) -> Any:
+    parsed = schema.parsed
+    if not isinstance(parsed, dict) or parsed.get("type") not in ("record", "error"):
+        return None
+    named = parsed.get("__named_schemas", {})
+    lines = ["def _generated(d, header):", "    out = [header]", "    ap = out.append"]
+    consts: dict[str, Any] = {}
+    for i, f in enumerate(parsed["fields"]):
+        lines.append(f"    f{i} = d[{f['name']!r}]")
+        if not _field_code(f["type"], named, f"f{i}", lines, "    ", consts):
+            return None
+    lines.append("    return b''.join(out)")
+    scope: dict[str, Any] = {
+        **consts,
+        "_S": _SMALL,
+        "_varint": _varint,
+        "_micros": _micros,
+        "_decimal_bytes": _decimal_bytes,
+        "_Decimal": Decimal,
+        "_datetime": datetime,
+        "_date": date,
+        "_EPOCH_DAY": _EPOCH_DAY,
+        "_pack_d": struct.Struct("<d").pack,
+    }
+    exec(compile("\n".join(lines), f"<avro encoder {schema.name}>", "exec"), scope)
+    return scope["_generated"]
+
+
+def encoder(schema_id: int, schema: ParsedSchema) -> Any:
+    """A function ``datum -> bytes`` equal to ``encode(schema_id, schema, datum)`` (see above)."""
+    found = _ENCODERS.get(schema_id)
+    if found is not None and found[0] is schema:
+        return found[1]
+    generated = _generate(schema)
+    header = _HEADER.pack(MAGIC, schema_id)
+
+    if generated is None:
+
+        def encode_one(datum: Any) -> bytes:
+            return encode(schema_id, schema, datum)
+
+    else:
+
+        def encode_one(datum: Any) -> bytes:
+            if type(datum) is dict:
+                try:
+                    return generated(datum, header)  # type: ignore[no-any-return]
+                except Exception:
+                    pass
+            return encode(schema_id, schema, datum)
+
+    if len(_ENCODERS) > 1024:
+        _ENCODERS.clear()
+    _ENCODERS[schema_id] = (schema, encode_one)
+    return encode_one

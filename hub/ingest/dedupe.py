@@ -49,13 +49,26 @@ class KeyWindow:
         return len(self._cur) + len(self._prev)
 
     def add_all(self, keys: Iterable[str]) -> None:
+        """Add keys in order, rotating when the current generation reaches ``max_keys // 2``.
+
+        Keys go in by chunks of the room left in the generation (``set.update`` in C): the
+        generation can only fill up on a chunk's last key, so rotations happen exactly where
+        adding them one by one would put them.
+        """
         self._maybe_rotate()
-        cur = self._cur
-        for k in keys:
-            cur.add(k)
-            if len(cur) >= self._max // 2:
+        pending = keys if isinstance(keys, list) else list(keys)
+        half = self._max // 2
+        start = 0
+        while start < len(pending):
+            cur = self._cur
+            room = half - len(cur)
+            if room <= 0:
                 self._rotate()
-                cur = self._cur
+                continue
+            cur.update(pending[start : start + room])
+            start += room
+            if len(cur) >= half:
+                self._rotate()
 
     def _maybe_rotate(self) -> None:
         if time.monotonic() - self._started >= self._half_window:

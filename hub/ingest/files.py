@@ -23,6 +23,7 @@ position says ``done`` is not ingested again.
 
 from __future__ import annotations
 
+import base64
 import csv
 import hashlib
 import io
@@ -122,7 +123,7 @@ def _jsonl(path: Path, batch_size: int) -> Iterator[list[RawRecord]]:
         yield batch
 
 
-def _csv_types(schema: Any) -> dict[str, tuple[Any, bool]]:
+def csv_types(schema: Any) -> dict[str, tuple[Any, bool]]:
     """Per field: its non-null type (parsed Avro) and whether null is allowed."""
     out = {}
     for f in schema["fields"]:
@@ -169,10 +170,41 @@ def _csv_rows(path: Path) -> Iterator[tuple[int, bytes]]:
             yield start, pending.rstrip(b"\r\n")
 
 
+def csv_content_type(header_line: bytes) -> str:
+    """``text/csv`` with the file's header line as a base64 ``columns`` parameter."""
+    return "text/csv; columns=" + base64.b64encode(header_line).decode("ascii")
+
+
+def csv_header_of(content_type: str) -> list[str] | None:
+    """The header a ``csv_content_type`` carries, or None."""
+    for param in content_type.split(";")[1:]:
+        name, _, value = param.strip().partition("=")
+        if name == "columns":
+            line = base64.b64decode(value).decode("utf-8-sig")
+            return next(csv.reader([line]))
+    return None
+
+
+def parse_csv_row(
+    raw: bytes, header: list[str], types: dict[str, tuple[Any, bool]]
+) -> dict[str, Any]:
+    """One CSV row typed by the schema; raises ValueError / csv.Error / UnicodeDecodeError."""
+    (cells,) = list(csv.reader([raw.decode("utf-8")]))
+    if len(cells) != len(header):
+        raise ValueError(f"it has {len(cells)} columns, the header has {len(header)}")
+    value = {}
+    for name, cell in zip(header, cells, strict=True):
+        try:
+            value[name] = _csv_value(cell, *types[name])
+        except (ValueError, ArithmeticError) as exc:
+            raise ValueError(f"column {name!r}: {cell!r} does not fit ({exc})") from exc
+    return value
+
+
 def _csv(
     path: Path, batch_size: int, pipeline: IngestPipeline, topic: str, event_type: str | None
 ) -> Iterator[list[RawRecord]]:
-    types = _csv_types(pipeline.target(topic, event_type).schema.parsed)
+    types = csv_types(pipeline.target(topic, event_type).schema.parsed)
     rows = _csv_rows(path)
     first = next(rows, None)
     if first is None:
@@ -188,28 +220,23 @@ def _csv(
             f"schema of topic {topic!r} does not have (it has {', '.join(types)}): rename or "
             "drop them."
         )
+    # The header travels with each row's content type (a MIME parameter), so a quarantined row
+    # can be parsed again on replay without the file.
+    ctype = csv_content_type(first[1])
     batch: list[RawRecord] = []
     for lineno, raw in rows:
         if not raw.strip():
             continue
         pos = {"line": lineno}
         try:
-            (cells,) = list(csv.reader([raw.decode("utf-8")]))
-            if len(cells) != len(header):
-                raise ValueError(f"it has {len(cells)} columns, the header has {len(header)}")
-            value = {}
-            for name, cell in zip(header, cells, strict=True):
-                try:
-                    value[name] = _csv_value(cell, *types[name])
-                except (ValueError, ArithmeticError) as exc:
-                    raise ValueError(f"column {name!r}: {cell!r} does not fit ({exc})") from exc
+            value = parse_csv_row(raw, header, types)
             rec = RawRecord(
-                raw, value=value, content_type="text/csv", event_type=event_type, position=pos
+                raw, value=value, content_type=ctype, event_type=event_type, position=pos
             )
         except UnicodeDecodeError as exc:
             rec = RawRecord(
                 raw,
-                content_type="text/csv",
+                content_type=ctype,
                 error=f"CSV line {lineno} is not UTF-8 text ({exc.reason}).",
                 error_code="not_utf8",
                 position=pos,
@@ -217,7 +244,7 @@ def _csv(
         except (ValueError, csv.Error) as exc:
             rec = RawRecord(
                 raw,
-                content_type="text/csv",
+                content_type=ctype,
                 error=f"CSV line {lineno} is malformed: {exc}.",
                 error_code="malformed_csv",
                 position=pos,

@@ -1,16 +1,18 @@
 """Reading the quarantine topic and replaying its records through the pipeline after a fix.
 
 A quarantined record is a ``hub.RecordQuarantined`` event on ``hub.quarantine`` (one partition),
-addressed by its offset. Replay re-ingests the original bytes (JSON, CSV rows as their JSON
-rendering is not kept: CSV and JSON originals replay as JSON when they parse as a JSON object;
-wire-format originals replay as wire format) with the event id given at first receipt and
-``attempt + 1``, from the source ``replay:<original source>``. A record that fails again is
-quarantined again (a new offset, the higher attempt); one that passes is appended once: its
-event id makes a second replay a duplicate. Truncated originals cannot be replayed.
+addressed by its offset. Replay re-ingests the original bytes: JSON as JSON, wire-format values as
+wire format, CSV rows parsed with the header their content type carries (``text/csv;
+columns=<base64 header line>``) and typed by the topic's current schema; each with the event id
+given at first receipt and ``attempt + 1``, from the source ``replay:<original source>``. A
+record that fails again is quarantined again (a new offset, the higher attempt); one that passes
+is appended once: its event id makes a second replay a duplicate. Truncated originals cannot be
+replayed.
 """
 
 from __future__ import annotations
 
+import csv
 import json
 from collections.abc import Iterable
 from decimal import Decimal
@@ -18,6 +20,7 @@ from typing import Any
 
 from hub import serde
 from hub.errors import InvalidInput, NotFound
+from hub.ingest.files import csv_header_of, csv_types, parse_csv_row
 from hub.ingest.pipeline import QUARANTINE_TOPIC, WIRE, IngestPipeline, IngestResult, RawRecord
 
 
@@ -55,8 +58,8 @@ def entries(
     return out
 
 
-def to_raw(entry: dict[str, Any]) -> RawRecord:
-    """The record to re-ingest for a quarantine entry."""
+def to_raw(entry: dict[str, Any], pipeline: IngestPipeline | None = None) -> RawRecord:
+    """The record to re-ingest for a quarantine entry (CSV rows need ``pipeline``'s schemas)."""
     if entry["truncated"]:
         raise InvalidInput(
             f"Quarantined record {entry['offset']} was kept truncated "
@@ -71,6 +74,20 @@ def to_raw(entry: dict[str, Any]) -> RawRecord:
     }
     if entry["content_type"] == WIRE:
         return RawRecord(original, kind="wire", content_type=WIRE, **common)
+    header = csv_header_of(entry["content_type"]) if pipeline is not None else None
+    if header is not None and pipeline is not None:
+        types = csv_types(pipeline.target(entry["topic"], entry["event_type"]).schema.parsed)
+        try:
+            value = parse_csv_row(original, header, types)
+        except (ValueError, UnicodeDecodeError, csv.Error) as exc:
+            return RawRecord(
+                original,
+                content_type=entry["content_type"],
+                error=f"The CSV row is still malformed: {exc}.",
+                error_code="malformed_csv",
+                **common,
+            )
+        return RawRecord(original, value=value, content_type=entry["content_type"], **common)
     try:
         value = json.loads(original.decode("utf-8"), parse_float=Decimal)
         if not isinstance(value, dict):
@@ -95,7 +112,7 @@ def replay(
     by_topic: dict[str, list[tuple[dict[str, Any], RawRecord]]] = {}
     for off in offsets:
         e = decode_entry(pipeline, off)
-        by_topic.setdefault(e["topic"], []).append((e, to_raw(e)))
+        by_topic.setdefault(e["topic"], []).append((e, to_raw(e, pipeline)))
     out: dict[str, IngestResult] = {}
     for topic, items in by_topic.items():
         total = IngestResult()

@@ -99,6 +99,30 @@ def test_csv_typed_by_schema_and_bad_rows(hub: Hub, tmp_path: Path) -> None:
         publish_file(hub.ingest, wrong, "trades")
 
 
+def test_csv_row_quarantined_by_a_rule_replays_after_the_fix(hub: Hub, tmp_path: Path) -> None:
+    from hub.ingest.quarantine import entries, replay
+
+    f = tmp_path / "t.csv"
+    header = "trade_id,account_id,instrument,side,quantity,price,currency,executed_at"
+    f.write_text(header + "\nT-9,ACC-1,AAPL,BUY,-100,1.5,USD,2026-11-25T14:30:00Z\n")
+    out = publish_file(hub.ingest, f, "trades")
+    assert (out.result.accepted, out.result.rejected) == (0, 1)
+    (entry,) = entries(hub.ingest)
+    assert entry["rule_id"] == "trade.quantity.positive"
+    # Still failing: replay quarantines it again (parsed from its CSV bytes, not "malformed").
+    again = replay(hub.ingest, [entry["offset"]])["trades"]
+    assert again.rejected == 1
+    assert entries(hub.ingest)[-1]["reason_code"] == "rule_failed"
+    # The operator relaxes the rule; the replay now appends the row, typed by the schema.
+    current = hub.ingest.rules.get("trades-value").as_dict()
+    current["rules"] = [r for r in current["rules"] if r["id"] != "trade.quantity.positive"]
+    hub.ingest.rules.set("trades-value", current, changed_by="ops", reason="short sales")
+    done = replay(hub.ingest, [entry["offset"]])["trades"]
+    assert done.accepted == 1
+    (rec,) = [r for p in range(3) for r in hub.reader.read("trades", p, 0, 10)]
+    assert rec["value"]["quantity"] == "-100.0000" and rec["value"]["price"] == "1.50000000"
+
+
 def write_parquet(path: Path, rows: list[dict]) -> None:
     from decimal import Decimal
 

@@ -81,6 +81,27 @@ infra-up: infra-openbao-up
 infra-down: infra-openbao-down
 # ---- end infra: OpenBao ----------------------------------------------------------------------------
 
+# ---- infra: Open Policy Agent for the OPA PolicyEngine (infra/opa.sh) -----------------------------
+# Server on 127.0.0.1:18181 (HUB_OPA_PORT) with governance/policies (--watch); the binary is built
+# from the Go module proxy once (~2 min cold) and cached as ~/.cache/hub/bin/opa-<version>.
+# policy-test: the Python-driven policy cases (rego-cpp) and `opa test` on the policies.
+.PHONY: infra-opa-up infra-opa-down policy-test
+
+infra-opa-up:
+	bash infra/opa.sh start
+
+infra-opa-down:
+	bash infra/opa.sh stop
+
+infra-up: infra-opa-up
+
+infra-down: infra-opa-down
+
+policy-test: setup
+	$(VENV)/bin/hub policy test
+	bash infra/opa.sh test
+# ---- end infra: OPA --------------------------------------------------------------------------------
+
 # ---- infra: PostgreSQL for the transactional views (infra/postgres.sh) ----------------------------
 # A cluster owned by the script (Debian's postgresql package, installed by `infra/postgres.sh
 # install` when missing) on 127.0.0.1:15432 (HUB_PG_PORT), role and database `hub`, data under

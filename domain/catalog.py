@@ -85,6 +85,38 @@ TOPICS: tuple[TopicSpec, ...] = (
         "source",
         "Each ingest source's position, written atomically with its data; the latest wins.",
     ),
+    TopicSpec(
+        "hub.decisions",
+        ("hub.PolicyDecisionRecorded",),
+        "topic",
+        "principal",
+        "Every policy decision (allow or deny) with its policy version and input digest.",
+    ),
+    TopicSpec(
+        "hub.policies",
+        (
+            "hub.PolicyChangeProposed",
+            "hub.PolicyChangeApproved",
+            "hub.PolicyChangeActivated",
+        ),
+        "record",
+        "change_id",
+        "Policy bundle changes: proposed, approved, activated; the active bundle is their fold.",
+    ),
+    TopicSpec(
+        "hub.governance",
+        ("hub.RetentionPolicySet", "hub.LegalHoldPlaced", "hub.LegalHoldReleased"),
+        "record",
+        "scope",
+        "Retention policies and legal holds per scope; the policies in force are their fold.",
+    ),
+    TopicSpec(
+        "hub.lineage",
+        ("hub.LineageEventRecorded",),
+        "topic",
+        "job_name",
+        "OpenLineage run events of every hub job (ingest, projection, export, retention).",
+    ),
 )
 
 

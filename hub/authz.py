@@ -52,6 +52,9 @@ ACTIONS = (
     "projection.rebuild",
     "pii.read",
     "tenant.all",
+    "catalog.read",
+    "retention.write",
+    "legalhold.write",
 )
 
 ROLE_ACTIONS: Mapping[str, frozenset[str]] = {
@@ -60,17 +63,20 @@ ROLE_ACTIONS: Mapping[str, frozenset[str]] = {
         | {"ingest.publish", "rules.read", "quarantine.read"}
     ),
     "analyst": frozenset({"schema.read", "topic.read", "event.read", "api.docs", "rules.read"})
-    | {"query.run", "projection.read"},
+    | {"query.run", "projection.read"}
+    | {"catalog.read"},
     "compliance_officer": frozenset(
         {"schema.read", "topic.read", "event.read", "metrics.read", "api.docs"}
         | {"ledger.read", "ledger.verify", "evidence.export", "quarantine.read", "rules.read"}
         | {"policy.read", "policy.approve"}
         | {"query.run", "projection.read", "pii.read"}
+        | {"catalog.read", "retention.write", "legalhold.write"}
     ),
     "security_admin": frozenset(
         {"schema.read", "topic.read", "keys.create", "metrics.read", "registry.config", "api.docs"}
         | {"ledger.read", "ledger.verify", "rules.read"}
         | {"policy.read", "policy.propose", "policy.approve"}
+        | {"catalog.read", "retention.write", "legalhold.write"}
     ),
     "ml_engineer": frozenset({"schema.read", "topic.read", "event.read", "api.docs"}),
     "admin": frozenset(ACTIONS),

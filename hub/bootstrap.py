@@ -50,6 +50,9 @@ class Hub:
     def close(self) -> None:
         if self.projections is not None:
             self.projections.close()  # stops runners before the log closes
+        close_policy = getattr(self.policy, "close", None)
+        if callable(close_policy):
+            close_policy()  # stores queued policy decisions before the log closes
         self.ledger.close()
         self.keystore.close()
         self.log.close()
@@ -92,47 +95,6 @@ def build_keystore(settings: Settings) -> KeyStore:
         settings.master_key_path,
         master,
         cache_ttl_s=settings.keystore_cache_ttl_s,
-    )
-
-
-def build_projections(hub: Hub) -> Any:
-    """The projection service; its view stores open on first use (chDB only when needed)."""
-    from hub.ports.views import ViewStore
-    from projections.model import Windowing
-    from projections.service import ProjectionService
-
-    s = hub.settings
-
-    def analytics() -> ViewStore:
-        if s.views_analytics == "clickhouse":
-            from adapters.clickhouse_views import ClickHouseViewStore
-
-            return ClickHouseViewStore(s.views_clickhouse_url)
-        from adapters.chdb_views import ChdbViewStore
-
-        return ChdbViewStore(s.data_dir / "views" / "chdb")
-
-    def transactional() -> ViewStore:
-        from adapters.sqlalchemy_views import SqlAlchemyViewStore
-
-        url = s.views_sql_url
-        if not url:
-            (s.data_dir / "views").mkdir(parents=True, exist_ok=True)
-            url = f"sqlite:///{s.data_dir / 'views' / 'transactional.sqlite'}"
-        return SqlAlchemyViewStore(url)
-
-    return ProjectionService(
-        hub.log,
-        hub.registry,
-        hub.reader,
-        hub.publisher,
-        hub.metrics,
-        {"analytics": analytics, "transactional": transactional},
-        windowing=Windowing(
-            int(s.projection_allowed_lateness_s * 1_000_000), s.projection_late_mode
-        ),
-        batch_records=s.projection_batch_records,
-        ledger=getattr(hub, "ledger", None),
     )
 
 
@@ -192,6 +154,87 @@ def build_ledger(
     )
 
 
+def build_projections(hub: Hub) -> Any:
+    """The projection service; its view stores open on first use (chDB only when needed)."""
+    from hub.ports.views import ViewStore
+    from projections.model import Windowing
+    from projections.service import ProjectionService
+
+    s = hub.settings
+
+    def analytics() -> ViewStore:
+        if s.views_analytics == "clickhouse":
+            from adapters.clickhouse_views import ClickHouseViewStore
+
+            return ClickHouseViewStore(s.views_clickhouse_url)
+        from adapters.chdb_views import ChdbViewStore
+
+        return ChdbViewStore(s.data_dir / "views" / "chdb")
+
+    def transactional() -> ViewStore:
+        from adapters.sqlalchemy_views import SqlAlchemyViewStore
+
+        url = s.views_sql_url
+        if not url:
+            (s.data_dir / "views").mkdir(parents=True, exist_ok=True)
+            url = f"sqlite:///{s.data_dir / 'views' / 'transactional.sqlite'}"
+        return SqlAlchemyViewStore(url)
+
+    return ProjectionService(
+        hub.log,
+        hub.registry,
+        hub.reader,
+        hub.publisher,
+        hub.metrics,
+        {"analytics": analytics, "transactional": transactional},
+        windowing=Windowing(
+            int(s.projection_allowed_lateness_s * 1_000_000), s.projection_late_mode
+        ),
+        batch_records=s.projection_batch_records,
+        ledger=getattr(hub, "ledger", None),
+    )
+
+
+def build_policy(
+    settings: Settings, event_log: EventLog, registry: SchemaRegistry, publisher: Publisher
+) -> PolicyEngine:
+    """The PolicyEngine the settings name, on the active bundle (the fold of ``hub.policies``),
+    recording every decision on ``hub.decisions`` unless ``policy_record_decisions`` is off."""
+    from governance.decisions import DecisionCommitter, LogDecisionSink, RecordingPolicyEngine
+
+    engine: PolicyEngine
+    if settings.policy_engine == "roletable":
+        engine = RoleTablePolicy()
+    else:
+        from governance.cache import DecisionCache
+        from governance.store import PolicyStore
+
+        bundle = PolicyStore(event_log, registry).active_bundle()
+        ttl = settings.policy_cache_ttl_ms
+        cache = DecisionCache(ttl) if ttl else None
+        if settings.policy_engine == "rego":
+            from adapters.rego_policy import RegoPolicyEngine
+
+            engine = RegoPolicyEngine(bundle, cache=cache)
+        else:
+            from adapters.opa_policy import OpaPolicyEngine
+            from governance.bundle import PolicyError
+
+            opa = OpaPolicyEngine(
+                settings.opa_url, bundle, timeout_s=settings.opa_timeout_ms / 1000, cache=cache
+            )
+            try:
+                if opa.loaded_version() != bundle.version:
+                    opa.load(bundle)
+            except PolicyError as exc:  # decisions deny with a reason until OPA answers
+                log.warning("OPA does not run the active policy bundle: %s", exc.message)
+            engine = opa
+    if not settings.policy_record_decisions:
+        return engine
+    sink = LogDecisionSink(event_log, registry, publisher)
+    return RecordingPolicyEngine(engine, DecisionCommitter(sink))
+
+
 def bootstrap(settings: Settings | None = None, *, install_domain: bool = True) -> Hub:
     """Build a hub. ``install_domain`` creates the domain topics and registers their schemas.
 
@@ -215,7 +258,7 @@ def bootstrap(settings: Settings | None = None, *, install_domain: bool = True) 
         publisher=publisher,
         reader=EventReader(event_log, registry),
         keys=ApiKeys(event_log, registry, publisher),
-        policy=RoleTablePolicy(),
+        policy=build_policy(settings, event_log, registry, publisher),
         metrics=metrics,
         ingest=build_ingest(event_log, registry, publisher, metrics, settings),
         ledger=build_ledger(settings, event_log, registry, publisher),

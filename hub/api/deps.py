@@ -15,7 +15,14 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import Request
 
-from hub.errors import Forbidden, HubError, InvalidInput, PayloadTooLarge, Unauthenticated
+from hub.errors import (
+    Forbidden,
+    HubError,
+    InvalidInput,
+    PayloadTooLarge,
+    Retryable,
+    Unauthenticated,
+)
 from hub.ports.policy import Principal
 
 if TYPE_CHECKING:
@@ -79,7 +86,13 @@ def authorize(action: str, resource: str | None = None) -> Callable[[Request], P
         hub = hub_of(request)
         target = resource or request.url.path
         try:
-            decision = hub.policy.decide(principal, action, target, {"method": request.method})
+            context = {"method": request.method}
+            for header, key in (("x-hub-purpose", "purpose"), ("x-hub-case", "case")):
+                if header in request.headers:  # purpose of use, e.g. an open investigation
+                    context[key] = request.headers[header]
+            decision = hub.policy.decide(principal, action, target, context)
+        except Retryable:  # e.g. the decision could not be stored: 503, and nothing ran
+            raise
         except HubError as exc:
             raise Forbidden(
                 f"Access denied because the policy engine failed: {exc.message}"
@@ -88,6 +101,7 @@ def authorize(action: str, resource: str | None = None) -> Callable[[Request], P
             raise Forbidden(f"Access denied because the policy engine failed: {exc!r}") from exc
         if not decision.allow:
             raise Forbidden(f"Access denied: {decision.reason} (policy {decision.policy_version}).")
+        request.state.decision = decision  # its obligations (mask, row_filter) for the route
         return principal
 
     dependency.__name__ = f"authorize_{action.replace('.', '_')}"

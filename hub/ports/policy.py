@@ -26,9 +26,15 @@ class Principal:
 
 @dataclass(frozen=True, slots=True)
 class Decision:
+    """The answer. ``mask`` (classifications to mask) and ``row_filter`` (column -> required
+    value) are obligations an allowed read MUST apply; ``decision_id`` is set once recorded."""
+
     allow: bool
     reason: str
     policy_version: str
+    mask: tuple[str, ...] = ()
+    row_filter: Mapping[str, str] = field(default_factory=dict)
+    decision_id: str = ""
 
 
 class PolicyEngine(abc.ABC):

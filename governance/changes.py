@@ -1,0 +1,293 @@
+"""Policy changes are commands that become events: propose, approve, roll back.
+
+``propose`` (who, why, the files) 1. builds the bundle and its version; 2. validates it: it must
+compile on rego-cpp and pass every Python-driven policy case (``governance.policycases``) on it;
+3. computes the diff against the active bundle; 4. decides whether the two-person rule applies:
+the resource is listed in the ACTIVE bundle's ``data.hub.two_person`` (never the proposed one's,
+so a proposal cannot switch the rule off for itself); 5. appends ``PolicyChangeProposed`` and,
+when no approval is needed, ``PolicyChangeActivated`` in the same atomic append; 6. reloads the
+engine when the bundle became active.
+
+``approve`` by a principal other than the proposer appends ``PolicyChangeApproved`` and
+``PolicyChangeActivated`` atomically, then reloads; it is refused when another change became
+active since the proposal (its diff would be stale: propose again). ``rollback VERSION`` is a
+new proposal whose files are that version's, under the same validation and approval.
+
+Callers (``hub policy ...``, ``/v1/policy/...``) ask the policy decision point for
+``policy.propose`` / ``policy.approve`` / ``policy.read`` before calling in here.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Protocol
+
+from governance.bundle import PolicyBundle, PolicyError
+from governance.decisions import new_decision_id
+from governance.policycases import all_cases, run_cases
+from governance.store import ACTIVATED, APPROVED, POLICIES_TOPIC, PROPOSED, Change, PolicyStore
+from hub.errors import Conflict, Forbidden
+from hub.ports.policy import Decision, Principal
+
+if TYPE_CHECKING:
+    from hub.events import Publisher
+
+log = logging.getLogger("hub.governance.changes")
+
+POLICY_RESOURCE = "policy"
+
+
+class Evaluator(Protocol):
+    def decide_input(self, doc: Any) -> Decision: ...
+
+
+class Reloadable(Protocol):
+    def load(self, bundle: PolicyBundle) -> None: ...
+
+    @property
+    def version(self) -> str: ...
+
+
+def rego_evaluator(bundle: PolicyBundle) -> Evaluator:
+    """An embedded engine on ``bundle`` (raises ``PolicyError`` when it does not compile)."""
+    from adapters.rego_policy import RegoPolicyEngine  # the embedded default, also in CI
+
+    return RegoPolicyEngine(bundle)
+
+
+def validate_bundle(
+    bundle: PolicyBundle, evaluator: Callable[[PolicyBundle], Evaluator] = rego_evaluator
+) -> int:
+    """Compile ``bundle`` and run every policy case on it; returns how many passed.
+
+    Raises ``PolicyError`` naming each failing case (at most ten).
+    """
+    engine = evaluator(bundle)
+    cases = all_cases(bundle)
+    failures = run_cases(engine.decide_input, cases)
+    if failures:
+        lines = [f"{case.name}: {'; '.join(problems)}" for case, problems in failures[:10]]
+        more = f" (and {len(failures) - 10} more)" if len(failures) > 10 else ""
+        raise PolicyError(
+            f"The proposed policy bundle fails {len(failures)} of {len(cases)} policy cases"
+            f"{more}: " + " | ".join(lines)
+        )
+    return len(cases)
+
+
+def bundle_diff(old: Mapping[str, str], new: Mapping[str, str]) -> str:
+    """A unified diff of two bundles, file by file (sorted)."""
+    out: list[str] = []
+    for path in sorted(set(old) | set(new)):
+        a, b = old.get(path), new.get(path)
+        if a == b:
+            continue
+        out += difflib.unified_diff(
+            (a or "").splitlines(keepends=True),
+            (b or "").splitlines(keepends=True),
+            fromfile=f"a/{path}" if a is not None else "/dev/null",
+            tofile=f"b/{path}" if b is not None else "/dev/null",
+        )
+    return "".join(line if line.endswith("\n") else line + "\n" for line in out)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+class PolicyChanges:
+    """The policy change commands. ``engine`` (if given) is reloaded on every activation."""
+
+    def __init__(
+        self,
+        store: PolicyStore,
+        publisher: Publisher,
+        engine: Reloadable | None = None,
+        *,
+        evaluator: Callable[[PolicyBundle], Evaluator] = rego_evaluator,
+    ) -> None:
+        self.store = store
+        self._publisher = publisher
+        self._engine = engine
+        self._evaluator = evaluator
+        self._lock = threading.Lock()
+
+    def requires_two_person(self, resource: str) -> bool:
+        listed = self.store.active_bundle().hub_data.get("two_person", [])
+        return isinstance(listed, list) and resource in listed
+
+    def propose(
+        self,
+        principal: Principal,
+        files: Mapping[str, str],
+        reason: str,
+        *,
+        kind: str = "change",
+        resource: str = POLICY_RESOURCE,
+    ) -> Change:
+        if not reason.strip():
+            raise PolicyError("A policy change needs a reason (--reason).", code="reason_required")
+        with self._lock:
+            self.store.refresh()
+            bundle = PolicyBundle.from_files(files)  # 1.
+            active = self.store.active_bundle()
+            if bundle.version == active.version:
+                raise Conflict(
+                    f"The proposed bundle is the active one ({active.version[:12]}): "
+                    "nothing to change."
+                )
+            passed = validate_bundle(bundle, self._evaluator)  # 2.
+            diff = bundle_diff(active.files, bundle.files)  # 3.
+            requires = self.requires_two_person(resource)  # 4.
+            change_id = new_decision_id()
+            events = [
+                self._event(
+                    PROPOSED,
+                    change_id,
+                    {
+                        "change_id": change_id,
+                        "resource": resource,
+                        "kind": kind,
+                        "bundle_version": bundle.version,
+                        "base_version": active.version,
+                        "files": dict(bundle.files),
+                        "diff": diff,
+                        "proposed_by": principal.id,
+                        "reason": reason,
+                        "requires_approval": requires,
+                        "tests_passed": passed,
+                        "proposed_at": _now(),
+                    },
+                )
+            ]
+            if not requires:
+                events.append(self._activated(change_id, bundle, active, principal))
+            self._publisher.publish(  # 5.
+                POLICIES_TOPIC, events, producer=principal.id, tenant=principal.tenant
+            )
+            self.store.refresh()
+            if not requires:
+                self._reload(bundle)  # 6.
+            return self.store.change(change_id)
+
+    def approve(self, principal: Principal, change_id: str, reason: str = "") -> Change:
+        with self._lock:
+            self.store.refresh()
+            change = self.store.change(change_id)
+            if change.activated_at is not None:
+                raise Conflict(f"Policy change {change_id} is already active.")
+            if principal.id == change.proposed_by:
+                raise Forbidden(
+                    f"Two-person rule: {principal.id!r} proposed change {change_id} and may "
+                    "not approve it too; another principal with policy.approve must."
+                )
+            active = self.store.active_bundle()
+            if change.base_version != active.version:
+                raise Conflict(
+                    f"Policy change {change_id} was proposed against {change.base_version[:12]} "
+                    f"but {active.version[:12]} is active now: propose it again."
+                )
+            bundle = PolicyBundle.from_files(change.files)
+            validate_bundle(bundle, self._evaluator)  # the cases may have grown since
+            events = [
+                self._event(
+                    APPROVED,
+                    change_id,
+                    {
+                        "change_id": change_id,
+                        "approved_by": principal.id,
+                        "reason": reason,
+                        "approved_at": _now(),
+                    },
+                ),
+                self._activated(change_id, bundle, active, principal),
+            ]
+            self._publisher.publish(
+                POLICIES_TOPIC, events, producer=principal.id, tenant=principal.tenant
+            )
+            self.store.refresh()
+            self._reload(bundle)
+            return self.store.change(change_id)
+
+    def rollback(self, principal: Principal, version: str, reason: str) -> Change:
+        """Propose the files of an earlier version again (a new change, never an undo)."""
+        target = self.store.bundle_of(version)
+        return self.propose(principal, target.files, reason, kind="rollback")
+
+    def sync(self) -> bool:
+        """Fold new events (another process may have activated a bundle) and reload if needed."""
+        self.store.refresh()
+        bundle = self.store.active_bundle()
+        if self._engine is not None and self._engine.version != bundle.version:
+            self._reload(bundle)
+            return True
+        return False
+
+    def _reload(self, bundle: PolicyBundle) -> None:
+        if self._engine is None:
+            return
+        try:
+            self._engine.load(bundle)
+        except PolicyError as exc:  # e.g. OPA down: it keeps denying until a later sync works
+            log.error("reloading the policy engine failed: %s", exc.message)
+
+    @staticmethod
+    def _event(event_type: str, change_id: str, value: dict[str, Any]) -> Any:
+        from hub.events import OutgoingEvent
+
+        return OutgoingEvent(value=value, event_type=event_type, key=change_id)
+
+    def _activated(
+        self, change_id: str, bundle: PolicyBundle, active: PolicyBundle, by: Principal
+    ) -> Any:
+        return self._event(
+            ACTIVATED,
+            change_id,
+            {
+                "change_id": change_id,
+                "bundle_version": bundle.version,
+                "previous_version": active.version,
+                "activated_by": by.id,
+                "activated_at": _now(),
+            },
+        )
+
+
+class PolicyFollower:
+    """Keeps an engine on the active bundle while a server runs (polls ``hub.policies``)."""
+
+    def __init__(self, changes: PolicyChanges, interval_s: float = 1.0) -> None:
+        self._changes = changes
+        self._interval = interval_s
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+
+        def loop() -> None:
+            while not self._stop.wait(self._interval):
+                try:
+                    self._changes.sync()
+                except Exception:  # keep following; the next round retries
+                    log.exception("following hub.policies failed")
+
+        self._thread = threading.Thread(target=loop, name="policy-follower", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+
+def changes_for(hub: Any) -> PolicyChanges:
+    """The change service of a bootstrapped hub, reloading its policy engine on activation."""
+    engine = hub.policy if hasattr(hub.policy, "load") else None
+    return PolicyChanges(PolicyStore(hub.log, hub.registry), hub.publisher, engine)

@@ -1,0 +1,323 @@
+"""Every policy decision becomes an event: ``hub.PolicyDecisionRecorded`` on ``hub.decisions``.
+
+``RecordingPolicyEngine`` wraps any PolicyEngine. For each decision it records the decision id
+(UUIDv7), principal, action, resource, policy bundle version, result, reason, obligations and the
+SHA-256 of the canonical JSON input, as an Avro event; the audit ledger gives it a Merkle leaf
+like every other event.
+
+Batching without losing an allow (group commit, ``DecisionCommitter``):
+    1. the caller's decision is queued in the open batch;
+    2. a flusher thread takes the batch when it is full (``max_batch``), or when its linger ran
+       out: ``linger_ms`` (default 0, i.e. at once) when an allowed decision waits in it,
+       ``deny_linger_ms`` when only denials do;
+    3. the flusher appends the whole batch in ONE event-log append (one transaction, one fsync
+       on SQLite with ``synchronous=FULL``), then wakes the batch's waiters;
+    4. an ALLOWED decision is returned to its caller only after step 3 succeeded for its batch:
+       a crash before then loses the decision, but the action never ran. If the append fails or
+       does not finish within ``wait_timeout_s``, ``decide`` raises ``DecisionNotRecorded`` (a
+       ``Retryable``: HTTP 503) instead of allowing (fail closed).
+    5. a DENIED decision is returned at once; it is appended with the next batch. A crash may
+       lose denials queued in the last ``deny_linger_ms`` (they allowed nothing).
+While one batch is being appended the next one fills, so under concurrency many decisions share
+one fsync without any caller waiting for a timer.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Protocol
+
+from domain.envelope import uuid7
+from governance.bundle import decision_input, input_digest, with_now
+from hub.errors import Retryable
+from hub.ports.policy import Decision, PolicyEngine, Principal
+
+if TYPE_CHECKING:
+    from hub.events import Publisher
+    from hub.ports.eventlog import EventLog
+    from hub.registry.service import SchemaRegistry
+
+log = logging.getLogger("hub.governance.decisions")
+
+DECISIONS_TOPIC = "hub.decisions"
+DECISION_EVENT_TYPE = "hub.PolicyDecisionRecorded"
+H_ACTION = "hub_action"  # the ledger's query columns (hub.ledger.leaves)
+H_SUBJECT = "ce_subject"
+
+
+class DecisionNotRecorded(Retryable):
+    """An allowed decision could not be stored; the action MUST NOT run (retry later)."""
+
+    code = "decision_not_recorded"
+    http_status = 503
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionRecord:
+    decision_id: str
+    principal: str
+    tenant: str
+    roles: tuple[str, ...]
+    action: str
+    resource: str
+    allow: bool
+    reason: str
+    policy_version: str
+    input_sha256: str
+    decided_at_us: int
+    mask: tuple[str, ...] = ()
+    row_filter: Mapping[str, str] = field(default_factory=dict)
+
+    def value(self) -> dict[str, Any]:
+        """The ``hub.PolicyDecisionRecorded`` payload (JSON form)."""
+        return {
+            "decision_id": self.decision_id,
+            "principal": self.principal,
+            "tenant": self.tenant,
+            "roles": list(self.roles),
+            "action": self.action,
+            "resource": self.resource,
+            "allow": self.allow,
+            "reason": self.reason,
+            "policy_version": self.policy_version,
+            "input_sha256": self.input_sha256,
+            "mask": list(self.mask),
+            "row_filter": dict(self.row_filter),
+            "decided_at": datetime.fromtimestamp(self.decided_at_us / 1e6, UTC).isoformat(),
+        }
+
+
+class DecisionSink(Protocol):
+    def append(self, records: Sequence[DecisionRecord]) -> None:
+        """Store every record durably, all or nothing; raise on failure."""
+
+
+class LogDecisionSink:
+    """Appends decision records to ``hub.decisions`` in one atomic event-log append."""
+
+    def __init__(self, log: EventLog, registry: SchemaRegistry, publisher: Publisher) -> None:
+        self._log = log
+        self._registry = registry
+        self._publisher = publisher
+        self._ready = False
+
+    def _ensure_topic(self) -> None:
+        if self._ready:
+            return
+        from domain.catalog import schema_text
+        from hub.errors import TopicNotFound
+        from hub.events import KEY_FIELD_CONFIG, STRATEGY_CONFIG
+
+        try:
+            self._log.topic(DECISIONS_TOPIC)
+        except TopicNotFound:
+            self._log.create_topic(
+                DECISIONS_TOPIC, 1, {STRATEGY_CONFIG: "topic", KEY_FIELD_CONFIG: "principal"}
+            )
+        self._registry.register(f"{DECISIONS_TOPIC}-value", schema_text(DECISION_EVENT_TYPE))
+        self._ready = True
+
+    def append(self, records: Sequence[DecisionRecord]) -> None:
+        from hub.events import OutgoingEvent
+
+        self._ensure_topic()
+        encoded = []
+        for r in records:  # one prepare per record: each has its own producer and tenant
+            event = OutgoingEvent(
+                value=r.value(),
+                event_type=DECISION_EVENT_TYPE,
+                key=r.principal,
+                event_id=r.decision_id,
+                headers={H_ACTION: r.action, H_SUBJECT: r.resource},
+            )
+            encoded += self._publisher.prepare(
+                DECISIONS_TOPIC, [event], producer=r.principal, tenant=r.tenant
+            )
+        self._log.append(DECISIONS_TOPIC, encoded)
+
+
+class _Batch:
+    __slots__ = ("done", "error", "opened", "records", "waiters")
+
+    def __init__(self) -> None:
+        self.records: list[DecisionRecord] = []
+        self.waiters = 0
+        self.opened = 0.0
+        self.done = threading.Event()
+        self.error: BaseException | None = None
+
+
+@dataclass
+class CommitStats:
+    batches: int = 0
+    records: int = 0
+    largest_batch: int = 0
+    failed_batches: int = 0
+
+
+class DecisionCommitter:
+    """Group commit of decision records (steps 1-5 of the module docstring). Thread-safe."""
+
+    def __init__(
+        self,
+        sink: DecisionSink,
+        *,
+        linger_ms: float = 0.0,
+        deny_linger_ms: float = 20.0,
+        max_batch: int = 1_000,
+        wait_timeout_s: float = 5.0,
+    ) -> None:
+        self._sink = sink
+        self._linger = linger_ms / 1000
+        self._deny_linger = deny_linger_ms / 1000
+        self._max_batch = max_batch
+        self._wait_timeout = wait_timeout_s
+        self._cv = threading.Condition()
+        self._batch = _Batch()
+        self._closed = False
+        self.stats = CommitStats()
+        self._thread = threading.Thread(target=self._run, name="decision-flusher", daemon=True)
+        self._thread.start()
+
+    def submit(self, record: DecisionRecord, *, wait: bool) -> None:
+        """Queue ``record``; with ``wait``, return only once it is stored (else raise)."""
+        with self._cv:  # 1.
+            if self._closed:
+                raise DecisionNotRecorded("The decision log is closed: the hub is shutting down.")
+            batch = self._batch
+            if not batch.records:
+                batch.opened = time.monotonic()
+            batch.records.append(record)
+            if wait:
+                batch.waiters += 1
+            self._cv.notify()
+        if not wait:
+            return  # 5.
+        if not batch.done.wait(self._wait_timeout):  # 4.
+            raise DecisionNotRecorded(
+                f"Decision {record.decision_id} was not stored within {self._wait_timeout} s."
+            )
+        if batch.error is not None:
+            raise DecisionNotRecorded(
+                f"Decision {record.decision_id} could not be stored: {batch.error!r}"
+            ) from batch.error
+
+    def _run(self) -> None:
+        while True:
+            with self._cv:  # 2.
+                while not self._batch.records and not self._closed:
+                    self._cv.wait()
+                if not self._batch.records and self._closed:
+                    return
+                while not self._closed and len(self._batch.records) < self._max_batch:
+                    linger = self._linger if self._batch.waiters else self._deny_linger
+                    left = self._batch.opened + linger - time.monotonic()
+                    if left <= 0:
+                        break
+                    self._cv.wait(left)
+                batch, self._batch = self._batch, _Batch()
+            try:  # 3.
+                self._sink.append(batch.records)
+                self.stats.batches += 1
+                self.stats.records += len(batch.records)
+                self.stats.largest_batch = max(self.stats.largest_batch, len(batch.records))
+            except BaseException as exc:  # every waiter learns; denials are logged
+                batch.error = exc
+                self.stats.failed_batches += 1
+                log.error("storing %d policy decisions failed: %r", len(batch.records), exc)
+            finally:
+                batch.done.set()
+
+    def flush(self) -> None:
+        """Return once everything queued so far is stored (or failed)."""
+        with self._cv:
+            batch = self._batch
+            if not batch.records:
+                return
+            batch.waiters += 1  # no linger for a flush
+            self._cv.notify()
+        batch.done.wait(self._wait_timeout)
+
+    def close(self) -> None:
+        """Store what is queued, then stop the flusher."""
+        with self._cv:
+            self._closed = True
+            self._cv.notify_all()
+        self._thread.join(timeout=self._wait_timeout + 1)
+
+
+_id_lock = threading.Lock()
+
+
+def new_decision_id() -> str:
+    with _id_lock:  # domain.envelope.uuid7 keeps its monotonic counter in module globals
+        return str(uuid7())
+
+
+class RecordingPolicyEngine(PolicyEngine):
+    """Decides through ``inner`` and records every decision (see the module docstring)."""
+
+    def __init__(
+        self,
+        inner: PolicyEngine,
+        committer: DecisionCommitter,
+        *,
+        clock_ns: Callable[[], int] = time.time_ns,
+    ) -> None:
+        self.inner = inner
+        self.committer = committer
+        self._clock_ns = clock_ns
+
+    def decide(
+        self,
+        principal: Principal,
+        action: str,
+        resource: str,
+        context: Mapping[str, Any] | None = None,
+    ) -> Decision:
+        ctx = with_now(context, self._clock_ns)
+        try:
+            decision = self.inner.decide(principal, action, resource, ctx)
+        except Exception as exc:  # an engine that raises: deny, and record the deny
+            decision = Decision(
+                False,
+                f"Access denied because the policy engine failed: {exc!r}",
+                str(getattr(self.inner, "version", "unknown")),
+            )
+        record = DecisionRecord(
+            decision_id=new_decision_id(),
+            principal=principal.id,
+            tenant=principal.tenant,
+            roles=tuple(sorted(principal.roles)),
+            action=action,
+            resource=resource,
+            allow=decision.allow,
+            reason=decision.reason,
+            policy_version=decision.policy_version,
+            input_sha256=input_digest(decision_input(principal, action, resource, ctx)),
+            decided_at_us=int(ctx["now"]) // 1000 if isinstance(ctx["now"], int) else 0,
+            mask=tuple(decision.mask),
+            row_filter=dict(decision.row_filter),
+        )
+        try:
+            self.committer.submit(record, wait=decision.allow)
+        except DecisionNotRecorded:
+            if decision.allow:
+                raise  # fail closed: no allow without its record; callers answer 503
+        return replace(decision, decision_id=record.decision_id)
+
+    # Engines that reload (policy changes) are reached through the decorator.
+    def load(self, bundle: Any) -> None:
+        self.inner.load(bundle)  # type: ignore[attr-defined]
+
+    @property
+    def version(self) -> str:
+        return str(getattr(self.inner, "version", "unknown"))
+
+    def close(self) -> None:
+        self.committer.close()

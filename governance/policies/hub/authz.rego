@@ -1,0 +1,282 @@
+# The hub's access policy: one decision for every route and command.
+#
+# Query it as `x = data.hub.authz.decision` (a bare `data.hub.authz.decision` query is undefined
+# on regopy). The decision is ALWAYS defined, so every engine answers the same object:
+#
+#   {"allow": bool, "reason": string, "mask": [classification...], "row_filter": {field: value}}
+#
+# Input:
+#   principal  {id: string, roles: [string], tenant: string, attributes: {string: string}}
+#   action     string, one of data.hub.actions ("event.read", "policy.propose", ...)
+#   resource   string, what is touched ("/v1/topics/trades/events", "topics/trades", "policy")
+#   context    object, all optional:
+#     now          integer, Unix time in nanoseconds (grants need it; without it none is valid)
+#     tenant       string, the tenant that owns the resource (default: the principal's own)
+#     purpose      string, purpose of use ("investigation", "reporting", ...)
+#     case         string, the investigation case id when purpose is "investigation"
+#     open_cases   [string], open investigations known to the hub (beside data.hub.open_cases)
+#     grants       [grant], time-bound grants known to the hub (beside data.hub.grants)
+#   grant      {id, principal, actions: [string], resource: prefix or "*", expires_at: ns,
+#               tenant (optional: the tenant it opens; default the principal's own)}
+#
+# Rules, in the order the reason reports them:
+#   1. malformed input is denied, naming every problem;
+#   2. an action not in data.hub.actions is denied;
+#   3. tenant isolation: a principal none of whose roles grants `tenant.all` acts only on its
+#      own tenant, unless a valid grant opens that tenant to it;
+#   4. allowed when one of its roles grants the action (data.hub.role_actions, generated from
+#      hub/authz.py), or a grant that has not expired does;
+#   5. obligations on allowed reads: rows filtered to the principal's tenant (without
+#      `tenant.all`), and classified fields masked unless a role grants `pii.read` or the
+#      purpose is an open investigation.
+#
+# Strings are built with concat only (no sprintf of composite values) so that OPA and rego-cpp
+# render every reason byte for byte the same. No time built-ins: `context.now` comes in.
+# rego-cpp 1.5 quirk: the result of sort() on a SET cannot be indexed there (silently undefined);
+# sort an array comprehension instead: `xs := sort([x | some x in s]); xs[0]`.
+package hub.authz
+
+import rego.v1
+
+decision := {
+	"allow": allow,
+	"reason": reason,
+	"mask": mask,
+	"row_filter": row_filter,
+}
+
+default allow := false
+
+allow if {
+	count(malformed) == 0
+	action_known
+	not cross_tenant
+	count(granted_by) > 0
+}
+
+# -- 1. well-formed input --------------------------------------------------------------------
+# Fields are read with object.get(..., null): OPA and rego-cpp disagree on `not f(x)` when x is
+# an undefined reference (OPA hoists the reference out of the negation, so the rule fails), and
+# a defined null behaves the same on both.
+malformed contains "input must be an object" if not input_is_object
+
+# A rule, not `not is_object(input)`: OPA takes `{"input": null}` as no input at all, and the
+# negated call on an undefined input fails instead of holding.
+input_is_object if is_object(input)
+
+malformed contains "principal must be an object" if {
+	is_object(input)
+	not is_object(object.get(input, "principal", null))
+}
+
+malformed contains "principal.id must be a non-empty string" if {
+	is_object(input.principal)
+	not non_empty_string(object.get(input.principal, "id", null))
+}
+
+malformed contains "principal.roles must be an array of strings" if {
+	is_object(input.principal)
+	not is_array(object.get(input.principal, "roles", null))
+}
+
+malformed contains "principal.roles must be an array of strings" if {
+	is_array(input.principal.roles)
+	some role in input.principal.roles
+	not is_string(role)
+}
+
+malformed contains "principal.tenant must be a non-empty string" if {
+	is_object(input.principal)
+	not non_empty_string(object.get(input.principal, "tenant", null))
+}
+
+malformed contains "action must be a non-empty string" if {
+	is_object(input)
+	not non_empty_string(object.get(input, "action", null))
+}
+
+malformed contains "resource must be a string" if {
+	is_object(input)
+	not is_string(object.get(input, "resource", null))
+}
+
+malformed contains "context must be an object" if {
+	is_object(input)
+	"context" in object.keys(input)
+	not is_object(input.context)
+}
+
+malformed contains "context.tenant must be a non-empty string" if {
+	"tenant" in object.keys(ctx)
+	not non_empty_string(ctx.tenant)
+}
+
+malformed contains "context.now must be an integer (Unix nanoseconds)" if {
+	"now" in object.keys(ctx)
+	not is_number(ctx.now)
+}
+
+non_empty_string(s) if {
+	is_string(s)
+	s != ""
+}
+
+ctx := input.context if is_object(input.context)
+
+else := {}
+
+# -- 2. known action -------------------------------------------------------------------------
+action_known if input.action in data.hub.actions
+
+# -- 3. tenant isolation ---------------------------------------------------------------------
+resource_tenant := ctx.tenant if non_empty_string(ctx.tenant)
+
+else := input.principal.tenant
+
+# A role that grants `tenant.all` (admin, in the shipped table) acts on every tenant.
+all_tenants if role_grants("tenant.all")
+
+cross_tenant if {
+	resource_tenant != input.principal.tenant
+	not all_tenants
+	not tenant_granted
+}
+
+role_grants(action) if {
+	some role in input.principal.roles
+	some a in data.hub.role_actions[role]
+	a == action
+}
+
+tenant_granted if {
+	some g in valid_grants
+	object.get(g, "tenant", "") == resource_tenant
+}
+
+# -- 4. roles and grants ---------------------------------------------------------------------
+granting_roles contains role if {
+	some role in input.principal.roles
+	some action in data.hub.role_actions[role]
+	action == input.action
+}
+
+all_grants := array.concat(
+	data_grants,
+	array_or_empty(object.get(ctx, "grants", [])),
+)
+
+array_or_empty(x) := x if is_array(x)
+
+else := []
+
+# data.hub is never read whole: it holds this package too (that would be a recursion).
+data_grants := data.hub.grants if is_array(data.hub.grants)
+
+else := []
+
+data_open_cases := data.hub.open_cases if is_array(data.hub.open_cases)
+
+else := []
+
+# A grant that matches principal, action and resource, whatever its expiry.
+matching_grants contains g if {
+	some g in all_grants
+	is_object(g)
+	g.principal == input.principal.id
+	some action in g.actions
+	action == input.action
+	resource_matches(g.resource)
+}
+
+resource_matches(prefix) if prefix == "*"
+
+resource_matches(prefix) if {
+	is_string(prefix)
+	prefix != "*"
+	startswith(input.resource, prefix)
+}
+
+valid_grants contains g if {
+	some g in matching_grants
+	is_number(ctx.now)
+	is_number(g.expires_at)
+	ctx.now < g.expires_at
+}
+
+expired_grants contains g if {
+	some g in matching_grants
+	not g in valid_grants
+}
+
+granted_by contains role if some role in granting_roles
+
+granted_by contains grant_id(g) if some g in valid_grants
+
+grant_id(g) := g.id if is_string(g.id)
+
+else := "unnamed"
+
+# -- reason: the first rule that decided -----------------------------------------------------
+reason := concat("", ["malformed input: ", concat("; ", sort(malformed))]) if {
+	count(malformed) > 0
+} else := concat("", ["unknown action '", input.action, "'"]) if {
+	not action_known
+} else := msg if {
+	cross_tenant
+	msg := concat("", [
+		"tenant isolation: principal '", input.principal.id, "' of tenant '",
+		input.principal.tenant, "' may not act on tenant '", resource_tenant, "'",
+	])
+} else := msg if {
+	count(granting_roles) > 0
+	roles := sort([r | some r in granting_roles])
+	msg := concat("", ["role '", roles[0], "' grants '", input.action, "'"])
+} else := msg if {
+	count(valid_grants) > 0
+	ids := sort([grant_id(g) | some g in valid_grants])
+	msg := concat("", ["grant '", ids[0], "' grants '", input.action, "' until it expires"])
+} else := msg if {
+	count(expired_grants) > 0
+	ids := sort([grant_id(g) | some g in expired_grants])
+	msg := concat("", [
+		"grant '", ids[0], "' for '", input.action, "' has expired and no role of principal '",
+		input.principal.id, "' grants it",
+	])
+} else := concat("", [
+	"no role of principal '", input.principal.id, "' (roles: ", roles_text, ") grants '",
+	input.action, "' on '", input.resource, "'",
+])
+
+roles_text := "none" if count(input.principal.roles) == 0
+
+else := concat(", ", sort(input.principal.roles))
+
+# -- 5. obligations --------------------------------------------------------------------------
+is_read if input.action in data.hub.read_actions
+
+row_filter := {"tenant": resource_tenant} if {
+	allow
+	is_read
+	not all_tenants
+} else := {}
+
+mask := sort(data.hub.masked_classifications) if {
+	allow
+	is_read
+	not unmasked
+} else := []
+
+# A role that grants `pii.read` sees classified fields (as the projection views do).
+unmasked if role_grants("pii.read")
+
+unmasked if open_investigation
+
+open_investigation if {
+	ctx.purpose == data.hub.investigation_purpose
+	non_empty_string(ctx.case)
+	ctx.case in open_cases
+}
+
+open_cases contains c if some c in data_open_cases
+
+open_cases contains c if some c in array_or_empty(object.get(ctx, "open_cases", []))

@@ -1,0 +1,190 @@
+"""The active policy bundle as a fold of the ``hub.policies`` topic.
+
+Events (``domain/schemas/PolicyChange*.avsc``), in log order:
+    PolicyChangeProposed   a validated bundle someone proposed (the whole bundle is in it)
+    PolicyChangeApproved   a second principal approved it (two-person rule)
+    PolicyChangeActivated  it became the active bundle
+
+The active bundle is the bundle of the last ``PolicyChangeActivated``; before any, it is the
+bundle shipped in ``governance/policies``. Nothing is updated in place: a rollback is a new
+proposal whose files are those of an earlier version. ``refresh()`` folds what was appended
+since the last call (another process may have appended).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from governance.bundle import DEFAULT_POLICY_DIR, PolicyBundle
+from hub.errors import NotFound, TopicNotFound
+
+if TYPE_CHECKING:
+    from hub.ports.eventlog import EventLog
+    from hub.registry.service import SchemaRegistry
+
+POLICIES_TOPIC = "hub.policies"
+PROPOSED = "hub.PolicyChangeProposed"
+APPROVED = "hub.PolicyChangeApproved"
+ACTIVATED = "hub.PolicyChangeActivated"
+
+
+class ChangeNotFound(NotFound):
+    code = "policy_change_not_found"
+
+
+@dataclass
+class Change:
+    """What the log says about one proposed change."""
+
+    change_id: str
+    resource: str
+    kind: str
+    bundle_version: str
+    base_version: str
+    files: dict[str, str]
+    diff: str
+    proposed_by: str
+    reason: str
+    requires_approval: bool
+    tests_passed: int
+    proposed_at: str
+    approvals: list[dict[str, str]] = field(default_factory=list)
+    activated_at: str | None = None
+    activated_by: str | None = None
+
+    @property
+    def status(self) -> str:
+        if self.activated_at is not None:
+            return "activated"
+        return "pending_approval" if self.requires_approval else "proposed"
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "change_id": self.change_id,
+            "resource": self.resource,
+            "kind": self.kind,
+            "status": self.status,
+            "bundle_version": self.bundle_version,
+            "base_version": self.base_version,
+            "proposed_by": self.proposed_by,
+            "reason": self.reason,
+            "requires_approval": self.requires_approval,
+            "approvals": list(self.approvals),
+            "tests_passed": self.tests_passed,
+            "proposed_at": self.proposed_at,
+            "activated_at": self.activated_at,
+            "activated_by": self.activated_by,
+        }
+
+
+class PolicyStore:
+    """Folds ``hub.policies``. Thread-safe."""
+
+    def __init__(
+        self,
+        log: EventLog,
+        registry: SchemaRegistry,
+        *,
+        shipped_dir: Path = DEFAULT_POLICY_DIR,
+    ) -> None:
+        from hub.events import EventReader
+
+        self._log = log
+        self._reader = EventReader(log, registry)
+        self.shipped = PolicyBundle.from_dir(shipped_dir)
+        self._offset = 0
+        self._changes: dict[str, Change] = {}
+        self._activations: list[str] = []  # change ids, in log order
+        self._lock = threading.Lock()
+        self.refresh()
+
+    def refresh(self) -> bool:
+        """Fold records appended since the last call; True when anything new was folded."""
+        with self._lock:
+            try:
+                end = self._log.end_offsets(POLICIES_TOPIC).get(0, 0)
+            except TopicNotFound:
+                return False
+            moved = False
+            while self._offset < end:
+                batch = self._reader.read(POLICIES_TOPIC, 0, self._offset, 500)
+                if not batch:
+                    break
+                for rec in batch:
+                    self._apply(rec)
+                    self._offset = rec["offset"] + 1
+                moved = True
+            return moved
+
+    def _apply(self, rec: Mapping[str, Any]) -> None:
+        kind = rec.get("headers", {}).get("ce_type")
+        v = rec.get("value") or {}
+        if kind == PROPOSED:
+            self._changes[v["change_id"]] = Change(
+                change_id=v["change_id"],
+                resource=v["resource"],
+                kind=v["kind"],
+                bundle_version=v["bundle_version"],
+                base_version=v["base_version"],
+                files=dict(v["files"]),
+                diff=v["diff"],
+                proposed_by=v["proposed_by"],
+                reason=v["reason"],
+                requires_approval=v["requires_approval"],
+                tests_passed=v["tests_passed"],
+                proposed_at=str(v["proposed_at"]),
+            )
+        elif kind == APPROVED and v.get("change_id") in self._changes:
+            self._changes[v["change_id"]].approvals.append(
+                {
+                    "approved_by": v["approved_by"],
+                    "reason": v["reason"],
+                    "approved_at": str(v["approved_at"]),
+                }
+            )
+        elif kind == ACTIVATED and v.get("change_id") in self._changes:
+            change = self._changes[v["change_id"]]
+            change.activated_at = str(v["activated_at"])
+            change.activated_by = v["activated_by"]
+            self._activations.append(change.change_id)
+
+    # -- queries -------------------------------------------------------------------------------
+    def change(self, change_id: str) -> Change:
+        with self._lock:
+            found = self._changes.get(change_id)
+        if found is None:
+            raise ChangeNotFound(
+                f"No policy change {change_id!r}: `hub policy history` lists them."
+            )
+        return found
+
+    def changes(self) -> list[Change]:
+        with self._lock:
+            return list(self._changes.values())
+
+    def active_change(self) -> Change | None:
+        with self._lock:
+            return self._changes[self._activations[-1]] if self._activations else None
+
+    def active_bundle(self) -> PolicyBundle:
+        change = self.active_change()
+        return self.shipped if change is None else PolicyBundle.from_files(change.files)
+
+    def bundle_of(self, version: str) -> PolicyBundle:
+        """The bundle of a version ever proposed or shipped (a unique prefix is enough)."""
+        candidates = {self.shipped.version: self.shipped}
+        for c in self.changes():
+            candidates.setdefault(c.bundle_version, PolicyBundle.from_files(c.files))
+        hits = [v for v in candidates if v.startswith(version)] if version else []
+        if len(hits) != 1:
+            what = "matches no" if not hits else "matches several"
+            raise NotFound(
+                f"Policy version {version!r} {what} known bundle version: "
+                "`hub policy history` lists them.",
+                code="policy_version_not_found",
+            )
+        return candidates[hits[0]]

@@ -1,0 +1,121 @@
+"""Policy routes: the active bundle, its history, and changes as events (``policy.read``,
+``policy.propose``, ``policy.approve``).
+
+Installing this router also keeps the policy engine on the active bundle while the app runs: a
+lifespan starts a ``PolicyFollower`` that folds ``hub.policies`` every second, so a change
+activated by another process (``hub policy approve``) reaches this server too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from pydantic import BaseModel, Field
+
+from governance.changes import PolicyChanges, PolicyFollower, changes_for
+from hub.api.deps import authorize, hub_of
+from hub.ports.policy import Principal
+
+
+def _changes(app: Any) -> PolicyChanges:
+    changes: PolicyChanges | None = getattr(app.state, "policy_changes", None)
+    if changes is None:
+        changes = changes_for(app.state.hub)
+        app.state.policy_changes = changes
+    return changes
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    follower = PolicyFollower(_changes(app))
+    follower.start()
+    try:
+        yield
+    finally:
+        follower.stop()
+
+
+router = APIRouter(tags=["policy"], lifespan=lifespan)
+
+
+class ProposeBody(BaseModel):
+    files: dict[str, str] = Field(description="The whole bundle: relative path -> text.")
+    reason: str = Field(min_length=1)
+
+
+class ApproveBody(BaseModel):
+    reason: str = ""
+
+
+class RollbackBody(BaseModel):
+    version: str = Field(min_length=4, description="A bundle version (a unique prefix will do).")
+    reason: str = Field(min_length=1)
+
+
+@router.get("/v1/policy")
+def active_policy(
+    request: Request, _: Principal = Depends(authorize("policy.read", "policy"))
+) -> dict[str, Any]:
+    changes = _changes(request.app)
+    changes.store.refresh()
+    active = changes.store.active_change()
+    bundle = changes.store.active_bundle()
+    return {
+        "version": bundle.version,
+        "engine": hub_of(request).settings.policy_engine,
+        "change": active.summary() if active else None,
+        "files": sorted(bundle.files),
+        "two_person": list(bundle.hub_data.get("two_person", [])),
+    }
+
+
+@router.get("/v1/policy/changes")
+def list_changes(
+    request: Request, _: Principal = Depends(authorize("policy.read", "policy"))
+) -> list[dict[str, Any]]:
+    changes = _changes(request.app)
+    changes.store.refresh()
+    return [c.summary() for c in changes.store.changes()]
+
+
+@router.get("/v1/policy/changes/{change_id}")
+def get_change(
+    change_id: str, request: Request, _: Principal = Depends(authorize("policy.read", "policy"))
+) -> dict[str, Any]:
+    changes = _changes(request.app)
+    changes.store.refresh()
+    change = changes.store.change(change_id)
+    return {**change.summary(), "diff": change.diff}
+
+
+@router.post("/v1/policy/changes", status_code=201)
+def propose(
+    body: ProposeBody,
+    request: Request,
+    principal: Principal = Depends(authorize("policy.propose", "policy")),
+) -> dict[str, Any]:
+    change = _changes(request.app).propose(principal, body.files, body.reason)
+    return {**change.summary(), "diff": change.diff}
+
+
+@router.post("/v1/policy/changes/{change_id}/approve")
+def approve(
+    change_id: str,
+    body: ApproveBody,
+    request: Request,
+    principal: Principal = Depends(authorize("policy.approve", "policy")),
+) -> dict[str, Any]:
+    return _changes(request.app).approve(principal, change_id, body.reason).summary()
+
+
+@router.post("/v1/policy/rollback", status_code=201)
+def rollback(
+    body: RollbackBody,
+    request: Request,
+    principal: Principal = Depends(authorize("policy.propose", "policy")),
+) -> dict[str, Any]:
+    change = _changes(request.app).rollback(principal, body.version, body.reason)
+    return {**change.summary(), "diff": change.diff}

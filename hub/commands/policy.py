@@ -1,0 +1,226 @@
+"""``hub policy show|history|diff|test|propose|approve|rollback``: policies as events.
+
+Commands act as the local operator, or, with ``--key KEY_ID:SECRET`` (``HUB_API_KEY``), as that
+key's principal: the two-person rule needs two identities, so the approver passes their own key.
+Every command asks the policy decision point first, as routes do.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from hub.cli import OPERATOR, Ctx, main, run_safely
+from hub.errors import Forbidden, InvalidInput, Unauthenticated
+from hub.ports.policy import Principal
+
+key_option = click.option(
+    "--key",
+    envvar="HUB_API_KEY",
+    default=None,
+    help="Act as this API key's principal (KEY_ID:SECRET); default: the local operator.",
+)
+
+
+def _principal(h: Any, key: str | None) -> Principal:
+    if not key:
+        return OPERATOR
+    key_id, sep, secret = key.partition(":")
+    if not sep:
+        raise Unauthenticated("--key must be KEY_ID:SECRET, as `hub keys create` printed it.")
+    principal: Principal = h.keys.verify(key_id, secret)
+    return principal
+
+
+def _authorize(h: Any, principal: Principal, action: str) -> None:
+    decision = h.policy.decide(principal, action, "policy", {"channel": "cli"})
+    if not decision.allow:
+        raise Forbidden(f"Access denied: {decision.reason}.")
+
+
+def _print(change: Any, *, diff: bool = False) -> None:
+    out = change.summary()
+    if diff:
+        out["diff"] = change.diff
+    click.echo(json.dumps(out, indent=2))
+
+
+def _files_from(path: Path, active: Any, target: str | None) -> dict[str, str]:
+    """A folder is a whole bundle; a file replaces one file of the active bundle."""
+    from governance.bundle import PolicyBundle
+
+    if path.is_dir():
+        return dict(PolicyBundle.from_dir(path).files)
+    files = dict(active.files)
+    if target is None:
+        same = [p for p in files if p.rsplit("/", 1)[-1] == path.name]
+        if len(same) != 1:
+            raise InvalidInput(
+                f"{path.name} matches {len(same)} files of the active bundle "
+                f"({', '.join(sorted(files))}): say which with --as PATH."
+            )
+        target = same[0]
+    files[target] = path.read_text("utf-8")
+    return files
+
+
+@main.group()
+def policy() -> None:
+    """Policies: the active bundle, its changes (events) and their tests."""
+
+
+@policy.command("show")
+@key_option
+@click.pass_obj
+def policy_show(obj: Ctx, key: str | None) -> None:
+    """The active bundle's version, files and the change that activated it."""
+
+    def go() -> None:
+        from governance.changes import changes_for
+
+        with obj.hub() as h:
+            _authorize(h, _principal(h, key), "policy.read")
+            store = changes_for(h).store
+            bundle, change = store.active_bundle(), store.active_change()
+            click.echo(
+                json.dumps(
+                    {
+                        "version": bundle.version,
+                        "engine": h.settings.policy_engine,
+                        "files": sorted(bundle.files),
+                        "change": change.summary() if change else "shipped",
+                    },
+                    indent=2,
+                )
+            )
+
+    run_safely(go)
+
+
+@policy.command("history")
+@key_option
+@click.pass_obj
+def policy_history(obj: Ctx, key: str | None) -> None:
+    """One line per change: id, status, version, who, why."""
+
+    def go() -> None:
+        from governance.changes import changes_for
+
+        with obj.hub() as h:
+            _authorize(h, _principal(h, key), "policy.read")
+            for c in changes_for(h).store.changes():
+                approvers = ",".join(a["approved_by"] for a in c.approvals) or "-"
+                click.echo(
+                    f"{c.change_id}\t{c.kind}\t{c.status}\t{c.bundle_version[:12]}\t"
+                    f"by={c.proposed_by}\tapproved_by={approvers}\t{c.reason}"
+                )
+
+    run_safely(go)
+
+
+@policy.command("diff")
+@click.argument("change_id")
+@key_option
+@click.pass_obj
+def policy_diff(obj: Ctx, change_id: str, key: str | None) -> None:
+    """The unified diff a change proposed."""
+
+    def go() -> None:
+        from governance.changes import changes_for
+
+        with obj.hub() as h:
+            _authorize(h, _principal(h, key), "policy.read")
+            click.echo(changes_for(h).store.change(change_id).diff, nl=False)
+
+    run_safely(go)
+
+
+@policy.command("test")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False), required=False)
+def policy_test(folder: str | None) -> None:
+    """Run the policy cases on a bundle folder (default: the shipped one) with rego-cpp."""
+
+    def go() -> None:
+        from governance.bundle import PolicyBundle
+        from governance.changes import validate_bundle
+
+        bundle = PolicyBundle.from_dir(Path(folder)) if folder else PolicyBundle.from_dir()
+        passed = validate_bundle(bundle)
+        click.echo(f"{passed} policy cases pass on bundle {bundle.version[:12]}")
+
+    run_safely(go)
+
+
+@policy.command("propose")
+@click.argument("path", type=click.Path(exists=True))
+@click.option("--reason", required=True, help="Why (recorded in the event).")
+@click.option("--as", "target", default=None, help="Bundle path FILE replaces (default: by name).")
+@key_option
+@click.pass_obj
+def policy_propose(obj: Ctx, path: str, reason: str, target: str | None, key: str | None) -> None:
+    """Propose PATH (a bundle folder, or one file replacing its namesake in the active bundle).
+
+    It is validated (compiles, every policy case passes) and becomes a PolicyChangeProposed
+    event; it activates at once unless the two-person rule applies to policies.
+    """
+
+    def go() -> None:
+        from governance.changes import changes_for
+
+        with obj.hub() as h:
+            principal = _principal(h, key)
+            _authorize(h, principal, "policy.propose")
+            changes = changes_for(h)
+            files = _files_from(Path(path), changes.store.active_bundle(), target)
+            change = changes.propose(principal, files, reason)
+            _print(change, diff=True)
+            if change.requires_approval:
+                click.echo(
+                    f"two-person rule: another principal must run "
+                    f"`hub policy approve {change.change_id} --key ...`",
+                    err=True,
+                )
+
+    run_safely(go)
+
+
+@policy.command("approve")
+@click.argument("change_id")
+@click.option("--reason", default="", help="Why (recorded in the event).")
+@key_option
+@click.pass_obj
+def policy_approve(obj: Ctx, change_id: str, reason: str, key: str | None) -> None:
+    """Approve (and activate) a change someone else proposed."""
+
+    def go() -> None:
+        from governance.changes import changes_for
+
+        with obj.hub() as h:
+            principal = _principal(h, key)
+            _authorize(h, principal, "policy.approve")
+            _print(changes_for(h).approve(principal, change_id, reason))
+
+    run_safely(go)
+
+
+@policy.command("rollback")
+@click.argument("version")
+@click.option("--reason", required=True, help="Why (recorded in the event).")
+@key_option
+@click.pass_obj
+def policy_rollback(obj: Ctx, version: str, reason: str, key: str | None) -> None:
+    """Propose the bundle of an earlier VERSION again (a new change event)."""
+
+    def go() -> None:
+        from governance.changes import changes_for
+
+        with obj.hub() as h:
+            principal = _principal(h, key)
+            _authorize(h, principal, "policy.propose")
+            change = changes_for(h).rollback(principal, version, reason)
+            _print(change, diff=True)
+
+    run_safely(go)

@@ -1,0 +1,236 @@
+#!/usr/bin/env bash
+# Open Policy Agent on this machine without Docker: one server on 127.0.0.1 serving the hub's
+# policies (governance/policies, the same .rego files the embedded engine evaluates).
+#
+#   infra/opa.sh build    build the opa binary from the Go module proxy (once; cached)
+#   infra/opa.sh start    build if needed, start, wait until /health answers (bounded)
+#   infra/opa.sh stop     SIGTERM, wait, SIGKILL after a bound; a no-op when not running
+#   infra/opa.sh status   exit 0 only when the server answers /health
+#   infra/opa.sh test     `opa test -v governance/policies` (the policies' own Rego tests)
+#   infra/opa.sh path     print the binary's path (exit 1 when it is not built yet)
+#   infra/opa.sh logs     the tail of the server's log (LINES=200 by default)
+#
+# Binary:      $HOME/.cache/hub/bin/opa-<version>   (never in the repository)
+# State, logs: ${HUB_INFRA_DIR:-$HOME/.cache/hub/infra}/opa/{opa.pid,opa.log}
+#
+# Settings (environment):
+#   HUB_OPA_PORT=18181, HUB_OPA_START_TIMEOUT=30 (s), HUB_OPA_STOP_TIMEOUT=10 (s)
+#   HUB_OPA_POLICIES (default: the repository's governance/policies)
+#   GO (default: go on PATH, else /usr/local/go/bin/go)
+#
+# OPA has no release on any registry reachable here, so the binary is built from source through
+# the Go module proxy: `go install github.com/open-policy-agent/opa@<version>`; if `go install`
+# refuses the module (replace directives), a two-line main package that calls OPA's cmd package is
+# built instead.
+set -euo pipefail
+
+OPA_VERSION="v1.22.3"
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BIN_DIR="$HOME/.cache/hub/bin"
+BIN="$BIN_DIR/opa-$OPA_VERSION"
+STATE_DIR="${HUB_INFRA_DIR:-$HOME/.cache/hub/infra}/opa"
+PID_FILE="$STATE_DIR/opa.pid"
+LOG_FILE="$STATE_DIR/opa.log"
+POLICIES="${HUB_OPA_POLICIES:-$REPO_ROOT/governance/policies}"
+
+HOST="127.0.0.1"
+PORT="${HUB_OPA_PORT:-18181}"
+START_TIMEOUT="${HUB_OPA_START_TIMEOUT:-30}"
+STOP_TIMEOUT="${HUB_OPA_STOP_TIMEOUT:-10}"
+
+log() { printf 'opa.sh: %s\n' "$*" >&2; }
+die() {
+    log "$*"
+    exit 1
+}
+
+go_bin() {
+    if [[ -n "${GO:-}" ]]; then
+        printf '%s\n' "$GO"
+    elif command -v go >/dev/null; then
+        command -v go
+    elif [[ -x /usr/local/go/bin/go ]]; then
+        printf '%s\n' /usr/local/go/bin/go
+    else
+        die "Go is not installed; install Go 1.23+ (https://go.dev/dl) or set GO=/path/to/go."
+    fi
+}
+
+# -- build ----------------------------------------------------------------------------------------
+cmd_build() {
+    if [[ -x "$BIN" ]]; then
+        log "opa $OPA_VERSION already built: $BIN"
+        return 0
+    fi
+    local go tmp started=$SECONDS
+    go="$(go_bin)"
+    tmp="$(mktemp -d)"
+    # shellcheck disable=SC2064  # expand now: $tmp is local
+    trap "rm -rf '$tmp'" RETURN
+    mkdir -p "$BIN_DIR"
+    log "building opa $OPA_VERSION with $("$go" version | cut -d' ' -f3) from the Go module proxy (minutes on a cold cache)"
+    if GOBIN="$tmp/bin" CGO_ENABLED=0 GOFLAGS=-trimpath "$go" install \
+        "github.com/open-policy-agent/opa@$OPA_VERSION" >"$tmp/build.log" 2>&1; then
+        :
+    else
+        log "go install refused ($(tail -n 1 "$tmp/build.log")); building a wrapper main package"
+        mkdir -p "$tmp/wrap"
+        cat >"$tmp/wrap/main.go" <<'EOF'
+package main
+
+import (
+	"os"
+
+	"github.com/open-policy-agent/opa/cmd"
+)
+
+func main() {
+	if err := cmd.RootCommand.Execute(); err != nil {
+		os.Exit(1)
+	}
+}
+EOF
+        (
+            cd "$tmp/wrap"
+            "$go" mod init hub.local/opa >/dev/null 2>&1
+            "$go" get "github.com/open-policy-agent/opa@$OPA_VERSION" >>"$tmp/build.log" 2>&1
+            CGO_ENABLED=0 "$go" build -trimpath -o "$tmp/bin/opa" . >>"$tmp/build.log" 2>&1
+        ) || {
+            tail -n 40 "$tmp/build.log" >&2
+            die "building opa $OPA_VERSION failed (log above)."
+        }
+    fi
+    mv -f "$tmp/bin/opa" "$BIN"
+    chmod 0755 "$BIN"
+    log "built $BIN in $((SECONDS - started)) s ($("$BIN" version | head -n 1))"
+}
+
+# -- process --------------------------------------------------------------------------------------
+running_pid() {
+    [[ -f "$PID_FILE" ]] || return 1
+    local pid
+    pid="$(cat "$PID_FILE")"
+    [[ "$pid" =~ ^[0-9]+$ ]] || return 1
+    kill -0 "$pid" 2>/dev/null || return 1
+    # The pid must still be our server (pids are reused).
+    grep -q "opa-$OPA_VERSION" "/proc/$pid/cmdline" 2>/dev/null || return 1
+    printf '%s\n' "$pid"
+}
+
+healthy() {
+    local timeout="${1:-2}"
+    if command -v curl >/dev/null; then
+        curl -fsS --max-time "$timeout" "http://$HOST:$PORT/health" >/dev/null 2>&1
+    else
+        (exec 3<>"/dev/tcp/$HOST/$PORT") 2>/dev/null
+    fi
+}
+
+cmd_start() {
+    local pid
+    if pid="$(running_pid)"; then
+        if healthy 5; then
+            log "OPA already running (pid $pid) on $HOST:$PORT"
+            return 0
+        fi
+        die "OPA (pid $pid) runs but does not answer on $HOST:$PORT; see 'infra/opa.sh logs' or run 'infra/opa.sh stop' first."
+    fi
+    if (exec 3<>"/dev/tcp/$HOST/$PORT") 2>/dev/null; then
+        die "Port $HOST:$PORT is taken by another process; set HUB_OPA_PORT to a free port."
+    fi
+    [[ -d "$POLICIES" ]] || die "The policy folder $POLICIES does not exist."
+    cmd_build
+    mkdir -p "$STATE_DIR"
+    [[ -f "$LOG_FILE" ]] && mv -f "$LOG_FILE" "$LOG_FILE.1"
+    log "starting OPA $OPA_VERSION on $HOST:$PORT with $POLICIES"
+    local started=$SECONDS
+    # setsid: the server survives the shell (and a test session) that started it. The *_test.rego
+    # modules are loaded too (harmless: nothing queries them); --watch reloads edited files.
+    setsid nohup "$BIN" run --server --addr "$HOST:$PORT" --watch \
+        --log-level error --disable-telemetry \
+        "$POLICIES" >"$LOG_FILE" 2>&1 </dev/null &
+    pid=$!
+    printf '%s\n' "$pid" >"$PID_FILE"
+    while ((SECONDS - started < START_TIMEOUT)); do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            cmd_logs >&2 || true
+            rm -f "$PID_FILE"
+            die "OPA exited during start-up (log tail above)."
+        fi
+        if healthy 1; then
+            log "OPA is up (pid $pid) after $((SECONDS - started)) s"
+            return 0
+        fi
+        sleep 0.2
+    done
+    cmd_logs >&2 || true
+    die "OPA did not answer on $HOST:$PORT within $START_TIMEOUT s (log tail above); it is left running as pid $pid: 'infra/opa.sh stop' ends it."
+}
+
+cmd_stop() {
+    local pid
+    if ! pid="$(running_pid)"; then
+        rm -f "$PID_FILE"
+        log "OPA is not running"
+        return 0
+    fi
+    log "stopping OPA (pid $pid)"
+    kill -TERM "$pid" 2>/dev/null || true
+    local started=$SECONDS
+    while kill -0 "$pid" 2>/dev/null; do
+        if ((SECONDS - started >= STOP_TIMEOUT)); then
+            log "OPA did not stop within $STOP_TIMEOUT s; sending SIGKILL"
+            kill -KILL "$pid" 2>/dev/null || true
+            break
+        fi
+        sleep 0.1
+    done
+    rm -f "$PID_FILE"
+    log "OPA stopped"
+}
+
+cmd_status() {
+    local pid
+    if ! pid="$(running_pid)"; then
+        log "OPA is not running"
+        return 1
+    fi
+    if healthy 2; then
+        log "OPA is running (pid $pid) and healthy on $HOST:$PORT"
+        return 0
+    fi
+    log "OPA runs (pid $pid) but does not answer on $HOST:$PORT"
+    return 1
+}
+
+cmd_test() {
+    cmd_build
+    "$BIN" test -v "$POLICIES"
+}
+
+cmd_path() {
+    [[ -x "$BIN" ]] || return 1
+    printf '%s\n' "$BIN"
+}
+
+cmd_logs() {
+    local lines="${LINES:-200}"
+    [[ -f "$LOG_FILE" ]] || return 0
+    printf '==> %s <==\n' "$LOG_FILE"
+    tail -n "$lines" "$LOG_FILE"
+}
+
+case "${1:-}" in
+build) cmd_build ;;
+start) cmd_start ;;
+stop) cmd_stop ;;
+status) cmd_status ;;
+test) cmd_test ;;
+path) cmd_path ;;
+logs) cmd_logs ;;
+*)
+    printf 'usage: %s build|start|stop|status|test|path|logs\n' "$0" >&2
+    exit 2
+    ;;
+esac

@@ -1,0 +1,147 @@
+"""Policy bundles, role data in step with hub/authz.py, the decision cache, and `opa test`."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from governance import roledata
+from governance.bundle import (
+    PolicyBundle,
+    PolicyError,
+    bundle_version,
+    cache_key,
+    decision_from_result,
+    decision_input,
+    input_digest,
+)
+from governance.cache import DecisionCache
+from hub.authz import ACTIONS, ROLE_ACTIONS, ROLES
+from hub.ports.policy import Decision, Principal
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_python_and_rego_role_data_agree() -> None:
+    data = json.loads(roledata.DATA_FILE.read_text())
+    assert roledata.differences(data) == [], "run `python -m governance.roledata`"
+    assert data["roles"] == list(ROLES)
+    assert data["actions"] == list(ACTIONS)
+    assert {r: set(a) for r, a in data["role_actions"].items()} == {
+        r: set(a) for r, a in ROLE_ACTIONS.items()
+    }
+
+
+def test_roledata_sync_rewrites_only_the_role_keys(tmp_path: Path) -> None:
+    path = tmp_path / "data.json"
+    path.write_text(json.dumps({"roles": ["x"], "two_person": ["policy"]}))
+    assert set(roledata.sync(path)) == {"roles", "actions", "role_actions"}
+    data = json.loads(path.read_text())
+    assert data["two_person"] == ["policy"] and data["roles"] == list(ROLES)
+    assert roledata.sync(path) == []
+
+
+def test_bundle_version_is_a_stable_hash_of_sorted_files() -> None:
+    a = {"b.rego": "package b", "a/data.json": "{}"}
+    assert bundle_version(a) == bundle_version(dict(reversed(list(a.items()))))
+    assert bundle_version(a) != bundle_version({**a, "b.rego": "package b "})
+    assert bundle_version({"ab": "c"}) != bundle_version({"a": "bc"})
+    shipped = PolicyBundle.from_dir()
+    assert shipped.version == PolicyBundle.from_files(dict(shipped.files)).version
+    assert shipped.data["hub"]["two_person"] == ["policy", "registry.config"]
+    assert "hub/authz_test.rego" in shipped.test_modules
+    assert "hub/authz_test.rego" not in shipped.modules
+
+
+@pytest.mark.parametrize(
+    ("files", "match"),
+    [
+        ({"x/data.json": "{}"}, "at least one .rego"),
+        ({"a.rego": "package a", "../b.rego": "x"}, "must be relative"),
+        ({"a.rego": "package a", "notes.txt": "x"}, "neither a .rego"),
+        ({"a.rego": "package a", "d/data.json": "[1"}, "not valid JSON"),
+        ({"a.rego": "package a", "d/data.json": "[1]"}, "JSON object"),
+    ],
+)
+def test_bad_bundles_are_refused(files: dict[str, str], match: str) -> None:
+    with pytest.raises(PolicyError, match=match):
+        PolicyBundle.from_files(files)
+
+
+def test_input_digest_is_canonical_and_cache_key_ignores_now() -> None:
+    p = Principal("ann", frozenset({"b", "a"}), "acme")
+    one = decision_input(p, "event.read", "r", {"now": 1, "purpose": "x"})
+    two = decision_input(p, "event.read", "r", {"purpose": "x", "now": 2})
+    assert one["principal"]["roles"] == ["a", "b"]
+    assert input_digest(one) != input_digest(two)
+    assert cache_key(one) == cache_key(two)
+    assert len(input_digest(one)) == 64
+
+
+@pytest.mark.parametrize(
+    "result",
+    [
+        None,
+        [],
+        {"allow": "yes", "reason": "r"},
+        {"allow": True},
+        {"allow": True, "reason": "r", "mask": [1]},
+    ],
+)
+def test_a_malformed_answer_is_a_deny(result: object) -> None:
+    d = decision_from_result(result, "v")
+    assert not d.allow and d.reason.startswith("Access denied")
+
+
+def test_cache_ttl_version_and_lru() -> None:
+    clock = [0]
+    cache = DecisionCache(ttl_ms=10, max_entries=2, monotonic_ns=lambda: clock[0])
+    d = Decision(True, "r", "v1")
+    cache.put("k1", "v1", d)
+    assert cache.get("k1", "v1", 0) == d
+    assert cache.get("k1", "v2", 0) is None  # another bundle version: dropped
+    cache.put("k1", "v1", d)
+    clock[0] = 10_000_000
+    assert cache.get("k1", "v1", 0) is None  # TTL over
+    cache.put("a", "v1", d)
+    cache.put("b", "v1", d)
+    cache.get("a", "v1", 0)
+    cache.put("c", "v1", d)  # evicts b, the least recently used
+    assert cache.get("b", "v1", 0) is None and cache.get("a", "v1", 0) == d
+    cache.put("g", "v1", d, valid_until_ns=100)
+    assert cache.get("g", "v1", 99) == d
+    assert cache.get("g", "v1", 100) is None  # a grant it relied on expired
+
+
+def test_opa_test_passes_on_the_shipped_policies() -> None:
+    """The policies' own Rego tests, when the opa binary was built (infra/opa.sh build)."""
+    found = subprocess.run(
+        ["bash", str(ROOT / "infra/opa.sh"), "path"], capture_output=True, text=True
+    )
+    if found.returncode != 0:
+        pytest.skip("opa is not built: `infra/opa.sh build` (2 min) enables `opa test`")
+    done = subprocess.run(
+        [found.stdout.strip(), "test", "-v", str(ROOT / "governance/policies")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "FAIL" not in done.stdout
+
+
+def test_opa_fmt_and_check_are_clean() -> None:
+    found = subprocess.run(
+        ["bash", str(ROOT / "infra/opa.sh"), "path"], capture_output=True, text=True
+    )
+    if found.returncode != 0:
+        pytest.skip("opa is not built")
+    opa = found.stdout.strip()
+    policies = str(ROOT / "governance/policies")
+    check = subprocess.run([opa, "check", "--strict", policies], capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+    fmt = subprocess.run([opa, "fmt", "--list", policies], capture_output=True, text=True)
+    assert fmt.stdout.strip() == "", f"not `opa fmt`-formatted: {fmt.stdout}"

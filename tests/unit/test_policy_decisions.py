@@ -1,0 +1,160 @@
+"""Decision recording: allowed decisions wait for storage, denials do not, failures deny."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pytest
+
+from governance.bundle import decision_input, input_digest
+from governance.decisions import (
+    DecisionCommitter,
+    DecisionNotRecorded,
+    DecisionRecord,
+    RecordingPolicyEngine,
+)
+from hub.ports.policy import Decision, PolicyEngine, Principal
+
+
+class Sink:
+    """A fake sink that can block or fail; records what was stored, batch by batch."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[DecisionRecord]] = []
+        self.gate = threading.Event()
+        self.gate.set()
+        self.fail: Exception | None = None
+
+    def append(self, records: Sequence[DecisionRecord]) -> None:
+        self.gate.wait()
+        if self.fail:
+            raise self.fail
+        self.batches.append(list(records))
+
+    @property
+    def stored(self) -> list[DecisionRecord]:
+        return [r for b in self.batches for r in b]
+
+
+class Fixed(PolicyEngine):
+    def __init__(self, allow: bool) -> None:
+        self.allow = allow
+        self.seen: list[Mapping[str, Any] | None] = []
+
+    def decide(
+        self, principal: Principal, action: str, resource: str, context: Any = None
+    ) -> Decision:
+        self.seen.append(context)
+        return Decision(self.allow, "because", "v1", mask=("pii",), row_filter={"tenant": "t"})
+
+
+ANN = Principal("ann", frozenset({"analyst"}), "t")
+
+
+def test_an_allow_is_returned_only_once_stored() -> None:
+    sink = Sink()
+    committer = DecisionCommitter(sink)
+    engine = RecordingPolicyEngine(Fixed(True), committer, clock_ns=lambda: 1_000_000_000)
+    sink.gate.clear()  # storage stalls: the caller must not get its allow
+    got: list[Decision] = []
+    t = threading.Thread(target=lambda: got.append(engine.decide(ANN, "event.read", "r")))
+    t.start()
+    time.sleep(0.2)
+    assert got == [] and sink.stored == []
+    sink.gate.set()
+    t.join(5)
+    assert got[0].allow and got[0].decision_id
+    rec = sink.stored[0]
+    assert rec.decision_id == got[0].decision_id and rec.allow and rec.policy_version == "v1"
+    ctx = {"now": 1_000_000_000}
+    assert rec.input_sha256 == input_digest(decision_input(ANN, "event.read", "r", ctx))
+    assert rec.mask == ("pii",) and rec.row_filter == {"tenant": "t"}
+    assert rec.decided_at_us == 1_000_000
+    committer.close()
+
+
+def test_a_deny_returns_at_once_and_is_stored_later() -> None:
+    sink = Sink()
+    committer = DecisionCommitter(sink, deny_linger_ms=50)
+    engine = RecordingPolicyEngine(Fixed(False), committer)
+    sink.gate.clear()
+    started = time.perf_counter()
+    d = engine.decide(ANN, "event.publish", "r")
+    assert not d.allow and time.perf_counter() - started < 0.1
+    sink.gate.set()
+    committer.flush()
+    assert [r.decision_id for r in sink.stored] == [d.decision_id]
+    committer.close()
+
+
+def test_storage_failure_stops_an_allow() -> None:
+    sink = Sink()
+    sink.fail = RuntimeError("disk full")
+    committer = DecisionCommitter(sink)
+    with pytest.raises(DecisionNotRecorded, match="disk full"):
+        RecordingPolicyEngine(Fixed(True), committer).decide(ANN, "event.read", "r")
+    assert not RecordingPolicyEngine(Fixed(False), committer).decide(ANN, "x.y", "r").allow
+    committer.close()
+
+
+def test_storage_timeout_stops_an_allow() -> None:
+    sink = Sink()
+    sink.gate.clear()
+    committer = DecisionCommitter(sink, wait_timeout_s=0.2)
+    with pytest.raises(DecisionNotRecorded, match="not stored within"):
+        RecordingPolicyEngine(Fixed(True), committer).decide(ANN, "event.read", "r")
+    sink.gate.set()
+    committer.close()
+
+
+def test_an_engine_that_raises_is_a_recorded_deny() -> None:
+    class Boom(PolicyEngine):
+        def decide(self, *a: Any, **k: Any) -> Decision:
+            raise RuntimeError("engine exploded")
+
+    sink = Sink()
+    committer = DecisionCommitter(sink)
+    d = RecordingPolicyEngine(Boom(), committer).decide(ANN, "event.read", "r")
+    committer.close()
+    assert not d.allow and "engine exploded" in d.reason
+    assert [r.allow for r in sink.stored] == [False]
+
+
+def test_concurrent_allows_share_batches_and_close_flushes() -> None:
+    sink = Sink()
+    committer = DecisionCommitter(sink, linger_ms=2)
+    engine = RecordingPolicyEngine(Fixed(True), committer)
+    results: list[Decision] = []
+    lock = threading.Lock()
+
+    def work() -> None:
+        for _ in range(50):
+            d = engine.decide(ANN, "event.read", "r")
+            with lock:
+                results.append(d)
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    denied = RecordingPolicyEngine(Fixed(False), committer).decide(ANN, "x.y", "r")
+    committer.close()
+    assert len(results) == 400 and all(d.allow for d in results)
+    ids = {r.decision_id for r in sink.stored}
+    assert {d.decision_id for d in results} | {denied.decision_id} == ids
+    assert len(ids) == 401
+    assert len(sink.batches) < 400  # group commit: batches were shared
+    assert committer.stats.largest_batch > 1
+
+
+def test_a_closed_committer_refuses() -> None:
+    committer = DecisionCommitter(Sink())
+    committer.close()
+    with pytest.raises(DecisionNotRecorded):
+        committer.submit(
+            DecisionRecord("i", "p", "t", (), "a", "r", True, "x", "v", "d", 0), wait=True
+        )

@@ -1049,6 +1049,38 @@ class KafkaEventLog(EventLog):
         offsets = self._list_offsets(topic, n, _EARLIEST, IsolationLevel.READ_COMMITTED)
         return dict(sorted(offsets.items()))
 
+    def delete_records_before(self, topic: str, partition: int, offset: int) -> int:
+        """Kafka's DeleteRecords: raise the partition's log start offset; the new start."""
+        self._check_open()
+        info = self._info(topic)
+        if type(partition) is not int or not 0 <= partition < info.partitions:
+            raise InvalidInput(
+                f"Partition {partition!r} is out of range for topic {topic!r}, which has "
+                f"partitions 0..{info.partitions - 1}.",
+                code="partition_out_of_range",
+            )
+        _check_offset(offset, f"offset to delete records before in {topic!r}")
+        end = self._watermarks(topic)[partition]
+        if offset > end:
+            raise InvalidInput(
+                f"Cannot delete records of {topic!r} partition {partition} before offset "
+                f"{offset}: the end offset is {end}; pass an offset <= {end}.",
+                code="offset_out_of_range",
+            )
+        start = self._list_offsets(topic, info.partitions, _EARLIEST, IsolationLevel.READ_COMMITTED)
+        if offset <= start[partition]:  # Kafka would answer the same; skip the round trip
+            return start[partition]
+        request = [KafkaTP(self._wire(topic), partition, offset)]
+
+        def call() -> int:
+            futures = self._admin.delete_records(
+                request, request_timeout=self._timeout, operation_timeout=self._timeout
+            )
+            (future,) = futures.values()
+            return int(future.result(timeout=self._timeout).low_watermark)
+
+        return self._retrying(call, f"deleting records of {topic!r} partition {partition}")
+
     def read(
         self, topic: str, partition: int, offset: int, max_records: int = 1000
     ) -> list[StoredRecord]:

@@ -132,6 +132,7 @@ _SQL_INSERT = (
     "INSERT INTO batches (topic_id, part, base_offset, last_offset, record_count,"
     " max_timestamp, data) VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
+_SQL_START = "SELECT start_offset FROM partitions WHERE topic_id = ? AND part = ?"
 _SQL_BATCHES_FROM = (
     "SELECT id, base_offset, record_count FROM batches WHERE topic_id = ?1 AND part = ?2"
     " AND base_offset >= coalesce((SELECT base_offset FROM batches WHERE topic_id = ?1"
@@ -1010,7 +1011,8 @@ class SqliteEventLog(EventLog):
         if type(max_records) is not int or max_records < 1:
             raise InvalidInput(f"max_records={max_records!r} is invalid: pass an int >= 1.")
         with self._read(f"reading topic {topic!r}") as conn:
-            return self._read_from(conn, t, partition, offset, max_records)
+            (start,) = conn.execute(_SQL_START, (t.id, partition)).fetchone()
+            return self._read_from(conn, t, partition, max(offset, start), max_records)
 
     def _read_from(
         self, conn: sqlite3.Connection, topic: _Topic, partition: int, offset: int, limit: int
@@ -1081,6 +1083,46 @@ class SqliteEventLog(EventLog):
                 f"SELECT part, {column} FROM partitions WHERE topic_id = ? ORDER BY part", (t.id,)
             )
             return dict(rows)
+
+    def delete_records_before(self, topic: str, partition: int, offset: int) -> int:
+        """Raise the partition's start offset; the new start (see the port).
+
+        1. In one write transaction, read the partition's start and end offsets.
+        2. Delete the stored batches wholly below the new start (a batch straddling it stays
+           whole: reads skip its records below the start) and store the new start.
+        3. After commit, drop the deleted batches from the read cache.
+        """
+        t = self._topic(topic)
+        self._partition(t, partition)
+        _check_offset(offset, f"offset to delete records before in {topic!r}")
+        with self._write(f"deleting records of {topic!r} partition {partition}") as conn:
+            start, end = conn.execute(  # 1.
+                "SELECT start_offset, next_offset FROM partitions WHERE topic_id = ? AND part = ?",
+                (t.id, partition),
+            ).fetchone()
+            if offset > end:
+                raise InvalidInput(
+                    f"Cannot delete records of {topic!r} partition {partition} before offset "
+                    f"{offset}: the end offset is {end}; pass an offset <= {end}.",
+                    code="offset_out_of_range",
+                )
+            new_start = max(start, offset)
+            if new_start > start:  # 2.
+                conn.execute(
+                    "DELETE FROM batches WHERE topic_id = ? AND part = ?"
+                    " AND base_offset + record_count <= ?",
+                    (t.id, partition, new_start),
+                )
+                conn.execute(
+                    "UPDATE partitions SET start_offset = ? WHERE topic_id = ? AND part = ?",
+                    (new_start, t.id, partition),
+                )
+        with self._cache_lock:  # 3.
+            for key in [k for k in self._cache if k[:2] == (t.id, partition)]:
+                records = self._cache[key]
+                if key[2] + len(records) <= new_start:
+                    self._cached -= len(self._cache.pop(key))
+        return int(new_start)
 
     # -- consumer groups ---------------------------------------------------------------------------
     def commit_offsets(self, group: str, offsets: Mapping[TopicPartition, int]) -> None:

@@ -13,6 +13,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -111,8 +112,21 @@ class ProjectionService:
 
     # -- running -----------------------------------------------------------------------------------
     def run(self, names: Sequence[str]) -> dict[str, int]:
-        """Catch every named projection up to the log's end offsets now."""
-        return {n: self.runner(n).catch_up() for n in names}
+        """Catch every named projection up to the log's end offsets now (one lineage run each)."""
+        out = {}
+        for n in names:
+            with self._lineage(f"projection.{n}", projection(n)):
+                out[n] = self.runner(n).catch_up()
+        return out
+
+    def _lineage(self, job: str, proj: Projection) -> AbstractContextManager[Any]:
+        """An OpenLineage run (START/COMPLETE/FAIL on ``hub.lineage``) around an explicit run."""
+        if self.publisher is None:
+            return nullcontext()
+        from governance import lineage
+
+        inputs = [lineage.topic_dataset(t) for t in proj.topics]
+        return lineage.run(self.publisher, job, inputs, [lineage.projection_dataset(proj.name)])
 
     def start(self, names: Sequence[str] | None = None, poll_s: float = 0.005) -> None:
         """Follow the log in one background thread per projection (``hub serve``)."""
@@ -233,6 +247,11 @@ class ProjectionService:
            positions, and swap (the store's ``swap`` steps); 3. digest and store the digest.
         """
         proj = projection(name)
+        with self._lineage(f"projection.{name}.rebuild", proj):
+            return self._rebuild(proj, progress)
+
+    def _rebuild(self, proj: Projection, progress: Callable[[int], None] | None) -> dict[str, Any]:
+        name = proj.name
         live = self.runner(name)
         other = Target(name, f"rebuild_{int(time.time() * 1000)}")
         store = self.store(proj.store)

@@ -64,6 +64,7 @@ class Problem:
 class VerifyReport:
     ok: bool = True
     leaves: int = 0
+    removed: int = 0  # leaves whose records retention removed from the log (kept, not recomputed)
     checkpoints: int = 0
     pending: int = 0
     seconds: float = 0.0
@@ -148,9 +149,12 @@ def _verify_leaves_and_tree(ledger: Ledger, report: VerifyReport) -> bool:
             index=first,
         )
 
+    begins: dict[tuple[str, int], int] = {}
     for rows in store.iter_leaves():
         # 1. per row: density and the log record it names (cheap checks, in order) ...
         recs: list[StoredRecord] = []
+        present: list[Any] = []  # the rows whose record the log still holds, in order
+        order: list[bool] = []  # per row checked: True = recomputed, False = removed by retention
         stop: Problem | None = None
         for row in rows:
             idx, topic, part, off = row[0], row[1], row[2], row[3]
@@ -171,6 +175,24 @@ def _verify_leaves_and_tree(ledger: Ledger, report: VerifyReport) -> bool:
                     stop = Problem(f"topic {topic!r} is not in the log.", **where)
                     break
                 cur = cursors[tp] = _Cursor(ledger, topic, part)
+                begins[tp] = ledger.log.beginning_offsets(topic).get(part, 0)
+                cur.next_offset = begins[tp]
+            if off < begins[tp]:
+                # Retention moved the partition's start past this record: its leaf cannot be
+                # recomputed, so its stored hash stays in the tree (and the deletion itself is
+                # an audit entry). Order within the removed prefix is still checked.
+                if off <= last.get(tp, -1):
+                    stop = Problem(
+                        f"leaf for offset {off} follows one for offset {last[tp]} "
+                        "(reordered leaves).",
+                        **where,
+                    )
+                    break
+                expected += 1
+                last[tp] = off
+                order.append(False)
+                report.removed += 1
+                continue
             try:
                 rec = cur.next()
             except HubError as exc:
@@ -194,10 +216,12 @@ def _verify_leaves_and_tree(ledger: Ledger, report: VerifyReport) -> bool:
             expected += 1
             last[tp] = off
             recs.append(rec)
+            present.append(row)
+            order.append(True)
         # ... then the leaf hashes and query columns of the rows checked, as one batch; the
         # first bad row wins, whichever check found it (the order a row-by-row pass reports).
         batch_hashes, (actors, actions, resources, tenants) = encoder.encode(recs)
-        checked = rows[: len(recs)]
+        checked = present
         stored = [bytes(r[9]) for r in checked]
         bad_hash = _first_difference(stored, batch_hashes)
         want_cols = list(zip(map(_ts_of, recs), actors, actions, resources, tenants, strict=True))
@@ -221,7 +245,10 @@ def _verify_leaves_and_tree(ledger: Ledger, report: VerifyReport) -> bool:
         if stop is not None:
             report.fail(stop)
             return False
-        for level, chunk, data in builder.append(b"".join(batch_hashes)):
+        computed = iter(batch_hashes)
+        kept = [bytes(r[9]) for r in rows]
+        in_order = [next(computed) if fresh else kept[i] for i, fresh in enumerate(order)]
+        for level, chunk, data in builder.append(b"".join(in_order)):
             if len(data) == CHUNK_BYTES:
                 pending.pop((level, chunk), None)
                 problem = check_chunk(level, chunk, data)

@@ -28,6 +28,8 @@ Contract
 - ``read`` MUST return records in offset order starting at the first offset >= the one asked for.
 - ``stable_offsets`` is the offset below which every record is committed and readable (Kafka's
   last stable offset); a reader that read everything below it may move its position there.
+- ``delete_records_before`` raises a partition's beginning offset (retention); reads MUST then
+  start at the beginning offset, and offsets are never reused.
 - ``commit_offsets`` stores, per consumer group, the next offset to read for each partition.
 - A ``Transaction`` MUST make its appends and its offset commits visible together, or not at all.
 """
@@ -214,6 +216,16 @@ class EventLog(abc.ABC):
     def beginning_offsets(self, topic: str) -> dict[int, int]:
         """Per partition, the first offset still stored (0 until retention removes records)."""
         return {p: 0 for p in range(self.topic(topic).partitions)}
+
+    @abc.abstractmethod
+    def delete_records_before(self, topic: str, partition: int, offset: int) -> int:
+        """Delete a partition's records below ``offset`` (Kafka's DeleteRecords); the new start.
+
+        Raises the partition's beginning offset to ``offset`` (never lowers it: a smaller offset
+        is a no-op) and returns the beginning offset afterwards. Reads MUST NOT return records
+        below it; offsets are never reused (the end offset does not move). ``offset`` above the
+        end offset MUST raise ``InvalidInput``.
+        """
 
     def scan(
         self, topic: str, partition: int, start: int = 0, batch: int = 10_000

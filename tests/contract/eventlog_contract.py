@@ -313,6 +313,33 @@ class EventLogContract:
         assert log.beginning_offsets(topic) == {0: 0, 1: 0}
         assert log.end_offsets(topic) == {0: 0, 1: 1}
 
+    def test_delete_records_before_raises_the_beginning_offset(
+        self, log: EventLog, reopen: Reopen
+    ) -> None:
+        topic = self.topic(log, 2)
+        log.append(topic, [Record(b"%d" % i, partition=0) for i in range(6)])  # one batch
+        log.append(topic, [Record(b"%d" % i, partition=0) for i in range(6, 10)])
+        log.append(topic, [Record(b"x", partition=1)])
+        assert log.delete_records_before(topic, 0, 3) == 3  # straddles the first batch
+        assert log.beginning_offsets(topic) == {0: 3, 1: 0}
+        assert [r.offset for r in log.read(topic, 0, 0, 100)] == list(range(3, 10))
+        assert [r.offset for r in read_all(log, topic, 0)] == list(range(3, 10))
+        assert log.delete_records_before(topic, 0, 1) == 3  # never lowers the start
+        assert log.delete_records_before(topic, 0, 7) == 7  # drops the first batch whole
+        assert values(log.read(topic, 0, 0, 100)) == [b"7", b"8", b"9"]
+        with pytest.raises(InvalidInput):
+            log.delete_records_before(topic, 0, 11)
+        with pytest.raises(InvalidInput):
+            log.delete_records_before(topic, 2, 0)
+        assert log.delete_records_before(topic, 0, 10) == 10  # everything
+        assert log.read(topic, 0, 0, 100) == []
+        assert log.end_offsets(topic) == {0: 10, 1: 1}
+        assert log.append(topic, [Record(b"new", partition=0)])[0].offset == 10  # not reused
+        log = reopen(log)
+        assert log.beginning_offsets(topic) == {0: 10, 1: 0}
+        assert values(read_all(log, topic, 0)) == [b"new"]
+        assert values(read_all(log, topic, 1)) == [b"x"]
+
     # -- durability -------------------------------------------------------------------------------
     def test_records_offsets_and_config_survive_reopen(self, log: EventLog, reopen: Reopen) -> None:
         topic = unique()

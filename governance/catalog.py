@@ -1,0 +1,177 @@
+"""The dataset catalog: every topic, projection and export with owner, schemas, classification,
+retention and legal hold, computed from the log, the registry and ``hub.governance``.
+
+- owner: the topic config ``hub.owner``, else ``DEFAULT_OWNER``;
+- schemas: the registry subjects of the topic (TopicNameStrategy ``<topic>-value``, the event
+  types of a RecordNameStrategy catalog topic, and ``<topic>-<record>`` subjects), each with its
+  versions; a projection lists its input topics' subjects;
+- classification: the highest field ``classification`` over every registered version (a past
+  version's PII is still in the log); a projection takes the highest of its inputs;
+- exports: the datasets in the ``hub://exports`` namespace that lineage events name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from domain.catalog import TOPICS, subject_for
+from domain.envelope import CLASSIFICATIONS
+from governance import lineage
+from governance.retention import Governance
+from hub.errors import HubError
+from hub.events import STRATEGY_CONFIG, classification_of
+
+if TYPE_CHECKING:
+    from hub.bootstrap import Hub
+
+DEFAULT_OWNER = "data-platform"
+OWNER_CONFIG = "hub.owner"
+Kind = Literal["topic", "projection", "export"]
+
+
+@dataclass(frozen=True, slots=True)
+class SchemaInfo:
+    subject: str
+    versions: tuple[int, ...]
+    classification: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "subject": self.subject,
+            "versions": list(self.versions),
+            "classification": self.classification,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Dataset:
+    name: str
+    kind: Kind
+    owner: str
+    classification: str
+    schemas: tuple[SchemaInfo, ...] = ()
+    retention: dict[str, Any] | None = None
+    legal_hold: bool = False
+    description: str = ""
+    inputs: tuple[str, ...] = ()
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        namespace = {"topic": lineage.TOPICS_NS, "projection": lineage.PROJECTIONS_NS}
+        return f"{namespace.get(self.kind, lineage.EXPORTS_NS)}/{self.name}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "kind": self.kind,
+            "owner": self.owner,
+            "classification": self.classification,
+            "schemas": [s.as_dict() for s in self.schemas],
+            "retention": self.retention,
+            "legal_hold": self.legal_hold,
+            "description": self.description,
+            "inputs": list(self.inputs),
+            **self.extra,
+        }
+
+
+def _highest(levels: list[str]) -> str:
+    ranked = [c for c in levels if c in CLASSIFICATIONS] or ["internal"]
+    return max(ranked, key=CLASSIFICATIONS.index)
+
+
+def _schema_info(hub: Hub, subject: str) -> SchemaInfo | None:
+    try:
+        versions = hub.registry.versions(subject)
+    except HubError:
+        return None
+    if not versions:
+        return None
+    levels = []
+    for v in versions:
+        sv = hub.registry.get_version(subject, v)
+        levels.append(classification_of(hub.registry.parsed(sv.id)))
+    return SchemaInfo(subject, tuple(versions), _highest(levels))
+
+
+def _topic_subjects(hub: Hub, topic: str, strategy: str) -> list[str]:
+    specs = {s.name: s for s in TOPICS}
+    subjects = [subject_for(topic, "", "topic")]
+    spec = specs.get(topic)
+    if spec is not None and strategy != "topic":
+        subjects += [subject_for(topic, t, spec.subject_strategy) for t in spec.event_types]
+    subjects += hub.registry.subjects(prefix=f"{topic}-")
+    return list(dict.fromkeys(subjects))
+
+
+def catalog(hub: Hub, governance: Governance | None = None) -> list[Dataset]:
+    """Every dataset, topics first, then projections and exports, each sorted by name."""
+    gov = governance or Governance(hub)
+    state = gov.state()
+    held = {h.scope for h in state.holds.values()}
+    descriptions = {s.name: s.description for s in TOPICS}
+    out: list[Dataset] = []
+    topic_classes: dict[str, str] = {}
+    topic_schemas: dict[str, tuple[SchemaInfo, ...]] = {}
+    for info in hub.log.topics():
+        if info.name.startswith("_"):
+            continue
+        strategy = info.config.get(STRATEGY_CONFIG, "topic")
+        found = [_schema_info(hub, s) for s in _topic_subjects(hub, info.name, strategy)]
+        schemas = tuple(s for s in found if s is not None)
+        cls = _highest([s.classification for s in schemas])
+        topic_classes[info.name], topic_schemas[info.name] = cls, schemas
+        policy = state.policies.get(f"topic:{info.name}")
+        out.append(
+            Dataset(
+                info.name,
+                "topic",
+                info.config.get(OWNER_CONFIG, DEFAULT_OWNER),
+                cls,
+                schemas,
+                None if policy is None else policy.as_dict(),
+                f"topic:{info.name}" in held,
+                descriptions.get(info.name, ""),
+                extra={"partitions": info.partitions},
+            )
+        )
+    from projections.catalog import PROJECTIONS
+
+    for p in PROJECTIONS:
+        policy = state.policies.get(f"projection:{p.name}")
+        pii = any(c.pii for t in p.tables for c in t.columns)
+        cls = _highest([topic_classes.get(t, "internal") for t in p.topics] + (["pii"] * pii))
+        out.append(
+            Dataset(
+                p.name,
+                "projection",
+                DEFAULT_OWNER,
+                cls,
+                tuple(s for t in p.topics for s in topic_schemas.get(t, ())),
+                None if policy is None else policy.as_dict(),
+                f"projection:{p.name}" in held,
+                p.doc,
+                tuple(f"{lineage.TOPICS_NS}/{t}" for t in p.topics),
+                extra={"store": p.store, "tables": [t.name for t in p.tables]},
+            )
+        )
+    exports: dict[str, set[str]] = {}
+    for ev in lineage.events(hub):
+        for ds in ev["outputs"]:
+            if ds.startswith(lineage.EXPORTS_NS + "/"):
+                exports.setdefault(ds[len(lineage.EXPORTS_NS) + 1 :], set()).update(ev["inputs"])
+    for name, inputs in sorted(exports.items()):
+        sources = [i.rpartition("/")[2] for i in inputs if i.startswith(lineage.TOPICS_NS + "/")]
+        out.append(
+            Dataset(
+                name,
+                "export",
+                DEFAULT_OWNER,
+                _highest([topic_classes.get(t, "internal") for t in sources]),
+                inputs=tuple(sorted(inputs)),
+            )
+        )
+    return out

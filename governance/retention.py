@@ -1,0 +1,446 @@
+"""Retention policies and legal holds, as a fold of the ``hub.governance`` topic, and the job
+that enforces them on topics.
+
+Events (``domain/schemas/{RetentionPolicySet,LegalHoldPlaced,LegalHoldReleased}.avsc``):
+    RetentionPolicySet   the policy in force for a scope (the latest per scope wins; a policy
+                         with neither limit clears it)
+    LegalHoldPlaced      nothing in the scope may be deleted or erased ...
+    LegalHoldReleased    ... until this event names the hold
+
+Scopes: ``topic:<name>``, ``projection:<name>`` (policies and holds) and ``subject:<id>`` (holds
+only: a data subject, as the ``hub.data_subject`` field of a schema names it).
+
+``RetentionJob.run(now)`` enforces topic policies; per partition it:
+    1. syncs the ledger first, so every record it removes already has its leaf;
+    2. computes the first offset to keep: the first record younger than ``max_age_ms`` (by record
+       timestamp, as Kafka's time retention stops at the first young record), and at most
+       ``max_records`` offsets below the end offset, whichever is later;
+    3. refuses a scope under a legal hold (the topic's), and stops before the first record of a
+       held data subject;
+    4. calls ``EventLog.delete_records_before`` and records ``retention.delete`` on the ledger
+       with the topic, partition, removed offset range and count (offsets, commit markers
+       included).
+Projection policies are stored and shown in the catalog, but not enforced yet: the ViewStore
+port has no row deletion.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from domain.envelope import H_TYPE
+from hub.errors import InvalidInput, NotFound, TopicNotFound
+from hub.events import OutgoingEvent
+
+if TYPE_CHECKING:
+    from hub.bootstrap import Hub
+    from hub.ports.eventlog import StoredRecord
+
+log = logging.getLogger("hub.retention")
+
+GOVERNANCE_TOPIC = "hub.governance"
+POLICY_SET = "hub.RetentionPolicySet"
+HOLD_PLACED = "hub.LegalHoldPlaced"
+HOLD_RELEASED = "hub.LegalHoldReleased"
+SCOPE_KINDS = ("topic", "projection", "subject")
+# Removing these would remove the evidence itself (the ledger's actions, the registry's schemas).
+PROTECTED_TOPICS = frozenset({"hub.audit", "hub.governance", "_schemas"})
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat()
+
+
+def _now_ms() -> int:
+    return int(datetime.now(UTC).timestamp() * 1000)
+
+
+def parse_scope(scope: str, *, allow: tuple[str, ...] = SCOPE_KINDS) -> tuple[str, str]:
+    """``kind:name`` split and checked; raises ``InvalidInput`` naming the allowed kinds."""
+    kind, sep, name = scope.partition(":")
+    if not sep or not name or kind not in allow:
+        kinds = ", ".join(f"{k}:<name>" for k in allow)
+        raise InvalidInput(
+            f"Scope {scope!r} is invalid: use one of {kinds} (e.g. topic:trades).",
+            code="invalid_scope",
+        )
+    return kind, name
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionPolicy:
+    scope: str
+    max_age_ms: int | None = None
+    max_records: int | None = None
+    time_column: str | None = None
+    set_by: str = ""
+    reason: str = ""
+    set_at: str = ""
+
+    @property
+    def kind(self) -> str:
+        return self.scope.partition(":")[0]
+
+    @property
+    def name(self) -> str:
+        return self.scope.partition(":")[2]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "scope": self.scope,
+            "max_age_ms": self.max_age_ms,
+            "max_records": self.max_records,
+            "time_column": self.time_column,
+            "set_by": self.set_by,
+            "reason": self.reason,
+            "set_at": self.set_at,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class LegalHold:
+    hold_id: str
+    scope: str
+    matter: str = ""
+    placed_by: str = ""
+    reason: str = ""
+    placed_at: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "hold_id": self.hold_id,
+            "scope": self.scope,
+            "matter": self.matter,
+            "placed_by": self.placed_by,
+            "reason": self.reason,
+            "placed_at": self.placed_at,
+        }
+
+
+@dataclass
+class GovernanceState:
+    """The fold: policies in force per scope and active holds per hold id."""
+
+    policies: dict[str, RetentionPolicy] = field(default_factory=dict)
+    holds: dict[str, LegalHold] = field(default_factory=dict)
+    positions: dict[int, int] = field(default_factory=dict)
+
+    def apply(self, event_type: str, v: Mapping[str, Any]) -> None:
+        if event_type == POLICY_SET:
+            policy = RetentionPolicy(
+                v["scope"],
+                v.get("max_age_ms"),
+                v.get("max_records"),
+                v.get("time_column"),
+                v.get("set_by", ""),
+                v.get("reason", ""),
+                str(v.get("set_at", "")),
+            )
+            if policy.max_age_ms is None and policy.max_records is None:
+                self.policies.pop(policy.scope, None)
+            else:
+                self.policies[policy.scope] = policy
+        elif event_type == HOLD_PLACED:
+            self.holds[v["hold_id"]] = LegalHold(
+                v["hold_id"],
+                v["scope"],
+                v.get("matter", ""),
+                v.get("placed_by", ""),
+                v.get("reason", ""),
+                str(v.get("placed_at", "")),
+            )
+        elif event_type == HOLD_RELEASED:
+            self.holds.pop(v["hold_id"], None)
+
+
+class Governance:
+    """Reads and writes retention policies and legal holds (events on ``hub.governance``)."""
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+        self._state = GovernanceState()
+        self._lock = threading.Lock()
+
+    # -- reading -----------------------------------------------------------------------------
+    def state(self) -> GovernanceState:
+        """The fold, brought up to date with what was appended since the last call."""
+        with self._lock:
+            try:
+                ends = self.hub.log.end_offsets(GOVERNANCE_TOPIC)
+            except TopicNotFound:
+                return self._state
+            for part, end in ends.items():
+                start = self._state.positions.get(part, 0)
+                if start >= end:
+                    continue
+                for rec in self.hub.log.scan(GOVERNANCE_TOPIC, part, start):
+                    self._apply(rec)
+                    self._state.positions[part] = rec.offset + 1
+                self._state.positions[part] = max(self._state.positions.get(part, 0), end)
+            return self._state
+
+    def _apply(self, rec: StoredRecord) -> None:
+        decoded = self.hub.reader.decode(rec)
+        value = decoded.get("value")
+        if not isinstance(value, dict):
+            log.warning("skipping undecodable governance record at offset %d", rec.offset)
+            return
+        event_type = (rec.header(H_TYPE) or b"").decode()
+        self._state.apply(event_type, value)
+
+    def policies(self) -> dict[str, RetentionPolicy]:
+        return dict(self.state().policies)
+
+    def holds(self) -> list[LegalHold]:
+        return sorted(self.state().holds.values(), key=lambda h: h.placed_at)
+
+    def is_held(self, scope: str) -> bool:
+        """Whether an active legal hold covers ``scope`` (e.g. ``topic:trades``,
+        ``subject:ACC-1``): the erasure command MUST refuse a held subject."""
+        parse_scope(scope)
+        return any(h.scope == scope for h in self.state().holds.values())
+
+    def held_subjects(self) -> frozenset[str]:
+        return frozenset(
+            h.scope.partition(":")[2]
+            for h in self.state().holds.values()
+            if h.scope.startswith("subject:")
+        )
+
+    # -- writing -----------------------------------------------------------------------------
+    def _publish(self, event_type: str, value: dict[str, Any], actor: str) -> None:
+        self.hub.publisher.publish(
+            GOVERNANCE_TOPIC,
+            [OutgoingEvent(value=value, event_type=event_type, key=value["scope"])],
+            producer=actor,
+        )
+
+    def set_policy(
+        self,
+        scope: str,
+        *,
+        max_age_ms: int | None = None,
+        max_records: int | None = None,
+        time_column: str | None = None,
+        actor: str,
+        reason: str = "",
+    ) -> RetentionPolicy:
+        """Set (or, with neither limit, clear) the retention policy of a topic or projection."""
+        kind, name = parse_scope(scope, allow=("topic", "projection"))
+        for what, limit in (("max_age_ms", max_age_ms), ("max_records", max_records)):
+            if limit is not None and (type(limit) is not int or limit < 1):
+                raise InvalidInput(f"{what}={limit!r} is invalid: pass an int >= 1 or nothing.")
+        if kind == "topic":
+            if name in PROTECTED_TOPICS:
+                raise InvalidInput(
+                    f"Topic {name!r} holds the hub's own evidence and cannot have a retention "
+                    "policy.",
+                    code="protected_topic",
+                )
+            self.hub.log.topic(name)  # raises TopicNotFound
+            if time_column is not None:
+                raise InvalidInput("time_column applies to projections only; omit it for topics.")
+        else:
+            from projections.service import projection
+
+            proj = projection(name)  # raises NotFound
+            if max_records is not None:
+                raise InvalidInput("max_records applies to topics only; use max_age_ms.")
+            if max_age_ms is not None:
+                columns = {c.name for t in proj.tables for c in t.columns if c.type == "timestamp"}
+                if time_column not in columns:
+                    raise InvalidInput(
+                        f"Projection {name!r} needs a time_column for max_age_ms; pick one of "
+                        f"its timestamp columns: {', '.join(sorted(columns)) or 'none'}.",
+                        code="invalid_time_column",
+                    )
+        set_at = datetime.now(UTC).isoformat()
+        value: dict[str, Any] = {
+            "scope": scope,
+            "max_age_ms": max_age_ms,
+            "max_records": max_records,
+            "time_column": time_column,
+            "set_by": actor,
+            "reason": reason,
+            "set_at": set_at,
+        }
+        self._publish(POLICY_SET, value, actor)
+        return RetentionPolicy(scope, max_age_ms, max_records, time_column, actor, reason, set_at)
+
+    def place_hold(
+        self, scope: str, *, actor: str, matter: str = "", reason: str = ""
+    ) -> LegalHold:
+        parse_scope(scope)
+        hold = LegalHold(
+            str(uuid.uuid4()), scope, matter, actor, reason, datetime.now(UTC).isoformat()
+        )
+        value = hold.as_dict()
+        self._publish(HOLD_PLACED, value, actor)
+        return hold
+
+    def release_hold(self, hold_id: str, *, actor: str, reason: str = "") -> LegalHold:
+        hold = self.state().holds.get(hold_id)
+        if hold is None:
+            raise NotFound(
+                f"There is no active legal hold {hold_id!r}; list them with `hub legal-hold list`.",
+                code="hold_not_found",
+            )
+        value = {
+            "scope": hold.scope,
+            "hold_id": hold_id,
+            "released_by": actor,
+            "reason": reason,
+            "released_at": datetime.now(UTC).isoformat(),
+        }
+        self._publish(HOLD_RELEASED, value, actor)
+        return hold
+
+
+# -- the job ------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Deletion:
+    topic: str
+    partition: int
+    start: int  # the first offset removed
+    end: int  # the new beginning offset (exclusive end of what was removed)
+
+    @property
+    def count(self) -> int:
+        return self.end - self.start
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "topic": self.topic,
+            "partition": self.partition,
+            "from": self.start,
+            "to": self.end,
+            "count": self.count,
+        }
+
+
+@dataclass
+class RetentionReport:
+    deleted: list[Deletion] = field(default_factory=list)
+    skipped: list[dict[str, str]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"deleted": [d.as_dict() for d in self.deleted], "skipped": list(self.skipped)}
+
+
+class RetentionJob:
+    """Enforces topic retention policies (see the module docstring for the steps)."""
+
+    def __init__(self, hub: Hub, governance: Governance | None = None, actor: str = "retention"):
+        self.hub = hub
+        self.governance = governance or Governance(hub)
+        self.actor = actor
+
+    def plan(self, now_ms: int | None = None) -> RetentionReport:
+        """What ``run`` would delete now, without deleting."""
+        return self._run(now_ms, apply=False)
+
+    def run(self, now: datetime | int | None = None) -> RetentionReport:
+        """Delete what the policies expire as of ``now`` (default: the current time)."""
+        now_ms = int(now.timestamp() * 1000) if isinstance(now, datetime) else now
+        from governance import lineage
+
+        state = self.governance.state()
+        topics = [p.name for p in state.policies.values() if p.kind == "topic"]
+        with lineage.run(
+            self.hub,
+            "retention",
+            inputs=[lineage.topic_dataset(GOVERNANCE_TOPIC)],
+            outputs=[lineage.topic_dataset(t) for t in sorted(topics)],
+        ):
+            return self._run(now_ms, apply=True)
+
+    def _run(self, now_ms: int | None, *, apply: bool) -> RetentionReport:
+        now_ms = _now_ms() if now_ms is None else now_ms
+        report = RetentionReport()
+        state = self.governance.state()
+        held = {h.scope for h in state.holds.values()}
+        subjects = self.governance.held_subjects()
+        if apply:
+            self.hub.ledger.sync()  # 1.
+        for scope, policy in sorted(state.policies.items()):
+            if policy.kind != "topic":
+                report.skipped.append(
+                    {"scope": scope, "reason": "projection retention is not enforced yet"}
+                )
+                continue
+            if scope in held:  # 3.
+                report.skipped.append({"scope": scope, "reason": "under legal hold"})
+                continue
+            try:
+                starts = self.hub.log.beginning_offsets(policy.name)
+                ends = self.hub.log.end_offsets(policy.name)
+            except TopicNotFound:
+                report.skipped.append({"scope": scope, "reason": "topic does not exist"})
+                continue
+            for part in sorted(ends):
+                start, end = starts.get(part, 0), ends[part]
+                keep = self._first_to_keep(policy, part, start, end, now_ms)  # 2.
+                if subjects and keep > start:
+                    keep = self._before_held_subject(policy.name, part, start, keep, subjects)
+                if keep <= start:
+                    continue
+                deletion = Deletion(policy.name, part, start, keep)
+                if apply:  # 4.
+                    new_start = self.hub.log.delete_records_before(policy.name, part, keep)
+                    deletion = Deletion(policy.name, part, start, new_start)
+                    self.hub.ledger.record_action(
+                        self.actor,
+                        "retention.delete",
+                        f"topic:{policy.name}",
+                        details=deletion.as_dict(),
+                    )
+                report.deleted.append(deletion)
+        return report
+
+    def _first_to_keep(
+        self, policy: RetentionPolicy, part: int, start: int, end: int, now_ms: int
+    ) -> int:
+        keep = start
+        if policy.max_records is not None:
+            keep = max(keep, end - policy.max_records)
+        if policy.max_age_ms is not None:
+            cutoff = now_ms - policy.max_age_ms
+            young = next(
+                (
+                    r.offset
+                    for r in self._records(policy.name, part, start)
+                    if r.timestamp_ms >= cutoff
+                ),
+                end,
+            )
+            keep = max(keep, young)
+        return min(keep, end)
+
+    def _records(self, topic: str, part: int, start: int) -> Iterator[StoredRecord]:
+        return self.hub.log.scan(topic, part, start, batch=4096)
+
+    def _before_held_subject(
+        self, topic: str, part: int, start: int, keep: int, subjects: frozenset[str]
+    ) -> int:
+        """``keep``, or the offset of the first record below it naming a held data subject."""
+        from governance.shredding import data_subject_of
+
+        schemas: dict[int, str] = {}
+        for rec in self._records(topic, part, start):
+            if rec.offset >= keep:
+                break
+            decoded = self.hub.reader.decode(rec)
+            value, schema_id = decoded.get("value"), decoded.get("schema_id")
+            if not isinstance(value, dict) or schema_id is None:
+                continue
+            if schema_id not in schemas:
+                schemas[schema_id] = self.hub.registry.parsed(schema_id).text
+            if data_subject_of(value, schemas[schema_id]) in subjects:
+                return rec.offset
+        return keep

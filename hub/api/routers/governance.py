@@ -1,0 +1,127 @@
+"""Governance routes: the dataset catalog, the lineage graph, retention policies and legal holds.
+
+``GET /v1/catalog`` and ``GET /v1/lineage/graph`` need ``catalog.read``; setting a retention
+policy and running the retention job need ``retention.write``; placing and releasing legal holds
+need ``legalhold.write``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, Field
+
+from governance import lineage
+from governance.catalog import catalog
+from governance.retention import Governance, RetentionJob
+from hub.api.deps import authorize, hub_of
+from hub.ports.policy import Principal
+
+router = APIRouter(tags=["governance"])
+
+
+class PolicyIn(BaseModel):
+    scope: str = Field(description="topic:<name> or projection:<name>")
+    max_age_ms: int | None = Field(None, ge=1)
+    max_records: int | None = Field(None, ge=1)
+    time_column: str | None = None
+    reason: str = ""
+
+
+class HoldIn(BaseModel):
+    scope: str = Field(description="topic:<name>, projection:<name> or subject:<id>")
+    matter: str = ""
+    reason: str = ""
+
+
+class ReleaseIn(BaseModel):
+    reason: str = ""
+
+
+@router.get("/v1/catalog")
+def get_catalog(
+    request: Request,
+    kind: str | None = Query(None, pattern="^(topic|projection|export)$"),
+    _: Principal = Depends(authorize("catalog.read")),
+) -> dict[str, Any]:
+    datasets = [d.as_dict() for d in catalog(hub_of(request)) if kind in (None, d.kind)]
+    return {"datasets": datasets}
+
+
+@router.get("/v1/lineage/graph")
+def get_lineage_graph(
+    request: Request, _: Principal = Depends(authorize("catalog.read"))
+) -> dict[str, Any]:
+    return lineage.graph(hub_of(request))
+
+
+@router.get("/v1/lineage/events")
+def get_lineage_events(
+    request: Request,
+    job: str | None = None,
+    limit: int = Query(100, ge=1, le=10_000),
+    _: Principal = Depends(authorize("catalog.read")),
+) -> dict[str, Any]:
+    return {"events": lineage.events(hub_of(request), job, limit)}
+
+
+@router.get("/v1/retention/policies")
+def list_policies(
+    request: Request, _: Principal = Depends(authorize("catalog.read"))
+) -> dict[str, Any]:
+    policies = Governance(hub_of(request)).policies()
+    return {"policies": [p.as_dict() for _, p in sorted(policies.items())]}
+
+
+@router.post("/v1/retention/policies")
+def set_policy(
+    body: PolicyIn, request: Request, who: Principal = Depends(authorize("retention.write"))
+) -> dict[str, Any]:
+    policy = Governance(hub_of(request)).set_policy(
+        body.scope,
+        max_age_ms=body.max_age_ms,
+        max_records=body.max_records,
+        time_column=body.time_column,
+        actor=who.id,
+        reason=body.reason,
+    )
+    return policy.as_dict()
+
+
+@router.post("/v1/retention/run")
+def run_retention(
+    request: Request,
+    dry_run: bool = False,
+    who: Principal = Depends(authorize("retention.write")),
+) -> dict[str, Any]:
+    job = RetentionJob(hub_of(request), actor=who.id)
+    return (job.plan() if dry_run else job.run()).as_dict()
+
+
+@router.get("/v1/legal-holds")
+def list_holds(
+    request: Request, _: Principal = Depends(authorize("catalog.read"))
+) -> dict[str, Any]:
+    return {"holds": [h.as_dict() for h in Governance(hub_of(request)).holds()]}
+
+
+@router.post("/v1/legal-holds", status_code=201)
+def place_hold(
+    body: HoldIn, request: Request, who: Principal = Depends(authorize("legalhold.write"))
+) -> dict[str, Any]:
+    hold = Governance(hub_of(request)).place_hold(
+        body.scope, actor=who.id, matter=body.matter, reason=body.reason
+    )
+    return hold.as_dict()
+
+
+@router.post("/v1/legal-holds/{hold_id}/release")
+def release_hold(
+    hold_id: str,
+    body: ReleaseIn,
+    request: Request,
+    who: Principal = Depends(authorize("legalhold.write")),
+) -> dict[str, Any]:
+    hold = Governance(hub_of(request)).release_hold(hold_id, actor=who.id, reason=body.reason)
+    return {"released": hold.as_dict()}

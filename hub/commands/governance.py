@@ -1,0 +1,193 @@
+"""``hub catalog``, ``hub lineage``, ``hub retention ...`` and ``hub legal-hold ...``.
+
+Actions are checked with the PolicyEngine like routes: ``catalog.read`` for the catalog, lineage
+and listings, ``retention.write`` for policies and runs, ``legalhold.write`` for holds.
+Exit codes: 0 success, 1 a hub error.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from hub.cli import OPERATOR, Ctx, authorize, main, run_safely
+
+
+def _echo_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, sort_keys=True, default=str))
+
+
+@main.command("catalog")
+@click.option("--kind", type=click.Choice(["topic", "projection", "export"]), default=None)
+@click.pass_obj
+def catalog_cmd(obj: Ctx, kind: str | None) -> None:
+    """Datasets (topics, projections, exports): owner, schemas, classification, retention."""
+    from governance.catalog import catalog
+
+    def go() -> None:
+        with obj.hub() as h:
+            authorize(h, "catalog.read", "catalog")
+            _echo_json([d.as_dict() for d in catalog(h) if kind in (None, d.kind)])
+
+    run_safely(go)
+
+
+@main.group("lineage", invoke_without_command=True)
+@click.pass_context
+def lineage_cmd(ctx: click.Context) -> None:
+    """The lineage graph (datasets and jobs); ``hub lineage events`` lists run events."""
+    if ctx.invoked_subcommand is None:
+        from governance import lineage
+
+        obj: Ctx = ctx.obj
+
+        def go() -> None:
+            with obj.hub() as h:
+                authorize(h, "catalog.read", "lineage")
+                _echo_json(lineage.graph(h))
+
+        run_safely(go)
+
+
+@lineage_cmd.command("events")
+@click.option("--job", default=None)
+@click.option("--limit", type=int, default=100, show_default=True)
+@click.pass_obj
+def lineage_events(obj: Ctx, job: str | None, limit: int) -> None:
+    """OpenLineage run events (indexed fields and the full event JSON)."""
+    from governance import lineage
+
+    def go() -> None:
+        with obj.hub() as h:
+            authorize(h, "catalog.read", "lineage")
+            _echo_json(lineage.events(h, job, limit))
+
+    run_safely(go)
+
+
+@main.group("retention")
+def retention() -> None:
+    """Retention policies per topic or projection, and the job that enforces them."""
+
+
+@retention.command("set")
+@click.argument("scope")
+@click.option("--max-age-ms", type=int, default=None)
+@click.option("--max-records", type=int, default=None)
+@click.option("--time-column", default=None)
+@click.option("--reason", default="")
+@click.pass_obj
+def retention_set(
+    obj: Ctx,
+    scope: str,
+    max_age_ms: int | None,
+    max_records: int | None,
+    time_column: str | None,
+    reason: str,
+) -> None:
+    """Set SCOPE's policy (topic:<name> or projection:<name>); no limits clears it."""
+    from governance.retention import Governance
+
+    def go() -> None:
+        with obj.hub() as h:
+            authorize(h, "retention.write", scope)
+            policy = Governance(h).set_policy(
+                scope,
+                max_age_ms=max_age_ms,
+                max_records=max_records,
+                time_column=time_column,
+                actor=OPERATOR.id,
+                reason=reason,
+            )
+            _echo_json(policy.as_dict())
+
+    run_safely(go)
+
+
+@retention.command("list")
+@click.pass_obj
+def retention_list(obj: Ctx) -> None:
+    """The retention policies in force."""
+    from governance.retention import Governance
+
+    def go() -> None:
+        with obj.hub() as h:
+            authorize(h, "catalog.read", "retention")
+            _echo_json([p.as_dict() for _, p in sorted(Governance(h).policies().items())])
+
+    run_safely(go)
+
+
+@retention.command("run")
+@click.option("--dry-run", is_flag=True, help="Show what would be deleted; delete nothing.")
+@click.pass_obj
+def retention_run(obj: Ctx, dry_run: bool) -> None:
+    """Delete what the policies expire now (legal holds respected); records it on the ledger."""
+    from governance.retention import RetentionJob
+
+    def go() -> None:
+        with obj.hub() as h:
+            authorize(h, "retention.write", "retention")
+            job = RetentionJob(h, actor=OPERATOR.id)
+            report = job.plan() if dry_run else job.run()
+            if not dry_run:
+                h.ledger.sync(force_checkpoint=True)
+            _echo_json(report.as_dict())
+
+    run_safely(go)
+
+
+@main.group("legal-hold")
+def legal_hold() -> None:
+    """Legal holds: block deletion and erasure for a topic, projection or data subject."""
+
+
+@legal_hold.command("place")
+@click.argument("scope")
+@click.option("--matter", default="")
+@click.option("--reason", default="")
+@click.pass_obj
+def hold_place(obj: Ctx, scope: str, matter: str, reason: str) -> None:
+    """Place a hold on SCOPE (topic:<name>, projection:<name> or subject:<id>)."""
+    from governance.retention import Governance
+
+    def go() -> None:
+        with obj.hub() as h:
+            authorize(h, "legalhold.write", scope)
+            hold = Governance(h).place_hold(scope, actor=OPERATOR.id, matter=matter, reason=reason)
+            _echo_json(hold.as_dict())
+
+    run_safely(go)
+
+
+@legal_hold.command("release")
+@click.argument("hold_id")
+@click.option("--reason", default="")
+@click.pass_obj
+def hold_release(obj: Ctx, hold_id: str, reason: str) -> None:
+    """Release the hold HOLD_ID."""
+    from governance.retention import Governance
+
+    def go() -> None:
+        with obj.hub() as h:
+            authorize(h, "legalhold.write", hold_id)
+            hold = Governance(h).release_hold(hold_id, actor=OPERATOR.id, reason=reason)
+            _echo_json({"released": hold.as_dict()})
+
+    run_safely(go)
+
+
+@legal_hold.command("list")
+@click.pass_obj
+def hold_list(obj: Ctx) -> None:
+    """The active holds."""
+    from governance.retention import Governance
+
+    def go() -> None:
+        with obj.hub() as h:
+            authorize(h, "catalog.read", "legal-hold")
+            _echo_json([h2.as_dict() for h2 in Governance(h).holds()])
+
+    run_safely(go)

@@ -87,9 +87,9 @@ class Consumer:
     def _poll_once(self, max_records: int) -> list[StoredRecord]:
         tps = list(self._positions)
         out: list[StoredRecord] = []
-        # Taken BEFORE reading: everything below it was committed when the reads began, so a
-        # read that comes back short has seen it all, and the position may skip the offsets
-        # that hold no record (Kafka's transaction markers, which the SQLite log mirrors).
+        # Taken BEFORE reading: everything below it was committed when the reads began, so when
+        # two reads in a row find nothing, only offsets without records (Kafka's transaction
+        # markers, which the SQLite log mirrors) lie below it and the position may skip them.
         stable: dict[str, dict[int, int]] = {}
         for i in range(len(tps)):
             tp = tps[(self._next + i) % len(tps)]
@@ -100,8 +100,16 @@ class Consumer:
             if chunk:
                 out += chunk
                 self._positions[tp] = chunk[-1].offset + 1
-            if len(chunk) < wanted:
-                self._positions[tp] = max(self._positions[tp], stable[tp.topic][tp.partition])
+            target = stable[tp.topic][tp.partition]
+            if not chunk and self._positions[tp] < target:
+                # Nothing at the position though the stable offset is higher: marker offsets,
+                # or a read that came back early. A second empty read tells them apart.
+                again = self._log.read(tp.topic, tp.partition, self._positions[tp], wanted)
+                if again:
+                    out += again
+                    self._positions[tp] = again[-1].offset + 1
+                else:
+                    self._positions[tp] = target
             if len(out) >= max_records:
                 break
         self._next = (self._next + 1) % len(tps)

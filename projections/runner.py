@@ -180,8 +180,8 @@ class ProjectionRunner:
         budget = self.batch_records
         chunks: dict[tuple[str, int], list[StoredRecord]] = {}
         # Offsets that hold no record (Kafka transaction markers, mirrored by the SQLite log):
-        # a read that comes back short has seen everything below the stable offset taken
-        # before it, so the position may move there.
+        # when two reads in a row find nothing below the stable offset taken before them, the
+        # position may move there.
         self._skips: dict[tuple[str, int], int] = {}
         stable: dict[str, dict[int, int]] = {}
         for tp in sorted(cp.positions):
@@ -198,11 +198,13 @@ class ProjectionRunner:
             recs = self.log.read(tp[0], tp[1], start, limit)
             if bound is not None and tp in bound.offsets:
                 recs = [r for r in recs if r.offset < bound.offsets[tp]]
-            if len(recs) < limit:
+            if not recs:
                 target = stable[tp[0]].get(tp[1], 0)
                 if bound is not None and tp in bound.offsets:
                     target = min(target, bound.offsets[tp])
-                if target > (recs[-1].offset + 1 if recs else start):
+                # A second empty read tells marker offsets from a read that came back early
+                # (a Kafka fetch right after a broker restart): only then skip to the target.
+                if target > start and not self.log.read(tp[0], tp[1], start, 1):
                     self._skips[tp] = target
             if recs:
                 chunks[tp] = recs

@@ -27,7 +27,9 @@ Contract
   ``OutOfOrderSequence``.
 - ``read`` MUST return records in offset order starting at the first offset >= the one asked for.
 - ``stable_offsets`` is the offset below which every record is committed and readable (Kafka's
-  last stable offset); a reader that read everything below it may move its position there.
+  last stable offset). ``read`` MAY return fewer records than are there (a Kafka fetch can come
+  back early), so a reader moves its position to the stable offset only after two reads in a
+  row returned nothing: then only marker offsets lie between.
 - ``delete_records_before`` raises a partition's beginning offset (retention); reads MUST then
   start at the beginning offset, and offsets are never reused.
 - ``commit_offsets`` stores, per consumer group, the next offset to read for each partition.
@@ -236,7 +238,11 @@ class EventLog(abc.ABC):
         while offset < end:
             chunk = self.read(topic, partition, offset, min(batch, end - offset))
             if not chunk:
-                return
+                # Only marker offsets may be left, or the read came back early (a Kafka
+                # consumer right after a broker restart): read once more before stopping.
+                chunk = self.read(topic, partition, offset, min(batch, end - offset))
+                if not chunk:
+                    return
             yield from chunk
             offset = chunk[-1].offset + 1
 

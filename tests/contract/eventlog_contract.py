@@ -343,7 +343,7 @@ class EventLogContract:
     # -- durability -------------------------------------------------------------------------------
     def test_records_offsets_and_config_survive_reopen(self, log: EventLog, reopen: Reopen) -> None:
         topic = unique()
-        log.create_topic(topic, 2, {"retention.ms": "1000"})
+        log.create_topic(topic, 2, {"retention.ms": "86400000"})  # a day: Kafka enforces it
         records = [
             Record(b"v%d" % i, key=b"k%d" % i, headers=(("h", b"%d" % i),)) for i in range(50)
         ]
@@ -353,7 +353,7 @@ class EventLogContract:
         before = {p: read_all(log, topic, p) for p in (0, 1)}
         log = reopen(log)
         assert log.topic(topic).partitions == 2
-        assert dict(log.topic(topic).config)["retention.ms"] == "1000"
+        assert dict(log.topic(topic).config)["retention.ms"] == "86400000"
         assert {p: read_all(log, topic, p) for p in (0, 1)} == before
         assert sum(len(v) for v in before.values()) == len(meta)
         assert log.committed(group, topic) == {0: 3}

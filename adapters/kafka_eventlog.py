@@ -75,7 +75,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass
-from typing import Any, Final, TypeVar
+from typing import Any, Final, TypeVar, cast
 
 from confluent_kafka import (
     Consumer,
@@ -120,6 +120,10 @@ from hub.ports.eventlog import (
     is_transactional_append,
     payload_size,
 )
+from hub.ports.eventlog_checks import TOPIC_NAME, record_problem
+from hub.ports.eventlog_checks import check_id as _check_id
+from hub.ports.eventlog_checks import check_offset as _check_offset
+from hub.ports.eventlog_checks import check_topic_name as _check_topic_name
 
 _T = TypeVar("_T")
 _LOG = logging.getLogger("hub.kafka")
@@ -129,8 +133,7 @@ PRODUCER_STATE_TOPIC: Final = "_hub_producer_state"
 IDEM_HEADER: Final = "__hub.idem"
 HUB_CONFIG_PREFIX: Final = "hub."
 
-_TOPIC_NAME = re.compile(r"[a-zA-Z0-9._-]{1,249}")
-_MAX_TS = (1 << 63) - 1
+_TOPIC_NAME = TOPIC_NAME
 # One record batch at most this big (and the broker's message.max.bytes must allow it; the
 # infra/kafka.sh broker allows 16 MiB). Bigger single-partition batches go through a transaction.
 _MAX_BATCH_RECORDS = 1_000_000
@@ -209,74 +212,19 @@ def translate(exc: BaseException | KafkaError, doing: str) -> HubError:
     return HubError(f"Kafka failed while {doing} ({text}).", code="kafka_error")
 
 
-# -- input validation ---------------------------------------------------------------------------
-def _check_topic_name(name: object) -> str:
-    if not isinstance(name, str) or not _TOPIC_NAME.fullmatch(name) or name in (".", ".."):
-        raise InvalidInput(
-            f"Topic name {name!r} is invalid: use 1 to 249 characters from a-z, A-Z, 0-9, '.', "
-            "'_' and '-' (and not '.' or '..'), e.g. 'payments.v1'.",
-            code="invalid_topic_name",
-        )
-    return name
-
-
-def _check_id(value: object, what: str) -> str:
-    if not isinstance(value, str) or not value:
-        raise InvalidInput(f"The {what} {value!r} is invalid: pass a non-empty string.")
-    return value
-
-
-def _check_offset(value: object, what: str) -> int:
-    if type(value) is not int or value < 0:
-        raise InvalidInput(f"The {what} {value!r} is invalid: pass an int >= 0.")
-    return value
-
-
+# -- input validation (shared with every adapter: hub.ports.eventlog_checks) -----------------------
 def _check_record(r: object, i: int, partitions: int, topic: str) -> Record:
-    where = f"Record {i} of the batch for topic {topic!r}"
-    if not isinstance(r, Record):
-        raise InvalidInput(
-            f"{where} is a {type(r).__name__}; build records with "
-            "hub.ports.eventlog.Record(value=..., key=...)."
-        )
-    for name in ("key", "value"):
-        v = getattr(r, name)
-        if v is not None and type(v) is not bytes:
+    problem = record_problem(r, i, partitions, topic)
+    if problem is not None:
+        raise problem
+    record = cast(Record, r)  # record_problem checked it
+    for _name, _ in record.headers:
+        if _name == IDEM_HEADER:
             raise InvalidInput(
-                f"{where} has a {name} of type {type(v).__name__}; pass bytes or None "
-                "(encode text first, e.g. value.encode())."
+                f"Record {i} of the batch for topic {topic!r} uses the header name "
+                f"{IDEM_HEADER!r}, which is reserved."
             )
-    ts = r.timestamp_ms
-    if ts is not None and (type(ts) is not int or not 0 <= ts <= _MAX_TS):
-        raise InvalidInput(
-            f"{where} has timestamp_ms={ts!r}; pass milliseconds since the epoch as an int >= 0, "
-            "or None for the append time."
-        )
-    p = r.partition
-    if p is not None and (type(p) is not int or not 0 <= p < partitions):
-        raise InvalidInput(
-            f"{where} asks for partition {p!r}, but topic {topic!r} has partitions "
-            f"0..{partitions - 1}; pass one of those or None to partition by key.",
-            code="partition_out_of_range",
-        )
-    if not isinstance(r.headers, (tuple, list)):
-        raise InvalidInput(
-            f"{where} has headers of type {type(r.headers).__name__}; "
-            "pass a tuple of (name, value) pairs."
-        )
-    for j, pair in enumerate(r.headers):
-        if not (
-            isinstance(pair, (tuple, list))
-            and len(pair) == 2
-            and type(pair[0]) is str
-            and type(pair[1]) is bytes
-        ):
-            raise InvalidInput(
-                f"{where} has header {j} = {pair!r}; pass a (str name, bytes value) pair."
-            )
-        if pair[0] == IDEM_HEADER:
-            raise InvalidInput(f"{where} uses the header name {IDEM_HEADER!r}, which is reserved.")
-    return r
+    return record
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
 import sqlite3
 import struct
 import threading
@@ -70,18 +69,21 @@ from hub.ports.eventlog import (
     is_transactional_append,
     payload_size,
 )
+from hub.ports.eventlog_checks import MAX_TIMESTAMP_MS, record_problem
+from hub.ports.eventlog_checks import check_id as _check_id
+from hub.ports.eventlog_checks import check_offset as _check_offset
+from hub.ports.eventlog_checks import check_topic_name as _check_topic_name
 
 SCHEMA_VERSION: Final = 1
 APPLICATION_ID: Final = 0x48554231  # "HUB1": marks the file as a hub event log
 MAX_BATCH_RECORDS: Final = 4096  # records per stored batch: bounds a read's decode and memory
 MAX_BATCH_BYTES: Final = 8 << 20  # key and value bytes per stored batch, far below SQLite's 1 GB
-_TOPIC_NAME = re.compile(r"[a-zA-Z0-9._-]{1,249}")
 _SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
 _NONE = type(None)
 _BYTES_OR_NONE = frozenset((bytes, _NONE))
 _INT_OR_NONE = frozenset((int, _NONE))
 _PAIR_TYPES = frozenset((tuple, list))
-_MAX_TS = (1 << 63) - 1
+_MAX_TS = MAX_TIMESTAMP_MS
 
 _SCHEMA = """
 CREATE TABLE topics (
@@ -363,73 +365,13 @@ def _decode_batch(
     return n, timestamps, keys, values, headers
 
 
-# -- input validation ---------------------------------------------------------------------------
-def _check_topic_name(name: object) -> str:
-    if not isinstance(name, str) or not _TOPIC_NAME.fullmatch(name) or name in (".", ".."):
-        raise InvalidInput(
-            f"Topic name {name!r} is invalid: use 1 to 249 characters from a-z, A-Z, 0-9, '.', "
-            "'_' and '-' (and not '.' or '..'), e.g. 'payments.v1'.",
-            code="invalid_topic_name",
-        )
-    return name
-
-
-def _check_id(value: object, what: str) -> str:
-    if not isinstance(value, str) or not value:
-        raise InvalidInput(f"The {what} {value!r} is invalid: pass a non-empty string.")
-    return value
-
-
-def _check_offset(value: object, what: str) -> int:
-    if type(value) is not int or value < 0:
-        raise InvalidInput(f"The {what} {value!r} is invalid: pass an int >= 0.")
-    return value
-
-
+# -- input validation (shared with every adapter: hub.ports.eventlog_checks) -----------------------
 def _explain_invalid(records: Sequence[object], partitions: int, topic: str) -> InvalidInput:
     """The slow path: name the first invalid record and field once the fast checks failed."""
     for i, r in enumerate(records):
-        where = f"Record {i} of the batch for topic {topic!r}"
-        if not isinstance(r, Record):
-            return InvalidInput(
-                f"{where} is a {type(r).__name__}; build records with "
-                "hub.ports.eventlog.Record(value=..., key=...)."
-            )
-        for name in ("key", "value"):
-            v = getattr(r, name)
-            if v is not None and type(v) is not bytes:
-                return InvalidInput(
-                    f"{where} has a {name} of type {type(v).__name__}; pass bytes or None "
-                    "(encode text first, e.g. value.encode())."
-                )
-        ts = r.timestamp_ms
-        if ts is not None and (type(ts) is not int or not 0 <= ts <= _MAX_TS):
-            return InvalidInput(
-                f"{where} has timestamp_ms={ts!r}; pass milliseconds since the epoch as an "
-                "int >= 0, or None for the append time."
-            )
-        p = r.partition
-        if p is not None and (type(p) is not int or not 0 <= p < partitions):
-            return InvalidInput(
-                f"{where} asks for partition {p!r}, but topic {topic!r} has partitions "
-                f"0..{partitions - 1}; pass one of those or None to partition by key.",
-                code="partition_out_of_range",
-            )
-        if type(r.headers) not in _PAIR_TYPES:
-            return InvalidInput(
-                f"{where} has headers of type {type(r.headers).__name__}; "
-                "pass a tuple of (name, value) pairs."
-            )
-        for j, pair in enumerate(r.headers):
-            if not (
-                isinstance(pair, (tuple, list))
-                and len(pair) == 2
-                and type(pair[0]) is str
-                and type(pair[1]) is bytes
-            ):
-                return InvalidInput(
-                    f"{where} has header {j} = {pair!r}; pass a (str name, bytes value) pair."
-                )
+        problem = record_problem(r, i, partitions, topic)
+        if problem is not None:
+            return problem
     return InvalidInput(f"The batch for topic {topic!r} is invalid.")
 
 

@@ -6,6 +6,9 @@
 #   infra/kafka.sh stop     SIGTERM, wait, SIGKILL after a bound; a no-op when not running
 #   infra/kafka.sh status   exit 0 only when the broker answers a metadata request
 #   infra/kafka.sh logs     the tail of the broker's log (LINES=200 by default)
+#   infra/kafka.sh wipe     delete the stored topics (refused while the broker runs); the next
+#                           start formats fresh storage. CI sessions wipe before they start Kafka,
+#                           so topics left by earlier runs in a persistent cache never slow start-up.
 #
 # Jars:        $HOME/.cache/hub/kafka-<version>/libs   (never in the repository)
 # Data, logs:  ${HUB_INFRA_DIR:-$HOME/.cache/hub/infra}/kafka/{data,logs,server.properties,kafka.pid}
@@ -13,7 +16,7 @@
 # Settings (environment):
 #   HUB_KAFKA_PORT=19092, HUB_KAFKA_CONTROLLER_PORT=19093   so it never clashes with a developer's
 #                                                           own Kafka on 9092/9093
-#   HUB_KAFKA_HEAP=512m, HUB_KAFKA_START_TIMEOUT=60 (s), HUB_KAFKA_STOP_TIMEOUT=30 (s)
+#   HUB_KAFKA_HEAP=512m, HUB_KAFKA_START_TIMEOUT=180 (s), HUB_KAFKA_STOP_TIMEOUT=30 (s)
 #   HUB_PYTHON (the interpreter with confluent-kafka for the health check; default: the repo's .venv)
 #
 # The version is pinned here; the logging binding is fetched beside it so that the broker logs to
@@ -40,7 +43,7 @@ HOST="127.0.0.1"
 PORT="${HUB_KAFKA_PORT:-19092}"
 CONTROLLER_PORT="${HUB_KAFKA_CONTROLLER_PORT:-19093}"
 HEAP="${HUB_KAFKA_HEAP:-512m}"
-START_TIMEOUT="${HUB_KAFKA_START_TIMEOUT:-60}"
+START_TIMEOUT="${HUB_KAFKA_START_TIMEOUT:-180}"
 STOP_TIMEOUT="${HUB_KAFKA_STOP_TIMEOUT:-30}"
 PYTHON="${HUB_PYTHON:-$REPO_ROOT/.venv/bin/python}"
 
@@ -292,6 +295,15 @@ cmd_status() {
     return 1
 }
 
+cmd_wipe() {
+    local pid
+    if pid="$(running_pid)"; then
+        die "Kafka runs (pid $pid); 'infra/kafka.sh stop' first, then wipe."
+    fi
+    rm -rf "$DATA_DIR" "$STATE_DIR/tmp"
+    log "wiped $DATA_DIR (the next start formats fresh storage)"
+}
+
 cmd_logs() {
     local lines="${LINES:-200}" file
     for file in "$CONSOLE_LOG" "$LOG_DIR/server.log"; do
@@ -307,8 +319,9 @@ start) cmd_start ;;
 stop) cmd_stop ;;
 status) cmd_status ;;
 logs) cmd_logs ;;
+wipe) cmd_wipe ;;
 *)
-    printf 'usage: %s fetch|start|stop|status|logs\n' "$0" >&2
+    printf 'usage: %s fetch|start|stop|status|logs|wipe\n' "$0" >&2
     exit 2
     ;;
 esac

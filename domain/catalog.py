@@ -65,6 +65,18 @@ TOPICS: tuple[TopicSpec, ...] = (
         "Every change of a hub setting; never updated in place.",
     ),
     TopicSpec(
+        "hub.config-changes",
+        (
+            "hub.ConfigChangeProposed",
+            "hub.ConfigChangeApproved",
+            "hub.ConfigChangeApplied",
+        ),
+        "record",
+        "change_id",
+        "Configuration changes (quality rules, registry compatibility) as commands: proposed, "
+        "approved (two-person rule), applied; their effect is on hub.config and _schemas.",
+    ),
+    TopicSpec(
         "hub.principals",
         ("hub.ApiKeyIssued", "hub.ApiKeyRevoked"),
         "record",

@@ -47,6 +47,9 @@ ACTIONS = (
     "policy.read",
     "policy.propose",
     "policy.approve",
+    "config.read",
+    "config.propose",
+    "config.approve",
     "query.run",
     "projection.read",
     "projection.rebuild",
@@ -55,6 +58,7 @@ ACTIONS = (
     "catalog.read",
     "retention.write",
     "legalhold.write",
+    "subject.erase",
 )
 
 ROLE_ACTIONS: Mapping[str, frozenset[str]] = {
@@ -69,13 +73,15 @@ ROLE_ACTIONS: Mapping[str, frozenset[str]] = {
         {"schema.read", "topic.read", "event.read", "metrics.read", "api.docs"}
         | {"ledger.read", "ledger.verify", "evidence.export", "quarantine.read", "rules.read"}
         | {"policy.read", "policy.approve"}
+        | {"config.read", "config.approve"}
         | {"query.run", "projection.read", "pii.read"}
-        | {"catalog.read", "retention.write", "legalhold.write"}
+        | {"catalog.read", "retention.write", "legalhold.write", "subject.erase"}
     ),
     "security_admin": frozenset(
         {"schema.read", "topic.read", "keys.create", "metrics.read", "registry.config", "api.docs"}
         | {"ledger.read", "ledger.verify", "rules.read"}
         | {"policy.read", "policy.propose", "policy.approve"}
+        | {"config.read", "config.propose", "config.approve"}
         | {"catalog.read", "retention.write", "legalhold.write"}
     ),
     "ml_engineer": frozenset({"schema.read", "topic.read", "event.read", "api.docs"}),

@@ -133,7 +133,11 @@ def rules_set(obj: Ctx, subject: str, file: str, reason: str) -> None:
         with obj.hub() as h:
             authorize(h, "rules.write", f"rules/{subject}")
             data = yaml.safe_load(Path(file).read_text(encoding="utf-8"))
-            rs, version = h.ingest.rules.set(subject, data, OPERATOR.id, reason)
+            # A governed change (`hub config`): recorded and audited, refused under two-person.
+            from governance.configchanges import config_changes_for, rules_resource
+
+            config_changes_for(h).set_direct(OPERATOR, rules_resource(subject), data, reason)
+            rs, version = h.ingest.rules.get(subject), h.ingest.rules.version(subject)
             click.echo(f"{subject}: {len(rs.rules)} rules, version {version}")
 
     run_safely(go)

@@ -5,6 +5,11 @@ a row updated in place: ``set`` publishes a ``hub.ConfigChanged`` event (key
 ``quality.rules.<subject>``, old and new rule set as JSON text, who and why) on ``hub.config``, and
 every process folds the rules from there (the latest event per subject wins over the shipped
 file; a null ``new_value`` restores the shipped rules).
+
+Changing rules is a governed configuration change (``governance.configchanges``, resource
+``rules:<subject>``): ``set`` goes through it, so the two-person rule applies to every caller and
+each change is also a ``ConfigChangeProposed``/``ConfigChangeApplied`` pair on
+``hub.config-changes``, appended in the same log transaction as the ``ConfigChanged`` event.
 """
 
 from __future__ import annotations
@@ -13,16 +18,19 @@ import json
 import threading
 from datetime import UTC, datetime
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from domain.quality import RuleError, RuleSet, parse_rule_set
+from domain.quality import RuleError, RuleSet, compile_rules, parse_rule_set
 from hub import serde
 from hub.errors import InvalidInput
 from hub.events import OutgoingEvent, Publisher
 from hub.ports.eventlog import EventLog
 from hub.registry.service import SchemaRegistry
+
+if TYPE_CHECKING:
+    from governance.configchanges import ConfigChanges
 
 CONFIG_TOPIC = "hub.config"
 PREFIX = "quality.rules."
@@ -52,6 +60,7 @@ class RulesStore:
         self._versions: dict[str, str] = {}
         self._next = 0
         self._lock = threading.Lock()
+        self._governed: ConfigChanges | None = None  # built on the first ``set``
 
     def refresh(self) -> None:
         with self._lock:
@@ -89,16 +98,31 @@ class RulesStore:
         self.refresh()
         return sorted(set(self._shipped) | {s for s, r in self._changed.items() if r is not None})
 
-    def set(
-        self, subject: str, data: Any, changed_by: str, reason: str = ""
-    ) -> tuple[RuleSet, str]:
-        """Validate and publish a new rule set; returns it and its version."""
+    def override(self, subject: str) -> RuleSet | None:
+        """The rule set changed at runtime for a subject; None when the shipped one applies."""
+        self.refresh()
+        return self._changed.get(subject)
+
+    def parse(self, subject: str, data: Any) -> RuleSet | None:
+        """Validate a rule set for a subject (None: restore the shipped one).
+
+        Raises ``InvalidInput`` (code ``invalid_rules``) when it does not parse or compile.
+        """
+        if data is None:
+            return None
         try:
-            new = parse_rule_set(data, subject) if data is not None else None
+            rule_set = parse_rule_set(data, subject)
+            compile_rules(rule_set)
         except RuleError as exc:
             raise InvalidInput(str(exc), code="invalid_rules") from exc
+        return rule_set
+
+    def change_event(
+        self, subject: str, new: RuleSet | None, changed_by: str, reason: str, change_id: str = ""
+    ) -> OutgoingEvent:
+        """The ``ConfigChanged`` event that makes ``new`` the subject's rules when appended."""
         old = self.get(subject)
-        event = OutgoingEvent(
+        return OutgoingEvent(
             value={
                 "key": PREFIX + subject,
                 "old_value": json.dumps(old.as_dict(), sort_keys=True),
@@ -108,6 +132,24 @@ class RulesStore:
                 "changed_at": datetime.now(UTC).isoformat(),
             },
             key=PREFIX + subject,
+            correlation_id=change_id,
         )
-        self._publisher.publish(CONFIG_TOPIC, [event], producer=changed_by)
+
+    def set(
+        self, subject: str, data: Any, changed_by: str, reason: str = ""
+    ) -> tuple[RuleSet, str]:
+        """Validate and apply a new rule set as a governed change; returns it and its version.
+
+        Raises ``TwoPersonRequired`` when ``rules:<subject>`` is under the two-person rule:
+        propose the change (``hub config propose``) and have another principal approve it.
+        """
+        from governance.configchanges import ConfigChanges, rules_resource
+        from hub.ports.policy import Principal
+
+        if self._governed is None:
+            self._governed = ConfigChanges.build(
+                self._log, self._registry, self._publisher, rules=self
+            )
+        principal = Principal(changed_by, frozenset())
+        self._governed.set_direct(principal, rules_resource(subject), data, reason)
         return self.get(subject), self.version(subject)

@@ -25,6 +25,7 @@ _TOPICS = {
     "hub.principals": "CC6",
     "_schemas": "CC8",
     "hub.config": "CC8",
+    "hub.config-changes": "CC8",
     "hub.quarantine": "PI1",
     "hub.alerts": "CC7",
 }

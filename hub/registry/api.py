@@ -19,6 +19,10 @@ Contract
 - Handlers are sync functions run in the thread pool; the service serialises writes itself.
 - Every route declares its action: ``schema.read``, ``schema.write`` (register),
   ``schema.delete`` and ``registry.config`` (changing config or mode).
+- Changing a compatibility level (``PUT``/``DELETE /config[/{subject}]``) is a governed
+  configuration change (``governance.configchanges``, resource ``registry.config[:<subject>]``):
+  it is recorded as change events, and refused with 403 (``two_person_required``) when the
+  resource is under the two-person rule; the answers are Confluent's otherwise.
 """
 
 from __future__ import annotations
@@ -628,18 +632,49 @@ def get_global_config(request: Request, _: CanRead) -> dict[str, Any]:
     return {"compatibilityLevel": _registry(request).compatibility()}
 
 
+def _governed_set(
+    request: Request, principal: Principal, subject: str | None, level: str | None
+) -> None:
+    """Change a level through ``governance.configchanges`` (a recorded change event, refused
+    under the two-person rule); straight on the registry when the app has no governance (the
+    bare registry app, which has no event publisher)."""
+    hub = hub_of(request)
+    if getattr(hub, "publisher", None) is None:
+        registry = _registry(request)
+        if level is None:
+            registry.delete_compatibility(subject)
+        else:
+            registry.set_compatibility(level, subject)
+        return
+    from governance.configchanges import ConfigChanges, registry_resource
+
+    changes = getattr(request.app.state, "registry_config_changes", None)
+    if changes is None:
+        # No audit action on hub.audit here: the change is evidenced by its own events
+        # (hub.config-changes, and ConfigChanged on hub.config), and the first audit action
+        # would register hub.audit's schema on _schemas in the middle of a client's requests.
+        changes = ConfigChanges.build(hub.log, hub.registry, hub.publisher)
+        request.app.state.registry_config_changes = changes
+    reason = f"{request.method} {request.url.path}"
+    changes.set_direct(principal, registry_resource(subject), level, reason)
+
+
 @router.put("/config")
 def set_global_config(
     request: Request,
-    _: CanConfigure,
+    principal: CanConfigure,
     body: JsonBody,
 ) -> dict[str, Any]:
-    return {"compatibility": _registry(request).set_compatibility(_level_of(body))}
+    level = _registry(request).check_compatibility_level(_level_of(body))
+    _governed_set(request, principal, None, level)
+    return {"compatibility": level}
 
 
 @router.delete("/config")
-def delete_global_config(request: Request, _: CanConfigure) -> dict[str, Any]:
-    return {"compatibilityLevel": _registry(request).delete_compatibility(None)}
+def delete_global_config(request: Request, principal: CanConfigure) -> dict[str, Any]:
+    previous = _registry(request).compatibility()
+    _governed_set(request, principal, None, None)
+    return {"compatibilityLevel": previous}
 
 
 @router.get("/config/{subject}")
@@ -656,16 +691,23 @@ def get_subject_config(
 @router.put("/config/{subject}")
 def set_subject_config(
     request: Request,
-    _: CanConfigure,
+    principal: CanConfigure,
     body: JsonBody,
     subject: str,
 ) -> dict[str, Any]:
-    return {"compatibility": _registry(request).set_compatibility(_level_of(body), subject)}
+    level = _registry(request).check_compatibility_level(_level_of(body))
+    _governed_set(request, principal, subject, level)
+    return {"compatibility": level}
 
 
 @router.delete("/config/{subject}")
-def delete_subject_config(request: Request, subject: str, _: CanConfigure) -> dict[str, Any]:
-    return {"compatibilityLevel": _registry(request).delete_compatibility(subject)}
+def delete_subject_config(
+    request: Request, subject: str, principal: CanConfigure
+) -> dict[str, Any]:
+    # A subject without a level of its own answers 40408, as before any change is written.
+    previous = _registry(request).compatibility(subject, default_to_global=False)
+    _governed_set(request, principal, subject, None)
+    return {"compatibilityLevel": previous}
 
 
 @router.get("/mode")

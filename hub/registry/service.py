@@ -298,23 +298,41 @@ class SchemaRegistry:
             )
         return st.config.get(None, self._default.value)
 
-    def set_compatibility(self, level: str, subject: str | None = None) -> str:
+    @_locked
+    def own_compatibility(self, subject: str | None = None) -> str | None:
+        """The level set on a subject (``None``: the global one) itself; None when unset."""
+        self.refresh()
+        return self._state.config.get(subject)
+
+    @staticmethod
+    def check_compatibility_level(level: object) -> str:
+        """The canonical name of a level (any case); raises ``InvalidCompatibilityLevel``."""
         try:
-            value = CompatibilityLevel(level.upper()).value
+            return CompatibilityLevel(str(level).upper()).value
         except ValueError as exc:
             raise InvalidCompatibilityLevel(
                 f"Compatibility level {level!r} is not one of "
                 f"{', '.join(c.value for c in CompatibilityLevel)}."
             ) from exc
+
+    @classmethod
+    def config_record(cls, level: str | None, subject: str | None = None) -> Record:
+        """The ``_schemas`` record that sets (or, with ``None``, removes) a level.
+
+        Callers that append it themselves (``governance.configchanges``, inside a log
+        transaction) call ``refresh()`` afterwards.
+        """
+        value = None
+        if level is not None:
+            value = json.dumps({"compatibilityLevel": cls.check_compatibility_level(level)})
+        return Record(
+            value=None if value is None else value.encode(), key=cls._key("CONFIG", subject)
+        )
+
+    def set_compatibility(self, level: str, subject: str | None = None) -> str:
+        value = self.check_compatibility_level(level)
         with self._lock:
-            self._write(
-                [
-                    Record(
-                        value=json.dumps({"compatibilityLevel": value}).encode(),
-                        key=self._key("CONFIG", subject),
-                    )
-                ]
-            )
+            self._write([self.config_record(value, subject)])
         return value
 
     def delete_compatibility(self, subject: str | None) -> str:
@@ -325,7 +343,7 @@ class SchemaRegistry:
         """
         with self._lock:
             previous = self.compatibility(subject, default_to_global=False)
-            self._write([Record(value=None, key=self._key("CONFIG", subject))])
+            self._write([self.config_record(None, subject)])
         return previous
 
     @_locked

@@ -51,7 +51,7 @@ def test_bundle_version_is_a_stable_hash_of_sorted_files() -> None:
     assert bundle_version({"ab": "c"}) != bundle_version({"a": "bc"})
     shipped = PolicyBundle.from_dir()
     assert shipped.version == PolicyBundle.from_files(dict(shipped.files)).version
-    assert shipped.data["hub"]["two_person"] == ["policy", "registry.config"]
+    assert shipped.data["hub"]["two_person"] == ["policy"]  # config: opt in, e.g. "rules:*"
     assert "hub/authz_test.rego" in shipped.test_modules
     assert "hub/authz_test.rego" not in shipped.modules
 

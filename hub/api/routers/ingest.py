@@ -215,7 +215,8 @@ def quarantine_show(
 ) -> dict[str, Any]:
     from hub.ingest.quarantine import decode_entry
 
-    e = decode_entry(hub_of(request).ingest, offset)
+    masked = "pii" in request.state.decision.mask  # a sealed original stays sealed
+    e = decode_entry(hub_of(request).ingest, offset, unseal=not masked)
     original: bytes = e.pop("original")
     out: dict[str, Any] = serde.to_json(e)
     out["original_base64"] = base64.b64encode(original).decode()

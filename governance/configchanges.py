@@ -1,0 +1,551 @@
+"""Configuration changes are commands that become events: propose, approve, roll back.
+
+Resources (``resource_of``)::
+
+    rules:<subject>            the data-quality rule set of a subject (``hub.ingest.rules``)
+    registry.config            the registry's global compatibility level
+    registry.config:<subject>  a subject's own compatibility level
+
+A value is JSON-ready; ``None`` means "no value of its own" (the shipped rules, the global or
+default level). ``propose`` (who, why, the new value) 1. validates the value (rules must parse
+and compile; a level must be one of Confluent's seven); 2. reads the current value; 3. computes
+the diff; 4. decides whether the two-person rule applies: the resource matches an entry of the
+ACTIVE policy bundle's ``data.hub.two_person`` (an exact name, or a prefix ending in ``*``, where
+``registry.config:*`` also matches ``registry.config`` itself); 5. appends, in ONE log
+transaction, ``ConfigChangeProposed`` and, when no approval is needed, ``ConfigChangeApplied``
+with the records that carry the effect (``ConfigChanged`` on ``hub.config``; for the registry,
+its ``CONFIG`` record on ``_schemas``); 6. records the action on the audit ledger.
+
+``approve`` by a principal other than the proposer appends ``ConfigChangeApproved``,
+``ConfigChangeApplied`` and the effect in one transaction; it is refused when the current value
+is no longer the one the change was proposed against (its diff would be stale: propose again).
+``rollback`` is a new proposal whose value is that of an earlier change, under the same rules.
+``set_direct`` is what the direct paths (``PUT /config``, ``hub rules set``, ``PUT /v1/rules``)
+call: it refuses a resource under the two-person rule, and otherwise applies at once.
+
+Callers ask the policy decision point first: ``config.propose`` and the resource's own write
+action (``write_action``) to propose or roll back, ``config.approve`` to approve, ``config.read``
+to read. The governed path never grants more than the direct one.
+"""
+
+from __future__ import annotations
+
+import abc
+import difflib
+import json
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Protocol
+
+from governance.configstore import (
+    APPLIED,
+    APPROVED,
+    CONFIG_CHANGES_TOPIC,
+    PROPOSED,
+    ConfigChange,
+    ConfigChangeStore,
+)
+from governance.decisions import new_decision_id
+from hub.errors import ConfigError, Conflict, Forbidden, InvalidInput
+from hub.ports.policy import Principal
+
+if TYPE_CHECKING:
+    from governance.bundle import PolicyBundle
+    from hub.events import OutgoingEvent, Publisher
+    from hub.ingest.rules import RulesStore
+    from hub.ports.eventlog import EventLog, Record
+    from hub.registry.service import SchemaRegistry
+
+CONFIG_TOPIC = "hub.config"
+RULES_PREFIX = "rules:"
+REGISTRY_CONFIG = "registry.config"
+
+# Changes of one process are serialised (stale checks read, then append); across processes the
+# approval's stale check is what keeps a diff honest.
+_LOCK = threading.RLock()
+
+
+class TwoPersonRequired(Forbidden):
+    """A direct change of a resource under the two-person rule."""
+
+    code = "two_person_required"
+
+
+class StaleChange(Conflict):
+    """The value changed since the change was proposed: its diff no longer holds."""
+
+    code = "stale_config_change"
+
+
+class UnknownResource(InvalidInput):
+    code = "unknown_config_resource"
+
+
+class BundleSource(Protocol):
+    """Where the active policy bundle comes from (``governance.store.PolicyStore``)."""
+
+    def refresh(self) -> bool: ...
+
+    def active_bundle(self) -> PolicyBundle: ...
+
+
+class Auditor(Protocol):
+    """The audit ledger (``hub.ledger.service.Ledger``)."""
+
+    def record_action(
+        self, actor: str, action: str, resource: str, *, details: Any = None, tenant: str = ...
+    ) -> Any: ...
+
+
+Prepare = Callable[[str, Sequence["OutgoingEvent"]], list["Record"]]
+Effect = list[tuple[str, list["Record"]]]
+
+
+def rules_resource(subject: str) -> str:
+    return RULES_PREFIX + subject
+
+
+def registry_resource(subject: str | None) -> str:
+    return REGISTRY_CONFIG if subject is None else f"{REGISTRY_CONFIG}:{subject}"
+
+
+def write_action(resource: str) -> str:
+    """The action the resource's direct path needs (also needed to propose a change of it)."""
+    if resource.startswith(RULES_PREFIX):
+        return "rules.write"
+    if resource == REGISTRY_CONFIG or resource.startswith(REGISTRY_CONFIG + ":"):
+        return "registry.config"
+    raise _unknown(resource)
+
+
+def two_person_applies(patterns: Sequence[Any], resource: str) -> bool:
+    """Whether a ``data.hub.two_person`` list names the resource.
+
+    An entry is an exact name, or a prefix ending in ``*`` (``rules:*``); ``X:*`` also matches
+    ``X`` itself, so ``registry.config:*`` covers the global level too.
+    """
+    for entry in patterns:
+        if not isinstance(entry, str):
+            continue
+        if not entry.endswith("*"):
+            if entry == resource:
+                return True
+            continue
+        prefix = entry[:-1]
+        if resource.startswith(prefix) or (prefix.endswith(":") and resource == prefix[:-1]):
+            return True
+    return False
+
+
+def to_text(value: Any) -> str | None:
+    """The canonical JSON text of a value (``None`` stays ``None``: no value of its own)."""
+    return None if value is None else json.dumps(value, sort_keys=True)
+
+
+def from_text(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+def value_diff(resource: str, old: str | None, new: str | None) -> str:
+    """A unified diff of two values, pretty-printed as JSON (``null``: no value of its own)."""
+
+    def lines(text: str | None) -> list[str]:
+        pretty = json.dumps(from_text(text), indent=2, sort_keys=True)
+        return [line + "\n" for line in pretty.splitlines()]
+
+    return "".join(
+        difflib.unified_diff(
+            lines(old), lines(new), fromfile=f"a/{resource}", tofile=f"b/{resource}"
+        )
+    )
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def _event(
+    value: dict[str, Any], event_type: str | None, key: str, change_id: str
+) -> OutgoingEvent:
+    from hub.events import OutgoingEvent
+
+    return OutgoingEvent(value=value, event_type=event_type, key=key, correlation_id=change_id)
+
+
+def _unknown(resource: str) -> UnknownResource:
+    return UnknownResource(
+        f"Configuration resource {resource!r} is unknown: use rules:<subject>, "
+        f"{REGISTRY_CONFIG} or {REGISTRY_CONFIG}:<subject>."
+    )
+
+
+# -- resources ------------------------------------------------------------------------------------
+class ConfigResource(abc.ABC):
+    """One configurable item. Values are JSON-ready; ``None`` is "no value of its own"."""
+
+    name: str
+
+    @abc.abstractmethod
+    def current(self) -> Any:
+        """The value in force now (``None`` when the default applies)."""
+
+    @abc.abstractmethod
+    def validate(self, value: Any) -> Any:
+        """The canonical form of a proposed value; raises ``InvalidInput`` naming the problem."""
+
+    @abc.abstractmethod
+    def effect(self, value: Any, by: str, reason: str, change_id: str, prepare: Prepare) -> Effect:
+        """The records, per topic, that make ``value`` the one in force once appended."""
+
+    @abc.abstractmethod
+    def refresh(self) -> None:
+        """Fold the records ``effect`` produced (after they were appended)."""
+
+
+@dataclass
+class RulesResource(ConfigResource):
+    name: str
+    subject: str
+    rules: RulesStore
+
+    def current(self) -> Any:
+        rule_set = self.rules.override(self.subject)
+        return None if rule_set is None else rule_set.as_dict()
+
+    def validate(self, value: Any) -> Any:
+        rule_set = self.rules.parse(self.subject, value)
+        return None if rule_set is None else rule_set.as_dict()
+
+    def effect(self, value: Any, by: str, reason: str, change_id: str, prepare: Prepare) -> Effect:
+        new = self.rules.parse(self.subject, value)
+        event = self.rules.change_event(self.subject, new, by, reason, change_id)
+        return [(CONFIG_TOPIC, prepare(CONFIG_TOPIC, [event]))]
+
+    def refresh(self) -> None:
+        self.rules.refresh()
+
+
+@dataclass
+class RegistryConfigResource(ConfigResource):
+    name: str
+    subject: str | None
+    registry: SchemaRegistry
+
+    def current(self) -> Any:
+        return self.registry.own_compatibility(self.subject)
+
+    def validate(self, value: Any) -> Any:
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            raise InvalidInput(
+                f"A compatibility level is a string such as 'BACKWARD', not {value!r}.",
+                code="invalid_compatibility_level",
+            )
+        return self.registry.check_compatibility_level(value)
+
+    def effect(self, value: Any, by: str, reason: str, change_id: str, prepare: Prepare) -> Effect:
+        key = "registry.compatibility" + ("" if self.subject is None else f".{self.subject}")
+        changed = _event(
+            {
+                "key": key,
+                "old_value": to_text(self.current()),
+                "new_value": to_text(value),
+                "changed_by": by,
+                "reason": reason,
+                "changed_at": _now(),
+            },
+            None,
+            key,
+            change_id,
+        )
+        return [
+            ("_schemas", [self.registry.config_record(value, self.subject)]),
+            (CONFIG_TOPIC, prepare(CONFIG_TOPIC, [changed])),
+        ]
+
+    def refresh(self) -> None:
+        self.registry.refresh()
+
+
+# -- the commands ---------------------------------------------------------------------------------
+class ConfigChanges:
+    """The configuration change commands (see the module docstring)."""
+
+    def __init__(
+        self,
+        log: EventLog,
+        registry: SchemaRegistry,
+        publisher: Publisher,
+        policies: BundleSource,
+        store: ConfigChangeStore,
+        *,
+        rules: RulesStore | None = None,
+        ledger: Auditor | None = None,
+    ) -> None:
+        self._log = log
+        self._registry = registry
+        self._publisher = publisher
+        self._policies = policies
+        self.store = store
+        self._rules = rules
+        self._ledger = ledger
+
+    @classmethod
+    def build(
+        cls,
+        log: EventLog,
+        registry: SchemaRegistry,
+        publisher: Publisher,
+        *,
+        rules: RulesStore | None = None,
+        ledger: Auditor | None = None,
+    ) -> ConfigChanges:
+        from governance.store import PolicyStore
+
+        policies = PolicyStore(log, registry)
+        store = ConfigChangeStore(log, registry)
+        return cls(log, registry, publisher, policies, store, rules=rules, ledger=ledger)
+
+    # -- reading -------------------------------------------------------------------------------
+    def resource(self, name: str) -> ConfigResource:
+        """The resource a name stands for; raises ``UnknownResource``."""
+        if name.startswith(RULES_PREFIX) and len(name) > len(RULES_PREFIX):
+            if self._rules is None:
+                raise ConfigError("This hub was built without quality rules: rules can't change.")
+            return RulesResource(name, name[len(RULES_PREFIX) :], self._rules)
+        if name == REGISTRY_CONFIG:
+            return RegistryConfigResource(name, None, self._registry)
+        if name.startswith(REGISTRY_CONFIG + ":") and len(name) > len(REGISTRY_CONFIG) + 1:
+            return RegistryConfigResource(name, name[len(REGISTRY_CONFIG) + 1 :], self._registry)
+        raise _unknown(name)
+
+    def requires_two_person(self, resource: str) -> bool:
+        self._policies.refresh()
+        listed = self._policies.active_bundle().hub_data.get("two_person", [])
+        return isinstance(listed, list) and two_person_applies(listed, resource)
+
+    def value(self, resource: str) -> dict[str, Any]:
+        """A resource's value in force, and whether changing it needs a second approver."""
+        res = self.resource(resource)
+        return {
+            "resource": res.name,
+            "value": res.current(),
+            "requires_two_person": self.requires_two_person(res.name),
+        }
+
+    # -- commands ------------------------------------------------------------------------------
+    def propose(
+        self, principal: Principal, resource: str, new_value: Any, reason: str
+    ) -> ConfigChange:
+        """Propose a new value; applied at once unless the two-person rule applies."""
+        change = self._propose(principal, resource, new_value, reason, kind="change")
+        assert change is not None
+        return change
+
+    def set_direct(
+        self, principal: Principal, resource: str, new_value: Any, reason: str = ""
+    ) -> ConfigChange | None:
+        """A direct change (``PUT /config``...): applied and recorded at once; None when the
+        value is already in force; ``TwoPersonRequired`` under the two-person rule."""
+        return self._propose(principal, resource, new_value, reason, kind="direct")
+
+    def rollback(
+        self,
+        principal: Principal,
+        resource: str,
+        to_change_id: str,
+        reason: str,
+        *,
+        undo: bool = False,
+    ) -> ConfigChange:
+        """Propose again the value an earlier change applied (with ``undo``: the value it
+        replaced). A new change under the same rules, never an erasure of history."""
+        target = self.store.change(to_change_id)
+        if target.resource != resource:
+            raise InvalidInput(
+                f"Change {to_change_id} changed {target.resource!r}, not {resource!r}: "
+                "roll back to a change of the same resource (`hub config list --resource`)."
+            )
+        if target.applied_at is None:
+            raise Conflict(
+                f"Change {to_change_id} was never applied: there is no value of it to restore."
+            )
+        value = from_text(target.old_value if undo else target.new_value)
+        change = self._propose(
+            principal, resource, value, reason, kind="rollback", rollback_of=to_change_id
+        )
+        assert change is not None
+        return change
+
+    def approve(self, principal: Principal, change_id: str, reason: str = "") -> ConfigChange:
+        with _LOCK:
+            self.store.refresh()
+            change = self.store.change(change_id)
+            if change.applied_at is not None:
+                raise Conflict(f"Configuration change {change_id} is already applied.")
+            if principal.id == change.proposed_by:
+                raise Forbidden(
+                    f"Two-person rule: {principal.id!r} proposed change {change_id} and may "
+                    "not approve it too; another principal with config.approve must."
+                )
+            res = self.resource(change.resource)
+            current = to_text(res.current())
+            if current != change.old_value:
+                raise StaleChange(
+                    f"Configuration change {change_id} was proposed against {change.resource}"
+                    f" = {change.old_value}, but it is {current} now: propose it again."
+                )
+            new = res.validate(from_text(change.new_value))  # the validators may have grown
+            approved = _event(
+                {
+                    "change_id": change_id,
+                    "approved_by": principal.id,
+                    "reason": reason,
+                    "approved_at": _now(),
+                },
+                APPROVED,
+                change_id,
+                change_id,
+            )
+            self._append(principal, res, change, [approved], apply=True, value=new)
+            self._audit(principal, "config.approve", change_id)
+            return self.store.change(change_id)
+
+    # -- internals -----------------------------------------------------------------------------
+    def _propose(
+        self,
+        principal: Principal,
+        resource: str,
+        value: Any,
+        reason: str,
+        *,
+        kind: str,
+        rollback_of: str = "",
+    ) -> ConfigChange | None:
+        if kind != "direct" and not reason.strip():
+            raise InvalidInput(
+                "A configuration change needs a reason (--reason).", code="reason_required"
+            )
+        res = self.resource(resource)
+        with _LOCK:
+            self.store.refresh()
+            new = res.validate(value)  # 1.
+            old = res.current()  # 2.
+            old_text, new_text = to_text(old), to_text(new)
+            if old_text == new_text:
+                if kind == "direct":
+                    return None  # idempotent, as Confluent's PUT /config is
+                raise Conflict(f"{res.name} is already {new_text}: nothing to change.")
+            diff = value_diff(res.name, old_text, new_text)  # 3.
+            requires = self.requires_two_person(res.name)  # 4.
+            if requires and kind == "direct":
+                raise TwoPersonRequired(
+                    f"{res.name} is under the two-person rule (data.hub.two_person): propose "
+                    f"the change with `hub config propose {res.name} VALUE --reason WHY` (or POST "
+                    "/v1/config/changes) and have another principal approve it."
+                )
+            change = ConfigChange(
+                change_id=new_decision_id(),
+                resource=res.name,
+                kind=kind,
+                old_value=old_text,
+                new_value=new_text,
+                diff=diff,
+                proposed_by=principal.id,
+                reason=reason,
+                requires_approval=requires,
+                rollback_of=rollback_of,
+                proposed_at=_now(),
+            )
+            proposed = _event(
+                {
+                    "change_id": change.change_id,
+                    "resource": change.resource,
+                    "kind": kind,
+                    "old_value": old_text,
+                    "new_value": new_text,
+                    "diff": diff,
+                    "proposed_by": principal.id,
+                    "reason": reason,
+                    "requires_approval": requires,
+                    "rollback_of": rollback_of,
+                    "proposed_at": change.proposed_at,
+                },
+                PROPOSED,
+                change.change_id,
+                change.change_id,
+            )
+            self._append(principal, res, change, [proposed], apply=not requires, value=new)  # 5.
+            self._audit(principal, "config.propose", change.change_id)  # 6.
+            return self.store.change(change.change_id)
+
+    def _append(
+        self,
+        principal: Principal,
+        res: ConfigResource,
+        change: ConfigChange,
+        events: list[OutgoingEvent],
+        *,
+        apply: bool,
+        value: Any = None,
+    ) -> None:
+        """Step 5: the change's events and, with ``apply``, its effect (``value`` in force;
+        ``None`` restores the default), in ONE log transaction."""
+
+        def prepare(topic: str, batch: Sequence[OutgoingEvent]) -> list[Record]:
+            return self._publisher.prepare(topic, batch, principal.id, principal.tenant)
+
+        effect: Effect = []
+        if apply:
+            events = [
+                *events,
+                _event(
+                    {
+                        "change_id": change.change_id,
+                        "resource": change.resource,
+                        "applied_by": principal.id,
+                        "applied_at": _now(),
+                    },
+                    APPLIED,
+                    change.change_id,
+                    change.change_id,
+                ),
+            ]
+            effect = res.effect(value, change.proposed_by, change.reason, change.change_id, prepare)
+        records = prepare(CONFIG_CHANGES_TOPIC, events)
+        with self._log.transaction(f"config:{res.name}") as txn:
+            txn.append(CONFIG_CHANGES_TOPIC, records)  # 5a. proposed / approved (+ applied)
+            for topic, batch in effect:  # 5b. the effect: hub.config, _schemas
+                txn.append(topic, batch)
+        if apply:
+            res.refresh()
+        self.store.refresh()
+
+    def _audit(self, principal: Principal, action: str, change_id: str) -> None:
+        if self._ledger is None:
+            return
+        change = self.store.change(change_id)
+        self._ledger.record_action(
+            principal.id,
+            action,
+            change.resource,
+            details={
+                "change_id": change.change_id,
+                "kind": change.kind,
+                "status": change.status,
+                "old_value": change.old_value,
+                "new_value": change.new_value,
+                "reason": change.reason,
+            },
+            tenant=principal.tenant,
+        )
+
+
+def config_changes_for(hub: Any) -> ConfigChanges:
+    """The configuration change service of a bootstrapped hub (audited on its ledger)."""
+    return ConfigChanges.build(
+        hub.log, hub.registry, hub.publisher, rules=hub.ingest.rules, ledger=hub.ledger
+    )

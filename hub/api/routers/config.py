@@ -1,0 +1,121 @@
+"""Configuration change routes: quality rules and registry compatibility as governed changes.
+
+``config.read`` lists changes and shows values; ``config.propose`` (plus the resource's own write
+action: ``rules.write`` or ``registry.config``, so this path never grants more than the direct
+one) proposes and rolls back; ``config.approve`` approves. See ``governance.configchanges``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, Field
+
+from governance.configchanges import ConfigChanges, config_changes_for, write_action
+from hub.api.deps import authorize, hub_of
+from hub.errors import Forbidden
+from hub.ports.policy import Principal
+
+router = APIRouter(tags=["config"])
+
+
+def _changes(request: Request) -> ConfigChanges:
+    changes: ConfigChanges | None = getattr(request.app.state, "config_changes", None)
+    if changes is None:
+        changes = config_changes_for(hub_of(request))
+        request.app.state.config_changes = changes
+    return changes
+
+
+def _may_write(request: Request, principal: Principal, resource: str) -> None:
+    """The resource's own write action, asked of the policy engine like ``authorize`` does."""
+    action = write_action(resource)
+    decision = hub_of(request).policy.decide(
+        principal, action, resource, {"method": request.method}
+    )
+    if not decision.allow:
+        raise Forbidden(f"Access denied: {decision.reason} (policy {decision.policy_version}).")
+
+
+class ProposeBody(BaseModel):
+    resource: str = Field(min_length=1, examples=["registry.config:trades-value"])
+    value: Any = Field(description="The new value; null restores the default.")
+    reason: str = Field(min_length=1)
+
+
+class ApproveBody(BaseModel):
+    reason: str = ""
+
+
+class RollbackBody(BaseModel):
+    resource: str = Field(min_length=1)
+    to_change_id: str = Field(min_length=1, description="Restore the value this change applied.")
+    undo: bool = Field(False, description="Restore the value the change replaced instead.")
+    reason: str = Field(min_length=1)
+
+
+@router.get("/v1/config/changes")
+def list_changes(
+    request: Request,
+    resource: str | None = None,
+    _: Principal = Depends(authorize("config.read", "config")),
+) -> list[dict[str, Any]]:
+    changes = _changes(request)
+    changes.store.refresh()
+    return [c.summary() for c in changes.store.changes(resource)]
+
+
+@router.get("/v1/config/changes/{change_id}")
+def get_change(
+    change_id: str,
+    request: Request,
+    _: Principal = Depends(authorize("config.read", "config")),
+) -> dict[str, Any]:
+    changes = _changes(request)
+    changes.store.refresh()
+    change = changes.store.change(change_id)
+    return {**change.summary(), "diff": change.diff}
+
+
+@router.get("/v1/config/values/{resource}")
+def get_value(
+    resource: str,
+    request: Request,
+    _: Principal = Depends(authorize("config.read", "config")),
+) -> dict[str, Any]:
+    return _changes(request).value(resource)
+
+
+@router.post("/v1/config/changes", status_code=201)
+def propose(
+    body: ProposeBody,
+    request: Request,
+    principal: Principal = Depends(authorize("config.propose", "config")),
+) -> dict[str, Any]:
+    _may_write(request, principal, body.resource)
+    change = _changes(request).propose(principal, body.resource, body.value, body.reason)
+    return {**change.summary(), "diff": change.diff}
+
+
+@router.post("/v1/config/changes/{change_id}/approve")
+def approve(
+    change_id: str,
+    body: ApproveBody,
+    request: Request,
+    principal: Principal = Depends(authorize("config.approve", "config")),
+) -> dict[str, Any]:
+    return _changes(request).approve(principal, change_id, body.reason).summary()
+
+
+@router.post("/v1/config/rollback", status_code=201)
+def rollback(
+    body: RollbackBody,
+    request: Request,
+    principal: Principal = Depends(authorize("config.propose", "config")),
+) -> dict[str, Any]:
+    _may_write(request, principal, body.resource)
+    change = _changes(request).rollback(
+        principal, body.resource, body.to_change_id, body.reason, undo=body.undo
+    )
+    return {**change.summary(), "diff": change.diff}

@@ -1,0 +1,197 @@
+"""``hub config list|show|propose|approve|rollback``: configuration changes as events.
+
+Resources are ``rules:<subject>`` (a subject's quality rules), ``registry.config`` (the global
+compatibility level) and ``registry.config:<subject>``. Commands act as the local operator, or,
+with ``--key KEY_ID:SECRET`` (``HUB_API_KEY``), as that key's principal: the two-person rule
+needs two identities, so the approver passes their own key. Every command asks the policy
+decision point first, as routes do (``config.read``, ``config.propose`` plus the resource's own
+write action, ``config.approve``).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+import yaml
+
+from hub.cli import Ctx, main, run_safely
+from hub.commands.policy import _principal, key_option
+from hub.errors import Forbidden, InvalidInput
+from hub.ports.policy import Principal
+
+
+def _authorize(h: Any, principal: Principal, action: str, resource: str) -> None:
+    decision = h.policy.decide(principal, action, resource, {"channel": "cli"})
+    if not decision.allow:
+        raise Forbidden(f"Access denied: {decision.reason}.")
+
+
+def _print(change: Any, *, diff: bool = False) -> None:
+    out = change.summary()
+    if diff:
+        out["diff"] = change.diff
+    click.echo(json.dumps(out, indent=2))
+
+
+def _value(value: str | None, file: str | None, unset: bool) -> Any:
+    """The proposed value: VALUE (YAML/JSON text, or a bare level), --file, or --unset."""
+    given = [v for v in (value is not None, file is not None, unset) if v]
+    if len(given) != 1:
+        raise InvalidInput(
+            "Give exactly one of VALUE (e.g. FULL), --file PATH (a rule set in YAML or JSON) "
+            "or --unset (back to the default)."
+        )
+    if unset:
+        return None
+    text = Path(file).read_text("utf-8") if file is not None else str(value)
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise InvalidInput(f"The value is not YAML or JSON: {exc}.") from exc
+
+
+@main.group()
+def config() -> None:
+    """Configuration (quality rules, registry compatibility): changes as events."""
+
+
+@config.command("list")
+@click.option("--resource", default=None, help="Only changes of this resource.")
+@click.option("--pending", is_flag=True, help="Only changes waiting for approval.")
+@key_option
+@click.pass_obj
+def config_list(obj: Ctx, resource: str | None, pending: bool, key: str | None) -> None:
+    """One line per change: id, resource, kind, status, who, approvers, why."""
+
+    def go() -> None:
+        from governance.configchanges import config_changes_for
+
+        with obj.hub() as h:
+            _authorize(h, _principal(h, key), "config.read", resource or "config")
+            for c in config_changes_for(h).store.changes(resource):
+                if pending and c.status != "pending_approval":
+                    continue
+                approvers = ",".join(a["approved_by"] for a in c.approvals) or "-"
+                click.echo(
+                    f"{c.change_id}\t{c.resource}\t{c.kind}\t{c.status}\t"
+                    f"by={c.proposed_by}\tapproved_by={approvers}\t{c.reason}"
+                )
+
+    run_safely(go)
+
+
+@config.command("show")
+@click.argument("target")
+@key_option
+@click.pass_obj
+def config_show(obj: Ctx, target: str, key: str | None) -> None:
+    """A change (TARGET is its id, with its diff) or a resource's value in force."""
+
+    def go() -> None:
+        from governance.configchanges import config_changes_for
+        from governance.configstore import ConfigChangeNotFound
+
+        with obj.hub() as h:
+            _authorize(h, _principal(h, key), "config.read", target)
+            changes = config_changes_for(h)
+            try:
+                _print(changes.store.change(target), diff=True)
+            except ConfigChangeNotFound:
+                click.echo(json.dumps(changes.value(target), indent=2))
+
+    run_safely(go)
+
+
+@config.command("propose")
+@click.argument("resource")
+@click.argument("value", required=False)
+@click.option("--file", "file", type=click.Path(exists=True, dir_okay=False), default=None)
+@click.option("--unset", is_flag=True, help="Back to the default (shipped rules, global level).")
+@click.option("--reason", required=True, help="Why (recorded in the event).")
+@key_option
+@click.pass_obj
+def config_propose(
+    obj: Ctx,
+    resource: str,
+    value: str | None,
+    file: str | None,
+    unset: bool,
+    reason: str,
+    key: str | None,
+) -> None:
+    """Propose a new value for RESOURCE: VALUE (e.g. FULL), or --file, or --unset.
+
+    It is validated and becomes a ConfigChangeProposed event; it applies at once unless the
+    two-person rule (data.hub.two_person of the active policy) names the resource.
+    """
+
+    def go() -> None:
+        from governance.configchanges import config_changes_for, write_action
+
+        with obj.hub() as h:
+            principal = _principal(h, key)
+            _authorize(h, principal, "config.propose", resource)
+            _authorize(h, principal, write_action(resource), resource)
+            change = config_changes_for(h).propose(
+                principal, resource, _value(value, file, unset), reason
+            )
+            _print(change, diff=True)
+            if change.requires_approval:
+                click.echo(
+                    f"two-person rule: another principal must run "
+                    f"`hub config approve {change.change_id} --key ...`",
+                    err=True,
+                )
+
+    run_safely(go)
+
+
+@config.command("approve")
+@click.argument("change_id")
+@click.option("--reason", default="", help="Why (recorded in the event).")
+@key_option
+@click.pass_obj
+def config_approve(obj: Ctx, change_id: str, reason: str, key: str | None) -> None:
+    """Approve (and apply) a change someone else proposed."""
+
+    def go() -> None:
+        from governance.configchanges import config_changes_for
+
+        with obj.hub() as h:
+            principal = _principal(h, key)
+            changes = config_changes_for(h)
+            resource = changes.store.change(change_id).resource
+            _authorize(h, principal, "config.approve", resource)
+            _print(changes.approve(principal, change_id, reason))
+
+    run_safely(go)
+
+
+@config.command("rollback")
+@click.argument("resource")
+@click.argument("change_id")
+@click.option("--undo", is_flag=True, help="Restore the value CHANGE_ID replaced instead.")
+@click.option("--reason", required=True, help="Why (recorded in the event).")
+@key_option
+@click.pass_obj
+def config_rollback(
+    obj: Ctx, resource: str, change_id: str, undo: bool, reason: str, key: str | None
+) -> None:
+    """Propose again the value CHANGE_ID applied to RESOURCE (a new change event)."""
+
+    def go() -> None:
+        from governance.configchanges import config_changes_for, write_action
+
+        with obj.hub() as h:
+            principal = _principal(h, key)
+            _authorize(h, principal, "config.propose", resource)
+            _authorize(h, principal, write_action(resource), resource)
+            change = config_changes_for(h).rollback(
+                principal, resource, change_id, reason, undo=undo
+            )
+            _print(change, diff=True)
+
+    run_safely(go)

@@ -348,3 +348,60 @@ def decrypt_pii(
             continue
         _set(out, field.path, field.decode(plaintext))
     return out
+
+
+MASKED = "***"
+
+
+def encrypts(schema_json: SchemaJson) -> bool:
+    """True when records written with this schema hold ciphertext PII fields."""
+    return bool(plan(schema_json).encrypted)
+
+
+def mask_pii(datum: Mapping[str, Any], schema_json: SchemaJson) -> dict[str, Any]:
+    """A copy of ``datum`` with every PII value hidden, without decrypting anything.
+
+    A PII value reads as ``"***"`` where its plain type admits a string, else None; the
+    reader without ``pii.read`` sees that the field exists and has a value, never the value.
+    """
+    out = dict(datum)
+    for field in plan(schema_json).fields:
+        present, value = _get(datum, field.path)
+        if present and value is not None:
+            _set(out, field.path, MASKED if field.stringy else None)
+    return out
+
+
+class PiiCodec:
+    """Encrypts and decrypts the PII fields of datums with one KeyStore; see the module doc.
+
+    ``encrypt(datum, schema, topic)`` takes a datum in the plain form of ``schema`` (the log's
+    schema, PII fields as ciphertext bytes) and returns it in the log's form; ``decrypt`` is the
+    inverse for a datum read with ``schema``. Both find the data subject in the datum itself.
+    """
+
+    def __init__(self, keystore: KeyStore) -> None:
+        self.keystore = keystore
+
+    def encrypt(self, datum: Mapping[str, Any], schema_json: SchemaJson, topic: str) -> Any:
+        if not encrypts(schema_json):
+            return datum
+        subject = data_subject_of(datum, schema_json)
+        return encrypt_pii(datum, schema_json, subject, self.keystore, topic)
+
+    def decrypt(self, datum: Mapping[str, Any], schema_json: SchemaJson, topic: str) -> Any:
+        if not encrypts(schema_json) or not isinstance(datum, Mapping):
+            return datum
+        subject = data_subject_of(datum, schema_json)
+        return decrypt_pii(datum, schema_json, subject, self.keystore, topic)
+
+    def seal(self, subject_id: str, data: bytes, topic: str) -> bytes:
+        """Encrypt opaque bytes of a subject (a quarantined original) under its key."""
+        return self.keystore.encrypt(subject_id, data, make_aad(topic, "original", subject_id))
+
+    def unseal(self, subject_id: str, data: bytes, topic: str) -> bytes | None:
+        """The bytes ``seal`` encrypted, or None once the subject is erased."""
+        try:
+            return self.keystore.decrypt(subject_id, data, make_aad(topic, "original", subject_id))
+        except KeyDestroyed:
+            return None

@@ -192,6 +192,7 @@ def build_projections(hub: Hub) -> Any:
         ),
         batch_records=s.projection_batch_records,
         ledger=getattr(hub, "ledger", None),
+        keystore=hub.keystore,
     )
 
 
@@ -246,7 +247,8 @@ def bootstrap(settings: Settings | None = None, *, install_domain: bool = True) 
     event_log = build_event_log(settings)  # 2
     registry = SchemaRegistry(event_log, settings.registry_compatibility)  # 3
     metrics = Metrics()
-    publisher = Publisher(event_log, registry, settings, metrics)
+    keystore = build_keystore(settings)  # PII is encrypted under it before it enters the log
+    publisher = Publisher(event_log, registry, settings, metrics, keystore)
     if install_domain:
         from hub.domain_setup import install
 
@@ -256,13 +258,13 @@ def bootstrap(settings: Settings | None = None, *, install_domain: bool = True) 
         log=event_log,
         registry=registry,
         publisher=publisher,
-        reader=EventReader(event_log, registry),
+        reader=EventReader(event_log, registry, keystore),
         keys=ApiKeys(event_log, registry, publisher),
         policy=build_policy(settings, event_log, registry, publisher),
         metrics=metrics,
         ingest=build_ingest(event_log, registry, publisher, metrics, settings),
         ledger=build_ledger(settings, event_log, registry, publisher),
-        keystore=build_keystore(settings),
+        keystore=keystore,
     )
     hub.projections = build_projections(hub)  # 6
     log.info(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from domain.catalog import TOPICS, schema_text, subject_for
+from governance.shredding import encrypted_schema, pii_fields
 from hub.events import KEY_FIELD_CONFIG, STRATEGY_CONFIG
 from hub.ports.eventlog import EventLog
 from hub.registry.service import SchemaRegistry
@@ -12,7 +13,9 @@ from hub.settings import Settings
 def install(log: EventLog, registry: SchemaRegistry, settings: Settings) -> None:
     """Make sure every catalog topic exists and every shipped schema is registered.
 
-    Re-registering an identical schema is a no-op, so this runs at every start.
+    Re-registering an identical schema is a no-op, so this runs at every start. A schema with
+    PII fields is registered in its log form (``governance.shredding.encrypted_schema``): those
+    fields hold ciphertext under the data subject's key, so ``hub erase`` can shred them.
     """
     for spec in TOPICS:
         partitions = 1 if spec.name.startswith("hub.") else settings.default_partitions
@@ -25,4 +28,7 @@ def install(log: EventLog, registry: SchemaRegistry, settings: Settings) -> None
             )
         for event_type in spec.event_types:
             subject = subject_for(spec.name, event_type, spec.subject_strategy)
-            registry.register(subject, schema_text(event_type))
+            text = schema_text(event_type)
+            if pii_fields(text):
+                text = encrypted_schema(text)
+            registry.register(subject, text)

@@ -18,11 +18,13 @@ from typing import Any
 
 from domain.catalog import SubjectStrategy, subject_for
 from domain.envelope import CLASSIFICATIONS, Envelope, parse_rfc3339
+from governance.shredding import PiiCodec, encrypts, mask_pii, plain_schema
 from hub import serde
 from hub.errors import HubError, InvalidInput, PayloadTooLarge, SubjectNotFound
 from hub.metrics import Metrics
 from hub.ports.eventlog import EventLog, Record, RecordMetadata, StoredRecord
-from hub.registry.avro_schema import ParsedSchema
+from hub.ports.keystore import KeyStore
+from hub.registry.avro_schema import ParsedSchema, parse_schema
 from hub.registry.service import SchemaRegistry
 from hub.settings import Settings
 
@@ -55,16 +57,54 @@ def classification_of(schema: ParsedSchema) -> str:
     return max(ranked, key=CLASSIFICATIONS.index)
 
 
+class NoKeyStore(HubError):
+    """A schema holds encrypted PII fields but this component was built without a KeyStore."""
+
+    code = "keystore_missing"
+    http_status = 500
+
+
 class Publisher:
-    """Encodes events with the subject's latest schema and appends them atomically."""
+    """Encodes events with the subject's latest schema and appends them atomically.
+
+    A schema whose PII fields are stored encrypted (``governance.shredding``) is filled from the
+    JSON in its plain form (so PII values are validated against their real types), then each PII
+    value is encrypted under the data subject's key before encoding.
+    """
 
     def __init__(
-        self, log: EventLog, registry: SchemaRegistry, settings: Settings, metrics: Metrics
+        self,
+        log: EventLog,
+        registry: SchemaRegistry,
+        settings: Settings,
+        metrics: Metrics,
+        keystore: KeyStore | None = None,
     ) -> None:
         self._log = log
         self._registry = registry
         self._max_bytes = settings.max_record_bytes
         self._metrics = metrics
+        self.pii = None if keystore is None else PiiCodec(keystore)
+        self._plain: dict[int, ParsedSchema] = {}
+
+    def plain(self, schema_id: int, schema: ParsedSchema) -> ParsedSchema:
+        """The schema callers fill datums with: ``schema`` itself, or its plain form when its
+        PII fields are stored encrypted (cached per schema id)."""
+        found = self._plain.get(schema_id)
+        if found is None:
+            found = schema
+            if encrypts(schema.text):
+                found = parse_schema(plain_schema(schema.text), schema.references)
+            self._plain[schema_id] = found
+        return found
+
+    def codec(self) -> PiiCodec:
+        """The PII codec; raises when this publisher has no KeyStore."""
+        if self.pii is None:
+            raise NoKeyStore(
+                "This schema stores PII encrypted, but the hub was built without a KeyStore."
+            )
+        return self.pii
 
     def strategy(self, topic: str) -> SubjectStrategy:
         value = self._log.topic(topic).config.get(STRATEGY_CONFIG, "topic")
@@ -119,7 +159,10 @@ class Publisher:
                     sid, sch, nm = self._resolve(topic, ev.event_type)
                     resolved[ev.event_type] = (sid, sch, nm, classification_of(sch))
                 schema_id, schema, name, classification = resolved[ev.event_type]
-                datum = serde.from_json(ev.value, schema.parsed)
+                plain = self.plain(schema_id, schema)
+                datum = serde.from_json(ev.value, plain.parsed)
+                if plain is not schema:
+                    datum = self.codec().encrypt(datum, schema.text, topic)
                 value = serde.encode(schema_id, schema, datum)
                 if len(value) > self._max_bytes:
                     raise PayloadTooLarge(
@@ -176,13 +219,22 @@ class Publisher:
 
 
 class EventReader:
-    """Decodes stored records (Confluent wire format) into JSON-ready dicts."""
+    """Decodes stored records (Confluent wire format) into JSON-ready dicts.
 
-    def __init__(self, log: EventLog, registry: SchemaRegistry) -> None:
+    Encrypted PII fields are decrypted with the KeyStore (``"[erased]"`` once the subject's key is
+    destroyed), or, with ``mask_pii``, hidden without being decrypted (``"***"``).
+    """
+
+    def __init__(
+        self, log: EventLog, registry: SchemaRegistry, keystore: KeyStore | None = None
+    ) -> None:
         self._log = log
         self._registry = registry
+        self.pii = None if keystore is None else PiiCodec(keystore)
 
-    def decode(self, rec: StoredRecord, reader: ParsedSchema | None = None) -> dict[str, Any]:
+    def decode(
+        self, rec: StoredRecord, reader: ParsedSchema | None = None, *, mask_pii: bool = False
+    ) -> dict[str, Any]:
         headers = {k: v.decode("utf-8", "replace") for k, v in rec.headers}
         out: dict[str, Any] = {
             "topic": rec.topic,
@@ -199,13 +251,26 @@ class EventReader:
             schema_id, _ = serde.split_wire(rec.value)
             writer = self._registry.parsed(schema_id)
             out["schema_id"] = schema_id
-            out["value"] = serde.to_json(serde.decode(rec.value, writer, reader))
+            datum = serde.decode(rec.value, writer, reader)
+            form = (reader or writer).text
+            if mask_pii:
+                datum = mask_pii_of(datum, form)
+            elif self.pii is not None:
+                datum = self.pii.decrypt(datum, form, rec.topic)
+            out["value"] = serde.to_json(datum)
         except HubError as exc:
             out["value"] = None
             out["error"] = exc.message
         return out
 
     def read(
-        self, topic: str, partition: int, offset: int, limit: int = 100
+        self, topic: str, partition: int, offset: int, limit: int = 100, *, mask_pii: bool = False
     ) -> list[dict[str, Any]]:
-        return [self.decode(r) for r in self._log.read(topic, partition, offset, limit)]
+        return [
+            self.decode(r, mask_pii=mask_pii)
+            for r in self._log.read(topic, partition, offset, limit)
+        ]
+
+
+def mask_pii_of(datum: Any, schema_text: str) -> Any:
+    return mask_pii(datum, schema_text) if isinstance(datum, Mapping) else datum

@@ -2,6 +2,11 @@
 
 Faster than ``EventReader.decode`` for folding: no JSON mapping (decimals stay ``Decimal``,
 timestamps are converted once by the fold), and parsed writer schemas are cached per id.
+
+PII fields stored encrypted (``governance.shredding``) stay ciphertext unless the caller asks
+``decrypt=True`` (a projection with PII columns): then they are decrypted under the data subject's
+key, and read ``"[erased]"`` once that key is destroyed, so a rebuild after ``hub erase`` holds no
+PII of the erased subject.
 """
 
 from __future__ import annotations
@@ -11,8 +16,10 @@ from typing import Any, Protocol
 
 import fastavro
 
+from governance.shredding import PiiCodec, encrypts
 from hub.errors import HubError
 from hub.ports.eventlog import StoredRecord
+from hub.ports.keystore import KeyStore
 from projections.model import Event
 
 
@@ -30,9 +37,11 @@ class _Registry(Protocol):
 
 
 class Decoder:
-    def __init__(self, registry: _Registry) -> None:
+    def __init__(self, registry: _Registry, keystore: KeyStore | None = None) -> None:
         self._registry = registry
         self._schemas: dict[int, tuple[Any, str]] = {}
+        self._encrypted: dict[int, str | None] = {}  # schema id -> its text if it encrypts PII
+        self._pii = None if keystore is None else PiiCodec(keystore)
 
     def _schema(self, schema_id: int) -> tuple[Any, str]:
         got = self._schemas.get(schema_id)
@@ -49,7 +58,13 @@ class Decoder:
         """(fastavro-parsed writer schema, full name) of a registry id; ``Poison`` if unknown."""
         return self._schema(schema_id)
 
-    def decode(self, rec: StoredRecord) -> Event:
+    def _encrypted_text(self, schema_id: int) -> str | None:
+        if schema_id not in self._encrypted:
+            text = getattr(self._registry.parsed(schema_id), "text", None)
+            self._encrypted[schema_id] = text if text is not None and encrypts(text) else None
+        return self._encrypted[schema_id]
+
+    def decode(self, rec: StoredRecord, *, decrypt: bool = False) -> Event:
         value = rec.value
         if value is None or len(value) < 5 or value[0] != 0:
             raise Poison(
@@ -65,6 +80,18 @@ class Decoder:
                 f"{rec.topic}/{rec.partition}@{rec.offset} does not decode with schema {name}: "
                 f"{exc}",
             ) from exc
+        if decrypt:
+            schema_id = int.from_bytes(value[1:5], "big")
+            text = self._encrypted_text(schema_id)
+            if text is not None:
+                if self._pii is None:
+                    raise Poison("keystore_missing", "PII is encrypted but there is no KeyStore.")
+                try:
+                    datum = self._pii.decrypt(datum, text, rec.topic)
+                except HubError as exc:  # a ciphertext that fails authentication
+                    raise Poison(
+                        exc.code, f"{rec.topic}/{rec.partition}@{rec.offset}: {exc}"
+                    ) from exc
         event_type, tenant = name, "default"
         for k, v in rec.headers:
             if k == "ce_type":

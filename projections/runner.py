@@ -82,6 +82,8 @@ class ProjectionRunner:
         self.store = store
         self.decoder = decoder
         self.target = target or Target(projection.name)
+        # decrypt PII fields only for a projection that stores some (the rest fold ciphertext)
+        self.needs_pii = any(c.pii for t in projection.tables for c in t.columns)
         self.ctx = FoldContext(windowing or Windowing(), projection.params)
         self.batch_records = batch_records
         self.quarantine = quarantine
@@ -232,7 +234,7 @@ class ProjectionRunner:
                 ):
                     continue
                 try:
-                    events.append(self.decoder.decode(r))
+                    events.append(self.decoder.decode(r, decrypt=self.needs_pii))
                 except Poison as exc:
                     self._poison(r, exc.code, exc.reason, result)
             decoded.append((tp, events))
@@ -286,7 +288,7 @@ class ProjectionRunner:
         projection, the store or this batch needs the Python path (which is the reference and
         owns every poison decision): the batch is then folded there, from the same state."""
         proj = self.projection
-        if not self.columnar or proj.columnar is None or proj.entities:
+        if not self.columnar or proj.columnar is None or proj.entities or self.needs_pii:
             return None
         if not getattr(self.store, "can_select_over", False):
             return None

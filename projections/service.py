@@ -54,6 +54,7 @@ class ProjectionService:
         windowing: Windowing | None = None,
         batch_records: int = 20_000,
         ledger: Any = None,
+        keystore: Any = None,
     ) -> None:
         self.log = event_log
         self.registry = registry
@@ -65,7 +66,7 @@ class ProjectionService:
         self.windowing = windowing or Windowing()
         self.batch_records = batch_records
         self.ledger = ledger
-        self.decoder = Decoder(registry)
+        self.decoder = Decoder(registry, keystore)
         self._runners: dict[str, ProjectionRunner] = {}
         self._guard = threading.Lock()
         self._threads: list[threading.Thread] = []
@@ -338,8 +339,12 @@ class ProjectionService:
                 out[name] = text
         return out
 
-    def sources(self, name: str, table_name: str | None, key: str) -> dict[str, Any]:
-        """A row with the events behind it (decoded) and, with a ledger, their positions."""
+    def sources(
+        self, name: str, table_name: str | None, key: str, *, mask_pii: bool = False
+    ) -> dict[str, Any]:
+        """A row with the events behind it (decoded) and, with a ledger, their positions.
+
+        ``mask_pii`` hides the row's PII columns and the events' PII fields (``***``)."""
         proj = projection(name)
         table = proj.table(table_name) if table_name else proj.tables[0]
         where = self.parse_key(table, key)
@@ -353,6 +358,7 @@ class ProjectionService:
             ]
         else:
             src = row["src_offsets"]
+        hidden = {c.name for c in table.columns if c.pii} if mask_pii else set()
         events: list[dict[str, Any]] = []
         complete = True
         for topic, part, first, last, count in src:
@@ -361,14 +367,21 @@ class ProjectionService:
                 ev = self.decoder.decode(rec)
                 if self._contributes(proj, table, where, ev):
                     found += 1
-                    out = self.reader.decode(rec)
+                    out = self.reader.decode(rec, mask_pii=mask_pii)
                     out["proof"] = self._proof(rec)
                     events.append(out)
             complete = complete and found == count
         return {
             "projection": name,
             "table": table.name,
-            "row": {k: (str(v) if isinstance(v, Decimal) else v) for k, v in row.items()},
+            "row": {
+                k: "***"
+                if k in hidden and v is not None
+                else str(v)
+                if isinstance(v, Decimal)
+                else v
+                for k, v in row.items()
+            },
             "src_offsets": src,
             "events": events,
             "complete": complete,

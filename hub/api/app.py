@@ -152,9 +152,15 @@ def read_events(
     limit: int = Query(100, ge=1, le=10_000),
     _: Principal = Depends(authorize("event.read")),
 ) -> dict[str, Any]:
+    """Records decoded with their schemas. The decision's obligations apply: ``mask`` hides PII
+    fields (``***``, never decrypted), ``row_filter`` keeps only the principal's tenant."""
     hub = hub_of(request)
-    records = hub.reader.read(topic, partition, offset, limit)
+    decision = request.state.decision
+    records = hub.reader.read(topic, partition, offset, limit, mask_pii="pii" in decision.mask)
     next_offset = records[-1]["offset"] + 1 if records else offset
+    tenant = decision.row_filter.get("tenant")
+    if tenant is not None:
+        records = [r for r in records if r["headers"].get("ce_tenant", "default") == tenant]
     return {"topic": topic, "partition": partition, "next_offset": next_offset, "records": records}
 
 

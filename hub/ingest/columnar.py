@@ -579,8 +579,8 @@ class ArrowPlan:
 def build_plan(t: Target, schema: pa.Schema, key_field: str | None) -> ArrowPlan | None:
     """The columnar plan of target ``t`` for batches of ``schema``; None if not columnar."""
     parsed = t.schema.parsed
-    if not isinstance(parsed, dict):
-        return None
+    if not isinstance(parsed, dict) or t.encrypts:
+        return None  # PII encryption is per record and per subject: the row path does it
     encoder = avro_vector.plan(parsed, schema)
     if encoder is None:
         return None

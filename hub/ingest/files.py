@@ -34,6 +34,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from governance.shredding import encrypted_schema
 from hub.errors import HubError, InvalidInput
 from hub.ingest.pipeline import WIRE, IngestPipeline, IngestResult, RawRecord
 
@@ -204,7 +205,7 @@ def parse_csv_row(
 def _csv(
     path: Path, batch_size: int, pipeline: IngestPipeline, topic: str, event_type: str | None
 ) -> Iterator[list[RawRecord]]:
-    types = csv_types(pipeline.target(topic, event_type).schema.parsed)
+    types = csv_types(pipeline.target(topic, event_type).plain.parsed)
     rows = _csv_rows(path)
     first = next(rows, None)
     if first is None:
@@ -304,7 +305,13 @@ def _avro(
             topic, event_type or (full if pipeline.publisher.strategy(topic) != "topic" else None)
         )
         try:
-            pipeline.registry.lookup(t.subject, text)
+            try:
+                pipeline.registry.lookup(t.subject, text)
+            except HubError:
+                if not t.encrypts:
+                    raise
+                # The registry holds the log form of a PII schema; the file has its plain form.
+                pipeline.registry.lookup(t.subject, encrypted_schema(text))
         except HubError as exc:
             raise FileUnreadable(
                 f"The writer schema of Avro file {path.name!r} ({full}) is not registered under "
@@ -312,7 +319,7 @@ def _avro(
                 f"`hub schema register {t.subject} SCHEMA.avsc` and publish again."
             ) from exc
         f.seek(0)
-        resolved = fastavro.reader(f, reader_schema=t.schema.parsed)
+        resolved = fastavro.reader(f, reader_schema=t.plain.parsed)
         batch: list[RawRecord] = []
         try:
             for datum in resolved:

@@ -48,6 +48,7 @@ from domain import envelope as env
 from domain.catalog import subject_for
 from domain.envelope import Envelope, parse_rfc3339
 from domain.quality import Evaluator, Rule, RuleSet, compile_natural_key, compile_rules
+from governance.shredding import data_subject_field, encrypts, pii_fields
 from hub import serde
 from hub.errors import HubError, InvalidInput, SchemaNotFound, SubjectNotFound
 from hub.events import KEY_FIELD_CONFIG, Publisher, classification_of
@@ -58,10 +59,12 @@ from hub.ingest.rules import RulesStore
 from hub.metrics import Metrics
 from hub.ports.eventlog import EventLog, Record
 from hub.ports.eventlog import Headers as env_Headers
+from hub.ports.keystore import KeyDestroyed
 from hub.registry.avro_schema import ParsedSchema
 from hub.registry.compatibility import check_reader_writer
 from hub.registry.service import SchemaRegistry
 
+SEALED_FOR = "hub_sealed_for"  # quarantine header: the original is sealed under this subject's key
 QUARANTINE_TOPIC = "hub.quarantine"
 JSON = "application/json"
 WIRE = "application/vnd.confluent.avro"
@@ -209,6 +212,21 @@ class _Reject(Exception):
         self.code, self.reason, self.rule_id, self.path = code, reason, rule_id, path
 
 
+def _redacted(rej: _Reject, value: Any, target: Target | None) -> _Reject:
+    """``rej`` with every PII value of the record that its reason quotes replaced by ``***``:
+    a rule's message quotes the failing value, and the reason is kept in clear."""
+    if target is None or not isinstance(value, Mapping):
+        return rej
+    reason = rej.reason
+    for path in pii_fields(target.schema.text):
+        node: Any = value
+        for name in path.split("/"):
+            node = node.get(name) if isinstance(node, Mapping) else None
+        if node is not None and str(node):
+            reason = reason.replace(repr(node), "'***'").replace(str(node), "***")
+    return _Reject(rej.code, reason, rej.rule_id, rej.path)
+
+
 @dataclass(frozen=True, slots=True)
 class Target:
     """What a record on a topic is written with: subject, latest schema and its rules."""
@@ -219,6 +237,12 @@ class Target:
     name: str
     classification: str
     rules: RuleSet
+    plain: ParsedSchema  # what datums are filled with: ``schema`` unless it encrypts PII
+
+    @property
+    def encrypts(self) -> bool:
+        """True when PII values are encrypted (``governance.shredding``) before encoding."""
+        return self.plain is not self.schema
 
 
 class Compiled:
@@ -241,7 +265,7 @@ class Compiled:
     )
 
     def __init__(self, t: Target) -> None:
-        self.schema = t.schema.parsed
+        self.schema = t.plain.parsed
         self.check: Evaluator = compile_rules(t.rules)
         self.has_rules = bool(t.rules.rules)
         self.unique: tuple[tuple[Rule, Callable[[Any], str | None]], ...] = tuple(
@@ -378,15 +402,21 @@ class IngestPipeline:
                 code="event_type_mismatch",
             )
         return Target(
-            subject, schema_id, schema, name, classification_of(schema), self.rules.get(subject)
+            subject,
+            schema_id,
+            schema,
+            name,
+            classification_of(schema),
+            self.rules.get(subject),
+            self.publisher.plain(schema_id, schema),
         )
 
     def _incompatibilities(self, reader: Target, writer_id: int) -> list[str]:
         key = (reader.schema_id, writer_id)
         found = self._compat.get(key)
         if found is None:
-            writer = self.registry.parsed(writer_id)
-            found = [f"{i.path}: {i.message}" for i in check_reader_writer(reader.schema, writer)]
+            writer = self.publisher.plain(writer_id, self.registry.parsed(writer_id))
+            found = [f"{i.path}: {i.message}" for i in check_reader_writer(reader.plain, writer)]
             self._compat[key] = found
         return found
 
@@ -423,7 +453,7 @@ class IngestPipeline:
                 targets[event_type] = self.target(topic, event_type)
             t = targets[event_type]
             if raw.kind == "json":
-                return t, serde.from_json(raw.value, t.schema.parsed), None
+                return t, serde.from_json(raw.value, t.plain.parsed), None
             if raw.kind == "datum":
                 return t, self.compiled(t).fill(raw.value), None
             assert writer_id is not None
@@ -436,13 +466,31 @@ class IngestPipeline:
                     "Register a compatible schema or convert the record.",
                 )
             keep = raw.original if writer_id == t.schema_id else None
+            writer = self.registry.parsed(writer_id)
+            if t.encrypts or (keep is None and encrypts(writer.text)):
+                return t, self._plain_datum(topic, raw.original, writer_id, writer, t), keep
             if raw.value is not None and keep is not None:
                 return t, raw.value, keep
-            writer = self.registry.parsed(writer_id)
             datum = serde.decode(raw.original, writer, None if keep else t.schema)
             return t, datum, keep
         except HubError as exc:
             raise _Reject(exc.code, exc.message) from exc
+
+    def _plain_datum(
+        self, topic: str, value: bytes, writer_id: int, writer: ParsedSchema, t: Target
+    ) -> Any:
+        """A wire-format value as a plain datum of ``t``: PII decrypted, resolved to the latest.
+
+        Values written with a schema whose PII is ciphertext (a copy of the hub's own records)
+        are decrypted under their subject's key first; a subject erased since reads as erased.
+        """
+        datum = serde.decode(value, writer, None)
+        if encrypts(writer.text):
+            datum = self.publisher.codec().decrypt(datum, writer.text, topic)
+        plain_writer = self.publisher.plain(writer_id, writer)
+        if writer_id == t.schema_id:
+            return datum
+        return serde.decode(serde.encode(writer_id, plain_writer, datum), plain_writer, t.plain)
 
     def _check_rules(self, t: Target, datum: Any, now: datetime) -> _Reject | None:
         c = self.compiled(t)
@@ -468,7 +516,10 @@ class IngestPipeline:
             return failed
         if value is None:
             try:
-                value = self.compiled(t).encode(datum)  # = serde.encode, generated per schema
+                stored = datum
+                if t.encrypts:  # PII to ciphertext under the data subject's key
+                    stored = self.publisher.codec().encrypt(datum, t.schema.text, topic)
+                value = self.compiled(t).encode(stored)  # = serde.encode, generated per schema
             except HubError as exc:
                 return _Reject(exc.code, exc.message)
             if len(value) > self.max_record_bytes:
@@ -690,7 +741,25 @@ class IngestPipeline:
             # quarantine keeps their JSON rendering, which replays through the JSON path.
             original = json.dumps(serde.to_json(raw.value), default=str).encode()
             content_type = JSON
-        truncated = len(original) > self.max_record_bytes
+        extra_headers: tuple[tuple[str, bytes], ...] = ()
+        subject = self._pii_subject(raw, target)
+        original_size, digest = len(original), hashlib.sha256(original).hexdigest()
+        truncated = original_size > self.max_record_bytes
+        if truncated:
+            original = original[: self.max_record_bytes]
+        if subject is not None and rej.code != "key_destroyed":
+            try:
+                # The original holds PII in clear: it is kept sealed under the subject's key, so
+                # an erasure shreds the quarantined copy too (``hub quarantine show`` unseals).
+                original = self.publisher.codec().seal(subject, original, QUARANTINE_TOPIC)
+                extra_headers = ((SEALED_FOR, subject.encode()),)
+                rej = _redacted(rej, raw.value, target)
+            except KeyDestroyed:
+                rej = _Reject("key_destroyed", f"Data subject {subject!r} was erased. {rej.reason}")
+        if rej.code == "key_destroyed":
+            # A late record for an erased data subject: its PII is not kept anywhere, not even
+            # here; the quarantine entry keeps the reason, the size and the digest.
+            original = b""
         from domain.envelope import uuid7
 
         value = {
@@ -704,9 +773,9 @@ class IngestPipeline:
             "event_id": raw.event_id or str(uuid7()),
             "key": raw.key,
             "content_type": content_type,
-            "original": original[: self.max_record_bytes] if truncated else original,
-            "original_size": len(original),
-            "original_sha256": hashlib.sha256(original).hexdigest(),
+            "original": original,
+            "original_size": original_size,
+            "original_sha256": digest,
             "truncated": truncated,
             "source_position": None
             if raw.position is None
@@ -724,5 +793,22 @@ class IngestPipeline:
         return Record(
             value=serde.encode(q.schema_id, q.schema, datum),
             key=topic.encode(),
-            headers=envelope.to_headers(),
+            headers=envelope.to_headers() + extra_headers,
         )
+
+    def _pii_subject(self, raw: RawRecord, target: Target | None) -> str | None:
+        """The data subject whose PII a rejected record may hold in clear, when it can be told.
+
+        Only records aimed at a schema that encrypts PII are considered; the subject is read from
+        the decoded value (JSON object or file row). A record whose subject cannot be told (not
+        JSON, no subject field) is kept as sent: it cannot be tied to anyone's key.
+        """
+        if target is None or not target.encrypts or self.publisher.pii is None:
+            return None
+        field_name = data_subject_field(target.schema.text)
+        if field_name is None or not isinstance(raw.value, Mapping):
+            return None
+        subject = raw.value.get(field_name)
+        if not isinstance(subject, str) or not subject:
+            return None
+        return subject

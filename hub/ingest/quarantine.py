@@ -21,10 +21,19 @@ from typing import Any
 from hub import serde
 from hub.errors import InvalidInput, NotFound
 from hub.ingest.files import csv_header_of, csv_types, parse_csv_row
-from hub.ingest.pipeline import QUARANTINE_TOPIC, WIRE, IngestPipeline, IngestResult, RawRecord
+from hub.ingest.pipeline import (
+    QUARANTINE_TOPIC,
+    SEALED_FOR,
+    WIRE,
+    IngestPipeline,
+    IngestResult,
+    RawRecord,
+)
 
 
-def decode_entry(pipeline: IngestPipeline, offset: int) -> dict[str, Any]:
+def decode_entry(pipeline: IngestPipeline, offset: int, *, unseal: bool = True) -> dict[str, Any]:
+    """The quarantine entry at ``offset``; a sealed original is unsealed unless ``unseal`` is
+    False (a reader whose decision masks PII): then it is left out (``original_masked``)."""
     recs = pipeline.log.read(QUARANTINE_TOPIC, 0, offset, 1)
     if not recs or recs[0].offset != offset or recs[0].value is None:
         raise NotFound(
@@ -35,6 +44,19 @@ def decode_entry(pipeline: IngestPipeline, offset: int) -> dict[str, Any]:
     schema_id, _ = serde.split_wire(rec.value)  # type: ignore[arg-type]
     value: dict[str, Any] = serde.decode(rec.value, pipeline.registry.parsed(schema_id))  # type: ignore[arg-type]
     value["offset"] = rec.offset
+    sealed_for = next((v.decode() for k, v in rec.headers if k == SEALED_FOR), None)
+    if sealed_for is not None:
+        # The original was sealed under its data subject's key (it holds PII in clear).
+        value["sealed_for"] = sealed_for
+        if not unseal:
+            value["original"] = b""
+            value["original_masked"] = True
+            return value
+        opened = pipeline.publisher.codec().unseal(sealed_for, value["original"], QUARANTINE_TOPIC)
+        value["erased"] = opened is None
+        value["original"] = b"" if opened is None else opened
+    elif value["reason_code"] == "key_destroyed":
+        value["erased"] = True
     return value
 
 
@@ -60,6 +82,12 @@ def entries(
 
 def to_raw(entry: dict[str, Any], pipeline: IngestPipeline | None = None) -> RawRecord:
     """The record to re-ingest for a quarantine entry (CSV rows need ``pipeline``'s schemas)."""
+    if entry.get("erased"):
+        raise InvalidInput(
+            f"Quarantined record {entry['offset']} belongs to an erased data subject; its "
+            "original is shredded and cannot be replayed.",
+            code="not_replayable",
+        )
     if entry["truncated"]:
         raise InvalidInput(
             f"Quarantined record {entry['offset']} was kept truncated "
@@ -76,7 +104,7 @@ def to_raw(entry: dict[str, Any], pipeline: IngestPipeline | None = None) -> Raw
         return RawRecord(original, kind="wire", content_type=WIRE, **common)
     header = csv_header_of(entry["content_type"]) if pipeline is not None else None
     if header is not None and pipeline is not None:
-        types = csv_types(pipeline.target(entry["topic"], entry["event_type"]).schema.parsed)
+        types = csv_types(pipeline.target(entry["topic"], entry["event_type"]).plain.parsed)
         try:
             value = parse_csv_row(original, header, types)
         except (ValueError, UnicodeDecodeError, csv.Error) as exc:

@@ -21,10 +21,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from domain.quality import compile_rules, evaluate, parse_rule_set
+from governance.shredding import encrypts
 from hub import serde
 from hub.bootstrap import Hub, bootstrap
 from hub.ingest.columnar import re2_pattern
 from hub.ingest.files import publish_file
+from hub.ingest.quarantine import decode_entry
 from hub.settings import load_settings
 
 VOLATILE = {"ce_id", "ce_correlationid", "ce_time"}
@@ -48,7 +50,10 @@ def stored(h: Hub, topic: str) -> list[tuple[Any, ...]]:
             headers = tuple((k, v) for k, v in r.headers if k not in VOLATILE)
             ids = dict(r.headers)
             assert ids["ce_id"] == ids["ce_correlationid"]
-            out.append((r.partition, r.offset, r.key, r.value, headers))
+            value: Any = r.value
+            if value is not None and encrypts(h.registry.parsed(serde.split_wire(value)[0]).text):
+                value = h.reader.decode(r)["value"]  # fresh nonce per PII value: compare plaintext
+            out.append((r.partition, r.offset, r.key, value, headers))
     return out
 
 
@@ -57,8 +62,8 @@ def quarantined(h: Hub) -> list[tuple[int, int, dict[str, Any]]]:
     for p, end in sorted(h.log.end_offsets("hub.quarantine").items()):
         for r in h.log.read("hub.quarantine", p, 0, end + 1):
             assert r.value is not None
-            schema_id, _ = serde.split_wire(r.value)
-            e = serde.decode(r.value, h.registry.parsed(schema_id))
+            e = decode_entry(h.ingest, r.offset)  # unseals originals kept under a subject's key
+            e.pop("offset")
             e.pop("event_id")
             e.pop("received_at")
             out.append((p, r.offset, e))
@@ -309,7 +314,10 @@ def test_accounts_regex_with_whitespace_class_and_dates(
         two, f, "accounts", batch_size=25, event_type="hub.accounts.AccountOpened"
     )
     assert accepted and rejected
-    assert ROW_BY_ROW[-1] == rejected  # the RE2 translation of the e-mail pattern is exact
+    # AccountOpened holds PII, encrypted per data subject record by record: the columnar path
+    # hands every row to the row path (the RE2 translation itself is tested by re2_pattern's
+    # tests), and both runs still agree row for row.
+    assert ROW_BY_ROW[-1] == len(rows)
 
 
 def test_layout_without_a_plan_falls_back_whole(two: tuple[Hub, Hub], tmp_path: Path) -> None:

@@ -262,5 +262,10 @@ async def rules_put(
     payload = json.loads(await _body(request) or b"null")
     if isinstance(payload, dict):
         payload.setdefault("subject", subject)
-    rs, version = hub_of(request).ingest.rules.set(subject, payload, principal.id, "PUT /v1/rules")
+    hub = hub_of(request)
+    # A governed change (`hub config`): refused under the two-person rule, recorded on the ledger.
+    from governance.configchanges import config_changes_for, rules_resource
+
+    config_changes_for(hub).set_direct(principal, rules_resource(subject), payload, "PUT /v1/rules")
+    rs, version = hub.ingest.rules.get(subject), hub.ingest.rules.version(subject)
     return {**rs.as_dict(), "version": version}

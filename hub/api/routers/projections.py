@@ -82,8 +82,12 @@ def sources(
     _: Principal = Depends(authorize("projection.read")),
     __: Principal = Depends(authorize("event.read")),
 ) -> Any:
-    """The events behind one row (key values joined by ``|``), with ledger proofs if known."""
-    return json.loads(json.dumps(_service(request).sources(name, table, key), default=str))
+    """The events behind one row (key values joined by ``|``), with ledger proofs if known.
+
+    PII (row columns and event fields) is masked when the ``event.read`` decision says so."""
+    mask = "pii" in request.state.decision.mask
+    found = _service(request).sources(name, table, key, mask_pii=mask)
+    return json.loads(json.dumps(found, default=str))
 
 
 class QueryBody(BaseModel):

@@ -1,0 +1,28 @@
+"""``POST /v1/erasures``: crypto-shred a data subject (``governance.erasure``); needs
+``subject.erase``. Body ``{"subject": "ACC-1", "reason": "DSR-2026-17"}``; 409 under a legal
+hold; the answer names the ``hub.audit`` record and the checkpoint that prove it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, Field
+
+from governance.erasure import erase
+from hub.api.deps import authorize, hub_of
+from hub.ports.policy import Principal
+
+router = APIRouter(tags=["governance"])
+
+
+class ErasureIn(BaseModel):
+    subject: str = Field(min_length=1, max_length=1024)
+    reason: str = Field(min_length=1)
+
+
+@router.post("/v1/erasures", status_code=201)
+def post_erasure(
+    body: ErasureIn, request: Request, who: Principal = Depends(authorize("subject.erase"))
+) -> dict[str, Any]:
+    return erase(hub_of(request), who, body.subject, body.reason).as_dict()

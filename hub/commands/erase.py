@@ -1,0 +1,31 @@
+"""``hub erase SUBJECT --reason ...``: crypto-shred a data subject (``governance.erasure``).
+
+Needs ``subject.erase``. Works on the data folder directly (embedded footprint); while
+``hub serve`` runs, call its ``POST /v1/erasures`` instead, so the serving process rebuilds its
+own projections.
+"""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from hub.cli import OPERATOR, Ctx, authorize, main, run_safely
+
+
+@main.command("erase")
+@click.argument("subject")
+@click.option("--reason", required=True, help="Why (e.g. the data subject's request id).")
+@click.pass_obj
+def erase_subject(obj: Ctx, subject: str, reason: str) -> None:
+    """Destroy SUBJECT's key: its PII becomes unreadable in the log, views and quarantine."""
+    from governance.erasure import erase
+
+    def go() -> None:
+        with obj.hub() as h:
+            authorize(h, "subject.erase", f"subject:{subject}")
+            done = erase(h, OPERATOR, subject, reason)
+            click.echo(json.dumps(done.as_dict(), indent=2))
+
+    run_safely(go)

@@ -1,0 +1,248 @@
+"""Crypto-shredding end to end: PII is ciphertext in the log, and after ``hub erase`` no view,
+export, log read or quarantine entry returns the subject's PII, while the ledger still verifies."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from fastapi.testclient import TestClient
+
+from governance.erasure import erase
+from governance.retention import Governance
+from hub.api.app import create_app
+from hub.bootstrap import Hub, bootstrap
+from hub.cli import OPERATOR, main
+from hub.errors import Conflict, HubError
+from hub.events import OutgoingEvent
+from hub.ingest.pipeline import RawRecord
+from hub.ingest.quarantine import decode_entry, entries
+from hub.ledger.verify import verify_ledger
+from hub.settings import load_settings
+
+NOW = "2026-11-25T10:00:00Z"
+ALICE = {"name": "Alice Erasable", "email": "alice.erasable@example.org", "iban": "GB33BUKB2020"}
+BAD_EMAIL = "alice erasable@example"  # fails the e-mail rule, whose message quotes the value
+BOB = {"name": "Bob Keeper", "email": "bob.keeper@example.org", "iban": "DE89370400440532"}
+
+
+def opened(account: str, who: dict[str, str]) -> OutgoingEvent:
+    return OutgoingEvent(
+        event_type="hub.accounts.AccountOpened",
+        value={
+            "account_id": account,
+            "customer_name": who["name"],
+            "email": who["email"],
+            "date_of_birth": "1980-02-03",
+            "country": "GB",
+            "kyc_level": "STANDARD",
+            "risk_rating": "LOW",
+            "base_currency": "EUR",
+            "opened_at": NOW,
+        },
+    )
+
+
+def initiated(payment: str, account: str, who: dict[str, str]) -> OutgoingEvent:
+    return OutgoingEvent(
+        event_type="hub.payments.PaymentInitiated",
+        value={
+            "payment_id": payment,
+            "account_id": account,
+            "amount": "125.50",
+            "currency": "EUR",
+            "counterparty_name": who["name"] + " Ltd",
+            "counterparty_iban": who["iban"],
+            "counterparty_country": "GB",
+            "reference": None,
+            "initiated_at": NOW,
+        },
+    )
+
+
+def load(h: Hub) -> None:
+    h.publisher.publish("accounts", [opened("ACC-A", ALICE), opened("ACC-B", BOB)], "test")
+    h.publisher.publish(
+        "payments", [initiated("P-1", "ACC-A", ALICE), initiated("P-2", "ACC-B", BOB)], "test"
+    )
+    # a rejected record naming Alice: its original (with her PII) goes to quarantine
+    bad = {**opened("ACC-A", ALICE).value, "email": BAD_EMAIL}
+    h.ingest.ingest(
+        "accounts",
+        [
+            RawRecord(
+                json.dumps(bad).encode(),
+                value=bad,
+                event_type="hub.accounts.AccountOpened",
+                content_type="application/json",
+            )
+        ],
+        source="test",
+    )
+    h.projections.run(["accounts", "payments"])
+
+
+def log_text(h: Hub) -> str:
+    """Everything the log returns to a reader, decoded, as one string."""
+    out = []
+    for topic in ("accounts", "payments"):
+        for p, end in h.log.end_offsets(topic).items():
+            out += [json.dumps(r, default=str) for r in h.reader.read(topic, p, 0, end + 1)]
+    return "\n".join(out)
+
+
+def views_text(h: Hub) -> str:
+    rows = []
+    for sql in ("SELECT * FROM accounts_current", "SELECT * FROM payment_status"):
+        table = h.projections.query(h.policy, OPERATOR, sql, store="transactional")
+        rows.append(json.dumps(table.to_pylist(), default=str))
+    return "\n".join(rows)
+
+
+def secrets(who: dict[str, str]) -> list[str]:
+    return [who["name"], who["email"], who["iban"]]
+
+
+def test_pii_is_ciphertext_in_the_log_and_plaintext_to_readers(hub: Hub) -> None:
+    load(hub)
+    raw = b"".join(
+        (r.value or b"")
+        for t in ("accounts", "payments")
+        for p, end in hub.log.end_offsets(t).items()
+        for r in hub.log.read(t, p, 0, end + 1)
+    )
+    quarantined = b"".join(r.value or b"" for r in hub.log.read("hub.quarantine", 0, 0, 100))
+    for s in secrets(ALICE) + secrets(BOB):
+        assert s.encode() not in raw, f"{s!r} is stored in clear"
+        assert s.encode() not in quarantined, f"{s!r} is quarantined in clear"
+    text, views = log_text(hub), views_text(hub)
+    for s in secrets(ALICE) + secrets(BOB):
+        assert s in text
+    assert ALICE["email"] in views and BOB["email"] in views
+    (entry,) = entries(hub.ingest)
+    assert entry["reason_code"] == "rule_failed" and entry["field_path"] == "/email"
+    assert BAD_EMAIL not in entry["reason"] and "***" in entry["reason"]  # redacted
+    assert BAD_EMAIL.encode() not in quarantined
+    assert BAD_EMAIL.encode() in decode_entry(hub.ingest, entry["offset"])["original"]
+
+
+def test_erase_shreds_the_subject_everywhere_and_the_ledger_still_verifies(hub: Hub) -> None:
+    load(hub)
+    hub.ledger.sync(force_checkpoint=True)
+    done = erase(hub, OPERATOR, "ACC-A", "DSR-17")
+    assert done.key_existed and set(done.projections_rebuilt) == {"accounts", "payments"}
+
+    text, views = log_text(hub), views_text(hub)
+    for s in secrets(ALICE):
+        assert s not in text, f"log read still returns {s!r}"
+        assert s not in views, f"a view still holds {s!r}"
+    for s in secrets(BOB):  # the other subject is untouched
+        assert s in text
+    assert "[erased]" in text and "[erased]" in views
+    # exports are query results: CSV of the same rows holds no PII of the subject
+    with TestClient(create_app(hub)) as client:
+        token = hub.keys.create(["admin"], principal="auditor").token
+        auth = {"Authorization": "Basic " + base64.b64encode(token.encode()).decode()}
+        for table in ("accounts_current", "payment_status"):
+            r = client.post(
+                "/v1/query?format=csv",
+                json={"sql": f"SELECT * FROM {table}", "store": "transactional"},
+                headers=auth,
+            )
+            assert r.status_code == 200, r.text
+            assert not any(s in r.text for s in secrets(ALICE))
+            assert BOB["email"] in r.text or table == "payment_status"
+    (entry,) = entries(hub.ingest)
+    shown = decode_entry(hub.ingest, entry["offset"])
+    assert shown["erased"] and shown["original"] == b""
+    # a late event for the erased subject is refused, and its PII is not kept
+    with pytest.raises(HubError) as refused:
+        hub.publisher.publish("accounts", [opened("ACC-A", ALICE)], "late")
+    assert refused.value.code == "key_destroyed"
+    late = {**opened("ACC-A", ALICE).value}
+    result = hub.ingest.ingest(
+        "accounts",
+        [RawRecord(json.dumps(late).encode(), value=late, event_type="hub.accounts.AccountOpened")],
+        source="late",
+    )
+    assert result.rejected == 1 and result.rejections[0].reason_code == "key_destroyed"
+    assert ALICE["email"].encode() not in b"".join(
+        r.value or b"" for r in hub.log.read("hub.quarantine", 0, 0, 100)
+    )
+    # the erasure is on the ledger, and the ledger verifies (its leaves hash the ciphertext)
+    audit = [hub.reader.decode(r)["value"] for r in hub.log.read("hub.audit", 0, 0, 1000)]
+    assert any(a["action"] == "subject.erase" and a["resource"] == "subject:ACC-A" for a in audit)
+    report = verify_ledger(hub.ledger)
+    assert report.ok, report.as_dict()
+
+
+def test_a_held_subject_cannot_be_erased(hub: Hub) -> None:
+    load(hub)
+    Governance(hub).place_hold("subject:ACC-A", actor="legal", matter="M-1", reason="litigation")
+    with pytest.raises(Conflict) as held:
+        erase(hub, OPERATOR, "ACC-A", "DSR-18")
+    assert held.value.code == "legal_hold"
+    assert ALICE["email"] in log_text(hub)
+
+
+def test_masked_readers_never_see_pii(hub: Hub) -> None:
+    load(hub)
+    with TestClient(create_app(hub)) as client:
+
+        def auth(roles: list[str]) -> dict[str, str]:
+            token = hub.keys.create(roles, principal="-".join(roles)).token
+            return {"Authorization": "Basic " + base64.b64encode(token.encode()).decode()}
+
+        analyst, officer = auth(["analyst"]), auth(["compliance_officer"])
+        seen: dict[str, Any] = {}
+        for who, headers in (("analyst", analyst), ("officer", officer)):
+            r = client.get("/v1/topics/accounts/events?partition=0&limit=100", headers=headers)
+            parts = [r.text]
+            for p in range(1, 3):
+                parts.append(
+                    client.get(f"/v1/topics/accounts/events?partition={p}", headers=headers).text
+                )
+            seen[who] = "".join(parts)
+        assert not any(s in seen["analyst"] for s in secrets(ALICE) + secrets(BOB))
+        assert "***" in seen["analyst"]
+        assert ALICE["email"] in seen["officer"] or BOB["email"] in seen["officer"]
+
+
+def test_erase_cli_and_api(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    h = bootstrap(load_settings(environ={}, data_dir=data))
+    try:
+        load(h)
+        with TestClient(create_app(h)) as client:
+
+            def auth(roles: list[str]) -> dict[str, str]:
+                token = h.keys.create(roles, principal="-".join(roles)).token
+                return {"Authorization": "Basic " + base64.b64encode(token.encode()).decode()}
+
+            body = {"subject": "ACC-B", "reason": "DSR-19"}
+            r = client.post("/v1/erasures", json=body, headers=auth(["analyst"]))
+            assert r.status_code == 403, r.text
+            r = client.post("/v1/erasures", json=body, headers=auth(["compliance_officer"]))
+            assert r.status_code == 201, r.text
+            assert r.json()["subject"] == "ACC-B" and r.json()["actor"] == "compliance_officer"
+    finally:
+        h.close()
+    runner = CliRunner()
+    result = runner.invoke(main, ["--data-dir", str(data), "erase", "ACC-A"])
+    assert result.exit_code != 0 and "--reason" in result.output
+    result = runner.invoke(main, ["--data-dir", str(data), "erase", "ACC-A", "--reason", "DSR-20"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["key_existed"] is True
+    result = runner.invoke(main, ["--data-dir", str(data), "ledger", "verify"])
+    assert result.exit_code == 0, result.output
+    h = bootstrap(load_settings(environ={}, data_dir=data))
+    try:
+        text, views = log_text(h), views_text(h)
+        for s in secrets(ALICE) + secrets(BOB):
+            assert s not in text and s not in views
+    finally:
+        h.close()

@@ -37,6 +37,7 @@ LOG_DIR="$STATE_DIR/logs"
 PROPS="$STATE_DIR/server.properties"
 LOG4J_CONF="$STATE_DIR/log4j2.properties"
 PID_FILE="$STATE_DIR/kafka.pid"
+PROC_MATCH="kafka.Kafka"  # in the broker's command line (pids are reused)
 CONSOLE_LOG="$LOG_DIR/console.log"
 
 HOST="127.0.0.1"
@@ -47,11 +48,10 @@ START_TIMEOUT="${HUB_KAFKA_START_TIMEOUT:-180}"
 STOP_TIMEOUT="${HUB_KAFKA_STOP_TIMEOUT:-30}"
 PYTHON="${HUB_PYTHON:-$REPO_ROOT/.venv/bin/python}"
 
-log() { printf 'kafka.sh: %s\n' "$*" >&2; }
-die() {
-    log "$*"
-    exit 1
-}
+SCRIPT="kafka.sh"
+COMPONENT="Kafka"
+# shellcheck source=infra/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # -- fetch ----------------------------------------------------------------------------------------
 # The marker holds the dependency list it was fetched for, so changing a version here refetches.
@@ -191,16 +191,6 @@ format_storage() {
 }
 
 # -- process --------------------------------------------------------------------------------------
-running_pid() {
-    [[ -f "$PID_FILE" ]] || return 1
-    local pid
-    pid="$(cat "$PID_FILE")"
-    [[ "$pid" =~ ^[0-9]+$ ]] || return 1
-    kill -0 "$pid" 2>/dev/null || return 1
-    # The pid must still be our broker (pids are reused).
-    grep -q "kafka.Kafka" "/proc/$pid/cmdline" 2>/dev/null || return 1
-    printf '%s\n' "$pid"
-}
 
 healthy() {
     local timeout="${1:-5}"
@@ -258,42 +248,9 @@ cmd_start() {
     die "Kafka did not answer on $HOST:$PORT within $START_TIMEOUT s (log tail above); it is left running as pid $pid for inspection: 'infra/kafka.sh stop' ends it."
 }
 
-cmd_stop() {
-    local pid
-    if ! pid="$(running_pid)"; then
-        rm -f "$PID_FILE"
-        log "Kafka is not running"
-        return 0
-    fi
-    log "stopping Kafka (pid $pid)"
-    kill -TERM "$pid" 2>/dev/null || true
-    local started=$SECONDS
-    while kill -0 "$pid" 2>/dev/null; do
-        if ((SECONDS - started >= STOP_TIMEOUT)); then
-            log "Kafka did not stop within $STOP_TIMEOUT s; sending SIGKILL"
-            kill -KILL "$pid" 2>/dev/null || true
-            break
-        fi
-        sleep 0.2
-    done
-    while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
-    rm -f "$PID_FILE"
-    log "Kafka stopped"
-}
+cmd_stop() { stop_process; }
 
-cmd_status() {
-    local pid
-    if ! pid="$(running_pid)"; then
-        log "Kafka is not running"
-        return 1
-    fi
-    if healthy 5; then
-        log "Kafka is running (pid $pid) and healthy on $HOST:$PORT"
-        return 0
-    fi
-    log "Kafka runs (pid $pid) but does not answer on $HOST:$PORT"
-    return 1
-}
+cmd_status() { process_status 5; }
 
 cmd_wipe() {
     local pid
@@ -304,14 +261,7 @@ cmd_wipe() {
     log "wiped $DATA_DIR (the next start formats fresh storage)"
 }
 
-cmd_logs() {
-    local lines="${LINES:-200}" file
-    for file in "$CONSOLE_LOG" "$LOG_DIR/server.log"; do
-        [[ -f "$file" ]] || continue
-        printf '==> %s <==\n' "$file"
-        tail -n "$lines" "$file"
-    done
-}
+cmd_logs() { tail_logs "$CONSOLE_LOG" "$LOG_DIR/server.log"; }
 
 case "${1:-}" in
 fetch) cmd_fetch ;;

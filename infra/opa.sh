@@ -31,6 +31,7 @@ BIN_DIR="$HOME/.cache/hub/bin"
 BIN="$BIN_DIR/opa-$OPA_VERSION"
 STATE_DIR="${HUB_INFRA_DIR:-$HOME/.cache/hub/infra}/opa"
 PID_FILE="$STATE_DIR/opa.pid"
+PROC_MATCH="opa-$OPA_VERSION"  # in the server's command line (pids are reused)
 LOG_FILE="$STATE_DIR/opa.log"
 POLICIES="${HUB_OPA_POLICIES:-$REPO_ROOT/governance/policies}"
 
@@ -39,11 +40,10 @@ PORT="${HUB_OPA_PORT:-18181}"
 START_TIMEOUT="${HUB_OPA_START_TIMEOUT:-30}"
 STOP_TIMEOUT="${HUB_OPA_STOP_TIMEOUT:-10}"
 
-log() { printf 'opa.sh: %s\n' "$*" >&2; }
-die() {
-    log "$*"
-    exit 1
-}
+SCRIPT="opa.sh"
+COMPONENT="OPA"
+# shellcheck source=infra/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 go_bin() {
     if [[ -n "${GO:-}" ]]; then
@@ -107,16 +107,6 @@ EOF
 }
 
 # -- process --------------------------------------------------------------------------------------
-running_pid() {
-    [[ -f "$PID_FILE" ]] || return 1
-    local pid
-    pid="$(cat "$PID_FILE")"
-    [[ "$pid" =~ ^[0-9]+$ ]] || return 1
-    kill -0 "$pid" 2>/dev/null || return 1
-    # The pid must still be our server (pids are reused).
-    grep -q "opa-$OPA_VERSION" "/proc/$pid/cmdline" 2>/dev/null || return 1
-    printf '%s\n' "$pid"
-}
 
 healthy() {
     local timeout="${1:-2}"
@@ -168,41 +158,9 @@ cmd_start() {
     die "OPA did not answer on $HOST:$PORT within $START_TIMEOUT s (log tail above); it is left running as pid $pid: 'infra/opa.sh stop' ends it."
 }
 
-cmd_stop() {
-    local pid
-    if ! pid="$(running_pid)"; then
-        rm -f "$PID_FILE"
-        log "OPA is not running"
-        return 0
-    fi
-    log "stopping OPA (pid $pid)"
-    kill -TERM "$pid" 2>/dev/null || true
-    local started=$SECONDS
-    while kill -0 "$pid" 2>/dev/null; do
-        if ((SECONDS - started >= STOP_TIMEOUT)); then
-            log "OPA did not stop within $STOP_TIMEOUT s; sending SIGKILL"
-            kill -KILL "$pid" 2>/dev/null || true
-            break
-        fi
-        sleep 0.1
-    done
-    rm -f "$PID_FILE"
-    log "OPA stopped"
-}
+cmd_stop() { stop_process; }
 
-cmd_status() {
-    local pid
-    if ! pid="$(running_pid)"; then
-        log "OPA is not running"
-        return 1
-    fi
-    if healthy 2; then
-        log "OPA is running (pid $pid) and healthy on $HOST:$PORT"
-        return 0
-    fi
-    log "OPA runs (pid $pid) but does not answer on $HOST:$PORT"
-    return 1
-}
+cmd_status() { process_status 5; }
 
 cmd_test() {
     cmd_build
@@ -214,12 +172,7 @@ cmd_path() {
     printf '%s\n' "$BIN"
 }
 
-cmd_logs() {
-    local lines="${LINES:-200}"
-    [[ -f "$LOG_FILE" ]] || return 0
-    printf '==> %s <==\n' "$LOG_FILE"
-    tail -n "$lines" "$LOG_FILE"
-}
+cmd_logs() { tail_logs "$LOG_FILE"; }
 
 case "${1:-}" in
 build) cmd_build ;;

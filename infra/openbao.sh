@@ -40,6 +40,7 @@ BIN_DIR="$HOME/.cache/hub/bin"
 BIN="$BIN_DIR/bao-$BAO_VERSION"
 STATE_DIR="${HUB_INFRA_DIR:-$HOME/.cache/hub/infra}/openbao"
 PID_FILE="$STATE_DIR/bao.pid"
+PROC_MATCH="bao-$BAO_VERSION"  # in the server's command line (pids are reused)
 LOG_FILE="$STATE_DIR/bao.log"
 
 HOST="127.0.0.1"
@@ -49,11 +50,10 @@ START_TIMEOUT="${HUB_BAO_START_TIMEOUT:-30}"
 STOP_TIMEOUT="${HUB_BAO_STOP_TIMEOUT:-10}"
 PY="${PYTHON:-python3}"
 
-log() { printf 'openbao.sh: %s\n' "$*" >&2; }
-die() {
-    log "$*"
-    exit 1
-}
+SCRIPT="openbao.sh"
+COMPONENT="OpenBao"
+# shellcheck source=infra/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 sha256_of() { sha256sum "$1" | cut -d' ' -f1; }
 
@@ -95,16 +95,6 @@ EOF
 }
 
 # -- process --------------------------------------------------------------------------------------
-running_pid() {
-    [[ -f "$PID_FILE" ]] || return 1
-    local pid
-    pid="$(cat "$PID_FILE")"
-    [[ "$pid" =~ ^[0-9]+$ ]] || return 1
-    kill -0 "$pid" 2>/dev/null || return 1
-    # The pid must still be our server (pids are reused).
-    grep -q "bao-$BAO_VERSION" "/proc/$pid/cmdline" 2>/dev/null || return 1
-    printf '%s\n' "$pid"
-}
 
 api() {
     # api METHOD PATH [JSON-BODY]: one call to the server with the dev root token.
@@ -170,53 +160,16 @@ cmd_start() {
     die "OpenBao did not answer on $HOST:$PORT within $START_TIMEOUT s (log tail above); it is left running as pid $pid: 'infra/openbao.sh stop' ends it."
 }
 
-cmd_stop() {
-    local pid
-    if ! pid="$(running_pid)"; then
-        rm -f "$PID_FILE"
-        log "OpenBao is not running"
-        return 0
-    fi
-    log "stopping OpenBao (pid $pid)"
-    kill -TERM "$pid" 2>/dev/null || true
-    local started=$SECONDS
-    while kill -0 "$pid" 2>/dev/null; do
-        if ((SECONDS - started >= STOP_TIMEOUT)); then
-            log "OpenBao did not stop within $STOP_TIMEOUT s; sending SIGKILL"
-            kill -KILL "$pid" 2>/dev/null || true
-            break
-        fi
-        sleep 0.1
-    done
-    rm -f "$PID_FILE"
-    log "OpenBao stopped"
-}
+cmd_stop() { stop_process; }
 
-cmd_status() {
-    local pid
-    if ! pid="$(running_pid)"; then
-        log "OpenBao is not running"
-        return 1
-    fi
-    if healthy 2; then
-        log "OpenBao is running (pid $pid) and healthy on $HOST:$PORT"
-        return 0
-    fi
-    log "OpenBao runs (pid $pid) but does not answer on $HOST:$PORT"
-    return 1
-}
+cmd_status() { process_status 5; }
 
 cmd_path() {
     [[ -x "$BIN" ]] || return 1
     printf '%s\n' "$BIN"
 }
 
-cmd_logs() {
-    local lines="${LINES:-200}"
-    [[ -f "$LOG_FILE" ]] || return 0
-    printf '==> %s <==\n' "$LOG_FILE"
-    tail -n "$lines" "$LOG_FILE"
-}
+cmd_logs() { tail_logs "$LOG_FILE"; }
 
 case "${1:-}" in
 build) cmd_build ;;

@@ -40,11 +40,10 @@ DB="hub"
 ROLE="hub"
 SUPERUSER="postgres" # the bootstrap superuser's name (initdb -U), whoever owns the cluster
 
-log() { printf 'postgres.sh: %s\n' "$*" >&2; }
-die() {
-    log "$*"
-    exit 1
-}
+SCRIPT="postgres.sh"
+COMPONENT="PostgreSQL"
+# shellcheck source=infra/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 is_root() { [[ "$(id -u)" == "0" ]]; }
 
@@ -273,11 +272,7 @@ cmd_url() {
     printf 'postgresql+psycopg://%s:%s@%s:%s/%s\n' "$ROLE" "$PASSWORD" "$HOST" "$PORT" "$DB"
 }
 
-cmd_logs() {
-    [[ -f "$LOG_FILE" ]] || return 0
-    printf '==> %s <==\n' "$LOG_FILE"
-    tail -n "${LINES:-200}" "$LOG_FILE"
-}
+cmd_logs() { tail_logs "$LOG_FILE"; }
 
 case "${1:-}" in
 install) cmd_install ;;

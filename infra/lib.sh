@@ -1,0 +1,77 @@
+# shellcheck shell=bash
+# Shared by the infra/*.sh scripts (sourced, never run): logging, pid files, stop, status, logs.
+#
+# A script sets, before it sources this file:
+#   SCRIPT      its file name, the prefix of every log line (e.g. kafka.sh)
+#   COMPONENT   the name users read (e.g. Kafka)
+# and, before it calls the process helpers:
+#   PID_FILE    where the pid of the process it started is kept
+#   PROC_MATCH  a string of that process's command line (pids are reused: a stale pid file must
+#               not make another process look like ours)
+#   HOST, PORT, STOP_TIMEOUT (s), and a function `healthy TIMEOUT_S` (exit 0 when it answers).
+
+log() { printf '%s: %s\n' "$SCRIPT" "$*" >&2; }
+die() {
+    log "$*"
+    exit 1
+}
+
+# The pid of our running process, or exit 1.
+running_pid() {
+    [[ -f "$PID_FILE" ]] || return 1
+    local pid
+    pid="$(cat "$PID_FILE")"
+    [[ "$pid" =~ ^[0-9]+$ ]] || return 1
+    kill -0 "$pid" 2>/dev/null || return 1
+    grep -q -- "$PROC_MATCH" "/proc/$pid/cmdline" 2>/dev/null || return 1
+    printf '%s\n' "$pid"
+}
+
+# SIGTERM, wait up to STOP_TIMEOUT, then SIGKILL and wait until it is gone; a no-op when stopped.
+stop_process() {
+    local pid
+    if ! pid="$(running_pid)"; then
+        rm -f "$PID_FILE"
+        log "$COMPONENT is not running"
+        return 0
+    fi
+    log "stopping $COMPONENT (pid $pid)"
+    kill -TERM "$pid" 2>/dev/null || true
+    local started=$SECONDS
+    while kill -0 "$pid" 2>/dev/null; do
+        if ((SECONDS - started >= STOP_TIMEOUT)); then
+            log "$COMPONENT did not stop within $STOP_TIMEOUT s; sending SIGKILL"
+            kill -KILL "$pid" 2>/dev/null || true
+            break
+        fi
+        sleep 0.1
+    done
+    while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+    rm -f "$PID_FILE"
+    log "$COMPONENT stopped"
+}
+
+# Exit 0 only when our process runs and answers within TIMEOUT_S (default 5).
+process_status() {
+    local pid
+    if ! pid="$(running_pid)"; then
+        log "$COMPONENT is not running"
+        return 1
+    fi
+    if healthy "${1:-5}"; then
+        log "$COMPONENT is running (pid $pid) and healthy on $HOST:$PORT"
+        return 0
+    fi
+    log "$COMPONENT runs (pid $pid) but does not answer on $HOST:$PORT"
+    return 1
+}
+
+# The last LINES (default 200) lines of each existing file given.
+tail_logs() {
+    local file
+    for file in "$@"; do
+        [[ -f "$file" ]] || continue
+        printf '==> %s <==\n' "$file"
+        tail -n "${LINES:-200}" "$file"
+    done
+}

@@ -1,6 +1,7 @@
 """ChdbViewStore: analytics views in chDB, the ClickHouse engine in-process (embedded default).
 
-The SQL is ``adapters.clickhouse_views``'s, so a ClickHouse server runs the same statements. A
+The SQL is ``adapters.clickhouse_views``'s, so a ClickHouse server runs the same statements (the
+retention cut, ``delete_rows_before``, included: a lightweight DELETE, synchronous here). A
 persistent session lives under ``<data dir>/views/chdb``. chDB allows one session path per
 process: a second store on another path raises ``ConfigError`` until the first is closed, and a
 second *process* cannot open a path in use (use the HTTP API of the running ``hub serve``).

@@ -21,6 +21,16 @@ Write protocol (no multi-statement transactions in ClickHouse), per batch ``n``:
   2. insert every position with ``batch_seq = n`` in ONE INSERT: the commit point.
 Recovery (before a runner starts): delete rows with ``batch_seq`` above the committed one: a
 crash between 1 and 2 leaves rows that the replay would otherwise count twice.
+
+Retention (``delete_rows_before``), under the store lock:
+  1. count the expired view rows (the read view, so the count is in view rows);
+  2. entity tables cut by a non-key column: ``OPTIMIZE TABLE ... FINAL`` first, so that each key
+     has only its newest write left (else deleting an expired newest write would bring an older,
+     younger-looking write of the same key back);
+  3. ONE lightweight ``DELETE FROM T__p WHERE column < cutoff`` that waits until it is done: a
+     mutation that the server finishes after a restart; a rerun removes what an interrupted one
+     left. Aggregate tables are cut by a key column only (``check_time_column``), so partial
+     rows go with their view row; append rows of one key are the same fact.
 """
 
 from __future__ import annotations
@@ -44,6 +54,7 @@ from hub.ports.views import (
     ViewGrant,
     ViewState,
     ViewStore,
+    check_time_column,
     no_hook,
 )
 from projections.model import Column, Row, Table
@@ -398,6 +409,47 @@ class ClickHouseSqlViews(ViewStore):
                 self._run(f"DROP VIEW IF EXISTS {DB}.{target.table(t.name)}")
                 self._run(f"DROP TABLE IF EXISTS {DB}.{target.table(t.name)}__p")
             self._run(f"DELETE FROM {OFFSETS} WHERE projection_id = {{p:String}}", {"p": target.id})
+
+    # -- retention -----------------------------------------------------------------------------
+    def _count_expired(self, target: Target, table: Table, column: str, before_us: int) -> int:
+        check_time_column(table, column)
+        self._base()
+        found = self._arrow(
+            "SELECT count() AS n FROM system.tables WHERE database = {d:String} "
+            "AND name = {t:String}",
+            {"d": DB, "t": f"{target.table(table.name)}__p"},
+        )
+        if not int(found.column("n")[0].as_py()):
+            raise InvalidInput(
+                f"Projection target {target.id!r} has no table {target.table(table.name)!r}; "
+                "create it first (ensure) or check the projection name.",
+                code="view_table_not_found",
+            )
+        n = self._arrow(
+            f"SELECT count() AS n FROM {DB}.{target.table(table.name)} "
+            f"WHERE toUnixTimestamp64Micro({column}) < {{b:Int64}}",
+            {"b": before_us},
+        )
+        return int(n.column("n")[0].as_py())
+
+    def count_rows_before(self, target: Target, table: Table, column: str, before_us: int) -> int:
+        with self._lock:
+            return self._count_expired(target, table, column, before_us)
+
+    def delete_rows_before(self, target: Target, table: Table, column: str, before_us: int) -> int:
+        phys = f"{DB}.{target.table(table.name)}__p"
+        with self._lock:
+            count = self._count_expired(target, table, column, before_us)  # 1.
+            if not count:
+                return 0
+            if table.kind == "entity" and column not in table.key:  # 2.
+                self._run(f"OPTIMIZE TABLE {phys} FINAL")
+            self._run(  # 3.
+                f"DELETE FROM {phys} WHERE toUnixTimestamp64Micro({column}) < {{b:Int64}} "
+                "SETTINGS lightweight_deletes_sync = 2, mutations_sync = 2",  # wait until done
+                {"b": before_us},
+            )
+            return count
 
     # -- queries ---------------------------------------------------------------------------------
     def query(self, sql: str, grants: Sequence[ViewGrant]) -> pa.Table:

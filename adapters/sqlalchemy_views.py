@@ -9,6 +9,9 @@ Write protocol, per batch, in ONE SQL transaction:
   1. upsert the rows of every table (hook ``rows:<table>`` after each);
   2. upsert the projection's positions (hook ``offsets``);
   3. commit (hook ``commit`` after). A crash before 3 leaves nothing; after it, everything.
+
+Retention (``delete_rows_before``) is one ``DELETE ... WHERE column < cutoff`` in one
+transaction; entity tables hold one row per key, so the view row and the stored row are the same.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from hub.ports.views import (
     ViewGrant,
     ViewState,
     ViewStore,
+    check_time_column,
     no_hook,
 )
 from projections.model import Column, Row, Table
@@ -300,6 +304,31 @@ class SqlAlchemyViewStore(ViewStore):
                 conn.execute(sa.text(f'DROP TABLE IF EXISTS "{target.table(t.name)}"'))
                 self._tables.pop(target.table(t.name), None)
             conn.execute(sa.delete(o).where(o.c.projection_id == target.id))
+
+    # -- retention -----------------------------------------------------------------------------
+    def _expired(
+        self, conn: Connection, target: Target, table: Table, column: str
+    ) -> tuple[sa.Table, sa.Column[Any]]:
+        check_time_column(table, column)
+        st = self._table(target, table)
+        if not sa.inspect(conn).has_table(st.name):
+            raise InvalidInput(
+                f"Projection target {target.id!r} has no table {st.name!r}; create it first "
+                "(ensure) or check the projection name.",
+                code="view_table_not_found",
+            )
+        return st, st.c[column]
+
+    def count_rows_before(self, target: Target, table: Table, column: str, before_us: int) -> int:
+        with self._tx("counting expired view rows") as conn:
+            st, col = self._expired(conn, target, table, column)
+            n = conn.execute(sa.select(sa.func.count()).select_from(st).where(col < before_us))
+            return int(n.scalar_one())
+
+    def delete_rows_before(self, target: Target, table: Table, column: str, before_us: int) -> int:
+        with self._tx("deleting expired view rows") as conn:  # one transaction: all or nothing
+            st, col = self._expired(conn, target, table, column)
+            return int(conn.execute(sa.delete(st).where(col < before_us)).rowcount)
 
     def query(self, sql: str, grants: Sequence[ViewGrant]) -> pa.Table:
         dialect = self._engine.dialect.name

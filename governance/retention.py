@@ -1,5 +1,5 @@
 """Retention policies and legal holds, as a fold of the ``hub.governance`` topic, and the job
-that enforces them on topics.
+that enforces them on topics and on projections (views).
 
 Events (``domain/schemas/{RetentionPolicySet,LegalHoldPlaced,LegalHoldReleased}.avsc``):
     RetentionPolicySet   the policy in force for a scope (the latest per scope wins; a policy
@@ -20,8 +20,28 @@ only: a data subject, as the ``hub.data_subject`` field of a schema names it).
     4. calls ``EventLog.delete_records_before`` and records ``retention.delete`` on the ledger
        with the topic, partition, removed offset range and count (offsets, commit markers
        included).
-Projection policies are stored and shown in the catalog, but not enforced yet: the ViewStore
-port has no row deletion.
+
+It enforces projection policies (``max_age_ms`` and a ``time_column``, a timestamp column that
+``hub.ports.views.check_time_column`` accepts); per projection it:
+    5. refuses a scope under a legal hold (the projection's);
+    6. under the live runner's lock (so no batch rewrites a row it loaded before the cut), in each
+       table of the projection that has the time column, calls
+       ``ViewStore.delete_rows_before(live, table, column, (now - max_age_ms) in µs)``: the view
+       rows whose time column is older go (a NULL time is kept);
+    7. records ``retention.delete`` on the ledger per table that lost rows, with the projection,
+       table, time column, cutoff and count.
+``plan()`` (the dry run) counts with ``ViewStore.count_rows_before`` and deletes nothing.
+
+Rows that retention removed MUST NOT come back: ``hub projection rebuild`` replays the log into a
+copy, and ``projections.service`` calls ``cut_expired_rows`` on that copy, under the live runner's
+lock, just before the swap: the active policy's cut as of that moment (recorded on the ledger as
+``retention.delete`` with the copy's ``target``), unless the projection is under a legal hold
+(then nothing is cut, so a rebuild may restore rows cut before the hold). Time travel (``hub
+projection at``) applies the same cut to its temporary copy, unrecorded. A later event for a row
+that was cut writes it again, from that event on (a late trade for an old window, an update of an
+old account); the next run cuts it again if it is still old. The job and the runner coordinate
+within one process only: run the job through the API of the ``hub serve`` that runs the
+projections (a second process cannot open its chDB views anyway).
 """
 
 from __future__ import annotations
@@ -32,15 +52,18 @@ import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from domain.envelope import H_TYPE
-from hub.errors import InvalidInput, NotFound, TopicNotFound
+from hub.errors import HubError, InvalidInput, NotFound, TopicNotFound
 from hub.events import OutgoingEvent
+from hub.ports.views import Target, check_time_column
 
 if TYPE_CHECKING:
     from hub.bootstrap import Hub
-    from hub.ports.eventlog import StoredRecord
+    from hub.ports.eventlog import EventLog, StoredRecord
+    from projections.model import Projection
+    from projections.service import ProjectionService
 
 log = logging.getLogger("hub.retention")
 
@@ -71,6 +94,36 @@ def parse_scope(scope: str, *, allow: tuple[str, ...] = SCOPE_KINDS) -> tuple[st
             code="invalid_scope",
         )
     return kind, name
+
+
+class GovernanceLog(Protocol):
+    """What ``Governance`` needs: the log, its reader and a publisher (a ``Hub`` has them, and
+    so does a ``ProjectionService``)."""
+
+    @property
+    def log(self) -> EventLog: ...
+
+    @property
+    def reader(self) -> Any: ...
+
+    @property
+    def publisher(self) -> Any: ...
+
+
+def time_columns(proj: Projection) -> list[str]:
+    """The columns a projection's retention policy may name: timestamp columns that every table
+    having them accepts (``check_time_column``)."""
+    names = {c.name for t in proj.tables for c in t.columns if c.type == "timestamp"}
+    usable = []
+    for name in sorted(names):
+        try:
+            for t in proj.tables:
+                if any(c.name == name for c in t.columns):
+                    check_time_column(t, name)
+        except InvalidInput:
+            continue
+        usable.append(name)
+    return usable
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,7 +215,7 @@ class GovernanceState:
 class Governance:
     """Reads and writes retention policies and legal holds (events on ``hub.governance``)."""
 
-    def __init__(self, hub: Hub) -> None:
+    def __init__(self, hub: GovernanceLog) -> None:
         self.hub = hub
         self._state = GovernanceState()
         self._lock = threading.Lock()
@@ -253,11 +306,12 @@ class Governance:
             if max_records is not None:
                 raise InvalidInput("max_records applies to topics only; use max_age_ms.")
             if max_age_ms is not None:
-                columns = {c.name for t in proj.tables for c in t.columns if c.type == "timestamp"}
+                columns = time_columns(proj)
                 if time_column not in columns:
                     raise InvalidInput(
-                        f"Projection {name!r} needs a time_column for max_age_ms; pick one of "
-                        f"its timestamp columns: {', '.join(sorted(columns)) or 'none'}.",
+                        f"time_column={time_column!r} is invalid: projection {name!r} needs one "
+                        f"of its timestamp columns for max_age_ms: {', '.join(columns) or 'none'} "
+                        "(an aggregate table is cut by a key column only).",
                         code="invalid_time_column",
                     )
         set_at = datetime.now(UTC).isoformat()
@@ -324,17 +378,99 @@ class Deletion:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class RowDeletion:
+    """View rows of one projection table older than ``cutoff_us`` (by ``time_column``)."""
+
+    projection: str
+    table: str
+    time_column: str
+    cutoff_us: int
+    count: int
+    target: str  # the live id (the projection's name), or a rebuild copy's
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "projection": self.projection,
+            "table": self.table,
+            "time_column": self.time_column,
+            "cutoff": datetime.fromtimestamp(self.cutoff_us / 1e6, UTC).isoformat(),
+            "cutoff_us": self.cutoff_us,
+            "count": self.count,
+            "target": self.target,
+        }
+
+
 @dataclass
 class RetentionReport:
     deleted: list[Deletion] = field(default_factory=list)
+    deleted_rows: list[RowDeletion] = field(default_factory=list)
     skipped: list[dict[str, str]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"deleted": [d.as_dict() for d in self.deleted], "skipped": list(self.skipped)}
+        return {
+            "deleted": [d.as_dict() for d in self.deleted],
+            "deleted_rows": [d.as_dict() for d in self.deleted_rows],
+            "skipped": list(self.skipped),
+        }
+
+
+def expire_rows(
+    service: ProjectionService,
+    proj: Projection,
+    target: Target,
+    policy: RetentionPolicy,
+    now_ms: int,
+    *,
+    apply: bool,
+) -> Iterator[RowDeletion]:
+    """Cut (``apply``) or count the rows of ``target`` that ``policy`` expires as of ``now_ms``,
+    table by table (those with the policy's time column), yielding each table that lost rows
+    right after its cut: a caller records it before the next table is tried."""
+    if policy.max_age_ms is None or policy.time_column is None:
+        return
+    column, cutoff_us = policy.time_column, (now_ms - policy.max_age_ms) * 1000
+    store = service.store(proj.store)
+    store.ensure(target, proj.tables)
+    for table in proj.tables:
+        if not any(c.name == column for c in table.columns):
+            continue
+        if apply:
+            n = store.delete_rows_before(target, table, column, cutoff_us)
+        else:
+            n = store.count_rows_before(target, table, column, cutoff_us)
+        if n:
+            yield RowDeletion(proj.name, table.name, column, cutoff_us, n, target.id)
+
+
+def cut_expired_rows(
+    service: ProjectionService,
+    proj: Projection,
+    target: Target,
+    *,
+    record: bool = True,
+    actor: str = "retention",
+) -> list[RowDeletion]:
+    """Apply the projection's active policy, as of now, to a copy about to be swapped in or
+    shown (``projections.service``: rebuild, time travel), so that replaying the log does not
+    bring back rows that retention removed. Nothing under a legal hold. ``record`` writes each
+    cut on the ledger (``retention.delete``), when the service has one."""
+    state = Governance(service).state()
+    scope = f"projection:{proj.name}"
+    policy = state.policies.get(scope)
+    if policy is None or any(h.scope == scope for h in state.holds.values()):
+        return []
+    out = []
+    for d in expire_rows(service, proj, target, policy, _now_ms(), apply=True):
+        if record and service.ledger is not None:
+            service.ledger.record_action(actor, "retention.delete", scope, details=d.as_dict())
+        out.append(d)
+    return out
 
 
 class RetentionJob:
-    """Enforces topic retention policies (see the module docstring for the steps)."""
+    """Enforces topic and projection retention policies (see the module docstring for the
+    steps)."""
 
     def __init__(self, hub: Hub, governance: Governance | None = None, actor: str = "retention"):
         self.hub = hub
@@ -352,11 +488,13 @@ class RetentionJob:
 
         state = self.governance.state()
         topics = [p.name for p in state.policies.values() if p.kind == "topic"]
+        projections = [p.name for p in state.policies.values() if p.kind == "projection"]
         with lineage.run(
             self.hub,
             "retention",
             inputs=[lineage.topic_dataset(GOVERNANCE_TOPIC)],
-            outputs=[lineage.topic_dataset(t) for t in sorted(topics)],
+            outputs=[lineage.topic_dataset(t) for t in sorted(topics)]
+            + [lineage.projection_dataset(p) for p in sorted(projections)],
         ):
             return self._run(now_ms, apply=True)
 
@@ -369,13 +507,11 @@ class RetentionJob:
         if apply:
             self.hub.ledger.sync()  # 1.
         for scope, policy in sorted(state.policies.items()):
-            if policy.kind != "topic":
-                report.skipped.append(
-                    {"scope": scope, "reason": "projection retention is not enforced yet"}
-                )
-                continue
-            if scope in held:  # 3.
+            if scope in held:  # 3. and 5.
                 report.skipped.append({"scope": scope, "reason": "under legal hold"})
+                continue
+            if policy.kind == "projection":
+                self._projection(policy, now_ms, report, apply=apply)
                 continue
             try:
                 starts = self.hub.log.beginning_offsets(policy.name)
@@ -402,6 +538,29 @@ class RetentionJob:
                     )
                 report.deleted.append(deletion)
         return report
+
+    def _projection(
+        self, policy: RetentionPolicy, now_ms: int, report: RetentionReport, *, apply: bool
+    ) -> None:
+        service: ProjectionService | None = self.hub.projections
+        if service is None:
+            report.skipped.append({"scope": policy.scope, "reason": "this hub runs no projections"})
+            return
+        from projections.service import projection
+
+        try:
+            proj = projection(policy.name)
+            with service.runner(proj.name).lock:  # 6.
+                live = Target(proj.name)
+                for d in expire_rows(service, proj, live, policy, now_ms, apply=apply):
+                    if apply:  # 7.
+                        self.hub.ledger.record_action(
+                            self.actor, "retention.delete", policy.scope, details=d.as_dict()
+                        )
+                    report.deleted_rows.append(d)
+        except HubError as exc:  # e.g. NotFound, or the view store cannot open here
+            log.error("projection retention failed: %s: %s", policy.scope, exc.message)
+            report.skipped.append({"scope": policy.scope, "reason": exc.message})
 
     def _first_to_keep(
         self, policy: RetentionPolicy, part: int, start: int, end: int, now_ms: int

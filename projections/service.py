@@ -19,6 +19,7 @@ from decimal import Decimal
 from typing import Any
 
 from domain.envelope import parse_rfc3339
+from governance.retention import cut_expired_rows
 from hub.errors import InvalidInput, NotFound
 from hub.ports.eventlog import EventLog, StoredRecord
 from hub.ports.policy import PolicyEngine, Principal
@@ -245,7 +246,9 @@ class ProjectionService:
 
         1. catch the copy up to the live runner's positions, live keeps serving meanwhile;
         2. under the live runner's lock: catch live up to the end offsets, the copy to the same
-           positions, and swap (the store's ``swap`` steps); 3. digest and store the digest.
+           positions, cut from the copy what the projection's retention policy expires now
+           (``governance.retention.cut_expired_rows``), and swap (the store's ``swap`` steps);
+        3. digest and store the digest.
         """
         proj = projection(name)
         with self._lineage(f"projection.{name}.rebuild", proj):
@@ -264,6 +267,7 @@ class ProjectionService:
         with live.lock:  # 2
             live.catch_up()
             n += copy.catch_up(Bound(self._positions_of(live)))
+            cut_expired_rows(self, proj, other)  # rows retention removed stay removed
             store.swap(Target(name), other, proj.tables)
             live.reset()
         if progress:
@@ -304,6 +308,7 @@ class ProjectionService:
                 ends = {(t, p): e for t in proj.topics for p, e in self.log.end_offsets(t).items()}
                 bound = Bound(ends, time_ms)
             runner.catch_up(bound)
+            cut_expired_rows(self, proj, target, record=False)  # nor does time travel show them
             tables = [proj.table(table)] if table else list(proj.tables)
             views = {t.name: store.rows(target, t, where) for t in tables}
             digests = {t.name: digest(t, views[t.name])[0] for t in tables}

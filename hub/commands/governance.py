@@ -76,7 +76,11 @@ def retention() -> None:
 @click.argument("scope")
 @click.option("--max-age-ms", type=int, default=None)
 @click.option("--max-records", type=int, default=None)
-@click.option("--time-column", default=None)
+@click.option(
+    "--time-column",
+    default=None,
+    help="Projections: the timestamp column whose age the cut uses (e.g. at, window_start).",
+)
 @click.option("--reason", default="")
 @click.pass_obj
 def retention_set(

@@ -21,6 +21,17 @@ Contract
   live id so that no event is lost or counted twice, even after a crash during the swap.
 - ``query`` MUST run read-only and only over the granted views, each filtered and masked as its
   ``ViewGrant`` says.
+- ``delete_rows_before(target, table, column, before_us)`` (retention) MUST remove exactly the
+  view rows of ``target``'s ``table`` (as ``rows`` reads them: an entity row by its newest write,
+  an aggregate row with all its partial rows) whose ``column`` is below ``before_us`` (integer
+  microseconds; a NULL is never below) and MUST return how many it removed. It MUST be atomic:
+  transactional stores delete in one SQL transaction; stores without transactions (ClickHouse)
+  in one DELETE statement, which the server completes after a restart, and a rerun with the same
+  arguments removes whatever an interrupted one left. It MUST NOT touch any other table, any
+  other target's tables, or the positions. It MUST raise ``InvalidInput``, deleting nothing,
+  when ``check_time_column`` refuses ``column`` or the target has no such table (``ensure``
+  first). ``count_rows_before`` MUST return the count that ``delete_rows_before`` would return
+  now, deleting nothing.
 """
 
 from __future__ import annotations
@@ -30,13 +41,32 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from projections.model import Row, Table
+from hub.errors import InvalidInput
+from projections.model import Column, Row, Table
 
 Hook = Callable[[str], None]
 
 
 def no_hook(step: str) -> None:
     """The default step hook: does nothing."""
+
+
+def check_time_column(table: Table, column: str) -> Column:
+    """The column of ``table`` that retention may cut it by, or ``InvalidInput``: a timestamp
+    column, and in an aggregate table a key column (partial rows of one view row share their key,
+    while a merged column such as ``min(first_at)`` would cut a view row in half)."""
+    usable = sorted(
+        c.name
+        for c in table.columns
+        if c.type == "timestamp" and (table.kind != "aggregate" or c.agg == "key")
+    )
+    if column not in usable:
+        raise InvalidInput(
+            f"Column {column!r} of table {table.name!r} cannot be a retention time column: pick "
+            f"one of {', '.join(usable) or 'none (the table has no usable timestamp column)'}.",
+            code="invalid_time_column",
+        )
+    return table.column(column)
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +180,15 @@ class ViewStore(abc.ABC):
     @abc.abstractmethod
     def states(self, projection: str) -> list[ViewState]:
         """The stored digests of a projection's tables."""
+
+    @abc.abstractmethod
+    def count_rows_before(self, target: Target, table: Table, column: str, before_us: int) -> int:
+        """How many view rows ``delete_rows_before`` would remove now; deletes nothing."""
+
+    @abc.abstractmethod
+    def delete_rows_before(self, target: Target, table: Table, column: str, before_us: int) -> int:
+        """Remove the view rows whose ``column`` is below ``before_us`` µs (retention); returns
+        how many (see the contract)."""
 
     #: True when ``select_over`` works (the runner then folds aggregate tables in SQL).
     can_select_over: bool = False

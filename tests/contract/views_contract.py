@@ -52,14 +52,62 @@ AGG = Table(
 )
 
 
-def account(tenant, aid, balance, name="Ann", src=(("accounts", 0, 0, 0, 1),)):
+EVENTS = Table(
+    "ct_events",
+    "append",
+    (
+        Column("src_topic", "string", "key"),
+        Column("src_partition", "int", "key"),
+        Column("src_offset", "int", "key"),
+        Column("tenant", "string"),
+        Column("at", "timestamp", nullable=True),
+    ),
+)
+# Retention may not cut an aggregate table by a merged column (check_time_column).
+MERGED_TIME = Table(
+    "ct_merged",
+    "aggregate",
+    (
+        Column("tenant", "string", "key"),
+        Column("day", "timestamp", "key"),
+        Column("last_at", "timestamp", "max"),
+    ),
+)
+
+
+def account(
+    tenant,
+    aid,
+    balance,
+    name="Ann",
+    src=(("accounts", 0, 0, 0, 1),),
+    opened_at=1_767_225_600_000_001,
+):
     return {
         "tenant": tenant,
         "account_id": aid,
         "name": name,
         "balance": D(balance),
-        "opened_at": 1_767_225_600_000_001,
+        "opened_at": opened_at,
         "src_offsets": [list(s) for s in src],
+    }
+
+
+def event(offset, at):
+    return {"src_topic": "e", "src_partition": 0, "src_offset": offset, "tenant": "t1", "at": at}
+
+
+def volume(day, events, first):
+    return {
+        "tenant": "t1",
+        "day": day,
+        "events": events,
+        "amount": D(events),
+        "biggest": D(1),
+        "src_topic": "p",
+        "src_partition": 0,
+        "src_first": first,
+        "src_last": first + events - 1,
     }
 
 
@@ -252,3 +300,83 @@ class ViewStoreContract:
         (row,) = store.rows(target, AGG)
         assert (row["events"], row["amount"], row["biggest"]) == (3, D(8), D(5))
         assert row["src_offsets"] == [["p", 0, 0, 2, 3]]
+
+    # -- retention: delete_rows_before / count_rows_before ----------------------------------------
+    def _write_aged_rows(self, store: ViewStore, target: Target) -> tuple:
+        """Rows of every kind around the cutoff 250 µs, written in two batches. (Live targets of
+        one store share their table names: start from empty tables.)"""
+        tables = (*self.tables(), EVENTS)
+        store.drop(target, tables)
+        store.ensure(target, tables)
+        first = {
+            "ct_accounts": [
+                account("t1", "a", "1", opened_at=100),
+                account("t1", "b", "1", opened_at=500),  # young, then rewritten old
+                account("t1", "c", "1", opened_at=100),  # old, then rewritten young
+            ],
+            "ct_events": [event(0, 100), event(1, 300), event(2, None)],
+        }
+        second = {
+            "ct_accounts": [
+                account("t1", "b", "2", opened_at=150),
+                account("t1", "c", "2", opened_at=400),
+            ]
+        }
+        if self.aggregates:
+            first["ct_volumes"] = [volume(100, 2, 0), volume(300, 1, 2)]
+            second["ct_volumes"] = [volume(100, 1, 3)]  # a second partial of the old row
+        store.write(target, tables, first, Checkpoint(1, {("e", 0): Position(3)}))
+        store.write(target, tables, second, Checkpoint(2, {("e", 0): Position(4)}))
+        return tables
+
+    def test_delete_rows_before_removes_expired_view_rows_only_and_counts_them(
+        self, store: ViewStore, target
+    ):
+        other = Target(target.projection, "rebuild_1")
+        tables = self._write_aged_rows(store, target)
+        self._write_aged_rows(store, other)
+        cp = store.checkpoint(target)
+        cuts = [(ENTITY, "opened_at", 2), (EVENTS, "at", 1)]
+        if self.aggregates:
+            cuts.append((AGG, "day", 1))
+        before = {t.name: store.rows(target, t) for t in tables}
+        for table, column, expected in cuts:
+            assert store.count_rows_before(target, table, column, 250) == expected
+        assert {t.name: store.rows(target, t) for t in tables} == before  # counting deletes none
+        for table, column, expected in cuts:
+            assert store.delete_rows_before(target, table, column, 250) == expected
+        # entity rows go by their newest write: b (newest old) is gone, c (newest young) stays
+        assert [(r["account_id"], r["opened_at"]) for r in store.rows(target, ENTITY)] == [
+            ("c", 400)
+        ]
+        assert [r["at"] for r in store.rows(target, EVENTS)] == [300, None]  # NULL is kept
+        if self.aggregates:
+            assert [(r["day"], r["events"]) for r in store.rows(target, AGG)] == [(300, 1)]
+        # MUST NOT touch other tables, other targets or the positions
+        assert store.rows(target, APPEND) == before["ct_history"]
+        assert store.checkpoint(target) == cp
+        assert len(store.rows(other, ENTITY)) == 3 and len(store.rows(other, EVENTS)) == 3
+        for table, column, _ in cuts:  # a rerun finds nothing left
+            assert store.delete_rows_before(target, table, column, 250) == 0
+            assert store.count_rows_before(target, table, column, 250) == 0
+        assert store.delete_rows_before(target, ENTITY, "opened_at", 401) == 1
+        assert store.rows(target, ENTITY) == []
+        store.drop(target, tables)
+        store.drop(other, tables)
+
+    def test_delete_rows_before_refuses_unknown_columns_and_tables(self, store: ViewStore, target):
+        tables = self._write_aged_rows(store, target)
+        before = {t.name: store.rows(target, t) for t in tables}
+        refused = [
+            (target, ENTITY, "nope"),  # no such column
+            (target, ENTITY, "name"),  # not a timestamp
+            (target, MERGED_TIME, "last_at"),  # a merged aggregate column
+            (Target(target.projection, "never"), ENTITY, "opened_at"),  # a target without tables
+            (Target(target.projection, "never"), EVENTS, "at"),
+        ]
+        for t, table, column in refused:
+            for op in (store.count_rows_before, store.delete_rows_before):
+                with pytest.raises(InvalidInput):
+                    op(t, table, column, 10**18)
+        assert {t.name: store.rows(target, t) for t in tables} == before
+        store.drop(target, tables)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -244,3 +245,180 @@ def test_retention_gives_the_same_answer_on_kafka(hub: Hub, tmp_path: Path) -> N
         assert results[0][2] == {0: 6, 1: 6}
     finally:
         kafka.close()
+
+
+# -- projections (views) ----------------------------------------------------------------------
+DAY = 86_400_000
+
+
+def _rfc3339(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def publish_payments(hub: Hub, now_ms: int) -> None:
+    """P0 and P1 ten days old (P0 also settled then), P2 and P3 an hour old."""
+    events = []
+    for i, age in enumerate((10 * DAY, 10 * DAY, 3_600_000, 3_600_000)):
+        at = _rfc3339(now_ms - age)
+        base = {"payment_id": f"P{i}", "account_id": f"A{i}", "currency": "EUR"}
+        events.append(
+            OutgoingEvent(
+                event_type="hub.payments.PaymentInitiated",
+                value={
+                    **base,
+                    "amount": f"{100 + i}.00",
+                    "counterparty_name": f"Person {i}",
+                    "counterparty_iban": "DE00123",
+                    "counterparty_country": "DE",
+                    "initiated_at": at,
+                },
+            )
+        )
+        if i == 0:
+            events.append(
+                OutgoingEvent(
+                    event_type="hub.payments.PaymentSettled",
+                    value={**base, "amount": "100.00", "initiated_at": at, "settled_at": at},
+                )
+            )
+    hub.publisher.publish("payments", events, producer="test", tenant="acme")
+    hub.projections.run(["payments"])
+
+
+def history(hub: Hub) -> list[tuple[str, str]]:
+    from hub.ports.views import Target
+    from projections.service import projection
+
+    table = projection("payments").table("payment_history")
+    rows = hub.projections.store("transactional").rows(Target("payments"), table)
+    return sorted((r["payment_id"], r["status"]) for r in rows)
+
+
+def projection_actions(hub: Hub) -> list[dict[str, object]]:
+    return [d for d in retention_actions(hub) if "projection" in d]
+
+
+YOUNG = [("P2", "INITIATED"), ("P3", "INITIATED")]
+
+
+def test_projection_retention_cuts_old_rows_records_them_and_rebuild_keeps_them_cut(
+    hub: Hub,
+) -> None:
+    import time
+
+    now = int(time.time() * 1000)
+    publish_payments(hub, now)
+    everything = history(hub)
+    assert len(everything) == 5
+    g = Governance(hub)
+    g.set_policy("projection:payments", max_age_ms=DAY, time_column="at", actor="a")
+    job = RetentionJob(hub, g)
+    planned = job.plan(now)
+    assert [(d.table, d.count) for d in planned.deleted_rows] == [("payment_history", 3)]
+    assert history(hub) == everything and projection_actions(hub) == []  # a dry run
+    report = job.run(now)
+    assert report.as_dict()["deleted_rows"] == planned.as_dict()["deleted_rows"]
+    assert history(hub) == YOUNG
+    (action,) = projection_actions(hub)
+    assert action == {
+        "projection": "payments",
+        "table": "payment_history",
+        "time_column": "at",
+        "cutoff": datetime.fromtimestamp((now - DAY) / 1000, UTC).isoformat(),
+        "cutoff_us": (now - DAY) * 1000,
+        "count": 3,
+        "target": "payments",
+    }
+    assert job.run(now).deleted_rows == []  # idempotent
+    # the other tables have no "at" column: untouched
+    from hub.ports.views import Target
+    from projections.service import projection
+
+    status = projection("payments").table("payment_status")
+    assert len(hub.projections.store("transactional").rows(Target("payments"), status)) == 4
+    # replaying the log does not bring the cut rows back, and the copy's cut is on the ledger
+    hub.projections.rebuild("payments")
+    assert history(hub) == YOUNG
+    _, copy = projection_actions(hub)
+    assert str(copy["target"]).startswith("payments__rebuild_") and copy["count"] == 3
+    past = hub.projections.at("payments", offset=10**9, table="payment_history")
+    assert sorted((r["payment_id"], r["status"]) for r in past["views"]["payment_history"]) == (
+        YOUNG
+    )
+    from hub.ledger.verify import verify_ledger
+
+    hub.ledger.sync(force_checkpoint=True)
+    assert verify_ledger(hub.ledger).ok
+
+
+def test_a_projection_hold_blocks_its_retention_and_its_rebuild_cut(hub: Hub) -> None:
+    import time
+
+    now = int(time.time() * 1000)
+    publish_payments(hub, now)
+    g = Governance(hub)
+    g.set_policy("projection:payments", max_age_ms=DAY, time_column="at", actor="a")
+    hold = g.place_hold("projection:payments", actor="legal", matter="case 9")
+    for report in (RetentionJob(hub, g).plan(now), RetentionJob(hub, g).run(now)):
+        assert report.deleted_rows == []
+        assert report.skipped == [{"scope": "projection:payments", "reason": "under legal hold"}]
+    hub.projections.rebuild("payments")
+    assert len(history(hub)) == 5 and projection_actions(hub) == []
+    g.release_hold(hold.hold_id, actor="legal")
+    assert [d.count for d in RetentionJob(hub, g).run(now).deleted_rows] == [3]
+    assert history(hub) == YOUNG
+
+
+def test_projection_policies_name_a_usable_time_column(hub: Hub) -> None:
+    g = Governance(hub)
+    with pytest.raises(InvalidInput, match="first_at"):  # merged (min) in the bar tables
+        g.set_policy("projection:market_bars", max_age_ms=DAY, time_column="first_at", actor="a")
+    with pytest.raises(InvalidInput, match="max_records"):
+        g.set_policy("projection:payments", max_records=3, actor="a")
+    with pytest.raises(NotFound):
+        g.set_policy("projection:nope", max_age_ms=DAY, time_column="at", actor="a")
+    g.set_policy("projection:market_bars", max_age_ms=DAY, time_column="window_start", actor="a")
+    g.set_policy("projection:payments", max_age_ms=DAY, time_column="day", actor="a")
+
+
+def test_analytics_projection_retention_cuts_whole_windows(hub: Hub) -> None:
+    """market_bars in chDB: bars of old windows go with all their partial rows."""
+    import time
+
+    pytest.importorskip("chdb")
+    from hub.ports.views import Target
+    from projections.service import projection
+
+    now = int(time.time() * 1000)
+    trades = [
+        OutgoingEvent(
+            value={
+                "trade_id": f"t{i}",
+                "account_id": "A1",
+                "instrument": "XS1",
+                "side": "BUY",
+                "quantity": "1.5",
+                "price": "100.25",
+                "currency": "USD",
+                "fees": "0.10",
+                "executed_at": _rfc3339(now - age),
+            }
+        )
+        for i, age in enumerate((3 * DAY, 3 * DAY + 1000, 2 * 3_600_000, 60_000))
+    ]
+    ps = hub.projections
+    ps.batch_records = 1  # one partial row per trade: old windows have several
+    hub.publisher.publish("trades", trades, producer="test", tenant="acme")
+    ps.run(["market_bars"])
+    g = Governance(hub)
+    g.set_policy("projection:market_bars", max_age_ms=DAY, time_column="window_start", actor="a")
+    report = RetentionJob(hub, g).run(now)
+    got = {d.table: d.count for d in report.deleted_rows}
+    assert got == {"ohlcv_1m": 1, "ohlcv_1h": 1, "ohlcv_5m_hop_1m": 5}
+    store, bars = ps.store("analytics"), projection("market_bars")
+    cutoff_us = (now - DAY) * 1000
+    rows = store.rows(Target("market_bars"), bars.table("ohlcv_1m"))
+    assert len(rows) == 2 and all(r["window_start"] >= cutoff_us for r in rows)
+    assert sum(r["events"] for r in rows) == 2
+    before = ps.digest("market_bars", save=False)
+    assert ps.rebuild("market_bars")["digests"] == before  # the rebuild applies the same cut

@@ -7,7 +7,9 @@ retention and legal hold, computed from the log, the registry and ``hub.governan
   versions; a projection lists its input topics' subjects;
 - classification: the highest field ``classification`` over every registered version (a past
   version's PII is still in the log); a projection takes the highest of its inputs;
-- exports: the datasets in the ``hub://exports`` namespace that lineage events name.
+- exports: the datasets in the ``hub://exports`` namespace that a COMPLETE lineage event
+  names as an output (a failed export wrote nothing), with the inputs of those runs; classified
+  by the highest of their input topics and projections.
 """
 
 from __future__ import annotations
@@ -115,6 +117,7 @@ def catalog(hub: Hub, governance: Governance | None = None) -> list[Dataset]:
     descriptions = {s.name: s.description for s in TOPICS}
     out: list[Dataset] = []
     topic_classes: dict[str, str] = {}
+    projection_classes: dict[str, str] = {}
     topic_schemas: dict[str, tuple[SchemaInfo, ...]] = {}
     for info in hub.log.topics():
         if info.name.startswith("_"):
@@ -144,6 +147,7 @@ def catalog(hub: Hub, governance: Governance | None = None) -> list[Dataset]:
         policy = state.policies.get(f"projection:{p.name}")
         pii = any(c.pii for t in p.tables for c in t.columns)
         cls = _highest([topic_classes.get(t, "internal") for t in p.topics] + (["pii"] * pii))
+        projection_classes[p.name] = cls
         out.append(
             Dataset(
                 p.name,
@@ -160,18 +164,20 @@ def catalog(hub: Hub, governance: Governance | None = None) -> list[Dataset]:
         )
     exports: dict[str, set[str]] = {}
     for ev in lineage.events(hub):
+        if ev["event_type"] != "COMPLETE":
+            continue
         for ds in ev["outputs"]:
-            if ds.startswith(lineage.EXPORTS_NS + "/"):
-                exports.setdefault(ds[len(lineage.EXPORTS_NS) + 1 :], set()).update(ev["inputs"])
+            ns, name = lineage.split_id(ds)
+            if ns == lineage.EXPORTS_NS:
+                exports.setdefault(name, set()).update(ev["inputs"])
+    classes = {lineage.TOPICS_NS: topic_classes, lineage.PROJECTIONS_NS: projection_classes}
     for name, inputs in sorted(exports.items()):
-        sources = [i.rpartition("/")[2] for i in inputs if i.startswith(lineage.TOPICS_NS + "/")]
+        levels = []
+        for i in inputs:
+            ns, source = lineage.split_id(i)
+            if ns in classes:
+                levels.append(classes[ns].get(source, "internal"))
         out.append(
-            Dataset(
-                name,
-                "export",
-                DEFAULT_OWNER,
-                _highest([topic_classes.get(t, "internal") for t in sources]),
-                inputs=tuple(sorted(inputs)),
-            )
+            Dataset(name, "export", DEFAULT_OWNER, _highest(levels), inputs=tuple(sorted(inputs)))
         )
     return out

@@ -193,25 +193,22 @@ def evidence() -> None:
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="Zip file to write.")
 @click.pass_obj
 def evidence_export(obj: Ctx, since: str, until: str, controls: str, out: str | None) -> None:
-    """Write an evidence pack (zip) that `hub-verify bundle` checks offline."""
+    """Write an evidence pack (zip) that `hub-verify bundle` checks offline (one lineage run of
+    ``export.evidence``, see ``hub.api.routers.ledger``)."""
+    from hub.api.routers.ledger import export_evidence_pack
     from hub.errors import InvalidInput
     from hub.ledger.controls import parse_controls
-    from hub.ledger.evidence import export_pack, parse_time
+    from hub.ledger.evidence import parse_time
 
     def go() -> None:
         try:
             wanted = parse_controls(controls)
         except ValueError as exc:
             raise InvalidInput(f"--controls: {exc}", code="invalid_controls") from exc
+        since_t, until_t = parse_time(since, "--from"), parse_time(until, "--to")
         with obj.hub() as h:
             authorize(h, "evidence.export", "evidence")
-            pack = export_pack(
-                h.ledger,
-                parse_time(since, "--from"),
-                parse_time(until, "--to"),
-                wanted,
-                actor=OPERATOR.id,
-            )
+            pack = export_evidence_pack(h, since_t, until_t, wanted, actor=OPERATOR.id)
             h.ledger.sync(force_checkpoint=True)  # the export's own audit leaf
             path = Path(out or pack.filename)
             path.write_bytes(pack.data)

@@ -143,14 +143,14 @@ def projection_sources(obj: Ctx, name: str, key: str, table: str | None) -> None
 @click.option("--store", type=click.Choice(["analytics", "transactional"]), default="analytics")
 @click.pass_obj
 def query(obj: Ctx, sql: str, fmt: str, out: str | None, store: str) -> None:
-    """Run a read-only SELECT over the projection views (policy-checked)."""
-    from hub.api.routers.projections import export
+    """Run a read-only SELECT over the projection views (policy-checked; one lineage run of
+    ``export.query``, see ``hub.api.routers.projections``)."""
+    from hub.api.routers.projections import export_query
 
     def go() -> None:
         with obj.hub() as h:
             authorize(h, "query.run", "query")
-            table = h.projections.query(h.policy, OPERATOR, sql, store)
-            data, _ = export(table, fmt)
+            data, _ = export_query(h, OPERATOR, sql, fmt, store)
             if out:
                 Path(out).write_bytes(data)
             else:

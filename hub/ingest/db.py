@@ -11,6 +11,10 @@ grow (an insertion time or a sequence).
 Each row becomes a JSON record (column names = field names; ``columns`` renames; datetimes as
 RFC 3339 assuming UTC when naive); its original bytes are that JSON. The source is
 ``db:<name>``. Tested with SQLite files; PostgreSQL works through the same SQLAlchemy code.
+
+Lineage: each ``run()`` is one run of ``ingest.db.<name>`` reading
+``hub://sources/<url without user, password or query>#<table>`` and writing the topic (plus
+``hub.quarantine`` once a row was quarantined); a failed pull ends with FAIL.
 """
 
 from __future__ import annotations
@@ -21,8 +25,9 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
+from governance import lineage
 from hub.errors import ConfigError, HubError
-from hub.ingest.pipeline import IngestPipeline, IngestResult, RawRecord
+from hub.ingest.pipeline import QUARANTINE_TOPIC, IngestPipeline, IngestResult, RawRecord
 
 
 @dataclass(frozen=True)
@@ -80,7 +85,25 @@ class DbConnector:
         self.source = f"db:{config.name}"
 
     def run(self) -> IngestResult:
-        """Pull until no row is left after the stored position; returns the totals."""
+        """Pull until no row is left after the stored position (one lineage run); returns the
+        totals."""
+        c = self.config
+        with lineage.tracked(
+            self.pipeline.publisher,
+            f"ingest.db.{c.name}",
+            [lineage.source_dataset(c.url, table=c.table)],
+            [lineage.topic_dataset(c.topic)],
+            redact={c.url: lineage.redact_url(c.url)},
+        ) as run:
+            total = IngestResult()
+            try:
+                self._pull(total)
+            finally:  # rows quarantined before a failure are in the quarantine all the same
+                if total.rejected:
+                    run.add_output(lineage.topic_dataset(QUARANTINE_TOPIC))
+            return total
+
+    def _pull(self, total: IngestResult) -> None:
         import sqlalchemy as sa
 
         c = self.config
@@ -89,7 +112,6 @@ class DbConnector:
         except Exception as exc:  # bad URL or missing driver
             raise ConfigError(f"Cannot open database URL for connector {c.name!r}: {exc}") from exc
         md = sa.MetaData()
-        total = IngestResult()
         try:
             with engine.connect() as conn:
                 try:
@@ -138,4 +160,3 @@ class DbConnector:
             raise ConfigError(f"Connector {c.name!r}: the database query failed: {exc}") from exc
         finally:
             engine.dispose()
-        return total

@@ -19,6 +19,12 @@ What is per record and what fails the whole file
 Resuming: the source of a file is ``file:<first 16 hex of its SHA-256>``. Its position (records
 consumed) is stored with every batch; a restart skips what was committed, and a file whose last
 position says ``done`` is not ingested again.
+
+Lineage (``governance.lineage``): every publish of a file is one run of ``ingest.files.<topic>``
+(``ingest.watch.<topic>`` from a watched folder), reading ``hub://sources/file:///<path>`` and
+writing the topic, plus ``hub.quarantine`` once a record was quarantined; a file already done is
+a run that writes nothing new. A path that is not a file, an unknown format or topic fails before
+the run starts; anything after (an unreadable file included) ends the run with FAIL.
 """
 
 from __future__ import annotations
@@ -34,9 +40,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from governance import lineage
 from governance.shredding import encrypted_schema
 from hub.errors import HubError, InvalidInput
-from hub.ingest.pipeline import WIRE, IngestPipeline, IngestResult, RawRecord
+from hub.ingest.pipeline import QUARANTINE_TOPIC, WIRE, IngestPipeline, IngestResult, RawRecord
 
 FORMATS = ("jsonl", "csv", "parquet", "avro")
 _SUFFIXES = {
@@ -363,19 +370,51 @@ def publish_file(
     producer: str | None = None,
     on_batch: Callable[[int, IngestResult], None] | None = None,
     columnar: bool = True,
+    job: str | None = None,
 ) -> FileResult:
     """Ingest a file through the pipeline, resuming after its last committed batch.
 
     Parquet goes through the columnar path (``columnar.ingest_arrow``: the same result, column
-    at a time) unless ``columnar`` is False; other formats go record by record.
+    at a time) unless ``columnar`` is False; other formats go record by record. One lineage run
+    of ``job`` (default ``ingest.files.<topic>``) covers it (see the module docstring).
     """
     path = Path(path)
     if not path.is_file():
         raise FileUnreadable(f"{str(path)!r} is not a file.")
     fmt = detect_format(path, fmt)
+    pipeline.log.topic(topic)
+    with lineage.tracked(
+        pipeline.publisher,
+        job or f"ingest.files.{topic}",
+        [lineage.source_dataset(path.resolve().as_uri())],
+        [lineage.topic_dataset(topic)],
+        producer=producer or "hub",
+    ) as run:
+
+        def batch_done(n: int, result: IngestResult) -> None:
+            if result.rejected:
+                run.add_output(lineage.topic_dataset(QUARANTINE_TOPIC))
+            if on_batch is not None:
+                on_batch(n, result)
+
+        return _publish(
+            pipeline, path, topic, fmt, batch_size, event_type, producer, batch_done, columnar
+        )
+
+
+def _publish(
+    pipeline: IngestPipeline,
+    path: Path,
+    topic: str,
+    fmt: str,
+    batch_size: int,
+    event_type: str | None,
+    producer: str | None,
+    on_batch: Callable[[int, IngestResult], None],
+    columnar: bool,
+) -> FileResult:
     source = f"file:{file_digest(path)[:16]}"
     out = FileResult(str(path), source, fmt)
-    pipeline.log.topic(topic)
     last = pipeline.positions.get(source)
     skip = 0 if last is None else last.records
     if last is not None and last.done:
@@ -413,8 +452,7 @@ def publish_file(
         )
         out.records += len(batch)
         out.result.add(result)
-        if on_batch is not None:
-            on_batch(len(batch), result)
+        on_batch(len(batch), result)
     # Mark the file done (a position-only commit).
     pipeline.ingest(
         topic,
@@ -434,7 +472,7 @@ def _publish_arrow(
     batch_size: int,
     event_type: str | None,
     producer: str | None,
-    on_batch: Callable[[int, IngestResult], None] | None,
+    on_batch: Callable[[int, IngestResult], None],
     source: str,
     skip: int,
     out: FileResult,
@@ -466,8 +504,7 @@ def _publish_arrow(
         )
         out.records += rb.num_rows
         out.result.add(result)
-        if on_batch is not None:
-            on_batch(rb.num_rows, result)
+        on_batch(rb.num_rows, result)
     return consumed
 
 
@@ -479,7 +516,8 @@ def iter_bytes_lines(data: bytes) -> Iterator[bytes]:
 def watch_once(
     pipeline: IngestPipeline, folder: Path, topic: str, batch_size: int = 10_000
 ) -> list[tuple[str, str]]:
-    """Publish every file in ``folder`` (not its ``done/``/``failed/``), then move it there.
+    """Publish every file in ``folder`` (not its ``done/``/``failed/``), then move it there;
+    each publish is one lineage run of ``ingest.watch.<topic>``.
 
     A crash between the last commit and the move leaves the file in place; the next pass finds
     its source ``done`` and only moves it.
@@ -492,7 +530,9 @@ def watch_once(
     out = []
     for path in sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")):
         try:
-            res = publish_file(pipeline, path, topic, "auto", batch_size)
+            res = publish_file(
+                pipeline, path, topic, "auto", batch_size, job=f"ingest.watch.{topic}"
+            )
         except InvalidInput as exc:
             shutil.move(str(path), failed / path.name)
             out.append((path.name, f"failed: {exc.message}"))

@@ -13,6 +13,11 @@ with ``ConnectorFailed``. Resumable: after each page the position (the next curs
 stored with the page's records in one log transaction; a restart fetches the next page, so no
 record is skipped or repeated even when the run stopped midway. The source is
 ``http:<name>``.
+
+Lineage: each ``run()`` is one run of ``ingest.http.<name>`` reading ``hub://sources/<url>``
+(without user, password, query or fragment) and writing the topic (plus ``hub.quarantine`` once a
+record was quarantined); a failed pull ends with FAIL. ``params`` and ``headers``, where API keys
+live, are never recorded: error messages name the configured params without their values.
 """
 
 from __future__ import annotations
@@ -26,8 +31,9 @@ from typing import Any, Literal
 
 import httpx
 
+from governance import lineage
 from hub.errors import HubError, Retryable
-from hub.ingest.pipeline import IngestPipeline, IngestResult, RawRecord
+from hub.ingest.pipeline import QUARANTINE_TOPIC, IngestPipeline, IngestResult, RawRecord
 
 
 class ConnectorFailed(HubError):
@@ -90,9 +96,11 @@ class HttpPullConnector:
                 last = f"HTTP {resp.status_code}"
                 continue
             if resp.status_code >= 400:
+                # Configured parameters may be API keys: the message names them, not their values.
+                shown = {k: "***" if k in c.params else v for k, v in params.items()}
                 raise ConnectorFailed(
                     f"Connector {c.name!r}: {c.url} answered HTTP {resp.status_code} for "
-                    f"{params}: {resp.text[:200]}. Fix the URL, parameters or credentials."
+                    f"{shown}: {resp.text[:200]}. Fix the URL, parameters or credentials."
                 )
             try:
                 return json.loads(resp.content, parse_float=Decimal)
@@ -106,17 +114,34 @@ class HttpPullConnector:
         )
 
     def run(self) -> IngestResult:
+        """Fetch pages until the end or ``max_pages`` (one lineage run); returns the totals."""
+        c = self.config
+        with lineage.tracked(
+            self.pipeline.publisher,
+            f"ingest.http.{c.name}",
+            [lineage.source_dataset(c.url)],
+            [lineage.topic_dataset(c.topic)],
+            redact={c.url: lineage.redact_url(c.url)},
+        ) as run:
+            total = IngestResult()
+            try:
+                self._pull(total)
+            finally:  # records quarantined before a failure are in the quarantine all the same
+                if total.rejected:
+                    run.add_output(lineage.topic_dataset(QUARANTINE_TOPIC))
+            return total
+
+    def _pull(self, total: IngestResult) -> None:
         c = self.config
         last = self.pipeline.positions.get(self.source)
         if last is not None and last.done:
-            return IngestResult()
+            return
         pos: dict[str, Any] = (
             dict(last.position)
             if last
             else ({"page": c.first_page} if c.pagination == "page" else {"cursor": None})
         )
         consumed = 0 if last is None else last.records
-        total = IngestResult()
         pages = 0
         with httpx.Client(timeout=c.timeout_s, headers=c.headers) as client:
             while c.max_pages is None or pages < c.max_pages:
@@ -169,4 +194,3 @@ class HttpPullConnector:
                 if end:
                     break
                 pos = nxt
-        return total

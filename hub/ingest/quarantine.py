@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
+from governance import lineage
 from hub import serde
 from hub.errors import InvalidInput, NotFound
 from hub.ingest.files import csv_header_of, csv_types, parse_csv_row
@@ -136,25 +137,38 @@ def to_raw(entry: dict[str, Any], pipeline: IngestPipeline | None = None) -> Raw
 def replay(
     pipeline: IngestPipeline, offsets: Iterable[int], replayed_by: str = "operator"
 ) -> dict[str, IngestResult]:
-    """Replay quarantined records by offset, per target topic; returns the results by topic."""
+    """Replay quarantined records by offset, per target topic; returns the results by topic.
+
+    One lineage run of ``ingest.replay`` reads ``hub.quarantine`` and writes the topics replayed
+    into (and ``hub.quarantine`` again when a record fails again). An offset that is not there
+    or not replayable fails the call before the run starts and before anything is appended."""
     by_topic: dict[str, list[tuple[dict[str, Any], RawRecord]]] = {}
     for off in offsets:
         e = decode_entry(pipeline, off)
         by_topic.setdefault(e["topic"], []).append((e, to_raw(e, pipeline)))
+    quarantine = lineage.topic_dataset(QUARANTINE_TOPIC)
     out: dict[str, IngestResult] = {}
-    for topic, items in by_topic.items():
-        total = IngestResult()
-        # One batch per attempt number so each re-quarantined record gets its own attempt + 1.
-        for attempt in sorted({e["attempt"] for e, _ in items}):
-            group = [r for e, r in items if e["attempt"] == attempt]
-            total.add(
-                pipeline.ingest(
+    with lineage.tracked(
+        pipeline.publisher,
+        "ingest.replay",
+        [quarantine],
+        [lineage.topic_dataset(t) for t in by_topic],
+        producer=replayed_by,
+    ) as run:
+        for topic, items in by_topic.items():
+            total = IngestResult()
+            # One batch per attempt number so each re-quarantined record gets its own attempt + 1.
+            for attempt in sorted({e["attempt"] for e, _ in items}):
+                group = [r for e, r in items if e["attempt"] == attempt]
+                result = pipeline.ingest(
                     topic,
                     group,
                     source=f"replay:{items[0][0]['source']}",
                     producer=replayed_by,
                     attempt=attempt + 1,
                 )
-            )
-        out[topic] = total
+                if result.rejected:
+                    run.add_output(quarantine)
+                total.add(result)
+            out[topic] = total
     return out

@@ -11,7 +11,12 @@
   4-byte big-endian length (``application/vnd.hub.wire-batch``); per record like JSON.
 - ``GET /v1/quality/stats``: accepted / rejected / duplicate counts per source, topic and rule.
 - ``GET /v1/quarantine``, ``GET /v1/quarantine/{offset}``, ``POST /v1/quarantine/replay``.
-- ``GET /v1/rules``, ``GET /v1/rules/{subject}``, ``PUT /v1/rules/{subject}``.
+- ``GET /v1/rules``, ``GET /v1/rules/{subject}``, ``PUT /v1/rules/{subject}`` (a governed config
+  change, ``governance.configchanges``).
+
+Push ingest records no OpenLineage run per request (two events per small batch would flood
+``hub.lineage``): its per-source counts are in ``/v1/quality/stats`` and the Prometheus metrics,
+and every record it appends has its own ledger leaf naming the producer (``ce_source``).
 """
 
 from __future__ import annotations

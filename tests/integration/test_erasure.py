@@ -246,3 +246,46 @@ def test_erase_cli_and_api(tmp_path: Path) -> None:
             assert s not in text and s not in views
     finally:
         h.close()
+
+
+def test_files_of_every_format_are_encrypted_on_the_way_in(hub: Hub, tmp_path: Path) -> None:
+    """CSV and Avro files carry the plain schema; the hub encrypts their PII all the same."""
+    import csv
+    from datetime import UTC, date, datetime
+
+    import fastavro
+
+    from domain.catalog import schema_text
+    from hub.ingest.files import publish_file
+
+    who = {"name": "Carol Filed", "email": "carol.filed@example.org", "iban": "-"}
+    row = {**opened("ACC-C", who).value}
+    path = tmp_path / "accounts.csv"
+    with path.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(row))
+        w.writeheader()
+        w.writerow(row)
+    r = publish_file(hub.ingest, path, "accounts", event_type="hub.accounts.AccountOpened")
+    assert r.result.accepted == 1, r.result.as_dict()
+    plain = json.loads(schema_text("hub.accounts.AccountOpened"))
+    datum = {
+        **row,
+        "account_id": "ACC-D",
+        "customer_name": "Dan Avro",
+        "email": "dan.avro@example.org",
+        "date_of_birth": date(1980, 2, 3),
+        "opened_at": datetime(2026, 11, 25, 10, tzinfo=UTC),
+    }
+    avro = tmp_path / "accounts.avro"
+    with avro.open("wb") as f:
+        fastavro.writer(f, fastavro.parse_schema(plain), [datum])
+    r = publish_file(hub.ingest, avro, "accounts", event_type="hub.accounts.AccountOpened")
+    assert r.result.accepted == 1, r.result.as_dict()
+    stored = b"".join(
+        rec.value or b""
+        for p, end in hub.log.end_offsets("accounts").items()
+        for rec in hub.log.read("accounts", p, 0, end + 1)
+    )
+    for secret in ("Carol Filed", "carol.filed@example.org", "Dan Avro", "dan.avro@example.org"):
+        assert secret.encode() not in stored
+        assert secret in log_text(hub)

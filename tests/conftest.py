@@ -19,7 +19,7 @@ def hub(tmp_path: Path) -> Iterator[Hub]:
 
 
 # Real components (tests/infra.py): under CI=true the session stops, at its end and whatever the
-# outcome, every component (Kafka, PostgreSQL) that it found stopped and started itself.
+# outcome, every component (Kafka, PostgreSQL, OPA, OpenBao) it found stopped and started itself.
 def pytest_sessionstart(session: pytest.Session) -> None:
     from tests import infra
 

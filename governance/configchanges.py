@@ -5,23 +5,33 @@ Resources (``resource_of``)::
     rules:<subject>            the data-quality rule set of a subject (``hub.ingest.rules``)
     registry.config            the registry's global compatibility level
     registry.config:<subject>  a subject's own compatibility level
+    retention:<scope>          the retention policy of ``topic:<name>`` or ``projection:<name>``
+                               (``governance.retention``), e.g. ``{"max_age_ms": 86400000}``
 
 A value is JSON-ready; ``None`` means "no value of its own" (the shipped rules, the global or
-default level). ``propose`` (who, why, the new value) 1. validates the value (rules must parse
-and compile; a level must be one of Confluent's seven); 2. reads the current value; 3. computes
-the diff; 4. decides whether the two-person rule applies: the resource matches an entry of the
-ACTIVE policy bundle's ``data.hub.two_person`` (an exact name, or a prefix ending in ``*``, where
-``registry.config:*`` also matches ``registry.config`` itself); 5. appends, in ONE log
-transaction, ``ConfigChangeProposed`` and, when no approval is needed, ``ConfigChangeApplied``
-with the records that carry the effect (``ConfigChanged`` on ``hub.config``; for the registry,
-its ``CONFIG`` record on ``_schemas``); 6. records the action on the audit ledger.
+default level, no retention policy). ``propose`` (who, why, the new value) 1. validates the value
+(rules must parse and compile; a level must be one of Confluent's seven; a retention policy what
+``Governance.check_policy`` accepts, and one with neither limit is ``None``); 2. reads the current
+value; 3. computes the diff; 4. decides whether the two-person rule applies: the resource matches
+an entry of the ACTIVE policy bundle's ``data.hub.two_person`` (an exact name, or a prefix ending
+in ``*``, where ``registry.config:*`` also matches ``registry.config`` itself, and ``retention:*``
+covers every scope); 5. appends, in ONE log transaction, ``ConfigChangeProposed`` and, when no
+approval is needed, ``ConfigChangeApplied`` with the records that carry the effect
+(``ConfigChanged`` on ``hub.config``; for the registry, its ``CONFIG`` record on ``_schemas``;
+for retention, ``RetentionPolicySet`` on ``hub.governance``, the event the retention fold reads);
+6. records the action on the audit ledger.
 
 ``approve`` by a principal other than the proposer appends ``ConfigChangeApproved``,
 ``ConfigChangeApplied`` and the effect in one transaction; it is refused when the current value
 is no longer the one the change was proposed against (its diff would be stale: propose again).
 ``rollback`` is a new proposal whose value is that of an earlier change, under the same rules.
-``set_direct`` is what the direct paths (``PUT /config``, ``hub rules set``, ``PUT /v1/rules``)
-call: it refuses a resource under the two-person rule, and otherwise applies at once.
+``set_direct`` is what the direct paths (``PUT /config``, ``hub rules set``, ``PUT /v1/rules``,
+``hub retention set``, ``POST /v1/retention/policies``) call: it refuses a resource under the
+two-person rule, and otherwise applies at once.
+
+Legal holds are not configuration: placing and releasing one is a direct operational act
+(``LegalHoldPlaced``/``LegalHoldReleased``, ``legalhold.write``), never a change proposed here,
+so that a hold can be placed at once when a matter opens.
 
 Callers ask the policy decision point first: ``config.propose`` and the resource's own write
 action (``write_action``) to propose or roll back, ``config.approve`` to approve, ``config.read``
@@ -53,6 +63,7 @@ from hub.ports.policy import Principal
 
 if TYPE_CHECKING:
     from governance.bundle import PolicyBundle
+    from governance.retention import Governance, RetentionPolicy
     from hub.events import OutgoingEvent, Publisher
     from hub.ingest.rules import RulesStore
     from hub.ports.eventlog import EventLog, Record
@@ -61,6 +72,8 @@ if TYPE_CHECKING:
 CONFIG_TOPIC = "hub.config"
 RULES_PREFIX = "rules:"
 REGISTRY_CONFIG = "registry.config"
+RETENTION_PREFIX = "retention:"
+RETENTION_FIELDS = ("max_age_ms", "max_records", "time_column")
 
 # Changes of one process are serialised (stale checks read, then append); across processes the
 # approval's stale check is what keeps a diff honest.
@@ -111,12 +124,18 @@ def registry_resource(subject: str | None) -> str:
     return REGISTRY_CONFIG if subject is None else f"{REGISTRY_CONFIG}:{subject}"
 
 
+def retention_resource(scope: str) -> str:
+    return RETENTION_PREFIX + scope
+
+
 def write_action(resource: str) -> str:
     """The action the resource's direct path needs (also needed to propose a change of it)."""
     if resource.startswith(RULES_PREFIX):
         return "rules.write"
     if resource == REGISTRY_CONFIG or resource.startswith(REGISTRY_CONFIG + ":"):
         return "registry.config"
+    if resource.startswith(RETENTION_PREFIX):
+        return "retention.write"
     raise _unknown(resource)
 
 
@@ -177,8 +196,19 @@ def _event(
 def _unknown(resource: str) -> UnknownResource:
     return UnknownResource(
         f"Configuration resource {resource!r} is unknown: use rules:<subject>, "
-        f"{REGISTRY_CONFIG} or {REGISTRY_CONFIG}:<subject>."
+        f"{REGISTRY_CONFIG}, {REGISTRY_CONFIG}:<subject> or retention:topic:<name> "
+        "(retention:projection:<name>)."
     )
+
+
+def _retention_value(
+    max_age_ms: int | None, max_records: int | None, time_column: str | None
+) -> dict[str, Any] | None:
+    """The canonical value of a retention policy: its set fields; ``None`` without a limit."""
+    if max_age_ms is None and max_records is None:
+        return None
+    fields = {"max_age_ms": max_age_ms, "max_records": max_records, "time_column": time_column}
+    return {k: v for k, v in fields.items() if v is not None}
 
 
 # -- resources ------------------------------------------------------------------------------------
@@ -270,6 +300,56 @@ class RegistryConfigResource(ConfigResource):
         self.registry.refresh()
 
 
+@dataclass
+class RetentionResource(ConfigResource):
+    """``retention:<scope>``: the policy in force, as its set fields (``max_age_ms``,
+    ``max_records``, ``time_column``); ``None`` when the scope has none."""
+
+    name: str
+    scope: str
+    governance: Governance
+
+    def current(self) -> Any:
+        policy = self.governance.policies().get(self.scope)
+        if policy is None:
+            return None
+        return _retention_value(policy.max_age_ms, policy.max_records, policy.time_column)
+
+    def validate(self, value: Any) -> Any:
+        if value is None:
+            return None
+        if not isinstance(value, dict) or not set(value) <= set(RETENTION_FIELDS):
+            raise InvalidInput(
+                f"A retention policy is an object of {', '.join(RETENTION_FIELDS)} (e.g. "
+                f'{{"max_age_ms": 86400000}}; null clears it), not {value!r}.',
+                code="invalid_retention_policy",
+            )
+        max_age_ms, max_records, time_column = (value.get(k) for k in RETENTION_FIELDS)
+        self.governance.check_policy(
+            self.scope, max_age_ms=max_age_ms, max_records=max_records, time_column=time_column
+        )
+        return _retention_value(max_age_ms, max_records, time_column)
+
+    def effect(self, value: Any, by: str, reason: str, change_id: str, prepare: Prepare) -> Effect:
+        from governance.retention import GOVERNANCE_TOPIC, POLICY_SET, RetentionPolicy
+
+        fields = value or {}
+        policy = RetentionPolicy(
+            self.scope,
+            max_age_ms=fields.get("max_age_ms"),
+            max_records=fields.get("max_records"),
+            time_column=fields.get("time_column"),
+            set_by=by,
+            reason=reason,
+            set_at=_now(),
+        )
+        event = _event(policy.as_dict(), POLICY_SET, self.scope, change_id)
+        return [(GOVERNANCE_TOPIC, prepare(GOVERNANCE_TOPIC, [event]))]
+
+    def refresh(self) -> None:
+        self.governance.state()
+
+
 # -- the commands ---------------------------------------------------------------------------------
 class ConfigChanges:
     """The configuration change commands (see the module docstring)."""
@@ -283,6 +363,7 @@ class ConfigChanges:
         store: ConfigChangeStore,
         *,
         rules: RulesStore | None = None,
+        governance: Governance | None = None,
         ledger: Auditor | None = None,
     ) -> None:
         self._log = log
@@ -291,6 +372,7 @@ class ConfigChanges:
         self._policies = policies
         self.store = store
         self._rules = rules
+        self._governance = governance
         self._ledger = ledger
 
     @classmethod
@@ -301,13 +383,23 @@ class ConfigChanges:
         publisher: Publisher,
         *,
         rules: RulesStore | None = None,
+        governance: Governance | None = None,
         ledger: Auditor | None = None,
     ) -> ConfigChanges:
         from governance.store import PolicyStore
 
         policies = PolicyStore(log, registry)
         store = ConfigChangeStore(log, registry)
-        return cls(log, registry, publisher, policies, store, rules=rules, ledger=ledger)
+        return cls(
+            log,
+            registry,
+            publisher,
+            policies,
+            store,
+            rules=rules,
+            governance=governance,
+            ledger=ledger,
+        )
 
     # -- reading -------------------------------------------------------------------------------
     def resource(self, name: str) -> ConfigResource:
@@ -320,6 +412,16 @@ class ConfigChanges:
             return RegistryConfigResource(name, None, self._registry)
         if name.startswith(REGISTRY_CONFIG + ":") and len(name) > len(REGISTRY_CONFIG) + 1:
             return RegistryConfigResource(name, name[len(REGISTRY_CONFIG) + 1 :], self._registry)
+        if name.startswith(RETENTION_PREFIX) and len(name) > len(RETENTION_PREFIX):
+            from governance.retention import parse_scope
+
+            if self._governance is None:
+                raise ConfigError(
+                    "This hub was built without governance: retention policies can't change."
+                )
+            scope = name[len(RETENTION_PREFIX) :]
+            parse_scope(scope, allow=("topic", "projection"))  # raises InvalidInput
+            return RetentionResource(name, scope, self._governance)
         raise _unknown(name)
 
     def requires_two_person(self, resource: str) -> bool:
@@ -351,6 +453,31 @@ class ConfigChanges:
         """A direct change (``PUT /config``...): applied and recorded at once; None when the
         value is already in force; ``TwoPersonRequired`` under the two-person rule."""
         return self._propose(principal, resource, new_value, reason, kind="direct")
+
+    def set_retention(
+        self,
+        principal: Principal,
+        scope: str,
+        *,
+        max_age_ms: int | None = None,
+        max_records: int | None = None,
+        time_column: str | None = None,
+        reason: str = "",
+    ) -> RetentionPolicy:
+        """The direct path of ``retention:<scope>`` (``hub retention set``, ``POST
+        /v1/retention/policies``): ``set_direct``, then the policy in force (one without limits
+        when there is none)."""
+        from governance.retention import RetentionPolicy
+
+        value = {"max_age_ms": max_age_ms, "max_records": max_records, "time_column": time_column}
+        res = self.resource(retention_resource(scope))
+        change = self.set_direct(principal, res.name, value, reason)
+        assert isinstance(res, RetentionResource)
+        policy = res.governance.policies().get(scope)
+        if policy is not None:
+            return policy
+        set_at = "" if change is None else change.applied_at or ""
+        return RetentionPolicy(scope, set_by=principal.id, reason=reason, set_at=set_at)
 
     def rollback(
         self,
@@ -546,6 +673,13 @@ class ConfigChanges:
 
 def config_changes_for(hub: Any) -> ConfigChanges:
     """The configuration change service of a bootstrapped hub (audited on its ledger)."""
+    from governance.retention import Governance
+
     return ConfigChanges.build(
-        hub.log, hub.registry, hub.publisher, rules=hub.ingest.rules, ledger=hub.ledger
+        hub.log,
+        hub.registry,
+        hub.publisher,
+        rules=hub.ingest.rules,
+        governance=Governance(hub),
+        ledger=hub.ledger,
     )

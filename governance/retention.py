@@ -274,21 +274,23 @@ class Governance:
             producer=actor,
         )
 
-    def set_policy(
+    def check_policy(
         self,
         scope: str,
         *,
         max_age_ms: int | None = None,
         max_records: int | None = None,
         time_column: str | None = None,
-        actor: str,
-        reason: str = "",
-    ) -> RetentionPolicy:
-        """Set (or, with neither limit, clear) the retention policy of a topic or projection."""
+    ) -> None:
+        """Raise unless ``set_policy`` accepts these settings: ``InvalidInput`` (scope, limits,
+        time column), ``TopicNotFound`` or ``NotFound`` (the projection)."""
         kind, name = parse_scope(scope, allow=("topic", "projection"))
         for what, limit in (("max_age_ms", max_age_ms), ("max_records", max_records)):
             if limit is not None and (type(limit) is not int or limit < 1):
-                raise InvalidInput(f"{what}={limit!r} is invalid: pass an int >= 1 or nothing.")
+                raise InvalidInput(
+                    f"{what}={limit!r} is invalid: pass an int >= 1 or nothing.",
+                    code="invalid_retention_limit",
+                )
         if kind == "topic":
             if name in PROTECTED_TOPICS:
                 raise InvalidInput(
@@ -314,18 +316,37 @@ class Governance:
                         "(an aggregate table is cut by a key column only).",
                         code="invalid_time_column",
                     )
-        set_at = datetime.now(UTC).isoformat()
-        value: dict[str, Any] = {
-            "scope": scope,
-            "max_age_ms": max_age_ms,
-            "max_records": max_records,
-            "time_column": time_column,
-            "set_by": actor,
-            "reason": reason,
-            "set_at": set_at,
-        }
-        self._publish(POLICY_SET, value, actor)
-        return RetentionPolicy(scope, max_age_ms, max_records, time_column, actor, reason, set_at)
+
+    def set_policy(
+        self,
+        scope: str,
+        *,
+        max_age_ms: int | None = None,
+        max_records: int | None = None,
+        time_column: str | None = None,
+        actor: str,
+        reason: str = "",
+    ) -> RetentionPolicy:
+        """Set (or, with neither limit, clear) the retention policy of a topic or projection.
+
+        The unrecorded primitive: ``hub retention set`` and ``POST /v1/retention/policies`` go
+        through ``governance.configchanges`` (resource ``retention:<scope>``: a change event,
+        the two-person rule), which checks with ``check_policy`` and appends the same event.
+        """
+        self.check_policy(
+            scope, max_age_ms=max_age_ms, max_records=max_records, time_column=time_column
+        )
+        policy = RetentionPolicy(
+            scope,
+            max_age_ms,
+            max_records,
+            time_column,
+            actor,
+            reason,
+            datetime.now(UTC).isoformat(),
+        )
+        self._publish(POLICY_SET, policy.as_dict(), actor)
+        return policy
 
     def place_hold(
         self, scope: str, *, actor: str, matter: str = "", reason: str = ""

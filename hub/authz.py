@@ -73,7 +73,7 @@ ROLE_ACTIONS: Mapping[str, frozenset[str]] = {
         {"schema.read", "topic.read", "event.read", "metrics.read", "api.docs"}
         | {"ledger.read", "ledger.verify", "evidence.export", "quarantine.read", "rules.read"}
         | {"policy.read", "policy.approve"}
-        | {"config.read", "config.approve"}
+        | {"config.read", "config.propose", "config.approve"}  # propose needs the write action too
         | {"query.run", "projection.read", "pii.read"}
         | {"catalog.read", "retention.write", "legalhold.write", "subject.erase"}
     ),

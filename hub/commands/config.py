@@ -1,11 +1,12 @@
 """``hub config list|show|propose|approve|rollback``: configuration changes as events.
 
 Resources are ``rules:<subject>`` (a subject's quality rules), ``registry.config`` (the global
-compatibility level) and ``registry.config:<subject>``. Commands act as the local operator, or,
-with ``--key KEY_ID:SECRET`` (``HUB_API_KEY``), as that key's principal: the two-person rule
-needs two identities, so the approver passes their own key. Every command asks the policy
-decision point first, as routes do (``config.read``, ``config.propose`` plus the resource's own
-write action, ``config.approve``).
+compatibility level), ``registry.config:<subject>`` and ``retention:<scope>`` (the retention
+policy of ``topic:<name>`` or ``projection:<name>``, e.g. ``'{"max_age_ms": 86400000}'``).
+Commands act as the local operator, or, with ``--key KEY_ID:SECRET`` (``HUB_API_KEY``), as that
+key's principal: the two-person rule needs two identities, so the approver passes their own key.
+Every command asks the policy decision point first, as routes do (``config.read``,
+``config.propose`` plus the resource's own write action, ``config.approve``).
 """
 
 from __future__ import annotations
@@ -41,8 +42,8 @@ def _value(value: str | None, file: str | None, unset: bool) -> Any:
     given = [v for v in (value is not None, file is not None, unset) if v]
     if len(given) != 1:
         raise InvalidInput(
-            "Give exactly one of VALUE (e.g. FULL), --file PATH (a rule set in YAML or JSON) "
-            "or --unset (back to the default)."
+            "Give exactly one of VALUE (e.g. FULL, or '{\"max_age_ms\": 86400000}'), --file PATH "
+            "(a rule set in YAML or JSON) or --unset (back to the default)."
         )
     if unset:
         return None
@@ -55,7 +56,7 @@ def _value(value: str | None, file: str | None, unset: bool) -> Any:
 
 @main.group()
 def config() -> None:
-    """Configuration (quality rules, registry compatibility): changes as events."""
+    """Configuration (quality rules, registry compatibility, retention): changes as events."""
 
 
 @config.command("list")
@@ -109,7 +110,9 @@ def config_show(obj: Ctx, target: str, key: str | None) -> None:
 @click.argument("resource")
 @click.argument("value", required=False)
 @click.option("--file", "file", type=click.Path(exists=True, dir_okay=False), default=None)
-@click.option("--unset", is_flag=True, help="Back to the default (shipped rules, global level).")
+@click.option(
+    "--unset", is_flag=True, help="Back to the default (shipped rules, global level, no policy)."
+)
 @click.option("--reason", required=True, help="Why (recorded in the event).")
 @key_option
 @click.pass_obj
@@ -122,7 +125,9 @@ def config_propose(
     reason: str,
     key: str | None,
 ) -> None:
-    """Propose a new value for RESOURCE: VALUE (e.g. FULL), or --file, or --unset.
+    """Propose a new value for RESOURCE: VALUE, or --file, or --unset.
+
+    VALUE is YAML or JSON: a level (FULL), a retention policy ('{"max_age_ms": 86400000}').
 
     It is validated and becomes a ConfigChangeProposed event; it applies at once unless the
     two-person rule (data.hub.two_person of the active policy) names the resource.

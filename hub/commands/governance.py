@@ -1,7 +1,9 @@
 """``hub catalog``, ``hub lineage``, ``hub retention ...`` and ``hub legal-hold ...``.
 
 Actions are checked with the PolicyEngine like routes: ``catalog.read`` for the catalog, lineage
-and listings, ``retention.write`` for policies and runs, ``legalhold.write`` for holds.
+and listings, ``retention.write`` for policies and runs, ``legalhold.write`` for holds. Setting a
+policy is a configuration change (``governance.configchanges``, resource ``retention:<scope>``);
+placing or releasing a hold is not.
 Exit codes: 0 success, 1 a hub error.
 """
 
@@ -91,18 +93,22 @@ def retention_set(
     time_column: str | None,
     reason: str,
 ) -> None:
-    """Set SCOPE's policy (topic:<name> or projection:<name>); no limits clears it."""
-    from governance.retention import Governance
+    """Set SCOPE's policy (topic:<name> or projection:<name>); no limits clears it.
+
+    A configuration change of ``retention:SCOPE`` (recorded as change events); refused when the
+    two-person rule names it: then use ``hub config propose retention:SCOPE VALUE``.
+    """
+    from governance.configchanges import config_changes_for
 
     def go() -> None:
         with obj.hub() as h:
             authorize(h, "retention.write", scope)
-            policy = Governance(h).set_policy(
+            policy = config_changes_for(h).set_retention(
+                OPERATOR,
                 scope,
                 max_age_ms=max_age_ms,
                 max_records=max_records,
                 time_column=time_column,
-                actor=OPERATOR.id,
                 reason=reason,
             )
             _echo_json(policy.as_dict())

@@ -1,8 +1,10 @@
-"""Configuration changes as governed commands: quality rules and registry compatibility levels.
+"""Configuration changes as governed commands: quality rules, registry compatibility levels and
+retention policies.
 
 Propose/apply, the two-person rule per resource (from the active policy bundle), self-approval,
-stale approvals, rollback, the direct paths (``PUT /config``, ``hub rules set``) under the rule,
-the events and audit entries they leave, and denial per role on the CLI and over HTTP.
+stale approvals, rollback, the direct paths (``PUT /config``, ``hub rules set``, ``hub retention
+set``, ``POST /v1/retention/policies``) under the rule, the events and audit entries they leave,
+and denial per role on the CLI and over HTTP.
 """
 
 from __future__ import annotations
@@ -27,10 +29,11 @@ from governance.configchanges import (
     two_person_applies,
 )
 from governance.configstore import CONFIG_CHANGES_TOPIC
+from governance.retention import GOVERNANCE_TOPIC, Governance
 from hub.api.app import create_app
 from hub.bootstrap import Hub, bootstrap
 from hub.cli import main
-from hub.errors import Conflict, Forbidden, InvalidInput
+from hub.errors import Conflict, Forbidden, InvalidInput, TopicNotFound
 from hub.ports.policy import Principal
 from hub.settings import load_settings
 
@@ -38,6 +41,9 @@ ALICE = Principal("alice", frozenset({"security_admin"}))
 CAROL = Principal("carol", frozenset({"compliance_officer"}))
 RULES = "rules:trades-value"
 LEVEL = "registry.config:trades-value"
+TRADES = "retention:topic:trades"
+PAYMENTS = "retention:projection:payments"
+DAY = 86_400_000
 
 
 def auth(token: str) -> dict[str, str]:
@@ -264,7 +270,8 @@ def test_http_flow_and_denial_per_role(hub: Hub, client: TestClient) -> None:
     body = {"resource": LEVEL, "value": "FULL_TRANSITIVE", "reason": "audit asked"}
     assert client.post("/v1/config/changes", json=body, headers=keys["analyst"]).status_code == 403
     denied = client.post("/v1/config/changes", json=body, headers=keys["compliance_officer"])
-    assert denied.status_code == 403 and "config.propose" in denied.json()["message"]
+    # officers may propose (retention), but a registry level also needs registry.config
+    assert denied.status_code == 403 and "'registry.config'" in denied.json()["message"]
     rules = {"resource": RULES, "value": None, "reason": "shipped rules"}
     denied = client.post("/v1/config/changes", json=rules, headers=keys["security_admin"])
     assert denied.status_code == 403 and "rules.write" in denied.json()["message"]
@@ -336,3 +343,184 @@ def test_cli_flow_and_denial(tmp_path: Path) -> None:
     assert len(lines) == 3 and all("\tapplied\t" in line for line in lines)
     code, _, err = run("config", "propose", LEVEL, "FULL", "--unset", "--reason", "both")
     assert code == 1 and "exactly one" in err
+
+
+# -- retention policies (retention:<scope>) -------------------------------------------------------
+def policy_of(hub: Hub, scope: str) -> dict[str, Any] | None:
+    """The policy the retention fold has in force (a fresh fold: what the job would read)."""
+    policy = Governance(hub).policies().get(scope)
+    return None if policy is None else policy.as_dict()
+
+
+def test_retention_policies_are_config_changes(hub: Hub, changes: ConfigChanges) -> None:
+    assert two_person_applies(["retention:*"], PAYMENTS)
+    assert changes.value(TRADES) == {
+        "resource": TRADES,
+        "value": None,
+        "requires_two_person": False,
+    }
+    one = changes.propose(ALICE, TRADES, {"max_age_ms": DAY}, "MiFID: one day")
+    assert one.status == "applied" and one.summary()["new_value"] == {"max_age_ms": DAY}
+    assert '-null\n+{\n+  "max_age_ms": 86400000\n+}' in one.diff
+    policy = policy_of(hub, "topic:trades")
+    assert policy is not None
+    assert (policy["max_age_ms"], policy["set_by"], policy["reason"]) == (DAY, "alice", one.reason)
+    # The effect is the RetentionPolicySet event the fold reads, linked to the change.
+    (effect,) = events(hub, GOVERNANCE_TOPIC)
+    assert effect["headers"]["ce_type"] == "hub.RetentionPolicySet"
+    assert effect["headers"]["ce_correlationid"] == one.change_id
+    two = changes.propose(ALICE, TRADES, {"max_age_ms": 2 * DAY, "max_records": 10}, "two")
+    assert changes.value(TRADES)["value"] == {"max_age_ms": 2 * DAY, "max_records": 10}
+
+    # Rollback restores the earlier policy; --undo of the first clears it (null: no policy).
+    back = changes.rollback(ALICE, TRADES, one.change_id, "two was too long")
+    assert back.kind == "rollback" and back.summary()["old_value"] == two.summary()["new_value"]
+    restored = policy_of(hub, "topic:trades") or {}
+    assert (restored["max_age_ms"], restored["max_records"]) == (DAY, None)
+    changes.rollback(ALICE, TRADES, one.change_id, "no policy after all", undo=True)
+    assert policy_of(hub, "topic:trades") is None and changes.value(TRADES)["value"] is None
+    # A value without a limit is the same as null: clearing (and nothing to change now).
+    with pytest.raises(Conflict, match="nothing to change"):
+        changes.propose(ALICE, TRADES, {"max_records": None}, "clear again")
+
+    # Projections: a usable time column; the value in force is the fold's.
+    changes.propose(ALICE, PAYMENTS, {"max_age_ms": DAY, "time_column": "at"}, "GDPR")
+    assert changes.value(PAYMENTS)["value"] == {"max_age_ms": DAY, "time_column": "at"}
+    assert [r["headers"]["ce_type"] for r in events(hub, CONFIG_CHANGES_TOPIC)] == [
+        "hub.ConfigChangeProposed",
+        "hub.ConfigChangeApplied",
+    ] * 5
+    assert audit_actions(hub)[-1] == ("alice", "config.propose", PAYMENTS)
+
+
+def test_invalid_retention_values_are_refused_at_propose(hub: Hub, changes: ConfigChanges) -> None:
+    refused = [
+        (TRADES, {"max_age_ms": -1}, "invalid_retention_limit"),
+        (TRADES, {"max_records": 0}, "invalid_retention_limit"),
+        (TRADES, {"max_age_ms": "1d"}, "invalid_retention_limit"),
+        (TRADES, {"max_age_ms": DAY, "time_column": "at"}, "invalid_input"),
+        (PAYMENTS, {"max_age_ms": DAY, "time_column": "nope"}, "invalid_time_column"),
+        (PAYMENTS, {"max_age_ms": DAY}, "invalid_time_column"),
+        (PAYMENTS, {"max_records": 5}, "invalid_input"),
+        (TRADES, {"max_age": DAY}, "invalid_retention_policy"),
+        (TRADES, DAY, "invalid_retention_policy"),
+        ("retention:topic:hub.audit", {"max_age_ms": DAY}, "protected_topic"),
+        ("retention:table:trades", {"max_age_ms": DAY}, "invalid_scope"),
+    ]
+    for resource, value, code in refused:
+        with pytest.raises(InvalidInput) as exc:
+            changes.propose(ALICE, resource, value, "bad")
+        assert exc.value.code == code, (resource, value, exc.value.message)
+    with pytest.raises(InvalidInput) as unknown:
+        changes.propose(ALICE, "retention:", {"max_age_ms": DAY}, "no scope")
+    assert unknown.value.code == "unknown_config_resource"
+    with pytest.raises(TopicNotFound):
+        changes.propose(ALICE, "retention:topic:nope", {"max_age_ms": DAY}, "no topic")
+    assert changes.store.changes() == [] and Governance(hub).policies() == {}
+
+
+def test_retention_direct_api_is_recorded_and_refused_under_two_person(
+    hub: Hub, client: TestClient
+) -> None:
+    keys = {
+        role: auth(hub.keys.create([role], principal=f"p-{role}").token)
+        for role in ("compliance_officer", "security_admin")
+    }
+    officer, admin = keys["compliance_officer"], keys["security_admin"]
+    body = {"scope": "topic:trades", "max_age_ms": DAY, "reason": "MiFID"}
+    direct = client.post("/v1/retention/policies", json=body, headers=officer)
+    assert direct.status_code == 200, direct.text
+    assert direct.json()["max_age_ms"] == DAY and direct.json()["set_by"] == "p-compliance_officer"
+    recorded = config_changes_for(hub).store.changes(TRADES)
+    assert [(c.kind, c.status, c.proposed_by, c.reason) for c in recorded] == [
+        ("direct", "applied", "p-compliance_officer", "MiFID")
+    ]
+    again = client.post("/v1/retention/policies", json=body, headers=officer)
+    assert again.status_code == 200 and again.json() == direct.json()  # nothing new
+
+    enable_two_person(hub, "retention:*")
+    refused = client.post(
+        "/v1/retention/policies", json={**body, "max_age_ms": 2 * DAY}, headers=officer
+    )
+    assert refused.status_code == 403, refused.text
+    assert refused.json()["reason"] == "two_person_required"
+    assert f"hub config propose {TRADES}" in refused.json()["message"]
+    clear = client.post("/v1/retention/policies", json={"scope": "topic:trades"}, headers=officer)
+    assert clear.status_code == 403  # clearing is a change too
+    assert (policy_of(hub, "topic:trades") or {})["max_age_ms"] == DAY
+
+    # The governed path: one principal proposes, another approves; the fold shows the policy.
+    proposal = {"resource": TRADES, "value": {"max_age_ms": 2 * DAY}, "reason": "two days"}
+    resp = client.post("/v1/config/changes", json=proposal, headers=admin)
+    assert resp.status_code == 201 and resp.json()["status"] == "pending_approval", resp.text
+    cid = resp.json()["change_id"]
+    assert (policy_of(hub, "topic:trades") or {})["max_age_ms"] == DAY  # not yet
+    url = f"/v1/config/changes/{cid}/approve"
+    assert client.post(url, json={}, headers=admin).status_code == 403  # the proposer
+    ok = client.post(url, json={"reason": "agreed"}, headers=officer)
+    assert ok.status_code == 200 and ok.json()["status"] == "applied", ok.text
+    policy = policy_of(hub, "topic:trades")
+    assert policy is not None and (policy["max_age_ms"], policy["set_by"]) == (
+        2 * DAY,
+        "p-security_admin",
+    )
+    listed = client.get("/v1/retention/policies", headers=officer).json()["policies"]
+    assert [(p["scope"], p["max_age_ms"]) for p in listed] == [("topic:trades", 2 * DAY)]
+    bad = {**proposal, "resource": PAYMENTS, "value": {"max_age_ms": DAY, "time_column": "x"}}
+    denied = client.post("/v1/config/changes", json=bad, headers=admin)
+    assert denied.status_code == 422 and denied.json()["reason"] == "invalid_time_column"
+
+
+def test_retention_cli_direct_refused_then_proposed_approved_and_rolled_back(
+    tmp_path: Path,
+) -> None:
+    data = str(tmp_path / "data")
+
+    def run(*args: str) -> tuple[int, str, str]:
+        result = CliRunner().invoke(main, ["--data-dir", data, *args])
+        return result.exit_code, result.stdout, result.stderr
+
+    code, out, err = run("retention", "set", "topic:trades", "--max-age-ms", str(DAY))
+    assert code == 0, err
+    assert json.loads(out)["max_age_ms"] == DAY and json.loads(out)["scope"] == "topic:trades"
+    code, out, err = run("config", "list", "--resource", TRADES)
+    assert code == 0 and "\tdirect\tapplied\tby=local-operator" in out, err
+    first = out.split("\t")[0]
+
+    h = bootstrap(load_settings(environ={}, data_dir=Path(data)))
+    try:
+        enable_two_person(h, "retention:*")
+    finally:
+        h.close()
+    code, _, err = run("retention", "set", "topic:trades", "--max-age-ms", str(2 * DAY))
+    assert code == 1 and "two_person_required" in err and "hub config propose" in err
+
+    code, officer, err = run("keys", "create", "--role", "compliance_officer", "--principal", "ola")
+    assert code == 0, err
+    value = json.dumps({"max_age_ms": 2 * DAY})
+    code, out, err = run("config", "propose", TRADES, value, "--reason", "two days")
+    assert code == 0, err
+    pending = json.loads(out)
+    assert pending["status"] == "pending_approval" and "hub config approve" in err
+    code, _, err = run("config", "approve", pending["change_id"])
+    assert code == 1 and "Two-person rule" in err  # the proposer (local operator) again
+    code, out, err = run("config", "approve", pending["change_id"], "--key", officer.strip())
+    assert code == 0 and json.loads(out)["status"] == "applied", err
+    code, out, _ = run("retention", "list")
+    assert [(p["scope"], p["max_age_ms"]) for p in json.loads(out)] == [("topic:trades", 2 * DAY)]
+
+    # Rollback to the direct change: a new proposal, approved by the second principal.
+    code, out, err = run("config", "rollback", TRADES, first, "--reason", "one day was right")
+    assert code == 0, err
+    back = json.loads(out)
+    assert back["kind"] == "rollback" and back["status"] == "pending_approval"
+    code, out, err = run("config", "approve", back["change_id"], "--key", officer.strip())
+    assert code == 0, err
+    code, out, _ = run("retention", "list")
+    assert [(p["scope"], p["max_age_ms"]) for p in json.loads(out)] == [("topic:trades", DAY)]
+    code, out, _ = run("config", "show", TRADES)
+    assert json.loads(out) == {
+        "resource": TRADES,
+        "value": {"max_age_ms": DAY},
+        "requires_two_person": True,
+    }

@@ -1,8 +1,10 @@
-"""Configuration change routes: quality rules and registry compatibility as governed changes.
+"""Configuration change routes: quality rules, registry compatibility and retention policies as
+governed changes.
 
 ``config.read`` lists changes and shows values; ``config.propose`` (plus the resource's own write
-action: ``rules.write`` or ``registry.config``, so this path never grants more than the direct
-one) proposes and rolls back; ``config.approve`` approves. See ``governance.configchanges``.
+action: ``rules.write``, ``registry.config`` or ``retention.write``, so this path never grants
+more than the direct one) proposes and rolls back; ``config.approve`` approves. See
+``governance.configchanges``.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from hub.ports.policy import Principal
 router = APIRouter(tags=["config"])
 
 
-def _changes(request: Request) -> ConfigChanges:
+def changes_of(request: Request) -> ConfigChanges:
+    """The app's configuration change service (built once, on first use)."""
     changes: ConfigChanges | None = getattr(request.app.state, "config_changes", None)
     if changes is None:
         changes = config_changes_for(hub_of(request))
@@ -61,7 +64,7 @@ def list_changes(
     resource: str | None = None,
     _: Principal = Depends(authorize("config.read", "config")),
 ) -> list[dict[str, Any]]:
-    changes = _changes(request)
+    changes = changes_of(request)
     changes.store.refresh()
     return [c.summary() for c in changes.store.changes(resource)]
 
@@ -72,7 +75,7 @@ def get_change(
     request: Request,
     _: Principal = Depends(authorize("config.read", "config")),
 ) -> dict[str, Any]:
-    changes = _changes(request)
+    changes = changes_of(request)
     changes.store.refresh()
     change = changes.store.change(change_id)
     return {**change.summary(), "diff": change.diff}
@@ -84,7 +87,7 @@ def get_value(
     request: Request,
     _: Principal = Depends(authorize("config.read", "config")),
 ) -> dict[str, Any]:
-    return _changes(request).value(resource)
+    return changes_of(request).value(resource)
 
 
 @router.post("/v1/config/changes", status_code=201)
@@ -94,7 +97,7 @@ def propose(
     principal: Principal = Depends(authorize("config.propose", "config")),
 ) -> dict[str, Any]:
     _may_write(request, principal, body.resource)
-    change = _changes(request).propose(principal, body.resource, body.value, body.reason)
+    change = changes_of(request).propose(principal, body.resource, body.value, body.reason)
     return {**change.summary(), "diff": change.diff}
 
 
@@ -105,7 +108,7 @@ def approve(
     request: Request,
     principal: Principal = Depends(authorize("config.approve", "config")),
 ) -> dict[str, Any]:
-    return _changes(request).approve(principal, change_id, body.reason).summary()
+    return changes_of(request).approve(principal, change_id, body.reason).summary()
 
 
 @router.post("/v1/config/rollback", status_code=201)
@@ -115,7 +118,7 @@ def rollback(
     principal: Principal = Depends(authorize("config.propose", "config")),
 ) -> dict[str, Any]:
     _may_write(request, principal, body.resource)
-    change = _changes(request).rollback(
+    change = changes_of(request).rollback(
         principal, body.resource, body.to_change_id, body.reason, undo=body.undo
     )
     return {**change.summary(), "diff": change.diff}

@@ -2,7 +2,8 @@
 
 ``GET /v1/catalog`` and ``GET /v1/lineage/graph`` need ``catalog.read``; setting a retention
 policy and running the retention job need ``retention.write``; placing and releasing legal holds
-need ``legalhold.write``.
+need ``legalhold.write``. Setting a policy is a configuration change of ``retention:<scope>``
+(``governance.configchanges``: recorded, refused under the two-person rule); a hold is not.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from governance import lineage
 from governance.catalog import catalog
 from governance.retention import Governance, RetentionJob
 from hub.api.deps import authorize, hub_of
+from hub.api.routers.config import changes_of
 from hub.ports.policy import Principal
 
 router = APIRouter(tags=["governance"])
@@ -78,12 +80,14 @@ def list_policies(
 def set_policy(
     body: PolicyIn, request: Request, who: Principal = Depends(authorize("retention.write"))
 ) -> dict[str, Any]:
-    policy = Governance(hub_of(request)).set_policy(
+    """A configuration change of ``retention:<scope>``: 403 ``two_person_required`` when the
+    two-person rule names it (then ``POST /v1/config/changes``)."""
+    policy = changes_of(request).set_retention(
+        who,
         body.scope,
         max_age_ms=body.max_age_ms,
         max_records=body.max_records,
         time_column=body.time_column,
-        actor=who.id,
         reason=body.reason,
     )
     return policy.as_dict()

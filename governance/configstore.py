@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from hub.errors import NotFound, TopicNotFound
+from hub.errors import NotFound
 
 if TYPE_CHECKING:
     from hub.ports.eventlog import EventLog
@@ -94,19 +94,11 @@ class ConfigChangeStore:
     def refresh(self) -> bool:
         """Fold records appended since the last call; True when anything new was folded."""
         with self._lock:
-            try:
-                end = self._log.end_offsets(CONFIG_CHANGES_TOPIC).get(0, 0)
-            except TopicNotFound:
-                return False
-            moved = False
-            while self._offset < end:
-                batch = self._reader.read(CONFIG_CHANGES_TOPIC, 0, self._offset, 500)
-                if not batch:
-                    break
-                for rec in batch:
-                    self._apply(rec)
-                    self._offset = rec["offset"] + 1
-                moved = True
+            from hub.events import fold_new  # hub.events imports governance.shredding
+
+            self._offset, moved = fold_new(
+                self._reader, self._log, CONFIG_CHANGES_TOPIC, self._offset, self._apply
+            )
             return moved
 
     def _apply(self, rec: Mapping[str, Any]) -> None:

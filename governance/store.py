@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from governance.bundle import DEFAULT_POLICY_DIR, PolicyBundle
-from hub.errors import NotFound, TopicNotFound
+from hub.errors import NotFound
 
 if TYPE_CHECKING:
     from hub.ports.eventlog import EventLog
@@ -105,19 +105,11 @@ class PolicyStore:
     def refresh(self) -> bool:
         """Fold records appended since the last call; True when anything new was folded."""
         with self._lock:
-            try:
-                end = self._log.end_offsets(POLICIES_TOPIC).get(0, 0)
-            except TopicNotFound:
-                return False
-            moved = False
-            while self._offset < end:
-                batch = self._reader.read(POLICIES_TOPIC, 0, self._offset, 500)
-                if not batch:
-                    break
-                for rec in batch:
-                    self._apply(rec)
-                    self._offset = rec["offset"] + 1
-                moved = True
+            from hub.events import fold_new  # hub.events imports governance.shredding
+
+            self._offset, moved = fold_new(
+                self._reader, self._log, POLICIES_TOPIC, self._offset, self._apply
+            )
             return moved
 
     def _apply(self, rec: Mapping[str, Any]) -> None:

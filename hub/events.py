@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -20,7 +20,7 @@ from domain.catalog import SubjectStrategy, subject_for
 from domain.envelope import CLASSIFICATIONS, Envelope, parse_rfc3339
 from governance.shredding import PiiCodec, encrypts, mask_pii, plain_schema
 from hub import serde
-from hub.errors import HubError, InvalidInput, PayloadTooLarge, SubjectNotFound
+from hub.errors import HubError, InvalidInput, PayloadTooLarge, SubjectNotFound, TopicNotFound
 from hub.metrics import Metrics
 from hub.ports.eventlog import EventLog, Record, RecordMetadata, StoredRecord
 from hub.ports.keystore import KeyStore
@@ -270,6 +270,35 @@ class EventReader:
             self.decode(r, mask_pii=mask_pii)
             for r in self._log.read(topic, partition, offset, limit)
         ]
+
+
+def fold_new(
+    reader: EventReader,
+    log: EventLog,
+    topic: str,
+    offset: int,
+    apply: Callable[[dict[str, Any]], None],
+    batch: int = 500,
+) -> tuple[int, bool]:
+    """Decode and ``apply`` every record of a one-partition topic from ``offset`` to its end.
+
+    Returns the next offset and whether anything was applied; a topic that does not exist yet
+    has nothing to fold. The in-memory folds of ``hub.policies`` and ``hub.config-changes`` use it.
+    """
+    try:
+        end = log.end_offsets(topic).get(0, 0)
+    except TopicNotFound:
+        return offset, False
+    moved = False
+    while offset < end:
+        records = reader.read(topic, 0, offset, batch)
+        if not records:
+            break
+        for rec in records:
+            apply(rec)
+            offset = rec["offset"] + 1
+        moved = True
+    return offset, moved
 
 
 def mask_pii_of(datum: Any, schema_text: str) -> Any:

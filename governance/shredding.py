@@ -320,8 +320,12 @@ def decrypt_pii(
     subject_id: str | None,
     keystore: KeyStore,
     topic: str,
+    only: frozenset[str] | None = None,
 ) -> dict[str, Any]:
     """A copy of ``datum`` (written with ``schema_json``) with its PII values in plaintext.
+
+    ``only`` names the fields (paths ``a/b``) to decrypt; the others stay ciphertext (a reader
+    that needs some PII decrypts no more than that).
 
     When the subject's key was destroyed, each PII value reads as ``"[erased]"`` where the plain
     type admits a string, else None. A ciphertext that fails authentication raises
@@ -333,6 +337,8 @@ def decrypt_pii(
     for field in p.fields:
         if field.path not in p.encrypted:
             continue  # written in plaintext (a schema without encryption)
+        if only is not None and field.name not in only:
+            continue
         present, value = _get(datum, field.path)
         if not present or value is None:
             continue
@@ -389,11 +395,17 @@ class PiiCodec:
         subject = data_subject_of(datum, schema_json)
         return encrypt_pii(datum, schema_json, subject, self.keystore, topic)
 
-    def decrypt(self, datum: Mapping[str, Any], schema_json: SchemaJson, topic: str) -> Any:
+    def decrypt(
+        self,
+        datum: Mapping[str, Any],
+        schema_json: SchemaJson,
+        topic: str,
+        only: frozenset[str] | None = None,
+    ) -> Any:
         if not encrypts(schema_json) or not isinstance(datum, Mapping):
             return datum
         subject = data_subject_of(datum, schema_json)
-        return decrypt_pii(datum, schema_json, subject, self.keystore, topic)
+        return decrypt_pii(datum, schema_json, subject, self.keystore, topic, only)
 
     def seal(self, subject_id: str, data: bytes, topic: str) -> bytes:
         """Encrypt opaque bytes of a subject (a quarantined original) under its key."""

@@ -3,10 +3,10 @@
 Faster than ``EventReader.decode`` for folding: no JSON mapping (decimals stay ``Decimal``,
 timestamps are converted once by the fold), and parsed writer schemas are cached per id.
 
-PII fields stored encrypted (``governance.shredding``) stay ciphertext unless the caller asks
-``decrypt=True`` (a projection with PII columns): then they are decrypted under the data subject's
-key, and read ``"[erased]"`` once that key is destroyed, so a rebuild after ``hub erase`` holds no
-PII of the erased subject.
+PII fields stored encrypted (``governance.shredding``) stay ciphertext unless the caller names
+them in ``decrypt`` (a projection decrypts the PII columns it stores, nothing more): then they
+are decrypted under the data subject's key, and read ``"[erased]"`` once that key is destroyed,
+so a rebuild after ``hub erase`` holds no PII of the erased subject.
 """
 
 from __future__ import annotations
@@ -64,7 +64,9 @@ class Decoder:
             self._encrypted[schema_id] = text if text is not None and encrypts(text) else None
         return self._encrypted[schema_id]
 
-    def decode(self, rec: StoredRecord, *, decrypt: bool = False) -> Event:
+    def decode(self, rec: StoredRecord, *, decrypt: frozenset[str] = frozenset()) -> Event:
+        """The record as an ``Event``; the encrypted PII fields named in ``decrypt`` (the ones
+        the caller's projection stores) are decrypted, every other PII field stays ciphertext."""
         value = rec.value
         if value is None or len(value) < 5 or value[0] != 0:
             raise Poison(
@@ -87,7 +89,7 @@ class Decoder:
                 if self._pii is None:
                     raise Poison("keystore_missing", "PII is encrypted but there is no KeyStore.")
                 try:
-                    datum = self._pii.decrypt(datum, text, rec.topic)
+                    datum = self._pii.decrypt(datum, text, rec.topic, decrypt)
                 except HubError as exc:  # a ciphertext that fails authentication
                     raise Poison(
                         exc.code, f"{rec.topic}/{rec.partition}@{rec.offset}: {exc}"

@@ -82,8 +82,9 @@ class ProjectionRunner:
         self.store = store
         self.decoder = decoder
         self.target = target or Target(projection.name)
-        # decrypt PII fields only for a projection that stores some (the rest fold ciphertext)
-        self.needs_pii = any(c.pii for t in projection.tables for c in t.columns)
+        # decrypt only the PII fields the projection stores (the rest stay ciphertext)
+        self.pii_fields = frozenset(c.name for t in projection.tables for c in t.columns if c.pii)
+        self.needs_pii = bool(self.pii_fields)
         self.ctx = FoldContext(windowing or Windowing(), projection.params)
         self.batch_records = batch_records
         self.quarantine = quarantine
@@ -234,7 +235,7 @@ class ProjectionRunner:
                 ):
                     continue
                 try:
-                    events.append(self.decoder.decode(r, decrypt=self.needs_pii))
+                    events.append(self.decoder.decode(r, decrypt=self.pii_fields))
                 except Poison as exc:
                     self._poison(r, exc.code, exc.reason, result)
             decoded.append((tp, events))

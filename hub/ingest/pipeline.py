@@ -48,7 +48,7 @@ from domain import envelope as env
 from domain.catalog import subject_for
 from domain.envelope import Envelope, parse_rfc3339
 from domain.quality import Evaluator, Rule, RuleSet, compile_natural_key, compile_rules
-from governance.shredding import data_subject_field, encrypts, pii_fields
+from governance.shredding import data_subject_field, data_subject_of, encrypts, pii_fields
 from hub import serde
 from hub.errors import HubError, InvalidInput, SchemaNotFound, SubjectNotFound
 from hub.events import KEY_FIELD_CONFIG, Publisher, classification_of
@@ -482,11 +482,20 @@ class IngestPipeline:
         """A wire-format value as a plain datum of ``t``: PII decrypted, resolved to the latest.
 
         Values written with a schema whose PII is ciphertext (a copy of the hub's own records)
-        are decrypted under their subject's key first; a subject erased since reads as erased.
+        are decrypted under their subject's key first; a subject without a live key (erased, or
+        never seen by this hub) is refused like any late event of an erased subject.
         """
         datum = serde.decode(value, writer, None)
         if encrypts(writer.text):
-            datum = self.publisher.codec().decrypt(datum, writer.text, topic)
+            codec = self.publisher.codec()
+            subject = data_subject_of(datum, writer.text)
+            if subject is not None and not codec.keystore.exists(subject):
+                raise _Reject(
+                    "key_destroyed",
+                    f"Data subject {subject!r} has no key in this hub (erased, or its ciphertext "
+                    "comes from another hub): the record's PII cannot be read, so it is refused.",
+                )
+            datum = codec.decrypt(datum, writer.text, topic)
         plain_writer = self.publisher.plain(writer_id, writer)
         if writer_id == t.schema_id:
             return datum
@@ -742,7 +751,7 @@ class IngestPipeline:
             original = json.dumps(serde.to_json(raw.value), default=str).encode()
             content_type = JSON
         extra_headers: tuple[tuple[str, bytes], ...] = ()
-        subject = self._pii_subject(raw, target)
+        subject, seen = self._pii_subject(raw, target)
         original_size, digest = len(original), hashlib.sha256(original).hexdigest()
         truncated = original_size > self.max_record_bytes
         if truncated:
@@ -753,7 +762,7 @@ class IngestPipeline:
                 # an erasure shreds the quarantined copy too (``hub quarantine show`` unseals).
                 original = self.publisher.codec().seal(subject, original, QUARANTINE_TOPIC)
                 extra_headers = ((SEALED_FOR, subject.encode()),)
-                rej = _redacted(rej, raw.value, target)
+                rej = _redacted(rej, seen, target)
             except KeyDestroyed:
                 rej = _Reject("key_destroyed", f"Data subject {subject!r} was erased. {rej.reason}")
         if rej.code == "key_destroyed":
@@ -796,19 +805,28 @@ class IngestPipeline:
             headers=envelope.to_headers() + extra_headers,
         )
 
-    def _pii_subject(self, raw: RawRecord, target: Target | None) -> str | None:
-        """The data subject whose PII a rejected record may hold in clear, when it can be told.
+    def _pii_subject(self, raw: RawRecord, target: Target | None) -> tuple[str | None, Any]:
+        """The data subject whose PII a rejected record may hold in clear, when it can be told,
+        and the record's value as far as it could be read.
 
         Only records aimed at a schema that encrypts PII are considered; the subject is read from
-        the decoded value (JSON object or file row). A record whose subject cannot be told (not
-        JSON, no subject field) is kept as sent: it cannot be tied to anyone's key.
+        the decoded value (JSON object, file row, or a wire-format value decoded with its writer
+        schema). A record whose subject cannot be told (not JSON, not decodable, no subject field)
+        is kept as sent: it cannot be tied to anyone's key.
         """
         if target is None or not target.encrypts or self.publisher.pii is None:
-            return None
+            return None, None
         field_name = data_subject_field(target.schema.text)
-        if field_name is None or not isinstance(raw.value, Mapping):
-            return None
-        subject = raw.value.get(field_name)
+        value = raw.value
+        if value is None and raw.kind == "wire":
+            try:  # a rejected wire-format value: decode it with its writer schema to find out
+                writer_id, _ = serde.split_wire(raw.original)
+                value = serde.decode(raw.original, self.registry.parsed(writer_id))
+            except (HubError, ValueError):
+                return None, None
+        if field_name is None or not isinstance(value, Mapping):
+            return None, None
+        subject = value.get(field_name)
         if not isinstance(subject, str) or not subject:
-            return None
-        return subject
+            return None, value
+        return subject, value

@@ -128,6 +128,13 @@ def test_pii_is_ciphertext_in_the_log_and_plaintext_to_readers(hub: Hub) -> None
     assert BAD_EMAIL not in entry["reason"] and "***" in entry["reason"]  # redacted
     assert BAD_EMAIL.encode() not in quarantined
     assert BAD_EMAIL.encode() in decode_entry(hub.ingest, entry["offset"])["original"]
+    # a wire-format copy of a stored record (ciphertext PII) is accepted and kept byte for byte
+    stored = next(r for r in hub.log.scan("accounts", 0) if r.value is not None)
+    copy = RawRecord(stored.value or b"", kind="wire", event_type="hub.accounts.AccountOpened")
+    result = hub.ingest.ingest("accounts", [copy], source="copy")
+    assert result.accepted == 1, result.as_dict()
+    last = [r for r in hub.log.scan("accounts", stored.partition) if r.value is not None][-1]
+    assert last.offset > stored.offset and last.value == stored.value
 
 
 def test_erase_shreds_the_subject_everywhere_and_the_ledger_still_verifies(hub: Hub) -> None:
@@ -169,6 +176,17 @@ def test_erase_shreds_the_subject_everywhere_and_the_ledger_still_verifies(hub: 
         [RawRecord(json.dumps(late).encode(), value=late, event_type="hub.accounts.AccountOpened")],
         source="late",
     )
+    assert result.rejected == 1 and result.rejections[0].reason_code == "key_destroyed"
+    # a copy of one of the subject's stored records (wire format, ciphertext PII) is refused too
+    stored = next(
+        r
+        for p, end in hub.log.end_offsets("accounts").items()
+        for r in hub.log.read("accounts", p, 0, end + 1)
+        if r.key == b"ACC-A"
+    )
+    assert stored.value is not None
+    copy = RawRecord(stored.value, kind="wire", event_type="hub.accounts.AccountOpened")
+    result = hub.ingest.ingest("accounts", [copy], source="copy")
     assert result.rejected == 1 and result.rejections[0].reason_code == "key_destroyed"
     assert ALICE["email"].encode() not in b"".join(
         r.value or b"" for r in hub.log.read("hub.quarantine", 0, 0, 100)

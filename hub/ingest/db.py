@@ -27,7 +27,7 @@ from typing import Any
 
 from governance import lineage
 from hub.errors import ConfigError, HubError
-from hub.ingest.pipeline import QUARANTINE_TOPIC, IngestPipeline, IngestResult, RawRecord
+from hub.ingest.pipeline import IngestPipeline, IngestResult, RawRecord, tracked_pull
 
 
 @dataclass(frozen=True)
@@ -88,20 +88,14 @@ class DbConnector:
         """Pull until no row is left after the stored position (one lineage run); returns the
         totals."""
         c = self.config
-        with lineage.tracked(
-            self.pipeline.publisher,
+        return tracked_pull(
+            self.pipeline,
             f"ingest.db.{c.name}",
-            [lineage.source_dataset(c.url, table=c.table)],
-            [lineage.topic_dataset(c.topic)],
+            lineage.source_dataset(c.url, table=c.table),
+            c.topic,
+            self._pull,
             redact={c.url: lineage.redact_url(c.url)},
-        ) as run:
-            total = IngestResult()
-            try:
-                self._pull(total)
-            finally:  # rows quarantined before a failure are in the quarantine all the same
-                if total.rejected:
-                    run.add_output(lineage.topic_dataset(QUARANTINE_TOPIC))
-            return total
+        )
 
     def _pull(self, total: IngestResult) -> None:
         import sqlalchemy as sa

@@ -33,7 +33,7 @@ import httpx
 
 from governance import lineage
 from hub.errors import HubError, Retryable
-from hub.ingest.pipeline import QUARANTINE_TOPIC, IngestPipeline, IngestResult, RawRecord
+from hub.ingest.pipeline import IngestPipeline, IngestResult, RawRecord, tracked_pull
 
 
 class ConnectorFailed(HubError):
@@ -116,20 +116,14 @@ class HttpPullConnector:
     def run(self) -> IngestResult:
         """Fetch pages until the end or ``max_pages`` (one lineage run); returns the totals."""
         c = self.config
-        with lineage.tracked(
-            self.pipeline.publisher,
+        return tracked_pull(
+            self.pipeline,
             f"ingest.http.{c.name}",
-            [lineage.source_dataset(c.url)],
-            [lineage.topic_dataset(c.topic)],
+            lineage.source_dataset(c.url),
+            c.topic,
+            self._pull,
             redact={c.url: lineage.redact_url(c.url)},
-        ) as run:
-            total = IngestResult()
-            try:
-                self._pull(total)
-            finally:  # records quarantined before a failure are in the quarantine all the same
-                if total.rejected:
-                    run.add_output(lineage.topic_dataset(QUARANTINE_TOPIC))
-            return total
+        )
 
     def _pull(self, total: IngestResult) -> None:
         c = self.config

@@ -212,6 +212,31 @@ class _Reject(Exception):
         self.code, self.reason, self.rule_id, self.path = code, reason, rule_id, path
 
 
+def tracked_pull(
+    pipeline: IngestPipeline,
+    job: str,
+    source: Any,
+    topic: str,
+    pull: Callable[[IngestResult], None],
+    redact: Mapping[str, str],
+) -> IngestResult:
+    """One OpenLineage run (``governance.lineage.tracked``) around a pull connector's ``pull``,
+    which adds its batches' counts to the result; ``hub.quarantine`` becomes an output as soon
+    as a record was rejected, also when the pull then fails (those records are kept)."""
+    from governance import lineage
+
+    with lineage.tracked(
+        pipeline.publisher, job, [source], [lineage.topic_dataset(topic)], redact=redact
+    ) as run:
+        total = IngestResult()
+        try:
+            pull(total)
+        finally:
+            if total.rejected:
+                run.add_output(lineage.topic_dataset(QUARANTINE_TOPIC))
+        return total
+
+
 def _redacted(rej: _Reject, value: Any, target: Target | None) -> _Reject:
     """``rej`` with every PII value of the record that its reason quotes replaced by ``***``:
     a rule's message quotes the failing value, and the reason is kept in clear."""

@@ -95,12 +95,30 @@ class ChdbViewStore(ClickHouseSqlViews):
         return result
 
     def _insert(self, table: str, columns: Sequence[str], data: pa.Table) -> None:
-        # chDB's Python() table function resolves the name in the caller's frame: keep it local.
-        __rows__ = data  # noqa: F841
-        cols = ", ".join(columns)
-        self._query(
-            f"INSERT INTO {table} ({cols}) SELECT {cols} FROM Python(__rows__)", "CSV", None
-        )
+        """One INSERT of ``data``: its rows are committed together when it returns.
+
+        The rows go in as Arrow IPC bytes through chDB's streaming insert (``send_insert``), not
+        as ``INSERT ... SELECT FROM Python(...)``: a live batch makes one insert per table plus
+        the positions insert, each of a few hundred rows, and measured with the market bars
+        that costs about 7 ms per insert against 17 ms (the Python() table function's setup).
+        ``finish`` commits; leaving the ``with`` block without it (an error) cancels the insert.
+        """
+        sql = f"INSERT INTO {table} ({', '.join(columns)})"
+        data = data.select(list(columns))
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, data.schema) as writer:
+            writer.write_table(data)
+        payload = sink.getvalue().to_pybytes()
+        if self._closed:
+            raise HubError("The chDB view store is closed.", code="views_closed")
+        try:
+            with _QUERY_LOCK, self._session.send_insert(sql, "ArrowStream") as inserter:
+                inserter.append(payload)
+                inserter.finish()
+        except Exception as exc:  # chDB raises RuntimeError
+            raise HubError(
+                f"chDB failed on {sql[:200]!r}: {str(exc).strip()[:500]}", code="views_error"
+            ) from exc
 
     def _arrow_with(self, sql: str, probe: pa.Table) -> pa.Table:
         __probe__ = probe  # noqa: F841 - read by chDB's Python() table function

@@ -296,25 +296,34 @@ class ProjectionRunner:
         time_ms = None if bound is None else bound.time_ms
         tables: list[tuple[tuple[str, int], pa.Table]] = []
         try:
+            kept: list[tuple[tuple[str, int], Sequence[StoredRecord]]] = []
             for tp, recs in chunks.items():
                 if time_ms is not None:
                     recs = [r for r in recs if r.timestamp_ms <= time_ms]
-                if not recs:
-                    continue
+                if recs:
+                    kept.append((tp, recs))
+            # One decode for the whole batch, then a slice per partition chunk: the column-wise
+            # decoder costs ~2 ms per call however few records it gets, and a live batch holds
+            # a few records of every partition.
+            every = [r for _, recs in kept for r in recs]
+            if every:
                 fields, ids = decode_values(
-                    [r.value for r in recs], lambda i: self.decoder.schema(i)[0]
+                    [r.value for r in every], lambda i: self.decoder.schema(i)[0]
                 )
-                tenants, types = envelope(recs, ids, lambda i: self.decoder.schema(i)[1])
+                tenants, types = envelope(every, ids, lambda i: self.decoder.schema(i)[1])
                 for extra in ("src_offset", "tenant", "event_type"):
                     if extra in fields.column_names:
                         raise Unsupported(f"a field called {extra}")
-                offsets = np.fromiter((r.offset for r in recs), np.int64, len(recs))
+                offsets = np.fromiter((r.offset for r in every), np.int64, len(every))
                 fields = (
                     fields.append_column("src_offset", pa.array(offsets))
                     .append_column("tenant", pa.array(tenants, pa.string()))
                     .append_column("event_type", pa.array(types, pa.string()))
                 )
-                tables.append((tp, fields))
+                at = 0
+                for tp, recs in kept:
+                    tables.append((tp, fields.slice(at, len(recs))))
+                    at += len(recs)
             trial = WindowState(windows.max_seen)
             produced = proj.columnar(tables, trial, self.ctx, self.store.select_over)
         except (Unsupported, Poison) as exc:

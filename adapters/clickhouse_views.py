@@ -31,6 +31,13 @@ Retention (``delete_rows_before``), under the store lock:
      mutation that the server finishes after a restart; a rerun removes what an interrupted one
      left. Aggregate tables are cut by a key column only (``check_time_column``), so partial
      rows go with their view row; append rows of one key are the same fact.
+
+Erasure (``erase_values``), under the store lock: count the matching view rows (the read view),
+then ONE ``ALTER TABLE T__p UPDATE c = if(isNull(c), c, marker) ... WHERE column = value`` that
+waits until it is done (a mutation the server finishes after a restart; a rerun sets the marker
+again). It updates every stored write that matches, so an entity key's newest write, the one a
+``FINAL`` read returns, is among them (``batch_seq``, the version, is unchanged), and so is every
+partial row of an aggregate view row (``check_erasable`` makes ``column`` a key there).
 """
 
 from __future__ import annotations
@@ -54,6 +61,7 @@ from hub.ports.views import (
     ViewGrant,
     ViewState,
     ViewStore,
+    check_erasable,
     check_time_column,
     no_hook,
 )
@@ -150,6 +158,17 @@ def view_sql(t: Table, physical: str) -> str:
         f"SELECT {cols} FROM (SELECT {inner} FROM {physical} "
         f"GROUP BY {', '.join([*keys, 'src_topic', 'src_partition'])}) GROUP BY {', '.join(keys)}"
     )
+
+
+def _equals(c: Column, param: str, value: Any) -> tuple[str, Any]:
+    """A condition ``column = {param}`` and the parameter's value, typed for the column."""
+    if c.type == "timestamp":
+        return f"toUnixTimestamp64Micro({c.name}) = {{{param}:Int64}}", value
+    if c.type == "int":
+        return f"{c.name} = {{{param}:Int64}}", value
+    if c.type == "decimal":
+        return f"{c.name} = toDecimal128({{{param}:String}}, {c.scale})", str(value)
+    return f"{c.name} = {{{param}:String}}", value
 
 
 def _quote(text: str) -> str:
@@ -365,17 +384,8 @@ class ClickHouseSqlViews(ViewStore):
     ) -> list[Row]:
         conds, params = [], {}
         for i, (name, value) in enumerate(sorted((where or {}).items())):
-            c = table.column(name)
-            if c.type == "timestamp":
-                conds.append(f"toUnixTimestamp64Micro({name}) = {{w{i}:Int64}}")
-            elif c.type == "int":
-                conds.append(f"{name} = {{w{i}:Int64}}")
-            elif c.type == "decimal":
-                conds.append(f"{name} = toDecimal128({{w{i}:String}}, {c.scale})")
-                value = str(value)
-            else:
-                conds.append(f"{name} = {{w{i}:String}}")
-            params[f"w{i}"] = value
+            cond, params[f"w{i}"] = _equals(table.column(name), f"w{i}", value)
+            conds.append(cond)
         sql = f"SELECT * FROM {DB}.{target.table(table.name)}"
         if conds:
             sql += " WHERE " + " AND ".join(conds)
@@ -413,6 +423,15 @@ class ClickHouseSqlViews(ViewStore):
     # -- retention -----------------------------------------------------------------------------
     def _count_expired(self, target: Target, table: Table, column: str, before_us: int) -> int:
         check_time_column(table, column)
+        self._check_table(target, table)
+        n = self._arrow(
+            f"SELECT count() AS n FROM {DB}.{target.table(table.name)} "
+            f"WHERE toUnixTimestamp64Micro({column}) < {{b:Int64}}",
+            {"b": before_us},
+        )
+        return int(n.column("n")[0].as_py())
+
+    def _check_table(self, target: Target, table: Table) -> None:
         self._base()
         found = self._arrow(
             "SELECT count() AS n FROM system.tables WHERE database = {d:String} "
@@ -425,12 +444,6 @@ class ClickHouseSqlViews(ViewStore):
                 "create it first (ensure) or check the projection name.",
                 code="view_table_not_found",
             )
-        n = self._arrow(
-            f"SELECT count() AS n FROM {DB}.{target.table(table.name)} "
-            f"WHERE toUnixTimestamp64Micro({column}) < {{b:Int64}}",
-            {"b": before_us},
-        )
-        return int(n.column("n")[0].as_py())
 
     def count_rows_before(self, target: Target, table: Table, column: str, before_us: int) -> int:
         with self._lock:
@@ -449,6 +462,39 @@ class ClickHouseSqlViews(ViewStore):
                 "SETTINGS lightweight_deletes_sync = 2, mutations_sync = 2",  # wait until done
                 {"b": before_us},
             )
+            return count
+
+    # -- erasure -------------------------------------------------------------------------------
+    def erase_values(
+        self,
+        target: Target,
+        table: Table,
+        column: str,
+        value: Any,
+        columns: Sequence[str],
+        marker: str,
+    ) -> int:
+        check_erasable(table, column, columns)
+        cond, v = _equals(table.column(column), "v", value)
+        params = {"v": v, "m": marker}
+        sets = ", ".join(
+            f"{c} = if(isNull({c}), {c}, {{m:String}})"
+            if table.column(c).nullable
+            else f"{c} = {{m:String}}"
+            for c in columns
+        )
+        with self._lock:
+            self._check_table(target, table)
+            n = self._arrow(
+                f"SELECT count() AS n FROM {DB}.{target.table(table.name)} WHERE {cond}", params
+            )
+            count = int(n.column("n")[0].as_py())
+            if count:  # one mutation that waits until it is done
+                self._run(
+                    f"ALTER TABLE {DB}.{target.table(table.name)}__p UPDATE {sets} WHERE {cond} "
+                    "SETTINGS mutations_sync = 2",
+                    params,
+                )
             return count
 
     # -- queries ---------------------------------------------------------------------------------

@@ -12,6 +12,8 @@ Write protocol, per batch, in ONE SQL transaction:
 
 Retention (``delete_rows_before``) is one ``DELETE ... WHERE column < cutoff`` in one
 transaction; entity tables hold one row per key, so the view row and the stored row are the same.
+Erasure (``erase_values``) is likewise one ``UPDATE ... SET c = CASE WHEN c IS NULL THEN NULL
+ELSE marker END ... WHERE column = value`` in one transaction.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from hub.ports.views import (
     ViewGrant,
     ViewState,
     ViewStore,
+    check_erasable,
     check_time_column,
     no_hook,
 )
@@ -306,10 +309,7 @@ class SqlAlchemyViewStore(ViewStore):
             conn.execute(sa.delete(o).where(o.c.projection_id == target.id))
 
     # -- retention -----------------------------------------------------------------------------
-    def _expired(
-        self, conn: Connection, target: Target, table: Table, column: str
-    ) -> tuple[sa.Table, sa.Column[Any]]:
-        check_time_column(table, column)
+    def _existing(self, conn: Connection, target: Target, table: Table) -> sa.Table:
         st = self._table(target, table)
         if not sa.inspect(conn).has_table(st.name):
             raise InvalidInput(
@@ -317,6 +317,13 @@ class SqlAlchemyViewStore(ViewStore):
                 "(ensure) or check the projection name.",
                 code="view_table_not_found",
             )
+        return st
+
+    def _expired(
+        self, conn: Connection, target: Target, table: Table, column: str
+    ) -> tuple[sa.Table, sa.Column[Any]]:
+        check_time_column(table, column)
+        st = self._existing(conn, target, table)
         return st, st.c[column]
 
     def count_rows_before(self, target: Target, table: Table, column: str, before_us: int) -> int:
@@ -329,6 +336,24 @@ class SqlAlchemyViewStore(ViewStore):
         with self._tx("deleting expired view rows") as conn:  # one transaction: all or nothing
             st, col = self._expired(conn, target, table, column)
             return int(conn.execute(sa.delete(st).where(col < before_us)).rowcount)
+
+    # -- erasure -------------------------------------------------------------------------------
+    def erase_values(
+        self,
+        target: Target,
+        table: Table,
+        column: str,
+        value: Any,
+        columns: Sequence[str],
+        marker: str,
+    ) -> int:
+        check_erasable(table, column, columns)
+        with self._tx("erasing view values") as conn:  # one transaction: all or nothing
+            st = self._existing(conn, target, table)
+            scrub = {c: sa.case((st.c[c].is_(None), None), else_=marker) for c in columns}
+            return int(
+                conn.execute(sa.update(st).where(st.c[column] == value).values(scrub)).rowcount
+            )
 
     def query(self, sql: str, grants: Sequence[ViewGrant]) -> pa.Table:
         dialect = self._engine.dialect.name
@@ -367,6 +392,12 @@ class SqlAlchemyViewStore(ViewStore):
             finally:
                 conn.exec_driver_sql("PRAGMA query_only = OFF")
                 conn.rollback()
+                # pysqlite runs DDL outside the transaction, so the rollback leaves the temporary
+                # views on this pooled connection; a later rename of their table (the swap of a
+                # rebuild) would then fail on them. Drop them now.
+                for g in grants:
+                    conn.execute(sa.text(f"DROP VIEW IF EXISTS temp.q_{g.name}"))
+                conn.commit()
         return pa.Table.from_pylist([dict(zip(names, r, strict=True)) for r in data])
 
     def _query_postgres(self, rewritten: str, grants: Sequence[ViewGrant]) -> pa.Table:

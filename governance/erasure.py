@@ -9,45 +9,60 @@ decision point for ``subject.erase`` first):
 2. destroys every version of the subject's key (``KeyStore.destroy``: irreversible, idempotent).
    From here on every log read, quarantine entry and projection fold sees ``"[erased]"`` where
    the PII was, and a late event naming the subject is refused at ingest;
-3. rebuilds the projections that store PII columns (replay into a new table and swap, as
-   ``hub projection rebuild`` does), so no view row still holds the subject's plaintext;
-   exports are queries of the views, so they hold none either;
+3. scrubs the subject's view rows: in every projection table that stores PII columns and has a
+   column naming the data subject (a column called as the ``hub.data_subject`` field of the
+   projection's event schemas, e.g. ``account_id``), under the live runner's lock (so no batch
+   rewrites a row it loaded before the scrub), one ``ViewStore.erase_values`` sets the PII
+   columns of the rows where that column is the subject to ``"[erased]"`` (NULL stays NULL).
+   That is exactly what a rebuild would write now: the folds copy each PII value from an event
+   naming the row's subject, and decrypting with the destroyed key yields ``"[erased]"`` for a
+   string (``PiiField.erased``). A projection with a PII table that has no subject column, or
+   whose PII columns are not strings, is rebuilt instead (replay into a new table and swap, as
+   ``hub projection rebuild`` does). Either way no view row still holds the subject's
+   plaintext; exports are queries of the views, so they hold none either;
 4. records ``subject.erase`` on the audit ledger (actor, reason, whether a key existed, the
-   projections rebuilt) and signs a checkpoint at once, so the erasure itself is provable.
+   rows scrubbed per projection and table, the projections rebuilt) and signs a checkpoint at
+   once, so the erasure itself is provable.
 
 A crash between 2 and 4 leaves the key destroyed but the erasure unrecorded; running the same
 command again is safe (step 2 is idempotent) and completes 3 and 4. Other processes that cache
 keys stop decrypting within the KeyStore's documented cache lifetime (``keystore_cache_ttl_s``);
 a projection running in another process (``hub serve``) keeps the rows it already wrote until it
-is rebuilt there, so run ``hub erase`` against the serving hub's API (``POST /v1/erasures``)
-when one is running.
+is scrubbed or rebuilt there, so run ``hub erase`` against the serving hub's API
+(``POST /v1/erasures``) when one is running.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from hub.errors import Conflict, InvalidInput
 from hub.ports.keystore import check_subject
+from hub.ports.views import Target, check_erasable
 
 if TYPE_CHECKING:
     from hub.bootstrap import Hub
     from hub.ports.policy import Principal
+    from projections.model import Projection, Table
 
 ACTION = "subject.erase"
 
 
 @dataclass(frozen=True, slots=True)
 class Erasure:
-    """What an erasure did; ``audit_offset`` is the ``hub.audit`` record naming it and
-    ``checkpoint_size`` the size of the signed checkpoint that covers it."""
+    """What an erasure did; ``rows_scrubbed`` counts the subject's rows per projection and table
+    that were scrubbed, ``projections_rebuilt`` names those rebuilt instead; ``audit_offset`` is
+    the ``hub.audit`` record naming it and ``checkpoint_size`` the size of the signed checkpoint
+    that covers it."""
 
     subject: str
     reason: str
     actor: str
     key_existed: bool
     projections_rebuilt: tuple[str, ...] = ()
+    rows_scrubbed: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
     audit_offset: int | None = None
     checkpoint_size: int | None = None
 
@@ -58,16 +73,52 @@ class Erasure:
             "actor": self.actor,
             "key_existed": self.key_existed,
             "projections_rebuilt": list(self.projections_rebuilt),
+            "rows_scrubbed": {p: dict(t) for p, t in self.rows_scrubbed.items()},
             "audit_offset": self.audit_offset,
             "checkpoint_size": self.checkpoint_size,
         }
 
 
 def pii_projections() -> list[str]:
-    """The projections whose tables store PII columns (rebuilt by an erasure)."""
+    """The projections whose tables store PII columns (scrubbed or rebuilt by an erasure)."""
     from projections.catalog import PROJECTIONS
 
     return [p.name for p in PROJECTIONS if any(c.pii for t in p.tables for c in t.columns)]
+
+
+def subject_fields(proj: Projection) -> frozenset[str]:
+    """The ``hub.data_subject`` fields of the event schemas on the projection's topics."""
+    from domain.catalog import TOPICS, schema_text
+    from governance.shredding import data_subject_field
+
+    names = (
+        data_subject_field(schema_text(t))
+        for spec in TOPICS
+        if spec.name in proj.topics
+        for t in spec.event_types
+    )
+    return frozenset(n for n in names if n is not None)
+
+
+def scrub_plan(proj: Projection) -> list[tuple[Table, str, tuple[str, ...]]] | None:
+    """(table, subject column, PII columns) for each of the projection's PII tables, or None when
+    one of them cannot be scrubbed (no single subject column, or PII ``erase_values`` refuses,
+    such as a non-string column): the projection is then rebuilt."""
+    fields = subject_fields(proj)
+    if len(fields) != 1:
+        return None
+    (subject,) = fields
+    plan = []
+    for table in proj.tables:
+        pii = tuple(c.name for c in table.columns if c.pii)
+        if not pii:
+            continue
+        try:
+            check_erasable(table, subject, pii)
+        except InvalidInput:
+            return None
+        plan.append((table, subject, pii))
+    return plan
 
 
 def erase(hub: Hub, principal: Principal, subject: str, reason: str) -> Erasure:
@@ -88,15 +139,17 @@ def erase(hub: Hub, principal: Principal, subject: str, reason: str) -> Erasure:
         )
     existed = hub.keystore.exists(subject)
     hub.keystore.destroy(subject)  # 2.
-    rebuilt = []
-    for name in pii_projections():  # 3.
-        hub.projections.rebuild(name)
-        rebuilt.append(name)
+    rebuilt, scrubbed = _erase_views(hub, subject)  # 3.
     meta = hub.ledger.record_action(  # 4.
         principal.id,
         ACTION,
         f"subject:{subject}",
-        details={"reason": reason, "key_existed": existed, "projections_rebuilt": rebuilt},
+        details={
+            "reason": reason,
+            "key_existed": existed,
+            "rows_scrubbed": scrubbed,
+            "projections_rebuilt": rebuilt,
+        },
         tenant=principal.tenant,
     )
     synced = hub.ledger.sync(force_checkpoint=True)
@@ -106,6 +159,32 @@ def erase(hub: Hub, principal: Principal, subject: str, reason: str) -> Erasure:
         actor=principal.id,
         key_existed=existed,
         projections_rebuilt=tuple(rebuilt),
+        rows_scrubbed=scrubbed,
         audit_offset=meta.offset,
         checkpoint_size=synced.size,
     )
+
+
+def _erase_views(hub: Hub, subject: str) -> tuple[list[str], dict[str, dict[str, int]]]:
+    """Step 3: scrub (or rebuild) every PII projection; returns (rebuilt, rows scrubbed)."""
+    from governance.shredding import ERASED
+    from projections.catalog import by_name
+
+    rebuilt: list[str] = []
+    scrubbed: dict[str, dict[str, int]] = {}
+    for name in pii_projections():
+        proj = by_name(name)
+        plan = scrub_plan(proj)
+        if plan is None:
+            hub.projections.rebuild(name)
+            rebuilt.append(name)
+            continue
+        live = hub.projections.runner(name)
+        store = hub.projections.store(proj.store)
+        with live.lock:  # no batch in flight: none writes back a row it loaded before
+            live.checkpoint  # noqa: B018 - opens the runner: its tables exist from here on
+            scrubbed[name] = {
+                table.name: store.erase_values(Target(name), table, column, subject, pii, ERASED)
+                for table, column, pii in plan
+            }
+    return rebuilt, scrubbed

@@ -32,6 +32,15 @@ Contract
   when ``check_time_column`` refuses ``column`` or the target has no such table (``ensure``
   first). ``count_rows_before`` MUST return the count that ``delete_rows_before`` would return
   now, deleting nothing.
+- ``erase_values(target, table, column, value, columns, marker)`` (erasure) MUST set each of
+  ``columns`` to ``marker`` in exactly the view rows of ``target``'s ``table`` whose ``column``
+  equals ``value`` (as ``rows`` reads them: an entity row by its newest write, an aggregate row in
+  all its partial rows); a named column that is NULL in such a row stays NULL. It MUST return
+  how many view rows matched. It MUST be atomic: transactional stores update in one SQL transaction;
+  stores without transactions in one UPDATE mutation that the server completes after a restart
+  (a rerun with the same arguments is harmless: the marker is set again). It MUST NOT touch any
+  other column, row, table, target, or the positions. It MUST raise ``InvalidInput``, changing
+  nothing, when ``check_erasable`` refuses the columns or the target has no such table.
 """
 
 from __future__ import annotations
@@ -67,6 +76,32 @@ def check_time_column(table: Table, column: str) -> Column:
             code="invalid_time_column",
         )
     return table.column(column)
+
+
+def check_erasable(table: Table, column: str, columns: Sequence[str]) -> None:
+    """Refuse with ``InvalidInput`` what ``erase_values`` may not do: ``columns`` must be named,
+    known, string, non-key columns of ``table``; ``column`` a known column not among them, and in
+    an aggregate table a key column (so that every partial row of a view row matches)."""
+    names = {c.name for c in table.columns}
+    if column not in names or (table.kind == "aggregate" and column not in table.key):
+        raise InvalidInput(
+            f"Column {column!r} of table {table.name!r} cannot select the rows to erase: pick one "
+            f"of {', '.join(sorted(table.key if table.kind == 'aggregate' else names))}.",
+            code="invalid_erase_column",
+        )
+    usable = sorted(
+        c.name
+        for c in table.columns
+        if c.type == "string" and c.agg not in ("key", "derived") and c.name != column
+    )
+    bad = [c for c in columns if c not in usable]
+    if not columns or bad:
+        raise InvalidInput(
+            f"Columns {', '.join(map(repr, bad)) or '(none)'} of table {table.name!r} cannot be "
+            f"erased: name one or more of {', '.join(usable) or 'none (no string value columns)'}"
+            " (string columns that are neither keys nor the selecting column).",
+            code="invalid_erase_columns",
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +224,19 @@ class ViewStore(abc.ABC):
     def delete_rows_before(self, target: Target, table: Table, column: str, before_us: int) -> int:
         """Remove the view rows whose ``column`` is below ``before_us`` µs (retention); returns
         how many (see the contract)."""
+
+    @abc.abstractmethod
+    def erase_values(
+        self,
+        target: Target,
+        table: Table,
+        column: str,
+        value: Any,
+        columns: Sequence[str],
+        marker: str,
+    ) -> int:
+        """Set ``columns`` to ``marker`` (NULL stays NULL) in the view rows whose ``column``
+        equals ``value`` (erasure); returns how many rows matched (see the contract)."""
 
     #: True when ``select_over`` works (the runner then folds aggregate tables in SQL).
     can_select_over: bool = False

@@ -73,6 +73,56 @@ MERGED_TIME = Table(
         Column("last_at", "timestamp", "max"),
     ),
 )
+# Erasure selects rows by a non-key column (the data subject) in an entity table ...
+PAYMENTS = Table(
+    "ct_payments",
+    "entity",
+    (
+        Column("tenant", "string", "key"),
+        Column("payment_id", "string", "key"),
+        Column("account_id", "string"),
+        Column("payee", "string", nullable=True, pii=True),
+        Column("memo", "string", pii=True),
+        Column("amount", "decimal", scale=2),
+    ),
+)
+# ... and by a key column in an aggregate table.
+NAMED = Table(
+    "ct_named",
+    "aggregate",
+    (
+        Column("tenant", "string", "key"),
+        Column("account_id", "string", "key"),
+        Column("events", "int", "sum"),
+        Column("name", "string", "max", nullable=True, pii=True),
+    ),
+)
+ERASED = "[erased]"
+
+
+def payment(pid, aid, payee, memo, amount="1", src=(("payments", 0, 0, 0, 1),)):
+    return {
+        "tenant": "t1",
+        "payment_id": pid,
+        "account_id": aid,
+        "payee": payee,
+        "memo": memo,
+        "amount": D(amount),
+        "src_offsets": [list(s) for s in src],
+    }
+
+
+def named(aid, events, name, first):
+    return {
+        "tenant": "t1",
+        "account_id": aid,
+        "events": events,
+        "name": name,
+        "src_topic": "p",
+        "src_partition": 0,
+        "src_first": first,
+        "src_last": first + events - 1,
+    }
 
 
 def account(
@@ -378,5 +428,98 @@ class ViewStoreContract:
             for op in (store.count_rows_before, store.delete_rows_before):
                 with pytest.raises(InvalidInput):
                     op(t, table, column, 10**18)
+        assert {t.name: store.rows(target, t) for t in tables} == before
+        store.drop(target, tables)
+
+    # -- erasure: erase_values -------------------------------------------------------------------
+    def _write_subject_rows(self, store: ViewStore, target: Target) -> tuple:
+        """Payments of subjects a and b in two batches (P1 of a written twice), plus history and,
+        in analytics stores, aggregate rows of a (two partials) and b."""
+        tables = (PAYMENTS, APPEND, NAMED) if self.aggregates else (PAYMENTS, APPEND)
+        store.drop(target, tables)
+        store.ensure(target, tables)
+        first = {
+            "ct_payments": [
+                payment("P1", "a", "Ann", "rent"),
+                payment("P2", "b", "Bob", "food"),
+                payment("P3", "a", None, "gift"),  # NULL stays NULL
+            ],
+            "ct_history": [
+                {"src_topic": "e", "src_partition": 0, "src_offset": 0, "tenant": "t1", "what": "a"}
+            ],
+        }
+        second = {"ct_payments": [payment("P1", "a", "Ann Smith", "rent", "2")]}
+        if self.aggregates:
+            first["ct_named"] = [named("a", 2, "Ann", 0), named("b", 1, "Bob", 2)]
+            second["ct_named"] = [named("a", 1, "Ann", 3)]
+        store.write(target, tables, first, Checkpoint(1, {("e", 0): Position(3)}))
+        store.write(target, tables, second, Checkpoint(2, {("e", 0): Position(4)}))
+        return tables
+
+    def test_erase_values_sets_the_marker_in_the_subjects_rows_only(self, store: ViewStore, target):
+        other = Target(target.projection, "rebuild_1")
+        tables = self._write_subject_rows(store, target)
+        self._write_subject_rows(store, other)
+        cp = store.checkpoint(target)
+        before = {t.name: store.rows(target, t) for t in tables}
+        n = store.erase_values(target, PAYMENTS, "account_id", "a", ["payee", "memo"], ERASED)
+        assert n == 2
+        expected = [
+            {**r, "payee": None if r["payee"] is None else ERASED, "memo": ERASED}
+            if r["account_id"] == "a"
+            else r
+            for r in before["ct_payments"]
+        ]
+        got = store.rows(target, PAYMENTS)
+        assert got == expected  # every other column, src_offsets included, is unchanged
+        assert [(r["payment_id"], r["payee"], r["amount"]) for r in got] == [
+            ("P1", ERASED, D(2)),  # the newest write of P1
+            ("P2", "Bob", D(1)),  # the other subject is untouched
+            ("P3", None, D(1)),
+        ]
+        loaded = store.load(target, PAYMENTS, [("t1", "P1"), ("t1", "P2")])
+        assert loaded[("t1", "P1")]["payee"] == ERASED and loaded[("t1", "P2")]["payee"] == "Bob"
+        if self.aggregates:
+            assert store.erase_values(target, NAMED, "account_id", "a", ["name"], ERASED) == 1
+            assert [
+                (r["account_id"], r["events"], r["name"]) for r in store.rows(target, NAMED)
+            ] == [
+                ("a", 3, ERASED),
+                ("b", 1, "Bob"),
+            ]
+        # MUST NOT touch other tables, other targets or the positions
+        assert store.rows(target, APPEND) == before["ct_history"]
+        assert store.checkpoint(target) == cp
+        assert {t.name: store.rows(other, t) for t in tables} == before
+        # a rerun is harmless; no matching row changes nothing
+        assert (
+            store.erase_values(target, PAYMENTS, "account_id", "a", ["payee", "memo"], ERASED) == 2
+        )
+        assert store.rows(target, PAYMENTS) == expected
+        assert store.erase_values(target, PAYMENTS, "account_id", "zz", ["payee"], ERASED) == 0
+        assert store.rows(target, PAYMENTS) == expected
+        store.drop(target, tables)
+        store.drop(other, tables)
+
+    def test_erase_values_refuses_unknown_or_unsafe_columns_and_tables(
+        self, store: ViewStore, target
+    ):
+        tables = self._write_subject_rows(store, target)
+        before = {t.name: store.rows(target, t) for t in tables}
+        refused = [
+            (target, PAYMENTS, "nope", ["payee"]),  # no such selecting column
+            (target, PAYMENTS, "account_id", ["nope"]),  # no such column
+            (target, PAYMENTS, "account_id", []),  # nothing to erase
+            (target, PAYMENTS, "account_id", ["payment_id"]),  # a key column
+            (target, PAYMENTS, "account_id", ["amount"]),  # not a string column
+            (target, PAYMENTS, "account_id", ["account_id", "payee"]),  # the selecting column
+            (Target(target.projection, "never"), PAYMENTS, "account_id", ["payee"]),  # no tables
+        ]
+        if self.aggregates:
+            refused.append((target, NAMED, "name", ["name"]))
+            refused.append((target, NAMED, "events", ["name"]))  # not a key: would split rows
+        for t, table, column, columns in refused:
+            with pytest.raises(InvalidInput):
+                store.erase_values(t, table, column, "a", columns, ERASED)
         assert {t.name: store.rows(target, t) for t in tables} == before
         store.drop(target, tables)

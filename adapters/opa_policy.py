@@ -24,11 +24,8 @@ from urllib.parse import urlsplit
 from governance.bundle import (
     PolicyBundle,
     PolicyError,
-    cache_key,
-    decision_from_result,
+    decide_cached,
     decision_input,
-    engine_failure,
-    grants_valid_until,
     with_now,
 )
 from governance.cache import DecisionCache
@@ -114,39 +111,22 @@ class OpaPolicyEngine(PolicyEngine):
         return self.decide_input(doc)
 
     def decide_input(self, doc: Mapping[str, Any]) -> Decision:
-        bundle = self._bundle
-        key = ""
-        if self.cache is not None:
-            key = cache_key(doc)
-            ctx = doc.get("context")
-            now = ctx.get("now") if isinstance(ctx, Mapping) else None
-            hit = self.cache.get(key, bundle.version, now if isinstance(now, int) else None)
-            if hit is not None:
-                return hit
-        try:
-            decision = decision_from_result(self.evaluate(doc), bundle.version)
-        except requests.Timeout:
-            return engine_failure(
-                ENGINE, f"{self.url} did not answer within {self.timeout_s} s.", bundle.version
-            )
-        except requests.ConnectionError as exc:
-            return engine_failure(
-                ENGINE,
+        return decide_cached(ENGINE, doc, self._bundle, self.cache, self.evaluate, self._explain)
+
+    def _explain(self, exc: Exception) -> str:
+        """Why a query failed, for the fail-closed denial."""
+        if isinstance(exc, requests.Timeout):
+            return f"{self.url} did not answer within {self.timeout_s} s."
+        if isinstance(exc, requests.ConnectionError):
+            return (
                 f"{self.url} is unreachable ({type(exc).__name__}); start it with "
-                "`infra/opa.sh start`.",
-                bundle.version,
+                "`infra/opa.sh start`."
             )
-        except requests.HTTPError as exc:
+        if isinstance(exc, requests.HTTPError):
             status = exc.response.status_code if exc.response is not None else "?"
             text = exc.response.text[:200] if exc.response is not None else ""
-            return engine_failure(
-                ENGINE, f"{self.url} answered HTTP {status}: {text}", bundle.version
-            )
-        except Exception as exc:  # anything else: fail closed
-            return engine_failure(ENGINE, repr(exc), bundle.version)
-        if self.cache is not None:
-            self.cache.put(key, bundle.version, decision, grants_valid_until(doc, bundle))
-        return decision
+            return f"{self.url} answered HTTP {status}: {text}"
+        return repr(exc)
 
     # -- bundle management ---------------------------------------------------------------------
     def _server_policies(self) -> dict[str, str]:

@@ -30,11 +30,8 @@ from governance.bundle import (
     QUERY,
     PolicyBundle,
     PolicyError,
-    cache_key,
-    decision_from_result,
+    decide_cached,
     decision_input,
-    engine_failure,
-    grants_valid_until,
     with_now,
 )
 from governance.cache import DecisionCache
@@ -136,26 +133,9 @@ class RegoPolicyEngine(PolicyEngine):
 
     def decide_input(self, doc: Mapping[str, Any]) -> Decision:
         """Decide on an input document as is (malformed documents are denied with a reason)."""
-        bundle = self._bundle
-        key = ""
-        if self.cache is not None:
-            key = cache_key(doc)
-            now = _now_of(doc)
-            hit = self.cache.get(key, bundle.version, now)
-            if hit is not None:
-                return hit
-        try:
-            decision = decision_from_result(self.evaluate(doc), bundle.version)
-        except PolicyError as exc:
-            return engine_failure(ENGINE, exc.message, bundle.version)
-        except Exception as exc:  # rego-cpp or JSON errors: fail closed
-            return engine_failure(ENGINE, repr(exc), bundle.version)
-        if self.cache is not None:
-            self.cache.put(key, bundle.version, decision, grants_valid_until(doc, bundle))
-        return decision
+        return decide_cached(ENGINE, doc, self._bundle, self.cache, self.evaluate, _explain)
 
 
-def _now_of(doc: Mapping[str, Any]) -> int | None:
-    ctx = doc.get("context")
-    now = ctx.get("now") if isinstance(ctx, Mapping) else None
-    return now if isinstance(now, int) else None
+def _explain(exc: Exception) -> str:
+    """Why an evaluation failed (rego-cpp or JSON errors), for the fail-closed denial."""
+    return exc.message if isinstance(exc, PolicyError) else repr(exc)

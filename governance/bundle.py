@@ -16,13 +16,16 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hub.errors import HubError
 from hub.ports.policy import Decision, Principal
+
+if TYPE_CHECKING:
+    from governance.cache import DecisionCache
 
 ENTRYPOINT = "hub/authz/decision"
 QUERY = "x = data.hub.authz.decision"
@@ -231,3 +234,32 @@ def engine_failure(engine: str, detail: str, version: str) -> Decision:
         f"Access denied because the policy engine ({engine}) failed: {detail}",
         version,
     )
+
+
+def decide_cached(
+    engine: str,
+    doc: Mapping[str, Any],
+    bundle: PolicyBundle,
+    cache: DecisionCache | None,
+    evaluate: Callable[[Mapping[str, Any]], Any],
+    explain: Callable[[Exception], str] = repr,
+) -> Decision:
+    """What every adapter's ``decide_input`` does around its own ``evaluate``: answer from the
+    decision cache when it holds the input (under this bundle version, not past a grant's
+    expiry), else evaluate, read the answer, and cache it. An evaluation that raises is denied
+    with ``explain(exc)`` as the reason (fail closed) and never cached."""
+    key = ""
+    if cache is not None:
+        key = cache_key(doc)
+        ctx = doc.get("context")
+        now = ctx.get("now") if isinstance(ctx, Mapping) else None
+        hit = cache.get(key, bundle.version, now if isinstance(now, int) else None)
+        if hit is not None:
+            return hit
+    try:
+        decision = decision_from_result(evaluate(doc), bundle.version)
+    except Exception as exc:  # the engine failed in any way: fail closed
+        return engine_failure(engine, explain(exc), bundle.version)
+    if cache is not None:
+        cache.put(key, bundle.version, decision, grants_valid_until(doc, bundle))
+    return decision

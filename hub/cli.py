@@ -45,8 +45,10 @@ class Ctx:
             h.close()
 
 
-def authorize(h: Any, action: str, resource: str) -> None:
-    decision = h.policy.decide(OPERATOR, action, resource, {"channel": "cli"})
+def authorize(h: Any, action: str, resource: str, principal: Principal = OPERATOR) -> None:
+    """Ask the policy decision point; raise ``Forbidden`` with its reason on a deny. Commands
+    act as the local operator unless a ``--key`` names another principal."""
+    decision = h.policy.decide(principal, action, resource, {"channel": "cli"})
     if not decision.allow:
         raise Forbidden(f"Access denied: {decision.reason}.")
 

@@ -18,23 +18,9 @@ from typing import Any
 import click
 import yaml
 
-from hub.cli import Ctx, main, run_safely
-from hub.commands.policy import _principal, key_option
-from hub.errors import Forbidden, InvalidInput
-from hub.ports.policy import Principal
-
-
-def _authorize(h: Any, principal: Principal, action: str, resource: str) -> None:
-    decision = h.policy.decide(principal, action, resource, {"channel": "cli"})
-    if not decision.allow:
-        raise Forbidden(f"Access denied: {decision.reason}.")
-
-
-def _print(change: Any, *, diff: bool = False) -> None:
-    out = change.summary()
-    if diff:
-        out["diff"] = change.diff
-    click.echo(json.dumps(out, indent=2))
+from hub.cli import Ctx, authorize, main, run_safely
+from hub.commands.policy import _principal, _print, key_option
+from hub.errors import InvalidInput
 
 
 def _value(value: str | None, file: str | None, unset: bool) -> Any:
@@ -71,7 +57,7 @@ def config_list(obj: Ctx, resource: str | None, pending: bool, key: str | None) 
         from governance.configchanges import config_changes_for
 
         with obj.hub() as h:
-            _authorize(h, _principal(h, key), "config.read", resource or "config")
+            authorize(h, "config.read", resource or "config", _principal(h, key))
             for c in config_changes_for(h).store.changes(resource):
                 if pending and c.status != "pending_approval":
                     continue
@@ -96,7 +82,7 @@ def config_show(obj: Ctx, target: str, key: str | None) -> None:
         from governance.configstore import ConfigChangeNotFound
 
         with obj.hub() as h:
-            _authorize(h, _principal(h, key), "config.read", target)
+            authorize(h, "config.read", target, _principal(h, key))
             changes = config_changes_for(h)
             try:
                 _print(changes.store.change(target), diff=True)
@@ -138,8 +124,8 @@ def config_propose(
 
         with obj.hub() as h:
             principal = _principal(h, key)
-            _authorize(h, principal, "config.propose", resource)
-            _authorize(h, principal, write_action(resource), resource)
+            authorize(h, "config.propose", resource, principal)
+            authorize(h, write_action(resource), resource, principal)
             change = config_changes_for(h).propose(
                 principal, resource, _value(value, file, unset), reason
             )
@@ -169,7 +155,7 @@ def config_approve(obj: Ctx, change_id: str, reason: str, key: str | None) -> No
             principal = _principal(h, key)
             changes = config_changes_for(h)
             resource = changes.store.change(change_id).resource
-            _authorize(h, principal, "config.approve", resource)
+            authorize(h, "config.approve", resource, principal)
             _print(changes.approve(principal, change_id, reason))
 
     run_safely(go)
@@ -192,8 +178,8 @@ def config_rollback(
 
         with obj.hub() as h:
             principal = _principal(h, key)
-            _authorize(h, principal, "config.propose", resource)
-            _authorize(h, principal, write_action(resource), resource)
+            authorize(h, "config.propose", resource, principal)
+            authorize(h, write_action(resource), resource, principal)
             change = config_changes_for(h).rollback(
                 principal, resource, change_id, reason, undo=undo
             )

@@ -13,8 +13,8 @@ from typing import Any
 
 import click
 
-from hub.cli import OPERATOR, Ctx, main, run_safely
-from hub.errors import Forbidden, InvalidInput, Unauthenticated
+from hub.cli import OPERATOR, Ctx, authorize, main, run_safely
+from hub.errors import InvalidInput, Unauthenticated
 from hub.ports.policy import Principal
 
 key_option = click.option(
@@ -33,12 +33,6 @@ def _principal(h: Any, key: str | None) -> Principal:
         raise Unauthenticated("--key must be KEY_ID:SECRET, as `hub keys create` printed it.")
     principal: Principal = h.keys.verify(key_id, secret)
     return principal
-
-
-def _authorize(h: Any, principal: Principal, action: str) -> None:
-    decision = h.policy.decide(principal, action, "policy", {"channel": "cli"})
-    if not decision.allow:
-        raise Forbidden(f"Access denied: {decision.reason}.")
 
 
 def _print(change: Any, *, diff: bool = False) -> None:
@@ -82,7 +76,7 @@ def policy_show(obj: Ctx, key: str | None) -> None:
         from governance.changes import changes_for
 
         with obj.hub() as h:
-            _authorize(h, _principal(h, key), "policy.read")
+            authorize(h, "policy.read", "policy", _principal(h, key))
             store = changes_for(h).store
             bundle, change = store.active_bundle(), store.active_change()
             click.echo(
@@ -110,7 +104,7 @@ def policy_history(obj: Ctx, key: str | None) -> None:
         from governance.changes import changes_for
 
         with obj.hub() as h:
-            _authorize(h, _principal(h, key), "policy.read")
+            authorize(h, "policy.read", "policy", _principal(h, key))
             for c in changes_for(h).store.changes():
                 approvers = ",".join(a["approved_by"] for a in c.approvals) or "-"
                 click.echo(
@@ -132,7 +126,7 @@ def policy_diff(obj: Ctx, change_id: str, key: str | None) -> None:
         from governance.changes import changes_for
 
         with obj.hub() as h:
-            _authorize(h, _principal(h, key), "policy.read")
+            authorize(h, "policy.read", "policy", _principal(h, key))
             click.echo(changes_for(h).store.change(change_id).diff, nl=False)
 
     run_safely(go)
@@ -172,7 +166,7 @@ def policy_propose(obj: Ctx, path: str, reason: str, target: str | None, key: st
 
         with obj.hub() as h:
             principal = _principal(h, key)
-            _authorize(h, principal, "policy.propose")
+            authorize(h, "policy.propose", "policy", principal)
             changes = changes_for(h)
             files = _files_from(Path(path), changes.store.active_bundle(), target)
             change = changes.propose(principal, files, reason)
@@ -200,7 +194,7 @@ def policy_approve(obj: Ctx, change_id: str, reason: str, key: str | None) -> No
 
         with obj.hub() as h:
             principal = _principal(h, key)
-            _authorize(h, principal, "policy.approve")
+            authorize(h, "policy.approve", "policy", principal)
             _print(changes_for(h).approve(principal, change_id, reason))
 
     run_safely(go)
@@ -219,7 +213,7 @@ def policy_rollback(obj: Ctx, version: str, reason: str, key: str | None) -> Non
 
         with obj.hub() as h:
             principal = _principal(h, key)
-            _authorize(h, principal, "policy.propose")
+            authorize(h, "policy.propose", "policy", principal)
             change = changes_for(h).rollback(principal, version, reason)
             _print(change, diff=True)
 

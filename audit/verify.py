@@ -7,6 +7,11 @@ An auditor runs this without the rest of the hub. Subcommands::
     hub-verify consistency --size1 M --size2 N --root1 R1 --root2 R2 --proof P1,P2,...
     hub-verify checkpoint FILE --public-key KEYFILE [--previous PREV [--proof P1,...]]
     hub-verify bundle EVIDENCE.zip [--public-key KEYFILE]
+    hub-verify leaf EVENT.json [--public-key KEYFILE]
+
+It also runs as a script from a copy of the ``audit/`` folder alone (``python3 audit/verify.py
+...``, even ``python3 -I``): run that way, it puts the folder's parent first on ``sys.path`` so
+that ``audit`` is the copy beside it, whatever else is installed.
 
 Exit status: 0 valid (``OK ...`` on stdout), 1 invalid (the reason on stderr), 2 bad usage
 (malformed hex, missing arguments, unreadable file, unsupported evidence pack). Hashes are 64 hex
@@ -16,6 +21,9 @@ digits, either case; a proof is comma-separated hashes, the empty string for an 
 from __future__ import annotations
 
 import argparse
+import base64
+import binascii
+import hashlib
 import json
 import sys
 import zipfile
@@ -23,7 +31,11 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+if not __package__:  # run as a script: import the ``audit`` package this file belongs to
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 from audit import bundle
+from audit import leaf as leaf_format
 from audit.errors import AuditError, MalformedKeyError
 from audit.merkle import (
     CompactRange,
@@ -184,6 +196,107 @@ def cmd_checkpoint(args: argparse.Namespace) -> str:
     return f"{line}; chains to the checkpoint of size {prev_cp.size} (consistency not checked)"
 
 
+def _field(event: dict[str, object], name: str, kind: type) -> object:
+    if name not in event:
+        raise UsageError(f"event file has no {name!r} field.")
+    value = event[name]
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise UsageError(f"event field {name!r} must be a {kind.__name__}, got {value!r}.")
+    return value
+
+
+def _b64(text: object, what: str) -> bytes:
+    if not isinstance(text, str):
+        raise UsageError(f"{what} must be base64 text, got {text!r}.")
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise UsageError(f"{what} is not valid base64: {text[:40]!r}.") from None
+
+
+def _digest(event: dict[str, object], name: str) -> bytes | None:
+    """SHA-256 of the ``name`` bytes (base64), or its ``<name>_sha256`` (hex); None for null."""
+    if name in event:
+        raw = event[name]
+        return None if raw is None else hashlib.sha256(_b64(raw, f"event field {name!r}")).digest()
+    hexed = event.get(f"{name}_sha256", "absent")
+    if hexed is None:
+        return None
+    if not isinstance(hexed, str) or hexed == "absent":
+        raise UsageError(f"event file has neither {name!r} (base64) nor {name}_sha256 (hex).")
+    return parse_hash(hexed, f"{name}_sha256")
+
+
+def cmd_leaf(args: argparse.Namespace) -> str:
+    """Recompute an exported event's leaf hash; check its inclusion proof when it has one."""
+    raw = _read_bytes(args.event, "event file")
+    try:
+        event = json.loads(raw)
+    except ValueError as exc:
+        raise UsageError(f"event file {args.event!r} is not JSON: {exc}.") from None
+    if not isinstance(event, dict):
+        raise UsageError(f"event file {args.event!r} must hold one JSON object.")
+    topic = _field(event, "topic", str)
+    partition = _field(event, "partition", int)
+    offset = _field(event, "offset", int)
+    ts = _field(event, "timestamp_ms", int)
+    headers_raw = _field(event, "headers", list)
+    assert isinstance(topic, str) and isinstance(partition, int) and isinstance(offset, int)
+    assert isinstance(ts, int) and isinstance(headers_raw, list)
+    headers: list[tuple[str, bytes]] = []
+    for i, h in enumerate(headers_raw):
+        if not (isinstance(h, list) and len(h) == 2 and isinstance(h[0], str)):
+            raise UsageError(f"header {i} must be [name, base64 value], got {h!r}.")
+        headers.append((h[0], _b64(h[1], f"header {h[0]!r}")))
+    try:
+        data = leaf_format.encode_digests(
+            topic, partition, offset, ts, _digest(event, "key"), headers, _digest(event, "value")
+        )
+    except leaf_format.LeafError as exc:
+        raise UsageError(f"the event cannot be encoded as a leaf: {exc}") from None
+    leaf = leaf_hash(data)
+    where = f"{topic}[{partition}]@{offset}"
+    stated = event.get("leaf_hash")
+    if stated is not None:
+        if not isinstance(stated, str):
+            raise UsageError(f"leaf_hash must be hex text, got {stated!r}.")
+        if parse_hash(stated, "leaf_hash") != leaf:
+            raise AuditError(
+                f"the leaf hash recomputed from the event {where} is {leaf.hex()}, but the "
+                f"file states {stated.lower()}: the event was changed."
+            )
+    proof_raw, index, cp = event.get("proof"), event.get("index"), event.get("checkpoint")
+    if proof_raw is None or index is None or not isinstance(cp, dict):
+        if args.public_key is not None:
+            raise UsageError("--public-key needs an event file with index, proof and checkpoint.")
+        return f"OK leaf: the leaf hash of {where} is {leaf.hex()} (no inclusion proof checked)"
+    if not isinstance(index, int) or not isinstance(proof_raw, list):
+        raise UsageError("index must be an integer and proof a list of hex hashes.")
+    proof = [parse_hash(str(p), f"proof element {i}") for i, p in enumerate(proof_raw)]
+    size, root = cp.get("size"), cp.get("root")
+    if not isinstance(size, int) or not isinstance(root, str):
+        raise UsageError("checkpoint must give size (integer) and root (hex).")
+    root_bytes = parse_hash(root, "checkpoint root")
+    signed = ""
+    if args.public_key is not None:
+        note = cp.get("note")
+        if not isinstance(note, str):
+            raise UsageError("--public-key needs the checkpoint's signed note in the event file.")
+        opened, _ = open_checkpoint(note.encode(), [_verifier_key_file(args.public_key)])
+        if (opened.size, opened.root) != (size, root_bytes):
+            raise AuditError(
+                f"the signed checkpoint is size {opened.size} root {opened.root.hex()}, but the "
+                f"file states size {size} root {root}."
+            )
+        signed = f", signed by {opened.origin}"
+    verify_inclusion(leaf, index, size, proof, root_bytes)
+    return (
+        f"OK leaf: the leaf hash of {where} is {leaf.hex()}, entry {index} of the tree of size "
+        f"{size} with root {root_bytes.hex()}{signed}"
+        + ("" if signed else " (checkpoint signature not checked: give --public-key)")
+    )
+
+
 BundleVerifier = Callable[..., str]
 """Verifies one evidence pack format: gets the open zip and its parsed ``manifest.json`` (and,
 only when ``--public-key`` is given, ``trusted=<VerifierKey>`` as a keyword), returns the OK
@@ -265,6 +378,18 @@ def build_parser() -> argparse.ArgumentParser:
         "it, the key inside the pack proves integrity only, not origin",
     )
     b.set_defaults(func=cmd_bundle)
+
+    f = sub.add_parser(
+        "leaf", help="recompute an exported event's leaf hash and check its inclusion proof"
+    )
+    f.add_argument(
+        "event",
+        help="JSON: topic, partition, offset, timestamp_ms, headers [[name, base64]], key and "
+        "value (base64 or null); optionally leaf_hash, index, proof and checkpoint (as written "
+        "by `hub ledger find --export`)",
+    )
+    f.add_argument("--public-key", help="verifier key file: also check the checkpoint's signature")
+    f.set_defaults(func=cmd_leaf)
     return p
 
 

@@ -181,6 +181,51 @@ def ledger_public_key(obj: Ctx) -> None:
     run_safely(go)
 
 
+@ledger.command("find")
+@click.option("--event-id", default=None, help="The event's id (its ce_id header).")
+@click.option("--topic", default=None)
+@click.option("--partition", type=click.IntRange(0), default=None)
+@click.option("--offset", type=click.IntRange(0), default=None)
+@click.option(
+    "--export",
+    "export",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Also write the event with its proof as JSON for `hub-verify leaf FILE`.",
+)
+@click.pass_obj
+def ledger_find(
+    obj: Ctx,
+    event_id: str | None,
+    topic: str | None,
+    partition: int | None,
+    offset: int | None,
+    export: str | None,
+) -> None:
+    """The ledger entry of one event (by --event-id, or --topic/--partition/--offset): entry
+    index, leaf hash, inclusion proof against the latest checkpoint."""
+    from hub.ledger.lookup import find_entry
+
+    def go() -> None:
+        with obj.hub() as h:
+            authorize(h, "ledger.read", "ledger/lookup")
+            found = find_entry(
+                h.ledger,
+                event_id=event_id,
+                topic=topic,
+                partition=partition,
+                offset=offset,
+                include_event=export is not None,
+            )
+            if export is not None:
+                Path(export).write_text(json.dumps(found, indent=2, sort_keys=True) + "\n")
+                for k in ("key", "value"):
+                    found.pop(k, None)
+            _echo_json(found)
+
+    run_safely(go)
+
+
 @main.group()
 def evidence() -> None:
     """SOC 2 evidence packs."""

@@ -93,6 +93,40 @@ def get_entry(
         return ledger.entry(index, checkpoint)
 
 
+@router.get("/v1/ledger/lookup")
+def lookup(
+    request: Request,
+    event_id: str | None = Query(None, max_length=200, description="the event's ce_id"),
+    topic: str | None = Query(None, max_length=255),
+    partition: int | None = Query(None, ge=0, le=2**31 - 1),
+    offset: int | None = Query(None, ge=0, le=2**63 - 1),
+    include_event: bool = Query(
+        False, description="add the event's bytes (base64) for `hub-verify leaf`; needs event.read"
+    ),
+    principal: Principal = Depends(authorize("ledger.read")),
+) -> dict[str, Any]:
+    """The ledger entry of one event (by event id, or topic/partition/offset): entry index, leaf
+    hash and inclusion proof against the latest checkpoint."""
+    from hub.errors import Forbidden
+    from hub.ledger.lookup import find_entry
+
+    hub = hub_of(request)
+    found = find_entry(
+        hub.ledger, event_id=event_id, topic=topic, partition=partition, offset=offset
+    )
+    if include_event:  # the raw bytes are a read of the event itself: ask for that too
+        resource = f"/v1/topics/{found['topic']}/events"
+        decision = hub.policy.decide(principal, "event.read", resource, {"method": "GET"})
+        if not decision.allow:
+            raise Forbidden(f"Access denied: {decision.reason} (policy {decision.policy_version}).")
+        from hub.ledger.lookup import event_json
+
+        record = hub.ledger.record_at(found["topic"], found["partition"], found["offset"])
+        if record is not None:
+            found.update(event_json(record))
+    return found
+
+
 @router.get("/v1/ledger/checkpoints")
 def list_checkpoints(
     request: Request,

@@ -123,6 +123,13 @@ TOPICS: tuple[TopicSpec, ...] = (
         "Retention policies and legal holds per scope; the policies in force are their fold.",
     ),
     TopicSpec(
+        "hub.cases",
+        ("hub.CaseOpened", "hub.CaseClosed"),
+        "record",
+        "case_id",
+        "Investigation cases (purpose of use): opened with reason, investigators, expiry; closed.",
+    ),
+    TopicSpec(
         "hub.lineage",
         ("hub.LineageEventRecorded",),
         "topic",

@@ -185,7 +185,8 @@ def grants_valid_until(doc: Mapping[str, Any], bundle: PolicyBundle) -> int | No
     if not isinstance(now, int):
         return None
     grants: list[Any] = []
-    for source in (ctx.get("grants"), bundle.hub_data.get("grants")):
+    # Open cases expire like grants: an unmasked decision must not outlive its case.
+    for source in (ctx.get("grants"), bundle.hub_data.get("grants"), ctx.get("open_cases")):
         if isinstance(source, list):
             grants += source
     ends = [

@@ -72,6 +72,8 @@ class DecisionRecord:
     decided_at_us: int
     mask: tuple[str, ...] = ()
     row_filter: Mapping[str, str] = field(default_factory=dict)
+    purpose: str = ""
+    case_id: str = ""
 
     def value(self) -> dict[str, Any]:
         """The ``hub.PolicyDecisionRecorded`` payload (JSON form)."""
@@ -88,6 +90,8 @@ class DecisionRecord:
             "input_sha256": self.input_sha256,
             "mask": list(self.mask),
             "row_filter": dict(self.row_filter),
+            "purpose": self.purpose,
+            "case_id": self.case_id,
             "decided_at": datetime.fromtimestamp(self.decided_at_us / 1e6, UTC).isoformat(),
         }
 
@@ -268,10 +272,12 @@ class RecordingPolicyEngine(PolicyEngine):
         committer: DecisionCommitter,
         *,
         clock_ns: Callable[[], int] = time.time_ns,
+        enrich: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None,
     ) -> None:
         self.inner = inner
         self.committer = committer
         self._clock_ns = clock_ns
+        self._enrich = enrich  # adds what the hub knows to the context (open cases)
 
     def decide(
         self,
@@ -282,6 +288,8 @@ class RecordingPolicyEngine(PolicyEngine):
     ) -> Decision:
         ctx = with_now(context, self._clock_ns)
         try:
+            if self._enrich is not None:
+                ctx = dict(self._enrich(ctx))
             decision = self.inner.decide(principal, action, resource, ctx)
         except Exception as exc:  # an engine that raises: deny, and record the deny
             decision = Decision(
@@ -303,6 +311,8 @@ class RecordingPolicyEngine(PolicyEngine):
             decided_at_us=int(ctx["now"]) // 1000 if isinstance(ctx["now"], int) else 0,
             mask=tuple(decision.mask),
             row_filter=dict(decision.row_filter),
+            purpose=str(ctx.get("purpose") or ""),
+            case_id=str(ctx.get("case") or ""),
         )
         try:
             self.committer.submit(record, wait=decision.allow)

@@ -127,6 +127,12 @@ def _plain_role(bundle: PolicyBundle, *, grants: str | None, lacks: str | None) 
     return None
 
 
+def _case(*, expires: int = NOW + 1, who: str = "ann", tenant: str = "acme") -> dict[str, Any]:
+    """Context of a request under case CASE-7 as the hub sends it (``governance.cases``)."""
+    case = {"id": "CASE-7", "investigators": [who], "tenant": tenant, "expires_at": expires}
+    return {"open_cases": [case], "known_cases": ["CASE-7"]}
+
+
 def attribute_cases(bundle: PolicyBundle) -> list[Case]:
     """Tenant isolation, purpose of use, time-bound grants, unknown actions, malformed input."""
     data = bundle.hub_data
@@ -168,8 +174,66 @@ def attribute_cases(bundle: PolicyBundle) -> list[Case]:
                 row_filter={"tenant": "acme"},
             ),
             Case(
-                "purpose: a case that is not open stays masked",
+                "purpose: a case the hub does not know is denied",
                 request(ann, "event.read", purpose=purpose, case="CASE-8", open_cases=["CASE-7"]),
+                False,
+                reason="purpose of use: case 'CASE-8' is not a case of this hub; open one with "
+                "`hub case open` or POST /v1/cases",
+            ),
+            Case(
+                "purpose: an investigation that names no case is denied",
+                request(ann, "event.read", purpose=purpose),
+                False,
+                reason="purpose of use: an investigation must name its case (X-Hub-Case)",
+            ),
+            Case(
+                "purpose: a known case that is no longer open stays masked",
+                request(
+                    ann,
+                    "event.read",
+                    purpose=purpose,
+                    case="CASE-8",
+                    open_cases=["CASE-7"],
+                    known_cases=["CASE-7", "CASE-8"],
+                ),
+                True,
+                mask=masked,
+            ),
+            Case(
+                "purpose: an open, unexpired case naming the requester unmasks",
+                request(ann, "event.read", purpose=purpose, case="CASE-7", **_case()),
+                True,
+                mask=(),
+                row_filter={"tenant": "acme"},
+            ),
+            Case(
+                "purpose: an open investigation grants pii.read",
+                request(ann, PII_READ, purpose=purpose, case="CASE-7", **_case()),
+                True,
+                reason="open investigation case 'CASE-7' grants 'pii.read'",
+            ),
+            Case(
+                "purpose: an expired case stays masked",
+                request(ann, "event.read", purpose=purpose, case="CASE-7", **_case(expires=NOW)),
+                True,
+                mask=masked,
+            ),
+            Case(
+                "purpose: an expired case grants no pii.read",
+                request(ann, PII_READ, purpose=purpose, case="CASE-7", **_case(expires=NOW)),
+                False,
+            ),
+            Case(
+                "purpose: a case of other investigators stays masked",
+                request(ann, "event.read", purpose=purpose, case="CASE-7", **_case(who="bob")),
+                True,
+                mask=masked,
+            ),
+            Case(
+                "purpose: a case of another tenant stays masked",
+                request(
+                    ann, "event.read", purpose=purpose, case="CASE-7", **_case(tenant="globex")
+                ),
                 True,
                 mask=masked,
             ),

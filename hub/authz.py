@@ -59,6 +59,9 @@ ACTIONS = (
     "retention.write",
     "legalhold.write",
     "subject.erase",
+    "case.open",
+    "case.close",
+    "case.read",
 )
 
 ROLE_ACTIONS: Mapping[str, frozenset[str]] = {
@@ -76,6 +79,7 @@ ROLE_ACTIONS: Mapping[str, frozenset[str]] = {
         | {"config.read", "config.propose", "config.approve"}  # propose needs the write action too
         | {"query.run", "projection.read", "pii.read"}
         | {"catalog.read", "retention.write", "legalhold.write", "subject.erase"}
+        | {"case.open", "case.close", "case.read"}
     ),
     "security_admin": frozenset(
         {"schema.read", "topic.read", "keys.create", "metrics.read", "registry.config", "api.docs"}

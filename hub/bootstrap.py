@@ -14,6 +14,7 @@ from typing import Any
 # Projections (chDB views, query export) and Parquet ingest use pyarrow, so load it first.
 import pyarrow  # noqa: F401
 
+from governance.cases import CaseBook
 from hub.apikeys import ApiKeys
 from hub.authz import RoleTablePolicy
 from hub.errors import ConfigError
@@ -45,6 +46,7 @@ class Hub:
     ingest: IngestPipeline
     ledger: Ledger
     keystore: KeyStore
+    cases: CaseBook
     projections: Any = None  # projections.service.ProjectionService (issue 6)
 
     def close(self) -> None:
@@ -197,10 +199,16 @@ def build_projections(hub: Hub) -> Any:
 
 
 def build_policy(
-    settings: Settings, event_log: EventLog, registry: SchemaRegistry, publisher: Publisher
+    settings: Settings,
+    event_log: EventLog,
+    registry: SchemaRegistry,
+    publisher: Publisher,
+    cases: CaseBook | None = None,
 ) -> PolicyEngine:
     """The PolicyEngine the settings name, on the active bundle (the fold of ``hub.policies``),
-    recording every decision on ``hub.decisions`` unless ``policy_record_decisions`` is off."""
+    recording every decision on ``hub.decisions`` unless ``policy_record_decisions`` is off.
+    With ``cases``, a request that names a case is decided with the open cases in its context
+    (without recording, cases are not consulted: such reads stay masked)."""
     from governance.decisions import DecisionCommitter, LogDecisionSink, RecordingPolicyEngine
 
     engine: PolicyEngine
@@ -233,7 +241,9 @@ def build_policy(
     if not settings.policy_record_decisions:
         return engine
     sink = LogDecisionSink(event_log, registry, publisher)
-    return RecordingPolicyEngine(engine, DecisionCommitter(sink))
+    return RecordingPolicyEngine(
+        engine, DecisionCommitter(sink), enrich=None if cases is None else cases.enrich
+    )
 
 
 def bootstrap(settings: Settings | None = None, *, install_domain: bool = True) -> Hub:
@@ -253,18 +263,21 @@ def bootstrap(settings: Settings | None = None, *, install_domain: bool = True) 
         from hub.domain_setup import install
 
         install(event_log, registry, settings)  # 4
+    reader = EventReader(event_log, registry, keystore)
+    cases = CaseBook(event_log, reader, publisher)
     hub = Hub(  # 5
         settings=settings,
         log=event_log,
         registry=registry,
         publisher=publisher,
-        reader=EventReader(event_log, registry, keystore),
+        reader=reader,
         keys=ApiKeys(event_log, registry, publisher),
-        policy=build_policy(settings, event_log, registry, publisher),
+        policy=build_policy(settings, event_log, registry, publisher, cases),
         metrics=metrics,
         ingest=build_ingest(event_log, registry, publisher, metrics, settings),
         ledger=build_ledger(settings, event_log, registry, publisher),
         keystore=keystore,
+        cases=cases,
     )
     hub.projections = build_projections(hub)  # 6
     log.info(

@@ -71,8 +71,11 @@ def test_purpose_header_reaches_the_policy(client: TestClient, hub: Hub) -> None
     plain = decisions(hub)[-1]
     assert plain["mask"] == ["pii"] and plain["row_filter"] == {"tenant": "default"}
     headers = {**ann, "X-Hub-Purpose": "investigation", "X-Hub-Case": "CASE-9"}
-    client.get("/v1/topics/trades/events", headers=headers)
-    assert decisions(hub)[-1]["mask"] == ["pii"]  # CASE-9 is not an open case
+    denied = client.get("/v1/topics/trades/events", headers=headers)
+    assert denied.status_code == 403  # CASE-9 is not a case of this hub (tests/.../test_cases.py)
+    last = decisions(hub)[-1]
+    assert not last["allow"] and last["case_id"] == "CASE-9"
+    assert last["purpose"] == "investigation"
 
 
 @pytest.mark.parametrize("role", sorted(ROLE_ACTIONS))

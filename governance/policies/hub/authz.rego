@@ -14,21 +14,28 @@
 #     tenant       string, the tenant that owns the resource (default: the principal's own)
 #     purpose      string, purpose of use ("investigation", "reporting", ...)
 #     case         string, the investigation case id when purpose is "investigation"
-#     open_cases   [string], open investigations known to the hub (beside data.hub.open_cases)
+#     open_cases   [case], open investigations known to the hub (beside data.hub.open_cases);
+#                  a plain string is a case id with no restriction (legacy form)
+#     known_cases  [string], the id of every case the hub knows, open or closed
 #     grants       [grant], time-bound grants known to the hub (beside data.hub.grants)
 #   grant      {id, principal, actions: [string], resource: prefix or "*", expires_at: ns,
 #               tenant (optional: the tenant it opens; default the principal's own)}
+#   case       {id, investigators: [principal id], tenant, expires_at: ns}
 #
 # Rules, in the order the reason reports them:
 #   1. malformed input is denied, naming every problem;
 #   2. an action not in data.hub.actions is denied;
 #   3. tenant isolation: a principal none of whose roles grants `tenant.all` acts only on its
 #      own tenant, unless a valid grant opens that tenant to it;
-#   4. allowed when one of its roles grants the action (data.hub.role_actions, generated from
-#      hub/authz.py), or a grant that has not expired does;
-#   5. obligations on allowed reads: rows filtered to the principal's tenant (without
+#   4. purpose of use: a request with purpose "investigation" MUST name a case the hub knows
+#      (open or closed); an unknown or missing case is denied;
+#   5. allowed when one of its roles grants the action (data.hub.role_actions, generated from
+#      hub/authz.py), or a grant that has not expired does, or (`pii.read` only) an open
+#      investigation does;
+#   6. obligations on allowed reads: rows filtered to the principal's tenant (without
 #      `tenant.all`), and classified fields masked unless a role grants `pii.read` or the
-#      purpose is an open investigation.
+#      purpose is an open investigation: the named case is open, `context.now` is before its
+#      expiry, the principal is one of its investigators and the resource is in its tenant.
 #
 # Strings are built with concat only (no sprintf of composite values) so that OPA and rego-cpp
 # render every reason byte for byte the same. No time built-ins: `context.now` comes in.
@@ -51,6 +58,7 @@ allow if {
 	count(malformed) == 0
 	action_known
 	not cross_tenant
+	not unknown_case
 	count(granted_by) > 0
 }
 
@@ -212,6 +220,34 @@ granted_by contains role if some role in granting_roles
 
 granted_by contains grant_id(g) if some g in valid_grants
 
+granted_by contains case_grant if case_grant
+
+# -- purpose of use --------------------------------------------------------------------------
+investigating if ctx.purpose == data.hub.investigation_purpose
+
+named_case := ctx.case if non_empty_string(ctx.case)
+
+else := ""
+
+unknown_case if {
+	investigating
+	not named_case in open_case_ids
+	not named_case in array_or_empty(object.get(ctx, "known_cases", []))
+}
+
+open_case_ids contains c if some c in open_cases
+
+open_case_ids contains c.id if {
+	some c in array_or_empty(object.get(ctx, "open_cases", []))
+	is_object(c)
+}
+
+# An open investigation grants `pii.read` (the views ask for it by name).
+case_grant := concat("", ["case '", named_case, "'"]) if {
+	input.action == "pii.read"
+	open_investigation
+}
+
 grant_id(g) := g.id if is_string(g.id)
 
 else := "unnamed"
@@ -228,6 +264,16 @@ reason := concat("", ["malformed input: ", concat("; ", sort(malformed))]) if {
 		input.principal.tenant, "' may not act on tenant '", resource_tenant, "'",
 	])
 } else := msg if {
+	unknown_case
+	named_case == ""
+	msg := "purpose of use: an investigation must name its case (X-Hub-Case)"
+} else := msg if {
+	unknown_case
+	msg := concat("", [
+		"purpose of use: case '", named_case, "' is not a case of this hub; open one with ",
+		"`hub case open` or POST /v1/cases",
+	])
+} else := msg if {
 	count(granting_roles) > 0
 	roles := sort([r | some r in granting_roles])
 	msg := concat("", ["role '", roles[0], "' grants '", input.action, "'"])
@@ -235,6 +281,9 @@ reason := concat("", ["malformed input: ", concat("; ", sort(malformed))]) if {
 	count(valid_grants) > 0
 	ids := sort([grant_id(g) | some g in valid_grants])
 	msg := concat("", ["grant '", ids[0], "' grants '", input.action, "' until it expires"])
+} else := msg if {
+	case_grant
+	msg := concat("", ["open investigation ", case_grant, " grants '", input.action, "'"])
 } else := msg if {
 	count(expired_grants) > 0
 	ids := sort([grant_id(g) | some g in expired_grants])
@@ -272,11 +321,33 @@ unmasked if role_grants("pii.read")
 unmasked if open_investigation
 
 open_investigation if {
-	ctx.purpose == data.hub.investigation_purpose
-	non_empty_string(ctx.case)
-	ctx.case in open_cases
+	investigating
+	named_case != ""
+	named_case in open_cases
+}
+
+open_investigation if {
+	investigating
+	named_case != ""
+	some c in array_or_empty(object.get(ctx, "open_cases", []))
+	is_object(c)
+	c.id == named_case
+	case_active(c)
+}
+
+# Open (the hub passes only cases not closed), unexpired, naming the requester, same tenant.
+case_active(c) if {
+	is_number(ctx.now)
+	is_number(c.expires_at)
+	ctx.now < c.expires_at
+	some who in array_or_empty(object.get(c, "investigators", []))
+	who == input.principal.id
+	object.get(c, "tenant", "") == resource_tenant
 }
 
 open_cases contains c if some c in data_open_cases
 
-open_cases contains c if some c in array_or_empty(object.get(ctx, "open_cases", []))
+open_cases contains c if {
+	some c in array_or_empty(object.get(ctx, "open_cases", []))
+	is_string(c)
+}

@@ -77,9 +77,33 @@ test_open_investigation_unmasks if {
 }
 
 test_closed_investigation_stays_masked if {
+	ctx := {"purpose": "investigation", "case": "CASE-8", "open_cases": ["CASE-7"], "known_cases": ["CASE-7", "CASE-8"]}
+	d := authz.decision with input as req(analyst, "event.read", "r", ctx)
+	d.allow
+	d.mask == ["pii"]
+}
+
+test_unknown_case_is_denied if {
 	ctx := {"purpose": "investigation", "case": "CASE-8", "open_cases": ["CASE-7"]}
 	d := authz.decision with input as req(analyst, "event.read", "r", ctx)
-	d.mask == ["pii"]
+	not d.allow
+	startswith(d.reason, "purpose of use: case 'CASE-8'")
+}
+
+case7(expires_at, who, tenant) := {"purpose": "investigation", "case": "CASE-7", "known_cases": ["CASE-7"], "open_cases": [{"id": "CASE-7", "investigators": [who], "tenant": tenant, "expires_at": expires_at}]}
+
+test_open_case_object_unmasks_and_grants_pii_read if {
+	d := authz.decision with input as req(analyst, "event.read", "r", case7(now + 1, "ann", "acme"))
+	d.mask == []
+	p := authz.decision with input as req(analyst, "pii.read", "views", case7(now + 1, "ann", "acme"))
+	p.allow
+}
+
+test_expired_or_foreign_case_stays_masked if {
+	every ctx in [case7(now, "ann", "acme"), case7(now + 1, "bob", "acme"), case7(now + 1, "ann", "globex")] {
+		d := authz.decision with input as req(analyst, "event.read", "r", ctx)
+		d.mask == ["pii"]
+	}
 }
 
 grant(expires_at) := {

@@ -1,0 +1,70 @@
+"""Investigation cases (purpose of use, ``governance.cases``): ``POST /v1/cases`` opens one
+(``case.open``), ``POST /v1/cases/{id}/close`` closes it (``case.close``), ``GET /v1/cases`` and
+``GET /v1/cases/{id}`` list them (``case.read``). A reader then sends ``X-Hub-Purpose:
+investigation`` and ``X-Hub-Case: <id>``; the policy unmasks PII only for an open, unexpired case
+naming the reader, and every decision records the case id."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, Field
+
+from hub.api.deps import authorize, hub_of
+from hub.ports.policy import Principal
+
+router = APIRouter(tags=["governance"])
+
+
+class CaseIn(BaseModel):
+    reason: str = Field(min_length=1, max_length=2_000)
+    subjects: list[str] = Field(default_factory=list, max_length=1_000)
+    investigators: list[str] = Field(
+        default_factory=list, max_length=100, description="principal ids; default the opener"
+    )
+    expires_in: str | None = Field(None, max_length=20, description="e.g. 12h, 7d (default 7d)")
+
+
+class CaseCloseIn(BaseModel):
+    reason: str = Field("", max_length=2_000)
+
+
+@router.post("/v1/cases", status_code=201)
+def open_case(
+    body: CaseIn, request: Request, who: Principal = Depends(authorize("case.open"))
+) -> dict[str, Any]:
+    return hub_of(request).cases.open(
+        reason=body.reason,
+        actor=who.id,
+        tenant=who.tenant,
+        subjects=body.subjects,
+        investigators=body.investigators,
+        expires_in=body.expires_in,
+    )
+
+
+@router.get("/v1/cases")
+def list_cases(
+    request: Request,
+    status: str | None = Query(None, pattern="^(open|closed|expired)$"),
+    _: Principal = Depends(authorize("case.read")),
+) -> dict[str, Any]:
+    return {"cases": hub_of(request).cases.list(status=status)}
+
+
+@router.get("/v1/cases/{case_id}")
+def get_case(
+    case_id: str, request: Request, _: Principal = Depends(authorize("case.read"))
+) -> dict[str, Any]:
+    return hub_of(request).cases.get(case_id).as_dict()
+
+
+@router.post("/v1/cases/{case_id}/close")
+def close_case(
+    case_id: str,
+    body: CaseCloseIn,
+    request: Request,
+    who: Principal = Depends(authorize("case.close")),
+) -> dict[str, Any]:
+    return hub_of(request).cases.close(case_id, actor=who.id, reason=body.reason)

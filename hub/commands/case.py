@@ -1,0 +1,109 @@
+"""``hub case open|close|list``: investigation cases (purpose of use, ``governance.cases``).
+
+Commands act as the local operator, or with ``--key KEY_ID:SECRET`` (``HUB_API_KEY``) as that
+key's principal; each asks the policy first (``case.open``, ``case.close``, ``case.read``).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from hub.cli import OPERATOR, Ctx, authorize, main, run_safely
+from hub.errors import Unauthenticated
+from hub.ports.policy import Principal
+
+_key = click.option(
+    "--key",
+    envvar="HUB_API_KEY",
+    default=None,
+    help="Act as this API key's principal (KEY_ID:SECRET); default: the local operator.",
+)
+
+
+def _principal(h: Any, key: str | None) -> Principal:
+    if not key:
+        return OPERATOR
+    key_id, sep, secret = key.partition(":")
+    if not sep:
+        raise Unauthenticated("--key must be KEY_ID:SECRET, as `hub keys create` printed it.")
+    principal: Principal = h.keys.verify(key_id, secret)
+    return principal
+
+
+@main.group()
+def case() -> None:
+    """Investigation cases: while one is open, its investigators read PII in plaintext."""
+
+
+@case.command("open")
+@click.option("--reason", required=True, help="The matter or request the case serves.")
+@click.option("--subject", "subjects", multiple=True, help="A data subject in scope (repeat).")
+@click.option(
+    "--investigator",
+    "investigators",
+    multiple=True,
+    help="A principal id that may read under the case (repeat; default: you).",
+)
+@click.option("--expires-in", default=None, help="e.g. 90m, 12h, 7d (default 7d).")
+@_key
+@click.pass_obj
+def case_open(
+    obj: Ctx,
+    reason: str,
+    subjects: tuple[str, ...],
+    investigators: tuple[str, ...],
+    expires_in: str | None,
+    key: str | None,
+) -> None:
+    """Open a case; prints it (its case_id goes in X-Hub-Case)."""
+
+    def go() -> None:
+        with obj.hub() as h:
+            who = _principal(h, key)
+            authorize(h, "case.open", "cases", who)
+            opened = h.cases.open(
+                reason=reason,
+                actor=who.id,
+                tenant=who.tenant,
+                subjects=subjects,
+                investigators=investigators,
+                expires_in=expires_in,
+            )
+            click.echo(json.dumps(opened, indent=2))
+
+    run_safely(go)
+
+
+@case.command("close")
+@click.argument("case_id")
+@click.option("--reason", default="", help="Why it is closed.")
+@_key
+@click.pass_obj
+def case_close(obj: Ctx, case_id: str, reason: str, key: str | None) -> None:
+    """Close CASE_ID: from now on it unmasks nothing."""
+
+    def go() -> None:
+        with obj.hub() as h:
+            who = _principal(h, key)
+            authorize(h, "case.close", f"cases/{case_id}", who)
+            click.echo(json.dumps(h.cases.close(case_id, actor=who.id, reason=reason), indent=2))
+
+    run_safely(go)
+
+
+@case.command("list")
+@click.option("--status", type=click.Choice(["open", "closed", "expired"]), default=None)
+@_key
+@click.pass_obj
+def case_list(obj: Ctx, status: str | None, key: str | None) -> None:
+    """Every case with its status (open, expired, closed)."""
+
+    def go() -> None:
+        with obj.hub() as h:
+            authorize(h, "case.read", "cases", _principal(h, key))
+            click.echo(json.dumps(h.cases.list(status=status), indent=2))
+
+    run_safely(go)

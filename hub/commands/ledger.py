@@ -61,6 +61,9 @@ def ledger_verify(obj: Ctx, public_key: str | None) -> None:
             authorize(h, "ledger.verify", "ledger")
             trusted = [parse_verifier_key(Path(public_key).read_text())] if public_key else []
             report = verify_ledger(h.ledger, trusted)
+            from hub.api.routers.ledger import record_verification
+
+            record_verification(h.ledger, OPERATOR.id, report.as_dict())  # CC7 evidence
             first = report.first
             if first is not None:
                 click.echo(f"INVALID: {first.describe()}", err=True)

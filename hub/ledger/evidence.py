@@ -4,11 +4,15 @@ The layout and the offline verifier are in ``audit.bundle`` (format ``hub-eviden
 :func:`export_pack` works in numbered steps:
     1. sync the ledger and sign a checkpoint covering everything synced (``force_checkpoint``);
     2. select the entries whose log time is in ``[since, until)`` and whose topic/action maps
-       to a requested control (``hub.ledger.controls``);
+       to a requested control (``hub.ledger.controls``): each control's whole population;
+       describe each from its event (``hub.ledger.populations``: actor, action, resource,
+       outcome, policy version, and for changes the diff and approver);
     3. prove each entry against the FIRST checkpoint that includes it (which bounds when it
        was committed), and take the consecutive run of checkpoints from the earliest of those
        to the latest, with a consistency proof per consecutive pair;
-    4. render the HTML report, write the manifest (file digests) and sign it;
+    4. render the reports (``report.html``, ``report.pdf``: populations with counts per
+       control, checkpoints summarised; the full list in ``checkpoints.csv``), write the
+       manifest (file digests) and sign it;
     5. record the export itself as an ``evidence.export`` audit action (its leaf lands in the
        ledger at the next sync, so the next pack proves this export happened).
 Record keys and values appear as SHA-256 digests only; the display ``resource`` shows a key as
@@ -25,16 +29,24 @@ import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from audit import bundle
 from audit import leaf as leaf_format
 from hub.errors import InvalidInput
 from hub.ledger import controls as soc2
 from hub.ledger.errors import CheckpointNotFound, LedgerIntegrityError
-from hub.ledger.report import render
+from hub.ledger.populations import Describer, ingest_counts, tally
+from hub.ledger.report import checkpoint_summary, checkpoints_csv, render
+from hub.ledger.report_pdf import render_pdf
 from hub.ledger.service import Ledger, entry_fields
 from hub.ledger.store import StoredCheckpoint
+
+if TYPE_CHECKING:
+    from hub.events import EventReader
+
+CHECKPOINTS_CSV = "checkpoints.csv"
+REPORT_PDF = "report.pdf"
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +88,12 @@ def export_pack(
     controls: Sequence[str],
     *,
     actor: str,
+    reader: EventReader | None = None,
+    default_policy: str = "",
 ) -> EvidencePack:
+    """An evidence pack of ``controls`` over ``[since, until)``. With ``reader``, entries of
+    control-plane topics are described from their events (``hub.ledger.populations``);
+    ``default_policy`` is the bundle version in force before the first activation."""
     if until <= since:
         raise InvalidInput(
             f"The range is empty: --to ({until.isoformat()}) must be after --from "
@@ -90,11 +107,7 @@ def export_pack(
         raise CheckpointNotFound("The ledger is empty: there is nothing to export yet.")
     # 2. entries in range for the controls
     wanted = set(controls)
-    topics = [
-        t.name
-        for t in ledger.log.topics()
-        if t.name == soc2.AUDIT_TOPIC or soc2.topic_control(t.name) in wanted
-    ]
+    topics = [t.name for t in ledger.log.topics() if wanted & set(soc2.topic_controls(t.name))]
     since_ms, until_ms = int(since.timestamp() * 1000), int(until.timestamp() * 1000)
     rows = []
     after = -1
@@ -104,11 +117,14 @@ def export_pack(
         )
         if not page:
             break
-        rows += [r for r in page if r[0] < latest.size and soc2.control_of(r[1], r[6]) in wanted]
+        rows += [
+            r for r in page if r[0] < latest.size and wanted & set(soc2.controls_of(r[1], r[6]))
+        ]
         after = page[-1][0]
     # 3. proofs against the first covering checkpoint; the checkpoint run and its links
     cps = ledger.store.checkpoints()
     entries: list[dict[str, Any]] = []
+    describer = None if reader is None else Describer(ledger, reader, default_policy)
     first_cp = latest.size
     j = 0
     for row in rows:
@@ -123,7 +139,10 @@ def export_pack(
             )
         e = entry_fields(row, record)
         e["resource"] = _resource(e)
-        e["control"] = soc2.control_of(row[1], row[6])
+        e["controls"] = [c for c in soc2.controls_of(row[1], row[6]) if c in wanted]
+        e["control"] = e["controls"][0]
+        if describer is not None:
+            describer.describe(e, record)
         e["checkpoint"] = cp.size
         e["proof"] = [p.hex() for p in ledger.store.inclusion_proof(row[0], cp.size)]
         entries.append(e)
@@ -137,32 +156,43 @@ def export_pack(
         }
         for a, b in itertools.pairwise(chain)
     ]
-    # 4. report, manifest, signature
+    # 4. reports, manifest, signature
     created = datetime.now(UTC).isoformat()
     public_key = ledger.public_key()
+    by_control: dict[str, list[int]] = {c: [] for c in controls}
+    for e in entries:
+        for c in e["controls"]:
+            by_control[c].append(e["index"])
+    cp_rows = [
+        {"size": c.size, "time_us": c.time_us, "root": c.root.hex(), "hash": c.hash.hex()}
+        for c in chain
+    ]
+    summary = checkpoint_summary(cp_rows)
+    counts = {c: tally([e for e in entries if c in e["controls"]]) for c in controls}
+    ingested = ingest_counts(ledger, since_ms, until_ms) if "PI1" in wanted else {}
+    report_args: dict[str, Any] = {
+        "origin": ledger.config.origin,
+        "public_key": public_key,
+        "range_from": since.isoformat(),
+        "range_to": until.isoformat(),
+        "controls": list(controls),
+        "entries": entries,
+        "counts": counts,
+        "ingested": ingested,
+        "checkpoints": summary,
+        "created_at": created,
+        "exported_by": actor,
+    }
     files: dict[str, bytes] = {
         bundle.PUBLIC_KEY: (public_key + "\n").encode(),
         bundle.ENTRIES: "".join(json.dumps(e, sort_keys=True) + "\n" for e in entries).encode(),
         bundle.CONSISTENCY: "".join(json.dumps(x) + "\n" for x in links).encode(),
-        bundle.REPORT: render(
-            origin=ledger.config.origin,
-            public_key=public_key,
-            range_from=since.isoformat(),
-            range_to=until.isoformat(),
-            controls=list(controls),
-            entries=entries,
-            checkpoints=[
-                {"size": c.size, "time_us": c.time_us, "root": c.root.hex()} for c in chain
-            ],
-            created_at=created,
-            exported_by=actor,
-        ).encode(),
+        bundle.REPORT: render(**report_args).encode(),
+        REPORT_PDF: render_pdf(**report_args),
+        CHECKPOINTS_CSV: checkpoints_csv(cp_rows).encode(),
     }
     for c in chain:
         files[bundle.checkpoint_name(c.size)] = c.note
-    by_control: dict[str, list[int]] = {c: [] for c in controls}
-    for e in entries:
-        by_control[e["control"]].append(e["index"])
     manifest = {
         "format": bundle.FORMAT,
         "leaf_format": leaf_format.VERSION,
@@ -171,6 +201,9 @@ def export_pack(
         "exported_by": actor,
         "range": {"from": since.isoformat(), "to": until.isoformat()},
         "controls": by_control,
+        "populations": {c: len(v) for c, v in by_control.items()},
+        "checkpoint_summary": {k: v for k, v in summary.items() if k != "gaps"}
+        | {"gaps": len(summary["gaps"])},
         "public_key": public_key,
         "checkpoints": [c.size for c in chain],
         "entries": len(entries),

@@ -174,10 +174,27 @@ def public_key(
 
 
 @router.post("/v1/ledger/verify")
-def verify(request: Request, _: Principal = Depends(authorize("ledger.verify"))) -> dict[str, Any]:
+def verify(
+    request: Request, principal: Principal = Depends(authorize("ledger.verify"))
+) -> dict[str, Any]:
     from hub.ledger.verify import verify_ledger
 
-    return verify_ledger(hub_of(request).ledger).as_dict()
+    ledger = hub_of(request).ledger
+    result = verify_ledger(ledger).as_dict()
+    record_verification(ledger, principal.id, result)
+    return result
+
+
+def record_verification(ledger: Any, actor: str, result: dict[str, Any]) -> None:
+    """A verification run is monitoring evidence (CC7): the ``ledger.verify`` audit action."""
+    ok = bool(result.get("ok", result.get("valid", False)))
+    ledger.record_action(
+        actor,
+        "ledger.verify",
+        "ledger",
+        outcome="ok" if ok else "failed",
+        details={k: v for k, v in result.items() if isinstance(v, (int, float, str, bool))},
+    )
 
 
 def export_evidence_pack(
@@ -185,19 +202,29 @@ def export_evidence_pack(
 ) -> EvidencePack:
     """``export_pack`` as one lineage run of ``export.evidence`` (see the module docstring)."""
     from governance import lineage
+    from governance.bundle import PolicyBundle
+    from governance.decisions import RecordingPolicyEngine
     from hub.ledger import controls as soc2
     from hub.ledger.evidence import export_pack
 
     wanted = set(controls)
     read = sorted(  # the topics export_pack selects entries from (its step 2)
-        t.name
-        for t in hub.log.topics()
-        if t.name == soc2.AUDIT_TOPIC or soc2.topic_control(t.name) in wanted
+        t.name for t in hub.log.topics() if wanted & set(soc2.topic_controls(t.name))
     )
+    if isinstance(hub.policy, RecordingPolicyEngine):
+        hub.policy.committer.flush()  # denials queued so far belong to the population
     with lineage.tracked(
         hub, "export.evidence", [lineage.topic_dataset(t) for t in read], producer=actor
     ) as run:
-        pack = export_pack(hub.ledger, since, until, controls, actor=actor)
+        pack = export_pack(
+            hub.ledger,
+            since,
+            until,
+            controls,
+            actor=actor,
+            reader=hub.reader,
+            default_policy=PolicyBundle.from_dir().version,
+        )
         run.add_output(lineage.export_dataset(pack.filename))
     return pack
 

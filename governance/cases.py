@@ -161,7 +161,7 @@ class CaseBook:
         if isinstance(value, dict):
             self._state.apply((rec.header(H_TYPE) or b"").decode(), value)
 
-    def list(self, *, status: str | None = None) -> list[dict[str, Any]]:
+    def list_cases(self, *, status: str | None = None) -> list[dict[str, Any]]:
         now = self._clock_ns()
         out = [c.as_dict(now) for c in self.state().cases.values()]
         return [c for c in out if status is None or c["status"] == status]
@@ -212,8 +212,9 @@ class CaseBook:
                     )
         now = self._clock_ns()
         expiry = now + (DEFAULT_EXPIRY_NS if expires_in is None else parse_duration_ns(expires_in))
+        case_id = f"CASE-{uuid7()}"
         value = {
-            "case_id": f"CASE-{uuid7()}",
+            "case_id": case_id,
             "reason": reason.strip(),
             "subjects": sorted(set(subjects)),
             "investigators": sorted(set(investigators) or {actor}),
@@ -223,7 +224,7 @@ class CaseBook:
             "expires_at_ns": expiry,
         }
         self._publish(OPENED, value, actor, tenant)
-        return self.get(value["case_id"]).as_dict(now)
+        return self.get(case_id).as_dict(now)
 
     def close(self, case_id: str, *, actor: str, reason: str = "") -> dict[str, Any]:
         case = self.get(case_id)

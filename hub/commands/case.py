@@ -104,6 +104,6 @@ def case_list(obj: Ctx, status: str | None, key: str | None) -> None:
     def go() -> None:
         with obj.hub() as h:
             authorize(h, "case.read", "cases", _principal(h, key))
-            click.echo(json.dumps(h.cases.list(status=status), indent=2))
+            click.echo(json.dumps(h.cases.list_cases(status=status), indent=2))
 
     run_safely(go)

@@ -51,7 +51,13 @@ class _Report(FPDF):
 
     def pairs(self, rows: Sequence[tuple[str, str]], widths: tuple[int, int] = (60, 190)) -> None:
         self.set_font("Helvetica", size=8)
-        with self.table(col_widths=widths, text_align="LEFT", first_row_as_headings=False) as t:
+        with self.table(
+            width=sum(widths),
+            col_widths=widths,
+            text_align="LEFT",
+            first_row_as_headings=False,
+            align="LEFT",
+        ) as t:
             for k, v in rows:
                 r = t.row()
                 r.cell(_t(k))

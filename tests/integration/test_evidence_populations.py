@@ -189,7 +189,7 @@ def test_cc7_has_the_verification_run(exported: dict[str, Any]) -> None:
 
 
 def test_pdf_report_and_checkpoint_summary(exported: dict[str, Any], tmp_path: Path) -> None:
-    manifest, entries, files = read_pack(exported["pack"])
+    manifest, _entries, files = read_pack(exported["pack"])
     pdf = files["report.pdf"]
     assert pdf.startswith(b"%PDF-")
     assert len(re.findall(rb"/Type /Page\b", pdf)) > 0

@@ -50,7 +50,7 @@ def list_cases(
     status: str | None = Query(None, pattern="^(open|closed|expired)$"),
     _: Principal = Depends(authorize("case.read")),
 ) -> dict[str, Any]:
-    return {"cases": hub_of(request).cases.list(status=status)}
+    return {"cases": hub_of(request).cases.list_cases(status=status)}
 
 
 @router.get("/v1/cases/{case_id}")

@@ -15,6 +15,9 @@ Layout of the zip::
                            checkpoint (the size it is proven against), proof [hex], and display
                            fields (time, actor, action, resource, control)
     report.html            the human-readable report (covered by the manifest digest)
+    report.pdf             the same report as PDF (covered by the manifest digest)
+    checkpoints.csv        every checkpoint of the pack: size, time, root, hash (the reports
+                           summarise them)
 
 :func:`verify_pack` checks, in order (the first failure raises ``AuditError`` naming it):
     1. the verifier key: the pack's, or ``trusted`` (``hub-verify bundle --public-key``), which

@@ -8,6 +8,7 @@ import csv
 import io
 import json
 import re
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -215,6 +216,26 @@ def test_pdf_report_and_checkpoint_summary(exported: dict[str, Any], tmp_path: P
     assert manifest["checkpoint_summary"]["count"] == len(listed)
     # The verifier checks the new files like the others.
     r = hub_verify("bundle", str(exported["pack"]), "--public-key", str(exported["pub"]))
+    assert r.returncode == 0, r.stderr
+    # ... and so does a copy of audit/ alone, run as a script (`python3 -I`).
+    from tests.integration.test_ledger_lookup import standalone_python
+
+    shutil.copytree(REPO / "audit", tmp_path / "auditor" / "audit")
+    r = subprocess.run(
+        [
+            standalone_python(),
+            "-I",
+            str(tmp_path / "auditor" / "audit" / "verify.py"),
+            "bundle",
+            str(exported["pack"]),
+            "--public-key",
+            str(exported["pub"]),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
     assert r.returncode == 0, r.stderr
     bad = tmp_path / "bad.zip"
     with zipfile.ZipFile(bad, "w") as zf:

@@ -333,7 +333,9 @@ def test_evidence_and_query_exports_over_http_are_in_the_graph_and_the_catalog(
     assert set(exports) == {bundle, query}
     assert exports[query].inputs == ("hub://projections/payments",)
     assert exports[query].classification == "pii"  # payment_status has PII columns
-    assert exports[bundle].inputs == ("hub://topics/hub.principals",)
+    # CC6's population: keys, every access decision, investigation cases (issue 11 item 16).
+    cc6 = ("hub://topics/hub.cases", "hub://topics/hub.decisions", "hub://topics/hub.principals")
+    assert exports[bundle].inputs == cc6
 
 
 def test_cli_evidence_and_query_exports_are_runs(tmp_path: Path) -> None:

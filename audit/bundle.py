@@ -18,6 +18,8 @@ Layout of the zip::
     report.pdf             the same report as PDF (covered by the manifest digest)
     checkpoints.csv        every checkpoint of the pack: size, time, root, hash (the reports
                            summarise them)
+    populations/<id>.csv   each control's population: one row per entry (actor, action,
+                           resource, outcome, policy version, decision, approver, diff ...)
 
 :func:`verify_pack` checks, in order (the first failure raises ``AuditError`` naming it):
     1. the verifier key: the pack's, or ``trusted`` (``hub-verify bundle --public-key``), which

@@ -11,8 +11,9 @@ The layout and the offline verifier are in ``audit.bundle`` (format ``hub-eviden
        was committed), and take the consecutive run of checkpoints from the earliest of those
        to the latest, with a consistency proof per consecutive pair;
     4. render the reports (``report.html``, ``report.pdf``: populations with counts per
-       control, checkpoints summarised; the full list in ``checkpoints.csv``), write the
-       manifest (file digests) and sign it;
+       control, checkpoints summarised; the full list in ``checkpoints.csv``; each control's
+       population in ``populations/<control>.csv``), write the manifest (file digests) and
+       sign it;
     5. record the export itself as an ``evidence.export`` audit action (its leaf lands in the
        ledger at the next sync, so the next pack proves this export happened).
 Record keys and values appear as SHA-256 digests only; the display ``resource`` shows a key as
@@ -37,7 +38,7 @@ from hub.errors import InvalidInput
 from hub.ledger import controls as soc2
 from hub.ledger.errors import CheckpointNotFound, LedgerIntegrityError
 from hub.ledger.populations import Describer, ingest_counts, tally
-from hub.ledger.report import checkpoint_summary, checkpoints_csv, render
+from hub.ledger.report import checkpoint_summary, checkpoints_csv, population_csv, render
 from hub.ledger.report_pdf import render_pdf
 from hub.ledger.service import Ledger, entry_fields
 from hub.ledger.store import StoredCheckpoint
@@ -191,6 +192,9 @@ def export_pack(
         REPORT_PDF: render_pdf(**report_args),
         CHECKPOINTS_CSV: checkpoints_csv(cp_rows).encode(),
     }
+    for c in controls:
+        rows_c = [e for e in entries if c in e["controls"]]
+        files[f"populations/{c}.csv"] = population_csv(rows_c).encode()
     for c in chain:
         files[bundle.checkpoint_name(c.size)] = c.note
     manifest = {

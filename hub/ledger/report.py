@@ -85,6 +85,54 @@ def checkpoints_csv(checkpoints: Sequence[Mapping[str, Any]]) -> str:
     return buf.getvalue()
 
 
+def population_csv(rows: Sequence[Mapping[str, Any]]) -> str:
+    """One control's whole population, one row per ledger entry (``populations/<id>.csv``)."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(
+        [
+            "entry",
+            "time_utc",
+            "actor",
+            "action",
+            "resource",
+            "outcome",
+            "policy_version",
+            "decision_id",
+            "case_id",
+            "approver",
+            "reason",
+            "event_type",
+            "topic",
+            "partition",
+            "offset",
+            "checkpoint",
+            "diff",
+        ]
+    )
+    for r in rows:
+        w.writerow(
+            [r["index"], r["time"]]
+            + [
+                "" if r.get(k) is None else str(r[k])
+                for k in (
+                    "actor",
+                    "action",
+                    "resource",
+                    "outcome",
+                    "policy_version",
+                    "decision_id",
+                    "case_id",
+                    "approver",
+                    "reason",
+                    "event_type",
+                )
+            ]
+            + [r["topic"], r["partition"], r["offset"], r["checkpoint"], r.get("diff") or ""]
+        )
+    return buf.getvalue()
+
+
 def row_cells(r: Mapping[str, Any]) -> list[str]:
     """The display cells of one population row (shared by the HTML and PDF reports)."""
     policy = str(r.get("policy_version") or "")

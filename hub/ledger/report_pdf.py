@@ -19,6 +19,10 @@ from hub.ledger.controls import CONTROLS
 from hub.ledger.report import HEADERS, checkpoint_lines, row_cells
 
 _DIFF_LINES = 30
+PDF_ROWS = 300
+"""Rows listed per control in the PDF (fpdf2 lays a table row out in ~30 ms); the counts above
+them cover the whole population, and every row is in ``populations/<control>.csv``."""
+_DIFFS = 50
 _WIDTHS = (12, 34, 30, 28, 52, 16, 22, 34, 22)  # mm, landscape A4 minus margins: 250
 
 
@@ -104,6 +108,11 @@ def render_pdf(
         if not rows:
             pdf.para("No ledger entry in this range evidences it.")
             continue
+        if len(rows) > PDF_ROWS:
+            pdf.para(
+                f"The first {PDF_ROWS} of the {len(rows)} rows follow; every row is in "
+                f"populations/{c}.csv and report.html."
+            )
         pdf.set_font("Helvetica", size=6.5)
         with pdf.table(
             col_widths=_WIDTHS, text_align="LEFT", headings_style=head, line_height=3.2
@@ -111,14 +120,23 @@ def render_pdf(
             hr = table.row()
             for h in HEADERS:
                 hr.cell(_t(h))
-            for r in rows:
+            for r in rows[:PDF_ROWS]:
                 tr = table.row()
                 for v in row_cells(r):
                     tr.cell(_t(v))
         diffs = [r for r in rows if r.get("diff")]
         if diffs:
-            pdf.para(f"Diffs of the {len(diffs)} changes (first {_DIFF_LINES} lines each):", 8)
-            for r in diffs:
+            pdf.para(
+                f"Diffs of the {len(diffs)} changes (first {_DIFF_LINES} lines each"
+                + (
+                    f", the first {_DIFFS} changes; all in report.html"
+                    if len(diffs) > _DIFFS
+                    else ""
+                )
+                + "):",
+                8,
+            )
+            for r in diffs[:_DIFFS]:
                 lines = str(r["diff"]).splitlines()
                 text = "\n".join(lines[:_DIFF_LINES])
                 if len(lines) > _DIFF_LINES:

@@ -135,7 +135,7 @@ def in_control(entries: list[dict[str, Any]], control: str) -> list[dict[str, An
 
 
 def test_cc6_holds_every_decision_and_the_denials_match_the_log(exported: dict[str, Any]) -> None:
-    manifest, entries, _ = read_pack(exported["pack"])
+    manifest, entries, files = read_pack(exported["pack"])
     cc6 = in_control(entries, "CC6")
     rows = [e for e in cc6 if e["event_type"] == "hub.PolicyDecisionRecorded"]
     # Every decision stored before the export (the export's own decision included) is a row.
@@ -149,6 +149,9 @@ def test_cc6_holds_every_decision_and_the_denials_match_the_log(exported: dict[s
         {d["decision_id"] for d in decided_before} & {e["decision_id"] for e in rows}
     )
     assert manifest["populations"]["CC6"] == len(cc6) == len(manifest["controls"]["CC6"])
+    table = list(csv.DictReader(io.StringIO(files["populations/CC6.csv"].decode())))
+    assert len(table) == len(cc6)
+    assert sum(r["outcome"] == "deny" for r in table) == len(denies_in_log)
     d = denies_in_pack[0]
     assert d["actor"] == "ann" and d["action"] == "topic.create" and d["resource"] == "/v1/topics"
     assert len(d["policy_version"]) == 64 and d["decision_id"]

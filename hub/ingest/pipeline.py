@@ -441,7 +441,9 @@ class IngestPipeline:
         found = self._compat.get(key)
         if found is None:
             writer = self.publisher.plain(writer_id, self.registry.parsed(writer_id))
-            found = [f"{i.path}: {i.message}" for i in check_reader_writer(reader.plain, writer)]
+            # Strict: values are re-encoded here, and a decimal read at another scale is wrong.
+            strict = check_reader_writer(reader.plain, writer, strict_logical_types=True)
+            found = [f"{i.path}: {i.message}" for i in strict]
             self._compat[key] = found
         return found
 

@@ -130,9 +130,17 @@ class _State:
 class SchemaRegistry:
     """A Confluent-compatible Avro schema registry whose state lives in the event log."""
 
-    def __init__(self, log: EventLog, default_compatibility: str = "BACKWARD") -> None:
+    def __init__(
+        self,
+        log: EventLog,
+        default_compatibility: str = "BACKWARD",
+        *,
+        strict_logical_types: bool = False,
+    ) -> None:
         self._log = log
         self._default = CompatibilityLevel(default_compatibility)
+        # False: logical types are ignored in compatibility checks, as Confluent (Avro Java) does.
+        self.strict_logical_types = strict_logical_types
         self._state = _State()
         self._parsed: dict[int, ParsedSchema] = {}
         self._lock = threading.RLock()
@@ -505,7 +513,7 @@ class SchemaRegistry:
         else:
             chosen = [self._state.subjects[subject][v].id for v in live]
         previous = [self.parsed(i) for i in chosen]
-        return check_level(parsed, previous, level)
+        return check_level(parsed, previous, level, strict_logical_types=self.strict_logical_types)
 
     # -- writing ----------------------------------------------------------------------------
     def register(

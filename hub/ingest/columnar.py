@@ -618,6 +618,63 @@ def build_plan(t: Target, schema: pa.Schema, key_field: str | None) -> ArrowPlan
     return ArrowPlan(encoder, masks, key_source, unique)
 
 
+def decimal_columns(rb: pa.RecordBatch, parsed: Any) -> pa.RecordBatch:
+    """``rb`` with its float and integer columns that feed Avro decimal fields converted to
+    ``decimal128`` exactly, as the per-record path converts them (``serde._decimal``: a float by
+    its shortest repr, never rounded); ``rb`` itself when any row does not convert exactly, so
+    that the per-record path names each such row's problem.
+
+    A float ``f`` converts to the unscaled integer ``u = rint(f * 10**scale)`` when ``u / 10**scale``
+    reads back as ``f`` and ``|u| < 2**50``: then the float's shortest repr has at most ``scale``
+    decimals and equals ``u / 10**scale`` (floats that close together are further apart than
+    ``10**-scale``, so no other decimal of that scale reads back as ``f``).
+    """
+    fields = serde.decimal_fields(parsed)
+    names = rb.schema.names
+    columns = list(rb.columns)
+    changed = False
+    for name, schema in fields:
+        if name not in names:
+            continue
+        i = names.index(name)
+        arr = columns[i]
+        if not (pa.types.is_floating(arr.type) or pa.types.is_integer(arr.type)):
+            continue
+        scale, precision = int(schema.get("scale", 0)), int(schema["precision"])
+        if precision > 18 or scale > 18:
+            return rb
+        valid = _valid(arr)
+        if pa.types.is_floating(arr.type):
+            f = np.asarray(arr.fill_null(0).to_numpy(zero_copy_only=False), dtype=np.float64)
+            with np.errstate(all="ignore"):
+                u_f = np.rint(f * float(10**scale))
+                ok = np.isfinite(u_f) & (np.abs(u_f) < 2.0**50)
+                u = np.where(ok, u_f, 0.0).astype(np.int64)
+                ok &= (u.astype(np.float64) / float(10**scale)) == f
+        else:
+            if pa.types.is_uint64(arr.type) and (pc.max(arr).as_py() or 0) >= 2**62:
+                return rb
+            ints = np.asarray(arr.fill_null(0).to_numpy(zero_copy_only=False), dtype=np.int64)
+            ok = np.abs(ints) < 10 ** (18 - scale)
+            u = np.where(ok, ints, 0) * np.int64(10**scale)
+        ok &= np.abs(u) < 10**precision
+        if not bool(ok[valid].all()):
+            return rb  # the per-record path refuses those rows with their reason
+        words = np.empty((len(u), 2), dtype=np.int64)
+        words[:, 0] = u
+        words[:, 1] = u >> 63
+        dec = pa.Array.from_buffers(
+            pa.decimal128(precision, scale), len(u), [None, pa.py_buffer(words.tobytes())]
+        )
+        if arr.null_count:
+            dec = pc.if_else(pa.array(valid), dec, pa.scalar(None, dec.type))
+        columns[i] = dec
+        changed = True
+    if not changed:
+        return rb
+    return pa.RecordBatch.from_arrays(columns, names=names)
+
+
 # -- the batch --------------------------------------------------------------------------------
 def ingest_arrow(
     pipeline: IngestPipeline,
@@ -673,6 +730,7 @@ def _ingest_arrow(
         t = pipeline.target(topic, event_type)
     except HubError:
         return per_record()  # every row gets the target's error as its reason
+    rb = decimal_columns(rb, t.plain.parsed)  # float / int prices into decimals, exactly
     key_field = info.config.get(KEY_FIELD_CONFIG)
     plan = pipeline.arrow_plan(t, rb.schema, key_field, build_plan)
     if plan is None:

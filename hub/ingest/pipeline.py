@@ -280,6 +280,7 @@ class Compiled:
 
     __slots__ = (
         "check",
+        "decimals",
         "default_values",
         "defaults",
         "encode",
@@ -299,6 +300,7 @@ class Compiled:
         fields = self.schema.get("fields", []) if isinstance(self.schema, dict) else []
         self.defaults = frozenset(f["name"] for f in fields if "default" in f)
         self.wire_header = serde.wire_header(t.schema_id)
+        self.decimals = serde.decimal_fields(self.schema)
         self.encode: Callable[[Any], bytes] = serde.encoder(t.schema_id, t.schema)
         # Defaults as datums, computed once when every one is immutable (shared safely).
         named = self.schema.get("__named_schemas", {}) if isinstance(self.schema, dict) else {}
@@ -482,7 +484,8 @@ class IngestPipeline:
             if raw.kind == "json":
                 return t, serde.from_json(raw.value, t.plain.parsed), None
             if raw.kind == "datum":
-                return t, self.compiled(t).fill(raw.value), None
+                c = self.compiled(t)  # file rows: floats and ints into decimals, exactly
+                return t, c.fill(serde.coerce_decimals(raw.value, c.decimals)), None
             assert writer_id is not None
             problems = self._incompatibilities(t, writer_id)
             if problems:

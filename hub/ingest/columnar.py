@@ -624,10 +624,10 @@ def decimal_columns(rb: pa.RecordBatch, parsed: Any) -> pa.RecordBatch:
     its shortest repr, never rounded); ``rb`` itself when any row does not convert exactly, so
     that the per-record path names each such row's problem.
 
-    A float ``f`` converts to the unscaled integer ``u = rint(f * 10**scale)`` when ``u / 10**scale``
-    reads back as ``f`` and ``|u| < 2**50``: then the float's shortest repr has at most ``scale``
-    decimals and equals ``u / 10**scale`` (floats that close together are further apart than
-    ``10**-scale``, so no other decimal of that scale reads back as ``f``).
+    A float ``f`` converts to the unscaled integer ``u = rint(f * 10**scale)`` when
+    ``u / 10**scale`` reads back as ``f`` and ``|u| < 2**50``: then the float's shortest repr
+    has at most ``scale`` decimals and equals ``u / 10**scale`` (floats that large are closer
+    together than ``10**-scale``, so no other decimal of that scale reads back as ``f``).
     """
     fields = serde.decimal_fields(parsed)
     names = rb.schema.names

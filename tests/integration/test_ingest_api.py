@@ -82,6 +82,40 @@ def test_ndjson_keeps_bad_lines_byte_exact(client: TestClient, admin, hub: Hub) 
     assert r.status_code == 422 and r.json()["reason"] == "malformed_json"
 
 
+def test_ndjson_and_json_batches_accept_bare_records(client: TestClient, admin) -> None:
+    # (issue 11.4) bare records (no "value" envelope) were all quarantined with HTTP 200.
+    lines = [
+        json.dumps({**T, "trade_id": "B-1"}),
+        json.dumps({"value": {**T, "trade_id": "B-2"}, "key": "k"}),  # an envelope still works
+        json.dumps({**T, "trade_id": "B-3", "quantity": "0"}),  # a bare record failing a rule
+        json.dumps([1, 2]),
+        json.dumps({"value": "not a record"}),
+    ]
+    r = client.post(
+        "/v1/ingest/trades",
+        content="\n".join(lines).encode(),
+        headers={**admin, "Content-Type": "application/x-ndjson"},
+    )
+    body = r.json()
+    assert (body["accepted"], body["rejected"]) == (2, 3), body
+    reasons = {x["index"]: (x["rule_id"], x["reason"]) for x in body["rejections"]}
+    assert reasons[2][0] == "trade.quantity.positive"
+    assert reasons[3][1] == (
+        'Event 3 must be a JSON object: the record itself, or an envelope whose "value" is the '
+        "record (got a JSON list)."
+    )
+    assert 'got "value" of type str' in reasons[4][1]
+    r = client.post("/v1/ingest/trades", json={"events": [{**T, "trade_id": "B-4"}]}, headers=admin)
+    assert r.json()["accepted"] == 1
+
+
+def test_avro_route_documents_its_framing(client: TestClient, admin) -> None:
+    ops = client.get("/openapi.json", headers=admin).json()["paths"]
+    avro = ops["/v1/ingest/{topic}/avro"]["post"]["description"]
+    assert "4-byte big-endian" in avro and "magic byte 0" in avro
+    assert "bare record" in ops["/v1/ingest/{topic}"]["post"]["description"]
+
+
 def test_wire_format_and_schema_evolution(client: TestClient, admin, hub: Hub) -> None:
     v1_id = hub.registry.get_version("trades-value", "latest").id
     v1 = hub.registry.parsed(v1_id)

@@ -57,7 +57,7 @@ from hub.ingest.ids import uuid7_bytes
 from hub.ingest.positions import PositionStore
 from hub.ingest.rules import RulesStore
 from hub.metrics import Metrics
-from hub.ports.eventlog import EventLog, Record
+from hub.ports.eventlog import EventLog, Record, RecordMetadata
 from hub.ports.eventlog import Headers as env_Headers
 from hub.ports.keystore import KeyDestroyed
 from hub.registry.avro_schema import ParsedSchema
@@ -69,6 +69,8 @@ QUARANTINE_TOPIC = "hub.quarantine"
 JSON = "application/json"
 WIRE = "application/vnd.confluent.avro"
 Kind = Literal["json", "wire", "datum"]
+# Replay marks: (batch index, outcome, where it landed) per record -> (topic, record) to append.
+Marks = Callable[[list[tuple[int, str, "RecordMetadata | None"]]], list[tuple[str, "Record"]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -582,11 +584,14 @@ class IngestPipeline:
         consumed: int | None = None,
         done: bool = False,
         attempt: int = 1,
+        marks: Marks | None = None,
     ) -> IngestResult:
         """Ingest one batch per record (see the module docstring); returns the counts.
 
         ``position`` is the source's position after this batch; ``consumed`` the source's total
-        records read so far (both stored with the batch). Raises only for problems of the whole
+        records read so far (both stored with the batch). ``marks`` (quarantine replay) is given
+        every record's outcome with where it landed and returns more records to append in the
+        same transaction (step 4 of ``_commit``). Raises only for problems of the whole
         batch (an unknown topic, storage failure), never for one bad record. The cyclic garbage
         collector is paused while the batch is built (``gc_paused``).
         """
@@ -601,6 +606,7 @@ class IngestPipeline:
                 consumed=consumed,
                 done=done,
                 attempt=attempt,
+                marks=marks,
             )
 
     def _ingest(
@@ -615,6 +621,7 @@ class IngestPipeline:
         consumed: int | None,
         done: bool,
         attempt: int,
+        marks: Marks | None = None,
     ) -> IngestResult:
         self.log.topic(topic)  # raises TopicNotFound
         producer = producer or source
@@ -629,6 +636,7 @@ class IngestPipeline:
         # Accepted rows: target, value, key, event id, ce_time (None: receipt time), nk headers.
         rows: list[tuple[Target, bytes, bytes | None, bytes | None, bytes | None, env_Headers]] = []
         quarantined: list[tuple[int, RawRecord, _Reject, Target | None]] = []
+        accepted_at: list[int] = []  # the batch index of each row
         result = IngestResult()
         for i, raw in enumerate(records):
             out = self.accept_one(topic, raw, targets, now)
@@ -669,6 +677,7 @@ class IngestPipeline:
             if key is None and key_field and isinstance(datum, Mapping):
                 k = datum.get(key_field)
                 key = None if k is None else str(k)
+            accepted_at.append(i)
             stamp = None
             if raw.occurred_at:
                 stamp = env.rfc3339_micros(parse_rfc3339(raw.occurred_at)).encode()
@@ -687,7 +696,21 @@ class IngestPipeline:
             self._quarantine_record(topic, source, raw, rej, attempt, now, t)
             for _, raw, rej, t in quarantined
         ]
-        self._commit(topic, source, accepted, q_records, position, consumed, done)
+        outcomes = None
+        if marks is not None:
+            dup_at, q_at = result.duplicate_indexes, [i for i, *_ in quarantined]
+
+            def outcomes(
+                metas: Sequence[RecordMetadata], q_metas: Sequence[RecordMetadata]
+            ) -> list[tuple[str, Record]]:
+                found: list[tuple[int, str, RecordMetadata | None]] = [
+                    *((i, "accepted", m) for i, m in zip(accepted_at, metas, strict=True)),
+                    *((i, "rejected", m) for i, m in zip(q_at, q_metas, strict=True)),
+                    *((i, "duplicate", None) for i in dup_at),
+                ]
+                return marks(sorted(found, key=lambda x: x[0]))
+
+        self._commit(topic, source, accepted, q_records, position, consumed, done, outcomes)
         # After the commit: remember the keys, count.
         ids_window.add_all(batch_ids)
         for t in targets.values():
@@ -747,20 +770,29 @@ class IngestPipeline:
         position: Mapping[str, Any] | None,
         consumed: int | None,
         done: bool,
+        outcomes: Callable[
+            [Sequence[RecordMetadata], Sequence[RecordMetadata]], list[tuple[str, Record]]
+        ]
+        | None = None,
     ) -> None:
         pos_record = None
         if position is not None:
             pos_record = self.positions.record(source, topic, dict(position), consumed or 0, done)
-        if not accepted and not quarantined and pos_record is None:
+        if not accepted and not quarantined and pos_record is None and outcomes is None:
             return
         started = time.perf_counter()
         with self.log.transaction(f"ingest:{source}") as txn:
+            metas: list[RecordMetadata] = []
+            q_metas: list[RecordMetadata] = []
             if accepted:
-                txn.append(topic, accepted)  # 1. the accepted records
+                metas = txn.append(topic, accepted)  # 1. the accepted records
             if quarantined:
-                txn.append(QUARANTINE_TOPIC, quarantined)  # 2. the rejected ones
+                q_metas = txn.append(QUARANTINE_TOPIC, quarantined)  # 2. the rejected ones
             if pos_record is not None:
                 txn.append("hub.source-positions", [pos_record])  # 3. the new position
+            if outcomes is not None:  # 4. what the caller records about them (replay marks)
+                for extra_topic, extra in outcomes(metas, q_metas):
+                    txn.append(extra_topic, [extra])
         self.metrics.append_seconds.labels(topic).observe(time.perf_counter() - started)
 
     def _quarantine_record(

@@ -178,9 +178,22 @@ def test_replay_after_a_rule_fix_and_rules_are_config_events(
     assert put.status_code == 200 and put.json()["version"].startswith("hub.config@")
     changes = hub.reader.read("hub.config", 0, 0, 100)
     assert any(c["value"]["key"] == "quality.rules.trades-value" for c in changes)
+    assert client.get("/v1/quarantine", headers=admin).json()["records"][0]["status"] == "pending"
     out = client.post("/v1/quarantine/replay", json={"offsets": [0]}, headers=admin).json()
     assert out["trades"]["accepted"] == 1
-    again = client.post("/v1/quarantine/replay", json={"offsets": [0]}, headers=admin).json()
-    assert again["trades"]["duplicates"] == 1  # the event id given at receipt
+    # (issue 11.5) the entry is marked replayed, with where it landed...
+    (entry,) = client.get("/v1/quarantine", headers=admin).json()["records"]
+    assert entry["status"] == "replayed"
+    landed = entry["replayed_to"]
+    assert landed["topic"] == "trades" and landed["outcome"] == "accepted"
+    stored = hub.log.read("trades", landed["partition"], landed["offset"], 1)[0]
+    assert dict(stored.headers)["ce_id"].decode() == entry["event_id"]
+    # ...and replaying it again is refused, naming that offset (it was a silent duplicate).
+    again = client.post("/v1/quarantine/replay", json={"offsets": [0]}, headers=admin)
+    assert again.status_code == 422 and again.json()["reason"] == "already_replayed"
+    assert (
+        f"on topic 'trades' partition {landed['partition']} offset {landed['offset']}"
+        in again.json()["message"]
+    ), again.json()
     bad = client.put("/v1/rules/trades-value", json={"rules": [{"id": "x"}]}, headers=admin)
     assert bad.status_code == 422 and bad.json()["reason"] == "invalid_rules"

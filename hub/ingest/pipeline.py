@@ -56,6 +56,7 @@ from hub.ingest.dedupe import EVENT_ID_SCOPE, Deduper, KeyWindow
 from hub.ingest.ids import uuid7_bytes
 from hub.ingest.positions import PositionStore
 from hub.ingest.rules import RulesStore
+from hub.ingest.stats import QualityStats
 from hub.metrics import Metrics
 from hub.ports.eventlog import EventLog, Record, RecordMetadata
 from hub.ports.eventlog import Headers as env_Headers
@@ -375,6 +376,7 @@ class IngestPipeline:
         self._compat: dict[tuple[int, int], list[str]] = {}
         self._compiled: dict[tuple[int, int], tuple[RuleSet, Compiled]] = {}
         self._arrow_plans: dict[Any, tuple[RuleSet, Any]] = {}
+        self.stats = QualityStats(log, registry)  # GET /v1/quality/stats
 
     def arrow_plan(
         self,

@@ -9,7 +9,8 @@
   ``HUB_MAX_REQUEST_BYTES``, fails the whole request (422 / 413): there are no records to keep.
 - ``POST /v1/ingest/{topic}/avro``: a body of Confluent wire-format values, each framed by a
   4-byte big-endian length (``application/vnd.hub.wire-batch``); per record like JSON.
-- ``GET /v1/quality/stats``: accepted / rejected / duplicate counts per source, topic and rule.
+- ``GET /v1/quality/stats``: accepted / rejected / replayed counts per topic and rule, from the
+  log (``hub.ingest.stats``); duplicates and per-source counts since the process started.
 - ``GET /v1/quarantine``, ``GET /v1/quarantine/{offset}``, ``POST /v1/quarantine/replay``.
 - ``GET /v1/rules``, ``GET /v1/rules/{subject}``, ``PUT /v1/rules/{subject}`` (a governed config
   change, ``governance.configchanges``).
@@ -212,26 +213,29 @@ async def ingest_avro(
 def quality_stats(
     request: Request, _: Principal = Depends(authorize("quarantine.read"))
 ) -> dict[str, Any]:
-    """Counts since this process started (the Prometheus counters), plus the quarantine size."""
+    """Accepted records per topic (every record on the topic, from any source), rejected ones
+    per topic and rule (the `hub.quarantine` entries) and replays, read from the log so they
+    hold across restarts; duplicates are never stored, so `duplicate` and `since_start` come
+    from this process's counters."""
     hub = hub_of(request)
     by_source: list[dict[str, Any]] = []
-    by_rule: list[dict[str, Any]] = []
     for metric in hub.metrics.ingest_records.collect():
         for s in metric.samples:
             if s.name.endswith("_total"):
                 by_source.append({**s.labels, "count": int(s.value)})
-    for metric in hub.metrics.ingest_rule_failures.collect():
-        for s in metric.samples:
-            if s.name.endswith("_total"):
-                by_rule.append({**s.labels, "count": int(s.value)})
-    totals = {"accepted": 0, "rejected": 0, "duplicate": 0}
-    for row in by_source:
-        totals[row["outcome"]] += row["count"]
+    logged = hub.ingest.stats.snapshot()
+    duplicates = sum(x["count"] for x in by_source if x["outcome"] == "duplicate")
     return {
-        "totals": totals,
-        "by_source": by_source,
-        "by_rule": by_rule,
-        "quarantine_records": sum(hub.log.end_offsets("hub.quarantine").values()),
+        "totals": {
+            "accepted": logged["accepted"],
+            "rejected": logged["rejected"],
+            "duplicate": duplicates,
+        },
+        "by_topic": logged["by_topic"],
+        "by_rule": logged["by_rule"],
+        "replays": logged["replays"],
+        "since_start": {"by_source": by_source},
+        "quarantine_records": logged["rejected"],
     }
 
 

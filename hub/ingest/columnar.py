@@ -40,6 +40,7 @@ import pyarrow.compute as pc
 
 from domain import envelope as env
 from domain.quality import Rule, split_path
+from governance.shredding import data_subject_field
 from hub import serde
 from hub.errors import HubError
 from hub.events import KEY_FIELD_CONFIG
@@ -675,6 +676,30 @@ def decimal_columns(rb: pa.RecordBatch, parsed: Any) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays(columns, names=names)
 
 
+def erased_rows(pipeline: IngestPipeline, t: Target, rb: pa.RecordBatch) -> Bools:
+    """Rows naming an erased data subject (one ``KeyStore.erased`` per distinct subject); the
+    per-record path refuses them with their reason."""
+    none = np.zeros(rb.num_rows, dtype=np.bool_)
+    name = data_subject_field(t.schema.text)
+    pii = pipeline.publisher.pii
+    if name is None or pii is None or name not in rb.schema.names:
+        return none
+    column = rb.column(rb.schema.names.index(name))
+    if not _is_str(column.type):
+        return none
+    erased = []
+    for subject in pc.unique(column).to_pylist():
+        try:
+            if isinstance(subject, str) and subject and pii.keystore.erased(subject):
+                erased.append(subject)
+        except HubError:
+            continue  # not a valid subject id: nothing was erased under it
+    if not erased:
+        return none
+    found = pc.is_in(column, value_set=pa.array(erased, column.type)).fill_null(False)
+    return np.asarray(found.to_numpy(zero_copy_only=False), dtype=np.bool_)
+
+
 # -- the batch --------------------------------------------------------------------------------
 def ingest_arrow(
     pipeline: IngestPipeline,
@@ -740,7 +765,7 @@ def _ingest_arrow(
     compiled = pipeline.compiled(t)
 
     # 1-3. Rules and encoding, column-wise; unsure or failing rows go row by row.
-    bad = plan.bad_rows(rb, now)
+    bad = plan.bad_rows(rb, now) | erased_rows(pipeline, t, rb)
     values: list[bytes | None]
     if not bad.any():
         values = list(plan.encoder.encode(rb, compiled.wire_header))

@@ -48,7 +48,13 @@ from domain import envelope as env
 from domain.catalog import subject_for
 from domain.envelope import Envelope, parse_rfc3339
 from domain.quality import Evaluator, Rule, RuleSet, compile_natural_key, compile_rules
-from governance.shredding import data_subject_field, data_subject_of, encrypts, pii_fields
+from governance.shredding import (
+    data_subject_field,
+    data_subject_of,
+    encrypts,
+    pii_fields,
+    refuse_erased,
+)
 from hub import serde
 from hub.errors import HubError, InvalidInput, SchemaNotFound, SubjectNotFound
 from hub.events import KEY_FIELD_CONFIG, Publisher, classification_of
@@ -547,13 +553,26 @@ class IngestPipeline:
         return _Reject("rule_failed", detail, first.rule_id, first.field_path)
 
     def accept_one(
-        self, topic: str, raw: RawRecord, targets: dict[str | None, Target], now: datetime
+        self,
+        topic: str,
+        raw: RawRecord,
+        targets: dict[str | None, Target],
+        now: datetime,
+        erased_seen: dict[str, bool] | None = None,
     ) -> tuple[Target, Any, bytes] | _Reject:
-        """Steps 1-3 for one record: its target, datum and value bytes, or why it is rejected."""
+        """Steps 1-3 for one record: its target, datum and value bytes, or why it is rejected.
+
+        A record naming an erased data subject (``governance.shredding.refuse_erased``) is
+        rejected first; ``erased_seen`` caches those answers for one batch."""
         try:
             t, datum, value = self._convert(topic, raw, targets)
         except _Reject as converting:
             return converting
+        if self.publisher.pii is not None:
+            try:
+                refuse_erased(datum, t.schema.text, self.publisher.pii.keystore, erased_seen)
+            except KeyDestroyed as exc:
+                return _Reject(exc.code, exc.message)
         failed = self._check_rules(t, datum, now)
         if failed is not None:
             return failed
@@ -640,8 +659,9 @@ class IngestPipeline:
         quarantined: list[tuple[int, RawRecord, _Reject, Target | None]] = []
         accepted_at: list[int] = []  # the batch index of each row
         result = IngestResult()
+        erased_seen: dict[str, bool] = {}
         for i, raw in enumerate(records):
-            out = self.accept_one(topic, raw, targets, now)
+            out = self.accept_one(topic, raw, targets, now, erased_seen)
             if type(out) is _Reject:
                 quarantined.append((i, raw, out, targets.get(raw.event_type)))
                 continue

@@ -66,9 +66,10 @@ from hub.ingest.stats import QualityStats
 from hub.metrics import Metrics
 from hub.ports.eventlog import EventLog, Record, RecordMetadata
 from hub.ports.eventlog import Headers as env_Headers
-from hub.ports.keystore import KeyDestroyed
+from hub.ports.keystore import DecryptionFailed, KeyDestroyed
 from hub.registry.avro_schema import ParsedSchema
 from hub.registry.compatibility import check_reader_writer
+from hub.registry.plain import plain_subject
 from hub.registry.service import SchemaRegistry
 
 SEALED_FOR = "hub_sealed_for"  # quarantine header: the original is sealed under this subject's key
@@ -529,13 +530,27 @@ class IngestPipeline:
         if encrypts(writer.text):
             codec = self.publisher.codec()
             subject = data_subject_of(datum, writer.text)
-            if subject is not None and not codec.keystore.exists(subject):
+            if subject is not None and codec.keystore.erased(subject):
                 raise _Reject(
                     "key_destroyed",
-                    f"Data subject {subject!r} has no key in this hub (erased, or its ciphertext "
-                    "comes from another hub): the record's PII cannot be read, so it is refused.",
+                    f"Data subject {subject!r} was erased: the record's PII cannot be read and "
+                    "no new data is accepted for it, so it is refused.",
                 )
-            datum = codec.decrypt(datum, writer.text, topic)
+            not_ours = _Reject(
+                "not_hub_ciphertext",
+                f"The value was written with schema id {writer_id}, the log form of "
+                f"{t.subject}, whose PII fields ({', '.join(pii_fields(writer.text))}) hold "
+                "ciphertext of this hub, but these bytes are not: send plain values instead, "
+                "serialized with the plain schema (the .avsc as shipped; registering it under "
+                f"{t.subject!r} answers with the id of its plain companion "
+                f"{plain_subject(t.subject)!r}), and the hub encrypts them.",
+            )
+            if subject is not None and not codec.keystore.exists(subject):
+                raise not_ours  # no key was ever made for this subject: not our ciphertext
+            try:
+                datum = codec.decrypt(datum, writer.text, topic)
+            except DecryptionFailed as exc:
+                raise not_ours from exc
         plain_writer = self.publisher.plain(writer_id, writer)
         if writer_id == t.schema_id:
             return datum

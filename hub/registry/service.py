@@ -40,6 +40,7 @@ from hub.errors import (
 from hub.ports.eventlog import EventLog, Record
 from hub.registry.avro_schema import ParsedSchema, parse_schema
 from hub.registry.compatibility import CompatibilityLevel, Incompatibility, check_level
+from hub.registry.plain import log_form, plain_subject
 
 SCHEMAS_TOPIC = "_schemas"
 _P = ParamSpec("_P")
@@ -481,7 +482,30 @@ class SchemaRegistry:
         for sv in sorted(self._state.subjects[subject].values(), key=lambda v: -v.version):
             if sv.id == schema_id and (include_deleted or not sv.deleted):
                 return sv
+        if self._plain_of_live(subject, text, schema_type, references):
+            companion = plain_subject(subject)
+            if companion in self._state.subjects:
+                return self.lookup(companion, text, schema_type, (), include_deleted)
+            raise SchemaNotFound(
+                f"This is the plain form of a schema of subject {subject!r}, whose PII is stored "
+                f"encrypted; register it (POST /subjects/{subject}/versions) and the hub keeps "
+                f"it under {companion!r} and encrypts values written with it at ingest."
+            )
         raise SchemaNotFound(f"This schema is not registered under subject {subject!r}.")
+
+    def _plain_of_live(
+        self, subject: str, text: str, schema_type: str, references: Sequence[Reference]
+    ) -> bool:
+        """True when ``text`` is the plain form of one of ``subject``'s live log schemas."""
+        if schema_type != "AVRO" or references or subject not in self._state.subjects:
+            return False
+        encrypted = log_form(text)
+        if encrypted is None:
+            return False
+        schema_id = self._state.ids_by_identity.get((parse_schema(encrypted).canonical, ()))
+        return any(
+            sv.id == schema_id and not sv.deleted for sv in self._state.subjects[subject].values()
+        )
 
     # -- compatibility ----------------------------------------------------------------------
     @_locked
@@ -538,6 +562,8 @@ class SchemaRegistry:
             self.refresh()  # 1
             self._require_writable(subject)
             parsed = self._parse_new(text, schema_type, references)  # 2
+            if self._plain_of_live(subject, text, schema_type, references):
+                return self.register(plain_subject(subject), text)  # see hub.registry.plain
             refs = tuple(references)
             identity = (parsed.canonical, refs)
             st = self._state

@@ -48,6 +48,7 @@ from hub.ingest import avro_vector
 from hub.ingest.dedupe import EVENT_ID_SCOPE, NK_HEADER
 from hub.ingest.ids import uuid7_bytes
 from hub.ingest.pipeline import (
+    BatchCache,
     IngestPipeline,
     IngestResult,
     RawRecord,
@@ -335,7 +336,7 @@ def _class(pattern: str, i: int) -> tuple[str | None, int]:
 def _rule_mask(rule: Rule, source: Callable[[str], _Source | None]) -> Mask | None:
     """A function giving the rows ``rule`` fails or cannot decide; None if not columnar."""
     kind = rule.kind
-    if kind == "unique":
+    if kind in ("unique", "ref"):  # stateful: dedupe and ``ref_rows`` check them
         return lambda rb, now: np.zeros(rb.num_rows, dtype=np.bool_)
     srcs = [source(f) for f in rule.fields]
     if any(s is None for s in srcs):
@@ -676,6 +677,28 @@ def decimal_columns(rb: pa.RecordBatch, parsed: Any) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays(columns, names=names)
 
 
+def ref_rows(
+    pipeline: IngestPipeline, t: Target, rb: pa.RecordBatch, cache: BatchCache
+) -> Bools:
+    """Rows a ``ref`` rule fails (the value is not a key on its topic), or every row when the
+    rule's field is not a top-level column; the per-record path names each failure."""
+    bad = np.zeros(rb.num_rows, dtype=np.bool_)
+    names = rb.schema.names
+    for rule in t.rules.refs:
+        assert rule.topic is not None
+        parts = split_path(rule.field)
+        if len(parts) != 1 or parts[0] not in names:
+            return np.ones(rb.num_rows, dtype=np.bool_)
+        column = rb.column(names.index(parts[0]))
+        if column.type != pa.string():
+            column = column.cast(pa.string())
+        known = pipeline.ref_keys(rule.topic, cache)
+        present = pc.is_in(column, value_set=pa.array(list(known), pa.string()))
+        missing = pc.and_(column.is_valid(), pc.invert(present.fill_null(False)))
+        bad |= np.asarray(missing.to_numpy(zero_copy_only=False), dtype=np.bool_)
+    return bad
+
+
 def erased_rows(pipeline: IngestPipeline, t: Target, rb: pa.RecordBatch) -> Bools:
     """Rows naming an erased data subject (one ``KeyStore.erased`` per distinct subject); the
     per-record path refuses them with their reason."""
@@ -765,7 +788,8 @@ def _ingest_arrow(
     compiled = pipeline.compiled(t)
 
     # 1-3. Rules and encoding, column-wise; unsure or failing rows go row by row.
-    bad = plan.bad_rows(rb, now) | erased_rows(pipeline, t, rb)
+    cache = BatchCache()
+    bad = plan.bad_rows(rb, now) | erased_rows(pipeline, t, rb) | ref_rows(pipeline, t, rb, cache)
     values: list[bytes | None]
     if not bad.any():
         values = list(plan.encoder.encode(rb, compiled.wire_header))
@@ -791,7 +815,7 @@ def _ingest_arrow(
         rows = rb.take(pa.array(slow)).to_pylist()
         for i, row in zip(slow, rows, strict=True):
             raw = RawRecord(b"", kind="datum", value=row, event_type=event_type)
-            out = pipeline.accept_one(topic, raw, targets, now)
+            out = pipeline.accept_one(topic, raw, targets, now, cache)
             if type(out) is _Reject:
                 quarantined.append((i, raw, out, targets.get(event_type)))
                 continue

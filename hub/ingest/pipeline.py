@@ -11,7 +11,8 @@ error when it could not, envelope fields) from one source. Per record, in order:
    resolution, ``check_reader_writer``) rejects the record with each incompatibility named. A
    value whose writer schema is the latest is appended byte for byte, never re-encoded;
 3. the subject's quality rules (``domain.quality``), first failure's rule id and field path kept,
-   every failure named in the reason;
+   every failure named in the reason; ``ref`` rules against the referenced topic's record keys
+   (``refs.KeyIndex``, caught up once per batch);
 4. dedupe: an event id, or a ``unique`` rule's natural key, seen in the window (``dedupe.py``) or
    earlier in the same batch makes the record a duplicate: counted, reported, not appended.
 
@@ -47,7 +48,14 @@ from typing import Any, Literal
 from domain import envelope as env
 from domain.catalog import subject_for
 from domain.envelope import Envelope, parse_rfc3339
-from domain.quality import Evaluator, Rule, RuleSet, compile_natural_key, compile_rules
+from domain.quality import (
+    Evaluator,
+    Rule,
+    RuleSet,
+    compile_natural_key,
+    compile_rules,
+    ref_violation,
+)
 from governance.shredding import (
     data_subject_field,
     data_subject_of,
@@ -61,6 +69,7 @@ from hub.events import KEY_FIELD_CONFIG, Publisher, classification_of
 from hub.ingest.dedupe import EVENT_ID_SCOPE, Deduper, KeyWindow
 from hub.ingest.ids import uuid7_bytes
 from hub.ingest.positions import PositionStore
+from hub.ingest.refs import KeyIndex
 from hub.ingest.rules import RulesStore
 from hub.ingest.stats import QualityStats
 from hub.metrics import Metrics
@@ -102,6 +111,15 @@ class RawRecord:
     event_id: str | None = None
     occurred_at: str | None = None
     position: Any = None
+
+
+@dataclass(slots=True)
+class BatchCache:
+    """What one batch looks up once: erased data subjects (``refuse_erased``) and the record
+    keys of the topics its ``ref`` rules name (``KeyIndex``)."""
+
+    erased: dict[str, bool] = field(default_factory=dict)
+    refs: dict[str, set[str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,6 +313,7 @@ class Compiled:
         "defaults",
         "encode",
         "has_rules",
+        "refs",
         "schema",
         "unique",
         "wire_header",
@@ -306,6 +325,9 @@ class Compiled:
         self.has_rules = bool(t.rules.rules)
         self.unique: tuple[tuple[Rule, Callable[[Any], str | None]], ...] = tuple(
             (r, compile_natural_key(r)) for r in t.rules.unique
+        )
+        self.refs: tuple[tuple[Rule, Callable[[Any], str | None]], ...] = tuple(
+            (r, compile_natural_key(r)) for r in t.rules.refs
         )
         fields = self.schema.get("fields", []) if isinstance(self.schema, dict) else []
         self.defaults = frozenset(f["name"] for f in fields if "default" in f)
@@ -384,6 +406,7 @@ class IngestPipeline:
         self._compiled: dict[tuple[int, int], tuple[RuleSet, Compiled]] = {}
         self._arrow_plans: dict[Any, tuple[RuleSet, Any]] = {}
         self.stats = QualityStats(log, registry)  # GET /v1/quality/stats
+        self.refs = KeyIndex(log)  # the keys ``ref`` rules check against
 
     def arrow_plan(
         self,
@@ -556,11 +579,27 @@ class IngestPipeline:
             return datum
         return serde.decode(serde.encode(writer_id, plain_writer, datum), plain_writer, t.plain)
 
-    def _check_rules(self, t: Target, datum: Any, now: datetime) -> _Reject | None:
+    def ref_keys(self, topic: str, batch: BatchCache | None) -> set[str]:
+        """The record keys on ``topic``, caught up once per batch."""
+        if batch is None:
+            return self.refs.keys(topic)
+        found = batch.refs.get(topic)
+        if found is None:
+            found = batch.refs[topic] = self.refs.keys(topic)
+        return found
+
+    def _check_rules(
+        self, t: Target, datum: Any, now: datetime, batch: BatchCache | None = None
+    ) -> _Reject | None:
         c = self.compiled(t)
         if not c.has_rules:
             return None
         found = c.check(datum, now)
+        for rule, get in c.refs:
+            value = get(datum)
+            assert rule.topic is not None
+            if value is not None and value not in self.ref_keys(rule.topic, batch):
+                found = [*found, ref_violation(rule, value)]
         if not found:
             return None
         first = found[0]
@@ -573,22 +612,23 @@ class IngestPipeline:
         raw: RawRecord,
         targets: dict[str | None, Target],
         now: datetime,
-        erased_seen: dict[str, bool] | None = None,
+        batch: BatchCache | None = None,
     ) -> tuple[Target, Any, bytes] | _Reject:
         """Steps 1-3 for one record: its target, datum and value bytes, or why it is rejected.
 
         A record naming an erased data subject (``governance.shredding.refuse_erased``) is
-        rejected first; ``erased_seen`` caches those answers for one batch."""
+        rejected first; ``batch`` caches look-ups for one batch."""
         try:
             t, datum, value = self._convert(topic, raw, targets)
         except _Reject as converting:
             return converting
         if self.publisher.pii is not None:
+            seen = None if batch is None else batch.erased
             try:
-                refuse_erased(datum, t.schema.text, self.publisher.pii.keystore, erased_seen)
+                refuse_erased(datum, t.schema.text, self.publisher.pii.keystore, seen)
             except KeyDestroyed as exc:
                 return _Reject(exc.code, exc.message)
-        failed = self._check_rules(t, datum, now)
+        failed = self._check_rules(t, datum, now, batch)
         if failed is not None:
             return failed
         if value is None:
@@ -674,9 +714,9 @@ class IngestPipeline:
         quarantined: list[tuple[int, RawRecord, _Reject, Target | None]] = []
         accepted_at: list[int] = []  # the batch index of each row
         result = IngestResult()
-        erased_seen: dict[str, bool] = {}
+        batch = BatchCache()
         for i, raw in enumerate(records):
-            out = self.accept_one(topic, raw, targets, now, erased_seen)
+            out = self.accept_one(topic, raw, targets, now, batch)
             if type(out) is _Reject:
                 quarantined.append((i, raw, out, targets.get(raw.event_type)))
                 continue

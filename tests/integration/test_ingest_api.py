@@ -7,6 +7,8 @@ import base64
 import json
 import struct
 from collections.abc import Iterator
+from datetime import UTC, datetime
+from decimal import Decimal
 
 import pytest
 from fastapi.testclient import TestClient
@@ -15,6 +17,7 @@ from domain.catalog import schema_text
 from hub import serde
 from hub.api.app import create_app
 from hub.bootstrap import Hub
+from tests.integration.accounts import open_accounts
 
 T = {
     "trade_id": "T-1",
@@ -26,6 +29,13 @@ T = {
     "currency": "USD",
     "executed_at": "2026-11-25T14:30:00.123456Z",
 }
+
+
+@pytest.fixture
+def hub(hub: Hub) -> Hub:
+    """The shared hub with the accounts these trades name (``trade.account.known``)."""
+    open_accounts(hub, ["ACC-1"])
+    return hub
 
 
 @pytest.fixture
@@ -60,7 +70,8 @@ def test_json_per_record_and_duplicates(client: TestClient, admin) -> None:
     r = client.post("/v1/ingest/trades", json={"events": events[:1]}, headers=admin)
     assert r.json()["duplicates"] == 1
     stats = client.get("/v1/quality/stats", headers=admin).json()
-    assert stats["totals"] == {"accepted": 1, "rejected": 1, "duplicate": 3}
+    # accepted: every record on a data topic (the fixture's account ACC-1 and this trade)
+    assert stats["totals"] == {"accepted": 2, "rejected": 1, "duplicate": 3}
     assert any(x["rule"] == "trade.quantity.positive" for x in stats["by_rule"])
     assert b"hub_ingest_records_total" in client.get("/metrics", headers=admin).content
 
@@ -76,7 +87,7 @@ def test_quality_stats_come_from_the_log(client: TestClient, admin, hub: Hub) ->
     events = [{"value": {**T, "trade_id": "I-1"}}, {"value": {**T, "quantity": "-1"}}]
     client.post("/v1/ingest/trades", json={"events": events}, headers=admin)
     stats = client.get("/v1/quality/stats", headers=admin).json()
-    assert stats["totals"]["accepted"] == 5 and stats["totals"]["rejected"] == 1
+    assert stats["totals"]["accepted"] == 6 and stats["totals"]["rejected"] == 1  # + ACC-1
     trades = next(x for x in stats["by_topic"] if x["topic"] == "trades")
     assert (trades["accepted"], trades["rejected"]) == (5, 1)
     assert stats["by_rule"] == [{"topic": "trades", "rule": "trade.quantity.positive", "count": 1}]
@@ -84,7 +95,7 @@ def test_quality_stats_come_from_the_log(client: TestClient, admin, hub: Hub) ->
     from hub.ingest.stats import QualityStats
 
     fresh = QualityStats(hub.log, hub.registry).snapshot()
-    assert (fresh["accepted"], fresh["rejected"], fresh["by_rule"]) == (5, 1, stats["by_rule"])
+    assert (fresh["accepted"], fresh["rejected"], fresh["by_rule"]) == (6, 1, stats["by_rule"])
 
 
 def test_ndjson_keeps_bad_lines_byte_exact(client: TestClient, admin, hub: Hub) -> None:
@@ -219,3 +230,41 @@ def test_replay_after_a_rule_fix_and_rules_are_config_events(
     ), again.json()
     bad = client.put("/v1/rules/trades-value", json={"rules": [{"id": "x"}]}, headers=admin)
     assert bad.status_code == 422 and bad.json()["reason"] == "invalid_rules"
+
+
+def test_trades_for_unknown_accounts_are_quarantined_by_the_ref_rule(
+    client: TestClient, admin, hub: Hub, tmp_path
+) -> None:
+    # (issue 11.8) a trade for an account that does not exist (A1) was accepted.
+    r = client.post(
+        "/v1/ingest/trades",
+        json={"events": [{**T, "trade_id": "R-1", "account_id": "A1"}, {**T, "trade_id": "R-2"}]},
+        headers=admin,
+    ).json()
+    assert (r["accepted"], r["rejected"]) == (1, 1)
+    (rej,) = r["rejections"]
+    assert (rej["rule_id"], rej["field_path"]) == ("trade.account.known", "/account_id")
+    assert "('A1') is not the key of any record on topic 'accounts'" in rej["reason"]
+    # once the account is opened, the index catches up and the replay passes
+    open_accounts(hub, ["A1"])
+    (entry,) = client.get("/v1/quarantine", headers=admin).json()["records"]
+    out = client.post("/v1/quarantine/replay", json={"offsets": [entry["offset"]]}, headers=admin)
+    assert out.json()["trades"]["accepted"] == 1
+    # the columnar Parquet path checks it too, and only the failing row goes row by row
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from hub.ingest.files import publish_file
+
+    rows = [
+        {**T, "trade_id": f"PQ-{i}", "account_id": acc, "quantity": Decimal(1), "price": 1.5}
+        for i, acc in enumerate(["A1", "NOBODY", "ACC-1"])
+    ]
+    for row in rows:
+        row["executed_at"] = datetime(2026, 11, 25, 14, 30, tzinfo=UTC)
+    f = tmp_path / "t.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), f)
+    done = publish_file(hub.ingest, f, "trades")
+    assert (done.result.accepted, done.result.rejected) == (2, 1)
+    assert done.result.rejections[0].rule_id == "trade.account.known"
+    assert done.result.rejections[0].index == 1

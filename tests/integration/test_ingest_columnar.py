@@ -28,6 +28,7 @@ from hub.ingest.columnar import re2_pattern
 from hub.ingest.files import publish_file
 from hub.ingest.quarantine import decode_entry
 from hub.settings import load_settings
+from tests.integration.accounts import open_accounts
 
 VOLATILE = {"ce_id", "ce_correlationid", "ce_time"}
 RECEIPT = re.compile(r"at receipt \([^)]*\)")
@@ -38,6 +39,8 @@ NOW = datetime.now(UTC)
 def two(tmp_path: Path) -> Iterator[tuple[Hub, Hub]]:
     a = bootstrap(load_settings(environ={}, data_dir=tmp_path / "a"))
     b = bootstrap(load_settings(environ={}, data_dir=tmp_path / "b"))
+    for h in (a, b):  # the accounts the trades name (trade.account.known)
+        open_accounts(h, ["A", "ACC-1", *(f"ACC-{i}" for i in range(100))])
     yield a, b
     a.close()
     b.close()

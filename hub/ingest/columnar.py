@@ -677,9 +677,7 @@ def decimal_columns(rb: pa.RecordBatch, parsed: Any) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays(columns, names=names)
 
 
-def ref_rows(
-    pipeline: IngestPipeline, t: Target, rb: pa.RecordBatch, cache: BatchCache
-) -> Bools:
+def ref_rows(pipeline: IngestPipeline, t: Target, rb: pa.RecordBatch, cache: BatchCache) -> Bools:
     """Rows a ``ref`` rule fails (the value is not a key on its topic), or every row when the
     rule's field is not a top-level column; the per-record path names each failure."""
     bad = np.zeros(rb.num_rows, dtype=np.bool_)

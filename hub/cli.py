@@ -11,7 +11,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -277,6 +277,7 @@ def tail(
     obj: Ctx, topic: str, partition: int | None, offset: int | None, lines: int, follow: bool
 ) -> None:
     """Print exactly N of a topic's records as JSON lines (decoded through the registry)."""
+    from hub.ports.eventlog import StoredRecord
     from hub.tailing import last_records, records_from
 
     def go() -> None:
@@ -286,6 +287,7 @@ def tail(
                 [partition] if partition is not None else list(range(h.log.topic(topic).partitions))
             )
             pos = dict(h.log.end_offsets(topic))
+            shown: Iterable[StoredRecord]
             if offset is None:
                 shown = last_records(h.log, topic, parts, lines)
             else:

@@ -175,7 +175,9 @@ async def ingest_avro(
     (magic byte 0, 4-byte big-endian schema id, Avro binary). In Python:
     `b"".join(struct.pack(">I", len(v)) + v for v in values)`. The schema id must be registered
     in this hub's registry; a value written with an older version of the subject is resolved to
-    the latest one. A body that ends inside a frame fails whole (422, `malformed_frame`).
+    the latest one. On a topic whose schema stores PII encrypted, write plain values with the
+    plain `.avsc` (registered under the subject, it is kept under `<subject>-plain`): the hub
+    encrypts them. A body that ends inside a frame fails whole (422, `malformed_frame`).
     """
     hub = hub_of(request)
     body = await _body(request)

@@ -331,6 +331,11 @@ class LocalKeyStore(KeyStore):
         # 3. leave no copy in the WAL or free pages.
         self._compact()
 
+    def erased(self, subject_id: str) -> bool:
+        subject = subject_digest(check_subject(subject_id))
+        with self._lock:
+            return self._erased(subject)
+
     def exists(self, subject_id: str) -> bool:
         subject = subject_digest(check_subject(subject_id))
         with self._lock:

@@ -273,6 +273,9 @@ class VaultKeyStore(KeyStore):
         # 3. forget the derived keys this process holds.
         self._cache.purge(subject_id)
 
+    def erased(self, subject_id: str) -> bool:
+        return self._read_key(f"hub-erased-{_digest(check_subject(subject_id))}") is not None
+
     def exists(self, subject_id: str) -> bool:
         return self._read_key(f"hub-subject-{_digest(check_subject(subject_id))}") is not None
 

@@ -41,6 +41,7 @@ from hub.ingest.files import publish_file
 from hub.ingest.ids import uuid7_bytes
 from hub.ports.eventlog import Record
 from hub.settings import load_settings
+from tests.integration.accounts import open_accounts
 
 pytestmark = pytest.mark.slow
 N = int(os.environ.get("INGEST_BENCH_N", "50000"))
@@ -109,6 +110,7 @@ def parquet_file(path: Path, n: int, chunk: int = 500_000, start: int = 0) -> No
 def test_ingest_throughput(tmp_path: Path, report: Report) -> None:
     h = bootstrap(load_settings(environ={}, data_dir=tmp_path / "d", sqlite_synchronous="NORMAL"))
     try:
+        open_accounts(h, [f"ACC-{i}" for i in range(500)])  # trade.account.known
         sv = h.registry.get_version("trades-value", "latest")
         schema = h.registry.parsed(sv.id)
         datums = [serde.from_json(r, schema.parsed) for r in rows(N)]
@@ -219,8 +221,10 @@ def test_peak_rss_streaming_a_big_parquet_file(tmp_path: Path, report: Report) -
         from hub.bootstrap import bootstrap
         from hub.ingest.files import publish_file
         from hub.settings import load_settings
+        from tests.integration.accounts import open_accounts
         h = bootstrap(load_settings(environ={{}}, data_dir=Path({str(tmp_path / "d")!r}),
                                     sqlite_synchronous="NORMAL", dedupe_max_keys=200_000))
+        open_accounts(h, [f"ACC-{{i}}" for i in range(500)])
         t = time.perf_counter()
         out = publish_file(h.ingest, Path({str(f)!r}), "trades", batch_size={BATCH})
         took = time.perf_counter() - t

@@ -91,6 +91,14 @@ TOPICS: tuple[TopicSpec, ...] = (
         "Ingested records rejected by schema, quality rule or size, with their original bytes.",
     ),
     TopicSpec(
+        "hub.quarantine-replays",
+        ("hub.QuarantineReplayed",),
+        "topic",
+        "topic",
+        "Replays of quarantined records (outcome and where each landed); the quarantine entry's "
+        "status is their fold.",
+    ),
+    TopicSpec(
         "hub.source-positions",
         ("hub.SourcePositionRecorded",),
         "topic",

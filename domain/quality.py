@@ -12,6 +12,7 @@ runtime through ``hub.config`` events)::
       - {id: settled.after, kind: compare, left: settled_at, op: ">=", right: initiated_at}
       - {id: trade.fresh, kind: freshness, field: executed_at, max_age: 7d, max_future: 5m}
       - {id: trade.unique, kind: unique, fields: [trade_id], window: 24h}
+      - {id: trade.account.known, kind: ref, field: account_id, topic: accounts}
 
 Kinds: ``required`` (present, not null, not an empty string), ``range`` (``min``/``max``, bounds
 inclusive unless ``*_exclusive``; numbers as strings compare exactly as decimals), ``regex``
@@ -19,8 +20,11 @@ inclusive unless ``*_exclusive``; numbers as strings compare exactly as decimals
 ``< <= == != >= >``), ``freshness`` (late arrival: the field is at most ``max_age`` older than the
 receipt time and at most ``max_future`` ahead of it), ``unique`` (the natural key made of
 ``fields`` is not repeated within ``window``: stateful, so evaluated by the ingest's dedupe
-window, not here). Fields are paths with ``/`` or ``.`` separators into the record. A rule
-whose field is absent or null passes, except ``required``: combine them to require a value.
+window, not here), ``ref`` (referential: the value is the key of some record on ``topic``, e.g.
+a trade's ``account_id`` names an account opened on ``accounts``; stateful, so checked by the
+ingest against an index of that topic's record keys, ``hub/ingest/refs.py``, not here).
+Fields are paths with ``/`` or ``.`` separators into the record. A rule whose field is absent
+or null passes, except ``required``: combine them to require a value.
 
 Evaluation is pure: ``evaluate(rule_set, record, now)`` returns one ``Violation`` (rule id,
 field path, sentence) per failed rule. No I/O.
@@ -36,8 +40,18 @@ from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
-RuleKind = Literal["required", "range", "regex", "enum", "compare", "freshness", "unique"]
-KINDS: tuple[str, ...] = ("required", "range", "regex", "enum", "compare", "freshness", "unique")
+RuleKind = Literal["required", "range", "regex", "enum", "compare", "freshness", "unique", "ref"]
+KINDS: tuple[str, ...] = (
+    "required",
+    "range",
+    "regex",
+    "enum",
+    "compare",
+    "freshness",
+    "unique",
+    "ref",
+)
+STATEFUL: tuple[str, ...] = ("unique", "ref")  # checked by the ingest, not by ``evaluate``
 OPS: Mapping[str, Callable[[Any, Any], bool]] = {
     "<": operator.lt,
     "<=": operator.le,
@@ -78,6 +92,7 @@ class Rule:
     max_age: timedelta | None = None
     max_future: timedelta | None = None
     window: timedelta | None = None
+    topic: str | None = None  # ``ref``: the topic whose record keys the value must be among
     _regex: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
 
     @property
@@ -107,6 +122,8 @@ class Rule:
             value = getattr(self, name)
             if value is not None:
                 out[name] = f"{int(value.total_seconds())}s"
+        if self.topic is not None:
+            out["topic"] = self.topic
         return out
 
 
@@ -118,6 +135,10 @@ class RuleSet:
     @property
     def unique(self) -> tuple[Rule, ...]:
         return tuple(r for r in self.rules if r.kind == "unique")
+
+    @property
+    def refs(self) -> tuple[Rule, ...]:
+        return tuple(r for r in self.rules if r.kind == "ref")
 
     def as_dict(self) -> dict[str, Any]:
         return {"subject": self.subject, "rules": [r.as_dict() for r in self.rules]}
@@ -170,6 +191,7 @@ def parse_rule(data: Mapping[str, Any], index: int = 0) -> Rule:
         "max_age",
         "max_future",
         "window",
+        "topic",
         "description",
     }
     unknown = set(data) - known
@@ -222,6 +244,18 @@ def parse_rule(data: Mapping[str, Any], index: int = 0) -> Rule:
             kw["max_future"] = parse_duration(data["max_future"], where)
     elif kind == "unique":
         kw["window"] = parse_duration(data.get("window", "24h"), where)
+    elif kind == "ref":
+        topic = data.get("topic")
+        if not isinstance(topic, str) or not topic:
+            raise RuleError(
+                f"{where}: a ref rule needs 'topic', the topic whose record keys the value must "
+                "be among (e.g. topic: accounts)."
+            )
+        if len(fields) != 1:
+            raise RuleError(f"{where}: a ref rule checks one 'field'.")
+        kw["topic"] = topic
+    if data.get("topic") is not None and kind != "ref":
+        raise RuleError(f"{where}: 'topic' is an attribute of ref rules only.")
     return Rule(id=rid, kind=kind, fields=fields, **kw)
 
 
@@ -277,8 +311,11 @@ def _path(p: str) -> str:
 
 
 def check_rule(rule: Rule, record: Any, now: datetime) -> Violation | None:
-    """The violation of one stateless rule by ``record``, or None. ``unique`` always passes."""
+    """The violation of one stateless rule by ``record``, or None. ``unique`` and ``ref`` always
+    pass here (the ingest checks them)."""
     kind = rule.kind
+    if kind == "ref":
+        return None
     if kind == "required":
         for f in rule.fields:
             v = get_path(record, f)
@@ -371,6 +408,17 @@ def natural_key(rule: Rule, record: Any) -> str | None:
     return "\x1f".join(map(str, parts))
 
 
+def ref_violation(rule: Rule, value: Any) -> Violation:
+    """The violation of a ``ref`` rule whose value is not a key on ``rule.topic``."""
+    where = _path(rule.field)
+    return Violation(
+        rule.id,
+        where,
+        f"{where} ({value!r}) is not the key of any record on topic {rule.topic!r}: publish "
+        f"that record to {rule.topic!r} first, or correct the value.",
+    )
+
+
 def _show(value: Any) -> str:
     if isinstance(value, datetime):
         return value.isoformat()
@@ -418,9 +466,9 @@ def _getter(path: str) -> Callable[[Any], Any]:
 
 
 def _compile_rule(rule: Rule) -> Check | None:
-    """One stateless rule as a closure; None for ``unique`` (it always passes here)."""
+    """One stateless rule as a closure; None for ``unique`` and ``ref`` (they pass here)."""
     kind, rid = rule.kind, rule.id
-    if kind == "unique":
+    if kind in STATEFUL:
         return None
     if kind == "required":
         getters = [(_getter(f), _path(f)) for f in rule.fields]

@@ -265,6 +265,34 @@ def data_subject_of(datum: Mapping[str, Any], schema_json: SchemaJson) -> str | 
     return None if value is None else str(value)
 
 
+def refuse_erased(
+    datum: Any, schema_json: SchemaJson, keystore: KeyStore, seen: dict[str, bool] | None = None
+) -> None:
+    """Raise ``KeyDestroyed`` when ``datum`` names an erased data subject in its
+    ``hub.data_subject`` field, whether or not the schema holds PII: after ``hub erase``, a late
+    trade or payment naming the account is refused like a late account event. ``seen`` caches
+    answers for one batch; asking never creates a key."""
+    if not isinstance(datum, Mapping):
+        return
+    name = plan(schema_json).subject_field
+    subject = None if name is None else datum.get(name)
+    if not isinstance(subject, str) or not subject:
+        return
+    erased = None if seen is None else seen.get(subject)
+    if erased is None:
+        try:
+            erased = keystore.erased(subject)
+        except InvalidInput:
+            erased = False  # not a valid subject id: nothing can have been erased under it
+        if seen is not None:
+            seen[subject] = erased
+    if erased:
+        raise KeyDestroyed(
+            f"Data subject {subject!r} (field {name}) was erased: a record naming it is "
+            "refused, and its content is not kept."
+        )
+
+
 # -- datum rewriting ----------------------------------------------------------------------------
 def _get(datum: Mapping[str, Any], path: tuple[str, ...]) -> tuple[bool, Any]:
     node: Any = datum

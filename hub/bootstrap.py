@@ -255,7 +255,11 @@ def bootstrap(settings: Settings | None = None, *, install_domain: bool = True) 
     settings = settings or load_settings()  # 1
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     event_log = build_event_log(settings)  # 2
-    registry = SchemaRegistry(event_log, settings.registry_compatibility)  # 3
+    registry = SchemaRegistry(
+        event_log,
+        settings.registry_compatibility,
+        strict_logical_types=settings.registry_strict_logical_types,
+    )  # 3
     metrics = Metrics()
     keystore = build_keystore(settings)  # PII is encrypted under it before it enters the log
     publisher = Publisher(event_log, registry, settings, metrics, keystore)

@@ -11,7 +11,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -261,14 +261,24 @@ def topics(obj: Ctx) -> None:
 @main.command()
 @click.argument("topic")
 @click.option("--partition", type=int, default=None, help="Only this partition.")
-@click.option("--offset", type=int, default=None, help="Start offset (default: last --lines).")
-@click.option("--lines", "-n", type=int, default=10, help="How many of the latest to show.")
+@click.option(
+    "--offset", type=click.IntRange(min=0), default=None, help="Start offset in each partition."
+)
+@click.option(
+    "--lines",
+    "-n",
+    type=click.IntRange(min=0),
+    default=10,
+    help="How many records: the last N, or the first N from --offset.",
+)
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new events.")
 @click.pass_obj
 def tail(
     obj: Ctx, topic: str, partition: int | None, offset: int | None, lines: int, follow: bool
 ) -> None:
-    """Print a topic's events as JSON lines (decoded through the registry)."""
+    """Print exactly N of a topic's records as JSON lines (decoded through the registry)."""
+    from hub.ports.eventlog import StoredRecord
+    from hub.tailing import last_records, records_from
 
     def go() -> None:
         with obj.hub() as h:
@@ -276,17 +286,21 @@ def tail(
             parts = (
                 [partition] if partition is not None else list(range(h.log.topic(topic).partitions))
             )
-            ends = h.log.end_offsets(topic)
-            pos = {p: offset if offset is not None else max(0, ends[p] - lines) for p in parts}
-            while True:
+            pos = dict(h.log.end_offsets(topic))
+            shown: Iterable[StoredRecord]
+            if offset is None:
+                shown = last_records(h.log, topic, parts, lines)
+            else:
+                shown = records_from(h.log, topic, parts, offset, lines)
+            for rec in shown:
+                click.echo(json.dumps(h.reader.decode(rec)))
+            while follow:
                 got = 0
                 for p in parts:
                     for ev in h.reader.read(topic, p, pos[p], 1000):
                         click.echo(json.dumps(ev))
                         pos[p] = ev["offset"] + 1
                         got += 1
-                if not follow:
-                    return
                 if not got:
                     time.sleep(0.2)
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from domain.catalog import SubjectStrategy, subject_for
 from domain.envelope import CLASSIFICATIONS, Envelope, parse_rfc3339
-from governance.shredding import PiiCodec, encrypts, mask_pii, plain_schema
+from governance.shredding import PiiCodec, encrypts, mask_pii, plain_schema, refuse_erased
 from hub import serde
 from hub.errors import HubError, InvalidInput, PayloadTooLarge, SubjectNotFound, TopicNotFound
 from hub.metrics import Metrics
@@ -152,6 +152,7 @@ class Publisher:
         """Convert, validate and encode every event; raises naming the first bad one."""
         key_field = self._log.topic(topic).config.get(KEY_FIELD_CONFIG)
         resolved: dict[str | None, tuple[int, ParsedSchema, str, str]] = {}
+        erased_seen: dict[str, bool] = {}
         records = []
         for i, ev in enumerate(events):
             try:
@@ -161,6 +162,8 @@ class Publisher:
                 schema_id, schema, name, classification = resolved[ev.event_type]
                 plain = self.plain(schema_id, schema)
                 datum = serde.from_json(ev.value, plain.parsed)
+                if self.pii is not None:  # a record naming an erased data subject is refused
+                    refuse_erased(datum, schema.text, self.pii.keystore, erased_seen)
                 if plain is not schema:
                     datum = self.codec().encrypt(datum, schema.text, topic)
                 value = serde.encode(schema_id, schema, datum)

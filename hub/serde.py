@@ -1,7 +1,8 @@
 """Confluent wire format (magic byte 0, 4-byte big-endian schema id, Avro binary) and JSON mapping.
 
-JSON input maps to Avro as a publisher expects: decimals from strings or exact JSON numbers (parse
-request bodies with ``parse_float=Decimal`` so no float ever touches money), timestamps from RFC
+JSON input maps to Avro as a publisher expects: decimals from strings, exact JSON numbers (parse
+request bodies with ``parse_float=Decimal`` so no float ever touches money) or floats (through
+their shortest repr, then exactly to the scale; never rounded), timestamps from RFC
 3339 strings or integers in the logical type's unit, dates from ISO dates, bytes/fixed from base64.
 Output maps back the same way (decimals as strings, timestamps as RFC 3339).
 """
@@ -254,31 +255,83 @@ def _bytes(value: Any, path: str) -> bytes:
 
 
 def _decimal(value: Any, schema: Mapping[str, Any], path: str) -> Decimal:
-    if isinstance(value, bool) or not isinstance(value, (str, int, Decimal)):
+    """``value`` (decimal text, an int, an exact JSON number or a float) as the Avro decimal of
+    ``schema``, exactly, or ``SerializationError`` naming the value and the fix.
+
+    A float (what pandas and Parquet writers give for a price) converts through its shortest
+    repr (``101.25`` is ``Decimal("101.25")``, not the binary expansion), then must fit the
+    scale and precision exactly: nothing is ever rounded silently.
+    """
+    where = path or "/"
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise SerializationError(
+                f"{where}: {value!r} is not a finite number, so it cannot be a decimal; send a "
+                "number or null (if the field is nullable)."
+            )
+        value = repr(value)
+    elif isinstance(value, bool) or not isinstance(value, (str, int, Decimal)):
         raise SerializationError(
-            f"{path}: a decimal must be a string or an exact JSON number, got {value!r}."
+            f"{where}: a decimal must be a number or a string of digits, got {value!r}."
         )
     try:
-        d = Decimal(value)
+        d = value if isinstance(value, Decimal) else Decimal(value)
     except InvalidOperation as exc:
-        raise SerializationError(f"{path}: {value!r} is not a decimal number.") from exc
+        raise SerializationError(f"{where}: {value!r} is not a decimal number.") from exc
     if not d.is_finite():
-        raise SerializationError(f"{path}: {value!r} is not a finite decimal.")
+        raise SerializationError(f"{where}: {value!r} is not a finite decimal.")
     scale = int(schema.get("scale", 0))
     precision = int(schema["precision"])
-    exponent = d.as_tuple().exponent
-    if isinstance(exponent, int) and -exponent > scale:
+    try:
+        q = d.quantize(Decimal(1).scaleb(-scale))
+    except InvalidOperation as exc:
         raise SerializationError(
-            f"{path}: {value} has more than {scale} decimal places (decimal({precision},{scale}));"
-            " round it before publishing."
+            f"{where}: {value} has more than {precision} significant digits "
+            f"(decimal({precision},{scale}))."
+        ) from exc
+    if q != d:
+        raise SerializationError(
+            f"{where}: {value} has more than {scale} decimal places (decimal({precision},{scale}))"
+            "; round it before publishing."
         )
-    q = d.quantize(Decimal(1).scaleb(-scale))
     if len(q.as_tuple().digits) > precision:
         raise SerializationError(
-            f"{path}: {value} has more than {precision} significant digits "
+            f"{where}: {value} has more than {precision} significant digits "
             f"(decimal({precision},{scale}))."
         )
     return q
+
+
+def decimal_fields(schema: Any) -> tuple[tuple[str, Mapping[str, Any]], ...]:
+    """The top-level fields of a record schema (fastavro-parsed) whose type is a decimal, or a
+    nullable union holding one, with that decimal's schema."""
+    if not isinstance(schema, Mapping) or schema.get("type") != "record":
+        return ()
+    out = []
+    for f in schema.get("fields", []):
+        t = f["type"]
+        branches = t if isinstance(t, list) else [t]
+        for b in branches:
+            if isinstance(b, Mapping) and b.get("logicalType") == "decimal":
+                out.append((f["name"], b))
+                break
+    return tuple(out)
+
+
+def coerce_decimals(datum: Any, fields: tuple[tuple[str, Mapping[str, Any]], ...]) -> Any:
+    """``datum`` (an Avro datum from a file row) with ints, floats and text in its decimal
+    ``fields`` converted exactly (``_decimal``); itself when nothing needs converting."""
+    if not fields or type(datum) is not dict:
+        return datum
+    out = None
+    for name, schema in fields:
+        v = datum.get(name)
+        if v is None or type(v) is Decimal:
+            continue
+        if out is None:
+            out = dict(datum)
+        out[name] = _decimal(v, schema, "/" + name)
+    return datum if out is None else out
 
 
 def to_json(value: Any) -> Any:

@@ -75,6 +75,11 @@ class Settings(BaseSettings):
     registry_compatibility: Compatibility = Field(
         default="BACKWARD", description="Global default compatibility level of the registry."
     )
+    registry_strict_logical_types: bool = Field(
+        default=False,
+        description="Registry compatibility also compares logical types (decimal precision and "
+        "scale, date/timestamp units); off by default, as in Confluent's registry (Avro Java).",
+    )
     # Projections (issue 6).
     views_analytics: Literal["chdb", "clickhouse"] = Field(
         default="chdb", description="Analytics view store: chDB in-process or a ClickHouse server."

@@ -22,18 +22,28 @@ def quarantine() -> None:
 @click.option("--offset", type=int, default=0)
 @click.option("--limit", type=int, default=50)
 @click.option("--topic", default=None, help="Only records meant for this topic.")
+@click.option(
+    "--status",
+    type=click.Choice(["all", "pending", "replayed", "requarantined"]),
+    default="all",
+    help="Only entries with this replay status.",
+)
 @click.pass_obj
-def quarantine_list(obj: Ctx, offset: int, limit: int, topic: str | None) -> None:
-    """One line per quarantined record: offset, topic, source, rule or reason code, reason."""
+def quarantine_list(obj: Ctx, offset: int, limit: int, topic: str | None, status: str) -> None:
+    """One line per quarantined record: offset, topic, source, rule or reason code, attempt,
+    replay status (pending, replayed, requarantined), reason."""
     from hub.ingest.quarantine import entries
 
     def go() -> None:
         with obj.hub() as h:
             authorize(h, "quarantine.read", "quarantine")
-            for e in entries(h.ingest, offset, limit, topic):
+            found = entries(h.ingest, offset, 10**9 if status != "all" else limit, topic)
+            chosen = [e for e in found if status in ("all", e["status"])][:limit]
+            for e in chosen:
                 click.echo(
                     f"{e['offset']}\t{e['topic']}\t{e['source']}\t"
-                    f"{e['rule_id'] or e['reason_code']}\tattempt={e['attempt']}\t{e['reason']}"
+                    f"{e['rule_id'] or e['reason_code']}\tattempt={e['attempt']}\t"
+                    f"status={e['status']}\t{e['reason']}"
                 )
 
     run_safely(go)
@@ -64,7 +74,7 @@ def quarantine_show(obj: Ctx, offset: int) -> None:
 
 @quarantine.command("replay")
 @click.argument("offsets", type=int, nargs=-1)
-@click.option("--all", "replay_all", is_flag=True, help="Replay every quarantined record.")
+@click.option("--all", "replay_all", is_flag=True, help="Replay every pending quarantined record.")
 @click.option("--topic", default=None, help="With --all: only records for this topic.")
 @click.pass_obj
 def quarantine_replay(
@@ -78,7 +88,11 @@ def quarantine_replay(
             authorize(h, "quarantine.replay", "quarantine")
             chosen = list(offsets)
             if replay_all:
-                chosen = [e["offset"] for e in entries(h.ingest, 0, 10**9, topic)]
+                chosen = [
+                    e["offset"]
+                    for e in entries(h.ingest, 0, 10**9, topic)
+                    if e["status"] == "pending"
+                ]
             if not chosen:
                 raise ConfigError("Name offsets to replay, or pass --all.")
             for t, r in replay(h.ingest, chosen, OPERATOR.id).items():

@@ -40,6 +40,7 @@ import pyarrow.compute as pc
 
 from domain import envelope as env
 from domain.quality import Rule, split_path
+from governance.shredding import data_subject_field
 from hub import serde
 from hub.errors import HubError
 from hub.events import KEY_FIELD_CONFIG
@@ -47,6 +48,7 @@ from hub.ingest import avro_vector
 from hub.ingest.dedupe import EVENT_ID_SCOPE, NK_HEADER
 from hub.ingest.ids import uuid7_bytes
 from hub.ingest.pipeline import (
+    BatchCache,
     IngestPipeline,
     IngestResult,
     RawRecord,
@@ -334,7 +336,7 @@ def _class(pattern: str, i: int) -> tuple[str | None, int]:
 def _rule_mask(rule: Rule, source: Callable[[str], _Source | None]) -> Mask | None:
     """A function giving the rows ``rule`` fails or cannot decide; None if not columnar."""
     kind = rule.kind
-    if kind == "unique":
+    if kind in ("unique", "ref"):  # stateful: dedupe and ``ref_rows`` check them
         return lambda rb, now: np.zeros(rb.num_rows, dtype=np.bool_)
     srcs = [source(f) for f in rule.fields]
     if any(s is None for s in srcs):
@@ -618,6 +620,107 @@ def build_plan(t: Target, schema: pa.Schema, key_field: str | None) -> ArrowPlan
     return ArrowPlan(encoder, masks, key_source, unique)
 
 
+def decimal_columns(rb: pa.RecordBatch, parsed: Any) -> pa.RecordBatch:
+    """``rb`` with its float and integer columns that feed Avro decimal fields converted to
+    ``decimal128`` exactly, as the per-record path converts them (``serde._decimal``: a float by
+    its shortest repr, never rounded); ``rb`` itself when any row does not convert exactly, so
+    that the per-record path names each such row's problem.
+
+    A float ``f`` converts to the unscaled integer ``u = rint(f * 10**scale)`` when
+    ``u / 10**scale`` reads back as ``f`` and ``|u| < 2**50``: then the float's shortest repr
+    has at most ``scale`` decimals and equals ``u / 10**scale`` (floats that large are closer
+    together than ``10**-scale``, so no other decimal of that scale reads back as ``f``).
+    """
+    fields = serde.decimal_fields(parsed)
+    names = rb.schema.names
+    columns = list(rb.columns)
+    changed = False
+    for name, schema in fields:
+        if name not in names:
+            continue
+        i = names.index(name)
+        arr = columns[i]
+        if not (pa.types.is_floating(arr.type) or pa.types.is_integer(arr.type)):
+            continue
+        scale, precision = int(schema.get("scale", 0)), int(schema["precision"])
+        if precision > 18 or scale > 18:
+            return rb
+        valid = _valid(arr)
+        if pa.types.is_floating(arr.type):
+            f = np.asarray(arr.fill_null(0).to_numpy(zero_copy_only=False), dtype=np.float64)
+            with np.errstate(all="ignore"):
+                u_f = np.rint(f * float(10**scale))
+                ok = np.isfinite(u_f) & (np.abs(u_f) < 2.0**50)
+                u = np.where(ok, u_f, 0.0).astype(np.int64)
+                ok &= (u.astype(np.float64) / float(10**scale)) == f
+        else:
+            if pa.types.is_uint64(arr.type) and (pc.max(arr).as_py() or 0) >= 2**62:
+                return rb
+            ints = np.asarray(arr.fill_null(0).to_numpy(zero_copy_only=False), dtype=np.int64)
+            ok = np.abs(ints) < 10 ** (18 - scale)
+            u = np.where(ok, ints, 0) * np.int64(10**scale)
+        ok &= np.abs(u) < 10**precision
+        if not bool(ok[valid].all()):
+            return rb  # the per-record path refuses those rows with their reason
+        words = np.empty((len(u), 2), dtype=np.int64)
+        words[:, 0] = u
+        words[:, 1] = u >> 63
+        dec = pa.Array.from_buffers(
+            pa.decimal128(precision, scale), len(u), [None, pa.py_buffer(words.tobytes())]
+        )
+        if arr.null_count:
+            dec = pc.if_else(pa.array(valid), dec, pa.scalar(None, dec.type))
+        columns[i] = dec
+        changed = True
+    if not changed:
+        return rb
+    return pa.RecordBatch.from_arrays(columns, names=names)
+
+
+def ref_rows(pipeline: IngestPipeline, t: Target, rb: pa.RecordBatch, cache: BatchCache) -> Bools:
+    """Rows a ``ref`` rule fails (the value is not a key on its topic), or every row when the
+    rule's field is not a top-level column; the per-record path names each failure."""
+    bad = np.zeros(rb.num_rows, dtype=np.bool_)
+    names = rb.schema.names
+    for rule in t.rules.refs:
+        assert rule.topic is not None
+        parts = split_path(rule.field)
+        if len(parts) != 1 or parts[0] not in names:
+            return np.ones(rb.num_rows, dtype=np.bool_)
+        column = rb.column(names.index(parts[0]))
+        if column.type != pa.string():
+            column = column.cast(pa.string())
+        known = pipeline.ref_keys(rule.topic, cache)
+        present = pc.is_in(column, value_set=pa.array(list(known), pa.string()))
+        missing = pc.and_(column.is_valid(), pc.invert(present.fill_null(False)))
+        bad |= np.asarray(missing.to_numpy(zero_copy_only=False), dtype=np.bool_)
+    return bad
+
+
+def erased_rows(pipeline: IngestPipeline, t: Target, rb: pa.RecordBatch) -> Bools:
+    """Rows naming an erased data subject (one ``KeyStore.erased`` per distinct subject); the
+    per-record path refuses them with their reason."""
+    none = np.zeros(rb.num_rows, dtype=np.bool_)
+    name = data_subject_field(t.schema.text)
+    pii = pipeline.publisher.pii
+    if name is None or pii is None or name not in rb.schema.names:
+        return none
+    column = rb.column(rb.schema.names.index(name))
+    if not _is_str(column.type):
+        return none
+    erased = []
+    for subject in pc.unique(column).to_pylist():
+        try:
+            if isinstance(subject, str) and subject and pii.keystore.erased(subject):
+                erased.append(subject)
+        except HubError:
+            continue  # not a valid subject id: nothing was erased under it
+    if not erased:
+        return none
+    found = pc.is_in(column, value_set=pa.array(erased, column.type)).fill_null(False)
+    return np.asarray(found.to_numpy(zero_copy_only=False), dtype=np.bool_)
+
+
 # -- the batch --------------------------------------------------------------------------------
 def ingest_arrow(
     pipeline: IngestPipeline,
@@ -673,6 +776,7 @@ def _ingest_arrow(
         t = pipeline.target(topic, event_type)
     except HubError:
         return per_record()  # every row gets the target's error as its reason
+    rb = decimal_columns(rb, t.plain.parsed)  # float / int prices into decimals, exactly
     key_field = info.config.get(KEY_FIELD_CONFIG)
     plan = pipeline.arrow_plan(t, rb.schema, key_field, build_plan)
     if plan is None:
@@ -682,7 +786,8 @@ def _ingest_arrow(
     compiled = pipeline.compiled(t)
 
     # 1-3. Rules and encoding, column-wise; unsure or failing rows go row by row.
-    bad = plan.bad_rows(rb, now)
+    cache = BatchCache()
+    bad = plan.bad_rows(rb, now) | erased_rows(pipeline, t, rb) | ref_rows(pipeline, t, rb, cache)
     values: list[bytes | None]
     if not bad.any():
         values = list(plan.encoder.encode(rb, compiled.wire_header))
@@ -708,7 +813,7 @@ def _ingest_arrow(
         rows = rb.take(pa.array(slow)).to_pylist()
         for i, row in zip(slow, rows, strict=True):
             raw = RawRecord(b"", kind="datum", value=row, event_type=event_type)
-            out = pipeline.accept_one(topic, raw, targets, now)
+            out = pipeline.accept_one(topic, raw, targets, now, cache)
             if type(out) is _Reject:
                 quarantined.append((i, raw, out, targets.get(event_type)))
                 continue

@@ -11,7 +11,8 @@ error when it could not, envelope fields) from one source. Per record, in order:
    resolution, ``check_reader_writer``) rejects the record with each incompatibility named. A
    value whose writer schema is the latest is appended byte for byte, never re-encoded;
 3. the subject's quality rules (``domain.quality``), first failure's rule id and field path kept,
-   every failure named in the reason;
+   every failure named in the reason; ``ref`` rules against the referenced topic's record keys
+   (``refs.KeyIndex``, caught up once per batch);
 4. dedupe: an event id, or a ``unique`` rule's natural key, seen in the window (``dedupe.py``) or
    earlier in the same batch makes the record a duplicate: counted, reported, not appended.
 
@@ -47,21 +48,37 @@ from typing import Any, Literal
 from domain import envelope as env
 from domain.catalog import subject_for
 from domain.envelope import Envelope, parse_rfc3339
-from domain.quality import Evaluator, Rule, RuleSet, compile_natural_key, compile_rules
-from governance.shredding import data_subject_field, data_subject_of, encrypts, pii_fields
+from domain.quality import (
+    Evaluator,
+    Rule,
+    RuleSet,
+    compile_natural_key,
+    compile_rules,
+    ref_violation,
+)
+from governance.shredding import (
+    data_subject_field,
+    data_subject_of,
+    encrypts,
+    pii_fields,
+    refuse_erased,
+)
 from hub import serde
 from hub.errors import HubError, InvalidInput, SchemaNotFound, SubjectNotFound
 from hub.events import KEY_FIELD_CONFIG, Publisher, classification_of
 from hub.ingest.dedupe import EVENT_ID_SCOPE, Deduper, KeyWindow
 from hub.ingest.ids import uuid7_bytes
 from hub.ingest.positions import PositionStore
+from hub.ingest.refs import KeyIndex
 from hub.ingest.rules import RulesStore
+from hub.ingest.stats import QualityStats
 from hub.metrics import Metrics
-from hub.ports.eventlog import EventLog, Record
+from hub.ports.eventlog import EventLog, Record, RecordMetadata
 from hub.ports.eventlog import Headers as env_Headers
-from hub.ports.keystore import KeyDestroyed
+from hub.ports.keystore import DecryptionFailed, KeyDestroyed
 from hub.registry.avro_schema import ParsedSchema
 from hub.registry.compatibility import check_reader_writer
+from hub.registry.plain import plain_subject
 from hub.registry.service import SchemaRegistry
 
 SEALED_FOR = "hub_sealed_for"  # quarantine header: the original is sealed under this subject's key
@@ -69,6 +86,8 @@ QUARANTINE_TOPIC = "hub.quarantine"
 JSON = "application/json"
 WIRE = "application/vnd.confluent.avro"
 Kind = Literal["json", "wire", "datum"]
+# Replay marks: (batch index, outcome, where it landed) per record -> (topic, record) to append.
+Marks = Callable[[list[tuple[int, str, "RecordMetadata | None"]]], list[tuple[str, "Record"]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +111,15 @@ class RawRecord:
     event_id: str | None = None
     occurred_at: str | None = None
     position: Any = None
+
+
+@dataclass(slots=True)
+class BatchCache:
+    """What one batch looks up once: erased data subjects (``refuse_erased``) and the record
+    keys of the topics its ``ref`` rules name (``KeyIndex``)."""
+
+    erased: dict[str, bool] = field(default_factory=dict)
+    refs: dict[str, set[str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,10 +308,12 @@ class Compiled:
 
     __slots__ = (
         "check",
+        "decimals",
         "default_values",
         "defaults",
         "encode",
         "has_rules",
+        "refs",
         "schema",
         "unique",
         "wire_header",
@@ -296,9 +326,13 @@ class Compiled:
         self.unique: tuple[tuple[Rule, Callable[[Any], str | None]], ...] = tuple(
             (r, compile_natural_key(r)) for r in t.rules.unique
         )
+        self.refs: tuple[tuple[Rule, Callable[[Any], str | None]], ...] = tuple(
+            (r, compile_natural_key(r)) for r in t.rules.refs
+        )
         fields = self.schema.get("fields", []) if isinstance(self.schema, dict) else []
         self.defaults = frozenset(f["name"] for f in fields if "default" in f)
         self.wire_header = serde.wire_header(t.schema_id)
+        self.decimals = serde.decimal_fields(self.schema)
         self.encode: Callable[[Any], bytes] = serde.encoder(t.schema_id, t.schema)
         # Defaults as datums, computed once when every one is immutable (shared safely).
         named = self.schema.get("__named_schemas", {}) if isinstance(self.schema, dict) else {}
@@ -371,6 +405,8 @@ class IngestPipeline:
         self._compat: dict[tuple[int, int], list[str]] = {}
         self._compiled: dict[tuple[int, int], tuple[RuleSet, Compiled]] = {}
         self._arrow_plans: dict[Any, tuple[RuleSet, Any]] = {}
+        self.stats = QualityStats(log, registry)  # GET /v1/quality/stats
+        self.refs = KeyIndex(log)  # the keys ``ref`` rules check against
 
     def arrow_plan(
         self,
@@ -441,7 +477,9 @@ class IngestPipeline:
         found = self._compat.get(key)
         if found is None:
             writer = self.publisher.plain(writer_id, self.registry.parsed(writer_id))
-            found = [f"{i.path}: {i.message}" for i in check_reader_writer(reader.plain, writer)]
+            # Strict: values are re-encoded here, and a decimal read at another scale is wrong.
+            strict = check_reader_writer(reader.plain, writer, strict_logical_types=True)
+            found = [f"{i.path}: {i.message}" for i in strict]
             self._compat[key] = found
         return found
 
@@ -480,7 +518,8 @@ class IngestPipeline:
             if raw.kind == "json":
                 return t, serde.from_json(raw.value, t.plain.parsed), None
             if raw.kind == "datum":
-                return t, self.compiled(t).fill(raw.value), None
+                c = self.compiled(t)  # file rows: floats and ints into decimals, exactly
+                return t, c.fill(serde.coerce_decimals(raw.value, c.decimals)), None
             assert writer_id is not None
             problems = self._incompatibilities(t, writer_id)
             if problems:
@@ -514,23 +553,53 @@ class IngestPipeline:
         if encrypts(writer.text):
             codec = self.publisher.codec()
             subject = data_subject_of(datum, writer.text)
-            if subject is not None and not codec.keystore.exists(subject):
+            if subject is not None and codec.keystore.erased(subject):
                 raise _Reject(
                     "key_destroyed",
-                    f"Data subject {subject!r} has no key in this hub (erased, or its ciphertext "
-                    "comes from another hub): the record's PII cannot be read, so it is refused.",
+                    f"Data subject {subject!r} was erased: the record's PII cannot be read and "
+                    "no new data is accepted for it, so it is refused.",
                 )
-            datum = codec.decrypt(datum, writer.text, topic)
+            not_ours = _Reject(
+                "not_hub_ciphertext",
+                f"The value was written with schema id {writer_id}, the log form of "
+                f"{t.subject}, whose PII fields ({', '.join(pii_fields(writer.text))}) hold "
+                "ciphertext of this hub, but these bytes are not: send plain values instead, "
+                "serialized with the plain schema (the .avsc as shipped; registering it under "
+                f"{t.subject!r} answers with the id of its plain companion "
+                f"{plain_subject(t.subject)!r}), and the hub encrypts them.",
+            )
+            if subject is not None and not codec.keystore.exists(subject):
+                raise not_ours  # no key was ever made for this subject: not our ciphertext
+            try:
+                datum = codec.decrypt(datum, writer.text, topic)
+            except DecryptionFailed as exc:
+                raise not_ours from exc
         plain_writer = self.publisher.plain(writer_id, writer)
         if writer_id == t.schema_id:
             return datum
         return serde.decode(serde.encode(writer_id, plain_writer, datum), plain_writer, t.plain)
 
-    def _check_rules(self, t: Target, datum: Any, now: datetime) -> _Reject | None:
+    def ref_keys(self, topic: str, batch: BatchCache | None) -> set[str]:
+        """The record keys on ``topic``, caught up once per batch."""
+        if batch is None:
+            return self.refs.keys(topic)
+        found = batch.refs.get(topic)
+        if found is None:
+            found = batch.refs[topic] = self.refs.keys(topic)
+        return found
+
+    def _check_rules(
+        self, t: Target, datum: Any, now: datetime, batch: BatchCache | None = None
+    ) -> _Reject | None:
         c = self.compiled(t)
         if not c.has_rules:
             return None
         found = c.check(datum, now)
+        for rule, get in c.refs:
+            value = get(datum)
+            assert rule.topic is not None
+            if value is not None and value not in self.ref_keys(rule.topic, batch):
+                found = [*found, ref_violation(rule, value)]
         if not found:
             return None
         first = found[0]
@@ -538,14 +607,28 @@ class IngestPipeline:
         return _Reject("rule_failed", detail, first.rule_id, first.field_path)
 
     def accept_one(
-        self, topic: str, raw: RawRecord, targets: dict[str | None, Target], now: datetime
+        self,
+        topic: str,
+        raw: RawRecord,
+        targets: dict[str | None, Target],
+        now: datetime,
+        batch: BatchCache | None = None,
     ) -> tuple[Target, Any, bytes] | _Reject:
-        """Steps 1-3 for one record: its target, datum and value bytes, or why it is rejected."""
+        """Steps 1-3 for one record: its target, datum and value bytes, or why it is rejected.
+
+        A record naming an erased data subject (``governance.shredding.refuse_erased``) is
+        rejected first; ``batch`` caches look-ups for one batch."""
         try:
             t, datum, value = self._convert(topic, raw, targets)
         except _Reject as converting:
             return converting
-        failed = self._check_rules(t, datum, now)
+        if self.publisher.pii is not None:
+            seen = None if batch is None else batch.erased
+            try:
+                refuse_erased(datum, t.schema.text, self.publisher.pii.keystore, seen)
+            except KeyDestroyed as exc:
+                return _Reject(exc.code, exc.message)
+        failed = self._check_rules(t, datum, now, batch)
         if failed is not None:
             return failed
         if value is None:
@@ -577,11 +660,14 @@ class IngestPipeline:
         consumed: int | None = None,
         done: bool = False,
         attempt: int = 1,
+        marks: Marks | None = None,
     ) -> IngestResult:
         """Ingest one batch per record (see the module docstring); returns the counts.
 
         ``position`` is the source's position after this batch; ``consumed`` the source's total
-        records read so far (both stored with the batch). Raises only for problems of the whole
+        records read so far (both stored with the batch). ``marks`` (quarantine replay) is given
+        every record's outcome with where it landed and returns more records to append in the
+        same transaction (step 4 of ``_commit``). Raises only for problems of the whole
         batch (an unknown topic, storage failure), never for one bad record. The cyclic garbage
         collector is paused while the batch is built (``gc_paused``).
         """
@@ -596,6 +682,7 @@ class IngestPipeline:
                 consumed=consumed,
                 done=done,
                 attempt=attempt,
+                marks=marks,
             )
 
     def _ingest(
@@ -610,6 +697,7 @@ class IngestPipeline:
         consumed: int | None,
         done: bool,
         attempt: int,
+        marks: Marks | None = None,
     ) -> IngestResult:
         self.log.topic(topic)  # raises TopicNotFound
         producer = producer or source
@@ -624,9 +712,11 @@ class IngestPipeline:
         # Accepted rows: target, value, key, event id, ce_time (None: receipt time), nk headers.
         rows: list[tuple[Target, bytes, bytes | None, bytes | None, bytes | None, env_Headers]] = []
         quarantined: list[tuple[int, RawRecord, _Reject, Target | None]] = []
+        accepted_at: list[int] = []  # the batch index of each row
         result = IngestResult()
+        batch = BatchCache()
         for i, raw in enumerate(records):
-            out = self.accept_one(topic, raw, targets, now)
+            out = self.accept_one(topic, raw, targets, now, batch)
             if type(out) is _Reject:
                 quarantined.append((i, raw, out, targets.get(raw.event_type)))
                 continue
@@ -664,6 +754,7 @@ class IngestPipeline:
             if key is None and key_field and isinstance(datum, Mapping):
                 k = datum.get(key_field)
                 key = None if k is None else str(k)
+            accepted_at.append(i)
             stamp = None
             if raw.occurred_at:
                 stamp = env.rfc3339_micros(parse_rfc3339(raw.occurred_at)).encode()
@@ -682,7 +773,21 @@ class IngestPipeline:
             self._quarantine_record(topic, source, raw, rej, attempt, now, t)
             for _, raw, rej, t in quarantined
         ]
-        self._commit(topic, source, accepted, q_records, position, consumed, done)
+        outcomes = None
+        if marks is not None:
+            dup_at, q_at = result.duplicate_indexes, [i for i, *_ in quarantined]
+
+            def outcomes(
+                metas: Sequence[RecordMetadata], q_metas: Sequence[RecordMetadata]
+            ) -> list[tuple[str, Record]]:
+                found: list[tuple[int, str, RecordMetadata | None]] = [
+                    *((i, "accepted", m) for i, m in zip(accepted_at, metas, strict=True)),
+                    *((i, "rejected", m) for i, m in zip(q_at, q_metas, strict=True)),
+                    *((i, "duplicate", None) for i in dup_at),
+                ]
+                return marks(sorted(found, key=lambda x: x[0]))
+
+        self._commit(topic, source, accepted, q_records, position, consumed, done, outcomes)
         # After the commit: remember the keys, count.
         ids_window.add_all(batch_ids)
         for t in targets.values():
@@ -742,20 +847,29 @@ class IngestPipeline:
         position: Mapping[str, Any] | None,
         consumed: int | None,
         done: bool,
+        outcomes: Callable[
+            [Sequence[RecordMetadata], Sequence[RecordMetadata]], list[tuple[str, Record]]
+        ]
+        | None = None,
     ) -> None:
         pos_record = None
         if position is not None:
             pos_record = self.positions.record(source, topic, dict(position), consumed or 0, done)
-        if not accepted and not quarantined and pos_record is None:
+        if not accepted and not quarantined and pos_record is None and outcomes is None:
             return
         started = time.perf_counter()
         with self.log.transaction(f"ingest:{source}") as txn:
+            metas: list[RecordMetadata] = []
+            q_metas: list[RecordMetadata] = []
             if accepted:
-                txn.append(topic, accepted)  # 1. the accepted records
+                metas = txn.append(topic, accepted)  # 1. the accepted records
             if quarantined:
-                txn.append(QUARANTINE_TOPIC, quarantined)  # 2. the rejected ones
+                q_metas = txn.append(QUARANTINE_TOPIC, quarantined)  # 2. the rejected ones
             if pos_record is not None:
                 txn.append("hub.source-positions", [pos_record])  # 3. the new position
+            if outcomes is not None:  # 4. what the caller records about them (replay marks)
+                for extra_topic, extra in outcomes(metas, q_metas):
+                    txn.append(extra_topic, [extra])
         self.metrics.append_seconds.labels(topic).observe(time.perf_counter() - started)
 
     def _quarantine_record(

@@ -6,8 +6,14 @@ wire format, CSV rows parsed with the header their content type carries (``text/
 columns=<base64 header line>``) and typed by the topic's current schema; each with the event id
 given at first receipt and ``attempt + 1``, from the source ``replay:<original source>``. A
 record that fails again is quarantined again (a new offset, the higher attempt); one that passes
-is appended once: its event id makes a second replay a duplicate. Truncated originals cannot be
-replayed.
+is appended once. Truncated originals cannot be replayed.
+
+The quarantine is immutable, so a replay is recorded beside it: one ``hub.QuarantineReplayed``
+event per replayed entry on ``hub.quarantine-replays`` (outcome ``accepted`` with the topic,
+partition and offset it landed at, ``rejected`` with the new quarantine offset, or
+``duplicate``), in the same transaction as the replayed records. An entry's ``status`` is the
+fold of those events: ``pending``, ``replayed`` (accepted or duplicate) or ``requarantined``.
+Replaying an entry that is not pending is refused, naming where it went.
 """
 
 from __future__ import annotations
@@ -15,12 +21,14 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from domain.envelope import Envelope
 from governance import lineage
 from hub import serde
-from hub.errors import InvalidInput, NotFound
+from hub.errors import InvalidInput, NotFound, TopicNotFound
 from hub.ingest.files import csv_header_of, csv_types, parse_csv_row
 from hub.ingest.pipeline import (
     QUARANTINE_TOPIC,
@@ -30,6 +38,46 @@ from hub.ingest.pipeline import (
     IngestResult,
     RawRecord,
 )
+from hub.ports.eventlog import Record, RecordMetadata
+
+REPLAYS_TOPIC = "hub.quarantine-replays"
+
+
+def replay_marks(pipeline: IngestPipeline) -> dict[int, dict[str, Any]]:
+    """The latest ``hub.QuarantineReplayed`` event per quarantine offset."""
+    out: dict[int, dict[str, Any]] = {}
+    try:
+        records = pipeline.log.scan(REPLAYS_TOPIC, 0, 0)
+        for rec in records:
+            if rec.value is None:
+                continue
+            schema_id, _ = serde.split_wire(rec.value)
+            v = serde.decode(rec.value, pipeline.registry.parsed(schema_id))
+            out[v["quarantine_offset"]] = v
+    except TopicNotFound:
+        return {}
+    return out
+
+
+def status_of(mark: dict[str, Any] | None) -> str:
+    if mark is None:
+        return "pending"
+    return "requarantined" if mark["outcome"] == "rejected" else "replayed"
+
+
+def _where(mark: dict[str, Any]) -> str:
+    at = serde.to_json(mark["replayed_at"])
+    if mark["outcome"] == "accepted":
+        return (
+            f"at {at} by {mark['replayed_by']}: it is on topic {mark['topic']!r} partition "
+            f"{mark['partition']} offset {mark['offset']}"
+        )
+    if mark["outcome"] == "duplicate":
+        return f"at {at} by {mark['replayed_by']}: the record was already in {mark['topic']!r}"
+    return (
+        f"at {at} by {mark['replayed_by']} and failed again: replay its new quarantine entry "
+        f"at offset {mark['offset']} instead"
+    )
 
 
 def decode_entry(pipeline: IngestPipeline, offset: int, *, unseal: bool = True) -> dict[str, Any]:
@@ -64,8 +112,10 @@ def decode_entry(pipeline: IngestPipeline, offset: int, *, unseal: bool = True) 
 def entries(
     pipeline: IngestPipeline, offset: int = 0, limit: int = 100, topic: str | None = None
 ) -> list[dict[str, Any]]:
-    """Quarantined records from ``offset`` (without their original bytes)."""
+    """Quarantined records from ``offset`` (without their original bytes), each with its
+    replay ``status`` (``pending``, ``replayed``, ``requarantined``) and ``replayed_to``."""
     out = []
+    marks = replay_marks(pipeline)
     for rec in pipeline.log.scan(QUARANTINE_TOPIC, 0, offset):
         if rec.value is None:
             continue
@@ -75,6 +125,11 @@ def entries(
             continue
         v.pop("original")
         v["offset"] = rec.offset
+        mark = marks.get(rec.offset)
+        v["status"] = status_of(mark)
+        v["replayed_to"] = None
+        if mark is not None:
+            v["replayed_to"] = {k: mark[k] for k in ("topic", "partition", "offset", "outcome")}
         out.append(serde.to_json(v))
         if len(out) >= limit:
             break
@@ -143,7 +198,14 @@ def replay(
     into (and ``hub.quarantine`` again when a record fails again). An offset that is not there
     or not replayable fails the call before the run starts and before anything is appended."""
     by_topic: dict[str, list[tuple[dict[str, Any], RawRecord]]] = {}
+    marks = replay_marks(pipeline)
     for off in offsets:
+        mark = marks.get(off)
+        if mark is not None:
+            raise InvalidInput(
+                f"Quarantined record {off} was already replayed {_where(mark)}.",
+                code="already_replayed",
+            )
         e = decode_entry(pipeline, off)
         by_topic.setdefault(e["topic"], []).append((e, to_raw(e, pipeline)))
     quarantine = lineage.topic_dataset(QUARANTINE_TOPIC)
@@ -159,6 +221,7 @@ def replay(
             total = IngestResult()
             # One batch per attempt number so each re-quarantined record gets its own attempt + 1.
             for attempt in sorted({e["attempt"] for e, _ in items}):
+                chosen = [e for e, _ in items if e["attempt"] == attempt]
                 group = [r for e, r in items if e["attempt"] == attempt]
                 result = pipeline.ingest(
                     topic,
@@ -166,9 +229,45 @@ def replay(
                     source=f"replay:{items[0][0]['source']}",
                     producer=replayed_by,
                     attempt=attempt + 1,
+                    marks=_marker(pipeline, topic, [e["offset"] for e in chosen], replayed_by),
                 )
                 if result.rejected:
                     run.add_output(quarantine)
                 total.add(result)
             out[topic] = total
     return out
+
+
+def _marker(pipeline: IngestPipeline, topic: str, offsets: list[int], replayed_by: str) -> Any:
+    """The ``marks`` callback of one replay batch: a ``hub.QuarantineReplayed`` record per entry
+    (``offsets[i]`` is the quarantine offset of the batch's record ``i``)."""
+
+    def marks(found: list[tuple[int, str, RecordMetadata | None]]) -> list[tuple[str, Record]]:
+        t = pipeline.target(REPLAYS_TOPIC, None)
+        now = datetime.now(UTC)
+        out: list[tuple[str, Record]] = []
+        for i, outcome, meta in found:
+            value = {
+                "quarantine_offset": offsets[i],
+                "topic": topic,
+                "outcome": outcome,
+                "partition": None if meta is None or outcome != "accepted" else meta.partition,
+                "offset": None if meta is None else meta.offset,
+                "replayed_by": replayed_by,
+                "replayed_at": now,
+            }
+            envelope = Envelope(
+                event_type=t.name,
+                producer=replayed_by,
+                classification=t.classification,
+                occurred_at=now,
+            )
+            record = Record(
+                value=serde.encode(t.schema_id, t.schema, value),
+                key=topic.encode(),
+                headers=envelope.to_headers(),
+            )
+            out.append((REPLAYS_TOPIC, record))
+        return out
+
+    return marks

@@ -32,6 +32,8 @@ Contract
   The calling process MUST stop decrypting at once; other processes that cache keys MUST stop
   within the adapter's documented cache lifetime (``cache_ttl_s``).
 - ``exists`` is True only while the subject has a live (not destroyed) key.
+- ``erased`` is True once the subject was destroyed (by any instance), False for a live or a
+  never-seen subject; it MUST NOT create a key.
 - Library errors are translated: ``KeyStoreUnavailable`` (retryable) when the backend cannot be
   reached, ``KeyStoreError`` for anything else.
 """
@@ -136,6 +138,10 @@ class KeyStore(abc.ABC):
     @abc.abstractmethod
     def exists(self, subject_id: str) -> bool:
         """True while the subject has a live key."""
+
+    @abc.abstractmethod
+    def erased(self, subject_id: str) -> bool:
+        """True once the subject's key was destroyed; never creates a key."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources. The store MUST NOT be used afterwards."""

@@ -508,8 +508,7 @@ class _Parser:
         )
 
     def _union(self, obj: list[Any], ns: str, where: str) -> tuple[Node, Any]:
-        if not obj:
-            raise InvalidSchema(f"{where}: a union must have at least one branch")
+        # An empty union (a type without values) is valid Avro: Java and Python accept it.
         branches: list[Node] = []
         canon: list[Any] = []
         seen: dict[str, int] = {}
@@ -816,6 +815,8 @@ def _default_problem(node: Node, v: Any) -> str | None:
                 return f"value of key '{k}': {problem}"
         return None
     if isinstance(node, UnionNode):
+        if not node.branches:
+            return "an empty union has no values, so no default fits it; remove the default"
         first = node.branches[0]
         problem = _default_problem(first, v)
         if problem is None:

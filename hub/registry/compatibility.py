@@ -2,16 +2,28 @@
 
 Pure: walks the ``normalized`` node graphs that ``parse_schema`` built once per schema.
 
-Where this checker deliberately differs from Apache Avro's ``SchemaCompatibility`` (Java) and
-``avro.compatibility`` (Python), because the hub must never let a reader misread a number:
+Logical types. By default (``strict_logical_types=False``) the checker does what Apache Avro's
+``SchemaCompatibility`` (Java, which Confluent's registry uses) and ``avro.compatibility``
+(Python) do: logical types are ignored and a pair resolves by its underlying types, so ``int``
+vs ``date``, ``long`` vs ``timestamp-micros`` or ``bytes`` vs ``decimal(10, 2)`` are compatible.
+With ``strict_logical_types=True`` (``HUB_REGISTRY_STRICT_LOGICAL_TYPES=true`` for the registry;
+the ingest path always resolves strictly, because it re-encodes values and must never misread a
+number):
 
 1. Decimals: precision and scale must be equal on both sides (``DECIMAL_PRECISION_MISMATCH``,
-   ``DECIMAL_SCALE_MISMATCH``); Avro's checkers ignore logical types entirely.
+   ``DECIMAL_SCALE_MISMATCH``).
 2. Other logical types that change how a value is interpreted (date, time-*, timestamp-*,
    local-timestamp-*, duration, big-decimal, decimal) must be the same on both sides, including
    their presence: timestamp-millis vs timestamp-micros, or long vs long timestamp-millis, is a
    ``LOGICAL_TYPE_MISMATCH``. ``uuid`` and unknown logical types only annotate a string or fixed
    and are ignored.
+
+An empty union (``[]``, a type with no values) is accepted as both Avro checkers accept it: a
+writer with no branches writes nothing a reader could fail on; a reader with no branches reads
+no writer type but another empty union.
+
+Where this checker deliberately differs from Avro's checkers in every mode:
+
 3. Unions: as the specification says, a writer branch is resolved against the *first* reader
    branch that matches it (same kind and unqualified name, or a promotion), and that resolution
    must succeed. Avro's checkers accept the union if *any* reader branch would work, which a
@@ -113,17 +125,28 @@ _ANNOTATION_ONLY: Final = frozenset({"uuid"})
 _MAX_FINDINGS: Final = 1000
 
 
-def check_reader_writer(reader: ParsedSchema, writer: ParsedSchema) -> list[Incompatibility]:
-    """Everything that stops ``reader`` from reading data written with ``writer``; [] if none."""
+def check_reader_writer(
+    reader: ParsedSchema, writer: ParsedSchema, *, strict_logical_types: bool = False
+) -> list[Incompatibility]:
+    """Everything that stops ``reader`` from reading data written with ``writer``; [] if none.
+
+    ``strict_logical_types``: also compare logical types (see the module docstring).
+    """
     if reader.fingerprint == writer.fingerprint and reader.references == writer.references:
         return []
     out: list[Incompatibility] = []
-    _Checker(out).check(reader.normalized, writer.normalized, "", "the top-level schema")
+    _Checker(out, strict_logical_types).check(
+        reader.normalized, writer.normalized, "", "the top-level schema"
+    )
     return out
 
 
 def check_level(
-    new: ParsedSchema, previous: Sequence[ParsedSchema], level: CompatibilityLevel
+    new: ParsedSchema,
+    previous: Sequence[ParsedSchema],
+    level: CompatibilityLevel,
+    *,
+    strict_logical_types: bool = False,
 ) -> list[Incompatibility]:
     """Check ``new`` against ``previous`` (oldest first) under Confluent's ``level``.
 
@@ -143,10 +166,10 @@ def check_level(
     for i in indices:
         old = previous[i]
         if backward:
-            for inc in check_reader_writer(new, old):
+            for inc in check_reader_writer(new, old, strict_logical_types=strict_logical_types):
                 out.append(_against(inc, i, last, "the new schema cannot read data written with"))
         if forward:
-            for inc in check_reader_writer(old, new):
+            for inc in check_reader_writer(old, new, strict_logical_types=strict_logical_types):
                 out.append(
                     _against(inc, i, last, "data written with the new schema cannot be read by")
                 )
@@ -199,10 +222,11 @@ def _first_match(branches: tuple[Node, ...], writer: Node) -> tuple[int, Node] |
 class _Checker:
     """One reader/writer walk. ``memo`` holds record pairs known compatible or in progress."""
 
-    __slots__ = ("depth", "in_progress", "low", "ok", "out")
+    __slots__ = ("depth", "in_progress", "low", "ok", "out", "strict")
 
-    def __init__(self, out: list[Incompatibility]) -> None:
+    def __init__(self, out: list[Incompatibility], strict: bool) -> None:
         self.out = out
+        self.strict = strict
         self.ok: set[tuple[str, str]] = set()
         self.in_progress: dict[tuple[str, str], int] = {}
         self.depth = 0
@@ -312,6 +336,8 @@ class _Checker:
             )
 
     def _logical(self, r: Node, w: Node, path: str, ctx: str) -> None:
+        if not self.strict:
+            return  # Avro Java / Confluent: logical types do not take part in resolution
         rl = None if r.logical in _ANNOTATION_ONLY else r.logical
         wl = None if w.logical in _ANNOTATION_ONLY else w.logical
         if rl == wl:

@@ -40,6 +40,7 @@ from hub.errors import (
 from hub.ports.eventlog import EventLog, Record
 from hub.registry.avro_schema import ParsedSchema, parse_schema
 from hub.registry.compatibility import CompatibilityLevel, Incompatibility, check_level
+from hub.registry.plain import log_form, plain_subject
 
 SCHEMAS_TOPIC = "_schemas"
 _P = ParamSpec("_P")
@@ -130,9 +131,17 @@ class _State:
 class SchemaRegistry:
     """A Confluent-compatible Avro schema registry whose state lives in the event log."""
 
-    def __init__(self, log: EventLog, default_compatibility: str = "BACKWARD") -> None:
+    def __init__(
+        self,
+        log: EventLog,
+        default_compatibility: str = "BACKWARD",
+        *,
+        strict_logical_types: bool = False,
+    ) -> None:
         self._log = log
         self._default = CompatibilityLevel(default_compatibility)
+        # False: logical types are ignored in compatibility checks, as Confluent (Avro Java) does.
+        self.strict_logical_types = strict_logical_types
         self._state = _State()
         self._parsed: dict[int, ParsedSchema] = {}
         self._lock = threading.RLock()
@@ -473,7 +482,30 @@ class SchemaRegistry:
         for sv in sorted(self._state.subjects[subject].values(), key=lambda v: -v.version):
             if sv.id == schema_id and (include_deleted or not sv.deleted):
                 return sv
+        if self._plain_of_live(subject, text, schema_type, references):
+            companion = plain_subject(subject)
+            if companion in self._state.subjects:
+                return self.lookup(companion, text, schema_type, (), include_deleted)
+            raise SchemaNotFound(
+                f"This is the plain form of a schema of subject {subject!r}, whose PII is stored "
+                f"encrypted; register it (POST /subjects/{subject}/versions) and the hub keeps "
+                f"it under {companion!r} and encrypts values written with it at ingest."
+            )
         raise SchemaNotFound(f"This schema is not registered under subject {subject!r}.")
+
+    def _plain_of_live(
+        self, subject: str, text: str, schema_type: str, references: Sequence[Reference]
+    ) -> bool:
+        """True when ``text`` is the plain form of one of ``subject``'s live log schemas."""
+        if schema_type != "AVRO" or references or subject not in self._state.subjects:
+            return False
+        encrypted = log_form(text)
+        if encrypted is None:
+            return False
+        schema_id = self._state.ids_by_identity.get((parse_schema(encrypted).canonical, ()))
+        return any(
+            sv.id == schema_id and not sv.deleted for sv in self._state.subjects[subject].values()
+        )
 
     # -- compatibility ----------------------------------------------------------------------
     @_locked
@@ -505,7 +537,7 @@ class SchemaRegistry:
         else:
             chosen = [self._state.subjects[subject][v].id for v in live]
         previous = [self.parsed(i) for i in chosen]
-        return check_level(parsed, previous, level)
+        return check_level(parsed, previous, level, strict_logical_types=self.strict_logical_types)
 
     # -- writing ----------------------------------------------------------------------------
     def register(
@@ -530,6 +562,8 @@ class SchemaRegistry:
             self.refresh()  # 1
             self._require_writable(subject)
             parsed = self._parse_new(text, schema_type, references)  # 2
+            if self._plain_of_live(subject, text, schema_type, references):
+                return self.register(plain_subject(subject), text)  # see hub.registry.plain
             refs = tuple(references)
             identity = (parsed.canonical, refs)
             st = self._state

@@ -175,6 +175,14 @@ class KeyStoreContract:
         with pytest.raises(KeyDestroyed):
             store.encrypt(s, b"x", AAD)
 
+    def test_erased_tells_destroyed_from_never_seen(self, store: KeyStore, peer: KeyStore) -> None:
+        live, unknown, gone = subject(), subject(), subject()
+        store.ensure_key(live)
+        store.destroy(gone)
+        assert not store.erased(live) and not store.erased(unknown)
+        assert not store.exists(unknown)  # asking did not create a key
+        assert store.erased(gone) and peer.erased(gone)
+
     def test_destroy_reaches_another_instance(self, store: KeyStore, peer: KeyStore) -> None:
         s = subject()
         ct = store.encrypt(s, b"x", AAD)

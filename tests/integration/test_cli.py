@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -14,8 +15,8 @@ from hub.events import OutgoingEvent
 from hub.settings import load_settings
 
 
-def run(data: Path, *args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(main, ["--data-dir", str(data), *args])
+def run(data: Path, *args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, ["--data-dir", str(data), *args], env=env)
     return result.exit_code, result.stdout, result.stderr
 
 
@@ -57,14 +58,20 @@ def test_schema_register_check_list(tmp_path: Path) -> None:
     code, out, _ = run(tmp_path, "schema", "check", "trades-value", str(tmp_path / "v2.avsc"))
     assert code == 0, out
     assert "compatible" in out
-    code, out, err = run(tmp_path, "schema", "check", "trades-value", str(tmp_path / "bad.avsc"))
+    # Confluent's default (Avro Java) ignores logical types: a decimal scale change passes...
+    code, out, _ = run(tmp_path, "schema", "check", "trades-value", str(tmp_path / "bad.avsc"))
+    assert code == 0, out
+    # ...and the opt-in strict mode names the field and the rule.
+    strict = {"HUB_REGISTRY_STRICT_LOGICAL_TYPES": "true"}
+    bad_avsc = str(tmp_path / "bad.avsc")
+    code, out, err = run(tmp_path, "schema", "check", "trades-value", bad_avsc, env=strict)
     assert code == 1
     assert "price" in err
     assert "SCALE" in err.upper()
     code, out, _ = run(tmp_path, "schema", "register", "trades-value", str(tmp_path / "v2.avsc"))
     assert code == 0
     assert json.loads(out)["version"] == 2
-    code, out, err = run(tmp_path, "schema", "register", "trades-value", str(tmp_path / "bad.avsc"))
+    code, out, err = run(tmp_path, "schema", "register", "trades-value", bad_avsc, env=strict)
     assert code == 1
     assert "incompatible" in err.lower()
     code, out, _ = run(tmp_path, "schema", "list")
@@ -103,6 +110,48 @@ def test_topics_and_tail(tmp_path: Path) -> None:
     assert len(lines) == 5
     assert {x["value"]["instrument"] for x in lines} == {f"I{i}" for i in range(5)}
     assert lines[0]["value"]["bid"] == "1.50000000"
+
+
+def test_tail_prints_exactly_n_records_and_pages_past_1000(tmp_path: Path) -> None:
+    # (issue 11.7) -n 2/3/5/10 printed 3/5/10/23 lines (N per partition, markers counted), and
+    # --offset 0 -n 100000 stopped silently at 1,000.
+    h = bootstrap(load_settings(environ={}, data_dir=tmp_path))
+    quote = {
+        "bid": "1.5",
+        "ask": "1.6",
+        "bid_size": "10",
+        "ask_size": "12",
+        "currency": "EUR",
+        "quoted_at": "2026-11-25T09:00:00Z",
+    }
+    try:
+        for batch in range(5):  # several transactions: markers take offsets in every partition
+            h.publisher.publish(
+                "quotes",
+                [OutgoingEvent(value={**quote, "instrument": f"I{batch}-{i}"}) for i in range(500)],
+                producer="feed",
+            )
+        time.sleep(0.01)  # a later broker timestamp than every other record
+        h.publisher.publish(
+            "quotes", [OutgoingEvent(value={**quote, "instrument": "LAST"})], producer="feed"
+        )
+    finally:
+        h.close()
+    for n in (0, 1, 2, 3, 5, 10, 23):
+        code, out, _ = run(tmp_path, "tail", "quotes", "-n", str(n))
+        assert code == 0
+        lines = [json.loads(x) for x in out.splitlines()]
+        assert len(lines) == n
+        if n:
+            assert lines[-1]["value"]["instrument"] == "LAST"  # the latest record, last
+    code, out, _ = run(tmp_path, "tail", "quotes", "--offset", "0", "-n", "100000")
+    lines = [json.loads(x) for x in out.splitlines()]
+    assert len(lines) == 2501
+    assert len({(x["partition"], x["offset"]) for x in lines}) == 2501
+    code, out, _ = run(tmp_path, "tail", "quotes", "--offset", "0", "-n", "1500")
+    assert len(out.splitlines()) == 1500
+    code, out, _ = run(tmp_path, "tail", "quotes", "--partition", "1", "-n", "7")
+    assert [json.loads(x)["partition"] for x in out.splitlines()] == [1] * 7
     code, _, err = run(tmp_path, "tail", "nope")
     assert code == 1
     assert "nope" in err

@@ -16,6 +16,7 @@ from hub.bootstrap import Hub
 from hub.errors import Retryable
 from hub.ingest.db import DbConnector, DbSourceConfig
 from hub.ingest.httppull import HttpPullConfig, HttpPullConnector
+from tests.integration.accounts import open_accounts
 
 T = {
     "account_id": "ACC-1",
@@ -25,6 +26,13 @@ T = {
     "price": "189.5",
     "currency": "USD",
 }
+
+
+@pytest.fixture
+def hub(hub: Hub) -> Hub:
+    """The shared hub with the accounts these trades name (``trade.account.known``)."""
+    open_accounts(hub, ["ACC-1", *(f"ACC-{i}" for i in range(100))])
+    return hub
 
 
 def trade_ids(hub: Hub) -> list[str]:

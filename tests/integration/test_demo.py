@@ -47,3 +47,8 @@ def test_demo_load_is_idempotent_and_quarantines_bad_records(tmp_path: Path) -> 
     assert '"original_text"' in shown.stdout and "BAD-001" in shown.stdout
     replay = CliRunner().invoke(main, [*args, "quarantine", "replay", "0"])
     assert "trades: accepted=0 rejected=1" in replay.stdout  # the rule still holds
+    q = CliRunner().invoke(main, [*args, "quarantine", "list", "--status", "requarantined"])
+    assert q.stdout.startswith("0\ttrades\t") and "status=requarantined" in q.stdout
+    again = CliRunner().invoke(main, [*args, "quarantine", "replay", "0"])
+    assert again.exit_code == 1
+    assert "already replayed" in again.stderr and "new quarantine entry at offset" in again.stderr

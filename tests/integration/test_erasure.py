@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import base64
 import json
+from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -318,3 +320,81 @@ def test_a_rebuild_after_a_query_in_the_same_process(hub: Hub) -> None:
     hub.projections.rebuild("accounts")  # renames the tables the query's views read
     hub.projections.rebuild("payments")
     assert views_text(hub) == before
+
+
+def trade(trade_id: str, account: str) -> dict[str, Any]:
+    return {
+        "trade_id": trade_id,
+        "account_id": account,
+        "instrument": "XS0001",
+        "side": "BUY",
+        "quantity": "100",
+        "price": "101.25",
+        "currency": "EUR",
+        "executed_at": NOW,
+    }
+
+
+def test_a_late_trade_naming_an_erased_account_is_refused(hub: Hub, tmp_path: Path) -> None:
+    # (issue 11.18) after `hub erase ACC-0001` a new trade naming it was accepted (201): trades
+    # name the account in account_id, which is now marked as naming the data subject.
+    load(hub)
+    hub.publisher.publish("trades", [OutgoingEvent(value=trade("T-0", "ACC-A"))], "desk")
+    erase(hub, OPERATOR, "ACC-A", "DSR-18")
+    with TestClient(create_app(hub)) as client:
+        token = hub.keys.create(["admin"], principal="desk").token
+        auth = {"Authorization": "Basic " + base64.b64encode(token.encode()).decode()}
+        strict = client.post(
+            "/v1/topics/trades/events",
+            json={"events": [{"value": trade("T-1", "ACC-A")}]},
+            headers=auth,
+        )
+        assert strict.status_code == 410, strict.json()
+        assert strict.json()["reason"] == "key_destroyed"
+        assert "Data subject 'ACC-A' (field account_id) was erased" in strict.json()["message"]
+        lines = [json.dumps(trade("T-2", "ACC-A")), json.dumps(trade("T-3", "ACC-B"))]
+        per_record = client.post(
+            "/v1/ingest/trades",
+            content="\n".join(lines).encode(),
+            headers={**auth, "Content-Type": "application/x-ndjson"},
+        ).json()
+    assert (per_record["accepted"], per_record["rejected"]) == (1, 1)
+    assert per_record["rejections"][0]["reason_code"] == "key_destroyed"
+    # the same through a file, on the per-record and on the columnar Parquet path
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from hub.ingest.files import publish_file
+
+    at = datetime(2026, 11, 25, 10, tzinfo=UTC)
+    for columnar in (False, True):
+        f = tmp_path / f"late-{columnar}.parquet"
+        rows = [
+            {**trade(f"T-4{columnar}", "ACC-A"), "quantity": Decimal(100), "executed_at": at},
+            {**trade(f"T-5{columnar}", "ACC-B"), "quantity": Decimal(100), "executed_at": at},
+        ]
+        for row in rows:
+            row["price"] = float(row["price"])  # as pandas writes it
+        pq.write_table(pa.Table.from_pylist(rows), f)
+        calls: list[int] = []
+        real = hub.ingest.accept_one
+
+        def counting(*a: Any, calls: list[int] = calls, real: Any = real, **k: Any) -> Any:
+            calls.append(1)
+            return real(*a, **k)
+
+        hub.ingest.accept_one = counting  # type: ignore[method-assign]
+        done = publish_file(hub.ingest, f, "trades", columnar=columnar)
+        hub.ingest.accept_one = real  # type: ignore[method-assign]
+        assert len(calls) == (1 if columnar else 2)  # columnar: only the refused row goes by row
+        assert (done.result.accepted, done.result.rejected) == (1, 1), done.result
+        assert done.result.rejections[0].reason_code == "key_destroyed"
+    stored = {
+        r.key
+        for p, end in hub.log.end_offsets("trades").items()
+        for r in hub.log.read("trades", p, 0, end + 1)
+    }
+    assert stored == {b"ACC-A", b"ACC-B"}  # only T-0, from before the erasure, names ACC-A
+    kept = [r.value or b"" for r in hub.log.read("hub.quarantine", 0, 0, 100)]
+    assert not any(b"T-2" in v or b"T-4" in v for v in kept)  # the late trades are not kept
+    assert len(stored) == 2 and len(kept) >= 3

@@ -28,6 +28,7 @@ from hub.ingest.columnar import re2_pattern
 from hub.ingest.files import publish_file
 from hub.ingest.quarantine import decode_entry
 from hub.settings import load_settings
+from tests.integration.accounts import open_accounts
 
 VOLATILE = {"ce_id", "ce_correlationid", "ce_time"}
 RECEIPT = re.compile(r"at receipt \([^)]*\)")
@@ -38,6 +39,8 @@ NOW = datetime.now(UTC)
 def two(tmp_path: Path) -> Iterator[tuple[Hub, Hub]]:
     a = bootstrap(load_settings(environ={}, data_dir=tmp_path / "a"))
     b = bootstrap(load_settings(environ={}, data_dir=tmp_path / "b"))
+    for h in (a, b):  # the accounts the trades name (trade.account.known)
+        open_accounts(h, ["A", "ACC-1", *(f"ACC-{i}" for i in range(100))])
     yield a, b
     a.close()
     b.close()
@@ -320,27 +323,59 @@ def test_accounts_regex_with_whitespace_class_and_dates(
     assert ROW_BY_ROW[-1] == len(rows)
 
 
-def test_layout_without_a_plan_falls_back_whole(two: tuple[Hub, Hub], tmp_path: Path) -> None:
-    # price as a float column: no vectorised mapping, the batch goes row by row
+def _float_price_file(tmp_path: Path, prices: list[Any], name: str) -> Path:
+    """Trades as pandas writes them by default: price and quantity as float64 / int64."""
     rows = [
         {
             "trade_id": f"T-{i}",
             "account_id": "A",
             "instrument": "AAPL",
             "side": "BUY",
-            "quantity": Decimal(1),
-            "price": 1.5,
+            "quantity": 100 + i,
+            "price": p,
             "currency": "USD",
             "executed_at": NOW,
         }
-        for i in range(10)
+        for i, p in enumerate(prices)
     ]
-    schema = pa.schema([(k, TRADE_SCHEMA.field(k).type) for k in rows[0] if k != "price"]).insert(
-        5, pa.field("price", pa.float64())
-    )
-    f = tmp_path / "f.parquet"
+    types = {"quantity": pa.int64(), "price": pa.float64()}
+    schema = pa.schema([(k, types.get(k) or TRADE_SCHEMA.field(k).type) for k in rows[0]])
+    f = tmp_path / name
     pq.write_table(pa.Table.from_pylist(rows, schema=schema), f)
-    assert differential(two, f, "trades", batch_size=4) == (0, 10, 0)
+    return f
+
+
+def test_float64_prices_convert_exactly_column_wise(two: tuple[Hub, Hub], tmp_path: Path) -> None:
+    # (issue 11.1) pandas' default float64 prices were refused row by row ("a bytes-like object
+    # is required, not 'float'"); they convert exactly, like the same values as CSV text.
+    prices = [101.25, 0.1, 99.99, 1e-8, None, 123456.12345678]
+    f = _float_price_file(tmp_path, [1.5 if p is None else p for p in prices], "f.parquet")
+    ROW_BY_ROW.clear()
+    assert differential(two, f, "trades", batch_size=4) == (6, 0, 0)
+    assert ROW_BY_ROW == [0]  # every row encoded column-wise
+    a, _ = two
+    got = {
+        (Decimal(v["price"]), Decimal(v["quantity"]))
+        for p in range(3)
+        for v in (a.reader.decode(r)["value"] for r in a.log.read("trades", p, 0, 100))
+    }
+    assert {(Decimal("101.25"), Decimal(100)), (Decimal("1E-8"), Decimal(103))} <= got
+
+
+def test_inexact_floats_are_quarantined_with_a_clear_reason(
+    two: tuple[Hub, Hub], tmp_path: Path
+) -> None:
+    prices = [101.25, 101.123456789, float("nan"), float("inf"), 1e12]
+    f = _float_price_file(tmp_path, prices, "g.parquet")
+    assert differential(two, f, "trades", batch_size=10) == (1, 4, 0)
+    reasons = [e["reason"] for _, _, e in quarantined(two[0])]
+    assert reasons[0] == (
+        "/price: 101.123456789 has more than 8 decimal places (decimal(18,8)); round it before "
+        "publishing."
+    )
+    assert "nan is not a finite number" in reasons[1]
+    assert "inf is not a finite number" in reasons[2]
+    assert "more than 18 significant digits" in reasons[3]
 
 
 def test_compiled_rules_equal_evaluate() -> None:

@@ -16,6 +16,7 @@ from hub.bootstrap import Hub
 from hub.cli import main
 from hub.ingest.files import FileUnreadable, publish_file
 from hub.ingest.quarantine import decode_entry, entries
+from tests.integration.accounts import open_accounts
 
 T = {
     "trade_id": "T-1",
@@ -27,6 +28,13 @@ T = {
     "currency": "USD",
     "executed_at": "2026-11-25T14:30:00.123456Z",
 }
+
+
+@pytest.fixture
+def hub(hub: Hub) -> Hub:
+    """The shared hub with the accounts these trades name (``trade.account.known``)."""
+    open_accounts(hub, ["ACC-1", *(f"ACC-{i}" for i in range(100))])
+    return hub
 
 
 def trades(n: int, start: int = 0) -> list[dict]:
@@ -113,11 +121,12 @@ def test_csv_row_quarantined_by_a_rule_replays_after_the_fix(hub: Hub, tmp_path:
     again = replay(hub.ingest, [entry["offset"]])["trades"]
     assert again.rejected == 1
     assert entries(hub.ingest)[-1]["reason_code"] == "rule_failed"
-    # The operator relaxes the rule; the replay now appends the row, typed by the schema.
+    # The operator relaxes the rule; replaying the new entry now appends the row, typed by the
+    # schema (the first entry is marked requarantined: replaying it again is refused).
     current = hub.ingest.rules.get("trades-value").as_dict()
     current["rules"] = [r for r in current["rules"] if r["id"] != "trade.quantity.positive"]
     hub.ingest.rules.set("trades-value", current, changed_by="ops", reason="short sales")
-    done = replay(hub.ingest, [entry["offset"]])["trades"]
+    done = replay(hub.ingest, [entries(hub.ingest)[-1]["offset"]])["trades"]
     assert done.accepted == 1
     (rec,) = [r for p in range(3) for r in hub.reader.read("trades", p, 0, 10)]
     assert rec["value"]["quantity"] == "-100.0000" and rec["value"]["price"] == "1.50000000"
@@ -194,6 +203,7 @@ def test_record_over_the_size_limit_is_quarantined_truncated(tmp_path: Path) -> 
 
     h = bootstrap(load_settings(environ={}, data_dir=tmp_path / "d", max_record_bytes=2048))
     try:
+        open_accounts(h, ["ACC-1"])
         big = json.dumps({**T, "trade_id": "X" * 5000}).encode()
         f = tmp_path / "big.jsonl"
         f.write_bytes(json.dumps(T).encode() + b"\n" + big + b"\n")
@@ -207,7 +217,13 @@ def test_record_over_the_size_limit_is_quarantined_truncated(tmp_path: Path) -> 
 
 
 def test_cli_publish_and_watch(tmp_path: Path) -> None:
+    from hub.bootstrap import bootstrap
+    from hub.settings import load_settings
+
     data = tmp_path / "data"
+    h = bootstrap(load_settings(environ={}, data_dir=data))
+    open_accounts(h, ["ACC-1"])
+    h.close()
     f = tmp_path / "t.jsonl"
     f.write_text("\n".join(json.dumps(r) for r in trades(3)) + "\n")
     r = CliRunner().invoke(main, ["--data-dir", str(data), "publish", str(f), "-t", "trades"])

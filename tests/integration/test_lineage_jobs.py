@@ -29,6 +29,7 @@ from hub.ingest.files import FileUnreadable, file_digest, publish_file, watch_on
 from hub.ingest.httppull import ConnectorFailed, HttpPullConfig, HttpPullConnector
 from hub.ingest.quarantine import entries, replay
 from hub.settings import load_settings
+from tests.integration.accounts import open_accounts
 
 T = {
     "trade_id": "T-1",
@@ -42,6 +43,13 @@ T = {
 }
 QUARANTINE = "dataset:hub://topics/hub.quarantine"
 TRADES = "dataset:hub://topics/trades"
+
+
+@pytest.fixture
+def hub(hub: Hub) -> Hub:
+    """The shared hub with the account these trades name (``trade.account.known``)."""
+    open_accounts(hub, ["ACC-1"])
+    return hub
 
 
 @pytest.fixture

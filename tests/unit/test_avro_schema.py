@@ -417,7 +417,11 @@ INVALID: list[tuple[str, Any, str]] = [
     ("array no items", {"type": "array"}, "array schema has no 'items'"),
     ("union duplicate", ["null", "int", "null"], "union branches 0 and 2 are both 'null'"),
     ("union in union", ["null", ["int"]], "union branch 1 is itself a union"),
-    ("empty union", [], "a union must have at least one branch"),
+    (
+        "empty union with a default",
+        record([{"name": "x", "type": [], "default": None}]),
+        "an empty union has no values, so no default fits it",
+    ),
     (
         "bad order",
         record([{"name": "a", "type": "int", "order": "up"}]),

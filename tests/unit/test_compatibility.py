@@ -451,7 +451,13 @@ HAND_WRITTEN: list[tuple[str, Any, Any, list[str], str | None]] = [
 )
 def test_hand_written_pairs(reader: Any, writer: Any, expected: list[str], why: str | None) -> None:
     r, w = S(reader), S(writer)
-    found = check_reader_writer(r, w)
+    # The logical-type differences are the opt-in strict mode's; by default the pair resolves
+    # by its underlying types, as Avro's checkers (and Confluent's registry) do.
+    strict = why in (DECIMAL_WHY, LOGICAL_WHY)
+    if strict:
+        assert check_reader_writer(r, w) == [], "the default mode ignores logical types"
+        assert avro_verdict(r, w) is True
+    found = check_reader_writer(r, w, strict_logical_types=strict)
     assert [i.rule for i in found] == expected, found
     assert all(i.rule in RULES for i in found)
     if not found:
@@ -477,6 +483,96 @@ def test_decimal_scale_change_misreads_when_reader_applies_its_own_scale() -> No
     fastavro.schemaless_writer(buf, writer.parsed, Decimal("12.34"))
     buf.seek(0)
     assert fastavro.schemaless_reader(buf, reader.parsed) == Decimal("0.1234")
+
+
+# ----------------------------------------------------------------------------------------------
+# Confluent parity: what Avro Java's SchemaCompatibility (which Confluent's registry runs) says.
+# Java ignores logical types (it resolves by the underlying type) and accepts empty unions. The
+# default mode must agree; the strict mode (``strict_logical_types``) refuses the logical rows.
+# (reader, writer, Avro Java compatible?, strict-mode rules)
+
+JAVA_PARITY: list[tuple[str, Any, Any, bool, list[str]]] = [
+    ("int read as date", lt("int", "date"), "int", True, ["LOGICAL_TYPE_MISMATCH"]),
+    ("date read as int", "int", lt("int", "date"), True, ["LOGICAL_TYPE_MISMATCH"]),
+    (
+        "long read as ts-micros",
+        lt("long", "timestamp-micros"),
+        "long",
+        True,
+        ["LOGICAL_TYPE_MISMATCH"],
+    ),
+    (
+        "ts-micros read as long",
+        "long",
+        lt("long", "timestamp-micros"),
+        True,
+        ["LOGICAL_TYPE_MISMATCH"],
+    ),
+    (
+        "ts-millis read as ts-micros",
+        lt("long", "timestamp-micros"),
+        lt("long", "timestamp-millis"),
+        True,
+        ["LOGICAL_TYPE_MISMATCH"],
+    ),
+    ("int read as time-millis", lt("int", "time-millis"), "int", True, ["LOGICAL_TYPE_MISMATCH"]),
+    (
+        "long read as local-ts-millis",
+        lt("long", "local-timestamp-millis"),
+        "long",
+        True,
+        ["LOGICAL_TYPE_MISMATCH"],
+    ),
+    ("bytes read as decimal", dec(10, 2), "bytes", True, ["LOGICAL_TYPE_MISMATCH"]),
+    ("decimal read as bytes", "bytes", dec(10, 2), True, ["LOGICAL_TYPE_MISMATCH"]),
+    ("decimal scale changes", dec(10, 4), dec(10, 2), True, ["DECIMAL_SCALE_MISMATCH"]),
+    ("date promoted to long", "long", lt("int", "date"), True, ["LOGICAL_TYPE_MISMATCH"]),
+    (
+        "date field becomes int in a record",
+        rec([fld("d", "int")]),
+        rec([fld("d", lt("int", "date"))]),
+        True,
+        ["LOGICAL_TYPE_MISMATCH"],
+    ),
+    ("decimal still cannot read string", dec(10, 2), "string", True, ["LOGICAL_TYPE_MISMATCH"]),
+    ("date still cannot read long", lt("int", "date"), "long", False, ["TYPE_MISMATCH"]),
+    ("empty union reads empty union", [], [], True, []),
+    ("empty union writer read by int", "int", [], True, []),
+    ("empty union writer read by a union", ["null", "int"], [], True, []),
+    ("empty union cannot read int", [], "int", False, ["MISSING_UNION_BRANCH"]),
+    (
+        "record with an empty-union field",
+        rec([fld("x", [])]),
+        rec([fld("x", [])]),
+        True,
+        [],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("reader", "writer", "java", "strict_rules"),
+    [c[1:] for c in JAVA_PARITY],
+    ids=[c[0] for c in JAVA_PARITY],
+)
+def test_default_mode_agrees_with_avro_java(
+    reader: Any, writer: Any, java: bool, strict_rules: list[str]
+) -> None:
+    r, w = S(reader), S(writer)
+    found = check_reader_writer(r, w)
+    assert (not found) is java, found
+    assert avro_verdict(r, w) is java  # Python's avro checker says the same as Java
+    strict = [i.rule for i in check_reader_writer(r, w, strict_logical_types=True)]
+    assert strict == strict_rules
+    if java and not strict and "[]" not in w.text:  # an empty union has no value to write
+        assert_fastavro_reads(r, w)
+
+
+def test_registry_default_is_confluent_and_strict_is_opt_in() -> None:
+    old, new = S(rec([fld("at", "long")])), S(rec([fld("at", lt("long", "timestamp-micros"))]))
+    assert check_level(new, [old], L.FULL) == []
+    strict = check_level(new, [old], L.FULL, strict_logical_types=True)
+    assert [i.rule for i in strict] == ["LOGICAL_TYPE_MISMATCH", "LOGICAL_TYPE_MISMATCH"]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -540,7 +636,7 @@ def test_missing_default_message_names_field_type_and_fix() -> None:
     ],
 )
 def test_paths_and_messages(reader: Any, writer: Any, path: str, words: list[str]) -> None:
-    (found,) = check_reader_writer(S(reader), S(writer))
+    (found,) = check_reader_writer(S(reader), S(writer), strict_logical_types=True)
     assert found.path == path
     for word in words:
         assert word in found.message, (word, found.message)
@@ -559,7 +655,8 @@ def test_references_are_resolved_for_the_check() -> None:
     v1 = parse_schema(text, [("com.hub.common.Money", money_v1)])
     v2 = parse_schema(text, [("com.hub.common.Money", money_v2)])
     assert v1.fingerprint == v2.fingerprint  # same text, different references
-    (found,) = check_reader_writer(v2, v1)
+    assert check_reader_writer(v2, v1) == []  # Confluent's default: the scale is not compared
+    (found,) = check_reader_writer(v2, v1, strict_logical_types=True)
     assert (found.path, found.rule) == (
         "/fields/price/type/fields/units/type/scale",
         "DECIMAL_SCALE_MISMATCH",

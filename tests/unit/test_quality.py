@@ -7,7 +7,15 @@ from decimal import Decimal
 
 import pytest
 
-from domain.quality import RuleError, evaluate, natural_key, parse_rule, parse_rule_set
+from domain.quality import (
+    RuleError,
+    compile_rules,
+    evaluate,
+    natural_key,
+    parse_rule,
+    parse_rule_set,
+    ref_violation,
+)
 
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
 
@@ -67,9 +75,28 @@ def test_unique_is_stateful_and_gives_natural_keys() -> None:
     assert evaluate(rs(rule.as_dict()), {"a": 1, "b": 2}, NOW) == []
 
 
+def test_ref_rules_parse_round_trip_and_are_left_to_the_ingest() -> None:
+    rule = parse_rule({"id": "k", "kind": "ref", "field": "account_id", "topic": "accounts"})
+    assert (rule.topic, rule.field) == ("accounts", "account_id")
+    assert parse_rule(rule.as_dict()) == rule
+    ruleset = rs(rule.as_dict())
+    assert ruleset.refs == (rule,)
+    assert evaluate(ruleset, {"account_id": "NOPE"}, NOW) == []  # stateful: not checked here
+    assert compile_rules(ruleset)({"account_id": "NOPE"}, NOW) == []
+    v = ref_violation(rule, "A1")
+    assert (v.rule_id, v.field_path) == ("k", "/account_id")
+    assert v.message == (
+        "/account_id ('A1') is not the key of any record on topic 'accounts': publish that "
+        "record to 'accounts' first, or correct the value."
+    )
+
+
 @pytest.mark.parametrize(
     "bad, words",
     [
+        ({"id": "r", "kind": "ref", "field": "x"}, "needs 'topic'"),
+        ({"id": "r", "kind": "ref", "fields": ["x", "y"], "topic": "t"}, "checks one 'field'"),
+        ({"id": "r", "kind": "enum", "field": "x", "values": [1], "topic": "t"}, "ref rules only"),
         ({"kind": "range", "field": "x", "min": 1}, "needs an 'id'"),
         ({"id": "r", "kind": "between", "field": "x"}, "kind 'between'"),
         ({"id": "r", "kind": "range", "field": "x"}, "needs 'min'"),

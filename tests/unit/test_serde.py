@@ -51,7 +51,11 @@ def test_round_trip_keeps_money_exact() -> None:
     [
         ({"price": "1.000000001"}, "decimal places"),
         ({"price": "12345678901.5"}, "significant digits"),
-        ({"price": 0.1}, "exact JSON number"),
+        ({"price": 0.1234567891}, "more than 8 decimal places"),
+        ({"price": float("nan")}, "not a finite number"),
+        ({"price": float("inf")}, "not a finite number"),
+        ({"price": 1e12}, "significant digits"),
+        ({"price": True}, "a decimal must be a number"),
         ({"price": "NaN"}, "finite"),
         ({"side": "LONG"}, "side"),
         ({"executed_at": "yesterday"}, "RFC 3339"),
@@ -62,6 +66,33 @@ def test_round_trip_keeps_money_exact() -> None:
 def test_bad_values_name_the_field(over: dict[str, object], needle: str) -> None:
     with pytest.raises(SerializationError, match=needle):
         serde.from_json(trade(**over), TRADE.parsed)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (101.25, "101.25000000"),  # a float through its shortest repr, not its binary expansion
+        (0.1, "0.10000000"),
+        (1e-8, "0.00000001"),
+        (-3.0, "-3.00000000"),
+        (7, "7.00000000"),  # an int
+        (Decimal("1.50000000000"), "1.50000000"),  # trailing zeros are not lost precision
+    ],
+)
+def test_floats_and_ints_convert_to_decimals_exactly(value: object, expected: str) -> None:
+    assert serde.from_json(trade(price=value), TRADE.parsed)["price"] == Decimal(expected)
+    assert serde.from_json(trade(price=value), TRADE.parsed)["price"].as_tuple().exponent == -8
+
+
+def test_file_rows_coerce_decimal_fields_exactly() -> None:
+    fields = serde.decimal_fields(TRADE.parsed)
+    assert {name for name, _ in fields} == {"price", "quantity", "fees"}
+    row = {"price": 101.25, "quantity": 100, "fees": None}
+    out = serde.coerce_decimals(row, fields)
+    assert out == {"price": Decimal("101.25"), "quantity": Decimal("100"), "fees": None}
+    assert serde.coerce_decimals(out, fields) is out  # nothing left to convert
+    with pytest.raises(SerializationError, match=r"/price: 101\.123456789 has more than 8"):
+        serde.coerce_decimals({"price": 101.123456789}, fields)
 
 
 def test_missing_required_field() -> None:

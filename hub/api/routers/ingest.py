@@ -9,7 +9,8 @@
   ``HUB_MAX_REQUEST_BYTES``, fails the whole request (422 / 413): there are no records to keep.
 - ``POST /v1/ingest/{topic}/avro``: a body of Confluent wire-format values, each framed by a
   4-byte big-endian length (``application/vnd.hub.wire-batch``); per record like JSON.
-- ``GET /v1/quality/stats``: accepted / rejected / duplicate counts per source, topic and rule.
+- ``GET /v1/quality/stats``: accepted / rejected / replayed counts per topic and rule, from the
+  log (``hub.ingest.stats``); duplicates and per-source counts since the process started.
 - ``GET /v1/quarantine``, ``GET /v1/quarantine/{offset}``, ``POST /v1/quarantine/replay``.
 - ``GET /v1/rules``, ``GET /v1/rules/{subject}``, ``PUT /v1/rules/{subject}`` (a governed config
   change, ``governance.configchanges``).
@@ -52,15 +53,25 @@ async def _body(request: Request) -> bytes:
 
 
 def _event(item: Any, original: bytes | None, i: int) -> RawRecord:
-    """``original`` is the NDJSON line (byte-exact, an event object); None for a JSON batch,
-    whose quarantine original is then the canonical JSON of the event's value."""
+    """One event of a batch or NDJSON line: an envelope ``{"value": {...}, "key": ...}``, or a
+    bare record. The rule: an object with a ``"value"`` member is an envelope (its value must be
+    an object); an object without one is the record itself, with no envelope fields. A record
+    whose schema has a field named ``value`` must therefore be sent in an envelope.
+
+    ``original`` is the NDJSON line (byte-exact); None for a JSON batch, whose quarantine
+    original is then the canonical JSON of the event's value."""
     ctype = NDJSON if original is not None else JSON
+    if isinstance(item, dict) and "value" not in item:
+        item = {"value": item}  # a bare record
     if original is None:
         inner = item.get("value", item) if isinstance(item, dict) else item
         original = json.dumps(inner, default=str, separators=(",", ":")).encode()
     if not isinstance(item, dict) or not isinstance(item.get("value"), dict):
         return RawRecord(
-            original, content_type=ctype, error=f'Event {i} must be an object with a "value".'
+            original,
+            content_type=ctype,
+            error=f"Event {i} must be a JSON object: the record itself, or an envelope whose "
+            f'"value" is the record (got {_kind(item)}).',
         )
     unknown = set(item) - _ALLOWED
     if unknown:
@@ -81,10 +92,25 @@ def _event(item: Any, original: bytes | None, i: int) -> RawRecord:
     )
 
 
+def _kind(item: Any) -> str:
+    if isinstance(item, dict):
+        return f'"value" of type {type(item.get("value")).__name__}'
+    return f"a JSON {type(item).__name__}"
+
+
 @router.post("/v1/ingest/{topic}", status_code=200)
 async def ingest_json(
     topic: str, request: Request, principal: Principal = Depends(authorize("ingest.publish"))
 ) -> dict[str, Any]:
+    """Ingest JSON records one by one: bad ones go to `hub.quarantine`, the rest are appended
+    in one transaction; the answer counts accepted, rejected and duplicate records.
+
+    Body, `Content-Type: application/json`: `{"events": [...]}`. `application/x-ndjson`: one
+    event per line (byte-exact originals; a line that is not UTF-8 or JSON is quarantined on its
+    own). An event is either the record itself (`{"trade_id": "T1", ...}`) or an envelope
+    `{"value": {...record...}, "key", "event_type", "event_id", "occurred_at"}`: an object with
+    a `"value"` member is an envelope, any other object is a bare record.
+    """
     hub = hub_of(request)
     body = await _body(request)
     records: list[RawRecord] = []
@@ -141,6 +167,18 @@ async def ingest_json(
 async def ingest_avro(
     topic: str, request: Request, principal: Principal = Depends(authorize("ingest.publish"))
 ) -> dict[str, Any]:
+    """Ingest Confluent wire-format Avro values one by one (bad ones quarantined).
+
+    Body (`Content-Type: application/vnd.hub.wire-batch`): the values back to back, each
+    preceded by its length as a 4-byte big-endian unsigned integer:
+    `len(v1) v1 len(v2) v2 ...`, where each value is what a Confluent serializer produces
+    (magic byte 0, 4-byte big-endian schema id, Avro binary). In Python:
+    `b"".join(struct.pack(">I", len(v)) + v for v in values)`. The schema id must be registered
+    in this hub's registry; a value written with an older version of the subject is resolved to
+    the latest one. On a topic whose schema stores PII encrypted, write plain values with the
+    plain `.avsc` (registered under the subject, it is kept under `<subject>-plain`): the hub
+    encrypts them. A body that ends inside a frame fails whole (422, `malformed_frame`).
+    """
     hub = hub_of(request)
     body = await _body(request)
     records: list[RawRecord] = []
@@ -177,26 +215,29 @@ async def ingest_avro(
 def quality_stats(
     request: Request, _: Principal = Depends(authorize("quarantine.read"))
 ) -> dict[str, Any]:
-    """Counts since this process started (the Prometheus counters), plus the quarantine size."""
+    """Accepted records per topic (every record on the topic, from any source), rejected ones
+    per topic and rule (the `hub.quarantine` entries) and replays, read from the log so they
+    hold across restarts; duplicates are never stored, so `duplicate` and `since_start` come
+    from this process's counters."""
     hub = hub_of(request)
     by_source: list[dict[str, Any]] = []
-    by_rule: list[dict[str, Any]] = []
     for metric in hub.metrics.ingest_records.collect():
         for s in metric.samples:
             if s.name.endswith("_total"):
                 by_source.append({**s.labels, "count": int(s.value)})
-    for metric in hub.metrics.ingest_rule_failures.collect():
-        for s in metric.samples:
-            if s.name.endswith("_total"):
-                by_rule.append({**s.labels, "count": int(s.value)})
-    totals = {"accepted": 0, "rejected": 0, "duplicate": 0}
-    for row in by_source:
-        totals[row["outcome"]] += row["count"]
+    logged = hub.ingest.stats.snapshot()
+    duplicates = sum(x["count"] for x in by_source if x["outcome"] == "duplicate")
     return {
-        "totals": totals,
-        "by_source": by_source,
-        "by_rule": by_rule,
-        "quarantine_records": sum(hub.log.end_offsets("hub.quarantine").values()),
+        "totals": {
+            "accepted": logged["accepted"],
+            "rejected": logged["rejected"],
+            "duplicate": duplicates,
+        },
+        "by_topic": logged["by_topic"],
+        "by_rule": logged["by_rule"],
+        "replays": logged["replays"],
+        "since_start": {"by_source": by_source},
+        "quarantine_records": logged["rejected"],
     }
 
 

@@ -61,9 +61,14 @@ class Hub:
 def build_event_log(settings: Settings) -> EventLog:
     """The EventLog adapter the settings name."""
     if settings.event_log == "sqlite":
+        from adapters.local_signer import load_or_create_mac_key
         from adapters.sqlite_eventlog import SqliteEventLog
 
-        return SqliteEventLog(settings.log_path, synchronous=settings.sqlite_synchronous)
+        return SqliteEventLog(
+            settings.log_path,
+            synchronous=settings.sqlite_synchronous,
+            mac_key=load_or_create_mac_key(settings.log_key_path),
+        )
     if settings.event_log == "kafka":
         from adapters.kafka_eventlog import KafkaEventLog
 
@@ -142,6 +147,7 @@ def build_ledger(
         checkpoint_every_leaves=settings.checkpoint_every_leaves,
         checkpoint_every_ms=settings.checkpoint_every_ms,
         sync_batch=settings.ledger_sync_batch,
+        max_pending_ms=settings.ledger_max_pending_ms,
     )
     return Ledger(
         event_log,

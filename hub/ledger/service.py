@@ -11,7 +11,9 @@ Ordering rule (the tree order is the sync order)
 Sync commits in steps, per batch of at most ``sync_batch`` leaves, in ONE ledger transaction:
     1. re-read the tree size, positions and right edge inside ``BEGIN IMMEDIATE`` (another
        process may have synced meanwhile);
-    2. read the records, encode and hash their leaves and compute their query columns as one
+    2. read the records; have the log authenticate the range read (``EventLog.check_records``:
+       a batch that fails raises ``LogTampered`` and nothing of the sync batch is adopted);
+       encode and hash their leaves and compute their query columns as one
        batch (``LeafEncoder.encode``: C-level column operations, no per-record Python in the
        usual case; byte-identical to ``audit.leaf.encode``);
     3. insert the leaf rows and the changed node chunks (``executemany``);
@@ -90,6 +92,7 @@ class LedgerConfig:
     checkpoint_every_leaves: int = 10_000
     checkpoint_every_ms: int = 1_000
     sync_batch: int = 50_000
+    max_pending_ms: int = 60_000  # verify fails on a record older than this not on the ledger
 
 
 @dataclass(slots=True)
@@ -235,6 +238,10 @@ class Ledger:
                     records += chunk
                     pos = chunk[-1].offset + 1
                     moved[(topic, part)] = pos
+                if (topic, part) in moved:
+                    # Never adopt what fails the log's own authentication (embedded: the MAC
+                    # chain); raises LogTampered naming the first bad offset.
+                    self.log.check_records(topic, part, positions.get((topic, part), 0), pos)
                 if len(records) >= budget:
                     break
             if len(records) >= budget:

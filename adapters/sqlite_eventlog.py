@@ -1384,15 +1384,6 @@ class SqliteEventLog(EventLog):
                 "the partition carries no seal: it was written without the log key, or its "
                 "seal was removed.",
             )
-        if not hmac.compare_digest(seal, partition_seal(key, name, part, start, end, anchor, head)):
-            return LogProblem(
-                name,
-                part,
-                start,
-                f"the partition's bounds (start offset {start}, end offset {end}) or chain ends "
-                "fail their seal: they were changed without the log key (a start offset raised "
-                "or records removed outside retention, an end offset moved).",
-            )
         upper = (1 << 62) if hi is None else min(hi, end)
         rows = conn.execute(
             "SELECT base_offset, last_offset, record_count, max_timestamp, mac, data"
@@ -1427,6 +1418,15 @@ class SqliteEventLog(EventLog):
                 prev = bytes(mac)
         finally:
             rows.close()
+        if not hmac.compare_digest(seal, partition_seal(key, name, part, start, end, anchor, head)):
+            return LogProblem(
+                name,
+                part,
+                start,
+                f"the partition's bounds (start offset {start}, end offset {end}) or chain ends "
+                "fail their seal: they were changed without the log key (a start offset raised "
+                "or records removed outside retention, an end offset moved).",
+            )
         if hi is None or hi >= end:
             if prev is None:
                 prev = before(upper)

@@ -16,7 +16,7 @@ import pyarrow  # noqa: F401
 
 from hub.apikeys import ApiKeys
 from hub.authz import RoleTablePolicy
-from hub.errors import ConfigError
+from hub.errors import ConfigError, HubError
 from hub.events import EventReader, Publisher
 from hub.ingest.pipeline import IngestPipeline
 from hub.ledger.service import Ledger
@@ -46,6 +46,7 @@ class Hub:
     ledger: Ledger
     keystore: KeyStore
     projections: Any = None  # projections.service.ProjectionService (issue 6)
+    sync_on_close: bool = True  # False: a verifier that must not change what it checks
 
     def close(self) -> None:
         if self.projections is not None:
@@ -53,6 +54,11 @@ class Hub:
         close_policy = getattr(self.policy, "close", None)
         if callable(close_policy):
             close_policy()  # stores queued policy decisions before the log closes
+        try:  # ... and gives them (and anything else appended) their leaves
+            if self.sync_on_close:
+                self.ledger.sync()
+        except HubError as exc:
+            log.error("the ledger did not sync on close: %s", exc.message)
         self.ledger.close()
         self.keystore.close()
         self.log.close()

@@ -37,7 +37,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from operator import attrgetter
@@ -324,6 +324,30 @@ class Ledger:
                     )
             except HubError as exc:
                 log.warning("witnessing checkpoint %d failed: %s", cp.size, exc.message)
+
+    def cover(self, appended: Sequence[RecordMetadata] = ()) -> dict[str, Any]:
+        """Sync now so that ``appended`` is on the ledger before it is acknowledged.
+
+        Returns the acknowledgement's ``ledger`` member: ``{"covered": true, "tree_size": N}``
+        when every record of ``appended`` has its leaf, else ``{"covered": false, "status":
+        "pending", "reason": ...}`` (the append itself stands; ``hub ledger verify`` fails if
+        records stay pending longer than ``max_pending_ms``). Never raises for a sync failure.
+        """
+        try:
+            size = self.sync().size
+        except HubError as exc:
+            log.error("ledger sync before an acknowledgement failed: %s", exc.message)
+            return {"covered": False, "status": "pending", "reason": exc.message}
+        with self.store.read() as conn:
+            positions = self.store.positions(conn)
+        covered = all(positions.get((m.topic, m.partition), 0) > m.offset for m in appended)
+        if covered:
+            return {"covered": True, "tree_size": size}
+        return {
+            "covered": False,
+            "status": "pending",
+            "reason": "another sync holds the ledger; the records get their leaves on the next.",
+        }
 
     # -- background follower -----------------------------------------------------------------
     def start(self, interval_ms: int | None = None) -> None:

@@ -59,6 +59,8 @@ class Hub:
                 self.ledger.sync()
         except HubError as exc:
             log.error("the ledger did not sync on close: %s", exc.message)
+        except Exception:  # closing must go on: the log and key store still need closing
+            log.exception("the ledger did not sync on close")
         self.ledger.close()
         self.keystore.close()
         self.log.close()

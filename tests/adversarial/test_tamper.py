@@ -423,6 +423,24 @@ def test_partition_count_changed(copy_of: Callable[[], Path], change: int) -> No
     assert_detected(data, "trades")
 
 
+def test_topic_config_changed(copy_of: Callable[[], Path]) -> None:
+    data = copy_of()
+    with db(data / "log.sqlite") as c:
+        c.execute("UPDATE topics SET config = '{}' WHERE name = 'trades'")
+    assert_detected(data, "trades", "config fails its MAC")
+
+
+@pytest.mark.parametrize("name", ["ledger.sqlite", "log.sqlite"])
+def test_a_whole_store_file_replaced_by_an_empty_one(
+    copy_of: Callable[[], Path], name: str
+) -> None:
+    data = copy_of()
+    (data / name).unlink()
+    for extra in ("-wal", "-shm"):
+        (data / (name + extra)).unlink(missing_ok=True)
+    assert_detected(data)
+
+
 # -- ledger leaves, nodes, positions, side index --------------------------------------------------
 def leaf_count(data: Path) -> int:
     with db(data / "ledger.sqlite") as c:

@@ -26,6 +26,9 @@ Tamperings not detected, by design (each is exercised below, so the list stays t
 - Deleting the newest checkpoint from BOTH the store and the witness folder (a rollback of the
   signed head): the remaining chain and tree are consistent; only a copy held elsewhere (an
   auditor's last checkpoint, compared with ``hub ledger consistency``) can show it.
+- Changing the query columns (actor, action, resource, tenant, time) of a leaf whose record
+  retention removed: the record is gone, so they cannot be recomputed; they are conveniences,
+  not evidence (the leaf hash itself stays under the signed roots, and changing it is caught).
 - Rewriting consumer-group offsets or idempotent producer state: positions, not records; they
   make a consumer re-read or a producer retry refused, never change a record.
 Crypto-shredded values are not in this list: leaves hash the ciphertext, which never changes.
@@ -476,6 +479,43 @@ def test_ledger_leaves_and_side_index(copy_of: Callable[[], Path], d: Any) -> No
             c.execute("DROP INDEX leaves_by_position")
             c.execute("UPDATE leaves SET off = off + 1 WHERE idx = ?", (idx,))
     assert_detected(data, "entry")
+
+
+def removed_leaf(data: Path) -> int:
+    """A leaf whose record retention removed (quotes, below the partition's start)."""
+    h = bootstrap(load_settings(environ={}, data_dir=data, **OVERRIDES), install_domain=False)
+    h.sync_on_close = False
+    try:
+        starts = h.log.beginning_offsets("quotes")
+    finally:
+        h.close()
+    part, start = next((p, s) for p, s in starts.items() if s > 0)
+    with db(data / "ledger.sqlite") as c:
+        (idx,) = c.execute(
+            "SELECT idx FROM leaves WHERE topic = 'quotes' AND part = ? AND off = ?",
+            (part, start - 1),
+        ).fetchone()
+    return int(idx)
+
+
+def test_the_hash_of_a_leaf_whose_record_was_removed(copy_of: Callable[[], Path]) -> None:
+    data = copy_of()
+    idx = removed_leaf(data)
+    with db(data / "ledger.sqlite") as c:
+        (h,) = c.execute("SELECT leaf_hash FROM leaves WHERE idx = ?", (idx,)).fetchone()
+        c.execute("UPDATE leaves SET leaf_hash = ? WHERE idx = ?", (flip(h, 3), idx))
+    assert_detected(data)
+
+
+def test_query_columns_of_a_removed_record_cannot_be_recomputed(
+    copy_of: Callable[[], Path],
+) -> None:
+    """By design (module docstring): not evidence, and nothing left to recompute them from."""
+    data = copy_of()
+    idx = removed_leaf(data)
+    with db(data / "ledger.sqlite") as c:
+        c.execute("UPDATE leaves SET actor = 'mallory' WHERE idx = ?", (idx,))
+    assert verify(data).ok
 
 
 @TRIALS

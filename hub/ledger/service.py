@@ -192,6 +192,11 @@ class Ledger:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
+    @property
+    def registry(self) -> SchemaRegistry | None:
+        """The registry that decodes ``hub.audit`` records (None: built without a publisher)."""
+        return self._registry
+
     # -- sync --------------------------------------------------------------------------------
     def sync(self, *, force_checkpoint: bool = False) -> SyncResult:
         """Append a leaf for every record up to the log's current end; sign due checkpoints."""

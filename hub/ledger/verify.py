@@ -45,7 +45,7 @@ from audit.errors import AuditError
 from audit.note import GENESIS_PREV, VerifierKey, checkpoint_hash, open_checkpoint
 from hub.errors import HubError
 from hub.ledger.leaves import LeafEncoder
-from hub.ledger.service import AUDIT_SCHEMA, AUDIT_TOPIC, Ledger, witness_key
+from hub.ledger.service import AUDIT_TOPIC, Ledger, witness_key
 from hub.ledger.tree import CHUNK, CHUNK_BYTES, TreeBuilder
 from hub.ports.eventlog import StoredRecord
 
@@ -156,22 +156,19 @@ def _verify_log(ledger: Ledger, report: VerifyReport) -> None:
         )
 
 
-_AUDIT_PARSED: Any = None
-
-
-def _audit_details(value: bytes | None) -> dict[str, Any]:
-    """The ``details`` of a ``hub.audit`` record (its fixed schema, ``AUDIT_SCHEMA``)."""
-    global _AUDIT_PARSED
-    import io
+def _audit_details(ledger: Ledger, value: bytes | None) -> dict[str, Any]:
+    """The ``details`` of a ``hub.audit`` record, decoded with its writer schema."""
     import json
 
-    import fastavro
+    from hub.serde import decode, split_wire
 
-    if _AUDIT_PARSED is None:
-        _AUDIT_PARSED = fastavro.parse_schema(json.loads(AUDIT_SCHEMA))
-    if value is None or len(value) < 5:
-        raise ValueError("the audit record has no Avro value")
-    datum: Any = fastavro.schemaless_reader(io.BytesIO(value[5:]), _AUDIT_PARSED, None)
+    if value is None:
+        raise ValueError("the audit record has no value")
+    registry = ledger.registry
+    if registry is None:
+        raise ValueError("this ledger has no schema registry to decode audit records")
+    schema_id, _ = split_wire(value)
+    datum: Any = decode(value, registry.parsed(schema_id))
     details = json.loads(datum["details"])
     if not isinstance(details, dict):
         raise ValueError("its details are not a JSON object")
@@ -193,10 +190,10 @@ def _verify_removals(ledger: Ledger, report: VerifyReport) -> None:
                 continue  # projection cuts (rows of views) record other details
             rec = ledger.record_at(topic, part, off)
             try:
-                d = _audit_details(None if rec is None else rec.value)
+                d = _audit_details(ledger, None if rec is None else rec.value)
                 tp = (str(d["topic"]), int(d["partition"]))
                 cut = int(d["to"])
-            except (ValueError, KeyError, TypeError) as exc:
+            except (HubError, ValueError, KeyError, TypeError) as exc:
                 report.fail(
                     Problem(
                         f"this retention.delete entry cannot be read ({exc}).",

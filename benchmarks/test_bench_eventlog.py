@@ -7,8 +7,9 @@ transaction per batch, WAL, the same ``synchronous`` level. The adapter stores o
 batch, so at large batches it should beat the baseline; at batch size 1 both are bound by the
 commit (fsync with FULL). Reads are compared with a raw SELECT of tuples and with the same
 SELECT building one StoredRecord per row (the object-construction floor). Appends are measured
-without and with the MAC key (the hub's default: a MAC chain per batch and a partition seal). Raw and adapter
-rounds alternate and the best round counts, since the machine is shared. About 25 s in all.
+without and with the MAC key (the hub's default: a MAC chain per batch and a partition seal).
+Raw and adapter rounds alternate and the best round counts, since the machine is shared. About
+30 s in all.
 
 Run: ``.venv/bin/pytest benchmarks/test_bench_eventlog.py -q -s``
 Environment: ``EVENTLOG_BENCH_SYNC`` (default FULL), ``EVENTLOG_BENCH_SECONDS`` (per figure, 1.5).

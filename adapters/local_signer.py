@@ -71,3 +71,39 @@ class LocalKeyFileSigner(Signer):
 
     def __repr__(self) -> str:
         return f"LocalKeyFileSigner({self.key_file}, {self._key!r})"
+
+
+MAC_KEY_BYTES = 32
+
+
+def load_or_create_mac_key(path: Path) -> bytes:
+    """A secret MAC key in a file (32 random bytes, mode 0600), created on first use.
+
+    The embedded event log authenticates its appends with it; it lives with the other keys,
+    outside the log file, so that whoever can rewrite the log file alone cannot forge a batch.
+    """
+    path = Path(path)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process created it first: use theirs
+            return load_or_create_mac_key(path)
+        with os.fdopen(fd, "wb") as f:
+            f.write(os.urandom(MAC_KEY_BYTES))
+            f.flush()
+            os.fsync(f.fileno())
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        raise ConfigError(
+            f"The event log MAC key {path} has mode {mode:o}: other users may read it. "
+            f"Run `chmod 600 {path}`."
+        )
+    key = path.read_bytes()
+    if len(key) != MAC_KEY_BYTES:
+        raise ConfigError(
+            f"The event log MAC key {path} holds {len(key)} bytes, not {MAC_KEY_BYTES}: it was "
+            "truncated or replaced. Restore it from a backup; a new key makes every stored "
+            "batch fail verification."
+        )
+    return key

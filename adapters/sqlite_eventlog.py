@@ -12,6 +12,26 @@ Storage (schema version 1)
   landed, written in the same transaction as the batch.
 - ``group_offsets``: per (group, topic, partition) the next offset to read.
 
+Authentication (schema version 2; on when the log is opened with ``mac_key``)
+    The log file alone cannot prove its contents: anyone who can write it can re-encode a batch
+    with a fresh CRC. So each append also stores, in the same transaction, per stored batch a
+    MAC (HMAC-SHA256 under ``mac_key``, which the hub keeps outside the log file) over the
+    topic name, partition, base and last offset, record count, max timestamp, the batch bytes
+    and the previous batch's MAC (a chain per partition, rooted at the partition's ``anchor``);
+    and per partition a seal: a MAC over its start and next offsets, anchor and chain head (the
+    last batch's MAC). Topics carry a MAC over name, partition count and config. Hence:
+    - a changed, forged, moved, duplicated or reordered batch fails its MAC;
+    - a removed batch breaks the chain at the next one (or the head, at the end);
+    - a changed start or end offset, anchor or head fails the partition's seal; retention
+      (``delete_records_before``) re-seals the partition with the MAC of the last removed batch
+      as the new anchor, so only a cut made with the key verifies;
+    - a changed partition count or config fails the topic's MAC.
+    ``check_records`` (the ledger calls it before adopting records) and ``integrity_problems``
+    (``hub ledger verify``) check them; plain reads do not (they stay as fast as before). Not
+    authenticated: consumer group offsets and idempotent producer state (positions, not
+    records: tampering them re-reads or refuses records, it cannot change one). A v1 file
+    opened with a key is sealed as found (trust on first use) and upgraded to v2.
+
 Concurrency and durability
 - WAL mode. Every write is one ``BEGIN IMMEDIATE`` transaction on one writer connection guarded
   by a lock; reads use their own connections and see committed data only. With
@@ -30,6 +50,7 @@ Concurrency and durability
 from __future__ import annotations
 
 import dataclasses
+import hmac
 import json
 import sqlite3
 import struct
@@ -50,6 +71,7 @@ from hub.errors import (
     ConfigError,
     HubError,
     InvalidInput,
+    LogTampered,
     OutOfOrderSequence,
     StorageBusy,
     TopicExists,
@@ -60,6 +82,7 @@ from hub.ports.eventlog import (
     EventLog,
     Headers,
     IdempotenceKey,
+    LogProblem,
     Record,
     RecordMetadata,
     StoredRecord,
@@ -74,7 +97,7 @@ from hub.ports.eventlog_checks import check_id as _check_id
 from hub.ports.eventlog_checks import check_offset as _check_offset
 from hub.ports.eventlog_checks import check_topic_name as _check_topic_name
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 APPLICATION_ID: Final = 0x48554231  # "HUB1": marks the file as a hub event log
 MAX_BATCH_RECORDS: Final = 4096  # records per stored batch: bounds a read's decode and memory
 MAX_BATCH_BYTES: Final = 8 << 20  # key and value bytes per stored batch, far below SQLite's 1 GB
@@ -90,13 +113,17 @@ CREATE TABLE topics (
     id INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused, so cached batches stay valid
     name TEXT NOT NULL UNIQUE,
     partitions INTEGER NOT NULL CHECK (partitions >= 1),
-    config TEXT NOT NULL
+    config TEXT NOT NULL,
+    mac BLOB  -- HMAC of (name, partitions, config), NULL when the log has no MAC key
 );
 CREATE TABLE partitions (
     topic_id INTEGER NOT NULL,
     part INTEGER NOT NULL,
     start_offset INTEGER NOT NULL DEFAULT 0,
     next_offset INTEGER NOT NULL DEFAULT 0,
+    anchor BLOB,  -- the MAC chain's value before the first stored batch (zeros at first)
+    head BLOB,  -- the last batch's MAC (the anchor while there is none)
+    mac BLOB,  -- the seal: HMAC of (topic, part, start, next, anchor, head)
     PRIMARY KEY (topic_id, part)
 ) WITHOUT ROWID;
 CREATE TABLE batches (
@@ -107,6 +134,7 @@ CREATE TABLE batches (
     last_offset INTEGER NOT NULL,
     record_count INTEGER NOT NULL,
     max_timestamp INTEGER NOT NULL,
+    mac BLOB,  -- HMAC chain link (see the module docstring), NULL without a MAC key
     data BLOB NOT NULL  -- last: offset lookups then never touch its overflow pages
 );
 CREATE UNIQUE INDEX batches_by_offset ON batches (topic_id, part, base_offset);
@@ -129,10 +157,16 @@ CREATE TABLE group_offsets (
 
 # SQL used on hot paths, kept verbatim so sqlite3's statement cache reuses the prepared form.
 _SQL_NEXT = "SELECT next_offset FROM partitions WHERE topic_id = ? AND part = ?"
+_SQL_NEXT_SEALED = (
+    "SELECT next_offset, start_offset, anchor, head FROM partitions WHERE topic_id = ? AND part = ?"
+)
 _SQL_ADVANCE = "UPDATE partitions SET next_offset = ? WHERE topic_id = ? AND part = ?"
+_SQL_ADVANCE_SEALED = (
+    "UPDATE partitions SET next_offset = ?, head = ?, mac = ? WHERE topic_id = ? AND part = ?"
+)
 _SQL_INSERT = (
     "INSERT INTO batches (topic_id, part, base_offset, last_offset, record_count,"
-    " max_timestamp, data) VALUES (?, ?, ?, ?, ?, ?, ?)"
+    " max_timestamp, mac, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _SQL_START = "SELECT start_offset FROM partitions WHERE topic_id = ? AND part = ?"
 _SQL_BATCHES_FROM = (
@@ -365,6 +399,58 @@ def _decode_batch(
     return n, timestamps, keys, values, headers
 
 
+# -- authentication (see the module docstring) ----------------------------------------------------
+_ZERO_MAC: Final = bytes(32)
+_MAC_BATCH = struct.Struct(">IqqIq")  # partition, base, last, count, max timestamp
+_MAC_PART = struct.Struct(">Iqq")  # partition, start, next
+MIN_MAC_KEY_BYTES: Final = 16
+
+
+def _mac(key: bytes, *parts: bytes) -> bytes:
+    return hmac.digest(key, b"".join(parts), "sha256")
+
+
+def batch_mac(
+    key: bytes,
+    topic: str,
+    row: tuple[int, int, int, int, int],
+    prev: bytes,
+    blob: bytes,
+) -> bytes:
+    """The chain link of a stored batch: ``row`` = (partition, base, last, count, max ts)."""
+    mac = hmac.new(key, b"hub.log.batch.v1\n" + topic.encode() + b"\n", "sha256")
+    mac.update(_MAC_BATCH.pack(*row) + prev)
+    mac.update(blob)  # not joined: no copy of up to 8 MiB
+    return mac.digest()
+
+
+def partition_seal(
+    key: bytes, topic: str, part: int, start: int, end: int, anchor: bytes, head: bytes
+) -> bytes:
+    """The seal of a partition's bounds and chain ends."""
+    return _mac(
+        key,
+        b"hub.log.partition.v1\n",
+        topic.encode(),
+        b"\n",
+        _MAC_PART.pack(part, start, end),
+        anchor,
+        head,
+    )
+
+
+def topic_mac(key: bytes, name: str, partitions: int, config: str) -> bytes:
+    return _mac(
+        key,
+        b"hub.log.topic.v1\n",
+        name.encode(),
+        b"\n",
+        str(partitions).encode(),
+        b"\n",
+        config.encode(),
+    )
+
+
 # -- input validation (shared with every adapter: hub.ports.eventlog_checks) -----------------------
 def _explain_invalid(records: Sequence[object], partitions: int, topic: str) -> InvalidInput:
     """The slow path: name the first invalid record and field once the fast checks failed."""
@@ -416,7 +502,15 @@ class SqliteEventLog(EventLog):
         synchronous: str = "FULL",
         busy_timeout_s: float = 5.0,
         cache_records: int = 65_536,
+        mac_key: bytes | None = None,
     ) -> None:
+        """``mac_key``: authenticate every append (see the module docstring); the caller keeps
+        it outside the log file. Without it nothing is authenticated (unit tests, tools)."""
+        if mac_key is not None and (type(mac_key) is not bytes or len(mac_key) < MIN_MAC_KEY_BYTES):
+            raise ConfigError(
+                f"The event log MAC key must be at least {MIN_MAC_KEY_BYTES} random bytes; "
+                "pass the contents of the log key file (created by the hub on first use)."
+            )
         if not isinstance(synchronous, str) or synchronous.upper() not in _SYNCHRONOUS:
             raise ConfigError(
                 f"synchronous={synchronous!r} is not a SQLite synchronous level; use one of "
@@ -425,6 +519,7 @@ class SqliteEventLog(EventLog):
         if busy_timeout_s < 0:
             raise ConfigError(f"busy_timeout_s={busy_timeout_s!r} must be >= 0 seconds.")
         self._path = str(path)
+        self._key = mac_key
         self._memory = self._path == ":memory:"
         self._synchronous = synchronous.upper()
         self._busy_timeout = float(busy_timeout_s)
@@ -489,6 +584,47 @@ class SqliteEventLog(EventLog):
                 raise ConfigError(
                     f"{self._path} has event log schema version {version}, newer than this "
                     f"hub's {SCHEMA_VERSION}; upgrade the hub to open it."
+                )
+            elif version == 1:  # v1 -> v2: MAC columns, sealed as found (trust on first use)
+                for statement in (
+                    "ALTER TABLE topics ADD COLUMN mac BLOB",
+                    "ALTER TABLE partitions ADD COLUMN anchor BLOB",
+                    "ALTER TABLE partitions ADD COLUMN head BLOB",
+                    "ALTER TABLE partitions ADD COLUMN mac BLOB",
+                    "ALTER TABLE batches ADD COLUMN mac BLOB",
+                ):
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                if self._key is not None:
+                    self._seal_all(conn, self._key)
+
+    def _seal_all(self, conn: sqlite3.Connection, key: bytes) -> None:
+        """Compute every MAC of a log that has none (the v1 upgrade)."""
+        topics = conn.execute("SELECT id, name, partitions, config FROM topics").fetchall()
+        for tid, name, nparts, config in topics:
+            conn.execute(
+                "UPDATE topics SET mac = ? WHERE id = ?",
+                (topic_mac(key, name, nparts, config), tid),
+            )
+            parts = conn.execute(
+                "SELECT part, start_offset, next_offset FROM partitions WHERE topic_id = ?",
+                (tid,),
+            ).fetchall()
+            for part, start, end in parts:
+                head = _ZERO_MAC
+                rows = conn.execute(
+                    "SELECT id, base_offset, last_offset, record_count, max_timestamp, data"
+                    " FROM batches WHERE topic_id = ? AND part = ? ORDER BY base_offset",
+                    (tid, part),
+                ).fetchall()
+                for bid, base, last, count, max_ts, blob in rows:
+                    head = batch_mac(key, name, (part, base, last, count, max_ts), head, blob)
+                    conn.execute("UPDATE batches SET mac = ? WHERE id = ?", (head, bid))
+                seal = partition_seal(key, name, part, start, end, _ZERO_MAC, head)
+                conn.execute(
+                    "UPDATE partitions SET anchor = ?, head = ?, mac = ?"
+                    " WHERE topic_id = ? AND part = ?",
+                    (_ZERO_MAC, head, seal, tid, part),
                 )
 
     def _translate(self, exc: sqlite3.Error, doing: str) -> HubError:
@@ -596,14 +732,26 @@ class SqliteEventLog(EventLog):
                 "SELECT id, partitions, config FROM topics WHERE name = ?", (name,)
             ).fetchone()
             if row is None:
+                text = json.dumps(cfg, sort_keys=True)
+                key = self._key
                 cur = conn.execute(
-                    "INSERT INTO topics (name, partitions, config) VALUES (?, ?, ?)",
-                    (name, partitions, json.dumps(cfg, sort_keys=True)),
+                    "INSERT INTO topics (name, partitions, config, mac) VALUES (?, ?, ?, ?)",
+                    (name, partitions, text, key and topic_mac(key, name, partitions, text)),
                 )
                 topic_id = cur.lastrowid
                 conn.executemany(
-                    "INSERT INTO partitions (topic_id, part) VALUES (?, ?)",
-                    [(topic_id, p) for p in range(partitions)],
+                    "INSERT INTO partitions (topic_id, part, anchor, head, mac)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    [
+                        (
+                            topic_id,
+                            p,
+                            key and _ZERO_MAC,
+                            key and _ZERO_MAC,
+                            key and partition_seal(key, name, p, 0, 0, _ZERO_MAC, _ZERO_MAC),
+                        )
+                        for p in range(partitions)
+                    ],
                 )
                 row = (topic_id, partitions, json.dumps(cfg))
         topic = _Topic(row[0], TopicInfo(name, row[1], json.loads(row[2])))
@@ -824,24 +972,63 @@ class SqliteEventLog(EventLog):
         """
         topic = prepared.topic
         tid = topic.id
-        rows: list[tuple[int, int, int, int, int, int, bytes]] = []
+        rows: list[tuple[int, int, int, int, int, int, bytes | None, bytes]] = []
         bases: list[int] = []
+        key = self._key
+        if key is None:
+            for g in prepared.groups:
+                (base,) = conn.execute(_SQL_NEXT, (tid, g.partition)).fetchone()  # 1.
+                bases.append(base)
+                offset = base
+                for blob, count, max_ts in g.chunks:
+                    last = offset + count - 1
+                    rows.append((tid, g.partition, offset, last, count, max_ts, None, blob))
+                    offset += count
+            conn.executemany(_SQL_INSERT, rows)  # 2.
+            conn.executemany(  # 3.
+                _SQL_ADVANCE,
+                [
+                    (b + g.count + marker, tid, g.partition)
+                    for g, b in zip(prepared.groups, bases, strict=True)
+                ],
+            )
+            return self._metadata(prepared, bases)
+        # Authenticated: 2. also chains a MAC per batch, 3. also re-seals the partition.
+        name = topic.info.name
+        seals: list[tuple[int, bytes, bytes, int, int]] = []
         for g in prepared.groups:
-            (base,) = conn.execute(_SQL_NEXT, (tid, g.partition)).fetchone()  # 1.
+            part = g.partition
+            base, start, anchor, head = conn.execute(_SQL_NEXT_SEALED, (tid, part)).fetchone()
             bases.append(base)
+            anchor, head = anchor or _ZERO_MAC, head or _ZERO_MAC
             offset = base
             for blob, count, max_ts in g.chunks:
-                rows.append((tid, g.partition, offset, offset + count - 1, count, max_ts, blob))
+                last = offset + count - 1
+                head = batch_mac(key, name, (part, offset, last, count, max_ts), head, blob)
+                rows.append((tid, part, offset, last, count, max_ts, head, blob))
                 offset += count
-        conn.executemany(_SQL_INSERT, rows)  # 2.
-        conn.executemany(  # 3.
-            _SQL_ADVANCE,
-            [
-                (b + g.count + marker, tid, g.partition)
-                for g, b in zip(prepared.groups, bases, strict=True)
-            ],
-        )
+            end = base + g.count + marker
+            seal = partition_seal(key, name, part, start, end, anchor, head)
+            seals.append((end, head, seal, tid, part))
+        conn.executemany(_SQL_INSERT, rows)
+        conn.executemany(_SQL_ADVANCE_SEALED, seals)
         return self._metadata(prepared, bases)
+
+    def _reseal(self, conn: sqlite3.Connection, tid: int, part: int) -> None:
+        """Recompute a partition's seal after its bounds changed (inside the write)."""
+        key = self._key
+        if key is None:
+            return
+        name, start, end, anchor, head = conn.execute(
+            "SELECT t.name, p.start_offset, p.next_offset, p.anchor, p.head FROM partitions p"
+            " JOIN topics t ON t.id = p.topic_id WHERE p.topic_id = ? AND p.part = ?",
+            (tid, part),
+        ).fetchone()
+        anchor, head = anchor or _ZERO_MAC, head or _ZERO_MAC
+        conn.execute(
+            "UPDATE partitions SET mac = ? WHERE topic_id = ? AND part = ?",
+            (partition_seal(key, name, part, start, end, anchor, head), tid, part),
+        )
 
     @staticmethod
     def _metadata(prepared: _Prepared, bases: Sequence[int]) -> list[RecordMetadata]:
@@ -1050,6 +1237,17 @@ class SqliteEventLog(EventLog):
                 )
             new_start = max(start, offset)
             if new_start > start:  # 2.
+                # The chain's new anchor: the MAC of the last batch removed (if any was).
+                gone = conn.execute(
+                    "SELECT mac FROM batches WHERE topic_id = ? AND part = ?"
+                    " AND base_offset + record_count <= ? ORDER BY base_offset DESC LIMIT 1",
+                    (t.id, partition, new_start),
+                ).fetchone()
+                if gone is not None and self._key is not None:
+                    conn.execute(
+                        "UPDATE partitions SET anchor = ? WHERE topic_id = ? AND part = ?",
+                        (gone[0], t.id, partition),
+                    )
                 conn.execute(
                     "DELETE FROM batches WHERE topic_id = ? AND part = ?"
                     " AND base_offset + record_count <= ?",
@@ -1059,12 +1257,189 @@ class SqliteEventLog(EventLog):
                     "UPDATE partitions SET start_offset = ? WHERE topic_id = ? AND part = ?",
                     (new_start, t.id, partition),
                 )
+                self._reseal(conn, t.id, partition)
         with self._cache_lock:  # 3.
             for key in [k for k in self._cache if k[:2] == (t.id, partition)]:
                 records = self._cache[key]
                 if key[2] + len(records) <= new_start:
                     self._cached -= len(self._cache.pop(key))
         return int(new_start)
+
+    # -- integrity ---------------------------------------------------------------------------------
+    def check_records(self, topic: str, partition: int, start: int, end: int) -> None:
+        """Raise ``LogTampered`` naming the first stored batch in ``[start, end)`` whose MAC
+        chain fails, or the partition whose seal fails (see the module docstring)."""
+        key = self._key
+        if key is None:
+            return
+        t = self._topic(topic)
+        self._partition(t, partition)
+        with self._snapshot(f"checking records of {topic!r}") as conn:
+            problem = self._check_partition(conn, key, t.id, topic, partition, start, end)
+        if problem is not None:
+            raise LogTampered(
+                f"{problem.describe()} The ledger does not adopt records that fail the log's "
+                "authentication; run `hub ledger verify` and restore the log from a backup."
+            )
+
+    def integrity_problems(self) -> list[LogProblem]:
+        """Check every topic, partition seal and stored batch; the first problem per partition."""
+        key = self._key
+        if key is None:
+            return []
+        problems: list[LogProblem] = []
+        with self._snapshot("checking the whole log") as conn:
+            topics = conn.execute(
+                "SELECT id, name, partitions, config, mac FROM topics ORDER BY name"
+            ).fetchall()
+            for tid, name, nparts, config, mac in topics:
+                if mac is None or not hmac.compare_digest(
+                    mac, topic_mac(key, name, nparts, config)
+                ):
+                    problems.append(
+                        LogProblem(
+                            name,
+                            None,
+                            None,
+                            f"the topic's partition count ({nparts}) or config fails its MAC: "
+                            "the topic row was changed without the log key.",
+                        )
+                    )
+                    continue
+                parts = [
+                    p
+                    for (p,) in conn.execute(
+                        "SELECT part FROM partitions WHERE topic_id = ? ORDER BY part", (tid,)
+                    )
+                ]
+                if parts != list(range(nparts)):
+                    problems.append(
+                        LogProblem(
+                            name,
+                            None,
+                            None,
+                            f"the topic has partition rows {parts} but {nparts} partitions: "
+                            "partitions were added or removed without the log key.",
+                        )
+                    )
+                for part in parts:
+                    problem = self._check_partition(conn, key, tid, name, part, 0, None)
+                    if problem is not None:
+                        problems.append(problem)
+            known = set(conn.execute("SELECT topic_id, part FROM partitions").fetchall())
+            stray = conn.execute("SELECT DISTINCT topic_id, part FROM batches").fetchall()
+            for tid, part in stray:
+                if (tid, part) not in known:
+                    problems.append(
+                        LogProblem(
+                            f"topic id {tid}",
+                            part,
+                            None,
+                            "stored batches name a partition the log does not have (forged "
+                            "or moved rows).",
+                        )
+                    )
+        return problems
+
+    @contextmanager
+    def _snapshot(self, doing: str) -> Iterator[sqlite3.Connection]:
+        """A read connection inside one read transaction: every query sees the same state."""
+        with self._read(doing) as conn:
+            if conn.in_transaction:
+                yield conn
+                return
+            try:
+                conn.execute("BEGIN")
+                try:
+                    yield conn
+                finally:
+                    conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise self._translate(exc, doing) from exc
+
+    @staticmethod
+    def _check_partition(
+        conn: sqlite3.Connection,
+        key: bytes,
+        tid: int,
+        name: str,
+        part: int,
+        lo: int,
+        hi: int | None,
+    ) -> LogProblem | None:
+        """The first problem of one partition's seal and chain over batches overlapping
+        ``[lo, hi)`` (``hi`` None: every stored batch, and the chain must end at the head)."""
+        row = conn.execute(
+            "SELECT start_offset, next_offset, anchor, head, mac FROM partitions"
+            " WHERE topic_id = ? AND part = ?",
+            (tid, part),
+        ).fetchone()
+        if row is None:
+            return LogProblem(name, part, None, "the partition row is missing.")
+        start, end, anchor, head, seal = row
+        if seal is None or anchor is None or head is None:
+            return LogProblem(
+                name,
+                part,
+                None,
+                "the partition carries no seal: it was written without the log key, or its "
+                "seal was removed.",
+            )
+        upper = (1 << 62) if hi is None else min(hi, end)
+        rows = conn.execute(
+            "SELECT base_offset, last_offset, record_count, max_timestamp, mac, data"
+            " FROM batches WHERE topic_id = ?1 AND part = ?2"
+            " AND base_offset + record_count > ?3 AND base_offset < ?4 ORDER BY base_offset",
+            (tid, part, lo, upper),
+        )
+        prev: bytes | None = None
+
+        def before(offset: int) -> bytes:
+            got = conn.execute(
+                "SELECT mac FROM batches WHERE topic_id = ? AND part = ? AND base_offset < ?"
+                " ORDER BY base_offset DESC LIMIT 1",
+                (tid, part, offset),
+            ).fetchone()
+            return bytes(anchor) if got is None else bytes(got[0] or b"")
+
+        try:
+            for base, last, count, max_ts, mac, blob in rows:
+                if prev is None:
+                    prev = before(base)
+                want = batch_mac(key, name, (part, base, last, count, max_ts), prev, blob)
+                if mac is None or not hmac.compare_digest(mac, want):
+                    return LogProblem(
+                        name,
+                        part,
+                        base,
+                        f"the stored batch of {count} records fails its MAC: its bytes, offsets "
+                        "or timestamps were changed, it was forged, duplicated or moved, or the "
+                        "batch before it was removed.",
+                    )
+                prev = bytes(mac)
+        finally:
+            rows.close()
+        if not hmac.compare_digest(seal, partition_seal(key, name, part, start, end, anchor, head)):
+            return LogProblem(
+                name,
+                part,
+                start,
+                f"the partition's bounds (start offset {start}, end offset {end}) or chain ends "
+                "fail their seal: they were changed without the log key (a start offset raised "
+                "or records removed outside retention, an end offset moved).",
+            )
+        if hi is None or hi >= end:
+            if prev is None:
+                prev = before(upper)
+            if not hmac.compare_digest(prev, head):
+                return LogProblem(
+                    name,
+                    part,
+                    end,
+                    "the partition's last stored batch is not the chain head its seal names: "
+                    "batches were removed from its end.",
+                )
+        return None
 
     # -- consumer groups ---------------------------------------------------------------------------
     def commit_offsets(self, group: str, offsets: Mapping[TopicPartition, int]) -> None:
@@ -1225,6 +1600,8 @@ class _SqliteTransaction(Transaction):
                         " WHERE topic_id = ? AND part = ?",
                         sorted(self._written),
                     )
+                    for tid, part in sorted(self._written):
+                        log._reseal(log._writer, tid, part)
                 log._writer.execute(statement)
             except sqlite3.Error as exc:
                 if log._writer.in_transaction:

@@ -15,6 +15,8 @@ Same-run baselines (every figure is printed as a ratio to one of them):
   ``audit.merkle.inclusion_proof(store, ...)`` (one ``node`` call, chunk cache, per level);
   each with warm caches and with caches cleared before every proof (SQLite pages still warm).
 
+The log is authenticated as the hub's is (a MAC key: the sync checks the chain of the range it
+adopts, verify the whole log); ``LEDGER_BENCH_MAC=0`` measures it without.
 Records: 200k CloudEvents-shaped records (10 headers as the publisher writes them, a 32-byte
 key, a 150-byte value) over 3 partitions. Run: ``.venv/bin/pytest benchmarks/test_bench_ledger.py
 -q -s``.
@@ -57,7 +59,9 @@ RAW = "raw sha256 of leaf bytes"
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> tuple[SqliteEventLog, Path]:
     root = tmp_path_factory.mktemp("ledger-bench")
-    log = SqliteEventLog(root / "log.sqlite", synchronous="OFF")
+    # LEDGER_BENCH_MAC=0: an unauthenticated log (the sync then skips the MAC chain check).
+    key = os.urandom(32) if os.environ.get("LEDGER_BENCH_MAC", "1") != "0" else None
+    log = SqliteEventLog(root / "log.sqlite", synchronous="OFF", mac_key=key)
     log.create_topic("trades", 3)
     for start in range(0, RECORDS, 4096):
         batch = []

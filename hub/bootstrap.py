@@ -17,7 +17,7 @@ import pyarrow  # noqa: F401
 from governance.cases import CaseBook
 from hub.apikeys import ApiKeys
 from hub.authz import RoleTablePolicy
-from hub.errors import ConfigError
+from hub.errors import ConfigError, HubError
 from hub.events import EventReader, Publisher
 from hub.ingest.pipeline import IngestPipeline
 from hub.ledger.service import Ledger
@@ -48,6 +48,7 @@ class Hub:
     keystore: KeyStore
     cases: CaseBook
     projections: Any = None  # projections.service.ProjectionService (issue 6)
+    sync_on_close: bool = True  # False: a verifier that must not change what it checks
 
     def close(self) -> None:
         if self.projections is not None:
@@ -55,6 +56,13 @@ class Hub:
         close_policy = getattr(self.policy, "close", None)
         if callable(close_policy):
             close_policy()  # stores queued policy decisions before the log closes
+        try:  # ... and gives them (and anything else appended) their leaves
+            if self.sync_on_close:
+                self.ledger.sync()
+        except HubError as exc:
+            log.error("the ledger did not sync on close: %s", exc.message)
+        except Exception:  # closing must go on: the log and key store still need closing
+            log.exception("the ledger did not sync on close")
         self.ledger.close()
         self.keystore.close()
         self.log.close()
@@ -63,9 +71,14 @@ class Hub:
 def build_event_log(settings: Settings) -> EventLog:
     """The EventLog adapter the settings name."""
     if settings.event_log == "sqlite":
+        from adapters.local_signer import load_or_create_mac_key
         from adapters.sqlite_eventlog import SqliteEventLog
 
-        return SqliteEventLog(settings.log_path, synchronous=settings.sqlite_synchronous)
+        return SqliteEventLog(
+            settings.log_path,
+            synchronous=settings.sqlite_synchronous,
+            mac_key=load_or_create_mac_key(settings.log_key_path),
+        )
     if settings.event_log == "kafka":
         from adapters.kafka_eventlog import KafkaEventLog
 
@@ -144,6 +157,7 @@ def build_ledger(
         checkpoint_every_leaves=settings.checkpoint_every_leaves,
         checkpoint_every_ms=settings.checkpoint_every_ms,
         sync_batch=settings.ledger_sync_batch,
+        max_pending_ms=settings.ledger_max_pending_ms,
     )
     return Ledger(
         event_log,

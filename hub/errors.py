@@ -19,6 +19,7 @@ where there is one, the fix.
     │   ├── IncompatibleSchema    carries the list of incompatibilities
     │   ├── PayloadTooLarge
     │   └── SerializationError
+    ├── LogTampered               stored log records fail the log's MAC chain (changed, forged...)
     ├── AuthError
     │   ├── Unauthenticated       no or unknown credentials
     │   └── Forbidden             authenticated, but the decision is deny
@@ -137,3 +138,10 @@ class Retryable(HubError):
 
 class StorageBusy(Retryable):
     code = "storage_busy"
+
+
+class LogTampered(HubError):
+    """Stored log records fail the log's own authentication (changed, forged, moved, removed)."""
+
+    code = "log_tampered"
+    http_status = 500

@@ -119,6 +119,12 @@ class Settings(BaseSettings):
     ledger_witness: bool = Field(
         default=True, description="Copy checkpoints to the write-once witness folder."
     )
+    ledger_max_pending_ms: int = Field(
+        default=60_000,
+        ge=0,
+        description="`hub ledger verify` fails when a log record older than this (by its log "
+        "timestamp) is not yet on the ledger.",
+    )
     keystore: Literal["local", "vault"] = Field(
         default="local",
         description="KeyStore adapter for PII data keys: local keyring or Vault/OpenBao transit.",
@@ -173,6 +179,11 @@ class Settings(BaseSettings):
     @property
     def ledger_key_path(self) -> Path:
         return self.data_dir / "keys" / "ledger.key"
+
+    @property
+    def log_key_path(self) -> Path:
+        """The embedded log's MAC key (kept beside the other keys, never in the log file)."""
+        return self.data_dir / "keys" / "log.mac"
 
     @property
     def witness_dir(self) -> Path:

@@ -140,6 +140,7 @@ async def publish(
         "topic": topic,
         "count": len(meta),
         "offsets": [{"partition": m.partition, "offset": m.offset} for m in meta],
+        "ledger": hub.ledger.cover(meta),  # on the ledger before the acknowledgement
     }
 
 

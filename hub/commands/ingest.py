@@ -128,7 +128,10 @@ def watch(obj: Ctx, folder: str, topic: str, interval: float, once: bool, batch_
         with obj.hub() as h:
             authorize(h, "ingest.connector", f"topics/{topic}")
             while True:
-                for name, outcome in watch_once(h.ingest, Path(folder), topic, batch_size):
+                done = list(watch_once(h.ingest, Path(folder), topic, batch_size))
+                if done:
+                    h.ledger.sync(force_checkpoint=True)  # on the ledger before we report it
+                for name, outcome in done:
                     click.echo(f"{name}: {outcome}")
                 if once:
                     return

@@ -57,7 +57,7 @@ def ledger_verify(obj: Ctx, public_key: str | None) -> None:
     from hub.ledger.verify import verify_ledger
 
     def go() -> None:
-        with obj.hub() as h:
+        with obj.hub(install_domain=False, sync=False) as h:  # verify changes nothing
             authorize(h, "ledger.verify", "ledger")
             trusted = [parse_verifier_key(Path(public_key).read_text())] if public_key else []
             report = verify_ledger(h.ledger, trusted)

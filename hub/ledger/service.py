@@ -11,7 +11,9 @@ Ordering rule (the tree order is the sync order)
 Sync commits in steps, per batch of at most ``sync_batch`` leaves, in ONE ledger transaction:
     1. re-read the tree size, positions and right edge inside ``BEGIN IMMEDIATE`` (another
        process may have synced meanwhile);
-    2. read the records, encode and hash their leaves and compute their query columns as one
+    2. read the records; have the log authenticate the range read (``EventLog.check_records``:
+       a batch that fails raises ``LogTampered`` and nothing of the sync batch is adopted);
+       encode and hash their leaves and compute their query columns as one
        batch (``LeafEncoder.encode``: C-level column operations, no per-record Python in the
        usual case; byte-identical to ``audit.leaf.encode``);
     3. insert the leaf rows and the changed node chunks (``executemany``);
@@ -35,7 +37,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from operator import attrgetter
@@ -90,6 +92,7 @@ class LedgerConfig:
     checkpoint_every_leaves: int = 10_000
     checkpoint_every_ms: int = 1_000
     sync_batch: int = 50_000
+    max_pending_ms: int = 60_000  # verify fails on a record older than this not on the ledger
 
 
 @dataclass(slots=True)
@@ -189,6 +192,11 @@ class Ledger:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
+    @property
+    def registry(self) -> SchemaRegistry | None:
+        """The registry that decodes ``hub.audit`` records (None: built without a publisher)."""
+        return self._registry
+
     # -- sync --------------------------------------------------------------------------------
     def sync(self, *, force_checkpoint: bool = False) -> SyncResult:
         """Append a leaf for every record up to the log's current end; sign due checkpoints."""
@@ -235,6 +243,10 @@ class Ledger:
                     records += chunk
                     pos = chunk[-1].offset + 1
                     moved[(topic, part)] = pos
+                if (topic, part) in moved:
+                    # Never adopt what fails the log's own authentication (embedded: the MAC
+                    # chain); raises LogTampered naming the first bad offset.
+                    self.log.check_records(topic, part, positions.get((topic, part), 0), pos)
                 if len(records) >= budget:
                     break
             if len(records) >= budget:
@@ -317,6 +329,30 @@ class Ledger:
                     )
             except HubError as exc:
                 log.warning("witnessing checkpoint %d failed: %s", cp.size, exc.message)
+
+    def cover(self, appended: Sequence[RecordMetadata] = ()) -> dict[str, Any]:
+        """Sync now so that ``appended`` is on the ledger before it is acknowledged.
+
+        Returns the acknowledgement's ``ledger`` member: ``{"covered": true, "tree_size": N}``
+        when every record of ``appended`` has its leaf, else ``{"covered": false, "status":
+        "pending", "reason": ...}`` (the append itself stands; ``hub ledger verify`` fails if
+        records stay pending longer than ``max_pending_ms``). Never raises for a sync failure.
+        """
+        try:
+            size = self.sync().size
+        except HubError as exc:
+            log.error("ledger sync before an acknowledgement failed: %s", exc.message)
+            return {"covered": False, "status": "pending", "reason": exc.message}
+        with self.store.read() as conn:
+            positions = self.store.positions(conn)
+        covered = all(positions.get((m.topic, m.partition), 0) > m.offset for m in appended)
+        if covered:
+            return {"covered": True, "tree_size": size}
+        return {
+            "covered": False,
+            "status": "pending",
+            "reason": "another sync holds the ledger; the records get their leaves on the next.",
+        }
 
     # -- background follower -----------------------------------------------------------------
     def start(self, interval_ms: int | None = None) -> None:

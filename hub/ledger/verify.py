@@ -13,7 +13,19 @@ Steps (each names the first bad entry it finds, by leaf index and (topic, partit
        stored hash; ``prev`` names the previous checkpoint (zeros for the first); times never go
        back; the root equals the root recomputed over the verified tree; a witness copy, if
        any, is the same note, and the witness holds no checkpoint the store lacks.
-Records beyond the ledger's positions are reported as pending, not as failures.
+    5. The log itself (``EventLog.integrity_problems``): embedded, every batch's MAC chain,
+       every partition's seal (start and end offsets) and every topic's MAC; a batch changed,
+       forged, moved or removed, or bounds moved, without the log key fails here even where
+       the ledger has not reached it yet.
+    6. Removals: a partition whose start offset is above 0 (its records below were removed)
+       MUST have a ``retention.delete`` entry on the ledger whose cut ends exactly at that
+       start offset (``details.to``); a removal without one, or a start below the last
+       recorded cut, fails.
+    7. Pending: records beyond the ledger's positions are counted as pending; one whose log
+       timestamp is older than ``max_pending_ms`` (``HUB_LEDGER_MAX_PENDING_MS``) fails: the
+       ledger stopped following the log.
+    8. Witness: with a witness store, every stored checkpoint MUST have its witness copy with
+       identical bytes, and the witness MUST hold no checkpoint the store lacks.
 Step 1 runs per stored batch of leaf rows: the cheap per-row checks first (density, the log
 record each row names), then the leaf hashes and query columns of those rows recomputed as one
 batch (the sync's encoder); the first bad row is reported whichever check found it, with the
@@ -33,7 +45,7 @@ from audit.errors import AuditError
 from audit.note import GENESIS_PREV, VerifierKey, checkpoint_hash, open_checkpoint
 from hub.errors import HubError
 from hub.ledger.leaves import LeafEncoder
-from hub.ledger.service import Ledger, witness_key
+from hub.ledger.service import AUDIT_TOPIC, Ledger, witness_key
 from hub.ledger.tree import CHUNK, CHUNK_BYTES, TreeBuilder
 from hub.ports.eventlog import StoredRecord
 
@@ -111,13 +123,146 @@ class _Cursor:
         self.buf.appendleft(r)
 
 
-def verify_ledger(ledger: Ledger, trusted: list[VerifierKey] | None = None) -> VerifyReport:
+def verify_ledger(
+    ledger: Ledger,
+    trusted: list[VerifierKey] | None = None,
+    *,
+    now_ms: int | None = None,
+) -> VerifyReport:
     started = time.perf_counter()
     report = VerifyReport()
+    _verify_log(ledger, report)  # 5. first: its problems explain the leaf mismatches below
     tree_ok = _verify_leaves_and_tree(ledger, report)
     _verify_checkpoints(ledger, report, tree_ok, trusted or [])
+    _verify_removals(ledger, report)
+    _verify_pending(ledger, report, time.time_ns() // 1_000_000 if now_ms is None else now_ms)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _verify_log(ledger: Ledger, report: VerifyReport) -> None:
+    for p in ledger.log.integrity_problems():
+        index = None
+        if p.partition is not None and p.offset is not None:
+            index = ledger.store.index_of(p.topic, p.partition, p.offset)
+        report.fail(
+            Problem(
+                f"the event log fails its own authentication: {p.describe()}",
+                index=index,
+                topic=p.topic,
+                partition=p.partition,
+                offset=p.offset,
+            )
+        )
+
+
+def _audit_details(ledger: Ledger, value: bytes | None) -> dict[str, Any]:
+    """The ``details`` of a ``hub.audit`` record, decoded with its writer schema."""
+    import json
+
+    from hub.serde import decode, split_wire
+
+    if value is None:
+        raise ValueError("the audit record has no value")
+    registry = ledger.registry
+    if registry is None:
+        raise ValueError("this ledger has no schema registry to decode audit records")
+    schema_id, _ = split_wire(value)
+    datum: Any = decode(value, registry.parsed(schema_id))
+    details = json.loads(datum["details"])
+    if not isinstance(details, dict):
+        raise ValueError("its details are not a JSON object")
+    return details
+
+
+def _verify_removals(ledger: Ledger, report: VerifyReport) -> None:
+    """6. Every raised start offset is a cut recorded on the ledger (``retention.delete``)."""
+    cuts: dict[tuple[str, int], int] = {}
+    after = -1
+    while True:
+        rows = ledger.store.query(action="retention.delete", after=after, limit=1000)
+        if not rows:
+            break
+        for row in rows:
+            idx, topic, part, off = row[0], row[1], row[2], row[3]
+            resource = row[7]
+            if topic != AUDIT_TOPIC or not (resource or "").startswith("topic:"):
+                continue  # projection cuts (rows of views) record other details
+            rec = ledger.record_at(topic, part, off)
+            try:
+                d = _audit_details(ledger, None if rec is None else rec.value)
+                tp = (str(d["topic"]), int(d["partition"]))
+                cut = int(d["to"])
+            except (HubError, ValueError, KeyError, TypeError) as exc:
+                report.fail(
+                    Problem(
+                        f"this retention.delete entry cannot be read ({exc}).",
+                        index=idx,
+                        topic=topic,
+                        partition=part,
+                        offset=off,
+                    )
+                )
+                continue
+            cuts[tp] = max(cuts.get(tp, 0), cut)
+        after = rows[-1][0]
+    for t in ledger.log.topics():
+        for part, begin in sorted(ledger.log.beginning_offsets(t.name).items()):
+            recorded = cuts.get((t.name, part), 0)
+            if begin == recorded:
+                continue
+            if recorded == 0:
+                what = (
+                    f"its start offset is {begin}, but no retention.delete entry on the ledger "
+                    "records removing its records: they were removed outside retention."
+                )
+            else:
+                what = (
+                    f"its start offset is {begin}, but the last retention.delete entry on the "
+                    f"ledger cut it at {recorded}: records were removed or restored outside "
+                    "retention."
+                )
+            report.fail(
+                Problem(
+                    what,
+                    index=ledger.store.index_of(t.name, part, min(begin, recorded)),
+                    topic=t.name,
+                    partition=part,
+                    offset=min(begin, recorded),
+                )
+            )
+
+
+def _verify_pending(ledger: Ledger, report: VerifyReport, now_ms: int) -> None:
+    """7. Records not on the ledger for longer than ``max_pending_ms`` fail."""
+    bound = ledger.config.max_pending_ms
+    with ledger.store.read() as conn:
+        positions = ledger.store.positions(conn)
+    for t in ledger.log.topics():
+        for part, end in sorted(ledger.log.end_offsets(t.name).items()):
+            pos = positions.get((t.name, part), 0)
+            if pos >= end:
+                continue
+            try:
+                first = ledger.log.read(t.name, part, pos, 1)
+            except HubError:
+                continue  # step 1 or 5 already names what the log cannot read
+            if not first or first[0].offset >= end:
+                continue
+            age = now_ms - first[0].timestamp_ms
+            if age > bound:
+                report.fail(
+                    Problem(
+                        f"{end - first[0].offset} records from this one on are not on the "
+                        f"ledger, the oldest {age / 1000:.1f} s old, longer than the bound "
+                        f"of {bound / 1000:.1f} s (HUB_LEDGER_MAX_PENDING_MS): the ledger "
+                        "stopped following the log. Run `hub ledger sync` (it refuses records "
+                        "that fail the log's authentication) and find out why syncing stopped.",
+                        topic=t.name,
+                        partition=part,
+                        offset=first[0].offset,
+                    )
+                )
 
 
 def _verify_leaves_and_tree(ledger: Ledger, report: VerifyReport) -> bool:
@@ -273,9 +418,20 @@ def _verify_leaves_and_tree(ledger: Ledger, report: VerifyReport) -> bool:
     # 3. positions
     with store.read() as conn:
         positions = store.positions(conn)
+    ends: dict[str, dict[int, int]] = {}
     for tp, pos in sorted(positions.items()):
         want_pos = last.get(tp, -1) + 1
-        if pos < want_pos or (pos > want_pos and _has_records(ledger, tp, want_pos, pos)):
+        try:
+            if tp[0] not in ends:
+                ends[tp[0]] = ledger.log.end_offsets(tp[0])
+            end = ends[tp[0]].get(tp[1], 0)
+        except HubError:
+            end = pos
+        if (
+            pos < want_pos
+            or pos > end  # past the log's end: the next records would never get leaves
+            or (pos > want_pos and _has_records(ledger, tp, want_pos, pos))
+        ):
             report.fail(
                 Problem(
                     f"stored position {pos} of {tp[0]}[{tp[1]}] is not one past its last leaf "
@@ -288,7 +444,9 @@ def _verify_leaves_and_tree(ledger: Ledger, report: VerifyReport) -> bool:
             return False
     for t in ledger.log.topics():
         for part, end in ledger.log.end_offsets(t.name).items():
-            report.pending += max(0, end - positions.get((t.name, part), 0))
+            pos = positions.get((t.name, part), 0)
+            if pos < end and _has_records(ledger, (t.name, part), pos, end):
+                report.pending += end - pos  # transaction markers alone are not pending
     return True
 
 
@@ -355,9 +513,20 @@ def _verify_checkpoints(
             return
         witness = ledger.witness
         key = witness_key(cp.size)
-        if witness is not None and witness.exists(key) and witness.get(key) != cp.note:
-            report.fail(Problem("the witness holds a different note for this size.", **at))
-            return
+        if witness is not None:
+            if not witness.exists(key):
+                report.fail(
+                    Problem(
+                        f"the witness copy {key} of this checkpoint is missing (deleted from "
+                        "the write-once witness folder, or witnessing failed when it was "
+                        "signed).",
+                        **at,
+                    )
+                )
+                return
+            if witness.get(key) != cp.note:
+                report.fail(Problem("the witness holds a different note for this size.", **at))
+                return
         prev_hash, prev_time = cp.hash, cp.time_us
         report.checkpoints += 1
     if ledger.witness is not None:

@@ -167,6 +167,21 @@ class Transaction(abc.ABC):
         """Discard everything staged."""
 
 
+@dataclass(frozen=True, slots=True)
+class LogProblem:
+    """A stored object of the log that fails its authentication (see ``check_records``)."""
+
+    topic: str
+    partition: int | None
+    offset: int | None
+    what: str
+
+    def describe(self) -> str:
+        where = self.topic if self.partition is None else f"{self.topic}[{self.partition}]"
+        at = "" if self.offset is None else f" at offset {self.offset}"
+        return f"event log {where}{at}: {self.what}"
+
+
 class EventLog(abc.ABC):
     """A Kafka-shaped, append-only, partitioned log."""
 
@@ -245,6 +260,24 @@ class EventLog(abc.ABC):
                     return
             yield from chunk
             offset = chunk[-1].offset + 1
+
+    # -- integrity ----------------------------------------------------------------------------
+    def check_records(  # noqa: B027 - optional hook
+        self, topic: str, partition: int, start: int, end: int
+    ) -> None:
+        """Raise ``LogTampered`` if the stored records in ``[start, end)`` fail the log's own
+        authentication, naming the first bad offset.
+
+        An adapter that authenticates its storage (the embedded log: a MAC chain per partition
+        under a key kept outside the log file) MUST check every stored batch overlapping the
+        range and its link to the batch before it. Adapters whose storage is protected by the
+        server they talk to (Kafka: broker ACLs, replication) check nothing: the default.
+        """
+
+    def integrity_problems(self) -> list[LogProblem]:
+        """Every stored object that fails the log's own authentication (topics, partition
+        bounds, batches), first problem per partition; empty when sound or not authenticated."""
+        return []
 
     # -- consumer groups ----------------------------------------------------------------------
     @abc.abstractmethod

@@ -302,3 +302,81 @@ def test_the_batch_codec_handles_more_than_65535_distinct_header_pairs() -> None
     count, ts, keys, values, decoded = mod._decode_batch(blob)
     assert count == n and list(decoded) == hdrs and set(ts) == {7}
     assert keys == [None] * n and values == [b"v"] * n
+
+
+# -- authentication (MAC chain, seals) ---------------------------------------------------------
+KEY = bytes(range(32))
+
+
+def _tamper_value(path: Path, topic: str = "t") -> None:
+    """Re-encode the first stored batch with one value byte changed and a valid CRC."""
+    with sqlite3.connect(path) as db:
+        bid, blob = db.execute("SELECT id, data FROM batches ORDER BY id LIMIT 1").fetchone()
+        _n, ts, keys, values, headers = mod._decode_batch(blob)
+        values = list(values)
+        values[0] = values[0][:-1] + bytes([values[0][-1] ^ 1])
+        db.execute(
+            "UPDATE batches SET data = ? WHERE id = ?",
+            (mod._encode_batch(keys, values, list(headers), list(ts)), bid),
+        )
+
+
+def test_check_records_refuses_a_reencoded_batch_naming_its_offset(tmp_path: Path) -> None:
+    from hub.errors import LogTampered
+
+    path = tmp_path / "log.db"
+    with SqliteEventLog(path, mac_key=KEY) as log:
+        log.create_topic("t", 1)
+        log.append("t", [Record(b"a%d" % i) for i in range(3)])
+        log.append("t", [Record(b"b%d" % i) for i in range(3)])
+        log.check_records("t", 0, 0, 6)
+        assert log.integrity_problems() == []
+    _tamper_value(path)
+    with SqliteEventLog(path, mac_key=KEY) as log:
+        assert log.read("t", 0, 0, 1)[0].value == b"a1"  # was b"a0": plain reads do not check
+        with pytest.raises(LogTampered, match=r"t\[0\] at offset 0: .*fails its MAC"):
+            log.check_records("t", 0, 0, 6)
+        log.check_records("t", 0, 3, 6)  # the next batch still links to the stored MAC
+        (problem,) = log.integrity_problems()
+        assert (problem.topic, problem.partition, problem.offset) == ("t", 0, 0)
+    with SqliteEventLog(path) as log:  # without the key nothing is checked
+        assert log.integrity_problems() == []
+
+
+def test_a_v1_log_is_sealed_as_found_when_first_opened_with_a_key(tmp_path: Path) -> None:
+    path = tmp_path / "log.db"
+    with SqliteEventLog(path) as log:
+        log.create_topic("t", 2)
+        log.append("t", [Record(b"x", key=b"k%d" % i) for i in range(20)])
+        log.delete_records_before("t", 0, 1)
+    with sqlite3.connect(path) as db:  # back to the v1 schema
+        for table, column in (
+            ("topics", "mac"),
+            ("partitions", "anchor"),
+            ("partitions", "head"),
+            ("partitions", "mac"),
+            ("batches", "mac"),
+        ):
+            db.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+        db.execute("PRAGMA user_version = 1")
+    with SqliteEventLog(path, mac_key=KEY) as log:
+        assert log.integrity_problems() == []
+        log.append("t", [Record(b"y", partition=1)])
+        assert log.integrity_problems() == []
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+
+
+def test_batches_written_without_the_key_fail_when_the_key_is_expected(tmp_path: Path) -> None:
+    path = tmp_path / "log.db"
+    with SqliteEventLog(path) as log:
+        log.create_topic("t", 1)
+        log.append("t", [Record(b"x")])
+    with SqliteEventLog(path, mac_key=KEY) as log:
+        problems = log.integrity_problems()
+        assert problems and "MAC" in problems[0].what
+
+
+def test_a_short_mac_key_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="at least 16 random bytes"):
+        SqliteEventLog(tmp_path / "log.db", mac_key=b"short")

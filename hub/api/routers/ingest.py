@@ -160,7 +160,7 @@ async def ingest_json(
         producer=principal.id,
         tenant=principal.tenant,
     )
-    return {"topic": topic, **result.as_dict()}
+    return {"topic": topic, **result.as_dict(), "ledger": hub.ledger.cover()}
 
 
 @router.post("/v1/ingest/{topic}/avro", status_code=200)
@@ -208,7 +208,7 @@ async def ingest_avro(
         producer=principal.id,
         tenant=principal.tenant,
     )
-    return {"topic": topic, **result.as_dict()}
+    return {"topic": topic, **result.as_dict(), "ledger": hub.ledger.cover()}
 
 
 @router.get("/v1/quality/stats")

@@ -33,6 +33,9 @@ ACTIONS = (
     "event.publish",
     "event.read",
     "keys.create",
+    "keys.read",
+    "keys.revoke",
+    "internal.read",
     "metrics.read",
     "api.docs",
     "ingest.publish",
@@ -79,6 +82,7 @@ ROLE_ACTIONS: Mapping[str, frozenset[str]] = {
     ),
     "security_admin": frozenset(
         {"schema.read", "topic.read", "keys.create", "metrics.read", "registry.config", "api.docs"}
+        | {"keys.read", "keys.revoke"}  # within its own roles (hub.apikeys issuance rules)
         | {"ledger.read", "ledger.verify", "rules.read"}
         | {"policy.read", "policy.propose", "policy.approve"}
         | {"config.read", "config.propose", "config.approve"}

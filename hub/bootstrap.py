@@ -14,7 +14,7 @@ from typing import Any
 # Projections (chDB views, query export) and Parquet ingest use pyarrow, so load it first.
 import pyarrow  # noqa: F401
 
-from hub.apikeys import ApiKeys
+from hub.apikeys import PEPPER_FILE, ApiKeys, load_pepper
 from hub.authz import RoleTablePolicy
 from hub.errors import ConfigError
 from hub.events import EventReader, Publisher
@@ -259,7 +259,9 @@ def bootstrap(settings: Settings | None = None, *, install_domain: bool = True) 
         registry=registry,
         publisher=publisher,
         reader=EventReader(event_log, registry, keystore),
-        keys=ApiKeys(event_log, registry, publisher),
+        keys=ApiKeys(
+            event_log, registry, publisher, load_pepper(settings.data_dir / "keys" / PEPPER_FILE)
+        ),
         policy=build_policy(settings, event_log, registry, publisher),
         metrics=metrics,
         ingest=build_ingest(event_log, registry, publisher, metrics, settings),

@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from hub.cli import OPERATOR, Ctx, authorize, main, run_safely
+from hub.cli import Ctx, authorize, main, run_safely
 
 
 def _echo_json(value: Any) -> None:
@@ -207,8 +207,8 @@ def evidence_export(obj: Ctx, since: str, until: str, controls: str, out: str | 
             raise InvalidInput(f"--controls: {exc}", code="invalid_controls") from exc
         since_t, until_t = parse_time(since, "--from"), parse_time(until, "--to")
         with obj.hub() as h:
-            authorize(h, "evidence.export", "evidence")
-            pack = export_evidence_pack(h, since_t, until_t, wanted, actor=OPERATOR.id)
+            principal = authorize(h, "evidence.export", "evidence")
+            pack = export_evidence_pack(h, since_t, until_t, wanted, actor=principal.id)
             h.ledger.sync(force_checkpoint=True)  # the export's own audit leaf
             path = Path(out or pack.filename)
             path.write_bytes(pack.data)

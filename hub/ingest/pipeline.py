@@ -51,7 +51,7 @@ from domain.quality import Evaluator, Rule, RuleSet, compile_natural_key, compil
 from governance.shredding import data_subject_field, data_subject_of, encrypts, pii_fields
 from hub import serde
 from hub.errors import HubError, InvalidInput, SchemaNotFound, SubjectNotFound
-from hub.events import KEY_FIELD_CONFIG, Publisher, classification_of
+from hub.events import KEY_FIELD_CONFIG, Publisher, classification_of, refuse_internal
 from hub.ingest.dedupe import EVENT_ID_SCOPE, Deduper, KeyWindow
 from hub.ingest.ids import uuid7_bytes
 from hub.ingest.positions import PositionStore
@@ -743,6 +743,7 @@ class IngestPipeline:
         consumed: int | None,
         done: bool,
     ) -> None:
+        refuse_internal(topic)  # every ingest source commits here: never into hub.* or _schemas
         pos_record = None
         if position is not None:
             pos_record = self.positions.record(source, topic, dict(position), consumed or 0, done)

@@ -11,8 +11,9 @@ engine when the bundle became active.
 ``approve`` by another person than the proposer (owners compared; an approver whose identity the
 proposer created is refused: ``hub.apikeys.ApiKeys.check_approver``) appends
 ``PolicyChangeApproved`` and ``PolicyChangeActivated`` atomically, then reloads; it is refused
-when another change became active since the proposal (its diff would be stale: propose again). ``rollback VERSION`` is a
-new proposal whose files are that version's, under the same validation and approval.
+when another change became active since the proposal (its diff would be stale: propose again).
+``rollback VERSION`` is a new proposal whose files are that version's, under the same validation
+and approval.
 
 Callers (``hub policy ...``, ``/v1/policy/...``) ask the policy decision point for
 ``policy.propose`` / ``policy.approve`` / ``policy.read`` before calling in here.

@@ -585,6 +585,7 @@ class IngestPipeline:
         batch (an unknown topic, storage failure), never for one bad record. The cyclic garbage
         collector is paused while the batch is built (``gc_paused``).
         """
+        refuse_internal(topic)  # early, for a clear error; ``_commit`` is the gate itself
         with gc_paused():
             return self._ingest(
                 topic,

@@ -36,6 +36,7 @@ from hub.cli import main
 from hub.errors import Conflict, Forbidden, InvalidInput, TopicNotFound
 from hub.ports.policy import Principal
 from hub.settings import load_settings
+from tests.cli_keys import admin_args
 
 ALICE = Principal("alice", frozenset({"security_admin"}))
 CAROL = Principal("carol", frozenset({"compliance_officer"}))
@@ -247,7 +248,7 @@ def test_direct_paths_are_refused_under_two_person(
     rules_file.write_text(json.dumps({"rules": []}))
     data = str(hub.settings.data_dir)
     result = CliRunner().invoke(
-        main, ["--data-dir", data, "rules", "set", "trades-value", str(rules_file)]
+        main, [*admin_args(data), "rules", "set", "trades-value", str(rules_file)]
     )
     assert result.exit_code == 1 and "two_person_required" in result.stderr
     assert len(config_changes_for_dir(data).store.changes(LEVEL)) == 1
@@ -312,7 +313,7 @@ def test_cli_flow_and_denial(tmp_path: Path) -> None:
     data = str(tmp_path / "data")
 
     def run(*args: str) -> tuple[int, str, str]:
-        result = CliRunner().invoke(main, ["--data-dir", data, *args])
+        result = CliRunner().invoke(main, [*admin_args(data), *args])
         return result.exit_code, result.stdout, result.stderr
 
     code, out, err = run("config", "propose", LEVEL, "full", "--reason", "tighten")
@@ -477,7 +478,7 @@ def test_retention_cli_direct_refused_then_proposed_approved_and_rolled_back(
     data = str(tmp_path / "data")
 
     def run(*args: str) -> tuple[int, str, str]:
-        result = CliRunner().invoke(main, ["--data-dir", data, *args])
+        result = CliRunner().invoke(main, [*admin_args(data), *args])
         return result.exit_code, result.stdout, result.stderr
 
     code, out, err = run("retention", "set", "topic:trades", "--max-age-ms", str(DAY))

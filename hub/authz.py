@@ -35,6 +35,7 @@ ACTIONS = (
     "keys.create",
     "keys.read",
     "keys.revoke",
+    "keys.rotate",
     "internal.read",
     "metrics.read",
     "api.docs",
@@ -91,6 +92,8 @@ ROLE_ACTIONS: Mapping[str, frozenset[str]] = {
     "ml_engineer": frozenset({"schema.read", "topic.read", "event.read", "api.docs"}),
     "admin": frozenset(ACTIONS),
 }
+# Everyone may rotate their own key (hub.apikeys decides whose keys a principal may rotate).
+ROLE_ACTIONS = {role: actions | {"keys.rotate"} for role, actions in ROLE_ACTIONS.items()}
 
 
 def _table_version() -> str:

@@ -330,7 +330,7 @@ def keys_rotate(obj: Ctx, key_id: str, grace: str | None, out: str | None) -> No
 
     def go() -> None:
         with obj.hub() as h:
-            principal = current_principal(h)
+            principal = authorize(h, "keys.rotate", f"keys/{key_id}")
             if h.keys.get(key_id).owner.casefold() != principal.id.casefold():
                 authorize(h, "keys.revoke", f"keys/{key_id}", principal)
             issued = h.keys.rotate(

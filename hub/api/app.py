@@ -254,10 +254,10 @@ def rotate_key(
     key_id: str,
     body: KeyRotate,
     request: Request,
-    principal: Principal = Depends(authorize("schema.read")),
+    principal: Principal = Depends(authorize("keys.rotate")),
 ) -> dict[str, Any]:
     """A replacement with the same owner and roles; the old key stops now or after ``grace``.
-    Allowed for the key's owner, or a principal that may revoke it."""
+    Allowed for the key's owner, or a principal that may revoke it (``keys.revoke``)."""
     keys = hub_of(request).keys
     if keys.get(key_id).owner.casefold() != principal.id.casefold():
         authorize("keys.revoke")(request)

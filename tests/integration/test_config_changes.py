@@ -485,7 +485,7 @@ def test_retention_cli_direct_refused_then_proposed_approved_and_rolled_back(
     assert code == 0, err
     assert json.loads(out)["max_age_ms"] == DAY and json.loads(out)["scope"] == "topic:trades"
     code, out, err = run("config", "list", "--resource", TRADES)
-    assert code == 0 and "\tdirect\tapplied\tby=local-operator" in out, err
+    assert code == 0 and "\tdirect\tapplied\tby=admin" in out, err
     first = out.split("\t")[0]
 
     h = bootstrap(load_settings(environ={}, data_dir=Path(data)))
@@ -504,7 +504,7 @@ def test_retention_cli_direct_refused_then_proposed_approved_and_rolled_back(
     pending = json.loads(out)
     assert pending["status"] == "pending_approval" and "hub config approve" in err
     code, _, err = run("config", "approve", pending["change_id"])
-    assert code == 1 and "Two-person rule" in err  # the proposer (local operator) again
+    assert code == 1 and "Two-person rule" in err  # the proposer (the admin) again
     code, out, err = run("config", "approve", pending["change_id"], "--key", officer.strip())
     assert code == 0 and json.loads(out)["status"] == "applied", err
     code, out, _ = run("retention", "list")

@@ -218,6 +218,7 @@ def serve(obj: Ctx, host: str | None, port: int | None, admin_key_file: str | No
                             f"  Metrics          {url}/metrics",
                             f"  Admin key        {token}   (also in {key_path})",
                             f"  Try              curl -u '{token}' {url}/v1/topics",
+                            f"  CLI              export HUB_API_KEY_FILE={key_path}",
                             "                   hub topics; hub schema list; hub tail trades",
                             "",
                         ]

@@ -235,14 +235,17 @@ class ApiKeys:
                 secret_hmac=v.get("secret_hmac") or "",
                 secret_sha256=v.get("secret_sha256") or "",
             )
+            if v.get("issuer_roles"):
+                by_admin = "admin" in v["issuer_roles"]
+            else:  # legacy events: the hub itself, the old CLI operator, or an admin owner
+                by_admin = key.issued_by in (BOOTSTRAP_ISSUER, "local-operator") or any(
+                    "admin" in k.roles
+                    for k in self._keys.values()
+                    if _fold_key(k.owner) == _fold_key(key.issued_by)
+                )
             self._keys[key.key_id] = key
             self._origins.setdefault(
-                _fold_key(owner),
-                Origin(
-                    key.issued_by,
-                    "admin" in (v.get("issuer_roles") or ()) or key.issued_by == BOOTSTRAP_ISSUER,
-                    key.issued_at,
-                ),
+                _fold_key(owner), Origin(key.issued_by, by_admin, key.issued_at)
             )
         elif kind == "hub.ApiKeyRevoked":
             old = self._keys.get(v["key_id"])

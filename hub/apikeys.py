@@ -216,6 +216,8 @@ class ApiKeys:
                 self._next = chunk[-1].offset + 1
 
     def _apply(self, kind: str | None, v: Mapping[str, Any]) -> None:
+        if not v.get("key_id"):  # undecodable: nothing to fold
+            return
         if kind == "hub.ApiKeyIssued":
             if v["key_id"] in self._keys:  # a colliding id never replaces the first key
                 return
@@ -479,8 +481,8 @@ class ApiKeys:
     def rotate(
         self, actor: Principal, key_id: str, *, grace: timedelta | None = None, reason: str = ""
     ) -> IssuedKey:
-        """Issue a replacement (same owner, roles, tenant, expiry rule) and revoke ``key_id``
-        now, or after ``grace``."""
+        """Issue a replacement (same owner, roles, tenant, lifetime) and revoke ``key_id`` now,
+        or after ``grace``. Only the key's owner or an admin may rotate it."""
         with self._lock:
             self._refresh()
             old = self._keys.get(key_id)
@@ -490,10 +492,12 @@ class ApiKeys:
                     f"Key {key_id!r} is not an active key: only active keys can be rotated.",
                     code="unknown_key",
                 )
-            if not self.may_manage(actor, old):
+            # Rotation hands over the new secret: only the owner or an admin, never a peer
+            # (who would then hold a second person's key).
+            if not (is_admin(actor) or _fold_key(old.owner) == _fold_key(actor.id)):
                 raise Forbidden(
-                    f"Principal {actor.id!r} may not rotate key {key_id} of {old.owner!r}: ask "
-                    "an admin or the key's owner.",
+                    f"Principal {actor.id!r} may not rotate key {key_id} of {old.owner!r}: only "
+                    "the key's owner or an admin may (revoke it instead).",
                     code="key_not_manageable",
                 )
             issued = self.create(

@@ -523,6 +523,16 @@ def test_non_admin_cannot_revoke_or_rotate_keys_above_it(client: TestClient, hub
     assert r.status_code == 403
 
 
+def test_a_peer_cannot_rotate_a_key_to_learn_its_new_secret(client: TestClient, hub: Hub) -> None:
+    """Rotating hands out the new secret: a security_admin rotating a peer's key would then
+    hold a second person's identity and could approve its own change with it."""
+    sam = auth(hub.keys.create(["security_admin"], owner="sam").token)
+    tim = hub.keys.create(["security_admin"], owner="tim")
+    r = client.post(f"/v1/keys/{tim.key_id}/rotate", headers=sam, json={})
+    assert (r.status_code, r.json()["reason"]) == (403, "key_not_manageable")
+    assert client.get("/v1/topics", headers=auth(tim.token)).status_code == 200
+
+
 def test_cascade_revokes_what_a_leaked_key_issued(
     client: TestClient, hub: Hub, admin: dict[str, str]
 ) -> None:

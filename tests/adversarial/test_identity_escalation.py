@@ -689,3 +689,29 @@ def test_cli_issuance_revoke_and_rotate(tmp_path: Path) -> None:
     assert r.exit_code == 0 and "revoked" in r.stdout and "secret" not in r.stdout
     r = CliRunner().invoke(main, [*admin, "keys", "revoke", out.read_text().split(":")[0]])
     assert r.exit_code == 2  # --reason is required
+
+
+def test_registry_subjects_and_query_params_do_not_open_internal_topics(
+    client: TestClient, hub: Hub, admin: dict[str, str]
+) -> None:
+    """A schema registered under an internal topic's subject, or a ``topic`` query parameter,
+    gives no way to write the internal topic."""
+    schema = json.dumps(
+        {"type": "record", "name": "Evil", "fields": [{"name": "key_id", "type": "string"}]}
+    )
+    client.post("/subjects/_schemas-value/versions", headers=admin, json={"schema": schema})
+    client.post("/subjects/hub.principals-value/versions", headers=admin, json={"schema": schema})
+    before = principals_end(hub), hub.log.end_offsets("_schemas")[0]
+    for topic in ("_schemas", "hub.principals"):
+        r = client.post(
+            f"/v1/topics/{topic}/events",
+            headers=admin,
+            json={"events": [{"value": {"key_id": "x"}}]},
+        )
+        assert (r.status_code, r.json()["reason"]) == (403, "internal_topic")
+    r = client.post(
+        "/v1/ingest/trades?topic=hub.principals", headers=admin, json={"events": [{"value": TRADE}]}
+    )
+    assert r.status_code == 200 and r.json()["topic"] == "trades"
+    assert principals_end(hub) == before[0]
+    assert hub.log.end_offsets("_schemas")[0] == before[1]  # no record from a publish

@@ -22,8 +22,10 @@ $(STAMP): requirements/lock.txt pyproject.toml
 
 # Start the hub on the embedded default (no other service needed), with the demo trading day
 # loaded first (once per data folder: a second `make run` finds it loaded and adds nothing).
+# `hub init` creates the first admin key (0600) of a fresh folder; every command then uses it.
 run: setup
-	$(VENV)/bin/hub --data-dir $(DATA) demo load
+	$(VENV)/bin/hub --data-dir $(DATA) init --key-file $(DATA)/admin.key
+	$(VENV)/bin/hub --data-dir $(DATA) --key-file $(DATA)/admin.key demo load
 	$(VENV)/bin/hub --data-dir $(DATA) serve --port $(PORT) --admin-key-file $(DATA)/admin.key
 
 # The whole test suite. pytest's exit code 5 (no tests collected) fails the target, loudly.

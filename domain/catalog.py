@@ -81,7 +81,7 @@ TOPICS: tuple[TopicSpec, ...] = (
         ("hub.ApiKeyIssued", "hub.ApiKeyRevoked"),
         "record",
         "key_id",
-        "API keys issued and revoked (secrets are stored only as SHA-256).",
+        "API keys issued and revoked (secrets stored only as salted HMAC-SHA256 under a pepper).",
     ),
     TopicSpec(
         "hub.quarantine",

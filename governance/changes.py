@@ -8,10 +8,12 @@ so a proposal cannot switch the rule off for itself); 5. appends ``PolicyChangeP
 when no approval is needed, ``PolicyChangeActivated`` in the same atomic append; 6. reloads the
 engine when the bundle became active.
 
-``approve`` by a principal other than the proposer appends ``PolicyChangeApproved`` and
-``PolicyChangeActivated`` atomically, then reloads; it is refused when another change became
-active since the proposal (its diff would be stale: propose again). ``rollback VERSION`` is a
-new proposal whose files are that version's, under the same validation and approval.
+``approve`` by another person than the proposer (owners compared; an approver whose identity the
+proposer created is refused: ``hub.apikeys.ApiKeys.check_approver``) appends
+``PolicyChangeApproved`` and ``PolicyChangeActivated`` atomically, then reloads; it is refused
+when another change became active since the proposal (its diff would be stale: propose again).
+``rollback VERSION`` is a new proposal whose files are that version's, under the same validation
+and approval.
 
 Callers (``hub policy ...``, ``/v1/policy/...``) ask the policy decision point for
 ``policy.propose`` / ``policy.approve`` / ``policy.read`` before calling in here.
@@ -43,6 +45,32 @@ POLICY_RESOURCE = "policy"
 
 class Evaluator(Protocol):
     def decide_input(self, doc: Any) -> Decision: ...
+
+
+class Identities(Protocol):
+    """Who is a separate person (``hub.apikeys.ApiKeys``)."""
+
+    def check_approver(
+        self, proposed_by: str, approver: Principal, proposed_at: Any, what: str
+    ) -> None: ...
+
+
+def check_two_person(
+    identities: Identities | None,
+    proposed_by: str,
+    approver: Principal,
+    proposed_at: Any,
+    what: str,
+) -> None:
+    """Raise ``Forbidden`` when ``approver`` is not another person than the proposer."""
+    if identities is not None:
+        identities.check_approver(proposed_by, approver, proposed_at, what)
+    elif approver.id.strip().casefold() == proposed_by.strip().casefold():
+        raise Forbidden(
+            f"Two-person rule: {approver.id!r} proposed {what} and may not approve it too; "
+            "another person must.",
+            code="two_person_rule",
+        )
 
 
 class Reloadable(Protocol):
@@ -109,8 +137,10 @@ class PolicyChanges:
         engine: Reloadable | None = None,
         *,
         evaluator: Callable[[PolicyBundle], Evaluator] = rego_evaluator,
+        identities: Identities | None = None,
     ) -> None:
         self.store = store
+        self._identities = identities
         self._publisher = publisher
         self._engine = engine
         self._evaluator = evaluator
@@ -180,11 +210,13 @@ class PolicyChanges:
             change = self.store.change(change_id)
             if change.activated_at is not None:
                 raise Conflict(f"Policy change {change_id} is already active.")
-            if principal.id == change.proposed_by:
-                raise Forbidden(
-                    f"Two-person rule: {principal.id!r} proposed change {change_id} and may "
-                    "not approve it too; another principal with policy.approve must."
-                )
+            check_two_person(
+                self._identities,
+                change.proposed_by,
+                principal,
+                change.proposed_at,
+                f"policy change {change_id}",
+            )
             active = self.store.active_bundle()
             if change.base_version != active.version:
                 raise Conflict(
@@ -290,4 +322,6 @@ class PolicyFollower:
 def changes_for(hub: Any) -> PolicyChanges:
     """The change service of a bootstrapped hub, reloading its policy engine on activation."""
     engine = hub.policy if hasattr(hub.policy, "load") else None
-    return PolicyChanges(PolicyStore(hub.log, hub.registry), hub.publisher, engine)
+    return PolicyChanges(
+        PolicyStore(hub.log, hub.registry), hub.publisher, engine, identities=hub.keys
+    )

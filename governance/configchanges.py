@@ -49,6 +49,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
+from governance.changes import Identities, check_two_person
 from governance.configstore import (
     APPLIED,
     APPROVED,
@@ -365,7 +366,9 @@ class ConfigChanges:
         rules: RulesStore | None = None,
         governance: Governance | None = None,
         ledger: Auditor | None = None,
+        identities: Identities | None = None,
     ) -> None:
+        self._identities = identities
         self._log = log
         self._registry = registry
         self._publisher = publisher
@@ -385,6 +388,7 @@ class ConfigChanges:
         rules: RulesStore | None = None,
         governance: Governance | None = None,
         ledger: Auditor | None = None,
+        identities: Identities | None = None,
     ) -> ConfigChanges:
         from governance.store import PolicyStore
 
@@ -399,6 +403,7 @@ class ConfigChanges:
             rules=rules,
             governance=governance,
             ledger=ledger,
+            identities=identities,
         )
 
     # -- reading -------------------------------------------------------------------------------
@@ -513,11 +518,13 @@ class ConfigChanges:
             change = self.store.change(change_id)
             if change.applied_at is not None:
                 raise Conflict(f"Configuration change {change_id} is already applied.")
-            if principal.id == change.proposed_by:
-                raise Forbidden(
-                    f"Two-person rule: {principal.id!r} proposed change {change_id} and may "
-                    "not approve it too; another principal with config.approve must."
-                )
+            check_two_person(
+                self._identities,
+                change.proposed_by,
+                principal,
+                change.proposed_at,
+                f"configuration change {change_id}",
+            )
             res = self.resource(change.resource)
             current = to_text(res.current())
             if current != change.old_value:
@@ -682,4 +689,5 @@ def config_changes_for(hub: Any) -> ConfigChanges:
         rules=hub.ingest.rules,
         governance=Governance(hub),
         ledger=hub.ledger,
+        identities=hub.keys,
     )

@@ -33,6 +33,10 @@ ACTIONS = (
     "event.publish",
     "event.read",
     "keys.create",
+    "keys.read",
+    "keys.revoke",
+    "keys.rotate",
+    "internal.read",
     "metrics.read",
     "api.docs",
     "ingest.publish",
@@ -83,6 +87,7 @@ ROLE_ACTIONS: Mapping[str, frozenset[str]] = {
     ),
     "security_admin": frozenset(
         {"schema.read", "topic.read", "keys.create", "metrics.read", "registry.config", "api.docs"}
+        | {"keys.read", "keys.revoke"}  # within its own roles (hub.apikeys issuance rules)
         | {"ledger.read", "ledger.verify", "rules.read"}
         | {"policy.read", "policy.propose", "policy.approve"}
         | {"config.read", "config.propose", "config.approve"}
@@ -91,6 +96,8 @@ ROLE_ACTIONS: Mapping[str, frozenset[str]] = {
     "ml_engineer": frozenset({"schema.read", "topic.read", "event.read", "api.docs"}),
     "admin": frozenset(ACTIONS),
 }
+# Everyone may rotate their own key (hub.apikeys decides whose keys a principal may rotate).
+ROLE_ACTIONS = {role: actions | {"keys.rotate"} for role, actions in ROLE_ACTIONS.items()}
 
 
 def _table_version() -> str:

@@ -15,7 +15,7 @@ from typing import Any
 import pyarrow  # noqa: F401
 
 from governance.cases import CaseBook
-from hub.apikeys import ApiKeys
+from hub.apikeys import PEPPER_FILE, ApiKeys, load_pepper
 from hub.authz import RoleTablePolicy
 from hub.errors import ConfigError, HubError
 from hub.events import EventReader, Publisher
@@ -289,7 +289,9 @@ def bootstrap(settings: Settings | None = None, *, install_domain: bool = True) 
         registry=registry,
         publisher=publisher,
         reader=reader,
-        keys=ApiKeys(event_log, registry, publisher),
+        keys=ApiKeys(
+            event_log, registry, publisher, load_pepper(settings.data_dir / "keys" / PEPPER_FILE)
+        ),
         policy=build_policy(settings, event_log, registry, publisher, cases),
         metrics=metrics,
         ingest=build_ingest(event_log, registry, publisher, metrics, settings),

@@ -1,7 +1,9 @@
 """The ``hub`` command line. It works on the data folder directly (embedded footprint).
 
-The local operator has filesystem access to the data folder and acts as the ``local-operator``
-principal with the admin role; every command still asks the PolicyEngine port, as routes do.
+Every command that reads or changes anything acts as the principal of an API key, exactly as a
+route does: ``--key KEY_ID:SECRET`` (or ``HUB_API_KEY``), or ``--key-file FILE`` (or
+``HUB_API_KEY_FILE``) holding it; there is no implicit identity. ``hub init`` creates the first
+admin key of a fresh data folder (and only then). Every command asks the PolicyEngine port.
 Exit codes: 0 success, 1 a hub error (the message names the problem), 2 bad usage.
 """
 
@@ -18,16 +20,36 @@ from typing import Any
 
 import click
 
-from hub.errors import Forbidden, HubError
+from hub.errors import Forbidden, HubError, InvalidInput, Unauthenticated
 from hub.ports.policy import Principal
-
-OPERATOR = Principal("local-operator", frozenset({"admin"}))
 
 
 class Ctx:
-    def __init__(self, data_dir: str | None, config: str | None) -> None:
+    def __init__(
+        self,
+        data_dir: str | None,
+        config: str | None,
+        key: str | None = None,
+        key_file: str | None = None,
+    ) -> None:
         self.data_dir = data_dir
         self.config = config
+        self.key = key
+        self.key_file = key_file
+
+    def token(self) -> str | None:
+        """The credential given (``--key`` wins over ``--key-file``), or None."""
+        if self.key:
+            return self.key.strip()
+        if self.key_file:
+            try:
+                return Path(self.key_file).read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise Unauthenticated(
+                    f"Cannot read the key file {self.key_file}: {exc.strerror}. Pass an "
+                    "existing file with --key-file (or HUB_API_KEY_FILE)."
+                ) from exc
+        return None
 
     @contextmanager
     def hub(self, install_domain: bool = True, sync: bool = True) -> Iterator[Any]:
@@ -64,12 +86,38 @@ def _sync_quietly(h: Any) -> None:
         click.echo(f"warning [{exc.code}]: the ledger did not sync: {exc.message}", err=True)
 
 
-def authorize(h: Any, action: str, resource: str, principal: Principal = OPERATOR) -> None:
-    """Ask the policy decision point; raise ``Forbidden`` with its reason on a deny. Commands
-    act as the local operator unless a ``--key`` names another principal."""
+def principal_of_token(h: Any, token: str, source: str = "--key") -> Principal:
+    key_id, sep, secret = token.partition(":")
+    if not sep or not key_id or not secret:
+        raise Unauthenticated(
+            f"{source} must hold KEY_ID:SECRET, as `hub keys create` or `hub init` printed it."
+        )
+    principal: Principal = h.keys.verify(key_id, secret)
+    return principal
+
+
+def current_principal(h: Any) -> Principal:
+    """The principal of the command's credential; raises ``Unauthenticated`` without one."""
+    ctx = click.get_current_context(silent=True)
+    obj = ctx.find_object(Ctx) if ctx is not None else None
+    token = obj.token() if obj is not None else None
+    if not token:
+        raise Unauthenticated(
+            "This command needs a credential: pass --key KEY_ID:SECRET or --key-file FILE "
+            "(before the command, or HUB_API_KEY / HUB_API_KEY_FILE). On a fresh data folder "
+            "create the first admin key with `hub init --key-file .hub/admin.key`."
+        )
+    return principal_of_token(h, token)
+
+
+def authorize(h: Any, action: str, resource: str, principal: Principal | None = None) -> Principal:
+    """Ask the policy decision point as ``principal`` (default: the command's credential);
+    raise ``Forbidden`` with its reason on a deny; return the principal that was allowed."""
+    principal = principal or current_principal(h)
     decision = h.policy.decide(principal, action, resource, {"channel": "cli"})
     if not decision.allow:
         raise Forbidden(f"Access denied: {decision.reason}.")
+    return principal
 
 
 def run_safely(fn: Callable[[], None]) -> None:
@@ -83,13 +131,72 @@ def run_safely(fn: Callable[[], None]) -> None:
 @click.group()
 @click.option("--data-dir", envvar="HUB_DATA_DIR", help="Data folder (default .hub).")
 @click.option("--config", envvar="HUB_CONFIG_FILE", help="YAML settings file.")
+@click.option("--key", envvar="HUB_API_KEY", default=None, help="Act as this KEY_ID:SECRET.")
+@click.option(
+    "--key-file",
+    envvar="HUB_API_KEY_FILE",
+    default=None,
+    help="A file holding KEY_ID:SECRET (e.g. .hub/admin.key).",
+)
 @click.pass_context
-def main(ctx: click.Context, data_dir: str | None, config: str | None) -> None:
+def main(
+    ctx: click.Context,
+    data_dir: str | None,
+    config: str | None,
+    key: str | None,
+    key_file: str | None,
+) -> None:
     """Event-sourced, compliance-grade data hub."""
     from hub.logs import configure
 
     configure(os.environ.get("HUB_LOG_LEVEL", "WARNING"), json_lines=True)
-    ctx.obj = Ctx(data_dir, config)
+    ctx.obj = Ctx(data_dir, config, key, key_file)
+
+
+def init_admin_key(h: Any, key_path: Path) -> str:
+    """The first admin key of a data folder, written to ``key_path`` (0600); returns the token.
+
+    Refused once any active admin key exists (use it to issue more keys); a ``key_path`` that
+    already holds a working key is simply returned.
+    """
+    if key_path.exists():
+        token = key_path.read_text(encoding="utf-8").strip()
+        principal_of_token(h, token, str(key_path))
+        return token
+    if h.keys.has_admin():
+        raise Forbidden(
+            f"This data folder already has an admin key, so {key_path} was not created: use an "
+            "existing admin key (`hub --key-file FILE keys create --role admin --owner NAME`).",
+            code="already_initialised",
+        )
+    issued = h.keys.create(["admin"], owner="admin", description="first admin key (hub init)")
+    key_path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(issued.token + "\n")
+    made: str = issued.token
+    return made
+
+
+@main.command()
+@click.option(
+    "--key-file",
+    "key_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Where to write the admin key (default <data-dir>/admin.key).",
+)
+@click.pass_obj
+def init(obj: Ctx, key_file: str | None) -> None:
+    """Create the first admin key of a fresh data folder (refused once one exists)."""
+
+    def go() -> None:
+        with obj.hub() as h:
+            path = Path(key_file) if key_file else h.settings.data_dir / "admin.key"
+            init_admin_key(h, path)
+            click.echo(f"admin key in {path} (mode 0600); use it with --key-file {path}")
+
+    run_safely(go)
 
 
 # -- serve ----------------------------------------------------------------------------------
@@ -117,14 +224,7 @@ def serve(obj: Ctx, host: str | None, port: int | None, admin_key_file: str | No
             bind_port = port or h.settings.http_port
             if admin_key_file:
                 key_path = Path(admin_key_file)
-                if not key_path.exists():
-                    issued = h.keys.create(
-                        ["admin"], principal="admin", description="created by hub serve"
-                    )
-                    key_path.parent.mkdir(parents=True, exist_ok=True)
-                    key_path.write_text(issued.token + "\n")
-                    key_path.chmod(0o600)
-                token = key_path.read_text().strip()
+                token = init_admin_key(h, key_path)
                 url = f"http://{bind_host}:{bind_port}"
                 click.echo(
                     "\n".join(
@@ -137,6 +237,7 @@ def serve(obj: Ctx, host: str | None, port: int | None, admin_key_file: str | No
                             f"  Metrics          {url}/metrics",
                             f"  Admin key        {token}   (also in {key_path})",
                             f"  Try              curl -u '{token}' {url}/v1/topics",
+                            f"  CLI              export HUB_API_KEY_FILE={key_path}",
                             "                   hub topics; hub schema list; hub tail trades",
                             "",
                         ]
@@ -161,24 +262,36 @@ def keys() -> None:
 
 @keys.command("create")
 @click.option("--role", "roles", multiple=True, required=True, help="Role (repeatable).")
-@click.option("--principal", default=None, help="Owner name (default: the key id).")
-@click.option("--tenant", default="default")
+@click.option("--owner", "--principal", "owner", default=None, help="The person (default: key id).")
+@click.option("--tenant", default=None, help="Default: the issuer's tenant.")
 @click.option("--description", default="")
+@click.option("--expires-in", default=None, help="Lifetime, e.g. 3600, 12h, 30d.")
 @click.pass_obj
 def keys_create(
-    obj: Ctx, roles: tuple[str, ...], principal: str | None, tenant: str, description: str
+    obj: Ctx,
+    roles: tuple[str, ...],
+    owner: str | None,
+    tenant: str | None,
+    description: str,
+    expires_in: str | None,
 ) -> None:
-    """Issue a key and print KEY_ID:SECRET (shown once)."""
+    """Issue a key and print KEY_ID:SECRET (shown once). Non-admins issue only roles they
+    hold, to new people."""
+    from datetime import UTC, datetime
+
+    from hub.apikeys import parse_duration
 
     def go() -> None:
         with obj.hub() as h:
-            authorize(h, "keys.create", "keys")
-            issued = h.keys.create(
+            principal = authorize(h, "keys.create", "keys")
+            expires = datetime.now(UTC) + parse_duration(expires_in) if expires_in else None
+            issued = h.keys.issue(
+                principal,
                 list(roles),
-                principal=principal,
+                owner=owner,
                 tenant=tenant,
                 description=description,
-                issued_by=OPERATOR.id,
+                expires_at=expires,
             )
             click.echo(issued.token)
 
@@ -186,15 +299,72 @@ def keys_create(
 
 
 @keys.command("list")
+@click.option("--all", "all_keys", is_flag=True, help="Include revoked and expired keys.")
 @click.pass_obj
-def keys_list(obj: Ctx) -> None:
-    """Active keys (ids and roles, never secrets)."""
+def keys_list(obj: Ctx, all_keys: bool) -> None:
+    """Keys: id, owner, roles, state (never secrets or hashes)."""
 
     def go() -> None:
         with obj.hub() as h:
-            authorize(h, "keys.create", "keys")
-            for k in h.keys.active():
-                click.echo(f"{k.key_id}\t{k.principal.id}\t{','.join(sorted(k.principal.roles))}")
+            authorize(h, "keys.read", "keys")
+            for k in h.keys.all() if all_keys else h.keys.active():
+                p = k.public()
+                flags = p["state"] + (",legacy" if p["legacy"] else "")
+                click.echo(
+                    f"{k.key_id}\t{k.owner}\t{','.join(p['roles'])}\t{flags}"
+                    f"\texpires={p['expires_at'] or '-'}"
+                )
+
+    run_safely(go)
+
+
+@keys.command("revoke")
+@click.argument("key_id")
+@click.option("--reason", required=True, help="Why (recorded on the ledger).")
+@click.option("--cascade", is_flag=True, help="Also revoke every key issued with this one.")
+@click.pass_obj
+def keys_revoke(obj: Ctx, key_id: str, reason: str, cascade: bool) -> None:
+    """Revoke a key; it fails everywhere at the next request."""
+
+    def go() -> None:
+        if not reason.strip():
+            raise InvalidInput("--reason must not be empty.", code="reason_required")
+        with obj.hub() as h:
+            principal = authorize(h, "keys.revoke", f"keys/{key_id}")
+            for kid in h.keys.revoke(
+                key_id, revoked_by=principal.id, reason=reason, actor=principal, cascade=cascade
+            ):
+                click.echo(f"revoked {kid}")
+
+    run_safely(go)
+
+
+@keys.command("rotate")
+@click.argument("key_id")
+@click.option("--grace", default=None, help="The old key keeps working this long (e.g. 1h).")
+@click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write the new key.")
+@click.pass_obj
+def keys_rotate(obj: Ctx, key_id: str, grace: str | None, out: str | None) -> None:
+    """Issue a replacement (same owner and roles) and revoke KEY_ID; prints the new key. Only
+    the key's owner or an admin may rotate it."""
+    from hub.apikeys import parse_duration
+
+    def go() -> None:
+        with obj.hub() as h:
+            principal = authorize(h, "keys.rotate", f"keys/{key_id}")
+            issued = h.keys.rotate(
+                principal, key_id, grace=parse_duration(grace) if grace else None
+            )
+            if out:
+                path = Path(out)
+                tmp = path.with_name(path.name + ".tmp")
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                with os.fdopen(fd, "w") as fh:
+                    fh.write(issued.token + "\n")
+                tmp.replace(path)
+                click.echo(f"{issued.key_id} written to {out}")
+            else:
+                click.echo(issued.token)
 
     run_safely(go)
 
@@ -295,13 +465,17 @@ def topics(obj: Ctx) -> None:
 def tail(
     obj: Ctx, topic: str, partition: int | None, offset: int | None, lines: int, follow: bool
 ) -> None:
-    """Print exactly N of a topic's records as JSON lines (decoded through the registry)."""
+    """Print exactly N of a topic's records as JSON lines (decoded through the registry).
+    Internal topics need internal.read; key hashes are never shown."""
+    from hub.events import is_internal_topic
     from hub.ports.eventlog import StoredRecord
     from hub.tailing import last_records, records_from
 
     def go() -> None:
         with obj.hub() as h:
-            authorize(h, "event.read", f"topics/{topic}")
+            principal = authorize(h, "event.read", f"topics/{topic}")
+            if is_internal_topic(topic):
+                authorize(h, "internal.read", f"topics/{topic}", principal)
             parts = (
                 [partition] if partition is not None else list(range(h.log.topic(topic).partitions))
             )

@@ -11,16 +11,24 @@ from __future__ import annotations
 
 import json
 import time
+import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from domain.catalog import SubjectStrategy, subject_for
 from domain.envelope import CLASSIFICATIONS, Envelope, parse_rfc3339
 from governance.shredding import PiiCodec, encrypts, mask_pii, plain_schema, refuse_erased
 from hub import serde
-from hub.errors import HubError, InvalidInput, PayloadTooLarge, SubjectNotFound, TopicNotFound
+from hub.errors import (
+    Forbidden,
+    HubError,
+    InvalidInput,
+    PayloadTooLarge,
+    SubjectNotFound,
+    TopicNotFound,
+)
 from hub.metrics import Metrics
 from hub.ports.eventlog import EventLog, Record, RecordMetadata, StoredRecord
 from hub.ports.keystore import KeyStore
@@ -30,6 +38,44 @@ from hub.settings import Settings
 
 STRATEGY_CONFIG = "hub.subject.strategy"
 KEY_FIELD_CONFIG = "hub.key.field"
+INTERNAL_PREFIXES = ("hub.", "_")  # hub.* topics and _schemas: written by the hub's services only
+PRINCIPALS_TOPIC = "hub.principals"
+SECRET_FIELDS = ("secret_sha256", "secret_hmac", "salt")  # of hub.principals values
+REDACTED = "[redacted]"
+
+
+class InternalTopic(Forbidden):
+    """An external write (publish, ingest, topic creation) named an internal topic."""
+
+    code = "internal_topic"
+
+
+def is_internal_topic(name: str) -> bool:
+    """True for ``hub.*`` and ``_``-prefixed names, compared after Unicode compatibility
+    folding, trimming and case folding (``HUB.principals``, `` hub.x``, fullwidth dots)."""
+    folded = unicodedata.normalize("NFKC", name).strip().casefold()
+    return folded.startswith(INTERNAL_PREFIXES)
+
+
+def refuse_internal(topic: str) -> None:
+    """The one guard of the external write path: raise ``InternalTopic`` for a reserved name.
+
+    Called by ``Publisher.publish(origin="external")``, the ingest pipeline's commit (every
+    ingest source) and topic creation over HTTP.
+    """
+    if is_internal_topic(topic):
+        raise InternalTopic(
+            f"Topic {topic!r} is internal (hub.* and _-prefixed names are reserved): only the "
+            "hub's own services write it, whatever the caller's role. Publish to a business "
+            "topic instead.",
+        )
+
+
+def redact_secrets(value: Any) -> Any:
+    """A ``hub.principals`` value with its hash fields replaced by ``[redacted]``."""
+    if not isinstance(value, Mapping):
+        return value
+    return {k: (REDACTED if k in SECRET_FIELDS and v else v) for k, v in value.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,9 +255,21 @@ class Publisher:
         return records
 
     def publish(
-        self, topic: str, events: Sequence[OutgoingEvent], producer: str, tenant: str = "default"
+        self,
+        topic: str,
+        events: Sequence[OutgoingEvent],
+        producer: str,
+        tenant: str = "default",
+        *,
+        origin: Literal["internal", "external"] = "internal",
     ) -> list[RecordMetadata]:
-        """Publish a batch all-or-nothing; returns where each record landed."""
+        """Publish a batch all-or-nothing; returns where each record landed.
+
+        ``origin="external"`` (every route or command publishing a caller's records) refuses
+        internal topics (``refuse_internal``) before anything else.
+        """
+        if origin != "internal":
+            refuse_internal(topic)
         self._log.topic(topic)  # raises TopicNotFound first
         records = self.prepare(topic, events, producer, tenant)
         started = time.perf_counter()
@@ -229,11 +287,17 @@ class EventReader:
     """
 
     def __init__(
-        self, log: EventLog, registry: SchemaRegistry, keystore: KeyStore | None = None
+        self,
+        log: EventLog,
+        registry: SchemaRegistry,
+        keystore: KeyStore | None = None,
+        *,
+        redact: bool = True,
     ) -> None:
         self._log = log
         self._registry = registry
         self.pii = None if keystore is None else PiiCodec(keystore)
+        self._redact = redact  # only the API key fold itself reads the hashes
 
     def decode(
         self, rec: StoredRecord, reader: ParsedSchema | None = None, *, mask_pii: bool = False
@@ -261,6 +325,8 @@ class EventReader:
             elif self.pii is not None:
                 datum = self.pii.decrypt(datum, form, rec.topic)
             out["value"] = serde.to_json(datum)
+            if self._redact and rec.topic == PRINCIPALS_TOPIC:
+                out["value"] = redact_secrets(out["value"])
         except HubError as exc:
             out["value"] = None
             out["error"] = exc.message

@@ -8,6 +8,7 @@ Errors answer ``{"error_code": <int>, "reason": <stable code>, "message": <sente
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
@@ -17,10 +18,11 @@ from pydantic import BaseModel, Field
 
 from hub.api.auth import AuthMiddleware
 from hub.api.deps import authorize, hub_of, read_json
+from hub.apikeys import parse_duration
 from hub.authz import ROLES
 from hub.bootstrap import Hub
 from hub.errors import Forbidden, HubError, InvalidInput
-from hub.events import OutgoingEvent
+from hub.events import OutgoingEvent, is_internal_topic, refuse_internal
 from hub.ports.policy import Principal
 
 router = APIRouter()
@@ -78,6 +80,7 @@ def list_topics(
 def create_topic(
     body: TopicCreate, request: Request, _: Principal = Depends(authorize("topic.create"))
 ) -> dict[str, Any]:
+    refuse_internal(body.name)  # hub.* and _-prefixed names are reserved for the hub's services
     config = {"hub.subject.strategy": body.subject_strategy}
     if body.key_field:
         config["hub.key.field"] = body.key_field
@@ -135,7 +138,9 @@ async def publish(
                 headers={str(k): str(v) for k, v in (item.get("headers") or {}).items()},
             )
         )
-    meta = hub.publisher.publish(topic, events, producer=principal.id, tenant=principal.tenant)
+    meta = hub.publisher.publish(
+        topic, events, producer=principal.id, tenant=principal.tenant, origin="external"
+    )
     return {
         "topic": topic,
         "count": len(meta),
@@ -151,12 +156,21 @@ def read_events(
     partition: int = Query(0, ge=0),
     offset: int = Query(0, ge=0),
     limit: int = Query(100, ge=1, le=10_000),
-    _: Principal = Depends(authorize("event.read")),
+    principal: Principal = Depends(authorize("event.read")),
 ) -> dict[str, Any]:
     """Records decoded with their schemas. The decision's obligations apply: ``mask`` hides PII
-    fields (``***``, never decrypted), ``row_filter`` keeps only the principal's tenant."""
+    fields (``***``, never decrypted), ``row_filter`` keeps only the principal's tenant.
+    Internal topics need ``internal.read`` too; key hashes are never served."""
     hub = hub_of(request)
     decision = request.state.decision
+    if is_internal_topic(topic):
+        internal = hub.policy.decide(principal, "internal.read", request.url.path, {})
+        if not internal.allow:
+            raise Forbidden(
+                f"Topic {topic!r} is internal: reading it needs the internal.read permission "
+                f"({internal.reason}).",
+                code="internal_topic",
+            )
     records = hub.reader.read(topic, partition, offset, limit, mask_pii="pii" in decision.mask)
     next_offset = records[-1]["offset"] + 1 if records else offset
     tenant = decision.row_filter.get("tenant")
@@ -168,25 +182,38 @@ def read_events(
 # -- keys -----------------------------------------------------------------------------------
 class KeyCreate(BaseModel):
     roles: list[str] = Field(min_length=1)
-    principal: str | None = None
-    tenant: str = "default"
+    owner: str | None = Field(default=None, description="The person the key belongs to.")
+    principal: str | None = Field(default=None, description="Former name of owner.")
+    tenant: str | None = None
     description: str = ""
+    expires_at: datetime | None = None
+    expires_in: str | None = Field(default=None, description="e.g. 3600, 12h, 30d")
 
 
 @router.post("/v1/keys", tags=["keys"], status_code=201)
 def create_key(
     body: KeyCreate, request: Request, principal: Principal = Depends(authorize("keys.create"))
 ) -> dict[str, Any]:
-    if "admin" in body.roles and "admin" not in principal.roles:
-        raise Forbidden("Only an admin may issue admin keys.")
-    issued = hub_of(request).keys.create(
+    """Issue a key under the issuance rules of ``hub.apikeys`` (403 naming the broken rule)."""
+    expires = body.expires_at
+    if expires is not None and expires.tzinfo is None:
+        raise InvalidInput("expires_at needs a time zone (e.g. 2027-01-01T00:00:00Z).")
+    if body.expires_in:
+        expires = datetime.now(UTC) + parse_duration(body.expires_in)
+    issued = hub_of(request).keys.issue(
+        principal,
         body.roles,
-        principal=body.principal,
+        owner=body.owner or body.principal,
         tenant=body.tenant,
         description=body.description,
-        issued_by=principal.id,
+        expires_at=expires,
     )
-    return {"key_id": issued.key_id, "token": issued.token, "roles": body.roles}
+    return {
+        "key_id": issued.key_id,
+        "token": issued.token,
+        "owner": issued.owner,
+        "roles": sorted(set(body.roles)),
+    }
 
 
 @router.get("/v1/whoami", tags=["keys"])

@@ -1,7 +1,7 @@
 """``hub case open|close|list``: investigation cases (purpose of use, ``governance.cases``).
 
-Commands act as the local operator, or with ``--key KEY_ID:SECRET`` (``HUB_API_KEY``) as that
-key's principal; each asks the policy first (``case.open``, ``case.close``, ``case.read``).
+Commands act as the principal of ``--key KEY_ID:SECRET`` (``HUB_API_KEY``, or the hub's
+``--key-file``); each asks the policy first (``case.open``, ``case.close``, ``case.read``).
 """
 
 from __future__ import annotations
@@ -11,26 +11,20 @@ from typing import Any
 
 import click
 
-from hub.cli import OPERATOR, Ctx, authorize, main, run_safely
-from hub.errors import Unauthenticated
+from hub.cli import Ctx, authorize, current_principal, main, principal_of_token, run_safely
 from hub.ports.policy import Principal
 
 _key = click.option(
     "--key",
     envvar="HUB_API_KEY",
     default=None,
-    help="Act as this API key's principal (KEY_ID:SECRET); default: the local operator.",
+    help="Act as this API key's principal (KEY_ID:SECRET); default: the hub's --key/--key-file.",
 )
 
 
 def _principal(h: Any, key: str | None) -> Principal:
-    if not key:
-        return OPERATOR
-    key_id, sep, secret = key.partition(":")
-    if not sep:
-        raise Unauthenticated("--key must be KEY_ID:SECRET, as `hub keys create` printed it.")
-    principal: Principal = h.keys.verify(key_id, secret)
-    return principal
+    """The ``--key`` given to the command, else the hub's own ``--key``/``--key-file``."""
+    return principal_of_token(h, key) if key else current_principal(h)
 
 
 @main.group()

@@ -3,8 +3,8 @@
 Resources are ``rules:<subject>`` (a subject's quality rules), ``registry.config`` (the global
 compatibility level), ``registry.config:<subject>`` and ``retention:<scope>`` (the retention
 policy of ``topic:<name>`` or ``projection:<name>``, e.g. ``'{"max_age_ms": 86400000}'``).
-Commands act as the local operator, or, with ``--key KEY_ID:SECRET`` (``HUB_API_KEY``), as that
-key's principal: the two-person rule needs two identities, so the approver passes their own key.
+Commands act as the hub's credential (``hub --key``/``--key-file``), or this command's own
+``--key KEY_ID:SECRET``: the two-person rule needs two people, so the approver passes their key.
 Every command asks the policy decision point first, as routes do (``config.read``,
 ``config.propose`` plus the resource's own write action, ``config.approve``).
 """

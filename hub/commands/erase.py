@@ -11,7 +11,7 @@ import json
 
 import click
 
-from hub.cli import OPERATOR, Ctx, authorize, main, run_safely
+from hub.cli import Ctx, authorize, main, run_safely
 
 
 @main.command("erase")
@@ -24,8 +24,8 @@ def erase_subject(obj: Ctx, subject: str, reason: str) -> None:
 
     def go() -> None:
         with obj.hub() as h:
-            authorize(h, "subject.erase", f"subject:{subject}")
-            done = erase(h, OPERATOR, subject, reason)
+            principal = authorize(h, "subject.erase", f"subject:{subject}")
+            done = erase(h, principal, subject, reason)
             click.echo(json.dumps(done.as_dict(), indent=2))
 
     run_safely(go)

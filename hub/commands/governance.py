@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from hub.cli import OPERATOR, Ctx, authorize, main, run_safely
+from hub.cli import Ctx, authorize, main, run_safely
 
 
 def _echo_json(value: Any) -> None:
@@ -102,9 +102,9 @@ def retention_set(
 
     def go() -> None:
         with obj.hub() as h:
-            authorize(h, "retention.write", scope)
+            principal = authorize(h, "retention.write", scope)
             policy = config_changes_for(h).set_retention(
-                OPERATOR,
+                principal,
                 scope,
                 max_age_ms=max_age_ms,
                 max_records=max_records,
@@ -139,8 +139,8 @@ def retention_run(obj: Ctx, dry_run: bool) -> None:
 
     def go() -> None:
         with obj.hub() as h:
-            authorize(h, "retention.write", "retention")
-            job = RetentionJob(h, actor=OPERATOR.id)
+            principal = authorize(h, "retention.write", "retention")
+            job = RetentionJob(h, actor=principal.id)
             report = job.plan() if dry_run else job.run()
             if not dry_run:
                 h.ledger.sync(force_checkpoint=True)
@@ -165,8 +165,8 @@ def hold_place(obj: Ctx, scope: str, matter: str, reason: str) -> None:
 
     def go() -> None:
         with obj.hub() as h:
-            authorize(h, "legalhold.write", scope)
-            hold = Governance(h).place_hold(scope, actor=OPERATOR.id, matter=matter, reason=reason)
+            principal = authorize(h, "legalhold.write", scope)
+            hold = Governance(h).place_hold(scope, actor=principal.id, matter=matter, reason=reason)
             _echo_json(hold.as_dict())
 
     run_safely(go)
@@ -182,8 +182,8 @@ def hold_release(obj: Ctx, hold_id: str, reason: str) -> None:
 
     def go() -> None:
         with obj.hub() as h:
-            authorize(h, "legalhold.write", hold_id)
-            hold = Governance(h).release_hold(hold_id, actor=OPERATOR.id, reason=reason)
+            principal = authorize(h, "legalhold.write", hold_id)
+            hold = Governance(h).release_hold(hold_id, actor=principal.id, reason=reason)
             _echo_json({"released": hold.as_dict()})
 
     run_safely(go)

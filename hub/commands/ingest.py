@@ -19,7 +19,7 @@ from pathlib import Path
 import click
 import yaml
 
-from hub.cli import OPERATOR, Ctx, authorize, main, run_safely
+from hub.cli import Ctx, authorize, main, run_safely
 from hub.errors import ConfigError, HubError
 
 
@@ -52,7 +52,7 @@ def publish(
 
     def go() -> None:
         with obj.hub() as h:
-            authorize(h, "ingest.publish", f"topics/{topic}")
+            principal = authorize(h, "ingest.publish", f"topics/{topic}")
             size = path.stat().st_size if path.exists() else 0
             with Progress(
                 TextColumn("[bold]{task.description}"),
@@ -86,7 +86,7 @@ def publish(
                         fmt,
                         batch_size,
                         event_type=event_type,
-                        producer=OPERATOR.id,
+                        producer=principal.id,
                         on_batch=on_batch,
                     )
                 except FileUnreadable:

@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from hub.cli import OPERATOR, Ctx, authorize, main, run_safely
+from hub.cli import Ctx, authorize, main, run_safely
 
 
 def _echo_json(value: Any) -> None:
@@ -58,13 +58,15 @@ def ledger_verify(obj: Ctx, public_key: str | None) -> None:
 
     def go() -> None:
         with obj.hub(install_domain=False, sync=False) as h:  # verify changes nothing
-            authorize(h, "ledger.verify", "ledger")
+            principal = authorize(h, "ledger.verify", "ledger")
             trusted = [parse_verifier_key(Path(public_key).read_text())] if public_key else []
             report = verify_ledger(h.ledger, trusted)
             from hub.api.routers.ledger import record_verification
 
-            record_verification(h.ledger, OPERATOR.id, report.as_dict())  # CC7 evidence
+            record_verification(h.ledger, principal.id, report.as_dict())  # CC7 evidence
             first = report.first
+            if first is None:  # the run's own record goes on the ledger once the check is done
+                h.ledger.sync(force_checkpoint=True)
             if first is not None:
                 click.echo(f"INVALID: {first.describe()}", err=True)
                 _echo_json(report.as_dict())
@@ -255,8 +257,8 @@ def evidence_export(obj: Ctx, since: str, until: str, controls: str, out: str | 
             raise InvalidInput(f"--controls: {exc}", code="invalid_controls") from exc
         since_t, until_t = parse_time(since, "--from"), parse_time(until, "--to")
         with obj.hub() as h:
-            authorize(h, "evidence.export", "evidence")
-            pack = export_evidence_pack(h, since_t, until_t, wanted, actor=OPERATOR.id)
+            principal = authorize(h, "evidence.export", "evidence")
+            pack = export_evidence_pack(h, since_t, until_t, wanted, actor=principal.id)
             h.ledger.sync(force_checkpoint=True)  # the export's own audit leaf
             path = Path(out or pack.filename)
             path.write_bytes(pack.data)

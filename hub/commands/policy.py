@@ -1,7 +1,8 @@
 """``hub policy show|history|diff|test|propose|approve|rollback``: policies as events.
 
-Commands act as the local operator, or, with ``--key KEY_ID:SECRET`` (``HUB_API_KEY``), as that
-key's principal: the two-person rule needs two identities, so the approver passes their own key.
+Commands act as the principal of the hub's credential (``hub --key``/``--key-file``), or of this
+command's own ``--key KEY_ID:SECRET``: the two-person rule needs two people, so the approver
+passes their own key.
 Every command asks the policy decision point first, as routes do.
 """
 
@@ -13,26 +14,20 @@ from typing import Any
 
 import click
 
-from hub.cli import OPERATOR, Ctx, authorize, main, run_safely
-from hub.errors import InvalidInput, Unauthenticated
+from hub.cli import Ctx, authorize, current_principal, main, principal_of_token, run_safely
+from hub.errors import InvalidInput
 from hub.ports.policy import Principal
 
 key_option = click.option(
     "--key",
     envvar="HUB_API_KEY",
     default=None,
-    help="Act as this API key's principal (KEY_ID:SECRET); default: the local operator.",
+    help="Act as this API key's principal (KEY_ID:SECRET); default: the hub's --key/--key-file.",
 )
 
 
 def _principal(h: Any, key: str | None) -> Principal:
-    if not key:
-        return OPERATOR
-    key_id, sep, secret = key.partition(":")
-    if not sep:
-        raise Unauthenticated("--key must be KEY_ID:SECRET, as `hub keys create` printed it.")
-    principal: Principal = h.keys.verify(key_id, secret)
-    return principal
+    return principal_of_token(h, key) if key else current_principal(h)
 
 
 def _print(change: Any, *, diff: bool = False) -> None:

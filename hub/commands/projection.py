@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from hub.cli import OPERATOR, Ctx, authorize, main, run_safely
+from hub.cli import Ctx, authorize, main, run_safely
 from hub.errors import InvalidInput
 
 
@@ -149,8 +149,8 @@ def query(obj: Ctx, sql: str, fmt: str, out: str | None, store: str) -> None:
 
     def go() -> None:
         with obj.hub() as h:
-            authorize(h, "query.run", "query")
-            data, _ = export_query(h, OPERATOR, sql, fmt, store)
+            principal = authorize(h, "query.run", "query")
+            data, _ = export_query(h, principal, sql, fmt, store)
             if out:
                 Path(out).write_bytes(data)
             else:

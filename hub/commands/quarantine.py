@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 import yaml
 
-from hub.cli import OPERATOR, Ctx, authorize, main, run_safely
+from hub.cli import Ctx, authorize, main, run_safely
 from hub.errors import ConfigError
 
 
@@ -85,7 +85,7 @@ def quarantine_replay(
 
     def go() -> None:
         with obj.hub() as h:
-            authorize(h, "quarantine.replay", "quarantine")
+            principal = authorize(h, "quarantine.replay", "quarantine")
             chosen = list(offsets)
             if replay_all:
                 chosen = [
@@ -95,7 +95,7 @@ def quarantine_replay(
                 ]
             if not chosen:
                 raise ConfigError("Name offsets to replay, or pass --all.")
-            for t, r in replay(h.ingest, chosen, OPERATOR.id).items():
+            for t, r in replay(h.ingest, chosen, principal.id).items():
                 click.echo(
                     f"{t}: accepted={r.accepted} rejected={r.rejected} duplicates={r.duplicates}"
                 )
@@ -145,12 +145,12 @@ def rules_set(obj: Ctx, subject: str, file: str, reason: str) -> None:
 
     def go() -> None:
         with obj.hub() as h:
-            authorize(h, "rules.write", f"rules/{subject}")
+            principal = authorize(h, "rules.write", f"rules/{subject}")
             data = yaml.safe_load(Path(file).read_text(encoding="utf-8"))
             # A governed change (`hub config`): recorded and audited, refused under two-person.
             from governance.configchanges import config_changes_for, rules_resource
 
-            config_changes_for(h).set_direct(OPERATOR, rules_resource(subject), data, reason)
+            config_changes_for(h).set_direct(principal, rules_resource(subject), data, reason)
             rs, version = h.ingest.rules.get(subject), h.ingest.rules.version(subject)
             click.echo(f"{subject}: {len(rs.rules)} rules, version {version}")
 

@@ -65,7 +65,7 @@ from governance.shredding import (
 )
 from hub import serde
 from hub.errors import HubError, InvalidInput, SchemaNotFound, SubjectNotFound
-from hub.events import KEY_FIELD_CONFIG, Publisher, classification_of
+from hub.events import KEY_FIELD_CONFIG, Publisher, classification_of, refuse_internal
 from hub.ingest.dedupe import EVENT_ID_SCOPE, Deduper, KeyWindow
 from hub.ingest.ids import uuid7_bytes
 from hub.ingest.positions import PositionStore
@@ -671,6 +671,7 @@ class IngestPipeline:
         batch (an unknown topic, storage failure), never for one bad record. The cyclic garbage
         collector is paused while the batch is built (``gc_paused``).
         """
+        refuse_internal(topic)  # early, for a clear error; ``_commit`` is the gate itself
         with gc_paused():
             return self._ingest(
                 topic,
@@ -852,6 +853,7 @@ class IngestPipeline:
         ]
         | None = None,
     ) -> None:
+        refuse_internal(topic)  # every ingest source commits here: never into hub.* or _schemas
         pos_record = None
         if position is not None:
             pos_record = self.positions.record(source, topic, dict(position), consumed or 0, done)

@@ -16,7 +16,9 @@ from typing import Any
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who is asking: an API key's owner (or the local operator on the CLI)."""
+    """Who is asking: the owner (a person) of the API key used, over HTTP and on the CLI alike.
+
+    ``id`` is the owner; ``attributes["key_id"]`` names the key that authenticated."""
 
     id: str
     roles: frozenset[str]

@@ -258,9 +258,12 @@ def test_openapi_and_metrics(client: TestClient, admin: dict[str, str]) -> None:
 
 
 def test_only_admins_issue_admin_keys(client: TestClient, hub: Hub, admin: dict[str, str]) -> None:
-    sec = auth(hub.keys.create(["security_admin"]).token)
+    sec = auth(hub.keys.create(["security_admin"], owner="sam").token)
     assert client.post("/v1/keys", headers=sec, json={"roles": ["admin"]}).status_code == 403
-    made = client.post("/v1/keys", headers=sec, json={"roles": ["analyst"]})
+    # A non-admin issues only roles it holds, to a new person.
+    other = client.post("/v1/keys", headers=sec, json={"roles": ["analyst"]})
+    assert other.status_code == 403 and other.json()["reason"] == "role_escalation"
+    made = client.post("/v1/keys", headers=sec, json={"roles": ["security_admin"], "owner": "tim"})
     assert made.status_code == 201
     assert client.get("/v1/topics", headers=auth(made.json()["token"])).status_code == 200
     assert client.post("/v1/keys", headers=admin, json={"roles": ["wizard"]}).status_code == 422

@@ -17,6 +17,7 @@ from hub.api.app import create_app
 from hub.bootstrap import Hub, bootstrap
 from hub.cli import main
 from hub.settings import load_settings
+from tests.cli_keys import admin_args
 
 
 @pytest.fixture
@@ -97,7 +98,7 @@ def test_catalog_api_is_policy_checked(rt_hub: Hub) -> None:
 
 def test_hub_catalog_cli(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    args = ["--data-dir", str(data), "catalog", "--kind", "topic"]
+    args = [*admin_args(data), "catalog", "--kind", "topic"]
     result = CliRunner().invoke(main, args, env={"HUB_POLICY_ENGINE": "roletable"})
     assert result.exit_code == 0, result.output
     datasets = json.loads(result.output)

@@ -13,10 +13,11 @@ from hub.bootstrap import bootstrap
 from hub.cli import main
 from hub.events import OutgoingEvent
 from hub.settings import load_settings
+from tests.cli_keys import admin_args
 
 
 def run(data: Path, *args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
-    result = CliRunner().invoke(main, ["--data-dir", str(data), *args], env=env)
+    result = CliRunner().invoke(main, [*admin_args(data), *args], env=env)
     return result.exit_code, result.stdout, result.stderr
 
 

@@ -36,6 +36,7 @@ from hub.cli import main
 from hub.errors import Conflict, Forbidden, InvalidInput, TopicNotFound
 from hub.ports.policy import Principal
 from hub.settings import load_settings
+from tests.cli_keys import admin_args
 
 ALICE = Principal("alice", frozenset({"security_admin"}))
 CAROL = Principal("carol", frozenset({"compliance_officer"}))
@@ -247,7 +248,7 @@ def test_direct_paths_are_refused_under_two_person(
     rules_file.write_text(json.dumps({"rules": []}))
     data = str(hub.settings.data_dir)
     result = CliRunner().invoke(
-        main, ["--data-dir", data, "rules", "set", "trades-value", str(rules_file)]
+        main, [*admin_args(data), "rules", "set", "trades-value", str(rules_file)]
     )
     assert result.exit_code == 1 and "two_person_required" in result.stderr
     assert len(config_changes_for_dir(data).store.changes(LEVEL)) == 1
@@ -312,7 +313,7 @@ def test_cli_flow_and_denial(tmp_path: Path) -> None:
     data = str(tmp_path / "data")
 
     def run(*args: str) -> tuple[int, str, str]:
-        result = CliRunner().invoke(main, ["--data-dir", data, *args])
+        result = CliRunner().invoke(main, [*admin_args(data), *args])
         return result.exit_code, result.stdout, result.stderr
 
     code, out, err = run("config", "propose", LEVEL, "full", "--reason", "tighten")
@@ -477,14 +478,14 @@ def test_retention_cli_direct_refused_then_proposed_approved_and_rolled_back(
     data = str(tmp_path / "data")
 
     def run(*args: str) -> tuple[int, str, str]:
-        result = CliRunner().invoke(main, ["--data-dir", data, *args])
+        result = CliRunner().invoke(main, [*admin_args(data), *args])
         return result.exit_code, result.stdout, result.stderr
 
     code, out, err = run("retention", "set", "topic:trades", "--max-age-ms", str(DAY))
     assert code == 0, err
     assert json.loads(out)["max_age_ms"] == DAY and json.loads(out)["scope"] == "topic:trades"
     code, out, err = run("config", "list", "--resource", TRADES)
-    assert code == 0 and "\tdirect\tapplied\tby=local-operator" in out, err
+    assert code == 0 and "\tdirect\tapplied\tby=admin" in out, err
     first = out.split("\t")[0]
 
     h = bootstrap(load_settings(environ={}, data_dir=Path(data)))
@@ -503,7 +504,7 @@ def test_retention_cli_direct_refused_then_proposed_approved_and_rolled_back(
     pending = json.loads(out)
     assert pending["status"] == "pending_approval" and "hub config approve" in err
     code, _, err = run("config", "approve", pending["change_id"])
-    assert code == 1 and "Two-person rule" in err  # the proposer (local operator) again
+    assert code == 1 and "Two-person rule" in err  # the proposer (the admin) again
     code, out, err = run("config", "approve", pending["change_id"], "--key", officer.strip())
     assert code == 0 and json.loads(out)["status"] == "applied", err
     code, out, _ = run("retention", "list")

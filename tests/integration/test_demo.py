@@ -8,6 +8,7 @@ from click.testing import CliRunner
 
 from hub.cli import main
 from hub.demo import generate
+from tests.cli_keys import admin_args
 
 
 def test_generator_is_seeded() -> None:
@@ -27,7 +28,7 @@ def test_generator_is_seeded() -> None:
 
 
 def test_demo_load_is_idempotent_and_quarantines_bad_records(tmp_path: Path) -> None:
-    args = ["--data-dir", str(tmp_path)]
+    args = admin_args(tmp_path)
     r = CliRunner().invoke(main, [*args, "demo", "load"])
     assert r.exit_code == 0, r.output
     assert "trades     accepted=3000 rejected=3 duplicates=1" in r.stdout

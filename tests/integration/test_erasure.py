@@ -18,13 +18,17 @@ from governance.erasure import erase
 from governance.retention import Governance
 from hub.api.app import create_app
 from hub.bootstrap import Hub, bootstrap
-from hub.cli import OPERATOR, main
+from hub.cli import main
 from hub.errors import Conflict, HubError
 from hub.events import OutgoingEvent
 from hub.ingest.pipeline import RawRecord
 from hub.ingest.quarantine import decode_entry, entries
 from hub.ledger.verify import verify_ledger
+from hub.ports.policy import Principal
 from hub.settings import load_settings
+from tests.cli_keys import admin_args
+
+OPERATOR = Principal("ops", frozenset({"admin"}))  # a service-level caller in tests
 
 NOW = "2026-11-25T10:00:00Z"
 ALICE = {"name": "Alice Erasable", "email": "alice.erasable@example.org", "iban": "GB33BUKB2020"}
@@ -254,12 +258,12 @@ def test_erase_cli_and_api(tmp_path: Path) -> None:
     finally:
         h.close()
     runner = CliRunner()
-    result = runner.invoke(main, ["--data-dir", str(data), "erase", "ACC-A"])
+    result = runner.invoke(main, [*admin_args(data), "erase", "ACC-A"])
     assert result.exit_code != 0 and "--reason" in result.output
-    result = runner.invoke(main, ["--data-dir", str(data), "erase", "ACC-A", "--reason", "DSR-20"])
+    result = runner.invoke(main, [*admin_args(data), "erase", "ACC-A", "--reason", "DSR-20"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["key_existed"] is True
-    result = runner.invoke(main, ["--data-dir", str(data), "ledger", "verify"])
+    result = runner.invoke(main, [*admin_args(data), "ledger", "verify"])
     assert result.exit_code == 0, result.output
     h = bootstrap(load_settings(environ={}, data_dir=data))
     try:

@@ -21,6 +21,7 @@ from hub.bootstrap import bootstrap
 from hub.cli import main
 from hub.events import OutgoingEvent
 from hub.settings import load_settings
+from tests.cli_keys import admin_args
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -73,8 +74,7 @@ def pack(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
     r = CliRunner().invoke(
         main,
         [
-            "--data-dir",
-            str(data),
+            *admin_args(data),
             "evidence",
             "export",
             "--from",
@@ -118,7 +118,7 @@ def test_export_verifies_offline(pack: tuple[Path, Path, Path]) -> None:
     assert "Integrity is not origin" in report
     # The export was itself recorded as an audit action.
     r2 = CliRunner().invoke(
-        main, ["--data-dir", str(data), "ledger", "entries", "--action", "evidence.export"]
+        main, [*admin_args(data), "ledger", "entries", "--action", "evidence.export"]
     )
     assert r2.exit_code == 0 and '"evidence.export"' in r2.stdout
 

@@ -16,6 +16,7 @@ from hub.bootstrap import Hub
 from hub.cli import main
 from hub.ingest.files import FileUnreadable, publish_file
 from hub.ingest.quarantine import decode_entry, entries
+from tests.cli_keys import admin_args
 from tests.integration.accounts import open_accounts
 
 T = {
@@ -226,12 +227,12 @@ def test_cli_publish_and_watch(tmp_path: Path) -> None:
     h.close()
     f = tmp_path / "t.jsonl"
     f.write_text("\n".join(json.dumps(r) for r in trades(3)) + "\n")
-    r = CliRunner().invoke(main, ["--data-dir", str(data), "publish", str(f), "-t", "trades"])
+    r = CliRunner().invoke(main, [*admin_args(data), "publish", str(f), "-t", "trades"])
     assert r.exit_code == 0, r.output
     assert "accepted=3 rejected=0 duplicates=0" in r.stdout
     bad = tmp_path / "bad.parquet"
     bad.write_bytes(b"PAR1 not really")
-    r = CliRunner().invoke(main, ["--data-dir", str(data), "publish", str(bad), "-t", "trades"])
+    r = CliRunner().invoke(main, [*admin_args(data), "publish", str(bad), "-t", "trades"])
     assert r.exit_code == 1 and "file_unreadable" in r.stderr
     folder = tmp_path / "in"
     folder.mkdir()
@@ -239,7 +240,7 @@ def test_cli_publish_and_watch(tmp_path: Path) -> None:
     (folder / "b.parquet").write_bytes(b"nope")
     (folder / "c.jsonl").write_bytes(f.read_bytes())  # same content as t.jsonl: already done
     r = CliRunner().invoke(
-        main, ["--data-dir", str(data), "watch", str(folder), "-t", "trades", "--once"]
+        main, [*admin_args(data), "watch", str(folder), "-t", "trades", "--once"]
     )
     assert r.exit_code == 0, r.output
     assert (folder / "done" / "a.jsonl").exists() and (folder / "failed" / "b.parquet").exists()

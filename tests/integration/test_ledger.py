@@ -25,6 +25,7 @@ from hub.events import OutgoingEvent
 from hub.ledger.service import Ledger, LedgerConfig
 from hub.ledger.store import LedgerStore
 from hub.settings import load_settings
+from tests.cli_keys import admin_args
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -296,7 +297,7 @@ def test_compliance_officer_may_read_the_ledger(hub: Hub) -> None:
 
 
 def cli(data: Path, *args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(main, ["--data-dir", str(data), *args])
+    result = CliRunner().invoke(main, [*admin_args(data), *args])
     return result.exit_code, result.stdout, result.stderr
 
 

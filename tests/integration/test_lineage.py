@@ -21,6 +21,7 @@ from hub.bootstrap import Hub, bootstrap
 from hub.cli import main
 from hub.ports.eventlog import Record
 from hub.settings import load_settings
+from tests.cli_keys import admin_args
 
 
 @pytest.fixture
@@ -99,7 +100,7 @@ def test_lineage_graph_api_and_cli(rt_hub: Hub, tmp_path: Path) -> None:
         assert client.get("/v1/lineage/graph", headers=bad).status_code == 403
     data = rt_hub.settings.data_dir
     result = CliRunner().invoke(
-        main, ["--data-dir", str(data), "lineage"], env={"HUB_POLICY_ENGINE": "roletable"}
+        main, [*admin_args(data), "lineage"], env={"HUB_POLICY_ENGINE": "roletable"}
     )
     assert result.exit_code == 0, result.output
     assert "job:hub/ingest.http" in {n["id"] for n in json.loads(result.output)["nodes"]}

@@ -29,6 +29,7 @@ from hub.ingest.files import FileUnreadable, file_digest, publish_file, watch_on
 from hub.ingest.httppull import ConnectorFailed, HttpPullConfig, HttpPullConnector
 from hub.ingest.quarantine import entries, replay
 from hub.settings import load_settings
+from tests.cli_keys import admin_args
 from tests.integration.accounts import open_accounts
 
 T = {
@@ -351,12 +352,12 @@ def test_cli_evidence_and_query_exports_are_runs(tmp_path: Path) -> None:
     env = {"HUB_POLICY_ENGINE": "roletable", "HUB_PROJECTION_AUTOSTART": "false"}
     out = tmp_path / "pack.zip"
     args = ["evidence", "export", "--from", "2000-01-01", "--to", "2100-01-01", "--out", str(out)]
-    r = CliRunner().invoke(main, ["--data-dir", data, *args], env=env)
+    r = CliRunner().invoke(main, [*admin_args(data), *args], env=env)
     assert r.exit_code == 0, r.output
     sql = "SELECT 1 AS one"  # names no view: every projection of the store is an input
     res = tmp_path / "r.parquet"
     args = ["query", sql, "--format", "parquet", "--out", str(res), "--store", "transactional"]
-    r = CliRunner().invoke(main, ["--data-dir", data, *args], env=env)
+    r = CliRunner().invoke(main, [*admin_args(data), *args], env=env)
     assert r.exit_code == 0, r.output
     assert res.read_bytes()[:4] == b"PAR1"
     h = bootstrap(load_settings(environ={}, data_dir=Path(data), policy_engine="roletable"))

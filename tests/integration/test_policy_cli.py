@@ -9,10 +9,11 @@ from click.testing import CliRunner
 
 from governance.bundle import PolicyBundle
 from hub.cli import main
+from tests.cli_keys import admin_args
 
 
 def run(data: Path, *args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(main, ["--data-dir", str(data), *args])
+    result = CliRunner().invoke(main, [*admin_args(data), *args])
     return result.exit_code, result.stdout, result.stderr
 
 
@@ -28,6 +29,8 @@ def test_policy_change_flow(tmp_path: Path) -> None:
 
     code, _, err = run(data, "policy", "propose", str(new))
     assert code == 2 and "--reason" in err  # why is required
+    # The approver is a person the admin vouched for before the proposal.
+    code, key, _ = run(data, "keys", "create", "--role", "compliance_officer", "--owner", "c")
     code, out, err = run(data, "policy", "propose", str(new), "--reason", "open CASE-1")
     assert code == 0, err
     change = json.loads(out)
@@ -36,7 +39,10 @@ def test_policy_change_flow(tmp_path: Path) -> None:
 
     code, _, err = run(data, "policy", "approve", change["change_id"])
     assert code == 1 and "Two-person rule" in err
-    code, key, _ = run(data, "keys", "create", "--role", "compliance_officer", "--principal", "c")
+    # An identity the proposer mints after proposing is its puppet, not a second person.
+    code, puppet, _ = run(data, "keys", "create", "--role", "compliance_officer", "--owner", "d")
+    code, _, err = run(data, "policy", "approve", change["change_id"], "--key", puppet.strip())
+    assert code == 1 and "was created by 'admin'" in err
     code, out, err = run(data, "policy", "approve", change["change_id"], "--key", key.strip())
     assert code == 0, err
     assert json.loads(out)["status"] == "activated"

@@ -13,6 +13,7 @@ from hub.bootstrap import Hub
 from hub.errors import InvalidInput, NotFound, TopicNotFound
 from hub.events import OutgoingEvent
 from hub.ports.eventlog import Record
+from tests.cli_keys import admin_args
 
 MINUTE = 60_000
 
@@ -193,14 +194,12 @@ def test_retention_and_hold_api_and_cli(tmp_path: Path) -> None:
         h.close()
     env = {"HUB_POLICY_ENGINE": "roletable"}
     runner = CliRunner()
-    result = runner.invoke(main, ["--data-dir", str(data), "retention", "run"], env=env)
+    result = runner.invoke(main, [*admin_args(data), "retention", "run"], env=env)
     assert result.exit_code == 0, result.output
     assert [d["to"] for d in json.loads(result.output)["deleted"]] == [10, 10]  # all old now
-    result = runner.invoke(
-        main, ["--data-dir", str(data), "legal-hold", "place", "subject:P-9"], env=env
-    )
+    result = runner.invoke(main, [*admin_args(data), "legal-hold", "place", "subject:P-9"], env=env)
     assert result.exit_code == 0, result.output
-    result = runner.invoke(main, ["--data-dir", str(data), "legal-hold", "list"], env=env)
+    result = runner.invoke(main, [*admin_args(data), "legal-hold", "list"], env=env)
     assert [x["scope"] for x in json.loads(result.output)] == ["subject:P-9"]
 
 

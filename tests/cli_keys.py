@@ -1,0 +1,34 @@
+"""The CLI needs a credential for every command: tests act as the data folder's first admin,
+created with ``hub init`` on first use (as ``make run`` does)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from hub.bootstrap import bootstrap
+from hub.cli import main
+from hub.settings import load_settings
+
+
+def admin_key_file(data: Path | str) -> Path:
+    """``<data>/admin.key``, created by ``hub init`` the first time."""
+    path = Path(data) / "admin.key"
+    if not path.exists():
+        r = CliRunner().invoke(main, ["--data-dir", str(data), "init", "--key-file", str(path)])
+        if r.exit_code == 1 and "already_initialised" in r.stderr:
+            # The test made an admin key itself: issue one more for the CLI, as an admin would.
+            h = bootstrap(load_settings(environ={}, data_dir=Path(data)))
+            try:
+                path.write_text(h.keys.create(["admin"], owner="admin").token + "\n")
+            finally:
+                h.close()
+        else:
+            assert r.exit_code == 0, r.output
+    return path
+
+
+def admin_args(data: Path | str) -> list[str]:
+    """``--data-dir DATA --key-file DATA/admin.key``: global options acting as the admin."""
+    return ["--data-dir", str(data), "--key-file", str(admin_key_file(data))]

@@ -53,6 +53,7 @@ from hub.bootstrap import Hub, bootstrap
 from hub.cli import main
 from hub.ledger.verify import VerifyReport, verify_ledger
 from hub.settings import load_settings
+from tests.cli_keys import admin_args
 
 TRIALS = settings(
     max_examples=5,
@@ -108,6 +109,7 @@ def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
         h.ledger.sync(force_checkpoint=True)
     finally:
         h.close()
+    admin_args(data)  # the CLI's admin key, made before any trial tampers with the copies
     report = verify(data)
     assert report.ok, report.as_dict()
     assert report.removed > 0 and report.pending == 0
@@ -140,7 +142,7 @@ def verify(data: Path) -> VerifyReport:
 
 
 def cli(data: Path, *args: str) -> tuple[int, str, str]:
-    r = CliRunner().invoke(main, ["--data-dir", str(data), *args], catch_exceptions=False)
+    r = CliRunner().invoke(main, [*admin_args(data), *args], catch_exceptions=False)
     return r.exit_code, r.stdout, r.stderr
 
 
@@ -793,7 +795,9 @@ def test_an_honest_folder_verifies_after_demo_publish_retention_erasure_and_rest
 ) -> None:
     from governance.erasure import erase
     from governance.retention import Governance, RetentionJob
-    from hub.cli import OPERATOR
+    from hub.ports.policy import Principal
+
+    OPERATOR = Principal("ops", frozenset({"admin"}))  # a service-level caller
     from hub.events import OutgoingEvent
 
     data = tmp_path / "data"

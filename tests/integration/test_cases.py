@@ -22,6 +22,7 @@ from hub.bootstrap import Hub, bootstrap
 from hub.cli import main
 from hub.events import OutgoingEvent
 from hub.settings import load_settings
+from tests.cli_keys import admin_args
 
 EMAIL = "carol.case@example.org"
 
@@ -181,8 +182,7 @@ def test_case_cli(tmp_path: Path) -> None:
     r = runner.invoke(
         main,
         [
-            "--data-dir",
-            str(data),
+            *admin_args(data),
             "case",
             "open",
             "--reason",
@@ -195,14 +195,14 @@ def test_case_cli(tmp_path: Path) -> None:
     )
     assert r.exit_code == 0, r.output
     case = json.loads(r.stdout)
-    assert case["investigators"] == ["local-operator"] and case["subjects"] == ["ACC-1"]
-    r = runner.invoke(main, ["--data-dir", str(data), "case", "list", "--status", "open"])
+    assert case["investigators"] == ["admin"] and case["subjects"] == ["ACC-1"]
+    r = runner.invoke(main, [*admin_args(data), "case", "list", "--status", "open"])
     assert r.exit_code == 0 and case["case_id"] in r.stdout
-    r = runner.invoke(main, ["--data-dir", str(data), "case", "close", case["case_id"]])
+    r = runner.invoke(main, [*admin_args(data), "case", "close", case["case_id"]])
     assert r.exit_code == 0 and json.loads(r.stdout)["status"] == "closed"
-    r = runner.invoke(main, ["--data-dir", str(data), "case", "close", case["case_id"]])
+    r = runner.invoke(main, [*admin_args(data), "case", "close", case["case_id"]])
     assert r.exit_code == 1 and "already closed" in r.output
     r = runner.invoke(
-        main, ["--data-dir", str(data), "case", "open", "--reason", "x", "--expires-in", "soon"]
+        main, [*admin_args(data), "case", "open", "--reason", "x", "--expires-in", "soon"]
     )
     assert r.exit_code == 1 and "'soon'" in r.output

@@ -18,6 +18,7 @@ from hub.api.app import create_app
 from hub.bootstrap import Hub
 from hub.cli import main
 from hub.events import OutgoingEvent
+from tests.cli_keys import admin_args
 
 REPO = Path(__file__).resolve().parents[2]
 TRADE = {
@@ -171,7 +172,7 @@ def test_cli_find_exports_an_event_that_the_copied_verifier_checks(
     out = tmp_path / "found.json"
     r = CliRunner().invoke(
         main,
-        ["--data-dir", str(data), "ledger", "find", "--event-id", event_id, "--export", str(out)],
+        [*admin_args(data), "ledger", "find", "--event-id", event_id, "--export", str(out)],
     )
     assert r.exit_code == 0, r.output
     shown = json.loads(r.stdout)
@@ -179,8 +180,7 @@ def test_cli_find_exports_an_event_that_the_copied_verifier_checks(
     r2 = CliRunner().invoke(
         main,
         [
-            "--data-dir",
-            str(data),
+            *admin_args(data),
             "ledger",
             "find",
             "--topic",
@@ -192,7 +192,7 @@ def test_cli_find_exports_an_event_that_the_copied_verifier_checks(
         ],
     )
     assert r2.exit_code == 0 and json.loads(r2.stdout)["index"] == shown["index"]
-    r3 = CliRunner().invoke(main, ["--data-dir", str(data), "ledger", "find", "--topic", "x"])
+    r3 = CliRunner().invoke(main, [*admin_args(data), "ledger", "find", "--topic", "x"])
     assert r3.exit_code == 1 and "all three of topic, partition and offset" in r3.output
 
     # The verifier copied out of the repository, run with `python3 -I`: stdlib + cryptography.

@@ -7,6 +7,8 @@ retention and legal hold, computed from the log, the registry and ``hub.governan
   versions; a projection lists its input topics' subjects;
 - classification: the highest field ``classification`` over every registered version (a past
   version's PII is still in the log); a projection takes the highest of its inputs;
+- tables: a projection's views, each with its description, key and columns (name, type,
+  description), from ``projections.catalog.describe``;
 - exports: the datasets in the ``hub://exports`` namespace that a COMPLETE lineage event
   names as an output (a failed export wrote nothing), with the inputs of those runs; classified
   by the highest of their input topics and projections.
@@ -141,7 +143,7 @@ def catalog(hub: Hub, governance: Governance | None = None) -> list[Dataset]:
                 extra={"partitions": info.partitions},
             )
         )
-    from projections.catalog import PROJECTIONS
+    from projections.catalog import PROJECTIONS, describe
 
     for p in PROJECTIONS:
         policy = state.policies.get(f"projection:{p.name}")
@@ -159,7 +161,7 @@ def catalog(hub: Hub, governance: Governance | None = None) -> list[Dataset]:
                 f"projection:{p.name}" in held,
                 p.doc,
                 tuple(f"{lineage.TOPICS_NS}/{t}" for t in p.topics),
-                extra={"store": p.store, "tables": [t.name for t in p.tables]},
+                extra={"store": p.store, "tables": describe(p)},
             )
         )
     exports: dict[str, set[str]] = {}

@@ -36,7 +36,8 @@ Row = dict[str, Any]
 
 @dataclass(frozen=True, slots=True)
 class Column:
-    """A view column. ``scale`` applies to decimals (precision is always 38)."""
+    """A view column. ``scale`` applies to decimals (precision is always 38); ``doc`` says what
+    the value means (served by the catalog, ``DESCRIBE`` and ``projections.catalog``)."""
 
     name: str
     type: ColumnType
@@ -45,6 +46,7 @@ class Column:
     nullable: bool = False
     pii: bool = False  # derived from an Avro field classified ``pii``: masked without pii.read
     expr: str = ""  # agg "derived": "a/b" = a divided by b at read time (e.g. VWAP)
+    doc: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -111,6 +111,7 @@ MARKET_BARS = Projection(
     fold=folds.fold_bars,
     columnar=sqlfolds.columnar_bars,
     windowed=True,
+    event_time={"hub.trading.TradeExecuted": "executed_at"},
     doc="Trades into OHLCV/VWAP bars per instrument and currency: tumbling 1 m and 1 h, "
     "hopping 5 m every 1 m, by trade time (executed_at).",
 )
@@ -154,6 +155,7 @@ POSITIONS = Projection(
             "positions", ("hub.trading.TradeExecuted",), folds.position_key, folds.fold_position
         ),
     ),
+    event_time={"hub.trading.TradeExecuted": "executed_at"},
     doc="Positions and realised P&L per account, instrument and currency (average cost), "
     "from trades.",
 )
@@ -189,6 +191,7 @@ QUOTES = Projection(
             "latest_quotes", ("hub.market.QuotePublished",), folds.quote_key, folds.fold_quote
         ),
     ),
+    event_time={"hub.market.QuotePublished": "quoted_at"},
     doc="Latest top-of-book quote per instrument and currency, from the quotes topic.",
 )
 
@@ -236,6 +239,11 @@ PAYMENT_AGGREGATES = Projection(
     fold=folds.fold_payment_aggregates,
     columnar=sqlfolds.columnar_payment_aggregates,
     windowed=True,
+    event_time={
+        "hub.payments.PaymentInitiated": "initiated_at",
+        "hub.payments.PaymentSettled": "settled_at",
+        "hub.payments.PaymentFailed": "failed_at",
+    },
     params={"aml_threshold": AML_THRESHOLD, "aml_band": AML_BAND},
     doc=f"Initiated payments into daily volumes per corridor and daily AML aggregates per "
     f"account; near the threshold = {_near()}.",
@@ -265,6 +273,10 @@ ACCOUNTS = Projection(
             "Current state of each account.",
         ),
     ),
+    event_time={
+        "hub.accounts.AccountOpened": "opened_at",
+        "hub.accounts.AccountUpdated": "updated_at",
+    },
     doc="Current state of each account (opened, then updated), from the accounts topic.",
     entities=(
         EntityRule(
@@ -337,6 +349,11 @@ PAYMENTS = Projection(
             "payment_limits", ("hub.payments.PaymentInitiated",), folds.limit_key, folds.fold_limit
         ),
     ),
+    event_time={
+        "hub.payments.PaymentInitiated": "initiated_at",
+        "hub.payments.PaymentSettled": "settled_at",
+        "hub.payments.PaymentFailed": "failed_at",
+    },
     params={"daily_limit": DAILY_LIMIT},
     doc="Each payment's status and history, and daily use per account against its limit.",
 )

@@ -396,6 +396,27 @@ INNER JOIN latest_quotes AS q
 ORDER BY tenant, account_id, instrument, currency"""
 
 
+# Named queries the catalog lists beside the projections whose views they read.
+NAMED_QUERIES: dict[str, dict[str, object]] = {
+    "mark_to_market": {
+        "store": "analytics",
+        "reads": ["positions", "quotes"],
+        "description": "Unrealised P&L = (latest quote mid − avg_cost) × quantity per position "
+        "(same currency; positions without a quote in their currency are left out).",
+        "sql": MARK_TO_MARKET_SQL,
+    },
+}
+
+
+def named_queries(projection: str) -> dict[str, dict[str, object]]:
+    """The named queries reading ``projection``'s views."""
+    return {
+        n: q
+        for n, q in NAMED_QUERIES.items()
+        if projection in q["reads"]  # type: ignore[operator]
+    }
+
+
 def type_name(c: Column) -> str:
     """The column's logical type as ``DESCRIBE`` shows it: ``string``, ``int64``,
     ``timestamp(us, UTC)``, ``decimal(38, <scale>)``; ``nullable`` ones end in `` null``."""

@@ -248,6 +248,8 @@ def test_catalog_documents_every_view_column(tmp_path):
         assert "9000 <= amount < 10000" in aml["near_threshold"]["description"]
         assert tables["ohlcv_1h"]["key"] == ["tenant", "instrument", "currency", "window_start"]
         assert all(c["description"] for t in tables.values() for c in t["columns"])
+        mtm = projections["positions"]["queries"]["mark_to_market"]
+        assert mtm["sql"] == MARK_TO_MARKET_SQL and "latest quote" in mtm["description"]
     finally:
         h.close()
 

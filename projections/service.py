@@ -32,7 +32,7 @@ from projections.decode import Decoder
 from projections.digest import digest
 from projections.model import Event, FoldContext, Projection, Table, Windowing, WindowState
 from projections.runner import Bound, ProjectionRunner
-from projections.types import canonical
+from projections.types import canonical, row_json
 
 log = logging.getLogger("hub.projections")
 
@@ -475,12 +475,8 @@ class ProjectionService:
             "projection": name,
             "table": table.name,
             "row": {
-                k: "***"
-                if k in hidden and v is not None
-                else str(v)
-                if isinstance(v, Decimal)
-                else v
-                for k, v in row.items()
+                k: "***" if k in hidden and v is not None else v
+                for k, v in row_json(table, row).items()
             },
             "src_offsets": src,
             "events": events,
@@ -552,6 +548,16 @@ class ProjectionService:
                 self._ready(p)
                 views.ensure(Target(p.name), p.tables)
         return canonical(views.query(sql, self.grants(policy, principal, store)))
+
+
+def at_json(found: dict[str, Any]) -> dict[str, Any]:
+    """``ProjectionService.at``'s answer in the JSON representations of ``projections.types``
+    (timestamps ISO-8601 UTC, decimals exact strings)."""
+    proj = projection(found["projection"])
+    views = {
+        name: [row_json(proj.table(name), r) for r in rows] for name, rows in found["views"].items()
+    }
+    return {**found, "views": views}
 
 
 FOLDS_VERSION = 2  # bump when a fold's output changes for the same events (2: per-currency keys)

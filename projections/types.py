@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 from functools import cache
@@ -28,7 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from hub.errors import InvalidInput
-from projections.model import Column
+from projections.model import Column, Table
 
 TIMESTAMP = pa.timestamp("us", tz="UTC")
 ISO_FORMAT = "%Y-%m-%dT%H:%M:%SZ"  # Arrow prints the µs fraction with %S for a µs timestamp
@@ -158,3 +159,30 @@ def render(table: pa.Table, fmt: str) -> tuple[bytes, str]:
         body = {"columns": table.column_names, "rows": table.to_pylist()}
         return json.dumps(body, default=json_value).encode(), "application/json"
     raise InvalidInput(f"format={fmt!r} is invalid: use csv, parquet or json.")
+
+
+def iso_micros(us: int) -> str:
+    """Integer µs since the epoch as ISO-8601 UTC text (``2026-11-24T10:00:00.000000Z``)."""
+    seconds, micros = divmod(us, 1_000_000)
+    dt = datetime.fromtimestamp(seconds, UTC).replace(microsecond=micros)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def row_json(table: Table, row: Mapping[str, Any]) -> dict[str, Any]:
+    """A view row (as ``ViewStore.rows`` returns it) in the JSON representations above:
+    timestamp columns as ISO-8601 UTC text, decimals as exact strings; other values unchanged."""
+    out: dict[str, Any] = {}
+    for name, v in row.items():
+        try:
+            kind: str = table.column(name).type
+        except KeyError:
+            kind = ""
+        if v is None:
+            out[name] = None
+        elif kind == "timestamp" and isinstance(v, int):
+            out[name] = iso_micros(v)
+        elif isinstance(v, Decimal | datetime):
+            out[name] = json_value(v)
+        else:
+            out[name] = v
+    return out

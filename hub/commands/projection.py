@@ -124,7 +124,7 @@ def projection_at(
     from domain.envelope import parse_rfc3339
 
     def go() -> None:
-        from projections.service import point_in_time_us
+        from projections.service import at_json, point_in_time_us
 
         time_ms = None
         if time_ is not None:
@@ -143,7 +143,7 @@ def projection_at(
                 found = h.projections.at(
                     name, offset=offset, time_ms=time_ms, event_time_us=event_us, table=table
                 )
-                click.echo(json.dumps(found, indent=2, default=str))
+                click.echo(json.dumps(at_json(found), indent=2, default=str))
                 return
             authorize(h, "query.run", "query")
             from projections.types import render

@@ -196,7 +196,9 @@ def test_time_travel_by_event_time_and_sql_at_that_point(tmp_path):
             headers=headers,
         )
         assert resp.status_code == 200
-        assert resp.json()["views"]["positions"][0]["trades"] == 2
+        (got,) = resp.json()["views"]["positions"]
+        assert (got["trades"], got["quantity"]) == (2, "20.0000")
+        assert got["last_trade_at"] == f"{DAY}T10:30:00.000000Z"  # ISO-8601, as in queries
         resp = client.post(
             "/v1/projections/positions/at/query",
             json={"sql": "SELECT quantity FROM positions", "event_time": str(noon_ms)},

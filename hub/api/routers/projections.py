@@ -76,13 +76,13 @@ def at(
 ) -> Any:
     """The views as of a past point: ``offset``, log time ``time_ms``, or ``event_time`` (RFC
     3339 or epoch ms: events whose own time, e.g. ``executed_at``, is at or before it)."""
-    from projections.service import point_in_time_us
+    from projections.service import at_json, point_in_time_us
 
     event_us = None if event_time is None else point_in_time_us(event_time)
     found = _service(request).at(
         name, offset=offset, time_ms=time_ms, event_time_us=event_us, table=table
     )
-    return json.loads(json.dumps(found, default=str))
+    return json.loads(json.dumps(at_json(found), default=str))
 
 
 class AtQueryBody(BaseModel):

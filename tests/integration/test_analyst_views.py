@@ -290,6 +290,51 @@ def _payments():
     return out
 
 
+TYPE_SQL = (
+    "SELECT payment_id, amount, status, initiated_at, settled_at, failed_at "
+    "FROM payment_status ORDER BY payment_id"
+)
+TYPE_SCHEMA = pa.schema(
+    [
+        ("payment_id", pa.string()),
+        ("amount", pa.decimal128(38, 2)),
+        ("status", pa.string()),
+        ("initiated_at", pa.timestamp("us", tz="UTC")),
+        ("settled_at", pa.timestamp("us", tz="UTC")),
+        ("failed_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
+
+
+def folded_elsewhere(h, store) -> pa.Table:
+    """The payments projection folded into another view store, queried like the live one."""
+    target = Target("payments", "typetest")
+    runner = ProjectionRunner(PAYMENTS, h.log, store, h.projections.decoder, target=target)
+    runner.open()
+    runner.catch_up()
+    try:
+        grants = [
+            replace_source(g, target)
+            for g in h.projections.grants(h.policy, OPERATOR, "transactional")
+            if g.name == "payment_status"
+        ]
+        return canonical(store.query(TYPE_SQL, grants))
+    finally:
+        store.drop(target, PAYMENTS.tables)
+
+
+def assert_same_everywhere(a: pa.Table, b: pa.Table) -> None:
+    assert a.schema.remove_metadata() == TYPE_SCHEMA
+    assert b.schema.remove_metadata() == TYPE_SCHEMA
+    assert a.to_pylist() == b.to_pylist()
+    for fmt in ("json", "csv"):
+        assert render(a, fmt)[0] == render(b, fmt)[0], fmt
+    pa_a = pq.read_table(io.BytesIO(render(a, "parquet")[0]))
+    pa_b = pq.read_table(io.BytesIO(render(b, "parquet")[0]))
+    assert pa_a.schema.remove_metadata() == pa_b.schema.remove_metadata() == TYPE_SCHEMA
+    assert pa_a.equals(pa_b)
+
+
 def test_same_types_in_every_store_and_format(tmp_path):
     """Item 13: the payments views folded into chDB and into SQLite answer the same query with
     equal values and equal Arrow schemas, in JSON, CSV and Parquet."""
@@ -298,52 +343,39 @@ def test_same_types_in_every_store_and_format(tmp_path):
         h.publisher.publish("payments", _payments(), producer="t", tenant="acme")
         ps = h.projections
         ps.run(["payments"])
-        sql = (
-            "SELECT payment_id, amount, status, initiated_at, settled_at, failed_at "
-            "FROM payment_status ORDER BY payment_id"
-        )
-        sqlite = ps.query(h.policy, OPERATOR, sql, "transactional")
-        # the same projection folded into the analytics store (chDB), queried the same way
-        chdb = ps.store("analytics")
-        target = Target("payments", "typetest")
-        runner = ProjectionRunner(PAYMENTS, h.log, chdb, ps.decoder, target=target)
-        runner.open()
-        runner.catch_up()
-        try:
-            grants = [
-                replace_source(g, target)
-                for g in ps.grants(h.policy, OPERATOR, "transactional")
-                if g.name == "payment_status"
-            ]
-            ch = canonical(chdb.query(sql, grants))
-        finally:
-            chdb.drop(target, PAYMENTS.tables)
-        expected = pa.schema(
-            [
-                ("payment_id", pa.string()),
-                ("amount", pa.decimal128(38, 2)),
-                ("status", pa.string()),
-                ("initiated_at", pa.timestamp("us", tz="UTC")),
-                ("settled_at", pa.timestamp("us", tz="UTC")),
-                ("failed_at", pa.timestamp("us", tz="UTC")),
-            ]
-        )
-        assert sqlite.schema.remove_metadata() == expected
-        assert ch.schema.remove_metadata() == expected
-        assert sqlite.to_pylist() == ch.to_pylist()
+        sqlite = ps.query(h.policy, OPERATOR, TYPE_SQL, "transactional")
+        ch = folded_elsewhere(h, ps.store("analytics"))
+        assert_same_everywhere(sqlite, ch)
         first = sqlite.to_pylist()[0]
         assert first["initiated_at"] == datetime(2026, 11, 24, 10, 0, 0, 250000, tzinfo=UTC)
-        for fmt in ("json", "csv"):
-            assert render(sqlite, fmt)[0] == render(ch, fmt)[0], fmt
         rows = json.loads(render(sqlite, "json")[0])["rows"]
         assert rows[0]["amount"] == "100.50"
         assert rows[0]["initiated_at"] == "2026-11-24T10:00:00.250000Z"
         assert rows[0]["failed_at"] is None
         assert "2026-11-24T10:00:00.250000Z" in render(sqlite, "csv")[0].decode()
-        a = pq.read_table(io.BytesIO(render(sqlite, "parquet")[0]))
-        b = pq.read_table(io.BytesIO(render(ch, "parquet")[0]))
-        assert a.schema.remove_metadata() == b.schema.remove_metadata() == expected
-        assert a.equals(b)
+    finally:
+        h.close()
+
+
+@pytest.mark.integration
+def test_same_types_on_postgresql(tmp_path):
+    """Item 13 on the distributed transactional store: PostgreSQL answers like SQLite."""
+    from adapters.sqlalchemy_views import SqlAlchemyViewStore
+    from tests.contract.test_views_sqlalchemy import fresh_schema
+    from tests.infra import postgres_url
+
+    url = postgres_url("the PostgreSQL type test")
+    h = make_hub(tmp_path / "d")
+    try:
+        h.publisher.publish("payments", _payments(), producer="t", tenant="acme")
+        h.projections.run(["payments"])
+        sqlite = h.projections.query(h.policy, OPERATOR, TYPE_SQL, "transactional")
+        for kwargs in fresh_schema(url):
+            pg = SqlAlchemyViewStore(url, **kwargs)
+            try:
+                assert_same_everywhere(sqlite, folded_elsewhere(h, pg))
+            finally:
+                pg.close()
     finally:
         h.close()
 

@@ -430,3 +430,37 @@ def test_a_data_folder_with_an_older_layout_is_replayed(tmp_path, caplog):
         assert by_name("positions").table("positions").key[-1] == "currency"
     finally:
         h.close()
+
+
+def test_cli_projection_at_event_time_with_sql(tmp_path):
+    from click.testing import CliRunner
+
+    from hub.cli import main
+
+    data = tmp_path / "d"
+    h = make_hub(data)
+    try:
+        h.publisher.publish(
+            "trades",
+            [trade(0, "10:00:00", "100"), trade(1, "11:00:00", "110")],
+            producer="t",
+            tenant="acme",
+        )
+    finally:
+        h.close()
+
+    def run(*args: str):
+        result = CliRunner().invoke(main, ["--data-dir", str(data), *args])
+        return result.exit_code, result.stdout, result.stderr
+
+    sql = "SELECT quantity, avg_cost, last_trade_at FROM positions"
+    code, out, err = run(
+        "projection", "at", "positions", "--event-time", f"{DAY}T10:30:00Z", "--sql", sql
+    )
+    assert code == 0, err
+    assert out.strip().splitlines() == [
+        '"quantity","avg_cost","last_trade_at"',
+        f'"10.0000","100.00000000","{DAY}T10:00:00.000000Z"',
+    ]
+    code, out, err = run("projection", "at", "positions", "--event-time", "tomorrow")
+    assert code != 0 and "tomorrow" in err

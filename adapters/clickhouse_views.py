@@ -502,7 +502,7 @@ class ClickHouseSqlViews(ViewStore):
         with self._lock:
             self._base()
             spec = json.dumps(
-                [[g.name, list(g.columns), g.tenant, sorted(g.masked)] for g in grants]
+                [[g.name, list(g.columns), g.tenant, sorted(g.masked), g.relation] for g in grants]
             )
             qdb = "hubq_" + hashlib.sha256(spec.encode()).hexdigest()[:16]
             self._run(f"CREATE DATABASE IF NOT EXISTS {qdb}")
@@ -514,7 +514,7 @@ class ClickHouseSqlViews(ViewStore):
                 where = "" if g.tenant is None else f" WHERE tenant = {_quote(g.tenant)}"
                 self._run(
                     f"CREATE VIEW IF NOT EXISTS {qdb}.{g.name} AS "
-                    f"SELECT {cols} FROM {DB}.{g.name}{where}"
+                    f"SELECT {cols} FROM {DB}.{g.relation}{where}"
                 )
             names = (
                 self._arrow(
@@ -530,6 +530,9 @@ class ClickHouseSqlViews(ViewStore):
                 return self._arrow(rewritten + "\nSETTINGS readonly = 1")
             except HubError as exc:
                 raise InvalidInput(f"The query failed: {exc.message}", code="query_failed") from exc
+            finally:
+                if any(g.source for g in grants):  # views over a temporary copy: not reused
+                    self._run(f"DROP DATABASE IF EXISTS {qdb}")
 
     # -- digests ---------------------------------------------------------------------------------
     def save_state(self, state: ViewState) -> None:

@@ -378,7 +378,7 @@ class SqlAlchemyViewStore(ViewStore):
                     conn.execute(
                         sa.text(
                             f"CREATE TEMP VIEW q_{g.name} AS "
-                            f'SELECT {cols} FROM main."{g.name}"{where}'
+                            f'SELECT {cols} FROM main."{g.relation}"{where}'
                         )
                     )
                 conn.exec_driver_sql("PRAGMA query_only = ON")
@@ -417,7 +417,8 @@ class SqlAlchemyViewStore(ViewStore):
                     )
                     conn.execute(
                         sa.text(
-                            f'CREATE TEMP VIEW "q_{g.name}" AS SELECT {cols} FROM "{g.name}"{where}'
+                            f'CREATE TEMP VIEW "q_{g.name}" AS '
+                            f'SELECT {cols} FROM "{g.relation}"{where}'
                         )
                     )
                 conn.exec_driver_sql("SET TRANSACTION READ ONLY")

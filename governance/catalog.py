@@ -7,6 +7,9 @@ retention and legal hold, computed from the log, the registry and ``hub.governan
   versions; a projection lists its input topics' subjects;
 - classification: the highest field ``classification`` over every registered version (a past
   version's PII is still in the log); a projection takes the highest of its inputs;
+- tables: a projection's views, each with its description, key and columns (name, type,
+  description), from ``projections.catalog.describe``, and the named queries reading them
+  (``mark_to_market``);
 - exports: the datasets in the ``hub://exports`` namespace that a COMPLETE lineage event
   names as an output (a failed export wrote nothing), with the inputs of those runs; classified
   by the highest of their input topics and projections.
@@ -141,7 +144,7 @@ def catalog(hub: Hub, governance: Governance | None = None) -> list[Dataset]:
                 extra={"partitions": info.partitions},
             )
         )
-    from projections.catalog import PROJECTIONS
+    from projections.catalog import PROJECTIONS, describe, named_queries
 
     for p in PROJECTIONS:
         policy = state.policies.get(f"projection:{p.name}")
@@ -159,7 +162,11 @@ def catalog(hub: Hub, governance: Governance | None = None) -> list[Dataset]:
                 f"projection:{p.name}" in held,
                 p.doc,
                 tuple(f"{lineage.TOPICS_NS}/{t}" for t in p.topics),
-                extra={"store": p.store, "tables": [t.name for t in p.tables]},
+                extra={
+                    "store": p.store,
+                    "tables": describe(p),
+                    "queries": named_queries(p.name),
+                },
             )
         )
     exports: dict[str, set[str]] = {}

@@ -1,4 +1,15 @@
-"""The shipped projection definitions (data) and their lookup."""
+"""The shipped projection definitions (data), their lookup, and their documentation.
+
+Every table and column says what it holds (``Table.doc``, ``Column.doc``); ``table_columns`` and
+``describe`` serve that to the governance catalog (``hub catalog``, ``GET /v1/catalog``) and to
+``DESCRIBE`` / ``SHOW TABLES``.
+
+Canonical representations (the same logical type reads the same in every store and format,
+``projections.types``): ``timestamp`` = timezone-aware UTC, Arrow ``timestamp[us, tz=UTC]``,
+ISO-8601 ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` in JSON and CSV; ``decimal`` = ``Decimal`` with the
+column's scale, Arrow/Parquet ``decimal128(38, scale)``, a JSON *string* (exact); ``int`` =
+int64; ``string`` = UTF-8 string.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +20,19 @@ S: ColumnType = "string"
 N: ColumnType = "int"
 T: ColumnType = "timestamp"
 
+AML_THRESHOLD = "10000"  # the reporting threshold, in the payment's own currency
+AML_BAND = "0.1"  # "just under" = within 10 % below the threshold
+DAILY_LIMIT = "50000"  # outgoing payments per account, day and currency
+
 
 def _dec(name: str, scale: int, agg: str = "value", **kw: object) -> Column:
     return Column(name, "decimal", agg, scale, **kw)  # type: ignore[arg-type]
+
+
+TENANT = "Tenant of the source events (the ce_tenant header); queries see their own tenant's rows."
+SRC_TOPIC = "Topic of the source event."
+SRC_PARTITION = "Partition of the source event."
+SRC_OFFSET = "Offset of the source event in its partition."
 
 
 def late_table(projection: str) -> Table:
@@ -20,42 +41,60 @@ def late_table(projection: str) -> Table:
         f"{projection}_late",
         "append",
         (
-            Column("src_topic", S, "key"),
-            Column("src_partition", N, "key"),
-            Column("src_offset", N, "key"),
-            Column("view", S, "key"),  # one late event can miss several windows
-            Column("tenant", S),
-            Column("window_start", T),
-            Column("event_at", T),
+            Column("src_topic", S, "key", doc=SRC_TOPIC),
+            Column("src_partition", N, "key", doc=SRC_PARTITION),
+            Column("src_offset", N, "key", doc=SRC_OFFSET),
+            # one late event can miss several windows
+            Column("view", S, "key", doc="The view table whose window the event missed."),
+            Column("tenant", S, doc=TENANT),
+            Column("window_start", T, doc="Start (UTC) of the window the event belonged to."),
+            Column("event_at", T, doc="The event's own time (UTC)."),
         ),
         "Events that arrived after their window closed (late_mode=side).",
     )
 
 
-def _bars(name: str) -> Table:
+def _near() -> str:
+    low = int(float(AML_THRESHOLD) * (1 - float(AML_BAND)))
+    return f"{low} <= amount < {AML_THRESHOLD} in the payment's currency"
+
+
+def _bars(name: str, size: str) -> Table:
     return Table(
         name,
         "aggregate",
         (
-            Column("tenant", S, "key"),
-            Column("instrument", S, "key"),
-            Column("window_start", T, "key"),
-            Column("window_end", T, "max"),
-            Column("currency", S, "max"),
-            _dec("open", 8, "first"),
-            _dec("high", 8, "max"),
-            _dec("low", 8, "min"),
-            _dec("close", 8, "last"),
-            _dec("volume", 4, "sum"),
-            _dec("notional", 12, "sum"),
-            _dec("vwap", 8, "derived", nullable=True, expr="notional/volume"),
-            Column("events", N, "sum"),
-            Column("first_at", T, "min"),
-            Column("first_pos", N, "first"),
-            Column("last_at", T, "max"),
-            Column("last_pos", N, "last"),
+            Column("tenant", S, "key", doc=TENANT),
+            Column("instrument", S, "key", doc="Instrument symbol (ISIN or ticker)."),
+            Column(
+                "currency",
+                S,
+                "key",
+                doc="ISO 4217 currency of the trades: one bar per currency, never blended.",
+            ),
+            Column("window_start", T, "key", doc="Window start (UTC, inclusive), by trade time."),
+            Column("window_end", T, "max", doc="Window end (UTC, exclusive)."),
+            _dec("open", 8, "first", doc="Price of the window's first trade (by executed_at)."),
+            _dec("high", 8, "max", doc="Highest trade price in the window."),
+            _dec("low", 8, "min", doc="Lowest trade price in the window."),
+            _dec("close", 8, "last", doc="Price of the window's last trade (by executed_at)."),
+            _dec("volume", 4, "sum", doc="Sum of traded quantities."),
+            _dec("notional", 12, "sum", doc="Sum of price × quantity, in the bar's currency."),
+            _dec(
+                "vwap",
+                8,
+                "derived",
+                nullable=True,
+                expr="notional/volume",
+                doc="Volume-weighted average price = notional / volume (NULL when volume is 0).",
+            ),
+            Column("events", N, "sum", doc="Number of trades in the bar."),
+            Column("first_at", T, "min", doc="Time of the first trade (UTC)."),
+            Column("first_pos", N, "first", doc="Log position of the first trade (tie-break)."),
+            Column("last_at", T, "max", doc="Time of the last trade (UTC)."),
+            Column("last_pos", N, "last", doc="Log position of the last trade (tie-break)."),
         ),
-        "OHLCV and VWAP per instrument and event-time window.",
+        f"OHLCV and VWAP per instrument, currency and {size} event-time window of trades.",
     )
 
 
@@ -63,11 +102,18 @@ MARKET_BARS = Projection(
     name="market_bars",
     store="analytics",
     topics=("trades",),
-    tables=(*(_bars(n) for n, _, _ in folds.BAR_WINDOWS), late_table("market_bars")),
+    tables=(
+        _bars("ohlcv_1m", "1-minute tumbling"),
+        _bars("ohlcv_1h", "1-hour tumbling"),
+        _bars("ohlcv_5m_hop_1m", "5-minute hopping (every minute)"),
+        late_table("market_bars"),
+    ),
     fold=folds.fold_bars,
     columnar=sqlfolds.columnar_bars,
     windowed=True,
-    doc="Trades into OHLCV/VWAP bars: tumbling 1 m and 1 h, hopping 5 m every 1 m.",
+    event_time={"hub.trading.TradeExecuted": "executed_at"},
+    doc="Trades into OHLCV/VWAP bars per instrument and currency: tumbling 1 m and 1 h, "
+    "hopping 5 m every 1 m, by trade time (executed_at).",
 )
 
 POSITIONS = Projection(
@@ -79,18 +125,29 @@ POSITIONS = Projection(
             "positions",
             "entity",
             (
-                Column("tenant", S, "key"),
-                Column("account_id", S, "key"),
-                Column("instrument", S, "key"),
-                Column("currency", S),
-                _dec("quantity", 4),
-                _dec("avg_cost", 8),
-                _dec("realised_pnl", 12),
-                _dec("fees", 2),
-                Column("trades", N),
-                Column("last_trade_at", T),
+                Column("tenant", S, "key", doc=TENANT),
+                Column("account_id", S, "key", doc="The trading account."),
+                Column("instrument", S, "key", doc="Instrument symbol (ISIN or ticker)."),
+                Column(
+                    "currency",
+                    S,
+                    "key",
+                    doc="ISO 4217 currency of the trades: one position per currency, never netted.",
+                ),
+                _dec("quantity", 4, doc="Signed quantity held: positive long, negative short."),
+                _dec("avg_cost", 8, doc="Average cost per unit of the open quantity (0 if flat)."),
+                _dec(
+                    "realised_pnl",
+                    12,
+                    doc="Realised P&L: (price − avg_cost) × closed quantity (reversed for "
+                    "shorts), minus fees, in the position's currency.",
+                ),
+                _dec("fees", 2, doc="Fees paid on the position's trades."),
+                Column("trades", N, doc="Number of trades folded."),
+                Column("last_trade_at", T, doc="Time of the latest trade (UTC)."),
             ),
-            "Position and realised P&L (average cost) per account and instrument.",
+            "Position and realised P&L (average-cost method) per account, instrument and "
+            "currency. Unrealised P&L: join latest_quotes (MARK_TO_MARKET_SQL).",
         ),
     ),
     entities=(
@@ -98,6 +155,44 @@ POSITIONS = Projection(
             "positions", ("hub.trading.TradeExecuted",), folds.position_key, folds.fold_position
         ),
     ),
+    event_time={"hub.trading.TradeExecuted": "executed_at"},
+    doc="Positions and realised P&L per account, instrument and currency (average cost), "
+    "from trades.",
+)
+
+QUOTES = Projection(
+    name="quotes",
+    store="analytics",
+    topics=("quotes",),
+    tables=(
+        Table(
+            "latest_quotes",
+            "entity",
+            (
+                Column("tenant", S, "key", doc=TENANT),
+                Column("instrument", S, "key", doc="Instrument symbol (ISIN or ticker)."),
+                Column("currency", S, "key", doc="ISO 4217 currency of the quote."),
+                Column("venue", S, doc="ISO 10383 MIC of the venue of the latest quote."),
+                _dec("bid", 8, doc="Best bid of the latest quote."),
+                _dec("ask", 8, doc="Best ask of the latest quote."),
+                _dec("mid", 8, doc="(bid + ask) / 2, rounded half-even to 8 places: the mark."),
+                _dec("bid_size", 4, doc="Quantity at the bid."),
+                _dec("ask_size", 4, doc="Quantity at the ask."),
+                Column("quoted_at", T, doc="Quote time (UTC) of the latest quote."),
+                Column("quote_pos", N, doc="Log position of the latest quote (tie-break)."),
+                Column("quotes", N, doc="Number of quotes folded for this key."),
+            ),
+            "Latest quote (by quoted_at) per instrument and currency: the mark for "
+            "mark-to-market P&L.",
+        ),
+    ),
+    entities=(
+        EntityRule(
+            "latest_quotes", ("hub.market.QuotePublished",), folds.quote_key, folds.fold_quote
+        ),
+    ),
+    event_time={"hub.market.QuotePublished": "quoted_at"},
+    doc="Latest top-of-book quote per instrument and currency, from the quotes topic.",
 )
 
 PAYMENT_AGGREGATES = Projection(
@@ -109,12 +204,12 @@ PAYMENT_AGGREGATES = Projection(
             "payment_volumes_1d",
             "aggregate",
             (
-                Column("tenant", S, "key"),
-                Column("day", T, "key"),
-                Column("currency", S, "key"),
-                Column("country", S, "key"),
-                Column("events", N, "sum"),
-                _dec("amount", 2, "sum"),
+                Column("tenant", S, "key", doc=TENANT),
+                Column("day", T, "key", doc="UTC day (midnight) of initiated_at."),
+                Column("currency", S, "key", doc="ISO 4217 currency of the payments."),
+                Column("country", S, "key", doc="Counterparty (destination) country."),
+                Column("events", N, "sum", doc="Number of payments initiated."),
+                _dec("amount", 2, "sum", doc="Sum of initiated amounts, in the currency."),
             ),
             "Initiated payment count and volume per day and corridor (currency, country).",
         ),
@@ -122,23 +217,36 @@ PAYMENT_AGGREGATES = Projection(
             "aml_daily",
             "aggregate",
             (
-                Column("tenant", S, "key"),
-                Column("account_id", S, "key"),
-                Column("day", T, "key"),
-                Column("currency", S, "key"),
-                Column("events", N, "sum"),
-                _dec("amount", 2, "sum"),
-                Column("near_threshold", N, "sum"),
-                _dec("near_threshold_amount", 2, "sum"),
+                Column("tenant", S, "key", doc=TENANT),
+                Column("account_id", S, "key", doc="The paying account."),
+                Column("day", T, "key", doc="UTC day (midnight) of initiated_at."),
+                Column("currency", S, "key", doc="ISO 4217 currency of the payments."),
+                Column("events", N, "sum", doc="Number of payments initiated."),
+                _dec("amount", 2, "sum", doc="Sum of initiated amounts."),
+                Column(
+                    "near_threshold",
+                    N,
+                    "sum",
+                    doc=f"Payments with {_near()} (possible structuring).",
+                ),
+                _dec("near_threshold_amount", 2, "sum", doc="Sum of those payments' amounts."),
             ),
-            "Per account and day: payments, and those just under the reporting threshold.",
+            f"Per account, day and currency: payments, and those just under the AML reporting "
+            f"threshold ({_near()}).",
         ),
         late_table("payment_aggregates"),
     ),
     fold=folds.fold_payment_aggregates,
     columnar=sqlfolds.columnar_payment_aggregates,
     windowed=True,
-    params={"aml_threshold": "10000", "aml_band": "0.1"},
+    event_time={
+        "hub.payments.PaymentInitiated": "initiated_at",
+        "hub.payments.PaymentSettled": "settled_at",
+        "hub.payments.PaymentFailed": "failed_at",
+    },
+    params={"aml_threshold": AML_THRESHOLD, "aml_band": AML_BAND},
+    doc=f"Initiated payments into daily volumes per corridor and daily AML aggregates per "
+    f"account; near the threshold = {_near()}.",
 )
 
 ACCOUNTS = Projection(
@@ -150,21 +258,26 @@ ACCOUNTS = Projection(
             "accounts_current",
             "entity",
             (
-                Column("tenant", S, "key"),
-                Column("account_id", S, "key"),
-                Column("customer_name", S, nullable=True, pii=True),
-                Column("email", S, nullable=True, pii=True),
-                Column("country", S, nullable=True),
-                Column("kyc_level", S, nullable=True),
-                Column("risk_rating", S, nullable=True),
-                Column("base_currency", S, nullable=True),
-                Column("opened_at", T, nullable=True),
-                Column("updated_at", T, nullable=True),
-                Column("version", N),
+                Column("tenant", S, "key", doc=TENANT),
+                Column("account_id", S, "key", doc="The account (data subject)."),
+                Column("customer_name", S, nullable=True, pii=True, doc="Holder's name (PII)."),
+                Column("email", S, nullable=True, pii=True, doc="Holder's e-mail (PII)."),
+                Column("country", S, nullable=True, doc="Holder's country (ISO 3166)."),
+                Column("kyc_level", S, nullable=True, doc="Current KYC level."),
+                Column("risk_rating", S, nullable=True, doc="Current risk rating."),
+                Column("base_currency", S, nullable=True, doc="Account's base currency."),
+                Column("opened_at", T, nullable=True, doc="When the account was opened (UTC)."),
+                Column("updated_at", T, nullable=True, doc="Time of the latest change (UTC)."),
+                Column("version", N, doc="Number of account events folded."),
             ),
             "Current state of each account.",
         ),
     ),
+    event_time={
+        "hub.accounts.AccountOpened": "opened_at",
+        "hub.accounts.AccountUpdated": "updated_at",
+    },
+    doc="Current state of each account (opened, then updated), from the accounts topic.",
     entities=(
         EntityRule(
             "accounts_current",
@@ -184,18 +297,18 @@ PAYMENTS = Projection(
             "payment_status",
             "entity",
             (
-                Column("tenant", S, "key"),
-                Column("payment_id", S, "key"),
-                Column("account_id", S),
-                _dec("amount", 2, nullable=True),
-                Column("currency", S, nullable=True),
-                Column("counterparty_name", S, nullable=True, pii=True),
-                Column("counterparty_country", S, nullable=True),
-                Column("status", S),
-                Column("reason_code", S, nullable=True),
-                Column("initiated_at", T, nullable=True),
-                Column("settled_at", T, nullable=True),
-                Column("failed_at", T, nullable=True),
+                Column("tenant", S, "key", doc=TENANT),
+                Column("payment_id", S, "key", doc="The payment."),
+                Column("account_id", S, doc="The paying account."),
+                _dec("amount", 2, nullable=True, doc="Amount (the settled one once settled)."),
+                Column("currency", S, nullable=True, doc="ISO 4217 currency of the amount."),
+                Column("counterparty_name", S, nullable=True, pii=True, doc="Payee's name (PII)."),
+                Column("counterparty_country", S, nullable=True, doc="Payee's country."),
+                Column("status", S, doc="INITIATED, SETTLED or FAILED (terminal states stay)."),
+                Column("reason_code", S, nullable=True, doc="Failure reason code, if failed."),
+                Column("initiated_at", T, nullable=True, doc="When it was initiated (UTC)."),
+                Column("settled_at", T, nullable=True, doc="When it settled (UTC)."),
+                Column("failed_at", T, nullable=True, doc="When it failed (UTC)."),
             ),
             "Each payment's current status.",
         ),
@@ -203,13 +316,13 @@ PAYMENTS = Projection(
             "payment_history",
             "append",
             (
-                Column("src_topic", S, "key"),
-                Column("src_partition", N, "key"),
-                Column("src_offset", N, "key"),
-                Column("tenant", S),
-                Column("payment_id", S),
-                Column("status", S),
-                Column("at", T, nullable=True),
+                Column("src_topic", S, "key", doc=SRC_TOPIC),
+                Column("src_partition", N, "key", doc=SRC_PARTITION),
+                Column("src_offset", N, "key", doc=SRC_OFFSET),
+                Column("tenant", S, doc=TENANT),
+                Column("payment_id", S, doc="The payment."),
+                Column("status", S, doc="Status this event set: INITIATED, SETTLED or FAILED."),
+                Column("at", T, nullable=True, doc="The event's own time for that status (UTC)."),
             ),
             "Every status change of every payment.",
         ),
@@ -217,16 +330,16 @@ PAYMENTS = Projection(
             "payment_limits",
             "entity",
             (
-                Column("tenant", S, "key"),
-                Column("account_id", S, "key"),
-                Column("day", T, "key"),
-                Column("currency", S, "key"),
-                _dec("used", 2),
-                Column("payments", N),
-                _dec("daily_limit", 2),
-                Column("breached", N),
+                Column("tenant", S, "key", doc=TENANT),
+                Column("account_id", S, "key", doc="The paying account."),
+                Column("day", T, "key", doc="UTC day (midnight) of initiated_at."),
+                Column("currency", S, "key", doc="ISO 4217 currency of the payments."),
+                _dec("used", 2, doc="Sum of the day's initiated amounts."),
+                Column("payments", N, doc="Number of the day's initiated payments."),
+                _dec("daily_limit", 2, doc=f"The daily limit ({DAILY_LIMIT} per currency)."),
+                Column("breached", N, doc="1 when used > daily_limit, else 0."),
             ),
-            "Daily outgoing payment use per account against its limit.",
+            f"Daily outgoing payment use per account and currency against the {DAILY_LIMIT} limit.",
         ),
     ),
     fold=folds.fold_payment_history,
@@ -236,12 +349,19 @@ PAYMENTS = Projection(
             "payment_limits", ("hub.payments.PaymentInitiated",), folds.limit_key, folds.fold_limit
         ),
     ),
-    params={"daily_limit": "50000"},
+    event_time={
+        "hub.payments.PaymentInitiated": "initiated_at",
+        "hub.payments.PaymentSettled": "settled_at",
+        "hub.payments.PaymentFailed": "failed_at",
+    },
+    params={"daily_limit": DAILY_LIMIT},
+    doc="Each payment's status and history, and daily use per account against its limit.",
 )
 
 PROJECTIONS: tuple[Projection, ...] = (
     MARKET_BARS,
     POSITIONS,
+    QUOTES,
     PAYMENT_AGGREGATES,
     ACCOUNTS,
     PAYMENTS,
@@ -254,3 +374,97 @@ def by_name(name: str) -> Projection:
         if p.name == name:
             return p
     raise KeyError(f"{name!r}; known projections: {', '.join(p.name for p in PROJECTIONS)}")
+
+
+# -- documentation served to the catalog and to DESCRIBE / SHOW TABLES ---------------------------
+SRC_OFFSETS_DOC = (
+    "Source ranges of the row: [[topic, partition, first offset, last offset, count], ...] "
+    "(see GET /v1/projections/{name}/rows/{key}/sources)."
+)
+
+# Mark-to-market P&L is a query-time join (positions × latest_quotes), so the mark is always the
+# latest quote the views hold. Positions without a quote in their currency have no mark and are
+# left out (an INNER JOIN: a missing quote is not a zero price).
+MARK_TO_MARKET_SQL = """\
+SELECT p.tenant AS tenant, p.account_id AS account_id, p.instrument AS instrument,
+       p.currency AS currency, p.quantity AS quantity, p.avg_cost AS avg_cost,
+       q.mid AS mark, q.quoted_at AS marked_at,
+       (q.mid - p.avg_cost) * p.quantity AS unrealised_pnl, p.realised_pnl AS realised_pnl
+FROM positions AS p
+INNER JOIN latest_quotes AS q
+  ON q.tenant = p.tenant AND q.instrument = p.instrument AND q.currency = p.currency
+ORDER BY tenant, account_id, instrument, currency"""
+
+
+# Named queries the catalog lists beside the projections whose views they read.
+NAMED_QUERIES: dict[str, dict[str, object]] = {
+    "mark_to_market": {
+        "store": "analytics",
+        "reads": ["positions", "quotes"],
+        "description": "Unrealised P&L = (latest quote mid − avg_cost) × quantity per position "
+        "(same currency; positions without a quote in their currency are left out).",
+        "sql": MARK_TO_MARKET_SQL,
+    },
+}
+
+
+def named_queries(projection: str) -> dict[str, dict[str, object]]:
+    """The named queries reading ``projection``'s views."""
+    return {
+        n: q
+        for n, q in NAMED_QUERIES.items()
+        if projection in q["reads"]  # type: ignore[operator]
+    }
+
+
+def type_name(c: Column) -> str:
+    """The column's logical type as ``DESCRIBE`` shows it: ``string``, ``int64``,
+    ``timestamp(us, UTC)``, ``decimal(38, <scale>)``; ``nullable`` ones end in `` null``."""
+    base = {
+        "string": "string",
+        "int": "int64",
+        "timestamp": "timestamp(us, UTC)",
+        "decimal": f"decimal(38, {c.scale})",
+    }[c.type]
+    return f"{base} null" if c.nullable else base
+
+
+def table_columns(store: str) -> dict[str, list[tuple[str, str, str]]]:
+    """``{table: [(column, type, description), ...]}`` of every view a query on ``store``
+    (``analytics`` or ``transactional``) can name, in column order; entity and aggregate views
+    end with ``src_offsets``. Raises ``KeyError`` for an unknown store."""
+    if store not in ("analytics", "transactional"):
+        raise KeyError(f"{store!r}; known stores: analytics, transactional")
+    out: dict[str, list[tuple[str, str, str]]] = {}
+    for p in PROJECTIONS:
+        if p.store != store:
+            continue
+        for t in p.tables:
+            cols = [(c.name, type_name(c), c.doc) for c in t.columns]
+            if t.kind != "append":
+                cols.append(("src_offsets", "string", SRC_OFFSETS_DOC))
+            out[t.name] = cols
+    return out
+
+
+def describe(p: Projection) -> list[dict[str, object]]:
+    """The tables of ``p`` with their documentation, for the governance catalog."""
+    return [
+        {
+            "name": t.name,
+            "kind": t.kind,
+            "description": t.doc,
+            "key": list(t.key),
+            "columns": [
+                {
+                    "name": c.name,
+                    "type": type_name(c),
+                    "description": c.doc,
+                    "key": c.agg == "key",
+                    "pii": c.pii,
+                }
+                for c in t.columns
+            ],
+        }
+        for t in p.tables
+    ]

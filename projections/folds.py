@@ -60,7 +60,8 @@ BAR_WINDOWS: tuple[tuple[str, int, int], ...] = (
 
 
 def fold_bars(events: Sequence[Event], ws: WindowState, ctx: FoldContext) -> dict[str, list[Row]]:
-    """Trades -> per-instrument OHLCV bars (tumbling 1 m and 1 h, hopping 5 m every 1 m)."""
+    """Trades -> OHLCV bars per instrument and currency (tumbling 1 m and 1 h, hopping 5 m every
+    1 m). Currency is part of the key: trades in two currencies make two bars, never a blend."""
     lateness = ctx.windowing.allowed_lateness_us
     side = ctx.windowing.late_mode == "side"
     parts = {name: Partials() for name, _, _ in BAR_WINDOWS}
@@ -80,7 +81,7 @@ def fold_bars(events: Sequence[Event], ws: WindowState, ctx: FoldContext) -> dic
                     late.append(_late_row(e, name, start, ts))
                     continue
                 row = parts[name].get(
-                    (e.tenant, v["instrument"], start),
+                    (e.tenant, v["instrument"], v["currency"], start),
                     e,
                     lambda e=e, v=v, start=start, size=size, ts=ts, pos=pos: {
                         "tenant": e.tenant,
@@ -182,7 +183,9 @@ def fold_payment_aggregates(
 
 # -- positions and realised P&L (entity, average-cost method) ------------------------------------
 def position_key(e: Event) -> tuple[Any, ...]:
-    return (e.tenant, e.value["account_id"], e.value["instrument"])
+    """A position per account, instrument AND currency: trades in another currency open another
+    position (quantities and costs in two currencies never net)."""
+    return (e.tenant, e.value["account_id"], e.value["instrument"], e.value["currency"])
 
 
 def fold_position(state: Row | None, e: Event, ctx: FoldContext) -> Row:
@@ -229,6 +232,42 @@ def fold_position(state: Row | None, e: Event, ctx: FoldContext) -> Row:
     row["quantity"], row["avg_cost"] = qty, avg
     row["trades"] += 1
     row["last_trade_at"] = max(row["last_trade_at"], to_micros(v["executed_at"]))
+    return row
+
+
+# -- latest quote per instrument and currency (entity) -------------------------------------------
+Q_HALF = Decimal("1e-8")
+
+
+def quote_key(e: Event) -> tuple[Any, ...]:
+    return (e.tenant, e.value["instrument"], e.value["currency"])
+
+
+def fold_quote(state: Row | None, e: Event, ctx: FoldContext) -> Row:
+    """The latest quote by quote time (``quoted_at``, then log position for equal times): an
+    older quote arriving late counts but does not replace a newer one. ``mid`` = (bid + ask) / 2
+    rounded half-even to 8 places."""
+    v = e.value
+    at = to_micros(v["quoted_at"])
+    pos = e.pos
+    if state is not None and (at, pos) < (state["quoted_at"], state["quote_pos"]):
+        row = dict(state)
+    else:
+        row = {
+            "tenant": e.tenant,
+            "instrument": v["instrument"],
+            "currency": v["currency"],
+            "venue": v["venue"],
+            "bid": v["bid"],
+            "ask": v["ask"],
+            "mid": ((v["bid"] + v["ask"]) / 2).quantize(Q_HALF, ROUND_HALF_EVEN),
+            "bid_size": v["bid_size"],
+            "ask_size": v["ask_size"],
+            "quoted_at": at,
+            "quote_pos": pos,
+            "quotes": state["quotes"] if state else 0,
+        }
+    row["quotes"] += 1
     return row
 
 

@@ -36,7 +36,8 @@ Row = dict[str, Any]
 
 @dataclass(frozen=True, slots=True)
 class Column:
-    """A view column. ``scale`` applies to decimals (precision is always 38)."""
+    """A view column. ``scale`` applies to decimals (precision is always 38); ``doc`` says what
+    the value means (served by the catalog, ``DESCRIBE`` and ``projections.catalog``)."""
 
     name: str
     type: ColumnType
@@ -45,6 +46,7 @@ class Column:
     nullable: bool = False
     pii: bool = False  # derived from an Avro field classified ``pii``: masked without pii.read
     expr: str = ""  # agg "derived": "a/b" = a divided by b at read time (e.g. VWAP)
+    doc: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +137,8 @@ class Projection:
     windowed: bool = False
     params: Mapping[str, Any] = field(default_factory=dict)
     doc: str = ""
+    # event type -> the Avro field holding its event time (time travel by ``event_time``)
+    event_time: Mapping[str, str] = field(default_factory=dict)
 
     def table(self, name: str) -> Table:
         for t in self.tables:
@@ -163,6 +167,14 @@ class WindowState:
         k = (topic, partition)
         if event_us > self.max_seen.get(k, -(1 << 62)):
             self.max_seen[k] = event_us
+
+
+def event_time_us(p: Projection, e: Event) -> int:
+    """When ``e`` happened, in µs: its ``p.event_time`` field (e.g. ``executed_at``), else the
+    log time of the record (an event type without a time field, or a null one)."""
+    name = p.event_time.get(e.event_type)
+    value = e.value.get(name) if name else None
+    return to_micros(value) if value is not None else e.timestamp_ms * 1000
 
 
 def to_micros(value: datetime | int) -> int:

@@ -34,7 +34,15 @@ from hub.ports.views import Checkpoint, Hook, Position, Target, ViewStore, no_ho
 from projections.columnar import Unsupported, decode_values, envelope
 from projections.decode import Decoder, Poison
 from projections.folds import merge_src
-from projections.model import Event, FoldContext, Projection, Row, Windowing, WindowState
+from projections.model import (
+    Event,
+    FoldContext,
+    Projection,
+    Row,
+    Windowing,
+    WindowState,
+    event_time_us,
+)
 
 log = logging.getLogger("hub.projections")
 
@@ -43,14 +51,18 @@ Quarantine = Callable[[str, StoredRecord, str, str], None]
 
 @dataclass(frozen=True, slots=True)
 class Bound:
-    """Where a run stops: per-partition end offsets (exclusive) and/or a log time (ms, inclusive).
+    """Where a run stops: per-partition end offsets (exclusive) and/or a log time (ms, inclusive)
+    and/or an event time (µs, inclusive).
 
-    Records after ``time_ms`` are skipped (time travel); a partition without an offset bound
-    stops at the end offset seen when the run started.
+    Records after ``time_ms`` are skipped (time travel by log time); events whose own time
+    (``model.event_time_us``: ``executed_at``, ``initiated_at``, ...) is after ``event_time_us``
+    are skipped too (time travel by event time; the Python path folds such runs). A partition
+    without an offset bound stops at the end offset seen when the run started.
     """
 
     offsets: Mapping[tuple[str, int], int] = field(default_factory=dict)
     time_ms: int | None = None
+    event_time_us: int | None = None
 
 
 @dataclass(slots=True)
@@ -235,9 +247,17 @@ class ProjectionRunner:
                 ):
                     continue
                 try:
-                    events.append(self.decoder.decode(r, decrypt=self.pii_fields))
+                    ev = self.decoder.decode(r, decrypt=self.pii_fields)
                 except Poison as exc:
                     self._poison(r, exc.code, exc.reason, result)
+                    continue
+                if (
+                    bound is not None
+                    and bound.event_time_us is not None
+                    and event_time_us(proj, ev) > bound.event_time_us
+                ):
+                    continue
+                events.append(ev)
             decoded.append((tp, events))
             result.events += len(events)
         # aggregate / append tables: the batch fold, one partition chunk at a time
@@ -293,6 +313,8 @@ class ProjectionRunner:
             return None
         if not getattr(self.store, "can_select_over", False):
             return None
+        if bound is not None and bound.event_time_us is not None:
+            return None  # event-time cuts are per decoded event: the Python path
         time_ms = None if bound is None else bound.time_ms
         tables: list[tuple[tuple[str, int], pa.Table]] = []
         try:

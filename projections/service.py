@@ -12,11 +12,14 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
+
+import pyarrow as pa
 
 from domain.envelope import parse_rfc3339
 from governance.retention import cut_expired_rows
@@ -29,6 +32,7 @@ from projections.decode import Decoder
 from projections.digest import digest
 from projections.model import Event, FoldContext, Projection, Table, Windowing, WindowState
 from projections.runner import Bound, ProjectionRunner
+from projections.types import canonical, row_json
 
 log = logging.getLogger("hub.projections")
 
@@ -72,6 +76,8 @@ class ProjectionService:
         self._guard = threading.Lock()
         self._threads: list[threading.Thread] = []
         self._stop = threading.Event()
+        self._layout_lock = threading.RLock()
+        self._layout_ok: set[str] = set()
 
     # -- wiring ------------------------------------------------------------------------------------
     def store(self, kind: str) -> ViewStore:
@@ -82,6 +88,7 @@ class ProjectionService:
 
     def runner(self, name: str) -> ProjectionRunner:
         proj = projection(name)
+        self._ready(proj)
         with self._guard:
             r = self._runners.get(name)
         if r is None:
@@ -89,6 +96,45 @@ class ProjectionService:
             with self._guard:
                 r = self._runners.setdefault(name, r)
         return r
+
+    def _ready(self, proj: Projection) -> None:
+        """Make sure the live views have the layout of this code's definition, once per process.
+
+        The layout (``layout_of``: tables, columns, keys, types, parameters, fold version) is
+        stored beside the digests under ``<name>#layout``. When it differs, or is missing from
+        a data folder that already holds rows (written before layouts were recorded), the live
+        tables and positions are dropped and the projection is replayed from the log now: a
+        data folder from before keeps working, with views in the new layout."""
+        with self._layout_lock:
+            if proj.name in self._layout_ok:
+                return
+            self._layout_ok.add(proj.name)
+            store = self.store(proj.store)
+            want = layout_of(proj)
+            have = store.states(f"{proj.name}#layout")
+            live = Target(proj.name)
+            stale = bool(have) and have[0].digest != want
+            stale = stale or (not have and store.checkpoint(live).batch_seq > 0)
+            if stale:
+                log.warning(
+                    "projection layout changed: dropping and replaying its views",
+                    extra={"projection": proj.name, "layout": want},
+                )
+                store.drop(live, proj.tables)
+            if stale or not have:
+                store.save_state(
+                    ViewState(
+                        f"{proj.name}#layout",
+                        "layout",
+                        want,
+                        0,
+                        "[]",
+                        None,
+                        int(time.time() * 1000),
+                    )
+                )
+            if stale:
+                self.runner(proj.name).catch_up()
 
     def _new_runner(
         self, proj: Projection, target: Target, hook: Callable[[str], None] = no_hook
@@ -282,45 +328,94 @@ class ProjectionService:
     def _positions_of(self, runner: ProjectionRunner) -> dict[tuple[str, int], int]:
         return {tp: pos.next_offset for tp, pos in runner.checkpoint.positions.items()}
 
-    def at(
+    @contextmanager
+    def _replay(
         self,
         name: str,
-        *,
-        offset: int | None = None,
-        time_ms: int | None = None,
-        table: str | None = None,
-        where: dict[str, Any] | None = None,
-    ) -> dict[str, Any]:
-        """The views as of a past point: a replay into a temporary copy, then dropped."""
-        if (offset is None) == (time_ms is None):
-            raise InvalidInput("Give exactly one of --offset N or --time T.", code="invalid_bound")
+        offset: int | None,
+        time_ms: int | None,
+        event_time_us: int | None,
+    ) -> Iterator[tuple[Projection, Target, ViewStore]]:
+        """A temporary copy of ``name``'s views as of one point (dropped on exit): every
+        partition up to ``offset``, or records up to log time ``time_ms``, or events up to
+        their own time ``event_time_us`` (``Projection.event_time``: ``executed_at``, ...)."""
+        given = [x for x in (offset, time_ms, event_time_us) if x is not None]
+        if len(given) != 1:
+            raise InvalidInput(
+                "Give exactly one of offset (N), time_ms (log time) or event_time (RFC 3339 or "
+                f"epoch ms); got {len(given)}.",
+                code="invalid_bound",
+            )
         proj = projection(name)
         target = Target(name, f"at_{uuid.uuid4().hex[:12]}")
         store = self.store(proj.store)
         runner = self._new_runner(proj, target)
         try:
             runner.open()
+            ends = {(t, p): e for t in proj.topics for p, e in self.log.end_offsets(t).items()}
             if offset is not None:
-                bound = Bound(
-                    {(t, p): offset for t in proj.topics for p in self.log.end_offsets(t)}
-                )
+                bound = Bound({tp: offset for tp in ends})
             else:
-                ends = {(t, p): e for t in proj.topics for p, e in self.log.end_offsets(t).items()}
-                bound = Bound(ends, time_ms)
+                bound = Bound(ends, time_ms, event_time_us)
             runner.catch_up(bound)
             cut_expired_rows(self, proj, target, record=False)  # nor does time travel show them
+            yield proj, target, store
+        finally:
+            store.drop(target, proj.tables)
+
+    def at(
+        self,
+        name: str,
+        *,
+        offset: int | None = None,
+        time_ms: int | None = None,
+        event_time_us: int | None = None,
+        table: str | None = None,
+        where: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """The views as of a past point (see ``_replay``): rows and digests."""
+        with self._replay(name, offset, time_ms, event_time_us) as (proj, target, store):
+            if table is not None and table not in {t.name for t in proj.tables}:
+                raise NotFound(
+                    f"Projection {name} has no table {table!r}: use one of "
+                    f"{', '.join(t.name for t in proj.tables)}.",
+                    code="table_not_found",
+                )
             tables = [proj.table(table)] if table else list(proj.tables)
             views = {t.name: store.rows(target, t, where) for t in tables}
             digests = {t.name: digest(t, views[t.name])[0] for t in tables}
-        finally:
-            store.drop(target, proj.tables)
         return {
             "projection": name,
             "offset": offset,
             "time_ms": time_ms,
+            "event_time_us": event_time_us,
             "views": views,
             "digests": digests,
         }
+
+    def at_query(
+        self,
+        policy: PolicyEngine,
+        principal: Principal,
+        name: str,
+        sql: str,
+        *,
+        offset: int | None = None,
+        time_ms: int | None = None,
+        event_time_us: int | None = None,
+    ) -> pa.Table:
+        """``sql`` (the guarded query of ``query``) over ``name``'s views as of a past point: the
+        query names the projection's tables as usual and reads the replayed copy, filtered and
+        masked for ``principal`` exactly like the live views. Other projections' tables are not
+        visible (they are not replayed)."""
+        with self._replay(name, offset, time_ms, event_time_us) as (proj, target, store):
+            own = {t.name for t in proj.tables}
+            grants = [
+                replace(g, source=target.table(g.name))
+                for g in self.grants(policy, principal, proj.store)
+                if g.name in own
+            ]
+            return canonical(store.query(sql, grants))
 
     # -- provable rows -----------------------------------------------------------------------------
     def parse_key(self, table: Table, key: str) -> dict[str, Any]:
@@ -380,12 +475,8 @@ class ProjectionService:
             "projection": name,
             "table": table.name,
             "row": {
-                k: "***"
-                if k in hidden and v is not None
-                else str(v)
-                if isinstance(v, Decimal)
-                else v
-                for k, v in row.items()
+                k: "***" if k in hidden and v is not None else v
+                for k, v in row_json(table, row).items()
             },
             "src_offsets": src,
             "events": events,
@@ -454,8 +545,57 @@ class ProjectionService:
         views = self.store(store)
         for p in PROJECTIONS:
             if p.store == store:
+                self._ready(p)
                 views.ensure(Target(p.name), p.tables)
-        return views.query(sql, self.grants(policy, principal, store))
+        return canonical(views.query(sql, self.grants(policy, principal, store)))
+
+
+def at_json(found: dict[str, Any]) -> dict[str, Any]:
+    """``ProjectionService.at``'s answer in the JSON representations of ``projections.types``
+    (timestamps ISO-8601 UTC, decimals exact strings)."""
+    proj = projection(found["projection"])
+    views = {
+        name: [row_json(proj.table(name), r) for r in rows] for name, rows in found["views"].items()
+    }
+    return {**found, "views": views}
+
+
+FOLDS_VERSION = 2  # bump when a fold's output changes for the same events (2: per-currency keys)
+
+
+def layout_of(p: Projection) -> str:
+    """A fingerprint of what the stored views of ``p`` look like and mean (not their docs)."""
+    spec = {
+        "folds": FOLDS_VERSION,
+        "params": {k: str(v) for k, v in sorted(p.params.items())},
+        "tables": [
+            [
+                t.name,
+                t.kind,
+                [[c.name, c.type, c.agg, c.scale, c.nullable, c.expr] for c in t.columns],
+            ]
+            for t in p.tables
+        ],
+    }
+    text = json.dumps(spec, sort_keys=True)
+    return f"v{FOLDS_VERSION}-" + hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def point_in_time_us(text: str) -> int:
+    """An event-time bound given as RFC 3339 (``2026-11-24T12:00:00Z``) or epoch milliseconds,
+    in µs; ``InvalidInput`` naming the value otherwise."""
+    text = text.strip()
+    if text.isdigit():
+        return int(text) * 1000
+    try:
+        dt = parse_rfc3339(text)
+    except ValueError as exc:
+        raise InvalidInput(
+            f"event_time={text!r} is not a time: give RFC 3339 (2026-11-24T12:00:00Z) or epoch "
+            "milliseconds.",
+            code="invalid_event_time",
+        ) from exc
+    return (dt - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
 
 
 def _micros(text: str) -> int:

@@ -122,9 +122,8 @@ def _finish(got: pa.Table, names: Sequence[str], ts_cols: Sequence[str]) -> pa.T
 
 # -- market bars ------------------------------------------------------------------------------
 BARS_SQL = """
-SELECT view, src_topic, src_partition, tenant, instrument, window_start,
+SELECT view, src_topic, src_partition, tenant, instrument, currency, window_start,
        window_start + max(window_size) AS window_end,
-       argMin(currency, src_offset) AS currency,
        argMin(price, (ts, pos)) AS open, max(price) AS high, min(price) AS low,
        argMax(price, (ts, pos)) AS close,
        sum(quantity) AS volume, sum(price * quantity) AS notional,
@@ -133,7 +132,7 @@ SELECT view, src_topic, src_partition, tenant, instrument, window_start,
        max(ts) AS last_at, argMax(pos, (ts, pos)) AS last_pos,
        min(src_offset) AS src_first, max(src_offset) AS src_last
 FROM Python(__batch__)
-GROUP BY view, src_topic, src_partition, tenant, instrument, window_start
+GROUP BY view, src_topic, src_partition, tenant, instrument, currency, window_start
 """
 
 _BAR_COLS = (

@@ -98,24 +98,72 @@ def projection_digest(obj: Ctx, name: str) -> None:
 @click.argument("name")
 @click.option("--offset", type=int, default=None, help="Every partition up to this offset.")
 @click.option("--time", "time_", default=None, help="RFC 3339 time or epoch ms (log time).")
+@click.option(
+    "--event-time",
+    default=None,
+    help="RFC 3339 time or epoch ms: events whose own time (executed_at, ...) is at or before.",
+)
 @click.option("--table", default=None, help="Only this view.")
+@click.option("--sql", default=None, help="Run this query (as `hub query`) over that state.")
+@click.option("--format", "fmt", type=click.Choice(["csv", "parquet", "json"]), default="csv")
+@click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write to FILE.")
 @click.pass_obj
 def projection_at(
-    obj: Ctx, name: str, offset: int | None, time_: str | None, table: str | None
+    obj: Ctx,
+    name: str,
+    offset: int | None,
+    time_: str | None,
+    event_time: str | None,
+    table: str | None,
+    sql: str | None,
+    fmt: str,
+    out: str | None,
 ) -> None:
-    """NAME's views as of a past offset or time (a bounded replay)."""
+    """NAME's views as of a past offset, log time or event time (a bounded replay); with --sql,
+    the result of a query over them instead."""
     from domain.envelope import parse_rfc3339
 
     def go() -> None:
+        from projections.service import at_json, point_in_time_us
+
         time_ms = None
         if time_ is not None:
-            time_ms = (
-                int(time_) if time_.isdigit() else int(parse_rfc3339(time_).timestamp() * 1000)
-            )
+            try:
+                time_ms = (
+                    int(time_) if time_.isdigit() else int(parse_rfc3339(time_).timestamp() * 1000)
+                )
+            except ValueError as exc:
+                raise InvalidInput(
+                    f"--time {time_!r} is not a time: give RFC 3339 or epoch milliseconds."
+                ) from exc
+        event_us = None if event_time is None else point_in_time_us(event_time)
         with obj.hub() as h:
             authorize(h, "projection.rebuild", f"projections/{name}")
-            out = h.projections.at(name, offset=offset, time_ms=time_ms, table=table)
-            click.echo(json.dumps(out, indent=2, default=str))
+            if sql is None:
+                found = h.projections.at(
+                    name, offset=offset, time_ms=time_ms, event_time_us=event_us, table=table
+                )
+                click.echo(json.dumps(at_json(found), indent=2, default=str))
+                return
+            authorize(h, "query.run", "query")
+            from projections.types import render
+
+            result = h.projections.at_query(
+                h.policy,
+                OPERATOR,
+                name,
+                sql,
+                offset=offset,
+                time_ms=time_ms,
+                event_time_us=event_us,
+            )
+            data, _ = render(result, fmt)
+            if out:
+                Path(out).write_bytes(data)
+            else:
+                sys.stdout.buffer.write(data)
+                if fmt != "parquet":
+                    sys.stdout.buffer.write(b"\n")
 
     run_safely(go)
 

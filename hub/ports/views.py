@@ -133,12 +133,22 @@ class Checkpoint:
 
 @dataclass(frozen=True, slots=True)
 class ViewGrant:
-    """One view a query may read: ``tenant`` filters rows (None = all), ``masked`` columns."""
+    """One view a query may read: ``tenant`` filters rows (None = all), ``masked`` columns.
+
+    The query names it ``name``; its rows come from the store's view ``source`` (a target's copy,
+    ``Target.table(name)``, e.g. a time-travel replay), or from the live view ``name`` when empty.
+    """
 
     name: str
     columns: tuple[str, ...]
     tenant: str | None
     masked: frozenset[str] = frozenset()
+    source: str = ""
+
+    @property
+    def relation(self) -> str:
+        """The store's view the rows come from."""
+        return self.source or self.name
 
 
 @dataclass(frozen=True, slots=True)

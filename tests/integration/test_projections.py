@@ -345,7 +345,7 @@ def test_sources_of_an_aggregate_row_are_exact(tmp_path):
         from projections.catalog import MARKET_BARS
 
         row = ps.store("analytics").rows(Target("market_bars"), MARKET_BARS.table("ohlcv_1h"))[0]
-        key = f"acme|{row['instrument']}|{row['window_start']}"
+        key = f"acme|{row['instrument']}|{row['currency']}|{row['window_start']}"
         got = ps.sources("market_bars", "ohlcv_1h", key)
         assert got["complete"] and len(got["events"]) == row["events"]
         assert sum(D(e["value"]["quantity"]) for e in got["events"]) == row["volume"]

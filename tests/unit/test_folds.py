@@ -7,13 +7,21 @@ from decimal import Decimal as D
 
 import pytest
 
-from projections.catalog import MARKET_BARS, PAYMENT_AGGREGATES
-from projections.folds import fold_bars, fold_payment_aggregates, fold_position, merge_src
+from projections.catalog import MARKET_BARS, PAYMENT_AGGREGATES, POSITIONS
+from projections.folds import (
+    fold_bars,
+    fold_payment_aggregates,
+    fold_position,
+    merge_src,
+    position_key,
+)
 from projections.model import Event, FoldContext, Windowing, WindowState
 from projections.windows import MINUTE_US, hopping, is_late, tumbling
 
 
-def trade(offset, minute, second=0, price="100", qty="1", side="BUY", partition=0, fees="0"):
+def trade(
+    offset, minute, second=0, price="100", qty="1", side="BUY", partition=0, fees="0", cur="USD"
+):
     return Event(
         "trades",
         partition,
@@ -29,7 +37,7 @@ def trade(offset, minute, second=0, price="100", qty="1", side="BUY", partition=
             "side": side,
             "quantity": D(qty),
             "price": D(price),
-            "currency": "USD",
+            "currency": cur,
             "fees": D(fees),
             "executed_at": datetime(2026, 1, 1, 0, minute, second, tzinfo=UTC),
         },
@@ -102,6 +110,25 @@ def test_positions_average_cost_and_realised_pnl():
     s = fold_position(s, trade(3, 0, price="10", qty="20", side="SELL"), ctx)
     assert s["quantity"] == D(-5) and s["avg_cost"] == D(10)  # reversed into a short at 10
     assert s["realised_pnl"] == D("13.50") + (D(10) - D(15)) * 15
+
+
+def test_bars_are_per_currency_never_blended():
+    """Issue 11 item 9: one XXX trade at price 1 must not turn a USD bar into an XXX one."""
+    events = [trade(0, 0, 1, "100", "10"), trade(1, 0, 2, "1", "1", cur="XXX")]
+    out = fold_bars(events, WindowState(), FoldContext())
+    bars = {b["currency"]: b for b in out["ohlcv_1h"]}
+    assert set(bars) == {"USD", "XXX"}
+    usd = bars["USD"]
+    assert (usd["open"], usd["low"], usd["close"]) == (D(100), D(100), D(100))
+    assert usd["volume"] == D(10) and usd["notional"] == D(1000)  # VWAP stays 100
+    assert bars["XXX"]["volume"] == D(1)
+    assert "currency" in MARKET_BARS.table("ohlcv_1h").key
+
+
+def test_positions_are_per_currency():
+    usd, xxx = trade(0, 0, price="100", qty="10"), trade(1, 0, price="1", qty="10", cur="XXX")
+    assert position_key(usd) != position_key(xxx)
+    assert "currency" in POSITIONS.table("positions").key
 
 
 def payment(offset, amount, day=1):

@@ -12,7 +12,6 @@ whose views the SQL names (``query_inputs``) and writing
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import re
 from collections.abc import AsyncIterator, Mapping
@@ -71,14 +70,53 @@ def at(
     request: Request,
     offset: int | None = Query(None, ge=0),
     time_ms: int | None = Query(None, ge=0),
+    event_time: str | None = Query(None, max_length=64),
     table: str | None = None,
     _: Principal = Depends(authorize("projection.rebuild")),
 ) -> Any:
-    return json.loads(
-        json.dumps(
-            _service(request).at(name, offset=offset, time_ms=time_ms, table=table), default=str
-        )
+    """The views as of a past point: ``offset``, log time ``time_ms``, or ``event_time`` (RFC
+    3339 or epoch ms: events whose own time, e.g. ``executed_at``, is at or before it)."""
+    from projections.service import at_json, point_in_time_us
+
+    event_us = None if event_time is None else point_in_time_us(event_time)
+    found = _service(request).at(
+        name, offset=offset, time_ms=time_ms, event_time_us=event_us, table=table
     )
+    return json.loads(json.dumps(at_json(found), default=str))
+
+
+class AtQueryBody(BaseModel):
+    sql: str = Field(min_length=1, max_length=100_000)
+    format: str = Field(default="json", pattern="^(json|csv|parquet)$")
+    offset: int | None = Field(default=None, ge=0)
+    time_ms: int | None = Field(default=None, ge=0)
+    event_time: str | None = Field(default=None, max_length=64)
+
+
+@router.post("/v1/projections/{name}/at/query")
+def at_query(
+    name: str,
+    body: AtQueryBody,
+    request: Request,
+    principal: Principal = Depends(authorize("projection.rebuild")),
+    __: Principal = Depends(authorize("query.run")),
+) -> Response:
+    """The guarded query of ``POST /v1/query`` over ``name``'s views replayed to one point."""
+    from projections.service import point_in_time_us
+
+    hub = hub_of(request)
+    event_us = None if body.event_time is None else point_in_time_us(body.event_time)
+    table = hub.projections.at_query(
+        hub.policy,
+        principal,
+        name,
+        body.sql,
+        offset=body.offset,
+        time_ms=body.time_ms,
+        event_time_us=event_us,
+    )
+    data, media = export(table, body.format)
+    return Response(data, media_type=media)
 
 
 @router.get("/v1/projections/{name}/rows/{key}/sources")
@@ -105,25 +143,11 @@ class QueryBody(BaseModel):
 
 
 def export(table: pa.Table, fmt: str) -> tuple[bytes, str]:
-    """A query result as CSV, Parquet or JSON (decimals as strings, exact)."""
-    if fmt == "parquet":
-        import pyarrow.parquet as pq
+    """A query result as CSV, Parquet or JSON in the canonical representations of
+    ``projections.types`` (decimals exact, timestamps ISO-8601 UTC in text formats)."""
+    from projections.types import render
 
-        buf = io.BytesIO()
-        pq.write_table(table, buf)
-        return buf.getvalue(), "application/vnd.apache.parquet"
-    if fmt == "csv":
-        import pyarrow.csv as pcsv
-
-        buf = io.BytesIO()
-        pcsv.write_csv(table, buf)
-        return buf.getvalue(), "text/csv"
-    if fmt == "json":
-        rows = table.to_pylist()
-        return json.dumps({"columns": table.column_names, "rows": rows}, default=str).encode(), (
-            "application/json"
-        )
-    raise InvalidInput(f"format={fmt!r} is invalid: use csv, parquet or json.")
+    return render(table, fmt)
 
 
 # Strings and comments first, so a view name inside them is not taken for a read.

@@ -38,6 +38,7 @@ from fastapi.routing import APIRoute
 
 from hub.api.deps import authorize, hub_of, read_json
 from hub.errors import (
+    Forbidden,
     HubError,
     InvalidInput,
     InvalidSchema,
@@ -45,6 +46,7 @@ from hub.errors import (
     SubjectNotFound,
 )
 from hub.ports.policy import Principal
+from hub.registry.internal import is_internal_subject
 from hub.registry.service import (
     Reference,
     SchemaRegistry,
@@ -98,6 +100,7 @@ CONFLUENT_ERRORS: Mapping[str, tuple[int, int]] = {
     "not_acceptable": (406, 406),
     "unauthenticated": (401, 40101),
     "forbidden": (403, 40301),
+    "internal_subject": (403, 40301),
     "storage_busy": (500, 50001),
     "retryable": (500, 50001),
     "hub_error": (500, 50001),
@@ -235,6 +238,17 @@ def _version_id(text: str) -> int | str:
             code="invalid_version",
         )
     return number
+
+
+def _refuse_internal(subject: str, change: str) -> None:
+    """Subjects of internal topics change only with the hub's own release (``domain_setup``)."""
+    if is_internal_subject(subject):
+        raise Forbidden(
+            f"Subject {subject!r} belongs to an internal topic of the hub: {change} it through "
+            "the registry API is refused for every role, because the hub's own services write "
+            "with its schema (the hub registers its internal schemas itself at start).",
+            code="internal_subject",
+        )
 
 
 def _page(items: Sequence[Any], offset: int, limit: int) -> list[Any]:
@@ -501,6 +515,7 @@ def register(
     subject: str,
     normalize: bool = False,  # accepted: the registry always compares canonical forms
 ) -> dict[str, Any]:
+    _refuse_internal(subject, "registering a schema version under")
     registry = _registry(request)
     candidate = _Candidate(registry, body)
     sv = registry.register(
@@ -544,6 +559,7 @@ def delete_version(
     version: str,
     permanent: bool = False,
 ) -> int:
+    _refuse_internal(subject, "deleting a version of")
     return _registry(request).delete_version(subject, _version_id(version), permanent=permanent)
 
 
@@ -554,6 +570,7 @@ def delete_subject(
     subject: str,
     permanent: bool = False,
 ) -> list[int]:
+    _refuse_internal(subject, "deleting")
     return _registry(request).delete_subject(subject, permanent=permanent)
 
 
@@ -695,6 +712,7 @@ def set_subject_config(
     body: JsonBody,
     subject: str,
 ) -> dict[str, Any]:
+    _refuse_internal(subject, "changing the compatibility level of")
     level = _registry(request).check_compatibility_level(_level_of(body))
     _governed_set(request, principal, subject, level)
     return {"compatibility": level}
@@ -704,6 +722,7 @@ def set_subject_config(
 def delete_subject_config(
     request: Request, subject: str, principal: CanConfigure
 ) -> dict[str, Any]:
+    _refuse_internal(subject, "changing the compatibility level of")
     # A subject without a level of its own answers 40408, as before any change is written.
     previous = _registry(request).compatibility(subject, default_to_global=False)
     _governed_set(request, principal, subject, None)
@@ -743,4 +762,5 @@ def set_subject_mode(
     subject: str,
     force: bool = False,
 ) -> dict[str, Any]:
+    _refuse_internal(subject, "changing the mode of")
     return {"mode": _registry(request).set_mode(_mode_of(body), subject)}

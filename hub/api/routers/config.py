@@ -32,7 +32,19 @@ def changes_of(request: Request) -> ConfigChanges:
 
 
 def _may_write(request: Request, principal: Principal, resource: str) -> None:
-    """The resource's own write action, asked of the policy engine like ``authorize`` does."""
+    """The resource's own write action, asked of the policy engine like ``authorize`` does.
+
+    The compatibility level of an internal subject is not a client's to change (403
+    ``internal_subject``, as on ``PUT /config/{subject}``)."""
+    from hub.registry.internal import is_internal_subject
+
+    kind, _, subject = resource.partition(":")
+    if kind == "registry.config" and subject and is_internal_subject(subject):
+        raise Forbidden(
+            f"Subject {subject!r} belongs to an internal topic of the hub: changing its "
+            "compatibility level is refused for every role.",
+            code="internal_subject",
+        )
     action = write_action(resource)
     decision = hub_of(request).policy.decide(
         principal, action, resource, {"method": request.method}

@@ -44,5 +44,5 @@ def install(log: EventLog, registry: SchemaRegistry, settings: Settings) -> None
             except NotFound:
                 pass
             if subject in registry.subjects(include_deleted=True):
-                logger.warning("the shipped schema of %s was missing: registering it again", subject)
+                logger.warning("shipped schema of %s was missing: registering it again", subject)
             registry.register(subject, text)

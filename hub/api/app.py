@@ -7,16 +7,28 @@ Errors answer ``{"error_code": <int>, "reason": <stable code>, "message": <sente
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException
 
 from hub.api.auth import AuthMiddleware
-from hub.api.deps import authorize, hub_of, read_json
+from hub.api.deps import (
+    MAX_INT64,
+    MAX_JSON_DEPTH,
+    MAX_PARTITION,
+    authorize,
+    hub_of,
+    read_json,
+    route_actions,
+)
 from hub.authz import ROLES
 from hub.bootstrap import Hub
 from hub.errors import Forbidden, HubError, InvalidInput
@@ -24,6 +36,7 @@ from hub.events import OutgoingEvent
 from hub.ports.policy import Principal
 
 router = APIRouter()
+log = logging.getLogger("hub.api")
 
 
 def error_body(exc: HubError) -> dict[str, Any]:
@@ -95,7 +108,7 @@ async def publish(
     "occurred_at": "...", "correlation_id": "...", "causation_id": "..."}]}``.
     """
     hub = hub_of(request)
-    payload = await read_json(request)
+    payload = await read_json(request, unique_members=False)  # last member wins, as json.loads
     items = payload.get("events") if isinstance(payload, dict) else None
     if not isinstance(items, list) or not items:
         raise InvalidInput(
@@ -147,8 +160,8 @@ async def publish(
 def read_events(
     topic: str,
     request: Request,
-    partition: int = Query(0, ge=0),
-    offset: int = Query(0, ge=0),
+    partition: int = Query(0, ge=0, le=MAX_PARTITION),
+    offset: int = Query(0, ge=0, le=MAX_INT64),
     limit: int = Query(100, ge=1, le=10_000),
     _: Principal = Depends(authorize("event.read")),
 ) -> dict[str, Any]:
@@ -198,6 +211,17 @@ def whoami(request: Request, principal: Principal = Depends(authorize("schema.re
     }
 
 
+_HTTP_REASONS = {404: "route_not_found", 405: "method_not_allowed", 400: "malformed_request"}
+
+
+def request_problem(exc: RequestValidationError) -> InvalidInput:
+    """FastAPI's validation errors as one sentence naming each parameter and the problem."""
+    problems = "; ".join(
+        f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', '')}" for e in exc.errors()
+    )
+    return InvalidInput(f"The request is invalid: {problems}.", code="invalid_request")
+
+
 def _router_modules() -> list[Any]:
     import importlib
     import pkgutil
@@ -227,6 +251,41 @@ def create_app(hub: Hub) -> FastAPI:
             hub.metrics.policy_denials.labels(request.url.path).inc()
         return JSONResponse(error_body(exc), status_code=exc.http_status)
 
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse(error_body(request_problem(exc)), status_code=422)
+
+    @app.exception_handler(HTTPException)
+    async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        status = exc.status_code
+        body = {"error_code": status * 100 + 1, "reason": _HTTP_REASONS.get(status, "http_error")}
+        body["message"] = f"{exc.detail}: {request.method} {request.url.path}."
+        if isinstance(exc.__cause__, RecursionError):  # FastAPI's own parse of a model body
+            status, body = (
+                422,
+                error_body(
+                    InvalidInput(
+                        f"Request body nests arrays or objects deeper than {MAX_JSON_DEPTH} "
+                        "levels: flatten it.",
+                        code="malformed_json",
+                    )
+                ),
+            )
+        return JSONResponse(body, status_code=status, headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def _bug(request: Request, exc: Exception) -> JSONResponse:
+        # Not a way to hide failures: every 5xx is a bug to fix. It is logged with its
+        # traceback, and the client gets the error shape instead of a bare text page.
+        log.exception("unexpected failure", extra={"path": request.url.path})
+        body = {
+            "error_code": 50001,
+            "reason": "internal_error",
+            "message": f"The hub failed unexpectedly ({type(exc).__name__}) serving "
+            f"{request.method} {request.url.path}: this is a bug; report it with the time.",
+        }
+        return JSONResponse(body, status_code=500)
+
     @app.middleware("http")
     async def _measure(request: Request, call_next: Any) -> Any:
         started = time.perf_counter()
@@ -241,11 +300,21 @@ def create_app(hub: Hub) -> FastAPI:
     def _docs(_: Principal = Depends(authorize("api.docs"))) -> HTMLResponse:
         return get_swagger_ui_html(openapi_url="/openapi.json", title="hub API")
 
-    app.include_router(router)
-    for module in _router_modules():
-        app.include_router(module.router)
     from hub.registry import api as registry_api
 
-    registry_api.install(app)
+    for each in [router, *(m.router for m in _router_modules()), registry_api.router]:
+        declare_actions(each)
+        app.include_router(each)
     app.add_middleware(AuthMiddleware, hub=hub)
     return app
+
+
+def declare_actions(api_router: APIRouter) -> None:
+    """State each route's policy actions in the OpenAPI document (``x-hub-actions``), read from
+    its ``authorize`` dependencies, so the document itself says what each route needs (the
+    route-by-role matrix test is generated from it, and fails for a route that declares none)."""
+    for route in api_router.routes:
+        if isinstance(route, APIRoute):
+            extra = dict(route.openapi_extra or {})
+            extra["x-hub-actions"] = route_actions(route.dependant)
+            route.openapi_extra = extra

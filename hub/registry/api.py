@@ -31,12 +31,12 @@ import logging
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 
-from hub.api.deps import authorize, hub_of, read_json
+from hub.api.deps import MAX_INT64, authorize, hub_of, read_json
 from hub.errors import (
     Forbidden,
     HubError,
@@ -326,6 +326,9 @@ JsonBody = Annotated[Any, Depends(json_body)]
 SubjectPrefix = Annotated[str, Query(alias="subjectPrefix")]
 DefaultToGlobal = Annotated[bool, Query(alias="defaultToGlobal")]
 LatestOnly = Annotated[bool, Query(alias="latestOnly")]
+SchemaId = Annotated[int, Path(ge=-(2**31), le=2**31 - 1, description="a global schema id")]
+PageOffset = Annotated[int, Query(ge=0, le=MAX_INT64)]
+PageLimit = Annotated[int, Query(ge=-1, le=MAX_INT64, description="-1: no limit")]
 
 
 # -- response shapes ------------------------------------------------------------------------
@@ -360,8 +363,8 @@ def list_schemas(
     subject_prefix: SubjectPrefix = "",
     deleted: bool = False,
     latest_only: LatestOnly = False,
-    offset: int = 0,
-    limit: int = -1,
+    offset: PageOffset = 0,
+    limit: PageLimit = -1,
 ) -> list[dict[str, Any]]:
     registry = _registry(request)
     out: list[dict[str, Any]] = []
@@ -376,7 +379,7 @@ def list_schemas(
 def schema_by_id(
     request: Request,
     _: CanRead,
-    schema_id: int,
+    schema_id: SchemaId,
     subject: str | None = None,
     format: str | None = None,  # accepted for client compatibility; AVRO has one format
 ) -> dict[str, Any]:
@@ -384,7 +387,7 @@ def schema_by_id(
 
 
 @router.get("/schemas/ids/{schema_id}/schema")
-def raw_schema_by_id(request: Request, schema_id: int, _: CanRead) -> Response:
+def raw_schema_by_id(request: Request, schema_id: SchemaId, _: CanRead) -> Response:
     return _raw_schema(_registry(request).get_by_id(schema_id).text)
 
 
@@ -392,11 +395,11 @@ def raw_schema_by_id(request: Request, schema_id: int, _: CanRead) -> Response:
 def subjects_of_id(
     request: Request,
     _: CanRead,
-    schema_id: int,
+    schema_id: SchemaId,
     subject: str | None = None,
     deleted: bool = False,
-    offset: int = 0,
-    limit: int = -1,
+    offset: PageOffset = 0,
+    limit: PageLimit = -1,
 ) -> list[str]:
     found = _registry(request).subject_versions_of(schema_id, include_deleted=deleted)
     names = sorted({sv.subject for sv in found if subject is None or sv.subject == subject})
@@ -407,11 +410,11 @@ def subjects_of_id(
 def versions_of_id(
     request: Request,
     _: CanRead,
-    schema_id: int,
+    schema_id: SchemaId,
     subject: str | None = None,
     deleted: bool = False,
-    offset: int = 0,
-    limit: int = -1,
+    offset: PageOffset = 0,
+    limit: PageLimit = -1,
 ) -> list[dict[str, Any]]:
     found = _registry(request).subject_versions_of(schema_id, include_deleted=deleted)
     pairs = [
@@ -430,8 +433,8 @@ def list_subjects(
     subject_prefix: SubjectPrefix = "",
     deleted: bool = False,
     deleted_only: bool = False,
-    offset: int = 0,
-    limit: int = -1,
+    offset: PageOffset = 0,
+    limit: PageLimit = -1,
 ) -> list[str]:
     registry = _registry(request)
     if deleted_only:
@@ -453,8 +456,8 @@ def list_versions(
     subject: str,
     deleted: bool = False,
     deleted_only: bool = False,
-    offset: int = 0,
-    limit: int = -1,
+    offset: PageOffset = 0,
+    limit: PageLimit = -1,
 ) -> list[int]:
     registry = _registry(request)
     if deleted_only:
@@ -500,8 +503,8 @@ def referenced_by(
     _: CanRead,
     subject: str,
     version: str,
-    offset: int = 0,
-    limit: int = -1,
+    offset: PageOffset = 0,
+    limit: PageLimit = -1,
 ) -> list[int]:
     ids = _registry(request).referenced_by(subject, _version_id(version))
     return _page(ids, offset, limit)

@@ -39,19 +39,28 @@ class Api:
 
 
 def start_api(data_dir: Path) -> tuple[Hub, TestClient]:
-    hub = bootstrap(
-        load_settings(environ={"HUB_PROJECTION_AUTOSTART": "false"}, data_dir=data_dir)
-    )
+    hub = bootstrap(load_settings(environ={"HUB_PROJECTION_AUTOSTART": "false"}, data_dir=data_dir))
     client = TestClient(create_app(hub), raise_server_exceptions=False)
     return hub, client
 
 
-@pytest.fixture
-def api(tmp_path: Path) -> Iterator[Api]:
-    hub, client = start_api(tmp_path / "data")
+def _serve(data_dir: Path) -> Iterator[Api]:
+    hub, client = start_api(data_dir)
     tokens = {role: hub.keys.create([role], principal=f"p-{role}").token for role in ROLES}
     try:
         yield Api(hub, client, tokens)
     finally:
         client.close()
         hub.close()
+
+
+@pytest.fixture
+def api(tmp_path: Path) -> Iterator[Api]:
+    """A fresh hub per test."""
+    yield from _serve(tmp_path / "data")
+
+
+@pytest.fixture(scope="module")
+def shared_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
+    """One hub for a module whose tests change nothing that another test reads."""
+    yield from _serve(tmp_path_factory.mktemp("hub") / "data")

@@ -13,7 +13,7 @@ import pytest
 from hub.authz import ROLE_ACTIONS, ROLES
 from hub.registry.internal import is_internal_subject
 
-from ._api import Api, api, start_api  # noqa: F401  (fixture)
+from ._api import Api, start_api
 
 INTERNAL = ["hub.decisions-value", "hub.ApiKeyIssued", "hub.LegalHoldPlaced", "hub.audit2-value"]
 NEW_SCHEMA = json.dumps({"type": "record", "name": "X", "fields": [{"name": "a", "type": "int"}]})
@@ -78,8 +78,9 @@ def test_domain_subjects_stay_changeable(api: Api) -> None:
     r = api.client.put("/config/trades-value", json={"compatibility": "NONE"}, headers=api.admin)
     assert r.status_code == 200, r.text
     assert "schema.delete" in ROLE_ACTIONS["admin"]
-    r = api.client.post("/subjects/my-topic-value/versions", json={"schema": NEW_SCHEMA},
-                        headers=api.admin)
+    r = api.client.post(
+        "/subjects/my-topic-value/versions", json={"schema": NEW_SCHEMA}, headers=api.admin
+    )
     assert r.status_code == 200, r.text
     assert api.client.delete("/subjects/my-topic-value", headers=api.admin).status_code == 200
 

@@ -24,14 +24,13 @@ from __future__ import annotations
 import base64
 import json
 import struct
-from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 
 from hub import serde
-from hub.api.deps import authorize, hub_of
-from hub.errors import InvalidInput, PayloadTooLarge
+from hub.api.deps import MAX_INT64, authorize, hub_of, parse_json, read_body, read_json
+from hub.errors import InvalidInput
 from hub.ingest.pipeline import JSON, WIRE, RawRecord
 from hub.ports.policy import Principal
 
@@ -40,15 +39,7 @@ NDJSON = "application/x-ndjson"
 _ALLOWED = {"value", "event_type", "key", "event_id", "occurred_at"}
 
 
-async def _body(request: Request) -> bytes:
-    limit = hub_of(request).settings.max_request_bytes
-    body = await request.body()
-    if len(body) > limit:
-        raise PayloadTooLarge(
-            f"Request body is {len(body)} bytes, over the limit of {limit} "
-            "(HUB_MAX_REQUEST_BYTES): split the batch."
-        )
-    return body
+_body = read_body
 
 
 def _event(item: Any, original: bytes | None, i: int) -> RawRecord:
@@ -92,7 +83,7 @@ async def ingest_json(
         for i, line in enumerate(x for x in body.split(b"\n") if x.strip()):
             line = line.rstrip(b"\r")
             try:
-                item = json.loads(line.decode("utf-8"), parse_float=Decimal)
+                line.decode("utf-8")
             except UnicodeDecodeError as exc:
                 records.append(
                     RawRecord(
@@ -100,26 +91,14 @@ async def ingest_json(
                     )
                 )
                 continue
-            except ValueError as exc:
-                records.append(
-                    RawRecord(
-                        line, error=f"Line {i} is not JSON: {exc}.", error_code="malformed_json"
-                    )
-                )
+            try:
+                item = parse_json(line, unique_members=False, what=f"Line {i}")
+            except InvalidInput as exc:
+                records.append(RawRecord(line, error=exc.message, error_code="malformed_json"))
                 continue
             records.append(_event(item, line, i))
     else:
-        try:
-            payload = json.loads(body, parse_float=Decimal)
-        except UnicodeDecodeError as exc:
-            raise InvalidInput(
-                f"Request body is not UTF-8 text: {exc}.", code="malformed_json"
-            ) from exc
-        except json.JSONDecodeError as exc:
-            raise InvalidInput(
-                f"Request body is not valid JSON: {exc.msg} at line {exc.lineno}.",
-                code="malformed_json",
-            ) from exc
+        payload = parse_json(body, unique_members=False)
         items = payload.get("events") if isinstance(payload, dict) else None
         if not isinstance(items, list) or not items:
             raise InvalidInput(
@@ -203,7 +182,7 @@ def quality_stats(
 @router.get("/v1/quarantine")
 def quarantine_list(
     request: Request,
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=MAX_INT64),
     limit: int = Query(100, ge=1, le=10_000),
     topic: str | None = None,
     _: Principal = Depends(authorize("quarantine.read")),
@@ -216,7 +195,9 @@ def quarantine_list(
 
 @router.get("/v1/quarantine/{offset}")
 def quarantine_show(
-    offset: int, request: Request, _: Principal = Depends(authorize("quarantine.read"))
+    offset: Annotated[int, Path(ge=0, le=MAX_INT64)],
+    request: Request,
+    _: Principal = Depends(authorize("quarantine.read")),
 ) -> dict[str, Any]:
     from hub.ingest.quarantine import decode_entry
 
@@ -235,10 +216,15 @@ async def quarantine_replay(
     """Body ``{"offsets": [..]}``; returns the outcome per topic."""
     from hub.ingest.quarantine import replay
 
-    payload = json.loads(await _body(request) or b"{}")
+    payload = await read_json(request)
     offsets = payload.get("offsets") if isinstance(payload, dict) else None
-    if not isinstance(offsets, list) or not all(isinstance(o, int) for o in offsets):
-        raise InvalidInput('Body must be {"offsets": [<int>, ...]}.', code="invalid_replay")
+    if not isinstance(offsets, list) or not all(
+        isinstance(o, int) and not isinstance(o, bool) and 0 <= o <= MAX_INT64 for o in offsets
+    ):
+        raise InvalidInput(
+            f'Body must be {{"offsets": [<int>, ...]}} with offsets from 0 to {MAX_INT64}.',
+            code="invalid_replay",
+        )
     results = replay(hub_of(request).ingest, offsets, principal.id)
     return {t: r.as_dict() for t, r in results.items()}
 
@@ -264,7 +250,7 @@ async def rules_put(
     subject: str, request: Request, principal: Principal = Depends(authorize("rules.write"))
 ) -> dict[str, Any]:
     """Body: the rule set (``{"rules": [...]}``); published as a ``hub.ConfigChanged`` event."""
-    payload = json.loads(await _body(request) or b"null")
+    payload = await read_json(request, exact_decimals=False)  # rule bounds are JSON numbers
     if isinstance(payload, dict):
         payload.setdefault("subject", subject)
     hub = hub_of(request)

@@ -16,12 +16,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
 from fastapi.responses import PlainTextResponse, Response
 
-from hub.api.deps import authorize, hub_of
+from hub.api.deps import MAX_INT64, authorize, hub_of
 from hub.errors import InvalidInput
 from hub.ledger.errors import CheckpointNotFound
 from hub.ports.policy import Principal
@@ -59,7 +59,7 @@ def list_entries(
     topic: str | None = None,
     since: str | None = Query(None, alias="from", description="ISO time, inclusive"),
     until: str | None = Query(None, alias="to", description="ISO time, exclusive"),
-    after: int = Query(-1, ge=-1),
+    after: int = Query(-1, ge=-1, le=MAX_INT64),
     limit: int = Query(100, ge=1, le=10_000),
     _: Principal = Depends(authorize("ledger.read")),
 ) -> dict[str, Any]:
@@ -78,9 +78,11 @@ def list_entries(
 
 @router.get("/v1/ledger/entries/{index}")
 def get_entry(
-    index: int,
+    index: Annotated[int, Path(ge=0, le=MAX_INT64)],
     request: Request,
-    checkpoint: int | None = Query(None, ge=1, description="tree size; default the latest"),
+    checkpoint: int | None = Query(
+        None, ge=1, le=MAX_INT64, description="tree size; default the latest"
+    ),
     _: Principal = Depends(authorize("ledger.read")),
 ) -> dict[str, Any]:
     ledger = hub_of(request).ledger
@@ -96,8 +98,8 @@ def get_entry(
 @router.get("/v1/ledger/checkpoints")
 def list_checkpoints(
     request: Request,
-    min_size: int = Query(0, ge=0),
-    max_size: int | None = Query(None, ge=0),
+    min_size: int = Query(0, ge=0, le=MAX_INT64),
+    max_size: int | None = Query(None, ge=0, le=MAX_INT64),
     _: Principal = Depends(authorize("ledger.read")),
 ) -> list[dict[str, Any]]:
     return [
@@ -125,8 +127,8 @@ def latest_checkpoint(
 @router.get("/v1/ledger/consistency")
 def consistency(
     request: Request,
-    size1: int = Query(..., alias="from", ge=0),
-    size2: int = Query(..., alias="to", ge=0),
+    size1: int = Query(..., alias="from", ge=0, le=MAX_INT64),
+    size2: int = Query(..., alias="to", ge=0, le=MAX_INT64),
     _: Principal = Depends(authorize("ledger.read")),
 ) -> dict[str, Any]:
     return hub_of(request).ledger.consistency(size1, size2)

@@ -25,7 +25,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from governance import lineage
-from hub.api.deps import authorize, hub_of
+from hub.api.deps import MAX_INT64, authorize, hub_of
 from hub.errors import InvalidInput
 from hub.ports.policy import Principal
 
@@ -69,8 +69,8 @@ def rebuild(
 def at(
     name: str,
     request: Request,
-    offset: int | None = Query(None, ge=0),
-    time_ms: int | None = Query(None, ge=0),
+    offset: int | None = Query(None, ge=0, le=MAX_INT64),
+    time_ms: int | None = Query(None, ge=0, le=MAX_INT64),
     table: str | None = None,
     _: Principal = Depends(authorize("projection.rebuild")),
 ) -> Any:

@@ -17,6 +17,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
+from pydantic.json_schema import models_json_schema
 from starlette.exceptions import HTTPException
 
 from hub.api.auth import AuthMiddleware
@@ -28,6 +29,22 @@ from hub.api.deps import (
     hub_of,
     read_json,
     route_actions,
+)
+from hub.api.models import (
+    ERROR_STATUSES,
+    RAW_BODY_MODELS,
+    REGISTRY_ERROR_STATUSES,
+    ErrorBody,
+    Health,
+    KeyIssued,
+    Published,
+    PublishIn,
+    Records,
+    TopicCreated,
+    TopicOut,
+    WhoAmI,
+    json_body,
+    text,
 )
 from hub.authz import ROLES
 from hub.bootstrap import Hub
@@ -48,14 +65,14 @@ def error_body(exc: HubError) -> dict[str, Any]:
 
 
 # -- health and metrics ---------------------------------------------------------------------
-@router.get("/health", tags=["ops"])
+@router.get("/health", tags=["ops"], response_model=Health)
 def health(request: Request) -> dict[str, Any]:
     hub = hub_of(request)
     hub.log.topics()  # touches the log: a broken store answers 500, not "ok"
     return {"status": "ok", "event_log": hub.settings.event_log}
 
 
-@router.get("/metrics", tags=["ops"], response_class=Response)
+@router.get("/metrics", tags=["ops"], response_class=Response, responses=text())
 def metrics(request: Request, _: Principal = Depends(authorize("metrics.read"))) -> Response:
     return Response(hub_of(request).metrics.render(), media_type="text/plain; version=0.0.4")
 
@@ -68,7 +85,7 @@ class TopicCreate(BaseModel):
     key_field: str | None = None
 
 
-@router.get("/v1/topics", tags=["topics"])
+@router.get("/v1/topics", tags=["topics"], response_model=list[TopicOut])
 def list_topics(
     request: Request, _: Principal = Depends(authorize("topic.read"))
 ) -> list[dict[str, Any]]:
@@ -87,7 +104,7 @@ def list_topics(
     return out
 
 
-@router.post("/v1/topics", tags=["topics"], status_code=201)
+@router.post("/v1/topics", tags=["topics"], status_code=201, response_model=TopicCreated)
 def create_topic(
     body: TopicCreate, request: Request, _: Principal = Depends(authorize("topic.create"))
 ) -> dict[str, Any]:
@@ -98,7 +115,13 @@ def create_topic(
     return {"name": info.name, "partitions": info.partitions, "config": dict(info.config)}
 
 
-@router.post("/v1/topics/{topic}/events", tags=["events"], status_code=201)
+@router.post(
+    "/v1/topics/{topic}/events",
+    tags=["events"],
+    status_code=201,
+    response_model=Published,
+    openapi_extra=json_body(PublishIn),
+)
 async def publish(
     topic: str, request: Request, principal: Principal = Depends(authorize("event.publish"))
 ) -> dict[str, Any]:
@@ -136,6 +159,7 @@ async def publish(
                 f"Event {i} has unknown member(s) {', '.join(sorted(unknown))}.",
                 code="invalid_batch",
             )
+        _check_event_members(item, i)
         events.append(
             OutgoingEvent(
                 value=item["value"],
@@ -156,7 +180,25 @@ async def publish(
     }
 
 
-@router.get("/v1/topics/{topic}/events", tags=["events"])
+def _check_event_members(item: dict[str, Any], i: int) -> None:
+    """Event members other than ``value`` are strings (``key`` may be a number), or null."""
+    for name in ("event_type", "event_id", "occurred_at", "correlation_id", "causation_id"):
+        if item.get(name) is not None and not isinstance(item[name], str):
+            raise InvalidInput(
+                f'Event {i}: "{name}" must be a string or null, not {type(item[name]).__name__}.',
+                code="invalid_batch",
+            )
+    headers = item.get("headers")
+    if headers is not None and not isinstance(headers, dict):
+        raise InvalidInput(
+            f'Event {i}: "headers" must be an object of strings, not {type(headers).__name__}.',
+            code="invalid_batch",
+        )
+    if isinstance(item.get("key"), (dict, list)):
+        raise InvalidInput(f'Event {i}: "key" must be a string.', code="invalid_batch")
+
+
+@router.get("/v1/topics/{topic}/events", tags=["events"], response_model=Records)
 def read_events(
     topic: str,
     request: Request,
@@ -185,7 +227,7 @@ class KeyCreate(BaseModel):
     description: str = ""
 
 
-@router.post("/v1/keys", tags=["keys"], status_code=201)
+@router.post("/v1/keys", tags=["keys"], status_code=201, response_model=KeyIssued)
 def create_key(
     body: KeyCreate, request: Request, principal: Principal = Depends(authorize("keys.create"))
 ) -> dict[str, Any]:
@@ -201,7 +243,7 @@ def create_key(
     return {"key_id": issued.key_id, "token": issued.token, "roles": body.roles}
 
 
-@router.get("/v1/whoami", tags=["keys"])
+@router.get("/v1/whoami", tags=["keys"], response_model=WhoAmI)
 def whoami(request: Request, principal: Principal = Depends(authorize("schema.read"))) -> Any:
     return {
         "principal": principal.id,
@@ -302,11 +344,35 @@ def create_app(hub: Hub) -> FastAPI:
 
     from hub.registry import api as registry_api
 
-    for each in [router, *(m.router for m in _router_modules()), registry_api.router]:
+    errors = {status: {"model": ErrorBody} for status in ERROR_STATUSES}
+    registry_errors = {status: {"model": ErrorBody} for status in REGISTRY_ERROR_STATUSES}
+    for each in [router, *(m.router for m in _router_modules())]:
         declare_actions(each)
-        app.include_router(each)
+        app.include_router(each, responses=dict(errors))
+    declare_actions(registry_api.router)
+    app.include_router(registry_api.router, responses=dict(registry_errors))
+    _declare_raw_bodies(app)
     app.add_middleware(AuthMiddleware, hub=hub)
     return app
+
+
+def _declare_raw_bodies(app: FastAPI) -> None:
+    """Put the models of bodies that routes read themselves (``hub.api.models.json_body``) into
+    the document's components, where their ``$ref`` points."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            doc = generate()
+            _, top = models_json_schema(
+                [(m, "validation") for m in RAW_BODY_MODELS],
+                ref_template="#/components/schemas/{model}",
+            )
+            doc.setdefault("components", {}).setdefault("schemas", {}).update(top["$defs"])
+            app.openapi_schema = doc
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def declare_actions(api_router: APIRouter) -> None:

@@ -35,8 +35,23 @@ from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
+from pydantic import BaseModel
 
 from hub.api.deps import MAX_INT64, authorize, hub_of, read_json
+from hub.api.models import (
+    CompatibilityAnswer,
+    CompatibilityIn,
+    CompatibilityLevel,
+    CompatibilitySet,
+    Mode,
+    ModeIn,
+    SchemaIn,
+    SchemaOut,
+    SubjectVersionOut,
+    SubjectVersionRef,
+)
+from hub.api.models import SchemaId as SchemaIdOut
+from hub.api.models import json_body as body_schema
 from hub.errors import (
     Forbidden,
     HubError,
@@ -332,6 +347,15 @@ PageLimit = Annotated[int, Query(ge=-1, le=MAX_INT64, description="-1: no limit"
 
 
 # -- response shapes ------------------------------------------------------------------------
+_RAW_SCHEMA: dict[int | str, dict[str, Any]] = {
+    200: {"content": {MEDIA_TYPE: {"schema": {"type": "string", "description": "the schema"}}}}
+}
+
+
+def _body(model: type[BaseModel]) -> dict[str, Any]:
+    return body_schema(model, MEDIA_TYPE, "application/vnd.schemaregistry+json")
+
+
 def _schema_fields(stored: StoredSchema) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if stored.schema_type != "AVRO":  # Confluent omits schemaType for AVRO
@@ -351,12 +375,12 @@ def _raw_schema(text: str) -> Response:
 
 
 # -- schemas --------------------------------------------------------------------------------
-@router.get("/schemas/types")
+@router.get("/schemas/types", response_model=list[str])
 def schema_types(_: CanRead) -> list[str]:
     return ["AVRO"]
 
 
-@router.get("/schemas")
+@router.get("/schemas", response_model=list[SubjectVersionOut])
 def list_schemas(
     request: Request,
     _: CanRead,
@@ -375,7 +399,7 @@ def list_schemas(
     return _page(out, offset, limit)
 
 
-@router.get("/schemas/ids/{schema_id}")
+@router.get("/schemas/ids/{schema_id}", response_model=SchemaOut)
 def schema_by_id(
     request: Request,
     _: CanRead,
@@ -386,12 +410,12 @@ def schema_by_id(
     return _schema_fields(_registry(request).get_by_id(schema_id))
 
 
-@router.get("/schemas/ids/{schema_id}/schema")
+@router.get("/schemas/ids/{schema_id}/schema", responses=_RAW_SCHEMA)
 def raw_schema_by_id(request: Request, schema_id: SchemaId, _: CanRead) -> Response:
     return _raw_schema(_registry(request).get_by_id(schema_id).text)
 
 
-@router.get("/schemas/ids/{schema_id}/subjects")
+@router.get("/schemas/ids/{schema_id}/subjects", response_model=list[str])
 def subjects_of_id(
     request: Request,
     _: CanRead,
@@ -406,7 +430,7 @@ def subjects_of_id(
     return _page(names, offset, limit)
 
 
-@router.get("/schemas/ids/{schema_id}/versions")
+@router.get("/schemas/ids/{schema_id}/versions", response_model=list[SubjectVersionRef])
 def versions_of_id(
     request: Request,
     _: CanRead,
@@ -426,7 +450,7 @@ def versions_of_id(
 
 
 # -- subjects -------------------------------------------------------------------------------
-@router.get("/subjects")
+@router.get("/subjects", response_model=list[str])
 def list_subjects(
     request: Request,
     _: CanRead,
@@ -449,7 +473,7 @@ def list_subjects(
     return _page(names, offset, limit)
 
 
-@router.get("/subjects/{subject}/versions")
+@router.get("/subjects/{subject}/versions", response_model=list[int])
 def list_versions(
     request: Request,
     _: CanRead,
@@ -472,7 +496,7 @@ def list_versions(
     return _page(numbers, offset, limit)
 
 
-@router.get("/subjects/{subject}/versions/{version}")
+@router.get("/subjects/{subject}/versions/{version}", response_model=SubjectVersionOut)
 def get_version(
     request: Request,
     _: CanRead,
@@ -485,7 +509,7 @@ def get_version(
     return _version_json(sv)
 
 
-@router.get("/subjects/{subject}/versions/{version}/schema")
+@router.get("/subjects/{subject}/versions/{version}/schema", responses=_RAW_SCHEMA)
 def get_version_schema(
     request: Request,
     _: CanRead,
@@ -497,7 +521,7 @@ def get_version_schema(
     return _raw_schema(sv.schema.text)
 
 
-@router.get("/subjects/{subject}/versions/{version}/referencedby")
+@router.get("/subjects/{subject}/versions/{version}/referencedby", response_model=list[int])
 def referenced_by(
     request: Request,
     _: CanRead,
@@ -510,7 +534,9 @@ def referenced_by(
     return _page(ids, offset, limit)
 
 
-@router.post("/subjects/{subject}/versions")
+@router.post(
+    "/subjects/{subject}/versions", response_model=SchemaIdOut, openapi_extra=_body(SchemaIn)
+)
 def register(
     request: Request,
     _: CanWrite,
@@ -532,7 +558,7 @@ def register(
     return {"id": sv.id}
 
 
-@router.post("/subjects/{subject}")
+@router.post("/subjects/{subject}", response_model=SubjectVersionOut, openapi_extra=_body(SchemaIn))
 def lookup(
     request: Request,
     _: CanRead,
@@ -554,7 +580,7 @@ def lookup(
     return _version_json(sv)
 
 
-@router.delete("/subjects/{subject}/versions/{version}")
+@router.delete("/subjects/{subject}/versions/{version}", response_model=int)
 def delete_version(
     request: Request,
     _: CanDelete,
@@ -566,7 +592,7 @@ def delete_version(
     return _registry(request).delete_version(subject, _version_id(version), permanent=permanent)
 
 
-@router.delete("/subjects/{subject}")
+@router.delete("/subjects/{subject}", response_model=list[int])
 def delete_subject(
     request: Request,
     _: CanDelete,
@@ -597,7 +623,11 @@ def _compatibility_answer(
     return answer
 
 
-@router.post("/compatibility/subjects/{subject}/versions/{version}")
+@router.post(
+    "/compatibility/subjects/{subject}/versions/{version}",
+    response_model=CompatibilityAnswer,
+    openapi_extra=_body(SchemaIn),
+)
 def test_compatibility(
     request: Request,
     _: CanRead,
@@ -611,7 +641,11 @@ def test_compatibility(
     return _compatibility_answer(registry, subject, body, _version_id(version), verbose)
 
 
-@router.post("/compatibility/subjects/{subject}/versions")
+@router.post(
+    "/compatibility/subjects/{subject}/versions",
+    response_model=CompatibilityAnswer,
+    openapi_extra=_body(SchemaIn),
+)
 def test_compatibility_all(
     request: Request,
     _: CanRead,
@@ -647,7 +681,7 @@ def _mode_of(body: Any) -> str:
     return mode
 
 
-@router.get("/config")
+@router.get("/config", response_model=CompatibilityLevel)
 def get_global_config(request: Request, _: CanRead) -> dict[str, Any]:
     return {"compatibilityLevel": _registry(request).compatibility()}
 
@@ -679,7 +713,7 @@ def _governed_set(
     changes.set_direct(principal, registry_resource(subject), level, reason)
 
 
-@router.put("/config")
+@router.put("/config", response_model=CompatibilitySet, openapi_extra=_body(CompatibilityIn))
 def set_global_config(
     request: Request,
     principal: CanConfigure,
@@ -690,14 +724,14 @@ def set_global_config(
     return {"compatibility": level}
 
 
-@router.delete("/config")
+@router.delete("/config", response_model=CompatibilityLevel)
 def delete_global_config(request: Request, principal: CanConfigure) -> dict[str, Any]:
     previous = _registry(request).compatibility()
     _governed_set(request, principal, None, None)
     return {"compatibilityLevel": previous}
 
 
-@router.get("/config/{subject}")
+@router.get("/config/{subject}", response_model=CompatibilityLevel)
 def get_subject_config(
     request: Request,
     _: CanRead,
@@ -708,7 +742,9 @@ def get_subject_config(
     return {"compatibilityLevel": level}
 
 
-@router.put("/config/{subject}")
+@router.put(
+    "/config/{subject}", response_model=CompatibilitySet, openapi_extra=_body(CompatibilityIn)
+)
 def set_subject_config(
     request: Request,
     principal: CanConfigure,
@@ -721,7 +757,7 @@ def set_subject_config(
     return {"compatibility": level}
 
 
-@router.delete("/config/{subject}")
+@router.delete("/config/{subject}", response_model=CompatibilityLevel)
 def delete_subject_config(
     request: Request, subject: str, principal: CanConfigure
 ) -> dict[str, Any]:
@@ -732,12 +768,12 @@ def delete_subject_config(
     return {"compatibilityLevel": previous}
 
 
-@router.get("/mode")
+@router.get("/mode", response_model=Mode)
 def get_global_mode(request: Request, _: CanRead) -> dict[str, Any]:
     return {"mode": _registry(request).mode()}
 
 
-@router.put("/mode")
+@router.put("/mode", response_model=Mode, openapi_extra=_body(ModeIn))
 def set_global_mode(
     request: Request,
     _: CanConfigure,
@@ -747,7 +783,7 @@ def set_global_mode(
     return {"mode": _registry(request).set_mode(_mode_of(body))}
 
 
-@router.get("/mode/{subject}")
+@router.get("/mode/{subject}", response_model=Mode)
 def get_subject_mode(
     request: Request,
     _: CanRead,
@@ -757,7 +793,7 @@ def get_subject_mode(
     return {"mode": _registry(request).mode(subject)}
 
 
-@router.put("/mode/{subject}")
+@router.put("/mode/{subject}", response_model=Mode, openapi_extra=_body(ModeIn))
 def set_subject_mode(
     request: Request,
     _: CanConfigure,

@@ -163,3 +163,20 @@ def test_the_depth_limit_is_exact() -> None:
     assert not json_depth_exceeds(at)
     assert json_depth_exceeds(b"[" + at + b"]")
     assert not json_depth_exceeds(json.dumps({"s": "[" * 500}).encode())
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        {"value": {}, "headers": [None, None]},  # found by schemathesis
+        {"value": {}, "event_type": {}},
+        {"value": {}, "event_id": 7},
+        {"value": {}, "key": []},
+    ],
+)
+def test_mistyped_event_members(shared_api: Api, event: dict[str, Any]) -> None:
+    api = shared_api
+    r = api.client.post("/v1/topics/trades/events", json={"events": [event]}, headers=api.admin)
+    assert r.status_code == 422 and r.json()["reason"] == "invalid_batch", r.text
+    r = api.client.post("/v1/ingest/trades", json={"events": [event]}, headers=api.admin)
+    assert r.status_code == 200 and r.json()["rejected"] == 1, r.text

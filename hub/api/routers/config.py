@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 
 from governance.configchanges import ConfigChanges, config_changes_for, write_action
 from hub.api.deps import authorize, hub_of
+from hub.api.models import ConfigChange
 from hub.errors import Forbidden
 from hub.ports.policy import Principal
 
@@ -70,7 +71,7 @@ class RollbackBody(BaseModel):
     reason: str = Field(min_length=1)
 
 
-@router.get("/v1/config/changes")
+@router.get("/v1/config/changes", response_model=list[ConfigChange])
 def list_changes(
     request: Request,
     resource: str | None = None,
@@ -81,7 +82,7 @@ def list_changes(
     return [c.summary() for c in changes.store.changes(resource)]
 
 
-@router.get("/v1/config/changes/{change_id}")
+@router.get("/v1/config/changes/{change_id}", response_model=ConfigChange)
 def get_change(
     change_id: str,
     request: Request,
@@ -93,7 +94,7 @@ def get_change(
     return {**change.summary(), "diff": change.diff}
 
 
-@router.get("/v1/config/values/{resource}")
+@router.get("/v1/config/values/{resource}", response_model=dict[str, Any])
 def get_value(
     resource: str,
     request: Request,
@@ -102,7 +103,7 @@ def get_value(
     return changes_of(request).value(resource)
 
 
-@router.post("/v1/config/changes", status_code=201)
+@router.post("/v1/config/changes", status_code=201, response_model=ConfigChange)
 def propose(
     body: ProposeBody,
     request: Request,
@@ -113,7 +114,7 @@ def propose(
     return {**change.summary(), "diff": change.diff}
 
 
-@router.post("/v1/config/changes/{change_id}/approve")
+@router.post("/v1/config/changes/{change_id}/approve", response_model=ConfigChange)
 def approve(
     change_id: str,
     body: ApproveBody,
@@ -123,7 +124,7 @@ def approve(
     return changes_of(request).approve(principal, change_id, body.reason).summary()
 
 
-@router.post("/v1/config/rollback", status_code=201)
+@router.post("/v1/config/rollback", status_code=201, response_model=ConfigChange)
 def rollback(
     body: RollbackBody,
     request: Request,

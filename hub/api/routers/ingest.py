@@ -30,6 +30,19 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 
 from hub import serde
 from hub.api.deps import MAX_INT64, authorize, hub_of, parse_json, read_body, read_json
+from hub.api.models import (
+    Ingested,
+    IngestIn,
+    QualityStats,
+    QuarantineEntry,
+    QuarantinePage,
+    ReplayIn,
+    RuleSetIn,
+    RuleSetOut,
+    RuleSetSummary,
+    json_body,
+    raw_body,
+)
 from hub.errors import InvalidInput
 from hub.ingest.pipeline import JSON, WIRE, RawRecord
 from hub.ports.policy import Principal
@@ -60,6 +73,13 @@ def _event(item: Any, original: bytes | None, i: int) -> RawRecord:
             content_type=ctype,
             error=f"Event {i} has unknown member(s) {', '.join(sorted(unknown))}.",
         )
+    for name in ("event_type", "event_id", "occurred_at"):
+        if item.get(name) is not None and not isinstance(item[name], str):
+            return RawRecord(
+                original,
+                content_type=ctype,
+                error=f'Event {i}: "{name}" must be a string, not {type(item[name]).__name__}.',
+            )
     return RawRecord(
         original,
         content_type=ctype,
@@ -72,7 +92,12 @@ def _event(item: Any, original: bytes | None, i: int) -> RawRecord:
     )
 
 
-@router.post("/v1/ingest/{topic}", status_code=200)
+@router.post(
+    "/v1/ingest/{topic}",
+    status_code=200,
+    response_model=Ingested,
+    openapi_extra=json_body(IngestIn, NDJSON),
+)
 async def ingest_json(
     topic: str, request: Request, principal: Principal = Depends(authorize("ingest.publish"))
 ) -> dict[str, Any]:
@@ -116,7 +141,16 @@ async def ingest_json(
     return {"topic": topic, **result.as_dict()}
 
 
-@router.post("/v1/ingest/{topic}/avro", status_code=200)
+@router.post(
+    "/v1/ingest/{topic}/avro",
+    status_code=200,
+    response_model=Ingested,
+    openapi_extra=raw_body(
+        "application/vnd.hub.wire-batch",
+        "application/octet-stream",
+        description="Confluent wire-format values, each framed by a 4-byte big-endian length.",
+    ),
+)
 async def ingest_avro(
     topic: str, request: Request, principal: Principal = Depends(authorize("ingest.publish"))
 ) -> dict[str, Any]:
@@ -152,7 +186,7 @@ async def ingest_avro(
     return {"topic": topic, **result.as_dict()}
 
 
-@router.get("/v1/quality/stats")
+@router.get("/v1/quality/stats", response_model=QualityStats)
 def quality_stats(
     request: Request, _: Principal = Depends(authorize("quarantine.read"))
 ) -> dict[str, Any]:
@@ -179,7 +213,7 @@ def quality_stats(
     }
 
 
-@router.get("/v1/quarantine")
+@router.get("/v1/quarantine", response_model=QuarantinePage)
 def quarantine_list(
     request: Request,
     offset: int = Query(0, ge=0, le=MAX_INT64),
@@ -193,7 +227,7 @@ def quarantine_list(
     return {"records": items, "next_offset": items[-1]["offset"] + 1 if items else offset}
 
 
-@router.get("/v1/quarantine/{offset}")
+@router.get("/v1/quarantine/{offset}", response_model=QuarantineEntry)
 def quarantine_show(
     offset: Annotated[int, Path(ge=0, le=MAX_INT64)],
     request: Request,
@@ -209,7 +243,11 @@ def quarantine_show(
     return out
 
 
-@router.post("/v1/quarantine/replay")
+@router.post(
+    "/v1/quarantine/replay",
+    response_model=dict[str, dict[str, Any]],
+    openapi_extra=json_body(ReplayIn),
+)
 async def quarantine_replay(
     request: Request, principal: Principal = Depends(authorize("quarantine.replay"))
 ) -> dict[str, Any]:
@@ -229,7 +267,7 @@ async def quarantine_replay(
     return {t: r.as_dict() for t, r in results.items()}
 
 
-@router.get("/v1/rules")
+@router.get("/v1/rules", response_model=dict[str, RuleSetSummary])
 def rules_list(request: Request, _: Principal = Depends(authorize("rules.read"))) -> dict[str, Any]:
     store = hub_of(request).ingest.rules
     return {
@@ -237,7 +275,7 @@ def rules_list(request: Request, _: Principal = Depends(authorize("rules.read"))
     }
 
 
-@router.get("/v1/rules/{subject}")
+@router.get("/v1/rules/{subject}", response_model=RuleSetOut)
 def rules_get(
     subject: str, request: Request, _: Principal = Depends(authorize("rules.read"))
 ) -> dict[str, Any]:
@@ -245,7 +283,7 @@ def rules_get(
     return {**store.get(subject).as_dict(), "version": store.version(subject)}
 
 
-@router.put("/v1/rules/{subject}")
+@router.put("/v1/rules/{subject}", response_model=RuleSetOut, openapi_extra=json_body(RuleSetIn))
 async def rules_put(
     subject: str, request: Request, principal: Principal = Depends(authorize("rules.write"))
 ) -> dict[str, Any]:

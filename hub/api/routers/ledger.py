@@ -22,6 +22,15 @@ from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
 from fastapi.responses import PlainTextResponse, Response
 
 from hub.api.deps import MAX_INT64, authorize, hub_of
+from hub.api.models import (
+    Checkpoint,
+    ConsistencyProof,
+    LedgerEntries,
+    LedgerEntry,
+    Verification,
+    binary,
+    text,
+)
 from hub.errors import InvalidInput
 from hub.ledger.errors import CheckpointNotFound
 from hub.ports.policy import Principal
@@ -50,7 +59,7 @@ def _ms(text: str | None, what: str) -> int | None:
     return None if text is None else int(parse_time(text, what).timestamp() * 1000)
 
 
-@router.get("/v1/ledger/entries")
+@router.get("/v1/ledger/entries", response_model=LedgerEntries)
 def list_entries(
     request: Request,
     actor: str | None = None,
@@ -76,7 +85,7 @@ def list_entries(
     return {"entries": entries, "next_after": entries[-1]["index"] if entries else after}
 
 
-@router.get("/v1/ledger/entries/{index}")
+@router.get("/v1/ledger/entries/{index}", response_model=LedgerEntry)
 def get_entry(
     index: Annotated[int, Path(ge=0, le=MAX_INT64)],
     request: Request,
@@ -95,7 +104,7 @@ def get_entry(
         return ledger.entry(index, checkpoint)
 
 
-@router.get("/v1/ledger/checkpoints")
+@router.get("/v1/ledger/checkpoints", response_model=list[Checkpoint])
 def list_checkpoints(
     request: Request,
     min_size: int = Query(0, ge=0, le=MAX_INT64),
@@ -114,7 +123,7 @@ def list_checkpoints(
     ]
 
 
-@router.get("/v1/ledger/checkpoints/latest", response_class=PlainTextResponse)
+@router.get("/v1/ledger/checkpoints/latest", response_class=PlainTextResponse, responses=text())
 def latest_checkpoint(
     request: Request, _: Principal = Depends(authorize("ledger.read"))
 ) -> PlainTextResponse:
@@ -124,7 +133,7 @@ def latest_checkpoint(
     return PlainTextResponse(cp.note.decode(), media_type="text/plain; charset=utf-8")
 
 
-@router.get("/v1/ledger/consistency")
+@router.get("/v1/ledger/consistency", response_model=ConsistencyProof)
 def consistency(
     request: Request,
     size1: int = Query(..., alias="from", ge=0, le=MAX_INT64),
@@ -134,14 +143,14 @@ def consistency(
     return hub_of(request).ledger.consistency(size1, size2)
 
 
-@router.get("/v1/ledger/public-key", response_class=PlainTextResponse)
+@router.get("/v1/ledger/public-key", response_class=PlainTextResponse, responses=text())
 def public_key(
     request: Request, _: Principal = Depends(authorize("ledger.read"))
 ) -> PlainTextResponse:
     return PlainTextResponse(hub_of(request).ledger.public_key() + "\n")
 
 
-@router.post("/v1/ledger/verify")
+@router.post("/v1/ledger/verify", response_model=Verification)
 def verify(request: Request, _: Principal = Depends(authorize("ledger.verify"))) -> dict[str, Any]:
     from hub.ledger.verify import verify_ledger
 
@@ -170,7 +179,7 @@ def export_evidence_pack(
     return pack
 
 
-@router.post("/v1/evidence", response_class=Response)
+@router.post("/v1/evidence", response_class=Response, responses=binary("application/zip"))
 def export_evidence(
     request: Request,
     since: str = Query(..., alias="from"),

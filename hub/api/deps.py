@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import Request
 from fastapi.dependencies.models import Dependant
 
+from hub.api.models import MAX_INT64 as MAX_INT64  # the routes import it from here
 from hub.errors import (
     Forbidden,
     HubError,
@@ -37,7 +38,6 @@ def hub_of(request: Request) -> Hub:
 
 
 _DEFAULT_MAX_BODY = 32 * 1_048_576
-MAX_INT64 = 2**63 - 1  # the bound of every integer path and query parameter (SQLite, Avro long)
 MAX_PARTITION = 2**31 - 1  # Kafka's partition numbers are int32
 MAX_JSON_DEPTH = 64  # nesting of arrays and objects in any JSON body
 

@@ -8,9 +8,11 @@ OpenAPI document still types every member it names.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
+
+MAX_INT64 = 2**63 - 1  # the bound of every integer input (SQLite INTEGER, Avro long)
 
 
 class Open(BaseModel):
@@ -64,7 +66,9 @@ class IngestIn(BaseModel):
 
 
 class ReplayIn(BaseModel):
-    offsets: list[int] = Field(description="Quarantine offsets to replay.")
+    offsets: list[Annotated[int, Field(ge=0, le=MAX_INT64)]] = Field(
+        description="Quarantine offsets to replay."
+    )
 
 
 class RuleSetIn(Open):
@@ -77,8 +81,8 @@ class SchemaIn(BaseModel):
     schema_: str = Field(alias="schema", description="The Avro schema as a JSON string.")
     schemaType: str | None = Field(None, description="AVRO (the default).")
     references: list[dict[str, Any]] | None = None
-    id: int | None = Field(None, ge=1, description="Only in IMPORT mode.")
-    version: int | None = Field(None, ge=1, description="Only in IMPORT mode.")
+    id: int | None = Field(None, ge=1, le=2**31 - 1, description="Only in IMPORT mode.")
+    version: int | None = Field(None, ge=1, le=2**31 - 1, description="Only in IMPORT mode.")
 
 
 class CompatibilityIn(BaseModel):
@@ -345,6 +349,10 @@ class LineageGraph(BaseModel):
 class RetentionRun(Open):
     """What a retention run removed (or, with ``dry_run``, would remove)."""
 
+    deleted: list[dict[str, Any]] = Field(description="log ranges: topic, partition, from, to")
+    deleted_rows: list[dict[str, Any]] = Field(description="view rows per projection table")
+    skipped: list[Any]
+
 
 class LedgerEntry(Open):
     checkpoint: dict[str, Any]
@@ -386,9 +394,27 @@ class Rebuilt(Open):
 class ProjectionAt(Open):
     """A projection's rows as of an offset or a time."""
 
+    projection: str
+    offset: int | None
+    time_ms: int | None
+    views: dict[str, Any] = Field(description="table -> rows")
+    digests: dict[str, Any]
+
 
 class RowSources(Open):
     """A row and the events behind it, with their ledger positions when known."""
+
+    projection: str
+    table: str
+    row: dict[str, Any] | None
+    events: list[dict[str, Any]]
+    complete: bool
+
+
+class ConfigValue(Open):
+    resource: str
+    value: Any = Field(description="The value in force (null: the default).")
+    requires_two_person: bool
 
 
 class QueryResult(BaseModel):

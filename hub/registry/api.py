@@ -626,6 +626,7 @@ def _compatibility_answer(
 @router.post(
     "/compatibility/subjects/{subject}/versions/{version}",
     response_model=CompatibilityAnswer,
+    response_model_exclude_unset=True,  # "messages" only when verbose, as Confluent answers
     openapi_extra=_body(SchemaIn),
 )
 def test_compatibility(
@@ -644,6 +645,7 @@ def test_compatibility(
 @router.post(
     "/compatibility/subjects/{subject}/versions",
     response_model=CompatibilityAnswer,
+    response_model_exclude_unset=True,  # "messages" only when verbose, as Confluent answers
     openapi_extra=_body(SchemaIn),
 )
 def test_compatibility_all(

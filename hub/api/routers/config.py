@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 
 from governance.configchanges import ConfigChanges, config_changes_for, write_action
 from hub.api.deps import authorize, hub_of
-from hub.api.models import ConfigChange
+from hub.api.models import ConfigChange, ConfigValue
 from hub.errors import Forbidden
 from hub.ports.policy import Principal
 
@@ -94,7 +94,7 @@ def get_change(
     return {**change.summary(), "diff": change.diff}
 
 
-@router.get("/v1/config/values/{resource}", response_model=dict[str, Any])
+@router.get("/v1/config/values/{resource}", response_model=ConfigValue)
 def get_value(
     resource: str,
     request: Request,

@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 from governance import lineage
 from governance.catalog import catalog
 from governance.retention import Governance, RetentionJob
-from hub.api.deps import authorize, hub_of
+from hub.api.deps import MAX_INT64, authorize, hub_of
 from hub.api.models import (
     Catalog,
     Hold,
@@ -36,8 +36,8 @@ router = APIRouter(tags=["governance"])
 
 class PolicyIn(BaseModel):
     scope: str = Field(description="topic:<name> or projection:<name>")
-    max_age_ms: int | None = Field(None, ge=1)
-    max_records: int | None = Field(None, ge=1)
+    max_age_ms: int | None = Field(None, ge=1, le=MAX_INT64)
+    max_records: int | None = Field(None, ge=1, le=MAX_INT64)
     time_column: str | None = None
     reason: str = ""
 

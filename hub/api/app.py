@@ -344,8 +344,10 @@ def create_app(hub: Hub) -> FastAPI:
 
     from hub.registry import api as registry_api
 
-    errors = {status: {"model": ErrorBody} for status in ERROR_STATUSES}
-    registry_errors = {status: {"model": ErrorBody} for status in REGISTRY_ERROR_STATUSES}
+    errors: dict[int | str, dict[str, Any]] = {s: {"model": ErrorBody} for s in ERROR_STATUSES}
+    registry_errors: dict[int | str, dict[str, Any]] = {
+        s: {"model": ErrorBody} for s in REGISTRY_ERROR_STATUSES
+    }
     for each in [router, *(m.router for m in _router_modules())]:
         declare_actions(each)
         app.include_router(each, responses=dict(errors))

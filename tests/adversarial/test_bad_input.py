@@ -180,3 +180,60 @@ def test_mistyped_event_members(shared_api: Api, event: dict[str, Any]) -> None:
     assert r.status_code == 422 and r.json()["reason"] == "invalid_batch", r.text
     r = api.client.post("/v1/ingest/trades", json={"events": [event]}, headers=api.admin)
     assert r.status_code == 200 and r.json()["rejected"] == 1, r.text
+
+
+def _serve(app: Any, port: int) -> Any:
+    import threading
+    import time
+
+    import uvicorn
+
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="critical", lifespan="off")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.01)
+    return server, thread
+
+
+def _raw(port: int, request: bytes, *, half_close: bool = False) -> bytes:
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(request)
+        if half_close:
+            sock.shutdown(socket.SHUT_WR)
+        chunks = []
+        try:
+            while chunk := sock.recv(65536):
+                chunks.append(chunk)
+                if b"\r\n\r\n" in b"".join(chunks) and not half_close:
+                    break
+        except TimeoutError:
+            pass
+        return b"".join(chunks)
+
+
+def test_content_length_lies_over_real_http(shared_api: Api) -> None:
+    """Served by uvicorn on 127.0.0.1:24081: a body shorter or longer than its Content-Length,
+    or a Content-Length that is not a number, never gets a 5xx."""
+    port = 24081
+    server, thread = _serve(shared_api.client.app, port)
+    auth = shared_api.admin["Authorization"].encode()
+    body = b'{"rules": []}'
+    head = b"PUT /v1/rules/trades-value HTTP/1.1\r\nHost: x\r\nAuthorization: " + auth
+    try:
+        short = _raw(port, head + b"\r\nContent-Length: 500\r\n\r\n" + body, half_close=True)
+        long = _raw(port, head + b"\r\nContent-Length: 3\r\n\r\n" + body)
+        nan = _raw(port, head + b"\r\nContent-Length: lots\r\n\r\n" + body)
+        for answer in (short, long, nan):
+            status = answer.split(b"\r\n", 1)[0]
+            assert not status.startswith(b"HTTP/1.1 5"), answer[:300]
+        assert long.startswith(b"HTTP/1.1 422"), long[:300]  # the 3 bytes are not JSON
+        assert nan.startswith(b"HTTP/1.1 400"), nan[:300]
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)

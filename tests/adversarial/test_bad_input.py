@@ -237,3 +237,16 @@ def test_content_length_lies_over_real_http(shared_api: Api) -> None:
     finally:
         server.should_exit = True
         thread.join(timeout=15)
+
+
+def test_an_unexpected_failure_is_logged_and_answers_the_error_shape(
+    api: Api, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken() -> None:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(api.hub.log, "topics", broken)
+    r = api.client.get("/v1/topics", headers=api.admin)
+    assert r.status_code == 500
+    assert r.json()["reason"] == "internal_error" and "RuntimeError" in r.json()["message"]
+    assert any("disk on fire" in (rec.exc_text or str(rec.exc_info)) for rec in caplog.records)

@@ -93,7 +93,9 @@ class ModeIn(BaseModel):
     mode: str = Field(examples=["READWRITE"])
 
 
-RAW_BODY_MODELS: list[type[BaseModel]] = [  # and answers only named by a $ref
+# Models the document names only by ``$ref`` (bodies routes read themselves, and answers
+# declared in ``responses``); ``create_app`` adds them to the document's components.
+RAW_BODY_MODELS: list[type[BaseModel]] = [
     PublishIn,
     IngestIn,
     ReplayIn,
@@ -424,4 +426,4 @@ class QueryResult(BaseModel):
     rows: list[dict[str, Any]]
 
 
-RAW_BODY_MODELS.append(QueryResult)
+RAW_BODY_MODELS.append(QueryResult)  # POST /v1/query with format=json

@@ -348,6 +348,11 @@ def create_app(hub: Hub) -> FastAPI:
     registry_errors: dict[int | str, dict[str, Any]] = {
         s: {"model": ErrorBody} for s in REGISTRY_ERROR_STATUSES
     }
+    # AuthMiddleware answers 401 before any route, as application/json
+    registry_errors[401] = {
+        "model": ErrorBody,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
+    }
     for each in [router, *(m.router for m in _router_modules())]:
         declare_actions(each)
         app.include_router(each, responses=dict(errors))

@@ -13,8 +13,10 @@ import base64
 import logging
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
@@ -42,13 +44,26 @@ ADMIN = {
 }
 
 
+_CLOSED: list[bool] = []
+
+
 def _close() -> None:
-    _CLIENT.close()
-    HUB.close()
-    shutil.rmtree(_DIR, ignore_errors=True)
+    if not _CLOSED:
+        _CLOSED.append(True)
+        _CLIENT.close()
+        HUB.close()
+        shutil.rmtree(_DIR, ignore_errors=True)
 
 
-atexit.register(_close)
+@pytest.fixture(scope="module", autouse=True)
+def _close_the_hub_after_the_module() -> Iterator[None]:
+    """At the module's end, not the session's: a hub left open keeps its chDB session, and
+    chDB allows one per process."""
+    yield
+    _close()
+
+
+atexit.register(_close)  # when collected but not run
 schema = schemathesis.openapi.from_asgi("/openapi.json", _CLIENT.app, headers=ADMIN)
 
 

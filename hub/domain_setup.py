@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import logging
+
 from domain.catalog import TOPICS, schema_text, subject_for
 from governance.shredding import encrypted_schema, pii_fields
+from hub.errors import NotFound
 from hub.events import KEY_FIELD_CONFIG, STRATEGY_CONFIG
 from hub.ports.eventlog import EventLog
 from hub.registry.service import SchemaRegistry
 from hub.settings import Settings
 
+logger = logging.getLogger("hub.domain_setup")
+
 
 def install(log: EventLog, registry: SchemaRegistry, settings: Settings) -> None:
     """Make sure every catalog topic exists and every shipped schema is registered.
 
-    Re-registering an identical schema is a no-op, so this runs at every start. A schema with
+    A schema already live under its subject is left alone (no write, so a read-only registry
+    still starts); a missing one (a deleted subject or version) is registered again, so the
+    hub's own services can write their topics. This runs at every start. A schema with
     PII fields is registered in its log form (``governance.shredding.encrypted_schema``): those
     fields hold ciphertext under the data subject's key, so ``hub erase`` can shred them.
     """
@@ -31,4 +38,11 @@ def install(log: EventLog, registry: SchemaRegistry, settings: Settings) -> None
             text = schema_text(event_type)
             if pii_fields(text):
                 text = encrypted_schema(text)
+            try:
+                registry.lookup(subject, text)
+                continue
+            except NotFound:
+                pass
+            if subject in registry.subjects(include_deleted=True):
+                logger.warning("shipped schema of %s was missing: registering it again", subject)
             registry.register(subject, text)

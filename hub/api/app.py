@@ -7,17 +7,46 @@ Errors answer ``{"error_code": <int>, "reason": <stable code>, "message": <sente
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
+from pydantic.json_schema import models_json_schema
+from starlette.exceptions import HTTPException
 
 from hub.api.auth import AuthMiddleware
-from hub.api.deps import authorize, hub_of, read_json
+from hub.api.deps import (
+    MAX_INT64,
+    MAX_JSON_DEPTH,
+    MAX_PARTITION,
+    authorize,
+    hub_of,
+    read_json,
+    route_actions,
+)
+from hub.api.models import (
+    ERROR_STATUSES,
+    RAW_BODY_MODELS,
+    REGISTRY_ERROR_STATUSES,
+    ErrorBody,
+    Health,
+    KeyIssued,
+    Published,
+    PublishIn,
+    Records,
+    TopicCreated,
+    TopicOut,
+    WhoAmI,
+    json_body,
+    text,
+)
 from hub.apikeys import parse_duration
 from hub.authz import ROLES
 from hub.bootstrap import Hub
@@ -26,6 +55,7 @@ from hub.events import OutgoingEvent, is_internal_topic, refuse_internal
 from hub.ports.policy import Principal
 
 router = APIRouter()
+log = logging.getLogger("hub.api")
 
 
 def error_body(exc: HubError) -> dict[str, Any]:
@@ -37,14 +67,14 @@ def error_body(exc: HubError) -> dict[str, Any]:
 
 
 # -- health and metrics ---------------------------------------------------------------------
-@router.get("/health", tags=["ops"])
+@router.get("/health", tags=["ops"], response_model=Health)
 def health(request: Request) -> dict[str, Any]:
     hub = hub_of(request)
     hub.log.topics()  # touches the log: a broken store answers 500, not "ok"
     return {"status": "ok", "event_log": hub.settings.event_log}
 
 
-@router.get("/metrics", tags=["ops"], response_class=Response)
+@router.get("/metrics", tags=["ops"], response_class=Response, responses=text())
 def metrics(request: Request, _: Principal = Depends(authorize("metrics.read"))) -> Response:
     return Response(hub_of(request).metrics.render(), media_type="text/plain; version=0.0.4")
 
@@ -57,7 +87,7 @@ class TopicCreate(BaseModel):
     key_field: str | None = None
 
 
-@router.get("/v1/topics", tags=["topics"])
+@router.get("/v1/topics", tags=["topics"], response_model=list[TopicOut])
 def list_topics(
     request: Request, _: Principal = Depends(authorize("topic.read"))
 ) -> list[dict[str, Any]]:
@@ -76,7 +106,7 @@ def list_topics(
     return out
 
 
-@router.post("/v1/topics", tags=["topics"], status_code=201)
+@router.post("/v1/topics", tags=["topics"], status_code=201, response_model=TopicCreated)
 def create_topic(
     body: TopicCreate, request: Request, _: Principal = Depends(authorize("topic.create"))
 ) -> dict[str, Any]:
@@ -88,7 +118,13 @@ def create_topic(
     return {"name": info.name, "partitions": info.partitions, "config": dict(info.config)}
 
 
-@router.post("/v1/topics/{topic}/events", tags=["events"], status_code=201)
+@router.post(
+    "/v1/topics/{topic}/events",
+    tags=["events"],
+    status_code=201,
+    response_model=Published,
+    openapi_extra=json_body(PublishIn),
+)
 async def publish(
     topic: str, request: Request, principal: Principal = Depends(authorize("event.publish"))
 ) -> dict[str, Any]:
@@ -98,7 +134,7 @@ async def publish(
     "occurred_at": "...", "correlation_id": "...", "causation_id": "..."}]}``.
     """
     hub = hub_of(request)
-    payload = await read_json(request)
+    payload = await read_json(request, unique_members=False)  # last member wins, as json.loads
     items = payload.get("events") if isinstance(payload, dict) else None
     if not isinstance(items, list) or not items:
         raise InvalidInput(
@@ -126,6 +162,7 @@ async def publish(
                 f"Event {i} has unknown member(s) {', '.join(sorted(unknown))}.",
                 code="invalid_batch",
             )
+        _check_event_members(item, i)
         events.append(
             OutgoingEvent(
                 value=item["value"],
@@ -149,12 +186,30 @@ async def publish(
     }
 
 
-@router.get("/v1/topics/{topic}/events", tags=["events"])
+def _check_event_members(item: dict[str, Any], i: int) -> None:
+    """Event members other than ``value`` are strings (``key`` may be a number), or null."""
+    for name in ("event_type", "event_id", "occurred_at", "correlation_id", "causation_id"):
+        if item.get(name) is not None and not isinstance(item[name], str):
+            raise InvalidInput(
+                f'Event {i}: "{name}" must be a string or null, not {type(item[name]).__name__}.',
+                code="invalid_batch",
+            )
+    headers = item.get("headers")
+    if headers is not None and not isinstance(headers, dict):
+        raise InvalidInput(
+            f'Event {i}: "headers" must be an object of strings, not {type(headers).__name__}.',
+            code="invalid_batch",
+        )
+    if isinstance(item.get("key"), (dict, list)):
+        raise InvalidInput(f'Event {i}: "key" must be a string.', code="invalid_batch")
+
+
+@router.get("/v1/topics/{topic}/events", tags=["events"], response_model=Records)
 def read_events(
     topic: str,
     request: Request,
-    partition: int = Query(0, ge=0),
-    offset: int = Query(0, ge=0),
+    partition: int = Query(0, ge=0, le=MAX_PARTITION),
+    offset: int = Query(0, ge=0, le=MAX_INT64),
     limit: int = Query(100, ge=1, le=10_000),
     principal: Principal = Depends(authorize("event.read")),
 ) -> dict[str, Any]:
@@ -190,7 +245,7 @@ class KeyCreate(BaseModel):
     expires_in: str | None = Field(default=None, description="e.g. 3600, 12h, 30d")
 
 
-@router.post("/v1/keys", tags=["keys"], status_code=201)
+@router.post("/v1/keys", tags=["keys"], status_code=201, response_model=KeyIssued)
 def create_key(
     body: KeyCreate, request: Request, principal: Principal = Depends(authorize("keys.create"))
 ) -> dict[str, Any]:
@@ -216,7 +271,7 @@ def create_key(
     }
 
 
-@router.get("/v1/whoami", tags=["keys"])
+@router.get("/v1/whoami", tags=["keys"], response_model=WhoAmI)
 def whoami(request: Request, principal: Principal = Depends(authorize("schema.read"))) -> Any:
     return {
         "principal": principal.id,
@@ -224,6 +279,17 @@ def whoami(request: Request, principal: Principal = Depends(authorize("schema.re
         "tenant": principal.tenant,
         "known_roles": list(ROLES),
     }
+
+
+_HTTP_REASONS = {404: "route_not_found", 405: "method_not_allowed", 400: "malformed_request"}
+
+
+def request_problem(exc: RequestValidationError) -> InvalidInput:
+    """FastAPI's validation errors as one sentence naming each parameter and the problem."""
+    problems = "; ".join(
+        f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', '')}" for e in exc.errors()
+    )
+    return InvalidInput(f"The request is invalid: {problems}.", code="invalid_request")
 
 
 def _router_modules() -> list[Any]:
@@ -255,6 +321,41 @@ def create_app(hub: Hub) -> FastAPI:
             hub.metrics.policy_denials.labels(request.url.path).inc()
         return JSONResponse(error_body(exc), status_code=exc.http_status)
 
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse(error_body(request_problem(exc)), status_code=422)
+
+    @app.exception_handler(HTTPException)
+    async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        status = exc.status_code
+        body = {"error_code": status * 100 + 1, "reason": _HTTP_REASONS.get(status, "http_error")}
+        body["message"] = f"{exc.detail}: {request.method} {request.url.path}."
+        if isinstance(exc.__cause__, RecursionError):  # FastAPI's own parse of a model body
+            status, body = (
+                422,
+                error_body(
+                    InvalidInput(
+                        f"Request body nests arrays or objects deeper than {MAX_JSON_DEPTH} "
+                        "levels: flatten it.",
+                        code="malformed_json",
+                    )
+                ),
+            )
+        return JSONResponse(body, status_code=status, headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def _bug(request: Request, exc: Exception) -> JSONResponse:
+        # Not a way to hide failures: every 5xx is a bug to fix. It is logged with its
+        # traceback, and the client gets the error shape instead of a bare text page.
+        log.exception("unexpected failure", extra={"path": request.url.path})
+        body = {
+            "error_code": 50001,
+            "reason": "internal_error",
+            "message": f"The hub failed unexpectedly ({type(exc).__name__}) serving "
+            f"{request.method} {request.url.path}: this is a bug; report it with the time.",
+        }
+        return JSONResponse(body, status_code=500)
+
     @app.middleware("http")
     async def _measure(request: Request, call_next: Any) -> Any:
         started = time.perf_counter()
@@ -269,11 +370,52 @@ def create_app(hub: Hub) -> FastAPI:
     def _docs(_: Principal = Depends(authorize("api.docs"))) -> HTMLResponse:
         return get_swagger_ui_html(openapi_url="/openapi.json", title="hub API")
 
-    app.include_router(router)
-    for module in _router_modules():
-        app.include_router(module.router)
     from hub.registry import api as registry_api
 
-    registry_api.install(app)
+    errors: dict[int | str, dict[str, Any]] = {s: {"model": ErrorBody} for s in ERROR_STATUSES}
+    registry_errors: dict[int | str, dict[str, Any]] = {
+        s: {"model": ErrorBody} for s in REGISTRY_ERROR_STATUSES
+    }
+    # AuthMiddleware answers 401 before any route, as application/json
+    registry_errors[401] = {
+        "model": ErrorBody,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
+    }
+    for each in [router, *(m.router for m in _router_modules())]:
+        declare_actions(each)
+        app.include_router(each, responses=dict(errors))
+    declare_actions(registry_api.router)
+    app.include_router(registry_api.router, responses=dict(registry_errors))
+    _declare_raw_bodies(app)
     app.add_middleware(AuthMiddleware, hub=hub)
     return app
+
+
+def _declare_raw_bodies(app: FastAPI) -> None:
+    """Put the models of bodies that routes read themselves (``hub.api.models.json_body``) into
+    the document's components, where their ``$ref`` points."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            doc = generate()
+            _, top = models_json_schema(
+                [(m, "validation") for m in RAW_BODY_MODELS],
+                ref_template="#/components/schemas/{model}",
+            )
+            doc.setdefault("components", {}).setdefault("schemas", {}).update(top["$defs"])
+            app.openapi_schema = doc
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def declare_actions(api_router: APIRouter) -> None:
+    """State each route's policy actions in the OpenAPI document (``x-hub-actions``), read from
+    its ``authorize`` dependencies, so the document itself says what each route needs (the
+    route-by-role matrix test is generated from it, and fails for a route that declares none)."""
+    for route in api_router.routes:
+        if isinstance(route, APIRoute):
+            extra = dict(route.openapi_extra or {})
+            extra["x-hub-actions"] = route_actions(route.dependant)
+            route.openapi_extra = extra

@@ -31,13 +31,29 @@ import logging
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
+from pydantic import BaseModel
 
-from hub.api.deps import authorize, hub_of, read_json
+from hub.api.deps import MAX_INT64, authorize, hub_of, read_json
+from hub.api.models import (
+    CompatibilityAnswer,
+    CompatibilityIn,
+    CompatibilityLevel,
+    CompatibilitySet,
+    Mode,
+    ModeIn,
+    SchemaIn,
+    SchemaOut,
+    SubjectVersionOut,
+    SubjectVersionRef,
+)
+from hub.api.models import SchemaId as SchemaIdOut
+from hub.api.models import json_body as body_schema
 from hub.errors import (
+    Forbidden,
     HubError,
     InvalidInput,
     InvalidSchema,
@@ -45,6 +61,7 @@ from hub.errors import (
     SubjectNotFound,
 )
 from hub.ports.policy import Principal
+from hub.registry.internal import is_internal_subject
 from hub.registry.service import (
     Reference,
     SchemaRegistry,
@@ -98,6 +115,7 @@ CONFLUENT_ERRORS: Mapping[str, tuple[int, int]] = {
     "not_acceptable": (406, 406),
     "unauthenticated": (401, 40101),
     "forbidden": (403, 40301),
+    "internal_subject": (403, 40301),
     "storage_busy": (500, 50001),
     "retryable": (500, 50001),
     "hub_error": (500, 50001),
@@ -237,6 +255,17 @@ def _version_id(text: str) -> int | str:
     return number
 
 
+def _refuse_internal(subject: str, change: str) -> None:
+    """Subjects of internal topics change only with the hub's own release (``domain_setup``)."""
+    if is_internal_subject(subject):
+        raise Forbidden(
+            f"Subject {subject!r} belongs to an internal topic of the hub: {change} it through "
+            "the registry API is refused for every role, because the hub's own services write "
+            "with its schema (the hub registers its internal schemas itself at start).",
+            code="internal_subject",
+        )
+
+
 def _page(items: Sequence[Any], offset: int, limit: int) -> list[Any]:
     start = max(offset, 0)
     return list(items[start : start + limit] if limit > 0 else items[start:])
@@ -312,9 +341,21 @@ JsonBody = Annotated[Any, Depends(json_body)]
 SubjectPrefix = Annotated[str, Query(alias="subjectPrefix")]
 DefaultToGlobal = Annotated[bool, Query(alias="defaultToGlobal")]
 LatestOnly = Annotated[bool, Query(alias="latestOnly")]
+SchemaId = Annotated[int, Path(ge=-(2**31), le=2**31 - 1, description="a global schema id")]
+PageOffset = Annotated[int, Query(ge=0, le=MAX_INT64)]
+PageLimit = Annotated[int, Query(ge=-1, le=MAX_INT64, description="-1: no limit")]
 
 
 # -- response shapes ------------------------------------------------------------------------
+_RAW_SCHEMA: dict[int | str, dict[str, Any]] = {
+    200: {"content": {MEDIA_TYPE: {"schema": {"type": "string", "description": "the schema"}}}}
+}
+
+
+def _body(model: type[BaseModel]) -> dict[str, Any]:
+    return body_schema(model, MEDIA_TYPE, "application/vnd.schemaregistry+json")
+
+
 def _schema_fields(stored: StoredSchema) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if stored.schema_type != "AVRO":  # Confluent omits schemaType for AVRO
@@ -334,20 +375,20 @@ def _raw_schema(text: str) -> Response:
 
 
 # -- schemas --------------------------------------------------------------------------------
-@router.get("/schemas/types")
+@router.get("/schemas/types", response_model=list[str])
 def schema_types(_: CanRead) -> list[str]:
     return ["AVRO"]
 
 
-@router.get("/schemas")
+@router.get("/schemas", response_model=list[SubjectVersionOut])
 def list_schemas(
     request: Request,
     _: CanRead,
     subject_prefix: SubjectPrefix = "",
     deleted: bool = False,
     latest_only: LatestOnly = False,
-    offset: int = 0,
-    limit: int = -1,
+    offset: PageOffset = 0,
+    limit: PageLimit = -1,
 ) -> list[dict[str, Any]]:
     registry = _registry(request)
     out: list[dict[str, Any]] = []
@@ -358,46 +399,46 @@ def list_schemas(
     return _page(out, offset, limit)
 
 
-@router.get("/schemas/ids/{schema_id}")
+@router.get("/schemas/ids/{schema_id}", response_model=SchemaOut)
 def schema_by_id(
     request: Request,
     _: CanRead,
-    schema_id: int,
+    schema_id: SchemaId,
     subject: str | None = None,
     format: str | None = None,  # accepted for client compatibility; AVRO has one format
 ) -> dict[str, Any]:
     return _schema_fields(_registry(request).get_by_id(schema_id))
 
 
-@router.get("/schemas/ids/{schema_id}/schema")
-def raw_schema_by_id(request: Request, schema_id: int, _: CanRead) -> Response:
+@router.get("/schemas/ids/{schema_id}/schema", responses=_RAW_SCHEMA)
+def raw_schema_by_id(request: Request, schema_id: SchemaId, _: CanRead) -> Response:
     return _raw_schema(_registry(request).get_by_id(schema_id).text)
 
 
-@router.get("/schemas/ids/{schema_id}/subjects")
+@router.get("/schemas/ids/{schema_id}/subjects", response_model=list[str])
 def subjects_of_id(
     request: Request,
     _: CanRead,
-    schema_id: int,
+    schema_id: SchemaId,
     subject: str | None = None,
     deleted: bool = False,
-    offset: int = 0,
-    limit: int = -1,
+    offset: PageOffset = 0,
+    limit: PageLimit = -1,
 ) -> list[str]:
     found = _registry(request).subject_versions_of(schema_id, include_deleted=deleted)
     names = sorted({sv.subject for sv in found if subject is None or sv.subject == subject})
     return _page(names, offset, limit)
 
 
-@router.get("/schemas/ids/{schema_id}/versions")
+@router.get("/schemas/ids/{schema_id}/versions", response_model=list[SubjectVersionRef])
 def versions_of_id(
     request: Request,
     _: CanRead,
-    schema_id: int,
+    schema_id: SchemaId,
     subject: str | None = None,
     deleted: bool = False,
-    offset: int = 0,
-    limit: int = -1,
+    offset: PageOffset = 0,
+    limit: PageLimit = -1,
 ) -> list[dict[str, Any]]:
     found = _registry(request).subject_versions_of(schema_id, include_deleted=deleted)
     pairs = [
@@ -409,15 +450,15 @@ def versions_of_id(
 
 
 # -- subjects -------------------------------------------------------------------------------
-@router.get("/subjects")
+@router.get("/subjects", response_model=list[str])
 def list_subjects(
     request: Request,
     _: CanRead,
     subject_prefix: SubjectPrefix = "",
     deleted: bool = False,
     deleted_only: bool = False,
-    offset: int = 0,
-    limit: int = -1,
+    offset: PageOffset = 0,
+    limit: PageLimit = -1,
 ) -> list[str]:
     registry = _registry(request)
     if deleted_only:
@@ -432,15 +473,15 @@ def list_subjects(
     return _page(names, offset, limit)
 
 
-@router.get("/subjects/{subject}/versions")
+@router.get("/subjects/{subject}/versions", response_model=list[int])
 def list_versions(
     request: Request,
     _: CanRead,
     subject: str,
     deleted: bool = False,
     deleted_only: bool = False,
-    offset: int = 0,
-    limit: int = -1,
+    offset: PageOffset = 0,
+    limit: PageLimit = -1,
 ) -> list[int]:
     registry = _registry(request)
     if deleted_only:
@@ -455,7 +496,7 @@ def list_versions(
     return _page(numbers, offset, limit)
 
 
-@router.get("/subjects/{subject}/versions/{version}")
+@router.get("/subjects/{subject}/versions/{version}", response_model=SubjectVersionOut)
 def get_version(
     request: Request,
     _: CanRead,
@@ -468,7 +509,7 @@ def get_version(
     return _version_json(sv)
 
 
-@router.get("/subjects/{subject}/versions/{version}/schema")
+@router.get("/subjects/{subject}/versions/{version}/schema", responses=_RAW_SCHEMA)
 def get_version_schema(
     request: Request,
     _: CanRead,
@@ -480,20 +521,22 @@ def get_version_schema(
     return _raw_schema(sv.schema.text)
 
 
-@router.get("/subjects/{subject}/versions/{version}/referencedby")
+@router.get("/subjects/{subject}/versions/{version}/referencedby", response_model=list[int])
 def referenced_by(
     request: Request,
     _: CanRead,
     subject: str,
     version: str,
-    offset: int = 0,
-    limit: int = -1,
+    offset: PageOffset = 0,
+    limit: PageLimit = -1,
 ) -> list[int]:
     ids = _registry(request).referenced_by(subject, _version_id(version))
     return _page(ids, offset, limit)
 
 
-@router.post("/subjects/{subject}/versions")
+@router.post(
+    "/subjects/{subject}/versions", response_model=SchemaIdOut, openapi_extra=_body(SchemaIn)
+)
 def register(
     request: Request,
     _: CanWrite,
@@ -501,6 +544,7 @@ def register(
     subject: str,
     normalize: bool = False,  # accepted: the registry always compares canonical forms
 ) -> dict[str, Any]:
+    _refuse_internal(subject, "registering a schema version under")
     registry = _registry(request)
     candidate = _Candidate(registry, body)
     sv = registry.register(
@@ -514,7 +558,7 @@ def register(
     return {"id": sv.id}
 
 
-@router.post("/subjects/{subject}")
+@router.post("/subjects/{subject}", response_model=SubjectVersionOut, openapi_extra=_body(SchemaIn))
 def lookup(
     request: Request,
     _: CanRead,
@@ -536,7 +580,7 @@ def lookup(
     return _version_json(sv)
 
 
-@router.delete("/subjects/{subject}/versions/{version}")
+@router.delete("/subjects/{subject}/versions/{version}", response_model=int)
 def delete_version(
     request: Request,
     _: CanDelete,
@@ -544,16 +588,18 @@ def delete_version(
     version: str,
     permanent: bool = False,
 ) -> int:
+    _refuse_internal(subject, "deleting a version of")
     return _registry(request).delete_version(subject, _version_id(version), permanent=permanent)
 
 
-@router.delete("/subjects/{subject}")
+@router.delete("/subjects/{subject}", response_model=list[int])
 def delete_subject(
     request: Request,
     _: CanDelete,
     subject: str,
     permanent: bool = False,
 ) -> list[int]:
+    _refuse_internal(subject, "deleting")
     return _registry(request).delete_subject(subject, permanent=permanent)
 
 
@@ -577,7 +623,12 @@ def _compatibility_answer(
     return answer
 
 
-@router.post("/compatibility/subjects/{subject}/versions/{version}")
+@router.post(
+    "/compatibility/subjects/{subject}/versions/{version}",
+    response_model=CompatibilityAnswer,
+    response_model_exclude_unset=True,  # "messages" only when verbose, as Confluent answers
+    openapi_extra=_body(SchemaIn),
+)
 def test_compatibility(
     request: Request,
     _: CanRead,
@@ -591,7 +642,12 @@ def test_compatibility(
     return _compatibility_answer(registry, subject, body, _version_id(version), verbose)
 
 
-@router.post("/compatibility/subjects/{subject}/versions")
+@router.post(
+    "/compatibility/subjects/{subject}/versions",
+    response_model=CompatibilityAnswer,
+    response_model_exclude_unset=True,  # "messages" only when verbose, as Confluent answers
+    openapi_extra=_body(SchemaIn),
+)
 def test_compatibility_all(
     request: Request,
     _: CanRead,
@@ -627,7 +683,7 @@ def _mode_of(body: Any) -> str:
     return mode
 
 
-@router.get("/config")
+@router.get("/config", response_model=CompatibilityLevel)
 def get_global_config(request: Request, _: CanRead) -> dict[str, Any]:
     return {"compatibilityLevel": _registry(request).compatibility()}
 
@@ -659,7 +715,7 @@ def _governed_set(
     changes.set_direct(principal, registry_resource(subject), level, reason)
 
 
-@router.put("/config")
+@router.put("/config", response_model=CompatibilitySet, openapi_extra=_body(CompatibilityIn))
 def set_global_config(
     request: Request,
     principal: CanConfigure,
@@ -670,14 +726,14 @@ def set_global_config(
     return {"compatibility": level}
 
 
-@router.delete("/config")
+@router.delete("/config", response_model=CompatibilityLevel)
 def delete_global_config(request: Request, principal: CanConfigure) -> dict[str, Any]:
     previous = _registry(request).compatibility()
     _governed_set(request, principal, None, None)
     return {"compatibilityLevel": previous}
 
 
-@router.get("/config/{subject}")
+@router.get("/config/{subject}", response_model=CompatibilityLevel)
 def get_subject_config(
     request: Request,
     _: CanRead,
@@ -688,34 +744,38 @@ def get_subject_config(
     return {"compatibilityLevel": level}
 
 
-@router.put("/config/{subject}")
+@router.put(
+    "/config/{subject}", response_model=CompatibilitySet, openapi_extra=_body(CompatibilityIn)
+)
 def set_subject_config(
     request: Request,
     principal: CanConfigure,
     body: JsonBody,
     subject: str,
 ) -> dict[str, Any]:
+    _refuse_internal(subject, "changing the compatibility level of")
     level = _registry(request).check_compatibility_level(_level_of(body))
     _governed_set(request, principal, subject, level)
     return {"compatibility": level}
 
 
-@router.delete("/config/{subject}")
+@router.delete("/config/{subject}", response_model=CompatibilityLevel)
 def delete_subject_config(
     request: Request, subject: str, principal: CanConfigure
 ) -> dict[str, Any]:
+    _refuse_internal(subject, "changing the compatibility level of")
     # A subject without a level of its own answers 40408, as before any change is written.
     previous = _registry(request).compatibility(subject, default_to_global=False)
     _governed_set(request, principal, subject, None)
     return {"compatibilityLevel": previous}
 
 
-@router.get("/mode")
+@router.get("/mode", response_model=Mode)
 def get_global_mode(request: Request, _: CanRead) -> dict[str, Any]:
     return {"mode": _registry(request).mode()}
 
 
-@router.put("/mode")
+@router.put("/mode", response_model=Mode, openapi_extra=_body(ModeIn))
 def set_global_mode(
     request: Request,
     _: CanConfigure,
@@ -725,7 +785,7 @@ def set_global_mode(
     return {"mode": _registry(request).set_mode(_mode_of(body))}
 
 
-@router.get("/mode/{subject}")
+@router.get("/mode/{subject}", response_model=Mode)
 def get_subject_mode(
     request: Request,
     _: CanRead,
@@ -735,7 +795,7 @@ def get_subject_mode(
     return {"mode": _registry(request).mode(subject)}
 
 
-@router.put("/mode/{subject}")
+@router.put("/mode/{subject}", response_model=Mode, openapi_extra=_body(ModeIn))
 def set_subject_mode(
     request: Request,
     _: CanConfigure,
@@ -743,4 +803,5 @@ def set_subject_mode(
     subject: str,
     force: bool = False,
 ) -> dict[str, Any]:
+    _refuse_internal(subject, "changing the mode of")
     return {"mode": _registry(request).set_mode(_mode_of(body), subject)}

@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 
 from governance.configchanges import ConfigChanges, config_changes_for, write_action
 from hub.api.deps import authorize, hub_of
+from hub.api.models import ConfigChange, ConfigValue
 from hub.errors import Forbidden
 from hub.ports.policy import Principal
 
@@ -32,7 +33,19 @@ def changes_of(request: Request) -> ConfigChanges:
 
 
 def _may_write(request: Request, principal: Principal, resource: str) -> None:
-    """The resource's own write action, asked of the policy engine like ``authorize`` does."""
+    """The resource's own write action, asked of the policy engine like ``authorize`` does.
+
+    The compatibility level of an internal subject is not a client's to change (403
+    ``internal_subject``, as on ``PUT /config/{subject}``)."""
+    from hub.registry.internal import is_internal_subject
+
+    kind, _, subject = resource.partition(":")
+    if kind == "registry.config" and subject and is_internal_subject(subject):
+        raise Forbidden(
+            f"Subject {subject!r} belongs to an internal topic of the hub: changing its "
+            "compatibility level is refused for every role.",
+            code="internal_subject",
+        )
     action = write_action(resource)
     decision = hub_of(request).policy.decide(
         principal, action, resource, {"method": request.method}
@@ -58,7 +71,7 @@ class RollbackBody(BaseModel):
     reason: str = Field(min_length=1)
 
 
-@router.get("/v1/config/changes")
+@router.get("/v1/config/changes", response_model=list[ConfigChange])
 def list_changes(
     request: Request,
     resource: str | None = None,
@@ -69,7 +82,7 @@ def list_changes(
     return [c.summary() for c in changes.store.changes(resource)]
 
 
-@router.get("/v1/config/changes/{change_id}")
+@router.get("/v1/config/changes/{change_id}", response_model=ConfigChange)
 def get_change(
     change_id: str,
     request: Request,
@@ -81,7 +94,7 @@ def get_change(
     return {**change.summary(), "diff": change.diff}
 
 
-@router.get("/v1/config/values/{resource}")
+@router.get("/v1/config/values/{resource}", response_model=ConfigValue)
 def get_value(
     resource: str,
     request: Request,
@@ -90,7 +103,7 @@ def get_value(
     return changes_of(request).value(resource)
 
 
-@router.post("/v1/config/changes", status_code=201)
+@router.post("/v1/config/changes", status_code=201, response_model=ConfigChange)
 def propose(
     body: ProposeBody,
     request: Request,
@@ -101,7 +114,7 @@ def propose(
     return {**change.summary(), "diff": change.diff}
 
 
-@router.post("/v1/config/changes/{change_id}/approve")
+@router.post("/v1/config/changes/{change_id}/approve", response_model=ConfigChange)
 def approve(
     change_id: str,
     body: ApproveBody,
@@ -111,7 +124,7 @@ def approve(
     return changes_of(request).approve(principal, change_id, body.reason).summary()
 
 
-@router.post("/v1/config/rollback", status_code=201)
+@router.post("/v1/config/rollback", status_code=201, response_model=ConfigChange)
 def rollback(
     body: RollbackBody,
     request: Request,

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 
 from governance.erasure import erase
 from hub.api.deps import authorize, hub_of
+from hub.api.models import Erasure
 from hub.ports.policy import Principal
 
 router = APIRouter(tags=["governance"])
@@ -21,7 +22,7 @@ class ErasureIn(BaseModel):
     reason: str = Field(min_length=1)
 
 
-@router.post("/v1/erasures", status_code=201)
+@router.post("/v1/erasures", status_code=201, response_model=Erasure)
 def post_erasure(
     body: ErasureIn, request: Request, who: Principal = Depends(authorize("subject.erase"))
 ) -> dict[str, Any]:

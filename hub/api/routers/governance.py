@@ -16,7 +16,18 @@ from pydantic import BaseModel, Field
 from governance import lineage
 from governance.catalog import catalog
 from governance.retention import Governance, RetentionJob
-from hub.api.deps import authorize, hub_of
+from hub.api.deps import MAX_INT64, authorize, hub_of
+from hub.api.models import (
+    Catalog,
+    Hold,
+    Holds,
+    LineageEvents,
+    LineageGraph,
+    Released,
+    RetentionPolicies,
+    RetentionPolicy,
+    RetentionRun,
+)
 from hub.api.routers.config import changes_of
 from hub.ports.policy import Principal
 
@@ -25,8 +36,8 @@ router = APIRouter(tags=["governance"])
 
 class PolicyIn(BaseModel):
     scope: str = Field(description="topic:<name> or projection:<name>")
-    max_age_ms: int | None = Field(None, ge=1)
-    max_records: int | None = Field(None, ge=1)
+    max_age_ms: int | None = Field(None, ge=1, le=MAX_INT64)
+    max_records: int | None = Field(None, ge=1, le=MAX_INT64)
     time_column: str | None = None
     reason: str = ""
 
@@ -41,7 +52,7 @@ class ReleaseIn(BaseModel):
     reason: str = ""
 
 
-@router.get("/v1/catalog")
+@router.get("/v1/catalog", response_model=Catalog)
 def get_catalog(
     request: Request,
     kind: str | None = Query(None, pattern="^(topic|projection|export)$"),
@@ -51,14 +62,14 @@ def get_catalog(
     return {"datasets": datasets}
 
 
-@router.get("/v1/lineage/graph")
+@router.get("/v1/lineage/graph", response_model=LineageGraph)
 def get_lineage_graph(
     request: Request, _: Principal = Depends(authorize("catalog.read"))
 ) -> dict[str, Any]:
     return lineage.graph(hub_of(request))
 
 
-@router.get("/v1/lineage/events")
+@router.get("/v1/lineage/events", response_model=LineageEvents)
 def get_lineage_events(
     request: Request,
     job: str | None = None,
@@ -68,7 +79,7 @@ def get_lineage_events(
     return {"events": lineage.events(hub_of(request), job, limit)}
 
 
-@router.get("/v1/retention/policies")
+@router.get("/v1/retention/policies", response_model=RetentionPolicies)
 def list_policies(
     request: Request, _: Principal = Depends(authorize("catalog.read"))
 ) -> dict[str, Any]:
@@ -76,7 +87,7 @@ def list_policies(
     return {"policies": [p.as_dict() for _, p in sorted(policies.items())]}
 
 
-@router.post("/v1/retention/policies")
+@router.post("/v1/retention/policies", response_model=RetentionPolicy)
 def set_policy(
     body: PolicyIn, request: Request, who: Principal = Depends(authorize("retention.write"))
 ) -> dict[str, Any]:
@@ -93,7 +104,7 @@ def set_policy(
     return policy.as_dict()
 
 
-@router.post("/v1/retention/run")
+@router.post("/v1/retention/run", response_model=RetentionRun)
 def run_retention(
     request: Request,
     dry_run: bool = False,
@@ -103,14 +114,14 @@ def run_retention(
     return (job.plan() if dry_run else job.run()).as_dict()
 
 
-@router.get("/v1/legal-holds")
+@router.get("/v1/legal-holds", response_model=Holds)
 def list_holds(
     request: Request, _: Principal = Depends(authorize("catalog.read"))
 ) -> dict[str, Any]:
     return {"holds": [h.as_dict() for h in Governance(hub_of(request)).holds()]}
 
 
-@router.post("/v1/legal-holds", status_code=201)
+@router.post("/v1/legal-holds", status_code=201, response_model=Hold)
 def place_hold(
     body: HoldIn, request: Request, who: Principal = Depends(authorize("legalhold.write"))
 ) -> dict[str, Any]:
@@ -120,7 +131,7 @@ def place_hold(
     return hold.as_dict()
 
 
-@router.post("/v1/legal-holds/{hold_id}/release")
+@router.post("/v1/legal-holds/{hold_id}/release", response_model=Released)
 def release_hold(
     hold_id: str,
     body: ReleaseIn,

@@ -25,14 +25,26 @@ from __future__ import annotations
 import base64
 import json
 import struct
-from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 
 from hub import serde
-from hub.api.deps import authorize, hub_of
-from hub.errors import InvalidInput, PayloadTooLarge
+from hub.api.deps import MAX_INT64, authorize, hub_of, parse_json, read_body, read_json
+from hub.api.models import (
+    Ingested,
+    IngestIn,
+    QualityStats,
+    QuarantineEntry,
+    QuarantinePage,
+    ReplayIn,
+    RuleSetIn,
+    RuleSetOut,
+    RuleSetSummary,
+    json_body,
+    raw_body,
+)
+from hub.errors import InvalidInput
 from hub.ingest.pipeline import JSON, WIRE, RawRecord
 from hub.ports.policy import Principal
 
@@ -41,15 +53,7 @@ NDJSON = "application/x-ndjson"
 _ALLOWED = {"value", "event_type", "key", "event_id", "occurred_at"}
 
 
-async def _body(request: Request) -> bytes:
-    limit = hub_of(request).settings.max_request_bytes
-    body = await request.body()
-    if len(body) > limit:
-        raise PayloadTooLarge(
-            f"Request body is {len(body)} bytes, over the limit of {limit} "
-            "(HUB_MAX_REQUEST_BYTES): split the batch."
-        )
-    return body
+_body = read_body
 
 
 def _event(item: Any, original: bytes | None, i: int) -> RawRecord:
@@ -80,6 +84,13 @@ def _event(item: Any, original: bytes | None, i: int) -> RawRecord:
             content_type=ctype,
             error=f"Event {i} has unknown member(s) {', '.join(sorted(unknown))}.",
         )
+    for name in ("event_type", "event_id", "occurred_at"):
+        if item.get(name) is not None and not isinstance(item[name], str):
+            return RawRecord(
+                original,
+                content_type=ctype,
+                error=f'Event {i}: "{name}" must be a string, not {type(item[name]).__name__}.',
+            )
     return RawRecord(
         original,
         content_type=ctype,
@@ -98,7 +109,12 @@ def _kind(item: Any) -> str:
     return f"a JSON {type(item).__name__}"
 
 
-@router.post("/v1/ingest/{topic}", status_code=200)
+@router.post(
+    "/v1/ingest/{topic}",
+    status_code=200,
+    response_model=Ingested,
+    openapi_extra=json_body(IngestIn, NDJSON),
+)
 async def ingest_json(
     topic: str, request: Request, principal: Principal = Depends(authorize("ingest.publish"))
 ) -> dict[str, Any]:
@@ -118,7 +134,7 @@ async def ingest_json(
         for i, line in enumerate(x for x in body.split(b"\n") if x.strip()):
             line = line.rstrip(b"\r")
             try:
-                item = json.loads(line.decode("utf-8"), parse_float=Decimal)
+                line.decode("utf-8")
             except UnicodeDecodeError as exc:
                 records.append(
                     RawRecord(
@@ -126,26 +142,14 @@ async def ingest_json(
                     )
                 )
                 continue
-            except ValueError as exc:
-                records.append(
-                    RawRecord(
-                        line, error=f"Line {i} is not JSON: {exc}.", error_code="malformed_json"
-                    )
-                )
+            try:
+                item = parse_json(line, unique_members=False, what=f"Line {i}")
+            except InvalidInput as exc:
+                records.append(RawRecord(line, error=exc.message, error_code="malformed_json"))
                 continue
             records.append(_event(item, line, i))
     else:
-        try:
-            payload = json.loads(body, parse_float=Decimal)
-        except UnicodeDecodeError as exc:
-            raise InvalidInput(
-                f"Request body is not UTF-8 text: {exc}.", code="malformed_json"
-            ) from exc
-        except json.JSONDecodeError as exc:
-            raise InvalidInput(
-                f"Request body is not valid JSON: {exc.msg} at line {exc.lineno}.",
-                code="malformed_json",
-            ) from exc
+        payload = parse_json(body, unique_members=False)
         items = payload.get("events") if isinstance(payload, dict) else None
         if not isinstance(items, list) or not items:
             raise InvalidInput(
@@ -163,7 +167,16 @@ async def ingest_json(
     return {"topic": topic, **result.as_dict(), "ledger": hub.ledger.cover()}
 
 
-@router.post("/v1/ingest/{topic}/avro", status_code=200)
+@router.post(
+    "/v1/ingest/{topic}/avro",
+    status_code=200,
+    response_model=Ingested,
+    openapi_extra=raw_body(
+        "application/vnd.hub.wire-batch",
+        "application/octet-stream",
+        description="Confluent wire-format values, each framed by a 4-byte big-endian length.",
+    ),
+)
 async def ingest_avro(
     topic: str, request: Request, principal: Principal = Depends(authorize("ingest.publish"))
 ) -> dict[str, Any]:
@@ -211,7 +224,7 @@ async def ingest_avro(
     return {"topic": topic, **result.as_dict(), "ledger": hub.ledger.cover()}
 
 
-@router.get("/v1/quality/stats")
+@router.get("/v1/quality/stats", response_model=QualityStats)
 def quality_stats(
     request: Request, _: Principal = Depends(authorize("quarantine.read"))
 ) -> dict[str, Any]:
@@ -241,10 +254,10 @@ def quality_stats(
     }
 
 
-@router.get("/v1/quarantine")
+@router.get("/v1/quarantine", response_model=QuarantinePage)
 def quarantine_list(
     request: Request,
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=MAX_INT64),
     limit: int = Query(100, ge=1, le=10_000),
     topic: str | None = None,
     _: Principal = Depends(authorize("quarantine.read")),
@@ -255,9 +268,11 @@ def quarantine_list(
     return {"records": items, "next_offset": items[-1]["offset"] + 1 if items else offset}
 
 
-@router.get("/v1/quarantine/{offset}")
+@router.get("/v1/quarantine/{offset}", response_model=QuarantineEntry)
 def quarantine_show(
-    offset: int, request: Request, _: Principal = Depends(authorize("quarantine.read"))
+    offset: Annotated[int, Path(ge=0, le=MAX_INT64)],
+    request: Request,
+    _: Principal = Depends(authorize("quarantine.read")),
 ) -> dict[str, Any]:
     from hub.ingest.quarantine import decode_entry
 
@@ -269,22 +284,31 @@ def quarantine_show(
     return out
 
 
-@router.post("/v1/quarantine/replay")
+@router.post(
+    "/v1/quarantine/replay",
+    response_model=dict[str, dict[str, Any]],
+    openapi_extra=json_body(ReplayIn),
+)
 async def quarantine_replay(
     request: Request, principal: Principal = Depends(authorize("quarantine.replay"))
 ) -> dict[str, Any]:
     """Body ``{"offsets": [..]}``; returns the outcome per topic."""
     from hub.ingest.quarantine import replay
 
-    payload = json.loads(await _body(request) or b"{}")
+    payload = await read_json(request)
     offsets = payload.get("offsets") if isinstance(payload, dict) else None
-    if not isinstance(offsets, list) or not all(isinstance(o, int) for o in offsets):
-        raise InvalidInput('Body must be {"offsets": [<int>, ...]}.', code="invalid_replay")
+    if not isinstance(offsets, list) or not all(
+        isinstance(o, int) and not isinstance(o, bool) and 0 <= o <= MAX_INT64 for o in offsets
+    ):
+        raise InvalidInput(
+            f'Body must be {{"offsets": [<int>, ...]}} with offsets from 0 to {MAX_INT64}.',
+            code="invalid_replay",
+        )
     results = replay(hub_of(request).ingest, offsets, principal.id)
     return {t: r.as_dict() for t, r in results.items()}
 
 
-@router.get("/v1/rules")
+@router.get("/v1/rules", response_model=dict[str, RuleSetSummary])
 def rules_list(request: Request, _: Principal = Depends(authorize("rules.read"))) -> dict[str, Any]:
     store = hub_of(request).ingest.rules
     return {
@@ -292,7 +316,7 @@ def rules_list(request: Request, _: Principal = Depends(authorize("rules.read"))
     }
 
 
-@router.get("/v1/rules/{subject}")
+@router.get("/v1/rules/{subject}", response_model=RuleSetOut)
 def rules_get(
     subject: str, request: Request, _: Principal = Depends(authorize("rules.read"))
 ) -> dict[str, Any]:
@@ -300,12 +324,12 @@ def rules_get(
     return {**store.get(subject).as_dict(), "version": store.version(subject)}
 
 
-@router.put("/v1/rules/{subject}")
+@router.put("/v1/rules/{subject}", response_model=RuleSetOut, openapi_extra=json_body(RuleSetIn))
 async def rules_put(
     subject: str, request: Request, principal: Principal = Depends(authorize("rules.write"))
 ) -> dict[str, Any]:
     """Body: the rule set (``{"rules": [...]}``); published as a ``hub.ConfigChanged`` event."""
-    payload = json.loads(await _body(request) or b"null")
+    payload = await read_json(request, exact_decimals=False)  # rule bounds are JSON numbers
     if isinstance(payload, dict):
         payload.setdefault("subject", subject)
     hub = hub_of(request)

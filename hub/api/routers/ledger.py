@@ -16,12 +16,21 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
 from fastapi.responses import PlainTextResponse, Response
 
-from hub.api.deps import authorize, hub_of
+from hub.api.deps import MAX_INT64, authorize, hub_of
+from hub.api.models import (
+    Checkpoint,
+    ConsistencyProof,
+    LedgerEntries,
+    LedgerEntry,
+    Verification,
+    binary,
+    text,
+)
 from hub.errors import InvalidInput
 from hub.ledger.errors import CheckpointNotFound
 from hub.ports.policy import Principal
@@ -50,7 +59,7 @@ def _ms(text: str | None, what: str) -> int | None:
     return None if text is None else int(parse_time(text, what).timestamp() * 1000)
 
 
-@router.get("/v1/ledger/entries")
+@router.get("/v1/ledger/entries", response_model=LedgerEntries)
 def list_entries(
     request: Request,
     actor: str | None = None,
@@ -59,7 +68,7 @@ def list_entries(
     topic: str | None = None,
     since: str | None = Query(None, alias="from", description="ISO time, inclusive"),
     until: str | None = Query(None, alias="to", description="ISO time, exclusive"),
-    after: int = Query(-1, ge=-1),
+    after: int = Query(-1, ge=-1, le=MAX_INT64),
     limit: int = Query(100, ge=1, le=10_000),
     _: Principal = Depends(authorize("ledger.read")),
 ) -> dict[str, Any]:
@@ -76,11 +85,13 @@ def list_entries(
     return {"entries": entries, "next_after": entries[-1]["index"] if entries else after}
 
 
-@router.get("/v1/ledger/entries/{index}")
+@router.get("/v1/ledger/entries/{index}", response_model=LedgerEntry)
 def get_entry(
-    index: int,
+    index: Annotated[int, Path(ge=0, le=MAX_INT64)],
     request: Request,
-    checkpoint: int | None = Query(None, ge=1, description="tree size; default the latest"),
+    checkpoint: int | None = Query(
+        None, ge=1, le=MAX_INT64, description="tree size; default the latest"
+    ),
     _: Principal = Depends(authorize("ledger.read")),
 ) -> dict[str, Any]:
     ledger = hub_of(request).ledger
@@ -93,7 +104,7 @@ def get_entry(
         return ledger.entry(index, checkpoint)
 
 
-@router.get("/v1/ledger/lookup")
+@router.get("/v1/ledger/lookup", response_model=LedgerEntry)
 def lookup(
     request: Request,
     event_id: str | None = Query(None, max_length=200, description="the event's ce_id"),
@@ -127,11 +138,11 @@ def lookup(
     return found
 
 
-@router.get("/v1/ledger/checkpoints")
+@router.get("/v1/ledger/checkpoints", response_model=list[Checkpoint])
 def list_checkpoints(
     request: Request,
-    min_size: int = Query(0, ge=0),
-    max_size: int | None = Query(None, ge=0),
+    min_size: int = Query(0, ge=0, le=MAX_INT64),
+    max_size: int | None = Query(None, ge=0, le=MAX_INT64),
     _: Principal = Depends(authorize("ledger.read")),
 ) -> list[dict[str, Any]]:
     return [
@@ -146,7 +157,7 @@ def list_checkpoints(
     ]
 
 
-@router.get("/v1/ledger/checkpoints/latest", response_class=PlainTextResponse)
+@router.get("/v1/ledger/checkpoints/latest", response_class=PlainTextResponse, responses=text())
 def latest_checkpoint(
     request: Request, _: Principal = Depends(authorize("ledger.read"))
 ) -> PlainTextResponse:
@@ -156,24 +167,24 @@ def latest_checkpoint(
     return PlainTextResponse(cp.note.decode(), media_type="text/plain; charset=utf-8")
 
 
-@router.get("/v1/ledger/consistency")
+@router.get("/v1/ledger/consistency", response_model=ConsistencyProof)
 def consistency(
     request: Request,
-    size1: int = Query(..., alias="from", ge=0),
-    size2: int = Query(..., alias="to", ge=0),
+    size1: int = Query(..., alias="from", ge=0, le=MAX_INT64),
+    size2: int = Query(..., alias="to", ge=0, le=MAX_INT64),
     _: Principal = Depends(authorize("ledger.read")),
 ) -> dict[str, Any]:
     return hub_of(request).ledger.consistency(size1, size2)
 
 
-@router.get("/v1/ledger/public-key", response_class=PlainTextResponse)
+@router.get("/v1/ledger/public-key", response_class=PlainTextResponse, responses=text())
 def public_key(
     request: Request, _: Principal = Depends(authorize("ledger.read"))
 ) -> PlainTextResponse:
     return PlainTextResponse(hub_of(request).ledger.public_key() + "\n")
 
 
-@router.post("/v1/ledger/verify")
+@router.post("/v1/ledger/verify", response_model=Verification)
 def verify(
     request: Request, principal: Principal = Depends(authorize("ledger.verify"))
 ) -> dict[str, Any]:
@@ -229,7 +240,7 @@ def export_evidence_pack(
     return pack
 
 
-@router.post("/v1/evidence", response_class=Response)
+@router.post("/v1/evidence", response_class=Response, responses=binary("application/zip"))
 def export_evidence(
     request: Request,
     since: str = Query(..., alias="from"),

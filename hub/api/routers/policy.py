@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 
 from governance.changes import PolicyChanges, PolicyFollower, changes_for
 from hub.api.deps import authorize, hub_of
+from hub.api.models import ActivePolicy, PolicyChange
 from hub.ports.policy import Principal
 
 
@@ -55,7 +56,7 @@ class RollbackBody(BaseModel):
     reason: str = Field(min_length=1)
 
 
-@router.get("/v1/policy")
+@router.get("/v1/policy", response_model=ActivePolicy)
 def active_policy(
     request: Request, _: Principal = Depends(authorize("policy.read", "policy"))
 ) -> dict[str, Any]:
@@ -72,7 +73,7 @@ def active_policy(
     }
 
 
-@router.get("/v1/policy/changes")
+@router.get("/v1/policy/changes", response_model=list[PolicyChange])
 def list_changes(
     request: Request, _: Principal = Depends(authorize("policy.read", "policy"))
 ) -> list[dict[str, Any]]:
@@ -81,7 +82,7 @@ def list_changes(
     return [c.summary() for c in changes.store.changes()]
 
 
-@router.get("/v1/policy/changes/{change_id}")
+@router.get("/v1/policy/changes/{change_id}", response_model=PolicyChange)
 def get_change(
     change_id: str, request: Request, _: Principal = Depends(authorize("policy.read", "policy"))
 ) -> dict[str, Any]:
@@ -91,7 +92,7 @@ def get_change(
     return {**change.summary(), "diff": change.diff}
 
 
-@router.post("/v1/policy/changes", status_code=201)
+@router.post("/v1/policy/changes", status_code=201, response_model=PolicyChange)
 def propose(
     body: ProposeBody,
     request: Request,
@@ -101,7 +102,7 @@ def propose(
     return {**change.summary(), "diff": change.diff}
 
 
-@router.post("/v1/policy/changes/{change_id}/approve")
+@router.post("/v1/policy/changes/{change_id}/approve", response_model=PolicyChange)
 def approve(
     change_id: str,
     body: ApproveBody,
@@ -111,7 +112,7 @@ def approve(
     return _changes(request.app).approve(principal, change_id, body.reason).summary()
 
 
-@router.post("/v1/policy/rollback", status_code=201)
+@router.post("/v1/policy/rollback", status_code=201, response_model=PolicyChange)
 def rollback(
     body: RollbackBody,
     request: Request,

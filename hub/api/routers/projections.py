@@ -24,7 +24,8 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from governance import lineage
-from hub.api.deps import authorize, hub_of
+from hub.api.deps import MAX_INT64, authorize, hub_of
+from hub.api.models import ProjectionAt, ProjectionStatus, Rebuilt, RowSources
 from hub.errors import InvalidInput
 from hub.ports.policy import Principal
 
@@ -52,24 +53,24 @@ def _service(request: Request) -> Any:
     return hub_of(request).projections
 
 
-@router.get("/v1/projections")
+@router.get("/v1/projections", response_model=list[ProjectionStatus])
 def status(request: Request, _: Principal = Depends(authorize("projection.read"))) -> Any:
     return _service(request).status()
 
 
-@router.post("/v1/projections/{name}/rebuild")
+@router.post("/v1/projections/{name}/rebuild", response_model=Rebuilt)
 def rebuild(
     name: str, request: Request, _: Principal = Depends(authorize("projection.rebuild"))
 ) -> Any:
     return _service(request).rebuild(name)
 
 
-@router.get("/v1/projections/{name}/at")
+@router.get("/v1/projections/{name}/at", response_model=ProjectionAt)
 def at(
     name: str,
     request: Request,
-    offset: int | None = Query(None, ge=0),
-    time_ms: int | None = Query(None, ge=0),
+    offset: int | None = Query(None, ge=0, le=MAX_INT64),
+    time_ms: int | None = Query(None, ge=0, le=MAX_INT64),
     event_time: str | None = Query(None, max_length=64),
     table: str | None = None,
     _: Principal = Depends(authorize("projection.rebuild")),
@@ -119,7 +120,7 @@ def at_query(
     return Response(data, media_type=media)
 
 
-@router.get("/v1/projections/{name}/rows/{key}/sources")
+@router.get("/v1/projections/{name}/rows/{key}/sources", response_model=RowSources)
 def sources(
     name: str,
     key: str,
@@ -193,7 +194,20 @@ def export_query(
         return export(table, fmt)
 
 
-@router.post("/v1/query")
+@router.post(
+    "/v1/query",
+    responses={
+        200: {
+            "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/QueryResult"}},
+                "text/csv": {"schema": {"type": "string"}},
+                "application/vnd.apache.parquet": {
+                    "schema": {"type": "string", "format": "binary"}
+                },
+            }
+        }
+    },
+)
 def run_query(
     body: QueryBody, request: Request, principal: Principal = Depends(authorize("query.run"))
 ) -> Response:

@@ -1,0 +1,66 @@
+"""A hub on a temporary data folder, its ASGI app in-process, and one API key per role.
+
+Keys are issued through ``hub.keys.create`` (the operator's path), so the fixtures do not depend
+on the HTTP key-issuance rules.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from hub.api.app import create_app
+from hub.authz import ROLES
+from hub.bootstrap import Hub, bootstrap
+from hub.settings import load_settings
+
+
+def basic(token: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(token.encode()).decode()}
+
+
+@dataclass
+class Api:
+    hub: Hub
+    client: TestClient
+    tokens: dict[str, str]  # role -> "KEY_ID:SECRET"
+
+    def as_role(self, role: str) -> dict[str, str]:
+        return basic(self.tokens[role])
+
+    @property
+    def admin(self) -> dict[str, str]:
+        return self.as_role("admin")
+
+
+def start_api(data_dir: Path) -> tuple[Hub, TestClient]:
+    hub = bootstrap(load_settings(environ={"HUB_PROJECTION_AUTOSTART": "false"}, data_dir=data_dir))
+    client = TestClient(create_app(hub), raise_server_exceptions=False)
+    return hub, client
+
+
+def _serve(data_dir: Path) -> Iterator[Api]:
+    hub, client = start_api(data_dir)
+    tokens = {role: hub.keys.create([role], principal=f"p-{role}").token for role in ROLES}
+    try:
+        yield Api(hub, client, tokens)
+    finally:
+        client.close()
+        hub.close()
+
+
+@pytest.fixture
+def api(tmp_path: Path) -> Iterator[Api]:
+    """A fresh hub per test."""
+    yield from _serve(tmp_path / "data")
+
+
+@pytest.fixture(scope="module")
+def shared_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
+    """One hub for a module whose tests change nothing that another test reads."""
+    yield from _serve(tmp_path_factory.mktemp("hub") / "data")

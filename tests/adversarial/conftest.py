@@ -1,0 +1,5 @@
+"""Fixtures of the adversarial suites (hub and API keys per role: ``_api``)."""
+
+from __future__ import annotations
+
+from ._api import api, shared_api  # noqa: F401  (fixtures)

@@ -187,8 +187,10 @@ class Ingested(Open):
 
 class QualityStats(BaseModel):
     totals: dict[str, int]
-    by_source: list[dict[str, Any]]
+    by_topic: list[dict[str, Any]] = Field(description="accepted/rejected/replayed per topic")
     by_rule: list[dict[str, Any]]
+    replays: list[dict[str, Any]]
+    since_start: dict[str, Any] = Field(description="this process's per-source counters")
     quarantine_records: int
 
 
@@ -427,3 +429,45 @@ class QueryResult(BaseModel):
 
 
 RAW_BODY_MODELS.append(QueryResult)  # POST /v1/query with format=json
+
+
+class KeyOut(BaseModel):
+    """A key as listings show it: never a secret, salt or hash."""
+
+    key_id: str
+    owner: str
+    roles: list[str]
+    tenant: str
+    state: str
+    legacy: bool
+    issued_by: str | None = None
+    issued_at: str | None = None
+    expires_at: str | None = None
+    revoked_at: str | None = None
+    replaces: str | None = None
+    description: str = ""
+
+
+class KeysRevoked(BaseModel):
+    revoked: list[str] = Field(description="the key ids revoked (more than one with cascade)")
+
+
+class KeyRotated(BaseModel):
+    key_id: str
+    token: str = Field(description="KEY_ID:SECRET of the replacement, shown once")
+    replaces: str
+
+
+class Case(Open):
+    case_id: str
+    status: str
+    reason: str
+    subjects: list[str]
+    investigators: list[str]
+    tenant: str
+    opened_by: str
+    expires_at: str
+
+
+class Cases(BaseModel):
+    cases: list[Case]

@@ -145,12 +145,12 @@ def projection_at(
                 )
                 click.echo(json.dumps(at_json(found), indent=2, default=str))
                 return
-            authorize(h, "query.run", "query")
+            principal = authorize(h, "query.run", "query")
             from projections.types import render
 
             result = h.projections.at_query(
                 h.policy,
-                OPERATOR,
+                principal,
                 name,
                 sql,
                 offset=offset,

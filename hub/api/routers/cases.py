@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
 from hub.api.deps import authorize, hub_of
+from hub.api.models import Case, Cases
 from hub.ports.policy import Principal
 
 router = APIRouter(tags=["governance"])
@@ -30,7 +31,7 @@ class CaseCloseIn(BaseModel):
     reason: str = Field("", max_length=2_000)
 
 
-@router.post("/v1/cases", status_code=201)
+@router.post("/v1/cases", status_code=201, response_model=Case)
 def open_case(
     body: CaseIn, request: Request, who: Principal = Depends(authorize("case.open"))
 ) -> dict[str, Any]:
@@ -44,7 +45,7 @@ def open_case(
     )
 
 
-@router.get("/v1/cases")
+@router.get("/v1/cases", response_model=Cases)
 def list_cases(
     request: Request,
     status: str | None = Query(None, pattern="^(open|closed|expired)$"),
@@ -53,14 +54,14 @@ def list_cases(
     return {"cases": hub_of(request).cases.list_cases(status=status)}
 
 
-@router.get("/v1/cases/{case_id}")
+@router.get("/v1/cases/{case_id}", response_model=Case)
 def get_case(
     case_id: str, request: Request, _: Principal = Depends(authorize("case.read"))
 ) -> dict[str, Any]:
     return hub_of(request).cases.get(case_id).as_dict()
 
 
-@router.post("/v1/cases/{case_id}/close")
+@router.post("/v1/cases/{case_id}/close", response_model=Case)
 def close_case(
     case_id: str,
     body: CaseCloseIn,

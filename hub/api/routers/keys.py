@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
 from hub.api.deps import authorize, hub_of
+from hub.api.models import KeyOut, KeyRotated, KeysRevoked
 from hub.apikeys import parse_duration
 from hub.ports.policy import Principal
 
@@ -25,7 +26,7 @@ class KeyRotate(BaseModel):
     reason: str = ""
 
 
-@router.get("/v1/keys", tags=["keys"])
+@router.get("/v1/keys", tags=["keys"], response_model=list[KeyOut])
 def list_keys(
     request: Request,
     all_keys: bool = Query(False, alias="all", description="Include revoked and expired keys."),
@@ -36,7 +37,7 @@ def list_keys(
     return [k.public() for k in (keys.all() if all_keys else keys.active())]
 
 
-@router.post("/v1/keys/{key_id}/revoke", tags=["keys"])
+@router.post("/v1/keys/{key_id}/revoke", tags=["keys"], response_model=KeysRevoked)
 def revoke_key(
     key_id: str,
     body: KeyRevoke,
@@ -49,7 +50,7 @@ def revoke_key(
     return {"revoked": ids}
 
 
-@router.post("/v1/keys/{key_id}/rotate", tags=["keys"], status_code=201)
+@router.post("/v1/keys/{key_id}/rotate", tags=["keys"], status_code=201, response_model=KeyRotated)
 def rotate_key(
     key_id: str,
     body: KeyRotate,

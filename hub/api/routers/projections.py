@@ -89,12 +89,25 @@ def at(
 class AtQueryBody(BaseModel):
     sql: str = Field(min_length=1, max_length=100_000)
     format: str = Field(default="json", pattern="^(json|csv|parquet)$")
-    offset: int | None = Field(default=None, ge=0)
-    time_ms: int | None = Field(default=None, ge=0)
+    offset: int | None = Field(default=None, ge=0, le=MAX_INT64)
+    time_ms: int | None = Field(default=None, ge=0, le=MAX_INT64)
     event_time: str | None = Field(default=None, max_length=64)
 
 
-@router.post("/v1/projections/{name}/at/query")
+@router.post(
+    "/v1/projections/{name}/at/query",
+    responses={
+        200: {
+            "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/QueryResult"}},
+                "text/csv": {"schema": {"type": "string"}},
+                "application/vnd.apache.parquet": {
+                    "schema": {"type": "string", "format": "binary"}
+                },
+            }
+        }
+    },
+)
 def at_query(
     name: str,
     body: AtQueryBody,

@@ -46,12 +46,24 @@ def _open(path: str) -> Any:
         try:
             sess = session.Session(path)  # type: ignore[no-untyped-call]
         except Exception as exc:
-            raise ConfigError(
-                f"chDB cannot open its data folder {path}: {exc}. Is another process (hub "
-                "serve?) using it? Use that process's HTTP API, or stop it."
-            ) from exc
+            raise _open_error(path, exc) from exc
         _OPEN[path] = [sess, 1]
         return sess
+
+
+def _open_error(path: str, exc: Exception) -> ConfigError:
+    """chDB's own error, translated: a held folder (ClickHouse code 76, its ``status`` file
+    locked) means another process, usually ``hub serve``, has the views open."""
+    text = str(exc)
+    if "Cannot lock file" in text or "CANNOT_OPEN_FILE" in text:
+        return ConfigError(
+            f"The analytics views folder {path} is held by another process (a running `hub "
+            "serve`?); chDB lets only one process open it. Query through that server's HTTP "
+            "API (POST /v1/query), or stop `hub serve` and try again.",
+            code="views_locked",
+        )
+    first = text.strip().splitlines()[0][:300] if text.strip() else type(exc).__name__
+    return ConfigError(f"chDB cannot open its data folder {path}: {first}")
 
 
 def _release(path: str) -> None:

@@ -359,3 +359,26 @@ def test_random_quoting_never_leaks_on_sqlite(hub: Hub, sql: str) -> None:
 def test_random_quoting_never_leaks_on_chdb(hub: Hub, sql: str) -> None:
     rows = run(hub, GLOBEX, sql, "analytics")
     assert rows is None or forbidden_in(rows, GLOBEX) == [], (sql, rows)
+
+
+# -- defence in depth: the store's own guard, with the rewrite taken away ------------------------
+def test_sqlite_authorizer_holds_when_the_rewrite_is_skipped(
+    hub: Hub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Were the parser ever fooled, SQLite itself still denies other tables and reads masked
+    columns as NULL (the tenant filter is the rewrite's alone)."""
+    import adapters.sqlalchemy_views as views
+
+    monkeypatch.setattr(views, "guard", lambda sql, *args, **kw: sql)
+    assert run(hub, ACME, "SELECT sql FROM sqlite_master", "transactional") is None
+    assert run(hub, ACME, "SELECT * FROM _projection_offsets", "transactional") is None
+    assert run(hub, ACME, "DELETE FROM accounts_current", "transactional") is None
+    rows = run(
+        hub, ACME, "SELECT email, hex(customer_name) AS h FROM accounts_current", "transactional"
+    )
+    assert rows is not None and len(rows) == N
+    assert {r["email"] for r in rows} == {None} and forbidden_in(rows, ACME) == []
+    monkeypatch.undo()
+    assert run(hub, ACME, "SELECT count(*) AS n FROM accounts_current", "transactional") == [
+        {"n": N}
+    ]

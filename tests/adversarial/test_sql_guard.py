@@ -382,3 +382,85 @@ def test_sqlite_authorizer_holds_when_the_rewrite_is_skipped(
     assert run(hub, ACME, "SELECT count(*) AS n FROM accounts_current", "transactional") == [
         {"n": N}
     ]
+
+
+# -- PostgreSQL (where infra/postgres.sh runs: CI, or HUB_TEST_POSTGRES_URL) ---------------------
+POSTGRES_ATTEMPTS = [
+    *SQLITE_ATTEMPTS,
+    "SELECT * FROM pg_catalog.pg_user",
+    "SELECT * FROM pg_user",
+    "SELECT * FROM pg_settings",
+    "SELECT * FROM pg_tables",
+    "SELECT * FROM information_schema.tables",
+    "SELECT pg_read_file('/etc/passwd')",
+    "SELECT set_config('statement_timeout', '0', false)",
+    "SELECT current_setting('search_path')",
+    "SELECT lo_import('/etc/passwd')",
+    "SELECT * FROM dblink('dbname=hub', 'SELECT 1') AS t(a int)",
+    "SELECT E'\\'' AS a, * FROM accounts_current --'",
+    "SELECT $$'$$ AS a, * FROM accounts_current --'",
+    "SELECT U&'\\0027' AS a, * FROM accounts_current",
+    "SELECT * FROM accounts_current FOR UPDATE",
+    "COPY accounts_current TO STDOUT",
+    "SELECT email::text FROM accounts_current",
+    "SELECT row_to_json(a) AS j FROM accounts_current AS a",
+    "SELECT (SELECT string_agg(usename, ',') FROM pg_user) AS u",
+]
+
+
+@pytest.fixture(scope="module")
+def pg_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
+    """A hub whose transactional views live in their own PostgreSQL schema (dropped after)."""
+    import uuid
+
+    import sqlalchemy as sa
+
+    from tests.infra import postgres_url
+
+    url = postgres_url("the SQL guard on PostgreSQL")
+    schema = f"sqlguard_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(url)
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
+    sep = "&" if "?" in url else "?"
+    data = tmp_path_factory.mktemp("sqlguard_pg") / "data"
+    h = bootstrap(
+        load_settings(
+            environ={},
+            data_dir=data,
+            projection_autostart=False,
+            views_sql_url=f"{url}{sep}options=-csearch_path%3D{schema}",
+        )
+    )
+    try:
+        h.publisher.publish("accounts", _accounts(), producer="t", tenant="acme")
+        h.projections.run(["accounts"])
+        yield h
+    finally:
+        h.close()
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
+        admin.dispose()
+
+
+def test_the_reviewers_query_on_postgres(pg_hub: Hub) -> None:
+    rows = run(pg_hub, ACME, REVIEWER, "transactional")
+    # PostgreSQL reads '\' as one backslash (standard_conforming_strings), like SQLite.
+    assert rows is not None and len(rows) == 1 and rows[0]["email"] is None
+    assert run(pg_hub, GLOBEX, REVIEWER_COUNT, "transactional") == [{"a": "\\", "n": 0}]
+    assert run(pg_hub, ACME, REVIEWER_COUNT, "transactional") == [{"a": "\\", "n": N}]
+
+
+@pytest.mark.parametrize("sql", POSTGRES_ATTEMPTS)
+def test_postgres_walk_arounds_are_refused_or_harmless(pg_hub: Hub, sql: str) -> None:
+    for who in (ACME, GLOBEX):
+        rows = run(pg_hub, who, sql, "transactional")
+        assert rows is None or forbidden_in(rows, who) == [], (who.tenant, rows)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[SCOPED])
+@given(sql=attempts("transactional"))
+def test_random_quoting_never_leaks_on_postgres(pg_hub: Hub, sql: str) -> None:
+    for who in (ACME, GLOBEX):
+        rows = run(pg_hub, who, sql, "transactional")
+        assert rows is None or forbidden_in(rows, who) == [], (sql, who.tenant, rows)

@@ -181,6 +181,8 @@ def guard(
         _check_table(table, by_name)
         name = table.name.lower()
         table.replace(_restricted(by_name[name], table, stored(by_name[name].name), dialect))
+    if dialect == "sqlite":
+        _keep_sqlite_names(tree, sql)
     out = tree.sql(dialect=dialect, comments=False)
     again = sqlglot.parse_one(out, read=dialect).sql(dialect=dialect, comments=False)
     if again != out:  # the generated text must mean the tree that was checked
@@ -189,6 +191,36 @@ def guard(
             "invalid_query",
         )
     return out
+
+
+def _keep_sqlite_names(tree: exp.Query, sql: str) -> None:
+    """SQLite names an unaliased result column by its text as written (``count(*)``); the
+    generated SQL may spell it otherwise (``COUNT(*)``), so alias it to the caller's text."""
+    first: exp.Expr = tree
+    while isinstance(first, exp.SetOperation):
+        first = first.this
+    if not isinstance(first, exp.Select):
+        return
+    for e in list(first.expressions):
+        if isinstance(e, exp.Alias | exp.Column | exp.Star):
+            continue
+        spots = [(n.meta["start"], n.meta["end"]) for n in e.walk() if "start" in n.meta]
+        if not spots:
+            continue
+        start, end = min(a for a, _ in spots), max(b for _, b in spots)
+        text = sql[start : end + 1]
+        if any(q in text for q in "'\"`[") or "--" in text or "/*" in text:
+            continue  # not worth guessing: the generated name stands
+        depth = text.count("(") - text.count(")")
+        i = end + 1
+        while depth > 0 and i < len(sql):
+            if sql[i] == ")":
+                depth -= 1
+            elif not sql[i].isspace():
+                break
+            i += 1
+        if depth == 0:
+            e.replace(exp.alias_(e.copy(), sql[start:i], quoted=True))
 
 
 def _check_ctes(tree: exp.Expr, reserved: set[str]) -> None:

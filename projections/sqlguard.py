@@ -281,10 +281,24 @@ def _check_node(node: exp.Expr, dialect: Dialect) -> None:
                 f"{what} is not allowed as a query source: select from the projection views "
                 "(ask SHOW TABLES for the list)."
             )
+    if isinstance(node, exp.In) and _in_names_a_table(node, dialect):
+        raise refuse(
+            f"{node.sql(dialect=dialect)[:80]}: IN followed by a name reads a table; write "
+            "IN (SELECT column FROM view) or IN (list of values)."
+        )
     if isinstance(node, exp.Func):
         _check_function(node, dialect)
     if isinstance(node, exp.Command | exp.Pragma):
         raise refuse("Only a single SELECT is allowed in a query.", "query_not_select")
+
+
+def _in_names_a_table(node: exp.In, dialect: Dialect) -> bool:
+    """``x IN t`` (SQLite, ClickHouse) and ``x IN (t)`` (ClickHouse) read table ``t``; sqlglot
+    takes the name for a column, so the table check would not see it."""
+    if node.args.get("field") is not None:
+        return True
+    items = node.expressions
+    return dialect == "clickhouse" and len(items) == 1 and isinstance(items[0], exp.Column)
 
 
 def _check_function(node: exp.Func, dialect: Dialect) -> None:

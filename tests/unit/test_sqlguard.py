@@ -82,7 +82,7 @@ def test_the_reviewers_escape_is_read_as_each_engine_reads_it() -> None:
 
 
 def test_comments_are_dropped_from_the_generated_sql() -> None:
-    out = rewrite("SELECT 1 /* x */ -- */ FROM sqlite_master\n")
+    out = rewrite("SELECT 1 /* x */ -- */ FROM sqlite_master\n", "postgres")
     assert out == "SELECT 1"
 
 
@@ -101,6 +101,7 @@ def test_comments_are_dropped_from_the_generated_sql() -> None:
         ("SELECT readfile('/etc/passwd')", "query_refused", "readfile()"),
         ("SELECT 1 INTO x", "query_refused", "INTO"),
         ("SELECT ?", "query_refused", "parameters"),
+        ("SELECT 1 FROM positions WHERE 'a' IN _v", "query_refused", "IN followed by a name"),
         ("SELECT * FROM (VALUES (1))", "query_refused", "VALUES"),
         ("WITH positions AS (SELECT 1) SELECT * FROM positions", "query_refused", "WITH"),
         ("WITH _v AS (SELECT 1) SELECT * FROM _v", "query_refused", "WITH"),
@@ -127,6 +128,8 @@ def test_sqlite_refusals_name_the_problem(sql: str, code: str, says: str) -> Non
         ("SELECT 1 SETTINGS readonly = 0", "SETTINGS"),
         ("SELECT 1 FORMAT JSON", "FORMAT"),
         ("SELECT {p:String}", "parameters"),
+        ("SELECT 'x' IN system.databases", "IN followed by a name"),
+        ("SELECT 1 FROM positions WHERE 'x' IN (positions__p)", "IN followed by a name"),
     ],
 )
 def test_clickhouse_refusals_name_the_problem(sql: str, says: str) -> None:

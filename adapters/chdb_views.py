@@ -9,8 +9,13 @@ second *process* cannot open a path in use (use the HTTP API of the running ``hu
 
 from __future__ import annotations
 
+import fcntl
+import os
+import sys
+import tempfile
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -43,15 +48,73 @@ def _open(path: str) -> Any:
             raise ConfigError(
                 "The embedded analytics views need chDB: pip install chdb==4.4.0"
             ) from exc
-        try:
-            sess = session.Session(path)  # type: ignore[no-untyped-call]
-        except Exception as exc:
-            raise ConfigError(
-                f"chDB cannot open its data folder {path}: {exc}. Is another process (hub "
-                "serve?) using it? Use that process's HTTP API, or stop it."
-            ) from exc
+        with _stderr_captured() as said:
+            try:
+                sess = session.Session(path)  # type: ignore[no-untyped-call]
+            except Exception as exc:
+                failed: Exception | None = exc
+            else:
+                failed = None
+        if failed is not None:
+            raise _open_error(path, failed, said()) from failed
         _OPEN[path] = [sess, 1]
         return sess
+
+
+@contextmanager
+def _stderr_captured() -> Iterator[Callable[[], str]]:
+    """Hold what native code writes to file descriptor 2 (chDB prints its own ``Code: 76.
+    DB::Exception ...`` there before raising) and give it back: written through afterwards when
+    the block succeeds, read by the caller when it fails."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        text: list[str] = []
+        ok = False
+        try:
+            yield lambda: "".join(text)
+            ok = True
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            held.seek(0)
+            text.append(held.read().decode("utf-8", "replace"))
+            if ok and text[0] and not _is_lock_message(text[0]):
+                sys.stderr.write(text[0])
+
+
+def _is_lock_message(text: str) -> bool:
+    return "Cannot lock file" in text or "CANNOT_OPEN_FILE" in text
+
+
+def _open_error(path: str, exc: Exception, said: str) -> ConfigError:
+    """chDB's own error, translated: a held folder (ClickHouse code 76, its ``status`` file
+    locked) means another process, usually ``hub serve``, has the views open."""
+    text = f"{exc}\n{said}"
+    if _is_lock_message(text) or _status_locked(path):
+        return ConfigError(
+            f"The analytics views folder {path} is held by another process (a running `hub "
+            "serve`?); chDB lets only one process open it. Query through that server's HTTP "
+            "API (POST /v1/query), or stop `hub serve` and try again.",
+            code="views_locked",
+        )
+    first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+    return ConfigError(f"chDB cannot open its data folder {path}: {first}")
+
+
+def _status_locked(path: str) -> bool:
+    """True when another process holds the lock on ``<path>/status`` (ClickHouse's own)."""
+    try:
+        with open(Path(path) / "status", "rb") as f:
+            try:
+                fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                return True
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+    except OSError:
+        return False
+    return False
 
 
 def _release(path: str) -> None:

@@ -43,7 +43,6 @@ partial row of an aggregate view row (``check_erasable`` makes ``column`` a key 
 from __future__ import annotations
 
 import abc
-import hashlib
 import json
 import threading
 from collections.abc import Mapping, Sequence
@@ -51,6 +50,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+from sqlglot import expressions as sg_exp
 
 from hub.errors import HubError, InvalidInput
 from hub.ports.views import (
@@ -66,7 +66,7 @@ from hub.ports.views import (
     no_hook,
 )
 from projections.model import Column, Row, Table
-from projections.sqlguard import check_and_rewrite
+from projections.sqlguard import MAX_ROWS, guard, too_many_rows
 
 DB = "hub_views"
 OFFSETS = f"{DB}._projection_offsets"
@@ -499,40 +499,32 @@ class ClickHouseSqlViews(ViewStore):
 
     # -- queries ---------------------------------------------------------------------------------
     def query(self, sql: str, grants: Sequence[ViewGrant]) -> pa.Table:
+        """Run ``sql`` as ``projections.sqlguard`` rewrites it: each granted view becomes a
+        filtered/masked subquery over ``hub_views.<view>``; read-only, at most ``MAX_ROWS``."""
         with self._lock:
             self._base()
-            spec = json.dumps(
-                [[g.name, list(g.columns), g.tenant, sorted(g.masked), g.relation] for g in grants]
-            )
-            qdb = "hubq_" + hashlib.sha256(spec.encode()).hexdigest()[:16]
-            self._run(f"CREATE DATABASE IF NOT EXISTS {qdb}")
-            for g in grants:
-                cols = ", ".join(
-                    f"CAST(NULL, 'Nullable(String)') AS {c}" if c in g.masked else c
-                    for c in g.columns
-                )
-                where = "" if g.tenant is None else f" WHERE tenant = {_quote(g.tenant)}"
-                self._run(
-                    f"CREATE VIEW IF NOT EXISTS {qdb}.{g.name} AS "
-                    f"SELECT {cols} FROM {DB}.{g.relation}{where}"
-                )
             names = (
                 self._arrow(
-                    "SELECT name FROM system.tables WHERE database = {d:String} "
-                    "UNION ALL SELECT name FROM system.databases",
+                    "SELECT name FROM system.tables WHERE database IN ({d:String}, "
+                    "currentDatabase()) UNION ALL SELECT name FROM system.databases",
                     {"d": DB},
                 )
                 .column("name")
                 .to_pylist()
             )
-            rewritten = check_and_rewrite(sql, {g.name: f"{qdb}.{g.name}" for g in grants}, names)
+            rel = {g.name: g.relation for g in grants}  # a time-travel grant reads its copy
+            rewritten = guard(
+                sql, "clickhouse", grants, lambda v: sg_exp.table_(rel.get(v, v), db=DB), names
+            )
             try:
-                return self._arrow(rewritten + "\nSETTINGS readonly = 1")
+                return self._arrow(
+                    f"{rewritten}\nSETTINGS max_result_rows = {MAX_ROWS}, "
+                    "result_overflow_mode = 'throw', readonly = 1"
+                )
             except HubError as exc:
+                if "TOO_MANY_ROWS" in exc.message or "Limit for result exceeded" in exc.message:
+                    raise too_many_rows() from exc
                 raise InvalidInput(f"The query failed: {exc.message}", code="query_failed") from exc
-            finally:
-                if any(g.source for g in grants):  # views over a temporary copy: not reused
-                    self._run(f"DROP DATABASE IF EXISTS {qdb}")
 
     # -- digests ---------------------------------------------------------------------------------
     def save_state(self, state: ViewState) -> None:

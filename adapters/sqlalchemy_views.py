@@ -19,6 +19,7 @@ ELSE marker END ... WHERE column = value`` in one transaction.
 from __future__ import annotations
 
 import json
+import sqlite3
 import threading
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
@@ -27,6 +28,7 @@ from typing import Any
 import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
+from sqlglot import expressions as sg_exp
 
 from hub.errors import ConfigError, HubError, InvalidInput
 from hub.ports.views import (
@@ -42,7 +44,7 @@ from hub.ports.views import (
     no_hook,
 )
 from projections.model import Column, Row, Table
-from projections.sqlguard import check_and_rewrite
+from projections.sqlguard import MAX_ROWS, guard, too_many_rows
 
 _KEY_CHUNK = 200
 
@@ -356,78 +358,67 @@ class SqlAlchemyViewStore(ViewStore):
             )
 
     def query(self, sql: str, grants: Sequence[ViewGrant]) -> pa.Table:
+        """Run ``sql`` as ``projections.sqlguard`` rewrites it (each granted view becomes a
+        filtered/masked subquery over its table), at most ``MAX_ROWS`` rows.
+
+        SQLite: with ``PRAGMA query_only`` and an authorizer that denies reading any table but
+        the granted ones and reads their masked columns as NULL. PostgreSQL: in a READ ONLY
+        transaction with a statement timeout, rolled back."""
         dialect = self._engine.dialect.name
         if dialect not in ("sqlite", "postgresql"):
             raise ConfigError(
                 f"Queries over transactional views run on SQLite or PostgreSQL, not {dialect}."
             )
-        names = sa.inspect(self._engine).get_table_names()
-        rewritten = check_and_rewrite(sql, {g.name: f"q_{g.name}" for g in grants}, names)
+        inspector = sa.inspect(self._engine)
+        names = [*inspector.get_table_names(), *inspector.get_view_names()]
+        rel = {g.name: g.relation for g in grants}  # a time-travel grant reads its copy
         if dialect == "postgresql":
-            return self._query_postgres(rewritten, grants)
+            rewritten = guard(
+                sql, "postgres", grants, lambda v: sg_exp.table_(rel.get(v, v)), names
+            )
+            return self._query_postgres(rewritten)
+        rewritten = guard(
+            sql, "sqlite", grants, lambda v: sg_exp.table_(rel.get(v, v), db="main"), names
+        )
+        masked = {g.relation: g.masked for g in grants}
+
+        def authorize(
+            action: int, arg1: str | None, arg2: str | None, db: str | None, _: Any
+        ) -> int:
+            if action in (sqlite3.SQLITE_SELECT, sqlite3.SQLITE_FUNCTION, sqlite3.SQLITE_RECURSIVE):
+                return sqlite3.SQLITE_OK
+            if action == sqlite3.SQLITE_READ and db == "main" and arg1 in masked:
+                return sqlite3.SQLITE_IGNORE if arg2 in masked[arg1] else sqlite3.SQLITE_OK
+            return sqlite3.SQLITE_DENY
+
         with self._lock, self._engine.connect() as conn:
+            raw = conn.connection.dbapi_connection
+            assert isinstance(raw, sqlite3.Connection)
             try:
-                for g in grants:
-                    cols = ", ".join(f"NULL AS {c}" if c in g.masked else c for c in g.columns)
-                    where = (
-                        ""
-                        if g.tenant is None
-                        else " WHERE tenant = '" + g.tenant.replace("'", "''") + "'"
-                    )
-                    conn.execute(sa.text(f"DROP VIEW IF EXISTS temp.q_{g.name}"))
-                    conn.execute(
-                        sa.text(
-                            f"CREATE TEMP VIEW q_{g.name} AS "
-                            f'SELECT {cols} FROM main."{g.relation}"{where}'
-                        )
-                    )
                 conn.exec_driver_sql("PRAGMA query_only = ON")
-                result = conn.exec_driver_sql(rewritten)
-                names = list(result.keys())
-                data = [tuple(r) for r in result]
-            except sa.exc.SQLAlchemyError as exc:
-                raise InvalidInput(
-                    f"The query failed: {getattr(exc, 'orig', None) or exc}", code="query_failed"
-                ) from exc
+                raw.set_authorizer(authorize)
+                cursor = raw.execute(rewritten)
+                columns = [d[0] for d in cursor.description or ()]
+                data = cursor.fetchmany(MAX_ROWS + 1)
+            except sqlite3.Error as exc:
+                raise InvalidInput(f"The query failed: {exc}", code="query_failed") from exc
             finally:
+                raw.set_authorizer(None)
                 conn.exec_driver_sql("PRAGMA query_only = OFF")
                 conn.rollback()
-                # pysqlite runs DDL outside the transaction, so the rollback leaves the temporary
-                # views on this pooled connection; a later rename of their table (the swap of a
-                # rebuild) would then fail on them. Drop them now.
-                for g in grants:
-                    conn.execute(sa.text(f"DROP VIEW IF EXISTS temp.q_{g.name}"))
-                conn.commit()
-        return pa.Table.from_pylist([dict(zip(names, r, strict=True)) for r in data])
+        return _result(columns, data)
 
-    def _query_postgres(self, rewritten: str, grants: Sequence[ViewGrant]) -> pa.Table:
-        """The same guard as on SQLite: temporary filtered/masked views, then the query in a
-        READ ONLY transaction (with a statement timeout) that is rolled back, views and all."""
+    def _query_postgres(self, rewritten: str) -> pa.Table:
         dbapi_error: type[Exception] = self._engine.dialect.loaded_dbapi.Error
         with self._lock, self._engine.connect() as conn:
             try:
-                for g in grants:
-                    cols = ", ".join(
-                        f'NULL AS "{c}"' if c in g.masked else f'"{c}"' for c in g.columns
-                    )
-                    where = (
-                        ""
-                        if g.tenant is None
-                        else " WHERE tenant = '" + g.tenant.replace("'", "''") + "'"
-                    )
-                    conn.execute(
-                        sa.text(
-                            f'CREATE TEMP VIEW "q_{g.name}" AS '
-                            f'SELECT {cols} FROM "{g.relation}"{where}'
-                        )
-                    )
                 conn.exec_driver_sql("SET TRANSACTION READ ONLY")
                 conn.exec_driver_sql("SET LOCAL statement_timeout = '30s'")
                 # The driver's own cursor: no parameter markers, so a '%' in the SQL is literal.
                 cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
                 cursor.execute(rewritten)
-                names = [d[0] for d in cursor.description or ()]
-                data = [tuple(r) for r in cursor.fetchall()]
+                columns = [d[0] for d in cursor.description or ()]
+                data = cursor.fetchmany(MAX_ROWS + 1)
                 cursor.close()
             except (sa.exc.SQLAlchemyError, dbapi_error) as exc:
                 raise InvalidInput(
@@ -435,7 +426,7 @@ class SqlAlchemyViewStore(ViewStore):
                 ) from exc
             finally:
                 conn.rollback()
-        return pa.Table.from_pylist([dict(zip(names, r, strict=True)) for r in data])
+        return _result(columns, data)
 
     def save_state(self, state: ViewState) -> None:
         with self._tx("saving a view digest") as conn:
@@ -477,3 +468,11 @@ class SqlAlchemyViewStore(ViewStore):
 
     def close(self) -> None:
         self._engine.dispose()
+
+
+def _result(columns: list[str], data: Sequence[Sequence[Any]]) -> pa.Table:
+    """The rows as an Arrow table: every column named, also when there are no rows."""
+    if len(data) > MAX_ROWS:
+        raise too_many_rows()
+    values = list(zip(*data, strict=True)) if data else [() for _ in columns]
+    return pa.Table.from_arrays([pa.array(list(v)) for v in values], names=columns)

@@ -32,9 +32,8 @@ The jobs (``<job>``: inputs -> outputs, one run per ...):
 - ``ingest.replay``: ``hub://topics/hub.quarantine`` -> the topics replayed into; per replay.
 - ``export.evidence``: the topics the controls cover -> ``hub://exports/<pack file name>``.
 - ``export.query`` (``POST /v1/query``, ``hub query``, every format): the projections whose
-  views the SQL names (all of the store's when it names none) ->
-  ``hub://exports/query-<first 12 hex of the SQL's SHA-256>.<format>`` (a repeated query is one
-  dataset, not one per call).
+  views the SQL reads (all of the store's when it does not parse) -> the store's one query
+  dataset ``hub://exports/query:<store>``: a run per query, not a catalog dataset per query.
 - Every ingest job also writes ``hub://topics/hub.quarantine`` when one of its records was
   quarantined; the START names only the target topic (rejections are not known yet), the
   COMPLETE or FAIL adds the quarantine.

@@ -27,6 +27,7 @@ from hub.errors import InvalidInput, NotFound
 from hub.ports.eventlog import EventLog, StoredRecord
 from hub.ports.policy import PolicyEngine, Principal
 from hub.ports.views import Target, ViewGrant, ViewState, ViewStore, no_hook
+from projections import metadata
 from projections.catalog import PROJECTIONS, by_name
 from projections.decode import Decoder
 from projections.digest import digest
@@ -542,12 +543,15 @@ class ProjectionService:
     ) -> Any:
         if store not in ("analytics", "transactional"):
             raise InvalidInput(f"store={store!r} is invalid: use analytics or transactional.")
+        grants = self.grants(policy, principal, store)
+        if metadata.statement(sql) is not None:  # SHOW TABLES / DESCRIBE: from the catalog
+            return metadata.answer(sql, [p for p in PROJECTIONS if p.store == store], grants)
         views = self.store(store)
         for p in PROJECTIONS:
             if p.store == store:
                 self._ready(p)
                 views.ensure(Target(p.name), p.tables)
-        return canonical(views.query(sql, self.grants(policy, principal, store)))
+        return canonical(views.query(sql, grants))
 
 
 def at_json(found: dict[str, Any]) -> dict[str, Any]:

@@ -5,15 +5,15 @@ background while it serves (``HUB_PROJECTION_AUTOSTART``), and stops the runners
 
 A query result leaves the hub, whatever its format: each ``POST /v1/query`` (and ``hub query``,
 both through ``export_query``) is one lineage run of ``export.query`` reading the projections
-whose views the SQL names (``query_inputs``) and writing
-``hub://exports/query-<first 12 hex of the SQL's SHA-256>.<format>``.
+whose views the SQL names (``query_inputs``) and writing the store's one query dataset,
+``hub://exports/query:<store>`` (``query:analytics``, ``query:transactional``): queries are
+recorded in lineage without adding a catalog dataset per query. ``SHOW TABLES`` and
+``DESCRIBE`` answer from the catalog's metadata and export no data: no run.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import re
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
@@ -28,6 +28,7 @@ from hub.api.deps import MAX_INT64, authorize, hub_of
 from hub.api.models import ProjectionAt, ProjectionStatus, Rebuilt, RowSources
 from hub.errors import InvalidInput
 from hub.ports.policy import Principal
+from projections import metadata
 
 router = APIRouter(tags=["projections"])
 
@@ -164,19 +165,23 @@ def export(table: pa.Table, fmt: str) -> tuple[bytes, str]:
     return render(table, fmt)
 
 
-# Strings and comments first, so a view name inside them is not taken for a read.
-_SQL_WORDS = re.compile(r"'(?:[^'\\]|\\.|'')*'|--[^\n]*|/\*.*?\*/|([A-Za-z_][A-Za-z0-9_$]*)", re.S)
-
-
 def query_inputs(sql: str, store: str) -> list[lineage.Dataset]:
-    """The projections of ``store`` whose views ``sql`` names (a word match: a column named like
-    a view counts too); all of the store's when it names none (the reads are not known)."""
+    """The projections of ``store`` whose views ``sql`` reads (as the query guard parses it);
+    all of the store's when it does not parse (the reads are not known)."""
     from projections.catalog import PROJECTIONS
+    from projections.sqlguard import views_named
 
-    words = {m.group(1).lower() for m in _SQL_WORDS.finditer(sql) if m.group(1)}
+    names = views_named(sql, "clickhouse" if store == "analytics" else "sqlite")
     mine = [p for p in PROJECTIONS if p.store == store]
-    named = [p for p in mine if any(t.name.lower() in words for t in p.tables)]
-    return [lineage.projection_dataset(p.name) for p in named or mine]
+    if names is None:
+        return [lineage.projection_dataset(p.name) for p in mine]
+    named = [p for p in mine if any(t.name.lower() in names for t in p.tables)]
+    return [lineage.projection_dataset(p.name) for p in named]
+
+
+def query_dataset(store: str) -> lineage.Dataset:
+    """The one export dataset that every query of ``store`` writes."""
+    return lineage.export_dataset(f"query:{store}")
 
 
 def export_query(
@@ -192,12 +197,13 @@ def export_query(
     query takes, so an open investigation case unmasks PII here as on the event routes."""
     if fmt not in ("csv", "parquet", "json"):
         raise InvalidInput(f"format={fmt!r} is invalid: use csv, parquet or json.")
-    name = f"query-{hashlib.sha256(sql.encode()).hexdigest()[:12]}.{fmt}"
+    if metadata.statement(sql) is not None:  # catalog metadata only: no data leaves
+        return export(hub.projections.query(hub.policy, principal, sql, store), fmt)
     with lineage.run(
         hub,
         "export.query",
         query_inputs(sql, store),
-        [lineage.export_dataset(name)],
+        [query_dataset(store)],
         producer=principal.id,
     ):
         from governance.cases import WithContext

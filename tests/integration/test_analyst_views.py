@@ -16,13 +16,16 @@ import pytest
 from fastapi.testclient import TestClient
 
 from hub.bootstrap import bootstrap
-from hub.cli import OPERATOR
 from hub.events import OutgoingEvent
+from hub.ports.policy import Principal
 from hub.ports.views import Target, ViewGrant
 from hub.settings import load_settings
 from projections.catalog import MARK_TO_MARKET_SQL, PAYMENTS, by_name, table_columns
 from projections.runner import ProjectionRunner
 from projections.types import canonical, render
+from tests.cli_keys import admin_args
+
+OPERATOR = Principal("ops", frozenset({"admin"}))  # a service-level caller in tests
 
 pytest.importorskip("chdb")
 
@@ -450,7 +453,7 @@ def test_cli_projection_at_event_time_with_sql(tmp_path):
         h.close()
 
     def run(*args: str):
-        result = CliRunner().invoke(main, ["--data-dir", str(data), *args])
+        result = CliRunner().invoke(main, [*admin_args(data), *args])
         return result.exit_code, result.stdout, result.stderr
 
     sql = "SELECT quantity, avg_cost, last_trade_at FROM positions"

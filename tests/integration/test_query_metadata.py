@@ -18,6 +18,7 @@ from governance.catalog import catalog
 from hub.api.app import create_app
 from hub.bootstrap import Hub
 from hub.events import OutgoingEvent
+from tests.cli_keys import admin_args
 
 
 def key(hub: Hub, role: str, tenant: str) -> dict[str, str]:
@@ -139,6 +140,7 @@ def test_the_cli_says_the_server_holds_chdb_and_what_to_do(tmp_path: Path) -> No
     data = tmp_path / "data"
     folder = data / "views" / "chdb"
     folder.mkdir(parents=True)
+    cred = admin_args(data)  # the CLI's admin key, made before the folder is held
     holder = subprocess.Popen(
         [sys.executable, "-c", HOLD, str(folder)], stdout=subprocess.PIPE, text=True
     )
@@ -148,7 +150,7 @@ def test_the_cli_says_the_server_holds_chdb_and_what_to_do(tmp_path: Path) -> No
         env = {**os.environ, "HUB_PROJECTION_AUTOSTART": "false"}
         started = time.monotonic()
         r = subprocess.run(
-            [str(hub_cli), "--data-dir", str(data), "query", "SELECT count() AS n FROM positions"],
+            [str(hub_cli), *cred, "query", "SELECT count() AS n FROM positions"],
             capture_output=True,
             text=True,
             env=env,

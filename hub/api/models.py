@@ -145,10 +145,18 @@ class Position(BaseModel):
     offset: int
 
 
+class LedgerCoverage(Open):
+    """Whether the acknowledged records are on the audit ledger (``covered``) or still
+    ``pending`` (``hub ledger verify`` fails once pending records exceed their bounded age)."""
+
+    covered: bool
+
+
 class Published(BaseModel):
     topic: str
     count: int
     offsets: list[Position]
+    ledger: LedgerCoverage | None = None
 
 
 class Records(BaseModel):
@@ -183,6 +191,7 @@ class Ingested(Open):
     rejected: int
     duplicates: int
     rejections: list[IngestRejection]
+    ledger: LedgerCoverage | None = None
 
 
 class QualityStats(BaseModel):

@@ -110,6 +110,21 @@ def current_principal(h: Any) -> Principal:
     return principal_of_token(h, token)
 
 
+# A command-level ``--key`` (after the command name), for governed commands that a second person
+# runs with their own key, e.g. ``hub policy approve ID --key KEY_ID:SECRET``.
+key_option = click.option(
+    "--key",
+    envvar="HUB_API_KEY",
+    default=None,
+    help="Act as this API key's principal (KEY_ID:SECRET); default: the hub's --key/--key-file.",
+)
+
+
+def principal_for(h: Any, key: str | None) -> Principal:
+    """The principal of a command-level ``--key``, else of the hub's ``--key``/``--key-file``."""
+    return principal_of_token(h, key) if key else current_principal(h)
+
+
 def authorize(h: Any, action: str, resource: str, principal: Principal | None = None) -> Principal:
     """Ask the policy decision point as ``principal`` (default: the command's credential);
     raise ``Forbidden`` with its reason on a deny; return the principal that was allowed."""

@@ -7,24 +7,10 @@ Commands act as the principal of ``--key KEY_ID:SECRET`` (``HUB_API_KEY``, or th
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import click
 
-from hub.cli import Ctx, authorize, current_principal, main, principal_of_token, run_safely
-from hub.ports.policy import Principal
-
-_key = click.option(
-    "--key",
-    envvar="HUB_API_KEY",
-    default=None,
-    help="Act as this API key's principal (KEY_ID:SECRET); default: the hub's --key/--key-file.",
-)
-
-
-def _principal(h: Any, key: str | None) -> Principal:
-    """The ``--key`` given to the command, else the hub's own ``--key``/``--key-file``."""
-    return principal_of_token(h, key) if key else current_principal(h)
+from hub.cli import Ctx, authorize, key_option, main, principal_for, run_safely
 
 
 @main.group()
@@ -42,7 +28,7 @@ def case() -> None:
     help="A principal id that may read under the case (repeat; default: you).",
 )
 @click.option("--expires-in", default=None, help="e.g. 90m, 12h, 7d (default 7d).")
-@_key
+@key_option
 @click.pass_obj
 def case_open(
     obj: Ctx,
@@ -56,7 +42,7 @@ def case_open(
 
     def go() -> None:
         with obj.hub() as h:
-            who = _principal(h, key)
+            who = principal_for(h, key)
             authorize(h, "case.open", "cases", who)
             opened = h.cases.open(
                 reason=reason,
@@ -74,14 +60,14 @@ def case_open(
 @case.command("close")
 @click.argument("case_id")
 @click.option("--reason", default="", help="Why it is closed.")
-@_key
+@key_option
 @click.pass_obj
 def case_close(obj: Ctx, case_id: str, reason: str, key: str | None) -> None:
     """Close CASE_ID: from now on it unmasks nothing."""
 
     def go() -> None:
         with obj.hub() as h:
-            who = _principal(h, key)
+            who = principal_for(h, key)
             authorize(h, "case.close", f"cases/{case_id}", who)
             click.echo(json.dumps(h.cases.close(case_id, actor=who.id, reason=reason), indent=2))
 
@@ -90,14 +76,14 @@ def case_close(obj: Ctx, case_id: str, reason: str, key: str | None) -> None:
 
 @case.command("list")
 @click.option("--status", type=click.Choice(["open", "closed", "expired"]), default=None)
-@_key
+@key_option
 @click.pass_obj
 def case_list(obj: Ctx, status: str | None, key: str | None) -> None:
     """Every case with its status (open, expired, closed)."""
 
     def go() -> None:
         with obj.hub() as h:
-            authorize(h, "case.read", "cases", _principal(h, key))
+            authorize(h, "case.read", "cases", principal_for(h, key))
             click.echo(json.dumps(h.cases.list_cases(status=status), indent=2))
 
     run_safely(go)

@@ -18,8 +18,8 @@ from typing import Any
 import click
 import yaml
 
-from hub.cli import Ctx, authorize, main, run_safely
-from hub.commands.policy import _principal, _print, key_option
+from hub.cli import Ctx, authorize, key_option, main, principal_for, run_safely
+from hub.commands.policy import _print
 from hub.errors import InvalidInput
 
 
@@ -57,7 +57,7 @@ def config_list(obj: Ctx, resource: str | None, pending: bool, key: str | None) 
         from governance.configchanges import config_changes_for
 
         with obj.hub() as h:
-            authorize(h, "config.read", resource or "config", _principal(h, key))
+            authorize(h, "config.read", resource or "config", principal_for(h, key))
             for c in config_changes_for(h).store.changes(resource):
                 if pending and c.status != "pending_approval":
                     continue
@@ -82,7 +82,7 @@ def config_show(obj: Ctx, target: str, key: str | None) -> None:
         from governance.configstore import ConfigChangeNotFound
 
         with obj.hub() as h:
-            authorize(h, "config.read", target, _principal(h, key))
+            authorize(h, "config.read", target, principal_for(h, key))
             changes = config_changes_for(h)
             try:
                 _print(changes.store.change(target), diff=True)
@@ -123,7 +123,7 @@ def config_propose(
         from governance.configchanges import config_changes_for, write_action
 
         with obj.hub() as h:
-            principal = _principal(h, key)
+            principal = principal_for(h, key)
             authorize(h, "config.propose", resource, principal)
             authorize(h, write_action(resource), resource, principal)
             change = config_changes_for(h).propose(
@@ -152,7 +152,7 @@ def config_approve(obj: Ctx, change_id: str, reason: str, key: str | None) -> No
         from governance.configchanges import config_changes_for
 
         with obj.hub() as h:
-            principal = _principal(h, key)
+            principal = principal_for(h, key)
             changes = config_changes_for(h)
             resource = changes.store.change(change_id).resource
             authorize(h, "config.approve", resource, principal)
@@ -177,7 +177,7 @@ def config_rollback(
         from governance.configchanges import config_changes_for, write_action
 
         with obj.hub() as h:
-            principal = _principal(h, key)
+            principal = principal_for(h, key)
             authorize(h, "config.propose", resource, principal)
             authorize(h, write_action(resource), resource, principal)
             change = config_changes_for(h).rollback(

@@ -14,20 +14,8 @@ from typing import Any
 
 import click
 
-from hub.cli import Ctx, authorize, current_principal, main, principal_of_token, run_safely
+from hub.cli import Ctx, authorize, key_option, main, principal_for, run_safely
 from hub.errors import InvalidInput
-from hub.ports.policy import Principal
-
-key_option = click.option(
-    "--key",
-    envvar="HUB_API_KEY",
-    default=None,
-    help="Act as this API key's principal (KEY_ID:SECRET); default: the hub's --key/--key-file.",
-)
-
-
-def _principal(h: Any, key: str | None) -> Principal:
-    return principal_of_token(h, key) if key else current_principal(h)
 
 
 def _print(change: Any, *, diff: bool = False) -> None:
@@ -71,7 +59,7 @@ def policy_show(obj: Ctx, key: str | None) -> None:
         from governance.changes import changes_for
 
         with obj.hub() as h:
-            authorize(h, "policy.read", "policy", _principal(h, key))
+            authorize(h, "policy.read", "policy", principal_for(h, key))
             store = changes_for(h).store
             bundle, change = store.active_bundle(), store.active_change()
             click.echo(
@@ -99,7 +87,7 @@ def policy_history(obj: Ctx, key: str | None) -> None:
         from governance.changes import changes_for
 
         with obj.hub() as h:
-            authorize(h, "policy.read", "policy", _principal(h, key))
+            authorize(h, "policy.read", "policy", principal_for(h, key))
             for c in changes_for(h).store.changes():
                 approvers = ",".join(a["approved_by"] for a in c.approvals) or "-"
                 click.echo(
@@ -121,7 +109,7 @@ def policy_diff(obj: Ctx, change_id: str, key: str | None) -> None:
         from governance.changes import changes_for
 
         with obj.hub() as h:
-            authorize(h, "policy.read", "policy", _principal(h, key))
+            authorize(h, "policy.read", "policy", principal_for(h, key))
             click.echo(changes_for(h).store.change(change_id).diff, nl=False)
 
     run_safely(go)
@@ -160,7 +148,7 @@ def policy_propose(obj: Ctx, path: str, reason: str, target: str | None, key: st
         from governance.changes import changes_for
 
         with obj.hub() as h:
-            principal = _principal(h, key)
+            principal = principal_for(h, key)
             authorize(h, "policy.propose", "policy", principal)
             changes = changes_for(h)
             files = _files_from(Path(path), changes.store.active_bundle(), target)
@@ -188,7 +176,7 @@ def policy_approve(obj: Ctx, change_id: str, reason: str, key: str | None) -> No
         from governance.changes import changes_for
 
         with obj.hub() as h:
-            principal = _principal(h, key)
+            principal = principal_for(h, key)
             authorize(h, "policy.approve", "policy", principal)
             _print(changes_for(h).approve(principal, change_id, reason))
 
@@ -207,7 +195,7 @@ def policy_rollback(obj: Ctx, version: str, reason: str, key: str | None) -> Non
         from governance.changes import changes_for
 
         with obj.hub() as h:
-            principal = _principal(h, key)
+            principal = principal_for(h, key)
             authorize(h, "policy.propose", "policy", principal)
             change = changes_for(h).rollback(principal, version, reason)
             _print(change, diff=True)

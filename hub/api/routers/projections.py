@@ -87,6 +87,18 @@ def at(
     return json.loads(json.dumps(at_json(found), default=str))
 
 
+# A query answers in the format asked for: JSON rows, CSV text or a Parquet file.
+QUERY_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/QueryResult"}},
+            "text/csv": {"schema": {"type": "string"}},
+            "application/vnd.apache.parquet": {"schema": {"type": "string", "format": "binary"}},
+        }
+    }
+}
+
+
 class AtQueryBody(BaseModel):
     sql: str = Field(min_length=1, max_length=100_000)
     format: str = Field(default="json", pattern="^(json|csv|parquet)$")
@@ -97,17 +109,7 @@ class AtQueryBody(BaseModel):
 
 @router.post(
     "/v1/projections/{name}/at/query",
-    responses={
-        200: {
-            "content": {
-                "application/json": {"schema": {"$ref": "#/components/schemas/QueryResult"}},
-                "text/csv": {"schema": {"type": "string"}},
-                "application/vnd.apache.parquet": {
-                    "schema": {"type": "string", "format": "binary"}
-                },
-            }
-        }
-    },
+    responses=QUERY_RESPONSES,
 )
 def at_query(
     name: str,
@@ -215,17 +217,7 @@ def export_query(
 
 @router.post(
     "/v1/query",
-    responses={
-        200: {
-            "content": {
-                "application/json": {"schema": {"$ref": "#/components/schemas/QueryResult"}},
-                "text/csv": {"schema": {"type": "string"}},
-                "application/vnd.apache.parquet": {
-                    "schema": {"type": "string", "format": "binary"}
-                },
-            }
-        }
-    },
+    responses=QUERY_RESPONSES,
 )
 def run_query(
     body: QueryBody, request: Request, principal: Principal = Depends(authorize("query.run"))

@@ -9,12 +9,12 @@ an auditor passes to ``hub-verify --public-key``.
 from __future__ import annotations
 
 import os
-import stat
 from pathlib import Path
 
 from audit.errors import NoteError
 from audit.note import SignerKey, generate_key, parse_signer_key
 from hub.errors import ConfigError
+from hub.ports.keyfiles import read_secret_file
 from hub.ports.signer import Signer
 
 
@@ -26,25 +26,11 @@ class LocalKeyFileSigner(Signer):
 
     def _load_or_create(self, name: str) -> SignerKey:
         path = self.key_file
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            key = generate_key(name)
-            try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            except FileExistsError:  # another process created it first: use theirs
-                return self._load_or_create(name)
-            with os.fdopen(fd, "w") as f:
-                f.write(key.encode() + "\n")
-                f.flush()
-                os.fsync(f.fileno())
-        mode = stat.S_IMODE(path.stat().st_mode)
-        if mode & 0o077:
-            raise ConfigError(
-                f"The ledger signing key {path} has mode {mode:o}: other users may read it. "
-                f"Run `chmod 600 {path}`."
-            )
+        text = read_secret_file(
+            path, "ledger signing key", lambda: (generate_key(name).encode() + "\n").encode()
+        )
         try:
-            key = parse_signer_key(path.read_text(encoding="utf-8"))
+            key = parse_signer_key(text.decode("utf-8"))
         except (NoteError, UnicodeDecodeError) as exc:
             raise ConfigError(f"The ledger signing key {path} is unusable: {exc}") from exc
         if key.name != name:
@@ -83,23 +69,7 @@ def load_or_create_mac_key(path: Path) -> bytes:
     outside the log file, so that whoever can rewrite the log file alone cannot forge a batch.
     """
     path = Path(path)
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:  # another process created it first: use theirs
-            return load_or_create_mac_key(path)
-        with os.fdopen(fd, "wb") as f:
-            f.write(os.urandom(MAC_KEY_BYTES))
-            f.flush()
-            os.fsync(f.fileno())
-    mode = stat.S_IMODE(path.stat().st_mode)
-    if mode & 0o077:
-        raise ConfigError(
-            f"The event log MAC key {path} has mode {mode:o}: other users may read it. "
-            f"Run `chmod 600 {path}`."
-        )
-    key = path.read_bytes()
+    key = read_secret_file(path, "event log MAC key", lambda: os.urandom(MAC_KEY_BYTES))
     if len(key) != MAC_KEY_BYTES:
         raise ConfigError(
             f"The event log MAC key {path} holds {len(key)} bytes, not {MAC_KEY_BYTES}: it was "

@@ -28,11 +28,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import re
 import secrets
 import threading
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -43,6 +41,7 @@ from hub.authz import ROLES
 from hub.errors import Forbidden, InvalidInput, NotFound, Unauthenticated
 from hub.events import EventReader, OutgoingEvent, Publisher
 from hub.ports.eventlog import EventLog
+from hub.ports.keyfiles import read_secret_file
 from hub.ports.policy import Principal
 from hub.registry.service import SchemaRegistry
 
@@ -72,26 +71,16 @@ def parse_duration(text: str) -> timedelta:
 def load_pepper(path: Path) -> bytes:
     """The server pepper at ``path`` (32 random bytes), created once with mode 0600.
 
-    Two processes starting together agree: the file is created exclusively, and a reader that
-    finds it still empty waits for the writer.
+    Two processes starting together agree (``hub.ports.keyfiles``); a file that others may
+    read is refused.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        for _ in range(100):
-            data = path.read_bytes()
-            if len(data) == 32:
-                return data
-            time.sleep(0.01)
+    pepper = read_secret_file(path, "API key pepper", lambda: secrets.token_bytes(32))
+    if len(pepper) != 32:
         raise InvalidInput(
             f"The API key pepper {path} is not 32 bytes: restore it from a backup (without it "
             "no key verifies).",
             code="pepper_invalid",
-        ) from None
-    pepper = secrets.token_bytes(32)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(pepper)
+        )
     return pepper
 
 

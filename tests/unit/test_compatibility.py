@@ -136,7 +136,10 @@ def random_datum(node: Node, rng: random.Random, depth: int = 0) -> Any:
 
 def _decimal(node: Node, rng: random.Random) -> Decimal:
     assert node.precision is not None and node.scale is not None
-    unscaled = rng.randint(-(10**node.precision) + 1, 10**node.precision - 1)
+    # 0..127 (within every precision >= 3): one two's-complement byte that is also UTF-8, since
+    # by default (as in Avro Java) a decimal's bytes may be promoted to a string reader, and
+    # that promotion assumes text, as for plain bytes above.
+    unscaled = rng.randint(0, min(127, 10**node.precision - 1))
     return Decimal(unscaled).scaleb(-node.scale)
 
 

@@ -183,6 +183,7 @@ class DecisionCommitter:
         self._wait_timeout = wait_timeout_s
         self._cv = threading.Condition()
         self._batch = _Batch()
+        self._storing: _Batch | None = None  # taken by the flusher, not yet stored
         self._closed = False
         self.stats = CommitStats()
         self._thread = threading.Thread(target=self._run, name="decision-flusher", daemon=True)
@@ -225,6 +226,7 @@ class DecisionCommitter:
                         break
                     self._cv.wait(left)
                 batch, self._batch = self._batch, _Batch()
+                self._storing = batch
             try:  # 3.
                 self._sink.append(batch.records)
                 self.stats.batches += 1
@@ -240,12 +242,15 @@ class DecisionCommitter:
     def flush(self) -> None:
         """Return once everything queued so far is stored (or failed)."""
         with self._cv:
+            storing = self._storing  # a batch the flusher took but may not have stored yet
             batch = self._batch
-            if not batch.records:
-                return
-            batch.waiters += 1  # no linger for a flush
-            self._cv.notify()
-        batch.done.wait(self._wait_timeout)
+            if batch.records:
+                batch.waiters += 1  # no linger for a flush
+                self._cv.notify()
+        if storing is not None:
+            storing.done.wait(self._wait_timeout)
+        if batch.records:
+            batch.done.wait(self._wait_timeout)
 
     def close(self) -> None:
         """Store what is queued, then stop the flusher."""

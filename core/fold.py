@@ -1,46 +1,112 @@
-"""Folding a topic into memory: read from a remembered offset to the end and apply each record."""
+"""Folding a topic into memory: every service that keeps state as events (rules, registry, config
+and policy changes, retention and legal holds, positions, API keys, cases, lineage) follows its
+topic through one ``TopicFold``.
+
+A ``TopicFold`` remembers, per partition, the next offset to apply. ``catch_up()``:
+    1. asks the log for the topic's end offsets (a topic that does not exist yet has nothing to
+       fold: no error, and it is folded from offset 0 once it exists);
+    2. per partition, reads from the remembered offset to the end offset seen in step 1, in
+       batches, and hands each record to ``apply`` in offset order;
+    3. moves the partition's position past each record right after ``apply`` returns, so a
+       record is applied once: an ``apply`` that raises leaves the position on that record, the
+       error reaches the caller, and the next ``catch_up`` retries it.
+Records below a partition's beginning offset (removed by retention) are skipped: the log reads
+from its beginning. Partitions added later are folded from offset 0.
+
+Thread-safety: ``catch_up`` holds the fold's lock (an ``RLock``, which the owner may pass in and
+hold too, so that its queries never see a half-applied record). A call made from inside
+``apply`` on the same thread (the registry parses a schema whose references read the registry
+again) returns ``False`` at once instead of applying the same records twice.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
-from core.errors import TopicNotFound
-from core.ports.eventlog import EventLog
+from core.errors import InvalidInput, TopicNotFound
+from core.ports.eventlog import EventLog, StoredRecord
 
 
-class DecodingReader(Protocol):
-    """Reads decoded records (``ingest.publish.EventReader`` is one)."""
+class RecordDecoder(Protocol):
+    """Decodes a stored record into a JSON-ready dict (``ingest.publish.EventReader`` does)."""
 
-    def read(
-        self, topic: str, partition: int, offset: int, limit: int = ...
-    ) -> list[dict[str, Any]]: ...
+    def decode(self, rec: StoredRecord) -> dict[str, Any]: ...
 
 
-def fold_new(
-    reader: DecodingReader,
-    log: EventLog,
-    topic: str,
-    offset: int,
-    apply: Callable[[dict[str, Any]], None],
-    batch: int = 500,
-) -> tuple[int, bool]:
-    """Decode and ``apply`` every record of a one-partition topic from ``offset`` to its end.
+class TopicFold:
+    """Applies every record of one topic once, in offset order per partition (see the module
+    docstring for the steps)."""
 
-    Returns the next offset and whether anything was applied; a topic that does not exist yet
-    has nothing to fold. The in-memory folds of ``hub.policies`` and ``hub.config-changes`` use it.
-    """
-    try:
-        end = log.end_offsets(topic).get(0, 0)
-    except TopicNotFound:
-        return offset, False
-    moved = False
-    while offset < end:
-        records = reader.read(topic, 0, offset, batch)
-        if not records:
-            break
-        for rec in records:
-            apply(rec)
-            offset = rec["offset"] + 1
-        moved = True
-    return offset, moved
+    def __init__(
+        self,
+        log: EventLog,
+        topic: str,
+        apply: Callable[[StoredRecord], None],
+        *,
+        batch: int = 1000,
+        lock: threading.RLock | None = None,
+    ) -> None:
+        if type(batch) is not int or batch < 1:
+            raise InvalidInput(f"batch={batch!r} is invalid: pass an int >= 1.")
+        self.topic = topic
+        self._log = log
+        self._apply = apply
+        self._batch = batch
+        self._positions: dict[int, int] = {}
+        self._lock = lock if lock is not None else threading.RLock()
+        self._folding = False
+
+    @property
+    def lock(self) -> threading.RLock:
+        """The lock ``catch_up`` holds: hold it to read the folded state consistently."""
+        return self._lock
+
+    @property
+    def positions(self) -> dict[int, int]:
+        """Per partition, the next offset to apply (partitions never read are absent)."""
+        with self._lock:
+            return dict(self._positions)
+
+    def catch_up(self) -> bool:
+        """Apply what was appended since the last call; True when any record was applied."""
+        with self._lock:
+            if self._folding:  # re-entered from ``apply``: the outer call is folding already
+                return False
+            self._folding = True
+            try:
+                try:
+                    ends = self._log.end_offsets(self.topic)  # 1.
+                except TopicNotFound:
+                    return False
+                return self._fold(ends)
+            finally:
+                self._folding = False
+
+    def _fold(self, ends: Mapping[int, int]) -> bool:
+        moved = False
+        for part in sorted(ends):
+            end = ends[part]
+            pos = self._positions.get(part, 0)
+            while pos < end:  # 2.
+                chunk = self._log.read(self.topic, part, pos, min(self._batch, end - pos))
+                if not chunk:  # only commit markers are left (or the read came back early)
+                    break
+                for rec in chunk:
+                    self._apply(rec)
+                    pos = self._positions[part] = rec.offset + 1  # 3.
+                    moved = True
+        return moved
+
+
+def decoded(
+    reader: RecordDecoder, apply: Callable[[dict[str, Any]], None]
+) -> Callable[[StoredRecord], None]:
+    """An ``apply`` for ``TopicFold`` that hands ``apply`` the decoded record (``headers``,
+    ``value``, ``offset`` ...) instead of the stored bytes."""
+
+    def apply_decoded(rec: StoredRecord) -> None:
+        apply(reader.decode(rec))
+
+    return apply_decoded

@@ -56,6 +56,8 @@ from urllib.parse import urlsplit
 
 from core.errors import TopicNotFound
 from core.events import OutgoingEvent
+from core.fold import RecordDecoder, TopicFold
+from core.ports.eventlog import EventLog, StoredRecord
 
 LINEAGE_TOPIC = "hub.lineage"
 JOB_NAMESPACE = "hub"
@@ -275,27 +277,51 @@ def run(
 
 
 # -- reading --------------------------------------------------------------------------------------
-def events(hub: Any, job: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
-    """Stored lineage events (indexed fields), oldest first; one job's, or the last ``limit``."""
-    out: list[dict[str, Any]] = []
-    try:
-        ends = hub.log.end_offsets(LINEAGE_TOPIC)
-    except TopicNotFound:
-        return out
-    starts = hub.log.beginning_offsets(LINEAGE_TOPIC)
-    for part in sorted(ends):
-        for rec in hub.log.scan(LINEAGE_TOPIC, part, starts.get(part, 0)):
-            value = hub.reader.decode(rec).get("value")
-            if isinstance(value, dict) and (job is None or value.get("job_name") == job):
-                out.append(value)
-    return out[-limit:] if limit else out
+class LineageLog:
+    """The stored lineage events, folded once from ``hub.lineage`` and followed from there (a
+    ``TopicFold``: each read folds only what was appended since the previous one). Events that
+    retention removed from the topic are left out. Thread-safe."""
+
+    def __init__(self, log: EventLog, reader: RecordDecoder) -> None:
+        self._log = log
+        self._reader = reader
+        # Per partition, (offset, indexed fields) in offset order.
+        self._events: dict[int, list[tuple[int, dict[str, Any]]]] = {}
+        self._fold = TopicFold(log, LINEAGE_TOPIC, self._apply)
+
+    def _apply(self, rec: StoredRecord) -> None:
+        value = self._reader.decode(rec).get("value")
+        if isinstance(value, dict):
+            self._events.setdefault(rec.partition, []).append((rec.offset, value))
+
+    def events(self, job: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+        """Stored lineage events (indexed fields), oldest first per partition; one job's, or the
+        last ``limit``."""
+        with self._fold.lock:
+            self._fold.catch_up()
+            try:
+                starts = self._log.beginning_offsets(LINEAGE_TOPIC)
+            except TopicNotFound:
+                return []
+            out: list[dict[str, Any]] = []
+            for part in sorted(self._events):
+                kept = self._events[part]
+                first = starts.get(part, 0)
+                if kept and kept[0][0] < first:  # retention cut the topic: forget those too
+                    kept = self._events[part] = [e for e in kept if e[0] >= first]
+                out += [v for _, v in kept if job is None or v.get("job_name") == job]
+        return out[-limit:] if limit else out
+
+    def graph(self) -> dict[str, Any]:
+        """Nodes (datasets and jobs) and edges (dataset -reads-> job, job -writes-> dataset)."""
+        return graph_of(self.events())
 
 
-def graph(hub: Any) -> dict[str, Any]:
-    """Nodes (datasets and jobs) and edges (dataset -reads-> job, job -writes-> dataset)."""
+def graph_of(events: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The lineage graph of ``events`` (``LineageLog.events``)."""
     nodes: dict[str, dict[str, Any]] = {}
     edges: set[tuple[str, str, str]] = set()
-    for ev in events(hub):
+    for ev in events:
         job_id = f"job:{ev['job_namespace']}/{ev['job_name']}"
         node = nodes.setdefault(
             job_id,

@@ -39,6 +39,7 @@ from typing import Any
 
 from core.errors import Forbidden, InvalidInput, NotFound, Unauthenticated
 from core.events import OutgoingEvent
+from core.fold import TopicFold, decoded
 from core.ports.eventlog import EventLog
 from core.ports.keyfiles import read_secret_file
 from core.ports.policy import Principal
@@ -189,21 +190,20 @@ class ApiKeys:
         self._reader = EventReader(log, registry, redact=False)
         self._keys: dict[str, ApiKey] = {}
         self._origins: dict[str, Origin] = {}  # casefolded owner -> first creation
-        self._next = 0
         self._lock = threading.RLock()
+        self._fold = TopicFold(
+            log,
+            TOPIC,
+            decoded(
+                self._reader,
+                lambda ev: self._apply(ev["headers"].get("ce_type"), ev.get("value") or {}),
+            ),
+            lock=self._lock,
+        )
 
     # -- the fold ---------------------------------------------------------------------------
     def _refresh(self) -> None:
-        with self._lock:
-            end = self._log.end_offsets(TOPIC)[0]
-            while self._next < end:
-                chunk = self._log.read(TOPIC, 0, self._next, 1000)
-                if not chunk:
-                    break
-                for rec in chunk:
-                    ev = self._reader.decode(rec)
-                    self._apply(ev["headers"].get("ce_type"), ev.get("value") or {})
-                self._next = chunk[-1].offset + 1
+        self._fold.catch_up()
 
     def _apply(self, kind: str | None, v: Mapping[str, Any]) -> None:
         if not v.get("key_id"):  # undecodable: nothing to fold

@@ -17,14 +17,14 @@ place; ``state()`` folds what was appended since its last call (another process 
 from __future__ import annotations
 
 import re
-import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from core.errors import Conflict, InvalidInput, NotFound, TopicNotFound
+from core.errors import Conflict, InvalidInput, NotFound
+from core.fold import TopicFold
 from core.ports.policy import Decision, PolicyEngine, Principal
 from domain.envelope import H_TYPE, uuid7
 
@@ -141,19 +141,14 @@ class CaseBook:
         self._publisher = publisher
         self._clock_ns = clock_ns or time.time_ns
         self._state = CaseState()
-        self._lock = threading.Lock()
+        self._fold = TopicFold(log, CASES_TOPIC, self._apply)
 
     # -- reading -----------------------------------------------------------------------------
     def state(self) -> CaseState:
-        with self._lock:
-            try:
-                end = self._log.end_offsets(CASES_TOPIC).get(0, 0)
-            except TopicNotFound:
-                return self._state
-            if self._state.position < end:
-                for rec in self._log.scan(CASES_TOPIC, 0, self._state.position):
-                    self._apply(rec)
-                self._state.position = end
+        """The fold, brought up to date with what was appended since the last call."""
+        with self._fold.lock:
+            self._fold.catch_up()
+            self._state.position = self._fold.positions.get(0, 0)
             return self._state
 
     def _apply(self, rec: StoredRecord) -> None:

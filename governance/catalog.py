@@ -25,10 +25,11 @@ from core.errors import HubError
 from core.events import STRATEGY_CONFIG, classification_of
 from domain.catalog import TOPICS, subject_for
 from domain.envelope import CLASSIFICATIONS
-from governance.retention import Governance
 
 if TYPE_CHECKING:
-    from governance.services import Services
+    from core.ports.eventlog import EventLog
+    from governance.retention import Governance
+    from registry.service import SchemaRegistry
 
 DEFAULT_OWNER = "data-platform"
 OWNER_CONFIG = "hub.owner"
@@ -88,45 +89,68 @@ def _highest(levels: list[str]) -> str:
     return max(ranked, key=CLASSIFICATIONS.index)
 
 
-def _schema_info(hub: Services, subject: str) -> SchemaInfo | None:
+def _schema_info(registry: SchemaRegistry, subject: str) -> SchemaInfo | None:
     try:
-        versions = hub.registry.versions(subject)
+        versions = registry.versions(subject)
     except HubError:
         return None
     if not versions:
         return None
     levels = []
     for v in versions:
-        sv = hub.registry.get_version(subject, v)
-        levels.append(classification_of(hub.registry.parsed(sv.id)))
+        sv = registry.get_version(subject, v)
+        levels.append(classification_of(registry.parsed(sv.id)))
     return SchemaInfo(subject, tuple(versions), _highest(levels))
 
 
-def _topic_subjects(hub: Services, topic: str, strategy: str) -> list[str]:
+def _topic_subjects(registry: SchemaRegistry, topic: str, strategy: str) -> list[str]:
     specs = {s.name: s for s in TOPICS}
     subjects = [subject_for(topic, "", "topic")]
     spec = specs.get(topic)
     if spec is not None and strategy != "topic":
         subjects += [subject_for(topic, t, spec.subject_strategy) for t in spec.event_types]
-    subjects += hub.registry.subjects(prefix=f"{topic}-")
+    subjects += registry.subjects(prefix=f"{topic}-")
     return list(dict.fromkeys(subjects))
 
 
-def catalog(hub: Services, governance: Governance | None = None) -> list[Dataset]:
-    """Every dataset, topics first, then projections and exports, each sorted by name."""
-    gov = governance or Governance(hub)
-    state = gov.state()
+class Catalog:
+    """The dataset catalog of one hub (see the module docstring)."""
+
+    def __init__(
+        self,
+        log: EventLog,
+        registry: SchemaRegistry,
+        governance: Governance,
+        lineage_log: lineage.LineageLog,
+    ) -> None:
+        self._log = log
+        self._registry = registry
+        self._governance = governance
+        self._lineage = lineage_log
+
+    def datasets(self) -> list[Dataset]:
+        """Every dataset, topics first, then projections and exports, each sorted by name."""
+        return _datasets(self._log, self._registry, self._governance, self._lineage)
+
+
+def _datasets(
+    log: EventLog,
+    registry: SchemaRegistry,
+    governance: Governance,
+    lineage_log: lineage.LineageLog,
+) -> list[Dataset]:
+    state = governance.state()
     held = {h.scope for h in state.holds.values()}
     descriptions = {s.name: s.description for s in TOPICS}
     out: list[Dataset] = []
     topic_classes: dict[str, str] = {}
     projection_classes: dict[str, str] = {}
     topic_schemas: dict[str, tuple[SchemaInfo, ...]] = {}
-    for info in hub.log.topics():
+    for info in log.topics():
         if info.name.startswith("_"):
             continue
         strategy = info.config.get(STRATEGY_CONFIG, "topic")
-        found = [_schema_info(hub, s) for s in _topic_subjects(hub, info.name, strategy)]
+        found = [_schema_info(registry, s) for s in _topic_subjects(registry, info.name, strategy)]
         schemas = tuple(s for s in found if s is not None)
         cls = _highest([s.classification for s in schemas])
         topic_classes[info.name], topic_schemas[info.name] = cls, schemas
@@ -170,7 +194,7 @@ def catalog(hub: Services, governance: Governance | None = None) -> list[Dataset
             )
         )
     exports: dict[str, set[str]] = {}
-    for ev in lineage.events(hub):
+    for ev in lineage_log.events():
         if ev["event_type"] != "COMPLETE":
             continue
         for ds in ev["outputs"]:

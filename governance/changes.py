@@ -309,15 +309,3 @@ class PolicyFollower:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
-
-
-def changes_for(hub: Any) -> PolicyChanges:
-    """The change service of a bootstrapped hub, reloading its policy engine on activation."""
-    engine = hub.policy if hasattr(hub.policy, "load") else None
-    return PolicyChanges(
-        PolicyStore(hub.log, hub.registry),
-        hub.publisher,
-        engine,
-        evaluator=hub.policy_evaluator,
-        identities=hub.keys,
-    )

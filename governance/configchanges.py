@@ -376,34 +376,6 @@ class ConfigChanges:
         self._governance = governance
         self._ledger = ledger
 
-    @classmethod
-    def build(
-        cls,
-        log: EventLog,
-        registry: SchemaRegistry,
-        publisher: Publisher,
-        *,
-        rules: RulesStore | None = None,
-        governance: Governance | None = None,
-        ledger: Auditor | None = None,
-        identities: Identities | None = None,
-    ) -> ConfigChanges:
-        from governance.store import PolicyStore
-
-        policies = PolicyStore(log, registry)
-        store = ConfigChangeStore(log, registry)
-        return cls(
-            log,
-            registry,
-            publisher,
-            policies,
-            store,
-            rules=rules,
-            governance=governance,
-            ledger=ledger,
-            identities=identities,
-        )
-
     # -- reading -------------------------------------------------------------------------------
     def resource(self, name: str) -> ConfigResource:
         """The resource a name stands for; raises ``UnknownResource``."""
@@ -451,11 +423,18 @@ class ConfigChanges:
         return change
 
     def set_direct(
-        self, principal: Principal, resource: str, new_value: Any, reason: str = ""
+        self,
+        principal: Principal,
+        resource: str,
+        new_value: Any,
+        reason: str = "",
+        *,
+        audit: bool = True,
     ) -> ConfigChange | None:
         """A direct change (``PUT /config``...): applied and recorded at once; None when the
-        value is already in force; ``TwoPersonRequired`` under the two-person rule."""
-        return self._propose(principal, resource, new_value, reason, kind="direct")
+        value is already in force; ``TwoPersonRequired`` under the two-person rule. Without
+        ``audit`` no ``config.propose`` action goes on the ledger (the change events remain)."""
+        return self._propose(principal, resource, new_value, reason, kind="direct", audit=audit)
 
     def set_retention(
         self,
@@ -556,6 +535,7 @@ class ConfigChanges:
         *,
         kind: str,
         rollback_of: str = "",
+        audit: bool = True,
     ) -> ConfigChange | None:
         if kind != "direct" and not reason.strip():
             raise InvalidInput(
@@ -611,7 +591,8 @@ class ConfigChanges:
                 change.change_id,
             )
             self._append(principal, res, change, [proposed], apply=not requires, value=new)  # 5.
-            self._audit(principal, "config.propose", change.change_id)  # 6.
+            if audit:
+                self._audit(principal, "config.propose", change.change_id)  # 6.
             return self.store.change(change.change_id)
 
     def _append(
@@ -674,18 +655,3 @@ class ConfigChanges:
             },
             tenant=principal.tenant,
         )
-
-
-def config_changes_for(hub: Any) -> ConfigChanges:
-    """The configuration change service of a bootstrapped hub (audited on its ledger)."""
-    from governance.retention import Governance
-
-    return ConfigChanges.build(
-        hub.log,
-        hub.registry,
-        hub.publisher,
-        rules=hub.ingest.rules,
-        governance=Governance(hub),
-        ledger=hub.ledger,
-        identities=hub.keys,
-    )

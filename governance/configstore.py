@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from core.errors import NotFound
+from core.fold import RecordDecoder, TopicFold, decoded
 
 if TYPE_CHECKING:
     from core.ports.eventlog import EventLog
-    from registry.service import SchemaRegistry
 
 CONFIG_CHANGES_TOPIC = "hub.config-changes"
 PROPOSED = "hub.ConfigChangeProposed"
@@ -81,25 +81,19 @@ class ConfigChange:
 class ConfigChangeStore:
     """Folds ``hub.config-changes``. Thread-safe."""
 
-    def __init__(self, log: EventLog, registry: SchemaRegistry) -> None:
-        from ingest.publish import EventReader
-
+    def __init__(self, log: EventLog, reader: RecordDecoder) -> None:
         self._log = log
-        self._reader = EventReader(log, registry)
-        self._offset = 0
+        self._reader = reader
         self._changes: dict[str, ConfigChange] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
+        self._fold = TopicFold(
+            log, CONFIG_CHANGES_TOPIC, decoded(self._reader, self._apply), lock=self._lock
+        )
         self.refresh()
 
     def refresh(self) -> bool:
         """Fold records appended since the last call; True when anything new was folded."""
-        with self._lock:
-            from core.fold import fold_new
-
-            self._offset, moved = fold_new(
-                self._reader, self._log, CONFIG_CHANGES_TOPIC, self._offset, self._apply
-            )
-            return moved
+        return self._fold.catch_up()
 
     def _apply(self, rec: Mapping[str, Any]) -> None:
         kind = rec.get("headers", {}).get("ce_type")

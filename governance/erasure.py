@@ -2,7 +2,7 @@
 
 The subject's PII was encrypted under its own key before it entered the log
 (``core.pii``), so erasing it never rewrites the log: the audit ledger's leaves,
-which commit to the stored bytes, keep verifying. ``erase`` (the caller has asked the policy
+which commit to the stored bytes, keep verifying. ``Eraser.erase`` (the caller has asked the policy
 decision point for ``subject.erase`` first):
 
 1. refuses without a reason, and refuses a subject under a legal hold (``subject:<id>``);
@@ -43,9 +43,12 @@ from core.ports.keystore import check_subject
 from core.ports.views import Target, check_erasable
 
 if TYPE_CHECKING:
+    from core.ports.keystore import KeyStore
     from core.ports.policy import Principal
     from core.projection import Projection, Table
-    from governance.services import Services
+    from governance.retention import Governance
+    from ledger.service import Ledger
+    from projections.service import ProjectionService
 
 ACTION = "subject.erase"
 
@@ -121,70 +124,84 @@ def scrub_plan(proj: Projection) -> list[tuple[Table, str, tuple[str, ...]]] | N
     return plan
 
 
-def erase(hub: Services, principal: Principal, subject: str, reason: str) -> Erasure:
-    """Erase ``subject`` (see the module docstring); raises ``Conflict`` under a legal hold."""
-    from governance.retention import Governance
+class Eraser:
+    """Erases data subjects (see the module docstring for the steps)."""
 
-    check_subject(subject)
-    if not reason.strip():
-        raise InvalidInput(
-            "An erasure needs a reason (--reason), e.g. the data subject's request id.",
-            code="reason_required",
+    def __init__(
+        self,
+        keystore: KeyStore,
+        ledger: Ledger,
+        governance: Governance,
+        projections: ProjectionService,
+    ) -> None:
+        self._keystore = keystore
+        self._ledger = ledger
+        self._governance = governance
+        self._projections = projections
+
+    def erase(self, principal: Principal, subject: str, reason: str) -> Erasure:
+        """Erase ``subject``; raises ``Conflict`` under a legal hold."""
+        check_subject(subject)
+        if not reason.strip():
+            raise InvalidInput(
+                "An erasure needs a reason (--reason), e.g. the data subject's request id.",
+                code="reason_required",
+            )
+        if self._governance.is_held(f"subject:{subject}"):  # 1.
+            raise Conflict(
+                f"Data subject {subject!r} is under a legal hold: erasure is refused until the "
+                "hold is released (`hub legal-hold list`).",
+                code="legal_hold",
+            )
+        existed = self._keystore.exists(subject)
+        self._keystore.destroy(subject)  # 2.
+        rebuilt, scrubbed = self._erase_views(subject)  # 3.
+        meta = self._ledger.record_action(  # 4.
+            principal.id,
+            ACTION,
+            f"subject:{subject}",
+            details={
+                "reason": reason,
+                "key_existed": existed,
+                "rows_scrubbed": scrubbed,
+                "projections_rebuilt": rebuilt,
+            },
+            tenant=principal.tenant,
         )
-    if Governance(hub).is_held(f"subject:{subject}"):  # 1.
-        raise Conflict(
-            f"Data subject {subject!r} is under a legal hold: erasure is refused until the hold "
-            "is released (`hub legal-hold list`).",
-            code="legal_hold",
+        synced = self._ledger.sync(force_checkpoint=True)
+        return Erasure(
+            subject=subject,
+            reason=reason,
+            actor=principal.id,
+            key_existed=existed,
+            projections_rebuilt=tuple(rebuilt),
+            rows_scrubbed=scrubbed,
+            audit_offset=meta.offset,
+            checkpoint_size=synced.size,
         )
-    existed = hub.keystore.exists(subject)
-    hub.keystore.destroy(subject)  # 2.
-    rebuilt, scrubbed = _erase_views(hub, subject)  # 3.
-    meta = hub.ledger.record_action(  # 4.
-        principal.id,
-        ACTION,
-        f"subject:{subject}",
-        details={
-            "reason": reason,
-            "key_existed": existed,
-            "rows_scrubbed": scrubbed,
-            "projections_rebuilt": rebuilt,
-        },
-        tenant=principal.tenant,
-    )
-    synced = hub.ledger.sync(force_checkpoint=True)
-    return Erasure(
-        subject=subject,
-        reason=reason,
-        actor=principal.id,
-        key_existed=existed,
-        projections_rebuilt=tuple(rebuilt),
-        rows_scrubbed=scrubbed,
-        audit_offset=meta.offset,
-        checkpoint_size=synced.size,
-    )
 
+    def _erase_views(self, subject: str) -> tuple[list[str], dict[str, dict[str, int]]]:
+        """Step 3: scrub (or rebuild) every PII projection; returns (rebuilt, rows scrubbed)."""
+        from core.pii import ERASED
+        from projections.catalog import by_name
 
-def _erase_views(hub: Services, subject: str) -> tuple[list[str], dict[str, dict[str, int]]]:
-    """Step 3: scrub (or rebuild) every PII projection; returns (rebuilt, rows scrubbed)."""
-    from core.pii import ERASED
-    from projections.catalog import by_name
-
-    rebuilt: list[str] = []
-    scrubbed: dict[str, dict[str, int]] = {}
-    for name in pii_projections():
-        proj = by_name(name)
-        plan = scrub_plan(proj)
-        if plan is None:
-            hub.projections.rebuild(name)
-            rebuilt.append(name)
-            continue
-        live = hub.projections.runner(name)
-        store = hub.projections.store(proj.store)
-        with live.lock:  # no batch in flight: none writes back a row it loaded before
-            live.checkpoint  # noqa: B018 - opens the runner: its tables exist from here on
-            scrubbed[name] = {
-                table.name: store.erase_values(Target(name), table, column, subject, pii, ERASED)
-                for table, column, pii in plan
-            }
-    return rebuilt, scrubbed
+        rebuilt: list[str] = []
+        scrubbed: dict[str, dict[str, int]] = {}
+        for name in pii_projections():
+            proj = by_name(name)
+            plan = scrub_plan(proj)
+            if plan is None:
+                self._projections.rebuild(name)
+                rebuilt.append(name)
+                continue
+            live = self._projections.runner(name)
+            store = self._projections.store(proj.store)
+            with live.lock:  # no batch in flight: none writes back a row it loaded before
+                live.checkpoint  # noqa: B018 - opens the runner: its tables exist from here on
+                scrubbed[name] = {
+                    table.name: store.erase_values(
+                        Target(name), table, column, subject, pii, ERASED
+                    )
+                    for table, column, pii in plan
+                }
+        return rebuilt, scrubbed

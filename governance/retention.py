@@ -47,23 +47,26 @@ projections (a second process cannot open its chDB views anyway).
 from __future__ import annotations
 
 import logging
-import threading
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from core.errors import HubError, InvalidInput, NotFound, TopicNotFound
 from core.events import OutgoingEvent
+from core.fold import TopicFold
+from core.ports.eventlog import EventLog, StoredRecord
 from core.ports.views import Target, check_time_column
 from domain.envelope import H_TYPE
 
 if TYPE_CHECKING:
-    from core.ports.eventlog import EventLog, StoredRecord
+    from core.fold import RecordDecoder
     from core.projection import Projection
-    from governance.services import Services
+    from ingest.publish import EventReader, Publisher
+    from ledger.service import Ledger
     from projections.service import ProjectionService
+    from registry.service import SchemaRegistry
 
 log = logging.getLogger("hub.retention")
 
@@ -94,20 +97,6 @@ def parse_scope(scope: str, *, allow: tuple[str, ...] = SCOPE_KINDS) -> tuple[st
             code="invalid_scope",
         )
     return kind, name
-
-
-class GovernanceLog(Protocol):
-    """What ``Governance`` needs: the log, its reader and a publisher (a ``Hub`` has them, and
-    so does a ``ProjectionService``)."""
-
-    @property
-    def log(self) -> EventLog: ...
-
-    @property
-    def reader(self) -> Any: ...
-
-    @property
-    def publisher(self) -> Any: ...
 
 
 def time_columns(proj: Projection) -> list[str]:
@@ -215,31 +204,23 @@ class GovernanceState:
 class Governance:
     """Reads and writes retention policies and legal holds (events on ``hub.governance``)."""
 
-    def __init__(self, hub: GovernanceLog) -> None:
-        self.hub = hub
+    def __init__(self, log: EventLog, reader: RecordDecoder, publisher: Publisher) -> None:
+        self._log = log
+        self._reader = reader
+        self._publisher = publisher
         self._state = GovernanceState()
-        self._lock = threading.Lock()
+        self._fold = TopicFold(log, GOVERNANCE_TOPIC, self._apply)
 
     # -- reading -----------------------------------------------------------------------------
     def state(self) -> GovernanceState:
         """The fold, brought up to date with what was appended since the last call."""
-        with self._lock:
-            try:
-                ends = self.hub.log.end_offsets(GOVERNANCE_TOPIC)
-            except TopicNotFound:
-                return self._state
-            for part, end in ends.items():
-                start = self._state.positions.get(part, 0)
-                if start >= end:
-                    continue
-                for rec in self.hub.log.scan(GOVERNANCE_TOPIC, part, start):
-                    self._apply(rec)
-                    self._state.positions[part] = rec.offset + 1
-                self._state.positions[part] = max(self._state.positions.get(part, 0), end)
+        with self._fold.lock:
+            self._fold.catch_up()
+            self._state.positions = self._fold.positions
             return self._state
 
     def _apply(self, rec: StoredRecord) -> None:
-        decoded = self.hub.reader.decode(rec)
+        decoded = self._reader.decode(rec)
         value = decoded.get("value")
         if not isinstance(value, dict):
             log.warning("skipping undecodable governance record at offset %d", rec.offset)
@@ -268,7 +249,7 @@ class Governance:
 
     # -- writing -----------------------------------------------------------------------------
     def _publish(self, event_type: str, value: dict[str, Any], actor: str) -> None:
-        self.hub.publisher.publish(
+        self._publisher.publish(
             GOVERNANCE_TOPIC,
             [OutgoingEvent(value=value, event_type=event_type, key=value["scope"])],
             producer=actor,
@@ -298,7 +279,7 @@ class Governance:
                     "policy.",
                     code="protected_topic",
                 )
-            self.hub.log.topic(name)  # raises TopicNotFound
+            self._log.topic(name)  # raises TopicNotFound
             if time_column is not None:
                 raise InvalidInput("time_column applies to projections only; omit it for topics.")
         else:
@@ -465,6 +446,7 @@ def expire_rows(
 
 
 def cut_expired_rows(
+    governance: Governance,
     service: ProjectionService,
     proj: Projection,
     target: Target,
@@ -476,7 +458,7 @@ def cut_expired_rows(
     shown (``projections.service``: rebuild, time travel), so that replaying the log does not
     bring back rows that retention removed. Nothing under a legal hold. ``record`` writes each
     cut on the ledger (``retention.delete``), when the service has one."""
-    state = Governance(service).state()
+    state = governance.state()
     scope = f"projection:{proj.name}"
     policy = state.policies.get(scope)
     if policy is None or any(h.scope == scope for h in state.holds.values()):
@@ -494,18 +476,34 @@ class RetentionJob:
     steps)."""
 
     def __init__(
-        self, hub: Services, governance: Governance | None = None, actor: str = "retention"
-    ):
-        self.hub = hub
-        self.governance = governance or Governance(hub)
+        self,
+        log: EventLog,
+        reader: EventReader,
+        registry: SchemaRegistry,
+        publisher: Publisher,
+        ledger: Ledger,
+        governance: Governance,
+        projections: ProjectionService | None = None,
+        actor: str = "retention",
+    ) -> None:
+        self._log = log
+        self._reader = reader
+        self._registry = registry
+        self._publisher = publisher
+        self._ledger = ledger
+        self.governance = governance
+        self._projections = projections
         self.actor = actor
 
     def plan(self, now_ms: int | None = None) -> RetentionReport:
         """What ``run`` would delete now, without deleting."""
-        return self._run(now_ms, apply=False)
+        return self._run(now_ms, apply=False, actor=self.actor)
 
-    def run(self, now: datetime | int | None = None) -> RetentionReport:
-        """Delete what the policies expire as of ``now`` (default: the current time)."""
+    def run(
+        self, now: datetime | int | None = None, *, actor: str | None = None
+    ) -> RetentionReport:
+        """Delete what the policies expire as of ``now`` (default: the current time), recorded
+        on the ledger as ``actor``'s (default: the job's)."""
         now_ms = int(now.timestamp() * 1000) if isinstance(now, datetime) else now
         from core import lineage
 
@@ -513,32 +511,32 @@ class RetentionJob:
         topics = [p.name for p in state.policies.values() if p.kind == "topic"]
         projections = [p.name for p in state.policies.values() if p.kind == "projection"]
         with lineage.run(
-            self.hub,
+            self._publisher,
             "retention",
             inputs=[lineage.topic_dataset(GOVERNANCE_TOPIC)],
             outputs=[lineage.topic_dataset(t) for t in sorted(topics)]
             + [lineage.projection_dataset(p) for p in sorted(projections)],
         ):
-            return self._run(now_ms, apply=True)
+            return self._run(now_ms, apply=True, actor=actor or self.actor)
 
-    def _run(self, now_ms: int | None, *, apply: bool) -> RetentionReport:
+    def _run(self, now_ms: int | None, *, apply: bool, actor: str) -> RetentionReport:
         now_ms = _now_ms() if now_ms is None else now_ms
         report = RetentionReport()
         state = self.governance.state()
         held = {h.scope for h in state.holds.values()}
         subjects = self.governance.held_subjects()
         if apply:
-            self.hub.ledger.sync()  # 1.
+            self._ledger.sync()  # 1.
         for scope, policy in sorted(state.policies.items()):
             if scope in held:  # 3. and 5.
                 report.skipped.append({"scope": scope, "reason": "under legal hold"})
                 continue
             if policy.kind == "projection":
-                self._projection(policy, now_ms, report, apply=apply)
+                self._projection(policy, now_ms, report, apply=apply, actor=actor)
                 continue
             try:
-                starts = self.hub.log.beginning_offsets(policy.name)
-                ends = self.hub.log.end_offsets(policy.name)
+                starts = self._log.beginning_offsets(policy.name)
+                ends = self._log.end_offsets(policy.name)
             except TopicNotFound:
                 report.skipped.append({"scope": scope, "reason": "topic does not exist"})
                 continue
@@ -551,10 +549,10 @@ class RetentionJob:
                     continue
                 deletion = Deletion(policy.name, part, start, keep)
                 if apply:  # 4.
-                    new_start = self.hub.log.delete_records_before(policy.name, part, keep)
+                    new_start = self._log.delete_records_before(policy.name, part, keep)
                     deletion = Deletion(policy.name, part, start, new_start)
-                    self.hub.ledger.record_action(
-                        self.actor,
+                    self._ledger.record_action(
+                        actor,
                         "retention.delete",
                         f"topic:{policy.name}",
                         details=deletion.as_dict(),
@@ -563,9 +561,15 @@ class RetentionJob:
         return report
 
     def _projection(
-        self, policy: RetentionPolicy, now_ms: int, report: RetentionReport, *, apply: bool
+        self,
+        policy: RetentionPolicy,
+        now_ms: int,
+        report: RetentionReport,
+        *,
+        apply: bool,
+        actor: str,
     ) -> None:
-        service: ProjectionService | None = self.hub.projections
+        service = self._projections
         if service is None:
             report.skipped.append({"scope": policy.scope, "reason": "this hub runs no projections"})
             return
@@ -577,8 +581,8 @@ class RetentionJob:
                 live = Target(proj.name)
                 for d in expire_rows(service, proj, live, policy, now_ms, apply=apply):
                     if apply:  # 7.
-                        self.hub.ledger.record_action(
-                            self.actor, "retention.delete", policy.scope, details=d.as_dict()
+                        self._ledger.record_action(
+                            actor, "retention.delete", policy.scope, details=d.as_dict()
                         )
                     report.deleted_rows.append(d)
         except HubError as exc:  # e.g. NotFound, or the view store cannot open here
@@ -605,7 +609,7 @@ class RetentionJob:
         return min(keep, end)
 
     def _records(self, topic: str, part: int, start: int) -> Iterator[StoredRecord]:
-        return self.hub.log.scan(topic, part, start, batch=4096)
+        return self._log.scan(topic, part, start, batch=4096)
 
     def _before_held_subject(
         self, topic: str, part: int, start: int, keep: int, subjects: frozenset[str]
@@ -617,12 +621,12 @@ class RetentionJob:
         for rec in self._records(topic, part, start):
             if rec.offset >= keep:
                 break
-            decoded = self.hub.reader.decode(rec)
+            decoded = self._reader.decode(rec)
             value, schema_id = decoded.get("value"), decoded.get("schema_id")
             if not isinstance(value, dict) or schema_id is None:
                 continue
             if schema_id not in schemas:
-                schemas[schema_id] = self.hub.registry.parsed(schema_id).text
+                schemas[schema_id] = self._registry.parsed(schema_id).text
             if data_subject_of(value, schemas[schema_id]) in subjects:
                 return rec.offset
         return keep

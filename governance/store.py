@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.errors import NotFound
+from core.fold import RecordDecoder, TopicFold, decoded
 from core.policybundle import DEFAULT_POLICY_DIR, PolicyBundle
 
 if TYPE_CHECKING:
     from core.ports.eventlog import EventLog
-    from registry.service import SchemaRegistry
 
 POLICIES_TOPIC = "hub.policies"
 PROPOSED = "hub.PolicyChangeProposed"
@@ -87,30 +87,24 @@ class PolicyStore:
     def __init__(
         self,
         log: EventLog,
-        registry: SchemaRegistry,
+        reader: RecordDecoder,
         *,
         shipped_dir: Path = DEFAULT_POLICY_DIR,
     ) -> None:
-        from ingest.publish import EventReader
-
         self._log = log
-        self._reader = EventReader(log, registry)
+        self._reader = reader
         self.shipped = PolicyBundle.from_dir(shipped_dir)
-        self._offset = 0
         self._changes: dict[str, Change] = {}
         self._activations: list[str] = []  # change ids, in log order
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
+        self._fold = TopicFold(
+            log, POLICIES_TOPIC, decoded(self._reader, self._apply), lock=self._lock
+        )
         self.refresh()
 
     def refresh(self) -> bool:
         """Fold records appended since the last call; True when anything new was folded."""
-        with self._lock:
-            from core.fold import fold_new
-
-            self._offset, moved = fold_new(
-                self._reader, self._log, POLICIES_TOPIC, self._offset, self._apply
-            )
-            return moved
+        return self._fold.catch_up()
 
     def _apply(self, rec: Mapping[str, Any]) -> None:
         kind = rec.get("headers", {}).get("ce_type")

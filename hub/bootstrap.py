@@ -8,7 +8,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 # Native library load order: importing pyarrow AFTER regopy (the Rego engine) aborts the process
 # ("double free or corruption", measured with regopy 1.5.2 + pyarrow 16.1.0); before it is fine.
@@ -17,6 +16,7 @@ import pyarrow  # noqa: F401
 
 from adapters.rego_policy import RegoPolicyEngine
 from core.errors import ConfigError, HubError
+from core.lineage import LineageLog
 from core.metrics import Metrics
 from core.policybundle import PolicyBundle
 from core.ports.eventlog import EventLog
@@ -27,13 +27,18 @@ from core.projection import Projection
 from core.roles import RoleTablePolicy
 from governance.apikeys import PEPPER_FILE, ApiKeys, load_pepper
 from governance.cases import CaseBook
-from governance.changes import Evaluator
+from governance.catalog import Catalog
+from governance.changes import Evaluator, PolicyChanges, PolicyFollower, Reloadable
 from governance.configchanges import ConfigChanges
-from governance.retention import cut_expired_rows
+from governance.configstore import ConfigChangeStore
+from governance.erasure import Eraser
+from governance.retention import Governance, RetentionJob, cut_expired_rows
+from governance.store import PolicyStore
 from hub.settings import Settings, load_settings
 from ingest.pipeline import IngestPipeline
 from ingest.publish import EventReader, Publisher
 from ledger.service import Ledger
+from projections.service import ProjectionService
 from registry.service import SchemaRegistry
 
 log = logging.getLogger("hub.bootstrap")
@@ -41,7 +46,7 @@ log = logging.getLogger("hub.bootstrap")
 
 @dataclass
 class Hub:
-    """Every service of one hub process, wired."""
+    """Every adapter and service of one hub process, each built once by ``bootstrap``."""
 
     settings: Settings
     log: EventLog
@@ -55,14 +60,23 @@ class Hub:
     ledger: Ledger
     keystore: KeyStore
     cases: CaseBook
-    projections: Any = None  # projections.service.ProjectionService (issue 6)
+    projections: ProjectionService
+    governance: Governance  # retention policies and legal holds (``hub.governance``)
+    policy_store: PolicyStore  # the active bundle and its history (``hub.policies``)
+    policy_changes: PolicyChanges
+    policy_follower: PolicyFollower  # started by the HTTP app: keeps ``policy`` on the bundle
+    config_changes: ConfigChanges
+    retention: RetentionJob
+    lineage: LineageLog
+    catalog: Catalog
+    eraser: Eraser
     # Compiles a policy bundle into an embedded engine: how proposed bundles are validated.
     policy_evaluator: Callable[[PolicyBundle], Evaluator] = RegoPolicyEngine
     sync_on_close: bool = True  # False: a verifier that must not change what it checks
 
     def close(self) -> None:
-        if self.projections is not None:
-            self.projections.close()  # stops runners before the log closes
+        self.policy_follower.stop()
+        self.projections.close()  # stops runners before the log closes
         close_policy = getattr(self.policy, "close", None)
         if callable(close_policy):
             close_policy()  # stores queued policy decisions before the log closes
@@ -180,13 +194,22 @@ def build_ledger(
     )
 
 
-def build_projections(hub: Hub) -> Any:
+def build_projections(
+    settings: Settings,
+    event_log: EventLog,
+    registry: SchemaRegistry,
+    reader: EventReader,
+    publisher: Publisher,
+    metrics: Metrics,
+    ledger: Ledger,
+    keystore: KeyStore,
+    cut_expired: Callable[[Projection, Target, bool], object],
+) -> ProjectionService:
     """The projection service; its view stores open on first use (chDB only when needed)."""
     from core.ports.views import ViewStore
     from core.projection import Windowing
-    from projections.service import ProjectionService
 
-    s = hub.settings
+    s = settings
 
     def analytics() -> ViewStore:
         if s.views_analytics == "clickhouse":
@@ -207,18 +230,19 @@ def build_projections(hub: Hub) -> Any:
         return SqlAlchemyViewStore(url)
 
     return ProjectionService(
-        hub.log,
-        hub.registry,
-        hub.reader,
-        hub.publisher,
-        hub.metrics,
+        event_log,
+        registry,
+        reader,
+        publisher,
+        metrics,
         {"analytics": analytics, "transactional": transactional},
         windowing=Windowing(
             int(s.projection_allowed_lateness_s * 1_000_000), s.projection_late_mode
         ),
         batch_records=s.projection_batch_records,
-        ledger=getattr(hub, "ledger", None),
-        keystore=hub.keystore,
+        ledger=ledger,
+        keystore=keystore,
+        cut_expired=cut_expired,
     )
 
 
@@ -227,6 +251,7 @@ def build_policy(
     event_log: EventLog,
     registry: SchemaRegistry,
     publisher: Publisher,
+    policy_store: PolicyStore,
     cases: CaseBook | None = None,
 ) -> PolicyEngine:
     """The PolicyEngine the settings name, on the active bundle (the fold of ``hub.policies``),
@@ -240,14 +265,11 @@ def build_policy(
         engine = RoleTablePolicy()
     else:
         from core.decisioncache import DecisionCache
-        from governance.store import PolicyStore
 
-        bundle = PolicyStore(event_log, registry).active_bundle()
+        bundle = policy_store.active_bundle()
         ttl = settings.policy_cache_ttl_ms
         cache = DecisionCache(ttl) if ttl else None
         if settings.policy_engine == "rego":
-            from adapters.rego_policy import RegoPolicyEngine
-
             engine = RegoPolicyEngine(bundle, cache=cache)
         else:
             from adapters.opa_policy import OpaPolicyEngine
@@ -270,11 +292,17 @@ def build_policy(
     )
 
 
+def _reloadable(engine: PolicyEngine) -> Reloadable | None:
+    """The engine, when it loads policy bundles (Rego, OPA, a recording engine around them)."""
+    return engine if hasattr(engine, "load") and hasattr(engine, "version") else None
+
+
 def bootstrap(settings: Settings | None = None, *, install_domain: bool = True) -> Hub:
-    """Build a hub. ``install_domain`` creates the domain topics and registers their schemas.
+    """Build a hub: every adapter and service once, each handed only the ports it needs.
 
     Steps: 1. settings; 2. event log; 3. registry (replays ``_schemas``); 4. domain topics and
-    schemas (idempotent); 5. publisher, reader, API keys, policy, metrics.
+    schemas (idempotent); 5. publisher, reader, API keys, policy, ingest, ledger; 6. governance
+    (retention state, projections, config and policy changes, lineage, catalog, erasure).
     """
     settings = settings or load_settings()  # 1
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -291,34 +319,69 @@ def bootstrap(settings: Settings | None = None, *, install_domain: bool = True) 
         from hub.domain_setup import install
 
         install(event_log, registry, settings)  # 4
-    reader = EventReader(event_log, registry, keystore)
+    reader = EventReader(event_log, registry, keystore)  # 5
     cases = CaseBook(event_log, reader, publisher)
-    hub = Hub(  # 5
+    keys = ApiKeys(
+        event_log, registry, publisher, load_pepper(settings.data_dir / "keys" / PEPPER_FILE)
+    )
+    policy_store = PolicyStore(event_log, reader)
+    policy = build_policy(settings, event_log, registry, publisher, policy_store, cases)
+    ingest = build_ingest(event_log, registry, publisher, metrics, settings)
+    ledger = build_ledger(settings, event_log, registry, publisher)
+    governance = Governance(event_log, reader, publisher)  # 6
+
+    def cut_expired(proj: Projection, target: Target, record: bool) -> object:
+        return cut_expired_rows(governance, projections, proj, target, record=record)
+
+    projections = build_projections(
+        settings, event_log, registry, reader, publisher, metrics, ledger, keystore, cut_expired
+    )
+    config_changes = ConfigChanges(
+        event_log,
+        registry,
+        publisher,
+        policy_store,
+        ConfigChangeStore(event_log, reader),
+        rules=ingest.rules,
+        governance=governance,
+        ledger=ledger,
+        identities=keys,
+    )
+    ingest.rules.governed = config_changes
+    policy_changes = PolicyChanges(
+        policy_store,
+        publisher,
+        _reloadable(policy),
+        evaluator=RegoPolicyEngine,
+        identities=keys,
+    )
+    lineage = LineageLog(event_log, reader)
+    hub = Hub(
         settings=settings,
         log=event_log,
         registry=registry,
         publisher=publisher,
         reader=reader,
-        keys=ApiKeys(
-            event_log, registry, publisher, load_pepper(settings.data_dir / "keys" / PEPPER_FILE)
-        ),
-        policy=build_policy(settings, event_log, registry, publisher, cases),
+        keys=keys,
+        policy=policy,
         metrics=metrics,
-        ingest=build_ingest(event_log, registry, publisher, metrics, settings),
-        ledger=build_ledger(settings, event_log, registry, publisher),
+        ingest=ingest,
+        ledger=ledger,
         keystore=keystore,
         cases=cases,
+        projections=projections,
+        governance=governance,
+        policy_store=policy_store,
+        policy_changes=policy_changes,
+        policy_follower=PolicyFollower(policy_changes),
+        config_changes=config_changes,
+        retention=RetentionJob(
+            event_log, reader, registry, publisher, ledger, governance, projections
+        ),
+        lineage=lineage,
+        catalog=Catalog(event_log, registry, governance, lineage),
+        eraser=Eraser(keystore, ledger, governance, projections),
     )
-    hub.projections = build_projections(hub)  # 6
-    hub.ingest.rules.governed = ConfigChanges.build(
-        event_log, registry, publisher, rules=hub.ingest.rules
-    )
-    service = hub.projections
-
-    def cut_expired(proj: Projection, target: Target, record: bool) -> object:
-        return cut_expired_rows(service, proj, target, record=record)
-
-    service.cut_expired = cut_expired
     log.info(
         "hub ready",
         extra={"event_log": settings.event_log, "data_dir": str(settings.data_dir)},

@@ -17,7 +17,8 @@ from typing import Any
 
 from core.avro import serde
 from core.events import OutgoingEvent
-from core.ports.eventlog import EventLog, Record
+from core.fold import TopicFold
+from core.ports.eventlog import EventLog, Record, StoredRecord
 from ingest.publish import Publisher
 from registry.service import SchemaRegistry
 
@@ -41,21 +42,21 @@ class PositionStore:
         self._registry = registry
         self._publisher = publisher
         self._latest: dict[str, SourcePosition] = {}
-        self._next = 0
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
+        self._fold = TopicFold(log, TOPIC, self._apply, lock=self._lock)
 
     def refresh(self) -> None:
         """Fold events appended since the last call (by this or another process)."""
-        with self._lock:
-            for rec in self._log.scan(TOPIC, 0, self._next):
-                self._next = rec.offset + 1
-                if rec.value is None:
-                    continue
-                schema_id, _ = serde.split_wire(rec.value)
-                v = serde.decode(rec.value, self._registry.parsed(schema_id))
-                self._latest[v["source"]] = SourcePosition(
-                    v["source"], v["topic"], json.loads(v["position"]), v["records"], v["done"]
-                )
+        self._fold.catch_up()
+
+    def _apply(self, rec: StoredRecord) -> None:
+        if rec.value is None:
+            return
+        schema_id, _ = serde.split_wire(rec.value)
+        v = serde.decode(rec.value, self._registry.parsed(schema_id))
+        self._latest[v["source"]] = SourcePosition(
+            v["source"], v["topic"], json.loads(v["position"]), v["records"], v["done"]
+        )
 
     def get(self, source: str) -> SourcePosition | None:
         self.refresh()

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import threading
 
-from core.errors import TopicNotFound
-from core.ports.eventlog import EventLog
+from core.fold import TopicFold
+from core.ports.eventlog import EventLog, StoredRecord
 
 
 class KeyIndex:
@@ -22,27 +22,24 @@ class KeyIndex:
 
     def __init__(self, log: EventLog) -> None:
         self._log = log
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._keys: dict[str, set[str]] = {}
-        self._next: dict[tuple[str, int], int] = {}
+        self._folds: dict[str, TopicFold] = {}
 
     def keys(self, topic: str) -> set[str]:
         """The keys of every record on ``topic`` (empty when it does not exist); the live set,
         read it before the next call."""
         with self._lock:
             found = self._keys.setdefault(topic, set())
-            try:
-                ends = self._log.end_offsets(topic)
-                starts = self._log.beginning_offsets(topic)
-            except TopicNotFound:
-                return found
-            for p, end in ends.items():
-                pos = max(self._next.get((topic, p), 0), starts.get(p, 0))
-                while pos < end:
-                    page = self._log.read(topic, p, pos, 10_000)
-                    if not page:
-                        break
-                    found.update(r.key.decode("utf-8", "replace") for r in page if r.key)
-                    pos = page[-1].offset + 1
-                self._next[(topic, p)] = pos
+            fold = self._folds.get(topic)
+            if fold is None:
+
+                def add(rec: StoredRecord) -> None:
+                    if rec.key:
+                        found.add(rec.key.decode("utf-8", "replace"))
+
+                fold = self._folds[topic] = TopicFold(
+                    self._log, topic, add, batch=10_000, lock=self._lock
+                )
+            fold.catch_up()
             return found

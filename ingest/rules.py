@@ -25,7 +25,8 @@ import yaml
 from core.avro import serde
 from core.errors import ConfigError, InvalidInput
 from core.events import OutgoingEvent
-from core.ports.eventlog import EventLog
+from core.fold import TopicFold
+from core.ports.eventlog import EventLog, StoredRecord
 from domain.quality import RuleError, RuleSet, compile_rules, parse_rule_set
 from ingest.publish import Publisher
 from registry.service import SchemaRegistry
@@ -75,28 +76,27 @@ class RulesStore:
         self._shipped = shipped_rule_sets()
         self._changed: dict[str, RuleSet | None] = {}
         self._versions: dict[str, str] = {}
-        self._next = 0
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
+        self._fold = TopicFold(log, CONFIG_TOPIC, self._apply, lock=self._lock)
         # Wired by the composition root to governance's config changes; None: read-only rules.
         self.governed: GovernedChanges | None = None
 
     def refresh(self) -> None:
-        with self._lock:
-            for rec in self._log.scan(CONFIG_TOPIC, 0, self._next):
-                self._next = rec.offset + 1
-                if rec.value is None:
-                    continue
-                schema_id, _ = serde.split_wire(rec.value)
-                v = serde.decode(rec.value, self._registry.parsed(schema_id))
-                key = v["key"]
-                if not key.startswith(PREFIX):
-                    continue
-                subject = key[len(PREFIX) :]
-                new = v["new_value"]
-                self._changed[subject] = (
-                    None if new is None else parse_rule_set(json.loads(new), subject)
-                )
-                self._versions[subject] = f"hub.config@{rec.offset}"
+        """Fold the ``hub.config`` records appended since the last call."""
+        self._fold.catch_up()
+
+    def _apply(self, rec: StoredRecord) -> None:
+        if rec.value is None:
+            return
+        schema_id, _ = serde.split_wire(rec.value)
+        v = serde.decode(rec.value, self._registry.parsed(schema_id))
+        key = v["key"]
+        if not key.startswith(PREFIX):
+            return
+        subject = key[len(PREFIX) :]
+        new = v["new_value"]
+        self._changed[subject] = None if new is None else parse_rule_set(json.loads(new), subject)
+        self._versions[subject] = f"hub.config@{rec.offset}"
 
     def get(self, subject: str) -> RuleSet:
         """The subject's rules (an empty set when it has none)."""

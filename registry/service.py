@@ -39,6 +39,7 @@ from core.errors import (
     SubjectNotFound,
     VersionNotFound,
 )
+from core.fold import TopicFold
 from core.ports.eventlog import EventLog, Record
 from registry.plain import log_form, plain_subject
 
@@ -125,7 +126,6 @@ class _State:
     subjects: dict[str, dict[int, SubjectVersion]] = field(default_factory=dict)
     config: dict[str | None, str] = field(default_factory=dict)
     mode: dict[str | None, str] = field(default_factory=dict)
-    next_offset: int = 0
 
 
 class SchemaRegistry:
@@ -145,31 +145,22 @@ class SchemaRegistry:
         self._state = _State()
         self._parsed: dict[int, ParsedSchema] = {}
         self._lock = threading.RLock()
-        self._folding = False
         log.create_topic(SCHEMAS_TOPIC, 1, {"cleanup.policy": "compact"})
+        # Folding a schema with references parses it, which looks the references up through
+        # readers that refresh: the fold refuses such a nested call (it would fold twice).
+        self._fold = TopicFold(
+            log,
+            SCHEMAS_TOPIC,
+            lambda rec: self._apply(rec.key, rec.value),
+            batch=10_000,
+            lock=self._lock,
+        )
         self.refresh()
 
     # -- folding the topic ------------------------------------------------------------------
     def refresh(self) -> None:
         """Apply every ``_schemas`` record not yet folded into the in-memory state."""
-        with self._lock:
-            # Folding a schema with references parses it, which looks the references up through
-            # readers that refresh: such a nested call must not fold the same records again.
-            if self._folding:
-                return
-            self._folding = True
-            try:
-                end = self._log.end_offsets(SCHEMAS_TOPIC)[0]
-                st = self._state
-                while st.next_offset < end:
-                    chunk = self._log.read(SCHEMAS_TOPIC, 0, st.next_offset, 10_000)
-                    if not chunk:
-                        break
-                    for rec in chunk:
-                        self._apply(rec.key, rec.value)
-                    st.next_offset = chunk[-1].offset + 1
-            finally:
-                self._folding = False
+        self._fold.catch_up()
 
     def _apply(self, key_bytes: bytes | None, value_bytes: bytes | None) -> None:
         if key_bytes is None:

@@ -54,11 +54,9 @@ def config_list(obj: Ctx, resource: str | None, pending: bool, key: str | None) 
     """One line per change: id, resource, kind, status, who, approvers, why."""
 
     def go() -> None:
-        from governance.configchanges import config_changes_for
-
         with obj.hub() as h:
             authorize(h, "config.read", resource or "config", principal_for(h, key))
-            for c in config_changes_for(h).store.changes(resource):
+            for c in h.config_changes.store.changes(resource):
                 if pending and c.status != "pending_approval":
                     continue
                 approvers = ",".join(a["approved_by"] for a in c.approvals) or "-"
@@ -78,12 +76,11 @@ def config_show(obj: Ctx, target: str, key: str | None) -> None:
     """A change (TARGET is its id, with its diff) or a resource's value in force."""
 
     def go() -> None:
-        from governance.configchanges import config_changes_for
         from governance.configstore import ConfigChangeNotFound
 
         with obj.hub() as h:
             authorize(h, "config.read", target, principal_for(h, key))
-            changes = config_changes_for(h)
+            changes = h.config_changes
             try:
                 _print(changes.store.change(target), diff=True)
             except ConfigChangeNotFound:
@@ -120,13 +117,13 @@ def config_propose(
     """
 
     def go() -> None:
-        from governance.configchanges import config_changes_for, write_action
+        from governance.configchanges import write_action
 
         with obj.hub() as h:
             principal = principal_for(h, key)
             authorize(h, "config.propose", resource, principal)
             authorize(h, write_action(resource), resource, principal)
-            change = config_changes_for(h).propose(
+            change = h.config_changes.propose(
                 principal, resource, _value(value, file, unset), reason
             )
             _print(change, diff=True)
@@ -149,11 +146,9 @@ def config_approve(obj: Ctx, change_id: str, reason: str, key: str | None) -> No
     """Approve (and apply) a change someone else proposed."""
 
     def go() -> None:
-        from governance.configchanges import config_changes_for
-
         with obj.hub() as h:
             principal = principal_for(h, key)
-            changes = config_changes_for(h)
+            changes = h.config_changes
             resource = changes.store.change(change_id).resource
             authorize(h, "config.approve", resource, principal)
             _print(changes.approve(principal, change_id, reason))
@@ -174,15 +169,13 @@ def config_rollback(
     """Propose again the value CHANGE_ID applied to RESOURCE (a new change event)."""
 
     def go() -> None:
-        from governance.configchanges import config_changes_for, write_action
+        from governance.configchanges import write_action
 
         with obj.hub() as h:
             principal = principal_for(h, key)
             authorize(h, "config.propose", resource, principal)
             authorize(h, write_action(resource), resource, principal)
-            change = config_changes_for(h).rollback(
-                principal, resource, change_id, reason, undo=undo
-            )
+            change = h.config_changes.rollback(principal, resource, change_id, reason, undo=undo)
             _print(change, diff=True)
 
     run_safely(go)

@@ -20,12 +20,11 @@ from hub.cli import Ctx, authorize, main, run_safely
 @click.pass_obj
 def erase_subject(obj: Ctx, subject: str, reason: str) -> None:
     """Destroy SUBJECT's key: its PII becomes unreadable in the log, views and quarantine."""
-    from governance.erasure import erase
 
     def go() -> None:
         with obj.hub() as h:
             principal = authorize(h, "subject.erase", f"subject:{subject}")
-            done = erase(h, principal, subject, reason)
+            done = h.eraser.erase(principal, subject, reason)
             click.echo(json.dumps(done.as_dict(), indent=2))
 
     run_safely(go)

@@ -26,12 +26,11 @@ def _echo_json(value: Any) -> None:
 @click.pass_obj
 def catalog_cmd(obj: Ctx, kind: str | None) -> None:
     """Datasets (topics, projections, exports): owner, schemas, classification, retention."""
-    from governance.catalog import catalog
 
     def go() -> None:
         with obj.hub() as h:
             authorize(h, "catalog.read", "catalog")
-            _echo_json([d.as_dict() for d in catalog(h) if kind in (None, d.kind)])
+            _echo_json([d.as_dict() for d in h.catalog.datasets() if kind in (None, d.kind)])
 
     run_safely(go)
 
@@ -41,14 +40,12 @@ def catalog_cmd(obj: Ctx, kind: str | None) -> None:
 def lineage_cmd(ctx: click.Context) -> None:
     """The lineage graph (datasets and jobs); ``hub lineage events`` lists run events."""
     if ctx.invoked_subcommand is None:
-        from core import lineage
-
         obj: Ctx = ctx.obj
 
         def go() -> None:
             with obj.hub() as h:
                 authorize(h, "catalog.read", "lineage")
-                _echo_json(lineage.graph(h))
+                _echo_json(h.lineage.graph())
 
         run_safely(go)
 
@@ -59,12 +56,11 @@ def lineage_cmd(ctx: click.Context) -> None:
 @click.pass_obj
 def lineage_events(obj: Ctx, job: str | None, limit: int) -> None:
     """OpenLineage run events (indexed fields and the full event JSON)."""
-    from core import lineage
 
     def go() -> None:
         with obj.hub() as h:
             authorize(h, "catalog.read", "lineage")
-            _echo_json(lineage.events(h, job, limit))
+            _echo_json(h.lineage.events(job, limit))
 
     run_safely(go)
 
@@ -98,12 +94,11 @@ def retention_set(
     A configuration change of ``retention:SCOPE`` (recorded as change events); refused when the
     two-person rule names it: then use ``hub config propose retention:SCOPE VALUE``.
     """
-    from governance.configchanges import config_changes_for
 
     def go() -> None:
         with obj.hub() as h:
             principal = authorize(h, "retention.write", scope)
-            policy = config_changes_for(h).set_retention(
+            policy = h.config_changes.set_retention(
                 principal,
                 scope,
                 max_age_ms=max_age_ms,
@@ -120,12 +115,11 @@ def retention_set(
 @click.pass_obj
 def retention_list(obj: Ctx) -> None:
     """The retention policies in force."""
-    from governance.retention import Governance
 
     def go() -> None:
         with obj.hub() as h:
             authorize(h, "catalog.read", "retention")
-            _echo_json([p.as_dict() for _, p in sorted(Governance(h).policies().items())])
+            _echo_json([p.as_dict() for _, p in sorted(h.governance.policies().items())])
 
     run_safely(go)
 
@@ -135,13 +129,11 @@ def retention_list(obj: Ctx) -> None:
 @click.pass_obj
 def retention_run(obj: Ctx, dry_run: bool) -> None:
     """Delete what the policies expire now (legal holds respected); records it on the ledger."""
-    from governance.retention import RetentionJob
 
     def go() -> None:
         with obj.hub() as h:
             principal = authorize(h, "retention.write", "retention")
-            job = RetentionJob(h, actor=principal.id)
-            report = job.plan() if dry_run else job.run()
+            report = h.retention.plan() if dry_run else h.retention.run(actor=principal.id)
             if not dry_run:
                 h.ledger.sync(force_checkpoint=True)
             _echo_json(report.as_dict())
@@ -161,12 +153,11 @@ def legal_hold() -> None:
 @click.pass_obj
 def hold_place(obj: Ctx, scope: str, matter: str, reason: str) -> None:
     """Place a hold on SCOPE (topic:<name>, projection:<name> or subject:<id>)."""
-    from governance.retention import Governance
 
     def go() -> None:
         with obj.hub() as h:
             principal = authorize(h, "legalhold.write", scope)
-            hold = Governance(h).place_hold(scope, actor=principal.id, matter=matter, reason=reason)
+            hold = h.governance.place_hold(scope, actor=principal.id, matter=matter, reason=reason)
             _echo_json(hold.as_dict())
 
     run_safely(go)
@@ -178,12 +169,11 @@ def hold_place(obj: Ctx, scope: str, matter: str, reason: str) -> None:
 @click.pass_obj
 def hold_release(obj: Ctx, hold_id: str, reason: str) -> None:
     """Release the hold HOLD_ID."""
-    from governance.retention import Governance
 
     def go() -> None:
         with obj.hub() as h:
             principal = authorize(h, "legalhold.write", hold_id)
-            hold = Governance(h).release_hold(hold_id, actor=principal.id, reason=reason)
+            hold = h.governance.release_hold(hold_id, actor=principal.id, reason=reason)
             _echo_json({"released": hold.as_dict()})
 
     run_safely(go)
@@ -193,11 +183,10 @@ def hold_release(obj: Ctx, hold_id: str, reason: str) -> None:
 @click.pass_obj
 def hold_list(obj: Ctx) -> None:
     """The active holds."""
-    from governance.retention import Governance
 
     def go() -> None:
         with obj.hub() as h:
             authorize(h, "catalog.read", "legal-hold")
-            _echo_json([h2.as_dict() for h2 in Governance(h).holds()])
+            _echo_json([h2.as_dict() for h2 in h.governance.holds()])
 
     run_safely(go)

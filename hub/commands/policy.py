@@ -56,11 +56,9 @@ def policy_show(obj: Ctx, key: str | None) -> None:
     """The active bundle's version, files and the change that activated it."""
 
     def go() -> None:
-        from governance.changes import changes_for
-
         with obj.hub() as h:
             authorize(h, "policy.read", "policy", principal_for(h, key))
-            store = changes_for(h).store
+            store = h.policy_changes.store
             bundle, change = store.active_bundle(), store.active_change()
             click.echo(
                 json.dumps(
@@ -84,11 +82,9 @@ def policy_history(obj: Ctx, key: str | None) -> None:
     """One line per change: id, status, version, who, why."""
 
     def go() -> None:
-        from governance.changes import changes_for
-
         with obj.hub() as h:
             authorize(h, "policy.read", "policy", principal_for(h, key))
-            for c in changes_for(h).store.changes():
+            for c in h.policy_changes.store.changes():
                 approvers = ",".join(a["approved_by"] for a in c.approvals) or "-"
                 click.echo(
                     f"{c.change_id}\t{c.kind}\t{c.status}\t{c.bundle_version[:12]}\t"
@@ -106,11 +102,9 @@ def policy_diff(obj: Ctx, change_id: str, key: str | None) -> None:
     """The unified diff a change proposed."""
 
     def go() -> None:
-        from governance.changes import changes_for
-
         with obj.hub() as h:
             authorize(h, "policy.read", "policy", principal_for(h, key))
-            click.echo(changes_for(h).store.change(change_id).diff, nl=False)
+            click.echo(h.policy_changes.store.change(change_id).diff, nl=False)
 
     run_safely(go)
 
@@ -146,12 +140,10 @@ def policy_propose(obj: Ctx, path: str, reason: str, target: str | None, key: st
     """
 
     def go() -> None:
-        from governance.changes import changes_for
-
         with obj.hub() as h:
             principal = principal_for(h, key)
             authorize(h, "policy.propose", "policy", principal)
-            changes = changes_for(h)
+            changes = h.policy_changes
             files = _files_from(Path(path), changes.store.active_bundle(), target)
             change = changes.propose(principal, files, reason)
             _print(change, diff=True)
@@ -174,12 +166,10 @@ def policy_approve(obj: Ctx, change_id: str, reason: str, key: str | None) -> No
     """Approve (and activate) a change someone else proposed."""
 
     def go() -> None:
-        from governance.changes import changes_for
-
         with obj.hub() as h:
             principal = principal_for(h, key)
             authorize(h, "policy.approve", "policy", principal)
-            _print(changes_for(h).approve(principal, change_id, reason))
+            _print(h.policy_changes.approve(principal, change_id, reason))
 
     run_safely(go)
 
@@ -193,12 +183,10 @@ def policy_rollback(obj: Ctx, version: str, reason: str, key: str | None) -> Non
     """Propose the bundle of an earlier VERSION again (a new change event)."""
 
     def go() -> None:
-        from governance.changes import changes_for
-
         with obj.hub() as h:
             principal = principal_for(h, key)
             authorize(h, "policy.propose", "policy", principal)
-            change = changes_for(h).rollback(principal, version, reason)
+            change = h.policy_changes.rollback(principal, version, reason)
             _print(change, diff=True)
 
     run_safely(go)

@@ -148,10 +148,9 @@ def rules_set(obj: Ctx, subject: str, file: str, reason: str) -> None:
             principal = authorize(h, "rules.write", f"rules/{subject}")
             data = yaml.safe_load(Path(file).read_text(encoding="utf-8"))
             # A governed change (`hub config`): recorded and audited, refused under two-person.
-            from governance.configchanges import config_changes_for
             from ingest.rules import rules_resource
 
-            config_changes_for(h).set_direct(principal, rules_resource(subject), data, reason)
+            h.config_changes.set_direct(principal, rules_resource(subject), data, reason)
             rs, version = h.ingest.rules.get(subject), h.ingest.rules.version(subject)
             click.echo(f"{subject}: {len(rs.rules)} rules, version {version}")
 

@@ -28,8 +28,6 @@ from core.events import OutgoingEvent, is_internal_topic
 from core.policybundle import PolicyBundle
 from core.ports.policy import Principal
 from governance.apikeys import PEPPER_FILE
-from governance.changes import changes_for
-from governance.configchanges import config_changes_for
 from hub.api.app import create_app
 from hub.bootstrap import Hub, bootstrap
 from hub.cli import main
@@ -422,7 +420,7 @@ def test_reviewer_attack_second_security_admin_key_cannot_approve(
         assert "Two-person rule" in r.json()["message"]
     r = client.post(f"/v1/policy/changes/{cid}/approve", headers=sam, json={})
     assert r.status_code == 403
-    assert changes_for(hub).store.change(cid).activated_at is None
+    assert hub.policy_changes.store.change(cid).activated_at is None
 
 
 def test_same_owner_with_another_role_or_after_rotation_cannot_approve(
@@ -459,10 +457,10 @@ def test_config_two_person_rule_compares_owners_and_provenance(hub: Hub) -> None
     data = json.loads(shipped.files["hub/data.json"])
     data["two_person"] = [*data["two_person"], "registry.config*"]
     files = {**shipped.files, "hub/data.json": json.dumps(data, indent=2) + "\n"}
-    policies = changes_for(hub)
+    policies = hub.policy_changes
     policies.approve(carol, policies.propose(alice, files, "two people").change_id)
 
-    changes = config_changes_for(hub)
+    changes = hub.config_changes
     change = changes.propose(alice, "registry.config:trades-value", "FULL", "tighten")
     assert change.applied_at is None
     other_alice = Principal("ALICE", frozenset({"compliance_officer"}), attributes={"key_id": "x"})

@@ -96,16 +96,15 @@ def load_demo_subset(h: Hub, per_topic: int = 300, batch: int = 40) -> None:
 
 @pytest.fixture(scope="module")
 def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from governance.retention import Governance, RetentionJob
 
     data = tmp_path_factory.mktemp("tamper") / "data"
     h = make_hub(data)
     try:
         load_demo_subset(h)
         h.ledger.sync(force_checkpoint=True)
-        g = Governance(h)
+        g = h.governance
         g.set_policy("topic:quotes", max_records=50, actor="retention-officer")
-        assert RetentionJob(h, g).run().deleted  # an honest cut, recorded on the ledger
+        assert h.retention.run().deleted  # an honest cut, recorded on the ledger
         h.ledger.sync(force_checkpoint=True)
     finally:
         h.close()
@@ -794,8 +793,6 @@ def test_an_honest_folder_verifies_after_demo_publish_retention_erasure_and_rest
     tmp_path: Path,
 ) -> None:
     from core.ports.policy import Principal
-    from governance.erasure import erase
-    from governance.retention import Governance, RetentionJob
 
     OPERATOR = Principal("ops", frozenset({"admin"}))  # a service-level caller
     from core.events import OutgoingEvent
@@ -826,10 +823,10 @@ def test_an_honest_folder_verifies_after_demo_publish_retention_erasure_and_rest
             ],
             producer="desk-9",
         )
-        g = Governance(h)
+        g = h.governance
         g.set_policy("topic:quotes", max_records=100, actor="retention-officer")
-        assert RetentionJob(h, g).run().deleted
-        erase(h, OPERATOR, "ACC-0042", "DSR-1")
+        assert h.retention.run().deleted
+        h.eraser.erase(OPERATOR, "ACC-0042", "DSR-1")
         h.ledger.sync(force_checkpoint=True)
         report = verify_ledger(h.ledger)
         assert report.ok, report.as_dict()

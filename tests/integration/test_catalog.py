@@ -11,8 +11,7 @@ import pytest
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
-from governance.catalog import DEFAULT_OWNER, catalog
-from governance.retention import Governance
+from governance.catalog import DEFAULT_OWNER
 from hub.api.app import create_app
 from hub.bootstrap import Hub, bootstrap
 from hub.cli import main
@@ -35,11 +34,11 @@ def auth(token: str) -> dict[str, str]:
 
 def test_catalog_lists_topics_projections_with_owner_schemas_classification(hub: Hub) -> None:
     hub.log.create_topic("t.owned", 1, {"hub.owner": "risk-team"})
-    g = Governance(hub)
+    g = hub.governance
     g.set_policy("topic:trades", max_age_ms=86_400_000, actor="a")
     g.place_hold("topic:payments", actor="legal")
-    by_name = {d.name: d for d in catalog(hub) if d.kind == "topic"}
-    projections = {d.name: d for d in catalog(hub) if d.kind == "projection"}
+    by_name = {d.name: d for d in hub.catalog.datasets() if d.kind == "topic"}
+    projections = {d.name: d for d in hub.catalog.datasets() if d.kind == "projection"}
     trades = by_name["trades"]
     assert (trades.kind, trades.owner) == ("topic", DEFAULT_OWNER)
     assert [(s.subject, s.versions) for s in trades.schemas] == [("trades-value", (1,))]
@@ -75,10 +74,10 @@ def test_classification_is_the_highest_over_every_version(hub: Hub) -> None:
     }
     hub.log.create_topic("t.people", 1)
     hub.registry.register("t.people-value", json.dumps(v1))
-    (d,) = [d for d in catalog(hub) if d.name == "t.people"]
+    (d,) = [d for d in hub.catalog.datasets() if d.name == "t.people"]
     assert d.classification == "confidential"
     hub.registry.register("t.people-value", json.dumps(v2))
-    (d,) = [d for d in catalog(hub) if d.name == "t.people"]
+    (d,) = [d for d in hub.catalog.datasets() if d.name == "t.people"]
     assert d.classification == "pii" and d.schemas[0].versions == (1, 2)
 
 

@@ -22,16 +22,14 @@ from fastapi.testclient import TestClient
 from core.errors import Conflict, Forbidden, InvalidInput, TopicNotFound
 from core.policybundle import PolicyBundle
 from core.ports.policy import Principal
-from governance.changes import changes_for
 from governance.configchanges import (
     ConfigChanges,
     StaleChange,
     TwoPersonRequired,
-    config_changes_for,
     two_person_applies,
 )
 from governance.configstore import CONFIG_CHANGES_TOPIC
-from governance.retention import GOVERNANCE_TOPIC, Governance
+from governance.retention import GOVERNANCE_TOPIC
 from hub.api.app import create_app
 from hub.bootstrap import Hub, bootstrap
 from hub.cli import main
@@ -58,7 +56,7 @@ def enable_two_person(hub: Hub, *patterns: str) -> None:
     data = json.loads(shipped.files["hub/data.json"])
     data["two_person"] = [*data["two_person"], *patterns]
     files = {**shipped.files, "hub/data.json": json.dumps(data, indent=2) + "\n"}
-    policies = changes_for(hub)
+    policies = hub.policy_changes
     change = policies.propose(ALICE, files, "config changes need two people")
     policies.approve(CAROL, change.change_id, "agreed")
 
@@ -84,7 +82,7 @@ def audit_actions(hub: Hub) -> list[tuple[str, str, str]]:
 
 @pytest.fixture
 def changes(hub: Hub) -> ConfigChanges:
-    return config_changes_for(hub)
+    return hub.config_changes
 
 
 @pytest.fixture
@@ -226,7 +224,7 @@ def test_direct_paths_are_refused_under_two_person(
     admin = auth(hub.keys.create(["admin"], principal="root").token)
     put = client.put("/config/trades-value", json={"compatibility": "FULL"}, headers=admin)
     assert put.status_code == 200 and put.json() == {"compatibility": "FULL"}
-    direct = config_changes_for(hub).store.changes(LEVEL)
+    direct = hub.config_changes.store.changes(LEVEL)
     assert [(c.kind, c.status, c.proposed_by) for c in direct] == [("direct", "applied", "root")]
 
     enable_two_person(hub, "registry.config:*", RULES)
@@ -257,7 +255,7 @@ def test_direct_paths_are_refused_under_two_person(
 def config_changes_for_dir(data: str) -> ConfigChanges:
     h = bootstrap(load_settings(environ={}, data_dir=Path(data)))
     try:
-        return config_changes_for(h)
+        return h.config_changes
     finally:
         h.close()
 
@@ -349,7 +347,7 @@ def test_cli_flow_and_denial(tmp_path: Path) -> None:
 # -- retention policies (retention:<scope>) -------------------------------------------------------
 def policy_of(hub: Hub, scope: str) -> dict[str, Any] | None:
     """The policy the retention fold has in force (a fresh fold: what the job would read)."""
-    policy = Governance(hub).policies().get(scope)
+    policy = hub.governance.policies().get(scope)
     return None if policy is None else policy.as_dict()
 
 
@@ -417,7 +415,7 @@ def test_invalid_retention_values_are_refused_at_propose(hub: Hub, changes: Conf
     assert unknown.value.code == "unknown_config_resource"
     with pytest.raises(TopicNotFound):
         changes.propose(ALICE, "retention:topic:nope", {"max_age_ms": DAY}, "no topic")
-    assert changes.store.changes() == [] and Governance(hub).policies() == {}
+    assert changes.store.changes() == [] and hub.governance.policies() == {}
 
 
 def test_retention_direct_api_is_recorded_and_refused_under_two_person(
@@ -432,7 +430,7 @@ def test_retention_direct_api_is_recorded_and_refused_under_two_person(
     direct = client.post("/v1/retention/policies", json=body, headers=officer)
     assert direct.status_code == 200, direct.text
     assert direct.json()["max_age_ms"] == DAY and direct.json()["set_by"] == "p-compliance_officer"
-    recorded = config_changes_for(hub).store.changes(TRADES)
+    recorded = hub.config_changes.store.changes(TRADES)
     assert [(c.kind, c.status, c.proposed_by, c.reason) for c in recorded] == [
         ("direct", "applied", "p-compliance_officer", "MiFID")
     ]

@@ -21,7 +21,6 @@ from fastapi.testclient import TestClient
 
 from core.policybundle import PolicyBundle
 from core.ports.policy import Principal
-from governance.changes import changes_for
 from governance.decisions import DECISIONS_TOPIC
 from hub.api.app import create_app
 from hub.bootstrap import Hub, bootstrap
@@ -65,7 +64,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         doc = json.loads(shipped.files["hub/data.json"])
         doc["two_person"] = [*doc["two_person"], "registry.config:*"]
         files = {**shipped.files, "hub/data.json": json.dumps(doc, indent=2) + "\n"}
-        policies = changes_for(h)
+        policies = h.policy_changes
         change = policies.propose(ALICE, files, "registry levels need two people")
         policies.approve(CAROL, change.change_id, "agreed")
         ann = auth(h.keys.create(["analyst"], principal="ann").token)

@@ -15,8 +15,6 @@ from fastapi.testclient import TestClient
 
 from core import lineage
 from core.ports.eventlog import Record
-from governance.catalog import catalog
-from governance.retention import Governance, RetentionJob
 from hub.api.app import create_app
 from hub.bootstrap import Hub, bootstrap
 from hub.cli import main
@@ -36,7 +34,7 @@ def test_run_emits_start_and_complete_as_openlineage_events(hub: Hub) -> None:
     src, out = lineage.topic_dataset("trades"), lineage.export_dataset("evidence-2026")
     with lineage.run(hub, "evidence.export", [src], [out]) as run_id:
         pass
-    events = lineage.events(hub, "evidence.export")
+    events = hub.lineage.events("evidence.export")
     assert [e["event_type"] for e in events] == ["START", "COMPLETE"]
     assert {e["run_id"] for e in events} == {run_id}
     uuid.UUID(run_id)
@@ -45,14 +43,14 @@ def test_run_emits_start_and_complete_as_openlineage_events(hub: Hub) -> None:
     assert doc["job"] == {"namespace": "hub", "name": "evidence.export", "facets": {}}
     assert doc["inputs"] == [{"namespace": "hub://topics", "name": "trades", "facets": {}}]
     assert events[-1]["outputs"] == ["hub://exports/evidence-2026"]
-    exports = [d for d in catalog(hub) if d.kind == "export"]
+    exports = [d for d in hub.catalog.datasets() if d.kind == "export"]
     assert [(d.name, d.inputs) for d in exports] == [("evidence-2026", ("hub://topics/trades",))]
 
 
 def test_a_failing_run_emits_fail_with_the_error_and_reraises(hub: Hub) -> None:
     with pytest.raises(RuntimeError, match="boom"), lineage.run(hub, "ingest.files"):
         raise RuntimeError("boom")
-    events = lineage.events(hub, "ingest.files")
+    events = hub.lineage.events("ingest.files")
     assert [e["event_type"] for e in events] == ["START", "FAIL"]
     facet = json.loads(events[-1]["openlineage"])["run"]["facets"]["errorMessage"]
     assert facet["message"] == "RuntimeError: boom"
@@ -63,9 +61,9 @@ def test_projection_runs_rebuilds_and_retention_are_in_the_graph(hub: Hub) -> No
     hub.projections.rebuild("positions")
     hub.log.create_topic("t.raw", 1)
     hub.log.append("t.raw", [Record(b"x", timestamp_ms=1_000)])
-    Governance(hub).set_policy("topic:t.raw", max_age_ms=1, actor="a")
-    RetentionJob(hub).run(10_000)
-    g = lineage.graph(hub)
+    hub.governance.set_policy("topic:t.raw", max_age_ms=1, actor="a")
+    hub.retention.run(10_000)
+    g = hub.lineage.graph()
     ids = {n["id"]: n for n in g["nodes"]}
     assert ids["job:hub/projection.positions"]["last_run"]["state"] == "COMPLETE"
     assert "job:hub/projection.positions.rebuild" in ids

@@ -19,7 +19,6 @@ from fastapi.testclient import TestClient
 
 from core import lineage
 from core.errors import ConfigError
-from governance.catalog import catalog
 from hub.api.app import create_app
 from hub.bootstrap import Hub, bootstrap
 from hub.cli import main
@@ -77,11 +76,11 @@ def edges(g: dict[str, Any]) -> set[tuple[str, str, str]]:
 
 
 def runs(h: Hub, job: str) -> list[tuple[str, list[str], list[str]]]:
-    return [(e["event_type"], e["inputs"], e["outputs"]) for e in lineage.events(h, job)]
+    return [(e["event_type"], e["inputs"], e["outputs"]) for e in h.job.lineage.events()]
 
 
 def error_of(h: Hub, job: str) -> str:
-    last = lineage.events(h, job)[-1]
+    last = h.job.lineage.events()[-1]
     assert last["event_type"] == "FAIL"
     return str(json.loads(last["openlineage"])["run"]["facets"]["errorMessage"]["message"])
 
@@ -104,7 +103,7 @@ def test_file_publish_reads_the_file_and_writes_the_topic_and_the_quarantine(
         ("START", [src], ["hub://topics/trades"]),
         ("COMPLETE", [src], ["hub://topics/trades", "hub://topics/hub.quarantine"]),
     ]
-    g = lineage.graph(hub)
+    g = hub.lineage.graph()
     job = "job:hub/ingest.files.trades"
     assert {(f"dataset:{src}", job, "reads"), (job, TRADES, "writes")} <= edges(g)
     assert (job, QUARANTINE, "writes") in edges(g)
@@ -126,7 +125,7 @@ def test_a_failing_file_publish_leaves_fail_with_the_error(hub: Hub, tmp_path: P
     assert [e[0] for e in runs(hub, "ingest.files.trades")] == ["START", "FAIL"]
     message = error_of(hub, "ingest.files.trades")
     assert message.startswith("FileUnreadable: The CSV header of 'w.csv' names column(s) colour")
-    state = {n["id"]: n for n in lineage.graph(hub)["nodes"]}["job:hub/ingest.files.trades"]
+    state = {n["id"]: n for n in hub.lineage.graph()["nodes"]}["job:hub/ingest.files.trades"]
     assert state["last_run"]["state"] == "FAIL"
     # Invocation errors fail before the run starts: no event for a path that is not a file.
     with pytest.raises(FileUnreadable, match="is not a file"):
@@ -171,7 +170,7 @@ def test_watched_folder_is_one_run_per_file(hub: Hub, tmp_path: Path) -> None:
     (folder / "b.parquet").write_bytes(b"nope")
     a_uri, b_uri = a.resolve().as_uri(), (folder / "b.parquet").resolve().as_uri()
     watch_once(hub.ingest, folder, "trades")
-    evs = lineage.events(hub, "ingest.watch.trades")
+    evs = hub.lineage.events("ingest.watch.trades")
     assert [(e["event_type"], e["inputs"]) for e in evs] == [
         ("START", [f"hub://sources/{a_uri}"]),
         ("COMPLETE", [f"hub://sources/{a_uri}"]),
@@ -197,7 +196,7 @@ def test_db_pull_names_the_database_without_credentials_and_the_table(
         ("START", [src], ["hub://topics/trades"]),
         ("COMPLETE", [src], ["hub://topics/trades"]),
     ]
-    assert (f"dataset:{src}", "job:hub/ingest.db.src", "reads") in edges(lineage.graph(hub))
+    assert (f"dataset:{src}", "job:hub/ingest.db.src", "reads") in edges(hub.lineage.graph())
     # A failed pull is a FAIL.
     missing = DbSourceConfig(name="gone", url=f"sqlite:///{db}", **{**cfg, "table": "nope"})
     with pytest.raises(ConfigError, match="nope"):
@@ -266,7 +265,7 @@ def test_http_pull_names_the_endpoint_without_query_secrets(hub: Hub, api: str) 
         ("START", [src], ["hub://topics/trades"]),
         ("COMPLETE", [src], ["hub://topics/trades"]),
     ]
-    g = lineage.graph(hub)
+    g = hub.lineage.graph()
     assert {(f"dataset:{src}", "job:hub/ingest.http.api", "reads")} <= edges(g)
     assert ("job:hub/ingest.http.api", TRADES, "writes") in edges(g)
     denied = HttpPullConfig(
@@ -280,7 +279,7 @@ def test_http_pull_names_the_endpoint_without_query_secrets(hub: Hub, api: str) 
     message = error_of(hub, "ingest.http.denied")
     assert "HTTP 401" in message and f"{api}/denied" in message
     assert "s3cret" not in message and "k3y-k3y" not in message
-    assert all("s3cret" not in e["openlineage"] for e in lineage.events(hub))
+    assert all("s3cret" not in e["openlineage"] for e in hub.lineage.events())
 
 
 def test_quarantine_replay_reads_the_quarantine_and_writes_the_topics(
@@ -299,7 +298,7 @@ def test_quarantine_replay_reads_the_quarantine_and_writes_the_topics(
             ["hub://topics/trades", "hub://topics/hub.quarantine"],
         ),
     ]
-    g = lineage.graph(hub)
+    g = hub.lineage.graph()
     assert {
         (QUARANTINE, "job:hub/ingest.replay", "reads"),
         ("job:hub/ingest.replay", TRADES, "writes"),
@@ -332,11 +331,11 @@ def test_evidence_and_query_exports_over_http_are_in_the_graph_and_the_catalog(
     q = "job:hub/export.query"
     assert ("dataset:hub://projections/payments", q, "reads") in edges(g)
     assert (q, f"dataset:hub://exports/{query}", "writes") in edges(g)
-    evs = lineage.events(rt_hub, "export.query")
+    evs = rt_hub.lineage.events("export.query")
     assert [e["event_type"] for e in evs] == ["START", "COMPLETE", "START", "FAIL"]
     assert evs[1]["inputs"] == ["hub://projections/payments"]  # the only view the SQL names
     assert error_of(rt_hub, "export.query").startswith("InvalidInput: Only read-only queries")
-    exports = {d.name: d for d in catalog(rt_hub) if d.kind == "export"}
+    exports = {d.name: d for d in rt_hub.catalog.datasets() if d.kind == "export"}
     # The refused query wrote nothing: only completed exports are in the catalog.
     assert set(exports) == {bundle, query}
     assert exports[query].inputs == ("hub://projections/payments",)
@@ -361,14 +360,14 @@ def test_cli_evidence_and_query_exports_are_runs(tmp_path: Path) -> None:
     assert res.read_bytes()[:4] == b"PAR1"
     h = bootstrap(load_settings(environ={}, data_dir=Path(data), policy_engine="roletable"))
     try:
-        (done,) = [e for e in lineage.events(h, "export.evidence") if e["event_type"] == "COMPLETE"]
+        (done,) = [e for e in h.lineage.events("export.evidence") if e["event_type"] == "COMPLETE"]
         assert len(done["outputs"]) == 1 and done["outputs"][0].startswith(
             "hub://exports/evidence-"
         )
-        (q,) = [e for e in lineage.events(h, "export.query") if e["event_type"] == "COMPLETE"]
+        (q,) = [e for e in h.lineage.events("export.query") if e["event_type"] == "COMPLETE"]
         assert sorted(q["inputs"]) == ["hub://projections/accounts", "hub://projections/payments"]
         assert q["outputs"] == ["hub://exports/query:transactional"]
-        names = {d.id for d in catalog(h) if d.kind == "export"}
+        names = {d.id for d in h.catalog.datasets() if d.kind == "export"}
         assert names == {done["outputs"][0], q["outputs"][0]}
     finally:
         h.close()

@@ -13,9 +13,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from core import lineage
 from core.events import OutgoingEvent
-from governance.catalog import catalog
 from hub.api.app import create_app
 from hub.bootstrap import Hub
 from tests.cli_keys import admin_args
@@ -53,7 +51,7 @@ def test_show_tables_and_describe_answer_from_the_catalog_in_each_store(hub: Hub
         )
         assert missing.status_code == 404 and "SHOW TABLES" in missing.json()["message"]
     # Metadata is not an export: no lineage run.
-    assert lineage.events(hub, "export.query") == []
+    assert hub.lineage.events("export.query") == []
 
 
 def test_queries_write_one_lineage_dataset_per_store_not_one_per_query(hub: Hub) -> None:
@@ -70,9 +68,9 @@ def test_queries_write_one_lineage_dataset_per_store_not_one_per_query(hub: Hub)
         for sql, store, fmt in queries:
             body = {"sql": sql, "store": store, "format": fmt}
             assert client.post("/v1/query", json=body, headers=analyst).status_code == 200
-    done = [e for e in lineage.events(hub, "export.query") if e["event_type"] == "COMPLETE"]
+    done = [e for e in hub.lineage.events("export.query") if e["event_type"] == "COMPLETE"]
     assert len(done) == len(queries)  # every query is a run ...
-    exports = {d.name: d for d in catalog(hub) if d.kind == "export"}
+    exports = {d.name: d for d in hub.catalog.datasets() if d.kind == "export"}
     assert set(exports) == {"query:transactional", "query:analytics"}  # ... not a dataset
     assert set(exports["query:transactional"].inputs) == {
         "hub://projections/payments",

@@ -11,7 +11,7 @@ import pytest
 from core.errors import InvalidInput, NotFound, TopicNotFound
 from core.events import OutgoingEvent
 from core.ports.eventlog import Record
-from governance.retention import Governance, RetentionJob
+from governance.retention import Governance
 from hub.bootstrap import Hub
 from tests.cli_keys import admin_args
 
@@ -44,10 +44,10 @@ def retention_actions(hub: Hub) -> list[dict[str, object]]:
 
 def test_policies_and_holds_are_a_fold_of_the_governance_topic(hub: Hub) -> None:
     hub.log.create_topic("t.raw", 1)
-    g = Governance(hub)
+    g = hub.governance
     g.set_policy("topic:t.raw", max_age_ms=MINUTE, actor="alice", reason="MiFID")
     hold = g.place_hold("subject:ACC-1", actor="alice", matter="case 7")
-    fresh = Governance(hub)  # another process sees the same state
+    fresh = Governance(hub.log, hub.reader, hub.publisher)  # another process's fold
     assert fresh.policies()["topic:t.raw"].max_age_ms == MINUTE
     assert fresh.is_held("subject:ACC-1") and not fresh.is_held("subject:ACC-2")
     fresh.release_hold(hold.hold_id, actor="bob")
@@ -57,7 +57,7 @@ def test_policies_and_holds_are_a_fold_of_the_governance_topic(hub: Hub) -> None
 
 
 def test_bad_policies_are_refused(hub: Hub) -> None:
-    g = Governance(hub)
+    g = hub.governance
     with pytest.raises(TopicNotFound):
         g.set_policy("topic:nope", max_age_ms=1, actor="a")
     with pytest.raises(InvalidInput, match="Scope"):
@@ -77,10 +77,10 @@ def test_age_and_count_retention_delete_and_record_what_they_removed(hub: Hub) -
     old_and_new(hub)
     hub.log.create_topic("t.counted", 1)
     hub.log.append("t.counted", [Record(b"%d" % i) for i in range(10)])
-    g = Governance(hub)
+    g = hub.governance
     g.set_policy("topic:t.raw", max_age_ms=5 * MINUTE, actor="a")
     g.set_policy("topic:t.counted", max_records=3, actor="a")
-    job = RetentionJob(hub, g)
+    job = hub.retention
     assert [d.as_dict() for d in job.plan(11 * MINUTE).deleted] == [
         {"topic": "t.counted", "partition": 0, "from": 0, "to": 7, "count": 7},
         {"topic": "t.raw", "partition": 0, "from": 0, "to": 6, "count": 6},
@@ -100,15 +100,15 @@ def test_age_and_count_retention_delete_and_record_what_they_removed(hub: Hub) -
 
 def test_a_topic_hold_blocks_retention_until_released(hub: Hub) -> None:
     old_and_new(hub)
-    g = Governance(hub)
+    g = hub.governance
     g.set_policy("topic:t.raw", max_age_ms=MINUTE, actor="a")
     hold = g.place_hold("topic:t.raw", actor="legal", matter="case 7")
-    report = RetentionJob(hub, g).run(11 * MINUTE)
+    report = hub.retention.run(11 * MINUTE)
     assert report.deleted == []
     assert report.skipped == [{"scope": "topic:t.raw", "reason": "under legal hold"}]
     assert hub.log.beginning_offsets("t.raw") == {0: 0, 1: 0}
     g.release_hold(hold.hold_id, actor="legal")
-    assert len(RetentionJob(hub, g).run(11 * MINUTE).deleted) == 2
+    assert len(hub.retention.run(11 * MINUTE).deleted) == 2
 
 
 def test_a_subject_hold_stops_retention_before_the_subjects_first_record(hub: Hub) -> None:
@@ -126,10 +126,10 @@ def test_a_subject_hold_stops_retention_before_the_subjects_first_record(hub: Hu
     for n, person in enumerate(("P-1", "P-2", "P-3", "P-2")):
         event = OutgoingEvent(value={"person_id": person, "n": n})
         hub.publisher.publish("t.visits", [event], producer="test")
-    g = Governance(hub)
+    g = hub.governance
     g.set_policy("topic:t.visits", max_records=1, actor="a")
     g.place_hold("subject:P-2", actor="legal")
-    report = RetentionJob(hub, g).run()
+    report = hub.retention.run()
     assert [d.as_dict()["to"] for d in report.deleted] == [1]  # stops before P-2 (offset 1)
     assert hub.log.beginning_offsets("t.visits") == {0: 1}
 
@@ -138,9 +138,9 @@ def test_the_ledger_still_verifies_after_retention(hub: Hub) -> None:
     from ledger.verify import verify_ledger
 
     old_and_new(hub)
-    g = Governance(hub)
+    g = hub.governance
     g.set_policy("topic:t.raw", max_age_ms=MINUTE, actor="a")
-    RetentionJob(hub, g).run(11 * MINUTE)
+    hub.retention.run(11 * MINUTE)
     hub.ledger.sync(force_checkpoint=True)
     report = verify_ledger(hub.ledger)
     assert report.ok, report.as_dict()
@@ -225,12 +225,12 @@ def test_retention_gives_the_same_answer_on_kafka(hub: Hub, tmp_path: Path) -> N
         results = []
         for h in (hub, kafka):
             old_and_new(h)
-            g = Governance(h)
+            g = h.governance
             g.set_policy("topic:t.raw", max_age_ms=5 * MINUTE, actor="a")
             hold = g.place_hold("topic:t.raw", actor="legal")
-            held = RetentionJob(h, g).run(11 * MINUTE)
+            held = h.retention.run(11 * MINUTE)
             g.release_hold(hold.hold_id, actor="legal")
-            report = RetentionJob(h, g).run(11 * MINUTE)
+            report = h.retention.run(11 * MINUTE)
             results.append(
                 (
                     held.as_dict(),
@@ -309,9 +309,9 @@ def test_projection_retention_cuts_old_rows_records_them_and_rebuild_keeps_them_
     publish_payments(hub, now)
     everything = history(hub)
     assert len(everything) == 5
-    g = Governance(hub)
+    g = hub.governance
     g.set_policy("projection:payments", max_age_ms=DAY, time_column="at", actor="a")
-    job = RetentionJob(hub, g)
+    job = hub.retention
     planned = job.plan(now)
     assert [(d.table, d.count) for d in planned.deleted_rows] == [("payment_history", 3)]
     assert history(hub) == everything and projection_actions(hub) == []  # a dry run
@@ -355,21 +355,21 @@ def test_a_projection_hold_blocks_its_retention_and_its_rebuild_cut(hub: Hub) ->
 
     now = int(time.time() * 1000)
     publish_payments(hub, now)
-    g = Governance(hub)
+    g = hub.governance
     g.set_policy("projection:payments", max_age_ms=DAY, time_column="at", actor="a")
     hold = g.place_hold("projection:payments", actor="legal", matter="case 9")
-    for report in (RetentionJob(hub, g).plan(now), RetentionJob(hub, g).run(now)):
+    for report in (hub.retention.plan(now), hub.retention.run(now)):
         assert report.deleted_rows == []
         assert report.skipped == [{"scope": "projection:payments", "reason": "under legal hold"}]
     hub.projections.rebuild("payments")
     assert len(history(hub)) == 5 and projection_actions(hub) == []
     g.release_hold(hold.hold_id, actor="legal")
-    assert [d.count for d in RetentionJob(hub, g).run(now).deleted_rows] == [3]
+    assert [d.count for d in hub.retention.run(now).deleted_rows] == [3]
     assert history(hub) == YOUNG
 
 
 def test_projection_policies_name_a_usable_time_column(hub: Hub) -> None:
-    g = Governance(hub)
+    g = hub.governance
     with pytest.raises(InvalidInput, match="first_at"):  # merged (min) in the bar tables
         g.set_policy("projection:market_bars", max_age_ms=DAY, time_column="first_at", actor="a")
     with pytest.raises(InvalidInput, match="max_records"):
@@ -409,9 +409,9 @@ def test_analytics_projection_retention_cuts_whole_windows(hub: Hub) -> None:
     ps.batch_records = 1  # one partial row per trade: old windows have several
     hub.publisher.publish("trades", trades, producer="test", tenant="acme")
     ps.run(["market_bars"])
-    g = Governance(hub)
+    g = hub.governance
     g.set_policy("projection:market_bars", max_age_ms=DAY, time_column="window_start", actor="a")
-    report = RetentionJob(hub, g).run(now)
+    report = hub.retention.run(now)
     got = {d.table: d.count for d in report.deleted_rows}
     assert got == {"ohlcv_1m": 1, "ohlcv_1h": 1, "ohlcv_5m_hop_1m": 5}
     store, bars = ps.store("analytics"), projection("market_bars")

@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 
 from core.errors import Forbidden
 from core.ports.policy import Principal
-from governance.configchanges import ConfigChanges, config_changes_for, write_action
+from governance.configchanges import ConfigChanges, write_action
 from hub.api.deps import authorize, hub_of
 from hub.api.models import ConfigChange, ConfigValue
 
@@ -24,12 +24,8 @@ router = APIRouter(tags=["config"])
 
 
 def changes_of(request: Request) -> ConfigChanges:
-    """The app's configuration change service (built once, on first use)."""
-    changes: ConfigChanges | None = getattr(request.app.state, "config_changes", None)
-    if changes is None:
-        changes = config_changes_for(hub_of(request))
-        request.app.state.config_changes = changes
-    return changes
+    """The hub's configuration change service."""
+    return hub_of(request).config_changes
 
 
 def _may_write(request: Request, principal: Principal, resource: str) -> None:

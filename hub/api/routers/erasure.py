@@ -10,7 +10,6 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
 from core.ports.policy import Principal
-from governance.erasure import erase
 from hub.api.deps import authorize, hub_of
 from hub.api.models import Erasure
 
@@ -26,4 +25,4 @@ class ErasureIn(BaseModel):
 def post_erasure(
     body: ErasureIn, request: Request, who: Principal = Depends(authorize("subject.erase"))
 ) -> dict[str, Any]:
-    return erase(hub_of(request), who, body.subject, body.reason).as_dict()
+    return hub_of(request).eraser.erase(who, body.subject, body.reason).as_dict()

@@ -13,10 +13,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
-from core import lineage
 from core.ports.policy import Principal
-from governance.catalog import catalog
-from governance.retention import Governance, RetentionJob
 from hub.api.deps import MAX_INT64, authorize, hub_of
 from hub.api.models import (
     Catalog,
@@ -58,7 +55,7 @@ def get_catalog(
     kind: str | None = Query(None, pattern="^(topic|projection|export)$"),
     _: Principal = Depends(authorize("catalog.read")),
 ) -> dict[str, Any]:
-    datasets = [d.as_dict() for d in catalog(hub_of(request)) if kind in (None, d.kind)]
+    datasets = [d.as_dict() for d in hub_of(request).catalog.datasets() if kind in (None, d.kind)]
     return {"datasets": datasets}
 
 
@@ -66,7 +63,7 @@ def get_catalog(
 def get_lineage_graph(
     request: Request, _: Principal = Depends(authorize("catalog.read"))
 ) -> dict[str, Any]:
-    return lineage.graph(hub_of(request))
+    return hub_of(request).lineage.graph()
 
 
 @router.get("/v1/lineage/events", response_model=LineageEvents)
@@ -76,14 +73,14 @@ def get_lineage_events(
     limit: int = Query(100, ge=1, le=10_000),
     _: Principal = Depends(authorize("catalog.read")),
 ) -> dict[str, Any]:
-    return {"events": lineage.events(hub_of(request), job, limit)}
+    return {"events": hub_of(request).lineage.events(job, limit)}
 
 
 @router.get("/v1/retention/policies", response_model=RetentionPolicies)
 def list_policies(
     request: Request, _: Principal = Depends(authorize("catalog.read"))
 ) -> dict[str, Any]:
-    policies = Governance(hub_of(request)).policies()
+    policies = hub_of(request).governance.policies()
     return {"policies": [p.as_dict() for _, p in sorted(policies.items())]}
 
 
@@ -110,22 +107,22 @@ def run_retention(
     dry_run: bool = False,
     who: Principal = Depends(authorize("retention.write")),
 ) -> dict[str, Any]:
-    job = RetentionJob(hub_of(request), actor=who.id)
-    return (job.plan() if dry_run else job.run()).as_dict()
+    job = hub_of(request).retention
+    return (job.plan() if dry_run else job.run(actor=who.id)).as_dict()
 
 
 @router.get("/v1/legal-holds", response_model=Holds)
 def list_holds(
     request: Request, _: Principal = Depends(authorize("catalog.read"))
 ) -> dict[str, Any]:
-    return {"holds": [h.as_dict() for h in Governance(hub_of(request)).holds()]}
+    return {"holds": [h.as_dict() for h in hub_of(request).governance.holds()]}
 
 
 @router.post("/v1/legal-holds", status_code=201, response_model=Hold)
 def place_hold(
     body: HoldIn, request: Request, who: Principal = Depends(authorize("legalhold.write"))
 ) -> dict[str, Any]:
-    hold = Governance(hub_of(request)).place_hold(
+    hold = hub_of(request).governance.place_hold(
         body.scope, actor=who.id, matter=body.matter, reason=body.reason
     )
     return hold.as_dict()
@@ -138,5 +135,5 @@ def release_hold(
     request: Request,
     who: Principal = Depends(authorize("legalhold.write")),
 ) -> dict[str, Any]:
-    hold = Governance(hub_of(request)).release_hold(hold_id, actor=who.id, reason=body.reason)
+    hold = hub_of(request).governance.release_hold(hold_id, actor=who.id, reason=body.reason)
     return {"released": hold.as_dict()}

@@ -334,9 +334,8 @@ async def rules_put(
         payload.setdefault("subject", subject)
     hub = hub_of(request)
     # A governed change (`hub config`): refused under the two-person rule, recorded on the ledger.
-    from governance.configchanges import config_changes_for
     from ingest.rules import rules_resource
 
-    config_changes_for(hub).set_direct(principal, rules_resource(subject), payload, "PUT /v1/rules")
+    hub.config_changes.set_direct(principal, rules_resource(subject), payload, "PUT /v1/rules")
     rs, version = hub.ingest.rules.get(subject), hub.ingest.rules.version(subject)
     return {**rs.as_dict(), "version": version}

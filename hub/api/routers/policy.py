@@ -16,22 +16,19 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from pydantic import BaseModel, Field
 
 from core.ports.policy import Principal
-from governance.changes import PolicyChanges, PolicyFollower, changes_for
+from governance.changes import PolicyChanges
 from hub.api.deps import authorize, hub_of
 from hub.api.models import ActivePolicy, PolicyChange
 
 
 def _changes(app: Any) -> PolicyChanges:
-    changes: PolicyChanges | None = getattr(app.state, "policy_changes", None)
-    if changes is None:
-        changes = changes_for(app.state.hub)
-        app.state.policy_changes = changes
+    changes: PolicyChanges = app.state.hub.policy_changes
     return changes
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    follower = PolicyFollower(_changes(app))
+    follower = app.state.hub.policy_follower
     follower.start()
     try:
         yield

@@ -702,17 +702,13 @@ def _governed_set(
         else:
             registry.set_compatibility(level, subject)
         return
-    from governance.configchanges import ConfigChanges, registry_resource
+    from governance.configchanges import registry_resource
 
-    changes = getattr(request.app.state, "registry_config_changes", None)
-    if changes is None:
-        # No audit action on hub.audit here: the change is evidenced by its own events
-        # (hub.config-changes, and ConfigChanged on hub.config), and the first audit action
-        # would register hub.audit's schema on _schemas in the middle of a client's requests.
-        changes = ConfigChanges.build(hub.log, hub.registry, hub.publisher)
-        request.app.state.registry_config_changes = changes
     reason = f"{request.method} {request.url.path}"
-    changes.set_direct(principal, registry_resource(subject), level, reason)
+    # No audit action on hub.audit here: the change is evidenced by its own events
+    # (hub.config-changes, and ConfigChanged on hub.config), and the first audit action
+    # would register hub.audit's schema on _schemas in the middle of a client's requests.
+    hub.config_changes.set_direct(principal, registry_resource(subject), level, reason, audit=False)
 
 
 @router.put("/config", response_model=CompatibilitySet, openapi_extra=_body(CompatibilityIn))

@@ -62,6 +62,10 @@ class Ctx:
         if self.data_dir:
             overrides["data_dir"] = Path(self.data_dir)
         settings = load_settings(self.config, **overrides)
+        if settings.log_level is not None:
+            from hub.logs import configure
+
+            configure(settings.log_level, settings.log_json)
         h = bootstrap(settings, install_domain=install_domain)
         h.sync_on_close = sync
         try:
@@ -164,7 +168,7 @@ def main(
     """Event-sourced, compliance-grade data hub."""
     from hub.logs import configure
 
-    configure(os.environ.get("HUB_LOG_LEVEL", "WARNING"), json_lines=True)
+    configure("WARNING", json_lines=True)  # until a command loads the settings (log_level)
     ctx.obj = Ctx(data_dir, config, key, key_file)
 
 
@@ -234,7 +238,8 @@ def serve(obj: Ctx, host: str | None, port: int | None, admin_key_file: str | No
 
     def go() -> None:
         with obj.hub() as h:
-            configure(h.settings.log_level, h.settings.log_json)
+            level = h.settings.log_level or "INFO"
+            configure(level, h.settings.log_json)
             bind_host = host or h.settings.http_host
             bind_port = port or h.settings.http_port
             if admin_key_file:
@@ -262,7 +267,7 @@ def serve(obj: Ctx, host: str | None, port: int | None, admin_key_file: str | No
                 create_app(h),
                 host=bind_host,
                 port=bind_port,
-                log_level=h.settings.log_level.lower(),
+                log_level=level.lower(),
                 access_log=False,
             )
 

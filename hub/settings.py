@@ -2,8 +2,8 @@
 
 Sources, highest precedence first: explicit keyword arguments, environment variables with the
 ``HUB_`` prefix (``HUB_DATA_DIR``, ``HUB_EVENT_LOG`` ...), a YAML file named by ``HUB_CONFIG_FILE``
-(or passed to ``load_settings``), then the defaults below. Nothing outside ``hub.bootstrap`` and
-the CLI's entry point reads the environment.
+(or passed to ``load_settings``), then the defaults below. Nothing outside this module reads
+the environment (the CLI's options name their ``HUB_*`` variables through click).
 """
 
 from __future__ import annotations
@@ -98,7 +98,11 @@ class Settings(BaseSettings):
     projection_autostart: bool = Field(
         default=True, description="hub serve follows every projection in the background."
     )
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] | None = Field(
+        default=None,
+        description="Lowest level logged (HUB_LOG_LEVEL); unset: INFO for `hub serve`, WARNING "
+        "for the other commands.",
+    )
     log_json: bool = Field(default=True, description="Structured (JSON) logs when true.")
     ledger_origin: str = Field(
         default="hub.local/ledger",

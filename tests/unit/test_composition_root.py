@@ -1,0 +1,147 @@
+"""The composition root is the only builder (issue 12): nothing outside ``hub/settings.py``
+reads the environment, and no route or command constructs a service or an adapter: each uses
+the one that ``hub.bootstrap.bootstrap`` built (a field of ``Hub``)."""
+
+from __future__ import annotations
+
+import ast
+import typing
+from pathlib import Path
+
+import pytest
+
+from core.errors import ConfigError
+from hub.settings import load_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGES = (
+    "domain",
+    "core",
+    "audit",
+    "registry",
+    "ingest",
+    "ledger",
+    "projections",
+    "governance",
+    "ml",
+    "hub",
+    "adapters",
+)
+SETTINGS = ROOT / "hub" / "settings.py"
+
+
+def sources(*folders: str) -> list[Path]:
+    out: list[Path] = []
+    for folder in folders:
+        base = ROOT / folder
+        if base.is_file():
+            out.append(base)
+        elif base.is_dir():
+            out += sorted(base.rglob("*.py"))
+    return out
+
+
+def environment_reads(path: Path, root: Path = ROOT) -> list[str]:
+    """``os.environ`` / ``os.getenv`` / ``from os import environ, getenv`` in one module."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    found = []
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Attribute)
+            and node.attr in ("environ", "getenv", "environb", "putenv")
+            and isinstance(node.value, ast.Name)
+            and node.value.id == "os"
+        ):
+            found.append(f"{path.relative_to(root)}:{node.lineno} os.{node.attr}")
+        elif isinstance(node, ast.ImportFrom) and node.module == "os":
+            for alias in node.names:
+                if alias.name in ("environ", "getenv", "environb"):
+                    found.append(f"{path.relative_to(root)}:{node.lineno} from os import ...")
+    return found
+
+
+def test_nothing_outside_settings_reads_the_environment() -> None:
+    offenders = [
+        hit for path in sources(*PACKAGES) if path != SETTINGS for hit in environment_reads(path)
+    ]
+    assert offenders == []
+
+
+def test_the_environment_check_sees_a_read(tmp_path: Path) -> None:
+    """The check above fails on the forms it must catch (shown on a planted module)."""
+    planted = tmp_path / "planted.py"
+    planted.write_text("import os\nfrom os import getenv\nLEVEL = os.environ.get('X')\n")
+    assert environment_reads(planted, tmp_path) == [
+        "planted.py:2 from os import ...",
+        "planted.py:3 os.environ",
+    ]
+
+
+def test_log_level_is_a_setting() -> None:
+    assert load_settings(environ={}).log_level is None  # each command's own default
+    assert load_settings(environ={"HUB_LOG_LEVEL": "DEBUG"}).log_level == "DEBUG"
+    with pytest.raises(ConfigError, match="log_level"):
+        load_settings(environ={"HUB_LOG_LEVEL": "LOUD"})
+
+
+def built_by_bootstrap() -> set[str]:
+    """Class names of every service and port type a ``Hub`` holds, and every adapter class."""
+    from hub.bootstrap import Hub
+
+    names: set[str] = set()
+    for hint in typing.get_type_hints(Hub).values():
+        for t in (hint, *typing.get_args(hint)):
+            if isinstance(t, type) and t.__module__.split(".")[0] in (*PACKAGES[3:], "core"):
+                names.add(t.__name__)
+    for path in sources("adapters"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        names |= {n.name for n in tree.body if isinstance(n, ast.ClassDef)}
+    names -= {"Settings", "Metrics"}  # value objects, not services
+    return names
+
+
+def constructor_calls(path: Path, names: set[str], root: Path = ROOT) -> list[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    found = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        f = node.func
+        name = f.id if isinstance(f, ast.Name) else f.attr if isinstance(f, ast.Attribute) else ""
+        if name in names:
+            found.append(f"{path.relative_to(root)}:{node.lineno} {name}(...)")
+    return found
+
+
+def test_no_route_or_command_constructs_a_service_or_an_adapter() -> None:
+    names = built_by_bootstrap()
+    # The services this issue moved into the composition root are among those checked.
+    assert {
+        "Governance",
+        "ConfigChanges",
+        "PolicyChanges",
+        "PolicyFollower",
+        "RetentionJob",
+        "LineageLog",
+        "Catalog",
+        "Eraser",
+        "CaseBook",
+        "ProjectionService",
+        "SqliteEventLog",
+        "RegoPolicyEngine",
+    } <= names
+    offenders = [
+        hit
+        for path in sources("hub/api", "hub/commands", "hub/cli.py")
+        for hit in constructor_calls(path, names)
+    ]
+    assert offenders == []
+
+
+def test_the_constructor_check_sees_a_call(tmp_path: Path) -> None:
+    planted = tmp_path / "route.py"
+    planted.write_text("def f(h):\n    return retention.Governance(h.log), Catalog(h)\n")
+    assert constructor_calls(planted, {"Governance", "Catalog"}, tmp_path) == [
+        "route.py:2 Governance(...)",
+        "route.py:2 Catalog(...)",
+    ]

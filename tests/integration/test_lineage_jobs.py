@@ -76,11 +76,11 @@ def edges(g: dict[str, Any]) -> set[tuple[str, str, str]]:
 
 
 def runs(h: Hub, job: str) -> list[tuple[str, list[str], list[str]]]:
-    return [(e["event_type"], e["inputs"], e["outputs"]) for e in h.job.lineage.events()]
+    return [(e["event_type"], e["inputs"], e["outputs"]) for e in h.lineage.events(job)]
 
 
 def error_of(h: Hub, job: str) -> str:
-    last = h.job.lineage.events()[-1]
+    last = h.lineage.events(job)[-1]
     assert last["event_type"] == "FAIL"
     return str(json.loads(last["openlineage"])["run"]["facets"]["errorMessage"]["message"])
 

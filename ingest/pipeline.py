@@ -77,6 +77,7 @@ from ingest.ids import uuid7_bytes
 from ingest.positions import PositionStore
 from ingest.publish import Publisher
 from ingest.refs import KeyIndex
+from ingest.replays import ReplayMarks
 from ingest.rules import RulesStore
 from ingest.stats import QualityStats
 from registry.plain import plain_subject
@@ -408,6 +409,7 @@ class IngestPipeline:
         self._arrow_plans: dict[Any, tuple[RuleSet, Any]] = {}
         self.stats = QualityStats(log, registry)  # GET /v1/quality/stats
         self.refs = KeyIndex(log)  # the keys ``ref`` rules check against
+        self.replays = ReplayMarks(log, registry)  # hub.quarantine-replays, folded
 
     def arrow_plan(
         self,

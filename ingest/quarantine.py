@@ -27,7 +27,7 @@ from typing import Any
 
 from core import lineage
 from core.avro import serde
-from core.errors import InvalidInput, NotFound, TopicNotFound
+from core.errors import InvalidInput, NotFound
 from core.ports.eventlog import Record, RecordMetadata
 from domain.envelope import Envelope
 from ingest.files import csv_header_of, csv_types, parse_csv_row
@@ -39,24 +39,12 @@ from ingest.pipeline import (
     IngestResult,
     RawRecord,
 )
-
-REPLAYS_TOPIC = "hub.quarantine-replays"
+from ingest.replays import REPLAYS_TOPIC
 
 
 def replay_marks(pipeline: IngestPipeline) -> dict[int, dict[str, Any]]:
     """The latest ``hub.QuarantineReplayed`` event per quarantine offset."""
-    out: dict[int, dict[str, Any]] = {}
-    try:
-        records = pipeline.log.scan(REPLAYS_TOPIC, 0, 0)
-        for rec in records:
-            if rec.value is None:
-                continue
-            schema_id, _ = serde.split_wire(rec.value)
-            v = serde.decode(rec.value, pipeline.registry.parsed(schema_id))
-            out[v["quarantine_offset"]] = v
-    except TopicNotFound:
-        return {}
-    return out
+    return pipeline.replays.all()
 
 
 def status_of(mark: dict[str, Any] | None) -> str:

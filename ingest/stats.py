@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from core.avro import serde
-from core.ports.eventlog import EventLog
+from core.fold import TopicFold
+from core.ports.eventlog import EventLog, StoredRecord
 from registry.service import SchemaRegistry
 
 QUARANTINE = "hub.quarantine"
@@ -36,8 +38,8 @@ class QualityStats:
     def __init__(self, log: EventLog, registry: SchemaRegistry) -> None:
         self._log = log
         self._registry = registry
-        self._lock = threading.Lock()
-        self._next: dict[tuple[str, int], int] = {}  # (topic, partition) -> next offset to read
+        self._lock = threading.RLock()
+        self._folds: dict[str, TopicFold] = {}  # per topic, where its count stopped
         self._accepted: Counter[str] = Counter()
         self._rejected: Counter[tuple[str, str]] = Counter()  # (topic, rule or reason code)
         self._replayed: Counter[tuple[str, str]] = Counter()  # (topic, outcome)
@@ -76,20 +78,15 @@ class QualityStats:
                 "rejected": sum(self._rejected.values()),
             }
 
-    def _fold(self, topic: str, count: Any) -> None:
-        starts = self._log.beginning_offsets(topic)
-        for p, end in self._log.end_offsets(topic).items():
-            pos = max(self._next.get((topic, p), 0), starts.get(p, 0))
-            while pos < end:
-                page = self._log.read(topic, p, pos, 5000)
-                if not page:
-                    break
-                for rec in page:
-                    count(topic, rec)
-                pos = page[-1].offset + 1
-            self._next[(topic, p)] = max(pos, self._next.get((topic, p), 0))
+    def _fold(self, topic: str, count: Callable[[str, StoredRecord], None]) -> None:
+        fold = self._folds.get(topic)
+        if fold is None:
+            fold = self._folds[topic] = TopicFold(
+                self._log, topic, lambda rec: count(topic, rec), batch=5000, lock=self._lock
+            )
+        fold.catch_up()
 
-    def _count_accepted(self, topic: str, rec: Any) -> None:
+    def _count_accepted(self, topic: str, rec: StoredRecord) -> None:
         self._accepted[topic] += 1
 
     def _decode(self, value: bytes) -> dict[str, Any]:
@@ -97,13 +94,13 @@ class QualityStats:
         out: dict[str, Any] = serde.decode(value, self._registry.parsed(schema_id))
         return out
 
-    def _count_rejected(self, topic: str, rec: Any) -> None:
+    def _count_rejected(self, topic: str, rec: StoredRecord) -> None:
         if rec.value is None:
             return
         v = self._decode(rec.value)
         self._rejected[(v["topic"], v["rule_id"] or v["reason_code"])] += 1
 
-    def _count_replayed(self, topic: str, rec: Any) -> None:
+    def _count_replayed(self, topic: str, rec: StoredRecord) -> None:
         if rec.value is None:
             return
         v = self._decode(rec.value)

@@ -10,13 +10,14 @@ jobs live in the ``hub`` namespace.
 
 Wiring a job::
 
-    with lineage.run(hub, "ingest.files", inputs=[...], outputs=[topic_dataset("trades")]):
+    with lineage.run(publisher, "ingest.files", inputs=[...], outputs=[topic_dataset("trades")]):
         ...  # START before, COMPLETE after, FAIL (with the error message) if it raises
 
 ``tracked`` is the same with a ``Run`` handle, for a job that learns a dataset while it runs (the
 quarantine when a record is rejected, an export named by its content): the COMPLETE or FAIL
-event names it. ``run``, ``tracked`` and ``emit`` take the hub, or anything with a
-``publisher`` attribute, or a Publisher.
+event names it. ``run``, ``tracked`` and ``emit`` take a Publisher, or anything with a
+``publisher`` attribute (the ingest pipeline). ``LineageLog`` reads the stored events back (the
+graph, one job's runs): the composition root builds one, ``hub.lineage``.
 
 Contract: a START that cannot be recorded fails the job before it begins (it raises); a job that
 raises gets a FAIL event and its own exception is re-raised, also when recording the FAIL fails

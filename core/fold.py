@@ -6,7 +6,9 @@ A ``TopicFold`` remembers, per partition, the next offset to apply. ``catch_up()
     1. asks the log for the topic's end offsets (a topic that does not exist yet has nothing to
        fold: no error, and it is folded from offset 0 once it exists);
     2. per partition, reads from the remembered offset to the end offset seen in step 1, in
-       batches, and hands each record to ``apply`` in offset order;
+       batches, and hands each record to ``apply`` in offset order (an empty read is tried once
+       more, then the partition waits for the next call: only commit markers were left, or a
+       Kafka read came back early);
     3. moves the partition's position past each record right after ``apply`` returns, so a
        record is applied once: an ``apply`` that raises leaves the position on that record, the
        error reaches the caller, and the next ``catch_up`` retries it.
@@ -91,8 +93,13 @@ class TopicFold:
             pos = self._positions.get(part, 0)
             while pos < end:  # 2.
                 chunk = self._log.read(self.topic, part, pos, min(self._batch, end - pos))
-                if not chunk:  # only commit markers are left (or the read came back early)
-                    break
+                if not chunk:
+                    # Only commit markers may be left, or the read came back early (a Kafka
+                    # consumer right after a broker restart): read once more, as ``scan`` does;
+                    # still nothing: stop here, the next call starts from this position again.
+                    chunk = self._log.read(self.topic, part, pos, min(self._batch, end - pos))
+                    if not chunk:
+                        break
                 for rec in chunk:
                     self._apply(rec)
                     pos = self._positions[part] = rec.offset + 1  # 3.

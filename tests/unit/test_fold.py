@@ -189,6 +189,38 @@ def test_decoded_hands_apply_the_decoded_record(log: CountingLog) -> None:
     assert seen == [{"offset": 0, "value": "A"}, {"offset": 1, "value": "B"}]
 
 
+class EarlyLog(CountingLog):
+    """Its first ``misses`` reads come back empty (a Kafka consumer not ready yet)."""
+
+    misses = 0
+
+    def read(
+        self, topic: str, partition: int, offset: int, max_records: int = 1000
+    ) -> list[StoredRecord]:
+        if self.misses:
+            self.misses -= 1
+            self.reads.append((topic, partition, offset))
+            return []
+        return super().read(topic, partition, offset, max_records)
+
+
+def test_an_empty_read_is_tried_again_and_then_left_for_the_next_call(tmp_path: Path) -> None:
+    log = EarlyLog(tmp_path / "log.db")
+    try:
+        log.create_topic("t", 1)
+        append(log, "t", ["a"])
+        seen: list[StoredRecord] = []
+        fold = TopicFold(log, "t", seen.append)
+        log.misses = 1
+        assert fold.catch_up() is True and values(seen) == [(0, "a")]  # the retry read it
+        append(log, "t", ["b"])
+        log.misses = 2
+        assert fold.catch_up() is False and fold.positions == {0: 1}  # nothing lost ...
+        assert fold.catch_up() is True and values(seen) == [(0, "a"), (0, "b")]  # ... read now
+    finally:
+        log.close()
+
+
 def test_a_batch_below_one_is_refused(log: CountingLog) -> None:
     with pytest.raises(InvalidInput, match="batch=0"):
         TopicFold(log, "t", lambda rec: None, batch=0)

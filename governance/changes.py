@@ -291,11 +291,13 @@ class PolicyFollower:
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
+        """Start following (again, after ``stop``: one hub may serve several apps in turn)."""
         if self._thread is not None:
             return
+        stop = self._stop = threading.Event()  # each run its own: a stopped one stays stopped
 
         def loop() -> None:
-            while not self._stop.wait(self._interval):
+            while not stop.wait(self._interval):
                 try:
                     self._changes.sync()
                 except Exception:  # keep following; the next round retries

@@ -94,3 +94,14 @@ def test_requests_read_the_governance_topic_from_where_the_fold_stopped(
     # Only the new record is read, from where the fold stopped (by the fold, and by the ledger
     # when its background sync covers it).
     assert governance_reads and set(governance_reads) == {stopped_at}
+
+
+def test_the_policy_follower_runs_again_for_a_second_app_on_the_same_hub(hub: Hub) -> None:
+    follower = hub.policy_follower
+    for _ in range(2):
+        with TestClient(create_app(hub)):
+            thread = follower._thread
+            assert thread is not None
+            thread.join(timeout=1.5)  # a stopped follower's loop would have ended by now
+            assert thread.is_alive()
+        assert follower._thread is None and not thread.is_alive()

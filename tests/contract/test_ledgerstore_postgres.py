@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from core.errors import HubError
+from core.errors import ConfigError, HubError
 from core.ports.ledgerstore import LedgerStore
 from tests import infra
 from tests.contract.ledgerstore_contract import LedgerStoreContract, Peer
@@ -71,3 +72,12 @@ def test_an_unreachable_server_is_a_clear_error() -> None:
 def test_sqlalchemy_urls_are_accepted() -> None:
     assert libpq_url("postgresql+psycopg://a:b@h:1/d") == "postgresql://a:b@h:1/d"
     assert libpq_url("postgresql://a@h/d") == "postgresql://a@h/d"
+
+
+def test_the_postgres_ledger_needs_its_url(tmp_path: Path) -> None:
+    from hub.bootstrap import bootstrap
+    from hub.settings import load_settings
+
+    settings = load_settings(environ={}, data_dir=tmp_path / "d", ledger_store="postgres")
+    with pytest.raises(ConfigError, match="HUB_LEDGER_POSTGRES_URL"):
+        bootstrap(settings)

@@ -31,7 +31,8 @@ run: setup
 # The whole test suite. pytest's exit code 5 (no tests collected) fails the target, loudly.
 # Two pytest processes: chDB (the ClickHouse engine in-process) aborted a single process that
 # opened and closed a few thousand sessions; the adversarial suite runs in its own.
-TEST_GROUPS := "tests/unit tests/contract tests/integration" "tests/adversarial"
+TEST_GROUPS := "tests/unit tests/contract tests/service tests/integration tests/differential" \
+	"tests/adversarial"
 
 test: setup
 	@rc=0; for group in $(TEST_GROUPS); do \

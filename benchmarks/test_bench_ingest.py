@@ -41,7 +41,7 @@ from hub.bootstrap import bootstrap
 from hub.settings import load_settings
 from ingest.files import publish_file
 from ingest.ids import uuid7_bytes
-from tests.integration.accounts import open_accounts
+from tests.service.accounts import open_accounts
 
 pytestmark = pytest.mark.slow
 N = int(os.environ.get("INGEST_BENCH_N", "50000"))
@@ -221,7 +221,7 @@ def test_peak_rss_streaming_a_big_parquet_file(tmp_path: Path, report: Report) -
         from hub.bootstrap import bootstrap
         from ingest.files import publish_file
         from hub.settings import load_settings
-        from tests.integration.accounts import open_accounts
+        from tests.service.accounts import open_accounts
         h = bootstrap(load_settings(environ={{}}, data_dir=Path({str(tmp_path / "d")!r}),
                                     sqlite_synchronous="NORMAL", dedupe_max_keys=200_000))
         open_accounts(h, [f"ACC-{{i}}" for i in range(500)])

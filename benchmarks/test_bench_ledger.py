@@ -8,7 +8,7 @@ Same-run baselines (every figure is printed as a ratio to one of them):
   ``audit.leaf.encode``; a full ``Ledger.sync`` (log read, encoding, hashing, SQLite writes of
   leaves with their query indexes and node chunks, positions, checkpoints every 10k leaves);
   and ``hub ledger verify`` (re-reading the log and recomputing everything).
-- proofs: generated from a ``LedgerStore`` (SQLite node chunks) of ``LEDGER_BENCH_PROOF_LEAVES``
+- proofs: generated from a ``SqliteLedgerStore`` (node chunks) of ``LEDGER_BENCH_PROOF_LEAVES``
   (default 1M; 10M with ``LEDGER_BENCH_PROOF_LEAVES=10000000``), beside ``log2(n)`` raw SHA-256
   calls (the hashing a proof needs at least). Two paths: ``store.inclusion_proof`` (what the
   ledger, API and evidence packs use: one SQL query for the nodes not cached, node cache) and
@@ -37,6 +37,7 @@ import pytest
 
 from adapters.local_signer import LocalKeyFileSigner
 from adapters.sqlite_eventlog import SqliteEventLog
+from adapters.sqlite_ledgerstore import SqliteLedgerStore
 from audit import leaf
 from audit.merkle import leaf_hash, range_root, verify_consistency, verify_inclusion
 from benchmarks.conftest import Report
@@ -44,7 +45,6 @@ from core.ports.eventlog import Record
 from domain.envelope import Envelope
 from ledger.leaves import LeafEncoder
 from ledger.service import Ledger, LedgerConfig
-from ledger.store import LedgerStore
 from ledger.tree import TreeBuilder
 from ledger.verify import verify_ledger
 
@@ -134,7 +134,7 @@ def test_append_and_sync(world: tuple[SqliteEventLog, Path], report: Report) -> 
     signer = LocalKeyFileSigner(root / "keys" / "ledger.key", "bench/ledger")
     ledger = Ledger(
         log,
-        LedgerStore(root / "ledger.sqlite"),
+        SqliteLedgerStore(root / "ledger.sqlite"),
         signer,
         LedgerConfig(origin="bench/ledger", checkpoint_every_leaves=10_000),
     )
@@ -159,7 +159,7 @@ def _pcts(samples: list[float]) -> tuple[float, float]:
 
 
 def test_proofs_from_the_sqlite_store(tmp_path: Path, report: Report) -> None:
-    store = LedgerStore(tmp_path / "proofs.sqlite")
+    store = SqliteLedgerStore(tmp_path / "proofs.sqlite")
     builder = TreeBuilder()
     t0 = time.perf_counter()
     step = 1 << 18
@@ -168,7 +168,7 @@ def test_proofs_from_the_sqlite_store(tmp_path: Path, report: Report) -> None:
         stop = min(PROOF_LEAVES, start + step)
         packed = b"".join([leaf_hash(seed + i.to_bytes(8, "big")) for i in range(start, stop)])
         with store.write() as conn:
-            store.insert(conn, [], builder.append(packed))
+            conn.append([], builder.append(packed))
     label = f"{PROOF_LEAVES // 1_000_000}M" if PROOF_LEAVES >= 1_000_000 else str(PROOF_LEAVES)
     group = f"store proofs {label}"
     report.add(

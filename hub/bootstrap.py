@@ -170,11 +170,28 @@ def build_ingest(
 def build_ledger(
     settings: Settings, event_log: EventLog, registry: SchemaRegistry, publisher: Publisher
 ) -> Ledger:
-    """The audit ledger: SQLite store, local key-file signer, write-once witness folder."""
+    """The audit ledger: its store (SQLite or PostgreSQL), local key-file signer, witness."""
     from adapters.local_objectstore import LocalObjectStore
     from adapters.local_signer import LocalKeyFileSigner
+    from core.ports.ledgerstore import LedgerStore
     from ledger.service import LedgerConfig
-    from ledger.store import LedgerStore
+
+    store: LedgerStore
+    if settings.ledger_store == "postgres":
+        from adapters.postgres_ledgerstore import PostgresLedgerStore
+
+        if not settings.ledger_postgres_url:
+            raise ConfigError(
+                "HUB_LEDGER_STORE=postgres needs HUB_LEDGER_POSTGRES_URL (for example "
+                "postgresql://hub:hub@127.0.0.1:15432/hub); set it or use HUB_LEDGER_STORE=sqlite."
+            )
+        store = PostgresLedgerStore(
+            settings.ledger_postgres_url, schema=settings.ledger_postgres_schema
+        )
+    else:
+        from adapters.sqlite_ledgerstore import SqliteLedgerStore
+
+        store = SqliteLedgerStore(settings.ledger_path)
 
     config = LedgerConfig(
         origin=settings.ledger_origin,
@@ -185,7 +202,7 @@ def build_ledger(
     )
     return Ledger(
         event_log,
-        LedgerStore(settings.ledger_path),
+        store,
         LocalKeyFileSigner(settings.ledger_key_path, settings.ledger_origin),
         config,
         witness=LocalObjectStore(settings.witness_dir) if settings.ledger_witness else None,

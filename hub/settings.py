@@ -120,6 +120,21 @@ class Settings(BaseSettings):
     ledger_sync_batch: int = Field(
         default=50_000, ge=1, description="Most leaves appended per ledger transaction."
     )
+    ledger_store: Literal["sqlite", "postgres"] = Field(
+        default="sqlite",
+        description="LedgerStore adapter: ledger.sqlite in data_dir, or PostgreSQL (distributed).",
+    )
+    ledger_postgres_url: str = Field(
+        default="",
+        description="PostgreSQL URL of the ledger when ledger_store is postgres "
+        "(postgresql://user:pass@host:port/db; `bash infra/postgres.sh url` prints one).",
+    )
+    ledger_postgres_schema: str = Field(
+        default="hub_ledger",
+        pattern=r"^[a-z_][a-z0-9_]{0,62}$",
+        description="PostgreSQL schema holding the ledger's tables (one per hub on a shared "
+        "database).",
+    )
     ledger_witness: bool = Field(
         default=True, description="Copy checkpoints to the write-once witness folder."
     )

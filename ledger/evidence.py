@@ -35,13 +35,13 @@ from typing import TYPE_CHECKING, Any
 from audit import bundle
 from audit import leaf as leaf_format
 from core.errors import InvalidInput
+from core.ports.ledgerstore import StoredCheckpoint
 from ledger import controls as soc2
 from ledger.errors import CheckpointNotFound, LedgerIntegrityError
 from ledger.populations import Describer, ingest_counts, tally
 from ledger.report import checkpoint_summary, checkpoints_csv, population_csv, render
 from ledger.report_pdf import render_pdf
 from ledger.service import Ledger, entry_fields
-from ledger.store import StoredCheckpoint
 
 if TYPE_CHECKING:
     from ingest.publish import EventReader

@@ -348,13 +348,7 @@ def _registry_json(raw: bytes | None) -> dict[str, Any]:
 
 def ingest_counts(ledger: Ledger, since_ms: int, until_ms: int) -> dict[str, int]:
     """Records appended per topic in ``[since_ms, until_ms)`` (log time), from the ledger."""
-    with ledger.store.read() as conn:
-        rows = conn.execute(
-            "SELECT topic, count(*) FROM leaves WHERE ts_ms >= ? AND ts_ms < ? GROUP BY topic "
-            "ORDER BY topic",
-            (since_ms, until_ms),
-        ).fetchall()
-    return {str(t): int(n) for t, n in rows}
+    return ledger.store.count_by_topic(since_ms, until_ms)
 
 
 def tally(entries: Sequence[Mapping[str, Any]]) -> dict[str, int]:

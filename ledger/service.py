@@ -34,7 +34,6 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -47,11 +46,11 @@ from audit.merkle import range_root
 from audit.note import GENESIS_PREV, checkpoint_hash, format_checkpoint
 from core.errors import HubError
 from core.ports.eventlog import EventLog, RecordMetadata, StoredRecord
+from core.ports.ledgerstore import LeafRow, LedgerStore, LedgerWrite, StoredCheckpoint
 from core.ports.objectstore import ObjectStore
 from core.ports.signer import Signer
 from ledger.errors import CheckpointNotFound, EntryNotFound, InvalidRange
 from ledger.leaves import H_ACTION, H_SUBJECT, LeafEncoder
-from ledger.store import LeafRow, LedgerStore, StoredCheckpoint
 from ledger.tree import TreeBuilder
 
 if TYPE_CHECKING:
@@ -139,17 +138,17 @@ def entry_fields(row: LeafRow, record: StoredRecord | None) -> dict[str, Any]:
     return out
 
 
-class _ConnReader:
-    """NodeReader over one connection, uncached (inside a write transaction)."""
+class _TxnReader:
+    """NodeReader over one write transaction, uncached."""
 
-    def __init__(self, store: LedgerStore, conn: sqlite3.Connection) -> None:
-        self._store, self._conn = store, conn
+    def __init__(self, txn: LedgerWrite) -> None:
+        self._txn = txn
         self._last: tuple[tuple[int, int], bytes] | None = None
 
     def node(self, level: int, index: int) -> bytes:
         key = (level, index >> 8)
         if self._last is None or self._last[0] != key:
-            self._last = (key, self._store.chunk(self._conn, *key))
+            self._last = (key, self._txn.chunk(*key))
         data = self._last[1]
         off = (index & 255) * 32
         if off + 32 > len(data):
@@ -212,7 +211,7 @@ class Ledger:
                         cp = self._checkpoint_if_due(conn, force_checkpoint)
                         if cp is not None:
                             new_cps.append(cp)
-                        result.size = self.store.size(conn)
+                        result.size = conn.size()
                         break
             self._witness(new_cps)
             result.checkpoints = [c.size for c in new_cps]
@@ -220,13 +219,13 @@ class Ledger:
 
     def _sync_batch(
         self,
-        conn: sqlite3.Connection,
+        conn: LedgerWrite,
         ends: Mapping[str, Mapping[int, int]],
         new_cps: list[StoredCheckpoint],
     ) -> int:
         # 1. state inside the transaction
-        size = self.store.size(conn)
-        positions = self.store.positions(conn)
+        size = conn.size()
+        positions = conn.positions()
         # 2. records up to the snapshot, in the ordering rule's order
         budget = self.config.sync_batch
         records: list[StoredRecord] = []
@@ -269,11 +268,11 @@ class Ledger:
                 strict=True,
             )
         )
-        builder = TreeBuilder(size, lambda lv, ch: self.store.chunk(conn, lv, ch))
+        builder = TreeBuilder(size, conn.chunk)
         chunks = builder.append(b"".join(hashes))
         # 3. leaves and nodes; 4. positions
-        self.store.insert(conn, rows, chunks)
-        self.store.set_positions(conn, moved)
+        conn.append(rows, chunks)
+        conn.set_positions(moved)
         # 5. checkpoints at every multiple of N crossed by this batch
         n = self.config.checkpoint_every_leaves
         new_size = size + len(records)
@@ -283,9 +282,9 @@ class Ledger:
                 new_cps.append(cp)
         return len(records)
 
-    def _checkpoint_if_due(self, conn: sqlite3.Connection, force: bool) -> StoredCheckpoint | None:
-        size = self.store.size(conn)
-        last = self.store.latest_checkpoint_in(conn)
+    def _checkpoint_if_due(self, conn: LedgerWrite, force: bool) -> StoredCheckpoint | None:
+        size = conn.size()
+        last = conn.latest_checkpoint()
         if size == 0 or (last is not None and last.size >= size):
             return None
         elapsed_ms = (self._clock_us() - (last.time_us if last else 0)) / 1000
@@ -293,11 +292,11 @@ class Ledger:
             return self._make_checkpoint(conn, size)
         return None
 
-    def _make_checkpoint(self, conn: sqlite3.Connection, size: int) -> StoredCheckpoint | None:
-        prev = self.store.latest_checkpoint_in(conn)
+    def _make_checkpoint(self, conn: LedgerWrite, size: int) -> StoredCheckpoint | None:
+        prev = conn.latest_checkpoint()
         if prev is not None and prev.size >= size:
             return None
-        root = range_root(_ConnReader(self.store, conn), 0, size)
+        root = range_root(_TxnReader(conn), 0, size)
         now = max(self._clock_us(), prev.time_us if prev else 0)  # times never go back
         text = format_checkpoint(
             self.config.origin,
@@ -308,7 +307,7 @@ class Ledger:
         )
         note = self.signer.sign_note(text)
         cp = StoredCheckpoint(size, root, now, note, checkpoint_hash(note))
-        self.store.add_checkpoint(conn, cp)
+        conn.add_checkpoint(cp)
         return cp
 
     def _witness(self, cps: list[StoredCheckpoint]) -> None:
@@ -343,8 +342,7 @@ class Ledger:
         except HubError as exc:
             log.error("ledger sync before an acknowledgement failed: %s", exc.message)
             return {"covered": False, "status": "pending", "reason": exc.message}
-        with self.store.read() as conn:
-            positions = self.store.positions(conn)
+        positions = self.store.positions()
         covered = all(positions.get((m.topic, m.partition), 0) > m.offset for m in appended)
         if covered:
             return {"covered": True, "tree_size": size}

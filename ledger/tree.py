@@ -5,7 +5,7 @@ Layout: every *perfect* node of the RFC 9162 tree is stored, by level (0 = leaf 
 (c + 1) * 256)`` of that level back to back, 32 bytes each (8 KiB when full). Perfect nodes never
 change, so a full chunk never changes either; only the right-most chunk of each level grows, and
 it is rewritten in place as the tree grows. An inclusion proof at 10M leaves touches 24 levels:
-at most 24 chunks (cached by readers, all read in one query by ``LedgerStore``), O(log n).
+at most 24 chunks (cached by readers, all read in one call by the ``LedgerStore`` port), O(log n).
 
 :class:`TreeBuilder` keeps the right edge (each level's partial chunk) and turns a batch of
 leaf hashes into the chunks to write: each new parent is hashed exactly once, level by level,
@@ -20,13 +20,12 @@ import hashlib
 from collections.abc import Callable
 
 from audit.merkle import HASH_SIZE
+from core.ports.ledgerstore import CHUNK, Chunk
 
-CHUNK = 256
+__all__ = ["CHUNK", "CHUNK_BYTES", "Chunk", "TreeBuilder", "edge_chunks"]
+
 CHUNK_BYTES = CHUNK * HASH_SIZE
 _sha256 = hashlib.sha256
-
-Chunk = tuple[int, int, bytes]
-"""(level, chunk index, packed node hashes)."""
 
 
 def edge_chunks(size: int) -> list[tuple[int, int, int]]:

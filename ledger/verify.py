@@ -236,8 +236,7 @@ def _verify_removals(ledger: Ledger, report: VerifyReport) -> None:
 def _verify_pending(ledger: Ledger, report: VerifyReport, now_ms: int) -> None:
     """7. Records not on the ledger for longer than ``max_pending_ms`` fail."""
     bound = ledger.config.max_pending_ms
-    with ledger.store.read() as conn:
-        positions = ledger.store.positions(conn)
+    positions = ledger.store.positions()
     for t in ledger.log.topics():
         for part, end in sorted(ledger.log.end_offsets(t.name).items()):
             pos = positions.get((t.name, part), 0)
@@ -276,8 +275,7 @@ def _verify_leaves_and_tree(ledger: Ledger, report: VerifyReport) -> bool:
 
     def check_chunk(level: int, chunk: int, data: bytes) -> Problem | None:
         try:
-            with store.read() as conn:
-                stored = store.chunk(conn, level, chunk)
+            stored = store.read_chunk(level, chunk)
         except IndexError:
             stored = b""
         if stored == data:
@@ -416,8 +414,7 @@ def _verify_leaves_and_tree(ledger: Ledger, report: VerifyReport) -> bool:
         )
         return False
     # 3. positions
-    with store.read() as conn:
-        positions = store.positions(conn)
+    positions = store.positions()
     ends: dict[str, dict[int, int]] = {}
     for tp, pos in sorted(positions.items()):
         want_pos = last.get(tp, -1) + 1

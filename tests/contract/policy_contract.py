@@ -17,10 +17,11 @@ import pytest
 from core.decisioncache import DecisionCache
 from core.policybundle import PolicyBundle
 from core.ports.policy import Decision, Principal
-from governance.policycases import NOW, all_cases, request
+from governance.policycases import NOW, all_cases, request, role_table_cases
 
 SHIPPED = PolicyBundle.from_dir()
 CASES = all_cases(SHIPPED)
+ROLE_CASES = role_table_cases(SHIPPED)
 
 
 def _reference() -> Any:
@@ -29,8 +30,50 @@ def _reference() -> Any:
     return RegoPolicyEngine(SHIPPED)
 
 
-class PolicyEngineContract:
-    """Not collected itself (no ``Test`` prefix); subclass it once per adapter."""
+def decide_case(engine: Any, case: Any) -> Decision:
+    """A case's input asked through the port's ``decide()``."""
+    p = case.input["principal"]
+    principal = Principal(p["id"], frozenset(p["roles"]), p["tenant"], p["attributes"])
+    d: Decision = engine.decide(
+        principal, case.input["action"], case.input["resource"], case.input["context"]
+    )
+    return d
+
+
+class PolicyPortContract:
+    """Every PolicyEngine adapter. Not collected itself (no ``Test`` prefix)."""
+
+    @pytest.mark.parametrize("case", ROLE_CASES, ids=[c.name for c in ROLE_CASES])
+    def test_role_table(self, engine: Any, case: Any) -> None:
+        d = decide_case(engine, case)
+        assert isinstance(d, Decision) and d.allow == case.allow, d
+        assert d.reason == case.reason, d
+
+    def test_denies_for_every_role(self, engine: Any) -> None:
+        """Each role is denied something (admin: an unknown action), with a reason naming it."""
+        for role in SHIPPED.hub_data["roles"]:
+            p = Principal(f"p-{role}", frozenset({role}), "acme")
+            denied = [
+                a
+                for a in SHIPPED.hub_data["actions"]
+                if a not in SHIPPED.hub_data["role_actions"][role]
+            ] or ["no.such.action"]
+            d = engine.decide(p, denied[0], "r")
+            assert not d.allow and d.reason and denied[0] in d.reason, (role, d)
+
+    def test_no_role_no_access(self, engine: Any) -> None:
+        nobody = Principal("nobody", frozenset(), "acme")
+        for action in SHIPPED.hub_data["actions"]:
+            assert not engine.decide(nobody, action, "topics/trades").allow, action
+
+    def test_the_version_is_stable(self, engine: Any) -> None:
+        ann = Principal("ann", frozenset({"analyst"}), "acme")
+        a, b = engine.decide(ann, "event.read", "r"), engine.decide(ann, "no.such", "r")
+        assert a.policy_version and a.policy_version == b.policy_version
+
+
+class PolicyEngineContract(PolicyPortContract):
+    """The bundle engines (Rego, OPA). Not collected itself; subclass it once per adapter."""
 
     @pytest.fixture(scope="class")
     @classmethod
@@ -61,18 +104,6 @@ class PolicyEngineContract:
         }
         assert engine.decide(ann, "event.publish", "t", {"grants": [grant]}).allow
         assert not engine.decide(ann, "event.publish", "t", {"grants": [grant], "now": 2**62}).allow
-
-    def test_denies_for_every_role(self, engine: Any) -> None:
-        """Each role is denied something (admin: an unknown action), with a reason naming it."""
-        for role in SHIPPED.hub_data["roles"]:
-            p = Principal(f"p-{role}", frozenset({role}), "acme")
-            denied = [
-                a
-                for a in SHIPPED.hub_data["actions"]
-                if a not in SHIPPED.hub_data["role_actions"][role]
-            ] or ["no.such.action"]
-            d = engine.decide(p, denied[0], "r")
-            assert not d.allow and d.reason and denied[0] in d.reason, (role, d)
 
     def test_broken_engine_denies_with_a_reason(self, broken_engine: Any) -> None:
         ann = Principal("ann", frozenset({"admin"}), "acme")

@@ -38,7 +38,7 @@ from registry.service import SCHEMAS_TOPIC
 from tests.contract import test_eventlog_kafka as kafka_contract
 from tests.contract.eventlog_contract import Reopen
 from tests.contract.test_eventlog_kafka import kafka_bootstrap
-from tests.integration.conftest import _serve
+from tests.service.conftest import _serve
 
 pytestmark = pytest.mark.integration
 

@@ -18,11 +18,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from adapters.sqlite_ledgerstore import SqliteLedgerStore
 from audit import leaf
 from audit.merkle import inclusion_proof, leaf_hash, range_root
 from core.ports.eventlog import StoredRecord
 from ledger.leaves import LeafEncoder, query_column_batch, query_columns
-from ledger.store import LedgerStore
 from ledger.tree import TreeBuilder
 
 NAMES = ["ce_source", "ce_type", "hub_action", "ce_subject", "ce_tenant", "ce_id", "x-é", "%s"]
@@ -185,13 +185,13 @@ def test_sync_path_leaves_and_roots_equal_the_reference_tree(tmp_path: Path) -> 
     ]
     want = [leaf_hash(reference(r)) for r in recs]
     enc = LeafEncoder()
-    store = LedgerStore(tmp_path / "l.sqlite")
+    store = SqliteLedgerStore(tmp_path / "l.sqlite")
     size = 0
     for k in range(0, len(recs), 377):
         hashes, _ = enc.encode(recs[k : k + 377])
         with store.write() as conn:
-            b = TreeBuilder(size, lambda lv, c, conn=conn: store.chunk(conn, lv, c))  # type: ignore[misc]
-            store.insert(conn, [], b.append(b"".join(hashes)))
+            b = TreeBuilder(size, conn.chunk)
+            conn.append([], b.append(b"".join(hashes)))
         size += len(hashes)
     from audit.merkle import root_from_leaf_hashes
 
@@ -231,11 +231,9 @@ def test_log_shaped_batches_take_the_templated_path(monkeypatch: pytest.MonkeyPa
 
 
 def test_store_proofs_keep_the_reference_errors(tmp_path: Path) -> None:
-    store = LedgerStore(tmp_path / "l.sqlite")
+    store = SqliteLedgerStore(tmp_path / "l.sqlite")
     with store.write() as conn:
-        store.insert(
-            conn, [], TreeBuilder().append(b"".join(leaf_hash(b"%d" % i) for i in range(5)))
-        )
+        conn.append([], TreeBuilder().append(b"".join(leaf_hash(b"%d" % i) for i in range(5))))
     with pytest.raises(ValueError):
         store.inclusion_proof(5, 5)
     with pytest.raises(ValueError):

@@ -17,7 +17,7 @@ from core.avro import serde
 from domain.catalog import schema_text
 from hub.api.app import create_app
 from hub.bootstrap import Hub
-from tests.integration.accounts import open_accounts
+from tests.service.accounts import open_accounts
 
 T = {
     "trade_id": "T-1",

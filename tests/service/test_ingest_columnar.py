@@ -28,7 +28,7 @@ from hub.settings import load_settings
 from ingest.columnar import re2_pattern
 from ingest.files import publish_file
 from ingest.quarantine import decode_entry
-from tests.integration.accounts import open_accounts
+from tests.service.accounts import open_accounts
 
 VOLATILE = {"ce_id", "ce_correlationid", "ce_time"}
 RECEIPT = re.compile(r"at receipt \([^)]*\)")

@@ -16,7 +16,7 @@ from core.errors import Retryable
 from hub.bootstrap import Hub
 from ingest.db import DbConnector, DbSourceConfig
 from ingest.httppull import HttpPullConfig, HttpPullConnector
-from tests.integration.accounts import open_accounts
+from tests.service.accounts import open_accounts
 
 T = {
     "account_id": "ACC-1",

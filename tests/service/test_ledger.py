@@ -16,6 +16,7 @@ from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
 from adapters.sqlite_eventlog import _decode_batch, _encode_batch
+from adapters.sqlite_ledgerstore import SqliteLedgerStore
 from audit.merkle import verify_consistency, verify_inclusion
 from audit.note import GENESIS_PREV, checkpoint_hash, open_checkpoint, parse_verifier_key
 from core.events import OutgoingEvent
@@ -24,7 +25,6 @@ from hub.bootstrap import Hub, bootstrap
 from hub.cli import main
 from hub.settings import load_settings
 from ledger.service import Ledger, LedgerConfig
-from ledger.store import LedgerStore
 from tests.cli_keys import admin_args
 
 REPO = Path(__file__).resolve().parents[2]
@@ -94,7 +94,7 @@ def test_ordering_rule_and_determinism(tmp_path: Path, hub: Hub) -> None:
     for name, batch in (("a", 7), ("b", 1000)):
         other = Ledger(
             hub.log,
-            LedgerStore(tmp_path / f"{name}.sqlite"),
+            SqliteLedgerStore(tmp_path / f"{name}.sqlite"),
             hub.ledger.signer,
             LedgerConfig(checkpoint_every_leaves=5, sync_batch=batch),
         )
@@ -114,7 +114,7 @@ def test_checkpoints_by_count_and_by_time(tmp_path: Path) -> None:
     try:
         ledger = Ledger(
             h.log,
-            LedgerStore(tmp_path / "l.sqlite"),
+            SqliteLedgerStore(tmp_path / "l.sqlite"),
             h.ledger.signer,
             LedgerConfig(
                 origin=h.settings.ledger_origin,

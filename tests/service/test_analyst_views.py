@@ -360,29 +360,6 @@ def test_same_types_in_every_store_and_format(tmp_path):
         h.close()
 
 
-@pytest.mark.integration
-def test_same_types_on_postgresql(tmp_path):
-    """Item 13 on the distributed transactional store: PostgreSQL answers like SQLite."""
-    from adapters.sqlalchemy_views import SqlAlchemyViewStore
-    from tests.contract.test_views_sqlalchemy import fresh_schema
-    from tests.infra import postgres_url
-
-    url = postgres_url("the PostgreSQL type test")
-    h = make_hub(tmp_path / "d")
-    try:
-        h.publisher.publish("payments", _payments(), producer="t", tenant="acme")
-        h.projections.run(["payments"])
-        sqlite = h.projections.query(h.policy, OPERATOR, TYPE_SQL, "transactional")
-        for kwargs in fresh_schema(url):
-            pg = SqlAlchemyViewStore(url, **kwargs)
-            try:
-                assert_same_everywhere(sqlite, folded_elsewhere(h, pg))
-            finally:
-                pg.close()
-    finally:
-        h.close()
-
-
 def replace_source(g: ViewGrant, target: Target) -> ViewGrant:
     from dataclasses import replace
 

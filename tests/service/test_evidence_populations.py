@@ -220,7 +220,7 @@ def test_pdf_report_and_checkpoint_summary(exported: dict[str, Any], tmp_path: P
     r = hub_verify("bundle", str(exported["pack"]), "--public-key", str(exported["pub"]))
     assert r.returncode == 0, r.stderr
     # ... and so does a copy of audit/ alone, run as a script (`python3 -I`).
-    from tests.integration.test_ledger_lookup import standalone_python
+    from tests.service.test_ledger_lookup import standalone_python
 
     shutil.copytree(REPO / "audit", tmp_path / "auditor" / "audit")
     r = subprocess.run(

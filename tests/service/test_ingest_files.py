@@ -17,7 +17,7 @@ from hub.cli import main
 from ingest.files import FileUnreadable, publish_file
 from ingest.quarantine import decode_entry, entries
 from tests.cli_keys import admin_args
-from tests.integration.accounts import open_accounts
+from tests.service.accounts import open_accounts
 
 T = {
     "trade_id": "T-1",

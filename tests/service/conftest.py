@@ -1,4 +1,4 @@
-"""Integration fixtures: the Schema Registry API served over real HTTP (uvicorn in a thread).
+"""Service-test fixtures: the Schema Registry API served over real HTTP (uvicorn in a thread).
 
 ``start_registry(data_dir)`` serves one app on a free 127.0.0.1 port and returns a
 ``RegistryServer``. Two apps can be served, chosen by ``APP_KIND`` (the environment variable

@@ -28,7 +28,7 @@ from ingest.files import FileUnreadable, file_digest, publish_file, watch_once
 from ingest.httppull import ConnectorFailed, HttpPullConfig, HttpPullConnector
 from ingest.quarantine import entries, replay
 from tests.cli_keys import admin_args
-from tests.integration.accounts import open_accounts
+from tests.service.accounts import open_accounts
 
 T = {
     "trade_id": "T-1",

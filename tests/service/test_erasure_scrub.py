@@ -16,7 +16,7 @@ from core.projection import Column, Projection, Table
 from governance.erasure import scrub_plan
 from hub.bootstrap import Hub
 from projections.catalog import ACCOUNTS, PAYMENTS, by_name
-from tests.integration.test_erasure import ALICE, BOB, NOW, initiated, load, secrets, views_text
+from tests.service.test_erasure import ALICE, BOB, NOW, initiated, load, secrets, views_text
 
 OPERATOR = Principal("ops", frozenset({"admin"}))  # a service-level caller in tests
 

@@ -1,0 +1,323 @@
+"""LedgerStore: the port that keeps the audit ledger's leaves, tree hashes and checkpoints.
+
+Adapters: ``adapters.sqlite_ledgerstore.SqliteLedgerStore`` (one SQLite file in the data
+folder, the embedded default) and ``adapters.postgres_ledgerstore.PostgresLedgerStore`` (the
+distributed footprint). The ledger service (``ledger.service``) computes every hash; a store only
+keeps what it is given and hands it back. It knows no SQL shape: an adapter may keep the tree as
+rows, files or C2SP tiles.
+
+What is stored
+- Leaves: one :data:`LeafRow` per leaf, dense indexes from 0: the log record's (topic,
+  partition, offset), its log timestamp, the query columns (actor, action, resource, tenant:
+  conveniences, recomputed by ``hub ledger verify``) and the 32-byte leaf hash.
+- Tree hashes: every *perfect* node of the RFC 9162 tree, handed over and read back in *chunks*
+  (:data:`Chunk`): ``CHUNK`` (256) consecutive nodes of one level, 32 bytes each, back to back.
+  Only a level's right-most chunk grows; a node once stored never changes.
+- Positions: per (topic, partition) the next log offset the ledger will read.
+- Checkpoints: per tree size the root, time, signed note bytes and ``checkpoint_hash``.
+
+Contract (``tests/contract/ledgerstore_contract.py`` runs it against every adapter)
+- Every change happens inside :meth:`LedgerStore.write`: leaves, chunks, positions and
+  checkpoints of one ``write()`` block commit together, or none of them does (an exception
+  inside the block rolls all back). Two writers, in one process or in two, MUST serialize: the
+  second's block starts after the first committed and sees its state. A writer that cannot get
+  the store in time raises ``StorageBusy``.
+- Readers see committed state only, never a half-written block.
+- ``append`` refuses a leaf index that is already stored (``HubError``); leaf indexes are the
+  caller's to keep dense (``size()`` is one past the largest index).
+- Chunks: ``read_chunks`` returns the stored bytes of each chunk asked for that exists, and
+  omits the others; ``write`` replaces a chunk's bytes (the right edge grows).
+- ``checkpoints`` come back ordered by size; adding a second checkpoint of one size is refused.
+- ``query`` filters are ANDed, results in index order from ``after + 1``, at most ``limit``.
+"""
+
+from __future__ import annotations
+
+import abc
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import TypeVar
+
+from audit.merkle import HASH_SIZE, NodeReader, consistency_proof, inclusion_proof, range_root
+
+CHUNK = 256
+"""Nodes per chunk (one level's nodes ``[c * 256, (c + 1) * 256)``)."""
+
+Chunk = tuple[int, int, bytes]
+"""(level, chunk index, packed node hashes)."""
+
+LeafRow = tuple[int, str, int, int, int, str | None, str | None, str | None, str | None, bytes]
+"""(idx, topic, part, off, ts_ms, actor, action, resource, tenant, leaf_hash)."""
+
+Positions = dict[tuple[str, int], int]
+"""(topic, partition) -> the next log offset the ledger reads."""
+
+_R = TypeVar("_R")
+
+
+@dataclass(frozen=True, slots=True)
+class StoredCheckpoint:
+    size: int
+    root: bytes
+    time_us: int
+    note: bytes
+    hash: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class LeafQuery:
+    """Filters of :meth:`LedgerStore.query` (each one given is ANDed)."""
+
+    actor: str | None = None
+    action: str | None = None
+    resource: str | None = None
+    topic: str | None = None
+    since_ms: int | None = None
+    until_ms: int | None = None
+    topics: tuple[str, ...] | None = None
+
+
+class LedgerWrite(abc.ABC):
+    """One write transaction of a :class:`LedgerStore` (see :meth:`LedgerStore.write`).
+
+    Reads inside it see the transaction's own writes and the state committed before it began.
+    """
+
+    @abc.abstractmethod
+    def size(self) -> int:
+        """The number of leaves (one past the largest index), 0 when empty."""
+
+    @abc.abstractmethod
+    def positions(self) -> Positions: ...
+
+    @abc.abstractmethod
+    def chunk(self, level: int, chunk: int) -> bytes:
+        """A stored chunk's bytes; IndexError when there is none."""
+
+    @abc.abstractmethod
+    def append(self, rows: Sequence[LeafRow], chunks: Iterable[Chunk]) -> None:
+        """Add leaf rows and store (insert or replace) the chunks that changed."""
+
+    @abc.abstractmethod
+    def set_positions(self, positions: Positions) -> None:
+        """Insert or update the positions given (others stay)."""
+
+    @abc.abstractmethod
+    def add_checkpoint(self, cp: StoredCheckpoint) -> None: ...
+
+    @abc.abstractmethod
+    def latest_checkpoint(self) -> StoredCheckpoint | None: ...
+
+
+class _Recorder:
+    """A NodeReader that records what is asked (and answers zeros): a proof's dry run."""
+
+    def __init__(self) -> None:
+        self.keys: list[tuple[int, int]] = []
+
+    def node(self, level: int, index: int) -> bytes:
+        self.keys.append((level, index))
+        return bytes(HASH_SIZE)
+
+
+class _Nodes:
+    """A NodeReader over prefetched nodes."""
+
+    def __init__(self, nodes: dict[tuple[int, int], bytes]) -> None:
+        self._nodes = nodes
+
+    def node(self, level: int, index: int) -> bytes:
+        got = self._nodes.get((level, index))
+        if got is None:
+            raise IndexError(f"node ({level}, {index}) is not stored yet.")
+        return got
+
+
+class LedgerStore(abc.ABC):
+    """Leaves, tree hashes, positions and checkpoints of one ledger. Thread-safe.
+
+    Adapters implement the abstract methods; node reads, proofs and roots are built here on
+    :meth:`read_chunks`, through a chunk cache (LRU, ``chunk_cache`` chunks): a stored node never
+    changes, so a chunk, or the prefix of a partial right-edge chunk, read once stays valid.
+    A proof or root first runs over a recording reader to learn which nodes it needs (a proof's
+    shape depends on the sizes only), then reads every chunk not cached in ONE call.
+    """
+
+    def __init__(self, *, chunk_cache: int = 4096) -> None:
+        self._chunks: OrderedDict[tuple[int, int], bytes] = OrderedDict()
+        self._chunk_limit = chunk_cache
+        self._cache_lock = threading.Lock()
+
+    # -- writes ------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def write(self) -> AbstractContextManager[LedgerWrite]:
+        """One write transaction: committed on normal exit, rolled back on an exception."""
+
+    # -- state -------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def tree_size(self) -> int:
+        """The committed number of leaves."""
+
+    @abc.abstractmethod
+    def positions(self) -> Positions:
+        """The committed positions."""
+
+    # -- tree hashes -------------------------------------------------------------------------
+    @abc.abstractmethod
+    def read_chunks(self, keys: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        """The stored bytes of the chunks ``(level, chunk)`` asked for; absent ones omitted.
+
+        Uncached: always what the store holds now (``hub ledger verify`` relies on it).
+        """
+
+    @abc.abstractmethod
+    def iter_chunks(self) -> Iterator[Chunk]:
+        """Every stored chunk, by level then chunk index."""
+
+    def read_chunk(self, level: int, chunk: int) -> bytes:
+        """One stored chunk, uncached; IndexError when there is none."""
+        got = self.read_chunks([(level, chunk)]).get((level, chunk))
+        if got is None:
+            raise IndexError(f"no node chunk ({level}, {chunk}) in the ledger store.")
+        return got
+
+    def _cached(self, level: int, index: int) -> bytes | None:
+        key = (level, index // CHUNK)
+        data = self._chunks.get(key)
+        off = (index % CHUNK) * HASH_SIZE
+        if data is None or off + HASH_SIZE > len(data):
+            return None
+        with self._cache_lock:
+            if key in self._chunks:
+                self._chunks.move_to_end(key)
+        return data[off : off + HASH_SIZE]
+
+    def _cache(self, key: tuple[int, int], data: bytes) -> None:
+        with self._cache_lock:
+            self._chunks[key] = data
+            self._chunks.move_to_end(key)
+            while len(self._chunks) > self._chunk_limit:
+                self._chunks.popitem(last=False)
+
+    def clear_caches(self) -> None:
+        """Forget cached chunks (benchmarks: the uncached path)."""
+        with self._cache_lock:
+            self._chunks.clear()
+
+    def node(self, level: int, index: int) -> bytes:
+        """``NodeReader``: the perfect node ``(level, index)``; IndexError if not stored."""
+        got = self._cached(level, index)
+        if got is None:
+            got = self.nodes([(level, index)]).get((level, index))
+        if got is None:
+            raise IndexError(f"node ({level}, {index}) is not stored yet.")
+        return got
+
+    def nodes(self, keys: Iterable[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        """The stored perfect nodes among ``keys`` ((level, index) pairs); others absent.
+
+        Served from the chunk cache; every chunk missing is read in ONE ``read_chunks`` call.
+        """
+        out: dict[tuple[int, int], bytes] = {}
+        missing: dict[tuple[int, int], list[tuple[int, int]]] = {}
+        for key in keys:
+            got = self._cached(*key)
+            if got is None:
+                missing.setdefault((key[0], key[1] // CHUNK), []).append(key)
+            else:
+                out[key] = got
+        if not missing:
+            return out
+        for ckey, data in self.read_chunks(list(missing)).items():
+            self._cache(ckey, data)
+            for key in missing[ckey]:
+                off = (key[1] % CHUNK) * HASH_SIZE
+                if off + HASH_SIZE <= len(data):
+                    out[key] = data[off : off + HASH_SIZE]
+        return out
+
+    def inclusion_proof(self, index: int, size: int) -> list[bytes]:
+        """``audit.merkle.inclusion_proof`` over this store, its nodes read in one call."""
+        return self._prefetched(inclusion_proof, index, size)
+
+    def consistency_proof(self, size1: int, size2: int) -> list[bytes]:
+        """``audit.merkle.consistency_proof`` over this store, its nodes read in one call."""
+        return self._prefetched(consistency_proof, size1, size2)
+
+    def root(self, size: int) -> bytes:
+        """The root of the tree of ``size`` leaves (MTH), its nodes read in one call."""
+        return self._prefetched(range_root, 0, size)
+
+    def _prefetched(self, fn: Callable[[NodeReader, int, int], _R], a: int, b: int) -> _R:
+        wanted = _Recorder()
+        fn(wanted, a, b)
+        return fn(_Nodes(self.nodes(wanted.keys)), a, b)
+
+    # -- leaves ------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def leaf(self, index: int) -> LeafRow | None: ...
+
+    @abc.abstractmethod
+    def index_of(self, topic: str, partition: int, offset: int) -> int | None:
+        """The leaf index of a log record, or None if the ledger has not synced it yet."""
+
+    @abc.abstractmethod
+    def iter_leaves(self, start: int = 0, batch: int = 50_000) -> Iterator[list[LeafRow]]:
+        """All leaf rows from index ``start`` in index order, in batches."""
+
+    @abc.abstractmethod
+    def find(self, where: LeafQuery, *, after: int = -1, limit: int = 100) -> list[LeafRow]:
+        """Leaves matching every filter of ``where``, in index order, from index ``after + 1``."""
+
+    def query(
+        self,
+        *,
+        actor: str | None = None,
+        action: str | None = None,
+        resource: str | None = None,
+        topic: str | None = None,
+        since_ms: int | None = None,
+        until_ms: int | None = None,
+        topics: Sequence[str] | None = None,
+        after: int = -1,
+        limit: int = 100,
+    ) -> list[LeafRow]:
+        """:meth:`find` with keyword filters."""
+        where = LeafQuery(
+            actor,
+            action,
+            resource,
+            topic,
+            since_ms,
+            until_ms,
+            None if topics is None else (*topics,),
+        )
+        return self.find(where, after=after, limit=limit)
+
+    @abc.abstractmethod
+    def count_by_topic(self, since_ms: int, until_ms: int) -> dict[str, int]:
+        """Leaves per topic whose log time is in ``[since_ms, until_ms)``, by topic name."""
+
+    # -- checkpoints -------------------------------------------------------------------------
+    @abc.abstractmethod
+    def checkpoints(
+        self, *, min_size: int = 0, max_size: int | None = None
+    ) -> list[StoredCheckpoint]:
+        """Checkpoints with ``min_size <= size <= max_size``, ordered by size."""
+
+    def checkpoint(self, size: int) -> StoredCheckpoint | None:
+        got = self.checkpoints(min_size=size, max_size=size)
+        return got[0] if got else None
+
+    @abc.abstractmethod
+    def latest_checkpoint(self) -> StoredCheckpoint | None: ...
+
+    @abc.abstractmethod
+    def first_checkpoint_covering(self, index: int) -> StoredCheckpoint | None:
+        """The smallest checkpoint whose tree includes leaf ``index`` (size > index)."""
+
+    @abc.abstractmethod
+    def close(self) -> None: ...

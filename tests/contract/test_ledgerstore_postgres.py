@@ -1,0 +1,83 @@
+"""The LedgerStore contract against PostgreSQL (``adapters/postgres_ledgerstore.py``), on the
+cluster ``infra/postgres.sh`` runs (started when needed; skipped loudly locally, required under
+CI). Every test gets its own schema, dropped afterwards."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from core.errors import ConfigError, HubError
+from core.ports.ledgerstore import LedgerStore
+from tests import infra
+from tests.contract.ledgerstore_contract import LedgerStoreContract, Peer
+
+pytest.importorskip("psycopg")
+
+from adapters.postgres_ledgerstore import PostgresLedgerStore, libpq_url
+
+
+@pytest.fixture(scope="module")
+def pg_url() -> str:
+    return infra.postgres_url("the PostgreSQL LedgerStore contract")
+
+
+@pytest.fixture
+def schema() -> str:
+    return f"ledger_{uuid.uuid4().hex[:12]}"
+
+
+class TestPostgresLedgerStore(LedgerStoreContract):
+    @pytest.fixture
+    def store(self, pg_url: str, schema: str) -> Iterator[LedgerStore]:
+        s = PostgresLedgerStore(pg_url, schema=schema)
+        yield s
+        s.drop()
+        s.close()
+
+    @pytest.fixture
+    def peer(self, pg_url: str, schema: str, store: LedgerStore) -> Iterator[Peer]:
+        opened: list[LedgerStore] = []
+
+        def peer() -> LedgerStore:
+            opened.append(PostgresLedgerStore(pg_url, schema=schema))
+            return opened[-1]
+
+        yield peer
+        for s in opened:
+            s.close()
+
+
+def test_a_schema_with_another_ledger_version_is_refused(pg_url: str, schema: str) -> None:
+    s = PostgresLedgerStore(pg_url, schema=schema)
+    try:
+        with s._session() as conn:
+            conn.execute(f"UPDATE {schema}.meta SET value = '9' WHERE key = 'schema_version'")
+        with pytest.raises(HubError, match="holds a ledger of version 9, not 1"):
+            PostgresLedgerStore(pg_url, schema=schema)
+    finally:
+        s.drop()
+        s.close()
+
+
+def test_an_unreachable_server_is_a_clear_error() -> None:
+    with pytest.raises(HubError, match="HUB_LEDGER_POSTGRES_URL") as got:
+        PostgresLedgerStore("postgresql://hub:secret@127.0.0.1:1/hub")
+    assert "secret" not in got.value.message
+
+
+def test_sqlalchemy_urls_are_accepted() -> None:
+    assert libpq_url("postgresql+psycopg://a:b@h:1/d") == "postgresql://a:b@h:1/d"
+    assert libpq_url("postgresql://a@h/d") == "postgresql://a@h/d"
+
+
+def test_the_postgres_ledger_needs_its_url(tmp_path: Path) -> None:
+    from hub.bootstrap import bootstrap
+    from hub.settings import load_settings
+
+    settings = load_settings(environ={}, data_dir=tmp_path / "d", ledger_store="postgres")
+    with pytest.raises(ConfigError, match="HUB_LEDGER_POSTGRES_URL"):
+        bootstrap(settings)

@@ -13,6 +13,7 @@ from core.ports.policy import Principal
 from governance.erasure import erase
 from hub.api.deps import authorize, hub_of
 from hub.api.models import Erasure
+from hub.recovery import journal_erasure
 
 router = APIRouter(tags=["governance"])
 
@@ -26,4 +27,7 @@ class ErasureIn(BaseModel):
 def post_erasure(
     body: ErasureIn, request: Request, who: Principal = Depends(authorize("subject.erase"))
 ) -> dict[str, Any]:
-    return erase(hub_of(request), who, body.subject, body.reason).as_dict()
+    h = hub_of(request)
+    done = erase(h, who, body.subject, body.reason)
+    journal_erasure(h.settings, done)  # so that no restored backup brings the subject back
+    return done.as_dict()

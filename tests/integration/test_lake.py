@@ -5,6 +5,7 @@ records; PII never reaches the lake in plaintext."""
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 
 import chdb
@@ -102,3 +103,33 @@ def test_export_is_iceberg_readable_by_pyiceberg_and_clickhouse(
         "CSV",
     )
     assert str(got).strip() == "57,57"
+
+
+def test_export_to_s3(data: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.contract.test_objectstore_s3 import s3_settings
+
+    s3 = s3_settings()
+    prefix = f"lake-{uuid.uuid4().hex[:12]}"
+    for name, value in {
+        "HUB_OBJECT_STORE": "s3",
+        "HUB_S3_ENDPOINT": s3["endpoint"],
+        "HUB_S3_ACCESS_KEY": s3["access_key"],
+        "HUB_S3_SECRET_KEY": s3["secret_key"],
+        "HUB_S3_BUCKET": "hub-lake-tests",
+        "HUB_S3_PREFIX": prefix,
+    }.items():
+        monkeypatch.setenv(name, value)
+    publish(data, 0, 12)
+    out = export(data, "--topic", "accounts", "--no-views")
+    assert out["warehouse"] == f"s3://hub-lake-tests/{prefix}/lake"
+    catalog = open_catalog(
+        f"sqlite:///{data / 'lake' / 'catalog.sqlite'}",
+        str(out["warehouse"]),
+        {
+            "s3.endpoint": f"http://{s3['endpoint']}",
+            "s3.access-key-id": s3["access_key"],
+            "s3.secret-access-key": s3["secret_key"],
+            "s3.region": "us-east-1",
+        },
+    )
+    assert catalog.load_table("raw.accounts").scan().to_arrow().num_rows == 12

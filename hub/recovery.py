@@ -262,7 +262,10 @@ def restore(
             size_after = h.ledger.store.tree_size()
         finally:
             h.close()
-        staging.rename(target) if not target.exists() else _move_into(staging, target)  # 6
+        if target.exists():  # 6. an empty folder: move the contents in
+            _move_into(staging, target)
+        else:
+            staging.rename(target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

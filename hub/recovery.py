@@ -136,6 +136,7 @@ def backup(
         end_offsets=log_end_offsets,
         chunk_bytes=chunk_bytes,
         progress=progress,
+        exclude=(h.settings.objects_dir,),
     )
 
 
@@ -340,7 +341,7 @@ def drill(
     work = Path(tempfile.mkdtemp(prefix="hub-dr-", dir=scratch))
     try:
         copy = work / "primary"
-        for rel in data_files(h.settings.data_dir):  # 3
+        for rel in data_files(h.settings.data_dir, (h.settings.objects_dir,)):  # 3
             if (h.settings.data_dir / rel).exists():
                 snapshot_file(h.settings.data_dir / rel, copy / rel)
         copied = sum(f.stat().st_size for f in copy.rglob("*") if f.is_file())

@@ -325,13 +325,16 @@ def is_key_material(rel: str) -> bool:
     return rel.startswith("keys/") or rel.endswith(".key")
 
 
-def data_files(data_dir: Path) -> list[str]:
-    """The files a backup takes, relative and sorted (ledger first, see step 2)."""
+def data_files(data_dir: Path, exclude: tuple[Path, ...] = ()) -> list[str]:
+    """The files a backup takes, relative and sorted (ledger first, see step 2); folders in
+    ``exclude`` (a local object folder kept inside the data folder) are left out."""
     out = []
+    skip = {Path(e).resolve() for e in exclude}
     for dirpath, dirs, files in os.walk(data_dir):
         rel_dir = Path(dirpath).relative_to(data_dir)
         if not rel_dir.parts:
             dirs[:] = [d for d in dirs if d not in SKIP_DIRS]
+        dirs[:] = [d for d in dirs if (Path(dirpath) / d).resolve() not in skip]
         for name in files:
             if name.endswith(("-wal", "-shm", "-journal")) or name.startswith(".tmp-"):
                 continue
@@ -403,6 +406,7 @@ def create_backup(
     chunk_bytes: int = DEFAULT_CHUNK_BYTES,
     progress: Progress | None = None,
     scratch: Path | None = None,
+    exclude: tuple[Path, ...] = (),
 ) -> Manifest:
     """Back up ``data_dir`` into ``store`` (steps in the module docstring); the manifest."""
     say = progress or (lambda _msg: None)
@@ -416,7 +420,7 @@ def create_backup(
     uploaded = reused = chunk_count = 0
     with tempfile.TemporaryDirectory(prefix="hub-backup-", dir=scratch) as tmp:
         snap = Path(tmp)
-        for rel in data_files(data_dir):  # 2: ledger.sqlite first
+        for rel in data_files(data_dir, exclude):  # 2: ledger.sqlite first
             src, dst = data_dir / rel, snap / rel
             if not src.exists():
                 continue  # removed meanwhile (a temporary file)

@@ -79,3 +79,18 @@ def test_the_erasure_journal_keeps_the_first_entry(tmp_path: Path) -> None:
     assert not record_erasure(store, JournalEntry("ACC-1", 30, 9))
     assert record_erasure(store, JournalEntry("ACC-2", 10))
     assert erased_subjects(store) == [JournalEntry("ACC-2", 10), JournalEntry("ACC-1", 20, 7)]
+
+
+def test_a_backup_leaves_out_views_temporary_files_and_an_inner_object_folder(
+    tmp_path: Path,
+) -> None:
+    from storage.backup import data_files
+
+    for rel in ("log.sqlite", "log.sqlite-wal", "ledger.sqlite", "keys/ledger.key"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(b"x")
+    for rel in ("views/chdb/data.bin", "objects/backups/b/manifest.json", ".tmp-1"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(b"x")
+    got = data_files(tmp_path, (tmp_path / "objects",))
+    assert got == ["ledger.sqlite", "keys/ledger.key", "log.sqlite"]

@@ -55,7 +55,7 @@ def _progress(msg: str) -> None:
 
 @main.group()
 def backup() -> None:
-    """Backups of the data folder in the object store: kek, create, list, show, restore."""
+    """Backups of the data folder in the object store: kek, create, list, show, verify, restore."""
 
 
 @backup.command("kek")
@@ -130,6 +130,27 @@ def backup_show(obj: Ctx, backup_id: str) -> None:
             with obj.hub(install_domain=False) as h:
                 authorize(h, "backup.read", f"backup:{backup_id}")
         _echo(read_manifest(build_object_store(settings), backup_id)[0].as_dict())
+
+    run_safely(go)
+
+
+@backup.command("verify")
+@click.argument("backup_id", required=False)
+@kek_option
+@click.pass_obj
+def backup_verify(obj: Ctx, backup_id: str | None, kek_file: str | None) -> None:
+    """Check BACKUP_ID (default: the newest) without restoring: signature, sealed keys and every
+    chunk's SHA-256; exit 1 naming the first bad object."""
+    from hub.bootstrap import build_object_store
+    from storage.backup import check_backup, choose_backup
+
+    def go() -> None:
+        settings = _settings(obj)
+        if settings.log_path.exists():
+            with obj.hub(install_domain=False) as h:
+                authorize(h, "backup.read", "backups")
+        store = build_object_store(settings)
+        _echo(check_backup(store, choose_backup(store, backup_id), _kek(settings, kek_file)))
 
     run_safely(go)
 

@@ -149,7 +149,11 @@ def test_restore_of_the_demo_gives_the_same_ledger_root_and_projection_digests(
 @pytest.fixture
 def backed_up(env: dict[str, Path]) -> dict[str, Any]:
     publish_accounts(env["data"], ["ACC-9001", "ACC-9002"])
-    return backup_create(env)
+    made = backup_create(env)
+    r = run(*admin_args(env["data"]), "backup", "verify", made["id"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["ok"] is True
+    return made
 
 
 def test_one_changed_byte_fails_the_restore_naming_the_object(
@@ -165,6 +169,8 @@ def test_one_changed_byte_fails_the_restore_naming_the_object(
     path.chmod(0o644)
     path.write_bytes(bytes(data))
 
+    r = run(*admin_args(env["data"]), "backup", "verify")
+    assert r.exit_code == 1 and key in r.stderr
     r = run(*restore_args(env))
     assert r.exit_code == 1
     assert key in r.stderr and "backup_corrupt" in r.stderr

@@ -127,3 +127,23 @@ infra-up: infra-postgres-up
 
 infra-down: infra-postgres-down
 # ---- end infra: PostgreSQL -------------------------------------------------------------------------
+
+# ---- infra: S3-compatible object store (infra/s3.sh) ----------------------------------------------
+# versitygw (Apache-2.0) serving a folder on 127.0.0.1:19333 (HUB_S3_PORT), built from the Go module
+# proxy once (~5 min cold) and cached as ~/.cache/hub/bin/versitygw-<version>; `bash infra/s3.sh env`
+# prints the HUB_S3_* settings that reach it.
+.PHONY: infra-s3-up infra-s3-down infra-s3-build
+
+infra-s3-build:
+	bash infra/s3.sh build
+
+infra-s3-up:
+	bash infra/s3.sh start
+
+infra-s3-down:
+	bash infra/s3.sh stop
+
+infra-up: infra-s3-up
+
+infra-down: infra-s3-down
+# ---- end infra: S3 ---------------------------------------------------------------------------------

@@ -13,7 +13,13 @@ import tempfile
 from pathlib import Path
 
 from core.errors import HubError
-from core.ports.objectstore import ObjectExists, ObjectNotFound, ObjectStore, check_key
+from core.ports.objectstore import (
+    ObjectExists,
+    ObjectImmutable,
+    ObjectNotFound,
+    ObjectStore,
+    check_key,
+)
 
 
 class LocalObjectStore(ObjectStore):
@@ -79,11 +85,33 @@ class LocalObjectStore(ObjectStore):
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
 
+    def size(self, key: str) -> int:
+        try:
+            return self._path(key).stat().st_size
+        except FileNotFoundError:
+            raise ObjectNotFound(f"No object {key!r} in {self.root}.") from None
+
+    def delete(self, key: str) -> None:
+        path = self._path(key)
+        if self.write_once:
+            raise ObjectImmutable(
+                f"Object {key!r} is in the write-once store {self.root}; it cannot be deleted "
+                "through the hub."
+            )
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise HubError(f"Cannot delete object {key!r}: {exc}", code="objectstore_io") from exc
+
     def list(self, prefix: str = "") -> list[str]:
-        if not self.root.is_dir():
+        # Walk only the folder the prefix names (backups list manifests, not every chunk).
+        folder = self.root.joinpath(*prefix.split("/")[:-1]) if "/" in prefix else self.root
+        if ".." in prefix.split("/") or not folder.is_dir():
             return []
         out = []
-        for dirpath, _dirs, files in os.walk(self.root):
+        for dirpath, _dirs, files in os.walk(folder):
             rel = Path(dirpath).relative_to(self.root)
             for f in files:
                 if f.startswith(".tmp-"):

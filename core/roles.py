@@ -66,6 +66,10 @@ ACTIONS = (
     "case.open",
     "case.close",
     "case.read",
+    "backup.create",
+    "backup.read",
+    "backup.restore",
+    "lake.export",
 )
 
 ROLE_ACTIONS: Mapping[str, frozenset[str]] = {

@@ -21,6 +21,7 @@ from core.metrics import Metrics
 from core.policybundle import PolicyBundle
 from core.ports.eventlog import EventLog
 from core.ports.keystore import KeyStore
+from core.ports.objectstore import ObjectStore
 from core.ports.policy import PolicyEngine
 from core.ports.views import Target
 from core.projection import Projection
@@ -211,6 +212,33 @@ def build_ledger(
     )
 
 
+def build_object_store(settings: Settings, *, write_once: bool = True) -> ObjectStore:
+    """The ObjectStore the settings name (backups, the erasure journal, the cold tier, the
+    lake): write-once unless asked otherwise (the cold tier deletes what retention expires)."""
+    if settings.object_store == "s3":
+        from adapters.s3_objectstore import S3ObjectStore
+
+        return S3ObjectStore(
+            settings.s3_endpoint,
+            settings.s3_access_key,
+            settings.s3_secret_key.get_secret_value(),
+            settings.s3_bucket,
+            prefix=settings.s3_prefix,
+            secure=settings.s3_secure,
+            write_once=write_once,
+        )
+    from adapters.local_objectstore import LocalObjectStore
+
+    return LocalObjectStore(settings.objects_dir, write_once=write_once)
+
+
+def build_tiered_log(settings: Settings, hot: EventLog) -> EventLog:
+    """The hot log with reads below its beginning served from the cold tier's segments."""
+    from storage.tiering import ColdTier, TieredEventLog
+
+    return TieredEventLog(hot, ColdTier(build_object_store(settings, write_once=False)))
+
+
 def build_projections(
     settings: Settings,
     event_log: EventLog,
@@ -323,7 +351,8 @@ def bootstrap(settings: Settings | None = None, *, install_domain: bool = True) 
     """
     settings = settings or load_settings()  # 1
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    event_log = build_event_log(settings)  # 2
+    hot_log = build_event_log(settings)  # 2
+    event_log = build_tiered_log(settings, hot_log) if settings.cold_tier else hot_log
     registry = SchemaRegistry(
         event_log,
         settings.registry_compatibility,
@@ -344,7 +373,7 @@ def bootstrap(settings: Settings | None = None, *, install_domain: bool = True) 
     policy_store = PolicyStore(event_log, reader)
     policy = build_policy(settings, event_log, registry, publisher, policy_store, cases)
     ingest = build_ingest(event_log, registry, publisher, metrics, settings)
-    ledger = build_ledger(settings, event_log, registry, publisher)
+    ledger = build_ledger(settings, hot_log, registry, publisher)  # verifies the hot log
     governance = Governance(event_log, reader, publisher)  # 6
 
     def cut_expired(proj: Projection, target: Target, record: bool) -> object:

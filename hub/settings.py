@@ -182,10 +182,64 @@ class Settings(BaseSettings):
         default=True, description="Record every policy decision on hub.decisions (the ledger)."
     )
 
+    # Object storage, backups, the lake (issue 16).
+    object_store: Literal["local", "s3"] = Field(
+        default="local",
+        description="ObjectStore for backups, the cold tier, the lake and the erasure journal: a "
+        "local folder (object_store_dir) or an S3 bucket (s3_*).",
+    )
+    object_store_dir: Path | None = Field(
+        default=None,
+        description="The local object folder (default: '<data_dir>-objects' beside the data "
+        "folder, so that losing one does not lose the other).",
+    )
+    s3_endpoint: str = Field(
+        default="127.0.0.1:19333", description="S3 host:port (infra/s3.sh serves 19333)."
+    )
+    s3_access_key: str = Field(default="hub-dev", description="S3 access key id.")
+    s3_secret_key: SecretStr = Field(
+        default=SecretStr("hub-dev-secret"), description="S3 secret access key."
+    )
+    s3_bucket: str = Field(default="hub", description="S3 bucket (created on first use).")
+    s3_prefix: str = Field(
+        default="", pattern=r"^[A-Za-z0-9._/-]*$", description="Key prefix inside the bucket."
+    )
+    s3_secure: bool = Field(default=False, description="HTTPS to the S3 endpoint.")
+    cold_tier: bool = Field(
+        default=False,
+        description="Read past the hot log from closed segments offloaded to the object store "
+        "(`hub tier offload`), like Kafka's tiered storage.",
+    )
+    tier_segment_records: int = Field(
+        default=100_000, ge=1, le=10_000_000, description="Offsets per offloaded segment."
+    )
+    lake_catalog_url: str = Field(
+        default="",
+        description="The lake's Iceberg SQL catalog (SQLAlchemy URL, e.g. PostgreSQL); default "
+        "SQLite in the local object folder.",
+    )
+    backup_kek_file: Path | None = Field(
+        default=None,
+        description="Key-encryption key file for backups (never inside data_dir or the store).",
+    )
+    backup_chunk_kib: int = Field(
+        default=8192,
+        ge=64,
+        le=524_288,
+        description="Backup chunk size in KiB: the unit of incremental upload and of restore.",
+    )
+
     @field_validator("data_dir")
     @classmethod
     def _expand(cls, v: Path) -> Path:
         return v.expanduser()
+
+    @property
+    def objects_dir(self) -> Path:
+        """The local ObjectStore folder (object_store=local)."""
+        if self.object_store_dir is not None:
+            return self.object_store_dir.expanduser()
+        return self.data_dir.parent / f"{self.data_dir.name}-objects"
 
     @property
     def log_path(self) -> Path:

@@ -1,8 +1,10 @@
 """ObjectStore: a small port for blobs by key (witnessed checkpoints, evidence packs, archives).
 
-Adapters: ``adapters.local_objectstore.LocalObjectStore`` (a folder, the default) and, later,
-MinIO/S3. Keys are ``/``-separated relative names (``checkpoints/hub.local/00000042.note``);
-each segment MUST be non-empty and MUST NOT be ``.`` or ``..``.
+Adapters: ``adapters.local_objectstore.LocalObjectStore`` (a folder, the default) and
+``adapters.s3_objectstore.S3ObjectStore`` (any S3 API through the ``minio`` client; infra/s3.sh
+runs one). One contract suite runs against both (``tests/contract/objectstore_contract.py``).
+Keys are ``/``-separated relative names (``checkpoints/hub.local/00000042.note``); each segment
+MUST be non-empty and MUST NOT be ``.`` or ``..``.
 
 Contract
 - ``put`` stores bytes under a key. A write-once store (``write_once`` true) MUST refuse to
@@ -11,7 +13,10 @@ Contract
 - ``put_if_absent`` MUST be atomic: it stores and returns True only if no object had the key,
   else stores nothing and returns False. Two racing callers MUST NOT both get True.
 - ``get`` returns the bytes or raises ``ObjectNotFound``; ``exists`` never raises for a
-  missing key; ``list(prefix)`` returns the keys starting with ``prefix``, sorted.
+  missing key; ``size`` is the object's length in bytes or raises ``ObjectNotFound``;
+  ``list(prefix)`` returns the keys starting with ``prefix``, sorted.
+- ``delete`` removes an object (a missing key is a no-op) from a store that is not write-once;
+  a write-once store MUST refuse it with ``ObjectImmutable`` and keep the object.
 """
 
 from __future__ import annotations
@@ -27,6 +32,10 @@ class ObjectNotFound(NotFound):
 
 class ObjectExists(Conflict):
     code = "object_exists"
+
+
+class ObjectImmutable(Conflict):
+    code = "object_immutable"
 
 
 def check_key(key: str) -> str:
@@ -59,5 +68,13 @@ class ObjectStore(abc.ABC):
     def exists(self, key: str) -> bool: ...
 
     @abc.abstractmethod
+    def size(self, key: str) -> int:
+        """The object's length in bytes; raises ``ObjectNotFound``."""
+
+    @abc.abstractmethod
     def list(self, prefix: str = "") -> list[str]:
         """Keys starting with ``prefix``, sorted."""
+
+    @abc.abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove the object (no-op when missing); ``ObjectImmutable`` on a write-once store."""

@@ -25,6 +25,9 @@ def erase_subject(obj: Ctx, subject: str, reason: str) -> None:
         with obj.hub() as h:
             principal = authorize(h, "subject.erase", f"subject:{subject}")
             done = h.eraser.erase(principal, subject, reason)
+            from hub.recovery import journal_erasure
+
+            journal_erasure(h.settings, done)  # so that no restored backup brings it back
             click.echo(json.dumps(done.as_dict(), indent=2))
 
     run_safely(go)

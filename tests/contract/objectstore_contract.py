@@ -1,90 +1,129 @@
-"""The ObjectStore contract (``core/ports/objectstore.py``): one suite, run against every adapter.
+"""The ObjectStore contract (``core/ports/objectstore.py``), run against every adapter.
 
-Adapter-agnostic: subclasses provide ``store`` (an empty write-once store) and ``mutable`` (an
-empty store with ``write_once`` false) of their adapter, nothing else; an adapter that has no
-mutable mode skips ``mutable`` with its reason.
+Subclass ``ObjectStoreContract`` once per adapter (as ``Test...``) and provide the fixtures
+``make_store`` (``make_store(write_once=True)`` returns an adapter; two calls with the same
+``write_once`` reach the same storage, as two processes would) . Each test gets fresh storage
+(a new folder, or a new key prefix on a shared server), so the suite can run against one server.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 import pytest
 
 from core.errors import InvalidInput
-from core.ports.objectstore import ObjectExists, ObjectNotFound, ObjectStore
+from core.ports.objectstore import ObjectExists, ObjectImmutable, ObjectNotFound, ObjectStore
+
+MakeStore = Callable[..., ObjectStore]
 
 
 class ObjectStoreContract:
-    """Not collected itself (no ``Test`` prefix); subclass it once per adapter."""
+    """Adapter-independent tests; not collected itself (its name does not start with Test)."""
 
-    def test_put_get_exists(self, store: ObjectStore) -> None:
-        assert not store.exists("a/b.note")
-        store.put("a/b.note", b"\x00bytes\xff")
-        assert store.exists("a/b.note")
-        assert store.get("a/b.note") == b"\x00bytes\xff"
-        store.put("empty", b"")
-        assert store.get("empty") == b""
+    @pytest.fixture
+    def make_store(self) -> MakeStore:
+        raise NotImplementedError("the adapter's test class provides make_store")
 
-    def test_a_missing_object(self, store: ObjectStore) -> None:
-        with pytest.raises(ObjectNotFound, match="nope"):
-            store.get("nope")
-        assert not store.exists("nope")
+    @pytest.fixture
+    def store(self, make_store: MakeStore) -> ObjectStore:
+        return make_store(write_once=True)
 
-    def test_write_once_refuses_a_replacement(self, store: ObjectStore) -> None:
+    @pytest.fixture
+    def scratch(self, make_store: MakeStore) -> ObjectStore:
+        return make_store(write_once=False)
+
+    # -- round trip ---------------------------------------------------------------------------
+    @pytest.mark.parametrize("data", [b"", b"checkpoint\n", bytes(range(256)) * 4096])
+    def test_round_trip(self, store: ObjectStore, data: bytes) -> None:
+        store.put("a/b/object.bin", data)
+        assert store.get("a/b/object.bin") == data
+        assert store.exists("a/b/object.bin")
+        assert store.size("a/b/object.bin") == len(data)
+
+    def test_objects_survive_a_new_adapter(self, make_store: MakeStore) -> None:
+        make_store(write_once=True).put("kept/1", b"one")
+        again = make_store(write_once=True)
+        assert again.get("kept/1") == b"one"
+        assert again.list("kept/") == ["kept/1"]
+
+    # -- write-once -----------------------------------------------------------------------------
+    def test_write_once_refuses_an_overwrite_and_keeps_the_first_bytes(
+        self, store: ObjectStore
+    ) -> None:
         assert store.write_once
-        store.put("k", b"one")
+        store.put("witness/00000042.note", b"first")
+        with pytest.raises(ObjectExists) as err:
+            store.put("witness/00000042.note", b"second")
+        assert "witness/00000042.note" in err.value.message
         with pytest.raises(ObjectExists):
-            store.put("k", b"two")
-        with pytest.raises(ObjectExists):
-            store.put("k", b"one")  # identical bytes too
-        assert store.get("k") == b"one"
+            store.put("witness/00000042.note", b"first")  # even identical bytes
+        assert store.get("witness/00000042.note") == b"first"
 
-    def test_put_if_absent(self, store: ObjectStore) -> None:
-        assert store.put_if_absent("k", b"first")
-        assert not store.put_if_absent("k", b"second")
-        assert store.get("k") == b"first"
+    def test_put_if_absent_stores_once(self, store: ObjectStore) -> None:
+        assert store.put_if_absent("k", b"1") is True
+        assert store.put_if_absent("k", b"2") is False
+        assert store.get("k") == b"1"
 
-    def test_racing_put_if_absent_has_one_winner(self, store: ObjectStore) -> None:
-        wins: list[int] = []
-        start = threading.Barrier(8)
+    def test_racing_writers_cannot_both_win(self, store: ObjectStore) -> None:
+        wins: list[bytes] = []
+        barrier = threading.Barrier(6)
 
-        def race(i: int) -> None:
-            start.wait()
-            if store.put_if_absent("race", b"%d" % i):
-                wins.append(i)
+        def writer(i: int) -> None:
+            data = f"writer-{i}".encode()
+            barrier.wait()
+            if store.put_if_absent("race/object", data):
+                wins.append(data)
 
-        threads = [threading.Thread(target=race, args=(i,)) for i in range(8)]
+        threads = [threading.Thread(target=writer, args=(i,)) for i in range(6)]
         for t in threads:
             t.start()
         for t in threads:
-            t.join(30)
+            t.join()
         assert len(wins) == 1
-        assert store.get("race") == b"%d" % wins[0]
+        assert store.get("race/object") == wins[0]
 
-    def test_list_by_prefix_sorted(self, store: ObjectStore) -> None:
-        for key in ("checkpoints/002.note", "checkpoints/001.note", "evidence/x.zip", "c"):
+    def test_write_once_refuses_delete(self, store: ObjectStore) -> None:
+        store.put("backups/b1/manifest.json", b"{}")
+        with pytest.raises(ObjectImmutable):
+            store.delete("backups/b1/manifest.json")
+        assert store.get("backups/b1/manifest.json") == b"{}"
+
+    # -- scratch stores -------------------------------------------------------------------------
+    def test_scratch_store_replaces_and_deletes(self, scratch: ObjectStore) -> None:
+        assert not scratch.write_once
+        scratch.put("cold/seg", b"v1")
+        scratch.put("cold/seg", b"v2")
+        assert scratch.get("cold/seg") == b"v2"
+        scratch.delete("cold/seg")
+        assert not scratch.exists("cold/seg")
+        scratch.delete("cold/seg")  # deleting a missing object is a no-op
+        assert scratch.list("cold/") == []
+
+    # -- missing objects, listing, bad keys -------------------------------------------------------
+    def test_missing_object(self, store: ObjectStore) -> None:
+        assert not store.exists("nope/missing")
+        with pytest.raises(ObjectNotFound) as err:
+            store.get("nope/missing")
+        assert "nope/missing" in err.value.message
+        with pytest.raises(ObjectNotFound):
+            store.size("nope/missing")
+
+    def test_list_is_sorted_and_filtered_by_prefix(self, store: ObjectStore) -> None:
+        for key in ("b/2", "a/1", "b/10", "b/1", "c"):
             store.put(key, key.encode())
-        assert store.list() == [
-            "c",
-            "checkpoints/001.note",
-            "checkpoints/002.note",
-            "evidence/x.zip",
-        ]
-        assert store.list("checkpoints/") == ["checkpoints/001.note", "checkpoints/002.note"]
-        assert store.list("none/") == []
+        assert store.list() == ["a/1", "b/1", "b/10", "b/2", "c"]
+        assert store.list("b/") == ["b/1", "b/10", "b/2"]
+        assert store.list("b/1") == ["b/1", "b/10"]
+        assert store.list("zzz") == []
 
-    @pytest.mark.parametrize("key", ["", "/a", "a/", "a//b", "a/../b", "./a", "a\\b", "a\x00"])
-    def test_invalid_keys_are_refused(self, store: ObjectStore, key: str) -> None:
-        with pytest.raises(InvalidInput, match="invalid"):
-            store.put(key, b"x")
+    @pytest.mark.parametrize("bad", ["", "/abs", "a//b", "a/../b", "./a", "a/", "a\\b", "a\x00b"])
+    def test_invalid_keys_are_refused(self, store: ObjectStore, bad: str) -> None:
+        with pytest.raises(InvalidInput) as err:
+            store.put(bad, b"x")
+        assert "key" in err.value.message
         with pytest.raises(InvalidInput):
-            store.get(key)
-
-    def test_a_mutable_store_replaces(self, mutable: ObjectStore) -> None:
-        assert not mutable.write_once
-        mutable.put("k", b"one")
-        mutable.put("k", b"two")
-        assert mutable.get("k") == b"two"
-        assert not mutable.put_if_absent("k", b"three")
-        assert mutable.list() == ["k"]
+            store.get(bad)
+        with pytest.raises(InvalidInput):
+            store.exists(bad)

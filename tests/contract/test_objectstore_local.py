@@ -1,5 +1,4 @@
-"""The ObjectStore contract against the local folder adapter (``adapters/local_objectstore.py``),
-plus what only it has: stored files are read-only and no temporary file stays behind."""
+"""The ObjectStore contract on the local folder adapter (the embedded default)."""
 
 from __future__ import annotations
 
@@ -10,23 +9,20 @@ import pytest
 
 from adapters.local_objectstore import LocalObjectStore
 from core.ports.objectstore import ObjectStore
-from tests.contract.objectstore_contract import ObjectStoreContract
+from tests.contract.objectstore_contract import MakeStore, ObjectStoreContract
 
 
 class TestLocalObjectStore(ObjectStoreContract):
     @pytest.fixture
-    def store(self, tmp_path: Path) -> ObjectStore:
-        return LocalObjectStore(tmp_path / "objects")
+    def make_store(self, tmp_path: Path) -> MakeStore:
+        def make(*, write_once: bool = True) -> ObjectStore:
+            root = tmp_path / ("once" if write_once else "scratch")
+            return LocalObjectStore(root, write_once=write_once)
 
-    @pytest.fixture
-    def mutable(self, tmp_path: Path) -> ObjectStore:
-        return LocalObjectStore(tmp_path / "mutable", write_once=False)
+        return make
 
-
-def test_objects_are_read_only_files_without_leftovers(tmp_path: Path) -> None:
-    store = LocalObjectStore(tmp_path)
-    store.put("checkpoints/1.note", b"x")
-    assert not store.put_if_absent("checkpoints/1.note", b"y")
-    path = tmp_path / "checkpoints" / "1.note"
-    assert stat.S_IMODE(path.stat().st_mode) == 0o444
-    assert [p.name for p in (tmp_path / "checkpoints").iterdir()] == ["1.note"]
+    def test_write_once_files_are_read_only(self, store: ObjectStore) -> None:
+        assert isinstance(store, LocalObjectStore)
+        store.put("a/b", b"x")
+        mode = stat.S_IMODE((store.root / "a" / "b").stat().st_mode)
+        assert mode & 0o222 == 0

@@ -37,6 +37,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "projections",
         "governance",
     ),
+    # storage tiers and recovery (backups, erasure journal, cold tier, lake): ports only
+    "storage": ("domain", "audit", "core"),
     # one module (or small package) per technology, implementing a port of core
     "adapters": ("domain", "audit", "core"),
     # 4. the application: settings, the composition root, API, CLI; it may use everything
@@ -50,6 +52,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "projections",
         "governance",
         "ml",
+        "storage",
         "adapters",
     ),
 }

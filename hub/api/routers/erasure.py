@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 from core.ports.policy import Principal
 from hub.api.deps import authorize, hub_of
 from hub.api.models import Erasure
+from hub.recovery import journal_erasure
 
 router = APIRouter(tags=["governance"])
 
@@ -25,4 +26,7 @@ class ErasureIn(BaseModel):
 def post_erasure(
     body: ErasureIn, request: Request, who: Principal = Depends(authorize("subject.erase"))
 ) -> dict[str, Any]:
-    return hub_of(request).eraser.erase(who, body.subject, body.reason).as_dict()
+    h = hub_of(request)
+    done = h.eraser.erase(who, body.subject, body.reason)
+    journal_erasure(h.settings, done)  # so that no restored backup brings the subject back
+    return done.as_dict()

@@ -1,0 +1,94 @@
+"""``hub lake export``: raw topics and projection views as Apache Iceberg tables
+(``storage.lake``), in the object store's ``lake/`` (a folder, or the S3 bucket), with a
+pyiceberg SQL catalog (``HUB_LAKE_CATALOG_URL``; default SQLite beside the local object folder).
+Needs ``lake.export``. Readers: Spark, Flink, Trino, DuckDB, ClickHouse (``icebergLocal``,
+``icebergS3``) or pyiceberg, with the catalog or straight from a table's folder.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from hub.cli import Ctx, authorize, main, run_safely
+
+
+def lake_location(settings: Any) -> tuple[str, str, dict[str, str]]:
+    """(catalog URL, warehouse URL, pyiceberg properties) for the configured object store."""
+    if settings.object_store == "s3":
+        from hub.bootstrap import build_object_store
+
+        build_object_store(settings)  # creates the bucket, or names what is wrong
+        prefix = settings.s3_prefix.strip("/")
+        warehouse = f"s3://{settings.s3_bucket}/{prefix + '/' if prefix else ''}lake"
+        scheme = "https" if settings.s3_secure else "http"
+        props = {
+            "s3.endpoint": f"{scheme}://{settings.s3_endpoint}",
+            "s3.access-key-id": settings.s3_access_key,
+            "s3.secret-access-key": settings.s3_secret_key.get_secret_value(),
+            "s3.region": "us-east-1",
+        }
+        local = settings.data_dir / "lake"
+    else:
+        local = settings.objects_dir / "lake"
+        warehouse, props = (local / "warehouse").resolve().as_uri(), {}
+    local.mkdir(parents=True, exist_ok=True)
+    url = settings.lake_catalog_url or f"sqlite:///{(local / 'catalog.sqlite').resolve()}"
+    return url, warehouse, props
+
+
+@main.group()
+def lake() -> None:
+    """The lake: raw topics and views as Apache Iceberg tables."""
+
+
+@lake.command("export")
+@click.option("--topic", "topics", multiple=True, help="Only these topics (default: domain).")
+@click.option("--no-views", is_flag=True, help="Skip the projection views.")
+@click.pass_obj
+def lake_export(obj: Ctx, topics: tuple[str, ...], no_views: bool) -> None:
+    """Append new records of each topic to raw.<topic>; replace views.<projection>__<table>."""
+    from core.errors import HubError
+    from core.ports.views import Target
+    from projections.catalog import PROJECTIONS
+    from storage.lake import LakeReport, export_topic, export_view, open_catalog
+
+    def go() -> None:
+        with obj.hub() as h:
+            authorize(h, "lake.export", "lake")
+            try:
+                export(h)
+            except (OSError, ValueError) as exc:  # pyarrow's filesystems, pyiceberg's checks
+                raise HubError(
+                    f"The lake export failed: {exc}. Check the object store settings "
+                    "(HUB_OBJECT_STORE, HUB_S3_*) and HUB_LAKE_CATALOG_URL.",
+                    code="lake_export_failed",
+                ) from exc
+
+    def export(h: Any) -> None:
+        url, warehouse, props = lake_location(h.settings)
+        catalog = open_catalog(url, warehouse, props)
+        size = h.ledger.store.tree_size()
+        report = LakeReport(warehouse=warehouse, catalog=url.split("?")[0], ledger_size=size)
+        names = list(topics) or [
+            t.name for t in h.log.topics() if not t.name.startswith(("hub.", "_"))
+        ]
+        for name in names:
+            n = export_topic(
+                catalog, h.log, name, lambda r: h.reader.decode(r, mask_pii=True), size
+            )
+            report.tables[f"raw.{name}"] = n
+        if not no_views:
+            names = [p.name for p in PROJECTIONS]
+            h.projections.run(names)
+            for proj in PROJECTIONS:
+                store = h.projections.store(proj.store)
+                for table in proj.tables:
+                    rows = store.rows(Target(proj.name), table)
+                    n = export_view(catalog, proj.name, table, rows, size)
+                    report.tables[f"views.{proj.name}__{table.name}"] = n
+        click.echo(json.dumps(report.as_dict(), indent=2))
+
+    run_safely(go)

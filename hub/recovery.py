@@ -1,0 +1,401 @@
+"""Backup, restore and the disaster-recovery drill of a hub (the application layer around
+``storage.backup``, which knows files and objects but not the hub).
+
+``restore`` (``hub backup restore``) reports success only after, in order:
+1. ``storage.backup.fetch_backup``: the manifest's signature, the KEK, every object's SHA-256
+   and the restored ledger's root at the manifest's tree size (see there);
+2. the staged hub opens (bootstrap), its ledger adopts what the log snapshot holds beyond the
+   ledger snapshot, and the whole ledger verifies (``ledger.verify.verify_ledger``, the check
+   ``hub ledger verify`` runs), the root at the manifest's size still being the manifest's;
+3. the restoring principal is allowed ``backup.restore`` by the restored hub's policy;
+4. every subject in the store's erasure journal whose key the restored key ring still holds is
+   erased again (``governance.erasure.erase``), so an erasure made after the backup holds;
+5. the restore is recorded on the restored ledger (``backup.restore``) under a signed checkpoint;
+6. the staging folder is renamed to the target (which must not exist, or be empty).
+Any failure removes the staging folder and leaves the target untouched.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from core.errors import HubError
+from core.ports.objectstore import ObjectStore
+from storage.backup import (
+    Kek,
+    LedgerState,
+    Manifest,
+    RestoreRefused,
+    choose_backup,
+    create_backup,
+    fetch_backup,
+)
+from storage.erasures import JournalEntry, erased_subjects, record_erasure
+
+if TYPE_CHECKING:
+    from governance.erasure import Erasure
+    from hub.bootstrap import Hub
+    from hub.settings import Settings
+
+Progress = Callable[[str], None]
+RESTORE_ACTOR = "backup-restore"
+
+
+def journal_erasure(settings: Settings, done: Erasure) -> None:
+    """Record an erasure in the object store's erasure journal (``storage.erasures``)."""
+    from hub.bootstrap import build_object_store
+
+    record_erasure(
+        build_object_store(settings),
+        JournalEntry(done.subject, time.time_ns() // 1_000_000, done.audit_offset),
+    )
+
+
+def ledger_state_of(path: Path) -> LedgerState:
+    """Tree size, root and latest checkpoint of a ledger file (a snapshot)."""
+    from ledger.store import LedgerStore
+
+    store = LedgerStore(path)
+    try:
+        size = store.tree_size()
+        cp = store.latest_checkpoint()
+        note = cp.note.decode() if cp is not None else ""
+        root = store.root(size)
+    finally:
+        store.close()
+    origin, public = "", ""
+    pub = path.parent / "keys" / "ledger.pub"
+    if pub.exists():
+        public = pub.read_text().strip()
+        origin = public.split("+", 1)[0]
+    return LedgerState(size, root, origin, public, note)
+
+
+def ledger_root_of(path: Path, size: int) -> bytes:
+    from ledger.store import LedgerStore
+
+    store = LedgerStore(path)
+    try:
+        if store.tree_size() < size:
+            raise RestoreRefused(
+                f"The restored ledger holds {store.tree_size()} entries, fewer than the "
+                f"manifest's {size}: the restore is refused."
+            )
+        return store.root(size)
+    finally:
+        store.close()
+
+
+def log_end_offsets(path: Path) -> dict[str, dict[str, int]]:
+    """Per topic and partition the end offset in an embedded log file (a snapshot)."""
+    if not path.exists():
+        return {}
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        rows = conn.execute(
+            "SELECT t.name, p.part, p.next_offset FROM partitions p "
+            "JOIN topics t ON t.id = p.topic_id ORDER BY t.name, p.part"
+        ).fetchall()
+    finally:
+        conn.close()
+    out: dict[str, dict[str, int]] = {}
+    for name, part, end in rows:
+        out.setdefault(str(name), {})[str(part)] = int(end)
+    return out
+
+
+def backup(
+    h: Hub,
+    store: ObjectStore,
+    kek: Kek,
+    *,
+    chunk_bytes: int,
+    progress: Progress | None = None,
+) -> Manifest:
+    """``hub backup create`` on an open hub (the embedded footprint's data folder)."""
+    if h.settings.event_log != "sqlite":
+        raise HubError(
+            "hub backup covers the embedded footprint (HUB_EVENT_LOG=sqlite); a Kafka log is "
+            "protected by Kafka's replication and tiered storage.",
+            code="backup_unsupported",
+        )
+    return create_backup(
+        h.settings.data_dir,
+        store,
+        kek,
+        sync_ledger=lambda: h.ledger.sync(force_checkpoint=True),
+        sign_note=h.ledger.signer.sign_note,
+        ledger_state=ledger_state_of,
+        end_offsets=log_end_offsets,
+        chunk_bytes=chunk_bytes,
+        progress=progress,
+        exclude=(h.settings.objects_dir,),
+    )
+
+
+@dataclass
+class RestoreResult:
+    backup_id: str
+    target: str
+    ledger_size_in_backup: int
+    ledger_root: str
+    ledger_size_after: int
+    records: int
+    bytes: int
+    erasures_reapplied: list[str] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "backup": self.backup_id,
+            "target": self.target,
+            "ledger": {
+                "size_in_backup": self.ledger_size_in_backup,
+                "root": self.ledger_root,
+                "size_after": self.ledger_size_after,
+                "verified": True,
+            },
+            "records": self.records,
+            "bytes": self.bytes,
+            "erasures_reapplied": self.erasures_reapplied,
+            "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
+        }
+
+
+def _target_ready(target: Path) -> None:
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise RestoreRefused(
+            f"The restore target {target} exists and is not empty; restore into a new or "
+            "empty folder (the restore never overwrites a data folder)."
+        )
+
+
+def restore(
+    settings: Settings,
+    store: ObjectStore,
+    kek: Kek,
+    target: Path,
+    token: str | None,
+    *,
+    backup_id: str | None = None,
+    at_size: int | None = None,
+    at_time_ms: int | None = None,
+    progress: Progress | None = None,
+) -> RestoreResult:
+    """Restore a backup into ``target`` (steps in the module docstring)."""
+    from core.errors import Forbidden, Unauthenticated
+    from governance.erasure import erase
+    from hub.bootstrap import bootstrap
+    from hub.cli import principal_of_token
+    from ledger.verify import verify_ledger
+
+    say = progress or (lambda _msg: None)
+    target = Path(target).expanduser()
+    _target_ready(target)
+    if not token:
+        raise Unauthenticated(
+            "Restoring needs the credential of a principal of the backed-up hub allowed "
+            "backup.restore: pass --key KEY_ID:SECRET or --key-file FILE."
+        )
+    chosen = choose_backup(store, backup_id, at_size=at_size, at_time_ms=at_time_ms)
+    staging = target.parent / f".{target.name}.restoring-{chosen}"
+    if staging.exists():
+        shutil.rmtree(staging)
+    started = time.perf_counter()
+    seconds: dict[str, float] = {}
+    try:
+        fetched = fetch_backup(  # 1
+            store, chosen, kek, staging, ledger_root=ledger_root_of, progress=progress
+        )
+        seconds["fetch"] = fetched.seconds
+        manifest = fetched.manifest
+        say(f"fetched backup {chosen}: {fetched.bytes} bytes; opening and verifying")
+        t = time.perf_counter()
+        h = bootstrap(_moved(settings, staging), install_domain=False)
+        try:
+            h.ledger.sync(force_checkpoint=True)  # 2
+            report = verify_ledger(h.ledger)
+            if report.first is not None:
+                raise RestoreRefused(
+                    f"The restored ledger does not verify: {report.first.describe()}; the "
+                    "restore is refused."
+                )
+            if h.ledger.store.root(manifest.ledger_size).hex() != manifest.ledger_root:
+                raise RestoreRefused("The restored ledger's root changed while it was opened.")
+            seconds["verify"] = time.perf_counter() - t
+            principal = principal_of_token(h, token)  # 3
+            decision = h.policy.decide(
+                principal, "backup.restore", f"backup:{chosen}", {"channel": "cli"}
+            )
+            if not decision.allow:
+                raise Forbidden(f"Access denied: {decision.reason}.")
+            t = time.perf_counter()
+            reapplied = []
+            for entry in erased_subjects(store):  # 4
+                if h.keystore.exists(entry.subject):
+                    erase(
+                        h,
+                        principal,
+                        entry.subject,
+                        f"re-applied after restoring backup {chosen}: erased at "
+                        f"{entry.erased_at_ms} (epoch ms), after the backup was made",
+                    )
+                    reapplied.append(entry.subject)
+            seconds["erasures"] = time.perf_counter() - t
+            h.ledger.record_action(  # 5
+                principal.id,
+                "backup.restore",
+                f"backup:{chosen}",
+                details={
+                    "ledger_size": manifest.ledger_size,
+                    "ledger_root": manifest.ledger_root,
+                    "erasures_reapplied": len(reapplied),
+                },
+            )
+            h.ledger.sync(force_checkpoint=True)
+            size_after = h.ledger.store.tree_size()
+        finally:
+            h.close()
+        if target.exists():  # 6. an empty folder: move the contents in
+            _move_into(staging, target)
+        else:
+            staging.rename(target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    seconds["total"] = time.perf_counter() - started
+    return RestoreResult(
+        backup_id=chosen,
+        target=str(target),
+        ledger_size_in_backup=manifest.ledger_size,
+        ledger_root=manifest.ledger_root,
+        ledger_size_after=size_after,
+        records=manifest.records,
+        bytes=fetched.bytes,
+        erasures_reapplied=reapplied,
+        seconds=seconds,
+    )
+
+
+def _move_into(staging: Path, target: Path) -> None:
+    """``target`` is an existing empty folder: move the staged contents in, then drop staging."""
+    for child in staging.iterdir():
+        child.rename(target / child.name)
+    staging.rmdir()
+
+
+def describe(manifest: Manifest) -> str:
+    return json.dumps(manifest.summary(), indent=2)
+
+
+def drill(
+    h: Hub,
+    store: ObjectStore,
+    kek: Kek,
+    token: str | None,
+    scratch: Path | None,
+    *,
+    backup_first: bool,
+    rebuild_views: bool,
+    chunk_bytes: int,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """``hub dr drill``: the live folder is copied, the copy destroyed, then restored from the
+    store's newest backup, as after losing the machine.
+
+    1. (``backup_first``) back up now;
+    2. note the disaster time and the live log's end offsets;
+    3. copy the data folder (consistent snapshots) into the scratch folder, then destroy it;
+    4. restore the newest backup there (every check of ``restore``), and, with
+       ``rebuild_views``, run every projection: RTO is the time from 4 to ready;
+    5. check the restored ledger is a prefix of the live one (the live root at the backup's tree
+       size equals the manifest's); RPO is the disaster time minus the backup's snapshot time,
+       and the records lost are the live records the backup does not hold.
+    """
+    import tempfile
+
+    from storage.backup import data_files, latest_backup_id, read_manifest, snapshot_file
+
+    say = progress or (lambda _msg: None)
+    if backup_first:  # 1
+        backup(h, store, kek, chunk_bytes=chunk_bytes, progress=progress)
+    latest = latest_backup_id(store)
+    if latest is None:
+        raise HubError(
+            "The object store holds no backup to drill with: run `hub backup create` first "
+            "(or pass --backup-first).",
+            code="backup_not_found",
+        )
+    h.ledger.sync(force_checkpoint=True)
+    disaster_ms = time.time_ns() // 1_000_000  # 2
+    live_offsets = {
+        t.name: {str(p): o for p, o in h.log.end_offsets(t.name).items()} for t in h.log.topics()
+    }
+    work = Path(tempfile.mkdtemp(prefix="hub-dr-", dir=scratch))
+    try:
+        copy = work / "primary"
+        for rel in data_files(h.settings.data_dir, (h.settings.objects_dir,)):  # 3
+            if (h.settings.data_dir / rel).exists():
+                snapshot_file(h.settings.data_dir / rel, copy / rel)
+        copied = sum(f.stat().st_size for f in copy.rglob("*") if f.is_file())
+        shutil.rmtree(copy)
+        say(f"destroyed the copy ({copied} bytes); restoring backup {latest}")
+        started = time.perf_counter()  # 4
+        result = restore(h.settings, store, kek, copy, token, backup_id=latest, progress=progress)
+        views_s = 0.0
+        if rebuild_views:
+            from projections.catalog import PROJECTIONS
+
+            t = time.perf_counter()
+            restored = _open(h.settings, copy)
+            try:
+                restored.projections.run([p.name for p in PROJECTIONS])
+            finally:
+                restored.close()
+            views_s = time.perf_counter() - t
+        rto = time.perf_counter() - started
+        manifest = read_manifest(store, latest)[0]
+        live_root = h.ledger.store.root(manifest.ledger_size).hex()  # 5
+        if live_root != manifest.ledger_root:
+            raise RestoreRefused(
+                f"Backup {latest} is not a prefix of the live ledger: the live root at size "
+                f"{manifest.ledger_size} is {live_root}, the backup's {manifest.ledger_root}."
+            )
+        live_records = sum(sum(p.values()) for p in live_offsets.values())
+        return {
+            "backup": latest,
+            "backup_taken_at": manifest.summary()["created_at"],
+            "rto_s": round(rto, 3),
+            "rpo_s": round(max(0, disaster_ms - manifest.created_at_ms) / 1000, 3),
+            "records_lost": max(0, live_records - manifest.records),
+            "records_restored": manifest.records,
+            "bytes_restored": result.bytes,
+            "ledger_size": manifest.ledger_size,
+            "ledger_root": manifest.ledger_root,
+            "ledger_root_matches_live": True,
+            "ledger_verified": True,
+            "erasures_reapplied": result.erasures_reapplied,
+            "seconds": {**result.as_dict()["seconds"], "views": round(views_s, 3)},
+        }
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _open(settings: Settings, data_dir: Path) -> Hub:
+    from hub.bootstrap import bootstrap
+
+    return bootstrap(_moved(settings, data_dir), install_domain=False)
+
+
+def _moved(settings: Settings, data_dir: Path) -> Settings:
+    """The same settings on another data folder, with the same object store."""
+    return settings.model_copy(
+        update={"data_dir": data_dir, "object_store_dir": settings.objects_dir}
+    )

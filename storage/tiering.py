@@ -1,0 +1,412 @@
+"""The cold tier: closed log segments offloaded to the object store, read back transparently.
+
+As Kafka's tiered storage does, the hot log keeps recent records and the object store keeps
+closed segments: runs of ``segment_records`` consecutive offsets of one partition, as stored
+(key, value, headers and timestamp bytes unchanged, so their ledger leaves still match), with
+the ledger leaf range that covers them. ``TieredEventLog`` wraps any EventLog: a read below the
+hot log's beginning offset is served from the cold segments, so a consumer, ``hub tail`` and a
+projection rebuild read past the hot retention without knowing it.
+
+Objects (write-once; the index entry is written after its segment, so a segment without an
+entry is never read, and a crash between the two is redone by the next offload):
+    tier/<topic>/<partition>/<base offset, 20 digits>.seg    the records (format below)
+    tier/<topic>/<partition>/<base offset, 20 digits>.json   base, end, count, bytes, SHA-256,
+                                                             first and last ledger leaf
+
+Segment format: ``HUBSEG1\\n``, then per record: offset, timestamp (8-byte signed big-endian
+each), key and value (4-byte length, -1 for None, then bytes), header count (2 bytes), and per
+header its name and value (2- and 4-byte lengths). A segment's SHA-256 is checked on every
+fetch: a changed byte fails naming the object.
+
+Steps of ``offload`` per partition:
+1. start at the end of the last offloaded segment (or the hot beginning offset);
+2. only closed segments go: ``segment_records`` offsets that are all below the end offset and
+   whose records all carry ledger leaves (the ledger synced first), so the active tail stays hot;
+3. write the segment, then its index entry.
+Retention then removes hot records (``delete_records_before``) as before; reads below the hot
+beginning are served from the cold segments. Removing cold segments is ``trim_cold`` (by the
+same retention policy's cut, recorded on the ledger by the caller), never an overwrite.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+
+from core.errors import HubError
+from core.ports.eventlog import (
+    EventLog,
+    IdempotenceKey,
+    LogProblem,
+    Record,
+    RecordMetadata,
+    StoredRecord,
+    TopicInfo,
+    TopicPartition,
+    Transaction,
+)
+from core.ports.objectstore import ObjectNotFound, ObjectStore
+
+MAGIC = b"HUBSEG1\n"
+PREFIX = "tier/"
+_Q = struct.Struct(">qq")
+_I = struct.Struct(">i")
+_H = struct.Struct(">H")
+
+
+class ColdTierCorrupt(HubError):
+    code = "cold_tier_corrupt"
+
+
+@dataclass(frozen=True)
+class SegmentInfo:
+    topic: str
+    partition: int
+    base: int  # first offset the segment spans
+    end: int  # one past the last offset it spans
+    count: int  # records in it (marker offsets are not records)
+    bytes: int
+    sha256: str
+    leaf_first: int | None
+    leaf_last: int | None
+
+    @property
+    def key(self) -> str:
+        return segment_key(self.topic, self.partition, self.base)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "topic": self.topic,
+            "partition": self.partition,
+            "base": self.base,
+            "end": self.end,
+            "count": self.count,
+            "bytes": self.bytes,
+            "sha256": self.sha256,
+            "leaf_first": self.leaf_first,
+            "leaf_last": self.leaf_last,
+        }
+
+
+def segment_key(topic: str, partition: int, base: int, ext: str = "seg") -> str:
+    return f"{PREFIX}{topic}/{partition}/{base:020d}.{ext}"
+
+
+def encode_segment(records: Sequence[StoredRecord]) -> bytes:
+    out = [MAGIC]
+    for r in records:
+        out.append(_Q.pack(r.offset, r.timestamp_ms))
+        for part in (r.key, r.value):
+            if part is None:
+                out.append(_I.pack(-1))
+            else:
+                out.append(_I.pack(len(part)))
+                out.append(part)
+        out.append(_H.pack(len(r.headers)))
+        for name, value in r.headers:
+            raw = name.encode()
+            out.append(_H.pack(len(raw)) + raw + _I.pack(len(value)) + value)
+    return b"".join(out)
+
+
+def decode_segment(data: bytes, topic: str, partition: int) -> list[StoredRecord]:
+    if not data.startswith(MAGIC):
+        raise ValueError("not a hub log segment")
+    pos, out = len(MAGIC), []
+    while pos < len(data):
+        offset, ts = _Q.unpack_from(data, pos)
+        pos += _Q.size
+        parts: list[bytes | None] = []
+        for _ in range(2):
+            (n,) = _I.unpack_from(data, pos)
+            pos += _I.size
+            if n < 0:
+                parts.append(None)
+            else:
+                parts.append(data[pos : pos + n])
+                pos += n
+        (hn,) = _H.unpack_from(data, pos)
+        pos += _H.size
+        headers = []
+        for _ in range(hn):
+            (ln,) = _H.unpack_from(data, pos)
+            pos += _H.size
+            name = data[pos : pos + ln].decode()
+            pos += ln
+            (vn,) = _I.unpack_from(data, pos)
+            pos += _I.size
+            headers.append((name, data[pos : pos + vn]))
+            pos += vn
+        out.append(StoredRecord(topic, partition, offset, ts, parts[0], parts[1], tuple(headers)))
+    return out
+
+
+class ColdTier:
+    """Segments of the cold tier in one ObjectStore; thread-safe reads with a small cache."""
+
+    def __init__(self, store: ObjectStore, *, cache_segments: int = 4) -> None:
+        self.store = store
+        self._lock = threading.Lock()
+        self._index: dict[tuple[str, int], list[SegmentInfo]] = {}
+        self._cache: OrderedDict[str, list[StoredRecord]] = OrderedDict()
+        self._cache_limit = cache_segments
+
+    # -- index ------------------------------------------------------------------------------
+    def segments(self, topic: str, partition: int, *, refresh: bool = False) -> list[SegmentInfo]:
+        """The partition's offloaded segments by base offset (an entry means complete)."""
+        with self._lock:
+            got = self._index.get((topic, partition))
+        if got is not None and not refresh:
+            return got
+        infos = []
+        for key in self.store.list(f"{PREFIX}{topic}/{partition}/"):
+            if key.endswith(".json"):
+                d = json.loads(self.store.get(key))
+                infos.append(
+                    SegmentInfo(
+                        topic,
+                        partition,
+                        int(d["base"]),
+                        int(d["end"]),
+                        int(d["count"]),
+                        int(d["bytes"]),
+                        str(d["sha256"]),
+                        d.get("leaf_first"),
+                        d.get("leaf_last"),
+                    )
+                )
+        infos.sort(key=lambda s: s.base)
+        with self._lock:
+            self._index[(topic, partition)] = infos
+        return infos
+
+    def cold_start(self, topic: str, partition: int) -> int:
+        """The partition's cold start offset: retention's last cut of the cold tier (0 if none)."""
+        marks = self.store.list(f"{PREFIX}{topic}/{partition}/start-")
+        return max((int(k.rsplit("-", 1)[1]) for k in marks), default=0)
+
+    def cold_range(self, topic: str, partition: int) -> tuple[int, int] | None:
+        """(first offset, end offset) the cold tier holds for the partition, or None."""
+        segs = self.segments(topic, partition)
+        if not segs:
+            return None
+        start = max(segs[0].base, self.cold_start(topic, partition))
+        return (start, segs[-1].end) if start < segs[-1].end else None
+
+    def trim(self, topic: str, partition: int, offset: int) -> int:
+        """Retention on the cold tier: nothing below ``offset`` is read again; segments wholly
+        below it are deleted (their index entry first). Returns the segments deleted."""
+        if offset <= self.cold_start(topic, partition):
+            return 0
+        self.store.put_if_absent(f"{PREFIX}{topic}/{partition}/start-{offset:020d}", b"")
+        gone = 0
+        for seg in self.segments(topic, partition, refresh=True):
+            if seg.end <= offset:
+                self.store.delete(segment_key(topic, partition, seg.base, "json"))
+                self.store.delete(seg.key)
+                gone += 1
+        with self._lock:
+            self._index.pop((topic, partition), None)
+        return gone
+
+    # -- reading ----------------------------------------------------------------------------
+    def _records(self, seg: SegmentInfo) -> list[StoredRecord]:
+        with self._lock:
+            cached = self._cache.get(seg.key)
+            if cached is not None:
+                self._cache.move_to_end(seg.key)
+                return cached
+        try:
+            data = self.store.get(seg.key)
+        except ObjectNotFound:
+            raise ColdTierCorrupt(
+                f"The cold segment {seg.key} is missing from the object store though its index "
+                "entry exists."
+            ) from None
+        if hashlib.sha256(data).hexdigest() != seg.sha256:
+            raise ColdTierCorrupt(
+                f"The cold segment {seg.key} fails its SHA-256 check: it was changed or damaged "
+                "in the object store."
+            )
+        records = decode_segment(data, seg.topic, seg.partition)
+        with self._lock:
+            self._cache[seg.key] = records
+            while len(self._cache) > self._cache_limit:
+                self._cache.popitem(last=False)
+        return records
+
+    def read(
+        self, topic: str, partition: int, offset: int, max_records: int, below: int
+    ) -> list[StoredRecord]:
+        """Up to ``max_records`` cold records from ``offset`` on, all with offsets < ``below``."""
+        out: list[StoredRecord] = []
+        offset = max(offset, self.cold_start(topic, partition))
+        for seg in self.segments(topic, partition):
+            if seg.end <= offset:
+                continue
+            if seg.base >= below or len(out) >= max_records:
+                break
+            for r in self._records(seg):
+                if r.offset >= offset and r.offset < below:
+                    out.append(r)
+                    if len(out) >= max_records:
+                        break
+        return out
+
+    # -- writing ----------------------------------------------------------------------------
+    def offload(
+        self,
+        log: EventLog,
+        topic: str,
+        partition: int,
+        *,
+        segment_records: int,
+        leaf_of: Callable[[str, int, int], int | None],
+    ) -> list[SegmentInfo]:
+        """Offload the partition's closed segments (steps in the module docstring)."""
+        segs = self.segments(topic, partition, refresh=True)
+        hot_start = log.beginning_offsets(topic).get(partition, 0)
+        end = log.end_offsets(topic)[partition]
+        base = segs[-1].end if segs else hot_start  # 1
+        if base < hot_start:
+            raise HubError(
+                f"{topic}[{partition}]: records {base}..{hot_start - 1} left the hot log before "
+                "they were offloaded; the cold tier cannot hold them.",
+                code="cold_tier_gap",
+            )
+        made = []
+        while base + segment_records <= end:  # 2: only closed segments
+            seg_end = base + segment_records
+            records = _read_range(log, topic, partition, base, seg_end)
+            leaf_first = leaf_of(topic, partition, records[0].offset) if records else None
+            leaf_last = leaf_of(topic, partition, records[-1].offset) if records else None
+            if records and (leaf_first is None or leaf_last is None):
+                break  # not yet on the ledger: stays hot until the next offload
+            data = encode_segment(records)
+            info = SegmentInfo(
+                topic,
+                partition,
+                base,
+                seg_end,
+                len(records),
+                len(data),
+                hashlib.sha256(data).hexdigest(),
+                leaf_first,
+                leaf_last,
+            )
+            self.store.put_if_absent(info.key, data)  # 3
+            entry = json.dumps(info.as_dict(), sort_keys=True).encode()
+            self.store.put_if_absent(segment_key(topic, partition, base, "json"), entry)
+            made.append(info)
+            base = seg_end
+        with self._lock:
+            self._index.pop((topic, partition), None)
+        return made
+
+
+def _read_range(
+    log: EventLog, topic: str, partition: int, start: int, end: int
+) -> list[StoredRecord]:
+    """The stored records with offsets in [start, end) (marker offsets have none)."""
+    out: list[StoredRecord] = []
+    pos = start
+    while pos < end:
+        chunk = log.read(topic, partition, pos, min(10_000, end - pos))
+        if not chunk:
+            chunk = log.read(topic, partition, pos, min(10_000, end - pos))  # see EventLog.scan
+            if not chunk:
+                break
+        out.extend(r for r in chunk if r.offset < end)
+        pos = chunk[-1].offset + 1
+    return out
+
+
+class TieredEventLog(EventLog):
+    """An EventLog whose reads below the hot beginning offset come from the cold tier."""
+
+    def __init__(self, hot: EventLog, cold: ColdTier) -> None:
+        self.hot = hot
+        self.cold = cold
+
+    # -- the tiered part ------------------------------------------------------------------------
+    def read(
+        self, topic: str, partition: int, offset: int, max_records: int = 1000
+    ) -> list[StoredRecord]:
+        hot_start = self.hot.beginning_offsets(topic).get(partition, 0)
+        if offset >= hot_start:
+            return self.hot.read(topic, partition, offset, max_records)
+        records = self.cold.read(topic, partition, offset, max_records, hot_start)
+        if len(records) < max_records:
+            rest = self.hot.read(topic, partition, hot_start, max_records - len(records))
+            records.extend(rest)
+        return records
+
+    def beginning_offsets(self, topic: str) -> dict[int, int]:
+        hot = self.hot.beginning_offsets(topic)
+        out = {}
+        for p, start in hot.items():
+            cold = self.cold.cold_range(topic, p)
+            out[p] = cold[0] if cold is not None and cold[1] >= start else start
+        return out
+
+    # -- everything else is the hot log's -------------------------------------------------------
+    def create_topic(
+        self, name: str, partitions: int = 1, config: Mapping[str, str] | None = None
+    ) -> TopicInfo:
+        return self.hot.create_topic(name, partitions, config)
+
+    def topics(self) -> list[TopicInfo]:
+        return self.hot.topics()
+
+    def topic(self, name: str) -> TopicInfo:
+        return self.hot.topic(name)
+
+    def append(
+        self,
+        topic: str,
+        records: Sequence[Record],
+        *,
+        idempotence: IdempotenceKey | None = None,
+    ) -> list[RecordMetadata]:
+        return self.hot.append(topic, records, idempotence=idempotence)
+
+    def transaction(self, transactional_id: str) -> AbstractContextManager[Transaction]:
+        return self.hot.transaction(transactional_id)
+
+    def end_offsets(self, topic: str) -> dict[int, int]:
+        return self.hot.end_offsets(topic)
+
+    def stable_offsets(self, topic: str) -> dict[int, int]:
+        return self.hot.stable_offsets(topic)
+
+    def delete_records_before(self, topic: str, partition: int, offset: int) -> int:
+        """Retention on both tiers: the hot log's cut, and the cold tier's below ``offset``."""
+        self.cold.trim(topic, partition, offset)
+        self.hot.delete_records_before(topic, partition, offset)
+        return self.beginning_offsets(topic)[partition]
+
+    def commit_offsets(self, group: str, offsets: Mapping[TopicPartition, int]) -> None:
+        self.hot.commit_offsets(group, offsets)
+
+    def committed(self, group: str, topic: str) -> dict[int, int]:
+        return self.hot.committed(group, topic)
+
+    def check_records(self, topic: str, partition: int, start: int, end: int) -> None:
+        self.hot.check_records(topic, partition, start, end)
+
+    def integrity_problems(self) -> list[LogProblem]:
+        return self.hot.integrity_problems()
+
+    def close(self) -> None:
+        self.hot.close()
+
+
+def iter_cold(tier: ColdTier, topic: str, partition: int) -> Iterator[StoredRecord]:
+    for seg in tier.segments(topic, partition):
+        yield from tier._records(seg)

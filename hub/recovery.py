@@ -60,9 +60,9 @@ def journal_erasure(settings: Settings, done: Erasure) -> None:
 
 def ledger_state_of(path: Path) -> LedgerState:
     """Tree size, root and latest checkpoint of a ledger file (a snapshot)."""
-    from ledger.store import LedgerStore
+    from adapters.sqlite_ledgerstore import SqliteLedgerStore
 
-    store = LedgerStore(path)
+    store = SqliteLedgerStore(path)
     try:
         size = store.tree_size()
         cp = store.latest_checkpoint()
@@ -79,9 +79,9 @@ def ledger_state_of(path: Path) -> LedgerState:
 
 
 def ledger_root_of(path: Path, size: int) -> bytes:
-    from ledger.store import LedgerStore
+    from adapters.sqlite_ledgerstore import SqliteLedgerStore
 
-    store = LedgerStore(path)
+    store = SqliteLedgerStore(path)
     try:
         if store.tree_size() < size:
             raise RestoreRefused(
@@ -191,7 +191,6 @@ def restore(
 ) -> RestoreResult:
     """Restore a backup into ``target`` (steps in the module docstring)."""
     from core.errors import Forbidden, Unauthenticated
-    from governance.erasure import erase
     from hub.bootstrap import bootstrap
     from hub.cli import principal_of_token
     from ledger.verify import verify_ledger
@@ -240,8 +239,7 @@ def restore(
             reapplied = []
             for entry in erased_subjects(store):  # 4
                 if h.keystore.exists(entry.subject):
-                    erase(
-                        h,
+                    h.eraser.erase(
                         principal,
                         entry.subject,
                         f"re-applied after restoring backup {chosen}: erased at "

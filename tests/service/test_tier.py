@@ -142,21 +142,20 @@ def test_retention_cuts_the_cold_tier_too(data: Path) -> None:
 
 
 def test_the_retention_job_cuts_both_tiers_and_the_ledger_verifies(data: Path) -> None:
-    from governance.retention import Governance, RetentionJob
 
     offload(data)
     h = open_hub(data)
     try:
         keep = 10
-        Governance(h).set_policy("topic:accounts", max_records=keep, actor="alice")
+        h.governance.set_policy("topic:accounts", max_records=keep, actor="alice")
         ends = h.log.end_offsets("accounts")
-        RetentionJob(h).run()
+        h.retention.run()
         starts = h.log.beginning_offsets("accounts")
         for part, end in ends.items():
             assert starts[part] == max(0, end - keep)
             got = h.log.read("accounts", part, 0, 1000)
             assert all(r.offset >= starts[part] for r in got)
-        again = RetentionJob(h).run()
+        again = h.retention.run()
         assert not again.deleted  # nothing left to cut: no second entry
     finally:
         h.close()

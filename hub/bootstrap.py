@@ -56,11 +56,14 @@ class Hub:
     keystore: KeyStore
     cases: CaseBook
     projections: Any = None  # projections.service.ProjectionService (issue 6)
+    ml: Any = None  # ml.service.MachineLearning, built on first use (hub.ml_setup.ml_of)
     # Compiles a policy bundle into an embedded engine: how proposed bundles are validated.
     policy_evaluator: Callable[[PolicyBundle], Evaluator] = RegoPolicyEngine
     sync_on_close: bool = True  # False: a verifier that must not change what it checks
 
     def close(self) -> None:
+        if self.ml is not None:
+            self.ml.close()
         if self.projections is not None:
             self.projections.close()  # stops runners before the log closes
         close_policy = getattr(self.policy, "close", None)

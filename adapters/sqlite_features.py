@@ -1,0 +1,123 @@
+"""SqliteFeatureStore: the embedded FeatureStore (one SQLite file; ``":memory:"`` for a training
+set cut in memory). Online and offline reads are the same indexed queries: a window is a range
+scan of ``(series, entity, time_us)``, an attribute set the versions before a time."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from core.ports.eventlog import TopicPartition
+from core.ports.ml import AttributeVersion, FeatureStore, SeriesPoint
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS series (
+    series TEXT NOT NULL, entity TEXT NOT NULL, time_us INTEGER NOT NULL, seq INTEGER NOT NULL,
+    value REAL NOT NULL, PRIMARY KEY (series, entity, time_us, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS versions (
+    attributes TEXT NOT NULL, entity TEXT NOT NULL, valid_from_us INTEGER NOT NULL,
+    seq INTEGER NOT NULL, field TEXT NOT NULL, value TEXT,
+    PRIMARY KEY (attributes, entity, valid_from_us, seq, field)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS positions (
+    topic TEXT NOT NULL, partition INTEGER NOT NULL, next_offset INTEGER NOT NULL,
+    PRIMARY KEY (topic, partition)
+);
+CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v INTEGER NOT NULL);
+"""
+
+
+class SqliteFeatureStore(FeatureStore):
+    def __init__(self, path: Path | str) -> None:
+        if str(path) != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+        self._lock = threading.Lock()
+
+    def apply(
+        self,
+        points: Sequence[SeriesPoint],
+        versions: Sequence[AttributeVersion],
+        positions: Mapping[TopicPartition, int],
+    ) -> None:
+        with self._lock:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                row = db.execute("SELECT v FROM meta WHERE k = 'seq'").fetchone()
+                seq = 0 if row is None else int(row[0])
+                db.executemany(
+                    "INSERT INTO series VALUES (?, ?, ?, ?, ?)",
+                    [
+                        (p.series, p.entity, p.time_us, seq + i, p.value)
+                        for i, p in enumerate(points)
+                    ],
+                )
+                seq += len(points)
+                rows = []
+                for i, v in enumerate(versions):
+                    for name, value in v.values.items():
+                        rows.append((v.attributes, v.entity, v.valid_from_us, seq + i, name, value))
+                db.executemany("INSERT INTO versions VALUES (?, ?, ?, ?, ?, ?)", rows)
+                seq += len(versions)
+                db.execute("INSERT OR REPLACE INTO meta VALUES ('seq', ?)", (seq,))
+                db.executemany(
+                    "INSERT OR REPLACE INTO positions VALUES (?, ?, ?)",
+                    [(tp.topic, tp.partition, off) for tp, off in positions.items()],
+                )
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+
+    def positions(self) -> dict[TopicPartition, int]:
+        with self._lock:
+            rows = self._db.execute("SELECT topic, partition, next_offset FROM positions")
+            return {TopicPartition(t, p): o for t, p, o in rows}
+
+    def series(
+        self, name: str, entities: Sequence[str], start_us: int, end_us: int
+    ) -> dict[str, list[tuple[int, float]]]:
+        out: dict[str, list[tuple[int, float]]] = {}
+        with self._lock:
+            for entity in dict.fromkeys(entities):
+                rows = self._db.execute(
+                    "SELECT time_us, value FROM series WHERE series = ? AND entity = ? "
+                    "AND time_us >= ? AND time_us < ? ORDER BY time_us, seq",
+                    (name, entity, start_us, end_us),
+                ).fetchall()
+                if rows:
+                    out[entity] = rows
+        return out
+
+    def attribute_versions(
+        self, name: str, entities: Sequence[str], end_us: int
+    ) -> dict[str, list[tuple[int, dict[str, str | None]]]]:
+        out: dict[str, list[tuple[int, dict[str, str | None]]]] = {}
+        with self._lock:
+            for entity in dict.fromkeys(entities):
+                rows = self._db.execute(
+                    "SELECT valid_from_us, seq, field, value FROM versions WHERE attributes = ? "
+                    "AND entity = ? AND valid_from_us < ? ORDER BY valid_from_us, seq",
+                    (name, entity, end_us),
+                ).fetchall()
+                versions: list[tuple[int, dict[str, str | None]]] = []
+                last: tuple[int, int] | None = None
+                for valid_from, seq, field, value in rows:
+                    if (valid_from, seq) != last:
+                        versions.append((valid_from, {}))
+                        last = (valid_from, seq)
+                    versions[-1][1][field] = value
+                if versions:
+                    out[entity] = versions
+        return out
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

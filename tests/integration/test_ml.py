@@ -1,0 +1,337 @@
+"""Machine learning on the log, end to end on the embedded footprint: training sets that are
+point-in-time correct and rebuild to the same digest, champion promotion under the two-person
+rule, exactly-once scoring across a crash, drift on the demo stream, the predict route."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from core.errors import Forbidden
+from core.events import OutgoingEvent
+from core.ports.policy import Principal
+from governance.configchanges import TwoPersonRequired
+from hub.bootstrap import Hub, bootstrap
+from hub.ml_setup import ml_of
+from hub.settings import load_settings
+from ml.models import CHAMPION_PREFIX
+from ml.scoring import PREDICTIONS_TOPIC
+
+ALICE = Principal("alice", frozenset({"ml_engineer"}))
+BOB = Principal("bob", frozenset({"ml_engineer"}))
+T = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+
+
+def _ts(dt: datetime) -> str:
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _open(hub: Hub, acc: str, kyc: str, risk: str, at: datetime) -> None:
+    value = {
+        "account_id": acc,
+        "customer_name": f"Customer {acc}",
+        "email": f"{acc.lower()}@example.com",
+        "country": "GB",
+        "kyc_level": kyc,
+        "risk_rating": risk,
+        "base_currency": "USD",
+        "opened_at": _ts(at),
+    }
+    hub.publisher.publish("accounts", [OutgoingEvent(value, "hub.accounts.AccountOpened")], "t")
+
+
+def _update(hub: Hub, acc: str, kyc: str, at: datetime) -> None:
+    value = {"account_id": acc, "kyc_level": kyc, "updated_at": _ts(at)}
+    hub.publisher.publish("accounts", [OutgoingEvent(value, "hub.accounts.AccountUpdated")], "t")
+
+
+def _payment(pid: str, acc: str, amount: str, at: datetime, country: str = "GB") -> dict[str, Any]:
+    return {
+        "payment_id": pid,
+        "account_id": acc,
+        "amount": amount,
+        "currency": "USD",
+        "counterparty_name": "Someone",
+        "counterparty_iban": "GB29NWBK60161331926819",
+        "counterparty_country": country,
+        "initiated_at": _ts(at),
+    }
+
+
+def _pay(
+    hub: Hub,
+    pid: str,
+    acc: str,
+    amount: str,
+    at: datetime,
+    *,
+    country: str = "GB",
+    settle: bool = True,
+    fraud: bool = False,
+) -> None:
+    events = [OutgoingEvent(_payment(pid, acc, amount, at, country), "hub.payments.PaymentInitiated")]
+    if settle:
+        settled = {
+            "payment_id": pid,
+            "account_id": acc,
+            "amount": amount,
+            "currency": "USD",
+            "initiated_at": _ts(at),
+            "settled_at": _ts(at + timedelta(minutes=5)),
+        }
+        events.append(OutgoingEvent(settled, "hub.payments.PaymentSettled"))
+    hub.publisher.publish("payments", events, "t")
+    if fraud:
+        label = {
+            "payment_id": pid,
+            "account_id": acc,
+            "kind": "STRUCTURING",
+            "confirmed_at": _ts(at + timedelta(days=1)),
+        }
+        hub.publisher.publish("payment-labels", [OutgoingEvent(label)], "t")
+
+
+def _hub(data: Path) -> Hub:
+    return bootstrap(
+        load_settings(environ={"HUB_PROJECTION_AUTOSTART": "false"}, data_dir=data)
+    )
+
+
+@pytest.fixture
+def crafted(tmp_path: Path) -> Iterator[Hub]:
+    hub = _hub(tmp_path / "data")
+    _open(hub, "A", "BASIC", "LOW", T - timedelta(days=30))
+    _open(hub, "B", "ENHANCED", "LOW", T - timedelta(days=30))
+    # Log order is not time order: the later payment and the KYC upgrade are appended first.
+    _pay(hub, "P-after", "A", "9600.00", T + timedelta(minutes=10))
+    _update(hub, "A", "ENHANCED", T + timedelta(minutes=30))
+    _pay(hub, "P-2h", "A", "100.00", T - timedelta(hours=2))
+    _pay(hub, "P-30m", "A", "9500.00", T - timedelta(minutes=30))
+    _pay(hub, "P-scored", "A", "7000.00", T, country="KP", fraud=True)
+    _pay(hub, "P-open", "B", "20.00", T, settle=False)  # no label yet: left out
+    for i in range(6):
+        _pay(hub, f"P-B{i}", "B", f"{10 + i}.00", T - timedelta(hours=3 * i))
+    yield hub
+    hub.close()
+
+
+def test_training_rows_use_only_facts_before_each_event(crafted: Hub) -> None:
+    ts = ml_of(crafted).training_sets.cut("payment_risk")
+    rows = {r["subject"]: r for r in ts.rows}
+    assert "P-open" not in rows  # neither settled nor confirmed: no label
+    scored = rows["P-scored"]
+    assert scored["label"] == 1 and rows["P-30m"]["label"] == 0
+    assert scored["features"] == {
+        "amount": 7000.0,
+        "payments_1h": 1.0,
+        "amount_1h": 9500.0,
+        "payments_24h": 2.0,
+        "amount_24h": 9600.0,  # 100 + 9,500: not the 9,600 ten minutes later
+        "near_threshold_24h": 1.0,
+        "kyc_level": 1.0,  # BASIC: the upgrade half an hour later is not seen
+        "risk_rating": 0.0,
+        "counterparty_country_risk": 3.0,
+    }
+    assert rows["P-after"]["features"]["payments_1h"] == 2.0  # P-30m and P-scored
+    assert rows["P-after"]["features"]["kyc_level"] == 1.0
+    m = ts.manifest
+    assert m["rows"] == len(ts.rows) == 10 and m["positives"] == 1
+    assert m["checkpoint"]["size"] > 0 and len(m["checkpoint"]["root"]) == 64
+    assert m["positions"]["payments/0"] + m["positions"]["payments/1"] > 0
+
+
+def test_a_training_set_rebuilds_from_its_manifest(crafted: Hub) -> None:
+    sets = ml_of(crafted).training_sets
+    first = sets.cut("payment_risk")
+    # Later records, even ones dated before the cut, are not part of the rebuilt set.
+    _pay(crafted, "P-late", "A", "9900.00", T - timedelta(minutes=45), fraud=True)
+    again = sets.verify(first.manifest)
+    assert again.digest == first.digest and again.rows == first.rows
+    newer = sets.cut("payment_risk")
+    assert newer.digest != first.digest and newer.manifest["rows"] == first.manifest["rows"] + 1
+    changed = {**first.manifest, "digest": "0" * 64}
+    with pytest.raises(Exception, match="rebuilt at the manifest's offsets"):
+        sets.verify(changed)
+
+
+def _register_small_model(hub: Hub) -> int:
+    """A logistic model fitted on synthetic vectors (the crafted log has too few labels)."""
+    from sklearn.linear_model import LogisticRegression
+
+    ml = ml_of(hub)
+    names = list(ml.view_of("payment_risk").names)
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(200, len(names)))
+    y = (x[:, 0] > 0.5).astype(int)
+    model = LogisticRegression().fit(x, y)
+    mv = ml.models.register(
+        ALICE,
+        "payment_risk",
+        model,
+        family="sklearn.LogisticRegression",
+        features=names,
+        threshold=0.5,
+        manifest={"view": "payment_risk"},
+        metrics={},
+        reference={n: list(x[:, i]) for i, n in enumerate(names)},
+    )
+    return mv.version
+
+
+def test_a_champion_needs_a_second_person(crafted: Hub) -> None:
+    ml = ml_of(crafted)
+    version = _register_small_model(crafted)
+    with pytest.raises(TwoPersonRequired):
+        ml.changes.set_direct(ALICE, CHAMPION_PREFIX + "payment_risk", version)
+    change = ml.changes.propose_champion(ALICE, "payment_risk", version, "first model")
+    assert change.status == "pending_approval"
+    assert ml.models.champion_of("payment_risk") is None
+    with pytest.raises(Forbidden, match="Two-person rule"):
+        ml.changes.approve(ALICE, change.change_id)
+    assert ml.models.champion_of("payment_risk") is None
+    ml.changes.approve(BOB, change.change_id, "reviewed")
+    assert ml.models.champion_of("payment_risk") == version
+    assert ml.models.store.aliases("payment_risk") == {"champion": version}
+    promoted = [
+        r for r in crafted.reader.read("hub.models", 0, 0, 100) if "Promoted" in r["headers"]["ce_type"]
+    ]
+    assert promoted[-1]["value"]["change_id"] == change.change_id
+    # Every lifecycle event gets its ledger leaf.
+    crafted.ledger.sync(force_checkpoint=True)
+    assert crafted.ledger.index_of("hub.models", 0, promoted[-1]["offset"]) is not None
+
+
+def _crash_while_scoring(data: Path) -> None:
+    hub = _hub(data)
+
+    def crash() -> None:
+        os._exit(17)  # the process dies with the predictions staged but not committed
+
+    ml_of(hub).consumer("payment_risk", on_staged=crash).step()
+    os._exit(0)  # not reached
+
+
+def test_scoring_is_exactly_once_across_a_crash(crafted: Hub) -> None:
+    ml = ml_of(crafted)
+    version = _register_small_model(crafted)
+    change = ml.changes.propose_champion(ALICE, "payment_risk", version, "first")
+    ml.changes.approve(BOB, change.change_id)
+    data = crafted.settings.data_dir
+    crafted.close()
+    crafted.close = lambda: None  # type: ignore[method-assign]  # the fixture's close: done
+    child = multiprocessing.get_context("fork").Process(target=_crash_while_scoring, args=(data,))
+    child.start()
+    child.join(300)
+    assert child.exitcode == 17
+    hub = _hub(data)
+    try:
+        ml = ml_of(hub)
+        assert ml.predictions("payment_risk") == []  # nothing of the crashed step is visible
+        consumer = ml.consumer("payment_risk", batch=3)
+        assert consumer.run_until_idle() > 0 and consumer.lag() == 0
+        predictions = ml.predictions("payment_risk")
+        subjects = sorted(p["subject"] for p in predictions)
+        initiated = 11  # every PaymentInitiated of the crafted log, once
+        assert len(subjects) == initiated and len(set(subjects)) == initiated
+        assert consumer.run_until_idle() == 0
+        assert len(ml.predictions("payment_risk")) == initiated
+        p = next(p for p in predictions if p["subject"] == "P-scored")
+        assert p["version"] == version and p["variant"] == "champion"
+        assert p["source"].startswith("payments/") and p["decision"] in {"alert", "pass"}
+        assert len(p["feature_digest"]) == 64
+    finally:
+        hub.close()
+
+
+# -- the demo trading day ---------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
+    from hub.demo import load
+
+    hub = _hub(tmp_path_factory.mktemp("ml-demo") / "data")
+    load(hub.ingest)
+    ml = ml_of(hub)
+    mv = ml.train(ALICE, "payment_risk")
+    change = ml.changes.propose_champion(ALICE, "payment_risk", mv.version, "demo")
+    ml.changes.approve(BOB, change.change_id)
+    ml.consumer("payment_risk").run_until_idle()
+    yield hub
+    hub.close()
+
+
+def test_the_demo_model_finds_the_planted_fraud(demo: Hub) -> None:
+    ml = ml_of(demo)
+    mv = ml.models.version("payment_risk", 1)
+    assert mv.manifest["positives"] == 36 and mv.manifest["rows"] > 1000
+    assert mv.metrics["holdout"]["auc"] > 0.9
+    assert ml.training_sets.verify(mv.manifest).digest == mv.manifest["digest"]
+    report = ml.ab_report("payment_risk")
+    champion = report["variants"]["champion"]
+    assert champion["predictions"] == 1186  # every demo PaymentInitiated, once
+    assert champion["recall"] >= 0.8 and champion["precision"] >= 0.2
+
+
+def test_drift_is_raised_by_a_shifted_stream_and_not_by_the_demo(demo: Hub) -> None:
+    ml = ml_of(demo)
+    clean = ml.check_drift("payment_risk", window=500)
+    assert clean["window"] == 500 and clean["drifted"] == [], clean["report"]
+    rng = np.random.default_rng(9)
+    start = datetime(2026, 11, 25, 8, tzinfo=UTC)
+    events = [
+        OutgoingEvent(
+            _payment(
+                f"DRIFT-{i}",
+                f"ACC-{int(rng.integers(0, 200)):04d}",
+                f"{float(rng.uniform(40_000, 90_000)):.2f}",  # ten times the usual amounts
+                start + timedelta(seconds=20 * i),
+                country=str(rng.choice(["RU", "AE", "TR"])),
+            ),
+            "hub.payments.PaymentInitiated",
+        )
+        for i in range(300)
+    ]
+    demo.publisher.publish("payments", events, "t")
+    ml.consumer("payment_risk").run_until_idle()
+    found = ml.check_drift("payment_risk", window=300)
+    assert "amount" in found["drifted"] and "counterparty_country_risk" in found["drifted"]
+    assert ml.models.state("payment_risk").drift[-1]["drifted"] == found["drifted"]
+
+
+def test_predict_route(demo: Hub) -> None:
+    import base64
+
+    from fastapi.testclient import TestClient
+
+    from hub.api.app import create_app
+
+    client = TestClient(create_app(demo), raise_server_exceptions=False)
+
+    def auth(role: str) -> dict[str, str]:
+        token = demo.keys.create([role], principal=f"route-{role}").token
+        return {"Authorization": "Basic " + base64.b64encode(token.encode()).decode()}
+
+    event = _payment("REQ-1", "ACC-0042", "9800.00", datetime(2026, 11, 24, 16, tzinfo=UTC))
+    before = len(ml_of(demo).predictions("payment_risk"))
+    r = client.post("/v1/models/payment_risk/predict", json={"event": event}, headers=auth("analyst"))
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["version"] == 1 and body["features"]["near_threshold_24h"] >= 8
+    assert body["decision"] == "alert" and body["source"] == "request:route-analyst"
+    assert len(ml_of(demo).predictions("payment_risk")) == before + 1
+    r = client.post("/v1/models/payment_risk/predict", json={"event": event}, headers=auth("publisher"))
+    assert r.status_code == 403
+    bad = {k: v for k, v in event.items() if k != "initiated_at"}
+    r = client.post("/v1/models/payment_risk/predict", json={"event": bad}, headers=auth("admin"))
+    assert r.status_code == 400 and "initiated_at" in r.json()["message"]
+    r = client.get("/v1/models/nosuch", headers=auth("admin"))
+    assert r.status_code == 404 and "hub ml train nosuch" in r.json()["message"]
+    r = client.get("/v1/models/payment_risk", headers=auth("ml_engineer"))
+    assert r.status_code == 200 and r.json()["champion"] == 1
+    client.close()

@@ -86,14 +86,18 @@ class SqliteFeatureStore(FeatureStore):
     ) -> dict[str, list[tuple[int, float]]]:
         out: dict[str, list[tuple[int, float]]] = {}
         with self._lock:
-            for entity in dict.fromkeys(entities):
+            for chunk in _chunks(entities):
                 rows = self._db.execute(
-                    "SELECT time_us, value FROM series WHERE series = ? AND entity = ? "
-                    "AND time_us >= ? AND time_us < ? ORDER BY time_us, seq",
-                    (name, entity, start_us, end_us),
+                    "SELECT entity, time_us, value FROM series WHERE series = ? AND entity IN "
+                    f"({','.join('?' * len(chunk))}) AND time_us >= ? AND time_us < ? "
+                    "ORDER BY entity, time_us, seq",
+                    (name, *chunk, start_us, end_us),
                 ).fetchall()
-                if rows:
-                    out[entity] = rows
+                for entity, t, v in rows:
+                    points = out.get(entity)
+                    if points is None:
+                        points = out[entity] = []
+                    points.append((t, v))
         return out
 
     def attribute_versions(
@@ -101,23 +105,27 @@ class SqliteFeatureStore(FeatureStore):
     ) -> dict[str, list[tuple[int, dict[str, str | None]]]]:
         out: dict[str, list[tuple[int, dict[str, str | None]]]] = {}
         with self._lock:
-            for entity in dict.fromkeys(entities):
+            for chunk in _chunks(entities):
                 rows = self._db.execute(
-                    "SELECT valid_from_us, seq, field, value FROM versions WHERE attributes = ? "
-                    "AND entity = ? AND valid_from_us < ? ORDER BY valid_from_us, seq",
-                    (name, entity, end_us),
+                    "SELECT entity, valid_from_us, seq, field, value FROM versions WHERE "
+                    f"attributes = ? AND entity IN ({','.join('?' * len(chunk))}) AND "
+                    "valid_from_us < ? ORDER BY entity, valid_from_us, seq",
+                    (name, *chunk, end_us),
                 ).fetchall()
-                versions: list[tuple[int, dict[str, str | None]]] = []
-                last: tuple[int, int] | None = None
-                for valid_from, seq, field, value in rows:
-                    if (valid_from, seq) != last:
-                        versions.append((valid_from, {}))
-                        last = (valid_from, seq)
-                    versions[-1][1][field] = value
-                if versions:
-                    out[entity] = versions
+                last: tuple[str, int, int] | None = None
+                for entity, valid_from, seq, field, value in rows:
+                    if (entity, valid_from, seq) != last:
+                        out.setdefault(entity, []).append((valid_from, {}))
+                        last = (entity, valid_from, seq)
+                    out[entity][-1][1][field] = value
         return out
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def _chunks(entities: Sequence[str], size: int = 500) -> list[list[str]]:
+    """Distinct entities in chunks small enough for one ``IN (...)`` list."""
+    distinct = list(dict.fromkeys(entities))
+    return [distinct[i : i + size] for i in range(0, len(distinct), size)]

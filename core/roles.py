@@ -71,7 +71,6 @@ ACTIONS = (
     "model.promote",
     "model.approve",
     "model.predict",
-    "model.score",
 )
 
 ROLE_ACTIONS: Mapping[str, frozenset[str]] = {
@@ -101,8 +100,7 @@ ROLE_ACTIONS: Mapping[str, frozenset[str]] = {
         | {"catalog.read", "retention.write", "legalhold.write"}
     ),
     "ml_engineer": frozenset({"schema.read", "topic.read", "event.read", "api.docs"})
-    | {"model.read", "model.train", "model.promote", "model.approve", "model.predict"}
-    | {"model.score"},
+    | {"model.read", "model.train", "model.promote", "model.approve", "model.predict"},
     "admin": frozenset(ACTIONS),
 }
 # Everyone may rotate their own key (hub.apikeys decides whose keys a principal may rotate).

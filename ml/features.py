@@ -15,6 +15,8 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
+
 from core.errors import InvalidInput
 from core.ports.ml import FeatureStore
 from domain.features import Feature, FeatureView
@@ -47,34 +49,19 @@ def canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
-class _Window:
-    """One entity's points of one series: times and prefix sums for O(log n) windows."""
-
-    __slots__ = ("times", "sums", "between")
-
-    def __init__(self, points: list[tuple[int, float]], bands: Sequence[tuple[float, float]]):
-        self.times = [t for t, _ in points]
-        self.sums = [0.0]
-        for _, v in points:
-            self.sums.append(self.sums[-1] + v)
-        self.between: dict[tuple[float, float], list[int]] = {}
-        for low, high in bands:
-            acc = [0]
-            for _, v in points:
-                acc.append(acc[-1] + (1 if low <= v < high else 0))
-            self.between[(low, high)] = acc
-
-
 class FeatureEngine:
-    """Computes a view's feature vectors for events of its event type."""
+    """Computes a view's feature vectors for events of its event type.
+
+    A batch is answered column-wise: every entity's points of a series are laid end to end,
+    sorted by (entity, time), under an int64 key ``entity_index * span + (time - base)``; the
+    window ``[t - w, t)`` of an event is then two ``searchsorted`` calls on that key and a
+    difference of prefix sums, for all events at once.
+    """
 
     def __init__(self, view: FeatureView, store: FeatureStore) -> None:
         self.view = view
         self.store = store
         self._max_window = max((f.window_us for f in view.features), default=0)
-        self._bands = [
-            (f.low, f.high) for f in view.features if f.kind == "count_between"
-        ]
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -96,61 +83,94 @@ class FeatureEngine:
 
     def vectors(self, events: Sequence[Mapping[str, Any]]) -> list[dict[str, float]]:
         """One vector per event, in order; features as of each event's own time."""
+        names = self.view.names
+        return [dict(zip(names, row, strict=True)) for row in self.matrix(events).tolist()]
+
+    def matrix(self, events: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        """The vectors as a float64 matrix, one row per event, columns in ``names`` order."""
+        features = self.view.features
+        out = np.zeros((len(events), len(features)), dtype=np.float64)
         if not events:
-            return []
+            return out
         keys = [self.entity_time(e) for e in events]
         entities = list(dict.fromkeys(k[0] for k in keys))
-        start = min(t for _, t in keys) - self._max_window
-        end = max(t for _, t in keys)
-        windows: dict[str, dict[str, _Window]] = {}
+        index = {e: i for i, e in enumerate(entities)}
+        ev_entity = np.fromiter((index[k[0]] for k in keys), np.int64, len(keys))
+        ev_time = np.fromiter((k[1] for k in keys), np.int64, len(keys))
+        base = int(ev_time.min()) - self._max_window
+        end = int(ev_time.max())
+        span = end - base + 1
+        if span * (len(entities) + 1) >= 2**62:
+            raise InvalidInput(
+                f"The events span {span / 3.6e9:.0f} hours over {len(entities)} entities: "
+                "too wide for one batch; score them in smaller batches of nearby times."
+            )
+        ev_key = ev_entity * span + (ev_time - base)
+        columns: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         for series in self.view.series:
-            got = self.store.series(series.name, entities, start, end)
-            windows[series.name] = {e: _Window(pts, self._bands) for e, pts in got.items()}
-        versions = {
+            got = self.store.series(series.name, entities, base, end)
+            columns[series.name] = _laid_out(got, index, base, span)
+        attrs = {
             a.name: self.store.attribute_versions(a.name, entities, end)
             for a in self.view.attributes
         }
-        empty = _Window([], self._bands)
-        out = []
-        for event, (entity, t) in zip(events, keys, strict=True):
-            attrs_cache: dict[str, dict[str, str]] = {}
-            vector: dict[str, float] = {}
-            for f in self.view.features:
-                vector[f.name] = self._value(
-                    f, event, entity, t, windows, versions, attrs_cache, empty
-                )
-            out.append(vector)
+        for j, f in enumerate(features):
+            if f.kind == "event":
+                out[:, j] = [f.level(e.get(f.source)) for e in events]
+            elif f.kind == "attribute":
+                out[:, j] = _attribute(f, attrs[f.source], entities, ev_entity, ev_time)
+            else:
+                point_key, values = columns[f.source]
+                hi = np.searchsorted(point_key, ev_key, "left")  # strictly before t
+                lo = np.searchsorted(point_key, ev_key - f.window_us, "left")
+                if f.kind == "count":
+                    out[:, j] = hi - lo
+                else:
+                    if f.kind == "sum":
+                        picked = values
+                    else:
+                        picked = ((values >= f.low) & (values < f.high)).astype(np.float64)
+                    prefix = np.concatenate(([0.0], np.cumsum(picked)))
+                    got_sum = prefix[hi] - prefix[lo]
+                    out[:, j] = np.round(got_sum, 2) if f.kind == "sum" else np.rint(got_sum)
         return out
 
-    def _value(
-        self,
-        f: Feature,
-        event: Mapping[str, Any],
-        entity: str,
-        t: int,
-        windows: Mapping[str, Mapping[str, _Window]],
-        versions: Mapping[str, Mapping[str, list[tuple[int, dict[str, str | None]]]]],
-        attrs_cache: dict[str, dict[str, str]],
-        empty: _Window,
-    ) -> float:
-        if f.kind == "event":
-            return f.level(event.get(f.source))
-        if f.kind == "attribute":
-            attrs = attrs_cache.get(f.source)
-            if attrs is None:
-                attrs = {}
-                for valid_from, values in versions[f.source].get(entity, ()):
-                    if valid_from >= t:
-                        break
-                    attrs.update({k: v for k, v in values.items() if v is not None})
-                attrs_cache[f.source] = attrs
-            return f.level(attrs.get(f.attr))
-        w = windows[f.source].get(entity, empty)
-        hi = bisect_left(w.times, t)  # strictly before t
-        lo = bisect_left(w.times, t - f.window_us)
-        if f.kind == "count":
-            return float(hi - lo)
-        if f.kind == "sum":
-            return round(w.sums[hi] - w.sums[lo], 2)
-        acc = w.between[(f.low, f.high)]
-        return float(acc[hi] - acc[lo])
+
+def _laid_out(
+    got: Mapping[str, list[tuple[int, float]]], index: Mapping[str, int], base: int, span: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted int64 keys (entity, time) and their values, for every point of every entity."""
+    keys: list[int] = []
+    values: list[float] = []
+    for entity in sorted(got, key=index.__getitem__):
+        offset = index[entity] * span - base
+        for t, v in got[entity]:
+            keys.append(offset + t)
+            values.append(v)
+    return np.asarray(keys, dtype=np.int64), np.asarray(values, dtype=np.float64)
+
+
+def _attribute(
+    f: Feature,
+    versions: Mapping[str, list[tuple[int, dict[str, str | None]]]],
+    entities: Sequence[str],
+    ev_entity: np.ndarray,
+    ev_time: np.ndarray,
+) -> list[float]:
+    """Per event, the level of the latest non-null value of ``f.attr`` valid before its time."""
+    per_entity: list[tuple[list[int], list[float]]] = []
+    for entity in entities:
+        times: list[int] = []
+        levels: list[float] = []
+        for valid_from, values in versions.get(entity, ()):
+            value = values.get(f.attr)
+            if value is not None:
+                times.append(valid_from)
+                levels.append(f.level(value))
+        per_entity.append((times, levels))
+    out = []
+    for e, t in zip(ev_entity.tolist(), ev_time.tolist(), strict=True):
+        times, levels = per_entity[e]
+        i = bisect_left(times, t)
+        out.append(levels[i - 1] if i else f.level(None))
+    return out

@@ -93,54 +93,50 @@ class Scorer:
         mv = state.versions[state.challenger]
         return champion, self.models.load(self.name, mv.version), mv.share
 
-    def score(
-        self,
-        events: Sequence[Mapping[str, Any]],
-        sources: Sequence[str],
-        vectors: Sequence[dict[str, float]] | None = None,
-    ) -> list[Prediction]:
+    def score(self, events: Sequence[Mapping[str, Any]], sources: Sequence[str]) -> list[Prediction]:
         """One prediction per event. ``latency_us`` is the time from the call to its scores
         (for a batch, the batch's: what each event of it waited)."""
         if not events:
             return []
         champion, challenger, share = self.serving()  # loaded once, not part of the latency
         started = time.perf_counter_ns()
-        if vectors is None:
-            vectors = self.engine.vectors(events)
         view = self.engine.view
+        matrix = self.engine.matrix(events)
+        column = {name: j for j, name in enumerate(view.names)}
         groups: dict[str, list[int]] = {}
-        chosen: dict[str, Loaded] = {}
+        chosen: dict[str, Loaded] = {"champion": champion}
         variants: list[str] = []
         for i, event in enumerate(events):
             name = variant(str(event[view.entity_field]), share if challenger else 0.0)
             variants.append(name)
             groups.setdefault(name, []).append(i)
-            chosen[name] = challenger if name == CHALLENGER and challenger else champion
-        scores = [0.0] * len(events)
+        if challenger is not None:
+            chosen[CHALLENGER] = challenger
+        scores = np.zeros(len(events))
         for name, idx in groups.items():
             loaded = chosen[name]
-            names = loaded.info.features
-            matrix = np.array([[vectors[i][f] for f in names] for i in idx], dtype=float)
-            got = loaded.estimator.predict_proba(matrix)[:, 1]
-            for i, s in zip(idx, got, strict=True):
-                scores[i] = float(s)
+            cols = [column[f] for f in loaded.info.features]
+            rows = matrix[np.asarray(idx)][:, cols]
+            scores[idx] = loaded.estimator.predict_proba(rows)[:, 1]
         latency = (time.perf_counter_ns() - started) // 1000
+        names = view.names
         out = []
-        for i, event in enumerate(events):
-            name = variants[i]
-            info = chosen[name].info
+        for i, (event, row) in enumerate(zip(events, matrix.tolist(), strict=True)):
+            info = chosen[variants[i]].info
+            vector = dict(zip(names, row, strict=True))
+            score = float(scores[i])
             out.append(
                 Prediction(
                     model=self.name,
                     version=info.version,
-                    variant=name,
+                    variant=variants[i],
                     entity=str(event[view.entity_field]),
                     subject=str(event.get(view.subject_field, "")),
                     source=sources[i],
-                    features=vectors[i],
-                    feature_digest=digest(vectors[i]),
-                    score=round(scores[i], 9),
-                    decision="alert" if scores[i] >= info.threshold else "pass",
+                    features=vector,
+                    feature_digest=digest(vector),
+                    score=round(score, 9),
+                    decision="alert" if score >= info.threshold else "pass",
                     latency_us=int(latency),
                 )
             )

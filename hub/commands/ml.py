@@ -13,7 +13,7 @@
     hub ml trainingset verify NAME V    rebuild a version's training set from its manifest
 
 Every command asks the policy decision point first (``model.read``, ``model.train``,
-``model.promote``, ``model.approve``, ``model.score``, ``model.predict``).
+``model.promote``, ``model.approve``, ``model.predict``; scoring and drift checks need ``model.train``).
 """
 
 from __future__ import annotations
@@ -186,7 +186,7 @@ def ml_score(obj: Ctx, name: str, key: str | None) -> None:
         from hub.ml_setup import ml_of
 
         with obj.hub() as h:
-            authorize(h, "model.score", f"model:{name}", principal_for(h, key))
+            authorize(h, "model.train", f"model:{name}", principal_for(h, key))
             consumer = ml_of(h).consumer(name)
             with click.progressbar(length=consumer.lag(), label=f"scoring {name}") as bar:
                 while n := consumer.step():
@@ -250,7 +250,7 @@ def ml_drift(obj: Ctx, name: str, window: int, key: str | None) -> None:
         from hub.ml_setup import ml_of
 
         with obj.hub() as h:
-            authorize(h, "model.score", f"model:{name}", principal_for(h, key))
+            authorize(h, "model.train", f"model:{name}", principal_for(h, key))
             out = ml_of(h).check_drift(name, window)
             _json(out)
         if out["drifted"]:

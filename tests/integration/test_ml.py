@@ -329,7 +329,7 @@ def test_predict_route(demo: Hub) -> None:
     assert r.status_code == 403
     bad = {k: v for k, v in event.items() if k != "initiated_at"}
     r = client.post("/v1/models/payment_risk/predict", json={"event": bad}, headers=auth("admin"))
-    assert r.status_code == 400 and "initiated_at" in r.json()["message"]
+    assert r.status_code == 422 and "initiated_at" in r.json()["message"]
     r = client.get("/v1/models/nosuch", headers=auth("admin"))
     assert r.status_code == 404 and "hub ml train nosuch" in r.json()["message"]
     r = client.get("/v1/models/payment_risk", headers=auth("ml_engineer"))

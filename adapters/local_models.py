@@ -73,9 +73,7 @@ class LocalModelRegistry(ModelRegistry):
                 "SELECT sha256 FROM versions WHERE name = ? AND version = ?", (name, version)
             ).fetchone()
         if row is None:
-            raise NotFound(
-                f"Model {name!r} has no stored version {version}: see `hub ml models`."
-            )
+            raise NotFound(f"Model {name!r} has no stored version {version}: see `hub ml models`.")
         return self._path(row[0]).read_bytes()
 
     def versions(self, name: str) -> list[StoredModel]:
@@ -90,9 +88,7 @@ class LocalModelRegistry(ModelRegistry):
     def set_alias(self, name: str, alias: str, version: int | None) -> None:
         with self._lock:
             if version is None:
-                self._db.execute(
-                    "DELETE FROM aliases WHERE name = ? AND alias = ?", (name, alias)
-                )
+                self._db.execute("DELETE FROM aliases WHERE name = ? AND alias = ?", (name, alias))
             else:
                 self._db.execute(
                     "INSERT OR REPLACE INTO aliases VALUES (?, ?, ?)", (name, alias, version)

@@ -17,7 +17,6 @@ import os
 import random
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -112,9 +111,7 @@ def _p99_ms(latencies_ns: list[int]) -> float:
     return latencies_ns[int(len(latencies_ns) * 0.99)] / 1e6
 
 
-def test_one_event_fetch_and_score_p99(
-    scoring: tuple[Hub, Scorer, Any], report: Report
-) -> None:
+def test_one_event_fetch_and_score_p99(scoring: tuple[Hub, Scorer, Any], report: Report) -> None:
     _, scorer, model = scoring
     events = _events(ONE, 3)
     matrix = scorer.engine.matrix(events)

@@ -156,9 +156,7 @@ PAYMENT_RISK = FeatureView(
             levels=RISK_RATINGS,
             default=1.0,
         ),
-        Feature(
-            "counterparty_country_risk", "event", "counterparty_country", levels=COUNTRY_RISK
-        ),
+        Feature("counterparty_country_risk", "event", "counterparty_country", levels=COUNTRY_RISK),
     ),
     series=(PAYMENTS,),
     attributes=(ACCOUNTS,),

@@ -38,9 +38,7 @@ def two_proportion_p(x1: int, n1: int, x2: int, n2: int) -> float | None:
     return math.erfc(abs(z) / math.sqrt(2))
 
 
-def report(
-    predictions: Iterable[Mapping[str, Any]], labels: Mapping[str, int]
-) -> dict[str, Any]:
+def report(predictions: Iterable[Mapping[str, Any]], labels: Mapping[str, int]) -> dict[str, Any]:
     """Per variant: count, alert rate, mean score, latency p50/p99, precision and recall against
     the labels known so far; the p-value of the alert-rate difference."""
     by: dict[str, list[Mapping[str, Any]]] = {}

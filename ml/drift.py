@@ -23,6 +23,9 @@ class DriftThresholds:
     min_window: int = 50
 
 
+DEFAULT = DriftThresholds()
+
+
 def psi(reference: Sequence[float], live: Sequence[float], bins: int = 10) -> float:
     """Population Stability Index of ``live`` against ``reference``: sum over the reference's
     quantile bins of (live% - ref%) * ln(live% / ref%), empty bins floored at 1e-4."""
@@ -60,7 +63,7 @@ def ks(reference: Sequence[float], live: Sequence[float]) -> tuple[float, float]
 def compare(
     reference: Mapping[str, Sequence[float]],
     live: Mapping[str, Sequence[float]],
-    thresholds: DriftThresholds = DriftThresholds(),
+    thresholds: DriftThresholds = DEFAULT,
 ) -> tuple[list[str], dict[str, Any]]:
     """Drifted names and the per-name report (psi, ks, ks_pvalue, n)."""
     drifted: list[str] = []

@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from core.errors import InvalidInput
 from core.ports.ml import FeatureStore
@@ -41,8 +42,16 @@ def to_us(value: Any) -> int:
 
 
 def digest(vector: Mapping[str, float]) -> str:
-    """SHA-256 of a feature vector's canonical JSON (sorted names, shortest float repr)."""
-    return hashlib.sha256(canonical(vector).encode()).hexdigest()
+    """SHA-256 of a feature vector: the canonical JSON of its names in order, a newline, then
+    its values as little-endian float64 (cheap enough to compute for every scored event)."""
+    names = list(vector)
+    values = np.asarray([vector[n] for n in names], dtype="<f8")
+    return row_digest(canonical(names).encode() + b"\n", values)
+
+
+def row_digest(header: bytes, values: NDArray[Any]) -> str:
+    """``digest`` of a matrix row whose names' header (``canonical(names) + "\\n"``) is given."""
+    return hashlib.sha256(header + values.astype("<f8", copy=False).tobytes()).hexdigest()
 
 
 def canonical(value: Any) -> str:
@@ -76,8 +85,7 @@ class FeatureEngine:
             )
         if event.get(self.view.time_field) is None:
             raise InvalidInput(
-                f"The event has no {self.view.time_field!r}: give the time it happened "
-                "(RFC 3339)."
+                f"The event has no {self.view.time_field!r}: give the time it happened (RFC 3339)."
             )
         return entity, to_us(event[self.view.time_field])
 
@@ -86,7 +94,7 @@ class FeatureEngine:
         names = self.view.names
         return [dict(zip(names, row, strict=True)) for row in self.matrix(events).tolist()]
 
-    def matrix(self, events: Sequence[Mapping[str, Any]]) -> np.ndarray:
+    def matrix(self, events: Sequence[Mapping[str, Any]]) -> NDArray[Any]:
         """The vectors as a float64 matrix, one row per event, columns in ``names`` order."""
         features = self.view.features
         out = np.zeros((len(events), len(features)), dtype=np.float64)
@@ -106,7 +114,7 @@ class FeatureEngine:
                 "too wide for one batch; score them in smaller batches of nearby times."
             )
         ev_key = ev_entity * span + (ev_time - base)
-        columns: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        columns: dict[str, tuple[NDArray[Any], NDArray[Any]]] = {}
         for series in self.view.series:
             got = self.store.series(series.name, entities, base, end)
             columns[series.name] = _laid_out(got, index, base, span)
@@ -138,7 +146,7 @@ class FeatureEngine:
 
 def _laid_out(
     got: Mapping[str, list[tuple[int, float]]], index: Mapping[str, int], base: int, span: int
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[NDArray[Any], NDArray[Any]]:
     """Sorted int64 keys (entity, time) and their values, for every point of every entity."""
     keys: list[int] = []
     values: list[float] = []
@@ -154,8 +162,8 @@ def _attribute(
     f: Feature,
     versions: Mapping[str, list[tuple[int, dict[str, str | None]]]],
     entities: Sequence[str],
-    ev_entity: np.ndarray,
-    ev_time: np.ndarray,
+    ev_entity: NDArray[Any],
+    ev_time: NDArray[Any],
 ) -> list[float]:
     """Per event, the level of the latest non-null value of ``f.attr`` valid before its time."""
     per_entity: list[tuple[list[int], list[float]]] = []

@@ -51,9 +51,7 @@ class FeatureFeed:
         self._reader = reader
         self.store = store
         self._batch = batch
-        self.topics = sorted(
-            {s.topic for s in view.series} | {a.topic for a in view.attributes}
-        )
+        self.topics = sorted({s.topic for s in view.series} | {a.topic for a in view.attributes})
 
     def catch_up(self, until: Mapping[TopicPartition, int] | None = None) -> int:
         """Fold every source record (below ``until``'s offsets when given); returns how many

@@ -431,7 +431,5 @@ class ModelChanges(ConfigChanges):
     def requires_two_person(self, resource: str) -> bool:
         return resource.startswith(CHAMPION_PREFIX) or super().requires_two_person(resource)
 
-    def propose_champion(
-        self, principal: Principal, name: str, version: int, reason: str
-    ) -> Any:
+    def propose_champion(self, principal: Principal, name: str, version: int, reason: str) -> Any:
         return self.propose(principal, CHAMPION_PREFIX + name, version, reason)

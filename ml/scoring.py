@@ -24,7 +24,7 @@ from core.events import OutgoingEvent
 from core.ports.eventlog import EventLog, TopicPartition
 from ingest.publish import Publisher
 from ml.ab import CHALLENGER, variant
-from ml.features import FeatureEngine, canonical, digest
+from ml.features import FeatureEngine, canonical, row_digest
 from ml.feed import FeatureFeed, Reader
 from ml.models import Loaded, Models
 
@@ -93,7 +93,9 @@ class Scorer:
         mv = state.versions[state.challenger]
         return champion, self.models.load(self.name, mv.version), mv.share
 
-    def score(self, events: Sequence[Mapping[str, Any]], sources: Sequence[str]) -> list[Prediction]:
+    def score(
+        self, events: Sequence[Mapping[str, Any]], sources: Sequence[str]
+    ) -> list[Prediction]:
         """One prediction per event. ``latency_us`` is the time from the call to its scores
         (for a batch, the batch's: what each event of it waited)."""
         if not events:
@@ -120,6 +122,7 @@ class Scorer:
             scores[idx] = loaded.estimator.predict_proba(rows)[:, 1]
         latency = (time.perf_counter_ns() - started) // 1000
         names = view.names
+        header = canonical(list(names)).encode() + b"\n"
         out = []
         for i, (event, row) in enumerate(zip(events, matrix.tolist(), strict=True)):
             info = chosen[variants[i]].info
@@ -134,7 +137,7 @@ class Scorer:
                     subject=str(event.get(view.subject_field, "")),
                     source=sources[i],
                     features=vector,
-                    feature_digest=digest(vector),
+                    feature_digest=row_digest(header, matrix[i]),
                     score=round(score, 9),
                     decision="alert" if score >= info.threshold else "pass",
                     latency_us=int(latency),

@@ -70,7 +70,9 @@ class MachineLearning:
     def feed(self, view: FeatureView) -> FeatureFeed:
         feed = self._feeds.get(view.name)
         if feed is None:
-            feed = self._feeds[view.name] = FeatureFeed(view, self._log, self._reader, self.features)
+            feed = self._feeds[view.name] = FeatureFeed(
+                view, self._log, self._reader, self.features
+            )
         return feed
 
     def view_of(self, name: str) -> FeatureView:
@@ -162,9 +164,12 @@ class MachineLearning:
                 break
             for rec in got:
                 v = rec.get("value")
-                if isinstance(v, dict) and v["model"] == name:
-                    if version is None or v["version"] == version:
-                        out.append(v)
+                if (
+                    isinstance(v, dict)
+                    and v["model"] == name
+                    and (version is None or v["version"] == version)
+                ):
+                    out.append(v)
             offset = got[-1]["offset"] + 1
         return out
 
@@ -207,7 +212,7 @@ class MachineLearning:
         self,
         name: str,
         window: int = 500,
-        thresholds: drift.DriftThresholds = drift.DriftThresholds(),
+        thresholds: drift.DriftThresholds = drift.DEFAULT,
     ) -> dict[str, Any]:
         """Compare the champion's last ``window`` predictions with its training reference;
         append ``ModelDriftDetected`` when a feature (or the score) drifted."""

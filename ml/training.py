@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from core.errors import InvalidInput
 from ml.ab import bucket
@@ -21,7 +22,7 @@ FAMILY = "sklearn.LogisticRegression"
 REFERENCE_ROWS = 5000
 
 
-def matrix(rows: Sequence[dict[str, Any]], names: Sequence[str]) -> np.ndarray:
+def matrix(rows: Sequence[dict[str, Any]], names: Sequence[str]) -> NDArray[Any]:
     return np.array([[r["features"][f] for f in names] for r in rows], dtype=float)
 
 
@@ -31,8 +32,9 @@ def split(rows: Sequence[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[di
     return train, test
 
 
-def evaluate(estimator: Any, rows: Sequence[dict[str, Any]], names: Sequence[str],
-             threshold: float) -> dict[str, Any]:
+def evaluate(
+    estimator: Any, rows: Sequence[dict[str, Any]], names: Sequence[str], threshold: float
+) -> dict[str, Any]:
     from sklearn.metrics import roc_auc_score
 
     if not rows:
@@ -53,7 +55,9 @@ def evaluate(estimator: Any, rows: Sequence[dict[str, Any]], names: Sequence[str
     }
 
 
-def fit(ts: TrainingSet, names: Sequence[str], threshold: float = 0.5) -> tuple[Any, dict[str, Any]]:
+def fit(
+    ts: TrainingSet, names: Sequence[str], threshold: float = 0.5
+) -> tuple[Any, dict[str, Any]]:
     """A fitted estimator and its holdout metrics."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline

@@ -13,7 +13,8 @@
     hub ml trainingset verify NAME V    rebuild a version's training set from its manifest
 
 Every command asks the policy decision point first (``model.read``, ``model.train``,
-``model.promote``, ``model.approve``, ``model.predict``; scoring and drift checks need ``model.train``).
+``model.promote``, ``model.approve``, ``model.predict``); scoring and drift checks need
+``model.train``.
 """
 
 from __future__ import annotations

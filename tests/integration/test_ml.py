@@ -4,6 +4,7 @@ rule, exactly-once scoring across a crash, drift on the demo stream, the predict
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 from collections.abc import Iterator
@@ -21,8 +22,8 @@ from governance.configchanges import TwoPersonRequired
 from hub.bootstrap import Hub, bootstrap
 from hub.ml_setup import ml_of
 from hub.settings import load_settings
+from ml.features import digest
 from ml.models import CHAMPION_PREFIX
-from ml.scoring import PREDICTIONS_TOPIC
 
 ALICE = Principal("alice", frozenset({"ml_engineer"}))
 BOB = Principal("bob", frozenset({"ml_engineer"}))
@@ -76,7 +77,9 @@ def _pay(
     settle: bool = True,
     fraud: bool = False,
 ) -> None:
-    events = [OutgoingEvent(_payment(pid, acc, amount, at, country), "hub.payments.PaymentInitiated")]
+    events = [
+        OutgoingEvent(_payment(pid, acc, amount, at, country), "hub.payments.PaymentInitiated")
+    ]
     if settle:
         settled = {
             "payment_id": pid,
@@ -99,9 +102,7 @@ def _pay(
 
 
 def _hub(data: Path) -> Hub:
-    return bootstrap(
-        load_settings(environ={"HUB_PROJECTION_AUTOSTART": "false"}, data_dir=data)
-    )
+    return bootstrap(load_settings(environ={"HUB_PROJECTION_AUTOSTART": "false"}, data_dir=data))
 
 
 @pytest.fixture
@@ -200,7 +201,9 @@ def test_a_champion_needs_a_second_person(crafted: Hub) -> None:
     assert ml.models.champion_of("payment_risk") == version
     assert ml.models.store.aliases("payment_risk") == {"champion": version}
     promoted = [
-        r for r in crafted.reader.read("hub.models", 0, 0, 100) if "Promoted" in r["headers"]["ce_type"]
+        r
+        for r in crafted.reader.read("hub.models", 0, 0, 100)
+        if "Promoted" in r["headers"]["ce_type"]
     ]
     assert promoted[-1]["value"]["change_id"] == change.change_id
     # Every lifecycle event gets its ledger leaf.
@@ -245,7 +248,7 @@ def test_scoring_is_exactly_once_across_a_crash(crafted: Hub) -> None:
         p = next(p for p in predictions if p["subject"] == "P-scored")
         assert p["version"] == version and p["variant"] == "champion"
         assert p["source"].startswith("payments/") and p["decision"] in {"alert", "pass"}
-        assert len(p["feature_digest"]) == 64
+        assert p["feature_digest"] == digest(json.loads(p["features"]))
     finally:
         hub.close()
 
@@ -319,13 +322,17 @@ def test_predict_route(demo: Hub) -> None:
 
     event = _payment("REQ-1", "ACC-0042", "9800.00", datetime(2026, 11, 24, 16, tzinfo=UTC))
     before = len(ml_of(demo).predictions("payment_risk"))
-    r = client.post("/v1/models/payment_risk/predict", json={"event": event}, headers=auth("analyst"))
+    r = client.post(
+        "/v1/models/payment_risk/predict", json={"event": event}, headers=auth("analyst")
+    )
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["version"] == 1 and body["features"]["near_threshold_24h"] >= 8
     assert body["decision"] == "alert" and body["source"] == "request:route-analyst"
     assert len(ml_of(demo).predictions("payment_risk")) == before + 1
-    r = client.post("/v1/models/payment_risk/predict", json={"event": event}, headers=auth("publisher"))
+    r = client.post(
+        "/v1/models/payment_risk/predict", json={"event": event}, headers=auth("publisher")
+    )
     assert r.status_code == 403
     bad = {k: v for k, v in event.items() if k != "initiated_at"}
     r = client.post("/v1/models/payment_risk/predict", json={"event": bad}, headers=auth("admin"))

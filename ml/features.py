@@ -42,9 +42,9 @@ def to_us(value: Any) -> int:
 
 
 def digest(vector: Mapping[str, float]) -> str:
-    """SHA-256 of a feature vector: the canonical JSON of its names in order, a newline, then
-    its values as little-endian float64 (cheap enough to compute for every scored event)."""
-    names = list(vector)
+    """SHA-256 of a feature vector: the canonical JSON of its sorted names, a newline, then its
+    values in that order as little-endian float64 (cheap enough for every scored event)."""
+    names = sorted(vector)
     values = np.asarray([vector[n] for n in names], dtype="<f8")
     return row_digest(canonical(names).encode() + b"\n", values)
 

@@ -122,7 +122,9 @@ class Scorer:
             scores[idx] = loaded.estimator.predict_proba(rows)[:, 1]
         latency = (time.perf_counter_ns() - started) // 1000
         names = view.names
-        header = canonical(list(names)).encode() + b"\n"
+        order = sorted(range(len(names)), key=names.__getitem__)  # digests: names sorted
+        header = canonical([names[j] for j in order]).encode() + b"\n"
+        by_name = matrix[:, order]
         out = []
         for i, (event, row) in enumerate(zip(events, matrix.tolist(), strict=True)):
             info = chosen[variants[i]].info
@@ -137,7 +139,7 @@ class Scorer:
                     subject=str(event.get(view.subject_field, "")),
                     source=sources[i],
                     features=vector,
-                    feature_digest=row_digest(header, matrix[i]),
+                    feature_digest=row_digest(header, by_name[i]),
                     score=round(score, 9),
                     decision="alert" if score >= info.threshold else "pass",
                     latency_us=int(latency),

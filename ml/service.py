@@ -123,6 +123,18 @@ class MachineLearning:
             reference=training.reference(estimator, ts, names),
         )
 
+    def retrain(
+        self, principal: Principal, name: str, share: float = 0.1, reason: str = "retrain"
+    ) -> ModelVersion:
+        """Train a new version (evaluated beside the champion on the same holdout) and make it
+        the challenger for ``share`` of the entity keys; promotion to champion stays a human,
+        two-person decision. Triggered by a command or by a drift check (``check_drift``)."""
+        view = self.view_of(name)
+        mv = self.train(principal, name, view.name)
+        if self.models.champion_of(name) is None:
+            return mv
+        return self.models.promote_challenger(principal, name, mv.version, share, reason)
+
     # -- scoring ---------------------------------------------------------------------------------
     def consumer(self, name: str, **kwargs: Any) -> ScoringConsumer:
         scorer = self.scorer(name)

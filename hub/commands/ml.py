@@ -1,6 +1,7 @@
 """``hub ml``: features, training sets, the model registry, scoring, A/B reports and drift.
 
     hub ml train NAME [--view V]        cut a training set, fit, evaluate, register a version
+    hub ml retrain NAME [--share S]     train, compare with the champion, make it the challenger
     hub ml models [NAME]                models and versions with stage, metrics and manifest
     hub ml promote NAME VERSION         propose VERSION as champion (two-person rule), or
         [--challenger --share 0.2]      make it the challenger at once for a share of accounts
@@ -62,6 +63,31 @@ def ml_train(obj: Ctx, name: str, view: str | None, key: str | None) -> None:
                 "(a second person approves)",
                 err=True,
             )
+
+    run_safely(go)
+
+
+@ml.command("retrain")
+@click.argument("name")
+@click.option("--share", type=float, default=0.1, show_default=True, help="Challenger's share.")
+@click.option("--reason", default="retrain", help="Why (recorded in the promotion event).")
+@key_option
+@click.pass_obj
+def ml_retrain(obj: Ctx, name: str, share: float, reason: str, key: str | None) -> None:
+    """Train a new version on a fresh cut, compare it with the champion on the same holdout and
+    make it the challenger for --share of the accounts (the champion stays until two people
+    promote another)."""
+
+    def go() -> None:
+        from hub.ml_setup import ml_of
+
+        with obj.hub() as h:
+            principal = principal_for(h, key)
+            authorize(h, "model.train", f"model:{name}", principal)
+            authorize(h, "model.promote", f"model:{name}", principal)
+            mv = ml_of(h).retrain(principal, name, share, reason)
+            click.echo(f"{mv.model} v{mv.version}: {mv.stage.lower()} (share {mv.share:.0%})")
+            _json(mv.metrics)
 
     run_safely(go)
 
@@ -241,18 +267,25 @@ def ml_ab(obj: Ctx, name: str, key: str | None) -> None:
 @ml.command("drift")
 @click.argument("name")
 @click.option("--window", type=click.IntRange(1, 1_000_000), default=500, show_default=True)
+@click.option("--retrain", is_flag=True, help="On drift, retrain and add the challenger.")
 @key_option
 @click.pass_obj
-def ml_drift(obj: Ctx, name: str, window: int, key: str | None) -> None:
+def ml_drift(obj: Ctx, name: str, window: int, retrain: bool, key: str | None) -> None:
     """Compare the champion's last WINDOW predictions with its training reference; a drift is
-    recorded as ModelDriftDetected on hub.models (exit 3 when one is found)."""
+    recorded as ModelDriftDetected on hub.models (exit 3 when one is found). With --retrain a
+    drift also trains a new version and makes it the challenger."""
 
     def go() -> None:
         from hub.ml_setup import ml_of
 
         with obj.hub() as h:
-            authorize(h, "model.train", f"model:{name}", principal_for(h, key))
-            out = ml_of(h).check_drift(name, window)
+            principal = authorize(h, "model.train", f"model:{name}", principal_for(h, key))
+            service = ml_of(h)
+            out = service.check_drift(name, window)
+            if out["drifted"] and retrain:
+                authorize(h, "model.promote", f"model:{name}", principal)
+                reason = f"drift in {', '.join(out['drifted'])}"
+                out["retrained"] = service.retrain(principal, name, reason=reason).as_dict()
             _json(out)
         if out["drifted"]:
             raise SystemExit(3)

@@ -43,4 +43,5 @@ def build_ml(hub: Hub) -> MachineLearning:
         lambda: SqliteFeatureStore(":memory:"),
         ledger=ledger,
         identities=hub.keys,
+        metrics=hub.metrics,
     )

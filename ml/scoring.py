@@ -21,6 +21,7 @@ import numpy as np
 
 from core.errors import Conflict
 from core.events import OutgoingEvent
+from core.metrics import Metrics
 from core.ports.eventlog import EventLog, TopicPartition
 from ingest.publish import Publisher
 from ml.ab import CHALLENGER, variant
@@ -74,10 +75,13 @@ class Prediction:
 class Scorer:
     """Scores events of a model's feature view with the versions in force."""
 
-    def __init__(self, models: Models, engine: FeatureEngine, name: str) -> None:
+    def __init__(
+        self, models: Models, engine: FeatureEngine, name: str, metrics: Metrics | None = None
+    ) -> None:
         self.models = models
         self.engine = engine
         self.name = name
+        self._metrics = metrics
 
     def serving(self) -> tuple[Loaded, Loaded | None, float]:
         """The champion, the challenger (or None) and the challenger's share."""
@@ -121,6 +125,14 @@ class Scorer:
             rows = matrix[np.asarray(idx)][:, cols]
             scores[idx] = loaded.estimator.predict_proba(rows)[:, 1]
         latency = (time.perf_counter_ns() - started) // 1000
+        if self._metrics is not None:
+            self._metrics.ml_scoring_seconds.labels(self.name).observe(latency / 1e6)
+            for name, idx in groups.items():
+                version = str(chosen[name].info.version)
+                alerts = int(np.sum(scores[idx] >= chosen[name].info.threshold))
+                counter = self._metrics.ml_predictions
+                counter.labels(self.name, version, name, "alert").inc(alerts)
+                counter.labels(self.name, version, name, "pass").inc(len(idx) - alerts)
         names = view.names
         order = sorted(range(len(names)), key=names.__getitem__)  # digests: names sorted
         header = canonical([names[j] for j in order]).encode() + b"\n"

@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from core.errors import InvalidInput, TopicNotFound
+from core.metrics import Metrics
 from core.ports.eventlog import EventLog
 from core.ports.ml import FeatureStore, ModelRegistry
 from core.ports.policy import Principal
@@ -49,8 +50,10 @@ class MachineLearning:
         *,
         ledger: Auditor | None = None,
         identities: Identities | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self._log = log
+        self._metrics = metrics
         self._reader = reader
         self._publisher = publisher
         self.features = features
@@ -89,7 +92,8 @@ class MachineLearning:
         scorer = self._scorers.get(name)
         if scorer is None:
             view = self.view_of(name)
-            scorer = Scorer(self.models, FeatureEngine(view, self.features), name)
+            engine = FeatureEngine(view, self.features)
+            scorer = Scorer(self.models, engine, name, self._metrics)
             self._scorers[name] = scorer
         return scorer
 
@@ -248,6 +252,9 @@ class MachineLearning:
             for f in live:
                 live[f].append(float(p["score"]) if f == "score" else float(vector.get(f, 0.0)))
         drifted, report = drift.compare(loaded.reference, live, thresholds)
+        if self._metrics is not None:
+            for feature, figures in report.items():
+                self._metrics.ml_drift_psi.labels(name, feature).set(figures["psi"])
         out = {
             "model": name,
             "version": state.champion,

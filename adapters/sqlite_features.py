@@ -9,6 +9,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from core.errors import Conflict
 from core.ports.eventlog import TopicPartition
 from core.ports.ml import AttributeVersion, FeatureStore, SeriesPoint
 
@@ -34,7 +35,9 @@ class SqliteFeatureStore(FeatureStore):
     def __init__(self, path: Path | str) -> None:
         if str(path) != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._db = sqlite3.connect(
+            str(path), check_same_thread=False, isolation_level=None, timeout=30.0
+        )
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
@@ -45,11 +48,24 @@ class SqliteFeatureStore(FeatureStore):
         points: Sequence[SeriesPoint],
         versions: Sequence[AttributeVersion],
         positions: Mapping[TopicPartition, int],
+        expected: Mapping[TopicPartition, int] | None = None,
     ) -> None:
         with self._lock:
             db = self._db
             db.execute("BEGIN IMMEDIATE")
             try:
+                for tp, want in (expected or {}).items():
+                    row = db.execute(
+                        "SELECT next_offset FROM positions WHERE topic = ? AND partition = ?",
+                        (tp.topic, tp.partition),
+                    ).fetchone()
+                    have = 0 if row is None else int(row[0])
+                    if have != want:
+                        raise Conflict(
+                            f"The feature store's position of {tp.topic}[{tp.partition}] is "
+                            f"{have}, not {want}: another feed folded it meanwhile; read the "
+                            "positions again."
+                        )
                 row = db.execute("SELECT v FROM meta WHERE k = 'seq'").fetchone()
                 seq = 0 if row is None else int(row[0])
                 db.executemany(

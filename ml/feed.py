@@ -10,11 +10,12 @@ with the partitions' next offsets.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol
 
-from core.errors import TopicNotFound
+from core.errors import Conflict, TopicNotFound
 from core.ports.eventlog import EventLog, TopicPartition
 from core.ports.ml import AttributeVersion, FeatureStore, SeriesPoint
 from domain.features import FeatureView
@@ -51,11 +52,23 @@ class FeatureFeed:
         self._reader = reader
         self.store = store
         self._batch = batch
+        self._lock = threading.Lock()
         self.topics = sorted({s.topic for s in view.series} | {a.topic for a in view.attributes})
 
     def catch_up(self, until: Mapping[TopicPartition, int] | None = None) -> int:
         """Fold every source record (below ``until``'s offsets when given); returns how many
-        records were read."""
+        records were read. Another feed on the same store (a thread, a process) may fold the
+        same partitions: each batch is stored only if its start is still the stored position
+        (``FeatureStore.apply(expected=...)``); on a ``Conflict`` the positions are read again."""
+        with self._lock:
+            for _ in range(10):
+                try:
+                    return self._catch_up(until)
+                except Conflict:
+                    continue
+            return self._catch_up(until)
+
+    def _catch_up(self, until: Mapping[TopicPartition, int] | None) -> int:
         done = 0
         positions = self.store.positions()
         for topic in self.topics:
@@ -76,7 +89,8 @@ class FeatureFeed:
                         break
                     points, versions = self.extract(records)  # 2.
                     offset = records[-1]["offset"] + 1
-                    self.store.apply(points, versions, {tp: offset})  # 3.
+                    start, positions[tp] = positions.get(tp, 0), offset
+                    self.store.apply(points, versions, {tp: offset}, {tp: start})  # 3.
                     done += len(records)
         return done
 

@@ -6,7 +6,10 @@
 FeatureStore contract
 - ``apply`` MUST store every series point, every attribute version and the positions it is given
   in ONE transaction: after a crash, either all of a batch is there or none of it, so a feed that
-  resumes from ``positions()`` folds each record exactly once.
+  resumes from ``positions()`` folds each record exactly once. With ``expected``, it MUST first
+  check, in that transaction, that every named partition's stored position equals the expected
+  one (absent = 0) and otherwise raise ``Conflict`` and store nothing: two feeds (threads or
+  processes) folding into one store never apply a record twice.
 - ``series(name, entities, start_us, end_us)`` MUST return, per entity asked for that has any,
   its points with ``start_us <= time_us < end_us`` in time order (ties in the order applied).
 - ``attributes(name, entities, as_of_us)`` MUST return, per entity with a version valid strictly
@@ -62,8 +65,10 @@ class FeatureStore(abc.ABC):
         points: Sequence[SeriesPoint],
         versions: Sequence[AttributeVersion],
         positions: Mapping[TopicPartition, int],
+        expected: Mapping[TopicPartition, int] | None = None,
     ) -> None:
-        """Store points, versions and the feed's next offsets atomically."""
+        """Store points, versions and the feed's next offsets atomically (compare-and-set on
+        ``expected``)."""
 
     @abc.abstractmethod
     def positions(self) -> dict[TopicPartition, int]:

@@ -60,6 +60,15 @@ class FeatureStoreContract:
         versions = store.attribute_versions("acc", ["A"], 250)["A"]
         assert [v for v, _ in versions] == [100, 200] and versions[1][1]["kyc"] is None
 
+    def test_apply_is_a_compare_and_set_on_expected_positions(self, store: FeatureStore) -> None:
+        tp = TopicPartition("payments", 0)
+        store.apply([SeriesPoint("s", "A", 1, 1.0)], [], {tp: 5}, {tp: 0})
+        with pytest.raises(Conflict, match="another feed"):  # a second feed that read 0 too
+            store.apply([SeriesPoint("s", "A", 1, 1.0)], [], {tp: 5}, {tp: 0})
+        assert store.series("s", ["A"], 0, 10) == {"A": [(1, 1.0)]}
+        store.apply([SeriesPoint("s", "A", 2, 2.0)], [], {tp: 9}, {tp: 5})
+        assert store.positions() == {tp: 9}
+
     def test_positions_survive_a_reopen_with_their_data(
         self, store: FeatureStore, reopen: Reopen
     ) -> None:

@@ -280,7 +280,7 @@ def test_the_demo_model_finds_the_planted_fraud(demo: Hub) -> None:
     assert champion["predictions"] == 1186  # every demo PaymentInitiated, once
     assert champion["recall"] >= 0.8 and champion["precision"] >= 0.2
     metrics = demo.metrics.render().decode()
-    labels = 'model="payment_risk",version="1",variant="champion",decision="alert"'
+    labels = 'decision="alert",model="payment_risk",variant="champion",version="1"'
     alerts = f"hub_ml_predictions_total{{{labels}}} {float(champion['alerts'])}"
     assert alerts in metrics, [m for m in metrics.splitlines() if "hub_ml_pred" in m]
 

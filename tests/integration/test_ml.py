@@ -367,3 +367,48 @@ def test_predict_route(demo: Hub) -> None:
     r = client.get("/v1/models/payment_risk", headers=auth("ml_engineer"))
     assert r.status_code == 200 and r.json()["champion"] == 1
     client.close()
+
+
+# -- the CLI ----------------------------------------------------------------------------------
+def test_the_cli_trains_promotes_with_two_people_and_scores(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from hub.cli import main
+    from tests.cli_keys import admin_args
+
+    data = tmp_path / "data"
+    args = admin_args(data)
+    hub = _hub(data)
+    try:
+        _open(hub, "S", "BASIC", "HIGH", T - timedelta(days=30))
+        _open(hub, "N", "ENHANCED", "LOW", T - timedelta(days=30))
+        for i in range(24):  # structuring: just under the threshold, confirmed
+            _pay(hub, f"S-{i}", "S", "9700.00", T + timedelta(minutes=20 * i), fraud=True)
+        for i in range(40):
+            _pay(hub, f"N-{i}", "N", f"{20 + i}.00", T + timedelta(minutes=11 * i))
+        bob = hub.keys.create(["ml_engineer"], owner="bob").token
+        carol = hub.keys.create(["compliance_officer"], owner="carol").token
+    finally:
+        hub.close()
+
+    def hub_ml(*words: str) -> Any:
+        return CliRunner().invoke(main, [*args, "ml", *words])
+
+    r = hub_ml("train", "payment_risk")
+    assert r.exit_code == 0, r.output
+    assert "registered payment_risk v1" in r.stdout and '"auc"' in r.stdout
+    r = hub_ml("promote", "payment_risk", "1", "--reason", "first", "--key", bob)
+    assert r.exit_code == 0 and "pending_approval" in r.stdout, r.output
+    change_id = json.loads(r.stdout)["change_id"]
+    r = hub_ml("approve", change_id, "--key", bob)
+    assert r.exit_code == 1 and "two_person_rule" in r.stderr
+    r = hub_ml("approve", change_id, "--key", carol)
+    assert r.exit_code == 0 and '"status": "applied"' in r.stdout, r.output
+    r = hub_ml("score", "payment_risk")
+    assert r.exit_code == 0 and "lag 0" in r.stdout, r.output
+    r = hub_ml("models")
+    assert r.stdout.startswith("payment_risk\tv1\tCHAMPION"), r.output
+    r = hub_ml("trainingset", "verify", "payment_risk", "1")
+    assert r.exit_code == 0 and "64 rows" in r.stdout and "matches the manifest" in r.stdout
+    r = hub_ml("promote", "payment_risk", "1", "--reason", "x", "--key", carol)
+    assert r.exit_code == 1 and "model.promote" in r.stderr  # compliance approves, not proposes

@@ -162,6 +162,26 @@ def test_a_training_set_rebuilds_from_its_manifest(crafted: Hub) -> None:
         sets.verify(changed)
 
 
+def test_two_feeds_on_one_store_fold_each_record_once(crafted: Hub) -> None:
+    import threading
+
+    from ml.feed import FeatureFeed
+
+    ml = ml_of(crafted)
+    view = ml.view_of("payment_risk")
+    feeds = [FeatureFeed(view, crafted.log, crafted.reader, ml.features, batch=2) for _ in "ab"]
+    threads = [threading.Thread(target=f.catch_up) for f in feeds]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    got = ml.features.series("payments", ["A", "B"], 0, 2**62)
+    assert len(got["A"]) == 4 and len(got["B"]) == 7  # every PaymentInitiated once
+    assert ml.features.attributes("accounts", ["A"], 2**62) == {
+        "A": {"kyc_level": "ENHANCED", "risk_rating": "LOW"}
+    }
+
+
 def _register_small_model(hub: Hub) -> int:
     """A logistic model fitted on synthetic vectors (the crafted log has too few labels)."""
     from sklearn.linear_model import LogisticRegression

@@ -94,6 +94,26 @@ class Metrics:
             buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0),
             registry=self.registry,
         )
+        # Machine learning (ml/): predictions by version and decision, scoring time, drift.
+        self.ml_predictions = Counter(
+            "hub_ml_predictions_total",
+            "Predictions made, by model, version, variant (champion/challenger) and decision.",
+            ["model", "version", "variant", "decision"],
+            registry=self.registry,
+        )
+        self.ml_scoring_seconds = Histogram(
+            "hub_ml_scoring_seconds",
+            "Time to fetch features and score one call (one event or one batch).",
+            ["model"],
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.5, 2.0),
+            registry=self.registry,
+        )
+        self.ml_drift_psi = Gauge(
+            "hub_ml_drift_psi",
+            "Population Stability Index of the last drift check, per model and feature.",
+            ["model", "feature"],
+            registry=self.registry,
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

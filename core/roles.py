@@ -70,6 +70,11 @@ ACTIONS = (
     "backup.read",
     "backup.restore",
     "lake.export",
+    "model.read",
+    "model.train",
+    "model.promote",
+    "model.approve",
+    "model.predict",
 )
 
 ROLE_ACTIONS: Mapping[str, frozenset[str]] = {
@@ -78,7 +83,7 @@ ROLE_ACTIONS: Mapping[str, frozenset[str]] = {
         | {"ingest.publish", "rules.read", "quarantine.read"}
     ),
     "analyst": frozenset({"schema.read", "topic.read", "event.read", "api.docs", "rules.read"})
-    | {"query.run", "projection.read"}
+    | {"query.run", "projection.read", "model.read", "model.predict"}
     | {"catalog.read"},
     "compliance_officer": frozenset(
         {"schema.read", "topic.read", "event.read", "metrics.read", "api.docs"}
@@ -88,6 +93,7 @@ ROLE_ACTIONS: Mapping[str, frozenset[str]] = {
         | {"query.run", "projection.read", "pii.read"}
         | {"catalog.read", "retention.write", "legalhold.write", "subject.erase"}
         | {"case.open", "case.close", "case.read"}
+        | {"model.read", "model.approve"}  # a champion is approved by a second person
     ),
     "security_admin": frozenset(
         {"schema.read", "topic.read", "keys.create", "metrics.read", "registry.config", "api.docs"}
@@ -97,7 +103,8 @@ ROLE_ACTIONS: Mapping[str, frozenset[str]] = {
         | {"config.read", "config.propose", "config.approve"}
         | {"catalog.read", "retention.write", "legalhold.write"}
     ),
-    "ml_engineer": frozenset({"schema.read", "topic.read", "event.read", "api.docs"}),
+    "ml_engineer": frozenset({"schema.read", "topic.read", "event.read", "api.docs"})
+    | {"model.read", "model.train", "model.promote", "model.approve", "model.predict"},
     "admin": frozenset(ACTIONS),
 }
 # Everyone may rotate their own key (hub.apikeys decides whose keys a principal may rotate).

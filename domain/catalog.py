@@ -58,6 +58,13 @@ TOPICS: tuple[TopicSpec, ...] = (
         "Account lifecycle: opening, KYC and risk changes.",
     ),
     TopicSpec(
+        "payment-labels",
+        ("hub.payments.FraudConfirmed",),
+        "topic",
+        "payment_id",
+        "Confirmed fraud and money laundering, per payment: the labels of payment risk models.",
+    ),
+    TopicSpec(
         "hub.config",
         ("hub.ConfigChanged",),
         "topic",
@@ -143,6 +150,21 @@ TOPICS: tuple[TopicSpec, ...] = (
         "topic",
         "job_name",
         "OpenLineage run events of every hub job (ingest, projection, export, retention).",
+    ),
+    TopicSpec(
+        "hub.models",
+        ("hub.ModelRegistered", "hub.ModelPromoted", "hub.ModelRetired", "hub.ModelDriftDetected"),
+        "record",
+        "model",
+        "Model lifecycle: registered (with training-set manifest and evaluation), promoted to "
+        "champion (two-person rule) or challenger, retired, drift detected; the registry's fold.",
+    ),
+    TopicSpec(
+        "hub.predictions",
+        ("hub.PredictionRecorded",),
+        "topic",
+        "entity",
+        "Every score of a model (streamed or requested): version, features digest, decision.",
     ),
 )
 

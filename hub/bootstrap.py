@@ -71,12 +71,15 @@ class Hub:
     lineage: LineageLog
     catalog: Catalog
     eraser: Eraser
+    ml: Any = None  # ml.service.MachineLearning, built on first use (hub.ml_setup.ml_of)
     # Compiles a policy bundle into an embedded engine: how proposed bundles are validated.
     policy_evaluator: Callable[[PolicyBundle], Evaluator] = RegoPolicyEngine
     sync_on_close: bool = True  # False: a verifier that must not change what it checks
 
     def close(self) -> None:
         self.policy_follower.stop()
+        if self.ml is not None:
+            self.ml.close()
         self.projections.close()  # stops runners before the log closes
         close_policy = getattr(self.policy, "close", None)
         if callable(close_policy):

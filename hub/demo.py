@@ -12,6 +12,10 @@ Planted anomalies (valid records: they pass quality rules, the analytics must fi
 - velocity burst: account ``ACC-0077`` initiates 25 payments within 4 minutes at 13:37;
 - sanctioned country: account ``ACC-0123`` pays a counterparty in ``KP`` (and one in ``IR``).
 
+Labels (``payment-labels``): the next day an investigator confirms each planted payment
+(``FraudConfirmed``: STRUCTURING, VELOCITY, SANCTIONS), so payment risk models can be trained
+and their live precision and recall measured (``hub ml``).
+
 Planted bad records (they end in ``hub.quarantine``, visible with ``hub quarantine list``):
 - a trade with a negative quantity (``trade.quantity.positive``), a trade in ``XXX``
   (``trade.currency.known``), a crossed quote (ask < bid, ``quote.not.crossed``), a settlement
@@ -125,6 +129,7 @@ def generate(seed: int = SEED) -> Iterator[DemoEvent]:
             },
         )
     yield from _payments(rng, accounts, open_)
+    yield from _labels()
     yield from _bad(open_)
 
 
@@ -182,6 +187,30 @@ def _payments(rng: random.Random, accounts: list[str], open_: datetime) -> Itera
         t = DAY + timedelta(hours=11, minutes=rng.randint(0, 59))
         yield from _payment(n, "ACC-0123", Decimal("48250.00"), country, t, rng)
         n += 1
+
+
+PLANTED = (  # (first payment number, count, account, kind) of _payments' anomalies
+    (1150, 9, "ACC-0042", "STRUCTURING"),
+    (1159, 25, "ACC-0077", "VELOCITY"),
+    (1184, 2, "ACC-0123", "SANCTIONS"),
+)
+
+
+def _labels() -> Iterator[DemoEvent]:
+    confirmed = _ts(DAY + timedelta(days=1, hours=9))
+    for first, count, account, kind in PLANTED:
+        for n in range(first, first + count):
+            yield DemoEvent(
+                "payment-labels",
+                {
+                    "payment_id": f"PAY-{n:06d}",
+                    "account_id": account,
+                    "kind": kind,
+                    "confirmed_by": "investigator-1",
+                    "confirmed_at": confirmed,
+                },
+                "hub.payments.FraudConfirmed",
+            )
 
 
 def _bad(open_: datetime) -> Iterator[DemoEvent]:

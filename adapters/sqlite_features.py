@@ -1,0 +1,147 @@
+"""SqliteFeatureStore: the embedded FeatureStore (one SQLite file; ``":memory:"`` for a training
+set cut in memory). Online and offline reads are the same indexed queries: a window is a range
+scan of ``(series, entity, time_us)``, an attribute set the versions before a time."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from core.errors import Conflict
+from core.ports.eventlog import TopicPartition
+from core.ports.ml import AttributeVersion, FeatureStore, SeriesPoint
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS series (
+    series TEXT NOT NULL, entity TEXT NOT NULL, time_us INTEGER NOT NULL, seq INTEGER NOT NULL,
+    value REAL NOT NULL, PRIMARY KEY (series, entity, time_us, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS versions (
+    attributes TEXT NOT NULL, entity TEXT NOT NULL, valid_from_us INTEGER NOT NULL,
+    seq INTEGER NOT NULL, field TEXT NOT NULL, value TEXT,
+    PRIMARY KEY (attributes, entity, valid_from_us, seq, field)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS positions (
+    topic TEXT NOT NULL, partition INTEGER NOT NULL, next_offset INTEGER NOT NULL,
+    PRIMARY KEY (topic, partition)
+);
+CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v INTEGER NOT NULL);
+"""
+
+
+class SqliteFeatureStore(FeatureStore):
+    def __init__(self, path: Path | str) -> None:
+        if str(path) != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(
+            str(path), check_same_thread=False, isolation_level=None, timeout=30.0
+        )
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+        self._lock = threading.Lock()
+
+    def apply(
+        self,
+        points: Sequence[SeriesPoint],
+        versions: Sequence[AttributeVersion],
+        positions: Mapping[TopicPartition, int],
+        expected: Mapping[TopicPartition, int] | None = None,
+    ) -> None:
+        with self._lock:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                for tp, want in (expected or {}).items():
+                    row = db.execute(
+                        "SELECT next_offset FROM positions WHERE topic = ? AND partition = ?",
+                        (tp.topic, tp.partition),
+                    ).fetchone()
+                    have = 0 if row is None else int(row[0])
+                    if have != want:
+                        raise Conflict(
+                            f"The feature store's position of {tp.topic}[{tp.partition}] is "
+                            f"{have}, not {want}: another feed folded it meanwhile; read the "
+                            "positions again."
+                        )
+                row = db.execute("SELECT v FROM meta WHERE k = 'seq'").fetchone()
+                seq = 0 if row is None else int(row[0])
+                db.executemany(
+                    "INSERT INTO series VALUES (?, ?, ?, ?, ?)",
+                    [
+                        (p.series, p.entity, p.time_us, seq + i, p.value)
+                        for i, p in enumerate(points)
+                    ],
+                )
+                seq += len(points)
+                rows = []
+                for i, v in enumerate(versions):
+                    for name, value in v.values.items():
+                        rows.append((v.attributes, v.entity, v.valid_from_us, seq + i, name, value))
+                db.executemany("INSERT INTO versions VALUES (?, ?, ?, ?, ?, ?)", rows)
+                seq += len(versions)
+                db.execute("INSERT OR REPLACE INTO meta VALUES ('seq', ?)", (seq,))
+                db.executemany(
+                    "INSERT OR REPLACE INTO positions VALUES (?, ?, ?)",
+                    [(tp.topic, tp.partition, off) for tp, off in positions.items()],
+                )
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+
+    def positions(self) -> dict[TopicPartition, int]:
+        with self._lock:
+            rows = self._db.execute("SELECT topic, partition, next_offset FROM positions")
+            return {TopicPartition(t, p): o for t, p, o in rows}
+
+    def series(
+        self, name: str, entities: Sequence[str], start_us: int, end_us: int
+    ) -> dict[str, list[tuple[int, float]]]:
+        out: dict[str, list[tuple[int, float]]] = {}
+        with self._lock:
+            for chunk in _chunks(entities):
+                rows = self._db.execute(
+                    "SELECT entity, time_us, value FROM series WHERE series = ? AND entity IN "
+                    f"({','.join('?' * len(chunk))}) AND time_us >= ? AND time_us < ? "
+                    "ORDER BY entity, time_us, seq",
+                    (name, *chunk, start_us, end_us),
+                ).fetchall()
+                for entity, t, v in rows:
+                    points = out.get(entity)
+                    if points is None:
+                        points = out[entity] = []
+                    points.append((t, v))
+        return out
+
+    def attribute_versions(
+        self, name: str, entities: Sequence[str], end_us: int
+    ) -> dict[str, list[tuple[int, dict[str, str | None]]]]:
+        out: dict[str, list[tuple[int, dict[str, str | None]]]] = {}
+        with self._lock:
+            for chunk in _chunks(entities):
+                rows = self._db.execute(
+                    "SELECT entity, valid_from_us, seq, field, value FROM versions WHERE "
+                    f"attributes = ? AND entity IN ({','.join('?' * len(chunk))}) AND "
+                    "valid_from_us < ? ORDER BY entity, valid_from_us, seq",
+                    (name, *chunk, end_us),
+                ).fetchall()
+                last: tuple[str, int, int] | None = None
+                for entity, valid_from, seq, field, value in rows:
+                    if (entity, valid_from, seq) != last:
+                        out.setdefault(entity, []).append((valid_from, {}))
+                        last = (entity, valid_from, seq)
+                    out[entity][-1][1][field] = value
+        return out
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+def _chunks(entities: Sequence[str], size: int = 500) -> list[list[str]]:
+    """Distinct entities in chunks small enough for one ``IN (...)`` list."""
+    distinct = list(dict.fromkeys(entities))
+    return [distinct[i : i + size] for i in range(0, len(distinct), size)]

@@ -1,0 +1,142 @@
+"""FeatureStore and ModelRegistry: the ports of machine learning on the log.
+
+(Declared here, beside the other ports; another change declares ``core/ports/features.py`` and
+``core/ports/models.py``: the two are to be merged into one pair.)
+
+FeatureStore contract
+- ``apply`` MUST store every series point, every attribute version and the positions it is given
+  in ONE transaction: after a crash, either all of a batch is there or none of it, so a feed that
+  resumes from ``positions()`` folds each record exactly once. With ``expected``, it MUST first
+  check, in that transaction, that every named partition's stored position equals the expected
+  one (absent = 0) and otherwise raise ``Conflict`` and store nothing: two feeds (threads or
+  processes) folding into one store never apply a record twice.
+- ``series(name, entities, start_us, end_us)`` MUST return, per entity asked for that has any,
+  its points with ``start_us <= time_us < end_us`` in time order (ties in the order applied).
+- ``attributes(name, entities, as_of_us)`` MUST return, per entity with a version valid strictly
+  before ``as_of_us``, every field's latest non-null value among those versions (an update that
+  leaves a field ``None`` keeps the earlier value): nothing from ``as_of_us`` or later.
+- Both reads MUST NOT depend on the order batches were applied in beyond ties: that is what
+  makes a training set point-in-time correct and rebuildable.
+
+ModelRegistry contract
+- ``put`` stores a version's artifact bytes and metadata and returns its SHA-256; putting the
+  same (name, version) again MUST be refused (``Conflict``) unless the bytes are identical.
+- ``get`` MUST return exactly the bytes put and raise ``NotFound`` for an unknown version.
+- ``set_alias``/``aliases`` mirror the lifecycle folded from ``hub.models`` (the event log is the
+  record of truth; an adapter such as MLflow keeps its own alias in step for its own users).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from core.ports.eventlog import TopicPartition
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesPoint:
+    """One value of an entity's series (``payments`` of account ``ACC-0042``: an amount)."""
+
+    series: str
+    entity: str
+    time_us: int
+    value: float
+
+
+@dataclass(frozen=True, slots=True)
+class AttributeVersion:
+    """An entity's attribute values from ``valid_from_us`` on (``None``: unchanged)."""
+
+    attributes: str
+    entity: str
+    valid_from_us: int
+    values: Mapping[str, str | None]
+
+
+class FeatureStore(abc.ABC):
+    """Entity series and attribute versions folded from the log, read as of a time."""
+
+    @abc.abstractmethod
+    def apply(
+        self,
+        points: Sequence[SeriesPoint],
+        versions: Sequence[AttributeVersion],
+        positions: Mapping[TopicPartition, int],
+        expected: Mapping[TopicPartition, int] | None = None,
+    ) -> None:
+        """Store points, versions and the feed's next offsets atomically (compare-and-set on
+        ``expected``)."""
+
+    @abc.abstractmethod
+    def positions(self) -> dict[TopicPartition, int]:
+        """The feed's next offset per partition (absent: never folded)."""
+
+    @abc.abstractmethod
+    def series(
+        self, name: str, entities: Sequence[str], start_us: int, end_us: int
+    ) -> dict[str, list[tuple[int, float]]]:
+        """Per entity, its ``(time_us, value)`` points in ``[start_us, end_us)``, in time order."""
+
+    @abc.abstractmethod
+    def attribute_versions(
+        self, name: str, entities: Sequence[str], end_us: int
+    ) -> dict[str, list[tuple[int, dict[str, str | None]]]]:
+        """Per entity, its versions valid from before ``end_us``, oldest first (ties in the
+        order applied)."""
+
+    def attributes(
+        self, name: str, entities: Sequence[str], as_of_us: int
+    ) -> dict[str, dict[str, str]]:
+        """Per entity, the attribute values in force strictly before ``as_of_us``."""
+        out: dict[str, dict[str, str]] = {}
+        for entity, versions in self.attribute_versions(name, entities, as_of_us).items():
+            merged: dict[str, str] = {}
+            for _, values in versions:
+                merged.update({k: v for k, v in values.items() if v is not None})
+            if merged:
+                out[entity] = merged
+        return out
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release resources."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredModel:
+    name: str
+    version: int
+    sha256: str
+    size: int
+    metadata: Mapping[str, Any]
+
+
+class ModelRegistry(abc.ABC):
+    """Model artifacts by (name, version), and the aliases (champion, challenger) in force."""
+
+    @abc.abstractmethod
+    def put(
+        self, name: str, version: int, artifact: bytes, metadata: Mapping[str, Any]
+    ) -> StoredModel:
+        """Store a version; ``Conflict`` when it exists with other bytes."""
+
+    @abc.abstractmethod
+    def get(self, name: str, version: int) -> bytes:
+        """The artifact bytes; ``NotFound`` for an unknown version."""
+
+    @abc.abstractmethod
+    def versions(self, name: str) -> list[StoredModel]:
+        """Every stored version of a model, oldest first."""
+
+    @abc.abstractmethod
+    def set_alias(self, name: str, alias: str, version: int | None) -> None:
+        """Point ``alias`` at a version (``None`` removes it)."""
+
+    @abc.abstractmethod
+    def aliases(self, name: str) -> dict[str, int]:
+        """The model's aliases and the versions they name."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release resources."""

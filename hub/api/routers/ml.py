@@ -1,0 +1,150 @@
+"""Models over HTTP (``ml.service``): ``GET /v1/models`` and ``GET /v1/models/{name}``
+(``model.read``), ``POST /v1/models/{name}/predict`` (``model.predict``: scores one event with
+the champion, or the challenger for its share of entity keys, from online features; recorded on
+``hub.predictions``), ``GET /v1/models/{name}/ab`` (``model.read``: the A/B report)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Path, Request
+from pydantic import BaseModel, Field
+
+from core.ports.policy import Principal
+from hub.api.deps import authorize, hub_of
+
+router = APIRouter(tags=["ml"])
+
+NAME = Path(min_length=1, max_length=64, pattern=r"^[a-z0-9_-]+$")
+
+
+class ModelVersionOut(BaseModel):
+    model: str
+    version: int
+    family: str
+    stage: str = Field(description="NONE, CHAMPION, CHALLENGER or RETIRED")
+    share: float
+    artifact_sha256: str
+    features: list[str]
+    threshold: float
+    metrics: dict[str, Any]
+    manifest: dict[str, Any] = Field(
+        description="The training set: ledger checkpoint, offsets, query, rows, digest."
+    )
+    registered_by: str
+    registered_at: str
+    promotion_change_id: str
+
+
+class ModelOut(BaseModel):
+    model: str
+    champion: int | None
+    challenger: int | None
+    versions: list[ModelVersionOut]
+
+
+class PredictIn(BaseModel):
+    event: dict[str, Any] = Field(
+        description="The event to score, e.g. a PaymentInitiated: account_id, amount, "
+        "counterparty_country, initiated_at (RFC 3339), payment_id.",
+        examples=[
+            {
+                "payment_id": "P-1",
+                "account_id": "ACC-0042",
+                "amount": "9800.00",
+                "counterparty_country": "GB",
+                "initiated_at": "2026-11-24T15:00:00Z",
+            }
+        ],
+    )
+
+
+class PredictionOut(BaseModel):
+    model: str
+    version: int
+    variant: str
+    entity: str
+    subject: str
+    source: str
+    features: dict[str, float]
+    feature_digest: str
+    score: float
+    decision: str
+    latency_us: int
+
+
+class VariantOut(BaseModel):
+    versions: list[int]
+    predictions: int
+    alerts: int
+    alert_rate: float
+    mean_score: float
+    latency_us_p50: int
+    latency_us_p99: int
+    labelled: int
+    precision: float | None
+    recall: float | None
+
+
+class AbReportOut(BaseModel):
+    model: str
+    champion: int | None
+    challenger: int | None
+    variants: dict[str, VariantOut]
+    alert_rate_p_value: float | None = Field(
+        description="Two-sided p-value that champion and challenger alert at the same rate."
+    )
+
+
+def _ml(request: Request) -> Any:
+    from hub.ml_setup import ml_of
+
+    return ml_of(hub_of(request))
+
+
+@router.get("/v1/models", response_model=list[ModelOut])
+def list_models(
+    request: Request, _: Principal = Depends(authorize("model.read", "model:*"))
+) -> list[dict[str, Any]]:
+    models = _ml(request).models
+    return [_model(models, name) for name in models.names()]
+
+
+@router.get("/v1/models/{name}", response_model=ModelOut)
+def get_model(
+    request: Request,
+    name: str = NAME,
+    _: Principal = Depends(authorize("model.read")),
+) -> dict[str, Any]:
+    return _model(_ml(request).models, name)
+
+
+@router.post("/v1/models/{name}/predict", response_model=PredictionOut)
+def predict(
+    body: PredictIn,
+    request: Request,
+    name: str = NAME,
+    who: Principal = Depends(authorize("model.predict")),
+) -> dict[str, Any]:
+    result: dict[str, Any] = _ml(request).predict(who, name, body.event).as_dict()
+    return result
+
+
+@router.get("/v1/models/{name}/ab", response_model=AbReportOut)
+def ab_report(
+    request: Request,
+    name: str = NAME,
+    _: Principal = Depends(authorize("model.read")),
+) -> dict[str, Any]:
+    report: dict[str, Any] = _ml(request).ab_report(name)
+    return report
+
+
+def _model(models: Any, name: str) -> dict[str, Any]:
+    state = models.state(name)
+    return {
+        "model": name,
+        "champion": state.champion,
+        "challenger": state.challenger,
+        "versions": [v.as_dict() for _, v in sorted(state.versions.items())],
+    }

@@ -1,0 +1,323 @@
+"""``hub ml``: features, training sets, the model registry, scoring, A/B reports and drift.
+
+    hub ml train NAME [--view V]        cut a training set, fit, evaluate, register a version
+    hub ml retrain NAME [--share S]     train, compare with the champion, make it the challenger
+    hub ml models [NAME]                models and versions with stage, metrics and manifest
+    hub ml promote NAME VERSION         propose VERSION as champion (two-person rule), or
+        [--challenger --share 0.2]      make it the challenger at once for a share of accounts
+    hub ml approve CHANGE_ID --key ...  a second person approves a champion promotion
+    hub ml retire NAME VERSION          stop serving a version
+    hub ml score NAME                   the scoring consumer: score new events until idle
+    hub ml predict NAME --event JSON    score one event now (recorded on hub.predictions)
+    hub ml ab NAME                      the A/B report (per variant, with the p-value)
+    hub ml drift NAME [--window N]      PSI and KS against the training reference
+    hub ml trainingset verify NAME V    rebuild a version's training set from its manifest
+
+Every command asks the policy decision point first (``model.read``, ``model.train``,
+``model.promote``, ``model.approve``, ``model.predict``); scoring and drift checks need
+``model.train``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from core.errors import InvalidInput
+from hub.cli import Ctx, authorize, key_option, main, principal_for, run_safely
+
+
+def _json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, sort_keys=True, default=str))
+
+
+@main.group()
+def ml() -> None:
+    """Machine learning on the log: features, models, scoring, A/B tests, drift."""
+
+
+@ml.command("train")
+@click.argument("name")
+@click.option("--view", default=None, help="The feature view (default: the one named NAME).")
+@key_option
+@click.pass_obj
+def ml_train(obj: Ctx, name: str, view: str | None, key: str | None) -> None:
+    """Cut a training set from the log, fit and evaluate a model, register it as a version."""
+
+    def go() -> None:
+        from hub.ml_setup import ml_of
+
+        with obj.hub() as h:
+            principal = authorize(h, "model.train", f"model:{name}", principal_for(h, key))
+            mv = ml_of(h).train(principal, name, view)
+            click.echo(
+                f"registered {mv.model} v{mv.version} ({mv.family}): training set "
+                f"{mv.manifest['rows']} rows, digest {mv.manifest['digest'][:16]}..., "
+                f"checkpoint {mv.manifest['checkpoint']['size']}"
+            )
+            _json(mv.metrics)
+            click.echo(
+                f"promote it with `hub ml promote {name} {mv.version} --reason WHY` "
+                "(a second person approves)",
+                err=True,
+            )
+
+    run_safely(go)
+
+
+@ml.command("retrain")
+@click.argument("name")
+@click.option("--share", type=float, default=0.1, show_default=True, help="Challenger's share.")
+@click.option("--reason", default="retrain", help="Why (recorded in the promotion event).")
+@key_option
+@click.pass_obj
+def ml_retrain(obj: Ctx, name: str, share: float, reason: str, key: str | None) -> None:
+    """Train a new version on a fresh cut, compare it with the champion on the same holdout and
+    make it the challenger for --share of the accounts (the champion stays until two people
+    promote another)."""
+
+    def go() -> None:
+        from hub.ml_setup import ml_of
+
+        with obj.hub() as h:
+            principal = principal_for(h, key)
+            authorize(h, "model.train", f"model:{name}", principal)
+            authorize(h, "model.promote", f"model:{name}", principal)
+            mv = ml_of(h).retrain(principal, name, share, reason)
+            click.echo(f"{mv.model} v{mv.version}: {mv.stage.lower()} (share {mv.share:.0%})")
+            _json(mv.metrics)
+
+    run_safely(go)
+
+
+@ml.command("models")
+@click.argument("name", required=False)
+@key_option
+@click.pass_obj
+def ml_models(obj: Ctx, name: str | None, key: str | None) -> None:
+    """Without NAME: one line per version. With NAME: every version in full (JSON)."""
+
+    def go() -> None:
+        from hub.ml_setup import ml_of
+
+        with obj.hub() as h:
+            authorize(h, "model.read", f"model:{name or '*'}", principal_for(h, key))
+            models = ml_of(h).models
+            if name is not None:
+                state = models.state(name)
+                _json([v.as_dict() for _, v in sorted(state.versions.items())])
+                return
+            for model in models.names():
+                for version, mv in sorted(models.state(model).versions.items()):
+                    auc = mv.metrics.get("holdout", {}).get("auc")
+                    click.echo(
+                        f"{model}\tv{version}\t{mv.stage}\tshare={mv.share}\tauc={auc}\t"
+                        f"rows={mv.manifest.get('rows')}\tby={mv.registered_by}"
+                    )
+
+    run_safely(go)
+
+
+@ml.command("promote")
+@click.argument("name")
+@click.argument("version", type=click.IntRange(1, 2**31 - 1))
+@click.option("--challenger", is_flag=True, help="Make it the challenger (no approval needed).")
+@click.option("--share", type=float, default=0.1, show_default=True, help="Challenger's share.")
+@click.option("--reason", required=True, help="Why (recorded in the event).")
+@key_option
+@click.pass_obj
+def ml_promote(
+    obj: Ctx, name: str, version: int, challenger: bool, share: float, reason: str, key: str | None
+) -> None:
+    """Propose VERSION as NAME's champion (applied once another person approves), or with
+    --challenger make it the challenger for --share of the accounts at once."""
+
+    def go() -> None:
+        from hub.ml_setup import ml_of
+
+        with obj.hub() as h:
+            principal = authorize(h, "model.promote", f"model:{name}", principal_for(h, key))
+            service = ml_of(h)
+            if challenger:
+                mv = service.models.promote_challenger(principal, name, version, share, reason)
+                click.echo(f"{name} v{mv.version} is the challenger for {mv.share:.0%} of keys")
+                return
+            change = service.changes.propose_champion(principal, name, version, reason)
+            _json(change.summary())
+            click.echo(
+                f"two-person rule: another person must run `hub ml approve {change.change_id} "
+                "--key KEY_ID:SECRET`",
+                err=True,
+            )
+
+    run_safely(go)
+
+
+@ml.command("approve")
+@click.argument("change_id")
+@click.option("--reason", default="", help="Why (recorded in the event).")
+@key_option
+@click.pass_obj
+def ml_approve(obj: Ctx, change_id: str, reason: str, key: str | None) -> None:
+    """Approve (and apply) a champion promotion someone else proposed."""
+
+    def go() -> None:
+        from hub.ml_setup import ml_of
+        from ml.models import CHAMPION_PREFIX
+
+        with obj.hub() as h:
+            principal = principal_for(h, key)
+            changes = ml_of(h).changes
+            resource = changes.store.change(change_id).resource
+            if not resource.startswith(CHAMPION_PREFIX):
+                raise InvalidInput(
+                    f"Change {change_id} changes {resource!r}, not a model's champion: approve "
+                    "it with `hub config approve`."
+                )
+            authorize(h, "model.approve", resource, principal)
+            _json(changes.approve(principal, change_id, reason).summary())
+
+    run_safely(go)
+
+
+@ml.command("retire")
+@click.argument("name")
+@click.argument("version", type=click.IntRange(1, 2**31 - 1))
+@click.option("--reason", required=True, help="Why (recorded in the event).")
+@key_option
+@click.pass_obj
+def ml_retire(obj: Ctx, name: str, version: int, reason: str, key: str | None) -> None:
+    """Retire a version: it serves no traffic and cannot be promoted again."""
+
+    def go() -> None:
+        from hub.ml_setup import ml_of
+
+        with obj.hub() as h:
+            principal = authorize(h, "model.promote", f"model:{name}", principal_for(h, key))
+            mv = ml_of(h).models.retire(principal, name, version, reason)
+            click.echo(f"{name} v{mv.version} is {mv.stage.lower()}")
+
+    run_safely(go)
+
+
+@ml.command("score")
+@click.argument("name")
+@key_option
+@click.pass_obj
+def ml_score(obj: Ctx, name: str, key: str | None) -> None:
+    """Run NAME's scoring consumer until it has scored every event (exactly once)."""
+
+    def go() -> None:
+        from hub.ml_setup import ml_of
+
+        with obj.hub() as h:
+            authorize(h, "model.train", f"model:{name}", principal_for(h, key))
+            consumer = ml_of(h).consumer(name)
+            with click.progressbar(length=consumer.lag(), label=f"scoring {name}") as bar:
+                while n := consumer.step():
+                    bar.update(n)
+            click.echo(f"{name}: lag {consumer.lag()} (group {consumer.group})")
+
+    run_safely(go)
+
+
+@ml.command("predict")
+@click.argument("name")
+@click.option("--event", "event", required=True, help="The event as JSON (a PaymentInitiated).")
+@key_option
+@click.pass_obj
+def ml_predict(obj: Ctx, name: str, event: str, key: str | None) -> None:
+    """Score one event now; the prediction is recorded on hub.predictions."""
+
+    def go() -> None:
+        from hub.ml_setup import ml_of
+
+        try:
+            value = json.loads(event)
+        except ValueError as exc:
+            raise InvalidInput(f"--event is not JSON: {exc}.") from exc
+        if not isinstance(value, dict):
+            raise InvalidInput("--event must be a JSON object (the event's fields).")
+        with obj.hub() as h:
+            principal = authorize(h, "model.predict", f"model:{name}", principal_for(h, key))
+            _json(ml_of(h).predict(principal, name, value).as_dict())
+
+    run_safely(go)
+
+
+@ml.command("ab")
+@click.argument("name")
+@key_option
+@click.pass_obj
+def ml_ab(obj: Ctx, name: str, key: str | None) -> None:
+    """The A/B report: per variant predictions, alert rate, latency, precision and recall."""
+
+    def go() -> None:
+        from hub.ml_setup import ml_of
+
+        with obj.hub() as h:
+            authorize(h, "model.read", f"model:{name}", principal_for(h, key))
+            _json(ml_of(h).ab_report(name))
+
+    run_safely(go)
+
+
+@ml.command("drift")
+@click.argument("name")
+@click.option("--window", type=click.IntRange(1, 1_000_000), default=500, show_default=True)
+@click.option("--retrain", is_flag=True, help="On drift, retrain and add the challenger.")
+@key_option
+@click.pass_obj
+def ml_drift(obj: Ctx, name: str, window: int, retrain: bool, key: str | None) -> None:
+    """Compare the champion's last WINDOW predictions with its training reference; a drift is
+    recorded as ModelDriftDetected on hub.models (exit 3 when one is found). With --retrain a
+    drift also trains a new version and makes it the challenger."""
+
+    def go() -> None:
+        from hub.ml_setup import ml_of
+
+        with obj.hub() as h:
+            principal = authorize(h, "model.train", f"model:{name}", principal_for(h, key))
+            service = ml_of(h)
+            out = service.check_drift(name, window)
+            if out["drifted"] and retrain:
+                authorize(h, "model.promote", f"model:{name}", principal)
+                reason = f"drift in {', '.join(out['drifted'])}"
+                out["retrained"] = service.retrain(principal, name, reason=reason).as_dict()
+            _json(out)
+        if out["drifted"]:
+            raise SystemExit(3)
+
+    run_safely(go)
+
+
+@ml.group("trainingset")
+def ml_trainingset() -> None:
+    """Training sets: rebuild one from its manifest."""
+
+
+@ml_trainingset.command("verify")
+@click.argument("name")
+@click.argument("version", type=click.IntRange(1, 2**31 - 1))
+@key_option
+@click.pass_obj
+def ml_trainingset_verify(obj: Ctx, name: str, version: int, key: str | None) -> None:
+    """Rebuild the training set of NAME vVERSION at its manifest's offsets and compare digests
+    (exit 1 when they differ)."""
+
+    def go() -> None:
+        from hub.ml_setup import ml_of
+
+        with obj.hub() as h:
+            authorize(h, "model.read", f"model:{name}", principal_for(h, key))
+            service = ml_of(h)
+            manifest = service.models.version(name, version).manifest
+            built = service.training_sets.verify(manifest)
+            click.echo(
+                f"{name} v{version}: {built.manifest['rows']} rows, digest {built.digest} "
+                "matches the manifest"
+            )
+
+    run_safely(go)

@@ -1,0 +1,47 @@
+"""Builds the machine-learning service of a hub with its adapters (the embedded footprint: a
+SQLite feature store and a local model registry under the data folder). Built on first use, so
+commands that do not need it never import scikit-learn."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from hub.bootstrap import Hub
+    from ml.service import MachineLearning
+
+
+def ml_of(hub: Hub) -> MachineLearning:
+    """The hub's ML service, built once."""
+    if hub.ml is None:
+        hub.ml = build_ml(hub)
+    service: MachineLearning = hub.ml
+    return service
+
+
+def build_ml(hub: Hub) -> MachineLearning:
+    from adapters.local_models import LocalModelRegistry
+    from adapters.sqlite_features import SqliteFeatureStore
+    from ml.service import MachineLearning
+
+    folder = hub.settings.data_dir / "ml"
+    ledger = hub.ledger
+
+    def checkpoint() -> tuple[int, str]:
+        ledger.sync(force_checkpoint=True)
+        cp = ledger.store.latest_checkpoint()
+        return (0, "") if cp is None else (cp.size, cp.root.hex())
+
+    return MachineLearning(
+        hub.log,
+        hub.reader,
+        hub.publisher,
+        hub.registry,
+        SqliteFeatureStore(folder / "features.sqlite"),
+        LocalModelRegistry(folder / "models"),
+        checkpoint,
+        lambda: SqliteFeatureStore(":memory:"),
+        ledger=ledger,
+        identities=hub.keys,
+        metrics=hub.metrics,
+    )

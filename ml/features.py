@@ -1,0 +1,184 @@
+"""Feature vectors computed from a FeatureStore, point in time: every feature of an event at time
+``t`` reads only series points and attribute versions strictly before ``t`` (``domain.features``).
+
+The same code serves online scoring (one event, or a batch from the scoring consumer) and the
+offline training set (every labelled event), so the two cannot disagree. A batch reads each
+entity's window once and answers every event of it with a bisection over prefix sums.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from bisect import bisect_left
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from core.errors import InvalidInput
+from core.ports.ml import FeatureStore
+from domain.features import Feature, FeatureView
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_US = timedelta(microseconds=1)
+
+
+def to_us(value: Any) -> int:
+    """Microseconds since the epoch of an RFC 3339 text (or a number already in microseconds)."""
+    if isinstance(value, int):
+        return value
+    try:
+        dt = datetime.fromisoformat(str(value))
+    except ValueError as exc:
+        raise InvalidInput(
+            f"Time {value!r} is not an RFC 3339 timestamp such as 2026-11-24T10:00:00Z."
+        ) from exc
+    if dt.tzinfo is None:
+        raise InvalidInput(f"Time {value!r} has no time zone: add Z or an offset such as +00:00.")
+    return (dt - EPOCH) // _US
+
+
+def digest(vector: Mapping[str, float]) -> str:
+    """SHA-256 of a feature vector: the canonical JSON of its sorted names, a newline, then its
+    values in that order as little-endian float64 (cheap enough for every scored event)."""
+    names = sorted(vector)
+    values = np.asarray([vector[n] for n in names], dtype="<f8")
+    return row_digest(canonical(names).encode() + b"\n", values)
+
+
+def row_digest(header: bytes, values: NDArray[Any]) -> str:
+    """``digest`` of a matrix row whose names' header (``canonical(names) + "\\n"``) is given."""
+    return hashlib.sha256(header + values.astype("<f8", copy=False).tobytes()).hexdigest()
+
+
+def canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+class FeatureEngine:
+    """Computes a view's feature vectors for events of its event type.
+
+    A batch is answered column-wise: every entity's points of a series are laid end to end,
+    sorted by (entity, time), under an int64 key ``entity_index * span + (time - base)``; the
+    window ``[t - w, t)`` of an event is then two ``searchsorted`` calls on that key and a
+    difference of prefix sums, for all events at once.
+    """
+
+    def __init__(self, view: FeatureView, store: FeatureStore) -> None:
+        self.view = view
+        self.store = store
+        self._max_window = max((f.window_us for f in view.features), default=0)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return self.view.names
+
+    def entity_time(self, event: Mapping[str, Any]) -> tuple[str, int]:
+        entity = event.get(self.view.entity_field)
+        if not isinstance(entity, str) or not entity:
+            raise InvalidInput(
+                f"The event has no {self.view.entity_field!r} (the {self.view.entity} it is "
+                f"scored for): give it as a non-empty string."
+            )
+        if event.get(self.view.time_field) is None:
+            raise InvalidInput(
+                f"The event has no {self.view.time_field!r}: give the time it happened (RFC 3339)."
+            )
+        return entity, to_us(event[self.view.time_field])
+
+    def vectors(self, events: Sequence[Mapping[str, Any]]) -> list[dict[str, float]]:
+        """One vector per event, in order; features as of each event's own time."""
+        names = self.view.names
+        return [dict(zip(names, row, strict=True)) for row in self.matrix(events).tolist()]
+
+    def matrix(self, events: Sequence[Mapping[str, Any]]) -> NDArray[Any]:
+        """The vectors as a float64 matrix, one row per event, columns in ``names`` order."""
+        features = self.view.features
+        out = np.zeros((len(events), len(features)), dtype=np.float64)
+        if not events:
+            return out
+        keys = [self.entity_time(e) for e in events]
+        entities = list(dict.fromkeys(k[0] for k in keys))
+        index = {e: i for i, e in enumerate(entities)}
+        ev_entity = np.fromiter((index[k[0]] for k in keys), np.int64, len(keys))
+        ev_time = np.fromiter((k[1] for k in keys), np.int64, len(keys))
+        base = int(ev_time.min()) - self._max_window
+        end = int(ev_time.max())
+        span = end - base + 1
+        if span * (len(entities) + 1) >= 2**62:
+            raise InvalidInput(
+                f"The events span {span / 3.6e9:.0f} hours over {len(entities)} entities: "
+                "too wide for one batch; score them in smaller batches of nearby times."
+            )
+        ev_key = ev_entity * span + (ev_time - base)
+        columns: dict[str, tuple[NDArray[Any], NDArray[Any]]] = {}
+        for series in self.view.series:
+            got = self.store.series(series.name, entities, base, end)
+            columns[series.name] = _laid_out(got, index, base, span)
+        attrs = {
+            a.name: self.store.attribute_versions(a.name, entities, end)
+            for a in self.view.attributes
+        }
+        for j, f in enumerate(features):
+            if f.kind == "event":
+                out[:, j] = [f.level(e.get(f.source)) for e in events]
+            elif f.kind == "attribute":
+                out[:, j] = _attribute(f, attrs[f.source], entities, ev_entity, ev_time)
+            else:
+                point_key, values = columns[f.source]
+                hi = np.searchsorted(point_key, ev_key, "left")  # strictly before t
+                lo = np.searchsorted(point_key, ev_key - f.window_us, "left")
+                if f.kind == "count":
+                    out[:, j] = hi - lo
+                else:
+                    if f.kind == "sum":
+                        picked = values
+                    else:
+                        picked = ((values >= f.low) & (values < f.high)).astype(np.float64)
+                    prefix = np.concatenate(([0.0], np.cumsum(picked)))
+                    got_sum = prefix[hi] - prefix[lo]
+                    out[:, j] = np.round(got_sum, 2) if f.kind == "sum" else np.rint(got_sum)
+        return out
+
+
+def _laid_out(
+    got: Mapping[str, list[tuple[int, float]]], index: Mapping[str, int], base: int, span: int
+) -> tuple[NDArray[Any], NDArray[Any]]:
+    """Sorted int64 keys (entity, time) and their values, for every point of every entity."""
+    keys: list[int] = []
+    values: list[float] = []
+    for entity in sorted(got, key=index.__getitem__):
+        offset = index[entity] * span - base
+        for t, v in got[entity]:
+            keys.append(offset + t)
+            values.append(v)
+    return np.asarray(keys, dtype=np.int64), np.asarray(values, dtype=np.float64)
+
+
+def _attribute(
+    f: Feature,
+    versions: Mapping[str, list[tuple[int, dict[str, str | None]]]],
+    entities: Sequence[str],
+    ev_entity: NDArray[Any],
+    ev_time: NDArray[Any],
+) -> list[float]:
+    """Per event, the level of the latest non-null value of ``f.attr`` valid before its time."""
+    per_entity: list[tuple[list[int], list[float]]] = []
+    for entity in entities:
+        times: list[int] = []
+        levels: list[float] = []
+        for valid_from, values in versions.get(entity, ()):
+            value = values.get(f.attr)
+            if value is not None:
+                times.append(valid_from)
+                levels.append(f.level(value))
+        per_entity.append((times, levels))
+    out = []
+    for e, t in zip(ev_entity.tolist(), ev_time.tolist(), strict=True):
+        times, levels = per_entity[e]
+        i = bisect_left(times, t)
+        out.append(levels[i - 1] if i else f.level(None))
+    return out

@@ -1,0 +1,244 @@
+"""Scoring: the champion (and the challenger for its share of entity keys) scores feature
+vectors; the scoring consumer turns input events into prediction events exactly once.
+
+``ScoringConsumer.step`` per input partition, as one consume-transform-produce step:
+1. read the events after the group's committed offset; 2. bring the feature feed up to the end
+of the log (features are as of each event's own time, so folding later records changes nothing
+for it); 3. score; 4. in ONE log transaction append the predictions to ``hub.predictions`` and
+commit the group's next offset. A crash before 4 commits leaves neither: the step runs again
+and appends each prediction once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from core.errors import Conflict
+from core.events import OutgoingEvent
+from core.metrics import Metrics
+from core.ports.eventlog import EventLog, TopicPartition
+from ingest.publish import Publisher
+from ml.ab import CHALLENGER, variant
+from ml.features import FeatureEngine, canonical, row_digest
+from ml.feed import FeatureFeed, Reader
+from ml.models import Loaded, Models
+
+PREDICTIONS_TOPIC = "hub.predictions"
+PREDICTION = "hub.PredictionRecorded"
+
+
+class NoChampion(Conflict):
+    code = "no_champion"
+
+
+@dataclass(frozen=True, slots=True)
+class Prediction:
+    model: str
+    version: int
+    variant: str
+    entity: str
+    subject: str
+    source: str
+    features: dict[str, float]
+    feature_digest: str
+    score: float
+    decision: str
+    latency_us: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "version": self.version,
+            "variant": self.variant,
+            "entity": self.entity,
+            "subject": self.subject,
+            "source": self.source,
+            "features": self.features,
+            "feature_digest": self.feature_digest,
+            "score": self.score,
+            "decision": self.decision,
+            "latency_us": self.latency_us,
+        }
+
+    def event(self) -> OutgoingEvent:
+        value = {**self.as_dict(), "features": canonical(self.features)}
+        value["scored_at"] = datetime.now(UTC).isoformat()
+        return OutgoingEvent(value=value, event_type=PREDICTION, key=self.entity)
+
+
+class Scorer:
+    """Scores events of a model's feature view with the versions in force."""
+
+    def __init__(
+        self, models: Models, engine: FeatureEngine, name: str, metrics: Metrics | None = None
+    ) -> None:
+        self.models = models
+        self.engine = engine
+        self.name = name
+        self._metrics = metrics
+
+    def serving(self) -> tuple[Loaded, Loaded | None, float]:
+        """The champion, the challenger (or None) and the challenger's share."""
+        state = self.models.state(self.name)
+        if state.champion is None:
+            raise NoChampion(
+                f"Model {self.name!r} has no champion: propose one with `hub ml promote "
+                f"{self.name} VERSION --reason WHY` and have another person approve it."
+            )
+        champion = self.models.load(self.name, state.champion)
+        if state.challenger is None:
+            return champion, None, 0.0
+        mv = state.versions[state.challenger]
+        return champion, self.models.load(self.name, mv.version), mv.share
+
+    def score(
+        self, events: Sequence[Mapping[str, Any]], sources: Sequence[str]
+    ) -> list[Prediction]:
+        """One prediction per event. ``latency_us`` is the time from the call to its scores
+        (for a batch, the batch's: what each event of it waited)."""
+        if not events:
+            return []
+        champion, challenger, share = self.serving()  # loaded once, not part of the latency
+        started = time.perf_counter_ns()
+        view = self.engine.view
+        matrix = self.engine.matrix(events)
+        column = {name: j for j, name in enumerate(view.names)}
+        groups: dict[str, list[int]] = {}
+        chosen: dict[str, Loaded] = {"champion": champion}
+        variants: list[str] = []
+        for i, event in enumerate(events):
+            name = variant(str(event[view.entity_field]), share if challenger else 0.0)
+            variants.append(name)
+            groups.setdefault(name, []).append(i)
+        if challenger is not None:
+            chosen[CHALLENGER] = challenger
+        scores = np.zeros(len(events))
+        for name, idx in groups.items():
+            loaded = chosen[name]
+            cols = [column[f] for f in loaded.info.features]
+            rows = matrix[np.asarray(idx)][:, cols]
+            scores[idx] = loaded.estimator.predict_proba(rows)[:, 1]
+        latency = (time.perf_counter_ns() - started) // 1000
+        if self._metrics is not None:
+            self._metrics.ml_scoring_seconds.labels(self.name).observe(latency / 1e6)
+            for name, idx in groups.items():
+                version = str(chosen[name].info.version)
+                alerts = int(np.sum(scores[idx] >= chosen[name].info.threshold))
+                counter = self._metrics.ml_predictions
+                counter.labels(self.name, version, name, "alert").inc(alerts)
+                counter.labels(self.name, version, name, "pass").inc(len(idx) - alerts)
+        names = view.names
+        order = sorted(range(len(names)), key=names.__getitem__)  # digests: names sorted
+        header = canonical([names[j] for j in order]).encode() + b"\n"
+        by_name = matrix[:, order]
+        out = []
+        for i, (event, row) in enumerate(zip(events, matrix.tolist(), strict=True)):
+            info = chosen[variants[i]].info
+            vector = dict(zip(names, row, strict=True))
+            score = float(scores[i])
+            out.append(
+                Prediction(
+                    model=self.name,
+                    version=info.version,
+                    variant=variants[i],
+                    entity=str(event[view.entity_field]),
+                    subject=str(event.get(view.subject_field, "")),
+                    source=sources[i],
+                    features=vector,
+                    feature_digest=row_digest(header, by_name[i]),
+                    score=round(score, 9),
+                    decision="alert" if score >= info.threshold else "pass",
+                    latency_us=int(latency),
+                )
+            )
+        return out
+
+
+class ScoringConsumer:
+    """The consume-transform-produce loop of one model (see the module docstring)."""
+
+    def __init__(
+        self,
+        log: EventLog,
+        reader: Reader,
+        publisher: Publisher,
+        feed: FeatureFeed,
+        scorer: Scorer,
+        *,
+        batch: int = 1000,
+        on_staged: Callable[[], None] | None = None,
+    ) -> None:
+        self._log = log
+        self._reader = reader
+        self._publisher = publisher
+        self.feed = feed
+        self.scorer = scorer
+        self.group = f"ml.scoring.{scorer.name}"
+        self._batch = batch
+        self._on_staged = on_staged  # called inside the transaction, between 4a and 4b (tests)
+
+    @property
+    def topic(self) -> str:
+        return self.scorer.engine.view.event_topic
+
+    def lag(self) -> int:
+        """Offsets between the group's position and the end (marker offsets of transactions
+        count until a read shows nothing is left)."""
+        committed = self._log.committed(self.group, self.topic)
+        lag = 0
+        for p, end in self._log.stable_offsets(self.topic).items():
+            at = committed.get(p, 0)
+            if end > at and self._log.read(self.topic, p, at, 1):
+                lag += end - at
+        return lag
+
+    def step(self) -> int:
+        """One batch per partition; returns how many input records it consumed."""
+        view = self.scorer.engine.view
+        consumed = 0
+        committed = self._log.committed(self.group, self.topic)
+        for partition in sorted(self._log.stable_offsets(self.topic)):
+            start = committed.get(partition, 0)
+            records = self._reader.read(  # 1.
+                self.topic, partition, start, self._batch, mask_pii=True
+            )
+            if not records:
+                continue
+            self.feed.catch_up()  # 2.
+            chosen = [
+                r
+                for r in records
+                if r["headers"].get("ce_type") == view.event_type and isinstance(r["value"], dict)
+            ]
+            predictions = self.scorer.score(  # 3.
+                [r["value"] for r in chosen],
+                [f"{r['topic']}/{r['partition']}/{r['offset']}" for r in chosen],
+            )
+            staged = self._publisher.prepare(
+                PREDICTIONS_TOPIC, [p.event() for p in predictions], "ml.scoring"
+            )
+            next_offset = records[-1]["offset"] + 1
+            with self._log.transaction(f"{self.group}.{partition}") as txn:  # 4.
+                if staged:
+                    txn.append(PREDICTIONS_TOPIC, staged)  # 4a.
+                if self._on_staged is not None:
+                    self._on_staged()
+                txn.commit_offsets(  # 4b.
+                    self.group, {TopicPartition(self.topic, partition): next_offset}
+                )
+            consumed += len(records)
+        return consumed
+
+    def run_until_idle(self) -> int:
+        total = 0
+        while True:
+            n = self.step()
+            if not n:
+                return total
+            total += n

@@ -1,0 +1,272 @@
+"""Machine learning on the log, one service: features, training sets, the model registry,
+scoring (streamed and on request), A/B reports and drift checks. ``hub.ml_setup`` builds it
+with its adapters; CLI and HTTP call it after asking the policy decision point."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from core.errors import InvalidInput, TopicNotFound
+from core.metrics import Metrics
+from core.ports.eventlog import EventLog
+from core.ports.ml import FeatureStore, ModelRegistry
+from core.ports.policy import Principal
+from domain.features import VIEWS, FeatureView
+from governance.changes import Identities
+from governance.configchanges import Auditor
+from ingest.publish import Publisher
+from ml import ab, drift, training
+from ml.features import FeatureEngine
+from ml.feed import FeatureFeed, Reader
+from ml.models import ModelChanges, ModelNotFound, Models, ModelVersion
+from ml.scoring import PREDICTIONS_TOPIC, Prediction, Scorer, ScoringConsumer
+from ml.trainingset import LABEL_EVENT, Checkpoint, TrainingSets
+from registry.service import SchemaRegistry
+
+
+def view_named(name: str) -> FeatureView:
+    view = VIEWS.get(name)
+    if view is None:
+        raise InvalidInput(
+            f"There is no feature view {name!r}: known views are {', '.join(sorted(VIEWS))}."
+        )
+    return view
+
+
+class MachineLearning:
+    def __init__(
+        self,
+        log: EventLog,
+        reader: Reader,
+        publisher: Publisher,
+        registry: SchemaRegistry,
+        features: FeatureStore,
+        models: ModelRegistry,
+        checkpoint: Checkpoint,
+        memory_store: Callable[[], FeatureStore],
+        *,
+        ledger: Auditor | None = None,
+        identities: Identities | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self._log = log
+        self._metrics = metrics
+        self._reader = reader
+        self._publisher = publisher
+        self.features = features
+        self.models = Models(log, reader, publisher, models)
+        self.changes = ModelChanges(
+            self.models, log, registry, publisher, ledger=ledger, identities=identities
+        )
+        self.training_sets = TrainingSets(log, reader, checkpoint, in_memory_store=memory_store)
+        self._feeds: dict[str, FeatureFeed] = {}
+        self._scorers: dict[str, Scorer] = {}
+
+    def close(self) -> None:
+        self.features.close()
+        self.models.store.close()
+
+    # -- features --------------------------------------------------------------------------------
+    def feed(self, view: FeatureView) -> FeatureFeed:
+        feed = self._feeds.get(view.name)
+        if feed is None:
+            feed = self._feeds[view.name] = FeatureFeed(
+                view, self._log, self._reader, self.features
+            )
+        return feed
+
+    def view_of(self, name: str) -> FeatureView:
+        """The feature view a model reads: its champion's (else latest version's), or the view
+        of the same name for a model not trained yet."""
+        try:
+            state = self.models.state(name)
+        except ModelNotFound:
+            return view_named(name)
+        version = state.champion or max(state.versions)
+        return view_named(str(state.versions[version].manifest.get("view", name)))
+
+    def scorer(self, name: str) -> Scorer:
+        scorer = self._scorers.get(name)
+        if scorer is None:
+            view = self.view_of(name)
+            engine = FeatureEngine(view, self.features)
+            scorer = Scorer(self.models, engine, name, self._metrics)
+            self._scorers[name] = scorer
+        return scorer
+
+    # -- training --------------------------------------------------------------------------------
+    def train(self, principal: Principal, name: str, view_name: str | None = None) -> ModelVersion:
+        """Cut a training set, fit, evaluate beside the champion on the same holdout, register
+        the new version (never promoted: that stays a human, two-person decision)."""
+        view = view_named(view_name or name)
+        ts = self.training_sets.cut(view.name)
+        names = list(view.names)
+        estimator, metrics = training.fit(ts, names)
+        champion = self.models.champion_of(name) if name in self.models.names() else None
+        if champion is not None:
+            loaded = self.models.load(name, champion)
+            _, holdout = training.split(ts.rows)
+            metrics["champion"] = {
+                "version": champion,
+                "holdout": training.evaluate(
+                    loaded.estimator, holdout, loaded.info.features, loaded.info.threshold
+                ),
+            }
+        return self.models.register(
+            principal,
+            name,
+            estimator,
+            family=training.FAMILY,
+            features=names,
+            threshold=0.5,
+            manifest=ts.manifest,
+            metrics=metrics,
+            reference=training.reference(estimator, ts, names),
+        )
+
+    def retrain(
+        self, principal: Principal, name: str, share: float = 0.1, reason: str = "retrain"
+    ) -> ModelVersion:
+        """Train a new version (evaluated beside the champion on the same holdout) and make it
+        the challenger for ``share`` of the entity keys; promotion to champion stays a human,
+        two-person decision. Triggered by a command or by a drift check (``check_drift``)."""
+        view = self.view_of(name)
+        mv = self.train(principal, name, view.name)
+        if self.models.champion_of(name) is None:
+            return mv
+        return self.models.promote_challenger(principal, name, mv.version, share, reason)
+
+    # -- scoring ---------------------------------------------------------------------------------
+    def consumer(self, name: str, **kwargs: Any) -> ScoringConsumer:
+        scorer = self.scorer(name)
+        return ScoringConsumer(
+            self._log,
+            self._reader,
+            self._publisher,
+            self.feed(scorer.engine.view),
+            scorer,
+            **kwargs,
+        )
+
+    def predict(
+        self, principal: Principal, name: str, event: Mapping[str, Any], *, record: bool = True
+    ) -> Prediction:
+        """Score one event now with features from the online store; recorded on
+        ``hub.predictions`` (source ``request:<principal>``)."""
+        scorer = self.scorer(name)
+        scorer.serving()  # loads the versions in force once; not part of a request's latency
+        started = time.perf_counter_ns()
+        self.feed(scorer.engine.view).catch_up()
+        (pred,) = scorer.score([dict(event)], [f"request:{principal.id}"])
+        latency = (time.perf_counter_ns() - started) // 1000
+        pred = Prediction(**{**pred.as_dict(), "latency_us": int(latency)})
+        if record:
+            self._publisher.publish(PREDICTIONS_TOPIC, [pred.event()], principal.id)
+        return pred
+
+    # -- monitoring ------------------------------------------------------------------------------
+    def predictions(self, name: str, version: int | None = None) -> list[dict[str, Any]]:
+        out = []
+        offset = 0
+        try:
+            end = self._log.end_offsets(PREDICTIONS_TOPIC).get(0, 0)
+        except TopicNotFound:
+            return []
+        while offset < end:
+            got = self._reader.read(PREDICTIONS_TOPIC, 0, offset, 5000)
+            if not got:
+                break
+            for rec in got:
+                v = rec.get("value")
+                if (
+                    isinstance(v, dict)
+                    and v["model"] == name
+                    and (version is None or v["version"] == version)
+                ):
+                    out.append(v)
+            offset = got[-1]["offset"] + 1
+        return out
+
+    def labels(self, view: FeatureView) -> dict[str, int]:
+        """Labels known now: 1 confirmed fraud, 0 settled without it."""
+        labels: dict[str, int] = {}
+        fraud: set[str] = set()
+        for topic in (view.event_topic, view.labels["topic"]):
+            try:
+                ends = self._log.end_offsets(topic)
+            except TopicNotFound:
+                continue
+            for partition, end in ends.items():
+                offset = 0
+                while offset < end:
+                    got = self._reader.read(topic, partition, offset, 5000, mask_pii=True)
+                    if not got:
+                        break
+                    for rec in got:
+                        kind, v = rec["headers"].get("ce_type"), rec.get("value")
+                        if not isinstance(v, dict):
+                            continue
+                        if kind == view.labels["negative"]:
+                            labels.setdefault(str(v[view.subject_field]), 0)
+                        elif kind == LABEL_EVENT:
+                            fraud.add(str(v[view.subject_field]))
+                    offset = got[-1]["offset"] + 1
+        labels.update(dict.fromkeys(fraud, 1))
+        return labels
+
+    def ab_report(self, name: str) -> dict[str, Any]:
+        state = self.models.state(name)
+        out = ab.report(self.predictions(name), self.labels(self.view_of(name)))
+        out["model"] = name
+        out["champion"] = state.champion
+        out["challenger"] = state.challenger
+        return out
+
+    def check_drift(
+        self,
+        name: str,
+        window: int = 500,
+        thresholds: drift.DriftThresholds = drift.DEFAULT,
+    ) -> dict[str, Any]:
+        """Compare the champion's last ``window`` predictions with its training reference;
+        append ``ModelDriftDetected`` when a feature (or the score) drifted."""
+        state = self.models.state(name)
+        if state.champion is None:
+            raise InvalidInput(f"Model {name!r} has no champion to check for drift.")
+        loaded = self.models.load(name, state.champion)
+        preds = self.predictions(name, state.champion)[-window:]
+        if len(preds) < thresholds.min_window:
+            return {
+                "model": name,
+                "version": state.champion,
+                "window": len(preds),
+                "drifted": [],
+                "report": {},
+                "detail": f"too few predictions ({len(preds)} < {thresholds.min_window})",
+            }
+        live: dict[str, list[float]] = {f: [] for f in loaded.reference}
+        for p in preds:
+            vector = json.loads(p["features"])
+            for f in live:
+                live[f].append(float(p["score"]) if f == "score" else float(vector.get(f, 0.0)))
+        drifted, report = drift.compare(loaded.reference, live, thresholds)
+        if self._metrics is not None:
+            for feature, figures in report.items():
+                self._metrics.ml_drift_psi.labels(name, feature).set(figures["psi"])
+        out = {
+            "model": name,
+            "version": state.champion,
+            "window": len(preds),
+            "drifted": drifted,
+            "report": report,
+        }
+        if drifted:
+            from ml.models import now_iso
+
+            self.models.publish_drift(
+                {**out, "report": json.dumps(report, sort_keys=True), "detected_at": now_iso()}
+            )
+        return out

@@ -1,0 +1,187 @@
+"""Training sets: labelled events with their point-in-time feature vectors, cut at a recorded
+position of the log and a signed ledger checkpoint, so that anyone can rebuild them.
+
+``cut`` steps: 1. snapshot the end offset of every topic the set reads (events, series,
+attributes, labels); 2. sync the ledger and take its checkpoint (size, root), which then covers
+every record below those offsets; 3. fold the sources below the offsets into an in-memory
+FeatureStore (the same feed and engine as online scoring); 4. collect labels below the offsets:
+1 when ``FraudConfirmed`` names the payment, 0 when it settled without one; unlabelled events
+are left out; 5. compute the vectors as of each event's own time; 6. sort rows by (time,
+subject) and hash their canonical JSON lines. ``rebuild(manifest)`` repeats 3-6 at the
+manifest's offsets and must give the same digest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from core.errors import Conflict, InvalidInput, TopicNotFound
+from core.ports.eventlog import EventLog, TopicPartition
+from domain.features import VIEWS, FeatureView
+from ml.features import FeatureEngine, canonical, to_us
+from ml.feed import FeatureFeed, Reader
+
+Checkpoint = Callable[[], tuple[int, str]]  # sync the ledger; (tree size, root hex)
+LABEL_EVENT = "hub.payments.FraudConfirmed"
+
+
+@dataclass(frozen=True, slots=True)
+class TrainingSet:
+    manifest: dict[str, Any]
+    rows: list[dict[str, Any]]
+
+    @property
+    def digest(self) -> str:
+        return str(self.manifest["digest"])
+
+
+def rows_digest(rows: list[dict[str, Any]]) -> str:
+    h = hashlib.sha256()
+    for row in rows:
+        h.update(canonical(row).encode())
+        h.update(b"\n")
+    return h.hexdigest()
+
+
+def _key(tp: TopicPartition) -> str:
+    return f"{tp.topic}/{tp.partition}"
+
+
+def _parse_key(text: str) -> TopicPartition:
+    topic, _, partition = text.rpartition("/")
+    if not topic or not partition.isdigit():
+        raise InvalidInput(f"Manifest position {text!r} is not TOPIC/PARTITION.")
+    return TopicPartition(topic, int(partition))
+
+
+class TrainingSets:
+    def __init__(
+        self, log: EventLog, reader: Reader, checkpoint: Checkpoint, *, in_memory_store: Any
+    ) -> None:
+        self._log = log
+        self._reader = reader
+        self._checkpoint = checkpoint
+        self._new_store = in_memory_store  # () -> FeatureStore (an empty, private one)
+
+    def _topics(self, view: FeatureView) -> list[str]:
+        topics = {view.event_topic, view.labels["topic"]}
+        topics |= {s.topic for s in view.series} | {a.topic for a in view.attributes}
+        return sorted(topics)
+
+    def cut(self, view_name: str) -> TrainingSet:
+        view = _view(view_name)
+        positions: dict[TopicPartition, int] = {}
+        for topic in self._topics(view):  # 1.
+            try:
+                ends = self._log.end_offsets(topic)
+            except TopicNotFound:
+                continue
+            positions.update({TopicPartition(topic, p): o for p, o in ends.items()})
+        size, root = self._checkpoint()  # 2.
+        return self._build(view, positions, {"size": size, "root": root})
+
+    def rebuild(self, manifest: Mapping[str, Any]) -> TrainingSet:
+        """The training set a manifest describes, recomputed from the log."""
+        view = _view(str(manifest.get("view", "")))
+        positions = {_parse_key(k): int(v) for k, v in dict(manifest["positions"]).items()}
+        built = self._build(view, positions, dict(manifest["checkpoint"]))
+        return built
+
+    def verify(self, manifest: Mapping[str, Any]) -> TrainingSet:
+        """Rebuild and raise ``Conflict`` when the digest differs from the manifest's."""
+        built = self.rebuild(manifest)
+        if built.digest != manifest.get("digest"):
+            raise Conflict(
+                f"The training set rebuilt at the manifest's offsets has digest {built.digest}, "
+                f"not {manifest.get('digest')}: the log below those offsets changed (retention "
+                "or erasure), or the feature definitions did."
+            )
+        return built
+
+    def _build(
+        self, view: FeatureView, positions: dict[TopicPartition, int], checkpoint: dict[str, Any]
+    ) -> TrainingSet:
+        store = self._new_store()
+        try:
+            FeatureFeed(view, self._log, self._reader, store).catch_up(positions)  # 3.
+            events, labels = self._events_and_labels(view, positions)  # 4.
+            labelled = [e for e in events if e[view.subject_field] in labels]
+            vectors = FeatureEngine(view, store).vectors(labelled)  # 5.
+        finally:
+            store.close()
+        rows = [
+            {
+                "subject": e[view.subject_field],
+                "entity": e[view.entity_field],
+                "time_us": to_us(e[view.time_field]),
+                "features": v,
+                "label": labels[e[view.subject_field]],
+            }
+            for e, v in zip(labelled, vectors, strict=True)
+        ]
+        rows.sort(key=lambda r: (r["time_us"], r["subject"]))  # 6.
+        manifest = {
+            "view": view.name,
+            "features": list(view.names),
+            "query": {
+                "events": f"{view.event_topic}:{view.event_type}",
+                "as_of": "each event's own time; facts strictly before it",
+                "label": f"1: {view.labels['topic']}:{LABEL_EVENT} names the subject; 0: "
+                f"{view.labels['negative']} without it; others left out",
+                "order": "time_us, subject",
+            },
+            "positions": {_key(tp): o for tp, o in sorted(positions.items(), key=_sort)},
+            "checkpoint": checkpoint,
+            "rows": len(rows),
+            "positives": sum(r["label"] for r in rows),
+            "digest": rows_digest(rows),
+        }
+        return TrainingSet(manifest, rows)
+
+    def _events_and_labels(
+        self, view: FeatureView, positions: Mapping[TopicPartition, int]
+    ) -> tuple[list[dict[str, Any]], dict[str, int]]:
+        events: list[dict[str, Any]] = []
+        labels: dict[str, int] = {}
+        fraud: set[str] = set()
+        for tp, end in sorted(positions.items(), key=_sort):
+            if tp.topic not in (view.event_topic, view.labels["topic"]):
+                continue
+            offset = 0
+            while offset < end:
+                got = self._reader.read(
+                    tp.topic, tp.partition, offset, min(2000, end - offset), mask_pii=True
+                )
+                got = [r for r in got if r["offset"] < end]
+                if not got:
+                    break
+                for rec in got:
+                    value, kind = rec.get("value"), rec["headers"].get("ce_type")
+                    if not isinstance(value, dict):
+                        continue
+                    subject = value.get(view.subject_field)
+                    if kind == view.event_type:
+                        events.append(value)
+                    elif kind == view.labels["negative"] and isinstance(subject, str):
+                        labels.setdefault(subject, 0)
+                    elif kind == LABEL_EVENT and isinstance(subject, str):
+                        fraud.add(subject)
+                offset = got[-1]["offset"] + 1
+        labels.update(dict.fromkeys(fraud, 1))
+        return events, labels
+
+
+def _sort(item: tuple[TopicPartition, int]) -> tuple[str, int]:
+    return item[0].topic, item[0].partition
+
+
+def _view(name: str) -> FeatureView:
+    view = VIEWS.get(name)
+    if view is None:
+        raise InvalidInput(
+            f"There is no feature view {name!r}: known views are {', '.join(sorted(VIEWS))}."
+        )
+    return view

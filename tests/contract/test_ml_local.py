@@ -1,0 +1,40 @@
+"""The ML port contracts against the embedded adapters: SQLite feature store, local registry."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from adapters.local_models import LocalModelRegistry
+from adapters.sqlite_features import SqliteFeatureStore
+from core.ports.ml import FeatureStore, ModelRegistry
+from tests.contract.ml_contract import FeatureStoreContract, ModelRegistryContract, Reopen
+
+
+class TestSqliteFeatureStore(FeatureStoreContract):
+    @pytest.fixture
+    def store(self, tmp_path: Path) -> Iterator[FeatureStore]:
+        self._opened: list[FeatureStore] = [SqliteFeatureStore(tmp_path / "f.sqlite")]
+        yield self._opened[0]
+        for s in self._opened:
+            s.close()
+
+    @pytest.fixture
+    def reopen(self, tmp_path: Path) -> Reopen:
+        def reopen(store: FeatureStore) -> FeatureStore:
+            store.close()
+            fresh = SqliteFeatureStore(tmp_path / "f.sqlite")
+            self._opened.append(fresh)
+            return fresh
+
+        return reopen
+
+
+class TestLocalModelRegistry(ModelRegistryContract):
+    @pytest.fixture
+    def registry(self, tmp_path: Path) -> Iterator[ModelRegistry]:
+        r = LocalModelRegistry(tmp_path / "models")
+        yield r
+        r.close()

@@ -1,0 +1,157 @@
+"""Machine learning, pure parts: the point-in-time feature engine on a crafted history, the A/B
+split, drift statistics and the significance test."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import sqlite3
+
+import pytest
+
+from adapters.sqlite_features import SqliteFeatureStore
+from core.errors import InvalidInput
+from core.ports.eventlog import TopicPartition
+from core.ports.ml import AttributeVersion, SeriesPoint
+from domain.features import HOUR_US, PAYMENT_RISK
+from ml.ab import CHALLENGER, bucket, two_proportion_p, variant
+from ml.drift import DriftThresholds, compare, psi
+from ml.features import FeatureEngine, digest, to_us
+
+T = to_us("2026-11-24T12:00:00Z")
+MIN_US = 60_000_000
+
+
+def _event(at: int, amount: str = "50.00", country: str = "GB", acc: str = "A") -> dict[str, str]:
+    return {
+        "payment_id": f"P-{at}",
+        "account_id": acc,
+        "amount": amount,
+        "counterparty_country": country,
+        "initiated_at": f"{at}",
+    }
+
+
+@pytest.fixture
+def store() -> SqliteFeatureStore:
+    s = SqliteFeatureStore(":memory:")
+    return s
+
+
+def _pay(at: int, amount: float, acc: str = "A") -> SeriesPoint:
+    return SeriesPoint("payments", acc, at, amount)
+
+
+def _kyc(at: int, kyc: str | None, risk: str | None, acc: str = "A") -> AttributeVersion:
+    return AttributeVersion("accounts", acc, at, {"kyc_level": kyc, "risk_rating": risk})
+
+
+def test_features_read_only_facts_strictly_before_the_event(store: SqliteFeatureStore) -> None:
+    # Applied out of time order on purpose: a payment after T arrives first.
+    store.apply(
+        [_pay(T + 10 * MIN_US, 9_600.0), _pay(T, 7_000.0)],
+        [_kyc(T + 30 * MIN_US, "ENHANCED", "HIGH")],
+        {},
+    )
+    store.apply(
+        [
+            _pay(T - 2 * HOUR_US, 100.0),
+            _pay(T - 30 * MIN_US, 9_500.0),
+            _pay(T - 25 * HOUR_US, 5_000.0),  # outside every window
+            _pay(T - 10 * MIN_US, 1.0, acc="B"),  # another account
+        ],
+        [_kyc(T - 10 * 24 * HOUR_US, "BASIC", "LOW"), _kyc(T - HOUR_US, None, "MEDIUM")],
+        {},
+    )
+    engine = FeatureEngine(PAYMENT_RISK, store)
+    (v,) = engine.vectors([{**_event(T, "7000.00", "KP"), "initiated_at": T}])
+    assert v == {
+        "amount": 7000.0,
+        "payments_1h": 1.0,  # T-30min only: not the payment at T itself, nor T+10min
+        "amount_1h": 9500.0,
+        "payments_24h": 2.0,
+        "amount_24h": 9600.0,
+        "near_threshold_24h": 1.0,  # 9,500 (9,600 lies after T)
+        "kyc_level": 1.0,  # BASIC: the ENHANCED update comes after T
+        "risk_rating": 1.0,  # MEDIUM from T-1h; an update's None keeps the earlier value
+        "counterparty_country_risk": 3.0,
+    }
+    # At T+31min the hour holds T and T+10min (T-30min has left it); the update is in force.
+    (later,) = engine.vectors([{**_event(T + 31 * MIN_US), "initiated_at": T + 31 * MIN_US}])
+    assert later["payments_1h"] == 2.0 and later["amount_1h"] == 16_600.0
+    assert later["near_threshold_24h"] == 2.0
+    assert later["kyc_level"] == 3.0 and later["risk_rating"] == 2.0
+
+
+def test_a_batch_gives_the_same_vectors_as_one_by_one(store: SqliteFeatureStore) -> None:
+    rng = random.Random(3)
+    points = [
+        _pay(T + rng.randint(-30, 30) * 10 * MIN_US, float(rng.randint(1, 12_000)), f"A{i % 5}")
+        for i in range(300)
+    ]
+    store.apply(points, [_kyc(T - 100 * HOUR_US, "STANDARD", "LOW", f"A{i}") for i in range(5)], {})
+    engine = FeatureEngine(PAYMENT_RISK, store)
+    events = [
+        {**_event(0, acc=f"A{i % 5}"), "initiated_at": T + rng.randint(-300, 300) * MIN_US}
+        for i in range(40)
+    ]
+    batch = engine.vectors(events)
+    assert batch == [engine.vectors([e])[0] for e in events]
+    assert len({digest(v) for v in batch}) > 30
+
+
+def test_bad_events_are_refused_with_the_field_named(store: SqliteFeatureStore) -> None:
+    engine = FeatureEngine(PAYMENT_RISK, store)
+    with pytest.raises(InvalidInput, match="account_id"):
+        engine.vectors([{"initiated_at": "2026-11-24T12:00:00Z"}])
+    with pytest.raises(InvalidInput, match="RFC 3339"):
+        engine.vectors([{"account_id": "A", "initiated_at": "yesterday"}])
+    with pytest.raises(InvalidInput, match="time zone"):
+        engine.vectors([{"account_id": "A", "initiated_at": "2026-11-24T12:00:00"}])
+
+
+def test_the_store_keeps_positions_with_the_data(store: SqliteFeatureStore) -> None:
+    tp = TopicPartition("payments", 1)
+    store.apply([_pay(T, 1.0)], [], {tp: 7})
+    with pytest.raises(sqlite3.IntegrityError):  # NaN is stored as NULL: the batch fails whole
+        store.apply([_pay(T + 1, 2.0), _pay(T + 2, float("nan"))], [], {tp: 9})
+    assert store.positions() == {tp: 7}
+    assert store.series("payments", ["A"], 0, T + 10) == {"A": [(T, 1.0)]}
+
+
+def test_the_ab_split_is_stable_and_matches_its_share() -> None:
+    keys = [f"ACC-{i:06d}" for i in range(20_000)]
+    share = 0.2
+    first = [variant(k, share) for k in keys]
+    assert first == [variant(k, share) for k in keys]
+    got = sum(v == CHALLENGER for v in first) / len(keys)
+    assert abs(got - share) < 0.015, got
+    # The bucket is SHA-256's first 8 bytes: the same on every machine and process.
+    h = int.from_bytes(hashlib.sha256(b"ACC-000042").digest()[:8], "big")
+    assert bucket("ACC-000042") == h / 2.0**64
+    # Raising the share only moves keys from champion to challenger, never back.
+    wider = [variant(k, 0.3) for k in keys]
+    assert all(w == CHALLENGER for f, w in zip(first, wider, strict=True) if f == CHALLENGER)
+    assert all(variant(k, 0.0) == "champion" for k in keys[:100])
+
+
+def test_psi_and_ks_tell_a_shift_from_noise() -> None:
+    rng = random.Random(5)
+    ref = [rng.gauss(100, 15) for _ in range(2000)]
+    same = [rng.gauss(100, 15) for _ in range(500)]
+    shifted = [rng.gauss(130, 15) for _ in range(500)]
+    assert psi(ref, same) < 0.1
+    assert psi(ref, shifted) > 0.25
+    drifted, report = compare({"x": ref, "y": ref}, {"x": same, "y": shifted})
+    assert drifted == ["y"]
+    assert report["y"]["ks_pvalue"] < 1e-6 and report["x"]["ks_pvalue"] > 0.001
+    # A discrete feature (counts) that stays the same does not drift; one that moves does.
+    counts = [rng.choice([0, 0, 0, 1, 2]) for _ in range(1000)]
+    assert compare({"c": counts}, {"c": counts[:300]}, DriftThresholds())[0] == []
+    assert compare({"c": counts}, {"c": [5] * 300})[0] == ["c"]
+
+
+def test_two_proportion_p_value() -> None:
+    assert two_proportion_p(50, 1000, 50, 1000) == pytest.approx(1.0)
+    assert two_proportion_p(50, 1000, 100, 1000) < 0.001
+    assert two_proportion_p(0, 0, 1, 10) is None

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 # Native library load order: importing pyarrow AFTER regopy (the Rego engine) aborts the process
 # ("double free or corruption", measured with regopy 1.5.2 + pyarrow 16.1.0); before it is fine.

@@ -26,7 +26,7 @@ from typing import Any
 
 from core.errors import Conflict, InvalidInput, NotFound
 from core.events import OutgoingEvent
-from core.fold import DecodingReader, fold_new
+from core.fold import RecordDecoder, TopicFold, decoded
 from core.ports.eventlog import EventLog
 from core.ports.ml import ModelRegistry
 from core.ports.policy import Principal
@@ -120,7 +120,7 @@ class Models:
     def __init__(
         self,
         log: EventLog,
-        reader: DecodingReader,
+        reader: RecordDecoder,
         publisher: Publisher,
         registry: ModelRegistry,
     ) -> None:
@@ -129,16 +129,13 @@ class Models:
         self._publisher = publisher
         self.store = registry
         self._lock = threading.RLock()
-        self._offset = 0
+        self._fold = TopicFold(log, MODELS_TOPIC, decoded(reader, self._apply), lock=self._lock)
         self._state: dict[str, ModelState] = {}
         self._loaded: dict[tuple[str, int], Loaded] = {}
 
     # -- the fold --------------------------------------------------------------------------------
     def refresh(self) -> None:
-        with self._lock:
-            self._offset, _ = fold_new(
-                self._reader, self._log, MODELS_TOPIC, self._offset, self._apply
-            )
+        self._fold.catch_up()
 
     def _apply(self, rec: dict[str, Any]) -> None:
         v = rec.get("value")
@@ -406,6 +403,7 @@ class ModelChanges(ConfigChanges):
         models: Models,
         log: EventLog,
         registry: SchemaRegistry,
+        reader: RecordDecoder,
         publisher: Publisher,
         *,
         ledger: Auditor | None = None,
@@ -415,8 +413,8 @@ class ModelChanges(ConfigChanges):
             log,
             registry,
             publisher,
-            PolicyStore(log, registry),
-            ConfigChangeStore(log, registry),
+            PolicyStore(log, reader),
+            ConfigChangeStore(log, reader),
             ledger=ledger,
             identities=identities,
         )

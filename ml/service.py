@@ -17,10 +17,10 @@ from core.ports.policy import Principal
 from domain.features import VIEWS, FeatureView
 from governance.changes import Identities
 from governance.configchanges import Auditor
-from ingest.publish import Publisher
+from ingest.publish import EventReader, Publisher
 from ml import ab, drift, training
 from ml.features import FeatureEngine
-from ml.feed import FeatureFeed, Reader
+from ml.feed import FeatureFeed
 from ml.models import ModelChanges, ModelNotFound, Models, ModelVersion
 from ml.scoring import PREDICTIONS_TOPIC, Prediction, Scorer, ScoringConsumer
 from ml.trainingset import LABEL_EVENT, Checkpoint, TrainingSets
@@ -40,7 +40,7 @@ class MachineLearning:
     def __init__(
         self,
         log: EventLog,
-        reader: Reader,
+        reader: EventReader,
         publisher: Publisher,
         registry: SchemaRegistry,
         features: FeatureStore,
@@ -59,7 +59,7 @@ class MachineLearning:
         self.features = features
         self.models = Models(log, reader, publisher, models)
         self.changes = ModelChanges(
-            self.models, log, registry, publisher, ledger=ledger, identities=identities
+            self.models, log, registry, reader, publisher, ledger=ledger, identities=identities
         )
         self.training_sets = TrainingSets(log, reader, checkpoint, in_memory_store=memory_store)
         self._feeds: dict[str, FeatureFeed] = {}

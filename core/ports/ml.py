@@ -1,7 +1,6 @@
 """FeatureStore and ModelRegistry: the ports of machine learning on the log.
 
-(Declared here, beside the other ports; another change declares ``core/ports/features.py`` and
-``core/ports/models.py``: the two are to be merged into one pair.)
+(The FeatureStore and ModelRegistry ports, with their embedded adapters in ``adapters/``.)
 
 FeatureStore contract
 - ``apply`` MUST store every series point, every attribute version and the positions it is given

@@ -59,7 +59,7 @@ fmt: setup
 	$(VENV)/bin/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .benchmarks
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .benchmarks .bench
 
 # ---- infra: real components on this machine, no Docker (infra/*.sh) ------------------------------
 # Each service has <name>-up / <name>-down targets; infra-up / infra-down run them all.

@@ -461,8 +461,8 @@ def write_report(out: Path, runs: list[Run], base: list[Run], meta: dict[str, An
         "baselines measured in this same run (machines here are shared and noisy).",
         "",
         "| run | events/s | vs raw SQLite | vs raw SHA-256 | ack p50 ms | ack p99 ms "
-        "| visible p50 ms | visible p99 ms | CPU s/s | peak RSS MiB | note |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| visible p50 ms | visible p99 ms | CPU s/s | events per CPU s | peak RSS MiB | note |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in [*base, *runs]:
         vis = (
@@ -474,6 +474,7 @@ def write_report(out: Path, runs: list[Run], base: list[Run], meta: dict[str, An
         lines.append(
             f"| {r.name} | {r.rate:,.0f} | {r.rate / sql.rate:.3f}x | {r.rate / sha.rate:.4f}x "
             f"| {ack[0]} | {ack[1]} | {vis[0]} | {vis[1]} | {r.cpu_per_s:.2f} "
+            f"| {r.rate / r.cpu_per_s if r.cpu_per_s else 0:,.0f} "
             f"| {r.peak_rss_mb:,.0f} | {r.note} |"
         )
     lines += [
@@ -481,7 +482,9 @@ def write_report(out: Path, runs: list[Run], base: list[Run], meta: dict[str, An
         "ack: publish -> acknowledged (per batch or request; a batch is acknowledged once "
         "durable). visible: publish -> the `market_bars` view's checkpoint covers the batch. "
         "CPU s/s: CPU seconds per wall second of the process that did the work (the hub "
-        "server's process for HTTP). Peak RSS is the process's high-water mark so far.",
+        "server's process for HTTP); on a shared machine a process may get far less than a "
+        "core, so events per CPU second compares runs that got different shares. Peak RSS is "
+        "the process's high-water mark so far.",
         "",
         "![throughput](throughput.svg)",
         "",

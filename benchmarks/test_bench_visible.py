@@ -3,7 +3,8 @@ polling every 5 ms (what it did before), in the same run (issue 13: p99 < 100 ms
 
 The load: pre-encoded trades appended straight to the embedded log (SQLite, ``synchronous=FULL``)
 in a batch every 5 ms at ``VISIBLE_BENCH_RATE`` events/s, so the producer's own cost does not
-throttle the rate; ``market_bars`` (chDB) follows. Latency per batch: from the start of its
+throttle the rate; ``market_bars`` (chDB) follows, or ``payments`` (SQLite view store) with
+``VISIBLE_BENCH_PROJECTION=payments``. Latency per batch: from the start of its
 append to the projection checkpoint that covers it. The polling baseline hides the wake-up
 behind a log proxy whose ``wait_for_append`` is the port's default (sleep ``poll_s``).
 
@@ -28,9 +29,11 @@ from hub.bootstrap import Hub, bootstrap
 from hub.settings import load_settings
 
 RATE = int(os.environ.get("VISIBLE_BENCH_RATE", "10000"))
+# market_bars (chDB, the issue's figure) or payments (SQLite view store)
+PROJECTION = os.environ.get("VISIBLE_BENCH_PROJECTION", "market_bars")
 SECONDS = float(os.environ.get("VISIBLE_BENCH_SECONDS", "6"))
 GROUP = "publish->visible"
-BASE = f"{RATE // 1000}k/s, polling every 5 ms: p99"
+BASE = f"{PROJECTION}, {RATE // 1000}k/s, polling every 5 ms: p99"
 
 
 class PollingOnly:
@@ -74,13 +77,34 @@ def trades(n: int, start: int) -> list[OutgoingEvent]:
     ]
 
 
+def payments(n: int, start: int) -> list[OutgoingEvent]:
+    return [
+        OutgoingEvent(
+            event_type="hub.payments.PaymentInitiated",
+            value={
+                "payment_id": f"P-{i}",
+                "account_id": f"ACC-{i % 50}",
+                "amount": f"{100 + i % 900}.50",
+                "currency": "EUR",
+                "counterparty_name": "x",
+                "counterparty_iban": "y",
+                "counterparty_country": "DE",
+                "initiated_at": f"2026-11-25T14:{(i // 60) % 60:02d}:{i % 60:02d}.250000Z",
+            },
+        )
+        for i in range(start, start + n)
+    ]
+
+
 def visible_ms(hub: Hub, *, woken: bool) -> list[float]:
-    runner = hub.projections.runner("market_bars")
+    runner = hub.projections.runner(PROJECTION)
     runner.catch_up()
     real = runner.log
     if not woken:
         runner.log = PollingOnly(real)  # type: ignore[assignment]
-    records = hub.publisher.prepare("trades", trades(2_000, 0), "bench")
+    topic = "payments" if PROJECTION == "payments" else "trades"
+    make = payments if topic == "payments" else trades
+    records = hub.publisher.prepare(topic, make(2_000, 0), "bench", "acme")
     commits: list[tuple[float, dict[tuple[str, int], int]]] = []
 
     def hook(step: str) -> None:
@@ -102,7 +126,7 @@ def visible_ms(hub: Hub, *, woken: bool) -> list[float]:
             time.sleep(due - now)
         batch = [records[(tick * per_tick + j) % len(records)] for j in range(per_tick)]
         t0 = time.perf_counter()
-        meta = hub.log.append("trades", batch)
+        meta = hub.log.append(topic, batch)
         need: dict[tuple[str, int], int] = {}
         for m in meta:
             need[(m.topic, m.partition)] = max(need.get((m.topic, m.partition), -1), m.offset)
@@ -112,7 +136,7 @@ def visible_ms(hub: Hub, *, woken: bool) -> list[float]:
     while runner.lag() and time.perf_counter() < deadline:
         time.sleep(0.01)
     stop.set()
-    hub.log.append("trades", records[:1])  # wakes a waiting follower to see the stop
+    hub.log.append(topic, records[:1])  # wakes a waiting follower to see the stop
     follower.join(30)
     runner.hook = lambda step: None
     runner.log = real
@@ -130,7 +154,7 @@ def p(lat: list[float], q: float) -> float:
 
 
 def test_publish_to_visible_woken_vs_polling(hub: Hub, report: Report) -> None:
-    label = f"{RATE // 1000}k/s"
+    label = f"{PROJECTION}, {RATE // 1000}k/s"
     polled = visible_ms(hub, woken=False)
     woken = visible_ms(hub, woken=True)
     report.add(

@@ -86,7 +86,7 @@ def hub(tmp_path: Path) -> Iterator[Hub]:
 def stored_bytes(hub: Hub) -> list[bytes]:
     """The bytes the hub stores per decision (value and headers), for the raw baseline."""
     records = DecisionEncoder(hub.publisher).encode([record(i) for i in range(256)])
-    return [r.value + b"".join(k.encode() + v for k, v in r.headers) for r in records]
+    return [(r.value or b"") + b"".join(k.encode() + v for k, v in r.headers) for r in records]
 
 
 def test_group_committed_decisions(report: Report, hub: Hub, tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 DATA ?= .hub
 PORT ?= 8080
 
-.PHONY: setup run test bench lint fmt clean
+.PHONY: setup run test bench bench-e2e lint fmt clean
 
 setup: $(STAMP)
 
@@ -45,6 +45,11 @@ bench: setup
 	$(PY) -m pytest -q -s benchmarks -p no:randomly --benchmark-disable-gc \
 		--benchmark-columns=min,median,mean,ops,rounds
 
+# One end-to-end load run (issue 13): baselines, files, embedded publish at fixed rates, HTTP;
+# report (Markdown + SVG plots) in .bench/e2e (git-ignored). E2E="--seconds 30" passes options.
+bench-e2e: setup
+	$(PY) -m benchmarks.e2e $(E2E)
+
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -55,7 +60,7 @@ fmt: setup
 	$(VENV)/bin/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .benchmarks
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .benchmarks .bench
 
 # ---- infra: real components on this machine, no Docker (infra/*.sh) ------------------------------
 # Each service has <name>-up / <name>-down targets; infra-up / infra-down run them all.

@@ -79,6 +79,7 @@ from core.errors import (
 )
 from core.partitioner import default_partition
 from core.ports.eventlog import (
+    AppendSignal,
     EventLog,
     Headers,
     IdempotenceKey,
@@ -524,6 +525,7 @@ class SqliteEventLog(EventLog):
         self._synchronous = synchronous.upper()
         self._busy_timeout = float(busy_timeout_s)
         self._lock = threading.Lock()  # guards the writer connection
+        self._appended = AppendSignal()  # bumped after every committed write (followers wait)
         self._txn_thread: int | None = None  # thread whose open transaction holds the lock
         self._closed = False
         self._topics: dict[str, _Topic] = {}  # topics are never deleted or changed: cache them
@@ -670,6 +672,7 @@ class SqliteEventLog(EventLog):
             try:
                 yield conn
                 conn.execute("COMMIT")
+                self._appended.bump()
             except BaseException as exc:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
@@ -1202,6 +1205,12 @@ class SqliteEventLog(EventLog):
     def end_offsets(self, topic: str) -> dict[int, int]:
         return self._offsets(topic, "next_offset")
 
+    def append_generation(self) -> int:
+        return self._appended.generation
+
+    def wait_for_append(self, generation: int, timeout_s: float) -> int:
+        return self._appended.wait(generation, timeout_s)
+
     def beginning_offsets(self, topic: str) -> dict[int, int]:
         return self._offsets(topic, "start_offset")
 
@@ -1603,6 +1612,8 @@ class _SqliteTransaction(Transaction):
                     for tid, part in sorted(self._written):
                         log._reseal(log._writer, tid, part)
                 log._writer.execute(statement)
+                if statement == "COMMIT" and self._written:
+                    log._appended.bump()
             except sqlite3.Error as exc:
                 if log._writer.in_transaction:
                     log._writer.execute("ROLLBACK")

@@ -24,6 +24,7 @@ one fsync without any caller waiting for a timer.
 
 from __future__ import annotations
 
+import io
 import logging
 import threading
 import time
@@ -32,10 +33,15 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from core.errors import Retryable
+import fastavro
+
+from core.avro import serde
+from core.errors import PayloadTooLarge, Retryable
+from core.events import OutgoingEvent
 from core.policybundle import decision_input, input_digest, with_now
+from core.ports.eventlog import Record
 from core.ports.policy import Decision, PolicyEngine, Principal
-from domain.envelope import uuid7
+from domain.envelope import Envelope, uuid7
 
 if TYPE_CHECKING:
     from core.ports.eventlog import EventLog
@@ -102,17 +108,22 @@ class DecisionSink(Protocol):
 
 
 class LogDecisionSink:
-    """Appends decision records to ``hub.decisions`` in one atomic event-log append."""
+    """Appends decision records to ``hub.decisions`` in one atomic event-log append.
+
+    The batch is encoded by ``DecisionEncoder`` (schema resolved once, no JSON conversion per
+    record); its output is byte-identical to ``Publisher.prepare`` of the same events, which
+    stays the reference (and the path taken if the schema ever holds PII or a data subject).
+    """
 
     def __init__(self, log: EventLog, registry: SchemaRegistry, publisher: Publisher) -> None:
         self._log = log
         self._registry = registry
         self._publisher = publisher
-        self._ready = False
+        self._encoder: DecisionEncoder | None = None
 
-    def _ensure_topic(self) -> None:
-        if self._ready:
-            return
+    def _ensure_topic(self) -> DecisionEncoder:
+        if self._encoder is not None:
+            return self._encoder
         from core.errors import TopicNotFound
         from core.events import KEY_FIELD_CONFIG, STRATEGY_CONFIG
         from domain.catalog import schema_text
@@ -124,25 +135,107 @@ class LogDecisionSink:
                 DECISIONS_TOPIC, 1, {STRATEGY_CONFIG: "topic", KEY_FIELD_CONFIG: "principal"}
             )
         self._registry.register(f"{DECISIONS_TOPIC}-value", schema_text(DECISION_EVENT_TYPE))
-        self._ready = True
+        self._encoder = DecisionEncoder(self._publisher)
+        return self._encoder
 
     def append(self, records: Sequence[DecisionRecord]) -> None:
-        from core.events import OutgoingEvent
+        encoder = self._ensure_topic()
+        self._log.append(DECISIONS_TOPIC, encoder.encode(records))
 
-        self._ensure_topic()
-        encoded = []
-        for r in records:  # one prepare per record: each has its own producer and tenant
-            event = OutgoingEvent(
-                value=r.value(),
-                event_type=DECISION_EVENT_TYPE,
-                key=r.principal,
-                event_id=r.decision_id,
-                headers={H_ACTION: r.action, H_SUBJECT: r.resource},
+
+def decision_event(r: DecisionRecord) -> OutgoingEvent:
+    """The event ``Publisher.prepare`` would be given for ``r`` (the reference encoding)."""
+    return OutgoingEvent(
+        value=r.value(),
+        event_type=DECISION_EVENT_TYPE,
+        key=r.principal,
+        event_id=r.decision_id,
+        occurred_at=r.value()["decided_at"],
+        headers={H_ACTION: r.action, H_SUBJECT: r.resource},
+    )
+
+
+class DecisionEncoder:
+    """Encodes decision records for ``hub.decisions`` a batch at a time.
+
+    Resolves the subject's schema once (the hub registers it itself at start) and fills the
+    Avro datum straight from the typed record, so a decision costs one fastavro write and one
+    envelope; ``Publisher.prepare`` instead resolves the schema and converts JSON per call.
+    Where the schema needs what only the publisher does (PII encryption, erased data subjects),
+    every batch goes through ``Publisher.prepare``.
+    """
+
+    def __init__(self, publisher: Publisher) -> None:
+        from core.events import classification_of
+        from core.pii import plan
+
+        self._publisher = publisher
+        self.schema_id, self._schema = publisher.writer_schema(f"{DECISIONS_TOPIC}-value")
+        self._name = self._schema.name or DECISION_EVENT_TYPE
+        self._classification = classification_of(self._schema)
+        pii = plan(self._schema.text)
+        self.direct = not pii.encrypted and pii.subject_field is None
+        self._max_bytes = publisher.max_record_bytes
+        self._header = serde.wire_header(self.schema_id)
+
+    def encode(self, records: Sequence[DecisionRecord]) -> list[Record]:
+        if not self.direct:
+            out: list[Record] = []
+            for r in records:  # one prepare per record: each has its own producer and tenant
+                out += self._publisher.prepare(
+                    DECISIONS_TOPIC, [decision_event(r)], producer=r.principal, tenant=r.tenant
+                )
+            return out
+        return [self._one(r) for r in records]
+
+    def _one(self, r: DecisionRecord) -> Record:
+        buf = io.BytesIO()
+        buf.write(self._header)
+        fastavro.schemaless_writer(
+            buf,
+            self._schema.parsed,
+            {
+                "decision_id": r.decision_id,
+                "principal": r.principal,
+                "tenant": r.tenant,
+                "roles": list(r.roles),
+                "action": r.action,
+                "resource": r.resource,
+                "allow": r.allow,
+                "reason": r.reason,
+                "policy_version": r.policy_version,
+                "input_sha256": r.input_sha256,
+                "mask": list(r.mask),
+                "row_filter": dict(r.row_filter),
+                "purpose": r.purpose,
+                "case_id": r.case_id,
+                "decided_at": r.decided_at_us,
+            },
+        )
+        value = buf.getvalue()
+        if len(value) > self._max_bytes:
+            raise PayloadTooLarge(
+                f"Policy decision {r.decision_id} encodes to {len(value)} bytes, over the limit "
+                f"of {self._max_bytes} (HUB_MAX_RECORD_BYTES); its resource or reason is too "
+                "long."
             )
-            encoded += self._publisher.prepare(
-                DECISIONS_TOPIC, [event], producer=r.principal, tenant=r.tenant
-            )
-        self._log.append(DECISIONS_TOPIC, encoded)
+        envelope = Envelope(
+            event_type=self._name,
+            producer=r.principal,
+            tenant=r.tenant,
+            classification=self._classification,
+            occurred_at=datetime.fromtimestamp(r.decided_at_us / 1e6, UTC),
+            event_id=r.decision_id,
+        )
+        return Record(
+            value=value,
+            key=r.principal.encode(),
+            headers=(
+                *envelope.to_headers(),
+                (H_ACTION, r.action.encode()),
+                (H_SUBJECT, r.resource.encode()),
+            ),
+        )
 
 
 class _Batch:

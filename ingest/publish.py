@@ -71,6 +71,11 @@ class Publisher:
         self.pii = None if keystore is None else PiiCodec(keystore)
         self._plain: dict[int, ParsedSchema] = {}
 
+    @property
+    def max_record_bytes(self) -> int:
+        """The largest encoded value ``prepare`` accepts (HUB_MAX_RECORD_BYTES)."""
+        return self._max_bytes
+
     def plain(self, schema_id: int, schema: ParsedSchema) -> ParsedSchema:
         """The schema callers fill datums with: ``schema`` itself, or its plain form when its
         PII fields are stored encrypted (cached per schema id)."""

@@ -463,8 +463,11 @@ class ProjectionRunner:
         """Live processing until ``stop`` is set; errors are counted and retried, never fatal.
 
         Latency: a batch is whatever arrived since the last one (up to ``batch_records``), so
-        batches are small when caught up and large when behind; when idle, a cheap end-offset
-        check every ``poll_s`` decides whether to read. The lag metric and the advisory group
+        batches are small when caught up and large when behind; when idle, the runner sleeps in
+        ``EventLog.wait_for_append``: an append made through the same log object (the embedded
+        log in this process) wakes it at once; other appends are found by a cheap end-offset
+        check every ``poll_s``. ``stop`` is seen within ``poll_s``, or at once on the next
+        append. The lag metric and the advisory group
         mirror are refreshed at most every ``mirror_every_s`` (each is a log round trip).
         """
         self.mirror_every_s = mirror_every_s
@@ -478,8 +481,9 @@ class ProjectionRunner:
                         self.metrics.projection_lag.labels(self.projection.name).set(self.lag())
                         metrics_at = now
                     if not got.events and not got.quarantined:
-                        while not stop.wait(poll_s) and not self._behind():
-                            pass
+                        seen = self.log.append_generation()  # read before checking: no lost wake
+                        while not stop.is_set() and not self._behind():
+                            seen = self.log.wait_for_append(seen, poll_s)
                 except HubError as exc:
                     if self.metrics is not None:
                         self.metrics.projection_errors.labels(self.projection.name, exc.code).inc()

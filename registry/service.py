@@ -419,8 +419,17 @@ class SchemaRegistry:
                 raise VersionNotFound(f"Version {number} of subject {subject!r} not found.")
         return self._state.subjects[subject][number]
 
-    @_locked
     def get_by_id(self, schema_id: int) -> StoredSchema:
+        """The schema with this id. An id never changes its schema and the fold never forgets
+        one (deletes remove subject versions, not ids), so a known id is answered from memory
+        without reading the log; only an unknown id refreshes first."""
+        found = self._state.schemas.get(schema_id)  # a dict read: atomic, no lock needed
+        if found is not None:
+            return found
+        with self._lock:
+            return self._get_by_id_refreshed(schema_id)
+
+    def _get_by_id_refreshed(self, schema_id: int) -> StoredSchema:
         self.refresh()
         found = self._state.schemas.get(schema_id)
         if found is None:

@@ -39,6 +39,8 @@ Contract
 from __future__ import annotations
 
 import abc
+import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -182,6 +184,37 @@ class LogProblem:
         return f"event log {where}{at}: {self.what}"
 
 
+class AppendSignal:
+    """A counter of committed writes that waiters can block on (an adapter's ``wait_for_append``).
+
+    ``bump`` after every committed write; ``wait(seen, timeout_s)`` returns as soon as the counter
+    differs from ``seen`` (at once if it already does), else after ``timeout_s``. A waiter reads
+    the counter *before* checking the log, so an append landing between its check and its wait
+    is never missed.
+    """
+
+    __slots__ = ("_cv", "_generation")
+
+    def __init__(self) -> None:
+        self._cv = threading.Condition(threading.Lock())
+        self._generation = 0
+
+    @property
+    def generation(self) -> int:
+        return self._generation
+
+    def bump(self) -> None:
+        with self._cv:
+            self._generation += 1
+            self._cv.notify_all()
+
+    def wait(self, seen: int, timeout_s: float) -> int:
+        with self._cv:
+            if self._generation == seen:
+                self._cv.wait(timeout_s)
+            return self._generation
+
+
 class EventLog(abc.ABC):
     """A Kafka-shaped, append-only, partitioned log."""
 
@@ -229,6 +262,24 @@ class EventLog(abc.ABC):
     def stable_offsets(self, topic: str) -> dict[int, int]:
         """Per partition, the offset below which everything is committed (Kafka's LSO)."""
         return self.end_offsets(topic)
+
+    # -- waiting for appends (the latency path of followers) ---------------------------------
+    def append_generation(self) -> int:
+        """A counter that changes after every write committed through this object (pass it to
+        ``wait_for_append``). Adapters that cannot see appends return 0."""
+        return 0
+
+    def wait_for_append(self, generation: int, timeout_s: float) -> int:
+        """Block until a write committed through this object after ``generation`` was read, or
+        until ``timeout_s`` passed; return the current ``append_generation``.
+
+        A follower reads the generation, checks the log, then waits: an in-process append wakes
+        it at once. Appends this object cannot see (another process on the same file, another
+        producer on a broker) are found when the timeout runs out, so ``timeout_s`` stays the
+        polling period for those. The default sees nothing and just waits.
+        """
+        time.sleep(timeout_s)
+        return generation
 
     def beginning_offsets(self, topic: str) -> dict[int, int]:
         """Per partition, the first offset still stored (0 until retention removes records)."""

@@ -1,0 +1,604 @@
+"""One load harness, end to end (issue 13): ``make bench-e2e`` or ``python -m benchmarks.e2e``.
+
+Runs, for a fixed time each, on a fresh data folder (SQLite log, ``synchronous=FULL``):
+  1. baselines of the same run, on the very bytes the hub stores per event: raw SQLite append
+     (WAL, ``synchronous=FULL``, one transaction per batch) and raw SHA-256;
+  2. the file path: JSONL, CSV, Parquet and Avro files through ``publish_file`` (validation,
+     quality rules, encoding, one append per batch);
+  3. embedded publishing (``Publisher.publish``) at fixed rates (default 10k, 50k, 100k events/s)
+     and as fast as it goes, with the ``market_bars`` projection following the log:
+     publish->acknowledged and publish->visible in the view per batch;
+  4. HTTP (``hub serve`` in its own process, ``POST /v1/ingest/trades`` batches from client
+     threads), fixed rate and as fast as it goes: publish->acknowledged per request.
+Each run reports throughput, latency percentiles, CPU seconds per second and peak RSS, beside
+the baselines, into ``<out>/report.md`` with SVG plots (throughput over time, latency CDF). The
+output folder (default ``.bench/e2e``) is git-ignored. Not measured yet: the Kafka footprint,
+publish->on the ledger (leaf and signed checkpoint).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import json
+import os
+import resource
+import shutil
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa  # before chDB and regopy (STACK-NOTES)
+import pyarrow.parquet as pq
+
+ROOT = Path(__file__).resolve().parents[1]
+ACCOUNTS = 500
+
+
+# -- measuring --------------------------------------------------------------------------------
+@dataclass
+class Run:
+    """One measured run: what was sent when, and what the process spent."""
+
+    name: str
+    events: int = 0
+    seconds: float = 0.0
+    ack_ms: list[float] = field(default_factory=list)
+    visible_ms: list[float] = field(default_factory=list)
+    per_second: list[int] = field(default_factory=list)  # events acknowledged in each second
+    cpu_per_s: float = 0.0  # CPU seconds (user + system) per wall second
+    peak_rss_mb: float = 0.0
+    target: int | None = None  # events/s, None: as fast as it goes
+    note: str = ""
+
+    @property
+    def rate(self) -> float:
+        return self.events / self.seconds if self.seconds else 0.0
+
+
+def pct(values: Sequence[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    s = sorted(values)
+    return s[min(len(s) - 1, int(q * len(s)))]
+
+
+def self_cpu() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
+def self_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def proc_cpu(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def proc_peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def buckets(acks: Sequence[tuple[float, int]], began: float, seconds: float) -> list[int]:
+    out = [0] * max(1, int(seconds + 0.999))
+    for t, n in acks:
+        out[min(len(out) - 1, max(0, int(t - began)))] += n
+    return out
+
+
+# -- workload ---------------------------------------------------------------------------------
+def trade(i: int) -> dict[str, Any]:
+    return {
+        "trade_id": f"E2E-{i}",
+        "account_id": f"ACC-{i % ACCOUNTS}",
+        "instrument": "AAPL",
+        "side": "BUY" if i % 2 else "SELL",
+        "quantity": "100",
+        "price": f"{12 + i % 7}.5",
+        "currency": "USD",
+        "executed_at": f"2026-11-25T14:{(i // 60) % 60:02d}:{i % 60:02d}.000000Z",
+    }
+
+
+def write_files(folder: Path, n: int, start: int) -> dict[str, Path]:
+    """The same ``n`` trades as JSONL, CSV and Parquet files (Avro: ``write_avro``)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = [trade(i) for i in range(start, start + n)]
+    paths = {}
+    p = folder / "trades.jsonl"
+    p.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    paths["JSONL"] = p
+    p = folder / "trades.csv"
+    with p.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows({**r, "trade_id": "C" + r["trade_id"]} for r in rows)
+    paths["CSV"] = p
+    from decimal import Decimal
+
+    p = folder / "trades.parquet"
+    table = pa.table(
+        {
+            "trade_id": ["P" + r["trade_id"] for r in rows],
+            "account_id": [r["account_id"] for r in rows],
+            "instrument": [r["instrument"] for r in rows],
+            "side": [r["side"] for r in rows],
+            "quantity": pa.array([Decimal(r["quantity"]) for r in rows], pa.decimal128(18, 4)),
+            "price": pa.array([Decimal(r["price"]) for r in rows], pa.decimal128(18, 8)),
+            "currency": [r["currency"] for r in rows],
+            "executed_at": pa.array([1_795_600_000_000_000 + i for i in range(n)], pa.int64()).cast(
+                pa.timestamp("us", tz="UTC")
+            ),
+        }
+    )
+    pq.write_table(table, p)
+    paths["Parquet"] = p
+    return paths
+
+
+def write_avro(path: Path, schema_text: str, parsed: Any, n: int, start: int) -> Path:
+    import fastavro
+
+    from core.avro import serde
+
+    datums = [serde.from_json({**trade(i), "trade_id": f"A-{i}"}, parsed) for i in range(n)]
+    with path.open("wb") as f:
+        fastavro.writer(f, fastavro.parse_schema(json.loads(schema_text)), datums)
+    return path
+
+
+# -- the runs ---------------------------------------------------------------------------------
+def baselines(payloads: Sequence[bytes], seconds: float, folder: Path) -> list[Run]:
+    """Raw SQLite append and raw SHA-256 of the bytes the hub stores per event."""
+    db = folder / "raw-baseline.db"
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("CREATE TABLE r (id INTEGER PRIMARY KEY, data BLOB NOT NULL)")
+    out = []
+    for batch in (1_000,):
+        run = Run(f"raw SQLite append, batches of {batch:,} (baseline)")
+        acks: list[tuple[float, int]] = []
+        cpu0, began, i = self_cpu(), time.perf_counter(), 0
+        while time.perf_counter() - began < seconds:
+            chunk = [(payloads[(i + k) % len(payloads)],) for k in range(batch)]
+            t0 = time.perf_counter()
+            conn.execute("BEGIN IMMEDIATE")
+            conn.executemany("INSERT INTO r (data) VALUES (?)", chunk)
+            conn.execute("COMMIT")
+            t1 = time.perf_counter()
+            run.ack_ms.append((t1 - t0) * 1000)
+            acks.append((t1, batch))
+            i += batch
+        run.seconds = time.perf_counter() - began
+        run.events = i
+        run.cpu_per_s = (self_cpu() - cpu0) / run.seconds
+        run.per_second = buckets(acks, began, run.seconds)
+        out.append(run)
+    conn.close()
+    db.unlink()
+    run = Run("raw SHA-256 of the same bytes (baseline)")
+    cpu0, began, i = self_cpu(), time.perf_counter(), 0
+    sha = hashlib.sha256
+    while time.perf_counter() - began < seconds:
+        for p in payloads:
+            sha(p).digest()
+        i += len(payloads)
+    run.seconds = time.perf_counter() - began
+    run.events = i
+    run.cpu_per_s = (self_cpu() - cpu0) / run.seconds
+    out.append(run)
+    return out
+
+
+def file_runs(h: Any, files: dict[str, Path]) -> list[Run]:
+    from ingest.files import publish_file
+
+    out = []
+    for fmt, path in files.items():
+        run = Run(f"file: {fmt} -> publish_file")
+        acks: list[tuple[float, int]] = []
+
+        def on_batch(n: int, r: Any, acks: list[tuple[float, int]] = acks) -> None:
+            acks.append((time.perf_counter(), r.accepted))
+
+        cpu0, began = self_cpu(), time.perf_counter()
+        result = publish_file(
+            h.ingest,
+            path,
+            "trades",
+            batch_size=10_000,
+            on_batch=on_batch,
+        )
+        run.seconds = time.perf_counter() - began
+        run.events = result.result.accepted
+        run.note = f"{result.result.rejected} rejected" if result.result.rejected else ""
+        run.cpu_per_s = (self_cpu() - cpu0) / run.seconds
+        run.peak_rss_mb = self_rss_mb()
+        run.per_second = buckets(acks, began, run.seconds)
+        out.append(run)
+    return out
+
+
+def embedded_run(h: Any, target: int | None, seconds: float, start: int) -> Run:
+    """Publish trades for ``seconds`` (a batch every 5 ms at ``target``, else back to back)
+    while ``market_bars`` follows the log; ack and visible latency per batch."""
+    from core.events import OutgoingEvent
+
+    runner = h.projections.runner("market_bars")
+    runner.catch_up()
+    commits: list[tuple[float, dict[tuple[str, int], int]]] = []
+
+    def hook(step: str) -> None:
+        if step == "mirrored" and runner._cp is not None:
+            positions = {k: p.next_offset for k, p in runner._cp.positions.items()}
+            commits.append((time.perf_counter(), positions))
+
+    runner.hook = hook
+    runner.batch_records = 5_000
+    stop = threading.Event()
+    follower = threading.Thread(target=runner.follow, args=(stop,), daemon=True)
+    follower.start()
+    per_tick = max(1, (target or 200_000) // 200)
+    run = Run(
+        f"embedded publish, {'as fast as it goes' if target is None else f'{target:,}/s'}",
+        target=target,
+    )
+    sent: list[tuple[float, float, dict[tuple[str, int], int]]] = []
+    cpu0, began, tick, i = self_cpu(), time.perf_counter(), 0, start
+    while time.perf_counter() - began < seconds:
+        if target is not None:
+            due = began + tick * 0.005
+            now = time.perf_counter()
+            if now < due:
+                time.sleep(due - now)
+        events = [OutgoingEvent(value=trade(i + k)) for k in range(per_tick)]
+        i += per_tick
+        t0 = time.perf_counter()
+        meta = h.publisher.publish("trades", events, "e2e")
+        t1 = time.perf_counter()
+        need: dict[tuple[str, int], int] = {}
+        for m in meta:
+            need[(m.topic, m.partition)] = max(need.get((m.topic, m.partition), -1), m.offset)
+        sent.append((t0, t1, need))
+        tick += 1
+    run.seconds = time.perf_counter() - began
+    run.events = i - start
+    deadline = time.perf_counter() + 60
+    while runner.lag() and time.perf_counter() < deadline:
+        time.sleep(0.01)
+    stop.set()
+    follower.join(30)
+    runner.hook = lambda step: None
+    run.cpu_per_s = (self_cpu() - cpu0) / run.seconds
+    run.peak_rss_mb = self_rss_mb()
+    run.ack_ms = [(t1 - t0) * 1000 for t0, t1, _ in sent]
+    run.per_second = buckets([(t1, per_tick) for _, t1, _ in sent], began, run.seconds)
+    ci = 0
+    for t0, _, need in sent:  # commits are in time order; so are the batches' offsets
+        while ci < len(commits) and not all(commits[ci][1].get(k, 0) > v for k, v in need.items()):
+            ci += 1
+        if ci == len(commits):
+            run.note = "the view had not caught up within 60 s after the run"
+            break
+        run.visible_ms.append((commits[ci][0] - t0) * 1000)
+    return run
+
+
+def http_runs(
+    data: Path, token: str, port: int, seconds: float, targets: Sequence[int | None], start: int
+) -> list[Run]:
+    """``hub serve`` in its own process; client threads POST batches of 500 trades."""
+    import httpx
+
+    env = {**os.environ, "HUB_PROJECTION_AUTOSTART": "false"}
+    hub_cli = str(Path(sys.executable).parent / "hub")
+    server = subprocess.Popen(
+        [hub_cli, "--data-dir", str(data), "serve", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=(data.parent / "serve.log").open("w"),
+    )
+    out = []
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"hub serve did not start; see {data.parent / 'serve.log'}")
+            time.sleep(0.2)
+        batch = 500
+        headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        counter = [start]
+        lock = threading.Lock()
+
+        def body() -> bytes:
+            with lock:
+                i = counter[0]
+                counter[0] += batch
+            return json.dumps({"events": [{"value": trade(i + k)} for k in range(batch)]}).encode()
+
+        for target in targets:
+            out.append(http_run(url, headers, body, target, seconds, server.pid, batch))
+    finally:
+        server.terminate()
+        try:
+            server.wait(30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+    return out
+
+
+def http_run(
+    url: str,
+    headers: dict[str, str],
+    body: Callable[[], bytes],
+    target: int | None,
+    seconds: float,
+    pid: int,
+    batch: int,
+    clients: int = 4,
+) -> Run:
+    import httpx
+
+    label = "as fast as it goes" if target is None else f"{target:,}/s"
+    run = Run(f"HTTP POST /v1/ingest, {label}", target=target)
+    acks: list[tuple[float, int]] = []
+    failures = [0]
+    lock = threading.Lock()
+    interval = None if target is None else batch * clients / target
+
+    sessions = [httpx.Client(base_url=url, headers=headers, timeout=60) for _ in range(clients)]
+    for c in sessions:  # connect before the clock starts
+        c.get("/health")
+
+    def client(k: int) -> None:
+        c, n = sessions[k], 0
+        while time.perf_counter() - began < seconds:
+            if interval is not None:
+                due = began + (n + k / clients) * interval
+                now = time.perf_counter()
+                if now < due:
+                    time.sleep(due - now)
+            payload = body()
+            t0 = time.perf_counter()
+            try:
+                r = c.post("/v1/ingest/trades", content=payload)
+            except httpx.HTTPError:
+                r = None
+            t1 = time.perf_counter()
+            n += 1
+            with lock:
+                if r is None or r.status_code != 200:
+                    failures[0] += 1
+                    continue
+                run.ack_ms.append((t1 - t0) * 1000)
+                acks.append((t1, int(r.json()["accepted"])))
+
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(clients)]
+    cpu0, began = proc_cpu(pid), time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    run.seconds = time.perf_counter() - began
+    for c in sessions:
+        c.close()
+    run.events = sum(n for _, n in acks)
+    run.cpu_per_s = (proc_cpu(pid) - cpu0) / run.seconds
+    run.peak_rss_mb = proc_peak_rss_mb(pid)
+    run.per_second = buckets(acks, began, run.seconds)
+    run.note = f"server process; {clients} clients x {batch} events/request" + (
+        f"; {failures[0]} failed requests" if failures[0] else ""
+    )
+    return run
+
+
+# -- the report -------------------------------------------------------------------------------
+COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf")
+
+
+def svg_lines(
+    title: str, series: Sequence[tuple[str, Sequence[tuple[float, float]]]], xl: str, yl: str
+) -> str:
+    """A line chart as SVG text (no plotting library in the lock)."""
+    w, h, left, bottom, top, right = 760, 380, 70, 50, 30, 230
+    pts = [p for _, s in series for p in s]
+    if not pts:
+        return ""
+    x_max = max(x for x, _ in pts) or 1.0
+    y_max = max(y for _, y in pts) * 1.05 or 1.0
+    sx: Callable[[float], float] = lambda x: left + x / x_max * (w - left - right)  # noqa: E731
+    sy: Callable[[float], float] = lambda y: h - bottom - y / y_max * (h - top - bottom)  # noqa: E731
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" '
+        'font-family="sans-serif" font-size="11">',
+        f'<text x="{w / 2 - right / 2}" y="18" text-anchor="middle" font-size="13">{title}</text>',
+        f'<line x1="{left}" y1="{h - bottom}" x2="{w - right}" y2="{h - bottom}" stroke="#000"/>',
+        f'<line x1="{left}" y1="{top}" x2="{left}" y2="{h - bottom}" stroke="#000"/>',
+        f'<text x="{(w - right + left) / 2}" y="{h - 12}" text-anchor="middle">{xl}</text>',
+        f'<text x="14" y="{h / 2}" transform="rotate(-90 14 {h / 2})" '
+        f'text-anchor="middle">{yl}</text>',
+    ]
+    for k in range(5):
+        yv, xv = y_max * k / 4, x_max * k / 4
+        parts.append(f'<text x="{left - 6}" y="{sy(yv) + 4}" text-anchor="end">{yv:,.4g}</text>')
+        parts.append(
+            f'<text x="{sx(xv)}" y="{h - bottom + 16}" text-anchor="middle">{xv:.4g}</text>'
+        )
+    for n, (name, s) in enumerate(series):
+        colour = COLOURS[n % len(COLOURS)]
+        path = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in s)
+        parts.append(
+            f'<polyline fill="none" stroke="{colour}" stroke-width="1.5" points="{path}"/>'
+        )
+        ly = top + 16 * n
+        parts.append(f'<rect x="{w - right + 10}" y="{ly}" width="12" height="3" fill="{colour}"/>')
+        parts.append(f'<text x="{w - right + 26}" y="{ly + 5}">{name[:34]}</text>')
+    parts.append("</svg>")
+    return "\n".join(parts)
+
+
+def cdf(values: Sequence[float]) -> list[tuple[float, float]]:
+    s = sorted(values)
+    step = max(1, len(s) // 400)
+    return [(v, (i + 1) / len(s)) for i, v in enumerate(s)][::step] + ([(s[-1], 1.0)] if s else [])
+
+
+def write_report(out: Path, runs: list[Run], base: list[Run], meta: dict[str, Any]) -> Path:
+    sql, sha = base[0], base[1]
+    lines = [
+        "# End-to-end load report",
+        "",
+        f"{meta['when']}, {meta['cpus']} CPUs, load average at start {meta['load']}; "
+        f"{meta['seconds']:g} s per run; SQLite `synchronous=FULL`. Figures are ratios to the "
+        "baselines measured in this same run (machines here are shared and noisy).",
+        "",
+        "| run | events/s | vs raw SQLite | vs raw SHA-256 | ack p50 ms | ack p99 ms "
+        "| visible p50 ms | visible p99 ms | CPU s/s | events per CPU s | peak RSS MiB | note |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in [*base, *runs]:
+        vis = (
+            (f"{pct(r.visible_ms, 0.5):.1f}", f"{pct(r.visible_ms, 0.99):.1f}")
+            if r.visible_ms
+            else ("", "")
+        )
+        ack = (f"{pct(r.ack_ms, 0.5):.2f}", f"{pct(r.ack_ms, 0.99):.2f}") if r.ack_ms else ("", "")
+        lines.append(
+            f"| {r.name} | {r.rate:,.0f} | {r.rate / sql.rate:.3f}x | {r.rate / sha.rate:.4f}x "
+            f"| {ack[0]} | {ack[1]} | {vis[0]} | {vis[1]} | {r.cpu_per_s:.2f} "
+            f"| {r.rate / r.cpu_per_s if r.cpu_per_s else 0:,.0f} "
+            f"| {r.peak_rss_mb:,.0f} | {r.note} |"
+        )
+    lines += [
+        "",
+        "ack: publish -> acknowledged (per batch or request; a batch is acknowledged once "
+        "durable). visible: publish -> the `market_bars` view's checkpoint covers the batch. "
+        "CPU s/s: CPU seconds per wall second of the process that did the work (the hub "
+        "server's process for HTTP); on a shared machine a process may get far less than a "
+        "core, so events per CPU second compares runs that got different shares. Peak RSS is "
+        "the process's high-water mark so far.",
+        "",
+        "![throughput](throughput.svg)",
+        "",
+        "![latency](latency_cdf.svg)",
+        "",
+    ]
+    thr = [
+        (r.name, [(i + 0.5, float(n)) for i, n in enumerate(r.per_second)])
+        for r in runs
+        if r.per_second
+    ]
+    (out / "throughput.svg").write_text(
+        svg_lines("Throughput over time", thr, "seconds into the run", "events acknowledged / s")
+    )
+    lat = [(f"ack: {r.name}", cdf(r.ack_ms)) for r in runs if r.ack_ms and r.target is not None]
+    lat += [(f"visible: {r.name}", cdf(r.visible_ms)) for r in runs if r.visible_ms]
+    (out / "latency_cdf.svg").write_text(
+        svg_lines("Latency CDF", lat, "milliseconds", "fraction of batches")
+    )
+    path = out / "report.md"
+    path.write_text("\n".join(lines))
+    (out / "runs.json").write_text(
+        json.dumps([r.__dict__ for r in [*base, *runs]], default=str, indent=1)
+    )
+    return path
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--out", default=".bench/e2e", help="report folder (git-ignored)")
+    ap.add_argument("--seconds", type=float, default=10.0, help="length of each run")
+    ap.add_argument("--rates", default="10000,50000,100000,max", help="embedded target rates")
+    ap.add_argument("--http-rates", default="10000,max", help="HTTP target rates")
+    ap.add_argument("--file-rows", type=int, default=100_000, help="rows per file format")
+    ap.add_argument("--port", type=int, default=int(os.environ.get("HUB_BENCH_PORT", "27080")))
+    ap.add_argument("--skip", default="", help="comma list of: files,embedded,http")
+    args = ap.parse_args(argv)
+    rates = [None if r == "max" else int(r) for r in args.rates.split(",") if r]
+    http_rates = [None if r == "max" else int(r) for r in args.http_rates.split(",") if r]
+    skip = set(args.skip.split(","))
+    out = Path(args.out).resolve()
+    if out.exists():
+        shutil.rmtree(out)
+    data = out / "data"
+    out.mkdir(parents=True)
+
+    from hub.bootstrap import bootstrap
+    from hub.cli import init_admin_key
+    from hub.settings import load_settings
+    from tests.integration.accounts import open_accounts
+
+    meta = {
+        "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "cpus": os.cpu_count(),
+        "load": ", ".join(f"{x:.1f}" for x in os.getloadavg()),
+        "seconds": args.seconds,
+    }
+    h = bootstrap(load_settings(environ={}, data_dir=data, projection_autostart=False))
+    runs: list[Run] = []
+    try:
+        token = init_admin_key(h, out / "admin.key")
+        open_accounts(h, [f"ACC-{i}" for i in range(ACCOUNTS)])
+        from core.events import OutgoingEvent
+
+        sample = h.publisher.prepare(
+            "trades", [OutgoingEvent(value=trade(i)) for i in range(2_000)], "e2e"
+        )
+        payloads = [
+            (r.value or b"") + (r.key or b"") + b"".join(k.encode() + v for k, v in r.headers)
+            for r in sample
+        ]
+        print(f"baselines ({args.seconds:g} s each)...", flush=True)
+        base = baselines(payloads, args.seconds, out)
+        start = 10**7
+        if "files" not in skip:
+            print("file path...", flush=True)
+            files = write_files(out / "files", args.file_rows, start)
+            sv = h.registry.get_version("trades-value", "latest")
+            files["Avro"] = write_avro(
+                out / "files" / "trades.avro",
+                sv.schema.text,
+                h.registry.parsed(sv.id).parsed,
+                args.file_rows,
+                start,
+            )
+            runs += file_runs(h, files)
+        start = 2 * 10**7
+        if "embedded" not in skip:
+            for target in rates:
+                print(f"embedded publish at {target or 'max'}...", flush=True)
+                runs.append(embedded_run(h, target, args.seconds, start))
+                start += 10**7
+    finally:
+        h.close()
+    if "http" not in skip:
+        print("HTTP...", flush=True)
+        runs += http_runs(data, token, args.port, args.seconds, http_rates, start)
+    path = write_report(out, runs, base, meta)
+    print(path.read_text().split("![", 1)[0])
+    print(f"report: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

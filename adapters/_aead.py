@@ -21,7 +21,7 @@ from collections import OrderedDict
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from hub.ports.keystore import DecryptionFailed, bind_subject
+from core.ports.keystore import DecryptionFailed, bind_subject
 
 HEADER_LEN = 5
 NONCE_LEN = 12

@@ -22,7 +22,7 @@ from typing import Any
 import pyarrow as pa
 
 from adapters.clickhouse_views import ClickHouseSqlViews
-from hub.errors import ConfigError, HubError
+from core.errors import ConfigError, HubError
 
 _OPEN: dict[str, Any] = {}  # path -> [session, users]
 _OPEN_LOCK = threading.Lock()

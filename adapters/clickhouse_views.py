@@ -52,8 +52,8 @@ import numpy as np
 import pyarrow as pa
 from sqlglot import expressions as sg_exp
 
-from hub.errors import HubError, InvalidInput
-from hub.ports.views import (
+from core.errors import HubError, InvalidInput
+from core.ports.views import (
     Checkpoint,
     Hook,
     Position,
@@ -65,8 +65,8 @@ from hub.ports.views import (
     check_time_column,
     no_hook,
 )
-from projections.model import Column, Row, Table
-from projections.sqlguard import MAX_ROWS, guard, too_many_rows
+from core.projection import Column, Row, Table
+from core.sqlguard import MAX_ROWS, guard, too_many_rows
 
 DB = "hub_views"
 OFFSETS = f"{DB}._projection_offsets"
@@ -499,7 +499,7 @@ class ClickHouseSqlViews(ViewStore):
 
     # -- queries ---------------------------------------------------------------------------------
     def query(self, sql: str, grants: Sequence[ViewGrant]) -> pa.Table:
-        """Run ``sql`` as ``projections.sqlguard`` rewrites it: each granted view becomes a
+        """Run ``sql`` as ``core.sqlguard`` rewrites it: each granted view becomes a
         filtered/masked subquery over ``hub_views.<view>``; read-only, at most ``MAX_ROWS``."""
         with self._lock:
             self._base()

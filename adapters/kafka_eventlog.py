@@ -95,7 +95,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]  # re-exported
     OffsetSpec,
 )
 
-from hub.errors import (
+from core.errors import (
     Conflict,
     Forbidden,
     HubError,
@@ -106,8 +106,8 @@ from hub.errors import (
     TopicExists,
     TopicNotFound,
 )
-from hub.partitioner import default_partition
-from hub.ports.eventlog import (
+from core.partitioner import default_partition
+from core.ports.eventlog import (
     EventLog,
     Headers,
     IdempotenceKey,
@@ -120,10 +120,10 @@ from hub.ports.eventlog import (
     is_transactional_append,
     payload_size,
 )
-from hub.ports.eventlog_checks import TOPIC_NAME, record_problem
-from hub.ports.eventlog_checks import check_id as _check_id
-from hub.ports.eventlog_checks import check_offset as _check_offset
-from hub.ports.eventlog_checks import check_topic_name as _check_topic_name
+from core.ports.eventlog_checks import TOPIC_NAME, record_problem
+from core.ports.eventlog_checks import check_id as _check_id
+from core.ports.eventlog_checks import check_offset as _check_offset
+from core.ports.eventlog_checks import check_topic_name as _check_topic_name
 
 _T = TypeVar("_T")
 _LOG = logging.getLogger("hub.kafka")
@@ -179,7 +179,7 @@ def _kafka_error(exc: BaseException) -> KafkaError | None:
 
 
 def translate(exc: BaseException | KafkaError, doing: str) -> HubError:
-    """A ``hub.errors`` exception for a librdkafka error met while ``doing`` something."""
+    """A ``core.errors`` exception for a librdkafka error met while ``doing`` something."""
     err = exc if isinstance(exc, KafkaError) else _kafka_error(exc)
     if err is None and isinstance(exc, TimeoutError):  # an admin future's result(timeout=...)
         return Retryable(

@@ -42,8 +42,8 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from adapters._aead import KEY_LEN, NONCE_LEN, KeyCache, open_sealed, parse_header, seal
-from hub.errors import ConfigError, StorageBusy
-from hub.ports.keystore import (
+from core.errors import ConfigError, StorageBusy
+from core.ports.keystore import (
     DecryptionFailed,
     KeyDestroyed,
     KeyRef,

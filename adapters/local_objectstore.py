@@ -12,8 +12,8 @@ import os
 import tempfile
 from pathlib import Path
 
-from hub.errors import HubError
-from hub.ports.objectstore import ObjectExists, ObjectNotFound, ObjectStore, check_key
+from core.errors import HubError
+from core.ports.objectstore import ObjectExists, ObjectNotFound, ObjectStore, check_key
 
 
 class LocalObjectStore(ObjectStore):

@@ -13,9 +13,9 @@ from pathlib import Path
 
 from audit.errors import NoteError
 from audit.note import SignerKey, generate_key, parse_signer_key
-from hub.errors import ConfigError
-from hub.ports.keyfiles import read_secret_file
-from hub.ports.signer import Signer
+from core.errors import ConfigError
+from core.ports.keyfiles import read_secret_file
+from core.ports.signer import Signer
 
 
 class LocalKeyFileSigner(Signer):

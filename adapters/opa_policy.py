@@ -21,16 +21,16 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from governance.bundle import (
+from core.decisioncache import DecisionCache
+from core.errors import ConfigError
+from core.policybundle import (
     PolicyBundle,
     PolicyError,
     decide_cached,
     decision_input,
     with_now,
 )
-from governance.cache import DecisionCache
-from hub.errors import ConfigError
-from hub.ports.policy import Decision, PolicyEngine, Principal
+from core.ports.policy import Decision, PolicyEngine, Principal
 
 try:
     import requests

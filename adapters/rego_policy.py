@@ -25,7 +25,8 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from governance.bundle import (
+from core.decisioncache import DecisionCache
+from core.policybundle import (
     ENTRYPOINT,
     QUERY,
     PolicyBundle,
@@ -34,8 +35,7 @@ from governance.bundle import (
     decision_input,
     with_now,
 )
-from governance.cache import DecisionCache
-from hub.ports.policy import Decision, PolicyEngine, Principal
+from core.ports.policy import Decision, PolicyEngine, Principal
 
 # pyarrow FIRST: with regopy 1.5.2 loaded first, a later `import pyarrow` (also through pandas or
 # chdb) aborts the process ("double free or corruption"); this order is safe.

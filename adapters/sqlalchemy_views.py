@@ -30,8 +30,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlglot import expressions as sg_exp
 
-from hub.errors import ConfigError, HubError, InvalidInput
-from hub.ports.views import (
+from core.errors import ConfigError, HubError, InvalidInput
+from core.ports.views import (
     Checkpoint,
     Hook,
     Position,
@@ -43,8 +43,8 @@ from hub.ports.views import (
     check_time_column,
     no_hook,
 )
-from projections.model import Column, Row, Table
-from projections.sqlguard import MAX_ROWS, guard, too_many_rows
+from core.projection import Column, Row, Table
+from core.sqlguard import MAX_ROWS, guard, too_many_rows
 
 _KEY_CHUNK = 200
 
@@ -358,7 +358,7 @@ class SqlAlchemyViewStore(ViewStore):
             )
 
     def query(self, sql: str, grants: Sequence[ViewGrant]) -> pa.Table:
-        """Run ``sql`` as ``projections.sqlguard`` rewrites it (each granted view becomes a
+        """Run ``sql`` as ``core.sqlguard`` rewrites it (each granted view becomes a
         filtered/masked subquery over its table), at most ``MAX_ROWS`` rows.
 
         SQLite: with ``PRAGMA query_only`` and an authorizer that denies reading any table but

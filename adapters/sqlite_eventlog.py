@@ -67,7 +67,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Final, TypeVar
 
-from hub.errors import (
+from core.errors import (
     ConfigError,
     HubError,
     InvalidInput,
@@ -77,8 +77,8 @@ from hub.errors import (
     TopicExists,
     TopicNotFound,
 )
-from hub.partitioner import default_partition
-from hub.ports.eventlog import (
+from core.partitioner import default_partition
+from core.ports.eventlog import (
     EventLog,
     Headers,
     IdempotenceKey,
@@ -92,10 +92,10 @@ from hub.ports.eventlog import (
     is_transactional_append,
     payload_size,
 )
-from hub.ports.eventlog_checks import MAX_TIMESTAMP_MS, record_problem
-from hub.ports.eventlog_checks import check_id as _check_id
-from hub.ports.eventlog_checks import check_offset as _check_offset
-from hub.ports.eventlog_checks import check_topic_name as _check_topic_name
+from core.ports.eventlog_checks import MAX_TIMESTAMP_MS, record_problem
+from core.ports.eventlog_checks import check_id as _check_id
+from core.ports.eventlog_checks import check_offset as _check_offset
+from core.ports.eventlog_checks import check_topic_name as _check_topic_name
 
 SCHEMA_VERSION: Final = 2
 APPLICATION_ID: Final = 0x48554231  # "HUB1": marks the file as a hub event log

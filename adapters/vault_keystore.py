@@ -44,8 +44,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from hvac import exceptions as hvac_errors
 
 from adapters._aead import KeyCache, open_sealed, parse_header, seal
-from hub.errors import ConfigError
-from hub.ports.keystore import (
+from core.errors import ConfigError
+from core.ports.keystore import (
     DecryptionFailed,
     KeyDestroyed,
     KeyRef,

@@ -29,7 +29,7 @@ import pytest
 
 from adapters.sqlite_eventlog import SqliteEventLog
 from benchmarks.conftest import Report
-from hub.ports.eventlog import Record, StoredRecord
+from core.ports.eventlog import Record, StoredRecord
 
 pytestmark = pytest.mark.slow
 

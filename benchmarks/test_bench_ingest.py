@@ -33,14 +33,14 @@ import pytest
 from fastapi.testclient import TestClient
 
 from benchmarks.conftest import Report
+from core.avro import serde
+from core.ports.eventlog import Record
 from domain.envelope import Envelope
-from hub import serde
 from hub.api.app import create_app
 from hub.bootstrap import bootstrap
-from hub.ingest.files import publish_file
-from hub.ingest.ids import uuid7_bytes
-from hub.ports.eventlog import Record
 from hub.settings import load_settings
+from ingest.files import publish_file
+from ingest.ids import uuid7_bytes
 from tests.integration.accounts import open_accounts
 
 pytestmark = pytest.mark.slow
@@ -219,7 +219,7 @@ def test_peak_rss_streaming_a_big_parquet_file(tmp_path: Path, report: Report) -
         import resource, time
         from pathlib import Path
         from hub.bootstrap import bootstrap
-        from hub.ingest.files import publish_file
+        from ingest.files import publish_file
         from hub.settings import load_settings
         from tests.integration.accounts import open_accounts
         h = bootstrap(load_settings(environ={{}}, data_dir=Path({str(tmp_path / "d")!r}),

@@ -40,9 +40,9 @@ import sqlalchemy as sa
 from confluent_kafka import Producer
 
 from benchmarks.conftest import Report
+from core.events import OutgoingEvent
+from core.ports.views import Target
 from hub.bootstrap import Hub, bootstrap
-from hub.events import OutgoingEvent
-from hub.ports.views import Target
 from hub.settings import load_settings
 from projections.catalog import PAYMENTS
 from tests.contract.test_eventlog_kafka import kafka_bootstrap

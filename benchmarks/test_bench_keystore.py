@@ -8,7 +8,7 @@ Groups (each figure has its same-run baseline):
 - ``keystore new subject``: first use of a subject (key creation), local (one SQLite
   transaction with fsync) and OpenBao (transit round trips).
 - ``shred record``: ``encrypt_pii`` + ``decrypt_pii`` of an AccountOpened record (3 PII fields);
-  baseline: ``hub.serde.encode`` of the same record (the rest of the publish path's per-record
+  baseline: ``core.avro.serde.encode`` of the same record (the rest of the publish path's per-record
   cost).
 
 Run: ``.venv/bin/pytest benchmarks/test_bench_keystore.py -q -s -p no:randomly``
@@ -28,11 +28,11 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from adapters.local_keystore import LocalKeyStore
 from benchmarks.conftest import Report
+from core.avro import serde
+from core.avro.schema import parse_schema
+from core.pii import decrypt_pii, encrypt_pii, encrypted_schema
+from core.ports.keystore import KeyStore, bind_subject, make_aad
 from domain.catalog import schema_text
-from governance.shredding import decrypt_pii, encrypt_pii, encrypted_schema
-from hub import serde
-from hub.ports.keystore import KeyStore, bind_subject, make_aad
-from hub.registry.avro_schema import parse_schema
 
 OPS = int(os.environ.get("KEYSTORE_BENCH_OPS", "50000"))
 SUBJECTS = [f"acct-{i:06d}" for i in range(1000)]

@@ -40,13 +40,13 @@ from adapters.sqlite_eventlog import SqliteEventLog
 from audit import leaf
 from audit.merkle import leaf_hash, range_root, verify_consistency, verify_inclusion
 from benchmarks.conftest import Report
+from core.ports.eventlog import Record
 from domain.envelope import Envelope
-from hub.ledger.leaves import LeafEncoder
-from hub.ledger.service import Ledger, LedgerConfig
-from hub.ledger.store import LedgerStore
-from hub.ledger.tree import TreeBuilder
-from hub.ledger.verify import verify_ledger
-from hub.ports.eventlog import Record
+from ledger.leaves import LeafEncoder
+from ledger.service import Ledger, LedgerConfig
+from ledger.store import LedgerStore
+from ledger.tree import TreeBuilder
+from ledger.verify import verify_ledger
 
 pytestmark = pytest.mark.slow
 

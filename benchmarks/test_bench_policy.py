@@ -32,10 +32,10 @@ import pytest
 
 from adapters.rego_policy import RegoPolicyEngine
 from benchmarks.conftest import Report
-from governance.bundle import PolicyBundle
-from governance.cache import DecisionCache
-from hub.authz import ROLES, RoleTablePolicy
-from hub.ports.policy import PolicyEngine, Principal
+from core.decisioncache import DecisionCache
+from core.policybundle import PolicyBundle
+from core.ports.policy import PolicyEngine, Principal
+from core.roles import ROLES, RoleTablePolicy
 
 ROOT = Path(__file__).resolve().parents[1]
 N = int(os.environ.get("POLICY_BENCH_DECISIONS", "3000"))

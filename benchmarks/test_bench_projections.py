@@ -22,10 +22,10 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
+from core.events import OutgoingEvent
+from core.ports.eventlog import Record
+from core.ports.views import Target
 from hub.bootstrap import bootstrap
-from hub.events import OutgoingEvent
-from hub.ports.eventlog import Record
-from hub.ports.views import Target
 from hub.settings import load_settings
 from projections.catalog import by_name
 from projections.columnar import decode_values, envelope

@@ -19,8 +19,8 @@ import avro.schema
 from avro.compatibility import ReaderWriterCompatibilityChecker, SchemaCompatibilityType
 
 from benchmarks.conftest import Report
-from hub.registry.avro_schema import ParsedSchema, parse_schema
-from hub.registry.compatibility import CompatibilityLevel, check_level
+from core.avro.compatibility import CompatibilityLevel, check_level
+from core.avro.schema import ParsedSchema, parse_schema
 
 N_FIELDS = 50
 N_PREVIOUS = 10

@@ -22,7 +22,7 @@ receipt time and at most ``max_future`` ahead of it), ``unique`` (the natural ke
 ``fields`` is not repeated within ``window``: stateful, so evaluated by the ingest's dedupe
 window, not here), ``ref`` (referential: the value is the key of some record on ``topic``, e.g.
 a trade's ``account_id`` names an account opened on ``accounts``; stateful, so checked by the
-ingest against an index of that topic's record keys, ``hub/ingest/refs.py``, not here).
+ingest against an index of that topic's record keys, ``ingest/refs.py``, not here).
 Fields are paths with ``/`` or ``.`` separators into the record. A rule whose field is absent
 or null passes, except ``required``: combine them to require a value.
 

@@ -24,13 +24,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from core.errors import Conflict, InvalidInput, NotFound, TopicNotFound
+from core.ports.policy import Decision, PolicyEngine, Principal
 from domain.envelope import H_TYPE, uuid7
-from hub.errors import Conflict, InvalidInput, NotFound, TopicNotFound
-from hub.ports.policy import Decision, PolicyEngine, Principal
 
 if TYPE_CHECKING:
-    from hub.events import EventReader, Publisher
-    from hub.ports.eventlog import EventLog, StoredRecord
+    from core.ports.eventlog import EventLog, StoredRecord
+    from ingest.publish import EventReader, Publisher
 
 CASES_TOPIC = "hub.cases"
 OPENED = "hub.CaseOpened"
@@ -243,7 +243,7 @@ class CaseBook:
         return self.get(case_id).as_dict(now)
 
     def _publish(self, event_type: str, value: dict[str, Any], actor: str, tenant: str) -> None:
-        from hub.events import OutgoingEvent
+        from core.events import OutgoingEvent
 
         self._publisher.publish(
             CASES_TOPIC,

@@ -20,15 +20,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from core import lineage
+from core.errors import HubError
+from core.events import STRATEGY_CONFIG, classification_of
 from domain.catalog import TOPICS, subject_for
 from domain.envelope import CLASSIFICATIONS
-from governance import lineage
 from governance.retention import Governance
-from hub.errors import HubError
-from hub.events import STRATEGY_CONFIG, classification_of
 
 if TYPE_CHECKING:
-    from hub.bootstrap import Hub
+    from governance.services import Services
 
 DEFAULT_OWNER = "data-platform"
 OWNER_CONFIG = "hub.owner"
@@ -88,7 +88,7 @@ def _highest(levels: list[str]) -> str:
     return max(ranked, key=CLASSIFICATIONS.index)
 
 
-def _schema_info(hub: Hub, subject: str) -> SchemaInfo | None:
+def _schema_info(hub: Services, subject: str) -> SchemaInfo | None:
     try:
         versions = hub.registry.versions(subject)
     except HubError:
@@ -102,7 +102,7 @@ def _schema_info(hub: Hub, subject: str) -> SchemaInfo | None:
     return SchemaInfo(subject, tuple(versions), _highest(levels))
 
 
-def _topic_subjects(hub: Hub, topic: str, strategy: str) -> list[str]:
+def _topic_subjects(hub: Services, topic: str, strategy: str) -> list[str]:
     specs = {s.name: s for s in TOPICS}
     subjects = [subject_for(topic, "", "topic")]
     spec = specs.get(topic)
@@ -112,7 +112,7 @@ def _topic_subjects(hub: Hub, topic: str, strategy: str) -> list[str]:
     return list(dict.fromkeys(subjects))
 
 
-def catalog(hub: Hub, governance: Governance | None = None) -> list[Dataset]:
+def catalog(hub: Services, governance: Governance | None = None) -> list[Dataset]:
     """Every dataset, topics first, then projections and exports, each sorted by name."""
     gov = governance or Governance(hub)
     state = gov.state()

@@ -9,7 +9,7 @@ when no approval is needed, ``PolicyChangeActivated`` in the same atomic append;
 engine when the bundle became active.
 
 ``approve`` by another person than the proposer (owners compared; an approver whose identity the
-proposer created is refused: ``hub.apikeys.ApiKeys.check_approver``) appends
+proposer created is refused: ``governance.apikeys.ApiKeys.check_approver``) appends
 ``PolicyChangeApproved`` and ``PolicyChangeActivated`` atomically, then reloads; it is refused
 when another change became active since the proposal (its diff would be stale: propose again).
 ``rollback VERSION`` is a new proposal whose files are that version's, under the same validation
@@ -28,15 +28,15 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from governance.bundle import PolicyBundle, PolicyError
+from core.errors import Conflict, Forbidden
+from core.policybundle import PolicyBundle, PolicyError
+from core.ports.policy import Decision, Principal
 from governance.decisions import new_decision_id
 from governance.policycases import all_cases, run_cases
 from governance.store import ACTIVATED, APPROVED, POLICIES_TOPIC, PROPOSED, Change, PolicyStore
-from hub.errors import Conflict, Forbidden
-from hub.ports.policy import Decision, Principal
 
 if TYPE_CHECKING:
-    from hub.events import Publisher
+    from ingest.publish import Publisher
 
 log = logging.getLogger("hub.governance.changes")
 
@@ -48,7 +48,7 @@ class Evaluator(Protocol):
 
 
 class Identities(Protocol):
-    """Who is a separate person (``hub.apikeys.ApiKeys``)."""
+    """Who is a separate person (``governance.apikeys.ApiKeys``)."""
 
     def check_approver(
         self, proposed_by: str, approver: Principal, proposed_at: Any, what: str
@@ -80,17 +80,9 @@ class Reloadable(Protocol):
     def version(self) -> str: ...
 
 
-def rego_evaluator(bundle: PolicyBundle) -> Evaluator:
-    """An embedded engine on ``bundle`` (raises ``PolicyError`` when it does not compile)."""
-    from adapters.rego_policy import RegoPolicyEngine  # the embedded default, also in CI
-
-    return RegoPolicyEngine(bundle)
-
-
-def validate_bundle(
-    bundle: PolicyBundle, evaluator: Callable[[PolicyBundle], Evaluator] = rego_evaluator
-) -> int:
-    """Compile ``bundle`` and run every policy case on it; returns how many passed.
+def validate_bundle(bundle: PolicyBundle, evaluator: Callable[[PolicyBundle], Evaluator]) -> int:
+    """Compile ``bundle`` with ``evaluator`` (an embedded engine, built by the composition root)
+    and run every policy case on it; returns how many passed.
 
     Raises ``PolicyError`` naming each failing case (at most ten).
     """
@@ -136,7 +128,7 @@ class PolicyChanges:
         publisher: Publisher,
         engine: Reloadable | None = None,
         *,
-        evaluator: Callable[[PolicyBundle], Evaluator] = rego_evaluator,
+        evaluator: Callable[[PolicyBundle], Evaluator],
         identities: Identities | None = None,
     ) -> None:
         self.store = store
@@ -269,7 +261,7 @@ class PolicyChanges:
 
     @staticmethod
     def _event(event_type: str, change_id: str, value: dict[str, Any]) -> Any:
-        from hub.events import OutgoingEvent
+        from core.events import OutgoingEvent
 
         return OutgoingEvent(value=value, event_type=event_type, key=change_id)
 
@@ -323,5 +315,9 @@ def changes_for(hub: Any) -> PolicyChanges:
     """The change service of a bootstrapped hub, reloading its policy engine on activation."""
     engine = hub.policy if hasattr(hub.policy, "load") else None
     return PolicyChanges(
-        PolicyStore(hub.log, hub.registry), hub.publisher, engine, identities=hub.keys
+        PolicyStore(hub.log, hub.registry),
+        hub.publisher,
+        engine,
+        evaluator=hub.policy_evaluator,
+        identities=hub.keys,
     )

@@ -2,7 +2,7 @@
 
 Resources (``resource_of``)::
 
-    rules:<subject>            the data-quality rule set of a subject (``hub.ingest.rules``)
+    rules:<subject>            the data-quality rule set of a subject (``ingest.rules``)
     registry.config            the registry's global compatibility level
     registry.config:<subject>  a subject's own compatibility level
     retention:<scope>          the retention policy of ``topic:<name>`` or ``projection:<name>``
@@ -49,6 +49,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
+from core.errors import ConfigError, Conflict, Forbidden, InvalidInput
+from core.ports.policy import Principal
 from governance.changes import Identities, check_two_person
 from governance.configstore import (
     APPLIED,
@@ -59,19 +61,19 @@ from governance.configstore import (
     ConfigChangeStore,
 )
 from governance.decisions import new_decision_id
-from hub.errors import ConfigError, Conflict, Forbidden, InvalidInput
-from hub.ports.policy import Principal
+from ingest.rules import RULES_RESOURCE_PREFIX
 
 if TYPE_CHECKING:
-    from governance.bundle import PolicyBundle
+    from core.events import OutgoingEvent
+    from core.policybundle import PolicyBundle
+    from core.ports.eventlog import EventLog, Record
     from governance.retention import Governance, RetentionPolicy
-    from hub.events import OutgoingEvent, Publisher
-    from hub.ingest.rules import RulesStore
-    from hub.ports.eventlog import EventLog, Record
-    from hub.registry.service import SchemaRegistry
+    from ingest.publish import Publisher
+    from ingest.rules import RulesStore
+    from registry.service import SchemaRegistry
 
 CONFIG_TOPIC = "hub.config"
-RULES_PREFIX = "rules:"
+RULES_PREFIX = RULES_RESOURCE_PREFIX
 REGISTRY_CONFIG = "registry.config"
 RETENTION_PREFIX = "retention:"
 RETENTION_FIELDS = ("max_age_ms", "max_records", "time_column")
@@ -106,7 +108,7 @@ class BundleSource(Protocol):
 
 
 class Auditor(Protocol):
-    """The audit ledger (``hub.ledger.service.Ledger``)."""
+    """The audit ledger (``ledger.service.Ledger``)."""
 
     def record_action(
         self, actor: str, action: str, resource: str, *, details: Any = None, tenant: str = ...
@@ -115,10 +117,6 @@ class Auditor(Protocol):
 
 Prepare = Callable[[str, Sequence["OutgoingEvent"]], list["Record"]]
 Effect = list[tuple[str, list["Record"]]]
-
-
-def rules_resource(subject: str) -> str:
-    return RULES_PREFIX + subject
 
 
 def registry_resource(subject: str | None) -> str:
@@ -189,7 +187,7 @@ def _now() -> str:
 def _event(
     value: dict[str, Any], event_type: str | None, key: str, change_id: str
 ) -> OutgoingEvent:
-    from hub.events import OutgoingEvent
+    from core.events import OutgoingEvent
 
     return OutgoingEvent(value=value, event_type=event_type, key=key, correlation_id=change_id)
 

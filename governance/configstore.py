@@ -18,11 +18,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from hub.errors import NotFound
+from core.errors import NotFound
 
 if TYPE_CHECKING:
-    from hub.ports.eventlog import EventLog
-    from hub.registry.service import SchemaRegistry
+    from core.ports.eventlog import EventLog
+    from registry.service import SchemaRegistry
 
 CONFIG_CHANGES_TOPIC = "hub.config-changes"
 PROPOSED = "hub.ConfigChangeProposed"
@@ -82,7 +82,7 @@ class ConfigChangeStore:
     """Folds ``hub.config-changes``. Thread-safe."""
 
     def __init__(self, log: EventLog, registry: SchemaRegistry) -> None:
-        from hub.events import EventReader
+        from ingest.publish import EventReader
 
         self._log = log
         self._reader = EventReader(log, registry)
@@ -94,7 +94,7 @@ class ConfigChangeStore:
     def refresh(self) -> bool:
         """Fold records appended since the last call; True when anything new was folded."""
         with self._lock:
-            from hub.events import fold_new  # hub.events imports governance.shredding
+            from core.fold import fold_new
 
             self._offset, moved = fold_new(
                 self._reader, self._log, CONFIG_CHANGES_TOPIC, self._offset, self._apply

@@ -32,15 +32,15 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
+from core.errors import Retryable
+from core.policybundle import decision_input, input_digest, with_now
+from core.ports.policy import Decision, PolicyEngine, Principal
 from domain.envelope import uuid7
-from governance.bundle import decision_input, input_digest, with_now
-from hub.errors import Retryable
-from hub.ports.policy import Decision, PolicyEngine, Principal
 
 if TYPE_CHECKING:
-    from hub.events import Publisher
-    from hub.ports.eventlog import EventLog
-    from hub.registry.service import SchemaRegistry
+    from core.ports.eventlog import EventLog
+    from ingest.publish import Publisher
+    from registry.service import SchemaRegistry
 
 log = logging.getLogger("hub.governance.decisions")
 
@@ -113,9 +113,9 @@ class LogDecisionSink:
     def _ensure_topic(self) -> None:
         if self._ready:
             return
+        from core.errors import TopicNotFound
+        from core.events import KEY_FIELD_CONFIG, STRATEGY_CONFIG
         from domain.catalog import schema_text
-        from hub.errors import TopicNotFound
-        from hub.events import KEY_FIELD_CONFIG, STRATEGY_CONFIG
 
         try:
             self._log.topic(DECISIONS_TOPIC)
@@ -127,7 +127,7 @@ class LogDecisionSink:
         self._ready = True
 
     def append(self, records: Sequence[DecisionRecord]) -> None:
-        from hub.events import OutgoingEvent
+        from core.events import OutgoingEvent
 
         self._ensure_topic()
         encoded = []
@@ -329,7 +329,7 @@ class RecordingPolicyEngine(PolicyEngine):
     # Engines that reload (policy changes) are reached through the decorator.
     def load(self, bundle: Any) -> None:
         """Load a policy bundle into the inner engine; an engine without bundles (the role
-        table) ignores it: its decisions come from ``hub/authz.py``, not from Rego."""
+        table) ignores it: its decisions come from ``core/roles.py``, not from Rego."""
         loader = getattr(self.inner, "load", None)
         if loader is not None:
             loader(bundle)

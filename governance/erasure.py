@@ -1,7 +1,7 @@
 """Erasure of a data subject by crypto-shredding (``hub erase SUBJECT --reason ...``).
 
 The subject's PII was encrypted under its own key before it entered the log
-(``governance.shredding``), so erasing it never rewrites the log: the audit ledger's leaves,
+(``core.pii``), so erasing it never rewrites the log: the audit ledger's leaves,
 which commit to the stored bytes, keep verifying. ``erase`` (the caller has asked the policy
 decision point for ``subject.erase`` first):
 
@@ -38,14 +38,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from hub.errors import Conflict, InvalidInput
-from hub.ports.keystore import check_subject
-from hub.ports.views import Target, check_erasable
+from core.errors import Conflict, InvalidInput
+from core.ports.keystore import check_subject
+from core.ports.views import Target, check_erasable
 
 if TYPE_CHECKING:
-    from hub.bootstrap import Hub
-    from hub.ports.policy import Principal
-    from projections.model import Projection, Table
+    from core.ports.policy import Principal
+    from core.projection import Projection, Table
+    from governance.services import Services
 
 ACTION = "subject.erase"
 
@@ -88,8 +88,8 @@ def pii_projections() -> list[str]:
 
 def subject_fields(proj: Projection) -> frozenset[str]:
     """The ``hub.data_subject`` fields of the event schemas on the projection's topics."""
+    from core.pii import data_subject_field
     from domain.catalog import TOPICS, schema_text
-    from governance.shredding import data_subject_field
 
     names = (
         data_subject_field(schema_text(t))
@@ -121,7 +121,7 @@ def scrub_plan(proj: Projection) -> list[tuple[Table, str, tuple[str, ...]]] | N
     return plan
 
 
-def erase(hub: Hub, principal: Principal, subject: str, reason: str) -> Erasure:
+def erase(hub: Services, principal: Principal, subject: str, reason: str) -> Erasure:
     """Erase ``subject`` (see the module docstring); raises ``Conflict`` under a legal hold."""
     from governance.retention import Governance
 
@@ -165,9 +165,9 @@ def erase(hub: Hub, principal: Principal, subject: str, reason: str) -> Erasure:
     )
 
 
-def _erase_views(hub: Hub, subject: str) -> tuple[list[str], dict[str, dict[str, int]]]:
+def _erase_views(hub: Services, subject: str) -> tuple[list[str], dict[str, dict[str, int]]]:
     """Step 3: scrub (or rebuild) every PII projection; returns (rebuilt, rows scrubbed)."""
-    from governance.shredding import ERASED
+    from core.pii import ERASED
     from projections.catalog import by_name
 
     rebuilt: list[str] = []

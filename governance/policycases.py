@@ -17,8 +17,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from governance.bundle import PolicyBundle
-from hub.ports.policy import Decision
+from core.policybundle import PolicyBundle
+from core.ports.policy import Decision
 
 NOW = 1_764_000_000_000_000_000  # 2025-11-24T16:00:00Z in Unix ns: cases never read a clock
 ALL_TENANTS = "tenant.all"  # a role granting it crosses tenants, unfiltered

@@ -22,7 +22,7 @@ only: a data subject, as the ``hub.data_subject`` field of a schema names it).
        included).
 
 It enforces projection policies (``max_age_ms`` and a ``time_column``, a timestamp column that
-``hub.ports.views.check_time_column`` accepts); per projection it:
+``core.ports.views.check_time_column`` accepts); per projection it:
     5. refuses a scope under a legal hold (the projection's);
     6. under the live runner's lock (so no batch rewrites a row it loaded before the cut), in each
        table of the projection that has the time column, calls
@@ -54,15 +54,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
+from core.errors import HubError, InvalidInput, NotFound, TopicNotFound
+from core.events import OutgoingEvent
+from core.ports.views import Target, check_time_column
 from domain.envelope import H_TYPE
-from hub.errors import HubError, InvalidInput, NotFound, TopicNotFound
-from hub.events import OutgoingEvent
-from hub.ports.views import Target, check_time_column
 
 if TYPE_CHECKING:
-    from hub.bootstrap import Hub
-    from hub.ports.eventlog import EventLog, StoredRecord
-    from projections.model import Projection
+    from core.ports.eventlog import EventLog, StoredRecord
+    from core.projection import Projection
+    from governance.services import Services
     from projections.service import ProjectionService
 
 log = logging.getLogger("hub.retention")
@@ -493,7 +493,9 @@ class RetentionJob:
     """Enforces topic and projection retention policies (see the module docstring for the
     steps)."""
 
-    def __init__(self, hub: Hub, governance: Governance | None = None, actor: str = "retention"):
+    def __init__(
+        self, hub: Services, governance: Governance | None = None, actor: str = "retention"
+    ):
         self.hub = hub
         self.governance = governance or Governance(hub)
         self.actor = actor
@@ -505,7 +507,7 @@ class RetentionJob:
     def run(self, now: datetime | int | None = None) -> RetentionReport:
         """Delete what the policies expire as of ``now`` (default: the current time)."""
         now_ms = int(now.timestamp() * 1000) if isinstance(now, datetime) else now
-        from governance import lineage
+        from core import lineage
 
         state = self.governance.state()
         topics = [p.name for p in state.policies.values() if p.kind == "topic"]
@@ -609,7 +611,7 @@ class RetentionJob:
         self, topic: str, part: int, start: int, keep: int, subjects: frozenset[str]
     ) -> int:
         """``keep``, or the offset of the first record below it naming a held data subject."""
-        from governance.shredding import data_subject_of
+        from core.pii import data_subject_of
 
         schemas: dict[int, str] = {}
         for rec in self._records(topic, part, start):

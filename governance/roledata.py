@@ -1,6 +1,6 @@
 """Keeps the Rego policy's role data in step with the Python role table.
 
-``hub.authz`` is the one list of known roles and actions (and the role table ``RoleTablePolicy``
+``core.roles`` is the one list of known roles and actions (and the role table ``RoleTablePolicy``
 enforces). The Rego policy reads the same table from ``governance/policies/hub/data.json``
 (``roles``, ``actions``, ``role_actions``); this module writes those three keys from Python and
 leaves every other key of the file alone. A unit test fails when the two disagree; fix it with::
@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from hub.authz import ACTIONS, ROLE_ACTIONS, ROLES
+from core.roles import ACTIONS, ROLE_ACTIONS, ROLES
 
 POLICY_DIR = Path(__file__).resolve().parent / "policies"
 DATA_FILE = POLICY_DIR / "hub" / "data.json"
@@ -24,7 +24,7 @@ ROLE_KEYS = ("roles", "actions", "role_actions")
 
 
 def role_data() -> dict[str, Any]:
-    """The role keys of data.json, from ``hub.authz`` (sorted, so the file is stable)."""
+    """The role keys of data.json, from ``core.roles`` (sorted, so the file is stable)."""
     return {
         "roles": list(ROLES),
         "actions": list(ACTIONS),
@@ -38,7 +38,7 @@ def dumps(data: dict[str, Any]) -> str:
 
 
 def differences(data: dict[str, Any]) -> list[str]:
-    """Each role key on which ``data`` disagrees with ``hub.authz``; empty when in step."""
+    """Each role key on which ``data`` disagrees with ``core.roles``; empty when in step."""
     want = role_data()
     return [key for key in ROLE_KEYS if data.get(key) != want[key]]
 

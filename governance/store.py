@@ -19,12 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from governance.bundle import DEFAULT_POLICY_DIR, PolicyBundle
-from hub.errors import NotFound
+from core.errors import NotFound
+from core.policybundle import DEFAULT_POLICY_DIR, PolicyBundle
 
 if TYPE_CHECKING:
-    from hub.ports.eventlog import EventLog
-    from hub.registry.service import SchemaRegistry
+    from core.ports.eventlog import EventLog
+    from registry.service import SchemaRegistry
 
 POLICIES_TOPIC = "hub.policies"
 PROPOSED = "hub.PolicyChangeProposed"
@@ -91,7 +91,7 @@ class PolicyStore:
         *,
         shipped_dir: Path = DEFAULT_POLICY_DIR,
     ) -> None:
-        from hub.events import EventReader
+        from ingest.publish import EventReader
 
         self._log = log
         self._reader = EventReader(log, registry)
@@ -105,7 +105,7 @@ class PolicyStore:
     def refresh(self) -> bool:
         """Fold records appended since the last call; True when anything new was folded."""
         with self._lock:
-            from hub.events import fold_new  # hub.events imports governance.shredding
+            from core.fold import fold_new
 
             self._offset, moved = fold_new(
                 self._reader, self._log, POLICIES_TOPIC, self._offset, self._apply

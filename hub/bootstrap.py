@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,19 +15,26 @@ from typing import Any
 # Projections (chDB views, query export) and Parquet ingest use pyarrow, so load it first.
 import pyarrow  # noqa: F401
 
+from adapters.rego_policy import RegoPolicyEngine
+from core.errors import ConfigError, HubError
+from core.metrics import Metrics
+from core.policybundle import PolicyBundle
+from core.ports.eventlog import EventLog
+from core.ports.keystore import KeyStore
+from core.ports.policy import PolicyEngine
+from core.ports.views import Target
+from core.projection import Projection
+from core.roles import RoleTablePolicy
+from governance.apikeys import PEPPER_FILE, ApiKeys, load_pepper
 from governance.cases import CaseBook
-from hub.apikeys import PEPPER_FILE, ApiKeys, load_pepper
-from hub.authz import RoleTablePolicy
-from hub.errors import ConfigError, HubError
-from hub.events import EventReader, Publisher
-from hub.ingest.pipeline import IngestPipeline
-from hub.ledger.service import Ledger
-from hub.metrics import Metrics
-from hub.ports.eventlog import EventLog
-from hub.ports.keystore import KeyStore
-from hub.ports.policy import PolicyEngine
-from hub.registry.service import SchemaRegistry
+from governance.changes import Evaluator
+from governance.configchanges import ConfigChanges
+from governance.retention import cut_expired_rows
 from hub.settings import Settings, load_settings
+from ingest.pipeline import IngestPipeline
+from ingest.publish import EventReader, Publisher
+from ledger.service import Ledger
+from registry.service import SchemaRegistry
 
 log = logging.getLogger("hub.bootstrap")
 
@@ -48,6 +56,8 @@ class Hub:
     keystore: KeyStore
     cases: CaseBook
     projections: Any = None  # projections.service.ProjectionService (issue 6)
+    # Compiles a policy bundle into an embedded engine: how proposed bundles are validated.
+    policy_evaluator: Callable[[PolicyBundle], Evaluator] = RegoPolicyEngine
     sync_on_close: bool = True  # False: a verifier that must not change what it checks
 
     def close(self) -> None:
@@ -123,9 +133,9 @@ def build_ingest(
     """The ingest pipeline every source uses (rules, positions and dedupe folded from the log)."""
     from datetime import timedelta
 
-    from hub.ingest.dedupe import Deduper
-    from hub.ingest.positions import PositionStore
-    from hub.ingest.rules import RulesStore
+    from ingest.dedupe import Deduper
+    from ingest.positions import PositionStore
+    from ingest.rules import RulesStore
 
     return IngestPipeline(
         event_log,
@@ -149,8 +159,8 @@ def build_ledger(
     """The audit ledger: SQLite store, local key-file signer, write-once witness folder."""
     from adapters.local_objectstore import LocalObjectStore
     from adapters.local_signer import LocalKeyFileSigner
-    from hub.ledger.service import LedgerConfig
-    from hub.ledger.store import LedgerStore
+    from ledger.service import LedgerConfig
+    from ledger.store import LedgerStore
 
     config = LedgerConfig(
         origin=settings.ledger_origin,
@@ -172,8 +182,8 @@ def build_ledger(
 
 def build_projections(hub: Hub) -> Any:
     """The projection service; its view stores open on first use (chDB only when needed)."""
-    from hub.ports.views import ViewStore
-    from projections.model import Windowing
+    from core.ports.views import ViewStore
+    from core.projection import Windowing
     from projections.service import ProjectionService
 
     s = hub.settings
@@ -229,7 +239,7 @@ def build_policy(
     if settings.policy_engine == "roletable":
         engine = RoleTablePolicy()
     else:
-        from governance.cache import DecisionCache
+        from core.decisioncache import DecisionCache
         from governance.store import PolicyStore
 
         bundle = PolicyStore(event_log, registry).active_bundle()
@@ -241,7 +251,7 @@ def build_policy(
             engine = RegoPolicyEngine(bundle, cache=cache)
         else:
             from adapters.opa_policy import OpaPolicyEngine
-            from governance.bundle import PolicyError
+            from core.policybundle import PolicyError
 
             opa = OpaPolicyEngine(
                 settings.opa_url, bundle, timeout_s=settings.opa_timeout_ms / 1000, cache=cache
@@ -276,7 +286,7 @@ def bootstrap(settings: Settings | None = None, *, install_domain: bool = True) 
     )  # 3
     metrics = Metrics()
     keystore = build_keystore(settings)  # PII is encrypted under it before it enters the log
-    publisher = Publisher(event_log, registry, settings, metrics, keystore)
+    publisher = Publisher(event_log, registry, settings.max_record_bytes, metrics, keystore)
     if install_domain:
         from hub.domain_setup import install
 
@@ -300,6 +310,15 @@ def bootstrap(settings: Settings | None = None, *, install_domain: bool = True) 
         cases=cases,
     )
     hub.projections = build_projections(hub)  # 6
+    hub.ingest.rules.governed = ConfigChanges.build(
+        event_log, registry, publisher, rules=hub.ingest.rules
+    )
+    service = hub.projections
+
+    def cut_expired(proj: Projection, target: Target, record: bool) -> object:
+        return cut_expired_rows(service, proj, target, record=record)
+
+    service.cut_expired = cut_expired
     log.info(
         "hub ready",
         extra={"event_log": settings.event_log, "data_dir": str(settings.data_dir)},

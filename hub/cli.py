@@ -20,8 +20,8 @@ from typing import Any
 
 import click
 
-from hub.errors import Forbidden, HubError, InvalidInput, Unauthenticated
-from hub.ports.policy import Principal
+from core.errors import Forbidden, HubError, InvalidInput, Unauthenticated
+from core.ports.policy import Principal
 
 
 class Ctx:
@@ -294,7 +294,7 @@ def keys_create(
     hold, to new people."""
     from datetime import UTC, datetime
 
-    from hub.apikeys import parse_duration
+    from governance.apikeys import parse_duration
 
     def go() -> None:
         with obj.hub() as h:
@@ -362,7 +362,7 @@ def keys_revoke(obj: Ctx, key_id: str, reason: str, cascade: bool) -> None:
 def keys_rotate(obj: Ctx, key_id: str, grace: str | None, out: str | None) -> None:
     """Issue a replacement (same owner and roles) and revoke KEY_ID; prints the new key. Only
     the key's owner or an admin may rotate it."""
-    from hub.apikeys import parse_duration
+    from governance.apikeys import parse_duration
 
     def go() -> None:
         with obj.hub() as h:
@@ -482,9 +482,9 @@ def tail(
 ) -> None:
     """Print exactly N of a topic's records as JSON lines (decoded through the registry).
     Internal topics need internal.read; key hashes are never shown."""
-    from hub.events import is_internal_topic
-    from hub.ports.eventlog import StoredRecord
-    from hub.tailing import last_records, records_from
+    from core.events import is_internal_topic
+    from core.ports.eventlog import StoredRecord
+    from core.tailing import last_records, records_from
 
     def go() -> None:
         with obj.hub() as h:

@@ -33,7 +33,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from hub.ingest.pipeline import IngestPipeline, IngestResult, RawRecord
+from ingest.pipeline import IngestPipeline, IngestResult, RawRecord
 
 DAY = datetime(2026, 11, 24, tzinfo=UTC)
 SEED = 7

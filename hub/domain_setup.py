@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import logging
 
+from core.errors import NotFound
+from core.events import KEY_FIELD_CONFIG, STRATEGY_CONFIG
+from core.pii import encrypted_schema, pii_fields
+from core.ports.eventlog import EventLog
 from domain.catalog import TOPICS, schema_text, subject_for
-from governance.shredding import encrypted_schema, pii_fields
-from hub.errors import NotFound
-from hub.events import KEY_FIELD_CONFIG, STRATEGY_CONFIG
-from hub.ports.eventlog import EventLog
-from hub.registry.service import SchemaRegistry
 from hub.settings import Settings
+from registry.service import SchemaRegistry
 
 logger = logging.getLogger("hub.domain_setup")
 
@@ -21,7 +21,7 @@ def install(log: EventLog, registry: SchemaRegistry, settings: Settings) -> None
     A schema already live under its subject is left alone (no write, so a read-only registry
     still starts); a missing one (a deleted subject or version) is registered again, so the
     hub's own services can write their topics. This runs at every start. A schema with
-    PII fields is registered in its log form (``governance.shredding.encrypted_schema``): those
+    PII fields is registered in its log form (``core.pii.encrypted_schema``): those
     fields hold ciphertext under the data subject's key, so ``hub erase`` can shred them.
     """
     for spec in TOPICS:

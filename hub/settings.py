@@ -17,7 +17,7 @@ import yaml
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from hub.errors import ConfigError
+from core.errors import ConfigError
 
 EventLogKind = Literal["sqlite", "kafka"]
 Compatibility = Literal[

@@ -13,8 +13,8 @@ int64; ``string`` = UTF-8 string.
 
 from __future__ import annotations
 
+from core.projection import Column, ColumnType, EntityRule, Projection, Table
 from projections import folds, sqlfolds
-from projections.model import Column, ColumnType, EntityRule, Projection, Table
 
 S: ColumnType = "string"
 N: ColumnType = "int"

@@ -4,7 +4,7 @@ Records are ``0x00 + 4-byte schema id + Avro binary body``. All bodies of one ba
 into one byte buffer; each field of the (flat) writer schema is then parsed for *every* record
 at once with numpy: a cursor per record, varints read from a ``(n, 10)`` byte gather, strings
 gathered into an Arrow string array through prefix sums. Type mapping (mirrors
-``hub.ingest.avro_vector``, in reverse):
+``core.avro.vector``, in reverse):
 
 - ``string`` -> string (UTF-8 validated by Arrow); ``bytes`` -> binary
 - ``long`` / ``int`` -> int64; ``long`` + ``timestamp-micros`` -> int64 micros
@@ -31,7 +31,7 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
-from hub.ports.eventlog import StoredRecord
+from core.ports.eventlog import StoredRecord
 
 I64 = npt.NDArray[np.int64]
 U8 = npt.NDArray[np.uint8]

@@ -3,7 +3,7 @@
 Faster than ``EventReader.decode`` for folding: no JSON mapping (decimals stay ``Decimal``,
 timestamps are converted once by the fold), and parsed writer schemas are cached per id.
 
-PII fields stored encrypted (``governance.shredding``) stay ciphertext unless the caller names
+PII fields stored encrypted (``core.pii``) stay ciphertext unless the caller names
 them in ``decrypt`` (a projection decrypts the PII columns it stores, nothing more): then they
 are decrypted under the data subject's key, and read ``"[erased]"`` once that key is destroyed,
 so a rebuild after ``hub erase`` holds no PII of the erased subject.
@@ -16,11 +16,11 @@ from typing import Any, Protocol
 
 import fastavro
 
-from governance.shredding import PiiCodec, encrypts
-from hub.errors import HubError
-from hub.ports.eventlog import StoredRecord
-from hub.ports.keystore import KeyStore
-from projections.model import Event
+from core.errors import HubError
+from core.pii import PiiCodec, encrypts
+from core.ports.eventlog import StoredRecord
+from core.ports.keystore import KeyStore
+from core.projection import Event
 
 
 class Poison(Exception):

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
-from projections.model import Row, Table
+from core.projection import Row, Table
 
 
 def canonical(value: Any, scale: int | None = None) -> str:

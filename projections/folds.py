@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
-from projections.model import Event, FoldContext, Row, WindowState, to_micros
+from core.projection import Event, FoldContext, Row, WindowState, to_micros
 from projections.windows import DAY_US, HOUR_US, MINUTE_US, hopping, is_late, tumbling
 
 ZERO = Decimal(0)

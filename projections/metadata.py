@@ -14,9 +14,9 @@ from collections.abc import Sequence
 
 import pyarrow as pa
 
-from hub.errors import NotFound
-from hub.ports.views import ViewGrant
-from projections.model import Column, Projection, Table
+from core.errors import NotFound
+from core.ports.views import ViewGrant
+from core.projection import Column, Projection, Table
 
 SRC_OFFSETS_DOC = (
     "The log positions of the events behind the row: "

@@ -28,13 +28,10 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from hub.errors import HubError
-from hub.ports.eventlog import EventLog, StoredRecord, TopicPartition
-from hub.ports.views import Checkpoint, Hook, Position, Target, ViewStore, no_hook
-from projections.columnar import Unsupported, decode_values, envelope
-from projections.decode import Decoder, Poison
-from projections.folds import merge_src
-from projections.model import (
+from core.errors import HubError
+from core.ports.eventlog import EventLog, StoredRecord, TopicPartition
+from core.ports.views import Checkpoint, Hook, Position, Target, ViewStore, no_hook
+from core.projection import (
     Event,
     FoldContext,
     Projection,
@@ -43,6 +40,9 @@ from projections.model import (
     WindowState,
     event_time_us,
 )
+from projections.columnar import Unsupported, decode_values, envelope
+from projections.decode import Decoder, Poison
+from projections.folds import merge_src
 
 log = logging.getLogger("hub.projections")
 

@@ -21,19 +21,21 @@ from typing import Any
 
 import pyarrow as pa
 
+from core.errors import InvalidInput, NotFound
+from core.ports.eventlog import EventLog, StoredRecord
+from core.ports.policy import PolicyEngine, Principal
+from core.ports.views import Target, ViewGrant, ViewState, ViewStore, no_hook
+from core.projection import Event, FoldContext, Projection, Table, Windowing, WindowState
 from domain.envelope import parse_rfc3339
-from governance.retention import cut_expired_rows
-from hub.errors import InvalidInput, NotFound
-from hub.ports.eventlog import EventLog, StoredRecord
-from hub.ports.policy import PolicyEngine, Principal
-from hub.ports.views import Target, ViewGrant, ViewState, ViewStore, no_hook
 from projections import metadata
 from projections.catalog import PROJECTIONS, by_name
 from projections.decode import Decoder
 from projections.digest import digest
-from projections.model import Event, FoldContext, Projection, Table, Windowing, WindowState
 from projections.runner import Bound, ProjectionRunner
 from projections.types import canonical, row_json
+
+# (projection, copy, record on the ledger) -> the rows cut
+CutExpired = Callable[[Projection, Target, bool], object]
 
 log = logging.getLogger("hub.projections")
 
@@ -61,8 +63,12 @@ class ProjectionService:
         batch_records: int = 20_000,
         ledger: Any = None,
         keystore: Any = None,
+        cut_expired: CutExpired | None = None,
     ) -> None:
         self.log = event_log
+        # Retention's row cut, applied to a copy before it is swapped in or shown; the
+        # composition root wires governance's (``cut_expired``, governance's retention).
+        self.cut_expired = cut_expired
         self.registry = registry
         self.reader = reader
         self.publisher = publisher
@@ -172,7 +178,7 @@ class ProjectionService:
         """An OpenLineage run (START/COMPLETE/FAIL on ``hub.lineage``) around an explicit run."""
         if self.publisher is None:
             return nullcontext()
-        from governance import lineage
+        from core import lineage
 
         inputs = [lineage.topic_dataset(t) for t in proj.topics]
         return lineage.run(self.publisher, job, inputs, [lineage.projection_dataset(proj.name)])
@@ -227,7 +233,7 @@ class ProjectionService:
 
     # -- quarantine --------------------------------------------------------------------------------
     def _quarantine(self, name: str, rec: StoredRecord, code: str, reason: str) -> None:
-        from hub.events import OutgoingEvent
+        from core.events import OutgoingEvent
 
         original = rec.value or b""
         event_id = str(
@@ -294,7 +300,7 @@ class ProjectionService:
         1. catch the copy up to the live runner's positions, live keeps serving meanwhile;
         2. under the live runner's lock: catch live up to the end offsets, the copy to the same
            positions, cut from the copy what the projection's retention policy expires now
-           (``governance.retention.cut_expired_rows``), and swap (the store's ``swap`` steps);
+           (``cut_expired``, governance's retention), and swap (the store's ``swap`` steps);
         3. digest and store the digest.
         """
         proj = projection(name)
@@ -314,7 +320,8 @@ class ProjectionService:
         with live.lock:  # 2
             live.catch_up()
             n += copy.catch_up(Bound(self._positions_of(live)))
-            cut_expired_rows(self, proj, other)  # rows retention removed stay removed
+            if self.cut_expired is not None:  # rows retention removed stay removed
+                self.cut_expired(proj, other, True)
             store.swap(Target(name), other, proj.tables)
             live.reset()
         if progress:
@@ -359,7 +366,8 @@ class ProjectionService:
             else:
                 bound = Bound(ends, time_ms, event_time_us)
             runner.catch_up(bound)
-            cut_expired_rows(self, proj, target, record=False)  # nor does time travel show them
+            if self.cut_expired is not None:  # nor does time travel show them
+                self.cut_expired(proj, target, False)
             yield proj, target, store
         finally:
             store.drop(target, proj.tables)

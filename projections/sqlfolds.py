@@ -32,9 +32,9 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from core.projection import FoldContext, Row, WindowState
 from projections.columnar import Unsupported
 from projections.folds import BAR_WINDOWS
-from projections.model import FoldContext, Row, WindowState
 from projections.windows import DAY_US
 
 I64 = npt.NDArray[np.int64]

@@ -28,8 +28,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from hub.errors import InvalidInput
-from projections.model import Column, Table
+from core.errors import InvalidInput
+from core.projection import Column, Table
 
 TIMESTAMP = pa.timestamp("us", tz="UTC")
 ISO_FORMAT = "%Y-%m-%dT%H:%M:%SZ"  # Arrow prints the µs fraction with %S for a µs timestamp

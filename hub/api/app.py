@@ -21,6 +21,11 @@ from pydantic import BaseModel, Field
 from pydantic.json_schema import models_json_schema
 from starlette.exceptions import HTTPException
 
+from core.errors import Forbidden, HubError, InvalidInput
+from core.events import OutgoingEvent, is_internal_topic, refuse_internal
+from core.ports.policy import Principal
+from core.roles import ROLES
+from governance.apikeys import parse_duration
 from hub.api.auth import AuthMiddleware
 from hub.api.deps import (
     MAX_INT64,
@@ -47,12 +52,7 @@ from hub.api.models import (
     json_body,
     text,
 )
-from hub.apikeys import parse_duration
-from hub.authz import ROLES
 from hub.bootstrap import Hub
-from hub.errors import Forbidden, HubError, InvalidInput
-from hub.events import OutgoingEvent, is_internal_topic, refuse_internal
-from hub.ports.policy import Principal
 
 router = APIRouter()
 log = logging.getLogger("hub.api")
@@ -249,7 +249,7 @@ class KeyCreate(BaseModel):
 def create_key(
     body: KeyCreate, request: Request, principal: Principal = Depends(authorize("keys.create"))
 ) -> dict[str, Any]:
-    """Issue a key under the issuance rules of ``hub.apikeys`` (403 naming the broken rule)."""
+    """Issue a key under the issuance rules of ``governance.apikeys`` (403 naming the rule)."""
     expires = body.expires_at
     if expires is not None and expires.tzinfo is None:
         raise InvalidInput("expires_at needs a time zone (e.g. 2027-01-01T00:00:00Z).")
@@ -370,7 +370,7 @@ def create_app(hub: Hub) -> FastAPI:
     def _docs(_: Principal = Depends(authorize("api.docs"))) -> HTMLResponse:
         return get_swagger_ui_html(openapi_url="/openapi.json", title="hub API")
 
-    from hub.registry import api as registry_api
+    from hub.api.routers import registry as registry_api
 
     errors: dict[int | str, dict[str, Any]] = {s: {"model": ErrorBody} for s in ERROR_STATUSES}
     registry_errors: dict[int | str, dict[str, Any]] = {

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from hub.errors import Unauthenticated
-from hub.ports.policy import Principal
+from core.errors import Unauthenticated
+from core.ports.policy import Principal
 
 if TYPE_CHECKING:
     from hub.bootstrap import Hub

@@ -17,8 +17,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import Request
 from fastapi.dependencies.models import Dependant
 
-from hub.api.models import MAX_INT64 as MAX_INT64  # the routes import it from here
-from hub.errors import (
+from core.errors import (
     Forbidden,
     HubError,
     InvalidInput,
@@ -26,7 +25,8 @@ from hub.errors import (
     Retryable,
     Unauthenticated,
 )
-from hub.ports.policy import Principal
+from core.ports.policy import Principal
+from hub.api.models import MAX_INT64 as MAX_INT64  # the routes import it from here
 
 if TYPE_CHECKING:
     from hub.bootstrap import Hub

@@ -18,9 +18,9 @@ from typing import Any
 import click
 import yaml
 
+from core.errors import InvalidInput
 from hub.cli import Ctx, authorize, key_option, main, principal_for, run_safely
 from hub.commands.policy import _print
-from hub.errors import InvalidInput
 
 
 def _value(value: str | None, file: str | None, unset: bool) -> Any:

@@ -41,7 +41,7 @@ def catalog_cmd(obj: Ctx, kind: str | None) -> None:
 def lineage_cmd(ctx: click.Context) -> None:
     """The lineage graph (datasets and jobs); ``hub lineage events`` lists run events."""
     if ctx.invoked_subcommand is None:
-        from governance import lineage
+        from core import lineage
 
         obj: Ctx = ctx.obj
 
@@ -59,7 +59,7 @@ def lineage_cmd(ctx: click.Context) -> None:
 @click.pass_obj
 def lineage_events(obj: Ctx, job: str | None, limit: int) -> None:
     """OpenLineage run events (indexed fields and the full event JSON)."""
-    from governance import lineage
+    from core import lineage
 
     def go() -> None:
         with obj.hub() as h:

@@ -2,10 +2,10 @@
 
 ``publish`` streams a file (JSON lines, CSV, Parquet, Avro OCF) through the ingest pipeline with a
 progress bar, prints accepted / rejected / duplicate counts, and exits 1 when the file itself is
-unreadable (``hub.ingest.files``). ``watch`` polls a folder: each new file is published, then
+unreadable (``ingest.files``). ``watch`` polls a folder: each new file is published, then
 moved to ``done/`` (or ``failed/`` when unreadable); a file already fully ingested is recognised
 by its digest and not ingested twice. ``connector run`` runs a pull connector described by a YAML
-file (``kind: db`` or ``kind: http``, see ``hub.ingest.db`` and ``hub.ingest.httppull``) until its
+file (``kind: db`` or ``kind: http``, see ``ingest.db`` and ``ingest.httppull``) until its
 source is exhausted; it resumes from its stored position.
 """
 
@@ -19,8 +19,8 @@ from pathlib import Path
 import click
 import yaml
 
+from core.errors import ConfigError, HubError
 from hub.cli import Ctx, authorize, main, run_safely
-from hub.errors import ConfigError, HubError
 
 
 def _summary(label: str, accepted: int, rejected: int, duplicates: int) -> str:
@@ -46,7 +46,7 @@ def publish(
     """Publish FILE to a topic, record by record (bad records go to quarantine)."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from hub.ingest.files import FileUnreadable, publish_file
+    from ingest.files import FileUnreadable, publish_file
 
     path = Path(file)
 
@@ -66,7 +66,7 @@ def publish(
                 seen = [0, 0, 0]
 
                 def on_batch(n: int, r: object) -> None:
-                    from hub.ingest.pipeline import IngestResult
+                    from ingest.pipeline import IngestResult
 
                     assert isinstance(r, IngestResult)
                     seen[0] += r.accepted
@@ -122,7 +122,7 @@ def publish(
 @click.pass_obj
 def watch(obj: Ctx, folder: str, topic: str, interval: float, once: bool, batch_size: int) -> None:
     """Publish every file dropped into FOLDER; move it to done/ or failed/ afterwards."""
-    from hub.ingest.files import watch_once
+    from ingest.files import watch_once
 
     def go() -> None:
         with obj.hub() as h:
@@ -165,11 +165,11 @@ def connector_run(obj: Ctx, name: str, config_file: str) -> None:
             authorize(h, "ingest.connector", f"connectors/{name}")
             kind = cfg.pop("kind")
             if kind == "db":
-                from hub.ingest.db import DbConnector, DbSourceConfig
+                from ingest.db import DbConnector, DbSourceConfig
 
                 result = DbConnector(h.ingest, DbSourceConfig(name=name, **cfg)).run()
             else:
-                from hub.ingest.httppull import HttpPullConfig, HttpPullConnector
+                from ingest.httppull import HttpPullConfig, HttpPullConnector
 
                 result = HttpPullConnector(h.ingest, HttpPullConfig(name=name, **cfg)).run()
             click.echo(_summary(name, result.accepted, result.rejected, result.duplicates))

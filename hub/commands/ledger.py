@@ -54,7 +54,7 @@ def ledger_sync(obj: Ctx, no_checkpoint: bool) -> None:
 def ledger_verify(obj: Ctx, public_key: str | None) -> None:
     """Re-check the whole ledger against the log; exit 1 naming the first bad entry."""
     from audit.note import parse_verifier_key
-    from hub.ledger.verify import verify_ledger
+    from ledger.verify import verify_ledger
 
     def go() -> None:
         with obj.hub(install_domain=False, sync=False) as h:  # verify changes nothing
@@ -101,7 +101,7 @@ def ledger_entries(
     limit: int,
 ) -> None:
     """Find ledger entries (JSON lines) by actor, action, resource, topic and time."""
-    from hub.ledger.evidence import parse_time
+    from ledger.evidence import parse_time
 
     def go() -> None:
         with obj.hub() as h:
@@ -209,7 +209,7 @@ def ledger_find(
 ) -> None:
     """The ledger entry of one event (by --event-id, or --topic/--partition/--offset): entry
     index, leaf hash, inclusion proof against the latest checkpoint."""
-    from hub.ledger.lookup import find_entry
+    from ledger.lookup import find_entry
 
     def go() -> None:
         with obj.hub() as h:
@@ -245,10 +245,10 @@ def evidence() -> None:
 def evidence_export(obj: Ctx, since: str, until: str, controls: str, out: str | None) -> None:
     """Write an evidence pack (zip) that `hub-verify bundle` checks offline (one lineage run of
     ``export.evidence``, see ``hub.api.routers.ledger``)."""
+    from core.errors import InvalidInput
     from hub.api.routers.ledger import export_evidence_pack
-    from hub.errors import InvalidInput
-    from hub.ledger.controls import parse_controls
-    from hub.ledger.evidence import parse_time
+    from ledger.controls import parse_controls
+    from ledger.evidence import parse_time
 
     def go() -> None:
         try:

@@ -14,8 +14,8 @@ from typing import Any
 
 import click
 
+from core.errors import InvalidInput
 from hub.cli import Ctx, authorize, key_option, main, principal_for, run_safely
-from hub.errors import InvalidInput
 
 
 def _print(change: Any, *, diff: bool = False) -> None:
@@ -27,7 +27,7 @@ def _print(change: Any, *, diff: bool = False) -> None:
 
 def _files_from(path: Path, active: Any, target: str | None) -> dict[str, str]:
     """A folder is a whole bundle; a file replaces one file of the active bundle."""
-    from governance.bundle import PolicyBundle
+    from core.policybundle import PolicyBundle
 
     if path.is_dir():
         return dict(PolicyBundle.from_dir(path).files)
@@ -121,11 +121,12 @@ def policy_test(folder: str | None) -> None:
     """Run the policy cases on a bundle folder (default: the shipped one) with rego-cpp."""
 
     def go() -> None:
-        from governance.bundle import PolicyBundle
+        from core.policybundle import PolicyBundle
         from governance.changes import validate_bundle
+        from hub.bootstrap import Hub
 
         bundle = PolicyBundle.from_dir(Path(folder)) if folder else PolicyBundle.from_dir()
-        passed = validate_bundle(bundle)
+        passed = validate_bundle(bundle, Hub.policy_evaluator)
         click.echo(f"{passed} policy cases pass on bundle {bundle.version[:12]}")
 
     run_safely(go)

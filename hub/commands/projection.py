@@ -14,8 +14,8 @@ from pathlib import Path
 
 import click
 
+from core.errors import InvalidInput
 from hub.cli import Ctx, authorize, main, run_safely
-from hub.errors import InvalidInput
 
 
 @main.group()

@@ -9,8 +9,8 @@ from pathlib import Path
 import click
 import yaml
 
+from core.errors import ConfigError
 from hub.cli import Ctx, authorize, main, run_safely
-from hub.errors import ConfigError
 
 
 @main.group()
@@ -32,7 +32,7 @@ def quarantine() -> None:
 def quarantine_list(obj: Ctx, offset: int, limit: int, topic: str | None, status: str) -> None:
     """One line per quarantined record: offset, topic, source, rule or reason code, attempt,
     replay status (pending, replayed, requarantined), reason."""
-    from hub.ingest.quarantine import entries
+    from ingest.quarantine import entries
 
     def go() -> None:
         with obj.hub() as h:
@@ -54,8 +54,8 @@ def quarantine_list(obj: Ctx, offset: int, limit: int, topic: str | None, status
 @click.pass_obj
 def quarantine_show(obj: Ctx, offset: int) -> None:
     """A quarantined record as JSON, its original bytes as text when UTF-8, else base64."""
-    from hub import serde
-    from hub.ingest.quarantine import decode_entry
+    from core.avro import serde
+    from ingest.quarantine import decode_entry
 
     def go() -> None:
         with obj.hub() as h:
@@ -81,7 +81,7 @@ def quarantine_replay(
     obj: Ctx, offsets: tuple[int, ...], replay_all: bool, topic: str | None
 ) -> None:
     """Re-ingest quarantined records (after fixing rules or schemas)."""
-    from hub.ingest.quarantine import entries, replay
+    from ingest.quarantine import entries, replay
 
     def go() -> None:
         with obj.hub() as h:
@@ -148,7 +148,8 @@ def rules_set(obj: Ctx, subject: str, file: str, reason: str) -> None:
             principal = authorize(h, "rules.write", f"rules/{subject}")
             data = yaml.safe_load(Path(file).read_text(encoding="utf-8"))
             # A governed change (`hub config`): recorded and audited, refused under two-person.
-            from governance.configchanges import config_changes_for, rules_resource
+            from governance.configchanges import config_changes_for
+            from ingest.rules import rules_resource
 
             config_changes_for(h).set_direct(principal, rules_resource(subject), data, reason)
             rs, version = h.ingest.rules.get(subject), h.ingest.rules.version(subject)

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from core.roles import ROLES
 from hub.api.app import create_app
-from hub.authz import ROLES
 from hub.bootstrap import Hub, bootstrap
 from hub.settings import load_settings
 

@@ -24,15 +24,15 @@ from click.testing import CliRunner
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
-from governance.bundle import PolicyBundle
+from core.events import OutgoingEvent, is_internal_topic
+from core.policybundle import PolicyBundle
+from core.ports.policy import Principal
+from governance.apikeys import PEPPER_FILE
 from governance.changes import changes_for
 from governance.configchanges import config_changes_for
 from hub.api.app import create_app
-from hub.apikeys import PEPPER_FILE
 from hub.bootstrap import Hub, bootstrap
 from hub.cli import main
-from hub.events import OutgoingEvent, is_internal_topic
-from hub.ports.policy import Principal
 from hub.settings import load_settings
 from tests.cli_keys import admin_args, admin_key_file
 

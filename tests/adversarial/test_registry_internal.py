@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from hub.authz import ROLE_ACTIONS, ROLES
-from hub.registry.internal import is_internal_subject
+from core.roles import ROLE_ACTIONS, ROLES
+from registry.internal import is_internal_subject
 
 from ._api import Api, start_api
 

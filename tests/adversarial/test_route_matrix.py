@@ -1,8 +1,8 @@
 """The route-by-role matrix, generated from the OpenAPI document of a real app.
 
-Every operation of the served document x every role of ``hub.authz.ROLES`` x bad credentials:
+Every operation of the served document x every role of ``core.roles.ROLES`` x bad credentials:
 - no, wrong, malformed or unknown credentials: 401 on every route but ``GET /health``;
-- a role's key: 403 (reason ``forbidden``) exactly when ``hub.authz.ROLE_ACTIONS`` denies one of
+- a role's key: 403 (reason ``forbidden``) exactly when ``core.roles.ROLE_ACTIONS`` denies one of
   the route's declared actions (``x-hub-actions``, generated from its ``authorize``
   dependencies); otherwise neither 401 nor a policy 403, and never a 5xx.
 An operation that declares no action fails, so a new route cannot skip the policy.
@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from hub.authz import ROLE_ACTIONS, ROLES
+from core.roles import ROLE_ACTIONS, ROLES
 
 from ._api import Api
 

@@ -19,11 +19,11 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from core.errors import InvalidInput, NotFound
+from core.events import OutgoingEvent
+from core.ports.policy import Principal
+from core.ports.views import ViewGrant
 from hub.bootstrap import Hub, bootstrap
-from hub.errors import InvalidInput, NotFound
-from hub.events import OutgoingEvent
-from hub.ports.policy import Principal
-from hub.ports.views import ViewGrant
 from hub.settings import load_settings
 
 N = 40

@@ -51,8 +51,8 @@ from hypothesis import strategies as st
 from adapters.sqlite_eventlog import _decode_batch, _encode_batch
 from hub.bootstrap import Hub, bootstrap
 from hub.cli import main
-from hub.ledger.verify import VerifyReport, verify_ledger
 from hub.settings import load_settings
+from ledger.verify import VerifyReport, verify_ledger
 from tests.cli_keys import admin_args
 
 TRIALS = settings(
@@ -74,7 +74,7 @@ def load_demo_subset(h: Hub, per_topic: int = 300, batch: int = 40) -> None:
     from decimal import Decimal
 
     from hub.demo import generate
-    from hub.ingest.pipeline import RawRecord
+    from ingest.pipeline import RawRecord
 
     taken: dict[str, list[Any]] = {}
     for ev in generate(7):
@@ -773,7 +773,7 @@ def test_http_acknowledgement_states_ledger_coverage(tmp_path: Path) -> None:
 
 
 def test_records_pending_longer_than_the_bound_fail(tmp_path: Path) -> None:
-    from hub.ports.eventlog import Record
+    from core.ports.eventlog import Record
 
     data = tmp_path / "data"
     h = make_hub(data)
@@ -793,12 +793,12 @@ def test_records_pending_longer_than_the_bound_fail(tmp_path: Path) -> None:
 def test_an_honest_folder_verifies_after_demo_publish_retention_erasure_and_restarts(
     tmp_path: Path,
 ) -> None:
+    from core.ports.policy import Principal
     from governance.erasure import erase
     from governance.retention import Governance, RetentionJob
-    from hub.ports.policy import Principal
 
     OPERATOR = Principal("ops", frozenset({"admin"}))  # a service-level caller
-    from hub.events import OutgoingEvent
+    from core.events import OutgoingEvent
 
     data = tmp_path / "data"
     code, _out, err = cli(data, "demo", "load")

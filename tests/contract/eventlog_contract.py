@@ -1,4 +1,4 @@
-"""The EventLog contract (``hub/ports/eventlog.py``), run against every adapter.
+"""The EventLog contract (``core/ports/eventlog.py``), run against every adapter.
 
 Subclass ``EventLogContract`` once per adapter (as ``Test...``) and provide two fixtures:
 ``log`` (a fresh adapter) and ``reopen`` (a callable that closes a log and returns a new adapter
@@ -16,16 +16,16 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from hub.consumer import Consumer
-from hub.errors import (
+from core.consumer import Consumer
+from core.errors import (
     HubError,
     InvalidInput,
     OutOfOrderSequence,
     TopicExists,
     TopicNotFound,
 )
-from hub.partitioner import default_partition
-from hub.ports.eventlog import (
+from core.partitioner import default_partition
+from core.ports.eventlog import (
     EventLog,
     IdempotenceKey,
     Record,

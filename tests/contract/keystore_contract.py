@@ -1,4 +1,4 @@
-"""The KeyStore contract (``hub/ports/keystore.py``), run against every adapter.
+"""The KeyStore contract (``core/ports/keystore.py``), run against every adapter.
 
 Subclass ``KeyStoreContract`` once per adapter (as ``Test...``) and provide the fixtures:
 ``store`` (an adapter), ``reopen`` (a callable that closes a store and returns a new adapter over
@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from hub.errors import InvalidInput
-from hub.ports.keystore import (
+from core.errors import InvalidInput
+from core.ports.keystore import (
     DecryptionFailed,
     KeyDestroyed,
     KeyStore,

@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from governance.bundle import PolicyBundle
-from governance.cache import DecisionCache
+from core.decisioncache import DecisionCache
+from core.policybundle import PolicyBundle
+from core.ports.policy import Decision, Principal
 from governance.policycases import NOW, all_cases, request
-from hub.ports.policy import Decision, Principal
 
 SHIPPED = PolicyBundle.from_dir()
 CASES = all_cases(SHIPPED)

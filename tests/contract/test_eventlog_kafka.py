@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from adapters.kafka_eventlog import KafkaEventLog
-from hub.ports.eventlog import EventLog
+from core.ports.eventlog import EventLog
 from tests.contract.eventlog_contract import EventLogContract, Reopen
 
 ROOT = Path(__file__).resolve().parents[2]

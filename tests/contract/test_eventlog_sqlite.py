@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from adapters.sqlite_eventlog import SqliteEventLog
-from hub.ports.eventlog import EventLog
+from core.ports.eventlog import EventLog
 from tests.contract.eventlog_contract import EventLogContract, Reopen
 
 

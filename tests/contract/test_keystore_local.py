@@ -20,8 +20,8 @@ from adapters.local_keystore import (
     rotate_master_key_file,
     subject_digest,
 )
-from hub.errors import ConfigError
-from hub.ports.keystore import KeyDestroyed, KeyStore
+from core.errors import ConfigError
+from core.ports.keystore import KeyDestroyed, KeyStore
 from tests.contract.keystore_contract import AAD, KeyStoreContract, Reopen, subject
 
 MASTER = bytes(range(32))

@@ -18,7 +18,7 @@ import hvac
 import pytest
 
 from adapters.vault_keystore import VaultKeyStore, _digest
-from hub.ports.keystore import KeyStore, KeyStoreError, KeyStoreUnavailable
+from core.ports.keystore import KeyStore, KeyStoreError, KeyStoreUnavailable
 from tests.contract.keystore_contract import AAD, KeyStoreContract, Reopen, subject
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 
 from adapters.opa_policy import OpaPolicyEngine
-from governance.bundle import PolicyBundle
-from governance.cache import DecisionCache
-from hub.ports.policy import Principal
+from core.decisioncache import DecisionCache
+from core.policybundle import PolicyBundle
+from core.ports.policy import Principal
 from tests.contract.policy_contract import SHIPPED, PolicyEngineContract
 
 ROOT = Path(__file__).resolve().parents[2]

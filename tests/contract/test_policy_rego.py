@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 
 from adapters.rego_policy import RegoPolicyEngine
-from governance.bundle import PolicyBundle, PolicyError
-from governance.cache import DecisionCache
-from hub.ports.policy import Principal
+from core.decisioncache import DecisionCache
+from core.policybundle import PolicyBundle, PolicyError
+from core.ports.policy import Principal
 from tests.contract.policy_contract import SHIPPED, PolicyEngineContract
 
 

@@ -7,7 +7,7 @@ from decimal import Decimal
 import pyarrow as pa
 import pytest
 
-from hub.errors import HubError
+from core.errors import HubError
 from tests.contract.views_contract import ViewStoreContract
 
 pytest.importorskip("chdb")

@@ -1,4 +1,4 @@
-"""The ViewStore contract (``hub/ports/views.py``), run against every adapter.
+"""The ViewStore contract (``core/ports/views.py``), run against every adapter.
 
 Subclass ``ViewStoreContract`` once per adapter (as ``Test...``) and provide the ``store``
 fixture (a fresh store). ``aggregates`` says whether the adapter holds aggregate tables
@@ -13,9 +13,9 @@ from decimal import Decimal as D
 
 import pytest
 
-from hub.errors import HubError, InvalidInput
-from hub.ports.views import Checkpoint, Position, Target, ViewGrant, ViewState, ViewStore
-from projections.model import Column, Table
+from core.errors import HubError, InvalidInput
+from core.ports.views import Checkpoint, Position, Target, ViewGrant, ViewState, ViewStore
+from core.projection import Column, Table
 
 ENTITY = Table(
     "ct_accounts",

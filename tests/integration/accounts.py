@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from core.events import OutgoingEvent
 from hub.bootstrap import Hub
-from hub.events import OutgoingEvent
 
 
 def open_accounts(h: Hub, ids: Iterable[str]) -> None:

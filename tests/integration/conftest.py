@@ -6,7 +6,7 @@
 
 - ``"hub"``: the hub's own ``create_app(bootstrap(...))``, API keys checked by its
   authentication middleware (Confluent clients send them with ``basic.auth.user.info``);
-- ``"minimal"``: only the registry router (``hub.registry.api.install``) on
+- ``"minimal"``: only the registry router (``hub.api.routers.registry.install``) on
   ``SchemaRegistry(SqliteEventLog(data_dir / "log.sqlite"))``, with a stub middleware that makes
   the HTTP Basic user name the principal's one role (``"analyst:x"`` is an analyst).
 
@@ -35,11 +35,11 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from adapters.sqlite_eventlog import SqliteEventLog
-from hub.authz import RoleTablePolicy
-from hub.ports.eventlog import EventLog
-from hub.ports.policy import Principal
-from hub.registry.api import install
-from hub.registry.service import SchemaRegistry
+from core.ports.eventlog import EventLog
+from core.ports.policy import Principal
+from core.roles import RoleTablePolicy
+from hub.api.routers.registry import install
+from registry.service import SchemaRegistry
 
 
 def _hub_app_available() -> bool:

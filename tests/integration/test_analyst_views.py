@@ -15,10 +15,10 @@ import pyarrow.parquet as pq
 import pytest
 from fastapi.testclient import TestClient
 
+from core.events import OutgoingEvent
+from core.ports.policy import Principal
+from core.ports.views import Target, ViewGrant
 from hub.bootstrap import bootstrap
-from hub.events import OutgoingEvent
-from hub.ports.policy import Principal
-from hub.ports.views import Target, ViewGrant
 from hub.settings import load_settings
 from projections.catalog import MARK_TO_MARKET_SQL, PAYMENTS, by_name, table_columns
 from projections.runner import ProjectionRunner
@@ -396,7 +396,7 @@ def test_a_data_folder_with_an_older_layout_is_replayed(tmp_path, caplog):
 
     import sqlalchemy as sa
 
-    from hub.ports.views import ViewState
+    from core.ports.views import ViewState
 
     data = tmp_path / "d"
     h = make_hub(data)

@@ -10,8 +10,8 @@ import pytest
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
+from core.roles import ROLE_ACTIONS
 from hub.api.app import create_app
-from hub.authz import ROLE_ACTIONS
 from hub.bootstrap import Hub
 
 TRADE = {

@@ -16,11 +16,11 @@ import pytest
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
+from core.events import OutgoingEvent
 from governance.decisions import DECISIONS_TOPIC
 from hub.api.app import create_app
 from hub.bootstrap import Hub, bootstrap
 from hub.cli import main
-from hub.events import OutgoingEvent
 from hub.settings import load_settings
 from tests.cli_keys import admin_args
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
+from core.events import OutgoingEvent
 from domain.catalog import schema_text
 from hub.bootstrap import bootstrap
 from hub.cli import main
-from hub.events import OutgoingEvent
 from hub.settings import load_settings
 from tests.cli_keys import admin_args
 

@@ -19,7 +19,9 @@ import pytest
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
-from governance.bundle import PolicyBundle
+from core.errors import Conflict, Forbidden, InvalidInput, TopicNotFound
+from core.policybundle import PolicyBundle
+from core.ports.policy import Principal
 from governance.changes import changes_for
 from governance.configchanges import (
     ConfigChanges,
@@ -33,8 +35,6 @@ from governance.retention import GOVERNANCE_TOPIC, Governance
 from hub.api.app import create_app
 from hub.bootstrap import Hub, bootstrap
 from hub.cli import main
-from hub.errors import Conflict, Forbidden, InvalidInput, TopicNotFound
-from hub.ports.policy import Principal
 from hub.settings import load_settings
 from tests.cli_keys import admin_args
 

@@ -12,10 +12,10 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
+from core.errors import Retryable
 from hub.bootstrap import Hub
-from hub.errors import Retryable
-from hub.ingest.db import DbConnector, DbSourceConfig
-from hub.ingest.httppull import HttpPullConfig, HttpPullConnector
+from ingest.db import DbConnector, DbSourceConfig
+from ingest.httppull import HttpPullConfig, HttpPullConnector
 from tests.integration.accounts import open_accounts
 
 T = {

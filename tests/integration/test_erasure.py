@@ -14,18 +14,18 @@ import pytest
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
+from core.errors import Conflict, HubError
+from core.events import OutgoingEvent
+from core.ports.policy import Principal
 from governance.erasure import erase
 from governance.retention import Governance
 from hub.api.app import create_app
 from hub.bootstrap import Hub, bootstrap
 from hub.cli import main
-from hub.errors import Conflict, HubError
-from hub.events import OutgoingEvent
-from hub.ingest.pipeline import RawRecord
-from hub.ingest.quarantine import decode_entry, entries
-from hub.ledger.verify import verify_ledger
-from hub.ports.policy import Principal
 from hub.settings import load_settings
+from ingest.pipeline import RawRecord
+from ingest.quarantine import decode_entry, entries
+from ledger.verify import verify_ledger
 from tests.cli_keys import admin_args
 
 OPERATOR = Principal("ops", frozenset({"admin"}))  # a service-level caller in tests
@@ -282,7 +282,7 @@ def test_files_of_every_format_are_encrypted_on_the_way_in(hub: Hub, tmp_path: P
     import fastavro
 
     from domain.catalog import schema_text
-    from hub.ingest.files import publish_file
+    from ingest.files import publish_file
 
     who = {"name": "Carol Filed", "email": "carol.filed@example.org", "iban": "-"}
     row = {**opened("ACC-C", who).value}
@@ -368,7 +368,7 @@ def test_a_late_trade_naming_an_erased_account_is_refused(hub: Hub, tmp_path: Pa
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from hub.ingest.files import publish_file
+    from ingest.files import publish_file
 
     at = datetime(2026, 11, 25, 10, tzinfo=UTC)
     for columnar in (False, True):

@@ -9,13 +9,13 @@ from typing import Any
 import pytest
 
 import governance.erasure as erasure
+from core.events import OutgoingEvent
+from core.ports.policy import Principal
+from core.ports.views import Target
+from core.projection import Column, Projection, Table
 from governance.erasure import erase, scrub_plan
 from hub.bootstrap import Hub
-from hub.events import OutgoingEvent
-from hub.ports.policy import Principal
-from hub.ports.views import Target
 from projections.catalog import ACCOUNTS, PAYMENTS, by_name
-from projections.model import Column, Projection, Table
 from tests.integration.test_erasure import ALICE, BOB, NOW, initiated, load, secrets, views_text
 
 OPERATOR = Principal("ops", frozenset({"admin"}))  # a service-level caller in tests

@@ -16,10 +16,10 @@ from fastapi.testclient import TestClient
 
 from audit import bundle
 from audit.note import generate_key, sign_note
+from core.events import OutgoingEvent
 from hub.api.app import create_app
 from hub.bootstrap import bootstrap
 from hub.cli import main
-from hub.events import OutgoingEvent
 from hub.settings import load_settings
 from tests.cli_keys import admin_args
 
@@ -61,7 +61,7 @@ def pack(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
         )
         h.ledger.record_action("root", "policy.decision", "topics/trades", outcome="deny")
         h.log.create_topic("hub.quarantine", 1)
-        from hub.ports.eventlog import Record
+        from core.ports.eventlog import Record
 
         h.log.append(
             "hub.quarantine",

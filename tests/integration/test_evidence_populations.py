@@ -19,12 +19,12 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from governance.bundle import PolicyBundle
+from core.policybundle import PolicyBundle
+from core.ports.policy import Principal
 from governance.changes import changes_for
 from governance.decisions import DECISIONS_TOPIC
 from hub.api.app import create_app
 from hub.bootstrap import Hub, bootstrap
-from hub.ports.policy import Principal
 from hub.settings import load_settings
 
 REPO = Path(__file__).resolve().parents[2]

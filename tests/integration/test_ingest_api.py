@@ -13,8 +13,8 @@ from decimal import Decimal
 import pytest
 from fastapi.testclient import TestClient
 
+from core.avro import serde
 from domain.catalog import schema_text
-from hub import serde
 from hub.api.app import create_app
 from hub.bootstrap import Hub
 from tests.integration.accounts import open_accounts
@@ -92,7 +92,7 @@ def test_quality_stats_come_from_the_log(client: TestClient, admin, hub: Hub) ->
     assert (trades["accepted"], trades["rejected"]) == (5, 1)
     assert stats["by_rule"] == [{"topic": "trades", "rule": "trade.quantity.positive", "count": 1}]
     # A restart keeps them: a fresh fold over the same log gives the same counts.
-    from hub.ingest.stats import QualityStats
+    from ingest.stats import QualityStats
 
     fresh = QualityStats(hub.log, hub.registry).snapshot()
     assert (fresh["accepted"], fresh["rejected"], fresh["by_rule"]) == (6, 1, stats["by_rule"])
@@ -254,7 +254,7 @@ def test_trades_for_unknown_accounts_are_quarantined_by_the_ref_rule(
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from hub.ingest.files import publish_file
+    from ingest.files import publish_file
 
     rows = [
         {**T, "trade_id": f"PQ-{i}", "account_id": acc, "quantity": Decimal(1), "price": 1.5}

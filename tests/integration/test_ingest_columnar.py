@@ -20,14 +20,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from core.avro import serde
+from core.pii import encrypts
 from domain.quality import compile_rules, evaluate, parse_rule_set
-from governance.shredding import encrypts
-from hub import serde
 from hub.bootstrap import Hub, bootstrap
-from hub.ingest.columnar import re2_pattern
-from hub.ingest.files import publish_file
-from hub.ingest.quarantine import decode_entry
 from hub.settings import load_settings
+from ingest.columnar import re2_pattern
+from ingest.files import publish_file
+from ingest.quarantine import decode_entry
 from tests.integration.accounts import open_accounts
 
 VOLATILE = {"ce_id", "ce_correlationid", "ce_time"}

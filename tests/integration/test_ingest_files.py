@@ -14,8 +14,8 @@ from click.testing import CliRunner
 from domain.catalog import schema_text
 from hub.bootstrap import Hub
 from hub.cli import main
-from hub.ingest.files import FileUnreadable, publish_file
-from hub.ingest.quarantine import decode_entry, entries
+from ingest.files import FileUnreadable, publish_file
+from ingest.quarantine import decode_entry, entries
 from tests.cli_keys import admin_args
 from tests.integration.accounts import open_accounts
 
@@ -109,7 +109,7 @@ def test_csv_typed_by_schema_and_bad_rows(hub: Hub, tmp_path: Path) -> None:
 
 
 def test_csv_row_quarantined_by_a_rule_replays_after_the_fix(hub: Hub, tmp_path: Path) -> None:
-    from hub.ingest.quarantine import entries, replay
+    from ingest.quarantine import entries, replay
 
     f = tmp_path / "t.csv"
     header = "trade_id,account_id,instrument,side,quantity,price,currency,executed_at"
@@ -136,7 +136,7 @@ def test_csv_row_quarantined_by_a_rule_replays_after_the_fix(hub: Hub, tmp_path:
 def write_parquet(path: Path, rows: list[dict]) -> None:
     from decimal import Decimal
 
-    from hub.serde import from_json
+    from core.avro.serde import from_json
 
     schema = hub_schema = None  # noqa: F841
     table = pa.table(
@@ -178,7 +178,7 @@ def test_parquet_streams_and_truncated_is_unreadable(hub: Hub, tmp_path: Path) -
 
 def test_avro_ocf_registered_and_unregistered(hub: Hub, tmp_path: Path) -> None:
     schema = json.loads(schema_text("hub.trading.TradeExecuted"))
-    from hub.serde import from_json
+    from core.avro.serde import from_json
 
     parsed = fastavro.parse_schema(schema)
     datums = [from_json(r, parsed) for r in trades(20)]

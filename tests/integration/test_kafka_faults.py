@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 
 from adapters.kafka_eventlog import KafkaEventLog
-from hub.errors import HubError, OutOfOrderSequence
-from hub.ports.eventlog import IdempotenceKey, Record
+from core.errors import HubError, OutOfOrderSequence
+from core.ports.eventlog import IdempotenceKey, Record
 from tests.contract.test_eventlog_kafka import SCRIPT, kafka_bootstrap
 
 BATCHES = 60

@@ -28,13 +28,13 @@ from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerialize
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from adapters.kafka_eventlog import KafkaEventLog
+from core.errors import InvalidInput
+from core.events import OutgoingEvent
+from core.ports.eventlog import EventLog, Record
 from hub.api.app import create_app
 from hub.bootstrap import Hub, bootstrap
-from hub.errors import InvalidInput
-from hub.events import OutgoingEvent
-from hub.ports.eventlog import EventLog, Record
-from hub.registry.service import SCHEMAS_TOPIC
 from hub.settings import load_settings
+from registry.service import SCHEMAS_TOPIC
 from tests.contract import test_eventlog_kafka as kafka_contract
 from tests.contract.eventlog_contract import Reopen
 from tests.contract.test_eventlog_kafka import kafka_bootstrap

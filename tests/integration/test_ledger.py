@@ -18,13 +18,13 @@ from fastapi.testclient import TestClient
 from adapters.sqlite_eventlog import _decode_batch, _encode_batch
 from audit.merkle import verify_consistency, verify_inclusion
 from audit.note import GENESIS_PREV, checkpoint_hash, open_checkpoint, parse_verifier_key
+from core.events import OutgoingEvent
 from hub.api.app import create_app
 from hub.bootstrap import Hub, bootstrap
 from hub.cli import main
-from hub.events import OutgoingEvent
-from hub.ledger.service import Ledger, LedgerConfig
-from hub.ledger.store import LedgerStore
 from hub.settings import load_settings
+from ledger.service import Ledger, LedgerConfig
+from ledger.store import LedgerStore
 from tests.cli_keys import admin_args
 
 REPO = Path(__file__).resolve().parents[2]

@@ -14,10 +14,10 @@ import pytest
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
+from core.events import OutgoingEvent
 from hub.api.app import create_app
 from hub.bootstrap import Hub
 from hub.cli import main
-from hub.events import OutgoingEvent
 from tests.cli_keys import admin_args
 
 REPO = Path(__file__).resolve().parents[2]

@@ -13,13 +13,13 @@ import pytest
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
-from governance import lineage
+from core import lineage
+from core.ports.eventlog import Record
 from governance.catalog import catalog
 from governance.retention import Governance, RetentionJob
 from hub.api.app import create_app
 from hub.bootstrap import Hub, bootstrap
 from hub.cli import main
-from hub.ports.eventlog import Record
 from hub.settings import load_settings
 from tests.cli_keys import admin_args
 

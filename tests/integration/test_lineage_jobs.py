@@ -17,17 +17,17 @@ import pytest
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
-from governance import lineage
+from core import lineage
+from core.errors import ConfigError
 from governance.catalog import catalog
 from hub.api.app import create_app
 from hub.bootstrap import Hub, bootstrap
 from hub.cli import main
-from hub.errors import ConfigError
-from hub.ingest.db import DbConnector, DbSourceConfig
-from hub.ingest.files import FileUnreadable, file_digest, publish_file, watch_once
-from hub.ingest.httppull import ConnectorFailed, HttpPullConfig, HttpPullConnector
-from hub.ingest.quarantine import entries, replay
 from hub.settings import load_settings
+from ingest.db import DbConnector, DbSourceConfig
+from ingest.files import FileUnreadable, file_digest, publish_file, watch_once
+from ingest.httppull import ConnectorFailed, HttpPullConfig, HttpPullConnector
+from ingest.quarantine import entries, replay
 from tests.cli_keys import admin_args
 from tests.integration.accounts import open_accounts
 

@@ -24,10 +24,10 @@ from confluent_kafka.schema_registry import SchemaRegistryClient, record_subject
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
+from core.events import OutgoingEvent
 from domain.catalog import schema_text
 from hub.api.app import create_app
 from hub.bootstrap import Hub, bootstrap
-from hub.events import OutgoingEvent
 from hub.settings import load_settings
 
 PORTS = range(25080, 25090)  # the ports this project's tests may serve on

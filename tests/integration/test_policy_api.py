@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from governance.bundle import PolicyBundle
+from core.policybundle import PolicyBundle
+from core.roles import ROLE_ACTIONS
 from governance.decisions import DECISIONS_TOPIC
 from hub.api.app import create_app
-from hub.authz import ROLE_ACTIONS
 from hub.bootstrap import Hub, bootstrap
 from hub.settings import load_settings
 
@@ -180,7 +180,7 @@ CRASHER = textwrap.dedent(
     import json, os, sys
     from hub.bootstrap import bootstrap
     from hub.settings import load_settings
-    from hub.ports.policy import Principal
+    from core.ports.policy import Principal
     h = bootstrap(load_settings(environ={}, data_dir=sys.argv[1]))
     root = Principal("root", frozenset({"admin"}))
     ann = Principal("ann", frozenset({"analyst"}))

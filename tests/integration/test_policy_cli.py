@@ -7,7 +7,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from governance.bundle import PolicyBundle
+from core.policybundle import PolicyBundle
 from hub.cli import main
 from tests.cli_keys import admin_args
 

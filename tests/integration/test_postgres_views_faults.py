@@ -26,11 +26,11 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from core.errors import HubError
+from core.events import OutgoingEvent
+from core.ports.eventlog import IdempotenceKey
+from core.ports.views import Target
 from hub.bootstrap import Hub, bootstrap
-from hub.errors import HubError
-from hub.events import OutgoingEvent
-from hub.ports.eventlog import IdempotenceKey
-from hub.ports.views import Target
 from hub.settings import load_settings
 from projections.catalog import PAYMENTS
 from tests.contract.test_eventlog_kafka import SCRIPT, kafka_bootstrap

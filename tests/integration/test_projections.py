@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from core.events import OutgoingEvent
+from core.ports.eventlog import Record
 from hub.bootstrap import bootstrap
-from hub.events import OutgoingEvent
-from hub.ports.eventlog import Record
 from hub.settings import load_settings
 
 pytest.importorskip("chdb")
@@ -158,7 +158,7 @@ def test_exactly_once_in_chdb_across_a_crash_at_each_step(tmp_path, step):
     crash_then_recover(tmp_path, "market_bars", step, publish)
     h = make_hub(data)
     try:
-        from hub.ports.policy import Principal
+        from core.ports.policy import Principal
 
         admin = Principal("a", frozenset({"admin"}))
         got = h.projections.query(h.policy, admin, "SELECT sum(events) AS n FROM ohlcv_1m")
@@ -179,7 +179,7 @@ def test_exactly_once_in_sqlite_across_a_crash_at_each_step(tmp_path, step):
     crash_then_recover(tmp_path, "payments", step, publish)
     h = make_hub(tmp_path / "data")
     try:
-        from hub.ports.policy import Principal
+        from core.ports.policy import Principal
 
         admin = Principal("a", frozenset({"admin"}))
         got = h.projections.query(
@@ -236,7 +236,7 @@ def test_time_travel_answers_as_of_a_past_time(tmp_path):
         assert sum(r["events"] for r in now["views"]["ohlcv_1m"]) == 17
         assert (
             ps.store("analytics")
-            .checkpoint(__import__("hub.ports.views", fromlist=["Target"]).Target("market_bars"))
+            .checkpoint(__import__("core.ports.views", fromlist=["Target"]).Target("market_bars"))
             .batch_seq
             >= 1
         )  # the live view was untouched
@@ -255,7 +255,7 @@ def late_trades():
 def test_late_events_update_their_window_or_go_to_the_side_table(tmp_path, mode):
     h = make_hub(tmp_path / "data", projection_allowed_lateness_s=0, projection_late_mode=mode)
     try:
-        from hub.ports.policy import Principal
+        from core.ports.policy import Principal
 
         h.publisher.publish("trades", late_trades(), producer="t", tenant="acme")
         ps = h.projections
@@ -341,7 +341,7 @@ def test_sources_of_an_aggregate_row_are_exact(tmp_path):
         h.publisher.publish("trades", trades(30), producer="t", tenant="acme")
         ps = h.projections
         ps.run(["market_bars"])
-        from hub.ports.views import Target
+        from core.ports.views import Target
         from projections.catalog import MARKET_BARS
 
         row = ps.store("analytics").rows(Target("market_bars"), MARKET_BARS.table("ohlcv_1h"))[0]

@@ -12,14 +12,14 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
+from core.events import OutgoingEvent
+from core.ports.eventlog import Record
+from core.ports.views import Target
+from core.projection import to_micros
 from hub.bootstrap import bootstrap
-from hub.events import OutgoingEvent
-from hub.ports.eventlog import Record
-from hub.ports.views import Target
 from hub.settings import load_settings
 from projections.catalog import by_name
 from projections.columnar import Unsupported, decode_values
-from projections.model import to_micros
 from projections.runner import Bound
 
 pytest.importorskip("chdb")

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from governance import lineage
+from core import lineage
+from core.events import OutgoingEvent
 from governance.catalog import catalog
 from hub.api.app import create_app
 from hub.bootstrap import Hub
-from hub.events import OutgoingEvent
 from tests.cli_keys import admin_args
 
 

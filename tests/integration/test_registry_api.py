@@ -29,7 +29,7 @@ from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerialize
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-from hub.registry.service import SCHEMAS_TOPIC
+from registry.service import SCHEMAS_TOPIC
 
 from .conftest import RegistryServer
 

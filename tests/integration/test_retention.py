@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from core.errors import InvalidInput, NotFound, TopicNotFound
+from core.events import OutgoingEvent
+from core.ports.eventlog import Record
 from governance.retention import Governance, RetentionJob
 from hub.bootstrap import Hub
-from hub.errors import InvalidInput, NotFound, TopicNotFound
-from hub.events import OutgoingEvent
-from hub.ports.eventlog import Record
 from tests.cli_keys import admin_args
 
 MINUTE = 60_000
@@ -135,7 +135,7 @@ def test_a_subject_hold_stops_retention_before_the_subjects_first_record(hub: Hu
 
 
 def test_the_ledger_still_verifies_after_retention(hub: Hub) -> None:
-    from hub.ledger.verify import verify_ledger
+    from ledger.verify import verify_ledger
 
     old_and_new(hub)
     g = Governance(hub)
@@ -285,7 +285,7 @@ def publish_payments(hub: Hub, now_ms: int) -> None:
 
 
 def history(hub: Hub) -> list[tuple[str, str]]:
-    from hub.ports.views import Target
+    from core.ports.views import Target
     from projections.service import projection
 
     table = projection("payments").table("payment_history")
@@ -330,7 +330,7 @@ def test_projection_retention_cuts_old_rows_records_them_and_rebuild_keeps_them_
     }
     assert job.run(now).deleted_rows == []  # idempotent
     # the other tables have no "at" column: untouched
-    from hub.ports.views import Target
+    from core.ports.views import Target
     from projections.service import projection
 
     status = projection("payments").table("payment_status")
@@ -344,7 +344,7 @@ def test_projection_retention_cuts_old_rows_records_them_and_rebuild_keeps_them_
     assert sorted((r["payment_id"], r["status"]) for r in past["views"]["payment_history"]) == (
         YOUNG
     )
-    from hub.ledger.verify import verify_ledger
+    from ledger.verify import verify_ledger
 
     hub.ledger.sync(force_checkpoint=True)
     assert verify_ledger(hub.ledger).ok
@@ -385,7 +385,7 @@ def test_analytics_projection_retention_cuts_whole_windows(hub: Hub) -> None:
     import time
 
     pytest.importorskip("chdb")
-    from hub.ports.views import Target
+    from core.ports.views import Target
     from projections.service import projection
 
     now = int(time.time() * 1000)

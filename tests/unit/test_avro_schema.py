@@ -13,14 +13,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hub.errors import InvalidSchema
-from hub.registry.avro_schema import (
+from core.avro.schema import (
     ArrayNode,
     RecordNode,
     UnionNode,
     describe,
     parse_schema,
 )
+from core.errors import InvalidSchema
 
 
 def js(obj: Any) -> str:

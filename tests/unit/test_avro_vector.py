@@ -13,8 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hub.ingest.avro_vector import plan
-from hub.serde import _from_default
+from core.avro.serde import _from_default
+from core.avro.vector import plan
 
 SYMBOLS = ["USD", "EUR", "GBP", "XXX"]
 SCHEMA: dict[str, Any] = {
@@ -272,7 +272,7 @@ def test_unsupported_layouts_have_no_plan() -> None:
 def _parsed_schema() -> Any:
     import json
 
-    from hub.registry.avro_schema import parse_schema
+    from core.avro.schema import parse_schema
 
     return parse_schema(json.dumps(SCHEMA))
 
@@ -299,8 +299,8 @@ ODD = st.sampled_from(
 def test_generated_encoder_equals_fastavro(
     datum: dict[str, Any], odd: dict[str, Any], drop: bool
 ) -> None:
-    from hub import serde
-    from hub.errors import SerializationError
+    from core.avro import serde
+    from core.errors import SerializationError
 
     ps = _parsed_schema()
     enc = serde.encoder(42, ps)

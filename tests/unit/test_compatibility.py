@@ -25,8 +25,14 @@ from avro.compatibility import ReaderWriterCompatibilityChecker, SchemaCompatibi
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
-from hub.errors import InvalidSchema
-from hub.registry.avro_schema import (
+from core.avro.compatibility import (
+    RULES,
+    CompatibilityLevel,
+    Incompatibility,
+    check_level,
+    check_reader_writer,
+)
+from core.avro.schema import (
     ArrayNode,
     EnumNode,
     FixedNode,
@@ -37,13 +43,7 @@ from hub.registry.avro_schema import (
     UnionNode,
     parse_schema,
 )
-from hub.registry.compatibility import (
-    RULES,
-    CompatibilityLevel,
-    Incompatibility,
-    check_level,
-    check_reader_writer,
-)
+from core.errors import InvalidSchema
 
 L = CompatibilityLevel
 
@@ -93,7 +93,9 @@ def random_datum(node: Node, rng: random.Random, depth: int = 0) -> Any:
     if isinstance(node, FixedNode):
         if node.logical == "decimal":
             return _decimal(node, rng)
-        return rng.randbytes(node.size)
+        # ASCII: fastavro resolves a writer's fixed branch to a reader union's string branch when
+        # that comes first (Avro Java picks the same-named fixed), so text keeps the oracle sound.
+        return bytes(rng.randint(0x20, 0x7E) for _ in range(node.size))
     if isinstance(node, ArrayNode):
         n = 0 if depth > 4 else rng.randint(0, 3)
         return [random_datum(node.items, rng, depth + 1) for _ in range(n)]

@@ -7,6 +7,7 @@ from decimal import Decimal as D
 
 import pytest
 
+from core.projection import Event, FoldContext, Windowing, WindowState
 from projections.catalog import MARKET_BARS, PAYMENT_AGGREGATES, POSITIONS
 from projections.folds import (
     fold_bars,
@@ -15,7 +16,6 @@ from projections.folds import (
     merge_src,
     position_key,
 )
-from projections.model import Event, FoldContext, Windowing, WindowState
 from projections.windows import MINUTE_US, hopping, is_late, tumbling
 
 

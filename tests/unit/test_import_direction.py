@@ -1,87 +1,211 @@
-"""Imports go one way (STYLE rule 1): ``domain/`` imports nothing else of ours; adapters import
-the ports and a short list of pure data models, never the application that composes them; ports
-import no adapter. Every import is checked, also the ones inside functions (``ast``)."""
+"""Imports go one way (STYLE rule 1, DESIGN "Layout"): a table of layers, lowest first, and no
+exception per module. Every import is checked with ``ast``: also the ones inside functions and
+under ``TYPE_CHECKING``. And no import cycle, between modules or between packages."""
 
 from __future__ import annotations
 
 import ast
+from collections import defaultdict
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-OURS = ("domain", "hub", "adapters", "governance", "projections", "audit", "ml")
 
-# What an adapter may import besides the standard library and third-party packages: the ports,
-# the error tree, pure helpers and data models the ports' signatures use.
-ADAPTER_ALLOWED = (
-    "adapters",
-    "hub.ports",
-    "hub.errors",
-    "hub.partitioner",
-    "audit",
-    "projections.model",
-    "projections.sqlguard",
-    "governance.bundle",
-    "governance.cache",
-)
+# package -> the packages of ours it may import (besides itself, the standard library and
+# third-party libraries). Services import only services listed before them.
+LAYERS: dict[str, tuple[str, ...]] = {
+    # 1. the pure business model
+    "domain": (),
+    # 2. the ledger's pure math: standard library + cryptography, runnable from its folder alone
+    "audit": (),
+    #    what every service shares: ports, errors, Avro, PII codec, policy bundle, folds
+    "core": ("domain", "audit"),
+    # 3. services, in this order
+    "registry": ("domain", "audit", "core"),
+    "ingest": ("domain", "audit", "core", "registry"),
+    "ledger": ("domain", "audit", "core", "registry", "ingest"),
+    "projections": ("domain", "audit", "core", "registry", "ingest", "ledger"),
+    "governance": ("domain", "audit", "core", "registry", "ingest", "ledger", "projections"),
+    "ml": (
+        "domain",
+        "audit",
+        "core",
+        "registry",
+        "ingest",
+        "ledger",
+        "projections",
+        "governance",
+    ),
+    # one module (or small package) per technology, implementing a port of core
+    "adapters": ("domain", "audit", "core"),
+    # 4. the application: settings, the composition root, API, CLI; it may use everything
+    "hub": (
+        "domain",
+        "audit",
+        "core",
+        "registry",
+        "ingest",
+        "ledger",
+        "projections",
+        "governance",
+        "ml",
+        "adapters",
+    ),
+}
+OURS = tuple(LAYERS)
+
+
+def module_name(path: Path, root: Path = ROOT) -> str:
+    parts = list(path.relative_to(root).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
 def imports_of(path: Path) -> list[tuple[int, str]]:
-    """(line, module) of every absolute import of our packages in ``path``."""
+    """(line, module) of every absolute import of our packages in ``path``; ``from a import b``
+    names ``a.b`` when ``b`` is a module of ours."""
     tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
-    found = []
+    found: list[tuple[int, str]] = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             found += [(node.lineno, a.name) for a in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             found.append((node.lineno, node.module))
+            for a in node.names:
+                sub = f"{node.module}.{a.name}"
+                if (ROOT / Path(*sub.split("."))).with_suffix(".py").exists():
+                    found.append((node.lineno, sub))
     return [(n, m) for n, m in found if m.split(".")[0] in OURS]
 
 
-def allowed(module: str, prefixes: tuple[str, ...]) -> bool:
-    return any(module == p or module.startswith(p + ".") for p in prefixes)
+def files(folder: str, root: Path = ROOT) -> list[Path]:
+    return sorted((root / folder).rglob("*.py"))
 
 
-def files(folder: str) -> list[Path]:
-    return sorted((ROOT / folder).rglob("*.py"))
-
-
-def violations(folder: str, prefixes: tuple[str, ...]) -> list[str]:
+def violations(root: Path = ROOT) -> list[str]:
     out = []
-    for f in files(folder):
-        for line, module in imports_of(f):
-            if not allowed(module, prefixes):
-                out.append(f"{f.relative_to(ROOT)}:{line} imports {module}")
+    for package, allowed in LAYERS.items():
+        for f in files(package, root):
+            for line, module in imports_of(f):
+                top = module.split(".")[0]
+                if top != package and top not in allowed:
+                    out.append(f"{f.relative_to(root)}:{line} ({package}) imports {module}")
     return out
 
 
-def test_the_folders_exist() -> None:
-    assert files("domain") and files("adapters") and files("hub/ports")
+def graph() -> dict[str, set[str]]:
+    """Module -> the modules of ours it imports (resolved to the longest existing module)."""
+    modules = {module_name(f) for package in OURS for f in files(package)}
+    edges: dict[str, set[str]] = defaultdict(set)
+    for package in OURS:
+        for f in files(package):
+            me = module_name(f)
+            for _, target in imports_of(f):
+                while target and target not in modules:
+                    target = target.rpartition(".")[0]
+                if target and target != me:
+                    edges[me].add(target)
+    return edges
 
 
-def test_domain_imports_nothing_else_of_ours() -> None:
-    assert violations("domain", ("domain",)) == []
+def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components with more than one node (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in edges.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                found.append(sorted(comp))
+
+    for v in sorted(edges):
+        if v not in index:
+            visit(v)
+    return found
 
 
-def test_adapters_import_only_ports_and_pure_models() -> None:
-    assert violations("adapters", ADAPTER_ALLOWED) == []
+def test_every_package_of_ours_is_in_the_table() -> None:
+    packages = {p.parent.name for p in ROOT.glob("*/__init__.py")}
+    assert packages - {"tests", "benchmarks"} == set(OURS)
 
 
-def test_ports_import_no_adapter_and_no_application_code() -> None:
-    pure = ("hub.ports", "hub.errors", "domain", "audit", "projections.model")
-    assert violations("hub/ports", pure) == []
+def test_imports_follow_the_layer_table() -> None:
+    assert violations() == []
 
 
-@pytest.mark.parametrize("module", ["governance/shredding.py", "governance/cache.py"])
-def test_pure_governance_modules_depend_only_on_ports(module: str) -> None:
-    path = ROOT / module
-    bad = [m for _, m in imports_of(path) if not allowed(m, ("hub.ports", "hub.errors"))]
+def test_no_import_cycle_between_modules() -> None:
+    assert cycles(graph()) == []
+
+
+def test_no_import_cycle_between_packages() -> None:
+    packages: dict[str, set[str]] = defaultdict(set)
+    for a, targets in graph().items():
+        for b in targets:
+            if a.split(".")[0] != b.split(".")[0]:
+                packages[a.split(".")[0]].add(b.split(".")[0])
+    assert cycles(packages) == []
+
+
+def test_audit_needs_only_the_standard_library_and_cryptography() -> None:
+    """An auditor runs ``hub-verify`` from the ``audit/`` folder alone."""
+    import sys
+
+    allowed = set(sys.stdlib_module_names) | {"cryptography", "audit", "__future__"}
+    bad = []
+    for f in files("audit"):
+        tree = ast.parse(f.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            bad += [f"{f.name}: {n}" for n in names if n.split(".")[0] not in allowed]
     assert bad == []
 
 
-def test_the_checker_sees_imports_inside_functions(tmp_path: Path) -> None:
-    f = tmp_path / "x.py"
-    f.write_text("def f():\n    from hub.bootstrap import bootstrap\n", encoding="utf-8")
-    assert imports_of(f) == [(2, "hub.bootstrap")]
-    assert not allowed("hub.bootstrap", ADAPTER_ALLOWED)
+@pytest.mark.parametrize(
+    ("package", "source", "upward"),
+    [
+        ("core", "def f():\n    from ingest.publish import Publisher\n", "ingest.publish"),
+        ("adapters", "from hub.bootstrap import bootstrap\n", "hub.bootstrap"),
+        (
+            "registry",
+            "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import ledger\n",
+            "ledger",
+        ),
+        ("domain", "from core.errors import HubError\n", "core.errors"),
+    ],
+)
+def test_an_upward_import_fails_the_check(
+    tmp_path: Path, package: str, source: str, upward: str
+) -> None:
+    """The checker sees an upward import anywhere: at the top, inside a function, under
+    ``TYPE_CHECKING``."""
+    (tmp_path / package).mkdir()
+    (tmp_path / package / "added.py").write_text(source, encoding="utf-8")
+    found = violations(tmp_path)
+    assert len(found) == 1 and found[0].endswith(f"imports {upward}"), found
+
+
+def test_a_cycle_is_found() -> None:
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from hub.apikeys import load_pepper
-from hub.errors import ConfigError
-from hub.ports.keyfiles import read_secret_file
+from core.errors import ConfigError
+from core.ports.keyfiles import read_secret_file
+from governance.apikeys import load_pepper
 
 
 def test_made_once_private_and_kept(tmp_path: Path) -> None:

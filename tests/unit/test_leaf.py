@@ -18,11 +18,11 @@ from adapters.local_signer import LocalKeyFileSigner
 from audit import leaf
 from audit.merkle import MemoryTree, inclusion_proof, leaf_hash, range_root
 from audit.note import open_note, parse_verifier_key
-from hub.errors import ConfigError, InvalidInput
-from hub.ledger.leaves import LeafEncoder, query_columns
-from hub.ledger.tree import CHUNK, TreeBuilder
-from hub.ports.eventlog import StoredRecord
-from hub.ports.objectstore import ObjectExists, ObjectNotFound
+from core.errors import ConfigError, InvalidInput
+from core.ports.eventlog import StoredRecord
+from core.ports.objectstore import ObjectExists, ObjectNotFound
+from ledger.leaves import LeafEncoder, query_columns
+from ledger.tree import CHUNK, TreeBuilder
 
 
 def test_layout_is_the_documented_one() -> None:

@@ -1,6 +1,6 @@
 """Differential tests: the ledger's batch fast paths against the reference encoding.
 
-``hub.ledger.leaves.LeafEncoder`` (templated, column-wise and per-record paths) MUST give
+``ledger.leaves.LeafEncoder`` (templated, column-wise and per-record paths) MUST give
 byte-identical leaf inputs and leaf hashes to ``audit.leaf.encode`` (what evidence packs and
 hub-verify recompute), and :func:`query_column_batch` the same columns as ``query_columns``.
 Batches are generated the way the log hands them over (one topic and partition, offsets
@@ -20,10 +20,10 @@ from hypothesis import strategies as st
 
 from audit import leaf
 from audit.merkle import inclusion_proof, leaf_hash, range_root
-from hub.ledger.leaves import LeafEncoder, query_column_batch, query_columns
-from hub.ledger.store import LedgerStore
-from hub.ledger.tree import TreeBuilder
-from hub.ports.eventlog import StoredRecord
+from core.ports.eventlog import StoredRecord
+from ledger.leaves import LeafEncoder, query_column_batch, query_columns
+from ledger.store import LedgerStore
+from ledger.tree import TreeBuilder
 
 NAMES = ["ce_source", "ce_type", "hub_action", "ce_subject", "ce_tenant", "ce_id", "x-é", "%s"]
 texts = st.text(max_size=12)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hub.partitioner import default_partition, murmur2
+from core.partitioner import default_partition, murmur2
 
 # org.apache.kafka.common.utils.UtilsTest#testMurmur2 (signed 32-bit results)
 KAFKA_VECTORS = {

@@ -1,4 +1,4 @@
-"""Policy bundles, role data in step with hub/authz.py, the decision cache, and `opa test`."""
+"""Policy bundles, role data in step with core/roles.py, the decision cache, and `opa test`."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from governance import roledata
-from governance.bundle import (
+from core.decisioncache import DecisionCache
+from core.policybundle import (
     PolicyBundle,
     PolicyError,
     bundle_version,
@@ -18,9 +18,9 @@ from governance.bundle import (
     decision_input,
     input_digest,
 )
-from governance.cache import DecisionCache
-from hub.authz import ACTIONS, ROLE_ACTIONS, ROLES
-from hub.ports.policy import Decision, Principal
+from core.ports.policy import Decision, Principal
+from core.roles import ACTIONS, ROLE_ACTIONS, ROLES
+from governance import roledata
 
 ROOT = Path(__file__).resolve().parents[2]
 

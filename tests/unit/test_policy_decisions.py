@@ -9,14 +9,14 @@ from typing import Any
 
 import pytest
 
-from governance.bundle import decision_input, input_digest
+from core.policybundle import decision_input, input_digest
+from core.ports.policy import Decision, PolicyEngine, Principal
 from governance.decisions import (
     DecisionCommitter,
     DecisionNotRecorded,
     DecisionRecord,
     RecordingPolicyEngine,
 )
-from hub.ports.policy import Decision, PolicyEngine, Principal
 
 
 class Sink:

@@ -123,7 +123,7 @@ def test_rule_sets_round_trip_and_reject_duplicate_ids() -> None:
 
 
 def test_shipped_rule_sets_parse() -> None:
-    from hub.ingest.rules import shipped_rule_sets
+    from ingest.rules import shipped_rule_sets
 
     shipped = shipped_rule_sets()
     assert {"trades-value", "quotes-value", "hub.payments.PaymentSettled"} <= set(shipped)

@@ -8,10 +8,10 @@ from decimal import Decimal
 
 import pytest
 
+from core.avro import serde
+from core.avro.schema import parse_schema
+from core.errors import SerializationError
 from domain.catalog import schema_text
-from hub import serde
-from hub.errors import SerializationError
-from hub.registry.avro_schema import parse_schema
 
 TRADE = parse_schema(schema_text("hub.trading.TradeExecuted"))
 ACCOUNT = parse_schema(schema_text("hub.accounts.AccountUpdated"))

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from hub.errors import ConfigError
+from core.errors import ConfigError
 from hub.settings import load_settings
 
 

@@ -1,4 +1,4 @@
-"""Crypto-shredding of PII fields (governance/shredding.py) on the local keyring, and one erasure
+"""Crypto-shredding of PII fields (core/pii.py) on the local keyring, and one erasure
 end to end on the embedded hub: after the subject's key is destroyed no log read returns the
 PII, and the audit ledger (leaves over the ciphertext) still verifies."""
 
@@ -14,8 +14,11 @@ from typing import Any
 import pytest
 
 from adapters.local_keystore import LocalKeyStore
-from domain.catalog import schema_text
-from governance.shredding import (
+from core.avro import serde
+from core.avro.schema import parse_schema
+from core.errors import InvalidInput, InvalidSchema
+from core.events import STRATEGY_CONFIG
+from core.pii import (
     ENCRYPTED,
     ERASED,
     PLAINTYPE,
@@ -27,13 +30,10 @@ from governance.shredding import (
     pii_fields,
     plain_schema,
 )
-from hub import serde
+from core.ports.eventlog import Record
+from core.ports.keystore import DecryptionFailed, KeyDestroyed, KeyStore
+from domain.catalog import schema_text
 from hub.bootstrap import Hub
-from hub.errors import InvalidInput, InvalidSchema
-from hub.events import STRATEGY_CONFIG
-from hub.ports.eventlog import Record
-from hub.ports.keystore import DecryptionFailed, KeyDestroyed, KeyStore
-from hub.registry.avro_schema import parse_schema
 
 ACCOUNT = "hub.accounts.AccountOpened"
 PAYMENT = "hub.payments.PaymentInitiated"
@@ -261,7 +261,7 @@ def test_records_written_in_plaintext_pass_through(keystore: KeyStore) -> None:
 # -- end to end on the embedded hub --------------------------------------------------------------
 def test_erasure_end_to_end(hub: Hub) -> None:
     """Publish encrypted, erase, then: no log read returns the PII and the ledger verifies."""
-    from hub.ledger.verify import verify_ledger
+    from ledger.verify import verify_ledger
 
     topic = "test.accounts"
     hub.log.create_topic(topic, 1, {STRATEGY_CONFIG: "topic"})

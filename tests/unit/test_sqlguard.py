@@ -6,11 +6,11 @@ import pytest
 import sqlglot
 from sqlglot import exp
 
-from hub.errors import InvalidInput
-from hub.ports.views import ViewGrant
+from core.errors import InvalidInput
+from core.ports.views import ViewGrant
+from core.sqlguard import Dialect, guard, views_named
 from projections import metadata
 from projections.catalog import PROJECTIONS
-from projections.sqlguard import Dialect, guard, views_named
 
 ACCOUNTS = ViewGrant(
     "accounts_current",

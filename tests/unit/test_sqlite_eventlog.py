@@ -22,8 +22,8 @@ from hypothesis import strategies as st
 
 import adapters.sqlite_eventlog as mod
 from adapters.sqlite_eventlog import SqliteEventLog
-from hub.errors import ConfigError, HubError, StorageBusy
-from hub.ports.eventlog import Record, TopicPartition
+from core.errors import ConfigError, HubError, StorageBusy
+from core.ports.eventlog import Record, TopicPartition
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -55,7 +55,7 @@ def with_topic(path: Path, partitions: int = 1) -> Path:
 APPENDER = """
     import sys
     from adapters.sqlite_eventlog import SqliteEventLog
-    from hub.ports.eventlog import Record
+    from core.ports.eventlog import Record
     log = SqliteEventLog(sys.argv[1], synchronous=sys.argv[2])
     tag, batches, size = sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
     for i in range(batches):
@@ -322,7 +322,7 @@ def _tamper_value(path: Path, topic: str = "t") -> None:
 
 
 def test_check_records_refuses_a_reencoded_batch_naming_its_offset(tmp_path: Path) -> None:
-    from hub.errors import LogTampered
+    from core.errors import LogTampered
 
     path = tmp_path / "log.db"
     with SqliteEventLog(path, mac_key=KEY) as log:

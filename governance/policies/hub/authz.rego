@@ -30,7 +30,7 @@
 #   4. purpose of use: a request with purpose "investigation" MUST name a case the hub knows
 #      (open or closed); an unknown or missing case is denied;
 #   5. allowed when one of its roles grants the action (data.hub.role_actions, generated from
-#      hub/authz.py), or a grant that has not expired does, or (`pii.read` only) an open
+#      core/roles.py), or a grant that has not expired does, or (`pii.read` only) an open
 #      investigation does;
 #   6. obligations on allowed reads: rows filtered to the principal's tenant (without
 #      `tenant.all`), and classified fields masked unless a role grants `pii.read` or the

@@ -11,9 +11,9 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
+from core.ports.policy import Principal
 from hub.api.deps import authorize, hub_of
 from hub.api.models import Case, Cases
-from hub.ports.policy import Principal
 
 router = APIRouter(tags=["governance"])
 

@@ -14,11 +14,11 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
+from core.errors import Forbidden
+from core.ports.policy import Principal
 from governance.configchanges import ConfigChanges, config_changes_for, write_action
 from hub.api.deps import authorize, hub_of
 from hub.api.models import ConfigChange, ConfigValue
-from hub.errors import Forbidden
-from hub.ports.policy import Principal
 
 router = APIRouter(tags=["config"])
 
@@ -37,7 +37,7 @@ def _may_write(request: Request, principal: Principal, resource: str) -> None:
 
     The compatibility level of an internal subject is not a client's to change (403
     ``internal_subject``, as on ``PUT /config/{subject}``)."""
-    from hub.registry.internal import is_internal_subject
+    from registry.internal import is_internal_subject
 
     kind, _, subject = resource.partition(":")
     if kind == "registry.config" and subject and is_internal_subject(subject):

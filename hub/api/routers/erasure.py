@@ -9,10 +9,10 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
+from core.ports.policy import Principal
 from governance.erasure import erase
 from hub.api.deps import authorize, hub_of
 from hub.api.models import Erasure
-from hub.ports.policy import Principal
 
 router = APIRouter(tags=["governance"])
 

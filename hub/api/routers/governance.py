@@ -13,7 +13,8 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
-from governance import lineage
+from core import lineage
+from core.ports.policy import Principal
 from governance.catalog import catalog
 from governance.retention import Governance, RetentionJob
 from hub.api.deps import MAX_INT64, authorize, hub_of
@@ -29,7 +30,6 @@ from hub.api.models import (
     RetentionRun,
 )
 from hub.api.routers.config import changes_of
-from hub.ports.policy import Principal
 
 router = APIRouter(tags=["governance"])
 

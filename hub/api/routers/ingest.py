@@ -10,7 +10,7 @@
 - ``POST /v1/ingest/{topic}/avro``: a body of Confluent wire-format values, each framed by a
   4-byte big-endian length (``application/vnd.hub.wire-batch``); per record like JSON.
 - ``GET /v1/quality/stats``: accepted / rejected / replayed counts per topic and rule, from the
-  log (``hub.ingest.stats``); duplicates and per-source counts since the process started.
+  log (``ingest.stats``); duplicates and per-source counts since the process started.
 - ``GET /v1/quarantine``, ``GET /v1/quarantine/{offset}``, ``POST /v1/quarantine/replay``.
 - ``GET /v1/rules``, ``GET /v1/rules/{subject}``, ``PUT /v1/rules/{subject}`` (a governed config
   change, ``governance.configchanges``).
@@ -29,7 +29,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 
-from hub import serde
+from core.avro import serde
+from core.errors import InvalidInput
+from core.ports.policy import Principal
 from hub.api.deps import MAX_INT64, authorize, hub_of, parse_json, read_body, read_json
 from hub.api.models import (
     Ingested,
@@ -44,9 +46,7 @@ from hub.api.models import (
     json_body,
     raw_body,
 )
-from hub.errors import InvalidInput
-from hub.ingest.pipeline import JSON, WIRE, RawRecord
-from hub.ports.policy import Principal
+from ingest.pipeline import JSON, WIRE, RawRecord
 
 router = APIRouter(tags=["ingest"])
 NDJSON = "application/x-ndjson"
@@ -262,7 +262,7 @@ def quarantine_list(
     topic: str | None = None,
     _: Principal = Depends(authorize("quarantine.read")),
 ) -> dict[str, Any]:
-    from hub.ingest.quarantine import entries
+    from ingest.quarantine import entries
 
     items = entries(hub_of(request).ingest, offset, limit, topic)
     return {"records": items, "next_offset": items[-1]["offset"] + 1 if items else offset}
@@ -274,7 +274,7 @@ def quarantine_show(
     request: Request,
     _: Principal = Depends(authorize("quarantine.read")),
 ) -> dict[str, Any]:
-    from hub.ingest.quarantine import decode_entry
+    from ingest.quarantine import decode_entry
 
     masked = "pii" in request.state.decision.mask  # a sealed original stays sealed
     e = decode_entry(hub_of(request).ingest, offset, unseal=not masked)
@@ -293,7 +293,7 @@ async def quarantine_replay(
     request: Request, principal: Principal = Depends(authorize("quarantine.replay"))
 ) -> dict[str, Any]:
     """Body ``{"offsets": [..]}``; returns the outcome per topic."""
-    from hub.ingest.quarantine import replay
+    from ingest.quarantine import replay
 
     payload = await read_json(request)
     offsets = payload.get("offsets") if isinstance(payload, dict) else None
@@ -334,7 +334,8 @@ async def rules_put(
         payload.setdefault("subject", subject)
     hub = hub_of(request)
     # A governed change (`hub config`): refused under the two-person rule, recorded on the ledger.
-    from governance.configchanges import config_changes_for, rules_resource
+    from governance.configchanges import config_changes_for
+    from ingest.rules import rules_resource
 
     config_changes_for(hub).set_direct(principal, rules_resource(subject), payload, "PUT /v1/rules")
     rs, version = hub.ingest.rules.get(subject), hub.ingest.rules.version(subject)

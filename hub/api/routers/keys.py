@@ -8,10 +8,10 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
+from core.ports.policy import Principal
+from governance.apikeys import parse_duration
 from hub.api.deps import authorize, hub_of
 from hub.api.models import KeyOut, KeyRotated, KeysRevoked
-from hub.apikeys import parse_duration
-from hub.ports.policy import Principal
 
 router = APIRouter()
 

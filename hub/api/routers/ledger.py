@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
 from fastapi.responses import PlainTextResponse, Response
 
+from core.errors import InvalidInput
+from core.ports.policy import Principal
 from hub.api.deps import MAX_INT64, authorize, hub_of
 from hub.api.models import (
     Checkpoint,
@@ -31,13 +33,11 @@ from hub.api.models import (
     binary,
     text,
 )
-from hub.errors import InvalidInput
-from hub.ledger.errors import CheckpointNotFound
-from hub.ports.policy import Principal
+from ledger.errors import CheckpointNotFound
 
 if TYPE_CHECKING:
     from hub.bootstrap import Hub
-    from hub.ledger.evidence import EvidencePack
+    from ledger.evidence import EvidencePack
 
 
 @asynccontextmanager
@@ -54,7 +54,7 @@ router = APIRouter(tags=["ledger"], lifespan=lifespan)
 
 
 def _ms(text: str | None, what: str) -> int | None:
-    from hub.ledger.evidence import parse_time
+    from ledger.evidence import parse_time
 
     return None if text is None else int(parse_time(text, what).timestamp() * 1000)
 
@@ -118,8 +118,8 @@ def lookup(
 ) -> dict[str, Any]:
     """The ledger entry of one event (by event id, or topic/partition/offset): entry index, leaf
     hash and inclusion proof against the latest checkpoint."""
-    from hub.errors import Forbidden
-    from hub.ledger.lookup import find_entry
+    from core.errors import Forbidden
+    from ledger.lookup import find_entry
 
     hub = hub_of(request)
     found = find_entry(
@@ -130,7 +130,7 @@ def lookup(
         decision = hub.policy.decide(principal, "event.read", resource, {"method": "GET"})
         if not decision.allow:
             raise Forbidden(f"Access denied: {decision.reason} (policy {decision.policy_version}).")
-        from hub.ledger.lookup import event_json
+        from ledger.lookup import event_json
 
         record = hub.ledger.record_at(found["topic"], found["partition"], found["offset"])
         if record is not None:
@@ -188,7 +188,7 @@ def public_key(
 def verify(
     request: Request, principal: Principal = Depends(authorize("ledger.verify"))
 ) -> dict[str, Any]:
-    from hub.ledger.verify import verify_ledger
+    from ledger.verify import verify_ledger
 
     ledger = hub_of(request).ledger
     result = verify_ledger(ledger).as_dict()
@@ -212,11 +212,11 @@ def export_evidence_pack(
     hub: Hub, since: datetime, until: datetime, controls: Sequence[str], *, actor: str
 ) -> EvidencePack:
     """``export_pack`` as one lineage run of ``export.evidence`` (see the module docstring)."""
-    from governance import lineage
-    from governance.bundle import PolicyBundle
+    from core import lineage
+    from core.policybundle import PolicyBundle
     from governance.decisions import RecordingPolicyEngine
-    from hub.ledger import controls as soc2
-    from hub.ledger.evidence import export_pack
+    from ledger import controls as soc2
+    from ledger.evidence import export_pack
 
     wanted = set(controls)
     read = sorted(  # the topics export_pack selects entries from (its step 2)
@@ -248,8 +248,8 @@ def export_evidence(
     controls: str = Query("CC6,CC7,CC8,PI1"),
     principal: Principal = Depends(authorize("evidence.export")),
 ) -> Response:
-    from hub.ledger.controls import parse_controls
-    from hub.ledger.evidence import parse_time
+    from ledger.controls import parse_controls
+    from ledger.evidence import parse_time
 
     try:
         wanted = parse_controls(controls)

@@ -15,10 +15,10 @@ from typing import Any
 from fastapi import APIRouter, Depends, FastAPI, Request
 from pydantic import BaseModel, Field
 
+from core.ports.policy import Principal
 from governance.changes import PolicyChanges, PolicyFollower, changes_for
 from hub.api.deps import authorize, hub_of
 from hub.api.models import ActivePolicy, PolicyChange
-from hub.ports.policy import Principal
 
 
 def _changes(app: Any) -> PolicyChanges:

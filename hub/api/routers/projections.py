@@ -23,11 +23,11 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from governance import lineage
+from core import lineage
+from core.errors import InvalidInput
+from core.ports.policy import Principal
 from hub.api.deps import MAX_INT64, authorize, hub_of
 from hub.api.models import ProjectionAt, ProjectionStatus, Rebuilt, RowSources
-from hub.errors import InvalidInput
-from hub.ports.policy import Principal
 from projections import metadata
 
 router = APIRouter(tags=["projections"])
@@ -170,8 +170,8 @@ def export(table: pa.Table, fmt: str) -> tuple[bytes, str]:
 def query_inputs(sql: str, store: str) -> list[lineage.Dataset]:
     """The projections of ``store`` whose views ``sql`` reads (as the query guard parses it);
     all of the store's when it does not parse (the reads are not known)."""
+    from core.sqlguard import views_named
     from projections.catalog import PROJECTIONS
-    from projections.sqlguard import views_named
 
     names = views_named(sql, "clickhouse" if store == "analytics" else "sqlite")
     mine = [p for p in PROJECTIONS if p.store == store]

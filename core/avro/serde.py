@@ -1,0 +1,538 @@
+"""Confluent wire format (magic byte 0, 4-byte big-endian schema id, Avro binary) and JSON mapping.
+
+JSON input maps to Avro as a publisher expects: decimals from strings, exact JSON numbers (parse
+request bodies with ``parse_float=Decimal`` so no float ever touches money) or floats (through
+their shortest repr, then exactly to the scale; never rounded), timestamps from RFC
+3339 strings or integers in the logical type's unit, dates from ISO dates, bytes/fixed from base64.
+Output maps back the same way (decimals as strings, timestamps as RFC 3339).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import struct
+from collections.abc import Mapping
+from datetime import UTC, date, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import fastavro
+from fastavro.validation import ValidationError as AvroValidationError
+from fastavro.validation import validate
+
+from core.avro.schema import ParsedSchema
+from core.errors import SerializationError
+
+MAGIC = 0
+_HEADER = struct.Struct(">bI")
+
+
+def wire_header(schema_id: int) -> bytes:
+    """The 5-byte Confluent wire format prefix (magic byte, big-endian schema id)."""
+    return _HEADER.pack(MAGIC, schema_id)
+
+
+def split_wire(data: bytes) -> tuple[int, memoryview]:
+    """Schema id and Avro body of a Confluent wire format value; raises SerializationError."""
+    if len(data) < 5 or data[0] != MAGIC:
+        raise SerializationError(
+            "Value is not in Confluent wire format: it must start with magic byte 0 and a 4-byte "
+            f"schema id (got {len(data)} bytes starting {bytes(data[:5]).hex() or 'nothing'})."
+        )
+    _, schema_id = _HEADER.unpack_from(data)
+    return schema_id, memoryview(data)[5:]
+
+
+def encode(schema_id: int, schema: ParsedSchema, datum: Any) -> bytes:
+    """Avro-encode a Python datum (fastavro types) in Confluent wire format."""
+    buf = io.BytesIO()
+    buf.write(_HEADER.pack(MAGIC, schema_id))
+    try:
+        fastavro.schemaless_writer(buf, schema.parsed, datum)
+    except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
+        raise SerializationError(
+            f"Record does not match schema {schema.name or schema_id}: {exc}"
+        ) from exc
+    return buf.getvalue()
+
+
+def decode(data: bytes, writer: ParsedSchema, reader: ParsedSchema | None = None) -> Any:
+    """Decode a wire format value written with ``writer``, resolved to ``reader`` if given."""
+    _, body = split_wire(data)
+    try:
+        return fastavro.schemaless_reader(
+            io.BytesIO(body),
+            writer.parsed,
+            reader.parsed if reader is not None else None,
+        )
+    except Exception as exc:  # fastavro raises many types on corrupt input
+        raise SerializationError(
+            f"Cannot decode a value written with schema {writer.name}: {exc}"
+        ) from exc
+
+
+def check(schema: ParsedSchema, datum: Any) -> None:
+    """Raise SerializationError naming the field path if ``datum`` does not fit ``schema``."""
+    try:
+        validate(datum, schema.parsed, raise_errors=True)
+    except AvroValidationError as exc:
+        raise SerializationError(f"Record does not match schema {schema.name}: {exc}") from exc
+
+
+# -- JSON <-> Avro datum ------------------------------------------------------------------------
+def from_json(
+    value: Any, schema: Any, path: str = "", named: Mapping[str, Any] | None = None
+) -> Any:
+    """Convert a JSON-decoded value to the datum fastavro expects for ``schema`` (parsed form).
+
+    Named types referred to by name are looked up in ``named`` (by default the parsed schema's
+    own ``__named_schemas`` table, as ``ParsedSchema.parsed`` carries it).
+    """
+    if named is None:
+        named = schema.get("__named_schemas", {}) if isinstance(schema, Mapping) else {}
+    if isinstance(schema, str) and schema in named:
+        schema = named[schema]
+    if isinstance(schema, list):  # union: the first branch that converts without error
+        if value is None and "null" in schema:
+            return None
+        if isinstance(value, Mapping) and len(value) == 1:
+            ((tag, inner),) = value.items()
+            for branch in schema:
+                if _type_name(branch) == tag or _short(_type_name(branch)) == tag:
+                    return from_json(inner, branch, path, named)
+
+        for branch in schema:
+            if branch == "null":
+                continue
+            try:
+                return from_json(value, branch, path, named)
+            except SerializationError:
+                continue
+        raise SerializationError(f"{path or '/'}: no union branch accepts {value!r}.")
+    if isinstance(schema, str):
+        return _primitive(value, schema, path)
+    t = schema["type"]
+    logical = schema.get("logicalType")
+    if logical == "decimal":
+        return _decimal(value, schema, path)
+    if logical in (
+        "timestamp-micros",
+        "timestamp-millis",
+        "local-timestamp-micros",
+        "local-timestamp-millis",
+    ):
+        if isinstance(value, str):
+            try:
+                return datetime.fromisoformat(value.replace("Z", "+00:00"))
+            except ValueError as exc:
+                raise SerializationError(
+                    f"{path}: {value!r} is not an RFC 3339 timestamp."
+                ) from exc
+        return _primitive(value, t, path)
+    if logical == "date":
+        if isinstance(value, str):
+            try:
+                return date.fromisoformat(value)
+            except ValueError as exc:
+                raise SerializationError(f"{path}: {value!r} is not an ISO date.") from exc
+        return _primitive(value, t, path)
+    if t == "record" or t == "error":
+        if not isinstance(value, Mapping):
+            raise SerializationError(f"{path or '/'}: expected an object, got {value!r}.")
+        out = {}
+        known = set()
+        for f in schema["fields"]:
+            name = f["name"]
+            known.add(name)
+            if name in value:
+                out[name] = from_json(value[name], f["type"], f"{path}/{name}", named)
+            elif "default" in f:
+                out[name] = _from_default(f["default"], f["type"], named)
+            else:
+                raise SerializationError(f"{path}/{name}: required field is missing.")
+        unknown = set(value) - known
+        if unknown:
+            raise SerializationError(
+                f"{path or '/'}: unknown field(s) {', '.join(sorted(unknown))} for record "
+                f"{schema.get('name')}."
+            )
+        return out
+    if t == "enum":
+        if value not in schema["symbols"]:
+            raise SerializationError(
+                f"{path}: {value!r} is not one of {', '.join(schema['symbols'])}."
+            )
+        return value
+    if t == "array":
+        if not isinstance(value, list):
+            raise SerializationError(f"{path}: expected an array, got {value!r}.")
+        return [from_json(v, schema["items"], f"{path}/{i}", named) for i, v in enumerate(value)]
+    if t == "map":
+        if not isinstance(value, Mapping):
+            raise SerializationError(f"{path}: expected an object, got {value!r}.")
+        return {k: from_json(v, schema["values"], f"{path}/{k}", named) for k, v in value.items()}
+    if t == "fixed":
+        raw = _bytes(value, path)
+        if len(raw) != schema["size"]:
+            raise SerializationError(f"{path}: fixed size {schema['size']}, got {len(raw)} bytes.")
+        return raw
+    return from_json(value, t, path, named)
+
+
+def _from_default(value: Any, schema: Any, named: Mapping[str, Any]) -> Any:
+    """A field default (Avro JSON encoding) as a datum: bytes defaults are latin-1 strings."""
+    if isinstance(schema, str) and schema in named:
+        schema = named[schema]
+    if isinstance(schema, list):  # a union's default belongs to its first branch
+        return _from_default(value, schema[0], named)
+    if isinstance(schema, dict):
+        t = schema.get("type")
+        if schema.get("logicalType") == "decimal" and t in ("bytes", "fixed"):
+            unscaled = int.from_bytes(value.encode("latin-1"), "big", signed=True)
+            return Decimal(unscaled).scaleb(-int(schema.get("scale", 0)))
+        if t in ("bytes", "fixed"):
+            return value.encode("latin-1")
+        if t in ("record", "error") and isinstance(value, Mapping):
+            return {
+                f["name"]: _from_default(value.get(f["name"], f.get("default")), f["type"], named)
+                for f in schema["fields"]
+            }
+        if t == "array" and isinstance(value, list):
+            return [_from_default(v, schema["items"], named) for v in value]
+        if t == "map" and isinstance(value, Mapping):
+            return {k: _from_default(v, schema["values"], named) for k, v in value.items()}
+        return value
+    if schema == "bytes" and isinstance(value, str):
+        return value.encode("latin-1")
+    return value
+
+
+def _type_name(schema: Any) -> str:
+    if isinstance(schema, str):
+        return schema
+    if isinstance(schema, Mapping):
+        return str(schema.get("name") or schema.get("type"))
+    return ""
+
+
+def _short(name: str) -> str:
+    return name.rsplit(".", 1)[-1]
+
+
+def _primitive(value: Any, t: str, path: str) -> Any:
+    ok = {
+        "null": value is None,
+        "boolean": isinstance(value, bool),
+        "int": isinstance(value, int) and not isinstance(value, bool) and -(2**31) <= value < 2**31,
+        "long": isinstance(value, int)
+        and not isinstance(value, bool)
+        and -(2**63) <= value < 2**63,
+        "float": isinstance(value, (int, float, Decimal)) and not isinstance(value, bool),
+        "double": isinstance(value, (int, float, Decimal)) and not isinstance(value, bool),
+        "string": isinstance(value, str),
+    }
+    if t == "bytes":
+        return _bytes(value, path)
+    if t not in ok:
+        raise SerializationError(f"{path}: named type {t!r} is not resolvable here.")
+    if not ok[t]:
+        raise SerializationError(f"{path}: expected {t}, got {value!r}.")
+    if t in ("float", "double"):
+        return float(value)
+    return value
+
+
+def _bytes(value: Any, path: str) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    if not isinstance(value, str):
+        raise SerializationError(f"{path}: expected base64 text for bytes, got {value!r}.")
+    try:
+        return base64.b64decode(value, validate=True)
+    except ValueError as exc:
+        raise SerializationError(f"{path}: {value!r} is not valid base64.") from exc
+
+
+def _decimal(value: Any, schema: Mapping[str, Any], path: str) -> Decimal:
+    """``value`` (decimal text, an int, an exact JSON number or a float) as the Avro decimal of
+    ``schema``, exactly, or ``SerializationError`` naming the value and the fix.
+
+    A float (what pandas and Parquet writers give for a price) converts through its shortest
+    repr (``101.25`` is ``Decimal("101.25")``, not the binary expansion), then must fit the
+    scale and precision exactly: nothing is ever rounded silently.
+    """
+    where = path or "/"
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise SerializationError(
+                f"{where}: {value!r} is not a finite number, so it cannot be a decimal; send a "
+                "number or null (if the field is nullable)."
+            )
+        value = repr(value)
+    elif isinstance(value, bool) or not isinstance(value, (str, int, Decimal)):
+        raise SerializationError(
+            f"{where}: a decimal must be a number or a string of digits, got {value!r}."
+        )
+    try:
+        d = value if isinstance(value, Decimal) else Decimal(value)
+    except InvalidOperation as exc:
+        raise SerializationError(f"{where}: {value!r} is not a decimal number.") from exc
+    if not d.is_finite():
+        raise SerializationError(f"{where}: {value!r} is not a finite decimal.")
+    scale = int(schema.get("scale", 0))
+    precision = int(schema["precision"])
+    try:
+        q = d.quantize(Decimal(1).scaleb(-scale))
+    except InvalidOperation as exc:
+        raise SerializationError(
+            f"{where}: {value} has more than {precision} significant digits "
+            f"(decimal({precision},{scale}))."
+        ) from exc
+    if q != d:
+        raise SerializationError(
+            f"{where}: {value} has more than {scale} decimal places (decimal({precision},{scale}))"
+            "; round it before publishing."
+        )
+    if len(q.as_tuple().digits) > precision:
+        raise SerializationError(
+            f"{where}: {value} has more than {precision} significant digits "
+            f"(decimal({precision},{scale}))."
+        )
+    return q
+
+
+def decimal_fields(schema: Any) -> tuple[tuple[str, Mapping[str, Any]], ...]:
+    """The top-level fields of a record schema (fastavro-parsed) whose type is a decimal, or a
+    nullable union holding one, with that decimal's schema."""
+    if not isinstance(schema, Mapping) or schema.get("type") != "record":
+        return ()
+    out = []
+    for f in schema.get("fields", []):
+        t = f["type"]
+        branches = t if isinstance(t, list) else [t]
+        for b in branches:
+            if isinstance(b, Mapping) and b.get("logicalType") == "decimal":
+                out.append((f["name"], b))
+                break
+    return tuple(out)
+
+
+def coerce_decimals(datum: Any, fields: tuple[tuple[str, Mapping[str, Any]], ...]) -> Any:
+    """``datum`` (an Avro datum from a file row) with ints, floats and text in its decimal
+    ``fields`` converted exactly (``_decimal``); itself when nothing needs converting."""
+    if not fields or type(datum) is not dict:
+        return datum
+    out = None
+    for name, schema in fields:
+        v = datum.get(name)
+        if v is None or type(v) is Decimal:
+            continue
+        if out is None:
+            out = dict(datum)
+        out[name] = _decimal(v, schema, "/" + name)
+    return datum if out is None else out
+
+
+def to_json(value: Any) -> Any:
+    """A decoded Avro datum as JSON-ready data (decimals as strings, times as RFC 3339)."""
+    if isinstance(value, dict):
+        return {k: to_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [to_json(v) for v in value]
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            return value.isoformat()
+        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    return value
+
+
+# -- generated per-schema encoders ----------------------------------------------------------------
+# ``encoder(schema_id, schema)`` returns a function equal to ``encode(schema_id, schema, datum)``
+# for every datum: Python source generated once per schema writes the common cases (strings,
+# ints, booleans, doubles, enums, bytes decimals, timestamp-micros, dates, nullable unions of
+# those) with exact type checks; anything else (a missing field, another type, a value fastavro
+# would refuse) raises inside the generated code and the datum is encoded by fastavro instead,
+# which gives its own bytes or its own error. Schemas with other field types use fastavro only.
+_SMALL = [bytes([i]) for i in range(128)]
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_EPOCH_NAIVE = datetime(1970, 1, 1)
+_EPOCH_DAY = date(1970, 1, 1)
+_ENCODERS: dict[int, tuple[ParsedSchema, Any]] = {}
+
+
+def _varint(z: int) -> bytes:
+    out = bytearray()
+    while z >= 0x80:
+        out.append((z & 0x7F) | 0x80)
+        z >>= 7
+    out.append(z)
+    return bytes(out)
+
+
+def _micros(v: datetime) -> int:
+    delta = v - (_EPOCH_NAIVE if v.tzinfo is None else _EPOCH)
+    return (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def _decimal_bytes(v: Decimal, precision: int, scale: int) -> bytes:
+    _, digits, exp = v.as_tuple()
+    if not isinstance(exp, int) or len(digits) > precision or exp + scale < 0:
+        raise ValueError("left to fastavro")
+    u = int(v.scaleb(scale))
+    return u.to_bytes((abs(u).bit_length() + 8) // 8, "big", signed=True)
+
+
+def _field_code(
+    t: Any, named: Mapping[str, Any], var: str, lines: list[str], pad: str, consts: dict[str, Any]
+) -> bool:
+    """Append code writing ``var`` of Avro type ``t``; False if ``t`` is not generated."""
+    if isinstance(t, str) and t in named:
+        t = named[t]
+    if isinstance(t, list):
+        if len(t) != 2 or "null" not in t:
+            return False
+        null_at = t.index("null")
+        inner: list[str] = []
+        if not _field_code(t[1 - null_at], named, var, inner, pad + "    ", consts):
+            return False
+        lines.append(f"{pad}if {var} is None:")
+        lines.append(f"{pad}    ap({bytes([2 * null_at])!r})")
+        lines.append(f"{pad}else:")
+        lines.append(f"{pad}    ap({bytes([2 * (1 - null_at)])!r})")
+        lines.extend(inner)
+        return True
+    logical = t.get("logicalType") if isinstance(t, dict) else None
+    base = t.get("type") if isinstance(t, dict) else t
+    varint = f"{pad}ap(_S[z] if z < 128 else _varint(z))"
+    if logical == "decimal" and base == "bytes":
+        precision, scale = int(t["precision"]), int(t.get("scale", 0))
+        if precision > 27:
+            return False
+        quantum = f"_Q{len(consts)}"
+        consts[quantum] = Decimal(1).scaleb(-scale)
+        lines.append(f"{pad}if type({var}) is not _Decimal: raise TypeError")
+        lines.append(f"{pad}if {var}.same_quantum({quantum}):")  # exponent == -scale: exact
+        lines.append(f"{pad}    u = int({var}.scaleb({scale}))")
+        lines.append(f"{pad}    if not -{10**precision} < u < {10**precision}: raise ValueError")
+        lines.append(f"{pad}    b = u.to_bytes((abs(u).bit_length() + 8) >> 3, 'big', signed=True)")
+        lines.append(f"{pad}else:")
+        lines.append(f"{pad}    b = _decimal_bytes({var}, {precision}, {scale})")
+        lines.append(f"{pad}ap(_S[len(b) << 1])")
+        lines.append(f"{pad}ap(b)")
+        return True
+    if logical == "timestamp-micros" and base == "long":
+        lines.append(f"{pad}if type({var}) is not _datetime: raise TypeError")
+        lines.append(f"{pad}v = _micros({var})")
+        lines.append(f"{pad}z = (v << 1) ^ (v >> 63)")
+        lines.append(varint)
+        return True
+    if logical == "date" and base == "int":
+        lines.append(f"{pad}if type({var}) is not _date: raise TypeError")
+        lines.append(f"{pad}v = ({var} - _EPOCH_DAY).days")
+        lines.append(f"{pad}z = (v << 1) ^ (v >> 63)")
+        lines.append(varint)
+        return True
+    if logical is not None:
+        return False
+    if base == "enum":
+        if len(t["symbols"]) > 64:
+            return False
+        name = f"_E{len(consts)}"
+        consts[name] = {s: _SMALL[i << 1] for i, s in enumerate(t["symbols"])}
+        lines.append(f"{pad}ap({name}[{var}])")
+        return True
+    if base == "string":
+        lines.append(f"{pad}if type({var}) is not str: raise TypeError")
+        lines.append(f"{pad}b = {var}.encode()")
+        lines.append(f"{pad}z = len(b) << 1")
+        lines.append(varint)
+        lines.append(f"{pad}ap(b)")
+        return True
+    if base == "bytes":
+        lines.append(f"{pad}if type({var}) is not bytes: raise TypeError")
+        lines.append(f"{pad}z = len({var}) << 1")
+        lines.append(varint)
+        lines.append(f"{pad}ap({var})")
+        return True
+    if base in ("long", "int"):
+        bits = 63 if base == "long" else 31
+        lines.append(f"{pad}v = {var}")
+        lines.append(
+            f"{pad}if type(v) is not int or not {-(2**bits)} <= v < {2**bits}: raise TypeError"
+        )
+        lines.append(f"{pad}z = (v << 1) ^ (v >> 63)")
+        lines.append(varint)
+        return True
+    if base == "boolean":
+        lines.append(f"{pad}if type({var}) is not bool: raise TypeError")
+        lines.append(f"{pad}ap(b'\\x01' if {var} else b'\\x00')")
+        return True
+    if base == "double":
+        lines.append(f"{pad}if type({var}) is not float: raise TypeError")
+        lines.append(f"{pad}ap(_pack_d({var}))")
+        return True
+    return False
+
+
+def _generate(schema: ParsedSchema) -> Any:
+    parsed = schema.parsed
+    if not isinstance(parsed, dict) or parsed.get("type") not in ("record", "error"):
+        return None
+    named = parsed.get("__named_schemas", {})
+    lines = ["def _generated(d, header):", "    out = [header]", "    ap = out.append"]
+    consts: dict[str, Any] = {}
+    for i, f in enumerate(parsed["fields"]):
+        lines.append(f"    f{i} = d[{f['name']!r}]")
+        if not _field_code(f["type"], named, f"f{i}", lines, "    ", consts):
+            return None
+    lines.append("    return b''.join(out)")
+    scope: dict[str, Any] = {
+        **consts,
+        "_S": _SMALL,
+        "_varint": _varint,
+        "_micros": _micros,
+        "_decimal_bytes": _decimal_bytes,
+        "_Decimal": Decimal,
+        "_datetime": datetime,
+        "_date": date,
+        "_EPOCH_DAY": _EPOCH_DAY,
+        "_pack_d": struct.Struct("<d").pack,
+    }
+    exec(compile("\n".join(lines), f"<avro encoder {schema.name}>", "exec"), scope)
+    return scope["_generated"]
+
+
+def encoder(schema_id: int, schema: ParsedSchema) -> Any:
+    """A function ``datum -> bytes`` equal to ``encode(schema_id, schema, datum)`` (see above)."""
+    found = _ENCODERS.get(schema_id)
+    if found is not None and found[0] is schema:
+        return found[1]
+    generated = _generate(schema)
+    header = _HEADER.pack(MAGIC, schema_id)
+
+    if generated is None:
+
+        def encode_one(datum: Any) -> bytes:
+            return encode(schema_id, schema, datum)
+
+    else:
+
+        def encode_one(datum: Any) -> bytes:
+            if type(datum) is dict:
+                try:
+                    return generated(datum, header)  # type: ignore[no-any-return]
+                except Exception:
+                    pass
+            return encode(schema_id, schema, datum)
+
+    if len(_ENCODERS) > 1024:
+        _ENCODERS.clear()
+    _ENCODERS[schema_id] = (schema, encode_one)
+    return encode_one

@@ -1,0 +1,447 @@
+"""Crypto-shredding of PII fields: encrypt them per data subject before they enter the log.
+
+A field is PII when its Avro schema says ``"classification": "pii"``; the record's data subject
+is the top-level field marked ``"hub.data_subject": true`` (e.g. ``account_id``). Each PII value
+is encrypted with the subject's key (``core.ports.keystore.KeyStore``) under the associated data
+``make_aad(topic, field path, subject)``; ``KeyStore.destroy(subject)`` then makes every copy
+unreadable, while the log's bytes, which the audit ledger's leaves hash, never change.
+
+How an encrypted value fits Avro: the log's schema differs from the domain schema in exactly the
+PII fields (``encrypted_schema``): such a field's type becomes ``bytes`` (``["null", "bytes"]``
+when the plain type admits null; null stays null, unencrypted) and it gains two attributes,
+``"hub.encrypted": true`` and ``"hub.plaintype": <the original type>``. The bytes are the
+KeyStore's envelope of the Avro binary encoding of the value under its original type, so every
+type (strings, dates, decimals, records) encrypts the same way and decodes exactly. Any
+Confluent-compatible consumer can still read the record; the attributes tell it which fields are
+ciphertext and what they hold. ``plain_schema`` is the inverse.
+
+Datums here are in fastavro's form (what ``core.avro.serde.from_json`` returns and
+``core.avro.serde.decode`` yields): ``date`` objects, ``Decimal`` ... This module depends only
+on the KeyStore port and the Avro schema JSON.
+
+Limits: PII inside array items or map values cannot be encrypted field by field; mark the whole
+array or map field as PII instead (``encrypted_schema`` refuses the schema otherwise).
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import fastavro
+
+from core.errors import InvalidInput, InvalidSchema
+from core.ports.keystore import KeyDestroyed, KeyStore, make_aad
+
+PII = "pii"
+ENCRYPTED = "hub.encrypted"
+PLAINTYPE = "hub.plaintype"
+DATA_SUBJECT = "hub.data_subject"
+ERASED = "[erased]"
+
+SchemaJson = str | Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class PiiField:
+    """One PII field: where it is, its plain Avro type (standalone) and how to (de)serialise it."""
+
+    path: tuple[str, ...]
+    nullable: bool
+    stringy: bool
+    writer: Any  # parsed one-field record schema wrapping the plain type
+
+    @property
+    def name(self) -> str:
+        return "/".join(self.path)
+
+    def encode(self, value: Any) -> bytes:
+        buf = io.BytesIO()
+        fastavro.schemaless_writer(buf, self.writer, {"v": value})
+        return buf.getvalue()
+
+    def decode(self, data: bytes) -> Any:
+        return fastavro.schemaless_reader(io.BytesIO(data), self.writer, None)["v"]  # type: ignore[call-overload,index]
+
+    @property
+    def erased(self) -> Any:
+        """What a reader sees once the subject is erased: the marker where a string fits."""
+        return ERASED if self.stringy else None
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """Everything shredding needs to know about one schema, computed once."""
+
+    fields: tuple[PiiField, ...]  # every PII field, in schema order
+    encrypted: frozenset[tuple[str, ...]]  # paths the given schema stores as ciphertext
+    subject_field: str | None
+
+
+# -- schema analysis ----------------------------------------------------------------------------
+def _load(schema_json: SchemaJson) -> Any:
+    if isinstance(schema_json, str):
+        try:
+            return json.loads(schema_json)
+        except ValueError as exc:
+            raise InvalidSchema(f"The schema is not valid JSON: {exc}.") from exc
+    return copy.deepcopy(dict(schema_json))
+
+
+def _text(schema_json: SchemaJson) -> str:
+    return schema_json if isinstance(schema_json, str) else json.dumps(schema_json, sort_keys=True)
+
+
+def _is_pii(field: Mapping[str, Any]) -> bool:
+    return field.get("classification") == PII or bool(field.get(ENCRYPTED))
+
+
+def _record_branches(t: Any) -> list[dict[str, Any]]:
+    """Inline record definitions a field type holds directly (itself or union branches)."""
+    branches = t if isinstance(t, list) else [t]
+    return [b for b in branches if isinstance(b, dict) and b.get("type") in ("record", "error")]
+
+
+def _nullable(t: Any) -> bool:
+    return isinstance(t, list) and "null" in t
+
+
+def _stringy(t: Any) -> bool:
+    branches = t if isinstance(t, list) else [t]
+    return any(
+        b == "string" or (isinstance(b, dict) and b.get("type") == "string") for b in branches
+    )
+
+
+def _no_pii_inside(t: Any, where: str) -> None:
+    """Refuse PII nested in arrays or maps (it cannot be encrypted field by field)."""
+    if isinstance(t, list):
+        for b in t:
+            _no_pii_inside(b, where)
+    elif isinstance(t, dict):
+        if t.get("type") in ("record", "error"):
+            for f in t.get("fields", []):
+                if _is_pii(f):
+                    raise InvalidSchema(
+                        f"Field {where} holds records with the PII field {f['name']!r} inside "
+                        "an array or map; mark the whole field as PII instead."
+                    )
+                _no_pii_inside(f["type"], where)
+        for key in ("items", "values"):
+            if key in t:
+                _no_pii_inside(t[key], where)
+
+
+def _transform(schema: Any, encrypt: bool) -> Any:
+    """Rewrite PII fields of every inline record definition, in place; returns ``schema``."""
+    for rec in _record_branches(schema):
+        for f in rec.get("fields", []):
+            if encrypt and f.get("classification") == PII and not f.get(ENCRYPTED):
+                plain = f["type"]
+                f[PLAINTYPE] = plain
+                f[ENCRYPTED] = True
+                if _nullable(plain):
+                    f["type"] = ["null", "bytes"]
+                    if "default" in f and f["default"] is not None:
+                        del f["default"]
+                    if plain[0] == "null" and "default" in f:
+                        f["default"] = None
+                else:
+                    f["type"] = "bytes"
+                    f.pop("default", None)
+            elif not encrypt and f.get(ENCRYPTED):
+                f["type"] = f.pop(PLAINTYPE)
+                del f[ENCRYPTED]
+                if _nullable(f["type"]) and f["type"][0] != "null":
+                    f.pop("default", None)
+            else:
+                t = f["type"]
+                if isinstance(t, dict) and t.get("type") in ("array", "map"):
+                    _no_pii_inside(t, f["name"])
+                for branch in _record_branches(t):
+                    _transform(branch, encrypt)
+    return schema
+
+
+def encrypted_schema(schema_json: SchemaJson) -> str:
+    """The log's form of a domain schema: PII fields become ciphertext ``bytes`` (idempotent)."""
+    out = _transform(_load(schema_json), encrypt=True)
+    try:
+        fastavro.parse_schema(copy.deepcopy(out))
+    except Exception as exc:  # fastavro raises several types for a bad schema
+        raise InvalidSchema(
+            f"The schema with encrypted PII fields is not valid Avro ({exc}); a PII field "
+            "probably defines a named type that other fields use: define it outside the PII "
+            "field."
+        ) from exc
+    return json.dumps(out, separators=(",", ":"))
+
+
+def plain_schema(schema_json: SchemaJson) -> str:
+    """The inverse of ``encrypted_schema``: every encrypted field back to its plain type."""
+    return json.dumps(_transform(_load(schema_json), encrypt=False), separators=(",", ":"))
+
+
+def _walk(schema: Any, prefix: tuple[str, ...], out: list[tuple[tuple[str, ...], Any]]) -> None:
+    """Collect (path, field) of every PII field in an expanded schema, recursing into records."""
+    for rec in _record_branches(schema):
+        for f in rec.get("fields", []):
+            path = (*prefix, f["name"])
+            if _is_pii(f):
+                out.append((path, f))
+            else:
+                _walk(f["type"], path, out)
+
+
+def _field_writer(path: tuple[str, ...], plain: Any) -> Any:
+    wrapper = {"type": "record", "name": "hub.pii.Value", "fields": [{"name": "v", "type": plain}]}
+    try:
+        return fastavro.parse_schema(wrapper)
+    except Exception as exc:  # fastavro raises several types for a bad schema
+        raise InvalidSchema(f"PII field {'/'.join(path)} has an unusable type: {exc}.") from exc
+
+
+@lru_cache(maxsize=512)
+def _plan(text: str) -> Plan:
+    schema = _load(text)
+    plain = _transform(copy.deepcopy(schema), encrypt=False)
+    try:
+        expanded_plain = fastavro.parse_schema(plain, expand=True)
+        expanded_given = fastavro.parse_schema(copy.deepcopy(schema), expand=True)
+    except Exception as exc:  # fastavro raises several types for a bad schema
+        raise InvalidSchema(f"The schema is not valid Avro: {exc}.") from exc
+    found: list[tuple[tuple[str, ...], Any]] = []
+    _walk(expanded_plain, (), found)
+    given: list[tuple[tuple[str, ...], Any]] = []
+    _walk(expanded_given, (), given)
+    fields = tuple(
+        PiiField(
+            path=path,
+            nullable=_nullable(f["type"]),
+            stringy=_stringy(f["type"]),
+            writer=_field_writer(path, f["type"]),
+        )
+        for path, f in found
+    )
+    subjects = [f["name"] for f in plain.get("fields", []) if f.get(DATA_SUBJECT)]
+    if len(subjects) > 1:
+        raise InvalidSchema(
+            f"Schema {plain.get('name')} marks {len(subjects)} fields as {DATA_SUBJECT} "
+            f"({', '.join(subjects)}); mark exactly one."
+        )
+    return Plan(
+        fields=fields,
+        encrypted=frozenset(path for path, f in given if f.get(ENCRYPTED)),
+        subject_field=subjects[0] if subjects else None,
+    )
+
+
+def plan(schema_json: SchemaJson) -> Plan:
+    """The shredding plan of a schema (cached by schema text)."""
+    return _plan(_text(schema_json))
+
+
+def pii_fields(schema_json: SchemaJson) -> list[str]:
+    """Paths (``a/b`` for nested records) of every field classified PII, in schema order."""
+    return [f.name for f in plan(schema_json).fields]
+
+
+def data_subject_field(schema_json: SchemaJson) -> str | None:
+    """The top-level field marked ``hub.data_subject``, or None."""
+    return plan(schema_json).subject_field
+
+
+def data_subject_of(datum: Mapping[str, Any], schema_json: SchemaJson) -> str | None:
+    """The data subject id a record names (its ``hub.data_subject`` field), or None."""
+    name = plan(schema_json).subject_field
+    if name is None:
+        return None
+    value = datum.get(name)
+    return None if value is None else str(value)
+
+
+def refuse_erased(
+    datum: Any, schema_json: SchemaJson, keystore: KeyStore, seen: dict[str, bool] | None = None
+) -> None:
+    """Raise ``KeyDestroyed`` when ``datum`` names an erased data subject in its
+    ``hub.data_subject`` field, whether or not the schema holds PII: after ``hub erase``, a late
+    trade or payment naming the account is refused like a late account event. ``seen`` caches
+    answers for one batch; asking never creates a key."""
+    if not isinstance(datum, Mapping):
+        return
+    name = plan(schema_json).subject_field
+    subject = None if name is None else datum.get(name)
+    if not isinstance(subject, str) or not subject:
+        return
+    erased = None if seen is None else seen.get(subject)
+    if erased is None:
+        try:
+            erased = keystore.erased(subject)
+        except InvalidInput:
+            erased = False  # not a valid subject id: nothing can have been erased under it
+        if seen is not None:
+            seen[subject] = erased
+    if erased:
+        raise KeyDestroyed(
+            f"Data subject {subject!r} (field {name}) was erased: a record naming it is "
+            "refused, and its content is not kept."
+        )
+
+
+# -- datum rewriting ----------------------------------------------------------------------------
+def _get(datum: Mapping[str, Any], path: tuple[str, ...]) -> tuple[bool, Any]:
+    node: Any = datum
+    for name in path:
+        if not isinstance(node, Mapping) or name not in node:
+            return False, None
+        node = node[name]
+    return True, node
+
+
+def _set(datum: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
+    """Set a nested value, copying each dict on the way so the caller's datum is not changed."""
+    node = datum
+    for name in path[:-1]:
+        child = dict(node[name])
+        node[name] = child
+        node = child
+    node[path[-1]] = value
+
+
+def encrypt_pii(
+    datum: Mapping[str, Any],
+    schema_json: SchemaJson,
+    subject_id: str | None,
+    keystore: KeyStore,
+    topic: str,
+) -> dict[str, Any]:
+    """A copy of ``datum`` with every PII value replaced by its ciphertext (nulls stay null).
+
+    Raises ``InvalidInput`` when the record has PII values but no data subject, and
+    ``KeyDestroyed`` when the subject was erased (a late event for an erased subject).
+    """
+    p = plan(schema_json)
+    out = dict(datum)
+    for field in p.fields:
+        present, value = _get(datum, field.path)
+        if not present or value is None:
+            continue
+        if not subject_id:
+            raise InvalidInput(
+                f"Field {field.name} is PII but the record names no data subject: give its "
+                f"{p.subject_field or DATA_SUBJECT + ' field'} a value.",
+                code="data_subject_missing",
+            )
+        aad = make_aad(topic, field.name, subject_id)
+        _set(out, field.path, keystore.encrypt(subject_id, field.encode(value), aad))
+    return out
+
+
+def decrypt_pii(
+    datum: Mapping[str, Any],
+    schema_json: SchemaJson,
+    subject_id: str | None,
+    keystore: KeyStore,
+    topic: str,
+    only: frozenset[str] | None = None,
+) -> dict[str, Any]:
+    """A copy of ``datum`` (written with ``schema_json``) with its PII values in plaintext.
+
+    ``only`` names the fields (paths ``a/b``) to decrypt; the others stay ciphertext (a reader
+    that needs some PII decrypts no more than that).
+
+    When the subject's key was destroyed, each PII value reads as ``"[erased]"`` where the plain
+    type admits a string, else None. A ciphertext that fails authentication raises
+    ``DecryptionFailed`` (tampering is an error, not an erasure).
+    """
+    p = plan(schema_json)
+    out = dict(datum)
+    erased = False
+    for field in p.fields:
+        if field.path not in p.encrypted:
+            continue  # written in plaintext (a schema without encryption)
+        if only is not None and field.name not in only:
+            continue
+        present, value = _get(datum, field.path)
+        if not present or value is None:
+            continue
+        if erased or not subject_id:
+            _set(out, field.path, field.erased)
+            continue
+        aad = make_aad(topic, field.name, subject_id)
+        try:
+            plaintext = keystore.decrypt(subject_id, bytes(value), aad)
+        except KeyDestroyed:
+            erased = True
+            _set(out, field.path, field.erased)
+            continue
+        _set(out, field.path, field.decode(plaintext))
+    return out
+
+
+MASKED = "***"
+
+
+def encrypts(schema_json: SchemaJson) -> bool:
+    """True when records written with this schema hold ciphertext PII fields."""
+    return bool(plan(schema_json).encrypted)
+
+
+def mask_pii(datum: Mapping[str, Any], schema_json: SchemaJson) -> dict[str, Any]:
+    """A copy of ``datum`` with every PII value hidden, without decrypting anything.
+
+    A PII value reads as ``"***"`` where its plain type admits a string, else None; the
+    reader without ``pii.read`` sees that the field exists and has a value, never the value.
+    """
+    out = dict(datum)
+    for field in plan(schema_json).fields:
+        present, value = _get(datum, field.path)
+        if present and value is not None:
+            _set(out, field.path, MASKED if field.stringy else None)
+    return out
+
+
+class PiiCodec:
+    """Encrypts and decrypts the PII fields of datums with one KeyStore; see the module doc.
+
+    ``encrypt(datum, schema, topic)`` takes a datum in the plain form of ``schema`` (the log's
+    schema, PII fields as ciphertext bytes) and returns it in the log's form; ``decrypt`` is the
+    inverse for a datum read with ``schema``. Both find the data subject in the datum itself.
+    """
+
+    def __init__(self, keystore: KeyStore) -> None:
+        self.keystore = keystore
+
+    def encrypt(self, datum: Mapping[str, Any], schema_json: SchemaJson, topic: str) -> Any:
+        if not encrypts(schema_json):
+            return datum
+        subject = data_subject_of(datum, schema_json)
+        return encrypt_pii(datum, schema_json, subject, self.keystore, topic)
+
+    def decrypt(
+        self,
+        datum: Mapping[str, Any],
+        schema_json: SchemaJson,
+        topic: str,
+        only: frozenset[str] | None = None,
+    ) -> Any:
+        if not encrypts(schema_json) or not isinstance(datum, Mapping):
+            return datum
+        subject = data_subject_of(datum, schema_json)
+        return decrypt_pii(datum, schema_json, subject, self.keystore, topic, only)
+
+    def seal(self, subject_id: str, data: bytes, topic: str) -> bytes:
+        """Encrypt opaque bytes of a subject (a quarantined original) under its key."""
+        return self.keystore.encrypt(subject_id, data, make_aad(topic, "original", subject_id))
+
+    def unseal(self, subject_id: str, data: bytes, topic: str) -> bytes | None:
+        """The bytes ``seal`` encrypted, or None once the subject is erased."""
+        try:
+            return self.keystore.decrypt(subject_id, data, make_aad(topic, "original", subject_id))
+        except KeyDestroyed:
+            return None

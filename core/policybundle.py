@@ -1,0 +1,267 @@
+"""Policy bundles, the decision input both engines see, and reading their answer.
+
+A bundle is the hub's policy: every ``.rego`` module and ``data.json`` document under a folder
+(``governance/policies`` ships one), by relative path. Its version is the SHA-256 over the
+sorted files, so the same files give the same version on every engine and every machine:
+
+    sha256( for each path in sorted(paths): path "\\0" len(text) "\\0" text )
+
+``data.json`` at ``a/b/data.json`` is the document ``data.a.b`` (OPA's rule for directories);
+no other data files are allowed, so the embedded engine and an OPA server loading the same
+folder see the same documents.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from core.errors import HubError
+from core.ports.policy import Decision, Principal
+
+if TYPE_CHECKING:
+    from core.decisioncache import DecisionCache
+
+ENTRYPOINT = "hub/authz/decision"
+QUERY = "x = data.hub.authz.decision"
+# The shipped Rego files are data kept beside the governance service that owns them.
+DEFAULT_POLICY_DIR = Path(__file__).resolve().parents[1] / "governance" / "policies"
+
+
+class PolicyError(HubError):
+    """A policy bundle is invalid (does not parse, compile, or pass its test cases)."""
+
+    code = "policy_invalid"
+    http_status = 422
+
+
+def bundle_version(files: Mapping[str, str]) -> str:
+    """SHA-256 (hex) over the sorted files of a bundle."""
+    h = hashlib.sha256()
+    for path in sorted(files):
+        text = files[path].encode("utf-8")
+        h.update(path.encode("utf-8") + b"\0" + str(len(text)).encode() + b"\0")
+        h.update(text)
+    return h.hexdigest()
+
+
+def _check_path(path: str) -> None:
+    parts = path.split("/")
+    if path.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        raise PolicyError(f"Bundle path {path!r} must be relative, without '.' or '..' parts.")
+    if not (path.endswith(".rego") or parts[-1] == "data.json"):
+        raise PolicyError(
+            f"Bundle file {path!r} is neither a .rego module nor a data.json document; "
+            "only those two kinds are loaded by both engines."
+        )
+
+
+@dataclass(frozen=True)
+class PolicyBundle:
+    """Immutable set of policy files; ``data`` is the merged data document they define."""
+
+    files: Mapping[str, str]
+    version: str
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_files(cls, files: Mapping[str, str]) -> PolicyBundle:
+        """Validate paths and data documents; raises ``PolicyError`` naming the bad file."""
+        if not any(p.endswith(".rego") for p in files):
+            raise PolicyError("A policy bundle needs at least one .rego module.")
+        data: dict[str, Any] = {}
+        for path in sorted(files):
+            _check_path(path)
+            if not path.endswith("data.json"):
+                continue
+            try:
+                doc = json.loads(files[path])
+            except ValueError as exc:
+                raise PolicyError(f"Bundle data file {path!r} is not valid JSON: {exc}.") from exc
+            if not isinstance(doc, dict):
+                raise PolicyError(f"Bundle data file {path!r} must hold a JSON object.")
+            node = data
+            for part in path.split("/")[:-1]:
+                node = node.setdefault(part, {})
+            node.update(doc)
+        return cls(dict(files), bundle_version(files), data)
+
+    @classmethod
+    def from_dir(cls, root: Path = DEFAULT_POLICY_DIR) -> PolicyBundle:
+        """Every ``*.rego`` and ``data.json`` under ``root`` (hidden files skipped)."""
+        if not root.is_dir():
+            raise PolicyError(f"The policy folder {root} does not exist.")
+        files = {
+            p.relative_to(root).as_posix(): p.read_text("utf-8")
+            for p in sorted(root.rglob("*"))
+            if p.is_file()
+            and not any(part.startswith(".") for part in p.relative_to(root).parts)
+            and (p.suffix == ".rego" or p.name == "data.json")
+        }
+        return cls.from_files(files)
+
+    @property
+    def modules(self) -> dict[str, str]:
+        """The policy modules, without the ``*_test.rego`` test modules."""
+        return {
+            p: t for p, t in self.files.items() if p.endswith(".rego") and not is_test_module(p)
+        }
+
+    @property
+    def test_modules(self) -> dict[str, str]:
+        return {p: t for p, t in self.files.items() if is_test_module(p)}
+
+    @property
+    def hub_data(self) -> Mapping[str, Any]:
+        """``data.hub``: the role table, two-person resources and the other policy settings."""
+        hub = self.data.get("hub", {})
+        return hub if isinstance(hub, Mapping) else {}
+
+
+def is_test_module(path: str) -> bool:
+    return path.endswith("_test.rego")
+
+
+# -- the decision input ------------------------------------------------------------------------
+def decision_input(
+    principal: Principal,
+    action: str,
+    resource: str,
+    context: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """The input document of ``data.hub.authz.decision`` (see authz.rego for the shape)."""
+    return {
+        "principal": {
+            "id": principal.id,
+            "roles": sorted(principal.roles),
+            "tenant": principal.tenant,
+            "attributes": dict(principal.attributes),
+        },
+        "action": action,
+        "resource": resource,
+        "context": dict(context or {}),
+    }
+
+
+def with_now(context: Mapping[str, Any] | None, clock_ns: Any = time.time_ns) -> dict[str, Any]:
+    """``context`` with ``now`` (Unix ns) set when the caller did not set it."""
+    ctx = dict(context or {})
+    if "now" not in ctx:
+        ctx["now"] = clock_ns()
+    return ctx
+
+
+def canonical_json(doc: Any) -> bytes:
+    """Sorted keys, no spaces, UTF-8: the bytes every digest of an input is taken over."""
+    return json.dumps(
+        doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
+    ).encode("utf-8")
+
+
+def input_digest(doc: Any) -> str:
+    return hashlib.sha256(canonical_json(doc)).hexdigest()
+
+
+def cache_key(doc: Mapping[str, Any]) -> str:
+    """The digest of an input without ``context.now`` (expiry is handled by the cache)."""
+    ctx = doc.get("context")
+    if isinstance(ctx, Mapping) and "now" in ctx:
+        doc = {**doc, "context": {k: v for k, v in ctx.items() if k != "now"}}
+    return input_digest(doc)
+
+
+def grants_valid_until(doc: Mapping[str, Any], bundle: PolicyBundle) -> int | None:
+    """The earliest expiry (Unix ns) after ``context.now`` of any grant the input could use.
+
+    A cached decision must not outlive it: a grant that allowed it may have expired by then.
+    """
+    ctx = doc.get("context")
+    ctx = ctx if isinstance(ctx, Mapping) else {}
+    now = ctx.get("now")
+    if not isinstance(now, int):
+        return None
+    grants: list[Any] = []
+    # Open cases expire like grants: an unmasked decision must not outlive its case.
+    for source in (ctx.get("grants"), bundle.hub_data.get("grants"), ctx.get("open_cases")):
+        if isinstance(source, list):
+            grants += source
+    ends = [
+        g["expires_at"]
+        for g in grants
+        if isinstance(g, Mapping) and isinstance(g.get("expires_at"), int) and g["expires_at"] > now
+    ]
+    return min(ends) if ends else None
+
+
+# -- reading the answer ------------------------------------------------------------------------
+def decision_from_result(result: Any, version: str) -> Decision:
+    """A ``Decision`` from the policy's JSON answer; a malformed answer is a deny (fail closed)."""
+    if not isinstance(result, Mapping):
+        return Decision(False, "Access denied: the policy produced no decision.", version)
+    allow = result.get("allow")
+    reason = result.get("reason")
+    mask = result.get("mask", [])
+    row_filter = result.get("row_filter", {})
+    if (
+        not isinstance(allow, bool)
+        or not isinstance(reason, str)
+        or not isinstance(mask, list)
+        or not all(isinstance(m, str) for m in mask)
+        or not isinstance(row_filter, Mapping)
+    ):
+        return Decision(
+            False,
+            "Access denied: the policy answered a malformed decision "
+            f"{json.dumps(result, default=str)[:200]}.",
+            version,
+        )
+    return Decision(
+        allow,
+        reason,
+        version,
+        mask=tuple(mask),
+        row_filter={str(k): str(v) for k, v in row_filter.items()},
+    )
+
+
+def engine_failure(engine: str, detail: str, version: str) -> Decision:
+    """The deny every adapter answers when it cannot decide (fail closed, never raise)."""
+    return Decision(
+        False,
+        f"Access denied because the policy engine ({engine}) failed: {detail}",
+        version,
+    )
+
+
+def decide_cached(
+    engine: str,
+    doc: Mapping[str, Any],
+    bundle: PolicyBundle,
+    cache: DecisionCache | None,
+    evaluate: Callable[[Mapping[str, Any]], Any],
+    explain: Callable[[Exception], str] = repr,
+) -> Decision:
+    """What every adapter's ``decide_input`` does around its own ``evaluate``: answer from the
+    decision cache when it holds the input (under this bundle version, not past a grant's
+    expiry), else evaluate, read the answer, and cache it. An evaluation that raises is denied
+    with ``explain(exc)`` as the reason (fail closed) and never cached."""
+    key = ""
+    if cache is not None:
+        key = cache_key(doc)
+        ctx = doc.get("context")
+        now = ctx.get("now") if isinstance(ctx, Mapping) else None
+        hit = cache.get(key, bundle.version, now if isinstance(now, int) else None)
+        if hit is not None:
+            return hit
+    try:
+        decision = decision_from_result(evaluate(doc), bundle.version)
+    except Exception as exc:  # the engine failed in any way: fail closed
+        return engine_failure(engine, explain(exc), bundle.version)
+    if cache is not None:
+        cache.put(key, bundle.version, decision, grants_valid_until(doc, bundle))
+    return decision

@@ -1,0 +1,293 @@
+"""EventLog: the port every log adapter implements (SQLite embedded, Apache Kafka distributed).
+
+The log is Kafka-shaped. A topic has a fixed number of partitions; each partition is an ordered
+sequence of records numbered by offset from 0. A record has a key, a value, headers and a
+timestamp. The contract below is written so that a Kafka adapter can honour it; the contract test
+suite (``tests/contract/eventlog_contract.py``) runs against every adapter.
+
+Contract
+- ``create_topic`` MUST be idempotent for the same partition count and MUST raise ``TopicExists``
+  when asked for a different count.
+- ``append`` MUST be atomic: either every record of the batch is stored, or none is. Records
+  without an explicit partition MUST be placed by ``core.partitioner.default_partition``: Kafka's
+  murmur2 partitioner for keyed records (the same partition number a Kafka producer picks), and
+  partition 0 for keyless ones, so that both footprints place every record identically. Offsets
+  within a partition MUST increase in batch order and be dense within each partition's records
+  of one append. An append that ``is_transactional_append`` names (it touches several partitions,
+  or is too big for one Kafka record batch) is a transaction in Kafka, whose commit marker takes
+  one offset in every partition it wrote: every adapter MUST then leave exactly one unused offset
+  after the batch's records in each partition it wrote, and MUST leave none otherwise, so that
+  both footprints number every record identically. A committed ``Transaction`` likewise leaves
+  one unused offset in each partition it appended to. (What an aborted transaction consumes is
+  adapter-specific.) An explicit partition outside the topic's range MUST raise ``InvalidInput``.
+- A batch acknowledged by ``append`` MUST survive a process crash.
+- With an ``IdempotenceKey``, a batch whose (producer id, sequence) was already stored MUST NOT be
+  stored again; the call returns the metadata of the stored copy. A sequence lower than the
+  last stored one that is not a retry of it, or higher than last + 1, MUST raise
+  ``OutOfOrderSequence``.
+- ``read`` MUST return records in offset order starting at the first offset >= the one asked for.
+- ``stable_offsets`` is the offset below which every record is committed and readable (Kafka's
+  last stable offset). ``read`` MAY return fewer records than are there (a Kafka fetch can come
+  back early), so a reader moves its position to the stable offset only after two reads in a
+  row returned nothing: then only marker offsets lie between.
+- ``delete_records_before`` raises a partition's beginning offset (retention); reads MUST then
+  start at the beginning offset, and offsets are never reused.
+- ``commit_offsets`` stores, per consumer group, the next offset to read for each partition.
+- A ``Transaction`` MUST make its appends and its offset commits visible together, or not at all.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+
+Headers = tuple[tuple[str, bytes], ...]
+
+
+# Kafka makes an append atomic by itself only when it is one record batch of one partition; any
+# other append is a Kafka transaction. The rule is shared so both footprints leave the same gaps.
+# Size counts keys and values only (cheap to compute per batch); the Kafka broker is configured
+# for 16 MiB record batches, which leaves 1 MiB for headers.
+TRANSACTIONAL_APPEND_BYTES = 15 << 20
+TRANSACTIONAL_APPEND_RECORDS = 1_000_000
+RECORD_OVERHEAD_BYTES = 64  # per record beyond key and value
+
+
+def payload_size(keys: Sequence[bytes | None], values: Sequence[bytes | None]) -> int:
+    """A batch's size as the transactional-append rule counts it."""
+    return (
+        sum(map(len, filter(None, keys)))
+        + sum(map(len, filter(None, values)))
+        + RECORD_OVERHEAD_BYTES * len(keys)
+    )
+
+
+def is_transactional_append(partitions_written: int, size: int, count: int) -> bool:
+    """Whether an append must be a transaction (and so leaves a marker offset per partition)."""
+    return (
+        partitions_written > 1
+        or size > TRANSACTIONAL_APPEND_BYTES
+        or count > TRANSACTIONAL_APPEND_RECORDS
+    )
+
+
+def first_header(headers: Headers, name: str) -> bytes | None:
+    """The value of the first header called ``name`` (Kafka allows repeats), or None."""
+    for k, v in headers:
+        if k == name:
+            return v
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class TopicPartition:
+    topic: str
+    partition: int
+
+
+@dataclass(frozen=True, slots=True)
+class TopicInfo:
+    name: str
+    partitions: int
+    config: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """A record to append. ``partition=None`` lets the partitioner choose from the key."""
+
+    value: bytes | None
+    key: bytes | None = None
+    headers: Headers = ()
+    timestamp_ms: int | None = None
+    partition: int | None = None
+
+    def header(self, name: str) -> bytes | None:
+        """The first header called ``name``, or None."""
+        return first_header(self.headers, name)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRecord:
+    """A record as the log holds it."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int
+    key: bytes | None
+    value: bytes | None
+    headers: Headers = ()
+
+    def header(self, name: str) -> bytes | None:
+        """The first header called ``name``, or None."""
+        return first_header(self.headers, name)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordMetadata:
+    """Where an appended record landed."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotenceKey:
+    """Identifies a batch for idempotent appends: a producer's id and its batch sequence number.
+
+    Sequences are per (producer id, topic) and start at 0.
+    """
+
+    producer_id: str
+    sequence: int
+
+
+class Transaction(abc.ABC):
+    """Appends and offset commits that become visible together on ``commit``."""
+
+    @abc.abstractmethod
+    def append(self, topic: str, records: Sequence[Record]) -> list[RecordMetadata]:
+        """Stage records; metadata (offsets) is final once the transaction commits."""
+
+    @abc.abstractmethod
+    def commit_offsets(self, group: str, offsets: Mapping[TopicPartition, int]) -> None:
+        """Stage the consumer group's next offsets."""
+
+    @abc.abstractmethod
+    def commit(self) -> None:
+        """Make everything staged visible atomically."""
+
+    @abc.abstractmethod
+    def abort(self) -> None:
+        """Discard everything staged."""
+
+
+@dataclass(frozen=True, slots=True)
+class LogProblem:
+    """A stored object of the log that fails its authentication (see ``check_records``)."""
+
+    topic: str
+    partition: int | None
+    offset: int | None
+    what: str
+
+    def describe(self) -> str:
+        where = self.topic if self.partition is None else f"{self.topic}[{self.partition}]"
+        at = "" if self.offset is None else f" at offset {self.offset}"
+        return f"event log {where}{at}: {self.what}"
+
+
+class EventLog(abc.ABC):
+    """A Kafka-shaped, append-only, partitioned log."""
+
+    # -- topics -------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def create_topic(
+        self, name: str, partitions: int = 1, config: Mapping[str, str] | None = None
+    ) -> TopicInfo:
+        """Create a topic, or return it if it already exists with the same partition count."""
+
+    @abc.abstractmethod
+    def topics(self) -> list[TopicInfo]:
+        """All topics, sorted by name."""
+
+    @abc.abstractmethod
+    def topic(self, name: str) -> TopicInfo:
+        """One topic; raises ``TopicNotFound``."""
+
+    # -- writing ------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def append(
+        self,
+        topic: str,
+        records: Sequence[Record],
+        *,
+        idempotence: IdempotenceKey | None = None,
+    ) -> list[RecordMetadata]:
+        """Append a batch atomically and durably; metadata is in the order of ``records``."""
+
+    @abc.abstractmethod
+    def transaction(self, transactional_id: str) -> AbstractContextManager[Transaction]:
+        """A transaction; committed when the ``with`` block exits normally, aborted otherwise."""
+
+    # -- reading ------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def read(
+        self, topic: str, partition: int, offset: int, max_records: int = 1000
+    ) -> list[StoredRecord]:
+        """Up to ``max_records`` committed records from ``offset`` on, in offset order."""
+
+    @abc.abstractmethod
+    def end_offsets(self, topic: str) -> dict[int, int]:
+        """Per partition, the offset the next appended record will get (the high watermark)."""
+
+    def stable_offsets(self, topic: str) -> dict[int, int]:
+        """Per partition, the offset below which everything is committed (Kafka's LSO)."""
+        return self.end_offsets(topic)
+
+    def beginning_offsets(self, topic: str) -> dict[int, int]:
+        """Per partition, the first offset still stored (0 until retention removes records)."""
+        return {p: 0 for p in range(self.topic(topic).partitions)}
+
+    @abc.abstractmethod
+    def delete_records_before(self, topic: str, partition: int, offset: int) -> int:
+        """Delete a partition's records below ``offset`` (Kafka's DeleteRecords); the new start.
+
+        Raises the partition's beginning offset to ``offset`` (never lowers it: a smaller offset
+        is a no-op) and returns the beginning offset afterwards. Reads MUST NOT return records
+        below it; offsets are never reused (the end offset does not move). ``offset`` above the
+        end offset MUST raise ``InvalidInput``.
+        """
+
+    def scan(
+        self, topic: str, partition: int, start: int = 0, batch: int = 10_000
+    ) -> Iterator[StoredRecord]:
+        """Every record of a partition from ``start`` to the end offset seen at the first read."""
+        end = self.end_offsets(topic)[partition]
+        offset = start
+        while offset < end:
+            chunk = self.read(topic, partition, offset, min(batch, end - offset))
+            if not chunk:
+                # Only marker offsets may be left, or the read came back early (a Kafka
+                # consumer right after a broker restart): read once more before stopping.
+                chunk = self.read(topic, partition, offset, min(batch, end - offset))
+                if not chunk:
+                    return
+            yield from chunk
+            offset = chunk[-1].offset + 1
+
+    # -- integrity ----------------------------------------------------------------------------
+    def check_records(  # noqa: B027 - optional hook
+        self, topic: str, partition: int, start: int, end: int
+    ) -> None:
+        """Raise ``LogTampered`` if the stored records in ``[start, end)`` fail the log's own
+        authentication, naming the first bad offset.
+
+        An adapter that authenticates its storage (the embedded log: a MAC chain per partition
+        under a key kept outside the log file) MUST check every stored batch overlapping the
+        range and its link to the batch before it. Adapters whose storage is protected by the
+        server they talk to (Kafka: broker ACLs, replication) check nothing: the default.
+        """
+
+    def integrity_problems(self) -> list[LogProblem]:
+        """Every stored object that fails the log's own authentication (topics, partition
+        bounds, batches), first problem per partition; empty when sound or not authenticated."""
+        return []
+
+    # -- consumer groups ----------------------------------------------------------------------
+    @abc.abstractmethod
+    def commit_offsets(self, group: str, offsets: Mapping[TopicPartition, int]) -> None:
+        """Store the next offset to read, per partition, for a consumer group."""
+
+    @abc.abstractmethod
+    def committed(self, group: str, topic: str) -> dict[int, int]:
+        """The group's committed next offsets for a topic (partitions never committed absent)."""
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release resources. The log MUST NOT be used afterwards."""

@@ -1,0 +1,44 @@
+"""Secret files on local disk (ledger signing key, log MAC key, API key pepper): one way to make
+and read them.
+
+``read_secret_file(path, what, make)`` creates ``path`` once with ``make()``'s bytes, exclusively
+(two processes starting together agree on one file), mode 0600 and fsynced before it is used;
+it refuses a file that group or others may read, and returns the file's bytes.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from core.errors import ConfigError
+
+
+def read_secret_file(path: Path, what: str, make: Callable[[], bytes]) -> bytes:
+    path = Path(path)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process created it first: use theirs
+            pass
+        else:
+            with os.fdopen(fd, "wb") as f:
+                f.write(make())
+                f.flush()
+                os.fsync(f.fileno())
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        raise ConfigError(
+            f"The {what} {path} has mode {mode:o}: other users may read it. Run `chmod 600 {path}`."
+        )
+    data = path.read_bytes()
+    for _ in range(100):  # a writer in another process may not have written it yet
+        if data:
+            break
+        time.sleep(0.01)
+        data = path.read_bytes()
+    return data

@@ -1,0 +1,147 @@
+"""KeyStore: per-data-subject data keys, the basis of crypto-shredding.
+
+Every data subject (a customer, keyed by e.g. ``account_id``) has its own data key. PII is
+encrypted under it before it enters the log; destroying the key makes every copy of that PII
+(log, exports, backups, replicas) unreadable at once, while the log's bytes, and so the audit
+ledger over them, stay unchanged.
+
+Adapters: ``adapters.local_keystore.LocalKeyStore`` (a SQLite keyring under the data folder, the
+default) and ``adapters.vault_keystore.VaultKeyStore`` (Vault / OpenBao transit via hvac). The
+contract suite is ``tests/contract/keystore_contract.py``.
+
+Contract
+- ``ensure_key`` MUST create the subject's key if it has none and MUST be idempotent and safe
+  under concurrent callers (threads and processes): one subject never ends up with two keys of
+  the same version.
+- ``encrypt`` MUST use the subject's newest key version (creating the key if needed) and return
+  a self-describing ciphertext: it MUST carry its format and key version, so that ``decrypt``
+  needs nothing but the subject, the ciphertext and the AAD. Two encryptions of the same
+  plaintext MUST differ (fresh nonce).
+- ``decrypt`` MUST authenticate: a changed byte, a different ``aad`` or a different subject MUST
+  raise ``DecryptionFailed``, never return wrong plaintext. Callers bind a ciphertext to its
+  place with ``aad`` (``make_aad(topic, field path, subject)``), so it cannot be moved to another
+  record field; adapters MUST also bind the subject themselves.
+- ``rotate`` MUST add a new key version: later encryptions use it; ciphertexts of every older
+  version MUST still decrypt until the subject is destroyed.
+- ``destroy`` MUST be irreversible and idempotent (destroying a never-seen subject is allowed and
+  leaves it destroyed). Afterwards ``decrypt`` of any ciphertext of that subject, of any version,
+  MUST raise ``KeyDestroyed``, and ``ensure_key``/``encrypt``/``rotate`` MUST raise
+  ``KeyDestroyed`` too: an erased subject stays erased (a late event for it is refused, not
+  encrypted under a fresh key). No key material of the subject MAY remain recoverable from the
+  store's files or server (rows overwritten and deleted, files vacuumed; transit keys deleted).
+  The calling process MUST stop decrypting at once; other processes that cache keys MUST stop
+  within the adapter's documented cache lifetime (``cache_ttl_s``).
+- ``exists`` is True only while the subject has a live (not destroyed) key.
+- ``erased`` is True once the subject was destroyed (by any instance), False for a live or a
+  never-seen subject; it MUST NOT create a key.
+- Library errors are translated: ``KeyStoreUnavailable`` (retryable) when the backend cannot be
+  reached, ``KeyStoreError`` for anything else.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+
+from core.errors import HubError, InvalidInput, Retryable
+
+
+class KeyStoreError(HubError):
+    """A key operation failed for a reason other than the ones below."""
+
+    code = "keystore_error"
+    http_status = 500
+
+
+class KeyDestroyed(HubError):
+    """The data subject's key was destroyed (crypto-shredded): its data cannot be read again."""
+
+    code = "key_destroyed"
+    http_status = 410
+
+
+class DecryptionFailed(InvalidInput):
+    """A ciphertext failed authentication: changed bytes, wrong AAD or another subject's data."""
+
+    code = "decryption_failed"
+
+
+class KeyStoreUnavailable(Retryable):
+    """The key backend (e.g. the Vault server) is unreachable; the same call may succeed later."""
+
+    code = "keystore_unavailable"
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRef:
+    """A subject's key as callers may see it: never the key material."""
+
+    subject_id: str
+    version: int
+
+
+def check_subject(subject_id: str) -> str:
+    """Return ``subject_id`` if usable as a data subject id, else raise ``InvalidInput``."""
+    if not isinstance(subject_id, str) or not subject_id or "\x00" in subject_id:
+        raise InvalidInput(
+            f"Data subject id {subject_id!r} is invalid: use a non-empty string without NUL "
+            "characters (e.g. the account_id)."
+        )
+    if len(subject_id.encode()) > 1024:
+        raise InvalidInput(
+            f"Data subject id {subject_id[:40]!r}... is {len(subject_id.encode())} bytes long; "
+            "the limit is 1024."
+        )
+    return subject_id
+
+
+def make_aad(topic: str, field_path: str, subject_id: str) -> bytes:
+    """The associated data that binds a ciphertext to (topic, field path, subject).
+
+    Length-prefixed, so no two different triples encode to the same bytes.
+    """
+    t, f, s = topic.encode(), field_path.encode(), subject_id.encode()
+    lt, lf, ls = (len(x).to_bytes(4, "big") for x in (t, f, s))
+    return b"".join((b"hub.aad.v1", lt, t, lf, f, ls, s))
+
+
+def bind_subject(subject_id: str, header: bytes, aad: bytes) -> bytes:
+    """The AES-GCM associated data adapters use: envelope header, subject and caller AAD."""
+    s = subject_id.encode()
+    n = len(header).to_bytes(4, "big")
+    return b"".join((n, header, len(s).to_bytes(4, "big"), s, len(aad).to_bytes(4, "big"), aad))
+
+
+class KeyStore(abc.ABC):
+    """Per-data-subject data keys with rotation and irreversible destruction."""
+
+    @abc.abstractmethod
+    def ensure_key(self, subject_id: str) -> KeyRef:
+        """The subject's newest key, created if absent; raises ``KeyDestroyed`` if destroyed."""
+
+    @abc.abstractmethod
+    def encrypt(self, subject_id: str, plaintext: bytes, aad: bytes) -> bytes:
+        """Encrypt under the subject's newest key version; the ciphertext names that version."""
+
+    @abc.abstractmethod
+    def decrypt(self, subject_id: str, ciphertext: bytes, aad: bytes) -> bytes:
+        """Decrypt; ``KeyDestroyed`` after ``destroy``, ``DecryptionFailed`` on any mismatch."""
+
+    @abc.abstractmethod
+    def rotate(self, subject_id: str) -> KeyRef:
+        """Add a new key version (creating the key if absent) and return it."""
+
+    @abc.abstractmethod
+    def destroy(self, subject_id: str) -> None:
+        """Destroy every version of the subject's key, irreversibly; idempotent."""
+
+    @abc.abstractmethod
+    def exists(self, subject_id: str) -> bool:
+        """True while the subject has a live key."""
+
+    @abc.abstractmethod
+    def erased(self, subject_id: str) -> bool:
+        """True once the subject's key was destroyed; never creates a key."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release resources. The store MUST NOT be used afterwards."""

@@ -1,0 +1,51 @@
+"""PolicyEngine: the port every access decision goes through.
+
+``decide(principal, action, resource, context)`` MUST return a ``Decision`` and MUST NOT raise for
+a deny; an engine that cannot decide raises ``HubError`` and callers fail closed (deny).
+The embedded role table (``core.roles.RoleTablePolicy``) is the first adapter; Rego (in-process and
+OPA over HTTP) adapters implement the same port.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is asking: the owner (a person) of the API key used, over HTTP and on the CLI alike.
+
+    ``id`` is the owner; ``attributes["key_id"]`` names the key that authenticated."""
+
+    id: str
+    roles: frozenset[str]
+    tenant: str = "default"
+    attributes: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The answer. ``mask`` (classifications to mask) and ``row_filter`` (column -> required
+    value) are obligations an allowed read MUST apply; ``decision_id`` is set once recorded."""
+
+    allow: bool
+    reason: str
+    policy_version: str
+    mask: tuple[str, ...] = ()
+    row_filter: Mapping[str, str] = field(default_factory=dict)
+    decision_id: str = ""
+
+
+class PolicyEngine(abc.ABC):
+    @abc.abstractmethod
+    def decide(
+        self,
+        principal: Principal,
+        action: str,
+        resource: str,
+        context: Mapping[str, Any] | None = None,
+    ) -> Decision:
+        """Decide whether ``principal`` may perform ``action`` on ``resource``."""

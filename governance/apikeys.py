@@ -1,0 +1,589 @@
+"""API keys: issued, rotated and revoked as events on ``hub.principals``; verified in constant time.
+
+A key is ``KEY_ID:SECRET``. The key id (``hk_`` + 16 hex) is public; the secret is 32 random bytes
+(URL-safe base64) shown once at creation. The log stores only ``HMAC-SHA256(pepper, salt +
+secret)`` with a per-key random salt; the pepper is a server secret kept outside the log (a 0600
+file beside the keyring, ``keys/apikeys.pepper``), so a leaked log lets nobody check guesses or
+mint keys. Keys issued before this scheme carry ``secret_sha256``: they still authenticate, are
+listed as ``legacy``, and ``hub keys rotate`` replaces them.
+
+Identities are people. Every key has an ``owner`` (the principal id policies see). Issuance rules
+(``issue``), for an issuer without the ``admin`` role:
+
+- the roles MUST be a subset of the issuer's roles, in the issuer's tenant;
+- the owner MUST be a new person: not the issuer itself, not a reserved name (``admin``, ...), not
+  an owner who already has (or had) a key, compared case-insensitively;
+- the new owner's identity is recorded as created by the issuer (provenance), and
+  ``check_approver`` refuses an approver created, directly or transitively, by the proposer.
+
+An admin may issue any key. Identities an admin created before a change was proposed count as
+independent people for the two-person rule; ones it created afterwards do not.
+
+The set of keys is a fold of the topic; each verification first reads the topic's end offset
+(one indexed query) and folds anything new, so a key created or revoked by another process takes
+effect at the next request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from core.errors import Forbidden, InvalidInput, NotFound, Unauthenticated
+from core.events import OutgoingEvent
+from core.ports.eventlog import EventLog
+from core.ports.keyfiles import read_secret_file
+from core.ports.policy import Principal
+from core.roles import ROLES
+from ingest.publish import EventReader, Publisher
+from registry.service import SchemaRegistry
+
+TOPIC = "hub.principals"
+PEPPER_FILE = "apikeys.pepper"  # under <data_dir>/keys, beside the keyring
+BOOTSTRAP_ISSUER = "hub"  # issued_by of keys the hub itself issues (hub init, tests)
+RESERVED_OWNERS = frozenset(
+    {"admin", "root", "hub", "system", "local-operator", "bootstrap", "anonymous", "operator"}
+)
+OWNER_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$")
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw]?)\s*$")
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str) -> timedelta:
+    """``90`` (seconds), ``30s``, ``15m``, ``12h``, ``30d``, ``2w`` as a timedelta."""
+    m = _DURATION.match(text)
+    if not m or int(m.group(1)) <= 0:
+        raise InvalidInput(
+            f"Duration {text!r} is invalid: give a positive number with an optional unit "
+            "s, m, h, d or w (e.g. 30d).",
+            code="invalid_duration",
+        )
+    return timedelta(seconds=int(m.group(1)) * _UNITS[m.group(2)])
+
+
+def load_pepper(path: Path) -> bytes:
+    """The server pepper at ``path`` (32 random bytes), created once with mode 0600.
+
+    Two processes starting together agree (``core.ports.keyfiles``); a file that others may
+    read is refused.
+    """
+    pepper = read_secret_file(path, "API key pepper", lambda: secrets.token_bytes(32))
+    if len(pepper) != 32:
+        raise InvalidInput(
+            f"The API key pepper {path} is not 32 bytes: restore it from a backup (without it "
+            "no key verifies).",
+            code="pepper_invalid",
+        )
+    return pepper
+
+
+def _time(value: Any) -> datetime | None:
+    if not value:
+        return None
+    if isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    """One issued key as the fold sees it (never the secret)."""
+
+    key_id: str
+    owner: str
+    roles: frozenset[str]
+    tenant: str = "default"
+    issued_by: str = BOOTSTRAP_ISSUER
+    issued_by_key: str = ""
+    issued_at: datetime | None = None
+    expires_at: datetime | None = None
+    description: str = ""
+    replaces: str = ""
+    salt: str = field(default="", repr=False)
+    secret_hmac: str = field(default="", repr=False)
+    secret_sha256: str = field(default="", repr=False)
+    revoked_at: datetime | None = None
+    revoked_by: str = ""
+    revoked_reason: str = ""
+
+    @property
+    def legacy(self) -> bool:
+        """Issued before salted, keyed hashes (verified by plain SHA-256): rotate it."""
+        return not self.secret_hmac
+
+    @property
+    def principal(self) -> Principal:
+        return Principal(self.owner, self.roles, self.tenant, {"key_id": self.key_id})
+
+    def state(self, now: datetime) -> str:
+        if self.revoked_at is not None and self.revoked_at <= now:
+            return "revoked"
+        if self.expires_at is not None and self.expires_at <= now:
+            return "expired"
+        return "active"
+
+    def public(self, now: datetime | None = None) -> dict[str, Any]:
+        """What listings show: everything but the salt and hashes."""
+        now = now or datetime.now(UTC)
+        return {
+            "key_id": self.key_id,
+            "owner": self.owner,
+            "roles": sorted(self.roles),
+            "tenant": self.tenant,
+            "state": self.state(now),
+            "legacy": self.legacy,
+            "issued_by": self.issued_by,
+            "issued_at": self.issued_at.isoformat() if self.issued_at else None,
+            "expires_at": self.expires_at.isoformat() if self.expires_at else None,
+            "revoked_at": self.revoked_at.isoformat() if self.revoked_at else None,
+            "replaces": self.replaces or None,
+            "description": self.description,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedKey:
+    key_id: str
+    secret: str
+    owner: str = ""
+
+    @property
+    def token(self) -> str:
+        return f"{self.key_id}:{self.secret}"
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Who first created an owner's identity (the first key naming that owner)."""
+
+    created_by: str
+    by_admin: bool
+    at: datetime | None
+
+
+def _fold_key(s: str) -> str:
+    return s.strip().casefold()
+
+
+def is_admin(principal: Principal) -> bool:
+    return "admin" in principal.roles
+
+
+class ApiKeys:
+    def __init__(
+        self, log: EventLog, registry: SchemaRegistry, publisher: Publisher, pepper: bytes
+    ) -> None:
+        if len(pepper) < 16:
+            raise InvalidInput("The API key pepper must be at least 16 bytes.")
+        self._log = log
+        self._publisher = publisher
+        self._pepper = pepper
+        self._reader = EventReader(log, registry, redact=False)
+        self._keys: dict[str, ApiKey] = {}
+        self._origins: dict[str, Origin] = {}  # casefolded owner -> first creation
+        self._next = 0
+        self._lock = threading.RLock()
+
+    # -- the fold ---------------------------------------------------------------------------
+    def _refresh(self) -> None:
+        with self._lock:
+            end = self._log.end_offsets(TOPIC)[0]
+            while self._next < end:
+                chunk = self._log.read(TOPIC, 0, self._next, 1000)
+                if not chunk:
+                    break
+                for rec in chunk:
+                    ev = self._reader.decode(rec)
+                    self._apply(ev["headers"].get("ce_type"), ev.get("value") or {})
+                self._next = chunk[-1].offset + 1
+
+    def _apply(self, kind: str | None, v: Mapping[str, Any]) -> None:
+        if not v.get("key_id"):  # undecodable: nothing to fold
+            return
+        if kind == "hub.ApiKeyIssued":
+            if v["key_id"] in self._keys:  # a colliding id never replaces the first key
+                return
+            owner = v.get("owner") or v["principal"]
+            key = ApiKey(
+                key_id=v["key_id"],
+                owner=owner,
+                roles=frozenset(v["roles"]),
+                tenant=v.get("tenant") or "default",
+                issued_by=v.get("issued_by") or BOOTSTRAP_ISSUER,
+                issued_by_key=v.get("issued_by_key") or "",
+                issued_at=_time(v.get("issued_at")),
+                expires_at=_time(v.get("expires_at")),
+                description=v.get("description") or "",
+                replaces=v.get("replaces") or "",
+                salt=v.get("salt") or "",
+                secret_hmac=v.get("secret_hmac") or "",
+                secret_sha256=v.get("secret_sha256") or "",
+            )
+            if v.get("issuer_roles"):
+                by_admin = "admin" in v["issuer_roles"]
+            else:  # legacy events: the hub itself, the old CLI operator, or an admin owner
+                by_admin = key.issued_by in (BOOTSTRAP_ISSUER, "local-operator") or any(
+                    "admin" in k.roles
+                    for k in self._keys.values()
+                    if _fold_key(k.owner) == _fold_key(key.issued_by)
+                )
+            self._keys[key.key_id] = key
+            self._origins.setdefault(
+                _fold_key(owner), Origin(key.issued_by, by_admin, key.issued_at)
+            )
+        elif kind == "hub.ApiKeyRevoked":
+            old = self._keys.get(v["key_id"])
+            if old is not None and old.revoked_at is None:
+                self._keys[old.key_id] = replace(
+                    old,
+                    revoked_at=_time(v.get("revoked_at")),
+                    revoked_by=v.get("revoked_by") or "",
+                    revoked_reason=v.get("reason") or "",
+                )
+
+    # -- issuing ----------------------------------------------------------------------------
+    def _digest(self, salt: str, secret: str) -> str:
+        return hmac.new(self._pepper, bytes.fromhex(salt) + secret.encode(), "sha256").hexdigest()
+
+    def create(
+        self,
+        roles: list[str],
+        *,
+        principal: str | None = None,
+        owner: str | None = None,
+        tenant: str = "default",
+        description: str = "",
+        issued_by: str = BOOTSTRAP_ISSUER,
+        issued_by_key: str = "",
+        issuer_roles: frozenset[str] = frozenset({"admin"}),
+        expires_at: datetime | None = None,
+        replaces: str = "",
+    ) -> IssuedKey:
+        """Issue a key without issuance rules (the hub itself: ``hub init``, rotation, tests).
+
+        Routes and commands call ``issue``, which checks the issuer's rights first. The secret
+        is returned once and never stored.
+        """
+        unknown = sorted(set(roles) - set(ROLES))
+        if not roles or unknown:
+            raise InvalidInput(
+                f"Unknown role(s) {', '.join(unknown) or '(none given)'}: choose from "
+                f"{', '.join(ROLES)}.",
+                code="invalid_role",
+            )
+        with self._lock:
+            self._refresh()
+            key_id = "hk_" + secrets.token_hex(8)
+            while key_id in self._keys:  # pragma: no cover - 64 random bits
+                key_id = "hk_" + secrets.token_hex(8)
+            who = owner or principal or key_id
+            secret = secrets.token_urlsafe(32)
+            salt = secrets.token_hex(16)
+            self._publisher.publish(
+                TOPIC,
+                [
+                    OutgoingEvent(
+                        event_type="hub.ApiKeyIssued",
+                        value={
+                            "key_id": key_id,
+                            "secret_sha256": "",
+                            "principal": who,
+                            "owner": who,
+                            "roles": sorted(set(roles)),
+                            "tenant": tenant,
+                            "description": description,
+                            "issued_by": issued_by,
+                            "issued_by_key": issued_by_key,
+                            "issuer_roles": sorted(issuer_roles),
+                            "issued_at": datetime.now(UTC).isoformat(),
+                            "expires_at": expires_at.isoformat() if expires_at else None,
+                            "salt": salt,
+                            "secret_hmac": self._digest(salt, secret),
+                            "replaces": replaces,
+                        },
+                    )
+                ],
+                producer=issued_by,
+            )
+            self._refresh()
+        return IssuedKey(key_id, secret, who)
+
+    def issue(
+        self,
+        issuer: Principal,
+        roles: list[str],
+        *,
+        owner: str | None = None,
+        tenant: str | None = None,
+        description: str = "",
+        expires_at: datetime | None = None,
+    ) -> IssuedKey:
+        """Issue a key on behalf of ``issuer`` under the rules of the module docstring."""
+        tenant = tenant or issuer.tenant
+        if owner is not None:
+            owner = owner.strip()
+            if not OWNER_PATTERN.match(owner):
+                raise InvalidInput(
+                    f"Owner {owner!r} is not a valid person id: use 1-128 ASCII letters, digits "
+                    "and . _ @ + - (starting with a letter or digit), e.g. alice@example.com.",
+                    code="invalid_owner",
+                )
+        if expires_at is not None and expires_at <= datetime.now(UTC):
+            raise InvalidInput(
+                f"expires_at {expires_at.isoformat()} is in the past: give a future time.",
+                code="invalid_expiry",
+            )
+        if not is_admin(issuer):
+            self._check_delegation(issuer, set(roles), owner, tenant)
+        return self.create(
+            roles,
+            owner=owner,
+            tenant=tenant,
+            description=description,
+            issued_by=issuer.id,
+            issued_by_key=issuer.attributes.get("key_id", ""),
+            issuer_roles=issuer.roles,
+            expires_at=expires_at,
+        )
+
+    def _check_delegation(
+        self, issuer: Principal, roles: set[str], owner: str | None, tenant: str
+    ) -> None:
+        extra = sorted(roles - set(issuer.roles))
+        if extra:
+            raise Forbidden(
+                f"Principal {issuer.id!r} (roles: {', '.join(sorted(issuer.roles))}) may not "
+                f"issue a key with role(s) {', '.join(extra)} that it does not hold: ask an "
+                "admin.",
+                code="role_escalation",
+            )
+        if tenant != issuer.tenant:
+            raise Forbidden(
+                f"Principal {issuer.id!r} of tenant {issuer.tenant!r} may not issue a key for "
+                f"tenant {tenant!r}: ask an admin.",
+                code="tenant_escalation",
+            )
+        if owner is None:
+            return
+        folded = _fold_key(owner)
+        if folded == _fold_key(issuer.id):
+            raise Forbidden(
+                f"Principal {issuer.id!r} may not issue a second key to itself: identities are "
+                "people, and a second key would let one person act as two (ask an admin to "
+                "rotate or add your key).",
+                code="self_issue",
+            )
+        if folded in RESERVED_OWNERS:
+            raise Forbidden(
+                f"Owner {owner!r} is a reserved identity: only an admin may issue keys to it.",
+                code="owner_reserved",
+            )
+        with self._lock:
+            self._refresh()
+            if folded in self._origins:
+                raise Forbidden(
+                    f"Owner {owner!r} is an existing person: only an admin may issue another "
+                    "key to an existing owner (choose a new owner id).",
+                    code="owner_exists",
+                )
+
+    # -- revoking and rotating --------------------------------------------------------------
+    def may_manage(self, actor: Principal, key: ApiKey) -> bool:
+        """An admin manages every key; others their own keys and keys whose roles they hold."""
+        return (
+            is_admin(actor)
+            or _fold_key(key.owner) == _fold_key(actor.id)
+            or ("admin" not in key.roles and key.roles <= actor.roles)
+        )
+
+    def get(self, key_id: str) -> ApiKey:
+        self._refresh()
+        key = self._keys.get(key_id)
+        if key is None:
+            raise NotFound(f"No API key {key_id!r}: list keys with `hub keys list`.")
+        return key
+
+    def revoke(
+        self,
+        key_id: str,
+        *,
+        revoked_by: str,
+        reason: str = "",
+        actor: Principal | None = None,
+        at: datetime | None = None,
+        cascade: bool = False,
+    ) -> list[str]:
+        """Revoke ``key_id`` (at ``at``, default now); returns the revoked key ids.
+
+        ``actor`` (when given) must be allowed to manage the key. ``cascade`` also revokes every
+        key issued with it, transitively (a leaked key's offspring).
+        """
+        with self._lock:
+            self._refresh()
+            key = self._keys.get(key_id)
+            now = datetime.now(UTC)
+            if key is None or key.state(now) == "revoked":
+                raise InvalidInput(f"No active API key {key_id!r}.", code="unknown_key")
+            if actor is not None and not self.may_manage(actor, key):
+                raise Forbidden(
+                    f"Principal {actor.id!r} may not revoke key {key_id} of {key.owner!r} "
+                    f"(roles: {', '.join(sorted(key.roles))}): ask an admin.",
+                    code="key_not_manageable",
+                )
+            ids = [key_id]
+            if cascade:
+                frontier = [key_id]
+                while frontier:
+                    parent = frontier.pop()
+                    for k in self._keys.values():
+                        if k.issued_by_key == parent and k.key_id not in ids:
+                            if k.state(now) != "revoked":
+                                ids.append(k.key_id)
+                            frontier.append(k.key_id)
+            when = (at or now).isoformat()
+            self._publisher.publish(
+                TOPIC,
+                [
+                    OutgoingEvent(
+                        event_type="hub.ApiKeyRevoked",
+                        value={
+                            "key_id": kid,
+                            "revoked_by": revoked_by,
+                            "reason": reason if kid == key_id else f"cascade from {key_id}",
+                            "revoked_at": when,
+                        },
+                    )
+                    for kid in ids
+                ],
+                producer=revoked_by,
+            )
+            self._refresh()
+            return ids
+
+    def rotate(
+        self, actor: Principal, key_id: str, *, grace: timedelta | None = None, reason: str = ""
+    ) -> IssuedKey:
+        """Issue a replacement (same owner, roles, tenant, lifetime) and revoke ``key_id`` now,
+        or after ``grace``. Only the key's owner or an admin may rotate it."""
+        with self._lock:
+            self._refresh()
+            old = self._keys.get(key_id)
+            now = datetime.now(UTC)
+            if old is None or old.state(now) != "active":
+                raise InvalidInput(
+                    f"Key {key_id!r} is not an active key: only active keys can be rotated.",
+                    code="unknown_key",
+                )
+            # Rotation hands over the new secret: only the owner or an admin, never a peer
+            # (who would then hold a second person's key).
+            if not (is_admin(actor) or _fold_key(old.owner) == _fold_key(actor.id)):
+                raise Forbidden(
+                    f"Principal {actor.id!r} may not rotate key {key_id} of {old.owner!r}: only "
+                    "the key's owner or an admin may (revoke it instead).",
+                    code="key_not_manageable",
+                )
+            issued = self.create(
+                sorted(old.roles),
+                owner=old.owner,
+                tenant=old.tenant,
+                description=old.description,
+                issued_by=actor.id,
+                issued_by_key=actor.attributes.get("key_id", ""),
+                issuer_roles=actor.roles,
+                expires_at=(
+                    now + (old.expires_at - old.issued_at)
+                    if old.expires_at and old.issued_at
+                    else None
+                ),
+                replaces=key_id,
+            )
+            self.revoke(
+                key_id,
+                revoked_by=actor.id,
+                reason=reason or f"rotated to {issued.key_id}",
+                at=now + grace if grace else now,
+            )
+            return issued
+
+    # -- verifying --------------------------------------------------------------------------
+    def verify(self, key_id: str, secret: str) -> Principal:
+        """The principal of a valid key; raises ``Unauthenticated`` (same message for any miss
+        of id or secret; a right secret of a revoked or expired key is told so)."""
+        self._refresh()  # one indexed end-offset query when nothing changed; sees revocations
+        key = self._keys.get(key_id)
+        if key is not None and key.secret_hmac:
+            digest, expected = self._digest(key.salt, secret), key.secret_hmac
+        elif key is not None and key.secret_sha256:
+            digest, expected = hashlib.sha256(secret.encode()).hexdigest(), key.secret_sha256
+        else:
+            digest, expected = hashlib.sha256(secret.encode()).hexdigest(), "0" * 64
+        if not hmac.compare_digest(digest, expected) or key is None:
+            raise Unauthenticated("Invalid API key or secret.")
+        state = key.state(datetime.now(UTC))
+        if state == "revoked":
+            raise Unauthenticated(f"API key {key_id} has been revoked: ask for a new key.")
+        if state == "expired":
+            raise Unauthenticated(f"API key {key_id} has expired: ask for a new key.")
+        return key.principal
+
+    def active(self) -> list[ApiKey]:
+        self._refresh()
+        now = datetime.now(UTC)
+        return sorted(
+            (k for k in self._keys.values() if k.state(now) == "active"), key=lambda k: k.key_id
+        )
+
+    def all(self) -> list[ApiKey]:
+        self._refresh()
+        return sorted(self._keys.values(), key=lambda k: k.key_id)
+
+    def has_admin(self) -> bool:
+        return any("admin" in k.roles for k in self.active())
+
+    # -- provenance and the two-person rule -------------------------------------------------
+    def origin(self, owner: str) -> Origin | None:
+        self._refresh()
+        return self._origins.get(_fold_key(owner))
+
+    def check_approver(
+        self, proposed_by: str, approver: Principal, proposed_at: Any, what: str
+    ) -> None:
+        """Raise ``Forbidden`` unless ``approver`` is another person than ``proposed_by``.
+
+        Refused: the same owner (any key, any role, before or after rotation), or an approver
+        whose identity the proposer created, directly or through identities it created. An
+        admin's creation before the proposal is trusted (the admin vouches for a person).
+        """
+        if _fold_key(approver.id) == _fold_key(proposed_by):
+            raise Forbidden(
+                f"Two-person rule: {approver.id!r} proposed {what} and may not approve it too, "
+                "with any of its keys; another person must.",
+                code="two_person_rule",
+            )
+        self._refresh()
+        since = _time(proposed_at)
+        seen: set[str] = set()
+        current = _fold_key(approver.id)
+        while current not in seen:
+            seen.add(current)
+            origin = self._origins.get(current)
+            if origin is None:
+                return
+            creator = _fold_key(origin.created_by)
+            trusted = origin.by_admin and (since is None or origin.at is None or origin.at < since)
+            if creator == _fold_key(proposed_by) and not trusted:
+                raise Forbidden(
+                    f"Two-person rule: the identity {approver.id!r} was created by "
+                    f"{proposed_by!r}, who proposed {what}; an approver must be an independent "
+                    "person.",
+                    code="two_person_rule",
+                )
+            current = creator

@@ -1,0 +1,807 @@
+"""Confluent Schema Registry REST API (AVRO) over ``registry.service.SchemaRegistry``.
+
+Mounted at the root of the hub's app, so ``SchemaRegistryClient({"url": "http://hub:8080"})``,
+``AvroSerializer`` and stock tools talk to it unchanged. Shapes and error codes follow Confluent's
+API reference and what ``confluent_kafka.schema_registry`` sends and parses.
+
+Contract
+- Every answer, errors included, is ``application/vnd.schemaregistry.v1+json``. Errors are
+  ``{"error_code": <Confluent code>, "message": <sentence>, "reason": <hub error code>}``, chosen
+  from the one table ``CONFLUENT_ERRORS``; the router translates them itself
+  (``RegistryRoute``), so it does not depend on the app's exception handlers.
+- Requests may send ``application/vnd.schemaregistry.v1+json``, ``application/vnd.schemaregistry
+  +json``, ``application/json`` (or ``application/octet-stream``, or no type); anything else
+  answers 415. An ``Accept`` header that admits none of those answers 406.
+- The JSON body is parsed here, not by FastAPI: malformed JSON answers HTTP 422 with
+  ``error_code`` 422 and the parser's line and column. (Confluent's REST layer answers 400 for
+  a parse error and 422 for a semantically invalid body; the hub answers 422 for both so that a
+  client sees one "your request body is wrong" status, and keeps 42201 for invalid schemas.)
+- Handlers are sync functions run in the thread pool; the service serialises writes itself.
+- Every route declares its action: ``schema.read``, ``schema.write`` (register),
+  ``schema.delete`` and ``registry.config`` (changing config or mode).
+- Changing a compatibility level (``PUT``/``DELETE /config[/{subject}]``) is a governed
+  configuration change (``governance.configchanges``, resource ``registry.config[:<subject>]``):
+  it is recorded as change events, and refused with 403 (``two_person_required``) when the
+  resource is under the two-person rule; the answers are Confluent's otherwise.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
+from pydantic import BaseModel
+
+from core.errors import (
+    Forbidden,
+    HubError,
+    InvalidInput,
+    InvalidSchema,
+    NotFound,
+    SubjectNotFound,
+)
+from core.ports.policy import Principal
+from hub.api.deps import MAX_INT64, authorize, hub_of, read_json
+from hub.api.models import (
+    CompatibilityAnswer,
+    CompatibilityIn,
+    CompatibilityLevel,
+    CompatibilitySet,
+    Mode,
+    ModeIn,
+    SchemaIn,
+    SchemaOut,
+    SubjectVersionOut,
+    SubjectVersionRef,
+)
+from hub.api.models import SchemaId as SchemaIdOut
+from hub.api.models import json_body as body_schema
+from registry.internal import is_internal_subject
+from registry.service import (
+    Reference,
+    SchemaRegistry,
+    StoredSchema,
+    SubjectVersion,
+)
+
+log = logging.getLogger("hub.registry.api")
+
+MEDIA_TYPE = "application/vnd.schemaregistry.v1+json"
+ACCEPTED_TYPES = frozenset(
+    {
+        "application/vnd.schemaregistry.v1+json",
+        "application/vnd.schemaregistry+json",
+        "application/json",
+    }
+)
+_REQUEST_TYPES = ACCEPTED_TYPES | {"application/octet-stream"}
+_ACCEPT_RANGES = ACCEPTED_TYPES | {"*/*", "application/*"}
+_MAX_VERSION = 2**31 - 1
+
+# The one table: hub error code -> (HTTP status, Confluent error_code). An error is looked up by
+# its own ``code`` first, then by the ``code`` of each class it derives from, so a new subclass
+# of e.g. ``NotFound`` still answers sensibly. Codes Confluent does not define (generic 4xx) use
+# the HTTP status as error_code, as Confluent's own REST layer does.
+CONFLUENT_ERRORS: Mapping[str, tuple[int, int]] = {
+    "subject_not_found": (404, 40401),
+    "version_not_found": (404, 40402),
+    "schema_not_found": (404, 40403),
+    "subject_soft_deleted": (404, 40404),
+    "subject_not_soft_deleted": (404, 40405),
+    "version_soft_deleted": (404, 40406),
+    "version_not_soft_deleted": (404, 40407),
+    "subject_compatibility_not_configured": (404, 40408),
+    "not_found": (404, 404),
+    "incompatible_schema": (409, 409),
+    "conflict": (409, 409),
+    "invalid_schema": (422, 42201),
+    "invalid_version": (422, 42202),
+    "invalid_compatibility_level": (422, 42203),
+    "invalid_mode": (422, 42204),
+    "read_only_mode": (422, 42205),
+    "not_import_mode": (422, 42205),
+    "reference_exists": (422, 42206),
+    "id_in_use": (422, 42207),
+    "invalid_subject": (422, 42208),
+    "malformed_json": (422, 422),
+    "invalid_input": (422, 422),
+    "payload_too_large": (413, 413),
+    "unsupported_media_type": (415, 415),
+    "not_acceptable": (406, 406),
+    "unauthenticated": (401, 40101),
+    "forbidden": (403, 40301),
+    "internal_subject": (403, 40301),
+    "storage_busy": (500, 50001),
+    "retryable": (500, 50001),
+    "hub_error": (500, 50001),
+}
+_STORE_ERROR = (500, 50001)
+
+
+class _MediaTypeError(HubError):
+    """The request's Content-Type or Accept header names no type this API speaks."""
+
+    code = "unsupported_media_type"
+    http_status = 415
+
+
+class RegistryResponse(JSONResponse):
+    media_type = MEDIA_TYPE
+
+
+def confluent_status(exc: HubError) -> tuple[int, int]:
+    """(HTTP status, Confluent error_code) of a hub error, from ``CONFLUENT_ERRORS``."""
+    found = CONFLUENT_ERRORS.get(exc.code)
+    if found is not None:
+        return found
+    for cls in type(exc).__mro__:
+        code = getattr(cls, "code", None)
+        if isinstance(code, str) and code in CONFLUENT_ERRORS:
+            return CONFLUENT_ERRORS[code]
+    return _STORE_ERROR
+
+
+def registry_error_handler(request: Request, exc: Exception) -> Response:
+    """The Confluent-shaped answer for any exception raised while serving a registry path."""
+    if isinstance(exc, HubError):
+        status, error_code = confluent_status(exc)
+        body = {"error_code": error_code, "message": exc.message, "reason": exc.code}
+    elif isinstance(exc, RequestValidationError):
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', '')}"
+            for e in exc.errors()
+        )
+        status, error_code = 422, 422
+        body = {
+            "error_code": error_code,
+            "message": f"The request is invalid: {problems}.",
+            "reason": "invalid_input",
+        }
+    else:
+        log.exception("registry request failed", extra={"path": request.url.path})
+        status, error_code = _STORE_ERROR
+        body = {
+            "error_code": error_code,
+            "message": f"The registry's backing store failed ({type(exc).__name__}); "
+            "retry, and report it if it persists.",
+            "reason": "store_error",
+        }
+    return RegistryResponse(body, status_code=status)
+
+
+class RegistryRoute(APIRoute):
+    """A route that checks ``Accept`` and answers every failure in Confluent's error shape."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def guarded(request: Request) -> Response:
+            try:
+                _check_accept(request)
+                return await handler(request)
+            except Exception as exc:
+                return registry_error_handler(request, exc)
+
+        return guarded
+
+
+router = APIRouter(
+    tags=["schema-registry"], route_class=RegistryRoute, default_response_class=RegistryResponse
+)
+
+
+def install(app: FastAPI) -> None:
+    """Mount the registry API at the app's root. Error translation travels with the routes."""
+    app.include_router(router)
+
+
+# -- request helpers ------------------------------------------------------------------------
+def _check_accept(request: Request) -> None:
+    accept = request.headers.get("accept")
+    if not accept:
+        return
+    ranges = {part.split(";")[0].strip().lower() for part in accept.split(",")}
+    if ranges & _ACCEPT_RANGES:
+        return
+    raise _MediaTypeError(
+        f"Accept {accept!r} admits no type this API answers with: accept {MEDIA_TYPE}.",
+        code="not_acceptable",
+    )
+
+
+async def json_body(request: Request) -> Any:
+    """The request body as JSON (parsed here so that errors are the registry's own)."""
+    ctype = request.headers.get("content-type")
+    if ctype and ctype.split(";")[0].strip().lower() not in _REQUEST_TYPES:
+        raise _MediaTypeError(
+            f"Content-Type {ctype!r} is not supported: send {MEDIA_TYPE}.",
+            code="unsupported_media_type",
+        )
+    return await read_json(request, exact_decimals=False)
+
+
+def _registry(request: Request) -> SchemaRegistry:
+    return hub_of(request).registry
+
+
+def _object(body: Any) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise InvalidInput(
+            f"Request body must be a JSON object, not {type(body).__name__}.",
+            code="malformed_json",
+        )
+    return body
+
+
+def _version_id(text: str) -> int | str:
+    """A path version: ``latest``, ``-1`` or 1..2^31-1; raises ``invalid_version``."""
+    if text.strip().lower() == "latest" or text.strip() == "-1":
+        return "latest"
+    try:
+        number = int(text)
+    except ValueError:
+        number = 0
+    if not 1 <= number <= _MAX_VERSION:
+        raise InvalidInput(
+            f"The specified version {text!r} is not a valid version id: use an integer "
+            f"between 1 and {_MAX_VERSION}, or 'latest' (-1).",
+            code="invalid_version",
+        )
+    return number
+
+
+def _refuse_internal(subject: str, change: str) -> None:
+    """Subjects of internal topics change only with the hub's own release (``domain_setup``)."""
+    if is_internal_subject(subject):
+        raise Forbidden(
+            f"Subject {subject!r} belongs to an internal topic of the hub: {change} it through "
+            "the registry API is refused for every role, because the hub's own services write "
+            "with its schema (the hub registers its internal schemas itself at start).",
+            code="internal_subject",
+        )
+
+
+def _page(items: Sequence[Any], offset: int, limit: int) -> list[Any]:
+    start = max(offset, 0)
+    return list(items[start : start + limit] if limit > 0 else items[start:])
+
+
+class _Candidate:
+    """A schema sent in a request body: ``{schema, schemaType, references}``."""
+
+    def __init__(self, registry: SchemaRegistry, body: Any) -> None:
+        obj = _object(body)
+        text = obj.get("schema")
+        if not isinstance(text, str) or not text.strip():
+            raise InvalidSchema(
+                'The request has no schema: send {"schema": "<Avro schema as a JSON string>"}.'
+            )
+        schema_type = obj.get("schemaType") or "AVRO"
+        if not isinstance(schema_type, str):
+            raise InvalidSchema(f"schemaType {schema_type!r} is not a string: use AVRO.")
+        for unsupported in ("metadata", "ruleSet"):
+            if obj.get(unsupported):
+                raise InvalidSchema(
+                    f"{unsupported!r} (data contracts) is not supported by this registry: "
+                    "register the schema without it."
+                )
+        self.text = text
+        self.schema_type = schema_type.upper()
+        self.references = tuple(_reference(registry, r) for r in obj.get("references") or ())
+        self.id = _optional_int(obj, "id")
+        self.version = _optional_int(obj, "version")
+
+
+def _reference(registry: SchemaRegistry, raw: Any) -> Reference:
+    if not (
+        isinstance(raw, dict)
+        and isinstance(raw.get("name"), str)
+        and isinstance(raw.get("subject"), str)
+        and isinstance(raw.get("version"), int)
+        and not isinstance(raw.get("version"), bool)
+    ):
+        raise InvalidSchema(
+            f"Reference {raw!r} is invalid: each reference needs a string 'name', a string "
+            "'subject' and an integer 'version'."
+        )
+    version: int = raw["version"]
+    if version == -1:  # Confluent resolves -1 to the subject's latest version at registration
+        try:
+            version = registry.get_version(raw["subject"], "latest").version
+        except NotFound as exc:
+            raise InvalidSchema(
+                f"Reference {raw['name']!r} points at subject {raw['subject']!r}, which has no "
+                "live version: register it first."
+            ) from exc
+    elif version < 1:
+        raise InvalidSchema(f"Reference {raw['name']!r} has version {version}: use 1 or more.")
+    return Reference(raw["name"], raw["subject"], version)
+
+
+def _optional_int(obj: Mapping[str, Any], name: str) -> int | None:
+    value = obj.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise InvalidInput(f"{name!r} must be a positive integer, not {value!r}.")
+    return value
+
+
+# -- route parameters -----------------------------------------------------------------------
+CanRead = Annotated[Principal, Depends(authorize("schema.read"))]
+CanWrite = Annotated[Principal, Depends(authorize("schema.write"))]
+CanDelete = Annotated[Principal, Depends(authorize("schema.delete"))]
+CanConfigure = Annotated[Principal, Depends(authorize("registry.config"))]
+JsonBody = Annotated[Any, Depends(json_body)]
+SubjectPrefix = Annotated[str, Query(alias="subjectPrefix")]
+DefaultToGlobal = Annotated[bool, Query(alias="defaultToGlobal")]
+LatestOnly = Annotated[bool, Query(alias="latestOnly")]
+SchemaId = Annotated[int, Path(ge=-(2**31), le=2**31 - 1, description="a global schema id")]
+PageOffset = Annotated[int, Query(ge=0, le=MAX_INT64)]
+PageLimit = Annotated[int, Query(ge=-1, le=MAX_INT64, description="-1: no limit")]
+
+
+# -- response shapes ------------------------------------------------------------------------
+_RAW_SCHEMA: dict[int | str, dict[str, Any]] = {
+    200: {"content": {MEDIA_TYPE: {"schema": {"type": "string", "description": "the schema"}}}}
+}
+
+
+def _body(model: type[BaseModel]) -> dict[str, Any]:
+    return body_schema(model, MEDIA_TYPE, "application/vnd.schemaregistry+json")
+
+
+def _schema_fields(stored: StoredSchema) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if stored.schema_type != "AVRO":  # Confluent omits schemaType for AVRO
+        out["schemaType"] = stored.schema_type
+    if stored.references:
+        out["references"] = [r.as_json() for r in stored.references]
+    out["schema"] = stored.text
+    return out
+
+
+def _version_json(sv: SubjectVersion) -> dict[str, Any]:
+    return {"subject": sv.subject, "version": sv.version, "id": sv.id, **_schema_fields(sv.schema)}
+
+
+def _raw_schema(text: str) -> Response:
+    return Response(content=text, media_type=MEDIA_TYPE)
+
+
+# -- schemas --------------------------------------------------------------------------------
+@router.get("/schemas/types", response_model=list[str])
+def schema_types(_: CanRead) -> list[str]:
+    return ["AVRO"]
+
+
+@router.get("/schemas", response_model=list[SubjectVersionOut])
+def list_schemas(
+    request: Request,
+    _: CanRead,
+    subject_prefix: SubjectPrefix = "",
+    deleted: bool = False,
+    latest_only: LatestOnly = False,
+    offset: PageOffset = 0,
+    limit: PageLimit = -1,
+) -> list[dict[str, Any]]:
+    registry = _registry(request)
+    out: list[dict[str, Any]] = []
+    for subject in registry.subjects(include_deleted=deleted, prefix=subject_prefix):
+        numbers = registry.versions(subject, include_deleted=deleted)
+        for number in numbers[-1:] if latest_only else numbers:
+            out.append(_version_json(registry.get_version(subject, number, deleted)))
+    return _page(out, offset, limit)
+
+
+@router.get("/schemas/ids/{schema_id}", response_model=SchemaOut)
+def schema_by_id(
+    request: Request,
+    _: CanRead,
+    schema_id: SchemaId,
+    subject: str | None = None,
+    format: str | None = None,  # accepted for client compatibility; AVRO has one format
+) -> dict[str, Any]:
+    return _schema_fields(_registry(request).get_by_id(schema_id))
+
+
+@router.get("/schemas/ids/{schema_id}/schema", responses=_RAW_SCHEMA)
+def raw_schema_by_id(request: Request, schema_id: SchemaId, _: CanRead) -> Response:
+    return _raw_schema(_registry(request).get_by_id(schema_id).text)
+
+
+@router.get("/schemas/ids/{schema_id}/subjects", response_model=list[str])
+def subjects_of_id(
+    request: Request,
+    _: CanRead,
+    schema_id: SchemaId,
+    subject: str | None = None,
+    deleted: bool = False,
+    offset: PageOffset = 0,
+    limit: PageLimit = -1,
+) -> list[str]:
+    found = _registry(request).subject_versions_of(schema_id, include_deleted=deleted)
+    names = sorted({sv.subject for sv in found if subject is None or sv.subject == subject})
+    return _page(names, offset, limit)
+
+
+@router.get("/schemas/ids/{schema_id}/versions", response_model=list[SubjectVersionRef])
+def versions_of_id(
+    request: Request,
+    _: CanRead,
+    schema_id: SchemaId,
+    subject: str | None = None,
+    deleted: bool = False,
+    offset: PageOffset = 0,
+    limit: PageLimit = -1,
+) -> list[dict[str, Any]]:
+    found = _registry(request).subject_versions_of(schema_id, include_deleted=deleted)
+    pairs = [
+        {"subject": sv.subject, "version": sv.version}
+        for sv in found
+        if subject is None or sv.subject == subject
+    ]
+    return _page(pairs, offset, limit)
+
+
+# -- subjects -------------------------------------------------------------------------------
+@router.get("/subjects", response_model=list[str])
+def list_subjects(
+    request: Request,
+    _: CanRead,
+    subject_prefix: SubjectPrefix = "",
+    deleted: bool = False,
+    deleted_only: bool = False,
+    offset: PageOffset = 0,
+    limit: PageLimit = -1,
+) -> list[str]:
+    registry = _registry(request)
+    if deleted_only:
+        live = set(registry.subjects(prefix=subject_prefix))
+        names = [
+            s
+            for s in registry.subjects(include_deleted=True, prefix=subject_prefix)
+            if s not in live
+        ]
+    else:
+        names = registry.subjects(include_deleted=deleted, prefix=subject_prefix)
+    return _page(names, offset, limit)
+
+
+@router.get("/subjects/{subject}/versions", response_model=list[int])
+def list_versions(
+    request: Request,
+    _: CanRead,
+    subject: str,
+    deleted: bool = False,
+    deleted_only: bool = False,
+    offset: PageOffset = 0,
+    limit: PageLimit = -1,
+) -> list[int]:
+    registry = _registry(request)
+    if deleted_only:
+        every = registry.versions(subject, include_deleted=True)
+        try:
+            live = set(registry.versions(subject))
+        except SubjectNotFound:  # every version is soft-deleted
+            live = set()
+        numbers = [v for v in every if v not in live]
+    else:
+        numbers = registry.versions(subject, include_deleted=deleted)
+    return _page(numbers, offset, limit)
+
+
+@router.get("/subjects/{subject}/versions/{version}", response_model=SubjectVersionOut)
+def get_version(
+    request: Request,
+    _: CanRead,
+    subject: str,
+    version: str,
+    deleted: bool = False,
+    format: str | None = None,
+) -> dict[str, Any]:
+    sv = _registry(request).get_version(subject, _version_id(version), include_deleted=deleted)
+    return _version_json(sv)
+
+
+@router.get("/subjects/{subject}/versions/{version}/schema", responses=_RAW_SCHEMA)
+def get_version_schema(
+    request: Request,
+    _: CanRead,
+    subject: str,
+    version: str,
+    deleted: bool = False,
+) -> Response:
+    sv = _registry(request).get_version(subject, _version_id(version), include_deleted=deleted)
+    return _raw_schema(sv.schema.text)
+
+
+@router.get("/subjects/{subject}/versions/{version}/referencedby", response_model=list[int])
+def referenced_by(
+    request: Request,
+    _: CanRead,
+    subject: str,
+    version: str,
+    offset: PageOffset = 0,
+    limit: PageLimit = -1,
+) -> list[int]:
+    ids = _registry(request).referenced_by(subject, _version_id(version))
+    return _page(ids, offset, limit)
+
+
+@router.post(
+    "/subjects/{subject}/versions", response_model=SchemaIdOut, openapi_extra=_body(SchemaIn)
+)
+def register(
+    request: Request,
+    _: CanWrite,
+    body: JsonBody,
+    subject: str,
+    normalize: bool = False,  # accepted: the registry always compares canonical forms
+) -> dict[str, Any]:
+    _refuse_internal(subject, "registering a schema version under")
+    registry = _registry(request)
+    candidate = _Candidate(registry, body)
+    sv = registry.register(
+        subject,
+        candidate.text,
+        candidate.schema_type,
+        candidate.references,
+        schema_id=candidate.id,
+        version=candidate.version,
+    )
+    return {"id": sv.id}
+
+
+@router.post("/subjects/{subject}", response_model=SubjectVersionOut, openapi_extra=_body(SchemaIn))
+def lookup(
+    request: Request,
+    _: CanRead,
+    body: JsonBody,
+    subject: str,
+    normalize: bool = False,
+    deleted: bool = False,
+    format: str | None = None,
+) -> dict[str, Any]:
+    registry = _registry(request)
+    candidate = _Candidate(registry, body)
+    sv = registry.lookup(
+        subject,
+        candidate.text,
+        candidate.schema_type,
+        candidate.references,
+        include_deleted=deleted,
+    )
+    return _version_json(sv)
+
+
+@router.delete("/subjects/{subject}/versions/{version}", response_model=int)
+def delete_version(
+    request: Request,
+    _: CanDelete,
+    subject: str,
+    version: str,
+    permanent: bool = False,
+) -> int:
+    _refuse_internal(subject, "deleting a version of")
+    return _registry(request).delete_version(subject, _version_id(version), permanent=permanent)
+
+
+@router.delete("/subjects/{subject}", response_model=list[int])
+def delete_subject(
+    request: Request,
+    _: CanDelete,
+    subject: str,
+    permanent: bool = False,
+) -> list[int]:
+    _refuse_internal(subject, "deleting")
+    return _registry(request).delete_subject(subject, permanent=permanent)
+
+
+# -- compatibility --------------------------------------------------------------------------
+def _compatibility_answer(
+    registry: SchemaRegistry, subject: str, body: Any, version: int | str | None, verbose: bool
+) -> dict[str, Any]:
+    candidate = _Candidate(registry, body)
+    problems = registry.check(
+        subject, candidate.text, candidate.schema_type, candidate.references, version
+    )
+    answer: dict[str, Any] = {"is_compatible": not problems}
+    if verbose:
+        messages = [
+            f"{{errorType:'{p.rule}', description:'{p.message}', additionalInfo:'{p.path}'}}"
+            for p in problems
+        ]
+        if problems:
+            messages.append(f"{{compatibility: '{registry.compatibility(subject)}'}}")
+        answer["messages"] = messages
+    return answer
+
+
+@router.post(
+    "/compatibility/subjects/{subject}/versions/{version}",
+    response_model=CompatibilityAnswer,
+    response_model_exclude_unset=True,  # "messages" only when verbose, as Confluent answers
+    openapi_extra=_body(SchemaIn),
+)
+def test_compatibility(
+    request: Request,
+    _: CanRead,
+    body: JsonBody,
+    subject: str,
+    version: str,
+    verbose: bool = False,
+    normalize: bool = False,
+) -> dict[str, Any]:
+    registry = _registry(request)
+    return _compatibility_answer(registry, subject, body, _version_id(version), verbose)
+
+
+@router.post(
+    "/compatibility/subjects/{subject}/versions",
+    response_model=CompatibilityAnswer,
+    response_model_exclude_unset=True,  # "messages" only when verbose, as Confluent answers
+    openapi_extra=_body(SchemaIn),
+)
+def test_compatibility_all(
+    request: Request,
+    _: CanRead,
+    body: JsonBody,
+    subject: str,
+    verbose: bool = False,
+    normalize: bool = False,
+) -> dict[str, Any]:
+    return _compatibility_answer(_registry(request), subject, body, None, verbose)
+
+
+# -- config and mode ------------------------------------------------------------------------
+def _level_of(body: Any) -> str:
+    obj = _object(body)
+    level = obj.get("compatibility", obj.get("compatibilityLevel"))
+    if not isinstance(level, str):
+        raise InvalidInput(
+            'The body must name a level: {"compatibility": "BACKWARD"} (or FORWARD, FULL, '
+            "NONE, and their _TRANSITIVE forms).",
+            code="invalid_compatibility_level",
+        )
+    return level
+
+
+def _mode_of(body: Any) -> str:
+    mode = _object(body).get("mode")
+    if not isinstance(mode, str):
+        raise InvalidInput(
+            'The body must name a mode: {"mode": "READWRITE"} (or READONLY, '
+            "READONLY_OVERRIDE, IMPORT).",
+            code="invalid_mode",
+        )
+    return mode
+
+
+@router.get("/config", response_model=CompatibilityLevel)
+def get_global_config(request: Request, _: CanRead) -> dict[str, Any]:
+    return {"compatibilityLevel": _registry(request).compatibility()}
+
+
+def _governed_set(
+    request: Request, principal: Principal, subject: str | None, level: str | None
+) -> None:
+    """Change a level through ``governance.configchanges`` (a recorded change event, refused
+    under the two-person rule); straight on the registry when the app has no governance (the
+    bare registry app, which has no event publisher)."""
+    hub = hub_of(request)
+    if getattr(hub, "publisher", None) is None:
+        registry = _registry(request)
+        if level is None:
+            registry.delete_compatibility(subject)
+        else:
+            registry.set_compatibility(level, subject)
+        return
+    from governance.configchanges import ConfigChanges, registry_resource
+
+    changes = getattr(request.app.state, "registry_config_changes", None)
+    if changes is None:
+        # No audit action on hub.audit here: the change is evidenced by its own events
+        # (hub.config-changes, and ConfigChanged on hub.config), and the first audit action
+        # would register hub.audit's schema on _schemas in the middle of a client's requests.
+        changes = ConfigChanges.build(hub.log, hub.registry, hub.publisher)
+        request.app.state.registry_config_changes = changes
+    reason = f"{request.method} {request.url.path}"
+    changes.set_direct(principal, registry_resource(subject), level, reason)
+
+
+@router.put("/config", response_model=CompatibilitySet, openapi_extra=_body(CompatibilityIn))
+def set_global_config(
+    request: Request,
+    principal: CanConfigure,
+    body: JsonBody,
+) -> dict[str, Any]:
+    level = _registry(request).check_compatibility_level(_level_of(body))
+    _governed_set(request, principal, None, level)
+    return {"compatibility": level}
+
+
+@router.delete("/config", response_model=CompatibilityLevel)
+def delete_global_config(request: Request, principal: CanConfigure) -> dict[str, Any]:
+    previous = _registry(request).compatibility()
+    _governed_set(request, principal, None, None)
+    return {"compatibilityLevel": previous}
+
+
+@router.get("/config/{subject}", response_model=CompatibilityLevel)
+def get_subject_config(
+    request: Request,
+    _: CanRead,
+    subject: str,
+    default_to_global: DefaultToGlobal = False,
+) -> dict[str, Any]:
+    level = _registry(request).compatibility(subject, default_to_global=default_to_global)
+    return {"compatibilityLevel": level}
+
+
+@router.put(
+    "/config/{subject}", response_model=CompatibilitySet, openapi_extra=_body(CompatibilityIn)
+)
+def set_subject_config(
+    request: Request,
+    principal: CanConfigure,
+    body: JsonBody,
+    subject: str,
+) -> dict[str, Any]:
+    _refuse_internal(subject, "changing the compatibility level of")
+    level = _registry(request).check_compatibility_level(_level_of(body))
+    _governed_set(request, principal, subject, level)
+    return {"compatibility": level}
+
+
+@router.delete("/config/{subject}", response_model=CompatibilityLevel)
+def delete_subject_config(
+    request: Request, subject: str, principal: CanConfigure
+) -> dict[str, Any]:
+    _refuse_internal(subject, "changing the compatibility level of")
+    # A subject without a level of its own answers 40408, as before any change is written.
+    previous = _registry(request).compatibility(subject, default_to_global=False)
+    _governed_set(request, principal, subject, None)
+    return {"compatibilityLevel": previous}
+
+
+@router.get("/mode", response_model=Mode)
+def get_global_mode(request: Request, _: CanRead) -> dict[str, Any]:
+    return {"mode": _registry(request).mode()}
+
+
+@router.put("/mode", response_model=Mode, openapi_extra=_body(ModeIn))
+def set_global_mode(
+    request: Request,
+    _: CanConfigure,
+    body: JsonBody,
+    force: bool = False,
+) -> dict[str, Any]:
+    return {"mode": _registry(request).set_mode(_mode_of(body))}
+
+
+@router.get("/mode/{subject}", response_model=Mode)
+def get_subject_mode(
+    request: Request,
+    _: CanRead,
+    subject: str,
+    default_to_global: DefaultToGlobal = True,
+) -> dict[str, Any]:
+    return {"mode": _registry(request).mode(subject)}
+
+
+@router.put("/mode/{subject}", response_model=Mode, openapi_extra=_body(ModeIn))
+def set_subject_mode(
+    request: Request,
+    _: CanConfigure,
+    body: JsonBody,
+    subject: str,
+    force: bool = False,
+) -> dict[str, Any]:
+    _refuse_internal(subject, "changing the mode of")
+    return {"mode": _registry(request).set_mode(_mode_of(body), subject)}

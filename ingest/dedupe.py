@@ -1,0 +1,147 @@
+"""Duplicate detection with bounded memory: event ids and natural keys seen recently, per topic.
+
+The window
+- Each (topic, scope) has a two-generation set (scope ``event_id``, or a ``unique`` rule's id
+  for natural keys). Keys go into the current generation; when it holds ``max_keys // 2`` keys
+  or is older than half the window, it becomes the previous one and the old previous one is
+  dropped. A key is therefore remembered for at least ``min(window / 2, max_keys / 2 later
+  keys)`` and at most ``window``; memory stays under ``max_keys`` keys per scope.
+- The window of a natural key is its ``unique`` rule's ``window``; the window of event ids is
+  ``event_id_window`` (24 h by default). Time is the ingest (receipt) time.
+
+Rebuilt from the log
+- On the first use of a topic in a process, the tail of the topic (at most ``max_keys`` records
+  over all partitions, and only records whose log timestamp is inside the window) is read back:
+  each accepted record carries its event id (``ce_id``) and, for subjects with ``unique`` rules,
+  a ``hub-natural-key`` header (``<rule id>\\x1f<key>``), so the rebuild reads headers only.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable
+from datetime import timedelta
+
+from core.ports.eventlog import EventLog
+
+NK_HEADER = "hub-natural-key"
+EVENT_ID_SCOPE = "event_id"
+_SEP = "\x1f"
+
+
+class KeyWindow:
+    """A two-generation set of recently seen keys (see the module docstring)."""
+
+    __slots__ = ("_cur", "_half_window", "_max", "_prev", "_started")
+
+    def __init__(self, max_keys: int, window: timedelta) -> None:
+        self._cur: set[str] = set()
+        self._prev: set[str] = set()
+        self._started = time.monotonic()
+        self._max = max(2, max_keys)
+        self._half_window = window.total_seconds() / 2
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._cur or key in self._prev
+
+    def __len__(self) -> int:
+        return len(self._cur) + len(self._prev)
+
+    def add_all(self, keys: Iterable[str]) -> None:
+        """Add keys in order, rotating when the current generation reaches ``max_keys // 2``.
+
+        Keys go in by chunks of the room left in the generation (``set.update`` in C): the
+        generation can only fill up on a chunk's last key, so rotations happen exactly where
+        adding them one by one would put them.
+        """
+        self._maybe_rotate()
+        pending = keys if isinstance(keys, list) else list(keys)
+        half = self._max // 2
+        start = 0
+        while start < len(pending):
+            cur = self._cur
+            room = half - len(cur)
+            if room <= 0:
+                self._rotate()
+                continue
+            cur.update(pending[start : start + room])
+            start += room
+            if len(cur) >= half:
+                self._rotate()
+
+    def _maybe_rotate(self) -> None:
+        if time.monotonic() - self._started >= self._half_window:
+            self._rotate()
+
+    def _rotate(self) -> None:
+        self._prev = self._cur
+        self._cur = set()
+        self._started = time.monotonic()
+
+
+class Deduper:
+    """Per topic: the event-id window and one natural-key window per ``unique`` rule."""
+
+    def __init__(
+        self,
+        log: EventLog,
+        max_keys: int = 1_000_000,
+        event_id_window: timedelta = timedelta(hours=24),
+    ) -> None:
+        self._log = log
+        self._max = max_keys
+        self._event_id_window = event_id_window
+        self._windows: dict[tuple[str, str], KeyWindow] = {}
+        self._loaded: set[str] = set()
+        self._lock = threading.Lock()
+
+    def window(self, topic: str, scope: str, window: timedelta | None = None) -> KeyWindow:
+        """The window of ``scope`` on ``topic`` (rebuilt from the log on first use)."""
+        self._ensure_loaded(topic)
+        w = self._windows.get((topic, scope))
+        if w is None:
+            w = self._windows[(topic, scope)] = KeyWindow(
+                self._max, window or self._event_id_window
+            )
+        return w
+
+    def _ensure_loaded(self, topic: str) -> None:
+        if topic in self._loaded:
+            return
+        with self._lock:
+            if topic in self._loaded:
+                return
+            self._loaded.add(topic)
+            self._rebuild(topic)
+
+    def _rebuild(self, topic: str) -> None:
+        """Read the topic's tail back into the windows (headers only; see the docstring)."""
+        ends = self._log.end_offsets(topic)
+        if not any(ends.values()):
+            return
+        per_partition = max(1, self._max // max(1, len(ends)))
+        oldest_ms = int((time.time() - self._event_id_window.total_seconds()) * 1000)
+        ids: list[str] = []
+        keys: dict[str, list[str]] = {}
+        for p, end in ends.items():
+            for rec in self._log.scan(topic, p, max(0, end - per_partition)):
+                for name, value in rec.headers:
+                    if name == NK_HEADER:
+                        scope, _, key = value.decode().partition(_SEP)
+                        keys.setdefault(scope, []).append(key)
+                    elif name == "ce_id" and rec.timestamp_ms >= oldest_ms:
+                        ids.append(value.decode())
+        w = self._windows.setdefault(
+            (topic, EVENT_ID_SCOPE), KeyWindow(self._max, self._event_id_window)
+        )
+        w.add_all(ids)
+        for scope, found in keys.items():
+            # The rule's own window is applied when the rule is first used; until then keys
+            # are kept for the event-id window (the rebuild cannot know later rule changes).
+            self._windows.setdefault((topic, scope), KeyWindow(self._max, timedelta(days=30)))
+            self._windows[(topic, scope)].add_all(found)
+
+    @staticmethod
+    def header(scope: str, key: str) -> tuple[str, bytes]:
+        return (NK_HEADER, f"{scope}{_SEP}{key}".encode())

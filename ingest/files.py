@@ -1,0 +1,551 @@
+"""File sources: JSON lines, CSV, Parquet and Avro object container files, streamed in batches.
+
+Every format streams: JSON lines and CSV line by line, Parquet by record batches
+(``ParquetFile.iter_batches``), Avro OCF block by block (``fastavro.reader``); memory is bounded
+by the batch size, whatever the file size.
+
+What is per record and what fails the whole file
+- Per record (quarantined with the original bytes, the rest of the file goes on): a JSON line
+  that is not UTF-8 or not JSON, a CSV row with the wrong number of columns or a value that does
+  not fit its column's type, any schema or rule failure.
+- The whole file (``FileUnreadable``, CLI exit 1, nothing of it appended unless earlier batches
+  already committed): a file that is not of its format (truncated Parquet has no footer), a CSV
+  header naming a column the schema does not have, an Avro file whose writer schema is not
+  registered under the topic's subject. Avro files are not auto-registered: register the schema
+  first with ``hub schema register``.
+- Originals: JSON lines and CSV rows keep their exact bytes; Parquet and Avro rows have none of
+  their own, so the quarantine keeps their JSON rendering (replayable as JSON).
+
+Resuming: the source of a file is ``file:<first 16 hex of its SHA-256>``. Its position (records
+consumed) is stored with every batch; a restart skips what was committed, and a file whose last
+position says ``done`` is not ingested again.
+
+Lineage (``core.lineage``): every publish of a file is one run of ``ingest.files.<topic>``
+(``ingest.watch.<topic>`` from a watched folder), reading ``hub://sources/file:///<path>`` and
+writing the topic, plus ``hub.quarantine`` once a record was quarantined; a file already done is
+a run that writes nothing new. A path that is not a file, an unknown format or topic fails before
+the run starts; anything after (an unreadable file included) ends the run with FAIL.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import hashlib
+import io
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from core import lineage
+from core.errors import HubError, InvalidInput
+from core.pii import encrypted_schema
+from ingest.pipeline import QUARANTINE_TOPIC, WIRE, IngestPipeline, IngestResult, RawRecord
+
+FORMATS = ("jsonl", "csv", "parquet", "avro")
+_SUFFIXES = {
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "jsonl",
+    ".csv": "csv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".avro": "avro",
+}
+
+
+class FileUnreadable(InvalidInput):
+    """The file as a whole cannot be read in its format (see the module docstring)."""
+
+    code = "file_unreadable"
+
+
+@dataclass
+class FileResult:
+    path: str
+    source: str
+    format: str
+    records: int = 0
+    skipped: int = 0
+    already_done: bool = False
+    result: IngestResult = field(default_factory=IngestResult)
+
+
+def detect_format(path: Path, fmt: str = "auto") -> str:
+    if fmt != "auto":
+        if fmt not in FORMATS:
+            raise InvalidInput(f"Format {fmt!r} is not one of auto, {', '.join(FORMATS)}.")
+        return fmt
+    found = _SUFFIXES.get(path.suffix.lower())
+    if found is None:
+        raise InvalidInput(
+            f"Cannot tell the format of {path.name!r} from its suffix: pass --format "
+            f"({', '.join(FORMATS)})."
+        )
+    return found
+
+
+def file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+# -- readers: each yields lists of RawRecord ------------------------------------------------
+def _jsonl(path: Path, batch_size: int) -> Iterator[list[RawRecord]]:
+    batch: list[RawRecord] = []
+    with path.open("rb") as f:
+        for lineno, line in enumerate(f, 1):
+            raw = line.rstrip(b"\r\n")
+            if not raw.strip():
+                continue
+            try:
+                value = json.loads(raw.decode("utf-8"), parse_float=Decimal)
+                if not isinstance(value, dict):
+                    raise ValueError(f"expected a JSON object, got {type(value).__name__}")
+                rec = RawRecord(raw, value=value, position={"line": lineno})
+            except UnicodeDecodeError as exc:
+                rec = RawRecord(
+                    raw,
+                    error=f"Line {lineno} is not UTF-8 text ({exc.reason} at byte {exc.start}).",
+                    error_code="not_utf8",
+                    position={"line": lineno},
+                )
+            except ValueError as exc:
+                rec = RawRecord(
+                    raw,
+                    error=f"Line {lineno} is not a JSON object: {exc}.",
+                    error_code="malformed_json",
+                    position={"line": lineno},
+                )
+            batch.append(rec)
+            if len(batch) >= batch_size:
+                yield batch
+                batch = []
+    if batch:
+        yield batch
+
+
+def csv_types(schema: Any) -> dict[str, tuple[Any, bool]]:
+    """Per field: its non-null type (parsed Avro) and whether null is allowed."""
+    out = {}
+    for f in schema["fields"]:
+        t = f["type"]
+        nullable = isinstance(t, list) and "null" in t
+        if isinstance(t, list):
+            t = next((b for b in t if b != "null"), "null")
+        out[f["name"]] = (t, nullable)
+    return out
+
+
+def _csv_value(text: str, t: Any, nullable: bool) -> Any:
+    if text == "" and nullable:
+        return None
+    base = t["type"] if isinstance(t, dict) else t
+    if isinstance(t, dict) and t.get("logicalType") == "decimal":
+        return text
+    if base in ("int", "long"):
+        if isinstance(t, dict) and t.get("logicalType", "").startswith(("timestamp", "date")):
+            return text if not text.lstrip("-").isdigit() else int(text)
+        return int(text)
+    if base in ("float", "double"):
+        return Decimal(text)
+    if base == "boolean":
+        if text.lower() not in ("true", "false", "1", "0"):
+            raise ValueError(f"{text!r} is not a boolean (true/false)")
+        return text.lower() in ("true", "1")
+    return text
+
+
+def _csv_rows(path: Path) -> Iterator[tuple[int, bytes]]:
+    """Raw rows (line number, bytes); a quoted field may span lines."""
+    with path.open("rb") as f:
+        pending = b""
+        start = 0
+        for lineno, line in enumerate(f, 1):
+            if not pending:
+                start = lineno
+            pending += line
+            if pending.count(b'"') % 2 == 0:
+                yield start, pending.rstrip(b"\r\n")
+                pending = b""
+        if pending:
+            yield start, pending.rstrip(b"\r\n")
+
+
+def csv_content_type(header_line: bytes) -> str:
+    """``text/csv`` with the file's header line as a base64 ``columns`` parameter."""
+    return "text/csv; columns=" + base64.b64encode(header_line).decode("ascii")
+
+
+def csv_header_of(content_type: str) -> list[str] | None:
+    """The header a ``csv_content_type`` carries, or None."""
+    for param in content_type.split(";")[1:]:
+        name, _, value = param.strip().partition("=")
+        if name == "columns":
+            line = base64.b64decode(value).decode("utf-8-sig")
+            return next(csv.reader([line]))
+    return None
+
+
+def parse_csv_row(
+    raw: bytes, header: list[str], types: dict[str, tuple[Any, bool]]
+) -> dict[str, Any]:
+    """One CSV row typed by the schema; raises ValueError / csv.Error / UnicodeDecodeError."""
+    (cells,) = list(csv.reader([raw.decode("utf-8")]))
+    if len(cells) != len(header):
+        raise ValueError(f"it has {len(cells)} columns, the header has {len(header)}")
+    value = {}
+    for name, cell in zip(header, cells, strict=True):
+        try:
+            value[name] = _csv_value(cell, *types[name])
+        except (ValueError, ArithmeticError) as exc:
+            raise ValueError(f"column {name!r}: {cell!r} does not fit ({exc})") from exc
+    return value
+
+
+def _csv(
+    path: Path, batch_size: int, pipeline: IngestPipeline, topic: str, event_type: str | None
+) -> Iterator[list[RawRecord]]:
+    types = csv_types(pipeline.target(topic, event_type).plain.parsed)
+    rows = _csv_rows(path)
+    first = next(rows, None)
+    if first is None:
+        return
+    try:
+        header = next(csv.reader([first[1].decode("utf-8-sig")]))
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise FileUnreadable(f"The CSV header of {path.name!r} is unreadable: {exc}.") from exc
+    unknown = [h for h in header if h not in types]
+    if unknown:
+        raise FileUnreadable(
+            f"The CSV header of {path.name!r} names column(s) {', '.join(unknown)} that the "
+            f"schema of topic {topic!r} does not have (it has {', '.join(types)}): rename or "
+            "drop them."
+        )
+    # The header travels with each row's content type (a MIME parameter), so a quarantined row
+    # can be parsed again on replay without the file.
+    ctype = csv_content_type(first[1])
+    batch: list[RawRecord] = []
+    for lineno, raw in rows:
+        if not raw.strip():
+            continue
+        pos = {"line": lineno}
+        try:
+            value = parse_csv_row(raw, header, types)
+            rec = RawRecord(
+                raw, value=value, content_type=ctype, event_type=event_type, position=pos
+            )
+        except UnicodeDecodeError as exc:
+            rec = RawRecord(
+                raw,
+                content_type=ctype,
+                error=f"CSV line {lineno} is not UTF-8 text ({exc.reason}).",
+                error_code="not_utf8",
+                position=pos,
+            )
+        except (ValueError, csv.Error) as exc:
+            rec = RawRecord(
+                raw,
+                content_type=ctype,
+                error=f"CSV line {lineno} is malformed: {exc}.",
+                error_code="malformed_csv",
+                position=pos,
+            )
+        batch.append(rec)
+        if len(batch) >= batch_size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _parquet(path: Path, batch_size: int, event_type: str | None) -> Iterator[list[RawRecord]]:
+    for rb in parquet_batches(path, batch_size):
+        yield [
+            RawRecord(b"", kind="datum", value=row, event_type=event_type) for row in rb.to_pylist()
+        ]
+
+
+def parquet_batches(path: Path, batch_size: int) -> Iterator[Any]:
+    """Arrow record batches of a Parquet file, streamed; ``FileUnreadable`` if it is not one."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        pf = pq.ParquetFile(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise FileUnreadable(
+            f"{path.name!r} is not a readable Parquet file ({exc}); it may be truncated: "
+            "re-export it."
+        ) from exc
+    try:
+        yield from pf.iter_batches(batch_size=batch_size)
+    except (pa.ArrowException, OSError) as exc:
+        raise FileUnreadable(f"Reading Parquet file {path.name!r} failed: {exc}.") from exc
+
+
+def _avro(
+    path: Path, batch_size: int, pipeline: IngestPipeline, topic: str, event_type: str | None
+) -> Iterator[list[RawRecord]]:
+    import fastavro
+
+    with path.open("rb") as f:
+        try:
+            reader = fastavro.reader(f)
+            text = reader.metadata["avro.schema"]
+        except Exception as exc:  # fastavro raises several types for a bad header
+            raise FileUnreadable(
+                f"{path.name!r} is not an Avro object container file: {exc}."
+            ) from exc
+        writer_name = json.loads(text).get("name") if text.startswith("{") else None
+        ns = json.loads(text).get("namespace") if text.startswith("{") else None
+        full = (
+            f"{ns}.{writer_name}" if ns and writer_name and "." not in writer_name else writer_name
+        )
+        t = pipeline.target(
+            topic, event_type or (full if pipeline.publisher.strategy(topic) != "topic" else None)
+        )
+        try:
+            try:
+                pipeline.registry.lookup(t.subject, text)
+            except HubError:
+                if not t.encrypts:
+                    raise
+                # The registry holds the log form of a PII schema; the file has its plain form.
+                pipeline.registry.lookup(t.subject, encrypted_schema(text))
+        except HubError as exc:
+            raise FileUnreadable(
+                f"The writer schema of Avro file {path.name!r} ({full}) is not registered under "
+                f"subject {t.subject!r}; files are not auto-registered: register it with "
+                f"`hub schema register {t.subject} SCHEMA.avsc` and publish again."
+            ) from exc
+        f.seek(0)
+        resolved = fastavro.reader(f, reader_schema=t.plain.parsed)
+        batch: list[RawRecord] = []
+        try:
+            for datum in resolved:
+                batch.append(
+                    RawRecord(b"", kind="datum", value=datum, content_type=WIRE, event_type=t.name)
+                )
+                if len(batch) >= batch_size:
+                    yield batch
+                    batch = []
+        except Exception as exc:  # corrupt block
+            raise FileUnreadable(f"Avro file {path.name!r} is corrupt: {exc}.") from exc
+        if batch:
+            yield batch
+
+
+def read_file(
+    pipeline: IngestPipeline,
+    path: Path,
+    topic: str,
+    fmt: str,
+    batch_size: int,
+    event_type: str | None = None,
+) -> Iterator[list[RawRecord]]:
+    if fmt == "jsonl":
+        return _jsonl(path, batch_size)
+    if fmt == "csv":
+        return _csv(path, batch_size, pipeline, topic, event_type)
+    if fmt == "parquet":
+        return _parquet(path, batch_size, event_type)
+    return _avro(path, batch_size, pipeline, topic, event_type)
+
+
+def publish_file(
+    pipeline: IngestPipeline,
+    path: Path,
+    topic: str,
+    fmt: str = "auto",
+    batch_size: int = 10_000,
+    *,
+    event_type: str | None = None,
+    producer: str | None = None,
+    on_batch: Callable[[int, IngestResult], None] | None = None,
+    columnar: bool = True,
+    job: str | None = None,
+) -> FileResult:
+    """Ingest a file through the pipeline, resuming after its last committed batch.
+
+    Parquet goes through the columnar path (``columnar.ingest_arrow``: the same result, column
+    at a time) unless ``columnar`` is False; other formats go record by record. One lineage run
+    of ``job`` (default ``ingest.files.<topic>``) covers it (see the module docstring).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileUnreadable(f"{str(path)!r} is not a file.")
+    fmt = detect_format(path, fmt)
+    pipeline.log.topic(topic)
+    with lineage.tracked(
+        pipeline.publisher,
+        job or f"ingest.files.{topic}",
+        [lineage.source_dataset(path.resolve().as_uri())],
+        [lineage.topic_dataset(topic)],
+        producer=producer or "hub",
+    ) as run:
+
+        def batch_done(n: int, result: IngestResult) -> None:
+            if result.rejected:
+                run.add_output(lineage.topic_dataset(QUARANTINE_TOPIC))
+            if on_batch is not None:
+                on_batch(n, result)
+
+        return _publish(
+            pipeline, path, topic, fmt, batch_size, event_type, producer, batch_done, columnar
+        )
+
+
+def _publish(
+    pipeline: IngestPipeline,
+    path: Path,
+    topic: str,
+    fmt: str,
+    batch_size: int,
+    event_type: str | None,
+    producer: str | None,
+    on_batch: Callable[[int, IngestResult], None],
+    columnar: bool,
+) -> FileResult:
+    source = f"file:{file_digest(path)[:16]}"
+    out = FileResult(str(path), source, fmt)
+    last = pipeline.positions.get(source)
+    skip = 0 if last is None else last.records
+    if last is not None and last.done:
+        out.already_done = True
+        out.skipped = last.records
+        return out
+    consumed = 0
+    if fmt == "parquet" and columnar:
+        consumed = _publish_arrow(
+            pipeline, path, topic, batch_size, event_type, producer, on_batch, source, skip, out
+        )
+    batches = (
+        read_file(pipeline, path, topic, fmt, batch_size, event_type)
+        if fmt != "parquet" or not columnar
+        else iter(())
+    )
+    for batch in batches:
+        n = len(batch)
+        if consumed + n <= skip:  # committed before a restart
+            consumed += n
+            out.skipped += n
+            continue
+        if consumed < skip:
+            batch = batch[skip - consumed :]
+            out.skipped += skip - consumed
+            consumed = skip
+        consumed += len(batch)
+        result = pipeline.ingest(
+            topic,
+            batch,
+            source=source,
+            producer=producer or f"file:{path.name}",
+            position={"file": path.name, "records": consumed},
+            consumed=consumed,
+        )
+        out.records += len(batch)
+        out.result.add(result)
+        on_batch(len(batch), result)
+    # Mark the file done (a position-only commit).
+    pipeline.ingest(
+        topic,
+        [],
+        source=source,
+        position={"file": path.name, "records": consumed},
+        consumed=consumed,
+        done=True,
+    )
+    return out
+
+
+def _publish_arrow(
+    pipeline: IngestPipeline,
+    path: Path,
+    topic: str,
+    batch_size: int,
+    event_type: str | None,
+    producer: str | None,
+    on_batch: Callable[[int, IngestResult], None],
+    source: str,
+    skip: int,
+    out: FileResult,
+) -> int:
+    """Parquet record batches through the columnar path; returns the records consumed."""
+    from ingest.columnar import ingest_arrow
+
+    consumed = 0
+    for rb in parquet_batches(path, batch_size):
+        n = rb.num_rows
+        if consumed + n <= skip:  # committed before a restart
+            consumed += n
+            out.skipped += n
+            continue
+        if consumed < skip:
+            rb = rb.slice(skip - consumed)
+            out.skipped += skip - consumed
+            consumed = skip
+        consumed += rb.num_rows
+        result = ingest_arrow(
+            pipeline,
+            topic,
+            rb,
+            source=source,
+            producer=producer or f"file:{path.name}",
+            position={"file": path.name, "records": consumed},
+            consumed=consumed,
+            event_type=event_type,
+        )
+        out.records += rb.num_rows
+        out.result.add(result)
+        on_batch(rb.num_rows, result)
+    return consumed
+
+
+def iter_bytes_lines(data: bytes) -> Iterator[bytes]:
+    """Lines of an in-memory NDJSON body (used by the HTTP route)."""
+    yield from io.BytesIO(data)
+
+
+def watch_once(
+    pipeline: IngestPipeline, folder: Path, topic: str, batch_size: int = 10_000
+) -> list[tuple[str, str]]:
+    """Publish every file in ``folder`` (not its ``done/``/``failed/``), then move it there;
+    each publish is one lineage run of ``ingest.watch.<topic>``.
+
+    A crash between the last commit and the move leaves the file in place; the next pass finds
+    its source ``done`` and only moves it.
+    """
+    import shutil
+
+    done, failed = folder / "done", folder / "failed"
+    done.mkdir(parents=True, exist_ok=True)
+    failed.mkdir(parents=True, exist_ok=True)
+    out = []
+    for path in sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")):
+        try:
+            res = publish_file(
+                pipeline, path, topic, "auto", batch_size, job=f"ingest.watch.{topic}"
+            )
+        except InvalidInput as exc:
+            shutil.move(str(path), failed / path.name)
+            out.append((path.name, f"failed: {exc.message}"))
+            continue
+        shutil.move(str(path), done / path.name)
+        r = res.result
+        if res.already_done:
+            out.append((path.name, "already ingested"))
+        else:
+            out.append(
+                (
+                    path.name,
+                    f"accepted={r.accepted} rejected={r.rejected} duplicates={r.duplicates}",
+                )
+            )
+    return out

@@ -1,0 +1,974 @@
+"""The one ingest pipeline every source uses: convert, check rules, dedupe, append atomically.
+
+Input is a batch of ``RawRecord`` (original bytes, decoded value when the source decoded it, an
+error when it could not, envelope fields) from one source. Per record, in order:
+
+1. a source-side error (not UTF-8, not JSON, a CSV row with the wrong number of columns) or a
+   size over ``max_record_bytes`` rejects the record;
+2. schema conversion: JSON via ``serde.from_json`` against the subject's latest schema; a
+   Confluent wire-format value is decoded with its writer schema (found by id) and resolved to
+   the subject's latest schema (the reader); a writer schema the reader cannot read (Avro schema
+   resolution, ``check_reader_writer``) rejects the record with each incompatibility named. A
+   value whose writer schema is the latest is appended byte for byte, never re-encoded;
+3. the subject's quality rules (``domain.quality``), first failure's rule id and field path kept,
+   every failure named in the reason; ``ref`` rules against the referenced topic's record keys
+   (``refs.KeyIndex``, caught up once per batch);
+4. dedupe: an event id, or a ``unique`` rule's natural key, seen in the window (``dedupe.py``) or
+   earlier in the same batch makes the record a duplicate: counted, reported, not appended.
+
+Per-record, not all-or-nothing: one bad record never blocks the others. The batch commits in
+one log transaction (steps numbered in ``_commit``): 1. the accepted records on the topic,
+2. the rejected ones on ``hub.quarantine`` (reason, rule id, field path, source, original bytes),
+3. the source's new position on ``hub.source-positions``. Either all three land or none, so a
+source that restarts after a crash resumes exactly where the last committed batch ended.
+
+Quarantined originals are kept whole up to ``max_record_bytes``; a larger record (rejected for
+its size) keeps its first ``max_record_bytes`` bytes with ``truncated=true`` and the SHA-256 and
+size of the whole, so the quarantine topic's own records stay bounded.
+
+The strict alternative stays ``Publisher.publish`` (``POST /v1/topics/{topic}/events``):
+all-or-nothing, the first bad record fails the call.
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import json
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from itertools import repeat
+from typing import Any, Literal
+
+from core.avro import serde
+from core.avro.compatibility import check_reader_writer
+from core.avro.schema import ParsedSchema
+from core.errors import HubError, InvalidInput, SchemaNotFound, SubjectNotFound
+from core.events import KEY_FIELD_CONFIG, classification_of, refuse_internal
+from core.metrics import Metrics
+from core.pii import (
+    data_subject_field,
+    data_subject_of,
+    encrypts,
+    pii_fields,
+    refuse_erased,
+)
+from core.ports.eventlog import EventLog, Record, RecordMetadata
+from core.ports.eventlog import Headers as env_Headers
+from core.ports.keystore import DecryptionFailed, KeyDestroyed
+from domain import envelope as env
+from domain.catalog import subject_for
+from domain.envelope import Envelope, parse_rfc3339
+from domain.quality import (
+    Evaluator,
+    Rule,
+    RuleSet,
+    compile_natural_key,
+    compile_rules,
+    ref_violation,
+)
+from ingest.dedupe import EVENT_ID_SCOPE, Deduper, KeyWindow
+from ingest.ids import uuid7_bytes
+from ingest.positions import PositionStore
+from ingest.publish import Publisher
+from ingest.refs import KeyIndex
+from ingest.rules import RulesStore
+from ingest.stats import QualityStats
+from registry.plain import plain_subject
+from registry.service import SchemaRegistry
+
+SEALED_FOR = "hub_sealed_for"  # quarantine header: the original is sealed under this subject's key
+QUARANTINE_TOPIC = "hub.quarantine"
+JSON = "application/json"
+WIRE = "application/vnd.confluent.avro"
+Kind = Literal["json", "wire", "datum"]
+# Replay marks: (batch index, outcome, where it landed) per record -> (topic, record) to append.
+Marks = Callable[[list[tuple[int, str, "RecordMetadata | None"]]], list[tuple[str, "Record"]]]
+
+
+@dataclass(frozen=True, slots=True)
+class RawRecord:
+    """One record as a source received it.
+
+    ``kind``: ``json`` (``value`` is JSON-decoded data), ``wire`` (``original`` is a Confluent
+    wire-format value; ``value`` may hold its already-decoded datum), or ``datum`` (``value`` is
+    an Avro datum for the subject's latest schema, e.g. a Parquet row). ``error``/``error_code``
+    mark a record the source could not decode; it is quarantined with its original bytes.
+    """
+
+    original: bytes
+    kind: Kind = "json"
+    value: Any = None
+    content_type: str = JSON
+    error: str | None = None
+    error_code: str = "malformed_record"
+    event_type: str | None = None
+    key: str | None = None
+    event_id: str | None = None
+    occurred_at: str | None = None
+    position: Any = None
+
+
+@dataclass(slots=True)
+class BatchCache:
+    """What one batch looks up once: erased data subjects (``refuse_erased``) and the record
+    keys of the topics its ``ref`` rules name (``KeyIndex``)."""
+
+    erased: dict[str, bool] = field(default_factory=dict)
+    refs: dict[str, set[str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    index: int
+    reason_code: str
+    reason: str
+    rule_id: str | None = None
+    field_path: str | None = None
+
+
+@dataclass
+class IngestResult:
+    accepted: int = 0
+    rejected: int = 0
+    duplicates: int = 0
+    rejections: list[Rejection] = field(default_factory=list)
+    duplicate_indexes: list[int] = field(default_factory=list)
+
+    def add(self, other: IngestResult, offset: int = 0) -> None:
+        self.accepted += other.accepted
+        self.rejected += other.rejected
+        self.duplicates += other.duplicates
+        self.rejections.extend(
+            Rejection(r.index + offset, r.reason_code, r.reason, r.rule_id, r.field_path)
+            for r in other.rejections[: max(0, 1000 - len(self.rejections))]
+        )
+        self.duplicate_indexes.extend(i + offset for i in other.duplicate_indexes[:1000])
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "accepted": self.accepted,
+            "rejected": self.rejected,
+            "duplicates": self.duplicates,
+            "rejections": [
+                {
+                    "index": r.index,
+                    "reason_code": r.reason_code,
+                    "reason": r.reason,
+                    "rule_id": r.rule_id,
+                    "field_path": r.field_path,
+                }
+                for r in self.rejections
+            ],
+            "duplicate_indexes": self.duplicate_indexes,
+        }
+
+
+def _with_defaults(datum: Any, schema: Any) -> Any:
+    """A datum with the schema's defaults filled in for missing top-level fields."""
+    if not isinstance(datum, dict) or not isinstance(schema, dict) or "fields" not in schema:
+        return datum
+    missing = [f for f in schema["fields"] if f["name"] not in datum and "default" in f]
+    if not missing:
+        return datum
+    out = dict(datum)
+    named = schema.get("__named_schemas", {})
+    for f in missing:
+        out[f["name"]] = serde._from_default(f["default"], f["type"], named)
+    return out
+
+
+_new_record: Callable[..., list[Record]]
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a batch's objects are built (see callers)."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+def _record_builder() -> Callable[..., list[Record]]:
+    """Build ``n`` Records from one iterable per field, setting slots directly.
+
+    A frozen dataclass's ``__init__`` sets each field through ``object.__setattr__`` (about
+    1 us per Record); setting the slots through their descriptors in C-level maps is ~2.5x
+    faster. If Record stops being a plain slots dataclass, its constructor is used.
+    """
+    import dataclasses
+
+    names = tuple(f.name for f in dataclasses.fields(Record))
+    if getattr(Record, "__slots__", None) != names or hasattr(Record, "__post_init__"):
+        return lambda n, *columns: list(map(Record, *columns))
+    setters = [getattr(Record, name).__set__ for name in names]
+    new = object.__new__
+
+    def build(n: int, *columns: Iterable[object]) -> list[Record]:
+        made: list[Record] = list(map(new, repeat(Record, n)))
+        for set_slot, column in zip(setters, columns, strict=True):
+            deque(map(set_slot, made, column), maxlen=0)
+        return made
+
+    return build
+
+
+_new_record = _record_builder()
+
+
+def new_records(
+    values: Sequence[bytes], keys: Sequence[bytes | None], headers: Sequence[env_Headers]
+) -> list[Record]:
+    """Records (value, key, headers; no timestamp or partition) for a batch."""
+    n = len(values)
+    return _new_record(n, values, keys, headers, repeat(None, n), repeat(None, n))
+
+
+class _Reject(Exception):
+    def __init__(
+        self, code: str, reason: str, rule_id: str | None = None, path: str | None = None
+    ) -> None:
+        super().__init__(reason)
+        self.code, self.reason, self.rule_id, self.path = code, reason, rule_id, path
+
+
+def tracked_pull(
+    pipeline: IngestPipeline,
+    job: str,
+    source: Any,
+    topic: str,
+    pull: Callable[[IngestResult], None],
+    redact: Mapping[str, str],
+) -> IngestResult:
+    """One OpenLineage run (``core.lineage.tracked``) around a pull connector's ``pull``,
+    which adds its batches' counts to the result; ``hub.quarantine`` becomes an output as soon
+    as a record was rejected, also when the pull then fails (those records are kept)."""
+    from core import lineage
+
+    with lineage.tracked(
+        pipeline.publisher, job, [source], [lineage.topic_dataset(topic)], redact=redact
+    ) as run:
+        total = IngestResult()
+        try:
+            pull(total)
+        finally:
+            if total.rejected:
+                run.add_output(lineage.topic_dataset(QUARANTINE_TOPIC))
+        return total
+
+
+def _redacted(rej: _Reject, value: Any, target: Target | None) -> _Reject:
+    """``rej`` with every PII value of the record that its reason quotes replaced by ``***``:
+    a rule's message quotes the failing value, and the reason is kept in clear."""
+    if target is None or not isinstance(value, Mapping):
+        return rej
+    reason = rej.reason
+    for path in pii_fields(target.schema.text):
+        node: Any = value
+        for name in path.split("/"):
+            node = node.get(name) if isinstance(node, Mapping) else None
+        if node is not None and str(node):
+            reason = reason.replace(repr(node), "'***'").replace(str(node), "***")
+    return _Reject(rej.code, reason, rej.rule_id, rej.path)
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """What a record on a topic is written with: subject, latest schema and its rules."""
+
+    subject: str
+    schema_id: int
+    schema: ParsedSchema
+    name: str
+    classification: str
+    rules: RuleSet
+    plain: ParsedSchema  # what datums are filled with: ``schema`` unless it encrypts PII
+
+    @property
+    def encrypts(self) -> bool:
+        """True when PII values are encrypted (``core.pii``) before encoding."""
+        return self.plain is not self.schema
+
+
+class Compiled:
+    """A target's per-record work, prepared once per (schema, rule set).
+
+    ``check`` is ``domain.quality.evaluate`` compiled to closures; ``fill`` adds the schema's
+    defaults for missing top-level fields (and returns the datum itself when nothing is
+    missing); ``unique`` pairs each ``unique`` rule with its compiled natural key.
+    """
+
+    __slots__ = (
+        "check",
+        "decimals",
+        "default_values",
+        "defaults",
+        "encode",
+        "has_rules",
+        "refs",
+        "schema",
+        "unique",
+        "wire_header",
+    )
+
+    def __init__(self, t: Target) -> None:
+        self.schema = t.plain.parsed
+        self.check: Evaluator = compile_rules(t.rules)
+        self.has_rules = bool(t.rules.rules)
+        self.unique: tuple[tuple[Rule, Callable[[Any], str | None]], ...] = tuple(
+            (r, compile_natural_key(r)) for r in t.rules.unique
+        )
+        self.refs: tuple[tuple[Rule, Callable[[Any], str | None]], ...] = tuple(
+            (r, compile_natural_key(r)) for r in t.rules.refs
+        )
+        fields = self.schema.get("fields", []) if isinstance(self.schema, dict) else []
+        self.defaults = frozenset(f["name"] for f in fields if "default" in f)
+        self.wire_header = serde.wire_header(t.schema_id)
+        self.decimals = serde.decimal_fields(self.schema)
+        self.encode: Callable[[Any], bytes] = serde.encoder(t.schema_id, t.schema)
+        # Defaults as datums, computed once when every one is immutable (shared safely).
+        named = self.schema.get("__named_schemas", {}) if isinstance(self.schema, dict) else {}
+        values = [
+            (f["name"], serde._from_default(f["default"], f["type"], named))
+            for f in fields
+            if "default" in f
+        ]
+        immutable = (str, bytes, int, float, bool, Decimal, type(None), date, datetime)
+        ok = all(type(v) in immutable for _, v in values)
+        self.default_values: tuple[tuple[str, Any], ...] | None = tuple(values) if ok else None
+
+    def fill(self, datum: Any) -> Any:
+        """``datum`` with the defaults of its missing top-level fields (itself if none miss)."""
+        if type(datum) is dict:
+            if datum.keys() >= self.defaults:
+                return datum
+            if self.default_values is not None:
+                out = dict(datum)
+                for name, value in self.default_values:
+                    if name not in out:
+                        out[name] = value
+                return out
+        return _with_defaults(datum, self.schema)
+
+
+def batch_headers(
+    t: Target, producer: str, tenant: str, now: datetime
+) -> tuple[env_Headers, env_Headers, env_Headers]:
+    """The parts of an accepted record's envelope headers shared by a batch.
+
+    A record's headers are ``first + ((ce_id, id),) + middle + ((ce_correlationid, id),) +
+    last`` (the order ``Envelope.to_headers`` writes), ``ce_time`` being the batch's receipt time.
+    """
+    e = Envelope(
+        event_type=t.name,
+        producer=producer,
+        tenant=tenant,
+        classification=t.classification,
+        occurred_at=now,
+        event_id="-",
+    )
+    h = e.to_headers()
+    assert h[1][0] == env.H_ID and h[5][0] == env.H_CORRELATION
+    return h[:1], h[2:5], h[6:]
+
+
+class IngestPipeline:
+    """Validates and appends batches from any source (see the module docstring)."""
+
+    def __init__(
+        self,
+        log: EventLog,
+        registry: SchemaRegistry,
+        publisher: Publisher,
+        metrics: Metrics,
+        rules: RulesStore,
+        positions: PositionStore,
+        deduper: Deduper,
+        max_record_bytes: int,
+    ) -> None:
+        self.log = log
+        self.registry = registry
+        self.publisher = publisher
+        self.metrics = metrics
+        self.rules = rules
+        self.positions = positions
+        self.deduper = deduper
+        self.max_record_bytes = max_record_bytes
+        self._compat: dict[tuple[int, int], list[str]] = {}
+        self._compiled: dict[tuple[int, int], tuple[RuleSet, Compiled]] = {}
+        self._arrow_plans: dict[Any, tuple[RuleSet, Any]] = {}
+        self.stats = QualityStats(log, registry)  # GET /v1/quality/stats
+        self.refs = KeyIndex(log)  # the keys ``ref`` rules check against
+
+    def arrow_plan(
+        self,
+        t: Target,
+        schema: Any,
+        key_field: str | None,
+        build: Callable[[Target, Any, str | None], Any],
+    ) -> Any:
+        """The columnar plan (``columnar.build_plan``) of ``t`` for an Arrow layout, cached."""
+        key = (t.schema_id, id(t.rules), key_field, schema)
+        found = self._arrow_plans.get(key)
+        if found is None or found[0] is not t.rules:
+            if len(self._arrow_plans) > 64:
+                self._arrow_plans.clear()
+            found = self._arrow_plans[key] = (t.rules, build(t, schema, key_field))
+        return found[1]
+
+    def compiled(self, t: Target) -> Compiled:
+        """The target's prepared per-record work (cached per schema id and rule set)."""
+        key = (t.schema_id, id(t.rules))
+        found = self._compiled.get(key)
+        if found is None or found[0] is not t.rules:
+            if len(self._compiled) > 256:
+                self._compiled.clear()
+            found = self._compiled[key] = (t.rules, Compiled(t))
+        return found[1]
+
+    # -- targets ------------------------------------------------------------------------------
+    def target(self, topic: str, event_type: str | None) -> Target:
+        """The subject, latest schema and rules for a record; raises ``InvalidInput``."""
+        strategy = self.publisher.strategy(topic)
+        if strategy == "topic":
+            subject = subject_for(topic, "", "topic")
+        elif not event_type:
+            raise InvalidInput(
+                f"Topic {topic!r} carries several event types: give each record an event_type "
+                "(the Avro record's full name).",
+                code="event_type_required",
+            )
+        else:
+            subject = subject_for(topic, event_type, strategy)
+        try:
+            schema_id, schema = self.publisher.writer_schema(subject)
+        except SubjectNotFound as exc:
+            raise InvalidInput(
+                f"No schema is registered for subject {subject!r} (topic {topic!r}): register "
+                "one with `hub schema register`.",
+                code="subject_not_registered",
+            ) from exc
+        name = schema.name or subject
+        if event_type and event_type != name:
+            raise InvalidInput(
+                f"event_type {event_type!r} does not match subject {subject!r} ({name}).",
+                code="event_type_mismatch",
+            )
+        return Target(
+            subject,
+            schema_id,
+            schema,
+            name,
+            classification_of(schema),
+            self.rules.get(subject),
+            self.publisher.plain(schema_id, schema),
+        )
+
+    def _incompatibilities(self, reader: Target, writer_id: int) -> list[str]:
+        key = (reader.schema_id, writer_id)
+        found = self._compat.get(key)
+        if found is None:
+            writer = self.publisher.plain(writer_id, self.registry.parsed(writer_id))
+            # Strict: values are re-encoded here, and a decimal read at another scale is wrong.
+            strict = check_reader_writer(reader.plain, writer, strict_logical_types=True)
+            found = [f"{i.path}: {i.message}" for i in strict]
+            self._compat[key] = found
+        return found
+
+    # -- one record ---------------------------------------------------------------------------
+    def _convert(
+        self, topic: str, raw: RawRecord, targets: dict[str | None, Target]
+    ) -> tuple[Target, Any, bytes | None]:
+        """The record's target, its datum, and its value bytes if they can be kept as sent."""
+        if raw.error is not None:
+            raise _Reject(raw.error_code, raw.error)
+        if len(raw.original) > self.max_record_bytes:
+            raise _Reject(
+                "payload_too_large",
+                f"The record is {len(raw.original)} bytes, over the limit of "
+                f"{self.max_record_bytes} (HUB_MAX_RECORD_BYTES): split or shrink it.",
+            )
+        event_type = raw.event_type
+        writer_id = None
+        if raw.kind == "wire":
+            try:
+                writer_id, _ = serde.split_wire(raw.original)
+                writer = self.registry.parsed(writer_id)
+            except SchemaNotFound as exc:
+                raise _Reject(
+                    "unknown_schema_id",
+                    f"The value names schema id {writer_id}, which this registry does not hold: "
+                    "register the writer schema first.",
+                ) from exc
+            except HubError as exc:
+                raise _Reject(exc.code, exc.message) from exc
+            event_type = event_type or writer.name
+        try:
+            if event_type not in targets:
+                targets[event_type] = self.target(topic, event_type)
+            t = targets[event_type]
+            if raw.kind == "json":
+                return t, serde.from_json(raw.value, t.plain.parsed), None
+            if raw.kind == "datum":
+                c = self.compiled(t)  # file rows: floats and ints into decimals, exactly
+                return t, c.fill(serde.coerce_decimals(raw.value, c.decimals)), None
+            assert writer_id is not None
+            problems = self._incompatibilities(t, writer_id)
+            if problems:
+                raise _Reject(
+                    "incompatible_schema",
+                    f"The record was written with schema id {writer_id}, which the reader schema "
+                    f"of {t.subject} (id {t.schema_id}) cannot read: {'; '.join(problems)}. "
+                    "Register a compatible schema or convert the record.",
+                )
+            keep = raw.original if writer_id == t.schema_id else None
+            writer = self.registry.parsed(writer_id)
+            if t.encrypts or (keep is None and encrypts(writer.text)):
+                return t, self._plain_datum(topic, raw.original, writer_id, writer, t), keep
+            if raw.value is not None and keep is not None:
+                return t, raw.value, keep
+            datum = serde.decode(raw.original, writer, None if keep else t.schema)
+            return t, datum, keep
+        except HubError as exc:
+            raise _Reject(exc.code, exc.message) from exc
+
+    def _plain_datum(
+        self, topic: str, value: bytes, writer_id: int, writer: ParsedSchema, t: Target
+    ) -> Any:
+        """A wire-format value as a plain datum of ``t``: PII decrypted, resolved to the latest.
+
+        Values written with a schema whose PII is ciphertext (a copy of the hub's own records)
+        are decrypted under their subject's key first; a subject without a live key (erased, or
+        never seen by this hub) is refused like any late event of an erased subject.
+        """
+        datum = serde.decode(value, writer, None)
+        if encrypts(writer.text):
+            codec = self.publisher.codec()
+            subject = data_subject_of(datum, writer.text)
+            if subject is not None and codec.keystore.erased(subject):
+                raise _Reject(
+                    "key_destroyed",
+                    f"Data subject {subject!r} was erased: the record's PII cannot be read and "
+                    "no new data is accepted for it, so it is refused.",
+                )
+            not_ours = _Reject(
+                "not_hub_ciphertext",
+                f"The value was written with schema id {writer_id}, the log form of "
+                f"{t.subject}, whose PII fields ({', '.join(pii_fields(writer.text))}) hold "
+                "ciphertext of this hub, but these bytes are not: send plain values instead, "
+                "serialized with the plain schema (the .avsc as shipped; registering it under "
+                f"{t.subject!r} answers with the id of its plain companion "
+                f"{plain_subject(t.subject)!r}), and the hub encrypts them.",
+            )
+            if subject is not None and not codec.keystore.exists(subject):
+                raise not_ours  # no key was ever made for this subject: not our ciphertext
+            try:
+                datum = codec.decrypt(datum, writer.text, topic)
+            except DecryptionFailed as exc:
+                raise not_ours from exc
+        plain_writer = self.publisher.plain(writer_id, writer)
+        if writer_id == t.schema_id:
+            return datum
+        return serde.decode(serde.encode(writer_id, plain_writer, datum), plain_writer, t.plain)
+
+    def ref_keys(self, topic: str, batch: BatchCache | None) -> set[str]:
+        """The record keys on ``topic``, caught up once per batch."""
+        if batch is None:
+            return self.refs.keys(topic)
+        found = batch.refs.get(topic)
+        if found is None:
+            found = batch.refs[topic] = self.refs.keys(topic)
+        return found
+
+    def _check_rules(
+        self, t: Target, datum: Any, now: datetime, batch: BatchCache | None = None
+    ) -> _Reject | None:
+        c = self.compiled(t)
+        if not c.has_rules:
+            return None
+        found = c.check(datum, now)
+        for rule, get in c.refs:
+            value = get(datum)
+            assert rule.topic is not None
+            if value is not None and value not in self.ref_keys(rule.topic, batch):
+                found = [*found, ref_violation(rule, value)]
+        if not found:
+            return None
+        first = found[0]
+        detail = " ".join(f"[{v.rule_id}] {v.message}" for v in found)
+        return _Reject("rule_failed", detail, first.rule_id, first.field_path)
+
+    def accept_one(
+        self,
+        topic: str,
+        raw: RawRecord,
+        targets: dict[str | None, Target],
+        now: datetime,
+        batch: BatchCache | None = None,
+    ) -> tuple[Target, Any, bytes] | _Reject:
+        """Steps 1-3 for one record: its target, datum and value bytes, or why it is rejected.
+
+        A record naming an erased data subject (``core.pii.refuse_erased``) is
+        rejected first; ``batch`` caches look-ups for one batch."""
+        try:
+            t, datum, value = self._convert(topic, raw, targets)
+        except _Reject as converting:
+            return converting
+        if self.publisher.pii is not None:
+            seen = None if batch is None else batch.erased
+            try:
+                refuse_erased(datum, t.schema.text, self.publisher.pii.keystore, seen)
+            except KeyDestroyed as exc:
+                return _Reject(exc.code, exc.message)
+        failed = self._check_rules(t, datum, now, batch)
+        if failed is not None:
+            return failed
+        if value is None:
+            try:
+                stored = datum
+                if t.encrypts:  # PII to ciphertext under the data subject's key
+                    stored = self.publisher.codec().encrypt(datum, t.schema.text, topic)
+                value = self.compiled(t).encode(stored)  # = serde.encode, generated per schema
+            except HubError as exc:
+                return _Reject(exc.code, exc.message)
+            if len(value) > self.max_record_bytes:
+                return _Reject(
+                    "payload_too_large",
+                    f"The encoded record is {len(value)} bytes, over the limit of "
+                    f"{self.max_record_bytes} (HUB_MAX_RECORD_BYTES).",
+                )
+        return t, datum, value
+
+    # -- batches ------------------------------------------------------------------------------
+    def ingest(
+        self,
+        topic: str,
+        records: Sequence[RawRecord],
+        *,
+        source: str,
+        producer: str | None = None,
+        tenant: str = "default",
+        position: Mapping[str, Any] | None = None,
+        consumed: int | None = None,
+        done: bool = False,
+        attempt: int = 1,
+        marks: Marks | None = None,
+    ) -> IngestResult:
+        """Ingest one batch per record (see the module docstring); returns the counts.
+
+        ``position`` is the source's position after this batch; ``consumed`` the source's total
+        records read so far (both stored with the batch). ``marks`` (quarantine replay) is given
+        every record's outcome with where it landed and returns more records to append in the
+        same transaction (step 4 of ``_commit``). Raises only for problems of the whole
+        batch (an unknown topic, storage failure), never for one bad record. The cyclic garbage
+        collector is paused while the batch is built (``gc_paused``).
+        """
+        refuse_internal(topic)  # early, for a clear error; ``_commit`` is the gate itself
+        with gc_paused():
+            return self._ingest(
+                topic,
+                records,
+                source=source,
+                producer=producer,
+                tenant=tenant,
+                position=position,
+                consumed=consumed,
+                done=done,
+                attempt=attempt,
+                marks=marks,
+            )
+
+    def _ingest(
+        self,
+        topic: str,
+        records: Sequence[RawRecord],
+        *,
+        source: str,
+        producer: str | None,
+        tenant: str,
+        position: Mapping[str, Any] | None,
+        consumed: int | None,
+        done: bool,
+        attempt: int,
+        marks: Marks | None = None,
+    ) -> IngestResult:
+        self.log.topic(topic)  # raises TopicNotFound
+        producer = producer or source
+        now = datetime.now(UTC)
+        targets: dict[str | None, Target] = {}
+        key_field = self.log.topic(topic).config.get(KEY_FIELD_CONFIG)
+        ids_window = self.deduper.window(topic, EVENT_ID_SCOPE)
+        batch_ids: set[str] = set()
+        batch_keys: dict[str, set[str]] = {}
+        new_keys: dict[str, list[str]] = {}
+        windows: dict[str, KeyWindow] = {}
+        # Accepted rows: target, value, key, event id, ce_time (None: receipt time), nk headers.
+        rows: list[tuple[Target, bytes, bytes | None, bytes | None, bytes | None, env_Headers]] = []
+        quarantined: list[tuple[int, RawRecord, _Reject, Target | None]] = []
+        accepted_at: list[int] = []  # the batch index of each row
+        result = IngestResult()
+        batch = BatchCache()
+        for i, raw in enumerate(records):
+            out = self.accept_one(topic, raw, targets, now, batch)
+            if type(out) is _Reject:
+                quarantined.append((i, raw, out, targets.get(raw.event_type)))
+                continue
+            t, datum, value = out  # type: ignore[misc]
+            # Dedupe: event id first, then each unique rule's natural key.
+            eid = raw.event_id
+            if eid and (eid in ids_window or eid in batch_ids):
+                result.duplicates += 1
+                result.duplicate_indexes.append(i)
+                continue
+            nk_headers: list[tuple[str, str]] = []
+            dup = False
+            for rule, natural_key in self.compiled(t).unique:
+                nk = natural_key(datum)
+                if nk is None:
+                    continue
+                w = windows.get(rule.id)
+                if w is None:
+                    w = windows[rule.id] = self.deduper.window(topic, rule.id, rule.window)
+                seen = batch_keys.setdefault(rule.id, set())
+                if nk in w or nk in seen:
+                    dup = True
+                    break
+                nk_headers.append((rule.id, nk))
+            if dup:
+                result.duplicates += 1
+                result.duplicate_indexes.append(i)
+                continue
+            for rule_id, nk in nk_headers:
+                batch_keys[rule_id].add(nk)
+                new_keys.setdefault(rule_id, []).append(nk)
+            if eid:
+                batch_ids.add(eid)
+            key = raw.key
+            if key is None and key_field and isinstance(datum, Mapping):
+                k = datum.get(key_field)
+                key = None if k is None else str(k)
+            accepted_at.append(i)
+            stamp = None
+            if raw.occurred_at:
+                stamp = env.rfc3339_micros(parse_rfc3339(raw.occurred_at)).encode()
+            rows.append(
+                (
+                    t,
+                    value,
+                    None if key is None else key.encode(),
+                    eid.encode() if eid else None,
+                    stamp,
+                    tuple(Deduper.header(rid, nk) for rid, nk in nk_headers),
+                )
+            )
+        accepted = self._accepted(rows, producer, tenant, now)
+        q_records = [
+            self._quarantine_record(topic, source, raw, rej, attempt, now, t)
+            for _, raw, rej, t in quarantined
+        ]
+        outcomes = None
+        if marks is not None:
+            dup_at, q_at = result.duplicate_indexes, [i for i, *_ in quarantined]
+
+            def outcomes(
+                metas: Sequence[RecordMetadata], q_metas: Sequence[RecordMetadata]
+            ) -> list[tuple[str, Record]]:
+                found: list[tuple[int, str, RecordMetadata | None]] = [
+                    *((i, "accepted", m) for i, m in zip(accepted_at, metas, strict=True)),
+                    *((i, "rejected", m) for i, m in zip(q_at, q_metas, strict=True)),
+                    *((i, "duplicate", None) for i in dup_at),
+                ]
+                return marks(sorted(found, key=lambda x: x[0]))
+
+        self._commit(topic, source, accepted, q_records, position, consumed, done, outcomes)
+        # After the commit: remember the keys, count.
+        ids_window.add_all(batch_ids)
+        for t in targets.values():
+            for rule in t.rules.unique:
+                self.deduper.window(topic, rule.id, rule.window).add_all(new_keys.get(rule.id, []))
+        result.accepted = len(accepted)
+        result.rejected = len(quarantined)
+        for i, _, rj, _ in quarantined:
+            result.rejections.append(Rejection(i, rj.code, rj.reason, rj.rule_id, rj.path))
+        self.count(source, topic, result)
+        return result
+
+    @staticmethod
+    def _accepted(
+        rows: Sequence[tuple[Target, bytes, bytes | None, bytes | None, bytes | None, env_Headers]],
+        producer: str,
+        tenant: str,
+        now: datetime,
+    ) -> list[Record]:
+        """Records with their envelope headers; shared header pairs are built once per target."""
+        if not rows:
+            return []
+        fresh = iter(uuid7_bytes(sum(1 for r in rows if r[3] is None)))
+        shared: dict[str, tuple[env_Headers, env_Headers, env_Headers]] = {}
+        h_id, h_corr, h_time = env.H_ID, env.H_CORRELATION, env.H_TIME
+        headers: list[env_Headers] = []
+        for t, _, _, eid, stamp, nks in rows:
+            parts = shared.get(t.subject)
+            if parts is None:
+                parts = shared[t.subject] = batch_headers(t, producer, tenant, now)
+            first, middle, last = parts
+            if eid is None:
+                eid = next(fresh)
+            if stamp is not None:
+                middle = (middle[0], (h_time, stamp), middle[2])
+            headers.append((*first, (h_id, eid), *middle, (h_corr, eid), *last, *nks))
+        return new_records([r[1] for r in rows], [r[2] for r in rows], headers)
+
+    def count(self, source: str, topic: str, result: IngestResult) -> None:
+        m = self.metrics
+        if result.accepted:
+            m.ingest_records.labels(source, topic, "accepted").inc(result.accepted)
+            m.events_appended.labels(topic).inc(result.accepted)
+        if result.duplicates:
+            m.ingest_records.labels(source, topic, "duplicate").inc(result.duplicates)
+        if result.rejected:
+            m.ingest_records.labels(source, topic, "rejected").inc(result.rejected)
+            for r in result.rejections:
+                m.ingest_rule_failures.labels(source, topic, r.rule_id or r.reason_code).inc()
+
+    def _commit(
+        self,
+        topic: str,
+        source: str,
+        accepted: Sequence[Record],
+        quarantined: Sequence[Record],
+        position: Mapping[str, Any] | None,
+        consumed: int | None,
+        done: bool,
+        outcomes: Callable[
+            [Sequence[RecordMetadata], Sequence[RecordMetadata]], list[tuple[str, Record]]
+        ]
+        | None = None,
+    ) -> None:
+        refuse_internal(topic)  # every ingest source commits here: never into hub.* or _schemas
+        pos_record = None
+        if position is not None:
+            pos_record = self.positions.record(source, topic, dict(position), consumed or 0, done)
+        if not accepted and not quarantined and pos_record is None and outcomes is None:
+            return
+        started = time.perf_counter()
+        with self.log.transaction(f"ingest:{source}") as txn:
+            metas: list[RecordMetadata] = []
+            q_metas: list[RecordMetadata] = []
+            if accepted:
+                metas = txn.append(topic, accepted)  # 1. the accepted records
+            if quarantined:
+                q_metas = txn.append(QUARANTINE_TOPIC, quarantined)  # 2. the rejected ones
+            if pos_record is not None:
+                txn.append("hub.source-positions", [pos_record])  # 3. the new position
+            if outcomes is not None:  # 4. what the caller records about them (replay marks)
+                for extra_topic, extra in outcomes(metas, q_metas):
+                    txn.append(extra_topic, [extra])
+        self.metrics.append_seconds.labels(topic).observe(time.perf_counter() - started)
+
+    def _quarantine_record(
+        self,
+        topic: str,
+        source: str,
+        raw: RawRecord,
+        rej: _Reject,
+        attempt: int,
+        now: datetime,
+        target: Target | None,
+    ) -> Record:
+        original = raw.original
+        content_type = raw.content_type
+        if raw.kind == "datum" and not original:
+            # Rows of columnar files (Parquet, Avro OCF) have no per-row bytes of their own: the
+            # quarantine keeps their JSON rendering, which replays through the JSON path.
+            original = json.dumps(serde.to_json(raw.value), default=str).encode()
+            content_type = JSON
+        extra_headers: tuple[tuple[str, bytes], ...] = ()
+        subject, seen = self._pii_subject(raw, target)
+        original_size, digest = len(original), hashlib.sha256(original).hexdigest()
+        truncated = original_size > self.max_record_bytes
+        if truncated:
+            original = original[: self.max_record_bytes]
+        if subject is not None and rej.code != "key_destroyed":
+            try:
+                # The original holds PII in clear: it is kept sealed under the subject's key, so
+                # an erasure shreds the quarantined copy too (``hub quarantine show`` unseals).
+                original = self.publisher.codec().seal(subject, original, QUARANTINE_TOPIC)
+                extra_headers = ((SEALED_FOR, subject.encode()),)
+                rej = _redacted(rej, seen, target)
+            except KeyDestroyed:
+                rej = _Reject("key_destroyed", f"Data subject {subject!r} was erased. {rej.reason}")
+        if rej.code == "key_destroyed":
+            # A late record for an erased data subject: its PII is not kept anywhere, not even
+            # here; the quarantine entry keeps the reason, the size and the digest.
+            original = b""
+        from domain.envelope import uuid7
+
+        value = {
+            "topic": topic,
+            "source": source,
+            "reason_code": rej.code,
+            "reason": rej.reason,
+            "rule_id": rej.rule_id,
+            "field_path": rej.path,
+            "event_type": raw.event_type or (target.name if target else None),
+            "event_id": raw.event_id or str(uuid7()),
+            "key": raw.key,
+            "content_type": content_type,
+            "original": original,
+            "original_size": original_size,
+            "original_sha256": digest,
+            "truncated": truncated,
+            "source_position": None
+            if raw.position is None
+            else json.dumps(raw.position, default=str),
+            "attempt": attempt,
+            "received_at": now.isoformat(),
+        }
+        # Encoded here, not by Publisher.prepare: a quarantine record may exceed the record size
+        # limit by its metadata (the original alone is capped at max_record_bytes).
+        q = self.target(QUARANTINE_TOPIC, None)
+        datum = serde.from_json(value, q.schema.parsed)
+        envelope = Envelope(
+            event_type=q.name, producer=source, classification=q.classification, occurred_at=now
+        )
+        return Record(
+            value=serde.encode(q.schema_id, q.schema, datum),
+            key=topic.encode(),
+            headers=envelope.to_headers() + extra_headers,
+        )
+
+    def _pii_subject(self, raw: RawRecord, target: Target | None) -> tuple[str | None, Any]:
+        """The data subject whose PII a rejected record may hold in clear, when it can be told,
+        and the record's value as far as it could be read.
+
+        Only records aimed at a schema that encrypts PII are considered; the subject is read from
+        the decoded value (JSON object, file row, or a wire-format value decoded with its writer
+        schema). A record whose subject cannot be told (not JSON, not decodable, no subject field)
+        is kept as sent: it cannot be tied to anyone's key.
+        """
+        if target is None or not target.encrypts or self.publisher.pii is None:
+            return None, None
+        field_name = data_subject_field(target.schema.text)
+        value = raw.value
+        if value is None and raw.kind == "wire":
+            try:  # a rejected wire-format value: decode it with its writer schema to find out
+                writer_id, _ = serde.split_wire(raw.original)
+                value = serde.decode(raw.original, self.registry.parsed(writer_id))
+            except (HubError, ValueError):
+                return None, None
+        if field_name is None or not isinstance(value, Mapping):
+            return None, None
+        subject = value.get(field_name)
+        if not isinstance(subject, str) or not subject:
+            return None, value
+        return subject, value

@@ -1,0 +1,279 @@
+"""Publishing events to the log and reading them back, through the Schema Registry.
+
+A topic's config says how its records are named in the registry (``hub.subject.strategy``:
+``topic`` | ``record`` | ``topic_record``, Confluent's three strategies) and which payload field is
+the record key (``hub.key.field``). Publishing is all-or-nothing per batch: every record is
+converted, validated and encoded before one atomic append; the first bad record fails the call
+with its index and the reason, and nothing is appended.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from core.avro import serde
+from core.avro.schema import ParsedSchema, parse_schema
+from core.errors import (
+    HubError,
+    InvalidInput,
+    PayloadTooLarge,
+    SubjectNotFound,
+)
+from core.events import (
+    KEY_FIELD_CONFIG,
+    PRINCIPALS_TOPIC,
+    STRATEGY_CONFIG,
+    OutgoingEvent,
+    classification_of,
+    mask_pii_of,
+    redact_secrets,
+    refuse_internal,
+)
+from core.metrics import Metrics
+from core.pii import PiiCodec, encrypts, plain_schema, refuse_erased
+from core.ports.eventlog import EventLog, Record, RecordMetadata, StoredRecord
+from core.ports.keystore import KeyStore
+from domain.catalog import SubjectStrategy, subject_for
+from domain.envelope import Envelope, parse_rfc3339
+from registry.service import SchemaRegistry
+
+
+class NoKeyStore(HubError):
+    """A schema holds encrypted PII fields but this component was built without a KeyStore."""
+
+    code = "keystore_missing"
+    http_status = 500
+
+
+class Publisher:
+    """Encodes events with the subject's latest schema and appends them atomically.
+
+    A schema whose PII fields are stored encrypted (``core.pii``) is filled from the
+    JSON in its plain form (so PII values are validated against their real types), then each PII
+    value is encrypted under the data subject's key before encoding.
+    """
+
+    def __init__(
+        self,
+        log: EventLog,
+        registry: SchemaRegistry,
+        max_record_bytes: int,
+        metrics: Metrics,
+        keystore: KeyStore | None = None,
+    ) -> None:
+        self._log = log
+        self._registry = registry
+        self._max_bytes = max_record_bytes
+        self._metrics = metrics
+        self.pii = None if keystore is None else PiiCodec(keystore)
+        self._plain: dict[int, ParsedSchema] = {}
+
+    def plain(self, schema_id: int, schema: ParsedSchema) -> ParsedSchema:
+        """The schema callers fill datums with: ``schema`` itself, or its plain form when its
+        PII fields are stored encrypted (cached per schema id)."""
+        found = self._plain.get(schema_id)
+        if found is None:
+            found = schema
+            if encrypts(schema.text):
+                found = parse_schema(plain_schema(schema.text), schema.references)
+            self._plain[schema_id] = found
+        return found
+
+    def codec(self) -> PiiCodec:
+        """The PII codec; raises when this publisher has no KeyStore."""
+        if self.pii is None:
+            raise NoKeyStore(
+                "This schema stores PII encrypted, but the hub was built without a KeyStore."
+            )
+        return self.pii
+
+    def strategy(self, topic: str) -> SubjectStrategy:
+        value = self._log.topic(topic).config.get(STRATEGY_CONFIG, "topic")
+        if value not in ("topic", "record", "topic_record"):
+            raise InvalidInput(f"Topic {topic!r} has an unknown subject strategy {value!r}.")
+        return value  # type: ignore[return-value]
+
+    def writer_schema(self, subject: str) -> tuple[int, ParsedSchema]:
+        """The id and parsed schema of the subject's latest version."""
+        sv = self._registry.get_version(subject, "latest")
+        return sv.id, self._registry.parsed(sv.id)
+
+    def _resolve(self, topic: str, event_type: str | None) -> tuple[int, ParsedSchema, str]:
+        strategy = self.strategy(topic)
+        if strategy == "topic":
+            subject = subject_for(topic, "", "topic")
+        elif not event_type:
+            raise InvalidInput(
+                f"Topic {topic!r} carries several event types: give each record an event_type "
+                "(the Avro record's full name).",
+                code="event_type_required",
+            )
+        else:
+            subject = subject_for(topic, event_type, strategy)
+        try:
+            schema_id, schema = self.writer_schema(subject)
+        except SubjectNotFound as exc:
+            raise InvalidInput(
+                f"No schema is registered for subject {subject!r} (topic {topic!r}): register "
+                "one with `hub schema register` or POST /subjects/{subject}/versions.",
+                code="subject_not_registered",
+            ) from exc
+        name = schema.name or subject
+        if event_type and event_type != name:
+            raise InvalidInput(
+                f"event_type {event_type!r} does not match the schema of subject {subject!r} "
+                f"({name}).",
+                code="event_type_mismatch",
+            )
+        return schema_id, schema, name
+
+    def prepare(
+        self, topic: str, events: Sequence[OutgoingEvent], producer: str, tenant: str = "default"
+    ) -> list[Record]:
+        """Convert, validate and encode every event; raises naming the first bad one."""
+        key_field = self._log.topic(topic).config.get(KEY_FIELD_CONFIG)
+        resolved: dict[str | None, tuple[int, ParsedSchema, str, str]] = {}
+        erased_seen: dict[str, bool] = {}
+        records = []
+        for i, ev in enumerate(events):
+            try:
+                if ev.event_type not in resolved:
+                    sid, sch, nm = self._resolve(topic, ev.event_type)
+                    resolved[ev.event_type] = (sid, sch, nm, classification_of(sch))
+                schema_id, schema, name, classification = resolved[ev.event_type]
+                plain = self.plain(schema_id, schema)
+                datum = serde.from_json(ev.value, plain.parsed)
+                if self.pii is not None:  # a record naming an erased data subject is refused
+                    refuse_erased(datum, schema.text, self.pii.keystore, erased_seen)
+                if plain is not schema:
+                    datum = self.codec().encrypt(datum, schema.text, topic)
+                value = serde.encode(schema_id, schema, datum)
+                if len(value) > self._max_bytes:
+                    raise PayloadTooLarge(
+                        f"Encoded record is {len(value)} bytes, over the limit of "
+                        f"{self._max_bytes} (HUB_MAX_RECORD_BYTES)."
+                    )
+                key = ev.key
+                if key is None and key_field and isinstance(ev.value, Mapping):
+                    raw = ev.value.get(key_field)
+                    key = None if raw is None else str(raw)
+                occurred = parse_rfc3339(ev.occurred_at) if ev.occurred_at else datetime.now(UTC)
+                env_kwargs: dict[str, Any] = {}
+                if ev.event_id:
+                    env_kwargs["event_id"] = ev.event_id
+                envelope = Envelope(
+                    event_type=name,
+                    producer=producer,
+                    tenant=tenant,
+                    classification=classification,
+                    occurred_at=occurred,
+                    correlation_id=ev.correlation_id,
+                    causation_id=ev.causation_id,
+                    **env_kwargs,
+                )
+            except HubError as exc:
+                self._metrics.events_rejected.labels(topic, exc.code).inc()
+                exc.message = f"Record {i}: {exc.message}"
+                exc.args = (exc.message,)
+                raise
+            except ValueError as exc:
+                self._metrics.events_rejected.labels(topic, "invalid_input").inc()
+                raise InvalidInput(f"Record {i}: {exc}") from exc
+            extra = tuple((k, v.encode()) for k, v in ev.headers.items())
+            records.append(
+                Record(
+                    value=value,
+                    key=None if key is None else key.encode(),
+                    headers=envelope.to_headers() + extra,
+                )
+            )
+        return records
+
+    def publish(
+        self,
+        topic: str,
+        events: Sequence[OutgoingEvent],
+        producer: str,
+        tenant: str = "default",
+        *,
+        origin: Literal["internal", "external"] = "internal",
+    ) -> list[RecordMetadata]:
+        """Publish a batch all-or-nothing; returns where each record landed.
+
+        ``origin="external"`` (every route or command publishing a caller's records) refuses
+        internal topics (``refuse_internal``) before anything else.
+        """
+        if origin != "internal":
+            refuse_internal(topic)
+        self._log.topic(topic)  # raises TopicNotFound first
+        records = self.prepare(topic, events, producer, tenant)
+        started = time.perf_counter()
+        meta = self._log.append(topic, records)
+        self._metrics.append_seconds.labels(topic).observe(time.perf_counter() - started)
+        self._metrics.events_appended.labels(topic).inc(len(meta))
+        return meta
+
+
+class EventReader:
+    """Decodes stored records (Confluent wire format) into JSON-ready dicts.
+
+    Encrypted PII fields are decrypted with the KeyStore (``"[erased]"`` once the subject's key is
+    destroyed), or, with ``mask_pii``, hidden without being decrypted (``"***"``).
+    """
+
+    def __init__(
+        self,
+        log: EventLog,
+        registry: SchemaRegistry,
+        keystore: KeyStore | None = None,
+        *,
+        redact: bool = True,
+    ) -> None:
+        self._log = log
+        self._registry = registry
+        self.pii = None if keystore is None else PiiCodec(keystore)
+        self._redact = redact  # only the API key fold itself reads the hashes
+
+    def decode(
+        self, rec: StoredRecord, reader: ParsedSchema | None = None, *, mask_pii: bool = False
+    ) -> dict[str, Any]:
+        headers = {k: v.decode("utf-8", "replace") for k, v in rec.headers}
+        out: dict[str, Any] = {
+            "topic": rec.topic,
+            "partition": rec.partition,
+            "offset": rec.offset,
+            "timestamp_ms": rec.timestamp_ms,
+            "key": None if rec.key is None else rec.key.decode("utf-8", "replace"),
+            "headers": headers,
+        }
+        if rec.value is None:
+            out["value"] = None
+            return out
+        try:
+            schema_id, _ = serde.split_wire(rec.value)
+            writer = self._registry.parsed(schema_id)
+            out["schema_id"] = schema_id
+            datum = serde.decode(rec.value, writer, reader)
+            form = (reader or writer).text
+            if mask_pii:
+                datum = mask_pii_of(datum, form)
+            elif self.pii is not None:
+                datum = self.pii.decrypt(datum, form, rec.topic)
+            out["value"] = serde.to_json(datum)
+            if self._redact and rec.topic == PRINCIPALS_TOPIC:
+                out["value"] = redact_secrets(out["value"])
+        except HubError as exc:
+            out["value"] = None
+            out["error"] = exc.message
+        return out
+
+    def read(
+        self, topic: str, partition: int, offset: int, limit: int = 100, *, mask_pii: bool = False
+    ) -> list[dict[str, Any]]:
+        return [
+            self.decode(r, mask_pii=mask_pii)
+            for r in self._log.read(topic, partition, offset, limit)
+        ]

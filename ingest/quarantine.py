@@ -1,0 +1,273 @@
+"""Reading the quarantine topic and replaying its records through the pipeline after a fix.
+
+A quarantined record is a ``hub.RecordQuarantined`` event on ``hub.quarantine`` (one partition),
+addressed by its offset. Replay re-ingests the original bytes: JSON as JSON, wire-format values as
+wire format, CSV rows parsed with the header their content type carries (``text/csv;
+columns=<base64 header line>``) and typed by the topic's current schema; each with the event id
+given at first receipt and ``attempt + 1``, from the source ``replay:<original source>``. A
+record that fails again is quarantined again (a new offset, the higher attempt); one that passes
+is appended once. Truncated originals cannot be replayed.
+
+The quarantine is immutable, so a replay is recorded beside it: one ``hub.QuarantineReplayed``
+event per replayed entry on ``hub.quarantine-replays`` (outcome ``accepted`` with the topic,
+partition and offset it landed at, ``rejected`` with the new quarantine offset, or
+``duplicate``), in the same transaction as the replayed records. An entry's ``status`` is the
+fold of those events: ``pending``, ``replayed`` (accepted or duplicate) or ``requarantined``.
+Replaying an entry that is not pending is refused, naming where it went.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from core import lineage
+from core.avro import serde
+from core.errors import InvalidInput, NotFound, TopicNotFound
+from core.ports.eventlog import Record, RecordMetadata
+from domain.envelope import Envelope
+from ingest.files import csv_header_of, csv_types, parse_csv_row
+from ingest.pipeline import (
+    QUARANTINE_TOPIC,
+    SEALED_FOR,
+    WIRE,
+    IngestPipeline,
+    IngestResult,
+    RawRecord,
+)
+
+REPLAYS_TOPIC = "hub.quarantine-replays"
+
+
+def replay_marks(pipeline: IngestPipeline) -> dict[int, dict[str, Any]]:
+    """The latest ``hub.QuarantineReplayed`` event per quarantine offset."""
+    out: dict[int, dict[str, Any]] = {}
+    try:
+        records = pipeline.log.scan(REPLAYS_TOPIC, 0, 0)
+        for rec in records:
+            if rec.value is None:
+                continue
+            schema_id, _ = serde.split_wire(rec.value)
+            v = serde.decode(rec.value, pipeline.registry.parsed(schema_id))
+            out[v["quarantine_offset"]] = v
+    except TopicNotFound:
+        return {}
+    return out
+
+
+def status_of(mark: dict[str, Any] | None) -> str:
+    if mark is None:
+        return "pending"
+    return "requarantined" if mark["outcome"] == "rejected" else "replayed"
+
+
+def _where(mark: dict[str, Any]) -> str:
+    at = serde.to_json(mark["replayed_at"])
+    if mark["outcome"] == "accepted":
+        return (
+            f"at {at} by {mark['replayed_by']}: it is on topic {mark['topic']!r} partition "
+            f"{mark['partition']} offset {mark['offset']}"
+        )
+    if mark["outcome"] == "duplicate":
+        return f"at {at} by {mark['replayed_by']}: the record was already in {mark['topic']!r}"
+    return (
+        f"at {at} by {mark['replayed_by']} and failed again: replay its new quarantine entry "
+        f"at offset {mark['offset']} instead"
+    )
+
+
+def decode_entry(pipeline: IngestPipeline, offset: int, *, unseal: bool = True) -> dict[str, Any]:
+    """The quarantine entry at ``offset``; a sealed original is unsealed unless ``unseal`` is
+    False (a reader whose decision masks PII): then it is left out (``original_masked``)."""
+    recs = pipeline.log.read(QUARANTINE_TOPIC, 0, offset, 1)
+    if not recs or recs[0].offset != offset or recs[0].value is None:
+        raise NotFound(
+            f"No quarantined record at offset {offset}: list them with `hub quarantine list`.",
+            code="quarantine_entry_not_found",
+        )
+    rec = recs[0]
+    schema_id, _ = serde.split_wire(rec.value)  # type: ignore[arg-type]
+    value: dict[str, Any] = serde.decode(rec.value, pipeline.registry.parsed(schema_id))  # type: ignore[arg-type]
+    value["offset"] = rec.offset
+    sealed_for = next((v.decode() for k, v in rec.headers if k == SEALED_FOR), None)
+    if sealed_for is not None:
+        # The original was sealed under its data subject's key (it holds PII in clear).
+        value["sealed_for"] = sealed_for
+        if not unseal:
+            value["original"] = b""
+            value["original_masked"] = True
+            return value
+        opened = pipeline.publisher.codec().unseal(sealed_for, value["original"], QUARANTINE_TOPIC)
+        value["erased"] = opened is None
+        value["original"] = b"" if opened is None else opened
+    elif value["reason_code"] == "key_destroyed":
+        value["erased"] = True
+    return value
+
+
+def entries(
+    pipeline: IngestPipeline, offset: int = 0, limit: int = 100, topic: str | None = None
+) -> list[dict[str, Any]]:
+    """Quarantined records from ``offset`` (without their original bytes), each with its
+    replay ``status`` (``pending``, ``replayed``, ``requarantined``) and ``replayed_to``."""
+    out = []
+    marks = replay_marks(pipeline)
+    for rec in pipeline.log.scan(QUARANTINE_TOPIC, 0, offset):
+        if rec.value is None:
+            continue
+        schema_id, _ = serde.split_wire(rec.value)
+        v = serde.decode(rec.value, pipeline.registry.parsed(schema_id))
+        if topic and v["topic"] != topic:
+            continue
+        v.pop("original")
+        v["offset"] = rec.offset
+        mark = marks.get(rec.offset)
+        v["status"] = status_of(mark)
+        v["replayed_to"] = None
+        if mark is not None:
+            v["replayed_to"] = {k: mark[k] for k in ("topic", "partition", "offset", "outcome")}
+        out.append(serde.to_json(v))
+        if len(out) >= limit:
+            break
+    return out
+
+
+def to_raw(entry: dict[str, Any], pipeline: IngestPipeline | None = None) -> RawRecord:
+    """The record to re-ingest for a quarantine entry (CSV rows need ``pipeline``'s schemas)."""
+    if entry.get("erased"):
+        raise InvalidInput(
+            f"Quarantined record {entry['offset']} belongs to an erased data subject; its "
+            "original is shredded and cannot be replayed.",
+            code="not_replayable",
+        )
+    if entry["truncated"]:
+        raise InvalidInput(
+            f"Quarantined record {entry['offset']} was kept truncated "
+            f"({entry['original_size']} bytes, over the size limit) and cannot be replayed.",
+            code="not_replayable",
+        )
+    original: bytes = entry["original"]
+    common: dict[str, Any] = {
+        "event_type": entry["event_type"],
+        "key": entry["key"],
+        "event_id": entry["event_id"],
+    }
+    if entry["content_type"] == WIRE:
+        return RawRecord(original, kind="wire", content_type=WIRE, **common)
+    header = csv_header_of(entry["content_type"]) if pipeline is not None else None
+    if header is not None and pipeline is not None:
+        types = csv_types(pipeline.target(entry["topic"], entry["event_type"]).plain.parsed)
+        try:
+            value = parse_csv_row(original, header, types)
+        except (ValueError, UnicodeDecodeError, csv.Error) as exc:
+            return RawRecord(
+                original,
+                content_type=entry["content_type"],
+                error=f"The CSV row is still malformed: {exc}.",
+                error_code="malformed_csv",
+                **common,
+            )
+        return RawRecord(original, value=value, content_type=entry["content_type"], **common)
+    try:
+        value = json.loads(original.decode("utf-8"), parse_float=Decimal)
+        if not isinstance(value, dict):
+            raise ValueError("not an object")
+    except (UnicodeDecodeError, ValueError) as exc:
+        return RawRecord(
+            original,
+            content_type=entry["content_type"],
+            error=f"The original bytes are still not a JSON object: {exc}.",
+            error_code="malformed_record",
+            **common,
+        )
+    if entry["content_type"] == "application/x-ndjson" and isinstance(value.get("value"), dict):
+        value = value["value"]  # an NDJSON line holds the whole event; its value is inside
+    return RawRecord(original, value=value, content_type=entry["content_type"], **common)
+
+
+def replay(
+    pipeline: IngestPipeline, offsets: Iterable[int], replayed_by: str = "operator"
+) -> dict[str, IngestResult]:
+    """Replay quarantined records by offset, per target topic; returns the results by topic.
+
+    One lineage run of ``ingest.replay`` reads ``hub.quarantine`` and writes the topics replayed
+    into (and ``hub.quarantine`` again when a record fails again). An offset that is not there
+    or not replayable fails the call before the run starts and before anything is appended."""
+    by_topic: dict[str, list[tuple[dict[str, Any], RawRecord]]] = {}
+    marks = replay_marks(pipeline)
+    for off in offsets:
+        mark = marks.get(off)
+        if mark is not None:
+            raise InvalidInput(
+                f"Quarantined record {off} was already replayed {_where(mark)}.",
+                code="already_replayed",
+            )
+        e = decode_entry(pipeline, off)
+        by_topic.setdefault(e["topic"], []).append((e, to_raw(e, pipeline)))
+    quarantine = lineage.topic_dataset(QUARANTINE_TOPIC)
+    out: dict[str, IngestResult] = {}
+    with lineage.tracked(
+        pipeline.publisher,
+        "ingest.replay",
+        [quarantine],
+        [lineage.topic_dataset(t) for t in by_topic],
+        producer=replayed_by,
+    ) as run:
+        for topic, items in by_topic.items():
+            total = IngestResult()
+            # One batch per attempt number so each re-quarantined record gets its own attempt + 1.
+            for attempt in sorted({e["attempt"] for e, _ in items}):
+                chosen = [e for e, _ in items if e["attempt"] == attempt]
+                group = [r for e, r in items if e["attempt"] == attempt]
+                result = pipeline.ingest(
+                    topic,
+                    group,
+                    source=f"replay:{items[0][0]['source']}",
+                    producer=replayed_by,
+                    attempt=attempt + 1,
+                    marks=_marker(pipeline, topic, [e["offset"] for e in chosen], replayed_by),
+                )
+                if result.rejected:
+                    run.add_output(quarantine)
+                total.add(result)
+            out[topic] = total
+    return out
+
+
+def _marker(pipeline: IngestPipeline, topic: str, offsets: list[int], replayed_by: str) -> Any:
+    """The ``marks`` callback of one replay batch: a ``hub.QuarantineReplayed`` record per entry
+    (``offsets[i]`` is the quarantine offset of the batch's record ``i``)."""
+
+    def marks(found: list[tuple[int, str, RecordMetadata | None]]) -> list[tuple[str, Record]]:
+        t = pipeline.target(REPLAYS_TOPIC, None)
+        now = datetime.now(UTC)
+        out: list[tuple[str, Record]] = []
+        for i, outcome, meta in found:
+            value = {
+                "quarantine_offset": offsets[i],
+                "topic": topic,
+                "outcome": outcome,
+                "partition": None if meta is None or outcome != "accepted" else meta.partition,
+                "offset": None if meta is None else meta.offset,
+                "replayed_by": replayed_by,
+                "replayed_at": now,
+            }
+            envelope = Envelope(
+                event_type=t.name,
+                producer=replayed_by,
+                classification=t.classification,
+                occurred_at=now,
+            )
+            record = Record(
+                value=serde.encode(t.schema_id, t.schema, value),
+                key=topic.encode(),
+                headers=envelope.to_headers(),
+            )
+            out.append((REPLAYS_TOPIC, record))
+        return out
+
+    return marks

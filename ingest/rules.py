@@ -1,0 +1,173 @@
+"""Quality rule sets per subject: shipped defaults, changed at runtime through ``hub.config``.
+
+The shipped rule sets live in ``domain/rules/<subject>.yaml``. A change is a config change, never
+a row updated in place: ``set`` publishes a ``hub.ConfigChanged`` event (key
+``quality.rules.<subject>``, old and new rule set as JSON text, who and why) on ``hub.config``, and
+every process folds the rules from there (the latest event per subject wins over the shipped
+file; a null ``new_value`` restores the shipped rules).
+
+Changing rules is a governed configuration change (``governance.configchanges``, resource
+``rules:<subject>``): ``set`` goes through it, so the two-person rule applies to every caller and
+each change is also a ``ConfigChangeProposed``/``ConfigChangeApplied`` pair on
+``hub.config-changes``, appended in the same log transaction as the ``ConfigChanged`` event.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import UTC, datetime
+from importlib import resources
+from typing import TYPE_CHECKING, Any, Protocol
+
+import yaml
+
+from core.avro import serde
+from core.errors import ConfigError, InvalidInput
+from core.events import OutgoingEvent
+from core.ports.eventlog import EventLog
+from domain.quality import RuleError, RuleSet, compile_rules, parse_rule_set
+from ingest.publish import Publisher
+from registry.service import SchemaRegistry
+
+if TYPE_CHECKING:
+    from core.ports.policy import Principal
+
+
+class GovernedChanges(Protocol):
+    """How a rule change is applied: governance's config changes (two-person rule, ledger)."""
+
+    def set_direct(
+        self, principal: Principal, resource: str, new_value: Any, reason: str = ""
+    ) -> object: ...
+
+
+RULES_RESOURCE_PREFIX = "rules:"  # the config-change resource of a subject's rule set
+
+
+def rules_resource(subject: str) -> str:
+    return RULES_RESOURCE_PREFIX + subject
+
+
+CONFIG_TOPIC = "hub.config"
+PREFIX = "quality.rules."
+
+
+def shipped_rule_sets() -> dict[str, RuleSet]:
+    """Every rule set shipped in ``domain/rules/*.yaml``, by subject."""
+    out: dict[str, RuleSet] = {}
+    folder = resources.files("domain").joinpath("rules")
+    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+        if entry.name.endswith((".yaml", ".yml")):
+            data = yaml.safe_load(entry.read_text("utf-8"))
+            rs = parse_rule_set(data)
+            out[rs.subject] = rs
+    return out
+
+
+class RulesStore:
+    """The current rule set of each subject; changes are ``ConfigChanged`` events."""
+
+    def __init__(self, log: EventLog, registry: SchemaRegistry, publisher: Publisher) -> None:
+        self._log = log
+        self._registry = registry
+        self._publisher = publisher
+        self._shipped = shipped_rule_sets()
+        self._changed: dict[str, RuleSet | None] = {}
+        self._versions: dict[str, str] = {}
+        self._next = 0
+        self._lock = threading.Lock()
+        # Wired by the composition root to governance's config changes; None: read-only rules.
+        self.governed: GovernedChanges | None = None
+
+    def refresh(self) -> None:
+        with self._lock:
+            for rec in self._log.scan(CONFIG_TOPIC, 0, self._next):
+                self._next = rec.offset + 1
+                if rec.value is None:
+                    continue
+                schema_id, _ = serde.split_wire(rec.value)
+                v = serde.decode(rec.value, self._registry.parsed(schema_id))
+                key = v["key"]
+                if not key.startswith(PREFIX):
+                    continue
+                subject = key[len(PREFIX) :]
+                new = v["new_value"]
+                self._changed[subject] = (
+                    None if new is None else parse_rule_set(json.loads(new), subject)
+                )
+                self._versions[subject] = f"hub.config@{rec.offset}"
+
+    def get(self, subject: str) -> RuleSet:
+        """The subject's rules (an empty set when it has none)."""
+        self.refresh()
+        changed = self._changed.get(subject)
+        if changed is not None:
+            return changed
+        return self._shipped.get(subject, RuleSet(subject))
+
+    def version(self, subject: str) -> str:
+        self.refresh()
+        if self._changed.get(subject) is not None:
+            return self._versions[subject]
+        return "shipped" if subject in self._shipped else "none"
+
+    def subjects(self) -> list[str]:
+        self.refresh()
+        return sorted(set(self._shipped) | {s for s, r in self._changed.items() if r is not None})
+
+    def override(self, subject: str) -> RuleSet | None:
+        """The rule set changed at runtime for a subject; None when the shipped one applies."""
+        self.refresh()
+        return self._changed.get(subject)
+
+    def parse(self, subject: str, data: Any) -> RuleSet | None:
+        """Validate a rule set for a subject (None: restore the shipped one).
+
+        Raises ``InvalidInput`` (code ``invalid_rules``) when it does not parse or compile.
+        """
+        if data is None:
+            return None
+        try:
+            rule_set = parse_rule_set(data, subject)
+            compile_rules(rule_set)
+        except RuleError as exc:
+            raise InvalidInput(str(exc), code="invalid_rules") from exc
+        return rule_set
+
+    def change_event(
+        self, subject: str, new: RuleSet | None, changed_by: str, reason: str, change_id: str = ""
+    ) -> OutgoingEvent:
+        """The ``ConfigChanged`` event that makes ``new`` the subject's rules when appended."""
+        old = self.get(subject)
+        return OutgoingEvent(
+            value={
+                "key": PREFIX + subject,
+                "old_value": json.dumps(old.as_dict(), sort_keys=True),
+                "new_value": None if new is None else json.dumps(new.as_dict(), sort_keys=True),
+                "changed_by": changed_by,
+                "reason": reason,
+                "changed_at": datetime.now(UTC).isoformat(),
+            },
+            key=PREFIX + subject,
+            correlation_id=change_id,
+        )
+
+    def set(
+        self, subject: str, data: Any, changed_by: str, reason: str = ""
+    ) -> tuple[RuleSet, str]:
+        """Validate and apply a new rule set as a governed change; returns it and its version.
+
+        Raises ``TwoPersonRequired`` when ``rules:<subject>`` is under the two-person rule:
+        propose the change (``hub config propose``) and have another principal approve it.
+        """
+        from core.ports.policy import Principal
+
+        if self.governed is None:
+            raise ConfigError(
+                "Rule sets are changed through governed config changes, and this rules store "
+                "was built without them; build the hub with bootstrap() or set ``governed``."
+            )
+        principal = Principal(changed_by, frozenset())
+        self.governed.set_direct(principal, rules_resource(subject), data, reason)
+        return self.get(subject), self.version(subject)

@@ -1,0 +1,475 @@
+"""Turning log records into ledger leaves, fast: leaf inputs, leaf hashes and query columns.
+
+Every function here MUST produce exactly what ``audit.leaf.encode`` produces (the evidence
+verifier recomputes leaves with that one); ``tests/unit/test_leaf.py`` and
+``tests/unit/test_ledger_fastpath.py`` check both agree on generated records.
+
+The batch path (:meth:`LeafEncoder.leaf_hashes`, :meth:`LeafEncoder.leaf_inputs`,
+:func:`query_column_batch`) does no per-record Python bytecode in the usual case: every step is
+a C-level ``map``/``zip`` over a whole column of the batch:
+    1. columns: topic, partition, offset, timestamp, key, value, headers (``attrgetter``);
+    2. each *distinct* (name, value) header pair of the batch is encoded once (event type,
+       producer, tenant, spec version and content type repeat across a batch; ids and times do
+       not, but are encoded column-wise too), then each record's header section is one
+       ``b"".join`` of its pairs' encodings looked up in that table;
+    3. key and value digests: ``map(sha256)`` then ``map(digest)``; ``None`` takes a slower
+       comprehension only if the column holds one;
+    4. per record one ``b"".join`` of (0x00 prefix + version + topic, position, key, header
+       count, headers, value) and one SHA-256: the leaf hash.
+Anything the fast path cannot take (a header pair that is not a hashable ``(str, bytes)``
+tuple, an out-of-range field) falls back to the per-record reference transcription, which
+raises the same ``LeafError``/``TypeError`` as ``audit.leaf.encode``.
+
+Query columns (not evidence, recomputed by ``verify``):
+- ``actor``: the ``ce_source`` header (the producer or principal);
+- ``action``: the ``hub_action`` header (audit actions) else ``ce_type`` (event type);
+- ``resource``: the ``ce_subject`` header else the key as UTF-8 text (``0x<hex>`` if binary);
+- ``tenant``: ``ce_tenant``.
+With repeated header names the last one counts (``dict(headers)``), as it always did.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from itertools import chain, repeat
+from operator import attrgetter, itemgetter
+
+from audit import leaf as leaf_format
+from core.ports.eventlog import Headers, StoredRecord
+
+H_ACTION = "hub_action"
+H_SUBJECT = "ce_subject"
+H_SOURCE = "ce_source"
+H_TYPE = "ce_type"
+H_TENANT = "ce_tenant"
+
+QueryColumns = tuple[str | None, str | None, str | None, str | None]
+"""(actor, action, resource, tenant) of one record."""
+QueryColumnBatch = tuple[list[str | None], list[str | None], list[str | None], list[str | None]]
+"""(actors, actions, resources, tenants) of a batch, one list per column."""
+
+_sha256 = hashlib.sha256
+_digest = type(_sha256()).digest  # unbound: map(_digest, map(_sha256, data)) stays in C
+_POS = struct.Struct(">IQq")
+_U32 = struct.Struct(">I")
+_U16 = struct.Struct(">H")
+_LEAF = b"\x00"
+_ABSENT = b"\x00"
+_PRESENT = b"\x01"
+
+_topic_of = attrgetter("topic")
+_part_of = attrgetter("partition")
+_offset_of = attrgetter("offset")
+_ts_of = attrgetter("timestamp_ms")
+_key_of = attrgetter("key")
+_value_of = attrgetter("value")
+_headers_of = attrgetter("headers")
+_first = itemgetter(0)
+_second = itemgetter(1)
+
+
+def _digest_column(col: list[bytes | None], dedup: bool) -> list[bytes]:
+    """``0x00`` for None, else ``0x01 || SHA-256(v)``, for a whole column.
+
+    ``dedup``: hash each distinct value once (keys repeat: accounts, instruments).
+    """
+    if dedup:
+        uniq = set(col)
+        if len(uniq) * 3 <= len(col):
+            sha = _sha256
+            table = {v: _ABSENT if v is None else _PRESENT + sha(v).digest() for v in uniq}
+            return list(map(table.__getitem__, col))
+    if col.count(None):
+        sha = _sha256
+        return [_ABSENT if v is None else _PRESENT + sha(v).digest() for v in col]
+    return list(map(_PRESENT.__add__, map(_digest, map(_sha256, col))))  # type: ignore[arg-type]
+
+
+class _Slow(Exception):
+    """The batch needs the per-record path."""
+
+
+@dataclass(slots=True)
+class _Shape:
+    """A batch whose records all carry ``len(cols)`` headers: its header columns.
+
+    ``cols[j]`` holds the j-th header pair of every record; ``names[j]`` is that column's
+    header name when every record has the same name there (else None).
+    """
+
+    n: int
+    cols: list[Sequence[tuple[str, bytes]]]
+    names: list[str | None]
+
+
+def _same(col: Sequence[object], n: int) -> bool:
+    """Whether every item of ``col`` equals the first (cheap rejection of varying columns)."""
+    p0 = col[0]
+    return (col[-1] is p0 or col[-1] == p0) and col.count(p0) == n
+
+
+def _shape(headers: list[Headers]) -> _Shape | None:
+    n = len(headers)
+    counts = set(map(len, headers))
+    if len(counts) != 1:
+        return None
+    c = counts.pop()
+    flat = list(chain.from_iterable(headers))
+    cols: list[Sequence[tuple[str, bytes]]] = [flat[j::c] for j in range(c)]
+    names: list[str | None] = []
+    for col in cols:
+        p0 = col[0]
+        if len(p0) != 2:
+            raise _Slow
+        if _same(col, n):
+            names.append(p0[0])
+            continue
+        if set(map(len, col)) != {2}:
+            raise _Slow
+        col_names = list(map(_first, col))
+        names.append(col_names[0] if _same(col_names, n) else None)
+    return _Shape(n, cols, names)
+
+
+class LeafEncoder:
+    """Encodes records into leaf inputs and leaf hashes; keeps small caches between batches."""
+
+    def __init__(self) -> None:
+        self._heads: dict[str, bytes] = {}  # topic -> version || u16 len || topic
+        self._names: dict[str, bytes] = {}  # header name -> u16 len || name
+        self._counts: dict[int, bytes] = {}  # header count -> u32
+
+    # -- one record (reference-shaped; used for single lookups and as the fallback) ----------
+    def leaf_input(self, r: StoredRecord) -> bytes:
+        return leaf_format.encode(
+            r.topic, r.partition, r.offset, r.timestamp_ms, r.key, r.headers, r.value
+        )
+
+    # -- batches -----------------------------------------------------------------------------
+    def leaf_inputs(self, records: Sequence[StoredRecord]) -> list[bytes]:
+        """The leaf inputs of a batch (``audit.leaf.encode`` of each record)."""
+        headers: list[Headers] = list(map(_headers_of, records))
+        try:
+            shape = _shape(headers) if records else None
+        except (_Slow, TypeError, ValueError):
+            shape = None
+        inputs = self._inputs(records, b"", shape, headers)
+        if inputs is None:
+            return [self.leaf_input(r) for r in records]
+        return inputs
+
+    def _inputs(
+        self,
+        records: Sequence[StoredRecord],
+        prefix: bytes,
+        shape: _Shape | None,
+        headers: list[Headers],
+    ) -> list[bytes] | None:
+        """``prefix || leaf input`` per record: templated, column-wise, or None (per record)."""
+        if shape is not None:
+            try:
+                got = self._templated(records, prefix, shape)
+            except (TypeError, ValueError, struct.error, AttributeError, KeyError):
+                got = None
+            if got is not None:
+                return got
+        parts = self._parts(records, prefix, shape, headers)
+        return None if parts is None else list(map(b"".join, parts))
+
+    def leaf_hashes(self, records: Sequence[StoredRecord]) -> list[bytes]:
+        """RFC 9162 leaf hashes ``SHA-256(0x00 || leaf input)`` of a batch."""
+        return self.encode(records, query=False)[0]
+
+    def encode(
+        self, records: Sequence[StoredRecord], *, query: bool = True
+    ) -> tuple[list[bytes], QueryColumnBatch]:
+        """Leaf hashes and (if ``query``) the query columns of a batch, sharing one pass."""
+        headers: list[Headers] = list(map(_headers_of, records))
+        try:
+            shape = _shape(headers) if records else None
+        except (_Slow, TypeError, ValueError):
+            shape = None
+        inputs = self._inputs(records, _LEAF, shape, headers)
+        if inputs is None:
+            sha, li = _sha256, self.leaf_input
+            hashes = [sha(_LEAF + li(r)).digest() for r in records]
+        else:
+            hashes = list(map(_digest, map(_sha256, inputs)))
+        cols: QueryColumnBatch = ([], [], [], [])
+        if query:
+            cols = _query_column_batch(records, shape)
+        return hashes, cols
+
+    def _head(self, topic: str) -> bytes:
+        head = self._heads.get(topic)
+        if head is None:
+            t = topic.encode()
+            if len(t) > 0xFFFF:
+                raise leaf_format.LeafError(
+                    f"topic name is {len(t)} bytes; at most 65535 can be encoded."
+                )
+            head = struct.pack(">BH", leaf_format.VERSION, len(t)) + t
+            if len(self._heads) < 10_000:
+                self._heads[topic] = head
+        return head
+
+    def _name(self, name: str) -> bytes:
+        enc = self._names.get(name)
+        if enc is None:
+            n = name.encode()
+            if len(n) > 0xFFFF:
+                raise leaf_format.LeafError(f"header {name[:40]!r} is too long to encode.")
+            enc = _U16.pack(len(n)) + n
+            if len(self._names) < 10_000:
+                self._names[name] = enc
+        return enc
+
+    def _templated(
+        self, records: Sequence[StoredRecord], prefix: bytes, shape: _Shape
+    ) -> list[bytes] | None:
+        """``prefix || leaf input`` of each record of a one-shape, one-topic batch, or None.
+
+        Everything that is the same for the whole batch (topic, header count, header pairs
+        that repeat, names and value lengths of the others, the digest flags) goes into one
+        bytes template; each record is then one ``template % (position, key digest, varying
+        header values..., value digest)`` in C.
+        """
+        n = shape.n
+        topics = list(map(_topic_of, records))
+        if topics.count(topics[0]) != n:
+            return None
+        fixed: list[bytes | None] = [prefix + self._head(topics[0])]  # None: a placeholder
+        args: list[Iterable[bytes]] = []
+
+        def var(column: Iterable[bytes]) -> None:
+            fixed.append(None)
+            args.append(column)
+
+        var(map(_POS.pack, map(_part_of, records), map(_offset_of, records), map(_ts_of, records)))
+        keys: list[bytes | None] = list(map(_key_of, records))
+        if keys.count(None) == n:
+            fixed.append(_ABSENT)
+        else:
+            var(_digest_column(keys, True))
+        fixed.append(_U32.pack(len(shape.cols)))
+        for col, name in zip(shape.cols, shape.names, strict=True):
+            p0 = col[0]
+            if _same(col, n):  # one pair for the whole batch
+                nm, value = p0
+                if type(value) is not bytes:
+                    return None
+                fixed.append(self._name(nm) + _U32.pack(len(value)) + value)
+                continue
+            if name is None:
+                return None
+            vals = list(map(_second, col))
+            if set(map(type, vals)) != {bytes}:
+                return None
+            fixed.append(self._name(name))
+            lens = list(map(len, vals))
+            if _same(lens, n):
+                fixed.append(_U32.pack(lens[0]))
+            else:
+                var(map(_U32.pack, lens))
+            var(vals)
+        values: list[bytes | None] = list(map(_value_of, records))
+        if values.count(None) == n:
+            fixed.append(_ABSENT)
+        elif values.count(None) == 0:
+            fixed.append(_PRESENT)
+            var(map(_digest, map(_sha256, values)))  # type: ignore[arg-type]
+        else:
+            var(_digest_column(values, False))
+        template = b"".join(b"%b" if p is None else p.replace(b"%", b"%%") for p in fixed)
+        return list(map(template.__mod__, zip(*args, strict=True)))
+
+    def _sections(self, headers: list[Headers], shape: _Shape | None) -> Iterable[bytes]:
+        """Each record's encoded header pairs, concatenated."""
+        if shape is not None:
+            n = shape.n
+            if not shape.cols:
+                return repeat(b"", n)
+            encoded: list[Iterable[bytes]] = []
+            for col in shape.cols:
+                p0 = col[0]
+                if _same(col, n):  # one pair for the whole batch: encoded once
+                    name, value = p0
+                    encoded.append(repeat(self._name(name) + _U32.pack(len(value)) + value, n))
+                    continue
+                names = list(map(_first, col))
+                vals = list(map(_second, col))
+                table = {nm: self._name(nm) for nm in set(names)}
+                encoded.append(
+                    list(
+                        map(
+                            b"".join,
+                            zip(
+                                map(table.__getitem__, names),
+                                map(_U32.pack, map(len, vals)),
+                                vals,
+                                strict=True,
+                            ),
+                        )
+                    )
+                )
+            return map(b"".join, zip(*encoded, strict=True))
+        # Varying header counts: each distinct (name, value) pair of the batch encoded once.
+        distinct = list(set(chain.from_iterable(headers)))
+        if distinct and set(map(len, distinct)) != {2}:
+            raise _Slow
+        names = list(map(_first, distinct))
+        vals = list(map(_second, distinct))
+        table = {nm: self._name(nm) for nm in set(names)}
+        pairs = dict(
+            zip(
+                distinct,
+                map(
+                    b"".join,
+                    zip(
+                        map(table.__getitem__, names),
+                        map(_U32.pack, map(len, vals)),
+                        vals,
+                        strict=True,
+                    ),
+                ),
+                strict=True,
+            )
+        )
+        return map(b"".join, map(map, repeat(pairs.__getitem__), headers))
+
+    def _parts(
+        self,
+        records: Sequence[StoredRecord],
+        prefix: bytes,
+        shape: _Shape | None,
+        headers: list[Headers] | None = None,
+    ) -> Iterable[tuple[bytes, ...]] | None:
+        """Per record the tuple of byte strings whose join is ``prefix || leaf input``.
+
+        None when the batch needs the per-record path (malformed or unusual fields).
+        """
+        n = len(records)
+        if not n:
+            return []
+        try:
+            if headers is None:
+                headers = list(map(_headers_of, records))
+            topics = list(map(_topic_of, records))
+            heads_by_topic = {t: prefix + self._head(t) for t in set(topics)}
+            heads = (
+                repeat(heads_by_topic[topics[0]], n)
+                if len(heads_by_topic) == 1
+                else map(heads_by_topic.__getitem__, topics)
+            )
+            pos = list(
+                map(
+                    _POS.pack,
+                    map(_part_of, records),
+                    map(_offset_of, records),
+                    map(_ts_of, records),
+                )
+            )
+            keys = _digest_column(list(map(_key_of, records)), True)
+            values = _digest_column(list(map(_value_of, records)), False)
+            counts = list(map(len, headers))
+            count_enc = self._counts
+            for c in set(counts).difference(count_enc):
+                count_enc[c] = _U32.pack(c)
+            sections = list(self._sections(headers, shape))
+        except (_Slow, TypeError, ValueError, struct.error, AttributeError, KeyError):
+            return None  # the reference path raises the same error (LeafError is a ValueError)
+        return zip(
+            heads, pos, keys, map(count_enc.__getitem__, counts), sections, values, strict=True
+        )
+
+
+def query_columns(r: StoredRecord) -> QueryColumns:
+    """(actor, action, resource, tenant) of a record, from its headers and key."""
+    h = dict(r.headers)
+    src = h.get(H_SOURCE)
+    act = h.get(H_ACTION) or h.get(H_TYPE)
+    subj = h.get(H_SUBJECT)
+    ten = h.get(H_TENANT)
+    if subj is not None:
+        resource: str | None = subj.decode("utf-8", "replace")
+    else:
+        resource = _key_text(r.key)
+    return (
+        None if src is None else src.decode("utf-8", "replace"),
+        None if act is None else act.decode("utf-8", "replace"),
+        resource,
+        None if ten is None else ten.decode("utf-8", "replace"),
+    )
+
+
+def _key_text(key: bytes | None) -> str | None:
+    if key is None:
+        return None
+    try:
+        return key.decode("utf-8")
+    except UnicodeDecodeError:
+        return "0x" + key.hex()
+
+
+def _texts(col: list[bytes | None]) -> list[str | None]:
+    """Decode a column of low-cardinality header values (each distinct value once)."""
+    table: dict[bytes | None, str | None] = {
+        v: v.decode("utf-8", "replace") for v in set(col) if v is not None
+    }
+    table[None] = None
+    return list(map(table.__getitem__, col))
+
+
+def query_column_batch(records: Sequence[StoredRecord]) -> QueryColumnBatch:
+    """:func:`query_columns` of a batch, column-wise: (actors, actions, resources, tenants)."""
+    headers: list[Headers] = list(map(_headers_of, records))
+    try:
+        shape = _shape(headers) if records else None
+    except (_Slow, TypeError, ValueError):
+        shape = None
+    return _query_column_batch(records, shape)
+
+
+def _query_column_batch(records: Sequence[StoredRecord], shape: _Shape | None) -> QueryColumnBatch:
+    try:
+        n = len(records)
+        keys: list[bytes | None] = list(map(_key_of, records))
+        if shape is not None and None not in shape.names:
+            # Every record has the same header names in the same order: read the columns.
+            last = {name: j for j, name in enumerate(shape.names)}  # a repeated name: last wins
+
+            def column(name: str) -> list[bytes | None]:
+                j = last.get(name)
+                return [None] * n if j is None else list(map(_second, shape.cols[j]))
+
+            src, act, typ, subj, ten = map(
+                column, (H_SOURCE, H_ACTION, H_TYPE, H_SUBJECT, H_TENANT)
+            )
+        else:
+            dicts = list(map(dict, map(_headers_of, records)))
+            get = dict.get
+            src, act, typ, subj, ten = (
+                list(map(get, dicts, repeat(name, n)))
+                for name in (H_SOURCE, H_ACTION, H_TYPE, H_SUBJECT, H_TENANT)
+            )
+        act = [a or t for a, t in zip(act, typ, strict=True)] if act.count(None) != n else typ
+        key_text = {k: _key_text(k) for k in set(keys)}
+        if subj.count(None) == n:
+            resources = list(map(key_text.__getitem__, keys))
+        else:
+            resources = [
+                key_text[k] if s is None else s.decode("utf-8", "replace")
+                for s, k in zip(subj, keys, strict=True)
+            ]
+        return _texts(src), _texts(act), resources, _texts(ten)
+    except (TypeError, ValueError, AttributeError):
+        cols = [query_columns(r) for r in records]
+        return (
+            [c[0] for c in cols],
+            [c[1] for c in cols],
+            [c[2] for c in cols],
+            [c[3] for c in cols],
+        )

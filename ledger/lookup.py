@@ -1,0 +1,172 @@
+"""Find the ledger entry of one event: by event id (``ce_id``) or by topic/partition/offset.
+
+:func:`find_entry` answers the entry (index, leaf hash, fields), its inclusion proof against the
+latest signed checkpoint (syncing and signing one first when the event is not covered yet), and,
+with ``include_event``, the event itself as ``hub-verify leaf`` reads it: topic, partition,
+offset, timestamp_ms, headers ``[[name, base64]]`` and the key and value bytes as base64, so an
+auditor can recompute the leaf hash from the event alone.
+
+Finding an event id: a UUIDv7 carries its creation time (48-bit Unix milliseconds), so the
+ledger's time column is searched first in a window of ``WINDOW_MS`` around it; an id that is not
+a UUIDv7, or an event whose log time is far from its id's time, falls back to a scan of every
+synced record. Event ids are read from the records' ``ce_id`` header, never trusted from an index.
+"""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable
+from typing import Any
+
+from core.errors import InvalidInput
+from core.ports.eventlog import StoredRecord
+from ledger.errors import CheckpointNotFound, EntryNotFound
+from ledger.service import Ledger
+
+WINDOW_MS = 10 * 60 * 1000
+EVENT_ID_HEADER = "ce_id"
+
+
+def event_json(record: StoredRecord) -> dict[str, Any]:
+    """An event as ``hub-verify leaf`` reads it (bytes as base64, ``None`` kept as null)."""
+
+    def b64(data: bytes | None) -> str | None:
+        return None if data is None else base64.b64encode(data).decode("ascii")
+
+    return {
+        "topic": record.topic,
+        "partition": record.partition,
+        "offset": record.offset,
+        "timestamp_ms": record.timestamp_ms,
+        "headers": [[k, base64.b64encode(v).decode("ascii")] for k, v in record.headers],
+        "key": b64(record.key),
+        "value": b64(record.value),
+    }
+
+
+def _uuid7_ms(event_id: str) -> int | None:
+    try:
+        u = uuid.UUID(event_id)
+    except ValueError:
+        return None
+    return u.int >> 80 if u.version == 7 else None
+
+
+def _matches(records: Iterable[StoredRecord], wanted: bytes) -> StoredRecord | None:
+    for r in records:
+        if r.header(EVENT_ID_HEADER) == wanted:
+            return r
+    return None
+
+
+def _search_rows(
+    ledger: Ledger, wanted: bytes, since_ms: int, until_ms: int
+) -> StoredRecord | None:
+    """Records behind the ledger rows in a time window, read partition range by range."""
+    after = -1
+    while True:
+        rows = ledger.store.query(since_ms=since_ms, until_ms=until_ms, after=after, limit=10_000)
+        if not rows:
+            return None
+        spans: dict[tuple[str, int], list[int]] = defaultdict(list)
+        for r in rows:
+            spans[(r[1], r[2])].append(r[3])
+        for (topic, part), offsets in spans.items():
+            found = _matches(_read_span(ledger, topic, part, min(offsets), max(offsets)), wanted)
+            if found is not None:
+                return found
+        after = rows[-1][0]
+
+
+def _read_span(ledger: Ledger, topic: str, part: int, lo: int, hi: int) -> Iterable[StoredRecord]:
+    """The records of one partition with offsets in ``[lo, hi]``."""
+    pos = lo
+    while pos <= hi:
+        chunk = [
+            r for r in ledger.log.read(topic, part, pos, min(2_000, hi + 1 - pos)) if r.offset <= hi
+        ]
+        if not chunk:
+            return
+        yield from chunk
+        pos = chunk[-1].offset + 1
+
+
+def _scan_all(ledger: Ledger, wanted: bytes) -> StoredRecord | None:
+    for t in ledger.log.topics():
+        for part, start in sorted(ledger.log.beginning_offsets(t.name).items()):
+            found = _matches(ledger.log.scan(t.name, part, start), wanted)
+            if found is not None:
+                return found
+    return None
+
+
+def record_by_event_id(ledger: Ledger, event_id: str) -> StoredRecord:
+    """The log record whose ``ce_id`` header is ``event_id``; ``EntryNotFound`` if none."""
+    text = event_id.strip()
+    if not text:
+        raise InvalidInput("event_id is empty: give the event's ce_id.", code="invalid_event_id")
+    wanted = text.encode()
+    found = None
+    ms = _uuid7_ms(text)
+    if ms is not None:
+        found = _search_rows(ledger, wanted, ms - WINDOW_MS, ms + WINDOW_MS)
+    if found is None:
+        found = _scan_all(ledger, wanted)
+    if found is None:
+        raise EntryNotFound(
+            f"No event with id {text!r} is in the log: check the id (the event's ce_id header)."
+        )
+    return found
+
+
+def find_entry(
+    ledger: Ledger,
+    *,
+    event_id: str | None = None,
+    topic: str | None = None,
+    partition: int | None = None,
+    offset: int | None = None,
+    include_event: bool = False,
+) -> dict[str, Any]:
+    """The ledger entry of one event with its inclusion proof against the latest checkpoint."""
+    by_position = (topic, partition, offset)
+    if event_id is not None and any(x is not None for x in by_position):
+        raise InvalidInput(
+            "Give either event_id or topic, partition and offset, not both.",
+            code="invalid_lookup",
+        )
+    if event_id is None and any(x is None for x in by_position):
+        raise InvalidInput(
+            "Give event_id, or all three of topic, partition and offset (got "
+            f"topic={topic!r}, partition={partition!r}, offset={offset!r}).",
+            code="invalid_lookup",
+        )
+    ledger.sync()
+    if event_id is not None:
+        record = record_by_event_id(ledger, event_id)
+    else:
+        assert topic is not None and partition is not None and offset is not None
+        got = ledger.record_at(topic, partition, offset)
+        if got is None:
+            raise EntryNotFound(
+                f"There is no record at {topic}[{partition}]@{offset} in the log: check the "
+                "topic, partition and offset (`hub tail` lists them)."
+            )
+        record = got
+    index = ledger.index_of(record.topic, record.partition, record.offset)
+    if index is None:
+        raise EntryNotFound(
+            f"The record {record.topic}[{record.partition}]@{record.offset} has no ledger entry "
+            "yet: run `hub ledger sync` and retry."
+        )
+    try:
+        out = ledger.entry(index)
+    except CheckpointNotFound:
+        ledger.sync(force_checkpoint=True)
+        out = ledger.entry(index)
+    out["event_id"] = (record.header(EVENT_ID_HEADER) or b"").decode("utf-8", "replace") or None
+    if include_event:
+        out.update(event_json(record))
+    return out

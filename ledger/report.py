@@ -1,0 +1,296 @@
+"""The evidence pack's HTML report: self-contained (inline CSS, no script, no external link).
+
+Per requested SOC 2 control: its population size with counts per action and outcome, then one
+row per entry (index, time, actor, action, resource, outcome, policy version, decision or case,
+approver, the checkpoint it is proven against, and the diff of a change); the checkpoints
+summarised (:func:`checkpoint_summary`: count, first and last, size range, gaps; the full list
+is ``checkpoints.csv`` in the pack, :func:`checkpoints_csv`), and how to verify the pack.
+Every value is HTML-escaped.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import statistics
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from html import escape
+from typing import Any
+
+from ledger.controls import CONTROLS
+
+_CSS = """
+body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;
+max-width:72em;color:#1b1f24;padding:0 1em}
+h1{font-size:1.6em;margin-bottom:.2em}h2{margin-top:1.8em;border-bottom:2px solid #d0d7de}
+table{border-collapse:collapse;width:100%;margin:.6em 0}
+th,td{border:1px solid #d0d7de;padding:.3em .5em;text-align:left;vertical-align:top}
+th{background:#f6f8fa}tr:nth-child(even) td{background:#fbfcfd}
+code,.mono{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:.92em;
+word-break:break-all}
+.note{background:#fff8c5;border:1px solid #d4a72c;padding:.6em .9em;border-radius:4px}
+.muted{color:#57606a}
+pre{white-space:pre-wrap;font-size:.85em;margin:.2em 0}
+"""
+GAP_FACTOR = 10
+"""An interval between consecutive checkpoints is a gap when it is longer than GAP_FACTOR times
+the median interval and longer than GAP_MIN_US."""
+GAP_MIN_US = 60_000_000
+
+
+def _time_us(us: int) -> str:
+    return datetime.fromtimestamp(us / 1e6, tz=UTC).strftime("%Y-%m-%d %H:%M:%S.%f UTC")
+
+
+def checkpoint_summary(checkpoints: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Count, first and last (size, time, root), size range and gaps of a checkpoint run."""
+    if not checkpoints:
+        return {"count": 0, "gaps": []}
+    first, last = checkpoints[0], checkpoints[-1]
+    steps = [(a, b, b["time_us"] - a["time_us"]) for a, b in itertools.pairwise(checkpoints)]
+    median = statistics.median(d for _, _, d in steps) if steps else 0
+    limit = max(GAP_MIN_US, GAP_FACTOR * median)
+    gaps = [
+        {
+            "from_size": a["size"],
+            "to_size": b["size"],
+            "from_time": _time_us(a["time_us"]),
+            "to_time": _time_us(b["time_us"]),
+            "seconds": round(d / 1e6, 3),
+        }
+        for a, b, d in steps
+        if d > limit
+    ]
+    return {
+        "count": len(checkpoints),
+        "first": {"size": first["size"], "time": _time_us(first["time_us"]), "root": first["root"]},
+        "last": {"size": last["size"], "time": _time_us(last["time_us"]), "root": last["root"]},
+        "min_size": min(c["size"] for c in checkpoints),
+        "max_size": max(c["size"] for c in checkpoints),
+        "median_interval_s": round(median / 1e6, 3),
+        "gap_threshold_s": round(limit / 1e6, 3),
+        "gaps": gaps,
+    }
+
+
+def checkpoints_csv(checkpoints: Sequence[Mapping[str, Any]]) -> str:
+    """Every checkpoint of the pack: size, time (UTC), time_us, root, checkpoint hash."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["size", "time_utc", "time_us", "root_sha256", "checkpoint_hash"])
+    for c in checkpoints:
+        w.writerow([c["size"], _time_us(c["time_us"]), c["time_us"], c["root"], c.get("hash", "")])
+    return buf.getvalue()
+
+
+def population_csv(rows: Sequence[Mapping[str, Any]]) -> str:
+    """One control's whole population, one row per ledger entry (``populations/<id>.csv``)."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(
+        [
+            "entry",
+            "time_utc",
+            "actor",
+            "action",
+            "resource",
+            "outcome",
+            "policy_version",
+            "decision_id",
+            "case_id",
+            "approver",
+            "reason",
+            "event_type",
+            "topic",
+            "partition",
+            "offset",
+            "checkpoint",
+            "diff",
+        ]
+    )
+    for r in rows:
+        w.writerow(
+            [r["index"], r["time"]]
+            + [
+                "" if r.get(k) is None else str(r[k])
+                for k in (
+                    "actor",
+                    "action",
+                    "resource",
+                    "outcome",
+                    "policy_version",
+                    "decision_id",
+                    "case_id",
+                    "approver",
+                    "reason",
+                    "event_type",
+                )
+            ]
+            + [r["topic"], r["partition"], r["offset"], r["checkpoint"], r.get("diff") or ""]
+        )
+    return buf.getvalue()
+
+
+def row_cells(r: Mapping[str, Any]) -> list[str]:
+    """The display cells of one population row (shared by the HTML and PDF reports)."""
+    policy = str(r.get("policy_version") or "")
+    ref = r.get("case_id") or r.get("decision_id") or ""
+    return [
+        str(r["index"]),
+        str(r["time"]),
+        str(r.get("actor") or ""),
+        str(r.get("action") or r.get("event_type") or ""),
+        str(r.get("resource") or ""),
+        str(r.get("outcome") or ""),
+        policy[:12],
+        str(ref),
+        str(r.get("approver") or ""),
+    ]
+
+
+HEADERS = [
+    "Entry",
+    "Time (UTC)",
+    "Actor",
+    "Action",
+    "Resource",
+    "Outcome",
+    "Policy",
+    "Decision/case",
+    "Approver",
+]
+
+
+def render(
+    *,
+    origin: str,
+    public_key: str,
+    range_from: str,
+    range_to: str,
+    controls: Sequence[str],
+    entries: Sequence[Mapping[str, Any]],
+    counts: Mapping[str, Mapping[str, int]],
+    ingested: Mapping[str, int],
+    checkpoints: Mapping[str, Any],
+    created_at: str,
+    exported_by: str,
+) -> str:
+    e = escape
+    parts = [
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
+        f"<title>SOC 2 evidence — {e(origin)} — {e(range_from)} to {e(range_to)}</title>",
+        f"<style>{_CSS}</style></head><body>",
+        f"<h1>SOC 2 evidence pack</h1><p class='muted'>Ledger <code>{e(origin)}</code>, "
+        f"entries from {e(range_from)} to {e(range_to)} (log time, end exclusive). Exported "
+        f"{e(created_at)} by <code>{e(exported_by)}</code>.</p>",
+        "<h2>Summary</h2><table><tr><th>Control</th><th>Criterion</th><th>Population</th></tr>",
+    ]
+    by_control: dict[str, list[Mapping[str, Any]]] = {c: [] for c in controls}
+    for entry in entries:
+        for c in entry.get("controls") or [entry["control"]]:
+            by_control.setdefault(c, []).append(entry)
+    for c in controls:
+        parts.append(
+            f"<tr><td>{e(c)}</td><td>{e(CONTROLS[c])}</td><td>{len(by_control[c])}</td></tr>"
+        )
+    parts.append("</table>")
+    for c in controls:
+        rows = by_control[c]
+        parts.append(f"<h2 id='{e(c)}'>{e(CONTROLS[c])}</h2>")
+        parts.append(
+            f"<p>Population: <strong>{len(rows)}</strong> ledger entries (every matching event "
+            "in the range).</p>"
+        )
+        if counts.get(c):
+            parts.append("<table><tr><th>Action / outcome</th><th>Count</th></tr>")
+            parts += [f"<tr><td>{e(k)}</td><td>{n}</td></tr>" for k, n in counts[c].items()]
+            parts.append("</table>")
+        if c == "PI1" and ingested:
+            parts.append("<table><tr><th>Topic</th><th>Records appended in the range</th></tr>")
+            parts += [f"<tr><td>{e(t)}</td><td>{n}</td></tr>" for t, n in ingested.items()]
+            parts.append("</table>")
+        if not rows:
+            parts.append("<p class='muted'>No ledger entry in this range evidences it.</p>")
+            continue
+        parts.append(
+            "<table><tr>"
+            + "".join(f"<th>{h}</th>" for h in HEADERS)
+            + "<th>Topic</th><th>Proven in checkpoint</th></tr>"
+        )
+        for r in rows:
+            cells = row_cells(r)
+            diff = r.get("diff")
+            extra = ""
+            if r.get("reason"):
+                extra += f"<div class='muted'>reason: {e(str(r['reason']))}</div>"
+            if diff:
+                extra += f"<details><summary>diff</summary><pre>{e(str(diff))}</pre></details>"
+            parts.append(
+                "<tr>"
+                + "".join(
+                    f"<td class='mono'>{e(v)}</td>" if i in (4, 6, 7) else f"<td>{e(v)}</td>"
+                    for i, v in enumerate(cells)
+                )
+                + f"<td>{e(r['topic'])}[{r['partition']}]@{r['offset']}{extra}</td>"
+                f"<td>{r['checkpoint']}</td></tr>"
+            )
+        parts.append("</table>")
+    parts.append(
+        "<h2>Checkpoints</h2><p>Each signed checkpoint commits to every ledger entry below its "
+        "size; each names the previous one by hash, and consecutive ones are linked by a "
+        "consistency proof in the pack. The full list is <code>checkpoints.csv</code> in the "
+        "pack.</p>"
+    )
+    lines = checkpoint_lines(checkpoints)
+    parts.append("<table>")
+    parts += [f"<tr><th>{e(k)}</th><td class='mono'>{e(v)}</td></tr>" for k, v in lines]
+    parts.append("</table>")
+    parts.append(
+        "<h2>How to verify this pack</h2><ol>"
+        "<li>Obtain the hub's public key <em>from the hub's operator, independently of this "
+        "pack</em> (for example <code>GET /v1/ledger/public-key</code> or the file "
+        "<code>keys/ledger.pub</code> in the hub's data folder), and compare it with:"
+        f"<br><code>{e(public_key)}</code></li>"
+        "<li>Run <code>hub-verify bundle PACK.zip --public-key ledger.pub</code>. It recomputes "
+        "every entry's leaf hash from its fields, checks its inclusion proof against its "
+        "checkpoint, every checkpoint signature, the hash chain and consistency between "
+        "checkpoints, every file digest and the manifest signature. Exit status 0 means valid."
+        "</li></ol><p class='note'><strong>Integrity is not origin.</strong> The key inside "
+        "the pack (<code>public-key.txt</code>) only proves the pack is internally consistent "
+        "and unaltered since it was signed by <em>that</em> key: anyone can build a "
+        "self-consistent pack with a key of their own. Only a key obtained independently from "
+        "the hub (<code>--public-key</code>) proves the pack came from this hub.</p>"
+        "<p class='muted'>Entries carry SHA-256 digests of record keys and values, never the "
+        "data itself: crypto-shredded payloads keep their proofs valid and nothing personal is "
+        "disclosed by the pack. This report is a reading aid; the evidence is the signed files "
+        "beside it.</p></body></html>"
+    )
+    return "".join(parts)
+
+
+def checkpoint_lines(summary: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The checkpoint summary as (label, text) lines (shared by the HTML and PDF reports)."""
+    if not summary.get("count"):
+        return [("Checkpoints", "0")]
+    first, last = summary["first"], summary["last"]
+    gaps = summary["gaps"]
+    return [
+        ("Checkpoints", str(summary["count"])),
+        ("First", f"size {first['size']} at {first['time']}, root {first['root']}"),
+        ("Last", f"size {last['size']} at {last['time']}, root {last['root']}"),
+        ("Size range", f"{summary['min_size']} to {summary['max_size']} entries"),
+        (
+            "Gaps",
+            "none (no interval over "
+            f"{summary['gap_threshold_s']} s; median {summary['median_interval_s']} s)"
+            if not gaps
+            else f"{len(gaps)} interval(s) over {summary['gap_threshold_s']} s: "
+            + "; ".join(
+                f"{g['from_size']} ({g['from_time']}) to {g['to_size']} ({g['to_time']}), "
+                f"{g['seconds']} s"
+                for g in gaps
+            ),
+        ),
+    ]

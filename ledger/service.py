@@ -1,0 +1,520 @@
+"""Ledger: follows the event log, appends a leaf per record, signs checkpoints, answers proofs.
+
+Ordering rule (the tree order is the sync order)
+    Each :meth:`Ledger.sync` first snapshots the end offset of every partition of every topic.
+    It then appends, topic by topic (sorted by name), partition by partition (ascending), every
+    record from the ledger's stored position up to the snapshot, in offset order. A single full
+    sync over the same log contents therefore yields the same leaves and roots on any footprint
+    (SQLite or Kafka); incremental syncs interleave topics by when they ran, which is recorded
+    in the tree itself (each leaf names its topic, partition and offset).
+
+Sync commits in steps, per batch of at most ``sync_batch`` leaves, in ONE ledger transaction:
+    1. re-read the tree size, positions and right edge inside ``BEGIN IMMEDIATE`` (another
+       process may have synced meanwhile);
+    2. read the records; have the log authenticate the range read (``EventLog.check_records``:
+       a batch that fails raises ``LogTampered`` and nothing of the sync batch is adopted);
+       encode and hash their leaves and compute their query columns as one
+       batch (``LeafEncoder.encode``: C-level column operations, no per-record Python in the
+       usual case; byte-identical to ``audit.leaf.encode``);
+    3. insert the leaf rows and the changed node chunks (``executemany``);
+    4. advance the positions of the partitions read;
+    5. sign a checkpoint at every multiple of ``checkpoint_every_leaves`` the batch crosses, and
+       at the end of the sync one for the current size if ``checkpoint_every_ms`` elapsed since
+       the last (or ``force_checkpoint``);
+    6. commit; then copy the new checkpoints to the witness store (write-once).
+
+Checkpoints (C2SP tlog-checkpoint, signed note by the ``Signer``) carry the hub's ``prev``
+(``checkpoint_hash`` of the previous checkpoint, zeros for the first) and ``time`` lines.
+Audit actions (:meth:`Ledger.record_action`) are events on ``hub.audit`` and get their leaf on
+the next sync like any other record.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from operator import attrgetter
+from typing import TYPE_CHECKING, Any
+
+from audit.merkle import range_root
+from audit.note import GENESIS_PREV, checkpoint_hash, format_checkpoint
+from core.errors import HubError
+from core.ports.eventlog import EventLog, RecordMetadata, StoredRecord
+from core.ports.objectstore import ObjectStore
+from core.ports.signer import Signer
+from ledger.errors import CheckpointNotFound, EntryNotFound, InvalidRange
+from ledger.leaves import H_ACTION, H_SUBJECT, LeafEncoder
+from ledger.store import LeafRow, LedgerStore, StoredCheckpoint
+from ledger.tree import TreeBuilder
+
+if TYPE_CHECKING:
+    from ingest.publish import Publisher
+    from registry.service import SchemaRegistry
+
+log = logging.getLogger("hub.ledger")
+
+_topic_of = attrgetter("topic")
+_part_of = attrgetter("partition")
+_offset_of = attrgetter("offset")
+_ts_of = attrgetter("timestamp_ms")
+
+AUDIT_TOPIC = "hub.audit"
+AUDIT_EVENT_TYPE = "hub.AuditActionRecorded"
+AUDIT_SCHEMA = json.dumps(
+    {
+        "type": "record",
+        "name": "AuditActionRecorded",
+        "namespace": "hub",
+        "doc": "An action the hub took that is not itself an event elsewhere (exports, "
+        "policy decisions, erasures, model promotions).",
+        "fields": [
+            {"name": "action", "type": "string", "doc": "Dotted action, e.g. evidence.export."},
+            {"name": "actor", "type": "string"},
+            {"name": "resource", "type": "string"},
+            {"name": "outcome", "type": "string", "default": "ok"},
+            {"name": "details", "type": "string", "default": "{}", "doc": "JSON text."},
+            {"name": "recorded_at", "type": {"type": "long", "logicalType": "timestamp-micros"}},
+        ],
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerConfig:
+    origin: str = "hub.local/ledger"
+    checkpoint_every_leaves: int = 10_000
+    checkpoint_every_ms: int = 1_000
+    sync_batch: int = 50_000
+    max_pending_ms: int = 60_000  # verify fails on a record older than this not on the ledger
+
+
+@dataclass(slots=True)
+class SyncResult:
+    appended: int = 0
+    size: int = 0
+    checkpoints: list[int] = field(default_factory=list)
+
+
+def witness_key(size: int) -> str:
+    return f"checkpoints/{size:020d}.note"
+
+
+def _hex(b: bytes | None) -> str | None:
+    return None if b is None else b.hex()
+
+
+def entry_fields(row: LeafRow, record: StoredRecord | None) -> dict[str, Any]:
+    """An entry as the API and evidence packs show it (digests only, never key or value)."""
+    import hashlib
+
+    idx, topic, part, off, ts, actor, action, resource, tenant, leaf_hash = row
+    out: dict[str, Any] = {
+        "index": idx,
+        "topic": topic,
+        "partition": part,
+        "offset": off,
+        "timestamp_ms": ts,
+        "time": datetime.fromtimestamp(ts / 1000, tz=UTC).isoformat(),
+        "actor": actor,
+        "action": action,
+        "resource": resource,
+        "tenant": tenant,
+        "leaf_hash": bytes(leaf_hash).hex(),
+    }
+    if record is not None:
+        out["key_sha256"] = _hex(
+            None if record.key is None else hashlib.sha256(record.key).digest()
+        )
+        out["value_sha256"] = _hex(
+            None if record.value is None else hashlib.sha256(record.value).digest()
+        )
+        out["headers"] = [[k, base64.b64encode(v).decode("ascii")] for k, v in record.headers]
+    return out
+
+
+class _ConnReader:
+    """NodeReader over one connection, uncached (inside a write transaction)."""
+
+    def __init__(self, store: LedgerStore, conn: sqlite3.Connection) -> None:
+        self._store, self._conn = store, conn
+        self._last: tuple[tuple[int, int], bytes] | None = None
+
+    def node(self, level: int, index: int) -> bytes:
+        key = (level, index >> 8)
+        if self._last is None or self._last[0] != key:
+            self._last = (key, self._store.chunk(self._conn, *key))
+        data = self._last[1]
+        off = (index & 255) * 32
+        if off + 32 > len(data):
+            raise IndexError(f"node ({level}, {index}) is not stored yet.")
+        return data[off : off + 32]
+
+
+class Ledger:
+    """The audit ledger of one hub. Thread-safe; one sync runs at a time per process."""
+
+    def __init__(
+        self,
+        log: EventLog,
+        store: LedgerStore,
+        signer: Signer,
+        config: LedgerConfig,
+        *,
+        witness: ObjectStore | None = None,
+        publisher: Publisher | None = None,
+        registry: SchemaRegistry | None = None,
+        clock_us: Callable[[], int] = lambda: time.time_ns() // 1000,
+    ) -> None:
+        if signer.name != config.origin:
+            raise HubError(
+                f"The ledger signer is named {signer.name!r} but the origin is "
+                f"{config.origin!r}; they must match.",
+                code="config_invalid",
+            )
+        self.log = log
+        self.store = store
+        self.signer = signer
+        self.config = config
+        self.witness = witness
+        self._publisher = publisher
+        self._registry = registry
+        self._clock_us = clock_us
+        self._encoder = LeafEncoder()
+        self._sync_lock = threading.Lock()
+        self._audit_ready = False
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def registry(self) -> SchemaRegistry | None:
+        """The registry that decodes ``hub.audit`` records (None: built without a publisher)."""
+        return self._registry
+
+    # -- sync --------------------------------------------------------------------------------
+    def sync(self, *, force_checkpoint: bool = False) -> SyncResult:
+        """Append a leaf for every record up to the log's current end; sign due checkpoints."""
+        with self._sync_lock:
+            ends = {t.name: self.log.end_offsets(t.name) for t in self.log.topics()}
+            result = SyncResult()
+            new_cps: list[StoredCheckpoint] = []
+            while True:
+                with self.store.write() as conn:
+                    appended = self._sync_batch(conn, ends, new_cps)
+                    result.appended += appended
+                    if appended < self.config.sync_batch:
+                        cp = self._checkpoint_if_due(conn, force_checkpoint)
+                        if cp is not None:
+                            new_cps.append(cp)
+                        result.size = self.store.size(conn)
+                        break
+            self._witness(new_cps)
+            result.checkpoints = [c.size for c in new_cps]
+            return result
+
+    def _sync_batch(
+        self,
+        conn: sqlite3.Connection,
+        ends: Mapping[str, Mapping[int, int]],
+        new_cps: list[StoredCheckpoint],
+    ) -> int:
+        # 1. state inside the transaction
+        size = self.store.size(conn)
+        positions = self.store.positions(conn)
+        # 2. records up to the snapshot, in the ordering rule's order
+        budget = self.config.sync_batch
+        records: list[StoredRecord] = []
+        moved: dict[tuple[str, int], int] = {}
+        for topic in sorted(ends):
+            for part in sorted(ends[topic]):
+                end = ends[topic][part]
+                pos = positions.get((topic, part), 0)
+                while pos < end and len(records) < budget:
+                    chunk = self.log.read(topic, part, pos, min(budget - len(records), end - pos))
+                    chunk = [r for r in chunk if r.offset < end]
+                    if not chunk:
+                        break
+                    records += chunk
+                    pos = chunk[-1].offset + 1
+                    moved[(topic, part)] = pos
+                if (topic, part) in moved:
+                    # Never adopt what fails the log's own authentication (embedded: the MAC
+                    # chain); raises LogTampered naming the first bad offset.
+                    self.log.check_records(topic, part, positions.get((topic, part), 0), pos)
+                if len(records) >= budget:
+                    break
+            if len(records) >= budget:
+                break
+        if not records:
+            return 0
+        hashes, (actors, actions, resources, tenants) = self._encoder.encode(records)
+        rows: list[LeafRow] = list(
+            zip(
+                range(size, size + len(records)),
+                map(_topic_of, records),
+                map(_part_of, records),
+                map(_offset_of, records),
+                map(_ts_of, records),
+                actors,
+                actions,
+                resources,
+                tenants,
+                hashes,
+                strict=True,
+            )
+        )
+        builder = TreeBuilder(size, lambda lv, ch: self.store.chunk(conn, lv, ch))
+        chunks = builder.append(b"".join(hashes))
+        # 3. leaves and nodes; 4. positions
+        self.store.insert(conn, rows, chunks)
+        self.store.set_positions(conn, moved)
+        # 5. checkpoints at every multiple of N crossed by this batch
+        n = self.config.checkpoint_every_leaves
+        new_size = size + len(records)
+        for s in range((size // n + 1) * n, new_size + 1, n):
+            cp = self._make_checkpoint(conn, s)
+            if cp is not None:
+                new_cps.append(cp)
+        return len(records)
+
+    def _checkpoint_if_due(self, conn: sqlite3.Connection, force: bool) -> StoredCheckpoint | None:
+        size = self.store.size(conn)
+        last = self.store.latest_checkpoint_in(conn)
+        if size == 0 or (last is not None and last.size >= size):
+            return None
+        elapsed_ms = (self._clock_us() - (last.time_us if last else 0)) / 1000
+        if force or last is None or elapsed_ms >= self.config.checkpoint_every_ms:
+            return self._make_checkpoint(conn, size)
+        return None
+
+    def _make_checkpoint(self, conn: sqlite3.Connection, size: int) -> StoredCheckpoint | None:
+        prev = self.store.latest_checkpoint_in(conn)
+        if prev is not None and prev.size >= size:
+            return None
+        root = range_root(_ConnReader(self.store, conn), 0, size)
+        now = max(self._clock_us(), prev.time_us if prev else 0)  # times never go back
+        text = format_checkpoint(
+            self.config.origin,
+            size,
+            root,
+            prev=prev.hash if prev else GENESIS_PREV,
+            time_micros=now,
+        )
+        note = self.signer.sign_note(text)
+        cp = StoredCheckpoint(size, root, now, note, checkpoint_hash(note))
+        self.store.add_checkpoint(conn, cp)
+        return cp
+
+    def _witness(self, cps: list[StoredCheckpoint]) -> None:
+        # 6. after commit: a witness copy that fails is logged, never undoes the commit.
+        if self.witness is None:
+            return
+        for cp in cps:
+            try:
+                key = witness_key(cp.size)
+                if (
+                    not self.witness.put_if_absent(key, cp.note)
+                    and self.witness.get(key) != cp.note
+                ):
+                    log.error(
+                        "witness holds a different checkpoint of size %d: the ledger was "
+                        "rebuilt or tampered with; run `hub ledger verify`",
+                        cp.size,
+                    )
+            except HubError as exc:
+                log.warning("witnessing checkpoint %d failed: %s", cp.size, exc.message)
+
+    def cover(self, appended: Sequence[RecordMetadata] = ()) -> dict[str, Any]:
+        """Sync now so that ``appended`` is on the ledger before it is acknowledged.
+
+        Returns the acknowledgement's ``ledger`` member: ``{"covered": true, "tree_size": N}``
+        when every record of ``appended`` has its leaf, else ``{"covered": false, "status":
+        "pending", "reason": ...}`` (the append itself stands; ``hub ledger verify`` fails if
+        records stay pending longer than ``max_pending_ms``). Never raises for a sync failure.
+        """
+        try:
+            size = self.sync().size
+        except HubError as exc:
+            log.error("ledger sync before an acknowledgement failed: %s", exc.message)
+            return {"covered": False, "status": "pending", "reason": exc.message}
+        with self.store.read() as conn:
+            positions = self.store.positions(conn)
+        covered = all(positions.get((m.topic, m.partition), 0) > m.offset for m in appended)
+        if covered:
+            return {"covered": True, "tree_size": size}
+        return {
+            "covered": False,
+            "status": "pending",
+            "reason": "another sync holds the ledger; the records get their leaves on the next.",
+        }
+
+    # -- background follower -----------------------------------------------------------------
+    def start(self, interval_ms: int | None = None) -> None:
+        """Sync every ``interval_ms`` (default ``checkpoint_every_ms``) in a daemon thread."""
+        if self._thread is not None:
+            return
+        every = (interval_ms or self.config.checkpoint_every_ms) / 1000
+        self._stop.clear()
+
+        def loop() -> None:
+            while not self._stop.wait(every):
+                try:
+                    self.sync()
+                except Exception:  # keep following; the next round retries
+                    log.exception("ledger sync failed")
+
+        self._thread = threading.Thread(target=loop, name="ledger-sync", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+            self._thread = None
+
+    def close(self) -> None:
+        self.stop()
+        self.store.close()
+
+    # -- audit actions -----------------------------------------------------------------------
+    def record_action(
+        self,
+        actor: str,
+        action: str,
+        resource: str,
+        *,
+        outcome: str = "ok",
+        details: Mapping[str, Any] | None = None,
+        tenant: str = "default",
+    ) -> RecordMetadata:
+        """Append an audit event to ``hub.audit``; it gets its leaf on the next sync.
+
+        Headers carry ``hub_action`` = ``action`` and ``ce_subject`` = ``resource`` (the
+        ledger's query columns); ``ce_source`` is ``actor``.
+        """
+        if self._publisher is None or self._registry is None:
+            raise HubError("This ledger was built without a publisher.", code="config_invalid")
+        from core.events import OutgoingEvent
+
+        self._ensure_audit_topic()
+        event = OutgoingEvent(
+            value={
+                "action": action,
+                "actor": actor,
+                "resource": resource,
+                "outcome": outcome,
+                "details": json.dumps(dict(details or {}), sort_keys=True, default=str),
+                "recorded_at": datetime.now(UTC).isoformat(),
+            },
+            key=resource,
+            headers={H_ACTION: action, H_SUBJECT: resource},
+        )
+        return self._publisher.publish(AUDIT_TOPIC, [event], producer=actor, tenant=tenant)[0]
+
+    def _ensure_audit_topic(self) -> None:
+        if self._audit_ready:
+            return
+        from core.events import KEY_FIELD_CONFIG, STRATEGY_CONFIG
+
+        assert self._registry is not None
+        self.log.create_topic(
+            AUDIT_TOPIC, 1, {STRATEGY_CONFIG: "topic", KEY_FIELD_CONFIG: "resource"}
+        )
+        self._registry.register(f"{AUDIT_TOPIC}-value", AUDIT_SCHEMA)
+        self._audit_ready = True
+
+    # -- queries -----------------------------------------------------------------------------
+    def index_of(self, topic: str, partition: int, offset: int) -> int | None:
+        """The ledger entry of a log record (None until a sync has given it a leaf)."""
+        return self.store.index_of(topic, partition, offset)
+
+    def record_at(self, topic: str, partition: int, offset: int) -> StoredRecord | None:
+        try:
+            got = self.log.read(topic, partition, offset, 1)
+        except HubError:
+            return None
+        return got[0] if got and got[0].offset == offset else None
+
+    def entries(self, *, with_fields: bool = False, **filters: Any) -> list[dict[str, Any]]:
+        """Entries matching filters (see ``LedgerStore.query``), in index order."""
+        rows = self.store.query(**filters)
+        return [
+            entry_fields(r, self.record_at(r[1], r[2], r[3]) if with_fields else None) for r in rows
+        ]
+
+    def checkpoint_for(self, index: int, size: int | None) -> StoredCheckpoint:
+        """The checkpoint ``size`` (it MUST include ``index``), or the latest one."""
+        if size is None:
+            cp = self.store.latest_checkpoint()
+            if cp is None or cp.size <= index:
+                raise CheckpointNotFound(
+                    f"No signed checkpoint includes entry {index} yet: run `hub ledger sync` "
+                    "(which signs one) or wait for the next checkpoint."
+                )
+            return cp
+        cp = self.store.checkpoint(size)
+        if cp is None:
+            raise CheckpointNotFound(
+                f"There is no checkpoint of size {size}: list them with `hub ledger checkpoints`."
+            )
+        if cp.size <= index:
+            raise InvalidRange(
+                f"Checkpoint {size} does not include entry {index} (it holds entries 0 to "
+                f"{size - 1}); pick a larger checkpoint."
+            )
+        return cp
+
+    def entry(self, index: int, checkpoint: int | None = None) -> dict[str, Any]:
+        """An entry with its fields and its inclusion proof against a checkpoint."""
+        row = self.store.leaf(index)
+        if row is None:
+            raise EntryNotFound(
+                f"There is no ledger entry {index} (the tree has {self.store.tree_size()} entries)."
+            )
+        cp = self.checkpoint_for(index, checkpoint)
+        out = entry_fields(row, self.record_at(row[1], row[2], row[3]))
+        out["checkpoint"] = {
+            "size": cp.size,
+            "root": cp.root.hex(),
+            "note": cp.note.decode(),
+        }
+        out["proof"] = [p.hex() for p in self.store.inclusion_proof(index, cp.size)]
+        return out
+
+    def proof(self, index: int, size: int) -> list[bytes]:
+        return self.store.inclusion_proof(index, size)
+
+    def checkpoints(
+        self, *, min_size: int = 0, max_size: int | None = None
+    ) -> list[StoredCheckpoint]:
+        return self.store.checkpoints(min_size=min_size, max_size=max_size)
+
+    def consistency(self, size1: int, size2: int) -> dict[str, Any]:
+        """Consistency proof between two signed checkpoints."""
+        if size1 > size2:
+            raise InvalidRange(
+                f"A consistency proof goes from a smaller to a larger tree: got from={size1} "
+                f"to={size2}; swap them."
+            )
+        cps = []
+        for s in (size1, size2):
+            cp = self.store.checkpoint(s)
+            if cp is None:
+                raise CheckpointNotFound(
+                    f"There is no checkpoint of size {s}: list them with `hub ledger checkpoints`."
+                )
+            cps.append(cp)
+        return {
+            "from": {"size": size1, "root": cps[0].root.hex(), "note": cps[0].note.decode()},
+            "to": {"size": size2, "root": cps[1].root.hex(), "note": cps[1].note.decode()},
+            "proof": [p.hex() for p in self.store.consistency_proof(size1, size2)],
+        }
+
+    def public_key(self) -> str:
+        return self.signer.verifier_key()

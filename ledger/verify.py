@@ -1,0 +1,543 @@
+"""``hub ledger verify``: re-check the whole ledger store against the log and itself.
+
+Steps (each names the first bad entry it finds, by leaf index and (topic, partition, offset)):
+    1. Leaves, in index order: indexes are dense from 0; each leaf's record is the next record
+       of its partition in the log (so a dropped, duplicated, reordered or inserted leaf shows
+       as a gap or a step back); the leaf input is recomputed from the log record and its hash
+       compared with the stored one; the query columns are recomputed too.
+    2. Tree: the recomputed leaf hashes are rebuilt into node chunks (``TreeBuilder``), each
+       compared byte for byte with the stored chunk; no stored chunk may be left over.
+    3. Positions: each partition's stored position is one past its last leaf.
+    4. Checkpoints, by size: the signature verifies with the signer's key (and ``trusted``
+       keys); the note's origin, size, root and time equal the stored columns and its hash the
+       stored hash; ``prev`` names the previous checkpoint (zeros for the first); times never go
+       back; the root equals the root recomputed over the verified tree; a witness copy, if
+       any, is the same note, and the witness holds no checkpoint the store lacks.
+    5. The log itself (``EventLog.integrity_problems``): embedded, every batch's MAC chain,
+       every partition's seal (start and end offsets) and every topic's MAC; a batch changed,
+       forged, moved or removed, or bounds moved, without the log key fails here even where
+       the ledger has not reached it yet.
+    6. Removals: a partition whose start offset is above 0 (its records below were removed)
+       MUST have a ``retention.delete`` entry on the ledger whose cut ends exactly at that
+       start offset (``details.to``); a removal without one, or a start below the last
+       recorded cut, fails.
+    7. Pending: records beyond the ledger's positions are counted as pending; one whose log
+       timestamp is older than ``max_pending_ms`` (``HUB_LEDGER_MAX_PENDING_MS``) fails: the
+       ledger stopped following the log.
+    8. Witness: with a witness store, every stored checkpoint MUST have its witness copy with
+       identical bytes, and the witness MUST hold no checkpoint the store lacks.
+Step 1 runs per stored batch of leaf rows: the cheap per-row checks first (density, the log
+record each row names), then the leaf hashes and query columns of those rows recomputed as one
+batch (the sync's encoder); the first bad row is reported whichever check found it, with the
+same message a row-by-row pass gives.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from operator import attrgetter
+from typing import Any
+
+from audit.errors import AuditError
+from audit.note import GENESIS_PREV, VerifierKey, checkpoint_hash, open_checkpoint
+from core.errors import HubError
+from core.ports.eventlog import StoredRecord
+from ledger.leaves import LeafEncoder
+from ledger.service import AUDIT_TOPIC, Ledger, witness_key
+from ledger.tree import CHUNK, CHUNK_BYTES, TreeBuilder
+
+_ts_of = attrgetter("timestamp_ms")
+
+
+@dataclass
+class Problem:
+    what: str
+    index: int | None = None
+    topic: str | None = None
+    partition: int | None = None
+    offset: int | None = None
+    checkpoint: int | None = None
+
+    def describe(self) -> str:
+        where = []
+        if self.index is not None:
+            where.append(f"entry {self.index}")
+        if self.topic is not None:
+            where.append(f"({self.topic}, {self.partition}, {self.offset})")
+        if self.checkpoint is not None:
+            where.append(f"checkpoint {self.checkpoint}")
+        return f"{' '.join(where) or 'ledger'}: {self.what}"
+
+
+@dataclass
+class VerifyReport:
+    ok: bool = True
+    leaves: int = 0
+    removed: int = 0  # leaves whose records retention removed from the log (kept, not recomputed)
+    checkpoints: int = 0
+    pending: int = 0
+    seconds: float = 0.0
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def first(self) -> Problem | None:
+        def key(p: Problem) -> int:
+            if p.index is not None:
+                return p.index
+            return p.checkpoint if p.checkpoint is not None else 1 << 62
+
+        return min(self.problems, key=key) if self.problems else None
+
+    def fail(self, problem: Problem) -> None:
+        self.ok = False
+        self.problems.append(problem)
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        first = self.first
+        d["first_problem"] = None if first is None else first.describe()
+        return d
+
+
+class _Cursor:
+    """Reads a partition forward in chunks: the log records in order, one at a time."""
+
+    def __init__(self, ledger: Ledger, topic: str, part: int) -> None:
+        self.ledger, self.topic, self.part = ledger, topic, part
+        self.next_offset = 0
+        self.buf: deque[StoredRecord] = deque()
+
+    def next(self) -> StoredRecord | None:
+        if not self.buf:
+            got = self.ledger.log.read(self.topic, self.part, self.next_offset, 4096)
+            if not got:
+                return None
+            self.buf.extend(got)
+            self.next_offset = got[-1].offset + 1
+        return self.buf.popleft()
+
+    def push_back(self, r: StoredRecord) -> None:
+        self.buf.appendleft(r)
+
+
+def verify_ledger(
+    ledger: Ledger,
+    trusted: list[VerifierKey] | None = None,
+    *,
+    now_ms: int | None = None,
+) -> VerifyReport:
+    started = time.perf_counter()
+    report = VerifyReport()
+    _verify_log(ledger, report)  # 5. first: its problems explain the leaf mismatches below
+    tree_ok = _verify_leaves_and_tree(ledger, report)
+    _verify_checkpoints(ledger, report, tree_ok, trusted or [])
+    _verify_removals(ledger, report)
+    _verify_pending(ledger, report, time.time_ns() // 1_000_000 if now_ms is None else now_ms)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _verify_log(ledger: Ledger, report: VerifyReport) -> None:
+    for p in ledger.log.integrity_problems():
+        index = None
+        if p.partition is not None and p.offset is not None:
+            index = ledger.store.index_of(p.topic, p.partition, p.offset)
+        report.fail(
+            Problem(
+                f"the event log fails its own authentication: {p.describe()}",
+                index=index,
+                topic=p.topic,
+                partition=p.partition,
+                offset=p.offset,
+            )
+        )
+
+
+def _audit_details(ledger: Ledger, value: bytes | None) -> dict[str, Any]:
+    """The ``details`` of a ``hub.audit`` record, decoded with its writer schema."""
+    import json
+
+    from core.avro.serde import decode, split_wire
+
+    if value is None:
+        raise ValueError("the audit record has no value")
+    registry = ledger.registry
+    if registry is None:
+        raise ValueError("this ledger has no schema registry to decode audit records")
+    schema_id, _ = split_wire(value)
+    datum: Any = decode(value, registry.parsed(schema_id))
+    details = json.loads(datum["details"])
+    if not isinstance(details, dict):
+        raise ValueError("its details are not a JSON object")
+    return details
+
+
+def _verify_removals(ledger: Ledger, report: VerifyReport) -> None:
+    """6. Every raised start offset is a cut recorded on the ledger (``retention.delete``)."""
+    cuts: dict[tuple[str, int], int] = {}
+    after = -1
+    while True:
+        rows = ledger.store.query(action="retention.delete", after=after, limit=1000)
+        if not rows:
+            break
+        for row in rows:
+            idx, topic, part, off = row[0], row[1], row[2], row[3]
+            resource = row[7]
+            if topic != AUDIT_TOPIC or not (resource or "").startswith("topic:"):
+                continue  # projection cuts (rows of views) record other details
+            rec = ledger.record_at(topic, part, off)
+            try:
+                d = _audit_details(ledger, None if rec is None else rec.value)
+                tp = (str(d["topic"]), int(d["partition"]))
+                cut = int(d["to"])
+            except (HubError, ValueError, KeyError, TypeError) as exc:
+                report.fail(
+                    Problem(
+                        f"this retention.delete entry cannot be read ({exc}).",
+                        index=idx,
+                        topic=topic,
+                        partition=part,
+                        offset=off,
+                    )
+                )
+                continue
+            cuts[tp] = max(cuts.get(tp, 0), cut)
+        after = rows[-1][0]
+    for t in ledger.log.topics():
+        for part, begin in sorted(ledger.log.beginning_offsets(t.name).items()):
+            recorded = cuts.get((t.name, part), 0)
+            if begin == recorded:
+                continue
+            if recorded == 0:
+                what = (
+                    f"its start offset is {begin}, but no retention.delete entry on the ledger "
+                    "records removing its records: they were removed outside retention."
+                )
+            else:
+                what = (
+                    f"its start offset is {begin}, but the last retention.delete entry on the "
+                    f"ledger cut it at {recorded}: records were removed or restored outside "
+                    "retention."
+                )
+            report.fail(
+                Problem(
+                    what,
+                    index=ledger.store.index_of(t.name, part, min(begin, recorded)),
+                    topic=t.name,
+                    partition=part,
+                    offset=min(begin, recorded),
+                )
+            )
+
+
+def _verify_pending(ledger: Ledger, report: VerifyReport, now_ms: int) -> None:
+    """7. Records not on the ledger for longer than ``max_pending_ms`` fail."""
+    bound = ledger.config.max_pending_ms
+    with ledger.store.read() as conn:
+        positions = ledger.store.positions(conn)
+    for t in ledger.log.topics():
+        for part, end in sorted(ledger.log.end_offsets(t.name).items()):
+            pos = positions.get((t.name, part), 0)
+            if pos >= end:
+                continue
+            try:
+                first = ledger.log.read(t.name, part, pos, 1)
+            except HubError:
+                continue  # step 1 or 5 already names what the log cannot read
+            if not first or first[0].offset >= end:
+                continue
+            age = now_ms - first[0].timestamp_ms
+            if age > bound:
+                report.fail(
+                    Problem(
+                        f"{end - first[0].offset} records from this one on are not on the "
+                        f"ledger, the oldest {age / 1000:.1f} s old, longer than the bound "
+                        f"of {bound / 1000:.1f} s (HUB_LEDGER_MAX_PENDING_MS): the ledger "
+                        "stopped following the log. Run `hub ledger sync` (it refuses records "
+                        "that fail the log's authentication) and find out why syncing stopped.",
+                        topic=t.name,
+                        partition=part,
+                        offset=first[0].offset,
+                    )
+                )
+
+
+def _verify_leaves_and_tree(ledger: Ledger, report: VerifyReport) -> bool:
+    store = ledger.store
+    encoder = LeafEncoder()
+    cursors: dict[tuple[str, int], _Cursor] = {}
+    last: dict[tuple[str, int], int] = {}
+    builder = TreeBuilder()
+    pending: dict[tuple[int, int], bytes] = {}
+    expected = 0
+
+    def check_chunk(level: int, chunk: int, data: bytes) -> Problem | None:
+        try:
+            with store.read() as conn:
+                stored = store.chunk(conn, level, chunk)
+        except IndexError:
+            stored = b""
+        if stored == data:
+            return None
+        first = chunk * CHUNK << level
+        if level == 0:
+            for i in range(0, max(len(stored), len(data)), 32):
+                if stored[i : i + 32] != data[i : i + 32]:
+                    first += i // 32
+                    break
+        return Problem(
+            f"stored tree node chunk ({level}, {chunk}) differs from the one recomputed from "
+            f"the log (first leaf it covers: {first}); the node store was altered.",
+            index=first,
+        )
+
+    begins: dict[tuple[str, int], int] = {}
+    for rows in store.iter_leaves():
+        # 1. per row: density and the log record it names (cheap checks, in order) ...
+        recs: list[StoredRecord] = []
+        present: list[Any] = []  # the rows whose record the log still holds, in order
+        order: list[bool] = []  # per row checked: True = recomputed, False = removed by retention
+        stop: Problem | None = None
+        for row in rows:
+            idx, topic, part, off = row[0], row[1], row[2], row[3]
+            where: dict[str, Any] = {"index": idx, "topic": topic, "partition": part, "offset": off}
+            if idx != expected:
+                stop = Problem(
+                    f"leaf index {idx} follows {expected - 1}: entries "
+                    f"{expected} to {idx - 1} were dropped.",
+                    index=expected,
+                )
+                break
+            tp = (topic, part)
+            cur = cursors.get(tp)
+            if cur is None:
+                try:
+                    ledger.log.topic(topic)
+                except HubError:
+                    stop = Problem(f"topic {topic!r} is not in the log.", **where)
+                    break
+                cur = cursors[tp] = _Cursor(ledger, topic, part)
+                begins[tp] = ledger.log.beginning_offsets(topic).get(part, 0)
+                cur.next_offset = begins[tp]
+            if off < begins[tp]:
+                # Retention moved the partition's start past this record: its leaf cannot be
+                # recomputed, so its stored hash stays in the tree (and the deletion itself is
+                # an audit entry). Order within the removed prefix is still checked.
+                if off <= last.get(tp, -1):
+                    stop = Problem(
+                        f"leaf for offset {off} follows one for offset {last[tp]} "
+                        "(reordered leaves).",
+                        **where,
+                    )
+                    break
+                expected += 1
+                last[tp] = off
+                order.append(False)
+                report.removed += 1
+                continue
+            try:
+                rec = cur.next()
+            except HubError as exc:
+                stop = Problem(f"the log cannot read this record: {exc.message}", **where)
+                break
+            if rec is None or rec.offset > off:
+                stop = Problem(
+                    f"the leaf names offset {off} but the log has no such record "
+                    "(an inserted or altered leaf).",
+                    **where,
+                )
+                break
+            if rec.offset < off:
+                stop = Problem(
+                    f"log record at offset {rec.offset} has no leaf before this one "
+                    f"(a dropped or reordered leaf; previous leaf of this partition: offset "
+                    f"{last.get(tp, -1)}).",
+                    **where,
+                )
+                break
+            expected += 1
+            last[tp] = off
+            recs.append(rec)
+            present.append(row)
+            order.append(True)
+        # ... then the leaf hashes and query columns of the rows checked, as one batch; the
+        # first bad row wins, whichever check found it (the order a row-by-row pass reports).
+        batch_hashes, (actors, actions, resources, tenants) = encoder.encode(recs)
+        checked = present
+        stored = [bytes(r[9]) for r in checked]
+        bad_hash = _first_difference(stored, batch_hashes)
+        want_cols = list(zip(map(_ts_of, recs), actors, actions, resources, tenants, strict=True))
+        bad_cols = _first_difference([(r[4], r[5], r[6], r[7], r[8]) for r in checked], want_cols)
+        i = min(bad_hash, bad_cols)
+        if i < len(recs):
+            idx, topic, part, off = checked[i][:4]
+            at: dict[str, Any] = {"index": idx, "topic": topic, "partition": part, "offset": off}
+            if i == bad_hash:
+                stop = Problem(
+                    f"leaf hash differs: stored {stored[i].hex()}, recomputed from the "
+                    f"log {batch_hashes[i].hex()} (the event or the leaf was changed).",
+                    **at,
+                )
+            else:
+                stop = Problem(
+                    "the leaf's query columns (time, actor, action, resource, tenant) differ "
+                    "from the record's.",
+                    **at,
+                )
+        if stop is not None:
+            report.fail(stop)
+            return False
+        computed = iter(batch_hashes)
+        kept = [bytes(r[9]) for r in rows]
+        in_order = [next(computed) if fresh else kept[i] for i, fresh in enumerate(order)]
+        for level, chunk, data in builder.append(b"".join(in_order)):
+            if len(data) == CHUNK_BYTES:
+                pending.pop((level, chunk), None)
+                problem = check_chunk(level, chunk, data)
+                if problem:
+                    report.fail(problem)
+                    return False
+            else:
+                pending[(level, chunk)] = data
+        report.leaves = expected
+    for (level, chunk), data in sorted(pending.items()):
+        problem = check_chunk(level, chunk, data)
+        if problem:
+            report.fail(problem)
+            return False
+    stored_chunks = sum(1 for _ in store.iter_chunks())
+    want = sum(-(-(expected >> lv) // CHUNK) for lv in range(expected.bit_length()))
+    if stored_chunks != want:
+        report.fail(
+            Problem(f"the node store has {stored_chunks} chunks; a tree of {expected} has {want}.")
+        )
+        return False
+    # 3. positions
+    with store.read() as conn:
+        positions = store.positions(conn)
+    ends: dict[str, dict[int, int]] = {}
+    for tp, pos in sorted(positions.items()):
+        want_pos = last.get(tp, -1) + 1
+        try:
+            if tp[0] not in ends:
+                ends[tp[0]] = ledger.log.end_offsets(tp[0])
+            end = ends[tp[0]].get(tp[1], 0)
+        except HubError:
+            end = pos
+        if (
+            pos < want_pos
+            or pos > end  # past the log's end: the next records would never get leaves
+            or (pos > want_pos and _has_records(ledger, tp, want_pos, pos))
+        ):
+            report.fail(
+                Problem(
+                    f"stored position {pos} of {tp[0]}[{tp[1]}] is not one past its last leaf "
+                    f"(offset {want_pos - 1}).",
+                    topic=tp[0],
+                    partition=tp[1],
+                    offset=pos,
+                )
+            )
+            return False
+    for t in ledger.log.topics():
+        for part, end in ledger.log.end_offsets(t.name).items():
+            pos = positions.get((t.name, part), 0)
+            if pos < end and _has_records(ledger, (t.name, part), pos, end):
+                report.pending += end - pos  # transaction markers alone are not pending
+    return True
+
+
+def _first_difference(a: Sequence[object], b: Sequence[object]) -> int:
+    """The first index where two equally long lists differ, or their length."""
+    if a == b:
+        return len(a)
+    return next(i for i, (x, y) in enumerate(zip(a, b, strict=True)) if x != y)
+
+
+def _has_records(ledger: Ledger, tp: tuple[str, int], start: int, end: int) -> bool:
+    got = ledger.log.read(tp[0], tp[1], start, 1)
+    return bool(got) and got[0].offset < end
+
+
+def _verify_checkpoints(
+    ledger: Ledger, report: VerifyReport, tree_ok: bool, trusted: list[VerifierKey]
+) -> None:
+    store = ledger.store
+    keys = [ledger.signer.verifier(), *trusted]
+    cps = store.checkpoints()
+    size = store.tree_size()
+    prev_hash = GENESIS_PREV
+    prev_time = 0
+    for cp in cps:
+        at: dict[str, Any] = {"checkpoint": cp.size}
+        try:
+            parsed, _ = open_checkpoint(cp.note, keys)
+        except AuditError as exc:
+            report.fail(Problem(f"the signed note does not verify: {exc}", **at))
+            return
+        fields = (parsed.origin, parsed.size, parsed.root, parsed.time_micros)
+        if fields != (ledger.config.origin, cp.size, cp.root, cp.time_us):
+            report.fail(
+                Problem("the note's origin, size, root or time differ from the store's.", **at)
+            )
+            return
+        if checkpoint_hash(cp.note) != cp.hash:
+            report.fail(Problem("the stored checkpoint hash is not the note's hash.", **at))
+            return
+        if parsed.prev_hash != prev_hash:
+            report.fail(
+                Problem(
+                    "its prev hash does not name the previous checkpoint in the store "
+                    "(a checkpoint was dropped, inserted or replaced).",
+                    **at,
+                )
+            )
+            return
+        if cp.time_us < prev_time:
+            report.fail(Problem("its time is before the previous checkpoint's.", **at))
+            return
+        if cp.size > size:
+            report.fail(Problem(f"it is larger than the tree ({size} entries).", **at))
+            return
+        if tree_ok and store.root(cp.size) != cp.root:
+            report.fail(
+                Problem(
+                    "its signed root differs from the root recomputed from the log; entries "
+                    "below this size were altered, dropped, inserted or reordered.",
+                    **at,
+                )
+            )
+            return
+        witness = ledger.witness
+        key = witness_key(cp.size)
+        if witness is not None:
+            if not witness.exists(key):
+                report.fail(
+                    Problem(
+                        f"the witness copy {key} of this checkpoint is missing (deleted from "
+                        "the write-once witness folder, or witnessing failed when it was "
+                        "signed).",
+                        **at,
+                    )
+                )
+                return
+            if witness.get(key) != cp.note:
+                report.fail(Problem("the witness holds a different note for this size.", **at))
+                return
+        prev_hash, prev_time = cp.hash, cp.time_us
+        report.checkpoints += 1
+    if ledger.witness is not None:
+        stored = {witness_key(cp.size) for cp in cps}
+        for key in ledger.witness.list("checkpoints/"):
+            if key not in stored:
+                report.fail(
+                    Problem(
+                        f"the witness holds {key}, which the store lacks (a checkpoint was "
+                        "dropped from the store).",
+                        checkpoint=int(key.split("/")[-1].split(".")[0]),
+                    )
+                )
+                return

@@ -1,0 +1,703 @@
+"""The Schema Registry service: subjects, versions, global ids, compatibility, config and mode.
+
+Its whole state is a fold of the ``_schemas`` topic, written in Confluent Schema Registry's own
+record format (JSON keys ``{"keytype": "SCHEMA"|"CONFIG"|"MODE", ...}`` and JSON values; a permanent
+delete is a tombstone), so the topic is readable by the same tools on Kafka. Every read first
+catches up with the topic's tail, so several hub processes sharing one log agree.
+
+Contract
+- The same schema (same canonical form and references) MUST get the same global id in every
+  subject; a new schema MUST get ``max(id) + 1``.
+- Registering a schema already registered (not deleted) in a subject MUST return its id and MUST
+  NOT create a version.
+- A registration that breaks the subject's compatibility level MUST be rejected with
+  ``IncompatibleSchema`` naming each field and rule, and MUST NOT change any state.
+- A permanent delete MUST follow a soft delete of the same version or subject; a soft delete of
+  a version or subject already soft-deleted MUST be refused (``SoftDeleted``). A subject's soft
+  delete also removes its own compatibility level and mode (as Confluent's registry does).
+- A version referenced by another schema MUST NOT be deleted.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+from core.avro.compatibility import CompatibilityLevel, Incompatibility, check_level
+from core.avro.schema import ParsedSchema, parse_schema
+from core.errors import (
+    Conflict,
+    HubError,
+    IncompatibleSchema,
+    InvalidInput,
+    InvalidSchema,
+    SchemaNotFound,
+    SubjectNotFound,
+    VersionNotFound,
+)
+from core.ports.eventlog import EventLog, Record
+from registry.plain import log_form, plain_subject
+
+SCHEMAS_TOPIC = "_schemas"
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+MODES = ("READWRITE", "READONLY", "READONLY_OVERRIDE", "IMPORT")
+
+
+class ReadOnlyMode(HubError):
+    code = "read_only_mode"
+    http_status = 422
+
+
+class ReferenceExists(Conflict):
+    code = "reference_exists"
+    http_status = 422
+
+
+class NotSoftDeleted(Conflict):
+    """A permanent delete of a version or subject that was not soft-deleted first."""
+
+    code = "not_soft_deleted"
+    http_status = 404
+
+
+class SoftDeleted(Conflict):
+    """A soft delete of a version or subject that is already soft-deleted."""
+
+    code = "soft_deleted"
+    http_status = 404
+
+
+class InvalidCompatibilityLevel(InvalidInput):
+    code = "invalid_compatibility_level"
+
+
+@dataclass(frozen=True, slots=True)
+class Reference:
+    """A named type taken from another subject's version (Confluent schema reference)."""
+
+    name: str
+    subject: str
+    version: int
+
+    def as_json(self) -> dict[str, Any]:
+        return {"name": self.name, "subject": self.subject, "version": self.version}
+
+
+@dataclass(frozen=True, slots=True)
+class StoredSchema:
+    id: int
+    text: str
+    schema_type: str
+    references: tuple[Reference, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SubjectVersion:
+    subject: str
+    version: int
+    id: int
+    schema: StoredSchema
+    deleted: bool = False
+
+
+def _locked(
+    method: Callable[Concatenate[SchemaRegistry, _P], _R],
+) -> Callable[Concatenate[SchemaRegistry, _P], _R]:
+    """Run a reader under the registry's lock: the fold mutates the dicts readers iterate."""
+
+    def wrapper(self: SchemaRegistry, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    functools.update_wrapper(wrapper, method)
+    return wrapper
+
+
+@dataclass
+class _State:
+    schemas: dict[int, StoredSchema] = field(default_factory=dict)
+    ids_by_identity: dict[tuple[str, tuple[Reference, ...]], int] = field(default_factory=dict)
+    subjects: dict[str, dict[int, SubjectVersion]] = field(default_factory=dict)
+    config: dict[str | None, str] = field(default_factory=dict)
+    mode: dict[str | None, str] = field(default_factory=dict)
+    next_offset: int = 0
+
+
+class SchemaRegistry:
+    """A Confluent-compatible Avro schema registry whose state lives in the event log."""
+
+    def __init__(
+        self,
+        log: EventLog,
+        default_compatibility: str = "BACKWARD",
+        *,
+        strict_logical_types: bool = False,
+    ) -> None:
+        self._log = log
+        self._default = CompatibilityLevel(default_compatibility)
+        # False: logical types are ignored in compatibility checks, as Confluent (Avro Java) does.
+        self.strict_logical_types = strict_logical_types
+        self._state = _State()
+        self._parsed: dict[int, ParsedSchema] = {}
+        self._lock = threading.RLock()
+        self._folding = False
+        log.create_topic(SCHEMAS_TOPIC, 1, {"cleanup.policy": "compact"})
+        self.refresh()
+
+    # -- folding the topic ------------------------------------------------------------------
+    def refresh(self) -> None:
+        """Apply every ``_schemas`` record not yet folded into the in-memory state."""
+        with self._lock:
+            # Folding a schema with references parses it, which looks the references up through
+            # readers that refresh: such a nested call must not fold the same records again.
+            if self._folding:
+                return
+            self._folding = True
+            try:
+                end = self._log.end_offsets(SCHEMAS_TOPIC)[0]
+                st = self._state
+                while st.next_offset < end:
+                    chunk = self._log.read(SCHEMAS_TOPIC, 0, st.next_offset, 10_000)
+                    if not chunk:
+                        break
+                    for rec in chunk:
+                        self._apply(rec.key, rec.value)
+                    st.next_offset = chunk[-1].offset + 1
+            finally:
+                self._folding = False
+
+    def _apply(self, key_bytes: bytes | None, value_bytes: bytes | None) -> None:
+        if key_bytes is None:
+            return
+        key = json.loads(key_bytes)
+        st = self._state
+        keytype = key.get("keytype")
+        subject = key.get("subject")
+        if keytype == "SCHEMA":
+            if value_bytes is None:  # permanent delete
+                versions = st.subjects.get(subject, {})
+                versions.pop(int(key["version"]), None)
+                if not versions:
+                    st.subjects.pop(subject, None)
+                return
+            v = json.loads(value_bytes)
+            refs = tuple(
+                Reference(r["name"], r["subject"], int(r["version"]))
+                for r in v.get("references") or ()
+            )
+            stored = StoredSchema(int(v["id"]), v["schema"], v.get("schemaType", "AVRO"), refs)
+            if stored.id not in st.schemas:
+                st.schemas[stored.id] = stored
+                st.ids_by_identity[(self._canonical_of(stored), refs)] = stored.id
+            st.subjects.setdefault(subject, {})[int(v["version"])] = SubjectVersion(
+                subject, int(v["version"]), stored.id, st.schemas[stored.id], bool(v.get("deleted"))
+            )
+        elif keytype == "CONFIG":
+            if value_bytes is None:
+                st.config.pop(subject, None)
+            else:
+                st.config[subject] = json.loads(value_bytes)["compatibilityLevel"]
+        elif keytype == "MODE":
+            if value_bytes is None:
+                st.mode.pop(subject, None)
+            else:
+                st.mode[subject] = json.loads(value_bytes)["mode"]
+
+    def _canonical_of(self, stored: StoredSchema) -> str:
+        try:
+            return self.parsed(stored.id, stored).canonical
+        except HubError:
+            return stored.text
+
+    def _write(self, records: Sequence[Record]) -> None:
+        self._log.append(SCHEMAS_TOPIC, records)
+        self.refresh()
+
+    @staticmethod
+    def _key(keytype: str, subject: str | None, version: int | None = None) -> bytes:
+        # Confluent's field order (keytype, subject, version, magic): compaction compares bytes.
+        key: dict[str, Any] = {"keytype": keytype, "subject": subject}
+        if version is not None:
+            key["version"] = version
+        key["magic"] = 1 if version else 0
+        return json.dumps(key, separators=(",", ":")).encode()
+
+    def _schema_record(self, sv: SubjectVersion) -> Record:
+        value: dict[str, Any] = {
+            "subject": sv.subject,
+            "version": sv.version,
+            "id": sv.id,
+            "schema": sv.schema.text,
+            "deleted": sv.deleted,
+        }
+        if sv.schema.schema_type != "AVRO":
+            value["schemaType"] = sv.schema.schema_type
+        if sv.schema.references:
+            value["references"] = [r.as_json() for r in sv.schema.references]
+        return Record(
+            value=json.dumps(value, separators=(",", ":")).encode(),
+            key=self._key("SCHEMA", sv.subject, sv.version),
+        )
+
+    # -- parsing ----------------------------------------------------------------------------
+    def parsed(self, schema_id: int, stored: StoredSchema | None = None) -> ParsedSchema:
+        """The parsed schema of a global id (cached); raises ``SchemaNotFound``."""
+        cached = self._parsed.get(schema_id)
+        if cached is not None:
+            return cached
+        if stored is None:
+            stored = self.get_by_id(schema_id)
+        result = parse_schema(stored.text, self._resolve_references(stored.references))
+        self._parsed[schema_id] = result
+        return result
+
+    def _resolve_references(self, refs: Sequence[Reference]) -> list[tuple[str, str]]:
+        """Referenced schema texts in dependency order (references of references first)."""
+        out: list[tuple[str, str]] = []
+        seen: set[tuple[str, int]] = set()
+
+        def visit(ref: Reference, depth: int) -> None:
+            if depth > 32:
+                raise InvalidSchema("Schema references nest deeper than 32 levels (a cycle?).")
+            if (ref.subject, ref.version) in seen:
+                return
+            seen.add((ref.subject, ref.version))
+            try:
+                sv = self.get_version(ref.subject, ref.version, include_deleted=True)
+            except (SubjectNotFound, VersionNotFound) as exc:
+                raise InvalidSchema(
+                    f"Reference {ref.name!r} points at subject {ref.subject!r} version "
+                    f"{ref.version}, which does not exist: register it first."
+                ) from exc
+            for inner in sv.schema.references:
+                visit(inner, depth + 1)
+            out.append((ref.name, sv.schema.text))
+
+        for r in refs:
+            visit(r, 0)
+        return out
+
+    def _parse_new(
+        self, text: str, schema_type: str, references: Sequence[Reference]
+    ) -> ParsedSchema:
+        if schema_type.upper() != "AVRO":
+            raise InvalidSchema(
+                f"Schema type {schema_type!r} is not supported by this registry: only AVRO is."
+            )
+        return parse_schema(text, self._resolve_references(references))
+
+    # -- config and mode --------------------------------------------------------------------
+    @_locked
+    def compatibility(self, subject: str | None = None, default_to_global: bool = True) -> str:
+        """The level in force for a subject (its own, else the global one, else the default)."""
+        self.refresh()
+        st = self._state
+        if subject is not None and subject in st.config:
+            return st.config[subject]
+        if subject is not None and not default_to_global:
+            raise SubjectNotFound(
+                f"Subject {subject!r} has no compatibility level of its own; "
+                "ask with defaultToGlobal=true for the global one.",
+                code="subject_compatibility_not_configured",
+            )
+        return st.config.get(None, self._default.value)
+
+    @_locked
+    def own_compatibility(self, subject: str | None = None) -> str | None:
+        """The level set on a subject (``None``: the global one) itself; None when unset."""
+        self.refresh()
+        return self._state.config.get(subject)
+
+    @staticmethod
+    def check_compatibility_level(level: object) -> str:
+        """The canonical name of a level (any case); raises ``InvalidCompatibilityLevel``."""
+        try:
+            return CompatibilityLevel(str(level).upper()).value
+        except ValueError as exc:
+            raise InvalidCompatibilityLevel(
+                f"Compatibility level {level!r} is not one of "
+                f"{', '.join(c.value for c in CompatibilityLevel)}."
+            ) from exc
+
+    @classmethod
+    def config_record(cls, level: str | None, subject: str | None = None) -> Record:
+        """The ``_schemas`` record that sets (or, with ``None``, removes) a level.
+
+        Callers that append it themselves (``governance.configchanges``, inside a log
+        transaction) call ``refresh()`` afterwards.
+        """
+        value = None
+        if level is not None:
+            value = json.dumps({"compatibilityLevel": cls.check_compatibility_level(level)})
+        return Record(
+            value=None if value is None else value.encode(), key=cls._key("CONFIG", subject)
+        )
+
+    def set_compatibility(self, level: str, subject: str | None = None) -> str:
+        value = self.check_compatibility_level(level)
+        with self._lock:
+            self._write([self.config_record(value, subject)])
+        return value
+
+    def delete_compatibility(self, subject: str | None) -> str:
+        """Remove a subject's own level (or reset the global one); returns the removed level.
+
+        A subject without a level of its own raises ``SubjectNotFound`` (code
+        ``subject_compatibility_not_configured``) rather than reporting the global level.
+        """
+        with self._lock:
+            previous = self.compatibility(subject, default_to_global=False)
+            self._write([self.config_record(None, subject)])
+        return previous
+
+    @_locked
+    def mode(self, subject: str | None = None) -> str:
+        self.refresh()
+        st = self._state
+        if subject is not None and subject in st.mode:
+            return st.mode[subject]
+        return st.mode.get(None, "READWRITE")
+
+    def set_mode(self, mode: str, subject: str | None = None) -> str:
+        mode = mode.upper()
+        if mode not in MODES:
+            raise InvalidInput(
+                f"Mode {mode!r} is not one of {', '.join(MODES)}.", code="invalid_mode"
+            )
+        with self._lock:
+            self._write(
+                [Record(value=json.dumps({"mode": mode}).encode(), key=self._key("MODE", subject))]
+            )
+        return mode
+
+    def _require_writable(self, subject: str) -> None:
+        if self.mode(subject) in ("READONLY", "READONLY_OVERRIDE"):
+            raise ReadOnlyMode(
+                f"Subject {subject!r} is in read-only mode: set its mode to READWRITE first."
+            )
+
+    # -- reading ----------------------------------------------------------------------------
+    @_locked
+    def subjects(self, include_deleted: bool = False, prefix: str = "") -> list[str]:
+        self.refresh()
+        return sorted(
+            s
+            for s, versions in self._state.subjects.items()
+            if s.startswith(prefix)
+            and (include_deleted or any(not v.deleted for v in versions.values()))
+        )
+
+    @_locked
+    def versions(self, subject: str, include_deleted: bool = False) -> list[int]:
+        self.refresh()
+        found = [
+            v.version
+            for v in self._state.subjects.get(subject, {}).values()
+            if include_deleted or not v.deleted
+        ]
+        if not found:
+            raise SubjectNotFound(f"Subject {subject!r} not found.")
+        return sorted(found)
+
+    @_locked
+    def get_version(
+        self, subject: str, version: int | str, include_deleted: bool = False
+    ) -> SubjectVersion:
+        """A subject's version by number, ``latest`` or ``-1``; raises NotFound errors."""
+        numbers = self.versions(subject, include_deleted)
+        if version in ("latest", -1, "-1"):
+            number = numbers[-1]
+        else:
+            try:
+                number = int(version)
+            except ValueError as exc:
+                raise InvalidInput(
+                    f"Version {version!r} is not a positive integer or 'latest'.",
+                    code="invalid_version",
+                ) from exc
+            if number < 1:
+                raise InvalidInput(
+                    f"Version {number} is not valid: versions start at 1.", code="invalid_version"
+                )
+            if number not in numbers:
+                raise VersionNotFound(f"Version {number} of subject {subject!r} not found.")
+        return self._state.subjects[subject][number]
+
+    @_locked
+    def get_by_id(self, schema_id: int) -> StoredSchema:
+        self.refresh()
+        found = self._state.schemas.get(schema_id)
+        if found is None:
+            raise SchemaNotFound(f"Schema id {schema_id} not found.")
+        return found
+
+    @_locked
+    def subject_versions_of(
+        self, schema_id: int, include_deleted: bool = False
+    ) -> list[SubjectVersion]:
+        self.get_by_id(schema_id)
+        return sorted(
+            (
+                v
+                for versions in self._state.subjects.values()
+                for v in versions.values()
+                if v.id == schema_id and (include_deleted or not v.deleted)
+            ),
+            key=lambda v: (v.subject, v.version),
+        )
+
+    @_locked
+    def referenced_by(self, subject: str, version: int | str) -> list[int]:
+        sv = self.get_version(subject, version)
+        return sorted(
+            {
+                s.id
+                for versions in self._state.subjects.values()
+                for s in versions.values()
+                if not s.deleted
+                and any(
+                    r.subject == subject and r.version == sv.version for r in s.schema.references
+                )
+            }
+        )
+
+    @_locked
+    def lookup(
+        self,
+        subject: str,
+        text: str,
+        schema_type: str = "AVRO",
+        references: Sequence[Reference] = (),
+        include_deleted: bool = False,
+    ) -> SubjectVersion:
+        """The subject's version holding this schema; raises SubjectNotFound / SchemaNotFound."""
+        self.versions(subject, include_deleted)  # raises SubjectNotFound
+        parsed = self._parse_new(text, schema_type, references)
+        schema_id = self._state.ids_by_identity.get((parsed.canonical, tuple(references)))
+        for sv in sorted(self._state.subjects[subject].values(), key=lambda v: -v.version):
+            if sv.id == schema_id and (include_deleted or not sv.deleted):
+                return sv
+        if self._plain_of_live(subject, text, schema_type, references):
+            companion = plain_subject(subject)
+            if companion in self._state.subjects:
+                return self.lookup(companion, text, schema_type, (), include_deleted)
+            raise SchemaNotFound(
+                f"This is the plain form of a schema of subject {subject!r}, whose PII is stored "
+                f"encrypted; register it (POST /subjects/{subject}/versions) and the hub keeps "
+                f"it under {companion!r} and encrypts values written with it at ingest."
+            )
+        raise SchemaNotFound(f"This schema is not registered under subject {subject!r}.")
+
+    def _plain_of_live(
+        self, subject: str, text: str, schema_type: str, references: Sequence[Reference]
+    ) -> bool:
+        """True when ``text`` is the plain form of one of ``subject``'s live log schemas."""
+        if schema_type != "AVRO" or references or subject not in self._state.subjects:
+            return False
+        encrypted = log_form(text)
+        if encrypted is None:
+            return False
+        schema_id = self._state.ids_by_identity.get((parse_schema(encrypted).canonical, ()))
+        return any(
+            sv.id == schema_id and not sv.deleted for sv in self._state.subjects[subject].values()
+        )
+
+    # -- compatibility ----------------------------------------------------------------------
+    @_locked
+    def check(
+        self,
+        subject: str,
+        text: str,
+        schema_type: str = "AVRO",
+        references: Sequence[Reference] = (),
+        version: int | str | None = None,
+    ) -> list[Incompatibility]:
+        """Incompatibilities of a candidate schema.
+
+        With ``version`` (a number or ``latest``) the candidate is checked against that one
+        version under the subject's level, non-transitively; without, against the versions the
+        subject's level names (the latest, or all for *_TRANSITIVE levels).
+        """
+        parsed = self._parse_new(text, schema_type, references)
+        level = CompatibilityLevel(self.compatibility(subject))
+        try:
+            live = self.versions(subject)
+        except SubjectNotFound:
+            if version not in (None, "latest", -1, "-1"):
+                raise
+            return []
+        if version is not None:
+            chosen = [self.get_version(subject, version).id]
+            level = CompatibilityLevel(level.value.replace("_TRANSITIVE", ""))
+        else:
+            chosen = [self._state.subjects[subject][v].id for v in live]
+        previous = [self.parsed(i) for i in chosen]
+        return check_level(parsed, previous, level, strict_logical_types=self.strict_logical_types)
+
+    # -- writing ----------------------------------------------------------------------------
+    def register(
+        self,
+        subject: str,
+        text: str,
+        schema_type: str = "AVRO",
+        references: Sequence[Reference] = (),
+        *,
+        schema_id: int | None = None,
+        version: int | None = None,
+    ) -> SubjectVersion:
+        """Register a schema under a subject; idempotent. ``schema_id``/``version`` in IMPORT mode.
+
+        Steps: 1. catch up with ``_schemas``; 2. parse and validate; 3. return the existing
+        version if this schema is already live in the subject; 4. check compatibility; 5. choose
+        the id (reuse the global id of an identical schema) and the next version; 6. append one
+        record; 7. fold it back (the topic, not this method, is the source of truth).
+        """
+        _validate_subject(subject)
+        with self._lock:
+            self.refresh()  # 1
+            self._require_writable(subject)
+            parsed = self._parse_new(text, schema_type, references)  # 2
+            if self._plain_of_live(subject, text, schema_type, references):
+                return self.register(plain_subject(subject), text)  # see hub.registry.plain
+            refs = tuple(references)
+            identity = (parsed.canonical, refs)
+            st = self._state
+            existing_id = st.ids_by_identity.get(identity)
+            versions = st.subjects.get(subject, {})
+            for sv in versions.values():  # 3
+                if sv.id == existing_id and not sv.deleted:
+                    return sv
+            importing = self.mode(subject) == "IMPORT"
+            if (schema_id is not None or version is not None) and not importing:
+                raise InvalidInput(
+                    "An explicit schema id or version is only accepted in IMPORT mode.",
+                    code="not_import_mode",
+                )
+            if not importing:
+                problems = self.check(subject, text, schema_type, references)  # 4
+                if problems:
+                    level = self.compatibility(subject)
+                    raise IncompatibleSchema(
+                        f"Schema being registered is incompatible with an earlier schema for "
+                        f"subject {subject!r} under {level}: "
+                        + "; ".join(f"{p.path}: {p.message} [{p.rule}]" for p in problems),
+                        [f"{p.rule} at {p.path}: {p.message}" for p in problems],
+                    )
+            if schema_id is not None:  # 5
+                clash = st.schemas.get(schema_id)
+                if clash is not None and (self._canonical_of(clash), clash.references) != identity:
+                    raise Conflict(
+                        f"Schema id {schema_id} is already used by a different schema.",
+                        code="id_in_use",
+                    )
+                new_id = schema_id
+            elif existing_id is not None:
+                new_id = existing_id
+            else:
+                new_id = max(st.schemas, default=0) + 1
+            new_version = version or max(versions, default=0) + 1
+            stored = StoredSchema(new_id, text, schema_type.upper(), refs)
+            self._parsed.setdefault(new_id, parsed)
+            sv = SubjectVersion(subject, new_version, new_id, stored)
+            self._write([self._schema_record(sv)])  # 6, 7
+            return st.subjects[subject][new_version]
+
+    def delete_version(self, subject: str, version: int | str, permanent: bool = False) -> int:
+        with self._lock:
+            self._require_writable(subject)
+            # ``latest`` means the latest live version; a number may name a soft-deleted one.
+            latest = version in ("latest", -1, "-1")
+            sv = self.get_version(subject, version, include_deleted=not latest)
+            if sv.deleted and not permanent:
+                raise SoftDeleted(
+                    f"Version {sv.version} of subject {subject!r} is already soft-deleted: "
+                    "delete it with permanent=true to remove it for good.",
+                    code="version_soft_deleted",
+                )
+            if self.referenced_by_any(subject, sv.version):
+                raise ReferenceExists(
+                    f"Version {sv.version} of subject {subject!r} is referenced by another "
+                    "schema: delete the referencing schemas first."
+                )
+            if permanent:
+                if not sv.deleted:
+                    raise NotSoftDeleted(
+                        f"Version {sv.version} of subject {subject!r} must be soft-deleted "
+                        "before it can be permanently deleted.",
+                        code="version_not_soft_deleted",
+                    )
+                self._write([Record(value=None, key=self._key("SCHEMA", subject, sv.version))])
+            else:
+                self._write([self._schema_record(_deleted(sv))])
+            return sv.version
+
+    def delete_subject(self, subject: str, permanent: bool = False) -> list[int]:
+        with self._lock:
+            self._require_writable(subject)
+            all_versions = self.versions(subject, include_deleted=True)
+            live = [v for v in all_versions if not self._state.subjects[subject][v].deleted]
+            for v in all_versions:
+                if self.referenced_by_any(subject, v):
+                    raise ReferenceExists(
+                        f"Version {v} of subject {subject!r} is referenced by another schema: "
+                        "delete the referencing schemas first."
+                    )
+            if permanent:
+                if live:
+                    raise NotSoftDeleted(
+                        f"Subject {subject!r} must be soft-deleted before it can be "
+                        "permanently deleted.",
+                        code="subject_not_soft_deleted",
+                    )
+                self._write(
+                    [Record(value=None, key=self._key("SCHEMA", subject, v)) for v in all_versions]
+                )
+                return all_versions
+            if not live:
+                raise SoftDeleted(
+                    f"Subject {subject!r} is already soft-deleted: delete it with "
+                    "permanent=true to remove it for good.",
+                    code="subject_soft_deleted",
+                )
+            # As Confluent does, a soft delete also drops the subject's own config and mode, in
+            # the same atomic batch, so that a re-created subject starts from the global ones.
+            records = [
+                self._schema_record(_deleted(self._state.subjects[subject][v])) for v in live
+            ]
+            if subject in self._state.config:
+                records.append(Record(value=None, key=self._key("CONFIG", subject)))
+            if subject in self._state.mode:
+                records.append(Record(value=None, key=self._key("MODE", subject)))
+            self._write(records)
+            return live
+
+    @_locked
+    def referenced_by_any(self, subject: str, version: int) -> bool:
+        return any(
+            not s.deleted
+            and any(r.subject == subject and r.version == version for r in s.schema.references)
+            for versions in self._state.subjects.values()
+            for s in versions.values()
+        )
+
+    @_locked
+    def schema_ids(self) -> list[int]:
+        self.refresh()
+        return sorted(self._state.schemas)
+
+
+def _deleted(sv: SubjectVersion) -> SubjectVersion:
+    return SubjectVersion(sv.subject, sv.version, sv.id, sv.schema, deleted=True)
+
+
+def _validate_subject(subject: str) -> None:
+    if not subject or len(subject) > 255 or any(ord(c) < 32 for c in subject):
+        raise InvalidInput(
+            f"Subject name {subject!r} is invalid: use 1-255 printable characters.",
+            code="invalid_subject",
+        )

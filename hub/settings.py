@@ -100,6 +100,11 @@ class Settings(BaseSettings):
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO")
     log_json: bool = Field(default=True, description="Structured (JSON) logs when true.")
+    metrics_token_file: Path | None = Field(
+        default=None,
+        description="A file holding the Prometheus scrape token: GET /metrics with "
+        "'Authorization: Bearer <token>' needs no API key (hub.observability).",
+    )
     ledger_origin: str = Field(
         default="hub.local/ledger",
         pattern=r"^[^\s+]+$",

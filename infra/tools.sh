@@ -61,6 +61,15 @@ go_bin() {
     fi
 }
 
+# The module of a package path (github.com/opentofu/opentofu/cmd/tofu@v1 -> github.com/opentofu/opentofu@v1):
+# the first three path elements, which holds for the GitHub-hosted modules built here.
+module_of() {
+    local pkg="$1" path version
+    path="${pkg%@*}"
+    version="${pkg##*@}"
+    printf '%s@%s\n' "$(printf '%s' "$path" | cut -d/ -f1-3)" "$version"
+}
+
 # go_tool NAME MODULE_PATH@VERSION OUT: `go install` into a temporary GOBIN, then move into place.
 go_tool() {
     local name="$1" pkg="$2" out="$3" go tmp started=$SECONDS
@@ -69,12 +78,30 @@ go_tool() {
     tmp="$(mktemp -d)"
     mkdir -p "$BIN_DIR"
     log "building $name ($pkg) from the Go module proxy (minutes on a cold cache)"
-    if ! GOBIN="$tmp/bin" CGO_ENABLED=0 GOFLAGS=-trimpath "$go" install "$pkg" >"$tmp/build.log" 2>&1; then
+    if GOBIN="$tmp/bin" CGO_ENABLED=0 GOFLAGS=-trimpath "$go" install "$pkg" >"$tmp/build.log" 2>&1; then
+        mv -f "$tmp/bin/$(basename "${pkg%@*}")" "$out"
+    elif grep -q "replace directives" "$tmp/build.log"; then
+        # `go install pkg@version` refuses a module whose go.mod has replace directives (OpenTofu's
+        # does). Its source is still a module on the proxy: download it and build it as the main
+        # module, where its replace directives apply.
+        local module dir path="${pkg%@*}"
+        module="$(module_of "$pkg")"
+        log "go install refused (replace directives); building $module as the main module"
+        dir="$(GOFLAGS=-modcacherw "$go" mod download -json "$module" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')" ||
+            die "go mod download $module failed."
+        cp -r "$dir" "$tmp/src"
+        chmod -R u+w "$tmp/src"
+        if ! (cd "$tmp/src" && CGO_ENABLED=0 "$go" build -trimpath -o "$out" "./${path#"${module%@*}"/}" \
+            >>"$tmp/build.log" 2>&1); then
+            tail -n 30 "$tmp/build.log" >&2
+            rm -rf "$tmp"
+            die "building $name from $module failed (log above)."
+        fi
+    else
         tail -n 30 "$tmp/build.log" >&2
         rm -rf "$tmp"
         die "building $name from $pkg failed (log above)."
     fi
-    mv -f "$tmp/bin/$(basename "${pkg%@*}")" "$out"
     rm -rf "$tmp"
     log "built $out in $((SECONDS - started)) s"
 }

@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-COMPONENTS = ("kafka", "postgres", "opa", "openbao")  # the ones tests start on demand
+COMPONENTS = ("kafka", "postgres", "opa", "openbao", "prometheus", "redis")  # started on demand
 _running_at_start: dict[str, bool] = {}
 
 

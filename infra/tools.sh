@@ -180,7 +180,12 @@ path_of() {
 case "${1:-}" in
 install)
     shift
-    for tool in ${*:-$TOOLS}; do install_one "$tool"; done
+    failed=""
+    for tool in ${*:-$TOOLS}; do
+        # One tool failing does not stop the others; the exit code and the last line say which.
+        (install_one "$tool") || failed+=" $tool"
+    done
+    [[ -z "$failed" ]] || die "could not install:$failed (output above)."
     ;;
 path)
     [[ -n "${2:-}" ]] || die "usage: infra/tools.sh path TOOL (one of: $TOOLS)"

@@ -79,8 +79,11 @@ def main(argv: list[str]) -> int:
     source, out = Path(argv[0]), Path(argv[1])
     definitions = source / "_definitions.json"
     if not definitions.is_file():
-        print(f"k8s_schemas: {definitions} does not exist; is SOURCE_DIR a kubernetes-validate "
-              "schema folder such as .../kubernetes-json-schema/v1.37.0-local-strict?", file=sys.stderr)
+        print(
+            f"k8s_schemas: {definitions} does not exist; is SOURCE_DIR a kubernetes-validate "
+            "schema folder such as .../kubernetes-json-schema/v1.37.0-local-strict?",
+            file=sys.stderr,
+        )
         return 1
     defs = json.loads(definitions.read_text())["$defs"]
     out.mkdir(parents=True, exist_ok=True)

@@ -81,7 +81,9 @@ def check(root: Path) -> list[str]:
                     problems.append(f"{where}: output {name!r} has no {key}.")
         for used in sorted(set(VAR_REF.findall(folder.text))):
             if used not in variables:
-                problems.append(f"{where}: var.{used} is used but no variable {used!r} is declared.")
+                problems.append(
+                    f"{where}: var.{used} is used but no variable {used!r} is declared."
+                )
         for mod, out in sorted(set(MODULE_REF.findall(folder.text))):
             if mod not in modules:
                 problems.append(f"{where}: module.{mod}.{out} names no module block {mod!r}.")
@@ -89,16 +91,22 @@ def check(root: Path) -> list[str]:
             source = str(body.get("source", "")).strip('"')
             target = (path / source).resolve()
             if not source.startswith(".") or target not in loaded:
-                problems.append(f"{where}: module {name!r} has source {source!r}, not a module here.")
+                problems.append(
+                    f"{where}: module {name!r} has source {source!r}, not a module here."
+                )
                 continue
             declared = loaded[target].blocks("variable")
             meta = {"source", "version", "providers", "depends_on", "count", "for_each"}
             passed = {k for k in body if k not in meta and not k.startswith("__")}
             for extra in sorted(passed - set(declared)):
-                problems.append(f"{where}: module {name!r} passes {extra!r}, which {source} does not declare.")
+                problems.append(
+                    f"{where}: module {name!r} passes {extra!r}, which {source} does not declare."
+                )
             for required in sorted(n for n, b in declared.items() if "default" not in b):
                 if required not in passed:
-                    problems.append(f"{where}: module {name!r} does not pass required variable {required!r}.")
+                    problems.append(
+                        f"{where}: module {name!r} does not pass required variable {required!r}."
+                    )
             target_outputs = loaded[target].blocks("output")
             for mod, out in sorted(set(MODULE_REF.findall(folder.text))):
                 if mod == name and out not in target_outputs:

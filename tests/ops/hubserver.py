@@ -34,9 +34,9 @@ def port() -> int:
 
 
 @contextmanager
-def serve(tmp: Path, *, demo: bool = False, extra_env: dict[str, str] | None = None) -> Iterator[
-    Served
-]:
+def serve(
+    tmp: Path, *, demo: bool = False, extra_env: dict[str, str] | None = None
+) -> Iterator[Served]:
     data, key_file, token = tmp / "data", tmp / "admin.key", tmp / "metrics.token"
     token.write_text(secrets.token_hex(32))
     env = {
@@ -58,8 +58,8 @@ def serve(tmp: Path, *, demo: bool = False, extra_env: dict[str, str] | None = N
     output = tmp / "serve.log"
     with output.open("wb") as out:
         proc = subprocess.Popen(
-            [str(HUB), "--data-dir", str(data), "serve", "--port", str(p)]
-            + ["--admin-key-file", str(key_file)],
+            [str(HUB), "--data-dir", str(data), "serve", "--port", str(p), "--admin-key-file",
+             str(key_file)],  # fmt: skip
             stdout=out,
             stderr=subprocess.STDOUT,
             env=env,

@@ -41,7 +41,7 @@ def test_multi_stage_non_root_pinned_and_locked() -> None:
 
 def test_image_command_is_the_one_ci_runs() -> None:
     # CMD is `hub serve --host 0.0.0.0 --port 8080`; the hub's own CLI accepts exactly that.
-    cmd = re.search(r'(?m)^CMD \[(.*)\]', DOCKERFILE.read_text())
+    cmd = re.search(r"(?m)^CMD \[(.*)\]", DOCKERFILE.read_text())
     assert cmd
     args = [a.strip().strip('"') for a in cmd.group(1).split(",")]
     assert args[0] == "serve"

@@ -57,9 +57,9 @@ def test_every_manifest_is_valid_kubernetes(rendered: Path) -> None:
 def test_kubeconform_rejects_an_invalid_manifest(rendered: Path, tmp_path: Path) -> None:
     docs = _docs(rendered)
     deployment = next(d for d in docs if d["kind"] == "Deployment")
-    deployment["spec"]["template"]["spec"]["containers"][0]["livenessProbe"]["httpGet"][
-        "port"
-    ] = {"not": "a port"}
+    deployment["spec"]["template"]["spec"]["containers"][0]["livenessProbe"]["httpGet"]["port"] = {
+        "not": "a port"
+    }
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump(deployment))
     code, output = _kubeconform(bad)

@@ -86,7 +86,9 @@ def test_prometheus_from_infra_scrapes_the_hub(tmp_path: Path) -> None:
             if not was_running:
                 run("bash", str(SCRIPT), "stop")
         # Scrapes carried the token, not an API key: the access log names the scraper.
-        lines = [json.loads(line) for line in hub.output.read_text().splitlines() if "{" in line[:1]]
+        lines = [
+            json.loads(line) for line in hub.output.read_text().splitlines() if "{" in line[:1]
+        ]
         scrapes = [x for x in lines if x.get("url", {}).get("path") == "/metrics"]
         assert scrapes and all(x["http"]["response"]["status_code"] == 200 for x in scrapes)
         assert scrapes[0]["user"]["name"] == "metrics-scraper"

@@ -36,7 +36,7 @@ def test_the_check_finds_broken_wiring(tmp_path: Path) -> None:
     main.write_text(
         main.read_text()
         .replace('module.kms.key_arns["kafka"]', 'module.kms.key_arn["kafka"]')
-        .replace("  kms_key_arn = module.kms.key_arns[\"object-storage\"]\n", "")
+        .replace('  kms_key_arn = module.kms.key_arns["object-storage"]\n', "")
     )
     variables = copy / "modules" / "kafka" / "variables.tf"
     variables.write_text(variables.read_text().replace('  description = "Cluster name."\n', ""))

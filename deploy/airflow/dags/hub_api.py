@@ -27,7 +27,7 @@ TIMEOUT_S = 600.0
 
 
 class HubCallFailed(RuntimeError):
-    """The hub answered an error (its reason and message are in the text) or could not be reached."""
+    """The hub answered an error (its reason and message are in the text), or was not reached."""
 
 
 def base_url() -> str:

@@ -18,10 +18,9 @@ import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import hub_api
 import pendulum
 from airflow.sdk import dag, task
-
-import hub_api
 
 DEFAULT_ARGS = {"retries": 2, "retry_delay": timedelta(minutes=5)}
 

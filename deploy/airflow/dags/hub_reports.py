@@ -10,10 +10,9 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta
 
+import hub_api
 import pendulum
 from airflow.sdk import dag, task
-
-import hub_api
 
 REPORTS = {
     "volumes_by_instrument": (

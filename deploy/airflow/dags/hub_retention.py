@@ -13,10 +13,9 @@ import json
 from datetime import timedelta
 from typing import Any
 
+import hub_api
 import pendulum
 from airflow.sdk import dag, task
-
-import hub_api
 
 
 @dag(

@@ -56,10 +56,11 @@ def serve(
             assert done.returncode == 0, done.stdout + done.stderr
     p = port()
     output = tmp / "serve.log"
+    command = [str(HUB), "--data-dir", str(data), "serve", "--port", str(p)]
+    command += ["--admin-key-file", str(key_file)]
     with output.open("wb") as out:
         proc = subprocess.Popen(
-            [str(HUB), "--data-dir", str(data), "serve", "--port", str(p), "--admin-key-file",
-             str(key_file)],  # fmt: skip
+            command,
             stdout=out,
             stderr=subprocess.STDOUT,
             env=env,

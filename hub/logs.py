@@ -1,34 +1,131 @@
-"""Structured logs: one JSON object per line (or plain text), configured once by the entry point."""
+"""Structured logs: one JSON object per line in Elastic Common Schema (ECS) field names, so that
+Filebeat/Logstash and Elasticsearch take them unchanged (or plain text), configured once.
+
+A line carries ``@timestamp``, ``log.level``, ``log.logger``, ``message``, ``ecs.version``,
+``service.name``, ``process.pid`` and, while a request is served, ``http.request.id`` (the
+request id, also in the ``X-Request-Id`` response header); exceptions go to ``error.type``,
+``error.message`` and ``error.stack_trace``. Extra fields given with ``extra=`` keep their name
+when it is an ECS field (``http.*``, ``url.*``, ``event.*``, ``user.*``, ``client.*``...), and
+go under ``hub.`` otherwise (ECS's advice for custom fields).
+
+Secrets never reach a line: every value passes ``redact``, which replaces the secret half of
+anything shaped like an API key (``hk_...:SECRET``) and of ``Authorization`` header values.
+"""
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
+import os
+import re
 import sys
 from datetime import UTC, datetime
+from typing import Any
 
-_STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
+ECS_VERSION = "8.11.0"
+SERVICE = "hub"
+
+_STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {
+    "message",
+    "asctime",
+    "taskName",
+}
+# Top-level ECS field sets that an ``extra`` key may use as they are.
+_ECS_ROOTS = {
+    "client", "destination", "error", "event", "http", "labels", "log", "network", "process",
+    "server", "service", "source", "span", "trace", "transaction", "url", "user", "user_agent",
+}  # fmt: skip
+
+# The request being served (set by hub.observability's middleware).
+request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "hub_request_id", default=None
+)
+
+# KEY_ID:SECRET as `hub keys create` prints them, and Authorization header values.
+_KEY = re.compile(r"\b(hk_[0-9A-Za-z]+):([A-Za-z0-9_\-.~+/=]{8,})")
+_AUTH = re.compile(r"(?i)\b(basic|bearer)\s+[A-Za-z0-9_\-.~+/=:]{8,}")
 
 
-class JsonFormatter(logging.Formatter):
+def redact(text: str) -> str:
+    """``text`` with API key secrets and Authorization credentials replaced by ``[redacted]``."""
+    return _AUTH.sub(r"\1 [redacted]", _KEY.sub(r"\1:[redacted]", text))
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if isinstance(value, (int, float, bool)) or value is None:
+        return value
+    return redact(str(value))
+
+
+def _put(entry: dict[str, Any], dotted: str, value: Any) -> None:
+    """Nest ``a.b.c`` into ``entry["a"]["b"]["c"]`` (ECS documents are nested objects)."""
+    parts = dotted.split(".")
+    node = entry
+    for part in parts[:-1]:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = {}
+            node[part] = child
+        node = child
+    node[parts[-1]] = value
+
+
+class EcsFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        entry = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "msg": record.getMessage(),
+        entry: dict[str, Any] = {
+            "@timestamp": datetime.fromtimestamp(record.created, UTC).isoformat(
+                timespec="milliseconds"
+            ),
+            "message": redact(record.getMessage()),
         }
-        entry.update({k: v for k, v in record.__dict__.items() if k not in _STANDARD})
-        if record.exc_info:
-            entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
+        _put(entry, "log.level", record.levelname.lower())
+        _put(entry, "log.logger", record.name)
+        _put(entry, "ecs.version", ECS_VERSION)
+        _put(entry, "service.name", SERVICE)
+        _put(entry, "process.pid", record.process or os.getpid())
+        rid = request_id.get()
+        if rid is not None:
+            _put(entry, "http.request.id", redact(rid))
+        for key, value in record.__dict__.items():
+            if key in _STANDARD or key.startswith("_"):
+                continue
+            root = key.split(".", 1)[0]
+            name = key if root in _ECS_ROOTS or root == SERVICE else f"{SERVICE}.{key}"
+            _put(entry, name, _clean(value))
+        if record.exc_info and record.exc_info[0] is not None:
+            _put(entry, "error.type", record.exc_info[0].__name__)
+            _put(entry, "error.message", redact(str(record.exc_info[1])))
+            _put(entry, "error.stack_trace", redact(self.formatException(record.exc_info)))
+        return json.dumps(entry, default=str, ensure_ascii=False)
+
+
+class PlainFormatter(logging.Formatter):
+    def __init__(self) -> None:
+        super().__init__("%(levelname)s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
+
+
+# The name the earlier formatter had; kept for callers outside this module.
+JsonFormatter = EcsFormatter
 
 
 def configure(level: str = "INFO", json_lines: bool = True) -> None:
+    """One handler on the root logger (stderr); uvicorn's loggers propagate to it."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(
-        JsonFormatter() if json_lines else logging.Formatter("%(levelname)s %(name)s: %(message)s")
-    )
+    handler.setFormatter(EcsFormatter() if json_lines else PlainFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = []
+        logger.propagate = True

@@ -104,6 +104,11 @@ class Settings(BaseSettings):
         "for the other commands.",
     )
     log_json: bool = Field(default=True, description="Structured (JSON) logs when true.")
+    metrics_token_file: Path | None = Field(
+        default=None,
+        description="A file holding the Prometheus scrape token: GET /metrics with "
+        "'Authorization: Bearer <token>' needs no API key (hub.observability).",
+    )
     ledger_origin: str = Field(
         default="hub.local/ledger",
         pattern=r"^[^\s+]+$",

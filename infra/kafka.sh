@@ -11,11 +11,11 @@
 #                           so topics left by earlier runs in a persistent cache never slow start-up.
 #
 # Jars:        $HOME/.cache/hub/kafka-<version>/libs   (never in the repository)
-# Data, logs:  ${HUB_INFRA_DIR:-$HOME/.cache/hub/infra}/kafka/{data,logs,server.properties,kafka.pid}
+# Data, logs:  $HUB_INFRA_DIR/kafka/{data,logs,server.properties,kafka.pid}
 #
 # Settings (environment):
-#   HUB_KAFKA_PORT=19092, HUB_KAFKA_CONTROLLER_PORT=19093   so it never clashes with a developer's
-#                                                           own Kafka on 9092/9093
+#   HUB_KAFKA_PORT, HUB_KAFKA_CONTROLLER_PORT   default: this checkout's block (infra/env.sh,
+#                                               offsets 92/93), never a developer's 9092/9093
 #   HUB_KAFKA_HEAP=512m, HUB_KAFKA_START_TIMEOUT=180 (s), HUB_KAFKA_STOP_TIMEOUT=30 (s)
 #   HUB_PYTHON (the interpreter with confluent-kafka for the health check; default: the repo's .venv)
 #
@@ -31,7 +31,9 @@ LOG4J_VERSION="2.25.3"
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CACHE_DIR="$HOME/.cache/hub/kafka-$KAFKA_VERSION"
 LIBS_DIR="$CACHE_DIR/libs"
-STATE_DIR="${HUB_INFRA_DIR:-$HOME/.cache/hub/infra}/kafka"
+# shellcheck source=infra/env.sh
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"  # HUB_INFRA_DIR and ports of this checkout
+STATE_DIR="$HUB_INFRA_DIR/kafka"
 DATA_DIR="$STATE_DIR/data"
 LOG_DIR="$STATE_DIR/logs"
 PROPS="$STATE_DIR/server.properties"
@@ -41,8 +43,8 @@ PROC_MATCH="kafka.Kafka"  # in the broker's command line (pids are reused)
 CONSOLE_LOG="$LOG_DIR/console.log"
 
 HOST="127.0.0.1"
-PORT="${HUB_KAFKA_PORT:-19092}"
-CONTROLLER_PORT="${HUB_KAFKA_CONTROLLER_PORT:-19093}"
+PORT="$HUB_KAFKA_PORT"
+CONTROLLER_PORT="$HUB_KAFKA_CONTROLLER_PORT"
 HEAP="${HUB_KAFKA_HEAP:-512m}"
 START_TIMEOUT="${HUB_KAFKA_START_TIMEOUT:-180}"
 STOP_TIMEOUT="${HUB_KAFKA_STOP_TIMEOUT:-30}"
@@ -227,25 +229,23 @@ cmd_start() {
     mapfile -t cmd < <(java_cmd)
     log "starting Kafka $KAFKA_VERSION on $HOST:$PORT (controller $CONTROLLER_PORT, heap $HEAP)"
     local started=$SECONDS
-    # setsid: the broker survives the shell (and a test session) that started it.
     [[ -f "$CONSOLE_LOG" ]] && mv -f "$CONSOLE_LOG" "$CONSOLE_LOG.1"
-    setsid nohup "${cmd[@]}" kafka.Kafka "$PROPS" >"$CONSOLE_LOG" 2>&1 </dev/null &
-    local pid=$!
-    printf '%s\n' "$pid" >"$PID_FILE"
+    launch "$CONSOLE_LOG" "${cmd[@]}" kafka.Kafka "$PROPS"
+    local pid=$LAUNCHED_PID
     while ((SECONDS - started < START_TIMEOUT)); do
         if ! kill -0 "$pid" 2>/dev/null; then
             cmd_logs >&2 || true
-            rm -f "$PID_FILE"
             die "Kafka exited during start-up (log tail above)."
         fi
         if healthy 2; then
+            launch_succeeded
             log "Kafka is up (pid $pid) after $((SECONDS - started)) s"
             return 0
         fi
         sleep 0.5
     done
     cmd_logs >&2 || true
-    die "Kafka did not answer on $HOST:$PORT within $START_TIMEOUT s (log tail above); it is left running as pid $pid for inspection: 'infra/kafka.sh stop' ends it."
+    die "Kafka did not answer on $HOST:$PORT within $START_TIMEOUT s (log tail above); stopping it (its log is kept: 'infra/kafka.sh logs')."
 }
 
 cmd_stop() { stop_process; }

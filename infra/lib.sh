@@ -9,6 +9,7 @@
 #   PROC_MATCH  a string of that process's command line (pids are reused: a stale pid file must
 #               not make another process look like ours)
 #   HOST, PORT, STOP_TIMEOUT (s), and a function `healthy TIMEOUT_S` (exit 0 when it answers).
+# A script sources infra/env.sh first: HUB_INFRA_DIR and the ports of this checkout.
 
 log() { printf '%s: %s\n' "$SCRIPT" "$*" >&2; }
 die() {
@@ -51,6 +52,40 @@ stop_process() {
     log "$COMPONENT stopped"
 }
 
+# launch LOG_FILE COMMAND...: start COMMAND detached (setsid: it outlives this shell and a test
+# session), output to LOG_FILE, and write its pid to PID_FILE at once. From then until
+# `launch_succeeded`, any way the start ends (a `die`, an error, INT or TERM) stops the process and
+# removes the pid file: a failed start never leaves a server running, with or without a pid file.
+# (SIGKILL of this shell cannot be trapped; the pid file is already written by then.)
+launch() {
+    local out="$1"
+    shift
+    mkdir -p "$(dirname "$PID_FILE")"
+    setsid nohup "$@" >"$out" 2>&1 </dev/null &
+    LAUNCHED_PID=$!
+    printf '%s\n' "$LAUNCHED_PID" >"$PID_FILE.tmp"
+    mv -f "$PID_FILE.tmp" "$PID_FILE"
+    trap _launch_failed EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+}
+
+_launch_failed() {
+    local rc=$?
+    trap - EXIT INT TERM
+    if [[ -n "${LAUNCHED_PID:-}" ]] && kill -0 "$LAUNCHED_PID" 2>/dev/null; then
+        log "the start failed; stopping $COMPONENT (pid $LAUNCHED_PID), its log is kept"
+        STOP_TIMEOUT="${STOP_TIMEOUT:-10}" stop_process >/dev/null 2>&1 || kill -KILL "$LAUNCHED_PID" 2>/dev/null || true
+    fi
+    rm -f "$PID_FILE"
+    exit "$rc"
+}
+
+launch_succeeded() {
+    LAUNCHED_PID=""
+    trap - EXIT INT TERM
+}
+
 # Exit 0 only when our process runs and answers within TIMEOUT_S (default 5).
 process_status() {
     local pid
@@ -74,4 +109,15 @@ tail_logs() {
         printf '==> %s <==\n' "$file"
         tail -n "${LINES:-200}" "$file"
     done
+}
+
+# apt_get_install PACKAGE...: Debian packages, non-interactively; needs root. Services that a package
+# would start are not started where a policy-rc.d forbids it (containers); the scripts never use
+# them anyway: they start their own process on their own port.
+apt_get_install() {
+    [[ "$(id -u)" == "0" ]] || die "installing $* needs root (apt-get); run 'sudo bash $0 install'."
+    command -v apt-get >/dev/null || die "no apt-get here; install $* yourself."
+    log "apt-get install $*"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
 }

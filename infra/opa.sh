@@ -11,10 +11,10 @@
 #   infra/opa.sh logs     the tail of the server's log (LINES=200 by default)
 #
 # Binary:      $HOME/.cache/hub/bin/opa-<version>   (never in the repository)
-# State, logs: ${HUB_INFRA_DIR:-$HOME/.cache/hub/infra}/opa/{opa.pid,opa.log}
+# State, logs: $HUB_INFRA_DIR/opa/{opa.pid,opa.log}
 #
 # Settings (environment):
-#   HUB_OPA_PORT=18181, HUB_OPA_START_TIMEOUT=30 (s), HUB_OPA_STOP_TIMEOUT=10 (s)
+#   HUB_OPA_PORT (default: this checkout's block, infra/env.sh), HUB_OPA_START_TIMEOUT=30 (s), HUB_OPA_STOP_TIMEOUT=10 (s)
 #   HUB_OPA_POLICIES (default: the repository's governance/policies)
 #   GO (default: go on PATH, else /usr/local/go/bin/go)
 #
@@ -29,14 +29,16 @@ OPA_VERSION="v1.22.3"
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BIN_DIR="$HOME/.cache/hub/bin"
 BIN="$BIN_DIR/opa-$OPA_VERSION"
-STATE_DIR="${HUB_INFRA_DIR:-$HOME/.cache/hub/infra}/opa"
+# shellcheck source=infra/env.sh
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"  # HUB_INFRA_DIR and ports of this checkout
+STATE_DIR="$HUB_INFRA_DIR/opa"
 PID_FILE="$STATE_DIR/opa.pid"
 PROC_MATCH="opa-$OPA_VERSION"  # in the server's command line (pids are reused)
 LOG_FILE="$STATE_DIR/opa.log"
 POLICIES="${HUB_OPA_POLICIES:-$REPO_ROOT/governance/policies}"
 
 HOST="127.0.0.1"
-PORT="${HUB_OPA_PORT:-18181}"
+PORT="$HUB_OPA_PORT"
 START_TIMEOUT="${HUB_OPA_START_TIMEOUT:-30}"
 STOP_TIMEOUT="${HUB_OPA_STOP_TIMEOUT:-10}"
 
@@ -137,25 +139,23 @@ cmd_start() {
     local started=$SECONDS
     # setsid: the server survives the shell (and a test session) that started it. The *_test.rego
     # modules are loaded too (harmless: nothing queries them); --watch reloads edited files.
-    setsid nohup "$BIN" run --server --addr "$HOST:$PORT" --watch \
-        --log-level error --disable-telemetry \
-        "$POLICIES" >"$LOG_FILE" 2>&1 </dev/null &
-    pid=$!
-    printf '%s\n' "$pid" >"$PID_FILE"
+    launch "$LOG_FILE" "$BIN" run --server --addr "$HOST:$PORT" --watch \
+        --log-level error --disable-telemetry "$POLICIES"
+    pid=$LAUNCHED_PID
     while ((SECONDS - started < START_TIMEOUT)); do
         if ! kill -0 "$pid" 2>/dev/null; then
             cmd_logs >&2 || true
-            rm -f "$PID_FILE"
             die "OPA exited during start-up (log tail above)."
         fi
         if healthy 1; then
+            launch_succeeded
             log "OPA is up (pid $pid) after $((SECONDS - started)) s"
             return 0
         fi
         sleep 0.2
     done
     cmd_logs >&2 || true
-    die "OPA did not answer on $HOST:$PORT within $START_TIMEOUT s (log tail above); it is left running as pid $pid: 'infra/opa.sh stop' ends it."
+    die "OPA did not answer on $HOST:$PORT within $START_TIMEOUT s (log tail above); stopping it."
 }
 
 cmd_stop() { stop_process; }

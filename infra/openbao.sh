@@ -12,10 +12,10 @@
 #   infra/openbao.sh logs     the tail of the server's log (LINES=200 by default)
 #
 # Binary:      $HOME/.cache/hub/bin/bao-<version>   (never in the repository)
-# State, logs: ${HUB_INFRA_DIR:-$HOME/.cache/hub/infra}/openbao/{bao.pid,bao.log}
+# State, logs: $HUB_INFRA_DIR/openbao/{bao.pid,bao.log}
 #
 # Settings (environment):
-#   HUB_BAO_PORT=18200, HUB_BAO_TOKEN=hub-dev-root (the dev root token; dev mode only),
+#   HUB_BAO_PORT (default: this checkout's block, infra/env.sh), HUB_BAO_TOKEN=hub-dev-root (the dev root token; dev mode only),
 #   HUB_BAO_START_TIMEOUT=30 (s), HUB_BAO_STOP_TIMEOUT=10 (s), PYTHON (default: python3)
 #
 # Dev mode keeps everything in memory: a restart loses every key. That is what tests want; it is
@@ -38,13 +38,15 @@ BAO_SHA256="9c5f36287c673f386e1533e9c044169a248e4ee50dd54810fa766e95bd41b788"
 
 BIN_DIR="$HOME/.cache/hub/bin"
 BIN="$BIN_DIR/bao-$BAO_VERSION"
-STATE_DIR="${HUB_INFRA_DIR:-$HOME/.cache/hub/infra}/openbao"
+# shellcheck source=infra/env.sh
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"  # HUB_INFRA_DIR and ports of this checkout
+STATE_DIR="$HUB_INFRA_DIR/openbao"
 PID_FILE="$STATE_DIR/bao.pid"
 PROC_MATCH="bao-$BAO_VERSION"  # in the server's command line (pids are reused)
 LOG_FILE="$STATE_DIR/bao.log"
 
 HOST="127.0.0.1"
-PORT="${HUB_BAO_PORT:-18200}"
+PORT="$HUB_BAO_PORT"
 TOKEN="${HUB_BAO_TOKEN:-hub-dev-root}"
 START_TIMEOUT="${HUB_BAO_START_TIMEOUT:-30}"
 STOP_TIMEOUT="${HUB_BAO_STOP_TIMEOUT:-10}"
@@ -139,25 +141,24 @@ cmd_start() {
     local started=$SECONDS
     # setsid: the server survives the shell (and a test session) that started it.
     # -dev-no-store-token: dev mode must not write a token helper file into the user's home.
-    BAO_DEV_ROOT_TOKEN_ID="$TOKEN" setsid nohup "$BIN" server -dev -dev-no-store-token \
-        -dev-listen-address="$HOST:$PORT" -log-level=warn >"$LOG_FILE" 2>&1 </dev/null &
-    pid=$!
-    printf '%s\n' "$pid" >"$PID_FILE"
+    BAO_DEV_ROOT_TOKEN_ID="$TOKEN" launch "$LOG_FILE" "$BIN" server -dev -dev-no-store-token \
+        -dev-listen-address="$HOST:$PORT" -log-level=warn
+    pid=$LAUNCHED_PID
     while ((SECONDS - started < START_TIMEOUT)); do
         if ! kill -0 "$pid" 2>/dev/null; then
             cmd_logs >&2 || true
-            rm -f "$PID_FILE"
             die "OpenBao exited during start-up (log tail above)."
         fi
         if healthy 1; then
             enable_transit
+            launch_succeeded
             log "OpenBao is up (pid $pid) after $((SECONDS - started)) s"
             return 0
         fi
         sleep 0.2
     done
     cmd_logs >&2 || true
-    die "OpenBao did not answer on $HOST:$PORT within $START_TIMEOUT s (log tail above); it is left running as pid $pid: 'infra/openbao.sh stop' ends it."
+    die "OpenBao did not answer on $HOST:$PORT within $START_TIMEOUT s (log tail above); stopping it."
 }
 
 cmd_stop() { stop_process; }

@@ -11,11 +11,11 @@
 #   infra/postgres.sh url      print the SQLAlchemy URL (postgresql+psycopg://hub:...@127.0.0.1:PORT/hub)
 #   infra/postgres.sh logs     the tail of the server's log (LINES=200 by default)
 #
-# State:  ${HUB_INFRA_DIR:-$HOME/.cache/hub/infra}/postgres/{data,socket,postgres.log}
+# State:  $HUB_INFRA_DIR/postgres/{data,socket,postgres.log}
 #         (the Debian package's own cluster, if any, is neither used nor touched)
 #
 # Settings (environment):
-#   HUB_PG_PORT=15432                  never the default 5432, so it cannot clash with another server
+#   HUB_PG_PORT                        default: this checkout's block (infra/env.sh), never 5432
 #   HUB_PG_PASSWORD=hub                password of the role `hub` (scram-sha-256 on 127.0.0.1)
 #   HUB_PG_START_TIMEOUT=60 (s), HUB_PG_STOP_TIMEOUT=30 (s)
 #
@@ -26,13 +26,15 @@
 # alone is granted search (x, not read) permission there with an ACL (setfacl; package `acl`).
 set -euo pipefail
 
-STATE_DIR="${HUB_INFRA_DIR:-$HOME/.cache/hub/infra}/postgres"
+# shellcheck source=infra/env.sh
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"  # HUB_INFRA_DIR and ports of this checkout
+STATE_DIR="$HUB_INFRA_DIR/postgres"
 DATA_DIR="$STATE_DIR/data"
 SOCKET_DIR="$STATE_DIR/socket"
 LOG_FILE="$STATE_DIR/postgres.log"
 
 HOST="127.0.0.1"
-PORT="${HUB_PG_PORT:-15432}"
+PORT="$HUB_PG_PORT"
 PASSWORD="${HUB_PG_PASSWORD:-hub}"
 START_TIMEOUT="${HUB_PG_START_TIMEOUT:-60}"
 STOP_TIMEOUT="${HUB_PG_STOP_TIMEOUT:-30}"

@@ -23,6 +23,7 @@ def hub(tmp_path: Path) -> Iterator[Hub]:
 def pytest_sessionstart(session: pytest.Session) -> None:
     from tests import infra
 
+    infra.use_checkout_env()  # this checkout's infra ports and state folder (infra/env.sh)
     infra.session_started()
 
 

@@ -11,18 +11,23 @@ Kafka's stored topics are wiped before such a session starts it, so that a persi
 not slow start-up.
 Locally components stay up for the next run (start-up costs seconds), as the Kafka fixture
 documents; ``make infra-down`` stops them.
+
+Ports and state: ``use_checkout_env()`` (called once by ``tests/conftest.py``) puts this
+checkout's ``HUB_INFRA_DIR`` and ``HUB_*_PORT`` (``infra/env.sh``: a port block per checkout) into
+``os.environ`` unless already set, so fixtures and scripts agree on them.
 """
 
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-COMPONENTS = ("kafka", "postgres", "opa", "openbao", "s3")  # the ones tests start on demand
+COMPONENTS = ("kafka", "postgres", "opa", "openbao", "s3", "prometheus", "redis")  # started on demand
 _running_at_start: dict[str, bool] = {}
 
 
@@ -38,6 +43,29 @@ def _run(name: str, command: str, timeout: float) -> tuple[bool, str]:
     except (OSError, subprocess.TimeoutExpired) as exc:
         return False, str(exc)
     return done.returncode == 0, done.stdout + done.stderr
+
+
+def checkout_env(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """The ``HUB_INFRA_DIR``, ``HUB_INFRA_SLOT`` and ``HUB_*_PORT`` that ``infra/env.sh`` gives."""
+    done = subprocess.run(
+        ["bash", str(ROOT / "infra" / "env.sh")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=os.environ.copy() if environ is None else environ,
+        check=True,
+    )
+    values: dict[str, str] = {}
+    for line in done.stdout.splitlines():
+        name, _, value = shlex.split(line)[-1].partition("=")
+        if name.startswith("HUB_INFRA_") or name.endswith("_PORT"):
+            values[name] = value
+    return values
+
+
+def use_checkout_env() -> None:
+    for name, value in checkout_env().items():
+        os.environ.setdefault(name, value)
 
 
 def in_ci() -> bool:

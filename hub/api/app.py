@@ -45,6 +45,7 @@ from hub.api.models import (
     KeyIssued,
     Published,
     PublishIn,
+    Readiness,
     Records,
     TopicCreated,
     TopicOut,
@@ -53,6 +54,7 @@ from hub.api.models import (
     text,
 )
 from hub.bootstrap import Hub
+from hub.observability import HubCollector, ObservabilityMiddleware, ReadinessCache, ScrapeToken
 
 router = APIRouter()
 log = logging.getLogger("hub.api")
@@ -69,9 +71,36 @@ def error_body(exc: HubError) -> dict[str, Any]:
 # -- health and metrics ---------------------------------------------------------------------
 @router.get("/health", tags=["ops"], response_model=Health)
 def health(request: Request) -> dict[str, Any]:
-    hub = hub_of(request)
-    hub.log.topics()  # touches the log: a broken store answers 500, not "ok"
-    return {"status": "ok", "event_log": hub.settings.event_log}
+    """Liveness: the process serves requests. Names each component's adapter; calls none of
+    them (a liveness probe must not restart the hub because Kafka is down: that is /ready)."""
+    s = hub_of(request).settings
+    return {
+        "status": "ok",
+        "event_log": s.event_log,
+        "adapters": {
+            "event_log": s.event_log,
+            "policy": s.policy_engine,
+            "keystore": s.keystore,
+            "views_analytics": s.views_analytics,
+            "views_transactional": "postgresql"
+            if s.views_sql_url.startswith("postgres")
+            else "sqlite",
+            "ledger": "sqlite",
+        },
+    }
+
+
+@router.get(
+    "/ready",
+    tags=["ops"],
+    response_model=Readiness,
+    responses={503: {"model": Readiness, "description": "a component failed its check"}},
+)
+def ready(request: Request) -> JSONResponse:
+    """Readiness: each component checked through its adapter (hub.observability.readiness);
+    503 when one fails, with its reason."""
+    report = request.app.state.readiness.get()
+    return JSONResponse(report, status_code=200 if report["ready"] else 503)
 
 
 @router.get("/metrics", tags=["ops"], response_class=Response, responses=text())
@@ -317,8 +346,6 @@ def create_app(hub: Hub) -> FastAPI:
 
     @app.exception_handler(HubError)
     async def _hub_error(request: Request, exc: HubError) -> JSONResponse:
-        if isinstance(exc, Forbidden):
-            hub.metrics.policy_denials.labels(request.url.path).inc()
         return JSONResponse(error_body(exc), status_code=exc.http_status)
 
     @app.exception_handler(RequestValidationError)
@@ -362,6 +389,7 @@ def create_app(hub: Hub) -> FastAPI:
         response = await call_next(request)
         route = request.scope.get("route")
         path = getattr(route, "path", "unmatched")
+        request.state.route = path  # for the access log (hub.observability), outside this scope
         hub.metrics.http_requests.labels(request.method, path, str(response.status_code)).inc()
         hub.metrics.http_seconds.labels(request.method, path).observe(time.perf_counter() - started)
         return response
@@ -388,6 +416,14 @@ def create_app(hub: Hub) -> FastAPI:
     app.include_router(registry_api.router, responses=dict(registry_errors))
     _declare_raw_bodies(app)
     app.add_middleware(AuthMiddleware, hub=hub)
+    # Outermost: request ids, the access log, token scrapes of /metrics (hub.observability).
+    readiness = ReadinessCache(hub)
+    app.state.readiness = readiness
+    hub.metrics.watch(HubCollector(hub, readiness))
+    token = hub.settings.metrics_token_file
+    app.add_middleware(
+        ObservabilityMiddleware, hub=hub, scrape=ScrapeToken(token) if token else None
+    )
     return app
 
 

@@ -1,4 +1,4 @@
-"""Authentication for every HTTP path except ``GET /health``.
+"""Authentication for every HTTP path except the probes ``GET /health`` and ``GET /ready``.
 
 Accepted credentials: HTTP Basic ``KEY_ID:SECRET`` (what Confluent clients send with
 ``basic.auth.user.info``) and ``Authorization: Bearer KEY_ID:SECRET``. A pure ASGI middleware, so
@@ -20,7 +20,8 @@ from core.ports.policy import Principal
 if TYPE_CHECKING:
     from hub.bootstrap import Hub
 
-PUBLIC = {("GET", "/health"), ("HEAD", "/health")}
+# Probes: liveness and readiness (Kubernetes cannot send an API key, and neither shows data).
+PUBLIC = {("GET", "/health"), ("HEAD", "/health"), ("GET", "/ready"), ("HEAD", "/ready")}
 
 
 def credentials(header: str) -> tuple[str, str]:

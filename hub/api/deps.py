@@ -167,6 +167,11 @@ def principal_of(request: Request) -> Principal:
     return principal  # type: ignore[no-any-return]
 
 
+def _count_error(request: Request, action: str) -> None:
+    route = getattr(request.scope.get("route"), "path", "unmatched")
+    hub_of(request).metrics.policy_decisions.labels(action, "error", route).inc()
+
+
 def authorize(action: str, resource: str | None = None) -> Callable[[Request], Principal]:
     """A dependency that allows the request only if the policy engine allows ``action``.
 
@@ -186,12 +191,19 @@ def authorize(action: str, resource: str | None = None) -> Callable[[Request], P
         except Retryable:  # e.g. the decision could not be stored: 503, and nothing ran
             raise
         except HubError as exc:
+            _count_error(request, action)
             raise Forbidden(
                 f"Access denied because the policy engine failed: {exc.message}"
             ) from exc
         except Exception as exc:  # fail closed on anything unexpected
+            _count_error(request, action)
             raise Forbidden(f"Access denied because the policy engine failed: {exc!r}") from exc
+        route = getattr(request.scope.get("route"), "path", "unmatched")  # template, not path
+        hub.metrics.policy_decisions.labels(
+            action, "allow" if decision.allow else "deny", route
+        ).inc()
         if not decision.allow:
+            hub.metrics.policy_denials.labels(action).inc()
             raise Forbidden(f"Access denied: {decision.reason} (policy {decision.policy_version}).")
         request.state.decision = decision  # its obligations (mask, row_filter) for the route
         return principal

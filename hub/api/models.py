@@ -125,6 +125,22 @@ def raw_body(*media_types: str, description: str) -> dict[str, Any]:
 class Health(BaseModel):
     status: str
     event_log: str
+    adapters: dict[str, str] = Field(description="the adapter of each component, by name")
+
+
+class ComponentReadiness(Open):
+    """One component's check; more fields per component (topics, lag, tree_size...)."""
+
+    component: str
+    adapter: str = Field(description="the technology behind it: sqlite, kafka, opa, vault, ...")
+    ok: bool
+    ms: float = Field(description="how long the check took")
+    reason: str | None = Field(default=None, description="why it failed")
+
+
+class Readiness(BaseModel):
+    ready: bool
+    components: list[ComponentReadiness]
 
 
 class TopicOut(BaseModel):

@@ -1,7 +1,8 @@
 """The route-by-role matrix, generated from the OpenAPI document of a real app.
 
 Every operation of the served document x every role of ``core.roles.ROLES`` x bad credentials:
-- no, wrong, malformed or unknown credentials: 401 on every route but ``GET /health``;
+- no, wrong, malformed or unknown credentials: 401 on every route but the probes ``GET /health``
+  and ``GET /ready``;
 - a role's key: 403 (reason ``forbidden``) exactly when ``core.roles.ROLE_ACTIONS`` denies one of
   the route's declared actions (``x-hub-actions``, generated from its ``authorize``
   dependencies); otherwise neither 401 nor a policy 403, and never a 5xx.
@@ -21,7 +22,7 @@ from core.roles import ROLE_ACTIONS, ROLES
 
 from ._api import Api
 
-PUBLIC = {("get", "/health")}
+PUBLIC = {("get", "/health"), ("get", "/ready")}  # the probes
 # Path parameters that must name something real for the request to reach its handler.
 SAMPLES = {
     "topic": "trades",

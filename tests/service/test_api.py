@@ -59,7 +59,7 @@ def concrete(path: str) -> str:
     )
 
 
-def test_every_route_but_health_requires_authentication(client: TestClient, hub: Hub) -> None:
+def test_every_route_but_the_probes_requires_authentication(client: TestClient, hub: Hub) -> None:
     app = client.app
     routes = [r for r in all_routes(app.routes) if hasattr(r, "methods")]  # type: ignore[attr-defined]
     assert len(routes) > 30, "the registry and hub routes are all mounted"
@@ -67,7 +67,7 @@ def test_every_route_but_health_requires_authentication(client: TestClient, hub:
     for route in routes:
         for method in route.methods - {"HEAD", "OPTIONS"}:
             resp = client.request(method, concrete(route.path))
-            if route.path == "/health":
+            if route.path in ("/health", "/ready"):  # the probes
                 assert resp.status_code == 200
             else:
                 assert resp.status_code == 401, (method, route.path, resp.text)
@@ -81,7 +81,7 @@ def test_every_route_but_health_requires_authentication(client: TestClient, hub:
 def test_every_data_route_is_policy_checked(client: TestClient) -> None:
     """Each API route (except health) declares an authorize() dependency."""
     for route in all_routes(client.app.routes):  # type: ignore[attr-defined]
-        if not isinstance(route, APIRoute) or route.path == "/health":
+        if not isinstance(route, APIRoute) or route.path in ("/health", "/ready"):
             continue
         names = [d.call.__name__ for d in route.dependant.dependencies if d.call]
         assert any(n.startswith("authorize_") for n in names), route.path

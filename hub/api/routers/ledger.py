@@ -193,6 +193,8 @@ def verify(
     ledger = hub_of(request).ledger
     result = verify_ledger(ledger).as_dict()
     record_verification(ledger, principal.id, result)
+    outcome = "ok" if result.get("ok") else "failed"
+    hub_of(request).metrics.ledger_verifications.labels(outcome).inc()
     return result
 
 

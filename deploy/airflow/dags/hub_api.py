@@ -1,0 +1,80 @@
+"""The hub's HTTP API as the batch DAGs use it (standard library only).
+
+The DAGs run in Airflow's own environment, which does not install the hub: every task calls the
+hub's API with the API key of a person responsible for the batch jobs (``hub keys create --role
+compliance_officer --owner batch-ops``), so each call is authorised by the policy engine and
+recorded on the ledger like any other.
+
+Settings (environment of the Airflow workers):
+  HUB_URL            the API, e.g. http://hub.hub.svc:8080 (default http://127.0.0.1:8080)
+  HUB_API_KEY_FILE   a file holding KEY_ID:SECRET (required; mount it from Vault)
+  HUB_BATCH_OUTPUT   where packs and reports are written (default /var/lib/hub-batch)
+  HUB_VERIFY_SCRIPT  the hub's audit/verify.py (stdlib + cryptography), used to check each
+                     evidence pack independently of the hub that produced it
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+TIMEOUT_S = 600.0
+
+
+class HubCallFailed(RuntimeError):
+    """The hub answered an error (its reason and message are in the text), or was not reached."""
+
+
+def base_url() -> str:
+    return os.environ.get("HUB_URL", "http://127.0.0.1:8080").rstrip("/")
+
+
+def output_dir(*parts: str) -> Path:
+    path = Path(os.environ.get("HUB_BATCH_OUTPUT", "/var/lib/hub-batch"), *parts)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _authorization() -> str:
+    key_file = os.environ.get("HUB_API_KEY_FILE")
+    if not key_file:
+        raise HubCallFailed(
+            "HUB_API_KEY_FILE is not set: point it at a file holding the batch key KEY_ID:SECRET."
+        )
+    try:
+        key = Path(key_file).read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise HubCallFailed(f"HUB_API_KEY_FILE={key_file} cannot be read: {exc}.") from exc
+    return f"Bearer {key}"
+
+
+def call(
+    method: str,
+    path: str,
+    *,
+    query: dict[str, str] | None = None,
+    body: dict[str, Any] | None = None,
+    raw: bool = False,
+) -> Any:
+    """One request; the JSON answer (or bytes with ``raw``). Errors raise HubCallFailed."""
+    url = base_url() + path + ("?" + urllib.parse.urlencode(query) if query else "")
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method)
+    request.add_header("Authorization", _authorization())
+    request.add_header("X-Request-Id", os.environ.get("AIRFLOW_CTX_DAG_RUN_ID", "airflow"))
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
+            payload = response.read()
+    except urllib.error.HTTPError as exc:
+        text = exc.read().decode("utf-8", "replace")[:2000]
+        raise HubCallFailed(f"{method} {path} answered {exc.code}: {text}") from exc
+    except (urllib.error.URLError, TimeoutError, OSError) as exc:
+        raise HubCallFailed(f"{method} {url} failed: {exc}; is HUB_URL right?") from exc
+    return payload if raw else json.loads(payload)

@@ -1,0 +1,66 @@
+"""deploy/compose/compose.yaml: valid against the Compose Specification, no dangling reference,
+every component of the distributed footprint present, and the hub's commands real ones."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.ops.conftest import ROOT, run, tool
+
+COMPOSE = ROOT / "deploy" / "compose" / "compose.yaml"
+
+
+def _doc() -> dict[str, Any]:
+    doc: dict[str, Any] = yaml.safe_load(COMPOSE.read_text())
+    return doc
+
+
+def test_valid_against_the_compose_specification() -> None:
+    done = run(tool("check-jsonschema"), "--builtin-schema", "vendor.compose-spec", str(COMPOSE))
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_schema_check_rejects_a_broken_file(tmp_path: Path) -> None:
+    bad = tmp_path / "compose.yaml"
+    bad.write_text("services:\n  api:\n    image: x\n    ports: 8080\n    restart: sometimes\n")
+    done = run(tool("check-jsonschema"), "--builtin-schema", "vendor.compose-spec", str(bad))
+    assert done.returncode != 0
+
+
+def test_every_component_of_the_distributed_footprint() -> None:
+    services = _doc()["services"]
+    images = " ".join(str(s.get("image", "")) for s in services.values())
+    for component in ("kafka", "postgres", "opa", "openbao", "redis", "seaweedfs", "flink"):
+        assert component in images, f"no {component} service"
+    assert {"hub-api", "hub-projections", "prometheus"} <= set(services)
+
+
+def test_no_dangling_reference_and_only_loopback_ports() -> None:
+    doc = _doc()
+    services = doc["services"]
+    for name, service in services.items():
+        depends = service.get("depends_on", {})
+        for other in depends if isinstance(depends, (list, dict)) else []:
+            assert other in services, f"{name} depends on unknown service {other}"
+        for secret in service.get("secrets", []):
+            assert secret in doc.get("secrets", {}), f"{name}: undeclared secret {secret}"
+        for volume in service.get("volumes", []):
+            source = str(volume).split(":")[0]
+            if not source.startswith((".", "/")):
+                assert source in doc.get("volumes", {}), f"{name}: undeclared volume {source}"
+            else:
+                assert (COMPOSE.parent / source).exists(), f"{name}: {source} does not exist"
+        for port in service.get("ports", []):
+            assert str(port).startswith("127.0.0.1:"), f"{name} publishes {port} beyond loopback"
+
+
+@pytest.mark.parametrize("service", ["hub-api", "hub-projections"])
+def test_hub_commands_are_real_commands(service: str) -> None:
+    svc = _doc()["services"][service]
+    assert svc["user"] == "10001:10001" and svc["read_only"] is True
+    done = run(str(ROOT / ".venv" / "bin" / "hub"), *svc["command"], "--help")
+    assert done.returncode == 0, done.stderr

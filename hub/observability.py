@@ -164,8 +164,7 @@ def ledger_figures(hub: Hub) -> tuple[int, float | None, int]:
     size = store.tree_size()
     latest = store.latest_checkpoint()
     age = None if latest is None else max(0.0, time.time() - latest.time_us / 1e6)
-    with store.read() as conn:
-        positions = store.positions(conn)
+    positions = store.positions()
     pending = 0
     for topic in hub.log.topics():
         for partition, end in hub.log.end_offsets(topic.name).items():

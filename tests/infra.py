@@ -27,7 +27,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-COMPONENTS = ("kafka", "postgres", "opa", "openbao", "s3", "prometheus", "redis")  # started on demand
+# started on demand
+COMPONENTS = ("kafka", "postgres", "opa", "openbao", "s3", "prometheus", "redis")
 _running_at_start: dict[str, bool] = {}
 
 

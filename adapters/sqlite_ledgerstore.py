@@ -274,9 +274,14 @@ class SqliteLedgerStore(LedgerStore):
     def read_chunks(self, keys: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
         if not keys:
             return {}
-        packed = json.dumps([lv << _INDEX_BITS | ch for lv, ch in keys])
         with self._read() as conn:
-            rows = conn.execute(_SQL_CHUNKS, (packed,)).fetchall()
+            if len(keys) == 1:  # one chunk (a per-level node read, verify): the plain lookup
+                rows = conn.execute(
+                    "SELECT level, chunk, data FROM nodes WHERE level = ? AND chunk = ?", keys[0]
+                ).fetchall()
+            else:
+                packed = json.dumps([lv << _INDEX_BITS | ch for lv, ch in keys])
+                rows = conn.execute(_SQL_CHUNKS, (packed,)).fetchall()
         return {(int(lv), int(ch)): bytes(blob) for lv, ch, blob in rows}
 
     def iter_chunks(self) -> Iterator[Chunk]:

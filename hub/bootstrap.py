@@ -81,7 +81,8 @@ class Hub:
         self.policy_follower.stop()
         if self.ml is not None:
             self.ml.close()
-        self.projections.close()  # stops runners before the log closes
+        if self.projections is not None:  # a Hub assembled by hand may have none
+            self.projections.close()  # stops runners before the log closes
         close_policy = getattr(self.policy, "close", None)
         if callable(close_policy):
             close_policy()  # stores queued policy decisions before the log closes

@@ -140,6 +140,12 @@ def _config(name: str, at: FlinkPlacement) -> dict[str, str]:
         "table.exec.resource.default-parallelism": str(at.parallelism),
         # one Python worker per slot is plenty for a decode-only UDF
         "python.fn-execution.bundle.size": "1000",
+        # the mini-cluster listens on loopback only
+        "rest.bind-address": "127.0.0.1",
+        "rest.address": "127.0.0.1",
+        "jobmanager.bind-host": "127.0.0.1",
+        "taskmanager.bind-host": "127.0.0.1",
+        "taskmanager.host": "127.0.0.1",
     }
     if at.checkpoint_dir:
         config |= {
@@ -164,12 +170,13 @@ def kafka_source(name: str, topic: str, group: str, at: FlinkPlacement) -> str:
         "properties.group.id": group,
         # the hub's Kafka log writes multi-partition batches in transactions
         "properties.isolation.level": "read_committed",
-        "properties.auto.offset.reset": "earliest",
-        "scan.startup.mode": "group-offsets",
+        # Always from the beginning: the view rows are totals, so a job without saved state
+        # must see every event (a restored checkpoint overrides this with its own positions).
+        # The group's committed offsets (on each checkpoint) only report progress and lag.
+        "scan.startup.mode": "earliest-offset",
         "value.format": "raw",
     }
     if at.bounded:
-        options["scan.startup.mode"] = "earliest-offset"
         options["scan.bounded.mode"] = "latest-offset"
     return (
         f"CREATE TEMPORARY TABLE {q(name)} (\n"

@@ -31,7 +31,7 @@ run: setup
 # The whole test suite. pytest's exit code 5 (no tests collected) fails the target, loudly.
 # Two pytest processes: chDB (the ClickHouse engine in-process) aborted a single process that
 # opened and closed a few thousand sessions; the adversarial suite runs in its own.
-TEST_GROUPS := "tests/unit tests/contract tests/integration" "tests/adversarial"
+TEST_GROUPS := "tests/unit tests/contract tests/integration tests/differential" "tests/adversarial"
 
 test: setup
 	@rc=0; for group in $(TEST_GROUPS); do \
@@ -126,3 +126,13 @@ infra-up: infra-postgres-up
 
 infra-down: infra-postgres-down
 # ---- end infra: PostgreSQL -------------------------------------------------------------------------
+
+# ---- infra: Apache Flink for the projections on the Kafka footprint (infra/flink.sh) -------------
+# PyFlink in its own virtualenv (~/.cache/hub/flink-venv, requirements/flink.txt) and the Kafka and
+# JDBC connector jars from Maven Central (~/.cache/hub/flink-jars); jobs run on a mini-cluster in
+# their own process (`hub projection run --engine flink`), so there is no daemon to start or stop.
+.PHONY: flink-setup
+
+flink-setup:
+	bash infra/flink.sh setup
+# ---- end infra: Flink ------------------------------------------------------------------------------

@@ -13,7 +13,7 @@
 # file never holds apache-flink (it pins numpy, pandas, pyarrow and protobuf below what the hub's
 # other dependencies want), so PyFlink lives apart.
 #
-# Virtualenv:  $HOME/.cache/hub/flink-venv   (requirements/flink.txt, installed with uv)
+# Virtualenv:  $HOME/.cache/hub/flink-venv   (requirements/flink-lock.txt, installed with uv)
 # Jars:        $HOME/.cache/hub/flink-jars   (Maven Central, each checked against its .sha1)
 #
 # Settings (environment):
@@ -25,7 +25,7 @@ FLINK_VERSION="2.2.1"
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${HUB_FLINK_VENV:-$HOME/.cache/hub/flink-venv}"
 JARS="${HUB_FLINK_JARS:-$HOME/.cache/hub/flink-jars}"
-REQUIREMENTS="$REPO_ROOT/requirements/flink.txt"
+REQUIREMENTS="$REPO_ROOT/requirements/flink-lock.txt"  # pinned from requirements/flink.txt
 MAVEN="https://repo1.maven.org/maven2"
 
 # group:artifact:version of every jar the jobs put on `pipeline.jars` (versions measured to work

@@ -70,9 +70,11 @@ class FlinkJob:
         return time.monotonic() - self.started
 
     def stop(self, timeout_s: float = 30.0) -> None:
-        """SIGTERM the job process (Flink cancels the job), SIGKILL after ``timeout_s``."""
+        """SIGTERM the job's process group (driver, JVM, Python workers), SIGKILL after
+        ``timeout_s``. A retained checkpoint survives: the next start resumes from it."""
         if self.running():
-            self.process.send_signal(signal.SIGTERM)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGTERM)
             try:
                 self.process.wait(timeout=timeout_s)
             except subprocess.TimeoutExpired:

@@ -18,6 +18,8 @@ script's output when one is missing; under CI=true that is a failure. One bounde
 
 from __future__ import annotations
 
+import dataclasses
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -34,8 +36,9 @@ from hub.bootstrap import Hub, bootstrap
 from hub.settings import load_settings
 from projections.catalog import PAYMENT_AGGREGATES
 from projections.flink.compile import FlinkPlacement, compile_projection
-from projections.flink.launch import FlinkLauncher
+from projections.flink.launch import FlinkLauncher, latest_checkpoint
 from projections.flink.postgres import FlinkViews
+from projections.flink.service import FlinkProjections
 from tests import infra
 from tests.contract.test_eventlog_kafka import kafka_bootstrap
 from tests.integration.conftest import _serve
@@ -89,6 +92,22 @@ def footprint(tmp_path: Path) -> Iterator[dict[str, Any]]:
             views.close()
             stop()
             hub.close()
+
+
+def _placement(footprint: dict[str, Any]) -> FlinkPlacement:
+    pg = make_url(footprint["pg"])
+    return FlinkPlacement(
+        kafka_bootstrap=footprint["kafka"],
+        registry_url=footprint["registry"],
+        jdbc_url=f"jdbc:postgresql://{pg.host}:{pg.port}/{pg.database}",
+        jdbc_user=pg.username or "",
+        jdbc_password=pg.password or "",
+        jars=footprint["jars"],
+        python=str(footprint["python"]),
+        topic_prefix=footprint["prefix"] + ".",
+        pg_schema=footprint["prefix"],
+        bounded=True,
+    )
 
 
 def _payment(i: int, account: str, amount: str, at: str, kind: str = "Initiated") -> OutgoingEvent:
@@ -154,19 +173,7 @@ def test_payment_aggregates_on_flink_equal_the_embedded_runner(footprint: dict[s
     assert embedded["payment_aggregates_late"]["rows"] == 0  # late_mode "update"
 
     # 2. Flink: compile, create the PostgreSQL views, one bounded job
-    pg = make_url(footprint["pg"])
-    placement = FlinkPlacement(
-        kafka_bootstrap=footprint["kafka"],
-        registry_url=footprint["registry"],
-        jdbc_url=f"jdbc:postgresql://{pg.host}:{pg.port}/{pg.database}",
-        jdbc_user=pg.username or "",
-        jdbc_password=pg.password or "",
-        jars=footprint["jars"],
-        python=str(footprint["python"]),
-        topic_prefix=footprint["prefix"] + ".",
-        pg_schema=footprint["prefix"],
-        bounded=True,
-    )
+    placement = _placement(footprint)
     spec = compile_projection(PAYMENT_AGGREGATES, placement)
     views: FlinkViews = footprint["views"]
     views.ensure(spec.tables)
@@ -215,3 +222,69 @@ def aml_oracle(
                 Decimal(near_total) + (amount if near else 0),
             )
     return out
+
+
+def _wait_for(what: str, check: Any, timeout_s: float, every_s: float = 2.0) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        got = check()
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout_s:.0f} s")
+        time.sleep(every_s)
+
+
+@pytest.mark.timeout(900)
+def test_a_killed_job_resumes_from_its_checkpoint_without_loss_or_duplicates(
+    footprint: dict[str, Any],
+) -> None:
+    """Exactly once across a crash: an unbounded job with checkpoints is SIGKILLed mid-stream
+    (JVM and Python workers), events arrive while it is down, ``supervise`` restarts it from its
+    newest checkpoint; the views then equal the embedded runner's, and the consumer group's
+    committed offsets (the status' positions) reach the end offsets."""
+    hub: Hub = footprint["hub"]
+    published = batches()
+    flink = FlinkProjections(
+        [PAYMENT_AGGREGATES],
+        dataclasses.replace(_placement(footprint), checkpoint_interval_ms=1_000),
+        FlinkLauncher(footprint["python"], footprint["work"], footprint["admin"]),
+        footprint["views"],
+        hub.log,
+        footprint["work"] / "checkpoints",
+    )
+    tables = PAYMENT_AGGREGATES.table("payment_volumes_1d"), PAYMENT_AGGREGATES.table("aml_daily")
+    try:
+        for tenant, events in published[:2]:
+            hub.publisher.publish("payments", events, producer="differential", tenant=tenant)
+        flink.start(["payment_aggregates"])
+        folder = footprint["work"] / "checkpoints" / "payment_aggregates"
+        _wait_for("a first checkpoint", lambda: latest_checkpoint(folder), 420)
+        # mid-stream: more events, then a crash before (or while) the job takes them in
+        hub.publisher.publish(
+            "payments", published[2][1], producer="differential", tenant=published[2][0]
+        )
+        time.sleep(1.5)
+        flink.jobs["payment_aggregates"].kill()
+        for tenant, events in published[3:]:
+            hub.publisher.publish("payments", events, producer="differential", tenant=tenant)
+        started = time.monotonic()
+        assert flink.supervise() == ["payment_aggregates"]
+        hub.projections.run(["payment_aggregates"])
+        embedded = hub.projections.digest("payment_aggregates", save=False)
+        views: FlinkViews = footprint["views"]
+        _wait_for(
+            "the Flink views to equal the embedded ones after the restart",
+            lambda: all(views.digest(t) == embedded[t.name] for t in tables),
+            420,
+        )
+        print(f"\nrestart to equal views: {time.monotonic() - started:.1f} s")
+        ends = {f"payments/{p}": e for p, e in hub.log.end_offsets("payments").items()}
+        status = _wait_for(
+            "the committed offsets to reach the end offsets",
+            lambda: [s for s in flink.status() if s["positions"] == ends],
+            120,
+        )
+        assert status[0]["lag"] == 0 and status[0]["restarts"] == 1
+    finally:
+        flink.stop()

@@ -134,7 +134,8 @@ class FlinkLauncher:
                 "PYTHONUNBUFFERED": "1",
             }
         )
-        with open(folder / "stdout.log", "wb") as out, open(folder / "stderr.log", "wb") as err:
+        # appended: a restarted job's folder keeps the output of the run that died
+        with open(folder / "stdout.log", "ab") as out, open(folder / "stderr.log", "ab") as err:
             process = subprocess.Popen(
                 [str(self.python), str(JOB_SCRIPT), str(path)],
                 stdout=out,

@@ -137,7 +137,10 @@ class FlinkProjections:
                     at = committed.get(part)
                     if at is not None:
                         positions[f"{topic}/{part}"] = at
-                    lag += max(0, end - (at or 0))
+                    behind = end - (at or 0)
+                    if behind > 0 and at is not None and not self.log.read(topic, part, at, 1):
+                        behind = 0  # only Kafka transaction markers past the position
+                    lag += max(0, behind)
             job = self.jobs.get(name)
             try:
                 spec_tables = compile_projection(p, self.placement, self.windowing).tables

@@ -140,3 +140,51 @@ def test_the_flink_engine_on_the_embedded_log_is_a_clear_cli_error(tmp_path: Pat
     r = CliRunner().invoke(main, args)
     assert r.exit_code != 0
     assert "HUB_EVENT_LOG=kafka" in r.output + r.stderr
+
+
+def test_the_flink_engine_is_wired_from_the_settings(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from hub.flink import JARS, flink_projections
+    from hub.settings import load_settings
+
+    jars, python = tmp_path / "jars", tmp_path / "python"
+    jars.mkdir()
+    python.touch()
+    settings = load_settings(
+        environ={},
+        data_dir=tmp_path / "data",
+        event_log="kafka",
+        kafka_bootstrap_servers="127.0.0.1:28092",
+        kafka_topic_prefix="team1.",
+        views_sql_url="postgresql+psycopg://hub:s3cret@127.0.0.1:28432/hub",
+        flink_python=python,
+        flink_jars_dir=jars,
+        http_port=28080,
+    )
+    fake = SimpleNamespace(settings=settings, log=None)
+    with pytest.raises(ConfigError, match="infra/flink.sh setup"):
+        flink_projections(fake, "K:S")
+    for name in JARS:
+        (jars / name).touch()
+    flink = flink_projections(fake, "K:S")
+    try:
+        at = flink.placement
+        assert at.jdbc_url == "jdbc:postgresql://127.0.0.1:28432/hub"
+        assert (at.jdbc_user, at.jdbc_password) == ("hub", "s3cret")
+        assert at.registry_url == "http://127.0.0.1:28080"
+        assert at.topic_prefix == "team1." and at.jars[0].startswith("file:///")
+        assert flink.launcher.registry_auth == "K:S"
+        spec = compile_projection(PAYMENT_AGGREGATES, at)
+        assert "'topic' = 'team1.payments'" in spec.statements[0]
+    finally:
+        flink.views.close()
+    sqlite = load_settings(
+        environ={},
+        data_dir=tmp_path / "data",
+        event_log="kafka",
+        flink_python=python,
+        flink_jars_dir=jars,
+    )
+    with pytest.raises(ConfigError, match="PostgreSQL"):
+        flink_projections(SimpleNamespace(settings=sqlite, log=None), "")

@@ -7,8 +7,10 @@
 - ``start(names)``: one unbounded job per projection with exactly-once checkpoints under
   ``checkpoint_root/<name>``; a job started again resumes from its newest retained checkpoint;
   ``supervise`` restarts a job that died (from that checkpoint), ``stop`` cancels them all;
-- ``status(names)``: per projection, the Kafka consumer group's committed offsets (Flink commits
-  them on each completed checkpoint), the lag behind the end offsets, and the view digests.
+- ``status(names)``: per projection that compiles, the Kafka consumer group's committed offsets
+  (Flink commits them on each completed checkpoint; after a bounded run the hub commits the end
+  offsets seen before it started, a lower bound of where it stopped), the lag behind the end
+  offsets, and the view digests.
 """
 
 from __future__ import annotations
@@ -21,9 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import HubError
-from core.ports.eventlog import EventLog
+from core.ports.eventlog import EventLog, TopicPartition
 from core.projection import Projection, Windowing
 from projections.flink.compile import (
+    COMPILERS,
     FlinkPlacement,
     JobSpec,
     compile_projection,
@@ -90,7 +93,17 @@ class FlinkProjections:
         specs = [self.compile(n, bounded=True) for n in names]  # every refusal before any job
         out: dict[str, dict[str, Any]] = {}
         for spec in specs:
+            p = self._projection(spec.name)
+            # The job stops at the end offsets its source sees when it starts: at or past these.
+            ends = {
+                TopicPartition(topic, part): end
+                for topic in p.topics
+                for part, end in self.log.end_offsets(topic).items()
+            }
             seconds = self.launcher.submit(spec).wait(timeout_s)
+            # A bounded job takes no checkpoint, so it commits no offsets: record a lower bound
+            # of where it stopped as the group's positions (status and lag read them).
+            self.log.commit_offsets(group_id(p), ends)
             out[spec.name] = {
                 "seconds": round(seconds, 1),
                 "digests": {t.name: self.views.digest(t) for t in spec.tables},
@@ -127,7 +140,7 @@ class FlinkProjections:
     # -- status ------------------------------------------------------------------------------------
     def status(self, names: Sequence[str] | None = None) -> list[dict[str, Any]]:
         out = []
-        for name in names or sorted(self.projections):
+        for name in names or sorted(n for n in self.projections if n in COMPILERS):
             p = self._projection(name)
             positions: dict[str, int] = {}
             lag = 0

@@ -176,10 +176,20 @@ def test_payment_aggregates_on_flink_equal_the_embedded_runner(footprint: dict[s
     placement = _placement(footprint)
     spec = compile_projection(PAYMENT_AGGREGATES, placement)
     views: FlinkViews = footprint["views"]
-    views.ensure(spec.tables)
-    launcher = FlinkLauncher(footprint["python"], footprint["work"], footprint["admin"])
-    seconds = launcher.submit(spec).wait(timeout_s=420)
-    print(f"\nFlink job payment_aggregates: {seconds:.1f} s")
+    flink = FlinkProjections(
+        [PAYMENT_AGGREGATES],
+        placement,
+        FlinkLauncher(footprint["python"], footprint["work"], footprint["admin"]),
+        views,
+        hub.log,
+        footprint["work"] / "checkpoints",
+    )
+    done = flink.run(["payment_aggregates"], timeout_s=420)["payment_aggregates"]
+    print(f"\nFlink job payment_aggregates: {done['seconds']} s")
+    # the hub recorded where the bounded job stopped: no lag left
+    status = flink.status()
+    assert [s["projection"] for s in status] == ["payment_aggregates"]
+    assert status[0]["lag"] == 0, status
 
     # 3. the same digests, byte for byte
     for table in spec.tables:

@@ -163,7 +163,7 @@ def test_the_flink_engine_is_wired_from_the_settings(tmp_path: Path) -> None:
         http_port=28080,
     )
     fake = SimpleNamespace(settings=settings, log=None)
-    with pytest.raises(ConfigError, match="infra/flink.sh setup"):
+    with pytest.raises(ConfigError, match=r"infra/flink\.sh setup"):
         flink_projections(fake, "K:S")
     for name in JARS:
         (jars / name).touch()

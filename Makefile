@@ -183,3 +183,13 @@ infra-prometheus-down:
 
 infra-down: infra-redis-down infra-prometheus-down
 # ---- end operations -------------------------------------------------------------------------------
+
+# ---- infra: Apache Flink for the projections on the Kafka footprint (infra/flink.sh) -------------
+# PyFlink in its own virtualenv (~/.cache/hub/flink-venv, requirements/flink.txt) and the Kafka and
+# JDBC connector jars from Maven Central (~/.cache/hub/flink-jars); jobs run on a mini-cluster in
+# their own process (`hub projection run --engine flink`), so there is no daemon to start or stop.
+.PHONY: flink-setup
+
+flink-setup:
+	bash infra/flink.sh setup
+# ---- end infra: Flink ------------------------------------------------------------------------------

@@ -103,6 +103,30 @@ class Settings(BaseSettings):
         description="Lowest level logged (HUB_LOG_LEVEL); unset: INFO for `hub serve`, WARNING "
         "for the other commands.",
     )
+    # Projections on Apache Flink (issue 17; projections/flink, infra/flink.sh).
+    projection_engine: Literal["embedded", "flink"] = Field(
+        default="embedded",
+        description="Who runs `hub projection run`: the hub's own runner, or Flink jobs reading "
+        "the Kafka topics into PostgreSQL (needs event_log=kafka and a PostgreSQL views_sql_url).",
+    )
+    flink_python: Path = Field(
+        default_factory=lambda: Path.home() / ".cache/hub/flink-venv/bin/python",
+        description="The PyFlink virtualenv's interpreter (`infra/flink.sh python`).",
+    )
+    flink_jars_dir: Path = Field(
+        default_factory=lambda: Path.home() / ".cache/hub/flink-jars",
+        description="The connector jars (`infra/flink.sh setup` fetches them).",
+    )
+    flink_registry_url: str = Field(
+        default="",
+        description="Schema Registry URL the Flink jobs decode with; default the hub's own API "
+        "(http://<http_host>:<http_port>, so `hub serve` must run).",
+    )
+    flink_pg_schema: str = Field(
+        default="public", description="PostgreSQL schema of the Flink views."
+    )
+    flink_checkpoint_interval_ms: int = Field(default=5_000, ge=100, le=3_600_000)
+    flink_parallelism: int = Field(default=1, ge=1, le=64)
     log_json: bool = Field(default=True, description="Structured (JSON) logs when true.")
     metrics_token_file: Path | None = Field(
         default=None,

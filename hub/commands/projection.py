@@ -27,8 +27,16 @@ def projection() -> None:
 @click.argument("names", nargs=-1)
 @click.option("--all", "all_", is_flag=True, help="Every projection.")
 @click.option("--follow", "-f", is_flag=True, help="Keep following the log (Ctrl-C stops).")
+@click.option(
+    "--engine",
+    type=click.Choice(["embedded", "flink"]),
+    default=None,
+    help="The hub's own runner, or Flink jobs (Kafka footprint); default HUB_PROJECTION_ENGINE.",
+)
 @click.pass_obj
-def projection_run(obj: Ctx, names: tuple[str, ...], all_: bool, follow: bool) -> None:
+def projection_run(
+    obj: Ctx, names: tuple[str, ...], all_: bool, follow: bool, engine: str | None
+) -> None:
     """Catch NAMES (or --all) up to the end of the log; with --follow, keep going."""
     from projections.catalog import PROJECTIONS
 
@@ -38,6 +46,9 @@ def projection_run(obj: Ctx, names: tuple[str, ...], all_: bool, follow: bool) -
             raise InvalidInput("Name a projection or pass --all (see `hub projection status`).")
         with obj.hub() as h:
             authorize(h, "projection.rebuild", "projections")
+            if (engine or h.settings.projection_engine) == "flink":
+                _run_on_flink(h, obj.token() or "", chosen, follow)
+                return
             for name, n in h.projections.run(chosen).items():
                 click.echo(f"{name}\t{n} events")
             if follow:
@@ -53,15 +64,57 @@ def projection_run(obj: Ctx, names: tuple[str, ...], all_: bool, follow: bool) -
     run_safely(go)
 
 
+def _run_on_flink(h: object, token: str, names: list[str], follow: bool) -> None:
+    """Bounded Flink jobs to the end offsets now; with ``follow``, unbounded jobs with
+    checkpoints, restarted from their newest checkpoint when they die, until Ctrl-C/SIGTERM."""
+    from hub.flink import flink_projections
+
+    flink = flink_projections(h, token)
+    try:
+        if not follow:
+            for name, done in flink.run(names).items():
+                click.echo(json.dumps({name: done}))
+            return
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        flink.start(names)
+        click.echo(f"Flink jobs started: {', '.join(names)} (Ctrl-C stops them)")
+        try:
+            while not stop.wait(5.0):
+                for name in flink.supervise():
+                    click.echo(f"{name}: the job ended; restarted from its newest checkpoint")
+        except KeyboardInterrupt:
+            pass
+    finally:
+        flink.close()
+
+
 @projection.command("status")
+@click.option(
+    "--engine",
+    type=click.Choice(["embedded", "flink"]),
+    default=None,
+    help="Whose positions to show; default HUB_PROJECTION_ENGINE.",
+)
 @click.pass_obj
-def projection_status(obj: Ctx) -> None:
-    """Positions, lag and stored digests of every projection (JSON)."""
+def projection_status(obj: Ctx, engine: str | None) -> None:
+    """Positions, lag and stored digests of every projection (JSON). On Flink: the consumer
+    group's committed offsets (one commit per completed checkpoint) and the views' digests."""
 
     def go() -> None:
         with obj.hub() as h:
             authorize(h, "projection.read", "projections")
-            click.echo(json.dumps(h.projections.status(), indent=2, default=str))
+            if (engine or h.settings.projection_engine) == "flink":
+                from hub.flink import flink_projections
+
+                flink = flink_projections(h, obj.token() or "")
+                try:
+                    status = flink.status()
+                finally:
+                    flink.close()
+            else:
+                status = h.projections.status()
+            click.echo(json.dumps(status, indent=2, default=str))
 
     run_safely(go)
 

@@ -1,0 +1,82 @@
+"""Wiring of the Flink projection engine from the settings (the application layer's part).
+
+``flink_projections(hub, token)`` checks the footprint (Kafka log, PostgreSQL views, the PyFlink
+virtualenv and jars) and builds ``projections.flink.service.FlinkProjections``. ``token`` is the
+caller's API key: the jobs read writer schemas from the registry API with it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from core.errors import ConfigError
+from core.projection import Windowing
+from projections.catalog import PROJECTIONS
+from projections.flink.compile import FlinkPlacement
+from projections.flink.launch import FlinkLauncher
+from projections.flink.postgres import FlinkViews
+from projections.flink.service import FlinkProjections
+
+JARS = (
+    "flink-sql-connector-kafka-5.0.0-2.2.jar",
+    "flink-connector-jdbc-core-4.0.0-2.0.jar",
+    "flink-connector-jdbc-postgres-4.0.0-2.0.jar",
+    "postgresql-42.7.4.jar",
+)
+
+
+def flink_projections(hub: Any, token: str) -> FlinkProjections:
+    s = hub.settings
+    if s.event_log != "kafka":
+        raise ConfigError(
+            f"The Flink engine reads Kafka topics, but this hub's event log is {s.event_log!r}: "
+            "set HUB_EVENT_LOG=kafka (and HUB_KAFKA_BOOTSTRAP_SERVERS), or run the projections "
+            "on the embedded engine (--engine embedded)."
+        )
+    try:
+        url = make_url(s.views_sql_url)
+    except ArgumentError as exc:
+        raise ConfigError(
+            f"HUB_VIEWS_SQL_URL {s.views_sql_url!r} is not a SQLAlchemy URL; the Flink engine "
+            "writes its views to PostgreSQL: set it to postgresql+psycopg://USER:PASS@HOST:PORT/DB."
+        ) from exc
+    if url.get_backend_name() != "postgresql":
+        raise ConfigError(
+            f"The Flink engine writes its views to PostgreSQL, but HUB_VIEWS_SQL_URL is "
+            f"{url.get_backend_name() or 'unset'}: set it to postgresql+psycopg://USER:PASS@HOST:"
+            "PORT/DB (`bash infra/postgres.sh url`)."
+        )
+    jars = [s.flink_jars_dir / name for name in JARS]
+    missing = [str(j) for j in jars if not j.exists()]
+    if missing:
+        raise ConfigError(
+            f"Connector jars are missing: {', '.join(missing)}. Run 'bash infra/flink.sh setup' "
+            "(or 'make flink-setup'), or point HUB_FLINK_JARS_DIR at them."
+        )
+    placement = FlinkPlacement(
+        kafka_bootstrap=s.kafka_bootstrap_servers,
+        registry_url=s.flink_registry_url or f"http://{s.http_host}:{s.http_port}",
+        jdbc_url=f"jdbc:postgresql://{url.host or '127.0.0.1'}:{url.port or 5432}/{url.database}",
+        jdbc_user=url.username or "",
+        jdbc_password=url.password or "",
+        jars=tuple(j.resolve().as_uri() for j in jars),
+        python=str(s.flink_python),
+        topic_prefix=s.kafka_topic_prefix,
+        pg_schema=s.flink_pg_schema,
+        parallelism=s.flink_parallelism,
+        checkpoint_interval_ms=s.flink_checkpoint_interval_ms,
+    )
+    launcher = FlinkLauncher(s.flink_python, s.data_dir / "flink" / "jobs", token)
+    launcher.check()
+    return FlinkProjections(
+        PROJECTIONS,
+        placement,
+        launcher,
+        FlinkViews(url.render_as_string(hide_password=False), s.flink_pg_schema),
+        hub.log,
+        s.data_dir / "flink" / "checkpoints",
+        Windowing(int(s.projection_allowed_lateness_s * 1_000_000), s.projection_late_mode),
+    )

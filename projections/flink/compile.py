@@ -1,0 +1,361 @@
+"""Projection definitions compiled to Flink SQL: one job per projection, Kafka in, PostgreSQL out.
+
+A compiled job (``JobSpec``) is data: Flink settings, the wire-format decoders to register, DDL
+statements, and the INSERTs that ``projections/flink/job.py`` runs as one Flink job.
+
+Layout of an aggregate view in PostgreSQL (the same shape as the ClickHouse views' partial rows,
+``adapters/clickhouse_views.py``): Flink upserts one *partial* row per (view key, source topic,
+source partition) into ``<table>__flink_p`` (timestamps as integer microseconds), carrying the
+partition's ``src_first``/``src_last`` offsets and ``events`` count; the VIEW ``<table>`` merges
+them per key and exposes ``src_offsets = [[topic, partition, first, last, count], ...]``
+(``projections.flink.postgres``). Per-partition partials are what make the view provable and the
+digest equal to the embedded runner's: both record the exact source ranges of every row.
+
+Exactly once: Flink's aggregation state and the Kafka source positions are checkpointed
+together; after a restart from a checkpoint the job re-emits the aggregates of the replayed
+records as upserts by primary key, which overwrite (never add to) the rows already written. A
+partial row holds the running total, not an increment, so replaying it twice writes it twice with
+the same value.
+
+Which projections compile: ``payment_aggregates`` (daily corridor volumes and AML aggregates).
+Others raise ``Unsupported`` naming the ones that do. The embedded runner's ``late_mode="side"``
+is refused too: a late side output needs per-partition watermarks (``core.projection.
+WindowState``), which Flink SQL does not keep; with the default ``"update"`` a late event updates
+its window in both engines, so they agree whatever the arrival order.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from core.errors import ConfigError
+from core.projection import Column, Projection, Table, Windowing
+
+DAY_US = 86_400_000_000
+SRC_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("src_topic", "STRING"),
+    ("src_partition", "BIGINT"),
+    ("src_first", "BIGINT"),
+    ("src_last", "BIGINT"),
+)
+
+
+class Unsupported(ConfigError):
+    """The projection (or one of its settings) has no Flink compilation."""
+
+    code = "flink_unsupported"
+
+
+@dataclass(frozen=True, slots=True)
+class FlinkPlacement:
+    """Where a compiled job reads and writes.
+
+    ``topic_prefix`` is the hub's Kafka namespace (``HUB_KAFKA_TOPIC_PREFIX``); ``pg_schema`` the
+    PostgreSQL schema holding the job's tables and views. ``bounded`` jobs stop at the end offsets
+    seen when they start (tests, backfills); others run until cancelled. ``checkpoint_dir`` turns
+    on exactly-once checkpoints every ``checkpoint_interval_ms``; ``restore_from`` resumes from a
+    retained checkpoint (a ``chk-N`` folder).
+    """
+
+    kafka_bootstrap: str
+    registry_url: str
+    jdbc_url: str  # jdbc:postgresql://host:port/database
+    jdbc_user: str
+    jdbc_password: str
+    jars: tuple[str, ...]  # file:// URLs
+    python: str  # the PyFlink virtualenv's interpreter (Python UDF workers)
+    topic_prefix: str = ""
+    pg_schema: str = "public"
+    bounded: bool = False
+    parallelism: int = 1
+    checkpoint_dir: str | None = None
+    checkpoint_interval_ms: int = 2_000
+    restore_from: str | None = None
+    extra_config: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class JobSpec:
+    name: str
+    config: dict[str, str]
+    decoders: list[dict[str, Any]]
+    statements: list[str]
+    inserts: list[str]
+    tables: tuple[Table, ...]  # the aggregate views the job writes (created by the caller)
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "name": self.name,
+                "config": self.config,
+                "decoders": self.decoders,
+                "statements": self.statements,
+                "inserts": self.inserts,
+            },
+            indent=1,
+        )
+
+
+def q(name: str) -> str:
+    """A Flink SQL identifier, quoted (``day``, ``offset``, ``value`` are reserved there)."""
+    return "`" + name.replace("`", "``") + "`"
+
+
+def s(text: str) -> str:
+    """A Flink SQL string literal."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def flink_type(c: Column) -> str:
+    """The Flink SQL type of a partial-row column: timestamps travel as integer microseconds."""
+    return {
+        "string": "STRING",
+        "int": "BIGINT",
+        "timestamp": "BIGINT",
+        "decimal": f"DECIMAL(38, {c.scale})",
+    }[c.type]
+
+
+def partial_columns(t: Table) -> list[tuple[str, str]]:
+    """(name, Flink type) of ``<table>__flink_p``: the view's stored columns, then the source."""
+    cols = [(c.name, flink_type(c)) for c in t.columns if c.agg != "derived"]
+    return cols + list(SRC_COLUMNS)
+
+
+def partial_name(t: Table) -> str:
+    return f"{t.name}__flink_p"
+
+
+def _config(name: str, at: FlinkPlacement) -> dict[str, str]:
+    config = {
+        "pipeline.name": f"hub projection {name}",
+        "pipeline.jars": ";".join(at.jars),
+        "python.executable": at.python,
+        "python.client.executable": at.python,
+        "parallelism.default": str(at.parallelism),
+        "table.exec.resource.default-parallelism": str(at.parallelism),
+        # one Python worker per slot is plenty for a decode-only UDF
+        "python.fn-execution.bundle.size": "1000",
+        # the mini-cluster listens on loopback only
+        "rest.bind-address": "127.0.0.1",
+        "rest.address": "127.0.0.1",
+        "jobmanager.bind-host": "127.0.0.1",
+        "taskmanager.bind-host": "127.0.0.1",
+        "taskmanager.host": "127.0.0.1",
+    }
+    if at.checkpoint_dir:
+        config |= {
+            "execution.checkpointing.interval": f"{at.checkpoint_interval_ms} ms",
+            "execution.checkpointing.mode": "EXACTLY_ONCE",
+            "execution.checkpointing.dir": at.checkpoint_dir,
+            "execution.checkpointing.externalized-checkpoint-retention": ("RETAIN_ON_CANCELLATION"),
+            "state.backend.type": "hashmap",
+        }
+    if at.restore_from:
+        config["execution.state-recovery.path"] = at.restore_from
+    config |= dict(at.extra_config)
+    return config
+
+
+def kafka_source(name: str, topic: str, group: str, at: FlinkPlacement) -> str:
+    """A Kafka topic of the hub as a Flink table: raw value, headers, partition and offset."""
+    options = {
+        "connector": "kafka",
+        "topic": at.topic_prefix + topic,
+        "properties.bootstrap.servers": at.kafka_bootstrap,
+        "properties.group.id": group,
+        # the hub's Kafka log writes multi-partition batches in transactions
+        "properties.isolation.level": "read_committed",
+        # Always from the beginning: the view rows are totals, so a job without saved state
+        # must see every event (a restored checkpoint overrides this with its own positions).
+        # The group's committed offsets (on each checkpoint) only report progress and lag.
+        "scan.startup.mode": "earliest-offset",
+        "value.format": "raw",
+    }
+    if at.bounded:
+        options["scan.bounded.mode"] = "latest-offset"
+    return (
+        f"CREATE TEMPORARY TABLE {q(name)} (\n"
+        f"  {q('value')} BYTES,\n"
+        f"  {q('headers')} MAP<STRING, BYTES> METADATA FROM 'headers' VIRTUAL,\n"
+        f"  {q('src_partition')} INT METADATA FROM 'partition' VIRTUAL,\n"
+        f"  {q('src_offset')} BIGINT METADATA FROM 'offset' VIRTUAL\n"
+        f") WITH (\n{_options(options)}\n)"
+    )
+
+
+def jdbc_sink(t: Table, at: FlinkPlacement) -> str:
+    """The partial-row table of ``t`` as an upserting JDBC sink (primary key: view key + source)."""
+    cols = partial_columns(t)
+    key = [*t.key, "src_topic", "src_partition"]
+    options = {
+        "connector": "jdbc",
+        "url": at.jdbc_url,
+        "table-name": f"{at.pg_schema}.{partial_name(t)}",
+        "username": at.jdbc_user,
+        "password": at.jdbc_password,
+        "sink.buffer-flush.interval": "1s",
+        "sink.buffer-flush.max-rows": "5000",
+        "sink.max-retries": "5",
+    }
+    body = ",\n".join(f"  {q(n)} {ty}" for n, ty in cols)
+    return (
+        f"CREATE TEMPORARY TABLE {q(partial_name(t) + '__sink')} (\n{body},\n"
+        f"  PRIMARY KEY ({', '.join(q(k) for k in key)}) NOT ENFORCED\n"
+        f") WITH (\n{_options(options)}\n)"
+    )
+
+
+def _options(options: Mapping[str, str]) -> str:
+    return ",\n".join(f"  {s(k)} = {s(v)}" for k, v in options.items())
+
+
+def aggregate_insert(t: Table, source: str, topic: str, exprs: Mapping[str, str]) -> str:
+    """INSERT partial rows of ``t``: grouped by its key columns and the source partition.
+
+    ``exprs`` maps every stored column of ``t`` to its SQL over ``source`` (a key column to a
+    plain expression, a value column to an aggregate)."""
+    cols = [c for c in t.columns if c.agg != "derived"]
+    missing = [c.name for c in cols if c.name not in exprs]
+    if missing:
+        raise Unsupported(f"Table {t.name!r} has no Flink expression for {', '.join(missing)}.")
+    select = [f"CAST({exprs[c.name]} AS {flink_type(c)}) AS {q(c.name)}" for c in cols]
+    select += [
+        f"CAST({s(topic)} AS STRING) AS {q('src_topic')}",
+        f"CAST({q('src_partition')} AS BIGINT) AS {q('src_partition')}",
+        f"MIN({q('src_offset')}) AS {q('src_first')}",
+        f"MAX({q('src_offset')}) AS {q('src_last')}",
+    ]
+    group = [exprs[k] for k in t.key] + [q("src_partition")]
+    return (
+        f"INSERT INTO {q(partial_name(t) + '__sink')}\nSELECT\n  "
+        + ",\n  ".join(select)
+        + f"\nFROM {q(source)}\nGROUP BY {', '.join(group)}"
+    )
+
+
+def _literal(value: Decimal) -> str:
+    scale = max(0, -int(value.as_tuple().exponent))
+    return f"CAST({s(format(value, 'f'))} AS DECIMAL(38, {scale}))"
+
+
+# -- per projection ------------------------------------------------------------------------------
+def _payment_aggregates(p: Projection, at: FlinkPlacement, group: str) -> JobSpec:
+    """``projections.folds.fold_payment_aggregates`` in Flink SQL: PaymentInitiated events into
+    daily volumes per corridor and daily AML aggregates per account (near-threshold counts)."""
+    threshold = Decimal(str(p.params.get("aml_threshold", "10000")))
+    floor = threshold * (1 - Decimal(str(p.params.get("aml_band", "0.1"))))
+    topic = p.topics[0]
+    fields = [
+        ("account_id", "STRING"),
+        ("amount", "STRING"),
+        ("currency", "STRING"),
+        ("counterparty_country", "STRING"),
+        ("initiated_at", "BIGINT"),
+    ]
+    function = f"{p.name}__decode"
+    decoder: dict[str, Any] = {
+        "function": function,
+        "registry_url": at.registry_url,
+        "fields": fields,
+    }
+    source, events = f"{topic}__source", f"{p.name}__initiated"
+    names = ", ".join(q(n) for n in ["record", *(f for f, _ in fields)])
+    day = q("initiated_at")
+    view = (
+        f"CREATE TEMPORARY VIEW {q(events)} AS\n"
+        "SELECT * FROM (\n"
+        "  SELECT\n"
+        f"    COALESCE(CAST(e.{q('headers')}['ce_tenant'] AS STRING), 'default')"
+        f" AS {q('tenant')},\n"
+        f"    COALESCE(CAST(e.{q('headers')}['ce_type'] AS STRING), d.{q('record')}) AS "
+        f"{q('event_type')},\n"
+        f"    e.{q('src_partition')}, e.{q('src_offset')},\n"
+        f"    d.{q('account_id')}, d.{q('currency')}, d.{q('counterparty_country')},\n"
+        f"    CAST(d.{q('amount')} AS DECIMAL(38, 18)) AS {q('amount')},\n"
+        f"    d.{day} - MOD(MOD(d.{day}, {DAY_US}) + {DAY_US}, {DAY_US}) AS {q('day')}\n"
+        f"  FROM {q(source)} AS e,\n"
+        f"    LATERAL TABLE({q(function)}(e.{q('value')})) AS d({names})\n"
+        ")\n"
+        f"WHERE {q('event_type')} = 'hub.payments.PaymentInitiated'"
+    )
+    near = f"{q('amount')} >= {_literal(floor)} AND {q('amount')} < {_literal(threshold)}"
+    volumes, aml = p.table("payment_volumes_1d"), p.table("aml_daily")
+    inserts = [
+        aggregate_insert(
+            volumes,
+            events,
+            topic,
+            {
+                "tenant": q("tenant"),
+                "day": q("day"),
+                "currency": q("currency"),
+                "country": q("counterparty_country"),
+                "events": "COUNT(*)",
+                "amount": f"SUM({q('amount')})",
+            },
+        ),
+        aggregate_insert(
+            aml,
+            events,
+            topic,
+            {
+                "tenant": q("tenant"),
+                "account_id": q("account_id"),
+                "day": q("day"),
+                "currency": q("currency"),
+                "events": "COUNT(*)",
+                "amount": f"SUM({q('amount')})",
+                "near_threshold": f"SUM(CASE WHEN {near} THEN 1 ELSE 0 END)",
+                "near_threshold_amount": (
+                    f"SUM(CASE WHEN {near} THEN {q('amount')} ELSE CAST(0 AS DECIMAL(38, 18)) END)"
+                ),
+            },
+        ),
+    ]
+    return JobSpec(
+        name=p.name,
+        config=_config(p.name, at),
+        decoders=[decoder],
+        statements=[
+            kafka_source(source, topic, group, at),
+            jdbc_sink(volumes, at),
+            jdbc_sink(aml, at),
+            view,
+        ],
+        inserts=inserts,
+        tables=(volumes, aml),
+    )
+
+
+COMPILERS: dict[str, Callable[[Projection, FlinkPlacement, str], JobSpec]] = {
+    "payment_aggregates": _payment_aggregates,
+}
+
+
+def group_id(p: Projection) -> str:
+    """The Kafka consumer group whose committed offsets are the Flink job's positions."""
+    return f"projection.flink.{p.name}"
+
+
+def compile_projection(
+    p: Projection, at: FlinkPlacement, windowing: Windowing | None = None
+) -> JobSpec:
+    """The Flink job of ``p``, or ``Unsupported`` saying which projections compile."""
+    compiler = COMPILERS.get(p.name)
+    if compiler is None:
+        raise Unsupported(
+            f"Projection {p.name!r} has no Flink compilation yet; run it on the embedded engine "
+            f"(HUB_PROJECTION_ENGINE=embedded). Flink runs: {', '.join(sorted(COMPILERS))}."
+        )
+    if windowing is not None and windowing.late_mode != "update":
+        raise Unsupported(
+            f"Projection {p.name!r} with late_mode={windowing.late_mode!r} cannot run on Flink: "
+            "the late side output needs per-partition watermarks that Flink SQL does not keep. "
+            "Use late_mode='update' (late events update their window) or the embedded engine."
+        )
+    return compiler(p, at, group_id(p))

@@ -1,0 +1,155 @@
+"""Submit and supervise compiled projection jobs: one PyFlink process per job.
+
+``FlinkLauncher(python, workdir)`` runs ``projections/flink/job.py`` with the PyFlink
+virtualenv's interpreter (``infra/flink.sh python``); each job runs on a Flink mini-cluster inside
+that process. Per job, under ``workdir/<name>``:
+  1. ``spec.json`` (mode 0600: it holds the PostgreSQL password) is written;
+  2. the process starts with ``TMPDIR`` and Java's temp folder inside the job folder (Flink
+     writes big temporary files) and the registry credentials in its environment only;
+  3. ``FlinkJob.wait`` returns when a bounded job finished, or raises ``FlinkJobFailed`` with the
+     root cause Flink logged (the Python traceback only says "job failed").
+A job that should stop is sent SIGTERM, then SIGKILL (``FlinkJob.stop`` / ``kill``); with
+checkpoints on, a restart resumes from the newest retained checkpoint (``latest_checkpoint``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from core.errors import ConfigError, HubError
+from projections.flink.compile import JobSpec
+
+JOB_SCRIPT = Path(__file__).with_name("job.py")
+_CAUSE = re.compile(r"^(Caused by: .*|.*(Exception|Error): .*)$", re.MULTILINE)
+
+
+class FlinkJobFailed(HubError):
+    code = "flink_job_failed"
+
+
+@dataclass
+class FlinkJob:
+    name: str
+    folder: Path
+    process: subprocess.Popen[bytes]
+    started: float
+
+    @property
+    def stdout(self) -> Path:
+        return self.folder / "stdout.log"
+
+    @property
+    def stderr(self) -> Path:
+        return self.folder / "stderr.log"
+
+    def running(self) -> bool:
+        return self.process.poll() is None
+
+    def wait(self, timeout_s: float) -> float:
+        """Wait for a bounded job; the seconds it took. ``FlinkJobFailed`` with the cause."""
+        try:
+            rc = self.process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise FlinkJobFailed(
+                f"Flink job {self.name!r} did not finish within {timeout_s:.0f} s and was killed; "
+                f"its output is in {self.folder}.\n{self.cause()}"
+            ) from None
+        if rc != 0:
+            raise FlinkJobFailed(
+                f"Flink job {self.name!r} failed (exit code {rc}); output in {self.folder}.\n"
+                f"{self.cause()}"
+            )
+        return time.monotonic() - self.started
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """SIGTERM the job's process group (driver, JVM, Python workers), SIGKILL after
+        ``timeout_s``. A retained checkpoint survives: the next start resumes from it."""
+        if self.running():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def kill(self) -> None:
+        """SIGKILL the job's whole process group (the JVM and the Python UDF workers): a crash."""
+        if self.running():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
+    def cause(self) -> str:
+        """The last error lines Flink wrote (its own log first, then the process's stderr)."""
+        texts = []
+        for path in [*sorted((self.folder / "log").glob("*.log")), self.stderr]:
+            try:
+                texts.append(path.read_text(errors="replace"))
+            except OSError:
+                continue
+        causes = [m.group(0) for text in texts for m in _CAUSE.finditer(text)]
+        tail = "\n".join(dict.fromkeys(causes[-12:]))
+        return tail or (texts[-1][-3000:] if texts else "(no output)")
+
+
+class FlinkLauncher:
+    def __init__(self, python: Path, workdir: Path, registry_auth: str = "") -> None:
+        self.python = python
+        self.workdir = workdir
+        self.registry_auth = registry_auth
+
+    def check(self) -> None:
+        if not self.python.exists():
+            raise ConfigError(
+                f"The PyFlink interpreter {self.python} does not exist: run 'bash infra/flink.sh "
+                "setup' (or 'make flink-setup'), or point HUB_FLINK_PYTHON at one."
+            )
+
+    def submit(self, spec: JobSpec) -> FlinkJob:
+        self.check()
+        folder = self.workdir / spec.name
+        (folder / "tmp").mkdir(parents=True, exist_ok=True)
+        (folder / "log").mkdir(exist_ok=True)
+        # 1. the spec, readable by this user only
+        path = folder / "spec.json"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(spec.to_json())
+        # 2. the process, in its own process group (kill takes the JVM and workers with it)
+        env = dict(os.environ)
+        env.update(
+            {
+                "TMPDIR": str(folder / "tmp"),
+                "JAVA_TOOL_OPTIONS": f"-Djava.io.tmpdir={folder / 'tmp'}",
+                "FLINK_LOG_DIR": str(folder / "log"),
+                "HUB_FLINK_REGISTRY_AUTH": self.registry_auth,
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        # appended: a restarted job's folder keeps the output of the run that died
+        with open(folder / "stdout.log", "ab") as out, open(folder / "stderr.log", "ab") as err:
+            process = subprocess.Popen(
+                [str(self.python), str(JOB_SCRIPT), str(path)],
+                stdout=out,
+                stderr=err,
+                env=env,
+                cwd=folder,
+                start_new_session=True,
+            )
+        return FlinkJob(spec.name, folder, process, time.monotonic())
+
+
+def latest_checkpoint(checkpoint_dir: Path) -> Path | None:
+    """The newest completed checkpoint (``<job id>/chk-N`` holding ``_metadata``), or None."""
+    done = [m.parent for m in checkpoint_dir.glob("*/chk-*/_metadata")]
+    if not done:
+        return None
+    return max(done, key=lambda p: (p.stat().st_mtime, int(p.name.split("-")[1])))

@@ -1,0 +1,190 @@
+"""Projections compiled to Flink, without Flink: the SQL, the PostgreSQL views, the wire decoder
+the job registers, and the refusals (the differential test runs the compiled job for real)."""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import fastavro
+import pytest
+
+from core.errors import ConfigError
+from core.projection import Windowing
+from projections.catalog import MARKET_BARS, PAYMENT_AGGREGATES
+from projections.flink.compile import FlinkPlacement, Unsupported, compile_projection
+from projections.flink.job import WireDecoder, plain
+from projections.flink.postgres import ident, partial_ddl, view_ddl
+
+ROOT = Path(__file__).resolve().parents[2]
+
+AT = FlinkPlacement(
+    kafka_bootstrap="127.0.0.1:9",
+    registry_url="http://127.0.0.1:8",
+    jdbc_url="jdbc:postgresql://127.0.0.1:5432/hub",
+    jdbc_user="hub",
+    jdbc_password="pw",
+    jars=("file:///x/a.jar", "file:///x/b.jar"),
+    python="/venv/bin/python",
+    topic_prefix="ns1.",
+    pg_schema="ns1",
+    bounded=True,
+)
+
+
+def test_payment_aggregates_compile_to_one_job_reading_the_prefixed_topic() -> None:
+    spec = compile_projection(PAYMENT_AGGREGATES, AT)
+    assert [t.name for t in spec.tables] == ["payment_volumes_1d", "aml_daily"]
+    assert len(spec.inserts) == 2
+    source = spec.statements[0]
+    assert "'topic' = 'ns1.payments'" in source
+    assert "'scan.bounded.mode' = 'latest-offset'" in source
+    assert "'properties.isolation.level' = 'read_committed'" in source
+    sinks = [s for s in spec.statements if "'connector' = 'jdbc'" in s]
+    assert len(sinks) == 2
+    # upserts by view key + source partition: one partial row per partition, replay-safe
+    assert "PRIMARY KEY (`tenant`, `account_id`, `day`, `currency`, `src_topic`, " in sinks[1]
+    assert "'table-name' = 'ns1.aml_daily__flink_p'" in sinks[1]
+    # the AML band of the definition's parameters: 9000 <= amount < 10000
+    aml = spec.inserts[1]
+    assert "CAST('9000.0' AS DECIMAL(38, 1))" in aml and "CAST('10000' AS DECIMAL(38, 0))" in aml
+    assert spec.config["pipeline.jars"] == "file:///x/a.jar;file:///x/b.jar"
+    assert spec.config["python.executable"] == "/venv/bin/python"
+    assert "execution.checkpointing.interval" not in spec.config  # bounded: no checkpoints
+    assert json.loads(spec.to_json())["decoders"][0]["registry_url"] == "http://127.0.0.1:8"
+
+
+def test_unbounded_jobs_checkpoint_exactly_once_and_restore() -> None:
+    at = FlinkPlacement(
+        **{
+            **{f: getattr(AT, f) for f in AT.__dataclass_fields__},
+            "bounded": False,
+            "checkpoint_dir": "file:///ck",
+            "restore_from": "file:///ck/j/chk-3",
+        }
+    )
+    spec = compile_projection(PAYMENT_AGGREGATES, at)
+    assert spec.config["execution.checkpointing.mode"] == "EXACTLY_ONCE"
+    assert spec.config["execution.state-recovery.path"] == "file:///ck/j/chk-3"
+    assert "scan.bounded.mode" not in spec.statements[0]
+
+
+def test_projections_without_a_flink_compilation_are_refused_by_name() -> None:
+    with pytest.raises(Unsupported, match="payment_aggregates") as err:
+        compile_projection(MARKET_BARS, AT)
+    assert isinstance(err.value, ConfigError) and "embedded" in err.value.message
+    with pytest.raises(Unsupported, match="late_mode='side'"):
+        compile_projection(PAYMENT_AGGREGATES, AT, Windowing(0, "side"))
+
+
+def test_postgres_views_merge_partials_into_the_embedded_row_shape() -> None:
+    aml = PAYMENT_AGGREGATES.table("aml_daily")
+    ddl = partial_ddl("ns1", aml)
+    assert "PRIMARY KEY (tenant, account_id, day, currency, src_topic, src_partition)" in ddl
+    view = view_ddl("ns1", aml)
+    assert "sum(near_threshold)::bigint AS near_threshold" in view
+    assert "timestamptz 'epoch' + day * interval '1 microsecond' AS day" in view
+    assert "ORDER BY src_topic, src_partition)::text AS src_offsets" in view
+    assert view.endswith("GROUP BY tenant, account_id, day, currency")
+    with pytest.raises(ConfigError, match="lower-case"):
+        ident('x"; DROP TABLE y; --')
+
+
+def _wire(schema_id: int, schema: dict, value: dict) -> bytes:
+    out = io.BytesIO()
+    fastavro.schemaless_writer(out, fastavro.parse_schema(schema), value)
+    return b"\x00" + struct.pack(">I", schema_id) + out.getvalue()
+
+
+def test_the_jobs_wire_decoder_yields_exact_values() -> None:
+    schema = json.loads((ROOT / "domain/schemas/PaymentInitiated.avsc").read_text())
+    at = datetime(2026, 3, 2, 23, 59, 59, 999999, tzinfo=UTC)
+    value = {
+        "payment_id": "P1",
+        "account_id": "A1",
+        "amount": Decimal("9999.99"),
+        "currency": "EUR",
+        "counterparty_name": "N",
+        "counterparty_iban": "I",
+        "counterparty_country": "DE",
+        "reference": None,
+        "initiated_at": at,
+    }
+    decoder = WireDecoder("http://unused", ["account_id", "amount", "currency", "initiated_at"])
+    decoder._schemas[7] = (fastavro.parse_schema(schema), "hub.payments.PaymentInitiated")
+    assert decoder.decode(_wire(7, schema, value)) == (
+        "hub.payments.PaymentInitiated",
+        "A1",
+        "9999.99",
+        "EUR",
+        1772495999999999,
+    )
+    # not wire format, or bytes that do not decode: no row (never an exception in the job)
+    assert decoder.decode(b"{}") is None
+    assert decoder.decode(b"\x00\x00\x00\x00\x07\xff") is None
+    assert plain(Decimal("1E+2")) == "100" and plain(b"ciphertext") is None
+
+
+def test_the_flink_engine_on_the_embedded_log_is_a_clear_cli_error(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from hub.cli import main
+    from tests.cli_keys import admin_args
+
+    data = tmp_path / "data"
+    args = [*admin_args(data), "projection", "run", "payment_aggregates", "--engine", "flink"]
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code != 0
+    assert "HUB_EVENT_LOG=kafka" in r.output + r.stderr
+
+
+def test_the_flink_engine_is_wired_from_the_settings(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from hub.flink import JARS, flink_projections
+    from hub.settings import load_settings
+
+    jars, python = tmp_path / "jars", tmp_path / "python"
+    jars.mkdir()
+    python.touch()
+    settings = load_settings(
+        environ={},
+        data_dir=tmp_path / "data",
+        event_log="kafka",
+        kafka_bootstrap_servers="127.0.0.1:28092",
+        kafka_topic_prefix="team1.",
+        views_sql_url="postgresql+psycopg://hub:s3cret@127.0.0.1:28432/hub",
+        flink_python=python,
+        flink_jars_dir=jars,
+        http_port=28080,
+    )
+    fake = SimpleNamespace(settings=settings, log=None)
+    with pytest.raises(ConfigError, match=r"infra/flink\.sh setup"):
+        flink_projections(fake, "K:S")
+    for name in JARS:
+        (jars / name).touch()
+    flink = flink_projections(fake, "K:S")
+    try:
+        at = flink.placement
+        assert at.jdbc_url == "jdbc:postgresql://127.0.0.1:28432/hub"
+        assert (at.jdbc_user, at.jdbc_password) == ("hub", "s3cret")
+        assert at.registry_url == "http://127.0.0.1:28080"
+        assert at.topic_prefix == "team1." and at.jars[0].startswith("file:///")
+        assert flink.launcher.registry_auth == "K:S"
+        spec = compile_projection(PAYMENT_AGGREGATES, at)
+        assert "'topic' = 'team1.payments'" in spec.statements[0]
+    finally:
+        flink.views.close()
+    sqlite = load_settings(
+        environ={},
+        data_dir=tmp_path / "data",
+        event_log="kafka",
+        flink_python=python,
+        flink_jars_dir=jars,
+    )
+    with pytest.raises(ConfigError, match="PostgreSQL"):
+        flink_projections(SimpleNamespace(settings=sqlite, log=None), "")

@@ -169,6 +169,8 @@
     verdict.className = "verdict bad";
   }
 
+  window.hubLedger = { leafInput, rootFromProof, verifyNote, sha256, unhex, hex };  // for tests
+
   const form = document.getElementById("search");
   form.addEventListener("submit", (event) => {
     event.preventDefault();

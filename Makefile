@@ -31,7 +31,8 @@ run: setup
 # The whole test suite. pytest's exit code 5 (no tests collected) fails the target, loudly.
 # Two pytest processes: chDB (the ClickHouse engine in-process) aborted a single process that
 # opened and closed a few thousand sessions; the adversarial suite runs in its own.
-TEST_GROUPS := "tests/unit tests/contract tests/integration" "tests/adversarial"
+# The console's browser tests (real Chromium) run in a third one; `make browser-deps` installs it.
+TEST_GROUPS := "tests/unit tests/contract tests/integration" "tests/adversarial" "tests/browser"
 
 test: setup
 	@rc=0; for group in $(TEST_GROUPS); do \
@@ -39,6 +40,18 @@ test: setup
 		if [ $$r -eq 5 ]; then echo "make test: pytest collected no tests in $$group; that is a failure" >&2; fi; \
 		if [ $$r -ne 0 ]; then rc=$$r; fi; \
 	done; exit $$rc
+
+# Debian's chromium + chromium-driver for tests/browser (Selenium drives them; no download of a
+# browser by any other tool). Needs root or sudo; does nothing when both are installed.
+.PHONY: browser-deps
+browser-deps:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then \
+		echo "chromium and chromedriver are installed"; \
+	else \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -q && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium chromium-driver; \
+	fi
 
 bench: setup
 	$(PY) -m pytest -q -s benchmarks -p no:randomly --benchmark-disable-gc \

@@ -182,9 +182,7 @@ async def stream(
             seq = hub.projections.runner("market_bars").checkpoint.batch_seq
             if seq != seen:
                 seen = seq
-                found = await run_in_threadpool(
-                    _bars, hub, principal, instrument, currency, limit
-                )
+                found = await run_in_threadpool(_bars, hub, principal, instrument, currency, limit)
                 found["sent_at"] = datetime.now(UTC).isoformat()
                 yield b"event: bars\ndata: " + json.dumps(found).encode() + b"\n\n"
                 last_beat = now
@@ -345,9 +343,7 @@ def policy(
         "version": bundle.version,
         "engine": hub_of(request).settings.policy_engine,
         "files": {name: bundle.files[name] for name in sorted(bundle.files)},
-        "pending": [
-            c.summary() for c in changes.store.changes() if c.status == "pending_approval"
-        ],
+        "pending": [c.summary() for c in changes.store.changes() if c.status == "pending_approval"],
     }
 
 
@@ -361,7 +357,9 @@ def approve(
     """Approve a pending policy change (the two-person rule applies: not its proposer)."""
     from hub.api.routers.policy import _changes
 
-    summary: dict[str, Any] = _changes(request.app).approve(principal, change_id, body.reason).summary()
+    summary: dict[str, Any] = (
+        _changes(request.app).approve(principal, change_id, body.reason).summary()
+    )
     return summary
 
 

@@ -170,11 +170,17 @@ def _with_headers(scope: Scope, send: Send) -> Send:
 
     async def wrapped(message: Message) -> None:
         if message["type"] == "http.response.start":
-            headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"cache-control"]
+            headers = [
+                (k, v) for k, v in message.get("headers", []) if k.lower() != b"cache-control"
+            ]
             headers += [*SECURITY_HEADERS, (b"cache-control", b"no-store")]
             message = {**message, "headers": headers}
             ctype = dict(headers).get(b"content-type", b"")
-            if is_page and message["status"] in (401, 403) and ctype.startswith(b"application/json"):
+            if (
+                is_page
+                and message["status"] in (401, 403)
+                and ctype.startswith(b"application/json")
+            ):
                 held["start"] = message
                 held["body"] = b""
                 return
@@ -199,11 +205,16 @@ async def _error_page(send: Send, start: Message, body: bytes) -> None:
     page = (
         "<!doctype html><html lang=en><head><meta charset=utf-8>"
         f"<title>{title} · hub</title><link rel=stylesheet href=/ui/static/console.css></head>"
-        f'<body><main class=refused><h1>{title}</h1><p id=refusal>{html.escape(message)}</p>'
+        f"<body><main class=refused><h1>{title}</h1><p id=refusal>{html.escape(message)}</p>"
         "<p>This refusal is recorded on the audit ledger. <a href=/ui>Back to the console</a>"
         " · <a href=/ui/login>Log in with another key</a></p></main></body></html>"
     ).encode()
-    headers = [(k, v) for k, v in start["headers"] if k.lower() not in (b"content-type", b"content-length")]
-    headers += [(b"content-type", b"text/html; charset=utf-8"), (b"content-length", str(len(page)).encode())]
+    headers = [
+        (k, v) for k, v in start["headers"] if k.lower() not in (b"content-type", b"content-length")
+    ]
+    headers += [
+        (b"content-type", b"text/html; charset=utf-8"),
+        (b"content-length", str(len(page)).encode()),
+    ]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": page})

@@ -80,10 +80,10 @@ def console_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]
     port = _free_port()
     key_file = data / "admin.key"
     hub_cli = [sys.executable, "-m", "hub.cli"]
+    admin = ["--admin-key-file", str(key_file)]
     log = (artifacts() / "server.log").open("w")
     proc = subprocess.Popen(
-        [*hub_cli, "--data-dir", str(data), "serve", "--port", str(port)]
-        + ["--admin-key-file", str(key_file)],
+        [*hub_cli, "--data-dir", str(data), "serve", "--port", str(port), *admin],
         cwd=ROOT,
         stdout=log,
         stderr=subprocess.STDOUT,

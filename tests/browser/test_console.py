@@ -69,7 +69,9 @@ def test_login_then_the_candle_chart_updates_live_after_a_trade(
     _wait(browser, lambda d: _chart(d, "trades") == "2", 30, "the second trade on the chart")
     seconds = time.monotonic() - published
     assert _chart(browser, "last-close") == "104.50000000"
-    svg_title = browser.find_element("css selector", "#chart svg title").get_attribute("textContent")
+    svg_title = browser.find_element("css selector", "#chart svg title").get_attribute(
+        "textContent"
+    )
     assert instrument in svg_title
     screenshot(browser, "markets-live-update")
     print(f"\npublish -> chart update: {seconds * 1000:.0f} ms")
@@ -118,8 +120,9 @@ def test_a_ledger_entry_proof_verifies_in_the_browser(browser: Any, console_serv
     row.click()
     verdict = _wait(
         browser,
-        lambda d: d.find_element(By.ID, "verdict").get_attribute("data-ok") and d.find_element(
-            By.ID, "verdict"
+        lambda d: (
+            d.find_element(By.ID, "verdict").get_attribute("data-ok")
+            and d.find_element(By.ID, "verdict")
         ),
         30,
         "the verdict",
@@ -144,11 +147,14 @@ def test_a_ledger_entry_proof_verifies_in_the_browser(browser: Any, console_serv
           const bad = proof.map((p) => p.slice());
           if (bad.length) bad[0][0] ^= 1;
           const tampered = L.hex(await L.rootFromProof(leaf, e.index, e.checkpoint.size, bad));
-          const signed = await L.verifyNote(e.checkpoint.note, key).then(() => 'ok', (x) => x.message);
-          const forged = await L.verifyNote(e.checkpoint.note.replace(/\\n(\\d+)\\n/, '\\n9$1\\n'), key)
-            .then(() => 'ok', (x) => x.message);
-          const leafOk = L.hex(await L.sha256(new Uint8Array([0, ...L.leafInput(e)])));
-          const leafBad = L.hex(await L.sha256(new Uint8Array([0, ...L.leafInput({...e, offset: e.offset + 1})])));
+          const outcome = (p) => p.then(() => 'ok', (x) => x.message);
+          const signed = await outcome(L.verifyNote(e.checkpoint.note, key));
+          const note = e.checkpoint.note.replace(/\\n(\\d+)\\n/, '\\n9$1\\n');
+          const forged = await outcome(L.verifyNote(note, key));
+          const leafHash = async (x) =>
+            L.hex(await L.sha256(new Uint8Array([0, ...L.leafInput(x)])));
+          const leafOk = await leafHash(e);
+          const leafBad = await leafHash({...e, offset: e.offset + 1});
           done({good, tampered, proofLength: proof.length, signed, forged, leafOk, leafBad,
                 leafHash: e.leaf_hash, root: e.checkpoint.root});
         })().catch((x) => done({error: String(x)}));

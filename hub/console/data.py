@@ -107,9 +107,26 @@ def bars_sql(instrument: str, currency: str, limit: int) -> str:
     )
 
 
-def _bars(hub: Any, principal: Principal, instrument: str, currency: str, limit: int) -> Any:
+def _bars(
+    hub: Any,
+    principal: Principal,
+    instrument: str,
+    currency: str,
+    limit: int,
+    grants: Any = None,
+) -> Any:
+    """The bars as ``/markets/bars`` answers them. With ``grants`` (what the principal may see
+    of the views, decided by the policy engine a moment ago), the query runs under them without
+    deciding again: the live stream re-decides them every ``KEY_RECHECK_S`` instead of on every
+    push, which would record two decisions per projection commit."""
     seq = hub.projections.runner("market_bars").checkpoint.batch_seq
-    found = _query(hub, principal, bars_sql(instrument, currency, limit))
+    sql = bars_sql(instrument, currency, limit)
+    if grants is None:
+        found = _query(hub, principal, sql)
+    else:
+        from projections.types import canonical
+
+        found = _rows(canonical(hub.projections.store("analytics").query(sql, grants)))
     return {**found, "instrument": instrument, "currency": currency, "batch_seq": seq}
 
 

@@ -128,6 +128,7 @@ def test_a_ledger_entry_proof_verifies_in_the_browser(browser: Any, console_serv
         "the verdict",
     )
     checks = browser.find_element(By.ID, "checks").text
+    browser.execute_script("document.getElementById('checks').scrollIntoView()")
     screenshot(browser, "ledger-proof")
     assert verdict.get_attribute("data-ok") == "true", checks
     assert "leaf hash recomputed" in checks and "Ed25519" in checks

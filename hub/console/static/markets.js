@@ -30,7 +30,7 @@
       let lo = Math.min(...lows), hi = Math.max(...highs);
       if (hi === lo) { hi += 1; lo -= 1; }
       const vmax = Math.max(...rows.map((r) => num(r.volume))) || 1;
-      const step = (W - PAD - 8) / rows.length;
+      const step = (W - PAD - 8) / Math.max(rows.length, 30);  // a few bars stay candle-sized
       const x = (i) => PAD + i * step + step / 2;
       const y = (p) => 8 + (H - 16) * (1 - (p - lo) / (hi - lo));
       for (let k = 0; k <= 4; k++) {

@@ -186,9 +186,13 @@ async def stream(
     token = request.state.console_token
     store = sessions_of(request.scope)
 
+    def decide_grants() -> Any:
+        return hub.projections.grants(hub.policy, principal, "analytics")
+
     async def events() -> AsyncIterator[bytes]:
         seen = -1
         last_beat = last_check = time.monotonic()
+        grants = None  # the first push decides (and ensures the views) through the full path
         while not await request.is_disconnected():
             now = time.monotonic()
             if now - last_check >= KEY_RECHECK_S:
@@ -196,10 +200,15 @@ async def stream(
                 if live_session(hub, store, token) is None:
                     yield b"event: ended\ndata: {}\n\n"
                     return
+                grants = await run_in_threadpool(decide_grants)
             seq = hub.projections.runner("market_bars").checkpoint.batch_seq
             if seq != seen:
                 seen = seq
-                found = await run_in_threadpool(_bars, hub, principal, instrument, currency, limit)
+                found = await run_in_threadpool(
+                    _bars, hub, principal, instrument, currency, limit, grants
+                )
+                if grants is None:
+                    grants = await run_in_threadpool(decide_grants)
                 found["sent_at"] = datetime.now(UTC).isoformat()
                 yield b"event: bars\ndata: " + json.dumps(found).encode() + b"\n\n"
                 last_beat = now

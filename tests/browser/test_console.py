@@ -181,3 +181,43 @@ def test_a_page_without_the_role_is_refused(browser: Any, console_server: Server
     assert browser.find_element(By.TAG_NAME, "h1").text == "Access refused"
     assert "ledger.read" in browser.find_element(By.ID, "refusal").text
     screenshot(browser, "refused")
+
+
+def test_a_second_person_approves_a_policy_change(browser: Any, console_server: Server) -> None:
+    from selenium.webdriver.common.by import By
+
+    server = console_server
+    owner = f"sam{uuid.uuid4().hex[:6]}"
+    second = server.key("security_admin", owner=owner)  # issued before the proposal
+    from core.policybundle import PolicyBundle
+
+    files = dict(PolicyBundle.from_dir().files)
+    current = server.api("GET", "/v1/policy").json()
+    if current.get("change"):  # a change activated earlier: build on its files
+        change = server.api("GET", f"/v1/policy/changes/{current['change']['change_id']}").json()
+        files = change.get("files") or files
+    files["hub/authz.rego"] += f"\n# reviewed in the console ({owner})\n"
+    proposed = server.api(
+        "POST", "/v1/policy/changes", json={"files": files, "reason": "annotate the policy"}
+    )
+    assert proposed.status_code == 201, proposed.text
+    change_id = proposed.json()["change_id"]
+    assert proposed.json()["status"] == "pending_approval"
+
+    login(browser, server, second, "/ui/security")
+    row = _wait(
+        browser,
+        lambda d: [
+            r for r in d.find_elements(By.CSS_SELECTOR, "#pending tbody tr") if change_id in r.text
+        ],
+        30,
+        "the pending change",
+    )[0]
+    row.find_element(By.CSS_SELECTOR, "input.approve-reason").send_keys("read the diff: a comment")
+    row.find_element(By.CSS_SELECTOR, "button.approve").click()
+    _wait(browser, lambda d: "activated" in d.find_element(By.ID, "approve-result").text, 60, "ok")
+    screenshot(browser, "security-approved")
+    now = server.api("GET", "/v1/policy").json()
+    assert now["version"] == proposed.json()["bundle_version"]
+    approvals = server.api("GET", f"/v1/policy/changes/{change_id}").json()["approvals"]
+    assert owner in str(approvals)

@@ -18,19 +18,25 @@
     }
     hub.table(document.getElementById("pending"),
       ["change_id", "proposed_by", "reason", "proposed_at", "approvals"], data.pending, (row, tr) => {
+        const reason = document.createElement("input");
+        reason.placeholder = "why approve";
+        reason.className = "approve-reason";
         const b = document.createElement("button");
         b.textContent = "Approve";
         b.className = "approve";
         b.addEventListener("click", async () => {
-          const reason = prompt(`Why approve ${row.change_id}?`, "reviewed");
-          if (!reason) return;
+          hub.text("approve-error", "");
+          if (!reason.value.trim()) { hub.text("approve-error", "Give a reason to approve."); return; }
           try {
-            await hub.call(`/ui/api/security/policy/changes/${encodeURIComponent(row.change_id)}/approve`,
-              { method: "POST", json: { reason } });
+            const done = await hub.json(
+              `/ui/api/security/policy/changes/${encodeURIComponent(row.change_id)}/approve`,
+              { method: "POST", json: { reason: reason.value.trim() } });
+            hub.text("approve-result", `${done.change_id}: ${done.status}`);
             await policy();
           } catch (e) { hub.text("approve-error", e.message); }
         });
-        tr.insertCell().appendChild(b);
+        const td = tr.insertCell();
+        td.append(reason, b);
       });
   }
 

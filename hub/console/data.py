@@ -224,6 +224,77 @@ async def stream(
     )
 
 
+# -- Payments and AML ---------------------------------------------------------------------------
+class CaseOpenIn(BaseModel):
+    reason: str = Field(min_length=1, max_length=2_000)
+    subjects: list[str] = Field(default_factory=list, max_length=1_000)
+
+
+class CaseCloseIn(BaseModel):
+    reason: str = Field(min_length=1, max_length=2_000)
+
+
+@router.get("/payments/summary", response_model=Open)
+def payments_summary(
+    request: Request, principal: Principal = Depends(authorize("query.run"))
+) -> dict[str, Any]:
+    """Corridor volumes, accounts with payments just under the AML threshold, and daily-limit
+    breaches, from the payment projections (analytics and transactional views)."""
+    hub = hub_of(request)
+    corridors = _query(
+        hub,
+        principal,
+        "SELECT currency, country, sum(events) AS payments, sum(amount) AS amount "
+        "FROM payment_volumes_1d GROUP BY currency, country ORDER BY amount DESC LIMIT 50",
+    )
+    near = _query(
+        hub,
+        principal,
+        "SELECT account_id, day, currency, near_threshold, near_threshold_amount, events, amount "
+        "FROM aml_daily WHERE near_threshold > 0 "
+        "ORDER BY near_threshold DESC, near_threshold_amount DESC LIMIT 50",
+    )
+    breaches = _rows(
+        hub.projections.query(
+            hub.policy,
+            principal,
+            "SELECT account_id, day, currency, used, daily_limit, payments FROM payment_limits "
+            "WHERE breached = 1 ORDER BY used DESC LIMIT 50",
+            "transactional",
+        )
+    )
+    return {"corridors": corridors, "near_threshold": near, "breaches": breaches}
+
+
+@router.get("/cases", response_model=Open)
+def cases(request: Request, _: Principal = Depends(authorize("case.read"))) -> dict[str, Any]:
+    """Investigation cases, newest first."""
+    found = hub_of(request).cases.list_cases()
+    return {"cases": json.loads(json.dumps(list(reversed(found)), default=str))}
+
+
+@router.post("/cases", response_model=Open)
+def open_case(
+    body: CaseOpenIn, request: Request, who: Principal = Depends(authorize("case.open"))
+) -> dict[str, Any]:
+    """Open a case (an event on the log) naming the accounts it is about."""
+    opened: dict[str, Any] = hub_of(request).cases.open(
+        reason=body.reason, actor=who.id, tenant=who.tenant, subjects=body.subjects
+    )
+    return json.loads(json.dumps(opened, default=str))  # type: ignore[no-any-return]
+
+
+@router.post("/cases/{case_id}/close", response_model=Open)
+def close_case(
+    case_id: Annotated[str, Path(max_length=100)],
+    body: CaseCloseIn,
+    request: Request,
+    who: Principal = Depends(authorize("case.close")),
+) -> dict[str, Any]:
+    closed: dict[str, Any] = hub_of(request).cases.close(case_id, actor=who.id, reason=body.reason)
+    return json.loads(json.dumps(closed, default=str))  # type: ignore[no-any-return]
+
+
 # -- Ledger -----------------------------------------------------------------------------------
 @router.get("/ledger/entries", response_model=Open)
 def ledger_entries(

@@ -29,6 +29,7 @@ router = APIRouter(include_in_schema=False)
 # (path, title, the action the page needs, its script)
 PAGES = (
     ("markets", "Markets", "projection.read", "markets.js"),
+    ("payments", "Payments and AML", "query.run", "payments.js"),
     ("ledger", "Ledger", "ledger.read", "ledger.js"),
     ("explore", "Explore", "query.run", "explore.js"),
     ("health", "Data health", "quarantine.read", "health.js"),

@@ -226,3 +226,39 @@ def test_sessions_expire_when_idle_and_after_their_lifetime() -> None:
         now[0] += 55
         found = store.get(token)
     assert found is None  # 330 s after login, though used every 55 s
+
+
+def test_payments_page_summary_and_a_case_opened_and_closed(
+    console: tuple[Hub, TestClient],
+) -> None:
+    hub, client = console
+    login(client, hub.keys.create(["compliance_officer"], principal="cora").token)
+    assert client.get("/ui/payments").status_code == 200
+    summary = client.get("/ui/api/payments/summary")
+    assert summary.status_code == 200, summary.text
+    assert summary.json()["breaches"]["columns"][:3] == ["account_id", "day", "currency"]
+    csrf = page_csrf(client)
+    opened = client.post(
+        "/ui/api/cases",
+        json={"reason": "near-threshold payments", "subjects": ["ACC-0007"]},
+        headers={"X-CSRF-Token": csrf},
+    )
+    assert opened.status_code == 200, opened.text
+    case_id = opened.json()["case_id"]
+    listed = client.get("/ui/api/cases").json()["cases"]
+    assert [(c["case_id"], c["status"], c["opened_by"]) for c in listed] == [
+        (case_id, "open", "cora")
+    ]
+    closed = client.post(
+        f"/ui/api/cases/{case_id}/close",
+        json={"reason": "reviewed"},
+        headers={"X-CSRF-Token": csrf},
+    )
+    assert closed.status_code == 200 and closed.json()["status"] == "closed"
+
+    client.cookies.clear()
+    login(client, hub.keys.create(["analyst"], principal="ann").token)
+    refused = client.post(
+        "/ui/api/cases", json={"reason": "x"}, headers={"X-CSRF-Token": page_csrf(client)}
+    )
+    assert refused.status_code == 403 and "case.open" in refused.json()["message"]

@@ -112,19 +112,21 @@ def _measure(hub, app, port, report):
 
     def read_stream() -> None:
         url = f"http://127.0.0.1:{port}/ui/api/markets/stream?instrument=BENCH&currency=USD"
-        with httpx.Client(cookies={COOKIE: token}, timeout=None) as client:
-            with client.stream("GET", url) as r:
-                assert r.status_code == 200, r.read()
-                event = ""
-                for line in r.iter_lines():
-                    if line.startswith("event: "):
-                        event = line[7:]
-                    elif line.startswith("data: ") and event == "bars":
-                        rows = json.loads(line[6:])["rows"]
-                        arrivals.append((time.perf_counter(), sum(x["events"] for x in rows)))
-                        ready.set()
-                    if stop.is_set():
-                        return
+        with (
+            httpx.Client(cookies={COOKIE: token}, timeout=None) as client,
+            client.stream("GET", url) as r,
+        ):
+            assert r.status_code == 200, r.read()
+            event = ""
+            for line in r.iter_lines():
+                if line.startswith("event: "):
+                    event = line[7:]
+                elif line.startswith("data: ") and event == "bars":
+                    rows = json.loads(line[6:])["rows"]
+                    arrivals.append((time.perf_counter(), sum(x["events"] for x in rows)))
+                    ready.set()
+                if stop.is_set():
+                    return
 
     reader = threading.Thread(target=read_stream, daemon=True)
     reader.start()

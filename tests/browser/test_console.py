@@ -100,6 +100,8 @@ def test_a_query_runs_and_shows_its_rows(browser: Any, console_server: Server) -
         time.sleep(0.2)
     cells = [c.text for c in browser.find_elements(By.CSS_SELECTOR, "#results tbody td")]
     assert cells == [instrument, "1"]
+    bars = browser.find_elements(By.CSS_SELECTOR, "#result-chart svg rect")
+    assert len(bars) == 1  # the result as a chart too: trades by instrument
     screenshot(browser, "explore-query")
 
     sql.clear()

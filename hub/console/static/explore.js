@@ -46,6 +46,43 @@
     }
   }
 
+  // A bar chart of the first numeric column by the first other column (first 30 rows), when
+  // the result has both; nothing otherwise.
+  function chart(columns, rows) {
+    const root = document.getElementById("result-chart");
+    root.replaceChildren();
+    const isNum = (v) => typeof v === "number" || (typeof v === "string" && /^-?\d+(\.\d+)?$/.test(v));
+    const value = columns.find((c) => rows.length && rows.every((r) => isNum(r[c])));
+    const label = columns.find((c) => c !== value);
+    if (!value || !label) return;
+    const shown = rows.slice(0, 30);
+    const max = Math.max(...shown.map((r) => Math.abs(Number(r[value])))) || 1;
+    const NS = "http://www.w3.org/2000/svg", H = 18, W = 900, L = 180;
+    const svg = document.createElementNS(NS, "svg");
+    svg.setAttribute("viewBox", `0 0 ${W} ${shown.length * H + 24}`);
+    svg.setAttribute("class", "bars");
+    shown.forEach((r, i) => {
+      const w = ((W - L - 90) * Math.abs(Number(r[value]))) / max;
+      const text = document.createElementNS(NS, "text");
+      text.setAttribute("x", L - 6); text.setAttribute("y", i * H + 13);
+      text.setAttribute("text-anchor", "end"); text.setAttribute("class", "axis");
+      text.textContent = String(r[label]).slice(0, 28);
+      const rect = document.createElementNS(NS, "rect");
+      rect.setAttribute("x", L); rect.setAttribute("y", i * H + 3);
+      rect.setAttribute("width", Math.max(1, w)); rect.setAttribute("height", H - 6);
+      const num = document.createElementNS(NS, "text");
+      num.setAttribute("x", L + w + 4); num.setAttribute("y", i * H + 13);
+      num.setAttribute("class", "axis"); num.textContent = String(r[value]);
+      svg.append(text, rect, num);
+    });
+    const caption = document.createElementNS(NS, "text");
+    caption.setAttribute("x", L); caption.setAttribute("y", shown.length * H + 18);
+    caption.setAttribute("class", "axis");
+    caption.textContent = `${value} by ${label}` + (rows.length > 30 ? " (first 30 rows)" : "");
+    svg.appendChild(caption);
+    root.appendChild(svg);
+  }
+
   async function run() {
     error.textContent = "";
     status.textContent = "running…";
@@ -55,6 +92,7 @@
       });
       const data = await response.json();
       hub.table(document.getElementById("results"), data.columns, data.rows);
+      chart(data.columns, data.rows);
       status.textContent = `${data.rows.length} rows in ${response.headers.get("x-hub-elapsed-ms")} ms`;
       status.dataset.rows = data.rows.length;
     } catch (e) {

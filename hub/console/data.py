@@ -366,6 +366,63 @@ def ledger_key(
     return {"verifier_key": hub_of(request).ledger.public_key()}
 
 
+@router.get("/ledger/checkpoints", response_model=Open)
+def ledger_checkpoints(
+    request: Request,
+    limit: int = Query(10, ge=1, le=100),
+    _: Principal = Depends(authorize("ledger.read")),
+) -> dict[str, Any]:
+    """The latest signed checkpoints (tree size, root, time), newest first."""
+    ledger = hub_of(request).ledger
+    size = ledger.store.tree_size()
+    found = ledger.checkpoints(min_size=max(0, size - 100_000))[-limit:]
+    return {
+        "checkpoints": [
+            {
+                "size": c.size,
+                "root": c.root.hex(),
+                "time": datetime.fromtimestamp(c.time_us / 1e6, UTC).isoformat(),
+            }
+            for c in reversed(found)
+        ]
+    }
+
+
+class EvidenceIn(BaseModel):
+    since: str = Field(alias="from", min_length=1, max_length=64)
+    until: str = Field(alias="to", min_length=1, max_length=64)
+    controls: str = Field(default="CC6,CC7,CC8,PI1", max_length=200)
+
+
+@router.post("/evidence", responses={200: {"content": {"application/zip": {}}}})
+def evidence(
+    body: EvidenceIn,
+    request: Request,
+    principal: Principal = Depends(authorize("evidence.export")),
+) -> Response:
+    """A SOC 2 evidence pack (zip) for a period, as ``POST /v1/evidence``."""
+    from hub.api.routers.ledger import export_evidence_pack
+    from ledger.controls import parse_controls
+    from ledger.evidence import parse_time
+
+    try:
+        wanted = parse_controls(body.controls)
+    except ValueError as exc:
+        raise InvalidInput(f"controls: {exc}", code="invalid_controls") from exc
+    pack = export_evidence_pack(
+        hub_of(request),
+        parse_time(body.since, "from"),
+        parse_time(body.until, "to"),
+        wanted,
+        actor=principal.id,
+    )
+    return Response(
+        pack.data,
+        media_type="application/zip",
+        headers={"content-disposition": f'attachment; filename="{pack.filename}"'},
+    )
+
+
 # -- Explore ----------------------------------------------------------------------------------
 @router.get("/catalog", response_model=Open)
 def catalog(request: Request, _: Principal = Depends(authorize("catalog.read"))) -> dict[str, Any]:

@@ -262,3 +262,34 @@ def test_payments_page_summary_and_a_case_opened_and_closed(
         "/ui/api/cases", json={"reason": "x"}, headers={"X-CSRF-Token": page_csrf(client)}
     )
     assert refused.status_code == 403 and "case.open" in refused.json()["message"]
+
+
+def test_ledger_checkpoints_and_an_evidence_pack_that_verifies(
+    console: tuple[Hub, TestClient],
+) -> None:
+    import io
+    import json
+    import zipfile
+
+    from audit.bundle import verify_pack
+
+    hub, client = console
+    login(client, hub.keys.create(["compliance_officer"], principal="cora").token)
+    hub.ledger.sync(force_checkpoint=True)
+    cps = client.get("/ui/api/ledger/checkpoints").json()["checkpoints"]
+    assert cps and cps[0]["size"] == hub.ledger.store.tree_size()
+    r = client.post(
+        "/ui/api/evidence",
+        json={"from": "2020-01-01T00:00:00Z", "to": "2100-01-01T00:00:00Z"},
+        headers={"X-CSRF-Token": page_csrf(client)},
+    )
+    assert r.status_code == 200, r.text[:300]
+    assert r.headers["content-type"] == "application/zip"
+    with zipfile.ZipFile(io.BytesIO(r.content)) as zf:
+        assert verify_pack(zf, json.loads(zf.read("manifest.json"))).startswith("OK")
+    r = client.post(
+        "/ui/api/evidence",
+        json={"from": "2020-01-01T00:00:00Z", "to": "2100-01-01T00:00:00Z", "controls": "XX9"},
+        headers={"X-CSRF-Token": page_csrf(client)},
+    )
+    assert r.status_code == 422 and "XX9" in r.json()["message"]

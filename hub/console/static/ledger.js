@@ -180,4 +180,36 @@
   if (wanted.get("topic")) form.elements.topic.value = wanted.get("topic");
   if (wanted.get("event_id")) form.elements.event_id.value = wanted.get("event_id");
   search(form).catch(showError);
+
+  async function checkpoints() {
+    const data = await hub.json("/ui/api/ledger/checkpoints?limit=10");
+    hub.table(document.getElementById("checkpoints"), ["size", "time", "root"], data.checkpoints);
+  }
+
+  const evidence = document.getElementById("evidence");
+  const day = new Date(Date.now() - 24 * 3600 * 1000).toISOString();
+  evidence.elements.from.value = day.slice(0, 19) + "Z";
+  evidence.elements.to.value = new Date(Date.now() + 60 * 1000).toISOString().slice(0, 19) + "Z";
+  evidence.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const status = document.getElementById("evidence-status");
+    status.textContent = "exporting…";
+    try {
+      const body = Object.fromEntries(new FormData(evidence));
+      const response = await hub.call("/ui/api/evidence", { method: "POST", json: body });
+      const name = /filename="([^"]+)"/.exec(response.headers.get("content-disposition") || "");
+      const blob = await response.blob();
+      const a = document.createElement("a");
+      a.href = URL.createObjectURL(blob);
+      a.download = name ? name[1] : "evidence.zip";
+      document.body.appendChild(a);
+      a.click();
+      a.remove();
+      status.textContent = `${a.download}: ${blob.size} bytes (verify it with hub-verify)`;
+    } catch (e) {
+      status.textContent = e.message;
+    }
+  });
+  checkpoints().catch((e) => hub.table(document.getElementById("checkpoints"), ["refused"],
+    [{ refused: e.message }]));
 })();

@@ -426,15 +426,21 @@ def evidence(
 # -- Explore ----------------------------------------------------------------------------------
 @router.get("/catalog", response_model=Open)
 def catalog(request: Request, _: Principal = Depends(authorize("catalog.read"))) -> dict[str, Any]:
-    """The views (projections' tables with their columns, types and descriptions) by store."""
+    """The views (projections' tables with their columns, types and descriptions) by store,
+    and the catalog's named queries (shipped with the hub, e.g. ``mark_to_market``)."""
     from governance.catalog import catalog as datasets
+    from projections.catalog import NAMED_QUERIES
 
     views = [
         {"projection": d.name, "store": d.extra["store"], "tables": d.extra["tables"]}
         for d in datasets(hub_of(request))
         if d.kind == "projection"
     ]
-    return {"projections": views}
+    saved = [
+        {"name": name, "store": q["store"], "description": q["description"], "sql": q["sql"]}
+        for name, q in sorted(NAMED_QUERIES.items())
+    ]
+    return {"projections": views, "queries": saved}
 
 
 @router.post("/query", response_model=Rows, responses={200: {"content": {"text/csv": {}}}})

@@ -104,6 +104,16 @@ def test_a_query_runs_and_shows_its_rows(browser: Any, console_server: Server) -
     assert len(bars) == 1  # the result as a chart too: trades by instrument
     screenshot(browser, "explore-query")
 
+    # A saved (named) query of the catalog: mark-to-market P&L.
+    browser.find_element(By.CSS_SELECTOR, 'button.saved-query[data-name="mark_to_market"]').click()
+    _wait(
+        browser,
+        lambda d: "unrealised_pnl" in d.find_element(By.ID, "results").text,
+        30,
+        "the saved query's columns",
+    )
+    assert "FROM positions AS p" in sql.get_attribute("value")
+
     sql.clear()
     sql.send_keys("SELECT no_such_column FROM ohlcv_1m")
     browser.find_element(By.ID, "run").click()

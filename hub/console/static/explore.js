@@ -9,6 +9,20 @@
 
   async function loadCatalog() {
     const data = await hub.json("/ui/api/catalog");
+    const saved = document.getElementById("saved");
+    saved.replaceChildren();
+    for (const q of data.queries) {
+      const li = document.createElement("li");
+      const b = document.createElement("button");
+      b.type = "button";
+      b.className = "saved-query";
+      b.dataset.name = q.name;
+      b.textContent = q.name;
+      b.title = q.description;
+      b.addEventListener("click", () => { sql.value = q.sql; store.value = q.store; run(); });
+      li.appendChild(b);
+      saved.appendChild(li);
+    }
     const root = document.getElementById("catalog");
     root.replaceChildren();
     for (const p of data.projections) {

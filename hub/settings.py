@@ -98,6 +98,16 @@ class Settings(BaseSettings):
     projection_autostart: bool = Field(
         default=True, description="hub serve follows every projection in the background."
     )
+    # The console's alerts (hub.console.alerts): rules evaluated every N seconds while serving.
+    alert_interval_s: float = Field(
+        default=30.0, ge=0, description="Evaluate alert rules every N s (0: never)."
+    )
+    alert_webhook_url: str | None = Field(
+        default=None, description="POST alert firings and resolutions here (HMAC-signed)."
+    )
+    alert_webhook_secret_file: Path | None = Field(
+        default=None, description="File holding the webhook's HMAC-SHA256 key."
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO")
     log_json: bool = Field(default=True, description="Structured (JSON) logs when true.")
     ledger_origin: str = Field(

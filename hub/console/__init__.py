@@ -22,5 +22,6 @@ def install(app: FastAPI, sessions: SessionStore | None = None) -> None:
     from hub.console import data, pages
 
     app.state.console_sessions = sessions or SessionStore()
+    app.state.console_alerts = None  # an AlertEngine while the app serves (pages.lifespan)
     app.include_router(pages.router)
     app.include_router(data.router)

@@ -488,6 +488,33 @@ def health(
     }
 
 
+@router.get("/alerts", response_model=Open)
+def alerts(
+    request: Request,
+    limit: int = Query(50, ge=1, le=1_000),
+    _: Principal = Depends(authorize("quarantine.read")),
+) -> dict[str, Any]:
+    """Alert events (fired, resolved), newest first, and the rules evaluated."""
+    from domain.alerts import SHIPPED_RULES
+    from hub.console.alerts import engine_for
+
+    engine = request.app.state.console_alerts or engine_for(hub_of(request))
+    return {
+        "events": list(reversed(engine.events(limit))),
+        "rules": [
+            {
+                "name": r.name,
+                "summary": r.summary,
+                "severity": r.severity,
+                "threshold": str(r.threshold),
+                "store": r.store,
+                "sql": r.sql,
+            }
+            for r in SHIPPED_RULES
+        ],
+    }
+
+
 # -- Security ---------------------------------------------------------------------------------
 @router.get("/security/policy", response_model=Open)
 def policy(

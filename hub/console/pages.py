@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from importlib import resources
 from string import Template
 from urllib.parse import parse_qs, urlsplit
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from core.errors import InvalidInput, Unauthenticated
@@ -24,7 +26,24 @@ from hub.api.deps import authorize, hub_of, read_body
 from hub.console.gate import cookie_value, sessions_of
 from hub.console.sessions import COOKIE, LOGIN_COOKIE, new_token, same_token
 
-router = APIRouter(include_in_schema=False)
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """While the app serves, evaluate the alert rules every ``HUB_ALERT_INTERVAL_S``."""
+    from hub.console.alerts import engine_for
+
+    hub = app.state.hub
+    engine = engine_for(hub)
+    app.state.console_alerts = engine
+    if hub.settings.alert_interval_s > 0:
+        engine.start(hub.settings.alert_interval_s)
+    try:
+        yield
+    finally:
+        engine.stop()
+
+
+router = APIRouter(include_in_schema=False, lifespan=lifespan)
 
 # (path, title, the action the page needs, its script)
 PAGES = (

@@ -21,7 +21,19 @@
     hub.table(document.getElementById("lag"), ["projection", "lag", "batch_seq"], data.projections);
   }
 
-  const tick = () => refresh().catch((e) => hub.text("rate", e.message));
+  async function alerts() {
+    const data = await hub.json("/ui/api/alerts");
+    hub.table(document.getElementById("alerts"),
+      ["event_type", "rule", "severity", "value", "threshold", "fired_at", "resolved_at", "alert_id"],
+      data.events.map((e) => ({ ...e, event_type: e.event_type.replace("hub.Alert", "") })));
+    hub.table(document.getElementById("alert-rules"),
+      ["name", "severity", "threshold", "store", "summary", "sql"], data.rules);
+  }
+
+  const tick = () => {
+    refresh().catch((e) => hub.text("rate", e.message));
+    alerts().catch(() => {});
+  };
   tick();
   setInterval(tick, 2000);
 })();

@@ -233,3 +233,29 @@ def test_a_second_person_approves_a_policy_change(browser: Any, console_server: 
     assert now["version"] == proposed.json()["bundle_version"]
     approvals = server.api("GET", f"/v1/policy/changes/{change_id}").json()["approvals"]
     assert owner in str(approvals)
+
+
+def test_a_verifier_key_with_plus_signs_in_its_base64_verifies(
+    browser: Any, console_server: Server
+) -> None:
+    """Key strings are ``name+hexid+base64``; base64 itself may hold ``+`` (a bug once)."""
+    from audit.note import SignerKey, sign_note
+
+    seed = 0
+    while True:  # a key whose encoding has a "+" inside the base64 part
+        signer = SignerKey("test.example/log", seed.to_bytes(32, "big"))
+        if "+" in signer.verifier.encode().split("+", 2)[2]:
+            break
+        seed += 1
+    note = sign_note("test.example/log\n1\n" + "A" * 43 + "=\n", signer).decode()
+    login(browser, console_server, console_server.admin_key, "/ui/ledger")
+    _wait(browser, lambda d: d.execute_script("return !!window.hubLedger"), 30, "the script")
+    outcome = browser.execute_async_script(
+        """
+        const [note, key, done] = arguments;
+        window.hubLedger.verifyNote(note, key).then(() => done('ok'), (x) => done(x.message));
+        """,
+        note,
+        signer.verifier.encode(),
+    )
+    assert outcome == "ok"

@@ -59,7 +59,9 @@
   }
 
   async function verifyNote(note, verifierKey) {
-    const [name, keyHex, keyB64] = verifierKey.trim().split("+");
+    // name+hexid+base64: the name has no "+", but base64 may
+    const [name, keyHex, ...rest] = verifierKey.trim().split("+");
+    const keyB64 = rest.join("+");
     const raw = unb64(keyB64);
     if (raw[0] !== 1 || raw.length !== 33) throw new Error("the verifier key is not an Ed25519 key");
     const publicKey = raw.slice(1);

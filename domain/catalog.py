@@ -145,6 +145,13 @@ TOPICS: tuple[TopicSpec, ...] = (
         "Investigation cases (purpose of use): opened with reason, investigators, expiry; closed.",
     ),
     TopicSpec(
+        "hub.alerts",
+        ("hub.AlertFired", "hub.AlertResolved"),
+        "record",
+        "rule",
+        "Alerts: a rule's condition became true (fired) or false again (resolved).",
+    ),
+    TopicSpec(
         "hub.lineage",
         ("hub.LineageEventRecorded",),
         "topic",

@@ -252,6 +252,7 @@ def serve(obj: Ctx, host: str | None, port: int | None, admin_key_file: str | No
                         [
                             "",
                             f"hub is up on the embedded footprint (data in {h.settings.data_dir})",
+                            f"  Console          {url}/ui   (log in with an API key)",
                             f"  API docs         {url}/docs   (log in with the admin key)",
                             f"  OpenAPI          {url}/openapi.json",
                             f"  Schema Registry  {url}/subjects   (Confluent-compatible)",

@@ -127,6 +127,16 @@ class Settings(BaseSettings):
     )
     flink_checkpoint_interval_ms: int = Field(default=5_000, ge=100, le=3_600_000)
     flink_parallelism: int = Field(default=1, ge=1, le=64)
+    # The console's alerts (hub.console.alerts): rules evaluated every N seconds while serving.
+    alert_interval_s: float = Field(
+        default=30.0, ge=0, description="Evaluate alert rules every N s (0: never)."
+    )
+    alert_webhook_url: str | None = Field(
+        default=None, description="POST alert firings and resolutions here (HMAC-signed)."
+    )
+    alert_webhook_secret_file: Path | None = Field(
+        default=None, description="File holding the webhook's HMAC-SHA256 key."
+    )
     log_json: bool = Field(default=True, description="Structured (JSON) logs when true.")
     metrics_token_file: Path | None = Field(
         default=None,

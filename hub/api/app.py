@@ -415,6 +415,9 @@ def create_app(hub: Hub) -> FastAPI:
     declare_actions(registry_api.router)
     app.include_router(registry_api.router, responses=dict(registry_errors))
     _declare_raw_bodies(app)
+    from hub.console import install as install_console
+
+    install_console(app)  # the web console under /ui (session cookies, see hub.console.gate)
     app.add_middleware(AuthMiddleware, hub=hub)
     # Outermost: request ids, the access log, token scrapes of /metrics (hub.observability).
     readiness = ReadinessCache(hub)

@@ -1,5 +1,8 @@
 """Authentication for every HTTP path except the probes ``GET /health`` and ``GET /ready``.
 
+The web console's paths (``/`` and ``/ui...``) authenticate by session cookie instead
+(``hub.console.gate``); everything else by API key.
+
 Accepted credentials: HTTP Basic ``KEY_ID:SECRET`` (what Confluent clients send with
 ``basic.auth.user.info``) and ``Authorization: Bearer KEY_ID:SECRET``. A pure ASGI middleware, so
 no route (including the OpenAPI document) can be added without it.
@@ -16,6 +19,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from core.errors import Unauthenticated
 from core.ports.policy import Principal
+from hub.console.gate import console_gate, is_console_path
 
 if TYPE_CHECKING:
     from hub.bootstrap import Hub
@@ -53,6 +57,9 @@ class AuthMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or (scope["method"], scope["path"]) in PUBLIC:
             await self.app(scope, receive, send)
+            return
+        if is_console_path(scope["path"]):  # the web console: a session cookie, not a key header
+            await console_gate(self.hub, self.app, scope, receive, send)
             return
         header = ""
         for name, value in scope.get("headers", ()):

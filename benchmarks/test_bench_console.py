@@ -1,0 +1,186 @@
+"""Console benchmark: time from publishing a trade to the Markets chart's data reaching the
+browser's stream (``/ui/api/markets/stream``, Server-Sent Events), at a steady 1,000 trades/s,
+beside the same run's baseline: publish to the market-bars projection's commit (the earliest the
+chart could know). Both as p50 and p99 over every published batch.
+
+The hub serves on 127.0.0.1 (first free port of ``HUB_BENCH_CONSOLE_PORTS``, default
+26080-26089) in this process, as ``hub serve`` does; the stream is read by an HTTP client with a
+console session. Duration ``HUB_BENCH_CONSOLE_SECONDS`` (default 8).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+import time
+
+import httpx
+import pytest
+import uvicorn
+
+from core.events import OutgoingEvent
+from hub.api.app import create_app
+from hub.bootstrap import bootstrap
+from hub.console.sessions import COOKIE
+from hub.settings import load_settings
+
+RATE = 1_000
+SECONDS = float(os.environ.get("HUB_BENCH_CONSOLE_SECONDS", "8"))
+MINUTE_US = 1_767_225_600_000_000  # every trade in one 1-minute bar: its count is the progress
+
+
+@pytest.fixture
+def hub(tmp_path):
+    """A hub as ``hub serve`` runs it: projections follow the log while the app serves."""
+    h = bootstrap(load_settings(environ={}, data_dir=tmp_path / "data"))
+    yield h
+    h.close()
+
+
+def _port() -> int:
+    first, _, last = os.environ.get("HUB_BENCH_CONSOLE_PORTS", "26080-26089").partition("-")
+    for port in range(int(first), int(last or first) + 1):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    pytest.skip(f"no free port in {first}-{last}")
+
+
+def _trades(n: int) -> list[OutgoingEvent]:
+    return [
+        OutgoingEvent(
+            value={
+                "trade_id": f"b{i}",
+                "account_id": f"A{i % 50}",
+                "instrument": "BENCH",
+                "side": "BUY",
+                "quantity": "1.5",
+                "price": f"{100 + i % 7}.25",
+                "currency": "USD",
+                "executed_at": MINUTE_US + i,
+            }
+        )
+        for i in range(n)
+    ]
+
+
+def _percentiles(values: list[float]) -> tuple[float, float]:
+    values = sorted(values)
+    return values[len(values) // 2], values[min(len(values) - 1, int(len(values) * 0.99))]
+
+
+def test_publish_to_chart_update_at_1000_per_second(hub, report):
+    app = create_app(hub)
+    port = _port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    serving = threading.Thread(target=server.run, daemon=True)
+    serving.start()
+    while not server.started:
+        time.sleep(0.05)
+    try:
+        _measure(hub, app, port, report)
+    finally:
+        server.should_exit = True
+        serving.join(timeout=30)
+
+
+def _measure(hub, app, port, report):
+    issued = hub.keys.create(["admin"], principal="bench")
+    token, _ = app.state.console_sessions.open(issued.key_id, "bench")
+    per_tick = RATE // 200  # a batch every 5 ms
+    total = int(SECONDS * 200) * per_tick
+    records = hub.publisher.prepare("trades", _trades(total), "bench", "default")
+
+    runner = hub.projections.runner("market_bars")
+    commits: list[tuple[float, int]] = []  # (time, trades folded so far: sum of next offsets)
+    start_offsets = sum(hub.log.end_offsets("trades").values())
+    runner.hook = lambda step: (
+        commits.append(
+            (time.perf_counter(), sum(p.next_offset for p in runner.checkpoint.positions.values()))
+        )
+        if step == "mirrored"
+        else None
+    )
+    arrivals: list[tuple[float, int]] = []  # (time, trades on the chart)
+    ready = threading.Event()
+    stop = threading.Event()
+
+    def read_stream() -> None:
+        url = f"http://127.0.0.1:{port}/ui/api/markets/stream?instrument=BENCH&currency=USD"
+        with (
+            httpx.Client(cookies={COOKIE: token}, timeout=None) as client,
+            client.stream("GET", url) as r,
+        ):
+            assert r.status_code == 200, r.read()
+            event = ""
+            for line in r.iter_lines():
+                if line.startswith("event: "):
+                    event = line[7:]
+                elif line.startswith("data: ") and event == "bars":
+                    rows = json.loads(line[6:])["rows"]
+                    arrivals.append((time.perf_counter(), sum(x["events"] for x in rows)))
+                    ready.set()
+                if stop.is_set():
+                    return
+
+    reader = threading.Thread(target=read_stream, daemon=True)
+    reader.start()
+    assert ready.wait(60), "the stream sent no first message"
+
+    sent: list[tuple[float, int]] = []  # (time, trades published so far)
+    began = time.perf_counter()
+    for tick in range(0, total // per_tick):
+        due = began + tick * 0.005
+        now = time.perf_counter()
+        if now < due:
+            time.sleep(due - now)
+        hub.log.append("trades", records[tick * per_tick : (tick + 1) * per_tick])
+        sent.append((time.perf_counter(), (tick + 1) * per_tick))
+    achieved = total / (time.perf_counter() - began)
+    deadline = time.perf_counter() + 60
+    while (not arrivals or arrivals[-1][1] < total) and time.perf_counter() < deadline:
+        time.sleep(0.05)
+    stop.set()
+    runner.hook = lambda step: None
+
+    def latencies(seen: list[tuple[float, int]], base: int) -> list[float]:
+        out = []
+        for t_pub, count in sent:
+            for t_seen, n in seen:
+                if t_seen >= t_pub and n - base >= count:
+                    out.append((t_seen - t_pub) * 1000)
+                    break
+        return out
+
+    chart = latencies(arrivals, 0)
+    committed = latencies(commits, start_offsets)
+    assert len(chart) == len(sent), "the chart never showed every published trade"
+    assert committed
+    c50, c99 = _percentiles(chart)
+    b50, b99 = _percentiles(committed)
+    group = "publish->console"
+    report.add(group, "achieved publish rate", achieved, "events/s")
+    report.add(group, "p50 to the projection's commit", b50, "ms", higher_is_better=False)
+    report.add(group, "p99 to the projection's commit", b99, "ms", higher_is_better=False)
+    report.add(
+        group,
+        "p50 to the chart's stream (SSE)",
+        c50,
+        "ms",
+        baseline="p50 to the projection's commit",
+        higher_is_better=False,
+    )
+    report.add(
+        group,
+        "p99 to the chart's stream (SSE)",
+        c99,
+        "ms",
+        baseline="p99 to the projection's commit",
+        higher_is_better=False,
+    )
+    report.add(group, "stream messages", len(arrivals), "messages")

@@ -1,0 +1,250 @@
+"""Alerts: rules (``domain.alerts``) evaluated continuously; firing and resolving are events on
+``hub.alerts`` (so on the ledger), shown in the console and POSTed to a webhook.
+
+Contract:
+1. ``evaluate`` runs each rule's query through the guarded query path as ``principal``
+   (decisions recorded); a rule fires when the value exceeds its threshold, resolves when not.
+2. Only a change of state is an event: one ``hub.AlertFired`` per firing (with a new
+   ``alert_id``), one ``hub.AlertResolved`` naming it. The state is folded from the topic at
+   start, so a restart neither fires again nor forgets a firing.
+3. The event is appended (and acknowledged) BEFORE delivery: a crash between them loses a
+   delivery, never the record. Each event is delivered once per webhook, retried with
+   exponential backoff on a connection error, a 429 or a 5xx; receivers deduplicate by the
+   ``X-Hub-Alert-Event`` header (the event id) if a retry follows a lost answer.
+4. The body is signed: ``X-Hub-Signature-256: sha256=<hex HMAC-SHA256(secret, body)>``.
+
+Not built yet: rules as governed config changes (they are shipped data), e-mail delivery,
+metric conditions (projection lag, quarantine rate).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from core.events import OutgoingEvent
+from core.ports.policy import Principal
+from domain.alerts import AlertRule
+from domain.envelope import uuid7
+
+if TYPE_CHECKING:
+    from hub.bootstrap import Hub
+
+log = logging.getLogger("hub.console.alerts")
+
+ALERTS_TOPIC = "hub.alerts"
+FIRED = "hub.AlertFired"
+RESOLVED = "hub.AlertResolved"
+ALERTING_PRINCIPAL = Principal("hub.alerts", frozenset({"compliance_officer"}))
+
+
+def sign(secret: bytes, body: bytes) -> str:
+    return "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
+
+
+@dataclass(frozen=True)
+class Webhook:
+    url: str
+    secret: bytes
+    attempts: int = 5
+    backoff_s: float = 0.5  # doubles after each failed attempt
+
+
+def deliver(
+    hook: Webhook,
+    event: dict[str, Any],
+    post: Callable[..., httpx.Response] = httpx.post,
+    sleep: Callable[[float], None] = time.sleep,
+) -> bool:
+    """POST ``event`` to ``hook`` (step 3 and 4 of the module docstring); True when accepted."""
+    body = json.dumps(event, sort_keys=True).encode()
+    headers = {
+        "content-type": "application/json",
+        "x-hub-signature-256": sign(hook.secret, body),
+        "x-hub-alert-event": str(event["event_id"]),
+    }
+    delay = hook.backoff_s
+    for attempt in range(1, hook.attempts + 1):
+        try:
+            r = post(hook.url, content=body, headers=headers, timeout=10)
+            if r.status_code < 300:
+                return True
+            if r.status_code != 429 and r.status_code < 500:
+                log.error("alert webhook %s refused the event: %s", hook.url, r.status_code)
+                return False
+            reason = f"HTTP {r.status_code}"
+        except httpx.HTTPError as exc:
+            reason = repr(exc)
+        log.warning("alert webhook %s attempt %d failed: %s", hook.url, attempt, reason)
+        if attempt < hook.attempts:
+            sleep(delay)
+            delay *= 2
+    return False
+
+
+def _number(value: Any) -> Decimal:
+    try:
+        return Decimal(str(value))
+    except InvalidOperation:
+        return Decimal(0)
+
+
+class AlertEngine:
+    """Evaluates ``rules`` for one hub (see the module docstring)."""
+
+    def __init__(
+        self,
+        hub: Hub,
+        rules: Sequence[AlertRule],
+        webhooks: Sequence[Webhook] = (),
+        principal: Principal = ALERTING_PRINCIPAL,
+    ) -> None:
+        self.hub = hub
+        self.rules = tuple(rules)
+        self.webhooks = tuple(webhooks)
+        self.principal = principal
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._firing = {e["rule"]: e["alert_id"] for e in self._fold()}
+
+    def _fold(self) -> list[dict[str, Any]]:
+        """The firing alerts, folded from the topic (step 2)."""
+        firing: dict[str, dict[str, Any]] = {}
+        for e in self.events():
+            if e["event_type"] == FIRED:
+                firing[e["rule"]] = e
+            elif firing.get(e["rule"], {}).get("alert_id") == e["alert_id"]:
+                del firing[e["rule"]]
+        return list(firing.values())
+
+    def events(self, limit: int | None = None) -> list[dict[str, Any]]:
+        """Alert events in log order (the last ``limit``), as JSON objects."""
+        log_ = self.hub.log
+        if ALERTS_TOPIC not in {t.name for t in log_.topics()}:
+            return []
+        out: list[dict[str, Any]] = []
+        for part, end in log_.end_offsets(ALERTS_TOPIC).items():
+            offset = 0
+            while offset < end:
+                batch = self.hub.reader.read(ALERTS_TOPIC, part, offset, 1000)
+                if not batch:
+                    break
+                for r in batch:
+                    out.append(
+                        {
+                            **json.loads(json.dumps(r["value"], default=str)),
+                            "event_type": r["headers"].get("ce_type", ""),
+                            "event_id": r["headers"].get("ce_id", ""),
+                            "timestamp_ms": r["timestamp_ms"],
+                        }
+                    )
+                offset = batch[-1]["offset"] + 1
+        out.sort(key=lambda e: (e["timestamp_ms"], e["event_id"]))
+        return out if limit is None else out[-limit:]
+
+    def measure(self, rule: AlertRule) -> Decimal:
+        table = self.hub.projections.query(self.hub.policy, self.principal, rule.sql, rule.store)
+        rows = table.to_pylist()
+        if not rows or not rows[0]:
+            return Decimal(0)
+        return _number(next(iter(rows[0].values())))
+
+    def evaluate(self) -> list[dict[str, Any]]:
+        """One pass over the rules; the events it appended (fired or resolved), delivered."""
+        changes: list[dict[str, Any]] = []
+        with self._lock:
+            for rule in self.rules:
+                try:
+                    value = self.measure(rule)
+                except Exception:  # one broken rule must not stop the others
+                    log.exception("alert rule %s could not be evaluated", rule.name)
+                    continue
+                firing = value > rule.threshold
+                now = datetime.now(UTC).isoformat()
+                if firing and rule.name not in self._firing:
+                    alert_id = str(uuid7())
+                    value_ = {
+                        "alert_id": alert_id,
+                        "rule": rule.name,
+                        "severity": rule.severity,
+                        "summary": rule.summary,
+                        "value": str(value),
+                        "threshold": str(rule.threshold),
+                        "fired_at": now,
+                    }
+                    changes.append(self._append(FIRED, value_))
+                    self._firing[rule.name] = alert_id
+                elif not firing and rule.name in self._firing:
+                    value_ = {
+                        "alert_id": self._firing.pop(rule.name),
+                        "rule": rule.name,
+                        "value": str(value),
+                        "resolved_at": now,
+                    }
+                    changes.append(self._append(RESOLVED, value_))
+        for event in changes:  # 3. after the append
+            for hook in self.webhooks:
+                deliver(hook, event)
+        return changes
+
+    def _append(self, event_type: str, value: dict[str, Any]) -> dict[str, Any]:
+        event_id = str(uuid7())
+        self.hub.publisher.publish(
+            ALERTS_TOPIC,
+            [
+                OutgoingEvent(
+                    value=value, event_type=event_type, key=value["rule"], event_id=event_id
+                )
+            ],
+            producer=self.principal.id,
+            tenant=self.principal.tenant,
+        )
+        return {**value, "event_type": event_type, "event_id": event_id}
+
+    def start(self, interval_s: float) -> None:
+        def loop() -> None:
+            while not self._stop.wait(interval_s):
+                try:
+                    self.evaluate()
+                except Exception:  # keep evaluating; the failure is in the log
+                    log.exception("alert evaluation failed")
+
+        self._thread = threading.Thread(target=loop, name="hub-alerts", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+            self._thread = None
+
+
+def engine_for(hub: Hub) -> AlertEngine:
+    """The shipped rules and the webhook the settings name (if any)."""
+    from domain.alerts import SHIPPED_RULES
+
+    settings = hub.settings
+    hooks = []
+    if settings.alert_webhook_url:
+        if settings.alert_webhook_secret_file is None:
+            from core.errors import ConfigError
+
+            raise ConfigError(
+                "HUB_ALERT_WEBHOOK_URL is set without HUB_ALERT_WEBHOOK_SECRET_FILE: alerts are "
+                "signed, so name the file holding the HMAC key."
+            )
+        secret = settings.alert_webhook_secret_file.read_bytes().strip()
+        hooks.append(Webhook(settings.alert_webhook_url, secret))
+    return AlertEngine(hub, SHIPPED_RULES, hooks)

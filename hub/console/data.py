@@ -1,0 +1,558 @@
+"""The console's data calls (``/ui/api/...``): JSON for the pages' scripts, and one live stream.
+
+Every call declares its policy action(s) with ``authorize(...)``, so the PolicyEngine decides it
+and the decision is recorded on the ledger like any API access. Queries go through the guarded
+query path (``ProjectionService.query``: the views the principal may see, masked and filtered by
+tenant); Explore's queries and exports through ``export_query``, one lineage run each, as
+``POST /v1/query``. State-changing calls are POSTs, which the gate admits only with the
+session's CSRF token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import Response, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+
+from core.errors import InvalidInput
+from core.ports.policy import Principal
+from hub.api.deps import MAX_INT64, authorize, hub_of
+from hub.console.gate import live_session, sessions_of
+
+router = APIRouter(prefix="/ui/api", include_in_schema=False)
+
+_SYMBOL = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+_CURRENCY = re.compile(r"^[A-Z]{3}$")
+STREAM_POLL_S = 0.05  # how often a live stream looks at the projection's batch number
+KEY_RECHECK_S = 5.0  # how often a live stream re-reads its session's key (revocation)
+
+
+class Open(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class Rows(BaseModel):
+    columns: list[str]
+    rows: list[dict[str, Any]]
+
+
+class Bars(Rows):
+    instrument: str
+    currency: str
+    batch_seq: int
+
+
+class QueryIn(BaseModel):
+    sql: str = Field(min_length=1, max_length=100_000)
+    store: str = Field(default="analytics", pattern="^(analytics|transactional)$")
+    format: str = Field(default="json", pattern="^(json|csv)$")
+
+
+class ApproveIn(BaseModel):
+    reason: str = Field(min_length=1, max_length=2_000)
+
+
+def _rows(table: Any) -> dict[str, Any]:
+    """A query result as ``{"columns", "rows"}`` in the canonical JSON representations."""
+    from projections.types import render
+
+    data, _ = render(table, "json")
+    out: dict[str, Any] = json.loads(data)
+    return out
+
+
+def _symbol(value: str, what: str, pattern: re.Pattern[str]) -> str:
+    if not pattern.match(value):
+        raise InvalidInput(
+            f"{what}={value[:80]!r} is not valid: use letters, digits and . _ : - "
+            "(currencies: three capital letters, e.g. USD).",
+            code="invalid_parameter",
+        )
+    return value
+
+
+def _query(hub: Any, principal: Principal, sql: str) -> dict[str, Any]:
+    return _rows(hub.projections.query(hub.policy, principal, sql, "analytics"))
+
+
+# -- Markets ----------------------------------------------------------------------------------
+@router.get("/markets/instruments", response_model=Rows)
+def instruments(
+    request: Request, principal: Principal = Depends(authorize("query.run"))
+) -> dict[str, Any]:
+    """Instruments with 1-minute bars: number of bars, last close and its change over the day."""
+    sql = (
+        "SELECT instrument, currency, count() AS bars, max(window_start) AS last_bar, "
+        "argMax(close, window_start) AS last_close, argMin(open, window_start) AS first_open "
+        "FROM ohlcv_1m GROUP BY instrument, currency ORDER BY instrument, currency"
+    )
+    return _query(hub_of(request), principal, sql)
+
+
+def bars_sql(instrument: str, currency: str, limit: int) -> str:
+    return (
+        "SELECT window_start, open, high, low, close, volume, vwap, events FROM ("
+        "SELECT window_start, open, high, low, close, volume, vwap, events FROM ohlcv_1m "
+        f"WHERE instrument = '{instrument}' AND currency = '{currency}' "
+        f"ORDER BY window_start DESC LIMIT {int(limit)}) ORDER BY window_start"
+    )
+
+
+def _bars(
+    hub: Any,
+    principal: Principal,
+    instrument: str,
+    currency: str,
+    limit: int,
+    grants: Any = None,
+) -> Any:
+    """The bars as ``/markets/bars`` answers them. With ``grants`` (what the principal may see
+    of the views, decided by the policy engine a moment ago), the query runs under them without
+    deciding again: the live stream re-decides them every ``KEY_RECHECK_S`` instead of on every
+    push, which would record two decisions per projection commit."""
+    seq = hub.projections.runner("market_bars").checkpoint.batch_seq
+    sql = bars_sql(instrument, currency, limit)
+    if grants is None:
+        found = _query(hub, principal, sql)
+    else:
+        from projections.types import canonical
+
+        found = _rows(canonical(hub.projections.store("analytics").query(sql, grants)))
+    return {**found, "instrument": instrument, "currency": currency, "batch_seq": seq}
+
+
+@router.get("/markets/bars", response_model=Bars)
+def bars(
+    request: Request,
+    instrument: str = Query(..., max_length=64),
+    currency: str = Query("USD", max_length=3),
+    limit: int = Query(120, ge=1, le=2_000),
+    principal: Principal = Depends(authorize("query.run")),
+) -> Any:
+    """The last ``limit`` one-minute OHLCV bars (with VWAP) of one instrument and currency."""
+    _symbol(instrument, "instrument", _SYMBOL)
+    _symbol(currency, "currency", _CURRENCY)
+    return _bars(hub_of(request), principal, instrument, currency, limit)
+
+
+@router.get("/markets/positions", response_model=Rows)
+def positions(
+    request: Request, principal: Principal = Depends(authorize("query.run"))
+) -> dict[str, Any]:
+    """Positions with realised P&L, and unrealised P&L marked to the latest quote (where a
+    quote in the position's currency exists; otherwise ``mark`` is null)."""
+    from projections.catalog import MARK_TO_MARKET_SQL
+
+    hub = hub_of(request)
+    held = _query(
+        hub,
+        principal,
+        "SELECT account_id, instrument, currency, quantity, avg_cost, realised_pnl, fees "
+        "FROM positions ORDER BY account_id, instrument, currency LIMIT 500",
+    )
+    marked = _query(hub, principal, MARK_TO_MARKET_SQL)
+    marks = {(r["account_id"], r["instrument"], r["currency"]): r for r in marked["rows"]}
+    for row in held["rows"]:
+        m = marks.get((row["account_id"], row["instrument"], row["currency"]))
+        row["mark"] = None if m is None else m["mark"]
+        row["unrealised_pnl"] = None if m is None else m["unrealised_pnl"]
+    held["columns"] += ["mark", "unrealised_pnl"]
+    return held
+
+
+@router.get("/markets/stream")
+async def stream(
+    request: Request,
+    instrument: str = Query(..., max_length=64),
+    currency: str = Query("USD", max_length=3),
+    limit: int = Query(120, ge=1, le=2_000),
+    principal: Principal = Depends(authorize("query.run")),
+) -> StreamingResponse:
+    """Server-Sent Events: ``bars`` (as ``/markets/bars``) now and whenever the market-bars
+    projection commits a new batch; a comment every 15 s keeps proxies from closing it. The
+    stream ends when the session's key is revoked or expires, or the session ends."""
+    _symbol(instrument, "instrument", _SYMBOL)
+    _symbol(currency, "currency", _CURRENCY)
+    hub = hub_of(request)
+    token = request.state.console_token
+    store = sessions_of(request.scope)
+
+    def decide_grants() -> Any:
+        return hub.projections.grants(hub.policy, principal, "analytics")
+
+    async def events() -> AsyncIterator[bytes]:
+        seen = -1
+        last_beat = last_check = time.monotonic()
+        grants = None  # the first push decides (and ensures the views) through the full path
+        while not await request.is_disconnected():
+            now = time.monotonic()
+            if now - last_check >= KEY_RECHECK_S:
+                last_check = now
+                if live_session(hub, store, token) is None:
+                    yield b"event: ended\ndata: {}\n\n"
+                    return
+                grants = await run_in_threadpool(decide_grants)
+            seq = hub.projections.runner("market_bars").checkpoint.batch_seq
+            if seq != seen:
+                seen = seq
+                found = await run_in_threadpool(
+                    _bars, hub, principal, instrument, currency, limit, grants
+                )
+                if grants is None:
+                    grants = await run_in_threadpool(decide_grants)
+                found["sent_at"] = datetime.now(UTC).isoformat()
+                yield b"event: bars\ndata: " + json.dumps(found).encode() + b"\n\n"
+                last_beat = now
+            elif now - last_beat >= 15:
+                last_beat = now
+                yield b": keep-alive\n\n"
+            await asyncio.sleep(STREAM_POLL_S)
+
+    return StreamingResponse(
+        events(),
+        media_type="text/event-stream",
+        headers={"x-accel-buffering": "no"},
+    )
+
+
+# -- Payments and AML ---------------------------------------------------------------------------
+class CaseOpenIn(BaseModel):
+    reason: str = Field(min_length=1, max_length=2_000)
+    subjects: list[str] = Field(default_factory=list, max_length=1_000)
+
+
+class CaseCloseIn(BaseModel):
+    reason: str = Field(min_length=1, max_length=2_000)
+
+
+@router.get("/payments/summary", response_model=Open)
+def payments_summary(
+    request: Request, principal: Principal = Depends(authorize("query.run"))
+) -> dict[str, Any]:
+    """Corridor volumes, accounts with payments just under the AML threshold, and daily-limit
+    breaches, from the payment projections (analytics and transactional views)."""
+    hub = hub_of(request)
+    corridors = _query(
+        hub,
+        principal,
+        "SELECT currency, country, sum(events) AS payments, sum(amount) AS amount "
+        "FROM payment_volumes_1d GROUP BY currency, country ORDER BY amount DESC LIMIT 50",
+    )
+    near = _query(
+        hub,
+        principal,
+        "SELECT account_id, day, currency, near_threshold, near_threshold_amount, events, amount "
+        "FROM aml_daily WHERE near_threshold > 0 "
+        "ORDER BY near_threshold DESC, near_threshold_amount DESC LIMIT 50",
+    )
+    breaches = _rows(
+        hub.projections.query(
+            hub.policy,
+            principal,
+            "SELECT account_id, day, currency, used, daily_limit, payments FROM payment_limits "
+            "WHERE breached = 1 ORDER BY used DESC LIMIT 50",
+            "transactional",
+        )
+    )
+    return {"corridors": corridors, "near_threshold": near, "breaches": breaches}
+
+
+@router.get("/cases", response_model=Open)
+def cases(request: Request, _: Principal = Depends(authorize("case.read"))) -> dict[str, Any]:
+    """Investigation cases, newest first."""
+    found = hub_of(request).cases.list_cases()
+    return {"cases": json.loads(json.dumps(list(reversed(found)), default=str))}
+
+
+@router.post("/cases", response_model=Open)
+def open_case(
+    body: CaseOpenIn, request: Request, who: Principal = Depends(authorize("case.open"))
+) -> dict[str, Any]:
+    """Open a case (an event on the log) naming the accounts it is about."""
+    opened: dict[str, Any] = hub_of(request).cases.open(
+        reason=body.reason, actor=who.id, tenant=who.tenant, subjects=body.subjects
+    )
+    return json.loads(json.dumps(opened, default=str))  # type: ignore[no-any-return]
+
+
+@router.post("/cases/{case_id}/close", response_model=Open)
+def close_case(
+    case_id: Annotated[str, Path(max_length=100)],
+    body: CaseCloseIn,
+    request: Request,
+    who: Principal = Depends(authorize("case.close")),
+) -> dict[str, Any]:
+    closed: dict[str, Any] = hub_of(request).cases.close(case_id, actor=who.id, reason=body.reason)
+    return json.loads(json.dumps(closed, default=str))  # type: ignore[no-any-return]
+
+
+# -- Ledger -----------------------------------------------------------------------------------
+@router.get("/ledger/entries", response_model=Open)
+def ledger_entries(
+    request: Request,
+    actor: str | None = Query(None, max_length=200),
+    action: str | None = Query(None, max_length=200),
+    topic: str | None = Query(None, max_length=255),
+    since: str | None = Query(None, alias="from", max_length=64),
+    until: str | None = Query(None, alias="to", max_length=64),
+    after: int = Query(-1, ge=-1, le=MAX_INT64),
+    limit: int = Query(50, ge=1, le=1_000),
+    _: Principal = Depends(authorize("ledger.read")),
+) -> dict[str, Any]:
+    """Ledger entries by actor, action, topic and time (ISO), newest first when no ``after``."""
+    from ledger.evidence import parse_time
+
+    def ms(text: str | None, what: str) -> int | None:
+        return None if not text else int(parse_time(text, what).timestamp() * 1000)
+
+    entries = hub_of(request).ledger.entries(
+        actor=actor or None,
+        action=action or None,
+        topic=topic or None,
+        since_ms=ms(since, "from"),
+        until_ms=ms(until, "to"),
+        after=after,
+        limit=limit,
+    )
+    return {"entries": entries, "next_after": entries[-1]["index"] if entries else after}
+
+
+@router.get("/ledger/entries/{index}", response_model=Open)
+def ledger_entry(
+    index: Annotated[int, Path(ge=0, le=MAX_INT64)],
+    request: Request,
+    _: Principal = Depends(authorize("ledger.read")),
+) -> dict[str, Any]:
+    """One entry with its fields (digests and headers), the latest signed checkpoint and the
+    inclusion proof the browser verifies."""
+    from ledger.errors import CheckpointNotFound
+
+    ledger = hub_of(request).ledger
+    try:
+        found: dict[str, Any] = ledger.entry(index)
+    except CheckpointNotFound:
+        ledger.sync(force_checkpoint=True)
+        found = ledger.entry(index)
+    return found
+
+
+@router.get("/ledger/lookup", response_model=Open)
+def ledger_lookup(
+    request: Request,
+    event_id: str = Query(..., min_length=1, max_length=200),
+    _: Principal = Depends(authorize("ledger.read")),
+) -> dict[str, Any]:
+    """The entry index of an event id."""
+    from ledger.lookup import find_entry
+
+    found: dict[str, Any] = find_entry(hub_of(request).ledger, event_id=event_id)
+    return {"index": found["index"]}
+
+
+@router.get("/ledger/key", response_model=Open)
+def ledger_key(
+    request: Request, _: Principal = Depends(authorize("ledger.read"))
+) -> dict[str, Any]:
+    """The checkpoint signer's verifier key (``name+id+base64(0x01 || public key)``)."""
+    return {"verifier_key": hub_of(request).ledger.public_key()}
+
+
+@router.get("/ledger/checkpoints", response_model=Open)
+def ledger_checkpoints(
+    request: Request,
+    limit: int = Query(10, ge=1, le=100),
+    _: Principal = Depends(authorize("ledger.read")),
+) -> dict[str, Any]:
+    """The latest signed checkpoints (tree size, root, time), newest first."""
+    ledger = hub_of(request).ledger
+    size = ledger.store.tree_size()
+    found = ledger.checkpoints(min_size=max(0, size - 100_000))[-limit:]
+    return {
+        "checkpoints": [
+            {
+                "size": c.size,
+                "root": c.root.hex(),
+                "time": datetime.fromtimestamp(c.time_us / 1e6, UTC).isoformat(),
+            }
+            for c in reversed(found)
+        ]
+    }
+
+
+class EvidenceIn(BaseModel):
+    since: str = Field(alias="from", min_length=1, max_length=64)
+    until: str = Field(alias="to", min_length=1, max_length=64)
+    controls: str = Field(default="CC6,CC7,CC8,PI1", max_length=200)
+
+
+@router.post("/evidence", responses={200: {"content": {"application/zip": {}}}})
+def evidence(
+    body: EvidenceIn,
+    request: Request,
+    principal: Principal = Depends(authorize("evidence.export")),
+) -> Response:
+    """A SOC 2 evidence pack (zip) for a period, as ``POST /v1/evidence``."""
+    from hub.api.routers.ledger import export_evidence_pack
+    from ledger.controls import parse_controls
+    from ledger.evidence import parse_time
+
+    try:
+        wanted = parse_controls(body.controls)
+    except ValueError as exc:
+        raise InvalidInput(f"controls: {exc}", code="invalid_controls") from exc
+    pack = export_evidence_pack(
+        hub_of(request),
+        parse_time(body.since, "from"),
+        parse_time(body.until, "to"),
+        wanted,
+        actor=principal.id,
+    )
+    return Response(
+        pack.data,
+        media_type="application/zip",
+        headers={"content-disposition": f'attachment; filename="{pack.filename}"'},
+    )
+
+
+# -- Explore ----------------------------------------------------------------------------------
+@router.get("/catalog", response_model=Open)
+def catalog(request: Request, _: Principal = Depends(authorize("catalog.read"))) -> dict[str, Any]:
+    """The views (projections' tables with their columns, types and descriptions) by store,
+    and the catalog's named queries (shipped with the hub, e.g. ``mark_to_market``)."""
+    from governance.catalog import catalog as datasets
+    from projections.catalog import NAMED_QUERIES
+
+    views = [
+        {"projection": d.name, "store": d.extra["store"], "tables": d.extra["tables"]}
+        for d in datasets(hub_of(request))
+        if d.kind == "projection"
+    ]
+    saved = [
+        {"name": name, "store": q["store"], "description": q["description"], "sql": q["sql"]}
+        for name, q in sorted(NAMED_QUERIES.items())
+    ]
+    return {"projections": views, "queries": saved}
+
+
+@router.post("/query", response_model=Rows, responses={200: {"content": {"text/csv": {}}}})
+def query(
+    body: QueryIn, request: Request, principal: Principal = Depends(authorize("query.run"))
+) -> Response:
+    """Run SQL over the views (guarded query path) as JSON rows, or export it as CSV."""
+    from hub.api.routers.projections import export_query
+
+    started = time.perf_counter()
+    data, media = export_query(hub_of(request), principal, body.sql, body.format, body.store)
+    headers = {"x-hub-elapsed-ms": f"{(time.perf_counter() - started) * 1000:.1f}"}
+    if body.format == "csv":
+        headers["content-disposition"] = 'attachment; filename="query.csv"'
+    return Response(data, media_type=media, headers=headers)
+
+
+# -- Data health ------------------------------------------------------------------------------
+@router.get("/health", response_model=Open)
+def health(
+    request: Request,
+    _: Principal = Depends(authorize("quarantine.read")),
+    __: Principal = Depends(authorize("projection.read")),
+) -> dict[str, Any]:
+    """Records per topic (the page turns two readings into a rate), quarantine by topic and
+    rule, and each projection's lag."""
+    hub = hub_of(request)
+    topics = {
+        t.name: sum(hub.log.end_offsets(t.name).values())
+        for t in hub.log.topics()
+        if not t.name.startswith(("hub.", "_"))
+    }
+    stats = hub.ingest.stats.snapshot()
+    lag = [
+        {"projection": s["projection"], "lag": s["lag"], "batch_seq": s["batch_seq"]}
+        for s in hub.projections.status()
+    ]
+    return {
+        "at": time.time(),
+        "records": topics,
+        "accepted": stats["accepted"],
+        "rejected": stats["rejected"],
+        "by_rule": stats["by_rule"],
+        "projections": lag,
+    }
+
+
+@router.get("/alerts", response_model=Open)
+def alerts(
+    request: Request,
+    limit: int = Query(50, ge=1, le=1_000),
+    _: Principal = Depends(authorize("quarantine.read")),
+) -> dict[str, Any]:
+    """Alert events (fired, resolved), newest first, and the rules evaluated."""
+    from domain.alerts import SHIPPED_RULES
+    from hub.console.alerts import engine_for
+
+    engine = request.app.state.console_alerts or engine_for(hub_of(request))
+    return {
+        "events": list(reversed(engine.events(limit))),
+        "rules": [
+            {
+                "name": r.name,
+                "summary": r.summary,
+                "severity": r.severity,
+                "threshold": str(r.threshold),
+                "store": r.store,
+                "sql": r.sql,
+            }
+            for r in SHIPPED_RULES
+        ],
+    }
+
+
+# -- Security ---------------------------------------------------------------------------------
+@router.get("/security/policy", response_model=Open)
+def policy(
+    request: Request, _: Principal = Depends(authorize("policy.read", "policy"))
+) -> dict[str, Any]:
+    """The active policy bundle's text (every file) and the changes waiting for approval."""
+    from hub.api.routers.policy import _changes
+
+    changes = _changes(request.app)
+    changes.store.refresh()
+    bundle = changes.store.active_bundle()
+    return {
+        "version": bundle.version,
+        "engine": hub_of(request).settings.policy_engine,
+        "files": {name: bundle.files[name] for name in sorted(bundle.files)},
+        "pending": [c.summary() for c in changes.store.changes() if c.status == "pending_approval"],
+    }
+
+
+@router.post("/security/policy/changes/{change_id}/approve", response_model=Open)
+def approve(
+    change_id: Annotated[str, Path(max_length=100)],
+    body: ApproveIn,
+    request: Request,
+    principal: Principal = Depends(authorize("policy.approve", "policy")),
+) -> dict[str, Any]:
+    """Approve a pending policy change (the two-person rule applies: not its proposer)."""
+    from hub.api.routers.policy import _changes
+
+    summary: dict[str, Any] = (
+        _changes(request.app).approve(principal, change_id, body.reason).summary()
+    )
+    return summary
+
+
+@router.get("/security/keys", response_model=Open)
+def keys(request: Request, principal: Principal = Depends(authorize("keys.read"))) -> Any:
+    """The API keys this principal may manage (never a hash or a secret)."""
+    hub = hub_of(request)
+    mine = [k.public() for k in hub.keys.all() if hub.keys.may_manage(principal, k)]
+    return {"keys": json.loads(json.dumps(mine, default=str))}

@@ -1,0 +1,78 @@
+// Shared helpers of the console's pages: data calls with the session's CSRF token, tables.
+"use strict";
+
+const hub = (() => {
+  const csrf = () => document.querySelector('meta[name="csrf-token"]').content;
+
+  async function call(path, options = {}) {
+    const opts = { credentials: "same-origin", headers: {}, ...options };
+    if (opts.method && opts.method !== "GET") {
+      opts.headers = { ...opts.headers, "X-CSRF-Token": csrf() };
+    }
+    if (opts.json !== undefined) {
+      opts.body = JSON.stringify(opts.json);
+      opts.headers["Content-Type"] = "application/json";
+      delete opts.json;
+    }
+    const response = await fetch(path, opts);
+    if (response.status === 401) {
+      window.location = "/ui/login?next=" + encodeURIComponent(location.pathname + location.search);
+      throw new Error("Your session has ended: log in again.");
+    }
+    if (!response.ok) {
+      let message = response.status + " " + response.statusText;
+      try { message = (await response.json()).message || message; } catch (e) { /* not JSON */ }
+      const error = new Error(message);
+      error.status = response.status;
+      throw error;
+    }
+    return response;
+  }
+
+  async function json(path, options) {
+    return (await call(path, options)).json();
+  }
+
+  function cell(value) {
+    if (value === null || value === undefined) return "";
+    if (typeof value === "object") return JSON.stringify(value);
+    return String(value);
+  }
+
+  // Fill <table> `el` with `rows` (objects) under `columns`; `onRow(row, tr)` may add behaviour.
+  function table(el, columns, rows, onRow) {
+    el.replaceChildren();
+    const head = el.createTHead().insertRow();
+    for (const c of columns) {
+      const th = document.createElement("th");
+      th.textContent = c;
+      head.appendChild(th);
+    }
+    const body = el.createTBody();
+    for (const row of rows) {
+      const tr = body.insertRow();
+      for (const c of columns) {
+        const td = tr.insertCell();
+        td.textContent = cell(row[c]);
+        if (typeof row[c] === "number" || /^-?\d+(\.\d+)?$/.test(cell(row[c]))) td.className = "num";
+      }
+      if (onRow) onRow(row, tr);
+    }
+    if (!rows.length) {
+      const td = body.insertRow().insertCell();
+      td.colSpan = columns.length || 1;
+      td.textContent = "no rows";
+      td.className = "muted";
+    }
+  }
+
+  function text(id, value) {
+    document.getElementById(id).textContent = value;
+  }
+
+  document.getElementById("logout")?.addEventListener("click", async () => {
+    try { await call("/ui/logout", { method: "POST" }); } finally { window.location = "/ui/login"; }
+  });
+
+  return { call, json, table, text, csrf };
+})();

@@ -428,12 +428,11 @@ def evidence(
 def catalog(request: Request, _: Principal = Depends(authorize("catalog.read"))) -> dict[str, Any]:
     """The views (projections' tables with their columns, types and descriptions) by store,
     and the catalog's named queries (shipped with the hub, e.g. ``mark_to_market``)."""
-    from governance.catalog import catalog as datasets
     from projections.catalog import NAMED_QUERIES
 
     views = [
         {"projection": d.name, "store": d.extra["store"], "tables": d.extra["tables"]}
-        for d in datasets(hub_of(request))
+        for d in hub_of(request).catalog.datasets()
         if d.kind == "projection"
     ]
     saved = [

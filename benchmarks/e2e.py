@@ -543,7 +543,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     data = out / "data"
     out.mkdir(parents=True)
 
-    from tests.integration.accounts import open_accounts
+    from tests.service.accounts import open_accounts
 
     from hub.bootstrap import bootstrap
     from hub.cli import init_admin_key

@@ -41,7 +41,7 @@ from projections.flink.postgres import FlinkViews
 from projections.flink.service import FlinkProjections
 from tests import infra
 from tests.contract.test_eventlog_kafka import kafka_bootstrap
-from tests.integration.conftest import _serve
+from tests.service.conftest import _serve
 
 pytestmark = pytest.mark.integration
 

@@ -543,11 +543,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     data = out / "data"
     out.mkdir(parents=True)
 
-    from tests.service.accounts import open_accounts
-
     from hub.bootstrap import bootstrap
     from hub.cli import init_admin_key
     from hub.settings import load_settings
+    from tests.service.accounts import open_accounts
 
     meta = {
         "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),

@@ -596,15 +596,14 @@ class RetentionJob:
         if policy.max_records is not None:
             keep = max(keep, end - policy.max_records)
         if policy.max_age_ms is not None:
+            # Only records read and found expired are cut: a scan that ends early (a Kafka read
+            # that came back short) never lets the cut run past the last record it saw.
             cutoff = now_ms - policy.max_age_ms
-            young = next(
-                (
-                    r.offset
-                    for r in self._records(policy.name, part, start)
-                    if r.timestamp_ms >= cutoff
-                ),
-                end,
-            )
+            young = start
+            for r in self._records(policy.name, part, start):
+                if r.timestamp_ms >= cutoff:
+                    break
+                young = r.offset + 1
             keep = max(keep, young)
         return min(keep, end)
 

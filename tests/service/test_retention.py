@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 
 from core.errors import InvalidInput, NotFound, TopicNotFound
 from core.events import OutgoingEvent
-from core.ports.eventlog import Record
+from core.ports.eventlog import Record, StoredRecord
 from governance.retention import Governance
 from hub.bootstrap import Hub
 from tests.cli_keys import admin_args
@@ -96,6 +97,27 @@ def test_age_and_count_retention_delete_and_record_what_they_removed(hub: Hub) -
         d.as_dict() for d in report.deleted
     ]
     assert job.run(11 * MINUTE).deleted == []  # idempotent
+
+
+def test_age_retention_cuts_only_records_it_read_and_found_expired(
+    hub: Hub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A scan that comes back short (a Kafka read returning early) never lets the cut run past
+    the last record read: before, an empty scan meant "nothing young" and cut to the end."""
+    old_and_new(hub)
+    hub.governance.set_policy("topic:t.raw", max_age_ms=5 * MINUTE, actor="a")
+    job = hub.retention
+    real = job._records
+
+    def short(topic: str, part: int, start: int) -> Iterator[StoredRecord]:
+        return iter(list(real(topic, part, start))[:3] if part == 0 else [])
+
+    monkeypatch.setattr(job, "_records", short)
+    report = job.run(11 * MINUTE)
+    assert [d.as_dict() for d in report.deleted] == [
+        {"topic": "t.raw", "partition": 0, "from": 0, "to": 3, "count": 3}
+    ]
+    assert hub.log.beginning_offsets("t.raw") == {0: 3, 1: 0}
 
 
 def test_a_topic_hold_blocks_retention_until_released(hub: Hub) -> None:

@@ -94,7 +94,11 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
             )
             assert ok.status_code == 200, ok.text
             # CC7: a verification run.
-            assert client.post("/v1/ledger/verify", headers=cora).json()["ok"] is True
+            report = client.post("/v1/ledger/verify", headers=cora).json()
+            if report["ok"] is not True:  # seen once in CI: verify racing the ledger follower
+                h.ledger.sync()
+                report = client.post("/v1/ledger/verify", headers=cora).json()
+            assert report["ok"] is True, report
             h.ledger.sync(force_checkpoint=True)
             until = datetime.now(UTC) + timedelta(minutes=1)
             r = client.post(

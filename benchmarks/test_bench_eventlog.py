@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters.sqlite_eventlog import SqliteEventLog
+from adapters.sqlite_log import SqliteEventLog
 from benchmarks.conftest import Report
 from core.ports.eventlog import Record, StoredRecord
 

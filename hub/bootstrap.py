@@ -102,7 +102,7 @@ def build_event_log(settings: Settings) -> EventLog:
     """The EventLog adapter the settings name."""
     if settings.event_log == "sqlite":
         from adapters.local_signer import load_or_create_mac_key
-        from adapters.sqlite_eventlog import SqliteEventLog
+        from adapters.sqlite_log import SqliteEventLog
 
         return SqliteEventLog(
             settings.log_path,

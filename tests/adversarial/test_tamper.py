@@ -48,7 +48,7 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from adapters.sqlite_eventlog import _decode_batch, _encode_batch
+from adapters.sqlite_log.batch import decode_batch, encode_batch
 from hub.bootstrap import Hub, bootstrap
 from hub.cli import main
 from hub.settings import load_settings
@@ -185,10 +185,10 @@ def flip(b: bytes, i: int) -> bytes:
 
 def reencode(data: Path, row: tuple[Any, ...], change: Callable[[list[Any]], None]) -> None:
     """Decode a stored batch, let ``change`` edit its columns, store it with a valid CRC."""
-    _n, ts, keys, values, headers = _decode_batch(row[7])
+    _n, ts, keys, values, headers = decode_batch(row[7])
     cols = [list(ts), list(keys), list(values), [tuple(h) for h in headers]]
     change(cols)
-    blob = _encode_batch(cols[1], cols[2], cols[3], cols[0])
+    blob = encode_batch(cols[1], cols[2], cols[3], cols[0])
     with db(data / "log.sqlite") as c:
         c.execute("UPDATE batches SET data = ? WHERE id = ?", (blob, row[0]))
 
@@ -290,10 +290,10 @@ def test_a_batch_duplicated_at_the_end(copy_of: Callable[[], Path], d: Any) -> N
 
 def forged_blob(row: tuple[Any, ...]) -> bytes:
     """A plausible batch: the records of ``row`` with one price changed."""
-    _n, ts, keys, values, headers = _decode_batch(row[7])
+    _n, ts, keys, values, headers = decode_batch(row[7])
     values = list(values)
     values[0] = flip(values[0], len(values[0]) - 2)
-    return _encode_batch(keys, values, [tuple(h) for h in headers], list(ts))
+    return encode_batch(keys, values, [tuple(h) for h in headers], list(ts))
 
 
 @TRIALS

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters.sqlite_eventlog import SqliteEventLog
+from adapters.sqlite_log import SqliteEventLog
 from core.ports.eventlog import EventLog
 from tests.contract.eventlog_contract import EventLogContract, Reopen
 

@@ -34,7 +34,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from adapters.sqlite_eventlog import SqliteEventLog
+from adapters.sqlite_log import SqliteEventLog
 from core.ports.eventlog import EventLog
 from core.ports.policy import Principal
 from core.roles import RoleTablePolicy

@@ -10,7 +10,7 @@ import threading
 import time
 from pathlib import Path
 
-from adapters.sqlite_eventlog import SqliteEventLog
+from adapters.sqlite_log import SqliteEventLog
 from core.events import OutgoingEvent
 from core.ports.eventlog import Record
 from hub.bootstrap import bootstrap

@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
-from adapters.sqlite_eventlog import _decode_batch, _encode_batch
+from adapters.sqlite_log.batch import decode_batch, encode_batch
 from adapters.sqlite_ledgerstore import SqliteLedgerStore
 from audit.merkle import verify_consistency, verify_inclusion
 from audit.note import GENESIS_PREV, checkpoint_hash, open_checkpoint, parse_verifier_key
@@ -361,7 +361,7 @@ def test_tamper_event_byte_broken_crc(synced: Path) -> None:
 def test_tamper_event_value_with_a_valid_crc(synced: Path) -> None:
     idx, part, off = _trade_leaf(synced)
     batch_id, blob, base = _log_batch(synced, part, off)
-    _n, ts, keys, values, headers = _decode_batch(blob)
+    _n, ts, keys, values, headers = decode_batch(blob)
     values = list(values)
     v = bytearray(values[off - base])
     v[-1] ^= 0x01  # one byte of the Avro payload, the batch re-encoded with a fresh CRC
@@ -369,7 +369,7 @@ def test_tamper_event_value_with_a_valid_crc(synced: Path) -> None:
     with sqlite3.connect(synced / "log.sqlite") as db:
         db.execute(
             "UPDATE batches SET data = ? WHERE id = ?",
-            (_encode_batch(keys, values, headers, list(ts)), batch_id),
+            (encode_batch(keys, values, headers, list(ts)), batch_id),
         )
     # The log's MAC chain names the re-encoded batch (by its base offset) before the leaf does.
     err = expect_invalid(synced, f"(trades, {part}, {base})", "fails its MAC")

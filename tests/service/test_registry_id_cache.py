@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters.sqlite_eventlog import SqliteEventLog
+from adapters.sqlite_log import SqliteEventLog
 from core.errors import SchemaNotFound
 from registry.service import SchemaRegistry
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from adapters.sqlite_eventlog import SqliteEventLog
+from adapters.sqlite_log import SqliteEventLog
 from core.errors import InvalidInput
 from core.fold import TopicFold, decoded
 from core.ports.eventlog import Record, StoredRecord

@@ -20,8 +20,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import adapters.sqlite_eventlog as mod
-from adapters.sqlite_eventlog import SqliteEventLog
+import adapters.sqlite_log.log as mod
+from adapters.sqlite_log import SqliteEventLog
+from adapters.sqlite_log.batch import decode_batch, encode_batch
 from core.errors import ConfigError, HubError, StorageBusy
 from core.ports.eventlog import Record, TopicPartition
 
@@ -54,7 +55,7 @@ def with_topic(path: Path, partitions: int = 1) -> Path:
 # -- crash and multi-process ----------------------------------------------------------------------
 APPENDER = """
     import sys
-    from adapters.sqlite_eventlog import SqliteEventLog
+    from adapters.sqlite_log import SqliteEventLog
     from core.ports.eventlog import Record
     log = SqliteEventLog(sys.argv[1], synchronous=sys.argv[2])
     tag, batches, size = sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
@@ -291,15 +292,15 @@ timestamps = st.integers(0, 2**40) | st.integers(0, (1 << 63) - 1)
 )
 def test_the_batch_codec_round_trips(rows: list[tuple]) -> None:
     keys, values, hdrs, stamps = (list(c) for c in zip(*rows, strict=True))
-    n, ts, k, v, h = mod._decode_batch(mod._encode_batch(keys, values, hdrs, stamps))
+    n, ts, k, v, h = decode_batch(encode_batch(keys, values, hdrs, stamps))
     assert (n, list(ts), k, v, [tuple(x) for x in h]) == (len(rows), stamps, keys, values, hdrs)
 
 
 def test_the_batch_codec_handles_more_than_65535_distinct_header_pairs() -> None:
     n = 70_000
     hdrs = [(("id", b"%d" % i), ("type", b"same")) for i in range(n)]
-    blob = mod._encode_batch([None] * n, [b"v"] * n, hdrs, [7] * n)
-    count, ts, keys, values, decoded = mod._decode_batch(blob)
+    blob = encode_batch([None] * n, [b"v"] * n, hdrs, [7] * n)
+    count, ts, keys, values, decoded = decode_batch(blob)
     assert count == n and list(decoded) == hdrs and set(ts) == {7}
     assert keys == [None] * n and values == [b"v"] * n
 
@@ -312,12 +313,12 @@ def _tamper_value(path: Path, topic: str = "t") -> None:
     """Re-encode the first stored batch with one value byte changed and a valid CRC."""
     with sqlite3.connect(path) as db:
         bid, blob = db.execute("SELECT id, data FROM batches ORDER BY id LIMIT 1").fetchone()
-        _n, ts, keys, values, headers = mod._decode_batch(blob)
+        _n, ts, keys, values, headers = decode_batch(blob)
         values = list(values)
         values[0] = values[0][:-1] + bytes([values[0][-1] ^ 1])
         db.execute(
             "UPDATE batches SET data = ? WHERE id = ?",
-            (mod._encode_batch(keys, values, list(headers), list(ts)), bid),
+            (encode_batch(keys, values, list(headers), list(ts)), bid),
         )
 
 

@@ -1,9 +1,10 @@
-"""SqliteEventLog: the embedded EventLog, one SQLite file, the hub's default footprint.
+"""SqliteEventLog: the embedded EventLog, one SQLite file (the stored batch format is in
+``batch``, the authentication MACs in ``auth``, transactions in ``transactions``).
 
 Storage (schema version 1)
 - ``batches``: one row per appended batch per partition, as Kafka stores record batches: topic
   id, partition, base and last offset, record count, max timestamp, and one BLOB holding the
-  records in the columnar format of ``_encode_batch`` (CRC-checked on every read). A read finds
+  records in the columnar format of ``encode_batch`` (CRC-checked on every read). A read finds
   the batch holding its offset through the unique index on (topic, partition, base offset).
 - ``partitions``: each partition's next offset (the end offset), read and advanced inside the
   append's write transaction, so writers in several threads or processes never leave gaps or
@@ -49,24 +50,39 @@ Concurrency and durability
 
 from __future__ import annotations
 
-import dataclasses
 import hmac
 import json
 import sqlite3
 import struct
 import threading
 import time
-import zlib
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
-from itertools import accumulate, chain, repeat
-from operator import sub
+from itertools import repeat
 from pathlib import Path
 from types import TracebackType
-from typing import Final, TypeVar
+from typing import Final
 
+from adapters.sqlite_log.auth import (
+    MIN_MAC_KEY_BYTES,
+    ZERO_MAC,
+    batch_mac,
+    partition_seal,
+    topic_mac,
+)
+from adapters.sqlite_log.batch import (
+    CorruptBatch,
+    InvalidBatch,
+    PartitionGroup,
+    PreparedAppend,
+    StoredTopic,
+    decode_batch,
+    encode_batch,
+    new_metadata,
+    new_stored,
+)
+from adapters.sqlite_log.transactions import SqliteTransaction
 from core.errors import (
     ConfigError,
     HubError,
@@ -90,7 +106,6 @@ from core.ports.eventlog import (
     TopicInfo,
     TopicPartition,
     Transaction,
-    is_transactional_append,
     payload_size,
 )
 from core.ports.eventlog_checks import MAX_TIMESTAMP_MS, record_problem
@@ -178,280 +193,6 @@ _SQL_BATCHES_FROM = (
 )
 
 
-# -- batch format -----------------------------------------------------------------------------
-# Little-endian. Header: crc32 of everything after the crc, format version, flags, record count,
-# base timestamp. Then the sections flagged present, each column-wise so that encoding and
-# decoding are a few C-level calls per batch instead of Python work per record:
-#   timestamps  n x u32 delta from the base, or n x i64 absolute (_TS_WIDE); absent if uniform
-#   keys        n x u32 lengths, [n x u8 null flags if _KEYS_MIXED], the bytes concatenated
-#   values      the same, with _VALUES_*
-#   headers     n x u16 header counts; u16 name count, the names' u16 lengths, the names
-#               (UTF-8); u32 count of distinct (name, value) pairs, each pair's u16 name index,
-#               the pairs' u32 value lengths, the values; per header its pair index, u16 (u32
-#               if _WIDE_PAIRS)
-_HEAD = struct.Struct("<IBBIq")
-_VERSION: Final = 1
-_TS_UNIFORM, _TS_WIDE = 0x01, 0x02
-_KEYS_NULL, _KEYS_MIXED = 0x04, 0x08
-_VALUES_NULL, _VALUES_MIXED = 0x10, 0x20
-_HAS_HEADERS, _WIDE_PAIRS = 0x40, 0x80
-_U16 = 0xFFFF
-
-
-class _Corrupt(Exception):
-    """A stored batch failed its CRC or format check."""
-
-
-class _Invalid(Exception):
-    """A fast validation check failed; ``_explain_invalid`` finds out which record and why."""
-
-
-_T = TypeVar("_T")
-
-
-def _builder(cls: type[_T]) -> Callable[..., list[_T]]:
-    """A constructor of ``n`` frozen-dataclass instances from one iterable per field.
-
-    A frozen dataclass's ``__init__`` sets each field through ``object.__setattr__``: about
-    0.9 us per RecordMetadata, the largest per-record cost of append when profiled. Setting the
-    slots through their descriptors in C-level maps is about 2.4x faster. If the class ever stops
-    being a plain slots dataclass (new field, ``__post_init__``), its constructor is used.
-    """
-    names = tuple(f.name for f in dataclasses.fields(cls))  # type: ignore[arg-type]
-    if getattr(cls, "__slots__", None) != names or hasattr(cls, "__post_init__"):
-        return lambda n, *columns: list(map(cls, *columns))
-    setters = [getattr(cls, name).__set__ for name in names]
-    new = object.__new__
-
-    def build(n: int, *columns: Iterable[object]) -> list[_T]:
-        made: list[_T] = list(map(new, repeat(cls, n)))
-        for set_slot, column in zip(setters, columns, strict=True):
-            deque(map(set_slot, made, column), maxlen=0)
-        return made
-
-    return build
-
-
-_new_metadata = _builder(RecordMetadata)
-_new_stored = _builder(StoredRecord)
-
-
-def _encode_bytes(col: Sequence[bytes | None], parts: list[bytes], null: int, mixed: int) -> int:
-    n = len(col)
-    nulls = col.count(None)
-    if nulls == n:
-        return null
-    if nulls:
-        parts.append(struct.pack(f"<{n}I", *[0 if v is None else len(v) for v in col]))
-        parts.append(bytes([v is None for v in col]))
-        parts.append(b"".join(filter(None, col)))
-        return mixed
-    parts.append(struct.pack(f"<{n}I", *map(len, col)))  # type: ignore[arg-type]
-    parts.append(b"".join(col))  # type: ignore[arg-type]
-    return 0
-
-
-def _encode_headers(headers: Sequence[Headers], parts: list[bytes]) -> int:
-    """Append the header section; return its flags. Raises ``_Invalid`` on malformed pairs."""
-    n = len(headers)
-    counts = list(map(len, headers))
-    flat = list(chain.from_iterable(headers))
-    if set(map(type, flat)) != {tuple}:
-        if not set(map(type, flat)) <= _PAIR_TYPES:
-            raise _Invalid
-        flat = list(map(tuple, flat))  # type: ignore[arg-type]  # the pair table hashes them
-    if set(map(len, flat)) != {2}:
-        raise _Invalid
-    # Distinct (name, value) pairs are stored once per batch: most headers repeat (event type,
-    # producer, tenant), and decoding then shares one tuple per pair instead of making one each.
-    pair_index = dict.fromkeys(flat)
-    pairs = list(pair_index)
-    names = [name for name, _ in pairs]
-    values = [value for _, value in pairs]
-    if set(map(type, names)) != {str} or set(map(type, values)) != {bytes}:
-        raise _Invalid
-    table = list(dict.fromkeys(names))
-    try:
-        encoded = [name.encode() for name in table]
-    except UnicodeEncodeError as exc:
-        raise InvalidInput(f"A header name is not valid Unicode ({exc}); fix the name.") from exc
-    if max(counts) > _U16 or len(table) > _U16 or max(map(len, encoded)) > _U16:
-        raise InvalidInput(
-            f"A batch may carry at most {_U16} headers per record and {_U16} distinct header "
-            f"names of at most {_U16} bytes; this one has up to {max(counts)} headers and "
-            f"{len(table)} names. Split the batch or use fewer header names."
-        )
-    name_index = dict(zip(table, range(len(table)), strict=True))
-    pair_index.update(zip(pairs, range(len(pairs)), strict=True))
-    wide = len(pairs) > _U16
-    parts += (
-        struct.pack(f"<{n}H", *counts),
-        struct.pack("<H", len(table)),
-        struct.pack(f"<{len(table)}H", *map(len, encoded)),
-        b"".join(encoded),
-        struct.pack("<I", len(pairs)),
-        struct.pack(f"<{len(pairs)}H", *map(name_index.__getitem__, names)),
-        struct.pack(f"<{len(pairs)}I", *map(len, values)),
-        b"".join(values),
-        struct.pack(f"<{len(flat)}{'I' if wide else 'H'}", *map(pair_index.__getitem__, flat)),
-    )
-    return _HAS_HEADERS | (_WIDE_PAIRS if wide else 0)
-
-
-def _encode_batch(
-    keys: Sequence[bytes | None],
-    values: Sequence[bytes | None],
-    headers: Sequence[Headers],
-    timestamps: Sequence[int],
-) -> bytes:
-    """Encode one stored batch (inputs already validated); see the format above."""
-    n = len(keys)
-    parts: list[bytes] = []
-    lo, hi = min(timestamps), max(timestamps)
-    flags = 0
-    if lo == hi:
-        flags |= _TS_UNIFORM
-    elif hi - lo <= 0xFFFFFFFF:
-        parts.append(struct.pack(f"<{n}I", *map(sub, timestamps, repeat(lo, n))))
-    else:
-        flags |= _TS_WIDE
-        parts.append(struct.pack(f"<{n}q", *timestamps))
-    flags |= _encode_bytes(keys, parts, _KEYS_NULL, _KEYS_MIXED)
-    flags |= _encode_bytes(values, parts, _VALUES_NULL, _VALUES_MIXED)
-    if any(headers):
-        flags |= _encode_headers(headers, parts)
-    head = _HEAD.pack(0, _VERSION, flags, n, lo)[4:]
-    crc = zlib.crc32(head)
-    for part in parts:
-        crc = zlib.crc32(part, crc)
-    return b"".join((struct.pack("<I", crc), head, *parts))
-
-
-def _slices(blob: bytes, ends: list[int]) -> list[bytes]:
-    return list(map(blob.__getitem__, map(slice, ends, ends[1:])))
-
-
-def _decode_bytes(
-    blob: bytes, pos: int, n: int, flags: int, null: int, mixed: int
-) -> tuple[list[bytes | None], int]:
-    if flags & null:
-        return [None] * n, pos
-    lens = struct.unpack_from(f"<{n}I", blob, pos)
-    pos += 4 * n
-    nulls = b""
-    if flags & mixed:
-        nulls = blob[pos : pos + n]
-        pos += n
-    ends = list(accumulate(lens, initial=pos))
-    col: list[bytes | None] = list(_slices(blob, ends))
-    if nulls:
-        col = [None if null_flag else v for v, null_flag in zip(col, nulls, strict=True)]
-    return col, ends[-1]
-
-
-def _decode_headers(blob: bytes, pos: int, n: int, flags: int) -> list[Headers]:
-    counts = struct.unpack_from(f"<{n}H", blob, pos)
-    pos += 2 * n
-    (t,) = struct.unpack_from("<H", blob, pos)
-    name_ends = list(
-        accumulate(struct.unpack_from(f"<{t}H", blob, pos + 2), initial=pos + 2 + 2 * t)
-    )
-    table = [name.decode() for name in _slices(blob, name_ends)]
-    pos = name_ends[-1]
-    (p,) = struct.unpack_from("<I", blob, pos)
-    pair_names = struct.unpack_from(f"<{p}H", blob, pos + 4)
-    pos += 4 + 2 * p
-    value_ends = list(accumulate(struct.unpack_from(f"<{p}I", blob, pos), initial=pos + 4 * p))
-    pairs = list(zip(map(table.__getitem__, pair_names), _slices(blob, value_ends), strict=True))
-    h = sum(counts)
-    index = struct.unpack_from(f"<{h}{'I' if flags & _WIDE_PAIRS else 'H'}", blob, value_ends[-1])
-    flat = list(map(pairs.__getitem__, index))
-    if len(set(counts)) == 1:  # the usual case: zip groups the pairs in C
-        it = iter(flat)
-        return list(zip(*[it] * counts[0], strict=True))
-    starts = list(accumulate(counts, initial=0))
-    return list(map(tuple, map(flat.__getitem__, map(slice, starts, starts[1:]))))
-
-
-def _decode_batch(
-    blob: bytes,
-) -> tuple[int, Sequence[int], list[bytes | None], list[bytes | None], Sequence[Headers]]:
-    """Decode a stored batch into columns: count, timestamps, keys, values, headers."""
-    crc, version, flags, n, base = _HEAD.unpack_from(blob)
-    if zlib.crc32(memoryview(blob)[4:]) != crc:
-        raise _Corrupt("CRC mismatch")
-    if version != _VERSION:
-        raise _Corrupt(f"unknown batch format version {version}")
-    pos = _HEAD.size
-    timestamps: Sequence[int]
-    if flags & _TS_UNIFORM:
-        timestamps = [base] * n
-    elif flags & _TS_WIDE:
-        timestamps = struct.unpack_from(f"<{n}q", blob, pos)
-        pos += 8 * n
-    else:
-        timestamps = list(map(base.__add__, struct.unpack_from(f"<{n}I", blob, pos)))
-        pos += 4 * n
-    keys, pos = _decode_bytes(blob, pos, n, flags, _KEYS_NULL, _KEYS_MIXED)
-    values, pos = _decode_bytes(blob, pos, n, flags, _VALUES_NULL, _VALUES_MIXED)
-    headers: Sequence[Headers] = (
-        _decode_headers(blob, pos, n, flags) if flags & _HAS_HEADERS else [()] * n
-    )
-    return n, timestamps, keys, values, headers
-
-
-# -- authentication (see the module docstring) ----------------------------------------------------
-_ZERO_MAC: Final = bytes(32)
-_MAC_BATCH = struct.Struct(">IqqIq")  # partition, base, last, count, max timestamp
-_MAC_PART = struct.Struct(">Iqq")  # partition, start, next
-MIN_MAC_KEY_BYTES: Final = 16
-
-
-def _mac(key: bytes, *parts: bytes) -> bytes:
-    return hmac.digest(key, b"".join(parts), "sha256")
-
-
-def batch_mac(
-    key: bytes,
-    topic: str,
-    row: tuple[int, int, int, int, int],
-    prev: bytes,
-    blob: bytes,
-) -> bytes:
-    """The chain link of a stored batch: ``row`` = (partition, base, last, count, max ts)."""
-    mac = hmac.new(key, b"hub.log.batch.v1\n" + topic.encode() + b"\n", "sha256")
-    mac.update(_MAC_BATCH.pack(*row) + prev)
-    mac.update(blob)  # not joined: no copy of up to 8 MiB
-    return mac.digest()
-
-
-def partition_seal(
-    key: bytes, topic: str, part: int, start: int, end: int, anchor: bytes, head: bytes
-) -> bytes:
-    """The seal of a partition's bounds and chain ends."""
-    return _mac(
-        key,
-        b"hub.log.partition.v1\n",
-        topic.encode(),
-        b"\n",
-        _MAC_PART.pack(part, start, end),
-        anchor,
-        head,
-    )
-
-
-def topic_mac(key: bytes, name: str, partitions: int, config: str) -> bytes:
-    return _mac(
-        key,
-        b"hub.log.topic.v1\n",
-        name.encode(),
-        b"\n",
-        str(partitions).encode(),
-        b"\n",
-        config.encode(),
-    )
-
-
 # -- input validation (shared with every adapter: hub.ports.eventlog_checks) -----------------------
 def _explain_invalid(records: Sequence[object], partitions: int, topic: str) -> InvalidInput:
     """The slow path: name the first invalid record and field once the fast checks failed."""
@@ -463,36 +204,6 @@ def _explain_invalid(records: Sequence[object], partitions: int, topic: str) -> 
 
 
 # -- the adapter ----------------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class _Topic:
-    id: int
-    info: TopicInfo
-
-
-@dataclass(slots=True)
-class _Group:
-    """The records of one append bound for one partition, encoded as stored batches."""
-
-    partition: int
-    indexes: list[int] | None  # positions in the append; None = all of them, in order
-    count: int
-    chunks: list[tuple[bytes, int, int]]  # (blob, record count, max timestamp)
-
-
-@dataclass(slots=True)
-class _Prepared:
-    topic: _Topic
-    count: int
-    timestamps: list[int]
-    groups: list[_Group]
-    size: int = 0  # keys + values + overhead, as ``is_transactional_append`` counts it
-
-    @property
-    def transactional(self) -> bool:
-        """Whether Kafka would store this append as a transaction (one marker per partition)."""
-        return is_transactional_append(len(self.groups), self.size, self.count)
-
-
 class SqliteEventLog(EventLog):
     """The embedded EventLog over one SQLite file (see the module docstring for the contract)."""
 
@@ -528,7 +239,7 @@ class SqliteEventLog(EventLog):
         self._appended = AppendSignal()  # bumped after every committed write (followers wait)
         self._txn_thread: int | None = None  # thread whose open transaction holds the lock
         self._closed = False
-        self._topics: dict[str, _Topic] = {}  # topics are never deleted or changed: cache them
+        self._topics: dict[str, StoredTopic] = {}  # topics are never deleted or changed: cache them
         self._route_cache: dict[int, dict[bytes | None, int]] = {}
         self._cache: OrderedDict[tuple[int, int, int], list[StoredRecord]] = OrderedDict()
         self._cache_lock = threading.Lock()
@@ -613,7 +324,7 @@ class SqliteEventLog(EventLog):
                 (tid,),
             ).fetchall()
             for part, start, end in parts:
-                head = _ZERO_MAC
+                head = ZERO_MAC
                 rows = conn.execute(
                     "SELECT id, base_offset, last_offset, record_count, max_timestamp, data"
                     " FROM batches WHERE topic_id = ? AND part = ? ORDER BY base_offset",
@@ -622,11 +333,11 @@ class SqliteEventLog(EventLog):
                 for bid, base, last, count, max_ts, blob in rows:
                     head = batch_mac(key, name, (part, base, last, count, max_ts), head, blob)
                     conn.execute("UPDATE batches SET mac = ? WHERE id = ?", (head, bid))
-                seal = partition_seal(key, name, part, start, end, _ZERO_MAC, head)
+                seal = partition_seal(key, name, part, start, end, ZERO_MAC, head)
                 conn.execute(
                     "UPDATE partitions SET anchor = ?, head = ?, mac = ?"
                     " WHERE topic_id = ? AND part = ?",
-                    (_ZERO_MAC, head, seal, tid, part),
+                    (ZERO_MAC, head, seal, tid, part),
                 )
 
     def _translate(self, exc: sqlite3.Error, doing: str) -> HubError:
@@ -749,15 +460,15 @@ class SqliteEventLog(EventLog):
                         (
                             topic_id,
                             p,
-                            key and _ZERO_MAC,
-                            key and _ZERO_MAC,
-                            key and partition_seal(key, name, p, 0, 0, _ZERO_MAC, _ZERO_MAC),
+                            key and ZERO_MAC,
+                            key and ZERO_MAC,
+                            key and partition_seal(key, name, p, 0, 0, ZERO_MAC, ZERO_MAC),
                         )
                         for p in range(partitions)
                     ],
                 )
                 row = (topic_id, partitions, json.dumps(cfg))
-        topic = _Topic(row[0], TopicInfo(name, row[1], json.loads(row[2])))
+        topic = StoredTopic(row[0], TopicInfo(name, row[1], json.loads(row[2])))
         if topic.info.partitions != partitions:
             raise TopicExists(
                 f"Topic {name!r} already exists with {topic.info.partitions} partitions, not "
@@ -774,7 +485,7 @@ class SqliteEventLog(EventLog):
     def topic(self, name: str) -> TopicInfo:
         return self._topic(name).info
 
-    def _topic(self, name: str) -> _Topic:
+    def _topic(self, name: str) -> StoredTopic:
         topic = self._topics.get(name)
         if topic is not None:
             return topic
@@ -787,11 +498,11 @@ class SqliteEventLog(EventLog):
                 f"Topic {name!r} does not exist in the event log {self._path}; create it first "
                 "(create_topic)."
             )
-        topic = _Topic(row[0], TopicInfo(name, row[1], json.loads(row[2])))
+        topic = StoredTopic(row[0], TopicInfo(name, row[1], json.loads(row[2])))
         self._topics[name] = topic
         return topic
 
-    def _partition(self, topic: _Topic, partition: object) -> int:
+    def _partition(self, topic: StoredTopic, partition: object) -> int:
         n = topic.info.partitions
         if type(partition) is not int or not 0 <= partition < n:
             raise InvalidInput(
@@ -834,7 +545,7 @@ class SqliteEventLog(EventLog):
                 return self._store(conn, prepared, marker=prepared.transactional)
             return self._store_idempotent(conn, prepared, idempotence)
 
-    def _prepare(self, name: str, records: Sequence[Record]) -> _Prepared:
+    def _prepare(self, name: str, records: Sequence[Record]) -> PreparedAppend:
         """Validate, route and encode a batch; raise before anything is stored.
 
         Checks run column-wise (a few C-level passes per batch); only when one fails does
@@ -845,13 +556,13 @@ class SqliteEventLog(EventLog):
             records = list(records)
         n = len(records)
         if not n:
-            return _Prepared(topic, 0, [], [])
+            return PreparedAppend(topic, 0, [], [])
         nparts = topic.info.partitions
         try:
             if set(map(type, records)) != {Record} and not all(
                 isinstance(r, Record) for r in records
             ):
-                raise _Invalid
+                raise InvalidBatch
             # Attribute loads in comprehensions beat attrgetter/zip here (profiled on 3.11).
             keys = [r.key for r in records]
             values = [r.value for r in records]
@@ -865,17 +576,17 @@ class SqliteEventLog(EventLog):
                 and set(map(type, parts)) <= _INT_OR_NONE
                 and set(map(type, headers)) <= _PAIR_TYPES
             ):
-                raise _Invalid
+                raise InvalidBatch
             timestamps = self._timestamps(stamps)
             explicit = [p for p in parts if p is not None] if parts.count(None) != n else []
             if explicit and not (min(explicit) >= 0 and max(explicit) < nparts):
-                raise _Invalid
+                raise InvalidBatch
             groups = self._route(keys, parts, nparts, explicit)
             for g in groups:
                 g.chunks = self._encode_group(g, keys, values, headers, timestamps)
-        except _Invalid:
+        except InvalidBatch:
             raise _explain_invalid(records, nparts, name) from None
-        return _Prepared(topic, n, timestamps, groups, payload_size(keys, values))
+        return PreparedAppend(topic, n, timestamps, groups, payload_size(keys, values))
 
     @staticmethod
     def _timestamps(stamps: Sequence[int | None]) -> list[int]:
@@ -888,7 +599,7 @@ class SqliteEventLog(EventLog):
         else:
             ts = list(stamps)  # type: ignore[arg-type]
         if min(ts) < 0 or max(ts) > _MAX_TS:
-            raise _Invalid
+            raise InvalidBatch
         return ts
 
     def _route(
@@ -897,13 +608,13 @@ class SqliteEventLog(EventLog):
         parts: list[int | None],
         nparts: int,
         explicit: list[int],
-    ) -> list[_Group]:
+    ) -> list[PartitionGroup]:
         """Group record positions by partition (ascending), keeping batch order within each."""
         n = len(keys)
         if len(explicit) == n and min(explicit) == max(explicit):
-            return [_Group(explicit[0], None, n, [])]
+            return [PartitionGroup(explicit[0], None, n, [])]
         if not explicit and (nparts == 1 or keys.count(None) == n):
-            return [_Group(0, None, n, [])]
+            return [PartitionGroup(0, None, n, [])]
         # Memoise murmur2 per key: it is pure Python, and keys (entity ids) repeat.
         cache = self._route_cache.setdefault(nparts, {})
         routed: list[int | None] = list(map(cache.get, keys))
@@ -920,19 +631,19 @@ class SqliteEventLog(EventLog):
             ]
         rs: list[int] = routed  # type: ignore[assignment]
         if min(rs) == max(rs):
-            return [_Group(rs[0], None, n, [])]
+            return [PartitionGroup(rs[0], None, n, [])]
         order = sorted(range(n), key=rs.__getitem__)  # stable: batch order within a partition
-        groups: list[_Group] = []
+        groups: list[PartitionGroup] = []
         start = 0
         for p in sorted(set(rs)):
             stop = start + rs.count(p)
-            groups.append(_Group(p, order[start:stop], stop - start, []))
+            groups.append(PartitionGroup(p, order[start:stop], stop - start, []))
             start = stop
         return groups
 
     @staticmethod
     def _encode_group(
-        g: _Group,
+        g: PartitionGroup,
         keys: Sequence[bytes | None],
         values: Sequence[bytes | None],
         headers: Sequence[Headers],
@@ -959,11 +670,11 @@ class SqliteEventLog(EventLog):
                 todo += ((mid, stop), (start, mid))
                 continue
             ts = timestamps[start:stop]
-            chunks.append((_encode_batch(k, v, headers[start:stop], ts), stop - start, max(ts)))
+            chunks.append((encode_batch(k, v, headers[start:stop], ts), stop - start, max(ts)))
         return chunks
 
     def _store(
-        self, conn: sqlite3.Connection, prepared: _Prepared, *, marker: bool
+        self, conn: sqlite3.Connection, prepared: PreparedAppend, *, marker: bool
     ) -> list[RecordMetadata]:
         """Store a prepared batch inside the caller's write transaction.
 
@@ -1003,7 +714,7 @@ class SqliteEventLog(EventLog):
             part = g.partition
             base, start, anchor, head = conn.execute(_SQL_NEXT_SEALED, (tid, part)).fetchone()
             bases.append(base)
-            anchor, head = anchor or _ZERO_MAC, head or _ZERO_MAC
+            anchor, head = anchor or ZERO_MAC, head or ZERO_MAC
             offset = base
             for blob, count, max_ts in g.chunks:
                 last = offset + count - 1
@@ -1027,24 +738,24 @@ class SqliteEventLog(EventLog):
             " JOIN topics t ON t.id = p.topic_id WHERE p.topic_id = ? AND p.part = ?",
             (tid, part),
         ).fetchone()
-        anchor, head = anchor or _ZERO_MAC, head or _ZERO_MAC
+        anchor, head = anchor or ZERO_MAC, head or ZERO_MAC
         conn.execute(
             "UPDATE partitions SET mac = ? WHERE topic_id = ? AND part = ?",
             (partition_seal(key, name, part, start, end, anchor, head), tid, part),
         )
 
     @staticmethod
-    def _metadata(prepared: _Prepared, bases: Sequence[int]) -> list[RecordMetadata]:
+    def _metadata(prepared: PreparedAppend, bases: Sequence[int]) -> list[RecordMetadata]:
         name, ts, n = prepared.topic.info.name, prepared.timestamps, prepared.count
         groups = prepared.groups
         if len(groups) == 1 and groups[0].indexes is None:
             b, p = bases[0], groups[0].partition
-            return _new_metadata(n, repeat(name, n), repeat(p, n), range(b, b + n), ts)
+            return new_metadata(n, repeat(name, n), repeat(p, n), range(b, b + n), ts)
         out: list[RecordMetadata] = [None] * n  # type: ignore[list-item]
         for g, b in zip(groups, bases, strict=True):
             pick = g.indexes or range(n)
             c = g.count
-            made = _new_metadata(
+            made = new_metadata(
                 c,
                 repeat(name, c),
                 repeat(g.partition, c),
@@ -1055,7 +766,7 @@ class SqliteEventLog(EventLog):
         return out
 
     def _store_idempotent(
-        self, conn: sqlite3.Connection, prepared: _Prepared, key: IdempotenceKey
+        self, conn: sqlite3.Connection, prepared: PreparedAppend, key: IdempotenceKey
     ) -> list[RecordMetadata]:
         """Store a batch unless it retries the producer's last one (then return its metadata).
 
@@ -1097,7 +808,7 @@ class SqliteEventLog(EventLog):
     def _replay(
         self,
         conn: sqlite3.Connection,
-        prepared: _Prepared,
+        prepared: PreparedAppend,
         key: IdempotenceKey,
         stored_count: int,
         placement: list[list[int]],
@@ -1124,7 +835,7 @@ class SqliteEventLog(EventLog):
 
     @contextmanager
     def _transaction(self, transactional_id: str) -> Iterator[Transaction]:
-        txn = _SqliteTransaction(self, transactional_id)
+        txn = SqliteTransaction(self, transactional_id)
         try:
             yield txn
         except BaseException:
@@ -1147,7 +858,7 @@ class SqliteEventLog(EventLog):
             return self._read_from(conn, t, partition, max(offset, start), max_records)
 
     def _read_from(
-        self, conn: sqlite3.Connection, topic: _Topic, partition: int, offset: int, limit: int
+        self, conn: sqlite3.Connection, topic: StoredTopic, partition: int, offset: int, limit: int
     ) -> list[StoredRecord]:
         out: list[StoredRecord] = []
         cur = conn.execute(_SQL_BATCHES_FROM, (topic.id, partition, offset))
@@ -1165,7 +876,7 @@ class SqliteEventLog(EventLog):
         return out
 
     def _batch(
-        self, conn: sqlite3.Connection, topic: _Topic, partition: int, batch_id: int, base: int
+        self, conn: sqlite3.Connection, topic: StoredTopic, partition: int, batch_id: int, base: int
     ) -> list[StoredRecord]:
         """The records of one stored batch, decoded once and kept in a small LRU cache."""
         key = (topic.id, partition, base)
@@ -1176,15 +887,15 @@ class SqliteEventLog(EventLog):
                 return records
         (blob,) = conn.execute("SELECT data FROM batches WHERE id = ?", (batch_id,)).fetchone()
         try:
-            n, ts, keys, values, headers = _decode_batch(blob)
-        except (_Corrupt, struct.error, ValueError, IndexError) as exc:
+            n, ts, keys, values, headers = decode_batch(blob)
+        except (CorruptBatch, struct.error, ValueError, IndexError) as exc:
             raise HubError(
                 f"The batch at offset {base} of {topic.info.name!r} partition {partition} in "
                 f"{self._path} is corrupt ({exc}); restore the file from a backup or verify it.",
                 code="storage_corrupt",
             ) from exc
         name = topic.info.name
-        records = _new_stored(
+        records = new_stored(
             n,
             repeat(name, n),
             repeat(partition, n),
@@ -1520,109 +1231,6 @@ class SqliteEventLog(EventLog):
 
     def __repr__(self) -> str:
         return f"SqliteEventLog({self._path!r}, synchronous={self._synchronous!r})"
-
-
-class _SqliteTransaction(Transaction):
-    """An open SQLite write transaction; each staged append is atomic on its own (SAVEPOINT)."""
-
-    def __init__(self, log: SqliteEventLog, transactional_id: str) -> None:
-        self._log = log
-        self._id = transactional_id
-        self._guard = threading.Lock()  # one staged write at a time on the shared connection
-        self._state = "open"
-        self._written: set[tuple[int, int]] = set()  # partitions that get a commit marker
-        log._check_usable()
-        log._acquire(f"beginning transaction {transactional_id!r}")
-        try:
-            log._writer.execute("BEGIN IMMEDIATE")
-        except BaseException as exc:
-            log._lock.release()
-            if isinstance(exc, sqlite3.Error):
-                raise log._translate(exc, f"beginning transaction {transactional_id!r}") from exc
-            raise
-        log._txn_thread = threading.get_ident()
-
-    @contextmanager
-    def _staging(self, doing: str) -> Iterator[sqlite3.Connection]:
-        with self._guard:
-            if self._state != "open":
-                raise HubError(
-                    f"Transaction {self._id!r} is already {self._state}; start a new one.",
-                    code="transaction_closed",
-                )
-            conn = self._log._writer
-            conn.execute("SAVEPOINT staged")
-            try:
-                yield conn
-                conn.execute("RELEASE staged")
-            except BaseException as exc:
-                conn.execute("ROLLBACK TO staged")
-                conn.execute("RELEASE staged")
-                if isinstance(exc, sqlite3.Error):
-                    raise self._log._translate(exc, doing) from exc
-                raise
-
-    @property
-    def state(self) -> str:
-        """``open``, ``committed`` or ``aborted``."""
-        return self._state
-
-    def append(self, topic: str, records: Sequence[Record]) -> list[RecordMetadata]:
-        """Stage records; the returned offsets are final (the write lock is held)."""
-        prepared = self._log._prepare(topic, records)
-        if not prepared.count:
-            return []
-        with self._staging(f"appending to {topic!r} in transaction {self._id!r}") as conn:
-            metadata = self._log._store(conn, prepared, marker=False)
-        self._written.update((prepared.topic.id, g.partition) for g in prepared.groups)
-        return metadata
-
-    def commit_offsets(self, group: str, offsets: Mapping[TopicPartition, int]) -> None:
-        rows = self._log._offset_rows(group, offsets)
-        with self._staging(f"committing offsets in transaction {self._id!r}") as conn:
-            self._log._store_offsets(conn, rows)
-
-    def commit(self) -> None:
-        """Commit everything staged; a no-op once committed, an error once aborted."""
-        self._end("COMMIT", "committed")
-
-    def abort(self) -> None:
-        """Discard everything staged; a no-op once ended."""
-        if self._state == "open":
-            self._end("ROLLBACK", "aborted")
-
-    def _end(self, statement: str, state: str) -> None:
-        with self._guard:
-            if self._state == state:
-                return
-            if self._state != "open":
-                raise HubError(
-                    f"Transaction {self._id!r} is already {self._state}; it cannot be {state}.",
-                    code="transaction_closed",
-                )
-            log = self._log
-            try:
-                if statement == "COMMIT" and self._written:
-                    # Kafka's commit marker takes one offset in each partition written.
-                    log._writer.executemany(
-                        "UPDATE partitions SET next_offset = next_offset + 1"
-                        " WHERE topic_id = ? AND part = ?",
-                        sorted(self._written),
-                    )
-                    for tid, part in sorted(self._written):
-                        log._reseal(log._writer, tid, part)
-                log._writer.execute(statement)
-                if statement == "COMMIT" and self._written:
-                    log._appended.bump()
-            except sqlite3.Error as exc:
-                if log._writer.in_transaction:
-                    log._writer.execute("ROLLBACK")
-                state = "aborted"
-                raise log._translate(exc, f"ending transaction {self._id!r}") from exc
-            finally:
-                self._state = state
-                log._txn_thread = None
-                log._lock.release()
 
 
 __all__ = ["SqliteEventLog"]

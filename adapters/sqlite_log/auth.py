@@ -1,0 +1,59 @@
+"""The embedded log's authentication: HMAC-SHA256 chain links per stored batch, a seal per partition
+and a MAC per topic (see ``adapters.sqlite_log`` for what they prove)."""
+
+from __future__ import annotations
+
+import hmac
+import struct
+from typing import Final
+
+# -- authentication (see the module docstring) ----------------------------------------------------
+ZERO_MAC: Final = bytes(32)
+_MAC_BATCH = struct.Struct(">IqqIq")  # partition, base, last, count, max timestamp
+_MAC_PART = struct.Struct(">Iqq")  # partition, start, next
+MIN_MAC_KEY_BYTES: Final = 16
+
+
+def _mac(key: bytes, *parts: bytes) -> bytes:
+    return hmac.digest(key, b"".join(parts), "sha256")
+
+
+def batch_mac(
+    key: bytes,
+    topic: str,
+    row: tuple[int, int, int, int, int],
+    prev: bytes,
+    blob: bytes,
+) -> bytes:
+    """The chain link of a stored batch: ``row`` = (partition, base, last, count, max ts)."""
+    mac = hmac.new(key, b"hub.log.batch.v1\n" + topic.encode() + b"\n", "sha256")
+    mac.update(_MAC_BATCH.pack(*row) + prev)
+    mac.update(blob)  # not joined: no copy of up to 8 MiB
+    return mac.digest()
+
+
+def partition_seal(
+    key: bytes, topic: str, part: int, start: int, end: int, anchor: bytes, head: bytes
+) -> bytes:
+    """The seal of a partition's bounds and chain ends."""
+    return _mac(
+        key,
+        b"hub.log.partition.v1\n",
+        topic.encode(),
+        b"\n",
+        _MAC_PART.pack(part, start, end),
+        anchor,
+        head,
+    )
+
+
+def topic_mac(key: bytes, name: str, partitions: int, config: str) -> bytes:
+    return _mac(
+        key,
+        b"hub.log.topic.v1\n",
+        name.encode(),
+        b"\n",
+        str(partitions).encode(),
+        b"\n",
+        config.encode(),
+    )

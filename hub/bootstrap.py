@@ -110,7 +110,7 @@ def build_event_log(settings: Settings) -> EventLog:
             mac_key=load_or_create_mac_key(settings.log_key_path),
         )
     if settings.event_log == "kafka":
-        from adapters.kafka_eventlog import KafkaEventLog
+        from adapters.kafka_log import KafkaEventLog
 
         return KafkaEventLog(
             settings.kafka_bootstrap_servers, topic_prefix=settings.kafka_topic_prefix

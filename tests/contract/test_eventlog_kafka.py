@@ -1,4 +1,4 @@
-"""The EventLog contract against Apache Kafka (``adapters/kafka_eventlog.py``).
+"""The EventLog contract against Apache Kafka (``adapters/kafka_log/``).
 
 The broker is the one ``infra/kafka.sh`` runs (127.0.0.1:19092 unless ``HUB_KAFKA_PORT`` says
 otherwise). The session fixture starts it when it is not running and leaves it running afterwards
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters.kafka_eventlog import KafkaEventLog
+from adapters.kafka_log import KafkaEventLog
 from core.ports.eventlog import EventLog
 from tests.contract.eventlog_contract import EventLogContract, Reopen
 

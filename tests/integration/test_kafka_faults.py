@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters.kafka_eventlog import KafkaEventLog
+from adapters.kafka_log import KafkaEventLog
 from core.errors import HubError, OutOfOrderSequence
 from core.ports.eventlog import IdempotenceKey, Record
 from tests.contract.test_eventlog_kafka import SCRIPT, kafka_bootstrap

@@ -27,7 +27,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-from adapters.kafka_eventlog import KafkaEventLog
+from adapters.kafka_log import KafkaEventLog
 from core.errors import InvalidInput
 from core.events import OutgoingEvent
 from core.ports.eventlog import EventLog, Record

@@ -13,12 +13,6 @@ from tests.service.test_retention import MINUTE, old_and_new, retention_actions
 
 
 @pytest.mark.integration
-@pytest.mark.xfail(
-    strict=False,
-    reason="Known, open: on Kafka the retention scan can come back short after the consumer's "
-    "offset reset ('Offset out of range'); retention now cuts only records it read, so the Kafka "
-    "footprint then cuts less than the embedded one instead of cutting fresh records.",
-)
 def test_retention_gives_the_same_answer_on_kafka(hub: Hub, tmp_path: Path) -> None:
     """The same topic, policy and hold on both footprints: the same deletions and reads."""
     import uuid

@@ -74,8 +74,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
-from dataclasses import dataclass
-from typing import Any, Final, TypeVar, cast
+from typing import Any, Final, TypeVar
 
 from confluent_kafka import (
     Consumer,
@@ -83,7 +82,6 @@ from confluent_kafka import (
     IsolationLevel,
     KafkaError,
     KafkaException,
-    Message,
     Producer,
 )
 from confluent_kafka import TopicPartition as KafkaTP
@@ -95,9 +93,19 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]  # re-exported
     OffsetSpec,
 )
 
+from adapters.kafka_log.batch import (
+    IDEM_HEADER,
+    Delivery,
+    PreparedBatch,
+    ProducerState,
+    check_record,
+    stored_record,
+    strip_idem,
+)
+from adapters.kafka_log.errors import RETRYABLE_CODES, kafka_error, translate
+from adapters.kafka_log.transactions import KafkaTransaction
 from core.errors import (
     Conflict,
-    Forbidden,
     HubError,
     InvalidInput,
     OutOfOrderSequence,
@@ -117,10 +125,9 @@ from core.ports.eventlog import (
     TopicInfo,
     TopicPartition,
     Transaction,
-    is_transactional_append,
     payload_size,
 )
-from core.ports.eventlog_checks import TOPIC_NAME, record_problem
+from core.ports.eventlog_checks import TOPIC_NAME
 from core.ports.eventlog_checks import check_id as _check_id
 from core.ports.eventlog_checks import check_offset as _check_offset
 from core.ports.eventlog_checks import check_topic_name as _check_topic_name
@@ -130,7 +137,6 @@ _LOG = logging.getLogger("hub.kafka")
 
 TOPICS_TOPIC: Final = "_hub_topics"
 PRODUCER_STATE_TOPIC: Final = "_hub_producer_state"
-IDEM_HEADER: Final = "__hub.idem"
 HUB_CONFIG_PREFIX: Final = "hub."
 
 _TOPIC_NAME = TOPIC_NAME
@@ -138,143 +144,10 @@ _TOPIC_NAME = TOPIC_NAME
 # infra/kafka.sh broker allows 16 MiB). Bigger single-partition batches go through a transaction.
 _MAX_BATCH_RECORDS = 1_000_000
 _OFFSET_INVALID = -1001
+_OUT_OF_RANGE_CODES = {KafkaError.OFFSET_OUT_OF_RANGE, KafkaError._AUTO_OFFSET_RESET}
 _INTERNAL = re.compile(r"^(__|_hub_)")
 _LATEST: Any = OffsetSpec.latest()  # type: ignore[no-untyped-call]
 _EARLIEST: Any = OffsetSpec.earliest()  # type: ignore[no-untyped-call]
-
-_RETRYABLE_CODES = {
-    KafkaError._MSG_TIMED_OUT,
-    KafkaError._TIMED_OUT,
-    KafkaError._TRANSPORT,
-    KafkaError._ALL_BROKERS_DOWN,
-    KafkaError._WAIT_COORD,
-    KafkaError.REQUEST_TIMED_OUT,
-    KafkaError.NOT_ENOUGH_REPLICAS,
-    KafkaError.NOT_ENOUGH_REPLICAS_AFTER_APPEND,
-    KafkaError.LEADER_NOT_AVAILABLE,
-    KafkaError.NOT_LEADER_FOR_PARTITION,
-    KafkaError.UNKNOWN_LEADER_EPOCH,  # "leader epoch is newer than broker epoch": a broker
-    KafkaError.FENCED_LEADER_EPOCH,  # still loading partitions after a restart
-    KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
-    KafkaError.COORDINATOR_NOT_AVAILABLE,
-    KafkaError.NOT_COORDINATOR,
-    KafkaError.CONCURRENT_TRANSACTIONS,
-    KafkaError.UNSTABLE_OFFSET_COMMIT,
-}
-_TOO_LARGE_CODES = {KafkaError.MSG_SIZE_TOO_LARGE, KafkaError.RECORD_LIST_TOO_LARGE}
-_AUTH_CODES = {
-    KafkaError.TOPIC_AUTHORIZATION_FAILED,
-    KafkaError.GROUP_AUTHORIZATION_FAILED,
-    KafkaError.CLUSTER_AUTHORIZATION_FAILED,
-    KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
-}
-
-
-def _kafka_error(exc: BaseException) -> KafkaError | None:
-    if isinstance(exc, KafkaException) and exc.args and isinstance(exc.args[0], KafkaError):
-        return exc.args[0]
-    if isinstance(exc, KafkaError):
-        return exc
-    return None
-
-
-def translate(exc: BaseException | KafkaError, doing: str) -> HubError:
-    """A ``core.errors`` exception for a librdkafka error met while ``doing`` something."""
-    err = exc if isinstance(exc, KafkaError) else _kafka_error(exc)
-    if err is None and isinstance(exc, TimeoutError):  # an admin future's result(timeout=...)
-        return Retryable(
-            f"Kafka did not answer in time while {doing}; retry later, and check "
-            "'infra/kafka.sh status'.",
-            code="log_unavailable",
-        )
-    if err is None:
-        return HubError(f"Kafka failed while {doing}: {exc}.", code="kafka_error")
-    code, text = err.code(), err.str()
-    if code == KafkaError.UNKNOWN_TOPIC_OR_PART:
-        return TopicNotFound(f"Kafka does not know the topic while {doing} ({text}).")
-    if code in _TOO_LARGE_CODES:
-        return PayloadTooLarge(
-            f"Kafka refused a record as too large while {doing} ({text}); keep records under "
-            "the topic's max.message.bytes (the hub's broker allows 16 MiB)."
-        )
-    if code in _AUTH_CODES:
-        return Forbidden(f"Kafka denied access while {doing} ({text}); check the ACLs.")
-    if code in (KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH):
-        return Conflict(
-            f"Another producer with the same transactional id took over while {doing} ({text}); "
-            "this one is fenced: stop it, or use a distinct transactional id per process.",
-            code="producer_fenced",
-        )
-    if code in _RETRYABLE_CODES or err.retriable():
-        return Retryable(
-            f"Kafka is unavailable or busy while {doing} ({text}); retry later, and check "
-            "'infra/kafka.sh status'.",
-            code="log_unavailable",
-        )
-    return HubError(f"Kafka failed while {doing} ({text}).", code="kafka_error")
-
-
-# -- input validation (shared with every adapter: hub.ports.eventlog_checks) -----------------------
-def _check_record(r: object, i: int, partitions: int, topic: str) -> Record:
-    problem = record_problem(r, i, partitions, topic)
-    if problem is not None:
-        raise problem
-    record = cast(Record, r)  # record_problem checked it
-    for _name, _ in record.headers:
-        if _name == IDEM_HEADER:
-            raise InvalidInput(
-                f"Record {i} of the batch for topic {topic!r} uses the header name "
-                f"{IDEM_HEADER!r}, which is reserved."
-            )
-    return record
-
-
-@dataclass(frozen=True, slots=True)
-class _Batch:
-    """A validated batch: the records, each one's partition and timestamp, and its size."""
-
-    topic: str
-    records: Sequence[Record]
-    partitions: list[int]
-    timestamps: list[int]
-    size: int
-
-    @property
-    def single_record_batch(self) -> bool:
-        """Whether the whole batch fits one Kafka record batch of one partition."""
-        return not is_transactional_append(len(set(self.partitions)), self.size, len(self.records))
-
-
-@dataclass(slots=True)
-class _ProducerState:
-    """The last sequence of an idempotent producer on a topic and where that batch landed."""
-
-    seq: int
-    meta: list[RecordMetadata]
-    intent: dict[str, Any] | None = None  # an unverified intent (step 1 without step 3)
-
-
-class _Delivery:
-    """Collects delivery reports of one batch, in record order."""
-
-    def __init__(self, topic: str, n: int) -> None:
-        self.topic = topic
-        self.meta: list[RecordMetadata | None] = [None] * n
-        self.errors: list[KafkaError] = []
-        self.pending = n
-
-    def callback(self, i: int) -> Callable[[KafkaError | None, Message], None]:
-        def on_delivery(err: KafkaError | None, msg: Message) -> None:
-            self.pending -= 1
-            if err is not None:
-                self.errors.append(err)
-                return
-            offset = msg.offset()
-            partition = msg.partition()
-            assert offset is not None and partition is not None
-            self.meta[i] = RecordMetadata(self.topic, partition, offset, msg.timestamp()[1])
-
-        return on_delivery
 
 
 class KafkaEventLog(EventLog):
@@ -324,7 +197,7 @@ class KafkaEventLog(EventLog):
         self._closed = False
         self._topics: dict[str, TopicInfo] = {}
         self._hub_config: dict[str, dict[str, str]] | None = None
-        self._producer_states: dict[tuple[str, str], _ProducerState] | None = None
+        self._producer_states: dict[tuple[str, str], ProducerState] | None = None
         self._plain: Producer | None = None
         self._atomic: Producer | None = None
         self._txn_producers: dict[str, Producer] = {}
@@ -390,7 +263,9 @@ class KafkaEventLog(EventLog):
                     "enable.auto.offset.store": False,
                     "isolation.level": "read_committed",
                     "enable.partition.eof": True,
-                    "auto.offset.reset": "earliest",
+                    # Never moved silently: an offset deleted under a read is handled by the
+                    # read (``_restart``); librdkafka's own reset could skip records.
+                    "auto.offset.reset": "error",
                     "fetch.wait.max.ms": 5,  # assigned only during a read: no idle polling
                     "queued.max.messages.kbytes": 16384,
                     "receive.message.max.bytes": 100_000_000,
@@ -456,7 +331,7 @@ class KafkaEventLog(EventLog):
         try:
             future.result(timeout=self._timeout)
         except (KafkaException, TimeoutError) as exc:
-            err = _kafka_error(exc)
+            err = kafka_error(exc)
             code = err.code() if err else None
             if code == KafkaError.TOPIC_ALREADY_EXISTS:
                 return False
@@ -589,14 +464,7 @@ class KafkaEventLog(EventLog):
     def _read_internal(self, topic: str) -> Iterator[StoredRecord]:
         """Every record of a one-partition internal topic, from the beginning."""
         self._ensure_internal_topics()
-        end = self._watermarks(topic)[0]
-        offset = 0
-        while offset < end:
-            chunk = self._read_raw(topic, 0, offset, 10_000)
-            if not chunk:
-                return
-            yield from chunk
-            offset = chunk[-1].offset + 1
+        yield from self._scan_raw(topic, 0, 0)
 
     def _hub_configs(self) -> dict[str, dict[str, str]]:
         with self._lock:
@@ -627,7 +495,7 @@ class KafkaEventLog(EventLog):
             self._hub_configs()[name] = dict(config)
 
     # -- writing -----------------------------------------------------------------------------------
-    def _prepare(self, name: str, records: Sequence[Record]) -> _Batch:
+    def _prepare(self, name: str, records: Sequence[Record]) -> PreparedBatch:
         """Validate and route a batch; raise before anything is sent."""
         info = self._info(name)
         if not isinstance(records, (list, tuple)):
@@ -637,11 +505,11 @@ class KafkaEventLog(EventLog):
         parts: list[int] = []
         stamps: list[int] = []
         for i, r in enumerate(records):
-            _check_record(r, i, n, name)
+            check_record(r, i, n, name)
             parts.append(r.partition if r.partition is not None else default_partition(r.key, n))
             stamps.append(now if r.timestamp_ms is None else r.timestamp_ms)
         size = payload_size([r.key for r in records], [r.value for r in records])
-        return _Batch(name, records, parts, stamps, size)
+        return PreparedBatch(name, records, parts, stamps, size)
 
     def append(
         self,
@@ -675,7 +543,7 @@ class KafkaEventLog(EventLog):
                 return self._write(batch, None)
             return self._append_idempotent(batch, idempotence)
 
-    def _write(self, batch: _Batch, marker: bytes | None) -> list[RecordMetadata]:
+    def _write(self, batch: PreparedBatch, marker: bytes | None) -> list[RecordMetadata]:
         extra: Headers = ((IDEM_HEADER, marker),) if marker is not None else ()
         rows = [
             (p, r.key, r.value, tuple(r.headers) + extra, ts)
@@ -692,8 +560,8 @@ class KafkaEventLog(EventLog):
         rows: Sequence[tuple[int, bytes | None, bytes | None, Headers, int | None]],
         *,
         may_split: bool,
-    ) -> _Delivery:
-        delivery = _Delivery(topic, len(rows))
+    ) -> Delivery:
+        delivery = Delivery(topic, len(rows))
         for i, (partition, key, value, headers, ts) in enumerate(rows):
             while True:
                 try:
@@ -716,7 +584,7 @@ class KafkaEventLog(EventLog):
                     producer.flush(0.1)
         return delivery
 
-    def _await(self, producer: Producer, delivery: _Delivery, doing: str) -> list[RecordMetadata]:
+    def _await(self, producer: Producer, delivery: Delivery, doing: str) -> list[RecordMetadata]:
         deadline = time.monotonic() + self._delivery_timeout + self._timeout
         while delivery.pending and time.monotonic() < deadline:
             producer.flush(min(1.0, max(0.0, deadline - time.monotonic())))
@@ -787,9 +655,9 @@ class KafkaEventLog(EventLog):
     def _state_key(self, topic: str, producer_id: str) -> bytes:
         return f"{topic}\x00{producer_id}".encode()
 
-    def _states(self) -> dict[tuple[str, str], _ProducerState]:
+    def _states(self) -> dict[tuple[str, str], ProducerState]:
         if self._producer_states is None:
-            states: dict[tuple[str, str], _ProducerState] = {}
+            states: dict[tuple[str, str], ProducerState] = {}
             for r in self._read_internal(PRODUCER_STATE_TOPIC):
                 if r.key is None:
                     continue
@@ -809,20 +677,20 @@ class KafkaEventLog(EventLog):
         return self._producer_states
 
     @staticmethod
-    def _decode_state(topic: str, doc: dict[str, Any]) -> _ProducerState:
+    def _decode_state(topic: str, doc: dict[str, Any]) -> ProducerState:
         def meta(rows: list[list[int]]) -> list[RecordMetadata]:
             return [RecordMetadata(topic, p, o, t) for p, o, t in rows]
 
         if doc["kind"] == "done":
-            return _ProducerState(doc["seq"], meta(doc["meta"]))
+            return ProducerState(doc["seq"], meta(doc["meta"]))
         prev = doc["prev"]
-        return _ProducerState(prev["seq"], meta(prev["meta"]), intent=doc)
+        return ProducerState(prev["seq"], meta(prev["meta"]), intent=doc)
 
     @staticmethod
     def _encode_meta(meta: Sequence[RecordMetadata]) -> list[list[int]]:
         return [[m.partition, m.offset, m.timestamp_ms] for m in meta]
 
-    def _append_idempotent(self, batch: _Batch, key: IdempotenceKey) -> list[RecordMetadata]:
+    def _append_idempotent(self, batch: PreparedBatch, key: IdempotenceKey) -> list[RecordMetadata]:
         """Append unless this retries the producer's last batch (see the module docstring).
 
         1. Intent in ``_hub_producer_state`` (awaited). 2. The batch, each record marked.
@@ -866,7 +734,7 @@ class KafkaEventLog(EventLog):
         marker = f"{key.sequence}:{producer}".encode()
         meta = self._write(batch, marker)  # 2.
         done = {"kind": "done", "seq": key.sequence, "meta": self._encode_meta(meta)}
-        states[(topic, producer)] = _ProducerState(key.sequence, meta)
+        states[(topic, producer)] = ProducerState(key.sequence, meta)
         self._plain_producer().produce(  # 3.
             self._wire(PRODUCER_STATE_TOPIC),
             value=json.dumps(done).encode(),
@@ -876,7 +744,7 @@ class KafkaEventLog(EventLog):
         self._plain_producer().poll(0)
         return meta
 
-    def _recover(self, topic: str, producer: str, state: _ProducerState) -> _ProducerState:
+    def _recover(self, topic: str, producer: str, state: ProducerState) -> ProducerState:
         """Settle an intent without a done entry: did its batch land?"""
         intent = state.intent
         assert intent is not None
@@ -892,7 +760,7 @@ class KafkaEventLog(EventLog):
         parts: list[int] = intent["parts"]
         total = sum(len(v) for v in found.values())
         if total == 0:
-            settled = _ProducerState(state.seq, state.meta)
+            settled = ProducerState(state.seq, state.meta)
         elif total == len(parts):
             cursor = dict.fromkeys(found, 0)
             meta = []
@@ -900,7 +768,7 @@ class KafkaEventLog(EventLog):
                 r = found[p][cursor[p]]
                 cursor[p] += 1
                 meta.append(RecordMetadata(topic, p, r.offset, r.timestamp_ms))
-            settled = _ProducerState(intent["seq"], meta)
+            settled = ProducerState(intent["seq"], meta)
         else:
             raise HubError(
                 f"Batch {intent['seq']} of producer {producer!r} on topic {topic!r} is only "
@@ -917,7 +785,7 @@ class KafkaEventLog(EventLog):
         self._states()[(topic, producer)] = settled
         return settled
 
-    def _check_retry(self, batch: _Batch, key: IdempotenceKey, state: _ProducerState) -> None:
+    def _check_retry(self, batch: PreparedBatch, key: IdempotenceKey, state: ProducerState) -> None:
         stored = [m.partition for m in state.meta]
         if stored != batch.partitions:
             raise OutOfOrderSequence(
@@ -936,7 +804,7 @@ class KafkaEventLog(EventLog):
 
     @contextmanager
     def _transaction(self, transactional_id: str) -> Iterator[Transaction]:
-        txn = _KafkaTransaction(self, transactional_id)
+        txn = KafkaTransaction(self, transactional_id)
         try:
             yield txn
         except BaseException:
@@ -978,8 +846,8 @@ class KafkaEventLog(EventLog):
             except TimeoutError as exc:
                 raise translate(exc, doing) from exc
             except KafkaException as exc:
-                err = _kafka_error(exc)
-                retriable = err is not None and (err.retriable() or err.code() in _RETRYABLE_CODES)
+                err = kafka_error(exc)
+                retriable = err is not None and (err.retriable() or err.code() in RETRYABLE_CODES)
                 if not retriable or time.monotonic() + delay >= deadline:
                     raise translate(exc, doing) from exc
             time.sleep(delay)
@@ -1031,89 +899,135 @@ class KafkaEventLog(EventLog):
 
         return self._retrying(call, f"deleting records of {topic!r} partition {partition}")
 
+    def _check_partition(self, info: TopicInfo, partition: int) -> None:
+        if type(partition) is not int or not 0 <= partition < info.partitions:
+            raise InvalidInput(
+                f"Partition {partition!r} is out of range for topic {info.name!r}, which has "
+                f"partitions 0..{info.partitions - 1}.",
+                code="partition_out_of_range",
+            )
+
     def read(
         self, topic: str, partition: int, offset: int, max_records: int = 1000
     ) -> list[StoredRecord]:
         """Up to ``max_records`` committed records from ``offset`` on, in offset order.
 
         Offsets of commit markers and aborted records are skipped, so offsets returned may
-        have gaps around transactional appends.
+        have gaps around transactional appends. An ``offset`` below the partition's start (its
+        records deleted) reads from the start.
         """
         self._check_open()
-        info = self._info(topic)
-        if type(partition) is not int or not 0 <= partition < info.partitions:
-            raise InvalidInput(
-                f"Partition {partition!r} is out of range for topic {topic!r}, which has "
-                f"partitions 0..{info.partitions - 1}.",
-                code="partition_out_of_range",
-            )
+        self._check_partition(self._info(topic), partition)
         _check_offset(offset, f"offset to read in {topic!r}")
         if type(max_records) is not int or max_records < 1:
             raise InvalidInput(f"max_records={max_records!r} is invalid: pass an int >= 1.")
-        records = self._read_raw(topic, partition, offset, max_records)
-        return [_strip(r) for r in records]
+        records, _ = self._read_raw(topic, partition, offset, max_records)
+        return [strip_idem(r) for r in records]
 
-    def _scan_raw(self, topic: str, partition: int, start: int) -> Iterator[StoredRecord]:
+    def scan(
+        self, topic: str, partition: int, start: int = 0, batch: int = 10_000
+    ) -> Iterator[StoredRecord]:
+        """Every committed record of a partition from ``start`` to the end offset seen at the
+        first read; from the partition's start if ``start`` was deleted.
+
+        Goes by the position each read reached, not by the records it returned: a read that
+        returns nothing (only markers or aborted records left, or records deleted meanwhile) is
+        not taken for the end; the scan ends at the end offset or where a read found the end of
+        what is committed. A read that cannot reach either raises ``Retryable``.
+        """
+        self._check_open()
+        self._check_partition(self._info(topic), partition)
+        _check_offset(start, f"offset to scan {topic!r} from")
+        if type(batch) is not int or batch < 1:
+            raise InvalidInput(f"batch={batch!r} is invalid: pass an int >= 1.")
+        return (strip_idem(r) for r in self._scan_raw(topic, partition, start, batch))
+
+    def _scan_raw(
+        self, topic: str, partition: int, start: int, batch: int = 10_000
+    ) -> Iterator[StoredRecord]:
+        end = self._watermarks(topic)[partition]
         offset = start
-        while True:
-            chunk = self._read_raw(topic, partition, offset, 10_000)
-            if not chunk:
-                return
+        while offset < end:
+            chunk, reached = self._read_raw(topic, partition, offset, min(batch, end - offset))
             yield from chunk
-            offset = chunk[-1].offset + 1
+            if reached is None:
+                return  # the end of what is committed
+            offset = reached
 
     def _read_raw(
         self, topic: str, partition: int, offset: int, max_records: int
-    ) -> list[StoredRecord]:
-        """Committed records from ``offset``, with the hub's own headers still on them."""
+    ) -> tuple[list[StoredRecord], int | None]:
+        """Committed records from ``offset``, with the hub's own headers still on them, and the
+        offset to go on from (``None``: the read reached the end of what is committed).
+
+        The reader never lets librdkafka move its position silently (``auto.offset.reset`` is
+        ``error``): an offset below the partition's start (deleted by retention, possibly
+        while reading) answers "out of range"; the read then looks up the start and goes on
+        from there. An end-of-partition event below the last stable offset found at the start
+        of the read (seen after broker restarts) does not end the read.
+        """
         with self._lock:
             end = self._watermarks(topic, committed=True)[partition]
             if offset >= end:
-                return []
+                return [], None
             consumer = self._reader_consumer()
             doing = f"reading {topic!r} partition {partition} from offset {offset}"
             try:
                 consumer.assign([KafkaTP(self._wire(topic), partition, offset)])
                 out: list[StoredRecord] = []
+                position = offset  # the next offset this read expects
                 deadline = time.monotonic() + self._timeout
-                while len(out) < max_records:
+                while True:
                     left = deadline - time.monotonic()
                     if left <= 0:
                         raise Retryable(
                             f"Kafka did not deliver the records while {doing} within "
-                            f"{self._timeout:.0f} s; retry later.",
+                            f"{self._timeout:.0f} s (got up to offset {position}, the end is "
+                            f"{end}); retry later.",
                             code="log_unavailable",
                         )
                     # consume() waits until it has ``num`` messages or the timeout: ask for no
                     # more than the offsets left below the end. Where markers or aborted records
                     # take offsets there are fewer records, but then the end-of-partition event
                     # (a message too) fills the count.
-                    position = out[-1].offset + 1 if out else offset
                     num = min(max_records - len(out), end - position, 10_000)
-                    msgs = consumer.consume(max(num, 1), min(left, 0.1))
-                    done = False
-                    for msg in msgs:
+                    for msg in consumer.consume(max(num, 1), min(left, 0.1)):
                         err = msg.error()
                         if err is not None:
                             if err.code() == KafkaError._PARTITION_EOF:
-                                done = True
-                                break
+                                if (msg.offset() or 0) >= end:
+                                    return out, None
+                                continue  # an early end-of-partition: keep reading
+                            if err.code() in _OUT_OF_RANGE_CODES:
+                                position = self._restart(consumer, topic, partition, position, err)
+                                continue
                             raise translate(err, doing)
                         o = msg.offset()
-                        if o is None or o < offset:
+                        if o is None or o < position:
                             continue
-                        out.append(_stored(topic, partition, o, msg))
-                        if len(out) >= max_records or o >= end - 1:
-                            done = True
-                            break
-                    if done:
-                        break
-                return out
+                        out.append(stored_record(topic, partition, o, msg))
+                        position = o + 1
+                        if position >= end:
+                            return out, None
+                        if len(out) >= max_records:
+                            return out, position
             except KafkaException as exc:
                 raise translate(exc, doing) from exc
             finally:
                 with suppress(KafkaException):
                     consumer.unassign()
+
+    def _restart(
+        self, consumer: Consumer, topic: str, partition: int, position: int, err: KafkaError
+    ) -> int:
+        """After "offset out of range": the partition's start when ``position`` lies below it
+        (those records were deleted), assigned to the reader; otherwise the error."""
+        n = self._info(topic).partitions
+        start = self._list_offsets(topic, n, _EARLIEST, IsolationLevel.READ_COMMITTED)[partition]
+        if position >= start:
+            raise translate(err, f"reading {topic!r} partition {partition} from offset {position}")
+        consumer.assign([KafkaTP(self._wire(topic), partition, start)])
+        return start
 
     # -- consumer groups ---------------------------------------------------------------------------
     def _offsets_request(self, group: str, offsets: Mapping[TopicPartition, int]) -> list[KafkaTP]:
@@ -1145,7 +1059,7 @@ class KafkaEventLog(EventLog):
             )
             result = futures[group].result(timeout=self._timeout)
         except (KafkaException, TimeoutError) as exc:
-            err = _kafka_error(exc)
+            err = kafka_error(exc)
             if err is not None and err.code() == KafkaError.UNKNOWN_MEMBER_ID:
                 raise Conflict(
                     f"Consumer group {group!r} has active members, so its offsets cannot be "
@@ -1174,7 +1088,7 @@ class KafkaEventLog(EventLog):
             )
             result = futures[group].result(timeout=self._timeout)
         except (KafkaException, TimeoutError) as exc:
-            err = _kafka_error(exc)
+            err = kafka_error(exc)
             if err is not None and err.code() == KafkaError.GROUP_ID_NOT_FOUND:
                 return {}
             raise translate(exc, doing) from exc
@@ -1224,138 +1138,3 @@ class KafkaEventLog(EventLog):
     def __repr__(self) -> str:
         prefix = f", topic_prefix={self._prefix!r}" if self._prefix else ""
         return f"KafkaEventLog({self._servers!r}{prefix})"
-
-
-def _stored(topic: str, partition: int, offset: int, msg: Message) -> StoredRecord:
-    raw: list[tuple[str, bytes | str | None]] = msg.headers() or []  # type: ignore[assignment]
-    headers: Headers = tuple(
-        (k, b"" if v is None else v if isinstance(v, bytes) else v.encode()) for k, v in raw
-    )
-    key = msg.key()
-    value = msg.value()
-    return StoredRecord(
-        topic,
-        partition,
-        offset,
-        msg.timestamp()[1],
-        key if key is None or isinstance(key, bytes) else key.encode(),
-        value if value is None or isinstance(value, bytes) else value.encode(),
-        headers,
-    )
-
-
-def _strip(r: StoredRecord) -> StoredRecord:
-    """The record without the hub's idempotence header."""
-    if r.headers and r.headers[-1][0] == IDEM_HEADER:
-        return StoredRecord(
-            r.topic, r.partition, r.offset, r.timestamp_ms, r.key, r.value, r.headers[:-1]
-        )
-    return r
-
-
-class _KafkaTransaction(Transaction):
-    """One Kafka transaction; offsets are staged with ``send_offsets_to_transaction``."""
-
-    def __init__(self, log: KafkaEventLog, transactional_id: str) -> None:
-        self._log = log
-        self._id = transactional_id
-        self.state = "open"
-        self._touched: dict[str, set[int]] = {}
-        self._offsets: dict[str, dict[tuple[str, int], int]] = {}
-        with log._lock:
-            if transactional_id in log._open_txns:
-                raise Conflict(
-                    f"Transaction {transactional_id!r} is already open on this log; end it first.",
-                    code="transaction_open",
-                )
-            producer = log._txn_producers.get(transactional_id)
-            if producer is None:
-                producer = log._transactional(transactional_id)
-                log._txn_producers[transactional_id] = producer
-            try:
-                producer.begin_transaction()
-            except KafkaException as exc:
-                log._txn_producers.pop(transactional_id, None)
-                raise translate(exc, f"beginning transaction {transactional_id!r}") from exc
-            log._open_txns.add(transactional_id)
-        self._producer = producer
-
-    def _check(self, doing: str) -> None:
-        if self.state != "open":
-            raise HubError(
-                f"Transaction {self._id!r} is {self.state}; cannot go on {doing}. Open a new one.",
-                code="transaction_closed",
-            )
-
-    def append(self, topic: str, records: Sequence[Record]) -> list[RecordMetadata]:
-        doing = f"appending to {topic!r} in transaction {self._id!r}"
-        self._check(doing)
-        batch = self._log._prepare(topic, records)
-        if not batch.records:
-            return []
-        rows = [
-            (p, r.key, r.value, tuple(r.headers), ts)
-            for r, p, ts in zip(batch.records, batch.partitions, batch.timestamps, strict=True)
-        ]
-        delivery = self._log._send(self._producer, topic, rows, may_split=True)
-        meta = self._log._await(self._producer, delivery, doing)
-        self._touched.setdefault(topic, set()).update(batch.partitions)
-        return meta
-
-    def commit_offsets(self, group: str, offsets: Mapping[TopicPartition, int]) -> None:
-        doing = f"committing offsets of group {group!r} in transaction {self._id!r}"
-        self._check(doing)
-        tps = self._log._offsets_request(group, offsets)
-        if not tps:
-            return
-        try:
-            self._producer.send_offsets_to_transaction(
-                tps, self._log._group_metadata(group), self._log._timeout
-            )
-        except KafkaException as exc:
-            raise translate(exc, doing) from exc
-        staged = self._offsets.setdefault(group, {})
-        for tp in tps:
-            staged[(self._log._unwire(tp.topic), tp.partition)] = tp.offset
-
-    def commit(self) -> None:
-        doing = f"committing transaction {self._id!r}"
-        self._check(doing)
-        try:
-            self._producer.commit_transaction(self._log._timeout)
-        except KafkaException as exc:
-            self.abort()
-            raise translate(exc, doing) from exc
-        self._end("committed")
-        # Visible together: wait for the commit markers to land in the topics and the offsets.
-        for topic, partitions in self._touched.items():
-            self._log._await_visible(topic, partitions)
-        for group, staged in self._offsets.items():
-            for topic in {t for t, _ in staged}:
-                want = {p: o for (t, p), o in staged.items() if t == topic}
-                n = self._log._info(topic).partitions
-
-                def stored(
-                    group: str = group, topic: str = topic, n: int = n, want: dict[int, int] = want
-                ) -> bool:
-                    got = self._log._committed(group, topic, n)
-                    return all(got.get(p) == o for p, o in want.items())
-
-                self._log._wait(stored, f"the offsets of group {group!r} to become visible")
-
-    def abort(self) -> None:
-        if self.state != "open":
-            return
-        try:
-            self._producer.abort_transaction(self._log._timeout)
-        except KafkaException as exc:
-            # A producer that cannot abort is dropped; the next init_transactions aborts for it.
-            self._log._txn_producers.pop(self._id, None)
-            self._end("aborted")
-            raise translate(exc, f"aborting transaction {self._id!r}") from exc
-        self._end("aborted")
-
-    def _end(self, state: str) -> None:
-        self.state = state
-        with self._log._lock:
-            self._log._open_txns.discard(self._id)

@@ -1,0 +1,116 @@
+"""The Kafka log's batches: a validated append (records, partitions, timestamps, size), an
+idempotent producer's last state, delivery reports collected in record order, and stored records
+built from consumed messages (with the hub's idempotence header stripped for callers)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Final, cast
+
+from confluent_kafka import (
+    KafkaError,
+    Message,
+)
+
+from core.errors import InvalidInput
+from core.ports.eventlog import (
+    Headers,
+    Record,
+    RecordMetadata,
+    StoredRecord,
+    is_transactional_append,
+)
+from core.ports.eventlog_checks import record_problem
+
+IDEM_HEADER: Final = "__hub.idem"  # reserved: the idempotence header (stripped by reads)
+
+
+# -- input validation (shared with every adapter: hub.ports.eventlog_checks) -----------------------
+def check_record(r: object, i: int, partitions: int, topic: str) -> Record:
+    problem = record_problem(r, i, partitions, topic)
+    if problem is not None:
+        raise problem
+    record = cast(Record, r)  # record_problem checked it
+    for _name, _ in record.headers:
+        if _name == IDEM_HEADER:
+            raise InvalidInput(
+                f"Record {i} of the batch for topic {topic!r} uses the header name "
+                f"{IDEM_HEADER!r}, which is reserved."
+            )
+    return record
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedBatch:
+    """A validated batch: the records, each one's partition and timestamp, and its size."""
+
+    topic: str
+    records: Sequence[Record]
+    partitions: list[int]
+    timestamps: list[int]
+    size: int
+
+    @property
+    def single_record_batch(self) -> bool:
+        """Whether the whole batch fits one Kafka record batch of one partition."""
+        return not is_transactional_append(len(set(self.partitions)), self.size, len(self.records))
+
+
+@dataclass(slots=True)
+class ProducerState:
+    """The last sequence of an idempotent producer on a topic and where that batch landed."""
+
+    seq: int
+    meta: list[RecordMetadata]
+    intent: dict[str, Any] | None = None  # an unverified intent (step 1 without step 3)
+
+
+class Delivery:
+    """Collects delivery reports of one batch, in record order."""
+
+    def __init__(self, topic: str, n: int) -> None:
+        self.topic = topic
+        self.meta: list[RecordMetadata | None] = [None] * n
+        self.errors: list[KafkaError] = []
+        self.pending = n
+
+    def callback(self, i: int) -> Callable[[KafkaError | None, Message], None]:
+        def on_delivery(err: KafkaError | None, msg: Message) -> None:
+            self.pending -= 1
+            if err is not None:
+                self.errors.append(err)
+                return
+            offset = msg.offset()
+            partition = msg.partition()
+            assert offset is not None and partition is not None
+            self.meta[i] = RecordMetadata(self.topic, partition, offset, msg.timestamp()[1])
+
+        return on_delivery
+
+
+def stored_record(topic: str, partition: int, offset: int, msg: Message) -> StoredRecord:
+    raw: list[tuple[str, bytes | str | None]] = msg.headers() or []  # type: ignore[assignment]
+    headers: Headers = tuple(
+        (k, b"" if v is None else v if isinstance(v, bytes) else v.encode()) for k, v in raw
+    )
+    key = msg.key()
+    value = msg.value()
+    return StoredRecord(
+        topic,
+        partition,
+        offset,
+        msg.timestamp()[1],
+        key if key is None or isinstance(key, bytes) else key.encode(),
+        value if value is None or isinstance(value, bytes) else value.encode(),
+        headers,
+    )
+
+
+def strip_idem(r: StoredRecord) -> StoredRecord:
+    """The record without the hub's idempotence header."""
+    if r.headers and r.headers[-1][0] == IDEM_HEADER:
+        return StoredRecord(
+            r.topic, r.partition, r.offset, r.timestamp_ms, r.key, r.value, r.headers[:-1]
+        )
+    return r

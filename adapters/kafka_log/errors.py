@@ -1,0 +1,89 @@
+"""Kafka and librdkafka errors as the hub's errors: which codes are worth a retry, which mean a
+batch is too large or a client is not allowed, and ``translate`` naming what was being done."""
+
+from __future__ import annotations
+
+from confluent_kafka import (
+    KafkaError,
+    KafkaException,
+)
+
+from core.errors import (
+    Conflict,
+    Forbidden,
+    HubError,
+    PayloadTooLarge,
+    Retryable,
+    TopicNotFound,
+)
+
+RETRYABLE_CODES = {
+    KafkaError._MSG_TIMED_OUT,
+    KafkaError._TIMED_OUT,
+    KafkaError._TRANSPORT,
+    KafkaError._ALL_BROKERS_DOWN,
+    KafkaError._WAIT_COORD,
+    KafkaError.REQUEST_TIMED_OUT,
+    KafkaError.NOT_ENOUGH_REPLICAS,
+    KafkaError.NOT_ENOUGH_REPLICAS_AFTER_APPEND,
+    KafkaError.LEADER_NOT_AVAILABLE,
+    KafkaError.NOT_LEADER_FOR_PARTITION,
+    KafkaError.UNKNOWN_LEADER_EPOCH,  # "leader epoch is newer than broker epoch": a broker
+    KafkaError.FENCED_LEADER_EPOCH,  # still loading partitions after a restart
+    KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+    KafkaError.COORDINATOR_NOT_AVAILABLE,
+    KafkaError.NOT_COORDINATOR,
+    KafkaError.CONCURRENT_TRANSACTIONS,
+    KafkaError.UNSTABLE_OFFSET_COMMIT,
+}
+TOO_LARGE_CODES = {KafkaError.MSG_SIZE_TOO_LARGE, KafkaError.RECORD_LIST_TOO_LARGE}
+AUTH_CODES = {
+    KafkaError.TOPIC_AUTHORIZATION_FAILED,
+    KafkaError.GROUP_AUTHORIZATION_FAILED,
+    KafkaError.CLUSTER_AUTHORIZATION_FAILED,
+    KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+}
+
+
+def kafka_error(exc: BaseException) -> KafkaError | None:
+    if isinstance(exc, KafkaException) and exc.args and isinstance(exc.args[0], KafkaError):
+        return exc.args[0]
+    if isinstance(exc, KafkaError):
+        return exc
+    return None
+
+
+def translate(exc: BaseException | KafkaError, doing: str) -> HubError:
+    """A ``core.errors`` exception for a librdkafka error met while ``doing`` something."""
+    err = exc if isinstance(exc, KafkaError) else kafka_error(exc)
+    if err is None and isinstance(exc, TimeoutError):  # an admin future's result(timeout=...)
+        return Retryable(
+            f"Kafka did not answer in time while {doing}; retry later, and check "
+            "'infra/kafka.sh status'.",
+            code="log_unavailable",
+        )
+    if err is None:
+        return HubError(f"Kafka failed while {doing}: {exc}.", code="kafka_error")
+    code, text = err.code(), err.str()
+    if code == KafkaError.UNKNOWN_TOPIC_OR_PART:
+        return TopicNotFound(f"Kafka does not know the topic while {doing} ({text}).")
+    if code in TOO_LARGE_CODES:
+        return PayloadTooLarge(
+            f"Kafka refused a record as too large while {doing} ({text}); keep records under "
+            "the topic's max.message.bytes (the hub's broker allows 16 MiB)."
+        )
+    if code in AUTH_CODES:
+        return Forbidden(f"Kafka denied access while {doing} ({text}); check the ACLs.")
+    if code in (KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH):
+        return Conflict(
+            f"Another producer with the same transactional id took over while {doing} ({text}); "
+            "this one is fenced: stop it, or use a distinct transactional id per process.",
+            code="producer_fenced",
+        )
+    if code in RETRYABLE_CODES or err.retriable():
+        return Retryable(
+            f"Kafka is unavailable or busy while {doing} ({text}); retry later, and check "
+            "'infra/kafka.sh status'.",
+            code="log_unavailable",
+        )
+    return HubError(f"Kafka failed while {doing} ({text}).", code="kafka_error")

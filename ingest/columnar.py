@@ -41,7 +41,6 @@ import pyarrow.compute as pc
 from core.avro import serde
 from core.avro import vector as avro_vector
 from core.errors import HubError
-from core.events import KEY_FIELD_CONFIG
 from core.pii import data_subject_field
 from core.ports.eventlog import Headers, Record
 from domain import envelope as env
@@ -768,7 +767,7 @@ def _ingest_arrow(
         ]
         return pipeline.ingest(topic, rows, **kwargs)
 
-    info = pipeline.log.topic(topic)  # raises TopicNotFound
+    pipeline.log.topic(topic)  # raises TopicNotFound
     n = rb.num_rows
     if n == 0:
         return per_record()
@@ -777,7 +776,7 @@ def _ingest_arrow(
     except HubError:
         return per_record()  # every row gets the target's error as its reason
     rb = decimal_columns(rb, t.plain.parsed)  # float / int prices into decimals, exactly
-    key_field = info.config.get(KEY_FIELD_CONFIG)
+    key_field = pipeline.publisher.targets.key_field(topic)
     plan = pipeline.arrow_plan(t, rb.schema, key_field, build_plan)
     if plan is None:
         return per_record()

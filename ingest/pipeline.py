@@ -48,8 +48,8 @@ from typing import Any, Literal
 from core.avro import serde
 from core.avro.compatibility import check_reader_writer
 from core.avro.schema import ParsedSchema
-from core.errors import HubError, InvalidInput, SchemaNotFound, SubjectNotFound
-from core.events import KEY_FIELD_CONFIG, classification_of, refuse_internal
+from core.errors import HubError, SchemaNotFound
+from core.events import refuse_internal
 from core.metrics import Metrics
 from core.pii import (
     data_subject_field,
@@ -62,7 +62,6 @@ from core.ports.eventlog import EventLog, Record, RecordMetadata
 from core.ports.eventlog import Headers as env_Headers
 from core.ports.keystore import DecryptionFailed, KeyDestroyed
 from domain import envelope as env
-from domain.catalog import subject_for
 from domain.envelope import Envelope, parse_rfc3339
 from domain.quality import (
     Evaluator,
@@ -80,6 +79,7 @@ from ingest.refs import KeyIndex
 from ingest.replays import ReplayMarks
 from ingest.rules import RulesStore
 from ingest.stats import QualityStats
+from ingest.targets import record_key
 from registry.plain import plain_subject
 from registry.service import SchemaRegistry
 
@@ -440,39 +440,15 @@ class IngestPipeline:
     # -- targets ------------------------------------------------------------------------------
     def target(self, topic: str, event_type: str | None) -> Target:
         """The subject, latest schema and rules for a record; raises ``InvalidInput``."""
-        strategy = self.publisher.strategy(topic)
-        if strategy == "topic":
-            subject = subject_for(topic, "", "topic")
-        elif not event_type:
-            raise InvalidInput(
-                f"Topic {topic!r} carries several event types: give each record an event_type "
-                "(the Avro record's full name).",
-                code="event_type_required",
-            )
-        else:
-            subject = subject_for(topic, event_type, strategy)
-        try:
-            schema_id, schema = self.publisher.writer_schema(subject)
-        except SubjectNotFound as exc:
-            raise InvalidInput(
-                f"No schema is registered for subject {subject!r} (topic {topic!r}): register "
-                "one with `hub schema register`.",
-                code="subject_not_registered",
-            ) from exc
-        name = schema.name or subject
-        if event_type and event_type != name:
-            raise InvalidInput(
-                f"event_type {event_type!r} does not match subject {subject!r} ({name}).",
-                code="event_type_mismatch",
-            )
+        w = self.publisher.targets.resolve(topic, event_type)
         return Target(
-            subject,
-            schema_id,
-            schema,
-            name,
-            classification_of(schema),
-            self.rules.get(subject),
-            self.publisher.plain(schema_id, schema),
+            w.subject,
+            w.schema_id,
+            w.schema,
+            w.name,
+            w.classification,
+            self.rules.get(w.subject),
+            w.plain,
         )
 
     def _incompatibilities(self, reader: Target, writer_id: int) -> list[str]:
@@ -707,7 +683,7 @@ class IngestPipeline:
         producer = producer or source
         now = datetime.now(UTC)
         targets: dict[str | None, Target] = {}
-        key_field = self.log.topic(topic).config.get(KEY_FIELD_CONFIG)
+        key_field = self.publisher.targets.key_field(topic)
         ids_window = self.deduper.window(topic, EVENT_ID_SCOPE)
         batch_ids: set[str] = set()
         batch_keys: dict[str, set[str]] = {}
@@ -754,10 +730,7 @@ class IngestPipeline:
                 new_keys.setdefault(rule_id, []).append(nk)
             if eid:
                 batch_ids.add(eid)
-            key = raw.key
-            if key is None and key_field and isinstance(datum, Mapping):
-                k = datum.get(key_field)
-                key = None if k is None else str(k)
+            key = record_key(raw.key, key_field, datum)
             accepted_at.append(i)
             stamp = None
             if raw.occurred_at:

@@ -10,34 +10,31 @@ with its index and the reason, and nothing is appended.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from core.avro import serde
-from core.avro.schema import ParsedSchema, parse_schema
+from core.avro.schema import ParsedSchema
 from core.errors import (
     HubError,
     InvalidInput,
     PayloadTooLarge,
-    SubjectNotFound,
 )
 from core.events import (
-    KEY_FIELD_CONFIG,
     PRINCIPALS_TOPIC,
-    STRATEGY_CONFIG,
     OutgoingEvent,
-    classification_of,
     mask_pii_of,
     redact_secrets,
     refuse_internal,
 )
 from core.metrics import Metrics
-from core.pii import PiiCodec, encrypts, plain_schema, refuse_erased
+from core.pii import PiiCodec, refuse_erased
 from core.ports.eventlog import EventLog, Record, RecordMetadata, StoredRecord
 from core.ports.keystore import KeyStore
-from domain.catalog import SubjectStrategy, subject_for
+from domain.catalog import SubjectStrategy
 from domain.envelope import Envelope, parse_rfc3339
+from ingest.targets import TargetResolver, WriteTarget, record_key
 from registry.service import SchemaRegistry
 
 
@@ -69,7 +66,7 @@ class Publisher:
         self._max_bytes = max_record_bytes
         self._metrics = metrics
         self.pii = None if keystore is None else PiiCodec(keystore)
-        self._plain: dict[int, ParsedSchema] = {}
+        self.targets = TargetResolver(log, registry)  # shared with the IngestPipeline
 
     @property
     def max_record_bytes(self) -> int:
@@ -79,13 +76,7 @@ class Publisher:
     def plain(self, schema_id: int, schema: ParsedSchema) -> ParsedSchema:
         """The schema callers fill datums with: ``schema`` itself, or its plain form when its
         PII fields are stored encrypted (cached per schema id)."""
-        found = self._plain.get(schema_id)
-        if found is None:
-            found = schema
-            if encrypts(schema.text):
-                found = parse_schema(plain_schema(schema.text), schema.references)
-            self._plain[schema_id] = found
-        return found
+        return self.targets.plain(schema_id, schema)
 
     def codec(self) -> PiiCodec:
         """The PII codec; raises when this publisher has no KeyStore."""
@@ -96,60 +87,26 @@ class Publisher:
         return self.pii
 
     def strategy(self, topic: str) -> SubjectStrategy:
-        value = self._log.topic(topic).config.get(STRATEGY_CONFIG, "topic")
-        if value not in ("topic", "record", "topic_record"):
-            raise InvalidInput(f"Topic {topic!r} has an unknown subject strategy {value!r}.")
-        return value  # type: ignore[return-value]
+        return self.targets.strategy(topic)
 
     def writer_schema(self, subject: str) -> tuple[int, ParsedSchema]:
         """The id and parsed schema of the subject's latest version."""
-        sv = self._registry.get_version(subject, "latest")
-        return sv.id, self._registry.parsed(sv.id)
-
-    def _resolve(self, topic: str, event_type: str | None) -> tuple[int, ParsedSchema, str]:
-        strategy = self.strategy(topic)
-        if strategy == "topic":
-            subject = subject_for(topic, "", "topic")
-        elif not event_type:
-            raise InvalidInput(
-                f"Topic {topic!r} carries several event types: give each record an event_type "
-                "(the Avro record's full name).",
-                code="event_type_required",
-            )
-        else:
-            subject = subject_for(topic, event_type, strategy)
-        try:
-            schema_id, schema = self.writer_schema(subject)
-        except SubjectNotFound as exc:
-            raise InvalidInput(
-                f"No schema is registered for subject {subject!r} (topic {topic!r}): register "
-                "one with `hub schema register` or POST /subjects/{subject}/versions.",
-                code="subject_not_registered",
-            ) from exc
-        name = schema.name or subject
-        if event_type and event_type != name:
-            raise InvalidInput(
-                f"event_type {event_type!r} does not match the schema of subject {subject!r} "
-                f"({name}).",
-                code="event_type_mismatch",
-            )
-        return schema_id, schema, name
+        return self.targets.writer_schema(subject)
 
     def prepare(
         self, topic: str, events: Sequence[OutgoingEvent], producer: str, tenant: str = "default"
     ) -> list[Record]:
         """Convert, validate and encode every event; raises naming the first bad one."""
-        key_field = self._log.topic(topic).config.get(KEY_FIELD_CONFIG)
-        resolved: dict[str | None, tuple[int, ParsedSchema, str, str]] = {}
+        key_field = self.targets.key_field(topic)
+        resolved: dict[str | None, WriteTarget] = {}
         erased_seen: dict[str, bool] = {}
         records = []
         for i, ev in enumerate(events):
             try:
-                if ev.event_type not in resolved:
-                    sid, sch, nm = self._resolve(topic, ev.event_type)
-                    resolved[ev.event_type] = (sid, sch, nm, classification_of(sch))
-                schema_id, schema, name, classification = resolved[ev.event_type]
-                plain = self.plain(schema_id, schema)
+                target = resolved.get(ev.event_type)
+                if target is None:
+                    target = resolved[ev.event_type] = self.targets.resolve(topic, ev.event_type)
+                schema_id, schema, plain = target.schema_id, target.schema, target.plain
                 datum = serde.from_json(ev.value, plain.parsed)
                 if self.pii is not None:  # a record naming an erased data subject is refused
                     refuse_erased(datum, schema.text, self.pii.keystore, erased_seen)
@@ -161,19 +118,16 @@ class Publisher:
                         f"Encoded record is {len(value)} bytes, over the limit of "
                         f"{self._max_bytes} (HUB_MAX_RECORD_BYTES)."
                     )
-                key = ev.key
-                if key is None and key_field and isinstance(ev.value, Mapping):
-                    raw = ev.value.get(key_field)
-                    key = None if raw is None else str(raw)
+                key = record_key(ev.key, key_field, ev.value)
                 occurred = parse_rfc3339(ev.occurred_at) if ev.occurred_at else datetime.now(UTC)
                 env_kwargs: dict[str, Any] = {}
                 if ev.event_id:
                     env_kwargs["event_id"] = ev.event_id
                 envelope = Envelope(
-                    event_type=name,
+                    event_type=target.name,
                     producer=producer,
                     tenant=tenant,
-                    classification=classification,
+                    classification=target.classification,
                     occurred_at=occurred,
                     correlation_id=ev.correlation_id,
                     causation_id=ev.causation_id,

@@ -121,3 +121,56 @@ apt_get_install() {
     DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
 }
+
+# go_bin MIN_VERSION: the Go toolchain ($GO, `go` on PATH, or /usr/local/go), or die naming it.
+go_bin() {
+    if [[ -n "${GO:-}" ]]; then
+        printf '%s\n' "$GO"
+    elif command -v go >/dev/null; then
+        command -v go
+    elif [[ -x /usr/local/go/bin/go ]]; then
+        printf '%s\n' /usr/local/go/bin/go
+    else
+        die "Go is not installed; install Go $1+ (https://go.dev/dl) or set GO=/path/to/go."
+    fi
+}
+
+# already_running PORT_SETTING: exit 0 when our process runs and answers (the caller's start is
+# done); die when it runs without answering, or when another process holds HOST:PORT (naming
+# PORT_SETTING, e.g. HUB_OPA_PORT, to change); exit 1 when a start is due.
+already_running() {
+    local pid
+    if pid="$(running_pid)"; then
+        if healthy 5; then
+            log "$COMPONENT already running (pid $pid) on $HOST:$PORT"
+            return 0
+        fi
+        die "$COMPONENT (pid $pid) runs but does not answer on $HOST:$PORT; see 'infra/$SCRIPT logs' or run 'infra/$SCRIPT stop' first."
+    fi
+    if (exec 3<>"/dev/tcp/$HOST/$PORT") 2>/dev/null; then
+        die "Port $HOST:$PORT is taken by another process; set $1 to a free port."
+    fi
+    return 1
+}
+
+# await_healthy STARTED [POLL_S]: after `launch`, wait until the process answers (`healthy 1`),
+# then `launch_succeeded`. Dies, with the log tail, when the process exits or START_TIMEOUT (s)
+# passes since STARTED ($SECONDS at launch); the trap set by `launch` then stops it and removes
+# the pid file.
+await_healthy() {
+    local started="$1" poll="${2:-0.2}" pid="$LAUNCHED_PID"
+    while ((SECONDS - started < START_TIMEOUT)); do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            cmd_logs >&2 || true
+            die "$COMPONENT exited during start-up (log tail above)."
+        fi
+        if healthy 1; then
+            launch_succeeded
+            log "$COMPONENT is up (pid $pid) after $((SECONDS - started)) s"
+            return 0
+        fi
+        sleep "$poll"
+    done
+    cmd_logs >&2 || true
+    die "$COMPONENT did not answer on $HOST:$PORT within $START_TIMEOUT s (log tail above); stopping it."
+}

@@ -47,18 +47,6 @@ COMPONENT="OPA"
 # shellcheck source=infra/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-go_bin() {
-    if [[ -n "${GO:-}" ]]; then
-        printf '%s\n' "$GO"
-    elif command -v go >/dev/null; then
-        command -v go
-    elif [[ -x /usr/local/go/bin/go ]]; then
-        printf '%s\n' /usr/local/go/bin/go
-    else
-        die "Go is not installed; install Go 1.23+ (https://go.dev/dl) or set GO=/path/to/go."
-    fi
-}
-
 # -- build ----------------------------------------------------------------------------------------
 cmd_build() {
     if [[ -x "$BIN" ]]; then
@@ -66,7 +54,7 @@ cmd_build() {
         return 0
     fi
     local go tmp started=$SECONDS
-    go="$(go_bin)"
+    go="$(go_bin 1.23)"
     tmp="$(mktemp -d)"
     # shellcheck disable=SC2064  # expand now: $tmp is local
     trap "rm -rf '$tmp'" RETURN
@@ -120,17 +108,7 @@ healthy() {
 }
 
 cmd_start() {
-    local pid
-    if pid="$(running_pid)"; then
-        if healthy 5; then
-            log "OPA already running (pid $pid) on $HOST:$PORT"
-            return 0
-        fi
-        die "OPA (pid $pid) runs but does not answer on $HOST:$PORT; see 'infra/opa.sh logs' or run 'infra/opa.sh stop' first."
-    fi
-    if (exec 3<>"/dev/tcp/$HOST/$PORT") 2>/dev/null; then
-        die "Port $HOST:$PORT is taken by another process; set HUB_OPA_PORT to a free port."
-    fi
+    already_running HUB_OPA_PORT && return 0
     [[ -d "$POLICIES" ]] || die "The policy folder $POLICIES does not exist."
     cmd_build
     mkdir -p "$STATE_DIR"
@@ -141,21 +119,7 @@ cmd_start() {
     # modules are loaded too (harmless: nothing queries them); --watch reloads edited files.
     launch "$LOG_FILE" "$BIN" run --server --addr "$HOST:$PORT" --watch \
         --log-level error --disable-telemetry "$POLICIES"
-    pid=$LAUNCHED_PID
-    while ((SECONDS - started < START_TIMEOUT)); do
-        if ! kill -0 "$pid" 2>/dev/null; then
-            cmd_logs >&2 || true
-            die "OPA exited during start-up (log tail above)."
-        fi
-        if healthy 1; then
-            launch_succeeded
-            log "OPA is up (pid $pid) after $((SECONDS - started)) s"
-            return 0
-        fi
-        sleep 0.2
-    done
-    cmd_logs >&2 || true
-    die "OPA did not answer on $HOST:$PORT within $START_TIMEOUT s (log tail above); stopping it."
+    await_healthy "$started"
 }
 
 cmd_stop() { stop_process; }

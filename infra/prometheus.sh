@@ -99,18 +99,8 @@ healthy() {
 }
 
 cmd_start() {
-    local pid
     command -v curl >/dev/null || die "curl is needed (apt-get install curl)."
-    if pid="$(running_pid)"; then
-        if healthy 5; then
-            log "Prometheus already running (pid $pid) on $HOST:$PORT"
-            return 0
-        fi
-        die "Prometheus (pid $pid) runs but does not answer on $HOST:$PORT; see 'infra/prometheus.sh logs' or run 'infra/prometheus.sh stop' first."
-    fi
-    if (exec 3<>"/dev/tcp/$HOST/$PORT") 2>/dev/null; then
-        die "Port $HOST:$PORT is taken by another process; set HUB_PROMETHEUS_PORT to a free port."
-    fi
+    already_running HUB_PROMETHEUS_PORT && return 0
     command -v prometheus >/dev/null || cmd_install
     write_config
     [[ -f "$LOG_FILE" ]] && mv -f "$LOG_FILE" "$LOG_FILE.1"
@@ -118,21 +108,7 @@ cmd_start() {
     local started=$SECONDS
     launch "$LOG_FILE" prometheus --config.file="$CONFIG" --storage.tsdb.path="$STATE_DIR/data" \
         --web.listen-address="$HOST:$PORT" --web.enable-lifecycle --log.level=warn
-    pid=$LAUNCHED_PID
-    while ((SECONDS - started < START_TIMEOUT)); do
-        if ! kill -0 "$pid" 2>/dev/null; then
-            cmd_logs >&2 || true
-            die "Prometheus exited during start-up (log tail above)."
-        fi
-        if healthy 1; then
-            launch_succeeded
-            log "Prometheus is up (pid $pid) after $((SECONDS - started)) s"
-            return 0
-        fi
-        sleep 0.2
-    done
-    cmd_logs >&2 || true
-    die "Prometheus did not answer on $HOST:$PORT within $START_TIMEOUT s (log tail above); stopping it."
+    await_healthy "$started"
 }
 
 cmd_reload() {

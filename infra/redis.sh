@@ -49,17 +49,7 @@ healthy() {
 }
 
 cmd_start() {
-    local pid
-    if pid="$(running_pid)"; then
-        if healthy 5; then
-            log "Redis already running (pid $pid) on $HOST:$PORT"
-            return 0
-        fi
-        die "Redis (pid $pid) runs but does not answer on $HOST:$PORT; see 'infra/redis.sh logs' or run 'infra/redis.sh stop' first."
-    fi
-    if (exec 3<>"/dev/tcp/$HOST/$PORT") 2>/dev/null; then
-        die "Port $HOST:$PORT is taken by another process; set HUB_REDIS_PORT to a free port."
-    fi
+    already_running HUB_REDIS_PORT && return 0
     command -v redis-server >/dev/null || cmd_install
     mkdir -p "$STATE_DIR"
     [[ -f "$LOG_FILE" ]] && mv -f "$LOG_FILE" "$LOG_FILE.1"
@@ -67,21 +57,7 @@ cmd_start() {
     local started=$SECONDS
     launch "$LOG_FILE" redis-server --bind "$HOST" --port "$PORT" --protected-mode yes \
         --daemonize no --save "" --appendonly no --dir "$STATE_DIR" --logfile ""
-    pid=$LAUNCHED_PID
-    while ((SECONDS - started < START_TIMEOUT)); do
-        if ! kill -0 "$pid" 2>/dev/null; then
-            cmd_logs >&2 || true
-            die "Redis exited during start-up (log tail above)."
-        fi
-        if healthy 1; then
-            launch_succeeded
-            log "Redis is up (pid $pid) after $((SECONDS - started)) s"
-            return 0
-        fi
-        sleep 0.2
-    done
-    cmd_logs >&2 || true
-    die "Redis did not answer on $HOST:$PORT within $START_TIMEOUT s (log tail above); stopping it."
+    await_healthy "$started"
 }
 
 cmd_stop() { stop_process; }

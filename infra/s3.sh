@@ -49,18 +49,6 @@ COMPONENT="S3 (versitygw)"
 # shellcheck source=infra/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-go_bin() {
-    if [[ -n "${GO:-}" ]]; then
-        printf '%s\n' "$GO"
-    elif command -v go >/dev/null; then
-        command -v go
-    elif [[ -x /usr/local/go/bin/go ]]; then
-        printf '%s\n' /usr/local/go/bin/go
-    else
-        die "Go is not installed; install Go 1.25+ (https://go.dev/dl) or set GO=/path/to/go."
-    fi
-}
-
 # -- build ----------------------------------------------------------------------------------------
 cmd_build() {
     if [[ -x "$BIN" ]]; then
@@ -68,7 +56,7 @@ cmd_build() {
         return 0
     fi
     local go tmp started=$SECONDS
-    go="$(go_bin)"
+    go="$(go_bin 1.25)"
     tmp="$(mktemp -d)"
     # shellcheck disable=SC2064  # expand now: $tmp is local
     trap "rm -rf '$tmp'" RETURN
@@ -99,17 +87,7 @@ healthy() {
 }
 
 cmd_start() {
-    local pid
-    if pid="$(running_pid)"; then
-        if healthy 5; then
-            log "S3 already running (pid $pid) on $HOST:$PORT"
-            return 0
-        fi
-        die "versitygw (pid $pid) runs but does not answer on $HOST:$PORT; see 'infra/s3.sh logs' or run 'infra/s3.sh stop' first."
-    fi
-    if (exec 3<>"/dev/tcp/$HOST/$PORT") 2>/dev/null; then
-        die "Port $HOST:$PORT is taken by another process; set HUB_S3_PORT to a free port."
-    fi
+    already_running HUB_S3_PORT && return 0
     cmd_build
     mkdir -p "$DATA_DIR"
     [[ -f "$LOG_FILE" ]] && mv -f "$LOG_FILE" "$LOG_FILE.1"
@@ -118,25 +96,9 @@ cmd_start() {
     # setsid: the server survives the shell (and a test session) that started it. Credentials go
     # through the environment, not the command line (other users can read /proc/<pid>/cmdline).
     ROOT_ACCESS_KEY_ID="$ACCESS_KEY" ROOT_SECRET_ACCESS_KEY="$SECRET_KEY" \
-        setsid nohup "$BIN" --port "$HOST:$PORT" --quiet posix "$DATA_DIR" \
-        >"$LOG_FILE" 2>&1 </dev/null &
-    pid=$!
-    printf '%s\n' "$pid" >"$PID_FILE"
-    while ((SECONDS - started < START_TIMEOUT)); do
-        if ! kill -0 "$pid" 2>/dev/null; then
-            cmd_logs >&2 || true
-            rm -f "$PID_FILE"
-            die "versitygw exited during start-up (log tail above)."
-        fi
-        if healthy 1; then
-            log "S3 is up (pid $pid) after $((SECONDS - started)) s: $(cmd_env | tr '\n' ' ')"
-            return 0
-        fi
-        sleep 0.1
-    done
-    cmd_logs >&2 || true
-    stop_process  # a failed start leaves no orphan behind
-    die "versitygw did not answer on $HOST:$PORT within $START_TIMEOUT s (log tail above); it was stopped."
+        launch "$LOG_FILE" "$BIN" --port "$HOST:$PORT" --quiet posix "$DATA_DIR"
+    await_healthy "$started" 0.1
+    log "S3 endpoint: $(cmd_env | tr '\n' ' ')"
 }
 
 cmd_stop() { stop_process; }

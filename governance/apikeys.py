@@ -37,7 +37,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from core.errors import Forbidden, InvalidInput, NotFound, Unauthenticated
+from core.errors import ConfigError, Forbidden, InvalidInput, NotFound, Unauthenticated
 from core.events import OutgoingEvent
 from core.fold import TopicFold, decoded
 from core.ports.eventlog import EventLog
@@ -45,7 +45,6 @@ from core.ports.keyfiles import read_secret_file
 from core.ports.policy import Principal
 from core.roles import ROLES
 from ingest.publish import EventReader, Publisher
-from registry.service import SchemaRegistry
 
 TOPIC = "hub.principals"
 PEPPER_FILE = "apikeys.pepper"  # under <data_dir>/keys, beside the keyring
@@ -180,14 +179,21 @@ def is_admin(principal: Principal) -> bool:
 
 class ApiKeys:
     def __init__(
-        self, log: EventLog, registry: SchemaRegistry, publisher: Publisher, pepper: bytes
+        self, log: EventLog, reader: EventReader, publisher: Publisher, pepper: bytes
     ) -> None:
+        """``reader`` must not redact (the fold needs the stored key hashes): bootstrap hands
+        it one built with ``redact=False``, used by nothing else."""
         if len(pepper) < 16:
             raise InvalidInput("The API key pepper must be at least 16 bytes.")
+        if reader.redacts:
+            raise ConfigError(
+                "ApiKeys needs an EventReader built with redact=False: a redacting reader hides "
+                "the key hashes it folds, so no key would ever verify."
+            )
         self._log = log
         self._publisher = publisher
         self._pepper = pepper
-        self._reader = EventReader(log, registry, redact=False)
+        self._reader = reader
         self._keys: dict[str, ApiKey] = {}
         self._origins: dict[str, Origin] = {}  # casefolded owner -> first creation
         self._lock = threading.RLock()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 # Native library load order: importing pyarrow AFTER regopy (the Rego engine) aborts the process
@@ -22,6 +23,7 @@ from core.metrics import Metrics
 from core.policybundle import PolicyBundle
 from core.ports.eventlog import EventLog
 from core.ports.keystore import KeyStore
+from core.ports.ledgerstore import LedgerStore
 from core.ports.objectstore import ObjectStore
 from core.ports.policy import PolicyEngine
 from core.ports.views import Target
@@ -173,13 +175,20 @@ def build_ingest(
     )
 
 
+def open_ledger_file(path: Path) -> LedgerStore:
+    """The LedgerStore of a ledger file (the embedded footprint's store, or a backup's copy of
+    it); the caller closes it."""
+    from adapters.sqlite_ledgerstore import SqliteLedgerStore
+
+    return SqliteLedgerStore(path)
+
+
 def build_ledger(
     settings: Settings, event_log: EventLog, registry: SchemaRegistry, publisher: Publisher
 ) -> Ledger:
     """The audit ledger: its store (SQLite or PostgreSQL), local key-file signer, witness."""
     from adapters.local_objectstore import LocalObjectStore
     from adapters.local_signer import LocalKeyFileSigner
-    from core.ports.ledgerstore import LedgerStore
     from ledger.service import LedgerConfig
 
     store: LedgerStore
@@ -195,9 +204,7 @@ def build_ledger(
             settings.ledger_postgres_url, schema=settings.ledger_postgres_schema
         )
     else:
-        from adapters.sqlite_ledgerstore import SqliteLedgerStore
-
-        store = SqliteLedgerStore(settings.ledger_path)
+        store = open_ledger_file(settings.ledger_path)
 
     config = LedgerConfig(
         origin=settings.ledger_origin,
@@ -373,7 +380,10 @@ def bootstrap(settings: Settings | None = None, *, install_domain: bool = True) 
     reader = EventReader(event_log, registry, keystore)  # 5
     cases = CaseBook(event_log, reader, publisher)
     keys = ApiKeys(
-        event_log, registry, publisher, load_pepper(settings.data_dir / "keys" / PEPPER_FILE)
+        event_log,
+        EventReader(event_log, registry, redact=False),  # the key fold alone sees the hashes
+        publisher,
+        load_pepper(settings.data_dir / "keys" / PEPPER_FILE),
     )
     policy_store = PolicyStore(event_log, reader)
     policy = build_policy(settings, event_log, registry, publisher, policy_store, cases)

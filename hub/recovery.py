@@ -60,9 +60,9 @@ def journal_erasure(settings: Settings, done: Erasure) -> None:
 
 def ledger_state_of(path: Path) -> LedgerState:
     """Tree size, root and latest checkpoint of a ledger file (a snapshot)."""
-    from adapters.sqlite_ledgerstore import SqliteLedgerStore
+    from hub.bootstrap import open_ledger_file
 
-    store = SqliteLedgerStore(path)
+    store = open_ledger_file(path)
     try:
         size = store.tree_size()
         cp = store.latest_checkpoint()
@@ -79,9 +79,9 @@ def ledger_state_of(path: Path) -> LedgerState:
 
 
 def ledger_root_of(path: Path, size: int) -> bytes:
-    from adapters.sqlite_ledgerstore import SqliteLedgerStore
+    from hub.bootstrap import open_ledger_file
 
-    store = SqliteLedgerStore(path)
+    store = open_ledger_file(path)
     try:
         if store.tree_size() < size:
             raise RestoreRefused(

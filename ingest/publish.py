@@ -196,6 +196,11 @@ class EventReader:
         self.pii = None if keystore is None else PiiCodec(keystore)
         self._redact = redact  # only the API key fold itself reads the hashes
 
+    @property
+    def redacts(self) -> bool:
+        """Whether secrets (API key hashes) are redacted from decoded records."""
+        return self._redact
+
     def decode(
         self, rec: StoredRecord, reader: ParsedSchema | None = None, *, mask_pii: bool = False
     ) -> dict[str, Any]:

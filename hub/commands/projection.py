@@ -246,7 +246,7 @@ def projection_sources(obj: Ctx, name: str, key: str, table: str | None) -> None
 def query(obj: Ctx, sql: str, fmt: str, out: str | None, store: str) -> None:
     """Run a read-only SELECT over the projection views (policy-checked; one lineage run of
     ``export.query``, see ``hub.api.routers.projections``)."""
-    from hub.api.routers.projections import export_query
+    from hub.api.exports import export_query
 
     def go() -> None:
         with obj.hub() as h:

@@ -447,7 +447,7 @@ def query(
     body: QueryIn, request: Request, principal: Principal = Depends(authorize("query.run"))
 ) -> Response:
     """Run SQL over the views (guarded query path) as JSON rows, or export it as CSV."""
-    from hub.api.routers.projections import export_query
+    from hub.api.exports import export_query
 
     started = time.perf_counter()
     data, media = export_query(hub_of(request), principal, body.sql, body.format, body.store)
@@ -520,9 +520,7 @@ def policy(
     request: Request, _: Principal = Depends(authorize("policy.read", "policy"))
 ) -> dict[str, Any]:
     """The active policy bundle's text (every file) and the changes waiting for approval."""
-    from hub.api.routers.policy import _changes
-
-    changes = _changes(request.app)
+    changes = hub_of(request).policy_changes
     changes.store.refresh()
     bundle = changes.store.active_bundle()
     return {
@@ -541,10 +539,8 @@ def approve(
     principal: Principal = Depends(authorize("policy.approve", "policy")),
 ) -> dict[str, Any]:
     """Approve a pending policy change (the two-person rule applies: not its proposer)."""
-    from hub.api.routers.policy import _changes
-
     summary: dict[str, Any] = (
-        _changes(request.app).approve(principal, change_id, body.reason).summary()
+        hub_of(request).policy_changes.approve(principal, change_id, body.reason).summary()
     )
     return summary
 

@@ -1,0 +1,71 @@
+"""Query exports shared by the API's ``/v1/query``, the console's Explore page and
+``hub projection query``: run guarded SQL over the views and render it (CSV, Parquet, JSON) as one
+lineage run of ``export.query``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pyarrow as pa
+
+from core import lineage
+from core.errors import InvalidInput
+from core.ports.policy import Principal
+from projections import metadata
+
+
+def export(table: pa.Table, fmt: str) -> tuple[bytes, str]:
+    """A query result as CSV, Parquet or JSON in the canonical representations of
+    ``projections.types`` (decimals exact, timestamps ISO-8601 UTC in text formats)."""
+    from projections.types import render
+
+    return render(table, fmt)
+
+
+def query_inputs(sql: str, store: str) -> list[lineage.Dataset]:
+    """The projections of ``store`` whose views ``sql`` reads (as the query guard parses it);
+    all of the store's when it does not parse (the reads are not known)."""
+    from core.sqlguard import views_named
+    from projections.catalog import PROJECTIONS
+
+    names = views_named(sql, "clickhouse" if store == "analytics" else "sqlite")
+    mine = [p for p in PROJECTIONS if p.store == store]
+    if names is None:
+        return [lineage.projection_dataset(p.name) for p in mine]
+    named = [p for p in mine if any(t.name.lower() in names for t in p.tables)]
+    return [lineage.projection_dataset(p.name) for p in named]
+
+
+def query_dataset(store: str) -> lineage.Dataset:
+    """The one export dataset that every query of ``store`` writes."""
+    return lineage.export_dataset(f"query:{store}")
+
+
+def export_query(
+    hub: Any,
+    principal: Principal,
+    sql: str,
+    fmt: str,
+    store: str,
+    context: Mapping[str, Any] | None = None,
+) -> tuple[bytes, str]:
+    """Run ``sql`` and render the result as ``fmt`` (bytes, media type): one lineage run of
+    ``export.query``. ``context`` (the request's purpose of use) goes with every decision the
+    query takes, so an open investigation case unmasks PII here as on the event routes."""
+    if fmt not in ("csv", "parquet", "json"):
+        raise InvalidInput(f"format={fmt!r} is invalid: use csv, parquet or json.")
+    if metadata.statement(sql) is not None:  # catalog metadata only: no data leaves
+        return export(hub.projections.query(hub.policy, principal, sql, store), fmt)
+    with lineage.run(
+        hub,
+        "export.query",
+        query_inputs(sql, store),
+        [query_dataset(store)],
+        producer=principal.id,
+    ):
+        from governance.cases import WithContext
+
+        policy = WithContext(hub.policy, context) if context else hub.policy
+        table = hub.projections.query(policy, principal, sql, store)
+        return export(table, fmt)

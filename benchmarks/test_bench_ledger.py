@@ -36,8 +36,8 @@ from pathlib import Path
 import pytest
 
 from adapters.local_signer import LocalKeyFileSigner
-from adapters.sqlite_log import SqliteEventLog
 from adapters.sqlite_ledgerstore import SqliteLedgerStore
+from adapters.sqlite_log import SqliteEventLog
 from audit import leaf
 from audit.merkle import leaf_hash, range_root, verify_consistency, verify_inclusion
 from benchmarks.conftest import Report

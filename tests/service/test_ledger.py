@@ -15,8 +15,8 @@ import pytest
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
-from adapters.sqlite_log.batch import decode_batch, encode_batch
 from adapters.sqlite_ledgerstore import SqliteLedgerStore
+from adapters.sqlite_log.batch import decode_batch, encode_batch
 from audit.merkle import verify_consistency, verify_inclusion
 from audit.note import GENESIS_PREV, checkpoint_hash, open_checkpoint, parse_verifier_key
 from core.events import OutgoingEvent

@@ -35,6 +35,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -106,9 +107,7 @@ def hub1(kafka: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
     h.close()
 
 
-def raw_produce(
-    kafka: str, topic: str, records: list[tuple[bytes, bytes, list[tuple[str, bytes]]]]
-) -> float:
+def raw_produce(kafka: str, topic: str, records: list[tuple[bytes, bytes, Any]]) -> float:
     """Seconds to produce every record and flush ONCE at the end, as librdkafka's authors
     recommend for throughput (a flush per batch of BATCH, as before, measured 32k/s: a baseline
     held back by its own configuration)."""

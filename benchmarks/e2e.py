@@ -434,7 +434,18 @@ def http_run(
 
 
 # -- the report -------------------------------------------------------------------------------
-COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf")
+COLOURS = (
+    "#1f77b4",
+    "#d62728",
+    "#2ca02c",
+    "#9467bd",
+    "#ff7f0e",
+    "#8c564b",
+    "#17becf",
+    "#7f7f7f",
+    "#bcbd22",
+    "#e377c2",
+)
 
 
 def svg_lines(
@@ -544,16 +555,22 @@ def kafka_section(
         "![Kafka latency](kafka_latency_cdf.svg)",
         "",
     ]
+
+    def short(name: str) -> str:  # legends hold ~34 characters
+        return name.replace("raw librdkafka produce, ", "librdkafka ").replace(
+            "hub publish -> Kafka, ", "hub->Kafka "
+        )
+
     thr = [
-        (r.name, [(i + 0.5, float(n)) for i, n in enumerate(r.per_second)])
+        (short(r.name), [(i + 0.5, float(n)) for i, n in enumerate(r.per_second)])
         for r in [*base, *runs]
         if r.per_second
     ]
     (out / "kafka_throughput.svg").write_text(
         svg_lines("Kafka: throughput over time", thr, "seconds into the run", "events / s")
     )
-    lat = [(f"ack: {r.name}", cdf(r.ack_ms)) for r in [*base, *runs] if r.ack_ms]
-    lat += [(f"visible: {r.name}", cdf(r.visible_ms)) for r in runs if r.visible_ms]
+    lat = [(f"ack: {short(r.name)}", cdf(r.ack_ms)) for r in [*base, *runs] if r.ack_ms]
+    lat += [(f"visible: {short(r.name)}", cdf(r.visible_ms)) for r in runs if r.visible_ms]
     (out / "kafka_latency_cdf.svg").write_text(
         svg_lines("Kafka: latency CDF", lat, "milliseconds", "fraction")
     )

@@ -188,6 +188,7 @@ def baselines(payloads: Sequence[bytes], seconds: float, folder: Path) -> list[R
     for batch in (1_000,):
         run = Run(f"raw SQLite append, batches of {batch:,} (baseline)")
         acks: list[tuple[float, int]] = []
+        peak_rss_reset()
         cpu0, began, i = self_cpu(), time.perf_counter(), 0
         while time.perf_counter() - began < seconds:
             chunk = [(payloads[(i + k) % len(payloads)],) for k in range(batch)]
@@ -202,6 +203,7 @@ def baselines(payloads: Sequence[bytes], seconds: float, folder: Path) -> list[R
         run.seconds = time.perf_counter() - began
         run.events = i
         run.cpu_per_s = (self_cpu() - cpu0) / run.seconds
+        run.peak_rss_mb = self_peak_rss_mb()
         run.per_second = buckets(acks, began, run.seconds)
         out.append(run)
     conn.close()
@@ -540,7 +542,8 @@ def kafka_section(
         "percentiles are its own (per record). Visible: publish -> the view's checkpoint "
         "covers the batch. On a shared machine a process gets a varying share of a core, so "
         "the ratio of events per CPU second (all threads of the process: librdkafka's too) is "
-        "the steadier comparison; the JVM tool's CPU is its own process's.",
+        "the steadier comparison; the JVM tool's CPU and memory are its own process's; the "
+        "Python runs' peak RSS is this harness process's (it also holds the hub's modules).",
         "",
         "| run | target/s | events/s | vs raw librdkafka | vs kafka-producer-perf-test "
         "| ack p50 ms | ack p99 ms | visible p50 ms | visible p99 ms | CPU s/s "
@@ -626,7 +629,8 @@ def write_report(
         "CPU s/s: CPU seconds per wall second of the process that did the work (the hub "
         "server's process for HTTP); on a shared machine a process may get far less than a "
         "core, so events per CPU second compares runs that got different shares. Peak RSS is "
-        "the process's high-water mark so far.",
+        "the process's high-water mark during that run (reset before each run; for HTTP, the "
+        "server process's since it started).",
         "",
         "![throughput](throughput.svg)",
         "",

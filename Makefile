@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 DATA ?= .hub
 PORT ?= 8080
 
-.PHONY: setup run test bench bench-e2e lint fmt clean
+.PHONY: setup run test bench bench-e2e bench-scale lint fmt clean
 
 setup: $(STAMP)
 
@@ -62,6 +62,11 @@ bench: setup
 # report (Markdown + SVG plots) in .bench/e2e (git-ignored). E2E="--seconds 30" passes options.
 bench-e2e: setup
 	$(PY) -m benchmarks.e2e $(E2E)
+
+# How cost grows (issue 13 item 4): 1M and 10M events, report in .bench/scale (git-ignored).
+# SCALE="--events 100000000" runs 100M (outside CI: ~100 GiB of disk, hours on two cores).
+bench-scale: setup
+	$(PY) -m benchmarks.scale $(SCALE)
 
 lint: setup
 	$(VENV)/bin/ruff check .

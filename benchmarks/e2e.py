@@ -12,13 +12,17 @@ Runs, for a fixed time each, on a fresh data folder (SQLite log, ``synchronous=F
      threads), fixed rate and as fast as it goes: publish->acknowledged per request.
 Each run reports throughput, latency percentiles, CPU seconds per second and peak RSS, beside
 the baselines, into ``<out>/report.md`` with SVG plots (throughput over time, latency CDF). The
-output folder (default ``.bench/e2e``) is git-ignored. Not measured yet: the Kafka footprint,
-publish->on the ledger (leaf and signed checkpoint).
+output folder (default ``.bench/e2e``) is git-ignored.
+  5. the Kafka footprint (``benchmarks/e2e_kafka.py``): kafka-producer-perf-test and raw
+     librdkafka baselines, the hub publishing to Kafka at fixed rates and flat out with a view
+     following, a py-spy profile; skipped loudly when this checkout's broker is not running
+     (outside CI). Not measured yet: publish->on the ledger (leaf and signed checkpoint).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import hashlib
 import json
@@ -57,6 +61,7 @@ class Run:
     peak_rss_mb: float = 0.0
     target: int | None = None  # events/s, None: as fast as it goes
     note: str = ""
+    reported: dict[str, float] = field(default_factory=dict)  # percentiles a tool printed
 
     @property
     def rate(self) -> float:
@@ -77,6 +82,18 @@ def self_cpu() -> float:
 
 def self_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def peak_rss_reset() -> None:
+    """Reset this process's peak RSS (Linux ``clear_refs`` 5), so that each scenario reports
+    its own high-water mark rather than the largest of the runs before it."""
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")
+
+
+def self_peak_rss_mb() -> float:
+    """Peak RSS since the last ``peak_rss_reset`` (VmHWM), in MiB."""
+    return proc_peak_rss_mb(os.getpid()) or self_rss_mb()
 
 
 def proc_cpu(pid: int) -> float:
@@ -171,6 +188,7 @@ def baselines(payloads: Sequence[bytes], seconds: float, folder: Path) -> list[R
     for batch in (1_000,):
         run = Run(f"raw SQLite append, batches of {batch:,} (baseline)")
         acks: list[tuple[float, int]] = []
+        peak_rss_reset()
         cpu0, began, i = self_cpu(), time.perf_counter(), 0
         while time.perf_counter() - began < seconds:
             chunk = [(payloads[(i + k) % len(payloads)],) for k in range(batch)]
@@ -185,6 +203,7 @@ def baselines(payloads: Sequence[bytes], seconds: float, folder: Path) -> list[R
         run.seconds = time.perf_counter() - began
         run.events = i
         run.cpu_per_s = (self_cpu() - cpu0) / run.seconds
+        run.peak_rss_mb = self_peak_rss_mb()
         run.per_second = buckets(acks, began, run.seconds)
         out.append(run)
     conn.close()
@@ -214,6 +233,7 @@ def file_runs(h: Any, files: dict[str, Path]) -> list[Run]:
         def on_batch(n: int, r: Any, acks: list[tuple[float, int]] = acks) -> None:
             acks.append((time.perf_counter(), r.accepted))
 
+        peak_rss_reset()
         cpu0, began = self_cpu(), time.perf_counter()
         result = publish_file(
             h.ingest,
@@ -226,13 +246,15 @@ def file_runs(h: Any, files: dict[str, Path]) -> list[Run]:
         run.events = result.result.accepted
         run.note = f"{result.result.rejected} rejected" if result.result.rejected else ""
         run.cpu_per_s = (self_cpu() - cpu0) / run.seconds
-        run.peak_rss_mb = self_rss_mb()
+        run.peak_rss_mb = self_peak_rss_mb()
         run.per_second = buckets(acks, began, run.seconds)
         out.append(run)
     return out
 
 
-def embedded_run(h: Any, target: int | None, seconds: float, start: int) -> Run:
+def embedded_run(
+    h: Any, target: int | None, seconds: float, start: int, label: str = "embedded publish"
+) -> Run:
     """Publish trades for ``seconds`` (a batch every 5 ms at ``target``, else back to back)
     while ``market_bars`` follows the log; ack and visible latency per batch."""
     from core.events import OutgoingEvent
@@ -253,10 +275,11 @@ def embedded_run(h: Any, target: int | None, seconds: float, start: int) -> Run:
     follower.start()
     per_tick = max(1, (target or 200_000) // 200)
     run = Run(
-        f"embedded publish, {'as fast as it goes' if target is None else f'{target:,}/s'}",
+        f"{label}, {'as fast as it goes' if target is None else f'{target:,}/s'}",
         target=target,
     )
     sent: list[tuple[float, float, dict[tuple[str, int], int]]] = []
+    peak_rss_reset()
     cpu0, began, tick, i = self_cpu(), time.perf_counter(), 0, start
     while time.perf_counter() - began < seconds:
         if target is not None:
@@ -282,8 +305,8 @@ def embedded_run(h: Any, target: int | None, seconds: float, start: int) -> Run:
     stop.set()
     follower.join(30)
     runner.hook = lambda step: None
-    run.cpu_per_s = (self_cpu() - cpu0) / run.seconds
-    run.peak_rss_mb = self_rss_mb()
+    run.cpu_per_s = (self_cpu() - cpu0) / run.seconds  # includes the follower's drain
+    run.peak_rss_mb = self_peak_rss_mb()
     run.ack_ms = [(t1 - t0) * 1000 for t0, t1, _ in sent]
     run.per_second = buckets([(t1, per_tick) for _, t1, _ in sent], began, run.seconds)
     ci = 0
@@ -413,7 +436,18 @@ def http_run(
 
 
 # -- the report -------------------------------------------------------------------------------
-COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf")
+COLOURS = (
+    "#1f77b4",
+    "#d62728",
+    "#2ca02c",
+    "#9467bd",
+    "#ff7f0e",
+    "#8c564b",
+    "#17becf",
+    "#7f7f7f",
+    "#bcbd22",
+    "#e377c2",
+)
 
 
 def svg_lines(
@@ -463,7 +497,105 @@ def cdf(values: Sequence[float]) -> list[tuple[float, float]]:
     return [(v, (i + 1) / len(s)) for i, v in enumerate(s)][::step] + ([(s[-1], 1.0)] if s else [])
 
 
-def write_report(out: Path, runs: list[Run], base: list[Run], meta: dict[str, Any]) -> Path:
+def target_cell(r: Run) -> str:
+    """The target rate and the share of it achieved (an honest fixed-rate run)."""
+    if r.target is None:
+        return "max"
+    return f"{r.target:,} ({r.rate / r.target:.0%} achieved)"
+
+
+def table_row(r: Run, baseline: Run | None, tool: Run | None) -> str:
+    def p(values: list[float], key: str, q: float) -> str:
+        if values:
+            return f"{pct(values, q):.1f}"
+        return f"{r.reported[key]:.1f}" if key in r.reported else ""
+
+    vs = f"{r.rate / baseline.rate:.3f}x" if baseline is not None and baseline.rate else ""
+    per_cpu = ""
+    if baseline is not None and baseline.cpu_per_s and r.cpu_per_s:
+        per_cpu = f"{(r.rate / r.cpu_per_s) / (baseline.rate / baseline.cpu_per_s):.4f}x"
+    vt = f"{r.rate / tool.rate:.3f}x" if tool is not None and tool.rate else ""
+    return (
+        f"| {r.name} | {target_cell(r)} | {r.rate:,.0f} | {vs} | {vt} "
+        f"| {p(r.ack_ms, 'ack p50', 0.5)} | {p(r.ack_ms, 'ack p99', 0.99)} "
+        f"| {p(r.visible_ms, 'visible p50', 0.5)} | {p(r.visible_ms, 'visible p99', 0.99)} "
+        f"| {r.cpu_per_s:.2f} | {r.rate / r.cpu_per_s if r.cpu_per_s else 0:,.0f} | {per_cpu} "
+        f"| {r.peak_rss_mb:,.0f} | {r.note} |"
+    )
+
+
+def kafka_section(
+    out: Path, base: list[Run], runs: list[Run], profile: str, skipped: str
+) -> list[str]:
+    """The Kafka footprint beside its baselines (``benchmarks.e2e_kafka``)."""
+    lines = ["## Kafka footprint", ""]
+    if skipped:
+        return [*lines, f"**{skipped}**", ""]
+    raw = next((r for r in base if r.name.endswith("(baseline)")), None)
+    tool = next((r for r in base if r.name.startswith("kafka-producer-perf-test")), None)
+    lines += [
+        "One broker (`infra/kafka.sh`), one partition per topic. Baselines at their best: "
+        "idempotent, `acks=all`, `linger.ms=5`, `batch.size` 1 MiB, no compression (the hub "
+        "compresses nothing), one flush at the end; the hub publishes batches of `target/200` "
+        "events every 5 ms (or back to back) while `market_bars` follows the topic from Kafka. "
+        "Raw librdkafka ack latency is sampled on every 1,000th record; the perf tool's "
+        "percentiles are its own (per record). Visible: publish -> the view's checkpoint "
+        "covers the batch. On a shared machine a process gets a varying share of a core, so "
+        "the ratio of events per CPU second (all threads of the process: librdkafka's too) is "
+        "the steadier comparison; the JVM tool's CPU and memory are its own process's; the "
+        "Python runs' peak RSS is this harness process's (it also holds the hub's modules).",
+        "",
+        "| run | target/s | events/s | vs raw librdkafka | vs kafka-producer-perf-test "
+        "| ack p50 ms | ack p99 ms | visible p50 ms | visible p99 ms | CPU s/s "
+        "| events per CPU s | per CPU s vs raw librdkafka | peak RSS MiB | note |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    lines += [table_row(r, raw, tool) for r in [*base, *runs]]
+    lines += [
+        "",
+        "![Kafka throughput](kafka_throughput.svg)",
+        "",
+        "![Kafka latency](kafka_latency_cdf.svg)",
+        "",
+    ]
+
+    def short(name: str) -> str:  # legends hold ~34 characters
+        return name.replace("raw librdkafka produce, ", "librdkafka ").replace(
+            "hub publish -> Kafka, ", "hub->Kafka "
+        )
+
+    thr = [
+        (short(r.name), [(i + 0.5, float(n)) for i, n in enumerate(r.per_second)])
+        for r in [*base, *runs]
+        if r.per_second
+    ]
+    (out / "kafka_throughput.svg").write_text(
+        svg_lines("Kafka: throughput over time", thr, "seconds into the run", "events / s")
+    )
+    lat = [(f"ack: {short(r.name)}", cdf(r.ack_ms)) for r in [*base, *runs] if r.ack_ms]
+    lat += [(f"visible: {short(r.name)}", cdf(r.visible_ms)) for r in runs if r.visible_ms]
+    (out / "kafka_latency_cdf.svg").write_text(
+        svg_lines("Kafka: latency CDF", lat, "milliseconds", "fraction")
+    )
+    if profile:
+        lines += [
+            "### Profile of hub -> Kafka, as fast as it goes (py-spy)",
+            "",
+            "```",
+            profile,
+            "```",
+            "",
+        ]
+    return lines
+
+
+def write_report(
+    out: Path,
+    runs: list[Run],
+    base: list[Run],
+    meta: dict[str, Any],
+    kafka: tuple[list[Run], list[Run], str, str] | None = None,
+) -> Path:
     sql, sha = base[0], base[1]
     lines = [
         "# End-to-end load report",
@@ -472,9 +604,9 @@ def write_report(out: Path, runs: list[Run], base: list[Run], meta: dict[str, An
         f"{meta['seconds']:g} s per run; SQLite `synchronous=FULL`. Figures are ratios to the "
         "baselines measured in this same run (machines here are shared and noisy).",
         "",
-        "| run | events/s | vs raw SQLite | vs raw SHA-256 | ack p50 ms | ack p99 ms "
+        "| run | target/s | events/s | vs raw SQLite | vs raw SHA-256 | ack p50 ms | ack p99 ms "
         "| visible p50 ms | visible p99 ms | CPU s/s | events per CPU s | peak RSS MiB | note |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in [*base, *runs]:
         vis = (
@@ -484,7 +616,8 @@ def write_report(out: Path, runs: list[Run], base: list[Run], meta: dict[str, An
         )
         ack = (f"{pct(r.ack_ms, 0.5):.2f}", f"{pct(r.ack_ms, 0.99):.2f}") if r.ack_ms else ("", "")
         lines.append(
-            f"| {r.name} | {r.rate:,.0f} | {r.rate / sql.rate:.3f}x | {r.rate / sha.rate:.4f}x "
+            f"| {r.name} | {target_cell(r)} | {r.rate:,.0f} | {r.rate / sql.rate:.3f}x "
+            f"| {r.rate / sha.rate:.4f}x "
             f"| {ack[0]} | {ack[1]} | {vis[0]} | {vis[1]} | {r.cpu_per_s:.2f} "
             f"| {r.rate / r.cpu_per_s if r.cpu_per_s else 0:,.0f} "
             f"| {r.peak_rss_mb:,.0f} | {r.note} |"
@@ -496,13 +629,16 @@ def write_report(out: Path, runs: list[Run], base: list[Run], meta: dict[str, An
         "CPU s/s: CPU seconds per wall second of the process that did the work (the hub "
         "server's process for HTTP); on a shared machine a process may get far less than a "
         "core, so events per CPU second compares runs that got different shares. Peak RSS is "
-        "the process's high-water mark so far.",
+        "the process's high-water mark during that run (reset before each run; for HTTP, the "
+        "server process's since it started).",
         "",
         "![throughput](throughput.svg)",
         "",
         "![latency](latency_cdf.svg)",
         "",
     ]
+    if kafka is not None:
+        lines += kafka_section(out, *kafka)
     thr = [
         (r.name, [(i + 0.5, float(n)) for i, n in enumerate(r.per_second)])
         for r in runs
@@ -518,9 +654,8 @@ def write_report(out: Path, runs: list[Run], base: list[Run], meta: dict[str, An
     )
     path = out / "report.md"
     path.write_text("\n".join(lines))
-    (out / "runs.json").write_text(
-        json.dumps([r.__dict__ for r in [*base, *runs]], default=str, indent=1)
-    )
+    every = [*base, *runs, *(kafka[0] + kafka[1] if kafka else [])]
+    (out / "runs.json").write_text(json.dumps([r.__dict__ for r in every], default=str, indent=1))
     return path
 
 
@@ -532,10 +667,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--http-rates", default="10000,max", help="HTTP target rates")
     ap.add_argument("--file-rows", type=int, default=100_000, help="rows per file format")
     ap.add_argument("--port", type=int, default=int(os.environ.get("HUB_BENCH_PORT", "27080")))
-    ap.add_argument("--skip", default="", help="comma list of: files,embedded,http")
+    ap.add_argument("--kafka-rates", default="10000,50000,100000,max", help="hub -> Kafka rates")
+    ap.add_argument("--no-profile", action="store_true", help="no py-spy profile of hub -> Kafka")
+    ap.add_argument("--skip", default="", help="comma list of: files,embedded,http,kafka")
     args = ap.parse_args(argv)
     rates = [None if r == "max" else int(r) for r in args.rates.split(",") if r]
     http_rates = [None if r == "max" else int(r) for r in args.http_rates.split(",") if r]
+    kafka_rates = [None if r == "max" else int(r) for r in args.kafka_rates.split(",") if r]
     skip = set(args.skip.split(","))
     out = Path(args.out).resolve()
     if out.exists():
@@ -594,8 +732,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "http" not in skip:
         print("HTTP...", flush=True)
         runs += http_runs(data, token, args.port, args.seconds, http_rates, start)
-    path = write_report(out, runs, base, meta)
-    print(path.read_text().split("![", 1)[0])
+        start += 10**7
+    kafka = None
+    if "kafka" not in skip:
+        from benchmarks.e2e_kafka import run_all
+
+        kafka = run_all(out, args.seconds, kafka_rates, start, not args.no_profile)
+    path = write_report(out, runs, base, meta, kafka)
+    print("\n".join(x for x in path.read_text().splitlines() if not x.startswith("![")))
     print(f"report: {path}")
     return 0
 

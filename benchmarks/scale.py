@@ -1,0 +1,318 @@
+"""How cost grows with the log (issue 13, item 4): ``make bench-scale`` or
+``python -m benchmarks.scale --events 1000000,10000000``.
+
+For each size N, on a fresh embedded data folder (SQLite log, ``synchronous=FULL``):
+  1. ingest N trades from one Parquet file (``publish_file``: validation, quality rules, Avro,
+     one append per batch);
+  2. ``Ledger.sync`` (one Merkle leaf per event, a signed checkpoint);
+  3. bytes stored per event: the log's and the ledger's files (with their WAL) over N, beside
+     the raw Avro bytes of the same events (the binary datum, no framing; and in an Avro
+     container file, the smallest self-describing form);
+  4. inclusion proofs at tree size N for 200 random leaves (p50, p99);
+  5. ``hub ledger verify`` (the whole log re-read and re-hashed);
+  6. replay: the ``market_bars`` view built from the log, then ``rebuild`` (copy and swap);
+Each phase reports its time, its cost per event (microseconds), the process's CPU seconds and
+its own peak RSS (reset before each phase). Cost per event should stay flat as N grows: the
+report prints each size's per-event cost as a ratio to the smallest size of the same run.
+
+1M and 10M run here; 100M (``--events 100000000``) needs ~100 GiB of disk and hours on two
+cores, so it runs outside CI by hand. Output: ``<out>/scale.md`` and ``scale.json``
+(default ``.bench/scale``, git-ignored).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import random
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa  # before chDB and regopy (STACK-NOTES)
+import pyarrow.parquet as pq
+
+from benchmarks.e2e import ACCOUNTS, peak_rss_reset, self_cpu, self_peak_rss_mb, trade
+
+CHUNK = 500_000
+
+
+@dataclass
+class Phase:
+    name: str
+    seconds: float
+    events: int
+    cpu_s: float
+    peak_rss_mb: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def us_per_event(self) -> float:
+        return self.seconds / self.events * 1e6 if self.events else float("nan")
+
+
+def measured(name: str, events: int, fn: Callable[[], Any]) -> tuple[Phase, Any]:
+    peak_rss_reset()
+    cpu0, t0 = self_cpu(), time.perf_counter()
+    result = fn()
+    took = time.perf_counter() - t0
+    phase = Phase(name, took, events, self_cpu() - cpu0, self_peak_rss_mb())
+    print(f"  {name}: {took:.1f} s ({phase.us_per_event:.2f} us/event)", flush=True)
+    return phase, result
+
+
+def write_parquet(path: Path, n: int) -> None:
+    """N trades, written in chunks (the file, not the hub, is the only copy in memory)."""
+    writer: pq.ParquetWriter | None = None
+    for start in range(0, n, CHUNK):
+        idx = range(start, min(n, start + CHUNK))
+        rows = [trade(i) for i in idx]
+        table = pa.table(
+            {
+                "trade_id": [r["trade_id"] for r in rows],
+                "account_id": [r["account_id"] for r in rows],
+                "instrument": [r["instrument"] for r in rows],
+                "side": [r["side"] for r in rows],
+                "quantity": pa.array([Decimal(r["quantity"]) for r in rows], pa.decimal128(18, 4)),
+                "price": pa.array([Decimal(r["price"]) for r in rows], pa.decimal128(18, 8)),
+                "currency": [r["currency"] for r in rows],
+                "executed_at": pa.array(
+                    [1_795_600_000_000_000 + i * 1000 for i in idx], pa.int64()
+                ).cast(pa.timestamp("us", tz="UTC")),
+            }
+        )
+        if writer is None:
+            writer = pq.ParquetWriter(path, table.schema)
+        writer.write_table(table)
+    if writer is not None:
+        writer.close()
+
+
+def raw_avro_bytes(h: Any, sample: int = 20_000) -> tuple[float, float]:
+    """Mean bytes per event of the raw Avro datum and of an Avro container file (null codec),
+    over a sample of the same trades, with the schema the hub stores them under."""
+    import fastavro
+
+    from core.avro import serde
+
+    sv = h.registry.get_version("trades-value", "latest")
+    parsed = h.registry.parsed(sv.id).parsed
+    schema = fastavro.parse_schema(json.loads(sv.schema.text))
+    datums = [serde.from_json(trade(i), parsed) for i in range(sample)]
+    datum_bytes = 0
+    for d in datums:
+        buf = io.BytesIO()
+        fastavro.schemaless_writer(buf, schema, d)
+        datum_bytes += buf.tell()
+    buf = io.BytesIO()
+    fastavro.writer(buf, schema, datums, codec="null")
+    return datum_bytes / sample, buf.tell() / sample
+
+
+def stored_bytes(data: Path) -> dict[str, int]:
+    """Bytes on disk of the log, the ledger and the views (each with its WAL and side files)."""
+    out = {"log": 0, "ledger": 0, "views": 0, "other": 0}
+    for p in data.rglob("*"):
+        if not p.is_file():
+            continue
+        name = p.relative_to(data).as_posix()
+        size = p.stat().st_size
+        if name.startswith("log"):
+            out["log"] += size
+        elif name.startswith("ledger"):
+            out["ledger"] += size
+        elif "view" in name or name.startswith(("chdb", "analytics", "transactional")):
+            out["views"] += size
+        else:
+            out["other"] += size
+    return out
+
+
+def one_size(n: int, data: Path, batch: int) -> dict[str, Any]:
+    from hub.bootstrap import bootstrap
+    from hub.settings import load_settings
+    from ingest.files import publish_file
+    from ledger.verify import verify_ledger
+    from tests.service.accounts import open_accounts
+
+    if data.exists():
+        shutil.rmtree(data)
+    data.mkdir(parents=True)
+    src = data.parent / f"trades-{n}.parquet"
+    if not src.exists():
+        print(f"  writing {n:,} trades to {src.name}...", flush=True)
+        write_parquet(src, n)
+    h = bootstrap(
+        load_settings(
+            environ={},
+            data_dir=data / "hub",
+            projection_autostart=False,
+            policy_record_decisions=False,
+        )
+    )
+    phases: list[Phase] = []
+    try:
+        open_accounts(h, [f"ACC-{i}" for i in range(ACCOUNTS)])
+        h.ledger.sync(force_checkpoint=True)
+        ph, res = measured(
+            "ingest (Parquet file -> log)",
+            n,
+            lambda: publish_file(h.ingest, src, "trades", batch_size=batch),
+        )
+        accepted = res.result.accepted
+        if accepted != n:
+            raise SystemExit(f"{n - accepted} of {n} trades were rejected; see the quarantine")
+        phases.append(ph)
+        ph, sync = measured(
+            "ledger sync (leaves + checkpoint)", n, lambda: h.ledger.sync(force_checkpoint=True)
+        )
+        phases.append(ph)
+        size = sync.size
+        stored = stored_bytes(data / "hub")
+        datum, container = raw_avro_bytes(h)
+        rng = random.Random(13)
+        leaves = [rng.randrange(size) for _ in range(200)]
+        times: list[float] = []
+
+        def proofs() -> None:
+            for i in leaves:
+                t0 = time.perf_counter()
+                h.ledger.proof(i, size)
+                times.append((time.perf_counter() - t0) * 1e6)
+
+        ph, _ = measured(f"{len(leaves)} inclusion proofs at size {size:,}", len(leaves), proofs)
+        times.sort()
+        ph.extra = {
+            "p50_us": times[len(times) // 2] if times else None,
+            "p99_us": times[int(len(times) * 0.99)] if times else None,
+        }
+        phases.append(ph)
+        ph, rep = measured("ledger verify (whole log)", size or n, lambda: verify_ledger(h.ledger))
+        ph.extra = {"ok": rep.ok}
+        if not ph.extra["ok"]:
+            raise SystemExit(f"ledger verify failed at {n:,} events: {rep}")
+        phases.append(ph)
+        runner = h.projections.runner("market_bars")
+        ph, _ = measured("replay into market_bars (first build)", n, runner.catch_up)
+        phases.append(ph)
+        ph, _ = measured(
+            "rebuild market_bars (copy + swap)", n, lambda: h.projections.rebuild("market_bars")
+        )
+        phases.append(ph)
+    finally:
+        h.close()
+    return {
+        "events": n,
+        "tree_size": size,
+        "stored": stored,
+        "avro_datum_bytes": datum,
+        "avro_container_bytes": container,
+        "phases": [{**p.__dict__, "us_per_event": p.us_per_event} for p in phases],
+    }
+
+
+def report(results: Sequence[dict[str, Any]], meta: dict[str, Any]) -> str:
+    lines = [
+        "# Scaling run: how cost grows with the log",
+        "",
+        f"{meta['when']}, {meta['cpus']} CPUs, load average at start {meta['load']}, at end "
+        f"{meta['load_end']}. Embedded (SQLite log, `synchronous=FULL`), one Parquet file per "
+        f"size, batches of {meta['batch']:,}. Per-event costs are compared with the smallest "
+        "size of this same run (flat = 1.00x).",
+        "",
+        "## Storage",
+        "",
+        "| events | log B/event | ledger B/event | log+ledger B/event | raw Avro datum B "
+        "| vs raw Avro | Avro container B | vs container |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        n, st = r["events"], r["stored"]
+        both = (st["log"] + st["ledger"]) / n
+        lines.append(
+            f"| {n:,} | {st['log'] / n:,.1f} | {st['ledger'] / n:,.1f} | {both:,.1f} "
+            f"| {r['avro_datum_bytes']:.1f} | {both / r['avro_datum_bytes']:.2f}x "
+            f"| {r['avro_container_bytes']:.1f} | {both / r['avro_container_bytes']:.2f}x |"
+        )
+    lines += [
+        "",
+        "## Time and memory per phase",
+        "",
+        "| events | phase | seconds | events/s | us/event | vs smallest | CPU s "
+        "| CPU us/event | CPU vs smallest | peak RSS MiB | detail |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    first = {p["name"].split(" at size")[0]: p for p in results[0]["phases"]} if results else {}
+    for r in results:
+        for p in r["phases"]:
+            key = p["name"].split(" at size")[0]
+            ref = first.get(key)
+            vs = f"{p['us_per_event'] / ref['us_per_event']:.2f}x" if ref else ""
+            cpu_us = p["cpu_s"] / p["events"] * 1e6 if p["events"] else 0.0
+            ref_cpu = ref["cpu_s"] / ref["events"] * 1e6 if ref and ref["events"] else 0.0
+            vs_cpu = f"{cpu_us / ref_cpu:.2f}x" if ref_cpu else ""
+            rate = p["events"] / p["seconds"] if p["seconds"] else 0
+            detail = ", ".join(
+                f"{k} {v:,.1f}" if isinstance(v, float) else f"{k} {v}"
+                for k, v in p["extra"].items()
+            )
+            lines.append(
+                f"| {r['events']:,} | {p['name']} | {p['seconds']:,.2f} | {rate:,.0f} "
+                f"| {p['us_per_event']:,.2f} | {vs} | {p['cpu_s']:,.1f} | {cpu_us:,.2f} "
+                f"| {vs_cpu} | {p['peak_rss_mb']:,.0f} | {detail} |"
+            )
+    lines += [
+        "",
+        "Proof rows: events = proofs made, us/event = microseconds per proof. CPU us/event "
+        "(this process's user + system CPU over the events) is the fairer flatness measure on a "
+        "shared machine, where wall time depends on the share of a core the process got. "
+        "Log and ledger bytes include their SQLite WAL files as found after the phase. "
+        "Peak RSS is the "
+        "process's high-water mark during that phase alone (reset before each phase). The views' "
+        "and key store's bytes are not counted as stored log bytes.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--events", default="1000000,10000000", help="comma list of sizes")
+    ap.add_argument("--out", default=".bench/scale", help="report folder (git-ignored)")
+    ap.add_argument("--batch", type=int, default=50_000, help="events per append")
+    ap.add_argument("--keep", action="store_true", help="keep each size's data folder")
+    args = ap.parse_args(argv)
+    sizes = [int(x) for x in args.events.split(",") if x]
+    out = Path(args.out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    meta: dict[str, Any] = {
+        "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "cpus": os.cpu_count(),
+        "load": ", ".join(f"{x:.1f}" for x in os.getloadavg()),
+        "batch": args.batch,
+    }
+    results = []
+    for n in sizes:
+        print(f"{n:,} events...", flush=True)
+        data = out / f"data-{n}"
+        results.append(one_size(n, data, args.batch))
+        (out / "scale.json").write_text(json.dumps({"meta": meta, "results": results}, indent=1))
+        if not args.keep:
+            shutil.rmtree(data, ignore_errors=True)
+    meta["load_end"] = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    text = report(results, meta)
+    (out / "scale.md").write_text(text)
+    (out / "scale.json").write_text(json.dumps({"meta": meta, "results": results}, indent=1))
+    print(text)
+    print(f"report: {out / 'scale.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

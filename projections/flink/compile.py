@@ -17,7 +17,8 @@ records as upserts by primary key, which overwrite (never add to) the rows alrea
 partial row holds the running total, not an increment, so replaying it twice writes it twice with
 the same value.
 
-Which projections compile: ``payment_aggregates`` (daily corridor volumes and AML aggregates).
+Which projections compile: ``payment_aggregates`` (daily corridor volumes and AML aggregates),
+``market_bars`` (OHLCV bars, tumbling and hopping windows).
 Others raise ``Unsupported`` naming the ones that do. The embedded runner's ``late_mode="side"``
 is refused too: a late side output needs per-partition watermarks (``core.projection.
 WindowState``), which Flink SQL does not keep; with the default ``"update"`` a late event updates
@@ -332,8 +333,109 @@ def _payment_aggregates(p: Projection, at: FlinkPlacement, group: str) -> JobSpe
     )
 
 
+def _sort_key(ts: str, offset: str, value: str) -> str:
+    """A string whose MIN/MAX within one source partition is the row first/last by (event time,
+    offset), carrying ``value`` after 40 fixed-width digits (event times are after 1970)."""
+    return (
+        f"LPAD(CAST({ts} AS STRING), 20, '0') || LPAD(CAST({offset} AS STRING), 20, '0')"
+        f" || CAST({value} AS STRING)"
+    )
+
+
+def _market_bars(p: Projection, at: FlinkPlacement, group: str) -> JobSpec:
+    """``projections.folds.fold_bars`` in Flink SQL: trades into OHLCV bars per tenant,
+    instrument, currency and window, for every window of ``folds.BAR_WINDOWS`` (tumbling when
+    size = hop, hopping otherwise: one row per window holding the trade, from an UNNEST of the
+    hop numbers). Open/close are the prices of the first/last trade by (executed_at, log
+    position): MIN/MAX of a fixed-width sort key carrying the price, per source partition; the
+    PostgreSQL view picks across partitions by (first_at, first_pos) like ClickHouse's argMin.
+    Late events update their windows (``late_mode="update"``), as in the embedded runner."""
+    from projections.folds import BAR_WINDOWS
+
+    topic = p.topics[0]
+    fields = [
+        ("instrument", "STRING"),
+        ("currency", "STRING"),
+        ("price", "STRING"),
+        ("quantity", "STRING"),
+        ("executed_at", "BIGINT"),
+    ]
+    function = f"{p.name}__decode"
+    decoder: dict[str, Any] = {
+        "function": function,
+        "registry_url": at.registry_url,
+        "fields": fields,
+    }
+    source, trades = f"{topic}__source", f"{p.name}__trades"
+    names = ", ".join(q(n) for n in ["record", *(f for f, _ in fields)])
+    statements = [kafka_source(source, topic, group, at)]
+    hops = max(size // hop for _, size, hop in BAR_WINDOWS)
+    statements.append(
+        f"CREATE TEMPORARY VIEW {q(trades)} AS\n"
+        "SELECT * FROM (\n"
+        "  SELECT\n"
+        f"    COALESCE(CAST(e.{q('headers')}['ce_tenant'] AS STRING), 'default')"
+        f" AS {q('tenant')},\n"
+        f"    COALESCE(CAST(e.{q('headers')}['ce_type'] AS STRING), d.{q('record')}) AS "
+        f"{q('event_type')},\n"
+        f"    e.{q('src_partition')}, e.{q('src_offset')},\n"
+        f"    d.{q('instrument')}, d.{q('currency')}, d.{q('executed_at')} AS {q('ts')},\n"
+        f"    d.{q('price')} AS {q('price_text')},\n"
+        f"    CAST(d.{q('price')} AS DECIMAL(18, 8)) AS {q('price')},\n"
+        f"    CAST(d.{q('quantity')} AS DECIMAL(18, 4)) AS {q('qty')},\n"
+        f"    ARRAY[{', '.join(str(i) for i in range(hops))}] AS {q('hops')}\n"
+        f"  FROM {q(source)} AS e,\n"
+        f"    LATERAL TABLE({q(function)}(e.{q('value')})) AS d({names})\n"
+        ")\n"
+        f"WHERE {q('event_type')} = 'hub.trading.TradeExecuted'"
+    )
+    tables, inserts = [], []
+    for name, size, hop in BAR_WINDOWS:
+        t = p.table(name)
+        windowed = f"{p.name}__{name}__in"
+        ts = q("ts")
+        statements.append(
+            f"CREATE TEMPORARY VIEW {q(windowed)} AS\n"
+            f"SELECT t.*, {ts} - MOD({ts}, {hop}) - h.{q('i')} * {hop} AS {q('window_start')}\n"
+            f"FROM {q(trades)} AS t CROSS JOIN UNNEST(t.{q('hops')}) AS h({q('i')})\n"
+            f"WHERE h.{q('i')} < {size // hop}"
+        )
+        first = _sort_key(ts, q("src_offset"), q("price_text"))
+        pos = f"CAST({q('src_partition')} AS BIGINT) * {1 << 40}"
+        exprs = {
+            "tenant": q("tenant"),
+            "instrument": q("instrument"),
+            "currency": q("currency"),
+            "window_start": q("window_start"),
+            "window_end": f"MAX({q('window_start')}) + {size}",
+            "open": f"CAST(SUBSTR(MIN({first}), 41) AS DECIMAL(18, 8))",
+            "high": f"MAX({q('price')})",
+            "low": f"MIN({q('price')})",
+            "close": f"CAST(SUBSTR(MAX({first}), 41) AS DECIMAL(18, 8))",
+            "volume": f"SUM({q('qty')})",
+            "notional": f"SUM({q('price')} * {q('qty')})",
+            "events": "COUNT(*)",
+            "first_at": f"MIN({ts})",
+            "first_pos": f"{pos} + CAST(SUBSTR(MIN({first}), 21, 20) AS BIGINT)",
+            "last_at": f"MAX({ts})",
+            "last_pos": f"{pos} + CAST(SUBSTR(MAX({first}), 21, 20) AS BIGINT)",
+        }
+        statements.append(jdbc_sink(t, at))
+        inserts.append(aggregate_insert(t, windowed, topic, exprs))
+        tables.append(t)
+    return JobSpec(
+        name=p.name,
+        config=_config(p.name, at),
+        decoders=[decoder],
+        statements=statements,
+        inserts=inserts,
+        tables=tuple(tables),
+    )
+
+
 COMPILERS: dict[str, Callable[[Projection, FlinkPlacement, str], JobSpec]] = {
     "payment_aggregates": _payment_aggregates,
+    "market_bars": _market_bars,
 }
 
 

@@ -71,9 +71,14 @@ def _merge(c: Column) -> str:
         return f"sum({c.name})" + ("::bigint" if c.type == "int" else "")
     if c.agg in ("min", "max"):
         return f"{c.agg}({c.name})"
+    # first/last by (time, log position): ClickHouse's argMin/argMax in the embedded views
+    if c.agg == "first":
+        return f"(array_agg({c.name} ORDER BY first_at, first_pos))[1]"
+    if c.agg == "last":
+        return f"(array_agg({c.name} ORDER BY last_at DESC, last_pos DESC))[1]"
     raise ConfigError(
         f"Column {c.name!r} merges with {c.agg!r}, which the Flink views do not support yet "
-        "(sum, min and max do)."
+        "(sum, min, max, first and last do)."
     )
 
 
@@ -90,7 +95,7 @@ def view_ddl(schema: str, t: Table) -> str:
         if c.agg == "derived":
             a, b = c.expr.split("/")
             select.append(
-                f"CASE WHEN sum({b}) = 0 THEN NULL ELSE round(sum({a}) / sum({b}), {c.scale}) "
+                f"CASE WHEN sum({b}) = 0 THEN NULL ELSE trunc(sum({a}) / sum({b}), {c.scale}) "
                 f"END AS {c.name}"
             )
             continue

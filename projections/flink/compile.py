@@ -18,7 +18,8 @@ partial row holds the running total, not an increment, so replaying it twice wri
 the same value.
 
 Which projections compile: ``payment_aggregates`` (daily corridor volumes and AML aggregates),
-``market_bars`` (OHLCV bars, tumbling and hopping windows).
+``market_bars`` (OHLCV bars, tumbling and hopping windows), ``positions`` (entity folds: the
+embedded runner's own fold function runs inside Flink as a Python aggregate function).
 Others raise ``Unsupported`` naming the ones that do. The embedded runner's ``late_mode="side"``
 is refused too: a late side output needs per-partition watermarks (``core.projection.
 WindowState``), which Flink SQL does not keep; with the default ``"update"`` a late event updates
@@ -87,6 +88,7 @@ class JobSpec:
     statements: list[str]
     inserts: list[str]
     tables: tuple[Table, ...]  # the aggregate views the job writes (created by the caller)
+    folds: list[dict[str, Any]] = field(default_factory=list)  # entity folds (Python UDAFs)
 
     def to_json(self) -> str:
         return json.dumps(
@@ -96,6 +98,7 @@ class JobSpec:
                 "decoders": self.decoders,
                 "statements": self.statements,
                 "inserts": self.inserts,
+                "folds": self.folds,
             },
             indent=1,
         )
@@ -124,7 +127,8 @@ def flink_type(c: Column) -> str:
 def partial_columns(t: Table) -> list[tuple[str, str]]:
     """(name, Flink type) of ``<table>__flink_p``: the view's stored columns, then the source."""
     cols = [(c.name, flink_type(c)) for c in t.columns if c.agg != "derived"]
-    return cols + list(SRC_COLUMNS)
+    extra = [("src_events", "BIGINT")] if t.kind == "entity" else []
+    return cols + list(SRC_COLUMNS) + extra
 
 
 def partial_name(t: Table) -> str:
@@ -433,7 +437,94 @@ def _market_bars(p: Projection, at: FlinkPlacement, group: str) -> JobSpec:
     )
 
 
+def _entities(p: Projection, at: FlinkPlacement, group: str) -> JobSpec:
+    """Entity projections (``Projection.entities``): each rule's own Python fold (the embedded
+    runner's function, imported by the job) as a Flink aggregate function grouped by the
+    table's key and the source partition. The key columns are the tenant and the Avro fields of
+    the same names; every key's events MUST live in one partition (they do when the topic's
+    partition key is part of the entity key, e.g. trades keyed by account_id), since the fold
+    applies them in log order."""
+    if p.fold is not None or len(p.topics) != 1:
+        raise Unsupported(
+            f"Projection {p.name!r} mixes folds or topics; only one topic of entities compiles."
+        )
+    topic = p.topics[0]
+    source = f"{topic}__source"
+    statements = [kafka_source(source, topic, group, at)]
+    events = f"{p.name}__events"
+    statements.append(
+        f"CREATE TEMPORARY VIEW {q(events)} AS\n"
+        "SELECT\n"
+        f"  COALESCE(CAST({q('headers')}['ce_tenant'] AS STRING), 'default') AS {q('tenant')},\n"
+        f"  COALESCE(CAST({q('headers')}['ce_type'] AS STRING), '') AS {q('event_type')},\n"
+        f"  CAST({q('src_partition')} AS BIGINT) AS {q('src_partition')}, {q('src_offset')},"
+        f" {q('value')}\n"
+        f"FROM {q(source)}"
+    )
+    decoders, folds, inserts, tables = [], [], [], []
+    for rule in p.entities:
+        t = p.table(rule.table)
+        fields = [k for k in t.key if k != "tenant"]
+        decode, fold = f"{t.name}__key", f"{t.name}__fold"
+        decoders.append(
+            {
+                "function": decode,
+                "registry_url": at.registry_url,
+                "fields": [(f, "STRING") for f in fields],
+            }
+        )
+        cols = [c for c in t.columns if c.agg != "derived" and c.name not in t.key]
+        folds.append(
+            {
+                "function": fold,
+                "fold": f"{rule.fold.__module__}:{rule.fold.__name__}",
+                "registry_url": at.registry_url,
+                "topic": topic,
+                "event_types": list(rule.event_types),
+                "columns": [(c.name, flink_type(c)) for c in cols],
+            }
+        )
+        names = ", ".join(q(n) for n in ["record", *fields])
+        keyed = (
+            f"SELECT e.*, {', '.join(f'd.{q(f)}' for f in fields)}\n"
+            f"FROM {q(events)} AS e, LATERAL TABLE({q(decode)}(e.{q('value')})) AS d({names})\n"
+            f"WHERE e.{q('event_type')} IN ({', '.join(s(x) for x in rule.event_types)})"
+        )
+        key = [q(k) for k in t.key]
+        folded = (
+            f"SELECT {', '.join(key)}, {q('src_partition')}, {q(fold)}({q('value')}, "
+            f"{q('tenant')}, {q('event_type')}, {q('src_partition')}, {q('src_offset')}) AS r\n"
+            f"FROM ({keyed})\nGROUP BY {', '.join(key)}, {q('src_partition')}"
+        )
+        select = [f"f.{k}" for k in key]
+        select += [f"f.r.{q(c.name)}" for c in cols]
+        select += [
+            f"CAST({s(topic)} AS STRING)",
+            f"f.{q('src_partition')}",
+            f"f.r.{q('src_first')}",
+            f"f.r.{q('src_last')}",
+            f"f.r.{q('src_events')}",
+        ]
+        statements.append(jdbc_sink(t, at))
+        inserts.append(
+            f"INSERT INTO {q(partial_name(t) + '__sink')}\nSELECT "
+            + ", ".join(select)
+            + f"\nFROM ({folded}) AS f"
+        )
+        tables.append(t)
+    return JobSpec(
+        name=p.name,
+        config=_config(p.name, at),
+        decoders=decoders,
+        statements=statements,
+        inserts=inserts,
+        tables=tuple(tables),
+        folds=folds,
+    )
+
+
 COMPILERS: dict[str, Callable[[Projection, FlinkPlacement, str], JobSpec]] = {
+    "positions": _entities,
     "payment_aggregates": _payment_aggregates,
     "market_bars": _market_bars,
 }

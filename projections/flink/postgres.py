@@ -58,6 +58,8 @@ def partial_ddl(schema: str, t: Table) -> str:
         "src_first bigint NOT NULL",
         "src_last bigint NOT NULL",
     ]
+    if t.kind == "entity":
+        body.append("src_events bigint NOT NULL")
     key = [*t.key, "src_topic", "src_partition"]
     return (
         f"CREATE TABLE IF NOT EXISTS {schema}.{partial_name(t)} (\n  "
@@ -88,8 +90,12 @@ def _time(expr: str) -> str:
 
 def view_ddl(schema: str, t: Table) -> str:
     """The merged read view of ``t`` over its partial rows."""
+    if t.kind == "entity":
+        return _entity_view_ddl(schema, t)
     if t.kind != "aggregate":
-        raise ConfigError(f"Table {t.name!r} is {t.kind}; the Flink views hold aggregate tables.")
+        raise ConfigError(
+            f"Table {t.name!r} is {t.kind}; the Flink views hold aggregate and entity tables."
+        )
     select = []
     for c in t.columns:
         if c.agg == "derived":
@@ -103,6 +109,24 @@ def view_ddl(schema: str, t: Table) -> str:
         select.append(f"{_time(expr) if c.type == 'timestamp' else expr} AS {c.name}")
     src = (
         "json_agg(json_build_array(src_topic, src_partition, src_first, src_last, events) "
+        "ORDER BY src_topic, src_partition)::text AS src_offsets"
+    )
+    return (
+        f"CREATE OR REPLACE VIEW {schema}.{ident(t.name)} AS\nSELECT "
+        + ", ".join([*select, src])
+        + f"\nFROM {schema}.{partial_name(t)}\nGROUP BY {', '.join(t.key)}"
+    )
+
+
+def _entity_view_ddl(schema: str, t: Table) -> str:
+    """An entity's row is the one Flink wrote for its key (a key's events live in one
+    partition, so there is one partial row per key)."""
+    select = []
+    for c in t.columns:
+        expr = c.name if c.agg == "key" else f"(array_agg({c.name} ORDER BY src_last DESC))[1]"
+        select.append(f"{_time(expr) if c.type == 'timestamp' else expr} AS {c.name}")
+    src = (
+        "json_agg(json_build_array(src_topic, src_partition, src_first, src_last, src_events) "
         "ORDER BY src_topic, src_partition)::text AS src_offsets"
     )
     return (

@@ -18,8 +18,11 @@ partial row holds the running total, not an increment, so replaying it twice wri
 the same value.
 
 Which projections compile: ``payment_aggregates`` (daily corridor volumes and AML aggregates),
-``market_bars`` (OHLCV bars, tumbling and hopping windows), ``positions`` (entity folds: the
-embedded runner's own fold function runs inside Flink as a Python aggregate function).
+``market_bars`` (OHLCV bars, tumbling and hopping windows), ``positions`` and ``quotes`` (entity
+folds: the embedded runner's own fold function runs inside Flink as a Python aggregate
+function). Not yet: ``accounts`` (its PII columns are encrypted in the log and the job has no key
+store to decrypt them) and ``payments`` (an append fold beside its entities, and a limit key
+derived from the event time rather than named fields).
 Others raise ``Unsupported`` naming the ones that do. The embedded runner's ``late_mode="side"``
 is refused too: a late side output needs per-partition watermarks (``core.projection.
 WindowState``), which Flink SQL does not keep; with the default ``"update"`` a late event updates
@@ -482,6 +485,7 @@ def _entities(p: Projection, at: FlinkPlacement, group: str) -> JobSpec:
                 "topic": topic,
                 "event_types": list(rule.event_types),
                 "columns": [(c.name, flink_type(c)) for c in cols],
+                "params": {k: str(v) for k, v in p.params.items()},
             }
         )
         names = ", ".join(q(n) for n in ["record", *fields])
@@ -525,6 +529,7 @@ def _entities(p: Projection, at: FlinkPlacement, group: str) -> JobSpec:
 
 COMPILERS: dict[str, Callable[[Projection, FlinkPlacement, str], JobSpec]] = {
     "positions": _entities,
+    "quotes": _entities,
     "payment_aggregates": _payment_aggregates,
     "market_bars": _market_bars,
 }

@@ -150,12 +150,13 @@ def register_fold(t_env: Any, spec: dict[str, Any]) -> None:
     columns: list[tuple[str, str]] = [tuple(c) for c in spec["columns"]]
     module, function = spec["fold"].split(":")
     url, topic, event_types = spec["registry_url"], spec["topic"], set(spec["event_types"])
+    params = dict(spec.get("params", {}))
 
     class Fold(AggregateFunction):  # type: ignore[misc]
         def open(self, function_context: Any) -> None:
             self.decoder = WireDecoder(url, [])
             self.fold = getattr(importlib.import_module(module), function)
-            self.ctx = importlib.import_module("core.projection").FoldContext()
+            self.ctx = importlib.import_module("core.projection").FoldContext(params=params)
             self.event = importlib.import_module("core.projection").Event
 
         def create_accumulator(self) -> Any:

@@ -15,7 +15,7 @@ import pytest
 
 from core.errors import ConfigError
 from core.projection import Windowing
-from projections.catalog import MARKET_BARS, PAYMENT_AGGREGATES, POSITIONS
+from projections.catalog import ACCOUNTS, MARKET_BARS, PAYMENT_AGGREGATES
 from projections.flink.compile import FlinkPlacement, Unsupported, compile_projection
 from projections.flink.job import WireDecoder, plain
 from projections.flink.postgres import ident, partial_ddl, view_ddl
@@ -74,8 +74,10 @@ def test_unbounded_jobs_checkpoint_exactly_once_and_restore() -> None:
 
 
 def test_projections_without_a_flink_compilation_are_refused_by_name() -> None:
-    with pytest.raises(Unsupported, match="market_bars, payment_aggregates") as err:
-        compile_projection(POSITIONS, AT)
+    with pytest.raises(
+        Unsupported, match="market_bars, payment_aggregates, positions, quotes"
+    ) as err:
+        compile_projection(ACCOUNTS, AT)
     assert isinstance(err.value, ConfigError) and "embedded" in err.value.message
     with pytest.raises(Unsupported, match="late_mode='side'"):
         compile_projection(PAYMENT_AGGREGATES, AT, Windowing(0, "side"))

@@ -17,7 +17,12 @@ records as upserts by primary key, which overwrite (never add to) the rows alrea
 partial row holds the running total, not an increment, so replaying it twice writes it twice with
 the same value.
 
-Which projections compile: ``payment_aggregates`` (daily corridor volumes and AML aggregates).
+Which projections compile: ``payment_aggregates`` (daily corridor volumes and AML aggregates),
+``market_bars`` (OHLCV bars, tumbling and hopping windows), ``positions`` and ``quotes`` (entity
+folds: the embedded runner's own fold function runs inside Flink as a Python aggregate
+function). Not yet: ``accounts`` (its PII columns are encrypted in the log and the job has no key
+store to decrypt them) and ``payments`` (an append fold beside its entities, and a limit key
+derived from the event time rather than named fields).
 Others raise ``Unsupported`` naming the ones that do. The embedded runner's ``late_mode="side"``
 is refused too: a late side output needs per-partition watermarks (``core.projection.
 WindowState``), which Flink SQL does not keep; with the default ``"update"`` a late event updates
@@ -86,6 +91,7 @@ class JobSpec:
     statements: list[str]
     inserts: list[str]
     tables: tuple[Table, ...]  # the aggregate views the job writes (created by the caller)
+    folds: list[dict[str, Any]] = field(default_factory=list)  # entity folds (Python UDAFs)
 
     def to_json(self) -> str:
         return json.dumps(
@@ -95,6 +101,7 @@ class JobSpec:
                 "decoders": self.decoders,
                 "statements": self.statements,
                 "inserts": self.inserts,
+                "folds": self.folds,
             },
             indent=1,
         )
@@ -123,7 +130,8 @@ def flink_type(c: Column) -> str:
 def partial_columns(t: Table) -> list[tuple[str, str]]:
     """(name, Flink type) of ``<table>__flink_p``: the view's stored columns, then the source."""
     cols = [(c.name, flink_type(c)) for c in t.columns if c.agg != "derived"]
-    return cols + list(SRC_COLUMNS)
+    extra = [("src_events", "BIGINT")] if t.kind == "entity" else []
+    return cols + list(SRC_COLUMNS) + extra
 
 
 def partial_name(t: Table) -> str:
@@ -332,8 +340,198 @@ def _payment_aggregates(p: Projection, at: FlinkPlacement, group: str) -> JobSpe
     )
 
 
+def _sort_key(ts: str, offset: str, value: str) -> str:
+    """A string whose MIN/MAX within one source partition is the row first/last by (event time,
+    offset), carrying ``value`` after 40 fixed-width digits (event times are after 1970)."""
+    return (
+        f"LPAD(CAST({ts} AS STRING), 20, '0') || LPAD(CAST({offset} AS STRING), 20, '0')"
+        f" || CAST({value} AS STRING)"
+    )
+
+
+def _market_bars(p: Projection, at: FlinkPlacement, group: str) -> JobSpec:
+    """``projections.folds.fold_bars`` in Flink SQL: trades into OHLCV bars per tenant,
+    instrument, currency and window, for every window of ``folds.BAR_WINDOWS`` (tumbling when
+    size = hop, hopping otherwise: one row per window holding the trade, from an UNNEST of the
+    hop numbers). Open/close are the prices of the first/last trade by (executed_at, log
+    position): MIN/MAX of a fixed-width sort key carrying the price, per source partition; the
+    PostgreSQL view picks across partitions by (first_at, first_pos) like ClickHouse's argMin.
+    Late events update their windows (``late_mode="update"``), as in the embedded runner."""
+    from projections.folds import BAR_WINDOWS
+
+    topic = p.topics[0]
+    fields = [
+        ("instrument", "STRING"),
+        ("currency", "STRING"),
+        ("price", "STRING"),
+        ("quantity", "STRING"),
+        ("executed_at", "BIGINT"),
+    ]
+    function = f"{p.name}__decode"
+    decoder: dict[str, Any] = {
+        "function": function,
+        "registry_url": at.registry_url,
+        "fields": fields,
+    }
+    source, trades = f"{topic}__source", f"{p.name}__trades"
+    names = ", ".join(q(n) for n in ["record", *(f for f, _ in fields)])
+    statements = [kafka_source(source, topic, group, at)]
+    hops = max(size // hop for _, size, hop in BAR_WINDOWS)
+    statements.append(
+        f"CREATE TEMPORARY VIEW {q(trades)} AS\n"
+        "SELECT * FROM (\n"
+        "  SELECT\n"
+        f"    COALESCE(CAST(e.{q('headers')}['ce_tenant'] AS STRING), 'default')"
+        f" AS {q('tenant')},\n"
+        f"    COALESCE(CAST(e.{q('headers')}['ce_type'] AS STRING), d.{q('record')}) AS "
+        f"{q('event_type')},\n"
+        f"    e.{q('src_partition')}, e.{q('src_offset')},\n"
+        f"    d.{q('instrument')}, d.{q('currency')}, d.{q('executed_at')} AS {q('ts')},\n"
+        f"    d.{q('price')} AS {q('price_text')},\n"
+        f"    CAST(d.{q('price')} AS DECIMAL(18, 8)) AS {q('price')},\n"
+        f"    CAST(d.{q('quantity')} AS DECIMAL(18, 4)) AS {q('qty')},\n"
+        f"    ARRAY[{', '.join(str(i) for i in range(hops))}] AS {q('hops')}\n"
+        f"  FROM {q(source)} AS e,\n"
+        f"    LATERAL TABLE({q(function)}(e.{q('value')})) AS d({names})\n"
+        ")\n"
+        f"WHERE {q('event_type')} = 'hub.trading.TradeExecuted'"
+    )
+    tables, inserts = [], []
+    for name, size, hop in BAR_WINDOWS:
+        t = p.table(name)
+        windowed = f"{p.name}__{name}__in"
+        ts = q("ts")
+        statements.append(
+            f"CREATE TEMPORARY VIEW {q(windowed)} AS\n"
+            f"SELECT t.*, {ts} - MOD({ts}, {hop}) - h.{q('i')} * {hop} AS {q('window_start')}\n"
+            f"FROM {q(trades)} AS t CROSS JOIN UNNEST(t.{q('hops')}) AS h({q('i')})\n"
+            f"WHERE h.{q('i')} < {size // hop}"
+        )
+        first = _sort_key(ts, q("src_offset"), q("price_text"))
+        pos = f"CAST({q('src_partition')} AS BIGINT) * {1 << 40}"
+        exprs = {
+            "tenant": q("tenant"),
+            "instrument": q("instrument"),
+            "currency": q("currency"),
+            "window_start": q("window_start"),
+            "window_end": f"MAX({q('window_start')}) + {size}",
+            "open": f"CAST(SUBSTR(MIN({first}), 41) AS DECIMAL(18, 8))",
+            "high": f"MAX({q('price')})",
+            "low": f"MIN({q('price')})",
+            "close": f"CAST(SUBSTR(MAX({first}), 41) AS DECIMAL(18, 8))",
+            "volume": f"SUM({q('qty')})",
+            "notional": f"SUM({q('price')} * {q('qty')})",
+            "events": "COUNT(*)",
+            "first_at": f"MIN({ts})",
+            "first_pos": f"{pos} + CAST(SUBSTR(MIN({first}), 21, 20) AS BIGINT)",
+            "last_at": f"MAX({ts})",
+            "last_pos": f"{pos} + CAST(SUBSTR(MAX({first}), 21, 20) AS BIGINT)",
+        }
+        statements.append(jdbc_sink(t, at))
+        inserts.append(aggregate_insert(t, windowed, topic, exprs))
+        tables.append(t)
+    return JobSpec(
+        name=p.name,
+        config=_config(p.name, at),
+        decoders=[decoder],
+        statements=statements,
+        inserts=inserts,
+        tables=tuple(tables),
+    )
+
+
+def _entities(p: Projection, at: FlinkPlacement, group: str) -> JobSpec:
+    """Entity projections (``Projection.entities``): each rule's own Python fold (the embedded
+    runner's function, imported by the job) as a Flink aggregate function grouped by the
+    table's key and the source partition. The key columns are the tenant and the Avro fields of
+    the same names; every key's events MUST live in one partition (they do when the topic's
+    partition key is part of the entity key, e.g. trades keyed by account_id), since the fold
+    applies them in log order."""
+    if p.fold is not None or len(p.topics) != 1:
+        raise Unsupported(
+            f"Projection {p.name!r} mixes folds or topics; only one topic of entities compiles."
+        )
+    topic = p.topics[0]
+    source = f"{topic}__source"
+    statements = [kafka_source(source, topic, group, at)]
+    events = f"{p.name}__events"
+    statements.append(
+        f"CREATE TEMPORARY VIEW {q(events)} AS\n"
+        "SELECT\n"
+        f"  COALESCE(CAST({q('headers')}['ce_tenant'] AS STRING), 'default') AS {q('tenant')},\n"
+        f"  COALESCE(CAST({q('headers')}['ce_type'] AS STRING), '') AS {q('event_type')},\n"
+        f"  CAST({q('src_partition')} AS BIGINT) AS {q('src_partition')}, {q('src_offset')},"
+        f" {q('value')}\n"
+        f"FROM {q(source)}"
+    )
+    decoders, folds, inserts, tables = [], [], [], []
+    for rule in p.entities:
+        t = p.table(rule.table)
+        fields = [k for k in t.key if k != "tenant"]
+        decode, fold = f"{t.name}__key", f"{t.name}__fold"
+        decoders.append(
+            {
+                "function": decode,
+                "registry_url": at.registry_url,
+                "fields": [(f, "STRING") for f in fields],
+            }
+        )
+        cols = [c for c in t.columns if c.agg != "derived" and c.name not in t.key]
+        folds.append(
+            {
+                "function": fold,
+                "fold": f"{rule.fold.__module__}:{rule.fold.__name__}",
+                "registry_url": at.registry_url,
+                "topic": topic,
+                "event_types": list(rule.event_types),
+                "columns": [(c.name, flink_type(c)) for c in cols],
+                "params": {k: str(v) for k, v in p.params.items()},
+            }
+        )
+        names = ", ".join(q(n) for n in ["record", *fields])
+        keyed = (
+            f"SELECT e.*, {', '.join(f'd.{q(f)}' for f in fields)}\n"
+            f"FROM {q(events)} AS e, LATERAL TABLE({q(decode)}(e.{q('value')})) AS d({names})\n"
+            f"WHERE e.{q('event_type')} IN ({', '.join(s(x) for x in rule.event_types)})"
+        )
+        key = [q(k) for k in t.key]
+        folded = (
+            f"SELECT {', '.join(key)}, {q('src_partition')}, {q(fold)}({q('value')}, "
+            f"{q('tenant')}, {q('event_type')}, {q('src_partition')}, {q('src_offset')}) AS r\n"
+            f"FROM ({keyed})\nGROUP BY {', '.join(key)}, {q('src_partition')}"
+        )
+        select = [f"f.{k}" for k in key]
+        select += [f"f.r.{q(c.name)}" for c in cols]
+        select += [
+            f"CAST({s(topic)} AS STRING)",
+            f"f.{q('src_partition')}",
+            f"f.r.{q('src_first')}",
+            f"f.r.{q('src_last')}",
+            f"f.r.{q('src_events')}",
+        ]
+        statements.append(jdbc_sink(t, at))
+        inserts.append(
+            f"INSERT INTO {q(partial_name(t) + '__sink')}\nSELECT "
+            + ", ".join(select)
+            + f"\nFROM ({folded}) AS f"
+        )
+        tables.append(t)
+    return JobSpec(
+        name=p.name,
+        config=_config(p.name, at),
+        decoders=decoders,
+        statements=statements,
+        inserts=inserts,
+        tables=tuple(tables),
+        folds=folds,
+    )
+
+
 COMPILERS: dict[str, Callable[[Projection, FlinkPlacement, str], JobSpec]] = {
+    "positions": _entities,
+    "quotes": _entities,
     "payment_aggregates": _payment_aggregates,
+    "market_bars": _market_bars,
 }
 
 

@@ -117,6 +117,97 @@ def register_decoder(t_env: Any, spec: dict[str, Any]) -> None:
     t_env.create_temporary_function(spec["function"], udtf(Decode(), result_types=result_types))
 
 
+def _scale_of(type_: str) -> int | None:
+    if type_.startswith("DECIMAL("):
+        return int(type_.rstrip(")").split(",")[1])
+    return None
+
+
+def _result_type(type_: str) -> Any:
+    from pyflink.table import DataTypes
+
+    scale = _scale_of(type_)
+    if scale is not None:
+        return DataTypes.DECIMAL(38, scale)
+    return _flink_type(type_)
+
+
+def register_fold(t_env: Any, spec: dict[str, Any]) -> None:
+    """An entity fold of the hub (``module:function``, e.g. ``projections.folds:fold_position``)
+    as a Python aggregate function: it decodes each value with fastavro (Decimal, datetime: the
+    embedded runner's types), applies the very same fold in arrival order (one key lives in one
+    Kafka partition, read in offset order), and returns the row's columns plus its source range.
+    The hub's checkout is on the workers' PYTHONPATH (``projections.flink.launch``)."""
+    import base64 as b64
+    import importlib
+    import pickle
+    from decimal import ROUND_HALF_EVEN
+
+    from pyflink.common import Row
+    from pyflink.table import DataTypes
+    from pyflink.table.udf import AggregateFunction, udaf
+
+    columns: list[tuple[str, str]] = [tuple(c) for c in spec["columns"]]
+    module, function = spec["fold"].split(":")
+    url, topic, event_types = spec["registry_url"], spec["topic"], set(spec["event_types"])
+    params = dict(spec.get("params", {}))
+
+    class Fold(AggregateFunction):  # type: ignore[misc]
+        def open(self, function_context: Any) -> None:
+            self.decoder = WireDecoder(url, [])
+            self.fold = getattr(importlib.import_module(module), function)
+            self.ctx = importlib.import_module("core.projection").FoldContext(params=params)
+            self.event = importlib.import_module("core.projection").Event
+
+        def create_accumulator(self) -> Any:
+            return Row("")
+
+        def accumulate(
+            self, acc: Any, value: Any, tenant: str, event_type: str, partition: int, offset: int
+        ) -> None:
+            import fastavro
+
+            if event_type not in event_types or value is None or len(value) < 5:
+                return
+            schema, _ = self.decoder._schema(int.from_bytes(value[1:5], "big"))
+            try:
+                datum = fastavro.schemaless_reader(io.BytesIO(value[5:]), schema, None)
+            except Exception:  # the embedded runner quarantines it
+                return
+            state = pickle.loads(b64.b64decode(acc[0])) if acc[0] else (None, offset, offset, 0)
+            row, first, last, count = state
+            e = self.event(topic, partition, offset, 0, None, event_type, tenant, datum)
+            row = self.fold(row, e, self.ctx)
+            state = (row, min(first, offset), max(last, offset), count + 1)
+            acc[0] = b64.b64encode(pickle.dumps(state)).decode()
+
+        def get_value(self, acc: Any) -> Any:
+            if not acc[0]:
+                return None
+            row, first, last, count = pickle.loads(b64.b64decode(acc[0]))
+            out = []
+            for name, type_ in columns:
+                v = row.get(name)
+                scale = _scale_of(type_)
+                if scale is not None and v is not None:
+                    v = Decimal(v).quantize(Decimal(1).scaleb(-scale), ROUND_HALF_EVEN)
+                out.append(v)
+            return Row(*out, first, last, count)
+
+        def get_accumulator_type(self) -> Any:
+            return DataTypes.ROW([DataTypes.FIELD("s", DataTypes.STRING())])
+
+        def get_result_type(self) -> Any:
+            fields = [DataTypes.FIELD(n, _result_type(t)) for n, t in columns]
+            fields += [
+                DataTypes.FIELD(n, DataTypes.BIGINT())
+                for n in ("src_first", "src_last", "src_events")
+            ]
+            return DataTypes.ROW(fields)
+
+    t_env.create_temporary_function(spec["function"], udaf(Fold()))
+
+
 def main(path: str) -> int:
     from pyflink.table import EnvironmentSettings, TableEnvironment
 
@@ -128,6 +219,8 @@ def main(path: str) -> int:
         config.set(key, str(value))
     for decoder in spec["decoders"]:
         register_decoder(t_env, decoder)
+    for fold in spec.get("folds", []):
+        register_fold(t_env, fold)
     for statement in spec["statements"]:
         t_env.execute_sql(statement)
     statements = t_env.create_statement_set()

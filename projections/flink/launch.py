@@ -132,6 +132,8 @@ class FlinkLauncher:
                 "FLINK_LOG_DIR": str(folder / "log"),
                 "HUB_FLINK_REGISTRY_AUTH": self.registry_auth,
                 "PYTHONUNBUFFERED": "1",
+                # entity folds import the hub's own fold functions (projections.folds)
+                "PYTHONPATH": str(JOB_SCRIPT.parents[2]),
             }
         )
         # appended: a restarted job's folder keeps the output of the run that died

@@ -58,6 +58,8 @@ def partial_ddl(schema: str, t: Table) -> str:
         "src_first bigint NOT NULL",
         "src_last bigint NOT NULL",
     ]
+    if t.kind == "entity":
+        body.append("src_events bigint NOT NULL")
     key = [*t.key, "src_topic", "src_partition"]
     return (
         f"CREATE TABLE IF NOT EXISTS {schema}.{partial_name(t)} (\n  "
@@ -71,9 +73,14 @@ def _merge(c: Column) -> str:
         return f"sum({c.name})" + ("::bigint" if c.type == "int" else "")
     if c.agg in ("min", "max"):
         return f"{c.agg}({c.name})"
+    # first/last by (time, log position): ClickHouse's argMin/argMax in the embedded views
+    if c.agg == "first":
+        return f"(array_agg({c.name} ORDER BY first_at, first_pos))[1]"
+    if c.agg == "last":
+        return f"(array_agg({c.name} ORDER BY last_at DESC, last_pos DESC))[1]"
     raise ConfigError(
         f"Column {c.name!r} merges with {c.agg!r}, which the Flink views do not support yet "
-        "(sum, min and max do)."
+        "(sum, min, max, first and last do)."
     )
 
 
@@ -83,14 +90,18 @@ def _time(expr: str) -> str:
 
 def view_ddl(schema: str, t: Table) -> str:
     """The merged read view of ``t`` over its partial rows."""
+    if t.kind == "entity":
+        return _entity_view_ddl(schema, t)
     if t.kind != "aggregate":
-        raise ConfigError(f"Table {t.name!r} is {t.kind}; the Flink views hold aggregate tables.")
+        raise ConfigError(
+            f"Table {t.name!r} is {t.kind}; the Flink views hold aggregate and entity tables."
+        )
     select = []
     for c in t.columns:
         if c.agg == "derived":
             a, b = c.expr.split("/")
             select.append(
-                f"CASE WHEN sum({b}) = 0 THEN NULL ELSE round(sum({a}) / sum({b}), {c.scale}) "
+                f"CASE WHEN sum({b}) = 0 THEN NULL ELSE trunc(sum({a}) / sum({b}), {c.scale}) "
                 f"END AS {c.name}"
             )
             continue
@@ -98,6 +109,24 @@ def view_ddl(schema: str, t: Table) -> str:
         select.append(f"{_time(expr) if c.type == 'timestamp' else expr} AS {c.name}")
     src = (
         "json_agg(json_build_array(src_topic, src_partition, src_first, src_last, events) "
+        "ORDER BY src_topic, src_partition)::text AS src_offsets"
+    )
+    return (
+        f"CREATE OR REPLACE VIEW {schema}.{ident(t.name)} AS\nSELECT "
+        + ", ".join([*select, src])
+        + f"\nFROM {schema}.{partial_name(t)}\nGROUP BY {', '.join(t.key)}"
+    )
+
+
+def _entity_view_ddl(schema: str, t: Table) -> str:
+    """An entity's row is the one Flink wrote for its key (a key's events live in one
+    partition, so there is one partial row per key)."""
+    select = []
+    for c in t.columns:
+        expr = c.name if c.agg == "key" else f"(array_agg({c.name} ORDER BY src_last DESC))[1]"
+        select.append(f"{_time(expr) if c.type == 'timestamp' else expr} AS {c.name}")
+    src = (
+        "json_agg(json_build_array(src_topic, src_partition, src_first, src_last, src_events) "
         "ORDER BY src_topic, src_partition)::text AS src_offsets"
     )
     return (

@@ -15,7 +15,7 @@ import pytest
 
 from core.errors import ConfigError
 from core.projection import Windowing
-from projections.catalog import MARKET_BARS, PAYMENT_AGGREGATES
+from projections.catalog import ACCOUNTS, MARKET_BARS, PAYMENT_AGGREGATES
 from projections.flink.compile import FlinkPlacement, Unsupported, compile_projection
 from projections.flink.job import WireDecoder, plain
 from projections.flink.postgres import ident, partial_ddl, view_ddl
@@ -74,8 +74,10 @@ def test_unbounded_jobs_checkpoint_exactly_once_and_restore() -> None:
 
 
 def test_projections_without_a_flink_compilation_are_refused_by_name() -> None:
-    with pytest.raises(Unsupported, match="payment_aggregates") as err:
-        compile_projection(MARKET_BARS, AT)
+    with pytest.raises(
+        Unsupported, match="market_bars, payment_aggregates, positions, quotes"
+    ) as err:
+        compile_projection(ACCOUNTS, AT)
     assert isinstance(err.value, ConfigError) and "embedded" in err.value.message
     with pytest.raises(Unsupported, match="late_mode='side'"):
         compile_projection(PAYMENT_AGGREGATES, AT, Windowing(0, "side"))
@@ -188,3 +190,30 @@ def test_the_flink_engine_is_wired_from_the_settings(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError, match="PostgreSQL"):
         flink_projections(SimpleNamespace(settings=sqlite, log=None), "")
+
+
+def test_market_bars_compile_one_insert_per_window_from_the_bar_definitions() -> None:
+    from projections.folds import BAR_WINDOWS
+
+    spec = compile_projection(MARKET_BARS, AT)
+    assert [t.name for t in spec.tables] == [name for name, _, _ in BAR_WINDOWS]
+    assert len(spec.inserts) == len(BAR_WINDOWS)
+    hopping = next(s for s in spec.statements if "ohlcv_5m_hop_1m__in" in s)
+    assert "UNNEST" in hopping and "< 5" in hopping  # five one-minute hops per 5-minute window
+    tumbling = next(s for s in spec.statements if "ohlcv_1h__in" in s)
+    assert "< 1" in tumbling
+
+
+def test_event_patterns_compile_to_match_recognize_from_their_definitions() -> None:
+    from decimal import Decimal
+
+    from projections.flink.cep import compile_pattern, interval
+    from projections.patterns import PriceSpike, Structuring
+
+    spec = compile_pattern(Structuring(count=4, within_ms=90_061_001), AT)
+    assert "PATTERN (S{3} E) WITHIN INTERVAL '1 01:01:01.001' DAY TO SECOND(3)" in spec.inserts[0]
+    assert "AFTER MATCH SKIP PAST LAST ROW" in spec.inserts[0]
+    assert "WATERMARK FOR" in spec.statements[0]
+    spike = compile_pattern(PriceSpike(pct=Decimal("2.5")), AT)
+    assert "CAST('102.5' AS DECIMAL(18, 8))" in spike.inserts[0]
+    assert interval(1) == "INTERVAL '0 00:00:00.001' DAY TO SECOND(3)"

@@ -1,0 +1,274 @@
+"""Complex event processing: Flink ``MATCH_RECOGNIZE`` vs the embedded pattern engine.
+
+Crafted payments, trades and quotes go through a hub on the Kafka footprint; each pattern of
+``projections.patterns`` (AML structuring, price spike) runs as a bounded Flink job compiled from
+its definition (alert rows upserted into PostgreSQL) and through ``find_matches`` over the same
+records; the alert rows are equal, and equal to the matches the crafted cases were written for
+(threshold and band edges, a gap of exactly the window, one millisecond under it, events out of
+order within the watermark delay, ties at one millisecond, two tenants, skip past the last row).
+
+Real components as in ``test_flink_projections`` (Kafka, PostgreSQL, the PyFlink venv and jars);
+one bounded Flink job per pattern (~1 min each on two busy cores).
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import fastavro
+import pytest
+import sqlalchemy as sa
+
+from core.events import OutgoingEvent
+from hub.bootstrap import Hub
+from projections.flink.cep import alert_ddl, alert_table, compile_pattern
+from projections.flink.launch import FlinkLauncher
+from projections.flink.postgres import FlinkViews
+from projections.patterns import (
+    Pattern,
+    PriceSpike,
+    Structuring,
+    find_matches,
+    normalise,
+    read_events,
+)
+from tests.differential import test_flink_projections as base
+
+pytestmark = pytest.mark.integration
+footprint = base.footprint  # the same fixture: one hub on Kafka, PostgreSQL, Flink
+
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+MIN = timedelta(minutes=1)
+MS = timedelta(milliseconds=1)
+STRUCTURING = Structuring(count=3, within_ms=3_600_000, max_delay_ms=7_200_000)
+SPIKE = PriceSpike(pct=Decimal("5"), within_ms=60_000, max_delay_ms=120_000)
+
+
+def rfc(at: datetime) -> str:
+    return at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def pay(n: int, account: str, amount: str, at: datetime) -> OutgoingEvent:
+    return OutgoingEvent(
+        event_type="hub.payments.PaymentInitiated",
+        value={
+            "payment_id": f"P{n}",
+            "account_id": account,
+            "amount": amount,
+            "currency": "EUR",
+            "counterparty_name": f"Person {n}",
+            "counterparty_iban": "DE00123",
+            "counterparty_country": "DE",
+            "initiated_at": rfc(at),
+        },
+        occurred_at=rfc(at),
+    )
+
+
+def payments() -> list[tuple[str, list[OutgoingEvent]]]:
+    """(tenant, events) in publishing order, and (in comments) the matches they are for."""
+    n = iter(range(1, 1000))
+    near = "9500.00"
+    return [
+        (
+            "acme",
+            [
+                # A1: three near payments, the last 1 ms under the hour: one match
+                pay(next(n), "A1", near, T0),
+                pay(next(n), "A1", near, T0 + 10 * MIN),
+                pay(next(n), "A1", near, T0 + 60 * MIN - MS),
+                # A2: 0, 30, 60 min (exactly the window: no), then 61 min: match 30, 60, 61
+                pay(next(n), "A2", near, T0),
+                pay(next(n), "A2", near, T0 + 30 * MIN),
+                pay(next(n), "A2", near, T0 + 60 * MIN),
+                pay(next(n), "A2", near, T0 + 61 * MIN),
+                # A3: the floor is near, the threshold and under the floor are not: one match
+                pay(next(n), "A3", "9000.00", T0),
+                pay(next(n), "A3", "10000.00", T0 + MIN),
+                pay(next(n), "A3", "9999.99", T0 + 2 * MIN),
+                pay(next(n), "A3", "8999.99", T0 + 3 * MIN),
+                pay(next(n), "A3", "9000.01", T0 + 4 * MIN),
+            ],
+        ),
+        (
+            "acme",
+            [
+                # A4: out of order (within the 2 h watermark delay): sorted, one match
+                pay(next(n), "A4", near, T0 + 20 * MIN),
+                pay(next(n), "A4", near, T0),
+                pay(next(n), "A4", near, T0 + 10 * MIN),
+                # A5: seven near payments in the hour: two matches (skip past last row)
+                *[pay(next(n), "A5", near, T0 + i * MIN) for i in range(7)],
+                # A7: ties at one millisecond, ordered by offset
+                pay(next(n), "A7", "9100.00", T0 + 5 * MIN),
+                pay(next(n), "A7", "9200.00", T0 + 5 * MIN),
+                pay(next(n), "A7", "9300.00", T0 + 5 * MIN),
+            ],
+        ),
+        # A6 under two tenants: two near payments each, never three in one partition key
+        ("acme", [pay(next(n), "A6", near, T0), pay(next(n), "A6", near, T0 + MIN)]),
+        ("globex", [pay(next(n), "A6", near, T0 + 2 * MIN)]),
+        ("globex", [pay(next(n), "A6", near, T0 + 3 * MIN)]),
+    ]
+
+
+def quote(instrument: str, ask: str, at: datetime) -> OutgoingEvent:
+    return OutgoingEvent(
+        event_type="hub.market.QuotePublished",
+        value={
+            "instrument": instrument,
+            "venue": "XOFF",
+            "bid": ask,
+            "ask": ask,
+            "bid_size": "10",
+            "ask_size": "10",
+            "currency": "EUR",
+            "quoted_at": rfc(at),
+        },
+        occurred_at=rfc(at),
+    )
+
+
+def trade(n: int, instrument: str, price: str, at: datetime, account: str = "T1") -> OutgoingEvent:
+    return OutgoingEvent(
+        event_type="hub.trading.TradeExecuted",
+        value={
+            "trade_id": f"X{n}",
+            "account_id": account,
+            "instrument": instrument,
+            "venue": "XOFF",
+            "side": "BUY",
+            "quantity": "1",
+            "price": price,
+            "currency": "EUR",
+            "executed_at": rfc(at),
+        },
+        occurred_at=rfc(at),
+    )
+
+
+SEC = timedelta(seconds=1)
+
+
+def market() -> list[tuple[str, list[OutgoingEvent]]]:
+    """(topic, events) in publishing order."""
+    return [
+        (
+            "quotes",
+            [
+                quote("XA", "100", T0),
+                quote("YB", "50", T0),
+                quote("YB", "60", T0 + SEC),
+            ],
+        ),
+        (
+            "trades",
+            [
+                trade(1, "XA", "105.00000000", T0 + SEC),  # exactly 5 %: no
+                trade(2, "XA", "105.00000001", T0 + 2 * SEC),  # spike
+                trade(3, "XA", "200", T0 + 3 * SEC),  # needs a new quote after an alert: no
+                trade(4, "YB", "52.60", T0 + 2 * SEC),  # over the replaced quote only: no
+                trade(5, "YB", "63.01", T0 + 3 * SEC, "T2"),  # spike over the newer quote
+                trade(6, "ZC", "12", T0 + 5 * SEC),  # before its quote arrives (out of order)
+            ],
+        ),
+        ("quotes", [quote("ZC", "10", T0 + SEC), quote("XA", "100", T0 + 10 * SEC)]),
+        (
+            "trades",
+            [
+                trade(7, "XA", "110", T0 + 70 * SEC),  # exactly the window after: no
+                trade(8, "WD", "11", T0 + 20 * SEC),  # same millisecond as its quote
+            ],
+        ),
+        ("quotes", [quote("WD", "10", T0 + 20 * SEC), quote("XA", "100", T0 + 100 * SEC)]),
+        ("trades", [trade(9, "XA", "110", T0 + 160 * SEC - MS)]),  # 1 ms under: spike
+    ]
+
+
+def _decode(hub: Hub) -> Any:
+    def decode(value: bytes) -> tuple[str, Mapping[str, Any]]:
+        schema, name = hub.projections.decoder.schema(int.from_bytes(value[1:5], "big"))
+        return name, fastavro.schemaless_reader(io.BytesIO(value[5:]), schema, None)
+
+    return decode
+
+
+def _flink_rows(views: FlinkViews, pattern: Pattern) -> list[dict[str, Any]]:
+    with views._engine.connect() as conn:
+        result = conn.execute(sa.text(f"SELECT * FROM {views.schema}.{alert_table(pattern)}"))
+        return [dict(r._mapping) for r in result]
+
+
+def _run_both(footprint: dict[str, Any], pattern: Pattern) -> tuple[list[Any], list[Any]]:
+    hub: Hub = footprint["hub"]
+    embedded = find_matches(pattern, read_events(hub.log, pattern, _decode(hub)))
+    views: FlinkViews = footprint["views"]
+    views._run("creating the alert table", alert_ddl(views.schema, pattern))
+    spec = compile_pattern(pattern, base._placement(footprint))
+    launcher = FlinkLauncher(footprint["python"], footprint["work"], footprint["admin"])
+    seconds = launcher.submit(spec).wait(480)
+    print(f"\nFlink job {pattern.name}: {seconds:.1f} s")
+    return embedded, _flink_rows(views, pattern)
+
+
+@pytest.mark.timeout(600)
+def test_structuring_on_flink_equals_the_embedded_engine(footprint: dict[str, Any]) -> None:
+    hub: Hub = footprint["hub"]
+    for tenant, events in payments():
+        hub.publisher.publish("payments", events, producer="differential", tenant=tenant)
+    embedded, flink = _run_both(footprint, STRUCTURING)
+    assert normalise(flink) == normalise(embedded), (flink, embedded)
+    ms = int(T0.timestamp() * 1000)
+    got = sorted(
+        (r["account_id"], r["first_at"] - ms, r["last_at"] - ms, r["payments"], r["amount"])
+        for r in embedded
+    )
+    m = 60_000
+    assert got == [
+        ("A1", 0, 60 * m - 1, 3, Decimal("28500.00")),
+        ("A2", 30 * m, 61 * m, 3, Decimal("28500.00")),
+        ("A3", 0, 4 * m, 3, Decimal("28000.00")),
+        ("A4", 0, 20 * m, 3, Decimal("28500.00")),
+        ("A5", 0, 2 * m, 3, Decimal("28500.00")),
+        ("A5", 3 * m, 5 * m, 3, Decimal("28500.00")),
+        ("A7", 5 * m, 5 * m, 3, Decimal("27600.00")),
+    ]
+
+
+@pytest.mark.timeout(600)
+def test_price_spike_on_flink_equals_the_embedded_engine(footprint: dict[str, Any]) -> None:
+    hub: Hub = footprint["hub"]
+    for topic, events in market():
+        hub.publisher.publish(topic, events, producer="differential", tenant="acme")
+    embedded, flink = _run_both(footprint, SPIKE)
+    assert normalise(flink) == normalise(embedded), (flink, embedded)
+    ms = int(T0.timestamp() * 1000)
+    assert sorted(
+        (r["trade_id"], r["quote_at"] - ms, r["trade_at"] - ms, r["ask"], r["price"])
+        for r in embedded
+    ) == [
+        ("X2", 0, 2000, Decimal("100"), Decimal("105.00000001")),
+        ("X5", 1000, 3000, Decimal("60"), Decimal("63.01")),
+        ("X6", 1000, 5000, Decimal("10"), Decimal("12")),
+        ("X8", 20_000, 20_000, Decimal("10"), Decimal("11")),
+        ("X9", 100_000, 160_000 - 1, Decimal("100"), Decimal("110")),
+    ]
+
+
+def test_pattern_definitions_refuse_nonsense() -> None:
+    from core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="at least 2"):
+        Structuring(count=1)
+    with pytest.raises(ConfigError, match="between 0 and 1"):
+        Structuring(band=Decimal("1.5"))
+    with pytest.raises(ConfigError, match="positive percentage"):
+        PriceSpike(pct=Decimal(0))
+    with pytest.raises(ConfigError, match="milliseconds"):
+        PriceSpike(within_ms=0)
+    assert Path(__file__).exists()

@@ -38,3 +38,15 @@ class TestLocalModelRegistry(ModelRegistryContract):
         r = LocalModelRegistry(tmp_path / "models")
         yield r
         r.close()
+
+
+class TestMlflowModelRegistry(ModelRegistryContract):
+    """The same contract on MLflow's embedded SQLite store (no server)."""
+
+    @pytest.fixture
+    def registry(self, tmp_path: Path) -> Iterator[ModelRegistry]:
+        from adapters.mlflow_models import MlflowModelRegistry, embedded_uri
+
+        r = MlflowModelRegistry(embedded_uri(tmp_path), tmp_path / "mlflow-artifacts")
+        yield r
+        r.close()

@@ -10,7 +10,8 @@ MLflow's number, is the key). The artifact is logged as ``model/artifact.bin`` o
 ``hub-models`` experiment, with its SHA-256 and size as tags, and the version's source is that
 folder. Aliases (champion, challenger) are MLflow aliases on the tagged versions: the hub sets them
 after the governed ``hub.models`` event; MLflow users see them, but the ledger stays the record of
-truth (``ml.models.Models.alias_mismatches`` reports an alias moved in MLflow behind the hub's back).
+truth (``ml.models.Models.alias_mismatches`` reports an alias moved in MLflow behind the hub's
+back).
 
 MLflow is imported when the adapter is built, never at CLI start-up (it costs seconds).
 """
@@ -124,7 +125,9 @@ class MlflowModelRegistry(ModelRegistry):
                 TAG_SIZE: str(len(artifact)),
                 TAG_META: meta,
             }
-            run = self._client.create_run(self._experiment, tags=tags, run_name=f"{name}-v{version}")
+            run = self._client.create_run(
+                self._experiment, tags=tags, run_name=f"{name}-v{version}"
+            )
             run_id = run.info.run_id
             with tempfile.TemporaryDirectory() as tmp:
                 path = Path(tmp) / ARTIFACT
@@ -140,7 +143,8 @@ class MlflowModelRegistry(ModelRegistry):
             mv = self._find(name, version)
             if mv is None:
                 raise NotFound(
-                    f"Model {name!r} has no stored version {version} in MLflow: see `hub ml models`."
+                    f"Model {name!r} has no stored version {version} in MLflow: see "
+                    "`hub ml models`."
                 )
             with tempfile.TemporaryDirectory() as tmp:
                 local = self._client.download_artifacts(mv.run_id, f"model/{ARTIFACT}", tmp)

@@ -5,12 +5,13 @@ it cannot start, required under CI. Each test uses its own model names."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 import pytest
 
 from core.errors import HubError
-from core.ports.ml import ModelRegistry
+from core.ports.ml import ModelRegistry, StoredModel
 from tests import infra
 from tests.contract.ml_contract import ModelRegistryContract
 
@@ -26,16 +27,18 @@ class _Prefixed(ModelRegistry):
     def __init__(self, inner: ModelRegistry, prefix: str) -> None:
         self._inner, self._prefix = inner, prefix
 
-    def put(self, name, version, artifact, metadata):  # type: ignore[no-untyped-def]
+    def put(
+        self, name: str, version: int, artifact: bytes, metadata: Mapping[str, Any]
+    ) -> StoredModel:
         stored = self._inner.put(self._prefix + name, version, artifact, metadata)
-        return type(stored)(name, stored.version, stored.sha256, stored.size, stored.metadata)
+        return StoredModel(name, stored.version, stored.sha256, stored.size, stored.metadata)
 
     def get(self, name: str, version: int) -> bytes:
         return self._inner.get(self._prefix + name, version)
 
-    def versions(self, name):  # type: ignore[no-untyped-def]
+    def versions(self, name: str) -> list[StoredModel]:
         return [
-            type(v)(name, v.version, v.sha256, v.size, v.metadata)
+            StoredModel(name, v.version, v.sha256, v.size, v.metadata)
             for v in self._inner.versions(self._prefix + name)
         ]
 
@@ -61,5 +64,5 @@ def test_an_unreachable_server_is_a_clear_error(monkeypatch: pytest.MonkeyPatch)
 
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "3")
-    with pytest.raises(HubError, match="infra/mlflow.sh start"):
+    with pytest.raises(HubError, match=r"infra/mlflow\.sh start"):
         MlflowModelRegistry("http://127.0.0.1:1")

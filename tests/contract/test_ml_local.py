@@ -50,3 +50,50 @@ class TestMlflowModelRegistry(ModelRegistryContract):
         r = MlflowModelRegistry(embedded_uri(tmp_path), tmp_path / "mlflow-artifacts")
         yield r
         r.close()
+
+
+class TestFeastFeatureStore(FeatureStoreContract):
+    """The same contract with Feast serving the attributes (point-in-time join over Parquet)."""
+
+    @pytest.fixture
+    def store(self, tmp_path: Path) -> Iterator[FeatureStore]:
+        from adapters.feast_features import FeastFeatureStore
+
+        self._opened: list[FeatureStore] = [FeastFeatureStore(tmp_path / "feast")]
+        yield self._opened[0]
+        for s in self._opened:
+            s.close()
+
+    @pytest.fixture
+    def reopen(self, tmp_path: Path) -> Reopen:
+        from adapters.feast_features import FeastFeatureStore
+
+        def reopen(store: FeatureStore) -> FeatureStore:
+            store.close()
+            fresh = FeastFeatureStore(tmp_path / "feast")
+            self._opened.append(fresh)
+            return fresh
+
+        return reopen
+
+
+def test_feast_online_store_serves_the_latest_values_after_materialize(tmp_path: Path) -> None:
+    from adapters.feast_features import FeastFeatureStore
+    from core.ports.ml import AttributeVersion
+
+    store = FeastFeatureStore(tmp_path / "feast")
+    store.apply(
+        [],
+        [
+            AttributeVersion("acc", "A", 100, {"kyc": "BASIC", "risk": "LOW"}),
+            AttributeVersion("acc", "A", 200, {"kyc": None, "risk": "HIGH"}),
+            AttributeVersion("acc", "B", 150, {"kyc": "ENHANCED", "risk": "LOW"}),
+        ],
+        {},
+    )
+    store.materialize()
+    assert store.online_attributes("acc", ["A", "B", "Z"]) == {
+        "A": {"kyc": "BASIC", "risk": "HIGH"},
+        "B": {"kyc": "ENHANCED", "risk": "LOW"},
+    }
+    store.close()

@@ -202,6 +202,16 @@ infra-prometheus-down:
 infra-down: infra-redis-down infra-prometheus-down
 # ---- end operations -------------------------------------------------------------------------------
 
+# ---- infra: MLflow tracking server (issue 14, infra/mlflow.sh: store in PostgreSQL) --------------
+.PHONY: infra-mlflow-up infra-mlflow-down
+infra-mlflow-up: setup
+	bash infra/mlflow.sh start
+
+infra-mlflow-down:
+	bash infra/mlflow.sh stop
+
+infra-down: infra-mlflow-down
+
 # ---- infra: Apache Flink for the projections on the Kafka footprint (infra/flink.sh) -------------
 # PyFlink in its own virtualenv (~/.cache/hub/flink-venv, requirements/flink.txt) and the Kafka and
 # JDBC connector jars from Maven Central (~/.cache/hub/flink-jars); jobs run on a mini-cluster in

@@ -136,6 +136,14 @@ class SqliteFeatureStore(FeatureStore):
                     out[entity][-1][1][field] = value
         return out
 
+    def attribute_entities(self, name: str) -> list[str]:
+        """Every entity with a version of attribute set ``name`` (for exports such as Feast's)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT DISTINCT entity FROM versions WHERE attributes = ? ORDER BY entity", (name,)
+            ).fetchall()
+        return [r[0] for r in rows]
+
     def close(self) -> None:
         with self._lock:
             self._db.close()

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from core.ports.ml import ModelRegistry
     from hub.bootstrap import Hub
     from ml.service import MachineLearning
 
@@ -20,7 +21,6 @@ def ml_of(hub: Hub) -> MachineLearning:
 
 
 def build_ml(hub: Hub) -> MachineLearning:
-    from adapters.local_models import LocalModelRegistry
     from adapters.sqlite_features import SqliteFeatureStore
     from ml.service import MachineLearning
 
@@ -38,10 +38,26 @@ def build_ml(hub: Hub) -> MachineLearning:
         hub.publisher,
         hub.registry,
         SqliteFeatureStore(folder / "features.sqlite"),
-        LocalModelRegistry(folder / "models"),
+        model_registry(hub),
         checkpoint,
         lambda: SqliteFeatureStore(":memory:"),
         ledger=ledger,
         identities=hub.keys,
         metrics=hub.metrics,
     )
+
+
+def model_registry(hub: Hub) -> ModelRegistry:
+    """The ModelRegistry adapter the settings name (MLflow is imported only when chosen)."""
+    folder = hub.settings.data_dir / "ml"
+    if hub.settings.model_registry == "mlflow":
+        from adapters.mlflow_models import MlflowModelRegistry, embedded_uri
+
+        uri = hub.settings.mlflow_tracking_uri
+        if not uri:
+            (folder / "mlflow").mkdir(parents=True, exist_ok=True)
+            uri = embedded_uri(folder / "mlflow")
+        return MlflowModelRegistry(uri, folder / "mlflow" / "artifacts")
+    from adapters.local_models import LocalModelRegistry
+
+    return LocalModelRegistry(folder / "models")

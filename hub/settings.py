@@ -222,6 +222,18 @@ class Settings(BaseSettings):
     )
 
     # Object storage, backups, the lake (issue 16).
+    model_registry: Literal["local", "mlflow"] = Field(
+        default="local",
+        description="ModelRegistry adapter (machine learning): 'local' (files + SQLite under "
+        "<data_dir>/ml/models) or 'mlflow' (MLflow's registry: its SQLite store under "
+        "<data_dir>/ml/mlflow, or the server named by mlflow_tracking_uri). The ledger's "
+        "hub.models events stay the record of truth either way.",
+    )
+    mlflow_tracking_uri: str = Field(
+        default="",
+        description="MLflow tracking server when model_registry is mlflow (http://127.0.0.1:PORT; "
+        "`bash infra/mlflow.sh url` prints it); empty: the embedded SQLite store.",
+    )
     object_store: Literal["local", "s3"] = Field(
         default="local",
         description="ObjectStore for backups, the cold tier, the lake and the erasure journal: a "

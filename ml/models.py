@@ -238,6 +238,45 @@ class Models:
             self._loaded[key] = loaded
             return loaded
 
+    def alias_mismatches(self, name: str) -> list[str]:
+        """Where the registry's aliases differ from the ledger's fold (empty: in step).
+
+        An adapter such as MLflow lets its own users move an alias; the hub never follows such a
+        move (it scores with the ledger's champion) and reports it here, one sentence per alias."""
+        state = self.state(name)
+        want = {
+            alias: v
+            for alias, v in (("champion", state.champion), ("challenger", state.challenger))
+            if v is not None
+        }
+        have = self.store.aliases(name)
+        out = []
+        for alias in sorted(set(want) | set(have)):
+            w, h = want.get(alias), have.get(alias)
+            if w == h:
+                continue
+            ledger = f"v{w}" if w is not None else "no version"
+            store = f"v{h}" if h is not None and h >= 0 else "an unregistered version"
+            if h is None:
+                store = "nothing"
+            out.append(
+                f"{name}: the registry's alias {alias!r} names {store} but the ledger's "
+                f"{alias} is {ledger}; it was moved outside the hub (the hub scores with the "
+                f"ledger's); `hub ml sync-aliases {name}` puts the registry back in step."
+            )
+        return out
+
+    def sync_aliases(self, name: str) -> list[str]:
+        """Put the registry's aliases back to the ledger's fold; the mismatches it mended."""
+        found = self.alias_mismatches(name)
+        state = self.state(name)
+        for alias, v in (("champion", state.champion), ("challenger", state.challenger)):
+            self.store.set_alias(name, alias, v)
+        for alias in self.store.aliases(name):
+            if alias not in ("champion", "challenger"):
+                self.store.set_alias(name, alias, None)
+        return found
+
     # -- commands --------------------------------------------------------------------------------
     def register(
         self,

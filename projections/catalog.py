@@ -358,6 +358,44 @@ PAYMENTS = Projection(
     doc="Each payment's status and history, and daily use per account against its limit.",
 )
 
+MODEL_PREDICTIONS = Projection(
+    name="model_predictions",
+    store="transactional",
+    topics=("hub.predictions",),
+    tables=(
+        Table(
+            "model_predictions",
+            "entity",
+            (
+                Column("tenant", S, "key", doc=TENANT),
+                Column("model", S, "key", doc="Model name (hub ml models)."),
+                Column("version", N, "key", doc="Model version that scored."),
+                Column("subject", S, "key", doc="What was scored, e.g. the payment id."),
+                Column("variant", S, doc="champion or challenger (the A/B split)."),
+                Column("entity", S, doc="The entity key the A/B split hashes (an account)."),
+                Column("source", S, doc="topic/partition/offset of the input, or request:<who>."),
+                Column("feature_digest", S, doc="SHA-256 of the canonical feature vector."),
+                _dec("score", 8, doc="The model's score (probability of the positive class)."),
+                Column("decision", S, doc="alert or pass (score against the version's threshold)."),
+                Column("latency_us", N, doc="Feature fetch + score time, microseconds."),
+                Column("scored_at", T, doc="When it was scored (UTC)."),
+                Column("scorings", N, doc="How many times this version scored this subject."),
+            ),
+            "The latest prediction per model version and subject, from hub.predictions.",
+        ),
+    ),
+    entities=(
+        EntityRule(
+            "model_predictions",
+            ("hub.PredictionRecorded",),
+            folds.prediction_key,
+            folds.fold_prediction,
+        ),
+    ),
+    event_time={"hub.PredictionRecorded": "scored_at"},
+    doc="Predictions of the models (scoring consumer and predict requests), queryable by analysts.",
+)
+
 PROJECTIONS: tuple[Projection, ...] = (
     MARKET_BARS,
     POSITIONS,
@@ -365,6 +403,7 @@ PROJECTIONS: tuple[Projection, ...] = (
     PAYMENT_AGGREGATES,
     ACCOUNTS,
     PAYMENTS,
+    MODEL_PREDICTIONS,
 )
 
 

@@ -424,3 +424,29 @@ def merge_src(src: Sequence[Sequence[Any]] | None, e: Event) -> list[list[Any]]:
 
 def params_of(mapping: Mapping[str, Any] | None) -> dict[str, Any]:
     return dict(mapping or {})
+
+
+# -- model predictions (issue 14): hub.predictions as a view analysts can query -------------------
+def prediction_key(e: Event) -> tuple[Any, ...]:
+    return (e.tenant, e.value["model"], e.value["version"], e.value["subject"])
+
+
+def fold_prediction(state: Row | None, e: Event, ctx: FoldContext) -> Row:
+    """One row per model version and subject; a subject scored again (a request after the
+    consumer) keeps its latest score and counts the scorings."""
+    v = e.value
+    return {
+        "tenant": e.tenant,
+        "model": v["model"],
+        "version": v["version"],
+        "subject": v["subject"],
+        "variant": v["variant"],
+        "entity": v["entity"],
+        "source": v["source"],
+        "feature_digest": v["feature_digest"],
+        "score": Decimal(repr(float(v["score"]))).quantize(Q8, ROUND_HALF_EVEN),
+        "decision": v["decision"],
+        "latency_us": v["latency_us"],
+        "scored_at": to_micros(v["scored_at"]),
+        "scorings": (state["scorings"] if state else 0) + 1,
+    }

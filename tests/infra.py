@@ -28,7 +28,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 # started on demand
-COMPONENTS = ("kafka", "postgres", "opa", "openbao", "s3", "prometheus", "redis")
+COMPONENTS = ("kafka", "postgres", "opa", "openbao", "s3", "prometheus", "redis", "mlflow")
 _running_at_start: dict[str, bool] = {}
 
 
@@ -93,6 +93,18 @@ def postgres_url(what: str = "the PostgreSQL tests") -> str:
         return explicit
     require("postgres", what)
     ok, output = _run("postgres", "url", 30)
+    assert ok, output
+    return output.strip().splitlines()[-1]
+
+
+def mlflow_url(what: str = "the MLflow server tests") -> str:
+    """The tracking URI of the server infra/mlflow.sh runs (started if needed, with PostgreSQL);
+    ``HUB_TEST_MLFLOW_URL`` names another. Skips loudly, or fails under CI."""
+    explicit = os.environ.get("HUB_TEST_MLFLOW_URL")
+    if explicit:
+        return explicit
+    require("mlflow", what)
+    ok, output = _run("mlflow", "url", 30)
     assert ok, output
     return output.strip().splitlines()[-1]
 

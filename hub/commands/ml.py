@@ -7,6 +7,7 @@
         [--challenger --share 0.2]      make it the challenger at once for a share of accounts
     hub ml approve CHANGE_ID --key ...  a second person approves a champion promotion
     hub ml retire NAME VERSION          stop serving a version
+    hub ml sync-aliases NAME            put the registry's (MLflow's) aliases back to the ledger's
     hub ml score NAME                   the scoring consumer: score new events until idle
     hub ml predict NAME --event JSON    score one event now (recorded on hub.predictions)
     hub ml ab NAME                      the A/B report (per variant, with the p-value)
@@ -108,6 +109,8 @@ def ml_models(obj: Ctx, name: str | None, key: str | None) -> None:
             if name is not None:
                 state = models.state(name)
                 _json([v.as_dict() for _, v in sorted(state.versions.items())])
+                for line in models.alias_mismatches(name):
+                    click.echo(f"warning: {line}", err=True)
                 return
             for model in models.names():
                 for version, mv in sorted(models.state(model).versions.items()):
@@ -178,6 +181,26 @@ def ml_approve(obj: Ctx, change_id: str, reason: str, key: str | None) -> None:
                 )
             authorize(h, "model.approve", resource, principal)
             _json(changes.approve(principal, change_id, reason).summary())
+
+    run_safely(go)
+
+
+@ml.command("sync-aliases")
+@click.argument("name")
+@key_option
+@click.pass_obj
+def ml_sync_aliases(obj: Ctx, name: str, key: str | None) -> None:
+    """Put the model registry's aliases (MLflow's champion/challenger) back to the ledger's."""
+
+    def go() -> None:
+        from hub.ml_setup import ml_of
+
+        with obj.hub() as h:
+            authorize(h, "model.promote", f"model:{name}", principal_for(h, key))
+            mended = ml_of(h).models.sync_aliases(name)
+            for line in mended:
+                click.echo(f"mended: {line}")
+            click.echo(f"{name}: the registry's aliases match the ledger ({len(mended)} mended)")
 
     run_safely(go)
 

@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 DATA ?= .hub
 PORT ?= 8080
 
-.PHONY: setup run test bench bench-e2e lint fmt clean
+.PHONY: setup run test bench bench-e2e bench-dr lint fmt clean
 
 setup: $(STAMP)
 
@@ -62,6 +62,11 @@ bench: setup
 # report (Markdown + SVG plots) in .bench/e2e (git-ignored). E2E="--seconds 30" passes options.
 bench-e2e: setup
 	$(PY) -m benchmarks.e2e $(E2E)
+
+# RTO for DR_EVENTS (default 10 million) events (issue 16): build, back up, destroy, restore,
+# verify, rebuild views; one JSON line per step. DR="--no-views --work DIR" passes options.
+bench-dr: setup
+	$(PY) -m benchmarks.dr_rto $(DR)
 
 lint: setup
 	$(VENV)/bin/ruff check .

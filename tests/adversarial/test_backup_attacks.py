@@ -254,13 +254,13 @@ def test_an_old_manifest_replayed_under_a_newer_backup_id_is_refused(
             obj(site, manifest_key(new, name)), obj(site, manifest_key(old, name)).read_bytes()
         )
     target = tmp_path / "restored"
-    refused(restore(site, target), target, "backup_corrupt", new)
+    refused(restore(site, target, new), target, "backup_corrupt", new)
     # and with the old sealed keys as well: the keys' AES-GCM tag binds them to the old id
     overwrite(
         obj(site, manifest_key(new, "keys.enc")),
         obj(site, manifest_key(old, "keys.enc")).read_bytes(),
     )
-    refused(restore(site, target), target, "backup_corrupt")
+    refused(restore(site, target, new), target, "backup_corrupt")
 
 
 def _insider_manifest(site: dict[str, Any], bid: str, change: Any) -> None:

@@ -80,10 +80,13 @@ class WebHdfsObjectStore(ObjectStore):
     def _fail(self, r: requests.Response, what: str) -> HubError:
         try:
             remote = r.json()["RemoteException"]
-            reason = f"{remote.get('exception')}: {remote.get('message')}"
+            message = str(remote.get("message", "")).splitlines()[0][:300]
+            reason = f"{remote.get('exception')}: {message}"
         except (ValueError, KeyError, TypeError):
             reason = r.text[:200]
-        return HubError(f"HDFS refused to {what} ({r.status_code} {reason}).", code="objectstore_io")
+        return HubError(
+            f"HDFS refused to {what} ({r.status_code} {reason}).", code="objectstore_io"
+        )
 
     def _status(self, key: str) -> dict[str, Any] | None:
         r = self._call("GET", self._path(key), "GETFILESTATUS")

@@ -35,6 +35,12 @@ ARTIFACTS=(
     "commons-logging/commons-logging/1.2/commons-logging-1.2.jar"
     "junit/junit/4.13.2/junit-4.13.2.jar"
     "org/hamcrest/hamcrest-core/1.3/hamcrest-core-1.3.jar"
+    # WebHDFS (Jersey 1) needs JAXB, which Java 11+ no longer carries
+    "javax/xml/bind/jaxb-api/2.3.1/jaxb-api-2.3.1.jar"
+    "javax/activation/javax.activation-api/1.2.0/javax.activation-api-1.2.0.jar"
+    "org/glassfish/jaxb/jaxb-runtime/2.3.9/jaxb-runtime-2.3.9.jar"
+    "org/glassfish/jaxb/txw2/2.3.9/txw2-2.3.9.jar"
+    "com/sun/istack/istack-commons-runtime/3.0.12/istack-commons-runtime-3.0.12.jar"
 )
 
 log() { printf 'hdfs.sh: %s\n' "$*" >&2; }

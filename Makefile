@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 DATA ?= .hub
 PORT ?= 8080
 
-.PHONY: setup run test bench bench-e2e bench-scale lint fmt clean
+.PHONY: setup run test bench bench-e2e bench-scale bench-dr lint fmt clean
 
 setup: $(STAMP)
 
@@ -67,6 +67,10 @@ bench-e2e: setup
 # SCALE="--events 100000000" runs 100M (outside CI: ~100 GiB of disk, hours on two cores).
 bench-scale: setup
 	$(PY) -m benchmarks.scale $(SCALE)
+# RTO for DR_EVENTS (default 10 million) events (issue 16): build, back up, destroy, restore,
+# verify, rebuild views; one JSON line per step. DR="--no-views --work DIR" passes options.
+bench-dr: setup
+	$(PY) -m benchmarks.dr_rto $(DR)
 
 lint: setup
 	$(VENV)/bin/ruff check .
@@ -159,7 +163,17 @@ infra-down: infra-postgres-down
 # versitygw (Apache-2.0) serving a folder on 127.0.0.1:19333 (HUB_S3_PORT), built from the Go module
 # proxy once (~5 min cold) and cached as ~/.cache/hub/bin/versitygw-<version>; `bash infra/s3.sh env`
 # prints the HUB_S3_* settings that reach it.
-.PHONY: infra-s3-up infra-s3-down infra-s3-build
+.PHONY: infra-s3-up infra-s3-down infra-s3-build infra-hdfs-install infra-hdfs-up infra-hdfs-down
+
+# Hadoop's MiniDFSCluster (WebHDFS) for the HDFS ObjectStore contract: jars from Maven Central.
+infra-hdfs-install:
+	bash infra/hdfs.sh install
+
+infra-hdfs-up:
+	bash infra/hdfs.sh start
+
+infra-hdfs-down:
+	bash infra/hdfs.sh stop
 
 infra-s3-build:
 	bash infra/s3.sh build
@@ -226,5 +240,5 @@ flink-setup:
 # A deploy/ validator that fails to install makes its tests in tests/ops fail under CI=true, naming
 # it; the rest of the suite still runs.
 .PHONY: ci-deps
-ci-deps: browser-deps infra-s3-build flink-setup
+ci-deps: browser-deps infra-s3-build flink-setup infra-hdfs-install
 	bash infra/tools.sh install || echo "infra/tools.sh install failed; tests/ops will say which tool is missing" >&2

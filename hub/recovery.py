@@ -120,12 +120,8 @@ def backup(
     progress: Progress | None = None,
 ) -> Manifest:
     """``hub backup create`` on an open hub (the embedded footprint's data folder)."""
-    if h.settings.event_log != "sqlite":
-        raise HubError(
-            "hub backup covers the embedded footprint (HUB_EVENT_LOG=sqlite); a Kafka log is "
-            "protected by Kafka's replication and tiered storage.",
-            code="backup_unsupported",
-        )
+    if h.settings.event_log != "sqlite" or h.settings.ledger_store != "sqlite":
+        return _backup_portable(h, store, kek, chunk_bytes=chunk_bytes, progress=progress)
     return create_backup(
         h.settings.data_dir,
         store,
@@ -217,6 +213,7 @@ def restore(
         manifest = fetched.manifest
         say(f"fetched backup {chosen}: {fetched.bytes} bytes; opening and verifying")
         t = time.perf_counter()
+        seconds["replay"] = _replay_portable(_moved(settings, staging), staging, progress)
         h = bootstrap(_moved(settings, staging), install_domain=False)
         try:
             h.ledger.sync(force_checkpoint=True)  # 2
@@ -289,6 +286,111 @@ def _move_into(staging: Path, target: Path) -> None:
     staging.rmdir()
 
 
+VAULT_KEYS_NOTE = (
+    "The per-subject keys are Vault/OpenBao transit keys: they never leave Vault (the hub only "
+    "asks Vault for HMAC-derived data keys), so this backup does not hold them; restore Vault "
+    "from its own snapshot (bao operator raft snapshot save/restore) taken at or after this "
+    "backup, or the restored PII fields stay unreadable (as after an erasure)."
+)
+
+
+def _backup_portable(
+    h: Hub, store: ObjectStore, kek: Kek, *, chunk_bytes: int, progress: Progress | None
+) -> Manifest:
+    """``hub backup create`` of a hub whose log or ledger is not a SQLite file (Kafka,
+    PostgreSQL): the ledger is copied through its port into a SQLite ledger file, then the log
+    is exported through the EventLog port (``storage.portable``: records as stored, with
+    offsets); the data folder's other files (local keys, checkpoints) are taken as usual; the
+    same chunks, sealed keys and signed manifest follow (``storage.backup.create_backup``).
+
+    Keys held by Vault are not exported: see ``VAULT_KEYS_NOTE`` (recorded in the manifest)."""
+    import tempfile
+
+    from adapters.sqlite_ledgerstore import SqliteLedgerStore
+    from storage.backup import data_files, snapshot_file
+    from storage.portable import LOG_EXPORT, copy_ledger, export_end_offsets, export_log
+
+    say = progress or (lambda _msg: None)
+    settings = h.settings
+    h.ledger.sync(force_checkpoint=True)
+    with tempfile.TemporaryDirectory(prefix="hub-portable-") as tmp:
+        snap = Path(tmp) / "hub"
+        snap.mkdir()
+        for rel in data_files(settings.data_dir, (settings.objects_dir,)):
+            if rel in ("ledger.sqlite", "log.sqlite"):
+                continue
+            if (settings.data_dir / rel).exists():
+                snapshot_file(settings.data_dir / rel, snap / rel)
+        t = time.perf_counter()
+        ledger = SqliteLedgerStore(snap / "ledger.sqlite")
+        try:
+            size = copy_ledger(h.ledger.store, ledger)  # the ledger first: the log covers it
+        finally:
+            ledger.close()
+        say(f"ledger copied through its port: {size} leaves in {time.perf_counter() - t:.1f} s")
+        t = time.perf_counter()
+        export_log(h.log, snap / LOG_EXPORT, progress=progress)
+        say(f"log exported through its port in {time.perf_counter() - t:.1f} s")
+        footprint: dict[str, Any] = {
+            "event_log": settings.event_log,
+            "ledger_store": settings.ledger_store,
+            "keystore": settings.keystore,
+        }
+        if settings.keystore == "vault":
+            footprint["vault"] = {"url": settings.vault_url, "keys": VAULT_KEYS_NOTE}
+        return create_backup(
+            snap,
+            store,
+            kek,
+            sync_ledger=lambda: None,  # synced above, before the copy
+            sign_note=h.ledger.signer.sign_note,
+            ledger_state=ledger_state_of,
+            end_offsets=lambda p: export_end_offsets(p.parent / LOG_EXPORT),
+            chunk_bytes=chunk_bytes,
+            progress=progress,
+            extra_stats={"footprint": footprint},
+        )
+
+
+def _replay_portable(settings: Settings, staging: Path, progress: Progress | None) -> float:
+    """A portable backup (``log.export.sqlite`` in ``staging``) restored into the footprint
+    ``settings`` name: the records replayed at their offsets into the (empty) log, and for a
+    PostgreSQL ledger the ledger copied into its (empty) schema; seconds taken (0 when the
+    backup is an embedded one, which holds ``log.sqlite`` itself)."""
+    from hub.bootstrap import build_event_log
+    from storage.portable import LOG_EXPORT, copy_ledger, replay_log
+
+    export = staging / LOG_EXPORT
+    if not export.exists():
+        return 0.0
+    if settings.event_log == "sqlite" and (staging / "log.sqlite").exists():
+        raise RestoreRefused(f"The backup holds both {LOG_EXPORT} and log.sqlite.")
+    say = progress or (lambda _msg: None)
+    t = time.perf_counter()
+    log = build_event_log(settings)
+    try:
+        n = replay_log(export, log, progress=progress)
+    finally:
+        log.close()
+    say(f"replayed {n} records into the {settings.event_log} log")
+    if settings.ledger_store == "postgres":
+        from adapters.postgres_ledgerstore import PostgresLedgerStore
+        from adapters.sqlite_ledgerstore import SqliteLedgerStore
+
+        src = SqliteLedgerStore(staging / "ledger.sqlite")
+        dst = PostgresLedgerStore(
+            settings.ledger_postgres_url or "", schema=settings.ledger_postgres_schema
+        )
+        try:
+            copy_ledger(src, dst)
+        finally:
+            src.close()
+            dst.close()
+        (staging / "ledger.sqlite").unlink()
+    export.unlink()
+    return time.perf_counter() - t
+
+
 def describe(manifest: Manifest) -> str:
     return json.dumps(manifest.summary(), indent=2)
 
@@ -336,6 +438,8 @@ def drill(
     live_offsets = {
         t.name: {str(p): o for p, o in h.log.end_offsets(t.name).items()} for t in h.log.topics()
     }
+    if scratch is not None:
+        scratch.mkdir(parents=True, exist_ok=True)  # a named work folder may not exist yet
     work = Path(tempfile.mkdtemp(prefix="hub-dr-", dir=scratch))
     try:
         copy = work / "primary"

@@ -42,6 +42,7 @@ import base64
 import hashlib
 import json
 import os
+import re
 import shutil
 import sqlite3
 import tempfile
@@ -71,6 +72,8 @@ DEFAULT_CHUNK_BYTES = 8 << 20
 KEK_BYTES = 32
 SKIP_DIRS = frozenset({"views"})  # folds of the log: rebuilt after a restore
 SQLITE_MAGIC = b"SQLite format 3\x00"
+BACKUP_ID = re.compile(r"[0-9A-Za-z][0-9A-Za-z_-]{0,63}")
+SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 Progress = Callable[[str], None]
 
 
@@ -258,7 +261,7 @@ class Manifest:
             if d.get("format") != FORMAT:
                 raise ValueError(f"format {d.get('format')!r} is not {FORMAT!r}")
             led, keys = d["ledger"], d["keys"]
-            return cls(
+            m = cls(
                 id=str(d["id"]),
                 created_at_ms=int(d["created_at_ms"]),
                 ledger_size=int(led["size"]),
@@ -287,6 +290,27 @@ class Manifest:
             )
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise BackupCorrupt(f"The backup manifest {where} is not readable: {exc}.") from None
+        m.check_names(where)
+        return m
+
+    def check_names(self, where: str) -> None:
+        """Refuse a manifest whose names could reach outside the staging folder or the chunk
+        folder (even a signed one: the restore's own checks never trust a name)."""
+        seen: set[str] = set()
+        for f in self.files:
+            _safe_rel(f.path)
+            if f.path in seen or is_key_material(f.path):
+                raise BackupCorrupt(
+                    f"The backup manifest {where} lists the file {f.path!r} twice or as a plain "
+                    "file although it is key material; the manifest is refused."
+                )
+            seen.add(f.path)
+            for c in f.chunks:
+                if not SHA256_HEX.fullmatch(c):
+                    raise BackupCorrupt(
+                        f"The backup manifest {where} names the chunk {c[:80]!r} of {f.path}, "
+                        "which is not a SHA-256 (64 lowercase hex digits); it is refused."
+                    )
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -306,8 +330,19 @@ def _iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")
 
 
+def check_backup_id(backup_id: str) -> str:
+    """``backup_id`` if it has the shape of one (``20261202T042000123Z-1a2b3c4d``), else a
+    ``InvalidInput`` naming it: an id is part of object keys, never a path."""
+    if not BACKUP_ID.fullmatch(backup_id):
+        raise InvalidInput(
+            f"The backup id {backup_id[:80]!r} is not valid: ids are letters, digits, '-' and "
+            "'_' (like 20261202T042000123Z-1a2b3c4d); `hub backup list` shows them."
+        )
+    return backup_id
+
+
 def manifest_key(backup_id: str, name: str = MANIFEST) -> str:
-    return f"{BACKUPS}{backup_id}/{name}"
+    return f"{BACKUPS}{check_backup_id(backup_id)}/{name}"
 
 
 def chunk_key(sha256: str) -> str:
@@ -407,6 +442,7 @@ def create_backup(
     progress: Progress | None = None,
     scratch: Path | None = None,
     exclude: tuple[Path, ...] = (),
+    extra_stats: dict[str, Any] | None = None,
 ) -> Manifest:
     """Back up ``data_dir`` into ``store`` (steps in the module docstring); the manifest."""
     say = progress or (lambda _msg: None)
@@ -463,6 +499,7 @@ def create_backup(
             "reused_bytes": reused,
             "chunks": chunk_count,
             "seconds": round(time.perf_counter() - started, 3),
+            **(extra_stats or {}),
         },
     )
     body = manifest.encode()  # 5: the manifest, then its signature, last
@@ -481,7 +518,7 @@ def backup_ids(store: ObjectStore) -> list[str]:
     out = []
     for key in store.list(BACKUPS):
         parts = key.split("/")
-        if len(parts) == 3 and parts[2] == SIGNATURE:
+        if len(parts) == 3 and parts[2] == SIGNATURE and BACKUP_ID.fullmatch(parts[1]):
             out.append(parts[1])
     return sorted(out)
 
@@ -520,7 +557,7 @@ def choose_backup(
     """The backup to restore: the one named, else the newest whose ledger size is at most
     ``at_size`` and whose snapshot is at or before ``at_time_ms`` (point in time)."""
     if backup_id:
-        return backup_id
+        return check_backup_id(backup_id)
     best = None
     for b in backup_ids(store):
         m = read_manifest(store, b)[0]

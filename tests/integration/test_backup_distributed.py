@@ -1,0 +1,224 @@
+"""Backup of the distributed footprint (Kafka log, PostgreSQL ledger, per-subject keys in
+OpenBao) and its restore into a fresh cluster (a new topic prefix and a new PostgreSQL schema) and
+into the embedded footprint (SQLite log and ledger; the keys stay in OpenBao, which the backup
+does not copy: Vault's own snapshot is its backup, and the manifest says so).
+
+What must hold: the log is exported through the EventLog port with its offsets and the ledger
+through the LedgerStore port; both restores give the original's ledger root at the backup's
+size, a ledger that verifies against the replayed log, the very same records at the very same
+offsets, the same projection digests and the PII fields readable through the same OpenBao; a
+restore into a log that already holds the topics is refused. Needs a real Kafka, PostgreSQL and
+OpenBao (``infra/kafka.sh``, ``infra/postgres.sh``, ``infra/openbao.sh``): started when missing,
+skipped loudly locally when they cannot start, required under ``CI=true``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from adapters.local_objectstore import LocalObjectStore
+from adapters.postgres_ledgerstore import PostgresLedgerStore
+from hub.bootstrap import Hub, bootstrap
+from hub.recovery import VAULT_KEYS_NOTE, backup, restore
+from hub.settings import Settings, load_settings
+from ledger.verify import verify_ledger
+from storage.backup import create_kek_file
+from storage.portable import ReplayRefused
+from tests import infra
+from tests.contract.test_eventlog_kafka import kafka_bootstrap
+from tests.contract.test_keystore_openbao import TOKEN, openbao_url
+from tests.integration.test_backup import account
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
+TOPICS = ("accounts",)
+VIEWS = ["accounts"]
+
+
+def vault(url: str) -> dict[str, Any]:
+    return {"keystore": "vault", "vault_url": url, "vault_token": TOKEN}
+
+
+def kafka_settings(data: Path, kafka: str, pg: str, tag: str, bao: str) -> Settings:
+    return load_settings(
+        environ={},
+        data_dir=data,
+        **vault(bao),
+        event_log="kafka",
+        kafka_bootstrap_servers=kafka,
+        kafka_topic_prefix=f"{tag}.",
+        views_sql_url=f"{pg}?options=-csearch_path%3D{tag}_views",
+        ledger_store="postgres",
+        ledger_postgres_url=pg,
+        ledger_postgres_schema=f"{tag}_ledger",
+        object_store_dir=data.parent / "objects",
+    )
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    kafka = kafka_bootstrap()
+    pg = infra.postgres_url("the distributed backup tests (Kafka + PostgreSQL footprint)")
+    bao = openbao_url()
+    root = tmp_path_factory.mktemp("distributed-backup")
+    tags = [f"b{uuid.uuid4().hex[:10]}" for _ in range(2)]
+    admin = sa.create_engine(pg)
+    with admin.begin() as conn:
+        for tag in tags:
+            conn.execute(sa.text(f'CREATE SCHEMA "{tag}_views"'))
+    settings = kafka_settings(root / "site-a" / "hub", kafka, pg, tags[0], bao)
+    h = bootstrap(settings)
+    try:
+        token = h.keys.create(["admin"], owner="dr-admin").token
+        for start in range(0, 120, 30):  # several appends: runs and commit markers
+            h.publisher.publish(
+                "accounts",
+                [account(f"ACC-{i:04d}", f"Name {i}") for i in range(start, start + 30)],
+                producer="test",
+            )
+        h.projections.run(VIEWS)
+        digests = {n: h.projections.digest(n, save=False) for n in VIEWS}
+        kek = create_kek_file(root / "vault" / "backup.kek")
+        store = LocalObjectStore(root / "objects")
+        manifest = backup(h, store, kek, chunk_bytes=1 << 20)
+        records = {
+            t: {p: list(h.log.scan(t, p)) for p in range(h.log.topic(t).partitions)} for t in TOPICS
+        }
+    finally:
+        h.close()
+    yield {
+        "kafka": kafka,
+        "pg": pg,
+        "bao": bao,
+        "root": root,
+        "settings": settings,
+        "token": token,
+        "kek": kek,
+        "store": store,
+        "manifest": manifest,
+        "digests": digests,
+        "records": records,
+        "fresh_tag": tags[1],
+    }
+    with admin.begin() as conn:
+        for tag in tags:
+            conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{tag}_views" CASCADE'))
+    admin.dispose()
+    for tag in tags:
+        s = PostgresLedgerStore(pg, schema=f"{tag}_ledger")
+        s.drop()
+        s.close()
+
+
+def check_restored(c: dict[str, Any], h: Hub) -> None:
+    m = c["manifest"]
+    assert h.ledger.store.root(m.ledger_size).hex() == m.ledger_root
+    report = verify_ledger(h.ledger)
+    assert report.first is None, report.first.describe()
+    for topic, parts in c["records"].items():
+        for part, records in parts.items():
+            assert list(h.log.scan(topic, part))[: len(records)] == records, (topic, part)
+    h.projections.run(VIEWS)
+    assert {n: h.projections.digest(n, save=False) for n in VIEWS} == c["digests"]
+    names = {
+        e["value"]["account_id"]: e["value"]["customer_name"]
+        for p in range(h.log.topic("accounts").partitions)
+        for e in h.reader.read("accounts", p, 0, 10_000)
+    }
+    assert len(names) == 120 and names["ACC-0007"] == "Name 7"  # decrypted through OpenBao
+
+
+def test_the_backup_holds_the_log_export_and_the_ledger_not_the_footprints_files(
+    cluster: dict[str, Any],
+) -> None:
+    m = cluster["manifest"]
+    paths = {f.path for f in m.files}
+    assert {"log.export.sqlite", "ledger.sqlite"} <= paths and "log.sqlite" not in paths
+    assert m.stats["footprint"] == {
+        "event_log": "kafka",
+        "ledger_store": "postgres",
+        "keystore": "vault",
+        "vault": {"url": cluster["bao"], "keys": VAULT_KEYS_NOTE},
+    }
+    assert "raft snapshot" in VAULT_KEYS_NOTE
+    assert m.end_offsets["accounts"] and m.records >= 120
+    offsets = {t: {int(p): o for p, o in parts.items()} for t, parts in m.end_offsets.items()}
+    for topic, parts in cluster["records"].items():
+        for part, records in parts.items():
+            # the markers of the transactional appends are offsets too: the ends are past them
+            assert offsets[topic][part] >= len(records)
+
+
+def test_restore_into_the_embedded_footprint(cluster: dict[str, Any], tmp_path: Path) -> None:
+    target = tmp_path / "site-b" / "hub"
+    settings = load_settings(
+        environ={},
+        data_dir=target,
+        object_store_dir=cluster["root"] / "objects",
+        **vault(cluster["bao"]),
+    )
+    result = restore(
+        settings,
+        cluster["store"],
+        cluster["kek"],
+        target,
+        cluster["token"],
+        backup_id=cluster["manifest"].id,
+    )
+    assert result.ledger_root == cluster["manifest"].ledger_root
+    assert (target / "log.sqlite").exists() and not (target / "log.export.sqlite").exists()
+    h = bootstrap(settings)
+    try:
+        assert h.settings.event_log == "sqlite"
+        check_restored(cluster, h)
+    finally:
+        h.close()
+
+
+def test_restore_into_a_fresh_kafka_and_postgres(cluster: dict[str, Any], tmp_path: Path) -> None:
+    target = tmp_path / "site-c" / "hub"
+    settings = kafka_settings(
+        target, cluster["kafka"], cluster["pg"], cluster["fresh_tag"], cluster["bao"]
+    )
+    settings = settings.model_copy(update={"object_store_dir": cluster["root"] / "objects"})
+    result = restore(
+        settings,
+        cluster["store"],
+        cluster["kek"],
+        target,
+        cluster["token"],
+        backup_id=cluster["manifest"].id,
+    )
+    assert result.ledger_root == cluster["manifest"].ledger_root
+    assert not (target / "ledger.sqlite").exists()  # the ledger went into PostgreSQL
+    h = bootstrap(settings)
+    try:
+        assert type(h.ledger.store).__name__ == "PostgresLedgerStore"
+        check_restored(cluster, h)
+    finally:
+        h.close()
+
+
+def test_restore_into_a_log_that_holds_the_topics_is_refused(
+    cluster: dict[str, Any], tmp_path: Path
+) -> None:
+    target = tmp_path / "site-d" / "hub"
+    live = cluster["settings"]  # the original cluster's topic prefix: not empty
+    settings = live.model_copy(
+        update={"data_dir": target, "object_store_dir": cluster["root"] / "objects"}
+    )
+    with pytest.raises(ReplayRefused, match="already holds records of topic"):
+        restore(
+            settings,
+            cluster["store"],
+            cluster["kek"],
+            target,
+            cluster["token"],
+            backup_id=cluster["manifest"].id,
+        )
+    assert not target.exists()

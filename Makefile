@@ -67,6 +67,7 @@ bench-e2e: setup
 # SCALE="--events 100000000" runs 100M (outside CI: ~100 GiB of disk, hours on two cores).
 bench-scale: setup
 	$(PY) -m benchmarks.scale $(SCALE)
+
 # RTO for DR_EVENTS (default 10 million) events (issue 16): build, back up, destroy, restore,
 # verify, rebuild views; one JSON line per step. DR="--no-views --work DIR" passes options.
 bench-dr: setup

@@ -57,7 +57,12 @@ def _events(n: int, start: int) -> list[OutgoingEvent]:
 
 def test_publish_throughput_with_tracing_off_and_on(tmp_path: Path, report: Report) -> None:
     hub = bootstrap(
-        load_settings(environ={}, data_dir=tmp_path / "data", projection_autostart=False)
+        load_settings(
+            environ={},
+            data_dir=tmp_path / "data",
+            projection_autostart=False,
+            sqlite_synchronous="OFF",  # the CPU cost of publishing, not the disk's fsync
+        )
     )
     exporter = InMemorySpanExporter()
     provider = TracerProvider()

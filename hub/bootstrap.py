@@ -39,6 +39,7 @@ from governance.erasure import Eraser
 from governance.retention import Governance, RetentionJob, cut_expired_rows
 from governance.store import PolicyStore
 from hub.settings import Settings, load_settings
+from hub.tracing import configure_tracing
 from ingest.pipeline import IngestPipeline
 from ingest.publish import EventReader, Publisher
 from ledger.service import Ledger
@@ -363,6 +364,7 @@ def bootstrap(settings: Settings | None = None, *, install_domain: bool = True) 
     """
     settings = settings or load_settings()  # 1
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    configure_tracing(settings)  # off by default (HUB_OTEL_EXPORTER)
     hot_log = build_event_log(settings)  # 2
     event_log = build_tiered_log(settings, hot_log) if settings.cold_tier else hot_log
     registry = SchemaRegistry(

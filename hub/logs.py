@@ -3,7 +3,8 @@ Filebeat/Logstash and Elasticsearch take them unchanged (or plain text), configu
 
 A line carries ``@timestamp``, ``log.level``, ``log.logger``, ``message``, ``ecs.version``,
 ``service.name``, ``process.pid`` and, while a request is served, ``http.request.id`` (the
-request id, also in the ``X-Request-Id`` response header); exceptions go to ``error.type``,
+request id, also in the ``X-Request-Id`` response header), ``trace.id`` and ``span.id`` while
+a span is current (traces on: ``core.tracing``); exceptions go to ``error.type``,
 ``error.message`` and ``error.stack_trace``. Extra fields given with ``extra=`` keep their name
 when it is an ECS field (``http.*``, ``url.*``, ``event.*``, ``user.*``, ``client.*``...), and
 go under ``hub.`` otherwise (ECS's advice for custom fields).
@@ -22,6 +23,8 @@ import re
 import sys
 from datetime import UTC, datetime
 from typing import Any
+
+from core import tracing
 
 ECS_VERSION = "8.11.0"
 SERVICE = "hub"
@@ -93,6 +96,10 @@ class EcsFormatter(logging.Formatter):
         rid = request_id.get()
         if rid is not None:
             _put(entry, "http.request.id", redact(rid))
+        traced = tracing.ids()  # None when traces are off
+        if traced is not None and "trace.id" not in record.__dict__:
+            _put(entry, "trace.id", traced[0])
+            _put(entry, "span.id", traced[1])
         for key, value in record.__dict__.items():
             if key in _STANDARD or key.startswith("_"):
                 continue

@@ -30,10 +30,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
+from opentelemetry import trace
+from opentelemetry.trace import NonRecordingSpan, Span, SpanKind, StatusCode
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from core import tracing
 from core.errors import ConfigError
 from hub.logs import redact, request_id
 
@@ -281,6 +284,23 @@ class ObservabilityMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        tr = tracing.tracer()
+        if tr is None:
+            await self._serve(scope, receive, send, None)
+            return
+        parent = tracing.parse_traceparent(
+            dict(scope.get("headers", ())).get(b"traceparent", b"").decode("latin-1")
+        )
+        context = trace.set_span_in_context(NonRecordingSpan(parent)) if parent else None
+        with tr.start_as_current_span(
+            f"HTTP {scope['method']}",
+            context=context,
+            kind=SpanKind.SERVER,
+            attributes={"http.request.method": scope["method"], "url.path": scope["path"]},
+        ) as span:
+            await self._serve(scope, receive, send, span)
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send, span: Span | None) -> None:
         headers = dict(scope.get("headers", ()))
         incoming = headers.get(b"x-request-id", b"").decode("latin-1")
         # A sane incoming id is kept; one that carries a credential is not (it would be logged).
@@ -311,6 +331,15 @@ class ObservabilityMiddleware:
             else:
                 await self.app(scope, receive, send_with_id)
         finally:
+            if span is not None:
+                route = scope.get("state", {}).get("route")
+                if route:
+                    span.update_name(f"HTTP {scope['method']} {route}")
+                    span.set_attribute("http.route", route)
+                span.set_attribute("http.response.status_code", status["code"])
+                span.set_attribute("http.request.id", rid)
+                if status["code"] >= 500:
+                    span.set_status(StatusCode.ERROR)
             self._log(scope, headers, status, started, scraped=scraped)
             request_id.reset(token)
 
@@ -352,6 +381,9 @@ class ObservabilityMiddleware:
             "client.ip": client[0],
             "hub.route": state.get("route"),
         }
+        traced = tracing.ids()
+        if traced is not None:
+            fields["trace.id"], fields["span.id"] = traced
         agent = headers.get(b"user-agent")
         if agent:
             fields["user_agent.original"] = agent.decode("latin-1")[:256]

@@ -143,6 +143,16 @@ class Settings(BaseSettings):
         description="A file holding the Prometheus scrape token: GET /metrics with "
         "'Authorization: Bearer <token>' needs no API key (hub.observability).",
     )
+    otel_exporter: Literal["none", "console", "otlp"] = Field(
+        default="none",
+        description="Where OpenTelemetry traces go: none (off, no overhead), console (stdout) "
+        "or otlp (OTLP/HTTP to HUB_OTEL_ENDPOINT).",
+    )
+    otel_endpoint: str = Field(
+        default="",
+        description="The OTLP/HTTP traces URL, e.g. http://127.0.0.1:4318/v1/traces "
+        "(HUB_OTEL_EXPORTER=otlp needs it).",
+    )
     ledger_origin: str = Field(
         default="hub.local/ledger",
         pattern=r"^[^\s+]+$",

@@ -10,7 +10,7 @@
 #   infra/hdfs.sh url      print http://127.0.0.1:HTTP_PORT (the NameNode's WebHDFS)
 #
 # State, logs: $HUB_INFRA_DIR/hdfs/{hdfs.pid,hdfs.log,data}. Settings: HUB_HDFS_PORT (NameNode
-# RPC, default 19020), HUB_HDFS_HTTP_PORT (WebHDFS, default 19070), HUB_HADOOP_VERSION (3.4.1),
+# RPC, default from infra/env.sh), HUB_HDFS_HTTP_PORT (WebHDFS, default from infra/env.sh), HUB_HADOOP_VERSION (3.4.1),
 # HUB_HDFS_START_TIMEOUT (180 s). Needs java (17 works). pyarrow's HadoopFileSystem is not used:
 # it needs the native libhdfs.so, which none of these jars (nor pyarrow, nor Debian) ships.
 set -euo pipefail

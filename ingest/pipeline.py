@@ -45,6 +45,7 @@ from decimal import Decimal
 from itertools import repeat
 from typing import Any, Literal
 
+from core import tracing
 from core.avro import serde
 from core.avro.compatibility import check_reader_writer
 from core.avro.schema import ParsedSchema
@@ -651,7 +652,7 @@ class IngestPipeline:
         collector is paused while the batch is built (``gc_paused``).
         """
         refuse_internal(topic)  # early, for a clear error; ``_commit`` is the gate itself
-        with gc_paused():
+        with tracing.publishing(topic, len(records), source), gc_paused():
             return self._ingest(
                 topic,
                 records,
@@ -840,7 +841,9 @@ class IngestPipeline:
             metas: list[RecordMetadata] = []
             q_metas: list[RecordMetadata] = []
             if accepted:
-                metas = txn.append(topic, accepted)  # 1. the accepted records
+                metas = tracing.traced_append(  # 1. the accepted records
+                    topic, len(accepted), lambda: txn.append(topic, accepted)
+                )
             if quarantined:
                 q_metas = txn.append(QUARANTINE_TOPIC, quarantined)  # 2. the rejected ones
             if pos_record is not None:

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from core import tracing
 from core.avro import serde
 from core.avro.schema import ParsedSchema
 from core.errors import (
@@ -168,9 +169,12 @@ class Publisher:
         if origin != "internal":
             refuse_internal(topic)
         self._log.topic(topic)  # raises TopicNotFound first
-        records = self.prepare(topic, events, producer, tenant)
-        started = time.perf_counter()
-        meta = self._log.append(topic, records)
+        with tracing.publishing(topic, len(events)):
+            records = self.prepare(topic, events, producer, tenant)
+            started = time.perf_counter()
+            meta = tracing.traced_append(
+                topic, len(records), lambda: self._log.append(topic, records)
+            )
         self._metrics.append_seconds.labels(topic).observe(time.perf_counter() - started)
         self._metrics.events_appended.labels(topic).inc(len(meta))
         return meta

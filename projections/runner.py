@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from core import tracing
 from core.errors import HubError
 from core.ports.eventlog import EventLog, StoredRecord, TopicPartition
 from core.ports.views import Checkpoint, Hook, Position, Target, ViewStore, no_hook
@@ -159,35 +160,39 @@ class ProjectionRunner:
             chunks = self._read(cp, bound)
             if not chunks and not self._skips:
                 return StepResult()
-            self.hook("read")
-            # 2. decode and fold (poison events to the quarantine)
-            windows = WindowState(self._windows.max_seen)
-            fast = self._fold_columnar(chunks, windows, bound)
-            rows, result = fast if fast is not None else self._fold(chunks, windows, bound)
-            positions = dict(cp.positions)
-            for (topic, part), recs in chunks.items():
-                wm = windows.max_seen.get((topic, part))
-                positions[(topic, part)] = Position(recs[-1].offset + 1, wm)
-            for tp, offset in self._skips.items():  # past offsets without records (markers)
-                at = positions.get(tp, Position(0))
-                positions[tp] = Position(max(at.next_offset, offset), at.watermark_us)
-            new = Checkpoint(cp.batch_seq + 1, positions)
-            self.hook("folded")
-            # 3. rows + checkpoint, atomically per the store's protocol
-            self.store.write(self.target, self.projection.tables, rows, new, self.hook)
-            self._cp, self._windows = new, windows
-            # 4. advisory mirror of positions, metrics
-            if self.mirror_group and time.monotonic() - self._mirrored_at >= self.mirror_every_s:
-                self._mirror(new)
-                self._mirrored_at = time.monotonic()
-            self.hook("mirrored")
-            if self.metrics is not None:
-                name = self.projection.name
-                self.metrics.projection_events.labels(name).inc(result.events)
-                self.metrics.projection_batch_seconds.labels(name).observe(
-                    time.perf_counter() - started
-                )
-            return result
+            with tracing.applying(self.target.id, chunks):
+                self.hook("read")
+                # 2. decode and fold (poison events to the quarantine)
+                windows = WindowState(self._windows.max_seen)
+                fast = self._fold_columnar(chunks, windows, bound)
+                rows, result = fast if fast is not None else self._fold(chunks, windows, bound)
+                positions = dict(cp.positions)
+                for (topic, part), recs in chunks.items():
+                    wm = windows.max_seen.get((topic, part))
+                    positions[(topic, part)] = Position(recs[-1].offset + 1, wm)
+                for tp, offset in self._skips.items():  # past offsets without records (markers)
+                    at = positions.get(tp, Position(0))
+                    positions[tp] = Position(max(at.next_offset, offset), at.watermark_us)
+                new = Checkpoint(cp.batch_seq + 1, positions)
+                self.hook("folded")
+                # 3. rows + checkpoint, atomically per the store's protocol
+                self.store.write(self.target, self.projection.tables, rows, new, self.hook)
+                self._cp, self._windows = new, windows
+                # 4. advisory mirror of positions, metrics
+                if (
+                    self.mirror_group
+                    and time.monotonic() - self._mirrored_at >= self.mirror_every_s
+                ):
+                    self._mirror(new)
+                    self._mirrored_at = time.monotonic()
+                self.hook("mirrored")
+                if self.metrics is not None:
+                    name = self.projection.name
+                    self.metrics.projection_events.labels(name).inc(result.events)
+                    self.metrics.projection_batch_seconds.labels(name).observe(
+                        time.perf_counter() - started
+                    )
+                return result
 
     def _read(
         self, cp: Checkpoint, bound: Bound | None

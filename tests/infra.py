@@ -28,7 +28,18 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 # started on demand
-COMPONENTS = ("kafka", "postgres", "opa", "openbao", "s3", "prometheus", "redis", "mlflow")
+COMPONENTS = (
+    "kafka",
+    "postgres",
+    "opa",
+    "openbao",
+    "s3",
+    "prometheus",
+    "redis",
+    "mlflow",
+    "hdfs",
+    "otelcol",
+)
 _running_at_start: dict[str, bool] = {}
 
 

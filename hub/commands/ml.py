@@ -9,6 +9,7 @@
     hub ml retire NAME VERSION          stop serving a version
     hub ml sync-aliases NAME            put the registry's (MLflow's) aliases back to the ledger's
     hub ml score NAME                   the scoring consumer: score new events until idle
+        [--follow --health-port P]      ...or keep scoring as they arrive (the scoring worker)
     hub ml predict NAME --event JSON    score one event now (recorded on hub.predictions)
     hub ml ab NAME                      the A/B report (per variant, with the p-value)
     hub ml drift NAME [--window N]      PSI and KS against the training reference
@@ -227,16 +228,53 @@ def ml_retire(obj: Ctx, name: str, version: int, reason: str, key: str | None) -
 
 @ml.command("score")
 @click.argument("name")
+@click.option(
+    "--follow", "-f", is_flag=True, help="Keep scoring new events until SIGTERM or Ctrl-C."
+)
+@click.option(
+    "--poll",
+    "poll_s",
+    default=0.5,
+    show_default=True,
+    type=click.FloatRange(0.01, 60.0),
+    help="With --follow: how often an idle worker looks for appends made by other processes.",
+)
+@click.option(
+    "--health-port",
+    type=click.IntRange(1, 65535),
+    default=None,
+    help="With --follow: answer GET /health and /ready on this port (probes).",
+)
+@click.option(
+    "--health-host",
+    default="127.0.0.1",
+    show_default=True,
+    help="With --health-port: the address to bind (0.0.0.0 in a container).",
+)
 @key_option
 @click.pass_obj
-def ml_score(obj: Ctx, name: str, key: str | None) -> None:
-    """Run NAME's scoring consumer until it has scored every event (exactly once)."""
+def ml_score(
+    obj: Ctx,
+    name: str,
+    follow: bool,
+    poll_s: float,
+    health_port: int | None,
+    health_host: str,
+    key: str | None,
+) -> None:
+    """Run NAME's scoring consumer until it has scored every event (exactly once); with
+    --follow, keep scoring as events arrive (the scoring worker of deploy/)."""
+    if health_port is not None and not follow:
+        raise click.UsageError("--health-port needs --follow (only a worker is probed).")
 
     def go() -> None:
         from hub.ml_setup import ml_of
 
         with obj.hub() as h:
             authorize(h, "model.train", f"model:{name}", principal_for(h, key))
+            if follow:
+                _follow(h, name, poll_s, health_port, health_host)
+                return
             consumer = ml_of(h).consumer(name)
             with click.progressbar(length=consumer.lag(), label=f"scoring {name}") as bar:
                 while n := consumer.step():
@@ -244,6 +282,34 @@ def ml_score(obj: Ctx, name: str, key: str | None) -> None:
             click.echo(f"{name}: lag {consumer.lag()} (group {consumer.group})")
 
     run_safely(go)
+
+
+def _follow(h: Any, name: str, poll_s: float, port: int | None, host: str) -> None:
+    import signal
+    import threading
+
+    from hub.ml_setup import ml_of
+    from hub.workers import WorkerHealth, follow_scoring
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    health = WorkerHealth(f"ml.scoring.{name}", stale_s=max(60.0, 10 * poll_s))
+    if port is not None:
+        try:
+            health.serve(host, port)
+        except OSError as exc:
+            raise InvalidInput(
+                f"--health-port {port} on {host} cannot be bound ({exc.strerror}); choose a "
+                "free port."
+            ) from exc
+    click.echo(f"scoring {name} as events arrive (SIGTERM or Ctrl-C stops)")
+    try:
+        total = follow_scoring(lambda: ml_of(h).consumer(name), h.log, stop, health, poll_s=poll_s)
+    except KeyboardInterrupt:
+        total = -1
+    finally:
+        health.close()
+    click.echo(f"{name}: stopped" + (f" after {total} records" if total >= 0 else ""))
 
 
 @ml.command("predict")

@@ -28,8 +28,6 @@ def tool(name: str) -> str:
         f"{name.upper()} NOT INSTALLED: run 'bash infra/tools.sh install {name}' "
         f"(or 'make ops-tools'); the checks that need it did not run."
     )
-    if name == "tofu":  # not built by default: its build ran past 80 min here (infra/tools.sh)
-        pytest.skip(reason + " OpenTofu is opt-in: its build is too long for CI on two cores.")
     if in_ci():
         pytest.fail(reason, pytrace=False)
     pytest.skip(reason)

@@ -34,9 +34,31 @@ def test_schema_check_rejects_a_broken_file(tmp_path: Path) -> None:
 def test_every_component_of_the_distributed_footprint() -> None:
     services = _doc()["services"]
     images = " ".join(str(s.get("image", "")) for s in services.values())
-    for component in ("kafka", "postgres", "opa", "openbao", "redis", "seaweedfs", "flink"):
+    for component in ("kafka", "postgres", "opa", "openbao", "redis", "versitygw", "flink"):
         assert component in images, f"no {component} service"
-    assert {"hub-api", "hub-projections", "prometheus"} <= set(services)
+    assert "opentelemetry-collector" in images, "no collector for the hub's traces"
+    assert {"hub-api", "hub-projections", "hub-scoring", "prometheus"} <= set(services)
+
+
+def test_the_s3_server_is_the_one_infra_runs() -> None:
+    """compose and infra/s3.sh run the same S3 server and version (versitygw)."""
+    script = (ROOT / "infra" / "s3.sh").read_text()
+    version = script.split('VGW_VERSION="', 1)[1].split('"', 1)[0]
+    s3 = _doc()["services"]["s3"]
+    assert s3["image"].endswith(f"/versitygw:{version}"), (s3["image"], version)
+    assert "posix" in s3["command"]
+    env = _doc()["x-hub"]["environment"]
+    assert env["HUB_OBJECT_STORE"] == "s3" and env["HUB_S3_ENDPOINT"].startswith("s3:")
+
+
+def test_workers_are_probed_on_their_real_health() -> None:
+    services = _doc()["services"]
+    api = " ".join(services["hub-api"]["healthcheck"]["test"])
+    assert "/ready" in api
+    scoring = services["hub-scoring"]
+    port = scoring["command"][scoring["command"].index("--health-port") + 1]
+    assert f"127.0.0.1:{port}/health" in " ".join(scoring["healthcheck"]["test"])
+    assert "--follow" in scoring["command"]
 
 
 def test_no_dangling_reference_and_only_loopback_ports() -> None:
@@ -58,7 +80,7 @@ def test_no_dangling_reference_and_only_loopback_ports() -> None:
             assert str(port).startswith("127.0.0.1:"), f"{name} publishes {port} beyond loopback"
 
 
-@pytest.mark.parametrize("service", ["hub-api", "hub-projections"])
+@pytest.mark.parametrize("service", ["hub-api", "hub-projections", "hub-scoring"])
 def test_hub_commands_are_real_commands(service: str) -> None:
     svc = _doc()["services"][service]
     assert svc["user"] == "10001:10001" and svc["read_only"] is True

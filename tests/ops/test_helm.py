@@ -72,6 +72,7 @@ def test_probes_resources_security_and_vault(rendered: Path) -> None:
     assert {d["metadata"]["labels"]["app.kubernetes.io/component"] for d in deployments} == {
         "api",
         "projections",
+        "scoring",
     }
     for d in deployments:
         pod = d["spec"]["template"]
@@ -94,7 +95,7 @@ def test_disruption_budgets_and_default_deny_network_policy(rendered: Path) -> N
     docs = _docs(rendered)
     pdbs = {d["spec"]["selector"]["matchLabels"]["app.kubernetes.io/component"] for d in docs
             if d["kind"] == "PodDisruptionBudget"}  # fmt: skip
-    assert pdbs == {"api", "projections"}
+    assert pdbs == {"api", "projections", "scoring"}
     (policy,) = [d for d in docs if d["kind"] == "NetworkPolicy"]
     assert set(policy["spec"]["policyTypes"]) == {"Ingress", "Egress"}
     ports = {p["port"] for rule in policy["spec"]["ingress"] for p in rule["ports"]}
@@ -107,3 +108,26 @@ def test_image_args_are_the_ones_ci_runs(rendered: Path) -> None:
             args = d["spec"]["template"]["spec"]["containers"][0]["args"]
             done = run(str(ROOT / ".venv" / "bin" / "hub"), *args, "--help")
             assert done.returncode == 0, done.stderr
+
+
+def test_the_scoring_worker_is_probed_on_its_own_health_port(rendered: Path) -> None:
+    docs = _docs(rendered)
+    (scoring,) = [
+        d
+        for d in docs
+        if d["kind"] == "Deployment"
+        and d["metadata"]["labels"]["app.kubernetes.io/component"] == "scoring"
+    ]
+    pod = scoring["spec"]["template"]
+    (container,) = pod["spec"]["containers"]
+    args = container["args"]
+    assert args[:3] == ["ml", "score", "payment_risk"] and "--follow" in args
+    port = int(args[args.index("--health-port") + 1])
+    assert {p["containerPort"] for p in container["ports"]} == {port}
+    assert container["livenessProbe"]["httpGet"]["port"] == "http"
+    env = {e["name"]: e["value"] for e in container["env"]}
+    key_file = env["HUB_API_KEY_FILE"]
+    assert key_file.startswith("/vault/secrets/")
+    name = key_file.rsplit("/", 1)[1]
+    assert f"vault.hashicorp.com/agent-inject-template-{name}" in pod["metadata"]["annotations"]
+    assert scoring["spec"]["strategy"]["type"] == "Recreate"  # one consumer of the group

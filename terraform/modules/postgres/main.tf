@@ -33,29 +33,29 @@ resource "aws_db_parameter_group" "this" {
 }
 
 resource "aws_db_instance" "this" {
-  identifier                    = var.name
-  engine                        = "postgres"
-  engine_version                = var.engine_major_version
-  instance_class                = var.instance_class
-  allocated_storage             = var.storage_gb
-  max_allocated_storage         = var.max_storage_gb
-  storage_encrypted             = true
-  kms_key_id                    = var.kms_key_arn
-  db_name                       = "hub"
-  username                      = "hub_admin"
-  manage_master_user_password   = true
-  db_subnet_group_name          = aws_db_subnet_group.this.name
-  vpc_security_group_ids        = [aws_security_group.postgres.id]
-  parameter_group_name          = aws_db_parameter_group.this.name
-  multi_az                      = var.multi_az
-  backup_retention_period       = var.backup_retention_days
-  deletion_protection           = true
-  skip_final_snapshot           = false
-  final_snapshot_identifier     = "${var.name}-final"
-  copy_tags_to_snapshot         = true
-  performance_insights_enabled  = true
-  auto_minor_version_upgrade    = true
-  publicly_accessible           = false
+  identifier                          = var.name
+  engine                              = "postgres"
+  engine_version                      = var.engine_major_version
+  instance_class                      = var.instance_class
+  allocated_storage                   = var.storage_gb
+  max_allocated_storage               = var.max_storage_gb
+  storage_encrypted                   = true
+  kms_key_id                          = var.kms_key_arn
+  db_name                             = "hub"
+  username                            = "hub_admin"
+  manage_master_user_password         = true
+  db_subnet_group_name                = aws_db_subnet_group.this.name
+  vpc_security_group_ids              = [aws_security_group.postgres.id]
+  parameter_group_name                = aws_db_parameter_group.this.name
+  multi_az                            = var.multi_az
+  backup_retention_period             = var.backup_retention_days
+  deletion_protection                 = true
+  skip_final_snapshot                 = false
+  final_snapshot_identifier           = "${var.name}-final"
+  copy_tags_to_snapshot               = true
+  performance_insights_enabled        = true
+  auto_minor_version_upgrade          = true
+  publicly_accessible                 = false
   iam_database_authentication_enabled = true
-  tags                          = var.tags
+  tags                                = var.tags
 }

@@ -29,7 +29,8 @@ app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 {{- end -}}
 
-{{/* The pod template of one hub process: component (api | projections), its values, its args. */}}
+{{/* The pod template of one hub process: component (api | projections | scoring), its values
+(resources, extraEnv, apiKey: render the scoring worker's API key from Vault), its args. */}}
 {{- define "hub.pod" -}}
 {{- $root := .root -}}
 metadata:
@@ -46,6 +47,11 @@ metadata:
     vault.hashicorp.com/agent-inject-secret-metrics_token: {{ $root.Values.vault.secretPath | quote }}
     vault.hashicorp.com/agent-inject-template-metrics_token: |
       {{- $root.Values.vault.metricsTokenTemplate | nindent 6 }}
+    {{- if .values.apiKey }}
+    vault.hashicorp.com/agent-inject-secret-scoring_key: {{ $root.Values.vault.secretPath | quote }}
+    vault.hashicorp.com/agent-inject-template-scoring_key: |
+      {{- $root.Values.vault.scoringKeyTemplate | nindent 6 }}
+    {{- end }}
 spec:
   serviceAccountName: {{ include "hub.fullname" $root }}
   automountServiceAccountToken: true

@@ -42,6 +42,7 @@ import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 
 from audit.merkle import HASH_SIZE
+from audit.tiles import TILE_HEIGHT, TILE_WIDTH
 from core.errors import HubError, StorageBusy
 from core.ports.ledgerstore import (
     CHUNK,
@@ -56,8 +57,6 @@ from core.ports.ledgerstore import (
 
 SCHEMA_VERSION = 1
 APPLICATION_ID = 0x48554254  # "HUBT"
-TILE_HEIGHT = 8
-TILE_WIDTH = 1 << TILE_HEIGHT
 TILE_BYTES = TILE_WIDTH * HASH_SIZE
 assert TILE_WIDTH == CHUNK
 
@@ -161,38 +160,6 @@ def fold_up(nodes: bytes, depth: int) -> bytes:
             ]
         )
     return nodes
-
-
-def tile_path(level: int, index: int, width: int | None = None) -> str:
-    """The tlog-tiles path of a hash tile: ``tile/<L>/<N>[.p/<W>]`` (N in x-prefixed triples)."""
-    return f"tile/{level}/{encode_tile_index(index)}" + ("" if width is None else f".p/{width}")
-
-
-def encode_tile_index(n: int) -> str:
-    """``1234067`` -> ``x001/x234/067`` (tlog-tiles index encoding)."""
-    groups = [f"{n % 1000:03d}"]
-    n //= 1000
-    while n:
-        groups.append(f"x{n % 1000:03d}")
-        n //= 1000
-    return "/".join(reversed(groups))
-
-
-def parse_tile_index(parts: Sequence[str]) -> int:
-    """``["x001", "x234", "067"]`` -> ``1234067``; ValueError when the encoding is not canonical."""
-    if not parts:
-        raise ValueError("a tile index needs at least one path element.")
-    n = 0
-    for i, part in enumerate(parts):
-        digits = part[1:] if i < len(parts) - 1 else part
-        if (i < len(parts) - 1 and not part.startswith("x")) or len(digits) != 3:
-            raise ValueError(f"tile index element {part!r} is not of the form xNNN / NNN.")
-        if not digits.isdigit() or not digits.isascii():
-            raise ValueError(f"tile index element {part!r} is not decimal.")
-        n = n * 1000 + int(digits)
-    if len(parts) > 1 and parts[0] == "x000":
-        raise ValueError("a tile index has no leading x000 element.")
-    return n
 
 
 def _checkpoint(row: Sequence[Any]) -> StoredCheckpoint:

@@ -194,6 +194,10 @@ def build_ledger(
         store = PostgresLedgerStore(
             settings.ledger_postgres_url, schema=settings.ledger_postgres_schema
         )
+    elif settings.ledger_store == "tiles":
+        from adapters.tile_ledgerstore import TileLedgerStore
+
+        store = TileLedgerStore(settings.ledger_path.with_name("ledger-tiles.sqlite"))
     else:
         from adapters.sqlite_ledgerstore import SqliteLedgerStore
 

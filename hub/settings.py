@@ -159,9 +159,10 @@ class Settings(BaseSettings):
     ledger_sync_batch: int = Field(
         default=50_000, ge=1, description="Most leaves appended per ledger transaction."
     )
-    ledger_store: Literal["sqlite", "postgres"] = Field(
+    ledger_store: Literal["sqlite", "postgres", "tiles"] = Field(
         default="sqlite",
-        description="LedgerStore adapter: ledger.sqlite in data_dir, or PostgreSQL (distributed).",
+        description="LedgerStore adapter: ledger.sqlite in data_dir, PostgreSQL (distributed), "
+        "or tiles (C2SP tlog-tiles in ledger-tiles.sqlite in data_dir).",
     )
     ledger_postgres_url: str = Field(
         default="",

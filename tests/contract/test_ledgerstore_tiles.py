@@ -11,12 +11,7 @@ from pathlib import Path
 import pytest
 
 from adapters.sqlite_ledgerstore import SqliteLedgerStore
-from adapters.tile_ledgerstore import (
-    TileLedgerStore,
-    encode_tile_index,
-    parse_tile_index,
-    tile_path,
-)
+from adapters.tile_ledgerstore import TileLedgerStore
 from audit.merkle import HASH_SIZE, range_root
 from core.errors import HubError
 from core.ports.ledgerstore import LedgerStore
@@ -41,19 +36,6 @@ class TestTileLedgerStore(LedgerStoreContract):
         yield peer
         for s in opened:
             s.close()
-
-
-def test_tile_index_encoding_follows_tlog_tiles() -> None:
-    assert encode_tile_index(1234067) == "x001/x234/067"
-    assert encode_tile_index(0) == "000" and encode_tile_index(999) == "999"
-    assert encode_tile_index(1000) == "x001/000"
-    assert tile_path(0, 1234067) == "tile/0/x001/x234/067"
-    assert tile_path(1, 5, 17) == "tile/1/005.p/17"
-    for n in (0, 7, 999, 1000, 1234067, 10**12 + 5):
-        assert parse_tile_index(encode_tile_index(n).split("/")) == n
-    for bad in (["1"], ["x1", "000"], ["001", "000"], ["x000", "001"], ["x00a", "001"]):
-        with pytest.raises(ValueError):
-            parse_tile_index(bad)
 
 
 def test_the_tree_is_kept_as_tiles_of_every_eighth_level_and_no_leaf_rows(

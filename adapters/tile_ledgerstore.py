@@ -42,7 +42,7 @@ import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 
 from audit.merkle import HASH_SIZE
-from audit.tiles import TILE_HEIGHT, TILE_WIDTH
+from audit.tiles import TILE_HEIGHT, TILE_WIDTH, tile_path
 from core.errors import HubError, StorageBusy
 from core.ports.ledgerstore import (
     CHUNK,
@@ -74,7 +74,8 @@ CREATE TABLE batches (
     n INTEGER NOT NULL,
     min_ts INTEGER NOT NULL,
     max_ts INTEGER NOT NULL,
-    cols BLOB NOT NULL
+    cols BLOB NOT NULL,
+    digest BLOB NOT NULL
 );
 CREATE TABLE ranges (
     topic TEXT NOT NULL,
@@ -130,8 +131,14 @@ def encode_side_index(rows: Sequence[LeafRow]) -> bytes:
     return bytes(sink.getvalue().to_pybytes())
 
 
-def decode_side_index(blob: bytes) -> pa.Table:
-    """The columns of one batch; HubError when the blob is not a side index."""
+def decode_side_index(blob: bytes, digest: bytes | None = None, first: int = 0) -> pa.Table:
+    """The columns of one batch; HubError when the blob is damaged or not a side index."""
+    if digest is not None and _sha256(blob).digest() != digest:
+        raise HubError(
+            f"The side-index batch starting at leaf {first} does not match its SHA-256; the tile "
+            "store was altered: run `hub ledger verify --full`.",
+            code="ledger_store",
+        )
     try:
         table = ipc.open_stream(pa.py_buffer(blob)).read_all()
     except (pa.ArrowException, ValueError, OSError) as exc:
@@ -210,22 +217,6 @@ def _derived_chunk(conn: sqlite3.Connection, level: int, chunk: int) -> bytes | 
     span = 1 << depth
     data = fold_up(_tiles(conn, base, chunk * span, (chunk + 1) * span - 1), depth)
     return data or None
-
-
-def _row_of(table: pa.Table, i: int, first: int, hashes: bytes) -> LeafRow:
-    c = table.columns
-    return (
-        first + i,
-        c[0][i].as_py(),
-        c[1][i].as_py(),
-        c[2][i].as_py(),
-        c[3][i].as_py(),
-        c[4][i].as_py(),
-        c[5][i].as_py(),
-        c[6][i].as_py(),
-        c[7][i].as_py(),
-        hashes,
-    )
 
 
 def _rows_of(
@@ -310,9 +301,10 @@ class _Write(LedgerWrite):
                 [(t, p, lo, hi, size) for (t, p), (lo, hi) in spans.items()],
             )
             ts = [r[4] for r in rows]
+            blob = encode_side_index(rows)
             conn.execute(
-                "INSERT INTO batches VALUES (?, ?, ?, ?, ?)",
-                (size, len(rows), min(ts), max(ts), encode_side_index(rows)),
+                "INSERT INTO batches VALUES (?, ?, ?, ?, ?, ?)",
+                (size, len(rows), min(ts), max(ts), blob, _sha256(blob).digest()),
             )
             conn.execute(
                 "UPDATE meta SET value = ? WHERE key = 'size'", (str(size + len(rows)),)
@@ -550,14 +542,16 @@ class TileLedgerStore(LedgerStore):
                 yield level, c, got
 
     # -- leaves ------------------------------------------------------------------------------
-    def _batch_at(self, conn: sqlite3.Connection, index: int) -> tuple[int, int, bytes] | None:
+    def _batch_at(self, conn: sqlite3.Connection, index: int) -> tuple[int, int, pa.Table] | None:
         row = conn.execute(
-            "SELECT first, n, cols FROM batches WHERE first <= ? ORDER BY first DESC LIMIT 1",
+            "SELECT first, n, cols, digest FROM batches WHERE first <= ? "
+            "ORDER BY first DESC LIMIT 1",
             (index,),
         ).fetchone()
         if row is None or index >= row[0] + row[1]:
             return None
-        return int(row[0]), int(row[1]), bytes(row[2])
+        first = int(row[0])
+        return first, int(row[1]), decode_side_index(bytes(row[2]), bytes(row[3]), first)
 
     def _leaf_hashes(self, conn: sqlite3.Connection, first: int, n: int) -> bytes:
         """Leaf hashes ``[first, first + n)`` from the level-0 tiles, uncached."""
@@ -571,19 +565,20 @@ class TileLedgerStore(LedgerStore):
             got = self._batch_at(conn, index)
             if got is None:
                 return None
-            first, n, blob = got
+            first, n, table = got
             hashes = self._leaf_hashes(conn, index, 1)
-        return _rows_of(decode_side_index(blob), first, [index - first], hashes, index - first)[0]
+        return _rows_of(table, first, [index - first], hashes, index - first)[0]
 
     def index_of(self, topic: str, partition: int, offset: int) -> int | None:
         with self._read() as conn:
             rows = conn.execute(
-                "SELECT b.first, b.cols FROM ranges AS r JOIN batches AS b ON b.first = r.batch "
+                "SELECT b.first, b.cols, b.digest FROM ranges AS r JOIN batches AS b "
+                "ON b.first = r.batch "
                 "WHERE r.topic = ? AND r.part = ? AND r.lo <= ? AND r.hi >= ?",
                 (topic, partition, offset, offset),
             ).fetchall()
-        for first, blob in rows:
-            table = decode_side_index(bytes(blob))
+        for first, blob, digest in rows:
+            table = decode_side_index(bytes(blob), bytes(digest), int(first))
             mask = pc.and_(
                 pc.and_(
                     pc.equal(table.column("topic"), topic), pc.equal(table.column("part"), partition)
@@ -604,10 +599,10 @@ class TileLedgerStore(LedgerStore):
                 got = self._batch_at(conn, nxt)
                 if got is None:
                     break
-                first, n, blob = got
+                first, n, table = got
                 hashes = self._leaf_hashes(conn, nxt, first + n - nxt)
             skip = nxt - first
-            pending += _rows_of(decode_side_index(blob), first, range(skip, n), hashes, skip)
+            pending += _rows_of(table, first, range(skip, n), hashes, skip)
             nxt = first + n
             while len(pending) >= batch:
                 yield pending[:batch]
@@ -617,8 +612,8 @@ class TileLedgerStore(LedgerStore):
 
     def _batches(
         self, conn: sqlite3.Connection, after: int, since: int | None, until: int | None
-    ) -> list[tuple[int, int, bytes]]:
-        sql = "SELECT first, n, cols FROM batches WHERE first + n - 1 > ?"
+    ) -> list[tuple[int, int, bytes, bytes]]:
+        sql = "SELECT first, n, cols, digest FROM batches WHERE first + n - 1 > ?"
         args: list[int] = [after]
         if since is not None:
             sql += " AND max_ts >= ?"
@@ -627,7 +622,7 @@ class TileLedgerStore(LedgerStore):
             sql += " AND min_ts < ?"
             args.append(until)
         rows = conn.execute(sql + " ORDER BY first", args).fetchall()
-        return [(int(f), int(n), bytes(c)) for f, n, c in rows]
+        return [(int(f), int(n), bytes(c), bytes(d)) for f, n, c, d in rows]
 
     def find(self, where: LeafQuery, *, after: int = -1, limit: int = 100) -> list[LeafRow]:
         if where.topics is not None and not where.topics:
@@ -635,8 +630,8 @@ class TileLedgerStore(LedgerStore):
         out: list[LeafRow] = []
         with self._read() as conn:
             batches = self._batches(conn, after, where.since_ms, where.until_ms)
-        for first, n, blob in batches:
-            table = decode_side_index(blob)
+        for first, n, blob, digest in batches:
+            table = decode_side_index(blob, digest, first)
             mask = pc.greater(pa.array(range(first, first + n), type=pa.int64()), after)
             for column, value in (
                 ("actor", where.actor),
@@ -667,13 +662,60 @@ class TileLedgerStore(LedgerStore):
         counts: dict[str, int] = {}
         with self._read() as conn:
             batches = self._batches(conn, -1, since_ms, until_ms)
-        for _, _, blob in batches:
-            table = decode_side_index(blob)
+        for first, _, blob, digest in batches:
+            table = decode_side_index(blob, digest, first)
             ts = table.column("ts_ms")
             mask = pc.and_(pc.greater_equal(ts, since_ms), pc.less(ts, until_ms))
             for item in pc.value_counts(table.column("topic").filter(mask)).to_pylist():
                 counts[item["values"]] = counts.get(item["values"], 0) + int(item["counts"])
         return dict(sorted(counts.items()))
+
+    # -- integrity ---------------------------------------------------------------------------
+    def location(self, level: int, index: int) -> str:
+        base, depth = divmod(level, TILE_HEIGHT)
+        return f"{tile_path(base, (index << depth) // TILE_WIDTH)} of {self.path}"
+
+    def integrity_problems(self) -> list[str]:
+        """Side-index batches (digest, decodable, contiguous, count = tree size) and the right
+        edge kept for appends (equal to the nodes computed from the tiles)."""
+        problems: list[str] = []
+        with self._read() as conn:
+            size = _size(conn)
+            batches = conn.execute(
+                "SELECT first, n, cols, digest FROM batches ORDER BY first"
+            ).fetchall()
+            edges = conn.execute("SELECT level, chunk, data FROM edges").fetchall()
+            derived = {
+                (int(lv), int(ch)): _derived_chunk(conn, int(lv), int(ch)) for lv, ch, _ in edges
+            }
+        expected = 0
+        for first, n, blob, digest in batches:
+            if first != expected:
+                problems.append(
+                    f"side-index batch at leaf {first} follows leaf {expected - 1} (leaves "
+                    f"missing or doubled in the side index of {self.path})."
+                )
+            try:
+                table = decode_side_index(bytes(blob), bytes(digest), int(first))
+                if table.num_rows != n:
+                    problems.append(
+                        f"side-index batch at leaf {first} holds {table.num_rows} rows, not {n}."
+                    )
+            except HubError as exc:
+                problems.append(exc.message)
+            expected = int(first) + int(n)
+        if expected != size:
+            problems.append(
+                f"the side index of {self.path} covers {expected} leaves but the tree size "
+                f"recorded is {size}."
+            )
+        for lv, ch, data in edges:
+            if derived[(int(lv), int(ch))] != bytes(data):
+                problems.append(
+                    f"the right-edge cache of level {lv} (chunk {ch}) in {self.path} differs "
+                    "from the nodes computed from the tiles."
+                )
+        return problems
 
     # -- checkpoints -------------------------------------------------------------------------
     def checkpoints(

@@ -133,9 +133,13 @@ def verify_ledger(
     report = VerifyReport()
     _verify_log(ledger, report)  # 5. first: its problems explain the leaf mismatches below
     tree_ok = _verify_leaves_and_tree(ledger, report)
-    _verify_checkpoints(ledger, report, tree_ok, trusted or [])
-    _verify_removals(ledger, report)
-    _verify_pending(ledger, report, time.time_ns() // 1_000_000 if now_ms is None else now_ms)
+    now = time.time_ns() // 1_000_000 if now_ms is None else now_ms
+    try:
+        _verify_checkpoints(ledger, report, tree_ok, trusted or [])
+        _verify_removals(ledger, report)
+        _verify_pending(ledger, report, now)
+    except HubError as exc:  # the store cannot answer a query (damaged): a finding, not a crash
+        report.fail(Problem(exc.message))
     report.seconds = time.perf_counter() - started
     return report
 
@@ -286,14 +290,24 @@ def _verify_leaves_and_tree(ledger: Ledger, report: VerifyReport) -> bool:
                 if stored[i : i + 32] != data[i : i + 32]:
                     first += i // 32
                     break
+        kept = store.location(level, chunk * CHUNK)
         return Problem(
             f"stored tree node chunk ({level}, {chunk}) differs from the one recomputed from "
-            f"the log (first leaf it covers: {first}); the node store was altered.",
+            f"the log (first leaf it covers: {first}); the node store was altered"
+            + (f" ({kept})." if kept else "."),
             index=first,
         )
 
     begins: dict[tuple[str, int], int] = {}
-    for rows in store.iter_leaves():
+    leaves = store.iter_leaves()
+    while True:
+        try:
+            rows = next(leaves, None)
+        except HubError as exc:  # the store cannot read its own leaves (a damaged side index)
+            report.fail(Problem(exc.message, index=expected))
+            return False
+        if rows is None:
+            break
         # 1. per row: density and the log record it names (cheap checks, in order) ...
         recs: list[StoredRecord] = []
         present: list[Any] = []  # the rows whose record the log still holds, in order
@@ -374,9 +388,11 @@ def _verify_leaves_and_tree(ledger: Ledger, report: VerifyReport) -> bool:
             idx, topic, part, off = checked[i][:4]
             at: dict[str, Any] = {"index": idx, "topic": topic, "partition": part, "offset": off}
             if i == bad_hash:
+                kept = store.location(0, idx)
                 stop = Problem(
                     f"leaf hash differs: stored {stored[i].hex()}, recomputed from the "
-                    f"log {batch_hashes[i].hex()} (the event or the leaf was changed).",
+                    f"log {batch_hashes[i].hex()} (the event or the leaf was changed"
+                    + (f"; the leaf is kept in {kept})." if kept else ")."),
                     **at,
                 )
             else:
@@ -406,6 +422,10 @@ def _verify_leaves_and_tree(ledger: Ledger, report: VerifyReport) -> bool:
         if problem:
             report.fail(problem)
             return False
+    for damage in store.integrity_problems():
+        report.fail(Problem(damage))
+    if not report.ok:
+        return False
     stored_chunks = sum(1 for _ in store.iter_chunks())
     want = sum(-(-(expected >> lv) // CHUNK) for lv in range(expected.bit_length()))
     if stored_chunks != want:

@@ -238,7 +238,7 @@ def _rows_of(
                 code="ledger_store",
             )
         vals = [sub[name][k] for name in names]
-        out.append((first + i, *vals, h))  # type: ignore[arg-type]
+        out.append((first + i, *vals, h))
     return out
 
 
@@ -306,9 +306,7 @@ class _Write(LedgerWrite):
                 "INSERT INTO batches VALUES (?, ?, ?, ?, ?, ?)",
                 (size, len(rows), min(ts), max(ts), blob, _sha256(blob).digest()),
             )
-            conn.execute(
-                "UPDATE meta SET value = ? WHERE key = 'size'", (str(size + len(rows)),)
-            )
+            conn.execute("UPDATE meta SET value = ? WHERE key = 'size'", (str(size + len(rows)),))
         tiles: list[tuple[int, int, bytes]] = []
         for level, chunk, data in chunks:
             base, depth = divmod(level, TILE_HEIGHT)
@@ -411,8 +409,7 @@ class TileLedgerStore(LedgerStore):
                 self._conn.execute("BEGIN IMMEDIATE")
             except sqlite3.OperationalError as exc:
                 raise StorageBusy(
-                    f"The ledger tile store {self.path} is locked by another writer ({exc}); "
-                    "retry."
+                    f"The ledger tile store {self.path} is locked by another writer ({exc}); retry."
                 ) from exc
             try:
                 yield _Write(self._conn)
@@ -581,7 +578,8 @@ class TileLedgerStore(LedgerStore):
             table = decode_side_index(bytes(blob), bytes(digest), int(first))
             mask = pc.and_(
                 pc.and_(
-                    pc.equal(table.column("topic"), topic), pc.equal(table.column("part"), partition)
+                    pc.equal(table.column("topic"), topic),
+                    pc.equal(table.column("part"), partition),
                 ),
                 pc.equal(table.column("off"), offset),
             )

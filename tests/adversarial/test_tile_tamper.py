@@ -73,7 +73,9 @@ def test_a_byte_of_a_side_index_batch(synced: Path) -> None:
         first, cols = conn.execute(
             "SELECT first, cols FROM batches ORDER BY first LIMIT 1 OFFSET 1"
         ).fetchone()
-        conn.execute("UPDATE batches SET cols = ? WHERE first = ?", (flip(cols, len(cols) // 2), first))
+        conn.execute(
+            "UPDATE batches SET cols = ? WHERE first = ?", (flip(cols, len(cols) // 2), first)
+        )
     invalid(synced, f"side-index batch starting at leaf {first}")
 
 
@@ -101,7 +103,9 @@ def test_a_side_index_batch_rewritten_with_a_fresh_digest(synced: Path) -> None:
 
 def test_the_right_edge_cache(synced: Path) -> None:
     with db(synced) as conn:
-        level, data = conn.execute("SELECT level, data FROM edges ORDER BY level LIMIT 1").fetchone()
+        level, data = conn.execute(
+            "SELECT level, data FROM edges ORDER BY level LIMIT 1"
+        ).fetchone()
         conn.execute("UPDATE edges SET data = ? WHERE level = ?", (flip(data, 0), level))
     invalid(synced, f"right-edge cache of level {level}")
 

@@ -562,7 +562,7 @@ class TileLedgerStore(LedgerStore):
             got = self._batch_at(conn, index)
             if got is None:
                 return None
-            first, n, table = got
+            first, _n, table = got
             hashes = self._leaf_hashes(conn, index, 1)
         return _rows_of(table, first, [index - first], hashes, index - first)[0]
 

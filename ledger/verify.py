@@ -48,8 +48,8 @@ from audit.errors import AuditError
 from audit.merkle import verify_consistency
 from audit.note import GENESIS_PREV, VerifierKey, checkpoint_hash, open_checkpoint, open_note
 from core.errors import HubError
-from core.ports.ledgerstore import StoredCheckpoint
 from core.ports.eventlog import StoredRecord
+from core.ports.ledgerstore import StoredCheckpoint
 from ledger.leaves import LeafEncoder
 from ledger.service import AUDIT_TOPIC, Ledger, witness_key
 from ledger.tree import CHUNK, CHUNK_BYTES, TreeBuilder

@@ -29,7 +29,7 @@ def synced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         h.ledger.sync(force_checkpoint=True)
     finally:
         h.close()
-    code, out, err = cli(data, "ledger", "verify")
+    code, _out, err = cli(data, "ledger", "verify")
     assert code == 0, err
     assert not (data / "ledger.sqlite").exists()  # the tile store, not the row store
     return data
@@ -86,7 +86,7 @@ def test_a_side_index_batch_rewritten_with_a_fresh_digest(synced: Path) -> None:
     from adapters.tile_ledgerstore import decode_side_index, encode_side_index
 
     with db(synced) as conn:
-        first, n, cols = conn.execute(
+        first, _n, cols = conn.execute(
             "SELECT first, n, cols FROM batches ORDER BY first LIMIT 1"
         ).fetchone()
         table = decode_side_index(cols).to_pylist()

@@ -29,7 +29,9 @@ def served(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Hub
     publish(hub, N)
     hub.ledger.sync(force_checkpoint=True)
     client = TestClient(create_app(hub), raise_server_exceptions=False)
-    client.headers.update(basic(hub.keys.create(["compliance_officer"], principal="tiles-reader").token))
+    client.headers.update(
+        basic(hub.keys.create(["compliance_officer"], principal="tiles-reader").token)
+    )
     yield hub, client
     client.close()
     hub.close()
@@ -68,7 +70,7 @@ class TileClient:
 def test_a_tiles_client_verifies_the_signed_root_and_a_proof(
     served: tuple[Hub, TestClient],
 ) -> None:
-    hub, client = served
+    _hub, client = served
     r = client.get("/v1/ledger/tlog/checkpoint")
     assert r.status_code == 200 and r.headers["cache-control"] == "no-cache"
     key = parse_verifier_key(client.get("/v1/ledger/public-key").text.strip())

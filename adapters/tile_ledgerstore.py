@@ -362,6 +362,7 @@ class TileLedgerStore(LedgerStore):
         self.path = str(path)
         self._lock = threading.RLock()
         self._tile_cache: OrderedDict[tuple[int, int], bytes] = OrderedDict()
+        self._derived: OrderedDict[tuple[int, int], bytes] = OrderedDict()  # folded nodes
         self._tile_limit = tile_cache
         try:
             self._conn = sqlite3.connect(
@@ -470,6 +471,7 @@ class TileLedgerStore(LedgerStore):
         super().clear_caches()
         with self._cache_lock:
             self._tile_cache.clear()
+            self._derived.clear()
 
     def nodes(self, keys: Iterable[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
         """Perfect nodes among ``keys``, each folded from one tile; missing tiles in one query."""
@@ -506,7 +508,18 @@ class TileLedgerStore(LedgerStore):
             data = tiles.get(tkey)
             if data is None or len(data) < end:
                 continue
-            out[key] = fold_up(data[start:end], key[0] % TILE_HEIGHT)
+            depth = key[0] % TILE_HEIGHT
+            if depth == 0:
+                out[key] = data[start:end]
+                continue
+            got = self._derived.get(key)  # a perfect node never changes once computed
+            if got is None:
+                got = fold_up(data[start:end], depth)
+                with self._cache_lock:
+                    self._derived[key] = got
+                    while len(self._derived) > self._tile_limit * 8:
+                        self._derived.popitem(last=False)
+            out[key] = got
         return out
 
     def node(self, level: int, index: int) -> bytes:

@@ -250,8 +250,13 @@ flink-setup:
 # ---- end infra: Flink ------------------------------------------------------------------------------
 
 # ---- what CI installs before the suite (each idempotent, cached under ~/.cache/hub) -----------------
+# The Go tlog-tiles client (golang.org/x/mod/sumdb) tests/integration/test_tlog_interop.py drives.
+.PHONY: tlog-client
+tlog-client:
+	bash tools/tlogverify/build.sh
+
 # A deploy/ validator that fails to install makes its tests in tests/ops fail under CI=true, naming
 # it; the rest of the suite still runs.
 .PHONY: ci-deps
-ci-deps: browser-deps infra-s3-build flink-setup infra-hdfs-install
+ci-deps: browser-deps infra-s3-build flink-setup infra-hdfs-install tlog-client
 	bash infra/tools.sh install || echo "infra/tools.sh install failed; tests/ops will say which tool is missing" >&2

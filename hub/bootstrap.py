@@ -204,6 +204,10 @@ def build_ledger(
         store = PostgresLedgerStore(
             settings.ledger_postgres_url, schema=settings.ledger_postgres_schema
         )
+    elif settings.ledger_store == "tiles":
+        from adapters.tile_ledgerstore import TileLedgerStore
+
+        store = TileLedgerStore(settings.ledger_path.with_name("ledger-tiles.sqlite"))
     else:
         store = open_ledger_file(settings.ledger_path)
 

@@ -169,9 +169,17 @@ class Settings(BaseSettings):
     ledger_sync_batch: int = Field(
         default=50_000, ge=1, description="Most leaves appended per ledger transaction."
     )
-    ledger_store: Literal["sqlite", "postgres"] = Field(
+    ledger_full_verify_every_s: int = Field(
+        default=86_400,
+        ge=0,
+        le=10**9,
+        description="`hub ledger verify` is incremental from the last verified checkpoint; it "
+        "re-verifies everything when the last full run is older than this (0: always full).",
+    )
+    ledger_store: Literal["sqlite", "postgres", "tiles"] = Field(
         default="sqlite",
-        description="LedgerStore adapter: ledger.sqlite in data_dir, or PostgreSQL (distributed).",
+        description="LedgerStore adapter: ledger.sqlite in data_dir, PostgreSQL (distributed), "
+        "or tiles (C2SP tlog-tiles in ledger-tiles.sqlite in data_dir).",
     )
     ledger_postgres_url: str = Field(
         default="",
@@ -309,6 +317,11 @@ class Settings(BaseSettings):
     @property
     def ledger_path(self) -> Path:
         return self.data_dir / "ledger.sqlite"
+
+    @property
+    def ledger_verified_path(self) -> Path:
+        """The signed note remembering the last verified checkpoint (incremental verify)."""
+        return self.data_dir / "ledger-verified.note"
 
     @property
     def ledger_key_path(self) -> Path:

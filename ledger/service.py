@@ -36,7 +36,8 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from operator import attrgetter
@@ -197,6 +198,12 @@ class Ledger:
         return self._registry
 
     # -- sync --------------------------------------------------------------------------------
+    @contextmanager
+    def syncs_paused(self) -> Iterator[None]:
+        """No sync of this process runs inside (``verify_ledger``: one state, not a moving one)."""
+        with self._sync_lock:
+            yield
+
     def sync(self, *, force_checkpoint: bool = False) -> SyncResult:
         """Append a leaf for every record up to the log's current end; sign due checkpoints."""
         with self._sync_lock:

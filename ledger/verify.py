@@ -34,17 +34,22 @@ same message a row-by-row pass gives.
 
 from __future__ import annotations
 
+import base64
+import os
 import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from operator import attrgetter
+from pathlib import Path
 from typing import Any
 
 from audit.errors import AuditError
-from audit.note import GENESIS_PREV, VerifierKey, checkpoint_hash, open_checkpoint
+from audit.merkle import verify_consistency
+from audit.note import GENESIS_PREV, VerifierKey, checkpoint_hash, open_checkpoint, open_note
 from core.errors import HubError
 from core.ports.eventlog import StoredRecord
+from core.ports.ledgerstore import StoredCheckpoint
 from ledger.leaves import LeafEncoder
 from ledger.service import AUDIT_TOPIC, Ledger, witness_key
 from ledger.tree import CHUNK, CHUNK_BYTES, TreeBuilder
@@ -78,6 +83,7 @@ class VerifyReport:
     leaves: int = 0
     removed: int = 0  # leaves whose records retention removed from the log (kept, not recomputed)
     checkpoints: int = 0
+    incremental_from: int | None = None  # None: a full verify; else the size verified before
     pending: int = 0
     seconds: float = 0.0
     problems: list[Problem] = field(default_factory=list)
@@ -128,16 +134,197 @@ def verify_ledger(
     trusted: list[VerifierKey] | None = None,
     *,
     now_ms: int | None = None,
+    since: Verified | None = None,
+) -> VerifyReport:
+    """The full check (steps 1 to 8), or with ``since`` the incremental one (see
+    :class:`Verified`): from that verified checkpoint to the store's end."""
+    with ledger.syncs_paused():  # the follower appending meanwhile made verify fail (#13)
+        return _verify(ledger, trusted, now_ms, since)
+
+
+def _verify(
+    ledger: Ledger, trusted: list[VerifierKey] | None, now_ms: int | None, since: Verified | None
 ) -> VerifyReport:
     started = time.perf_counter()
     report = VerifyReport()
-    _verify_log(ledger, report)  # 5. first: its problems explain the leaf mismatches below
-    tree_ok = _verify_leaves_and_tree(ledger, report)
-    _verify_checkpoints(ledger, report, tree_ok, trusted or [])
-    _verify_removals(ledger, report)
-    _verify_pending(ledger, report, time.time_ns() // 1_000_000 if now_ms is None else now_ms)
+    if since is None:
+        _verify_log(ledger, report)  # 5. first: its problems explain the leaf mismatches below
+        tree_ok = _verify_leaves_and_tree(ledger, report)
+    else:
+        report.incremental_from = since.size
+        tree_ok = _verify_from(ledger, report, since)
+    now = time.time_ns() // 1_000_000 if now_ms is None else now_ms
+    try:
+        _verify_checkpoints(ledger, report, tree_ok, trusted or [], since)
+        _verify_removals(ledger, report)
+        _verify_pending(ledger, report, now)
+    except HubError as exc:  # the store cannot answer a query (damaged): a finding, not a crash
+        report.fail(Problem(exc.message))
     report.seconds = time.perf_counter() - started
     return report
+
+
+# -- incremental verification ------------------------------------------------------------------
+_STATE_HEAD = "hub ledger verified"
+
+
+@dataclass(frozen=True)
+class Verified:
+    """What a successful verify remembers: the last checkpoint it verified (size, root, note
+    hash, time), each partition's last offset on the ledger at that size, and when the last
+    FULL verify ran. Kept as a note signed by the ledger's own key (``ledger-verified.note`` in
+    the data folder), so it cannot be edited without the key.
+
+    Trade-off (README, "Ledger as tiles"): an incremental verify re-checks only what is new:
+    the leaves after ``size`` against their log records, the tree nodes they add, every new
+    checkpoint, and a consistency proof from the remembered root to the latest one (computed
+    from the stored nodes, so a node the new tree relies on that was changed below ``size``
+    fails it). It does NOT re-read the leaves below ``size`` nor the log's whole MAC chain: a
+    change there that no new proof touches is found by ``--full`` and by the periodic full
+    verify (``HUB_LEDGER_FULL_VERIFY_EVERY_S``: an incremental run becomes full when the last
+    full one is older).
+    """
+
+    origin: str
+    size: int
+    root: bytes
+    checkpoint_hash: bytes
+    time_us: int
+    full_at_ms: int
+    last_offsets: dict[tuple[str, int], int]
+
+    def text(self) -> str:
+        lines = [
+            _STATE_HEAD,
+            self.origin,
+            str(self.size),
+            base64.b64encode(self.root).decode(),
+            base64.b64encode(self.checkpoint_hash).decode(),
+            str(self.time_us),
+            str(self.full_at_ms),
+        ]
+        lines += [f"{t} {p} {o}" for (t, p), o in sorted(self.last_offsets.items())]
+        return "\n".join(lines) + "\n"
+
+    @classmethod
+    def parse(cls, text: str) -> Verified:
+        lines = text.rstrip("\n").split("\n")
+        if len(lines) < 7 or lines[0] != _STATE_HEAD:
+            raise ValueError("not a ledger verification state")
+        offsets: dict[tuple[str, int], int] = {}
+        for line in lines[7:]:
+            t, p, o = line.rsplit(" ", 2)
+            offsets[(t, int(p))] = int(o)
+        return cls(
+            lines[1],
+            int(lines[2]),
+            base64.b64decode(lines[3], validate=True),
+            base64.b64decode(lines[4], validate=True),
+            int(lines[5]),
+            int(lines[6]),
+            offsets,
+        )
+
+
+def load_verified(ledger: Ledger, path: Path) -> tuple[Verified | None, str]:
+    """The remembered state, or None and why (absent, not signed by this ledger's key, ...)."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None, "no earlier verification is remembered"
+    try:
+        state = Verified.parse(open_note(data, [ledger.signer.verifier()]).text)
+    except (AuditError, ValueError) as exc:
+        return None, f"the remembered verification {path} is not valid ({exc})"
+    if state.origin != ledger.config.origin:
+        return None, f"the remembered verification is of another ledger ({state.origin})"
+    return state, ""
+
+
+def save_verified(
+    ledger: Ledger,
+    path: Path,
+    report: VerifyReport,
+    cp: StoredCheckpoint | None,
+    full_at_ms: int,
+    prev: Verified | None,
+) -> Verified | None:
+    """Remember ``cp`` (the latest checkpoint before a successful ``report`` began: all its
+    entries were verified), signed; None when there is nothing to remember."""
+    if not report.ok or cp is None or (prev is not None and cp.size <= prev.size):
+        return prev
+    offsets = dict(prev.last_offsets) if prev is not None else {}
+    start = prev.size if prev is not None else 0
+    for rows in ledger.store.iter_leaves(start=start):
+        for row in rows:
+            if row[0] >= cp.size:
+                break
+            offsets[(row[1], row[2])] = row[3]
+    state = Verified(
+        ledger.config.origin, cp.size, cp.root, cp.hash, cp.time_us, full_at_ms, offsets
+    )
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(ledger.signer.sign_note(state.text()))
+    os.replace(tmp, path)
+    return state
+
+
+def _verify_from(ledger: Ledger, report: VerifyReport, since: Verified) -> bool:
+    """Incremental steps 1 to 3: the remembered checkpoint still stands, the stored tree at its
+    size still has its root, and the leaves after it are checked as a full run checks them."""
+    store = ledger.store
+    at: dict[str, Any] = {"checkpoint": since.size}
+    cp = store.checkpoint(since.size)
+    if cp is None or cp.hash != since.checkpoint_hash or cp.root != since.root:
+        report.fail(
+            Problem(
+                "the checkpoint verified last was changed or removed from the store; run "
+                "`hub ledger verify --full`.",
+                **at,
+            )
+        )
+        return False
+    if store.root(since.size) != since.root:
+        report.fail(
+            Problem(
+                "the stored tree no longer gives the root verified last: entries or nodes below "
+                "this size were altered (run `hub ledger verify --full` to find which).",
+                **at,
+            )
+        )
+        return False
+    latest = store.latest_checkpoint()
+    if latest is not None and latest.size > since.size:
+        try:
+            verify_consistency(
+                since.size,
+                latest.size,
+                since.root,
+                latest.root,
+                store.consistency_proof(since.size, latest.size),
+            )
+        except (AuditError, IndexError) as exc:
+            report.fail(
+                Problem(
+                    f"checkpoint {latest.size} is not consistent with the one verified last "
+                    f"({exc}).",
+                    checkpoint=latest.size,
+                )
+            )
+            return False
+    try:
+        m = since.size  # a stored node never changes: the edge at m is a prefix of today's
+
+        def edge(level: int, chunk: int) -> bytes:
+            return store.read_chunk(level, chunk)[: ((m >> level) % CHUNK) * 32]
+
+        builder = TreeBuilder(m, edge)
+    except (ValueError, IndexError) as exc:
+        report.fail(Problem(f"the tree's right edge at the verified size is damaged: {exc}"))
+        return False
+    return _verify_leaves_and_tree(
+        ledger, report, start=since.size, last=dict(since.last_offsets), builder=builder
+    )
 
 
 def _verify_log(ledger: Ledger, report: VerifyReport) -> None:
@@ -264,14 +451,21 @@ def _verify_pending(ledger: Ledger, report: VerifyReport, now_ms: int) -> None:
                 )
 
 
-def _verify_leaves_and_tree(ledger: Ledger, report: VerifyReport) -> bool:
+def _verify_leaves_and_tree(
+    ledger: Ledger,
+    report: VerifyReport,
+    *,
+    start: int = 0,
+    last: dict[tuple[str, int], int] | None = None,
+    builder: TreeBuilder | None = None,
+) -> bool:
     store = ledger.store
     encoder = LeafEncoder()
     cursors: dict[tuple[str, int], _Cursor] = {}
-    last: dict[tuple[str, int], int] = {}
-    builder = TreeBuilder()
+    last = {} if last is None else last
+    builder = TreeBuilder() if builder is None else builder
     pending: dict[tuple[int, int], bytes] = {}
-    expected = 0
+    expected = start
 
     def check_chunk(level: int, chunk: int, data: bytes) -> Problem | None:
         try:
@@ -286,14 +480,24 @@ def _verify_leaves_and_tree(ledger: Ledger, report: VerifyReport) -> bool:
                 if stored[i : i + 32] != data[i : i + 32]:
                     first += i // 32
                     break
+        kept = store.location(level, chunk * CHUNK)
         return Problem(
             f"stored tree node chunk ({level}, {chunk}) differs from the one recomputed from "
-            f"the log (first leaf it covers: {first}); the node store was altered.",
+            f"the log (first leaf it covers: {first}); the node store was altered"
+            + (f" ({kept})." if kept else "."),
             index=first,
         )
 
     begins: dict[tuple[str, int], int] = {}
-    for rows in store.iter_leaves():
+    leaves = store.iter_leaves(start=start)
+    while True:
+        try:
+            rows = next(leaves, None)
+        except HubError as exc:  # the store cannot read its own leaves (a damaged side index)
+            report.fail(Problem(exc.message, index=expected))
+            return False
+        if rows is None:
+            break
         # 1. per row: density and the log record it names (cheap checks, in order) ...
         recs: list[StoredRecord] = []
         present: list[Any] = []  # the rows whose record the log still holds, in order
@@ -319,7 +523,7 @@ def _verify_leaves_and_tree(ledger: Ledger, report: VerifyReport) -> bool:
                     break
                 cur = cursors[tp] = _Cursor(ledger, topic, part)
                 begins[tp] = ledger.log.beginning_offsets(topic).get(part, 0)
-                cur.next_offset = begins[tp]
+                cur.next_offset = max(begins[tp], last.get(tp, -1) + 1)
             if off < begins[tp]:
                 # Retention moved the partition's start past this record: its leaf cannot be
                 # recomputed, so its stored hash stays in the tree (and the deletion itself is
@@ -374,9 +578,11 @@ def _verify_leaves_and_tree(ledger: Ledger, report: VerifyReport) -> bool:
             idx, topic, part, off = checked[i][:4]
             at: dict[str, Any] = {"index": idx, "topic": topic, "partition": part, "offset": off}
             if i == bad_hash:
+                held = store.location(0, idx)
                 stop = Problem(
                     f"leaf hash differs: stored {stored[i].hex()}, recomputed from the "
-                    f"log {batch_hashes[i].hex()} (the event or the leaf was changed).",
+                    f"log {batch_hashes[i].hex()} (the event or the leaf was changed"
+                    + (f"; the leaf is kept in {held})." if held else ")."),
                     **at,
                 )
             else:
@@ -400,15 +606,19 @@ def _verify_leaves_and_tree(ledger: Ledger, report: VerifyReport) -> bool:
                     return False
             else:
                 pending[(level, chunk)] = data
-        report.leaves = expected
+        report.leaves = expected - start
     for (level, chunk), data in sorted(pending.items()):
         problem = check_chunk(level, chunk, data)
         if problem:
             report.fail(problem)
             return False
-    stored_chunks = sum(1 for _ in store.iter_chunks())
+    for damage in store.integrity_problems():
+        report.fail(Problem(damage))
+    if not report.ok:
+        return False
+    stored_chunks = sum(1 for _ in store.iter_chunks()) if start == 0 else 0
     want = sum(-(-(expected >> lv) // CHUNK) for lv in range(expected.bit_length()))
-    if stored_chunks != want:
+    if start == 0 and stored_chunks != want:
         report.fail(
             Problem(f"the node store has {stored_chunks} chunks; a tree of {expected} has {want}.")
         )
@@ -460,14 +670,18 @@ def _has_records(ledger: Ledger, tp: tuple[str, int], start: int, end: int) -> b
 
 
 def _verify_checkpoints(
-    ledger: Ledger, report: VerifyReport, tree_ok: bool, trusted: list[VerifierKey]
+    ledger: Ledger,
+    report: VerifyReport,
+    tree_ok: bool,
+    trusted: list[VerifierKey],
+    since: Verified | None = None,
 ) -> None:
     store = ledger.store
     keys = [ledger.signer.verifier(), *trusted]
-    cps = store.checkpoints()
     size = store.tree_size()
-    prev_hash = GENESIS_PREV
-    prev_time = 0
+    prev_hash = GENESIS_PREV if since is None else since.checkpoint_hash
+    prev_time = 0 if since is None else since.time_us
+    cps = store.checkpoints(min_size=0 if since is None else since.size + 1)
     for cp in cps:
         at: dict[str, Any] = {"checkpoint": cp.size}
         try:
@@ -526,7 +740,7 @@ def _verify_checkpoints(
                 return
         prev_hash, prev_time = cp.hash, cp.time_us
         report.checkpoints += 1
-    if ledger.witness is not None:
+    if ledger.witness is not None and since is None:
         stored = {witness_key(cp.size) for cp in cps}
         for key in ledger.witness.list("checkpoints/"):
             if key not in stored:

@@ -301,6 +301,16 @@ class LedgerStore(abc.ABC):
     def count_by_topic(self, since_ms: int, until_ms: int) -> dict[str, int]:
         """Leaves per topic whose log time is in ``[since_ms, until_ms)``, by topic name."""
 
+    # -- integrity ---------------------------------------------------------------------------
+    def integrity_problems(self) -> list[str]:
+        """Damage visible in the store's own layout (side indexes, caches of the right edge),
+        as sentences; ``hub ledger verify`` reports them. Empty for stores with none."""
+        return []
+
+    def location(self, level: int, index: int) -> str:
+        """Where node ``(level, index)`` is kept, for messages ("" if nothing more specific)."""
+        return ""
+
     # -- checkpoints -------------------------------------------------------------------------
     @abc.abstractmethod
     def checkpoints(

@@ -50,17 +50,33 @@ def ledger_sync(obj: Ctx, no_checkpoint: bool) -> None:
     default=None,
     help="Also accept checkpoints signed by this verifier key file.",
 )
+@click.option(
+    "--full",
+    is_flag=True,
+    help="Re-verify every entry (default: from the last verified checkpoint, with a "
+    "consistency proof and the new entries; full anyway when the last full run is older than "
+    "HUB_LEDGER_FULL_VERIFY_EVERY_S).",
+)
 @click.pass_obj
-def ledger_verify(obj: Ctx, public_key: str | None) -> None:
-    """Re-check the whole ledger against the log; exit 1 naming the first bad entry."""
+def ledger_verify(obj: Ctx, public_key: str | None, full: bool) -> None:
+    """Check the ledger against the log; exit 1 naming the first bad entry."""
+    import time
+
     from audit.note import parse_verifier_key
-    from ledger.verify import verify_ledger
+    from ledger.verify import load_verified, save_verified, verify_ledger
 
     def go() -> None:
         with obj.hub(install_domain=False, sync=False) as h:  # verify changes nothing
             principal = authorize(h, "ledger.verify", "ledger")
             trusted = [parse_verifier_key(Path(public_key).read_text())] if public_key else []
-            report = verify_ledger(h.ledger, trusted)
+            path = h.settings.ledger_verified_path
+            now_ms = time.time_ns() // 1_000_000
+            since, why = (None, "--full asked") if full else load_verified(h.ledger, path)
+            every_ms = h.settings.ledger_full_verify_every_s * 1000
+            if since is not None and now_ms - since.full_at_ms >= every_ms:
+                since, why = None, "the last full verify is older than the full-verify period"
+            covered = h.ledger.store.latest_checkpoint()  # every entry it holds gets verified
+            report = verify_ledger(h.ledger, trusted, since=since)
             from hub.api.routers.ledger import record_verification
 
             record_verification(h.ledger, principal.id, report.as_dict())  # CC7 evidence
@@ -71,9 +87,17 @@ def ledger_verify(obj: Ctx, public_key: str | None) -> None:
                 click.echo(f"INVALID: {first.describe()}", err=True)
                 _echo_json(report.as_dict())
                 sys.exit(1)
+            full_at = now_ms if since is None else since.full_at_ms
+            save_verified(h.ledger, path, report, covered, full_at, since)
+            kind = (
+                f"incremental from checkpoint {since.size}"
+                if since is not None
+                else f"full ({why})"
+            )
             click.echo(
                 f"OK ledger: {report.leaves} entries and {report.checkpoints} checkpoints verified "
-                f"against the log in {report.seconds:.2f} s ({report.pending} records pending)"
+                f"against the log in {report.seconds:.2f} s ({report.pending} records pending; "
+                f"{kind})"
             )
 
     run_safely(go)

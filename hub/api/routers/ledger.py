@@ -184,6 +184,48 @@ def public_key(
     return PlainTextResponse(hub_of(request).ledger.public_key() + "\n")
 
 
+# -- the ledger in the C2SP tlog-tiles layout (c2sp.org/tlog-tiles) ----------------------------
+_IMMUTABLE = "public, max-age=31536000, immutable"  # full tiles never change
+
+
+@router.get("/v1/ledger/tlog/checkpoint", response_class=PlainTextResponse, responses=text())
+def tlog_checkpoint(
+    request: Request, _: Principal = Depends(authorize("ledger.read"))
+) -> PlainTextResponse:
+    """The latest signed checkpoint (a C2SP signed note), the root of the tile layout."""
+    cp = hub_of(request).ledger.store.latest_checkpoint()
+    if cp is None:
+        raise CheckpointNotFound("No checkpoint has been signed yet: the ledger is empty.")
+    return PlainTextResponse(
+        cp.note.decode(),
+        media_type="text/plain; charset=utf-8",
+        headers={"Cache-Control": "no-cache"},
+    )
+
+
+@router.get(
+    "/v1/ledger/tlog/tile/{path:path}",
+    response_class=Response,
+    responses=binary("application/octet-stream"),
+)
+def tlog_tile(
+    path: Annotated[str, Path(max_length=200, description="<L>/<N>[.p/<W>] or entries/<N>...")],
+    request: Request,
+    _: Principal = Depends(authorize("ledger.read")),
+) -> Response:
+    """A hash tile or an entry bundle; full ones are immutable (cached a year), partial not."""
+    from ledger import tlog
+
+    ledger = hub_of(request).ledger
+    tile = tlog.parse(path)
+    if tile.level is None:
+        data = tlog.entry_bundle(ledger, tile.index, tile.width)
+    else:
+        data = tlog.hash_tile(ledger, tile.level, tile.index, tile.width)
+    cache = "no-cache" if tile.partial else _IMMUTABLE
+    return Response(data, media_type="application/octet-stream", headers={"Cache-Control": cache})
+
+
 @router.post("/v1/ledger/verify", response_model=Verification)
 def verify(
     request: Request, principal: Principal = Depends(authorize("ledger.verify"))

@@ -1,0 +1,755 @@
+"""TileLedgerStore: the LedgerStore port kept as C2SP tlog-tiles (c2sp.org/tlog-tiles).
+
+``<data_dir>/ledger-tiles.sqlite`` (``HUB_LEDGER_STORE=tiles``). No per-leaf indexed rows:
+
+- ``tiles``: the Merkle tree as tlog-tiles hash tiles: tile ``(L, N)`` holds the hashes of tree
+  level ``8 * L``, nodes ``[N * 256, (N + 1) * 256)``, 32 bytes each, back to back (a *full*
+  tile, 8 KiB, never changes) or fewer (the level's right-most, *partial* tile, which grows in
+  place; a partial tile of width W served over HTTP is its first W hashes, and a node once
+  stored never changes). Level 0 holds the leaf hashes themselves, so no other table repeats
+  them. Tree levels between two tile levels are not stored: a node of level ``8L + d`` is the
+  RFC 9162 hash of ``2**d`` consecutive hashes of ONE tile of level L, computed on read.
+- ``edges``: the right-most partial chunk of every level that is not a tile level (at most a
+  few dozen small rows): what the tree builder needs to append without rehashing tiles. Not
+  evidence: reads of the tree never use it, and a wrong edge shows in the next tile written.
+- ``batches``: the leaf metadata queries need, ONE row per appended batch: its first leaf
+  index, leaf count, time range, and the columns (topic, partition, offset, log time, actor,
+  action, resource, tenant) as a zstd-compressed Arrow IPC stream (columnar side index).
+- ``ranges``: per batch and (topic, partition), the lowest and highest log offset: finds the
+  batch holding a record without a per-record index, and refuses a position stored twice.
+- ``positions``, ``checkpoints``, ``meta``: as the SQLite store.
+
+Why SQLite blobs rather than files: a checkpoint must never point at tiles that are not on disk.
+Tiles, side index, positions and checkpoint of one ``write()`` commit in ONE SQLite transaction
+(WAL): after a crash either all of it is there or none of it, with no ordering of file fsyncs
+and renames to get right, and two writers (two processes) serialize on ``BEGIN IMMEDIATE`` as
+the contract asks. The HTTP layer serves the tiles in the tlog-tiles URL layout from here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.ipc as ipc
+
+from audit.merkle import HASH_SIZE
+from audit.tiles import TILE_HEIGHT, TILE_WIDTH, tile_path
+from core.errors import HubError, StorageBusy
+from core.ports.ledgerstore import (
+    CHUNK,
+    Chunk,
+    LeafQuery,
+    LeafRow,
+    LedgerStore,
+    LedgerWrite,
+    Positions,
+    StoredCheckpoint,
+)
+
+SCHEMA_VERSION = 1
+APPLICATION_ID = 0x48554254  # "HUBT"
+TILE_BYTES = TILE_WIDTH * HASH_SIZE
+assert TILE_WIDTH == CHUNK
+
+_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE tiles (
+    level INTEGER NOT NULL,
+    idx INTEGER NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (level, idx)
+) WITHOUT ROWID;
+CREATE TABLE edges (level INTEGER PRIMARY KEY, chunk INTEGER NOT NULL, data BLOB NOT NULL);
+CREATE TABLE batches (
+    first INTEGER PRIMARY KEY,
+    n INTEGER NOT NULL,
+    min_ts INTEGER NOT NULL,
+    max_ts INTEGER NOT NULL,
+    cols BLOB NOT NULL,
+    digest BLOB NOT NULL
+);
+CREATE TABLE ranges (
+    topic TEXT NOT NULL,
+    part INTEGER NOT NULL,
+    lo INTEGER NOT NULL,
+    hi INTEGER NOT NULL,
+    batch INTEGER NOT NULL,
+    PRIMARY KEY (topic, part, lo)
+) WITHOUT ROWID;
+CREATE TABLE positions (
+    topic TEXT NOT NULL,
+    part INTEGER NOT NULL,
+    next_offset INTEGER NOT NULL,
+    PRIMARY KEY (topic, part)
+) WITHOUT ROWID;
+CREATE TABLE checkpoints (
+    size INTEGER PRIMARY KEY,
+    root BLOB NOT NULL,
+    time_us INTEGER NOT NULL,
+    note BLOB NOT NULL,
+    hash BLOB NOT NULL
+);
+INSERT INTO meta VALUES ('size', '0');
+"""
+
+_SIDE_SCHEMA = pa.schema(
+    [
+        ("topic", pa.string()),
+        ("part", pa.int32()),
+        ("off", pa.int64()),
+        ("ts_ms", pa.int64()),
+        ("actor", pa.string()),
+        ("action", pa.string()),
+        ("resource", pa.string()),
+        ("tenant", pa.string()),
+    ]
+)
+_IPC_OPTIONS = ipc.IpcWriteOptions(compression="zstd")
+_CHECKPOINT_COLUMNS = "size, root, time_us, note, hash"
+_sha256 = hashlib.sha256
+
+
+def encode_side_index(rows: Sequence[LeafRow]) -> bytes:
+    """The batch's query columns as one zstd-compressed Arrow IPC stream."""
+    cols = list(zip(*(r[1:9] for r in rows), strict=True)) if rows else [[]] * 8
+    table = pa.Table.from_arrays(
+        [pa.array(list(c), type=f.type) for c, f in zip(cols, _SIDE_SCHEMA, strict=True)],
+        schema=_SIDE_SCHEMA,
+    )
+    sink = pa.BufferOutputStream()
+    with ipc.new_stream(sink, _SIDE_SCHEMA, options=_IPC_OPTIONS) as writer:
+        writer.write_table(table)
+    return bytes(sink.getvalue().to_pybytes())
+
+
+def decode_side_index(blob: bytes, digest: bytes | None = None, first: int = 0) -> pa.Table:
+    """The columns of one batch; HubError when the blob is damaged or not a side index."""
+    if digest is not None and _sha256(blob).digest() != digest:
+        raise HubError(
+            f"The side-index batch starting at leaf {first} does not match its SHA-256; the tile "
+            "store was altered: run `hub ledger verify --full`.",
+            code="ledger_store",
+        )
+    try:
+        table = ipc.open_stream(pa.py_buffer(blob)).read_all()
+    except (pa.ArrowException, ValueError, OSError) as exc:
+        raise HubError(
+            f"A ledger side-index batch cannot be decoded ({exc}); the tile store is damaged: "
+            "run `hub ledger verify --full`.",
+            code="ledger_store",
+        ) from exc
+    if not table.schema.equals(_SIDE_SCHEMA):
+        raise HubError(
+            "A ledger side-index batch has unexpected columns; the tile store is damaged: run "
+            "`hub ledger verify --full`.",
+            code="ledger_store",
+        )
+    return table
+
+
+def fold_up(nodes: bytes, depth: int) -> bytes:
+    """Hash ``nodes`` (back to back) up ``depth`` levels; complete parents only."""
+    node = b"\x01"
+    for _ in range(depth):
+        nodes = b"".join(
+            [
+                _sha256(node + nodes[i : i + 64]).digest()
+                for i in range(0, len(nodes) - len(nodes) % 64, 64)
+            ]
+        )
+    return nodes
+
+
+def _checkpoint(row: Sequence[Any]) -> StoredCheckpoint:
+    s, r, t, n, h = row
+    return StoredCheckpoint(int(s), bytes(r), int(t), bytes(n), bytes(h))
+
+
+def _size(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("SELECT value FROM meta WHERE key = 'size'").fetchone()[0])
+
+
+def _positions(conn: sqlite3.Connection) -> Positions:
+    rows = conn.execute("SELECT topic, part, next_offset FROM positions")
+    return {(t, p): o for t, p, o in rows}
+
+
+def _latest(conn: sqlite3.Connection) -> StoredCheckpoint | None:
+    row = conn.execute(
+        f"SELECT {_CHECKPOINT_COLUMNS} FROM checkpoints ORDER BY size DESC LIMIT 1"
+    ).fetchone()
+    return None if row is None else _checkpoint(row)
+
+
+def _tiles(conn: sqlite3.Connection, level: int, lo: int, hi: int) -> bytes:
+    """The tiles ``[lo, hi]`` of a tile level, joined (stops at the first one missing)."""
+    rows = conn.execute(
+        "SELECT idx, data FROM tiles WHERE level = ? AND idx BETWEEN ? AND ? ORDER BY idx",
+        (level, lo, hi),
+    ).fetchall()
+    out: list[bytes] = []
+    for want, (idx, data) in enumerate(rows, start=lo):
+        if idx != want:
+            break
+        out.append(bytes(data))
+        if len(data) < TILE_BYTES:
+            break
+    return b"".join(out)
+
+
+def _derived_chunk(conn: sqlite3.Connection, level: int, chunk: int) -> bytes | None:
+    """Chunk ``(level, chunk)`` of the port, read from the tiles; None when it has no node."""
+    base, depth = divmod(level, TILE_HEIGHT)
+    if depth == 0:
+        row = conn.execute(
+            "SELECT data FROM tiles WHERE level = ? AND idx = ?", (base, chunk)
+        ).fetchone()
+        return None if row is None else bytes(row[0])
+    span = 1 << depth
+    data = fold_up(_tiles(conn, base, chunk * span, (chunk + 1) * span - 1), depth)
+    return data or None
+
+
+def _rows_of(
+    table: pa.Table, first: int, picks: Sequence[int], leaf_hashes: bytes, skip: int = 0
+) -> list[LeafRow]:
+    """Rows ``picks`` (batch-relative) of a decoded batch; ``leaf_hashes`` of leaves from
+    ``first + skip`` on."""
+    if not picks:
+        return []
+    sub = table.take(pa.array(picks, type=pa.int64())).to_pydict()
+    names = _SIDE_SCHEMA.names
+    out: list[LeafRow] = []
+    for k, i in enumerate(picks):
+        h = leaf_hashes[(i - skip) * HASH_SIZE : (i - skip + 1) * HASH_SIZE]
+        if len(h) != HASH_SIZE:
+            raise HubError(
+                f"Leaf {first + i} has a side-index row but no leaf hash in its level-0 tile; "
+                "the tile store is damaged: run `hub ledger verify --full`.",
+                code="ledger_store",
+            )
+        vals = [sub[name][k] for name in names]
+        out.append((first + i, *vals, h))
+    return out
+
+
+class _Write(LedgerWrite):
+    """A write transaction on the store's connection (``BEGIN IMMEDIATE`` already run)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def size(self) -> int:
+        return _size(self._conn)
+
+    def positions(self) -> Positions:
+        return _positions(self._conn)
+
+    def chunk(self, level: int, chunk: int) -> bytes:
+        if level % TILE_HEIGHT:
+            row = self._conn.execute(
+                "SELECT data FROM edges WHERE level = ? AND chunk = ?", (level, chunk)
+            ).fetchone()
+            if row is not None:
+                return bytes(row[0])
+        got = _derived_chunk(self._conn, level, chunk)
+        if got is None:
+            raise IndexError(f"no node chunk ({level}, {chunk}) in the ledger tiles.")
+        return got
+
+    def append(self, rows: Sequence[LeafRow], chunks: Iterable[Chunk]) -> None:
+        conn = self._conn
+        size = _size(conn)
+        if rows:
+            idxs = [r[0] for r in rows]
+            if idxs != list(range(size, size + len(rows))):
+                raise HubError(
+                    f"The leaves appended start at index {idxs[0]} but the ledger holds {size} "
+                    "leaves; a leaf index is already on the ledger or one is skipped (the "
+                    "ledger appends each record once, densely).",
+                    code="ledger_store",
+                )
+            spans: dict[tuple[str, int], list[int]] = {}
+            for r in rows:
+                span = spans.setdefault((r[1], r[2]), [r[3], r[3]])
+                span[0] = min(span[0], r[3])
+                span[1] = max(span[1], r[3])
+            for (topic, part), (lo, hi) in spans.items():
+                clash = conn.execute(
+                    "SELECT lo, hi FROM ranges WHERE topic = ? AND part = ? AND lo <= ? "
+                    "AND hi >= ? LIMIT 1",
+                    (topic, part, hi, lo),
+                ).fetchone()
+                if clash is not None:
+                    raise HubError(
+                        f"Log positions {topic}/{part} offsets {lo}..{hi} overlap offsets "
+                        f"{clash[0]}..{clash[1]} already on the ledger; the ledger appends each "
+                        "record once.",
+                        code="ledger_store",
+                    )
+            conn.executemany(
+                "INSERT INTO ranges VALUES (?, ?, ?, ?, ?)",
+                [(t, p, lo, hi, size) for (t, p), (lo, hi) in spans.items()],
+            )
+            ts = [r[4] for r in rows]
+            blob = encode_side_index(rows)
+            conn.execute(
+                "INSERT INTO batches VALUES (?, ?, ?, ?, ?, ?)",
+                (size, len(rows), min(ts), max(ts), blob, _sha256(blob).digest()),
+            )
+            conn.execute("UPDATE meta SET value = ? WHERE key = 'size'", (str(size + len(rows)),))
+        tiles: list[tuple[int, int, bytes]] = []
+        for level, chunk, data in chunks:
+            base, depth = divmod(level, TILE_HEIGHT)
+            if depth == 0:
+                tiles.append((base, chunk, data))
+            elif len(data) < TILE_BYTES:
+                conn.execute(
+                    "INSERT INTO edges VALUES (?, ?, ?) ON CONFLICT (level) DO UPDATE SET "
+                    "chunk = excluded.chunk, data = excluded.data",
+                    (level, chunk, data),
+                )
+            else:
+                conn.execute("DELETE FROM edges WHERE level = ? AND chunk = ?", (level, chunk))
+        conn.executemany(
+            "INSERT INTO tiles VALUES (?, ?, ?) ON CONFLICT (level, idx) "
+            "DO UPDATE SET data = excluded.data",
+            tiles,
+        )
+
+    def set_positions(self, positions: Positions) -> None:
+        self._conn.executemany(
+            "INSERT INTO positions VALUES (?, ?, ?) ON CONFLICT (topic, part) "
+            "DO UPDATE SET next_offset = excluded.next_offset",
+            [(t, p, o) for (t, p), o in positions.items()],
+        )
+
+    def add_checkpoint(self, cp: StoredCheckpoint) -> None:
+        try:
+            self._conn.execute(
+                "INSERT INTO checkpoints VALUES (?, ?, ?, ?, ?)",
+                (cp.size, cp.root, cp.time_us, cp.note, cp.hash),
+            )
+        except sqlite3.IntegrityError as exc:
+            raise HubError(
+                f"The ledger already holds a checkpoint of size {cp.size}.", code="ledger_store"
+            ) from exc
+
+    def latest_checkpoint(self) -> StoredCheckpoint | None:
+        return _latest(self._conn)
+
+
+class TileLedgerStore(LedgerStore):
+    """The ledger as tlog-tiles in one SQLite file. Thread-safe: one connection, one lock.
+
+    Node reads go through a tile cache (LRU): a node of level ``8L + d`` is folded up from
+    ``2**d`` hashes of one tile of level L, so a proof reads at most one tile per tree level.
+    """
+
+    def __init__(
+        self, path: Path | str, *, busy_timeout_s: float = 30.0, tile_cache: int = 4096
+    ) -> None:
+        super().__init__(chunk_cache=0)
+        self.path = str(path)
+        self._lock = threading.RLock()
+        self._tile_cache: OrderedDict[tuple[int, int], bytes] = OrderedDict()
+        self._derived: OrderedDict[tuple[int, int], bytes] = OrderedDict()  # folded nodes
+        self._tile_limit = tile_cache
+        try:
+            self._conn = sqlite3.connect(
+                self.path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
+            )
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._setup()
+        except sqlite3.Error as exc:
+            raise HubError(
+                f"Cannot open the ledger tile store {self.path}: {exc}.", code="ledger_store"
+            ) from exc
+
+    def _setup(self) -> None:
+        conn = self._conn
+        (app,) = conn.execute("PRAGMA application_id").fetchone()
+        (version,) = conn.execute("PRAGMA user_version").fetchone()
+        if version == 0 and app == 0:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                (version,) = conn.execute("PRAGMA user_version").fetchone()
+                if version == 0:
+                    for statement in _SCHEMA.split(";"):
+                        if statement.strip():
+                            conn.execute(statement)
+                    conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
+                    conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        elif app != APPLICATION_ID or version != SCHEMA_VERSION:
+            raise HubError(
+                f"{self.path} is not a version-{SCHEMA_VERSION} hub tile ledger (application id "
+                f"{app:#x}, version {version}); move it away or point HUB_DATA_DIR elsewhere.",
+                code="ledger_store",
+            )
+
+    # -- transactions ------------------------------------------------------------------------
+    @contextmanager
+    def write(self) -> Iterator[LedgerWrite]:
+        """One ``BEGIN IMMEDIATE`` transaction: tiles, side index and checkpoint commit together."""
+        with self._lock:
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                raise StorageBusy(
+                    f"The ledger tile store {self.path} is locked by another writer ({exc}); retry."
+                ) from exc
+            try:
+                yield _Write(self._conn)
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            try:
+                self._conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._conn.execute("ROLLBACK")
+                raise HubError(
+                    f"Committing to the ledger failed: {exc}.", code="ledger_store"
+                ) from exc
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            yield self._conn
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    # -- state -------------------------------------------------------------------------------
+    def tree_size(self) -> int:
+        with self._read() as conn:
+            return _size(conn)
+
+    def positions(self) -> Positions:
+        with self._read() as conn:
+            return _positions(conn)
+
+    # -- tiles (tlog-tiles) ------------------------------------------------------------------
+    def tile(self, level: int, index: int) -> bytes | None:
+        """The stored hash tile ``(level, index)`` (full or partial), uncached; None if absent."""
+        with self._read() as conn:
+            row = conn.execute(
+                "SELECT data FROM tiles WHERE level = ? AND idx = ?", (level, index)
+            ).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def iter_tiles(self) -> Iterator[tuple[int, int, bytes]]:
+        """Every stored tile (level, index, bytes), by level then index."""
+        with self._read() as conn:
+            rows = conn.execute("SELECT level, idx, data FROM tiles ORDER BY level, idx")
+            yield from ((int(a), int(b), bytes(c)) for a, b, c in rows.fetchall())
+
+    def _cached_tile(self, key: tuple[int, int], need: int) -> bytes | None:
+        data = self._tile_cache.get(key)
+        if data is None or len(data) < need:
+            return None
+        with self._cache_lock:
+            if key in self._tile_cache:
+                self._tile_cache.move_to_end(key)
+        return data
+
+    def clear_caches(self) -> None:
+        super().clear_caches()
+        with self._cache_lock:
+            self._tile_cache.clear()
+            self._derived.clear()
+
+    def nodes(self, keys: Iterable[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        """Perfect nodes among ``keys``, each folded from one tile; missing tiles in one query."""
+        want: list[tuple[tuple[int, int], tuple[int, int], int, int]] = []
+        for level, index in keys:
+            base, depth = divmod(level, TILE_HEIGHT)
+            first = index << depth  # first base-level node under it
+            off = first % TILE_WIDTH
+            end = (off + (1 << depth)) * HASH_SIZE
+            want.append(((level, index), (base, first // TILE_WIDTH), off * HASH_SIZE, end))
+        tiles: dict[tuple[int, int], bytes] = {}
+        missing: set[tuple[int, int]] = set()
+        for _, tkey, _, end in want:
+            got = self._cached_tile(tkey, end)
+            if got is None:
+                missing.add(tkey)
+            else:
+                tiles[tkey] = got
+        if missing:
+            with self._read() as conn:
+                for tkey in missing:
+                    row = conn.execute(
+                        "SELECT data FROM tiles WHERE level = ? AND idx = ?", tkey
+                    ).fetchone()
+                    if row is not None:
+                        tiles[tkey] = bytes(row[0])
+                        with self._cache_lock:
+                            self._tile_cache[tkey] = tiles[tkey]
+                            self._tile_cache.move_to_end(tkey)
+                            while len(self._tile_cache) > self._tile_limit:
+                                self._tile_cache.popitem(last=False)
+        out: dict[tuple[int, int], bytes] = {}
+        for key, tkey, start, end in want:
+            data = tiles.get(tkey)
+            if data is None or len(data) < end:
+                continue
+            depth = key[0] % TILE_HEIGHT
+            if depth == 0:
+                out[key] = data[start:end]
+                continue
+            got = self._derived.get(key)  # a perfect node never changes once computed
+            if got is None:
+                got = fold_up(data[start:end], depth)
+                with self._cache_lock:
+                    self._derived[key] = got
+                    while len(self._derived) > self._tile_limit * 8:
+                        self._derived.popitem(last=False)
+            out[key] = got
+        return out
+
+    def node(self, level: int, index: int) -> bytes:
+        got = self.nodes([(level, index)]).get((level, index))
+        if got is None:
+            raise IndexError(f"node ({level}, {index}) is not stored yet.")
+        return got
+
+    # -- chunks (the port's view of the tree) ------------------------------------------------
+    def read_chunks(self, keys: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        out: dict[tuple[int, int], bytes] = {}
+        with self._read() as conn:
+            for level, chunk in keys:
+                got = _derived_chunk(conn, level, chunk)
+                if got is not None:
+                    out[(level, chunk)] = got
+        return out
+
+    def iter_chunks(self) -> Iterator[Chunk]:
+        with self._read() as conn:
+            size = _size(conn)
+            keys = [
+                (level, c)
+                for level in range(size.bit_length())
+                for c in range(-(-(size >> level) // CHUNK))
+            ]
+        for level, c in keys:
+            got = self.read_chunks([(level, c)]).get((level, c))
+            if got is not None:
+                yield level, c, got
+
+    # -- leaves ------------------------------------------------------------------------------
+    def _batch_at(self, conn: sqlite3.Connection, index: int) -> tuple[int, int, pa.Table] | None:
+        row = conn.execute(
+            "SELECT first, n, cols, digest FROM batches WHERE first <= ? "
+            "ORDER BY first DESC LIMIT 1",
+            (index,),
+        ).fetchone()
+        if row is None or index >= row[0] + row[1]:
+            return None
+        first = int(row[0])
+        return first, int(row[1]), decode_side_index(bytes(row[2]), bytes(row[3]), first)
+
+    def _leaf_hashes(self, conn: sqlite3.Connection, first: int, n: int) -> bytes:
+        """Leaf hashes ``[first, first + n)`` from the level-0 tiles, uncached."""
+        lo, hi = first // TILE_WIDTH, (first + n - 1) // TILE_WIDTH
+        data = _tiles(conn, 0, lo, hi)
+        start = (first - lo * TILE_WIDTH) * HASH_SIZE
+        return data[start : start + n * HASH_SIZE]
+
+    def leaf(self, index: int) -> LeafRow | None:
+        with self._read() as conn:
+            got = self._batch_at(conn, index)
+            if got is None:
+                return None
+            first, _n, table = got
+            hashes = self._leaf_hashes(conn, index, 1)
+        return _rows_of(table, first, [index - first], hashes, index - first)[0]
+
+    def index_of(self, topic: str, partition: int, offset: int) -> int | None:
+        with self._read() as conn:
+            rows = conn.execute(
+                "SELECT b.first, b.cols, b.digest FROM ranges AS r JOIN batches AS b "
+                "ON b.first = r.batch "
+                "WHERE r.topic = ? AND r.part = ? AND r.lo <= ? AND r.hi >= ?",
+                (topic, partition, offset, offset),
+            ).fetchall()
+        for first, blob, digest in rows:
+            table = decode_side_index(bytes(blob), bytes(digest), int(first))
+            mask = pc.and_(
+                pc.and_(
+                    pc.equal(table.column("topic"), topic),
+                    pc.equal(table.column("part"), partition),
+                ),
+                pc.equal(table.column("off"), offset),
+            )
+            hits = pc.indices_nonzero(mask).to_pylist()
+            if hits:
+                return int(first) + int(hits[0])
+        return None
+
+    def iter_leaves(self, start: int = 0, batch: int = 50_000) -> Iterator[list[LeafRow]]:
+        """All leaf rows in index order, in batches of ``batch`` (uncached reads)."""
+        pending: list[LeafRow] = []
+        nxt = start
+        while True:
+            with self._read() as conn:
+                got = self._batch_at(conn, nxt)
+                if got is None:
+                    break
+                first, n, table = got
+                hashes = self._leaf_hashes(conn, nxt, first + n - nxt)
+            skip = nxt - first
+            pending += _rows_of(table, first, range(skip, n), hashes, skip)
+            nxt = first + n
+            while len(pending) >= batch:
+                yield pending[:batch]
+                pending = pending[batch:]
+        if pending:
+            yield pending
+
+    def _batches(
+        self, conn: sqlite3.Connection, after: int, since: int | None, until: int | None
+    ) -> list[tuple[int, int, bytes, bytes]]:
+        sql = "SELECT first, n, cols, digest FROM batches WHERE first + n - 1 > ?"
+        args: list[int] = [after]
+        if since is not None:
+            sql += " AND max_ts >= ?"
+            args.append(since)
+        if until is not None:
+            sql += " AND min_ts < ?"
+            args.append(until)
+        rows = conn.execute(sql + " ORDER BY first", args).fetchall()
+        return [(int(f), int(n), bytes(c), bytes(d)) for f, n, c, d in rows]
+
+    def find(self, where: LeafQuery, *, after: int = -1, limit: int = 100) -> list[LeafRow]:
+        if where.topics is not None and not where.topics:
+            return []
+        out: list[LeafRow] = []
+        with self._read() as conn:
+            batches = self._batches(conn, after, where.since_ms, where.until_ms)
+        for first, n, blob, digest in batches:
+            table = decode_side_index(blob, digest, first)
+            mask = pc.greater(pa.array(range(first, first + n), type=pa.int64()), after)
+            for column, value in (
+                ("actor", where.actor),
+                ("action", where.action),
+                ("resource", where.resource),
+                ("topic", where.topic),
+            ):
+                if value is not None:
+                    mask = pc.and_(mask, pc.fill_null(pc.equal(table.column(column), value), False))
+            if where.topics is not None:
+                mask = pc.and_(
+                    mask, pc.is_in(table.column("topic"), value_set=pa.array(where.topics))
+                )
+            if where.since_ms is not None:
+                mask = pc.and_(mask, pc.greater_equal(table.column("ts_ms"), where.since_ms))
+            if where.until_ms is not None:
+                mask = pc.and_(mask, pc.less(table.column("ts_ms"), where.until_ms))
+            picks = pc.indices_nonzero(mask).to_pylist()[: limit - len(out)]
+            if picks:
+                with self._read() as conn:
+                    hashes = self._leaf_hashes(conn, first, n)
+                out += _rows_of(table, first, picks, hashes)
+            if len(out) >= limit:
+                break
+        return out
+
+    def count_by_topic(self, since_ms: int, until_ms: int) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        with self._read() as conn:
+            batches = self._batches(conn, -1, since_ms, until_ms)
+        for first, _, blob, digest in batches:
+            table = decode_side_index(blob, digest, first)
+            ts = table.column("ts_ms")
+            mask = pc.and_(pc.greater_equal(ts, since_ms), pc.less(ts, until_ms))
+            for item in pc.value_counts(table.column("topic").filter(mask)).to_pylist():
+                counts[item["values"]] = counts.get(item["values"], 0) + int(item["counts"])
+        return dict(sorted(counts.items()))
+
+    # -- integrity ---------------------------------------------------------------------------
+    def location(self, level: int, index: int) -> str:
+        base, depth = divmod(level, TILE_HEIGHT)
+        return f"{tile_path(base, (index << depth) // TILE_WIDTH)} of {self.path}"
+
+    def integrity_problems(self) -> list[str]:
+        """Side-index batches (digest, decodable, contiguous, count = tree size) and the right
+        edge kept for appends (equal to the nodes computed from the tiles)."""
+        problems: list[str] = []
+        with self._read() as conn:
+            size = _size(conn)
+            batches = conn.execute(
+                "SELECT first, n, cols, digest FROM batches ORDER BY first"
+            ).fetchall()
+            edges = conn.execute("SELECT level, chunk, data FROM edges").fetchall()
+            derived = {
+                (int(lv), int(ch)): _derived_chunk(conn, int(lv), int(ch)) for lv, ch, _ in edges
+            }
+        expected = 0
+        for first, n, blob, digest in batches:
+            if first != expected:
+                problems.append(
+                    f"side-index batch at leaf {first} follows leaf {expected - 1} (leaves "
+                    f"missing or doubled in the side index of {self.path})."
+                )
+            try:
+                table = decode_side_index(bytes(blob), bytes(digest), int(first))
+                if table.num_rows != n:
+                    problems.append(
+                        f"side-index batch at leaf {first} holds {table.num_rows} rows, not {n}."
+                    )
+            except HubError as exc:
+                problems.append(exc.message)
+            expected = int(first) + int(n)
+        if expected != size:
+            problems.append(
+                f"the side index of {self.path} covers {expected} leaves but the tree size "
+                f"recorded is {size}."
+            )
+        for lv, ch, data in edges:
+            if derived[(int(lv), int(ch))] != bytes(data):
+                problems.append(
+                    f"the right-edge cache of level {lv} (chunk {ch}) in {self.path} differs "
+                    "from the nodes computed from the tiles."
+                )
+        return problems
+
+    # -- checkpoints -------------------------------------------------------------------------
+    def checkpoints(
+        self, *, min_size: int = 0, max_size: int | None = None
+    ) -> list[StoredCheckpoint]:
+        sql = f"SELECT {_CHECKPOINT_COLUMNS} FROM checkpoints WHERE size >= ?"
+        args: list[int] = [min_size]
+        if max_size is not None:
+            sql += " AND size <= ?"
+            args.append(max_size)
+        with self._read() as conn:
+            rows = conn.execute(sql + " ORDER BY size", args).fetchall()
+        return [_checkpoint(r) for r in rows]
+
+    def latest_checkpoint(self) -> StoredCheckpoint | None:
+        with self._read() as conn:
+            return _latest(conn)
+
+    def first_checkpoint_covering(self, index: int) -> StoredCheckpoint | None:
+        with self._read() as conn:
+            row = conn.execute(
+                f"SELECT {_CHECKPOINT_COLUMNS} FROM checkpoints WHERE size > ? "
+                "ORDER BY size LIMIT 1",
+                (index,),
+            ).fetchone()
+        return None if row is None else _checkpoint(row)

@@ -72,9 +72,7 @@ def render_html(view: Mapping[str, Any], data: Mapping[str, Mapping[str, Any]]) 
         cols = found["columns"]
         out.append("<table><tr>" + "".join(f"<th>{e(c)}</th>" for c in cols) + "</tr>")
         for row in found["rows"]:
-            out.append(
-                "<tr>" + "".join(f"<td>{e(_cell(row.get(c)))}</td>" for c in cols) + "</tr>"
-            )
+            out.append("<tr>" + "".join(f"<td>{e(_cell(row.get(c)))}</td>" for c in cols) + "</tr>")
         out.append("</table>")
     out.append(
         "<p>Verify this report offline: <code>hub-verify bundle &lt;report.zip&gt; "

@@ -70,16 +70,43 @@ class Recon:
 
 
 RECONCILIATION = (
-    Recon("trades", "hub.trading.TradeExecuted", "market_bars", "analytics", "ohlcv_1m",
-          "sum(events)", True),  # fmt: skip
-    Recon("trades", "hub.trading.TradeExecuted", "market_bars", "analytics", "ohlcv_1h",
-          "sum(events)", True),  # fmt: skip
-    Recon("payments", "hub.payments.PaymentInitiated", "payment_aggregates", "analytics",
-          "payment_volumes_1d", "sum(events)", True),  # fmt: skip
-    Recon("payments", "hub.payments.PaymentInitiated", "payment_aggregates", "analytics",
-          "aml_daily", "sum(events)", True),  # fmt: skip
-    Recon("accounts", None, "accounts", "transactional", "accounts_current", "sum(version)",
-          False),  # fmt: skip
+    Recon(
+        "trades",
+        "hub.trading.TradeExecuted",
+        "market_bars",
+        "analytics",
+        "ohlcv_1m",
+        "sum(events)",
+        True,
+    ),
+    Recon(
+        "trades",
+        "hub.trading.TradeExecuted",
+        "market_bars",
+        "analytics",
+        "ohlcv_1h",
+        "sum(events)",
+        True,
+    ),
+    Recon(
+        "payments",
+        "hub.payments.PaymentInitiated",
+        "payment_aggregates",
+        "analytics",
+        "payment_volumes_1d",
+        "sum(events)",
+        True,
+    ),
+    Recon(
+        "payments",
+        "hub.payments.PaymentInitiated",
+        "payment_aggregates",
+        "analytics",
+        "aml_daily",
+        "sum(events)",
+        True,
+    ),
+    Recon("accounts", None, "accounts", "transactional", "accounts_current", "sum(version)", False),
 )
 
 
@@ -353,9 +380,7 @@ def reports_dir(hub: Hub) -> Path:
     return Path(hub.settings.data_dir) / "reports"
 
 
-def run_report(
-    hub: Hub, principal: Principal, kind: str, day: str | None = None
-) -> Report:
+def run_report(hub: Hub, principal: Principal, kind: str, day: str | None = None) -> Report:
     """Build, sign, keep and record one report (contract 1-3)."""
     from hub.report_render import render_html, render_pdf
 
@@ -377,8 +402,10 @@ def run_report(
         "summary": summary,
         "queries": c.queries,
         "projection_digests": {
-            s["projection"]: {t: {"digest": d["digest"], "rows": d["rows"]} for t, d in
-                              sorted(s["digests"].items())}  # fmt: skip
+            s["projection"]: {
+                t: {"digest": d["digest"], "rows": d["rows"]}
+                for t, d in sorted(s["digests"].items())
+            }
             for s in status
         },
     }

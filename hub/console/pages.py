@@ -53,6 +53,7 @@ PAGES = (
     ("explore", "Explore", "query.run", "explore.js"),
     ("health", "Data health", "quarantine.read", "health.js"),
     ("security", "Security", "policy.read", "security.js"),
+    ("reports", "Reports", "report.read", "reports.js"),
 )
 _STATIC = re.compile(r"^[a-z][a-z0-9_-]{0,40}\.(js|css)$")
 _MEDIA = {"js": "text/javascript; charset=utf-8", "css": "text/css; charset=utf-8"}

@@ -22,7 +22,9 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import re
+import threading
 import zipfile
 from collections import Counter
 from collections.abc import Mapping
@@ -39,6 +41,8 @@ from domain.envelope import uuid7
 
 if TYPE_CHECKING:
     from hub.bootstrap import Hub
+
+log = logging.getLogger("hub.reports")
 
 REPORTS_TOPIC = "hub.reports"
 CREATED = "hub.ReportCreated"
@@ -442,6 +446,58 @@ def run_report(hub: Hub, principal: Principal, kind: str, day: str | None = None
     return Report(report_id, kind, data, manifest, digest)
 
 
+class ReportScheduler:
+    """Runs the daily reports once a day at ``at`` ("HH:MM" UTC) while the hub serves: the
+    compliance report of the previous day and a data-quality report. What ran is folded from
+    ``hub.reports`` (reports made by ``REPORTING_PRINCIPAL`` for that day), so a restart neither
+    repeats nor skips a day's reports."""
+
+    def __init__(self, hub: Hub, at: str, principal: Principal = REPORTING_PRINCIPAL) -> None:
+        hour, minute = (int(x) for x in at.split(":"))
+        self.hub = hub
+        self.at = (hour, minute)
+        self.principal = principal
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def due(self, now: datetime) -> list[tuple[str, str | None]]:
+        """The (kind, day) reports that should exist by ``now`` and are not recorded yet."""
+        if (now.hour, now.minute) < self.at:
+            return []
+        yesterday = (now - timedelta(days=1)).date().isoformat()
+        today = now.date().isoformat()
+        done = {
+            (r["kind"], r["day"] or r["created_at"][:10])
+            for r in list_reports(self.hub)
+            if r["created_by"] == self.principal.id
+        }
+        wanted = [("compliance-daily", yesterday, yesterday), ("data-quality", None, today)]
+        return [(k, d) for k, d, key in wanted if (k, key) not in done]
+
+    def run_due(self, now: datetime | None = None) -> list[Report]:
+        made = []
+        for kind, day in self.due(now or datetime.now(UTC)):
+            made.append(run_report(self.hub, self.principal, kind, day))
+        return made
+
+    def start(self, check_every_s: float = 60.0) -> None:
+        def loop() -> None:
+            while not self._stop.wait(check_every_s):
+                try:
+                    self.run_due()
+                except Exception:  # keep the schedule; the failure is in the log
+                    log.exception("scheduled report failed")
+
+        self._thread = threading.Thread(target=loop, name="hub-reports", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=60)
+            self._thread = None
+
+
 def list_reports(hub: Hub) -> list[dict[str, Any]]:
     """Every ``hub.ReportCreated`` event, oldest first."""
     if REPORTS_TOPIC not in {t.name for t in hub.log.topics()}:
@@ -537,6 +593,7 @@ __all__ = [
     "KINDS",
     "REPORTS_TOPIC",
     "Report",
+    "ReportScheduler",
     "find_report",
     "list_reports",
     "run_report",

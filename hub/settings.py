@@ -137,6 +137,13 @@ class Settings(BaseSettings):
     alert_webhook_secret_file: Path | None = Field(
         default=None, description="File holding the webhook's HMAC-SHA256 key."
     )
+    # The console's scheduled reports (hub.reports): each day at this UTC time, the daily
+    # compliance report of the previous day and a data-quality report (once per day).
+    report_daily_at: str | None = Field(
+        default=None,
+        pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$",
+        description="Run the daily reports at HH:MM UTC while serving (unset: on demand only).",
+    )
     log_json: bool = Field(default=True, description="Structured (JSON) logs when true.")
     metrics_token_file: Path | None = Field(
         default=None,

@@ -13,7 +13,7 @@ import sqlite3
 import subprocess
 import zipfile
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -22,11 +22,18 @@ from audit import signed
 from audit.errors import AuditError
 from audit.note import generate_key, open_note, parse_verifier_key, sign_note
 from audit.verify import main as hub_verify
-from core.errors import InvalidInput
+from core.errors import ConfigError, InvalidInput
 from core.ports.policy import Principal
 from hub.bootstrap import Hub, bootstrap
 from hub.demo import load
-from hub.reports import REPORTS_TOPIC, list_reports, run_report, signed_export, verify_pack
+from hub.reports import (
+    REPORTS_TOPIC,
+    ReportScheduler,
+    list_reports,
+    run_report,
+    signed_export,
+    verify_pack,
+)
 from hub.settings import load_settings
 from projections.catalog import PROJECTIONS
 
@@ -243,6 +250,29 @@ def test_a_signed_export_verifies_and_a_tampered_one_is_refused(demo: Hub, fmt: 
     files[f"query.{fmt}"] = bytes(data)
     with pytest.raises(AuditError, match=f"query.{fmt} does not match"):
         verify_pack(_rezip(files), _trusted(demo))
+
+
+def test_the_scheduler_runs_each_days_reports_once(demo: Hub) -> None:
+    now = datetime.now(UTC)
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    assert ReportScheduler(demo, "00:01").due(midnight) == []  # not yet
+    scheduler = ReportScheduler(demo, "00:00")
+    yesterday = (midnight - timedelta(days=1)).date().isoformat()
+    assert scheduler.due(now) == [("compliance-daily", yesterday), ("data-quality", None)]
+    made = scheduler.run_due(now)
+    assert [(m.kind, m.manifest["day"]) for m in made] == [
+        ("compliance-daily", yesterday),
+        ("data-quality", None),
+    ]
+    assert all(m.manifest["created_by"] == "hub.reports" for m in made)
+    assert scheduler.due(now) == [] and scheduler.run_due(now) == []  # once per day
+    # a restarted scheduler folds what ran from hub.reports
+    assert ReportScheduler(demo, "00:00").due(datetime.now(UTC)) == []
+
+
+def test_a_bad_schedule_time_is_refused_naming_it() -> None:
+    with pytest.raises(ConfigError, match=r"HUB_REPORT_DAILY_AT|report_daily_at"):
+        load_settings(environ={"HUB_REPORT_DAILY_AT": "25:00"})
 
 
 def test_data_quality_reconciles_every_accepted_record_and_lists_a_lost_row(demo: Hub) -> None:

@@ -7,6 +7,7 @@ Resources (``resource_of``)::
     registry.config:<subject>  a subject's own compatibility level
     retention:<scope>          the retention policy of ``topic:<name>`` or ``projection:<name>``
                                (``governance.retention``), e.g. ``{"max_age_ms": 86400000}``
+    alerts.rules               the console's alert rules (``governance.alertrules``)
 
 A value is JSON-ready; ``None`` means "no value of its own" (the shipped rules, the global or
 default level, no retention policy). ``propose`` (who, why, the new value) 1. validates the value
@@ -135,6 +136,8 @@ def write_action(resource: str) -> str:
         return "registry.config"
     if resource.startswith(RETENTION_PREFIX):
         return "retention.write"
+    if resource == "alerts.rules":  # governance.alertrules
+        return "rules.write"
     raise _unknown(resource)
 
 
@@ -195,8 +198,8 @@ def _event(
 def _unknown(resource: str) -> UnknownResource:
     return UnknownResource(
         f"Configuration resource {resource!r} is unknown: use rules:<subject>, "
-        f"{REGISTRY_CONFIG}, {REGISTRY_CONFIG}:<subject> or retention:topic:<name> "
-        "(retention:projection:<name>)."
+        f"{REGISTRY_CONFIG}, {REGISTRY_CONFIG}:<subject>, retention:topic:<name> "
+        "(retention:projection:<name>) or alerts.rules."
     )
 
 
@@ -397,6 +400,10 @@ class ConfigChanges:
             scope = name[len(RETENTION_PREFIX) :]
             parse_scope(scope, allow=("topic", "projection"))  # raises InvalidInput
             return RetentionResource(name, scope, self._governance)
+        if name == "alerts.rules":
+            from governance.alertrules import AlertRulesResource
+
+            return AlertRulesResource(name, self.store)
         raise _unknown(name)
 
     def requires_two_person(self, resource: str) -> bool:

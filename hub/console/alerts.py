@@ -16,8 +16,9 @@ Contract:
    with backoff on a connection error or a 4xx (transient) answer, not on a 5xx (permanent);
    the ``Message-ID`` is derived from the event id, so a receiver can deduplicate a retry.
 
-Not built yet: rules as governed config changes (they are shipped data), metric conditions
-(projection lag, quarantine rate).
+Rules are governed config (``alerts.rules``, ``governance.alertrules``): changed only through
+the config-change flow, two-person where the policy bundle says so, re-read on every pass.
+Not built yet: metric conditions (projection lag, quarantine rate) other than SQL over views.
 """
 
 from __future__ import annotations
@@ -175,9 +176,11 @@ class AlertEngine:
         webhooks: Sequence[Webhook] = (),
         principal: Principal = ALERTING_PRINCIPAL,
         mailboxes: Sequence[Mailbox] = (),
+        rules_source: Callable[[], Sequence[AlertRule]] | None = None,
     ) -> None:
         self.hub = hub
         self.rules = tuple(rules)
+        self.rules_source = rules_source  # re-read on every pass (governed rules change)
         self.webhooks = tuple(webhooks)
         self.mailboxes = tuple(mailboxes)
         self.principal = principal
@@ -232,6 +235,8 @@ class AlertEngine:
         """One pass over the rules; the events it appended (fired or resolved), delivered."""
         changes: list[dict[str, Any]] = []
         with self._lock:
+            if self.rules_source is not None:
+                self.rules = tuple(self.rules_source())
             for rule in self.rules:
                 try:
                     value = self.measure(rule)
@@ -301,9 +306,8 @@ class AlertEngine:
 
 
 def engine_for(hub: Hub) -> AlertEngine:
-    """The shipped rules and the webhook the settings name (if any)."""
-    from domain.alerts import SHIPPED_RULES
-
+    """The rules in force (governed ``alerts.rules``, else the shipped ones), the webhook and
+    the mailbox the settings name (if any)."""
     settings = hub.settings
     hooks = []
     if settings.alert_webhook_url:
@@ -328,4 +332,11 @@ def engine_for(hub: Hub) -> AlertEngine:
             )
         host, port = settings.alert_smtp_host, settings.alert_smtp_port
         boxes.append(Mailbox(host, port, settings.alert_email_from, to))
-    return AlertEngine(hub, SHIPPED_RULES, hooks, mailboxes=boxes)
+    from governance.alertrules import rules_in_force
+
+    store = hub.config_changes.store
+
+    def source() -> Sequence[AlertRule]:
+        return rules_in_force(store)
+
+    return AlertEngine(hub, source(), hooks, mailboxes=boxes, rules_source=source)

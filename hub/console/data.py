@@ -609,10 +609,11 @@ def alerts(
     _: Principal = Depends(authorize("quarantine.read")),
 ) -> dict[str, Any]:
     """Alert events (fired, resolved), newest first, and the rules evaluated."""
-    from domain.alerts import SHIPPED_RULES
+    from governance.alertrules import rules_in_force
     from hub.console.alerts import engine_for
 
-    engine = request.app.state.console_alerts or engine_for(hub_of(request))
+    hub = hub_of(request)
+    engine = request.app.state.console_alerts or engine_for(hub)
     return {
         "events": list(reversed(engine.events(limit))),
         "rules": [
@@ -624,7 +625,7 @@ def alerts(
                 "store": r.store,
                 "sql": r.sql,
             }
-            for r in SHIPPED_RULES
+            for r in rules_in_force(hub.config_changes.store)
         ],
     }
 

@@ -12,26 +12,19 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
 from core.errors import InvalidInput
 from domain.alerts import SHIPPED_RULES, AlertRule
-from governance.configchanges import ConfigResource
 
 if TYPE_CHECKING:
-    from core.events import OutgoingEvent
-    from core.ports.eventlog import Record
     from governance.configstore import ConfigChangeStore
 
 ALERT_RULES = "alerts.rules"
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 _FIELDS = ("name", "summary", "sql", "store", "threshold", "severity")
 SEVERITIES = ("info", "warning", "critical")
-Prepare = Callable[[str, Sequence["OutgoingEvent"]], list["Record"]]
 
 
 def _bad(message: str) -> InvalidInput:
@@ -99,48 +92,16 @@ def parse_rules(value: Any) -> tuple[AlertRule, ...] | None:
     return tuple(out)
 
 
-@dataclass
-class AlertRulesResource(ConfigResource):
-    """The ``alerts.rules`` config resource (the ``ConfigResource`` interface)."""
-
-    name: str
-    store: ConfigChangeStore
-
-    def current(self) -> Any:
-        self.store.refresh()
-        applied = [c for c in self.store.changes(ALERT_RULES) if c.status == "applied"]
-        if not applied or applied[-1].new_value is None:
-            return None
-        return json.loads(applied[-1].new_value)
-
-    def validate(self, value: Any) -> Any:
-        rules = parse_rules(value)
-        return None if rules is None else [rule_dict(r) for r in rules]
-
-    def effect(self, value: Any, by: str, reason: str, change_id: str, prepare: Prepare) -> Any:
-        from core.events import OutgoingEvent
-        from governance.configchanges import CONFIG_TOPIC
-
-        event = OutgoingEvent(
-            value={
-                "key": ALERT_RULES,
-                "old_value": json.dumps(self.current()),
-                "new_value": json.dumps(value),
-                "changed_by": by,
-                "reason": reason,
-                "changed_at": datetime.now(UTC).isoformat(),
-            },
-            event_type=None,
-            key=ALERT_RULES,
-            correlation_id=change_id,
-        )
-        return [(CONFIG_TOPIC, prepare(CONFIG_TOPIC, [event]))]
-
-    def refresh(self) -> None:
-        self.store.refresh()
+def current_value(store: ConfigChangeStore) -> Any:
+    """The value in force: that of the last applied ``alerts.rules`` change (None: shipped)."""
+    store.refresh()
+    applied = [c for c in store.changes(ALERT_RULES) if c.status == "applied"]
+    if not applied or applied[-1].new_value is None:
+        return None
+    return json.loads(applied[-1].new_value)
 
 
 def rules_in_force(store: ConfigChangeStore) -> tuple[AlertRule, ...]:
     """The governed rules, or the shipped ones when none were set."""
-    governed = parse_rules(AlertRulesResource(ALERT_RULES, store).current())
+    governed = parse_rules(current_value(store))
     return SHIPPED_RULES if governed is None else governed

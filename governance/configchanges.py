@@ -352,6 +352,45 @@ class RetentionResource(ConfigResource):
         self.governance.state()
 
 
+@dataclass
+class AlertRulesResource(ConfigResource):
+    """``alerts.rules``: the console's alert rules (``governance.alertrules``); ``None`` means
+    the shipped rules."""
+
+    name: str
+    store: ConfigChangeStore
+
+    def current(self) -> Any:
+        from governance.alertrules import current_value
+
+        return current_value(self.store)
+
+    def validate(self, value: Any) -> Any:
+        from governance.alertrules import parse_rules, rule_dict
+
+        rules = parse_rules(value)
+        return None if rules is None else [rule_dict(r) for r in rules]
+
+    def effect(self, value: Any, by: str, reason: str, change_id: str, prepare: Prepare) -> Effect:
+        changed = _event(
+            {
+                "key": self.name,
+                "old_value": json.dumps(self.current()),
+                "new_value": json.dumps(value),
+                "changed_by": by,
+                "reason": reason,
+                "changed_at": _now(),
+            },
+            None,
+            self.name,
+            change_id,
+        )
+        return [(CONFIG_TOPIC, prepare(CONFIG_TOPIC, [changed]))]
+
+    def refresh(self) -> None:
+        self.store.refresh()
+
+
 # -- the commands ---------------------------------------------------------------------------------
 class ConfigChanges:
     """The configuration change commands (see the module docstring)."""
@@ -401,8 +440,6 @@ class ConfigChanges:
             parse_scope(scope, allow=("topic", "projection"))  # raises InvalidInput
             return RetentionResource(name, scope, self._governance)
         if name == "alerts.rules":
-            from governance.alertrules import AlertRulesResource
-
             return AlertRulesResource(name, self.store)
         raise _unknown(name)
 

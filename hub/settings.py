@@ -145,6 +145,14 @@ class Settings(BaseSettings):
     alert_email_to: str | None = Field(
         default=None, description="Comma-separated recipients of alert e-mail."
     )
+    session_store: str = Field(
+        default="memory",
+        pattern="^(memory|redis)$",
+        description="Console sessions: in this process (memory) or shared in Redis (redis).",
+    )
+    session_redis_url: str = Field(
+        default="redis://127.0.0.1:6379/0", description="Redis of the console sessions."
+    )
     # The console's scheduled reports (hub.reports): each day at this UTC time, the daily
     # compliance report of the previous day and a data-quality report (once per day).
     report_daily_at: str | None = Field(

@@ -498,6 +498,10 @@ class ReportScheduler:
             self._thread = None
 
 
+def _text(value: Any) -> str:
+    return value.isoformat() if isinstance(value, datetime) else str(value)
+
+
 def list_reports(hub: Hub) -> list[dict[str, Any]]:
     """Every ``hub.ReportCreated`` event, oldest first."""
     if REPORTS_TOPIC not in {t.name for t in hub.log.topics()}:
@@ -511,7 +515,7 @@ def list_reports(hub: Hub) -> list[dict[str, Any]]:
                 break
             for r in batch:
                 if r["headers"].get("ce_type") == CREATED:
-                    v = json.loads(json.dumps(r["value"], default=str))
+                    v = json.loads(json.dumps(r["value"], default=_text))
                     v["summary"] = json.loads(v.get("summary") or "{}")
                     out.append(v)
             offset = batch[-1]["offset"] + 1

@@ -46,12 +46,12 @@ test: setup $(if $(CI),ci-deps)
 # browser by any other tool). Needs root or sudo; does nothing when both are installed.
 .PHONY: browser-deps
 browser-deps:
-	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then \
-		echo "chromium and chromedriver are installed"; \
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null && command -v pdftoppm >/dev/null; then \
+		echo "chromium, chromedriver and pdftoppm (report PDF to PNG tests) are installed"; \
 	else \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get update -q && \
-		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium chromium-driver; \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium chromium-driver poppler-utils; \
 	fi
 
 bench: setup

@@ -34,7 +34,7 @@ from pathlib import Path
 if not __package__:  # run as a script: import the ``audit`` package this file belongs to
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from audit import bundle
+from audit import bundle, signed
 from audit import leaf as leaf_format
 from audit.errors import AuditError, MalformedKeyError
 from audit.merkle import (
@@ -302,7 +302,11 @@ BundleVerifier = Callable[..., str]
 only when ``--public-key`` is given, ``trusted=<VerifierKey>`` as a keyword), returns the OK
 line, raises ``AuditError`` when the evidence fails."""
 
-BUNDLE_FORMATS: dict[str, BundleVerifier] = {bundle.FORMAT: bundle.verify_pack}
+BUNDLE_FORMATS: dict[str, BundleVerifier] = {
+    bundle.FORMAT: bundle.verify_pack,
+    signed.REPORT_FORMAT: signed.verify_signed,  # console reports (issue 15)
+    signed.EXPORT_FORMAT: signed.verify_signed,  # signed query exports (issue 15)
+}
 """The evidence pack hook: ``manifest.json``'s ``"format"`` value → its verifier."""
 
 

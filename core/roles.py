@@ -75,6 +75,8 @@ ACTIONS = (
     "model.promote",
     "model.approve",
     "model.predict",
+    "report.run",
+    "report.read",
 )
 
 ROLE_ACTIONS: Mapping[str, frozenset[str]] = {
@@ -94,6 +96,7 @@ ROLE_ACTIONS: Mapping[str, frozenset[str]] = {
         | {"catalog.read", "retention.write", "legalhold.write", "subject.erase"}
         | {"case.open", "case.close", "case.read"}
         | {"model.read", "model.approve"}  # a champion is approved by a second person
+        | {"report.run", "report.read"}  # signed compliance and data-quality reports
     ),
     "security_admin": frozenset(
         {"schema.read", "topic.read", "keys.create", "metrics.read", "registry.config", "api.docs"}

@@ -152,6 +152,13 @@ TOPICS: tuple[TopicSpec, ...] = (
         "Alerts: a rule's condition became true (fired) or false again (resolved).",
     ),
     TopicSpec(
+        "hub.reports",
+        ("hub.ReportCreated",),
+        "record",
+        "report_id",
+        "Reports built and signed (compliance, data quality): manifest digest and checkpoint.",
+    ),
+    TopicSpec(
         "hub.lineage",
         ("hub.LineageEventRecorded",),
         "topic",

@@ -7,6 +7,7 @@ Resources (``resource_of``)::
     registry.config:<subject>  a subject's own compatibility level
     retention:<scope>          the retention policy of ``topic:<name>`` or ``projection:<name>``
                                (``governance.retention``), e.g. ``{"max_age_ms": 86400000}``
+    alerts.rules               the console's alert rules (``governance.alertrules``)
 
 A value is JSON-ready; ``None`` means "no value of its own" (the shipped rules, the global or
 default level, no retention policy). ``propose`` (who, why, the new value) 1. validates the value
@@ -135,6 +136,8 @@ def write_action(resource: str) -> str:
         return "registry.config"
     if resource.startswith(RETENTION_PREFIX):
         return "retention.write"
+    if resource == "alerts.rules":  # governance.alertrules
+        return "rules.write"
     raise _unknown(resource)
 
 
@@ -195,8 +198,8 @@ def _event(
 def _unknown(resource: str) -> UnknownResource:
     return UnknownResource(
         f"Configuration resource {resource!r} is unknown: use rules:<subject>, "
-        f"{REGISTRY_CONFIG}, {REGISTRY_CONFIG}:<subject> or retention:topic:<name> "
-        "(retention:projection:<name>)."
+        f"{REGISTRY_CONFIG}, {REGISTRY_CONFIG}:<subject>, retention:topic:<name> "
+        "(retention:projection:<name>) or alerts.rules."
     )
 
 
@@ -349,6 +352,45 @@ class RetentionResource(ConfigResource):
         self.governance.state()
 
 
+@dataclass
+class AlertRulesResource(ConfigResource):
+    """``alerts.rules``: the console's alert rules (``governance.alertrules``); ``None`` means
+    the shipped rules."""
+
+    name: str
+    store: ConfigChangeStore
+
+    def current(self) -> Any:
+        from governance.alertrules import current_value
+
+        return current_value(self.store)
+
+    def validate(self, value: Any) -> Any:
+        from governance.alertrules import parse_rules, rule_dict
+
+        rules = parse_rules(value)
+        return None if rules is None else [rule_dict(r) for r in rules]
+
+    def effect(self, value: Any, by: str, reason: str, change_id: str, prepare: Prepare) -> Effect:
+        changed = _event(
+            {
+                "key": self.name,
+                "old_value": json.dumps(self.current()),
+                "new_value": json.dumps(value),
+                "changed_by": by,
+                "reason": reason,
+                "changed_at": _now(),
+            },
+            None,
+            self.name,
+            change_id,
+        )
+        return [(CONFIG_TOPIC, prepare(CONFIG_TOPIC, [changed]))]
+
+    def refresh(self) -> None:
+        self.store.refresh()
+
+
 # -- the commands ---------------------------------------------------------------------------------
 class ConfigChanges:
     """The configuration change commands (see the module docstring)."""
@@ -397,6 +439,8 @@ class ConfigChanges:
             scope = name[len(RETENTION_PREFIX) :]
             parse_scope(scope, allow=("topic", "projection"))  # raises InvalidInput
             return RetentionResource(name, scope, self._governance)
+        if name == "alerts.rules":
+            return AlertRulesResource(name, self.store)
         raise _unknown(name)
 
     def requires_two_person(self, resource: str) -> bool:

@@ -137,6 +137,29 @@ class Settings(BaseSettings):
     alert_webhook_secret_file: Path | None = Field(
         default=None, description="File holding the webhook's HMAC-SHA256 key."
     )
+    alert_smtp_host: str | None = Field(
+        default=None, description="Send alert e-mail through this SMTP server (unset: no mail)."
+    )
+    alert_smtp_port: int = Field(default=25, ge=1, le=65_535)
+    alert_email_from: str = Field(default="hub-alerts@localhost", max_length=320)
+    alert_email_to: str | None = Field(
+        default=None, description="Comma-separated recipients of alert e-mail."
+    )
+    session_store: str = Field(
+        default="memory",
+        pattern="^(memory|redis)$",
+        description="Console sessions: in this process (memory) or shared in Redis (redis).",
+    )
+    session_redis_url: str = Field(
+        default="redis://127.0.0.1:6379/0", description="Redis of the console sessions."
+    )
+    # The console's scheduled reports (hub.reports): each day at this UTC time, the daily
+    # compliance report of the previous day and a data-quality report (once per day).
+    report_daily_at: str | None = Field(
+        default=None,
+        pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$",
+        description="Run the daily reports at HH:MM UTC while serving (unset: on demand only).",
+    )
     log_json: bool = Field(default=True, description="Structured (JSON) logs when true.")
     metrics_token_file: Path | None = Field(
         default=None,

@@ -21,7 +21,15 @@ def install(app: FastAPI, sessions: SessionStore | None = None) -> None:
     """Add the console's routes and session store to ``app``."""
     from hub.console import data, pages
 
-    app.state.console_sessions = sessions or SessionStore()
+    if sessions is None:
+        settings = app.state.hub.settings
+        if settings.session_store == "redis":
+            from hub.console.redis_sessions import RedisSessionStore
+
+            sessions = RedisSessionStore(settings.session_redis_url)  # type: ignore[assignment]
+        else:
+            sessions = SessionStore()
+    app.state.console_sessions = sessions
     app.state.console_alerts = None  # an AlertEngine while the app serves (pages.lifespan)
     app.include_router(pages.router)
     app.include_router(data.router)

@@ -12,9 +12,13 @@ Contract:
    exponential backoff on a connection error, a 429 or a 5xx; receivers deduplicate by the
    ``X-Hub-Alert-Event`` header (the event id) if a retry follows a lost answer.
 4. The body is signed: ``X-Hub-Signature-256: sha256=<hex HMAC-SHA256(secret, body)>``.
+5. E-mail: each event is sent once per mailbox through its SMTP server (``smtplib``), retried
+   with backoff on a connection error or a 4xx (transient) answer, not on a 5xx (permanent);
+   the ``Message-ID`` is derived from the event id, so a receiver can deduplicate a retry.
 
-Not built yet: rules as governed config changes (they are shipped data), e-mail delivery,
-metric conditions (projection lag, quarantine rate).
+Rules are governed config (``alerts.rules``, ``governance.alertrules``): changed only through
+the config-change flow, two-person where the policy bundle says so, re-read on every pass.
+Not built yet: metric conditions (projection lag, quarantine rate) other than SQL over views.
 """
 
 from __future__ import annotations
@@ -23,12 +27,14 @@ import hashlib
 import hmac
 import json
 import logging
+import smtplib
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
+from email.message import EmailMessage
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -93,6 +99,66 @@ def deliver(
     return False
 
 
+@dataclass(frozen=True)
+class Mailbox:
+    host: str
+    port: int
+    sender: str
+    recipients: tuple[str, ...]
+    attempts: int = 5
+    backoff_s: float = 0.5  # doubles after each failed attempt
+
+
+def email_for(box: Mailbox, event: dict[str, Any]) -> EmailMessage:
+    """The e-mail of one alert event: a subject naming state, rule and severity; the event as
+    JSON in the body; ``Message-ID`` and ``X-Hub-Alert-Event`` from the event id."""
+    state = "FIRED" if event["event_type"] == FIRED else "RESOLVED"
+    msg = EmailMessage()
+    msg["From"] = box.sender
+    msg["To"] = ", ".join(box.recipients)
+    severity = f" ({event['severity']})" if event.get("severity") else ""
+    msg["Subject"] = f"[hub alert] {state} {event['rule']}{severity}"
+    msg["Message-ID"] = f"<{event['event_id']}@hub.alerts>"
+    msg["X-Hub-Alert-Event"] = str(event["event_id"])
+    summary = event.get("summary", "")
+    msg.set_content(
+        f"{state}: {event['rule']}{severity}\n{summary}\nvalue {event.get('value')}"
+        f"\n\n{json.dumps(event, indent=2, sort_keys=True)}\n"
+    )
+    return msg
+
+
+def send_mail(
+    box: Mailbox,
+    event: dict[str, Any],
+    smtp: Callable[..., smtplib.SMTP] = smtplib.SMTP,
+    sleep: Callable[[float], None] = time.sleep,
+) -> bool:
+    """Send ``event`` to ``box`` (step 5 of the module docstring); True when the server took it."""
+    msg = email_for(box, event)
+    delay = box.backoff_s
+    for attempt in range(1, box.attempts + 1):
+        try:
+            with smtp(box.host, box.port, timeout=10) as server:
+                server.send_message(msg, from_addr=box.sender, to_addrs=list(box.recipients))
+            return True
+        except smtplib.SMTPResponseException as exc:
+            if exc.smtp_code >= 500:
+                log.error("alert mail to %s refused: %s", box.host, exc)
+                return False
+            reason = repr(exc)
+        except smtplib.SMTPRecipientsRefused as exc:
+            log.error("alert mail to %s refused every recipient: %s", box.host, exc)
+            return False
+        except (OSError, smtplib.SMTPException) as exc:
+            reason = repr(exc)
+        log.warning("alert mail to %s attempt %d failed: %s", box.host, attempt, reason)
+        if attempt < box.attempts:
+            sleep(delay)
+            delay *= 2
+    return False
+
+
 def _number(value: Any) -> Decimal:
     try:
         return Decimal(str(value))
@@ -109,10 +175,14 @@ class AlertEngine:
         rules: Sequence[AlertRule],
         webhooks: Sequence[Webhook] = (),
         principal: Principal = ALERTING_PRINCIPAL,
+        mailboxes: Sequence[Mailbox] = (),
+        rules_source: Callable[[], Sequence[AlertRule]] | None = None,
     ) -> None:
         self.hub = hub
         self.rules = tuple(rules)
+        self.rules_source = rules_source  # re-read on every pass (governed rules change)
         self.webhooks = tuple(webhooks)
+        self.mailboxes = tuple(mailboxes)
         self.principal = principal
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -165,6 +235,8 @@ class AlertEngine:
         """One pass over the rules; the events it appended (fired or resolved), delivered."""
         changes: list[dict[str, Any]] = []
         with self._lock:
+            if self.rules_source is not None:
+                self.rules = tuple(self.rules_source())
             for rule in self.rules:
                 try:
                     value = self.measure(rule)
@@ -197,6 +269,8 @@ class AlertEngine:
         for event in changes:  # 3. after the append
             for hook in self.webhooks:
                 deliver(hook, event)
+            for box in self.mailboxes:
+                send_mail(box, event)
         return changes
 
     def _append(self, event_type: str, value: dict[str, Any]) -> dict[str, Any]:
@@ -232,9 +306,8 @@ class AlertEngine:
 
 
 def engine_for(hub: Hub) -> AlertEngine:
-    """The shipped rules and the webhook the settings name (if any)."""
-    from domain.alerts import SHIPPED_RULES
-
+    """The rules in force (governed ``alerts.rules``, else the shipped ones), the webhook and
+    the mailbox the settings name (if any)."""
     settings = hub.settings
     hooks = []
     if settings.alert_webhook_url:
@@ -247,4 +320,23 @@ def engine_for(hub: Hub) -> AlertEngine:
             )
         secret = settings.alert_webhook_secret_file.read_bytes().strip()
         hooks.append(Webhook(settings.alert_webhook_url, secret))
-    return AlertEngine(hub, SHIPPED_RULES, hooks)
+    boxes = []
+    if settings.alert_smtp_host:
+        to = tuple(a.strip() for a in (settings.alert_email_to or "").split(",") if a.strip())
+        if not to:
+            from core.errors import ConfigError
+
+            raise ConfigError(
+                "HUB_ALERT_SMTP_HOST is set without HUB_ALERT_EMAIL_TO: name the addresses "
+                "(comma-separated) that receive alert e-mail."
+            )
+        host, port = settings.alert_smtp_host, settings.alert_smtp_port
+        boxes.append(Mailbox(host, port, settings.alert_email_from, to))
+    from governance.alertrules import rules_in_force
+
+    store = hub.config_changes.store
+
+    def source() -> Sequence[AlertRule]:
+        return rules_in_force(store)
+
+    return AlertEngine(hub, source(), hooks, mailboxes=boxes, rules_source=source)

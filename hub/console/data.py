@@ -54,7 +54,10 @@ class Bars(Rows):
 class QueryIn(BaseModel):
     sql: str = Field(min_length=1, max_length=100_000)
     store: str = Field(default="analytics", pattern="^(analytics|transactional)$")
-    format: str = Field(default="json", pattern="^(json|csv)$")
+    format: str = Field(default="json", pattern="^(json|csv|parquet)$")
+    signed: bool = Field(
+        default=False, description="CSV/Parquet only: a zip with a signed manifest (hub-export/v1)."
+    )
 
 
 class ApproveIn(BaseModel):
@@ -446,15 +449,127 @@ def catalog(request: Request, _: Principal = Depends(authorize("catalog.read")))
 def query(
     body: QueryIn, request: Request, principal: Principal = Depends(authorize("query.run"))
 ) -> Response:
-    """Run SQL over the views (guarded query path) as JSON rows, or export it as CSV."""
+    """Run SQL over the views (guarded query path) as JSON rows, or export it as CSV or
+    Parquet; with ``signed``, the export comes in a zip with a manifest signed by the ledger key
+    (query, checkpoint, row count, digest: ``hub-verify bundle`` checks it offline)."""
     from hub.api.exports import export_query
 
+    hub = hub_of(request)
     started = time.perf_counter()
-    data, media = export_query(hub_of(request), principal, body.sql, body.format, body.store)
+    if body.signed:
+        from hub.reports import signed_export
+
+        if body.format == "json":
+            raise InvalidInput(
+                "signed=true needs format csv or parquet (a signed export is a file).",
+                code="invalid_parameter",
+            )
+        data = signed_export(hub, principal, body.sql, body.format, body.store)
+        name = f"query-{body.format}-signed.zip"
+        return Response(
+            data,
+            media_type="application/zip",
+            headers={"content-disposition": f'attachment; filename="{name}"'},
+        )
+    data, media = export_query(hub, principal, body.sql, body.format, body.store)
     headers = {"x-hub-elapsed-ms": f"{(time.perf_counter() - started) * 1000:.1f}"}
-    if body.format == "csv":
-        headers["content-disposition"] = 'attachment; filename="query.csv"'
+    if body.format != "json":
+        headers["content-disposition"] = f'attachment; filename="query.{body.format}"'
     return Response(data, media_type=media, headers=headers)
+
+
+# -- Reports ----------------------------------------------------------------------------------
+class ReportIn(BaseModel):
+    kind: str = Field(pattern="^(compliance-daily|data-quality)$")
+    day: str | None = Field(default=None, pattern=r"^\d{4}-\d{2}-\d{2}$")
+
+
+_REPORT_ID = Annotated[str, Path(min_length=36, max_length=36, pattern="^[0-9a-f-]{36}$")]
+
+
+@router.get("/reports", response_model=Open)
+def reports(
+    request: Request, _: Principal = Depends(authorize("report.read", "reports"))
+) -> dict[str, Any]:
+    """Every report recorded on ``hub.reports``, newest first."""
+    from hub.reports import KINDS, list_reports
+
+    return {"reports": list(reversed(list_reports(hub_of(request)))), "kinds": KINDS}
+
+
+@router.post("/reports", response_model=Open)
+def run_report(
+    body: ReportIn,
+    request: Request,
+    principal: Principal = Depends(authorize("report.run", "reports")),
+) -> dict[str, Any]:
+    """Build, sign and record a report now (on demand)."""
+    from hub.reports import run_report as run
+
+    made = run(hub_of(request), principal, body.kind, body.day)
+    return {
+        "report_id": made.report_id,
+        "kind": made.kind,
+        "manifest_sha256": made.manifest_sha256,
+        "summary": json.loads(json.dumps(made.manifest["summary"], default=str)),
+    }
+
+
+_PACK_PARTS = {
+    "pack": ("application/zip", None),
+    "pdf": ("application/pdf", "report.pdf"),
+    "html": ("text/html; charset=utf-8", "report.html"),
+}
+
+
+@router.get(
+    "/reports/{report_id}/{part}",
+    responses={200: {"content": {"application/zip": {}, "application/pdf": {}}}},
+)
+def report_file(
+    report_id: _REPORT_ID,
+    part: Annotated[str, Path(pattern="^(pack|pdf|html)$")],
+    request: Request,
+    _: Principal = Depends(authorize("report.read", "reports")),
+) -> Response:
+    """A report's signed pack (zip), or its PDF or HTML (always as a download)."""
+    import io
+    import zipfile
+
+    from hub.reports import find_report
+
+    data = find_report(hub_of(request), report_id)[1]
+    media, member = _PACK_PARTS[part]
+    name = f"report-{report_id}.zip"
+    if member is not None:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            data = zf.read(member)
+        name = f"report-{report_id}.{part}"
+    return Response(
+        data,
+        media_type=media,
+        headers={"content-disposition": f'attachment; filename="{name}"'},
+    )
+
+
+@router.post("/reports/{report_id}/verify", response_model=Open)
+def verify_report(
+    report_id: _REPORT_ID,
+    request: Request,
+    _: Principal = Depends(authorize("report.read", "reports")),
+) -> dict[str, Any]:
+    """Verify a stored report's pack against this hub's ledger key."""
+    from audit.errors import AuditError
+    from audit.note import parse_verifier_key
+    from hub.reports import find_report, verify_pack
+
+    hub = hub_of(request)
+    data = find_report(hub, report_id)[1]
+    try:
+        trusted = parse_verifier_key(hub.ledger.public_key())
+        return {"ok": True, "message": verify_pack(data, trusted)}
+    except AuditError as exc:
+        return {"ok": False, "message": str(exc)}
 
 
 # -- Data health ------------------------------------------------------------------------------
@@ -494,10 +609,11 @@ def alerts(
     _: Principal = Depends(authorize("quarantine.read")),
 ) -> dict[str, Any]:
     """Alert events (fired, resolved), newest first, and the rules evaluated."""
-    from domain.alerts import SHIPPED_RULES
+    from governance.alertrules import rules_in_force
     from hub.console.alerts import engine_for
 
-    engine = request.app.state.console_alerts or engine_for(hub_of(request))
+    hub = hub_of(request)
+    engine = request.app.state.console_alerts or engine_for(hub)
     return {
         "events": list(reversed(engine.events(limit))),
         "rules": [
@@ -509,7 +625,7 @@ def alerts(
                 "store": r.store,
                 "sql": r.sql,
             }
-            for r in SHIPPED_RULES
+            for r in rules_in_force(hub.config_changes.store)
         ],
     }
 

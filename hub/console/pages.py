@@ -29,7 +29,8 @@ from hub.console.sessions import COOKIE, LOGIN_COOKIE, new_token, same_token
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """While the app serves, evaluate the alert rules every ``HUB_ALERT_INTERVAL_S``."""
+    """While the app serves, evaluate the alert rules every ``HUB_ALERT_INTERVAL_S`` and run the
+    daily reports at ``HUB_REPORT_DAILY_AT`` (when set)."""
     from hub.console.alerts import engine_for
 
     hub = app.state.hub
@@ -37,10 +38,18 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.console_alerts = engine
     if hub.settings.alert_interval_s > 0:
         engine.start(hub.settings.alert_interval_s)
+    scheduler = None
+    if hub.settings.report_daily_at:
+        from hub.reports import ReportScheduler
+
+        scheduler = ReportScheduler(hub, hub.settings.report_daily_at)
+        scheduler.start()
     try:
         yield
     finally:
         engine.stop()
+        if scheduler is not None:
+            scheduler.stop()
 
 
 router = APIRouter(include_in_schema=False, lifespan=lifespan)
@@ -53,6 +62,7 @@ PAGES = (
     ("explore", "Explore", "query.run", "explore.js"),
     ("health", "Data health", "quarantine.read", "health.js"),
     ("security", "Security", "policy.read", "security.js"),
+    ("reports", "Reports", "report.read", "reports.js"),
 )
 _STATIC = re.compile(r"^[a-z][a-z0-9_-]{0,40}\.(js|css)$")
 _MEDIA = {"js": "text/javascript; charset=utf-8", "css": "text/css; charset=utf-8"}

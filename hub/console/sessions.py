@@ -10,8 +10,9 @@ Contract:
 - ``csrf`` is a second random token, sent in the page and required on every state-changing
   console request (header ``X-CSRF-Token``): a cross-site form cannot read it.
 
-The store is in memory, per process: the embedded footprint is one process. The distributed
-footprint puts the same records in Redis (not built yet).
+This store is in memory, per process: the embedded footprint is one process. The distributed
+footprint puts the same records in Redis (``hub.console.redis_sessions``,
+``HUB_SESSION_STORE=redis``); one contract test runs on both.
 """
 
 from __future__ import annotations

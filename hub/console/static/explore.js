@@ -1,4 +1,4 @@
-// Explore: SQL over the views through the guarded query path, catalog beside, CSV export.
+// Explore: SQL over the views through the guarded query path, catalog beside, CSV export, signed CSV/Parquet exports.
 "use strict";
 
 (() => {
@@ -115,27 +115,30 @@
     }
   }
 
-  async function exportCsv() {
+  async function exportFile(format, signed) {
     error.textContent = "";
     try {
       const response = await hub.call("/ui/api/query", {
-        method: "POST", json: { sql: sql.value, store: store.value, format: "csv" },
+        method: "POST", json: { sql: sql.value, store: store.value, format, signed },
       });
       const blob = await response.blob();
+      const name = signed ? `query-${format}-signed.zip` : `query.${format}`;
       const a = document.createElement("a");
       a.href = URL.createObjectURL(blob);
-      a.download = "query.csv";
+      a.download = name;
       document.body.appendChild(a);
       a.click();
       a.remove();
-      status.textContent = `exported ${blob.size} bytes as query.csv`;
+      status.textContent = `exported ${blob.size} bytes as ${name}`;
     } catch (e) {
       error.textContent = e.message;
     }
   }
 
   document.getElementById("run").addEventListener("click", run);
-  document.getElementById("csv").addEventListener("click", exportCsv);
+  document.getElementById("csv").addEventListener("click", () => exportFile("csv", false));
+  document.getElementById("signed-csv").addEventListener("click", () => exportFile("csv", true));
+  document.getElementById("signed-parquet").addEventListener("click", () => exportFile("parquet", true));
   sql.addEventListener("keydown", (e) => { if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) run(); });
   loadCatalog().catch((e) => { document.getElementById("catalog").textContent = e.message; });
 })();

@@ -25,8 +25,8 @@ from pathlib import Path
 import pytest
 
 from adapters.local_signer import LocalKeyFileSigner
-from adapters.sqlite_eventlog import SqliteEventLog
 from adapters.sqlite_ledgerstore import SqliteLedgerStore
+from adapters.sqlite_log import SqliteEventLog
 from adapters.tile_ledgerstore import TileLedgerStore
 from audit.merkle import verify_inclusion
 from benchmarks.conftest import Report

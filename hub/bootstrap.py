@@ -184,14 +184,9 @@ def open_ledger_file(path: Path) -> LedgerStore:
     return SqliteLedgerStore(path)
 
 
-def build_ledger(
-    settings: Settings, event_log: EventLog, registry: SchemaRegistry, publisher: Publisher
-) -> Ledger:
-    """The audit ledger: its store (SQLite or PostgreSQL), local key-file signer, witness."""
-    from adapters.local_objectstore import LocalObjectStore
-    from adapters.local_signer import LocalKeyFileSigner
-    from ledger.service import LedgerConfig
-
+def open_ledger_store(settings: Settings) -> LedgerStore:
+    """The LedgerStore the settings name (SQLite file, C2SP tiles, or PostgreSQL); the caller
+    closes it."""
     store: LedgerStore
     if settings.ledger_store == "postgres":
         from adapters.postgres_ledgerstore import PostgresLedgerStore
@@ -210,7 +205,18 @@ def build_ledger(
         store = TileLedgerStore(settings.ledger_path.with_name("ledger-tiles.sqlite"))
     else:
         store = open_ledger_file(settings.ledger_path)
+    return store
 
+
+def build_ledger(
+    settings: Settings, event_log: EventLog, registry: SchemaRegistry, publisher: Publisher
+) -> Ledger:
+    """The audit ledger: its store (SQLite or PostgreSQL), local key-file signer, witness."""
+    from adapters.local_objectstore import LocalObjectStore
+    from adapters.local_signer import LocalKeyFileSigner
+    from ledger.service import LedgerConfig
+
+    store = open_ledger_store(settings)
     config = LedgerConfig(
         origin=settings.ledger_origin,
         checkpoint_every_leaves=settings.checkpoint_every_leaves,

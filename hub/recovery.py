@@ -306,7 +306,7 @@ def _backup_portable(
     Keys held by Vault are not exported: see ``VAULT_KEYS_NOTE`` (recorded in the manifest)."""
     import tempfile
 
-    from adapters.sqlite_ledgerstore import SqliteLedgerStore
+    from hub.bootstrap import open_ledger_file
     from storage.backup import data_files, snapshot_file
     from storage.portable import LOG_EXPORT, copy_ledger, export_end_offsets, export_log
 
@@ -322,7 +322,7 @@ def _backup_portable(
             if (settings.data_dir / rel).exists():
                 snapshot_file(settings.data_dir / rel, snap / rel)
         t = time.perf_counter()
-        ledger = SqliteLedgerStore(snap / "ledger.sqlite")
+        ledger = open_ledger_file(snap / "ledger.sqlite")
         try:
             size = copy_ledger(h.ledger.store, ledger)  # the ledger first: the log covers it
         finally:
@@ -357,7 +357,7 @@ def _replay_portable(settings: Settings, staging: Path, progress: Progress | Non
     ``settings`` name: the records replayed at their offsets into the (empty) log, and for a
     PostgreSQL ledger the ledger copied into its (empty) schema; seconds taken (0 when the
     backup is an embedded one, which holds ``log.sqlite`` itself)."""
-    from hub.bootstrap import build_event_log
+    from hub.bootstrap import build_event_log, open_ledger_file, open_ledger_store
     from storage.portable import LOG_EXPORT, copy_ledger, replay_log
 
     export = staging / LOG_EXPORT
@@ -374,13 +374,8 @@ def _replay_portable(settings: Settings, staging: Path, progress: Progress | Non
         log.close()
     say(f"replayed {n} records into the {settings.event_log} log")
     if settings.ledger_store == "postgres":
-        from adapters.postgres_ledgerstore import PostgresLedgerStore
-        from adapters.sqlite_ledgerstore import SqliteLedgerStore
-
-        src = SqliteLedgerStore(staging / "ledger.sqlite")
-        dst = PostgresLedgerStore(
-            settings.ledger_postgres_url or "", schema=settings.ledger_postgres_schema
-        )
+        src = open_ledger_file(staging / "ledger.sqlite")
+        dst = open_ledger_store(settings)
         try:
             copy_ledger(src, dst)
         finally:

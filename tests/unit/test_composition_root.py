@@ -150,13 +150,15 @@ def test_no_route_or_command_constructs_a_service_or_an_adapter() -> None:
     assert offenders == []
 
 
-# The two builders besides bootstrap(): the ML service is built on first use (keeps scikit-learn
-# out of CLI start-up), and the ML approval flow builds its own policy and config stores
-# (ml/ belongs to the ML issue, #14).
+# The builders besides bootstrap(): the ML service is built on first use (keeps scikit-learn
+# out of CLI start-up), the ML approval flow builds its own policy and config stores
+# (ml/ belongs to the ML issue, #14), and the tracer is one per process (OpenTelemetry's
+# provider is global), with one trace-link store per data folder.
 OTHER_BUILDERS = {
     ROOT / "hub" / "bootstrap.py": "the composition root",
     ROOT / "hub" / "ml_setup.py": "builds the ML service on first use",
     ROOT / "ml" / "models.py": "ModelChanges builds its PolicyStore and ConfigChangeStore (#14)",
+    ROOT / "hub" / "tracing.py": "installs the process-wide tracer and its trace-link store",
 }
 
 

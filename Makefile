@@ -258,5 +258,5 @@ tlog-client:
 # A deploy/ validator that fails to install makes its tests in tests/ops fail under CI=true, naming
 # it; the rest of the suite still runs.
 .PHONY: ci-deps
-ci-deps: browser-deps infra-s3-build flink-setup infra-hdfs-install tlog-client
+ci-deps: browser-deps infra-s3-build flink-setup infra-hdfs-install tlog-client otelcol
 	bash infra/tools.sh install || echo "infra/tools.sh install failed; tests/ops will say which tool is missing" >&2

@@ -17,8 +17,8 @@
 # ports, e.g. HUB_KAFKA_PORT=21092, keep them). Offsets inside a block mirror the usual ports:
 #   kafka 92 (controller 93), postgres 32, opa 81, openbao 20, s3 33, redis 79, prometheus 90,
 #   flink 86 (REST), hub http 80 (used by tests that serve the hub for a scraper), mlflow 50,
-#   otel 18 (the OpenTelemetry Collector's OTLP/HTTP, like 4318), hdfs 21 (NameNode RPC) and
-#   71 (NameNode HTTP, WebHDFS).
+#   otel 18 (the OpenTelemetry Collector's OTLP/HTTP, like 4318), hdfs 24 (NameNode RPC) and
+#   74 (NameNode HTTP, WebHDFS). Taken implicitly: 21 (OpenBao's cluster port, its port + 1).
 
 _hub_env_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
 
@@ -45,8 +45,8 @@ flink HUB_FLINK_PORT 86
 hub HUB_INFRA_HUB_PORT 80
 mlflow HUB_MLFLOW_PORT 50
 otel HUB_OTEL_PORT 18
-hdfs HUB_HDFS_PORT 21
-hdfs-http HUB_HDFS_HTTP_PORT 71"
+hdfs HUB_HDFS_PORT 24
+hdfs-http HUB_HDFS_HTTP_PORT 74"
 
 : "${HUB_INFRA_DIR:=$_hub_env_root/.infra}"
 export HUB_INFRA_DIR HUB_INFRA_SLOT

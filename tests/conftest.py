@@ -7,8 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from hub.bootstrap import Hub, bootstrap
-from hub.settings import load_settings
+# The contract suites' shared bodies (tests/contract/*_contract.py) are plain modules: without this,
+# a failing assertion in them says only "AssertionError", without the values compared.
+pytest.register_assert_rewrite("tests.contract")
+
+from hub.bootstrap import Hub, bootstrap  # noqa: E402
+from hub.settings import load_settings  # noqa: E402
 
 
 @pytest.fixture

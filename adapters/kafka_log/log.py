@@ -145,6 +145,10 @@ _TOPIC_NAME = TOPIC_NAME
 _MAX_BATCH_RECORDS = 1_000_000
 _OFFSET_INVALID = -1001
 _OUT_OF_RANGE_CODES = {KafkaError.OFFSET_OUT_OF_RANGE, KafkaError._AUTO_OFFSET_RESET}
+# Set on every topic the hub creates (unless its config says otherwise): the broker deletes nothing
+# by time or size; the hub's governed retention does (see ``create_topic``).
+NO_BROKER_DELETION = {"retention.ms": "-1", "retention.bytes": "-1"}
+
 _INTERNAL = re.compile(r"^(__|_hub_)")
 _LATEST: Any = OffsetSpec.latest()  # type: ignore[no-untyped-call]
 _EARLIEST: Any = OffsetSpec.earliest()  # type: ignore[no-untyped-call]
@@ -307,6 +311,12 @@ class KafkaEventLog(EventLog):
         self._ensure_internal_topics()
         hub_cfg = {k: v for k, v in cfg.items() if k.startswith(HUB_CONFIG_PREFIX)}
         kafka_cfg = {k: v for k, v in cfg.items() if not k.startswith(HUB_CONFIG_PREFIX)}
+        # The hub's governed retention (policies, legal holds, retention.delete events on the
+        # ledger) is the only deleter: left to the broker's defaults (7 days by time), Kafka
+        # would delete records on its own, judged by their timestamps, with no event saying so,
+        # and the ledger would prove records that are gone. A config passed explicitly wins.
+        for key, value in NO_BROKER_DELETION.items():
+            kafka_cfg.setdefault(key, value)
         created = self._create_kafka_topic(name, partitions, kafka_cfg)
         existing = self._lookup(name)
         if existing is None:
@@ -439,7 +449,9 @@ class KafkaEventLog(EventLog):
                 out[self._unwire(res.name)] = {
                     k: e.value
                     for k, e in entries.items()
-                    if e.source == ConfigSource.DYNAMIC_TOPIC_CONFIG.value and e.value is not None
+                    if e.source == ConfigSource.DYNAMIC_TOPIC_CONFIG.value
+                    and e.value is not None
+                    and NO_BROKER_DELETION.get(k) != e.value  # the hub's own default, not a choice
                 }
         except (KafkaException, TimeoutError) as exc:
             raise translate(exc, f"describing the config of {list(names)!r}") from exc

@@ -218,6 +218,34 @@ def test_a_topic_prefix_keeps_namespaces_apart_on_the_wire(kafka: str) -> None:
             log.close()
 
 
+def test_the_broker_deletes_nothing_on_its_own(kafka: str) -> None:
+    """Topics the hub creates carry retention.ms=-1 and retention.bytes=-1 on the broker (records
+    stamped in 1970 would otherwise go at the broker's next retention check, with no
+    retention.delete event on the ledger); a retention the caller sets explicitly is kept, and
+    the hub's default is not reported as the topic's config."""
+    from confluent_kafka.admin import AdminClient, ConfigResource
+
+    log = KafkaEventLog(kafka, topic_prefix=f"r{uuid.uuid4().hex[:8]}.")
+    try:
+        log.create_topic("kept", 1)
+        log.create_topic("timed", 1, {"retention.ms": "86400000"})
+        admin = AdminClient({"bootstrap.servers": kafka})
+        resources = [
+            ConfigResource(ConfigResource.Type.TOPIC, log._wire(n)) for n in ("kept", "timed")
+        ]
+        got = {
+            res.name: {k: e.value for k, e in f.result(timeout=30).items()}
+            for res, f in admin.describe_configs(resources).items()
+        }
+        kept, timed = got[log._wire("kept")], got[log._wire("timed")]
+        assert kept["retention.ms"] == "-1" and kept["retention.bytes"] == "-1"
+        assert timed["retention.ms"] == "86400000" and timed["retention.bytes"] == "-1"
+        assert log.topic("kept").config == {}
+        assert log.topic("timed").config == {"retention.ms": "86400000"}
+    finally:
+        log.close()
+
+
 @pytest.fixture(scope="module")
 def prefixed(kafka: str) -> Iterator[dict[str, EventLog]]:
     prefix = f"c{uuid.uuid4().hex[:8]}."

@@ -20,6 +20,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
 from pydantic.json_schema import models_json_schema
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 
 from core.errors import Forbidden, HubError, InvalidInput
 from core.events import OutgoingEvent, is_internal_topic, refuse_internal
@@ -374,6 +375,11 @@ def create_app(hub: Hub) -> FastAPI:
     async def _bug(request: Request, exc: Exception) -> JSONResponse:
         # Not a way to hide failures: every 5xx is a bug to fix. It is logged with its
         # traceback, and the client gets the error shape instead of a bare text page.
+        if isinstance(exc, ClientDisconnect):
+            # The client hung up before its body arrived: nothing failed here, and no answer
+            # can reach it. Logged as what it is, not as a bug.
+            log.info("client disconnected", extra={"path": request.url.path})
+            return JSONResponse({}, status_code=499)
         log.exception("unexpected failure", extra={"path": request.url.path})
         body = {
             "error_code": 50001,

@@ -232,7 +232,10 @@ def test_content_length_lies_over_real_http(shared_api: Api) -> None:
         for answer in (short, long, nan):
             status = answer.split(b"\r\n", 1)[0]
             assert not status.startswith(b"HTTP/1.1 5"), answer[:300]
-        assert long.startswith(b"HTTP/1.1 422"), long[:300]  # the 3 bytes are not JSON
+        # The 3 bytes are not JSON (422 from the app, uvicorn's h11 parser), or the bytes after
+        # them are not a request (400 from uvicorn's httptools parser, which the lock installs
+        # since the ML stack came in): a 4xx either way, never the body read past its length.
+        assert long.startswith((b"HTTP/1.1 422", b"HTTP/1.1 400")), long[:300]
         assert nan.startswith(b"HTTP/1.1 400"), nan[:300]
     finally:
         server.should_exit = True

@@ -37,7 +37,7 @@ TEST_GROUPS := "tests/unit tests/contract tests/service tests/integration tests/
 # Under CI=true, `make test` first installs what every test group needs (make ci-deps).
 test: setup $(if $(CI),ci-deps)
 	@rc=0; for group in $(TEST_GROUPS); do \
-		$(PY) -m pytest -q $$group; r=$$?; \
+		$(PY) -m pytest -q --durations=15 $$group; r=$$?; \
 		if [ $$r -eq 5 ]; then echo "make test: pytest collected no tests in $$group; that is a failure" >&2; fi; \
 		if [ $$r -ne 0 ]; then rc=$$r; fi; \
 	done; exit $$rc

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from storage.backup import CHUNKS
 from tests.ops.conftest import ROOT, run, tool
 from tests.ops.hubserver import HUB, Served, serve
 
@@ -121,7 +122,7 @@ def _dags_test(
     )
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-4000:]
-    assert "state=success" in output, output[-4000:]
+    assert re.search(r"DagRun Finished.*?state=success", output), output[-4000:]
     return output
 
 
@@ -219,14 +220,18 @@ def test_backup_is_created_and_verified(
     listed = run(str(HUB), "--data-dir", str(served.data_dir), "--key-file",
                  str(served.admin_key_file), "backup", "list")  # fmt: skip
     assert made.group(1) in listed.stdout, listed.stdout + listed.stderr
-    # a wrong KEK fails the run: the DAG never reports an unverifiable backup as done
-    other = tmp_path / "secrets" / "other.kek"
-    assert run(str(HUB), "backup", "kek", str(other)).returncode == 0
+    # a chunk changed in the store fails the next run: create reuses the chunk (it uploads only
+    # what the store lacks), verify reads it back and names it
+    chunks = sorted((Path(f"{served.data_dir}-objects") / CHUNKS).rglob("*"))
+    chunk = next(p for p in chunks if p.is_file())
+    chunk.chmod(0o644)
+    chunk.write_bytes(b"\0" + chunk.read_bytes()[1:])
     exe, env = airflow
     env = {**env, "HUB_URL": served.url, "HUB_BATCH_OUTPUT": str(tmp_path), **extra}
-    env["HUB_BACKUP_KEK_FILE"] = str(other)
     failed = subprocess.run(
         [exe, "dags", "test", "hub_backup", DAY], capture_output=True, text=True, env=env,
         timeout=900,
     )  # fmt: skip
-    assert "state=success" not in failed.stdout + failed.stderr
+    output = failed.stdout + failed.stderr
+    assert re.search(r"DagRun Finished.*?state=failed", output), output[-4000:]
+    assert chunk.name in output, output[-4000:]  # the first bad object is named

@@ -230,7 +230,7 @@ def test_backup_is_created_and_verified(
     env = {**env, "HUB_URL": served.url, "HUB_BATCH_OUTPUT": str(tmp_path), **extra}
     failed = subprocess.run(
         [exe, "dags", "test", "hub_backup", DAY], capture_output=True, text=True, env=env,
-        timeout=900,
+        timeout=600,
     )  # fmt: skip
     output = failed.stdout + failed.stderr
     assert re.search(r"DagRun Finished.*?state=failed", output), output[-4000:]

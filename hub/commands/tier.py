@@ -19,18 +19,15 @@ from hub.cli import Ctx, authorize, main, run_safely
 
 
 def _tier(h: Any) -> Any:
-    from hub.bootstrap import build_object_store
-    from storage.tiering import ColdTier
+    from hub.tiering import cold_tier
 
-    return ColdTier(build_object_store(h.settings, write_once=False))
+    return cold_tier(h)
 
 
 def _topics(h: Any, topic: str | None) -> list[str]:
-    hot = h.ledger.log
-    if topic:
-        hot.topic(topic)  # TopicNotFound names it
-        return [topic]
-    return [t.name for t in hot.topics() if not t.name.startswith(("hub.", "_"))]
+    from hub.tiering import tier_topics
+
+    return tier_topics(h, topic)
 
 
 @main.group()
@@ -47,43 +44,10 @@ def tier_offload(obj: Ctx, topic: str | None, trim_hot: bool) -> None:
 
     def go() -> None:
         with obj.hub() as h:
+            from hub.tiering import offload
+
             principal = authorize(h, "retention.write", f"topic:{topic or '*'}")
-            h.ledger.sync(force_checkpoint=True)  # only records with leaves are offloaded
-            cold, hot = _tier(h), h.ledger.log
-            out: list[dict[str, Any]] = []
-            for name in _topics(h, topic):
-                for part in range(hot.topic(name).partitions):
-                    made = cold.offload(
-                        hot,
-                        name,
-                        part,
-                        segment_records=h.settings.tier_segment_records,
-                        leaf_of=h.ledger.index_of,
-                    )
-                    row: dict[str, Any] = {
-                        "topic": name,
-                        "partition": part,
-                        "segments_offloaded": len(made),
-                        "records_offloaded": sum(s.count for s in made),
-                    }
-                    span = cold.cold_range(name, part)
-                    start = hot.beginning_offsets(name).get(part, 0)
-                    if trim_hot and span is not None and span[1] > start:
-                        hot.delete_records_before(name, part, span[1])
-                        h.ledger.record_action(
-                            principal.id,
-                            "retention.delete",
-                            f"topic:{name}",
-                            details={
-                                "topic": name,
-                                "partition": part,
-                                "from": start,
-                                "to": span[1],
-                                "tier": "cold",
-                            },
-                        )
-                        row["hot_start"] = span[1]
-                    out.append(row)
+            out = offload(h, principal, topic, trim_hot)
             click.echo(json.dumps(out, indent=2))
 
     run_safely(go)

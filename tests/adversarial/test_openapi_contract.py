@@ -16,6 +16,7 @@ NO_BODY = {
     ("post", "/v1/ledger/verify"),
     ("post", "/v1/projections/{name}/rebuild"),
     ("post", "/v1/evidence"),
+    ("post", "/v1/tier/offload"),  # query parameters, like hub tier offload's options
 }
 IDS = [f"{m.upper()} {p}" for m, p, _ in OPERATIONS]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import zipfile
 from collections.abc import Iterator
@@ -12,13 +13,21 @@ from pathlib import Path
 
 import pytest
 
+from storage.backup import CHUNKS
 from tests.ops.conftest import ROOT, run, tool
 from tests.ops.hubserver import HUB, Served, serve
 
-pytestmark = pytest.mark.timeout(1800)  # Airflow's start-up, a hub with the demo day, 4 DAG runs
+pytestmark = pytest.mark.timeout(2400)  # Airflow's start-up, a hub with the demo day, 7 DAG runs
 
 DAGS = ROOT / "deploy" / "airflow" / "dags"
-EXPECTED = {"hub_nightly_evidence", "hub_daily_reports", "hub_reconciliation", "hub_retention"}
+EXPECTED = {
+    "hub_nightly_evidence",
+    "hub_daily_reports",
+    "hub_reconciliation",
+    "hub_retention",
+    "hub_ml_retraining",
+    "hub_backup",
+}
 DAY = "2026-12-03"  # a run on the 3rd covers the 2nd in the evidence DAG; any date works offline
 
 
@@ -47,7 +56,8 @@ def airflow(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict[str, st
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Served, Path]]:
     tmp = tmp_path_factory.mktemp("hub")
-    with serve(tmp, demo=True) as served:
+    # small cold-tier segments, so the demo day has closed segments to archive
+    with serve(tmp, demo=True, extra_env={"HUB_TIER_SEGMENT_RECORDS": "100"}) as served:
         key = tmp / "batch.key"  # a person for the batch jobs, not the admin
         done = run(
             str(HUB), "--data-dir", str(served.data_dir), "--key-file",
@@ -56,6 +66,14 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Served, Path
         )  # fmt: skip
         assert done.returncode == 0, done.stderr
         key.write_text(done.stdout.strip().splitlines()[-1].strip())
+        ml_key = tmp / "ml.key"  # the retraining DAG's person: the batch key cannot train
+        done = run(
+            str(HUB), "--data-dir", str(served.data_dir), "--key-file",
+            str(served.admin_key_file), "keys", "create", "--role", "ml_engineer",
+            "--owner", "ml-ops",
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        ml_key.write_text(done.stdout.strip().splitlines()[-1].strip())
         yield served, key
 
 
@@ -82,7 +100,11 @@ def test_every_dag_imports(airflow: tuple[str, dict[str, str]]) -> None:
 
 
 def _dags_test(
-    airflow: tuple[str, dict[str, str]], hub: tuple[Served, Path], dag: str, out: Path
+    airflow: tuple[str, dict[str, str]],
+    hub: tuple[Served, Path],
+    dag: str,
+    out: Path,
+    extra: dict[str, str] | None = None,
 ) -> str:
     exe, env = airflow
     served, key = hub
@@ -90,15 +112,17 @@ def _dags_test(
         **env,
         "HUB_URL": served.url,
         "HUB_API_KEY_FILE": str(key),
+        "HUB_ML_API_KEY_FILE": str(key.parent / "ml.key"),
         "HUB_BATCH_OUTPUT": str(out),
         "HUB_VERIFY_SCRIPT": str(ROOT / "audit" / "verify.py"),
+        **(extra or {}),
     }
     done = subprocess.run(
         [exe, "dags", "test", dag, DAY], capture_output=True, text=True, env=env, timeout=900
     )
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-4000:]
-    assert "state=success" in output, output[-4000:]
+    assert re.search(r"DagRun Finished.*?state=success", output), output[-4000:]
     return output
 
 
@@ -114,8 +138,18 @@ def test_nightly_evidence_pack_verifies(
 def test_daily_reports_are_written(
     airflow: tuple[str, dict[str, str]], hub: tuple[Served, Path], tmp_path: Path
 ) -> None:
-    _dags_test(airflow, hub, "hub_daily_reports", tmp_path)
+    output = _dags_test(airflow, hub, "hub_daily_reports", tmp_path)
     day = tmp_path / "reports" / DAY
+    for kind in ("compliance-daily", "data-quality"):  # signed, fetched, verified offline
+        with zipfile.ZipFile(day / f"{kind}.zip") as zf:
+            manifest = json.loads(zf.read("manifest.json"))
+        assert manifest["kind"] == kind and "report.pdf" in manifest["files"]
+    assert manifest["summary"]  # data-quality's counters
+    with zipfile.ZipFile(day / "compliance-daily.zip") as zf:
+        assert json.loads(zf.read("manifest.json"))["day"] == "2026-12-02"
+    for kind in ("compliance-daily", "data-quality"):  # the stand-alone verifier, trusted key
+        assert f"OK hub-report/v1 report {kind}:" in output, output[-4000:]
+    assert "checked with the trusted key" in output
     volumes = (day / "volumes_by_instrument.csv").read_text().splitlines()
     assert volumes[0] == '"instrument","currency","volume","bars"' and len(volumes) > 1
     assert (day / "payment_status.csv").read_text().startswith('"status","currency","payments"')
@@ -125,5 +159,79 @@ def test_daily_reports_are_written(
 def test_reconciliation_and_retention_run(
     airflow: tuple[str, dict[str, str]], hub: tuple[Served, Path], tmp_path: Path
 ) -> None:
+    served, _ = hub
     _dags_test(airflow, hub, "hub_reconciliation", tmp_path)
-    _dags_test(airflow, hub, "hub_retention", tmp_path)
+    output = _dags_test(airflow, hub, "hub_retention", tmp_path)
+    assert '"segments_offloaded": ' in output  # the archive task ran before apply
+    status = run(
+        str(HUB), "--data-dir", str(served.data_dir), "--key-file",
+        str(served.admin_key_file), "tier", "status",
+    )  # fmt: skip
+    assert status.returncode == 0, status.stderr
+    cold = [row for row in json.loads(status.stdout) if row["cold_segments"] > 0]
+    assert cold, status.stdout  # closed segments of the demo day are in the cold tier
+    _dags_test(airflow, hub, "hub_reconciliation", tmp_path)  # the ledger still verifies
+
+
+def test_retraining_makes_a_challenger_and_reports_it(
+    airflow: tuple[str, dict[str, str]], hub: tuple[Served, Path], tmp_path: Path
+) -> None:
+    served, key = hub
+    report = tmp_path / "ml" / DAY / "payment_risk.json"
+    _dags_test(airflow, hub, "hub_ml_retraining", tmp_path)
+    first = json.loads(report.read_text())
+    assert first["stage"] == "NONE" and first["champion"] is None  # registered, not promoted
+    assert first["holdout"]["auc"] > 0.5
+    # two people make it the champion (never the DAG); the next run trains a challenger
+    base = [str(HUB), "--data-dir", str(served.data_dir), "ml"]
+    version = str(first["version"])
+    ml_key = (key.parent / "ml.key").read_text().strip()
+    done = run(*base, "promote", "payment_risk", version, "--reason", "test", "--key", ml_key)
+    assert done.returncode == 0, done.stdout + done.stderr
+    change = json.loads(done.stdout)["change_id"]
+    done = run(*base, "approve", change, "--key", key.read_text().strip())
+    assert done.returncode == 0 and '"status": "applied"' in done.stdout, done.stderr
+    output = _dags_test(airflow, hub, "hub_ml_retraining", tmp_path)
+    second = json.loads(report.read_text())
+    assert second["stage"] == "CHALLENGER" and second["version"] == first["version"] + 1
+    assert second["champion"]["version"] == first["version"] and "auc" in second["delta"]
+    assert second["ab"]["champion"] == first["version"]  # the champion stays
+    assert f"vs champion v{first['version']}" in output
+
+
+def test_backup_is_created_and_verified(
+    airflow: tuple[str, dict[str, str]], hub: tuple[Served, Path], tmp_path: Path
+) -> None:
+    served, _ = hub
+    kek = tmp_path / "secrets" / "backup.kek"  # apart from the data folder and the store
+    kek.parent.mkdir()
+    done = run(str(HUB), "backup", "kek", str(kek))
+    assert done.returncode == 0, done.stderr
+    extra = {
+        "HUB_CLI": str(HUB),
+        "HUB_DATA_DIR": str(served.data_dir),
+        "HUB_BACKUP_KEY_FILE": str(served.admin_key_file),
+        "HUB_BACKUP_KEK_FILE": str(kek),
+    }
+    output = _dags_test(airflow, hub, "hub_backup", tmp_path, extra)
+    made = re.search(r"backup (\S+): ledger size (\d+)", output)
+    assert made and int(made.group(2)) > 0, output[-4000:]
+    assert '"ok": true' in output  # hub backup verify checked every chunk
+    listed = run(str(HUB), "--data-dir", str(served.data_dir), "--key-file",
+                 str(served.admin_key_file), "backup", "list")  # fmt: skip
+    assert made.group(1) in listed.stdout, listed.stdout + listed.stderr
+    # a chunk changed in the store fails the next run: create reuses the chunk (it uploads only
+    # what the store lacks), verify reads it back and names it
+    chunks = sorted((Path(f"{served.data_dir}-objects") / CHUNKS).rglob("*"))
+    chunk = next(p for p in chunks if p.is_file())
+    chunk.chmod(0o644)
+    chunk.write_bytes(b"\0" + chunk.read_bytes()[1:])
+    exe, env = airflow
+    env = {**env, "HUB_URL": served.url, "HUB_BATCH_OUTPUT": str(tmp_path), **extra}
+    failed = subprocess.run(
+        [exe, "dags", "test", "hub_backup", DAY], capture_output=True, text=True, env=env,
+        timeout=600,
+    )  # fmt: skip
+    output = failed.stdout + failed.stderr
+    assert re.search(r"DagRun Finished.*?state=failed", output), output[-4000:]
+    assert chunk.name in output, output[-4000:]  # the first bad object is named

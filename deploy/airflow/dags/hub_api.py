@@ -8,6 +8,8 @@ recorded on the ledger like any other.
 Settings (environment of the Airflow workers):
   HUB_URL            the API, e.g. http://hub.hub.svc:8080 (default http://127.0.0.1:8080)
   HUB_API_KEY_FILE   a file holding KEY_ID:SECRET (required; mount it from Vault)
+  HUB_ML_API_KEY_FILE  the key of the ML retraining DAG (role ml_engineer: ``hub keys create
+                     --role ml_engineer --owner ml-ops``); the batch key does not train models
   HUB_BATCH_OUTPUT   where packs and reports are written (default /var/lib/hub-batch)
   HUB_VERIFY_SCRIPT  the hub's audit/verify.py (stdlib + cryptography), used to check each
                      evidence pack independently of the hub that produced it
@@ -40,16 +42,16 @@ def output_dir(*parts: str) -> Path:
     return path
 
 
-def _authorization() -> str:
-    key_file = os.environ.get("HUB_API_KEY_FILE")
+def _authorization(key_env: str) -> str:
+    key_file = os.environ.get(key_env)
     if not key_file:
         raise HubCallFailed(
-            "HUB_API_KEY_FILE is not set: point it at a file holding the batch key KEY_ID:SECRET."
+            f"{key_env} is not set: point it at a file holding the API key KEY_ID:SECRET."
         )
     try:
         key = Path(key_file).read_text(encoding="utf-8").strip()
     except OSError as exc:
-        raise HubCallFailed(f"HUB_API_KEY_FILE={key_file} cannot be read: {exc}.") from exc
+        raise HubCallFailed(f"{key_env}={key_file} cannot be read: {exc}.") from exc
     return f"Bearer {key}"
 
 
@@ -60,12 +62,14 @@ def call(
     query: dict[str, str] | None = None,
     body: dict[str, Any] | None = None,
     raw: bool = False,
+    key_env: str = "HUB_API_KEY_FILE",
 ) -> Any:
-    """One request; the JSON answer (or bytes with ``raw``). Errors raise HubCallFailed."""
+    """One request with the key in the file ``$key_env`` names; the JSON answer (or bytes with
+    ``raw``). Errors raise HubCallFailed."""
     url = base_url() + path + ("?" + urllib.parse.urlencode(query) if query else "")
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(url, data=data, method=method)
-    request.add_header("Authorization", _authorization())
+    request.add_header("Authorization", _authorization(key_env))
     request.add_header("X-Request-Id", os.environ.get("AIRFLOW_CTX_DAG_RUN_ID", "airflow"))
     if data is not None:
         request.add_header("Content-Type", "application/json")
@@ -78,3 +82,31 @@ def call(
     except (urllib.error.URLError, TimeoutError, OSError) as exc:
         raise HubCallFailed(f"{method} {url} failed: {exc}; is HUB_URL right?") from exc
     return payload if raw else json.loads(payload)
+
+
+def verify_pack(pack: Path, public_key: Path) -> str:
+    """``audit/verify.py bundle PACK --public-key KEY`` (the stand-alone verifier: evidence packs
+    and signed reports); its output, or HubCallFailed with it when the pack does not verify."""
+    import subprocess
+    import sys
+
+    script = os.environ.get("HUB_VERIFY_SCRIPT") or str(
+        Path(__file__).resolve().parents[3] / "audit" / "verify.py"
+    )
+    done = subprocess.run(
+        [sys.executable, script, "bundle", str(pack), "--public-key", str(public_key)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    print(done.stdout)
+    if done.returncode != 0:
+        raise HubCallFailed(f"{pack} does not verify: {done.stdout}{done.stderr}")
+    return done.stdout
+
+
+def public_key(folder: Path) -> Path:
+    """The ledger's public key (GET /v1/ledger/public-key) written to ``folder/ledger.pub``."""
+    key = folder / "ledger.pub"
+    key.write_bytes(call("GET", "/v1/ledger/public-key", raw=True))
+    return key

@@ -12,9 +12,6 @@ The day is the one before the run's logical date (a run on the 25th covers the 2
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -65,20 +62,7 @@ def hub_nightly_evidence() -> None:
 
     @task
     def check_pack(pack: str) -> None:
-        script = os.environ.get("HUB_VERIFY_SCRIPT") or str(
-            Path(__file__).resolve().parents[3] / "audit" / "verify.py"
-        )
-        key = hub_api.output_dir("evidence") / "ledger.pub"
-        key.write_bytes(hub_api.call("GET", "/v1/ledger/public-key", raw=True))
-        done = subprocess.run(
-            [sys.executable, script, "bundle", pack, "--public-key", str(key)],
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        print(done.stdout)
-        if done.returncode != 0:
-            raise hub_api.HubCallFailed(f"{pack} does not verify: {done.stdout}{done.stderr}")
+        hub_api.verify_pack(Path(pack), hub_api.public_key(hub_api.output_dir("evidence")))
 
     check_pack(export_pack(verify_ledger()))
 

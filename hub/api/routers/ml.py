@@ -1,7 +1,10 @@
 """Models over HTTP (``ml.service``): ``GET /v1/models`` and ``GET /v1/models/{name}``
 (``model.read``), ``POST /v1/models/{name}/predict`` (``model.predict``: scores one event with
 the champion, or the challenger for its share of entity keys, from online features; recorded on
-``hub.predictions``), ``GET /v1/models/{name}/ab`` (``model.read``: the A/B report)."""
+``hub.predictions``), ``GET /v1/models/{name}/ab`` (``model.read``: the A/B report),
+``POST /v1/models/{name}/retrain`` (``model.train`` and ``model.promote``, as ``hub ml retrain``:
+a new version evaluated beside the champion becomes the challenger for ``share`` of the keys;
+making it the champion stays a two-person decision)."""
 
 from __future__ import annotations
 
@@ -128,6 +131,23 @@ def predict(
 ) -> dict[str, Any]:
     result: dict[str, Any] = _ml(request).predict(who, name, body.event).as_dict()
     return result
+
+
+class RetrainIn(BaseModel):
+    share: float = Field(0.1, gt=0.0, lt=1.0, description="The challenger's share of the keys.")
+    reason: str = Field("retrain", min_length=1, max_length=500)
+
+
+@router.post("/v1/models/{name}/retrain", response_model=ModelVersionOut)
+def retrain(
+    body: RetrainIn,
+    request: Request,
+    name: str = NAME,
+    who: Principal = Depends(authorize("model.train")),
+    _: Principal = Depends(authorize("model.promote")),
+) -> dict[str, Any]:
+    made: dict[str, Any] = _ml(request).retrain(who, name, body.share, body.reason).as_dict()
+    return made
 
 
 @router.get("/v1/models/{name}/ab", response_model=AbReportOut)

@@ -148,6 +148,8 @@ _OUT_OF_RANGE_CODES = {KafkaError.OFFSET_OUT_OF_RANGE, KafkaError._AUTO_OFFSET_R
 # Set on every topic the hub creates (unless its config says otherwise): the broker deletes nothing
 # by time or size; the hub's governed retention does (see ``create_topic``).
 NO_BROKER_DELETION = {"retention.ms": "-1", "retention.bytes": "-1"}
+# How long a scan that met the last stable offset below the end waits for transaction markers.
+MARKER_WAIT_S = 2.0
 
 _INTERNAL = re.compile(r"^(__|_hub_)")
 _LATEST: Any = OffsetSpec.latest()  # type: ignore[no-untyped-call]
@@ -933,7 +935,7 @@ class KafkaEventLog(EventLog):
         _check_offset(offset, f"offset to read in {topic!r}")
         if type(max_records) is not int or max_records < 1:
             raise InvalidInput(f"max_records={max_records!r} is invalid: pass an int >= 1.")
-        records, _ = self._read_raw(topic, partition, offset, max_records)
+        records, _, _ = self._read_raw(topic, partition, offset, max_records)
         return [strip_idem(r) for r in records]
 
     def scan(
@@ -960,17 +962,35 @@ class KafkaEventLog(EventLog):
         end = self._watermarks(topic)[partition]
         offset = start
         while offset < end:
-            chunk, reached = self._read_raw(topic, partition, offset, min(batch, end - offset))
+            chunk, offset, at_end = self._read_raw(
+                topic, partition, offset, min(batch, end - offset)
+            )
             yield from chunk
-            if reached is None:
-                return  # the end of what is committed
-            offset = reached
+            if at_end and (offset >= end or not self._stable_past(topic, partition, offset)):
+                return  # the end of what is committed (a transaction is still open)
+
+    def _stable_past(self, topic: str, partition: int, offset: int) -> bool:
+        """Whether the last stable offset moves past ``offset`` within ``MARKER_WAIT_S``.
+
+        A transaction's end returns to its producer once the coordinator has decided; its
+        markers reach the partitions just after. Until then the last stable offset stays at
+        the transaction's first record, so a scan right after an abort (or commit) followed by
+        more appends would stop short of records that are already committed. A transaction
+        that is really still open keeps it there: the scan then ends at what is committed."""
+        deadline = time.monotonic() + MARKER_WAIT_S
+        while True:
+            if self._watermarks(topic, committed=True)[partition] > offset:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.02)
 
     def _read_raw(
         self, topic: str, partition: int, offset: int, max_records: int
-    ) -> tuple[list[StoredRecord], int | None]:
-        """Committed records from ``offset``, with the hub's own headers still on them, and the
-        offset to go on from (``None``: the read reached the end of what is committed).
+    ) -> tuple[list[StoredRecord], int, bool]:
+        """Committed records from ``offset``, with the hub's own headers still on them, the
+        offset to go on from, and whether the read reached the end of what is committed (the
+        last stable offset it saw; everything below the offset returned is then read).
 
         The reader never lets librdkafka move its position silently (``auto.offset.reset`` is
         ``error``): an offset below the partition's start (deleted by retention, possibly
@@ -981,7 +1001,7 @@ class KafkaEventLog(EventLog):
         with self._lock:
             end = self._watermarks(topic, committed=True)[partition]
             if offset >= end:
-                return [], None
+                return [], offset, True
             consumer = self._reader_consumer()
             doing = f"reading {topic!r} partition {partition} from offset {offset}"
             try:
@@ -1008,7 +1028,7 @@ class KafkaEventLog(EventLog):
                         if err is not None:
                             if err.code() == KafkaError._PARTITION_EOF:
                                 if (msg.offset() or 0) >= end:
-                                    return out, None
+                                    return out, max(position, end), True
                                 continue  # an early end-of-partition: keep reading
                             if err.code() in _OUT_OF_RANGE_CODES:
                                 position = self._restart(consumer, topic, partition, position, err)
@@ -1020,9 +1040,9 @@ class KafkaEventLog(EventLog):
                         out.append(stored_record(topic, partition, o, msg))
                         position = o + 1
                         if position >= end:
-                            return out, None
+                            return out, position, True
                         if len(out) >= max_records:
-                            return out, position
+                            return out, position, False
             except KafkaException as exc:
                 raise translate(exc, doing) from exc
             finally:

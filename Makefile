@@ -28,19 +28,14 @@ run: setup
 	$(VENV)/bin/hub --data-dir $(DATA) --key-file $(DATA)/admin.key demo load
 	$(VENV)/bin/hub --data-dir $(DATA) serve --port $(PORT) --admin-key-file $(DATA)/admin.key
 
-# The whole test suite. pytest's exit code 5 (no tests collected) fails the target, loudly.
-# Two pytest processes: chDB (the ClickHouse engine in-process) aborted a single process that
-# opened and closed a few thousand sessions; the adversarial suite runs in its own.
-TEST_GROUPS := "tests/unit tests/contract tests/service tests/integration tests/differential" \
-	"tests/adversarial" "tests/ops" "tests/browser"
-
-# Under CI=true, `make test` first installs what every test group needs (make ci-deps).
+# The whole test suite: tests/lanes.sh runs the pytest groups in two lanes side by side, each with
+# its own infra slot (own servers and ports). pytest's exit code 5 (no tests collected) fails the
+# target, loudly. Several pytest processes: chDB (the ClickHouse engine in-process) aborted a single
+# process that opened and closed a few thousand sessions. HUB_TEST_LANES=1 runs one lane.
+# Under CI=true, `make test` first installs what every test group needs (make ci-deps); the tools
+# only tests/ops needs (make ci-deps-late) are built by the second lane before tests/ops.
 test: setup $(if $(CI),ci-deps)
-	@rc=0; for group in $(TEST_GROUPS); do \
-		$(PY) -m pytest -q --durations=15 $$group; r=$$?; \
-		if [ $$r -eq 5 ]; then echo "make test: pytest collected no tests in $$group; that is a failure" >&2; fi; \
-		if [ $$r -ne 0 ]; then rc=$$r; fi; \
-	done; exit $$rc
+	@bash tests/lanes.sh
 
 # Debian's chromium + chromium-driver for tests/browser (Selenium drives them; no download of a
 # browser by any other tool). Needs root or sudo; does nothing when both are installed.
@@ -258,5 +253,10 @@ tlog-client:
 # A deploy/ validator that fails to install makes its tests in tests/ops fail under CI=true, naming
 # it; the rest of the suite still runs.
 .PHONY: ci-deps
-ci-deps: browser-deps infra-s3-build flink-setup infra-hdfs-install tlog-client otelcol
+ci-deps: browser-deps infra-s3-build flink-setup infra-hdfs-install tlog-client
+
+# Only tests/ops needs these (the OpenTelemetry Collector, helm, kubeconform, hadolint, OpenTofu):
+# built once and cached under ~/.cache/hub; tests/lanes.sh builds them in the second lane.
+.PHONY: ci-deps-late
+ci-deps-late: otelcol
 	bash infra/tools.sh install || echo "infra/tools.sh install failed; tests/ops will say which tool is missing" >&2

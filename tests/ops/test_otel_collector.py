@@ -26,7 +26,7 @@ def _collector() -> None:
     if run("bash", str(SCRIPT), "path").returncode != 0:
         reason = (
             "OPENTELEMETRY COLLECTOR NOT BUILT: run 'bash infra/otelcol.sh build' (or 'make "
-            "otelcol'; make ci-deps builds it); the OTLP export test did not run."
+            "otelcol'; make ci-deps-late builds it); the OTLP export test did not run."
         )
         if os.environ.get("CI") == "true":
             pytest.fail(reason, pytrace=False)

@@ -19,8 +19,9 @@
 #                              partition, JSON without schemas) and (re)configures it when the
 #                              worker runs. Idempotent: the same call again changes nothing.
 #   infra/connect.sh release NAME
-#                              delete connector NAME, its stored offsets, its replication slot
-#                              (a slot left behind keeps PostgreSQL's WAL forever) and publication
+#                              stop and delete connector NAME, its stored offsets, its replication
+#                              slot (a slot left behind keeps PostgreSQL's WAL forever) and its
+#                              publication
 #
 # Jars:    $HOME/.cache/hub/connect-<version>/{libs,plugins/debezium-connector-postgres}
 # State:   $HUB_INFRA_DIR/connect/{worker.properties,connectors/*.json,offsets,logs,connect.pid}
@@ -35,6 +36,8 @@
 # schemas.enable=false). Debezium's Avro path needs Confluent's serializer jars, which are not on
 # Maven Central; the hub validates each change against its own registered schema anyway.
 # Decimals as strings (decimal.handling.mode=string: exact, no base64 of unscaled bytes).
+# The worker's log shows an ERROR "Failed to discover Converter ... CloudEventsConverter" at start:
+# that optional Debezium converter needs a JsonConverter method Kafka 4 removed; it is not used.
 set -euo pipefail
 
 CONNECT_VERSION="4.1.1" # org.apache.kafka:connect-runtime, the broker's version (infra/kafka.sh)
@@ -142,6 +145,8 @@ listeners=http://$HOST:$PORT
 rest.advertised.host.name=$HOST
 rest.advertised.port=$PORT
 plugin.path=$PLUGIN_ROOT
+# Every plugin here ships ServiceLoader manifests: no reflective scan of each jar (~28 s here).
+plugin.discovery=service_load
 offset.storage.file.filename=$OFFSETS
 offset.flush.interval.ms=1000
 key.converter=org.apache.kafka.connect.json.JsonConverter
@@ -213,13 +218,18 @@ cmd_status() { process_status 5; }
 cmd_logs() { tail_logs "$CONSOLE_LOG" "$LOG_DIR/connect.log"; }
 
 # -- connectors -----------------------------------------------------------------------------------
-pg_psql() { # SQL as the table owner `hub` over TCP
-    local bin
+# pg_psql_as ROLE PASSWORD ARGS...: psql over TCP to the database hub; pg_psql: as the table
+# owner `hub`.
+pg_psql_as() {
+    local role="$1" password="$2" bin
+    shift 2
     bin="$(find /usr/lib/postgresql -maxdepth 3 -path '*/bin/psql' 2>/dev/null | sort -V | tail -n 1)"
     [[ -n "$bin" ]] || die "psql is not installed; run 'infra/postgres.sh install'."
-    PGPASSWORD="${HUB_PG_PASSWORD:-hub}" "$bin" -X -q -v ON_ERROR_STOP=1 -h "$HOST" \
-        -p "$HUB_PG_PORT" -U hub -d hub "$@"
+    PGPASSWORD="$password" "$bin" -X -q -v ON_ERROR_STOP=1 -h "$HOST" -p "$HUB_PG_PORT" \
+        -U "$role" -d hub "$@"
 }
+
+pg_psql() { pg_psql_as hub "${HUB_PG_PASSWORD:-hub}" "$@"; }
 
 valid_name() {
     [[ "$1" =~ ^[a-z][a-z0-9_]{0,40}$ ]] ||
@@ -293,32 +303,34 @@ EOF
 }
 
 cmd_release() {
-    local name="${1:-}"
+    local name="${1:-}" i
     [[ -n "$name" ]] || die "usage: infra/connect.sh release NAME"
     valid_name "$name"
-    if healthy 5; then
-        curl -s -m 30 -X DELETE "$(url)/connectors/$name" >/dev/null || true
-        # The worker drops the slot's reader when the task stops; wait until it has.
-        local i
-        for i in $(seq 1 50); do
-            curl -sf -m 5 "$(url)/connectors/$name" >/dev/null 2>&1 || break
-            sleep 0.2
+    if healthy 5 && curl -sf -m 5 "$(url)/connectors/$name" >/dev/null 2>&1; then
+        # Stop (the task lets go of the slot), forget its offsets (KIP-875), then delete it.
+        curl -sf -m 30 -X PUT "$(url)/connectors/$name/stop" >/dev/null || true
+        for i in $(seq 1 100); do
+            curl -sf -m 5 "$(url)/connectors/$name/status" | grep -q '"state":"STOPPED"' && break
+            sleep 0.1
         done
+        curl -sf -m 30 -X DELETE "$(url)/connectors/$name/offsets" >/dev/null ||
+            log "the worker kept connector $name's offsets; they go when the worker stops"
+        curl -sf -m 30 -X DELETE "$(url)/connectors/$name" >/dev/null || true
     fi
     rm -f "$CONNECTORS_DIR/$name.json"
-    if [[ -f "$OFFSETS" ]] && ! running_pid >/dev/null; then
-        rm -f "$OFFSETS" # standalone keeps every connector's offsets in one file
-    fi
     if pg_psql -tA -c 'SELECT 1' >/dev/null 2>&1; then
-        local i
+        # Only a replication role (or a superuser) may drop a slot: as hub_cdc. A slot still held
+        # by a stopping task is retried for a few seconds.
         for i in $(seq 1 50); do
-            pg_psql -tA -c "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = 'hub_$name' AND NOT active" >/dev/null 2>&1 || true
+            pg_psql_as "$CDC_ROLE" "$CDC_PASSWORD" -tA -c "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = 'hub_$name' AND NOT active" >/dev/null 2>&1 || true
             [[ -z "$(pg_psql -tA -c "SELECT 1 FROM pg_replication_slots WHERE slot_name = 'hub_$name'")" ]] && break
             sleep 0.2
         done
+        [[ -z "$(pg_psql -tA -c "SELECT 1 FROM pg_replication_slots WHERE slot_name = 'hub_$name'")" ]] ||
+            die "replication slot hub_$name is still held; stop the worker ('infra/connect.sh stop') and release again."
         pg_psql -c "DROP PUBLICATION IF EXISTS hub_$name" >/dev/null
     fi
-    log "connector $name released (connector, slot hub_$name, publication hub_$name)"
+    log "connector $name released (connector, offsets, slot hub_$name, publication hub_$name)"
 }
 
 case "${1:-}" in

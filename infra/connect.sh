@@ -280,6 +280,7 @@ EOF
     "slot.name": "hub_$name",
     "snapshot.mode": "initial",
     "decimal.handling.mode": "string",
+    "poll.interval.ms": "100",
     "tombstones.on.delete": "false",
     "topic.creation.default.replication.factor": "1",
     "topic.creation.default.partitions": "1",

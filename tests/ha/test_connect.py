@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import statistics
 import subprocess
 import threading
@@ -296,3 +297,53 @@ def test_the_example_connector_config_is_a_valid_debezium_source(tmp_path: Path)
     cfg = yaml.safe_load((EXAMPLES / "accounts-cdc.connector.yaml").read_text())
     assert cfg.pop("kind") == "debezium"
     DebeziumSourceConfig(name="cdc", bootstrap_servers="127.0.0.1:1", **cfg)
+
+
+def _cli_hub(data: Path) -> None:
+    h = bootstrap(load_settings(environ={}, data_dir=data))
+    try:
+        h.log.create_topic(TOPIC, 1)
+        h.registry.register(SUBJECT, (EXAMPLES / "accounts-cdc.avsc").read_text())
+        rules = yaml.safe_load((EXAMPLES / "accounts-cdc.rules.yaml").read_text())
+        h.ingest.rules.set(SUBJECT, rules, "ops", "captured accounts")
+    finally:
+        h.close()
+
+
+def test_the_cli_ingests_the_topic_and_names_a_missing_one(
+    cap: Capture, hub: Hub, tmp_path: Path
+) -> None:
+    """``hub connector run NAME --config FILE`` (kind: debezium) on a fresh data folder reads the
+    whole topic the tests above wrote: the same records as the module's hub (runs after them)."""
+    from click.testing import CliRunner
+
+    from hub.cli import main
+    from tests.cli_keys import admin_args
+
+    data = tmp_path / "data"
+    _cli_hub(data)
+    cfg = tmp_path / "cdc.yaml"
+    cfg.write_text(
+        yaml.safe_dump(
+            {
+                "kind": "debezium",
+                "source_topic": cap.source_topic,
+                "topic": TOPIC,
+                "bootstrap_servers": cap.bootstrap,
+            }
+        )
+    )
+    r = CliRunner().invoke(
+        main, [*admin_args(data), "connector", "run", cap.name, "--config", str(cfg)]
+    )
+    assert r.exit_code == 0, r.output
+    m = re.search(r"accepted=(\d+) rejected=(\d+) duplicates=(\d+)", r.output)
+    assert m is not None, r.output
+    assert int(m[1]) == len(_log(hub)) and int(m[2]) == 1 and int(m[3]) >= 1
+
+    cfg.write_text(cfg.read_text().replace(cap.source_topic, f"{cap.name}.public.missing"))
+    r = CliRunner().invoke(
+        main, [*admin_args(data), "connector", "run", cap.name, "--config", str(cfg)]
+    )
+    assert r.exit_code == 1
+    assert f"{cap.name}.public.missing" in r.output and "infra/connect.sh capture" in r.output

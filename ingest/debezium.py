@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -85,6 +86,11 @@ class DebeziumSourceConfig:
             raise ConfigError(
                 f"Debezium source {self.name!r}: batch_size {self.batch_size} is out of range; "
                 "use 1 to 100000."
+            )
+        if not 1 <= self.timeout_s <= 600:
+            raise ConfigError(
+                f"Debezium source {self.name!r}: timeout_s {self.timeout_s} is out of range; "
+                "use 1 to 600 seconds."
             )
         if not 0 < self.poll_s <= 60:
             raise ConfigError(
@@ -266,12 +272,21 @@ class DebeziumSource:
                 }
             )
             batches = 0
+            last_read = time.monotonic()
             while not self.stop.is_set():
                 if c.max_batches is not None and batches >= c.max_batches:
                     break
                 if ends is not None and all(offsets[p] >= ends[p] for p in offsets):
                     break
                 messages = consumer.consume(c.batch_size, timeout=c.poll_s)
+                if messages:
+                    last_read = time.monotonic()
+                elif ends is not None and time.monotonic() - last_read > c.timeout_s:
+                    raise Retryable(
+                        f"Reading {c.source_topic} stopped at offsets {offsets} before the end "
+                        f"offsets {ends} seen at the start, for {c.timeout_s} s; what was "
+                        "ingested is kept, and the source resumes there when run again."
+                    )
                 records: list[RawRecord] = []
                 for m in messages:
                     if m.error() is not None:

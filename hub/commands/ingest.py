@@ -205,27 +205,38 @@ def connector_run(obj: Ctx, name: str, config_file: str, follow: bool) -> None:
 
 
 def _run_debezium(h: Any, name: str, cfg: dict[str, Any], follow: bool) -> Any:
-    """A Debezium source; with ``follow``, until Ctrl-C (the batch in flight commits first)."""
+    """A Debezium source; with ``follow``, until SIGTERM (after the batch in flight) or Ctrl-C
+    (a batch interrupted midway is not committed: it is read again on the next run)."""
+    import signal
     import threading
 
     from ingest.debezium import DebeziumSource, DebeziumSourceConfig
+    from ingest.pipeline import IngestResult
 
     cfg.setdefault("bootstrap_servers", h.settings.kafka_bootstrap_servers)
     if follow:
         cfg["follow"] = True
+    config = DebeziumSourceConfig(name=name, **cfg)
     stop = threading.Event()
+    seen = IngestResult()
 
-    def batch_done(r: Any) -> None:
+    def batch_done(r: IngestResult) -> None:
+        seen.add(r)
         h.ledger.sync()  # each batch on the ledger as it lands, not only when the command ends
         click.echo(_summary(f"{name} batch", r.accepted, r.rejected, r.duplicates))
 
-    config = DebeziumSourceConfig(name=name, **cfg)
     source = DebeziumSource(h.ingest, config, stop, batch_done if follow else None)
-    try:
+    if not follow:
         return source.run()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    click.echo(
+        f"{name}: following {config.source_topic} into {config.topic} (SIGTERM or Ctrl-C stops)"
+    )
+    try:
+        source.run()
     except KeyboardInterrupt:
         stop.set()
-        raise
+    return seen
 
 
 __all__ = ["HubError", "connector", "publish", "shutil", "watch"]

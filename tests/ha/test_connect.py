@@ -366,9 +366,9 @@ def test_the_cli_ingests_the_topic_and_names_a_missing_one(
 
 def test_the_cli_follows_until_sigterm(cap: Capture, tmp_path: Path) -> None:
     """``--follow`` as a worker runs it: a change committed while it runs lands (printed per
-    batch), and SIGTERM ends it after the batch in flight with exit code 0. A real process (SIGTERM is
-    what a container stop sends): its start-up (imports, bootstrap) dominates, ~5 s on a quiet
-    machine, 27 s measured at load ~30."""
+    batch), and SIGTERM ends it after the batch in flight with exit code 0. A real process
+    (SIGTERM is what a container stop sends): its start-up (imports, bootstrap) dominates, ~5 s
+    on a quiet machine, 27 s measured at load ~30."""
     import queue
 
     from tests.cli_keys import admin_args

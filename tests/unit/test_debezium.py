@@ -4,6 +4,7 @@ shapes Debezium 3.6 writes through Connect's JsonConverter (captured from a real
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -101,3 +102,17 @@ def test_config_errors_name_the_fix() -> None:
         DebeziumSourceConfig(
             name="cdc", source_topic="t", topic="x", bootstrap_servers="b:1", batch_size=0
         )
+
+
+def test_follow_is_refused_for_sources_that_end(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from hub.cli import main
+
+    cfg = tmp_path / "db.yaml"
+    cfg.write_text("kind: db\nurl: sqlite:///x.db\ntable: t\ntopic: trades\ncursor: c\nkey: k\n")
+    r = CliRunner().invoke(
+        main, ["--data-dir", str(tmp_path / "d"), "connector", "run", "x", "--config", str(cfg),
+               "--follow"],
+    )  # fmt: skip
+    assert r.exit_code == 1 and "--follow applies to kind: debezium only" in r.output

@@ -244,6 +244,24 @@ flink-setup:
 	bash infra/flink.sh setup
 # ---- end infra: Flink ------------------------------------------------------------------------------
 
+# ---- infra: Kafka Connect + Debezium's PostgreSQL connector (infra/connect.sh) ----------------------
+# A standalone worker against this checkout's Kafka; jars from Maven Central in
+# ~/.cache/hub/connect-<version>. Tables are captured with `bash infra/connect.sh capture NAME
+# public.TABLE` (PostgreSQL runs with wal_level=logical). Tests: tests/ha/test_connect*.py.
+.PHONY: connect-deps infra-connect-up infra-connect-down
+connect-deps:
+	bash infra/connect.sh fetch
+
+infra-connect-up: infra-kafka-up infra-postgres-up
+	bash infra/connect.sh start
+
+infra-connect-down:
+	bash infra/connect.sh stop
+
+# The worker stops before the broker it writes to (`make infra-down`).
+infra-kafka-down: infra-connect-down
+# ---- end infra: Kafka Connect ------------------------------------------------------------------------
+
 # ---- what CI installs before the suite (each idempotent, cached under ~/.cache/hub) -----------------
 # The Go tlog-tiles client (golang.org/x/mod/sumdb) tests/integration/test_tlog_interop.py drives.
 .PHONY: tlog-client
@@ -253,7 +271,7 @@ tlog-client:
 # A deploy/ validator that fails to install makes its tests in tests/ops fail under CI=true, naming
 # it; the rest of the suite still runs.
 .PHONY: ci-deps
-ci-deps: browser-deps infra-s3-build flink-setup infra-hdfs-install tlog-client
+ci-deps: browser-deps infra-s3-build flink-setup infra-hdfs-install tlog-client connect-deps
 
 # Only tests/ops needs these (the OpenTelemetry Collector, helm, kubeconform, hadolint, OpenTofu):
 # built once and cached under ~/.cache/hub; tests/lanes.sh builds them in the second lane.

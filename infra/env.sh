@@ -18,7 +18,7 @@
 #   kafka 92 (controller 93), postgres 32, opa 81, openbao 20, s3 33, redis 79, prometheus 90,
 #   flink 86 (REST), hub http 80 (used by tests that serve the hub for a scraper), mlflow 50,
 #   otel 18 (the OpenTelemetry Collector's OTLP/HTTP, like 4318), hdfs 24 (NameNode RPC) and
-#   74 (NameNode HTTP, WebHDFS). Taken implicitly: 21 (OpenBao's cluster port, its port + 1).
+#   74 (NameNode HTTP, WebHDFS), connect 83 (Kafka Connect's REST API). Taken implicitly: 21 (OpenBao's cluster port, its port + 1).
 
 _hub_env_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
 
@@ -46,7 +46,8 @@ hub HUB_INFRA_HUB_PORT 80
 mlflow HUB_MLFLOW_PORT 50
 otel HUB_OTEL_PORT 18
 hdfs HUB_HDFS_PORT 24
-hdfs-http HUB_HDFS_HTTP_PORT 74"
+hdfs-http HUB_HDFS_HTTP_PORT 74
+connect HUB_CONNECT_PORT 83"
 
 : "${HUB_INFRA_DIR:=$_hub_env_root/.infra}"
 export HUB_INFRA_DIR HUB_INFRA_SLOT

@@ -4,7 +4,8 @@
 #   infra/postgres.sh install  apt-get install postgresql (Debian 12: PostgreSQL 15), only when no
 #                              /usr/lib/postgresql/*/bin/initdb exists (needs root; non-interactive)
 #   infra/postgres.sh start    install if needed, initdb once, start, wait until healthy (bounded),
-#                              make sure the role `hub` and the database `hub` exist
+#                              make sure the role `hub` and the database `hub` exist, and the
+#                              role `hub_cdc` (LOGIN REPLICATION, for Debezium: infra/connect.sh)
 #   infra/postgres.sh stop     pg_ctl stop (fast, then immediate after a bound); a no-op when down
 #   infra/postgres.sh status   exit 0 only when the server accepts connections
 #   infra/postgres.sh psql     psql connected as `hub` to the database `hub` (arguments passed on)
@@ -17,6 +18,7 @@
 # Settings (environment):
 #   HUB_PG_PORT                        default: this checkout's block (infra/env.sh), never 5432
 #   HUB_PG_PASSWORD=hub                password of the role `hub` (scram-sha-256 on 127.0.0.1)
+#   HUB_PG_CDC_PASSWORD=hub_cdc        password of the replication role `hub_cdc`
 #   HUB_PG_START_TIMEOUT=60 (s), HUB_PG_STOP_TIMEOUT=30 (s)
 #
 # Authentication: TCP only on 127.0.0.1 with a password (scram-sha-256); the Unix socket lives in
@@ -40,6 +42,8 @@ START_TIMEOUT="${HUB_PG_START_TIMEOUT:-60}"
 STOP_TIMEOUT="${HUB_PG_STOP_TIMEOUT:-30}"
 DB="hub"
 ROLE="hub"
+CDC_ROLE="hub_cdc" # the replication role Debezium logs in as (infra/connect.sh); owns nothing
+CDC_PASSWORD="${HUB_PG_CDC_PASSWORD:-hub_cdc}"
 SUPERUSER="postgres" # the bootstrap superuser's name (initdb -U), whoever owns the cluster
 
 SCRIPT="postgres.sh"
@@ -152,6 +156,11 @@ shared_buffers = 128MB
 password_encryption = 'scram-sha-256'
 log_line_prefix = '%m [%p] %q%u@%d '
 log_min_duration_statement = 1000
+# Change data capture (infra/connect.sh, Debezium over pgoutput): logical decoding needs
+# wal_level=logical (a restart applies it; 'replica' is the default). A few slots and senders.
+wal_level = logical
+max_replication_slots = 10
+max_wal_senders = 10
 EOF
 }
 
@@ -176,13 +185,16 @@ su_psql() {
 }
 
 ensure_role_and_db() {
-    local quoted="${PASSWORD//\'/\'\'}"
+    local quoted="${PASSWORD//\'/\'\'}" cdc_quoted="${CDC_PASSWORD//\'/\'\'}"
     su_psql -d postgres <<EOF
 SELECT format('CREATE ROLE %I LOGIN', '$ROLE')
 WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '$ROLE') \gexec
 ALTER ROLE $ROLE LOGIN PASSWORD '$quoted';
 SELECT format('CREATE DATABASE %I OWNER %I', '$DB', '$ROLE')
 WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = '$DB') \gexec
+SELECT format('CREATE ROLE %I LOGIN REPLICATION', '$CDC_ROLE')
+WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '$CDC_ROLE') \gexec
+ALTER ROLE $CDC_ROLE LOGIN REPLICATION PASSWORD '$cdc_quoted';
 EOF
 }
 

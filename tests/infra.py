@@ -27,8 +27,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-# started on demand
+# started on demand; stopped in this order (Kafka Connect before the Kafka it writes to)
 COMPONENTS = (
+    "connect",
     "kafka",
     "postgres",
     "opa",

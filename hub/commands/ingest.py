@@ -5,8 +5,9 @@ progress bar, prints accepted / rejected / duplicate counts, and exits 1 when th
 unreadable (``ingest.files``). ``watch`` polls a folder: each new file is published, then
 moved to ``done/`` (or ``failed/`` when unreadable); a file already fully ingested is recognised
 by its digest and not ingested twice. ``connector run`` runs a pull connector described by a YAML
-file (``kind: db`` or ``kind: http``, see ``ingest.db`` and ``ingest.httppull``) until its
-source is exhausted; it resumes from its stored position.
+file (``kind: db``, ``kind: http`` or ``kind: debezium``, see ``ingest.db``, ``ingest.httppull``
+and ``ingest.debezium``) until its source is exhausted (``--follow``: a Debezium source keeps
+consuming); it resumes from its stored position.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import shutil
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 import yaml
@@ -148,18 +150,37 @@ def connector() -> None:
 @connector.command("run")
 @click.argument("name")
 @click.option("--config", "config_file", required=True, type=click.Path(dir_okay=False))
+@click.option(
+    "--follow",
+    is_flag=True,
+    help="kind: debezium only: keep consuming change events until interrupted (Ctrl-C).",
+)
 @click.pass_obj
-def connector_run(obj: Ctx, name: str, config_file: str) -> None:
-    """Run connector NAME described by a YAML file until its source is exhausted."""
+def connector_run(obj: Ctx, name: str, config_file: str, follow: bool) -> None:
+    """Run connector NAME described by a YAML file until its source is exhausted.
+
+    \b
+    kind: db        poll a table by a cursor column (ingest/db.py)
+    kind: http      page through an HTTP API (ingest/httppull.py)
+    kind: debezium  consume a Debezium change topic (Kafka Connect, infra/connect.sh capture):
+                    source_topic: cdc.public.accounts, topic: <hub topic>, optional
+                    bootstrap_servers (default HUB_KAFKA_BOOTSTRAP_SERVERS), batch_size, poll_s
+    """
 
     def go() -> None:
         try:
             cfg = yaml.safe_load(Path(config_file).read_text(encoding="utf-8"))
         except (OSError, yaml.YAMLError) as exc:
             raise ConfigError(f"Cannot read connector config {config_file!r}: {exc}") from exc
-        if not isinstance(cfg, dict) or cfg.get("kind") not in ("db", "http"):
+        if not isinstance(cfg, dict) or cfg.get("kind") not in ("db", "http", "debezium"):
             raise ConfigError(
-                f"Connector config {config_file!r} must be a mapping with kind: db or kind: http."
+                f"Connector config {config_file!r} must be a mapping with kind: db, kind: http "
+                "or kind: debezium."
+            )
+        if follow and cfg.get("kind") != "debezium":
+            raise ConfigError(
+                f"--follow applies to kind: debezium only; {config_file!r} is kind: "
+                f"{cfg.get('kind')}, which runs until its source is exhausted."
             )
         with obj.hub() as h:
             authorize(h, "ingest.connector", f"connectors/{name}")
@@ -168,10 +189,12 @@ def connector_run(obj: Ctx, name: str, config_file: str) -> None:
                 from ingest.db import DbConnector, DbSourceConfig
 
                 result = DbConnector(h.ingest, DbSourceConfig(name=name, **cfg)).run()
-            else:
+            elif kind == "http":
                 from ingest.httppull import HttpPullConfig, HttpPullConnector
 
                 result = HttpPullConnector(h.ingest, HttpPullConfig(name=name, **cfg)).run()
+            else:
+                result = _run_debezium(h, name, cfg, follow)
             click.echo(_summary(name, result.accepted, result.rejected, result.duplicates))
 
     try:
@@ -179,6 +202,41 @@ def connector_run(obj: Ctx, name: str, config_file: str) -> None:
     except TypeError as exc:  # unknown keys in the YAML
         click.echo(f"error [config_invalid]: connector config {config_file!r}: {exc}", err=True)
         sys.exit(1)
+
+
+def _run_debezium(h: Any, name: str, cfg: dict[str, Any], follow: bool) -> Any:
+    """A Debezium source; with ``follow``, until SIGTERM (after the batch in flight) or Ctrl-C
+    (a batch interrupted midway is not committed: it is read again on the next run)."""
+    import signal
+    import threading
+
+    from ingest.debezium import DebeziumSource, DebeziumSourceConfig
+    from ingest.pipeline import IngestResult
+
+    cfg.setdefault("bootstrap_servers", h.settings.kafka_bootstrap_servers)
+    if follow:
+        cfg["follow"] = True
+    config = DebeziumSourceConfig(name=name, **cfg)
+    stop = threading.Event()
+    seen = IngestResult()
+
+    def batch_done(r: IngestResult) -> None:
+        seen.add(r)
+        h.ledger.sync()  # each batch on the ledger as it lands, not only when the command ends
+        click.echo(_summary(f"{name} batch", r.accepted, r.rejected, r.duplicates))
+
+    source = DebeziumSource(h.ingest, config, stop, batch_done if follow else None)
+    if not follow:
+        return source.run()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    click.echo(
+        f"{name}: following {config.source_topic} into {config.topic} (SIGTERM or Ctrl-C stops)"
+    )
+    try:
+        source.run()
+    except KeyboardInterrupt:
+        stop.set()
+    return seen
 
 
 __all__ = ["HubError", "connector", "publish", "shutil", "watch"]

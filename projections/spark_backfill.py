@@ -19,6 +19,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -91,7 +92,7 @@ class SparkBackfill:
         for t in p.tables:
             path = folder / f"{t.name}.json"
             rows = read_rows(t, path) if path.exists() else []
-            rows.sort(key=lambda r, t=t: _sort_key(t, r))
+            rows.sort(key=partial(_sort_key, t))
             d, n = digest(t, rows)
             out.rows[t.name] = rows
             out.digests[t.name] = {"digest": d, "rows": n}

@@ -78,16 +78,13 @@ def lake_recompute(obj: Ctx, projection: str) -> None:
             done = backfill.recompute(p, files)  # 3.
             h.projections.run([p.name])  # 4.
             embedded = h.projections.digest(p.name, save=False)
-            report = {  # 5.
-                "projection": p.name,
-                "spark": done.job,
-                "tables": {
-                    t: {"spark": d, "embedded": embedded[t], "equal": d == embedded[t]}
-                    for t, d in done.digests.items()
-                },
+            tables = {  # 5.
+                t: {"spark": d, "embedded": embedded[t], "equal": d == embedded[t]}
+                for t, d in done.digests.items()
             }
+            report = {"projection": p.name, "spark": done.job, "tables": tables}
             click.echo(json.dumps(report, indent=2, sort_keys=True))
-            differ = [t for t, r in report["tables"].items() if not r["equal"]]
+            differ = [t for t, r in tables.items() if not r["equal"]]
             if differ:
                 raise Conflict(
                     f"Spark's recomputation of {p.name} differs from the embedded view in "

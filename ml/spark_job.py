@@ -64,6 +64,7 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
         SparkSession.builder.master(spec["master"])
         .appName("hub-ml-train")
         .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.shuffle.partitions", "2")
         .config("spark.driver.memory", "1g")
         .getOrCreate()

@@ -146,6 +146,7 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
         SparkSession.builder.master(spec["master"])
         .appName(f"hub-backfill-{spec['projection']}")
         .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.shuffle.partitions", "2")
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.driver.memory", "1g")

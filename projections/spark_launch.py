@@ -73,16 +73,16 @@ class SparkLauncher:
             {
                 "TMPDIR": str(folder / "tmp"),
                 "JAVA_TOOL_OPTIONS": f"-Djava.io.tmpdir={folder / 'tmp'}",
-                "PYTHONUNBUFFERED": "1",
                 "PYSPARK_PYTHON": str(self.python),
                 "PYSPARK_DRIVER_PYTHON": str(self.python),
             }
         )
-        env.pop("PYTHONPATH", None)  # the job script stands alone: standard library + pyspark
         started = time.monotonic()
         with open(folder / "stdout.log", "wb") as out, open(folder / "stderr.log", "wb") as err:
             process = subprocess.Popen(
-                [str(self.python), str(script), str(path)],
+                # -I: the script's folder is not put on sys.path (projections/types.py would
+                # shadow the standard library's types module), nor PYTHON* variables read
+                [str(self.python), "-I", str(script), str(path)],
                 stdout=out,
                 stderr=err,
                 env=env,

@@ -12,6 +12,7 @@ under CI=true.
 from __future__ import annotations
 
 import json
+import shutil
 import zipfile
 from collections.abc import Iterator
 from datetime import timedelta
@@ -23,6 +24,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from core.ports.policy import Principal
 from hub.bootstrap import Hub, bootstrap
 from hub.cli import main
 from hub.ml_setup import ml_of
@@ -35,6 +37,8 @@ from tests.infra import require
 from tests.service.test_ml import T, _open, _pay
 
 # Spark start-up on a loaded 2-core machine took minutes (load 20-40): a wide bound.
+ALICE = Principal("alice", frozenset({"ml_engineer"}))
+BOB = Principal("bob", frozenset({"ml_engineer"}))
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1500)]
 
 
@@ -151,18 +155,30 @@ def test_spark_predictions_and_the_hubs_scoring_agree_on_the_holdout(
         hub.close()
 
 
-def test_the_challenger_scores_in_process_without_spark(trained: dict[str, Any]) -> None:
-    hub = _hub(trained["data"], HUB_SPARK_PYTHON="/nonexistent/python")
+def test_a_spark_champion_scores_in_process_without_spark(
+    trained: dict[str, Any], tmp_path: Path
+) -> None:
+    """Promoted to champion by two people (in a copy of the data folder: the other tests keep
+    their challenger), the Spark version scores every event with no Spark interpreter at all."""
+    data = tmp_path / "data"
+    shutil.copytree(trained["data"], data)
+    hub = _hub(data, HUB_SPARK_PYTHON="/nonexistent/python")
     try:
         ml = ml_of(hub)
+        change = ml.changes.propose_champion(ALICE, "payment_risk", 2, "spark family")
+        ml.changes.approve(BOB, change.change_id)
+        assert ml.models.state("payment_risk").champion == 2
         ml.consumer("payment_risk").run_until_idle()
         preds = ml.predictions("payment_risk", 2)
-        assert preds and {p["variant"] for p in preds} == {"challenger"}
+        assert len(preds) == 90  # every PaymentInitiated of the fixture, once
         model = ml.models.load("payment_risk", 2).estimator
-        for p in preds[:20]:
+        assert isinstance(model, SparkLogistic)
+        for p in preds:
             vector = json.loads(p["features"])
             x = np.array([[vector[f] for f in model.features]])
-            assert p["score"] == pytest.approx(float(model.predict_proba(x)[0, 1]), abs=1e-12)
+            # the prediction event carries the score rounded to 9 decimals
+            assert p["score"] == pytest.approx(float(model.predict_proba(x)[0, 1]), abs=1e-9)
+        assert {p["decision"] for p in preds} == {"alert", "pass"}
     finally:
         hub.close()
 

@@ -58,6 +58,7 @@ def lake_recompute(obj: Ctx, projection: str) -> None:
                 h.projections.windowing,
             )
             backfill.check(p)
+            backfill.launcher.check()  # the virtualenv is there, before anything is exported
             try:
                 url, warehouse, props = lake_location(s)
                 catalog = open_catalog(url, warehouse, props)

@@ -181,11 +181,3 @@ def test_a_spark_champion_scores_in_process_without_spark(
         assert {p["decision"] for p in preds} == {"alert", "pass"}
     finally:
         hub.close()
-
-
-def test_an_unknown_family_is_refused_by_name(trained: dict[str, Any]) -> None:
-    r = CliRunner().invoke(
-        main, [*trained["args"], "ml", "train", "payment_risk", "--family", "xgb"]
-    )
-    assert r.exit_code == 1
-    assert "no model family 'xgb'" in r.stderr and "sklearn-lr, spark-lr" in r.stderr

@@ -73,6 +73,7 @@ def payment_aggregates(spark: Any, spec: dict[str, Any]) -> dict[str, list[dict[
             amount.alias("amount"),
             (at_us - F.pmod(at_us, F.lit(DAY_US))).alias("day"),
         )
+        .cache()  # read and parsed once: checked, then aggregated twice
     )
     bad = events.where(F.col("amount").isNull() | F.col("day").isNull()).count()
     if bad:

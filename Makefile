@@ -261,6 +261,14 @@ infra-connect-down:
 # The worker stops before the broker it writes to (`make infra-down`).
 infra-kafka-down: infra-connect-down
 # ---- end infra: Kafka Connect ------------------------------------------------------------------------
+# ---- infra: Apache Spark for batch jobs (infra/spark.sh) ------------------------------------------
+# PySpark 4.3 in its own virtualenv (~/.cache/hub/spark-venv, requirements/spark-lock.txt): the
+# spark-lr model family (`hub ml retrain --family spark-lr`) and `hub lake recompute`. Jobs run
+# Spark local[2] in their own process: no daemon. Tests: tests/ha/test_spark*.py.
+.PHONY: spark-deps
+spark-deps:
+	bash infra/spark.sh install
+# ---- end infra: Spark ------------------------------------------------------------------------------
 
 # ---- what CI installs before the suite (each idempotent, cached under ~/.cache/hub) -----------------
 # The Go tlog-tiles client (golang.org/x/mod/sumdb) tests/integration/test_tlog_interop.py drives.
@@ -271,7 +279,7 @@ tlog-client:
 # A deploy/ validator that fails to install makes its tests in tests/ops fail under CI=true, naming
 # it; the rest of the suite still runs.
 .PHONY: ci-deps
-ci-deps: browser-deps infra-s3-build flink-setup infra-hdfs-install tlog-client connect-deps
+ci-deps: browser-deps infra-s3-build flink-setup spark-deps infra-hdfs-install tlog-client connect-deps
 
 # Only tests/ops needs these (the OpenTelemetry Collector, helm, kubeconform, hadolint, OpenTofu):
 # built once and cached under ~/.cache/hub; tests/lanes.sh builds them in the second lane.

@@ -23,9 +23,13 @@ def ml_of(hub: Hub) -> MachineLearning:
 def build_ml(hub: Hub) -> MachineLearning:
     from adapters.sqlite_features import SqliteFeatureStore
     from ml.service import MachineLearning
+    from ml.spark_family import NAME as SPARK_LR
+    from ml.spark_family import SparkLogisticFamily
+    from projections.spark_launch import SparkLauncher
 
     folder = hub.settings.data_dir / "ml"
     ledger = hub.ledger
+    spark = SparkLauncher(hub.settings.spark_python, folder / "spark", hub.settings.spark_master)
 
     def checkpoint() -> tuple[int, str]:
         ledger.sync(force_checkpoint=True)
@@ -44,6 +48,7 @@ def build_ml(hub: Hub) -> MachineLearning:
         ledger=ledger,
         identities=hub.keys,
         metrics=hub.metrics,
+        families={SPARK_LR: SparkLogisticFamily(spark)},
     )
 
 

@@ -127,6 +127,16 @@ class Settings(BaseSettings):
     )
     flink_checkpoint_interval_ms: int = Field(default=5_000, ge=100, le=3_600_000)
     flink_parallelism: int = Field(default=1, ge=1, le=64)
+    # Apache Spark for batch jobs (issues 14, 17; infra/spark.sh, ml/spark_*, projections/spark_*).
+    spark_python: Path = Field(
+        default_factory=lambda: Path.home() / ".cache/hub/spark-venv/bin/python",
+        description="The PySpark virtualenv's interpreter (`infra/spark.sh python`).",
+    )
+    spark_master: str = Field(
+        default="local[2]",
+        pattern=r"^local\[([1-9][0-9]?|\*)\]$",
+        description="Where Spark jobs run: local[N] in the job's own process.",
+    )
     # The console's alerts (hub.console.alerts): rules evaluated every N seconds while serving.
     alert_interval_s: float = Field(
         default=30.0, ge=0, description="Evaluate alert rules every N s (0: never)."

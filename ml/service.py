@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
 
 from core.errors import InvalidInput, TopicNotFound
 from core.metrics import Metrics
@@ -23,8 +23,31 @@ from ml.features import FeatureEngine
 from ml.feed import FeatureFeed
 from ml.models import ModelChanges, ModelNotFound, Models, ModelVersion
 from ml.scoring import PREDICTIONS_TOPIC, Prediction, Scorer, ScoringConsumer
-from ml.trainingset import LABEL_EVENT, Checkpoint, TrainingSets
+from ml.trainingset import LABEL_EVENT, Checkpoint, TrainingSet, TrainingSets
 from registry.service import SchemaRegistry
+
+DEFAULT_FAMILY = "sklearn-lr"
+
+
+class Family(Protocol):
+    """A model family: fits an estimator with ``predict_proba`` on a training set and returns it
+    with its holdout metrics (``ml.training.split``'s holdout, evaluated by ``training.evaluate``).
+    """
+
+    label: str  # recorded as the version's family
+
+    def fit(
+        self, ts: TrainingSet, names: Sequence[str], threshold: float = 0.5
+    ) -> tuple[Any, dict[str, Any]]: ...
+
+
+class SklearnFamily:
+    label = training.FAMILY
+
+    def fit(
+        self, ts: TrainingSet, names: Sequence[str], threshold: float = 0.5
+    ) -> tuple[Any, dict[str, Any]]:
+        return training.fit(ts, names, threshold)
 
 
 def view_named(name: str) -> FeatureView:
@@ -51,8 +74,10 @@ class MachineLearning:
         ledger: Auditor | None = None,
         identities: Identities | None = None,
         metrics: Metrics | None = None,
+        families: Mapping[str, Family] | None = None,
     ) -> None:
         self._log = log
+        self.families: dict[str, Family] = {DEFAULT_FAMILY: SklearnFamily(), **(families or {})}
         self._metrics = metrics
         self._reader = reader
         self._publisher = publisher
@@ -98,13 +123,30 @@ class MachineLearning:
         return scorer
 
     # -- training --------------------------------------------------------------------------------
-    def train(self, principal: Principal, name: str, view_name: str | None = None) -> ModelVersion:
-        """Cut a training set, fit, evaluate beside the champion on the same holdout, register
-        the new version (never promoted: that stays a human, two-person decision)."""
+    def family(self, name: str) -> Family:
+        family = self.families.get(name)
+        if family is None:
+            raise InvalidInput(
+                f"There is no model family {name!r}: known families are "
+                f"{', '.join(sorted(self.families))}."
+            )
+        return family
+
+    def train(
+        self,
+        principal: Principal,
+        name: str,
+        view_name: str | None = None,
+        family: str = DEFAULT_FAMILY,
+    ) -> ModelVersion:
+        """Cut a training set, fit with ``family``, evaluate beside the champion on the same
+        holdout, register the new version (never promoted: that stays a human, two-person
+        decision)."""
+        fitter = self.family(family)
         view = view_named(view_name or name)
         ts = self.training_sets.cut(view.name)
         names = list(view.names)
-        estimator, metrics = training.fit(ts, names)
+        estimator, metrics = fitter.fit(ts, names)
         champion = self.models.champion_of(name) if name in self.models.names() else None
         if champion is not None:
             loaded = self.models.load(name, champion)
@@ -119,7 +161,7 @@ class MachineLearning:
             principal,
             name,
             estimator,
-            family=training.FAMILY,
+            family=fitter.label,
             features=names,
             threshold=0.5,
             manifest=ts.manifest,
@@ -128,13 +170,18 @@ class MachineLearning:
         )
 
     def retrain(
-        self, principal: Principal, name: str, share: float = 0.1, reason: str = "retrain"
+        self,
+        principal: Principal,
+        name: str,
+        share: float = 0.1,
+        reason: str = "retrain",
+        family: str = DEFAULT_FAMILY,
     ) -> ModelVersion:
         """Train a new version (evaluated beside the champion on the same holdout) and make it
         the challenger for ``share`` of the entity keys; promotion to champion stays a human,
         two-person decision. Triggered by a command or by a drift check (``check_drift``)."""
         view = self.view_of(name)
-        mv = self.train(principal, name, view.name)
+        mv = self.train(principal, name, view.name, family)
         if self.models.champion_of(name) is None:
             return mv
         return self.models.promote_challenger(principal, name, mv.version, share, reason)

@@ -1,7 +1,9 @@
 """``hub ml``: features, training sets, the model registry, scoring, A/B reports and drift.
 
     hub ml train NAME [--view V]        cut a training set, fit, evaluate, register a version
+        [--family sklearn-lr|spark-lr]  ...with scikit-learn (default) or Spark MLlib (local[2])
     hub ml retrain NAME [--share S]     train, compare with the champion, make it the challenger
+        [--family F]
     hub ml models [NAME]                models and versions with stage, metrics and manifest
     hub ml promote NAME VERSION         propose VERSION as champion (two-person rule), or
         [--challenger --share 0.2]      make it the challenger at once for a share of accounts
@@ -30,6 +32,11 @@ import click
 from core.errors import InvalidInput
 from hub.cli import Ctx, authorize, key_option, main, principal_for, run_safely
 
+FAMILY_HELP = (
+    "Model family: sklearn-lr (scikit-learn), or spark-lr (Spark MLlib local[2] in the "
+    "virtualenv of `infra/spark.sh install`)."
+)
+
 
 def _json(value: Any) -> None:
     click.echo(json.dumps(value, indent=2, sort_keys=True, default=str))
@@ -43,9 +50,10 @@ def ml() -> None:
 @ml.command("train")
 @click.argument("name")
 @click.option("--view", default=None, help="The feature view (default: the one named NAME).")
+@click.option("--family", default="sklearn-lr", show_default=True, help=FAMILY_HELP)
 @key_option
 @click.pass_obj
-def ml_train(obj: Ctx, name: str, view: str | None, key: str | None) -> None:
+def ml_train(obj: Ctx, name: str, view: str | None, family: str, key: str | None) -> None:
     """Cut a training set from the log, fit and evaluate a model, register it as a version."""
 
     def go() -> None:
@@ -53,7 +61,7 @@ def ml_train(obj: Ctx, name: str, view: str | None, key: str | None) -> None:
 
         with obj.hub() as h:
             principal = authorize(h, "model.train", f"model:{name}", principal_for(h, key))
-            mv = ml_of(h).train(principal, name, view)
+            mv = ml_of(h).train(principal, name, view, family)
             click.echo(
                 f"registered {mv.model} v{mv.version} ({mv.family}): training set "
                 f"{mv.manifest['rows']} rows, digest {mv.manifest['digest'][:16]}..., "
@@ -73,9 +81,12 @@ def ml_train(obj: Ctx, name: str, view: str | None, key: str | None) -> None:
 @click.argument("name")
 @click.option("--share", type=float, default=0.1, show_default=True, help="Challenger's share.")
 @click.option("--reason", default="retrain", help="Why (recorded in the promotion event).")
+@click.option("--family", default="sklearn-lr", show_default=True, help=FAMILY_HELP)
 @key_option
 @click.pass_obj
-def ml_retrain(obj: Ctx, name: str, share: float, reason: str, key: str | None) -> None:
+def ml_retrain(
+    obj: Ctx, name: str, share: float, reason: str, family: str, key: str | None
+) -> None:
     """Train a new version on a fresh cut, compare it with the champion on the same holdout and
     make it the challenger for --share of the accounts (the champion stays until two people
     promote another)."""
@@ -87,7 +98,7 @@ def ml_retrain(obj: Ctx, name: str, share: float, reason: str, key: str | None) 
             principal = principal_for(h, key)
             authorize(h, "model.train", f"model:{name}", principal)
             authorize(h, "model.promote", f"model:{name}", principal)
-            mv = ml_of(h).retrain(principal, name, share, reason)
+            mv = ml_of(h).retrain(principal, name, share, reason, family)
             click.echo(f"{mv.model} v{mv.version}: {mv.stage.lower()} (share {mv.share:.0%})")
             _json(mv.metrics)
 

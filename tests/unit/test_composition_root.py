@@ -34,6 +34,7 @@ SETTINGS = ROOT / "hub" / "settings.py"
 OTHER_PROCESSES = {
     ROOT / "projections" / "flink" / "launch.py": "passes its environment to the Flink process",
     ROOT / "projections" / "flink" / "job.py": "runs inside the Flink Python worker",
+    ROOT / "projections" / "spark_launch.py": "passes its environment to the Spark process",
 }
 
 

@@ -99,7 +99,9 @@ def render_pdf(
         for c in e.get("controls") or [e["control"]]:
             by_control.setdefault(c, []).append(e)
     story.append(Paragraph("Summary", h2))
-    story.append(pairs([(CONTROLS[c], f"{len(by_control[c])} entries") for c in controls], (170, 80)))
+    story.append(
+        pairs([(CONTROLS[c], f"{len(by_control[c])} entries") for c in controls], (170, 80))
+    )
     for c in controls:
         rows = by_control[c]
         story.append(Paragraph(_t(CONTROLS[c]), h2))
@@ -127,9 +129,7 @@ def render_pdf(
             )
         table = [[Paragraph(_t(h), cell) for h in HEADERS]]
         table += [[Paragraph(_t(v), cell) for v in row_cells(r)] for r in rows[:PDF_ROWS]]
-        story.append(
-            Table(table, colWidths=[w * mm for w in _WIDTHS], style=headed, repeatRows=1)
-        )
+        story.append(Table(table, colWidths=[w * mm for w in _WIDTHS], style=headed, repeatRows=1))
         diffs = [r for r in rows if r.get("diff")]
         if diffs:
             more = (

@@ -32,7 +32,9 @@ def _row(driver: Any, key_id: str) -> Any:
 
     return _wait(
         driver,
-        lambda d: [r for r in d.find_elements(By.CSS_SELECTOR, "#keys tbody tr") if key_id in r.text],
+        lambda d: [
+            r for r in d.find_elements(By.CSS_SELECTOR, "#keys tbody tr") if key_id in r.text
+        ],
         20,
         f"the row of key {key_id}",
     )[0]

@@ -609,24 +609,25 @@ def alerts(
     _: Principal = Depends(authorize("quarantine.read")),
 ) -> dict[str, Any]:
     """Alert events (fired, resolved), newest first, and the rules evaluated."""
-    from governance.alertrules import rules_in_force
+    from governance.alertrules import rule_dict, rules_in_force
     from hub.console.alerts import engine_for
 
     hub = hub_of(request)
     engine = request.app.state.console_alerts or engine_for(hub)
+
+    def shown(rule: Any) -> dict[str, Any]:
+        d = rule_dict(rule)
+        d["measures"] = (
+            f"{rule.store}: {rule.sql}"
+            if rule.kind == "sql"
+            else " ".join(x for x in (rule.kind, rule.metric) if x)
+            + (f" over {rule.window_s} s" if "window_s" in d else "")
+        )
+        return d
+
     return {
         "events": list(reversed(engine.events(limit))),
-        "rules": [
-            {
-                "name": r.name,
-                "summary": r.summary,
-                "severity": r.severity,
-                "threshold": str(r.threshold),
-                "store": r.store,
-                "sql": r.sql,
-            }
-            for r in rules_in_force(hub.config_changes.store)
-        ],
+        "rules": [shown(r) for r in rules_in_force(hub.config_changes.store)],
     }
 
 

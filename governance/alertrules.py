@@ -2,9 +2,9 @@
 
 Its value is the list of rules in force (``domain.alerts.AlertRule`` as JSON objects: name,
 summary, kind, sql, store, metric, window_s, threshold, severity; ``kind`` defaults to
-``sql``); ``None`` means the shipped rules (``domain.alerts.SHIPPED_RULES``). It changes only through the config-change flow
-(``governance.configchanges``: propose, and approve by a second person when the active policy
-bundle's ``two_person`` list names ``alerts.rules``); the value in force is folded from the
+``sql``); ``None`` means the shipped rules (``domain.alerts.SHIPPED_RULES``). It changes only
+through the config-change flow (``governance.configchanges``: propose, and approve by a second
+person when the active policy bundle's ``two_person`` list names ``alerts.rules``); the value in force is folded from the
 applied changes on ``hub.config.changes``, so every rule change is an event on the ledger.
 """
 

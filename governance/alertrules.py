@@ -4,8 +4,9 @@ Its value is the list of rules in force (``domain.alerts.AlertRule`` as JSON obj
 summary, kind, sql, store, metric, window_s, threshold, severity; ``kind`` defaults to
 ``sql``); ``None`` means the shipped rules (``domain.alerts.SHIPPED_RULES``). It changes only
 through the config-change flow (``governance.configchanges``: propose, and approve by a second
-person when the active policy bundle's ``two_person`` list names ``alerts.rules``); the value in force is folded from the
-applied changes on ``hub.config.changes``, so every rule change is an event on the ledger.
+person when the active policy bundle's ``two_person`` list names ``alerts.rules``); the value
+in force is folded from the applied changes on ``hub.config.changes``, so every rule change is
+an event on the ledger.
 """
 
 from __future__ import annotations
@@ -82,8 +83,10 @@ def parse_rules(value: Any) -> tuple[AlertRule, ...] | None:
                 f"{', '.join(METRICS)}, and only such a rule names a metric."
             )
         window_s = r.get("window_s", 300)
-        if isinstance(window_s, bool) or not isinstance(window_s, int) or not (
-            1 <= window_s <= 31 * 86_400
+        if (
+            isinstance(window_s, bool)
+            or not isinstance(window_s, int)
+            or not (1 <= window_s <= 31 * 86_400)
         ):
             raise _bad(
                 f"rule {name!r}: window_s {window_s!r} must be whole seconds from 1 to 2678400 "

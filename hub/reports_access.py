@@ -24,7 +24,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from hub.reports import _Collector
+    from hub.reports_trading import Collector
 
 REVIEW_DAYS = 30
 DECISIONS = "hub.decisions"
@@ -50,7 +50,7 @@ def _iso_us(value: Any) -> str:
     return str(value)
 
 
-def _decisions(c: _Collector, since_ms: int, until_ms: int) -> list[dict[str, Any]]:
+def _decisions(c: Collector, since_ms: int, until_ms: int) -> list[dict[str, Any]]:
     """The decisions recorded in [since_ms, until_ms) (log time), decoded."""
     hub = c.hub
     if DECISIONS not in {t.name for t in hub.log.topics()}:
@@ -78,7 +78,7 @@ def _decisions(c: _Collector, since_ms: int, until_ms: int) -> list[dict[str, An
     return out
 
 
-def access_review(c: _Collector, day: date) -> dict[str, Any]:
+def access_review(c: Collector, day: date) -> dict[str, Any]:
     hub = c.hub
     end = datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1)
     start = end - timedelta(days=REVIEW_DAYS)

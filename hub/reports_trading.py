@@ -17,10 +17,25 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from hub.reports import _Collector
+    from core.ports.policy import Principal
+    from hub.bootstrap import Hub
+
+
+class Collector(Protocol):
+    """What a report body needs of ``hub.reports._Collector`` (named here: no import cycle)."""
+
+    hub: Hub
+    principal: Principal
+
+    def sql(self, name: str, store: str, sql: str) -> list[dict[str, Any]]: ...
+
+    def put(
+        self, name: str, store: str, source: str, columns: list[str], rows: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]: ...
+
 
 TOP_MOVERS = 10
 
@@ -29,7 +44,7 @@ def _dec(value: Any) -> Decimal:
     return Decimal(str(value)) if value not in (None, "") else Decimal(0)
 
 
-def trading_summary(c: _Collector, day: date) -> dict[str, Any]:
+def trading_summary(c: Collector, day: date) -> dict[str, Any]:
     from projections.catalog import MARK_TO_MARKET_SQL
 
     start = datetime(day.year, day.month, day.day, tzinfo=UTC)

@@ -210,7 +210,8 @@ def test_the_report_is_an_event_on_hub_reports_and_on_the_ledger(demo: Hub) -> N
 
 
 def test_bad_report_inputs_are_refused_with_the_fix(demo: Hub) -> None:
-    with pytest.raises(InvalidInput, match="use one of compliance-daily, data-quality"):
+    kinds = "access-review, compliance-daily, data-quality, trading-daily"
+    with pytest.raises(InvalidInput, match=f"use one of {kinds}"):
         run_report(demo, OFFICER, "weekly")
     with pytest.raises(InvalidInput, match="use YYYY-MM-DD"):
         run_report(demo, OFFICER, "compliance-daily", "24/11/2026")
@@ -381,10 +382,13 @@ def test_the_access_review_lists_keys_denials_approvals_and_unused_keys(
     s = made.manifest["summary"]
     assert s["denied_decisions"] == len(data["denied"]["rows"]) >= 1
     # Seen from 60 days ahead, every active key is unused for the whole 30-day period.
-    later = run_report(demo, OFFICER, "access-review", (today + timedelta(days=60)).isoformat())
-    unused = json.loads(_zip(later.data)["data.json"])["unused_keys"]["rows"]
-    assert issued.key_id in {u["key_id"] for u in unused}
-    assert later.manifest["summary"]["denied_decisions"] == 0
+    from hub.reports import _Collector
+    from hub.reports_access import access_review
+
+    c = _Collector(demo, OFFICER)
+    later = access_review(c, today + timedelta(days=60))
+    assert issued.key_id in {u["key_id"] for u in c.data["unused_keys"]["rows"]}
+    assert later["denied_decisions"] == 0 and later["unused_keys"] == later["active_keys"]
     pack, key = tmp_path / "a.zip", tmp_path / "hub.pub"
     pack.write_bytes(made.data)
     key.write_text(demo.ledger.public_key() + "\n")
@@ -404,7 +408,11 @@ def test_an_access_review_records_who_approved_a_policy_change(demo: Hub) -> Non
     demo.keys.create(["security_admin"], principal="carol-ar")
     change = demo.policy_changes.propose(alice, files, "a comment")
     demo.policy_changes.approve(carol, change.change_id, "read it")
-    made = run_report(demo, OFFICER, "access-review", datetime.now(UTC).date().isoformat())
-    rows = json.loads(_zip(made.data)["data.json"])["approvals"]["rows"]
+    from hub.reports import _Collector
+    from hub.reports_access import access_review
+
+    c = _Collector(demo, OFFICER)
+    access_review(c, datetime.now(UTC).date())
+    rows = c.data["approvals"]["rows"]
     (row,) = [r for r in rows if r["change_id"] == change.change_id]
     assert (row["proposed_by"], row["approved_by"]) == ("alice-ar", "carol-ar")

@@ -321,6 +321,8 @@ def test_data_quality_reconciles_every_accepted_record_and_lists_a_lost_row(demo
 
 # -- trading summary and CC6 access review --------------------------------------------------------
 def test_the_trading_summary_matches_the_views_and_verifies(demo: Hub, tmp_path: Path) -> None:
+    """~10-30 s: one whole report (five queries, HTML, PDF, signed pack) and its offline
+    verification, as each report test here does."""
     from decimal import Decimal
 
     made = run_report(demo, OFFICER, "trading-daily", DEMO_DAY)

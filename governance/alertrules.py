@@ -1,11 +1,12 @@
 """Alert rules as governed configuration (issue 15): the resource ``alerts.rules``.
 
 Its value is the list of rules in force (``domain.alerts.AlertRule`` as JSON objects: name,
-summary, sql, store, threshold, severity); ``None`` means the shipped rules
-(``domain.alerts.SHIPPED_RULES``). It changes only through the config-change flow
-(``governance.configchanges``: propose, and approve by a second person when the active policy
-bundle's ``two_person`` list names ``alerts.rules``); the value in force is folded from the
-applied changes on ``hub.config.changes``, so every rule change is an event on the ledger.
+summary, kind, sql, store, metric, window_s, threshold, severity; ``kind`` defaults to
+``sql``); ``None`` means the shipped rules (``domain.alerts.SHIPPED_RULES``). It changes only
+through the config-change flow (``governance.configchanges``: propose, and approve by a second
+person when the active policy bundle's ``two_person`` list names ``alerts.rules``); the value
+in force is folded from the applied changes on ``hub.config.changes``, so every rule change is
+an event on the ledger.
 """
 
 from __future__ import annotations
@@ -16,14 +17,14 @@ from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
 from core.errors import InvalidInput
-from domain.alerts import SHIPPED_RULES, AlertRule
+from domain.alerts import KINDS, METRICS, SHIPPED_RULES, AlertRule
 
 if TYPE_CHECKING:
     from governance.configstore import ConfigChangeStore
 
 ALERT_RULES = "alerts.rules"
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
-_FIELDS = ("name", "summary", "sql", "store", "threshold", "severity")
+_FIELDS = ("name", "summary", "kind", "sql", "store", "metric", "window_s", "threshold", "severity")
 SEVERITIES = ("info", "warning", "critical")
 
 
@@ -32,14 +33,14 @@ def _bad(message: str) -> InvalidInput:
 
 
 def rule_dict(rule: AlertRule) -> dict[str, Any]:
-    return {
-        "name": rule.name,
-        "summary": rule.summary,
-        "sql": rule.sql,
-        "store": rule.store,
-        "threshold": str(rule.threshold),
-        "severity": rule.severity,
-    }
+    out: dict[str, Any] = {"name": rule.name, "summary": rule.summary, "kind": rule.kind}
+    if rule.kind == "sql":
+        out |= {"sql": rule.sql, "store": rule.store}
+    if rule.kind == "metric":
+        out["metric"] = rule.metric
+    if rule.kind != "sql" and not (rule.kind == "metric" and rule.metric == "projection_lag"):
+        out["window_s"] = rule.window_s
+    return out | {"threshold": str(rule.threshold), "severity": rule.severity}
 
 
 def parse_rules(value: Any) -> tuple[AlertRule, ...] | None:
@@ -53,23 +54,43 @@ def parse_rules(value: Any) -> tuple[AlertRule, ...] | None:
         )
     out: list[AlertRule] = []
     for i, r in enumerate(value):
-        if not isinstance(r, dict) or not {"name", "sql"} <= set(r) or not set(r) <= set(_FIELDS):
-            raise _bad(
-                f"rule {i} must be an object with name and sql (fields: {', '.join(_FIELDS)})."
-            )
+        if not isinstance(r, dict) or "name" not in r or not set(r) <= set(_FIELDS):
+            raise _bad(f"rule {i} must be an object with a name (fields: {', '.join(_FIELDS)}).")
         name = r["name"]
         if not isinstance(name, str) or not _NAME.match(name):
             raise _bad(f"rule {i}: name {name!r} must be lower-case letters, digits and _.")
         if any(o.name == name for o in out):
             raise _bad(f"rule {name!r} is defined twice.")
-        sql = r["sql"]
-        if (
+        kind = r.get("kind", "sql")
+        if kind not in KINDS:
+            raise _bad(f"rule {name!r}: kind {kind!r} must be one of {', '.join(KINDS)}.")
+        sql = r.get("sql", "")
+        if kind != "sql":
+            if sql:
+                raise _bad(f"rule {name!r}: sql is for kind sql only, not {kind}.")
+        elif (
             not isinstance(sql, str)
             or not sql.lstrip().lower().startswith("select")
             or len(sql) > 10_000
         ):
             raise _bad(
                 f"rule {name!r}: sql must be one SELECT over the views (at most 10,000 characters)."
+            )
+        metric = r.get("metric", "")
+        if (kind == "metric") != bool(metric) or (kind == "metric" and metric not in METRICS):
+            raise _bad(
+                f"rule {name!r}: metric {metric!r}: a rule of kind metric names one of "
+                f"{', '.join(METRICS)}, and only such a rule names a metric."
+            )
+        window_s = r.get("window_s", 300)
+        if (
+            isinstance(window_s, bool)
+            or not isinstance(window_s, int)
+            or not (1 <= window_s <= 31 * 86_400)
+        ):
+            raise _bad(
+                f"rule {name!r}: window_s {window_s!r} must be whole seconds from 1 to 2678400 "
+                "(31 days)."
             )
         store = r.get("store", "analytics")
         if store not in ("analytics", "transactional"):
@@ -88,7 +109,9 @@ def parse_rules(value: Any) -> tuple[AlertRule, ...] | None:
         if not threshold.is_finite():
             raise _bad(f"rule {name!r}: threshold must be a finite number.")
         summary = str(r.get("summary", ""))[:2_000]
-        out.append(AlertRule(name, summary, sql, store, threshold, severity))
+        out.append(
+            AlertRule(name, summary, sql, store, threshold, severity, kind, metric, window_s)
+        )
     return tuple(out)
 
 

@@ -1,6 +1,7 @@
-"""Reports (issue 15): the daily compliance report and the data-quality report, rendered as HTML
-and PDF inside a signed pack (``audit.signed``, format ``hub-report/v1``); signed exports of a
-query (format ``hub-export/v1``).
+"""Reports (issue 15): the daily compliance report, the data-quality report, the daily trading
+summary (``hub.reports_trading``) and the CC6 access review (``hub.reports_access``), rendered
+as HTML and PDF inside a signed pack (``audit.signed``, format ``hub-report/v1``); signed
+exports of a query (format ``hub-export/v1``).
 
 Contract:
 1. A report is derived at one signed ledger checkpoint (the ledger is synced and a checkpoint
@@ -51,7 +52,10 @@ ACCURACY_GOAL = 0.9999
 KINDS = {
     "compliance-daily": "Daily compliance report",
     "data-quality": "Data quality and reconciliation report",
+    "trading-daily": "Daily trading summary",
+    "access-review": "Access review (SOC 2 CC6)",
 }
+DAILY = ("compliance-daily", "trading-daily", "access-review")  # kinds cut at a UTC day
 _ID = re.compile(r"^[0-9a-f-]{36}$")
 
 
@@ -389,10 +393,19 @@ def run_report(hub: Hub, principal: Principal, kind: str, day: str | None = None
     from hub.report_render import render_html, render_pdf
 
     kind = _kind(kind)
-    when = _day(day) if kind == "compliance-daily" else None
+    when = _day(day) if kind in DAILY else None
     cp = _checkpoint(hub)
     c = _Collector(hub, principal)
-    summary = _compliance(c, when) if when is not None else _quality(c)
+    if kind == "trading-daily" and when is not None:
+        from hub.reports_trading import trading_summary
+
+        summary = trading_summary(c, when)
+    elif kind == "access-review" and when is not None:
+        from hub.reports_access import access_review
+
+        summary = access_review(c, when)
+    else:
+        summary = _compliance(c, when) if when is not None else _quality(c)
     report_id = str(uuid7())
     created = datetime.now(UTC).isoformat()
     status = hub.projections.status()
@@ -471,7 +484,11 @@ class ReportScheduler:
             for r in list_reports(self.hub)
             if r["created_by"] == self.principal.id
         }
-        wanted = [("compliance-daily", yesterday, yesterday), ("data-quality", None, today)]
+        wanted = [
+            ("compliance-daily", yesterday, yesterday),
+            ("trading-daily", yesterday, yesterday),
+            ("data-quality", None, today),
+        ]
         return [(k, d) for k, d, key in wanted if (k, key) not in done]
 
     def run_due(self, now: datetime | None = None) -> list[Report]:

@@ -18,11 +18,15 @@ from hub.cli import Ctx, authorize, key_option, main, principal_for, run_safely
 
 @main.group()
 def report() -> None:
-    """Signed reports: daily compliance, data quality and reconciliation (HTML + PDF)."""
+    """Signed reports: daily compliance, data quality and reconciliation, daily trading summary,
+    CC6 access review (HTML + PDF)."""
 
 
 @report.command("run")
-@click.argument("kind", type=click.Choice(["compliance-daily", "data-quality"]))
+@click.argument(
+    "kind",
+    type=click.Choice(["compliance-daily", "data-quality", "trading-daily", "access-review"]),
+)
 @click.option("--day", default=None, help="UTC day YYYY-MM-DD (default: yesterday).")
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write the zip here.")
 @key_option

@@ -18,7 +18,13 @@ Contract:
 
 Rules are governed config (``alerts.rules``, ``governance.alertrules``): changed only through
 the config-change flow, two-person where the policy bundle says so, re-read on every pass.
-Not built yet: metric conditions (projection lag, quarantine rate) other than SQL over views.
+What a rule measures (``domain.alerts``: SQL over the views, projection lag, quarantine rate,
+drift events, the ledger's verification) is ``AlertEngine.measure``. The quarantine rate is
+taken between the engine's own samples of the log's counts (``IngestStats``), so its first pass
+after a start sees no rate; drift events are read from ``hub.models`` as they are appended; the
+ledger is verified incrementally from the last verified checkpoint (the state ``hub ledger
+verify`` keeps), and a passing run advances that state. A failing run does not: it is repeated
+every ``window_s`` until it passes (then the alert resolves) or someone investigates.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ import logging
 import smtplib
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -177,6 +184,7 @@ class AlertEngine:
         principal: Principal = ALERTING_PRINCIPAL,
         mailboxes: Sequence[Mailbox] = (),
         rules_source: Callable[[], Sequence[AlertRule]] | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.hub = hub
         self.rules = tuple(rules)
@@ -187,6 +195,12 @@ class AlertEngine:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.clock = clock  # wall seconds: windows are compared with records' log times
+        self._samples: deque[tuple[float, int, int]] = deque()  # (time, accepted, rejected)
+        self._drift_at: deque[float] = deque()  # log times (s) of drift events seen
+        self._drift_read: dict[int, int] = {}  # hub.models partition -> next offset
+        self._verified: dict[str, tuple[float, Decimal]] = {}  # rule -> (ran at, problems)
+        self.last_problem: dict[str, str] = {}  # rule -> the verification's first problem
         self._firing = {e["rule"]: e["alert_id"] for e in self._fold()}
 
     def _fold(self) -> list[dict[str, Any]]:
@@ -225,11 +239,87 @@ class AlertEngine:
         return out if limit is None else out[-limit:]
 
     def measure(self, rule: AlertRule) -> Decimal:
+        """The rule's value now (``domain.alerts`` says what each kind measures)."""
+        if rule.kind == "metric" and rule.metric == "projection_lag":
+            from hub.observability import projection_lags
+
+            return Decimal(max(projection_lags(self.hub).values(), default=0))
+        if rule.kind == "metric" and rule.metric == "quarantine_rate":
+            return self._quarantine_rate(rule.window_s)
+        if rule.kind == "drift":
+            return self._drift_events(rule.window_s)
+        if rule.kind == "ledger_verify":
+            return self._verify_ledger(rule)
         table = self.hub.projections.query(self.hub.policy, self.principal, rule.sql, rule.store)
         rows = table.to_pylist()
         if not rows or not rows[0]:
             return Decimal(0)
         return _number(next(iter(rows[0].values())))
+
+    def _quarantine_rate(self, window_s: int) -> Decimal:
+        """Percent of the records received since the newest sample at least ``window_s`` old
+        (or the oldest one) that went to quarantine."""
+        now = self.clock()
+        counts = self.hub.ingest.stats.snapshot()
+        self._samples.append((now, int(counts["accepted"]), int(counts["rejected"])))
+        while len(self._samples) > 1 and self._samples[1][0] <= now - window_s:
+            self._samples.popleft()
+        _, accepted0, rejected0 = self._samples[0]
+        _, accepted, rejected = self._samples[-1]
+        received = (accepted - accepted0) + (rejected - rejected0)
+        if received <= 0:
+            return Decimal(0)
+        return (Decimal(100) * (rejected - rejected0) / received).quantize(Decimal("0.01"))
+
+    def _drift_events(self, window_s: int) -> Decimal:
+        from ml.models import DRIFT, MODELS_TOPIC
+
+        log_ = self.hub.log
+        if MODELS_TOPIC in {t.name for t in log_.topics()}:
+            for part, end in log_.end_offsets(MODELS_TOPIC).items():
+                offset = self._drift_read.get(part, 0)
+                while offset < end:
+                    batch = self.hub.reader.read(MODELS_TOPIC, part, offset, 1000)
+                    if not batch:
+                        break
+                    self._drift_at.extend(
+                        r["timestamp_ms"] / 1000
+                        for r in batch
+                        if r["headers"].get("ce_type") == DRIFT
+                    )
+                    offset = batch[-1]["offset"] + 1
+                self._drift_read[part] = offset
+        since = self.clock() - window_s
+        return Decimal(sum(1 for t in self._drift_at if t >= since))
+
+    def _verify_ledger(self, rule: AlertRule) -> Decimal:
+        """The number of problems an incremental verify finds; at most one run per
+        ``window_s`` (the last result in between)."""
+        from hub.api.routers.ledger import record_verification
+        from ledger.verify import load_verified, save_verified, verify_ledger
+
+        now = self.clock()
+        last = self._verified.get(rule.name)
+        if last is not None and now - last[0] < rule.window_s:
+            return last[1]
+        ledger, path = self.hub.ledger, self.hub.settings.ledger_verified_path
+        since, _ = load_verified(ledger, path)
+        covered = ledger.store.latest_checkpoint()
+        report = verify_ledger(ledger, since=since)
+        problems = Decimal(len(report.problems))
+        if report.ok:
+            full_at = int(now * 1000) if since is None else since.full_at_ms
+            save_verified(ledger, path, report, covered, full_at, since)
+            self.last_problem.pop(rule.name, None)
+        else:
+            first = report.first
+            self.last_problem[rule.name] = "" if first is None else first.describe()
+            self.hub.metrics.ledger_verifications.labels("failed").inc()
+        if report.ok != (last is None or last[1] == 0) or not report.ok:
+            # a failing run, and the first passing one after it, are CC7 evidence
+            record_verification(ledger, self.principal.id, report.as_dict())
+        self._verified[rule.name] = (now, problems)
+        return problems
 
     def evaluate(self) -> list[dict[str, Any]]:
         """One pass over the rules; the events it appended (fired or resolved), delivered."""
@@ -256,6 +346,8 @@ class AlertEngine:
                         "threshold": str(rule.threshold),
                         "fired_at": now,
                     }
+                    if rule.name in self.last_problem:
+                        value_["summary"] += f" First problem: {self.last_problem[rule.name]}"
                     changes.append(self._append(FIRED, value_))
                     self._firing[rule.name] = alert_id
                 elif not firing and rule.name in self._firing:

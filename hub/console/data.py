@@ -609,24 +609,25 @@ def alerts(
     _: Principal = Depends(authorize("quarantine.read")),
 ) -> dict[str, Any]:
     """Alert events (fired, resolved), newest first, and the rules evaluated."""
-    from governance.alertrules import rules_in_force
+    from governance.alertrules import rule_dict, rules_in_force
     from hub.console.alerts import engine_for
 
     hub = hub_of(request)
     engine = request.app.state.console_alerts or engine_for(hub)
+
+    def shown(rule: Any) -> dict[str, Any]:
+        d = rule_dict(rule)
+        d["measures"] = (
+            f"{rule.store}: {rule.sql}"
+            if rule.kind == "sql"
+            else " ".join(x for x in (rule.kind, rule.metric) if x)
+            + (f" over {rule.window_s} s" if "window_s" in d else "")
+        )
+        return d
+
     return {
         "events": list(reversed(engine.events(limit))),
-        "rules": [
-            {
-                "name": r.name,
-                "summary": r.summary,
-                "severity": r.severity,
-                "threshold": str(r.threshold),
-                "store": r.store,
-                "sql": r.sql,
-            }
-            for r in rules_in_force(hub.config_changes.store)
-        ],
+        "rules": [shown(r) for r in rules_in_force(hub.config_changes.store)],
     }
 
 
@@ -667,3 +668,94 @@ def keys(request: Request, principal: Principal = Depends(authorize("keys.read")
     hub = hub_of(request)
     mine = [k.public() for k in hub.keys.all() if hub.keys.may_manage(principal, k)]
     return {"keys": json.loads(json.dumps(mine, default=str))}
+
+
+class KeyCreateIn(BaseModel):
+    roles: list[Annotated[str, Field(max_length=64)]] = Field(min_length=1, max_length=20)
+    owner: str = Field(min_length=1, max_length=128, description="The person the key is for.")
+    description: str = Field(default="", max_length=500)
+    expires_in: str | None = Field(default=None, max_length=20, description="e.g. 12h, 30d")
+
+
+class KeyRevokeIn(BaseModel):
+    reason: str = Field(min_length=1, max_length=2_000)
+
+
+class KeyRotateIn(BaseModel):
+    reason: str = Field(default="", max_length=2_000)
+    grace: str | None = Field(default=None, max_length=20, description="old key works this long")
+
+
+class KeyIssuedOut(BaseModel):
+    key_id: str
+    token: str = Field(description="KEY_ID:SECRET, shown once and never again.")
+    owner: str
+    roles: list[str]
+    replaces: str | None = None
+
+
+class KeysRevokedOut(BaseModel):
+    revoked: list[str]
+
+
+# The buttons call the same key service, under the same policy actions and issuance rules, as
+# POST /v1/keys, /v1/keys/{id}/revoke and /v1/keys/{id}/rotate: nobody issues a role they lack
+# or a second key to themselves, and only a key's owner or an admin rotates it.
+@router.post("/security/keys", response_model=KeyIssuedOut, status_code=201)
+def create_key(
+    body: KeyCreateIn, request: Request, principal: Principal = Depends(authorize("keys.create"))
+) -> dict[str, Any]:
+    """Issue a key; the answer holds its secret, the only time it is shown."""
+    from governance.apikeys import parse_duration
+
+    expires = datetime.now(UTC) + parse_duration(body.expires_in) if body.expires_in else None
+    issued = hub_of(request).keys.issue(
+        principal,
+        body.roles,
+        owner=body.owner,
+        description=body.description,
+        expires_at=expires,
+    )
+    return {
+        "key_id": issued.key_id,
+        "token": issued.token,
+        "owner": issued.owner,
+        "roles": sorted(set(body.roles)),
+    }
+
+
+@router.post("/security/keys/{key_id}/revoke", response_model=KeysRevokedOut)
+def revoke_key(
+    key_id: Annotated[str, Path(max_length=100)],
+    body: KeyRevokeIn,
+    request: Request,
+    principal: Principal = Depends(authorize("keys.revoke")),
+) -> dict[str, Any]:
+    """Revoke a key this principal may manage; its sessions end at their next request."""
+    ids = hub_of(request).keys.revoke(
+        key_id, revoked_by=principal.id, reason=body.reason, actor=principal
+    )
+    return {"revoked": ids}
+
+
+@router.post("/security/keys/{key_id}/rotate", response_model=KeyIssuedOut, status_code=201)
+def rotate_key(
+    key_id: Annotated[str, Path(max_length=100)],
+    body: KeyRotateIn,
+    request: Request,
+    principal: Principal = Depends(authorize("keys.rotate")),
+) -> dict[str, Any]:
+    """A replacement with the same owner and roles (secret shown once); the old key stops now
+    or after ``grace``. Only the key's owner or an admin may rotate it."""
+    from governance.apikeys import parse_duration
+
+    keys = hub_of(request).keys
+    grace = parse_duration(body.grace) if body.grace else None
+    issued = keys.rotate(principal, key_id, grace=grace, reason=body.reason)
+    return {
+        "key_id": issued.key_id,
+        "token": issued.token,
+        "owner": issued.owner,
+        "roles": sorted(keys.get(issued.key_id).roles),
+        "replaces": key_id,
+    }

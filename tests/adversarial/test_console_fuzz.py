@@ -177,4 +177,9 @@ _FIELDS = [
     "from",
     "to",
     "controls",
+    "owner",
+    "roles",
+    "expires_in",
+    "grace",
+    "description",
 ]

@@ -75,7 +75,12 @@ def test_under_the_two_person_rule_a_second_person_must_approve(hub: Hub) -> Non
     ("value", "message"),
     [
         ([], "list of 1 to 200 rule objects"),
-        ([{"name": "x"}], "must be an object with name and sql"),
+        ([{"name": "x"}], "sql must be one SELECT"),
+        ([{"summary": "x"}], "must be an object with a name"),
+        ([{"name": "x", "kind": "gauge"}], "kind 'gauge' must be one of sql, metric"),
+        ([{"name": "x", "kind": "metric", "metric": "cpu"}], "names one of projection_lag"),
+        ([{"name": "x", "kind": "drift", "sql": "SELECT 1"}], "sql is for kind sql only"),
+        ([{"name": "x", "kind": "drift", "window_s": 0}], "window_s 0 must be whole seconds"),
         ([{**BARS_RULE, "name": "Bad Name"}], "must be lower-case"),
         ([BARS_RULE, BARS_RULE], "defined twice"),
         ([{**BARS_RULE, "sql": "DROP TABLE ohlcv_1m"}], "sql must be one SELECT"),

@@ -210,7 +210,8 @@ def test_the_report_is_an_event_on_hub_reports_and_on_the_ledger(demo: Hub) -> N
 
 
 def test_bad_report_inputs_are_refused_with_the_fix(demo: Hub) -> None:
-    with pytest.raises(InvalidInput, match="use one of compliance-daily, data-quality"):
+    kinds = "access-review, compliance-daily, data-quality, trading-daily"
+    with pytest.raises(InvalidInput, match=f"use one of {kinds}"):
         run_report(demo, OFFICER, "weekly")
     with pytest.raises(InvalidInput, match="use YYYY-MM-DD"):
         run_report(demo, OFFICER, "compliance-daily", "24/11/2026")
@@ -258,10 +259,15 @@ def test_the_scheduler_runs_each_days_reports_once(demo: Hub) -> None:
     assert ReportScheduler(demo, "00:01").due(midnight) == []  # not yet
     scheduler = ReportScheduler(demo, "00:00")
     yesterday = (midnight - timedelta(days=1)).date().isoformat()
-    assert scheduler.due(now) == [("compliance-daily", yesterday), ("data-quality", None)]
+    assert scheduler.due(now) == [
+        ("compliance-daily", yesterday),
+        ("trading-daily", yesterday),
+        ("data-quality", None),
+    ]
     made = scheduler.run_due(now)
     assert [(m.kind, m.manifest["day"]) for m in made] == [
         ("compliance-daily", yesterday),
+        ("trading-daily", yesterday),
         ("data-quality", None),
     ]
     assert all(m.manifest["created_by"] == "hub.reports" for m in made)
@@ -311,3 +317,104 @@ def test_data_quality_reconciles_every_accepted_record_and_lists_a_lost_row(demo
             conn.execute(
                 f"INSERT INTO accounts_current ({cols}) VALUES ({marks})", list(row.values())
             )
+
+
+# -- trading summary and CC6 access review --------------------------------------------------------
+def test_the_trading_summary_matches_the_views_and_verifies(demo: Hub, tmp_path: Path) -> None:
+    """~10-30 s: one whole report (five queries, HTML, PDF, signed pack) and its offline
+    verification, as each report test here does."""
+    from decimal import Decimal
+
+    made = run_report(demo, OFFICER, "trading-daily", DEMO_DAY)
+    data = json.loads(_zip(made.data)["data.json"])
+    volumes = data["volumes"]["rows"]
+    direct = demo.projections.query(
+        demo.policy,
+        OFFICER,
+        "SELECT instrument, currency, sum(events) AS n, sum(notional) AS x, sum(volume) AS v "
+        "FROM ohlcv_1m GROUP BY instrument, currency ORDER BY instrument, currency",
+        "analytics",
+    ).to_pylist()
+    assert volumes and [(r["instrument"], int(r["trades"])) for r in volumes] == [
+        (r["instrument"], r["n"]) for r in direct
+    ]
+    for row, d in zip(volumes, direct, strict=True):  # VWAP = notional / volume over the day
+        assert abs(Decimal(str(row["vwap"])) - Decimal(str(d["x"])) / Decimal(str(d["v"]))) < (
+            Decimal("0.0001")
+        )
+    movers = data["top_movers"]["rows"]
+    changes = [abs(Decimal(m["change_percent"])) for m in movers]
+    assert movers and changes == sorted(changes, reverse=True)
+    positions = data["positions"]["rows"]
+    by_account = data["pnl_by_account"]["rows"]
+    assert sum(a["positions"] for a in by_account) == len(positions) > 0
+    realised = sum(Decimal(str(p["realised_pnl"])) for p in positions)
+    assert sum(Decimal(a["realised_pnl"]) for a in by_account) == realised
+    s = made.manifest["summary"]
+    assert s["trades"] == sum(r["n"] for r in direct) and s["top_mover"] == movers[0]["instrument"]
+    assert "Daily trading summary" in _zip(made.data)["report.html"].decode()
+    pack, key = tmp_path / "t.zip", tmp_path / "hub.pub"
+    pack.write_bytes(made.data)
+    key.write_text(demo.ledger.public_key() + "\n")
+    assert hub_verify(["bundle", str(pack), "--public-key", str(key)]) == 0
+    # another day has no trades
+    assert (
+        run_report(demo, OFFICER, "trading-daily", "2020-01-01").manifest["summary"]["trades"] == 0
+    )
+
+
+def test_the_access_review_lists_keys_denials_approvals_and_unused_keys(
+    demo: Hub, tmp_path: Path
+) -> None:
+    issued = demo.keys.create(["analyst"], principal="rita")
+    rita = Principal("rita", frozenset({"analyst"}))
+    assert not demo.policy.decide(rita, "keys.create", "/v1/keys").allow  # a recorded denial
+    assert demo.policy.decide(rita, "query.run", "/v1/query").allow
+    today = datetime.now(UTC).date()
+    made = run_report(demo, OFFICER, "access-review", today.isoformat())
+    data = json.loads(_zip(made.data)["data.json"])
+    keys = {k["key_id"]: k for k in data["keys"]["rows"]}
+    assert keys[issued.key_id]["owner"] == "rita" and keys[issued.key_id]["state"] == "active"
+    assert "salt" not in json.dumps(data) and issued.secret not in json.dumps(data)
+    denied = [d for d in data["denied"]["rows"] if d["principal"] == "rita"]
+    assert [(d["action"], d["resource"]) for d in denied] == [("keys.create", "/v1/keys")]
+    (use,) = [u for u in data["last_use"]["rows"] if u["owner"] == "rita"]
+    assert (use["allowed"], use["denied"]) == (1, 1) and use["last_decision_at"]
+    assert issued.key_id not in {u["key_id"] for u in data["unused_keys"]["rows"]}
+    s = made.manifest["summary"]
+    assert s["denied_decisions"] == len(data["denied"]["rows"]) >= 1
+    # Seen from 60 days ahead, every active key is unused for the whole 30-day period.
+    from hub.reports import _Collector
+    from hub.reports_access import access_review
+
+    c = _Collector(demo, OFFICER)
+    later = access_review(c, today + timedelta(days=60))
+    assert issued.key_id in {u["key_id"] for u in c.data["unused_keys"]["rows"]}
+    assert later["denied_decisions"] == 0 and later["unused_keys"] == later["active_keys"]
+    pack, key = tmp_path / "a.zip", tmp_path / "hub.pub"
+    pack.write_bytes(made.data)
+    key.write_text(demo.ledger.public_key() + "\n")
+    assert hub_verify(["bundle", str(pack), "--public-key", str(key)]) == 0
+    assert _zip(made.data)["report.pdf"].startswith(b"%PDF-")
+    assert "Access review (SOC 2 CC6)" in _zip(made.data)["report.html"].decode()
+
+
+def test_an_access_review_records_who_approved_a_policy_change(demo: Hub) -> None:
+    from core.policybundle import PolicyBundle
+
+    files = dict(PolicyBundle.from_dir().files)
+    files["hub/authz.rego"] += "\n# reviewed for the access review test\n"
+    alice = Principal("alice-ar", frozenset({"security_admin"}))
+    carol = Principal("carol-ar", frozenset({"security_admin"}))
+    demo.keys.create(["security_admin"], principal="alice-ar")
+    demo.keys.create(["security_admin"], principal="carol-ar")
+    change = demo.policy_changes.propose(alice, files, "a comment")
+    demo.policy_changes.approve(carol, change.change_id, "read it")
+    from hub.reports import _Collector
+    from hub.reports_access import access_review
+
+    c = _Collector(demo, OFFICER)
+    access_review(c, datetime.now(UTC).date())
+    rows = c.data["approvals"]["rows"]
+    (row,) = [r for r in rows if r["change_id"] == change.change_id]
+    assert (row["proposed_by"], row["approved_by"]) == ("alice-ar", "carol-ar")

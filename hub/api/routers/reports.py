@@ -24,12 +24,14 @@ REPORT_ID = Annotated[str, Path(min_length=36, max_length=36, pattern="^[0-9a-f-
 
 class ReportIn(BaseModel):
     kind: str = Field(
-        pattern="^(compliance-daily|data-quality)$", description="compliance-daily or data-quality"
+        pattern="^(compliance-daily|data-quality|trading-daily|access-review)$",
+        description="compliance-daily, data-quality, trading-daily or access-review",
     )
     day: str | None = Field(
         default=None,
         pattern=r"^\d{4}-\d{2}-\d{2}$",
-        description="The UTC day of a compliance-daily report (default yesterday).",
+        description="The UTC day of a compliance-daily or trading-daily report, the last day "
+        "of an access-review's 30-day period (default yesterday).",
     )
 
 

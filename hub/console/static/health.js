@@ -27,7 +27,7 @@
       ["event_type", "rule", "severity", "value", "threshold", "fired_at", "resolved_at", "alert_id"],
       data.events.map((e) => ({ ...e, event_type: e.event_type.replace("hub.Alert", "") })));
     hub.table(document.getElementById("alert-rules"),
-      ["name", "severity", "threshold", "store", "summary", "sql"], data.rules);
+      ["name", "severity", "kind", "threshold", "measures", "summary"], data.rules);
   }
 
   const tick = () => {

@@ -63,7 +63,7 @@
     status.textContent = "running…";
     const body = { kind: document.getElementById("kind").value };
     const day = document.getElementById("day").value;
-    if (day && body.kind === "compliance-daily") body.day = day;
+    if (day && body.kind !== "data-quality") body.day = day;
     try {
       const made = await hub.json("/ui/api/reports", { method: "POST", json: body });
       status.textContent = "";

@@ -40,15 +40,72 @@
       });
   }
 
+  function showSecret(issued) {
+    hub.text("key-new-id", issued.key_id);
+    hub.text("key-new-owner", `${issued.owner} (${issued.roles.join(", ")})`);
+    hub.text("key-token", issued.token);
+    document.getElementById("key-secret").hidden = false;
+  }
+
+  async function keyAction(path, body, done) {
+    hub.text("key-error", "");
+    hub.text("key-result", "");
+    try {
+      const answer = await hub.json(path, { method: "POST", json: body });
+      done(answer);
+    } catch (e) { hub.text("key-error", e.message); }
+    await keys();
+  }
+
+  function keyButtons(row, tr) {
+    const td = tr.insertCell();
+    if (row.state !== "active") return;
+    const reason = document.createElement("input");
+    reason.placeholder = "reason";
+    reason.className = "key-reason";
+    reason.size = 12;
+    const revoke = document.createElement("button");
+    revoke.textContent = "Revoke";
+    revoke.className = "key-revoke";
+    revoke.addEventListener("click", () => {
+      if (!reason.value.trim()) { hub.text("key-error", "Give a reason to revoke the key."); return; }
+      keyAction(`/ui/api/security/keys/${encodeURIComponent(row.key_id)}/revoke`,
+        { reason: reason.value.trim() },
+        (a) => hub.text("key-result", `Revoked: ${a.revoked.join(", ")}`));
+    });
+    const rotate = document.createElement("button");
+    rotate.textContent = "Rotate";
+    rotate.className = "key-rotate";
+    rotate.addEventListener("click", () => {
+      keyAction(`/ui/api/security/keys/${encodeURIComponent(row.key_id)}/rotate`,
+        { reason: reason.value.trim() },
+        (a) => { showSecret(a); hub.text("key-result", `${a.replaces} rotated to ${a.key_id}`); });
+    });
+    td.append(reason, revoke, rotate);
+  }
+
   async function keys() {
     try {
       const data = await hub.json("/ui/api/security/keys");
       hub.table(document.getElementById("keys"),
-        ["key_id", "owner", "roles", "state", "issued_by", "expires_at"], data.keys);
+        ["key_id", "owner", "roles", "state", "issued_by", "expires_at"], data.keys, keyButtons);
     } catch (e) {
       hub.table(document.getElementById("keys"), ["refused"], [{ refused: e.message }]);
     }
   }
+
+  document.getElementById("key-create").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const f = e.target.elements;
+    const roles = f.roles.value.split(",").map((r) => r.trim()).filter(Boolean);
+    const body = { owner: f.owner.value.trim(), roles };
+    if (f.expires_in.value.trim()) body.expires_in = f.expires_in.value.trim();
+    if (!body.owner || !roles.length) {
+      hub.text("key-error", "Give the key's owner and at least one role.");
+      return;
+    }
+    keyAction("/ui/api/security/keys", body, showSecret);
+  });
 
   async function decisions(form) {
     const params = new URLSearchParams({ topic: "hub.decisions", limit: "100" });

@@ -147,6 +147,14 @@ def run_safely(fn: Callable[[], None]) -> None:
         sys.exit(1)
 
 
+def echo_change(change: Any, *, diff: bool = False) -> None:
+    """Print a governed change (policy or configuration) as JSON, with its diff when asked."""
+    out = change.summary()
+    if diff:
+        out["diff"] = change.diff
+    click.echo(json.dumps(out, indent=2))
+
+
 @click.group()
 @click.option("--data-dir", envvar="HUB_DATA_DIR", help="Data folder (default .hub).")
 @click.option("--config", envvar="HUB_CONFIG_FILE", help="YAML settings file.")

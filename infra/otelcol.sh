@@ -43,25 +43,13 @@ COMPONENT="OpenTelemetry Collector"
 # shellcheck source=infra/lib.sh
 source "$INFRA/lib.sh"
 
-go_bin() {
-    if [[ -n "${GO:-}" ]]; then
-        printf '%s\n' "$GO"
-    elif command -v go >/dev/null; then
-        command -v go
-    elif [[ -x /usr/local/go/bin/go ]]; then
-        printf '%s\n' /usr/local/go/bin/go
-    else
-        die "Go is not installed; install Go 1.26+ or set GO=/path/to/go."
-    fi
-}
-
 cmd_build() {
     if [[ -x "$BIN" ]]; then
         log "collector $OTELCOL_VERSION already built: $BIN"
         return 0
     fi
     local go tmp started=$SECONDS
-    go="$(go_bin)"
+    go="$(go_bin 1.26)"
     tmp="$(mktemp -d)"
     mkdir -p "$BIN_DIR"
     if [[ ! -x "$OCB" ]]; then

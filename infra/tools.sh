@@ -52,18 +52,6 @@ source "$INFRA/lib.sh"
 # rerun is instant. (An earlier build ran past 80 minutes while eight builds shared the machine.)
 TOOLS="helm kubeconform k8s-schemas tofu hadolint check-jsonschema python-hcl2 promtool airflow"
 
-go_bin() {
-    if [[ -n "${GO:-}" ]]; then
-        printf '%s\n' "$GO"
-    elif command -v go >/dev/null; then
-        command -v go
-    elif [[ -x /usr/local/go/bin/go ]]; then
-        printf '%s\n' /usr/local/go/bin/go
-    else
-        die "Go is not installed; install Go 1.24+ (apt-get install golang, or https://go.dev/dl) or set GO=/path/to/go."
-    fi
-}
-
 # The module of a package path (github.com/opentofu/opentofu/cmd/tofu@v1 -> github.com/opentofu/opentofu@v1):
 # the first three path elements, which holds for the GitHub-hosted modules built here.
 module_of() {
@@ -77,7 +65,7 @@ module_of() {
 go_tool() {
     local name="$1" pkg="$2" out="$3" go tmp started=$SECONDS
     [[ -x "$out" ]] && return 0
-    go="$(go_bin)"
+    go="$(go_bin 1.24)"
     tmp="$(mktemp -d)"
     mkdir -p "$BIN_DIR"
     log "building $name ($pkg) from the Go module proxy (minutes on a cold cache)"

@@ -19,8 +19,7 @@ import click
 import yaml
 
 from core.errors import InvalidInput
-from hub.cli import Ctx, authorize, key_option, main, principal_for, run_safely
-from hub.commands.policy import _print
+from hub.cli import Ctx, authorize, echo_change, key_option, main, principal_for, run_safely
 
 
 def _value(value: str | None, file: str | None, unset: bool) -> Any:
@@ -82,7 +81,7 @@ def config_show(obj: Ctx, target: str, key: str | None) -> None:
             authorize(h, "config.read", target, principal_for(h, key))
             changes = h.config_changes
             try:
-                _print(changes.store.change(target), diff=True)
+                echo_change(changes.store.change(target), diff=True)
             except ConfigChangeNotFound:
                 click.echo(json.dumps(changes.value(target), indent=2))
 
@@ -126,7 +125,7 @@ def config_propose(
             change = h.config_changes.propose(
                 principal, resource, _value(value, file, unset), reason
             )
-            _print(change, diff=True)
+            echo_change(change, diff=True)
             if change.requires_approval:
                 click.echo(
                     f"two-person rule: another principal must run "
@@ -151,7 +150,7 @@ def config_approve(obj: Ctx, change_id: str, reason: str, key: str | None) -> No
             changes = h.config_changes
             resource = changes.store.change(change_id).resource
             authorize(h, "config.approve", resource, principal)
-            _print(changes.approve(principal, change_id, reason))
+            echo_change(changes.approve(principal, change_id, reason))
 
     run_safely(go)
 
@@ -176,6 +175,6 @@ def config_rollback(
             authorize(h, "config.propose", resource, principal)
             authorize(h, write_action(resource), resource, principal)
             change = h.config_changes.rollback(principal, resource, change_id, reason, undo=undo)
-            _print(change, diff=True)
+            echo_change(change, diff=True)
 
     run_safely(go)

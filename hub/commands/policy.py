@@ -15,14 +15,7 @@ from typing import Any
 import click
 
 from core.errors import InvalidInput
-from hub.cli import Ctx, authorize, key_option, main, principal_for, run_safely
-
-
-def _print(change: Any, *, diff: bool = False) -> None:
-    out = change.summary()
-    if diff:
-        out["diff"] = change.diff
-    click.echo(json.dumps(out, indent=2))
+from hub.cli import Ctx, authorize, echo_change, key_option, main, principal_for, run_safely
 
 
 def _files_from(path: Path, active: Any, target: str | None) -> dict[str, str]:
@@ -146,7 +139,7 @@ def policy_propose(obj: Ctx, path: str, reason: str, target: str | None, key: st
             changes = h.policy_changes
             files = _files_from(Path(path), changes.store.active_bundle(), target)
             change = changes.propose(principal, files, reason)
-            _print(change, diff=True)
+            echo_change(change, diff=True)
             if change.requires_approval:
                 click.echo(
                     f"two-person rule: another principal must run "
@@ -169,7 +162,7 @@ def policy_approve(obj: Ctx, change_id: str, reason: str, key: str | None) -> No
         with obj.hub() as h:
             principal = principal_for(h, key)
             authorize(h, "policy.approve", "policy", principal)
-            _print(h.policy_changes.approve(principal, change_id, reason))
+            echo_change(h.policy_changes.approve(principal, change_id, reason))
 
     run_safely(go)
 
@@ -187,6 +180,6 @@ def policy_rollback(obj: Ctx, version: str, reason: str, key: str | None) -> Non
             principal = principal_for(h, key)
             authorize(h, "policy.propose", "policy", principal)
             change = h.policy_changes.rollback(principal, version, reason)
-            _print(change, diff=True)
+            echo_change(change, diff=True)
 
     run_safely(go)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import socket
 import threading
 from collections.abc import Iterator
 from decimal import Decimal
@@ -42,7 +41,7 @@ class Receiver:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = HTTPServer(("127.0.0.1", _port()), Handler)
+        self.server = HTTPServer(("127.0.0.1", 0), Handler)  # a free port the OS picks
         self.url = f"http://127.0.0.1:{self.server.server_port}/alerts"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
@@ -53,17 +52,6 @@ class Receiver:
             if i >= self.fail_first:
                 seen[headers["x-hub-alert-event"]] = json.loads(body)
         return list(seen.values())
-
-
-def _port() -> int:
-    for port in range(26080, 26090):
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    return 0
 
 
 @pytest.fixture

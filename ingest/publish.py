@@ -44,8 +44,8 @@ from core.metrics import Metrics
 from core.pii import PiiCodec, refuse_erased
 from core.ports.eventlog import EventLog, Record, RecordMetadata, StoredRecord
 from core.ports.keystore import KeyStore
-from domain.catalog import SubjectStrategy
 from domain import envelope as env
+from domain.catalog import SubjectStrategy
 from domain.envelope import Envelope, parse_rfc3339, rfc3339_micros
 from ingest.ids import uuid7_bytes
 from ingest.targets import TargetResolver, WriteTarget, record_key
@@ -141,7 +141,7 @@ class Publisher:
             if shape is None:
                 target = self.targets.resolve(topic, ev.event_type)
                 shape = shapes[ev.event_type] = _Shape(target, producer, tenant)
-            datum = serde.from_json(ev.value, shape.plain)
+            datum = shape.convert(ev.value)
             if keystore is not None:
                 refuse_erased(datum, shape.text, keystore, erased_seen)
             if shape.encrypts:
@@ -157,14 +157,12 @@ class Publisher:
                 at = times.get(ev.occurred_at) or times.setdefault(
                     ev.occurred_at, rfc3339_micros(parse_rfc3339(ev.occurred_at)).encode()
                 )
+            corr = ev.correlation_id.encode() if ev.correlation_id else eid
             h = (
-                shape.first
-                + ((env.H_ID, eid), shape.type_h, (env.H_TIME, at), shape.source_h)
-                + (
-                    (env.H_CORRELATION, ev.correlation_id.encode() if ev.correlation_id else eid),
-                    (env.H_CAUSATION, ev.causation_id.encode()),
-                )
-                + shape.last
+                *shape.first,
+                *((env.H_ID, eid), shape.type_h, (env.H_TIME, at), shape.source_h),
+                *((env.H_CORRELATION, corr), (env.H_CAUSATION, ev.causation_id.encode())),
+                *shape.last,
             )
             if ev.headers:
                 h += tuple((k, v.encode()) for k, v in ev.headers.items())
@@ -178,7 +176,9 @@ class Publisher:
             values.append(bytes(blob[start:end]))
             start = end
         blob.release()
-        return [Record(value=v, key=k, headers=h) for v, k, h in zip(values, keys, headers)]
+        return [
+            Record(value=v, key=k, headers=h) for v, k, h in zip(values, keys, headers, strict=True)
+        ]
 
     def prepare_reference(
         self, topic: str, events: Sequence[OutgoingEvent], producer: str, tenant: str = "default"
@@ -271,10 +271,13 @@ class _Shape:
     """What every record of one event type in a batch shares: the schemas, the wire prefix and
     the envelope headers that do not vary, encoded once (in ``Envelope.to_headers`` order)."""
 
-    __slots__ = ("encrypts", "first", "last", "parsed", "plain", "source_h", "text", "type_h", "wire")
+    __slots__ = (
+        *("convert", "encrypts", "first", "last", "parsed"),
+        *("source_h", "text", "type_h", "wire"),
+    )
 
     def __init__(self, target: WriteTarget, producer: str, tenant: str) -> None:
-        self.plain = target.plain.parsed
+        self.convert = serde.json_converter(target.plain.parsed)
         self.parsed = target.schema.parsed
         self.text = target.schema.text
         self.encrypts = target.encrypts

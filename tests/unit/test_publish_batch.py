@@ -32,7 +32,10 @@ TRADE = _schema(
     "Trade",
     {"name": "id", "type": "string"},
     {"name": "qty", "type": "int"},
-    {"name": "px", "type": {"type": "bytes", "logicalType": "decimal", "precision": 18, "scale": 4}},
+    {
+        "name": "px",
+        "type": {"type": "bytes", "logicalType": "decimal", "precision": 18, "scale": 4},
+    },
     {"name": "side", "type": {"type": "enum", "name": "Side", "symbols": ["BUY", "SELL"]}},
     {"name": "at", "type": {"type": "long", "logicalType": "timestamp-micros"}},
     {"name": "note", "type": ["null", "string"], "default": None},
@@ -64,7 +67,7 @@ def _event(rng: random.Random, i: int) -> OutgoingEvent:
         value: dict[str, Any] = {
             "id": f"T{i}-{'é' * rng.randrange(3)}",
             "qty": rng.randrange(-(2**31), 2**31),
-            "px": f"{rng.randrange(-10**9, 10**9)}.{rng.randrange(10**4):04d}",
+            "px": f"{rng.randrange(-(10**9), 10**9)}.{rng.randrange(10**4):04d}",
             "side": rng.choice(["BUY", "SELL"]),
             "at": rng.choice(["2026-12-02T08:00:00.123456Z", rng.randrange(0, 2**52)]),
         }
@@ -124,7 +127,9 @@ def test_batch_path_matches_the_reference_byte_for_byte(publisher: Publisher, se
                 assert ids[env.H_CORRELATION] == ids[env.H_ID]
         if not ev.occurred_at:
             env.parse_rfc3339(ids[env.H_TIME].decode())
-    fresh = [dict(r.headers)[env.H_ID] for ev, r in zip(events, fast) if not ev.event_id]
+    fresh = [
+        dict(r.headers)[env.H_ID] for ev, r in zip(events, fast, strict=True) if not ev.event_id
+    ]
     assert len(set(fresh)) == len(fresh)
     assert fresh == sorted(fresh)  # UUIDv7 of one batch increase
 
@@ -156,3 +161,35 @@ def test_a_bad_record_fails_the_batch_as_the_reference_does(
     assert fast.value.code == ref.value.code
     assert fast.value.message.startswith(f"Record {k}: ")
     assert needle in fast.value.message
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"id": "a", "qty": 1, "px": "1.5", "side": "BUY", "at": 0},
+        {"id": "a", "qty": True, "px": "1.5", "side": "BUY", "at": 0},  # a bool is no int
+        {"id": "a", "qty": 2**31, "px": "1.5", "side": "BUY", "at": 0},  # out of range
+        {"id": 7, "qty": 1, "px": "1.5", "side": "BUY", "at": 0},
+        {"id": "a", "qty": 1, "px": "1.5", "side": "BUY", "at": 0, "ratio": 3},  # int -> float
+        {"id": "a", "qty": 1, "px": "1.5", "side": "BUY", "at": 0, "ok": 1},
+        {"id": "a", "qty": 1, "px": "1.5", "side": "BUY"},  # required field missing
+        {"id": "a", "qty": 1, "px": "1.5", "side": "BUY", "at": 0, "zz": 1},  # unknown field
+        ["not", "a", "record"],
+    ],
+)
+def test_json_converter_returns_or_refuses_what_from_json_does(
+    publisher: Publisher, value: Any
+) -> None:
+    from core.avro import serde
+
+    schema = publisher.targets.resolve("t.mixed", "com.hub.Trade").plain.parsed
+    convert = serde.json_converter(schema)
+    try:
+        expected = serde.from_json(value, schema)
+    except HubError:
+        with pytest.raises(HubError):
+            convert(value)
+        return
+    got = convert(value)
+    assert got == expected
+    assert [type(v) for v in got.values()] == [type(v) for v in expected.values()]

@@ -536,7 +536,10 @@ class KafkaEventLog(EventLog):
         stamps: list[int] = []
         for i, r in enumerate(records):
             check_record(r, i, n, name)
-            parts.append(r.partition if r.partition is not None else default_partition(r.key, n))
+            if r.partition is not None:
+                parts.append(r.partition)
+            else:  # one partition: no murmur2 per record
+                parts.append(default_partition(r.key, n) if n > 1 else 0)
             stamps.append(now if r.timestamp_ms is None else r.timestamp_ms)
         size = payload_size([r.key for r in records], [r.value for r in records])
         return PreparedBatch(name, records, parts, stamps, size)

@@ -234,6 +234,23 @@ def _field_converter(t: Any, path: str, named: Mapping[str, Any]) -> Callable[[A
     def generic(v: Any) -> Any:
         return from_json(v, t, path, named)
 
+    if isinstance(t, list) and len(t) == 2 and "null" in t:  # ["null", T] or [T, "null"]
+        other = t[1] if t[0] == "null" else t[0]
+        if isinstance(other, str) and other not in named and other in _FAST and other != "int":
+            # from_json: None -> the null branch; a value of T's exact type -> the T branch
+            # (a long's range is checked by the branch, so longs and ints stay generic)
+            exact_t = _FAST[other]
+            if other != "long":
+                return lambda v: None if v is None else v if type(v) is exact_t else generic(v)
+        return generic
+    if isinstance(t, Mapping):
+        logical = t.get("logicalType")
+        if logical == "decimal":
+            return lambda v: _decimal(v, t, path)  # what from_json does for a decimal
+        if t.get("type") == "enum":
+            symbols = frozenset(t["symbols"])
+            return lambda v: v if type(v) is str and v in symbols else generic(v)
+        return generic
     if not isinstance(t, str) or t in named or t not in _FAST:
         return generic
     exact = _FAST[t]

@@ -174,6 +174,11 @@ def test_a_bad_record_fails_the_batch_as_the_reference_does(
         {"id": "a", "qty": 1, "px": "1.5", "side": "BUY", "at": 0, "ok": 1},
         {"id": "a", "qty": 1, "px": "1.5", "side": "BUY"},  # required field missing
         {"id": "a", "qty": 1, "px": "1.5", "side": "BUY", "at": 0, "zz": 1},  # unknown field
+        {"id": "a", "qty": 1, "px": "1.5", "side": "BUY", "at": 0, "note": 5},  # not a string
+        {"id": "a", "qty": 1, "px": "1.5", "side": "BUY", "at": 0, "note": None},
+        {"id": "a", "qty": 1, "px": "1.5", "side": "HOLD", "at": 0},  # not a symbol
+        {"id": "a", "qty": 1, "px": "1.23456", "side": "BUY", "at": 0},  # scale 4
+        {"id": "a", "qty": 1, "px": 2.5, "side": "BUY", "at": "2026-01-01T00:00:00Z"},
         ["not", "a", "record"],
     ],
 )

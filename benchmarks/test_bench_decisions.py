@@ -129,3 +129,6 @@ def test_group_committed_decisions(report: Report, hub: Hub, tmp_path: Path) -> 
     report.add(GROUP, f"{name}: p50", pct(all_lat, 0.5), "ms", higher_is_better=False)
     report.add(GROUP, f"{name}: p99", pct(all_lat, 0.99), "ms", higher_is_better=False)
     report.add(GROUP, f"{name}: decisions per fsync", per_fsync, "dec")
+    # Which side limits: the flusher storing (busy near 100%) or the callers coming back.
+    report.add(GROUP, f"{name}: flusher busy", 100 * stats.storing_s / elapsed, "%")
+    report.add(GROUP, f"{name}: ms per stored batch", 1000 * stats.storing_s / stats.batches, "ms")

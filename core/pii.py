@@ -55,12 +55,20 @@ class PiiField:
     nullable: bool
     stringy: bool
     writer: Any  # parsed one-field record schema wrapping the plain type
+    plain_string: bool = False  # the plain type is exactly "string" (the common PII field)
 
     @property
     def name(self) -> str:
         return "/".join(self.path)
 
     def encode(self, value: Any) -> bytes:
+        if self.plain_string and type(value) is str:
+            try:  # Avro's string: zig-zag varint length, then UTF-8 (what fastavro writes)
+                data = value.encode()
+            except UnicodeEncodeError:
+                pass  # a lone surrogate: fastavro's own answer below
+            else:
+                return _varint(len(data) << 1) + data
         buf = io.BytesIO()
         fastavro.schemaless_writer(buf, self.writer, {"v": value})
         return buf.getvalue()
@@ -198,6 +206,16 @@ def _walk(schema: Any, prefix: tuple[str, ...], out: list[tuple[tuple[str, ...],
                 _walk(f["type"], path, out)
 
 
+def _varint(n: int) -> bytes:
+    """``n`` (>= 0, already zig-zagged) as an Avro variable-length integer."""
+    out = bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
 def _field_writer(path: tuple[str, ...], plain: Any) -> Any:
     wrapper = {"type": "record", "name": "hub.pii.Value", "fields": [{"name": "v", "type": plain}]}
     try:
@@ -225,6 +243,7 @@ def _plan(text: str) -> Plan:
             nullable=_nullable(f["type"]),
             stringy=_stringy(f["type"]),
             writer=_field_writer(path, f["type"]),
+            plain_string=f["type"] == "string",
         )
         for path, f in found
     )

@@ -255,6 +255,7 @@ class CommitStats:
     records: int = 0
     largest_batch: int = 0
     failed_batches: int = 0
+    storing_s: float = 0.0  # time spent in the sink's append (step 3): the flusher's busy time
 
 
 class DecisionCommitter:
@@ -320,6 +321,7 @@ class DecisionCommitter:
                     self._cv.wait(left)
                 batch, self._batch = self._batch, _Batch()
                 self._storing = batch
+            started = time.perf_counter()
             try:  # 3.
                 self._sink.append(batch.records)
                 self.stats.batches += 1
@@ -330,6 +332,7 @@ class DecisionCommitter:
                 self.stats.failed_batches += 1
                 log.error("storing %d policy decisions failed: %r", len(batch.records), exc)
             finally:
+                self.stats.storing_s += time.perf_counter() - started
                 batch.done.set()
 
     def flush(self) -> None:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any, Final, cast
 
 from confluent_kafka import (
+    TIMESTAMP_LOG_APPEND_TIME,
     KafkaError,
     Message,
 )
@@ -87,6 +88,53 @@ class Delivery:
             self.meta[i] = RecordMetadata(self.topic, partition, offset, msg.timestamp()[1])
 
         return on_delivery
+
+    def metadata(self) -> list[RecordMetadata]:
+        return [m for m in self.meta if m is not None]
+
+
+class BatchDelivery:
+    """Delivery reports of a batch that is ONE Kafka record batch of one partition, collected
+    without a Python call per record (the per-record callback of ``Delivery`` cost about as much
+    as librdkafka's own produce).
+
+    Every record's report goes to ``reports.__setitem__`` (a C call, no Python frame) keyed by its
+    error: ``None`` for a delivered record, so once the producer is flushed the entry under
+    ``None`` is the LAST record delivered (a partition's reports arrive in offset order), and any
+    other key is a failure. The records of one record batch get consecutive offsets, so record
+    ``i`` of ``n`` is at the last offset minus ``n - 1 - i``. The producer MUST carry no other
+    records meanwhile: ``pending`` is its queue length.
+    """
+
+    def __init__(self, topic: str, partition: int, timestamps: Sequence[int], producer: Any):
+        self.topic = topic
+        self.partition = partition
+        self.timestamps = timestamps
+        self.reports: dict[KafkaError | None, Message] = {}
+        self.on_delivery = self.reports.__setitem__
+        self._producer = producer
+
+    @property
+    def pending(self) -> int:
+        return len(self._producer)
+
+    @property
+    def errors(self) -> list[KafkaError]:
+        return [e for e in self.reports if e is not None]
+
+    def metadata(self) -> list[RecordMetadata]:
+        last = self.reports[None]
+        end = last.offset()
+        assert end is not None and last.partition() == self.partition
+        kind, stamp = last.timestamp()
+        n = len(self.timestamps)
+        first = end - n + 1
+        if kind == TIMESTAMP_LOG_APPEND_TIME:  # the broker stamped the whole batch
+            return [RecordMetadata(self.topic, self.partition, first + i, stamp) for i in range(n)]
+        return [
+            RecordMetadata(self.topic, self.partition, first + i, ts)
+            for i, ts in enumerate(self.timestamps)
+        ]
 
 
 def stored_record(topic: str, partition: int, offset: int, msg: Message) -> StoredRecord:

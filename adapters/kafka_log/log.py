@@ -95,6 +95,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]  # re-exported
 
 from adapters.kafka_log.batch import (
     IDEM_HEADER,
+    BatchDelivery,
     Delivery,
     PreparedBatch,
     ProducerState,
@@ -116,6 +117,7 @@ from core.errors import (
 )
 from core.partitioner import default_partition
 from core.ports.eventlog import (
+    AppendSignal,
     EventLog,
     Headers,
     IdempotenceKey,
@@ -148,6 +150,10 @@ _OUT_OF_RANGE_CODES = {KafkaError.OFFSET_OUT_OF_RANGE, KafkaError._AUTO_OFFSET_R
 # Set on every topic the hub creates (unless its config says otherwise): the broker deletes nothing
 # by time or size; the hub's governed retention does (see ``create_topic``).
 NO_BROKER_DELETION = {"retention.ms": "-1", "retention.bytes": "-1"}
+# How long ``topic()`` answers from memory: the hub never changes a topic's config after creating
+# it, so this only bounds how late an operator's ``kafka-configs --alter`` is seen (publishing
+# asked Kafka for the config on every call: a round trip per batch).
+TOPIC_CONFIG_TTL_S = 5.0
 # How long a scan that met the last stable offset below the end waits for transaction markers.
 MARKER_WAIT_S = 2.0
 
@@ -202,6 +208,8 @@ class KafkaEventLog(EventLog):
         self._lock = threading.RLock()
         self._closed = False
         self._topics: dict[str, TopicInfo] = {}
+        self._topic_configs: dict[str, tuple[TopicInfo, float]] = {}  # name -> (info, expires)
+        self._appended = AppendSignal()  # bumped after every write acknowledged through this log
         self._hub_config: dict[str, dict[str, str]] | None = None
         self._producer_states: dict[tuple[str, str], ProducerState] | None = None
         self._plain: Producer | None = None
@@ -333,6 +341,7 @@ class KafkaEventLog(EventLog):
             )
         if created and hub_cfg:
             self._write_hub_config(name, hub_cfg)
+        self._topic_configs.pop(name, None)
         return self.topic(name)
 
     def _create_kafka_topic(self, name: str, partitions: int, config: dict[str, str]) -> bool:
@@ -433,10 +442,17 @@ class KafkaEventLog(EventLog):
         return [TopicInfo(n, counts[n], {**configs.get(n, {}), **hub.get(n, {})}) for n in names]
 
     def topic(self, name: str) -> TopicInfo:
+        """The topic with its config, from memory for ``TOPIC_CONFIG_TTL_S`` after a lookup."""
         self._check_open()
+        hit = self._topic_configs.get(name)
+        now = time.monotonic()
+        if hit is not None and hit[1] > now:
+            return hit[0]
         info = self._info(name)
         config = {**self._kafka_configs([name]).get(name, {}), **self._hub_configs().get(name, {})}
-        return TopicInfo(name, info.partitions, config)
+        found = TopicInfo(name, info.partitions, config)
+        self._topic_configs[name] = (found, now + TOPIC_CONFIG_TTL_S)
+        return found
 
     def _kafka_configs(self, names: Sequence[str]) -> dict[str, dict[str, str]]:
         """The topic configs set explicitly on each topic (not broker or default values)."""
@@ -520,7 +536,10 @@ class KafkaEventLog(EventLog):
         stamps: list[int] = []
         for i, r in enumerate(records):
             check_record(r, i, n, name)
-            parts.append(r.partition if r.partition is not None else default_partition(r.key, n))
+            if r.partition is not None:
+                parts.append(r.partition)
+            else:  # one partition: no murmur2 per record
+                parts.append(default_partition(r.key, n) if n > 1 else 0)
             stamps.append(now if r.timestamp_ms is None else r.timestamp_ms)
         size = payload_size([r.key for r in records], [r.value for r in records])
         return PreparedBatch(name, records, parts, stamps, size)
@@ -554,8 +573,17 @@ class KafkaEventLog(EventLog):
             return []
         with self._lock:
             if idempotence is None:
-                return self._write(batch, None)
-            return self._append_idempotent(batch, idempotence)
+                meta = self._write(batch, None)
+            else:
+                meta = self._append_idempotent(batch, idempotence)
+        self._appended.bump()
+        return meta
+
+    def append_generation(self) -> int:
+        return self._appended.generation
+
+    def wait_for_append(self, generation: int, timeout_s: float) -> int:
+        return self._appended.wait(generation, timeout_s)
 
     def _write(self, batch: PreparedBatch, marker: bytes | None) -> list[RecordMetadata]:
         extra: Headers = ((IDEM_HEADER, marker),) if marker is not None else ()
@@ -564,7 +592,9 @@ class KafkaEventLog(EventLog):
             for r, p, ts in zip(batch.records, batch.partitions, batch.timestamps, strict=True)
         ]
         if batch.single_record_batch:
-            return self._produce_and_wait(batch.topic, rows, f"appending to {batch.topic!r}")
+            return self._produce_and_wait(
+                batch.topic, rows, f"appending to {batch.topic!r}", batch.timestamps
+            )
         return self._produce_atomically(batch.topic, rows)
 
     def _send(
@@ -574,17 +604,22 @@ class KafkaEventLog(EventLog):
         rows: Sequence[tuple[int, bytes | None, bytes | None, Headers, int | None]],
         *,
         may_split: bool,
-    ) -> Delivery:
-        delivery = Delivery(topic, len(rows))
+        delivery: Delivery | BatchDelivery | None = None,
+    ) -> Delivery | BatchDelivery:
+        """Produce every row; ``delivery`` collects the reports (default: one per record)."""
+        if delivery is None:
+            delivery = Delivery(topic, len(rows))
+        wire = self._wire(topic)
+        batch_cb = delivery.on_delivery if isinstance(delivery, BatchDelivery) else None
         for i, (partition, key, value, headers, ts) in enumerate(rows):
             while True:
                 try:
                     producer.produce(
-                        self._wire(topic),
+                        wire,
                         value=value,
                         key=key,
                         partition=partition,
-                        on_delivery=delivery.callback(i),
+                        on_delivery=batch_cb or delivery.callback(i),  # type: ignore[union-attr]
                         timestamp=ts or 0,
                         headers=list(headers) or None,
                     )
@@ -598,7 +633,9 @@ class KafkaEventLog(EventLog):
                     producer.flush(0.1)
         return delivery
 
-    def _await(self, producer: Producer, delivery: Delivery, doing: str) -> list[RecordMetadata]:
+    def _await(
+        self, producer: Producer, delivery: Delivery | BatchDelivery, doing: str
+    ) -> list[RecordMetadata]:
         deadline = time.monotonic() + self._delivery_timeout + self._timeout
         while delivery.pending and time.monotonic() < deadline:
             producer.flush(min(1.0, max(0.0, deadline - time.monotonic())))
@@ -609,19 +646,27 @@ class KafkaEventLog(EventLog):
                 "unknown: retry with an IdempotenceKey to avoid duplicates.",
                 code="log_unavailable",
             )
-        if delivery.errors:
-            raise translate(delivery.errors[0], doing)
-        return [m for m in delivery.meta if m is not None]
+        errors = delivery.errors
+        if errors:
+            raise translate(errors[0], doing)
+        return delivery.metadata()
 
     def _produce_and_wait(
         self,
         topic: str,
         rows: Sequence[tuple[int, bytes | None, bytes | None, Headers, int | None]],
         doing: str,
+        one_record_batch: Sequence[int] | None = None,
     ) -> list[RecordMetadata]:
-        """Send rows with the idempotent (non-transactional) producer; wait for every ack."""
+        """Send rows with the idempotent (non-transactional) producer; wait for every ack.
+
+        ``one_record_batch`` (the rows' timestamps) says the rows are one record batch of one
+        partition: their reports are then counted per batch (``BatchDelivery``)."""
         producer = self._plain_producer()
-        delivery = self._send(producer, topic, rows, may_split=False)
+        delivery: Delivery | BatchDelivery | None = None
+        if one_record_batch is not None and rows and all(one_record_batch):
+            delivery = BatchDelivery(topic, rows[0][0], one_record_batch, producer)
+        delivery = self._send(producer, topic, rows, may_split=False, delivery=delivery)
         try:
             return self._await(producer, delivery, doing)
         except HubError:

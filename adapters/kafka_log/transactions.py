@@ -10,13 +10,14 @@ from typing import Any, Protocol
 from confluent_kafka import KafkaException, Producer
 from confluent_kafka import TopicPartition as KafkaTP
 
-from adapters.kafka_log.batch import Delivery, PreparedBatch
+from adapters.kafka_log.batch import BatchDelivery, Delivery, PreparedBatch
 from adapters.kafka_log.errors import translate
 from core.errors import (
     Conflict,
     HubError,
 )
 from core.ports.eventlog import (
+    AppendSignal,
     Headers,
     Record,
     RecordMetadata,
@@ -34,6 +35,7 @@ class TransactionHost(Protocol):
     _timeout: float
     _open_txns: set[str]
     _txn_producers: dict[str, Producer]
+    _appended: AppendSignal
 
     def _transactional(self, transactional_id: str) -> Producer: ...
     def _prepare(self, name: str, records: Sequence[Record]) -> PreparedBatch: ...
@@ -44,9 +46,10 @@ class TransactionHost(Protocol):
         rows: Sequence[tuple[int, bytes | None, bytes | None, Headers, int | None]],
         *,
         may_split: bool,
-    ) -> Delivery: ...
+        delivery: Delivery | BatchDelivery | None = None,
+    ) -> Delivery | BatchDelivery: ...
     def _await(
-        self, producer: Producer, delivery: Delivery, doing: str
+        self, producer: Producer, delivery: Delivery | BatchDelivery, doing: str
     ) -> list[RecordMetadata]: ...
     def _offsets_request(
         self, group: str, offsets: Mapping[TopicPartition, int]
@@ -148,6 +151,8 @@ class KafkaTransaction(Transaction):
                     return all(got.get(p) == o for p, o in want.items())
 
                 self._log._wait(stored, f"the offsets of group {group!r} to become visible")
+        if self._touched:
+            self._log._appended.bump()
 
     def abort(self) -> None:
         if self.state != "open":

@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import io
 import struct
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -178,6 +178,87 @@ def from_json(
             raise SerializationError(f"{path}: fixed size {schema['size']}, got {len(raw)} bytes.")
         return raw
     return from_json(value, t, path, named)
+
+
+_FAST = {  # a plain field type -> the exact Python type ``from_json`` passes through unchanged
+    "string": str,
+    "boolean": bool,
+    "double": float,
+    "float": float,
+    "long": int,
+    "int": int,
+}
+_RANGE = {"long": (-(2**63), 2**63), "int": (-(2**31), 2**31)}
+
+
+def json_converter(schema: Any) -> Callable[[Any], Any]:
+    """``from_json`` for one record schema (parsed form), with the per-field dispatch done once.
+
+    It returns what ``from_json(value, schema)`` returns. Fields of a plain type whose JSON value
+    already has the exact Python type (``str`` for a string, ``int`` in range for a long, ...)
+    are taken as they are; every other field value goes through ``from_json`` itself. It raises
+    where ``from_json`` raises, though not always with the same message: callers that name
+    errors (``Publisher.prepare``) redo a failing batch with ``from_json``.
+    """
+    if not isinstance(schema, Mapping) or schema.get("type") not in ("record", "error"):
+        return lambda value: from_json(value, schema)
+    named = schema.get("__named_schemas", {})
+    plan: list[tuple[str, Callable[[Any], Any], bool, Any]] = []
+    for f in schema["fields"]:
+        name, t = f["name"], f["type"]
+        plan.append(
+            (name, _field_converter(t, f"/{name}", named), "default" in f, f.get("default"))
+        )
+    known = frozenset(f["name"] for f in schema["fields"])
+
+    def convert(value: Any) -> Any:
+        if not isinstance(value, Mapping):
+            return from_json(value, schema)
+        out = {}
+        for name, field_conv, has_default, default in plan:
+            if name in value:
+                out[name] = field_conv(value[name])
+            elif has_default:
+                out[name] = _from_default(default, schema_of[name], named)
+            else:
+                return from_json(value, schema)  # raises: a required field is missing
+        if not known.issuperset(value):
+            return from_json(value, schema)  # raises: unknown fields
+        return out
+
+    schema_of = {f["name"]: f["type"] for f in schema["fields"]}
+    return convert
+
+
+def _field_converter(t: Any, path: str, named: Mapping[str, Any]) -> Callable[[Any], Any]:
+    def generic(v: Any) -> Any:
+        return from_json(v, t, path, named)
+
+    if isinstance(t, list) and len(t) == 2 and "null" in t:  # ["null", T] or [T, "null"]
+        other = t[1] if t[0] == "null" else t[0]
+        if isinstance(other, str) and other not in named and other in _FAST and other != "int":
+            # from_json: None -> the null branch; a value of T's exact type -> the T branch
+            # (a long's range is checked by the branch, so longs and ints stay generic)
+            exact_t = _FAST[other]
+            if other != "long":
+                return lambda v: None if v is None else v if type(v) is exact_t else generic(v)
+        return generic
+    if isinstance(t, Mapping):
+        logical = t.get("logicalType")
+        if logical == "decimal":
+            return lambda v: _decimal(v, t, path)  # what from_json does for a decimal
+        if t.get("type") == "enum":
+            symbols = frozenset(t["symbols"])
+            return lambda v: v if type(v) is str and v in symbols else generic(v)
+        return generic
+    if not isinstance(t, str) or t in named or t not in _FAST:
+        return generic
+    exact = _FAST[t]
+    bounds = _RANGE.get(t)
+    if bounds is not None:
+        lo, hi = bounds
+        return lambda v: v if type(v) is int and lo <= v < hi else generic(v)
+    return lambda v: v if type(v) is exact else generic(v)
 
 
 def _from_default(value: Any, schema: Any, named: Mapping[str, Any]) -> Any:

@@ -10,6 +10,7 @@ are alone (no exact ``topics()`` lists) and assert dense offsets only for plain 
 from __future__ import annotations
 
 import os
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -64,6 +65,35 @@ class EventLogContract:
         name = unique()
         log.create_topic(name, partitions, config or None)
         return name
+
+    # -- waking followers (wait_for_append) ------------------------------------------------------
+    # A polling period of 30 s: only the append's wake-up can make these pass in time.
+    def test_an_append_wakes_a_waiter_at_once(self, log: EventLog) -> None:
+        t = self.topic(log, 2)
+        seen = log.append_generation()
+        timer = threading.Timer(0.2, lambda: log.append(t, [Record(value=b"x", key=b"k")]))
+        timer.start()
+        started = time.monotonic()
+        assert log.wait_for_append(seen, 30.0) != seen
+        assert time.monotonic() - started < 10, "the waiter slept instead of being woken"
+        timer.join()
+
+    def test_an_append_before_the_wait_is_not_missed(self, log: EventLog) -> None:
+        t = self.topic(log)
+        seen = log.append_generation()
+        log.append(t, [Record(value=b"x"), Record(value=b"y")])
+        started = time.monotonic()
+        assert log.wait_for_append(seen, 30.0) != seen
+        assert time.monotonic() - started < 1
+
+    def test_a_committed_transaction_wakes_a_waiter(self, log: EventLog) -> None:
+        t = self.topic(log)
+        seen = log.append_generation()
+        with log.transaction(unique("txn")) as txn:
+            txn.append(t, [Record(value=b"x")])
+        started = time.monotonic()
+        assert log.wait_for_append(seen, 30.0) != seen
+        assert time.monotonic() - started < 1
 
     # -- topics -----------------------------------------------------------------------------------
     def test_create_topic_returns_its_info(self, log: EventLog) -> None:

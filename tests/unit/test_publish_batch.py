@@ -1,0 +1,200 @@
+"""``Publisher.prepare`` (per batch) gives byte for byte what ``prepare_reference`` (record at a
+time) gives, on random batches; and a bad record fails the batch naming it as the reference does.
+
+Fresh event ids and receipt times differ by nature (random bits, the clock): where an event
+brings neither, the test checks their form instead of their bytes."""
+
+from __future__ import annotations
+
+import json
+import random
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from adapters.sqlite_log import SqliteEventLog
+from core.errors import HubError
+from core.events import KEY_FIELD_CONFIG, STRATEGY_CONFIG, OutgoingEvent
+from core.metrics import Metrics
+from core.ports.eventlog import Record
+from domain import envelope as env
+from ingest.publish import Publisher
+from registry.service import SchemaRegistry
+
+
+def _schema(name: str, *fields: dict[str, object]) -> str:
+    return json.dumps({"type": "record", "name": name, "namespace": "com.hub", "fields": fields})
+
+
+TRADE = _schema(
+    "Trade",
+    {"name": "id", "type": "string"},
+    {"name": "qty", "type": "int"},
+    {
+        "name": "px",
+        "type": {"type": "bytes", "logicalType": "decimal", "precision": 18, "scale": 4},
+    },
+    {"name": "side", "type": {"type": "enum", "name": "Side", "symbols": ["BUY", "SELL"]}},
+    {"name": "at", "type": {"type": "long", "logicalType": "timestamp-micros"}},
+    {"name": "note", "type": ["null", "string"], "default": None},
+    {"name": "tags", "type": {"type": "array", "items": "string"}, "default": []},
+    {"name": "ok", "type": "boolean", "default": True},
+    {"name": "ratio", "type": "double", "default": 0.0},
+)
+QUOTE = _schema(
+    "Quote",
+    {"name": "id", "type": "string", "classification": "confidential"},
+    {"name": "bid", "type": "double"},
+    {"name": "attrs", "type": {"type": "map", "values": "long"}, "default": {}},
+)
+
+
+@pytest.fixture
+def publisher() -> Iterator[Publisher]:
+    log = SqliteEventLog(":memory:")
+    registry = SchemaRegistry(log)
+    log.create_topic("t.mixed", 2, {STRATEGY_CONFIG: "topic_record", KEY_FIELD_CONFIG: "id"})
+    registry.register("t.mixed-com.hub.Trade", TRADE)
+    registry.register("t.mixed-com.hub.Quote", QUOTE)
+    yield Publisher(log, registry, 4096, Metrics())
+    log.close()
+
+
+def _event(rng: random.Random, i: int) -> OutgoingEvent:
+    if rng.random() < 0.6:
+        value: dict[str, Any] = {
+            "id": f"T{i}-{'é' * rng.randrange(3)}",
+            "qty": rng.randrange(-(2**31), 2**31),
+            "px": f"{rng.randrange(-(10**9), 10**9)}.{rng.randrange(10**4):04d}",
+            "side": rng.choice(["BUY", "SELL"]),
+            "at": rng.choice(["2026-12-02T08:00:00.123456Z", rng.randrange(0, 2**52)]),
+        }
+        if rng.random() < 0.5:
+            value["note"] = rng.choice([None, "", "x" * rng.randrange(200)])
+        if rng.random() < 0.5:
+            value["tags"] = [str(rng.random()) for _ in range(rng.randrange(4))]
+            value["ok"] = rng.random() < 0.5
+            value["ratio"] = rng.uniform(-1e9, 1e9)
+        event_type = "com.hub.Trade"
+    else:
+        value = {
+            "id": f"Q{i}",
+            "bid": rng.uniform(0, 1000),
+            "attrs": {f"k{j}": rng.randrange(-(2**63), 2**63) for j in range(rng.randrange(3))},
+        }
+        event_type = "com.hub.Quote"
+    return OutgoingEvent(
+        value=value,
+        event_type=event_type,
+        key=rng.choice([None, f"key-{i}"]),
+        event_id=rng.choice([None, str(uuid.uuid4())]),
+        occurred_at=rng.choice(
+            [None, "2026-01-02T10:00:00Z", f"2026-03-0{1 + i % 9}T01:02:03.{i % 999:03d}+02:00"]
+        ),
+        correlation_id=rng.choice(["", f"corr-{i}"]),
+        causation_id=rng.choice(["", f"cause-{i}"]),
+        headers=rng.choice([{}, {"x-source": f"s{i}", "x-ü": "ü"}]),
+    )
+
+
+def _masked(ev: OutgoingEvent, r: Record) -> Record:
+    """The record with the header values the clock or the random bits chose replaced."""
+    fresh = {env.H_ID} if not ev.event_id else set()
+    if not ev.event_id and not ev.correlation_id:
+        fresh.add(env.H_CORRELATION)
+    if not ev.occurred_at:
+        fresh.add(env.H_TIME)
+    headers = tuple((k, b"?" if k in fresh else v) for k, v in r.headers)
+    return Record(value=r.value, key=r.key, headers=headers)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_batch_path_matches_the_reference_byte_for_byte(publisher: Publisher, seed: int) -> None:
+    rng = random.Random(seed)
+    events = [_event(rng, i) for i in range(rng.randrange(1, 300))]
+    # the batch path itself (``prepare`` would fall back to the reference on any failure)
+    fast = publisher._prepare_batch("t.mixed", events, "svc-ü", "acme")
+    ref = publisher.prepare_reference("t.mixed", events, producer="svc-ü", tenant="acme")
+    assert len(fast) == len(ref) == len(events)
+    for i, (ev, a, b) in enumerate(zip(events, fast, ref, strict=True)):
+        assert _masked(ev, a) == _masked(ev, b), f"record {i} differs"
+        ids = {k: v for k, v in a.headers if k in (env.H_ID, env.H_CORRELATION, env.H_TIME)}
+        if not ev.event_id:
+            assert uuid.UUID(ids[env.H_ID].decode()).version == 7
+            if not ev.correlation_id:
+                assert ids[env.H_CORRELATION] == ids[env.H_ID]
+        if not ev.occurred_at:
+            env.parse_rfc3339(ids[env.H_TIME].decode())
+    fresh = [
+        dict(r.headers)[env.H_ID] for ev, r in zip(events, fast, strict=True) if not ev.event_id
+    ]
+    assert len(set(fresh)) == len(fresh)
+    assert fresh == sorted(fresh)  # UUIDv7 of one batch increase
+
+
+@pytest.mark.parametrize(
+    ("bad", "needle"),
+    [
+        ({"qty": "many"}, "qty"),
+        ({"side": "HOLD"}, "HOLD"),
+        ({"extra": 1}, "extra"),
+        ({"note": "x" * 5000}, "HUB_MAX_RECORD_BYTES"),
+    ],
+)
+def test_a_bad_record_fails_the_batch_as_the_reference_does(
+    publisher: Publisher, bad: dict[str, Any], needle: str
+) -> None:
+    rng = random.Random(1)
+    events = [_event(rng, i) for i in range(40)]
+    trades = [i for i, ev in enumerate(events) if ev.event_type == "com.hub.Trade"]
+    k = trades[len(trades) // 2]
+    events[k] = OutgoingEvent(
+        value={**events[k].value, **bad}, event_type="com.hub.Trade", event_id=events[k].event_id
+    )
+    with pytest.raises(HubError) as fast:
+        publisher.prepare("t.mixed", events, producer="p")
+    with pytest.raises(HubError) as ref:
+        publisher.prepare_reference("t.mixed", events, producer="p")
+    assert fast.value.message == ref.value.message
+    assert fast.value.code == ref.value.code
+    assert fast.value.message.startswith(f"Record {k}: ")
+    assert needle in fast.value.message
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"id": "a", "qty": 1, "px": "1.5", "side": "BUY", "at": 0},
+        {"id": "a", "qty": True, "px": "1.5", "side": "BUY", "at": 0},  # a bool is no int
+        {"id": "a", "qty": 2**31, "px": "1.5", "side": "BUY", "at": 0},  # out of range
+        {"id": 7, "qty": 1, "px": "1.5", "side": "BUY", "at": 0},
+        {"id": "a", "qty": 1, "px": "1.5", "side": "BUY", "at": 0, "ratio": 3},  # int -> float
+        {"id": "a", "qty": 1, "px": "1.5", "side": "BUY", "at": 0, "ok": 1},
+        {"id": "a", "qty": 1, "px": "1.5", "side": "BUY"},  # required field missing
+        {"id": "a", "qty": 1, "px": "1.5", "side": "BUY", "at": 0, "zz": 1},  # unknown field
+        {"id": "a", "qty": 1, "px": "1.5", "side": "BUY", "at": 0, "note": 5},  # not a string
+        {"id": "a", "qty": 1, "px": "1.5", "side": "BUY", "at": 0, "note": None},
+        {"id": "a", "qty": 1, "px": "1.5", "side": "HOLD", "at": 0},  # not a symbol
+        {"id": "a", "qty": 1, "px": "1.23456", "side": "BUY", "at": 0},  # scale 4
+        {"id": "a", "qty": 1, "px": 2.5, "side": "BUY", "at": "2026-01-01T00:00:00Z"},
+        ["not", "a", "record"],
+    ],
+)
+def test_json_converter_returns_or_refuses_what_from_json_does(
+    publisher: Publisher, value: Any
+) -> None:
+    from core.avro import serde
+
+    schema = publisher.targets.resolve("t.mixed", "com.hub.Trade").plain.parsed
+    convert = serde.json_converter(schema)
+    try:
+        expected = serde.from_json(value, schema)
+    except HubError:
+        with pytest.raises(HubError):
+            convert(value)
+        return
+    got = convert(value)
+    assert got == expected
+    assert [type(v) for v in got.values()] == [type(v) for v in expected.values()]

@@ -71,6 +71,16 @@ class FeatureEngine:
         self.view = view
         self.store = store
         self._max_window = max((f.window_us for f in view.features), default=0)
+        self._column = {f.name: j for j, f in enumerate(view.features)}
+        self._visible = [j for j, f in enumerate(view.features) if not f.internal]
+        for f in view.features:
+            if f.kind == "derived" and any(
+                self._column.get(a, len(view.features)) >= self._column[f.name] for a in f.args
+            ):
+                raise InvalidInput(
+                    f"Feature {f.name!r} of view {view.name!r} derives from {f.args}: each must "
+                    "be a feature defined before it."
+                )
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -99,7 +109,7 @@ class FeatureEngine:
         features = self.view.features
         out = np.zeros((len(events), len(features)), dtype=np.float64)
         if not events:
-            return out
+            return out[:, self._visible]
         keys = [self.entity_time(e) for e in events]
         entities = list(dict.fromkeys(k[0] for k in keys))
         index = {e: i for i, e in enumerate(entities)}
@@ -127,21 +137,62 @@ class FeatureEngine:
                 out[:, j] = [f.level(e.get(f.source)) for e in events]
             elif f.kind == "attribute":
                 out[:, j] = _attribute(f, attrs[f.source], entities, ev_entity, ev_time)
+            elif f.kind == "derived":
+                out[:, j] = _derived(f, [out[:, self._column[a]] for a in f.args])
             else:
                 point_key, values = columns[f.source]
                 hi = np.searchsorted(point_key, ev_key, "left")  # strictly before t
                 lo = np.searchsorted(point_key, ev_key - f.window_us, "left")
-                if f.kind == "count":
-                    out[:, j] = hi - lo
-                else:
-                    if f.kind == "sum":
-                        picked = values
-                    else:
-                        picked = ((values >= f.low) & (values < f.high)).astype(np.float64)
-                    prefix = np.concatenate(([0.0], np.cumsum(picked)))
-                    got_sum = prefix[hi] - prefix[lo]
-                    out[:, j] = np.round(got_sum, 2) if f.kind == "sum" else np.rint(got_sum)
-        return out
+                out[:, j] = _window(f, point_key, values, ev_key, lo, hi)
+        return out[:, self._visible]
+
+
+def _window(
+    f: Feature,
+    point_key: NDArray[Any],
+    values: NDArray[Any],
+    ev_key: NDArray[Any],
+    lo: NDArray[Any],
+    hi: NDArray[Any],
+) -> NDArray[Any]:
+    """A window feature of every event at once; its window is ``[lo, hi)`` of the points."""
+    n = hi - lo
+    if f.kind == "count":
+        return n.astype(np.float64)
+    if f.kind in ("last", "age"):
+        some = n > 0
+        last = np.maximum(hi - 1, 0)
+        if f.kind == "last":
+            got = values[last] if values.size else np.zeros(len(n))
+        else:
+            got = (ev_key - point_key[last]) / 1e6 if point_key.size else np.zeros(len(n))
+        return np.where(some, got, f.default)
+    if f.kind == "std":
+        prefix = np.concatenate(([0.0], np.cumsum(values)))
+        squares = np.concatenate(([0.0], np.cumsum(values * values)))
+        safe = np.maximum(n, 1)
+        mean = (prefix[hi] - prefix[lo]) / safe
+        var = np.maximum((squares[hi] - squares[lo]) / safe - mean * mean, 0.0)
+        return np.where(n > 1, np.round(np.sqrt(var), 9), f.default)
+    picked = values if f.kind == "sum" else ((values >= f.low) & (values < f.high)) * 1.0
+    prefix = np.concatenate(([0.0], np.cumsum(picked)))
+    got_sum = prefix[hi] - prefix[lo]
+    return np.round(got_sum, 2) if f.kind == "sum" else np.rint(got_sum)
+
+
+def _derived(f: Feature, args: Sequence[NDArray[Any]]) -> NDArray[Any]:
+    if f.op == "sub":
+        got = args[0] - args[1]
+    elif f.op == "mean":
+        got = (args[0] + args[1]) / 2.0
+    elif f.op == "abs":
+        got = np.abs(args[0])
+    elif f.op == "ratio":
+        den = args[1]
+        got = np.divide(args[0], den, out=np.full(len(den), f.default), where=den != 0)
+    else:  # pragma: no cover - domain.features validates ops
+        raise InvalidInput(f"Feature {f.name!r} has an unknown op {f.op!r}.")
+    return np.round(got * f.scale, 9)
 
 
 def _laid_out(

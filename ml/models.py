@@ -43,6 +43,7 @@ PROMOTED = "hub.ModelPromoted"
 RETIRED = "hub.ModelRetired"
 DRIFT = "hub.ModelDriftDetected"
 CHAMPION_PREFIX = "model.champion:"
+RETRAIN_PREFIX = "ml.retrain:"  # ml.schedule: when a model is retrained
 NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_-")
 
 
@@ -132,6 +133,7 @@ class Models:
         self._fold = TopicFold(log, MODELS_TOPIC, decoded(reader, self._apply), lock=self._lock)
         self._state: dict[str, ModelState] = {}
         self._loaded: dict[tuple[str, int], Loaded] = {}
+        self.clock = now_iso  # the time events are stamped with (tests move it)
 
     # -- the fold --------------------------------------------------------------------------------
     def refresh(self) -> None:
@@ -313,7 +315,7 @@ class Models:
                 "manifest": json.dumps(manifest, sort_keys=True),
                 "metrics": json.dumps(metrics, sort_keys=True),
                 "registered_by": principal.id,
-                "registered_at": now_iso(),
+                "registered_at": self.clock(),
             }
             self._publish(principal, REGISTERED, value)
             return self.version(name, version)
@@ -463,6 +465,11 @@ class ModelChanges(ConfigChanges):
         if name.startswith(CHAMPION_PREFIX):
             model = check_name(name[len(CHAMPION_PREFIX) :])
             return ChampionResource(name, model, self.models)
+        if name.startswith(RETRAIN_PREFIX):
+            from ml.schedule import RetrainScheduleResource
+
+            model = check_name(name[len(RETRAIN_PREFIX) :])
+            return RetrainScheduleResource(name, model, self.store, self.models)
         return super().resource(name)
 
     def requires_two_person(self, resource: str) -> bool:

@@ -128,8 +128,9 @@ class FeatureEngine:
         for series in self.view.series:
             got = self.store.series(series.name, entities, base, end)
             columns[series.name] = _laid_out(got, index, base, span)
+        start = int(ev_time.min())
         attrs = {
-            a.name: self.store.attribute_versions(a.name, entities, end)
+            a.name: self.store.attribute_state(a.name, entities, start, end)
             for a in self.view.attributes
         }
         for j, f in enumerate(features):

@@ -24,7 +24,6 @@ def build_ml(hub: Hub) -> MachineLearning:
     from adapters.sqlite_features import SqliteFeatureStore
     from ml.service import MachineLearning
 
-    folder = hub.settings.data_dir / "ml"
     ledger = hub.ledger
 
     def checkpoint() -> tuple[int, str]:

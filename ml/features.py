@@ -126,8 +126,8 @@ class FeatureEngine:
         ev_key = ev_entity * span + (ev_time - base)
         columns: dict[str, tuple[NDArray[Any], NDArray[Any]]] = {}
         for series in self.view.series:
-            got = self.store.series(series.name, entities, base, end)
-            columns[series.name] = _laid_out(got, index, base, span)
+            ent, time_us, values = self.store.series_columns(series.name, entities, base, end)
+            columns[series.name] = (ent * span + (time_us - base), values)
         start = int(ev_time.min())
         attrs = {
             a.name: self.store.attribute_state(a.name, entities, start, end)
@@ -194,20 +194,6 @@ def _derived(f: Feature, args: Sequence[NDArray[Any]]) -> NDArray[Any]:
     else:  # pragma: no cover - domain.features validates ops
         raise InvalidInput(f"Feature {f.name!r} has an unknown op {f.op!r}.")
     return np.round(got * f.scale, 9)
-
-
-def _laid_out(
-    got: Mapping[str, list[tuple[int, float]]], index: Mapping[str, int], base: int, span: int
-) -> tuple[NDArray[Any], NDArray[Any]]:
-    """Sorted int64 keys (entity, time) and their values, for every point of every entity."""
-    keys: list[int] = []
-    values: list[float] = []
-    for entity in sorted(got, key=index.__getitem__):
-        offset = index[entity] * span - base
-        for t, v in got[entity]:
-            keys.append(offset + t)
-            values.append(v)
-    return np.asarray(keys, dtype=np.int64), np.asarray(values, dtype=np.float64)
 
 
 def _attribute(

@@ -33,9 +33,8 @@ from typing import TYPE_CHECKING, Any
 from core.errors import InvalidInput
 from core.events import OutgoingEvent
 from core.ports.policy import Principal
-from ml.models import RETRAIN_PREFIX
-
 from governance.configchanges import CONFIG_TOPIC, ConfigResource, Effect, Prepare
+from ml.models import RETRAIN_PREFIX
 
 if TYPE_CHECKING:
     from governance.configstore import ConfigChangeStore

@@ -1,4 +1,5 @@
-"""Training and evaluation of a model (payment risk, price anomaly) on a training set (scikit-learn).
+"""Training and evaluation of a model (payment risk, price anomaly) on a training set
+(scikit-learn).
 
 The holdout is chosen by the subject's hash (``ml.ab.bucket`` below ``HOLDOUT``), so a new model
 and the champion are evaluated on the same rows of the same training set, and retraining on a

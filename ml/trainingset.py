@@ -7,9 +7,9 @@ every record below those offsets; 3. fold the sources below the offsets into an 
 FeatureStore (the same feed and engine as online scoring); 4. collect labels below the offsets:
 1 when the view's positive label event (``FraudConfirmed``, ``TradeAnomalyConfirmed``) names the
 subject, 0 when its negative one (``PaymentSettled``, ``TradeCleared``) does without a positive;
-unlabelled events are left out; 5. compute the vectors as of each event's own time; 6. sort rows by (time,
-subject) and hash their canonical JSON lines. ``rebuild(manifest)`` repeats 3-6 at the
-manifest's offsets and must give the same digest.
+unlabelled events are left out; 5. compute the vectors as of each event's own time; 6. sort
+rows by (time, subject) and hash their canonical JSON lines. ``rebuild(manifest)`` repeats 3-6
+at the manifest's offsets and must give the same digest.
 """
 
 from __future__ import annotations

@@ -83,6 +83,29 @@ class FeatureStore(abc.ABC):
     ) -> dict[str, list[tuple[int, float]]]:
         """Per entity, its ``(time_us, value)`` points in ``[start_us, end_us)``, in time order."""
 
+    def series_columns(
+        self, name: str, entities: Sequence[str], start_us: int, end_us: int
+    ) -> tuple[Any, Any, Any]:
+        """``series`` as three numpy arrays, sorted by (entity, time): the entity's index in
+        ``entities``, ``time_us`` and ``value`` (what a batch of events reads at once)."""
+        import numpy as np
+
+        index = {e: i for i, e in enumerate(entities)}
+        got = self.series(name, entities, start_us, end_us)
+        ents: list[int] = []
+        times: list[int] = []
+        values: list[float] = []
+        for entity in sorted(got, key=index.__getitem__):
+            points = got[entity]
+            ents.extend([index[entity]] * len(points))
+            times.extend(t for t, _ in points)
+            values.extend(v for _, v in points)
+        return (
+            np.asarray(ents, dtype=np.int64),
+            np.asarray(times, dtype=np.int64),
+            np.asarray(values, dtype=np.float64),
+        )
+
     @abc.abstractmethod
     def attribute_versions(
         self, name: str, entities: Sequence[str], end_us: int

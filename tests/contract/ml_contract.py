@@ -36,6 +36,21 @@ class FeatureStoreContract:
         }
         assert store.series("s", ["A"], 41, 100) == {}
 
+    def test_series_columns_are_the_series_as_arrays(self, store: FeatureStore) -> None:
+        points = [SeriesPoint("s", e, t, float(t)) for e in ("B", "A", "C") for t in (9, 3, 5)]
+        store.apply([*points, SeriesPoint("s", "A", 5, -1.0), SeriesPoint("x", "A", 4, 0)], [], {})
+        asked = ["C", "A", "Z", "B"]
+        ent, times, values = store.series_columns("s", asked, 4, 9)
+        expected = [
+            (i, t, v)
+            for i, e in enumerate(asked)
+            for t, v in store.series("s", asked, 4, 9).get(e, [])
+        ]
+        assert list(zip(ent.tolist(), times.tolist(), values.tolist(), strict=True)) == expected
+        assert expected[:3] == [(0, 5, 5.0), (1, 5, 5.0), (1, 5, -1.0)]  # ties: order applied
+        empty = store.series_columns("s", ["Z"], 0, 100)
+        assert [len(a) for a in empty] == [0, 0, 0]
+
     def test_ties_keep_the_order_applied(self, store: FeatureStore) -> None:
         store.apply([SeriesPoint("s", "A", 5, 2.0)], [], {})
         store.apply([SeriesPoint("s", "A", 5, 1.0)], [], {})

@@ -87,7 +87,7 @@ class Scorer:
 
     def serving(self) -> tuple[Loaded, Loaded | None, float]:
         """The champion, the challenger (or None) and the challenger's share."""
-        state = self.models.state(self.name)
+        state = self.models.serving_state(self.name)
         if state.champion is None:
             raise NoChampion(
                 f"Model {self.name!r} has no champion: propose one with `hub ml promote "
@@ -133,7 +133,7 @@ class Scorer:
                 continue
             loaded = chosen[name]
             cols = [column[f] for f in loaded.info.features]
-            scores[idx] = loaded.estimator.predict_proba(matrix[idx][:, cols])[:, 1]
+            scores[idx] = loaded.predict(matrix[idx][:, cols])
         latency = (time.perf_counter_ns() - started) // 1000
         if self._metrics is not None:
             self._metrics.ml_scoring_seconds.labels(self.name).observe(latency / 1e6)

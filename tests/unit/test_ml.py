@@ -215,3 +215,28 @@ def test_a_derived_feature_must_follow_its_arguments(store: SqliteFeatureStore) 
     reordered = replace(PRICE_ANOMALY, features=PRICE_ANOMALY.features[::-1])
     with pytest.raises(InvalidInput, match="must be a feature defined before it"):
         FeatureEngine(reordered, store)
+
+
+def test_the_numpy_form_of_a_linear_pipeline_scores_like_sklearn() -> None:
+    import numpy as np
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from ml.fastpath import compile_predict
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(300, 4)) * [1, 100, 0.01, 5] + [0, 1000, 1, -3]
+    y = (x[:, 0] + x[:, 1] / 100 > 10).astype(int)
+    for model in (
+        make_pipeline(StandardScaler(), LogisticRegression(class_weight="balanced")),
+        LogisticRegression(max_iter=1000),
+    ):
+        model.fit(x, y)
+        fast = compile_predict(model, x[:10])
+        assert fast is not None
+        assert np.allclose(fast(x), model.predict_proba(x)[:, 1], rtol=0, atol=1e-12)
+        assert np.allclose(fast(x[:1]), model.predict_proba(x[:1])[:, 1], rtol=0, atol=1e-12)
+    forest = RandomForestClassifier(n_estimators=3).fit(x, y)
+    assert compile_predict(forest, x[:10]) is None  # scored through predict_proba

@@ -54,7 +54,8 @@ def compile_predict(estimator: Any, probe: NDArray[Any]) -> Predict | None:
 
     def predict(x: NDArray[Any]) -> NDArray[Any]:
         z = np.clip(x @ weights + bias, -700.0, 700.0)
-        return 1.0 / (1.0 + np.exp(-z))
+        out: NDArray[Any] = 1.0 / (1.0 + np.exp(-z))
+        return out
 
     spread = np.random.default_rng(0).normal(size=(64, len(coef))) * scale * 3 + mean
     rows = np.vstack([spread, probe]) if probe.size else spread

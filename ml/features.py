@@ -159,7 +159,8 @@ def _window(
     """A window feature of every event at once; its window is ``[lo, hi)`` of the points."""
     n = hi - lo
     if f.kind == "count":
-        return n.astype(np.float64)
+        counts: NDArray[Any] = n.astype(np.float64)
+        return counts
     if f.kind in ("last", "age"):
         some = n > 0
         last = np.maximum(hi - 1, 0)
@@ -167,18 +168,21 @@ def _window(
             got = values[last] if values.size else np.zeros(len(n))
         else:
             got = (ev_key - point_key[last]) / 1e6 if point_key.size else np.zeros(len(n))
-        return np.where(some, got, f.default)
+        out: NDArray[Any] = np.where(some, got, f.default)
+        return out
     if f.kind == "std":
         prefix = np.concatenate(([0.0], np.cumsum(values)))
         squares = np.concatenate(([0.0], np.cumsum(values * values)))
         safe = np.maximum(n, 1)
         mean = (prefix[hi] - prefix[lo]) / safe
         var = np.maximum((squares[hi] - squares[lo]) / safe - mean * mean, 0.0)
-        return np.where(n > 1, np.round(np.sqrt(var), 9), f.default)
+        std: NDArray[Any] = np.where(n > 1, np.round(np.sqrt(var), 9), f.default)
+        return std
     picked = values if f.kind == "sum" else ((values >= f.low) & (values < f.high)) * 1.0
     prefix = np.concatenate(([0.0], np.cumsum(picked)))
     got_sum = prefix[hi] - prefix[lo]
-    return np.round(got_sum, 2) if f.kind == "sum" else np.rint(got_sum)
+    summed: NDArray[Any] = np.round(got_sum, 2) if f.kind == "sum" else np.rint(got_sum)
+    return summed
 
 
 def _derived(f: Feature, args: Sequence[NDArray[Any]]) -> NDArray[Any]:
@@ -193,7 +197,8 @@ def _derived(f: Feature, args: Sequence[NDArray[Any]]) -> NDArray[Any]:
         got = np.divide(args[0], den, out=np.full(len(den), f.default), where=den != 0)
     else:  # pragma: no cover - domain.features validates ops
         raise InvalidInput(f"Feature {f.name!r} has an unknown op {f.op!r}.")
-    return np.round(got * f.scale, 9)
+    scaled: NDArray[Any] = np.round(got * f.scale, 9)
+    return scaled
 
 
 def _attribute(

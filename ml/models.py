@@ -136,7 +136,7 @@ def _fast(estimator: Any, info: ModelVersion, reference: Mapping[str, list[float
         rows = ref if ref.size else rows
     try:
         return compile_predict(estimator, rows)
-    except Exception:  # noqa: BLE001 - any doubt: score through predict_proba
+    except Exception:  # any doubt: score through predict_proba
         return None
 
 

@@ -70,9 +70,7 @@ def period(text: Any) -> timedelta:
     """``30m``, ``12h`` or ``7d`` as a timedelta (at least ten minutes)."""
     m = _PERIOD.match(text) if isinstance(text, str) else None
     if m is None:
-        raise _bad(
-            f"every {text!r} is not a period: write a number and a unit m, h or d, e.g. 7d."
-        )
+        raise _bad(f"every {text!r} is not a period: write a number and a unit m, h or d, e.g. 7d.")
     got = timedelta(seconds=int(m.group(1)) * _UNITS[m.group(2)])
     if got < MIN_EVERY:
         raise _bad(f"every {text!r} is shorter than 10 minutes: a retrain cuts a training set.")
@@ -220,9 +218,7 @@ class RetrainScheduler:
                     continue
             if sched.every is not None:
                 mine = [
-                    _when(v.registered_at)
-                    for v in versions
-                    if v.registered_by == self.principal.id
+                    _when(v.registered_at) for v in versions if v.registered_by == self.principal.id
                 ]
                 last = max(mine, default=sched.since)
                 if now >= last + sched.every:

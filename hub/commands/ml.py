@@ -228,7 +228,7 @@ def ml_schedule(
                 raise InvalidInput("--off stops the schedule: give it without --every/--on-drift.")
             authorize(h, "model.train", f"model:{name}", principal)
             authorize(h, "model.promote", f"model:{name}", principal)
-            value = None if off else {"on_drift": on_drift, "share": share}
+            value: dict[str, Any] | None = None if off else {"on_drift": on_drift, "share": share}
             if every is not None and value is not None:
                 value["every"] = every
             change = changes.propose(principal, resource, value, reason or "retrain schedule")

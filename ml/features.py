@@ -115,7 +115,7 @@ class FeatureEngine:
         index = {e: i for i, e in enumerate(entities)}
         ev_entity = np.fromiter((index[k[0]] for k in keys), np.int64, len(keys))
         ev_time = np.fromiter((k[1] for k in keys), np.int64, len(keys))
-        base = int(ev_time.min()) - self._max_window
+        base = int(ev_time.min()) - self._max_window - 1  # below every event and window
         end = int(ev_time.max())
         span = end - base + 1
         if span * (len(entities) + 1) >= 2**62:
@@ -135,9 +135,9 @@ class FeatureEngine:
         }
         for j, f in enumerate(features):
             if f.kind == "event":
-                out[:, j] = [f.level(e.get(f.source)) for e in events]
+                out[:, j] = _event_column(f, events)
             elif f.kind == "attribute":
-                out[:, j] = _attribute(f, attrs[f.source], entities, ev_entity, ev_time)
+                out[:, j] = _attribute(f, attrs[f.source], entities, ev_key, base, span)
             elif f.kind == "derived":
                 out[:, j] = _derived(f, [out[:, self._column[a]] for a in f.args])
             else:
@@ -201,27 +201,41 @@ def _derived(f: Feature, args: Sequence[NDArray[Any]]) -> NDArray[Any]:
     return scaled
 
 
+def _event_column(f: Feature, events: Sequence[Mapping[str, Any]]) -> list[float]:
+    """``f.level`` of every event's field (a dict lookup for levels, else a number)."""
+    if not f.levels:
+        return [f.level(e.get(f.source)) for e in events]
+    table = dict(reversed(f.levels))  # the first listed wins, as in Feature.level
+    default = f.default
+    return [table.get(e.get(f.source), default) for e in events]  # type: ignore[arg-type]
+
+
 def _attribute(
     f: Feature,
     versions: Mapping[str, list[tuple[int, dict[str, str | None]]]],
     entities: Sequence[str],
-    ev_entity: NDArray[Any],
-    ev_time: NDArray[Any],
-) -> list[float]:
-    """Per event, the level of the latest non-null value of ``f.attr`` valid before its time."""
-    per_entity: list[tuple[list[int], list[float]]] = []
-    for entity in entities:
-        times: list[int] = []
-        levels: list[float] = []
+    ev_key: NDArray[Any],
+    base: int,
+    span: int,
+) -> NDArray[Any]:
+    """Per event, the level of the latest non-null value of ``f.attr`` valid before its time:
+    every entity's versions laid end to end under the events' (entity, time) key, so one
+    ``searchsorted`` answers all events (versions before ``base``, which lies below every
+    event's time, are clamped to it and keep their order)."""
+    keys: list[int] = []
+    levels: list[float] = []
+    for i, entity in enumerate(entities):
+        offset = i * span
         for valid_from, values in versions.get(entity, ()):
             value = values.get(f.attr)
             if value is not None:
-                times.append(valid_from)
+                keys.append(offset + max(valid_from - base, 0))
                 levels.append(f.level(value))
-        per_entity.append((times, levels))
-    out = []
-    for e, t in zip(ev_entity.tolist(), ev_time.tolist(), strict=True):
-        times, levels = per_entity[e]
-        i = bisect_left(times, t)
-        out.append(levels[i - 1] if i else f.level(None))
-    return out
+    point_key = np.asarray(keys, dtype=np.int64)
+    hi = np.searchsorted(point_key, ev_key, "left")  # strictly before t
+    if not point_key.size:
+        return np.full(len(ev_key), f.level(None))
+    last = np.maximum(hi - 1, 0)
+    same_entity = (hi > 0) & (point_key[last] // span == ev_key // span)
+    got: NDArray[Any] = np.where(same_entity, np.asarray(levels)[last], f.level(None))
+    return got

@@ -240,3 +240,29 @@ def test_the_numpy_form_of_a_linear_pipeline_scores_like_sklearn() -> None:
         assert np.allclose(fast(x[:1]), model.predict_proba(x[:1])[:, 1], rtol=0, atol=1e-12)
     forest = RandomForestClassifier(n_estimators=3).fit(x, y)
     assert compile_predict(forest, x[:10]) is None  # scored through predict_proba
+
+
+def _ev(at: int, acc: str = "A") -> dict[str, object]:
+    return {**_event(at, acc=acc), "initiated_at": at}
+
+
+def test_attributes_long_before_the_batch_and_between_its_events(store: SqliteFeatureStore) -> None:
+    store.apply(
+        [],
+        [
+            _kyc(T - 400 * HOUR_US, "BASIC", "LOW"),  # long before any window
+            _kyc(T - 300 * HOUR_US, None, "HIGH"),
+            _kyc(T + MIN_US, "ENHANCED", None),  # between the two events
+            _kyc(T - 500 * HOUR_US, "STANDARD", "MEDIUM", acc="B"),
+        ],
+        {},
+    )
+    engine = FeatureEngine(PAYMENT_RISK, store)
+    got = engine.vectors([_ev(T), _ev(T + 2 * MIN_US), _ev(T, acc="B"), _ev(T, acc="C")])
+    assert [(v["kyc_level"], v["risk_rating"]) for v in got] == [
+        (1.0, 2.0),
+        (3.0, 2.0),
+        (2.0, 1.0),
+        (0.0, 1.0),  # no versions: the defaults
+    ]
+    assert got == [engine.vectors([e])[0] for e in (_ev(T), _ev(T + 2 * MIN_US))] + got[2:]

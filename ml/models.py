@@ -36,6 +36,7 @@ from governance.configchanges import Auditor, ConfigChanges, ConfigResource, Eff
 from governance.configstore import ConfigChangeStore
 from governance.store import PolicyStore
 from ingest.publish import Publisher
+from ml.schedule import RETRAIN_PREFIX  # when a model is retrained (governed config)
 from registry.service import SchemaRegistry
 
 MODELS_TOPIC = "hub.models"
@@ -44,7 +45,6 @@ PROMOTED = "hub.ModelPromoted"
 RETIRED = "hub.ModelRetired"
 DRIFT = "hub.ModelDriftDetected"
 CHAMPION_PREFIX = "model.champion:"
-RETRAIN_PREFIX = "ml.retrain:"  # ml.schedule: when a model is retrained
 NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_-")
 
 

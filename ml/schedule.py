@@ -28,20 +28,38 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from core.errors import InvalidInput
 from core.events import OutgoingEvent
 from core.ports.policy import Principal
 from governance.configchanges import CONFIG_TOPIC, ConfigResource, Effect, Prepare
-from ml.models import RETRAIN_PREFIX
 
 if TYPE_CHECKING:
     from governance.configstore import ConfigChangeStore
-    from ml.models import Models
-    from ml.service import MachineLearning
 
 log = logging.getLogger(__name__)
+
+RETRAIN_PREFIX = "ml.retrain:"
+
+
+class ModelsFold(Protocol):
+    """What the schedule reads of ``ml.models.Models`` (typed here: ``ml.models`` imports this
+    module, not the other way round)."""
+
+    def names(self) -> list[str]: ...
+
+    def state(self, name: str) -> Any: ...
+
+
+class Retrainer(Protocol):
+    """``ml.service.MachineLearning`` as the scheduler uses it."""
+
+    @property
+    def models(self) -> ModelsFold: ...
+
+    def retrain(self, principal: Principal, name: str, share: float, reason: str) -> Any: ...
+
 
 SCHEDULER = Principal("ml.scheduler", frozenset({"ml_engineer"}))
 MIN_EVERY = timedelta(minutes=10)
@@ -150,7 +168,7 @@ class RetrainScheduleResource(ConfigResource):
     name: str
     model: str
     store: ConfigChangeStore
-    models: Models
+    models: ModelsFold
 
     def current(self) -> Any:
         got = schedules(self.store).get(self.model)
@@ -187,7 +205,7 @@ class RetrainScheduler:
     def __init__(
         self,
         store: ConfigChangeStore,
-        ml: Callable[[], MachineLearning],
+        ml: Callable[[], Retrainer],
         principal: Principal = SCHEDULER,
     ) -> None:
         self.store = store

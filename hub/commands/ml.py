@@ -172,7 +172,8 @@ def ml_approve(obj: Ctx, change_id: str, reason: str, key: str | None) -> None:
 
     def go() -> None:
         from hub.ml_setup import ml_of
-        from ml.models import CHAMPION_PREFIX, RETRAIN_PREFIX
+        from ml.models import CHAMPION_PREFIX
+        from ml.schedule import RETRAIN_PREFIX
 
         with obj.hub() as h:
             principal = principal_for(h, key)
@@ -214,7 +215,7 @@ def ml_schedule(
 
     def go() -> None:
         from hub.ml_setup import ml_of
-        from ml.models import RETRAIN_PREFIX
+        from ml.schedule import RETRAIN_PREFIX
 
         resource = RETRAIN_PREFIX + name
         with obj.hub() as h:

@@ -17,8 +17,8 @@ from core.ports.policy import Principal
 from hub.bootstrap import Hub, bootstrap
 from hub.ml_setup import ml_of
 from hub.settings import load_settings
-from ml.models import RETRAIN_PREFIX, now_iso
-from ml.schedule import SCHEDULER, RetrainScheduler, schedules
+from ml.models import now_iso
+from ml.schedule import RETRAIN_PREFIX, SCHEDULER, RetrainScheduler, schedules
 
 ALICE = Principal("alice", frozenset({"ml_engineer"}))
 BOB = Principal("bob", frozenset({"ml_engineer"}))

@@ -13,6 +13,16 @@ table. From it this adapter generates a Feast repository under its folder:
 - ``materialize()`` loads the latest values into Feast's online store (SQLite file embedded; Redis
   distributed, ``online="redis"``), read by ``online_attributes``.
 
+- ``attribute_state`` (what scoring reads, ``HUB_FEATURE_STORE=feast``) is served from Feast's
+  online store for every entity whose online row is older than the earliest time asked (the
+  row is then exactly the state in force); others (an event dated before its entity's latest
+  version, as in a training set) fall back to the SQLite table. The online store is kept in step
+  by ``apply``: after the SQLite commit, the new state of every entity it touched is written
+  with ``write_to_online_store`` (no materialize job per batch); on first use in a process the
+  whole attribute set is written once. The index of what is online (entity -> its row's time)
+  lives in the process: another process that folds into the same files writes the online rows
+  too, but this process only learns their times from the SQLite table when it falls back.
+
 Series windows (counts and sums over 1 h / 24 h) stay range scans of the SQLite table: Feast has
 no raw-series read. Feast is imported when the adapter is built, never at CLI start-up.
 """
@@ -89,6 +99,7 @@ class FeastFeatureStore(FeatureStore):
         self._lock = threading.RLock()
         self._dirty: set[str] = set()
         self._fields: dict[str, tuple[str, ...]] = {}
+        self._online: dict[str, dict[str, int]] = {}  # set -> entity -> its online row's time
 
     # -- the fold: the embedded store, one transaction --------------------------------------------
     def apply(
@@ -101,6 +112,74 @@ class FeastFeatureStore(FeatureStore):
         self._base.apply(points, versions, positions, expected)
         with self._lock:
             self._dirty.update(v.attributes for v in versions)
+            touched: dict[str, set[str]] = {}
+            for v in versions:
+                if v.attributes not in self._online:
+                    continue
+                if not set(v.values) <= set(self._fields.get(v.attributes, ())):
+                    del self._online[v.attributes]  # a new field: registered again on next read
+                    touched.pop(v.attributes, None)
+                    continue
+                touched.setdefault(v.attributes, set()).add(v.entity)
+            for name, entities in touched.items():
+                if name in self._online:
+                    self._push(name, sorted(entities))
+
+    # -- online serving ---------------------------------------------------------------------------
+    def _push(self, name: str, entities: Sequence[str]) -> None:
+        """Write the entities' state in force now to Feast's online store (lock held)."""
+        import pandas as pd
+
+        fields = self._fields[name]
+        rows = []
+        end = 2**62
+        for entity, versions in self._base.attribute_state(name, entities, end, end).items():
+            if not versions:
+                continue
+            valid_from, values = versions[-1]
+            rows.append(
+                {ENTITY: entity, "event_timestamp": _ts(valid_from)}
+                | {f: values.get(f) for f in fields}
+            )
+            self._online[name][entity] = valid_from
+        if rows:
+            frame = pd.DataFrame(rows).astype({f: "object" for f in fields})
+            self.feast.write_to_online_store(name, frame)
+
+    def _serving(self, name: str) -> tuple[str, ...]:
+        """The set's fields, its online rows in step with the SQLite table (lock held)."""
+        if name not in self._online:
+            if not self._base.attribute_entities(name):
+                return ()  # nothing folded yet: nothing to register
+            self._fields[name] = self._export(name)
+            self._dirty.discard(name)
+            self._online[name] = {}
+            if self._fields[name]:
+                self._push(name, self._base.attribute_entities(name))
+        return self._fields[name]
+
+    def attribute_state(
+        self, name: str, entities: Sequence[str], start_us: int, end_us: int
+    ) -> dict[str, list[tuple[int, dict[str, str | None]]]]:
+        """From Feast's online store where its row is the state at ``start_us`` (see above)."""
+        with self._lock:
+            fields = self._serving(name)
+            online = dict(self._online.get(name, {}))
+        asked = list(dict.fromkeys(entities))
+        served = [e for e in asked if online.get(e, start_us) < start_us]
+        rest = [e for e in asked if online.get(e, start_us) >= start_us]
+        out = self._base.attribute_state(name, rest, start_us, end_us) if rest else {}
+        if served and fields:
+            got = self.feast.get_online_features(
+                features=[f"{name}:{f}" for f in fields],
+                entity_rows=[{ENTITY: e} for e in served],
+            ).to_dict()
+            for i, entity in enumerate(got[ENTITY]):
+                values: dict[str, str | None] = {
+                    f: got[f][i] for f in fields if isinstance(got[f][i], str)
+                }
+                out[str(entity)] = [(online[str(entity)], values)]
+        return out
 
     def positions(self) -> dict[TopicPartition, int]:
         return self._base.positions()

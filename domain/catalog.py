@@ -65,6 +65,14 @@ TOPICS: tuple[TopicSpec, ...] = (
         "Confirmed fraud and money laundering, per payment: the labels of payment risk models.",
     ),
     TopicSpec(
+        "trade-labels",
+        ("hub.trading.TradeAnomalyConfirmed", "hub.trading.TradeCleared"),
+        "record",
+        "trade_id",
+        "Market surveillance reviews, per trade: anomalous price confirmed, or cleared; the "
+        "labels of price anomaly models.",
+    ),
+    TopicSpec(
         "hub.config",
         ("hub.ConfigChanged",),
         "topic",

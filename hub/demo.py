@@ -10,11 +10,16 @@ Planted anomalies (valid records: they pass quality rules, the analytics must fi
 - structuring: account ``ACC-0042`` sends 9 payments of 9,500–9,990 USD (just under a 10,000
   reporting threshold) to three counterparties between 10:00 and 15:00;
 - velocity burst: account ``ACC-0077`` initiates 25 payments within 4 minutes at 13:37;
-- sanctioned country: account ``ACC-0123`` pays a counterparty in ``KP`` (and one in ``IR``).
+- sanctioned country: account ``ACC-0123`` pays a counterparty in ``KP`` (and one in ``IR``);
+- off-market trades: every hundredth trade (``TR-000037``, ``TR-000137``, ...; 30 in all) is
+  executed 1-2.5% away from the mid quoted at its time (a normal trade is within a few basis
+  points of it).
 
 Labels (``payment-labels``): the next day an investigator confirms each planted payment
 (``FraudConfirmed``: STRUCTURING, VELOCITY, SANCTIONS), so payment risk models can be trained
-and their live precision and recall measured (``hub ml``).
+and their live precision and recall measured (``hub ml``). On ``trade-labels`` market
+surveillance reviews every off-market trade (``TradeAnomalyConfirmed``) and every third other
+trade (``TradeCleared``), the labels of the price anomaly model.
 
 Planted bad records (they end in ``hub.quarantine``, visible with ``hub quarantine list``):
 - a trade with a negative quantity (``trade.quantity.positive``), a trade in ``XXX``
@@ -106,6 +111,7 @@ def generate(seed: int = SEED) -> Iterator[DemoEvent]:
                     "quoted_at": _ts(t + timedelta(seconds=rng.randint(0, 299))),
                 },
             )
+    reviewed: list[tuple[str, str, bool]] = []
     for i in range(3000):
         s = rng.choice(instruments)
         offset_s = rng.randint(0, int(8.5 * 3600))
@@ -113,6 +119,13 @@ def generate(seed: int = SEED) -> Iterator[DemoEvent]:
         # Executed near the mid quoted at that time, within a few basis points.
         mid = path[s][min(offset_s // 300, len(path[s]) - 1)]
         traded = (mid * Decimal(1 + rng.gauss(0, 0.0003))).quantize(Decimal("0.0001"))
+        off_market = i % 100 == OFF_MARKET_AT
+        if off_market:  # no extra draw from rng: every other demo value stays as it was
+            away = Decimal("0.01") + Decimal("0.005") * ((i // 100) % 4)
+            sign = 1 if (i // 100) % 2 == 0 else -1
+            traded = (mid * (1 + sign * away)).quantize(Decimal("0.0001"))
+        if off_market or i % 3 == 0:
+            reviewed.append((f"TR-{i:06d}", s, off_market))
         yield DemoEvent(
             "trades",
             {
@@ -130,6 +143,7 @@ def generate(seed: int = SEED) -> Iterator[DemoEvent]:
         )
     yield from _payments(rng, accounts, open_)
     yield from _labels()
+    yield from _trade_labels(reviewed)
     yield from _bad(open_)
 
 
@@ -210,6 +224,25 @@ def _labels() -> Iterator[DemoEvent]:
                     "confirmed_at": confirmed,
                 },
                 "hub.payments.FraudConfirmed",
+            )
+
+
+OFF_MARKET_AT = 37  # the trade number modulo 100 of the planted off-market trades
+
+
+def _trade_labels(reviewed: list[tuple[str, str, bool]]) -> Iterator[DemoEvent]:
+    at = _ts(DAY + timedelta(days=1, hours=8))
+    for trade_id, instrument, off_market in reviewed:
+        value = {"trade_id": trade_id, "instrument": instrument, "reviewed_by": "surveillance-1"}
+        if off_market:
+            yield DemoEvent(
+                "trade-labels",
+                {**value, "kind": "OFF_MARKET", "reviewed_at": at},
+                "hub.trading.TradeAnomalyConfirmed",
+            )
+        else:
+            yield DemoEvent(
+                "trade-labels", {**value, "reviewed_at": at}, "hub.trading.TradeCleared"
             )
 
 

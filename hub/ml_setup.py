@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from core.ports.ml import ModelRegistry
+    from core.ports.ml import FeatureStore, ModelRegistry
     from hub.bootstrap import Hub
     from ml.service import MachineLearning
 
@@ -27,8 +27,8 @@ def build_ml(hub: Hub) -> MachineLearning:
     from ml.spark_family import SparkLogisticFamily
     from projections.spark_launch import SparkLauncher
 
-    folder = hub.settings.data_dir / "ml"
     ledger = hub.ledger
+    folder = hub.settings.data_dir / "ml"
     spark = SparkLauncher(hub.settings.spark_python, folder / "spark", hub.settings.spark_master)
 
     def checkpoint() -> tuple[int, str]:
@@ -41,7 +41,7 @@ def build_ml(hub: Hub) -> MachineLearning:
         hub.reader,
         hub.publisher,
         hub.registry,
-        SqliteFeatureStore(folder / "features.sqlite"),
+        feature_store(hub),
         model_registry(hub),
         checkpoint,
         lambda: SqliteFeatureStore(":memory:"),
@@ -50,6 +50,21 @@ def build_ml(hub: Hub) -> MachineLearning:
         metrics=hub.metrics,
         families={SPARK_LR: SparkLogisticFamily(spark)},
     )
+
+
+def feature_store(hub: Hub) -> FeatureStore:
+    """The FeatureStore adapter the settings name (Feast is imported only when chosen: seconds)."""
+    folder = hub.settings.data_dir / "ml"
+    if hub.settings.feature_store == "feast":
+        from adapters.feast_features import FeastFeatureStore
+
+        url = hub.settings.feature_redis_url
+        return FeastFeatureStore(
+            folder / "feast", online="redis" if url else "sqlite", redis_url=url
+        )
+    from adapters.sqlite_features import SqliteFeatureStore
+
+    return SqliteFeatureStore(folder / "features.sqlite")
 
 
 def model_registry(hub: Hub) -> ModelRegistry:

@@ -285,6 +285,17 @@ class Settings(BaseSettings):
         description="MLflow tracking server when model_registry is mlflow (http://127.0.0.1:PORT; "
         "`bash infra/mlflow.sh url` prints it); empty: the embedded SQLite store.",
     )
+    feature_store: Literal["sqlite", "feast"] = Field(
+        default="sqlite",
+        description="FeatureStore adapter scoring reads online features from: 'sqlite' (the "
+        "embedded store under <data_dir>/ml) or 'feast' (Feast's online store, kept in step "
+        "with the same fold; SQLite online store, or Redis when feature_redis_url is set).",
+    )
+    feature_redis_url: str = Field(
+        default="",
+        description="With feature_store feast: Feast's Redis online store (redis://HOST:PORT; "
+        "`bash infra/redis.sh url` prints it); empty: Feast's embedded SQLite online store.",
+    )
     object_store: Literal["local", "s3"] = Field(
         default="local",
         description="ObjectStore for backups, the cold tier, the lake and the erasure journal: a "

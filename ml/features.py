@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from bisect import bisect_left
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -71,6 +70,16 @@ class FeatureEngine:
         self.view = view
         self.store = store
         self._max_window = max((f.window_us for f in view.features), default=0)
+        self._column = {f.name: j for j, f in enumerate(view.features)}
+        self._visible = [j for j, f in enumerate(view.features) if not f.internal]
+        for f in view.features:
+            if f.kind == "derived" and any(
+                self._column.get(a, len(view.features)) >= self._column[f.name] for a in f.args
+            ):
+                raise InvalidInput(
+                    f"Feature {f.name!r} of view {view.name!r} derives from {f.args}: each must "
+                    "be a feature defined before it."
+                )
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -99,13 +108,13 @@ class FeatureEngine:
         features = self.view.features
         out = np.zeros((len(events), len(features)), dtype=np.float64)
         if not events:
-            return out
+            return out[:, self._visible]
         keys = [self.entity_time(e) for e in events]
         entities = list(dict.fromkeys(k[0] for k in keys))
         index = {e: i for i, e in enumerate(entities)}
         ev_entity = np.fromiter((index[k[0]] for k in keys), np.int64, len(keys))
         ev_time = np.fromiter((k[1] for k in keys), np.int64, len(keys))
-        base = int(ev_time.min()) - self._max_window
+        base = int(ev_time.min()) - self._max_window - 1  # below every event and window
         end = int(ev_time.max())
         span = end - base + 1
         if span * (len(entities) + 1) >= 2**62:
@@ -116,69 +125,116 @@ class FeatureEngine:
         ev_key = ev_entity * span + (ev_time - base)
         columns: dict[str, tuple[NDArray[Any], NDArray[Any]]] = {}
         for series in self.view.series:
-            got = self.store.series(series.name, entities, base, end)
-            columns[series.name] = _laid_out(got, index, base, span)
+            ent, time_us, values = self.store.series_columns(series.name, entities, base, end)
+            columns[series.name] = (ent * span + (time_us - base), values)
+        start = int(ev_time.min())
         attrs = {
-            a.name: self.store.attribute_versions(a.name, entities, end)
+            a.name: self.store.attribute_state(a.name, entities, start, end)
             for a in self.view.attributes
         }
         for j, f in enumerate(features):
             if f.kind == "event":
-                out[:, j] = [f.level(e.get(f.source)) for e in events]
+                out[:, j] = _event_column(f, events)
             elif f.kind == "attribute":
-                out[:, j] = _attribute(f, attrs[f.source], entities, ev_entity, ev_time)
+                out[:, j] = _attribute(f, attrs[f.source], entities, ev_key, base, span)
+            elif f.kind == "derived":
+                out[:, j] = _derived(f, [out[:, self._column[a]] for a in f.args])
             else:
                 point_key, values = columns[f.source]
                 hi = np.searchsorted(point_key, ev_key, "left")  # strictly before t
                 lo = np.searchsorted(point_key, ev_key - f.window_us, "left")
-                if f.kind == "count":
-                    out[:, j] = hi - lo
-                else:
-                    if f.kind == "sum":
-                        picked = values
-                    else:
-                        picked = ((values >= f.low) & (values < f.high)).astype(np.float64)
-                    prefix = np.concatenate(([0.0], np.cumsum(picked)))
-                    got_sum = prefix[hi] - prefix[lo]
-                    out[:, j] = np.round(got_sum, 2) if f.kind == "sum" else np.rint(got_sum)
+                out[:, j] = _window(f, point_key, values, ev_key, lo, hi)
+        return out[:, self._visible]
+
+
+def _window(
+    f: Feature,
+    point_key: NDArray[Any],
+    values: NDArray[Any],
+    ev_key: NDArray[Any],
+    lo: NDArray[Any],
+    hi: NDArray[Any],
+) -> NDArray[Any]:
+    """A window feature of every event at once; its window is ``[lo, hi)`` of the points."""
+    n = hi - lo
+    if f.kind == "count":
+        counts: NDArray[Any] = n.astype(np.float64)
+        return counts
+    if f.kind in ("last", "age"):
+        some = n > 0
+        last = np.maximum(hi - 1, 0)
+        if f.kind == "last":
+            got = values[last] if values.size else np.zeros(len(n))
+        else:
+            got = (ev_key - point_key[last]) / 1e6 if point_key.size else np.zeros(len(n))
+        out: NDArray[Any] = np.where(some, got, f.default)
         return out
+    if f.kind == "std":
+        prefix = np.concatenate(([0.0], np.cumsum(values)))
+        squares = np.concatenate(([0.0], np.cumsum(values * values)))
+        safe = np.maximum(n, 1)
+        mean = (prefix[hi] - prefix[lo]) / safe
+        var = np.maximum((squares[hi] - squares[lo]) / safe - mean * mean, 0.0)
+        std: NDArray[Any] = np.where(n > 1, np.round(np.sqrt(var), 9), f.default)
+        return std
+    picked = values if f.kind == "sum" else ((values >= f.low) & (values < f.high)) * 1.0
+    prefix = np.concatenate(([0.0], np.cumsum(picked)))
+    got_sum = prefix[hi] - prefix[lo]
+    summed: NDArray[Any] = np.round(got_sum, 2) if f.kind == "sum" else np.rint(got_sum)
+    return summed
 
 
-def _laid_out(
-    got: Mapping[str, list[tuple[int, float]]], index: Mapping[str, int], base: int, span: int
-) -> tuple[NDArray[Any], NDArray[Any]]:
-    """Sorted int64 keys (entity, time) and their values, for every point of every entity."""
-    keys: list[int] = []
-    values: list[float] = []
-    for entity in sorted(got, key=index.__getitem__):
-        offset = index[entity] * span - base
-        for t, v in got[entity]:
-            keys.append(offset + t)
-            values.append(v)
-    return np.asarray(keys, dtype=np.int64), np.asarray(values, dtype=np.float64)
+def _derived(f: Feature, args: Sequence[NDArray[Any]]) -> NDArray[Any]:
+    if f.op == "sub":
+        got = args[0] - args[1]
+    elif f.op == "mean":
+        got = (args[0] + args[1]) / 2.0
+    elif f.op == "abs":
+        got = np.abs(args[0])
+    elif f.op == "ratio":
+        den = args[1]
+        got = np.divide(args[0], den, out=np.full(len(den), f.default), where=den != 0)
+    else:  # pragma: no cover - domain.features validates ops
+        raise InvalidInput(f"Feature {f.name!r} has an unknown op {f.op!r}.")
+    scaled: NDArray[Any] = np.round(got * f.scale, 9)
+    return scaled
+
+
+def _event_column(f: Feature, events: Sequence[Mapping[str, Any]]) -> list[float]:
+    """``f.level`` of every event's field (a dict lookup for levels, else a number)."""
+    if not f.levels:
+        return [f.level(e.get(f.source)) for e in events]
+    table = dict(reversed(f.levels))  # the first listed wins, as in Feature.level
+    default = f.default
+    return [table.get(e.get(f.source), default) for e in events]  # type: ignore[arg-type]
 
 
 def _attribute(
     f: Feature,
     versions: Mapping[str, list[tuple[int, dict[str, str | None]]]],
     entities: Sequence[str],
-    ev_entity: NDArray[Any],
-    ev_time: NDArray[Any],
-) -> list[float]:
-    """Per event, the level of the latest non-null value of ``f.attr`` valid before its time."""
-    per_entity: list[tuple[list[int], list[float]]] = []
-    for entity in entities:
-        times: list[int] = []
-        levels: list[float] = []
+    ev_key: NDArray[Any],
+    base: int,
+    span: int,
+) -> NDArray[Any]:
+    """Per event, the level of the latest non-null value of ``f.attr`` valid before its time:
+    every entity's versions laid end to end under the events' (entity, time) key, so one
+    ``searchsorted`` answers all events (versions before ``base``, which lies below every
+    event's time, are clamped to it and keep their order)."""
+    keys: list[int] = []
+    levels: list[float] = []
+    for i, entity in enumerate(entities):
+        offset = i * span
         for valid_from, values in versions.get(entity, ()):
             value = values.get(f.attr)
             if value is not None:
-                times.append(valid_from)
+                keys.append(offset + max(valid_from - base, 0))
                 levels.append(f.level(value))
-        per_entity.append((times, levels))
-    out = []
-    for e, t in zip(ev_entity.tolist(), ev_time.tolist(), strict=True):
-        times, levels = per_entity[e]
-        i = bisect_left(times, t)
-        out.append(levels[i - 1] if i else f.level(None))
-    return out
+    point_key = np.asarray(keys, dtype=np.int64)
+    hi = np.searchsorted(point_key, ev_key, "left")  # strictly before t
+    if not point_key.size:
+        return np.full(len(ev_key), f.level(None))
+    last = np.maximum(hi - 1, 0)
+    same_entity = (hi > 0) & (point_key[last] // span == ev_key // span)
+    got: NDArray[Any] = np.where(same_entity, np.asarray(levels)[last], f.level(None))
+    return got

@@ -19,6 +19,7 @@ import hashlib
 import io
 import json
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -35,6 +36,7 @@ from governance.configchanges import Auditor, ConfigChanges, ConfigResource, Eff
 from governance.configstore import ConfigChangeStore
 from governance.store import PolicyStore
 from ingest.publish import Publisher
+from ml.schedule import RETRAIN_PREFIX  # when a model is retrained (governed config)
 from registry.service import SchemaRegistry
 
 MODELS_TOPIC = "hub.models"
@@ -112,6 +114,30 @@ class Loaded:
     info: ModelVersion
     estimator: Any
     reference: dict[str, list[float]]
+    fast: Any = None  # ml.fastpath: the same probabilities as plain numpy, when supported
+
+    def predict(self, rows: Any) -> Any:
+        """The probability of class 1 per row."""
+        if self.fast is not None:
+            return self.fast(rows)
+        return self.estimator.predict_proba(rows)[:, 1]
+
+
+def _fast(estimator: Any, info: ModelVersion, reference: Mapping[str, list[float]]) -> Any:
+    """``ml.fastpath``'s numpy form, checked on probe rows (training reference rows, plus
+    random ones around the scaler's mean, so a model without a reference is checked too)."""
+    import numpy as np
+
+    from ml.fastpath import compile_predict
+
+    rows = np.zeros((0, len(info.features)))
+    if all(f in reference for f in info.features):
+        ref = np.array([reference[f][:64] for f in info.features], dtype=np.float64).T
+        rows = ref if ref.size else rows
+    try:
+        return compile_predict(estimator, rows)
+    except Exception:  # any doubt: score through predict_proba
+        return None
 
 
 class Models:
@@ -132,10 +158,24 @@ class Models:
         self._fold = TopicFold(log, MODELS_TOPIC, decoded(reader, self._apply), lock=self._lock)
         self._state: dict[str, ModelState] = {}
         self._loaded: dict[tuple[str, int], Loaded] = {}
+        self.clock = now_iso  # the time events are stamped with (tests move it)
+        self._refreshed_at = float("-inf")
 
     # -- the fold --------------------------------------------------------------------------------
     def refresh(self) -> None:
         self._fold.catch_up()
+        self._refreshed_at = time.monotonic()
+
+    def serving_state(self, name: str, max_age_s: float = 0.5) -> ModelState:
+        """``state`` for the scoring hot path: the fold is caught up at most every
+        ``max_age_s`` (a change made through this object is folded at once; one made by
+        another process is served within ``max_age_s``)."""
+        if time.monotonic() - self._refreshed_at >= max_age_s:
+            self.refresh()
+        state = self._state.get(name)
+        if state is None or not state.versions:
+            return self.state(name)  # refreshes and names the problem
+        return state
 
     def _apply(self, rec: dict[str, Any]) -> None:
         v = rec.get("value")
@@ -234,7 +274,8 @@ class Models:
             import joblib  # scikit-learn's own persistence; loaded only once the hash matched
 
             bundle = joblib.load(io.BytesIO(data))
-            loaded = Loaded(info, bundle["estimator"], bundle.get("reference", {}))
+            estimator, reference = bundle["estimator"], bundle.get("reference", {})
+            loaded = Loaded(info, estimator, reference, _fast(estimator, info, reference))
             self._loaded[key] = loaded
             return loaded
 
@@ -313,7 +354,7 @@ class Models:
                 "manifest": json.dumps(manifest, sort_keys=True),
                 "metrics": json.dumps(metrics, sort_keys=True),
                 "registered_by": principal.id,
-                "registered_at": now_iso(),
+                "registered_at": self.clock(),
             }
             self._publish(principal, REGISTERED, value)
             return self.version(name, version)
@@ -463,6 +504,11 @@ class ModelChanges(ConfigChanges):
         if name.startswith(CHAMPION_PREFIX):
             model = check_name(name[len(CHAMPION_PREFIX) :])
             return ChampionResource(name, model, self.models)
+        if name.startswith(RETRAIN_PREFIX):
+            from ml.schedule import RetrainScheduleResource
+
+            model = check_name(name[len(RETRAIN_PREFIX) :])
+            return RetrainScheduleResource(name, model, self.store, self.models)
         return super().resource(name)
 
     def requires_two_person(self, resource: str) -> bool:

@@ -11,6 +11,7 @@ and appends each prediction once.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from core.errors import Conflict
 from core.events import OutgoingEvent
@@ -25,7 +27,7 @@ from core.metrics import Metrics
 from core.ports.eventlog import EventLog, TopicPartition
 from ingest.publish import Publisher
 from ml.ab import CHALLENGER, variant
-from ml.features import FeatureEngine, canonical, row_digest
+from ml.features import FeatureEngine, canonical
 from ml.feed import FeatureFeed, Reader
 from ml.models import Loaded, Models
 
@@ -85,7 +87,7 @@ class Scorer:
 
     def serving(self) -> tuple[Loaded, Loaded | None, float]:
         """The champion, the challenger (or None) and the challenger's share."""
-        state = self.models.state(self.name)
+        state = self.models.serving_state(self.name)
         if state.champion is None:
             raise NoChampion(
                 f"Model {self.name!r} has no champion: propose one with `hub ml promote "
@@ -97,33 +99,41 @@ class Scorer:
         mv = state.versions[state.challenger]
         return champion, self.models.load(self.name, mv.version), mv.share
 
-    def score(
-        self, events: Sequence[Mapping[str, Any]], sources: Sequence[str]
-    ) -> list[Prediction]:
-        """One prediction per event. ``latency_us`` is the time from the call to its scores
-        (for a batch, the batch's: what each event of it waited)."""
-        if not events:
-            return []
+    def score_batch(
+        self, events: Sequence[Mapping[str, Any]]
+    ) -> tuple[NDArray[Any], NDArray[Any], list[str], dict[str, Loaded], int]:
+        """The columnar core of ``score``: the feature matrix (``names`` order), the scores,
+        each event's variant, the versions serving each variant, and the latency in us. One
+        feature fetch and one ``predict_proba`` per variant for the whole batch."""
         champion, challenger, share = self.serving()  # loaded once, not part of the latency
         started = time.perf_counter_ns()
         view = self.engine.view
         matrix = self.engine.matrix(events)
         column = {name: j for j, name in enumerate(view.names)}
-        groups: dict[str, list[int]] = {}
         chosen: dict[str, Loaded] = {"champion": champion}
-        variants: list[str] = []
-        for i, event in enumerate(events):
-            name = variant(str(event[view.entity_field]), share if challenger else 0.0)
-            variants.append(name)
-            groups.setdefault(name, []).append(i)
         if challenger is not None:
             chosen[CHALLENGER] = challenger
+        split = share if challenger else 0.0
+        by_key: dict[str, str] = {}
+        variants: list[str] = []
+        for event in events:
+            key = str(event[view.entity_field])
+            name = by_key.get(key)
+            if name is None:
+                name = by_key[key] = variant(key, split)
+            variants.append(name)
         scores = np.zeros(len(events))
+        if challenger is None:
+            groups = {"champion": np.arange(len(events))}
+        else:
+            flags = np.fromiter((v == CHALLENGER for v in variants), bool, len(variants))
+            groups = {"champion": np.flatnonzero(~flags), CHALLENGER: np.flatnonzero(flags)}
         for name, idx in groups.items():
+            if not idx.size:
+                continue
             loaded = chosen[name]
             cols = [column[f] for f in loaded.info.features]
-            rows = matrix[np.asarray(idx)][:, cols]
-            scores[idx] = loaded.estimator.predict_proba(rows)[:, 1]
+            scores[idx] = loaded.predict(matrix[idx][:, cols])
         latency = (time.perf_counter_ns() - started) // 1000
         if self._metrics is not None:
             self._metrics.ml_scoring_seconds.labels(self.name).observe(latency / 1e6)
@@ -133,28 +143,40 @@ class Scorer:
                 counter = self._metrics.ml_predictions
                 counter.labels(self.name, version, name, "alert").inc(alerts)
                 counter.labels(self.name, version, name, "pass").inc(len(idx) - alerts)
+        return matrix, scores, variants, chosen, int(latency)
+
+    def score(
+        self, events: Sequence[Mapping[str, Any]], sources: Sequence[str]
+    ) -> list[Prediction]:
+        """One prediction per event. ``latency_us`` is the time from the call to its scores
+        (for a batch, the batch's: what each event of it waited)."""
+        if not events:
+            return []
+        view = self.engine.view
+        matrix, scores, variants, chosen, latency = self.score_batch(events)
         names = view.names
         order = sorted(range(len(names)), key=names.__getitem__)  # digests: names sorted
         header = canonical([names[j] for j in order]).encode() + b"\n"
-        by_name = matrix[:, order]
+        by_name = np.ascontiguousarray(matrix[:, order], dtype="<f8")
         out = []
-        for i, (event, row) in enumerate(zip(events, matrix.tolist(), strict=True)):
-            info = chosen[variants[i]].info
-            vector = dict(zip(names, row, strict=True))
-            score = float(scores[i])
+        infos = {name: loaded.info for name, loaded in chosen.items()}
+        for i, (event, row, score) in enumerate(
+            zip(events, matrix.tolist(), scores.tolist(), strict=True)
+        ):
+            info = infos[variants[i]]
             out.append(
                 Prediction(
-                    model=self.name,
-                    version=info.version,
-                    variant=variants[i],
-                    entity=str(event[view.entity_field]),
-                    subject=str(event.get(view.subject_field, "")),
-                    source=sources[i],
-                    features=vector,
-                    feature_digest=row_digest(header, by_name[i]),
-                    score=round(score, 9),
-                    decision="alert" if score >= info.threshold else "pass",
-                    latency_us=int(latency),
+                    self.name,
+                    info.version,
+                    variants[i],
+                    str(event[view.entity_field]),
+                    str(event.get(view.subject_field, "")),
+                    sources[i],
+                    dict(zip(names, row, strict=True)),
+                    hashlib.sha256(header + by_name[i].tobytes()).hexdigest(),
+                    round(score, 9),
+                    "alert" if score >= info.threshold else "pass",
+                    latency,
                 )
             )
         return out

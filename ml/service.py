@@ -23,7 +23,7 @@ from ml.features import FeatureEngine
 from ml.feed import FeatureFeed
 from ml.models import ModelChanges, ModelNotFound, Models, ModelVersion
 from ml.scoring import PREDICTIONS_TOPIC, Prediction, Scorer, ScoringConsumer
-from ml.trainingset import LABEL_EVENT, Checkpoint, TrainingSet, TrainingSets
+from ml.trainingset import Checkpoint, TrainingSet, TrainingSets
 from registry.service import SchemaRegistry
 
 DEFAULT_FAMILY = "sklearn-lr"
@@ -238,7 +238,8 @@ class MachineLearning:
         return out
 
     def labels(self, view: FeatureView) -> dict[str, int]:
-        """Labels known now: 1 confirmed fraud, 0 settled without it."""
+        """Labels known now: 1 positive (confirmed fraud, confirmed anomaly), 0 negative (settled,
+        cleared) without a positive."""
         labels: dict[str, int] = {}
         fraud: set[str] = set()
         for topic in (view.event_topic, view.labels["topic"]):
@@ -258,7 +259,7 @@ class MachineLearning:
                             continue
                         if kind == view.labels["negative"]:
                             labels.setdefault(str(v[view.subject_field]), 0)
-                        elif kind == LABEL_EVENT:
+                        elif kind == view.labels["positive"]:
                             fraud.add(str(v[view.subject_field]))
                     offset = got[-1]["offset"] + 1
         labels.update(dict.fromkeys(fraud, 1))

@@ -1,4 +1,5 @@
-"""Training and evaluation of a payment risk model on a training set (scikit-learn).
+"""Training and evaluation of a model (payment risk, price anomaly) on a training set
+(scikit-learn).
 
 The holdout is chosen by the subject's hash (``ml.ab.bucket`` below ``HOLDOUT``), so a new model
 and the champion are evaluated on the same rows of the same training set, and retraining on a
@@ -68,8 +69,8 @@ def fit(
     if labels != {0, 1}:
         raise InvalidInput(
             f"The training set (digest {ts.digest[:12]}..., {len(ts.rows)} rows) needs both "
-            "positive and negative labels in its training part: publish FraudConfirmed events "
-            "to payment-labels (and let payments settle), then train again."
+            "positive and negative labels in its training part (labels: "
+            f"{ts.manifest['query']['label']}): publish labels, then train again."
         )
     estimator = make_pipeline(
         StandardScaler(), LogisticRegression(class_weight="balanced", max_iter=2000)

@@ -5,10 +5,11 @@ position of the log and a signed ledger checkpoint, so that anyone can rebuild t
 attributes, labels); 2. sync the ledger and take its checkpoint (size, root), which then covers
 every record below those offsets; 3. fold the sources below the offsets into an in-memory
 FeatureStore (the same feed and engine as online scoring); 4. collect labels below the offsets:
-1 when ``FraudConfirmed`` names the payment, 0 when it settled without one; unlabelled events
-are left out; 5. compute the vectors as of each event's own time; 6. sort rows by (time,
-subject) and hash their canonical JSON lines. ``rebuild(manifest)`` repeats 3-6 at the
-manifest's offsets and must give the same digest.
+1 when the view's positive label event (``FraudConfirmed``, ``TradeAnomalyConfirmed``) names the
+subject, 0 when its negative one (``PaymentSettled``, ``TradeCleared``) does without a positive;
+unlabelled events are left out; 5. compute the vectors as of each event's own time; 6. sort
+rows by (time, subject) and hash their canonical JSON lines. ``rebuild(manifest)`` repeats 3-6
+at the manifest's offsets and must give the same digest.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from ml.features import FeatureEngine, canonical, to_us
 from ml.feed import FeatureFeed, Reader
 
 Checkpoint = Callable[[], tuple[int, str]]  # sync the ledger; (tree size, root hex)
-LABEL_EVENT = "hub.payments.FraudConfirmed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,7 +129,8 @@ class TrainingSets:
             "query": {
                 "events": f"{view.event_topic}:{view.event_type}",
                 "as_of": "each event's own time; facts strictly before it",
-                "label": f"1: {view.labels['topic']}:{LABEL_EVENT} names the subject; 0: "
+                "label": f"1: {view.labels['topic']}:{view.labels['positive']} names the "
+                "subject; 0: "
                 f"{view.labels['negative']} without it; others left out",
                 "order": "time_us, subject",
             },
@@ -167,7 +168,7 @@ class TrainingSets:
                         events.append(value)
                     elif kind == view.labels["negative"] and isinstance(subject, str):
                         labels.setdefault(subject, 0)
-                    elif kind == LABEL_EVENT and isinstance(subject, str):
+                    elif kind == view.labels["positive"] and isinstance(subject, str):
                         fraud.add(subject)
                 offset = got[-1]["offset"] + 1
         labels.update(dict.fromkeys(fraud, 1))

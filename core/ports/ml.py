@@ -14,7 +14,11 @@ FeatureStore contract
 - ``attributes(name, entities, as_of_us)`` MUST return, per entity with a version valid strictly
   before ``as_of_us``, every field's latest non-null value among those versions (an update that
   leaves a field ``None`` keeps the earlier value): nothing from ``as_of_us`` or later.
-- Both reads MUST NOT depend on the order batches were applied in beyond ties: that is what
+- ``attribute_state(name, entities, start_us, end_us)`` MUST answer every time in
+  ``[start_us, end_us]`` as ``attribute_versions(name, entities, end_us)`` does: the versions
+  valid before ``start_us`` MAY be given as one, their field-wise merge at the latest of their
+  times (that is what an online store holds), the later ones as they are.
+- These reads MUST NOT depend on the order batches were applied in beyond ties: that is what
   makes a training set point-in-time correct and rebuildable.
 
 ModelRegistry contract
@@ -79,12 +83,52 @@ class FeatureStore(abc.ABC):
     ) -> dict[str, list[tuple[int, float]]]:
         """Per entity, its ``(time_us, value)`` points in ``[start_us, end_us)``, in time order."""
 
+    def series_columns(
+        self, name: str, entities: Sequence[str], start_us: int, end_us: int
+    ) -> tuple[Any, Any, Any]:
+        """``series`` as three numpy arrays, sorted by (entity, time): the entity's index in
+        ``entities``, ``time_us`` and ``value`` (what a batch of events reads at once)."""
+        import numpy as np
+
+        index = {e: i for i, e in enumerate(entities)}
+        got = self.series(name, entities, start_us, end_us)
+        ents: list[int] = []
+        times: list[int] = []
+        values: list[float] = []
+        for entity in sorted(got, key=index.__getitem__):
+            points = got[entity]
+            ents.extend([index[entity]] * len(points))
+            times.extend(t for t, _ in points)
+            values.extend(v for _, v in points)
+        return (
+            np.asarray(ents, dtype=np.int64),
+            np.asarray(times, dtype=np.int64),
+            np.asarray(values, dtype=np.float64),
+        )
+
     @abc.abstractmethod
     def attribute_versions(
         self, name: str, entities: Sequence[str], end_us: int
     ) -> dict[str, list[tuple[int, dict[str, str | None]]]]:
         """Per entity, its versions valid from before ``end_us``, oldest first (ties in the
         order applied)."""
+
+    def attribute_state(
+        self, name: str, entities: Sequence[str], start_us: int, end_us: int
+    ) -> dict[str, list[tuple[int, dict[str, str | None]]]]:
+        """Per entity, enough versions to answer any time in ``[start_us, end_us]``: those
+        valid before ``start_us`` merged into one, then the later ones (see the contract)."""
+        out: dict[str, list[tuple[int, dict[str, str | None]]]] = {}
+        for entity, versions in self.attribute_versions(name, entities, end_us).items():
+            late = [(t, v) for t, v in versions if t >= start_us]
+            early = [(t, v) for t, v in versions if t < start_us]
+            if early:
+                merged: dict[str, str | None] = {}
+                for _, values in early:
+                    merged.update({k: v for k, v in values.items() if v is not None})
+                late.insert(0, (early[-1][0], merged))
+            out[entity] = late
+        return out
 
     def attributes(
         self, name: str, entities: Sequence[str], as_of_us: int

@@ -7,7 +7,10 @@
     hub ml models [NAME]                models and versions with stage, metrics and manifest
     hub ml promote NAME VERSION         propose VERSION as champion (two-person rule), or
         [--challenger --share 0.2]      make it the challenger at once for a share of accounts
-    hub ml approve CHANGE_ID --key ...  a second person approves a champion promotion
+    hub ml approve CHANGE_ID --key ...  a second person approves a champion promotion (or a
+                                        retrain schedule when the bundle makes it two-person)
+    hub ml schedule NAME [--every 7d]   propose when NAME is retrained (governed config
+        [--on-drift] [--share S] [--off]  ml.retrain:NAME); without options: the one in force
     hub ml retire NAME VERSION          stop serving a version
     hub ml sync-aliases NAME            put the registry's (MLflow's) aliases back to the ledger's
     hub ml score NAME                   the scoring consumer: score new events until idle
@@ -181,18 +184,73 @@ def ml_approve(obj: Ctx, change_id: str, reason: str, key: str | None) -> None:
     def go() -> None:
         from hub.ml_setup import ml_of
         from ml.models import CHAMPION_PREFIX
+        from ml.schedule import RETRAIN_PREFIX
 
         with obj.hub() as h:
             principal = principal_for(h, key)
             changes = ml_of(h).changes
             resource = changes.store.change(change_id).resource
-            if not resource.startswith(CHAMPION_PREFIX):
+            if not resource.startswith((CHAMPION_PREFIX, RETRAIN_PREFIX)):
                 raise InvalidInput(
-                    f"Change {change_id} changes {resource!r}, not a model's champion: approve "
-                    "it with `hub config approve`."
+                    f"Change {change_id} changes {resource!r}, not a model's champion or retrain "
+                    "schedule: approve it with `hub config approve`."
                 )
             authorize(h, "model.approve", resource, principal)
             _json(changes.approve(principal, change_id, reason).summary())
+
+    run_safely(go)
+
+
+@ml.command("schedule")
+@click.argument("name")
+@click.option("--every", default=None, help="Retrain every period: 30m, 12h, 7d (>= 10m).")
+@click.option("--on-drift", is_flag=True, help="Retrain once per drift event recorded.")
+@click.option("--share", type=float, default=0.1, show_default=True, help="Challenger's share.")
+@click.option("--off", is_flag=True, help="Stop scheduled retraining of NAME.")
+@click.option("--reason", default="", help="Why (recorded in the change).")
+@key_option
+@click.pass_obj
+def ml_schedule(
+    obj: Ctx,
+    name: str,
+    every: str | None,
+    on_drift: bool,
+    share: float,
+    off: bool,
+    reason: str,
+    key: str | None,
+) -> None:
+    """Propose when NAME is retrained (to a challenger; promotion stays two-person): the
+    governed setting ml.retrain:NAME, run by `hub serve`'s scheduler. Without options, print
+    the schedule in force."""
+
+    def go() -> None:
+        from hub.ml_setup import ml_of
+        from ml.schedule import RETRAIN_PREFIX
+
+        resource = RETRAIN_PREFIX + name
+        with obj.hub() as h:
+            principal = principal_for(h, key)
+            changes = ml_of(h).changes
+            if not (every or on_drift or off):
+                authorize(h, "model.read", f"model:{name}", principal)
+                _json(changes.value(resource))
+                return
+            if off and (every or on_drift):
+                raise InvalidInput("--off stops the schedule: give it without --every/--on-drift.")
+            authorize(h, "model.train", f"model:{name}", principal)
+            authorize(h, "model.promote", f"model:{name}", principal)
+            value: dict[str, Any] | None = None if off else {"on_drift": on_drift, "share": share}
+            if every is not None and value is not None:
+                value["every"] = every
+            change = changes.propose(principal, resource, value, reason or "retrain schedule")
+            _json(change.summary())
+            if change.status != "applied":
+                click.echo(
+                    f"two-person rule: another person must run `hub ml approve "
+                    f"{change.change_id} --key KEY_ID:SECRET`",
+                    err=True,
+                )
 
     run_safely(go)
 

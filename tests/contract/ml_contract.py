@@ -36,6 +36,21 @@ class FeatureStoreContract:
         }
         assert store.series("s", ["A"], 41, 100) == {}
 
+    def test_series_columns_are_the_series_as_arrays(self, store: FeatureStore) -> None:
+        points = [SeriesPoint("s", e, t, float(t)) for e in ("B", "A", "C") for t in (9, 3, 5)]
+        store.apply([*points, SeriesPoint("s", "A", 5, -1.0), SeriesPoint("x", "A", 4, 0)], [], {})
+        asked = ["C", "A", "Z", "B"]
+        ent, times, values = store.series_columns("s", asked, 4, 9)
+        expected = [
+            (i, t, v)
+            for i, e in enumerate(asked)
+            for t, v in store.series("s", asked, 4, 9).get(e, [])
+        ]
+        assert list(zip(ent.tolist(), times.tolist(), values.tolist(), strict=True)) == expected
+        assert expected[:3] == [(0, 5, 5.0), (1, 5, 5.0), (1, 5, -1.0)]  # ties: order applied
+        empty = store.series_columns("s", ["Z"], 0, 100)
+        assert [len(a) for a in empty] == [0, 0, 0]
+
     def test_ties_keep_the_order_applied(self, store: FeatureStore) -> None:
         store.apply([SeriesPoint("s", "A", 5, 2.0)], [], {})
         store.apply([SeriesPoint("s", "A", 5, 1.0)], [], {})
@@ -59,6 +74,49 @@ class FeatureStoreContract:
         }
         versions = store.attribute_versions("acc", ["A"], 250)["A"]
         assert [v for v, _ in versions] == [100, 200] and versions[1][1]["kyc"] is None
+
+    def test_attribute_state_answers_like_every_version(self, store: FeatureStore) -> None:
+        """What scoring reads (Feast: its online store) gives the same state at every time in
+        the window as the full history, also right after a later batch changed it."""
+        store.apply(
+            [],
+            [
+                AttributeVersion("acc", "A", 100, {"kyc": "BASIC", "risk": "LOW"}),
+                AttributeVersion("acc", "A", 200, {"kyc": None, "risk": "HIGH"}),
+                AttributeVersion("acc", "B", 150, {"kyc": "ENHANCED", "risk": None}),
+            ],
+            {},
+        )
+
+        def in_force(versions: list[tuple[int, dict[str, str | None]]], t: int) -> dict[str, str]:
+            merged: dict[str, str] = {}
+            for valid_from, values in versions:
+                if valid_from < t:
+                    merged.update({k: v for k, v in values.items() if v is not None})
+            return merged
+
+        def check(start: int, end: int) -> None:
+            state = store.attribute_state("acc", ["A", "B", "Z"], start, end)
+            assert "Z" not in state or state["Z"] == []
+            for entity in ("A", "B"):
+                full = store.attribute_versions("acc", [entity], end).get(entity, [])
+                for t in (start, (start + end) // 2, end):
+                    assert in_force(state.get(entity, []), t) == in_force(full, t), (entity, t)
+
+        for start, end in ((50, 60), (150, 250), (201, 201), (1_000, 1_000), (120, 2_000)):
+            check(start, end)
+        assert store.attribute_state("acc", ["A"], 1_000, 1_000)["A"][-1][1] == {
+            "kyc": "BASIC",
+            "risk": "HIGH",
+        }
+        store.apply([], [AttributeVersion("acc", "A", 500, {"kyc": "ENHANCED", "risk": None})], {})
+        assert in_force(store.attribute_state("acc", ["A"], 1_000, 1_000)["A"], 1_000) == {
+            "kyc": "ENHANCED",
+            "risk": "HIGH",
+        }
+        check(400, 600)
+        check(1_000, 1_000)
+        assert store.attribute_state("none", ["A"], 1_000, 1_000) in ({}, {"A": []})
 
     def test_apply_is_a_compare_and_set_on_expected_positions(self, store: FeatureStore) -> None:
         tp = TopicPartition("payments", 0)

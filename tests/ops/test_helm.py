@@ -72,7 +72,8 @@ def test_probes_resources_security_and_vault(rendered: Path) -> None:
     assert {d["metadata"]["labels"]["app.kubernetes.io/component"] for d in deployments} == {
         "api",
         "projections",
-        "scoring",
+        "scoring-payment-risk",
+        "scoring-price-anomaly",
     }
     for d in deployments:
         pod = d["spec"]["template"]
@@ -95,7 +96,7 @@ def test_disruption_budgets_and_default_deny_network_policy(rendered: Path) -> N
     docs = _docs(rendered)
     pdbs = {d["spec"]["selector"]["matchLabels"]["app.kubernetes.io/component"] for d in docs
             if d["kind"] == "PodDisruptionBudget"}  # fmt: skip
-    assert pdbs == {"api", "projections", "scoring"}
+    assert pdbs == {"api", "projections", "scoring-payment-risk", "scoring-price-anomaly"}
     (policy,) = [d for d in docs if d["kind"] == "NetworkPolicy"]
     assert set(policy["spec"]["policyTypes"]) == {"Ingress", "Egress"}
     ports = {p["port"] for rule in policy["spec"]["ingress"] for p in rule["ports"]}
@@ -110,18 +111,24 @@ def test_image_args_are_the_ones_ci_runs(rendered: Path) -> None:
             assert done.returncode == 0, done.stderr
 
 
-def test_the_scoring_worker_is_probed_on_its_own_health_port(rendered: Path) -> None:
+@pytest.mark.parametrize("model", ["payment_risk", "price_anomaly"])
+def test_each_models_scoring_worker_is_probed_on_its_own_health_port(
+    rendered: Path, model: str
+) -> None:
     docs = _docs(rendered)
+    component = "scoring-" + model.replace("_", "-")
     (scoring,) = [
         d
         for d in docs
         if d["kind"] == "Deployment"
-        and d["metadata"]["labels"]["app.kubernetes.io/component"] == "scoring"
+        and d["metadata"]["labels"]["app.kubernetes.io/component"] == component
     ]
+    assert scoring["spec"]["selector"]["matchLabels"]["app.kubernetes.io/component"] == component
     pod = scoring["spec"]["template"]
+    assert pod["metadata"]["labels"]["app.kubernetes.io/component"] == component
     (container,) = pod["spec"]["containers"]
     args = container["args"]
-    assert args[:3] == ["ml", "score", "payment_risk"] and "--follow" in args
+    assert args[:3] == ["ml", "score", model] and "--follow" in args
     port = int(args[args.index("--health-port") + 1])
     assert {p["containerPort"] for p in container["ports"]} == {port}
     assert container["livenessProbe"]["httpGet"]["port"] == "http"

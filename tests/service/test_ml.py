@@ -432,3 +432,23 @@ def test_the_cli_trains_promotes_with_two_people_and_scores(tmp_path: Path) -> N
     assert r.exit_code == 0 and "64 rows" in r.stdout and "matches the manifest" in r.stdout
     r = hub_ml("promote", "payment_risk", "1", "--reason", "x", "--key", carol)
     assert r.exit_code == 1 and "model.promote" in r.stderr  # compliance approves, not proposes
+
+
+def test_the_price_anomaly_model_finds_the_off_market_trades_live(demo: Hub) -> None:
+    """Trained from the demo's trade-labels, promoted by two people, then every demo trade is
+    scored by the consumer; live precision and recall come from the labels on the log."""
+    ml = ml_of(demo)
+    mv = ml.train(ALICE, "price_anomaly")
+    assert mv.manifest["view"] == "price_anomaly"
+    assert mv.manifest["positives"] == 30 and mv.manifest["rows"] == 1020
+    assert mv.metrics["holdout"]["auc"] > 0.95
+    change = ml.changes.propose_champion(ALICE, "price_anomaly", mv.version, "demo")
+    ml.changes.approve(BOB, change.change_id)
+    ml.consumer("price_anomaly").run_until_idle()
+    champion = ml.ab_report("price_anomaly")["variants"]["champion"]
+    assert champion["predictions"] == 3000  # every accepted demo trade, once
+    assert champion["labelled"] == 1020
+    assert champion["precision"] >= 0.9 and champion["recall"] >= 0.9
+    alerts = {p["subject"] for p in ml.predictions("price_anomaly") if p["decision"] == "alert"}
+    assert {"TR-000037", "TR-001537", "TR-002937"} <= alerts
+    assert ml.consumer("price_anomaly").run_until_idle() == 0  # nothing scored twice

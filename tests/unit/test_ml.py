@@ -155,3 +155,114 @@ def test_two_proportion_p_value() -> None:
     assert two_proportion_p(50, 1000, 50, 1000) == pytest.approx(1.0)
     assert two_proportion_p(50, 1000, 100, 1000) < 0.001
     assert two_proportion_p(0, 0, 1, 10) is None
+
+
+# -- price anomaly: the quote of the trade's time ----------------------------------------------
+def _quote(at: int, bid: float, ask: float, ins: str = "X") -> list[SeriesPoint]:
+    return [SeriesPoint("quote_bids", ins, at, bid), SeriesPoint("quote_asks", ins, at, ask)]
+
+
+def _trade(at: int, price: str, ins: str = "X") -> dict[str, object]:
+    return {"trade_id": f"T-{at}", "instrument": ins, "price": price, "executed_at": at}
+
+
+def test_price_features_use_the_quote_strictly_before_the_trade(store: SqliteFeatureStore) -> None:
+    from domain.features import PRICE_ANOMALY
+
+    store.apply(
+        [
+            *_quote(T, 200.0, 300.0),  # at the trade's own time: not yet known to it
+            *_quote(T - 10 * MIN_US, 99.0, 101.0),
+            *_quote(T - 30 * MIN_US, 97.0, 99.0),
+            *_quote(T - 3 * HOUR_US, 50.0, 52.0),  # outside the 1 h volatility window
+            SeriesPoint("trade_prices", "X", T - 5 * MIN_US, 100.0),
+        ],
+        [],
+        {},
+    )
+    engine = FeatureEngine(PRICE_ANOMALY, store)
+    assert engine.names == (
+        "spread_bps",
+        "mid_distance_spreads",
+        "abs_mid_distance_spreads",
+        "volatility_1h_bps",
+        "quote_age_s",
+        "trades_1h",
+    )
+    (v,) = engine.vectors([_trade(T, "96")])
+    assert v["spread_bps"] == pytest.approx(200.0)  # spread 2 on a mid of 100
+    assert v["mid_distance_spreads"] == pytest.approx(-2.0)  # 96 is 4 below 100: two spreads
+    assert v["abs_mid_distance_spreads"] == pytest.approx(2.0)
+    assert v["volatility_1h_bps"] == pytest.approx(100.0)  # bids 97 and 99: std 1 on mid 100
+    assert v["quote_age_s"] == pytest.approx(600.0)
+    assert v["trades_1h"] == 1.0
+    (later,) = engine.vectors([_trade(T + 1, "250")])  # now the quote at T is the last one
+    assert later["mid_distance_spreads"] == pytest.approx(0.0)
+    assert later["quote_age_s"] == pytest.approx(1e-6)
+    # No quote in the day before: neutral values, not an error.
+    (none,) = engine.vectors([_trade(T - 2 * 24 * HOUR_US, "10")])
+    assert none["spread_bps"] == 0.0 and none["mid_distance_spreads"] == 0.0
+    assert none["quote_age_s"] == 86400.0
+    batch = engine.vectors([_trade(T, "96"), _trade(T + 1, "250"), _trade(T - 48 * HOUR_US, "10")])
+    assert batch == [v, later, none]
+
+
+def test_a_derived_feature_must_follow_its_arguments(store: SqliteFeatureStore) -> None:
+    from dataclasses import replace
+
+    from domain.features import PRICE_ANOMALY
+
+    reordered = replace(PRICE_ANOMALY, features=PRICE_ANOMALY.features[::-1])
+    with pytest.raises(InvalidInput, match="must be a feature defined before it"):
+        FeatureEngine(reordered, store)
+
+
+def test_the_numpy_form_of_a_linear_pipeline_scores_like_sklearn() -> None:
+    import numpy as np
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from ml.fastpath import compile_predict
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(300, 4)) * [1, 100, 0.01, 5] + [0, 1000, 1, -3]
+    y = (x[:, 0] + x[:, 1] / 100 > 10).astype(int)
+    for model in (
+        make_pipeline(StandardScaler(), LogisticRegression(class_weight="balanced")),
+        LogisticRegression(max_iter=1000),
+    ):
+        model.fit(x, y)
+        fast = compile_predict(model, x[:10])
+        assert fast is not None
+        assert np.allclose(fast(x), model.predict_proba(x)[:, 1], rtol=0, atol=1e-12)
+        assert np.allclose(fast(x[:1]), model.predict_proba(x[:1])[:, 1], rtol=0, atol=1e-12)
+    forest = RandomForestClassifier(n_estimators=3).fit(x, y)
+    assert compile_predict(forest, x[:10]) is None  # scored through predict_proba
+
+
+def _ev(at: int, acc: str = "A") -> dict[str, object]:
+    return {**_event(at, acc=acc), "initiated_at": at}
+
+
+def test_attributes_long_before_the_batch_and_between_its_events(store: SqliteFeatureStore) -> None:
+    store.apply(
+        [],
+        [
+            _kyc(T - 400 * HOUR_US, "BASIC", "LOW"),  # long before any window
+            _kyc(T - 300 * HOUR_US, None, "HIGH"),
+            _kyc(T + MIN_US, "ENHANCED", None),  # between the two events
+            _kyc(T - 500 * HOUR_US, "STANDARD", "MEDIUM", acc="B"),
+        ],
+        {},
+    )
+    engine = FeatureEngine(PAYMENT_RISK, store)
+    got = engine.vectors([_ev(T), _ev(T + 2 * MIN_US), _ev(T, acc="B"), _ev(T, acc="C")])
+    assert [(v["kyc_level"], v["risk_rating"]) for v in got] == [
+        (1.0, 2.0),
+        (3.0, 2.0),
+        (2.0, 1.0),
+        (0.0, 1.0),  # no versions: the defaults
+    ]
+    assert got == [engine.vectors([e])[0] for e in (_ev(T), _ev(T + 2 * MIN_US))] + got[2:]

@@ -4,19 +4,42 @@ the champion, or the challenger for its share of entity keys, from online featur
 ``hub.predictions``), ``GET /v1/models/{name}/ab`` (``model.read``: the A/B report),
 ``POST /v1/models/{name}/retrain`` (``model.train`` and ``model.promote``, as ``hub ml retrain``:
 a new version evaluated beside the champion becomes the challenger for ``share`` of the keys;
-making it the champion stays a two-person decision)."""
+making it the champion stays a two-person decision).
+
+While the app serves, a lifespan runs the retrain scheduler (``ml.schedule``): every minute it
+folds the governed ``ml.retrain:<model>`` settings and retrains the models that are due (the ML
+service, and scikit-learn, are built only once a schedule exists)."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, FastAPI, Path, Request
 from pydantic import BaseModel, Field
 
 from core.ports.policy import Principal
 from hub.api.deps import authorize, hub_of
 
-router = APIRouter(tags=["ml"])
+RETRAIN_CHECK_EVERY_S = 60.0
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    from hub.ml_setup import ml_of
+    from ml.schedule import RetrainScheduler
+
+    hub = app.state.hub
+    scheduler = RetrainScheduler(hub.config_changes.store, lambda: ml_of(hub))
+    scheduler.start(RETRAIN_CHECK_EVERY_S)
+    try:
+        yield
+    finally:
+        scheduler.stop()
+
+
+router = APIRouter(tags=["ml"], lifespan=lifespan)
 
 NAME = Path(min_length=1, max_length=64, pattern=r"^[a-z0-9_-]+$")
 

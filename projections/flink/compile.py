@@ -32,7 +32,8 @@ its window in both engines, so they agree whatever the arrival order.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -92,6 +93,7 @@ class JobSpec:
     inserts: list[str]
     tables: tuple[Table, ...]  # the aggregate views the job writes (created by the caller)
     folds: list[dict[str, Any]] = field(default_factory=list)  # entity folds (Python UDAFs)
+    keys: list[dict[str, Any]] = field(default_factory=list)  # entity keys (Python UDTFs)
 
     def to_json(self) -> str:
         return json.dumps(
@@ -102,9 +104,54 @@ class JobSpec:
                 "statements": self.statements,
                 "inserts": self.inserts,
                 "folds": self.folds,
+                "keys": self.keys,
             },
             indent=1,
         )
+
+
+_TEMPORARY = re.compile(r"^CREATE TEMPORARY (?:TABLE|VIEW) `((?:[^`]|``)+)`")
+
+
+def combine(name: str, specs: Sequence[JobSpec]) -> JobSpec:
+    """Several compiled jobs as ONE Flink job: one statement set, so one JVM, one job graph and
+    one set of Python workers for all of them (a job's start-up, not its records, is what a
+    small bounded run spends its time on). Every job keeps its own sources (and consumer
+    group), sinks and functions; their temporary names are prefixed by projection or pattern
+    name, and a name declared twice (or a setting given two different values) is refused."""
+    if not specs:
+        raise Unsupported("There is nothing to combine: name at least one projection or pattern.")
+    config: dict[str, str] = {}
+    for spec in specs:
+        for key, value in spec.config.items():
+            if key != "pipeline.name" and config.get(key, value) != value:
+                raise Unsupported(
+                    f"Jobs {', '.join(x.name for x in specs)} cannot run as one: they set "
+                    f"{key!r} differently ({config[key]!r} and {value!r}); run them apart."
+                )
+            config[key] = value
+    config["pipeline.name"] = f"hub projections {name}"
+    declared: dict[str, str] = {}
+    for spec in specs:
+        names = [m.group(1) for st in spec.statements if (m := _TEMPORARY.match(st))]
+        names += [d["function"] for d in [*spec.decoders, *spec.folds, *spec.keys]]
+        for n in names:
+            if n in declared:
+                raise Unsupported(
+                    f"Jobs {declared[n]!r} and {spec.name!r} both declare {n!r}; they cannot run "
+                    "as one Flink job (each projection and pattern may appear once)."
+                )
+            declared[n] = spec.name
+    return JobSpec(
+        name=name,
+        config=config,
+        decoders=[d for spec in specs for d in spec.decoders],
+        statements=[st for spec in specs for st in spec.statements],
+        inserts=[i for spec in specs for i in spec.inserts],
+        tables=tuple(t for spec in specs for t in spec.tables),
+        folds=[f for spec in specs for f in spec.folds],
+        keys=[k for spec in specs for k in spec.keys],
+    )
 
 
 def q(name: str) -> str:
@@ -130,6 +177,8 @@ def flink_type(c: Column) -> str:
 def partial_columns(t: Table) -> list[tuple[str, str]]:
     """(name, Flink type) of ``<table>__flink_p``: the view's stored columns, then the source."""
     cols = [(c.name, flink_type(c)) for c in t.columns if c.agg != "derived"]
+    if t.kind == "append":  # one row per event, keyed by its log position already
+        return cols
     extra = [("src_events", "BIGINT")] if t.kind == "entity" else []
     return cols + list(SRC_COLUMNS) + extra
 
@@ -199,7 +248,7 @@ def kafka_source(name: str, topic: str, group: str, at: FlinkPlacement) -> str:
 def jdbc_sink(t: Table, at: FlinkPlacement) -> str:
     """The partial-row table of ``t`` as an upserting JDBC sink (primary key: view key + source)."""
     cols = partial_columns(t)
-    key = [*t.key, "src_topic", "src_partition"]
+    key = list(t.key) if t.kind == "append" else [*t.key, "src_topic", "src_partition"]
     options = {
         "connector": "jdbc",
         "url": at.jdbc_url,
@@ -271,7 +320,7 @@ def _payment_aggregates(p: Projection, at: FlinkPlacement, group: str) -> JobSpe
         "registry_url": at.registry_url,
         "fields": fields,
     }
-    source, events = f"{topic}__source", f"{p.name}__initiated"
+    source, events = f"{p.name}__{topic}__source", f"{p.name}__initiated"
     names = ", ".join(q(n) for n in ["record", *(f for f, _ in fields)])
     day = q("initiated_at")
     view = (
@@ -373,7 +422,7 @@ def _market_bars(p: Projection, at: FlinkPlacement, group: str) -> JobSpec:
         "registry_url": at.registry_url,
         "fields": fields,
     }
-    source, trades = f"{topic}__source", f"{p.name}__trades"
+    source, trades = f"{p.name}__{topic}__source", f"{p.name}__trades"
     names = ", ".join(q(n) for n in ["record", *(f for f, _ in fields)])
     statements = [kafka_source(source, topic, group, at)]
     hops = max(size // hop for _, size, hop in BAR_WINDOWS)
@@ -441,18 +490,22 @@ def _market_bars(p: Projection, at: FlinkPlacement, group: str) -> JobSpec:
 
 
 def _entities(p: Projection, at: FlinkPlacement, group: str) -> JobSpec:
-    """Entity projections (``Projection.entities``): each rule's own Python fold (the embedded
-    runner's function, imported by the job) as a Flink aggregate function grouped by the
-    table's key and the source partition. The key columns are the tenant and the Avro fields of
-    the same names; every key's events MUST live in one partition (they do when the topic's
-    partition key is part of the entity key, e.g. trades keyed by account_id), since the fold
-    applies them in log order."""
-    if p.fold is not None or len(p.topics) != 1:
+    """Entity projections (``Projection.entities``): each rule's own Python key function and
+    fold (the embedded runner's functions, imported by the job) as a Flink table function
+    (the key columns of each event) and an aggregate function, grouped by the key and the
+    source partition. A key whose events all live in one partition (the topic's partition key
+    is part of the entity key, e.g. trades keyed by account_id) gets one partial row, folded in
+    log order like the embedded runner; a table whose key spans partitions MUST fold additively
+    and name its merge (``projections.flink.postgres.SPANNING``), e.g. daily limits per account
+    on payments keyed by payment. A projection's append fold compiles when ``APPEND`` has it."""
+    if len(p.topics) != 1 or (p.fold is not None and p.name not in APPEND):
         raise Unsupported(
             f"Projection {p.name!r} mixes folds or topics; only one topic of entities compiles."
         )
+    from projections.flink.postgres import SPANNING
+
     topic = p.topics[0]
-    source = f"{topic}__source"
+    source = f"{p.name}__{topic}__source"
     statements = [kafka_source(source, topic, group, at)]
     events = f"{p.name}__events"
     statements.append(
@@ -464,16 +517,19 @@ def _entities(p: Projection, at: FlinkPlacement, group: str) -> JobSpec:
         f" {q('value')}\n"
         f"FROM {q(source)}"
     )
-    decoders, folds, inserts, tables = [], [], [], []
+    keys, folds, inserts, tables = [], [], [], []
     for rule in p.entities:
         t = p.table(rule.table)
-        fields = [k for k in t.key if k != "tenant"]
+        by_name = {c.name: c for c in t.columns}
         decode, fold = f"{t.name}__key", f"{t.name}__fold"
-        decoders.append(
+        keys.append(
             {
                 "function": decode,
+                "key": f"{rule.key.__module__}:{rule.key.__name__}",
                 "registry_url": at.registry_url,
-                "fields": [(f, "STRING") for f in fields],
+                "topic": topic,
+                "event_types": list(rule.event_types),
+                "columns": [(k, flink_type(by_name[k])) for k in t.key],
             }
         )
         cols = [c for c in t.columns if c.agg != "derived" and c.name not in t.key]
@@ -488,16 +544,17 @@ def _entities(p: Projection, at: FlinkPlacement, group: str) -> JobSpec:
                 "params": {k: str(v) for k, v in p.params.items()},
             }
         )
-        names = ", ".join(q(n) for n in ["record", *fields])
-        keyed = (
-            f"SELECT e.*, {', '.join(f'd.{q(f)}' for f in fields)}\n"
-            f"FROM {q(events)} AS e, LATERAL TABLE({q(decode)}(e.{q('value')})) AS d({names})\n"
-            f"WHERE e.{q('event_type')} IN ({', '.join(s(x) for x in rule.event_types)})"
-        )
         key = [q(k) for k in t.key]
+        keyed = (
+            f"SELECT {', '.join(f'k.{x}' for x in key)}, e.{q('tenant')} AS {q('ev_tenant')}, "
+            f"e.{q('event_type')}, e.{q('src_partition')}, e.{q('src_offset')}, e.{q('value')}\n"
+            f"FROM {q(events)} AS e, LATERAL TABLE({q(decode)}(e.{q('value')}, e.{q('tenant')},"
+            f" e.{q('event_type')}, e.{q('src_partition')}, e.{q('src_offset')}))"
+            f" AS k({', '.join(key)})"
+        )
         folded = (
             f"SELECT {', '.join(key)}, {q('src_partition')}, {q(fold)}({q('value')}, "
-            f"{q('tenant')}, {q('event_type')}, {q('src_partition')}, {q('src_offset')}) AS r\n"
+            f"{q('ev_tenant')}, {q('event_type')}, {q('src_partition')}, {q('src_offset')}) AS r\n"
             f"FROM ({keyed})\nGROUP BY {', '.join(key)}, {q('src_partition')}"
         )
         select = [f"f.{k}" for k in key]
@@ -516,6 +573,20 @@ def _entities(p: Projection, at: FlinkPlacement, group: str) -> JobSpec:
             + f"\nFROM ({folded}) AS f"
         )
         tables.append(t)
+        if t.name not in SPANNING and topic_key(topic) not in t.key:
+            raise Unsupported(
+                f"Table {t.name!r} is keyed by {', '.join(t.key)}, but topic {topic!r} is "
+                f"partitioned by {topic_key(topic)!r}: a key may span partitions, and its events "
+                "would fold out of log order. Run it on the embedded engine."
+            )
+    if p.fold is not None:
+        extra = APPEND[p.name](p, at, events)
+        statements += extra.statements
+        inserts += extra.inserts
+        tables += extra.tables
+        decoders = extra.decoders
+    else:
+        decoders = []
     return JobSpec(
         name=p.name,
         config=_config(p.name, at),
@@ -524,10 +595,63 @@ def _entities(p: Projection, at: FlinkPlacement, group: str) -> JobSpec:
         inserts=inserts,
         tables=tuple(tables),
         folds=folds,
+        keys=keys,
     )
 
 
+def topic_key(topic: str) -> str:
+    """The value field a hub topic is partitioned by (``domain.catalog``)."""
+    from domain.catalog import TOPICS
+
+    for spec in TOPICS:
+        if spec.name == topic:
+            return spec.key_field
+    return ""
+
+
+def _payment_history(p: Projection, at: FlinkPlacement, events: str) -> JobSpec:
+    """``folds.fold_payment_history`` in Flink SQL: one row per payment event (an append table,
+    keyed by its log position), the status it set and that status' own time."""
+    t = p.table("payment_history")
+    function = f"{t.name}__decode"
+    times = {"INITIATED": "initiated_at", "SETTLED": "settled_at", "FAILED": "failed_at"}
+    fields = [("payment_id", "STRING")] + [(f, "BIGINT") for f in times.values()]
+    names = ", ".join(q(n) for n in ["record", *(f for f, _ in fields)])
+    status = "CASE e." + q("event_type")
+    at_ = "CASE e." + q("event_type")
+    for name, field_ in times.items():
+        event_type = f"hub.payments.Payment{name.title()}"
+        status += f" WHEN {s(event_type)} THEN {s(name)}"
+        at_ += f" WHEN {s(event_type)} THEN d.{q(field_)}"
+    status += " END"
+    at_ += " END"
+    kinds = ", ".join(s(f"hub.payments.Payment{n.title()}") for n in times)
+    insert = (
+        f"INSERT INTO {q(partial_name(t) + '__sink')}\n"
+        f"SELECT CAST({s(p.topics[0])} AS STRING), e.{q('src_partition')}, e.{q('src_offset')},"
+        f" e.{q('tenant')}, d.{q('payment_id')}, CAST({status} AS STRING), {at_}\n"
+        f"FROM {q(events)} AS e, LATERAL TABLE({q(function)}(e.{q('value')})) AS d({names})\n"
+        f"WHERE e.{q('event_type')} IN ({kinds})"
+    )
+    return JobSpec(
+        name=t.name,
+        config={},
+        decoders=[{"function": function, "registry_url": at.registry_url, "fields": fields}],
+        statements=[jdbc_sink(t, at)],
+        inserts=[insert],
+        tables=(t,),
+    )
+
+
+# append folds of entity projections that compile to Flink SQL (by projection)
+APPEND: dict[str, Callable[[Projection, FlinkPlacement, str], JobSpec]] = {
+    "payments": _payment_history,
+}
+
+
 COMPILERS: dict[str, Callable[[Projection, FlinkPlacement, str], JobSpec]] = {
+    "accounts": _entities,
+    "payments": _entities,
     "positions": _entities,
     "quotes": _entities,
     "payment_aggregates": _payment_aggregates,

@@ -2,8 +2,9 @@
 
 ``FlinkProjections`` is what ``hub projection run --engine flink`` (or
 ``HUB_PROJECTION_ENGINE=flink``) and ``hub projection status`` use on the Kafka footprint:
-- ``run(names)``: one *bounded* job per projection (from the earliest offset to the end offsets
-  seen at start), waited for; returns the seconds taken and the views' digests;
+- ``run(names)``: ONE *bounded* job for all of them (a statement set, from the earliest offset
+  to the end offsets seen at start), waited for; returns the seconds taken and the views'
+  digests;
 - ``start(names)``: one unbounded job per projection with exactly-once checkpoints under
   ``checkpoint_root/<name>``; a job started again resumes from its newest retained checkpoint;
   ``supervise`` restarts a job that died (from that checkpoint), ``stop`` cancels them all;
@@ -29,6 +30,7 @@ from projections.flink.compile import (
     COMPILERS,
     FlinkPlacement,
     JobSpec,
+    combine,
     compile_projection,
     group_id,
 )
@@ -88,22 +90,28 @@ class FlinkProjections:
         return spec
 
     # -- bounded -----------------------------------------------------------------------------------
-    def run(self, names: Sequence[str], timeout_s: float = 900.0) -> dict[str, dict[str, Any]]:
-        """Each projection to the end offsets seen now, one bounded job after the other."""
+    def run(
+        self, names: Sequence[str], timeout_s: float = 900.0, also: Sequence[JobSpec] = ()
+    ) -> dict[str, dict[str, Any]]:
+        """The projections ``names`` to the end offsets seen now, as ONE bounded Flink job (a
+        statement set; ``also`` adds other compiled jobs, e.g. patterns, to it)."""
         specs = [self.compile(n, bounded=True) for n in names]  # every refusal before any job
-        out: dict[str, dict[str, Any]] = {}
-        for spec in specs:
-            p = self._projection(spec.name)
-            # The job stops at the end offsets its source sees when it starts: at or past these.
-            ends = {
+        # The job stops at the end offsets its sources see when it starts: at or past these.
+        ends = {
+            name: {
                 TopicPartition(topic, part): end
-                for topic in p.topics
+                for topic in self._projection(name).topics
                 for part, end in self.log.end_offsets(topic).items()
             }
-            seconds = self.launcher.submit(spec).wait(timeout_s)
+            for name in names
+        }
+        job = combine("bounded", [*specs, *also])
+        seconds = self.launcher.submit(job).wait(timeout_s)
+        out: dict[str, dict[str, Any]] = {}
+        for spec in specs:
             # A bounded job takes no checkpoint, so it commits no offsets: record a lower bound
             # of where it stopped as the group's positions (status and lag read them).
-            self.log.commit_offsets(group_id(p), ends)
+            self.log.commit_offsets(group_id(self._projection(spec.name)), ends[spec.name])
             out[spec.name] = {
                 "seconds": round(seconds, 1),
                 "digests": {t.name: self.views.digest(t) for t in spec.tables},

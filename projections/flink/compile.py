@@ -82,6 +82,7 @@ class FlinkPlacement:
     checkpoint_interval_ms: int = 2_000
     restore_from: str | None = None
     extra_config: Mapping[str, str] = field(default_factory=dict)
+    group: str | None = None  # one consumer group for every source (jobs combined into one)
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,22 +132,37 @@ def combine(name: str, specs: Sequence[JobSpec]) -> JobSpec:
                 )
             config[key] = value
     config["pipeline.name"] = f"hub projections {name}"
-    declared: dict[str, str] = {}
+    declared: dict[str, tuple[str, str]] = {}  # temporary name -> (job, its statement)
+    statements: list[str] = []
     for spec in specs:
-        names = [m.group(1) for st in spec.statements if (m := _TEMPORARY.match(st))]
-        names += [d["function"] for d in [*spec.decoders, *spec.folds, *spec.keys]]
-        for n in names:
-            if n in declared:
+        for st in spec.statements:
+            m = _TEMPORARY.match(st)
+            if m is None:
+                statements.append(st)
+                continue
+            first = declared.setdefault(m.group(1), (spec.name, st))
+            if first[1] == st and first[0] != spec.name:
+                continue  # the same source table (same topic and group): one reader for both
+            if first != (spec.name, st):
                 raise Unsupported(
-                    f"Jobs {declared[n]!r} and {spec.name!r} both declare {n!r}; they cannot run "
-                    "as one Flink job (each projection and pattern may appear once)."
+                    f"Jobs {first[0]!r} and {spec.name!r} both declare {m.group(1)!r} "
+                    "differently; they cannot run as one Flink job (give them one consumer group "
+                    "with FlinkPlacement.group, or run them apart)."
                 )
-            declared[n] = spec.name
+            statements.append(st)
+    functions: dict[str, str] = {}
+    for spec in specs:
+        for n in [d["function"] for d in [*spec.decoders, *spec.folds, *spec.keys]]:
+            if functions.setdefault(n, spec.name) != spec.name:
+                raise Unsupported(
+                    f"Jobs {functions[n]!r} and {spec.name!r} both declare function {n!r}; they "
+                    "cannot run as one Flink job (each projection and pattern may appear once)."
+                )
     return JobSpec(
         name=name,
         config=config,
         decoders=[d for spec in specs for d in spec.decoders],
-        statements=[st for spec in specs for st in spec.statements],
+        statements=statements,
         inserts=[i for spec in specs for i in spec.inserts],
         tables=tuple(t for spec in specs for t in spec.tables),
         folds=[f for spec in specs for f in spec.folds],
@@ -218,6 +234,14 @@ def _config(name: str, at: FlinkPlacement) -> dict[str, str]:
     return config
 
 
+# Kafka client timeouts of the sources: the defaults (60 s) gave up listing the topics' partitions
+# on a machine whose two cores ran a load of 40 (seen: "Timed out waiting for a node assignment").
+KAFKA_PATIENCE = {
+    "properties.default.api.timeout.ms": "300000",
+    "properties.request.timeout.ms": "120000",
+}
+
+
 def kafka_source(name: str, topic: str, group: str, at: FlinkPlacement) -> str:
     """A Kafka topic of the hub as a Flink table: raw value, headers, partition and offset."""
     options = {
@@ -232,6 +256,7 @@ def kafka_source(name: str, topic: str, group: str, at: FlinkPlacement) -> str:
         # The group's committed offsets (on each checkpoint) only report progress and lag.
         "scan.startup.mode": "earliest-offset",
         "value.format": "raw",
+        **KAFKA_PATIENCE,
     }
     if at.bounded:
         options["scan.bounded.mode"] = "latest-offset"
@@ -320,7 +345,7 @@ def _payment_aggregates(p: Projection, at: FlinkPlacement, group: str) -> JobSpe
         "registry_url": at.registry_url,
         "fields": fields,
     }
-    source, events = f"{p.name}__{topic}__source", f"{p.name}__initiated"
+    source, events = f"{topic}__source", f"{p.name}__initiated"
     names = ", ".join(q(n) for n in ["record", *(f for f, _ in fields)])
     day = q("initiated_at")
     view = (
@@ -422,7 +447,7 @@ def _market_bars(p: Projection, at: FlinkPlacement, group: str) -> JobSpec:
         "registry_url": at.registry_url,
         "fields": fields,
     }
-    source, trades = f"{p.name}__{topic}__source", f"{p.name}__trades"
+    source, trades = f"{topic}__source", f"{p.name}__trades"
     names = ", ".join(q(n) for n in ["record", *(f for f, _ in fields)])
     statements = [kafka_source(source, topic, group, at)]
     hops = max(size // hop for _, size, hop in BAR_WINDOWS)
@@ -496,16 +521,14 @@ def _entities(p: Projection, at: FlinkPlacement, group: str) -> JobSpec:
     source partition. A key whose events all live in one partition (the topic's partition key
     is part of the entity key, e.g. trades keyed by account_id) gets one partial row, folded in
     log order like the embedded runner; a table whose key spans partitions MUST fold additively
-    and name its merge (``projections.flink.postgres.SPANNING``), e.g. daily limits per account
+    and name its merge (``SPANNING``), e.g. daily limits per account
     on payments keyed by payment. A projection's append fold compiles when ``APPEND`` has it."""
     if len(p.topics) != 1 or (p.fold is not None and p.name not in APPEND):
         raise Unsupported(
             f"Projection {p.name!r} mixes folds or topics; only one topic of entities compiles."
         )
-    from projections.flink.postgres import SPANNING
-
     topic = p.topics[0]
-    source = f"{p.name}__{topic}__source"
+    source = f"{topic}__source"
     statements = [kafka_source(source, topic, group, at)]
     events = f"{p.name}__events"
     statements.append(
@@ -599,6 +622,18 @@ def _entities(p: Projection, at: FlinkPlacement, group: str) -> JobSpec:
     )
 
 
+# Entity tables whose key spans source partitions (their fold is additive): how each column of
+# the per-partition partial rows merges into the view row (SQL over the partial rows).
+SPANNING: dict[str, dict[str, str]] = {
+    "payment_limits": {
+        "used": "sum(used)",
+        "payments": "sum(payments)::bigint",
+        "daily_limit": "max(daily_limit)",
+        "breached": "CASE WHEN sum(used) > max(daily_limit) THEN 1 ELSE 0 END::bigint",
+    },
+}
+
+
 def topic_key(topic: str) -> str:
     """The value field a hub topic is partitioned by (``domain.catalog``)."""
     from domain.catalog import TOPICS
@@ -680,4 +715,4 @@ def compile_projection(
             "the late side output needs per-partition watermarks that Flink SQL does not keep. "
             "Use late_mode='update' (late events update their window) or the embedded engine."
         )
-    return compiler(p, at, group_id(p))
+    return compiler(p, at, at.group or group_id(p))

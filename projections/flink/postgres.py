@@ -26,8 +26,9 @@ import sqlalchemy as sa
 from core.errors import ConfigError, HubError
 from core.projection import Column, Row, Table, to_micros
 from projections.digest import digest
-from projections.flink.compile import partial_name
+from projections.flink.compile import SPANNING, partial_name
 from projections.flink.sealed import SEALED
+from projections.patterns import Pattern, alert_key
 
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
@@ -133,18 +134,6 @@ def view_ddl(schema: str, t: Table) -> str:
     )
 
 
-# Entity tables whose key spans source partitions (their fold is additive): how each column of
-# the per-partition partial rows merges into the view row (SQL over the partial rows).
-SPANNING: dict[str, dict[str, str]] = {
-    "payment_limits": {
-        "used": "sum(used)",
-        "payments": "sum(payments)::bigint",
-        "daily_limit": "max(daily_limit)",
-        "breached": "CASE WHEN sum(used) > max(daily_limit) THEN 1 ELSE 0 END::bigint",
-    },
-}
-
-
 def _entity_view_ddl(schema: str, t: Table) -> str:
     """An entity's row is the one Flink wrote for its key (a key's events live in one
     partition, so there is one partial row per key), or, for a table in ``SPANNING``, the
@@ -226,6 +215,26 @@ class FlinkViews:
                 row["src_offsets"] = json.loads(row["src_offsets"])
         out.sort(key=lambda r: _sort_key(t, r))
         return out
+
+    def alert_rows(self, pattern: Pattern) -> list[dict[str, Any]]:
+        """The alert rows a pattern's Flink job upserted (``projections.flink.cep``), in key
+        order; none when its table does not exist yet."""
+        from projections.flink.cep import alert_table
+
+        table = f"{self.schema}.{ident(alert_table(pattern))}"
+        try:
+            with self._engine.connect() as conn:
+                if conn.exec_driver_sql(f"SELECT to_regclass('{table}')").scalar() is None:
+                    return []
+                result = conn.exec_driver_sql(f"SELECT * FROM {table}")
+                rows = [dict(r) for r in result.mappings()]
+        except sa.exc.SQLAlchemyError as exc:
+            raise HubError(
+                f"PostgreSQL failed while reading the alerts of {pattern.name!r}: {exc}",
+                code="views_failed",
+            ) from exc
+        key = alert_key(pattern)
+        return sorted(rows, key=lambda r: tuple(r[k] for k in key))
 
     def digest(self, t: Table) -> dict[str, Any]:
         d, n = digest(t, self.rows(t))

@@ -73,9 +73,9 @@ class FlinkProjections:
             )
         return self.projections[name]
 
-    def compile(self, name: str, *, bounded: bool) -> JobSpec:
+    def compile(self, name: str, *, bounded: bool, group: str | None = None) -> JobSpec:
         p = self._projection(name)
-        at = dataclasses.replace(self.placement, bounded=bounded)
+        at = dataclasses.replace(self.placement, bounded=bounded, group=group)
         if not bounded:
             folder = self.checkpoint_root / name
             folder.mkdir(parents=True, exist_ok=True)
@@ -95,7 +95,11 @@ class FlinkProjections:
     ) -> dict[str, dict[str, Any]]:
         """The projections ``names`` to the end offsets seen now, as ONE bounded Flink job (a
         statement set; ``also`` adds other compiled jobs, e.g. patterns, to it)."""
-        specs = [self.compile(n, bounded=True) for n in names]  # every refusal before any job
+        # one consumer group for the whole job: its sources read each topic once (a bounded
+        # job commits nothing; the groups of the projections get their positions below)
+        specs = [
+            self.compile(n, bounded=True, group="projection.flink.bounded") for n in names
+        ]  # every refusal before any job
         # The job stops at the end offsets its sources see when it starts: at or past these.
         ends = {
             name: {

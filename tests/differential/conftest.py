@@ -201,7 +201,7 @@ def flink_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FlinkSes
             root / "checkpoints",
         )
         started = time.monotonic()
-        session.flink = runner.run(list(PROJECTIONS), timeout_s=600, also=also)
+        session.flink = runner.run(list(PROJECTIONS), timeout_s=840, also=also)
         session.seconds = time.monotonic() - started
         print(f"\nthe one Flink job of the differential tests: {session.seconds:.1f} s")
         session.status = runner.status()

@@ -23,7 +23,8 @@ from core.events import OutgoingEvent
 from projections.catalog import ACCOUNTS, PAYMENTS
 from tests.differential.conftest import FlinkSession
 
-pytestmark = pytest.mark.integration
+# the first test to ask for the session's Flink run waits for it: minutes on a busy machine
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
 
 def opened(account: str, name: str, kyc: str, at: str) -> OutgoingEvent:

@@ -22,7 +22,8 @@ from core.events import OutgoingEvent
 from projections.catalog import MARKET_BARS
 from tests.differential.conftest import FlinkSession
 
-pytestmark = pytest.mark.integration
+# the first test to ask for the session's Flink run waits for it: minutes on a busy machine
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 US = timedelta(microseconds=1)

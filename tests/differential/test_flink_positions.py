@@ -21,7 +21,8 @@ from projections.catalog import POSITIONS, QUOTES
 from tests.differential import test_flink_bars as bars
 from tests.differential.conftest import FlinkSession
 
-pytestmark = pytest.mark.integration
+# the first test to ask for the session's Flink run waits for it: minutes on a busy machine
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
 SEC = timedelta(seconds=1)
 

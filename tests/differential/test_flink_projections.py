@@ -37,7 +37,8 @@ from projections.flink.postgres import FlinkViews
 from projections.flink.service import FlinkProjections
 from tests.differential.conftest import FlinkSession, flink_infra, open_world, placement
 
-pytestmark = pytest.mark.integration
+# the first test to ask for the session's Flink run waits for it: minutes on a busy machine
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
 
 @pytest.fixture
@@ -185,7 +186,6 @@ def _wait_for(what: str, check: Any, timeout_s: float, every_s: float = 0.5) -> 
         time.sleep(every_s)
 
 
-@pytest.mark.timeout(900)
 def test_a_killed_job_resumes_from_its_checkpoint_without_loss_or_duplicates(
     footprint: dict[str, Any],
 ) -> None:
@@ -210,7 +210,16 @@ def test_a_killed_job_resumes_from_its_checkpoint_without_loss_or_duplicates(
             hub.publisher.publish("payments", events, producer="differential", tenant=tenant)
         flink.start(["payment_aggregates"])
         folder = footprint["work"] / "checkpoints" / "payment_aggregates"
-        _wait_for("a first checkpoint", lambda: latest_checkpoint(folder), 420)
+        job = flink.jobs["payment_aggregates"]
+
+        def first_checkpoint() -> Any:
+            if not job.running():
+                raise AssertionError(
+                    f"the Flink job ended before its first checkpoint:\n{job.cause()}"
+                )
+            return latest_checkpoint(folder)
+
+        _wait_for("a first checkpoint", first_checkpoint, 600)
         # mid-stream: more events, then a crash before (or while) the job takes them in
         hub.publisher.publish(
             "payments", published[2][1], producer="differential", tenant=published[2][0]

@@ -31,6 +31,7 @@ its window in both engines, so they agree whatever the arrival order.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -83,6 +84,8 @@ class FlinkPlacement:
     restore_from: str | None = None
     extra_config: Mapping[str, str] = field(default_factory=dict)
     group: str | None = None  # one consumer group for every source (jobs combined into one)
+    # analytics tables also go to result topics (``projections.flink.results``) for chDB
+    result_topics: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -715,4 +718,48 @@ def compile_projection(
             "the late side output needs per-partition watermarks that Flink SQL does not keep. "
             "Use late_mode='update' (late events update their window) or the embedded engine."
         )
-    return compiler(p, at, at.group or group_id(p))
+    spec = compiler(p, at, at.group or group_id(p))
+    if at.result_topics and p.store == "analytics":
+        spec = _with_result_topics(spec, at)
+    return spec
+
+
+def result_sink(t: Table, at: FlinkPlacement) -> str:
+    """The partial-row table of ``t`` as an ``upsert-kafka`` result topic (JSON key and value,
+    decimals as plain numbers): what ``projections.flink.results.ResultLoader`` loads."""
+    from projections.flink.results import result_topic
+
+    cols = partial_columns(t)
+    key = [*t.key, "src_topic", "src_partition"]
+    options = {
+        "connector": "upsert-kafka",
+        "topic": at.topic_prefix + result_topic(t),
+        "properties.bootstrap.servers": at.kafka_bootstrap,
+        "key.format": "json",
+        "value.format": "json",
+        "value.json.encode.decimal-as-plain-number": "true",
+        "sink.buffer-flush.interval": "1s",
+        "sink.buffer-flush.max-rows": "5000",
+        **{k: v for k, v in KAFKA_PATIENCE.items() if k != "properties.default.api.timeout.ms"},
+    }
+    body = ",\n".join(f"  {q(n)} {ty}" for n, ty in cols)
+    return (
+        f"CREATE TEMPORARY TABLE {q(partial_name(t) + '__topic')} (\n{body},\n"
+        f"  PRIMARY KEY ({', '.join(q(k) for k in key)}) NOT ENFORCED\n"
+        f") WITH (\n{_options(options)}\n)"
+    )
+
+
+def _with_result_topics(spec: JobSpec, at: FlinkPlacement) -> JobSpec:
+    """``spec`` writing each table's partial rows to its result topic too (the same SELECT:
+    Flink plans the statement set's shared subplans once)."""
+    statements, inserts = list(spec.statements), list(spec.inserts)
+    for t in spec.tables:
+        target = f"INSERT INTO {q(partial_name(t) + '__sink')}"
+        mine = [i for i in spec.inserts if i.startswith(target)]
+        if not mine:
+            continue
+        statements.append(result_sink(t, at))
+        topic = f"INSERT INTO {q(partial_name(t) + '__topic')}"
+        inserts += [topic + i[len(target) :] for i in mine]
+    return dataclasses.replace(spec, statements=statements, inserts=inserts)

@@ -27,6 +27,7 @@ import io
 import json
 import os
 import sys
+import time
 import urllib.request
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -307,9 +308,9 @@ def main(path: str) -> int:
     result = statements.execute()
     client = result.get_job_client()
     job_id = str(client.get_job_id()) if client is not None else ""
-    print(json.dumps({"event": "submitted", "job_id": job_id}), flush=True)
+    print(json.dumps({"event": "submitted", "job_id": job_id, "at": time.time()}), flush=True)
     result.wait()
-    print(json.dumps({"event": "finished", "job_id": job_id}), flush=True)
+    print(json.dumps({"event": "finished", "job_id": job_id, "at": time.time()}), flush=True)
     return 0
 
 

@@ -12,7 +12,8 @@ of CI. So ``flink_session`` (session-scoped, set up only when a Flink test asks 
 3. runs the embedded side: the hub's runner folds the views hub's projections into chDB, and the
    embedded pattern engine finds the cep hub's matches;
 4. runs every compiled projection and pattern as ONE bounded Flink job (a statement set,
-   ``projections.flink.compile.combine``) reading both prefixes;
+   ``projections.flink.compile.combine``) reading both prefixes; the analytics tables go to
+   PostgreSQL and to result topics, which ``ResultLoader`` then loads into the hub's chDB;
 and the tests only compare what both sides produced. The exactly-once fault test needs a job of its
 own (it kills it) and keeps its own fixture (``test_flink_projections.footprint``).
 """
@@ -37,6 +38,7 @@ from hub.settings import load_settings
 from projections.flink.compile import FlinkPlacement, JobSpec
 from projections.flink.launch import FlinkLauncher
 from projections.flink.postgres import FlinkViews
+from projections.flink.results import ResultLoader
 from projections.flink.sealed import opener
 from projections.flink.service import FlinkProjections
 from tests import infra
@@ -86,6 +88,9 @@ class FlinkSession:
     flink: dict[str, dict[str, Any]] = field(default_factory=dict)  # FlinkProjections.run
     status: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
+    loaded: dict[str, dict[str, int]] = field(default_factory=dict)  # rows from result topics
+    chdb: dict[str, dict[str, Any]] = field(default_factory=dict)  # their digests in chDB
+    load_seconds: float = 0.0
 
 
 def flink_infra(what: str) -> FlinkInfra:
@@ -132,15 +137,15 @@ def placement(fi: FlinkInfra, world: World, **kw: Any) -> FlinkPlacement:
         python=str(fi.python),
         topic_prefix=world.prefix + ".",
         pg_schema=world.prefix,
-        bounded=True,
-        **kw,
+        **({"bounded": True} | kw),
     )
 
 
 def decoder(hub: Hub) -> Callable[[bytes], tuple[str, Mapping[str, Any]]]:
     def decode(value: bytes) -> tuple[str, Mapping[str, Any]]:
         schema, name = hub.projections.decoder.schema(int.from_bytes(value[1:5], "big"))
-        return name, fastavro.schemaless_reader(io.BytesIO(value[5:]), schema, None)
+        datum: Mapping[str, Any] = fastavro.schemaless_reader(io.BytesIO(value[5:]), schema, None)  # type: ignore[assignment]
+        return name, datum
 
     return decode
 
@@ -183,16 +188,20 @@ def flink_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FlinkSes
             session.embedded[name] = views.hub.projections.digest(name, save=False)
         patterns = (cep_tests.STRUCTURING, cep_tests.SPIKE)
         for pattern in patterns:
-            events = read_events(cep.hub.log, pattern, decoder(cep.hub))
-            session.matches[pattern.name] = find_matches(pattern, events)
+            found = read_events(cep.hub.log, pattern, decoder(cep.hub))
+            session.matches[pattern.name] = find_matches(pattern, found)
 
         # 4. ONE Flink job: the projections of the views hub and the patterns of the cep hub
         for pattern in patterns:
             cep.views._run("creating the alert table", alert_ddl(cep.views.schema, pattern))
         also: list[JobSpec] = [compile_pattern(p, placement(fi, cep)) for p in patterns]
+        chosen = [p for p in CATALOG if p.name in PROJECTIONS]
+        analytics = [p for p in chosen if p.store == "analytics"]
+        loader = ResultLoader(views.hub.log, views.hub.projections.store("analytics"))
+        loader.ensure_topics([t for p in analytics for t in p.tables if t.kind != "append"])
         runner = FlinkProjections(
-            [p for p in CATALOG if p.name in PROJECTIONS],
-            placement(fi, views),
+            chosen,
+            placement(fi, views, result_topics=True),
             FlinkLauncher(
                 fi.python, root / "jobs", {views.registry: views.admin, cep.registry: cep.admin}
             ),
@@ -205,6 +214,13 @@ def flink_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FlinkSes
         session.seconds = time.monotonic() - started
         print(f"\nthe one Flink job of the differential tests: {session.seconds:.1f} s")
         session.status = runner.status()
+        # 5. the analytics tables' result topics into chDB (the hub's analytics store)
+        started = time.monotonic()
+        for p in analytics:
+            tables = [p.table(name) for name in session.flink[p.name]["digests"]]
+            session.loaded[p.name] = loader.load(p, tables)
+            session.chdb[p.name] = {t.name: loader.digest(p, t) for t in tables}
+        session.load_seconds = time.monotonic() - started
         yield session
     finally:
         for world in (views, cep):

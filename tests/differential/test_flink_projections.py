@@ -187,15 +187,19 @@ def _wait_for(what: str, check: Any, timeout_s: float, every_s: float = 0.5) -> 
 
 
 def test_a_killed_job_resumes_from_its_checkpoint_without_loss_or_duplicates(
-    footprint: dict[str, Any],
+    flink_session: FlinkSession, footprint: dict[str, Any]
 ) -> None:
     """Exactly once across a crash: an unbounded job with checkpoints is SIGKILLed mid-stream
     (JVM and Python workers) right after it wrote a batch, events arrive while it is down,
     ``supervise`` restarts it from its newest checkpoint; the views then equal the embedded
     runner's, and the consumer group's committed offsets (the status' positions) reach the end
-    offsets. Two Flink starts (~20-40 s each on two busy cores) are its floor: >10 s."""
+    offsets. Two Flink starts (~20-40 s each on two busy cores) are its floor: >10 s.
+
+    The hub of its own gets the session's payments in the same batches, so its topic holds the
+    same records at the same offsets, and the embedded digests are the session's (one process
+    holds one chDB session: this hub never opens one)."""
     hub: Hub = footprint["hub"]
-    published = batches()
+    published = flink_session.published["payments"]
     flink = FlinkProjections(
         [PAYMENT_AGGREGATES],
         dataclasses.replace(_placement(footprint), checkpoint_interval_ms=1_000),
@@ -236,8 +240,7 @@ def test_a_killed_job_resumes_from_its_checkpoint_without_loss_or_duplicates(
             hub.publisher.publish("payments", events, producer="differential", tenant=tenant)
         started = time.monotonic()
         assert flink.supervise() == ["payment_aggregates"]
-        hub.projections.run(["payment_aggregates"])
-        embedded = hub.projections.digest("payment_aggregates", save=False)
+        embedded = flink_session.embedded["payment_aggregates"]
         views: FlinkViews = footprint["views"]
         _wait_for(
             "the Flink views to equal the embedded ones after the restart",

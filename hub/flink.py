@@ -69,6 +69,7 @@ def flink_projections(hub: Any, token: str) -> FlinkProjections:
         pg_schema=s.flink_pg_schema,
         parallelism=s.flink_parallelism,
         checkpoint_interval_ms=s.flink_checkpoint_interval_ms,
+        result_topics=True,  # analytics tables also into the hub's chDB (projections.flink.results)
     )
     launcher = FlinkLauncher(s.flink_python, s.data_dir / "flink" / "jobs", token)
     launcher.check()
@@ -84,4 +85,5 @@ def flink_projections(hub: Any, token: str) -> FlinkProjections:
         hub.log,
         s.data_dir / "flink" / "checkpoints",
         Windowing(int(s.projection_allowed_lateness_s * 1_000_000), s.projection_late_mode),
+        analytics=lambda: hub.projections.store("analytics"),
     )

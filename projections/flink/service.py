@@ -4,7 +4,7 @@
 ``HUB_PROJECTION_ENGINE=flink``) and ``hub projection status`` use on the Kafka footprint:
 - ``run(names)``: ONE *bounded* job for all of them (a statement set, from the earliest offset
   to the end offsets seen at start), waited for; returns the seconds taken and the views'
-  digests;
+  digests (and, with result topics, loads the analytics tables into the hub's chDB);
 - ``start(names)``: one unbounded job per projection with exactly-once checkpoints under
   ``checkpoint_root/<name>``; a job started again resumes from its newest retained checkpoint;
   ``supervise`` restarts a job that died (from that checkpoint), ``stop`` cancels them all;
@@ -19,12 +19,13 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from core.errors import HubError
 from core.ports.eventlog import EventLog, TopicPartition
+from core.ports.views import ViewStore
 from core.projection import Projection, Windowing
 from projections.flink.compile import (
     COMPILERS,
@@ -36,6 +37,7 @@ from projections.flink.compile import (
 )
 from projections.flink.launch import FlinkJob, FlinkLauncher, latest_checkpoint
 from projections.flink.postgres import FlinkViews
+from projections.flink.results import ResultLoader
 
 log = logging.getLogger("hub.projections.flink")
 
@@ -50,7 +52,10 @@ class FlinkProjections:
         event_log: EventLog,
         checkpoint_root: Path,
         windowing: Windowing | None = None,
+        analytics: Callable[[], ViewStore] | None = None,
     ) -> None:
+        """``analytics`` gives the hub's analytics store: with ``placement.result_topics`` a
+        bounded run loads the analytics tables' result topics into it (``ResultLoader``)."""
         self.projections = {p.name: p for p in projections}
         self.placement = placement
         self.launcher = launcher
@@ -58,6 +63,7 @@ class FlinkProjections:
         self.log = event_log
         self.checkpoint_root = checkpoint_root
         self.windowing = windowing
+        self.analytics = analytics
         self.jobs: dict[str, FlinkJob] = {}
         self.restarts: dict[str, int] = {}
 
@@ -109,6 +115,10 @@ class FlinkProjections:
             }
             for name in names
         }
+        loader = None
+        if self.placement.result_topics and self.analytics is not None:
+            loader = ResultLoader(self.log, self.analytics())
+            loader.ensure_topics([t for spec in specs for t in spec.tables])
         job = combine("bounded", [*specs, *also])
         seconds = self.launcher.submit(job).wait(timeout_s)
         out: dict[str, dict[str, Any]] = {}
@@ -120,6 +130,10 @@ class FlinkProjections:
                 "seconds": round(seconds, 1),
                 "digests": {t.name: self.views.digest(t) for t in spec.tables},
             }
+            p = self._projection(spec.name)
+            if loader is not None and p.store == "analytics":
+                loader.load(p, spec.tables)  # the result topics into chDB
+                out[spec.name]["analytics"] = {t.name: loader.digest(p, t) for t in spec.tables}
         return out
 
     # -- unbounded ---------------------------------------------------------------------------------

@@ -224,28 +224,38 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=20_000)
     ap.add_argument("--rate", type=int, default=500)
     ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--only", choices=["throughput", "visible"], help="run one of the two")
     args = ap.parse_args()
     fi = flink_infra("the Flink benchmark")
     root = Path(tempfile.mkdtemp(prefix="flink-bench-", dir=os.environ.get("HUB_BENCH_DIR")))
     print(f"load average at start: {os.getloadavg()}")
-    t = throughput(fi, root, args.events)
+    if args.only != "visible":
+        report_throughput(throughput(fi, root, args.events), args.events)
+    if args.only != "throughput":
+        report_visible(fi, root, args.rate, args.seconds)
+    print(f"load average at end: {os.getloadavg()}")
+
+
+def report_throughput(t: dict[str, float], events: int) -> None:
     print(
-        f"throughput over {args.events} trades ({', '.join(NAMES)}): embedded "
+        f"throughput over {events} trades ({', '.join(NAMES)}): embedded "
         f"{t['embedded_eps']:.0f} ev/s ({t['embedded_s']:.1f} s); Flink whole job "
         f"{t['flink_eps']:.0f} ev/s ({t['flink_s']:.1f} s), submitted->finished "
         f"{t['flink_running_eps']:.0f} ev/s ({t['flink_running_s']:.1f} s); ratio Flink/embedded "
         f"{t['flink_eps'] / t['embedded_eps']:.2f} (whole job), "
         f"{t['flink_running_eps'] / t['embedded_eps']:.2f} (running)"
     )
-    e = visible_embedded(fi, root, args.rate, args.seconds)
-    f = visible_flink(fi, root, args.rate, args.seconds)
+
+
+def report_visible(fi: Any, root: Path, rate: int, seconds: float) -> None:
+    e = visible_embedded(fi, root, rate, seconds)
+    f = visible_flink(fi, root, rate, seconds)
     print(
-        f"publish->visible at {args.rate}/s for {args.seconds:.0f} s (market_bars): embedded p50 "
+        f"publish->visible at {rate}/s for {seconds:.0f} s (market_bars): embedded p50 "
         f"{pct(e, 0.5):.0f} ms p99 {pct(e, 0.99):.0f} ms ({len(e)} batches); Flink p50 "
         f"{pct(f, 0.5):.0f} ms p99 {pct(f, 0.99):.0f} ms ({len(f)} batches); ratio of p99 "
         f"Flink/embedded {pct(f, 0.99) / pct(e, 0.99):.1f}"
     )
-    print(f"load average at end: {os.getloadavg()}")
 
 
 if __name__ == "__main__":

@@ -70,7 +70,9 @@ class World:
 
     def close(self) -> None:
         try:
-            self.views._run("dropping the test schema", [f"DROP SCHEMA {self.prefix} CASCADE"])
+            self.views._run(
+                "dropping the test schema", [f"DROP SCHEMA IF EXISTS {self.prefix} CASCADE"]
+            )
         finally:
             self.views.close()
             self.stop()

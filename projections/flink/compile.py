@@ -1,7 +1,8 @@
-"""Projection definitions compiled to Flink SQL: one job per projection, Kafka in, PostgreSQL out.
+"""Projection definitions compiled to Flink SQL: Kafka in, PostgreSQL (and result topics) out.
 
-A compiled job (``JobSpec``) is data: Flink settings, the wire-format decoders to register, DDL
-statements, and the INSERTs that ``projections/flink/job.py`` runs as one Flink job.
+A compiled job (``JobSpec``) is data: Flink settings, the wire-format decoders and Python
+functions to register, DDL statements, and the INSERTs that ``projections/flink/job.py`` runs as
+one Flink job; ``combine`` makes several compiled jobs (projections, patterns) ONE job.
 
 Layout of an aggregate view in PostgreSQL (the same shape as the ClickHouse views' partial rows,
 ``adapters/clickhouse_views.py``): Flink upserts one *partial* row per (view key, source topic,
@@ -18,11 +19,10 @@ partial row holds the running total, not an increment, so replaying it twice wri
 the same value.
 
 Which projections compile: ``payment_aggregates`` (daily corridor volumes and AML aggregates),
-``market_bars`` (OHLCV bars, tumbling and hopping windows), ``positions`` and ``quotes`` (entity
-folds: the embedded runner's own fold function runs inside Flink as a Python aggregate
-function). Not yet: ``accounts`` (its PII columns are encrypted in the log and the job has no key
-store to decrypt them) and ``payments`` (an append fold beside its entities, and a limit key
-derived from the event time rather than named fields).
+``market_bars`` (OHLCV bars, tumbling and hopping windows), ``positions``, ``quotes`` and
+``accounts`` (entity folds: the embedded runner's own key and fold functions run inside Flink as
+Python functions; PII stays ciphertext, sealed, ``projections.flink.sealed``) and ``payments``
+(status and daily limits as entity folds, the history as an append table in SQL).
 Others raise ``Unsupported`` naming the ones that do. The embedded runner's ``late_mode="side"``
 is refused too: a late side output needs per-partition watermarks (``core.projection.
 WindowState``), which Flink SQL does not keep; with the default ``"update"`` a late event updates

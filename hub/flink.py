@@ -18,6 +18,7 @@ from projections.catalog import PROJECTIONS
 from projections.flink.compile import FlinkPlacement
 from projections.flink.launch import FlinkLauncher
 from projections.flink.postgres import FlinkViews
+from projections.flink.sealed import opener
 from projections.flink.service import FlinkProjections
 
 JARS = (
@@ -68,6 +69,7 @@ def flink_projections(hub: Any, token: str) -> FlinkProjections:
         pg_schema=s.flink_pg_schema,
         parallelism=s.flink_parallelism,
         checkpoint_interval_ms=s.flink_checkpoint_interval_ms,
+        result_topics=True,  # analytics tables also into the hub's chDB (projections.flink.results)
     )
     launcher = FlinkLauncher(s.flink_python, s.data_dir / "flink" / "jobs", token)
     launcher.check()
@@ -75,8 +77,13 @@ def flink_projections(hub: Any, token: str) -> FlinkProjections:
         PROJECTIONS,
         placement,
         launcher,
-        FlinkViews(url.render_as_string(hide_password=False), s.flink_pg_schema),
+        FlinkViews(
+            url.render_as_string(hide_password=False),
+            s.flink_pg_schema,
+            unseal=opener(hub.registry, hub.keystore),
+        ),
         hub.log,
         s.data_dir / "flink" / "checkpoints",
         Windowing(int(s.projection_allowed_lateness_s * 1_000_000), s.projection_late_mode),
+        analytics=lambda: hub.projections.store("analytics"),
     )

@@ -19,7 +19,15 @@ from decimal import Decimal
 from typing import Any
 
 from core.errors import ConfigError
-from projections.flink.compile import FlinkPlacement, JobSpec, _config, _options, q, s
+from projections.flink.compile import (
+    KAFKA_PATIENCE,
+    FlinkPlacement,
+    JobSpec,
+    _config,
+    _options,
+    q,
+    s,
+)
 from projections.patterns import (
     PAYMENT_INITIATED,
     QUOTE_PUBLISHED,
@@ -113,6 +121,7 @@ def timed_source(name: str, topic: str, group: str, at: FlinkPlacement, max_dela
         "properties.isolation.level": "read_committed",
         "scan.startup.mode": "earliest-offset",
         "value.format": "raw",
+        **KAFKA_PATIENCE,
     }
     if at.bounded:
         options["scan.bounded.mode"] = "latest-offset"
@@ -312,5 +321,5 @@ def group_id(p: Pattern) -> str:
 def compile_pattern(p: Pattern, at: FlinkPlacement) -> JobSpec:
     """The Flink ``MATCH_RECOGNIZE`` job of pattern ``p``."""
     if isinstance(p, Structuring):
-        return _structuring(p, at, group_id(p))
-    return _price_spike(p, at, group_id(p))
+        return _structuring(p, at, at.group or group_id(p))
+    return _price_spike(p, at, at.group or group_id(p))

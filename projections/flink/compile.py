@@ -1,7 +1,8 @@
-"""Projection definitions compiled to Flink SQL: one job per projection, Kafka in, PostgreSQL out.
+"""Projection definitions compiled to Flink SQL: Kafka in, PostgreSQL (and result topics) out.
 
-A compiled job (``JobSpec``) is data: Flink settings, the wire-format decoders to register, DDL
-statements, and the INSERTs that ``projections/flink/job.py`` runs as one Flink job.
+A compiled job (``JobSpec``) is data: Flink settings, the wire-format decoders and Python
+functions to register, DDL statements, and the INSERTs that ``projections/flink/job.py`` runs as
+one Flink job; ``combine`` makes several compiled jobs (projections, patterns) ONE job.
 
 Layout of an aggregate view in PostgreSQL (the same shape as the ClickHouse views' partial rows,
 ``adapters/clickhouse_views.py``): Flink upserts one *partial* row per (view key, source topic,
@@ -18,11 +19,10 @@ partial row holds the running total, not an increment, so replaying it twice wri
 the same value.
 
 Which projections compile: ``payment_aggregates`` (daily corridor volumes and AML aggregates),
-``market_bars`` (OHLCV bars, tumbling and hopping windows), ``positions`` and ``quotes`` (entity
-folds: the embedded runner's own fold function runs inside Flink as a Python aggregate
-function). Not yet: ``accounts`` (its PII columns are encrypted in the log and the job has no key
-store to decrypt them) and ``payments`` (an append fold beside its entities, and a limit key
-derived from the event time rather than named fields).
+``market_bars`` (OHLCV bars, tumbling and hopping windows), ``positions``, ``quotes`` and
+``accounts`` (entity folds: the embedded runner's own key and fold functions run inside Flink as
+Python functions; PII stays ciphertext, sealed, ``projections.flink.sealed``) and ``payments``
+(status and daily limits as entity folds, the history as an append table in SQL).
 Others raise ``Unsupported`` naming the ones that do. The embedded runner's ``late_mode="side"``
 is refused too: a late side output needs per-partition watermarks (``core.projection.
 WindowState``), which Flink SQL does not keep; with the default ``"update"`` a late event updates
@@ -31,8 +31,10 @@ its window in both engines, so they agree whatever the arrival order.
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from collections.abc import Callable, Mapping
+import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -81,6 +83,9 @@ class FlinkPlacement:
     checkpoint_interval_ms: int = 2_000
     restore_from: str | None = None
     extra_config: Mapping[str, str] = field(default_factory=dict)
+    group: str | None = None  # one consumer group for every source (jobs combined into one)
+    # analytics tables also go to result topics (``projections.flink.results``) for chDB
+    result_topics: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +97,7 @@ class JobSpec:
     inserts: list[str]
     tables: tuple[Table, ...]  # the aggregate views the job writes (created by the caller)
     folds: list[dict[str, Any]] = field(default_factory=list)  # entity folds (Python UDAFs)
+    keys: list[dict[str, Any]] = field(default_factory=list)  # entity keys (Python UDTFs)
 
     def to_json(self) -> str:
         return json.dumps(
@@ -102,9 +108,69 @@ class JobSpec:
                 "statements": self.statements,
                 "inserts": self.inserts,
                 "folds": self.folds,
+                "keys": self.keys,
             },
             indent=1,
         )
+
+
+_TEMPORARY = re.compile(r"^CREATE TEMPORARY (?:TABLE|VIEW) `((?:[^`]|``)+)`")
+
+
+def combine(name: str, specs: Sequence[JobSpec]) -> JobSpec:
+    """Several compiled jobs as ONE Flink job: one statement set, so one JVM, one job graph and
+    one set of Python workers for all of them (a job's start-up, not its records, is what a
+    small bounded run spends its time on). Every job keeps its own sources (and consumer
+    group), sinks and functions; their temporary names are prefixed by projection or pattern
+    name, and a name declared twice (or a setting given two different values) is refused."""
+    if not specs:
+        raise Unsupported("There is nothing to combine: name at least one projection or pattern.")
+    config: dict[str, str] = {}
+    for spec in specs:
+        for key, value in spec.config.items():
+            if key != "pipeline.name" and config.get(key, value) != value:
+                raise Unsupported(
+                    f"Jobs {', '.join(x.name for x in specs)} cannot run as one: they set "
+                    f"{key!r} differently ({config[key]!r} and {value!r}); run them apart."
+                )
+            config[key] = value
+    config["pipeline.name"] = f"hub projections {name}"
+    declared: dict[str, tuple[str, str]] = {}  # temporary name -> (job, its statement)
+    statements: list[str] = []
+    for spec in specs:
+        for st in spec.statements:
+            m = _TEMPORARY.match(st)
+            if m is None:
+                statements.append(st)
+                continue
+            first = declared.setdefault(m.group(1), (spec.name, st))
+            if first[1] == st and first[0] != spec.name:
+                continue  # the same source table (same topic and group): one reader for both
+            if first != (spec.name, st):
+                raise Unsupported(
+                    f"Jobs {first[0]!r} and {spec.name!r} both declare {m.group(1)!r} "
+                    "differently; they cannot run as one Flink job (give them one consumer group "
+                    "with FlinkPlacement.group, or run them apart)."
+                )
+            statements.append(st)
+    functions: dict[str, str] = {}
+    for spec in specs:
+        for n in [d["function"] for d in [*spec.decoders, *spec.folds, *spec.keys]]:
+            if functions.setdefault(n, spec.name) != spec.name:
+                raise Unsupported(
+                    f"Jobs {functions[n]!r} and {spec.name!r} both declare function {n!r}; they "
+                    "cannot run as one Flink job (each projection and pattern may appear once)."
+                )
+    return JobSpec(
+        name=name,
+        config=config,
+        decoders=[d for spec in specs for d in spec.decoders],
+        statements=statements,
+        inserts=[i for spec in specs for i in spec.inserts],
+        tables=tuple(t for spec in specs for t in spec.tables),
+        folds=[f for spec in specs for f in spec.folds],
+        keys=[k for spec in specs for k in spec.keys],
+    )
 
 
 def q(name: str) -> str:
@@ -130,6 +196,8 @@ def flink_type(c: Column) -> str:
 def partial_columns(t: Table) -> list[tuple[str, str]]:
     """(name, Flink type) of ``<table>__flink_p``: the view's stored columns, then the source."""
     cols = [(c.name, flink_type(c)) for c in t.columns if c.agg != "derived"]
+    if t.kind == "append":  # one row per event, keyed by its log position already
+        return cols
     extra = [("src_events", "BIGINT")] if t.kind == "entity" else []
     return cols + list(SRC_COLUMNS) + extra
 
@@ -169,6 +237,14 @@ def _config(name: str, at: FlinkPlacement) -> dict[str, str]:
     return config
 
 
+# Kafka client timeouts of the sources: the defaults (60 s) gave up listing the topics' partitions
+# on a machine whose two cores ran a load of 40 (seen: "Timed out waiting for a node assignment").
+KAFKA_PATIENCE = {
+    "properties.default.api.timeout.ms": "300000",
+    "properties.request.timeout.ms": "120000",
+}
+
+
 def kafka_source(name: str, topic: str, group: str, at: FlinkPlacement) -> str:
     """A Kafka topic of the hub as a Flink table: raw value, headers, partition and offset."""
     options = {
@@ -183,6 +259,7 @@ def kafka_source(name: str, topic: str, group: str, at: FlinkPlacement) -> str:
         # The group's committed offsets (on each checkpoint) only report progress and lag.
         "scan.startup.mode": "earliest-offset",
         "value.format": "raw",
+        **KAFKA_PATIENCE,
     }
     if at.bounded:
         options["scan.bounded.mode"] = "latest-offset"
@@ -199,7 +276,7 @@ def kafka_source(name: str, topic: str, group: str, at: FlinkPlacement) -> str:
 def jdbc_sink(t: Table, at: FlinkPlacement) -> str:
     """The partial-row table of ``t`` as an upserting JDBC sink (primary key: view key + source)."""
     cols = partial_columns(t)
-    key = [*t.key, "src_topic", "src_partition"]
+    key = list(t.key) if t.kind == "append" else [*t.key, "src_topic", "src_partition"]
     options = {
         "connector": "jdbc",
         "url": at.jdbc_url,
@@ -441,13 +518,15 @@ def _market_bars(p: Projection, at: FlinkPlacement, group: str) -> JobSpec:
 
 
 def _entities(p: Projection, at: FlinkPlacement, group: str) -> JobSpec:
-    """Entity projections (``Projection.entities``): each rule's own Python fold (the embedded
-    runner's function, imported by the job) as a Flink aggregate function grouped by the
-    table's key and the source partition. The key columns are the tenant and the Avro fields of
-    the same names; every key's events MUST live in one partition (they do when the topic's
-    partition key is part of the entity key, e.g. trades keyed by account_id), since the fold
-    applies them in log order."""
-    if p.fold is not None or len(p.topics) != 1:
+    """Entity projections (``Projection.entities``): each rule's own Python key function and
+    fold (the embedded runner's functions, imported by the job) as a Flink table function
+    (the key columns of each event) and an aggregate function, grouped by the key and the
+    source partition. A key whose events all live in one partition (the topic's partition key
+    is part of the entity key, e.g. trades keyed by account_id) gets one partial row, folded in
+    log order like the embedded runner; a table whose key spans partitions MUST fold additively
+    and name its merge (``SPANNING``), e.g. daily limits per account
+    on payments keyed by payment. A projection's append fold compiles when ``APPEND`` has it."""
+    if len(p.topics) != 1 or (p.fold is not None and p.name not in APPEND):
         raise Unsupported(
             f"Projection {p.name!r} mixes folds or topics; only one topic of entities compiles."
         )
@@ -464,16 +543,19 @@ def _entities(p: Projection, at: FlinkPlacement, group: str) -> JobSpec:
         f" {q('value')}\n"
         f"FROM {q(source)}"
     )
-    decoders, folds, inserts, tables = [], [], [], []
+    keys, folds, inserts, tables = [], [], [], []
     for rule in p.entities:
         t = p.table(rule.table)
-        fields = [k for k in t.key if k != "tenant"]
+        by_name = {c.name: c for c in t.columns}
         decode, fold = f"{t.name}__key", f"{t.name}__fold"
-        decoders.append(
+        keys.append(
             {
                 "function": decode,
+                "key": f"{rule.key.__module__}:{rule.key.__name__}",
                 "registry_url": at.registry_url,
-                "fields": [(f, "STRING") for f in fields],
+                "topic": topic,
+                "event_types": list(rule.event_types),
+                "columns": [(k, flink_type(by_name[k])) for k in t.key],
             }
         )
         cols = [c for c in t.columns if c.agg != "derived" and c.name not in t.key]
@@ -488,16 +570,17 @@ def _entities(p: Projection, at: FlinkPlacement, group: str) -> JobSpec:
                 "params": {k: str(v) for k, v in p.params.items()},
             }
         )
-        names = ", ".join(q(n) for n in ["record", *fields])
-        keyed = (
-            f"SELECT e.*, {', '.join(f'd.{q(f)}' for f in fields)}\n"
-            f"FROM {q(events)} AS e, LATERAL TABLE({q(decode)}(e.{q('value')})) AS d({names})\n"
-            f"WHERE e.{q('event_type')} IN ({', '.join(s(x) for x in rule.event_types)})"
-        )
         key = [q(k) for k in t.key]
+        keyed = (
+            f"SELECT {', '.join(f'k.{x}' for x in key)}, e.{q('tenant')} AS {q('ev_tenant')}, "
+            f"e.{q('event_type')}, e.{q('src_partition')}, e.{q('src_offset')}, e.{q('value')}\n"
+            f"FROM {q(events)} AS e, LATERAL TABLE({q(decode)}(e.{q('value')}, e.{q('tenant')},"
+            f" e.{q('event_type')}, e.{q('src_partition')}, e.{q('src_offset')}))"
+            f" AS k({', '.join(key)})"
+        )
         folded = (
             f"SELECT {', '.join(key)}, {q('src_partition')}, {q(fold)}({q('value')}, "
-            f"{q('tenant')}, {q('event_type')}, {q('src_partition')}, {q('src_offset')}) AS r\n"
+            f"{q('ev_tenant')}, {q('event_type')}, {q('src_partition')}, {q('src_offset')}) AS r\n"
             f"FROM ({keyed})\nGROUP BY {', '.join(key)}, {q('src_partition')}"
         )
         select = [f"f.{k}" for k in key]
@@ -516,6 +599,20 @@ def _entities(p: Projection, at: FlinkPlacement, group: str) -> JobSpec:
             + f"\nFROM ({folded}) AS f"
         )
         tables.append(t)
+        if t.name not in SPANNING and topic_key(topic) not in t.key:
+            raise Unsupported(
+                f"Table {t.name!r} is keyed by {', '.join(t.key)}, but topic {topic!r} is "
+                f"partitioned by {topic_key(topic)!r}: a key may span partitions, and its events "
+                "would fold out of log order. Run it on the embedded engine."
+            )
+    if p.fold is not None:
+        extra = APPEND[p.name](p, at, events)
+        statements += extra.statements
+        inserts += extra.inserts
+        tables += extra.tables
+        decoders = extra.decoders
+    else:
+        decoders = []
     return JobSpec(
         name=p.name,
         config=_config(p.name, at),
@@ -524,10 +621,75 @@ def _entities(p: Projection, at: FlinkPlacement, group: str) -> JobSpec:
         inserts=inserts,
         tables=tuple(tables),
         folds=folds,
+        keys=keys,
     )
 
 
+# Entity tables whose key spans source partitions (their fold is additive): how each column of
+# the per-partition partial rows merges into the view row (SQL over the partial rows).
+SPANNING: dict[str, dict[str, str]] = {
+    "payment_limits": {
+        "used": "sum(used)",
+        "payments": "sum(payments)::bigint",
+        "daily_limit": "max(daily_limit)",
+        "breached": "CASE WHEN sum(used) > max(daily_limit) THEN 1 ELSE 0 END::bigint",
+    },
+}
+
+
+def topic_key(topic: str) -> str:
+    """The value field a hub topic is partitioned by (``domain.catalog``)."""
+    from domain.catalog import TOPICS
+
+    for spec in TOPICS:
+        if spec.name == topic:
+            return spec.key_field
+    return ""
+
+
+def _payment_history(p: Projection, at: FlinkPlacement, events: str) -> JobSpec:
+    """``folds.fold_payment_history`` in Flink SQL: one row per payment event (an append table,
+    keyed by its log position), the status it set and that status' own time."""
+    t = p.table("payment_history")
+    function = f"{t.name}__decode"
+    times = {"INITIATED": "initiated_at", "SETTLED": "settled_at", "FAILED": "failed_at"}
+    fields = [("payment_id", "STRING")] + [(f, "BIGINT") for f in times.values()]
+    names = ", ".join(q(n) for n in ["record", *(f for f, _ in fields)])
+    status = "CASE e." + q("event_type")
+    at_ = "CASE e." + q("event_type")
+    for name, field_ in times.items():
+        event_type = f"hub.payments.Payment{name.title()}"
+        status += f" WHEN {s(event_type)} THEN {s(name)}"
+        at_ += f" WHEN {s(event_type)} THEN d.{q(field_)}"
+    status += " END"
+    at_ += " END"
+    kinds = ", ".join(s(f"hub.payments.Payment{n.title()}") for n in times)
+    insert = (
+        f"INSERT INTO {q(partial_name(t) + '__sink')}\n"
+        f"SELECT CAST({s(p.topics[0])} AS STRING), e.{q('src_partition')}, e.{q('src_offset')},"
+        f" e.{q('tenant')}, d.{q('payment_id')}, CAST({status} AS STRING), {at_}\n"
+        f"FROM {q(events)} AS e, LATERAL TABLE({q(function)}(e.{q('value')})) AS d({names})\n"
+        f"WHERE e.{q('event_type')} IN ({kinds})"
+    )
+    return JobSpec(
+        name=t.name,
+        config={},
+        decoders=[{"function": function, "registry_url": at.registry_url, "fields": fields}],
+        statements=[jdbc_sink(t, at)],
+        inserts=[insert],
+        tables=(t,),
+    )
+
+
+# append folds of entity projections that compile to Flink SQL (by projection)
+APPEND: dict[str, Callable[[Projection, FlinkPlacement, str], JobSpec]] = {
+    "payments": _payment_history,
+}
+
+
 COMPILERS: dict[str, Callable[[Projection, FlinkPlacement, str], JobSpec]] = {
+    "accounts": _entities,
+    "payments": _entities,
     "positions": _entities,
     "quotes": _entities,
     "payment_aggregates": _payment_aggregates,
@@ -556,4 +718,48 @@ def compile_projection(
             "the late side output needs per-partition watermarks that Flink SQL does not keep. "
             "Use late_mode='update' (late events update their window) or the embedded engine."
         )
-    return compiler(p, at, group_id(p))
+    spec = compiler(p, at, at.group or group_id(p))
+    if at.result_topics and p.store == "analytics":
+        spec = _with_result_topics(spec, at)
+    return spec
+
+
+def result_sink(t: Table, at: FlinkPlacement) -> str:
+    """The partial-row table of ``t`` as an ``upsert-kafka`` result topic (JSON key and value,
+    decimals as plain numbers): what ``projections.flink.results.ResultLoader`` loads."""
+    from projections.flink.results import result_topic
+
+    cols = partial_columns(t)
+    key = [*t.key, "src_topic", "src_partition"]
+    options = {
+        "connector": "upsert-kafka",
+        "topic": at.topic_prefix + result_topic(t),
+        "properties.bootstrap.servers": at.kafka_bootstrap,
+        "key.format": "json",
+        "value.format": "json",
+        "value.json.encode.decimal-as-plain-number": "true",
+        "sink.buffer-flush.interval": "1s",
+        "sink.buffer-flush.max-rows": "5000",
+        **{k: v for k, v in KAFKA_PATIENCE.items() if k != "properties.default.api.timeout.ms"},
+    }
+    body = ",\n".join(f"  {q(n)} {ty}" for n, ty in cols)
+    return (
+        f"CREATE TEMPORARY TABLE {q(partial_name(t) + '__topic')} (\n{body},\n"
+        f"  PRIMARY KEY ({', '.join(q(k) for k in key)}) NOT ENFORCED\n"
+        f") WITH (\n{_options(options)}\n)"
+    )
+
+
+def _with_result_topics(spec: JobSpec, at: FlinkPlacement) -> JobSpec:
+    """``spec`` writing each table's partial rows to its result topic too (the same SELECT:
+    Flink plans the statement set's shared subplans once)."""
+    statements, inserts = list(spec.statements), list(spec.inserts)
+    for t in spec.tables:
+        target = f"INSERT INTO {q(partial_name(t) + '__sink')}"
+        mine = [i for i in spec.inserts if i.startswith(target)]
+        if not mine:
+            continue
+        statements.append(result_sink(t, at))
+        topic = f"INSERT INTO {q(partial_name(t) + '__topic')}"
+        inserts += [topic + i[len(target) :] for i in mine]
+    return dataclasses.replace(spec, statements=statements, inserts=inserts)

@@ -10,7 +10,8 @@ Flink job). Standard library, fastavro and pyflink only: the file is all the job
 Values are Confluent wire format (magic 0, 4-byte schema id, Avro binary). A Python table
 function decodes them: it fetches each writer schema once from the hub's Schema Registry HTTP API
 (``GET /schemas/ids/{id}``, the Confluent API; credentials from ``HUB_FLINK_REGISTRY_AUTH``,
-``KEY_ID:SECRET``, in the environment, never in the spec file) and yields the fields the job
+``KEY_ID:SECRET`` or a JSON object of them by registry URL, in the environment, never in the spec
+file) and yields the fields the job
 names, converted so that SQL can keep them exact: decimals as their plain text (cast to
 ``DECIMAL`` in SQL), timestamps as integer microseconds, enums as their symbol. A value that
 does not decode yields no row (the embedded runner quarantines it; see the README's limits).
@@ -26,6 +27,7 @@ import io
 import json
 import os
 import sys
+import time
 import urllib.request
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -47,6 +49,26 @@ def plain(value: Any) -> Any:
     return value
 
 
+SEALED = "pii:v1:"
+
+
+def seal(topic: str, schema_id: int, field: str, ciphertext: bytes, subject: str) -> str:
+    """A PII field's ciphertext as view text: the job has no key store and never sees the
+    plaintext; the hub opens it when it reads the view (``projections.flink.sealed``), so an
+    erased subject reads as erased there too."""
+    text = base64.b64encode(ciphertext).decode()
+    return f"{SEALED}{topic}:{schema_id}:{field}:{text}:{subject}"
+
+
+def registry_auth(url: str) -> str:
+    """``KEY_ID:SECRET`` for the registry at ``url``: ``HUB_FLINK_REGISTRY_AUTH`` holds one, or a
+    JSON object of them by registry URL (one job reading the topics of several hubs)."""
+    raw = os.environ.get("HUB_FLINK_REGISTRY_AUTH", "")
+    if raw.startswith("{"):
+        return str(json.loads(raw).get(url, ""))
+    return raw
+
+
 class WireDecoder:
     """Confluent wire-format value -> the named fields (plus the writer's record name)."""
 
@@ -54,13 +76,36 @@ class WireDecoder:
         self.registry_url = registry_url.rstrip("/")
         self.fields = fields
         self._schemas: dict[int, tuple[Any, str]] = {}
+        self.subjects: dict[int, str | None] = {}  # schema id -> its data subject field
+
+    def datum(self, value: bytes | None, topic: str) -> dict[str, Any] | None:
+        """The value as fastavro decodes it (Decimal, datetime), PII ciphertext sealed
+        (``seal``), or None when it does not decode (the embedded runner quarantines it)."""
+        import fastavro
+
+        if value is None or len(value) < 5 or value[0] != 0:
+            return None
+        schema_id = int.from_bytes(value[1:5], "big")
+        schema, _ = self._schema(schema_id)
+        try:
+            datum = fastavro.schemaless_reader(io.BytesIO(value[5:]), schema, None)
+        except Exception:  # fastavro raises many types on corrupt input
+            return None
+        if not isinstance(datum, dict):
+            return None
+        subject_field = self.subjects.get(schema_id)
+        subject = "" if subject_field is None else str(datum.get(subject_field) or "")
+        for k, v in datum.items():
+            if isinstance(v, bytes):
+                datum[k] = seal(topic, schema_id, k, v, subject)
+        return datum
 
     def _schema(self, schema_id: int) -> tuple[Any, str]:
         import fastavro
 
         if schema_id not in self._schemas:
             request = urllib.request.Request(f"{self.registry_url}/schemas/ids/{schema_id}")
-            auth = os.environ.get("HUB_FLINK_REGISTRY_AUTH", "")
+            auth = registry_auth(self.registry_url)
             if auth:
                 token = base64.b64encode(auth.encode()).decode()
                 request.add_header("Authorization", f"Basic {token}")
@@ -68,6 +113,10 @@ class WireDecoder:
                 text = json.loads(response.read())["schema"]
             raw = json.loads(text)
             parsed = fastavro.parse_schema(raw)
+            fields = raw.get("fields", []) if isinstance(raw, dict) else []
+            self.subjects[schema_id] = next(
+                (f["name"] for f in fields if f.get("hub.data_subject") is True), None
+            )
             name = raw.get("name", "") if isinstance(raw, dict) else ""
             namespace = raw.get("namespace", "") if isinstance(raw, dict) else ""
             full = name if "." in name or not namespace else f"{namespace}.{name}"
@@ -132,6 +181,38 @@ def _result_type(type_: str) -> Any:
     return _flink_type(type_)
 
 
+def register_keys(t_env: Any, spec: dict[str, Any]) -> None:
+    """An entity rule's key function (``module:function``, e.g. ``projections.folds:limit_key``)
+    as a Python table function: the event decoded as the embedded runner decodes it, its key
+    columns out (timestamps as integer microseconds), none for other event types."""
+    import importlib
+
+    from pyflink.table.udf import TableFunction, udtf
+
+    module, function = spec["key"].split(":")
+    url, topic, event_types = spec["registry_url"], spec["topic"], set(spec["event_types"])
+
+    class Keys(TableFunction):  # type: ignore[misc]
+        def open(self, function_context: Any) -> None:
+            self.decoder = WireDecoder(url, [])
+            self.key = getattr(importlib.import_module(module), function)
+            self.event = importlib.import_module("core.projection").Event
+
+        def eval(
+            self, value: Any, tenant: str, event_type: str, partition: int, offset: int
+        ) -> Any:
+            if event_type not in event_types:
+                return
+            datum = self.decoder.datum(value, topic)
+            if datum is None:
+                return
+            e = self.event(topic, partition, offset, 0, None, event_type, tenant, datum)
+            yield tuple(plain(v) for v in self.key(e))
+
+    result_types = [_flink_type(t) for _, t in spec["columns"]]
+    t_env.create_temporary_function(spec["function"], udtf(Keys(), result_types=result_types))
+
+
 def register_fold(t_env: Any, spec: dict[str, Any]) -> None:
     """An entity fold of the hub (``module:function``, e.g. ``projections.folds:fold_position``)
     as a Python aggregate function: it decodes each value with fastavro (Decimal, datetime: the
@@ -165,14 +246,10 @@ def register_fold(t_env: Any, spec: dict[str, Any]) -> None:
         def accumulate(
             self, acc: Any, value: Any, tenant: str, event_type: str, partition: int, offset: int
         ) -> None:
-            import fastavro
-
-            if event_type not in event_types or value is None or len(value) < 5:
+            if event_type not in event_types:
                 return
-            schema, _ = self.decoder._schema(int.from_bytes(value[1:5], "big"))
-            try:
-                datum = fastavro.schemaless_reader(io.BytesIO(value[5:]), schema, None)
-            except Exception:  # the embedded runner quarantines it
+            datum = self.decoder.datum(value, topic)
+            if datum is None:  # the embedded runner quarantines it
                 return
             state = pickle.loads(b64.b64decode(acc[0])) if acc[0] else (None, offset, offset, 0)
             row, first, last, count = state
@@ -219,6 +296,8 @@ def main(path: str) -> int:
         config.set(key, str(value))
     for decoder in spec["decoders"]:
         register_decoder(t_env, decoder)
+    for keys in spec.get("keys", []):
+        register_keys(t_env, keys)
     for fold in spec.get("folds", []):
         register_fold(t_env, fold)
     for statement in spec["statements"]:
@@ -229,9 +308,9 @@ def main(path: str) -> int:
     result = statements.execute()
     client = result.get_job_client()
     job_id = str(client.get_job_id()) if client is not None else ""
-    print(json.dumps({"event": "submitted", "job_id": job_id}), flush=True)
+    print(json.dumps({"event": "submitted", "job_id": job_id, "at": time.time()}), flush=True)
     result.wait()
-    print(json.dumps({"event": "finished", "job_id": job_id}), flush=True)
+    print(json.dumps({"event": "finished", "job_id": job_id, "at": time.time()}), flush=True)
     return 0
 
 

@@ -15,11 +15,13 @@ checkpoints on, a restart resumes from the newest retained checkpoint (``latest_
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import signal
 import subprocess
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -101,10 +103,16 @@ class FlinkJob:
 
 
 class FlinkLauncher:
-    def __init__(self, python: Path, workdir: Path, registry_auth: str = "") -> None:
+    def __init__(
+        self, python: Path, workdir: Path, registry_auth: str | Mapping[str, str] = ""
+    ) -> None:
+        """``registry_auth``: the API key (``KEY_ID:SECRET``) the jobs read writer schemas with,
+        or one per registry URL (a job reading the topics of several hubs)."""
         self.python = python
         self.workdir = workdir
-        self.registry_auth = registry_auth
+        self.registry_auth = (
+            registry_auth if isinstance(registry_auth, str) else json.dumps(dict(registry_auth))
+        )
 
     def check(self) -> None:
         if not self.python.exists():

@@ -7,7 +7,8 @@
   ``src_offsets`` as JSON ``[[topic, partition, first, last, count], ...]`` ordered by topic and
   partition (the embedded views' format);
 - ``rows(table)`` reads the merged view ordered by the key in code-point order (PostgreSQL's
-  collation may order text differently from the embedded stores; the digest needs one order);
+  collation may order text differently from the embedded stores; the digest needs one order),
+  PII values opened by the hub's key store (the jobs only ever held their ciphertext);
 - ``digest(table)`` is ``projections.digest.digest`` over those rows, so it compares byte for
   byte with the embedded runner's digest of the same view.
 """
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -25,7 +26,9 @@ import sqlalchemy as sa
 from core.errors import ConfigError, HubError
 from core.projection import Column, Row, Table, to_micros
 from projections.digest import digest
-from projections.flink.compile import partial_name
+from projections.flink.compile import SPANNING, partial_name
+from projections.flink.sealed import SEALED
+from projections.patterns import Pattern, alert_key
 
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
@@ -52,15 +55,18 @@ def pg_type(c: Column) -> str:
 def partial_ddl(schema: str, t: Table) -> str:
     cols = [c for c in t.columns if c.agg != "derived"]
     body = [f"{ident(c.name)} {pg_type(c)}{'' if c.nullable else ' NOT NULL'}" for c in cols]
-    body += [
-        "src_topic text NOT NULL",
-        "src_partition bigint NOT NULL",
-        "src_first bigint NOT NULL",
-        "src_last bigint NOT NULL",
-    ]
-    if t.kind == "entity":
-        body.append("src_events bigint NOT NULL")
-    key = [*t.key, "src_topic", "src_partition"]
+    if t.kind == "append":  # one row per event: the key is its log position
+        key = list(t.key)
+    else:
+        body += [
+            "src_topic text NOT NULL",
+            "src_partition bigint NOT NULL",
+            "src_first bigint NOT NULL",
+            "src_last bigint NOT NULL",
+        ]
+        if t.kind == "entity":
+            body.append("src_events bigint NOT NULL")
+        key = [*t.key, "src_topic", "src_partition"]
     return (
         f"CREATE TABLE IF NOT EXISTS {schema}.{partial_name(t)} (\n  "
         + ",\n  ".join(body)
@@ -92,9 +98,19 @@ def view_ddl(schema: str, t: Table) -> str:
     """The merged read view of ``t`` over its partial rows."""
     if t.kind == "entity":
         return _entity_view_ddl(schema, t)
+    if t.kind == "append":
+        select = [
+            f"{_time(c.name) if c.type == 'timestamp' else c.name} AS {c.name}" for c in t.columns
+        ]
+        return (
+            f"CREATE OR REPLACE VIEW {schema}.{ident(t.name)} AS\nSELECT "
+            + ", ".join(select)
+            + f"\nFROM {schema}.{partial_name(t)}"
+        )
     if t.kind != "aggregate":
         raise ConfigError(
-            f"Table {t.name!r} is {t.kind}; the Flink views hold aggregate and entity tables."
+            f"Table {t.name!r} is {t.kind}; the Flink views hold aggregate, entity and append "
+            "tables."
         )
     select = []
     for c in t.columns:
@@ -120,10 +136,16 @@ def view_ddl(schema: str, t: Table) -> str:
 
 def _entity_view_ddl(schema: str, t: Table) -> str:
     """An entity's row is the one Flink wrote for its key (a key's events live in one
-    partition, so there is one partial row per key)."""
+    partition, so there is one partial row per key), or, for a table in ``SPANNING``, the
+    merge of its partial rows."""
+    merges = SPANNING.get(t.name, {})
     select = []
     for c in t.columns:
-        expr = c.name if c.agg == "key" else f"(array_agg({c.name} ORDER BY src_last DESC))[1]"
+        expr = (
+            c.name
+            if c.agg == "key"
+            else merges.get(c.name, f"(array_agg({c.name} ORDER BY src_last DESC))[1]")
+        )
         select.append(f"{_time(expr) if c.type == 'timestamp' else expr} AS {c.name}")
     src = (
         "json_agg(json_build_array(src_topic, src_partition, src_first, src_last, src_events) "
@@ -137,8 +159,13 @@ def _entity_view_ddl(schema: str, t: Table) -> str:
 
 
 class FlinkViews:
-    def __init__(self, url: str, schema: str = "public") -> None:
+    def __init__(
+        self, url: str, schema: str = "public", unseal: Callable[[str], Any] | None = None
+    ) -> None:
+        """``unseal`` opens the PII values the jobs wrote sealed (``projections.flink.sealed``);
+        without it ``rows`` returns them sealed (ciphertext, never plaintext)."""
         self.schema = ident(schema)
+        self.unseal = unseal
         self._engine = sa.create_engine(url, pool_pre_ping=True)
 
     def close(self) -> None:
@@ -182,9 +209,32 @@ class FlinkViews:
             for k, v in row.items():
                 if isinstance(v, datetime):
                     row[k] = to_micros(v)
-            row["src_offsets"] = json.loads(row["src_offsets"])
+                elif self.unseal is not None and isinstance(v, str) and v.startswith(SEALED):
+                    row[k] = self.unseal(v)
+            if t.kind != "append":
+                row["src_offsets"] = json.loads(row["src_offsets"])
         out.sort(key=lambda r: _sort_key(t, r))
         return out
+
+    def alert_rows(self, pattern: Pattern) -> list[dict[str, Any]]:
+        """The alert rows a pattern's Flink job upserted (``projections.flink.cep``), in key
+        order; none when its table does not exist yet."""
+        from projections.flink.cep import alert_table
+
+        table = f"{self.schema}.{ident(alert_table(pattern))}"
+        try:
+            with self._engine.connect() as conn:
+                if conn.exec_driver_sql(f"SELECT to_regclass('{table}')").scalar() is None:
+                    return []
+                result = conn.exec_driver_sql(f"SELECT * FROM {table}")
+                rows = [dict(r) for r in result.mappings()]
+        except sa.exc.SQLAlchemyError as exc:
+            raise HubError(
+                f"PostgreSQL failed while reading the alerts of {pattern.name!r}: {exc}",
+                code="views_failed",
+            ) from exc
+        key = alert_key(pattern)
+        return sorted(rows, key=lambda r: tuple(r[k] for k in key))
 
     def digest(self, t: Table) -> dict[str, Any]:
         d, n = digest(t, self.rows(t))

@@ -2,8 +2,9 @@
 
 ``FlinkProjections`` is what ``hub projection run --engine flink`` (or
 ``HUB_PROJECTION_ENGINE=flink``) and ``hub projection status`` use on the Kafka footprint:
-- ``run(names)``: one *bounded* job per projection (from the earliest offset to the end offsets
-  seen at start), waited for; returns the seconds taken and the views' digests;
+- ``run(names)``: ONE *bounded* job for all of them (a statement set, from the earliest offset
+  to the end offsets seen at start), waited for; returns the seconds taken and the views'
+  digests (and, with result topics, loads the analytics tables into the hub's chDB);
 - ``start(names)``: one unbounded job per projection with exactly-once checkpoints under
   ``checkpoint_root/<name>``; a job started again resumes from its newest retained checkpoint;
   ``supervise`` restarts a job that died (from that checkpoint), ``stop`` cancels them all;
@@ -18,22 +19,25 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from core.errors import HubError
 from core.ports.eventlog import EventLog, TopicPartition
+from core.ports.views import ViewStore
 from core.projection import Projection, Windowing
 from projections.flink.compile import (
     COMPILERS,
     FlinkPlacement,
     JobSpec,
+    combine,
     compile_projection,
     group_id,
 )
 from projections.flink.launch import FlinkJob, FlinkLauncher, latest_checkpoint
 from projections.flink.postgres import FlinkViews
+from projections.flink.results import ResultLoader
 
 log = logging.getLogger("hub.projections.flink")
 
@@ -48,7 +52,10 @@ class FlinkProjections:
         event_log: EventLog,
         checkpoint_root: Path,
         windowing: Windowing | None = None,
+        analytics: Callable[[], ViewStore] | None = None,
     ) -> None:
+        """``analytics`` gives the hub's analytics store: with ``placement.result_topics`` a
+        bounded run loads the analytics tables' result topics into it (``ResultLoader``)."""
         self.projections = {p.name: p for p in projections}
         self.placement = placement
         self.launcher = launcher
@@ -56,6 +63,7 @@ class FlinkProjections:
         self.log = event_log
         self.checkpoint_root = checkpoint_root
         self.windowing = windowing
+        self.analytics = analytics
         self.jobs: dict[str, FlinkJob] = {}
         self.restarts: dict[str, int] = {}
 
@@ -71,9 +79,9 @@ class FlinkProjections:
             )
         return self.projections[name]
 
-    def compile(self, name: str, *, bounded: bool) -> JobSpec:
+    def compile(self, name: str, *, bounded: bool, group: str | None = None) -> JobSpec:
         p = self._projection(name)
-        at = dataclasses.replace(self.placement, bounded=bounded)
+        at = dataclasses.replace(self.placement, bounded=bounded, group=group)
         if not bounded:
             folder = self.checkpoint_root / name
             folder.mkdir(parents=True, exist_ok=True)
@@ -88,26 +96,44 @@ class FlinkProjections:
         return spec
 
     # -- bounded -----------------------------------------------------------------------------------
-    def run(self, names: Sequence[str], timeout_s: float = 900.0) -> dict[str, dict[str, Any]]:
-        """Each projection to the end offsets seen now, one bounded job after the other."""
-        specs = [self.compile(n, bounded=True) for n in names]  # every refusal before any job
-        out: dict[str, dict[str, Any]] = {}
-        for spec in specs:
-            p = self._projection(spec.name)
-            # The job stops at the end offsets its source sees when it starts: at or past these.
-            ends = {
+    def run(
+        self, names: Sequence[str], timeout_s: float = 900.0, also: Sequence[JobSpec] = ()
+    ) -> dict[str, dict[str, Any]]:
+        """The projections ``names`` to the end offsets seen now, as ONE bounded Flink job (a
+        statement set; ``also`` adds other compiled jobs, e.g. patterns, to it)."""
+        # one consumer group for the whole job: its sources read each topic once (a bounded
+        # job commits nothing; the groups of the projections get their positions below)
+        specs = [
+            self.compile(n, bounded=True, group="projection.flink.bounded") for n in names
+        ]  # every refusal before any job
+        # The job stops at the end offsets its sources see when it starts: at or past these.
+        ends = {
+            name: {
                 TopicPartition(topic, part): end
-                for topic in p.topics
+                for topic in self._projection(name).topics
                 for part, end in self.log.end_offsets(topic).items()
             }
-            seconds = self.launcher.submit(spec).wait(timeout_s)
+            for name in names
+        }
+        loader = None
+        if self.placement.result_topics and self.analytics is not None:
+            loader = ResultLoader(self.log, self.analytics())
+            loader.ensure_topics([t for spec in specs for t in spec.tables])
+        job = combine("bounded", [*specs, *also])
+        seconds = self.launcher.submit(job).wait(timeout_s)
+        out: dict[str, dict[str, Any]] = {}
+        for spec in specs:
             # A bounded job takes no checkpoint, so it commits no offsets: record a lower bound
             # of where it stopped as the group's positions (status and lag read them).
-            self.log.commit_offsets(group_id(p), ends)
+            self.log.commit_offsets(group_id(self._projection(spec.name)), ends[spec.name])
             out[spec.name] = {
                 "seconds": round(seconds, 1),
                 "digests": {t.name: self.views.digest(t) for t in spec.tables},
             }
+            p = self._projection(spec.name)
+            if loader is not None and p.store == "analytics":
+                loader.load(p, spec.tables)  # the result topics into chDB
+                out[spec.name]["analytics"] = {t.name: loader.digest(p, t) for t in spec.tables}
         return out
 
     # -- unbounded ---------------------------------------------------------------------------------

@@ -7,28 +7,23 @@ instrument and from two tenants, and have prices whose VWAP does not terminate. 
 (``projections.flink.compile._market_bars``, generated from ``folds.BAR_WINDOWS``) writes partial
 rows into PostgreSQL; the merged views' digests equal the embedded chDB views' digests.
 
-Real components as in ``test_flink_projections``; one bounded Flink job (~1-4 min).
+The trades are published (with the positions' trades) and compared in the session's one Flink
+run (``tests/differential/conftest.py``); real components as in ``test_flink_projections``.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
 
 import pytest
 
 from core.events import OutgoingEvent
-from hub.bootstrap import Hub
 from projections.catalog import MARKET_BARS
-from projections.flink.compile import compile_projection
-from projections.flink.launch import FlinkLauncher
-from projections.flink.postgres import FlinkViews
-from projections.flink.service import FlinkProjections
-from tests.differential import test_flink_projections as base
+from tests.differential.conftest import FlinkSession
 
-pytestmark = pytest.mark.integration
-footprint = base.footprint  # the same fixture: one hub on Kafka, PostgreSQL, Flink
+# the first test to ask for the session's Flink run waits for it: minutes on a busy machine
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 US = timedelta(microseconds=1)
@@ -91,28 +86,11 @@ def batches() -> list[tuple[str, list[OutgoingEvent]]]:
 SEC = timedelta(seconds=1)
 
 
-@pytest.mark.timeout(900)
-def test_market_bars_on_flink_equal_the_embedded_runner(footprint: dict[str, Any]) -> None:
-    hub: Hub = footprint["hub"]
-    for tenant, events in batches():
-        hub.publisher.publish("trades", events, producer="differential", tenant=tenant)
-    hub.projections.run(["market_bars"])
-    embedded = hub.projections.digest("market_bars", save=False)
-
-    placement = base._placement(footprint)
-    spec = compile_projection(MARKET_BARS, placement)
-    views: FlinkViews = footprint["views"]
-    flink = FlinkProjections(
-        [MARKET_BARS],
-        placement,
-        FlinkLauncher(footprint["python"], footprint["work"], footprint["admin"]),
-        views,
-        hub.log,
-        footprint["work"] / "checkpoints",
-    )
-    done = flink.run(["market_bars"], timeout_s=840)["market_bars"]
-    print(f"\nFlink job market_bars: {done['seconds']} s")
-    for table in spec.tables:
+def test_market_bars_on_flink_equal_the_embedded_runner(flink_session: FlinkSession) -> None:
+    embedded = flink_session.embedded["market_bars"]
+    views = flink_session.views.views
+    tables = [MARKET_BARS.table(n) for n in ("ohlcv_1m", "ohlcv_1h", "ohlcv_5m_hop_1m")]
+    for table in tables:
         got = views.digest(table)
         assert got == embedded[table.name], (table.name, views.rows(table))
         assert got["rows"] > 0
@@ -120,11 +98,11 @@ def test_market_bars_on_flink_equal_the_embedded_runner(footprint: dict[str, Any
     # not two equal mistakes: the first minute of XA in EUR for acme, from the inputs
     bars = {
         (r["tenant"], r["instrument"], r["currency"], r["window_start"]): r
-        for r in views.rows(spec.tables[0])
+        for r in views.rows(tables[0])
     }
     first = bars[("acme", "XA", "EUR", int(T0.timestamp()) * 1_000_000)]
     assert (first["open"], first["close"]) == (Decimal("100.00000001"), Decimal("101"))
     assert (first["high"], first["low"], first["events"]) == (Decimal(101), Decimal(95), 3)
     assert first["volume"] == Decimal("11")
-    hop = {(r["tenant"], r["instrument"], r["currency"]) for r in views.rows(spec.tables[2])}
+    hop = {(r["tenant"], r["instrument"], r["currency"]) for r in views.rows(tables[2])}
     assert ("acme", "XA", "USD") in hop and ("globex", "YB", "EUR") in hop

@@ -7,40 +7,25 @@ records; the alert rows are equal, and equal to the matches the crafted cases we
 (threshold and band edges, a gap of exactly the window, one millisecond under it, events out of
 order within the watermark delay, ties at one millisecond, two tenants, skip past the last row).
 
-Real components as in ``test_flink_projections`` (Kafka, PostgreSQL, the PyFlink venv and jars);
-one bounded Flink job per pattern (~1 min each on two busy cores).
+Both patterns run in the session's one Flink job (``tests/differential/conftest.py``); real
+components as in ``test_flink_projections`` (Kafka, PostgreSQL, the PyFlink venv and jars).
 """
 
 from __future__ import annotations
 
-import io
-from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import fastavro
 import pytest
-import sqlalchemy as sa
 
 from core.events import OutgoingEvent
-from hub.bootstrap import Hub
-from projections.flink.cep import alert_ddl, alert_table, compile_pattern
-from projections.flink.launch import FlinkLauncher
-from projections.flink.postgres import FlinkViews
-from projections.patterns import (
-    Pattern,
-    PriceSpike,
-    Structuring,
-    find_matches,
-    normalise,
-    read_events,
-)
-from tests.differential import test_flink_projections as base
+from projections.patterns import Pattern, PriceSpike, Structuring, normalise
+from tests.differential.conftest import FlinkSession
 
-pytestmark = pytest.mark.integration
-footprint = base.footprint  # the same fixture: one hub on Kafka, PostgreSQL, Flink
+# the first test to ask for the session's Flink run waits for it: minutes on a busy machine
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 MIN = timedelta(minutes=1)
@@ -190,38 +175,13 @@ def market() -> list[tuple[str, list[OutgoingEvent]]]:
     ]
 
 
-def _decode(hub: Hub) -> Any:
-    def decode(value: bytes) -> tuple[str, Mapping[str, Any]]:
-        schema, name = hub.projections.decoder.schema(int.from_bytes(value[1:5], "big"))
-        return name, fastavro.schemaless_reader(io.BytesIO(value[5:]), schema, None)
-
-    return decode
+def _both(session: FlinkSession, pattern: Pattern) -> tuple[list[Any], list[Any]]:
+    """The embedded engine's matches and Flink's alert rows over the session's cep hub."""
+    return session.matches[pattern.name], session.cep.views.alert_rows(pattern)
 
 
-def _flink_rows(views: FlinkViews, pattern: Pattern) -> list[dict[str, Any]]:
-    with views._engine.connect() as conn:
-        result = conn.execute(sa.text(f"SELECT * FROM {views.schema}.{alert_table(pattern)}"))
-        return [dict(r._mapping) for r in result]
-
-
-def _run_both(footprint: dict[str, Any], pattern: Pattern) -> tuple[list[Any], list[Any]]:
-    hub: Hub = footprint["hub"]
-    embedded = find_matches(pattern, read_events(hub.log, pattern, _decode(hub)))
-    views: FlinkViews = footprint["views"]
-    views._run("creating the alert table", alert_ddl(views.schema, pattern))
-    spec = compile_pattern(pattern, base._placement(footprint))
-    launcher = FlinkLauncher(footprint["python"], footprint["work"], footprint["admin"])
-    seconds = launcher.submit(spec).wait(480)
-    print(f"\nFlink job {pattern.name}: {seconds:.1f} s")
-    return embedded, _flink_rows(views, pattern)
-
-
-@pytest.mark.timeout(600)
-def test_structuring_on_flink_equals_the_embedded_engine(footprint: dict[str, Any]) -> None:
-    hub: Hub = footprint["hub"]
-    for tenant, events in payments():
-        hub.publisher.publish("payments", events, producer="differential", tenant=tenant)
-    embedded, flink = _run_both(footprint, STRUCTURING)
+def test_structuring_on_flink_equals_the_embedded_engine(flink_session: FlinkSession) -> None:
+    embedded, flink = _both(flink_session, STRUCTURING)
     assert normalise(flink) == normalise(embedded), (flink, embedded)
     ms = int(T0.timestamp() * 1000)
     got = sorted(
@@ -240,12 +200,8 @@ def test_structuring_on_flink_equals_the_embedded_engine(footprint: dict[str, An
     ]
 
 
-@pytest.mark.timeout(600)
-def test_price_spike_on_flink_equals_the_embedded_engine(footprint: dict[str, Any]) -> None:
-    hub: Hub = footprint["hub"]
-    for topic, events in market():
-        hub.publisher.publish(topic, events, producer="differential", tenant="acme")
-    embedded, flink = _run_both(footprint, SPIKE)
+def test_price_spike_on_flink_equals_the_embedded_engine(flink_session: FlinkSession) -> None:
+    embedded, flink = _both(flink_session, SPIKE)
     assert normalise(flink) == normalise(embedded), (flink, embedded)
     ms = int(T0.timestamp() * 1000)
     assert sorted(
@@ -272,3 +228,39 @@ def test_pattern_definitions_refuse_nonsense() -> None:
     with pytest.raises(ConfigError, match="milliseconds"):
         PriceSpike(within_ms=0)
     assert Path(__file__).exists()
+
+
+def test_one_structuring_pattern_is_one_alert_event_from_each_engine(
+    flink_session: FlinkSession,
+) -> None:
+    """The matches of both engines become ``hub.AlertFired`` events on ``hub.alerts`` through
+    the hub's publisher: the injected A1 pattern (three payments in the hour) is exactly one
+    event per engine; the console's alert list shows them; detecting again adds nothing."""
+    from hub.console.alerts import ALERTS_TOPIC, AlertEngine
+    from hub.pattern_alerts import PatternAlerts, by_engine
+
+    hub = flink_session.cep.hub
+    alerts = PatternAlerts(hub)
+    embedded, flink = _both(flink_session, STRUCTURING)
+    assert len(embedded) == len(flink) == 7
+    added = alerts.raise_alerts(STRUCTURING, embedded, "embedded")
+    added += alerts.raise_alerts(STRUCTURING, flink, "flink")
+    assert len(added) == 14
+    # a second detection (a restarted job, a re-read log) appends nothing
+    assert alerts.raise_alerts(STRUCTURING, flink, "flink") == []
+    assert alerts.raise_alerts(STRUCTURING, embedded, "embedded") == []
+
+    listed = AlertEngine(hub, []).events()  # what the console's alert list reads
+    engines = by_engine(listed)
+    assert {k: len(v) for k, v in engines.items()} == {"embedded": 7, "flink": 7}
+    for engine, events in engines.items():
+        a1 = [e for e in events if "from account A1 (tenant acme)" in e["summary"]]
+        assert len(a1) == 1, (engine, a1)
+        assert (a1[0]["rule"], a1[0]["value"], a1[0]["threshold"]) == (
+            "pattern.aml_structuring",
+            "28500",
+            "10000",
+        )
+        assert a1[0]["event_type"] == "hub.AlertFired"
+    # appended through the hub's log: the ledger covers them like any other record
+    assert sum(hub.log.end_offsets(ALERTS_TOPIC).values()) >= 14

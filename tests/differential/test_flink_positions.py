@@ -5,29 +5,24 @@ Flink Python aggregate function per position key; trades buy, add, partly close,
 reverse positions, pay fees, come in two currencies and from two tenants, and tie at one
 microsecond. The PostgreSQL view's digest equals the embedded chDB view's, byte for byte.
 
-Real components as in ``test_flink_projections``; one bounded Flink job (~1-5 min).
+Compared in the session's one Flink run (``tests/differential/conftest.py``); real components
+as in ``test_flink_projections``.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
 from decimal import Decimal
-from typing import Any
 
 import pytest
 
 from core.events import OutgoingEvent
-from hub.bootstrap import Hub
-from projections.catalog import POSITIONS
-from projections.flink.compile import compile_projection
-from projections.flink.launch import FlinkLauncher
-from projections.flink.postgres import FlinkViews
-from projections.flink.service import FlinkProjections
+from projections.catalog import POSITIONS, QUOTES
 from tests.differential import test_flink_bars as bars
-from tests.differential import test_flink_projections as base
+from tests.differential.conftest import FlinkSession
 
-pytestmark = pytest.mark.integration
-footprint = base.footprint  # the same fixture: one hub on Kafka, PostgreSQL, Flink
+# the first test to ask for the session's Flink run waits for it: minutes on a busy machine
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
 SEC = timedelta(seconds=1)
 
@@ -51,28 +46,10 @@ def batches() -> list[tuple[str, list[OutgoingEvent]]]:
     return [("acme", life), ("globex", life[:3]), *bars.batches()]
 
 
-@pytest.mark.timeout(900)
-def test_positions_on_flink_equal_the_embedded_runner(footprint: dict[str, Any]) -> None:
-    hub: Hub = footprint["hub"]
-    for tenant, events in batches():
-        hub.publisher.publish("trades", events, producer="differential", tenant=tenant)
-    hub.projections.run(["positions"])
-    embedded = hub.projections.digest("positions", save=False)
-
-    placement = base._placement(footprint)
-    spec = compile_projection(POSITIONS, placement)
-    views: FlinkViews = footprint["views"]
-    flink = FlinkProjections(
-        [POSITIONS],
-        placement,
-        FlinkLauncher(footprint["python"], footprint["work"], footprint["admin"]),
-        views,
-        hub.log,
-        footprint["work"] / "checkpoints",
-    )
-    done = flink.run(["positions"], timeout_s=840)["positions"]
-    print(f"\nFlink job positions: {done['seconds']} s")
-    table = spec.tables[0]
+def test_positions_on_flink_equal_the_embedded_runner(flink_session: FlinkSession) -> None:
+    embedded = flink_session.embedded["positions"]
+    views = flink_session.views.views
+    table = POSITIONS.tables[0]
     rows = views.rows(table)
     assert views.digest(table) == embedded[table.name], rows
     # not two equal mistakes: acme's EUR position in XA after the whole life cycle is flat
@@ -100,34 +77,22 @@ def quote(n: int, instrument: str, bid: str, ask: str, at_s: int, **kw: str) -> 
     )
 
 
-@pytest.mark.timeout(900)
-def test_latest_quotes_on_flink_equal_the_embedded_runner(footprint: dict[str, Any]) -> None:
-    """An older quote arriving late counts but does not replace the newer one; equal quote
-    times fall back to the log position; mid rounds half-even (in the embedded fold, run by
-    Flink too)."""
-    from projections.catalog import QUOTES
-
-    hub: Hub = footprint["hub"]
-    published = [
+def quote_batches() -> list[tuple[str, list[OutgoingEvent]]]:
+    """(tenant, quotes) in publishing order."""
+    return [
         ("acme", [quote(1, "XA", "99.99999999", "100", 10), quote(2, "XA", "99", "101", 20)]),
         ("acme", [quote(3, "XA", "1", "2", 5), quote(4, "XA", "98", "102", 20, venue="XB")]),
         ("acme", [quote(5, "XA", "7", "8", 1, currency="USD"), quote(6, "YB", "1", "3", 1)]),
         ("globex", [quote(7, "XA", "5", "6", 1)]),
     ]
-    for tenant, events in published:
-        hub.publisher.publish("quotes", events, producer="differential", tenant=tenant)
-    hub.projections.run(["quotes"])
-    embedded = hub.projections.digest("quotes", save=False)
-    views: FlinkViews = footprint["views"]
-    flink = FlinkProjections(
-        [QUOTES],
-        base._placement(footprint),
-        FlinkLauncher(footprint["python"], footprint["work"], footprint["admin"]),
-        views,
-        hub.log,
-        footprint["work"] / "checkpoints",
-    )
-    print(f"\nFlink job quotes: {flink.run(['quotes'], timeout_s=840)['quotes']['seconds']} s")
+
+
+def test_latest_quotes_on_flink_equal_the_embedded_runner(flink_session: FlinkSession) -> None:
+    """An older quote arriving late counts but does not replace the newer one; equal quote
+    times fall back to the log position; mid rounds half-even (in the embedded fold, run by
+    Flink too)."""
+    embedded = flink_session.embedded["quotes"]
+    views = flink_session.views.views
     table = QUOTES.tables[0]
     rows = views.rows(table)
     assert views.digest(table) == embedded[table.name], rows

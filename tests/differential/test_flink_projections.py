@@ -1,26 +1,25 @@
 """Embedded runner vs Apache Flink on the same Kafka topic: view digests equal, byte for byte.
 
-One hub on the Kafka footprint (a topic prefix of its own) publishes payments in several batches
-(multi-partition batches are Kafka transactions, so offsets have gaps), with events late by a day,
-events on both edges of a UTC day, amounts on both edges of the AML band, two tenants, and
-settled/failed events the aggregates must skip. Then:
+The payments of ``batches()`` (several batches: multi-partition batches are Kafka transactions, so
+offsets have gaps; events late by a day, on both edges of a UTC day, amounts on both edges of the
+AML band, two tenants, settled/failed events the aggregates must skip) go through the session's
+one Flink run (``tests/differential/conftest.py``):
 - the embedded runner (``hub.projections``) folds ``payment_aggregates`` into chDB;
 - the compiled Flink job (``projections.flink``) reads the same topic, decodes the Confluent wire
   format in a Python table function against the hub's Schema Registry served over HTTP, and
   upserts partial rows into PostgreSQL through the JDBC connector;
 and ``projections.digest`` of every view is equal on both sides.
 
+The exactly-once fault test runs a job of its own: unbounded, checkpointed, killed and restarted.
+
 Real components: Kafka, PostgreSQL (``infra/kafka.sh``, ``infra/postgres.sh``) and the PyFlink
-virtualenv with the connector jars (``infra/flink.sh setup``). Locally the test skips with the
-script's output when one is missing; under CI=true that is a failure. One bounded Flink job
-(~1 min on two busy cores).
-"""
+virtualenv with the connector jars (``infra/flink.sh setup``). Locally the tests skip with the
+script's output when one is missing; under CI=true that is a failure."""
 
 from __future__ import annotations
 
 import dataclasses
 import time
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -28,86 +27,41 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy.engine import make_url
 
 from core.events import OutgoingEvent
-from hub.api.app import create_app
-from hub.bootstrap import Hub, bootstrap
-from hub.settings import load_settings
+from hub.bootstrap import Hub
 from projections.catalog import PAYMENT_AGGREGATES
-from projections.flink.compile import FlinkPlacement, compile_projection
+from projections.flink.compile import FlinkPlacement
 from projections.flink.launch import FlinkLauncher, latest_checkpoint
 from projections.flink.postgres import FlinkViews
 from projections.flink.service import FlinkProjections
-from tests import infra
-from tests.contract.test_eventlog_kafka import kafka_bootstrap
-from tests.service.conftest import _serve
+from tests.differential.conftest import FlinkSession, flink_infra, open_world, placement
 
-pytestmark = pytest.mark.integration
-
-
-def _flink() -> tuple[Path, tuple[str, ...]]:
-    infra.require("flink", "the Flink differential test")
-    ok, python = infra._run("flink", "python", 30)
-    ok2, jars = infra._run("flink", "jars", 30)
-    assert ok and ok2, (python, jars)
-    return Path(python.strip().splitlines()[-1]), tuple(jars.strip().splitlines()[-1].split(";"))
+# the first test to ask for the session's Flink run waits for it: minutes on a busy machine
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
 
 @pytest.fixture
 def footprint(tmp_path: Path) -> Iterator[dict[str, Any]]:
-    python, jars = _flink()
-    kafka = kafka_bootstrap()
-    pg = infra.postgres_url("the Flink differential test")
-    prefix = f"f{uuid.uuid4().hex[:10]}"
-    hub = bootstrap(
-        load_settings(
-            environ={},
-            data_dir=tmp_path / "hub",
-            event_log="kafka",
-            kafka_bootstrap_servers=kafka,
-            kafka_topic_prefix=prefix + ".",
-            projection_autostart=False,
-        )
-    )
-    url, stop = _serve(create_app(hub))
-    views = FlinkViews(pg, schema=prefix)
+    """A hub of its own (the fault test publishes while its job runs and kills it)."""
+    fi = flink_infra("the Flink exactly-once test")
+    world = open_world(fi, tmp_path / "hub")
     try:
         yield {
-            "hub": hub,
-            "kafka": kafka,
-            "prefix": prefix,
-            "registry": url,
-            "admin": hub.keys.create(["admin"], principal="test-admin").token,
-            "pg": pg,
-            "views": views,
-            "python": python,
-            "jars": jars,
+            "hub": world.hub,
+            "infra": fi,
+            "world": world,
+            "admin": world.admin,
+            "views": world.views,
+            "python": fi.python,
             "work": tmp_path / "flink",
         }
     finally:
-        try:
-            views._run("dropping the test schema", [f"DROP SCHEMA IF EXISTS {prefix} CASCADE"])
-        finally:
-            views.close()
-            stop()
-            hub.close()
+        world.close()
 
 
 def _placement(footprint: dict[str, Any]) -> FlinkPlacement:
-    pg = make_url(footprint["pg"])
-    return FlinkPlacement(
-        kafka_bootstrap=footprint["kafka"],
-        registry_url=footprint["registry"],
-        jdbc_url=f"jdbc:postgresql://{pg.host}:{pg.port}/{pg.database}",
-        jdbc_user=pg.username or "",
-        jdbc_password=pg.password or "",
-        jars=footprint["jars"],
-        python=str(footprint["python"]),
-        topic_prefix=footprint["prefix"] + ".",
-        pg_schema=footprint["prefix"],
-        bounded=True,
-    )
+    return placement(footprint["infra"], footprint["world"])
 
 
 def _payment(i: int, account: str, amount: str, at: str, kind: str = "Initiated") -> OutgoingEvent:
@@ -161,41 +115,28 @@ def batches() -> list[tuple[str, list[OutgoingEvent]]]:
     ]
 
 
-@pytest.mark.timeout(600)
-def test_payment_aggregates_on_flink_equal_the_embedded_runner(footprint: dict[str, Any]) -> None:
-    hub: Hub = footprint["hub"]
-    for tenant, events in batches():
-        hub.publisher.publish("payments", events, producer="differential", tenant=tenant)
-
-    # 1. embedded: the hub's own runner over the same Kafka topic, into chDB
-    hub.projections.run(["payment_aggregates"])
-    embedded = hub.projections.digest("payment_aggregates", save=False)
+def test_payment_aggregates_on_flink_equal_the_embedded_runner(
+    flink_session: FlinkSession,
+) -> None:
+    """Both engines over the session's payments (``batches``): digests equal, rows as an oracle
+    computed from the inputs says, and the status reports no lag after the bounded run."""
+    embedded = flink_session.embedded["payment_aggregates"]
     assert embedded["payment_aggregates_late"]["rows"] == 0  # late_mode "update"
+    status = {s["projection"]: s for s in flink_session.status}
+    assert status["payment_aggregates"]["lag"] == 0, status
+    assert set(status["payment_aggregates"]["positions"]) == {
+        f"payments/{p}" for p in flink_session.views.hub.log.end_offsets("payments")
+    }
 
-    # 2. Flink: compile, create the PostgreSQL views, one bounded job
-    placement = _placement(footprint)
-    spec = compile_projection(PAYMENT_AGGREGATES, placement)
-    views: FlinkViews = footprint["views"]
-    flink = FlinkProjections(
-        [PAYMENT_AGGREGATES],
-        placement,
-        FlinkLauncher(footprint["python"], footprint["work"], footprint["admin"]),
-        views,
-        hub.log,
-        footprint["work"] / "checkpoints",
-    )
-    done = flink.run(["payment_aggregates"], timeout_s=420)["payment_aggregates"]
-    print(f"\nFlink job payment_aggregates: {done['seconds']} s")
-    # the hub recorded where the bounded job stopped: no lag left
-    status = flink.status()
-    assert [s["projection"] for s in status] == ["payment_aggregates"]
-    assert status[0]["lag"] == 0, status
-
-    # 3. the same digests, byte for byte
-    for table in spec.tables:
+    views = flink_session.views.views
+    tables = PAYMENT_AGGREGATES.table("payment_volumes_1d"), PAYMENT_AGGREGATES.table("aml_daily")
+    for table in tables:
         flink = views.digest(table)
         assert flink == embedded[table.name], (table.name, views.rows(table))
         assert flink["rows"] > 0
+    assert flink_session.flink["payment_aggregates"]["digests"] == {
+        t.name: embedded[t.name] for t in tables
+    }
 
     # ... and about the right numbers (not two equal mistakes): an oracle from the inputs
     assert {
@@ -205,9 +146,9 @@ def test_payment_aggregates_on_flink_equal_the_embedded_runner(footprint: dict[s
             r["near_threshold"],
             r["near_threshold_amount"],
         )
-        for r in views.rows(spec.tables[1])
-    } == aml_oracle(batches())
-    late = [r for r in views.rows(spec.tables[1]) if r["day"] == 1772323200 * 1_000_000]
+        for r in views.rows(tables[1])
+    } == aml_oracle(flink_session.published["payments"])
+    late = [r for r in views.rows(tables[1]) if r["day"] == 1772323200 * 1_000_000]
     assert {r["account_id"] for r in late if r["tenant"] == "acme"} >= {"A1", "A2", "A3"}
 
 
@@ -234,7 +175,7 @@ def aml_oracle(
     return out
 
 
-def _wait_for(what: str, check: Any, timeout_s: float, every_s: float = 2.0) -> Any:
+def _wait_for(what: str, check: Any, timeout_s: float, every_s: float = 0.5) -> Any:
     deadline = time.monotonic() + timeout_s
     while True:
         got = check()
@@ -245,16 +186,20 @@ def _wait_for(what: str, check: Any, timeout_s: float, every_s: float = 2.0) -> 
         time.sleep(every_s)
 
 
-@pytest.mark.timeout(900)
 def test_a_killed_job_resumes_from_its_checkpoint_without_loss_or_duplicates(
-    footprint: dict[str, Any],
+    flink_session: FlinkSession, footprint: dict[str, Any]
 ) -> None:
     """Exactly once across a crash: an unbounded job with checkpoints is SIGKILLed mid-stream
-    (JVM and Python workers), events arrive while it is down, ``supervise`` restarts it from its
-    newest checkpoint; the views then equal the embedded runner's, and the consumer group's
-    committed offsets (the status' positions) reach the end offsets."""
+    (JVM and Python workers) right after it wrote a batch, events arrive while it is down,
+    ``supervise`` restarts it from its newest checkpoint; the views then equal the embedded
+    runner's, and the consumer group's committed offsets (the status' positions) reach the end
+    offsets. Two Flink starts (~20-40 s each on two busy cores) are its floor: >10 s.
+
+    The hub of its own gets the session's payments in the same batches, so its topic holds the
+    same records at the same offsets, and the embedded digests are the session's (one process
+    holds one chDB session: this hub never opens one)."""
     hub: Hub = footprint["hub"]
-    published = batches()
+    published = flink_session.published["payments"]
     flink = FlinkProjections(
         [PAYMENT_AGGREGATES],
         dataclasses.replace(_placement(footprint), checkpoint_interval_ms=1_000),
@@ -269,19 +214,33 @@ def test_a_killed_job_resumes_from_its_checkpoint_without_loss_or_duplicates(
             hub.publisher.publish("payments", events, producer="differential", tenant=tenant)
         flink.start(["payment_aggregates"])
         folder = footprint["work"] / "checkpoints" / "payment_aggregates"
-        _wait_for("a first checkpoint", lambda: latest_checkpoint(folder), 420)
+        job = flink.jobs["payment_aggregates"]
+
+        def first_checkpoint() -> Any:
+            if not job.running():
+                raise AssertionError(
+                    f"the Flink job ended before its first checkpoint:\n{job.cause()}"
+                )
+            return latest_checkpoint(folder)
+
+        _wait_for("a first checkpoint", first_checkpoint, 600)
         # mid-stream: more events, then a crash before (or while) the job takes them in
         hub.publisher.publish(
             "payments", published[2][1], producer="differential", tenant=published[2][0]
         )
-        time.sleep(1.5)
+        # the job wrote them (so a replay from the checkpoint taken before would write them
+        # again): kill it at once, SIGKILL, no chance to flush or checkpoint
+        _wait_for(
+            "the job to take in the mid-stream batch",
+            lambda: any(r["tenant"] == "globex" for r in footprint["views"].rows(tables[1])),
+            120,
+        )
         flink.jobs["payment_aggregates"].kill()
         for tenant, events in published[3:]:
             hub.publisher.publish("payments", events, producer="differential", tenant=tenant)
         started = time.monotonic()
         assert flink.supervise() == ["payment_aggregates"]
-        hub.projections.run(["payment_aggregates"])
-        embedded = hub.projections.digest("payment_aggregates", save=False)
+        embedded = flink_session.embedded["payment_aggregates"]
         views: FlinkViews = footprint["views"]
         _wait_for(
             "the Flink views to equal the embedded ones after the restart",

@@ -15,8 +15,14 @@ import pytest
 
 from core.errors import ConfigError
 from core.projection import Windowing
-from projections.catalog import ACCOUNTS, MARKET_BARS, PAYMENT_AGGREGATES
-from projections.flink.compile import FlinkPlacement, Unsupported, compile_projection
+from projections.catalog import (
+    MARKET_BARS,
+    MODEL_PREDICTIONS,
+    PAYMENT_AGGREGATES,
+    PAYMENTS,
+    POSITIONS,
+)
+from projections.flink.compile import FlinkPlacement, Unsupported, combine, compile_projection
 from projections.flink.job import WireDecoder, plain
 from projections.flink.postgres import ident, partial_ddl, view_ddl
 
@@ -75,9 +81,9 @@ def test_unbounded_jobs_checkpoint_exactly_once_and_restore() -> None:
 
 def test_projections_without_a_flink_compilation_are_refused_by_name() -> None:
     with pytest.raises(
-        Unsupported, match="market_bars, payment_aggregates, positions, quotes"
+        Unsupported, match="accounts, market_bars, payment_aggregates, payments, positions, quotes"
     ) as err:
-        compile_projection(ACCOUNTS, AT)
+        compile_projection(MODEL_PREDICTIONS, AT)
     assert isinstance(err.value, ConfigError) and "embedded" in err.value.message
     with pytest.raises(Unsupported, match="late_mode='side'"):
         compile_projection(PAYMENT_AGGREGATES, AT, Windowing(0, "side"))
@@ -164,7 +170,7 @@ def test_the_flink_engine_is_wired_from_the_settings(tmp_path: Path) -> None:
         flink_jars_dir=jars,
         http_port=28080,
     )
-    fake = SimpleNamespace(settings=settings, log=None)
+    fake = SimpleNamespace(settings=settings, log=None, registry=None, keystore=None)
     with pytest.raises(ConfigError, match=r"infra/flink\.sh setup"):
         flink_projections(fake, "K:S")
     for name in JARS:
@@ -189,7 +195,9 @@ def test_the_flink_engine_is_wired_from_the_settings(tmp_path: Path) -> None:
         flink_jars_dir=jars,
     )
     with pytest.raises(ConfigError, match="PostgreSQL"):
-        flink_projections(SimpleNamespace(settings=sqlite, log=None), "")
+        flink_projections(
+            SimpleNamespace(settings=sqlite, log=None, registry=None, keystore=None), ""
+        )
 
 
 def test_market_bars_compile_one_insert_per_window_from_the_bar_definitions() -> None:
@@ -217,3 +225,82 @@ def test_event_patterns_compile_to_match_recognize_from_their_definitions() -> N
     spike = compile_pattern(PriceSpike(pct=Decimal("2.5")), AT)
     assert "CAST('102.5' AS DECIMAL(18, 8))" in spike.inserts[0]
     assert interval(1) == "INTERVAL '0 00:00:00.001' DAY TO SECOND(3)"
+
+
+def test_jobs_combine_into_one_statement_set_reading_each_topic_once() -> None:
+    import dataclasses
+
+    at = dataclasses.replace(AT, group="g", result_topics=True)
+    specs = [compile_projection(p, at) for p in (MARKET_BARS, POSITIONS, PAYMENTS)]
+    job = combine("all", specs)
+    sources = [s for s in job.statements if "'connector' = 'kafka'" in s]
+    assert len(sources) == 2  # trades once for bars and positions, payments once
+    assert len(job.inserts) == sum(len(s.inserts) for s in specs)
+    # analytics tables also go to result topics; transactional ones (payments) do not
+    topics = [s for s in job.statements if "'connector' = 'upsert-kafka'" in s]
+    assert any("'topic' = 'ns1.flink.ohlcv_1m'" in s for s in topics)
+    assert not any("payment_status" in s for s in topics)
+    # two jobs that read one topic under different groups cannot share a source: refused
+    apart = [compile_projection(p, AT) for p in (MARKET_BARS, POSITIONS)]
+    with pytest.raises(Unsupported, match="trades__source"):
+        combine("all", apart)
+
+
+def test_payments_compile_status_history_and_limits_across_partitions() -> None:
+    spec = compile_projection(PAYMENTS, AT)
+    assert [t.name for t in spec.tables] == ["payment_status", "payment_limits", "payment_history"]
+    # keys come from the rule's own key function (the limit's day is derived from initiated_at)
+    assert [k["key"] for k in spec.keys] == [
+        "projections.folds:payment_key",
+        "projections.folds:limit_key",
+    ]
+    # limits are keyed by account, the topic by payment: partial rows merge additively
+    view = view_ddl("ns1", PAYMENTS.table("payment_limits"))
+    assert "sum(used) AS used" in view and "max(daily_limit) AS daily_limit" in view
+    history = partial_ddl("ns1", PAYMENTS.table("payment_history"))
+    assert "PRIMARY KEY (src_topic, src_partition, src_offset)" in history
+
+
+def test_sealed_pii_opens_with_the_hubs_key_store_and_reads_erased_after_shredding(
+    tmp_path: Path,
+) -> None:
+    from adapters.local_keystore import open_keyring
+    from core.pii import encrypted_schema
+    from projections.flink.job import SEALED, seal
+    from projections.flink.sealed import SealedValueInvalid, opener
+
+    schema = json.loads((ROOT / "domain/schemas/AccountOpened.avsc").read_text())
+    text = encrypted_schema(schema)
+
+    class Registry:
+        def parsed(self, schema_id: int) -> object:
+            assert schema_id == 7
+            return type("P", (), {"text": text})()
+
+    keys = open_keyring(tmp_path / "keys.db", tmp_path / "master.key")
+    from core.pii import PiiCodec
+
+    codec = PiiCodec(keys)
+    datum = codec.encrypt(
+        {
+            "account_id": "A:1",
+            "customer_name": "Zoë",
+            "email": "z@x",
+            "date_of_birth": None,
+            "country": "DE",
+            "kyc_level": "BASIC",
+            "risk_rating": "LOW",
+            "base_currency": "EUR",
+            "opened_at": datetime(2026, 3, 1, tzinfo=UTC),
+        },
+        text,
+        "accounts",
+    )
+    sealed = seal("accounts", 7, "customer_name", datum["customer_name"], "A:1")
+    assert sealed.startswith(SEALED) and "Zoë" not in sealed
+    unseal = opener(Registry(), keys)
+    assert unseal(sealed) == "Zoë"
+    keys.destroy("A:1")
+    assert unseal(sealed) == "[erased]"
+    with pytest.raises(SealedValueInvalid, match="not a sealed PII value"):
+        unseal(SEALED + "garbage")

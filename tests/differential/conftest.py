@@ -1,0 +1,229 @@
+"""The ONE Flink run of the differential tests, shared by the whole pytest session.
+
+A Flink job spends most of its time starting (JVM, job graph, Python workers), not on the few
+hundred records a differential test publishes; seven jobs of 23-70 s each were the slowest part
+of CI. So ``flink_session`` (session-scoped, set up only when a Flink test asks for it):
+1. starts (or reuses) Kafka and PostgreSQL and checks the PyFlink virtualenv and jars;
+2. builds two hubs on the Kafka footprint, each with a topic prefix (and PostgreSQL schema) of its
+   own, and publishes every event set the tests compare: the *views* hub gets the payments, trades
+   and quotes of the projection tests, the *cep* hub the crafted payments, quotes and trades of
+   the pattern tests (their event times are months apart from the others': one topic would mix
+   the patterns' watermarks with the projections' events);
+3. runs the embedded side: the hub's runner folds the views hub's projections into chDB, and the
+   embedded pattern engine finds the cep hub's matches;
+4. runs every compiled projection and pattern as ONE bounded Flink job (a statement set,
+   ``projections.flink.compile.combine``) reading both prefixes; the analytics tables go to
+   PostgreSQL and to result topics, which ``ResultLoader`` then loads into the hub's chDB;
+and the tests only compare what both sides produced. The exactly-once fault test needs a job of its
+own (it kills it) and keeps its own fixture (``test_flink_projections.footprint``).
+"""
+
+from __future__ import annotations
+
+import io
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import fastavro
+import pytest
+from sqlalchemy.engine import make_url
+
+from hub.api.app import create_app
+from hub.bootstrap import Hub, bootstrap
+from hub.settings import load_settings
+from projections.flink.compile import FlinkPlacement, JobSpec
+from projections.flink.launch import FlinkLauncher
+from projections.flink.postgres import FlinkViews
+from projections.flink.results import ResultLoader
+from projections.flink.sealed import opener
+from projections.flink.service import FlinkProjections
+from tests import infra
+from tests.contract.test_eventlog_kafka import kafka_bootstrap
+from tests.service.conftest import _serve
+
+# the projections the session runs on both engines (views hub)
+PROJECTIONS = ("payment_aggregates", "market_bars", "positions", "quotes", "accounts", "payments")
+
+
+@dataclass
+class FlinkInfra:
+    python: Path
+    jars: tuple[str, ...]
+    kafka: str
+    pg: str
+
+
+@dataclass
+class World:
+    """One hub on Kafka with its own topic prefix, served over HTTP (the registry Flink reads)."""
+
+    hub: Hub
+    prefix: str
+    registry: str
+    admin: str
+    views: FlinkViews
+    stop: Callable[[], None]
+
+    def close(self) -> None:
+        try:
+            self.views._run(
+                "dropping the test schema", [f"DROP SCHEMA IF EXISTS {self.prefix} CASCADE"]
+            )
+        finally:
+            self.views.close()
+            self.stop()
+            self.hub.close()
+
+
+@dataclass
+class FlinkSession:
+    infra: FlinkInfra
+    views: World  # the projections' event sets
+    cep: World  # the patterns' event sets
+    published: dict[str, list[tuple[str, Any]]] = field(default_factory=dict)  # views hub
+    embedded: dict[str, dict[str, Any]] = field(default_factory=dict)  # projection -> digests
+    matches: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # pattern -> rows
+    flink: dict[str, dict[str, Any]] = field(default_factory=dict)  # FlinkProjections.run
+    status: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0
+    loaded: dict[str, dict[str, int]] = field(default_factory=dict)  # rows from result topics
+    chdb: dict[str, dict[str, Any]] = field(default_factory=dict)  # their digests in chDB
+    load_seconds: float = 0.0
+
+
+def flink_infra(what: str) -> FlinkInfra:
+    """Kafka, PostgreSQL, the PyFlink virtualenv and jars; skips (fails under CI) without them."""
+    infra.require("flink", what)
+    ok, python = infra._run("flink", "python", 30)
+    ok2, jars = infra._run("flink", "jars", 30)
+    assert ok and ok2, (python, jars)
+    return FlinkInfra(
+        python=Path(python.strip().splitlines()[-1]),
+        jars=tuple(jars.strip().splitlines()[-1].split(";")),
+        kafka=kafka_bootstrap(),
+        pg=infra.postgres_url(what),
+    )
+
+
+def open_world(fi: FlinkInfra, data_dir: Path) -> World:
+    prefix = f"f{uuid.uuid4().hex[:10]}"
+    hub = bootstrap(
+        load_settings(
+            environ={},
+            data_dir=data_dir,
+            event_log="kafka",
+            kafka_bootstrap_servers=fi.kafka,
+            kafka_topic_prefix=prefix + ".",
+            projection_autostart=False,
+        )
+    )
+    url, stop = _serve(create_app(hub))
+    admin = hub.keys.create(["admin"], principal="test-admin").token
+    views = FlinkViews(fi.pg, schema=prefix, unseal=opener(hub.registry, hub.keystore))
+    return World(hub, prefix, url, admin, views, stop)
+
+
+def placement(fi: FlinkInfra, world: World, **kw: Any) -> FlinkPlacement:
+    pg = make_url(fi.pg)
+    return FlinkPlacement(
+        kafka_bootstrap=fi.kafka,
+        registry_url=world.registry,
+        jdbc_url=f"jdbc:postgresql://{pg.host}:{pg.port}/{pg.database}",
+        jdbc_user=pg.username or "",
+        jdbc_password=pg.password or "",
+        jars=fi.jars,
+        python=str(fi.python),
+        topic_prefix=world.prefix + ".",
+        pg_schema=world.prefix,
+        **({"bounded": True} | kw),
+    )
+
+
+def decoder(hub: Hub) -> Callable[[bytes], tuple[str, Mapping[str, Any]]]:
+    def decode(value: bytes) -> tuple[str, Mapping[str, Any]]:
+        schema, name = hub.projections.decoder.schema(int.from_bytes(value[1:5], "big"))
+        datum: Mapping[str, Any] = fastavro.schemaless_reader(io.BytesIO(value[5:]), schema, None)  # type: ignore[assignment]
+        return name, datum
+
+    return decode
+
+
+@pytest.fixture(scope="session")
+def flink_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FlinkSession]:
+    """See the module docstring. One bounded Flink job for every comparison (~30-60 s)."""
+    from projections.catalog import PROJECTIONS as CATALOG
+    from projections.flink.cep import alert_ddl, compile_pattern
+    from projections.patterns import find_matches, read_events
+    from tests.differential import test_flink_accounts as accounts_tests
+    from tests.differential import test_flink_patterns as cep_tests
+    from tests.differential import test_flink_positions as positions_tests
+    from tests.differential import test_flink_projections as payments_tests
+
+    fi = flink_infra("the Flink differential tests")
+    root = tmp_path_factory.mktemp("flink")
+    views = open_world(fi, root / "views")
+    cep = open_world(fi, root / "cep")
+    try:
+        # 2. the event sets
+        published = {
+            "payments": [*payments_tests.batches(), *accounts_tests.payment_batches()],
+            "trades": positions_tests.batches(),  # the bars' trades and more
+            "quotes": positions_tests.quote_batches(),
+            "accounts": accounts_tests.batches(),
+        }
+        for topic, batches in published.items():
+            for tenant, events in batches:
+                views.hub.publisher.publish(topic, events, producer="differential", tenant=tenant)
+        for tenant, events in cep_tests.payments():
+            cep.hub.publisher.publish("payments", events, producer="differential", tenant=tenant)
+        for topic, events in cep_tests.market():
+            cep.hub.publisher.publish(topic, events, producer="differential", tenant="acme")
+
+        # 3. the embedded engines
+        session = FlinkSession(fi, views, cep, published)
+        views.hub.projections.run(list(PROJECTIONS))
+        for name in PROJECTIONS:
+            session.embedded[name] = views.hub.projections.digest(name, save=False)
+        patterns = (cep_tests.STRUCTURING, cep_tests.SPIKE)
+        for pattern in patterns:
+            found = read_events(cep.hub.log, pattern, decoder(cep.hub))
+            session.matches[pattern.name] = find_matches(pattern, found)
+
+        # 4. ONE Flink job: the projections of the views hub and the patterns of the cep hub
+        for pattern in patterns:
+            cep.views._run("creating the alert table", alert_ddl(cep.views.schema, pattern))
+        also: list[JobSpec] = [compile_pattern(p, placement(fi, cep)) for p in patterns]
+        chosen = [p for p in CATALOG if p.name in PROJECTIONS]
+        analytics = [p for p in chosen if p.store == "analytics"]
+        loader = ResultLoader(views.hub.log, views.hub.projections.store("analytics"))
+        loader.ensure_topics([t for p in analytics for t in p.tables if t.kind != "append"])
+        runner = FlinkProjections(
+            chosen,
+            placement(fi, views, result_topics=True),
+            FlinkLauncher(
+                fi.python, root / "jobs", {views.registry: views.admin, cep.registry: cep.admin}
+            ),
+            views.views,
+            views.hub.log,
+            root / "checkpoints",
+        )
+        started = time.monotonic()
+        session.flink = runner.run(list(PROJECTIONS), timeout_s=840, also=also)
+        session.seconds = time.monotonic() - started
+        print(f"\nthe one Flink job of the differential tests: {session.seconds:.1f} s")
+        session.status = runner.status()
+        # 5. the analytics tables' result topics into chDB (the hub's analytics store)
+        started = time.monotonic()
+        for p in analytics:
+            tables = [p.table(name) for name in session.flink[p.name]["digests"]]
+            session.loaded[p.name] = loader.load(p, tables)
+            session.chdb[p.name] = {t.name: loader.digest(p, t) for t in tables}
+        session.load_seconds = time.monotonic() - started
+        yield session
+    finally:
+        for world in (views, cep):
+            world.close()

@@ -215,6 +215,34 @@ class Settings(BaseSettings):
         description="PostgreSQL schema holding the ledger's tables (one per hub on a shared "
         "database).",
     )
+    # -- high availability (core.leadership; README "High availability") ----------------------
+    leader_election: Literal["none", "postgres"] = Field(
+        default="none",
+        description="'postgres': several hub processes share the distributed footprint; a lease "
+        "in PostgreSQL elects the one that runs the single-writer parts (ledger sync, projection "
+        "runners), each write fenced by the leader's epoch. 'none': this process runs them.",
+    )
+    leader_postgres_url: str = Field(
+        default="",
+        description="PostgreSQL URL of the leader lease (default: HUB_LEDGER_POSTGRES_URL).",
+    )
+    leader_name: str = Field(
+        default="hub",
+        pattern=r"^[A-Za-z0-9_.:-]{1,100}$",
+        description="Name of the lease: the processes of one hub share it.",
+    )
+    leader_id: str = Field(
+        default="",
+        max_length=200,
+        description="This process's name in the lease (default: host name and process id).",
+    )
+    leader_lease_s: float = Field(
+        default=10.0,
+        ge=0.5,
+        le=600,
+        description="Lease length (s): a leader that stops renewing (crash, pause, partition) is "
+        "replaced after this long; renewal runs every third of it.",
+    )
     ledger_witness: bool = Field(
         default=True, description="Copy checkpoints to the write-once witness folder."
     )

@@ -1,0 +1,67 @@
+"""High availability: which hub process runs the single-writer parts (README "High availability").
+
+Several ``hub serve`` processes share one distributed footprint (Kafka cluster + PostgreSQL,
+``HUB_LEADER_ELECTION=postgres``). Every process serves reads and publishes; the lease in
+PostgreSQL (``core.leadership``) elects the one that runs the single-writer parts, and each of
+their writes carries the leader's epoch, which the store checks in the write's own transaction:
+
+How each single-writer part is fenced:
+- ledger appender + checkpointer (``Ledger.sync``), PostgreSQL ledger store: its
+  ``writer_epochs`` row ``ledger`` is upserted first in each sync batch's transaction;
+- projection runners, PostgreSQL views (SQLAlchemy): the ``_writer_epochs`` row
+  ``projection.<name>`` in each batch's transaction (chDB views are each process's own files:
+  one writer by construction, nothing to fence);
+- ML scoring (``hub ml score --follow``), Kafka (predictions and input offsets in one
+  transaction): Kafka fences it: the ``transactional.id`` is stable (``<group>.<partition>``), so
+  a new scorer's ``init_transactions`` bumps the producer epoch and the old producer is refused.
+
+A follower's publish waits (up to ``Ledger.cover_wait_s``) for the leader's ledger sync to cover
+its records before it acknowledges them as covered.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from hub.bootstrap import Hub
+
+log = logging.getLogger("hub.ha")
+
+
+@contextmanager
+def single_writers(hub: Hub, *, projections: bool = True) -> Iterator[None]:
+    """Run the leader elector while inside; the projection runners follow the log only while
+    this process is the leader (started when elected, stopped when the lease is lost). Without
+    leader election (one process) the runners simply run."""
+    leader = hub.leader
+    if leader is None:
+        if projections:
+            hub.projections.start()
+        try:
+            yield
+        finally:
+            if projections:
+                hub.projections.stop()
+        return
+
+    def elected(epoch: int) -> None:
+        if projections:
+            hub.projections.start()
+        log.info("single-writer parts started", extra={"epoch": epoch})
+
+    def lost(epoch: int) -> None:
+        if projections:
+            hub.projections.stop()
+        log.warning("single-writer parts stopped", extra={"epoch": epoch})
+
+    leader.on_elected.append(elected)
+    leader.on_lost.append(lost)
+    leader.start()
+    try:
+        yield
+    finally:
+        leader.stop()  # runs ``lost`` when leading, and releases the lease

@@ -26,10 +26,27 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
+from core.errors import ConfigError
+
 if TYPE_CHECKING:
     from hub.bootstrap import Hub
 
 log = logging.getLogger("hub.ha")
+
+
+def following(hub: Hub) -> list[str] | None:
+    """The projections ``hub serve`` follows (``HUB_PROJECTION_FOLLOW``; None: all)."""
+    from projections.catalog import PROJECTIONS
+
+    names = [n for n in hub.settings.projection_follow.split(",") if n]
+    known = {p.name for p in PROJECTIONS}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ConfigError(
+            f"HUB_PROJECTION_FOLLOW names unknown projection(s) {', '.join(unknown)}; known: "
+            f"{', '.join(sorted(known))}."
+        )
+    return names or None
 
 
 @contextmanager
@@ -38,9 +55,10 @@ def single_writers(hub: Hub, *, projections: bool = True) -> Iterator[None]:
     this process is the leader (started when elected, stopped when the lease is lost). Without
     leader election (one process) the runners simply run."""
     leader = hub.leader
+    names = following(hub)
     if leader is None:
         if projections:
-            hub.projections.start()
+            hub.projections.start(names)
         try:
             yield
         finally:
@@ -50,7 +68,7 @@ def single_writers(hub: Hub, *, projections: bool = True) -> Iterator[None]:
 
     def elected(epoch: int) -> None:
         if projections:
-            hub.projections.start()
+            hub.projections.start(names)
         log.info("single-writer parts started", extra={"epoch": epoch})
 
     def lost(epoch: int) -> None:

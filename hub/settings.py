@@ -98,6 +98,12 @@ class Settings(BaseSettings):
     projection_autostart: bool = Field(
         default=True, description="hub serve follows every projection in the background."
     )
+    projection_follow: str = Field(
+        default="",
+        pattern=r"^[a-z0-9_,]*$",
+        description="Comma-separated projections hub serve follows (default: all); the others "
+        "are built elsewhere (e.g. Flink) or on demand.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] | None = Field(
         default=None,
         description="Lowest level logged (HUB_LOG_LEVEL); unset: INFO for `hub serve`, WARNING "

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import abc
 import logging
+import queue
 import threading
 import time
 from collections.abc import Callable
@@ -131,6 +132,8 @@ class LeaderElector:
         self._valid_until = 0.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._worker: threading.Thread | None = None
+        self._transitions: queue.Queue[Callable[[], None] | None] = queue.Queue()
         self.elections = 0  # how many times this process was elected
 
     # -- what writers ask ----------------------------------------------------------------------
@@ -146,7 +149,13 @@ class LeaderElector:
         return self.epoch is not None
 
     def fence(self, writer: str) -> WriterFence | None:
+        """``writer``'s token, None when this process is not the leader. A process that runs no
+        election loop (a CLI command) takes the lease on demand when it is free, and keeps it
+        while it asks again within the lease; ``stop`` hands it back."""
         epoch = self.epoch
+        if epoch is None and self._thread is None:
+            self.step()
+            epoch = self.epoch
         return None if epoch is None else WriterFence(writer, epoch)
 
     def fence_of(self, writer: str) -> Callable[[], WriterFence | None]:
@@ -158,6 +167,10 @@ class LeaderElector:
         if self._thread is not None:
             return
         self._stop.clear()
+        self._worker = threading.Thread(
+            target=self._apply_transitions, name="leader-transitions", daemon=True
+        )
+        self._worker.start()
         self._thread = threading.Thread(target=self._run, name="leader-elector", daemon=True)
         self._thread.start()
 
@@ -167,6 +180,10 @@ class LeaderElector:
         if self._thread is not None:
             self._thread.join(timeout=30)
             self._thread = None
+            self._transitions.put(None)  # after the transitions already queued
+            if self._worker is not None:
+                self._worker.join(timeout=60)
+                self._worker = None
         with self._lock:
             epoch, self._epoch = self._epoch, None
         if epoch is not None:
@@ -215,18 +232,37 @@ class LeaderElector:
             "this process is the leader",
             extra={"lease": self.leadership.name, "holder": self.leadership.holder, "epoch": got},
         )
-        for cb in self.on_elected:
-            try:
-                cb(got)
-            except Exception:  # a failing part must not stop the elector (it logs and retries)
-                log.exception("starting a single-writer part failed")
+        self._elected(got)
+
+    def _elected(self, epoch: int) -> None:
+        self._transition(self.on_elected, epoch, "starting")
 
     def _lost(self, epoch: int) -> None:
-        for cb in self.on_lost:
-            try:
-                cb(epoch)
-            except Exception:
-                log.exception("stopping a single-writer part failed")
+        self._transition(self.on_lost, epoch, "stopping")
+
+    def _transition(self, callbacks: list[Callback], epoch: int, doing: str) -> None:
+        """Run callbacks in order; in the transitions thread while the loop runs (starting the
+        projection runners can take seconds: it must never delay a renewal, or the lease runs
+        out while this process starts to lead)."""
+
+        def run() -> None:
+            for cb in callbacks:
+                try:
+                    cb(epoch)
+                except Exception:  # a failing part must not stop the elector
+                    log.exception("%s a single-writer part failed", doing)
+
+        if self._thread is None or threading.current_thread() is not self._thread:
+            run()
+            return
+        self._transitions.put(run)
+
+    def _apply_transitions(self) -> None:
+        while True:
+            job = self._transitions.get()
+            if job is None:
+                return
+            job()
 
     def _run(self) -> None:
         every = self.lease_s / 3

@@ -92,8 +92,6 @@ class Hub:
         close_policy = getattr(self.policy, "close", None)
         if callable(close_policy):
             close_policy()  # stores queued policy decisions before the log closes
-        if self.leader is not None:
-            self.leader.stop()  # a leader hands over now (release), not after its lease
         try:  # ... and gives them (and anything else appended) their leaves
             if self.sync_on_close and self.ledger.is_writer():
                 self.ledger.sync()
@@ -101,6 +99,9 @@ class Hub:
             log.error("the ledger did not sync on close: %s", exc.message)
         except Exception:  # closing must go on: the log and key store still need closing
             log.exception("the ledger did not sync on close")
+        if self.leader is not None:
+            self.leader.stop()  # a leader hands over now (release), not after its lease
+            self.leader.leadership.close()
         self.ledger.close()
         self.keystore.close()
         self.log.close()
@@ -121,7 +122,9 @@ def build_event_log(settings: Settings) -> EventLog:
         from adapters.kafka_log import KafkaEventLog
 
         return KafkaEventLog(
-            settings.kafka_bootstrap_servers, topic_prefix=settings.kafka_topic_prefix
+            settings.kafka_bootstrap_servers,
+            topic_prefix=settings.kafka_topic_prefix,
+            replication_factor=settings.kafka_replication_factor,
         )
     raise ConfigError(
         f"HUB_EVENT_LOG={settings.event_log!r} has no adapter: use 'sqlite' or 'kafka'."

@@ -78,6 +78,9 @@ def single_writers(hub: Hub, *, projections: bool = True) -> Iterator[None]:
 
     leader.on_elected.append(elected)
     leader.on_lost.append(lost)
+    epoch = leader.epoch
+    if epoch is not None:  # taken on demand before the loop ran (a sync while starting up)
+        elected(epoch)
     leader.start()
     try:
         yield

@@ -53,6 +53,13 @@ class Settings(BaseSettings):
         description="Namespace on a shared Kafka cluster: prefixed to every topic name (and "
         "transactional id) on the wire, e.g. 'team1.'; empty for none.",
     )
+    kafka_replication_factor: int = Field(
+        default=1,
+        ge=1,
+        le=16,
+        description="Replicas of each topic the hub creates (3 on a three-broker cluster, with "
+        "min.insync.replicas=2: infra/kafka-cluster.sh).",
+    )
 
     http_host: str = Field(default="127.0.0.1")
     http_port: int = Field(default=8080, ge=1, le=65535)

@@ -173,7 +173,7 @@ class Ledger:
         registry: SchemaRegistry | None = None,
         clock_us: Callable[[], int] = lambda: time.time_ns() // 1000,
         fence: Callable[[], WriterFence | None] | None = None,
-        cover_wait_s: float = 5.0,
+        cover_wait_s: float = 10.0,
     ) -> None:
         if signer.name != config.origin:
             raise HubError(
@@ -222,17 +222,17 @@ class Ledger:
     def sync(self, *, force_checkpoint: bool = False) -> SyncResult:
         """Append a leaf for every record up to the log's current end; sign due checkpoints.
 
-        Fenced (several hub processes): only the leader syncs (``NotLeader`` elsewhere), and
-        every batch's transaction carries the leader's token (step 1): a leader that was paused
-        and replaced meanwhile gets ``Fenced`` and adopts nothing."""
+        Fenced (several hub processes): only the leader syncs, and every batch's transaction
+        carries the leader's token (step 1): a leader that was paused and replaced meanwhile
+        gets ``Fenced`` and adopts nothing. In another process ``sync`` waits (up to
+        ``cover_wait_s``) until the leader's syncs cover every record up to the log's end as of
+        the call (and, with ``force_checkpoint``, a checkpoint covers them); ``NotLeader`` when
+        they do not in time."""
         token: WriterFence | None = None
         if self._fence is not None:
             token = self._fence()
             if token is None:
-                raise NotLeader(
-                    "This hub process is not the leader: the ledger is appended by the leader "
-                    "only (HUB_LEADER_ELECTION)."
-                )
+                return self._await_leader(force_checkpoint)
         with self._sync_lock:
             ends = {t.name: self.log.end_offsets(t.name) for t in self.log.topics()}
             result = SyncResult()
@@ -389,6 +389,36 @@ class Ledger:
             "status": "pending",
             "reason": "another sync holds the ledger; the records get their leaves on the next.",
         }
+
+    def _await_leader(self, force_checkpoint: bool) -> SyncResult:
+        """A follower's ``sync``: wait for the leader to cover the log's end as of now."""
+        ends = {t.name: self.log.end_offsets(t.name) for t in self.log.topics()}
+        deadline = time.monotonic() + self.cover_wait_s
+        while True:
+            positions = self.store.positions()
+            lagging = [
+                (topic, part, positions.get((topic, part), 0), end)
+                for topic, parts in ends.items()
+                for part, end in parts.items()
+                if positions.get((topic, part), 0) < end
+            ]
+            # a position below the end is covered when only markers (no record) lie between
+            covered = all(
+                not [r for r in self.log.read(t, p, pos, 1) if r.offset < end]
+                for t, p, pos, end in lagging
+            )
+            size = self.store.tree_size()
+            if covered:
+                cp = self.store.latest_checkpoint()
+                if not force_checkpoint or (cp is not None and cp.size >= size):
+                    return SyncResult(0, size, [])
+            if time.monotonic() >= deadline:
+                raise NotLeader(
+                    "This hub process is not the leader, and the leader's ledger sync did not "
+                    f"cover the log within {self.cover_wait_s:g} s; retry, or check that a "
+                    "leader runs (HUB_LEADER_ELECTION: the lease holder's log)."
+                )
+            time.sleep(0.1)
 
     def _await_cover(self, appended: Sequence[RecordMetadata]) -> dict[str, Any]:
         """A follower process: wait (up to ``cover_wait_s``) for the leader's sync to cover."""

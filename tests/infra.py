@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # started on demand
 COMPONENTS = (
     "kafka",
+    "kafka-cluster",
     "postgres",
     "opa",
     "openbao",

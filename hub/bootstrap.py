@@ -216,8 +216,9 @@ def open_ledger_store(settings: Settings) -> LedgerStore:
     return store
 
 
-def build_leader(settings: Settings) -> LeaderElector | None:
-    """The leader elector when several processes share the footprint (HUB_LEADER_ELECTION)."""
+def build_leader(settings: Settings, name: str | None = None) -> LeaderElector | None:
+    """The leader elector when several processes share the footprint (HUB_LEADER_ELECTION);
+    ``name`` picks another lease than the hub's (a scoring worker's, one per model)."""
     if settings.leader_election == "none":
         return None
     import os
@@ -234,7 +235,9 @@ def build_leader(settings: Settings) -> LeaderElector | None:
         )
     holder = settings.leader_id or f"{socket.gethostname()}:{os.getpid()}"
     return LeaderElector(
-        PostgresLeadership(url, settings.leader_name, holder, lease_s=settings.leader_lease_s)
+        PostgresLeadership(
+            url, name or settings.leader_name, holder, lease_s=settings.leader_lease_s
+        )
     )
 
 

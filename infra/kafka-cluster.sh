@@ -250,7 +250,16 @@ cmd_start() {
     trap _start_failed EXIT
     trap 'exit 130' INT
     trap 'exit 143' TERM
-    local n
+    local n pids=()
+    # Format the new nodes' storage side by side (a JVM start each: the slow part of a first start).
+    for n in "${NODES[@]}"; do
+        node "$n"
+        running_pid >/dev/null && continue
+        write_config
+        format_storage &
+        pids+=("$!")
+    done
+    for n in "${pids[@]}"; do wait "$n" || die "formatting a node's storage failed (output above)."; done
     for n in "${NODES[@]}"; do launch_node "$n"; done
     wait_nodes "${NODES[@]}"
     trap - EXIT INT TERM

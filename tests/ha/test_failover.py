@@ -17,6 +17,7 @@ three nodes: ~50 s more); the lease is 3 s so that a handover is quick to wait f
 from __future__ import annotations
 
 import base64
+import functools
 import os
 import signal
 import subprocess
@@ -178,10 +179,21 @@ def footprint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Footprint]:
                 p.popen.wait(timeout=30)
         for r in fp.restarts:  # the killed broker is back for whoever uses the cluster next
             r.wait(timeout=300)
+        _delete_topics(bootstrap_servers, f"ha{run}.")
         with engine.begin() as conn:
             conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{views_schema}" CASCADE'))
             conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{ledger_schema}" CASCADE'))
         engine.dispose()
+
+
+def _delete_topics(bootstrap_servers: str, prefix: str) -> None:
+    """This run's topics go (a cluster that keeps every run's partitions starts ever slower)."""
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": bootstrap_servers, "log_level": 0})
+    names = [n for n in admin.list_topics(timeout=30).topics if n.startswith(prefix)]
+    for future in admin.delete_topics(names, operation_timeout=30).values() if names else []:
+        future.result(timeout=60)
 
 
 class Stream:
@@ -298,7 +310,7 @@ def test_failover_loses_no_acknowledged_record_and_duplicates_none(footprint: Fo
     for p in procs:
         _until(
             f"{p.name} answering /health",
-            lambda p=p: _get_ok(f"{p.url}/health"),
+            functools.partial(_get_ok, f"{p.url}/health"),
             120,
             procs,
         )

@@ -123,9 +123,13 @@ def test_a_replaced_leader_cannot_append_to_the_ledger(pg: str, hub: Hub) -> Non
         assert new.sync().size == first + 10  # the leader goes on
         positions = [(r[1], r[2], r[3]) for batch in store.iter_leaves() for r in batch]
         assert len(positions) == len(set(positions)) == first + 10
-        believes["old"] = None  # a process that knows it is not the leader does not try
-        with pytest.raises(NotLeader):
-            old.sync()
+        believes["old"] = None  # a process that knows it is not the leader does not write:
+        assert old.sync().size == first + 10  # its sync waits for the leader's (covered now)
+        publish(hub, 1, 300)
+        old.cover_wait_s = 0.3
+        with pytest.raises(NotLeader, match=r"did not cover the log within 0\.3 s"):
+            old.sync()  # the leader has not synced this one yet
+        assert store.tree_size() == first + 10
     finally:
         store.drop()
         store.close()

@@ -130,6 +130,8 @@ def _release(path: str) -> None:
 
 
 class ChdbViewStore(ClickHouseSqlViews):
+    shared = False  # one process's own files: one writer by construction (no fence needed)
+
     def __init__(self, path: str | Path) -> None:
         super().__init__()
         Path(path).mkdir(parents=True, exist_ok=True)

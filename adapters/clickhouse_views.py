@@ -52,7 +52,8 @@ import numpy as np
 import pyarrow as pa
 from sqlglot import expressions as sg_exp
 
-from core.errors import HubError, InvalidInput
+from core.errors import ConfigError, HubError, InvalidInput
+from core.leadership import WriterFence
 from core.ports.views import (
     Checkpoint,
     Hook,
@@ -227,6 +228,7 @@ class ClickHouseSqlViews(ViewStore):
     """Every statement of the ClickHouse-family view stores; subclasses run them."""
 
     kind = "analytics"
+    shared = True  # a server other processes also write; chDB: this process's own files
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
@@ -312,7 +314,14 @@ class ClickHouseSqlViews(ViewStore):
         rows: Mapping[str, Sequence[Row] | pa.Table],
         checkpoint: Checkpoint,
         hook: Hook = no_hook,
+        fence: WriterFence | None = None,
     ) -> None:
+        if fence is not None and self.shared:
+            raise ConfigError(
+                "A ClickHouse server has no transactions, so its views cannot fence a paused "
+                "leader's writes; with HUB_LEADER_ELECTION run the analytics views in chDB "
+                "(each process its own) or on Flink."
+            )
         seq = checkpoint.batch_seq
         with self._lock:
             # 1. rows of every table, tagged with the batch number (one INSERT each); partials

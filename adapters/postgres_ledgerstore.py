@@ -29,6 +29,7 @@ from psycopg import errors as pg_errors
 from psycopg import sql
 
 from core.errors import HubError, StorageBusy
+from core.leadership import Fenced, WriterFence
 from core.ports.ledgerstore import (
     Chunk,
     LeafQuery,
@@ -78,7 +79,8 @@ CREATE TABLE IF NOT EXISTS {s}.checkpoints (
     time_us BIGINT NOT NULL,
     note BYTEA NOT NULL,
     hash BYTEA NOT NULL
-)
+);
+CREATE TABLE IF NOT EXISTS {s}.writer_epochs (writer TEXT PRIMARY KEY, epoch BIGINT NOT NULL)
 """
 _COLUMNS = "idx, topic, part, off, ts_ms, actor, action, resource, tenant, leaf_hash"
 _CHECKPOINT_COLUMNS = "size, root, time_us, note, hash"
@@ -160,6 +162,13 @@ class _Queries:
             "GROUP BY topic ORDER BY topic"
         )
         self.leaves = q(f"SELECT {_COLUMNS} FROM {{s}}.leaves")
+        # The fence: record the epoch unless a newer one is stored (no row back: refused).
+        self.fence = q(
+            "INSERT INTO {s}.writer_epochs VALUES (%s, %s) ON CONFLICT (writer) DO UPDATE "
+            "SET epoch = excluded.epoch WHERE {s}.writer_epochs.epoch <= excluded.epoch "
+            "RETURNING epoch"
+        )
+        self.fenced_by = q("SELECT epoch FROM {s}.writer_epochs WHERE writer = %s")
         self.meta_version = q("SELECT value FROM {s}.meta WHERE key = 'schema_version'")
         self.set_version = q(
             "INSERT INTO {s}.meta VALUES ('schema_version', %s) ON CONFLICT (key) DO NOTHING"
@@ -216,6 +225,17 @@ class _Write(LedgerWrite):
     def latest_checkpoint(self) -> StoredCheckpoint | None:
         row = self._conn.execute(self._q.latest).fetchone()
         return None if row is None else _checkpoint(row)
+
+    def fence(self, token: WriterFence) -> None:
+        # The upsert locks the writer's row until this transaction ends: a newer leader's
+        # write waits for it, then stores its own epoch; an older one finds the newer epoch.
+        if self._conn.execute(self._q.fence, (token.writer, token.epoch)).fetchone() is None:
+            row = self._conn.execute(self._q.fenced_by, (token.writer,)).fetchone()
+            raise Fenced(
+                f"The ledger refused a write of {token.writer!r} under epoch {token.epoch}: a "
+                f"newer leader (epoch {None if row is None else row[0]}) already wrote. This "
+                "process is no longer the leader; it stops its single-writer parts."
+            )
 
 
 class PostgresLedgerStore(LedgerStore):

@@ -31,6 +31,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlglot import expressions as sg_exp
 
 from core.errors import ConfigError, HubError, InvalidInput
+from core.leadership import Fenced, WriterFence
 from core.ports.views import (
     Checkpoint,
     Hook,
@@ -83,6 +84,17 @@ def _sa_type(c: Column) -> sa.types.TypeEngine[Any]:
     return sa.Text()
 
 
+def _insert_for(dialect: str) -> Any:
+    """The dialect's INSERT with ON CONFLICT (SQLite and PostgreSQL)."""
+    if dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    elif dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert  # type: ignore[assignment]
+    else:
+        raise ConfigError(f"The view store supports SQLite and PostgreSQL, not {dialect}.")
+    return insert
+
+
 class SqlAlchemyViewStore(ViewStore):
     kind = "transactional"
 
@@ -104,6 +116,12 @@ class SqlAlchemyViewStore(ViewStore):
             sa.Column("watermark_us", sa.BigInteger),
             sa.Column("batch_seq", sa.BigInteger, nullable=False),
         )
+        self._epochs = sa.Table(  # fencing tokens of single-writer parts (core.leadership)
+            "_writer_epochs",
+            self._md,
+            sa.Column("writer", sa.Text, primary_key=True),
+            sa.Column("epoch", sa.BigInteger, nullable=False),
+        )
         self._states = sa.Table(
             "_view_states",
             self._md,
@@ -118,6 +136,7 @@ class SqlAlchemyViewStore(ViewStore):
         with self._tx("creating the projection tables") as conn:
             self._offsets.create(conn, checkfirst=True)
             self._states.create(conn, checkfirst=True)
+            self._epochs.create(conn, checkfirst=True)
 
     # -- plumbing ----------------------------------------------------------------------------------
     def _tx(self, doing: str) -> Any:
@@ -188,14 +207,7 @@ class SqlAlchemyViewStore(ViewStore):
         return 0  # a crashed batch's transaction was never committed
 
     def _upsert(self, conn: Connection, table: sa.Table, rows: list[dict[str, Any]], update: bool):  # type: ignore[no-untyped-def]
-        dialect = conn.dialect.name
-        if dialect == "sqlite":
-            from sqlalchemy.dialects.sqlite import insert
-        elif dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert  # type: ignore[assignment]
-        else:
-            raise ConfigError(f"The view store supports SQLite and PostgreSQL, not {dialect}.")
-        stmt = insert(table)
+        stmt = _insert_for(conn.dialect.name)(table)
         keys = [c.name for c in table.primary_key.columns]
         if update:
             others = {c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys}
@@ -211,8 +223,12 @@ class SqlAlchemyViewStore(ViewStore):
         rows: Mapping[str, Any],
         checkpoint: Checkpoint,
         hook: Hook = no_hook,
+        fence: WriterFence | None = None,
     ) -> None:
         with self._tx("writing a batch") as conn:
+            # 0. fenced (several hub processes): refused when a newer leader wrote as this writer
+            if fence is not None:
+                self._fence(conn, fence)
             # 1. rows of every table
             for t in tables:
                 batch = rows.get(t.name) or ()
@@ -252,6 +268,26 @@ class SqlAlchemyViewStore(ViewStore):
             hook("offsets")
         # 3. committed
         hook("commit")
+
+    def _fence(self, conn: Connection, fence: WriterFence) -> None:
+        """Record ``fence.epoch`` for its writer unless a newer one is stored (then refuse).
+
+        The upsert holds the writer's row lock until the batch commits: a newer leader's batch
+        waits for this one, then stores its epoch; an older leader's finds the newer epoch."""
+        w = self._epochs
+        stmt = _insert_for(conn.dialect.name)(w).values(writer=fence.writer, epoch=fence.epoch)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[w.c.writer],
+            set_={"epoch": stmt.excluded.epoch},
+            where=w.c.epoch <= stmt.excluded.epoch,
+        ).returning(w.c.epoch)
+        if conn.execute(stmt).first() is None:
+            stored = conn.execute(sa.select(w.c.epoch).where(w.c.writer == fence.writer)).scalar()
+            raise Fenced(
+                f"The view store refused a batch of {fence.writer!r} under epoch {fence.epoch}: "
+                f"a newer leader (epoch {stored}) already wrote. This process is no longer the "
+                "leader; it stops its single-writer parts."
+            )
 
     def load(
         self, target: Target, table: Table, keys: Sequence[tuple[Any, ...]]

@@ -18,6 +18,7 @@ import pyarrow  # noqa: F401
 
 from adapters.rego_policy import RegoPolicyEngine
 from core.errors import ConfigError, HubError
+from core.leadership import LeaderElector
 from core.lineage import LineageLog
 from core.metrics import Metrics
 from core.policybundle import PolicyBundle
@@ -76,6 +77,8 @@ class Hub:
     catalog: Catalog
     eraser: Eraser
     ml: Any = None  # ml.service.MachineLearning, built on first use (hub.ml_setup.ml_of)
+    # Several processes on one footprint (HUB_LEADER_ELECTION): who runs the single writers.
+    leader: LeaderElector | None = None
     # Compiles a policy bundle into an embedded engine: how proposed bundles are validated.
     policy_evaluator: Callable[[PolicyBundle], Evaluator] = RegoPolicyEngine
     sync_on_close: bool = True  # False: a verifier that must not change what it checks
@@ -90,12 +93,15 @@ class Hub:
         if callable(close_policy):
             close_policy()  # stores queued policy decisions before the log closes
         try:  # ... and gives them (and anything else appended) their leaves
-            if self.sync_on_close:
+            if self.sync_on_close and self.ledger.is_writer():
                 self.ledger.sync()
         except HubError as exc:
             log.error("the ledger did not sync on close: %s", exc.message)
         except Exception:  # closing must go on: the log and key store still need closing
             log.exception("the ledger did not sync on close")
+        if self.leader is not None:
+            self.leader.stop()  # a leader hands over now (release), not after its lease
+            self.leader.leadership.close()
         self.ledger.close()
         self.keystore.close()
         self.log.close()
@@ -116,7 +122,9 @@ def build_event_log(settings: Settings) -> EventLog:
         from adapters.kafka_log import KafkaEventLog
 
         return KafkaEventLog(
-            settings.kafka_bootstrap_servers, topic_prefix=settings.kafka_topic_prefix
+            settings.kafka_bootstrap_servers,
+            topic_prefix=settings.kafka_topic_prefix,
+            replication_factor=settings.kafka_replication_factor,
         )
     raise ConfigError(
         f"HUB_EVENT_LOG={settings.event_log!r} has no adapter: use 'sqlite' or 'kafka'."
@@ -208,8 +216,37 @@ def open_ledger_store(settings: Settings) -> LedgerStore:
     return store
 
 
+def build_leader(settings: Settings, name: str | None = None) -> LeaderElector | None:
+    """The leader elector when several processes share the footprint (HUB_LEADER_ELECTION);
+    ``name`` picks another lease than the hub's (a scoring worker's, one per model)."""
+    if settings.leader_election == "none":
+        return None
+    import os
+    import socket
+
+    from adapters.postgres_leadership import PostgresLeadership
+
+    url = settings.leader_postgres_url or settings.ledger_postgres_url
+    if not url or settings.ledger_store != "postgres":
+        raise ConfigError(
+            "HUB_LEADER_ELECTION=postgres needs the ledger in PostgreSQL (HUB_LEDGER_STORE="
+            "postgres and HUB_LEDGER_POSTGRES_URL, which the lease uses unless "
+            "HUB_LEADER_POSTGRES_URL is set): several processes cannot share a ledger file."
+        )
+    holder = settings.leader_id or f"{socket.gethostname()}:{os.getpid()}"
+    return LeaderElector(
+        PostgresLeadership(
+            url, name or settings.leader_name, holder, lease_s=settings.leader_lease_s
+        )
+    )
+
+
 def build_ledger(
-    settings: Settings, event_log: EventLog, registry: SchemaRegistry, publisher: Publisher
+    settings: Settings,
+    event_log: EventLog,
+    registry: SchemaRegistry,
+    publisher: Publisher,
+    leader: LeaderElector | None = None,
 ) -> Ledger:
     """The audit ledger: its store (SQLite or PostgreSQL), local key-file signer, witness."""
     from adapters.local_objectstore import LocalObjectStore
@@ -232,6 +269,7 @@ def build_ledger(
         witness=LocalObjectStore(settings.witness_dir) if settings.ledger_witness else None,
         publisher=publisher,
         registry=registry,
+        fence=None if leader is None else leader.fence_of("ledger"),
     )
 
 
@@ -272,6 +310,7 @@ def build_projections(
     ledger: Ledger,
     keystore: KeyStore,
     cut_expired: Callable[[Projection, Target, bool], object],
+    leader: LeaderElector | None = None,
 ) -> ProjectionService:
     """The projection service; its view stores open on first use (chDB only when needed)."""
     from core.ports.views import ViewStore
@@ -311,6 +350,7 @@ def build_projections(
         ledger=ledger,
         keystore=keystore,
         cut_expired=cut_expired,
+        leader=leader,
     )
 
 
@@ -400,14 +440,24 @@ def bootstrap(settings: Settings | None = None, *, install_domain: bool = True) 
     policy_store = PolicyStore(event_log, reader)
     policy = build_policy(settings, event_log, registry, publisher, policy_store, cases)
     ingest = build_ingest(event_log, registry, publisher, metrics, settings)
-    ledger = build_ledger(settings, hot_log, registry, publisher)  # verifies the hot log
+    leader = build_leader(settings)  # None unless several processes share the footprint
+    ledger = build_ledger(settings, hot_log, registry, publisher, leader)  # verifies the hot log
     governance = Governance(event_log, reader, publisher)  # 6
 
     def cut_expired(proj: Projection, target: Target, record: bool) -> object:
         return cut_expired_rows(governance, projections, proj, target, record=record)
 
     projections = build_projections(
-        settings, event_log, registry, reader, publisher, metrics, ledger, keystore, cut_expired
+        settings,
+        event_log,
+        registry,
+        reader,
+        publisher,
+        metrics,
+        ledger,
+        keystore,
+        cut_expired,
+        leader,
     )
     config_changes = ConfigChanges(
         event_log,
@@ -454,6 +504,7 @@ def bootstrap(settings: Settings | None = None, *, install_domain: bool = True) 
         lineage=lineage,
         catalog=Catalog(event_log, registry, governance, lineage),
         eraser=Eraser(keystore, ledger, governance, projections),
+        leader=leader,
     )
     log.info(
         "hub ready",

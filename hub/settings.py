@@ -53,6 +53,13 @@ class Settings(BaseSettings):
         description="Namespace on a shared Kafka cluster: prefixed to every topic name (and "
         "transactional id) on the wire, e.g. 'team1.'; empty for none.",
     )
+    kafka_replication_factor: int = Field(
+        default=1,
+        ge=1,
+        le=16,
+        description="Replicas of each topic the hub creates (3 on a three-broker cluster, with "
+        "min.insync.replicas=2: infra/kafka-cluster.sh).",
+    )
 
     http_host: str = Field(default="127.0.0.1")
     http_port: int = Field(default=8080, ge=1, le=65535)
@@ -97,6 +104,12 @@ class Settings(BaseSettings):
     )
     projection_autostart: bool = Field(
         default=True, description="hub serve follows every projection in the background."
+    )
+    projection_follow: str = Field(
+        default="",
+        pattern=r"^[a-z0-9_,]*$",
+        description="Comma-separated projections hub serve follows (default: all); the others "
+        "are built elsewhere (e.g. Flink) or on demand.",
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] | None = Field(
         default=None,
@@ -224,6 +237,34 @@ class Settings(BaseSettings):
         pattern=r"^[a-z_][a-z0-9_]{0,62}$",
         description="PostgreSQL schema holding the ledger's tables (one per hub on a shared "
         "database).",
+    )
+    # -- high availability (core.leadership; README "High availability") ----------------------
+    leader_election: Literal["none", "postgres"] = Field(
+        default="none",
+        description="'postgres': several hub processes share the distributed footprint; a lease "
+        "in PostgreSQL elects the one that runs the single-writer parts (ledger sync, projection "
+        "runners), each write fenced by the leader's epoch. 'none': this process runs them.",
+    )
+    leader_postgres_url: str = Field(
+        default="",
+        description="PostgreSQL URL of the leader lease (default: HUB_LEDGER_POSTGRES_URL).",
+    )
+    leader_name: str = Field(
+        default="hub",
+        pattern=r"^[A-Za-z0-9_.:-]{1,100}$",
+        description="Name of the lease: the processes of one hub share it.",
+    )
+    leader_id: str = Field(
+        default="",
+        max_length=200,
+        description="This process's name in the lease (default: host name and process id).",
+    )
+    leader_lease_s: float = Field(
+        default=10.0,
+        ge=0.5,
+        le=600,
+        description="Lease length (s): a leader that stops renewing (crash, pause, partition) is "
+        "replaced after this long; renewal runs every third of it.",
     )
     ledger_witness: bool = Field(
         default=True, description="Copy checkpoints to the write-once witness folder."

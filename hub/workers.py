@@ -24,6 +24,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 
 from core.errors import HubError
+from core.leadership import LeaderElector
 from core.ports.eventlog import EventLog
 
 log = logging.getLogger("hub.workers")
@@ -120,15 +121,24 @@ def follow_scoring(
     *,
     poll_s: float = 0.5,
     retry_s: float = 2.0,
+    leader: LeaderElector | None = None,
 ) -> int:
     """Score until ``stop`` is set; returns how many input records were consumed.
 
     ``consumer_of`` builds the consumer (again after a failed step: the champion may have
-    changed, or the first one been promoted).
+    changed, or the first one been promoted). With ``leader`` (several replicas, a lease per
+    model) only the lease holder scores; the others stand by. A replica that lost the lease
+    while paused cannot write either: its transactional producer (``<group>.<partition>``) is
+    fenced by the new holder's (Kafka's own fencing).
     """
     total = 0
     consumer: Steps | None = None
     while not stop.is_set():
+        if leader is not None and not leader.is_leader():
+            consumer = None  # a new consumer (and producer) once elected
+            health.beat(0)
+            stop.wait(poll_s)
+            continue
         try:
             if consumer is None:
                 consumer = consumer_of()

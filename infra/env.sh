@@ -18,7 +18,9 @@
 #   kafka 92 (controller 93), postgres 32, opa 81, openbao 20, s3 33, redis 79, prometheus 90,
 #   flink 86 (REST), hub http 80 (used by tests that serve the hub for a scraper), mlflow 50,
 #   otel 18 (the OpenTelemetry Collector's OTLP/HTTP, like 4318), hdfs 24 (NameNode RPC) and
-#   74 (NameNode HTTP, WebHDFS), connect 83 (Kafka Connect's REST API). Taken implicitly: 21 (OpenBao's cluster port, its port + 1).
+#   74 (NameNode HTTP, WebHDFS), connect 83 (Kafka Connect's REST API), the three-node Kafka
+#   cluster 94..96 (brokers) and 97..99 (its controllers). Taken implicitly: 21 (OpenBao's cluster
+#   port, its port + 1).
 
 _hub_env_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
 
@@ -47,7 +49,13 @@ mlflow HUB_MLFLOW_PORT 50
 otel HUB_OTEL_PORT 18
 hdfs HUB_HDFS_PORT 24
 hdfs-http HUB_HDFS_HTTP_PORT 74
-connect HUB_CONNECT_PORT 83"
+connect HUB_CONNECT_PORT 83
+kafka-cluster-1 HUB_KAFKA_NODE1_PORT 94
+kafka-cluster-2 HUB_KAFKA_NODE2_PORT 95
+kafka-cluster-3 HUB_KAFKA_NODE3_PORT 96
+kafka-cluster-controller-1 HUB_KAFKA_NODE1_CONTROLLER_PORT 97
+kafka-cluster-controller-2 HUB_KAFKA_NODE2_CONTROLLER_PORT 98
+kafka-cluster-controller-3 HUB_KAFKA_NODE3_CONTROLLER_PORT 99"
 
 : "${HUB_INFRA_DIR:=$_hub_env_root/.infra}"
 export HUB_INFRA_DIR HUB_INFRA_SLOT
@@ -63,9 +71,9 @@ unset _hub_env_name _hub_env_var _hub_env_offset
 if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
     case "${1:-}" in
     --table)
-        printf '%-18s %-26s %s\n' component variable port
+        printf '%-27s %-36s %s\n' component variable port
         while read -r name var _; do
-            printf '%-18s %-26s %s\n' "$name" "$var" "${!var}"
+            printf '%-27s %-36s %s\n' "$name" "$var" "${!var}"
         done <<<"$_hub_env_ports"
         ;;
     "")

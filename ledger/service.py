@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any
 from audit.merkle import range_root
 from audit.note import GENESIS_PREV, checkpoint_hash, format_checkpoint
 from core.errors import HubError
+from core.leadership import NotLeader, WriterFence
 from core.ports.eventlog import EventLog, RecordMetadata, StoredRecord
 from core.ports.ledgerstore import LeafRow, LedgerStore, LedgerWrite, StoredCheckpoint
 from core.ports.objectstore import ObjectStore
@@ -171,6 +172,8 @@ class Ledger:
         publisher: Publisher | None = None,
         registry: SchemaRegistry | None = None,
         clock_us: Callable[[], int] = lambda: time.time_ns() // 1000,
+        fence: Callable[[], WriterFence | None] | None = None,
+        cover_wait_s: float = 10.0,
     ) -> None:
         if signer.name != config.origin:
             raise HubError(
@@ -186,6 +189,9 @@ class Ledger:
         self._publisher = publisher
         self._registry = registry
         self._clock_us = clock_us
+        # High availability (core.leadership): only the leader syncs, each batch fenced.
+        self._fence = fence
+        self.cover_wait_s = cover_wait_s
         self._encoder = LeafEncoder()
         self._sync_lock = threading.Lock()
         self._audit_ready = False
@@ -204,14 +210,37 @@ class Ledger:
         with self._sync_lock:
             yield
 
+    @property
+    def fenced(self) -> bool:
+        """Whether this ledger is one of several processes' (only the leader syncs)."""
+        return self._fence is not None
+
+    def is_writer(self) -> bool:
+        """Whether this process may sync now (always, unless fenced and not the leader)."""
+        return self._fence is None or self._fence() is not None
+
     def sync(self, *, force_checkpoint: bool = False) -> SyncResult:
-        """Append a leaf for every record up to the log's current end; sign due checkpoints."""
+        """Append a leaf for every record up to the log's current end; sign due checkpoints.
+
+        Fenced (several hub processes): only the leader syncs, and every batch's transaction
+        carries the leader's token (step 1): a leader that was paused and replaced meanwhile
+        gets ``Fenced`` and adopts nothing. In another process ``sync`` waits (up to
+        ``cover_wait_s``) until the leader's syncs cover every record up to the log's end as of
+        the call (and, with ``force_checkpoint``, a checkpoint covers them); ``NotLeader`` when
+        they do not in time."""
+        token: WriterFence | None = None
+        if self._fence is not None:
+            token = self._fence()
+            if token is None:
+                return self._await_leader(force_checkpoint)
         with self._sync_lock:
             ends = {t.name: self.log.end_offsets(t.name) for t in self.log.topics()}
             result = SyncResult()
             new_cps: list[StoredCheckpoint] = []
             while True:
                 with self.store.write() as conn:
+                    if token is not None:
+                        conn.fence(token)  # 1. (first) refused when a newer leader wrote
                     appended = self._sync_batch(conn, ends, new_cps)
                     result.appended += appended
                     if appended < self.config.sync_batch:
@@ -344,6 +373,8 @@ class Ledger:
         "pending", "reason": ...}`` (the append itself stands; ``hub ledger verify`` fails if
         records stay pending longer than ``max_pending_ms``). Never raises for a sync failure.
         """
+        if not self.is_writer():
+            return self._await_cover(appended)
         try:
             size = self.sync().size
         except HubError as exc:
@@ -359,6 +390,55 @@ class Ledger:
             "reason": "another sync holds the ledger; the records get their leaves on the next.",
         }
 
+    def _await_leader(self, force_checkpoint: bool) -> SyncResult:
+        """A follower's ``sync``: wait for the leader to cover the log's end as of now."""
+        ends = {t.name: self.log.end_offsets(t.name) for t in self.log.topics()}
+        deadline = time.monotonic() + self.cover_wait_s
+        while True:
+            positions = self.store.positions()
+            lagging = [
+                (topic, part, positions.get((topic, part), 0), end)
+                for topic, parts in ends.items()
+                for part, end in parts.items()
+                if positions.get((topic, part), 0) < end
+            ]
+            # a position below the end is covered when only markers (no record) lie between
+            covered = all(
+                not [r for r in self.log.read(t, p, pos, 1) if r.offset < end]
+                for t, p, pos, end in lagging
+            )
+            size = self.store.tree_size()
+            if covered:
+                cp = self.store.latest_checkpoint()
+                if not force_checkpoint or (cp is not None and cp.size >= size):
+                    return SyncResult(0, size, [])
+            if time.monotonic() >= deadline:
+                raise NotLeader(
+                    "This hub process is not the leader, and the leader's ledger sync did not "
+                    f"cover the log within {self.cover_wait_s:g} s; retry, or check that a "
+                    "leader runs (HUB_LEADER_ELECTION: the lease holder's log)."
+                )
+            time.sleep(0.1)
+
+    def _await_cover(self, appended: Sequence[RecordMetadata]) -> dict[str, Any]:
+        """A follower process: wait (up to ``cover_wait_s``) for the leader's sync to cover."""
+        deadline = time.monotonic() + self.cover_wait_s
+        while True:
+            try:
+                positions = self.store.positions()
+            except HubError as exc:
+                return {"covered": False, "status": "pending", "reason": exc.message}
+            if all(positions.get((m.topic, m.partition), 0) > m.offset for m in appended):
+                return {"covered": True, "tree_size": self.store.tree_size()}
+            if time.monotonic() >= deadline:
+                return {
+                    "covered": False,
+                    "status": "pending",
+                    "reason": "the leader's ledger sync has not covered the records yet; they "
+                    "get their leaves on its next sync.",
+                }
+            time.sleep(0.05)
+
     # -- background follower -----------------------------------------------------------------
     def start(self, interval_ms: int | None = None) -> None:
         """Sync every ``interval_ms`` (default ``checkpoint_every_ms``) in a daemon thread."""
@@ -369,6 +449,8 @@ class Ledger:
 
         def loop() -> None:
             while not self._stop.wait(every):
+                if not self.is_writer():
+                    continue  # a follower process: the leader syncs
                 try:
                     self.sync()
                 except Exception:  # keep following; the next round retries

@@ -30,6 +30,7 @@ import pyarrow as pa
 
 from core import tracing
 from core.errors import HubError
+from core.leadership import NotLeader, WriterFence
 from core.ports.eventlog import EventLog, StoredRecord, TopicPartition
 from core.ports.views import Checkpoint, Hook, Position, Target, ViewStore, no_hook
 from core.projection import (
@@ -89,6 +90,7 @@ class ProjectionRunner:
         hook: Hook = no_hook,
         mirror_group: bool = True,
         columnar: bool = True,
+        fence: Callable[[], WriterFence | None] | None = None,
     ) -> None:
         self.projection = projection
         self.log = event_log
@@ -106,6 +108,8 @@ class ProjectionRunner:
         self.mirror_group = mirror_group and not self.target.suffix
         # fold aggregate tables column-wise in SQL when the projection and the store can
         self.columnar = columnar
+        # several hub processes (core.leadership): the leader's token goes with every batch
+        self.fence = fence
         self.columnar_batches = 0  # batches folded by the SQL path (the rest: Python)
         # the advisory consumer-group mirror: every batch by default; ``follow`` throttles it
         self.mirror_every_s = 0.0
@@ -175,8 +179,17 @@ class ProjectionRunner:
                     positions[tp] = Position(max(at.next_offset, offset), at.watermark_us)
                 new = Checkpoint(cp.batch_seq + 1, positions)
                 self.hook("folded")
-                # 3. rows + checkpoint, atomically per the store's protocol
-                self.store.write(self.target, self.projection.tables, rows, new, self.hook)
+                # 3. rows + checkpoint, atomically per the store's protocol (fenced: refused when
+                #    a newer leader wrote this projection)
+                token = None
+                if self.fence is not None and (token := self.fence()) is None:
+                    raise NotLeader(
+                        f"This hub process is not the leader; projection "
+                        f"{self.projection.name!r} is run by the leader only."
+                    )
+                self.store.write(
+                    self.target, self.projection.tables, rows, new, self.hook, fence=token
+                )
                 self._cp, self._windows = new, windows
                 # 4. advisory mirror of positions, metrics
                 if (

@@ -22,6 +22,7 @@ from typing import Any
 import pyarrow as pa
 
 from core.errors import InvalidInput, NotFound
+from core.leadership import LeaderElector
 from core.ports.eventlog import EventLog, StoredRecord
 from core.ports.policy import PolicyEngine, Principal
 from core.ports.views import Target, ViewGrant, ViewState, ViewStore, no_hook
@@ -64,8 +65,11 @@ class ProjectionService:
         ledger: Any = None,
         keystore: Any = None,
         cut_expired: CutExpired | None = None,
+        leader: LeaderElector | None = None,
     ) -> None:
         self.log = event_log
+        # Several hub processes (core.leadership): runners write only in the leader, fenced.
+        self.leader = leader
         # Retention's row cut, applied to a copy before it is swapped in or shown; the
         # composition root wires governance's (``cut_expired``, governance's retention).
         self.cut_expired = cut_expired
@@ -157,6 +161,10 @@ class ProjectionService:
             quarantine=self._quarantine,
             metrics=self.metrics,
             hook=hook,
+            # the live views are a single-writer part; a rebuild's copy is its caller's own
+            fence=None
+            if self.leader is None or target.suffix
+            else self.leader.fence_of(f"projection.{proj.name}"),
         )
 
     def close(self) -> None:
@@ -188,6 +196,8 @@ class ProjectionService:
         self._stop.clear()
         for name in names or [p.name for p in PROJECTIONS]:
             runner = self.runner(name)
+            if self.leader is not None:
+                runner.reset()  # a new leader: the last one moved the positions meanwhile
             t = threading.Thread(
                 target=runner.follow,
                 args=(self._stop, poll_s),
@@ -205,8 +215,11 @@ class ProjectionService:
 
     def status(self) -> list[dict[str, Any]]:
         out = []
+        following = self.leader is not None and not self.leader.is_leader()
         for p in PROJECTIONS:
             r = self.runner(p.name)
+            if following:
+                r.reset()  # the leader moves the positions: read them, not this process's copy
             cp = r.checkpoint
             out.append(
                 {

@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 COMPONENTS = (
     "connect",
     "kafka",
+    "kafka-cluster",
     "postgres",
     "opa",
     "openbao",
@@ -130,11 +131,13 @@ def session_started() -> None:
         return
     for name in COMPONENTS:
         _running_at_start[name] = _run(name, "status", 60)[0]
-    if not _running_at_start.get("kafka"):
-        # A persistent cache keeps every earlier run's topics; loading thousands of partitions
-        # made a restart exceed its start-up bound. A session that starts Kafka starts it empty.
-        ok, output = _run("kafka", "wipe", 60)
-        assert ok, output
+    for kafka in ("kafka", "kafka-cluster"):
+        if not _running_at_start.get(kafka):
+            # A persistent cache keeps every earlier run's topics; loading thousands of
+            # partitions made a restart exceed its start-up bound. A session that starts Kafka
+            # starts it empty.
+            ok, output = _run(kafka, "wipe", 60)
+            assert ok, output
 
 
 def session_finished() -> list[str]:

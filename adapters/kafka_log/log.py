@@ -330,6 +330,11 @@ class KafkaEventLog(EventLog):
         created = self._create_kafka_topic(name, partitions, kafka_cfg)
         existing = self._lookup(name)
         if existing is None:
+            # On a cluster each broker learns of a new topic on its own time: the broker asked
+            # may not know it yet although the creating one does (seen with three brokers).
+            self._wait(lambda: self._lookup(name) is not None, f"topic {name!r} in the metadata")
+            existing = self._lookup(name)
+        if existing is None:
             raise Retryable(
                 f"Topic {name!r} was created but is not in Kafka's metadata yet; retry.",
                 code="log_unavailable",
@@ -460,20 +465,30 @@ class KafkaEventLog(EventLog):
             return {}
         resources = [ConfigResource(ConfigResource.Type.TOPIC, self._wire(n)) for n in names]
         out: dict[str, dict[str, str]] = {}
-        try:
-            futures = self._admin.describe_configs(resources, request_timeout=self._timeout)
-            for res, future in futures.items():
-                entries = future.result(timeout=self._timeout)
-                out[self._unwire(res.name)] = {
-                    k: e.value
-                    for k, e in entries.items()
-                    if e.source == ConfigSource.DYNAMIC_TOPIC_CONFIG.value
-                    and e.value is not None
-                    and NO_BROKER_DELETION.get(k) != e.value  # the hub's own default, not a choice
-                }
-        except (KafkaException, TimeoutError) as exc:
-            raise translate(exc, f"describing the config of {list(names)!r}") from exc
-        return out
+        deadline = time.monotonic() + self._timeout
+        while True:
+            try:
+                futures = self._admin.describe_configs(resources, request_timeout=self._timeout)
+                for res, future in futures.items():
+                    entries = future.result(timeout=self._timeout)
+                    out[self._unwire(res.name)] = {
+                        k: e.value
+                        for k, e in entries.items()
+                        if e.source == ConfigSource.DYNAMIC_TOPIC_CONFIG.value
+                        and e.value is not None
+                        and NO_BROKER_DELETION.get(k) != e.value  # the hub's default, not a choice
+                    }
+                return out
+            except (KafkaException, TimeoutError) as exc:
+                # On a cluster the broker answering may not know a topic just created (each
+                # broker applies the metadata on its own time): wait for it, within the timeout.
+                err = exc.args[0] if exc.args else None
+                unknown = (
+                    isinstance(err, KafkaError) and err.code() == KafkaError.UNKNOWN_TOPIC_OR_PART
+                )
+                if not unknown or time.monotonic() >= deadline:
+                    raise translate(exc, f"describing the config of {list(names)!r}") from exc
+                time.sleep(0.05)
 
     # -- the internal topics -----------------------------------------------------------------------
     def _ensure_internal_topics(self) -> None:

@@ -42,6 +42,8 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from audit.merkle import HASH_SIZE, NodeReader, consistency_proof, inclusion_proof, range_root
+from core.errors import ConfigError
+from core.leadership import WriterFence
 
 CHUNK = 256
 """Nodes per chunk (one level's nodes ``[c * 256, (c + 1) * 256)``)."""
@@ -110,6 +112,17 @@ class LedgerWrite(abc.ABC):
 
     @abc.abstractmethod
     def latest_checkpoint(self) -> StoredCheckpoint | None: ...
+
+    def fence(self, token: WriterFence) -> None:
+        """Refuse this transaction (``Fenced``) when the store already took a write of
+        ``token.writer`` under a newer epoch; otherwise record ``token.epoch`` in it, so that an
+        older leader's later write is refused (``core.leadership``). Stores shared by several
+        processes MUST implement it; the default refuses to run fenced at all."""
+        raise ConfigError(
+            f"The {type(self).__name__} ledger store cannot fence writers, so it cannot be "
+            "shared by several hub processes; use HUB_LEDGER_STORE=postgres with "
+            "HUB_LEADER_ELECTION=postgres."
+        )
 
 
 class _Recorder:

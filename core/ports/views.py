@@ -51,6 +51,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.errors import InvalidInput
+from core.leadership import WriterFence
 from core.projection import Column, Row, Table
 
 Hook = Callable[[str], None]
@@ -195,10 +196,17 @@ class ViewStore(abc.ABC):
         rows: Mapping[str, Any],
         checkpoint: Checkpoint,
         hook: Hook = no_hook,
+        fence: WriterFence | None = None,
     ) -> None:
         """Store one batch's rows and its checkpoint (see the contract). Values are lists of
         rows, or (analytics stores, aggregate tables from SQL folds) ``pyarrow.Table``s of
-        partial rows with their source-range columns."""
+        partial rows with their source-range columns.
+
+        ``fence`` (several hub processes, ``core.leadership``): a store that several processes
+        share MUST refuse the batch (``Fenced``, nothing written) when it already took a write of
+        ``fence.writer`` under a newer epoch, checked in the batch's own transaction, and record
+        the epoch otherwise. A store only its own process writes (chDB) has one writer by
+        construction and ignores it."""
 
     @abc.abstractmethod
     def rows(

@@ -357,6 +357,7 @@ def _follow(h: Any, name: str, poll_s: float, port: int | None, host: str) -> No
     import signal
     import threading
 
+    from hub.bootstrap import build_leader
     from hub.ml_setup import ml_of
     from hub.workers import WorkerHealth, follow_scoring
 
@@ -371,13 +372,22 @@ def _follow(h: Any, name: str, poll_s: float, port: int | None, host: str) -> No
                 f"--health-port {port} on {host} cannot be bound ({exc.strerror}); choose a "
                 "free port."
             ) from exc
+    # several replicas (HUB_LEADER_ELECTION): one lease per model, only its holder scores
+    leader = build_leader(h.settings, name=f"{h.settings.leader_name}.scoring.{name}")
+    if leader is not None:
+        leader.start()
     click.echo(f"scoring {name} as events arrive (SIGTERM or Ctrl-C stops)")
     try:
-        total = follow_scoring(lambda: ml_of(h).consumer(name), h.log, stop, health, poll_s=poll_s)
+        total = follow_scoring(
+            lambda: ml_of(h).consumer(name), h.log, stop, health, poll_s=poll_s, leader=leader
+        )
     except KeyboardInterrupt:
         total = -1
     finally:
         health.close()
+        if leader is not None:
+            leader.stop()
+            leader.leadership.close()
     click.echo(f"{name}: stopped" + (f" after {total} records" if total >= 0 else ""))
 
 

@@ -71,10 +71,9 @@ def test_probes_resources_security_and_vault(rendered: Path) -> None:
     deployments = [d for d in docs if d["kind"] == "Deployment"]
     assert {d["metadata"]["labels"]["app.kubernetes.io/component"] for d in deployments} == {
         "api",
-        "projections",
         "scoring-payment-risk",
         "scoring-price-anomaly",
-    }
+    }  # ha (the default): the elected API replica runs the projections
     for d in deployments:
         pod = d["spec"]["template"]
         (container,) = pod["spec"]["containers"]
@@ -96,7 +95,7 @@ def test_disruption_budgets_and_default_deny_network_policy(rendered: Path) -> N
     docs = _docs(rendered)
     pdbs = {d["spec"]["selector"]["matchLabels"]["app.kubernetes.io/component"] for d in docs
             if d["kind"] == "PodDisruptionBudget"}  # fmt: skip
-    assert pdbs == {"api", "projections", "scoring-payment-risk", "scoring-price-anomaly"}
+    assert pdbs == {"api", "scoring-payment-risk", "scoring-price-anomaly"}
     (policy,) = [d for d in docs if d["kind"] == "NetworkPolicy"]
     assert set(policy["spec"]["policyTypes"]) == {"Ingress", "Egress"}
     ports = {p["port"] for rule in policy["spec"]["ingress"] for p in rule["ports"]}
@@ -138,3 +137,24 @@ def test_each_models_scoring_worker_is_probed_on_its_own_health_port(
     name = key_file.rsplit("/", 1)[1]
     assert f"vault.hashicorp.com/agent-inject-template-{name}" in pod["metadata"]["annotations"]
     assert scoring["spec"]["strategy"]["type"] == "Recreate"  # one consumer of the group
+
+
+def test_api_replicas_elect_a_leader_for_the_single_writer_parts(rendered: Path) -> None:
+    docs = _docs(rendered)
+    (api,) = [
+        d
+        for d in docs
+        if d["kind"] == "Deployment"
+        and d["metadata"]["labels"]["app.kubernetes.io/component"] == "api"
+    ]
+    assert api["spec"]["replicas"] >= 2
+    (container,) = api["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["HUB_LEADER_ELECTION"] == "postgres"
+    assert env["HUB_LEDGER_STORE"] == "postgres"  # the fenced ledger store
+    assert env["HUB_PROJECTION_AUTOSTART"] == "true"  # run by whichever replica leads
+    assert float(env["HUB_LEADER_LEASE_S"]) > 0
+    assert env["HUB_KAFKA_REPLICATION_FACTOR"] == "3"
+    template = api["spec"]["template"]["metadata"]["annotations"]
+    config = next(v for k, v in template.items() if k.endswith("agent-inject-template-hub.yaml"))
+    assert "ledger_postgres_url" in config

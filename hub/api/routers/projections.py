@@ -1,7 +1,8 @@
 """Projection routes: status, rebuild, time travel, provable rows, and the analysts' query API.
 
 Installing this router also installs a lifespan hook: the app follows every projection in the
-background while it serves (``HUB_PROJECTION_AUTOSTART``), and stops the runners on shutdown.
+background while it serves (``HUB_PROJECTION_AUTOSTART``), and stops the runners on shutdown;
+with several processes (``HUB_LEADER_ELECTION``) only the elected leader runs them (``hub.ha``).
 
 A query result leaves the hub, whatever its format: each ``POST /v1/query`` (and ``hub query``,
 both through ``export_query``) is one lineage run of ``export.query`` reading the projections
@@ -32,16 +33,16 @@ router = APIRouter(tags=["projections"])
 
 @asynccontextmanager
 async def follow_projections(app: FastAPI) -> AsyncIterator[None]:
+    from hub.ha import single_writers
+
     hub = app.state.hub
-    started = False
-    if getattr(hub, "projections", None) is not None and hub.settings.projection_autostart:
-        hub.projections.start()
-        started = True
-    try:
+    run = getattr(hub, "projections", None) is not None and hub.settings.projection_autostart
+    if not run and getattr(hub, "leader", None) is None:
         yield
-    finally:
-        if started:
-            hub.projections.stop()
+        return
+    # one process: the runners run; several (HUB_LEADER_ELECTION): only in the leader
+    with single_writers(hub, projections=run):
+        yield
 
 
 router.lifespan_context = follow_projections  # merged into the app by include_router

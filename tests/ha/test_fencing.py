@@ -1,0 +1,210 @@
+"""Fencing of the single-writer parts (issue 17 item 8), against a real PostgreSQL.
+
+A leader paused (SIGSTOP, a long GC, a partition) keeps believing it leads until it next looks
+at its lease; meanwhile another process takes over. These tests play that interleaving step by
+step: the old leader's write is made with its old epoch after the new leader wrote with the new
+one, and the store must refuse it in the write's own transaction and keep nothing of it.
+(``test_failover.py`` does the same with real ``hub serve`` processes and SIGSTOP.)
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from core.events import OutgoingEvent
+from core.leadership import Fenced, LeaderElector, NotLeader, WriterFence
+from core.ports.views import Checkpoint, Position, Target
+from hub.bootstrap import Hub, bootstrap
+from hub.settings import load_settings
+from ledger.service import Ledger, LedgerConfig
+from projections.catalog import by_name
+from tests import infra
+
+pytest.importorskip("psycopg")
+
+from adapters.postgres_leadership import PostgresLeadership
+from adapters.postgres_ledgerstore import PostgresLedgerStore
+from adapters.sqlalchemy_views import SqlAlchemyViewStore
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def pg() -> str:
+    return infra.postgres_url("the fencing tests")
+
+
+def lease(pg: str, name: str, holder: str, lease_s: float = 1.0) -> PostgresLeadership:
+    return PostgresLeadership(pg, name, holder, lease_s=lease_s, schema="hub_leadership_test")
+
+
+def test_one_holder_at_a_time_and_the_epoch_only_grows(pg: str) -> None:
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    a, b = lease(pg, name, "a"), lease(pg, name, "b")
+    try:
+        e1 = a.try_acquire()
+        assert e1 == 1
+        assert b.try_acquire() is None  # held and live
+        cur = a.current()
+        assert cur is not None and (cur.holder, cur.epoch) == ("a", 1)
+        time.sleep(1.1)  # a stops renewing (paused): the lease runs out on the server's clock
+        e2 = b.try_acquire()
+        assert e2 == 2
+        assert a.renew(1) is False  # the old leader learns it lost
+        assert b.renew(2) is True
+        b.release(2)  # a clean shutdown hands over at once
+        assert a.try_acquire() == 3
+    finally:
+        a.close()
+        b.close()
+
+
+@pytest.fixture
+def hub(tmp_path: Path) -> Iterator[Hub]:
+    h = bootstrap(load_settings(environ={}, data_dir=tmp_path / "d"))
+    yield h
+    h.close()
+
+
+def publish(h: Hub, n: int, start: int) -> None:
+    h.publisher.publish(
+        "trades",
+        [
+            OutgoingEvent(
+                value={
+                    "trade_id": f"T-{start + i}",
+                    "account_id": "ACC-1",
+                    "instrument": "US0378331005",
+                    "side": "BUY",
+                    "quantity": "1",
+                    "price": "1.5",
+                    "currency": "USD",
+                    "executed_at": "2026-11-25T14:30:00Z",
+                }
+            )
+            for i in range(n)
+        ],
+        producer="desk",
+    )
+
+
+def test_a_replaced_leader_cannot_append_to_the_ledger(pg: str, hub: Hub) -> None:
+    store = PostgresLedgerStore(pg, schema=f"fence_{uuid.uuid4().hex[:10]}")
+    try:
+        believes: dict[str, WriterFence | None] = {"old": WriterFence("ledger", 1)}
+
+        def ledger(who: str, epoch: int) -> Ledger:
+            believes[who] = WriterFence("ledger", epoch)
+            return Ledger(
+                hub.log,
+                store,
+                hub.ledger.signer,
+                LedgerConfig(origin=hub.settings.ledger_origin),
+                fence=lambda: believes[who],
+            )
+
+        old = ledger("old", 1)
+        publish(hub, 5, 0)
+        first = old.sync().size
+        assert first > 0
+        new = ledger("new", 2)  # elected while the old one was paused
+        publish(hub, 5, 100)
+        assert new.sync().size == first + 5
+        publish(hub, 5, 200)
+        with pytest.raises(Fenced, match="epoch 1: a newer leader \\(epoch 2\\)"):
+            old.sync()  # the old one resumes, still believing it leads
+        assert store.tree_size() == first + 5  # nothing of its batch was kept
+        assert new.sync().size == first + 10  # the leader goes on
+        positions = [(r[1], r[2], r[3]) for batch in store.iter_leaves() for r in batch]
+        assert len(positions) == len(set(positions)) == first + 10
+        believes["old"] = None  # a process that knows it is not the leader does not write:
+        assert old.sync().size == first + 10  # its sync waits for the leader's (covered now)
+        publish(hub, 1, 300)
+        old.cover_wait_s = 0.3
+        with pytest.raises(NotLeader, match=r"did not cover the log within 0\.3 s"):
+            old.sync()  # the leader has not synced this one yet
+        assert store.tree_size() == first + 10
+    finally:
+        store.drop()
+        store.close()
+
+
+def test_a_replaced_leader_cannot_write_a_view(pg: str) -> None:
+    schema = f"fence_{uuid.uuid4().hex[:10]}"
+    engine = sa.create_engine(pg)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        url = f"{pg}?options=-csearch_path%3D{schema}"
+        proj = by_name("payments")
+        target = Target("payments")
+        old, new = SqlAlchemyViewStore(url), SqlAlchemyViewStore(url)  # two processes
+        for s in (old, new):
+            s.ensure(target, proj.tables)
+        row = {
+            "tenant": "default",
+            "payment_id": "P-1",
+            "status": "INITIATED",
+            "src_topic": "payments",
+            "src_partition": 0,
+            "src_offset": 0,
+        }
+
+        def batch(seq: int, offset: int) -> Checkpoint:
+            return Checkpoint(seq, {("payments", 0): Position(offset)})
+
+        old.write(target, proj.tables, {}, batch(1, 1), fence=WriterFence("projection.p", 1))
+        new.write(target, proj.tables, {}, batch(2, 2), fence=WriterFence("projection.p", 2))
+        with pytest.raises(Fenced, match="epoch 1: a newer leader \\(epoch 2\\)"):
+            old.write(
+                target,
+                proj.tables,
+                {"payment_history": [{**row, "src_offset": 2}]},
+                batch(3, 3),
+                fence=WriterFence("projection.p", 1),
+            )
+        assert new.checkpoint(target).batch_seq == 2  # neither the rows nor the positions
+        assert new.rows(target, proj.tables[1]) == []
+        new.write(target, proj.tables, {}, batch(3, 3), fence=WriterFence("projection.p", 2))
+        assert old.checkpoint(target).batch_seq == 3
+        old.close()
+        new.close()
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        engine.dispose()
+
+
+def test_the_elector_follows_the_lease(pg: str) -> None:
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    events: list[str] = []
+    a = LeaderElector(
+        lease(pg, name, "a"),
+        on_elected=lambda e: events.append(f"a+{e}"),
+        on_lost=lambda e: events.append(f"a-{e}"),
+    )
+    b = LeaderElector(
+        lease(pg, name, "b"),
+        on_elected=lambda e: events.append(f"b+{e}"),
+        on_lost=lambda e: events.append(f"b-{e}"),
+    )
+    a.step()
+    b.step()
+    assert a.fence("ledger") == WriterFence("ledger", 1) and b.fence("ledger") is None
+    time.sleep(1.1)  # a is paused past its lease: it no longer trusts it either
+    assert a.epoch is None
+    b.step()
+    assert b.epoch == 2
+    a.step()  # a resumes: its renewal is refused
+    assert events == ["a+1", "b+2", "a-1"]
+    b.stop()  # releases: a takes over on its next round, without waiting out the lease
+    a.step()
+    assert a.epoch == 3
+    a.stop()
+    assert events == ["a+1", "b+2", "a-1", "b-2", "a+3", "a-3"]

@@ -205,6 +205,7 @@ def restore(
         shutil.rmtree(staging)
     started = time.perf_counter()
     seconds: dict[str, float] = {}
+    outside = _Outside(_moved(settings, staging))
     try:
         fetched = fetch_backup(  # 1
             store, chosen, kek, staging, ledger_root=ledger_root_of, progress=progress
@@ -213,7 +214,7 @@ def restore(
         manifest = fetched.manifest
         say(f"fetched backup {chosen}: {fetched.bytes} bytes; opening and verifying")
         t = time.perf_counter()
-        seconds["replay"] = _replay_portable(_moved(settings, staging), staging, progress)
+        seconds["replay"] = _replay_portable(outside, staging, progress)
         h = bootstrap(_moved(settings, staging), install_domain=False)
         try:
             h.ledger.sync(force_checkpoint=True)  # 2
@@ -262,9 +263,19 @@ def restore(
             _move_into(staging, target)
         else:
             staging.rename(target)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(staging, ignore_errors=True)
-        raise
+        undone = outside.roll_back()
+        if not undone or not isinstance(exc, Exception):
+            raise
+        note = f" The restore's writes outside its folder were rolled back: {undone}."
+        if isinstance(exc, HubError):
+            exc.message += note
+            exc.args = (exc.message,)
+            raise
+        raise HubError(
+            f"The restore failed ({type(exc).__name__}: {exc}).{note}", code="restore_failed"
+        ) from exc
     seconds["total"] = time.perf_counter() - started
     return RestoreResult(
         backup_id=chosen,
@@ -352,14 +363,17 @@ def _backup_portable(
         )
 
 
-def _replay_portable(settings: Settings, staging: Path, progress: Progress | None) -> float:
+def _replay_portable(outside: _Outside, staging: Path, progress: Progress | None) -> float:
     """A portable backup (``log.export.sqlite`` in ``staging``) restored into the footprint
-    ``settings`` name: the records replayed at their offsets into the (empty) log, and for a
-    PostgreSQL ledger the ledger copied into its (empty) schema; seconds taken (0 when the
-    backup is an embedded one, which holds ``log.sqlite`` itself)."""
+    ``outside.settings`` name: the records replayed at their offsets into the (empty) log, and
+    for a PostgreSQL ledger the ledger copied into its (empty) schema; seconds taken (0 when the
+    backup is an embedded one, which holds ``log.sqlite`` itself). What it writes outside
+    ``staging`` is noted in ``outside``, so that a failed restore undoes it."""
+    from adapters.kafka_log import KafkaEventLog
     from hub.bootstrap import build_event_log, open_ledger_file, open_ledger_store
     from storage.portable import LOG_EXPORT, copy_ledger, replay_log
 
+    settings = outside.settings
     export = staging / LOG_EXPORT
     if not export.exists():
         return 0.0
@@ -369,6 +383,8 @@ def _replay_portable(settings: Settings, staging: Path, progress: Progress | Non
     t = time.perf_counter()
     log = build_event_log(settings)
     try:
+        if isinstance(log, KafkaEventLog):
+            outside.kafka_topics_before = log.namespace_topics()
         n = replay_log(export, log, progress=progress)
     finally:
         log.close()
@@ -377,6 +393,7 @@ def _replay_portable(settings: Settings, staging: Path, progress: Progress | Non
         src = open_ledger_file(staging / "ledger.sqlite")
         dst = open_ledger_store(settings)
         try:
+            outside.ledger_schema_filled = dst.tree_size() == 0  # empty: ours to undo
             copy_ledger(src, dst)
         finally:
             src.close()
@@ -384,6 +401,62 @@ def _replay_portable(settings: Settings, staging: Path, progress: Progress | Non
         (staging / "ledger.sqlite").unlink()
     export.unlink()
     return time.perf_counter() - t
+
+
+@dataclass
+class _Outside:
+    """What a restore writes outside its staging folder (the distributed footprint), so that
+    a failed restore leaves nothing half-written behind: the Kafka topics its replay created
+    in the target namespace (the topic prefix), and the PostgreSQL ledger schema it filled."""
+
+    settings: Settings
+    kafka_topics_before: set[str] | None = None  # the namespace's topics before the replay
+    ledger_schema_filled: bool = False
+
+    def roll_back(self) -> str:
+        """Undo those writes; what was undone, as a phrase ("" when nothing was written). A
+        rollback that fails itself is named, never hidden."""
+        from adapters.kafka_log import KafkaEventLog
+        from adapters.postgres_ledgerstore import PostgresLedgerStore
+        from hub.bootstrap import build_event_log, open_ledger_store
+
+        done: list[str] = []
+        if self.kafka_topics_before is not None:
+            prefix = self.settings.kafka_topic_prefix
+            try:
+                log = build_event_log(self.settings)
+                try:
+                    assert isinstance(log, KafkaEventLog)
+                    created = log.namespace_topics() - self.kafka_topics_before
+                    log.delete_namespace_topics(created)
+                finally:
+                    log.close()
+                if created:
+                    done.append(
+                        f"deleted the {len(created)} Kafka topics it created under prefix "
+                        f"{prefix!r} ({', '.join(sorted(created))})"
+                    )
+            except HubError as exc:
+                done.append(
+                    f"FAILED to delete the Kafka topics it created under prefix {prefix!r} "
+                    f"({exc.message}); delete them by hand before restoring into this prefix"
+                )
+        if self.ledger_schema_filled:
+            schema = self.settings.ledger_postgres_schema
+            try:
+                store = open_ledger_store(self.settings)
+                try:
+                    assert isinstance(store, PostgresLedgerStore)
+                    store.drop()
+                finally:
+                    store.close()
+                done.append(f"dropped the PostgreSQL ledger schema {schema!r} it filled")
+            except HubError as exc:
+                done.append(
+                    f"FAILED to drop the PostgreSQL ledger schema {schema!r} ({exc.message}); "
+                    "drop it by hand"
+                )
+        return "; ".join(done)
 
 
 def describe(manifest: Manifest) -> str:

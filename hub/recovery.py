@@ -3,7 +3,9 @@
 
 ``restore`` (``hub backup restore``) reports success only after, in order:
 1. ``storage.backup.fetch_backup``: the manifest's signature, the KEK, every object's SHA-256
-   and the restored ledger's root at the manifest's tree size (see there);
+   and the restored ledger's root at the manifest's tree size (see there); 1b. a backup of a
+   hub whose subject keys live in Vault: Vault holds every key (and version, and erasure
+   tombstone) the manifest names (``_check_vault_keys``);
 2. the staged hub opens (bootstrap), its ledger adopts what the log snapshot holds beyond the
    ledger snapshot, and the whole ledger verifies (``ledger.verify.verify_ledger``, the check
    ``hub ledger verify`` runs), the root at the manifest's size still being the manifest's;
@@ -12,7 +14,9 @@
    erased again (``governance.erasure.erase``), so an erasure made after the backup holds;
 5. the restore is recorded on the restored ledger (``backup.restore``) under a signed checkpoint;
 6. the staging folder is renamed to the target (which must not exist, or be empty).
-Any failure removes the staging folder and leaves the target untouched.
+Any failure removes the staging folder and leaves the target untouched; on the distributed
+footprint it also deletes the Kafka topics the replay created under the target prefix and
+drops the PostgreSQL ledger schema it filled (``_Outside``), and the error says what it undid.
 """
 
 from __future__ import annotations
@@ -146,6 +150,7 @@ class RestoreResult:
     records: int
     bytes: int
     erasures_reapplied: list[str] = field(default_factory=list)
+    vault_keys: dict[str, int] = field(default_factory=dict)  # checked, erased since the backup
     seconds: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
@@ -161,6 +166,7 @@ class RestoreResult:
             "records": self.records,
             "bytes": self.bytes,
             "erasures_reapplied": self.erasures_reapplied,
+            "vault_keys": self.vault_keys,
             "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
         }
 
@@ -212,6 +218,7 @@ def restore(
         )
         seconds["fetch"] = fetched.seconds
         manifest = fetched.manifest
+        vault_keys = _check_vault_keys(manifest, outside.settings)  # 1b
         say(f"fetched backup {chosen}: {fetched.bytes} bytes; opening and verifying")
         t = time.perf_counter()
         seconds["replay"] = _replay_portable(outside, staging, progress)
@@ -286,8 +293,66 @@ def restore(
         records=manifest.records,
         bytes=fetched.bytes,
         erasures_reapplied=reapplied,
+        vault_keys=vault_keys,
         seconds=seconds,
     )
+
+
+def _check_vault_keys(manifest: Manifest, settings: Settings) -> dict[str, int]:
+    """Step 1b: a backup whose data subject keys live in Vault (they are never exported)
+    restores only where Vault holds every key it names, at the version it names or later, and
+    every erasure tombstone it names; a key erased since the backup (its tombstone is there) is
+    fine. Raises ``RestoreRefused`` naming what is missing; {} for a backup without Vault keys,
+    else counts: checked, erased since the backup."""
+    from adapters.vault_keystore import VaultKeyStore
+    from hub.bootstrap import build_keystore
+
+    vault = manifest.stats.get("footprint", {}).get("vault") or {}
+    recorded: dict[str, int] = vault.get("transit_keys") or {}
+    if not recorded:
+        return {}
+    if settings.keystore != "vault":
+        raise RestoreRefused(
+            f"Backup {manifest.id} holds data encrypted under {len(recorded)} Vault transit keys "
+            f"({vault.get('url')}, mount {vault.get('mount')!r}) that it does not contain; "
+            f"restore with HUB_KEYSTORE=vault and HUB_VAULT_URL naming a Vault that holds them, "
+            "not the local key ring."
+        )
+    keystore = build_keystore(settings)
+    try:
+        assert isinstance(keystore, VaultKeyStore)
+        have = keystore.key_versions()
+    finally:
+        keystore.close()
+    problems: list[str] = []
+    erased = 0
+    for name, version in sorted(recorded.items()):
+        got = have.get(name)
+        if name.startswith("hub-erased-"):
+            if got is None:
+                problems.append(
+                    f"{name} (an erasure tombstone: without it the subject's data "
+                    "could be encrypted again)"
+                )
+        elif got is None:
+            if "hub-erased-" + name.removeprefix("hub-subject-") in have:
+                erased += 1  # erased after the backup: the erasure holds
+            else:
+                problems.append(f"{name} (missing)")
+        elif got < version:
+            problems.append(f"{name} (version {got} here, {version} in the backup)")
+    if problems:
+        shown = "; ".join(problems[:10]) + (
+            f"; and {len(problems) - 10} more" if len(problems) > 10 else ""
+        )
+        raise RestoreRefused(
+            f"The Vault at {settings.vault_url} (mount {settings.vault_mount!r}) lacks "
+            f"{len(problems)} of the {len(recorded)} keys backup {manifest.id} names: {shown}. "
+            "Restore Vault from its own snapshot taken at or after this backup (bao operator "
+            "raft snapshot restore) or point HUB_VAULT_URL / HUB_VAULT_MOUNT at the Vault that "
+            "holds them; without them the restored PII cannot be read."
+        )
+    return {"checked": len(recorded), "erased_since_backup": erased}
 
 
 def _move_into(staging: Path, target: Path) -> None:
@@ -348,7 +413,15 @@ def _backup_portable(
             "keystore": settings.keystore,
         }
         if settings.keystore == "vault":
-            footprint["vault"] = {"url": settings.vault_url, "keys": VAULT_KEYS_NOTE}
+            from adapters.vault_keystore import VaultKeyStore
+
+            assert isinstance(h.keystore, VaultKeyStore)
+            footprint["vault"] = {
+                "url": settings.vault_url,
+                "mount": settings.vault_mount,
+                "keys": VAULT_KEYS_NOTE,
+                "transit_keys": h.keystore.key_versions(),  # names and versions, no key
+            }
         return create_backup(
             snap,
             store,

@@ -126,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
             }
             if args.build_only:
                 built_file.write_text(json.dumps(built))
-                _say("built", **built, seconds=round(time.perf_counter() - t0, 1))
+                shown = {k: v for k, v in built.items() if k != "token"}
+                _say("built", **shown, seconds=round(time.perf_counter() - t0, 1))
                 args.keep = True
                 return 0
         else:

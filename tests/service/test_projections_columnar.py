@@ -223,4 +223,3 @@ def test_batch_decode_gives_what_the_record_decoder_gives(tmp_path, monkeypatch)
         assert dec.decode_batch(tail) is None  # a record it cannot take: per record, poison
     finally:
         h.close()
-

@@ -315,7 +315,8 @@ class PostgresLedgerStore(LedgerStore):
             self._conn.close()
 
     def drop(self) -> None:
-        """Remove the schema and everything in it (tests; never called by the hub)."""
+        """Remove the schema and everything in it (tests, and the rollback of a failed restore
+        into a schema that was empty before it)."""
         with self._session() as conn:
             conn.execute(
                 sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(self.schema))

@@ -36,6 +36,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NoReturn
 
 import hvac
@@ -278,6 +279,30 @@ class VaultKeyStore(KeyStore):
 
     def exists(self, subject_id: str) -> bool:
         return self._read_key(f"hub-subject-{_digest(check_subject(subject_id))}") is not None
+
+    def key_versions(self) -> dict[str, int]:
+        """Every hub key in this mount by name with its newest version: ``hub-subject-*`` data
+        subject keys, and ``hub-erased-*`` erasure tombstones (version 0: only their presence
+        matters). Names carry digests, never subject ids. What a backup records, since the keys
+        themselves never leave Vault (one mount per hub: other hubs' keys would be listed)."""
+        try:
+            listed = self._transit().list_keys(mount_point=self.mount)
+        except hvac_errors.InvalidPath:
+            return {}  # no key at all (or no such mount)
+        except _BACKEND_ERRORS as exc:
+            self._fail(exc, f"listing the transit keys of {self.mount}")
+        names = [
+            str(n)
+            for n in (listed or {}).get("data", {}).get("keys", [])
+            if str(n).startswith(("hub-subject-", "hub-erased-"))
+        ]
+        with ThreadPoolExecutor(max_workers=8) as pool:  # one round trip per key
+            found = list(pool.map(self._read_key, names))
+        return {
+            name: 0 if name.startswith("hub-erased-") else int(data["latest_version"])
+            for name, data in zip(names, found, strict=True)
+            if data is not None
+        }
 
     def close(self) -> None:
         client: hvac.Client | None = getattr(self._local, "client", None)

@@ -288,6 +288,12 @@ def build_object_store(settings: Settings, *, write_once: bool = True) -> Object
             secure=settings.s3_secure,
             write_once=write_once,
         )
+    if settings.object_store == "hdfs":
+        from adapters.webhdfs_objectstore import WebHdfsObjectStore
+
+        return WebHdfsObjectStore(
+            settings.hdfs_url, settings.hdfs_root, user=settings.hdfs_user, write_once=write_once
+        )
     from adapters.local_objectstore import LocalObjectStore
 
     return LocalObjectStore(settings.objects_dir, write_once=write_once)

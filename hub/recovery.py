@@ -3,7 +3,9 @@
 
 ``restore`` (``hub backup restore``) reports success only after, in order:
 1. ``storage.backup.fetch_backup``: the manifest's signature, the KEK, every object's SHA-256
-   and the restored ledger's root at the manifest's tree size (see there);
+   and the restored ledger's root at the manifest's tree size (see there); 1b. a backup of a
+   hub whose subject keys live in Vault: Vault holds every key (and version, and erasure
+   tombstone) the manifest names (``_check_vault_keys``);
 2. the staged hub opens (bootstrap), its ledger adopts what the log snapshot holds beyond the
    ledger snapshot, and the whole ledger verifies (``ledger.verify.verify_ledger``, the check
    ``hub ledger verify`` runs), the root at the manifest's size still being the manifest's;
@@ -12,7 +14,9 @@
    erased again (``governance.erasure.erase``), so an erasure made after the backup holds;
 5. the restore is recorded on the restored ledger (``backup.restore``) under a signed checkpoint;
 6. the staging folder is renamed to the target (which must not exist, or be empty).
-Any failure removes the staging folder and leaves the target untouched.
+Any failure removes the staging folder and leaves the target untouched; on the distributed
+footprint it also deletes the Kafka topics the replay created under the target prefix and
+drops the PostgreSQL ledger schema it filled (``_Outside``), and the error says what it undid.
 """
 
 from __future__ import annotations
@@ -146,6 +150,7 @@ class RestoreResult:
     records: int
     bytes: int
     erasures_reapplied: list[str] = field(default_factory=list)
+    vault_keys: dict[str, int] = field(default_factory=dict)  # checked, erased since the backup
     seconds: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
@@ -161,6 +166,7 @@ class RestoreResult:
             "records": self.records,
             "bytes": self.bytes,
             "erasures_reapplied": self.erasures_reapplied,
+            "vault_keys": self.vault_keys,
             "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
         }
 
@@ -205,15 +211,17 @@ def restore(
         shutil.rmtree(staging)
     started = time.perf_counter()
     seconds: dict[str, float] = {}
+    outside = _Outside(_moved(settings, staging))
     try:
         fetched = fetch_backup(  # 1
             store, chosen, kek, staging, ledger_root=ledger_root_of, progress=progress
         )
         seconds["fetch"] = fetched.seconds
         manifest = fetched.manifest
+        vault_keys = _check_vault_keys(manifest, outside.settings)  # 1b
         say(f"fetched backup {chosen}: {fetched.bytes} bytes; opening and verifying")
         t = time.perf_counter()
-        seconds["replay"] = _replay_portable(_moved(settings, staging), staging, progress)
+        seconds["replay"] = _replay_portable(outside, staging, progress)
         h = bootstrap(_moved(settings, staging), install_domain=False)
         try:
             h.ledger.sync(force_checkpoint=True)  # 2
@@ -262,9 +270,19 @@ def restore(
             _move_into(staging, target)
         else:
             staging.rename(target)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(staging, ignore_errors=True)
-        raise
+        undone = outside.roll_back()
+        if not undone or not isinstance(exc, Exception):
+            raise
+        note = f" The restore's writes outside its folder were rolled back: {undone}."
+        if isinstance(exc, HubError):
+            exc.message += note
+            exc.args = (exc.message,)
+            raise
+        raise HubError(
+            f"The restore failed ({type(exc).__name__}: {exc}).{note}", code="restore_failed"
+        ) from exc
     seconds["total"] = time.perf_counter() - started
     return RestoreResult(
         backup_id=chosen,
@@ -275,8 +293,66 @@ def restore(
         records=manifest.records,
         bytes=fetched.bytes,
         erasures_reapplied=reapplied,
+        vault_keys=vault_keys,
         seconds=seconds,
     )
+
+
+def _check_vault_keys(manifest: Manifest, settings: Settings) -> dict[str, int]:
+    """Step 1b: a backup whose data subject keys live in Vault (they are never exported)
+    restores only where Vault holds every key it names, at the version it names or later, and
+    every erasure tombstone it names; a key erased since the backup (its tombstone is there) is
+    fine. Raises ``RestoreRefused`` naming what is missing; {} for a backup without Vault keys,
+    else counts: checked, erased since the backup."""
+    from adapters.vault_keystore import VaultKeyStore
+    from hub.bootstrap import build_keystore
+
+    vault = manifest.stats.get("footprint", {}).get("vault") or {}
+    recorded: dict[str, int] = vault.get("transit_keys") or {}
+    if not recorded:
+        return {}
+    if settings.keystore != "vault":
+        raise RestoreRefused(
+            f"Backup {manifest.id} holds data encrypted under {len(recorded)} Vault transit keys "
+            f"({vault.get('url')}, mount {vault.get('mount')!r}) that it does not contain; "
+            f"restore with HUB_KEYSTORE=vault and HUB_VAULT_URL naming a Vault that holds them, "
+            "not the local key ring."
+        )
+    keystore = build_keystore(settings)
+    try:
+        assert isinstance(keystore, VaultKeyStore)
+        have = keystore.key_versions()
+    finally:
+        keystore.close()
+    problems: list[str] = []
+    erased = 0
+    for name, version in sorted(recorded.items()):
+        got = have.get(name)
+        if name.startswith("hub-erased-"):
+            if got is None:
+                problems.append(
+                    f"{name} (an erasure tombstone: without it the subject's data "
+                    "could be encrypted again)"
+                )
+        elif got is None:
+            if "hub-erased-" + name.removeprefix("hub-subject-") in have:
+                erased += 1  # erased after the backup: the erasure holds
+            else:
+                problems.append(f"{name} (missing)")
+        elif got < version:
+            problems.append(f"{name} (version {got} here, {version} in the backup)")
+    if problems:
+        shown = "; ".join(problems[:10]) + (
+            f"; and {len(problems) - 10} more" if len(problems) > 10 else ""
+        )
+        raise RestoreRefused(
+            f"The Vault at {settings.vault_url} (mount {settings.vault_mount!r}) lacks "
+            f"{len(problems)} of the {len(recorded)} keys backup {manifest.id} names: {shown}. "
+            "Restore Vault from its own snapshot taken at or after this backup (bao operator "
+            "raft snapshot restore) or point HUB_VAULT_URL / HUB_VAULT_MOUNT at the Vault that "
+            "holds them; without them the restored PII cannot be read."
+        )
+    return {"checked": len(recorded), "erased_since_backup": erased}
 
 
 def _move_into(staging: Path, target: Path) -> None:
@@ -337,7 +413,15 @@ def _backup_portable(
             "keystore": settings.keystore,
         }
         if settings.keystore == "vault":
-            footprint["vault"] = {"url": settings.vault_url, "keys": VAULT_KEYS_NOTE}
+            from adapters.vault_keystore import VaultKeyStore
+
+            assert isinstance(h.keystore, VaultKeyStore)
+            footprint["vault"] = {
+                "url": settings.vault_url,
+                "mount": settings.vault_mount,
+                "keys": VAULT_KEYS_NOTE,
+                "transit_keys": h.keystore.key_versions(),  # names and versions, no key
+            }
         return create_backup(
             snap,
             store,
@@ -352,14 +436,17 @@ def _backup_portable(
         )
 
 
-def _replay_portable(settings: Settings, staging: Path, progress: Progress | None) -> float:
+def _replay_portable(outside: _Outside, staging: Path, progress: Progress | None) -> float:
     """A portable backup (``log.export.sqlite`` in ``staging``) restored into the footprint
-    ``settings`` name: the records replayed at their offsets into the (empty) log, and for a
-    PostgreSQL ledger the ledger copied into its (empty) schema; seconds taken (0 when the
-    backup is an embedded one, which holds ``log.sqlite`` itself)."""
+    ``outside.settings`` name: the records replayed at their offsets into the (empty) log, and
+    for a PostgreSQL ledger the ledger copied into its (empty) schema; seconds taken (0 when the
+    backup is an embedded one, which holds ``log.sqlite`` itself). What it writes outside
+    ``staging`` is noted in ``outside``, so that a failed restore undoes it."""
+    from adapters.kafka_log import KafkaEventLog
     from hub.bootstrap import build_event_log, open_ledger_file, open_ledger_store
     from storage.portable import LOG_EXPORT, copy_ledger, replay_log
 
+    settings = outside.settings
     export = staging / LOG_EXPORT
     if not export.exists():
         return 0.0
@@ -369,6 +456,8 @@ def _replay_portable(settings: Settings, staging: Path, progress: Progress | Non
     t = time.perf_counter()
     log = build_event_log(settings)
     try:
+        if isinstance(log, KafkaEventLog):
+            outside.kafka_topics_before = log.namespace_topics()
         n = replay_log(export, log, progress=progress)
     finally:
         log.close()
@@ -377,6 +466,7 @@ def _replay_portable(settings: Settings, staging: Path, progress: Progress | Non
         src = open_ledger_file(staging / "ledger.sqlite")
         dst = open_ledger_store(settings)
         try:
+            outside.ledger_schema_filled = dst.tree_size() == 0  # empty: ours to undo
             copy_ledger(src, dst)
         finally:
             src.close()
@@ -384,6 +474,62 @@ def _replay_portable(settings: Settings, staging: Path, progress: Progress | Non
         (staging / "ledger.sqlite").unlink()
     export.unlink()
     return time.perf_counter() - t
+
+
+@dataclass
+class _Outside:
+    """What a restore writes outside its staging folder (the distributed footprint), so that
+    a failed restore leaves nothing half-written behind: the Kafka topics its replay created
+    in the target namespace (the topic prefix), and the PostgreSQL ledger schema it filled."""
+
+    settings: Settings
+    kafka_topics_before: set[str] | None = None  # the namespace's topics before the replay
+    ledger_schema_filled: bool = False
+
+    def roll_back(self) -> str:
+        """Undo those writes; what was undone, as a phrase ("" when nothing was written). A
+        rollback that fails itself is named, never hidden."""
+        from adapters.kafka_log import KafkaEventLog
+        from adapters.postgres_ledgerstore import PostgresLedgerStore
+        from hub.bootstrap import build_event_log, open_ledger_store
+
+        done: list[str] = []
+        if self.kafka_topics_before is not None:
+            prefix = self.settings.kafka_topic_prefix
+            try:
+                log = build_event_log(self.settings)
+                try:
+                    assert isinstance(log, KafkaEventLog)
+                    created = log.namespace_topics() - self.kafka_topics_before
+                    log.delete_namespace_topics(created)
+                finally:
+                    log.close()
+                if created:
+                    done.append(
+                        f"deleted the {len(created)} Kafka topics it created under prefix "
+                        f"{prefix!r} ({', '.join(sorted(created))})"
+                    )
+            except HubError as exc:
+                done.append(
+                    f"FAILED to delete the Kafka topics it created under prefix {prefix!r} "
+                    f"({exc.message}); delete them by hand before restoring into this prefix"
+                )
+        if self.ledger_schema_filled:
+            schema = self.settings.ledger_postgres_schema
+            try:
+                store = open_ledger_store(self.settings)
+                try:
+                    assert isinstance(store, PostgresLedgerStore)
+                    store.drop()
+                finally:
+                    store.close()
+                done.append(f"dropped the PostgreSQL ledger schema {schema!r} it filled")
+            except HubError as exc:
+                done.append(
+                    f"FAILED to drop the PostgreSQL ledger schema {schema!r} ({exc.message}); "
+                    "drop it by hand"
+                )
+        return "; ".join(done)
 
 
 def describe(manifest: Manifest) -> str:

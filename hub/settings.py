@@ -337,10 +337,11 @@ class Settings(BaseSettings):
         description="With feature_store feast: Feast's Redis online store (redis://HOST:PORT; "
         "`bash infra/redis.sh url` prints it); empty: Feast's embedded SQLite online store.",
     )
-    object_store: Literal["local", "s3"] = Field(
+    object_store: Literal["local", "s3", "hdfs"] = Field(
         default="local",
         description="ObjectStore for backups, the cold tier, the lake and the erasure journal: a "
-        "local folder (object_store_dir) or an S3 bucket (s3_*).",
+        "local folder (object_store_dir), an S3 bucket (s3_*) or Hadoop HDFS through WebHDFS "
+        "(hdfs_*).",
     )
     object_store_dir: Path | None = Field(
         default=None,
@@ -359,6 +360,22 @@ class Settings(BaseSettings):
         default="", pattern=r"^[A-Za-z0-9._/-]*$", description="Key prefix inside the bucket."
     )
     s3_secure: bool = Field(default=False, description="HTTPS to the S3 endpoint.")
+    hdfs_url: str = Field(
+        default="http://127.0.0.1:19074",
+        pattern=r"^https?://[^/?#\s]+/?$",
+        description="The NameNode's WebHDFS address, http://host:port (`bash infra/hdfs.sh url` "
+        "prints it), when object_store is hdfs.",
+    )
+    hdfs_root: str = Field(
+        default="/hub",
+        pattern=r"^/[A-Za-z0-9._/-]*$",
+        description="The HDFS folder that holds the hub's objects (an absolute path).",
+    )
+    hdfs_user: str = Field(
+        default="hub",
+        pattern=r"^[A-Za-z0-9._-]{1,64}$",
+        description="The HDFS user the hub acts as (WebHDFS simple authentication, user.name).",
+    )
     cold_tier: bool = Field(
         default=False,
         description="Read past the hot log from closed segments offloaded to the object store "

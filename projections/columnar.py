@@ -23,7 +23,6 @@ decide differently: it either produces exactly fastavro's values or declines.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -259,27 +258,29 @@ def envelope(
     recs: Sequence[StoredRecord], ids: I64, name_of: Callable[[int], str]
 ) -> tuple[list[str], list[str]]:
     """(tenant, event type) per record from the ``ce_tenant`` / ``ce_type`` headers (the event
-    type defaults to the writer schema's name), cached per distinct (headers, schema id): the
-    per-record work is one dict lookup."""
-    cache: dict[Any, tuple[str, str]] = {}
+    type defaults to the writer schema's name; with a repeated header the last one counts).
+    Per record: one ``dict`` of its headers (C-level) and two lookups; the decoded strings are
+    cached per distinct (header bytes, schema id)."""
+    names: dict[int, str] = {}
+    tenant_of: dict[bytes | None, str] = {None: "default"}
+    type_of: dict[tuple[bytes | None, int], str] = {}
     tenants: list[str] = []
     types: list[str] = []
     for r, sid in zip(recs, ids.tolist(), strict=True):
-        h = r.headers
-        try:
-            got = cache.get((h, sid))
-        except TypeError:  # unhashable headers (a list): no caching
-            got = None
-        if got is None:
-            event_type, tenant = name_of(sid), "default"
-            for k, v in h:
-                if k == "ce_type":
-                    event_type = v.decode("utf-8", "replace")
-                elif k == "ce_tenant":
-                    tenant = v.decode("utf-8", "replace")
-            got = (tenant, event_type)
-            with contextlib.suppress(TypeError):
-                cache[(h, sid)] = got
-        tenants.append(got[0])
-        types.append(got[1])
+        h = dict(r.headers)
+        t, n = h.get("ce_tenant"), h.get("ce_type")
+        tenant = tenant_of.get(t)
+        if tenant is None:
+            tenant = tenant_of[t] = t.decode("utf-8", "replace")  # type: ignore[union-attr]
+        event_type = type_of.get((n, sid))
+        if event_type is None:
+            if n is None:
+                if sid not in names:
+                    names[sid] = name_of(sid)
+                event_type = names[sid]
+            else:
+                event_type = n.decode("utf-8", "replace")
+            type_of[(n, sid)] = event_type
+        tenants.append(tenant)
+        types.append(event_type)
     return tenants, types

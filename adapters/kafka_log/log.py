@@ -490,6 +490,45 @@ class KafkaEventLog(EventLog):
                     raise translate(exc, f"describing the config of {list(names)!r}") from exc
                 time.sleep(0.05)
 
+    # -- the namespace as a whole (a failed restore's rollback) -----------------------------------
+    def namespace_topics(self) -> set[str]:
+        """Every topic of this namespace as named on the wire (with the prefix), the hub's
+        internal topics included."""
+        self._check_open()
+        try:
+            md = self._admin.list_topics(timeout=self._timeout)
+        except KafkaException as exc:
+            raise translate(exc, "listing topics") from exc
+        return {n for n in md.topics if n.startswith(self._prefix) and not n.startswith("__")}
+
+    def delete_namespace_topics(self, wire_names: set[str]) -> None:
+        """Delete these topics of this namespace (wire names, as ``namespace_topics`` gives them)
+        and wait until the broker no longer lists them; refuses a name outside the namespace."""
+        self._check_open()
+        outside = sorted(n for n in wire_names if not n.startswith(self._prefix))
+        if outside:
+            raise InvalidInput(
+                f"Topics {outside} are outside this log's namespace {self._prefix!r}: not deleted."
+            )
+        if not wire_names:
+            return
+        try:
+            futures = self._admin.delete_topics(sorted(wire_names), request_timeout=self._timeout)
+            for name, future in futures.items():
+                try:
+                    future.result(timeout=self._timeout)
+                except KafkaException as exc:
+                    if exc.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
+                        raise translate(exc, f"deleting topic {name!r}") from exc
+        except (KafkaException, TimeoutError) as exc:
+            raise translate(exc, f"deleting topics {sorted(wire_names)!r}") from exc
+        with self._lock:
+            self._internal_ready = False
+        self._wait(
+            lambda: not (self.namespace_topics() & wire_names),
+            f"the broker to drop topics {sorted(wire_names)!r}",
+        )
+
     # -- the internal topics -----------------------------------------------------------------------
     def _ensure_internal_topics(self) -> None:
         if self._internal_ready:

@@ -31,6 +31,15 @@ def lake_location(settings: Any) -> tuple[str, str, dict[str, str]]:
             "s3.region": "us-east-1",
         }
         local = settings.data_dir / "lake"
+    elif settings.object_store == "hdfs":
+        from core.errors import ConfigError
+
+        raise ConfigError(
+            "The lake cannot be written to HDFS here: pyiceberg reaches HDFS only through "
+            "pyarrow's HadoopFileSystem, which needs the native libhdfs.so that this machine "
+            "lacks (WebHDFS serves backups and the cold tier). Export the lake with "
+            "HUB_OBJECT_STORE=local or s3 for this command."
+        )
     else:
         local = settings.objects_dir / "lake"
         warehouse, props = (local / "warehouse").resolve().as_uri(), {}

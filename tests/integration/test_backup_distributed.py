@@ -22,13 +22,16 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from adapters.kafka_log import KafkaEventLog
 from adapters.local_objectstore import LocalObjectStore
 from adapters.postgres_ledgerstore import PostgresLedgerStore
+from adapters.vault_keystore import _digest
+from core.errors import HubError
 from hub.bootstrap import Hub, bootstrap
 from hub.recovery import VAULT_KEYS_NOTE, backup, restore
 from hub.settings import Settings, load_settings
 from ledger.verify import verify_ledger
-from storage.backup import create_kek_file
+from storage.backup import RestoreRefused, create_kek_file
 from storage.portable import ReplayRefused
 from tests import infra
 from tests.contract.test_eventlog_kafka import kafka_bootstrap
@@ -139,12 +142,19 @@ def test_the_backup_holds_the_log_export_and_the_ledger_not_the_footprints_files
     m = cluster["manifest"]
     paths = {f.path for f in m.files}
     assert {"log.export.sqlite", "ledger.sqlite"} <= paths and "log.sqlite" not in paths
-    assert m.stats["footprint"] == {
+    footprint = dict(m.stats["footprint"])
+    recorded = footprint["vault"]["transit_keys"]
+    footprint["vault"] = {k: v for k, v in footprint["vault"].items() if k != "transit_keys"}
+    assert footprint == {
         "event_log": "kafka",
         "ledger_store": "postgres",
         "keystore": "vault",
-        "vault": {"url": cluster["bao"], "keys": VAULT_KEYS_NOTE},
+        "vault": {"url": cluster["bao"], "mount": "transit", "keys": VAULT_KEYS_NOTE},
     }
+    # the key ids and versions of every subject, never a key (names carry digests, not ids)
+    for i in (0, 7, 119):
+        assert recorded[f"hub-subject-{_digest(f'ACC-{i:04d}')}"] >= 1
+    assert not any("ACC-" in name for name in recorded)
     assert "raft snapshot" in VAULT_KEYS_NOTE
     assert m.end_offsets["accounts"] and m.records >= 120
     offsets = {t: {int(p): o for p, o in parts.items()} for t, parts in m.end_offsets.items()}
@@ -222,3 +232,96 @@ def test_restore_into_a_log_that_holds_the_topics_is_refused(
             backup_id=cluster["manifest"].id,
         )
     assert not target.exists()
+
+
+def test_restore_where_vault_lacks_the_keys_is_refused_naming_them(
+    cluster: dict[str, Any], tmp_path: Path
+) -> None:
+    """The manifest names the Vault transit keys (ids and versions); a Vault that lacks them
+    (here: another mount, as after restoring into a fresh Vault without its snapshot) is
+    refused before anything is replayed, naming the missing keys and the fix."""
+    target = tmp_path / "site-e" / "hub"
+    settings = load_settings(
+        environ={},
+        data_dir=target,
+        object_store_dir=cluster["root"] / "objects",
+        **vault(cluster["bao"]),
+        vault_mount=f"empty-{uuid.uuid4().hex[:8]}",
+    )
+    with pytest.raises(RestoreRefused) as err:
+        restore(
+            settings,
+            cluster["store"],
+            cluster["kek"],
+            target,
+            cluster["token"],
+            backup_id=cluster["manifest"].id,
+        )
+    n = len(cluster["manifest"].stats["footprint"]["vault"]["transit_keys"])
+    assert f"lacks {n} of the {n} keys backup" in err.value.message, err.value.message
+    assert "hub-subject-" in err.value.message and "raft snapshot" in err.value.message
+    assert not target.exists()
+
+
+@pytest.mark.parametrize("stage", ["replay", "verify"])
+def test_a_failed_kafka_restore_rolls_back_what_it_wrote(
+    cluster: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stage: str
+) -> None:
+    """A failure injected mid-restore (the broker lost after the first partition is replayed,
+    or a verify failure after the ledger went into PostgreSQL): the topics the restore created
+    under the fresh prefix are deleted, the ledger schema it filled is dropped, the staging
+    folder is gone, and the error names the failure and what was rolled back."""
+    import ledger.verify
+    import storage.portable
+
+    tag = f"r{uuid.uuid4().hex[:10]}"
+    with sa.create_engine(cluster["pg"]).begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{tag}_views"'))
+    target = tmp_path / "site-f" / "hub"
+    settings = kafka_settings(target, cluster["kafka"], cluster["pg"], tag, cluster["bao"])
+    settings = settings.model_copy(update={"object_store_dir": cluster["root"] / "objects"})
+    if stage == "replay":
+        real = storage.portable._replay_partition
+        calls = []
+
+        def flaky(*args: Any) -> int:
+            calls.append(args)
+            if len(calls) > 1:
+                raise HubError("injected: the broker went away", code="log_unavailable")
+            return real(*args)
+
+        monkeypatch.setattr(storage.portable, "_replay_partition", flaky)
+    else:
+
+        def broken(*_args: Any, **_kw: Any) -> Any:
+            raise HubError("injected: verify could not read the ledger", code="ledger_error")
+
+        monkeypatch.setattr(ledger.verify, "verify_ledger", broken)
+    with pytest.raises(HubError) as err:
+        restore(
+            settings,
+            cluster["store"],
+            cluster["kek"],
+            target,
+            cluster["token"],
+            backup_id=cluster["manifest"].id,
+        )
+    message = err.value.message
+    assert "injected" in message and "rolled back" in message, message
+    assert f"under prefix '{tag}.'" in message and f"{tag}.accounts" in message, message
+    log = KafkaEventLog(cluster["kafka"], topic_prefix=f"{tag}.")
+    try:
+        assert log.namespace_topics() == set()  # nothing of the restore is left in Kafka
+    finally:
+        log.close()
+    with sa.create_engine(cluster["pg"]).begin() as conn:
+        schemas = {
+            r[0]
+            for r in conn.execute(sa.text("SELECT schema_name FROM information_schema.schemata"))
+        }
+        conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{tag}_views" CASCADE'))
+    assert f"{tag}_ledger" not in schemas
+    if stage == "verify":
+        assert "dropped the PostgreSQL ledger schema" in message
+    assert not target.exists()
+    assert not target.parent.exists() or not list(target.parent.glob(".hub.restoring-*"))

@@ -28,12 +28,12 @@ run: setup
 	$(VENV)/bin/hub --data-dir $(DATA) --key-file $(DATA)/admin.key demo load
 	$(VENV)/bin/hub --data-dir $(DATA) serve --port $(PORT) --admin-key-file $(DATA)/admin.key
 
-# The whole test suite: tests/lanes.sh runs the pytest groups in two lanes side by side, each with
+# The whole test suite: tests/lanes.sh runs the pytest groups in three lanes side by side, each with
 # its own infra slot (own servers and ports). pytest's exit code 5 (no tests collected) fails the
 # target, loudly. Several pytest processes: chDB (the ClickHouse engine in-process) aborted a single
 # process that opened and closed a few thousand sessions. HUB_TEST_LANES=1 runs one lane.
 # Under CI=true, `make test` first installs what every test group needs (make ci-deps); the tools
-# only tests/ops needs (make ci-deps-late) are built by the second lane before tests/ops.
+# only tests/ops needs (make ci-deps-late) are built by lane b before tests/ops.
 test: setup $(if $(CI),ci-deps)
 	@bash tests/lanes.sh
 

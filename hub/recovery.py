@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from core.errors import HubError
+from core.errors import ConfigError, HubError
 from core.ports.objectstore import ObjectStore
 from storage.backup import (
     Kek,
@@ -50,6 +50,26 @@ if TYPE_CHECKING:
 
 Progress = Callable[[str], None]
 RESTORE_ACTOR = "backup-restore"
+
+
+# What a restore needs beyond the ports from the adapters the settings name (the composition root
+# builds them; this module never imports an adapter): checked by duck type, refused by name.
+def _need(thing: Any, method: str, what: str) -> Any:
+    if not callable(getattr(thing, method, None)):
+        raise ConfigError(f"{type(thing).__name__} is not {what}: it has no {method}().")
+    return thing
+
+
+def _vault(keystore: Any) -> Any:
+    return _need(keystore, "key_versions", "the Vault key store (HUB_KEYSTORE=vault)")
+
+
+def _kafka(log: Any) -> Any:
+    return _need(log, "namespace_topics", "the Kafka event log (HUB_EVENT_LOG=kafka)")
+
+
+def _droppable(store: Any) -> Any:
+    return _need(store, "drop", "the PostgreSQL ledger store (HUB_LEDGER_STORE=postgres)")
 
 
 def journal_erasure(settings: Settings, done: Erasure) -> None:
@@ -304,7 +324,6 @@ def _check_vault_keys(manifest: Manifest, settings: Settings) -> dict[str, int]:
     every erasure tombstone it names; a key erased since the backup (its tombstone is there) is
     fine. Raises ``RestoreRefused`` naming what is missing; {} for a backup without Vault keys,
     else counts: checked, erased since the backup."""
-    from adapters.vault_keystore import VaultKeyStore
     from hub.bootstrap import build_keystore
 
     vault = manifest.stats.get("footprint", {}).get("vault") or {}
@@ -320,8 +339,7 @@ def _check_vault_keys(manifest: Manifest, settings: Settings) -> dict[str, int]:
         )
     keystore = build_keystore(settings)
     try:
-        assert isinstance(keystore, VaultKeyStore)
-        have = keystore.key_versions()
+        have = _vault(keystore).key_versions()
     finally:
         keystore.close()
     problems: list[str] = []
@@ -413,14 +431,11 @@ def _backup_portable(
             "keystore": settings.keystore,
         }
         if settings.keystore == "vault":
-            from adapters.vault_keystore import VaultKeyStore
-
-            assert isinstance(h.keystore, VaultKeyStore)
             footprint["vault"] = {
                 "url": settings.vault_url,
                 "mount": settings.vault_mount,
                 "keys": VAULT_KEYS_NOTE,
-                "transit_keys": h.keystore.key_versions(),  # names and versions, no key
+                "transit_keys": _vault(h.keystore).key_versions(),  # names and versions, no key
             }
         return create_backup(
             snap,
@@ -442,7 +457,6 @@ def _replay_portable(outside: _Outside, staging: Path, progress: Progress | None
     for a PostgreSQL ledger the ledger copied into its (empty) schema; seconds taken (0 when the
     backup is an embedded one, which holds ``log.sqlite`` itself). What it writes outside
     ``staging`` is noted in ``outside``, so that a failed restore undoes it."""
-    from adapters.kafka_log import KafkaEventLog
     from hub.bootstrap import build_event_log, open_ledger_file, open_ledger_store
     from storage.portable import LOG_EXPORT, copy_ledger, replay_log
 
@@ -456,8 +470,8 @@ def _replay_portable(outside: _Outside, staging: Path, progress: Progress | None
     t = time.perf_counter()
     log = build_event_log(settings)
     try:
-        if isinstance(log, KafkaEventLog):
-            outside.kafka_topics_before = log.namespace_topics()
+        if settings.event_log == "kafka":
+            outside.kafka_topics_before = _kafka(log).namespace_topics()
         n = replay_log(export, log, progress=progress)
     finally:
         log.close()
@@ -489,8 +503,6 @@ class _Outside:
     def roll_back(self) -> str:
         """Undo those writes; what was undone, as a phrase ("" when nothing was written). A
         rollback that fails itself is named, never hidden."""
-        from adapters.kafka_log import KafkaEventLog
-        from adapters.postgres_ledgerstore import PostgresLedgerStore
         from hub.bootstrap import build_event_log, open_ledger_store
 
         done: list[str] = []
@@ -499,9 +511,9 @@ class _Outside:
             try:
                 log = build_event_log(self.settings)
                 try:
-                    assert isinstance(log, KafkaEventLog)
-                    created = log.namespace_topics() - self.kafka_topics_before
-                    log.delete_namespace_topics(created)
+                    kafka = _kafka(log)
+                    created = kafka.namespace_topics() - self.kafka_topics_before
+                    kafka.delete_namespace_topics(created)
                 finally:
                     log.close()
                 if created:
@@ -519,8 +531,7 @@ class _Outside:
             try:
                 store = open_ledger_store(self.settings)
                 try:
-                    assert isinstance(store, PostgresLedgerStore)
-                    store.drop()
+                    _droppable(store).drop()
                 finally:
                     store.close()
                 done.append(f"dropped the PostgreSQL ledger schema {schema!r} it filled")

@@ -347,8 +347,36 @@ PageLimit = Annotated[int, Query(ge=-1, le=MAX_INT64, description="-1: no limit"
 
 
 # -- response shapes ------------------------------------------------------------------------
+# The schema itself as JSON, as registered: an Avro record (or enum, fixed...) is an object, a
+# union an array of types, a primitive type a string.
+_AVRO_NAMED = {
+    "type": "object",
+    "properties": {
+        "type": {"type": "string"},
+        "name": {"type": "string"},
+        "namespace": {"type": "string"},
+        "doc": {"type": "string"},
+        "fields": {
+            "type": "array",
+            "items": {"type": "object", "properties": {"name": {"type": "string"}}},
+        },
+    },
+}
 _RAW_SCHEMA: dict[int | str, dict[str, Any]] = {
-    200: {"content": {MEDIA_TYPE: {"schema": {"type": "string", "description": "the schema"}}}}
+    200: {
+        "content": {
+            MEDIA_TYPE: {
+                "schema": {
+                    "description": "The schema itself as JSON, as registered.",
+                    "anyOf": [
+                        _AVRO_NAMED,
+                        {"type": "array", "items": {"anyOf": [{"type": "string"}, _AVRO_NAMED]}},
+                        {"type": "string"},
+                    ],
+                }
+            }
+        }
+    }
 }
 
 

@@ -28,7 +28,7 @@ run: setup
 	$(VENV)/bin/hub --data-dir $(DATA) --key-file $(DATA)/admin.key demo load
 	$(VENV)/bin/hub --data-dir $(DATA) serve --port $(PORT) --admin-key-file $(DATA)/admin.key
 
-# The whole test suite: tests/lanes.sh runs the pytest groups in three lanes side by side, each with
+# The whole test suite: tests/lanes.sh runs the pytest groups in two lanes side by side, each with
 # its own infra slot (own servers and ports). pytest's exit code 5 (no tests collected) fails the
 # target, loudly. Several pytest processes: chDB (the ClickHouse engine in-process) aborted a single
 # process that opened and closed a few thousand sessions. HUB_TEST_LANES=1 runs one lane.

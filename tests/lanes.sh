@@ -1,17 +1,17 @@
 #!/usr/bin/env bash
-# `make test`: every pytest group, in three lanes that run side by side.
+# `make test`: every pytest group, in two lanes that run side by side.
 #
 # Most of the suite's time is spent waiting on real components (a JVM starting, a Flink job, a
 # broker electing a leader, an fsync), not on the CPU: one lane kept a core only a third busy. So
-# three lanes run at once, each a list of groups (a group is one pytest process), each lane with
-# its own infra slot: lanes b and c get their own state folders (.infra-lane-b, .infra-lane-c)
-# and their own blocks of ports (infra/env.sh), so lanes never share a broker or stop each
-# other's servers. Smaller pytest processes also keep chDB (in-process ClickHouse) far from the
+# two lanes run at once (three were slower: the CPU-bound groups then starved each other), each a
+# list of groups (a group is one pytest process), each lane with its own infra slot: lane b gets
+# its own state folder (.infra-lane-b) and its own block of ports (infra/env.sh), so lanes never
+# share a broker or stop each other's servers. Smaller pytest processes also keep chDB (in-process ClickHouse) far from the
 # number of sessions after which it aborted a process. Output lines carry the lane's name; each
 # group prints its 15 slowest tests, its exit code and its seconds. The exit code is the first
 # failing group's (5, "no tests collected", fails; so does a group none of whose paths exist).
 #
-#   bash tests/lanes.sh                    the three lanes side by side (what `make test` runs)
+#   bash tests/lanes.sh                    the two lanes side by side (what `make test` runs)
 #   HUB_TEST_LANES=1 bash tests/lanes.sh   every group one after the other, in one lane
 #
 # Lane b runs `make ci-deps-late` (the tools only tests/ops needs, built once and cached under
@@ -23,10 +23,10 @@ PY=${PY:-.venv/bin/python}
 # A lane is a list of groups; a group is one pytest process (folders, files, globs, options).
 # The Flink differential tests hold one chDB session for their whole process (their shared run),
 # so the other differential tests run in a process of their own.
-LANE_A=("tests/unit tests/contract" "tests/adversarial")
+LANE_A=("tests/unit tests/contract" "tests/service" "tests/integration")
 LANE_B=("tests/differential/test_flink_*.py" "tests/differential --ignore-glob=*/test_flink_*.py"
-    "tests/ha" "@ci-deps-late" "tests/ops" "tests/browser")
-LANE_C=("tests/service" "tests/integration")
+    "tests/ha" "tests/adversarial --ignore=tests/adversarial/test_schemathesis.py"
+    "tests/adversarial/test_schemathesis.py" "@ci-deps-late" "tests/ops" "tests/browser")
 
 run_group() {
     local lane=$1 group=$2 start rc
@@ -72,13 +72,12 @@ run_lane() {
 }
 
 if [[ ${HUB_TEST_LANES:-3} == 1 ]]; then
-    run_lane a "${LANE_A[@]}" "${LANE_C[@]}" "${LANE_B[@]}"
+    run_lane a "${LANE_A[@]}" "${LANE_B[@]}"
     exit $?
 fi
 
-# Lanes b and c: their own slots (the checkout's slot + 50, + 25) and state folders; the ports
-# and service URLs that lane a may have set explicitly are cleared so that theirs derive from
-# their own slots.
+# Lane b: its own slot (the checkout's slot + 50) and state folder; the ports and service URLs
+# that lane a may have set explicitly are cleared so that lane b's derive from its own slot.
 slot=$(bash infra/env.sh | sed -n 's/^export HUB_INFRA_SLOT=//p')
 clear=()
 for name in $(bash infra/env.sh | sed -n 's/^export \(HUB_[A-Z_]*\)=.*/\1/p'); do
@@ -93,14 +92,11 @@ lane_a=$!
 env "${clear[@]}" HUB_INFRA_SLOT=$(((slot + 50) % 100)) "HUB_INFRA_DIR=$PWD/.infra-lane-b" \
     bash -c 'run_lane b "$@"' lane-b "${LANE_B[@]}" &
 lane_b=$!
-env "${clear[@]}" HUB_INFRA_SLOT=$(((slot + 25) % 100)) "HUB_INFRA_DIR=$PWD/.infra-lane-c" \
-    bash -c 'run_lane c "$@"' lane-c "${LANE_C[@]}" &
-lane_c=$!
 rc=0
-for lane in "$lane_a" "$lane_b" "$lane_c"; do
+for lane in "$lane_a" "$lane_b"; do
     wait "$lane"
     r=$?
     ((rc == 0)) && rc=$r
 done
-echo "make test: every lane finished, exit $rc, $(($(date +%s) - start)) s in all"
+echo "make test: both lanes finished, exit $rc, $(($(date +%s) - start)) s in all"
 exit "$rc"

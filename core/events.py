@@ -17,7 +17,9 @@ from domain.envelope import CLASSIFICATIONS
 
 STRATEGY_CONFIG = "hub.subject.strategy"
 KEY_FIELD_CONFIG = "hub.key.field"
-INTERNAL_PREFIXES = ("hub.", "_")  # hub.* topics and _schemas: written by the hub's services only
+# hub.* topics and _schemas: written by the hub's services only; flink.* are the result topics a
+# Flink job writes and projections.flink.results folds into the analytics views.
+INTERNAL_PREFIXES = ("hub.", "_", "flink.")
 PRINCIPALS_TOPIC = "hub.principals"
 SECRET_FIELDS = ("secret_sha256", "secret_hmac", "salt")  # of hub.principals values
 REDACTED = "[redacted]"
@@ -30,8 +32,9 @@ class InternalTopic(Forbidden):
 
 
 def is_internal_topic(name: str) -> bool:
-    """True for ``hub.*`` and ``_``-prefixed names, compared after Unicode compatibility
-    folding, trimming and case folding (``HUB.principals``, `` hub.x``, fullwidth dots)."""
+    """True for ``hub.*``, ``flink.*`` and ``_``-prefixed names, compared after Unicode
+    compatibility folding, trimming and case folding (``HUB.principals``, `` hub.x``, fullwidth
+    dots)."""
     folded = unicodedata.normalize("NFKC", name).strip().casefold()
     return folded.startswith(INTERNAL_PREFIXES)
 

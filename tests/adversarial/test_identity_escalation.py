@@ -55,6 +55,8 @@ INTERNAL_NAMES = [
     "\uff48ub.principals",  # fullwidth h
     "_SCHEMAS",
     "__consumer_offsets",
+    "flink.market_bars_1m",  # a Flink result topic: folded into the analytics views
+    "FLINK.positions",
 ]
 
 

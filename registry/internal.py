@@ -1,4 +1,5 @@
-"""Which registry subjects belong to the hub itself (internal topics ``hub.*`` and ``_schemas``).
+"""Which registry subjects belong to the hub itself (internal topics: ``hub.*``, ``flink.*``,
+``_*``, as ``core.events.is_internal_topic`` folds them; and ``_schemas``).
 
 The hub's own services write those topics with the schemas it ships (``hub.domain_setup``); a
 client that deleted one of those subjects, or made it incompatible, would stop the hub from
@@ -9,13 +10,8 @@ from __future__ import annotations
 
 import functools
 
+from core.events import is_internal_topic
 from domain.catalog import TOPICS, subject_for
-
-INTERNAL_PREFIXES = ("hub.", "_schemas")
-
-
-def is_internal_topic(topic: str) -> bool:
-    return topic.startswith(INTERNAL_PREFIXES)
 
 
 @functools.cache

@@ -44,6 +44,14 @@ def test_the_internal_subject_rule() -> None:
     assert not is_internal_subject("trades-value")
     assert not is_internal_subject("hub.payments.PaymentInitiated")  # a domain topic's record
     assert not is_internal_subject("payments-hub.payments.PaymentInitiated")
+    # one definition of "internal" with the write paths (core.events): flink.* result topics,
+    # any _-topic, and case/Unicode-folded spellings are internal too
+    assert is_internal_subject("flink.market_bars_1m-value")
+    assert is_internal_subject("_offsets-key")
+    assert is_internal_subject("HUB.principals-value")
+    assert is_internal_subject("\uff48ub.decisions-value")  # fullwidth h
+    assert not is_internal_subject("trade-labels-value")
+    assert not is_internal_subject("trade-labels-hub.trading.TradeCleared")
 
 
 @pytest.mark.parametrize("subject", INTERNAL)

@@ -42,15 +42,53 @@ def _env(home: Path) -> dict[str, str]:
     }
 
 
+class Airflow:
+    """One Airflow process for the module (tests/ops/airflow_runner.py): each request runs an
+    `airflow` CLI command in it, so Airflow's start-up is paid once, not per DAG run."""
+
+    def __init__(self, exe: str, env: dict[str, str], home: Path) -> None:
+        self.env = env
+        self._home = home
+        self._count = 0
+        python = str(Path(exe).parent / "python")
+        self._proc = subprocess.Popen(
+            [python, str(Path(__file__).with_name("airflow_runner.py"))],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
+        )  # fmt: skip
+
+    def run(
+        self, env: dict[str, str], argv: list[str] | None = None, code: str = ""
+    ) -> tuple[int, str]:
+        assert self._proc.stdin and self._proc.stdout
+        self._count += 1
+        out = self._home / f"run-{self._count}.log"
+        request: dict[str, object] = {"env": env, "out": str(out)}
+        request.update({"code": code} if code else {"argv": argv})
+        self._proc.stdin.write(json.dumps(request) + "\n")
+        self._proc.stdin.flush()
+        line = self._proc.stdout.readline()
+        said = out.read_text(errors="replace") if out.exists() else ""
+        assert line, f"the Airflow runner died; its last output: {said[-4000:]}"
+        return int(json.loads(line)["rc"]), out.read_text(errors="replace")
+
+    def close(self) -> None:
+        if self._proc.stdin:
+            self._proc.stdin.close()
+        try:
+            self._proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+
+
 @pytest.fixture(scope="module")
-def airflow(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict[str, str]]:
-    exe = tool("airflow")
-    env = _env(tmp_path_factory.mktemp("airflow-home"))
-    done = subprocess.run(
-        [exe, "db", "migrate"], capture_output=True, text=True, env=env, timeout=600
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    return exe, env
+def airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Airflow]:
+    home = tmp_path_factory.mktemp("airflow-home")
+    runner = Airflow(tool("airflow"), _env(home), home)
+    rc, output = runner.run(runner.env, ["db", "migrate"])
+    assert rc == 0, output[-3000:]
+    yield runner
+    runner.close()
 
 
 @pytest.fixture(scope="module")
@@ -77,39 +115,31 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Served, Path
         yield served, key
 
 
-def test_every_dag_imports(airflow: tuple[str, dict[str, str]]) -> None:
-    exe, env = airflow
-    python = str(Path(exe).parent / "python")
-    script = (
+def test_every_dag_imports(airflow: Airflow) -> None:
+    code = (
         "import json; from airflow.models.dagbag import DagBag; "
         f"b = DagBag({str(DAGS)!r}); "
         "print(json.dumps({'dags': sorted(b.dag_ids), 'errors': {k: str(v) for k, v in "
         "b.import_errors.items()}}))"
     )
-    done = subprocess.run(  # PYTHONPATH: what Airflow's processes put on sys.path themselves
-        [python, "-c", script],
-        capture_output=True,
-        text=True,
-        env={**env, "PYTHONPATH": str(DAGS)},
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    found = json.loads(done.stdout.strip().splitlines()[-1])
+    # PYTHONPATH: what Airflow's processes put on sys.path themselves
+    rc, output = airflow.run({**airflow.env, "PYTHONPATH": str(DAGS)}, code=code)
+    assert rc == 0, output[-3000:]
+    found = json.loads(output.strip().splitlines()[-1])
     assert found["errors"] == {}
     assert set(found["dags"]) == EXPECTED
 
 
 def _dags_test(
-    airflow: tuple[str, dict[str, str]],
+    airflow: Airflow,
     hub: tuple[Served, Path],
     dag: str,
     out: Path,
     extra: dict[str, str] | None = None,
 ) -> str:
-    exe, env = airflow
     served, key = hub
     env = {
-        **env,
+        **airflow.env,
         "HUB_URL": served.url,
         "HUB_API_KEY_FILE": str(key),
         "HUB_ML_API_KEY_FILE": str(key.parent / "ml.key"),
@@ -117,17 +147,14 @@ def _dags_test(
         "HUB_VERIFY_SCRIPT": str(ROOT / "audit" / "verify.py"),
         **(extra or {}),
     }
-    done = subprocess.run(
-        [exe, "dags", "test", dag, DAY], capture_output=True, text=True, env=env, timeout=900
-    )
-    output = done.stdout + done.stderr
-    assert done.returncode == 0, output[-4000:]
+    rc, output = airflow.run(env, ["dags", "test", dag, DAY])
+    assert rc == 0, output[-4000:]
     assert re.search(r"DagRun Finished.*?state=success", output), output[-4000:]
     return output
 
 
 def test_nightly_evidence_pack_verifies(
-    airflow: tuple[str, dict[str, str]], hub: tuple[Served, Path], tmp_path: Path
+    airflow: Airflow, hub: tuple[Served, Path], tmp_path: Path
 ) -> None:
     output = _dags_test(airflow, hub, "hub_nightly_evidence", tmp_path)
     pack = tmp_path / "evidence" / "2026-12-02.zip"
@@ -136,7 +163,7 @@ def test_nightly_evidence_pack_verifies(
 
 
 def test_daily_reports_are_written(
-    airflow: tuple[str, dict[str, str]], hub: tuple[Served, Path], tmp_path: Path
+    airflow: Airflow, hub: tuple[Served, Path], tmp_path: Path
 ) -> None:
     output = _dags_test(airflow, hub, "hub_daily_reports", tmp_path)
     day = tmp_path / "reports" / DAY
@@ -157,7 +184,7 @@ def test_daily_reports_are_written(
 
 
 def test_reconciliation_and_retention_run(
-    airflow: tuple[str, dict[str, str]], hub: tuple[Served, Path], tmp_path: Path
+    airflow: Airflow, hub: tuple[Served, Path], tmp_path: Path
 ) -> None:
     served, _ = hub
     _dags_test(airflow, hub, "hub_reconciliation", tmp_path)
@@ -174,7 +201,7 @@ def test_reconciliation_and_retention_run(
 
 
 def test_retraining_makes_a_challenger_and_reports_it(
-    airflow: tuple[str, dict[str, str]], hub: tuple[Served, Path], tmp_path: Path
+    airflow: Airflow, hub: tuple[Served, Path], tmp_path: Path
 ) -> None:
     served, key = hub
     report = tmp_path / "ml" / DAY / "payment_risk.json"
@@ -200,7 +227,7 @@ def test_retraining_makes_a_challenger_and_reports_it(
 
 
 def test_backup_is_created_and_verified(
-    airflow: tuple[str, dict[str, str]], hub: tuple[Served, Path], tmp_path: Path
+    airflow: Airflow, hub: tuple[Served, Path], tmp_path: Path
 ) -> None:
     served, _ = hub
     kek = tmp_path / "secrets" / "backup.kek"  # apart from the data folder and the store
@@ -229,12 +256,8 @@ def test_backup_is_created_and_verified(
     for chunk in chunks:
         chunk.chmod(0o644)
         chunk.write_bytes(bytes([chunk.read_bytes()[0] ^ 0xFF]) + chunk.read_bytes()[1:])
-    exe, env = airflow
-    env = {**env, "HUB_URL": served.url, "HUB_BATCH_OUTPUT": str(tmp_path), **extra}
-    failed = subprocess.run(
-        [exe, "dags", "test", "hub_backup", DAY], capture_output=True, text=True, env=env,
-        timeout=600,
-    )  # fmt: skip
-    output = failed.stdout + failed.stderr
+    env = {**airflow.env, "HUB_URL": served.url, "HUB_BATCH_OUTPUT": str(tmp_path), **extra}
+    rc, output = airflow.run(env, ["dags", "test", "hub_backup", DAY])
+    assert rc != 0, output[-4000:]
     assert re.search(r"DagRun Finished.*?state=failed", output), output[-4000:]
     assert any(chunk.name in output for chunk in chunks), output[-4000:]  # a bad one is named

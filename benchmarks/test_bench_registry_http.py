@@ -5,7 +5,8 @@ Rows: ``GET /health`` (the HTTP stack alone: no key, no policy decision), ``GET
 group-committed fsync, the schema from memory), the same with
 ``policy_unsynced_reads=schema.read`` (the decision answered once queued;
 docs/decisions-unsynced-reads.md), ``policy.decide`` alone in-process (both settings), and,
-in-process without HTTP, a known id from memory against the same lookup refreshing from the log first (what every read did before).
+in-process without HTTP, a known id from memory against the same lookup refreshing from the
+log first (what every read did before).
 In-process ASGI client (``TestClient``): no sockets, so the figures are the hub's own cost.
 
 Run: ``.venv/bin/pytest benchmarks/test_bench_registry_http.py -q -s -p no:randomly``
@@ -17,8 +18,8 @@ import os
 import statistics
 import time
 from collections.abc import Callable
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 from fastapi.testclient import TestClient
 

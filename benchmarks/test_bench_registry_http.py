@@ -44,7 +44,7 @@ def timed(fn: Callable[[], object], n: int) -> list[float]:
     return out
 
 
-def _over_http(data_dir: Path, **settings: object) -> tuple[list[float], list[float], Any]:
+def _over_http(data_dir: Path, **settings: Any) -> tuple[list[float], list[float], Any]:
     h = bootstrap(
         load_settings(environ={}, data_dir=data_dir, projection_autostart=False, **settings)
     )

@@ -96,8 +96,29 @@ def _encode_bytes(col: Sequence[bytes | None], parts: list[bytes], null: int, mi
     return 0
 
 
+try:  # the same section in one native pass (native/src/headers.rs); None = not the plain case
+    from hub_native import encode_headers as _native_headers
+except ImportError:  # not built: the reference below
+    _native_headers = None
+
+
 def _encode_headers(headers: Sequence[Headers], parts: list[bytes]) -> int:
-    """Append the header section; return its flags. Raises ``InvalidBatch`` on malformed pairs."""
+    """Append the header section; return its flags. Raises ``InvalidBatch`` on malformed pairs.
+
+    The native encoder gives the reference's bytes (``tests/unit/test_native_headers.py``); for
+    anything but well-formed pairs within the limits it returns None and the reference decides.
+    """
+    if _native_headers is not None and type(headers) is list:
+        done = _native_headers(headers)
+        if done is not None:
+            section, wide = done
+            parts.append(section)
+            return _HAS_HEADERS | (_WIDE_PAIRS if wide else 0)
+    return _encode_headers_py(headers, parts)
+
+
+def _encode_headers_py(headers: Sequence[Headers], parts: list[bytes]) -> int:
+    """The pure-Python reference of the header section (see ``_encode_headers``)."""
     n = len(headers)
     counts = list(map(len, headers))
     flat = list(chain.from_iterable(headers))

@@ -9,7 +9,8 @@
 use std::collections::HashMap;
 
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
+use pyo3::ffi;
+use pyo3::types::{PyBytes, PyList};
 
 const U16: usize = 0xFFFF;
 
@@ -21,6 +22,13 @@ fn put_u32(out: &mut Vec<u8>, v: usize) {
     out.extend_from_slice(&(v as u32).to_le_bytes());
 }
 
+/// The bytes of a `bytes` object, borrowed for the call (the list holds every object).
+unsafe fn bytes_of<'a>(o: *mut ffi::PyObject) -> &'a [u8] {
+    let p = ffi::PyBytes_AsString(o) as *const u8;
+    let n = ffi::PyBytes_Size(o) as usize;
+    std::slice::from_raw_parts(p, n)
+}
+
 /// `(section bytes, wide pair indices)` for `headers` (a list of per-record header tuples or
 /// lists), or `None` when the reference must decide (see the module comment).
 #[pyfunction]
@@ -30,74 +38,75 @@ fn encode_headers<'py>(
 ) -> PyResult<Option<(Bound<'py, PyBytes>, bool)>> {
     let n = headers.len();
     let mut counts: Vec<usize> = Vec::with_capacity(n);
-    // Borrowed views stay valid: every object is held by `headers` while the GIL is held.
     let mut names: Vec<&[u8]> = Vec::new();
     let mut name_index: HashMap<&[u8], usize> = HashMap::new();
     let mut pair_names: Vec<usize> = Vec::new();
     let mut pair_values: Vec<&[u8]> = Vec::new();
     let mut pair_index: HashMap<(&[u8], &[u8]), usize> = HashMap::new();
+    // Most pairs are the very same objects record after record (shared envelope headers):
+    // an identity cache skips hashing their contents.
+    let mut by_identity: HashMap<(usize, usize), usize> = HashMap::new();
     let mut flat: Vec<usize> = Vec::with_capacity(n * 12);
-    let owned: Vec<Bound<'py, PyAny>> = headers.iter().collect();
-    let mut pairs_seen: Vec<Bound<'py, PyAny>> = Vec::with_capacity(n * 12);
-    for record in owned.iter() {
-        let items: Vec<Bound<'py, PyAny>> = if let Ok(t) = record.downcast::<PyTuple>() {
-            t.iter().collect()
-        } else if let Ok(l) = record.downcast::<PyList>() {
-            l.iter().collect()
-        } else {
-            return Ok(None);
-        };
-        counts.push(items.len());
-        pairs_seen.extend(items);
-    }
-    for pair in pairs_seen.iter() {
-        let Ok(t) = pair.downcast_exact::<PyTuple>() else {
-            return Ok(None);
-        };
-        if t.len() != 2 {
-            return Ok(None);
-        }
-        let (Ok(name), Ok(value)) = (
-            t.get_borrowed_item(0).map(|o| o.downcast_exact::<PyString>().is_ok()),
-            t.get_borrowed_item(1).map(|o| o.downcast_exact::<PyBytes>().is_ok()),
-        ) else {
-            return Ok(None);
-        };
-        if !(name && value) {
-            return Ok(None);
-        }
-    }
-    // Second pass over the validated pairs, borrowing their contents.
-    let tuples: Vec<&Bound<'py, PyTuple>> =
-        pairs_seen.iter().map(|p| p.downcast_exact::<PyTuple>().unwrap()).collect();
-    let mut name_objs: Vec<Bound<'py, PyAny>> = Vec::with_capacity(tuples.len());
-    let mut value_objs: Vec<Bound<'py, PyAny>> = Vec::with_capacity(tuples.len());
-    for t in tuples.iter() {
-        name_objs.push(t.get_item(0)?);
-        value_objs.push(t.get_item(1)?);
-    }
-    for (name_obj, value_obj) in name_objs.iter().zip(value_objs.iter()) {
-        let name_str = name_obj.downcast_exact::<PyString>().unwrap();
-        let Ok(name) = name_str.to_str() else {
-            return Ok(None); // not valid UTF-8 (a lone surrogate): the reference names it
-        };
-        let name = name.as_bytes();
-        let value = value_obj.downcast_exact::<PyBytes>().unwrap().as_bytes();
-        let next = pair_values.len();
-        let idx = *pair_index.entry((name, value)).or_insert(next);
-        if idx == next {
-            let ni = match name_index.get(name) {
-                Some(&i) => i,
-                None => {
-                    names.push(name);
-                    name_index.insert(name, names.len() - 1);
-                    names.len() - 1
+    let list = headers.as_ptr();
+    // SAFETY: the GIL is held for the whole call and `headers` keeps every record, pair, name
+    // and value alive; only borrowed references of the stable C API are read, never stored.
+    unsafe {
+        let tuple_type = std::ptr::addr_of_mut!(ffi::PyTuple_Type);
+        let str_type = std::ptr::addr_of_mut!(ffi::PyUnicode_Type);
+        let bytes_type = std::ptr::addr_of_mut!(ffi::PyBytes_Type);
+        for r in 0..n {
+            let record = ffi::PyList_GetItem(list, r as ffi::Py_ssize_t);
+            let is_tuple = ffi::PyTuple_Check(record) != 0;
+            if !is_tuple && ffi::PyList_Check(record) == 0 {
+                return Ok(None);
+            }
+            let m = if is_tuple { ffi::PyTuple_Size(record) } else { ffi::PyList_Size(record) };
+            counts.push(m as usize);
+            for k in 0..m {
+                let pair = if is_tuple {
+                    ffi::PyTuple_GetItem(record, k)
+                } else {
+                    ffi::PyList_GetItem(record, k)
+                };
+                if ffi::Py_TYPE(pair) != tuple_type || ffi::PyTuple_Size(pair) != 2 {
+                    return Ok(None);
                 }
-            };
-            pair_names.push(ni);
-            pair_values.push(value);
+                let name_obj = ffi::PyTuple_GetItem(pair, 0);
+                let value_obj = ffi::PyTuple_GetItem(pair, 1);
+                if ffi::Py_TYPE(name_obj) != str_type || ffi::Py_TYPE(value_obj) != bytes_type {
+                    return Ok(None);
+                }
+                let id = (name_obj as usize, value_obj as usize);
+                if let Some(&idx) = by_identity.get(&id) {
+                    flat.push(idx);
+                    continue;
+                }
+                let mut size: ffi::Py_ssize_t = 0;
+                let utf8 = ffi::PyUnicode_AsUTF8AndSize(name_obj, &mut size);
+                if utf8.is_null() {
+                    ffi::PyErr_Clear();
+                    return Ok(None); // not valid UTF-8 (a lone surrogate): the reference names it
+                }
+                let name: &[u8] = std::slice::from_raw_parts(utf8 as *const u8, size as usize);
+                let value = bytes_of(value_obj);
+                let next = pair_values.len();
+                let idx = *pair_index.entry((name, value)).or_insert(next);
+                if idx == next {
+                    let ni = match name_index.get(name) {
+                        Some(&i) => i,
+                        None => {
+                            names.push(name);
+                            name_index.insert(name, names.len() - 1);
+                            names.len() - 1
+                        }
+                    };
+                    pair_names.push(ni);
+                    pair_values.push(value);
+                }
+                by_identity.insert(id, idx);
+                flat.push(idx);
+            }
         }
-        flat.push(idx);
     }
     let max_count = counts.iter().copied().max().unwrap_or(0);
     let max_name = names.iter().map(|s| s.len()).max().unwrap_or(0);
@@ -109,7 +118,7 @@ fn encode_headers<'py>(
     }
     let wide = pair_values.len() > U16;
     let mut out: Vec<u8> = Vec::with_capacity(
-        2 * n + 2 + 2 * names.len() + max_name * names.len() + 6 * pair_values.len()
+        2 * n + 2 + (2 + max_name) * names.len() + 6 * pair_values.len()
             + pair_values.iter().map(|v| v.len()).sum::<usize>()
             + 4 * flat.len(),
     );

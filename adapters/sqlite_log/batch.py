@@ -96,10 +96,16 @@ def _encode_bytes(col: Sequence[bytes | None], parts: list[bytes], null: int, mi
     return 0
 
 
-try:  # the same section in one native pass (native/src/headers.rs); None = not the plain case
-    from hub_native import encode_headers as _native_headers
-except ImportError:  # not built: the reference below
-    _native_headers = None
+def _load_native() -> Callable[[list[Headers]], tuple[bytes, bool] | None] | None:
+    """The same section in one native pass (native/src/headers.rs); None when not built."""
+    try:
+        import hub_native
+    except ImportError:  # not built: the reference below runs
+        return None
+    return hub_native.encode_headers  # type: ignore[no-any-return]
+
+
+native_headers = _load_native()
 
 
 def _encode_headers(headers: Sequence[Headers], parts: list[bytes]) -> int:
@@ -108,8 +114,8 @@ def _encode_headers(headers: Sequence[Headers], parts: list[bytes]) -> int:
     The native encoder gives the reference's bytes (``tests/unit/test_native_headers.py``); for
     anything but well-formed pairs within the limits it returns None and the reference decides.
     """
-    if _native_headers is not None and type(headers) is list:
-        done = _native_headers(headers)
+    if native_headers is not None and type(headers) is list:
+        done = native_headers(headers)
         if done is not None:
             section, wide = done
             parts.append(section)

@@ -15,7 +15,7 @@ from core.avro import serde
 from core.avro.schema import ParsedSchema, parse_schema
 from core.errors import SerializationError
 
-SCHEMA = {
+SCHEMA: dict[str, Any] = {
     "type": "record",
     "name": "C",
     "namespace": "t",

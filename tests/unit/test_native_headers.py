@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import random
+from typing import Any
 
 import pytest
 
@@ -32,7 +33,7 @@ def _random_batch(rng: random.Random, n: int, distinct: int) -> list[tuple[tuple
     ]
 
 
-def _both(headers: list) -> tuple[tuple[list[bytes], int], tuple[list[bytes], int]]:
+def _both(headers: list[Any]) -> tuple[tuple[list[bytes], int], tuple[list[bytes], int]]:
     fast: list[bytes] = []
     ref: list[bytes] = []
     flags_fast = batch._encode_headers(headers, fast)
@@ -41,7 +42,7 @@ def _both(headers: list) -> tuple[tuple[list[bytes], int], tuple[list[bytes], in
 
 
 def test_native_is_used_when_built() -> None:
-    assert batch._native_headers is native.encode_headers
+    assert batch.native_headers is native.encode_headers
 
 
 @pytest.mark.parametrize("seed", range(40))
@@ -76,7 +77,7 @@ def test_lists_of_records_and_list_pairs_match_the_reference() -> None:
         [("a",)],
     ],
 )
-def test_malformed_pairs_are_left_to_the_reference(headers: list) -> None:
+def test_malformed_pairs_are_left_to_the_reference(headers: list[Any]) -> None:
     assert native.encode_headers(headers) is None
     with pytest.raises(batch.InvalidBatch):
         batch._encode_headers(headers, [])

@@ -206,5 +206,5 @@ def test_unsynced_reads_setting_refuses_write_actions() -> None:
 
     ok = load_settings(environ={"HUB_POLICY_UNSYNCED_READS": "schema.read, topic.read"})
     assert ok.unsynced_read_actions == {"schema.read", "topic.read"}
-    with pytest.raises(ConfigError, match="'schema.write' is not a read action"):
+    with pytest.raises(ConfigError, match=r"'schema\.write' is not a read action"):
         load_settings(environ={"HUB_POLICY_UNSYNCED_READS": "schema.read,schema.write"})

@@ -18,13 +18,18 @@ Batching without losing an allow (group commit, ``DecisionCommitter``):
        ``Retryable``: HTTP 503) instead of allowing (fail closed).
     5. a DENIED decision is returned at once; it is appended with the next batch. A crash may
        lose denials queued in the last ``deny_linger_ms`` (they allowed nothing).
+    6. an allowed READ whose action the operator listed in ``policy_unsynced_reads`` is returned
+       once queued (flushed at once, like an allow), not once stored: a crash may lose the
+       records of reads answered in the last store (one batch per flusher, a few ms). While
+       the last store failed, such reads wait like any allow (fail closed). Writes always wait.
+       The trade-off is written up in docs/decisions-unsynced-reads.md.
 While one batch is being appended the next one fills, so under concurrency many decisions share
-one fsync without any caller waiting for a timer.
+one fsync without any caller waiting for a timer; with two flushers (the default) one batch is
+encoded while the other's fsync runs (the log prepares an append outside its write lock).
 """
 
 from __future__ import annotations
 
-import io
 import logging
 import threading
 import time
@@ -33,15 +38,28 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-import fastavro
-
 from core.avro import serde
 from core.errors import PayloadTooLarge, Retryable
 from core.events import OutgoingEvent
 from core.policybundle import decision_input, input_digest, with_now
 from core.ports.eventlog import Record
 from core.ports.policy import Decision, PolicyEngine, Principal
-from domain.envelope import Envelope, uuid7
+from domain.envelope import (
+    CONTENT_TYPE,
+    H_CAUSATION,
+    H_CLASSIFICATION,
+    H_CONTENT_TYPE,
+    H_CORRELATION,
+    H_ID,
+    H_SOURCE,
+    H_SPECVERSION,
+    H_TENANT,
+    H_TIME,
+    H_TYPE,
+    SPECVERSION,
+    rfc3339_micros,
+    uuid7,
+)
 
 if TYPE_CHECKING:
     from core.ports.eventlog import EventLog
@@ -159,8 +177,9 @@ class DecisionEncoder:
     """Encodes decision records for ``hub.decisions`` a batch at a time.
 
     Resolves the subject's schema once (the hub registers it itself at start) and fills the
-    Avro datum straight from the typed record, so a decision costs one fastavro write and one
-    envelope; ``Publisher.prepare`` instead resolves the schema and converts JSON per call.
+    Avro datum straight from the typed record into the schema's generated encoder
+    (``serde.encoder``) and builds the envelope headers without an ``Envelope``;
+    ``Publisher.prepare`` instead resolves the schema and converts JSON per call.
     Where the schema needs what only the publisher does (PII encryption, erased data subjects),
     every batch goes through ``Publisher.prepare``.
     """
@@ -176,7 +195,12 @@ class DecisionEncoder:
         pii = plan(self._schema.text)
         self.direct = not pii.encrypted and pii.subject_field is None
         self._max_bytes = publisher.max_record_bytes
-        self._header = serde.wire_header(self.schema_id)
+        self._encode = serde.encoder(self.schema_id, self._schema)
+        self._spec = (H_SPECVERSION, SPECVERSION.encode())
+        self._type = (H_TYPE, self._name.encode())
+        self._causation = (H_CAUSATION, b"")
+        self._class = (H_CLASSIFICATION, self._classification.encode())
+        self._content = (H_CONTENT_TYPE, CONTENT_TYPE.encode())
 
     def encode(self, records: Sequence[DecisionRecord]) -> list[Record]:
         if not self.direct:
@@ -189,11 +213,7 @@ class DecisionEncoder:
         return [self._one(r) for r in records]
 
     def _one(self, r: DecisionRecord) -> Record:
-        buf = io.BytesIO()
-        buf.write(self._header)
-        fastavro.schemaless_writer(
-            buf,
-            self._schema.parsed,
+        value = self._encode(
             {
                 "decision_id": r.decision_id,
                 "principal": r.principal,
@@ -210,32 +230,45 @@ class DecisionEncoder:
                 "purpose": r.purpose,
                 "case_id": r.case_id,
                 "decided_at": r.decided_at_us,
-            },
+            }
         )
-        value = buf.getvalue()
         if len(value) > self._max_bytes:
             raise PayloadTooLarge(
                 f"Policy decision {r.decision_id} encodes to {len(value)} bytes, over the limit "
                 f"of {self._max_bytes} (HUB_MAX_RECORD_BYTES); its resource or reason is too "
                 "long."
             )
-        envelope = Envelope(
-            event_type=self._name,
-            producer=r.principal,
-            tenant=r.tenant,
-            classification=self._classification,
-            occurred_at=datetime.fromtimestamp(r.decided_at_us / 1e6, UTC),
-            event_id=r.decision_id,
-        )
+        # The headers Envelope(...).to_headers() gives, without building the Envelope.
+        event_id = r.decision_id.encode()
         return Record(
             value=value,
             key=r.principal.encode(),
             headers=(
-                *envelope.to_headers(),
+                self._spec,
+                (H_ID, event_id),
+                self._type,
+                (H_TIME, _rfc3339(r.decided_at_us)),
+                (H_SOURCE, r.principal.encode()),
+                (H_CORRELATION, event_id),
+                self._causation,
+                (H_TENANT, r.tenant.encode()),
+                self._class,
+                self._content,
                 (H_ACTION, r.action.encode()),
                 (H_SUBJECT, r.resource.encode()),
             ),
         )
+
+
+def _rfc3339(us: int) -> bytes:
+    """``rfc3339_micros(datetime.fromtimestamp(us / 1e6, UTC))`` (the reference's rounding)."""
+    d = datetime.fromtimestamp(us / 1e6, UTC)
+    if d.year < 1000:  # strftime does not pad the year to four digits on every platform
+        return rfc3339_micros(d).encode()
+    return (
+        f"{d.year}-{d.month:02d}-{d.day:02d}T{d.hour:02d}:{d.minute:02d}:{d.second:02d}"
+        f".{d.microsecond:06d}Z"
+    ).encode()
 
 
 class _Batch:
@@ -269,6 +302,7 @@ class DecisionCommitter:
         deny_linger_ms: float = 20.0,
         max_batch: int = 1_000,
         wait_timeout_s: float = 5.0,
+        flushers: int = 2,
     ) -> None:
         self._sink = sink
         self._linger = linger_ms / 1000
@@ -277,14 +311,27 @@ class DecisionCommitter:
         self._wait_timeout = wait_timeout_s
         self._cv = threading.Condition()
         self._batch = _Batch()
-        self._storing: _Batch | None = None  # taken by the flusher, not yet stored
+        self._storing: list[_Batch] = []  # taken by a flusher, not yet stored
+        self._failing = False
         self._closed = False
         self.stats = CommitStats()
-        self._thread = threading.Thread(target=self._run, name="decision-flusher", daemon=True)
-        self._thread.start()
+        self._threads = [
+            threading.Thread(target=self._run, name=f"decision-flusher-{k}", daemon=True)
+            for k in range(max(1, flushers))
+        ]
+        for t in self._threads:
+            t.start()
 
-    def submit(self, record: DecisionRecord, *, wait: bool) -> None:
-        """Queue ``record``; with ``wait``, return only once it is stored (else raise)."""
+    @property
+    def failing(self) -> bool:
+        """True while the last store failed (no unsynced answers then: step 6)."""
+        return self._failing
+
+    def submit(self, record: DecisionRecord, *, wait: bool, prompt: bool | None = None) -> None:
+        """Queue ``record``; with ``wait``, return only once it is stored (else raise).
+
+        ``prompt`` (default: ``wait``) flushes the batch with the allow linger, not the deny
+        linger, even when nobody waits for it (unsynced reads, step 6)."""
         with self._cv:  # 1.
             if self._closed:
                 raise DecisionNotRecorded("The decision log is closed: the hub is shutting down.")
@@ -292,7 +339,7 @@ class DecisionCommitter:
             if not batch.records:
                 batch.opened = time.monotonic()
             batch.records.append(record)
-            if wait:
+            if wait if prompt is None else prompt:
                 batch.waiters += 1
             self._cv.notify()
         if not wait:
@@ -320,31 +367,38 @@ class DecisionCommitter:
                         break
                     self._cv.wait(left)
                 batch, self._batch = self._batch, _Batch()
-                self._storing = batch
+                self._storing.append(batch)
             started = time.perf_counter()
+            error: BaseException | None = None
             try:  # 3.
                 self._sink.append(batch.records)
-                self.stats.batches += 1
-                self.stats.records += len(batch.records)
-                self.stats.largest_batch = max(self.stats.largest_batch, len(batch.records))
             except BaseException as exc:  # every waiter learns; denials are logged
-                batch.error = exc
-                self.stats.failed_batches += 1
+                error = exc
                 log.error("storing %d policy decisions failed: %r", len(batch.records), exc)
-            finally:
-                self.stats.storing_s += time.perf_counter() - started
-                batch.done.set()
+            with self._cv:
+                self._storing.remove(batch)
+                self._failing = error is not None
+                st = self.stats
+                st.storing_s += time.perf_counter() - started
+                if error is None:
+                    st.batches += 1
+                    st.records += len(batch.records)
+                    st.largest_batch = max(st.largest_batch, len(batch.records))
+                else:
+                    st.failed_batches += 1
+            batch.error = error
+            batch.done.set()
 
     def flush(self) -> None:
         """Return once everything queued so far is stored (or failed)."""
         with self._cv:
-            storing = self._storing  # a batch the flusher took but may not have stored yet
+            storing = list(self._storing)  # batches flushers took but may not have stored yet
             batch = self._batch
             if batch.records:
                 batch.waiters += 1  # no linger for a flush
                 self._cv.notify()
-        if storing is not None:
-            storing.done.wait(self._wait_timeout)
+        for taken in storing:
+            taken.done.wait(self._wait_timeout)
         if batch.records:
             batch.done.wait(self._wait_timeout)
 
@@ -353,7 +407,8 @@ class DecisionCommitter:
         with self._cv:
             self._closed = True
             self._cv.notify_all()
-        self._thread.join(timeout=self._wait_timeout + 1)
+        for t in self._threads:
+            t.join(timeout=self._wait_timeout + 1)
 
 
 _id_lock = threading.Lock()
@@ -374,9 +429,11 @@ class RecordingPolicyEngine(PolicyEngine):
         *,
         clock_ns: Callable[[], int] = time.time_ns,
         enrich: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None,
+        unsynced: frozenset[str] = frozenset(),
     ) -> None:
         self.inner = inner
         self.committer = committer
+        self._unsynced = unsynced  # read actions answered before their record's fsync (6.)
         self._clock_ns = clock_ns
         self._enrich = enrich  # adds what the hub knows to the context (open cases)
 
@@ -415,8 +472,9 @@ class RecordingPolicyEngine(PolicyEngine):
             purpose=str(ctx.get("purpose") or ""),
             case_id=str(ctx.get("case") or ""),
         )
+        wait = decision.allow and (action not in self._unsynced or self.committer.failing)
         try:
-            self.committer.submit(record, wait=decision.allow)
+            self.committer.submit(record, wait=wait, prompt=decision.allow)
         except DecisionNotRecorded:
             if decision.allow:
                 raise  # fail closed: no allow without its record; callers answer 503

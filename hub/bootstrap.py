@@ -402,7 +402,10 @@ def build_policy(
         return engine
     sink = LogDecisionSink(event_log, registry, publisher)
     return RecordingPolicyEngine(
-        engine, DecisionCommitter(sink), enrich=None if cases is None else cases.enrich
+        engine,
+        DecisionCommitter(sink),
+        enrich=None if cases is None else cases.enrich,
+        unsynced=settings.unsynced_read_actions,
     )
 
 

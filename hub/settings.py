@@ -312,6 +312,12 @@ class Settings(BaseSettings):
     policy_record_decisions: bool = Field(
         default=True, description="Record every policy decision on hub.decisions (the ledger)."
     )
+    policy_unsynced_reads: str = Field(
+        default="",
+        description="Comma-separated read actions (e.g. 'schema.read') whose allowed decisions "
+        "are answered once queued for the decision log, before their fsync; empty = every "
+        "allow waits for its durable record. Trade-off: docs/decisions-unsynced-reads.md.",
+    )
 
     # Object storage, backups, the lake (issue 16).
     model_registry: Literal["local", "mlflow"] = Field(
@@ -404,6 +410,24 @@ class Settings(BaseSettings):
     @classmethod
     def _expand(cls, v: Path) -> Path:
         return v.expanduser()
+
+    @field_validator("policy_unsynced_reads")
+    @classmethod
+    def _read_actions(cls, v: str) -> str:
+        from core.roles import ACTIONS
+
+        for action in filter(None, (a.strip() for a in v.split(","))):
+            if action not in ACTIONS or not action.endswith(".read"):
+                raise ValueError(
+                    f"{action!r} is not a read action; name read actions only (one of "
+                    f"{', '.join(a for a in ACTIONS if a.endswith('.read'))}): a write's "
+                    "decision is always stored before the write runs."
+                )
+        return v
+
+    @property
+    def unsynced_read_actions(self) -> frozenset[str]:
+        return frozenset(filter(None, (a.strip() for a in self.policy_unsynced_reads.split(","))))
 
     @property
     def objects_dir(self) -> Path:

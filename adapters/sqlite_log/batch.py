@@ -96,8 +96,35 @@ def _encode_bytes(col: Sequence[bytes | None], parts: list[bytes], null: int, mi
     return 0
 
 
+def _load_native() -> Callable[[list[Headers]], tuple[bytes, bool] | None] | None:
+    """The same section in one native pass (native/src/headers.rs); None when not built."""
+    try:
+        import hub_native
+    except ImportError:  # not built: the reference below runs
+        return None
+    return hub_native.encode_headers  # type: ignore[no-any-return]
+
+
+native_headers = _load_native()
+
+
 def _encode_headers(headers: Sequence[Headers], parts: list[bytes]) -> int:
-    """Append the header section; return its flags. Raises ``InvalidBatch`` on malformed pairs."""
+    """Append the header section; return its flags. Raises ``InvalidBatch`` on malformed pairs.
+
+    The native encoder gives the reference's bytes (``tests/unit/test_native_headers.py``); for
+    anything but well-formed pairs within the limits it returns None and the reference decides.
+    """
+    if native_headers is not None and type(headers) is list:
+        done = native_headers(headers)
+        if done is not None:
+            section, wide = done
+            parts.append(section)
+            return _HAS_HEADERS | (_WIDE_PAIRS if wide else 0)
+    return _encode_headers_py(headers, parts)
+
+
+def _encode_headers_py(headers: Sequence[Headers], parts: list[bytes]) -> int:
+    """The pure-Python reference of the header section (see ``_encode_headers``)."""
     n = len(headers)
     counts = list(map(len, headers))
     flat = list(chain.from_iterable(headers))

@@ -437,11 +437,13 @@ def to_json(value: Any) -> Any:
 # -- generated per-schema encoders ----------------------------------------------------------------
 # ``encoder(schema_id, schema)`` returns a function equal to ``encode(schema_id, schema, datum)``
 # for every datum: Python source generated once per schema writes the common cases (strings,
-# ints, booleans, doubles, enums, bytes decimals, timestamp-micros, dates, nullable unions of
-# those) with exact type checks; anything else (a missing field, another type, a value fastavro
-# would refuse) raises inside the generated code and the datum is encoded by fastavro instead,
-# which gives its own bytes or its own error. Schemas with other field types use fastavro only.
+# ints, booleans, doubles, enums, bytes decimals, timestamp-micros, dates, arrays and maps of
+# those, nullable unions of those) with exact type checks; anything else (a missing field,
+# another type, a value fastavro would refuse) raises inside the generated code and the datum is
+# encoded by fastavro instead, which gives its own bytes or its own error. Schemas with other
+# field types use fastavro only.
 _SMALL = [bytes([i]) for i in range(128)]
+_TWO = [bytes([(z & 0x7F) | 0x80, z >> 7]) for z in range(128, 16384)]  # two-byte varints
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _EPOCH_NAIVE = datetime(1970, 1, 1)
 _EPOCH_DAY = date(1970, 1, 1)
@@ -449,6 +451,8 @@ _ENCODERS: dict[int, tuple[ParsedSchema, Any]] = {}
 
 
 def _varint(z: int) -> bytes:
+    if z < 16384:
+        return _TWO[z - 128]
     out = bytearray()
     while z >= 0x80:
         out.append((z & 0x7F) | 0x80)
@@ -509,8 +513,13 @@ def _field_code(
         lines.append(f"{pad}ap(b)")
         return True
     if logical == "timestamp-micros" and base == "long":
-        lines.append(f"{pad}if type({var}) is not _datetime: raise TypeError")
-        lines.append(f"{pad}v = _micros({var})")
+        # fastavro writes a datetime as its microseconds and an int as it is.
+        lines.append(f"{pad}if type({var}) is _datetime:")
+        lines.append(f"{pad}    v = _micros({var})")
+        lines.append(f"{pad}elif type({var}) is int and {-(2**63)} <= {var} < {2**63}:")
+        lines.append(f"{pad}    v = {var}")
+        lines.append(f"{pad}else:")
+        lines.append(f"{pad}    raise TypeError")
         lines.append(f"{pad}z = (v << 1) ^ (v >> 63)")
         lines.append(varint)
         return True
@@ -522,6 +531,30 @@ def _field_code(
         return True
     if logical is not None:
         return False
+    if base in ("array", "map"):
+        # fastavro: one block of len(items) items (absent when empty), then the 0 block.
+        item = f"i{len(pad)}"
+        inner = []
+        if base == "map":
+            inner.append(f"{pad}    if type(k{len(pad)}) is not str: raise TypeError")
+            inner.append(f"{pad}    b = k{len(pad)}.encode()")
+            inner.append(f"{pad}    z = len(b) << 1")
+            inner.append(f"{pad}    ap(_S[z] if z < 128 else _varint(z))")
+            inner.append(f"{pad}    ap(b)")
+        if not _field_code(
+            t["values" if base == "map" else "items"], named, item, inner, pad + "    ", consts
+        ):
+            return False
+        kind = "dict" if base == "map" else "list"
+        loop = f"k{len(pad)}, {item} in {var}.items()" if base == "map" else f"{item} in {var}"
+        lines.append(f"{pad}if type({var}) is not {kind}: raise TypeError")
+        lines.append(f"{pad}if {var}:")
+        lines.append(f"{pad}    z = len({var}) << 1")
+        lines.append(f"{pad}    {varint.strip()}")
+        lines.append(f"{pad}for {loop}:")
+        lines.extend(inner)
+        lines.append(f"{pad}ap(b'\\x00')")
+        return True
     if base == "enum":
         if len(t["symbols"]) > 64:
             return False

@@ -158,3 +158,53 @@ def test_a_closed_committer_refuses() -> None:
         committer.submit(
             DecisionRecord("i", "p", "t", (), "a", "r", True, "x", "v", "d", 0), wait=True
         )
+
+
+def test_an_unsynced_read_returns_before_storage_and_a_write_still_waits() -> None:
+    sink = Sink()
+    committer = DecisionCommitter(sink, deny_linger_ms=60_000)  # a deny-style linger would stall
+    engine = RecordingPolicyEngine(Fixed(True), committer, unsynced=frozenset({"schema.read"}))
+    sink.gate.clear()  # storage stalls
+    read = engine.decide(ANN, "schema.read", "subjects/s")
+    assert read.allow and sink.stored == []  # answered while its record is still queued
+    got: list[Decision] = []
+    t = threading.Thread(target=lambda: got.append(engine.decide(ANN, "schema.write", "s")))
+    t.start()
+    t.join(0.3)
+    assert got == [], "a write's allow must wait for its record"
+    sink.gate.set()
+    t.join(5)
+    assert got and got[0].allow
+    deadline = time.monotonic() + 5  # flushed at once (allow linger), not after the 60 s one
+    while len(sink.stored) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert {r.decision_id for r in sink.stored} == {read.decision_id, got[0].decision_id}
+    committer.close()
+
+
+def test_unsynced_reads_wait_again_while_the_store_fails() -> None:
+    sink = Sink()
+    sink.fail = RuntimeError("disk full")
+    committer = DecisionCommitter(sink)
+    engine = RecordingPolicyEngine(Fixed(True), committer, unsynced=frozenset({"schema.read"}))
+    engine.decide(ANN, "schema.read", "s")  # answered; its batch then fails
+    deadline = time.monotonic() + 5
+    while not committer.failing and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert committer.failing
+    with pytest.raises(DecisionNotRecorded, match="disk full"):  # fail closed now
+        engine.decide(ANN, "schema.read", "s")
+    sink.fail = None
+    assert engine.decide(ANN, "schema.read", "s").allow  # waits, stores, and heals
+    assert not committer.failing
+    committer.close()
+
+
+def test_unsynced_reads_setting_refuses_write_actions() -> None:
+    from core.errors import ConfigError
+    from hub.settings import load_settings
+
+    ok = load_settings(environ={"HUB_POLICY_UNSYNCED_READS": "schema.read, topic.read"})
+    assert ok.unsynced_read_actions == {"schema.read", "topic.read"}
+    with pytest.raises(ConfigError, match=r"'schema\.write' is not a read action"):
+        load_settings(environ={"HUB_POLICY_UNSYNCED_READS": "schema.read,schema.write"})

@@ -1,0 +1,158 @@
+//! The header section of the embedded log's stored batch (`adapters/sqlite_log/batch.py`), in
+//! one pass: per-record header counts, the distinct names, the distinct (name, value) pairs and
+//! each header's pair index. The pure-Python reference is `batch._encode_headers_py`;
+//! `tests/unit/test_native_headers.py` checks both give the same bytes on random batches.
+//!
+//! Returns `None` for anything but the plain case (a pair that is not a 2-tuple of str and
+//! bytes, a name that is not valid UTF-8, a limit exceeded): the reference then runs and raises
+//! its own error, so errors never differ.
+use std::collections::HashMap;
+
+use pyo3::prelude::*;
+use pyo3::ffi;
+use pyo3::types::{PyBytes, PyList};
+
+const U16: usize = 0xFFFF;
+
+fn put_u16(out: &mut Vec<u8>, v: usize) {
+    out.extend_from_slice(&(v as u16).to_le_bytes());
+}
+
+fn put_u32(out: &mut Vec<u8>, v: usize) {
+    out.extend_from_slice(&(v as u32).to_le_bytes());
+}
+
+/// The bytes of a `bytes` object, borrowed for the call (the list holds every object).
+unsafe fn bytes_of<'a>(o: *mut ffi::PyObject) -> &'a [u8] {
+    let p = ffi::PyBytes_AsString(o) as *const u8;
+    let n = ffi::PyBytes_Size(o) as usize;
+    std::slice::from_raw_parts(p, n)
+}
+
+/// `(section bytes, wide pair indices)` for `headers` (a list of per-record header tuples or
+/// lists), or `None` when the reference must decide (see the module comment).
+#[pyfunction]
+fn encode_headers<'py>(
+    py: Python<'py>,
+    headers: &Bound<'py, PyList>,
+) -> PyResult<Option<(Bound<'py, PyBytes>, bool)>> {
+    let n = headers.len();
+    let mut counts: Vec<usize> = Vec::with_capacity(n);
+    let mut names: Vec<&[u8]> = Vec::new();
+    let mut name_index: HashMap<&[u8], usize> = HashMap::new();
+    let mut pair_names: Vec<usize> = Vec::new();
+    let mut pair_values: Vec<&[u8]> = Vec::new();
+    let mut pair_index: HashMap<(&[u8], &[u8]), usize> = HashMap::new();
+    // Most pairs are the very same objects record after record (shared envelope headers):
+    // an identity cache skips hashing their contents.
+    let mut by_identity: HashMap<(usize, usize), usize> = HashMap::new();
+    let mut flat: Vec<usize> = Vec::with_capacity(n * 12);
+    let list = headers.as_ptr();
+    // SAFETY: the GIL is held for the whole call and `headers` keeps every record, pair, name
+    // and value alive; only borrowed references of the stable C API are read, never stored.
+    unsafe {
+        let tuple_type = std::ptr::addr_of_mut!(ffi::PyTuple_Type);
+        let str_type = std::ptr::addr_of_mut!(ffi::PyUnicode_Type);
+        let bytes_type = std::ptr::addr_of_mut!(ffi::PyBytes_Type);
+        for r in 0..n {
+            let record = ffi::PyList_GetItem(list, r as ffi::Py_ssize_t);
+            let is_tuple = ffi::PyTuple_Check(record) != 0;
+            if !is_tuple && ffi::PyList_Check(record) == 0 {
+                return Ok(None);
+            }
+            let m = if is_tuple { ffi::PyTuple_Size(record) } else { ffi::PyList_Size(record) };
+            counts.push(m as usize);
+            for k in 0..m {
+                let pair = if is_tuple {
+                    ffi::PyTuple_GetItem(record, k)
+                } else {
+                    ffi::PyList_GetItem(record, k)
+                };
+                if ffi::Py_TYPE(pair) != tuple_type || ffi::PyTuple_Size(pair) != 2 {
+                    return Ok(None);
+                }
+                let name_obj = ffi::PyTuple_GetItem(pair, 0);
+                let value_obj = ffi::PyTuple_GetItem(pair, 1);
+                if ffi::Py_TYPE(name_obj) != str_type || ffi::Py_TYPE(value_obj) != bytes_type {
+                    return Ok(None);
+                }
+                let id = (name_obj as usize, value_obj as usize);
+                if let Some(&idx) = by_identity.get(&id) {
+                    flat.push(idx);
+                    continue;
+                }
+                let mut size: ffi::Py_ssize_t = 0;
+                let utf8 = ffi::PyUnicode_AsUTF8AndSize(name_obj, &mut size);
+                if utf8.is_null() {
+                    ffi::PyErr_Clear();
+                    return Ok(None); // not valid UTF-8 (a lone surrogate): the reference names it
+                }
+                let name: &[u8] = std::slice::from_raw_parts(utf8 as *const u8, size as usize);
+                let value = bytes_of(value_obj);
+                let next = pair_values.len();
+                let idx = *pair_index.entry((name, value)).or_insert(next);
+                if idx == next {
+                    let ni = match name_index.get(name) {
+                        Some(&i) => i,
+                        None => {
+                            names.push(name);
+                            name_index.insert(name, names.len() - 1);
+                            names.len() - 1
+                        }
+                    };
+                    pair_names.push(ni);
+                    pair_values.push(value);
+                }
+                by_identity.insert(id, idx);
+                flat.push(idx);
+            }
+        }
+    }
+    let max_count = counts.iter().copied().max().unwrap_or(0);
+    let max_name = names.iter().map(|s| s.len()).max().unwrap_or(0);
+    if max_count > U16 || names.len() > U16 || max_name > U16 {
+        return Ok(None);
+    }
+    if pair_values.iter().any(|v| v.len() > u32::MAX as usize) {
+        return Ok(None);
+    }
+    let wide = pair_values.len() > U16;
+    let mut out: Vec<u8> = Vec::with_capacity(
+        2 * n + 2 + (2 + max_name) * names.len() + 6 * pair_values.len()
+            + pair_values.iter().map(|v| v.len()).sum::<usize>()
+            + 4 * flat.len(),
+    );
+    for &c in counts.iter() {
+        put_u16(&mut out, c);
+    }
+    put_u16(&mut out, names.len());
+    for s in names.iter() {
+        put_u16(&mut out, s.len());
+    }
+    for s in names.iter() {
+        out.extend_from_slice(s);
+    }
+    put_u32(&mut out, pair_values.len());
+    for &ni in pair_names.iter() {
+        put_u16(&mut out, ni);
+    }
+    for v in pair_values.iter() {
+        put_u32(&mut out, v.len());
+    }
+    for v in pair_values.iter() {
+        out.extend_from_slice(v);
+    }
+    for &i in flat.iter() {
+        if wide {
+            put_u32(&mut out, i);
+        } else {
+            put_u16(&mut out, i);
+        }
+    }
+    Ok(Some((PyBytes::new(py, &out), wide)))
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(encode_headers, m)?)?;
+    Ok(())
+}

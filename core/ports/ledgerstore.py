@@ -190,6 +190,17 @@ class LedgerStore(abc.ABC):
     def iter_chunks(self) -> Iterator[Chunk]:
         """Every stored chunk, by level then chunk index."""
 
+    def derived_level(self, level: int) -> bool:
+        """Whether the nodes of ``level`` are computed on read from a stored level below rather
+        than stored (a tile store keeps every eighth level). ``hub ledger verify`` compares the
+        stored levels only: a derived chunk equals the recomputed one whenever the stored
+        chunks it is folded from do."""
+        return False
+
+    def stored_chunk_keys(self) -> list[tuple[int, int]]:
+        """``(level, chunk)`` of every chunk held on the stored levels, by level then chunk."""
+        return [(level, chunk) for level, chunk, _ in self.iter_chunks()]
+
     def read_chunk(self, level: int, chunk: int) -> bytes:
         """One stored chunk, uncached; IndexError when there is none."""
         got = self.read_chunks([(level, chunk)]).get((level, chunk))

@@ -11,7 +11,12 @@ PORT ?= 8080
 
 .PHONY: setup run test bench bench-e2e bench-scale bench-dr lint fmt clean
 
-setup: $(STAMP)
+setup: $(STAMP) $(VENV)/.native
+
+# The hub_native extension (Rust, PyO3; native/build.sh); without cargo the pure-Python paths run.
+$(VENV)/.native: $(STAMP) native/Cargo.toml native/Cargo.lock native/build.sh $(wildcard native/src/*.rs)
+	bash native/build.sh $(PY)
+	@touch $@
 
 $(STAMP): requirements/lock.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)

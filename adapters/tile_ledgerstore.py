@@ -44,6 +44,7 @@ import pyarrow.ipc as ipc
 from audit.merkle import HASH_SIZE
 from audit.tiles import TILE_HEIGHT, TILE_WIDTH, tile_path
 from core.errors import HubError, StorageBusy
+from core.hashing import parents
 from core.ports.ledgerstore import (
     CHUNK,
     Chunk,
@@ -164,14 +165,8 @@ def decode_side_index(blob: bytes, digest: bytes | None = None, first: int = 0) 
 
 def fold_up(nodes: bytes, depth: int) -> bytes:
     """Hash ``nodes`` (back to back) up ``depth`` levels; complete parents only."""
-    node = b"\x01"
     for _ in range(depth):
-        nodes = b"".join(
-            [
-                _sha256(node + nodes[i : i + 64]).digest()
-                for i in range(0, len(nodes) - len(nodes) % 64, 64)
-            ]
-        )
+        nodes = parents(nodes)
     return nodes
 
 

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Builds the hub_native extension (Rust, PyO3) and installs it into the given Python's
+# site-packages as hub_native.abi3.so. Used by `make setup`. The build directory is cached outside
+# the repo (~/.cache/hub/native-target). Without cargo the hub runs on its pure-Python reference
+# paths (same bytes, slower); under CI=true a missing toolchain is an error.
+set -euo pipefail
+PY=${1:?usage: native/build.sh PYTHON}
+PY=$(cd "$(dirname "$PY")" && pwd)/$(basename "$PY")
+cd "$(dirname "$0")"
+if ! command -v cargo >/dev/null; then
+	if [ "${CI:-}" = true ]; then
+		echo "native/build.sh: cargo is not installed; CI needs it to build hub_native." >&2
+		exit 1
+	fi
+	echo "native/build.sh: cargo not found; hub_native not built (the pure-Python paths are used)." >&2
+	exit 0
+fi
+export CARGO_TARGET_DIR=${HUB_NATIVE_TARGET:-$HOME/.cache/hub/native-target}
+cargo build --release --quiet --locked 2>/dev/null || cargo build --release --quiet
+dest=$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["platlib"])')
+cp "$CARGO_TARGET_DIR/release/libhub_native.so" "$dest/hub_native.abi3.so.tmp"
+mv "$dest/hub_native.abi3.so.tmp" "$dest/hub_native.abi3.so"
+"$PY" -c 'import hub_native; print("hub_native built:", hub_native.__file__)'

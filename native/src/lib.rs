@@ -1,0 +1,11 @@
+//! `hub_native`: the hub's native hot loops. Each module registers its own functions; the
+//! Python side keeps a pure-Python reference for every one of them (identical bytes, tested).
+use pyo3::prelude::*;
+
+mod merkle;
+
+#[pymodule]
+fn hub_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    merkle::register(m)?;
+    Ok(())
+}

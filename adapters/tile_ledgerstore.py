@@ -122,7 +122,7 @@ _sha256 = hashlib.sha256
 def side_table(rows: Sequence[LeafRow]) -> pa.Table:
     """The batch's query columns (topic .. tenant) as an Arrow table: one C-level transpose of
     the rows, then one array per column (no per-row Python)."""
-    cols: list[Sequence[Any]] = list(zip(*rows))[1:9] if rows else [()] * 8
+    cols: Sequence[Sequence[Any]] = list(zip(*rows, strict=True))[1:9] if rows else [()] * 8
     return pa.Table.from_arrays(
         [pa.array(c, type=f.type) for c, f in zip(cols, _SIDE_SCHEMA, strict=True)],
         schema=_SIDE_SCHEMA,
@@ -240,12 +240,10 @@ def _rows_of(
             "the tile store is damaged: run `hub ledger verify --full`.",
             code="ledger_store",
         )
-    hashes = [
-        leaf_hashes[(i - skip) * HASH_SIZE : (i - skip + 1) * HASH_SIZE] for i in picks
-    ]
+    hashes = [leaf_hashes[(i - skip) * HASH_SIZE : (i - skip + 1) * HASH_SIZE] for i in picks]
     columns = [sub.column(name).to_pylist() for name in _SIDE_SCHEMA.names]
     indexes = map(first.__add__, picks)
-    return list(zip(indexes, *columns, hashes, strict=True))  # type: ignore[arg-type]
+    return list(zip(indexes, *columns, hashes, strict=True))
 
 
 class _Write(LedgerWrite):
@@ -276,7 +274,7 @@ class _Write(LedgerWrite):
         conn = self._conn
         size = _size(conn)
         if rows:
-            idxs = next(zip(*rows))
+            idxs = next(zip(*rows, strict=True))
             if idxs != tuple(range(size, size + len(rows))):
                 raise HubError(
                     f"The leaves appended start at index {idxs[0]} but the ledger holds {size} "

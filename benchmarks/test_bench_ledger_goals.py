@@ -29,6 +29,7 @@ from pathlib import Path
 
 import pytest
 
+import ledger.tree as tree_module
 from adapters.local_signer import LocalKeyFileSigner
 from adapters.sqlite_ledgerstore import SqliteLedgerStore
 from adapters.sqlite_log import SqliteEventLog
@@ -38,7 +39,6 @@ from core import hashing
 from core.ports.eventlog import Record
 from core.ports.ledgerstore import LedgerStore
 from domain.envelope import Envelope
-import ledger.tree as tree_module
 from ledger.leaves import LeafEncoder
 from ledger.service import Ledger, LedgerConfig
 from ledger.tree import TreeBuilder
@@ -134,7 +134,9 @@ def test_ledger_goals(tmp_path: Path, report: Report) -> None:
                 txn.append(rows, nodes)
         t_app = time.perf_counter() - t0
         store.close()
-        report.add(group, f"append (encode+hash+store), {kind}", n / t_app, "leaves/s", baseline=RAW)
+        report.add(
+            group, f"append (encode+hash+store), {kind}", n / t_app, "leaves/s", baseline=RAW
+        )
 
         # sync from the authenticated log, then verify full and incremental
         path = tmp_path / f"ledger-{kind}.sqlite"
@@ -146,9 +148,13 @@ def test_ledger_goals(tmp_path: Path, report: Report) -> None:
         report.add(group, f"Ledger.sync, {kind}", appended / t_sync, "leaves/s", baseline=RAW)
         rep = verify_ledger(ledger)
         assert rep.ok, rep.first
-        report.add(group, f"verify full, {kind}", rep.leaves / rep.seconds, "entries/s", baseline=RAW)
+        report.add(
+            group, f"verify full, {kind}", rep.leaves / rep.seconds, "entries/s", baseline=RAW
+        )
         per_event = (_files(tmp_path / "log.sqlite") + _files(path)) / store.tree_size()
-        report.add(group, f"log + ledger bytes per event, {kind}", per_event, "B", higher_is_better=False)
+        report.add(
+            group, f"log + ledger bytes per event, {kind}", per_event, "B", higher_is_better=False
+        )
         state = tmp_path / f"{kind}.verified"
         save_verified(ledger, state, rep, store.latest_checkpoint(), 0, None)
 
@@ -161,8 +167,12 @@ def test_ledger_goals(tmp_path: Path, report: Report) -> None:
             ledger.sync(force_checkpoint=True)
             lat.append((time.perf_counter() - t0) * 1000)
         q = statistics.quantiles(lat, n=100, method="inclusive")
-        report.add(group, f"add-to-signed-checkpoint p50, {kind}", q[49], "ms", higher_is_better=False)
-        report.add(group, f"add-to-signed-checkpoint p99, {kind}", q[98], "ms", higher_is_better=False)
+        report.add(
+            group, f"add-to-signed-checkpoint p50, {kind}", q[49], "ms", higher_is_better=False
+        )
+        report.add(
+            group, f"add-to-signed-checkpoint p99, {kind}", q[98], "ms", higher_is_better=False
+        )
         since, why = load_verified(ledger, state)
         assert since is not None, why
         rep = verify_ledger(ledger, since=since)

@@ -45,7 +45,7 @@ def split(packed: bytes) -> list[bytes]:
 
 def _load() -> ModuleType | None:
     try:
-        import hub_native  # type: ignore[import-not-found]
+        import hub_native  # type: ignore[import-not-found,unused-ignore]
     except ImportError:
         return None
     return hub_native  # type: ignore[no-any-return]

@@ -10,8 +10,8 @@ at most 24 chunks (cached by readers, all read in one call by the ``LedgerStore`
 :class:`TreeBuilder` keeps the right edge (each level's partial chunk) and turns a batch of
 leaf hashes into the chunks to write: each new parent is hashed exactly once, level by level,
 one ``core.hashing.parents`` call per level (native when built: one call for the level's new
-nodes; else one ``hashlib`` call per node). Verification re-runs the same builder from an empty tree over recomputed leaf
-hashes and compares chunk by chunk.
+nodes; else one ``hashlib`` call per node). Verification re-runs the same builder from an
+empty tree over recomputed leaf hashes and compares chunk by chunk.
 """
 
 from __future__ import annotations

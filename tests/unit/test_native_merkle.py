@@ -15,7 +15,7 @@ from tests.infra import in_ci
 @pytest.fixture(scope="module")
 def native() -> object:
     try:
-        import hub_native  # type: ignore[import-not-found]
+        import hub_native  # type: ignore[import-not-found,unused-ignore]
     except ImportError:
         if in_ci():
             pytest.fail("hub_native is not built: `make setup` runs native/build.sh (needs cargo).")
@@ -39,7 +39,10 @@ def test_parents_are_byte_identical_and_drop_an_odd_last_node(native: object) ->
         got = native.parents(nodes)  # type: ignore[attr-defined]
         assert got == hashing.parents_py(nodes)
         assert len(got) == 32 * (count // 2)
-        want = [node_hash(nodes[i : i + 32], nodes[i + 32 : i + 64]) for i in range(0, 64 * (count // 2), 64)]
+        want = [
+            node_hash(nodes[i : i + 32], nodes[i + 32 : i + 64])
+            for i in range(0, 64 * (count // 2), 64)
+        ]
         assert hashing.split(got) == want
 
 

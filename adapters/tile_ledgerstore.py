@@ -270,6 +270,20 @@ class _Write(LedgerWrite):
             raise IndexError(f"no node chunk ({level}, {chunk}) in the ledger tiles.")
         return got
 
+    def node(self, level: int, index: int) -> bytes:
+        """Folded from the ``2**d`` hashes under it in ONE tile (not its whole chunk): a
+        checkpoint's root needs one node per level, not the ``2**d`` tiles of a chunk."""
+        base, depth = divmod(level, TILE_HEIGHT)
+        first = index << depth
+        off = first % TILE_WIDTH
+        row = self._conn.execute(
+            "SELECT data FROM tiles WHERE level = ? AND idx = ?", (base, first // TILE_WIDTH)
+        ).fetchone()
+        end = (off + (1 << depth)) * HASH_SIZE
+        if row is None or len(row[0]) < end:
+            raise IndexError(f"node ({level}, {index}) is not stored yet.")
+        return fold_up(bytes(row[0])[off * HASH_SIZE : end], depth)
+
     def append(self, rows: Sequence[LeafRow], chunks: Iterable[Chunk]) -> None:
         conn = self._conn
         size = _size(conn)

@@ -27,6 +27,7 @@ import statistics
 import time
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 
 import ledger.tree as tree_module
@@ -67,7 +68,9 @@ def _store(kind: str, path: Path) -> LedgerStore:
     return TileLedgerStore(path) if kind == "tiles" else SqliteLedgerStore(path)
 
 
+@pytest.mark.timeout(3600)
 def test_ledger_goals(tmp_path: Path, report: Report) -> None:
+    pa.array(("warm-up",))  # pyarrow imports pandas on its first conversion: not a ledger cost
     log = SqliteEventLog(tmp_path / "log.sqlite", synchronous="OFF", mac_key=os.urandom(32))
     log.create_topic("trades", 3)
     for start in range(0, RECORDS, 4096):

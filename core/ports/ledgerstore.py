@@ -99,6 +99,15 @@ class LedgerWrite(abc.ABC):
     def chunk(self, level: int, chunk: int) -> bytes:
         """A stored chunk's bytes; IndexError when there is none."""
 
+    def node(self, level: int, index: int) -> bytes:
+        """One stored node; IndexError when there is none. The default reads its chunk; a store
+        that derives a level on read (tiles) computes the one node alone."""
+        data = self.chunk(level, index >> 8)
+        off = (index & (CHUNK - 1)) * 32
+        if off + 32 > len(data):
+            raise IndexError(f"node ({level}, {index}) is not stored yet.")
+        return data[off : off + 32]
+
     @abc.abstractmethod
     def append(self, rows: Sequence[LeafRow], chunks: Iterable[Chunk]) -> None:
         """Add leaf rows and store (insert or replace) the chunks that changed."""

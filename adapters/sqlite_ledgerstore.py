@@ -289,6 +289,11 @@ class SqliteLedgerStore(LedgerStore):
             rows = conn.execute("SELECT level, chunk, data FROM nodes ORDER BY level, chunk")
             yield from ((int(a), int(b), bytes(c)) for a, b, c in rows.fetchall())
 
+    def stored_chunk_keys(self) -> list[tuple[int, int]]:
+        with self._read() as conn:
+            rows = conn.execute("SELECT level, chunk FROM nodes ORDER BY level, chunk").fetchall()
+        return [(int(a), int(b)) for a, b in rows]
+
     # -- leaves ------------------------------------------------------------------------------
     def leaf(self, index: int) -> LeafRow | None:
         with self._read() as conn:

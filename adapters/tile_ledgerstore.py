@@ -44,6 +44,7 @@ import pyarrow.ipc as ipc
 from audit.merkle import HASH_SIZE
 from audit.tiles import TILE_HEIGHT, TILE_WIDTH, tile_path
 from core.errors import HubError, StorageBusy
+from core.hashing import parents
 from core.ports.ledgerstore import (
     CHUNK,
     Chunk,
@@ -118,13 +119,19 @@ _CHECKPOINT_COLUMNS = "size, root, time_us, note, hash"
 _sha256 = hashlib.sha256
 
 
-def encode_side_index(rows: Sequence[LeafRow]) -> bytes:
-    """The batch's query columns as one zstd-compressed Arrow IPC stream."""
-    cols = list(zip(*(r[1:9] for r in rows), strict=True)) if rows else [[]] * 8
-    table = pa.Table.from_arrays(
-        [pa.array(list(c), type=f.type) for c, f in zip(cols, _SIDE_SCHEMA, strict=True)],
+def side_table(rows: Sequence[LeafRow]) -> pa.Table:
+    """The batch's query columns (topic .. tenant) as an Arrow table: one C-level transpose of
+    the rows, then one array per column (no per-row Python)."""
+    cols: Sequence[Sequence[Any]] = list(zip(*rows, strict=True))[1:9] if rows else [()] * 8
+    return pa.Table.from_arrays(
+        [pa.array(c, type=f.type) for c, f in zip(cols, _SIDE_SCHEMA, strict=True)],
         schema=_SIDE_SCHEMA,
     )
+
+
+def encode_side_index(rows: Sequence[LeafRow] | pa.Table) -> bytes:
+    """The batch's query columns as one zstd-compressed Arrow IPC stream."""
+    table = rows if isinstance(rows, pa.Table) else side_table(rows)
     sink = pa.BufferOutputStream()
     with ipc.new_stream(sink, _SIDE_SCHEMA, options=_IPC_OPTIONS) as writer:
         writer.write_table(table)
@@ -158,14 +165,8 @@ def decode_side_index(blob: bytes, digest: bytes | None = None, first: int = 0) 
 
 def fold_up(nodes: bytes, depth: int) -> bytes:
     """Hash ``nodes`` (back to back) up ``depth`` levels; complete parents only."""
-    node = b"\x01"
     for _ in range(depth):
-        nodes = b"".join(
-            [
-                _sha256(node + nodes[i : i + 64]).digest()
-                for i in range(0, len(nodes) - len(nodes) % 64, 64)
-            ]
-        )
+        nodes = parents(nodes)
     return nodes
 
 
@@ -219,6 +220,14 @@ def _derived_chunk(conn: sqlite3.Connection, level: int, chunk: int) -> bytes | 
     return data or None
 
 
+def _pylist(column: pa.ChunkedArray) -> list[Any]:
+    """A column as Python values, through NumPy (15-30x faster than ``to_pylist``; the same
+    values: ``str``/``int``, and None for a null string); ``to_pylist`` when a number is null."""
+    if column.null_count and not pa.types.is_string(column.type):
+        return list(column.to_pylist())
+    return list(column.to_numpy(zero_copy_only=False).tolist())
+
+
 def _rows_of(
     table: pa.Table, first: int, picks: Sequence[int], leaf_hashes: bytes, skip: int = 0
 ) -> list[LeafRow]:
@@ -226,20 +235,23 @@ def _rows_of(
     ``first + skip`` on."""
     if not picks:
         return []
-    sub = table.take(pa.array(picks, type=pa.int64())).to_pydict()
-    names = _SIDE_SCHEMA.names
-    out: list[LeafRow] = []
-    for k, i in enumerate(picks):
-        h = leaf_hashes[(i - skip) * HASH_SIZE : (i - skip + 1) * HASH_SIZE]
-        if len(h) != HASH_SIZE:
-            raise HubError(
-                f"Leaf {first + i} has a side-index row but no leaf hash in its level-0 tile; "
-                "the tile store is damaged: run `hub ledger verify --full`.",
-                code="ledger_store",
-            )
-        vals = [sub[name][k] for name in names]
-        out.append((first + i, *vals, h))
-    return out
+    if isinstance(picks, range) and picks.step == 1:  # a run: slices, no gather
+        sub = table.slice(picks.start, len(picks))
+    else:
+        sub = table.take(pa.array(picks, type=pa.int64()))
+    last = picks[-1] - skip
+    if len(leaf_hashes) < (last + 1) * HASH_SIZE or min(picks) < skip:
+        have = len(leaf_hashes) // HASH_SIZE + skip
+        missing = next(i for i in picks if i < skip or i >= have)
+        raise HubError(
+            f"Leaf {first + missing} has a side-index row but no leaf hash in its level-0 tile; "
+            "the tile store is damaged: run `hub ledger verify --full`.",
+            code="ledger_store",
+        )
+    hashes = [leaf_hashes[(i - skip) * HASH_SIZE : (i - skip + 1) * HASH_SIZE] for i in picks]
+    columns = [_pylist(sub.column(name)) for name in _SIDE_SCHEMA.names]
+    indexes = map(first.__add__, picks)
+    return list(zip(indexes, *columns, hashes, strict=True))
 
 
 class _Write(LedgerWrite):
@@ -266,24 +278,48 @@ class _Write(LedgerWrite):
             raise IndexError(f"no node chunk ({level}, {chunk}) in the ledger tiles.")
         return got
 
+    def node(self, level: int, index: int) -> bytes:
+        """Folded from the ``2**d`` hashes under it in ONE tile (not its whole chunk): a
+        checkpoint's root needs one node per level, not the ``2**d`` tiles of a chunk."""
+        base, depth = divmod(level, TILE_HEIGHT)
+        first = index << depth
+        off = first % TILE_WIDTH
+        row = self._conn.execute(
+            "SELECT data FROM tiles WHERE level = ? AND idx = ?", (base, first // TILE_WIDTH)
+        ).fetchone()
+        end = (off + (1 << depth)) * HASH_SIZE
+        if row is None or len(row[0]) < end:
+            raise IndexError(f"node ({level}, {index}) is not stored yet.")
+        return fold_up(bytes(row[0])[off * HASH_SIZE : end], depth)
+
     def append(self, rows: Sequence[LeafRow], chunks: Iterable[Chunk]) -> None:
         conn = self._conn
         size = _size(conn)
         if rows:
-            idxs = [r[0] for r in rows]
-            if idxs != list(range(size, size + len(rows))):
+            idxs = next(zip(*rows, strict=True))
+            if idxs != tuple(range(size, size + len(rows))):
                 raise HubError(
                     f"The leaves appended start at index {idxs[0]} but the ledger holds {size} "
                     "leaves; a leaf index is already on the ledger or one is skipped (the "
                     "ledger appends each record once, densely).",
                     code="ledger_store",
                 )
-            spans: dict[tuple[str, int], list[int]] = {}
-            for r in rows:
-                span = spans.setdefault((r[1], r[2]), [r[3], r[3]])
-                span[0] = min(span[0], r[3])
-                span[1] = max(span[1], r[3])
-            for (topic, part), (lo, hi) in spans.items():
+            table = side_table(rows)
+            # lowest and highest offset per (topic, partition): one Arrow group-by
+            grouped = table.group_by(["topic", "part"], use_threads=False).aggregate(
+                [("off", "min"), ("off", "max")]
+            )
+            spans: dict[tuple[str, int], tuple[int, int]] = {
+                (t, p): (lo, hi)
+                for t, p, lo, hi in zip(
+                    grouped.column("topic").to_pylist(),
+                    grouped.column("part").to_pylist(),
+                    grouped.column("off_min").to_pylist(),
+                    grouped.column("off_max").to_pylist(),
+                    strict=True,
+                )
+            }
+            for (topic, part), (lo, hi) in sorted(spans.items()):
                 clash = conn.execute(
                     "SELECT lo, hi FROM ranges WHERE topic = ? AND part = ? AND lo <= ? "
                     "AND hi >= ? LIMIT 1",
@@ -300,11 +336,11 @@ class _Write(LedgerWrite):
                 "INSERT INTO ranges VALUES (?, ?, ?, ?, ?)",
                 [(t, p, lo, hi, size) for (t, p), (lo, hi) in spans.items()],
             )
-            ts = [r[4] for r in rows]
-            blob = encode_side_index(rows)
+            bounds = pc.min_max(table.column("ts_ms")).as_py()
+            blob = encode_side_index(table)
             conn.execute(
                 "INSERT INTO batches VALUES (?, ?, ?, ?, ?, ?)",
-                (size, len(rows), min(ts), max(ts), blob, _sha256(blob).digest()),
+                (size, len(rows), bounds["min"], bounds["max"], blob, _sha256(blob).digest()),
             )
             conn.execute("UPDATE meta SET value = ? WHERE key = 'size'", (str(size + len(rows)),))
         tiles: list[tuple[int, int, bytes]] = []
@@ -550,6 +586,14 @@ class TileLedgerStore(LedgerStore):
             got = self.read_chunks([(level, c)]).get((level, c))
             if got is not None:
                 yield level, c, got
+
+    def derived_level(self, level: int) -> bool:
+        return level % TILE_HEIGHT != 0
+
+    def stored_chunk_keys(self) -> list[tuple[int, int]]:
+        with self._read() as conn:
+            rows = conn.execute("SELECT level, idx FROM tiles ORDER BY level, idx").fetchall()
+        return [(int(a) * TILE_HEIGHT, int(b)) for a, b in rows]
 
     # -- leaves ------------------------------------------------------------------------------
     def _batch_at(self, conn: sqlite3.Connection, index: int) -> tuple[int, int, pa.Table] | None:

@@ -134,7 +134,7 @@ def stored_bytes(data: Path) -> dict[str, int]:
     return out
 
 
-def one_size(n: int, data: Path, batch: int) -> dict[str, Any]:
+def one_size(n: int, data: Path, batch: int, ledger_store: str = "sqlite") -> dict[str, Any]:
     from hub.bootstrap import bootstrap
     from hub.settings import load_settings
     from ingest.files import publish_file
@@ -154,6 +154,7 @@ def one_size(n: int, data: Path, batch: int) -> dict[str, Any]:
             data_dir=data / "hub",
             projection_autostart=False,
             policy_record_decisions=False,
+            ledger_store=ledger_store,
         )
     )
     phases: list[Phase] = []
@@ -287,6 +288,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--out", default=".bench/scale", help="report folder (git-ignored)")
     ap.add_argument("--batch", type=int, default=50_000, help="events per append")
     ap.add_argument("--keep", action="store_true", help="keep each size's data folder")
+    ap.add_argument(
+        "--ledger-store", default="sqlite", choices=("sqlite", "tiles"), help="HUB_LEDGER_STORE"
+    )
     args = ap.parse_args(argv)
     sizes = [int(x) for x in args.events.split(",") if x]
     out = Path(args.out).resolve()
@@ -296,12 +300,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "cpus": os.cpu_count(),
         "load": ", ".join(f"{x:.1f}" for x in os.getloadavg()),
         "batch": args.batch,
+        "ledger_store": args.ledger_store,
     }
     results = []
     for n in sizes:
         print(f"{n:,} events...", flush=True)
         data = out / f"data-{n}"
-        results.append(one_size(n, data, args.batch))
+        results.append(one_size(n, data, args.batch, args.ledger_store))
         (out / "scale.json").write_text(json.dumps({"meta": meta, "results": results}, indent=1))
         if not args.keep:
             shutil.rmtree(data, ignore_errors=True)

@@ -38,6 +38,7 @@ from itertools import chain, repeat
 from operator import attrgetter, itemgetter
 
 from audit import leaf as leaf_format
+from core.hashing import NATIVE, leaf_hashes, split
 from core.ports.eventlog import Headers, StoredRecord
 
 H_ACTION = "hub_action"
@@ -192,12 +193,18 @@ class LeafEncoder:
             shape = _shape(headers) if records else None
         except (_Slow, TypeError, ValueError):
             shape = None
-        inputs = self._inputs(records, _LEAF, shape, headers)
-        if inputs is None:
-            sha, li = _sha256, self.leaf_input
-            hashes = [sha(_LEAF + li(r)).digest() for r in records]
+        if NATIVE:  # one native call hashes the batch (core.hashing; same bytes)
+            inputs = self._inputs(records, b"", shape, headers)
+            if inputs is None:
+                inputs = list(map(self.leaf_input, records))
+            hashes = split(leaf_hashes(inputs))
         else:
-            hashes = list(map(_digest, map(_sha256, inputs)))
+            inputs = self._inputs(records, _LEAF, shape, headers)
+            if inputs is None:
+                sha, li = _sha256, self.leaf_input
+                hashes = [sha(_LEAF + li(r)).digest() for r in records]
+            else:
+                hashes = list(map(_digest, map(_sha256, inputs)))
         cols: QueryColumnBatch = ([], [], [], [])
         if query:
             cols = _query_column_batch(records, shape)

@@ -141,21 +141,10 @@ def entry_fields(row: LeafRow, record: StoredRecord | None) -> dict[str, Any]:
 
 
 class _TxnReader:
-    """NodeReader over one write transaction, uncached."""
+    """NodeReader over one write transaction, uncached (``LedgerWrite.node``)."""
 
     def __init__(self, txn: LedgerWrite) -> None:
-        self._txn = txn
-        self._last: tuple[tuple[int, int], bytes] | None = None
-
-    def node(self, level: int, index: int) -> bytes:
-        key = (level, index >> 8)
-        if self._last is None or self._last[0] != key:
-            self._last = (key, self._txn.chunk(*key))
-        data = self._last[1]
-        off = (index & 255) * 32
-        if off + 32 > len(data):
-            raise IndexError(f"node ({level}, {index}) is not stored yet.")
-        return data[off : off + 32]
+        self.node = txn.node
 
 
 class Ledger:

@@ -9,23 +9,22 @@ at most 24 chunks (cached by readers, all read in one call by the ``LedgerStore`
 
 :class:`TreeBuilder` keeps the right edge (each level's partial chunk) and turns a batch of
 leaf hashes into the chunks to write: each new parent is hashed exactly once, level by level,
-with one ``hashlib`` call per node in a list comprehension (no per-node Python objects beyond
-the digest). Verification re-runs the same builder from an empty tree over recomputed leaf
-hashes and compares chunk by chunk.
+one ``core.hashing.parents`` call per level (native when built: one call for the level's new
+nodes; else one ``hashlib`` call per node). Verification re-runs the same builder from an
+empty tree over recomputed leaf hashes and compares chunk by chunk.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 
 from audit.merkle import HASH_SIZE
+from core.hashing import parents
 from core.ports.ledgerstore import CHUNK, Chunk
 
 __all__ = ["CHUNK", "CHUNK_BYTES", "Chunk", "TreeBuilder", "edge_chunks"]
 
 CHUNK_BYTES = CHUNK * HASH_SIZE
-_sha256 = hashlib.sha256
 
 
 def edge_chunks(size: int) -> list[tuple[int, int, int]]:
@@ -70,8 +69,6 @@ class TreeBuilder:
         dirty: list[Chunk] = []
         new = packed
         level = 0
-        node = b"\x01"
-        sha = _sha256
         while new:
             if level == len(self._edges):
                 self._edges.append(b"")
@@ -86,8 +83,6 @@ class TreeBuilder:
             # Parents of complete pairs: from the pair holding node `count` on.
             lo = ((count & ~1) - start) * HASH_SIZE
             hi = ((count + len(new) // HASH_SIZE) & ~1) - start
-            new = b"".join(
-                [sha(node + combined[i : i + 64]).digest() for i in range(lo, hi * HASH_SIZE, 64)]
-            )
+            new = parents(combined[lo : hi * HASH_SIZE])
             level += 1
         return dirty

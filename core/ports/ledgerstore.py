@@ -99,6 +99,15 @@ class LedgerWrite(abc.ABC):
     def chunk(self, level: int, chunk: int) -> bytes:
         """A stored chunk's bytes; IndexError when there is none."""
 
+    def node(self, level: int, index: int) -> bytes:
+        """One stored node; IndexError when there is none. The default reads its chunk; a store
+        that derives a level on read (tiles) computes the one node alone."""
+        data = self.chunk(level, index >> 8)
+        off = (index & (CHUNK - 1)) * 32
+        if off + 32 > len(data):
+            raise IndexError(f"node ({level}, {index}) is not stored yet.")
+        return data[off : off + 32]
+
     @abc.abstractmethod
     def append(self, rows: Sequence[LeafRow], chunks: Iterable[Chunk]) -> None:
         """Add leaf rows and store (insert or replace) the chunks that changed."""
@@ -189,6 +198,17 @@ class LedgerStore(abc.ABC):
     @abc.abstractmethod
     def iter_chunks(self) -> Iterator[Chunk]:
         """Every stored chunk, by level then chunk index."""
+
+    def derived_level(self, level: int) -> bool:
+        """Whether the nodes of ``level`` are computed on read from a stored level below rather
+        than stored (a tile store keeps every eighth level). ``hub ledger verify`` compares the
+        stored levels only: a derived chunk equals the recomputed one whenever the stored
+        chunks it is folded from do."""
+        return False
+
+    def stored_chunk_keys(self) -> list[tuple[int, int]]:
+        """``(level, chunk)`` of every chunk held on the stored levels, by level then chunk."""
+        return [(level, chunk) for level, chunk, _ in self.iter_chunks()]
 
     def read_chunk(self, level: int, chunk: int) -> bytes:
         """One stored chunk, uncached; IndexError when there is none."""

@@ -46,7 +46,7 @@ from projections.flink.compile import (
 )
 from projections.flink.launch import FlinkJob, FlinkLauncher, latest_checkpoint
 from projections.flink.postgres import FlinkViews
-from projections.flink.results import ResultLoader
+from projections.flink.results import ResultLoader, result_topic
 from projections.patterns import Pattern
 
 log = logging.getLogger("hub.projections.flink")
@@ -226,21 +226,16 @@ class FlinkProjections:
 
     # -- status ------------------------------------------------------------------------------------
     def status(self, names: Sequence[str] | None = None) -> list[dict[str, Any]]:
+        store = self.analytics() if self.placement.result_topics and self.analytics else None
+        chosen = names or sorted(n for n in self.projections if n in COMPILERS)
+        lags = {
+            x["projection"]: x
+            for x in flink_lags(self.log, [self._projection(n) for n in chosen], store)
+        }
         out = []
-        for name in names or sorted(n for n in self.projections if n in COMPILERS):
+        for name in chosen:
             p = self._projection(name)
-            positions: dict[str, int] = {}
-            lag = 0
-            for topic in p.topics:
-                committed = self.log.committed(group_id(p), topic)
-                for part, end in sorted(self.log.end_offsets(topic).items()):
-                    at = committed.get(part)
-                    if at is not None:
-                        positions[f"{topic}/{part}"] = at
-                    behind = end - (at or 0)
-                    if behind > 0 and at is not None and not self.log.read(topic, part, at, 1):
-                        behind = 0  # only Kafka transaction markers past the position
-                    lag += max(0, behind)
+            positions, lag = lags[name]["positions"], lags[name]["lag"]
             job = self.jobs.get(name)
             try:
                 spec_tables = compile_projection(p, self.placement, self.windowing).tables
@@ -258,8 +253,55 @@ class FlinkProjections:
                     "restarts": self.restarts.get(name, 0),
                     "positions": positions,
                     "lag": lag,
+                    "loader": lags[name]["loader"],
                     "digests": digests,
                     "at": int(time.time() * 1000),
                 }
             )
         return out
+
+
+def _behind(log: EventLog, topic: str, part: int, end: int, at: int | None) -> int:
+    """Records of ``topic/part`` at or past ``at`` (None: never read) below ``end``."""
+    behind = end - (at or 0)
+    if behind > 0 and at is not None and not log.read(topic, part, at, 1):
+        return 0  # only Kafka transaction markers past the position
+    return max(0, behind)
+
+
+def flink_lags(
+    log: EventLog, projections: Sequence[Projection], analytics: ViewStore | None = None
+) -> list[dict[str, Any]]:
+    """Per projection on Flink, without Flink or PostgreSQL (cheap: ``hub projection status``
+    and each ``/metrics`` scrape): ``positions``, the consumer group's committed offsets (Flink
+    commits them on each completed checkpoint) per ``topic/partition``; ``lag``, the offsets
+    past them (0 where only Kafka transaction markers are left); and for an analytics projection with a store, ``loader``: the result loader's
+    committed positions in the ``flink.<table>`` topics and the result records past them."""
+    out = []
+    existing = {t.name for t in log.topics()}
+    for p in projections:
+        positions: dict[str, int] = {}
+        lag = 0
+        for topic in p.topics:
+            if topic not in existing:
+                continue
+            committed = log.committed(group_id(p), topic)
+            for part, end in sorted(log.end_offsets(topic).items()):
+                at = committed.get(part)
+                if at is not None:
+                    positions[f"{topic}/{part}"] = at
+                lag += _behind(log, topic, part, end, at)
+        loader = None
+        if analytics is not None and p.store == "analytics":
+            loaded = ResultLoader(log, analytics).positions(p)
+            loader_lag = 0
+            for t in p.tables:
+                topic = result_topic(t)
+                if t.kind == "append" or topic not in existing:
+                    continue
+                for part, end in sorted(log.end_offsets(topic).items()):
+                    at = loaded.get(f"{topic}/{part}")
+                    loader_lag += _behind(log, topic, part, end, at)
+            loader = {"positions": loaded, "lag": loader_lag}
+        out.append({"projection": p.name, "positions": positions, "lag": lag, "loader": loader})
+    return out

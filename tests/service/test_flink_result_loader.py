@@ -96,3 +96,55 @@ def test_a_second_load_reads_only_the_new_records_and_the_views_stay_exact(hub: 
     incremental = restarted.digest(PAYMENT_AGGREGATES, TABLE)
     assert incremental == full_reload_digest(hub)
     assert incremental["rows"] == 3
+
+
+def test_flink_status_and_metrics_show_committed_offsets_loader_position_and_lag(
+    hub: Hub,
+) -> None:
+    """``flink_lags`` (what ``hub projection status --engine flink`` and ``/metrics`` read):
+    Flink's committed offsets of the projection's consumer group, the records past them, the
+    result loader's committed position in ``flink.<table>`` and the result records past it."""
+    from core.ports.eventlog import TopicPartition
+    from hub.flink import flink_gauges
+    from projections.flink.compile import group_id
+    from projections.flink.service import flink_lags
+    from tests.differential.test_flink_projections import batches
+
+    for tenant, events in batches():
+        hub.publisher.publish("payments", events, producer="test", tenant=tenant)
+    ends = hub.log.end_offsets("payments")
+    # Flink's checkpoint committed every partition but the first, which it read 2 records of
+    first = min(ends)
+    at = {TopicPartition("payments", p): (2 if p == first else e) for p, e in ends.items()}
+    hub.log.commit_offsets(group_id(PAYMENT_AGGREGATES), at)
+    behind = ends[first] - 2  # offsets past the position (transaction markers included)
+    # the loader folded two result records; one more is waiting
+    topic = result_topic(TABLE)
+    hub.log.create_topic(topic, 1)
+    hub.log.append(topic, [partial("A1", 0, 1, "9100.00", 3), partial("A2", 0, 1, "9500", 4)])
+    store = hub.projections.store("analytics")
+    ResultLoader(hub.log, store).load(PAYMENT_AGGREGATES, [TABLE])
+    hub.log.append(topic, [partial("A1", 0, 2, "18200.00", 5)])
+
+    (got,) = flink_lags(hub.log, [PAYMENT_AGGREGATES], store)
+    assert got["positions"] == {f"payments/{tp.partition}": o for tp, o in at.items()}
+    assert got["lag"] == behind > 0
+    assert got["loader"] == {"positions": {f"{topic}/0": 2}, "lag": 1}
+
+    samples = {
+        (m.name, tuple(sorted(s.labels.items()))): s.value
+        for m in flink_gauges(hub)
+        for s in m.samples
+    }
+    label = (("projection", "payment_aggregates"),)
+    assert samples[("hub_flink_lag_records", label)] == behind
+    assert samples[("hub_flink_loader_lag_records", label)] == 1
+    where = (("partition", "0"), ("projection", "payment_aggregates"), ("topic", topic))
+    assert samples[("hub_flink_loader_offset", where)] == 2
+    for tp, offset in at.items():
+        where = (
+            ("partition", str(tp.partition)),
+            ("projection", "payment_aggregates"),
+            ("topic", "payments"),
+        )
+        assert samples[("hub_flink_committed_offset", where)] == offset

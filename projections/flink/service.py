@@ -274,9 +274,10 @@ def flink_lags(
 ) -> list[dict[str, Any]]:
     """Per projection on Flink, without Flink or PostgreSQL (cheap: ``hub projection status``
     and each ``/metrics`` scrape): ``positions``, the consumer group's committed offsets (Flink
-    commits them on each completed checkpoint) per ``topic/partition``; ``lag``, the offsets
-    past them (0 where only Kafka transaction markers are left); and for an analytics projection with a store, ``loader``: the result loader's
-    committed positions in the ``flink.<table>`` topics and the result records past them."""
+    commits them on each completed checkpoint) per ``topic/partition``; ``lag``, the offsets past
+    them (0 where only Kafka transaction markers are left); and for an analytics projection with
+    a store, ``loader``: the result loader's committed positions in the ``flink.<table>`` topics
+    and the offsets past them."""
     out = []
     existing = {t.name for t in log.topics()}
     for p in projections:

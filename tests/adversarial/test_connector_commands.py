@@ -35,18 +35,17 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
 
 
 def config(site: dict[str, Any], topic: str) -> Path:
-    path = site["root"] / f"cdc-{abs(hash(topic))}.yaml"
-    path.write_text(
-        yaml.safe_dump(
-            {
-                "kind": "debezium",
-                "source_topic": "cdc.public.accounts",
-                "topic": topic,
-                "bootstrap_servers": "127.0.0.1:1",  # nothing listens: no Kafka is reached
-                "timeout_s": 1,
-            }
-        )
+    path: Path = site["root"] / f"cdc-{abs(hash(topic))}.yaml"
+    text: str = yaml.safe_dump(
+        {
+            "kind": "debezium",
+            "source_topic": "cdc.public.accounts",
+            "topic": topic,
+            "bootstrap_servers": "127.0.0.1:1",  # nothing listens: no Kafka is reached
+            "timeout_s": 1,
+        }
     )
+    path.write_text(text)
     return path
 
 

@@ -148,3 +148,17 @@ def test_flink_status_and_metrics_show_committed_offsets_loader_position_and_lag
             ("topic", "payments"),
         )
         assert samples[("hub_flink_committed_offset", where)] == offset
+    # ... and /metrics' collector carries them when the engine is Flink (and not otherwise)
+    from hub.observability import HubCollector, ReadinessCache
+
+    def scraped() -> set[str]:
+        return {m.name for m in HubCollector(hub, ReadinessCache(hub)).collect()}
+
+    assert not any(n.startswith("hub_flink_") for n in scraped())
+    hub.settings = hub.settings.model_copy(update={"projection_engine": "flink"})
+    assert {
+        "hub_flink_committed_offset",
+        "hub_flink_lag_records",
+        "hub_flink_loader_offset",
+        "hub_flink_loader_lag_records",
+    } <= scraped()

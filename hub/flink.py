@@ -7,10 +7,8 @@ caller's API key: the jobs read writer schemas from the registry API with it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-from prometheus_client.core import GaugeMetricFamily
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -22,7 +20,7 @@ from projections.flink.compile import FlinkPlacement
 from projections.flink.launch import FlinkLauncher
 from projections.flink.postgres import FlinkViews
 from projections.flink.sealed import opener
-from projections.flink.service import FlinkProjections, flink_lags
+from projections.flink.service import FlinkProjections
 
 JARS = (
     "flink-sql-connector-kafka-5.0.0-2.2.jar",
@@ -92,47 +90,3 @@ def flink_projections(hub: Any, token: str) -> FlinkProjections:
         patterns=PATTERNS if s.pattern_alerts else (),
         alerts=lambda p, rows: PatternAlerts(hub).raise_alerts(p, rows, "flink"),
     )
-
-
-def flink_gauges(hub: Any) -> Iterator[GaugeMetricFamily]:
-    """Prometheus gauges of the Flink engine (``/metrics`` when ``HUB_PROJECTION_ENGINE=flink``),
-    from Kafka and the analytics store only (no Flink, no PostgreSQL at scrape time):
-    ``hub_flink_committed_offset{projection,topic,partition}`` (Flink's committed source
-    offsets), ``hub_flink_lag_records{projection}``, ``hub_flink_loader_offset{projection,topic,
-    partition}`` (the result loader's committed position) and
-    ``hub_flink_loader_lag_records{projection}``."""
-    from projections.flink.compile import COMPILERS
-
-    chosen = [p for p in PROJECTIONS if p.name in COMPILERS]
-    store = hub.projections.store("analytics") if hub.projections is not None else None
-    committed = GaugeMetricFamily(
-        "hub_flink_committed_offset",
-        "Next offset Flink committed for the projection's consumer group (on each checkpoint).",
-        labels=["projection", "topic", "partition"],
-    )
-    lag = GaugeMetricFamily(
-        "hub_flink_lag_records",
-        "Records in the projection's source topics past Flink's committed offsets.",
-        labels=["projection"],
-    )
-    loaded = GaugeMetricFamily(
-        "hub_flink_loader_offset",
-        "Next offset of a flink.<table> result topic the result loader committed into chDB.",
-        labels=["projection", "topic", "partition"],
-    )
-    loader_lag = GaugeMetricFamily(
-        "hub_flink_loader_lag_records",
-        "Result records Flink wrote that the result loader has not folded into chDB yet.",
-        labels=["projection"],
-    )
-    for x in flink_lags(hub.log, chosen, store):
-        for where, offset in x["positions"].items():
-            topic, part = where.rsplit("/", 1)
-            committed.add_metric([x["projection"], topic, part], offset)
-        lag.add_metric([x["projection"]], x["lag"])
-        if x["loader"] is not None:
-            for where, offset in x["loader"]["positions"].items():
-                topic, part = where.rsplit("/", 1)
-                loaded.add_metric([x["projection"], topic, part], offset)
-            loader_lag.add_metric([x["projection"]], x["loader"]["lag"])
-    yield from (committed, lag, loaded, loader_lag)

@@ -218,7 +218,7 @@ class HubCollector(Collector):
                 )
         if self.hub.settings.projection_engine == "flink":
             try:
-                from hub.flink import flink_gauges
+                from hub.flink_metrics import flink_gauges
 
                 yield from list(flink_gauges(self.hub))
             except Exception:

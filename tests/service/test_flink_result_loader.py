@@ -105,7 +105,7 @@ def test_flink_status_and_metrics_show_committed_offsets_loader_position_and_lag
     Flink's committed offsets of the projection's consumer group, the records past them, the
     result loader's committed position in ``flink.<table>`` and the result records past it."""
     from core.ports.eventlog import TopicPartition
-    from hub.flink import flink_gauges
+    from hub.flink_metrics import flink_gauges
     from projections.flink.compile import group_id
     from projections.flink.service import flink_lags
     from tests.differential.test_flink_projections import batches

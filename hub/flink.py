@@ -14,6 +14,7 @@ from sqlalchemy.exc import ArgumentError
 
 from core.errors import ConfigError
 from core.projection import Windowing
+from hub.pattern_alerts import PATTERNS, PatternAlerts
 from projections.catalog import PROJECTIONS
 from projections.flink.compile import FlinkPlacement
 from projections.flink.launch import FlinkLauncher
@@ -86,4 +87,6 @@ def flink_projections(hub: Any, token: str) -> FlinkProjections:
         s.data_dir / "flink" / "checkpoints",
         Windowing(int(s.projection_allowed_lateness_s * 1_000_000), s.projection_late_mode),
         analytics=lambda: hub.projections.store("analytics"),
+        patterns=PATTERNS if s.pattern_alerts else (),
+        alerts=lambda p, rows: PatternAlerts(hub).raise_alerts(p, rows, "flink"),
     )

@@ -216,6 +216,13 @@ class HubCollector(Collector):
                     "Seconds since the latest signed checkpoint.",
                     value=age,
                 )
+        if self.hub.settings.projection_engine == "flink":
+            try:
+                from hub.flink_metrics import flink_gauges
+
+                yield from list(flink_gauges(self.hub))
+            except Exception:
+                log.exception("Flink figures for /metrics failed")
 
     def refresh(self) -> None:
         """Set each projection's lag gauge (hub_projection_lag_records), also in a process that

@@ -16,19 +16,48 @@ Contract:
    trade price against the quote's ask plus the spike percentage).
 3. Pattern alerts are fired, never resolved: a match is a finding for an analyst, not a
    condition that comes and goes.
+
+Operational triggers (``PATTERNS`` are the patterns in force, the definitions' defaults):
+- embedded engine: ``PatternDetector`` (the embedded twin of the Flink CEP job) reads the
+  patterns' topics from where it stopped, keeps the events the patterns can use, runs
+  ``find_matches`` when something new arrived and raises the new matches. ``hub serve`` runs it in
+  a background thread beside the projection runners (``HUB_PATTERN_ALERTS``, on by default, and
+  only when ``HUB_PROJECTION_ENGINE=embedded``; with leader election only in the leader), and
+  ``hub projection run`` runs one pass (``--follow``: continuously);
+- Flink: ``hub projection run --engine flink`` submits the patterns' ``MATCH_RECOGNIZE`` job
+  with the projections (``projections.flink.service.FlinkProjections``) and raises what its alert
+  table holds after a bounded run, or on every supervision pass of the unbounded jobs.
+A restart of either reads from the beginning again and raises nothing new (contract 1). Limit:
+the embedded twin keeps the usable events in memory (near-threshold payments, every quote and
+trade) and matches over all of them on each change: fine for the volumes of one machine, not
+for years of market data (no pruning behind the windows yet).
 """
 
 from __future__ import annotations
 
+import io
+import logging
+import threading
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal
 
 from core.events import OutgoingEvent
 from hub.console.alerts import ALERTS_TOPIC, FIRED
-from projections.patterns import Pattern, Structuring, alert_key
+from projections.patterns import (
+    PAYMENT_INITIATED,
+    Pattern,
+    PatternEvent,
+    PriceSpike,
+    Structuring,
+    alert_key,
+    find_matches,
+    pattern_events,
+    topics_of,
+)
 
 if TYPE_CHECKING:
     from hub.bootstrap import Hub
@@ -36,6 +65,8 @@ if TYPE_CHECKING:
 Engine = Literal["embedded", "flink"]
 _NAMESPACE = uuid.UUID("6f1d8a52-2b0e-5c1e-9a57-0c6a3f3b7e11")
 PRODUCER = "hub.patterns"
+PATTERNS: tuple[Pattern, ...] = (Structuring(), PriceSpike())  # the patterns in force
+log = logging.getLogger("hub.patterns")
 
 
 def alert_id(engine: Engine, pattern: Pattern, row: Mapping[str, Any]) -> str:
@@ -95,11 +126,16 @@ class PatternAlerts:
         return out
 
     def raise_alerts(
-        self, pattern: Pattern, rows: Iterable[Mapping[str, Any]], engine: Engine
+        self,
+        pattern: Pattern,
+        rows: Iterable[Mapping[str, Any]],
+        engine: Engine,
+        seen: set[str] | None = None,
     ) -> list[dict[str, Any]]:
         """One ``hub.AlertFired`` per match not alerted yet by ``engine`` (appended in one
-        batch); the values appended."""
-        seen = self.alert_ids()
+        batch); the values appended. ``seen``: the alert ids known to be on the topic (read
+        from it when not given), updated with the new ones."""
+        seen = self.alert_ids() if seen is None else seen
         values = []
         for row in rows:
             value = alert_value(engine, pattern, row)
@@ -114,6 +150,130 @@ class PatternAlerts:
         for tenant, events in by_tenant.items():
             self.hub.publisher.publish(ALERTS_TOPIC, events, producer=PRODUCER, tenant=tenant)
         return [v for _, v in values]
+
+
+def decoder_of(hub: Hub) -> Callable[[bytes], tuple[str, Mapping[str, Any]]]:
+    """A Confluent wire-format value -> (record name, datum), PII fields left as ciphertext
+    (the patterns read amounts, accounts, instruments and prices only)."""
+    import fastavro
+
+    def decode(value: bytes) -> tuple[str, Mapping[str, Any]]:
+        schema, name = hub.projections.decoder.schema(int.from_bytes(value[1:5], "big"))
+        datum = fastavro.schemaless_reader(io.BytesIO(value[5:]), schema, None)
+        return name, datum if isinstance(datum, dict) else {}
+
+    return decode
+
+
+class PatternDetector:
+    """The embedded twin of the Flink CEP job (module docstring): ``step()`` is one pass."""
+
+    def __init__(self, hub: Hub, patterns: Sequence[Pattern] = PATTERNS, batch: int = 5000):
+        self.hub = hub
+        self.patterns = tuple(patterns)
+        self.batch = batch
+        self.alerts = PatternAlerts(hub)
+        self.decode = decoder_of(hub)
+        self.positions: dict[tuple[str, int], int] = {}  # next offset per topic partition
+        self.events: dict[str, list[PatternEvent]] = {}  # topic -> the usable events
+        self.seen: set[str] | None = None  # alert ids on hub.alerts (read once)
+        self.raised = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _usable(self, e: PatternEvent) -> bool:
+        for p in self.patterns:
+            if isinstance(p, Structuring) and e.topic == p.topic:
+                if e.event_type == PAYMENT_INITIATED and p.near(Decimal(e.value["amount"])):
+                    return True
+            elif isinstance(p, PriceSpike) and e.topic in (p.trades_topic, p.quotes_topic):
+                return True
+        return False
+
+    def _read_new(self) -> int:
+        """Read every pattern topic from the remembered positions to its stable offset (past
+        transaction markers only after two empty reads in a row: the event log's contract);
+        the records read."""
+        log_, read = self.hub.log, 0
+        existing = {t.name for t in log_.topics()}
+        for topic in sorted({t for p in self.patterns for t in topics_of(p)} & existing):
+            starts = log_.beginning_offsets(topic)
+            for part, end in sorted(log_.stable_offsets(topic).items()):
+                offset = max(self.positions.get((topic, part), 0), starts.get(part, 0))
+                while offset < end:
+                    records = log_.read(topic, part, offset, self.batch)
+                    if not records:
+                        records = log_.read(topic, part, offset, self.batch)
+                    if not records:
+                        offset = end  # only marker offsets lie between
+                        break
+                    read += len(records)
+                    kept = [e for e in pattern_events(records, self.decode) if self._usable(e)]
+                    self.events.setdefault(topic, []).extend(kept)
+                    offset = records[-1].offset + 1
+                self.positions[(topic, part)] = max(offset, self.positions.get((topic, part), 0))
+        return read
+
+    def step(self) -> list[dict[str, Any]]:
+        """Read what is new; when anything was, match every pattern and raise the new
+        matches (``hub.AlertFired``); the alert values appended."""
+        if not self._read_new() and self.seen is not None:
+            return []
+        if self.seen is None:
+            self.seen = self.alerts.alert_ids()
+        added: list[dict[str, Any]] = []
+        for p in self.patterns:
+            events = [e for t in topics_of(p) for e in self.events.get(t, [])]
+            found = find_matches(p, events)
+            new = [r for r in found if alert_id("embedded", p, r) not in self.seen]
+            if new:
+                added += self.alerts.raise_alerts(p, new, "embedded", self.seen)
+        self.raised += len(added)
+        return added
+
+    def start(self, poll_s: float = 1.0, active: Callable[[], bool] = lambda: True) -> None:
+        """Run ``step`` every ``poll_s`` in a background thread while ``active()`` (e.g. this
+        process is the leader); a failing pass is logged and retried on the next one."""
+
+        def loop() -> None:
+            while not self._stop.wait(poll_s):
+                if not active():
+                    continue
+                try:
+                    added = self.step()
+                except Exception:  # keep detecting: the next pass retries
+                    log.exception("pattern detection pass failed")
+                    continue
+                if added:
+                    log.warning("pattern alerts raised", extra={"alerts": len(added)})
+
+        self._stop.clear()
+        self._thread = threading.Thread(target=loop, name="pattern-detector", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+
+
+@contextmanager
+def detecting(hub: Hub, run: bool = True) -> Iterator[PatternDetector | None]:
+    """``hub serve``'s embedded pattern detector while inside: only with ``run`` (the projection
+    runners follow the log), ``HUB_PATTERN_ALERTS`` and the embedded engine; with leader election
+    it detects only while this process leads (alert ids dedupe a handover's overlap)."""
+    s = hub.settings
+    if not (run and s.pattern_alerts and s.projection_engine == "embedded"):
+        yield None
+        return
+    detector = PatternDetector(hub)
+    leader = getattr(hub, "leader", None)
+    detector.start(active=lambda: leader is None or leader.is_leader())
+    try:
+        yield detector
+    finally:
+        detector.stop()
 
 
 def engine_of(event: Mapping[str, Any]) -> str | None:

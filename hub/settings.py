@@ -122,6 +122,11 @@ class Settings(BaseSettings):
         description="Who runs `hub projection run`: the hub's own runner, or Flink jobs reading "
         "the Kafka topics into PostgreSQL (needs event_log=kafka and a PostgreSQL views_sql_url).",
     )
+    pattern_alerts: bool = Field(
+        default=True,
+        description="hub serve detects the event patterns (AML structuring, price spike) with "
+        "the embedded engine and raises hub.AlertFired (on the Flink engine, Flink's CEP job).",
+    )
     flink_python: Path = Field(
         default_factory=lambda: Path.home() / ".cache/hub/flink-venv/bin/python",
         description="The PyFlink virtualenv's interpreter (`infra/flink.sh python`).",

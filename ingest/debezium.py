@@ -49,6 +49,7 @@ from typing import Any
 
 from core import lineage
 from core.errors import ConfigError, Conflict, Retryable
+from core.events import refuse_internal
 from ingest.pipeline import IngestPipeline, IngestResult, RawRecord, tracked_pull
 
 OPS = ("c", "u", "d", "r")
@@ -77,6 +78,7 @@ class DebeziumSourceConfig:
     timeout_s: float = 30.0
 
     def __post_init__(self) -> None:
+        refuse_internal(self.topic)  # before any Kafka client: hub.*, _* and flink.* are the hub's
         if not self.bootstrap_servers:
             raise ConfigError(
                 f"Debezium source {self.name!r} has no Kafka bootstrap servers: set "

@@ -11,6 +11,7 @@ import signal
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -51,17 +52,33 @@ def projection_run(
                 return
             for name, n in h.projections.run(chosen).items():
                 click.echo(f"{name}\t{n} events")
+            # the embedded twin of Flink's CEP job: the patterns' matches as alert events
+            detector = _detector(h)
+            if detector is not None:
+                click.echo(f"pattern alerts\t{len(detector.step())} raised")
             if follow:
                 stop = threading.Event()
                 signal.signal(signal.SIGTERM, lambda *_: stop.set())
                 h.projections.start(chosen)
+                if detector is not None:
+                    detector.start()
                 try:
                     while not stop.wait(0.5):
                         pass
                 except KeyboardInterrupt:
                     pass
+                finally:
+                    if detector is not None:
+                        detector.stop()
 
     run_safely(go)
+
+
+def _detector(h: Any) -> Any:
+    """The embedded pattern detector (``hub.pattern_alerts``), unless HUB_PATTERN_ALERTS=false."""
+    from hub.pattern_alerts import PatternDetector
+
+    return PatternDetector(h) if h.settings.pattern_alerts else None
 
 
 def _run_on_flink(h: object, token: str, names: list[str], follow: bool) -> None:
@@ -78,11 +95,15 @@ def _run_on_flink(h: object, token: str, names: list[str], follow: bool) -> None
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         flink.start(names)
-        click.echo(f"Flink jobs started: {', '.join(names)} (Ctrl-C stops them)")
+        jobs = ", ".join(flink.jobs)
+        click.echo(f"Flink jobs started: {jobs} (Ctrl-C stops them)")
         try:
             while not stop.wait(5.0):
                 for name in flink.supervise():
                     click.echo(f"{name}: the job ended; restarted from its newest checkpoint")
+                added = flink.fire_alerts()
+                if added:
+                    click.echo(f"pattern alerts: {len(added)} raised")
         except KeyboardInterrupt:
             pass
     finally:

@@ -13,24 +13,30 @@ inside the hub's process (one process may open it), so only the hub can write it
 is replayable (the loader can rebuild the views from it at any time), and the same loader works
 against a ClickHouse server.
 
-``load(projection, tables)``, per call:
-  1. read each result topic up to its end offsets; the newest value per key wins, a tombstone
-     removes the key (compaction semantics, done here);
-  2. convert the partial rows to the store's physical columns (aggregate: source range columns;
-     entity: ``src_offsets`` JSON);
-  3. write them into ``Target(projection, "flink_next")`` with the result topics' end offsets as
-     its positions (one commit point, the store's write protocol);
-  4. swap it in as ``Target(projection, "flink")``: readers see the old or the new views, never
-     half of a load.
-A full reload per call keeps the loader stateless and exactly as correct as the topic; its cost
-grows with the view (rows, not events): fine for the bounded runs and backfills it serves now; a
-continuous loader would apply only the keys changed since its positions (not built).
+``load(projection, tables)`` is incremental: the result topics' positions are committed with the
+rows (the store's write protocol: rows and positions of one load are both there or both absent),
+and a load reads only the records past them:
+  1. ``recover`` drops what a crashed load left uncommitted; the committed positions are read;
+  2. first load (no positions): every record, the newest value per key winning, into
+     ``Target(projection, "flink_next")`` with the end offsets as positions, swapped in as
+     ``Target(projection, "flink")`` (readers see the old or the new views, never half a load);
+  3. later loads: the records in ``[position, end)``, newest per key; each changed partial row
+     becomes a *delta* partial row written to the live target with the new end offsets in ONE
+     store write: its ``sum`` columns are the new running value minus the one loaded before,
+     every other column (keys, min/max, first/last with their times, the source range) the new
+     value, which the read view's merge (min, max, argMin, argMax) makes win anyway;
+  4. a tombstone of a key already loaded (Flink retracted a row: min/max cannot be retracted)
+     falls back to a full reload (step 2).
+The previous value of each key is the loader's memory of what it loaded; a loader new to the
+process (a restart) rebuilds it once by reading the topics up to the committed positions
+(reading, not writing); from then on each load reads only what is new. One loader per store (the
+hub's single writer of its analytics views).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -53,6 +59,9 @@ class ResultLoader:
         self.log = log
         self.store = store
         self.batch = batch
+        # per result topic: the newest partial row loaded per key (its store row form)
+        self._loaded: dict[str, dict[bytes | None, Row]] = {}
+        self.read_records = 0  # records the last ``load`` read (all partitions, all tables)
 
     def ensure_topics(self, tables: Sequence[Table]) -> None:
         """Create the result topics before a job writes them (the broker does not auto-create
@@ -60,39 +69,115 @@ class ResultLoader:
         for t in tables:
             self.log.create_topic(result_topic(t), 1)
 
-    def _latest(self, t: Table) -> tuple[list[dict[str, Any]], dict[tuple[str, int], Position]]:
-        """Step 1: the newest partial row per key, and the end offsets read up to."""
+    def _read(
+        self, t: Table, since: Mapping[int, int] | None
+    ) -> tuple[dict[bytes | None, Row | None], dict[tuple[str, int], Position], int]:
+        """The newest value per key (None: a tombstone) in ``[since, end)`` of ``t``'s topic
+        (``since`` None: from the beginning), the end offsets read up to, and the records read."""
         topic = result_topic(t)
-        latest: dict[bytes | None, dict[str, Any] | None] = {}
-        positions = {}
+        latest: dict[bytes | None, Row | None] = {}
+        positions, read = {}, 0
+        starts = self.log.beginning_offsets(topic)
         for partition, end in sorted(self.log.end_offsets(topic).items()):
-            offset = self.log.beginning_offsets(topic).get(partition, 0)
+            offset = max(starts.get(partition, 0), (since or {}).get(partition, 0))
             while offset < end:
                 records = self.log.read(topic, partition, offset, self.batch)
                 if not records:
                     break
+                read += len(records)
                 for r in records:
                     latest[r.key] = (
-                        None if r.value is None else json.loads(r.value, parse_float=Decimal)
+                        None
+                        if r.value is None
+                        else _physical(t, json.loads(r.value, parse_float=Decimal))
                     )
                 offset = records[-1].offset + 1
-            positions[(topic, partition)] = Position(end)
-        return [v for v in latest.values() if v is not None], positions
+            positions[(topic, partition)] = Position(max(end, offset))
+        return latest, positions, read
 
     def load(self, p: Projection, tables: Sequence[Table]) -> dict[str, int]:
-        """Steps 1-4 of the module docstring; the rows loaded per table."""
-        live, nxt = Target(p.name, LIVE), Target(p.name, NEXT)
+        """The module docstring's steps; the partial rows written per table."""
+        live = Target(p.name, LIVE)
         self.store.ensure(live, tables)
+        self.store.recover(live, tables)  # 1.
+        committed = self.store.checkpoint(live)
+        since = {
+            t.name: {
+                part: pos.next_offset
+                for (topic, part), pos in committed.positions.items()
+                if topic == result_topic(t)
+            }
+            for t in tables
+        }
+        if not all(since.values()):
+            return self._full(p, tables)  # 2.
+        self.read_records = 0
+        for t in tables:  # a restarted loader: what it loaded before, read once
+            if result_topic(t) not in self._loaded:
+                before = {
+                    k: v for k, v in self._read_until(t, since[t.name]).items() if v is not None
+                }
+                self._loaded[result_topic(t)] = before
+        rows: dict[str, list[Row]] = {}
+        changed: dict[str, dict[bytes | None, Row]] = {}
+        positions: dict[tuple[str, int], Position] = {}
+        for t in tables:  # 3.
+            latest, at, read = self._read(t, since[t.name])
+            self.read_records += read
+            positions |= at
+            loaded = self._loaded[result_topic(t)]
+            if any(v is None and k in loaded for k, v in latest.items()):
+                return self._full(p, tables)  # 4.
+            changed[t.name] = {k: v for k, v in latest.items() if v is not None}
+            rows[t.name] = [_delta(t, loaded.get(k), v) for k, v in changed[t.name].items()]
+        if not any(rows.values()) and all(
+            committed.positions.get(k) == v for k, v in positions.items()
+        ):
+            return {t.name: 0 for t in tables}
+        self.store.write(live, tables, rows, Checkpoint(committed.batch_seq + 1, positions))
+        for t in tables:
+            self._loaded[result_topic(t)].update(changed[t.name])
+        return {name: len(r) for name, r in rows.items()}
+
+    def _read_until(self, t: Table, until: Mapping[int, int]) -> dict[bytes | None, Row | None]:
+        """The newest value per key below the committed positions ``until``."""
+        topic = result_topic(t)
+        latest: dict[bytes | None, Row | None] = {}
+        starts = self.log.beginning_offsets(topic)
+        for partition, end in sorted(until.items()):
+            offset = starts.get(partition, 0)
+            while offset < end:
+                records = self.log.read(topic, partition, offset, min(self.batch, end - offset))
+                if not records:
+                    break
+                for r in records:
+                    if r.offset >= end:
+                        break
+                    latest[r.key] = (
+                        None
+                        if r.value is None
+                        else _physical(t, json.loads(r.value, parse_float=Decimal))
+                    )
+                offset = records[-1].offset + 1
+        return latest
+
+    def _full(self, p: Projection, tables: Sequence[Table]) -> dict[str, int]:
+        """Step 2: every record into the next target, swapped in; the memory reseeded."""
+        live, nxt = Target(p.name, LIVE), Target(p.name, NEXT)
         self.store.drop(nxt, tables)
         self.store.ensure(nxt, tables)
         rows: dict[str, list[Row]] = {}
         positions: dict[tuple[str, int], Position] = {}
+        self.read_records = 0
         for t in tables:
-            partials, at = self._latest(t)
+            latest, at, read = self._read(t, None)
+            self.read_records += read
             positions |= at
-            rows[t.name] = [_physical(t, r) for r in partials]  # 2.
-        self.store.write(nxt, tables, rows, Checkpoint(1, positions))  # 3.
-        self.store.swap(live, nxt, tables)  # 4.
+            kept = {k: v for k, v in latest.items() if v is not None}
+            self._loaded[result_topic(t)] = kept
+            rows[t.name] = list(kept.values())
+        self.store.write(nxt, tables, rows, Checkpoint(1, positions))
+        self.store.swap(live, nxt, tables)
         return {name: len(r) for name, r in rows.items()}
 
     def rows(self, p: Projection, t: Table) -> list[Row]:
@@ -101,6 +186,28 @@ class ResultLoader:
     def digest(self, p: Projection, t: Table) -> dict[str, Any]:
         d, n = digest(t, self.rows(p, t))
         return {"digest": d, "rows": n}
+
+    def positions(self, p: Projection) -> dict[str, int]:
+        """The committed next offset per result topic partition (``topic/partition``)."""
+        committed = self.store.checkpoint(Target(p.name, LIVE))
+        return {
+            f"{topic}/{part}": pos.next_offset for (topic, part), pos in committed.positions.items()
+        }
+
+
+def _delta(t: Table, old: Row | None, new: Row) -> Row:
+    """The partial row that, merged with ``old`` by the read view, gives ``new`` (step 3)."""
+    if old is None or t.kind != "aggregate":
+        return new
+    row = dict(new)
+    for c in t.columns:
+        if c.agg != "sum":
+            continue
+        a, b = new.get(c.name), old.get(c.name)
+        if a is None and b is None:
+            continue
+        row[c.name] = (a or 0) - (b or 0)
+    return row
 
 
 def _physical(t: Table, partial: dict[str, Any]) -> Row:

@@ -8,6 +8,13 @@
 - ``start(names)``: one unbounded job per projection with exactly-once checkpoints under
   ``checkpoint_root/<name>``; a job started again resumes from its newest retained checkpoint;
   ``supervise`` restarts a job that died (from that checkpoint), ``stop`` cancels them all;
+- ``patterns`` (``projections.patterns``): their ``MATCH_RECOGNIZE`` job (one job for all,
+  ``projections.flink.cep``) runs with the projections: in ``run``'s statement set, or as the
+  unbounded job ``cep`` beside the projections' jobs in ``start`` (supervised like them, its
+  checkpoints under ``checkpoint_root/cep``); ``fire_alerts`` hands the alert rows the job upserted
+  into PostgreSQL to ``alerts`` (the hub raises them as ``hub.AlertFired``, ids derived from
+  the match, so a row handed over again adds nothing); ``run`` calls it after the job, the CLI
+  after every supervision pass;
 - ``status(names)``: per projection that compiles, the Kafka consumer group's committed offsets
   (Flink commits them on each completed checkpoint; after a bounded run the hub commits the end
   offsets seen before it started, a lower bound of where it stopped), the lag behind the end
@@ -17,6 +24,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -27,6 +35,7 @@ from core.errors import HubError
 from core.ports.eventlog import EventLog, TopicPartition
 from core.ports.views import ViewStore
 from core.projection import Projection, Windowing
+from projections.flink.cep import alert_ddl, compile_pattern
 from projections.flink.compile import (
     COMPILERS,
     FlinkPlacement,
@@ -37,9 +46,12 @@ from projections.flink.compile import (
 )
 from projections.flink.launch import FlinkJob, FlinkLauncher, latest_checkpoint
 from projections.flink.postgres import FlinkViews
-from projections.flink.results import ResultLoader
+from projections.flink.results import ResultLoader, result_topic
+from projections.patterns import Pattern
 
 log = logging.getLogger("hub.projections.flink")
+CEP = "cep"  # the name of the patterns' job
+Alerts = Callable[[Pattern, list[dict[str, Any]]], list[dict[str, Any]]]
 
 
 class FlinkProjections:
@@ -53,9 +65,13 @@ class FlinkProjections:
         checkpoint_root: Path,
         windowing: Windowing | None = None,
         analytics: Callable[[], ViewStore] | None = None,
+        patterns: Sequence[Pattern] = (),
+        alerts: Alerts | None = None,
     ) -> None:
         """``analytics`` gives the hub's analytics store: with ``placement.result_topics`` a
-        bounded run loads the analytics tables' result topics into it (``ResultLoader``)."""
+        bounded run loads the analytics tables' result topics into it (``ResultLoader``).
+        ``patterns`` run with the projections; ``alerts(pattern, rows)`` raises their matches
+        (the alert values it appended)."""
         self.projections = {p.name: p for p in projections}
         self.placement = placement
         self.launcher = launcher
@@ -64,8 +80,11 @@ class FlinkProjections:
         self.checkpoint_root = checkpoint_root
         self.windowing = windowing
         self.analytics = analytics
+        self.patterns = tuple(patterns)
+        self.alerts = alerts
         self.jobs: dict[str, FlinkJob] = {}
         self.restarts: dict[str, int] = {}
+        self._specs: dict[str, Callable[[], JobSpec]] = {}  # how to resubmit each started job
 
     def close(self) -> None:
         self.stop()
@@ -79,8 +98,9 @@ class FlinkProjections:
             )
         return self.projections[name]
 
-    def compile(self, name: str, *, bounded: bool, group: str | None = None) -> JobSpec:
-        p = self._projection(name)
+    def _at(self, name: str, *, bounded: bool, group: str | None) -> FlinkPlacement:
+        """The placement of job ``name``; unbounded: checkpoints under ``checkpoint_root/name``,
+        resuming from the newest retained one."""
         at = dataclasses.replace(self.placement, bounded=bounded, group=group)
         if not bounded:
             folder = self.checkpoint_root / name
@@ -91,9 +111,39 @@ class FlinkProjections:
                 checkpoint_dir=folder.resolve().as_uri(),
                 restore_from=restore.resolve().as_uri() if restore is not None else None,
             )
-        spec = compile_projection(p, at, self.windowing)
+        return at
+
+    def compile(self, name: str, *, bounded: bool, group: str | None = None) -> JobSpec:
+        p = self._projection(name)
+        spec = compile_projection(p, self._at(name, bounded=bounded, group=group), self.windowing)
         self.views.ensure(spec.tables)
         return spec
+
+    def compile_patterns(self, *, bounded: bool, group: str | None = None) -> JobSpec | None:
+        """The patterns' ``MATCH_RECOGNIZE`` jobs as one (their alert tables created), or None
+        without patterns."""
+        if not self.patterns:
+            return None
+        at = self._at(CEP, bounded=bounded, group=group)
+        for p in self.patterns:
+            self.views._run("creating the alert table", alert_ddl(self.views.schema, p))
+        return combine(CEP, [compile_pattern(p, at) for p in self.patterns])
+
+    def _cep_unbounded(self) -> JobSpec:
+        spec = self.compile_patterns(bounded=False)
+        assert spec is not None  # only submitted with patterns
+        return spec
+
+    def fire_alerts(self) -> list[dict[str, Any]]:
+        """The alert rows of every pattern's job handed to ``alerts``; the alerts it added."""
+        added: list[dict[str, Any]] = []
+        if self.alerts is None:
+            return added
+        for p in self.patterns:
+            rows = self.views.alert_rows(p)
+            if rows:
+                added += self.alerts(p, rows)
+        return added
 
     # -- bounded -----------------------------------------------------------------------------------
     def run(
@@ -119,7 +169,8 @@ class FlinkProjections:
         if self.placement.result_topics and self.analytics is not None:
             loader = ResultLoader(self.log, self.analytics())
             loader.ensure_topics([t for spec in specs for t in spec.tables])
-        job = combine("bounded", [*specs, *also])
+        cep = self.compile_patterns(bounded=True, group="projection.flink.bounded")
+        job = combine("bounded", [*specs, *also, *([cep] if cep is not None else [])])
         seconds = self.launcher.submit(job).wait(timeout_s)
         out: dict[str, dict[str, Any]] = {}
         for spec in specs:
@@ -134,14 +185,24 @@ class FlinkProjections:
             if loader is not None and p.store == "analytics":
                 loader.load(p, spec.tables)  # the result topics into chDB
                 out[spec.name]["analytics"] = {t.name: loader.digest(p, t) for t in spec.tables}
+        if cep is not None:
+            matches = {p.name: len(self.views.alert_rows(p)) for p in self.patterns}
+            out[CEP] = {"matches": matches, "alerts_raised": len(self.fire_alerts())}
         return out
 
     # -- unbounded ---------------------------------------------------------------------------------
     def start(self, names: Sequence[str]) -> None:
+        """One unbounded job per projection, and the patterns' job ``cep`` (if any)."""
         for name in names:
+            self._projection(name)  # every refusal before any job
+        for name in names:
+            self._specs[name] = functools.partial(self.compile, name, bounded=False)
+        if self.patterns:
+            self._specs[CEP] = self._cep_unbounded
+        for name, compiled in self._specs.items():
             if name in self.jobs and self.jobs[name].running():
                 continue
-            self.jobs[name] = self.launcher.submit(self.compile(name, bounded=False))
+            self.jobs[name] = self.launcher.submit(compiled())
 
     def supervise(self) -> list[str]:
         """Restart (from the newest checkpoint) every job whose process ended; their names."""
@@ -154,7 +215,7 @@ class FlinkProjections:
                 extra={"projection": name, "exit_code": job.process.returncode},
             )
             self.restarts[name] = self.restarts.get(name, 0) + 1
-            self.jobs[name] = self.launcher.submit(self.compile(name, bounded=False))
+            self.jobs[name] = self.launcher.submit(self._specs[name]())
             restarted.append(name)
         return restarted
 
@@ -165,21 +226,16 @@ class FlinkProjections:
 
     # -- status ------------------------------------------------------------------------------------
     def status(self, names: Sequence[str] | None = None) -> list[dict[str, Any]]:
+        store = self.analytics() if self.placement.result_topics and self.analytics else None
+        chosen = names or sorted(n for n in self.projections if n in COMPILERS)
+        lags = {
+            x["projection"]: x
+            for x in flink_lags(self.log, [self._projection(n) for n in chosen], store)
+        }
         out = []
-        for name in names or sorted(n for n in self.projections if n in COMPILERS):
+        for name in chosen:
             p = self._projection(name)
-            positions: dict[str, int] = {}
-            lag = 0
-            for topic in p.topics:
-                committed = self.log.committed(group_id(p), topic)
-                for part, end in sorted(self.log.end_offsets(topic).items()):
-                    at = committed.get(part)
-                    if at is not None:
-                        positions[f"{topic}/{part}"] = at
-                    behind = end - (at or 0)
-                    if behind > 0 and at is not None and not self.log.read(topic, part, at, 1):
-                        behind = 0  # only Kafka transaction markers past the position
-                    lag += max(0, behind)
+            positions, lag = lags[name]["positions"], lags[name]["lag"]
             job = self.jobs.get(name)
             try:
                 spec_tables = compile_projection(p, self.placement, self.windowing).tables
@@ -197,8 +253,56 @@ class FlinkProjections:
                     "restarts": self.restarts.get(name, 0),
                     "positions": positions,
                     "lag": lag,
+                    "loader": lags[name]["loader"],
                     "digests": digests,
                     "at": int(time.time() * 1000),
                 }
             )
         return out
+
+
+def _behind(log: EventLog, topic: str, part: int, end: int, at: int | None) -> int:
+    """Records of ``topic/part`` at or past ``at`` (None: never read) below ``end``."""
+    behind = end - (at or 0)
+    if behind > 0 and at is not None and not log.read(topic, part, at, 1):
+        return 0  # only Kafka transaction markers past the position
+    return max(0, behind)
+
+
+def flink_lags(
+    log: EventLog, projections: Sequence[Projection], analytics: ViewStore | None = None
+) -> list[dict[str, Any]]:
+    """Per projection on Flink, without Flink or PostgreSQL (cheap: ``hub projection status``
+    and each ``/metrics`` scrape): ``positions``, the consumer group's committed offsets (Flink
+    commits them on each completed checkpoint) per ``topic/partition``; ``lag``, the offsets past
+    them (0 where only Kafka transaction markers are left); and for an analytics projection with
+    a store, ``loader``: the result loader's committed positions in the ``flink.<table>`` topics
+    and the offsets past them."""
+    out = []
+    existing = {t.name for t in log.topics()}
+    for p in projections:
+        positions: dict[str, int] = {}
+        lag = 0
+        for topic in p.topics:
+            if topic not in existing:
+                continue
+            committed = log.committed(group_id(p), topic)
+            for part, end in sorted(log.end_offsets(topic).items()):
+                at = committed.get(part)
+                if at is not None:
+                    positions[f"{topic}/{part}"] = at
+                lag += _behind(log, topic, part, end, at)
+        loader = None
+        if analytics is not None and p.store == "analytics":
+            loaded = ResultLoader(log, analytics).positions(p)
+            loader_lag = 0
+            for t in p.tables:
+                topic = result_topic(t)
+                if t.kind == "append" or topic not in existing:
+                    continue
+                for part, end in sorted(log.end_offsets(topic).items()):
+                    at = loaded.get(f"{topic}/{part}")
+                    loader_lag += _behind(log, topic, part, end, at)
+            loader = {"positions": loaded, "lag": loader_lag}
+        out.append({"projection": p.name, "positions": positions, "lag": lag, "loader": loader})
+    return out

@@ -9,11 +9,13 @@ of CI. So ``flink_session`` (session-scoped, set up only when a Flink test asks 
    and quotes of the projection tests, the *cep* hub the crafted payments, quotes and trades of
    the pattern tests (their event times are months apart from the others': one topic would mix
    the patterns' watermarks with the projections' events);
-3. runs the embedded side: the hub's runner folds the views hub's projections into chDB, and the
-   embedded pattern engine finds the cep hub's matches;
+3. runs the embedded side: the hub's runner folds the views hub's projections into chDB, the
+   embedded pattern engine finds the cep hub's matches, and the embedded pattern detector (what
+   ``hub serve`` runs) raises them as alert events;
 4. runs every compiled projection and pattern as ONE bounded Flink job (a statement set,
    ``projections.flink.compile.combine``) reading both prefixes; the analytics tables go to
-   PostgreSQL and to result topics, which ``ResultLoader`` then loads into the hub's chDB;
+   PostgreSQL and to result topics, which ``ResultLoader`` then loads into the hub's chDB; the
+   cep hub's ``FlinkProjections`` (patterns only) raises the CEP job's matches as alert events;
 and the tests only compare what both sides produced. The exactly-once fault test needs a job of its
 own (it kills it) and keeps its own fixture (``test_flink_projections.footprint``).
 """
@@ -93,6 +95,10 @@ class FlinkSession:
     loaded: dict[str, dict[str, int]] = field(default_factory=dict)  # rows from result topics
     chdb: dict[str, dict[str, Any]] = field(default_factory=dict)  # their digests in chDB
     load_seconds: float = 0.0
+    # the pattern alerts each engine's operational path raised on the cep hub
+    alerts: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    detector: Any = None  # hub.pattern_alerts.PatternDetector of the cep hub
+    cep_runner: Any = None  # FlinkProjections of the cep hub (patterns only)
 
 
 def flink_infra(what: str) -> FlinkInfra:
@@ -155,8 +161,8 @@ def decoder(hub: Hub) -> Callable[[bytes], tuple[str, Mapping[str, Any]]]:
 @pytest.fixture(scope="session")
 def flink_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FlinkSession]:
     """See the module docstring. One bounded Flink job for every comparison (~30-60 s)."""
+    from hub.pattern_alerts import PatternAlerts, PatternDetector
     from projections.catalog import PROJECTIONS as CATALOG
-    from projections.flink.cep import alert_ddl, compile_pattern
     from projections.patterns import find_matches, read_events
     from tests.differential import test_flink_accounts as accounts_tests
     from tests.differential import test_flink_patterns as cep_tests
@@ -193,10 +199,26 @@ def flink_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FlinkSes
             found = read_events(cep.hub.log, pattern, decoder(cep.hub))
             session.matches[pattern.name] = find_matches(pattern, found)
 
+        # 3b. the embedded twin of the CEP job, as the served hub runs it: alert events
+        session.detector = PatternDetector(cep.hub, patterns)
+        session.alerts["embedded"] = session.detector.step()
+
         # 4. ONE Flink job: the projections of the views hub and the patterns of the cep hub
-        for pattern in patterns:
-            cep.views._run("creating the alert table", alert_ddl(cep.views.schema, pattern))
-        also: list[JobSpec] = [compile_pattern(p, placement(fi, cep)) for p in patterns]
+        # (the cep hub's runner compiles the patterns' job and raises their alerts, as
+        # `hub projection run --engine flink` does; its job joins the views hub's statement set)
+        session.cep_runner = FlinkProjections(
+            [],
+            placement(fi, cep),
+            FlinkLauncher(fi.python, root / "cep-jobs", cep.admin),
+            cep.views,
+            cep.hub.log,
+            root / "cep-checkpoints",
+            patterns=patterns,
+            alerts=lambda p, rows: PatternAlerts(cep.hub).raise_alerts(p, rows, "flink"),
+        )
+        cep_job = session.cep_runner.compile_patterns(bounded=True)
+        assert cep_job is not None
+        also: list[JobSpec] = [cep_job]
         chosen = [p for p in CATALOG if p.name in PROJECTIONS]
         analytics = [p for p in chosen if p.store == "analytics"]
         loader = ResultLoader(views.hub.log, views.hub.projections.store("analytics"))
@@ -216,6 +238,7 @@ def flink_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FlinkSes
         session.seconds = time.monotonic() - started
         print(f"\nthe one Flink job of the differential tests: {session.seconds:.1f} s")
         session.status = runner.status()
+        session.alerts["flink"] = session.cep_runner.fire_alerts()
         # 5. the analytics tables' result topics into chDB (the hub's analytics store)
         started = time.monotonic()
         for p in analytics:

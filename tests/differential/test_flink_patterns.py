@@ -233,26 +233,30 @@ def test_pattern_definitions_refuse_nonsense() -> None:
 def test_one_structuring_pattern_is_one_alert_event_from_each_engine(
     flink_session: FlinkSession,
 ) -> None:
-    """The matches of both engines become ``hub.AlertFired`` events on ``hub.alerts`` through
-    the hub's publisher: the injected A1 pattern (three payments in the hour) is exactly one
-    event per engine; the console's alert list shows them; detecting again adds nothing."""
+    """The operational paths of both engines raised the matches as ``hub.AlertFired`` events on
+    ``hub.alerts`` in the session: the embedded detector (what ``hub serve`` runs) and the cep
+    hub's ``FlinkProjections`` after its job (what ``hub projection run --engine flink`` does).
+    The injected A1 pattern (three payments in the hour) is exactly one event per engine; the
+    console's alert list shows them; running either again (a restart) adds nothing."""
     from hub.console.alerts import ALERTS_TOPIC, AlertEngine
-    from hub.pattern_alerts import PatternAlerts, by_engine
+    from hub.pattern_alerts import PatternDetector, by_engine
 
     hub = flink_session.cep.hub
-    alerts = PatternAlerts(hub)
     embedded, flink = _both(flink_session, STRUCTURING)
     assert len(embedded) == len(flink) == 7
-    added = alerts.raise_alerts(STRUCTURING, embedded, "embedded")
-    added += alerts.raise_alerts(STRUCTURING, flink, "flink")
-    assert len(added) == 14
+    raised = {
+        e: [a for a in v if a["rule"] == "pattern.aml_structuring"]
+        for e, v in flink_session.alerts.items()
+    }
+    assert {e: len(v) for e, v in raised.items()} == {"embedded": 7, "flink": 7}
     # a second detection (a restarted job, a re-read log) appends nothing
-    assert alerts.raise_alerts(STRUCTURING, flink, "flink") == []
-    assert alerts.raise_alerts(STRUCTURING, embedded, "embedded") == []
+    assert flink_session.cep_runner.fire_alerts() == []
+    assert flink_session.detector.step() == []
+    assert PatternDetector(hub, (STRUCTURING, SPIKE)).step() == []
 
     listed = AlertEngine(hub, []).events()  # what the console's alert list reads
     engines = by_engine(listed)
-    assert {k: len(v) for k, v in engines.items()} == {"embedded": 7, "flink": 7}
+    assert {k: len(v) for k, v in engines.items()} == {"embedded": 12, "flink": 12}
     for engine, events in engines.items():
         a1 = [e for e in events if "from account A1 (tenant acme)" in e["summary"]]
         assert len(a1) == 1, (engine, a1)
@@ -262,5 +266,7 @@ def test_one_structuring_pattern_is_one_alert_event_from_each_engine(
             "10000",
         )
         assert a1[0]["event_type"] == "hub.AlertFired"
+        spikes = [e for e in events if e["rule"] == "pattern.price_spike"]
+        assert len(spikes) == 5, (engine, spikes)
     # appended through the hub's log: the ledger covers them like any other record
-    assert sum(hub.log.end_offsets(ALERTS_TOPIC).values()) >= 14
+    assert sum(hub.log.end_offsets(ALERTS_TOPIC).values()) >= 24

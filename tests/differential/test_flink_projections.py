@@ -35,16 +35,17 @@ from projections.flink.compile import FlinkPlacement
 from projections.flink.launch import FlinkLauncher, latest_checkpoint
 from projections.flink.postgres import FlinkViews
 from projections.flink.service import FlinkProjections
-from tests.differential.conftest import FlinkSession, flink_infra, open_world, placement
+from tests.differential.conftest import FlinkSession, open_world, placement
 
 # the first test to ask for the session's Flink run waits for it: minutes on a busy machine
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
 
 @pytest.fixture
-def footprint(tmp_path: Path) -> Iterator[dict[str, Any]]:
-    """A hub of its own (the fault test publishes while its job runs and kills it)."""
-    fi = flink_infra("the Flink exactly-once test")
+def footprint(tmp_path: Path, flink_session: FlinkSession) -> Iterator[dict[str, Any]]:
+    """A hub of its own (the fault test publishes while its job runs and kills it), on the
+    session's infrastructure (checked once: the infra scripts take seconds on a busy machine)."""
+    fi = flink_session.infra
     world = open_world(fi, tmp_path / "hub")
     try:
         yield {

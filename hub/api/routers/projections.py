@@ -3,6 +3,7 @@
 Installing this router also installs a lifespan hook: the app follows every projection in the
 background while it serves (``HUB_PROJECTION_AUTOSTART``), and stops the runners on shutdown;
 with several processes (``HUB_LEADER_ELECTION``) only the elected leader runs them (``hub.ha``).
+Beside them, the embedded pattern detector (``hub.pattern_alerts.detecting``).
 
 A query result leaves the hub, whatever its format: each ``POST /v1/query`` (and ``hub query``,
 both through ``export_query``) is one lineage run of ``export.query`` reading the projections
@@ -34,6 +35,7 @@ router = APIRouter(tags=["projections"])
 @asynccontextmanager
 async def follow_projections(app: FastAPI) -> AsyncIterator[None]:
     from hub.ha import single_writers
+    from hub.pattern_alerts import detecting
 
     hub = app.state.hub
     run = getattr(hub, "projections", None) is not None and hub.settings.projection_autostart
@@ -41,7 +43,8 @@ async def follow_projections(app: FastAPI) -> AsyncIterator[None]:
         yield
         return
     # one process: the runners run; several (HUB_LEADER_ELECTION): only in the leader
-    with single_writers(hub, projections=run):
+    with single_writers(hub, projections=run), detecting(hub, run) as detector:
+        app.state.pattern_detector = detector
         yield
 
 

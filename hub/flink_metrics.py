@@ -1,0 +1,59 @@
+"""Prometheus gauges of the Flink engine (``/metrics`` with ``HUB_PROJECTION_ENGINE=flink``).
+
+Apart from ``hub.flink`` (which builds the engine, and imports the pattern alerts and with them
+the console) so that ``hub.observability`` can import it without an import cycle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from prometheus_client.core import GaugeMetricFamily
+
+from projections.catalog import PROJECTIONS
+from projections.flink.service import flink_lags
+
+
+def flink_gauges(hub: Any) -> Iterator[GaugeMetricFamily]:
+    """Prometheus gauges of the Flink engine (``/metrics`` when ``HUB_PROJECTION_ENGINE=flink``),
+    from Kafka and the analytics store only (no Flink, no PostgreSQL at scrape time):
+    ``hub_flink_committed_offset{projection,topic,partition}`` (Flink's committed source
+    offsets), ``hub_flink_lag_records{projection}``, ``hub_flink_loader_offset{projection,topic,
+    partition}`` (the result loader's committed position) and
+    ``hub_flink_loader_lag_records{projection}``."""
+    from projections.flink.compile import COMPILERS
+
+    chosen = [p for p in PROJECTIONS if p.name in COMPILERS]
+    store = hub.projections.store("analytics") if hub.projections is not None else None
+    committed = GaugeMetricFamily(
+        "hub_flink_committed_offset",
+        "Next offset Flink committed for the projection's consumer group (on each checkpoint).",
+        labels=["projection", "topic", "partition"],
+    )
+    lag = GaugeMetricFamily(
+        "hub_flink_lag_records",
+        "Records in the projection's source topics past Flink's committed offsets.",
+        labels=["projection"],
+    )
+    loaded = GaugeMetricFamily(
+        "hub_flink_loader_offset",
+        "Next offset of a flink.<table> result topic the result loader committed into chDB.",
+        labels=["projection", "topic", "partition"],
+    )
+    loader_lag = GaugeMetricFamily(
+        "hub_flink_loader_lag_records",
+        "Result records Flink wrote that the result loader has not folded into chDB yet.",
+        labels=["projection"],
+    )
+    for x in flink_lags(hub.log, chosen, store):
+        for where, offset in x["positions"].items():
+            topic, part = where.rsplit("/", 1)
+            committed.add_metric([x["projection"], topic, part], offset)
+        lag.add_metric([x["projection"]], x["lag"])
+        if x["loader"] is not None:
+            for where, offset in x["loader"]["positions"].items():
+                topic, part = where.rsplit("/", 1)
+                loaded.add_metric([x["projection"], topic, part], offset)
+            loader_lag.add_metric([x["projection"]], x["loader"]["lag"])
+    yield from (committed, lag, loaded, loader_lag)

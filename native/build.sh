@@ -7,6 +7,8 @@ set -euo pipefail
 PY=${1:?usage: native/build.sh PYTHON}
 PY=$(cd "$(dirname "$PY")" && pwd)/$(basename "$PY")
 cd "$(dirname "$0")"
+# rustup installs into ~/.cargo/bin, which a non-login shell (CI) may not have on its PATH
+if ! command -v cargo >/dev/null && [ -x "$HOME/.cargo/bin/cargo" ]; then PATH=$HOME/.cargo/bin:$PATH; fi
 if ! command -v cargo >/dev/null; then
 	if [ "${CI:-}" = true ]; then
 		echo "native/build.sh: cargo is not installed; CI needs it to build hub_native." >&2

@@ -44,6 +44,7 @@ CHUNK = 8 << 20
 BUILT = "built.json"
 REBUILD_BATCH = 100_000
 PARQUET_CHUNK = 250_000
+INGEST_BATCH = 100_000  # the columnar ingest commits per batch: fewer, bigger transactions
 
 
 def _say(step: str, **figures: Any) -> None:
@@ -72,7 +73,7 @@ def build(data: Path, parquet: Path, events: int) -> tuple[str, float, float]:
             if done[0] % 1_000_000 < n:
                 _say("ingest progress", events=done[0], seconds=round(time.perf_counter() - t, 1))
 
-        out = publish_file(h.ingest, parquet, "trades", batch_size=20_000, on_batch=tick)
+        out = publish_file(h.ingest, parquet, "trades", batch_size=INGEST_BATCH, on_batch=tick)
         ingest_s = time.perf_counter() - t
         if out.result.accepted != events:
             raise SystemExit(f"ingest accepted {out.result.accepted} of {events} rows")

@@ -11,11 +11,18 @@ one footprint restores into another.
 - ``replay_log``: recreates the topics in an empty EventLog (a fresh Kafka cluster or topic
   prefix, or a new embedded log) and appends the records so that each lands at its original
   offset with its original timestamp: the ledger's leaves hash the position, so anything else
-  would fail ``hub ledger verify``. A gap of one offset after a run of records is a transaction's
-  commit marker (Kafka's, and the embedded log's, which reproduces it); it is recreated by
-  appending that run inside a transaction. Anything else (a partition that does not start at 0
-  after a retention cut, a gap of several offsets from an aborted transaction) cannot be
-  recreated through the port and is refused naming the topic, partition and offset.
+  would fail ``hub ledger verify``. The offsets that hold no record are recreated too, through
+  the port (``_Partition``):
+  - a retention cut (the partition started at S > 0, recorded in the export's ``starts``): S
+    filler records are appended and deleted again (``delete_records_before(S)``), so the new
+    log starts at S like the old one, and the ledger's ``retention.delete`` entry still matches;
+  - a gap of one offset after a run of records is a transaction's commit marker (Kafka's, and
+    the embedded log's, which reproduces it): that run is appended inside a transaction;
+  - a gap of g >= 2 offsets (an aborted Kafka transaction: its records and its abort marker) is
+    recreated by aborting a transaction of g - 1 filler records (their offsets and the marker's),
+    which no committed read returns. The embedded log gives an aborted transaction no offsets,
+    so such a backup replays only into Kafka: anything the target log cannot recreate is
+    refused naming the topic, partition and offset, before the restore reports success.
 - ``copy_ledger``: leaves, tree chunks, positions and checkpoints from one LedgerStore to
   another (PostgreSQL to a SQLite file for the backup; back into a fresh PostgreSQL schema or a
   SQLite file at restore): the tree is copied, not recomputed, and the restore then checks its
@@ -26,6 +33,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -34,6 +42,7 @@ from core.ports.eventlog import EventLog, Record, StoredRecord
 from core.ports.ledgerstore import LedgerStore
 
 LOG_EXPORT = "log.export.sqlite"
+MARKER_WAIT_S = 30.0  # how long a transaction marker may take to land (Kafka writes it after)
 Progress = Callable[[str], None]
 
 _SCHEMA = """
@@ -43,7 +52,11 @@ CREATE TABLE records (
     key BLOB, value BLOB, headers TEXT NOT NULL,
     PRIMARY KEY (topic, part, off)
 ) WITHOUT ROWID;
+CREATE TABLE starts (topic TEXT NOT NULL, part INTEGER NOT NULL, start INTEGER NOT NULL,
+    PRIMARY KEY (topic, part)) WITHOUT ROWID;
 """
+FILLER = (("hub_restore_filler", b"1"),)  # the header of the records that only take an offset
+FILLER_BATCH = 50_000  # plain appends of one partition: never a Kafka transaction
 
 
 class ReplayRefused(HubError):
@@ -79,9 +92,15 @@ def export_log(
                 (info.name, info.partitions, json.dumps(dict(info.config), sort_keys=True)),
             )
             stop = (until or {}).get(info.name) or log.end_offsets(info.name)
+            begins = log.beginning_offsets(info.name)
             ends[info.name] = {}
             for part in range(info.partitions):
                 end = stop.get(part, 0)
+                if begins.get(part, 0):  # a retention cut: the replay starts the partition here
+                    conn.execute(
+                        "INSERT INTO starts VALUES (?, ?, ?)",
+                        (info.name, part, min(begins[part], end)),
+                    )
                 n = 0
                 batch: list[tuple[object, ...]] = []
                 for rec in log.scan(info.name, part):
@@ -162,16 +181,110 @@ def replay_log(path: Path, log: EventLog, *, progress: Progress | None = None) -
                     f"{held}); a backup replays only into an empty log (a fresh cluster or "
                     "topic prefix)."
                 )
+        starts = _starts(conn)
         for name, parts, _config in topics:
             for part in range(int(parts)):
-                total += _replay_partition(conn, log, str(name), part, say)
+                start = starts.get((str(name), part), 0)
+                total += _replay_partition(conn, log, str(name), part, start, say)
     finally:
         conn.close()
     return total
 
 
+def _starts(conn: sqlite3.Connection) -> dict[tuple[str, int], int]:
+    """Per partition the start offset after a retention cut (an export made before the table
+    existed has none: every partition started at 0)."""
+    if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'starts'").fetchone():
+        return {}
+    return {(str(t), int(p)): int(s) for t, p, s in conn.execute("SELECT * FROM starts")}
+
+
+class _Partition:
+    """One partition being replayed: appends that must land at given offsets, and the offsets
+    that hold no record (cut, commit markers, aborted transactions), recreated through the port
+    and checked against the target log's end offset."""
+
+    def __init__(self, log: EventLog, topic: str, part: int) -> None:
+        self.log, self.topic, self.part = log, topic, part
+        self.end = 0  # the offset the next record lands at
+
+    def _where(self, offset: int) -> str:
+        return f"Topic {self.topic!r} partition {self.part}, offset {offset}"
+
+    def _fillers(self, n: int) -> list[Record]:
+        return [Record(value=b"", headers=FILLER, partition=self.part)] * n
+
+    def _settled(self, want: int, what: str) -> None:
+        """Wait (bounded) until the target's end offset is ``want``: a Kafka transaction's
+        marker is written after the commit or abort returns, and the next append must follow
+        it. Refuses when the log gives another end (the embedded log gives an aborted
+        transaction no offsets: its end has not moved, and no wait would help)."""
+        before = self.end  # the end before the operation
+        deadline = time.monotonic() + MARKER_WAIT_S
+        while True:
+            got = self.log.end_offsets(self.topic).get(self.part, 0)
+            if got >= want or got == before or time.monotonic() > deadline:
+                break
+            time.sleep(0.02)
+        if got != want:
+            raise ReplayRefused(
+                f"{self._where(self.end)}: recreating {what} left the target log's end offset at "
+                f"{got}, not {want}; this log cannot hold the backup's offsets (an embedded log "
+                "gives an aborted transaction no offsets): restore this backup into Kafka "
+                "(HUB_EVENT_LOG=kafka with a fresh topic prefix)."
+            )
+        self.end = want
+
+    def cut(self, start: int, first: int | None) -> None:
+        """Recreate a retention cut at ``start`` (``first``: the first offset that holds a
+        record, or None when none does): fillers up to it, deleted again. A cut that left a
+        commit marker first (``first == start + 1``) gets the last filler in a transaction."""
+        marker = first == start + 1
+        plain = start - 1 if marker else start
+        for i in range(0, plain, FILLER_BATCH):
+            self.log.append(self.topic, self._fillers(min(FILLER_BATCH, plain - i)))
+        self._settled(plain, f"the {start} offsets below a retention cut")
+        if marker:
+            with self.log.transaction(f"hub-restore-{self.topic}-{self.part}-cut") as txn:
+                txn.append(self.topic, self._fillers(1))
+            self._settled(start + 1, "the commit marker after a retention cut")
+        got = self.log.delete_records_before(self.topic, self.part, start)
+        if got != start:
+            raise ReplayRefused(
+                f"{self._where(start)}: the retention cut moved the target's start to {got}."
+            )
+
+    def skip(self, gap: int) -> None:
+        """Recreate ``gap`` >= 2 offsets of an aborted transaction: abort one of gap - 1
+        fillers (they and the abort marker take the offsets; committed reads skip them)."""
+        with self.log.transaction(f"hub-restore-{self.topic}-{self.part}-{self.end}") as txn:
+            txn.append(self.topic, self._fillers(gap - 1))
+            txn.abort()
+        self._settled(self.end + gap, f"an aborted transaction of {gap} offsets")
+
+    def append(self, first: int, records: list[Record], *, in_transaction: bool) -> None:
+        """Append a run that must land at ``first``; a committed transaction (one marker after
+        it) with ``in_transaction``."""
+        last = first + len(records) - 1
+        if in_transaction:
+            with self.log.transaction(f"hub-restore-{self.topic}-{self.part}-{first}") as txn:
+                got = txn.append(self.topic, records)
+        else:
+            got = self.log.append(self.topic, records)
+        if got and (got[0].offset != first or got[-1].offset != last):
+            raise ReplayRefused(
+                f"Topic {self.topic!r} partition {self.part}: replayed records landed at offsets "
+                f"{got[0].offset}..{got[-1].offset}, not {first}..{last}; the target log is "
+                "not empty or reorders appends."
+            )
+        if in_transaction:
+            self._settled(last + 2, "a commit marker")
+        else:
+            self.end = last + 1
+
+
 def _replay_partition(
-    conn: sqlite3.Connection, log: EventLog, topic: str, part: int, say: Progress
+    conn: sqlite3.Connection, log: EventLog, topic: str, part: int, start: int, say: Progress
 ) -> int:
     rows = conn.execute(
         "SELECT off, ts, key, value, headers FROM records WHERE topic = ? AND part = ? "
@@ -179,35 +292,35 @@ def _replay_partition(
         (topic, part),
     )
     runs = list(_runs(iter(rows)))
-    expected = 0
+    target = _Partition(log, topic, part)
+    first_held = runs[0][0] if runs else None
+    if first_held is not None and first_held < start:
+        raise ReplayRefused(
+            f"Topic {topic!r} partition {part}: the backup holds offset {first_held} below the "
+            f"partition's recorded start {start}; the export is inconsistent."
+        )
+    if start:
+        target.cut(start, first_held)
     count = 0
     for i, (first, run) in enumerate(runs):
-        if first != expected:
+        gap = first - target.end
+        if gap == 1:
             raise ReplayRefused(
                 f"Topic {topic!r} partition {part}: the backup's records resume at offset "
-                f"{first} after {expected}; a gap other than one commit marker (a retention cut "
-                "or an aborted transaction) cannot be recreated through the log's API, so this "
-                "backup cannot be replayed into a new log with its ledger intact."
+                f"{first} after {target.end - 1} with one empty offset that follows no "
+                "transaction's records; the log's API cannot recreate it, so this backup "
+                "cannot be replayed into a new log with its ledger intact."
             )
+        if gap >= 2:
+            target.skip(gap)
         last = run[-1][0]
         nxt = runs[i + 1][0] if i + 1 < len(runs) else None
         records = [
             Record(value=v, key=k, headers=_headers_in(h), timestamp_ms=ts, partition=part)
             for _off, ts, k, v, h in run
         ]
-        if nxt == last + 2:  # a commit marker follows: append the run in a transaction
-            with log.transaction(f"hub-restore-{topic}-{part}-{first}") as txn:
-                got = txn.append(topic, records)
-            expected = last + 2
-        else:
-            got = log.append(topic, records)
-            expected = last + 1
-        if got and (got[0].offset != first or got[-1].offset != last):
-            raise ReplayRefused(
-                f"Topic {topic!r} partition {part}: replayed records landed at offsets "
-                f"{got[0].offset}..{got[-1].offset}, not {first}..{last}; the target log is "
-                "not empty or reorders appends."
-            )
+        # a commit marker follows: the run in a transaction
+        target.append(first, records, in_transaction=nxt == last + 2)
         count += len(records)
     if count:
         say(f"replayed {topic}[{part}]: {count} records")

@@ -24,7 +24,6 @@ from hub.bootstrap import Hub, bootstrap
 from hub.cli import main
 from hub.settings import load_settings
 from ingest.publish import OutgoingEvent
-from ledger.verify import verify_ledger
 from projections.catalog import PROJECTIONS
 from tests.cli_keys import admin_args, admin_key_file
 
@@ -32,6 +31,10 @@ from tests.cli_keys import admin_args, admin_key_file
 @pytest.fixture
 def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
     """A data folder, an object folder and a KEK apart from both."""
+    return make_env(tmp_path, monkeypatch)
+
+
+def make_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
     paths = {
         "data": tmp_path / "site-a" / "hub",
         "objects": tmp_path / "store",
@@ -129,17 +132,15 @@ def test_restore_of_the_demo_gives_the_same_ledger_root_and_projection_digests(
     restored = json.loads(r.stdout)
     assert restored["ledger"]["root"] == root and restored["ledger"]["verified"]
 
-    assert ledger_root(env["restored"], size) == (size, root)
     h = open_hub(env["restored"])
-    try:
-        report = verify_ledger(h.ledger)
-        assert report.first is None, report.first.describe()
+    try:  # the restore ran the full verify; `hub ledger verify` below runs it once more
+        assert h.ledger.store.root(size).hex() == root
         h.projections.run(names)
         after = {n: h.projections.digest(n, save=False) for n in names}
     finally:
         h.close()
     assert after == before
-    r = run(*admin_args(env["restored"]), "ledger", "verify")
+    r = run(*admin_args(env["restored"]), "ledger", "verify", "--full")
     assert r.exit_code == 0, r.output
 
 
@@ -327,44 +328,6 @@ def test_backup_and_restore_through_s3(s3_env: dict[str, Path]) -> None:
     assert os.environ["HUB_OBJECT_STORE"] == "s3"
 
 
-# -- the same on HDFS (WebHDFS, HUB_OBJECT_STORE=hdfs) -------------------------------------------
-
-
-def test_backup_and_restore_through_hdfs(
-    env: dict[str, Path], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """``HUB_OBJECT_STORE=hdfs``: the backup's chunks, sealed keys, manifest and signature go to
-    Hadoop's MiniDFSCluster (``infra/hdfs.sh``) through WebHDFS; the restore reads them back,
-    with every check, and a changed chunk on HDFS fails it naming the object."""
-    import getpass
-
-    from hub.bootstrap import build_object_store
-    from storage.backup import CHUNKS
-    from tests.contract.test_objectstore_webhdfs import hdfs_url
-
-    root = f"/hub-backup-tests/{uuid.uuid4().hex[:12]}"
-    monkeypatch.setenv("HUB_OBJECT_STORE", "hdfs")
-    monkeypatch.setenv("HUB_HDFS_URL", hdfs_url())
-    monkeypatch.setenv("HUB_HDFS_ROOT", root)
-    monkeypatch.setenv("HUB_HDFS_USER", getpass.getuser())  # the MiniDFSCluster's superuser
-    publish_accounts(env["data"], ["ACC-7001", "ACC-7002"])
-    made = backup_create(env)
-    assert not env["objects"].exists()  # nothing went to the local folder
-    store = build_object_store(load_settings(data_dir=env["data"]))
-    assert type(store).__name__ == "WebHdfsObjectStore"
-    chunks = store.list(CHUNKS)
-    assert chunks and store.list(f"backups/{made['id']}/")
-    r = run(*restore_args(env))
-    assert r.exit_code == 0, r.output
-    assert json.loads(r.stdout)["ledger"]["root"] == made["ledger_root"]
-    assert ledger_root(env["restored"], made["ledger_size"])[1] == made["ledger_root"]
-    # one changed byte in a chunk held by HDFS: the restore names it and leaves nothing behind
-    scratch = build_object_store(load_settings(data_dir=env["data"]), write_once=False)
-    victim = chunks[0]
-    data = bytearray(scratch.get(victim))
-    data[len(data) // 2] ^= 1
-    scratch.put(victim, bytes(data))
-    again = env["restored"].parent / "hub-2"
-    r = run(*restore_args({**env, "restored": again}))
-    assert r.exit_code != 0 and victim in r.output, r.output
-    assert not again.exists()
+# The same round trip on HDFS (WebHDFS, HUB_OBJECT_STORE=hdfs) is in
+# tests/contract/test_objectstore_webhdfs.py: it runs in the process that already started the
+# MiniDFSCluster (a second start here cost ~33 s of CI).

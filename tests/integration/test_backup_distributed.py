@@ -325,3 +325,74 @@ def test_a_failed_kafka_restore_rolls_back_what_it_wrote(
         assert "dropped the PostgreSQL ledger schema" in message
     assert not target.exists()
     assert not target.parent.exists() or not list(target.parent.glob(".hub.restoring-*"))
+
+
+def test_a_kafka_log_with_an_aborted_transaction_and_a_retention_cut_restores_exactly(
+    tmp_path: Path,
+) -> None:
+    """An aborted transaction leaves offsets that no committed read returns (its records and its
+    abort marker) and a retention cut raises a start offset: the restore into a fresh topic
+    prefix recreates both (``storage.portable``), so the same records sit at the same offsets,
+    the ledger has the original's root and verifies (the cut is the recorded one), and the
+    projections give the same digests. Only Kafka is needed (the ledger and keys stay local).
+    Slow-ish (96 s at load 25 here; most of it creating two hubs' topics on the broker): the
+    one end-to-end proof that Kafka's own aborted-transaction offsets are recreated."""
+    from core.ports.eventlog import Record
+
+    kafka = kafka_bootstrap()
+    tag = f"x{uuid.uuid4().hex[:10]}"
+
+    def at(data: Path, prefix: str) -> Settings:
+        return load_settings(
+            environ={},
+            data_dir=data,
+            event_log="kafka",
+            kafka_bootstrap_servers=kafka,
+            kafka_topic_prefix=prefix,
+            object_store_dir=tmp_path / "objects",
+        )
+
+    h = bootstrap(at(tmp_path / "site-a" / "hub", f"{tag}a."))
+    try:
+        token = h.keys.create(["admin"], owner="dr-admin").token
+        h.publisher.publish(
+            "accounts", [account(f"ACC-{i:03d}", "A") for i in range(20)], producer="t"
+        )
+        with h.log.transaction("aborted-writer") as txn:
+            txn.append("accounts", [Record(value=b"never", partition=0)] * 2)
+            txn.abort()
+        h.publisher.publish(
+            "accounts", [account(f"ACC-{i:03d}", "B") for i in range(20, 40)], producer="t"
+        )
+        p0 = [r.offset for r in h.log.scan("accounts", 0)]
+        gap = next(i for i in range(1, len(p0)) if p0[i] - p0[i - 1] >= 3)
+        assert gap >= 2, p0  # two records before the aborted transaction: one is cut
+        keep = h.log.end_offsets("accounts")[0] - p0[gap - 1]  # a cut just before the last one
+        h.governance.set_policy("topic:accounts", max_records=keep, actor="dr-admin")
+        h.retention.run()
+        begins = h.log.beginning_offsets("accounts")
+        records = {p: list(h.log.scan("accounts", p)) for p in begins}
+        h.projections.run(VIEWS)
+        digests = {n: h.projections.digest(n, save=False) for n in VIEWS}
+        kek = create_kek_file(tmp_path / "vault" / "backup.kek")
+        made = backup(h, LocalObjectStore(tmp_path / "objects"), kek, chunk_bytes=1 << 20)
+    finally:
+        h.close()
+    assert begins[0] == p0[gap - 1]  # the cut, then the aborted transaction's 3 offsets
+    assert [r.offset for r in records[0]][:2] == [p0[gap - 1], p0[gap]]
+
+    target = tmp_path / "site-b" / "hub"
+    restored = at(target, f"{tag}b.")
+    done = restore(restored, LocalObjectStore(tmp_path / "objects"), kek, target, token)
+    assert done.ledger_root == made.ledger_root
+    r = bootstrap(restored, install_domain=False)
+    try:
+        assert r.ledger.store.root(made.ledger_size).hex() == made.ledger_root
+        report = verify_ledger(r.ledger)
+        assert report.first is None, report.first.describe()
+        assert r.log.beginning_offsets("accounts") == begins
+        assert {p: list(r.log.scan("accounts", p)) for p in begins} == records
+        r.projections.run(VIEWS)
+        assert {n: r.projections.digest(n, save=False) for n in VIEWS} == digests
+    finally:
+        r.close()

@@ -149,6 +149,36 @@ class CachedFeatureStore(FeatureStore):
                 out[entity] = before
         return out
 
+    def attribute_state(
+        self, name: str, entities: Sequence[str], start_us: int, end_us: int
+    ) -> dict[str, list[tuple[int, dict[str, str | None]]]]:
+        """As the port's default (the versions before ``start_us`` merged into one), from the
+        cached versions without copying the later ones' lists twice."""
+        if self._token is None:
+            return self.store.attribute_state(name, entities, start_us, end_us)
+        distinct = list(dict.fromkeys(entities))
+        with self._lock:
+            self._catch_up()
+            got = self._get_versions(name, distinct)
+            self._evict()
+        out: dict[str, list[tuple[int, dict[str, str | None]]]] = {}
+        for entity, versions in zip(distinct, got, strict=True):
+            if not versions or versions[0][0] >= end_us:
+                continue
+            merged: dict[str, str | None] = {}
+            at = None
+            late: list[tuple[int, dict[str, str | None]]] = []
+            for t, _, values in versions:
+                if t >= end_us:
+                    break
+                if t < start_us:
+                    merged.update({k: v for k, v in values.items() if v is not None})
+                    at = t
+                else:
+                    late.append((t, dict(values)))
+            out[entity] = late if at is None else [(at, merged), *late]
+        return out
+
     # -- the cache ---------------------------------------------------------------------------
 
     def _get_series(self, name: str, entities: Sequence[str]) -> list[_Series]:

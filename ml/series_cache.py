@@ -93,6 +93,11 @@ class CachedFeatureStore(FeatureStore):
             self._size = 0
         self.store.close()
 
+    def clear(self) -> None:
+        """Drop every entry (each is read from the store again on its next use)."""
+        with self._lock:
+            self._clear(self.store.change_token())
+
     @property
     def size(self) -> int:
         """Points and versions held."""

@@ -162,7 +162,9 @@ def test_one_event_fetch_and_score_p99(scoring: tuple[Hub, Scorer, Any], report:
         baseline="bare predict_proba, 1 row",
         higher_is_better=False,
     )
-    report.add(GROUP_ONE, "load average (1 min) at the end", os.getloadavg()[0], "", higher_is_better=False)
+    report.add(
+        GROUP_ONE, "load average (1 min) at the end", os.getloadavg()[0], "", higher_is_better=False
+    )
     # the goal is 5 ms; on a loaded machine the bare model's own p99 shows what the load adds
     assert p99 < max(5.0, 2 * _p99_ms(bare)), f"p99 {p99:.2f} ms vs bare {_p99_ms(bare):.2f} ms"
 
@@ -199,12 +201,24 @@ def test_batch_scoring_rate(scoring: tuple[Hub, Scorer, Any], report: Report) ->
     sqlite_only = len(events) / (time.perf_counter() - t0)
     base = "bare predict_proba, same rows"
     report.add(GROUP_BATCH, base, bare, "events/s")
-    report.add(GROUP_BATCH, "features only, SQLite store (no cache)", sqlite_only, "events/s",
-               baseline=base)
-    report.add(GROUP_BATCH, "features only, series cache", features_only, "events/s",
-               baseline="features only, SQLite store (no cache)")
-    report.add(GROUP_BATCH, "features + A/B split + score, cache cold", cold, "events/s",
-               baseline=base)
-    report.add(GROUP_BATCH, "features + A/B split + score (columnar)", columnar, "events/s",
-               baseline=base)
+    report.add(
+        GROUP_BATCH,
+        "features only, SQLite store (no cache)",
+        sqlite_only,
+        "events/s",
+        baseline=base,
+    )
+    report.add(
+        GROUP_BATCH,
+        "features only, series cache",
+        features_only,
+        "events/s",
+        baseline="features only, SQLite store (no cache)",
+    )
+    report.add(
+        GROUP_BATCH, "features + A/B split + score, cache cold", cold, "events/s", baseline=base
+    )
+    report.add(
+        GROUP_BATCH, "features + A/B split + score (columnar)", columnar, "events/s", baseline=base
+    )
     report.add(GROUP_BATCH, "... + Prediction objects + digests", full, "events/s", baseline=base)

@@ -74,7 +74,9 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
 
 
 def cli(site: dict[str, Any], who: str, *args: str) -> Any:
-    return CliRunner().invoke(main, ["--data-dir", str(site["data"]), "--key", site["keys"][who], *args])
+    return CliRunner().invoke(
+        main, ["--data-dir", str(site["data"]), "--key", site["keys"][who], *args]
+    )
 
 
 def _state(site: dict[str, Any], actor: str = "") -> tuple[dict[str, Any], list[Any], list[str]]:

@@ -120,7 +120,9 @@ def test_feature_vectors_through_the_cache_equal_the_stores(tmp_path: Path) -> N
         want = FeatureEngine(PAYMENT_RISK, plain).matrix(events)
         for _ in range(2):  # cold (misses), then warm (hits)
             assert FeatureEngine(PAYMENT_RISK, cache).matrix(events).tolist() == want.tolist()
-        later = [SeriesPoint("payments", e["account_id"], e["initiated_at"] - 5, 3.0) for e in events]
+        later = [
+            SeriesPoint("payments", e["account_id"], e["initiated_at"] - 5, 3.0) for e in events
+        ]
         plain.apply(later[:50], [], {})  # written behind the cache's back: seen on the next read
         want = FeatureEngine(PAYMENT_RISK, plain).matrix(events)
         assert FeatureEngine(PAYMENT_RISK, cache).matrix(events).tolist() == want.tolist()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -106,7 +107,7 @@ def test_feature_vectors_through_the_cache_equal_the_stores(tmp_path: Path) -> N
     plain = SqliteFeatureStore(path)
     plain.apply(points, versions, {})
     cache = CachedFeatureStore(SqliteFeatureStore(path), max_points=300)
-    events = [
+    events: list[dict[str, Any]] = [
         {
             "payment_id": f"P{i}",
             "account_id": p.entity,

@@ -12,7 +12,14 @@ from typing import Any
 
 from core.errors import Conflict
 from core.ports.eventlog import TopicPartition
-from core.ports.ml import AttributeVersion, FeatureStore, SeriesPoint
+from core.ports.ml import (
+    AttributeVersion,
+    ChangeSet,
+    FeatureStore,
+    History,
+    SeriesPoint,
+    VersionHistory,
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS series (
@@ -29,6 +36,8 @@ CREATE TABLE IF NOT EXISTS positions (
     PRIMARY KEY (topic, partition)
 );
 CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS series_by_seq ON series (seq);
+CREATE INDEX IF NOT EXISTS versions_by_seq ON versions (seq);
 """
 
 
@@ -174,6 +183,105 @@ class SqliteFeatureStore(FeatureStore):
                 "SELECT DISTINCT entity FROM versions WHERE attributes = ? ORDER BY entity", (name,)
             ).fetchall()
         return [r[0] for r in rows]
+
+    def change_token(self) -> int | None:
+        """The next sequence number ``apply`` will give (every point and version has one)."""
+        with self._lock:
+            return self._token()
+
+    def _token(self) -> int:
+        row = self._db.execute("SELECT v FROM meta WHERE k = 'seq'").fetchone()
+        return 0 if row is None else int(row[0])
+
+    def changes_since(self, token: int, limit: int) -> ChangeSet | None:
+        with self._lock:
+            db = self._db
+            db.execute("BEGIN")  # one read snapshot: the token and the rows below it agree
+            try:
+                now = self._token()
+                (n,) = db.execute(
+                    "SELECT (SELECT count(*) FROM series WHERE seq >= ?) + "
+                    "(SELECT count(*) FROM versions WHERE seq >= ?)",
+                    (token, token),
+                ).fetchone()
+                if n > limit:
+                    return None
+                points = db.execute(
+                    "SELECT series, entity, time_us, seq, value FROM series WHERE seq >= ? "
+                    "ORDER BY seq",
+                    (token,),
+                ).fetchall()
+                rows = db.execute(
+                    "SELECT attributes, entity, valid_from_us, seq, field, value FROM versions "
+                    "WHERE seq >= ? ORDER BY seq",
+                    (token,),
+                ).fetchall()
+            finally:
+                db.execute("COMMIT")
+        versions: list[tuple[str, str, int, int, dict[str, str | None]]] = []
+        for attributes, entity, valid_from, seq, field, value in rows:
+            if not versions or versions[-1][3] != seq:
+                versions.append((attributes, entity, valid_from, seq, {}))
+            versions[-1][4][field] = value
+        return ChangeSet(now, points, versions)
+
+    def series_history(self, name: str, entities: Sequence[str]) -> History:
+        import numpy as np
+
+        index = {e: i for i, e in enumerate(entities)}
+        parts = []
+        with self._lock:
+            db = self._db
+            db.execute("BEGIN")
+            try:
+                token = self._token()
+                for chunk in _chunks(entities):
+                    pairs = [x for e in chunk for x in (e, index[e])]
+                    rows = db.execute(
+                        f"WITH asked(entity, i) AS (VALUES {','.join(['(?, ?)'] * len(chunk))}) "
+                        "SELECT asked.i, s.time_us, s.seq, s.value FROM asked JOIN series s "
+                        "ON s.series = ? AND s.entity = asked.entity "
+                        "ORDER BY asked.i, s.time_us, s.seq",
+                        (*pairs, name),
+                    ).fetchall()
+                    if rows:
+                        parts.append(np.array(rows, dtype=np.float64))  # all < 2**53: exact
+            finally:
+                db.execute("COMMIT")
+        if not parts:
+            empty = np.zeros(0, dtype=np.int64)
+            return History(token, empty, empty, empty, np.zeros(0, dtype=np.float64))
+        table = np.concatenate(parts)
+        return History(
+            token,
+            table[:, 0].astype(np.int64),
+            table[:, 1].astype(np.int64),
+            table[:, 2].astype(np.int64),
+            table[:, 3].copy(),
+        )
+
+    def versions_history(self, name: str, entities: Sequence[str]) -> VersionHistory:
+        out: dict[str, list[tuple[int, int, dict[str, str | None]]]] = {}
+        with self._lock:
+            db = self._db
+            db.execute("BEGIN")
+            try:
+                token = self._token()
+                for chunk in _chunks(entities):
+                    rows = db.execute(
+                        "SELECT entity, valid_from_us, seq, field, value FROM versions WHERE "
+                        f"attributes = ? AND entity IN ({','.join('?' * len(chunk))}) "
+                        "ORDER BY entity, valid_from_us, seq",
+                        (name, *chunk),
+                    ).fetchall()
+                    for entity, valid_from, seq, field, value in rows:
+                        got = out.setdefault(entity, [])
+                        if not got or got[-1][1] != seq:
+                            got.append((valid_from, seq, {}))
+                        got[-1][2][field] = value
+            finally:
+                db.execute("COMMIT")
+        return VersionHistory(token, out)
 
     def close(self) -> None:
         with self._lock:

@@ -32,8 +32,9 @@ from domain.features import HOUR_US, PAYMENT_RISK
 from hub.bootstrap import Hub, bootstrap
 from hub.ml_setup import ml_of
 from hub.settings import load_settings
-from ml.features import to_us
+from ml.features import FeatureEngine, to_us
 from ml.scoring import Scorer
+from ml.series_cache import CachedFeatureStore
 
 ONE = int(os.environ.get("ML_BENCH_ONE", "2000"))
 BATCH = int(os.environ.get("ML_BENCH_BATCH", "20000"))
@@ -146,7 +147,7 @@ def test_one_event_fetch_and_score_p99(scoring: tuple[Hub, Scorer, Any], report:
     )
     report.add(
         GROUP_ONE,
-        "features (SQLite) + score, 1 event (p50)",
+        "features (series cache) + score, 1 event (p50)",
         _p99_ms(full, 0.5),
         "ms",
         baseline="bare predict_proba, 1 row (p50)",
@@ -155,56 +156,69 @@ def test_one_event_fetch_and_score_p99(scoring: tuple[Hub, Scorer, Any], report:
     p99 = _p99_ms(full)
     report.add(
         GROUP_ONE,
-        "features (SQLite) + score, 1 event",
+        "features (series cache) + score, 1 event",
         p99,
         "ms",
         baseline="bare predict_proba, 1 row",
         higher_is_better=False,
     )
-    assert p99 < 50, f"p99 {p99:.2f} ms: far above the 5 ms goal even on a busy machine"
+    report.add(
+        GROUP_ONE, "load average (1 min) at the end", os.getloadavg()[0], "", higher_is_better=False
+    )
+    # the goal is 5 ms; on a loaded machine the bare model's own p99 shows what the load adds
+    assert p99 < max(5.0, 2 * _p99_ms(bare)), f"p99 {p99:.2f} ms vs bare {_p99_ms(bare):.2f} ms"
 
 
 def test_batch_scoring_rate(scoring: tuple[Hub, Scorer, Any], report: Report) -> None:
     _, scorer, model = scoring
+    cached = scorer.engine.store
+    assert isinstance(cached, CachedFeatureStore), "the hub serves through the series cache"
+    uncached = FeatureEngine(scorer.engine.view, cached.store)  # the SQLite store itself
     events = _events(BATCH, 4)
     matrix = scorer.engine.matrix(events)
+    assert np.array_equal(uncached.matrix(events), matrix), "the cache answers as the store"
     sources = ["bench"] * len(events)
-    scorer.score(events[:100], sources[:100])
     t0 = time.perf_counter()
     model.predict_proba(matrix)
     bare = len(events) / (time.perf_counter() - t0)
+    cached.clear()  # the first batch after a start: every entity read from SQLite once
+    t0 = time.perf_counter()
+    scorer.score_batch(events)
+    cold = len(events) / (time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    _, scores, _, _, _ = scorer.score_batch(events)
+    columnar = len(events) / (time.perf_counter() - t0)
     t0 = time.perf_counter()
     out = scorer.score(events, sources)
     full = len(events) / (time.perf_counter() - t0)
     assert len(out) == len(events)
-    t0 = time.perf_counter()
-    _, scores, _, _, _ = scorer.score_batch(events)
-    columnar = len(events) / (time.perf_counter() - t0)
-    assert scores.tolist() == [p.score for p in out] or np.allclose(
-        scores, [p.score for p in out], atol=1e-9
-    )
+    assert np.allclose(scores, [p.score for p in out], atol=1e-9)
     t0 = time.perf_counter()
     scorer.engine.matrix(events)
     features_only = len(events) / (time.perf_counter() - t0)
-    report.add(GROUP_BATCH, "bare predict_proba, same rows", bare, "events/s")
+    t0 = time.perf_counter()
+    uncached.matrix(events)
+    sqlite_only = len(events) / (time.perf_counter() - t0)
+    base = "bare predict_proba, same rows"
+    report.add(GROUP_BATCH, base, bare, "events/s")
     report.add(
         GROUP_BATCH,
-        "features only (SQLite windows)",
+        "features only, SQLite store (no cache)",
+        sqlite_only,
+        "events/s",
+        baseline=base,
+    )
+    report.add(
+        GROUP_BATCH,
+        "features only, series cache",
         features_only,
         "events/s",
-        baseline="bare predict_proba, same rows",
+        baseline="features only, SQLite store (no cache)",
     )
     report.add(
-        GROUP_BATCH,
-        "features + A/B split + score (columnar)",
-        columnar,
-        "events/s",
-        baseline="bare predict_proba, same rows",
+        GROUP_BATCH, "features + A/B split + score, cache cold", cold, "events/s", baseline=base
     )
     report.add(
-        GROUP_BATCH,
-        "... + Prediction objects + digests",
-        full,
-        "events/s",
-        baseline="bare predict_proba, same rows",
+        GROUP_BATCH, "features + A/B split + score (columnar)", columnar, "events/s", baseline=base
     )
+    report.add(GROUP_BATCH, "... + Prediction objects + digests", full, "events/s", baseline=base)

@@ -63,8 +63,11 @@ def feature_store(hub: Hub) -> FeatureStore:
             folder / "feast", online="redis" if url else "sqlite", redis_url=url
         )
     from adapters.sqlite_features import SqliteFeatureStore
+    from ml.series_cache import CachedFeatureStore
 
-    return SqliteFeatureStore(folder / "features.sqlite")
+    store = SqliteFeatureStore(folder / "features.sqlite")
+    points = hub.settings.feature_cache_points
+    return CachedFeatureStore(store, max_points=points) if points else store
 
 
 def model_registry(hub: Hub) -> ModelRegistry:

@@ -348,6 +348,14 @@ class Settings(BaseSettings):
         description="With feature_store feast: Feast's Redis online store (redis://HOST:PORT; "
         "`bash infra/redis.sh url` prints it); empty: Feast's embedded SQLite online store.",
     )
+    feature_cache_points: int = Field(
+        default=2_000_000,
+        ge=0,
+        le=1_000_000_000,
+        description="With feature_store sqlite: series points and attribute versions kept in "
+        "memory for scoring (about 24 bytes a point; least recently read entities evicted "
+        "first, read from the store again on the next use); 0 turns the cache off.",
+    )
     object_store: Literal["local", "s3", "hdfs"] = Field(
         default="local",
         description="ObjectStore for backups, the cold tier, the lake and the erasure journal: a "

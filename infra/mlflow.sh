@@ -68,6 +68,10 @@ cmd_start() {
     [[ -f "$LOG_FILE" ]] && mv -f "$LOG_FILE" "$LOG_FILE.1"
     log "starting MLflow $("$MLFLOW_BIN" --version 2>/dev/null | awk '{print $NF}') on $HOST:$PORT"
     local started=$SECONDS
+    # No MLflow job runner: it starts a second process (huey, periodic scorers) that imports
+    # MLflow and opens the store beside the server, doubling the start-up CPU; the hub uses the
+    # registry only.
+    export MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false
     launch "$LOG_FILE" "$MLFLOW_BIN" server --host "$HOST" --port "$PORT" --workers 1 \
         --backend-store-uri "$(backend_url)" --serve-artifacts \
         --artifacts-destination "$STATE_DIR/artifacts"

@@ -98,6 +98,20 @@ class FeatureEngine:
             )
         return entity, to_us(event[self.view.time_field])
 
+    def _entities_times(self, events: Sequence[Mapping[str, Any]]) -> tuple[list[str], Any]:
+        """Every event's entity and time (µs) as a list and an int64 array: one pass per field
+        when they are well formed (strings; integer µs or RFC 3339), else ``entity_time``
+        per event for its error."""
+        view = self.view
+        names = [e.get(view.entity_field) for e in events]
+        times = [e.get(view.time_field) for e in events]
+        if not all(type(n) is str and n for n in names) or None in times:
+            pairs = [self.entity_time(e) for e in events]
+            return [p[0] for p in pairs], np.fromiter((p[1] for p in pairs), np.int64, len(pairs))
+        if all(type(t) is int for t in times):
+            return names, np.asarray(times, dtype=np.int64)  # type: ignore[return-value]
+        return names, np.fromiter(map(to_us, times), np.int64, len(times))  # type: ignore[return-value]
+
     def vectors(self, events: Sequence[Mapping[str, Any]]) -> list[dict[str, float]]:
         """One vector per event, in order; features as of each event's own time."""
         names = self.view.names
@@ -109,11 +123,10 @@ class FeatureEngine:
         out = np.zeros((len(events), len(features)), dtype=np.float64)
         if not events:
             return out[:, self._visible]
-        keys = [self.entity_time(e) for e in events]
-        entities = list(dict.fromkeys(k[0] for k in keys))
+        names, ev_time = self._entities_times(events)
+        entities = list(dict.fromkeys(names))
         index = {e: i for i, e in enumerate(entities)}
-        ev_entity = np.fromiter((index[k[0]] for k in keys), np.int64, len(keys))
-        ev_time = np.fromiter((k[1] for k in keys), np.int64, len(keys))
+        ev_entity = np.fromiter(map(index.__getitem__, names), np.int64, len(names))
         base = int(ev_time.min()) - self._max_window - 1  # below every event and window
         end = int(ev_time.max())
         span = end - base + 1
@@ -123,6 +136,10 @@ class FeatureEngine:
                 "too wide for one batch; score them in smaller batches of nearby times."
             )
         ev_key = ev_entity * span + (ev_time - base)
+        # searchsorted is several times faster on sorted needles (memory locality): search the
+        # events in key order, then put the answers back in the events' order
+        order = np.argsort(ev_key, kind="stable")
+        sorted_key = ev_key[order]
         columns: dict[str, tuple[NDArray[Any], NDArray[Any]]] = {}
         for series in self.view.series:
             ent, time_us, values = self.store.series_columns(series.name, entities, base, end)
@@ -141,8 +158,10 @@ class FeatureEngine:
                 out[:, j] = _derived(f, [out[:, self._column[a]] for a in f.args])
             else:
                 point_key, values = columns[f.source]
-                hi = np.searchsorted(point_key, ev_key, "left")  # strictly before t
-                lo = np.searchsorted(point_key, ev_key - f.window_us, "left")
+                hi = np.empty_like(ev_key)
+                lo = np.empty_like(ev_key)
+                hi[order] = np.searchsorted(point_key, sorted_key, "left")  # strictly before t
+                lo[order] = np.searchsorted(point_key, sorted_key - f.window_us, "left")
                 out[:, j] = _window(f, point_key, values, ev_key, lo, hi)
         return out[:, self._visible]
 
@@ -203,7 +222,14 @@ def _derived(f: Feature, args: Sequence[NDArray[Any]]) -> NDArray[Any]:
 def _event_column(f: Feature, events: Sequence[Mapping[str, Any]]) -> list[float]:
     """``f.level`` of every event's field (a dict lookup for levels, else a number)."""
     if not f.levels:
-        return [f.level(e.get(f.source)) for e in events]
+        raw = [e.get(f.source) for e in events]
+        try:  # numbers and numeric strings in one conversion; anything else per value
+            column = np.asarray(raw, dtype=np.float64)
+        except (TypeError, ValueError):
+            column = None
+        if column is not None and column.shape == (len(raw),):
+            return column  # type: ignore[return-value]
+        return [f.level(v) for v in raw]
     table = dict(reversed(f.levels))  # the first listed wins, as in Feature.level
     default = f.default
     return [table.get(e.get(f.source), default) for e in events]  # type: ignore[arg-type]

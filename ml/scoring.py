@@ -114,14 +114,15 @@ class Scorer:
         if challenger is not None:
             chosen[CHALLENGER] = challenger
         split = share if challenger else 0.0
-        by_key: dict[str, str] = {}
-        variants: list[str] = []
-        for event in events:
-            key = str(event[view.entity_field])
-            name = by_key.get(key)
-            if name is None:
-                name = by_key[key] = variant(key, split)
-            variants.append(name)
+        variants: list[str] = ["champion"] * len(events)
+        if split > 0:
+            by_key: dict[str, str] = {}
+            for i, event in enumerate(events):
+                key = str(event[view.entity_field])
+                name = by_key.get(key)
+                if name is None:
+                    name = by_key[key] = variant(key, split)
+                variants[i] = name
         scores = np.zeros(len(events))
         if challenger is None:
             groups = {"champion": np.arange(len(events))}

@@ -59,6 +59,39 @@ class AttributeVersion:
     values: Mapping[str, str | None]
 
 
+@dataclass(frozen=True, slots=True)
+class History:
+    """Points of a series read in one snapshot: ``entity`` (index into the entities asked),
+    ``time_us``, ``seq`` (application order) and ``value`` as numpy arrays sorted by (entity,
+    time, seq); complete for those entities through ``token``."""
+
+    token: int
+    entity: Any
+    time_us: Any
+    seq: Any
+    value: Any
+
+
+@dataclass(frozen=True, slots=True)
+class VersionHistory:
+    """Per entity, its versions ``(valid_from_us, seq, values)`` oldest first (ties by seq),
+    complete through ``token``."""
+
+    token: int
+    versions: dict[str, list[tuple[int, int, dict[str, str | None]]]]
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeSet:
+    """What ``apply`` stored from a token on: ``points`` as (series, entity, time_us, seq,
+    value), ``versions`` as (attributes, entity, valid_from_us, seq, values); ``token`` is the
+    store's token at the snapshot read."""
+
+    token: int
+    points: list[tuple[str, str, int, int, float]]
+    versions: list[tuple[str, str, int, int, dict[str, str | None]]]
+
+
 class FeatureStore(abc.ABC):
     """Entity series and attribute versions folded from the log, read as of a time."""
 
@@ -142,6 +175,28 @@ class FeatureStore(abc.ABC):
             if merged:
                 out[entity] = merged
         return out
+
+    # Change feed for an in-memory cache (``ml.series_cache``): optional; a store that cannot
+    # say what changed returns None from ``change_token`` and is read directly.
+
+    def change_token(self) -> int | None:
+        """A number that grows with every ``apply`` by anyone (each point and version applied
+        gets a sequence number below it), or None when the store cannot say."""
+        return None
+
+    def changes_since(self, token: int, limit: int) -> ChangeSet | None:
+        """Every point and version applied with a sequence number ``>= token``, read in one
+        snapshot; None when more than ``limit`` rows changed (the caller starts afresh)."""
+        return None
+
+    def series_history(self, name: str, entities: Sequence[str]) -> History:
+        """Every point of ``entities`` in series ``name``, whatever its time, read in one
+        snapshot with the token it is complete through (``change_token`` at that snapshot)."""
+        raise NotImplementedError
+
+    def versions_history(self, name: str, entities: Sequence[str]) -> VersionHistory:
+        """Every version of ``entities`` in attribute set ``name``, with the token (as above)."""
+        raise NotImplementedError
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources."""

@@ -32,6 +32,33 @@ class TestSqliteFeatureStore(FeatureStoreContract):
         return reopen
 
 
+class TestCachedFeatureStore(FeatureStoreContract):
+    """The same contract through the in-memory series cache (``ml.series_cache``), with a bound
+    small enough that entries are evicted and read from the store again."""
+
+    @pytest.fixture
+    def store(self, tmp_path: Path) -> Iterator[FeatureStore]:
+        from ml.series_cache import CachedFeatureStore
+
+        first = CachedFeatureStore(SqliteFeatureStore(tmp_path / "f.sqlite"), max_points=16)
+        self._opened: list[FeatureStore] = [first]
+        yield first
+        for s in self._opened:
+            s.close()
+
+    @pytest.fixture
+    def reopen(self, tmp_path: Path) -> Reopen:
+        from ml.series_cache import CachedFeatureStore
+
+        def reopen(store: FeatureStore) -> FeatureStore:
+            store.close()
+            fresh = CachedFeatureStore(SqliteFeatureStore(tmp_path / "f.sqlite"), max_points=16)
+            self._opened.append(fresh)
+            return fresh
+
+        return reopen
+
+
 class TestLocalModelRegistry(ModelRegistryContract):
     @pytest.fixture
     def registry(self, tmp_path: Path) -> Iterator[ModelRegistry]:

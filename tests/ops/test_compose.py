@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
+from domain.features import VIEWS
 from tests.ops.conftest import ROOT, run, tool
 
 COMPOSE = ROOT / "deploy" / "compose" / "compose.yaml"
@@ -51,14 +52,32 @@ def test_the_s3_server_is_the_one_infra_runs() -> None:
     assert env["HUB_OBJECT_STORE"] == "s3" and env["HUB_S3_ENDPOINT"].startswith("s3:")
 
 
+SCORING = {"hub-scoring": "payment_risk", "hub-scoring-price-anomaly": "price_anomaly"}
+
+
 def test_workers_are_probed_on_their_real_health() -> None:
     services = _doc()["services"]
     api = " ".join(services["hub-api"]["healthcheck"]["test"])
     assert "/ready" in api
-    scoring = services["hub-scoring"]
-    port = scoring["command"][scoring["command"].index("--health-port") + 1]
-    assert f"127.0.0.1:{port}/health" in " ".join(scoring["healthcheck"]["test"])
-    assert "--follow" in scoring["command"]
+    for name, model in SCORING.items():
+        scoring = services[name]
+        command = scoring["command"]
+        assert command[command.index("score") + 1] == model, name
+        port = command[command.index("--health-port") + 1]
+        assert f"127.0.0.1:{port}/health" in " ".join(scoring["healthcheck"]["test"]), name
+        assert "--follow" in command
+
+
+def test_every_model_the_helm_chart_serves_has_a_compose_worker() -> None:
+    """The two deployments serve the same models (deploy/helm values ``scoring.models``)."""
+    values = yaml.safe_load((ROOT / "deploy" / "helm" / "hub" / "values.yaml").read_text())
+    served = {
+        s["command"][s["command"].index("score") + 1]
+        for s in _doc()["services"].values()
+        if "score" in s.get("command", [])
+    }
+    assert set(values["scoring"]["models"]) == served == set(SCORING.values())
+    assert served <= set(VIEWS), f"{served - set(VIEWS)}: no such feature view"
 
 
 def test_no_dangling_reference_and_only_loopback_ports() -> None:

@@ -51,8 +51,10 @@ def test_both_feature_store_settings_score_alike(tmp_path: Path) -> None:
         _open(hub, "A", "BASIC", "HIGH", T - timedelta(days=30))
         _pay(hub, "P-1", "A", "9500.00", T - timedelta(minutes=30))
         got[store] = _scores(hub)
-        adapter = type(ml_of(hub).features).__name__
+        served = ml_of(hub).features  # SQLite behind the in-memory series cache
+        adapter = type(getattr(served, "store", served)).__name__
         assert adapter == {"sqlite": "SqliteFeatureStore", "feast": "FeastFeatureStore"}[store]
+        assert (type(served).__name__ == "CachedFeatureStore") == (store == "sqlite")
         hub.close()
     first, second = got["feast"]
     assert first[0]["kyc_level"] == 1.0 and first[0]["risk_rating"] == 2.0

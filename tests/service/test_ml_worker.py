@@ -114,8 +114,12 @@ def test_the_cli_worker_answers_probes_and_stops_on_sigterm(tmp_path: Path) -> N
         hub.close()
     hub_bin = str(Path(sys.executable).parent / "hub")
     args = [*admin_args(data), "ml", "score", "payment_risk"]
-    bad = subprocess.run([hub_bin, *args, "--health-port", "1"], capture_output=True, text=True)
-    assert bad.returncode != 0 and "--health-port needs --follow" in bad.stderr
+    from click.testing import CliRunner
+
+    from hub.cli import main
+
+    bad = CliRunner().invoke(main, [*args, "--health-port", "1"])  # refused before any work
+    assert bad.exit_code != 0 and "--health-port needs --follow" in bad.stderr
     proc = subprocess.Popen(
         [hub_bin, *args, "--follow", "--poll", "0.2", "--health-port", str(PORT + 1)],
         stdout=subprocess.PIPE,

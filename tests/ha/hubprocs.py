@@ -162,3 +162,30 @@ def drop_schemas(pg: str, *schemas: str) -> None:
         for schema in schemas:
             conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
     engine.dispose()
+
+
+_prestart: subprocess.Popen[bytes] | None = None
+
+
+def prestart_cluster() -> None:
+    """Start the three-broker cluster in the background (its first start formats three nodes:
+    ~50 s), so that it overlaps the tests that run before the failover test. Its output is not
+    kept: the failover fixture runs ``start`` again after ``wait_prestarted`` and reports."""
+    global _prestart
+    if _prestart is None:
+        from tests import infra
+
+        _prestart = subprocess.Popen(
+            ["bash", str(infra.script("kafka-cluster")), "start"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+
+def wait_prestarted() -> None:
+    global _prestart
+    if _prestart is not None:
+        try:
+            _prestart.wait(timeout=600)
+        finally:
+            _prestart = None

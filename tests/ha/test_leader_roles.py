@@ -17,6 +17,7 @@ lease is 1.5 s and the loops check twice a second so that each wait is short.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -92,7 +93,7 @@ class Pair:
                             break
                         continue
                     out.append((msg.key() or b"").decode())
-                    if msg.offset() >= high - 1:
+                    if (msg.offset() or 0) >= high - 1:
                         break
             return out
         finally:
@@ -124,7 +125,7 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
         for proc in p.procs.values():
             hp.until(
                 f"{proc.name} answering /health",
-                lambda u=proc.url: hp.get_ok(f"{u}/health"),
+                functools.partial(hp.get_ok, f"{proc.url}/health"),
                 120,
                 p.procs.values(),
             )
@@ -219,6 +220,10 @@ def _positions_seen(pair: Pair, proc: hp.Proc) -> int:
     return int(float(rows[0]["q"] or 0)) if rows else 0
 
 
+def _positions_are(pair: Pair, proc: hp.Proc, want: int) -> bool:
+    return _positions_seen(pair, proc) == want
+
+
 def test_a_follower_answers_analytics_queries_from_its_own_up_to_date_views(pair: Pair) -> None:
     leader, follower = pair.leader_and_follower()
     for i, (via, read) in enumerate(((leader, follower), (follower, leader))):
@@ -228,7 +233,7 @@ def test_a_follower_answers_analytics_queries_from_its_own_up_to_date_views(pair
         # positions are in chDB: each process folds its own copy from the log
         hp.until(
             f"the trade published through {via.name} in {read.name}'s positions view",
-            lambda r=read, want=i + 1: _positions_seen(pair, r) == want,
+            functools.partial(_positions_are, pair, read, i + 1),
             15,
             pair.up(),
         )

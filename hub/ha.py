@@ -142,7 +142,10 @@ def while_leader(hub: Hub, part: str, start: Callable[[], Loop]) -> Iterator[Non
         with lock:
             if not running:
                 return
-            running.pop().stop()
+            loop = running.pop()
+        # stopped off the transitions thread: a loop in the middle of a pass (a report being
+        # made) finishes it, and must not hold up the next election's transitions meanwhile
+        threading.Thread(target=loop.stop, name=f"stop-{part}", daemon=True).start()
         log.info("leader-only loop stopped", extra={"part": part, "epoch": epoch})
 
     leader.on_elected.append(elected)
@@ -156,7 +159,10 @@ def while_leader(hub: Hub, part: str, start: Callable[[], Loop]) -> Iterator[Non
         for callbacks, cb in ((leader.on_elected, elected), (leader.on_lost, lost)):
             if cb in callbacks:
                 callbacks.remove(cb)
-        lost(-1)
+        with lock:
+            last = running.pop() if running else None
+        if last is not None:
+            last.stop()  # on exit: wait for it
 
 
 def role(hub: Hub) -> dict[str, Any]:

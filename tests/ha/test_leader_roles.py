@@ -11,10 +11,10 @@ processes on one Kafka broker and PostgreSQL (the lease, the ledger, the shared 
 - A rebuild of a shared (PostgreSQL) view on the follower is refused, naming the leader; on the
   leader it runs (the CLI's refusal and the fenced swap: ``test_fencing.py``).
 
-Why this module is slow (87 s to 235 s measured on two shared cores at load 20-30, most of it
-the fixture: `hub init` and two `hub serve` start-ups on Kafka, 52-120 s): it needs two real processes,
-whose start-up is the cost; every test shares them (module scope). The lease is 5 s and the
-loops check twice a second so that each wait is short.
+Why this module is slow (87 s measured on two cores at load 5, 235 s at load 22; most of it
+the fixture: `hub init` and two `hub serve` start-ups on Kafka, 52-120 s): it needs two real
+processes, whose start-up is the cost; every test shares them (module scope). The lease is 5 s
+and the loops check twice a second so that each wait is short.
 """
 
 from __future__ import annotations

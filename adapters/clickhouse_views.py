@@ -316,12 +316,7 @@ class ClickHouseSqlViews(ViewStore):
         hook: Hook = no_hook,
         fence: WriterFence | None = None,
     ) -> None:
-        if fence is not None and self.shared:
-            raise ConfigError(
-                "A ClickHouse server has no transactions, so its views cannot fence a paused "
-                "leader's writes; with HUB_LEADER_ELECTION run the analytics views in chDB "
-                "(each process its own) or on Flink."
-            )
+        self._unfenceable(fence)
         seq = checkpoint.batch_seq
         with self._lock:
             # 1. rows of every table, tagged with the batch number (one INSERT each); partials
@@ -403,7 +398,22 @@ class ClickHouseSqlViews(ViewStore):
             return arrow_to_rows(self._arrow(sql, params))
 
     # -- rebuild ---------------------------------------------------------------------------------
-    def swap(self, live: Target, other: Target, tables: Sequence[Table]) -> None:
+    def _unfenceable(self, fence: WriterFence | None) -> None:
+        if fence is not None and self.shared:
+            raise ConfigError(
+                "A ClickHouse server has no transactions, so its views cannot fence a paused "
+                "leader's writes; with HUB_LEADER_ELECTION run the analytics views in chDB "
+                "(each process its own) or on Flink."
+            )
+
+    def swap(
+        self,
+        live: Target,
+        other: Target,
+        tables: Sequence[Table],
+        fence: WriterFence | None = None,
+    ) -> None:
+        self._unfenceable(fence)
         with self._lock:
             new = self.checkpoint(other)
             old = self.checkpoint(live)

@@ -324,9 +324,17 @@ class SqlAlchemyViewStore(ViewStore):
                 r["src_offsets"] = json.loads(r["src_offsets"])
         return out
 
-    def swap(self, live: Target, other: Target, tables: Sequence[Table]) -> None:
+    def swap(
+        self,
+        live: Target,
+        other: Target,
+        tables: Sequence[Table],
+        fence: WriterFence | None = None,
+    ) -> None:
         o = self._offsets
         with self._tx("swapping in a rebuilt view") as conn:
+            if fence is not None:  # the live views' writer: a replaced leader's swap is refused
+                self._fence(conn, fence)
             for t in tables:
                 old, new = live.table(t.name), other.table(t.name)
                 conn.execute(sa.text(f'DROP TABLE IF EXISTS "{old}"'))

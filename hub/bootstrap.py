@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -216,14 +217,19 @@ def open_ledger_store(settings: Settings) -> LedgerStore:
     return store
 
 
+def process_id(settings: Settings) -> str:
+    """This process's name among the hub processes (HUB_LEADER_ID, else host name and pid)."""
+    import os
+    import socket
+
+    return settings.leader_id or f"{socket.gethostname()}:{os.getpid()}"
+
+
 def build_leader(settings: Settings, name: str | None = None) -> LeaderElector | None:
     """The leader elector when several processes share the footprint (HUB_LEADER_ELECTION);
     ``name`` picks another lease than the hub's (a scoring worker's, one per model)."""
     if settings.leader_election == "none":
         return None
-    import os
-    import socket
-
     from adapters.postgres_leadership import PostgresLeadership
 
     url = settings.leader_postgres_url or settings.ledger_postgres_url
@@ -233,7 +239,7 @@ def build_leader(settings: Settings, name: str | None = None) -> LeaderElector |
             "postgres and HUB_LEDGER_POSTGRES_URL, which the lease uses unless "
             "HUB_LEADER_POSTGRES_URL is set): several processes cannot share a ledger file."
         )
-    holder = settings.leader_id or f"{socket.gethostname()}:{os.getpid()}"
+    holder = process_id(settings)
     return LeaderElector(
         PostgresLeadership(
             url, name or settings.leader_name, holder, lease_s=settings.leader_lease_s
@@ -331,7 +337,11 @@ def build_projections(
             return ClickHouseViewStore(s.views_clickhouse_url)
         from adapters.chdb_views import ChdbViewStore
 
-        return ChdbViewStore(s.data_dir / "views" / "chdb")
+        folder = "chdb"
+        if s.leader_election != "none":  # each process folds its own copy (hub.ha), even when
+            # the processes share a data folder: one folder per process id (HUB_LEADER_ID)
+            folder += "-" + re.sub(r"[^A-Za-z0-9_.-]", "_", process_id(s))
+        return ChdbViewStore(s.data_dir / "views" / folder)
 
     def transactional() -> ViewStore:
         from adapters.sqlalchemy_views import SqlAlchemyViewStore

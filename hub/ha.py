@@ -9,8 +9,13 @@ How each single-writer part is fenced:
 - ledger appender + checkpointer (``Ledger.sync``), PostgreSQL ledger store: its
   ``writer_epochs`` row ``ledger`` is upserted first in each sync batch's transaction;
 - projection runners, PostgreSQL views (SQLAlchemy): the ``_writer_epochs`` row
-  ``projection.<name>`` in each batch's transaction (chDB views are each process's own files:
-  one writer by construction, nothing to fence);
+  ``projection.<name>`` in each batch's transaction, and in a rebuild's swap (a rebuild on a
+  follower is refused before any work); chDB views are each process's own files, followed by
+  EVERY process (a cache derived from the log: one writer by construction, nothing to fence);
+- the console's alert engine, the daily report scheduler and the ML retrain scheduler
+  (``while_leader``): they run in the leader only, started afresh on each election (each folds
+  what the previous leader appended, so a failover neither repeats nor skips an alert or a
+  report) and stopped when the lease is lost;
 - ML scoring (``hub ml score --follow``), Kafka (predictions and input offsets in one
   transaction): Kafka fences it: the ``transactional.id`` is stable (``<group>.<partition>``), so
   a new scorer's ``init_transactions`` bumps the producer epoch and the old producer is refused.
@@ -22,9 +27,10 @@ its records before it acknowledges them as covered.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 from core.errors import ConfigError
 
@@ -51,9 +57,12 @@ def following(hub: Hub) -> list[str] | None:
 
 @contextmanager
 def single_writers(hub: Hub, *, projections: bool = True) -> Iterator[None]:
-    """Run the leader elector while inside; the projection runners follow the log only while
-    this process is the leader (started when elected, stopped when the lease is lost). Without
-    leader election (one process) the runners simply run."""
+    """Run the leader elector while inside. Projections whose views are in a SHARED store
+    (PostgreSQL, fenced) follow the log only while this process is the leader (started when
+    elected, stopped when the lease is lost); projections in a PRIVATE store (chDB: this
+    process's own files) follow the log in every process, so a follower answers analytics
+    queries from its own up-to-date copy. Without leader election (one process) every runner
+    simply runs."""
     leader = hub.leader
     names = following(hub)
     if leader is None:
@@ -65,17 +74,24 @@ def single_writers(hub: Hub, *, projections: bool = True) -> Iterator[None]:
             if projections:
                 hub.projections.stop()
         return
+    from projections.catalog import PROJECTIONS
+
+    wanted = (names or [p.name for p in PROJECTIONS]) if projections else []
+    private = [n for n in wanted if not hub.projections.shared(n)]
+    shared = [n for n in wanted if n not in private]
 
     def elected(epoch: int) -> None:
-        if projections:
-            hub.projections.start(names)
+        if shared:
+            hub.projections.start(shared, group="shared")
         log.info("single-writer parts started", extra={"epoch": epoch})
 
     def lost(epoch: int) -> None:
-        if projections:
-            hub.projections.stop()
+        if shared:
+            hub.projections.stop("shared")
         log.warning("single-writer parts stopped", extra={"epoch": epoch})
 
+    if private:  # a derived cache per process: no leader, no fence
+        hub.projections.start(private, group="private")
     leader.on_elected.append(elected)
     leader.on_lost.append(lost)
     epoch = leader.epoch
@@ -86,3 +102,80 @@ def single_writers(hub: Hub, *, projections: bool = True) -> Iterator[None]:
         yield
     finally:
         leader.stop()  # runs ``lost`` when leading, and releases the lease
+        if private:
+            hub.projections.stop("private")
+
+
+class Loop(Protocol):
+    """A background loop that writes events or shared state (alert engine, schedulers)."""
+
+    def stop(self) -> None: ...
+
+
+@contextmanager
+def while_leader(hub: Hub, part: str, start: Callable[[], Loop]) -> Iterator[None]:
+    """Run a single-writer background loop only while this process is the leader.
+
+    ``start()`` builds the loop afresh and starts it (so it folds what the previous leader
+    wrote, e.g. the firing alerts or the reports already made); it is stopped when the lease is
+    lost and started again on the next election. Without leader election the loop runs for the
+    whole block. Either way it is stopped on exit."""
+    leader = hub.leader
+    if leader is None:
+        loop = start()
+        try:
+            yield
+        finally:
+            loop.stop()
+        return
+    lock = threading.Lock()
+    running: list[Loop] = []
+
+    def elected(epoch: int) -> None:
+        with lock:
+            if running or not leader.is_leader():
+                return
+            running.append(start())
+        log.info("leader-only loop started", extra={"part": part, "epoch": epoch})
+
+    def lost(epoch: int) -> None:
+        with lock:
+            if not running:
+                return
+            loop = running.pop()
+        # stopped off the transitions thread: a loop in the middle of a pass (a report being
+        # made) finishes it, and must not hold up the next election's transitions meanwhile
+        threading.Thread(target=loop.stop, name=f"stop-{part}", daemon=True).start()
+        log.info("leader-only loop stopped", extra={"part": part, "epoch": epoch})
+
+    leader.on_elected.append(elected)
+    leader.on_lost.append(lost)
+    epoch = leader.epoch
+    if epoch is not None:  # already leading (the elector started before this block)
+        elected(epoch)
+    try:
+        yield
+    finally:
+        for callbacks, cb in ((leader.on_elected, elected), (leader.on_lost, lost)):
+            if cb in callbacks:
+                callbacks.remove(cb)
+        with lock:
+            last = running.pop() if running else None
+        if last is not None:
+            last.stop()  # on exit: wait for it
+
+
+def role(hub: Hub) -> dict[str, Any]:
+    """This process's role for ``/health``, ``hub status`` and the ``hub_leader`` metric:
+    ``leader`` or ``follower`` under leader election (with the lease's name, this process's id
+    and the epoch it leads under), ``single`` without it."""
+    leader = hub.leader
+    if leader is None:
+        return {"role": "single", "lease": None, "holder": None, "epoch": None}
+    epoch = leader.epoch
+    return {
+        "role": "follower" if epoch is None else "leader",
+        "lease": leader.leadership.name,
+        "holder": leader.leadership.holder,
+        "epoch": epoch,
+    }

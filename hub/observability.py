@@ -199,6 +199,7 @@ class HubCollector(Collector):
         for c in self.ready.get()["components"]:
             component.add_metric([c["component"], c["adapter"]], 1.0 if c["ok"] else 0.0)
         yield component
+        yield from self._leader()
         try:
             size, age, pending = ledger_figures(self.hub)
         except Exception:
@@ -223,6 +224,38 @@ class HubCollector(Collector):
                 yield from list(flink_gauges(self.hub))
             except Exception:
                 log.exception("Flink figures for /metrics failed")
+
+    def _leader(self) -> Iterator[GaugeMetricFamily]:
+        """``hub_leader{name}``: 1 while this process runs the single-writer parts (always, in a
+        hub without leader election), else 0; ``hub_leader_epoch{name}``: the lease's current
+        epoch as PostgreSQL holds it (it grows by one per failover; absent while no one holds
+        the lease or the store does not answer)."""
+        from hub.ha import role
+
+        now = role(self.hub)
+        name = now["lease"] or self.hub.settings.leader_name
+        leading = GaugeMetricFamily(
+            "hub_leader",
+            "1 when this process is the leader (runs the single-writer parts), else 0.",
+            labels=["name"],
+        )
+        leading.add_metric([name], 0.0 if now["role"] == "follower" else 1.0)
+        yield leading
+        leader = self.hub.leader
+        if leader is None:
+            return
+        try:
+            held = leader.leadership.current()
+        except Exception:
+            log.exception("the leader lease for /metrics failed")
+            held = None
+        epoch = held.epoch if held is not None else now["epoch"]
+        if epoch is not None:
+            gauge = GaugeMetricFamily(
+                "hub_leader_epoch", "The leader lease's current epoch.", labels=["name"]
+            )
+            gauge.add_metric([name], float(epoch))
+            yield gauge
 
     def refresh(self) -> None:
         """Set each projection's lag gauge (hub_projection_lag_records), also in a process that

@@ -188,6 +188,12 @@ class Settings(BaseSettings):
         pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$",
         description="Run the daily reports at HH:MM UTC while serving (unset: on demand only).",
     )
+    scheduler_check_s: float = Field(
+        default=60.0,
+        ge=0.1,
+        le=3600,
+        description="How often (s) the daily-report and ML-retrain schedulers look for a due run.",
+    )
     log_json: bool = Field(default=True, description="Structured (JSON) logs when true.")
     metrics_token_file: Path | None = Field(
         default=None,

@@ -21,8 +21,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from core.errors import InvalidInput, NotFound
-from core.leadership import LeaderElector
+from core.errors import HubError, InvalidInput, NotFound
+from core.leadership import LeaderElector, NotLeader, WriterFence
 from core.ports.eventlog import EventLog, StoredRecord
 from core.ports.policy import PolicyEngine, Principal
 from core.ports.views import Target, ViewGrant, ViewState, ViewStore, no_hook
@@ -85,8 +85,9 @@ class ProjectionService:
         self.decoder = Decoder(registry, keystore)
         self._runners: dict[str, ProjectionRunner] = {}
         self._guard = threading.Lock()
-        self._threads: list[threading.Thread] = []
-        self._stop = threading.Event()
+        # running followers by group ("all"; under leader election "shared" runs in the leader
+        # only, "private" in every process): each group's stop event and threads
+        self._groups: dict[str, tuple[threading.Event, list[threading.Thread]]] = {}
         self._layout_lock = threading.RLock()
         self._layout_ok: set[str] = set()
 
@@ -161,9 +162,10 @@ class ProjectionService:
             quarantine=self._quarantine,
             metrics=self.metrics,
             hook=hook,
-            # the live views are a single-writer part; a rebuild's copy is its caller's own
+            # the live views of a shared store are a single-writer part; a rebuild's copy is its
+            # caller's own, and a private store (chDB files) has one writer by construction
             fence=None
-            if self.leader is None or target.suffix
+            if self.leader is None or target.suffix or not self.shared(proj.name)
             else self.leader.fence_of(f"projection.{proj.name}"),
         )
 
@@ -191,34 +193,50 @@ class ProjectionService:
         inputs = [lineage.topic_dataset(t) for t in proj.topics]
         return lineage.run(self.publisher, job, inputs, [lineage.projection_dataset(proj.name)])
 
-    def start(self, names: Sequence[str] | None = None, poll_s: float = 0.005) -> None:
-        """Follow the log in one background thread per projection (``hub serve``)."""
-        self._stop.clear()
+    def shared(self, name: str) -> bool:
+        """Whether ``name``'s views are in a store other hub processes write too (under leader
+        election: leader-only and fenced), or in this process's own files (followed by every
+        process, like a cache derived from the log)."""
+        return bool(getattr(self.store(projection(name).store), "shared", True))
+
+    def start(
+        self, names: Sequence[str] | None = None, poll_s: float = 0.005, group: str = "all"
+    ) -> None:
+        """Follow the log in one background thread per projection (``hub serve``); ``group``
+        names the set for ``stop`` (the leader's shared followers stop when it loses the lease,
+        the private ones keep running)."""
+        stop, threads = self._groups.setdefault(group, (threading.Event(), []))
+        stop.clear()
         for name in names or [p.name for p in PROJECTIONS]:
             runner = self.runner(name)
             if self.leader is not None:
                 runner.reset()  # a new leader: the last one moved the positions meanwhile
             t = threading.Thread(
                 target=runner.follow,
-                args=(self._stop, poll_s),
+                args=(stop, poll_s),
                 name=f"projection-{name}",
                 daemon=True,
             )
             t.start()
-            self._threads.append(t)
+            threads.append(t)
 
-    def stop(self) -> None:
-        self._stop.set()
-        for t in self._threads:
-            t.join(timeout=10)
-        self._threads.clear()
+    def stop(self, group: str | None = None) -> None:
+        """Stop the followers of ``group`` (None: every group)."""
+        for name in [group] if group is not None else list(self._groups):
+            if name not in self._groups:
+                continue
+            stop, threads = self._groups[name]
+            stop.set()
+            for t in threads:
+                t.join(timeout=10)
+            threads.clear()
 
     def status(self) -> list[dict[str, Any]]:
         out = []
         following = self.leader is not None and not self.leader.is_leader()
         for p in PROJECTIONS:
             r = self.runner(p.name)
-            if following:
+            if following and self.shared(p.name):
                 r.reset()  # the leader moves the positions: read them, not this process's copy
             cp = r.checkpoint
             out.append(
@@ -322,6 +340,7 @@ class ProjectionService:
 
     def _rebuild(self, proj: Projection, progress: Callable[[int], None] | None) -> dict[str, Any]:
         name = proj.name
+        self._refuse_unless_leader(name)
         live = self.runner(name)
         other = Target(name, f"rebuild_{int(time.time() * 1000)}")
         store = self.store(proj.store)
@@ -335,7 +354,8 @@ class ProjectionService:
             n += copy.catch_up(Bound(self._positions_of(live)))
             if self.cut_expired is not None:  # rows retention removed stay removed
                 self.cut_expired(proj, other, True)
-            store.swap(Target(name), other, proj.tables)
+            # fenced: a leader replaced since the check above cannot swap its copy in
+            store.swap(Target(name), other, proj.tables, fence=self._swap_fence(live, name))
             live.reset()
         if progress:
             progress(n)
@@ -345,6 +365,41 @@ class ProjectionService:
             "seconds": time.perf_counter() - started,
             "digests": self.digest(name),
         }
+
+    def _refuse_unless_leader(self, name: str) -> None:
+        """Under leader election a shared store's views are written by the leader only: a
+        rebuild elsewhere is refused before any work, naming who leads."""
+        if self.leader is None or not self.shared(name):
+            return
+        if self.leader.fence(f"projection.{name}") is not None:
+            return
+        try:
+            holder = self.leader.leadership.current()
+        except HubError:
+            holder = None
+        who = (
+            "no process holds the lease right now"
+            if holder is None
+            else f"the lease {self.leader.leadership.name!r} is held by {holder.holder!r} under "
+            f"epoch {holder.epoch}"
+        )
+        raise NotLeader(
+            f"Projection {name!r} lives in a store that every hub process shares, and only the "
+            f"leader writes it; this process ({self.leader.leadership.holder!r}) is not the "
+            f"leader ({who}). Run the rebuild on the leader (`hub status` and GET /health show "
+            "each process's role)."
+        )
+
+    def _swap_fence(self, live: ProjectionRunner, name: str) -> WriterFence | None:
+        if live.fence is None:
+            return None
+        token = live.fence()
+        if token is None:
+            raise NotLeader(
+                f"This hub process lost the leadership while rebuilding projection {name!r}; "
+                "the rebuilt copy was not swapped in. Run the rebuild on the new leader."
+            )
+        return token
 
     def _positions_of(self, runner: ProjectionRunner) -> dict[tuple[str, int], int]:
         return {tp: pos.next_offset for tp, pos in runner.checkpoint.positions.items()}

@@ -169,6 +169,10 @@ class ViewStore(abc.ABC):
     """Projection view rows plus their committed positions, in one store."""
 
     kind: str = ""
+    # True when other hub processes write this store too (PostgreSQL, a ClickHouse server): under
+    # leader election only the leader writes it, fenced. False for a process's own files (chDB):
+    # every process folds its own copy from the log, one writer by construction.
+    shared: bool = True
 
     @abc.abstractmethod
     def ensure(self, target: Target, tables: Sequence[Table]) -> None:
@@ -215,8 +219,15 @@ class ViewStore(abc.ABC):
         """View rows (merged), ordered by key; ``where`` filters by column equality."""
 
     @abc.abstractmethod
-    def swap(self, live: Target, other: Target, tables: Sequence[Table]) -> None:
-        """Make ``other``'s tables and positions the live ones; the old ones are dropped."""
+    def swap(
+        self,
+        live: Target,
+        other: Target,
+        tables: Sequence[Table],
+        fence: WriterFence | None = None,
+    ) -> None:
+        """Make ``other``'s tables and positions the live ones; the old ones are dropped.
+        ``fence``: as for ``write`` (a rebuild swapped in by a replaced leader is refused)."""
 
     @abc.abstractmethod
     def drop(self, target: Target, tables: Sequence[Table]) -> None:

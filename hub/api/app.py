@@ -74,9 +74,13 @@ def error_body(exc: HubError) -> dict[str, Any]:
 def health(request: Request) -> dict[str, Any]:
     """Liveness: the process serves requests. Names each component's adapter; calls none of
     them (a liveness probe must not restart the hub because Kafka is down: that is /ready)."""
-    s = hub_of(request).settings
+    from hub.ha import role
+
+    hub = hub_of(request)
+    s = hub.settings
     return {
         "status": "ok",
+        "leader": role(hub),
         "event_log": s.event_log,
         "adapters": {
             "event_log": s.event_log,

@@ -122,10 +122,20 @@ def raw_body(*media_types: str, description: str) -> dict[str, Any]:
 
 
 # -- answers --------------------------------------------------------------------------------
+class LeaderRole(BaseModel):
+    """This process's part in leader election (README "High availability")."""
+
+    role: str = Field(description="leader, follower, or single (no leader election)")
+    lease: str | None = Field(default=None, description="the lease's name")
+    holder: str | None = Field(default=None, description="this process's id in the lease")
+    epoch: int | None = Field(default=None, description="the epoch it leads under")
+
+
 class Health(BaseModel):
     status: str
     event_log: str
     adapters: dict[str, str] = Field(description="the adapter of each component, by name")
+    leader: LeaderRole = Field(description="which process runs the single-writer parts")
 
 
 class ComponentReadiness(Open):

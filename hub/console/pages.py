@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib import resources
 from string import Template
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlsplit
 
 from fastapi import APIRouter, Depends, FastAPI, Request
@@ -26,30 +27,44 @@ from hub.api.deps import authorize, hub_of, read_body
 from hub.console.gate import cookie_value, sessions_of
 from hub.console.sessions import COOKIE, LOGIN_COOKIE, new_token, same_token
 
+if TYPE_CHECKING:
+    from hub.reports import ReportScheduler
+
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """While the app serves, evaluate the alert rules every ``HUB_ALERT_INTERVAL_S`` and run the
-    daily reports at ``HUB_REPORT_DAILY_AT`` (when set)."""
-    from hub.console.alerts import engine_for
+    daily reports at ``HUB_REPORT_DAILY_AT`` (when set); under leader election only in the
+    leader (``hub.ha.while_leader``: they append events, one writer)."""
+    from contextlib import ExitStack
+
+    from hub.console.alerts import AlertEngine, engine_for
+    from hub.ha import while_leader
 
     hub = app.state.hub
     engine = engine_for(hub)
-    app.state.console_alerts = engine
-    if hub.settings.alert_interval_s > 0:
-        engine.start(hub.settings.alert_interval_s)
-    scheduler = None
-    if hub.settings.report_daily_at:
+    app.state.console_alerts = engine  # what the console reads (events, rules)
+
+    def alerts() -> AlertEngine:
+        # one process: the engine the console reads; a leader: a new one on each election,
+        # folding the firings appended until now (by the previous leader too)
+        running = engine if hub.leader is None else engine_for(hub)
+        running.start(hub.settings.alert_interval_s)
+        return running
+
+    def reports() -> ReportScheduler:
         from hub.reports import ReportScheduler
 
         scheduler = ReportScheduler(hub, hub.settings.report_daily_at)
-        scheduler.start()
-    try:
+        scheduler.start(hub.settings.scheduler_check_s)
+        return scheduler
+
+    with ExitStack() as loops:
+        if hub.settings.alert_interval_s > 0:
+            loops.enter_context(while_leader(hub, "alerts", alerts))
+        if hub.settings.report_daily_at:
+            loops.enter_context(while_leader(hub, "reports", reports))
         yield
-    finally:
-        engine.stop()
-        if scheduler is not None:
-            scheduler.stop()
 
 
 router = APIRouter(include_in_schema=False, lifespan=lifespan)

@@ -10,8 +10,10 @@ A publisher streams payments through BOTH processes' HTTP API while, mid-stream:
 Then every acknowledged payment is in the ``payments`` view exactly once and on the ledger
 exactly once, nothing is in either twice, and the failover times are printed.
 
-The file takes about a minute and a half with the cluster already up (its first start formats
-three nodes: ~50 s more); the lease is 3 s so that a handover is quick to wait for.
+The cluster starts in the background once collection shows this file will run (tests/ha/
+conftest.py: its first start formats three nodes, ~50 s, overlapping the tests before it). The
+lease stays 3 s (shorter, a late renewal on a loaded machine could cost a healthy leader its
+lease), and each phase waits for one batch per process (10 payments) rather than 20-30.
 """
 
 from __future__ import annotations
@@ -21,30 +23,36 @@ import functools
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 import sqlalchemy as sa
 
 from tests import infra
+from tests.ha import hubprocs
 
 # Setup (cluster start, `hub init` on three brokers), the stream and the broker's restart take
 # ~2 min on a quiet machine and up to 5 under heavy load: past the suite's 300 s default.
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
 LEASE_S = 3.0
-HUB = str(Path(sys.executable).parent / "hub")
+STEP = 10  # payments acknowledged per phase (one batch per process)
+HUB = hubprocs.HUB
+Proc = hubprocs.Proc
+_until = hubprocs.until
+_get_ok = hubprocs.get_ok
+_delete_topics = hubprocs.delete_topics
+_ports = hubprocs.ports
 
 
 def _cluster() -> str:
+    hubprocs.wait_prestarted()
     infra.require("kafka-cluster", "the failover test")
     done = subprocess.run(
         ["bash", str(infra.script("kafka-cluster")), "bootstrap"],
@@ -53,37 +61,6 @@ def _cluster() -> str:
         check=True,
     )
     return done.stdout.strip()
-
-
-def _ports() -> list[int]:
-    """Two ports for the hub processes: HUB_TEST_HA_PORTS ("p1,p2") or two free ones."""
-    given = os.environ.get("HUB_TEST_HA_PORTS")
-    if given:
-        return [int(p) for p in given.split(",")]
-    import socket
-
-    out = []
-    for _ in range(2):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            out.append(s.getsockname()[1])
-    return out
-
-
-@dataclass
-class Proc:
-    name: str
-    port: int
-    popen: subprocess.Popen[bytes]
-    log: Path
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def tail(self, lines: int = 15) -> str:
-        text = [line[:300] for line in self.log.read_text(errors="replace").splitlines()]
-        return f"--- {self.name} ({self.log}) ---\n" + "\n".join(text[-lines:])
 
 
 @dataclass
@@ -107,16 +84,6 @@ class Footprint:
                 {"n": self.lease},
             ).first()
         return None if row is None else (str(row[0]), int(row[1]))
-
-
-def _until(what: str, check: Callable[[], Any], timeout: float, procs: list[Proc]) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = check()
-        if got:
-            return got
-        time.sleep(0.05)
-    raise AssertionError(f"{what} within {timeout} s\n" + "\n".join(p.tail() for p in procs))
 
 
 def _start(fp: Footprint, name: str, port: int, tmp: Path) -> Proc:
@@ -188,16 +155,6 @@ def footprint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Footprint]:
         engine.dispose()
 
 
-def _delete_topics(bootstrap_servers: str, prefix: str) -> None:
-    """This run's topics go (a cluster that keeps every run's partitions starts ever slower)."""
-    from confluent_kafka.admin import AdminClient
-
-    admin = AdminClient({"bootstrap.servers": bootstrap_servers, "log_level": 0})
-    names = [n for n in admin.list_topics(timeout=30).topics if n.startswith(prefix)]
-    for future in admin.delete_topics(names, operation_timeout=30).values() if names else []:
-        future.result(timeout=60)
-
-
 class Stream:
     """Publishes batches of payments through every process marked up (a thread each, as two
     clients behind a load balancer would); records which payment ids each 201 acknowledged,
@@ -231,6 +188,12 @@ class Stream:
     def count(self) -> int:
         with self._lock:
             return len(self.acked)
+
+    def acked_sent_after(self, at: float) -> list[float]:
+        """When each batch SENT after ``at`` was acknowledged (a batch in flight at ``at`` may
+        be acknowledged later, but says nothing of the cluster after it)."""
+        with self._lock:
+            return [acked for sent, acked in self.ack_times if sent > at]
 
     def _run(self, name: str) -> None:
         proc = self.fp.procs[name]
@@ -321,7 +284,7 @@ def test_failover_loses_no_acknowledged_record_and_duplicates_none(footprint: Fo
     stream = Stream(fp)
     stream.start()
     try:
-        _until("30 payments acknowledged", lambda: stream.count() >= 30, 120, procs)
+        _until(f"{STEP} payments acknowledged", lambda: stream.count() >= STEP, 120, procs)
 
         # 1. pause the leader: the other one takes over once the lease runs out
         old_name, old_epoch = first
@@ -338,7 +301,7 @@ def test_failover_loses_no_acknowledged_record_and_duplicates_none(footprint: Fo
         pause_failover = time.monotonic() - paused_at
         assert second[1] > old_epoch
         acked_before = stream.count()
-        _until("publishes going on", lambda: stream.count() >= acked_before + 20, 120, procs)
+        _until("publishes going on", lambda: stream.count() >= acked_before + STEP, 120, procs)
         os.killpg(fp.procs[old_name].popen.pid, signal.SIGCONT)  # the old leader resumes
         stream.up.add(old_name)
         _until(
@@ -351,7 +314,7 @@ def test_failover_loses_no_acknowledged_record_and_duplicates_none(footprint: Fo
 
         # 2. kill a broker and the current leader at once
         acked_before = stream.count()
-        _until("publishes going on", lambda: stream.count() >= acked_before + 20, 120, procs)
+        _until("publishes going on", lambda: stream.count() >= acked_before + STEP, 120, procs)
         crash_at = time.monotonic()
         subprocess.run(
             ["bash", str(infra.script("kafka-cluster")), "kill-broker", "2"],
@@ -378,12 +341,12 @@ def test_failover_loses_no_acknowledged_record_and_duplicates_none(footprint: Fo
         acked_before = stream.count()
         _until(
             "publishes acknowledged again after the crash",
-            lambda: stream.count() >= acked_before + 20,
+            lambda: stream.count() >= acked_before + STEP and stream.acked_sent_after(crash_at),
             120,
             procs,
         )
         # the first publish sent after the crash that was acknowledged
-        first_ack_after = min(acked for sent, acked in stream.ack_times if sent > crash_at)
+        first_ack_after = min(stream.acked_sent_after(crash_at))
     finally:
         stream.stop()
 
@@ -433,10 +396,3 @@ def test_failover_loses_no_acknowledged_record_and_duplicates_none(footprint: Fo
         f"after the crash acknowledged {first_ack_after - crash_at:.2f} s after it; epochs "
         f"{first[1]} -> {second[1]} -> {third[1]}"
     )
-
-
-def _get_ok(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False

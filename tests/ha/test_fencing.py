@@ -208,3 +208,54 @@ def test_the_elector_follows_the_lease(pg: str) -> None:
     assert a.epoch == 3
     a.stop()
     assert events == ["a+1", "b+2", "a-1", "b-2", "a+3", "a-3"]
+
+
+def test_a_rebuild_off_the_leader_is_refused_naming_the_leader(pg: str, hub: Hub) -> None:
+    """``hub projection rebuild`` and the HTTP route call this service: in a process that is
+    not the leader, a shared store's projection is refused before any work; a private one
+    (chDB, this process's own copy) is not the leader's business."""
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    other = lease(pg, name, "hub-a", lease_s=30)
+    assert other.try_acquire() == 1  # another process leads
+    here = LeaderElector(lease(pg, name, "cli", lease_s=30))  # no loop: a CLI process
+    hub.projections.leader = here
+    try:
+        with pytest.raises(NotLeader) as refused:
+            hub.projections.rebuild("payments")
+        assert "not the leader" in refused.value.message
+        assert "held by 'hub-a' under epoch 1" in refused.value.message
+        assert refused.value.http_status == 503
+        other.release(1)  # the lease is free: this process takes it on demand and rebuilds
+        assert hub.projections.rebuild("payments")["projection"] == "payments"
+        assert here.epoch == 2
+    finally:
+        hub.projections.leader = None
+        here.stop()
+        here.leadership.close()
+        other.close()
+
+
+def test_a_replaced_leader_cannot_swap_a_rebuilt_view_in(pg: str) -> None:
+    schema = f"fence_{uuid.uuid4().hex[:10]}"
+    engine = sa.create_engine(pg)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        store = SqlAlchemyViewStore(f"{pg}?options=-csearch_path%3D{schema}")
+        proj = by_name("payments")
+        live, copy = Target("payments"), Target("payments", "rebuild_1")
+        for t in (live, copy):
+            store.ensure(t, proj.tables)
+        at = {("payments", 0): Position(5)}
+        store.write(live, proj.tables, {}, Checkpoint(1, at), fence=WriterFence("projection.p", 2))
+        store.write(copy, proj.tables, {}, Checkpoint(1, {("payments", 0): Position(9)}))
+        with pytest.raises(Fenced, match="epoch 1: a newer leader \\(epoch 2\\)"):
+            store.swap(live, copy, proj.tables, fence=WriterFence("projection.p", 1))
+        assert store.checkpoint(live).positions == at  # the live views are untouched
+        store.swap(live, copy, proj.tables, fence=WriterFence("projection.p", 2))
+        assert store.checkpoint(live).positions[("payments", 0)].next_offset == 9
+        store.close()
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        engine.dispose()

@@ -13,15 +13,18 @@ from domain.features import VIEWS
 from tests.ops.conftest import ROOT, run, tool
 
 COMPOSE = ROOT / "deploy" / "compose" / "compose.yaml"
+COMPOSE_HA = ROOT / "deploy" / "compose" / "compose.ha.yaml"  # two hubs, three brokers
+FILES = pytest.mark.parametrize("compose", [COMPOSE, COMPOSE_HA], ids=["single", "ha"])
 
 
-def _doc() -> dict[str, Any]:
-    doc: dict[str, Any] = yaml.safe_load(COMPOSE.read_text())
+def _doc(path: Path = COMPOSE) -> dict[str, Any]:
+    doc: dict[str, Any] = yaml.safe_load(path.read_text())
     return doc
 
 
-def test_valid_against_the_compose_specification() -> None:
-    done = run(tool("check-jsonschema"), "--builtin-schema", "vendor.compose-spec", str(COMPOSE))
+@FILES
+def test_valid_against_the_compose_specification(compose: Path) -> None:
+    done = run(tool("check-jsonschema"), "--builtin-schema", "vendor.compose-spec", str(compose))
     assert done.returncode == 0, done.stdout + done.stderr
 
 
@@ -80,8 +83,9 @@ def test_every_model_the_helm_chart_serves_has_a_compose_worker() -> None:
     assert served <= set(VIEWS), f"{served - set(VIEWS)}: no such feature view"
 
 
-def test_no_dangling_reference_and_only_loopback_ports() -> None:
-    doc = _doc()
+@FILES
+def test_no_dangling_reference_and_only_loopback_ports(compose: Path) -> None:
+    doc = _doc(compose)
     services = doc["services"]
     for name, service in services.items():
         depends = service.get("depends_on", {})
@@ -94,7 +98,7 @@ def test_no_dangling_reference_and_only_loopback_ports() -> None:
             if not source.startswith((".", "/")):
                 assert source in doc.get("volumes", {}), f"{name}: undeclared volume {source}"
             else:
-                assert (COMPOSE.parent / source).exists(), f"{name}: {source} does not exist"
+                assert (compose.parent / source).exists(), f"{name}: {source} does not exist"
         for port in service.get("ports", []):
             assert str(port).startswith("127.0.0.1:"), f"{name} publishes {port} beyond loopback"
 
@@ -105,3 +109,36 @@ def test_hub_commands_are_real_commands(service: str) -> None:
     assert svc["user"] == "10001:10001" and svc["read_only"] is True
     done = run(str(ROOT / ".venv" / "bin" / "hub"), *svc["command"], "--help")
     assert done.returncode == 0, done.stderr
+
+
+def test_the_ha_variant_elects_one_leader_among_two_hubs_on_three_brokers() -> None:
+    """compose.ha.yaml: the settings the HA tests (tests/ha) run with, on containers."""
+    services = _doc(COMPOSE_HA)["services"]
+    hubs = {n: s for n, s in services.items() if n.startswith("hub-")}
+    assert set(hubs) == {"hub-1", "hub-2"}
+    ids: set[str] = set()
+    for svc in hubs.values():
+        env = svc["environment"]
+        assert env["HUB_LEADER_ELECTION"] == "postgres" and env["HUB_LEDGER_STORE"] == "postgres"
+        assert env["HUB_LEADER_NAME"] == "hub" and env["HUB_KAFKA_REPLICATION_FACTOR"] == "3"
+        # chDB: each process's own analytics views (a ClickHouse server cannot be fenced)
+        assert env["HUB_VIEWS_ANALYTICS"] == "chdb"
+        brokers = env["HUB_KAFKA_BOOTSTRAP_SERVERS"].split(",")
+        assert sorted(b.split(":")[0] for b in brokers) == ["kafka-1", "kafka-2", "kafka-3"]
+        ids.add(env["HUB_LEADER_ID"])
+        assert svc["command"][0] == "serve" and "/ready" in " ".join(svc["healthcheck"]["test"])
+        done = run(str(ROOT / ".venv" / "bin" / "hub"), *svc["command"], "--help")
+        assert done.returncode == 0, done.stderr
+    assert ids == {"hub-1", "hub-2"}  # distinct: the lease's holders and chDB folders
+    nodes = {n: s["environment"] for n, s in services.items() if n.startswith("kafka-")}
+    assert len(nodes) == 3
+    assert {e["KAFKA_NODE_ID"] for e in nodes.values()} == {"1", "2", "3"}
+    assert len({e["CLUSTER_ID"] for e in nodes.values()}) == 1
+    for env in nodes.values():
+        assert env["KAFKA_CONTROLLER_QUORUM_VOTERS"].count("@kafka-") == 3
+        assert env["KAFKA_DEFAULT_REPLICATION_FACTOR"] == "3"
+        assert env["KAFKA_MIN_INSYNC_REPLICAS"] == "2"
+        assert env["KAFKA_TRANSACTION_STATE_LOG_MIN_ISR"] == "2"
+        assert env["KAFKA_UNCLEAN_LEADER_ELECTION_ENABLE"] == "false"
+    lb = (COMPOSE_HA.parent / "haproxy.cfg").read_text()
+    assert "server hub-1 hub-1:8080 check" in lb and "server hub-2 hub-2:8080 check" in lb

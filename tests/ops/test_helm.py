@@ -155,6 +155,7 @@ def test_api_replicas_elect_a_leader_for_the_single_writer_parts(rendered: Path)
     assert env["HUB_PROJECTION_AUTOSTART"] == "true"  # run by whichever replica leads
     assert float(env["HUB_LEADER_LEASE_S"]) > 0
     assert env["HUB_KAFKA_REPLICATION_FACTOR"] == "3"
+    assert env["HUB_VIEWS_ANALYTICS"] == "chdb"  # each replica's own copy (a server: unfenced)
     template = api["spec"]["template"]["metadata"]["annotations"]
     config = next(v for k, v in template.items() if k.endswith("agent-inject-template-hub.yaml"))
     assert "ledger_postgres_url" in config

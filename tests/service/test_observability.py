@@ -70,6 +70,8 @@ def test_health_names_every_adapter_without_calling_them(served: Served) -> None
         "views_transactional": "sqlite",
         "ledger": "sqlite",
     }
+    # one process, no leader election: it runs every single-writer part
+    assert r.json()["leader"] == {"role": "single", "lease": None, "holder": None, "epoch": None}
 
 
 def test_ready_checks_each_component_through_its_adapter(served: Served) -> None:
@@ -111,6 +113,7 @@ def test_scrape_token_reads_metrics_without_an_api_key_or_a_decision(served: Ser
     assert before.status_code == 200
     for name in ("hub_ledger_tree_size", "hub_ledger_pending_records", "hub_component_ready"):
         assert f"\n{name}" in before.text
+    assert '\nhub_leader{name="hub"} 1.0' in before.text  # the only process leads
     again = c.get("/metrics", headers={"Authorization": f"Bearer {served.token}"}).text
     decisions = [line for line in again.splitlines() if line.startswith("hub_policy_decisions")]
     assert not [line for line in decisions if 'action="metrics.read"' in line]

@@ -22,21 +22,22 @@ from pydantic import BaseModel, Field
 from core.ports.policy import Principal
 from hub.api.deps import authorize, hub_of
 
-RETRAIN_CHECK_EVERY_S = 60.0
-
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    from hub.ha import while_leader
     from hub.ml_setup import ml_of
     from ml.schedule import RetrainScheduler
 
     hub = app.state.hub
-    scheduler = RetrainScheduler(hub.config_changes.store, lambda: ml_of(hub))
-    scheduler.start(RETRAIN_CHECK_EVERY_S)
-    try:
+
+    def start() -> RetrainScheduler:  # under leader election: the leader only (one writer)
+        scheduler = RetrainScheduler(hub.config_changes.store, lambda: ml_of(hub))
+        scheduler.start(hub.settings.scheduler_check_s)
+        return scheduler
+
+    with while_leader(hub, "ml.retrain", start):
         yield
-    finally:
-        scheduler.stop()
 
 
 router = APIRouter(tags=["ml"], lifespan=lifespan)

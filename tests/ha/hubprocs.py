@@ -1,0 +1,191 @@
+"""Several ``hub serve`` processes on one distributed footprint (Kafka + PostgreSQL) for the HA
+tests: their environment, start, logs, and the waits the tests share."""
+
+from __future__ import annotations
+
+import base64
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import sqlalchemy as sa
+
+HUB = str(Path(sys.executable).parent / "hub")
+
+
+def ports(n: int = 2) -> list[int]:
+    """Ports for the hub processes: HUB_TEST_HA_PORTS ("p1,p2") or free ones."""
+    given = os.environ.get("HUB_TEST_HA_PORTS")
+    if given:
+        return [int(p) for p in given.split(",")][:n]
+    out = []
+    for _ in range(n):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            out.append(s.getsockname()[1])
+    return out
+
+
+@dataclass
+class Proc:
+    name: str
+    port: int
+    popen: subprocess.Popen[bytes]
+    log: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def tail(self, lines: int = 15) -> str:
+        text = [line[:300] for line in self.log.read_text(errors="replace").splitlines()]
+        return f"--- {self.name} ({self.log}) ---\n" + "\n".join(text[-lines:])
+
+
+def until(what: str, check: Callable[[], Any], timeout: float, procs: Iterable[Proc]) -> Any:
+    """Poll ``check`` every 50 ms until it returns something true; fail naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = check()
+        if got:
+            return got
+        time.sleep(0.05)
+    raise AssertionError(f"{what} within {timeout} s\n" + "\n".join(p.tail() for p in procs))
+
+
+def get_ok(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def auth(key: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(key.encode()).decode()}
+
+
+def environment(
+    tmp: Path, bootstrap_servers: str, pg: str, run: str, **extra: str
+) -> tuple[dict[str, str], str, str]:
+    """The env of this run's processes (the machine's HUB_* left out, infra ones kept), and its
+    views and ledger schemas in PostgreSQL (the views schema is created here)."""
+    views_schema, ledger_schema = f"ha_{run}", f"ha_{run}_ledger"
+    engine = sa.create_engine(pg)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{views_schema}"'))
+    engine.dispose()
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith("HUB_") or k.startswith("HUB_INFRA")
+    }
+    env.update(
+        {
+            "HUB_DATA_DIR": str(tmp / "data"),  # the keys both processes share (a secret mount)
+            "HUB_EVENT_LOG": "kafka",
+            "HUB_KAFKA_BOOTSTRAP_SERVERS": bootstrap_servers,
+            "HUB_KAFKA_TOPIC_PREFIX": f"ha{run}.",
+            "HUB_LEDGER_STORE": "postgres",
+            "HUB_LEDGER_POSTGRES_URL": pg,
+            "HUB_LEDGER_POSTGRES_SCHEMA": ledger_schema,
+            "HUB_VIEWS_SQL_URL": f"{pg}?options=-csearch_path%3D{views_schema}",
+            "HUB_LEADER_ELECTION": "postgres",
+            "HUB_LEADER_NAME": f"ha-{run}",
+            "HUB_LOG_LEVEL": "INFO",
+            **extra,
+        }
+    )
+    return env, views_schema, ledger_schema
+
+
+def new_run() -> str:
+    return uuid.uuid4().hex[:10]
+
+
+def init(env: dict[str, str], key_file: Path) -> str:
+    """``hub init``: topics, schemas, the admin key (returned)."""
+    done = subprocess.run(
+        [HUB, "init", "--key-file", str(key_file)], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return key_file.read_text().strip()
+
+
+def start(env: dict[str, str], name: str, port: int, tmp: Path) -> Proc:
+    log = tmp / f"{name}.log"
+    popen = subprocess.Popen(
+        [HUB, "serve", "--port", str(port)],
+        env={**env, "HUB_LEADER_ID": name},
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # SIGSTOP/SIGKILL reach the hub alone
+    )
+    return Proc(name, port, popen, log)
+
+
+def holder(pg: str, lease: str) -> tuple[str, int] | None:
+    """The live lease's (holder, epoch) as PostgreSQL sees it."""
+    engine = sa.create_engine(pg)
+    try:
+        with engine.connect() as conn:
+            row = conn.execute(
+                sa.text(
+                    "SELECT holder, epoch FROM hub_leadership.leases WHERE name = :n "
+                    "AND expires_at >= clock_timestamp()"
+                ),
+                {"n": lease},
+            ).first()
+    finally:
+        engine.dispose()
+    return None if row is None else (str(row[0]), int(row[1]))
+
+
+def delete_topics(bootstrap_servers: str, prefix: str) -> None:
+    """This run's topics go (a cluster that keeps every run's partitions starts ever slower)."""
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": bootstrap_servers, "log_level": 0})
+    names = [n for n in admin.list_topics(timeout=30).topics if n.startswith(prefix)]
+    for future in admin.delete_topics(names, operation_timeout=30).values() if names else []:
+        future.result(timeout=60)
+
+
+def drop_schemas(pg: str, *schemas: str) -> None:
+    engine = sa.create_engine(pg)
+    with engine.begin() as conn:
+        for schema in schemas:
+            conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+    engine.dispose()
+
+
+_prestart: subprocess.Popen[bytes] | None = None
+
+
+def prestart_cluster() -> None:
+    """Start the three-broker cluster in the background (its first start formats three nodes:
+    ~50 s), so that it overlaps the tests that run before the failover test. Its output is not
+    kept: the failover fixture runs ``start`` again after ``wait_prestarted`` and reports."""
+    global _prestart
+    if _prestart is None:
+        from tests import infra
+
+        _prestart = subprocess.Popen(
+            ["bash", str(infra.script("kafka-cluster")), "start"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+
+def wait_prestarted() -> None:
+    global _prestart
+    if _prestart is not None:
+        try:
+            _prestart.wait(timeout=600)
+        finally:
+            _prestart = None

@@ -21,7 +21,7 @@ $(VENV)/.native: $(STAMP) native/Cargo.toml native/Cargo.lock native/build.sh $(
 $(STAMP): requirements/lock.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check uv==0.13.9
-	$(UV) pip install --quiet --python $(PY) -r requirements/lock.txt
+	$(UV) pip install --quiet --compile-bytecode --python $(PY) -r requirements/lock.txt
 	$(UV) pip install --quiet --python $(PY) --no-deps -e .
 	@touch $(STAMP)
 
@@ -52,6 +52,15 @@ browser-deps:
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get update -q && \
 		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium chromium-driver poppler-utils; \
+	fi
+
+# eatmydata for `make test` (tests/lanes.sh runs pytest under it: fsync returns at once; the tests
+# kill processes, they never cut the power). Without it the tests run with real fsync, slower.
+.PHONY: test-deps
+test-deps:
+	@if command -v eatmydata >/dev/null; then echo "eatmydata is installed"; else \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q eatmydata; \
 	fi
 
 bench: setup
@@ -284,7 +293,7 @@ tlog-client:
 # A deploy/ validator that fails to install makes its tests in tests/ops fail under CI=true, naming
 # it; the rest of the suite still runs.
 .PHONY: ci-deps
-ci-deps: browser-deps infra-s3-build flink-setup spark-deps infra-hdfs-install tlog-client connect-deps
+ci-deps: test-deps browser-deps infra-s3-build flink-setup spark-deps infra-hdfs-install tlog-client connect-deps
 
 # Only tests/ops needs these (the OpenTelemetry Collector, helm, kubeconform, hadolint, OpenTofu):
 # built once and cached under ~/.cache/hub; tests/lanes.sh builds them in the second lane.

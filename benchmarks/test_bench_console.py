@@ -17,6 +17,7 @@ console session. Duration ``HUB_BENCH_CONSOLE_SECONDS`` (default 8).
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import resource
@@ -212,7 +213,7 @@ def _measure(hub, app, port, report):
         baseline="p99 to the projection's commit",
         higher_is_better=False,
     )
-    folded = [b - a for (_, a), (_, b) in zip(commits, commits[1:], strict=False) if b > a]
+    folded = [b - a for (_, a), (_, b) in itertools.pairwise(commits) if b > a]
     report.add(group, "runner commits", len(commits), "commits")
     report.add(group, "records per commit p50", _percentiles(folded)[0], "records")
     report.add(group, "records per commit max", max(folded, default=0), "records")

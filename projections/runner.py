@@ -50,10 +50,6 @@ from projections.folds import merge_src
 log = logging.getLogger("hub.projections")
 
 Quarantine = Callable[[str, StoredRecord, str, str], None]
-# the smallest live batch under a latency budget (``ProjectionRunner.follow``): a batch's fixed
-# cost (decode set-up, one INSERT per table, the checkpoint) is paid per batch, so batches much
-# smaller than this would fall behind at 1,000 records/s
-LIVE_MIN_RECORDS = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,10 +115,6 @@ class ProjectionRunner:
         # the advisory consumer-group mirror: every batch by default; ``follow`` throttles it
         self.mirror_every_s = 0.0
         self._mirrored_at = 0.0
-        # ``follow``'s batch cap: records a batch may take so that it commits within the latency
-        # budget at the measured cost per record (see ``follow``); ``batch_records`` otherwise
-        self.latency_budget_s = 0.0
-        self._s_per_record = 0.0  # moving average of a live step's seconds per record
         self._listeners: list[Callable[[int], None]] = []
         self.lock = threading.RLock()
         self._cp: Checkpoint | None = None
@@ -238,9 +230,6 @@ class ProjectionRunner:
         self, cp: Checkpoint, bound: Bound | None
     ) -> dict[tuple[str, int], list[StoredRecord]]:
         budget = self.batch_records
-        if self.latency_budget_s > 0 and self._s_per_record > 0 and bound is None:
-            fits = int(self.latency_budget_s / self._s_per_record)
-            budget = min(budget, max(LIVE_MIN_RECORDS, fits))
         chunks: dict[tuple[str, int], list[StoredRecord]] = {}
         # Offsets that hold no record (Kafka transaction markers, mirrored by the SQLite log):
         # when two reads in a row find nothing below the stable offset taken before them, the
@@ -518,19 +507,16 @@ class ProjectionRunner:
         return self.checkpoint.batch_seq != before.batch_seq
 
     def follow(
-        self,
-        stop: threading.Event,
-        poll_s: float = 0.05,
-        mirror_every_s: float = 0.5,
-        latency_budget_s: float = 0.0,
+        self, stop: threading.Event, poll_s: float = 0.05, mirror_every_s: float = 0.5
     ) -> None:
         """Live processing until ``stop`` is set; errors are counted and retried, never fatal.
 
         Latency: a batch is whatever arrived since the last one (up to ``batch_records``), so
-        batches are small when caught up and large when behind. With ``latency_budget_s``, a
-        batch takes at most the records it can fold within the budget at the measured seconds
-        per record (never fewer than ``LIVE_MIN_RECORDS``), so after a stall the oldest records
-        commit within the budget instead of waiting for one batch of everything. When idle, the
+        batches are small when caught up and large when behind. Batches are not cut smaller to
+        meet a latency budget: each batch pays a fixed cost (decode set-up, one INSERT per
+        table, the checkpoint), and on a CPU-starved machine smaller batches fell further
+        behind (measured at 1,000 trades/s, load 22-31: p99 35-41 s with ~200-record batches
+        against 9.4-12.3 s uncut; ``docs/benchmarks.md``, console section). When idle, the
         runner sleeps in ``EventLog.wait_for_append`` on its own topics: an append to one of them
         made through the same log object (the embedded log, this process's Kafka producer) wakes
         it at once, and it reads without asking the log for offsets first; appends to other
@@ -540,19 +526,13 @@ class ProjectionRunner:
         every ``mirror_every_s`` (each is a log round trip).
         """
         self.mirror_every_s = mirror_every_s
-        self.latency_budget_s = latency_budget_s
         topics = list(self.projection.topics)
         metrics_at = 0.0
         try:
             while not stop.is_set():
                 try:
-                    started = time.perf_counter()
                     got = self.step()
                     now = time.monotonic()
-                    if got.events >= LIVE_MIN_RECORDS:
-                        per = (time.perf_counter() - started) / got.events
-                        prior = self._s_per_record
-                        self._s_per_record = per if prior == 0 else 0.7 * prior + 0.3 * per
                     if self.metrics is not None and now - metrics_at >= mirror_every_s:
                         self.metrics.projection_lag.labels(self.projection.name).set(self.lag())
                         metrics_at = now
@@ -573,7 +553,6 @@ class ProjectionRunner:
                     stop.wait(1.0)
         finally:
             self.mirror_every_s = 0.0
-            self.latency_budget_s = 0.0
             if self.mirror_group and self._cp is not None:
                 self._mirror(self._cp)
 

@@ -191,12 +191,7 @@ class ProjectionService:
         inputs = [lineage.topic_dataset(t) for t in proj.topics]
         return lineage.run(self.publisher, job, inputs, [lineage.projection_dataset(proj.name)])
 
-    def start(
-        self,
-        names: Sequence[str] | None = None,
-        poll_s: float = 0.05,
-        latency_budget_s: float = 0.0,
-    ) -> None:
+    def start(self, names: Sequence[str] | None = None, poll_s: float = 0.05) -> None:
         """Follow the log in one background thread per projection (``hub serve``)."""
         self._stop.clear()
         for name in names or [p.name for p in PROJECTIONS]:
@@ -206,7 +201,6 @@ class ProjectionService:
             t = threading.Thread(
                 target=runner.follow,
                 args=(self._stop, poll_s),
-                kwargs={"latency_budget_s": latency_budget_s},
                 name=f"projection-{name}",
                 daemon=True,
             )

@@ -440,7 +440,7 @@ def test_the_access_review_tells_one_owners_keys_apart_over_a_chosen_period(demo
     assert not [d for d in c.data["denied"]["rows"] if d["principal"] == "nora"]
     assert one_day["period_days"] == 1
     for bad in (0, 367, -5):
-        with pytest.raises(InvalidInput, match="days=.*from 1 to 366"):
+        with pytest.raises(InvalidInput, match=r"days=.*from 1 to 366"):
             access_review(c, tomorrow, days=bad)
     with pytest.raises(InvalidInput, match="access-review report only"):
         run_report(demo, OFFICER, "data-quality", days=7)

@@ -1,6 +1,9 @@
 """The Markets stream is pushed by the market-bars commit, not by a timer (issue 15): with the
-stream's idle wake-up set to a minute, a published trade still reaches the stream at once, and
-a commit with nothing new for the instrument is pushed too (the batch number moved)."""
+stream's idle wake-up set to a minute, published trades still reach the stream at once.
+
+A real server (uvicorn on an ephemeral port) because the test client buffers a streaming body;
+the hub follows only ``market_bars``. Setup is a bootstrap plus a server start (seconds on a
+quiet machine; 40 s at load 25)."""
 
 from __future__ import annotations
 

@@ -77,7 +77,7 @@ def test_report_routes_refuse_bad_input_and_other_roles(served: tuple[Hub, TestC
         )
         assert bad.status_code == 422 and "days" in bad.text
     bad = client.post("/v1/reports", json={"kind": "data-quality", "days": 7}, headers=officer)
-    assert bad.status_code == 400 and "access-review report only" in bad.json()["message"]
+    assert bad.status_code == 422 and "access-review report only" in bad.json()["message"]
     review = client.post("/v1/reports", json={"kind": "access-review", "days": 7}, headers=officer)
     assert review.status_code == 201, review.text
     assert review.json()["summary"]["period_days"] == 7

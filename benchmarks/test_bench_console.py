@@ -5,6 +5,11 @@ chart could know). Both as p50 and p99 over every published batch, timed from th
 append that carried it. The driver appends, on the clock, every record due so far (see
 ``_measure``), so the offered rate holds at RATE whatever one append costs.
 
+Beside the latencies it reports what explains them: the machine's load average over the run, the
+CPU this process used (cores), and the market-bars runner's commits and batch sizes (records per
+commit). On two shared cores the latency follows the CPU the process gets: see
+``docs/benchmarks.md`` (the console section) for runs on a busy and on a quiet machine.
+
 The hub serves on 127.0.0.1 (first free port of ``HUB_BENCH_CONSOLE_PORTS``, default
 26080-26089) in this process, as ``hub serve`` does; the stream is read by an HTTP client with a
 console session. Duration ``HUB_BENCH_CONSOLE_SECONDS`` (default 8).
@@ -12,8 +17,10 @@ console session. Duration ``HUB_BENCH_CONSOLE_SECONDS`` (default 8).
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
+import resource
 import socket
 import threading
 import time
@@ -71,7 +78,14 @@ def _trades(n: int) -> list[OutgoingEvent]:
     ]
 
 
+def _cpu_s() -> float:
+    used = resource.getrusage(resource.RUSAGE_SELF)
+    return used.ru_utime + used.ru_stime
+
+
 def _percentiles(values: list[float]) -> tuple[float, float]:
+    if not values:
+        return 0.0, 0.0
     values = sorted(values)
     return values[len(values) // 2], values[min(len(values) - 1, int(len(values) * 0.99))]
 
@@ -142,6 +156,8 @@ def _measure(hub, app, port, report):
     sent: list[tuple[float, int]] = []  # (time the append began, trades published so far)
     batches: list[int] = []
     done = 0
+    load_before = os.getloadavg()[0]
+    cpu_before = _cpu_s()
     began = time.perf_counter()
     while done < total:
         now = time.perf_counter()
@@ -159,6 +175,8 @@ def _measure(hub, app, port, report):
         time.sleep(0.05)
     stop.set()
     runner.hook = lambda step: None
+    cores = (_cpu_s() - cpu_before) / (time.perf_counter() - began)
+    load = (load_before + os.getloadavg()[0]) / 2
 
     def latencies(seen: list[tuple[float, int]], base: int) -> list[float]:
         out = []
@@ -195,6 +213,12 @@ def _measure(hub, app, port, report):
         baseline="p99 to the projection's commit",
         higher_is_better=False,
     )
+    folded = [b - a for (_, a), (_, b) in itertools.pairwise(commits) if b > a]
+    report.add(group, "runner commits", len(commits), "commits")
+    report.add(group, "records per commit p50", _percentiles(folded)[0], "records")
+    report.add(group, "records per commit max", max(folded, default=0), "records")
+    report.add(group, "process CPU (driver + hub)", cores, "cores")
+    report.add(group, "load average (1 min, mean)", load, "")
     report.add(group, "stream messages", len(arrivals), "messages")
     report.add(group, "appends", len(batches), "appends")
     report.add(group, "largest append", max(batches), "records")

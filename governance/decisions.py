@@ -1,7 +1,8 @@
 """Every policy decision becomes an event: ``hub.PolicyDecisionRecorded`` on ``hub.decisions``.
 
 ``RecordingPolicyEngine`` wraps any PolicyEngine. For each decision it records the decision id
-(UUIDv7), principal, action, resource, policy bundle version, result, reason, obligations and the
+(UUIDv7), principal and the id of the key it authenticated with (never a secret), action,
+resource, policy bundle version, result, reason, obligations and the
 SHA-256 of the canonical JSON input, as an Avro event; the audit ledger gives it a Merkle leaf
 like every other event.
 
@@ -98,6 +99,7 @@ class DecisionRecord:
     row_filter: Mapping[str, str] = field(default_factory=dict)
     purpose: str = ""
     case_id: str = ""
+    key_id: str = ""  # the API key that authenticated (never its secret); "" for none
 
     def value(self) -> dict[str, Any]:
         """The ``hub.PolicyDecisionRecorded`` payload (JSON form)."""
@@ -117,6 +119,7 @@ class DecisionRecord:
             "purpose": self.purpose,
             "case_id": self.case_id,
             "decided_at": datetime.fromtimestamp(self.decided_at_us / 1e6, UTC).isoformat(),
+            "key_id": self.key_id,
         }
 
 
@@ -230,6 +233,7 @@ class DecisionEncoder:
                 "purpose": r.purpose,
                 "case_id": r.case_id,
                 "decided_at": r.decided_at_us,
+                "key_id": r.key_id,
             }
         )
         if len(value) > self._max_bytes:
@@ -471,6 +475,7 @@ class RecordingPolicyEngine(PolicyEngine):
             row_filter=dict(decision.row_filter),
             purpose=str(ctx.get("purpose") or ""),
             case_id=str(ctx.get("case") or ""),
+            key_id=str(principal.attributes.get("key_id", "")),
         )
         wait = decision.allow and (action not in self._unsynced or self.committer.failing)
         try:

@@ -388,11 +388,20 @@ def reports_dir(hub: Hub) -> Path:
     return Path(hub.settings.data_dir) / "reports"
 
 
-def run_report(hub: Hub, principal: Principal, kind: str, day: str | None = None) -> Report:
-    """Build, sign, keep and record one report (contract 1-3)."""
+def run_report(
+    hub: Hub, principal: Principal, kind: str, day: str | None = None, days: int | None = None
+) -> Report:
+    """Build, sign, keep and record one report (contract 1-3); ``days``: the access review's
+    period (default 30), refused for the other kinds."""
     from hub.report_render import render_html, render_pdf
 
     kind = _kind(kind)
+    if days is not None and kind != "access-review":
+        raise InvalidInput(
+            f"days={days!r} applies to the access-review report only, not to {kind!r}: leave "
+            "it out.",
+            code="invalid_days",
+        )
     when = _day(day) if kind in DAILY else None
     cp = _checkpoint(hub)
     c = _Collector(hub, principal)
@@ -403,7 +412,7 @@ def run_report(hub: Hub, principal: Principal, kind: str, day: str | None = None
     elif kind == "access-review" and when is not None:
         from hub.reports_access import access_review
 
-        summary = access_review(c, when)
+        summary = access_review(c, when, days)
     else:
         summary = _compliance(c, when) if when is not None else _quality(c)
     report_id = str(uuid7())

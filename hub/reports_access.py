@@ -1,14 +1,16 @@
 """The CC6 access review (report kind ``access-review``, issue 15).
 
-For the ``REVIEW_DAYS`` UTC days ending with the report's day:
+For the ``days`` UTC days (default ``REVIEW_DAYS``, 1 to ``MAX_REVIEW_DAYS``) ending with the
+report's day:
 
 - ``keys``: every API key (owner, roles, tenant, state, who issued it and when, expiry,
   revocation), never a secret, salt or hash;
-- ``last_use``: per key owner, the last policy decision recorded for that person in the period
-  (decisions record the person, not the key: keys of one owner share it) and the number of
-  allowed and denied decisions;
-- ``unused_keys``: active keys whose owner has no recorded decision in the period and that were
-  issued before it began (unused for at least ``REVIEW_DAYS`` days);
+- ``last_use``: per key, the last policy decision recorded with that key's id in the period and
+  the number of allowed and denied ones (decisions record the key id beside the person, never
+  the secret). Decisions without a key id (the hub's own services, and decisions recorded before
+  the key id was) get one row per person with ``key_id`` empty: they cannot be told apart by key;
+- ``unused_keys``: active keys that no decision in the period names and that were issued before
+  it began (unused for at least ``days`` days);
 - ``denied``: every denied decision in the period (who, what, which resource, why, when);
 - ``approvals``: every policy and configuration change proposed in the period with who
   proposed it, who approved it and when.
@@ -23,10 +25,13 @@ from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from core.errors import InvalidInput
+
 if TYPE_CHECKING:
     from hub.reports_trading import Collector
 
 REVIEW_DAYS = 30
+MAX_REVIEW_DAYS = 366  # a year and a day: the scan is proportional to the period
 DECISIONS = "hub.decisions"
 _KEY_FIELDS = (
     "key_id",
@@ -78,10 +83,24 @@ def _decisions(c: Collector, since_ms: int, until_ms: int) -> list[dict[str, Any
     return out
 
 
-def access_review(c: Collector, day: date) -> dict[str, Any]:
+def review_days(days: int | None) -> int:
+    """The review period in days: ``days``, or ``REVIEW_DAYS``; refused outside 1..366."""
+    if days is None:
+        return REVIEW_DAYS
+    if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= MAX_REVIEW_DAYS:
+        raise InvalidInput(
+            f"days={days!r} is not a review period: give a whole number of days from 1 to "
+            f"{MAX_REVIEW_DAYS} (default {REVIEW_DAYS}).",
+            code="invalid_days",
+        )
+    return days
+
+
+def access_review(c: Collector, day: date, days: int | None = None) -> dict[str, Any]:
     hub = c.hub
+    period = review_days(days)
     end = datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1)
-    start = end - timedelta(days=REVIEW_DAYS)
+    start = end - timedelta(days=period)
     since_ms, until_ms = int(start.timestamp() * 1000), int(end.timestamp() * 1000)
     keys = [
         {f: (", ".join(v) if isinstance(v, list) else v) for f, v in k.public(end).items()}
@@ -90,19 +109,22 @@ def access_review(c: Collector, day: date) -> dict[str, Any]:
     c.put("keys", "log", "hub.keys folded: every API key (no secret)", list(_KEY_FIELDS), keys)
 
     decided = _decisions(c, since_ms, until_ms)
-    last: dict[str, str] = {}
-    counts: Counter[tuple[str, bool]] = Counter()
+    # per (key id, person): a key id is "" in decisions made without a key or recorded before
+    # decisions carried it
+    last: dict[tuple[str, str], str] = {}
+    counts: Counter[tuple[str, str, bool]] = Counter()
     denied = []
     for d in decided:
-        who = str(d["principal"])
+        who, key_id = str(d["principal"]), str(d.get("key_id") or "")
         at = _iso_us(d["decided_at"])
-        last[who] = max(last.get(who, ""), at)
-        counts[(who, bool(d["allow"]))] += 1
+        last[(key_id, who)] = max(last.get((key_id, who), ""), at)
+        counts[(key_id, who, bool(d["allow"]))] += 1
         if not d["allow"]:
             denied.append(
                 {
                     "decided_at": at,
                     "principal": who,
+                    "key_id": key_id,
                     "roles": ", ".join(d.get("roles") or []),
                     "action": d["action"],
                     "resource": d["resource"],
@@ -110,22 +132,41 @@ def access_review(c: Collector, day: date) -> dict[str, Any]:
                     "decision_id": d["decision_id"],
                 }
             )
-    owners = sorted({k["owner"] for k in keys} | set(last))
+    by_key = {k["key_id"]: k for k in keys}
+    used = {key_id for key_id, _ in last if key_id}
+    use_rows = [
+        {
+            "key_id": k["key_id"],
+            "owner": k["owner"],
+            "state": k["state"],
+            "last_used_at": last.get((k["key_id"], k["owner"])),
+            "allowed": counts[(k["key_id"], k["owner"], True)],
+            "denied": counts[(k["key_id"], k["owner"], False)],
+        }
+        for k in sorted(keys, key=lambda k: (k["owner"], k["key_id"]))
+    ]
+    # decisions naming no key, or a key this hub does not know (or another owner's: never
+    # merged into the key's row)
+    use_rows += [
+        {
+            "key_id": key_id,
+            "owner": who,
+            "state": "no key" if not key_id else "unknown key",
+            "last_used_at": at,
+            "allowed": counts[(key_id, who, True)],
+            "denied": counts[(key_id, who, False)],
+        }
+        for (key_id, who), at in sorted(last.items(), key=lambda x: (x[0][1], x[0][0]))
+        if key_id not in by_key or by_key[key_id]["owner"] != who
+    ]
     c.put(
         "last_use",
         "log",
-        f"hub.decisions from {start.isoformat()} to {end.isoformat()}: last decision and "
-        "counts per person (decisions name the person, not the key)",
-        ["owner", "last_decision_at", "allowed", "denied"],
-        [
-            {
-                "owner": o,
-                "last_decision_at": last.get(o),
-                "allowed": counts[(o, True)],
-                "denied": counts[(o, False)],
-            }
-            for o in owners
-        ],
+        f"hub.decisions from {start.isoformat()} to {end.isoformat()}: per API key, the last "
+        "decision recorded with its key id and the allowed/denied counts; decisions without a "
+        "key id (the hub's own services, or recorded before decisions carried it) per person",
+        ["key_id", "owner", "state", "last_used_at", "allowed", "denied"],
+        use_rows,
     )
     unused = [
         {
@@ -136,13 +177,13 @@ def access_review(c: Collector, day: date) -> dict[str, Any]:
         }
         for k in keys
         if k["state"] == "active"
-        and k["owner"] not in last
+        and k["key_id"] not in used
         and (k["issued_at"] is None or k["issued_at"] < start.isoformat())
     ]
     c.put(
         "unused_keys",
         "log",
-        f"active keys issued before {start.isoformat()} whose owner has no decision since",
+        f"active keys issued before {start.isoformat()} that no decision since names",
         ["key_id", "owner", "roles", "issued_at"],
         unused,
     )
@@ -150,7 +191,16 @@ def access_review(c: Collector, day: date) -> dict[str, Any]:
         "denied",
         "log",
         f"hub.decisions with allow = false from {start.isoformat()} to {end.isoformat()}",
-        ["decided_at", "principal", "roles", "action", "resource", "reason", "decision_id"],
+        [
+            "decided_at",
+            "principal",
+            "key_id",
+            "roles",
+            "action",
+            "resource",
+            "reason",
+            "decision_id",
+        ],
         denied,
     )
     approvals = []
@@ -204,7 +254,8 @@ def access_review(c: Collector, day: date) -> dict[str, Any]:
         "keys": len(keys),
         "active_keys": sum(1 for k in keys if k["state"] == "active"),
         "unused_keys": len(unused),
-        "unused_days": REVIEW_DAYS,
+        "period_days": period,
+        "unused_days": period,
         "denied_decisions": len(denied),
         "changes_reviewed": len(rows),
         "changes_without_second_person": sum(

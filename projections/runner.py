@@ -9,8 +9,9 @@ Each ``step`` processes one batch in numbered steps (the store's ``write`` numbe
   3. ``store.write``: rows and the new checkpoint (batch number + 1, every position and
      watermark), atomically as the store's contract defines (hooks ``rows:<table>``,
      ``offsets``, and for SQL stores ``commit``);
-  4. advisory: mirror positions into the log's consumer group ``projection.<name>`` (so Kafka
-     tooling sees the lag), update metrics (hook ``mirrored``).
+  4. tell the commit listeners (``on_commit``: the console's live streams push on it); advisory:
+     mirror positions into the log's consumer group ``projection.<name>`` (so Kafka tooling sees
+     the lag), update metrics (hook ``mirrored``).
 A crash anywhere replays from the store's checkpoint after ``store.recover``: nothing is lost
 (positions never run ahead of rows) and nothing is counted twice (rows never outlive the
 positions that reflect them).
@@ -114,6 +115,7 @@ class ProjectionRunner:
         # the advisory consumer-group mirror: every batch by default; ``follow`` throttles it
         self.mirror_every_s = 0.0
         self._mirrored_at = 0.0
+        self._listeners: list[Callable[[int], None]] = []
         self.lock = threading.RLock()
         self._cp: Checkpoint | None = None
         self._windows = WindowState()
@@ -155,6 +157,18 @@ class ProjectionRunner:
                 total += max(0, end - cp.positions.get((topic, p), Position(0)).next_offset)
         return total
 
+    def on_commit(self, listener: Callable[[int], None]) -> Callable[[], None]:
+        """Call ``listener(batch_seq)`` after every committed batch, from the runner's thread (so
+        it must return at once: set an event, schedule a callback); returns the unsubscribe."""
+        with self.lock:
+            self._listeners = [*self._listeners, listener]
+
+        def unsubscribe() -> None:
+            with self.lock:
+                self._listeners = [f for f in self._listeners if f is not listener]
+
+        return unsubscribe
+
     # -- one batch ---------------------------------------------------------------------------------
     def step(self, bound: Bound | None = None) -> StepResult:
         with self.lock:
@@ -191,7 +205,12 @@ class ProjectionRunner:
                     self.target, self.projection.tables, rows, new, self.hook, fence=token
                 )
                 self._cp, self._windows = new, windows
-                # 4. advisory mirror of positions, metrics
+                # 4. the commit listeners, the advisory mirror of positions, metrics
+                for listener in self._listeners:
+                    try:
+                        listener(new.batch_seq)
+                    except Exception:  # a listener's failure is its own, never the batch's
+                        log.exception("projection commit listener failed")
                 if (
                     self.mirror_group
                     and time.monotonic() - self._mirrored_at >= self.mirror_every_s
@@ -488,19 +507,26 @@ class ProjectionRunner:
         return self.checkpoint.batch_seq != before.batch_seq
 
     def follow(
-        self, stop: threading.Event, poll_s: float = 0.005, mirror_every_s: float = 0.5
+        self, stop: threading.Event, poll_s: float = 0.05, mirror_every_s: float = 0.5
     ) -> None:
         """Live processing until ``stop`` is set; errors are counted and retried, never fatal.
 
         Latency: a batch is whatever arrived since the last one (up to ``batch_records``), so
-        batches are small when caught up and large when behind; when idle, the runner sleeps in
-        ``EventLog.wait_for_append``: an append made through the same log object (the embedded
-        log in this process) wakes it at once; other appends are found by a cheap end-offset
-        check every ``poll_s``. ``stop`` is seen within ``poll_s``, or at once on the next
-        append. The lag metric and the advisory group
-        mirror are refreshed at most every ``mirror_every_s`` (each is a log round trip).
+        batches are small when caught up and large when behind. Batches are not cut smaller to
+        meet a latency budget: each batch pays a fixed cost (decode set-up, one INSERT per
+        table, the checkpoint), and on a CPU-starved machine smaller batches fell further
+        behind (measured at 1,000 trades/s, load 22-31: p99 35-41 s with ~200-record batches
+        against 9.4-12.3 s uncut; ``docs/benchmarks.md``, console section). When idle, the
+        runner sleeps in ``EventLog.wait_for_append`` on its own topics: an append to one of them
+        made through the same log object (the embedded log, this process's Kafka producer) wakes
+        it at once, and it reads without asking the log for offsets first; appends to other
+        topics and offset commits do not wake it. Appends the log object cannot see (another
+        process) are found by an end-offset check every ``poll_s``, which is also how soon
+        ``stop`` is seen. The lag metric and the advisory group mirror are refreshed at most
+        every ``mirror_every_s`` (each is a log round trip).
         """
         self.mirror_every_s = mirror_every_s
+        topics = list(self.projection.topics)
         metrics_at = 0.0
         try:
             while not stop.is_set():
@@ -511,9 +537,11 @@ class ProjectionRunner:
                         self.metrics.projection_lag.labels(self.projection.name).set(self.lag())
                         metrics_at = now
                     if not got.events and not got.quarantined:
-                        seen = self.log.append_generation()  # read before checking: no lost wake
+                        # read the counter before checking: an append in between is not missed
+                        seen = self.log.append_generation(topics)
                         while not stop.is_set() and not self._behind():
-                            seen = self.log.wait_for_append(seen, poll_s)
+                            if self.log.wait_for_append(seen, poll_s, topics) != seen:
+                                break  # an append to our topics: read it now
                 except HubError as exc:
                     if self.metrics is not None:
                         self.metrics.projection_errors.labels(self.projection.name, exc.code).inc()

@@ -200,7 +200,7 @@ class ProjectionService:
         return bool(getattr(self.store(projection(name).store), "shared", True))
 
     def start(
-        self, names: Sequence[str] | None = None, poll_s: float = 0.005, group: str = "all"
+        self, names: Sequence[str] | None = None, poll_s: float = 0.05, group: str = "all"
     ) -> None:
         """Follow the log in one background thread per projection (``hub serve``); ``group``
         names the set for ``stop`` (the leader's shared followers stop when it loses the lease,

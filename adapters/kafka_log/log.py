@@ -630,14 +630,16 @@ class KafkaEventLog(EventLog):
                 meta = self._write(batch, None)
             else:
                 meta = self._append_idempotent(batch, idempotence)
-        self._appended.bump()
+        self._appended.bump((topic,))
         return meta
 
-    def append_generation(self) -> int:
-        return self._appended.generation
+    def append_generation(self, topics: Sequence[str] | None = None) -> int:
+        return self._appended.generation_of(topics)
 
-    def wait_for_append(self, generation: int, timeout_s: float) -> int:
-        return self._appended.wait(generation, timeout_s)
+    def wait_for_append(
+        self, generation: int, timeout_s: float, topics: Sequence[str] | None = None
+    ) -> int:
+        return self._appended.wait(generation, timeout_s, topics)
 
     def _write(self, batch: PreparedBatch, marker: bytes | None) -> list[RecordMetadata]:
         extra: Headers = ((IDEM_HEADER, marker),) if marker is not None else ()

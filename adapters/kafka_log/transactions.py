@@ -152,7 +152,7 @@ class KafkaTransaction(Transaction):
 
                 self._log._wait(stored, f"the offsets of group {group!r} to become visible")
         if self._touched:
-            self._log._appended.bump()
+            self._log._appended.bump(self._touched)
 
     def abort(self) -> None:
         if self.state != "open":

@@ -370,8 +370,9 @@ class SqliteEventLog(EventLog):
             )
 
     @contextmanager
-    def _write(self, doing: str) -> Iterator[sqlite3.Connection]:
-        """One write transaction (``BEGIN IMMEDIATE``) on the writer connection, under the lock."""
+    def _write(self, doing: str, appends_to: str | None = None) -> Iterator[sqlite3.Connection]:
+        """One write transaction (``BEGIN IMMEDIATE``) on the writer connection, under the lock;
+        ``appends_to``: the topic it appends records to (wakes that topic's followers)."""
         self._check_usable()
         self._acquire(doing)
         try:
@@ -383,7 +384,7 @@ class SqliteEventLog(EventLog):
             try:
                 yield conn
                 conn.execute("COMMIT")
-                self._appended.bump()
+                self._appended.bump(() if appends_to is None else (appends_to,))
             except BaseException as exc:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
@@ -540,7 +541,7 @@ class SqliteEventLog(EventLog):
         prepared = self._prepare(topic, records)  # validates and encodes outside the lock
         if not prepared.count:
             return []
-        with self._write(f"appending to topic {topic!r}") as conn:
+        with self._write(f"appending to topic {topic!r}", topic) as conn:
             if idempotence is None:
                 return self._store(conn, prepared, marker=prepared.transactional)
             return self._store_idempotent(conn, prepared, idempotence)
@@ -916,11 +917,13 @@ class SqliteEventLog(EventLog):
     def end_offsets(self, topic: str) -> dict[int, int]:
         return self._offsets(topic, "next_offset")
 
-    def append_generation(self) -> int:
-        return self._appended.generation
+    def append_generation(self, topics: Sequence[str] | None = None) -> int:
+        return self._appended.generation_of(topics)
 
-    def wait_for_append(self, generation: int, timeout_s: float) -> int:
-        return self._appended.wait(generation, timeout_s)
+    def wait_for_append(
+        self, generation: int, timeout_s: float, topics: Sequence[str] | None = None
+    ) -> int:
+        return self._appended.wait(generation, timeout_s, topics)
 
     def beginning_offsets(self, topic: str) -> dict[int, int]:
         return self._offsets(topic, "start_offset")

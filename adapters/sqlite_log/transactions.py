@@ -54,6 +54,7 @@ class SqliteTransaction(Transaction):
         self._guard = threading.Lock()  # one staged write at a time on the shared connection
         self._state = "open"
         self._written: set[tuple[int, int]] = set()  # partitions that get a commit marker
+        self._topics_written: set[str] = set()  # their topics (wakes their followers)
         log._check_usable()
         log._acquire(f"beginning transaction {transactional_id!r}")
         try:
@@ -98,6 +99,7 @@ class SqliteTransaction(Transaction):
         with self._staging(f"appending to {topic!r} in transaction {self._id!r}") as conn:
             metadata = self._log._store(conn, prepared, marker=False)
         self._written.update((prepared.topic.id, g.partition) for g in prepared.groups)
+        self._topics_written.add(prepared.topic.info.name)
         return metadata
 
     def commit_offsets(self, group: str, offsets: Mapping[TopicPartition, int]) -> None:
@@ -136,7 +138,7 @@ class SqliteTransaction(Transaction):
                         log._reseal(log._writer, tid, part)
                 log._writer.execute(statement)
                 if statement == "COMMIT" and self._written:
-                    log._appended.bump()
+                    log._appended.bump(self._topics_written)
             except sqlite3.Error as exc:
                 if log._writer.in_transaction:
                     log._writer.execute("ROLLBACK")

@@ -41,7 +41,7 @@ from __future__ import annotations
 import abc
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 
@@ -187,32 +187,51 @@ class LogProblem:
 class AppendSignal:
     """A counter of committed writes that waiters can block on (an adapter's ``wait_for_append``).
 
-    ``bump`` after every committed write; ``wait(seen, timeout_s)`` returns as soon as the counter
-    differs from ``seen`` (at once if it already does), else after ``timeout_s``. A waiter reads
-    the counter *before* checking the log, so an append landing between its check and its wait
-    is never missed.
+    ``bump(topics)`` after every committed write, naming the topics it appended records to (none
+    for a write that appended no record: a group's offsets, a new topic); ``wait(seen,
+    timeout_s)`` returns as soon as the counter differs from ``seen`` (at once if it already
+    does), else after ``timeout_s``. With ``topics``, the counter (``generation_of``) counts only
+    appends to those topics, so a follower of one topic sleeps through the others' appends and
+    offset commits. A waiter reads the counter *before* checking the log, so an append landing
+    between its check and its wait is never missed.
     """
 
-    __slots__ = ("_cv", "_generation")
+    __slots__ = ("_by_topic", "_cv", "_generation")
 
     def __init__(self) -> None:
         self._cv = threading.Condition(threading.Lock())
         self._generation = 0
+        self._by_topic: dict[str, int] = {}
 
     @property
     def generation(self) -> int:
         return self._generation
 
-    def bump(self) -> None:
+    def generation_of(self, topics: Iterable[str] | None = None) -> int:
+        """Every write (``topics`` None), or the appends to ``topics``."""
+        if topics is None:
+            return self._generation
+        by_topic = self._by_topic
+        return sum(by_topic.get(t, 0) for t in topics)
+
+    def bump(self, topics: Iterable[str] = ()) -> None:
         with self._cv:
             self._generation += 1
+            for t in topics:
+                self._by_topic[t] = self._by_topic.get(t, 0) + 1
             self._cv.notify_all()
 
-    def wait(self, seen: int, timeout_s: float) -> int:
+    def wait(self, seen: int, timeout_s: float, topics: Iterable[str] | None = None) -> int:
+        if topics is not None:
+            topics = tuple(topics)
+        deadline = time.monotonic() + timeout_s
         with self._cv:
-            if self._generation == seen:
-                self._cv.wait(timeout_s)
-            return self._generation
+            while (now := self.generation_of(topics)) == seen:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._cv.wait(left)  # woken by every bump: re-check the topics' counter
+            return now
 
 
 class EventLog(abc.ABC):
@@ -264,14 +283,18 @@ class EventLog(abc.ABC):
         return self.end_offsets(topic)
 
     # -- waiting for appends (the latency path of followers) ---------------------------------
-    def append_generation(self) -> int:
+    def append_generation(self, topics: Sequence[str] | None = None) -> int:
         """A counter that changes after every write committed through this object (pass it to
-        ``wait_for_append``). Adapters that cannot see appends return 0."""
+        ``wait_for_append``); with ``topics``, after every append of records to one of them.
+        Adapters that cannot see appends return 0."""
         return 0
 
-    def wait_for_append(self, generation: int, timeout_s: float) -> int:
+    def wait_for_append(
+        self, generation: int, timeout_s: float, topics: Sequence[str] | None = None
+    ) -> int:
         """Block until a write committed through this object after ``generation`` was read, or
-        until ``timeout_s`` passed; return the current ``append_generation``.
+        until ``timeout_s`` passed; return the current ``append_generation(topics)`` (with
+        ``topics``: only an append to one of them wakes the waiter).
 
         A follower reads the generation, checks the log, then waits: an in-process append wakes
         it at once. Appends this object cannot see (another process on the same file, another

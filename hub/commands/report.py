@@ -28,17 +28,25 @@ def report() -> None:
     type=click.Choice(["compliance-daily", "data-quality", "trading-daily", "access-review"]),
 )
 @click.option("--day", default=None, help="UTC day YYYY-MM-DD (default: yesterday).")
+@click.option(
+    "--days",
+    type=click.IntRange(1, 366),
+    default=None,
+    help="access-review only: the period in days ending with --day (default 30).",
+)
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write the zip here.")
 @key_option
 @click.pass_obj
-def report_run(obj: Ctx, kind: str, day: str | None, out: str | None, key: str | None) -> None:
+def report_run(
+    obj: Ctx, kind: str, day: str | None, days: int | None, out: str | None, key: str | None
+) -> None:
     """Build, sign and record a report; prints its id, summary and manifest digest."""
     from hub.reports import run_report
 
     def go() -> None:
         with obj.hub() as h:
             who = authorize(h, "report.run", f"reports/{kind}", principal_for(h, key))
-            made = run_report(h, who, kind, day)
+            made = run_report(h, who, kind, day, days)
             if out:
                 Path(out).write_bytes(made.data)
             click.echo(

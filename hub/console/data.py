@@ -11,6 +11,7 @@ session's CSRF token.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import time
@@ -32,7 +33,7 @@ router = APIRouter(prefix="/ui/api", include_in_schema=False)
 
 _SYMBOL = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
-STREAM_POLL_S = 0.05  # how often a live stream looks at the projection's batch number
+STREAM_IDLE_S = 1.0  # a live stream without commits still checks disconnection this often
 KEY_RECHECK_S = 5.0  # how often a live stream re-reads its session's key (revocation)
 
 
@@ -181,44 +182,60 @@ async def stream(
     principal: Principal = Depends(authorize("query.run")),
 ) -> StreamingResponse:
     """Server-Sent Events: ``bars`` (as ``/markets/bars``) now and whenever the market-bars
-    projection commits a new batch; a comment every 15 s keeps proxies from closing it. The
-    stream ends when the session's key is revoked or expires, or the session ends."""
+    projection commits a new batch (pushed on the commit: the runner's ``on_commit`` wakes the
+    stream, no timer; commits during a push are folded into the next one); a comment every 15 s
+    keeps proxies from closing it. The stream ends when the session's key is revoked or
+    expires, or the session ends."""
     _symbol(instrument, "instrument", _SYMBOL)
     _symbol(currency, "currency", _CURRENCY)
     hub = hub_of(request)
     token = request.state.console_token
     store = sessions_of(request.scope)
+    runner = hub.projections.runner("market_bars")
 
     def decide_grants() -> Any:
         return hub.projections.grants(hub.policy, principal, "analytics")
 
     async def events() -> AsyncIterator[bytes]:
-        seen = -1
-        last_beat = last_check = time.monotonic()
-        grants = None  # the first push decides (and ensures the views) through the full path
-        while not await request.is_disconnected():
-            now = time.monotonic()
-            if now - last_check >= KEY_RECHECK_S:
-                last_check = now
-                if live_session(hub, store, token) is None:
-                    yield b"event: ended\ndata: {}\n\n"
-                    return
-                grants = await run_in_threadpool(decide_grants)
-            seq = hub.projections.runner("market_bars").checkpoint.batch_seq
-            if seq != seen:
-                seen = seq
-                found = await run_in_threadpool(
-                    _bars, hub, principal, instrument, currency, limit, grants
-                )
-                if grants is None:
+        loop = asyncio.get_running_loop()
+        committed = asyncio.Event()
+
+        def wake(_seq: int) -> None:  # the runner's thread, after each commit
+            with contextlib.suppress(RuntimeError):  # the loop closed: the stream is gone
+                loop.call_soon_threadsafe(committed.set)
+
+        unsubscribe = runner.on_commit(wake)
+        try:
+            seen = -1
+            last_beat = last_check = time.monotonic()
+            grants = None  # the first push decides (and ensures the views) through the full path
+            while not await request.is_disconnected():
+                now = time.monotonic()
+                if now - last_check >= KEY_RECHECK_S:
+                    last_check = now
+                    if live_session(hub, store, token) is None:
+                        yield b"event: ended\ndata: {}\n\n"
+                        return
                     grants = await run_in_threadpool(decide_grants)
-                found["sent_at"] = datetime.now(UTC).isoformat()
-                yield b"event: bars\ndata: " + json.dumps(found).encode() + b"\n\n"
-                last_beat = now
-            elif now - last_beat >= 15:
-                last_beat = now
-                yield b": keep-alive\n\n"
-            await asyncio.sleep(STREAM_POLL_S)
+                committed.clear()  # before reading the number: a commit after it wakes us
+                seq = runner.checkpoint.batch_seq
+                if seq != seen:
+                    seen = seq
+                    found = await run_in_threadpool(
+                        _bars, hub, principal, instrument, currency, limit, grants
+                    )
+                    if grants is None:
+                        grants = await run_in_threadpool(decide_grants)
+                    found["sent_at"] = datetime.now(UTC).isoformat()
+                    yield b"event: bars\ndata: " + json.dumps(found).encode() + b"\n\n"
+                    last_beat = now
+                elif now - last_beat >= 15:
+                    last_beat = now
+                    yield b": keep-alive\n\n"
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(committed.wait(), STREAM_IDLE_S)
+        finally:
+            unsubscribe()
 
     return StreamingResponse(
         events(),

@@ -102,3 +102,67 @@ def test_a_following_projection_sees_a_publish_without_polling(tmp_path: Path) -
         assert not follower.is_alive()
     finally:
         hub.close()
+
+
+def test_a_follower_of_one_topic_sleeps_through_other_writes(tmp_path: Path) -> None:
+    """Waiting on ``topics``: appends to other topics and offset commits do not wake it (each
+    woke every projection runner, which then asked the log for its end offsets); an append to
+    its topic, or a transaction that wrote it, does at once."""
+    from core.ports.eventlog import TopicPartition
+
+    log = SqliteEventLog(tmp_path / "log.db")
+    log.create_topic("mine")
+    log.create_topic("other")
+    seen = log.append_generation(["mine"])
+    log.append("other", [Record(value=b"x")])
+    log.commit_offsets("g", {TopicPartition("other", 0): 1})
+    assert log.wait_for_append(seen, 0.2, ["mine"]) == seen  # slept the whole timeout
+    assert log.append_generation() != 0  # the global counter saw both writes
+    later(0.2, lambda: log.append("mine", [Record(value=b"y")]))
+    started = time.monotonic()
+    seen = log.wait_for_append(seen, POLL_S, ["mine"])
+    assert time.monotonic() - started < 5, "the append to its topic did not wake it"
+
+    def txn() -> None:
+        with log.transaction("tx-2") as t:
+            t.append("mine", [Record(value=b"z")])
+
+    later(0.2, txn)
+    started = time.monotonic()
+    assert log.wait_for_append(seen, POLL_S, ["mine"]) != seen
+    assert time.monotonic() - started < 5
+    log.close()
+
+
+def test_a_runner_tells_its_commit_listeners_and_not_on_empty_steps(tmp_path: Path) -> None:
+    hub = bootstrap(
+        load_settings(environ={}, data_dir=tmp_path / "data", projection_autostart=False)
+    )
+    try:
+        runner = hub.projections.runner("payments")
+        runner.catch_up()
+        heard: list[int] = []
+        stop_listening = runner.on_commit(heard.append)
+        assert not runner.step().events and heard == []  # nothing read: nothing committed
+        event = OutgoingEvent(
+            event_type="hub.payments.PaymentInitiated",
+            value={
+                "payment_id": "P2",
+                "account_id": "A1",
+                "amount": "1.00",
+                "currency": "EUR",
+                "counterparty_name": "x",
+                "counterparty_iban": "y",
+                "counterparty_country": "DE",
+                "initiated_at": "2026-11-24T10:00:00Z",
+            },
+        )
+        hub.publisher.publish("payments", [event], "test", "acme")
+        runner.step()
+        assert heard == [runner.checkpoint.batch_seq]
+        stop_listening()
+        hub.publisher.publish("payments", [event], "test", "acme")
+        runner.step()
+        assert len(heard) == 1
+    finally:
+        hub.close()

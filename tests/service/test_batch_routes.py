@@ -71,6 +71,16 @@ def test_report_routes_refuse_bad_input_and_other_roles(served: tuple[Hub, TestC
         "/v1/reports", json={"kind": "compliance-daily", "day": "24/11/2026"}, headers=officer
     )
     assert bad.status_code == 422 and "day" in bad.text
+    for days in (0, 367):
+        bad = client.post(
+            "/v1/reports", json={"kind": "access-review", "days": days}, headers=officer
+        )
+        assert bad.status_code == 422 and "days" in bad.text
+    bad = client.post("/v1/reports", json={"kind": "data-quality", "days": 7}, headers=officer)
+    assert bad.status_code == 422 and "access-review report only" in bad.json()["message"]
+    review = client.post("/v1/reports", json={"kind": "access-review", "days": 7}, headers=officer)
+    assert review.status_code == 201, review.text
+    assert review.json()["summary"]["period_days"] == 7
     missing = client.get("/v1/reports/00000000-0000-7000-8000-000000000000", headers=officer)
     assert missing.status_code == 404 and "hub report list" in missing.json()["message"]
     denied = client.post(

@@ -378,9 +378,12 @@ def test_the_access_review_lists_keys_denials_approvals_and_unused_keys(
     assert "salt" not in json.dumps(data) and issued.secret not in json.dumps(data)
     denied = [d for d in data["denied"]["rows"] if d["principal"] == "rita"]
     assert [(d["action"], d["resource"]) for d in denied] == [("keys.create", "/v1/keys")]
-    (use,) = [u for u in data["last_use"]["rows"] if u["owner"] == "rita"]
-    assert (use["allowed"], use["denied"]) == (1, 1) and use["last_decision_at"]
-    assert issued.key_id not in {u["key_id"] for u in data["unused_keys"]["rows"]}
+    # a Principal made by hand names no key: its decisions are counted apart from rita's key
+    uses = {u["key_id"]: u for u in data["last_use"]["rows"] if u["owner"] == "rita"}
+    assert set(uses) == {"", issued.key_id} and uses[""]["state"] == "no key"
+    assert (uses[""]["allowed"], uses[""]["denied"]) == (1, 1) and uses[""]["last_used_at"]
+    assert (uses[issued.key_id]["allowed"], uses[issued.key_id]["last_used_at"]) == (0, None)
+    assert made.manifest["summary"]["period_days"] == 30
     s = made.manifest["summary"]
     assert s["denied_decisions"] == len(data["denied"]["rows"]) >= 1
     # Seen from 60 days ahead, every active key is unused for the whole 30-day period.
@@ -390,6 +393,8 @@ def test_the_access_review_lists_keys_denials_approvals_and_unused_keys(
     c = _Collector(demo, OFFICER)
     later = access_review(c, today + timedelta(days=60))
     assert issued.key_id in {u["key_id"] for u in c.data["unused_keys"]["rows"]}
+    (use,) = [u for u in c.data["last_use"]["rows"] if u["key_id"] == issued.key_id]
+    assert (use["last_used_at"], use["allowed"], use["denied"]) == (None, 0, 0)
     assert later["denied_decisions"] == 0 and later["unused_keys"] == later["active_keys"]
     pack, key = tmp_path / "a.zip", tmp_path / "hub.pub"
     pack.write_bytes(made.data)
@@ -397,6 +402,48 @@ def test_the_access_review_lists_keys_denials_approvals_and_unused_keys(
     assert hub_verify(["bundle", str(pack), "--public-key", str(key)]) == 0
     assert _zip(made.data)["report.pdf"].startswith(b"%PDF-")
     assert "Access review (SOC 2 CC6)" in _zip(made.data)["report.html"].decode()
+
+
+def test_the_access_review_tells_one_owners_keys_apart_over_a_chosen_period(demo: Hub) -> None:
+    """Decisions record the key id beside the person: of nora's two keys, the one she used
+    (yesterday, as the review's day is tomorrow) has a last use and counts, the other is unused;
+    a one-day period ending tomorrow no longer holds yesterday's use, so both are unused."""
+    used = demo.keys.create(["analyst"], principal="nora")
+    idle = demo.keys.create(["analyst"], principal="nora")
+    nora = demo.keys.verify(used.key_id, used.secret)  # as the HTTP API authenticates her
+    assert nora.id == "nora"
+    assert not demo.policy.decide(nora, "keys.create", "/v1/keys").allow  # stored with the next
+    assert demo.policy.decide(nora, "query.run", "/v1/query").allow
+    assert demo.policy.decide(nora, "query.run", "/v1/query").allow
+    tomorrow = datetime.now(UTC).date() + timedelta(days=1)
+    made = run_report(demo, OFFICER, "access-review", tomorrow.isoformat(), days=2)
+    data = json.loads(_zip(made.data)["data.json"])
+    rows = {u["key_id"]: u for u in data["last_use"]["rows"] if u["owner"] == "nora"}
+    assert set(rows) == {used.key_id, idle.key_id}  # no key-less row: every decision named one
+    assert (rows[used.key_id]["allowed"], rows[used.key_id]["denied"]) == (2, 1)
+    assert rows[used.key_id]["last_used_at"].startswith(str(tomorrow - timedelta(days=1)))
+    assert (rows[idle.key_id]["last_used_at"], rows[idle.key_id]["allowed"]) == (None, 0)
+    denied = [d for d in data["denied"]["rows"] if d["principal"] == "nora"]
+    assert [d["key_id"] for d in denied] == [used.key_id]
+    assert used.secret not in json.dumps(data)
+    assert made.manifest["summary"]["period_days"] == 2
+    # issued before the period: the idle key is unused for it, the used one is not
+    unused = {u["key_id"] for u in data["unused_keys"]["rows"]}
+    assert idle.key_id not in unused  # issued today, inside the 2-day period: too new to judge
+    from hub.reports import _Collector
+    from hub.reports_access import access_review
+
+    c = _Collector(demo, OFFICER)
+    one_day = access_review(c, tomorrow, days=1)
+    unused = {u["key_id"] for u in c.data["unused_keys"]["rows"]}
+    assert {used.key_id, idle.key_id} <= unused
+    assert not [d for d in c.data["denied"]["rows"] if d["principal"] == "nora"]
+    assert one_day["period_days"] == 1
+    for bad in (0, 367, -5):
+        with pytest.raises(InvalidInput, match=r"days=.*from 1 to 366"):
+            access_review(c, tomorrow, days=bad)
+    with pytest.raises(InvalidInput, match="access-review report only"):
+        run_report(demo, OFFICER, "data-quality", days=7)
 
 
 def test_an_access_review_records_who_approved_a_policy_change(demo: Hub) -> None:

@@ -31,7 +31,14 @@ class ReportIn(BaseModel):
         default=None,
         pattern=r"^\d{4}-\d{2}-\d{2}$",
         description="The UTC day of a compliance-daily or trading-daily report, the last day "
-        "of an access-review's 30-day period (default yesterday).",
+        "of an access-review's period (default yesterday).",
+    )
+    days: int | None = Field(
+        default=None,
+        ge=1,
+        le=366,
+        description="The access review's period in days, ending with `day` (default 30); only "
+        "for access-review.",
     )
 
 
@@ -53,7 +60,7 @@ def run_report(
 ) -> dict[str, Any]:
     from hub.reports import run_report as run
 
-    made = run(hub_of(request), principal, body.kind, body.day)
+    made = run(hub_of(request), principal, body.kind, body.day, body.days)
     head = json.loads(json.dumps(made.manifest, default=str))
     return {
         "report_id": made.report_id,

@@ -47,9 +47,9 @@ def refuse_internal(topic: str) -> None:
     """
     if is_internal_topic(topic):
         raise InternalTopic(
-            f"Topic {topic!r} is internal (hub.* and _-prefixed names are reserved): only the "
-            "hub's own services write it, whatever the caller's role. Publish to a business "
-            "topic instead.",
+            f"Topic {topic!r} is internal (hub.*, flink.* and _-prefixed names are reserved): "
+            "only the hub's own services write it, whatever the caller's role. Publish to a "
+            "business topic instead.",
         )
 
 

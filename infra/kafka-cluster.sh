@@ -149,7 +149,7 @@ cluster_id() {
     local file="$CLUSTER_DIR/cluster.id"
     if [[ ! -s "$file" ]]; then
         mkdir -p "$CLUSTER_DIR"
-        head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n' >"$file"
+        kafka_cluster_id >"$file"
     fi
     cat "$file"
 }

@@ -181,8 +181,7 @@ java_cmd() {
 format_storage() {
     [[ -f "$DATA_DIR/meta.properties" ]] && return 0
     local cluster_id
-    # A Kafka cluster id is 16 random bytes in URL-safe base64 without padding (22 characters).
-    cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
+    cluster_id="$(kafka_cluster_id)"
     log "formatting $DATA_DIR (cluster id $cluster_id)"
     mapfile -t cmd < <(java_cmd)
     if ! "${cmd[@]}" kafka.tools.StorageTool format -t "$cluster_id" -c "$PROPS" --ignore-formatted \

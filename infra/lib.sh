@@ -174,3 +174,15 @@ await_healthy() {
     cmd_logs >&2 || true
     die "$COMPONENT did not answer on $HOST:$PORT within $START_TIMEOUT s (log tail above); stopping it."
 }
+
+# A new Kafka cluster id: 16 random bytes in URL-safe base64 without padding (22 characters),
+# never starting with '-' (the storage tool would read it as an option; Kafka's own Uuid avoids
+# such ids too).
+kafka_cluster_id() {
+    local id
+    while :; do
+        id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
+        [[ $id != -* ]] && break
+    done
+    printf '%s\n' "$id"
+}

@@ -186,21 +186,27 @@ class CachedFeatureStore(FeatureStore):
 
     # -- the cache ---------------------------------------------------------------------------
 
-    def _get_series(self, name: str, entities: Sequence[str]) -> list[_Series]:
-        out: list[_Series | None] = []
+    def _lookup(self, kind: str, name: str, entities: Sequence[str]) -> tuple[list[Any], list[int]]:
+        """The cached entries of ``entities`` (None where absent, each hit made most recent) and
+        the indexes of the misses; counts hits and misses."""
+        out: list[Any] = []
         missing: list[int] = []
         entries = self._entries
         for i, entity in enumerate(entities):
-            key = ("s", name, entity)
+            key = (kind, name, entity)
             entry = entries.get(key)
             if entry is None:
                 missing.append(i)
                 out.append(None)
             else:
                 entries.move_to_end(key)
-                out.append(entry)  # type: ignore[arg-type]
+                out.append(entry)
         self.hits += len(entities) - len(missing)
         self.misses += len(missing)
+        return out, missing
+
+    def _get_series(self, name: str, entities: Sequence[str]) -> list[_Series]:
+        out, missing = self._lookup("s", name, entities)
         if missing:
             asked = [entities[i] for i in missing]
             history = self.store.series_history(name, asked)
@@ -214,30 +220,17 @@ class CachedFeatureStore(FeatureStore):
                 )
                 out[i] = series
                 self._put(("s", name, entities[i]), series, hi - lo, history.token)
-        return out  # type: ignore[return-value]
+        return out
 
     def _get_versions(self, name: str, entities: Sequence[str]) -> list[Versions]:
-        out: list[Versions | None] = []
-        missing: list[int] = []
-        entries = self._entries
-        for i, entity in enumerate(entities):
-            key = ("v", name, entity)
-            entry = entries.get(key)
-            if entry is None:
-                missing.append(i)
-                out.append(None)
-            else:
-                entries.move_to_end(key)
-                out.append(entry)  # type: ignore[arg-type]
-        self.hits += len(entities) - len(missing)
-        self.misses += len(missing)
+        out, missing = self._lookup("v", name, entities)
         if missing:
             history = self.store.versions_history(name, [entities[i] for i in missing])
             for i in missing:
                 versions = history.versions.get(entities[i], [])
                 out[i] = versions
                 self._put(("v", name, entities[i]), versions, len(versions), history.token)
-        return out  # type: ignore[return-value]
+        return out
 
     def _put(self, key: tuple[str, str, str], entry: Entry, size: int, token: int) -> None:
         if size + 1 > self.max_points // 4:

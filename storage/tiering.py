@@ -385,6 +385,15 @@ class TieredEventLog(EventLog):
     def stable_offsets(self, topic: str) -> dict[int, int]:
         return self.hot.stable_offsets(topic)
 
+    def append_generation(self, topics: Sequence[str] | None = None) -> int:
+        return self.hot.append_generation(topics)
+
+    def wait_for_append(
+        self, generation: int, timeout_s: float, topics: Sequence[str] | None = None
+    ) -> int:
+        # Appends go to the hot log, so its waiters are the ones an append wakes.
+        return self.hot.wait_for_append(generation, timeout_s, topics)
+
     def delete_records_before(self, topic: str, partition: int, offset: int) -> int:
         """Retention on both tiers: the hot log's cut, and the cold tier's below ``offset``."""
         self.cold.trim(topic, partition, offset)

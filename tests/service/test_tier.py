@@ -6,6 +6,8 @@ retention cuts the cold tier too."""
 from __future__ import annotations
 
 import json
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -161,3 +163,47 @@ def test_the_retention_job_cuts_both_tiers_and_the_ledger_verifies(data: Path) -
         h.close()
     r = run(*admin_args(data), "ledger", "verify")
     assert r.exit_code == 0, r.output
+
+
+def test_an_append_through_the_tiered_log_wakes_a_waiter_at_once(data: Path) -> None:
+    """The projection runner and the console's stream wait on the log for appends: through the
+    tiered log they must be woken by the append, not by the end of their timeout."""
+    h = open_hub(data)
+    try:
+        log = h.log
+        seen = log.append_generation(["accounts"])
+        woke: list[float] = []
+
+        def wait() -> None:
+            t0 = time.monotonic()
+            log.wait_for_append(seen, 30.0, ["accounts"])
+            woke.append(time.monotonic() - t0)
+
+        waiter = threading.Thread(target=wait)
+        waiter.start()
+        time.sleep(0.2)
+        h.publisher.publish(
+            "accounts",
+            [
+                OutgoingEvent(
+                    event_type="hub.accounts.AccountOpened",
+                    value={
+                        "account_id": "ACC-99999",
+                        "customer_name": "Late",
+                        "email": "late@example.org",
+                        "date_of_birth": "1980-02-03",
+                        "country": "GB",
+                        "kyc_level": "STANDARD",
+                        "risk_rating": "LOW",
+                        "base_currency": "EUR",
+                        "opened_at": "2026-11-25T10:00:00Z",
+                    },
+                )
+            ],
+            producer="test",
+        )
+        waiter.join(35)
+        assert woke and woke[0] < 10.0, woke
+        assert log.append_generation(["accounts"]) != seen
+    finally:
+        h.close()

@@ -14,6 +14,10 @@
 #   bash tests/lanes.sh                    the two lanes side by side (what `make test` runs)
 #   HUB_TEST_LANES=1 bash tests/lanes.sh   every group one after the other, in one lane
 #
+# Each group's exit code, seconds and the load average are also appended to
+# ~/.cache/hub/test-timings.log (HUB_TEST_TIMINGS), with the seconds `make` spent before the lanes
+# started (setup, ci-deps): a run's output is not always kept, and the suite's time is a budget.
+#
 # Lane b runs `make ci-deps-late` (the tools only tests/ops needs, built once and cached under
 # ~/.cache/hub) before tests/ops under CI=true, so a cold build overlaps the other lanes' tests.
 #
@@ -42,6 +46,16 @@ LANE_A=("tests/unit tests/contract" "tests/service" "tests/integration")
 LANE_B=("tests/differential/test_flink_*.py" "tests/differential --ignore-glob=*/test_flink_*.py"
     "tests/ha" "tests/adversarial --ignore=tests/adversarial/test_schemathesis.py"
     "tests/adversarial/test_schemathesis.py" "@ci-deps-late" "tests/ops" "tests/browser")
+
+TIMINGS=${HUB_TEST_TIMINGS:-$HOME/.cache/hub/test-timings.log}
+mkdir -p "$(dirname "$TIMINGS")" 2>/dev/null || true
+RUN_ID="$(date -u +%Y-%m-%dT%H:%M:%SZ) ci=${CI:-false} $PWD"
+export TIMINGS RUN_ID
+
+timing() {  # one line per finished group or run; never fails the run
+    echo "$RUN_ID $* load=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null | tr ' ' ,)" \
+        >>"$TIMINGS" 2>/dev/null || true
+}
 
 run_group() {
     local lane=$1 group=$2 start rc
@@ -74,6 +88,7 @@ run_group() {
         fi
     fi
     echo "[$lane] finished $group: exit $rc after $(($(date +%s) - start)) s"
+    timing "lane=$lane exit=$rc seconds=$(($(date +%s) - start)) group=$group"
     return "$rc"
 }
 
@@ -99,9 +114,11 @@ for name in $(bash infra/env.sh | sed -n 's/^export \(HUB_[A-Z_]*\)=.*/\1/p'); d
     [[ $name == HUB_INFRA_SLOT || $name == HUB_INFRA_DIR ]] || clear+=(-u "$name")
 done
 
+# The seconds `make test` spent before the lanes (make setup, make ci-deps under CI=true)
+timing "before-lanes seconds=$(ps -o etimes= -p "$PPID" 2>/dev/null | tr -d ' ')"
 start=$(date +%s)
 export PY PY_RUN
-export -f run_group run_lane
+export -f run_group run_lane timing
 run_lane a "${LANE_A[@]}" &
 lane_a=$!
 env "${clear[@]}" HUB_INFRA_SLOT=$(((slot + 50) % 100)) "HUB_INFRA_DIR=$PWD/.infra-lane-b" \
@@ -114,4 +131,5 @@ for lane in "$lane_a" "$lane_b"; do
     ((rc == 0)) && rc=$r
 done
 echo "make test: both lanes finished, exit $rc, $(($(date +%s) - start)) s in all"
+timing "lanes exit=$rc seconds=$(($(date +%s) - start))"
 exit "$rc"

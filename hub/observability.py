@@ -312,6 +312,41 @@ class ScrapeToken:
 
 
 # -- the outermost middleware ------------------------------------------------------------------
+class RouteMetricsMiddleware:
+    """Counts each request and times it by method, route template and status
+    (``hub_http_requests_total``, ``hub_http_request_seconds``), and leaves the route template in
+    ``scope["state"]`` for the access log (``ObservabilityMiddleware``, outside this one).
+
+    Plain ASGI: Starlette's ``BaseHTTPMiddleware`` (``@app.middleware("http")``) runs the rest of
+    the stack in a task of its own with a memory stream for the body, a cost paid by every
+    request (measured: about a sixth of a served schema read's CPU)."""
+
+    def __init__(self, app: ASGIApp, hub: Hub) -> None:
+        self.app = app
+        self.hub = hub
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        await self.app(scope, receive, send_status)
+        # The router put the matched route into this same scope (Starlette updates it in place).
+        path = getattr(scope.get("route"), "path", "unmatched")
+        scope.setdefault("state", {})["route"] = path
+        metrics = self.hub.metrics
+        metrics.http_requests.labels(scope["method"], path, str(status)).inc()
+        metrics.http_seconds.labels(scope["method"], path).observe(time.perf_counter() - started)
+
+
 class ObservabilityMiddleware:
     """Request ids, the access log and token scrapes of ``/metrics`` (see the module docstring)."""
 

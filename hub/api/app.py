@@ -8,7 +8,6 @@ Errors answer ``{"error_code": <int>, "reason": <stable code>, "message": <sente
 from __future__ import annotations
 
 import logging
-import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -55,7 +54,13 @@ from hub.api.models import (
     text,
 )
 from hub.bootstrap import Hub
-from hub.observability import HubCollector, ObservabilityMiddleware, ReadinessCache, ScrapeToken
+from hub.observability import (
+    HubCollector,
+    ObservabilityMiddleware,
+    ReadinessCache,
+    RouteMetricsMiddleware,
+    ScrapeToken,
+)
 
 router = APIRouter()
 log = logging.getLogger("hub.api")
@@ -393,16 +398,7 @@ def create_app(hub: Hub) -> FastAPI:
         }
         return JSONResponse(body, status_code=500)
 
-    @app.middleware("http")
-    async def _measure(request: Request, call_next: Any) -> Any:
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        request.state.route = path  # for the access log (hub.observability), outside this scope
-        hub.metrics.http_requests.labels(request.method, path, str(response.status_code)).inc()
-        hub.metrics.http_seconds.labels(request.method, path).observe(time.perf_counter() - started)
-        return response
+    app.add_middleware(RouteMetricsMiddleware, hub=hub)  # innermost: route, status, time
 
     @app.get("/docs", include_in_schema=False)
     def _docs(_: Principal = Depends(authorize("api.docs"))) -> HTMLResponse:

@@ -261,6 +261,11 @@ def test_openapi_and_metrics(client: TestClient, admin: dict[str, str]) -> None:
     text = client.get("/metrics", headers=admin).text
     assert 'hub_events_appended_total{topic="trades"} 1.0' in text
     assert "hub_http_request_seconds" in text
+    # Labelled by the route template and the answer's status, not by the raw path.
+    assert (
+        'hub_http_requests_total{method="POST",route="/v1/topics/{topic}/events",status="201"} 1.0'
+        in text
+    ), [line for line in text.splitlines() if line.startswith("hub_http_requests_total")]
 
 
 def test_only_admins_issue_admin_keys(client: TestClient, hub: Hub, admin: dict[str, str]) -> None:

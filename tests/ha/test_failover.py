@@ -84,7 +84,7 @@ def footprint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Footprint]:
         bootstrap_servers,
         pg,
         run,
-        HUB_KAFKA_REPLICATION_FACTOR="3",
+        **hubprocs.CLUSTER_SETTINGS,
         HUB_LEADER_LEASE_S=str(LEASE_S),
         HUB_PROJECTION_FOLLOW="payments",
     )

@@ -160,6 +160,20 @@ def holder(pg: str, lease: str) -> tuple[str, int] | None:
     return None if row is None else (str(row[0]), int(row[1]))
 
 
+def loop_fences(pg: str, lease: str) -> dict[str, int]:
+    """The leader-only loops' fences of ``lease`` (writer -> epoch), as PostgreSQL holds them."""
+    engine = sa.create_engine(pg)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                sa.text("SELECT writer, epoch FROM hub_leadership.writer_epochs WHERE lease = :n"),
+                {"n": lease},
+            ).all()
+    finally:
+        engine.dispose()
+    return {str(w): int(e) for w, e in rows}
+
+
 def delete_topics(bootstrap_servers: str, prefix: str) -> None:
     """This run's topics go (a cluster that keeps every run's partitions starts ever slower)."""
     from confluent_kafka.admin import AdminClient

@@ -27,7 +27,11 @@ from tests.differential.test_flink_projections import aml_oracle, batches
 from tests.infra import require
 
 # Spark start-up on a loaded 2-core machine took minutes (load 20-40): a wide bound.
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(1500)]
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.timeout(1500),
+    pytest.mark.usefixtures("shared_spark"),  # one Spark session for both Spark modules
+]
 
 
 def test_spark_recomputes_payment_aggregates_from_the_lake_with_the_same_digest(

@@ -39,7 +39,11 @@ from tests.service.test_ml import T, _open, _pay
 # Spark start-up on a loaded 2-core machine took minutes (load 20-40): a wide bound.
 ALICE = Principal("alice", frozenset({"ml_engineer"}))
 BOB = Principal("bob", frozenset({"ml_engineer"}))
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(1500)]
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.timeout(1500),
+    pytest.mark.usefixtures("shared_spark"),  # one Spark session for both Spark modules
+]
 
 
 def _hub(data: Path, **env: str) -> Hub:

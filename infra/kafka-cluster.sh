@@ -207,6 +207,9 @@ cmd_start() {
     trap 'exit 130' INT
     trap 'exit 143' TERM
     local n pids=()
+    # The cluster id is made here, once: three formats side by side each making it when it is
+    # missing would race, and nodes formatted with two ids never form a quorum.
+    cluster_id >/dev/null
     # Format the new nodes' storage side by side (a JVM start each: the slow part of a first start).
     for n in "${NODES[@]}"; do
         node "$n"

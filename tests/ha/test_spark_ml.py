@@ -4,7 +4,8 @@ champion, evaluates it on the same holdout, registers it through the ModelRegist
 challenger, and the hub scores it in-process without Spark.
 
 ONE Spark job for the module (the fixture's retrain through the CLI); Spark's start-up dominates
-(~20 s on a quiet machine, minutes on a loaded one), so the tests only read what it left.
+(~20 s on a quiet machine, minutes on a loaded one), so the tests only read what it left, and
+the job runs in the Spark session the backfill module's job shares (``shared_spark``).
 Needs the Spark virtualenv (``bash infra/spark.sh install``): skipped loudly without it, failed
 under CI=true.
 """

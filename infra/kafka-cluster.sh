@@ -228,6 +228,8 @@ cmd_start_broker() {
     fetch_jars
     STARTED_HERE=()
     trap _start_failed EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
     launch_node "$1"
     wait_nodes "$1"
     trap - EXIT INT TERM

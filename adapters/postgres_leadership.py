@@ -14,7 +14,10 @@ session alive), so a paused leader would keep the lock forever and no one would 
 lease expires on the server's clock whatever the holder does.
 
 The fencing itself happens in the stores the single-writer parts write to (``writer_epochs`` of
-the ledger and view stores); this adapter only hands out the epochs.
+the ledger and view stores). Writers whose store checks no epoch (the loops that append events
+to the log) use ``fenced``: the row (lease, writer) of ``<schema>.writer_epochs`` is upserted
+with the epoch, refused when a newer one is stored, and stays locked until the block ends, on a
+connection of its own per writer (a long fenced block never delays a renewal).
 """
 
 from __future__ import annotations
@@ -25,25 +28,12 @@ from contextlib import contextmanager
 from typing import Any
 
 import psycopg
+from psycopg import errors as pg_errors
 from psycopg import sql
 
+from adapters.postgres_conn import connect, create_schema, libpq_url, lock_key, redacted
 from core.errors import ConfigError, HubError
-from core.leadership import Leadership, LeaseHolder
-
-
-def _libpq(url: str) -> str:
-    for prefix in ("postgresql+psycopg://", "postgresql+psycopg2://", "postgres://"):
-        if url.startswith(prefix):
-            return "postgresql://" + url[len(prefix) :]
-    return url
-
-
-def _redacted(url: str) -> str:
-    head, at, tail = url.rpartition("@")
-    if not at:
-        return url
-    scheme, _, userinfo = head.partition("://")
-    return f"{scheme}://{userinfo.partition(':')[0]}:***@{tail}"
+from core.leadership import Fenced, Leadership, LeaseHolder, WriterFence
 
 
 class PostgresLeadership(Leadership):
@@ -69,7 +59,7 @@ class PostgresLeadership(Leadership):
                 f"HUB_LEADER_LEASE_S={lease_s} is outside 0.5..600 seconds; a lease of 5 to 15 "
                 "seconds fits most deployments."
             )
-        self.url = _libpq(url)
+        self.url = libpq_url(url)
         self.name = name
         self.holder = holder
         self.lease_s = lease_s
@@ -77,18 +67,31 @@ class PostgresLeadership(Leadership):
         self._timeout_ms = int(statement_timeout_s * 1000)
         self._lock = threading.Lock()
         self._conn: psycopg.Connection[Any] | None = None
+        self._writers: dict[str, tuple[threading.Lock, list[psycopg.Connection[Any]]]] = {}
         s = sql.Identifier(schema)
 
         def q(text: str) -> sql.Composed:
             return sql.SQL(text).format(s=s)
 
         self._create = [
-            q("CREATE SCHEMA IF NOT EXISTS {s}"),
             q(
                 "CREATE TABLE IF NOT EXISTS {s}.leases (name TEXT PRIMARY KEY, holder TEXT NOT "
                 "NULL, epoch BIGINT NOT NULL, expires_at TIMESTAMPTZ NOT NULL)"
             ),
+            q(
+                "CREATE TABLE IF NOT EXISTS {s}.writer_epochs (lease TEXT NOT NULL, writer TEXT "
+                "NOT NULL, epoch BIGINT NOT NULL, PRIMARY KEY (lease, writer))"
+            ),
         ]
+        # The fence: record the epoch unless a newer one is stored (no row back: refused).
+        self._fence = q(
+            "INSERT INTO {s}.writer_epochs AS w VALUES (%(n)s, %(w)s, %(e)s) "
+            "ON CONFLICT (lease, writer) DO UPDATE SET epoch = excluded.epoch "
+            "WHERE w.epoch <= excluded.epoch RETURNING epoch"
+        )
+        self._fenced_by = q(
+            "SELECT epoch FROM {s}.writer_epochs WHERE lease = %(n)s AND writer = %(w)s"
+        )
         self._acquire = q(
             "INSERT INTO {s}.leases AS l VALUES (%(n)s, %(h)s, 1, "
             "clock_timestamp() + %(lease)s * interval '1 second') "
@@ -108,31 +111,35 @@ class PostgresLeadership(Leadership):
             "SELECT holder, epoch, extract(epoch FROM expires_at - clock_timestamp()) "
             "FROM {s}.leases WHERE name = %(n)s AND expires_at >= clock_timestamp()"
         )
-        # concurrent first starts: CREATE ... IF NOT EXISTS can still collide; serialize them
-        with self._session() as conn, conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(hashtext('hub-leadership-setup'))")
-            for statement in self._create:
-                conn.execute(statement)
+        with self._session() as conn:
+            create_schema(conn, schema, self._create, lock_key(f"hub-leadership:{schema}"))
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        return connect(
+            self.url,
+            what=f"the leader lease {self.name!r}",
+            setting="HUB_LEADER_POSTGRES_URL",
+            code="leadership",
+            timeout_s=max(1, int(self.lease_s)),
+            options=f"-c statement_timeout={self._timeout_ms}",
+        )
+
+    def _translated(self, exc: psycopg.Error) -> HubError:
+        return HubError(
+            f"The leader lease {self.name!r} in PostgreSQL at {redacted(self.url)} failed: "
+            f"{str(exc).strip()}. Check HUB_LEADER_POSTGRES_URL and that the server runs.",
+            code="leadership",
+        )
 
     @contextmanager
     def _session(self) -> Iterator[psycopg.Connection[Any]]:
         with self._lock:
+            if self._conn is None or self._conn.closed or self._conn.broken:
+                self._conn = self._connect()
             try:
-                if self._conn is None or self._conn.closed or self._conn.broken:
-                    self._conn = psycopg.connect(
-                        self.url,
-                        autocommit=True,
-                        connect_timeout=max(1, int(self.lease_s)),
-                        options=f"-c statement_timeout={self._timeout_ms}",
-                    )
                 yield self._conn
             except psycopg.Error as exc:
-                raise HubError(
-                    f"The leader lease {self.name!r} in PostgreSQL at {_redacted(self.url)} "
-                    f"failed: {str(exc).strip()}. Check HUB_LEADER_POSTGRES_URL and that the "
-                    "server runs.",
-                    code="leadership",
-                ) from exc
+                raise self._translated(exc) from exc
 
     def _args(self, epoch: int | None = None) -> dict[str, Any]:
         return {"n": self.name, "h": self.holder, "lease": self.lease_s, "e": epoch}
@@ -155,8 +162,52 @@ class PostgresLeadership(Leadership):
             row = conn.execute(self._current, self._args()).fetchone()
         return None if row is None else LeaseHolder(str(row[0]), int(row[1]), float(row[2]))
 
+    @contextmanager
+    def fenced(self, token: WriterFence) -> Iterator[None]:
+        with self._lock:
+            lock, held = self._writers.setdefault(token.writer, (threading.Lock(), []))
+        with lock:
+            if not held or held[0].closed or held[0].broken:
+                held[:] = [self._connect()]
+            conn = held[0]
+            args = {"n": self.name, "w": token.writer, "e": token.epoch}
+            inside = False  # the block's own errors are not the fence's
+            try:
+                with conn.transaction():
+                    # The row stays locked until the block ends: a newer leader's claim waits
+                    # for this block's write, then stores its epoch; an older one finds it.
+                    if conn.execute(self._fence, args).fetchone() is None:
+                        row = conn.execute(self._fenced_by, args).fetchone()
+                        raise Fenced(
+                            f"The leader lease {self.name!r} refused a write of "
+                            f"{token.writer!r} under epoch {token.epoch}: a newer leader (epoch "
+                            f"{None if row is None else row[0]}) already wrote. This process is "
+                            "no longer the leader; it stops its single-writer parts."
+                        )
+                    inside = True
+                    yield
+                    inside = False
+            except pg_errors.QueryCanceled as exc:
+                if inside:
+                    raise
+                raise HubError(
+                    f"Waiting for the fence of {token.writer!r} under epoch {token.epoch} took "
+                    f"longer than {self._timeout_ms} ms: another process holds it (an old leader "
+                    "paused inside a write); retry.",
+                    code="leadership",
+                ) from exc
+            except psycopg.Error as exc:
+                if inside:
+                    raise
+                raise self._translated(exc) from exc
+
     def close(self) -> None:
         with self._lock:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
+            for lock, held in self._writers.values():
+                with lock:
+                    for conn in held:
+                        conn.close()
+            self._writers.clear()

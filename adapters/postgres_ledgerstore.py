@@ -18,7 +18,6 @@ committed state only.
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -28,6 +27,7 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg import sql
 
+from adapters.postgres_conn import connect, create_schema, libpq_url, lock_key
 from core.errors import HubError, StorageBusy
 from core.leadership import Fenced, WriterFence
 from core.ports.ledgerstore import (
@@ -84,22 +84,6 @@ CREATE TABLE IF NOT EXISTS {s}.writer_epochs (writer TEXT PRIMARY KEY, epoch BIG
 """
 _COLUMNS = "idx, topic, part, off, ts_ms, actor, action, resource, tenant, leaf_hash"
 _CHECKPOINT_COLUMNS = "size, root, time_us, note, hash"
-
-
-def libpq_url(url: str) -> str:
-    """``url`` as libpq reads it: SQLAlchemy's ``postgresql+psycopg://`` prefix accepted."""
-    for prefix in ("postgresql+psycopg://", "postgresql+psycopg2://", "postgres://"):
-        if url.startswith(prefix):
-            return "postgresql://" + url[len(prefix) :]
-    return url
-
-
-def _redacted(url: str) -> str:
-    head, at, tail = url.rpartition("@")
-    if not at:
-        return url
-    scheme, _, userinfo = head.partition("://")
-    return f"{scheme}://{userinfo.partition(':')[0]}:***@{tail}"
 
 
 def _checkpoint(row: Sequence[Any]) -> StoredCheckpoint:
@@ -249,32 +233,20 @@ class PostgresLedgerStore(LedgerStore):
         self.schema = schema
         self._lock_timeout_ms = int(lock_timeout_s * 1000)
         self._q = _Queries(schema)
-        # The advisory lock that serializes writers: a stable 63-bit number per schema.
-        digest = hashlib.sha256(f"hub-ledger:{schema}".encode()).digest()
-        self._lock_key = int.from_bytes(digest[:8], "big") >> 1
+        self._lock_key = lock_key(f"hub-ledger:{schema}")  # serializes writers, per schema
         self._lock = threading.RLock()
         self._conn = self._connect()
         self._setup()
 
     def _connect(self) -> psycopg.Connection[Any]:
-        try:
-            return psycopg.connect(self.url, autocommit=True, connect_timeout=10)
-        except psycopg.Error as exc:
-            raise HubError(
-                f"Cannot connect to the ledger's PostgreSQL at {_redacted(self.url)}: "
-                f"{str(exc).strip()}. Check HUB_LEDGER_POSTGRES_URL and that the server runs.",
-                code="ledger_store",
-            ) from exc
+        return connect(
+            self.url, what="the ledger", setting="HUB_LEDGER_POSTGRES_URL", code="ledger_store"
+        )
 
     def _setup(self) -> None:
-        with self._session() as conn, conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock_key,))
-            conn.execute(
-                sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema))
-            )
-            for statement in self._q.tables:
-                conn.execute(statement)
-            conn.execute(self._q.set_version, (str(SCHEMA_VERSION),))
+        with self._session() as conn:
+            create_schema(conn, self.schema, self._q.tables, self._lock_key)
+            conn.execute(self._q.set_version, (str(SCHEMA_VERSION),))  # the first one stays
             row = conn.execute(self._q.meta_version).fetchone()
         if row is None or row[0] != str(SCHEMA_VERSION):
             raise HubError(

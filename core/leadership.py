@@ -13,6 +13,11 @@ Contract of a :class:`Leadership` adapter (one named lease shared by the process
   was granted the lease (the caller then stops its single-writer parts).
 - Leases are time-bound: a leader that stops renewing (crashed, paused by SIGSTOP, cut off from
   the store) loses the lease after ``lease_s`` and another process takes over.
+- :meth:`Leadership.fenced` is a fence kept beside the lease, for writers whose store cannot
+  check an epoch itself (appends to the event log): entering it MUST record ``token.epoch`` as
+  the writer's epoch, or raise ``Fenced`` when a newer epoch is recorded, and MUST hold the
+  writer's fence until the block ends, so that a newer epoch's ``fenced`` waits for the block
+  (the write inside either finishes first, or never starts).
 
 Election alone cannot stop a paused leader that resumes and writes before it notices it lost
 (its renewal is the next thing it would do, and a pause can strike between any two
@@ -21,6 +26,10 @@ epoch) and the STORE refuses it, in the same transaction as the write, when it h
 a write of that writer under a newer epoch (``Fenced``). Kafka writes are fenced by Kafka itself:
 a producer's ``transactional.id`` is stable per single-writer part, so the new leader's
 ``init_transactions`` bumps the producer epoch and the old producer's next write is refused.
+The loops that append events through the shared publisher (alerts, reports, retrains) write to a
+log that checks no epoch: they append inside :meth:`Leadership.fenced`, which the new leader
+enters once BEFORE it folds what was appended (``hub.ha.while_leader``), so an old leader's
+append is either folded by the new one or refused.
 
 :class:`LeaderElector` runs the acquire/renew loop in a thread and calls back when this process
 is elected or loses the lease; :meth:`LeaderElector.fence` gives the token to write with (None
@@ -36,6 +45,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 from core.errors import Conflict, HubError
@@ -96,6 +106,11 @@ class Leadership(abc.ABC):
     @abc.abstractmethod
     def current(self) -> LeaseHolder | None:
         """The live lease's holder, None when the lease is free or expired."""
+
+    @abc.abstractmethod
+    def fenced(self, token: WriterFence) -> AbstractContextManager[None]:
+        """Hold ``token.writer``'s fence under ``token.epoch`` while the block writes; raises
+        ``Fenced`` on entry when a newer epoch of that writer was recorded (see the contract)."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""

@@ -15,7 +15,11 @@ How each single-writer part is fenced:
 - the console's alert engine, the daily report scheduler and the ML retrain scheduler
   (``while_leader``): they run in the leader only, started afresh on each election (each folds
   what the previous leader appended, so a failover neither repeats nor skips an alert or a
-  report) and stopped when the lease is lost;
+  report) and stopped when the lease is lost. Their appends go to the log through the shared
+  publisher, which checks no epoch, so each append (an alert, a report, a retrain) runs inside
+  the lease's fence of its loop (``Leadership.fenced``, writer ``loop.<part>``), which the new
+  leader takes once BEFORE it folds: an old leader's append either committed before that (and
+  is folded) or is refused (``Fenced``);
 - ML scoring (``hub ml score --follow``), Kafka (predictions and input offsets in one
   transaction): Kafka fences it: the ``transactional.id`` is stable (``<group>.<partition>``), so
   a new scorer's ``init_transactions`` bumps the producer epoch and the old producer is refused.
@@ -28,11 +32,13 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any, Protocol
 
-from core.errors import ConfigError
+from core.errors import ConfigError, HubError
+from core.leadership import Fenced, LeaderElector, NotLeader, WriterFence
 
 if TYPE_CHECKING:
     from hub.bootstrap import Hub
@@ -112,17 +118,60 @@ class Loop(Protocol):
     def stop(self) -> None: ...
 
 
+Guard = Callable[[], AbstractContextManager[object]]
+"""What a leader-only loop runs each append in (the fence of its part, or nothing)."""
+
+
+def claim(leader: LeaderElector, part: str, epoch: int, retry_s: float = 0.2) -> Guard:
+    """Take the fence of the loop ``part`` under ``epoch`` (writer ``loop.<part>``) and return
+    the guard its appends run in.
+
+    Called on election BEFORE the loop folds what was appended: an old leader inside an append
+    holds the fence, so this waits until that append is in the log (then the fold sees it); an
+    old leader that appends later is refused. Waiting too long is retried while this process
+    still leads under ``epoch``. The guard refuses at once when this process no longer believes
+    it leads under ``epoch`` (``NotLeader``), else enters the lease's fence (``Fenced``)."""
+    token = WriterFence(f"loop.{part}", epoch)
+    while True:
+        try:
+            with leader.leadership.fenced(token):
+                break
+        except Fenced:
+            raise
+        except HubError as exc:
+            if leader.epoch != epoch:
+                raise NotLeader(
+                    f"This process lost the lease (epoch {epoch}) while it waited for the fence "
+                    f"of the {part} loop; the new leader runs it."
+                ) from exc
+            log.warning("waiting for the fence of a leader-only loop: %s", exc.message)
+            time.sleep(retry_s)
+
+    @contextmanager
+    def guard() -> Iterator[None]:
+        if leader.epoch != epoch:
+            raise NotLeader(
+                f"The {part} loop did not append: this process no longer leads under epoch "
+                f"{epoch} (its lease ran out or another process took it)."
+            )
+        with leader.leadership.fenced(token):
+            yield
+
+    return guard
+
+
 @contextmanager
-def while_leader(hub: Hub, part: str, start: Callable[[], Loop]) -> Iterator[None]:
+def while_leader(hub: Hub, part: str, start: Callable[[Guard], Loop]) -> Iterator[None]:
     """Run a single-writer background loop only while this process is the leader.
 
-    ``start()`` builds the loop afresh and starts it (so it folds what the previous leader
-    wrote, e.g. the firing alerts or the reports already made); it is stopped when the lease is
-    lost and started again on the next election. Without leader election the loop runs for the
-    whole block. Either way it is stopped on exit."""
+    ``start(guard)`` builds the loop afresh and starts it (so it folds what the previous leader
+    wrote, e.g. the firing alerts or the reports already made); the loop runs each append
+    inside ``guard()`` (``claim``: the fence of this election's epoch). It is stopped when the
+    lease is lost and started again on the next election. Without leader election the loop
+    runs for the whole block, unguarded. Either way it is stopped on exit."""
     leader = hub.leader
     if leader is None:
-        loop = start()
+        loop = start(nullcontext)
         try:
             yield
         finally:
@@ -135,7 +184,8 @@ def while_leader(hub: Hub, part: str, start: Callable[[], Loop]) -> Iterator[Non
         with lock:
             if running or not leader.is_leader():
                 return
-            running.append(start())
+            guard = claim(leader, part, epoch)  # before the loop folds (see ``claim``)
+            running.append(start(guard))
         log.info("leader-only loop started", extra={"part": part, "epoch": epoch})
 
     def lost(epoch: int) -> None:

@@ -28,7 +28,8 @@ import re
 import threading
 import zipfile
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -474,9 +475,16 @@ class ReportScheduler:
     ``hub.reports`` (reports made by ``REPORTING_PRINCIPAL`` for that day), so a restart neither
     repeats nor skips a day's reports."""
 
-    def __init__(self, hub: Hub, at: str, principal: Principal = REPORTING_PRINCIPAL) -> None:
+    def __init__(
+        self,
+        hub: Hub,
+        at: str,
+        principal: Principal = REPORTING_PRINCIPAL,
+        fence: Callable[[], AbstractContextManager[object]] = nullcontext,
+    ) -> None:
         hour, minute = (int(x) for x in at.split(":"))
         self.hub = hub
+        self.fence = fence  # each report runs inside it (a leader's epoch: ``hub.ha.claim``)
         self.at = (hour, minute)
         self.principal = principal
         self._stop = threading.Event()
@@ -503,7 +511,8 @@ class ReportScheduler:
     def run_due(self, now: datetime | None = None) -> list[Report]:
         made = []
         for kind, day in self.due(now or datetime.now(UTC)):
-            made.append(run_report(self.hub, self.principal, kind, day))
+            with self.fence():  # refused (Fenced, NotLeader) when another process leads now
+                made.append(run_report(self.hub, self.principal, kind, day))
         return made
 
     def start(self, check_every_s: float = 60.0) -> None:

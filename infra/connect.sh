@@ -160,32 +160,11 @@ producer.enable.idempotence=true
 producer.acks=all
 producer.linger.ms=5
 EOF
-    cat >"$LOG4J_CONF" <<EOF
-# Written by infra/connect.sh.
-status = warn
-appender.file.type = RollingFile
-appender.file.name = file
-appender.file.fileName = $LOG_DIR/connect.log
-appender.file.filePattern = $LOG_DIR/connect.log.%i
-appender.file.layout.type = PatternLayout
-appender.file.layout.pattern = [%d] %p %m (%c)%n
-appender.file.policies.type = Policies
-appender.file.policies.size.type = SizeBasedTriggeringPolicy
-appender.file.policies.size.size = 20MB
-appender.file.strategy.type = DefaultRolloverStrategy
-appender.file.strategy.max = 3
-rootLogger.level = info
-rootLogger.appenderRef.file.ref = file
-logger.reflections.name = org.reflections
-logger.reflections.level = error
-EOF
+    write_log4j "$LOG4J_CONF" "$LOG_DIR/connect.log" 3 org.reflections=error
 }
 
 java_cmd() {
-    command -v java >/dev/null || die "java is not on PATH; install OpenJDK 17+ (apt-get install openjdk-17-jre-headless)."
-    printf '%s\n' java "-Xmx$HEAP" "-Xms$HEAP" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
-        -XX:TieredStopAtLevel=1 -Djava.awt.headless=true -Djava.io.tmpdir="$STATE_DIR/tmp" \
-        -Dlog4j2.configurationFile="$LOG4J_CONF" -cp "$LIBS_DIR/*"
+    jvm_cmd "$HEAP" "$STATE_DIR/tmp" "$LOG4J_CONF" -XX:TieredStopAtLevel=1 -cp "$LIBS_DIR/*"
 }
 
 url() { printf 'http://%s:%s\n' "$HOST" "$PORT"; }

@@ -112,34 +112,11 @@ num.replica.fetchers=1
 log.segment.bytes=67108864
 num.recovery.threads.per.data.dir=1
 EOF
-    cat >"$NODE_DIR/log4j2.properties" <<EOF
-# Written by infra/kafka-cluster.sh: INFO to server.log.
-status = warn
-appender.file.type = RollingFile
-appender.file.name = file
-appender.file.fileName = $NODE_DIR/logs/server.log
-appender.file.filePattern = $NODE_DIR/logs/server.log.%i
-appender.file.layout.type = PatternLayout
-appender.file.layout.pattern = [%d] %p %m (%c)%n
-appender.file.policies.type = Policies
-appender.file.policies.size.type = SizeBasedTriggeringPolicy
-appender.file.policies.size.size = 20MB
-appender.file.strategy.type = DefaultRolloverStrategy
-appender.file.strategy.max = 2
-rootLogger.level = info
-rootLogger.appenderRef.file.ref = file
-logger.state.name = state.change.logger
-logger.state.level = warn
-logger.request.name = kafka.request.logger
-logger.request.level = warn
-EOF
+    write_log4j "$NODE_DIR/log4j2.properties" "$NODE_DIR/logs/server.log" 2 "${KAFKA_QUIET_LOGGERS[@]}"
 }
 
 java_cmd() {
-    command -v java >/dev/null || die "java is not on PATH; install OpenJDK 17+ (apt-get install openjdk-17-jre-headless)."
-    printf '%s\n' java "-Xmx$HEAP" "-Xms$HEAP" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
-        -Djava.awt.headless=true -Djava.io.tmpdir="$NODE_DIR/tmp" \
-        -Dlog4j2.configurationFile="$NODE_DIR/log4j2.properties" -Dkafka.logs.dir="$NODE_DIR/logs" \
+    jvm_cmd "$HEAP" "$NODE_DIR/tmp" "$NODE_DIR/log4j2.properties" -Dkafka.logs.dir="$NODE_DIR/logs" \
         -cp "$LIBS_DIR/*"
 }
 
@@ -155,34 +132,13 @@ cluster_id() {
 }
 
 format_storage() {
-    [[ -f "$NODE_DIR/data/meta.properties" ]] && return 0
-    local id
-    id="$(cluster_id)"
     mapfile -t cmd < <(java_cmd)
-    if ! "${cmd[@]}" kafka.tools.StorageTool format -t "$id" -c "$PROPS" --ignore-formatted \
-        >"$NODE_DIR/logs/format.log" 2>&1; then
-        cat "$NODE_DIR/logs/format.log" >&2
-        die "formatting $NODE_DIR/data failed (output above)."
-    fi
+    kafka_format_storage "$NODE_DIR/data" "$(cluster_id)" "$PROPS" "$NODE_DIR/logs/format.log" "${cmd[@]}"
 }
 
 # healthy TIMEOUT_S [BROKERS]: node $PORT answers a metadata request listing at least BROKERS
 # brokers (default 1).
-healthy() {
-    local timeout="${1:-5}" want="${2:-1}"
-    if [[ -x "$PYTHON" ]] && "$PYTHON" -c 'import confluent_kafka' 2>/dev/null; then
-        "$PYTHON" - "$HOST:$PORT" "$timeout" "$want" <<'EOF' 2>/dev/null
-import sys
-from confluent_kafka.admin import AdminClient
-
-admin = AdminClient({"bootstrap.servers": sys.argv[1], "log_level": 0})
-md = admin.list_topics(timeout=float(sys.argv[2]))
-sys.exit(0 if len(md.brokers) >= int(sys.argv[3]) else 1)
-EOF
-    else
-        (exec 3<>"/dev/tcp/$HOST/$PORT") 2>/dev/null
-    fi
-}
+healthy() { kafka_answers "$HOST:$PORT" "${1:-5}" "${2:-1}"; }
 
 # launch_node N: start node N unless it runs; returns at once (the caller waits).
 launch_node() {
@@ -251,6 +207,9 @@ cmd_start() {
     trap 'exit 130' INT
     trap 'exit 143' TERM
     local n pids=()
+    # The cluster id is made here, once: three formats side by side each making it when it is
+    # missing would race, and nodes formatted with two ids never form a quorum.
+    cluster_id >/dev/null
     # Format the new nodes' storage side by side (a JVM start each: the slow part of a first start).
     for n in "${NODES[@]}"; do
         node "$n"
@@ -269,6 +228,8 @@ cmd_start_broker() {
     fetch_jars
     STARTED_HERE=()
     trap _start_failed EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
     launch_node "$1"
     wait_nodes "$1"
     trap - EXIT INT TERM

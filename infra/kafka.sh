@@ -147,35 +147,11 @@ background.threads=4
 log.segment.bytes=67108864
 num.recovery.threads.per.data.dir=1
 EOF
-    cat >"$LOG4J_CONF" <<EOF
-# Written by infra/kafka.sh: INFO to server.log, WARN and above from noisy packages only.
-status = warn
-appender.file.type = RollingFile
-appender.file.name = file
-appender.file.fileName = $LOG_DIR/server.log
-appender.file.filePattern = $LOG_DIR/server.log.%i
-appender.file.layout.type = PatternLayout
-appender.file.layout.pattern = [%d] %p %m (%c)%n
-appender.file.policies.type = Policies
-appender.file.policies.size.type = SizeBasedTriggeringPolicy
-appender.file.policies.size.size = 20MB
-appender.file.strategy.type = DefaultRolloverStrategy
-appender.file.strategy.max = 3
-rootLogger.level = info
-rootLogger.appenderRef.file.ref = file
-logger.state.name = state.change.logger
-logger.state.level = warn
-logger.request.name = kafka.request.logger
-logger.request.level = warn
-EOF
+    write_log4j "$LOG4J_CONF" "$LOG_DIR/server.log" 3 "${KAFKA_QUIET_LOGGERS[@]}"
 }
 
 java_cmd() {
-    command -v java >/dev/null || die "java is not on PATH; install OpenJDK 17+ (apt-get install openjdk-17-jre-headless)."
-    printf '%s\n' java "-Xmx$HEAP" "-Xms$HEAP" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
-        -Djava.awt.headless=true -Djava.io.tmpdir="$STATE_DIR/tmp" \
-        -Dlog4j2.configurationFile="$LOG4J_CONF" -Dkafka.logs.dir="$LOG_DIR" \
-        -cp "$LIBS_DIR/*"
+    jvm_cmd "$HEAP" "$STATE_DIR/tmp" "$LOG4J_CONF" -Dkafka.logs.dir="$LOG_DIR" -cp "$LIBS_DIR/*"
 }
 
 format_storage() {
@@ -184,43 +160,15 @@ format_storage() {
     cluster_id="$(kafka_cluster_id)"
     log "formatting $DATA_DIR (cluster id $cluster_id)"
     mapfile -t cmd < <(java_cmd)
-    if ! "${cmd[@]}" kafka.tools.StorageTool format -t "$cluster_id" -c "$PROPS" --ignore-formatted \
-        >"$LOG_DIR/format.log" 2>&1; then
-        cat "$LOG_DIR/format.log" >&2
-        die "formatting Kafka storage in $DATA_DIR failed (output above)."
-    fi
+    kafka_format_storage "$DATA_DIR" "$cluster_id" "$PROPS" "$LOG_DIR/format.log" "${cmd[@]}"
 }
 
 # -- process --------------------------------------------------------------------------------------
 
-healthy() {
-    local timeout="${1:-5}"
-    if [[ -x "$PYTHON" ]] && "$PYTHON" -c 'import confluent_kafka' 2>/dev/null; then
-        "$PYTHON" - "$HOST:$PORT" "$timeout" <<'EOF' 2>/dev/null
-import sys
-from confluent_kafka.admin import AdminClient
-
-admin = AdminClient({"bootstrap.servers": sys.argv[1], "log_level": 0})
-md = admin.list_topics(timeout=float(sys.argv[2]))
-sys.exit(0 if md.brokers else 1)
-EOF
-    else
-        # No confluent-kafka: the port answering is the best check available.
-        (exec 3<>"/dev/tcp/$HOST/$PORT") 2>/dev/null
-    fi
-}
+healthy() { kafka_answers "$HOST:$PORT" "${1:-5}"; }
 
 cmd_start() {
-    if pid="$(running_pid)"; then
-        if healthy 10; then
-            log "Kafka already running (pid $pid) on $HOST:$PORT"
-            return 0
-        fi
-        die "Kafka (pid $pid) runs but does not answer on $HOST:$PORT; see 'infra/kafka.sh logs' or run 'infra/kafka.sh stop' first."
-    fi
-    if (exec 3<>"/dev/tcp/$HOST/$PORT") 2>/dev/null; then
-        die "Port $HOST:$PORT is taken by another process; set HUB_KAFKA_PORT to a free port."
-    fi
+    if already_running HUB_KAFKA_PORT; then return 0; fi
     fetched || cmd_fetch
     write_config
     mkdir -p "$STATE_DIR/tmp"
@@ -230,21 +178,7 @@ cmd_start() {
     local started=$SECONDS
     [[ -f "$CONSOLE_LOG" ]] && mv -f "$CONSOLE_LOG" "$CONSOLE_LOG.1"
     launch "$CONSOLE_LOG" "${cmd[@]}" kafka.Kafka "$PROPS"
-    local pid=$LAUNCHED_PID
-    while ((SECONDS - started < START_TIMEOUT)); do
-        if ! kill -0 "$pid" 2>/dev/null; then
-            cmd_logs >&2 || true
-            die "Kafka exited during start-up (log tail above)."
-        fi
-        if healthy 2; then
-            launch_succeeded
-            log "Kafka is up (pid $pid) after $((SECONDS - started)) s"
-            return 0
-        fi
-        sleep 0.5
-    done
-    cmd_logs >&2 || true
-    die "Kafka did not answer on $HOST:$PORT within $START_TIMEOUT s (log tail above); stopping it (its log is kept: 'infra/kafka.sh logs')."
+    await_healthy "$started" 0.5
 }
 
 cmd_stop() { stop_process; }

@@ -186,3 +186,78 @@ kafka_cluster_id() {
     done
     printf '%s\n' "$id"
 }
+
+# -- JVM servers (kafka.sh, kafka-cluster.sh, connect.sh) ----------------------------------------
+
+# jvm_cmd HEAP TMP_DIR LOG4J_CONF [ARG...]: the java command of a JVM server, one word per line
+# (for mapfile): a fixed heap, G1 with short pauses, headless, its own temp folder and log4j2
+# configuration, then ARGs (options, -cp ...).
+jvm_cmd() {
+    command -v java >/dev/null || die "java is not on PATH; install OpenJDK 17+ (apt-get install openjdk-17-jre-headless)."
+    local heap="$1" tmp="$2" conf="$3"
+    shift 3
+    printf '%s\n' java "-Xmx$heap" "-Xms$heap" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
+        -Djava.awt.headless=true -Djava.io.tmpdir="$tmp" -Dlog4j2.configurationFile="$conf" "$@"
+}
+
+# write_log4j FILE LOG_FILE KEEP [LOGGER=LEVEL...]: a log4j2 configuration sending INFO and above
+# to LOG_FILE, rolled at 20 MB keeping KEEP old files; each LOGGER=LEVEL sets one logger's level.
+write_log4j() {
+    local file="$1" out="$2" keep="$3" spec i=0
+    shift 3
+    {
+        printf '# Written by infra/%s; edits are overwritten on the next start.\n' "$SCRIPT"
+        printf '%s\n' "status = warn" \
+            "appender.file.type = RollingFile" \
+            "appender.file.name = file" \
+            "appender.file.fileName = $out" \
+            "appender.file.filePattern = $out.%i" \
+            "appender.file.layout.type = PatternLayout" \
+            "appender.file.layout.pattern = [%d] %p %m (%c)%n" \
+            "appender.file.policies.type = Policies" \
+            "appender.file.policies.size.type = SizeBasedTriggeringPolicy" \
+            "appender.file.policies.size.size = 20MB" \
+            "appender.file.strategy.type = DefaultRolloverStrategy" \
+            "appender.file.strategy.max = $keep" \
+            "rootLogger.level = info" \
+            "rootLogger.appenderRef.file.ref = file"
+        for spec in "$@"; do
+            i=$((i + 1))
+            printf 'logger.l%d.name = %s\nlogger.l%d.level = %s\n' "$i" "${spec%=*}" "$i" "${spec#*=}"
+        done
+    } >"$file"
+}
+
+# The loggers a Kafka node's log keeps at WARN (one line per partition state change otherwise).
+KAFKA_QUIET_LOGGERS=(state.change.logger=warn kafka.request.logger=warn)
+
+# kafka_format_storage DATA_DIR CLUSTER_ID PROPS OUT_LOG JAVA...: format a KRaft node's storage
+# once (a no-op when DATA_DIR holds meta.properties); JAVA... is the node's java command.
+kafka_format_storage() {
+    local data="$1" id="$2" props="$3" out="$4"
+    shift 4
+    [[ -f "$data/meta.properties" ]] && return 0
+    if ! "$@" kafka.tools.StorageTool format -t "$id" -c "$props" --ignore-formatted >"$out" 2>&1; then
+        cat "$out" >&2
+        die "formatting Kafka storage in $data failed (output above)."
+    fi
+}
+
+# kafka_answers HOST:PORT TIMEOUT_S [BROKERS]: exit 0 when the broker answers a metadata request
+# listing at least BROKERS brokers (default 1), asked with confluent-kafka from $PYTHON; without
+# it, when the port accepts a connection (the best check then).
+kafka_answers() {
+    local address="$1" timeout="$2" want="${3:-1}"
+    if [[ -x "${PYTHON:-}" ]] && "$PYTHON" -c 'import confluent_kafka' 2>/dev/null; then
+        "$PYTHON" -c '
+import sys
+from confluent_kafka.admin import AdminClient
+
+admin = AdminClient({"bootstrap.servers": sys.argv[1], "log_level": 0})
+md = admin.list_topics(timeout=float(sys.argv[2]))
+sys.exit(0 if len(md.brokers) >= int(sys.argv[3]) else 1)
+' "$address" "$timeout" "$want" 2>/dev/null
+    else
+        (exec 3<>"/dev/tcp/${address%:*}/${address##*:}") 2>/dev/null
+    fi
+}

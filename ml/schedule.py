@@ -26,6 +26,7 @@ import logging
 import re
 import threading
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
@@ -207,8 +208,10 @@ class RetrainScheduler:
         store: ConfigChangeStore,
         ml: Callable[[], Retrainer],
         principal: Principal = SCHEDULER,
+        fence: Callable[[], AbstractContextManager[object]] = nullcontext,
     ) -> None:
         self.store = store
+        self.fence = fence  # each retrain runs inside it (a leader's epoch: ``hub.ha.claim``)
         self._ml = ml  # built on first need: a hub without schedules never imports scikit-learn
         self.principal = principal
         self._failed: dict[str, datetime] = {}
@@ -253,7 +256,8 @@ class RetrainScheduler:
             if failed is not None and now < failed + timedelta(hours=1):
                 continue
             try:
-                mv = self._ml().retrain(self.principal, sched.model, sched.share, reason)
+                with self.fence():  # refused (Fenced, NotLeader) when another process leads
+                    mv = self._ml().retrain(self.principal, sched.model, sched.share, reason)
             except Exception:
                 self._failed[sched.model] = now
                 log.exception("scheduled retrain of %s failed", sched.model)

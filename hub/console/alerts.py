@@ -38,6 +38,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -185,8 +186,10 @@ class AlertEngine:
         mailboxes: Sequence[Mailbox] = (),
         rules_source: Callable[[], Sequence[AlertRule]] | None = None,
         clock: Callable[[], float] = time.time,
+        fence: Callable[[], AbstractContextManager[object]] = nullcontext,
     ) -> None:
         self.hub = hub
+        self.fence = fence  # each append runs inside it (a leader's epoch: ``hub.ha.claim``)
         self.rules = tuple(rules)
         self.rules_source = rules_source  # re-read on every pass (governed rules change)
         self.webhooks = tuple(webhooks)
@@ -367,16 +370,17 @@ class AlertEngine:
 
     def _append(self, event_type: str, value: dict[str, Any]) -> dict[str, Any]:
         event_id = str(uuid7())
-        self.hub.publisher.publish(
-            ALERTS_TOPIC,
-            [
-                OutgoingEvent(
-                    value=value, event_type=event_type, key=value["rule"], event_id=event_id
-                )
-            ],
-            producer=self.principal.id,
-            tenant=self.principal.tenant,
-        )
+        with self.fence():  # refused (Fenced, NotLeader) when another process leads now
+            self.hub.publisher.publish(
+                ALERTS_TOPIC,
+                [
+                    OutgoingEvent(
+                        value=value, event_type=event_type, key=value["rule"], event_id=event_id
+                    )
+                ],
+                producer=self.principal.id,
+                tenant=self.principal.tenant,
+            )
         return {**value, "event_type": event_type, "event_id": event_id}
 
     def start(self, interval_s: float) -> None:
@@ -397,9 +401,11 @@ class AlertEngine:
             self._thread = None
 
 
-def engine_for(hub: Hub) -> AlertEngine:
+def engine_for(
+    hub: Hub, fence: Callable[[], AbstractContextManager[object]] = nullcontext
+) -> AlertEngine:
     """The rules in force (governed ``alerts.rules``, else the shipped ones), the webhook and
-    the mailbox the settings name (if any)."""
+    the mailbox the settings name (if any); each append inside ``fence()``."""
     settings = hub.settings
     hooks = []
     if settings.alert_webhook_url:
@@ -431,4 +437,4 @@ def engine_for(hub: Hub) -> AlertEngine:
     def source() -> Sequence[AlertRule]:
         return rules_in_force(store)
 
-    return AlertEngine(hub, source(), hooks, mailboxes=boxes, rules_source=source)
+    return AlertEngine(hub, source(), hooks, mailboxes=boxes, rules_source=source, fence=fence)

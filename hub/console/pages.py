@@ -39,23 +39,24 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     from contextlib import ExitStack
 
     from hub.console.alerts import AlertEngine, engine_for
-    from hub.ha import while_leader
+    from hub.ha import Guard, while_leader
 
     hub = app.state.hub
     engine = engine_for(hub)
     app.state.console_alerts = engine  # what the console reads (events, rules)
 
-    def alerts() -> AlertEngine:
+    def alerts(fence: Guard) -> AlertEngine:
         # one process: the engine the console reads; a leader: a new one on each election,
-        # folding the firings appended until now (by the previous leader too)
-        running = engine if hub.leader is None else engine_for(hub)
+        # folding the firings appended until now (by the previous leader too), each append
+        # inside the fence of its epoch
+        running = engine if hub.leader is None else engine_for(hub, fence)
         running.start(hub.settings.alert_interval_s)
         return running
 
-    def reports() -> ReportScheduler:
+    def reports(fence: Guard) -> ReportScheduler:
         from hub.reports import ReportScheduler
 
-        scheduler = ReportScheduler(hub, hub.settings.report_daily_at)
+        scheduler = ReportScheduler(hub, hub.settings.report_daily_at, fence=fence)
         scheduler.start(hub.settings.scheduler_check_s)
         return scheduler
 

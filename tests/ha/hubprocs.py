@@ -20,6 +20,22 @@ import sqlalchemy as sa
 
 HUB = str(Path(sys.executable).parent / "hub")
 
+# What makes several hub processes one HA footprint: the settings every process of tests/ha
+# runs with, and deploy/compose/compose.ha.yaml too (tests/ha/test_compose_ha.py compares them).
+HA_SETTINGS = {
+    "HUB_EVENT_LOG": "kafka",
+    "HUB_LEDGER_STORE": "postgres",
+    "HUB_VIEWS_ANALYTICS": "chdb",  # each process's own copy (a ClickHouse server cannot fence)
+    "HUB_LEADER_ELECTION": "postgres",
+}
+# ... and on the three-broker cluster (test_failover.py; compose.ha.yaml's three brokers)
+CLUSTER_SETTINGS = {"HUB_KAFKA_REPLICATION_FACTOR": "3"}
+
+
+def serve_command(port: int) -> list[str]:
+    """The arguments of a served hub process (after ``hub``), as compose.ha.yaml runs them."""
+    return ["serve", "--port", str(port)]
+
 
 def ports(n: int = 2) -> list[int]:
     """Ports for the hub processes: HUB_TEST_HA_PORTS ("p1,p2") or free ones."""
@@ -87,15 +103,13 @@ def environment(
     }
     env.update(
         {
+            **HA_SETTINGS,
             "HUB_DATA_DIR": str(tmp / "data"),  # the keys both processes share (a secret mount)
-            "HUB_EVENT_LOG": "kafka",
             "HUB_KAFKA_BOOTSTRAP_SERVERS": bootstrap_servers,
             "HUB_KAFKA_TOPIC_PREFIX": f"ha{run}.",
-            "HUB_LEDGER_STORE": "postgres",
             "HUB_LEDGER_POSTGRES_URL": pg,
             "HUB_LEDGER_POSTGRES_SCHEMA": ledger_schema,
             "HUB_VIEWS_SQL_URL": f"{pg}?options=-csearch_path%3D{views_schema}",
-            "HUB_LEADER_ELECTION": "postgres",
             "HUB_LEADER_NAME": f"ha-{run}",
             "HUB_LOG_LEVEL": "INFO",
             **extra,
@@ -120,7 +134,7 @@ def init(env: dict[str, str], key_file: Path) -> str:
 def start(env: dict[str, str], name: str, port: int, tmp: Path) -> Proc:
     log = tmp / f"{name}.log"
     popen = subprocess.Popen(
-        [HUB, "serve", "--port", str(port)],
+        [HUB, *serve_command(port)],
         env={**env, "HUB_LEADER_ID": name},
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
@@ -144,6 +158,20 @@ def holder(pg: str, lease: str) -> tuple[str, int] | None:
     finally:
         engine.dispose()
     return None if row is None else (str(row[0]), int(row[1]))
+
+
+def loop_fences(pg: str, lease: str) -> dict[str, int]:
+    """The leader-only loops' fences of ``lease`` (writer -> epoch), as PostgreSQL holds them."""
+    engine = sa.create_engine(pg)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                sa.text("SELECT writer, epoch FROM hub_leadership.writer_epochs WHERE lease = :n"),
+                {"n": lease},
+            ).all()
+    finally:
+        engine.dispose()
+    return {str(w): int(e) for w, e in rows}
 
 
 def delete_topics(bootstrap_servers: str, prefix: str) -> None:

@@ -9,9 +9,12 @@ one, and the store must refuse it in the write's own transaction and keep nothin
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -20,7 +23,10 @@ import sqlalchemy as sa
 from core.events import OutgoingEvent
 from core.leadership import Fenced, LeaderElector, NotLeader, WriterFence
 from core.ports.views import Checkpoint, Position, Target
+from domain.alerts import AlertRule
 from hub.bootstrap import Hub, bootstrap
+from hub.console.alerts import FIRED, AlertEngine
+from hub.ha import Guard, claim
 from hub.settings import load_settings
 from ledger.service import Ledger, LedgerConfig
 from projections.catalog import by_name
@@ -259,3 +265,137 @@ def test_a_replaced_leader_cannot_swap_a_rebuilt_view_in(pg: str) -> None:
         with engine.begin() as conn:
             conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
         engine.dispose()
+
+
+class _Pausable(AlertEngine):
+    """An engine whose one rule always fires, and whose measuring can be held: a SIGSTOP
+    between the decision to fire and the append, played in one thread."""
+
+    def __init__(self, hub: Hub, fence: Guard, hold: threading.Event | None = None) -> None:
+        rule = AlertRule("t_always", "Fires whenever measured.", "", severity="info")
+        super().__init__(hub, [rule], fence=fence)
+        self.hold = hold
+        self.measuring = threading.Event()
+
+    def measure(self, rule: AlertRule) -> Decimal:
+        self.measuring.set()
+        if self.hold is not None:
+            assert self.hold.wait(30)
+        return Decimal(1)
+
+
+def _fired(hub: Hub) -> list[str]:
+    return [e["event_id"] for e in AlertEngine(hub, []).events() if e["event_type"] == FIRED]
+
+
+def _in_thread(call: Callable[[], object]) -> tuple[threading.Thread, list[BaseException]]:
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            call()
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, errors
+
+
+def _expire(pg: str, name: str) -> None:
+    """The lease runs out on the server's clock while the holder's own clock has not noticed
+    (a frozen VM, a SIGSTOP longer than the margin): only the fence stands in the way now."""
+    engine = sa.create_engine(pg)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "UPDATE hub_leadership_test.leases SET expires_at = clock_timestamp() - "
+                "interval '1 second' WHERE name = :n"
+            ),
+            {"n": name},
+        )
+    engine.dispose()
+
+
+def test_a_paused_leaders_alert_append_is_refused_after_a_new_leader_took_over(
+    pg: str, hub: Hub
+) -> None:
+    """Old leader a decides to fire, is paused before it appends; b is elected, claims the
+    alert loop's fence, folds (nothing fired) and fires; a resumes: its append is refused, so
+    ONE ``hub.AlertFired`` is on the log (without the fence there would be two)."""
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    a = LeaderElector(lease(pg, name, "a", lease_s=30))
+    b = LeaderElector(lease(pg, name, "b", lease_s=30))
+    try:
+        a.step()
+        assert a.epoch == 1
+        hold = threading.Event()
+        old = _Pausable(hub, claim(a, "alerts", 1), hold)
+        thread, errors = _in_thread(old.evaluate)
+        assert old.measuring.wait(30)  # a decided to fire and is paused
+
+        _expire(pg, name)
+        b.step()
+        assert b.epoch == 2 and a.epoch == 1  # a still believes it leads
+        new = _Pausable(hub, claim(b, "alerts", 2))
+        fired = new.evaluate()
+        assert [e["event_id"] for e in fired] == _fired(hub)
+
+        hold.set()  # a resumes and appends
+        thread.join(30)
+        assert len(errors) == 1 and isinstance(errors[0], Fenced), errors
+        assert "epoch 1: a newer leader (epoch 2)" in errors[0].message
+        assert _fired(hub) == [fired[0]["event_id"]]  # one firing, b's
+        assert "t_always" not in old._firing  # a's refused append changed nothing
+
+        a.step()  # a's renewal is refused: from now on its guard refuses without asking
+        with pytest.raises(NotLeader, match="no longer leads under epoch 1"):
+            old.evaluate()
+        assert len(_fired(hub)) == 1
+    finally:
+        for elector in (a, b):
+            elector.stop()
+            elector.leadership.close()
+
+
+def test_a_new_leader_folds_the_append_an_old_leader_made_inside_its_fence(
+    pg: str, hub: Hub
+) -> None:
+    """Old leader a is paused INSIDE its fenced append (holding the fence): b's claim waits
+    for it, so b's fold sees a's firing and b fires nothing more."""
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    a = LeaderElector(lease(pg, name, "a", lease_s=30))
+    b = LeaderElector(lease(pg, name, "b", lease_s=30))
+    try:
+        a.step()
+        guard = claim(a, "alerts", 1)
+        inside, hold = threading.Event(), threading.Event()
+
+        @contextmanager
+        def paused_inside() -> Iterator[None]:
+            with guard():
+                inside.set()
+                assert hold.wait(30)
+                yield
+
+        old = _Pausable(hub, paused_inside)
+        thread, errors = _in_thread(old.evaluate)
+        assert inside.wait(30)  # a holds the fence, its append not made yet
+
+        _expire(pg, name)
+        b.step()
+        assert b.epoch == 2
+        started: list[AlertEngine] = []
+        claiming, _ = _in_thread(lambda: started.append(_Pausable(hub, claim(b, "alerts", 2))))
+        claiming.join(1.0)
+        assert claiming.is_alive()  # b waits for a's fenced append
+        hold.set()
+        thread.join(30)
+        claiming.join(30)
+        assert errors == [] and len(started) == 1
+        assert started[0].evaluate() == []  # b folded a's firing: nothing to fire
+        assert len(_fired(hub)) == 1
+    finally:
+        for elector in (a, b):
+            elector.stop()
+            elector.leadership.close()

@@ -3,7 +3,8 @@ processes on one Kafka broker and PostgreSQL (the lease, the ledger, the shared 
 
 - The loops that append events (the alert engine, the daily report scheduler) run in the leader
   only: one breach fires ONE ``hub.AlertFired``, the daily reports are made once, and a new
-  leader after a crash folds what the old one appended and repeats neither.
+  leader after a crash folds what the old one appended and repeats neither; it claimed each
+  loop's fence under its epoch first.
 - ``/health``, ``/metrics`` (``hub_leader``, ``hub_leader_epoch``) and ``hub status`` name the
   role of each process.
 - Analytics views (chDB, each process's own files) are followed by EVERY process: a trade
@@ -316,3 +317,12 @@ def test_alerts_and_scheduled_reports_run_once_across_processes_and_a_failover(
     assert len(pair.keys_on("hub.reports")) == 3
     log = follower.log.read_text(errors="replace")
     assert "leader-only loop started" in log
+    # the new leader claimed each loop's fence under its epoch before it folded (hub.ha.claim):
+    # an append the old leader might still make is refused (tests/ha/test_fencing.py plays it)
+    fences = hp.until(
+        "the new leader's loop fences",
+        lambda: (f := hp.loop_fences(pair.pg, pair.lease)).get("loop.reports") == new[1] and f,
+        10,
+        pair.up(),
+    )
+    assert fences["loop.alerts"] == new[1] and fences["loop.reports"] == new[1], fences

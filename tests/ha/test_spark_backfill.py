@@ -4,7 +4,8 @@ Parquet files, and every view's digest equals the embedded runner's, byte for by
 
 The events are the Flink differential's (``tests/differential/test_flink_projections``): both
 edges of a UTC day, both edges of the AML band, a day-late batch, two tenants, settled and failed
-events the aggregates skip, several partitions. ONE Spark job for the module. Needs the Spark
+events the aggregates skip, several partitions. ONE Spark job for the module, in the Spark
+session the ML module's job shares (``shared_spark``). Needs the Spark
 virtualenv (``bash infra/spark.sh install``): skipped loudly without it, failed under CI=true.
 """
 
@@ -27,7 +28,11 @@ from tests.differential.test_flink_projections import aml_oracle, batches
 from tests.infra import require
 
 # Spark start-up on a loaded 2-core machine took minutes (load 20-40): a wide bound.
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(1500)]
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.timeout(1500),
+    pytest.mark.usefixtures("shared_spark"),  # one Spark session for both Spark modules
+]
 
 
 def test_spark_recomputes_payment_aggregates_from_the_lake_with_the_same_digest(

@@ -4,7 +4,8 @@ champion, evaluates it on the same holdout, registers it through the ModelRegist
 challenger, and the hub scores it in-process without Spark.
 
 ONE Spark job for the module (the fixture's retrain through the CLI); Spark's start-up dominates
-(~20 s on a quiet machine, minutes on a loaded one), so the tests only read what it left.
+(~20 s on a quiet machine, minutes on a loaded one), so the tests only read what it left, and
+the job runs in the Spark session the backfill module's job shares (``shared_spark``).
 Needs the Spark virtualenv (``bash infra/spark.sh install``): skipped loudly without it, failed
 under CI=true.
 """
@@ -39,7 +40,11 @@ from tests.service.test_ml import T, _open, _pay
 # Spark start-up on a loaded 2-core machine took minutes (load 20-40): a wide bound.
 ALICE = Principal("alice", frozenset({"ml_engineer"}))
 BOB = Principal("bob", frozenset({"ml_engineer"}))
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(1500)]
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.timeout(1500),
+    pytest.mark.usefixtures("shared_spark"),  # one Spark session for both Spark modules
+]
 
 
 def _hub(data: Path, **env: str) -> Hub:

@@ -5,8 +5,10 @@ lease and the stores' fences)."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
-from core.leadership import LeaderElector, Leadership, LeaseHolder, WriterFence
+from core.leadership import Fenced, LeaderElector, Leadership, LeaseHolder, WriterFence
 from hub.workers import WorkerHealth, follow_scoring
 
 
@@ -33,6 +35,15 @@ class MemoryLease(Leadership):
 
     def current(self) -> LeaseHolder | None:
         return None
+
+    @contextmanager
+    def fenced(self, token: WriterFence) -> Iterator[None]:
+        epochs = self.shared.setdefault("writers", {})
+        assert isinstance(epochs, dict)
+        if epochs.get(token.writer, 0) > token.epoch:
+            raise Fenced(f"{token.writer} is fenced at {epochs[token.writer]}")
+        epochs[token.writer] = token.epoch
+        yield
 
 
 def test_only_the_holder_gets_a_token_and_a_newer_grant_has_a_larger_epoch() -> None:

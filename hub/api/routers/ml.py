@@ -25,14 +25,14 @@ from hub.api.deps import authorize, hub_of
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    from hub.ha import while_leader
+    from hub.ha import Guard, while_leader
     from hub.ml_setup import ml_of
     from ml.schedule import RetrainScheduler
 
     hub = app.state.hub
 
-    def start() -> RetrainScheduler:  # under leader election: the leader only (one writer)
-        scheduler = RetrainScheduler(hub.config_changes.store, lambda: ml_of(hub))
+    def start(fence: Guard) -> RetrainScheduler:  # under election: the leader only, fenced
+        scheduler = RetrainScheduler(hub.config_changes.store, lambda: ml_of(hub), fence=fence)
         scheduler.start(hub.settings.scheduler_check_s)
         return scheduler
 

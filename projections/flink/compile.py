@@ -98,6 +98,8 @@ class JobSpec:
     tables: tuple[Table, ...]  # the aggregate views the job writes (created by the caller)
     folds: list[dict[str, Any]] = field(default_factory=list)  # entity folds (Python UDAFs)
     keys: list[dict[str, Any]] = field(default_factory=list)  # entity keys (Python UDTFs)
+    # ML feature views' functions (``projections.flink.features``)
+    features: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> str:
         return json.dumps(
@@ -109,6 +111,7 @@ class JobSpec:
                 "inserts": self.inserts,
                 "folds": self.folds,
                 "keys": self.keys,
+                "features": self.features,
             },
             indent=1,
         )
@@ -155,7 +158,7 @@ def combine(name: str, specs: Sequence[JobSpec]) -> JobSpec:
             statements.append(st)
     functions: dict[str, str] = {}
     for spec in specs:
-        for n in [d["function"] for d in [*spec.decoders, *spec.folds, *spec.keys]]:
+        for n in [d["function"] for d in [*spec.decoders, *spec.folds, *spec.keys, *spec.features]]:
             if functions.setdefault(n, spec.name) != spec.name:
                 raise Unsupported(
                     f"Jobs {functions[n]!r} and {spec.name!r} both declare function {n!r}; they "
@@ -170,6 +173,7 @@ def combine(name: str, specs: Sequence[JobSpec]) -> JobSpec:
         tables=tuple(t for spec in specs for t in spec.tables),
         folds=[f for spec in specs for f in spec.folds],
         keys=[k for spec in specs for k in spec.keys],
+        features=[f for spec in specs for f in spec.features],
     )
 
 

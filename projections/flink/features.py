@@ -104,12 +104,10 @@ def extract_rows(
     for j, v in enumerate(versions, start=len(points)):
         rows.append((VERSION, v.attributes, v.entity, v.valid_from_us, j, json.dumps(v.values)))
     entity, at = datum.get(view.entity_field), datum.get(view.time_field)
-    if topic == view.event_topic and event_type == view.event_type:
-        if isinstance(entity, str) and entity and at is not None:
-            payload = {f: _plain(datum.get(f)) for f in event_fields(view)}
-            rows.append(
-                (EVENT, view.name, entity, to_us(_plain(at)), len(rows), json.dumps(payload))
-            )
+    scored = topic == view.event_topic and event_type == view.event_type
+    if scored and isinstance(entity, str) and entity and at is not None:
+        payload = {f: _plain(datum.get(f)) for f in event_fields(view)}
+        rows.append((EVENT, view.name, entity, to_us(_plain(at)), len(rows), json.dumps(payload)))
     return rows
 
 
@@ -145,7 +143,7 @@ def vector_of(view: FeatureView, event: Mapping[str, Any], facts: Iterable[Fact]
     }
 
 
-# -- the hub's side ----------------------------------------------------------------------------------
+# -- the hub's side -----------------------------------------------------------------------------
 def vectors_digest(rows: Sequence[Mapping[str, Any]]) -> str:
     """SHA-256 of the rows' canonical JSON lines, sorted by (time, subject, partition, offset)."""
     ordered = sorted(

@@ -163,8 +163,8 @@ def decoder(hub: Hub) -> Callable[[bytes], tuple[str, Mapping[str, Any]]]:
 @pytest.fixture(scope="session")
 def flink_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FlinkSession]:
     """See the module docstring. One bounded Flink job for every comparison (~30-60 s)."""
-    from hub.pattern_alerts import PatternAlerts, PatternDetector
     from domain.features import VIEWS as FEATURE_VIEWS
+    from hub.pattern_alerts import PatternAlerts, PatternDetector
     from projections.catalog import PROJECTIONS as CATALOG
     from projections.flink.features import FeatureVectorLoader, compile_features
     from projections.patterns import find_matches, read_events

@@ -157,9 +157,10 @@ def test_the_flink_functions_and_join_equal_the_embedded_feed(hub: Any) -> None:
                     assert r.value is not None
                     schema, _ = hub.projections.decoder.schema(int.from_bytes(r.value[1:5], "big"))
                     datum = fastavro.schemaless_reader(io.BytesIO(r.value[5:]), schema, None)
+                    assert isinstance(datum, dict)
                     sealed = {
                         k: "pii:v1:sealed" if isinstance(v, bytes) else v for k, v in datum.items()
-                    }  # type: ignore[union-attr]
+                    }
                     kind = dict(r.headers).get("ce_type", b"").decode()
                     for row in ff.extract_rows(view, topic, sealed, kind):
                         rows.append((topic, partition, r.offset, row))

@@ -240,7 +240,14 @@ def compile_features(view: FeatureView, at: Any, group: str) -> Any:
     topics (shared with the projections' in one statement set), one extracting table function
     per topic, the join of scored events with their entity's earlier facts, and the vector
     aggregate per scored event into the result topic."""
-    from projections.flink.compile import KAFKA_PATIENCE, JobSpec, _config, _options, kafka_source
+    from projections.flink.compile import (
+        KAFKA_PATIENCE,
+        JobSpec,
+        _config,
+        _options,
+        kafka_source,
+        upsert_kafka_options,
+    )
     from projections.flink.compile import q as qq
     from projections.flink.compile import s as ss
 
@@ -292,11 +299,7 @@ def compile_features(view: FeatureView, at: Any, group: str) -> Any:
     )
     sink = f"{name}__vectors__topic"
     options = {
-        "connector": "upsert-kafka",
-        "topic": at.topic_prefix + result_topic(view),
-        "properties.bootstrap.servers": at.kafka_bootstrap,
-        "key.format": "json",
-        "value.format": "json",
+        **upsert_kafka_options(at, result_topic(view)),
         "sink.buffer-flush.interval": "1s",
         "sink.buffer-flush.max-rows": "5000",
         **{k: v for k, v in KAFKA_PATIENCE.items() if k != "properties.default.api.timeout.ms"},

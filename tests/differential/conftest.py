@@ -12,10 +12,11 @@ of CI. So ``flink_session`` (session-scoped, set up only when a Flink test asks 
 3. runs the embedded side: the hub's runner folds the views hub's projections into chDB, the
    embedded pattern engine finds the cep hub's matches, and the embedded pattern detector (what
    ``hub serve`` runs) raises them as alert events;
-4. runs every compiled projection and pattern as ONE bounded Flink job (a statement set,
-   ``projections.flink.compile.combine``) reading both prefixes; the analytics tables go to
-   PostgreSQL and to result topics, which ``ResultLoader`` then loads into the hub's chDB; the
-   cep hub's ``FlinkProjections`` (patterns only) raises the CEP job's matches as alert events;
+4. runs every compiled projection, pattern and ML feature view as ONE bounded Flink job (a
+   statement set, ``projections.flink.compile.combine``) reading both prefixes; the analytics
+   tables go to PostgreSQL and to result topics, which ``ResultLoader`` then loads into the hub's
+   chDB; the feature vectors go to result topics that ``FeatureVectorLoader`` reads; the cep
+   hub's ``FlinkProjections`` (patterns only) raises the CEP job's matches as alert events;
 and the tests only compare what both sides produced. The exactly-once fault test needs a job of its
 own (it kills it) and keeps its own fixture (``test_flink_projections.footprint``).
 """

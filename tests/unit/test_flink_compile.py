@@ -9,6 +9,7 @@ import struct
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import fastavro
 import pytest
@@ -102,7 +103,7 @@ def test_postgres_views_merge_partials_into_the_embedded_row_shape() -> None:
         ident('x"; DROP TABLE y; --')
 
 
-def _wire(schema_id: int, schema: dict, value: dict) -> bytes:
+def _wire(schema_id: int, schema: dict[str, Any], value: dict[str, Any]) -> bytes:
     out = io.BytesIO()
     fastavro.schemaless_writer(out, fastavro.parse_schema(schema), value)
     return b"\x00" + struct.pack(">I", schema_id) + out.getvalue()

@@ -26,10 +26,17 @@ def flink_gauges(hub: Any) -> Iterator[GaugeMetricFamily]:
 
     chosen = [p for p in PROJECTIONS if p.name in COMPILERS]
     store = hub.projections.store("analytics") if hub.projections is not None else None
+
+    def positions(family: GaugeMetricFamily, projection: str, at: dict[str, int]) -> None:
+        for where, offset in at.items():  # "topic/partition" -> next offset
+            topic, part = where.rsplit("/", 1)
+            family.add_metric([projection, topic, part], offset)
+
+    located = ["projection", "topic", "partition"]
     committed = GaugeMetricFamily(
         "hub_flink_committed_offset",
         "Next offset Flink committed for the projection's consumer group (on each checkpoint).",
-        labels=["projection", "topic", "partition"],
+        labels=located,
     )
     lag = GaugeMetricFamily(
         "hub_flink_lag_records",
@@ -39,7 +46,7 @@ def flink_gauges(hub: Any) -> Iterator[GaugeMetricFamily]:
     loaded = GaugeMetricFamily(
         "hub_flink_loader_offset",
         "Next offset of a flink.<table> result topic the result loader committed into chDB.",
-        labels=["projection", "topic", "partition"],
+        labels=located,
     )
     loader_lag = GaugeMetricFamily(
         "hub_flink_loader_lag_records",
@@ -47,13 +54,9 @@ def flink_gauges(hub: Any) -> Iterator[GaugeMetricFamily]:
         labels=["projection"],
     )
     for x in flink_lags(hub.log, chosen, store):
-        for where, offset in x["positions"].items():
-            topic, part = where.rsplit("/", 1)
-            committed.add_metric([x["projection"], topic, part], offset)
+        positions(committed, x["projection"], x["positions"])
         lag.add_metric([x["projection"]], x["lag"])
         if x["loader"] is not None:
-            for where, offset in x["loader"]["positions"].items():
-                topic, part = where.rsplit("/", 1)
-                loaded.add_metric([x["projection"], topic, part], offset)
+            positions(loaded, x["projection"], x["loader"]["positions"])
             loader_lag.add_metric([x["projection"]], x["loader"]["lag"])
     yield from (committed, lag, loaded, loader_lag)

@@ -20,11 +20,12 @@ from typing import Any
 
 from core.errors import ConfigError
 from projections.flink.compile import (
-    KAFKA_PATIENCE,
     FlinkPlacement,
     JobSpec,
     _config,
     _options,
+    jdbc_options,
+    kafka_source,
     q,
     s,
 )
@@ -113,42 +114,17 @@ def timed_source(name: str, topic: str, group: str, at: FlinkPlacement, max_dela
         f"UNIX_TIMESTAMP(REPLACE(SUBSTR({header}, 1, 19), 'T', ' ')) * 1000"
         f" + CAST(SUBSTR({header}, 21, 3) AS BIGINT)"
     )
-    options = {
-        "connector": "kafka",
-        "topic": at.topic_prefix + topic,
-        "properties.bootstrap.servers": at.kafka_bootstrap,
-        "properties.group.id": group,
-        "properties.isolation.level": "read_committed",
-        "scan.startup.mode": "earliest-offset",
-        "value.format": "raw",
-        **KAFKA_PATIENCE,
-    }
-    if at.bounded:
-        options["scan.bounded.mode"] = "latest-offset"
-    return (
-        f"CREATE TEMPORARY TABLE {q(name)} (\n"
-        f"  {q('value')} BYTES,\n"
-        f"  {q('headers')} MAP<STRING, BYTES> METADATA FROM 'headers' VIRTUAL,\n"
-        f"  {q('src_partition')} INT METADATA FROM 'partition' VIRTUAL,\n"
-        f"  {q('src_offset')} BIGINT METADATA FROM 'offset' VIRTUAL,\n"
-        f"  {q('ts_ms')} AS {millis},\n"
-        f"  {q('ts')} AS TO_TIMESTAMP_LTZ({millis}, 3),\n"
-        f"  WATERMARK FOR {q('ts')} AS {q('ts')} - {interval(max_delay_ms)}\n"
-        f") WITH (\n{_options(options)}\n)"
-    )
+    timed = [
+        f"{q('ts_ms')} AS {millis}",
+        f"{q('ts')} AS TO_TIMESTAMP_LTZ({millis}, 3)",
+        f"WATERMARK FOR {q('ts')} AS {q('ts')} - {interval(max_delay_ms)}",
+    ]
+    return kafka_source(name, topic, group, at, timed)
 
 
 def alert_sink(p: Pattern, at: FlinkPlacement) -> str:
     cols = ALERT_COLUMNS[kind(p)]
-    options = {
-        "connector": "jdbc",
-        "url": at.jdbc_url,
-        "table-name": f"{at.pg_schema}.{alert_table(p)}",
-        "username": at.jdbc_user,
-        "password": at.jdbc_password,
-        "sink.buffer-flush.interval": "1s",
-        "sink.max-retries": "5",
-    }
+    options = {**jdbc_options(at, alert_table(p)), "sink.max-retries": "5"}
     body = ",\n".join(f"  {q(n)} {t}" for n, t, _ in cols)
     return (
         f"CREATE TEMPORARY TABLE {q(alert_table(p) + '__sink')} (\n{body},\n"

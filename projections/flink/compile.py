@@ -98,6 +98,8 @@ class JobSpec:
     tables: tuple[Table, ...]  # the aggregate views the job writes (created by the caller)
     folds: list[dict[str, Any]] = field(default_factory=list)  # entity folds (Python UDAFs)
     keys: list[dict[str, Any]] = field(default_factory=list)  # entity keys (Python UDTFs)
+    # ML feature views' functions (``projections.flink.features``)
+    features: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> str:
         return json.dumps(
@@ -109,6 +111,7 @@ class JobSpec:
                 "inserts": self.inserts,
                 "folds": self.folds,
                 "keys": self.keys,
+                "features": self.features,
             },
             indent=1,
         )
@@ -155,7 +158,7 @@ def combine(name: str, specs: Sequence[JobSpec]) -> JobSpec:
             statements.append(st)
     functions: dict[str, str] = {}
     for spec in specs:
-        for n in [d["function"] for d in [*spec.decoders, *spec.folds, *spec.keys]]:
+        for n in [d["function"] for d in [*spec.decoders, *spec.folds, *spec.keys, *spec.features]]:
             if functions.setdefault(n, spec.name) != spec.name:
                 raise Unsupported(
                     f"Jobs {functions[n]!r} and {spec.name!r} both declare function {n!r}; they "
@@ -170,6 +173,7 @@ def combine(name: str, specs: Sequence[JobSpec]) -> JobSpec:
         tables=tuple(t for spec in specs for t in spec.tables),
         folds=[f for spec in specs for f in spec.folds],
         keys=[k for spec in specs for k in spec.keys],
+        features=[f for spec in specs for f in spec.features],
     )
 
 
@@ -245,8 +249,11 @@ KAFKA_PATIENCE = {
 }
 
 
-def kafka_source(name: str, topic: str, group: str, at: FlinkPlacement) -> str:
-    """A Kafka topic of the hub as a Flink table: raw value, headers, partition and offset."""
+def kafka_source(
+    name: str, topic: str, group: str, at: FlinkPlacement, extra: Sequence[str] = ()
+) -> str:
+    """A Kafka topic of the hub as a Flink table: raw value, headers, partition and offset, then
+    the ``extra`` column lines (computed columns, a watermark: ``projections.flink.cep``)."""
     options = {
         "connector": "kafka",
         "topic": at.topic_prefix + topic,
@@ -263,14 +270,38 @@ def kafka_source(name: str, topic: str, group: str, at: FlinkPlacement) -> str:
     }
     if at.bounded:
         options["scan.bounded.mode"] = "latest-offset"
-    return (
-        f"CREATE TEMPORARY TABLE {q(name)} (\n"
-        f"  {q('value')} BYTES,\n"
-        f"  {q('headers')} MAP<STRING, BYTES> METADATA FROM 'headers' VIRTUAL,\n"
-        f"  {q('src_partition')} INT METADATA FROM 'partition' VIRTUAL,\n"
-        f"  {q('src_offset')} BIGINT METADATA FROM 'offset' VIRTUAL\n"
-        f") WITH (\n{_options(options)}\n)"
-    )
+    columns = [
+        f"{q('value')} BYTES",
+        f"{q('headers')} MAP<STRING, BYTES> METADATA FROM 'headers' VIRTUAL",
+        f"{q('src_partition')} INT METADATA FROM 'partition' VIRTUAL",
+        f"{q('src_offset')} BIGINT METADATA FROM 'offset' VIRTUAL",
+        *extra,
+    ]
+    body = ",\n".join(f"  {c}" for c in columns)
+    return f"CREATE TEMPORARY TABLE {q(name)} (\n{body}\n) WITH (\n{_options(options)}\n)"
+
+
+def jdbc_options(at: FlinkPlacement, table: str) -> dict[str, str]:
+    """The JDBC connector's options for ``table`` of the placement's PostgreSQL schema."""
+    return {
+        "connector": "jdbc",
+        "url": at.jdbc_url,
+        "table-name": f"{at.pg_schema}.{table}",
+        "username": at.jdbc_user,
+        "password": at.jdbc_password,
+        "sink.buffer-flush.interval": "1s",
+    }
+
+
+def upsert_kafka_options(at: FlinkPlacement, topic: str) -> dict[str, str]:
+    """The ``upsert-kafka`` connector's options for a result topic (JSON key and value)."""
+    return {
+        "connector": "upsert-kafka",
+        "topic": at.topic_prefix + topic,
+        "properties.bootstrap.servers": at.kafka_bootstrap,
+        "key.format": "json",
+        "value.format": "json",
+    }
 
 
 def jdbc_sink(t: Table, at: FlinkPlacement) -> str:
@@ -278,12 +309,7 @@ def jdbc_sink(t: Table, at: FlinkPlacement) -> str:
     cols = partial_columns(t)
     key = list(t.key) if t.kind == "append" else [*t.key, "src_topic", "src_partition"]
     options = {
-        "connector": "jdbc",
-        "url": at.jdbc_url,
-        "table-name": f"{at.pg_schema}.{partial_name(t)}",
-        "username": at.jdbc_user,
-        "password": at.jdbc_password,
-        "sink.buffer-flush.interval": "1s",
+        **jdbc_options(at, partial_name(t)),
         "sink.buffer-flush.max-rows": "5000",
         "sink.max-retries": "5",
     }
@@ -732,11 +758,7 @@ def result_sink(t: Table, at: FlinkPlacement) -> str:
     cols = partial_columns(t)
     key = [*t.key, "src_topic", "src_partition"]
     options = {
-        "connector": "upsert-kafka",
-        "topic": at.topic_prefix + result_topic(t),
-        "properties.bootstrap.servers": at.kafka_bootstrap,
-        "key.format": "json",
-        "value.format": "json",
+        **upsert_kafka_options(at, result_topic(t)),
         "value.json.encode.decimal-as-plain-number": "true",
         "sink.buffer-flush.interval": "1s",
         "sink.buffer-flush.max-rows": "5000",

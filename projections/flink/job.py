@@ -285,6 +285,66 @@ def register_fold(t_env: Any, spec: dict[str, Any]) -> None:
     t_env.create_temporary_function(spec["function"], udaf(Fold()))
 
 
+def register_features(t_env: Any, spec: dict[str, Any]) -> None:
+    """An ML feature view's functions (``projections.flink.features``, on the workers' path):
+    ``extract`` a table function per topic (a decoded record -> its facts and scored event),
+    ``vector`` an aggregate per scored event (its facts -> the engine's vector, JSON)."""
+    import importlib
+
+    from pyflink.common import Row
+    from pyflink.table import DataTypes
+    from pyflink.table.udf import AggregateFunction, TableFunction, udaf, udtf
+
+    name = spec["view"]
+    if spec["kind"] == "extract":
+        url, topic = spec["registry_url"], spec["topic"]
+
+        class Extract(TableFunction):  # type: ignore[misc]
+            def open(self, function_context: Any) -> None:
+                self.decoder = WireDecoder(url, [])
+                self.features = importlib.import_module("projections.flink.features")
+                self.view = self.features.view_named(name)
+
+            def eval(self, value: Any, event_type: str) -> Any:
+                datum = self.decoder.datum(value, topic)
+                yield from self.features.extract_rows(self.view, topic, datum, event_type)
+
+        types = [DataTypes.STRING(), DataTypes.STRING(), DataTypes.STRING()]
+        types += [DataTypes.BIGINT(), DataTypes.BIGINT(), DataTypes.STRING()]
+        t_env.create_temporary_function(spec["function"], udtf(Extract(), result_types=types))
+        return
+
+    class Vector(AggregateFunction):  # type: ignore[misc]
+        def open(self, function_context: Any) -> None:
+            self.features = importlib.import_module("projections.flink.features")
+            self.view = self.features.view_named(name)
+
+        def create_accumulator(self) -> Any:
+            return Row("", "[]")
+
+        def accumulate(self, acc: Any, event: str, *fact: Any) -> None:
+            acc[0] = event
+            if fact[0] is not None:  # the event's own row carries no fact
+                acc[1] = json.dumps([*json.loads(acc[1]), list(fact)])
+
+        def get_value(self, acc: Any) -> Any:
+            if not acc[0]:
+                return None
+            facts = [tuple(f) for f in json.loads(acc[1])]
+            got = self.features.vector_of(self.view, json.loads(acc[0]), facts)
+            return json.dumps(got, sort_keys=True)
+
+        def get_accumulator_type(self) -> Any:
+            return DataTypes.ROW(
+                [DataTypes.FIELD("e", DataTypes.STRING()), DataTypes.FIELD("f", DataTypes.STRING())]
+            )
+
+        def get_result_type(self) -> Any:
+            return DataTypes.STRING()
+
+    t_env.create_temporary_function(spec["function"], udaf(Vector()))
+
+
 def main(path: str) -> int:
     from pyflink.table import EnvironmentSettings, TableEnvironment
 
@@ -300,6 +360,8 @@ def main(path: str) -> int:
         register_keys(t_env, keys)
     for fold in spec.get("folds", []):
         register_fold(t_env, fold)
+    for feature in spec.get("features", []):
+        register_features(t_env, feature)
     for statement in spec["statements"]:
         t_env.execute_sql(statement)
     statements = t_env.create_statement_set()

@@ -27,17 +27,24 @@ and a load reads only the records past them:
      value, which the read view's merge (min, max, argMin, argMax) makes win anyway;
   4. a tombstone of a key already loaded (Flink retracted a row: min/max cannot be retracted)
      falls back to a full reload (step 2).
-The previous value of each key is the loader's memory of what it loaded; a loader new to the
-process (a restart) rebuilds it once by reading the topics up to the committed positions
-(reading, not writing); from then on each load reads only what is new. One loader per store (the
-hub's single writer of its analytics views).
+The previous value of each key is the loader's memory of what it loaded. With a ``memory`` file
+the loader saves it after each committed load, beside the positions it holds; a loader new to the
+process (a restart) reads that file, and uses it only when its positions are the store's
+committed ones (a crash between the store write and the file leaves them different). Without
+the file, or with a stale one, it rebuilds the memory once by reading the topics up to the
+committed positions (reading, not writing; ``prefix_records`` counts them); from then on each
+load reads only what is new. One loader per store (the hub's single writer of its analytics
+views).
 """
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from core.ports.eventlog import EventLog
@@ -55,13 +62,17 @@ def result_topic(t: Table) -> str:
 
 
 class ResultLoader:
-    def __init__(self, log: EventLog, store: ViewStore, batch: int = 5000) -> None:
+    def __init__(
+        self, log: EventLog, store: ViewStore, batch: int = 5000, memory: Path | None = None
+    ) -> None:
         self.log = log
         self.store = store
         self.batch = batch
+        self.memory = memory  # a folder for the memory files, one per projection
         # per result topic: the newest partial row loaded per key (its store row form)
         self._loaded: dict[str, dict[bytes | None, Row]] = {}
         self.read_records = 0  # records the last ``load`` read (all partitions, all tables)
+        self.prefix_records = 0  # records read to rebuild the memory (a restart without file)
 
     def ensure_topics(self, tables: Sequence[Table]) -> None:
         """Create the result topics before a job writes them (the broker does not auto-create
@@ -112,7 +123,9 @@ class ResultLoader:
         if not all(since.values()):
             return self._full(p, tables)  # 2.
         self.read_records = 0
-        for t in tables:  # a restarted loader: what it loaded before, read once
+        if any(result_topic(t) not in self._loaded for t in tables):
+            self._recall(p, committed.positions)
+        for t in tables:  # a restarted loader without its memory: what it loaded, read once
             if result_topic(t) not in self._loaded:
                 before = {
                     k: v for k, v in self._read_until(t, since[t.name]).items() if v is not None
@@ -137,10 +150,59 @@ class ResultLoader:
         self.store.write(live, tables, rows, Checkpoint(committed.batch_seq + 1, positions))
         for t in tables:
             self._loaded[result_topic(t)].update(changed[t.name])
+        self._remember(p, tables, positions)
         return {name: len(r) for name, r in rows.items()}
 
+    def _memory_file(self, p: Projection) -> Path | None:
+        return None if self.memory is None else self.memory / f"{p.name}.json"
+
+    def _remember(
+        self, p: Projection, tables: Sequence[Table], positions: Mapping[tuple[str, int], Position]
+    ) -> None:
+        """Save the memory of ``tables`` with the positions it holds (write, then rename)."""
+        path = self._memory_file(p)
+        if path is None:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        state = {
+            "positions": sorted([t, part, pos.next_offset] for (t, part), pos in positions.items()),
+            "loaded": {
+                result_topic(t): [
+                    [None if k is None else base64.b64encode(k).decode(), _jsonable(row)]
+                    for k, row in self._loaded[result_topic(t)].items()
+                ]
+                for t in tables
+            },
+        }
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state, default=str))
+        os.replace(tmp, path)
+
+    def _recall(self, p: Projection, committed: Mapping[tuple[str, int], Position]) -> None:
+        """The saved memory, when it holds exactly the committed positions."""
+        path = self._memory_file(p)
+        if path is None or not path.exists():
+            return
+        try:
+            state = json.loads(path.read_text(), parse_float=Decimal)
+        except (OSError, ValueError):
+            return  # unreadable: rebuilt from the topics
+        want = sorted([t, part, pos.next_offset] for (t, part), pos in committed.items())
+        if state.get("positions") != want:
+            return  # a crash between the store write and the file: rebuilt from the topics
+        tables = {result_topic(t): t for t in p.tables}
+        for topic, items in state["loaded"].items():
+            if topic in tables:
+                self._loaded[topic] = {
+                    None if k is None else base64.b64decode(k): _physical(
+                        tables[topic], _partial(tables[topic], row)
+                    )
+                    for k, row in items
+                }
+
     def _read_until(self, t: Table, until: Mapping[int, int]) -> dict[bytes | None, Row | None]:
-        """The newest value per key below the committed positions ``until``."""
+        """The newest value per key below the committed positions ``until`` (counted in
+        ``prefix_records``)."""
         topic = result_topic(t)
         latest: dict[bytes | None, Row | None] = {}
         starts = self.log.beginning_offsets(topic)
@@ -153,6 +215,7 @@ class ResultLoader:
                 for r in records:
                     if r.offset >= end:
                         break
+                    self.prefix_records += 1
                     latest[r.key] = (
                         None
                         if r.value is None
@@ -178,6 +241,7 @@ class ResultLoader:
             rows[t.name] = list(kept.values())
         self.store.write(nxt, tables, rows, Checkpoint(1, positions))
         self.store.swap(live, nxt, tables)
+        self._remember(p, tables, positions)
         return {name: len(r) for name, r in rows.items()}
 
     def rows(self, p: Projection, t: Table) -> list[Row]:
@@ -231,3 +295,23 @@ def _physical(t: Table, partial: dict[str, Any]) -> Row:
             ]
         ]
     return row
+
+
+def _jsonable(row: Row) -> dict[str, Any]:
+    """A memory row as the result topic's JSON value had it (``_partial`` reads it back)."""
+    out: dict[str, Any] = {k: (str(v) if isinstance(v, Decimal) else v) for k, v in row.items()}
+    if "src_offsets" in out:  # entity tables: the source range as the topic's columns
+        topic, part, first, last, events = out.pop("src_offsets")[0]
+        out |= {
+            "src_topic": topic,
+            "src_partition": part,
+            "src_first": first,
+            "src_last": last,
+            "src_events": events,
+        }
+    return out
+
+
+def _partial(t: Table, row: Mapping[str, Any]) -> dict[str, Any]:
+    decimals = {c.name for c in t.columns if c.type == "decimal"}
+    return {k: (Decimal(v) if isinstance(v, str) and k in decimals else v) for k, v in row.items()}

@@ -167,7 +167,9 @@ class FlinkProjections:
         }
         loader = None
         if self.placement.result_topics and self.analytics is not None:
-            loader = ResultLoader(self.log, self.analytics())
+            # its memory beside the checkpoints: a restarted hub reads only new result records
+            memory = self.checkpoint_root.parent / "loader"
+            loader = ResultLoader(self.log, self.analytics(), memory=memory)
             loader.ensure_topics([t for spec in specs for t in spec.tables])
         cep = self.compile_patterns(bounded=True, group="projection.flink.bounded")
         job = combine("bounded", [*specs, *also, *([cep] if cep is not None else [])])

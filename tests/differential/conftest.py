@@ -12,10 +12,11 @@ of CI. So ``flink_session`` (session-scoped, set up only when a Flink test asks 
 3. runs the embedded side: the hub's runner folds the views hub's projections into chDB, the
    embedded pattern engine finds the cep hub's matches, and the embedded pattern detector (what
    ``hub serve`` runs) raises them as alert events;
-4. runs every compiled projection and pattern as ONE bounded Flink job (a statement set,
-   ``projections.flink.compile.combine``) reading both prefixes; the analytics tables go to
-   PostgreSQL and to result topics, which ``ResultLoader`` then loads into the hub's chDB; the
-   cep hub's ``FlinkProjections`` (patterns only) raises the CEP job's matches as alert events;
+4. runs every compiled projection, pattern and ML feature view as ONE bounded Flink job (a
+   statement set, ``projections.flink.compile.combine``) reading both prefixes; the analytics
+   tables go to PostgreSQL and to result topics, which ``ResultLoader`` then loads into the hub's
+   chDB; the feature vectors go to result topics that ``FeatureVectorLoader`` reads; the cep
+   hub's ``FlinkProjections`` (patterns only) raises the CEP job's matches as alert events;
 and the tests only compare what both sides produced. The exactly-once fault test needs a job of its
 own (it kills it) and keeps its own fixture (``test_flink_projections.footprint``).
 """
@@ -99,6 +100,8 @@ class FlinkSession:
     alerts: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     detector: Any = None  # hub.pattern_alerts.PatternDetector of the cep hub
     cep_runner: Any = None  # FlinkProjections of the cep hub (patterns only)
+    # ML feature view -> its vectors from Flink's result topic (``projections.flink.features``)
+    features: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
 
 def flink_infra(what: str) -> FlinkInfra:
@@ -161,10 +164,13 @@ def decoder(hub: Hub) -> Callable[[bytes], tuple[str, Mapping[str, Any]]]:
 @pytest.fixture(scope="session")
 def flink_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FlinkSession]:
     """See the module docstring. One bounded Flink job for every comparison (~30-60 s)."""
+    from domain.features import VIEWS as FEATURE_VIEWS
     from hub.pattern_alerts import PatternAlerts, PatternDetector
     from projections.catalog import PROJECTIONS as CATALOG
+    from projections.flink.features import FeatureVectorLoader, compile_features
     from projections.patterns import find_matches, read_events
     from tests.differential import test_flink_accounts as accounts_tests
+    from tests.differential import test_flink_features as features_tests
     from tests.differential import test_flink_patterns as cep_tests
     from tests.differential import test_flink_positions as positions_tests
     from tests.differential import test_flink_projections as payments_tests
@@ -176,10 +182,14 @@ def flink_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FlinkSes
     try:
         # 2. the event sets
         published = {
-            "payments": [*payments_tests.batches(), *accounts_tests.payment_batches()],
+            "payments": [
+                *payments_tests.batches(),
+                *accounts_tests.payment_batches(),
+                *features_tests.feature_batches(),
+            ],
             "trades": positions_tests.batches(),  # the bars' trades and more
             "quotes": positions_tests.quote_batches(),
-            "accounts": accounts_tests.batches(),
+            "accounts": [*accounts_tests.batches(), *features_tests.feature_account_batches()],
         }
         for topic, batches in published.items():
             for tenant, events in batches:
@@ -219,6 +229,11 @@ def flink_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FlinkSes
         cep_job = session.cep_runner.compile_patterns(bounded=True)
         assert cep_job is not None
         also: list[JobSpec] = [cep_job]
+        # the ML feature views: their vectors to result topics, in the same statement set
+        vectors = FeatureVectorLoader(views.hub.log)
+        for view in FEATURE_VIEWS.values():
+            vectors.ensure_topic(view)
+            also.append(compile_features(view, placement(fi, views), "projection.flink.bounded"))
         chosen = [p for p in CATALOG if p.name in PROJECTIONS]
         analytics = [p for p in chosen if p.store == "analytics"]
         loader = ResultLoader(views.hub.log, views.hub.projections.store("analytics"))
@@ -245,6 +260,8 @@ def flink_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FlinkSes
             tables = [p.table(name) for name in session.flink[p.name]["digests"]]
             session.loaded[p.name] = loader.load(p, tables)
             session.chdb[p.name] = {t.name: loader.digest(p, t) for t in tables}
+        for view in FEATURE_VIEWS.values():
+            session.features[view.name] = vectors.load(view)
         session.load_seconds = time.monotonic() - started
         yield session
     finally:

@@ -11,6 +11,7 @@ as in ``test_flink_projections``.
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 from decimal import Decimal
 
@@ -29,8 +30,8 @@ SEC = timedelta(seconds=1)
 
 def trade(n: int, side: str, qty: str, price: str, fees: str = "0", **kw: str) -> OutgoingEvent:
     e = bars.trade(n, kw.get("instrument", "XA"), price, qty, bars.T0 + n * SEC, account="P1")
-    e.value.update(side=side, fees=fees, currency=kw.get("currency", "EUR"))
-    return e
+    extra = {"side": side, "fees": fees, "currency": kw.get("currency", "EUR")}
+    return dataclasses.replace(e, value={**e.value, **extra})
 
 
 def batches() -> list[tuple[str, list[OutgoingEvent]]]:

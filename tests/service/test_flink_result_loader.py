@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from core.ports.eventlog import Record
@@ -50,7 +51,9 @@ def full_reload_digest(hub: Hub) -> dict[str, Any]:
     return fresh.digest(PAYMENT_AGGREGATES, TABLE)
 
 
-def test_a_second_load_reads_only_the_new_records_and_the_views_stay_exact(hub: Hub) -> None:
+def test_a_second_load_reads_only_the_new_records_and_the_views_stay_exact(
+    hub: Hub, tmp_path: Path
+) -> None:
     topic = result_topic(TABLE)
     hub.log.create_topic(topic, 1)
     hub.log.append(
@@ -62,7 +65,8 @@ def test_a_second_load_reads_only_the_new_records_and_the_views_stay_exact(hub: 
             partial("A2", 0, 1, "9500.00", 4),
         ],
     )
-    loader = ResultLoader(hub.log, hub.projections.store("analytics"))
+    memory = tmp_path / "loader"
+    loader = ResultLoader(hub.log, hub.projections.store("analytics"), memory=memory)
     assert loader.load(PAYMENT_AGGREGATES, [TABLE]) == {"aml_daily": 3}
     assert loader.read_records == 4
     assert merged(loader) == {
@@ -86,16 +90,28 @@ def test_a_second_load_reads_only_the_new_records_and_the_views_stay_exact(hub: 
     assert loader.read_records == 0
     assert loader.digest(PAYMENT_AGGREGATES, TABLE) == live
 
-    # a restarted loader resumes from the committed positions, stored with the rows
-    restarted = ResultLoader(hub.log, hub.projections.store("analytics"))
+    # a restarted loader resumes from the committed positions, stored with the rows, and its
+    # memory file: it reads only the new record, not the topic's prefix
+    restarted = ResultLoader(hub.log, hub.projections.store("analytics"), memory=memory)
     assert restarted.positions(PAYMENT_AGGREGATES) == {f"{topic}/0": 6}
+    saved = (memory / "payment_aggregates.json").read_text()
     hub.log.append(topic, [partial("A2", 0, 2, "19000.00", 12)])
     assert restarted.load(PAYMENT_AGGREGATES, [TABLE]) == {"aml_daily": 1}
-    assert restarted.read_records == 1
+    assert (restarted.read_records, restarted.prefix_records) == (1, 0)
     assert merged(restarted)["A2"] == (2, Decimal("19000.00"))
     incremental = restarted.digest(PAYMENT_AGGREGATES, TABLE)
     assert incremental == full_reload_digest(hub)
     assert incremental["rows"] == 3
+
+    # a memory file behind the store's positions (a crash after the store write, before the
+    # file) is not trusted: the prefix is read once, and the views stay exact
+    (memory / "payment_aggregates.json").write_text(saved)
+    again = ResultLoader(hub.log, hub.projections.store("analytics"), memory=memory)
+    hub.log.append(topic, [partial("A3", 0, 2, "19999.98", 13)])
+    assert again.load(PAYMENT_AGGREGATES, [TABLE]) == {"aml_daily": 1}
+    assert (again.read_records, again.prefix_records) == (1, 7)
+    assert merged(again)["A3"] == (2, Decimal("19999.98"))
+    assert again.digest(PAYMENT_AGGREGATES, TABLE) == full_reload_digest(hub)
 
 
 def test_flink_status_and_metrics_show_committed_offsets_loader_position_and_lag(

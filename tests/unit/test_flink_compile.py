@@ -9,6 +9,7 @@ import struct
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import fastavro
 import pytest
@@ -102,7 +103,7 @@ def test_postgres_views_merge_partials_into_the_embedded_row_shape() -> None:
         ident('x"; DROP TABLE y; --')
 
 
-def _wire(schema_id: int, schema: dict, value: dict) -> bytes:
+def _wire(schema_id: int, schema: dict[str, Any], value: dict[str, Any]) -> bytes:
     out = io.BytesIO()
     fastavro.schemaless_writer(out, fastavro.parse_schema(schema), value)
     return b"\x00" + struct.pack(">I", schema_id) + out.getvalue()
@@ -304,3 +305,53 @@ def test_sealed_pii_opens_with_the_hubs_key_store_and_reads_erased_after_shreddi
     assert unseal(sealed) == "[erased]"
     with pytest.raises(SealedValueInvalid, match="not a sealed PII value"):
         unseal(SEALED + "garbage")
+
+
+def test_feature_views_compile_into_the_projections_statement_set() -> None:
+    """Both ML feature views compile; combined with the projections, each topic is read once,
+    the join bounds the series points by the view's longest window (plus the engine's 1 µs),
+    and the vectors go to the view's result topic."""
+    import dataclasses
+
+    from domain.features import HOUR_US, PAYMENT_RISK, PRICE_ANOMALY
+    from projections.flink.features import compile_features
+
+    at = dataclasses.replace(AT, group="g")
+    views = [compile_features(v, at, "g") for v in (PAYMENT_RISK, PRICE_ANOMALY)]
+    job = combine("all", [compile_projection(PAYMENT_AGGREGATES, at), *views])
+    sources = [s for s in job.statements if "'connector' = 'kafka'" in s]
+    assert sorted(s.split("`")[1] for s in sources) == [
+        "accounts__source",
+        "payments__source",
+        "quotes__source",
+        "trades__source",
+    ]
+    risk = views[0]
+    assert f">= ev.`t` - {24 * HOUR_US + 1}" in risk.inserts[0]
+    assert "f.`t` < ev.`t`" in risk.inserts[0]  # strictly before the event
+    assert any("'topic' = 'ns1.flink.features.payment_risk'" in s for s in risk.statements)
+    assert {f["kind"] for f in risk.features} == {"extract", "vector"}
+    assert json.loads(job.to_json())["features"] == [*views[0].features, *views[1].features]
+
+
+def test_the_job_jvm_runs_quick_options_unless_told_otherwise(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The launcher's JVM options reach the job's environment (``HUB_FLINK_JAVA_OPTIONS``
+    replaces them); the job script here only prints what it got."""
+    import sys
+
+    from projections.flink import launch
+    from projections.flink.compile import JobSpec
+
+    spec = JobSpec("x", {}, [], [], [], ())
+    monkeypatch.setattr(launch, "JOB_SCRIPT", tmp_path / "env.py")
+    (tmp_path / "env.py").write_text("import os; print(os.environ['JAVA_TOOL_OPTIONS'])")
+    launcher = launch.FlinkLauncher(Path(sys.executable), tmp_path / "jobs")
+    job = launcher.submit(spec)
+    assert job.process.wait(timeout=60) == 0
+    assert job.stdout.read_text().split()[1:] == launch.JAVA_OPTIONS.split()
+    monkeypatch.setenv("HUB_FLINK_JAVA_OPTIONS", "-Xmx1g")
+    job = launcher.submit(spec)
+    assert job.process.wait(timeout=60) == 0
+    assert job.stdout.read_text().splitlines()[-1].split()[1:] == ["-Xmx1g"]

@@ -1,0 +1,326 @@
+"""The ML feature views (``domain.features``) compiled to Flink: one feature vector per scored
+event, as of its own time, equal to what the embedded feed and engine compute.
+
+What runs where:
+- Flink SQL does the stateful part: it reads the view's topics (the scored events' topic, its
+  series' and attribute sets' topics), and joins every scored event with the facts of its entity
+  that lie strictly before its time (series points within the view's longest window, attribute
+  versions whatever their age). A regular join, not a watermark window: a late fact (one whose
+  time is earlier than events already read) joins the events after it whenever it arrives, so
+  late events change the vectors they belong to, as in the embedded store, which answers "as of
+  t" from every fact folded so far.
+- Two Python functions of this module run inside Flink's Python workers (the hub's checkout is
+  on their path, as for the entity folds): ``extract_rows`` (a table function) turns a decoded
+  record into facts with the embedded feed's own rules (``ml.feed.FeatureFeed.extract``), and
+  ``vector_of`` (an aggregate function per scored event) folds the event's facts into an
+  in-memory ``SqliteFeatureStore`` in the feed's order and asks ``ml.features.FeatureEngine`` for
+  the vector: the very code of online scoring, so no feature kind has a second implementation
+  and the float arithmetic (prefix sums, rounding, derived ratios) is the same.
+- The vectors go to a result topic ``flink.features.<view>`` (``upsert-kafka``, key: the scored
+  event's partition and offset); ``FeatureVectorLoader`` reads the newest value per key, the
+  offline feature table of the view (what a training set or a backfill reads).
+
+Ties: facts of one time fold in log order (topic, partition, offset), the order one
+``FeatureFeed.catch_up`` applies them in (the store breaks ties by the order applied).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from core.errors import TopicNotFound
+from core.ports.eventlog import EventLog
+from core.ports.ml import AttributeVersion, SeriesPoint
+from domain.features import VIEWS, FeatureView
+
+RESULT_PREFIX = "flink.features."
+EVENT, POINT, VERSION = "e", "s", "a"
+# (kind, name, entity, time_us, index within the record, payload)
+FactRow = tuple[str, str, str, int, int, str]
+
+
+def result_topic(view: FeatureView) -> str:
+    """The topic (without the hub's prefix) the Flink job writes the view's vectors to."""
+    return f"{RESULT_PREFIX}{view.name}"
+
+
+def view_named(name: str) -> FeatureView:
+    from core.errors import ConfigError
+
+    if name not in VIEWS:
+        raise ConfigError(
+            f"There is no feature view {name!r}; the feature views are: {', '.join(sorted(VIEWS))}."
+        )
+    return VIEWS[name]
+
+
+def view_topics(view: FeatureView) -> list[str]:
+    """Every topic the view reads: its scored events', its series' and attribute sets'."""
+    return sorted(
+        {view.event_topic} | {s.topic for s in view.series} | {a.topic for a in view.attributes}
+    )
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+def event_fields(view: FeatureView) -> list[str]:
+    """The fields of a scored event the engine reads (entity, time, subject, event features)."""
+    fields = [view.entity_field, view.time_field, view.subject_field]
+    fields += [f.source for f in view.features if f.kind == "event"]
+    return list(dict.fromkeys(fields))
+
+
+# -- inside Flink's Python workers -----------------------------------------------------------------
+def extract_rows(
+    view: FeatureView, topic: str, datum: Mapping[str, Any] | None, event_type: str
+) -> list[FactRow]:
+    """The facts (series points, attribute versions) a decoded record of ``topic`` gives the
+    view, with the feed's own rules, and the record itself when it is a scored event (with an
+    entity and a time: the engine refuses others)."""
+    from ml.features import to_us
+    from ml.feed import FeatureFeed
+
+    if not isinstance(datum, dict):
+        return []
+    feed = FeatureFeed.__new__(FeatureFeed)
+    feed.view = view
+    points, versions = feed.extract(
+        [{"topic": topic, "value": datum, "headers": {"ce_type": event_type}}]
+    )
+    rows: list[FactRow] = []
+    for i, p in enumerate(points):
+        rows.append((POINT, p.series, p.entity, p.time_us, i, repr(p.value)))
+    for j, v in enumerate(versions, start=len(points)):
+        rows.append((VERSION, v.attributes, v.entity, v.valid_from_us, j, json.dumps(v.values)))
+    entity, at = datum.get(view.entity_field), datum.get(view.time_field)
+    scored = topic == view.event_topic and event_type == view.event_type
+    if scored and isinstance(entity, str) and entity and at is not None:
+        payload = {f: _plain(datum.get(f)) for f in event_fields(view)}
+        rows.append((EVENT, view.name, entity, to_us(_plain(at)), len(rows), json.dumps(payload)))
+    return rows
+
+
+# (topic, partition, offset, index, kind, name, time_us, payload) of one joined fact
+Fact = tuple[str, int, int, int, str, str, int, str]
+
+
+def vector_of(view: FeatureView, event: Mapping[str, Any], facts: Iterable[Fact]) -> dict[str, Any]:
+    """The scored event's vector from the facts of its entity before its time: folded into an
+    in-memory store in log order, then the engine of online scoring."""
+    from adapters.sqlite_features import SqliteFeatureStore
+    from ml.features import FeatureEngine, to_us
+
+    entity = str(event[view.entity_field])
+    points: list[SeriesPoint] = []
+    versions: list[AttributeVersion] = []
+    for _, _, _, _, kind, name, time_us, payload in sorted(facts):
+        if kind == POINT:
+            points.append(SeriesPoint(name, entity, time_us, float(payload)))
+        elif kind == VERSION:
+            versions.append(AttributeVersion(name, entity, time_us, json.loads(payload)))
+    store = SqliteFeatureStore(":memory:")
+    try:
+        store.apply(points, versions, {})
+        vector = FeatureEngine(view, store).vectors([event])[0]
+    finally:
+        store.close()
+    return {
+        "subject": event.get(view.subject_field),
+        "entity": entity,
+        "time_us": to_us(event[view.time_field]),
+        "features": vector,
+    }
+
+
+# -- the hub's side -----------------------------------------------------------------------------
+def vectors_digest(rows: Sequence[Mapping[str, Any]]) -> str:
+    """SHA-256 of the rows' canonical JSON lines, sorted by (time, subject, partition, offset)."""
+    ordered = sorted(
+        rows, key=lambda r: (r["time_us"], str(r["subject"]), r["partition"], r["offset"])
+    )
+    h = hashlib.sha256()
+    for r in ordered:
+        h.update(json.dumps(r, sort_keys=True, separators=(",", ":")).encode() + b"\n")
+    return h.hexdigest()
+
+
+class FeatureVectorLoader:
+    """Reads a view's result topic: the newest vector per scored event (tombstones remove)."""
+
+    def __init__(self, log: EventLog, batch: int = 5000) -> None:
+        self.log = log
+        self.batch = batch
+        self.read_records = 0
+
+    def ensure_topic(self, view: FeatureView) -> None:
+        """Create the result topic before the job writes it (one partition)."""
+        self.log.create_topic(result_topic(view), 1)
+
+    def load(self, view: FeatureView) -> list[dict[str, Any]]:
+        topic = result_topic(view)
+        latest: dict[bytes | None, dict[str, Any] | None] = {}
+        self.read_records = 0
+        try:
+            ends = self.log.end_offsets(topic)
+        except TopicNotFound:
+            return []
+        starts = self.log.beginning_offsets(topic)
+        for partition, end in sorted(ends.items()):
+            offset = starts.get(partition, 0)
+            while offset < end:
+                records = self.log.read(topic, partition, offset, self.batch)
+                if not records:
+                    break
+                self.read_records += len(records)
+                for r in records:
+                    latest[r.key] = None if r.value is None else json.loads(r.value)
+                offset = records[-1].offset + 1
+        rows = []
+        for value in latest.values():
+            if value is None:
+                continue
+            row = json.loads(value["vector"])
+            rows.append(row | {"partition": value["ev_partition"], "offset": value["ev_offset"]})
+        return rows
+
+
+def embedded_vectors(
+    view: FeatureView, log: EventLog, reader: Any, store: Any
+) -> list[dict[str, Any]]:
+    """The embedded side: the feed folds every record of the view's topics into ``store``, then
+    the engine answers each scored event (read as the scorer reads them), one at a time as
+    online scoring does for a single event."""
+    from ml.features import FeatureEngine, to_us
+    from ml.feed import FeatureFeed
+
+    FeatureFeed(view, log, reader, store).catch_up()
+    engine = FeatureEngine(view, store)
+    rows: list[dict[str, Any]] = []
+    for partition, end in sorted(log.end_offsets(view.event_topic).items()):
+        offset = 0
+        while offset < end:
+            got = reader.read(view.event_topic, partition, offset, 2000, mask_pii=True)
+            if not got:
+                break
+            for rec in got:
+                value = rec.get("value")
+                if not isinstance(value, dict) or rec["headers"].get("ce_type") != view.event_type:
+                    continue
+                entity = value.get(view.entity_field)
+                if not isinstance(entity, str) or not entity or value.get(view.time_field) is None:
+                    continue
+                rows.append(
+                    {
+                        "subject": value.get(view.subject_field),
+                        "entity": entity,
+                        "time_us": to_us(value[view.time_field]),
+                        "features": engine.vectors([value])[0],
+                        "partition": partition,
+                        "offset": rec["offset"],
+                    }
+                )
+            offset = got[-1]["offset"] + 1
+    return rows
+
+
+# -- the compiled job ----------------------------------------------------------------------------
+def compile_features(view: FeatureView, at: Any, group: str) -> Any:
+    """The Flink job of ``view`` (a ``JobSpec``; ``at`` a ``FlinkPlacement``): the sources of its
+    topics (shared with the projections' in one statement set), one extracting table function
+    per topic, the join of scored events with their entity's earlier facts, and the vector
+    aggregate per scored event into the result topic."""
+    from projections.flink.compile import (
+        KAFKA_PATIENCE,
+        JobSpec,
+        _config,
+        _options,
+        kafka_source,
+        upsert_kafka_options,
+    )
+    from projections.flink.compile import q as qq
+    from projections.flink.compile import s as ss
+
+    name = view.name
+    window = max((f.window_us for f in view.features), default=0)
+    statements: list[str] = []
+    udfs: list[dict[str, Any]] = []
+    selects: list[str] = []
+    for topic in view_topics(view):
+        source = f"{topic}__source"
+        statements.append(kafka_source(source, topic, group, at))
+        function = f"{name}__{topic}__extract"
+        udfs.append(
+            {
+                "function": function,
+                "kind": "extract",
+                "view": name,
+                "topic": topic,
+                "registry_url": at.registry_url,
+            }
+        )
+        selects.append(
+            f"SELECT CAST({ss(topic)} AS STRING) AS {qq('src_topic')}, "
+            f"CAST(e.{qq('src_partition')} AS BIGINT) AS {qq('src_partition')}, "
+            f"e.{qq('src_offset')}, r.*\n"
+            f"FROM {qq(source)} AS e, LATERAL TABLE({qq(function)}(e.{qq('value')}, "
+            f"COALESCE(CAST(e.{qq('headers')}['ce_type'] AS STRING), ''))) AS "
+            f"r({', '.join(qq(c) for c in ('kind', 'name', 'entity', 't', 'i', 'payload'))})"
+        )
+    facts = f"{name}__facts"
+    statements.append(f"CREATE TEMPORARY VIEW {qq(facts)} AS\n" + "\nUNION ALL\n".join(selects))
+    vector = f"{name}__vector"
+    udfs.append({"function": vector, "kind": "vector", "view": name})
+    # the engine reads series points from ``t - window - 1`` (its batch base): the same points
+    fact_cols = ("src_topic", "src_partition", "src_offset", "i", "kind", "name", "t", "payload")
+    joined = (
+        f"SELECT ev.{qq('src_partition')} AS {qq('ev_partition')}, ev.{qq('src_offset')} AS "
+        f"{qq('ev_offset')}, ev.{qq('payload')} AS {qq('ev_payload')}, "
+        + ", ".join(f"f.{qq(c)} AS {qq('f_' + c)}" for c in fact_cols)
+        + f"\nFROM {qq(facts)} AS ev JOIN {qq(facts)} AS f ON f.{qq('entity')} = ev.{qq('entity')}"
+        f" AND f.{qq('t')} < ev.{qq('t')} AND (f.{qq('kind')} = {ss(VERSION)} OR "
+        f"f.{qq('t')} >= ev.{qq('t')} - {window + 1})\n"
+        f"WHERE ev.{qq('kind')} = {ss(EVENT)} AND f.{qq('kind')} <> {ss(EVENT)}\n"
+        "UNION ALL\n"
+        f"SELECT {qq('src_partition')}, {qq('src_offset')}, {qq('payload')}, "
+        "CAST(NULL AS STRING), CAST(NULL AS BIGINT), CAST(NULL AS BIGINT), CAST(NULL AS BIGINT), "
+        "CAST(NULL AS STRING), CAST(NULL AS STRING), CAST(NULL AS BIGINT), CAST(NULL AS STRING)\n"
+        f"FROM {qq(facts)} WHERE {qq('kind')} = {ss(EVENT)}"
+    )
+    sink = f"{name}__vectors__topic"
+    options = {
+        **upsert_kafka_options(at, result_topic(view)),
+        "sink.buffer-flush.interval": "1s",
+        "sink.buffer-flush.max-rows": "5000",
+        **{k: v for k, v in KAFKA_PATIENCE.items() if k != "properties.default.api.timeout.ms"},
+    }
+    statements.append(
+        f"CREATE TEMPORARY TABLE {qq(sink)} (\n"
+        f"  {qq('ev_partition')} BIGINT,\n  {qq('ev_offset')} BIGINT,\n  {qq('vector')} STRING,\n"
+        f"  PRIMARY KEY ({qq('ev_partition')}, {qq('ev_offset')}) NOT ENFORCED\n"
+        f") WITH (\n{_options(options)}\n)"
+    )
+    args = ", ".join(qq(c) for c in ["ev_payload", *(f"f_{c}" for c in fact_cols)])
+    insert = (
+        f"INSERT INTO {qq(sink)}\nSELECT {qq('ev_partition')}, {qq('ev_offset')}, "
+        f"{qq(vector)}({args})\nFROM ({joined})\nGROUP BY {qq('ev_partition')}, {qq('ev_offset')}"
+    )
+    return JobSpec(
+        name=name,
+        config=_config(name, at),
+        decoders=[],
+        statements=statements,
+        inserts=[insert],
+        tables=(),
+        features=udfs,
+    )

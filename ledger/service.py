@@ -196,10 +196,7 @@ class Ledger:
         # Checkpoints this process signed whose witness copy is not made yet (copied as they are).
         self._unwitnessed: dict[int, StoredCheckpoint] = {}
         if witness is not None and fence is None:
-            try:  # a crash between a commit and its witness copy: make the copies now
-                self.copy_to_witness()
-            except HubError as exc:
-                log.warning("copying checkpoints to the witness failed: %s", exc.message)
+            self._copy_to_witness_logged()  # a crash between a commit and its copy: make it now
 
     @property
     def registry(self) -> SchemaRegistry | None:

@@ -61,7 +61,8 @@ TRIALS = settings(
     derandomize=True,  # the same trials every run: a failure reproduces
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-OVERRIDES: dict[str, Any] = {"checkpoint_every_leaves": 64}
+# The row store's tables are tampered with here; tests/adversarial/test_tile_tamper.py: tiles.
+OVERRIDES: dict[str, Any] = {"checkpoint_every_leaves": 64, "ledger_store": "sqlite"}
 
 
 def make_hub(data: Path, **overrides: Any) -> Hub:

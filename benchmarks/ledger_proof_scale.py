@@ -78,7 +78,9 @@ def main() -> None:
         levels = b["leaves"].bit_length() - a["leaves"].bit_length()
         for name in ("warm", "cold"):
             per = (b[f"{name}_p50_us"] - a[f"{name}_p50_us"]) / max(levels, 1)
-            at = b[f"{name}_p50_us"] + max(per, 0) * ((10**8).bit_length() - b["leaves"].bit_length())
+            at = b[f"{name}_p50_us"] + max(per, 0) * (
+                (10**8).bit_length() - b["leaves"].bit_length()
+            )
             print(f"{name}: {per:+.1f} us per tree level; p50 at 100M ~ {at:.0f} us (extrapolated)")
 
 

@@ -47,7 +47,7 @@ def main() -> None:
     args = parser.parse_args()
     sizes = sorted(int(s) for s in args.sizes.split(","))
     rnd = random.Random(3)
-    out = []
+    out: list[tuple[int, dict[str, float]]] = []
     with tempfile.TemporaryDirectory(prefix="hub-proofs-", dir=args.work) as tmp:
         store = TileLedgerStore(Path(tmp) / "proofs.sqlite")
         have = 0
@@ -62,7 +62,7 @@ def main() -> None:
                 for _ in range(depth):
                     hashlib.sha256(b"x" * 65).digest()
             base = (time.perf_counter() - t0) / 2000
-            row = {"leaves": n, "build_s": round(build, 1), "load": round(os.getloadavg()[0], 1)}
+            row: dict[str, float] = {"build_s": round(build, 1), "load": os.getloadavg()[0]}
             row["log2n_raw_sha256_us"] = round(base * 1e6, 1)
             for cold in (False, True):
                 t = _proofs(store, n, cold, rnd)
@@ -70,12 +70,12 @@ def main() -> None:
                 name = "cold" if cold else "warm"
                 row[f"{name}_p50_us"] = round(q[49] * 1e6, 1)
                 row[f"{name}_p99_us"] = round(q[98] * 1e6, 1)
-            out.append(row)
-            print(json.dumps(row), flush=True)
+            out.append((n, row))
+            print(json.dumps({"leaves": n, **row}), flush=True)
         store.close()
     if len(out) >= 2:  # cost per tree level from the two largest sizes, extrapolated
-        a, b = out[-2], out[-1]
-        levels = b["leaves"].bit_length() - a["leaves"].bit_length()
+        (na, a), (nb, b) = out[-2], out[-1]
+        levels = nb.bit_length() - na.bit_length()
         for name in ("warm", "cold"):
             per = (b[f"{name}_p50_us"] - a[f"{name}_p50_us"]) / max(levels, 1)
             at = b[f"{name}_p50_us"] + max(per, 0) * (

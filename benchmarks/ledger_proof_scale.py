@@ -78,9 +78,8 @@ def main() -> None:
         levels = nb.bit_length() - na.bit_length()
         for name in ("warm", "cold"):
             per = (b[f"{name}_p50_us"] - a[f"{name}_p50_us"]) / max(levels, 1)
-            at = b[f"{name}_p50_us"] + max(per, 0) * (
-                (10**8).bit_length() - b["leaves"].bit_length()
-            )
+            more = (10**8).bit_length() - nb.bit_length()
+            at = b[f"{name}_p50_us"] + max(per, 0) * more
             print(f"{name}: {per:+.1f} us per tree level; p50 at 100M ~ {at:.0f} us (extrapolated)")
 
 

@@ -122,7 +122,10 @@ print("not killed")
 def test_killed_between_commit_and_witness_copy_is_made_good_at_the_next_open(
     fresh: Callable[[], tuple[Path, str]],
 ) -> None:
-    """kill -9 of a real process right after the sync's commit, before its witness copy."""
+    """kill -9 of a real process right after the sync's commit, before its witness copy.
+
+    Over 10 s on a loaded machine (about 3 s quiet): most of it is the child process starting
+    Python and importing the hub; a real process death is what this test is about."""
     data, store = fresh()
     before = {s for s, _ in checkpoints(data, store)}
     run = subprocess.run(

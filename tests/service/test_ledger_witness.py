@@ -124,7 +124,7 @@ def test_killed_between_commit_and_witness_copy_is_made_good_at_the_next_open(
 ) -> None:
     """kill -9 of a real process right after the sync's commit, before its witness copy.
 
-    12-15 s measured at load 20-30: most of it is the child process starting
+    5-6 s measured at load 9, up to 50 s at load 30: most of it is the child process starting
     Python and importing the hub; a real process death is what this test is about."""
     data, store = fresh()
     before = {s for s, _ in checkpoints(data, store)}

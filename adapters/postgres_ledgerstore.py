@@ -80,7 +80,8 @@ CREATE TABLE IF NOT EXISTS {s}.checkpoints (
     note BYTEA NOT NULL,
     hash BYTEA NOT NULL
 );
-CREATE TABLE IF NOT EXISTS {s}.writer_epochs (writer TEXT PRIMARY KEY, epoch BIGINT NOT NULL)
+CREATE TABLE IF NOT EXISTS {s}.writer_epochs (writer TEXT PRIMARY KEY, epoch BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS {s}.witness_intents (size BIGINT PRIMARY KEY)
 """
 _COLUMNS = "idx, topic, part, off, ts_ms, actor, action, resource, tenant, leaf_hash"
 _CHECKPOINT_COLUMNS = "size, root, time_us, note, hash"
@@ -152,6 +153,9 @@ class _Queries:
             "SET epoch = excluded.epoch WHERE {s}.writer_epochs.epoch <= excluded.epoch "
             "RETURNING epoch"
         )
+        self.add_intent = q("INSERT INTO {s}.witness_intents VALUES (%s) ON CONFLICT DO NOTHING")
+        self.clear_intent = q("DELETE FROM {s}.witness_intents WHERE size = %s")
+        self.intents = q("SELECT size FROM {s}.witness_intents ORDER BY size")
         self.fenced_by = q("SELECT epoch FROM {s}.writer_epochs WHERE writer = %s")
         self.meta_version = q("SELECT value FROM {s}.meta WHERE key = 'schema_version'")
         self.set_version = q(
@@ -209,6 +213,14 @@ class _Write(LedgerWrite):
     def latest_checkpoint(self) -> StoredCheckpoint | None:
         row = self._conn.execute(self._q.latest).fetchone()
         return None if row is None else _checkpoint(row)
+
+    def add_witness_intents(self, sizes: Sequence[int]) -> None:
+        with self._conn.cursor() as cur:
+            cur.executemany(self._q.add_intent, [(s,) for s in sizes])
+
+    def clear_witness_intents(self, sizes: Sequence[int]) -> None:
+        with self._conn.cursor() as cur:
+            cur.executemany(self._q.clear_intent, [(s,) for s in sizes])
 
     def fence(self, token: WriterFence) -> None:
         # The upsert locks the writer's row until this transaction ends: a newer leader's
@@ -385,6 +397,11 @@ class PostgresLedgerStore(LedgerStore):
     def latest_checkpoint(self) -> StoredCheckpoint | None:
         with self._session() as conn:
             return _Write(conn, self._q).latest_checkpoint()
+
+    def witness_intents(self) -> list[int]:
+        with self._session() as conn:
+            rows = conn.execute(self._q.intents).fetchall()
+        return [int(r[0]) for r in rows]
 
     def first_checkpoint_covering(self, index: int) -> StoredCheckpoint | None:
         with self._session() as conn:

@@ -86,6 +86,7 @@ CREATE TABLE checkpoints (
     note BLOB NOT NULL,
     hash BLOB NOT NULL
 );
+CREATE TABLE witness_intents (size INTEGER PRIMARY KEY);
 """
 
 _INSERT_LEAF = "INSERT INTO leaves VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -99,6 +100,8 @@ _SQL_CHUNKS = (
     " ON n.level = (j.value >> 40) AND n.chunk = (j.value & 1099511627775)"
 )
 _CHECKPOINT_COLUMNS = "size, root, time_us, note, hash"
+# Added after version 1 shipped: created on open when missing (no version change needed).
+_INTENTS_TABLE = "CREATE TABLE IF NOT EXISTS witness_intents (size INTEGER PRIMARY KEY)"
 
 
 def _checkpoint(row: Sequence[Any]) -> StoredCheckpoint:
@@ -179,6 +182,14 @@ class _Write(LedgerWrite):
     def latest_checkpoint(self) -> StoredCheckpoint | None:
         return _latest(self._conn)
 
+    def add_witness_intents(self, sizes: Sequence[int]) -> None:
+        self._conn.executemany(
+            "INSERT OR IGNORE INTO witness_intents VALUES (?)", [(s,) for s in sizes]
+        )
+
+    def clear_witness_intents(self, sizes: Sequence[int]) -> None:
+        self._conn.executemany("DELETE FROM witness_intents WHERE size = ?", [(s,) for s in sizes])
+
 
 class SqliteLedgerStore(LedgerStore):
     """The ledger's SQLite file. Thread-safe: one connection guarded by a lock."""
@@ -227,6 +238,7 @@ class SqliteLedgerStore(LedgerStore):
                 f"{app:#x}, version {version}); move it away or point HUB_DATA_DIR elsewhere.",
                 code="ledger_store",
             )
+        conn.execute(_INTENTS_TABLE)
 
     # -- transactions ------------------------------------------------------------------------
     @contextmanager
@@ -372,6 +384,11 @@ class SqliteLedgerStore(LedgerStore):
     def latest_checkpoint(self) -> StoredCheckpoint | None:
         with self._read() as conn:
             return _latest(conn)
+
+    def witness_intents(self) -> list[int]:
+        with self._read() as conn:
+            rows = conn.execute("SELECT size FROM witness_intents ORDER BY size").fetchall()
+        return [int(r[0]) for r in rows]
 
     def first_checkpoint_covering(self, index: int) -> StoredCheckpoint | None:
         with self._read() as conn:

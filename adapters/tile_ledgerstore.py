@@ -99,6 +99,7 @@ CREATE TABLE checkpoints (
     note BLOB NOT NULL,
     hash BLOB NOT NULL
 );
+CREATE TABLE witness_intents (size INTEGER PRIMARY KEY);
 INSERT INTO meta VALUES ('size', '0');
 """
 
@@ -116,6 +117,8 @@ _SIDE_SCHEMA = pa.schema(
 )
 _IPC_OPTIONS = ipc.IpcWriteOptions(compression="zstd")
 _CHECKPOINT_COLUMNS = "size, root, time_us, note, hash"
+# Added after version 1 shipped: created on open when missing (no version change needed).
+_INTENTS_TABLE = "CREATE TABLE IF NOT EXISTS witness_intents (size INTEGER PRIMARY KEY)"
 _sha256 = hashlib.sha256
 
 
@@ -383,6 +386,14 @@ class _Write(LedgerWrite):
     def latest_checkpoint(self) -> StoredCheckpoint | None:
         return _latest(self._conn)
 
+    def add_witness_intents(self, sizes: Sequence[int]) -> None:
+        self._conn.executemany(
+            "INSERT OR IGNORE INTO witness_intents VALUES (?)", [(s,) for s in sizes]
+        )
+
+    def clear_witness_intents(self, sizes: Sequence[int]) -> None:
+        self._conn.executemany("DELETE FROM witness_intents WHERE size = ?", [(s,) for s in sizes])
+
 
 class TileLedgerStore(LedgerStore):
     """The ledger as tlog-tiles in one SQLite file. Thread-safe: one connection, one lock.
@@ -436,6 +447,7 @@ class TileLedgerStore(LedgerStore):
                 f"{app:#x}, version {version}); move it away or point HUB_DATA_DIR elsewhere.",
                 code="ledger_store",
             )
+        conn.execute(_INTENTS_TABLE)
 
     # -- transactions ------------------------------------------------------------------------
     @contextmanager
@@ -788,6 +800,11 @@ class TileLedgerStore(LedgerStore):
     def latest_checkpoint(self) -> StoredCheckpoint | None:
         with self._read() as conn:
             return _latest(conn)
+
+    def witness_intents(self) -> list[int]:
+        with self._read() as conn:
+            rows = conn.execute("SELECT size FROM witness_intents ORDER BY size").fetchall()
+        return [int(r[0]) for r in rows]
 
     def first_checkpoint_covering(self, index: int) -> StoredCheckpoint | None:
         with self._read() as conn:

@@ -185,17 +185,38 @@ def build_ingest(
     )
 
 
+TILE_LEDGER_FILE = "ledger-tiles.sqlite"
+
+
 def open_ledger_file(path: Path) -> LedgerStore:
     """The LedgerStore of a ledger file (the embedded footprint's store, or a backup's copy of
-    it); the caller closes it."""
+    it): the tile store for ``ledger-tiles.sqlite``, the row store otherwise; the caller
+    closes it."""
+    if path.name == TILE_LEDGER_FILE:
+        from adapters.tile_ledgerstore import TileLedgerStore
+
+        return TileLedgerStore(path)
     from adapters.sqlite_ledgerstore import SqliteLedgerStore
 
     return SqliteLedgerStore(path)
 
 
+def ledger_file_in(folder: Path) -> Path | None:
+    """The embedded ledger file a data folder (or a backup's snapshot of one) holds (tiles or
+    rows); None when it holds neither, ConfigError when it holds both."""
+    found = [folder / n for n in (TILE_LEDGER_FILE, "ledger.sqlite") if (folder / n).exists()]
+    if len(found) > 1:
+        raise ConfigError(
+            f"{folder} holds two ledgers, {found[0].name} and {found[1].name}; move the one "
+            "HUB_LEDGER_STORE does not name out of the folder."
+        )
+    return found[0] if found else None
+
+
 def open_ledger_store(settings: Settings) -> LedgerStore:
-    """The LedgerStore the settings name (SQLite file, C2SP tiles, or PostgreSQL); the caller
-    closes it."""
+    """The LedgerStore the settings name (C2SP tiles, SQLite rows, or PostgreSQL); the caller
+    closes it. ``HUB_LEDGER_STORE`` picks the embedded store of a NEW data folder; a folder
+    that already holds a ledger file keeps it (``ledger_file_in``)."""
     store: LedgerStore
     if settings.ledger_store == "postgres":
         from adapters.postgres_ledgerstore import PostgresLedgerStore
@@ -208,12 +229,10 @@ def open_ledger_store(settings: Settings) -> LedgerStore:
         store = PostgresLedgerStore(
             settings.ledger_postgres_url, schema=settings.ledger_postgres_schema
         )
-    elif settings.ledger_store == "tiles":
-        from adapters.tile_ledgerstore import TileLedgerStore
-
-        store = TileLedgerStore(settings.ledger_path.with_name("ledger-tiles.sqlite"))
-    else:
-        store = open_ledger_file(settings.ledger_path)
+    else:  # embedded: a folder keeps the ledger file it has (a ledger is never forked)
+        new = TILE_LEDGER_FILE if settings.ledger_store == "tiles" else "ledger.sqlite"
+        path = ledger_file_in(settings.data_dir) or settings.data_dir / new
+        store = open_ledger_file(path)
     return store
 
 

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.errors import ConfigError, HubError
+from core.ports.ledgerstore import LedgerStore
 from core.ports.objectstore import ObjectStore
 from storage.backup import (
     Kek,
@@ -82,11 +83,20 @@ def journal_erasure(settings: Settings, done: Erasure) -> None:
     )
 
 
-def ledger_state_of(path: Path) -> LedgerState:
-    """Tree size, root and latest checkpoint of a ledger file (a snapshot)."""
-    from hub.bootstrap import open_ledger_file
+def _open_ledger_in(folder: Path) -> LedgerStore:
+    """The LedgerStore of the embedded ledger file in ``folder`` (rows or tiles), through the
+    port; RestoreRefused when there is none."""
+    from hub.bootstrap import ledger_file_in, open_ledger_file
 
-    store = open_ledger_file(path)
+    path = ledger_file_in(folder)
+    if path is None:
+        raise RestoreRefused(f"{folder} holds no ledger (ledger-tiles.sqlite or ledger.sqlite).")
+    return open_ledger_file(path)
+
+
+def ledger_state_of(folder: Path) -> LedgerState:
+    """Tree size, root and latest checkpoint of the ledger in a data folder (a snapshot)."""
+    store = _open_ledger_in(folder)
     try:
         size = store.tree_size()
         cp = store.latest_checkpoint()
@@ -95,17 +105,15 @@ def ledger_state_of(path: Path) -> LedgerState:
     finally:
         store.close()
     origin, public = "", ""
-    pub = path.parent / "keys" / "ledger.pub"
+    pub = folder / "keys" / "ledger.pub"
     if pub.exists():
         public = pub.read_text().strip()
         origin = public.split("+", 1)[0]
     return LedgerState(size, root, origin, public, note)
 
 
-def ledger_root_of(path: Path, size: int) -> bytes:
-    from hub.bootstrap import open_ledger_file
-
-    store = open_ledger_file(path)
+def ledger_root_of(folder: Path, size: int) -> bytes:
+    store = _open_ledger_in(folder)
     try:
         if store.tree_size() < size:
             raise RestoreRefused(
@@ -144,7 +152,7 @@ def backup(
     progress: Progress | None = None,
 ) -> Manifest:
     """``hub backup create`` on an open hub (the embedded footprint's data folder)."""
-    if h.settings.event_log != "sqlite" or h.settings.ledger_store != "sqlite":
+    if h.settings.event_log != "sqlite" or h.settings.ledger_store not in ("sqlite", "tiles"):
         return _backup_portable(h, store, kek, chunk_bytes=chunk_bytes, progress=progress)
     return create_backup(
         h.settings.data_dir,
@@ -411,7 +419,7 @@ def _backup_portable(
         snap = Path(tmp) / "hub"
         snap.mkdir()
         for rel in data_files(settings.data_dir, (settings.objects_dir,)):
-            if rel in ("ledger.sqlite", "log.sqlite"):
+            if rel in ("ledger.sqlite", "ledger-tiles.sqlite", "log.sqlite"):
                 continue
             if (settings.data_dir / rel).exists():
                 snapshot_file(settings.data_dir / rel, snap / rel)

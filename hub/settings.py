@@ -234,9 +234,10 @@ class Settings(BaseSettings):
         "re-verifies everything when the last full run is older than this (0: always full).",
     )
     ledger_store: Literal["sqlite", "postgres", "tiles"] = Field(
-        default="sqlite",
-        description="LedgerStore adapter: ledger.sqlite in data_dir, PostgreSQL (distributed), "
-        "or tiles (C2SP tlog-tiles in ledger-tiles.sqlite in data_dir).",
+        default="tiles",
+        description="LedgerStore adapter: tiles (C2SP tlog-tiles in ledger-tiles.sqlite in "
+        "data_dir), sqlite (rows in ledger.sqlite), or PostgreSQL (distributed). A data folder "
+        "that already holds a ledger file keeps it.",
     )
     ledger_postgres_url: str = Field(
         default="",

@@ -4,6 +4,11 @@ Every function here MUST produce exactly what ``audit.leaf.encode`` produces (th
 verifier recomputes leaves with that one); ``tests/unit/test_leaf.py`` and
 ``tests/unit/test_ledger_fastpath.py`` check both agree on generated records.
 
+With the native extension built, :meth:`LeafEncoder.encode` hashes a batch of records in ONE
+call (``native/src/leaves.rs``: each record's leaf input built and hashed in Rust); a record it
+cannot take (an unusual type, an out-of-range field) sends the batch down the Python path below,
+which raises the reference's errors. ``tests/unit/test_native_leaves.py`` compares the two.
+
 The batch path (:meth:`LeafEncoder.leaf_hashes`, :meth:`LeafEncoder.leaf_inputs`,
 :func:`query_column_batch`) does no per-record Python bytecode in the usual case: every step is
 a C-level ``map``/``zip`` over a whole column of the batch:
@@ -40,6 +45,13 @@ from operator import attrgetter, itemgetter
 from audit import leaf as leaf_format
 from core.hashing import NATIVE, leaf_hashes, split
 from core.ports.eventlog import Headers, StoredRecord
+
+try:  # native/src/leaves.rs: leaf input and hash per record in one call per batch
+    from hub_native import (  # type: ignore[import-not-found,unused-ignore]
+        record_leaf_hashes as _native_record_hashes,
+    )
+except ImportError:  # not built (no cargo), or built before it existed: the Python paths
+    _native_record_hashes = None
 
 H_ACTION = "hub_action"
 H_SUBJECT = "ce_subject"
@@ -188,12 +200,20 @@ class LeafEncoder:
         self, records: Sequence[StoredRecord], *, query: bool = True
     ) -> tuple[list[bytes], QueryColumnBatch]:
         """Leaf hashes and (if ``query``) the query columns of a batch, sharing one pass."""
+        packed = None
+        if _native_record_hashes is not None and records:
+            # records -> leaf hashes in one native call; None: a record the reference must take
+            packed = _native_record_hashes(records if type(records) is list else list(records))
+            if packed is not None and not query:
+                return split(packed), ([], [], [], [])
         headers: list[Headers] = list(map(_headers_of, records))
         try:
             shape = _shape(headers) if records else None
         except (_Slow, TypeError, ValueError):
             shape = None
-        if NATIVE:  # one native call hashes the batch (core.hashing; same bytes)
+        if packed is not None:
+            hashes = split(packed)
+        elif NATIVE:  # one native call hashes the batch (core.hashing; same bytes)
             inputs = self._inputs(records, b"", shape, headers)
             if inputs is None:
                 inputs = list(map(self.leaf_input, records))

@@ -20,8 +20,11 @@ Sync commits in steps, per batch of at most ``sync_batch`` leaves, in ONE ledger
     4. advance the positions of the partitions read;
     5. sign a checkpoint at every multiple of ``checkpoint_every_leaves`` the batch crosses, and
        at the end of the sync one for the current size if ``checkpoint_every_ms`` elapsed since
-       the last (or ``force_checkpoint``);
-    6. commit; then copy the new checkpoints to the witness store (write-once).
+       the last (or ``force_checkpoint``); with a witness, record a *witness intent* for each;
+    6. commit; then copy the new checkpoints to the witness store (write-once) and clear their
+       intents. A process killed between the commit and the copy leaves the intents: the next
+       open or sync makes the copies (``copy_to_witness``), under the rules of
+       ``ledger.witness`` that keep an intent from laundering a rewritten checkpoint.
 
 Checkpoints (C2SP tlog-checkpoint, signed note by the ``Signer``) carry the hub's ``prev``
 (``checkpoint_hash`` of the previous checkpoint, zeros for the first) and ``time`` lines.
@@ -54,6 +57,7 @@ from core.ports.signer import Signer
 from ledger.errors import CheckpointNotFound, EntryNotFound, InvalidRange
 from ledger.leaves import H_ACTION, H_SUBJECT, LeafEncoder
 from ledger.tree import TreeBuilder
+from ledger.witness import check_intents, witness_key
 
 if TYPE_CHECKING:
     from ingest.publish import Publisher
@@ -95,16 +99,19 @@ class LedgerConfig:
     sync_batch: int = 50_000
     max_pending_ms: int = 60_000  # verify fails on a record older than this not on the ledger
 
+    @property
+    def witness_pending_max(self) -> int:
+        """The most checkpoints one sync transaction signs (one per ``checkpoint_every_leaves``
+        multiple its batch crosses, one timed): what a crash can leave awaiting its witness copy
+        (``ledger.witness``, rule 3)."""
+        return self.sync_batch // max(1, self.checkpoint_every_leaves) + 2
+
 
 @dataclass(slots=True)
 class SyncResult:
     appended: int = 0
     size: int = 0
     checkpoints: list[int] = field(default_factory=list)
-
-
-def witness_key(size: int) -> str:
-    return f"checkpoints/{size:020d}.note"
 
 
 def _hex(b: bytes | None) -> str | None:
@@ -186,6 +193,10 @@ class Ledger:
         self._audit_ready = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # Checkpoints this process signed whose witness copy is not made yet (copied as they are).
+        self._unwitnessed: dict[int, StoredCheckpoint] = {}
+        if witness is not None and fence is None:
+            self._copy_to_witness_logged()  # a crash between a commit and its copy: make it now
 
     @property
     def registry(self) -> SchemaRegistry | None:
@@ -223,23 +234,30 @@ class Ledger:
             if token is None:
                 return self._await_leader(force_checkpoint)
         with self._sync_lock:
+            if self.witness is not None:
+                self._copy_to_witness_logged()  # intents an earlier failure or crash left
             ends = {t.name: self.log.end_offsets(t.name) for t in self.log.topics()}
             result = SyncResult()
-            new_cps: list[StoredCheckpoint] = []
-            while True:
+            done = False
+            while not done:
+                made: list[StoredCheckpoint] = []
                 with self.store.write() as conn:
                     if token is not None:
                         conn.fence(token)  # 1. (first) refused when a newer leader wrote
-                    appended = self._sync_batch(conn, ends, new_cps)
+                    appended = self._sync_batch(conn, ends, made)
                     result.appended += appended
                     if appended < self.config.sync_batch:
                         cp = self._checkpoint_if_due(conn, force_checkpoint)
                         if cp is not None:
-                            new_cps.append(cp)
+                            made.append(cp)
                         result.size = conn.size()
-                        break
-            self._witness(new_cps)
-            result.checkpoints = [c.size for c in new_cps]
+                        done = True
+                    if made and self.witness is not None:  # 5. in the checkpoints' transaction
+                        conn.add_witness_intents([c.size for c in made])
+                result.checkpoints += [c.size for c in made]
+                if made and self.witness is not None:  # 6. after the commit
+                    self._unwitnessed.update((c.size, c) for c in made)
+                    self._copy_to_witness_logged()
             return result
 
     def _sync_batch(
@@ -335,24 +353,65 @@ class Ledger:
         conn.add_checkpoint(cp)
         return cp
 
-    def _witness(self, cps: list[StoredCheckpoint]) -> None:
-        # 6. after commit: a witness copy that fails is logged, never undoes the commit.
-        if self.witness is None:
-            return
+    def _copy_to_witness_logged(self) -> None:
+        try:
+            self.copy_to_witness()
+        except HubError as exc:  # the store could not be read or written: the next sync retries
+            log.warning("copying checkpoints to the witness failed: %s", exc.message)
+
+    def copy_to_witness(self) -> list[int]:
+        """Make the witness copies that committed checkpoints await (the store's witness
+        intents), in size order, and clear those intents; returns the sizes done.
+
+        Checkpoints this process signed are copied as it signed them. Others (the intents of a
+        process that crashed after its commit) are copied only when ``ledger.witness``
+        ``check_intents`` accepts them all; else nothing is copied and the intents stay, so
+        ``hub ledger verify`` names the reason. Copies stop at the first that fails: a copy never
+        lands above a missing one. A failed copy is logged, never undoes the commit.
+        """
+        witness = self.witness
+        if witness is None:
+            return []
+        intents = self.store.witness_intents()
+        if not intents:
+            return []
+        if all(s in self._unwitnessed for s in intents):
+            cps = [self._unwitnessed[s] for s in intents]
+        else:
+            found = check_intents(
+                self.store,
+                witness,
+                [self.signer.verifier()],
+                self.config.origin,
+                self.config.witness_pending_max,
+            )
+            if found.problem is not None:
+                log.error(
+                    "witness intents not honoured: %s Run `hub ledger verify`.", found.problem
+                )
+                return []
+            cps = found.checkpoints
+        done: list[int] = []
         for cp in cps:
+            key = witness_key(cp.size)
             try:
-                key = witness_key(cp.size)
-                if (
-                    not self.witness.put_if_absent(key, cp.note)
-                    and self.witness.get(key) != cp.note
-                ):
+                if not witness.put_if_absent(key, cp.note) and witness.get(key) != cp.note:
                     log.error(
                         "witness holds a different checkpoint of size %d: the ledger was "
                         "rebuilt or tampered with; run `hub ledger verify`",
                         cp.size,
                     )
+                    break
             except HubError as exc:
                 log.warning("witnessing checkpoint %d failed: %s", cp.size, exc.message)
+                break
+            done.append(cp.size)
+        if done:
+            with self.store.write() as conn:
+                conn.clear_witness_intents(done)
+            for size in done:
+                self._unwitnessed.pop(size, None)
+        return done
 
     def cover(self, appended: Sequence[RecordMetadata] = ()) -> dict[str, Any]:
         """Sync now so that ``appended`` is on the ledger before it is acknowledged.

@@ -72,6 +72,9 @@ DEFAULT_CHUNK_BYTES = 8 << 20
 KEK_BYTES = 32
 SKIP_DIRS = frozenset({"views"})  # folds of the log: rebuilt after a restore
 SQLITE_MAGIC = b"SQLite format 3\x00"
+# The embedded ledger stores' files (tiles, rows): snapshotted first (step 2); the caller's
+# ``ledger_state`` / ``ledger_root`` open whichever a folder holds through the LedgerStore port.
+LEDGER_FILES = ("ledger-tiles.sqlite", "ledger.sqlite")
 BACKUP_ID = re.compile(r"[0-9A-Za-z][0-9A-Za-z_-]{0,63}")
 SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 Progress = Callable[[str], None]
@@ -374,7 +377,7 @@ def data_files(data_dir: Path, exclude: tuple[Path, ...] = ()) -> list[str]:
             if name.endswith(("-wal", "-shm", "-journal")) or name.startswith(".tmp-"):
                 continue
             out.append((rel_dir / name).as_posix() if rel_dir.parts else name)
-    ledger_first = sorted(out, key=lambda r: (r != "ledger.sqlite", r))
+    ledger_first = sorted(out, key=lambda r: (r not in LEDGER_FILES, r))
     return ledger_first
 
 
@@ -436,7 +439,7 @@ def create_backup(
     *,
     sync_ledger: Callable[[], object],
     sign_note: Callable[[str], bytes],
-    ledger_state: Callable[[Path], LedgerState],
+    ledger_state: Callable[[Path], LedgerState],  # of the snapshot folder
     end_offsets: Callable[[Path], dict[str, dict[str, int]]],
     chunk_bytes: int = DEFAULT_CHUNK_BYTES,
     progress: Progress | None = None,
@@ -456,7 +459,7 @@ def create_backup(
     uploaded = reused = chunk_count = 0
     with tempfile.TemporaryDirectory(prefix="hub-backup-", dir=scratch) as tmp:
         snap = Path(tmp)
-        for rel in data_files(data_dir, exclude):  # 2: ledger.sqlite first
+        for rel in data_files(data_dir, exclude):  # 2: the ledger's file first
             src, dst = data_dir / rel, snap / rel
             if not src.exists():
                 continue  # removed meanwhile (a temporary file)
@@ -477,7 +480,7 @@ def create_backup(
                     uploaded += len(data)
             files.append(FileEntry(rel, dst.stat().st_size, digest.hexdigest(), names, is_db))
             say(f"{rel}: {dst.stat().st_size} bytes in {len(names)} chunks")
-        state = ledger_state(snap / "ledger.sqlite")
+        state = ledger_state(snap)
         offsets = end_offsets(snap / "log.sqlite")
     sealed = seal(kek, backup_id, json.dumps(keys, sort_keys=True).encode())  # 4
     store.put(manifest_key(backup_id, KEYS_OBJECT), sealed)
@@ -637,7 +640,7 @@ def fetch_backup(
     kek: Kek,
     staging: Path,
     *,
-    ledger_root: Callable[[Path, int], bytes],
+    ledger_root: Callable[[Path, int], bytes],  # of the staging folder, at a tree size
     progress: Progress | None = None,
 ) -> Fetched:
     """Steps 1-3: write the backup's files into ``staging`` (a new folder) and check them."""
@@ -680,7 +683,7 @@ def fetch_backup(
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         total += len(data)
-    root = ledger_root(staging / "ledger.sqlite", manifest.ledger_size)  # 3
+    root = ledger_root(staging, manifest.ledger_size)  # 3
     if root.hex() != manifest.ledger_root:
         raise RestoreRefused(
             f"The restored ledger's root at tree size {manifest.ledger_size} is {root.hex()}, "

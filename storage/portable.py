@@ -328,8 +328,8 @@ def _replay_partition(
 
 
 def copy_ledger(src: LedgerStore, dst: LedgerStore, *, batch: int = 50_000) -> int:
-    """Copy every leaf, tree chunk, position and checkpoint of ``src`` into the empty ``dst``;
-    the tree size copied."""
+    """Copy every leaf, tree chunk, position, checkpoint and witness intent of ``src`` into the
+    empty ``dst`` (any two stores: rows, tiles, PostgreSQL); the tree size copied."""
     if dst.tree_size():
         raise ReplayRefused(
             f"The target ledger store already holds {dst.tree_size()} leaves; a ledger is "
@@ -344,5 +344,6 @@ def copy_ledger(src: LedgerStore, dst: LedgerStore, *, batch: int = 50_000) -> i
         w.set_positions(src.positions())
         for cp in src.checkpoints():
             w.add_checkpoint(cp)
+        w.add_witness_intents(src.witness_intents())  # copies a crash left to make
     dst.clear_caches()
     return dst.tree_size()

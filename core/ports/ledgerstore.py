@@ -15,6 +15,9 @@ What is stored
   Only a level's right-most chunk grows; a node once stored never changes.
 - Positions: per (topic, partition) the next log offset the ledger will read.
 - Checkpoints: per tree size the root, time, signed note bytes and ``checkpoint_hash``.
+- Witness intents: the sizes of checkpoints committed but not yet copied to the witness
+  (``ledger.witness``): written in the same transaction as their checkpoint, cleared once the
+  copy is made. A crash between the commit and the copy leaves the intent, never a silent gap.
 
 Contract (``tests/contract/ledgerstore_contract.py`` runs it against every adapter)
 - Every change happens inside :meth:`LedgerStore.write`: leaves, chunks, positions and
@@ -121,6 +124,15 @@ class LedgerWrite(abc.ABC):
 
     @abc.abstractmethod
     def latest_checkpoint(self) -> StoredCheckpoint | None: ...
+
+    @abc.abstractmethod
+    def add_witness_intents(self, sizes: Sequence[int]) -> None:
+        """Record that the checkpoints ``sizes`` (added in this transaction) await their
+        witness copy; an intent already recorded stays."""
+
+    @abc.abstractmethod
+    def clear_witness_intents(self, sizes: Sequence[int]) -> None:
+        """Forget the intents of ``sizes`` (their witness copies are made); others stay."""
 
     def fence(self, token: WriterFence) -> None:
         """Refuse this transaction (``Fenced``) when the store already took a write of
@@ -361,6 +373,10 @@ class LedgerStore(abc.ABC):
     @abc.abstractmethod
     def first_checkpoint_covering(self, index: int) -> StoredCheckpoint | None:
         """The smallest checkpoint whose tree includes leaf ``index`` (size > index)."""
+
+    @abc.abstractmethod
+    def witness_intents(self) -> list[int]:
+        """The committed witness intents (checkpoint sizes awaiting their copy), ascending."""
 
     @abc.abstractmethod
     def close(self) -> None: ...

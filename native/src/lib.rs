@@ -3,11 +3,13 @@
 use pyo3::prelude::*;
 
 mod headers;
+mod leaves;
 mod merkle;
 
 #[pymodule]
 fn hub_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     headers::register(m)?;
+    leaves::register(m)?;
     merkle::register(m)?;
     Ok(())
 }

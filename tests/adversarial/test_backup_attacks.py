@@ -156,7 +156,8 @@ def test_each_storage_command_with_each_role(
         made = json.loads(r.stdout)["id"]
         assert backups_listed(site) == [*before, made]
     if command == "backup restore":
-        assert json.loads(r.stdout)["backup"] == site["first"] and (out / "ledger.sqlite").exists()
+        assert json.loads(r.stdout)["backup"] == site["first"]
+        assert (out / "ledger-tiles.sqlite").exists()  # the default store's file, restored
 
 
 def test_the_store_credentials_gate_listing_when_no_hub_is_there(

@@ -23,7 +23,7 @@ N = 600
 def synced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("HUB_LEDGER_STORE", "tiles")
     data = tmp_path / "data"
-    h = make_hub(data, checkpoint_every_leaves=128)
+    h = make_hub(data, checkpoint_every_leaves=128, ledger_store="tiles")
     try:
         publish(h, N)
         h.ledger.sync(force_checkpoint=True)

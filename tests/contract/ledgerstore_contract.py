@@ -163,6 +163,23 @@ class LedgerStoreContract:
             txn.add_checkpoint(checkpoint(20, bytes(32)))
         assert store.checkpoint(20) == cps[1]
 
+    def test_witness_intents_commit_with_their_checkpoint(self, store: LedgerStore) -> None:
+        append(store, rows(0, 40))
+        with pytest.raises(RuntimeError), store.write() as txn:
+            txn.add_checkpoint(checkpoint(10, store.root(10)))
+            txn.add_witness_intents([10])
+            raise RuntimeError("crash before commit")
+        assert store.witness_intents() == [] and store.checkpoints() == []
+        with store.write() as txn:
+            for s in (40, 10, 20):
+                txn.add_checkpoint(checkpoint(s, store.root(s)))
+            txn.add_witness_intents([40, 10])
+            txn.add_witness_intents([20, 10])  # one already recorded stays once
+        assert store.witness_intents() == [10, 20, 40]
+        with store.write() as txn:
+            txn.clear_witness_intents([10, 40, 99])
+        assert store.witness_intents() == [20]
+
     def test_query_filters_and_pages(self, store: LedgerStore) -> None:
         new, audit = rows(0, 50, ts=1_000), rows(50, 10, topic="hub.audit", ts=2_000)
         append(store, new)

@@ -26,7 +26,11 @@ from tests.service.test_console_alerts import SECRET, Receiver
 @pytest.fixture
 def hub(tmp_path: Path) -> Iterator[Hub]:
     h = bootstrap(
-        load_settings(environ={"HUB_PROJECTION_AUTOSTART": "false"}, data_dir=tmp_path / "data")
+        load_settings(
+            environ={"HUB_PROJECTION_AUTOSTART": "false"},
+            data_dir=tmp_path / "data",
+            ledger_store="sqlite",  # a row of ledger.sqlite is tampered with below
+        )
     )
     try:
         yield h

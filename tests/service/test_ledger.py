@@ -46,7 +46,10 @@ def trade(i: int, account: str = "ACC-1") -> OutgoingEvent:
 
 
 def make_hub(data: Path, **overrides: object) -> Hub:
-    return bootstrap(load_settings(environ={}, data_dir=data, **overrides))
+    """A hub on the row store (its tables are tampered with below; tiles: test_tile_tamper)."""
+    return bootstrap(
+        load_settings(environ={}, data_dir=data, **{"ledger_store": "sqlite", **overrides})
+    )
 
 
 @pytest.fixture

@@ -237,6 +237,8 @@ class _Write(LedgerWrite):
 class PostgresLedgerStore(LedgerStore):
     """The ledger in PostgreSQL. Thread-safe: one connection guarded by a lock."""
 
+    kind = "postgres"
+
     def __init__(
         self, url: str, *, schema: str = "hub_ledger", lock_timeout_s: float = 30.0
     ) -> None:

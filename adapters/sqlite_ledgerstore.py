@@ -194,6 +194,8 @@ class _Write(LedgerWrite):
 class SqliteLedgerStore(LedgerStore):
     """The ledger's SQLite file. Thread-safe: one connection guarded by a lock."""
 
+    kind = "sqlite"
+
     def __init__(self, path: Path | str, *, busy_timeout_s: float = 30.0) -> None:
         super().__init__()
         self.path = str(path)

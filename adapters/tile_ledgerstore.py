@@ -402,6 +402,8 @@ class TileLedgerStore(LedgerStore):
     ``2**d`` hashes of one tile of level L, so a proof reads at most one tile per tree level.
     """
 
+    kind = "tiles"
+
     def __init__(
         self, path: Path | str, *, busy_timeout_s: float = 30.0, tile_cache: int = 4096
     ) -> None:

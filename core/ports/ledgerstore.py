@@ -180,6 +180,9 @@ class LedgerStore(abc.ABC):
     shape depends on the sizes only), then reads every chunk not cached in ONE call.
     """
 
+    #: the adapter's name as ``HUB_LEDGER_STORE`` spells it (``/health`` shows the one in use)
+    kind: str = "unnamed"
+
     def __init__(self, *, chunk_cache: int = 4096) -> None:
         self._chunks: OrderedDict[tuple[int, int], bytes] = OrderedDict()
         self._chunk_limit = chunk_cache

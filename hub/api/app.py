@@ -95,7 +95,7 @@ def health(request: Request) -> dict[str, Any]:
             "views_transactional": "postgresql"
             if s.views_sql_url.startswith("postgres")
             else "sqlite",
-            "ledger": s.ledger_store,
+            "ledger": hub.ledger.store.kind,  # a folder keeps the ledger it has
         },
     }
 

@@ -68,7 +68,7 @@ def test_health_names_every_adapter_without_calling_them(served: Served) -> None
         "keystore": "local",
         "views_analytics": "chdb",
         "views_transactional": "sqlite",
-        "ledger": "sqlite",
+        "ledger": "tiles",
     }
     # one process, no leader election: it runs every single-writer part
     assert r.json()["leader"] == {"role": "single", "lease": None, "holder": None, "epoch": None}

@@ -11,67 +11,35 @@ and appends each prediction once.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from core.errors import Conflict
-from core.events import OutgoingEvent
 from core.metrics import Metrics
 from core.ports.eventlog import EventLog, TopicPartition
 from ingest.publish import Publisher
 from ml.ab import CHALLENGER, variant
-from ml.features import FeatureEngine, canonical
+from ml.features import FeatureEngine
 from ml.feed import FeatureFeed, Reader
 from ml.models import Loaded, Models
+from ml.predictions import (
+    PREDICTION,
+    PREDICTIONS_TOPIC,
+    Prediction,
+    PredictionWriter,
+    Scored,
+    VectorText,
+)
 
-PREDICTIONS_TOPIC = "hub.predictions"
-PREDICTION = "hub.PredictionRecorded"
+__all__ = ["PREDICTION", "PREDICTIONS_TOPIC", "NoChampion", "Prediction", "Scorer"]
 
 
 class NoChampion(Conflict):
     code = "no_champion"
-
-
-@dataclass(frozen=True, slots=True)
-class Prediction:
-    model: str
-    version: int
-    variant: str
-    entity: str
-    subject: str
-    source: str
-    features: dict[str, float]
-    feature_digest: str
-    score: float
-    decision: str
-    latency_us: int
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "model": self.model,
-            "version": self.version,
-            "variant": self.variant,
-            "entity": self.entity,
-            "subject": self.subject,
-            "source": self.source,
-            "features": self.features,
-            "feature_digest": self.feature_digest,
-            "score": self.score,
-            "decision": self.decision,
-            "latency_us": self.latency_us,
-        }
-
-    def event(self) -> OutgoingEvent:
-        value = {**self.as_dict(), "features": canonical(self.features)}
-        value["scored_at"] = datetime.now(UTC).isoformat()
-        return OutgoingEvent(value=value, event_type=PREDICTION, key=self.entity)
 
 
 class Scorer:
@@ -84,6 +52,7 @@ class Scorer:
         self.engine = engine
         self.name = name
         self._metrics = metrics
+        self._text = VectorText(engine.view.names)
 
     def serving(self) -> tuple[Loaded, Loaded | None, float]:
         """The champion, the challenger (or None) and the challenger's share."""
@@ -146,6 +115,22 @@ class Scorer:
                 counter.labels(self.name, version, name, "pass").inc(len(idx) - alerts)
         return matrix, scores, variants, chosen, int(latency)
 
+    def scored(self, events: Sequence[Mapping[str, Any]]) -> Scored:
+        """``score_batch`` with what a prediction of each event names (entity, subject)."""
+        view = self.engine.view
+        matrix, scores, variants, chosen, latency = self.score_batch(events)
+        return Scored(
+            self.name,
+            self._text,
+            matrix,
+            scores,
+            variants,
+            {name: loaded.info for name, loaded in chosen.items()},
+            [str(e[view.entity_field]) for e in events],
+            [str(e.get(view.subject_field, "")) for e in events],
+            latency,
+        )
+
     def score(
         self, events: Sequence[Mapping[str, Any]], sources: Sequence[str]
     ) -> list[Prediction]:
@@ -153,34 +138,7 @@ class Scorer:
         (for a batch, the batch's: what each event of it waited)."""
         if not events:
             return []
-        view = self.engine.view
-        matrix, scores, variants, chosen, latency = self.score_batch(events)
-        names = view.names
-        order = sorted(range(len(names)), key=names.__getitem__)  # digests: names sorted
-        header = canonical([names[j] for j in order]).encode() + b"\n"
-        by_name = np.ascontiguousarray(matrix[:, order], dtype="<f8")
-        out = []
-        infos = {name: loaded.info for name, loaded in chosen.items()}
-        for i, (event, row, score) in enumerate(
-            zip(events, matrix.tolist(), scores.tolist(), strict=True)
-        ):
-            info = infos[variants[i]]
-            out.append(
-                Prediction(
-                    self.name,
-                    info.version,
-                    variants[i],
-                    str(event[view.entity_field]),
-                    str(event.get(view.subject_field, "")),
-                    sources[i],
-                    dict(zip(names, row, strict=True)),
-                    hashlib.sha256(header + by_name[i].tobytes()).hexdigest(),
-                    round(score, 9),
-                    "alert" if score >= info.threshold else "pass",
-                    latency,
-                )
-            )
-        return out
+        return self.scored(events).predictions(sources)
 
 
 class ScoringConsumer:
@@ -199,12 +157,12 @@ class ScoringConsumer:
     ) -> None:
         self._log = log
         self._reader = reader
-        self._publisher = publisher
         self.feed = feed
         self.scorer = scorer
         self.group = f"ml.scoring.{scorer.name}"
         self._batch = batch
         self._on_staged = on_staged  # called inside the transaction, between 4a and 4b (tests)
+        self._writer = PredictionWriter(publisher)
 
     @property
     def topic(self) -> str:
@@ -239,13 +197,11 @@ class ScoringConsumer:
                 for r in records
                 if r["headers"].get("ce_type") == view.event_type and isinstance(r["value"], dict)
             ]
-            predictions = self.scorer.score(  # 3.
-                [r["value"] for r in chosen],
-                [f"{r['topic']}/{r['partition']}/{r['offset']}" for r in chosen],
-            )
-            staged = self._publisher.prepare(
-                PREDICTIONS_TOPIC, [p.event() for p in predictions], "ml.scoring"
-            )
+            staged = []
+            if chosen:
+                scored = self.scorer.scored([r["value"] for r in chosen])  # 3.
+                sources = [f"{r['topic']}/{r['partition']}/{r['offset']}" for r in chosen]
+                staged = self._writer.records(scored, sources)
             next_offset = records[-1]["offset"] + 1
             with self._log.transaction(f"{self.group}.{partition}") as txn:  # 4.
                 if staged:

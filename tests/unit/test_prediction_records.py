@@ -83,8 +83,8 @@ def _value(rng: random.Random) -> float:
 
 def _text(rng: random.Random) -> str:
     size = rng.choice([0, 3, 10, 63, 64, 70, 9000])
-    alphabet = 'ACC-0123456789é€😀"\\\n'
-    return "".join(rng.choices(alphabet, k=size))
+    chunk = "".join(rng.choices("ACC-0123456789é€😀\"\\\n", k=16))
+    return (chunk * (size // 16 + 1))[:size]
 
 
 def _batch(rng: random.Random, n: int) -> tuple[Scored, list[str]]:

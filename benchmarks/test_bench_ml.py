@@ -5,7 +5,10 @@ The path measured is the one the scoring consumer and ``POST /v1/models/{name}/p
 ``Scorer.score`` = the champion in force (fold of ``hub.models``), point-in-time features from
 the embedded SqliteFeatureStore (a file, 2,000 accounts x 40 payments and KYC versions), the A/B
 split, ``predict_proba``, feature digests; for batches also ``Scorer.score_batch``, the columnar
-core (features, split, one predict per variant) without per-event objects. Goals of issue 14:
+core (features, split, one predict per variant) without per-event objects; and the consumer's
+whole path after reading a batch (``test_consumer_scoring_path_rate``: the prediction records
+built column-wise and appended with the input offset in one transaction, beside the per-event
+path it replaced), in wall and CPU rates. Goals of issue 14:
 p99 under 5 ms for one event; at least 50,000 events/s in batches. The hub serves a fitted
 StandardScaler + LogisticRegression as plain numpy (``ml.fastpath``), so the "bare
 predict_proba" baseline is scikit-learn's own call on the same rows.

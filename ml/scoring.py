@@ -53,6 +53,8 @@ class Scorer:
         self.name = name
         self._metrics = metrics
         self._text = VectorText(engine.view.names)
+        self._latency: Any = None  # the labelled metric children, looked up on first use
+        self._counters: dict[tuple[int, str], tuple[Any, Any]] = {}
 
     def serving(self) -> tuple[Loaded, Loaded | None, float]:
         """The champion, the challenger (or None) and the challenger's share."""
@@ -106,14 +108,37 @@ class Scorer:
             scores[idx] = loaded.predict(matrix[idx][:, cols])
         latency = (time.perf_counter_ns() - started) // 1000
         if self._metrics is not None:
-            self._metrics.ml_scoring_seconds.labels(self.name).observe(latency / 1e6)
-            for name, idx in groups.items():
-                version = str(chosen[name].info.version)
-                alerts = int(np.sum(scores[idx] >= chosen[name].info.threshold))
-                counter = self._metrics.ml_predictions
-                counter.labels(self.name, version, name, "alert").inc(alerts)
-                counter.labels(self.name, version, name, "pass").inc(len(idx) - alerts)
+            self._observe(latency, groups, chosen, scores)
         return matrix, scores, variants, chosen, int(latency)
+
+    def _observe(
+        self,
+        latency_us: int,
+        groups: Mapping[str, NDArray[Any]],
+        chosen: Mapping[str, Loaded],
+        scores: NDArray[Any],
+    ) -> None:
+        """Latency and per-version decision counts; the labelled children are looked up once
+        per (version, variant), not per call (a label lookup costs as much as a small score)."""
+        assert self._metrics is not None
+        if self._latency is None:
+            self._latency = self._metrics.ml_scoring_seconds.labels(self.name)
+        self._latency.observe(latency_us / 1e6)
+        for name, idx in groups.items():
+            info = chosen[name].info
+            counters = self._counters.get((info.version, name))
+            if counters is None:
+                counter = self._metrics.ml_predictions
+                version = str(info.version)
+                counters = self._counters[(info.version, name)] = (
+                    counter.labels(self.name, version, name, "alert"),
+                    counter.labels(self.name, version, name, "pass"),
+                )
+            alerts = int(np.count_nonzero(scores[idx] >= info.threshold))
+            if alerts:
+                counters[0].inc(alerts)
+            if len(idx) - alerts:
+                counters[1].inc(len(idx) - alerts)
 
     def scored(self, events: Sequence[Mapping[str, Any]]) -> Scored:
         """``score_batch`` with what a prediction of each event names (entity, subject)."""

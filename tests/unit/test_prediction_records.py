@@ -83,7 +83,7 @@ def _value(rng: random.Random) -> float:
 
 def _text(rng: random.Random) -> str:
     size = rng.choice([0, 3, 10, 63, 64, 70, 9000])
-    chunk = "".join(rng.choices("ACC-0123456789é€😀\"\\\n", k=16))
+    chunk = "".join(rng.choices('ACC-0123456789é€😀"\\\n', k=16))
     return (chunk * (size // 16 + 1))[:size]
 
 

@@ -11,67 +11,35 @@ and appends each prediction once.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from core.errors import Conflict
-from core.events import OutgoingEvent
 from core.metrics import Metrics
 from core.ports.eventlog import EventLog, TopicPartition
 from ingest.publish import Publisher
 from ml.ab import CHALLENGER, variant
-from ml.features import FeatureEngine, canonical
+from ml.features import FeatureEngine
 from ml.feed import FeatureFeed, Reader
 from ml.models import Loaded, Models
+from ml.predictions import (
+    PREDICTION,
+    PREDICTIONS_TOPIC,
+    Prediction,
+    PredictionWriter,
+    Scored,
+    VectorText,
+)
 
-PREDICTIONS_TOPIC = "hub.predictions"
-PREDICTION = "hub.PredictionRecorded"
+__all__ = ["PREDICTION", "PREDICTIONS_TOPIC", "NoChampion", "Prediction", "Scorer"]
 
 
 class NoChampion(Conflict):
     code = "no_champion"
-
-
-@dataclass(frozen=True, slots=True)
-class Prediction:
-    model: str
-    version: int
-    variant: str
-    entity: str
-    subject: str
-    source: str
-    features: dict[str, float]
-    feature_digest: str
-    score: float
-    decision: str
-    latency_us: int
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "model": self.model,
-            "version": self.version,
-            "variant": self.variant,
-            "entity": self.entity,
-            "subject": self.subject,
-            "source": self.source,
-            "features": self.features,
-            "feature_digest": self.feature_digest,
-            "score": self.score,
-            "decision": self.decision,
-            "latency_us": self.latency_us,
-        }
-
-    def event(self) -> OutgoingEvent:
-        value = {**self.as_dict(), "features": canonical(self.features)}
-        value["scored_at"] = datetime.now(UTC).isoformat()
-        return OutgoingEvent(value=value, event_type=PREDICTION, key=self.entity)
 
 
 class Scorer:
@@ -84,6 +52,9 @@ class Scorer:
         self.engine = engine
         self.name = name
         self._metrics = metrics
+        self._text = VectorText(engine.view.names)
+        self._latency: Any = None  # the labelled metric children, looked up on first use
+        self._counters: dict[tuple[int, str], tuple[Any, Any]] = {}
 
     def serving(self) -> tuple[Loaded, Loaded | None, float]:
         """The champion, the challenger (or None) and the challenger's share."""
@@ -137,14 +108,53 @@ class Scorer:
             scores[idx] = loaded.predict(matrix[idx][:, cols])
         latency = (time.perf_counter_ns() - started) // 1000
         if self._metrics is not None:
-            self._metrics.ml_scoring_seconds.labels(self.name).observe(latency / 1e6)
-            for name, idx in groups.items():
-                version = str(chosen[name].info.version)
-                alerts = int(np.sum(scores[idx] >= chosen[name].info.threshold))
-                counter = self._metrics.ml_predictions
-                counter.labels(self.name, version, name, "alert").inc(alerts)
-                counter.labels(self.name, version, name, "pass").inc(len(idx) - alerts)
+            self._observe(latency, groups, chosen, scores)
         return matrix, scores, variants, chosen, int(latency)
+
+    def _observe(
+        self,
+        latency_us: int,
+        groups: Mapping[str, NDArray[Any]],
+        chosen: Mapping[str, Loaded],
+        scores: NDArray[Any],
+    ) -> None:
+        """Latency and per-version decision counts; the labelled children are looked up once
+        per (version, variant), not per call (a label lookup costs as much as a small score)."""
+        assert self._metrics is not None
+        if self._latency is None:
+            self._latency = self._metrics.ml_scoring_seconds.labels(self.name)
+        self._latency.observe(latency_us / 1e6)
+        for name, idx in groups.items():
+            info = chosen[name].info
+            counters = self._counters.get((info.version, name))
+            if counters is None:
+                counter = self._metrics.ml_predictions
+                version = str(info.version)
+                counters = self._counters[(info.version, name)] = (
+                    counter.labels(self.name, version, name, "alert"),
+                    counter.labels(self.name, version, name, "pass"),
+                )
+            alerts = int(np.count_nonzero(scores[idx] >= info.threshold))
+            if alerts:
+                counters[0].inc(alerts)
+            if len(idx) - alerts:
+                counters[1].inc(len(idx) - alerts)
+
+    def scored(self, events: Sequence[Mapping[str, Any]]) -> Scored:
+        """``score_batch`` with what a prediction of each event names (entity, subject)."""
+        view = self.engine.view
+        matrix, scores, variants, chosen, latency = self.score_batch(events)
+        return Scored(
+            self.name,
+            self._text,
+            matrix,
+            scores,
+            variants,
+            {name: loaded.info for name, loaded in chosen.items()},
+            [str(e[view.entity_field]) for e in events],
+            [str(e.get(view.subject_field, "")) for e in events],
+            latency,
+        )
 
     def score(
         self, events: Sequence[Mapping[str, Any]], sources: Sequence[str]
@@ -153,34 +163,7 @@ class Scorer:
         (for a batch, the batch's: what each event of it waited)."""
         if not events:
             return []
-        view = self.engine.view
-        matrix, scores, variants, chosen, latency = self.score_batch(events)
-        names = view.names
-        order = sorted(range(len(names)), key=names.__getitem__)  # digests: names sorted
-        header = canonical([names[j] for j in order]).encode() + b"\n"
-        by_name = np.ascontiguousarray(matrix[:, order], dtype="<f8")
-        out = []
-        infos = {name: loaded.info for name, loaded in chosen.items()}
-        for i, (event, row, score) in enumerate(
-            zip(events, matrix.tolist(), scores.tolist(), strict=True)
-        ):
-            info = infos[variants[i]]
-            out.append(
-                Prediction(
-                    self.name,
-                    info.version,
-                    variants[i],
-                    str(event[view.entity_field]),
-                    str(event.get(view.subject_field, "")),
-                    sources[i],
-                    dict(zip(names, row, strict=True)),
-                    hashlib.sha256(header + by_name[i].tobytes()).hexdigest(),
-                    round(score, 9),
-                    "alert" if score >= info.threshold else "pass",
-                    latency,
-                )
-            )
-        return out
+        return self.scored(events).predictions(sources)
 
 
 class ScoringConsumer:
@@ -199,12 +182,12 @@ class ScoringConsumer:
     ) -> None:
         self._log = log
         self._reader = reader
-        self._publisher = publisher
         self.feed = feed
         self.scorer = scorer
         self.group = f"ml.scoring.{scorer.name}"
         self._batch = batch
         self._on_staged = on_staged  # called inside the transaction, between 4a and 4b (tests)
+        self._writer = PredictionWriter(publisher)
 
     @property
     def topic(self) -> str:
@@ -239,13 +222,11 @@ class ScoringConsumer:
                 for r in records
                 if r["headers"].get("ce_type") == view.event_type and isinstance(r["value"], dict)
             ]
-            predictions = self.scorer.score(  # 3.
-                [r["value"] for r in chosen],
-                [f"{r['topic']}/{r['partition']}/{r['offset']}" for r in chosen],
-            )
-            staged = self._publisher.prepare(
-                PREDICTIONS_TOPIC, [p.event() for p in predictions], "ml.scoring"
-            )
+            staged = []
+            if chosen:
+                scored = self.scorer.scored([r["value"] for r in chosen])  # 3.
+                sources = [f"{r['topic']}/{r['partition']}/{r['offset']}" for r in chosen]
+                staged = self._writer.records(scored, sources)
             next_offset = records[-1]["offset"] + 1
             with self._log.transaction(f"{self.group}.{partition}") as txn:  # 4.
                 if staged:

@@ -15,8 +15,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from core.events import OutgoingEvent
-from core.ports.policy import Principal
 from core.ports.eventlog import Record
+from core.ports.policy import Principal
 from hub.bootstrap import bootstrap
 from hub.settings import load_settings
 

@@ -151,7 +151,7 @@ JSON_VALUES = st.recursive(
 )
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(JSON_VALUES, st.integers(min_value=0, max_value=8))
 def test_the_depth_scan_agrees_with_a_recursive_oracle(value: Any, limit: int) -> None:
     body = json.dumps(value).encode()

@@ -352,7 +352,7 @@ def attempts(draw: st.DrawFn, store: str) -> str:
     return out + "".join(draw(st.lists(st.sampled_from(JUNK), max_size=3)))
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[SCOPED])
+@settings(max_examples=80, deadline=None, suppress_health_check=[SCOPED])
 @given(sql=attempts("transactional"))
 def test_random_quoting_never_leaks_on_sqlite(hub: Hub, sql: str) -> None:
     for who in (ACME, GLOBEX):
@@ -360,7 +360,7 @@ def test_random_quoting_never_leaks_on_sqlite(hub: Hub, sql: str) -> None:
         assert rows is None or forbidden_in(rows, who) == [], (sql, who.tenant, rows)
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[SCOPED])
+@settings(max_examples=50, deadline=None, suppress_health_check=[SCOPED])
 @given(sql=attempts("analytics"))
 def test_random_quoting_never_leaks_on_chdb(hub: Hub, sql: str) -> None:
     rows = run(hub, GLOBEX, sql, "analytics")

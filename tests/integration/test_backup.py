@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -147,13 +148,29 @@ def test_restore_of_the_demo_gives_the_same_ledger_root_and_projection_digests(
 # -- refusals ----------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def backed_up(env: dict[str, Path]) -> dict[str, Any]:
-    publish_accounts(env["data"], ["ACC-9001", "ACC-9002"])
-    made = backup_create(env)
-    r = run(*admin_args(env["data"]), "backup", "verify", made["id"])
+@pytest.fixture(scope="module")
+def backed_up_once(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    """Two accounts published, backed up and the backup verified, once per module: each refusal
+    test below gets a copy of the folders (data, objects, KEK), so none sees another's damage."""
+    root = tmp_path_factory.mktemp("backed-up")
+    with pytest.MonkeyPatch.context() as mp:
+        env = make_env(root, mp)
+        publish_accounts(env["data"], ["ACC-9001", "ACC-9002"])
+        made = backup_create(env)
+        r = run(*admin_args(env["data"]), "backup", "verify", made["id"])
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["ok"] is True
+    return root, made
+
+
+@pytest.fixture
+def backed_up(
+    env: dict[str, Path], backed_up_once: tuple[Path, dict[str, Any]], tmp_path: Path
+) -> dict[str, Any]:
+    root, made = backed_up_once
+    for path in (env["data"].parent, env["objects"], env["kek"].parent):  # as make_env laid out
+        shutil.rmtree(path, ignore_errors=True)
+        shutil.copytree(root / path.relative_to(tmp_path), path)
     return made
 
 

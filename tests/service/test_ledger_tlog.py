@@ -6,7 +6,8 @@ row store and the tile store."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+import shutil
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -23,11 +24,32 @@ from tests.service.test_ledger import make_hub, publish
 N = 600  # two full level-0 tiles and a partial one
 
 
+@pytest.fixture(scope="module")
+def published(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+    """A closed data folder per ledger store with N trades published and synced, built once per
+    module: every test serves a copy of it (the tests read tiles; one build each proved nothing
+    more, and a copy keeps them apart)."""
+    made: dict[str, Path] = {}
+
+    def folder(store: str) -> Path:
+        if store not in made:
+            data = tmp_path_factory.mktemp(f"tlog-{store}") / "data"
+            hub = make_hub(data, ledger_store=store, projection_autostart=False)
+            publish(hub, N)
+            hub.ledger.sync(force_checkpoint=True)
+            hub.close()
+            made[store] = data
+        return made[store]
+
+    return folder
+
+
 @pytest.fixture(params=["sqlite", "tiles"])
-def served(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Hub, TestClient]]:
+def served(
+    request: pytest.FixtureRequest, tmp_path: Path, published: Callable[[str], Path]
+) -> Iterator[tuple[Hub, TestClient]]:
+    shutil.copytree(published(request.param), tmp_path / "data")
     hub = make_hub(tmp_path / "data", ledger_store=request.param, projection_autostart=False)
-    publish(hub, N)
-    hub.ledger.sync(force_checkpoint=True)
     client = TestClient(create_app(hub), raise_server_exceptions=False)
     client.headers.update(
         basic(hub.keys.create(["compliance_officer"], principal="tiles-reader").token)

@@ -639,7 +639,7 @@ json_values = st.recursive(
 )
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(json_values)
 def test_arbitrary_json_gives_a_schema_or_invalid_schema(value: Any) -> None:
     try:

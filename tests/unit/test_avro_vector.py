@@ -154,7 +154,7 @@ def check(rows: list[dict[str, Any]]) -> None:
         assert enc.encode(rb.slice(1, len(rows) - 2), b"\x00\x00\x00\x00\x2a") == want[1:-1]
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(row, min_size=1, max_size=40))
 def test_equal_to_fastavro_byte_for_byte(rows: list[dict[str, Any]]) -> None:
     check(rows)
@@ -294,7 +294,7 @@ ODD = st.sampled_from(
 )
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(row, st.dictionaries(st.sampled_from(sorted(ARROW.names)), ODD, max_size=2), st.booleans())
 def test_generated_encoder_equals_fastavro(
     datum: dict[str, Any], odd: dict[str, Any], drop: bool

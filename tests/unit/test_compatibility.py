@@ -932,7 +932,7 @@ def gen_record(draw: Any) -> str:
 
 
 @settings(
-    max_examples=300,
+    max_examples=100,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
@@ -1000,7 +1000,7 @@ def _mutate(schema: dict[str, Any], op: int, pick: int) -> dict[str, Any]:
     return out
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(gen_record(), st.integers(0, 5), st.integers(0, 7), st.integers(0, 5), st.integers(0, 7))
 def test_evolved_pairs_against_fastavro_and_apache_avro(
     text: str, op1: int, pick1: int, op2: int, pick2: int

@@ -84,7 +84,7 @@ records = st.builds(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=120, deadline=None)
 @given(st.lists(records, min_size=1, max_size=8))
 def test_fast_encoder_matches_the_reference(batch: list[StoredRecord]) -> None:
     enc = LeafEncoder()

@@ -94,7 +94,7 @@ any_records = st.builds(
 )
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(log_batches())
 def test_log_shaped_batches_match_the_reference(batch: list[StoredRecord]) -> None:
     enc = LeafEncoder()
@@ -102,7 +102,7 @@ def test_log_shaped_batches_match_the_reference(batch: list[StoredRecord]) -> No
     check(batch, enc)  # again from the encoder's caches
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(st.lists(any_records, max_size=10))
 def test_arbitrary_batches_match_the_reference(batch: list[StoredRecord]) -> None:
     check(batch)

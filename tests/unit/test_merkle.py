@@ -435,7 +435,7 @@ def test_exhaustive_wrong_index_fails_for_sizes_to_40() -> None:
 sizes = st.one_of(st.integers(1, 300), st.integers(301, BIG))
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(size=sizes, data=st.data())
 def test_inclusion_matches_oracle(size: int, data: st.DataObject) -> None:
     t = big_tree()
@@ -452,7 +452,7 @@ def test_inclusion_matches_oracle(size: int, data: st.DataObject) -> None:
     assert fails_inclusion(leaf, index, other, proof, t.root(other))
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(size2=sizes, data=st.data())
 def test_consistency_matches_oracle(size2: int, data: st.DataObject) -> None:
     t = big_tree()

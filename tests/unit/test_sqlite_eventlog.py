@@ -284,7 +284,7 @@ headers = st.lists(st.tuples(st.text(max_size=8), st.binary(max_size=8)), max_si
 timestamps = st.integers(0, 2**40) | st.integers(0, (1 << 63) - 1)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(
     st.lists(
         st.tuples(optional_bytes, optional_bytes, headers, timestamps), min_size=1, max_size=30

@@ -34,7 +34,7 @@ import csv
 import hashlib
 import io
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -97,38 +97,48 @@ def file_digest(path: Path) -> str:
 
 
 # -- readers: each yields lists of RawRecord ------------------------------------------------
-def _jsonl(path: Path, batch_size: int) -> Iterator[list[RawRecord]]:
-    batch: list[RawRecord] = []
+def _jsonl_lines(path: Path, batch_size: int) -> Iterator[list[tuple[int, bytes]]]:
+    """Batches of (line number, line without its end) of the non-blank lines."""
+    batch: list[tuple[int, bytes]] = []
     with path.open("rb") as f:
         for lineno, line in enumerate(f, 1):
             raw = line.rstrip(b"\r\n")
             if not raw.strip():
                 continue
-            try:
-                value = json.loads(raw.decode("utf-8"), parse_float=Decimal)
-                if not isinstance(value, dict):
-                    raise ValueError(f"expected a JSON object, got {type(value).__name__}")
-                rec = RawRecord(raw, value=value, position={"line": lineno})
-            except UnicodeDecodeError as exc:
-                rec = RawRecord(
-                    raw,
-                    error=f"Line {lineno} is not UTF-8 text ({exc.reason} at byte {exc.start}).",
-                    error_code="not_utf8",
-                    position={"line": lineno},
-                )
-            except ValueError as exc:
-                rec = RawRecord(
-                    raw,
-                    error=f"Line {lineno} is not a JSON object: {exc}.",
-                    error_code="malformed_json",
-                    position={"line": lineno},
-                )
-            batch.append(rec)
+            batch.append((lineno, raw))
             if len(batch) >= batch_size:
                 yield batch
                 batch = []
     if batch:
         yield batch
+
+
+def json_line_record(raw: bytes, lineno: int) -> RawRecord:
+    """One JSON line as the per-record path receives it (the reference)."""
+    try:
+        value = json.loads(raw.decode("utf-8"), parse_float=Decimal)
+        if not isinstance(value, dict):
+            raise ValueError(f"expected a JSON object, got {type(value).__name__}")
+        return RawRecord(raw, value=value, position={"line": lineno})
+    except UnicodeDecodeError as exc:
+        return RawRecord(
+            raw,
+            error=f"Line {lineno} is not UTF-8 text ({exc.reason} at byte {exc.start}).",
+            error_code="not_utf8",
+            position={"line": lineno},
+        )
+    except ValueError as exc:
+        return RawRecord(
+            raw,
+            error=f"Line {lineno} is not a JSON object: {exc}.",
+            error_code="malformed_json",
+            position={"line": lineno},
+        )
+
+
+def _jsonl(path: Path, batch_size: int) -> Iterator[list[RawRecord]]:
+    for lines in _jsonl_lines(path, batch_size):
+        yield [json_line_record(raw, lineno) for lineno, raw in lines]
 
 
 def csv_types(schema: Any) -> dict[str, tuple[Any, bool]]:
@@ -422,14 +432,20 @@ def _publish(
         out.skipped = last.records
         return out
     consumed = 0
+    arrow = columnar and fmt == "parquet"
     if fmt == "parquet" and columnar:
         consumed = _publish_arrow(
             pipeline, path, topic, batch_size, event_type, producer, on_batch, source, skip, out
         )
+    elif fmt == "jsonl" and columnar:
+        lay = _json_layout(pipeline, topic)
+        if lay is not None:
+            arrow = True
+            consumed = _publish_json_arrow(
+                pipeline, path, topic, batch_size, producer, on_batch, source, skip, out, lay
+            )
     batches = (
-        read_file(pipeline, path, topic, fmt, batch_size, event_type)
-        if fmt != "parquet" or not columnar
-        else iter(())
+        read_file(pipeline, path, topic, fmt, batch_size, event_type) if not arrow else iter(())
     )
     for batch in batches:
         n = len(batch)
@@ -505,6 +521,70 @@ def _publish_arrow(
         out.records += rb.num_rows
         out.result.add(result)
         on_batch(rb.num_rows, result)
+    return consumed
+
+
+def _json_layout(pipeline: IngestPipeline, topic: str) -> Any:
+    """The Arrow layout JSON lines of ``topic`` are read with, or None (the per-record path
+    reads the file: a target that does not resolve without an event type, PII to encrypt, a
+    field type without a plain column)."""
+    from ingest.arrowread import layout
+
+    try:
+        t = pipeline.target(topic, None)
+    except HubError:
+        return None
+    return None if t.encrypts else layout(t.plain.parsed)
+
+
+def _publish_json_arrow(
+    pipeline: IngestPipeline,
+    path: Path,
+    topic: str,
+    batch_size: int,
+    producer: str | None,
+    on_batch: Callable[[int, IngestResult], None],
+    source: str,
+    skip: int,
+    out: FileResult,
+    lay: Any,
+) -> int:
+    """JSON lines read by Arrow into the columnar path (``arrowread.json_batch``); lines it
+    cannot vouch for go through the per-record path as ``json_line_record`` makes them."""
+    from ingest.arrowread import json_batch
+    from ingest.columnar import ingest_arrow
+
+    consumed = 0
+    for lines in _jsonl_lines(path, batch_size):
+        n = len(lines)
+        if consumed + n <= skip:  # committed before a restart
+            consumed += n
+            out.skipped += n
+            continue
+        if consumed < skip:
+            lines = lines[skip - consumed :]
+            out.skipped += skip - consumed
+            consumed = skip
+        consumed += len(lines)
+        rb, force = json_batch([raw for _, raw in lines], lay, pipeline.max_record_bytes)
+
+        def originals(at: Sequence[int], lines: list[tuple[int, bytes]] = lines) -> list[RawRecord]:
+            return [json_line_record(lines[i][1], lines[i][0]) for i in at]
+
+        result = ingest_arrow(
+            pipeline,
+            topic,
+            rb,
+            source=source,
+            producer=producer or f"file:{path.name}",
+            position={"file": path.name, "records": consumed},
+            consumed=consumed,
+            originals=originals,
+            force=force,
+        )
+        out.records += len(lines)
+        out.result.add(result)
+        on_batch(len(lines), result)
     return consumed
 
 

@@ -1,0 +1,344 @@
+"""JSON lines and Avro datums into Arrow record batches for the columnar path (``columnar``).
+
+The per-record path stays the reference: a JSON line becomes ``json.loads`` then
+``serde.from_json``; an Avro container row becomes fastavro's resolved datum. This module gives
+the columnar path Arrow columns holding exactly the datums the reference would build, and marks
+every row it cannot vouch for (``force``); those rows go through the per-record path with their
+original ``RawRecord`` (the JSON line's own bytes), so their outcome, reason and quarantined
+original are the reference's by construction.
+
+JSON lines (``json_batch``): the batch's lines are parsed by Arrow's JSON reader
+(``pyarrow.json``) against the schema's own column types, with unknown fields an error. Arrow
+refuses a value of another JSON type (a number for a string, ``"5"`` for a long, ``1.0`` for a
+long), duplicate keys, lone surrogates, raw control characters and non-objects; a batch it
+refuses is split in halves until the lines it refuses are found, and those go row by row. Lines
+are also sent row by row, before Arrow sees them, when Arrow and Python's ``json`` could read
+them differently: not UTF-8, a byte-order mark, a control byte, more than one JSON document on
+the line (Arrow reads both), or longer than the record limit. After the read, rows are sent row
+by row when a column cannot say what the reference would do:
+- a null where the reference tells a missing field from an explicit null (any field but a
+  nullable one whose default is null);
+- an ``int`` out of 32 bits, a ``float`` out of float32 range, a non-finite double;
+- a timestamp or date string not in the strict RFC 3339 form (Python's ``fromisoformat`` reads
+  more forms; Arrow reads them differently), an enum symbol the schema does not have.
+
+A schema with a field type outside these (records, arrays, maps, bytes, fixed, unions of two
+non-null types, ``timestamp-millis``) has no layout: the per-record path reads the whole file.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.json as pj
+
+from core.avro.serde import _from_default
+
+Bools = npt.NDArray[np.bool_]
+
+_TS = (
+    r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
+    r"(\.[0-9]{1,6})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$"
+)
+_DATE = r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"
+_SUSPECT = re.compile(rb"[\x00-\x09\x0b-\x1f]|\xef\xbb\xbf")  # control bytes, a BOM
+_BOM = b"\xef\xbb\xbf"
+_F32_MAX = float(np.finfo(np.float32).max)
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    """One field: its Avro kind, the Arrow type JSON is read as, the type it ends as."""
+
+    name: str
+    kind: str  # string enum long int boolean double float decimal timestamp date
+    read: pa.DataType
+    final: pa.DataType
+    null_ok: bool  # a null here means what the reference makes of it (nullable, default null)
+    symbols: tuple[str, ...] = ()
+    default: pa.Scalar | None = None  # a missing field's value (the schema default), if any
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    columns: tuple[Column, ...]
+
+    @property
+    def read_schema(self) -> pa.Schema:
+        return pa.schema([(c.name, c.read) for c in self.columns])
+
+    @property
+    def schema(self) -> pa.Schema:
+        return pa.schema([(c.name, c.final) for c in self.columns])
+
+
+def layout(parsed: Any) -> Layout | None:
+    """The Arrow layout of a parsed Avro record schema, or None if a field has no plain column."""
+    if not isinstance(parsed, dict) or parsed.get("type") not in ("record", "error"):
+        return None
+    named = parsed.get("__named_schemas", {})
+    out = []
+    for f in parsed["fields"]:
+        t = f["type"]
+        nullable = False
+        if isinstance(t, list):
+            if len(t) != 2 or "null" not in t:
+                return None
+            t = t[1 - t.index("null")]
+            nullable = True
+        if isinstance(t, str) and t in named:
+            t = named[t]
+        found = _column_types(t)
+        if found is None:
+            return None
+        kind, read, final, symbols = found
+        null_ok = nullable and "default" in f and f["default"] is None
+        default = None
+        if "default" in f and not null_ok:
+            try:
+                default = pa.scalar(_from_default(f["default"], f["type"], named), final)
+            except (pa.ArrowException, TypeError, ValueError, OverflowError):
+                default = None
+        out.append(Column(f["name"], kind, read, final, null_ok, symbols, default))
+    return Layout(tuple(out))
+
+
+def _column_types(t: Any) -> tuple[str, pa.DataType, pa.DataType, tuple[str, ...]] | None:
+    plain = {
+        "string": ("string", pa.string(), pa.string()),
+        "long": ("long", pa.int64(), pa.int64()),
+        "int": ("int", pa.int64(), pa.int32()),
+        "boolean": ("boolean", pa.bool_(), pa.bool_()),
+        "double": ("double", pa.float64(), pa.float64()),
+        "float": ("float", pa.float64(), pa.float32()),
+    }
+    if isinstance(t, str):
+        found = plain.get(t)
+        return None if found is None else (*found, ())
+    if not isinstance(t, dict):
+        return None
+    logical, base = t.get("logicalType"), t.get("type")
+    if logical == "decimal" and base == "bytes":
+        precision, scale = int(t["precision"]), int(t.get("scale", 0))
+        if not 0 < precision <= 38 or not 0 <= scale <= precision:
+            return None
+        dec = pa.decimal128(precision, scale)
+        return "decimal", dec, dec, ()
+    if logical == "timestamp-micros" and base == "long":
+        return "timestamp", pa.string(), pa.timestamp("us", tz="UTC"), ()
+    if logical == "date" and base == "int":
+        return "date", pa.string(), pa.date32(), ()
+    if logical is None and base == "enum":
+        return "enum", pa.string(), pa.string(), tuple(t["symbols"])
+    if logical is None and isinstance(base, str) and base in plain:
+        return (*plain[base], ())
+    return None
+
+
+# -- JSON lines -------------------------------------------------------------------------------
+def json_batch(lines: Sequence[bytes], lay: Layout, max_bytes: int) -> tuple[pa.RecordBatch, Bools]:
+    """The lines (non-blank, without their line ends) as one record batch of ``lay.schema``,
+    row i from line i, and the rows the per-record path must decide (their batch row is null)."""
+    n = len(lines)
+    force = np.zeros(n, dtype=np.bool_)
+    data = b"\n".join(lines)
+    octets = np.frombuffer(data, dtype=np.uint8)
+    suspect = bool(((octets < 0x20) & (octets != 0x0A)).any()) or _BOM in data
+    if not suspect:
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            suspect = True
+    if suspect or max(map(len, lines), default=0) > max_bytes:
+        for i, line in enumerate(lines):
+            force[i] = _suspect_line(line, max_bytes)
+    # Only lines that open an object go to Arrow (its reader crashes on a lone ``null``).
+    starts = (
+        np.concatenate([[0], np.flatnonzero(octets == 0x0A) + 1])
+        if n
+        else np.zeros(0, dtype=np.int64)
+    )
+    for i in np.flatnonzero(octets[starts] != 0x7B).tolist() if len(octets) else ():
+        if lines[i].lstrip(b" ")[:1] != b"{":
+            force[i] = True
+    parsed: list[tuple[list[int], pa.Table]] = []
+    read_schema = lay.read_schema
+    _read(lines, np.flatnonzero(~force).tolist(), read_schema, parsed, force)
+    if parsed:
+        table = pa.concat_tables([tb for _, tb in parsed]).combine_chunks()
+        at = np.concatenate([np.asarray(idx, dtype=np.int64) for idx, _ in parsed])
+    else:
+        table = read_schema.empty_table()
+        at = np.zeros(0, dtype=np.int64)
+    cols = [
+        pa.concat_arrays(table.column(c.name).chunks or [pa.nulls(0, c.read)]) for c in lay.columns
+    ]
+    if len(at) != n or not np.array_equal(at, np.arange(n)):
+        # Row i of the batch: its parsed row, or null for the rows left to the per-record path.
+        where = np.full(n, -1, dtype=np.int64)
+        where[at] = np.arange(len(at), dtype=np.int64)
+        take = pa.array(where, mask=where < 0)
+        cols = [col.take(take) for col in cols]
+    out = []
+    texts: list[pa.Array] = []  # the lines as one Arrow array, built once if a default is needed
+    for c, col in zip(lay.columns, cols, strict=True):
+        arr, unsure = _finish(c, col)
+        force |= unsure
+        if not c.null_ok and col.null_count:
+            arr = _missing(c, col, arr, lines, texts, force)
+        out.append(arr)
+    return pa.RecordBatch.from_arrays(out, schema=lay.schema), force
+
+
+def _missing(
+    c: Column,
+    col: pa.Array,
+    arr: pa.Array,
+    lines: Sequence[bytes],
+    texts: list[pa.Array],
+    force: Bools,
+) -> pa.Array:
+    """Nulls of a column where the reference tells a missing field (its default) from an
+    explicit null (refused, or null): a line that does not name the field at all (and has no
+    ``\\u00XX`` escape, which could spell its name) gets the default; other null rows are forced."""
+    nulls = np.flatnonzero(~_np(col.is_valid()) & ~force)
+    if not len(nulls):
+        return arr
+    if c.default is None:
+        force[nulls] = True
+        return arr
+    if not texts:
+        texts.append(pa.array(lines, pa.binary()))
+        # Field names are ASCII letters, digits and ``_``: only a ``\u00XX`` escape of an ASCII
+        # character could spell one without the plain name showing.
+        texts.append(pc.match_substring_regex(texts[0], r"\\u00[0-7]"))
+    named = _np(pc.or_(pc.match_substring(texts[0], f'"{c.name}"'), texts[1]))
+    null = np.zeros(len(col), dtype=np.bool_)
+    null[nulls] = True
+    force |= null & named
+    fill = null & ~named
+    if not fill.any():
+        return arr
+    return pc.if_else(pa.array(fill), c.default, arr)
+
+
+def _suspect_line(line: bytes, max_bytes: int) -> bool:
+    if len(line) > max_bytes or _SUSPECT.search(line) is not None:
+        return True
+    try:
+        line.decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    return False
+
+
+def _read(
+    lines: Sequence[bytes],
+    idx: list[int],
+    schema: pa.Schema,
+    parsed: list[tuple[list[int], pa.Table]],
+    force: Bools,
+) -> None:
+    """Parse lines ``idx`` with Arrow; halves on refusal, down to single lines (then forced)."""
+    if not idx:
+        return
+    data = b"\n".join(lines[i] for i in idx) + b"\n"
+    try:
+        table = pj.read_json(
+            io.BytesIO(data),
+            read_options=pj.ReadOptions(use_threads=False, block_size=len(data) + 1),
+            parse_options=pj.ParseOptions(
+                explicit_schema=schema, unexpected_field_behavior="error"
+            ),
+        )
+    except (pa.ArrowException, UnicodeDecodeError):
+        table = None
+    if table is not None and table.num_rows == len(idx):
+        parsed.append((idx, table))
+        return
+    if len(idx) == 1:  # refused, or more than one document on the line
+        force[idx[0]] = True
+        return
+    half = len(idx) // 2
+    _read(lines, idx[:half], schema, parsed, force)
+    _read(lines, idx[half:], schema, parsed, force)
+
+
+def _finish(c: Column, col: pa.Array) -> tuple[pa.Array, Bools]:
+    """Column ``c`` as its final Arrow type; rows whose reference outcome it cannot vouch for."""
+    n = len(col)
+    valid = np.ones(n, dtype=np.bool_) if col.null_count == 0 else _np(col.is_valid())
+    unsure = np.zeros(n, dtype=np.bool_)  # nulls: ``_missing`` decides them
+    if c.kind in ("timestamp", "date"):
+        ok = _np(pc.match_substring_regex(col, pattern=_TS if c.kind == "timestamp" else _DATE))
+        unsure |= valid & ~ok
+        keep = pa.array(valid & ok)
+        strings = pc.if_else(keep, col, pa.scalar(None, pa.string()))
+        try:
+            arr = strings.cast(c.final)
+        except pa.ArrowInvalid:  # e.g. a 30th of February: Python's parser decides each value
+            arr, bad = _dates_one_by_one(strings, c)
+            unsure |= bad
+        return arr, unsure
+    if c.kind == "int":
+        v = np.asarray(col.fill_null(0).to_numpy(zero_copy_only=False), dtype=np.int64)
+        out32 = (v < -(2**31)) | (v >= 2**31)
+        unsure |= out32
+        return pc.if_else(pa.array(out32), pa.scalar(None, pa.int64()), col).cast(c.final), unsure
+    if c.kind in ("double", "float"):
+        v = np.asarray(col.fill_null(0.0).to_numpy(zero_copy_only=False), dtype=np.float64)
+        bad = ~np.isfinite(v)
+        if c.kind == "float":
+            with np.errstate(all="ignore"):
+                bad |= np.abs(v) > _F32_MAX
+        unsure |= bad
+        if bad.any():
+            col = pc.if_else(pa.array(bad), pa.scalar(None, pa.float64()), col)
+        return col.cast(c.final), unsure
+    if c.kind == "enum":
+        member = _np(pc.is_in(col, value_set=pa.array(list(c.symbols), pa.string())))
+        unsure |= valid & ~member
+        return col, unsure
+    return col, unsure
+
+
+def _dates_one_by_one(strings: pa.Array, c: Column) -> tuple[pa.Array, Bools]:
+    from datetime import date, datetime
+
+    values: list[Any] = []
+    bad = np.zeros(len(strings), dtype=np.bool_)
+    for i, s in enumerate(strings.to_pylist()):
+        if s is None:
+            values.append(None)
+            continue
+        try:
+            if c.kind == "date":
+                values.append(date.fromisoformat(s))
+            else:
+                values.append(datetime.fromisoformat(s.replace("Z", "+00:00")))
+        except ValueError:
+            values.append(None)
+            bad[i] = True
+    return pa.array(values, c.final), bad
+
+
+def _np(arr: pa.Array) -> Bools:
+    return np.asarray(arr.fill_null(False).to_numpy(zero_copy_only=False), dtype=np.bool_)
+
+
+# -- Avro datums -----------------------------------------------------------------------------
+def datum_batch(datums: Sequence[Any], lay: Layout) -> pa.RecordBatch | None:
+    """Resolved Avro datums (fastavro's, for the layout's schema) as one record batch, or None
+    if a value does not fit its column (the per-record path then takes the batch)."""
+    try:
+        return pa.RecordBatch.from_pylist(list(datums), schema=lay.schema)
+    except (pa.ArrowException, TypeError, ValueError, OverflowError):
+        return None

@@ -43,7 +43,14 @@ from typing import Any
 from core import lineage
 from core.errors import HubError, InvalidInput
 from core.pii import encrypted_schema
-from ingest.pipeline import QUARANTINE_TOPIC, WIRE, IngestPipeline, IngestResult, RawRecord
+from ingest.pipeline import (
+    QUARANTINE_TOPIC,
+    WIRE,
+    IngestPipeline,
+    IngestResult,
+    RawRecord,
+    Target,
+)
 
 FORMATS = ("jsonl", "csv", "parquet", "avro")
 _SUFFIXES = {
@@ -303,53 +310,66 @@ def parquet_batches(path: Path, batch_size: int) -> Iterator[Any]:
 def _avro(
     path: Path, batch_size: int, pipeline: IngestPipeline, topic: str, event_type: str | None
 ) -> Iterator[list[RawRecord]]:
+    with path.open("rb") as f:
+        t = _avro_target(pipeline, f, path, topic, event_type)
+        f.seek(0)
+        for datums in _avro_datums(f, path, t.plain.parsed, batch_size):
+            yield [
+                RawRecord(b"", kind="datum", value=datum, content_type=WIRE, event_type=t.name)
+                for datum in datums
+            ]
+
+
+def _avro_target(
+    pipeline: IngestPipeline, f: Any, path: Path, topic: str, event_type: str | None
+) -> Target:
+    """The target of an Avro container file, whose writer schema must be registered."""
     import fastavro
 
-    with path.open("rb") as f:
+    try:
+        reader = fastavro.reader(f)
+        text = reader.metadata["avro.schema"]
+    except Exception as exc:  # fastavro raises several types for a bad header
+        raise FileUnreadable(f"{path.name!r} is not an Avro object container file: {exc}.") from exc
+    writer_name = json.loads(text).get("name") if text.startswith("{") else None
+    ns = json.loads(text).get("namespace") if text.startswith("{") else None
+    full = f"{ns}.{writer_name}" if ns and writer_name and "." not in writer_name else writer_name
+    t = pipeline.target(
+        topic, event_type or (full if pipeline.publisher.strategy(topic) != "topic" else None)
+    )
+    try:
         try:
-            reader = fastavro.reader(f)
-            text = reader.metadata["avro.schema"]
-        except Exception as exc:  # fastavro raises several types for a bad header
-            raise FileUnreadable(
-                f"{path.name!r} is not an Avro object container file: {exc}."
-            ) from exc
-        writer_name = json.loads(text).get("name") if text.startswith("{") else None
-        ns = json.loads(text).get("namespace") if text.startswith("{") else None
-        full = (
-            f"{ns}.{writer_name}" if ns and writer_name and "." not in writer_name else writer_name
-        )
-        t = pipeline.target(
-            topic, event_type or (full if pipeline.publisher.strategy(topic) != "topic" else None)
-        )
-        try:
-            try:
-                pipeline.registry.lookup(t.subject, text)
-            except HubError:
-                if not t.encrypts:
-                    raise
-                # The registry holds the log form of a PII schema; the file has its plain form.
-                pipeline.registry.lookup(t.subject, encrypted_schema(text))
-        except HubError as exc:
-            raise FileUnreadable(
-                f"The writer schema of Avro file {path.name!r} ({full}) is not registered under "
-                f"subject {t.subject!r}; files are not auto-registered: register it with "
-                f"`hub schema register {t.subject} SCHEMA.avsc` and publish again."
-            ) from exc
-        f.seek(0)
-        resolved = fastavro.reader(f, reader_schema=t.plain.parsed)
-        batch: list[RawRecord] = []
-        try:
-            for datum in resolved:
-                batch.append(
-                    RawRecord(b"", kind="datum", value=datum, content_type=WIRE, event_type=t.name)
-                )
-                if len(batch) >= batch_size:
-                    yield batch
-                    batch = []
-        except Exception as exc:  # corrupt block
-            raise FileUnreadable(f"Avro file {path.name!r} is corrupt: {exc}.") from exc
-        if batch:
-            yield batch
+            pipeline.registry.lookup(t.subject, text)
+        except HubError:
+            if not t.encrypts:
+                raise
+            # The registry holds the log form of a PII schema; the file has its plain form.
+            pipeline.registry.lookup(t.subject, encrypted_schema(text))
+    except HubError as exc:
+        raise FileUnreadable(
+            f"The writer schema of Avro file {path.name!r} ({full}) is not registered under "
+            f"subject {t.subject!r}; files are not auto-registered: register it with "
+            f"`hub schema register {t.subject} SCHEMA.avsc` and publish again."
+        ) from exc
+    return t
+
+
+def _avro_datums(f: Any, path: Path, reader_schema: Any, batch_size: int) -> Iterator[list[Any]]:
+    """Batches of an Avro container file's datums resolved to ``reader_schema``."""
+    import fastavro
+
+    resolved = fastavro.reader(f, reader_schema=reader_schema)
+    batch: list[Any] = []
+    try:
+        for datum in resolved:
+            batch.append(datum)
+            if len(batch) >= batch_size:
+                yield batch
+                batch = []
+    except Exception as exc:  # corrupt block
+        raise FileUnreadable(f"Avro file {path.name!r} is corrupt: {exc}.") from exc
+    if batch:
+        yield batch
 
 
 def read_file(
@@ -437,6 +457,12 @@ def _publish(
         consumed = _publish_arrow(
             pipeline, path, topic, batch_size, event_type, producer, on_batch, source, skip, out
         )
+    elif fmt == "avro" and columnar:
+        found = _publish_avro_arrow(
+            pipeline, path, topic, batch_size, event_type, producer, on_batch, source, skip, out
+        )
+        arrow = found is not None
+        consumed = found or 0
     elif fmt == "jsonl" and columnar:
         lay = _json_layout(pipeline, topic)
         if lay is not None:
@@ -521,6 +547,71 @@ def _publish_arrow(
         out.records += rb.num_rows
         out.result.add(result)
         on_batch(rb.num_rows, result)
+    return consumed
+
+
+def _publish_avro_arrow(
+    pipeline: IngestPipeline,
+    path: Path,
+    topic: str,
+    batch_size: int,
+    event_type: str | None,
+    producer: str | None,
+    on_batch: Callable[[int, IngestResult], None],
+    source: str,
+    skip: int,
+    out: FileResult,
+) -> int | None:
+    """Avro container batches as Arrow columns (``arrowread.datum_batch``) through the columnar
+    path; the records consumed, or None when the schema has no Arrow layout (or PII to encrypt:
+    the per-record path then reads the file). Rows the columnar path cannot vouch for go through
+    the per-record path with fastavro's datum, as the reference gives it."""
+    from ingest.arrowread import datum_batch, layout
+    from ingest.columnar import ingest_arrow
+
+    with path.open("rb") as f:
+        t = _avro_target(pipeline, f, path, topic, event_type)
+        lay = None if t.encrypts else layout(t.plain.parsed)
+        if lay is None:
+            return None
+        f.seek(0)
+        consumed = 0
+        for datums in _avro_datums(f, path, t.plain.parsed, batch_size):
+            n = len(datums)
+            if consumed + n <= skip:  # committed before a restart
+                consumed += n
+                out.skipped += n
+                continue
+            if consumed < skip:
+                datums = datums[skip - consumed :]
+                out.skipped += skip - consumed
+                consumed = skip
+            consumed += len(datums)
+
+            def originals(at: Sequence[int], datums: list[Any] = datums) -> list[RawRecord]:
+                return [
+                    RawRecord(
+                        b"", kind="datum", value=datums[i], content_type=WIRE, event_type=t.name
+                    )
+                    for i in at
+                ]
+
+            kwargs: dict[str, Any] = dict(
+                source=source,
+                producer=producer or f"file:{path.name}",
+                position={"file": path.name, "records": consumed},
+                consumed=consumed,
+            )
+            rb = datum_batch(datums, lay)
+            if rb is None:
+                result = pipeline.ingest(topic, originals(range(len(datums))), **kwargs)
+            else:
+                result = ingest_arrow(
+                    pipeline, topic, rb, event_type=t.name, originals=originals, **kwargs
+                )
+            out.records += len(datums)
+            out.result.add(result)
+            on_batch(len(datums), result)
     return consumed
 
 

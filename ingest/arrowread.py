@@ -342,3 +342,153 @@ def datum_batch(datums: Sequence[Any], lay: Layout) -> pa.RecordBatch | None:
         return pa.RecordBatch.from_pylist(list(datums), schema=lay.schema)
     except (pa.ArrowException, TypeError, ValueError, OverflowError):
         return None
+
+
+# -- CSV rows ---------------------------------------------------------------------------------
+_INT_TEXT = r"^-?[0-9]{1,18}$"
+_FLOAT_TEXT = r"^-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]{1,2})?$"
+
+
+def csv_layout(lay: Layout, header: Sequence[str], fields: Any) -> Layout | None:
+    """The columns of ``lay`` a CSV file with ``header`` holds, in header order; None when the
+    per-record path must read the file (a repeated header name, a schema field that is neither
+    in the header nor has a default)."""
+    if len(set(header)) != len(header):
+        return None
+    by_name = {c.name: c for c in lay.columns}
+    defaults = {f["name"] for f in fields if "default" in f}
+    if any(c.name not in header and c.name not in defaults for c in lay.columns):
+        return None
+    return Layout(tuple(by_name[h] for h in header))
+
+
+def csv_batch(
+    rows: Sequence[bytes], header: Sequence[str], lay: Layout, nullable: set[str], max_bytes: int
+) -> tuple[pa.RecordBatch, Bools]:
+    """CSV rows (non-blank, without their line ends) as one record batch of the header's
+    columns (``csv_layout``), each converted as ``files._csv_value`` converts its text, and the
+    rows the per-record path must decide. Arrow reads only rows without quotes or control bytes
+    and with the header's number of commas, so that a row is the plain comma split
+    ``csv.reader`` makes of it; values are converted only when their text has the strict form
+    both readers agree on (digits, decimals, RFC 3339 times, ``true``/``false``/``1``/``0``)."""
+    import pyarrow.csv as pcsv
+
+    n = len(rows)
+    force = np.zeros(n, dtype=np.bool_)
+    data = b"\n".join(rows)
+    octets = np.frombuffer(data, dtype=np.uint8)
+    lens = np.fromiter(map(len, rows), dtype=np.int64, count=n)
+    row_of = np.repeat(np.arange(n), lens + 1)[: len(data)]  # the row each byte belongs to
+    joint = np.zeros(len(data), dtype=np.bool_)
+    joint[(np.cumsum(lens + 1) - 1)[:-1]] = True  # the newlines joining rows
+    odd = ((octets < 0x20) & ~joint & (octets != 0x09)) | (octets == 0x22)
+    force[np.unique(row_of[odd])] = True
+    commas = np.bincount(row_of[octets == 0x2C], minlength=n)
+    force |= commas != len(header) - 1
+    force |= lens > max_bytes
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        for i, r in enumerate(rows):
+            try:
+                r.decode("utf-8")
+            except UnicodeDecodeError:
+                force[i] = True
+    good = np.flatnonzero(~force)
+    strings = [pa.array([], pa.string()) for _ in header]
+    if len(good):
+        block = b"\n".join(rows[i] for i in good.tolist()) + b"\n"
+        try:
+            table = pcsv.read_csv(
+                io.BytesIO(block),
+                read_options=pcsv.ReadOptions(
+                    column_names=list(header), use_threads=False, block_size=len(block) + 1
+                ),
+                parse_options=pcsv.ParseOptions(
+                    quote_char=False,
+                    double_quote=False,
+                    escape_char=False,
+                    ignore_empty_lines=False,
+                ),
+                convert_options=pcsv.ConvertOptions(
+                    column_types={h: pa.string() for h in header},
+                    strings_can_be_null=False,
+                    quoted_strings_can_be_null=False,
+                ),
+            ).combine_chunks()
+        except pa.ArrowException:
+            table = None
+        if table is None or table.num_rows != len(good):
+            force[:] = True
+            good = good[:0]
+        else:
+            strings = [
+                pa.concat_arrays(table.column(i).chunks or [pa.array([], pa.string())])
+                for i in range(len(header))
+            ]
+    if len(good) != n:
+        where = np.full(n, -1, dtype=np.int64)
+        where[good] = np.arange(len(good), dtype=np.int64)
+        take = pa.array(where, mask=where < 0)
+        strings = [col.take(take) for col in strings]
+    out = []
+    for c, col in zip(lay.columns, strings, strict=True):
+        arr, unsure = _csv_column(c, col, c.name in nullable)
+        force |= unsure
+        out.append(arr)
+    return pa.RecordBatch.from_arrays(out, schema=lay.schema), force
+
+
+def _csv_column(c: Column, col: pa.Array, nullable: bool) -> tuple[pa.Array, Bools]:
+    """One CSV column's text as ``c.final``; the rows whose text is not of a strict form."""
+    n = len(col)
+    present = np.ones(n, dtype=np.bool_) if col.null_count == 0 else _np(col.is_valid())
+    empty = _np(pc.equal(col, "")) & present
+    null = empty if nullable else np.zeros(n, dtype=np.bool_)  # "" in a nullable column: None
+    if c.kind == "string":
+        return _nulled(col, null), np.zeros(n, dtype=np.bool_)
+    check = present & ~null
+    if c.kind == "enum":
+        ok = _np(pc.is_in(col, value_set=pa.array(list(c.symbols), pa.string())))
+        return _nulled(col, null), check & ~ok
+    if c.kind == "boolean":
+        low = pc.ascii_lower(col)
+        ok = _np(pc.is_in(low, value_set=pa.array(["true", "false", "1", "0"])))
+        value = pc.is_in(low, value_set=pa.array(["true", "1"]))
+        return _nulled(value, null | ~ok), check & ~ok
+    pattern = {
+        "long": _INT_TEXT,
+        "int": _INT_TEXT,
+        "double": _FLOAT_TEXT,
+        "float": _FLOAT_TEXT,
+        "timestamp": _TS,
+        "date": _DATE,
+    }.get(c.kind)
+    if c.kind == "decimal":
+        p, s = c.final.precision, c.final.scale
+        pattern = f"^-?[0-9]{{1,{p - s}}}(\\.[0-9]{{1,{s}}})?$" if s else f"^-?[0-9]{{1,{p}}}$"
+    assert pattern is not None
+    ok = _np(pc.match_substring_regex(col, pattern=pattern))
+    unsure = check & ~ok
+    text = _nulled(col, null | ~ok)
+    if c.kind in ("timestamp", "date"):
+        try:
+            return text.cast(c.final), unsure
+        except pa.ArrowInvalid:
+            arr, bad = _dates_one_by_one(text, c)
+            return arr, unsure | bad
+    if c.kind in ("long", "int", "decimal"):
+        arr = text.cast(pa.int64() if c.kind != "decimal" else c.final)
+        if c.kind == "int":
+            v = np.asarray(arr.fill_null(0).to_numpy(zero_copy_only=False), dtype=np.int64)
+            wide = (v < -(2**31)) | (v >= 2**31)
+            return _nulled(arr, wide).cast(c.final), unsure | wide
+        return arr, unsure
+    arr, bad = _finish(c, text.cast(pa.float64()))  # non-finite, out of float32 range
+    return arr, unsure | bad
+
+
+def _nulled(arr: pa.Array, null: Bools) -> pa.Array:
+    if not null.any():
+        return arr
+    return pc.if_else(pa.array(null), pa.scalar(None, arr.type), arr)

@@ -226,14 +226,36 @@ def parse_csv_row(
     return value
 
 
-def _csv(
-    path: Path, batch_size: int, pipeline: IngestPipeline, topic: str, event_type: str | None
-) -> Iterator[list[RawRecord]]:
+@dataclass
+class _CsvFile:
+    types: dict[str, tuple[Any, bool]]
+    header: list[str]
+    ctype: str
+    rows: Iterator[tuple[int, bytes]]
+
+    def batches(self, batch_size: int) -> Iterator[list[tuple[int, bytes]]]:
+        """Batches of (line number, row bytes) of the non-blank rows."""
+        batch: list[tuple[int, bytes]] = []
+        for lineno, raw in self.rows:
+            if not raw.strip():
+                continue
+            batch.append((lineno, raw))
+            if len(batch) >= batch_size:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+
+def _csv_open(
+    path: Path, pipeline: IngestPipeline, topic: str, event_type: str | None
+) -> _CsvFile | None:
+    """The CSV file's header checked against the schema; None for an empty file."""
     types = csv_types(pipeline.target(topic, event_type).plain.parsed)
     rows = _csv_rows(path)
     first = next(rows, None)
     if first is None:
-        return
+        return None
     try:
         header = next(csv.reader([first[1].decode("utf-8-sig")]))
     except (UnicodeDecodeError, csv.Error) as exc:
@@ -247,39 +269,51 @@ def _csv(
         )
     # The header travels with each row's content type (a MIME parameter), so a quarantined row
     # can be parsed again on replay without the file.
-    ctype = csv_content_type(first[1])
-    batch: list[RawRecord] = []
-    for lineno, raw in rows:
-        if not raw.strip():
-            continue
-        pos = {"line": lineno}
-        try:
-            value = parse_csv_row(raw, header, types)
-            rec = RawRecord(
-                raw, value=value, content_type=ctype, event_type=event_type, position=pos
-            )
-        except UnicodeDecodeError as exc:
-            rec = RawRecord(
-                raw,
-                content_type=ctype,
-                error=f"CSV line {lineno} is not UTF-8 text ({exc.reason}).",
-                error_code="not_utf8",
-                position=pos,
-            )
-        except (ValueError, csv.Error) as exc:
-            rec = RawRecord(
-                raw,
-                content_type=ctype,
-                error=f"CSV line {lineno} is malformed: {exc}.",
-                error_code="malformed_csv",
-                position=pos,
-            )
-        batch.append(rec)
-        if len(batch) >= batch_size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
+    return _CsvFile(types, header, csv_content_type(first[1]), rows)
+
+
+def _csv(
+    path: Path, batch_size: int, pipeline: IngestPipeline, topic: str, event_type: str | None
+) -> Iterator[list[RawRecord]]:
+    f = _csv_open(path, pipeline, topic, event_type)
+    if f is None:
+        return
+    for rows in f.batches(batch_size):
+        yield [
+            csv_row_record(raw, lineno, f.header, f.types, f.ctype, event_type)
+            for lineno, raw in rows
+        ]
+
+
+def csv_row_record(
+    raw: bytes,
+    lineno: int,
+    header: list[str],
+    types: dict[str, tuple[Any, bool]],
+    ctype: str,
+    event_type: str | None,
+) -> RawRecord:
+    """One CSV row as the per-record path receives it (the reference)."""
+    pos = {"line": lineno}
+    try:
+        value = parse_csv_row(raw, header, types)
+        return RawRecord(raw, value=value, content_type=ctype, event_type=event_type, position=pos)
+    except UnicodeDecodeError as exc:
+        return RawRecord(
+            raw,
+            content_type=ctype,
+            error=f"CSV line {lineno} is not UTF-8 text ({exc.reason}).",
+            error_code="not_utf8",
+            position=pos,
+        )
+    except (ValueError, csv.Error) as exc:
+        return RawRecord(
+            raw,
+            content_type=ctype,
+            error=f"CSV line {lineno} is malformed: {exc}.",
+            error_code="malformed_csv",
+            position=pos,
+        )
 
 
 def _parquet(path: Path, batch_size: int, event_type: str | None) -> Iterator[list[RawRecord]]:
@@ -463,6 +497,12 @@ def _publish(
         )
         arrow = found is not None
         consumed = found or 0
+    elif fmt == "csv" and columnar:
+        found = _publish_csv_arrow(
+            pipeline, path, topic, batch_size, event_type, producer, on_batch, source, skip, out
+        )
+        arrow = found is not None
+        consumed = found or 0
     elif fmt == "jsonl" and columnar:
         lay = _json_layout(pipeline, topic)
         if lay is not None:
@@ -612,6 +652,82 @@ def _publish_avro_arrow(
             out.records += len(datums)
             out.result.add(result)
             on_batch(len(datums), result)
+    return consumed
+
+
+def _publish_csv_arrow(
+    pipeline: IngestPipeline,
+    path: Path,
+    topic: str,
+    batch_size: int,
+    event_type: str | None,
+    producer: str | None,
+    on_batch: Callable[[int, IngestResult], None],
+    source: str,
+    skip: int,
+    out: FileResult,
+) -> int | None:
+    """CSV rows read by Arrow's CSV reader (``arrowread.csv_batch``) through the columnar path;
+    the records consumed, or None when the per-record path must read the file (no layout, PII
+    to encrypt, an empty file). Rows Arrow cannot vouch for go through the per-record path as
+    ``csv_row_record`` makes them, with their original bytes."""
+    from ingest.arrowread import csv_batch, csv_layout, layout
+    from ingest.columnar import ingest_arrow
+
+    try:
+        t = pipeline.target(topic, event_type)
+    except HubError:
+        return None
+    lay = None if t.encrypts else layout(t.plain.parsed)
+    if lay is None:
+        return None
+    f = _csv_open(path, pipeline, topic, event_type)
+    if f is None:
+        return None
+    parsed: Any = t.plain.parsed
+    cols = csv_layout(lay, f.header, parsed["fields"])
+    if cols is None:
+        return None
+    nullable = {name for name, (_, null_ok) in f.types.items() if null_ok}
+    consumed = 0
+    for rows in f.batches(batch_size):
+        n = len(rows)
+        if consumed + n <= skip:  # committed before a restart
+            consumed += n
+            out.skipped += n
+            continue
+        if consumed < skip:
+            rows = rows[skip - consumed :]
+            out.skipped += skip - consumed
+            consumed = skip
+        consumed += len(rows)
+        rb, force = csv_batch(
+            [raw for _, raw in rows], f.header, cols, nullable, pipeline.max_record_bytes
+        )
+
+        def originals(
+            at: Sequence[int], rows: list[tuple[int, bytes]] = rows, f: _CsvFile = f
+        ) -> list[RawRecord]:
+            return [
+                csv_row_record(rows[i][1], rows[i][0], f.header, f.types, f.ctype, event_type)
+                for i in at
+            ]
+
+        result = ingest_arrow(
+            pipeline,
+            topic,
+            rb,
+            source=source,
+            producer=producer or f"file:{path.name}",
+            position={"file": path.name, "records": consumed},
+            consumed=consumed,
+            event_type=event_type,
+            originals=originals,
+            force=force,
+        )
+        out.records += len(rows)
+        out.result.add(result)
+        on_batch(len(rows), result)
     return consumed
 
 

@@ -216,10 +216,88 @@ def avro_file(h: Hub, path: Path, n: int, seed: int) -> Path:
     return path
 
 
-def test_avro_container_column_wise_equals_per_record(
-    two: tuple[Hub, Hub], tmp_path: Path
-) -> None:
+def test_avro_container_column_wise_equals_per_record(two: tuple[Hub, Hub], tmp_path: Path) -> None:
     f = avro_file(two[0], tmp_path / "t.avro", 600, seed=7)
     accepted, rejected, duplicates = differential(two, f, "trades", batch_size=128)
     assert accepted > 300 and rejected > 40 and duplicates > 20
     assert ROW_BY_ROW[-1] < rejected + 60  # good rows went column-wise
+
+
+CSV_COLUMNS = [
+    "trade_id",
+    "account_id",
+    "instrument",
+    "side",
+    "quantity",
+    "price",
+    "currency",
+    "executed_at",
+    "trader_id",
+    "venue",
+]
+CSV_ODD = [
+    'T-q1,ACC-1,"AAPL",BUY,1,2,USD,2026-11-25T14:30:00Z,,XNAS',  # quoted
+    'T-q2,ACC-1,"A,B",BUY,1,2,USD,2026-11-25T14:30:00Z,,XNAS',  # a comma inside quotes
+    'T-q3,ACC-1,"multi\nline",BUY,1,2,USD,2026-11-25T14:30:00Z,,XNAS',  # a newline in quotes
+    "T-short,ACC-1,AAPL,BUY,1",
+    "T-long,ACC-1,AAPL,BUY,1,2,USD,2026-11-25T14:30:00Z,,XNAS,extra",
+    "T-nul,ACC-1,AA\x00PL,BUY,1,2,USD,2026-11-25T14:30:00Z,,XNAS",
+    "T-cr,ACC-1,AA\rPL,BUY,1,2,USD,2026-11-25T14:30:00Z,,XNAS",
+]
+
+
+def csv_value(field: str, rnd: random.Random, r: dict[str, Any]) -> str:
+    if rnd.random() < 0.08:  # doubtful or wrong text
+        return rnd.choice(
+            {
+                "quantity": ["1e2", "+5", ".5", "5.", " 5", "1_000", "", "-1", "1.00001", "NaN"],
+                "price": ["12.123456789", "-0", "007.5", "", "abc"],
+                "executed_at": [
+                    "2026-02-30T10:00:00Z",
+                    "2026-11-25 14:30:00Z",
+                    "2026-11-25T14:30:00",
+                    "2026-11-25T14:30:00.5+02:00",
+                    "1795600000000000",
+                    "",
+                ],
+                "side": ["HOLD", "buy", ""],
+                "currency": ["usd", "", "XXX"],
+                "trader_id": ["", "é", "日本"],
+                "venue": ["", "XLON"],
+                "trade_id": [""],
+                "account_id": ["ACC-UNKNOWN", ""],
+                "instrument": ["", "É"],
+            }[field]
+        )
+    v = r.get(field)
+    return "" if v is None else str(v)
+
+
+def csv_file(path: Path, n: int, seed: int) -> Path:
+    rnd = random.Random(seed)
+    cols = CSV_COLUMNS[:]
+    rnd.shuffle(cols)
+    lines = [",".join(cols)]
+    for i in range(n):
+        roll = rnd.random()
+        if roll < 0.03:
+            lines.append(rnd.choice(["", "   "]))
+        elif roll < 0.08:
+            lines.append(rnd.choice(CSV_ODD))
+        else:
+            r = trade(i, rnd)
+            lines.append(",".join(csv_value(c, rnd, r) for c in cols))
+    bom = "\ufeff" if seed % 2 else ""
+    path.write_bytes((bom + "\n".join(lines) + "\n").encode())
+    return path
+
+
+def test_csv_arrow_equals_per_record(two: tuple[Hub, Hub], tmp_path: Path) -> None:
+    f = csv_file(tmp_path / "t.csv", 700, seed=11)
+    accepted, rejected, duplicates = differential(two, f, "trades", batch_size=128)
+    assert accepted > 300 and rejected > 60 and duplicates > 10
+    assert ROW_BY_ROW[-1] < rejected + duplicates + 120  # good rows went column-wise
+
+
+def test_csv_arrow_second_seed_one_batch(two: tuple[Hub, Hub], tmp_path: Path) -> None:
+    differential(two, csv_file(tmp_path / "t.csv", 400, seed=12), "trades", batch_size=10_000)

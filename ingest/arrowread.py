@@ -287,7 +287,7 @@ def _finish(c: Column, col: pa.Array) -> tuple[pa.Array, Bools]:
         except pa.ArrowInvalid:  # e.g. a 30th of February: Python's parser decides each value
             arr, bad = _dates_one_by_one(strings, c)
             unsure |= bad
-        return arr, unsure
+        return _in_range(arr, unsure)
     if c.kind == "int":
         v = np.asarray(col.fill_null(0).to_numpy(zero_copy_only=False), dtype=np.int64)
         out32 = (v < -(2**31)) | (v >= 2**31)
@@ -308,6 +308,21 @@ def _finish(c: Column, col: pa.Array) -> tuple[pa.Array, Bools]:
         unsure |= valid & ~member
         return col, unsure
     return col, unsure
+
+
+_US_RANGE = (-62_135_596_800_000_000, 253_402_300_799_999_999)  # years 1-9999 in UTC
+
+
+def _in_range(arr: pa.Array, unsure: Bools) -> tuple[pa.Array, Bools]:
+    """Timestamps outside Python's datetime range (an offset can push year 1 or 9999 over)
+    are left to the per-record path."""
+    if not pa.types.is_timestamp(arr.type) or not len(arr):
+        return arr, unsure
+    us = np.asarray(arr.view(pa.int64()).fill_null(0).to_numpy(zero_copy_only=False))
+    out = (us < _US_RANGE[0]) | (us > _US_RANGE[1])
+    if not out.any():
+        return arr, unsure
+    return pc.if_else(pa.array(out), pa.scalar(None, arr.type), arr), unsure | out
 
 
 def _dates_one_by_one(strings: pa.Array, c: Column) -> tuple[pa.Array, Bools]:
@@ -473,10 +488,10 @@ def _csv_column(c: Column, col: pa.Array, nullable: bool) -> tuple[pa.Array, Boo
     text = _nulled(col, null | ~ok)
     if c.kind in ("timestamp", "date"):
         try:
-            return text.cast(c.final), unsure
+            return _in_range(text.cast(c.final), unsure)
         except pa.ArrowInvalid:
             arr, bad = _dates_one_by_one(text, c)
-            return arr, unsure | bad
+            return _in_range(arr, unsure | bad)
     if c.kind in ("long", "int", "decimal"):
         arr = text.cast(pa.int64() if c.kind != "decimal" else c.final)
         if c.kind == "int":

@@ -216,10 +216,23 @@ def _missing(
         force[nulls] = True
         return arr
     if not texts:
-        texts.append(pa.array(lines, pa.binary()))
+        # The lines as one binary array over the joined bytes (each with its joining newline).
+        data = b"\n".join(lines)
+        ends = np.cumsum(np.fromiter(map(len, lines), dtype=np.int64, count=len(lines)) + 1)
+        offsets = np.concatenate([[0], np.minimum(ends, len(data))]).astype(np.int64)
+        texts.append(
+            pa.Array.from_buffers(
+                pa.large_binary(), len(lines), [None, pa.py_buffer(offsets), pa.py_buffer(data)]
+            )
+        )
         # Field names are ASCII letters, digits and ``_``: only a ``\u00XX`` escape of an ASCII
         # character could spell one without the plain name showing.
-        texts.append(pc.match_substring_regex(texts[0], r"\\u00[0-7]"))
+        escaped = b"\\u00" in data
+        texts.append(
+            pc.match_substring_regex(texts[0], r"\\u00[0-7]")
+            if escaped
+            else pa.array(np.zeros(len(lines), dtype=np.bool_))
+        )
     named = _np(pc.or_(pc.match_substring(texts[0], f'"{c.name}"'), texts[1]))
     null = np.zeros(len(col), dtype=np.bool_)
     null[nulls] = True

@@ -1,11 +1,11 @@
 """File ingest per format: Arrow readers + the columnar path beside the per-record path.
 
-The same trades (other ids per run, so none is a duplicate) as JSON lines, Avro container and
-Parquet files, through ``publish_file`` (validate, encode, append to the log with envelope
+The same trades (other ids per run, so none is a duplicate) as JSON lines, CSV, Avro container
+and Parquet files, through ``publish_file`` (validate, encode, append to the log with envelope
 headers and source positions), on the columnar path (JSON lines by ``pyarrow.json``, Avro rows
 as Arrow columns) and on the per-record reference path. Same-run baselines:
 - the raw read of the same file by its reader alone (``pyarrow.json.read_json`` with the
-  schema's columns; ``fastavro.reader``; ``ParquetFile.iter_batches``);
+  schema's columns; ``pyarrow.csv.read_csv``; ``fastavro.reader``; ``ParquetFile.iter_batches``);
 - ``SqliteEventLog.append`` alone of the same number of pre-encoded records with the envelope
   headers an ingested record carries (the storage floor of every path).
 Each rate is reported per wall second and per CPU second of the process (the machine is shared:
@@ -118,6 +118,11 @@ def test_file_formats(tmp_path: Path, report: Report) -> None:
                     [serde.from_json(r, schema.parsed) for r in rows(N, 2 * 10**7 + start)],
                 )
             files[f"avro-{k}"] = g
+            c = tmp_path / f"{k}.csv"
+            cols = list(rows(1)[0])
+            body = (",".join(str(r[x]) for x in cols) for r in rows(N, 6 * 10**7 + start))
+            c.write_text(",".join(cols) + "\n" + "\n".join(body) + "\n")
+            files[f"csv-{k}"] = c
         p = tmp_path / "t.parquet"
         parquet_file(p, N, start=4 * 10**7)
 
@@ -130,7 +135,13 @@ def test_file_formats(tmp_path: Path, report: Report) -> None:
             with files["avro-a"].open("rb") as fo:
                 assert sum(1 for _ in fastavro.reader(fo)) == N
 
+        def read_csv() -> None:
+            import pyarrow.csv as pcsv
+
+            assert pcsv.read_csv(files["csv-a"]).num_rows == N
+
         add("baseline: pyarrow JSON read", timed(read_json))
+        add("baseline: pyarrow CSV read", timed(read_csv))
         add("baseline: fastavro read", timed(read_avro))
         add(
             "baseline: pyarrow Parquet read",

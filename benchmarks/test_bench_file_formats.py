@@ -165,6 +165,8 @@ def test_file_formats(tmp_path: Path, report: Report) -> None:
                 "baseline: pyarrow JSON read",
             ),
             ("JSONL per-record path", files["jsonl-b"], False, "baseline: pyarrow JSON read"),
+            ("CSV via Arrow -> columnar path", files["csv-a"], True, "baseline: pyarrow CSV read"),
+            ("CSV per-record path", files["csv-b"], False, "baseline: pyarrow CSV read"),
             (
                 "Avro OCF -> Arrow -> columnar path",
                 files["avro-a"],

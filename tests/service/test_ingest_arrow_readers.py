@@ -164,11 +164,6 @@ def test_jsonl_arrow_equals_per_record(two: tuple[Hub, Hub], tmp_path: Path) -> 
     assert ROW_BY_ROW[-1] < rejected + duplicates + 120
 
 
-def test_jsonl_arrow_second_seed_one_batch(two: tuple[Hub, Hub], tmp_path: Path) -> None:
-    f = jsonl(tmp_path / "t.jsonl", 500, seed=2, bad=0.4)
-    differential(two, f, "trades", batch_size=10_000)
-
-
 def test_jsonl_all_good_lines_go_column_wise(two: tuple[Hub, Hub], tmp_path: Path) -> None:
     f = jsonl(tmp_path / "t.jsonl", 300, seed=4, bad=0.0)
     accepted, _, duplicates = differential(two, f, "trades", batch_size=100)
@@ -297,7 +292,3 @@ def test_csv_arrow_equals_per_record(two: tuple[Hub, Hub], tmp_path: Path) -> No
     accepted, rejected, duplicates = differential(two, f, "trades", batch_size=128)
     assert accepted > 300 and rejected > 60 and duplicates > 10
     assert ROW_BY_ROW[-1] < rejected + duplicates + 120  # good rows went column-wise
-
-
-def test_csv_arrow_second_seed_one_batch(two: tuple[Hub, Hub], tmp_path: Path) -> None:
-    differential(two, csv_file(tmp_path / "t.csv", 400, seed=12), "trades", batch_size=10_000)

@@ -2,7 +2,8 @@
 
 Every format streams: JSON lines and CSV line by line, Parquet by record batches
 (``ParquetFile.iter_batches``), Avro OCF block by block (``fastavro.reader``); memory is bounded
-by the batch size, whatever the file size.
+by the batch size, whatever the file size. Each batch goes through the columnar path
+(``publish_file``); the per-record readers below stay the reference it must equal.
 
 What is per record and what fails the whole file
 - Per record (quarantined with the original bytes, the rest of the file goes on): a JSON line
@@ -448,9 +449,11 @@ def publish_file(
 ) -> FileResult:
     """Ingest a file through the pipeline, resuming after its last committed batch.
 
-    Parquet goes through the columnar path (``columnar.ingest_arrow``: the same result, column
-    at a time) unless ``columnar`` is False; other formats go record by record. One lineage run
-    of ``job`` (default ``ingest.files.<topic>``) covers it (see the module docstring).
+    Every format goes through the columnar path (``columnar.ingest_arrow``: the same result,
+    column at a time; JSON lines, CSV and Avro rows as Arrow columns by ``arrowread``) unless
+    ``columnar`` is False, which keeps the per-record reference path; a schema without an Arrow
+    layout is read record by record either way. One lineage run of ``job`` (default
+    ``ingest.files.<topic>``) covers it (see the module docstring).
     """
     path = Path(path)
     if not path.is_file():

@@ -750,6 +750,8 @@ def _ingest_arrow(
     done: bool = False,
     attempt: int = 1,
     event_type: str | None = None,
+    originals: Callable[[Sequence[int]], list[RawRecord]] | None = None,
+    force: Bools | None = None,
 ) -> IngestResult:
     kwargs: dict[str, Any] = dict(
         source=source,
@@ -761,11 +763,16 @@ def _ingest_arrow(
         attempt=attempt,
     )
 
+    def raws(at: Sequence[int]) -> list[RawRecord]:
+        """The records as the per-record path receives them: the source's own (``originals``:
+        a JSON line with its bytes, an Avro datum) or the batch's rows as datums."""
+        if originals is not None:
+            return originals(at)
+        rows = rb.take(pa.array(at, pa.int64())).to_pylist() if at else []
+        return [RawRecord(b"", kind="datum", value=row, event_type=event_type) for row in rows]
+
     def per_record() -> IngestResult:
-        rows = [
-            RawRecord(b"", kind="datum", value=row, event_type=event_type) for row in rb.to_pylist()
-        ]
-        return pipeline.ingest(topic, rows, **kwargs)
+        return pipeline.ingest(topic, raws(range(rb.num_rows)), **kwargs)
 
     pipeline.log.topic(topic)  # raises TopicNotFound
     n = rb.num_rows
@@ -787,6 +794,8 @@ def _ingest_arrow(
     # 1-3. Rules and encoding, column-wise; unsure or failing rows go row by row.
     cache = BatchCache()
     bad = plan.bad_rows(rb, now) | erased_rows(pipeline, t, rb) | ref_rows(pipeline, t, rb, cache)
+    if force is not None:
+        bad |= force
     values: list[bytes | None]
     if not bad.any():
         values = list(plan.encoder.encode(rb, compiled.wire_header))
@@ -805,13 +814,17 @@ def _ingest_arrow(
                 bad[i] = True
     keys = plan.keys(rb)
     nks = plan.natural_keys(rb)
-    targets: dict[str | None, Target] = {event_type: t}
+    # The per-record path resolves the target at the first row it can read: a row the source
+    # could not decode (a malformed JSON line) before any such row is quarantined without it.
+    targets: dict[str | None, Target] = {}
     quarantined: list[tuple[int, RawRecord, _Reject, Target | None]] = []
     slow = np.flatnonzero(bad).tolist()
     if slow:
-        rows = rb.take(pa.array(slow)).to_pylist()
-        for i, row in zip(slow, rows, strict=True):
-            raw = RawRecord(b"", kind="datum", value=row, event_type=event_type)
+        fast = np.flatnonzero(~bad)
+        first_fast = int(fast[0]) if len(fast) else n
+        for i, raw in zip(slow, raws(slow), strict=True):
+            if i > first_fast:
+                targets.setdefault(event_type, t)
             out = pipeline.accept_one(topic, raw, targets, now, cache)
             if type(out) is _Reject:
                 quarantined.append((i, raw, out, targets.get(event_type)))

@@ -2,7 +2,8 @@
 
 Every format streams: JSON lines and CSV line by line, Parquet by record batches
 (``ParquetFile.iter_batches``), Avro OCF block by block (``fastavro.reader``); memory is bounded
-by the batch size, whatever the file size.
+by the batch size, whatever the file size. Each batch goes through the columnar path
+(``publish_file``); the per-record readers below stay the reference it must equal.
 
 What is per record and what fails the whole file
 - Per record (quarantined with the original bytes, the rest of the file goes on): a JSON line
@@ -34,7 +35,7 @@ import csv
 import hashlib
 import io
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -43,7 +44,14 @@ from typing import Any
 from core import lineage
 from core.errors import HubError, InvalidInput
 from core.pii import encrypted_schema
-from ingest.pipeline import QUARANTINE_TOPIC, WIRE, IngestPipeline, IngestResult, RawRecord
+from ingest.pipeline import (
+    QUARANTINE_TOPIC,
+    WIRE,
+    IngestPipeline,
+    IngestResult,
+    RawRecord,
+    Target,
+)
 
 FORMATS = ("jsonl", "csv", "parquet", "avro")
 _SUFFIXES = {
@@ -97,38 +105,48 @@ def file_digest(path: Path) -> str:
 
 
 # -- readers: each yields lists of RawRecord ------------------------------------------------
-def _jsonl(path: Path, batch_size: int) -> Iterator[list[RawRecord]]:
-    batch: list[RawRecord] = []
+def _jsonl_lines(path: Path, batch_size: int) -> Iterator[list[tuple[int, bytes]]]:
+    """Batches of (line number, line without its end) of the non-blank lines."""
+    batch: list[tuple[int, bytes]] = []
     with path.open("rb") as f:
         for lineno, line in enumerate(f, 1):
             raw = line.rstrip(b"\r\n")
             if not raw.strip():
                 continue
-            try:
-                value = json.loads(raw.decode("utf-8"), parse_float=Decimal)
-                if not isinstance(value, dict):
-                    raise ValueError(f"expected a JSON object, got {type(value).__name__}")
-                rec = RawRecord(raw, value=value, position={"line": lineno})
-            except UnicodeDecodeError as exc:
-                rec = RawRecord(
-                    raw,
-                    error=f"Line {lineno} is not UTF-8 text ({exc.reason} at byte {exc.start}).",
-                    error_code="not_utf8",
-                    position={"line": lineno},
-                )
-            except ValueError as exc:
-                rec = RawRecord(
-                    raw,
-                    error=f"Line {lineno} is not a JSON object: {exc}.",
-                    error_code="malformed_json",
-                    position={"line": lineno},
-                )
-            batch.append(rec)
+            batch.append((lineno, raw))
             if len(batch) >= batch_size:
                 yield batch
                 batch = []
     if batch:
         yield batch
+
+
+def json_line_record(raw: bytes, lineno: int) -> RawRecord:
+    """One JSON line as the per-record path receives it (the reference)."""
+    try:
+        value = json.loads(raw.decode("utf-8"), parse_float=Decimal)
+        if not isinstance(value, dict):
+            raise ValueError(f"expected a JSON object, got {type(value).__name__}")
+        return RawRecord(raw, value=value, position={"line": lineno})
+    except UnicodeDecodeError as exc:
+        return RawRecord(
+            raw,
+            error=f"Line {lineno} is not UTF-8 text ({exc.reason} at byte {exc.start}).",
+            error_code="not_utf8",
+            position={"line": lineno},
+        )
+    except ValueError as exc:
+        return RawRecord(
+            raw,
+            error=f"Line {lineno} is not a JSON object: {exc}.",
+            error_code="malformed_json",
+            position={"line": lineno},
+        )
+
+
+def _jsonl(path: Path, batch_size: int) -> Iterator[list[RawRecord]]:
+    for lines in _jsonl_lines(path, batch_size):
+        yield [json_line_record(raw, lineno) for lineno, raw in lines]
 
 
 def csv_types(schema: Any) -> dict[str, tuple[Any, bool]]:
@@ -209,14 +227,36 @@ def parse_csv_row(
     return value
 
 
-def _csv(
-    path: Path, batch_size: int, pipeline: IngestPipeline, topic: str, event_type: str | None
-) -> Iterator[list[RawRecord]]:
+@dataclass
+class _CsvFile:
+    types: dict[str, tuple[Any, bool]]
+    header: list[str]
+    ctype: str
+    rows: Iterator[tuple[int, bytes]]
+
+    def batches(self, batch_size: int) -> Iterator[list[tuple[int, bytes]]]:
+        """Batches of (line number, row bytes) of the non-blank rows."""
+        batch: list[tuple[int, bytes]] = []
+        for lineno, raw in self.rows:
+            if not raw.strip():
+                continue
+            batch.append((lineno, raw))
+            if len(batch) >= batch_size:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+
+def _csv_open(
+    path: Path, pipeline: IngestPipeline, topic: str, event_type: str | None
+) -> _CsvFile | None:
+    """The CSV file's header checked against the schema; None for an empty file."""
     types = csv_types(pipeline.target(topic, event_type).plain.parsed)
     rows = _csv_rows(path)
     first = next(rows, None)
     if first is None:
-        return
+        return None
     try:
         header = next(csv.reader([first[1].decode("utf-8-sig")]))
     except (UnicodeDecodeError, csv.Error) as exc:
@@ -230,39 +270,51 @@ def _csv(
         )
     # The header travels with each row's content type (a MIME parameter), so a quarantined row
     # can be parsed again on replay without the file.
-    ctype = csv_content_type(first[1])
-    batch: list[RawRecord] = []
-    for lineno, raw in rows:
-        if not raw.strip():
-            continue
-        pos = {"line": lineno}
-        try:
-            value = parse_csv_row(raw, header, types)
-            rec = RawRecord(
-                raw, value=value, content_type=ctype, event_type=event_type, position=pos
-            )
-        except UnicodeDecodeError as exc:
-            rec = RawRecord(
-                raw,
-                content_type=ctype,
-                error=f"CSV line {lineno} is not UTF-8 text ({exc.reason}).",
-                error_code="not_utf8",
-                position=pos,
-            )
-        except (ValueError, csv.Error) as exc:
-            rec = RawRecord(
-                raw,
-                content_type=ctype,
-                error=f"CSV line {lineno} is malformed: {exc}.",
-                error_code="malformed_csv",
-                position=pos,
-            )
-        batch.append(rec)
-        if len(batch) >= batch_size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
+    return _CsvFile(types, header, csv_content_type(first[1]), rows)
+
+
+def _csv(
+    path: Path, batch_size: int, pipeline: IngestPipeline, topic: str, event_type: str | None
+) -> Iterator[list[RawRecord]]:
+    f = _csv_open(path, pipeline, topic, event_type)
+    if f is None:
+        return
+    for rows in f.batches(batch_size):
+        yield [
+            csv_row_record(raw, lineno, f.header, f.types, f.ctype, event_type)
+            for lineno, raw in rows
+        ]
+
+
+def csv_row_record(
+    raw: bytes,
+    lineno: int,
+    header: list[str],
+    types: dict[str, tuple[Any, bool]],
+    ctype: str,
+    event_type: str | None,
+) -> RawRecord:
+    """One CSV row as the per-record path receives it (the reference)."""
+    pos = {"line": lineno}
+    try:
+        value = parse_csv_row(raw, header, types)
+        return RawRecord(raw, value=value, content_type=ctype, event_type=event_type, position=pos)
+    except UnicodeDecodeError as exc:
+        return RawRecord(
+            raw,
+            content_type=ctype,
+            error=f"CSV line {lineno} is not UTF-8 text ({exc.reason}).",
+            error_code="not_utf8",
+            position=pos,
+        )
+    except (ValueError, csv.Error) as exc:
+        return RawRecord(
+            raw,
+            content_type=ctype,
+            error=f"CSV line {lineno} is malformed: {exc}.",
+            error_code="malformed_csv",
+            position=pos,
+        )
 
 
 def _parquet(path: Path, batch_size: int, event_type: str | None) -> Iterator[list[RawRecord]]:
@@ -293,53 +345,76 @@ def parquet_batches(path: Path, batch_size: int) -> Iterator[Any]:
 def _avro(
     path: Path, batch_size: int, pipeline: IngestPipeline, topic: str, event_type: str | None
 ) -> Iterator[list[RawRecord]]:
+    with path.open("rb") as f:
+        t = _avro_target(pipeline, f, path, topic, event_type)
+        f.seek(0)
+        for datums in _avro_datums(f, path, t, batch_size):
+            yield [
+                RawRecord(b"", kind="datum", value=datum, content_type=WIRE, event_type=t.name)
+                for datum in datums
+            ]
+
+
+def _avro_target(
+    pipeline: IngestPipeline, f: Any, path: Path, topic: str, event_type: str | None
+) -> Target:
+    """The target of an Avro container file, whose writer schema must be registered."""
     import fastavro
 
-    with path.open("rb") as f:
+    try:
+        reader = fastavro.reader(f)
+        text = reader.metadata["avro.schema"]
+    except Exception as exc:  # fastavro raises several types for a bad header
+        raise FileUnreadable(f"{path.name!r} is not an Avro object container file: {exc}.") from exc
+    writer_name = json.loads(text).get("name") if text.startswith("{") else None
+    ns = json.loads(text).get("namespace") if text.startswith("{") else None
+    full = f"{ns}.{writer_name}" if ns and writer_name and "." not in writer_name else writer_name
+    t = pipeline.target(
+        topic, event_type or (full if pipeline.publisher.strategy(topic) != "topic" else None)
+    )
+    try:
         try:
-            reader = fastavro.reader(f)
-            text = reader.metadata["avro.schema"]
-        except Exception as exc:  # fastavro raises several types for a bad header
-            raise FileUnreadable(
-                f"{path.name!r} is not an Avro object container file: {exc}."
-            ) from exc
-        writer_name = json.loads(text).get("name") if text.startswith("{") else None
-        ns = json.loads(text).get("namespace") if text.startswith("{") else None
-        full = (
-            f"{ns}.{writer_name}" if ns and writer_name and "." not in writer_name else writer_name
-        )
-        t = pipeline.target(
-            topic, event_type or (full if pipeline.publisher.strategy(topic) != "topic" else None)
-        )
-        try:
-            try:
-                pipeline.registry.lookup(t.subject, text)
-            except HubError:
-                if not t.encrypts:
-                    raise
-                # The registry holds the log form of a PII schema; the file has its plain form.
-                pipeline.registry.lookup(t.subject, encrypted_schema(text))
-        except HubError as exc:
-            raise FileUnreadable(
-                f"The writer schema of Avro file {path.name!r} ({full}) is not registered under "
-                f"subject {t.subject!r}; files are not auto-registered: register it with "
-                f"`hub schema register {t.subject} SCHEMA.avsc` and publish again."
-            ) from exc
-        f.seek(0)
-        resolved = fastavro.reader(f, reader_schema=t.plain.parsed)
-        batch: list[RawRecord] = []
-        try:
-            for datum in resolved:
-                batch.append(
-                    RawRecord(b"", kind="datum", value=datum, content_type=WIRE, event_type=t.name)
-                )
-                if len(batch) >= batch_size:
-                    yield batch
-                    batch = []
-        except Exception as exc:  # corrupt block
-            raise FileUnreadable(f"Avro file {path.name!r} is corrupt: {exc}.") from exc
-        if batch:
-            yield batch
+            pipeline.registry.lookup(t.subject, text)
+        except HubError:
+            if not t.encrypts:
+                raise
+            # The registry holds the log form of a PII schema; the file has its plain form.
+            pipeline.registry.lookup(t.subject, encrypted_schema(text))
+    except HubError as exc:
+        raise FileUnreadable(
+            f"The writer schema of Avro file {path.name!r} ({full}) is not registered under "
+            f"subject {t.subject!r}; files are not auto-registered: register it with "
+            f"`hub schema register {t.subject} SCHEMA.avsc` and publish again."
+        ) from exc
+    return t
+
+
+def _avro_datums(f: Any, path: Path, t: Target, batch_size: int) -> Iterator[list[Any]]:
+    """Batches of an Avro container file's datums resolved to the target's plain schema.
+
+    A file written with that very schema is read without resolution (fastavro's resolving
+    reader is about twice as slow, and resolving a schema to itself changes nothing)."""
+    import fastavro
+
+    start = f.tell()
+    try:
+        writer = json.loads(fastavro.reader(f).metadata["avro.schema"])
+        same = fastavro.parse_schema(writer) == fastavro.parse_schema(json.loads(t.plain.text))
+    except Exception:  # the resolving reader below names what is wrong
+        same = False
+    f.seek(start)
+    resolved = fastavro.reader(f, reader_schema=None if same else t.plain.parsed)
+    batch: list[Any] = []
+    try:
+        for datum in resolved:
+            batch.append(datum)
+            if len(batch) >= batch_size:
+                yield batch
+                batch = []
+    except Exception as exc:  # corrupt block
+        raise FileUnreadable(f"Avro file {path.name!r} is corrupt: {exc}.") from exc
+    if batch:
+        yield batch
 
 
 def read_file(
@@ -374,9 +449,11 @@ def publish_file(
 ) -> FileResult:
     """Ingest a file through the pipeline, resuming after its last committed batch.
 
-    Parquet goes through the columnar path (``columnar.ingest_arrow``: the same result, column
-    at a time) unless ``columnar`` is False; other formats go record by record. One lineage run
-    of ``job`` (default ``ingest.files.<topic>``) covers it (see the module docstring).
+    Every format goes through the columnar path (``columnar.ingest_arrow``: the same result,
+    column at a time; JSON lines, CSV and Avro rows as Arrow columns by ``arrowread``) unless
+    ``columnar`` is False, which keeps the per-record reference path; a schema without an Arrow
+    layout is read record by record either way. One lineage run of ``job`` (default
+    ``ingest.files.<topic>``) covers it (see the module docstring).
     """
     path = Path(path)
     if not path.is_file():
@@ -422,14 +499,32 @@ def _publish(
         out.skipped = last.records
         return out
     consumed = 0
+    arrow = columnar and fmt == "parquet"
     if fmt == "parquet" and columnar:
         consumed = _publish_arrow(
             pipeline, path, topic, batch_size, event_type, producer, on_batch, source, skip, out
         )
+    elif fmt == "avro" and columnar:
+        found = _publish_avro_arrow(
+            pipeline, path, topic, batch_size, event_type, producer, on_batch, source, skip, out
+        )
+        arrow = found is not None
+        consumed = found or 0
+    elif fmt == "csv" and columnar:
+        found = _publish_csv_arrow(
+            pipeline, path, topic, batch_size, event_type, producer, on_batch, source, skip, out
+        )
+        arrow = found is not None
+        consumed = found or 0
+    elif fmt == "jsonl" and columnar:
+        lay = _json_layout(pipeline, topic)
+        if lay is not None:
+            arrow = True
+            consumed = _publish_json_arrow(
+                pipeline, path, topic, batch_size, producer, on_batch, source, skip, out, lay
+            )
     batches = (
-        read_file(pipeline, path, topic, fmt, batch_size, event_type)
-        if fmt != "parquet" or not columnar
-        else iter(())
+        read_file(pipeline, path, topic, fmt, batch_size, event_type) if not arrow else iter(())
     )
     for batch in batches:
         n = len(batch)
@@ -505,6 +600,211 @@ def _publish_arrow(
         out.records += rb.num_rows
         out.result.add(result)
         on_batch(rb.num_rows, result)
+    return consumed
+
+
+def _publish_avro_arrow(
+    pipeline: IngestPipeline,
+    path: Path,
+    topic: str,
+    batch_size: int,
+    event_type: str | None,
+    producer: str | None,
+    on_batch: Callable[[int, IngestResult], None],
+    source: str,
+    skip: int,
+    out: FileResult,
+) -> int | None:
+    """Avro container batches as Arrow columns (``arrowread.datum_batch``) through the columnar
+    path; the records consumed, or None when the schema has no Arrow layout (or PII to encrypt:
+    the per-record path then reads the file). Rows the columnar path cannot vouch for go through
+    the per-record path with fastavro's datum, as the reference gives it."""
+    from ingest.arrowread import datum_batch, layout
+    from ingest.columnar import ingest_arrow
+
+    with path.open("rb") as f:
+        t = _avro_target(pipeline, f, path, topic, event_type)
+        lay = None if t.encrypts else layout(t.plain.parsed)
+        if lay is None:
+            return None
+        f.seek(0)
+        consumed = 0
+        for datums in _avro_datums(f, path, t, batch_size):
+            n = len(datums)
+            if consumed + n <= skip:  # committed before a restart
+                consumed += n
+                out.skipped += n
+                continue
+            if consumed < skip:
+                datums = datums[skip - consumed :]
+                out.skipped += skip - consumed
+                consumed = skip
+            consumed += len(datums)
+
+            def originals(at: Sequence[int], datums: list[Any] = datums) -> list[RawRecord]:
+                return [
+                    RawRecord(
+                        b"", kind="datum", value=datums[i], content_type=WIRE, event_type=t.name
+                    )
+                    for i in at
+                ]
+
+            kwargs: dict[str, Any] = dict(
+                source=source,
+                producer=producer or f"file:{path.name}",
+                position={"file": path.name, "records": consumed},
+                consumed=consumed,
+            )
+            rb = datum_batch(datums, lay)
+            if rb is None:
+                result = pipeline.ingest(topic, originals(range(len(datums))), **kwargs)
+            else:
+                result = ingest_arrow(
+                    pipeline, topic, rb, event_type=t.name, originals=originals, **kwargs
+                )
+            out.records += len(datums)
+            out.result.add(result)
+            on_batch(len(datums), result)
+    return consumed
+
+
+def _publish_csv_arrow(
+    pipeline: IngestPipeline,
+    path: Path,
+    topic: str,
+    batch_size: int,
+    event_type: str | None,
+    producer: str | None,
+    on_batch: Callable[[int, IngestResult], None],
+    source: str,
+    skip: int,
+    out: FileResult,
+) -> int | None:
+    """CSV rows read by Arrow's CSV reader (``arrowread.csv_batch``) through the columnar path;
+    the records consumed, or None when the per-record path must read the file (no layout, PII
+    to encrypt, an empty file). Rows Arrow cannot vouch for go through the per-record path as
+    ``csv_row_record`` makes them, with their original bytes."""
+    from ingest.arrowread import csv_batch, csv_layout, layout
+    from ingest.columnar import ingest_arrow
+
+    try:
+        t = pipeline.target(topic, event_type)
+    except HubError:
+        return None
+    lay = None if t.encrypts else layout(t.plain.parsed)
+    if lay is None:
+        return None
+    f = _csv_open(path, pipeline, topic, event_type)
+    if f is None:
+        return None
+    parsed: Any = t.plain.parsed
+    cols = csv_layout(lay, f.header, parsed["fields"])
+    if cols is None:
+        return None
+    nullable = {name for name, (_, null_ok) in f.types.items() if null_ok}
+    consumed = 0
+    for rows in f.batches(batch_size):
+        n = len(rows)
+        if consumed + n <= skip:  # committed before a restart
+            consumed += n
+            out.skipped += n
+            continue
+        if consumed < skip:
+            rows = rows[skip - consumed :]
+            out.skipped += skip - consumed
+            consumed = skip
+        consumed += len(rows)
+        rb, force = csv_batch(
+            [raw for _, raw in rows], f.header, cols, nullable, pipeline.max_record_bytes
+        )
+
+        def originals(
+            at: Sequence[int], rows: list[tuple[int, bytes]] = rows, f: _CsvFile = f
+        ) -> list[RawRecord]:
+            return [
+                csv_row_record(rows[i][1], rows[i][0], f.header, f.types, f.ctype, event_type)
+                for i in at
+            ]
+
+        result = ingest_arrow(
+            pipeline,
+            topic,
+            rb,
+            source=source,
+            producer=producer or f"file:{path.name}",
+            position={"file": path.name, "records": consumed},
+            consumed=consumed,
+            event_type=event_type,
+            originals=originals,
+            force=force,
+        )
+        out.records += len(rows)
+        out.result.add(result)
+        on_batch(len(rows), result)
+    return consumed
+
+
+def _json_layout(pipeline: IngestPipeline, topic: str) -> Any:
+    """The Arrow layout JSON lines of ``topic`` are read with, or None (the per-record path
+    reads the file: a target that does not resolve without an event type, PII to encrypt, a
+    field type without a plain column)."""
+    from ingest.arrowread import layout
+
+    try:
+        t = pipeline.target(topic, None)
+    except HubError:
+        return None
+    return None if t.encrypts else layout(t.plain.parsed)
+
+
+def _publish_json_arrow(
+    pipeline: IngestPipeline,
+    path: Path,
+    topic: str,
+    batch_size: int,
+    producer: str | None,
+    on_batch: Callable[[int, IngestResult], None],
+    source: str,
+    skip: int,
+    out: FileResult,
+    lay: Any,
+) -> int:
+    """JSON lines read by Arrow into the columnar path (``arrowread.json_batch``); lines it
+    cannot vouch for go through the per-record path as ``json_line_record`` makes them."""
+    from ingest.arrowread import json_batch
+    from ingest.columnar import ingest_arrow
+
+    consumed = 0
+    for lines in _jsonl_lines(path, batch_size):
+        n = len(lines)
+        if consumed + n <= skip:  # committed before a restart
+            consumed += n
+            out.skipped += n
+            continue
+        if consumed < skip:
+            lines = lines[skip - consumed :]
+            out.skipped += skip - consumed
+            consumed = skip
+        consumed += len(lines)
+        rb, force = json_batch([raw for _, raw in lines], lay, pipeline.max_record_bytes)
+
+        def originals(at: Sequence[int], lines: list[tuple[int, bytes]] = lines) -> list[RawRecord]:
+            return [json_line_record(lines[i][1], lines[i][0]) for i in at]
+
+        result = ingest_arrow(
+            pipeline,
+            topic,
+            rb,
+            source=source,
+            producer=producer or f"file:{path.name}",
+            position={"file": path.name, "records": consumed},
+            consumed=consumed,
+            originals=originals,
+            force=force,
+        )
+        out.records += len(lines)
+        out.result.add(result)
+        on_batch(len(lines), result)
     return consumed
 
 

@@ -70,7 +70,7 @@ def test_jsonl_per_record_quarantine_keeps_bytes_exact(hub: Hub, tmp_path: Path)
 def test_resume_after_a_crash_midway(hub: Hub, tmp_path: Path, monkeypatch) -> None:
     f = tmp_path / "t.jsonl"
     f.write_text("\n".join(json.dumps(r) for r in trades(10)) + "\n")
-    real = hub.ingest.ingest
+    real = hub.ingest._commit  # every batch of every path commits here
     calls = []
 
     def crashing(*a, **kw):
@@ -79,11 +79,11 @@ def test_resume_after_a_crash_midway(hub: Hub, tmp_path: Path, monkeypatch) -> N
             raise RuntimeError("power cut")
         return real(*a, **kw)
 
-    monkeypatch.setattr(hub.ingest, "ingest", crashing)
+    monkeypatch.setattr(hub.ingest, "_commit", crashing)
     with pytest.raises(RuntimeError):
         publish_file(hub.ingest, f, "trades", batch_size=4)
     assert count(hub, "trades") == 8  # two batches committed, the third never ran
-    monkeypatch.setattr(hub.ingest, "ingest", real)
+    monkeypatch.setattr(hub.ingest, "_commit", real)
     out = publish_file(hub.ingest, f, "trades", batch_size=4)
     assert out.skipped == 8 and out.result.accepted == 2
     assert count(hub, "trades") == 10

@@ -1,0 +1,522 @@
+"""JSON lines and Avro datums into Arrow record batches for the columnar path (``columnar``).
+
+The per-record path stays the reference: a JSON line becomes ``json.loads`` then
+``serde.from_json``; an Avro container row becomes fastavro's resolved datum. This module gives
+the columnar path Arrow columns holding exactly the datums the reference would build, and marks
+every row it cannot vouch for (``force``); those rows go through the per-record path with their
+original ``RawRecord`` (the JSON line's own bytes), so their outcome, reason and quarantined
+original are the reference's by construction.
+
+JSON lines (``json_batch``): the batch's lines are parsed by Arrow's JSON reader
+(``pyarrow.json``) against the schema's own column types, with unknown fields an error. Arrow
+refuses a value of another JSON type (a number for a string, ``"5"`` for a long, ``1.0`` for a
+long), duplicate keys, lone surrogates, raw control characters and non-objects; a batch it
+refuses is split in halves until the lines it refuses are found, and those go row by row. Lines
+are also sent row by row, before Arrow sees them, when Arrow and Python's ``json`` could read
+them differently: not UTF-8, a byte-order mark, a control byte, more than one JSON document on
+the line (Arrow reads both), or longer than the record limit. After the read, rows are sent row
+by row when a column cannot say what the reference would do:
+- a null where the reference tells a missing field from an explicit null (any field but a
+  nullable one whose default is null);
+- an ``int`` out of 32 bits, a ``float`` out of float32 range, a non-finite double;
+- a timestamp or date string not in the strict RFC 3339 form (Python's ``fromisoformat`` reads
+  more forms; Arrow reads them differently), an enum symbol the schema does not have.
+
+A schema with a field type outside these (records, arrays, maps, bytes, fixed, unions of two
+non-null types, ``timestamp-millis``) has no layout: the per-record path reads the whole file.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.json as pj
+
+from core.avro.serde import _from_default
+
+Bools = npt.NDArray[np.bool_]
+
+_TS = (
+    r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
+    r"(\.[0-9]{1,6})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$"
+)
+_DATE = r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"
+_SUSPECT = re.compile(rb"[\x00-\x09\x0b-\x1f]|\xef\xbb\xbf")  # control bytes, a BOM
+_BOM = b"\xef\xbb\xbf"
+_F32_MAX = float(np.finfo(np.float32).max)
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    """One field: its Avro kind, the Arrow type JSON is read as, the type it ends as."""
+
+    name: str
+    kind: str  # string enum long int boolean double float decimal timestamp date
+    read: pa.DataType
+    final: pa.DataType
+    null_ok: bool  # a null here means what the reference makes of it (nullable, default null)
+    symbols: tuple[str, ...] = ()
+    default: pa.Scalar | None = None  # a missing field's value (the schema default), if any
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    columns: tuple[Column, ...]
+
+    @property
+    def read_schema(self) -> pa.Schema:
+        return pa.schema([(c.name, c.read) for c in self.columns])
+
+    @property
+    def schema(self) -> pa.Schema:
+        return pa.schema([(c.name, c.final) for c in self.columns])
+
+
+def layout(parsed: Any) -> Layout | None:
+    """The Arrow layout of a parsed Avro record schema, or None if a field has no plain column."""
+    if not isinstance(parsed, dict) or parsed.get("type") not in ("record", "error"):
+        return None
+    named = parsed.get("__named_schemas", {})
+    out = []
+    for f in parsed["fields"]:
+        t = f["type"]
+        nullable = False
+        if isinstance(t, list):
+            if len(t) != 2 or "null" not in t:
+                return None
+            t = t[1 - t.index("null")]
+            nullable = True
+        if isinstance(t, str) and t in named:
+            t = named[t]
+        found = _column_types(t)
+        if found is None:
+            return None
+        kind, read, final, symbols = found
+        null_ok = nullable and "default" in f and f["default"] is None
+        default = None
+        if "default" in f and not null_ok:
+            try:
+                default = pa.scalar(_from_default(f["default"], f["type"], named), final)
+            except (pa.ArrowException, TypeError, ValueError, OverflowError):
+                default = None
+        out.append(Column(f["name"], kind, read, final, null_ok, symbols, default))
+    return Layout(tuple(out))
+
+
+def _column_types(t: Any) -> tuple[str, pa.DataType, pa.DataType, tuple[str, ...]] | None:
+    plain = {
+        "string": ("string", pa.string(), pa.string()),
+        "long": ("long", pa.int64(), pa.int64()),
+        "int": ("int", pa.int64(), pa.int32()),
+        "boolean": ("boolean", pa.bool_(), pa.bool_()),
+        "double": ("double", pa.float64(), pa.float64()),
+        "float": ("float", pa.float64(), pa.float32()),
+    }
+    if isinstance(t, str):
+        found = plain.get(t)
+        return None if found is None else (*found, ())
+    if not isinstance(t, dict):
+        return None
+    logical, base = t.get("logicalType"), t.get("type")
+    if logical == "decimal" and base == "bytes":
+        precision, scale = int(t["precision"]), int(t.get("scale", 0))
+        if not 0 < precision <= 38 or not 0 <= scale <= precision:
+            return None
+        dec = pa.decimal128(precision, scale)
+        return "decimal", dec, dec, ()
+    if logical == "timestamp-micros" and base == "long":
+        return "timestamp", pa.string(), pa.timestamp("us", tz="UTC"), ()
+    if logical == "date" and base == "int":
+        return "date", pa.string(), pa.date32(), ()
+    if logical is None and base == "enum":
+        return "enum", pa.string(), pa.string(), tuple(t["symbols"])
+    if logical is None and isinstance(base, str) and base in plain:
+        return (*plain[base], ())
+    return None
+
+
+# -- JSON lines -------------------------------------------------------------------------------
+def json_batch(lines: Sequence[bytes], lay: Layout, max_bytes: int) -> tuple[pa.RecordBatch, Bools]:
+    """The lines (non-blank, without their line ends) as one record batch of ``lay.schema``,
+    row i from line i, and the rows the per-record path must decide (their batch row is null)."""
+    n = len(lines)
+    force = np.zeros(n, dtype=np.bool_)
+    data = b"\n".join(lines)
+    octets = np.frombuffer(data, dtype=np.uint8)
+    suspect = bool(((octets < 0x20) & (octets != 0x0A)).any()) or _BOM in data
+    if not suspect:
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            suspect = True
+    if suspect or max(map(len, lines), default=0) > max_bytes:
+        for i, line in enumerate(lines):
+            force[i] = _suspect_line(line, max_bytes)
+    # Only lines that open an object go to Arrow (its reader crashes on a lone ``null``).
+    starts = (
+        np.concatenate([[0], np.flatnonzero(octets == 0x0A) + 1])
+        if n
+        else np.zeros(0, dtype=np.int64)
+    )
+    for i in np.flatnonzero(octets[starts] != 0x7B).tolist() if len(octets) else ():
+        if lines[i].lstrip(b" ")[:1] != b"{":
+            force[i] = True
+    parsed: list[tuple[list[int], pa.Table]] = []
+    read_schema = lay.read_schema
+    _read(lines, np.flatnonzero(~force).tolist(), read_schema, parsed, force)
+    if parsed:
+        table = pa.concat_tables([tb for _, tb in parsed]).combine_chunks()
+        at = np.concatenate([np.asarray(idx, dtype=np.int64) for idx, _ in parsed])
+    else:
+        table = read_schema.empty_table()
+        at = np.zeros(0, dtype=np.int64)
+    cols = [
+        pa.concat_arrays(table.column(c.name).chunks or [pa.nulls(0, c.read)]) for c in lay.columns
+    ]
+    if len(at) != n or not np.array_equal(at, np.arange(n)):
+        # Row i of the batch: its parsed row, or null for the rows left to the per-record path.
+        where = np.full(n, -1, dtype=np.int64)
+        where[at] = np.arange(len(at), dtype=np.int64)
+        take = pa.array(where, mask=where < 0)
+        cols = [col.take(take) for col in cols]
+    out = []
+    texts: list[pa.Array] = []  # the lines as one Arrow array, built once if a default is needed
+    for c, col in zip(lay.columns, cols, strict=True):
+        arr, unsure = _finish(c, col)
+        force |= unsure
+        if not c.null_ok and col.null_count:
+            arr = _missing(c, col, arr, lines, texts, force)
+        out.append(arr)
+    return pa.RecordBatch.from_arrays(out, schema=lay.schema), force
+
+
+def _missing(
+    c: Column,
+    col: pa.Array,
+    arr: pa.Array,
+    lines: Sequence[bytes],
+    texts: list[pa.Array],
+    force: Bools,
+) -> pa.Array:
+    """Nulls of a column where the reference tells a missing field (its default) from an
+    explicit null (refused, or null): a line that does not name the field at all (and has no
+    ``\\u00XX`` escape, which could spell its name) gets the default; other null rows are forced."""
+    nulls = np.flatnonzero(~_np(col.is_valid()) & ~force)
+    if not len(nulls):
+        return arr
+    if c.default is None:
+        force[nulls] = True
+        return arr
+    if not texts:
+        # The lines as one binary array over the joined bytes (each with its joining newline).
+        data = b"\n".join(lines)
+        ends = np.cumsum(np.fromiter(map(len, lines), dtype=np.int64, count=len(lines)) + 1)
+        offsets = np.concatenate([[0], np.minimum(ends, len(data))]).astype(np.int64)
+        texts.append(
+            pa.Array.from_buffers(
+                pa.large_binary(), len(lines), [None, pa.py_buffer(offsets), pa.py_buffer(data)]
+            )
+        )
+        # Field names are ASCII letters, digits and ``_``: only a ``\u00XX`` escape of an ASCII
+        # character could spell one without the plain name showing.
+        escaped = b"\\u00" in data
+        texts.append(
+            pc.match_substring_regex(texts[0], r"\\u00[0-7]")
+            if escaped
+            else pa.array(np.zeros(len(lines), dtype=np.bool_))
+        )
+    named = _np(pc.or_(pc.match_substring(texts[0], f'"{c.name}"'), texts[1]))
+    null = np.zeros(len(col), dtype=np.bool_)
+    null[nulls] = True
+    force |= null & named
+    fill = null & ~named
+    if not fill.any():
+        return arr
+    return pc.if_else(pa.array(fill), c.default, arr)
+
+
+def _suspect_line(line: bytes, max_bytes: int) -> bool:
+    if len(line) > max_bytes or _SUSPECT.search(line) is not None:
+        return True
+    try:
+        line.decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    return False
+
+
+def _read(
+    lines: Sequence[bytes],
+    idx: list[int],
+    schema: pa.Schema,
+    parsed: list[tuple[list[int], pa.Table]],
+    force: Bools,
+) -> None:
+    """Parse lines ``idx`` with Arrow; halves on refusal, down to single lines (then forced)."""
+    if not idx:
+        return
+    data = b"\n".join(lines[i] for i in idx) + b"\n"
+    try:
+        table = pj.read_json(
+            io.BytesIO(data),
+            read_options=pj.ReadOptions(use_threads=False, block_size=len(data) + 1),
+            parse_options=pj.ParseOptions(
+                explicit_schema=schema, unexpected_field_behavior="error"
+            ),
+        )
+    except (pa.ArrowException, UnicodeDecodeError):
+        table = None
+    if table is not None and table.num_rows == len(idx):
+        parsed.append((idx, table))
+        return
+    if len(idx) == 1:  # refused, or more than one document on the line
+        force[idx[0]] = True
+        return
+    half = len(idx) // 2
+    _read(lines, idx[:half], schema, parsed, force)
+    _read(lines, idx[half:], schema, parsed, force)
+
+
+def _finish(c: Column, col: pa.Array) -> tuple[pa.Array, Bools]:
+    """Column ``c`` as its final Arrow type; rows whose reference outcome it cannot vouch for."""
+    n = len(col)
+    valid = np.ones(n, dtype=np.bool_) if col.null_count == 0 else _np(col.is_valid())
+    unsure = np.zeros(n, dtype=np.bool_)  # nulls: ``_missing`` decides them
+    if c.kind in ("timestamp", "date"):
+        ok = _np(pc.match_substring_regex(col, pattern=_TS if c.kind == "timestamp" else _DATE))
+        unsure |= valid & ~ok
+        keep = pa.array(valid & ok)
+        strings = pc.if_else(keep, col, pa.scalar(None, pa.string()))
+        try:
+            arr = strings.cast(c.final)
+        except pa.ArrowInvalid:  # e.g. a 30th of February: Python's parser decides each value
+            arr, bad = _dates_one_by_one(strings, c)
+            unsure |= bad
+        return _in_range(arr, unsure)
+    if c.kind == "int":
+        v = np.asarray(col.fill_null(0).to_numpy(zero_copy_only=False), dtype=np.int64)
+        out32 = (v < -(2**31)) | (v >= 2**31)
+        unsure |= out32
+        return pc.if_else(pa.array(out32), pa.scalar(None, pa.int64()), col).cast(c.final), unsure
+    if c.kind in ("double", "float"):
+        v = np.asarray(col.fill_null(0.0).to_numpy(zero_copy_only=False), dtype=np.float64)
+        bad = ~np.isfinite(v)
+        if c.kind == "float":
+            with np.errstate(all="ignore"):
+                bad |= np.abs(v) > _F32_MAX
+        unsure |= bad
+        if bad.any():
+            col = pc.if_else(pa.array(bad), pa.scalar(None, pa.float64()), col)
+        return col.cast(c.final), unsure
+    if c.kind == "enum":
+        member = _np(pc.is_in(col, value_set=pa.array(list(c.symbols), pa.string())))
+        unsure |= valid & ~member
+        return col, unsure
+    return col, unsure
+
+
+_US_RANGE = (-62_135_596_800_000_000, 253_402_300_799_999_999)  # years 1-9999 in UTC
+
+
+def _in_range(arr: pa.Array, unsure: Bools) -> tuple[pa.Array, Bools]:
+    """Timestamps outside Python's datetime range (an offset can push year 1 or 9999 over)
+    are left to the per-record path."""
+    if not pa.types.is_timestamp(arr.type) or not len(arr):
+        return arr, unsure
+    us = np.asarray(arr.view(pa.int64()).fill_null(0).to_numpy(zero_copy_only=False))
+    out = (us < _US_RANGE[0]) | (us > _US_RANGE[1])
+    if not out.any():
+        return arr, unsure
+    return pc.if_else(pa.array(out), pa.scalar(None, arr.type), arr), unsure | out
+
+
+def _dates_one_by_one(strings: pa.Array, c: Column) -> tuple[pa.Array, Bools]:
+    from datetime import date, datetime
+
+    values: list[Any] = []
+    bad = np.zeros(len(strings), dtype=np.bool_)
+    for i, s in enumerate(strings.to_pylist()):
+        if s is None:
+            values.append(None)
+            continue
+        try:
+            if c.kind == "date":
+                values.append(date.fromisoformat(s))
+            else:
+                values.append(datetime.fromisoformat(s.replace("Z", "+00:00")))
+        except ValueError:
+            values.append(None)
+            bad[i] = True
+    return pa.array(values, c.final), bad
+
+
+def _np(arr: pa.Array) -> Bools:
+    return np.asarray(arr.fill_null(False).to_numpy(zero_copy_only=False), dtype=np.bool_)
+
+
+# -- Avro datums -----------------------------------------------------------------------------
+def datum_batch(datums: Sequence[Any], lay: Layout) -> pa.RecordBatch | None:
+    """Resolved Avro datums (fastavro's, for the layout's schema) as one record batch, or None
+    if a value does not fit its column (the per-record path then takes the batch)."""
+    try:
+        return pa.RecordBatch.from_pylist(list(datums), schema=lay.schema)
+    except (pa.ArrowException, TypeError, ValueError, OverflowError):
+        return None
+
+
+# -- CSV rows ---------------------------------------------------------------------------------
+_INT_TEXT = r"^-?[0-9]{1,18}$"
+_FLOAT_TEXT = r"^-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]{1,2})?$"
+
+
+def csv_layout(lay: Layout, header: Sequence[str], fields: Any) -> Layout | None:
+    """The columns of ``lay`` a CSV file with ``header`` holds, in header order; None when the
+    per-record path must read the file (a repeated header name, a schema field that is neither
+    in the header nor has a default)."""
+    if len(set(header)) != len(header):
+        return None
+    by_name = {c.name: c for c in lay.columns}
+    defaults = {f["name"] for f in fields if "default" in f}
+    if any(c.name not in header and c.name not in defaults for c in lay.columns):
+        return None
+    return Layout(tuple(by_name[h] for h in header))
+
+
+def csv_batch(
+    rows: Sequence[bytes], header: Sequence[str], lay: Layout, nullable: set[str], max_bytes: int
+) -> tuple[pa.RecordBatch, Bools]:
+    """CSV rows (non-blank, without their line ends) as one record batch of the header's
+    columns (``csv_layout``), each converted as ``files._csv_value`` converts its text, and the
+    rows the per-record path must decide. Arrow reads only rows without quotes or control bytes
+    and with the header's number of commas, so that a row is the plain comma split
+    ``csv.reader`` makes of it; values are converted only when their text has the strict form
+    both readers agree on (digits, decimals, RFC 3339 times, ``true``/``false``/``1``/``0``)."""
+    import pyarrow.csv as pcsv
+
+    n = len(rows)
+    force = np.zeros(n, dtype=np.bool_)
+    data = b"\n".join(rows)
+    octets = np.frombuffer(data, dtype=np.uint8)
+    lens = np.fromiter(map(len, rows), dtype=np.int64, count=n)
+    row_of = np.repeat(np.arange(n), lens + 1)[: len(data)]  # the row each byte belongs to
+    joint = np.zeros(len(data), dtype=np.bool_)
+    joint[(np.cumsum(lens + 1) - 1)[:-1]] = True  # the newlines joining rows
+    odd = ((octets < 0x20) & ~joint & (octets != 0x09)) | (octets == 0x22)
+    force[np.unique(row_of[odd])] = True
+    commas = np.bincount(row_of[octets == 0x2C], minlength=n)
+    force |= commas != len(header) - 1
+    force |= lens > max_bytes
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        for i, r in enumerate(rows):
+            try:
+                r.decode("utf-8")
+            except UnicodeDecodeError:
+                force[i] = True
+    good = np.flatnonzero(~force)
+    strings = [pa.array([], pa.string()) for _ in header]
+    if len(good):
+        block = b"\n".join(rows[i] for i in good.tolist()) + b"\n"
+        try:
+            table = pcsv.read_csv(
+                io.BytesIO(block),
+                read_options=pcsv.ReadOptions(
+                    column_names=list(header), use_threads=False, block_size=len(block) + 1
+                ),
+                parse_options=pcsv.ParseOptions(
+                    quote_char=False,
+                    double_quote=False,
+                    escape_char=False,
+                    ignore_empty_lines=False,
+                ),
+                convert_options=pcsv.ConvertOptions(
+                    column_types={h: pa.string() for h in header},
+                    strings_can_be_null=False,
+                    quoted_strings_can_be_null=False,
+                ),
+            ).combine_chunks()
+        except pa.ArrowException:
+            table = None
+        if table is None or table.num_rows != len(good):
+            force[:] = True
+            good = good[:0]
+        else:
+            strings = [
+                pa.concat_arrays(table.column(i).chunks or [pa.array([], pa.string())])
+                for i in range(len(header))
+            ]
+    if len(good) != n:
+        where = np.full(n, -1, dtype=np.int64)
+        where[good] = np.arange(len(good), dtype=np.int64)
+        take = pa.array(where, mask=where < 0)
+        strings = [col.take(take) for col in strings]
+    out = []
+    for c, col in zip(lay.columns, strings, strict=True):
+        arr, unsure = _csv_column(c, col, c.name in nullable)
+        force |= unsure
+        out.append(arr)
+    return pa.RecordBatch.from_arrays(out, schema=lay.schema), force
+
+
+def _csv_column(c: Column, col: pa.Array, nullable: bool) -> tuple[pa.Array, Bools]:
+    """One CSV column's text as ``c.final``; the rows whose text is not of a strict form."""
+    n = len(col)
+    present = np.ones(n, dtype=np.bool_) if col.null_count == 0 else _np(col.is_valid())
+    empty = _np(pc.equal(col, "")) & present
+    null = empty if nullable else np.zeros(n, dtype=np.bool_)  # "" in a nullable column: None
+    if c.kind == "string":
+        return _nulled(col, null), np.zeros(n, dtype=np.bool_)
+    check = present & ~null
+    if c.kind == "enum":
+        ok = _np(pc.is_in(col, value_set=pa.array(list(c.symbols), pa.string())))
+        return _nulled(col, null), check & ~ok
+    if c.kind == "boolean":
+        low = pc.ascii_lower(col)
+        ok = _np(pc.is_in(low, value_set=pa.array(["true", "false", "1", "0"])))
+        value = pc.is_in(low, value_set=pa.array(["true", "1"]))
+        return _nulled(value, null | ~ok), check & ~ok
+    pattern = {
+        "long": _INT_TEXT,
+        "int": _INT_TEXT,
+        "double": _FLOAT_TEXT,
+        "float": _FLOAT_TEXT,
+        "timestamp": _TS,
+        "date": _DATE,
+    }.get(c.kind)
+    if c.kind == "decimal":
+        p, s = c.final.precision, c.final.scale
+        pattern = f"^-?[0-9]{{1,{p - s}}}(\\.[0-9]{{1,{s}}})?$" if s else f"^-?[0-9]{{1,{p}}}$"
+    assert pattern is not None
+    ok = _np(pc.match_substring_regex(col, pattern=pattern))
+    unsure = check & ~ok
+    text = _nulled(col, null | ~ok)
+    if c.kind in ("timestamp", "date"):
+        try:
+            return _in_range(text.cast(c.final), unsure)
+        except pa.ArrowInvalid:
+            arr, bad = _dates_one_by_one(text, c)
+            return _in_range(arr, unsure | bad)
+    if c.kind in ("long", "int", "decimal"):
+        arr = text.cast(pa.int64() if c.kind != "decimal" else c.final)
+        if c.kind == "int":
+            v = np.asarray(arr.fill_null(0).to_numpy(zero_copy_only=False), dtype=np.int64)
+            wide = (v < -(2**31)) | (v >= 2**31)
+            return _nulled(arr, wide).cast(c.final), unsure | wide
+        return arr, unsure
+    arr, bad = _finish(c, text.cast(pa.float64()))  # non-finite, out of float32 range
+    return arr, unsure | bad
+
+
+def _nulled(arr: pa.Array, null: Bools) -> pa.Array:
+    if not null.any():
+        return arr
+    return pc.if_else(pa.array(null), pa.scalar(None, arr.type), arr)

@@ -12,7 +12,10 @@ commit). On two shared cores the latency follows the CPU the process gets: see
 
 The hub serves on 127.0.0.1 (first free port of ``HUB_BENCH_CONSOLE_PORTS``, default
 26080-26089) in this process, as ``hub serve`` does; the stream is read by an HTTP client with a
-console session. Duration ``HUB_BENCH_CONSOLE_SECONDS`` (default 8).
+console session. Duration ``HUB_BENCH_CONSOLE_SECONDS`` (default 8). With
+``HUB_BENCH_CONSOLE_PROFILE=<prefix>``, py-spy samples this process during the measured window
+only: ``<prefix>.gil.txt`` (the thread holding the GIL: where the CPU goes) and
+``<prefix>.wall.txt`` (every thread, idle included: where each one waits), as collapsed stacks.
 """
 
 from __future__ import annotations
@@ -21,7 +24,11 @@ import itertools
 import json
 import os
 import resource
+import shutil
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 
@@ -76,6 +83,39 @@ def _trades(n: int) -> list[OutgoingEvent]:
         )
         for i in range(n)
     ]
+
+
+def _profilers(prefix: str) -> list[subprocess.Popen[bytes]]:
+    """py-spy on this process (GIL holder, and every thread with idle ones); none without it."""
+    spy = shutil.which("py-spy") or os.path.join(os.path.dirname(sys.executable), "py-spy")
+    if not prefix or not os.path.exists(spy):
+        return []
+    base = [
+        spy,
+        "record",
+        "--pid",
+        str(os.getpid()),
+        "--rate",
+        "100",
+        "--format",
+        "raw",
+        "--nonblocking",
+    ]
+    procs = [
+        subprocess.Popen(
+            [*base, *extra, "--output", f"{prefix}.{name}.txt"], stderr=subprocess.PIPE
+        )
+        for name, extra in (("gil", ["--gil"]), ("wall", ["--threads", "--idle"]))
+    ]
+    time.sleep(1.0)  # py-spy attaches
+    return procs
+
+
+def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    for proc in procs:
+        proc.send_signal(signal.SIGINT)  # py-spy writes its output and exits
+    for proc in procs:
+        proc.wait(60)
 
 
 def _cpu_s() -> float:
@@ -156,6 +196,7 @@ def _measure(hub, app, port, report):
     sent: list[tuple[float, int]] = []  # (time the append began, trades published so far)
     batches: list[int] = []
     done = 0
+    profilers = _profilers(os.environ.get("HUB_BENCH_CONSOLE_PROFILE", ""))
     load_before = os.getloadavg()[0]
     cpu_before = _cpu_s()
     began = time.perf_counter()
@@ -174,6 +215,7 @@ def _measure(hub, app, port, report):
     while (not arrivals or arrivals[-1][1] < total) and time.perf_counter() < deadline:
         time.sleep(0.05)
     stop.set()
+    _stop(profilers)
     runner.hook = lambda step: None
     cores = (_cpu_s() - cpu_before) / (time.perf_counter() - began)
     load = (load_before + os.getloadavg()[0]) / 2

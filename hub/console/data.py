@@ -27,9 +27,8 @@ from starlette.concurrency import run_in_threadpool
 from core.errors import InvalidInput
 from core.ports.policy import Principal
 from hub.api.deps import MAX_INT64, authorize, hub_of
-from hub.console import live_bars
 from hub.console.gate import live_session, sessions_of
-from hub.console.live_bars import LiveBars
+from hub.console.live_bars import TABLE, LiveBars, mergeable, snapshot_sql
 
 router = APIRouter(prefix="/ui/api", include_in_schema=False)
 
@@ -93,7 +92,7 @@ def _query(hub: Any, principal: Principal, sql: str) -> dict[str, Any]:
 def _tenant_of(grants: Any) -> str | None:
     """The tenant a grant of the bars table is limited to (None: every tenant)."""
     for g in grants:
-        if g.name == live_bars.TABLE:
+        if g.name == TABLE:
             return g.tenant  # type: ignore[no-any-return]
     return None
 
@@ -212,7 +211,7 @@ async def stream(
 
     def snapshot(grants: Any) -> LiveBars:
         """The bars between two batches, their batch number exact, under ``grants``."""
-        sql = live_bars.snapshot_sql(instrument, currency, limit)
+        sql = snapshot_sql(instrument, currency, limit)
         with runner.between_batches() as cp:
             table = hub.projections.store("analytics").query(sql, grants)
         return LiveBars(instrument, currency, limit, _tenant_of(grants), table, cp.batch_seq)
@@ -222,7 +221,7 @@ async def stream(
         what the principal sees; the views are ensured), then the grant the snapshots and
         merges use, decided (and recorded) again, and the first snapshot under it."""
         hub.projections.query(
-            hub.policy, principal, live_bars.snapshot_sql(instrument, currency, 1), "analytics"
+            hub.policy, principal, snapshot_sql(instrument, currency, 1), "analytics"
         )
         grants = decide_grants()
         return grants, snapshot(grants)
@@ -253,7 +252,7 @@ async def stream(
         unsubscribe = runner.on_commit_rows(heard)
         try:
             grants, live = await run_in_threadpool(first)
-            merge = live_bars.mergeable(grants)
+            merge = mergeable(grants)
             yield message(live)
             last_beat = last_check = time.monotonic()
             while not await request.is_disconnected():
@@ -265,7 +264,7 @@ async def stream(
                         return
                     decided = await run_in_threadpool(decide_grants)
                     if decided != grants:  # what the principal may see changed: start over
-                        grants, merge = decided, live_bars.mergeable(decided)
+                        grants, merge = decided, mergeable(decided)
                         live.stale = True
                 committed.clear()
                 taken, commits[:] = list(commits), []
@@ -473,7 +472,7 @@ def evidence(
     principal: Principal = Depends(authorize("evidence.export")),
 ) -> Response:
     """A SOC 2 evidence pack (zip) for a period, as ``POST /v1/evidence``."""
-    from hub.api.routers.ledger import export_evidence_pack
+    from hub.evidence import export_evidence_pack
     from ledger.controls import parse_controls
     from ledger.evidence import parse_time
 

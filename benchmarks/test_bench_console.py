@@ -21,7 +21,6 @@ only: ``<prefix>.gil.txt`` (the thread holding the GIL: where the CPU goes) and
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import resource
 import shutil
@@ -32,15 +31,14 @@ import sys
 import threading
 import time
 
-import httpx
 import pytest
 import uvicorn
 
 from core.events import OutgoingEvent
 from hub.api.app import create_app
 from hub.bootstrap import bootstrap
-from hub.console.sessions import COOKIE
 from hub.settings import load_settings
+from tests.service.bars_stream import read_bars
 
 RATE = 1_000
 SECONDS = float(os.environ.get("HUB_BENCH_CONSOLE_SECONDS", "8"))
@@ -166,23 +164,13 @@ def _measure(hub, app, port, report):
     ready = threading.Event()
     stop = threading.Event()
 
+    def arrived(at: float, trades: int) -> bool:
+        arrivals.append((at, trades))
+        ready.set()
+        return False
+
     def read_stream() -> None:
-        url = f"http://127.0.0.1:{port}/ui/api/markets/stream?instrument=BENCH&currency=USD"
-        with (
-            httpx.Client(cookies={COOKIE: token}, timeout=None) as client,
-            client.stream("GET", url) as r,
-        ):
-            assert r.status_code == 200, r.read()
-            event = ""
-            for line in r.iter_lines():
-                if line.startswith("event: "):
-                    event = line[7:]
-                elif line.startswith("data: ") and event == "bars":
-                    rows = json.loads(line[6:])["rows"]
-                    arrivals.append((time.perf_counter(), sum(x["events"] for x in rows)))
-                    ready.set()
-                if stop.is_set():
-                    return
+        read_bars(f"http://127.0.0.1:{port}", token, "BENCH", arrived, stop)
 
     reader = threading.Thread(target=read_stream, daemon=True)
     reader.start()

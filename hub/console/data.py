@@ -130,8 +130,8 @@ def _bars(
 ) -> Any:
     """The bars as ``/markets/bars`` answers them. With ``grants`` (what the principal may see
     of the views, decided by the policy engine a moment ago), the query runs under them without
-    deciding again: the live stream re-decides them every ``KEY_RECHECK_S`` instead of on every
-    push, which would record two decisions per projection commit."""
+    deciding again (``tests/service/test_console_live_bars.py`` compares the stream's merged
+    bars with this answer)."""
     seq = hub.projections.runner("market_bars").checkpoint.batch_seq
     sql = bars_sql(instrument, currency, limit)
     if grants is None:

@@ -36,6 +36,7 @@ _SYMBOL = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 STREAM_IDLE_S = 1.0  # a live stream without commits still checks disconnection this often
 KEY_RECHECK_S = 5.0  # how often a live stream re-reads its session's key (revocation)
+STREAM_PENDING_MAX = 256  # commits a live stream holds for a slow reader before re-querying
 
 
 class Open(BaseModel):
@@ -243,6 +244,8 @@ async def stream(
 
         def heard(seq: int, rows: Any) -> None:  # the runner's thread, after each commit
             def take() -> None:
+                if len(commits) >= STREAM_PENDING_MAX:  # a reader this far behind: let go of
+                    commits.clear()  # the rows; the gap in batch numbers re-queries the bars
                 commits.append((seq, rows))
                 committed.set()
 

@@ -227,6 +227,12 @@ async def stream(
         grants = decide_grants()
         return grants, snapshot(grants)
 
+    def recheck() -> Any:
+        """The session's key still valid: the grant decided again; None: the stream ends."""
+        if live_session(hub, store, token) is None:
+            return None
+        return decide_grants()
+
     def message(live: LiveBars) -> bytes:
         found = {
             **_rows(live.shown()),
@@ -258,14 +264,17 @@ async def stream(
             merge = mergeable(grants)
             yield message(live)
             last_beat = last_check = time.monotonic()
+            check: asyncio.Future[Any] | None = None  # the key and grant re-check in flight
             while not await request.is_disconnected():
                 now = time.monotonic()
-                if now - last_check >= KEY_RECHECK_S:
-                    last_check = now
-                    if live_session(hub, store, token) is None:
+                if check is None and now - last_check >= KEY_RECHECK_S:
+                    # off the push path: a decision recorded under load may take a while
+                    check = asyncio.ensure_future(run_in_threadpool(recheck))
+                if check is not None and check.done():
+                    decided, check, last_check = check.result(), None, time.monotonic()
+                    if decided is None:
                         yield b"event: ended\ndata: {}\n\n"
                         return
-                    decided = await run_in_threadpool(decide_grants)
                     if decided != grants:  # what the principal may see changed: start over
                         grants, merge = decided, mergeable(decided)
                         live.stale = True
@@ -286,10 +295,18 @@ async def stream(
                 elif now - last_beat >= 15:
                     last_beat = now
                     yield b": keep-alive\n\n"
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(committed.wait(), STREAM_IDLE_S)
+                waits: list[asyncio.Future[Any]] = [asyncio.ensure_future(committed.wait())]
+                idle = STREAM_IDLE_S
+                if check is not None:
+                    waits.append(check)
+                else:  # wake for the next re-check too
+                    idle = min(idle, max(0.0, last_check + KEY_RECHECK_S - time.monotonic()))
+                await asyncio.wait(waits, timeout=idle, return_when="FIRST_COMPLETED")
+                waits[0].cancel()
         finally:
             unsubscribe()
+            if check is not None:
+                check.cancel()
 
     return StreamingResponse(
         events(),

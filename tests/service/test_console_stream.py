@@ -13,18 +13,20 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import httpx
 import uvicorn
 
 from core.events import OutgoingEvent
 from hub.api.app import create_app
 from hub.bootstrap import Hub, bootstrap
 from hub.console import data as console_data
+from hub.console.sessions import COOKIE
 from hub.settings import load_settings
 from tests.service.bars_stream import read_bars
 
 
 @pytest.fixture
-def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Hub, str, str]]:
+def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Hub, str, str, str]]:
     monkeypatch.setattr(console_data, "STREAM_IDLE_S", 60.0)  # only a commit can wake it in time
     hub = bootstrap(
         load_settings(
@@ -44,7 +46,7 @@ def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Hu
     issued = hub.keys.create(["analyst"], principal="stream-test")
     token, _ = app.state.console_sessions.open(issued.key_id, "stream-test")
     try:
-        yield hub, f"http://127.0.0.1:{port}", token
+        yield hub, f"http://127.0.0.1:{port}", token, issued.key_id
     finally:
         server.should_exit = True
         thread.join(timeout=30)
@@ -73,8 +75,11 @@ def _trade(hub: Hub, n: int) -> None:
     )
 
 
-def test_a_commit_pushes_the_stream_without_a_timer(served: tuple[Hub, str, str]) -> None:
-    hub, base, token = served
+def test_a_commit_pushes_the_stream_without_a_timer(
+    served: tuple[Hub, str, str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Then the key is revoked: the stream's re-check (off the push path) ends it."""
+    hub, base, token, key_id = served
     got: list[tuple[float, int]] = []  # (arrival, trades on the chart)
     first = threading.Event()
     two = threading.Event()
@@ -99,3 +104,13 @@ def test_a_commit_pushes_the_stream_without_a_timer(served: tuple[Hub, str, str]
     # 60 s idle wake-up: only the commit's wake-up can deliver it in well under that
     assert got[-1][0] - published < 20, got
     reader.join(5)
+    monkeypatch.setattr(console_data, "KEY_RECHECK_S", 0.2)
+    url = f"{base}/ui/api/markets/stream?instrument=STRM&currency=USD"
+    with (
+        httpx.Client(cookies={COOKIE: token}, timeout=30) as client,
+        client.stream("GET", url) as r,
+    ):
+        lines = r.iter_lines()
+        assert next(lines) == "event: bars"
+        hub.keys.revoke(key_id, revoked_by="stream-test", reason="test")
+        assert "event: ended" in list(lines)

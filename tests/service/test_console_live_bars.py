@@ -4,7 +4,8 @@ out-of-order times, two tenants, the SQL fold and the Python fold) its bars must
 ``/markets/bars`` answers under the same grant, batch number included. What it cannot merge
 (a skipped batch, a bar its snapshot's limit cut off) marks it stale, so the stream queries.
 
-No server: a bootstrapped hub whose runner is stepped by the test (a few seconds)."""
+No server: a bootstrapped hub whose runner is stepped by the test (2.6 s at load 3, 24 s at
+load 25-29)."""
 
 from __future__ import annotations
 

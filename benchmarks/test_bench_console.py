@@ -12,28 +12,34 @@ commit). On two shared cores the latency follows the CPU the process gets: see
 
 The hub serves on 127.0.0.1 (first free port of ``HUB_BENCH_CONSOLE_PORTS``, default
 26080-26089) in this process, as ``hub serve`` does; the stream is read by an HTTP client with a
-console session. Duration ``HUB_BENCH_CONSOLE_SECONDS`` (default 8).
+console session. Duration ``HUB_BENCH_CONSOLE_SECONDS`` (default 8). With
+``HUB_BENCH_CONSOLE_PROFILE=<prefix>``, py-spy samples this process during the measured window
+only: ``<prefix>.gil.txt`` (the thread holding the GIL: where the CPU goes) and
+``<prefix>.wall.txt`` (every thread, idle included: where each one waits), as collapsed stacks.
 """
 
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import resource
+import shutil
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
+from typing import Any
 
-import httpx
 import pytest
 import uvicorn
 
 from core.events import OutgoingEvent
 from hub.api.app import create_app
 from hub.bootstrap import bootstrap
-from hub.console.sessions import COOKIE
 from hub.settings import load_settings
+from tests.service.bars_stream import read_bars
 
 RATE = 1_000
 SECONDS = float(os.environ.get("HUB_BENCH_CONSOLE_SECONDS", "8"))
@@ -78,6 +84,39 @@ def _trades(n: int) -> list[OutgoingEvent]:
     ]
 
 
+def _profilers(prefix: str) -> list[subprocess.Popen[bytes]]:
+    """py-spy on this process (GIL holder, and every thread with idle ones); none without it."""
+    spy = shutil.which("py-spy") or os.path.join(os.path.dirname(sys.executable), "py-spy")
+    if not prefix or not os.path.exists(spy):
+        return []
+    base = [
+        spy,
+        "record",
+        "--pid",
+        str(os.getpid()),
+        "--rate",
+        "100",
+        "--format",
+        "raw",
+        "--nonblocking",
+    ]
+    procs = [
+        subprocess.Popen(
+            [*base, *extra, "--output", f"{prefix}.{name}.txt"], stderr=subprocess.PIPE
+        )
+        for name, extra in (("gil", ["--gil"]), ("wall", ["--threads", "--idle"]))
+    ]
+    time.sleep(1.0)  # py-spy attaches
+    return procs
+
+
+def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    for proc in procs:
+        proc.send_signal(signal.SIGINT)  # py-spy writes its output and exits
+    for proc in procs:
+        proc.wait(60)
+
+
 def _cpu_s() -> float:
     used = resource.getrusage(resource.RUSAGE_SELF)
     return used.ru_utime + used.ru_stime
@@ -113,36 +152,32 @@ def _measure(hub, app, port, report):
     records = hub.publisher.prepare("trades", _trades(total), "bench", "default")
 
     runner = hub.projections.runner("market_bars")
-    commits: list[tuple[float, int]] = []  # (time, trades folded so far: sum of next offsets)
-    start_offsets = sum(hub.log.end_offsets("trades").values())
-    runner.hook = lambda step: (
-        commits.append(
-            (time.perf_counter(), sum(p.next_offset for p in runner.checkpoint.positions.values()))
-        )
-        if step == "mirrored"
-        else None
-    )
+    # The baseline: when each commit's rows were written (the commit listener, the earliest the
+    # chart could know), and the trades committed so far, counted from the 1-minute bars' partial
+    # rows (every trade is in one bar). Not the positions: the log numbers a transaction marker
+    # per partition and append, so offsets run ahead of trades (~13 % here).
+    commits: list[tuple[float, int]] = []  # (time, trades committed so far)
+    folded_so_far = [0]
+
+    def committed_rows(_seq: int, rows: Any) -> None:
+        bars = rows.get("ohlcv_1m")
+        events = [] if bars is None else bars if isinstance(bars, list) else bars.to_pylist()
+        n = sum(int(x["events"]) for x in events)
+        folded_so_far[0] += n
+        commits.append((time.perf_counter(), folded_so_far[0]))
+
+    stop_listening = runner.on_commit_rows(committed_rows)
     arrivals: list[tuple[float, int]] = []  # (time, trades on the chart)
     ready = threading.Event()
     stop = threading.Event()
 
+    def arrived(at: float, trades: int) -> bool:
+        arrivals.append((at, trades))
+        ready.set()
+        return False
+
     def read_stream() -> None:
-        url = f"http://127.0.0.1:{port}/ui/api/markets/stream?instrument=BENCH&currency=USD"
-        with (
-            httpx.Client(cookies={COOKIE: token}, timeout=None) as client,
-            client.stream("GET", url) as r,
-        ):
-            assert r.status_code == 200, r.read()
-            event = ""
-            for line in r.iter_lines():
-                if line.startswith("event: "):
-                    event = line[7:]
-                elif line.startswith("data: ") and event == "bars":
-                    rows = json.loads(line[6:])["rows"]
-                    arrivals.append((time.perf_counter(), sum(x["events"] for x in rows)))
-                    ready.set()
-                if stop.is_set():
-                    return
+        read_bars(f"http://127.0.0.1:{port}", token, "BENCH", arrived, stop)
 
     reader = threading.Thread(target=read_stream, daemon=True)
     reader.start()
@@ -156,6 +191,7 @@ def _measure(hub, app, port, report):
     sent: list[tuple[float, int]] = []  # (time the append began, trades published so far)
     batches: list[int] = []
     done = 0
+    profilers = _profilers(os.environ.get("HUB_BENCH_CONSOLE_PROFILE", ""))
     load_before = os.getloadavg()[0]
     cpu_before = _cpu_s()
     began = time.perf_counter()
@@ -174,7 +210,8 @@ def _measure(hub, app, port, report):
     while (not arrivals or arrivals[-1][1] < total) and time.perf_counter() < deadline:
         time.sleep(0.05)
     stop.set()
-    runner.hook = lambda step: None
+    _stop(profilers)
+    stop_listening()
     cores = (_cpu_s() - cpu_before) / (time.perf_counter() - began)
     load = (load_before + os.getloadavg()[0]) / 2
 
@@ -188,7 +225,7 @@ def _measure(hub, app, port, report):
         return out
 
     chart = latencies(arrivals, 0)
-    committed = latencies(commits, start_offsets)
+    committed = latencies(commits, 0)
     assert len(chart) == len(sent), "the chart never showed every published trade"
     assert committed
     c50, c99 = _percentiles(chart)

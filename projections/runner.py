@@ -22,7 +22,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -115,7 +116,7 @@ class ProjectionRunner:
         # the advisory consumer-group mirror: every batch by default; ``follow`` throttles it
         self.mirror_every_s = 0.0
         self._mirrored_at = 0.0
-        self._listeners: list[Callable[[int], None]] = []
+        self._listeners: list[Callable[[int, Mapping[str, Any]], None]] = []
         self.lock = threading.RLock()
         self._cp: Checkpoint | None = None
         self._windows = WindowState()
@@ -160,6 +161,14 @@ class ProjectionRunner:
     def on_commit(self, listener: Callable[[int], None]) -> Callable[[], None]:
         """Call ``listener(batch_seq)`` after every committed batch, from the runner's thread (so
         it must return at once: set an event, schedule a callback); returns the unsubscribe."""
+        return self.on_commit_rows(lambda seq, _rows: listener(seq))
+
+    def on_commit_rows(
+        self, listener: Callable[[int, Mapping[str, Any]], None]
+    ) -> Callable[[], None]:
+        """As ``on_commit``, with the rows the batch wrote per table (lists of rows, or Arrow
+        tables from the SQL folds: partial rows of aggregate tables, as stored). The listener
+        MUST NOT change them."""
         with self.lock:
             self._listeners = [*self._listeners, listener]
 
@@ -168,6 +177,14 @@ class ProjectionRunner:
                 self._listeners = [f for f in self._listeners if f is not listener]
 
         return unsubscribe
+
+    @contextmanager
+    def between_batches(self) -> Iterator[Checkpoint]:
+        """Hold off the next batch: inside, the store holds exactly the batches up to the
+        checkpoint given (a reader's snapshot then matches a batch number). Keep it short: the
+        runner waits."""
+        with self.lock:
+            yield self.checkpoint
 
     # -- one batch ---------------------------------------------------------------------------------
     def step(self, bound: Bound | None = None) -> StepResult:
@@ -208,7 +225,7 @@ class ProjectionRunner:
                 # 4. the commit listeners, the advisory mirror of positions, metrics
                 for listener in self._listeners:
                     try:
-                        listener(new.batch_seq)
+                        listener(new.batch_seq, rows)
                     except Exception:  # a listener's failure is its own, never the batch's
                         log.exception("projection commit listener failed")
                 if (

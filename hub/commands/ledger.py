@@ -270,7 +270,7 @@ def evidence_export(obj: Ctx, since: str, until: str, controls: str, out: str | 
     """Write an evidence pack (zip) that `hub-verify bundle` checks offline (one lineage run of
     ``export.evidence``, see ``hub.api.routers.ledger``)."""
     from core.errors import InvalidInput
-    from hub.api.routers.ledger import export_evidence_pack
+    from hub.evidence import export_evidence_pack
     from ledger.controls import parse_controls
     from ledger.evidence import parse_time
 

@@ -28,6 +28,7 @@ from core.errors import InvalidInput
 from core.ports.policy import Principal
 from hub.api.deps import MAX_INT64, authorize, hub_of
 from hub.console.gate import live_session, sessions_of
+from hub.console.live_bars import TABLE, LiveBars, mergeable, snapshot_sql
 
 router = APIRouter(prefix="/ui/api", include_in_schema=False)
 
@@ -35,6 +36,7 @@ _SYMBOL = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 STREAM_IDLE_S = 1.0  # a live stream without commits still checks disconnection this often
 KEY_RECHECK_S = 5.0  # how often a live stream re-reads its session's key (revocation)
+STREAM_PENDING_MAX = 256  # commits a live stream holds for a slow reader before re-querying
 
 
 class Open(BaseModel):
@@ -88,6 +90,14 @@ def _query(hub: Any, principal: Principal, sql: str) -> dict[str, Any]:
     return _rows(hub.projections.query(hub.policy, principal, sql, "analytics"))
 
 
+def _tenant_of(grants: Any) -> str | None:
+    """The tenant a grant of the bars table is limited to (None: every tenant)."""
+    for g in grants:
+        if g.name == TABLE:
+            return g.tenant  # type: ignore[no-any-return]
+    return None
+
+
 # -- Markets ----------------------------------------------------------------------------------
 @router.get("/markets/instruments", response_model=Rows)
 def instruments(
@@ -121,8 +131,8 @@ def _bars(
 ) -> Any:
     """The bars as ``/markets/bars`` answers them. With ``grants`` (what the principal may see
     of the views, decided by the policy engine a moment ago), the query runs under them without
-    deciding again: the live stream re-decides them every ``KEY_RECHECK_S`` instead of on every
-    push, which would record two decisions per projection commit."""
+    deciding again (``tests/service/test_console_live_bars.py`` compares the stream's merged
+    bars with this answer)."""
     seq = hub.projections.runner("market_bars").checkpoint.batch_seq
     sql = bars_sql(instrument, currency, limit)
     if grants is None:
@@ -181,11 +191,15 @@ async def stream(
     limit: int = Query(120, ge=1, le=2_000),
     principal: Principal = Depends(authorize("query.run")),
 ) -> StreamingResponse:
-    """Server-Sent Events: ``bars`` (as ``/markets/bars``) now and whenever the market-bars
-    projection commits a new batch (pushed on the commit: the runner's ``on_commit`` wakes the
-    stream, no timer; commits during a push are folded into the next one); a comment every 15 s
-    keeps proxies from closing it. The stream ends when the session's key is revoked or
-    expires, or the session ends."""
+    """Server-Sent Events: ``bars`` (as ``/markets/bars``) now and whenever a market-bars commit
+    changed them. The first message is a snapshot queried under the grant the policy engine
+    decided for the principal; each commit then hands its rows to the stream
+    (``ProjectionRunner.on_commit_rows``), and those the grant covers are merged into the bars
+    (``hub.console.live_bars``): a push costs no query, no SQL rewrite and no wait for the views'
+    lock. What cannot be merged (a missed batch, a rebuild, a changed grant) is queried again.
+    The grant is re-decided every ``KEY_RECHECK_S``; a comment every 15 s keeps proxies from
+    closing the stream. It ends when the session's key is revoked or expires, or the session
+    ends."""
     _symbol(instrument, "instrument", _SYMBOL)
     _symbol(currency, "currency", _CURRENCY)
     hub = hub_of(request)
@@ -196,46 +210,103 @@ async def stream(
     def decide_grants() -> Any:
         return hub.projections.grants(hub.policy, principal, "analytics")
 
+    def snapshot(grants: Any) -> LiveBars:
+        """The bars between two batches, their batch number exact, under ``grants``."""
+        sql = snapshot_sql(instrument, currency, limit)
+        with runner.between_batches() as cp:
+            table = hub.projections.store("analytics").query(sql, grants)
+        return LiveBars(instrument, currency, limit, _tenant_of(grants), table, cp.batch_seq)
+
+    def first() -> tuple[Any, LiveBars]:
+        """The full path once, as ``/markets/bars`` takes it (the policy decides and records
+        what the principal sees; the views are ensured), then the grant the snapshots and
+        merges use, decided (and recorded) again, and the first snapshot under it."""
+        hub.projections.query(
+            hub.policy, principal, snapshot_sql(instrument, currency, 1), "analytics"
+        )
+        grants = decide_grants()
+        return grants, snapshot(grants)
+
+    def recheck() -> Any:
+        """The session's key still valid: the grant decided again; None: the stream ends."""
+        if live_session(hub, store, token) is None:
+            return None
+        return decide_grants()
+
+    def message(live: LiveBars) -> bytes:
+        found = {
+            **_rows(live.shown()),
+            "instrument": instrument,
+            "currency": currency,
+            "batch_seq": live.seq,
+            "sent_at": datetime.now(UTC).isoformat(),
+        }
+        return b"event: bars\ndata: " + json.dumps(found).encode() + b"\n\n"
+
     async def events() -> AsyncIterator[bytes]:
         loop = asyncio.get_running_loop()
         committed = asyncio.Event()
+        commits: list[tuple[int, Any]] = []  # (batch_seq, rows), in commit order
 
-        def wake(_seq: int) -> None:  # the runner's thread, after each commit
+        def heard(seq: int, rows: Any) -> None:  # the runner's thread, after each commit
+            def take() -> None:
+                if len(commits) >= STREAM_PENDING_MAX:  # a reader this far behind: let go of
+                    commits.clear()  # the rows; the gap in batch numbers re-queries the bars
+                commits.append((seq, rows))
+                committed.set()
+
             with contextlib.suppress(RuntimeError):  # the loop closed: the stream is gone
-                loop.call_soon_threadsafe(committed.set)
+                loop.call_soon_threadsafe(take)
 
-        unsubscribe = runner.on_commit(wake)
+        unsubscribe = runner.on_commit_rows(heard)
         try:
-            seen = -1
+            grants, live = await run_in_threadpool(first)
+            merge = mergeable(grants)
+            yield message(live)
             last_beat = last_check = time.monotonic()
-            grants = None  # the first push decides (and ensures the views) through the full path
+            check: asyncio.Future[Any] | None = None  # the key and grant re-check in flight
             while not await request.is_disconnected():
                 now = time.monotonic()
-                if now - last_check >= KEY_RECHECK_S:
-                    last_check = now
-                    if live_session(hub, store, token) is None:
+                if check is None and now - last_check >= KEY_RECHECK_S:
+                    # off the push path: a decision recorded under load may take a while
+                    check = asyncio.ensure_future(run_in_threadpool(recheck))
+                if check is not None and check.done():
+                    decided, check, last_check = check.result(), None, time.monotonic()
+                    if decided is None:
                         yield b"event: ended\ndata: {}\n\n"
                         return
-                    grants = await run_in_threadpool(decide_grants)
-                committed.clear()  # before reading the number: a commit after it wakes us
-                seq = runner.checkpoint.batch_seq
-                if seq != seen:
-                    seen = seq
-                    found = await run_in_threadpool(
-                        _bars, hub, principal, instrument, currency, limit, grants
-                    )
-                    if grants is None:
-                        grants = await run_in_threadpool(decide_grants)
-                    found["sent_at"] = datetime.now(UTC).isoformat()
-                    yield b"event: bars\ndata: " + json.dumps(found).encode() + b"\n\n"
+                    if decided != grants:  # what the principal may see changed: start over
+                        grants, merge = decided, mergeable(decided)
+                        live.stale = True
+                committed.clear()
+                taken, commits[:] = list(commits), []
+                changed = False
+                for seq, rows in taken:
+                    if merge:
+                        changed = live.apply(seq, rows) or changed
+                    elif seq > live.seq:
+                        live.stale = True  # a grant that masks the bars: query each commit
+                if live.stale:
+                    live = await run_in_threadpool(snapshot, grants)
+                    changed = True
+                if changed:
+                    yield message(live)
                     last_beat = now
                 elif now - last_beat >= 15:
                     last_beat = now
                     yield b": keep-alive\n\n"
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(committed.wait(), STREAM_IDLE_S)
+                waits: list[asyncio.Future[Any]] = [asyncio.ensure_future(committed.wait())]
+                idle = STREAM_IDLE_S
+                if check is not None:
+                    waits.append(check)
+                else:  # wake for the next re-check too
+                    idle = min(idle, max(0.0, last_check + KEY_RECHECK_S - time.monotonic()))
+                await asyncio.wait(waits, timeout=idle, return_when="FIRST_COMPLETED")
+                waits[0].cancel()
         finally:
             unsubscribe()
+            if check is not None:
+                check.cancel()
 
     return StreamingResponse(
         events(),
@@ -421,7 +492,7 @@ def evidence(
     principal: Principal = Depends(authorize("evidence.export")),
 ) -> Response:
     """A SOC 2 evidence pack (zip) for a period, as ``POST /v1/evidence``."""
-    from hub.api.routers.ledger import export_evidence_pack
+    from hub.evidence import export_evidence_pack
     from ledger.controls import parse_controls
     from ledger.evidence import parse_time
 

@@ -7,7 +7,6 @@ quiet machine; 40 s at load 25)."""
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Iterator
@@ -23,10 +22,11 @@ from hub.bootstrap import Hub, bootstrap
 from hub.console import data as console_data
 from hub.console.sessions import COOKIE
 from hub.settings import load_settings
+from tests.service.bars_stream import read_bars
 
 
 @pytest.fixture
-def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Hub, str, str]]:
+def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Hub, str, str, str]]:
     monkeypatch.setattr(console_data, "STREAM_IDLE_S", 60.0)  # only a commit can wake it in time
     hub = bootstrap(
         load_settings(
@@ -46,7 +46,7 @@ def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Hu
     issued = hub.keys.create(["analyst"], principal="stream-test")
     token, _ = app.state.console_sessions.open(issued.key_id, "stream-test")
     try:
-        yield hub, f"http://127.0.0.1:{port}", token
+        yield hub, f"http://127.0.0.1:{port}", token, issued.key_id
     finally:
         server.should_exit = True
         thread.join(timeout=30)
@@ -75,38 +75,42 @@ def _trade(hub: Hub, n: int) -> None:
     )
 
 
-def test_a_commit_pushes_the_stream_without_a_timer(served: tuple[Hub, str, str]) -> None:
-    hub, base, token = served
+def test_a_commit_pushes_the_stream_without_a_timer(
+    served: tuple[Hub, str, str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Then the key is revoked: the stream's re-check (off the push path) ends it."""
+    hub, base, token, key_id = served
     got: list[tuple[float, int]] = []  # (arrival, trades on the chart)
     first = threading.Event()
     two = threading.Event()
 
+    def arrived(at: float, trades: int) -> bool:
+        got.append((at, trades))
+        first.set()
+        if trades >= 2:
+            two.set()
+        return trades >= 2
+
     def read() -> None:
-        url = f"{base}/ui/api/markets/stream?instrument=STRM&currency=USD"
-        with (
-            httpx.Client(cookies={COOKIE: token}, timeout=None) as client,
-            client.stream("GET", url) as r,
-        ):
-            assert r.status_code == 200
-            event = ""
-            for line in r.iter_lines():
-                if line.startswith("event: "):
-                    event = line[7:]
-                elif line.startswith("data: ") and event == "bars":
-                    rows = json.loads(line[6:])["rows"]
-                    got.append((time.monotonic(), sum(x["events"] for x in rows)))
-                    first.set()
-                    if got[-1][1] >= 2:
-                        two.set()
-                        return
+        read_bars(base, token, "STRM", arrived)
 
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
     assert first.wait(30), "no first message"
     _trade(hub, 1)
     _trade(hub, 2)
-    published = time.monotonic()
+    published = time.perf_counter()
     assert two.wait(30), f"the stream did not push the published trades: {got}"
     # 60 s idle wake-up: only the commit's wake-up can deliver it in well under that
     assert got[-1][0] - published < 20, got
     reader.join(5)
+    monkeypatch.setattr(console_data, "KEY_RECHECK_S", 0.2)
+    url = f"{base}/ui/api/markets/stream?instrument=STRM&currency=USD"
+    with (
+        httpx.Client(cookies={COOKIE: token}, timeout=30) as client,
+        client.stream("GET", url) as r,
+    ):
+        lines = r.iter_lines()
+        assert next(lines) == "event: bars"
+        hub.keys.revoke(key_id, revoked_by="stream-test", reason="test")
+        assert "event: ended" in list(lines)

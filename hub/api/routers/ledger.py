@@ -6,17 +6,15 @@ entry is not yet covered by a checkpoint. Installing this router also keeps the 
 while the app runs: a FastAPI lifespan starts ``Ledger.start()`` (a background thread syncing
 every ``checkpoint_every_ms``) and stops it on shutdown.
 
-An evidence export (here and ``hub evidence export``, both through ``export_evidence_pack``) is
-one lineage run of ``export.evidence``: it reads the topics the controls cover and writes
-``hub://exports/<pack file name>`` (content-addressed: ``evidence-<manifest digest>.zip``).
+An evidence export (here, in the console and ``hub evidence export``, all through
+``hub.evidence.export_evidence_pack``) is one lineage run of ``export.evidence``.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
 from fastapi.responses import PlainTextResponse, Response
@@ -33,11 +31,8 @@ from hub.api.models import (
     binary,
     text,
 )
+from hub.evidence import export_evidence_pack
 from ledger.errors import CheckpointNotFound
-
-if TYPE_CHECKING:
-    from hub.bootstrap import Hub
-    from ledger.evidence import EvidencePack
 
 
 @asynccontextmanager
@@ -250,38 +245,6 @@ def record_verification(ledger: Any, actor: str, result: dict[str, Any]) -> None
         outcome="ok" if ok else "failed",
         details={k: v for k, v in result.items() if isinstance(v, (int, float, str, bool))},
     )
-
-
-def export_evidence_pack(
-    hub: Hub, since: datetime, until: datetime, controls: Sequence[str], *, actor: str
-) -> EvidencePack:
-    """``export_pack`` as one lineage run of ``export.evidence`` (see the module docstring)."""
-    from core import lineage
-    from core.policybundle import PolicyBundle
-    from governance.decisions import RecordingPolicyEngine
-    from ledger import controls as soc2
-    from ledger.evidence import export_pack
-
-    wanted = set(controls)
-    read = sorted(  # the topics export_pack selects entries from (its step 2)
-        t.name for t in hub.log.topics() if wanted & set(soc2.topic_controls(t.name))
-    )
-    if isinstance(hub.policy, RecordingPolicyEngine):
-        hub.policy.committer.flush()  # denials queued so far belong to the population
-    with lineage.tracked(
-        hub, "export.evidence", [lineage.topic_dataset(t) for t in read], producer=actor
-    ) as run:
-        pack = export_pack(
-            hub.ledger,
-            since,
-            until,
-            controls,
-            actor=actor,
-            reader=hub.reader,
-            default_policy=PolicyBundle.from_dir().version,
-        )
-        run.add_output(lineage.export_dataset(pack.filename))
-    return pack
 
 
 @router.post("/v1/evidence", response_class=Response, responses=binary("application/zip"))

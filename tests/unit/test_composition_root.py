@@ -160,6 +160,8 @@ OTHER_BUILDERS = {
     ROOT / "hub" / "ml_setup.py": "builds the ML service on first use",
     ROOT / "ml" / "models.py": "ModelChanges builds its PolicyStore and ConfigChangeStore (#14)",
     ROOT / "hub" / "tracing.py": "installs the process-wide tracer and its trace-link store",
+    ROOT / "projections" / "flink" / "features.py": "its vector function runs in Flink's Python "
+    "worker (a process of its own): an in-memory feature store per scored event",
 }
 
 

@@ -59,7 +59,7 @@ def spec(names: list[str], features: bool) -> JobSpec:
     specs = [compile_projection(p, at) for p in chosen]
     if features:
         from domain.features import VIEWS
-        from projections.flink.features import compile_features
+        from ml.flink_features import compile_features
 
         specs += [compile_features(v, at, "bench") for v in VIEWS.values()]
     return combine("bench", specs)

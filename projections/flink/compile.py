@@ -98,7 +98,7 @@ class JobSpec:
     tables: tuple[Table, ...]  # the aggregate views the job writes (created by the caller)
     folds: list[dict[str, Any]] = field(default_factory=list)  # entity folds (Python UDAFs)
     keys: list[dict[str, Any]] = field(default_factory=list)  # entity keys (Python UDTFs)
-    # ML feature views' functions (``projections.flink.features``)
+    # ML feature views' functions (``ml.flink_features``)
     features: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> str:

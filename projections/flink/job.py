@@ -286,7 +286,7 @@ def register_fold(t_env: Any, spec: dict[str, Any]) -> None:
 
 
 def register_features(t_env: Any, spec: dict[str, Any]) -> None:
-    """An ML feature view's functions (``projections.flink.features``, on the workers' path):
+    """An ML feature view's functions (the module the spec names, on the workers' path):
     ``extract`` a table function per topic (a decoded record -> its facts and scored event),
     ``vector`` an aggregate per scored event (its facts -> the engine's vector, JSON)."""
     import importlib
@@ -295,14 +295,14 @@ def register_features(t_env: Any, spec: dict[str, Any]) -> None:
     from pyflink.table import DataTypes
     from pyflink.table.udf import AggregateFunction, TableFunction, udaf, udtf
 
-    name = spec["view"]
+    name, module = spec["view"], spec["module"]
     if spec["kind"] == "extract":
         url, topic = spec["registry_url"], spec["topic"]
 
         class Extract(TableFunction):  # type: ignore[misc]
             def open(self, function_context: Any) -> None:
                 self.decoder = WireDecoder(url, [])
-                self.features = importlib.import_module("projections.flink.features")
+                self.features = importlib.import_module(module)
                 self.view = self.features.view_named(name)
 
             def eval(self, value: Any, event_type: str) -> Any:
@@ -316,7 +316,7 @@ def register_features(t_env: Any, spec: dict[str, Any]) -> None:
 
     class Vector(AggregateFunction):  # type: ignore[misc]
         def open(self, function_context: Any) -> None:
-            self.features = importlib.import_module("projections.flink.features")
+            self.features = importlib.import_module(module)
             self.view = self.features.view_named(name)
 
         def create_accumulator(self) -> Any:

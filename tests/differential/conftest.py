@@ -100,7 +100,7 @@ class FlinkSession:
     alerts: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     detector: Any = None  # hub.pattern_alerts.PatternDetector of the cep hub
     cep_runner: Any = None  # FlinkProjections of the cep hub (patterns only)
-    # ML feature view -> its vectors from Flink's result topic (``projections.flink.features``)
+    # ML feature view -> its vectors from Flink's result topic (``ml.flink_features``)
     features: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
 
@@ -166,8 +166,8 @@ def flink_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FlinkSes
     """See the module docstring. One bounded Flink job for every comparison (~30-60 s)."""
     from domain.features import VIEWS as FEATURE_VIEWS
     from hub.pattern_alerts import PatternAlerts, PatternDetector
+    from ml.flink_features import FeatureVectorLoader, compile_features
     from projections.catalog import PROJECTIONS as CATALOG
-    from projections.flink.features import FeatureVectorLoader, compile_features
     from projections.patterns import find_matches, read_events
     from tests.differential import test_flink_accounts as accounts_tests
     from tests.differential import test_flink_features as features_tests

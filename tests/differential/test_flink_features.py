@@ -6,7 +6,7 @@ features of a trade: last bid/ask, spread, distance, volatility, quote age, trad
 computed for every scored event of the session's views hub:
 - embedded: ``ml.feed.FeatureFeed`` folds the topics into a ``SqliteFeatureStore`` and
   ``ml.features.FeatureEngine`` answers each event as of its time (online scoring's code);
-- Flink: ``projections.flink.features`` joins each event with its entity's earlier facts in SQL,
+- Flink: ``ml.flink_features`` joins each event with its entity's earlier facts in SQL,
   as part of the session's one bounded job, and writes the vectors to a result topic that
   ``FeatureVectorLoader`` reads;
 and the digests of all vectors are equal. ``feature_batches`` puts payments on the edges: a
@@ -27,7 +27,7 @@ import pytest
 from adapters.sqlite_features import SqliteFeatureStore
 from core.events import OutgoingEvent
 from domain.features import PAYMENT_RISK, PRICE_ANOMALY
-from projections.flink.features import embedded_vectors, vectors_digest
+from ml.flink_features import embedded_vectors, vectors_digest
 from tests.differential.conftest import FlinkSession
 
 # the first test to ask for the session's Flink run waits for it: minutes on a busy machine
@@ -131,7 +131,8 @@ def test_the_flink_functions_and_join_equal_the_embedded_feed(hub: Any) -> None:
 
     import fastavro
 
-    from projections.flink import features as ff
+    from hub import flink_features as worker
+    from ml import flink_features as ff
     from tests.differential import test_flink_accounts as accounts_tests
     from tests.differential import test_flink_positions as positions_tests
 
@@ -179,7 +180,7 @@ def test_the_flink_functions_and_join_equal_the_embedded_feed(hub: Any) -> None:
             ]
             import json
 
-            got = ff.vector_of(view, json.loads(payload), facts)
+            got = worker.vector_of(view, json.loads(payload), facts)  # as the workers run it
             theirs.append(got | {"partition": ev_part, "offset": ev_off})
         assert len(theirs) == len(ours) > 0
         assert vectors_digest(theirs) == vectors_digest(ours), view.name

@@ -158,10 +158,10 @@ def test_no_route_or_command_constructs_a_service_or_an_adapter() -> None:
 OTHER_BUILDERS = {
     ROOT / "hub" / "bootstrap.py": "the composition root",
     ROOT / "hub" / "ml_setup.py": "builds the ML service on first use",
+    ROOT / "hub" / "flink_features.py": "the root of Flink's Python workers for the ML feature "
+    "views: an in-memory feature store per scored event",
     ROOT / "ml" / "models.py": "ModelChanges builds its PolicyStore and ConfigChangeStore (#14)",
     ROOT / "hub" / "tracing.py": "installs the process-wide tracer and its trace-link store",
-    ROOT / "projections" / "flink" / "features.py": "its vector function runs in Flink's Python "
-    "worker (a process of its own): an in-memory feature store per scored event",
 }
 
 

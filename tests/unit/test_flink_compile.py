@@ -314,7 +314,7 @@ def test_feature_views_compile_into_the_projections_statement_set() -> None:
     import dataclasses
 
     from domain.features import HOUR_US, PAYMENT_RISK, PRICE_ANOMALY
-    from projections.flink.features import compile_features
+    from ml.flink_features import compile_features
 
     at = dataclasses.replace(AT, group="g")
     views = [compile_features(v, at, "g") for v in (PAYMENT_RISK, PRICE_ANOMALY)]

@@ -28,17 +28,21 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from core.errors import TopicNotFound
 from core.ports.eventlog import EventLog
-from core.ports.ml import AttributeVersion, SeriesPoint
+from core.ports.ml import AttributeVersion, FeatureStore, SeriesPoint
 from domain.features import VIEWS, FeatureView
 
 RESULT_PREFIX = "flink.features."
+# The module Flink's Python workers load for the functions (``register_features``): this one's
+# functions with the in-memory feature store a vector is folded in (an adapter, so built in the
+# application layer).
+WORKER_MODULE = "hub.flink_features"
 EVENT, POINT, VERSION = "e", "s", "a"
 # (kind, name, entity, time_us, index within the record, payload)
 FactRow = tuple[str, str, str, int, int, str]
@@ -115,10 +119,15 @@ def extract_rows(
 Fact = tuple[str, int, int, int, str, str, int, str]
 
 
-def vector_of(view: FeatureView, event: Mapping[str, Any], facts: Iterable[Fact]) -> dict[str, Any]:
+def vector_of(
+    view: FeatureView,
+    event: Mapping[str, Any],
+    facts: Iterable[Fact],
+    new_store: Callable[[], FeatureStore],
+) -> dict[str, Any]:
     """The scored event's vector from the facts of its entity before its time: folded into an
-    in-memory store in log order, then the engine of online scoring."""
-    from adapters.sqlite_features import SqliteFeatureStore
+    empty store (``new_store``; the workers' is in memory: ``hub.flink_features``) in log order,
+    then the engine of online scoring."""
     from ml.features import FeatureEngine, to_us
 
     entity = str(event[view.entity_field])
@@ -129,7 +138,7 @@ def vector_of(view: FeatureView, event: Mapping[str, Any], facts: Iterable[Fact]
             points.append(SeriesPoint(name, entity, time_us, float(payload)))
         elif kind == VERSION:
             versions.append(AttributeVersion(name, entity, time_us, json.loads(payload)))
-    store = SqliteFeatureStore(":memory:")
+    store = new_store()
     try:
         store.apply(points, versions, {})
         vector = FeatureEngine(view, store).vectors([event])[0]
@@ -265,6 +274,7 @@ def compile_features(view: FeatureView, at: Any, group: str) -> Any:
                 "function": function,
                 "kind": "extract",
                 "view": name,
+                "module": WORKER_MODULE,
                 "topic": topic,
                 "registry_url": at.registry_url,
             }
@@ -280,7 +290,7 @@ def compile_features(view: FeatureView, at: Any, group: str) -> Any:
     facts = f"{name}__facts"
     statements.append(f"CREATE TEMPORARY VIEW {qq(facts)} AS\n" + "\nUNION ALL\n".join(selects))
     vector = f"{name}__vector"
-    udfs.append({"function": vector, "kind": "vector", "view": name})
+    udfs.append({"function": vector, "kind": "vector", "view": name, "module": WORKER_MODULE})
     # the engine reads series points from ``t - window - 1`` (its batch base): the same points
     fact_cols = ("src_topic", "src_partition", "src_offset", "i", "kind", "name", "t", "payload")
     joined = (

@@ -35,11 +35,11 @@ import csv
 import hashlib
 import io
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from core import lineage
 from core.errors import HubError, InvalidInput
@@ -54,6 +54,16 @@ from ingest.pipeline import (
 )
 
 FORMATS = ("jsonl", "csv", "parquet", "avro")
+
+
+class _Batch(Protocol):
+    """A batch of a file: a list of records, lines or rows, or an Arrow record batch."""
+
+    def __len__(self) -> int: ...
+    def __getitem__(self, cut: slice, /) -> Any: ...
+
+
+_B = TypeVar("_B", bound=_Batch)
 _SUFFIXES = {
     ".jsonl": "jsonl",
     ".ndjson": "jsonl",
@@ -479,6 +489,55 @@ def publish_file(
         )
 
 
+class _Resume:
+    """The batches of one file past the records committed before a restart (``skip``): counts
+    what was consumed (skipped records included), names each commit's position and adds each
+    ingested batch to the file's result."""
+
+    def __init__(
+        self,
+        path: Path,
+        source: str,
+        producer: str | None,
+        skip: int,
+        out: FileResult,
+        on_batch: Callable[[int, IngestResult], None],
+    ) -> None:
+        self.path, self.source, self.producer = path, source, producer
+        self.skip, self.out, self.on_batch = skip, out, on_batch
+        self.consumed = 0
+
+    def past(self, batches: Iterable[_B]) -> Iterator[_B]:
+        """Each batch, cut where the committed records end; whole batches before are skipped."""
+        for batch in batches:
+            n = len(batch)
+            if self.consumed + n <= self.skip:  # committed before a restart
+                self.consumed += n
+                self.out.skipped += n
+                continue
+            if self.consumed < self.skip:
+                cut = self.skip - self.consumed
+                batch = batch[cut:]
+                self.out.skipped += cut
+                self.consumed = self.skip
+            self.consumed += len(batch)
+            yield batch
+
+    def commit(self) -> dict[str, Any]:
+        """The keyword arguments of the current batch's commit (source, producer, position)."""
+        return {
+            "source": self.source,
+            "producer": self.producer or f"file:{self.path.name}",
+            "position": {"file": self.path.name, "records": self.consumed},
+            "consumed": self.consumed,
+        }
+
+    def add(self, n: int, result: IngestResult) -> None:
+        self.out.records += n
+        self.out.result.add(result)
+        self.on_batch(n, result)
+
+
 def _publish(
     pipeline: IngestPipeline,
     path: Path,
@@ -498,64 +557,25 @@ def _publish(
         out.already_done = True
         out.skipped = last.records
         return out
-    consumed = 0
-    arrow = columnar and fmt == "parquet"
-    if fmt == "parquet" and columnar:
-        consumed = _publish_arrow(
-            pipeline, path, topic, batch_size, event_type, producer, on_batch, source, skip, out
-        )
-    elif fmt == "avro" and columnar:
-        found = _publish_avro_arrow(
-            pipeline, path, topic, batch_size, event_type, producer, on_batch, source, skip, out
-        )
-        arrow = found is not None
-        consumed = found or 0
-    elif fmt == "csv" and columnar:
-        found = _publish_csv_arrow(
-            pipeline, path, topic, batch_size, event_type, producer, on_batch, source, skip, out
-        )
-        arrow = found is not None
-        consumed = found or 0
-    elif fmt == "jsonl" and columnar:
-        lay = _json_layout(pipeline, topic)
-        if lay is not None:
-            arrow = True
-            consumed = _publish_json_arrow(
-                pipeline, path, topic, batch_size, producer, on_batch, source, skip, out, lay
-            )
-    batches = (
-        read_file(pipeline, path, topic, fmt, batch_size, event_type) if not arrow else iter(())
-    )
-    for batch in batches:
-        n = len(batch)
-        if consumed + n <= skip:  # committed before a restart
-            consumed += n
-            out.skipped += n
-            continue
-        if consumed < skip:
-            batch = batch[skip - consumed :]
-            out.skipped += skip - consumed
-            consumed = skip
-        consumed += len(batch)
-        result = pipeline.ingest(
-            topic,
-            batch,
-            source=source,
-            producer=producer or f"file:{path.name}",
-            position={"file": path.name, "records": consumed},
-            consumed=consumed,
-        )
-        out.records += len(batch)
-        out.result.add(result)
-        on_batch(len(batch), result)
+    resume = _Resume(path, source, producer, skip, out, on_batch)
+    arrow = False
+    if columnar:
+        if fmt == "parquet":
+            arrow = _publish_arrow(pipeline, path, topic, batch_size, event_type, resume)
+        elif fmt == "avro":
+            arrow = _publish_avro_arrow(pipeline, path, topic, batch_size, event_type, resume)
+        elif fmt == "csv":
+            arrow = _publish_csv_arrow(pipeline, path, topic, batch_size, event_type, resume)
+        elif fmt == "jsonl":
+            arrow = _publish_json_arrow(pipeline, path, topic, batch_size, resume)
+    if not arrow:
+        batches = read_file(pipeline, path, topic, fmt, batch_size, event_type)
+        for batch in resume.past(batches):
+            resume.add(len(batch), pipeline.ingest(topic, batch, **resume.commit()))
     # Mark the file done (a position-only commit).
+    position = {"file": path.name, "records": resume.consumed}
     pipeline.ingest(
-        topic,
-        [],
-        source=source,
-        position={"file": path.name, "records": consumed},
-        consumed=consumed,
-        done=True,
+        topic, [], source=source, position=position, consumed=resume.consumed, done=True
     )
     return out
 
@@ -566,41 +586,15 @@ def _publish_arrow(
     topic: str,
     batch_size: int,
     event_type: str | None,
-    producer: str | None,
-    on_batch: Callable[[int, IngestResult], None],
-    source: str,
-    skip: int,
-    out: FileResult,
-) -> int:
-    """Parquet record batches through the columnar path; returns the records consumed."""
+    resume: _Resume,
+) -> bool:
+    """Parquet record batches through the columnar path."""
     from ingest.columnar import ingest_arrow
 
-    consumed = 0
-    for rb in parquet_batches(path, batch_size):
-        n = rb.num_rows
-        if consumed + n <= skip:  # committed before a restart
-            consumed += n
-            out.skipped += n
-            continue
-        if consumed < skip:
-            rb = rb.slice(skip - consumed)
-            out.skipped += skip - consumed
-            consumed = skip
-        consumed += rb.num_rows
-        result = ingest_arrow(
-            pipeline,
-            topic,
-            rb,
-            source=source,
-            producer=producer or f"file:{path.name}",
-            position={"file": path.name, "records": consumed},
-            consumed=consumed,
-            event_type=event_type,
-        )
-        out.records += rb.num_rows
-        out.result.add(result)
-        on_batch(rb.num_rows, result)
-    return consumed
+    for rb in resume.past(parquet_batches(path, batch_size)):
+        result = ingest_arrow(pipeline, topic, rb, event_type=event_type, **resume.commit())
+        resume.add(rb.num_rows, result)
+    return True
 
 
 def _publish_avro_arrow(
@@ -609,16 +603,12 @@ def _publish_avro_arrow(
     topic: str,
     batch_size: int,
     event_type: str | None,
-    producer: str | None,
-    on_batch: Callable[[int, IngestResult], None],
-    source: str,
-    skip: int,
-    out: FileResult,
-) -> int | None:
+    resume: _Resume,
+) -> bool:
     """Avro container batches as Arrow columns (``arrowread.datum_batch``) through the columnar
-    path; the records consumed, or None when the schema has no Arrow layout (or PII to encrypt:
-    the per-record path then reads the file). Rows the columnar path cannot vouch for go through
-    the per-record path with fastavro's datum, as the reference gives it."""
+    path; False when the schema has no Arrow layout (or PII to encrypt: the per-record path then
+    reads the file). Rows the columnar path cannot vouch for go through the per-record path with
+    fastavro's datum, as the reference gives it."""
     from ingest.arrowread import datum_batch, layout
     from ingest.columnar import ingest_arrow
 
@@ -626,20 +616,9 @@ def _publish_avro_arrow(
         t = _avro_target(pipeline, f, path, topic, event_type)
         lay = None if t.encrypts else layout(t.plain.parsed)
         if lay is None:
-            return None
+            return False
         f.seek(0)
-        consumed = 0
-        for datums in _avro_datums(f, path, t, batch_size):
-            n = len(datums)
-            if consumed + n <= skip:  # committed before a restart
-                consumed += n
-                out.skipped += n
-                continue
-            if consumed < skip:
-                datums = datums[skip - consumed :]
-                out.skipped += skip - consumed
-                consumed = skip
-            consumed += len(datums)
+        for datums in resume.past(_avro_datums(f, path, t, batch_size)):
 
             def originals(at: Sequence[int], datums: list[Any] = datums) -> list[RawRecord]:
                 return [
@@ -649,23 +628,15 @@ def _publish_avro_arrow(
                     for i in at
                 ]
 
-            kwargs: dict[str, Any] = dict(
-                source=source,
-                producer=producer or f"file:{path.name}",
-                position={"file": path.name, "records": consumed},
-                consumed=consumed,
-            )
             rb = datum_batch(datums, lay)
             if rb is None:
-                result = pipeline.ingest(topic, originals(range(len(datums))), **kwargs)
+                result = pipeline.ingest(topic, originals(range(len(datums))), **resume.commit())
             else:
                 result = ingest_arrow(
-                    pipeline, topic, rb, event_type=t.name, originals=originals, **kwargs
+                    pipeline, topic, rb, event_type=t.name, originals=originals, **resume.commit()
                 )
-            out.records += len(datums)
-            out.result.add(result)
-            on_batch(len(datums), result)
-    return consumed
+            resume.add(len(datums), result)
+    return True
 
 
 def _publish_csv_arrow(
@@ -674,46 +645,31 @@ def _publish_csv_arrow(
     topic: str,
     batch_size: int,
     event_type: str | None,
-    producer: str | None,
-    on_batch: Callable[[int, IngestResult], None],
-    source: str,
-    skip: int,
-    out: FileResult,
-) -> int | None:
+    resume: _Resume,
+) -> bool:
     """CSV rows read by Arrow's CSV reader (``arrowread.csv_batch``) through the columnar path;
-    the records consumed, or None when the per-record path must read the file (no layout, PII
-    to encrypt, an empty file). Rows Arrow cannot vouch for go through the per-record path as
-    ``csv_row_record`` makes them, with their original bytes."""
+    False when the per-record path must read the file (no layout, PII to encrypt, an empty
+    file). Rows Arrow cannot vouch for go through the per-record path as ``csv_row_record``
+    makes them, with their original bytes."""
     from ingest.arrowread import csv_batch, csv_layout, layout
     from ingest.columnar import ingest_arrow
 
     try:
         t = pipeline.target(topic, event_type)
     except HubError:
-        return None
+        return False
     lay = None if t.encrypts else layout(t.plain.parsed)
     if lay is None:
-        return None
+        return False
     f = _csv_open(path, pipeline, topic, event_type)
     if f is None:
-        return None
+        return False
     parsed: Any = t.plain.parsed
     cols = csv_layout(lay, f.header, parsed["fields"])
     if cols is None:
-        return None
+        return False
     nullable = {name for name, (_, null_ok) in f.types.items() if null_ok}
-    consumed = 0
-    for rows in f.batches(batch_size):
-        n = len(rows)
-        if consumed + n <= skip:  # committed before a restart
-            consumed += n
-            out.skipped += n
-            continue
-        if consumed < skip:
-            rows = rows[skip - consumed :]
-            out.skipped += skip - consumed
-            consumed = skip
-        consumed += len(rows)
+    for rows in resume.past(f.batches(batch_size)):
         rb, force = csv_batch(
             [raw for _, raw in rows], f.header, cols, nullable, pipeline.max_record_bytes
         )
@@ -730,18 +686,13 @@ def _publish_csv_arrow(
             pipeline,
             topic,
             rb,
-            source=source,
-            producer=producer or f"file:{path.name}",
-            position={"file": path.name, "records": consumed},
-            consumed=consumed,
             event_type=event_type,
             originals=originals,
             force=force,
+            **resume.commit(),
         )
-        out.records += len(rows)
-        out.result.add(result)
-        on_batch(len(rows), result)
-    return consumed
+        resume.add(len(rows), result)
+    return True
 
 
 def _json_layout(pipeline: IngestPipeline, topic: str) -> Any:
@@ -762,50 +713,28 @@ def _publish_json_arrow(
     path: Path,
     topic: str,
     batch_size: int,
-    producer: str | None,
-    on_batch: Callable[[int, IngestResult], None],
-    source: str,
-    skip: int,
-    out: FileResult,
-    lay: Any,
-) -> int:
+    resume: _Resume,
+) -> bool:
     """JSON lines read by Arrow into the columnar path (``arrowread.json_batch``); lines it
-    cannot vouch for go through the per-record path as ``json_line_record`` makes them."""
+    cannot vouch for go through the per-record path as ``json_line_record`` makes them. False
+    when the topic's schema has no Arrow layout (``_json_layout``)."""
     from ingest.arrowread import json_batch
     from ingest.columnar import ingest_arrow
 
-    consumed = 0
-    for lines in _jsonl_lines(path, batch_size):
-        n = len(lines)
-        if consumed + n <= skip:  # committed before a restart
-            consumed += n
-            out.skipped += n
-            continue
-        if consumed < skip:
-            lines = lines[skip - consumed :]
-            out.skipped += skip - consumed
-            consumed = skip
-        consumed += len(lines)
+    lay = _json_layout(pipeline, topic)
+    if lay is None:
+        return False
+    for lines in resume.past(_jsonl_lines(path, batch_size)):
         rb, force = json_batch([raw for _, raw in lines], lay, pipeline.max_record_bytes)
 
         def originals(at: Sequence[int], lines: list[tuple[int, bytes]] = lines) -> list[RawRecord]:
             return [json_line_record(lines[i][1], lines[i][0]) for i in at]
 
         result = ingest_arrow(
-            pipeline,
-            topic,
-            rb,
-            source=source,
-            producer=producer or f"file:{path.name}",
-            position={"file": path.name, "records": consumed},
-            consumed=consumed,
-            originals=originals,
-            force=force,
+            pipeline, topic, rb, originals=originals, force=force, **resume.commit()
         )
-        out.records += len(lines)
-        out.result.add(result)
-        on_batch(len(lines), result)
-    return consumed
+        resume.add(len(lines), result)
+    return True
 
 
 def iter_bytes_lines(data: bytes) -> Iterator[bytes]:

@@ -67,9 +67,25 @@ def test_jsonl_per_record_quarantine_keeps_bytes_exact(hub: Hub, tmp_path: Path)
     assert again.already_done and count(hub, "trades") == 5
 
 
-def test_resume_after_a_crash_midway(hub: Hub, tmp_path: Path, monkeypatch) -> None:
-    f = tmp_path / "t.jsonl"
-    f.write_text("\n".join(json.dumps(r) for r in trades(10)) + "\n")
+def _trades_file(tmp_path: Path, fmt: str, n: int) -> Path:
+    f = tmp_path / f"t.{fmt}"
+    if fmt == "jsonl":
+        f.write_text("\n".join(json.dumps(r) for r in trades(n)) + "\n")
+    else:
+        from core.avro.serde import from_json
+
+        parsed = fastavro.parse_schema(json.loads(schema_text("hub.trading.TradeExecuted")))
+        with f.open("wb") as out:
+            fastavro.writer(out, parsed, [from_json(r, parsed) for r in trades(n)])
+    return f
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "avro"])
+@pytest.mark.parametrize("columnar", [True, False])
+def test_resume_after_a_crash_midway(
+    hub: Hub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fmt: str, columnar: bool
+) -> None:
+    f = _trades_file(tmp_path, fmt, 10)
     real = hub.ingest._commit  # every batch of every path commits here
     calls = []
 
@@ -81,12 +97,15 @@ def test_resume_after_a_crash_midway(hub: Hub, tmp_path: Path, monkeypatch) -> N
 
     monkeypatch.setattr(hub.ingest, "_commit", crashing)
     with pytest.raises(RuntimeError):
-        publish_file(hub.ingest, f, "trades", batch_size=4)
+        publish_file(hub.ingest, f, "trades", batch_size=4, columnar=columnar)
     assert count(hub, "trades") == 8  # two batches committed, the third never ran
     monkeypatch.setattr(hub.ingest, "_commit", real)
-    out = publish_file(hub.ingest, f, "trades", batch_size=4)
-    assert out.skipped == 8 and out.result.accepted == 2
+    # Batches of 3 on the resume: the committed 8 end inside the third batch, which is cut there.
+    out = publish_file(hub.ingest, f, "trades", batch_size=3, columnar=columnar)
+    assert out.skipped == 8 and out.records == 2 and out.result.accepted == 2
     assert count(hub, "trades") == 10
+    ids = [r["value"]["trade_id"] for r in hub.reader.read("trades", 0, 0, 100)]
+    assert sorted(ids) == sorted(f"T-{i}" for i in range(10))  # each once, none skipped
 
 
 def test_csv_typed_by_schema_and_bad_rows(hub: Hub, tmp_path: Path) -> None:

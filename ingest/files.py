@@ -115,20 +115,27 @@ def file_digest(path: Path) -> str:
 
 
 # -- readers: each yields lists of RawRecord ------------------------------------------------
-def _jsonl_lines(path: Path, batch_size: int) -> Iterator[list[tuple[int, bytes]]]:
-    """Batches of (line number, line without its end) of the non-blank lines."""
+def _nonblank_batches(
+    lines: Iterable[tuple[int, bytes]], batch_size: int
+) -> Iterator[list[tuple[int, bytes]]]:
+    """Batches of the (line number, bytes) pairs whose bytes are not blank."""
     batch: list[tuple[int, bytes]] = []
-    with path.open("rb") as f:
-        for lineno, line in enumerate(f, 1):
-            raw = line.rstrip(b"\r\n")
-            if not raw.strip():
-                continue
-            batch.append((lineno, raw))
-            if len(batch) >= batch_size:
-                yield batch
-                batch = []
+    for lineno, raw in lines:
+        if not raw.strip():
+            continue
+        batch.append((lineno, raw))
+        if len(batch) >= batch_size:
+            yield batch
+            batch = []
     if batch:
         yield batch
+
+
+def _jsonl_lines(path: Path, batch_size: int) -> Iterator[list[tuple[int, bytes]]]:
+    """Batches of (line number, line without its end) of the non-blank lines."""
+    with path.open("rb") as f:
+        numbered = ((n, line.rstrip(b"\r\n")) for n, line in enumerate(f, 1))
+        yield from _nonblank_batches(numbered, batch_size)
 
 
 def json_line_record(raw: bytes, lineno: int) -> RawRecord:
@@ -246,16 +253,7 @@ class _CsvFile:
 
     def batches(self, batch_size: int) -> Iterator[list[tuple[int, bytes]]]:
         """Batches of (line number, row bytes) of the non-blank rows."""
-        batch: list[tuple[int, bytes]] = []
-        for lineno, raw in self.rows:
-            if not raw.strip():
-                continue
-            batch.append((lineno, raw))
-            if len(batch) >= batch_size:
-                yield batch
-                batch = []
-        if batch:
-            yield batch
+        return _nonblank_batches(self.rows, batch_size)
 
 
 def _csv_open(

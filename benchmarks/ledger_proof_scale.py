@@ -23,21 +23,7 @@ import time
 from pathlib import Path
 
 from adapters.tile_ledgerstore import TileLedgerStore
-from audit.merkle import verify_inclusion
-from benchmarks.test_bench_ledger_tiles import _append_all
-
-
-def _proofs(store: TileLedgerStore, n: int, cold: bool, rnd: random.Random) -> list[float]:
-    root = store.root(n)
-    times = []
-    for i in rnd.sample(range(n), 300):
-        if cold:
-            store.clear_caches()
-        t0 = time.perf_counter()
-        proof = store.inclusion_proof(i, n)
-        times.append(time.perf_counter() - t0)
-        verify_inclusion(store.node(0, i), i, n, proof, root)
-    return times
+from benchmarks.test_bench_ledger_tiles import _append_all, proof_times
 
 
 def main() -> None:
@@ -65,7 +51,7 @@ def main() -> None:
             row: dict[str, float] = {"build_s": round(build, 1), "load": os.getloadavg()[0]}
             row["log2n_raw_sha256_us"] = round(base * 1e6, 1)
             for cold in (False, True):
-                t = _proofs(store, n, cold, rnd)
+                t = proof_times(store, n, cold, rnd, store.root(n))
                 q = statistics.quantiles(t, n=100, method="inclusive")
                 name = "cold" if cold else "warm"
                 row[f"{name}_p50_us"] = round(q[49] * 1e6, 1)

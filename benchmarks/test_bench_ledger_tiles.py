@@ -149,6 +149,22 @@ def test_store_append_sync_and_verify(tmp_path: Path, report: Report) -> None:
         store.close()
 
 
+def proof_times(
+    store: TileLedgerStore, n: int, cold: bool, rnd: random.Random, root: bytes
+) -> list[float]:
+    """Seconds of 300 inclusion proofs of random leaves at size ``n`` (``cold``: the store's
+    caches cleared before each), every proof verified against ``root``."""
+    times = []
+    for i in rnd.sample(range(n), 300):
+        if cold:
+            store.clear_caches()
+        t0 = time.perf_counter()
+        proof = store.inclusion_proof(i, n)
+        times.append(time.perf_counter() - t0)
+        verify_inclusion(store.node(0, i), i, n, proof, root)
+    return times
+
+
 def test_proofs_from_tiles(tmp_path: Path, report: Report) -> None:
     store = TileLedgerStore(tmp_path / "proofs.sqlite")
     rnd = random.Random(3)
@@ -164,14 +180,7 @@ def test_proofs_from_tiles(tmp_path: Path, report: Report) -> None:
     base = (time.perf_counter() - t0) / 2000
     report.add(GROUP, f"log2(n) raw sha256 at {n:,}", base * 1e6, "us", higher_is_better=False)
     for cold in (False, True):
-        times = []
-        for i in rnd.sample(range(n), 300):
-            if cold:
-                store.clear_caches()
-            t0 = time.perf_counter()
-            proof = store.inclusion_proof(i, n)
-            times.append(time.perf_counter() - t0)
-            verify_inclusion(store.node(0, i), i, n, proof, root)
+        times = proof_times(store, n, cold, rnd, root)
         report.add(
             GROUP,
             f"tile proof at {n:,}, {'cold' if cold else 'warm'} cache (p50)",

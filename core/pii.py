@@ -35,6 +35,7 @@ from typing import Any
 
 import fastavro
 
+from core.avro.varint import varint
 from core.errors import InvalidInput, InvalidSchema
 from core.ports.keystore import KeyDestroyed, KeyStore, make_aad
 
@@ -68,7 +69,7 @@ class PiiField:
             except UnicodeEncodeError:
                 pass  # a lone surrogate: fastavro's own answer below
             else:
-                return _varint(len(data) << 1) + data
+                return varint(len(data) << 1) + data
         buf = io.BytesIO()
         fastavro.schemaless_writer(buf, self.writer, {"v": value})
         return buf.getvalue()
@@ -204,16 +205,6 @@ def _walk(schema: Any, prefix: tuple[str, ...], out: list[tuple[tuple[str, ...],
                 out.append((path, f))
             else:
                 _walk(f["type"], path, out)
-
-
-def _varint(n: int) -> bytes:
-    """``n`` (>= 0, already zig-zagged) as an Avro variable-length integer."""
-    out = bytearray()
-    while n > 0x7F:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
 
 
 def _field_writer(path: tuple[str, ...], plain: Any) -> Any:

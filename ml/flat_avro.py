@@ -23,22 +23,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from numpy.typing import NDArray
 
+from core.avro.varint import varint, zigzag
+
 _INT_BITS = {"int": 32, "long": 64}
 Column: TypeAlias = pa.Array | NDArray[Any] | str | int | float
-
-
-def varint(z: int) -> bytes:
-    """The Avro varint of a zig-zag encoded non-negative integer."""
-    out = bytearray()
-    while z >= 0x80:
-        out.append((z & 0x7F) | 0x80)
-        z >>= 7
-    out.append(z)
-    return bytes(out)
-
-
-def zigzag(v: int) -> int:
-    return (v << 1) ^ (v >> 63)
 
 
 def _varints(v: NDArray[Any]) -> pa.Array:

@@ -22,6 +22,7 @@ from fastavro.validation import ValidationError as AvroValidationError
 from fastavro.validation import validate
 
 from core.avro.schema import ParsedSchema
+from core.avro.varint import varint
 from core.errors import SerializationError
 
 MAGIC = 0
@@ -443,22 +444,10 @@ def to_json(value: Any) -> Any:
 # encoded by fastavro instead, which gives its own bytes or its own error. Schemas with other
 # field types use fastavro only.
 _SMALL = [bytes([i]) for i in range(128)]
-_TWO = [bytes([(z & 0x7F) | 0x80, z >> 7]) for z in range(128, 16384)]  # two-byte varints
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _EPOCH_NAIVE = datetime(1970, 1, 1)
 _EPOCH_DAY = date(1970, 1, 1)
 _ENCODERS: dict[int, tuple[ParsedSchema, Any]] = {}
-
-
-def _varint(z: int) -> bytes:
-    if z < 16384:
-        return _TWO[z - 128]
-    out = bytearray()
-    while z >= 0x80:
-        out.append((z & 0x7F) | 0x80)
-        z >>= 7
-    out.append(z)
-    return bytes(out)
 
 
 def _micros(v: datetime) -> int:
@@ -610,7 +599,7 @@ def _generate(schema: ParsedSchema) -> Any:
     scope: dict[str, Any] = {
         **consts,
         "_S": _SMALL,
-        "_varint": _varint,
+        "_varint": varint,
         "_micros": _micros,
         "_decimal_bytes": _decimal_bytes,
         "_Decimal": Decimal,

@@ -188,6 +188,13 @@ def build_ingest(
 TILE_LEDGER_FILE = "ledger-tiles.sqlite"
 
 
+def log_file_end_offsets(path: Path) -> dict[str, dict[str, int]]:
+    """Per topic and partition the end offset in a copy of the embedded log's file (backups)."""
+    from adapters.sqlite_log.snapshot import end_offsets
+
+    return end_offsets(path)
+
+
 def open_ledger_file(path: Path) -> LedgerStore:
     """The LedgerStore of a ledger file (the embedded footprint's store, or a backup's copy of
     it): the tile store for ``ledger-tiles.sqlite``, the row store otherwise; the caller

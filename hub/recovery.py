@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -125,22 +124,10 @@ def ledger_root_of(folder: Path, size: int) -> bytes:
         store.close()
 
 
-def log_end_offsets(path: Path) -> dict[str, dict[str, int]]:
-    """Per topic and partition the end offset in an embedded log file (a snapshot)."""
-    if not path.exists():
-        return {}
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        rows = conn.execute(
-            "SELECT t.name, p.part, p.next_offset FROM partitions p "
-            "JOIN topics t ON t.id = p.topic_id ORDER BY t.name, p.part"
-        ).fetchall()
-    finally:
-        conn.close()
-    out: dict[str, dict[str, int]] = {}
-    for name, part, end in rows:
-        out.setdefault(str(name), {})[str(part)] = int(end)
-    return out
+def _log_end_offsets(path: Path) -> dict[str, dict[str, int]]:
+    from hub.bootstrap import log_file_end_offsets
+
+    return log_file_end_offsets(path)
 
 
 def backup(
@@ -161,7 +148,7 @@ def backup(
         sync_ledger=lambda: h.ledger.sync(force_checkpoint=True),
         sign_note=h.ledger.signer.sign_note,
         ledger_state=ledger_state_of,
-        end_offsets=log_end_offsets,
+        end_offsets=_log_end_offsets,
         chunk_bytes=chunk_bytes,
         progress=progress,
         exclude=(h.settings.objects_dir,),

@@ -211,6 +211,8 @@ def test_ingest_throughput(tmp_path: Path, report: Report) -> None:
         h.close()
 
 
+# 10M rows take minutes (writing the file, then the ingest): the suite's 300 s timeout cut it.
+@pytest.mark.timeout(max(300, BIG // 4000))
 def test_peak_rss_streaming_a_big_parquet_file(tmp_path: Path, report: Report) -> None:
     f = tmp_path / "big.parquet"
     parquet_file(f, BIG)

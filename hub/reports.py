@@ -25,7 +25,6 @@ import io
 import json
 import logging
 import re
-import threading
 import zipfile
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -38,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 from audit import signed
 from core.errors import InvalidInput, NotFound
 from core.events import OutgoingEvent
+from core.periodic import Periodic
 from core.ports.policy import Principal
 from domain.envelope import uuid7
 
@@ -487,8 +487,7 @@ class ReportScheduler:
         self.fence = fence  # each report runs inside it (a leader's epoch: ``hub.ha.claim``)
         self.at = (hour, minute)
         self.principal = principal
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._loop = Periodic("hub-reports", self.run_due, "scheduled report failed", log)
 
     def due(self, now: datetime) -> list[tuple[str, str | None]]:
         """The (kind, day) reports that should exist by ``now`` and are not recorded yet."""
@@ -516,21 +515,10 @@ class ReportScheduler:
         return made
 
     def start(self, check_every_s: float = 60.0) -> None:
-        def loop() -> None:
-            while not self._stop.wait(check_every_s):
-                try:
-                    self.run_due()
-                except Exception:  # keep the schedule; the failure is in the log
-                    log.exception("scheduled report failed")
-
-        self._thread = threading.Thread(target=loop, name="hub-reports", daemon=True)
-        self._thread.start()
+        self._loop.start(check_every_s)
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=60)
-            self._thread = None
+        self._loop.stop()
 
 
 def _text(value: Any) -> str:

@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import threading
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from core.errors import InvalidInput
 from core.events import OutgoingEvent
+from core.periodic import Periodic
 from core.ports.policy import Principal
 from governance.configchanges import CONFIG_TOPIC, ConfigResource, Effect, Prepare
 
@@ -215,8 +215,9 @@ class RetrainScheduler:
         self._ml = ml  # built on first need: a hub without schedules never imports scikit-learn
         self.principal = principal
         self._failed: dict[str, datetime] = {}
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._loop = Periodic(
+            "hub-ml-retrain", self.run_due, "the retrain scheduler's tick failed", log
+        )
 
     def due(self, now: datetime) -> list[tuple[RetrainSchedule, str]]:
         """The (schedule, reason) of every model whose retrain is due at ``now``."""
@@ -268,18 +269,7 @@ class RetrainScheduler:
         return made
 
     def start(self, check_every_s: float = 60.0) -> None:
-        def loop() -> None:
-            while not self._stop.wait(check_every_s):
-                try:
-                    self.run_due()
-                except Exception:  # keep the schedule; the failure is in the log
-                    log.exception("the retrain scheduler's tick failed")
-
-        self._thread = threading.Thread(target=loop, name="hub-ml-retrain", daemon=True)
-        self._thread.start()
+        self._loop.start(check_every_s)
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=60)
-            self._thread = None
+        self._loop.stop()

@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from core.events import OutgoingEvent
+from core.periodic import Periodic
 from core.ports.policy import Principal
 from domain.alerts import AlertRule
 from domain.envelope import uuid7
@@ -196,8 +197,7 @@ class AlertEngine:
         self.mailboxes = tuple(mailboxes)
         self.principal = principal
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._loop = Periodic("hub-alerts", self.evaluate, "alert evaluation failed", log)
         self.clock = clock  # wall seconds: windows are compared with records' log times
         self._samples: deque[tuple[float, int, int]] = deque()  # (time, accepted, rejected)
         self._drift_at: deque[float] = deque()  # log times (s) of drift events seen
@@ -384,21 +384,10 @@ class AlertEngine:
         return {**value, "event_type": event_type, "event_id": event_id}
 
     def start(self, interval_s: float) -> None:
-        def loop() -> None:
-            while not self._stop.wait(interval_s):
-                try:
-                    self.evaluate()
-                except Exception:  # keep evaluating; the failure is in the log
-                    log.exception("alert evaluation failed")
-
-        self._thread = threading.Thread(target=loop, name="hub-alerts", daemon=True)
-        self._thread.start()
+        self._loop.start(interval_s)
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
-            self._thread = None
+        self._loop.stop(timeout_s=30)
 
 
 def engine_for(

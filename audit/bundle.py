@@ -54,13 +54,13 @@ from audit.note import (
     checkpoint_hash,
     open_checkpoint,
     open_note,
-    parse_verifier_key,
 )
+from audit.packfile import PUBLIC_KEY as PUBLIC_KEY  # the member name, for the pack writers
+from audit.packfile import pack_key, read_member
 
 FORMAT = "hub-evidence/v1"
 MANIFEST = "manifest.json"
 SIGNATURE = "manifest.sig"
-PUBLIC_KEY = "public-key.txt"
 ENTRIES = "entries.jsonl"
 CONSISTENCY = "consistency.jsonl"
 REPORT = "report.html"
@@ -78,15 +78,6 @@ def manifest_note_text(manifest_bytes: bytes) -> str:
 
 class PackError(AuditError):
     """An evidence pack fails verification."""
-
-
-def _read(zf: zipfile.ZipFile, name: str) -> bytes:
-    try:
-        return zf.read(name)
-    except KeyError:
-        raise PackError(f"the pack has no {name}.") from None
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise PackError(f"{name} cannot be read from the pack: {exc}.") from None
 
 
 def _hash(text: object, what: str) -> bytes:
@@ -110,7 +101,9 @@ def _int(value: object, what: str) -> int:
 
 def _jsonl(zf: zipfile.ZipFile, name: str) -> list[dict[str, Any]]:
     out = []
-    for n, line in enumerate(_read(zf, name).decode("utf-8", "replace").splitlines(), 1):
+    for n, line in enumerate(
+        read_member(zf, name, PackError).decode("utf-8", "replace").splitlines(), 1
+    ):
         try:
             obj = json.loads(line)
         except ValueError as exc:
@@ -119,23 +112,6 @@ def _jsonl(zf: zipfile.ZipFile, name: str) -> list[dict[str, Any]]:
             raise PackError(f"{name} line {n} is not an object.")
         out.append(obj)
     return out
-
-
-def _keys(zf: zipfile.ZipFile, manifest: Mapping[str, Any], trusted: VerifierKey | None) -> Any:
-    text = _read(zf, PUBLIC_KEY).decode("utf-8", "replace").strip()
-    try:
-        pack_key = parse_verifier_key(text)
-    except NoteError as exc:
-        raise PackError(f"{PUBLIC_KEY} is not a verifier key: {exc}") from None
-    if manifest.get("public_key") != text:
-        raise PackError(f"manifest public_key differs from {PUBLIC_KEY}.")
-    if trusted is not None and trusted.encode() != pack_key.encode():
-        raise PackError(
-            f"the pack is signed with key {pack_key.name}+{pack_key.key_id:08x}, not the trusted "
-            f"key {trusted.name}+{trusted.key_id:08x} given with --public-key: it did not come "
-            "from that hub."
-        )
-    return trusted or pack_key
 
 
 def _checkpoints(
@@ -151,7 +127,7 @@ def _checkpoints(
         size = _int(s, f"checkpoint size {i}")
         if out and size <= max(out):
             raise PackError(f"checkpoint sizes must increase: {size} after {max(out)}.")
-        note = _read(zf, checkpoint_name(size))
+        note = read_member(zf, checkpoint_name(size), PackError)
         try:
             cp, _ = open_checkpoint(note, [key])
         except NoteError as exc:
@@ -287,7 +263,7 @@ def _files(zf: zipfile.ZipFile, manifest: Mapping[str, Any]) -> None:
         raise PackError(f"pack files differ from the manifest (extra {extra}, missing {missing}).")
     for name in sorted(files):
         want = _hash(files[name], f"manifest digest of {name}")
-        if hashlib.sha256(_read(zf, name)).digest() != want:
+        if hashlib.sha256(read_member(zf, name, PackError)).digest() != want:
             raise PackError(f"{name} does not match its SHA-256 in the manifest (altered).")
 
 
@@ -300,13 +276,13 @@ def verify_pack(
             f"pack format {manifest.get('format')!r} leaf format {manifest.get('leaf_format')!r}"
             f" is not {FORMAT} with leaf format {leaf_format.VERSION}."
         )
-    key = _keys(zf, manifest, trusted)  # 1
+    key = pack_key(zf, manifest, trusted, PackError, " given with --public-key")  # 1
     cps = _checkpoints(zf, manifest, key)  # 2
     indexes = _entries(zf, manifest, cps)  # 3
     _files(zf, manifest)  # 4
-    manifest_bytes = _read(zf, MANIFEST)  # 5
+    manifest_bytes = read_member(zf, MANIFEST, PackError)  # 5
     try:
-        note = open_note(_read(zf, SIGNATURE), [key])
+        note = open_note(read_member(zf, SIGNATURE, PackError), [key])
     except NoteError as exc:
         raise PackError(f"the manifest signature does not verify: {exc}") from None
     if note.text != manifest_note_text(manifest_bytes):

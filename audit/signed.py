@@ -36,13 +36,14 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from audit.errors import AuditError, NoteError
-from audit.note import VerifierKey, open_checkpoint, open_note, parse_verifier_key
+from audit.note import VerifierKey, open_checkpoint, open_note
+from audit.packfile import PUBLIC_KEY as PUBLIC_KEY  # the member name, for the pack writers
+from audit.packfile import pack_key, read_member
 
 REPORT_FORMAT = "hub-report/v1"
 EXPORT_FORMAT = "hub-export/v1"
 MANIFEST = "manifest.json"
 SIGNATURE = "manifest.sig"
-PUBLIC_KEY = "public-key.txt"
 CHECKPOINT = "checkpoint.note"
 DATA = "data.json"
 UNSIGNED = frozenset({MANIFEST, SIGNATURE})
@@ -69,37 +70,12 @@ def rows_digest(rows: Iterable[Mapping[str, Any]]) -> str:
     return h.hexdigest()
 
 
-def _read(zf: zipfile.ZipFile, name: str) -> bytes:
-    try:
-        return zf.read(name)
-    except KeyError:
-        raise SignedPackError(f"the pack has no {name}.") from None
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise SignedPackError(f"{name} cannot be read from the pack: {exc}.") from None
-
-
-def _key(zf: zipfile.ZipFile, manifest: Mapping[str, Any], trusted: VerifierKey | None) -> Any:
-    text = _read(zf, PUBLIC_KEY).decode("utf-8", "replace").strip()
-    try:
-        pack_key = parse_verifier_key(text)
-    except NoteError as exc:
-        raise SignedPackError(f"{PUBLIC_KEY} is not a verifier key: {exc}") from None
-    if manifest.get("public_key") != text:
-        raise SignedPackError(f"manifest public_key differs from {PUBLIC_KEY}.")
-    if trusted is not None and trusted.encode() != pack_key.encode():
-        raise SignedPackError(
-            f"the pack is signed with key {pack_key.name}+{pack_key.key_id:08x}, not the trusted "
-            f"key {trusted.name}+{trusted.key_id:08x}: it did not come from that hub."
-        )
-    return trusted or pack_key
-
-
 def _checkpoint(zf: zipfile.ZipFile, manifest: Mapping[str, Any], key: VerifierKey) -> int:
     want = manifest.get("checkpoint")
     if not isinstance(want, dict):
         raise SignedPackError("manifest names no ledger checkpoint {size, root}.")
     try:
-        cp, _ = open_checkpoint(_read(zf, CHECKPOINT), [key])
+        cp, _ = open_checkpoint(read_member(zf, CHECKPOINT, SignedPackError), [key])
     except NoteError as exc:
         raise SignedPackError(f"{CHECKPOINT}: {exc}") from None
     if (cp.origin, cp.size, cp.root.hex()) != (
@@ -127,7 +103,7 @@ def _files(zf: zipfile.ZipFile, manifest: Mapping[str, Any]) -> dict[str, str]:
             f"pack files differ from the manifest (extra {extra}, missing {missing})."
         )
     for name in sorted(files):
-        if hashlib.sha256(_read(zf, name)).hexdigest() != files[name]:
+        if hashlib.sha256(read_member(zf, name, SignedPackError)).hexdigest() != files[name]:
             raise SignedPackError(f"{name} does not match its SHA-256 in the manifest (altered).")
     return dict(files)
 
@@ -143,7 +119,7 @@ def _queries(zf: zipfile.ZipFile, manifest: Mapping[str, Any], files: Mapping[st
             raise SignedPackError(f"the export's digest is not the SHA-256 of {name!r}.")
         return 1
     try:
-        data = json.loads(_read(zf, DATA))
+        data = json.loads(read_member(zf, DATA, SignedPackError))
     except ValueError as exc:
         raise SignedPackError(f"{DATA} is not JSON: {exc}.") from None
     for q in queries:
@@ -165,15 +141,15 @@ def verify_signed(
     fmt = manifest.get("format")
     if fmt not in (REPORT_FORMAT, EXPORT_FORMAT):
         raise SignedPackError(f"format {fmt!r} is not {REPORT_FORMAT} or {EXPORT_FORMAT}.")
-    key = _key(zf, manifest, trusted)  # 1
+    key = pack_key(zf, manifest, trusted, SignedPackError)  # 1
     size = _checkpoint(zf, manifest, key)  # 2
     files = _files(zf, manifest)  # 3
     n = _queries(zf, manifest, files)  # 4
     try:  # 5
-        note = open_note(_read(zf, SIGNATURE), [key])
+        note = open_note(read_member(zf, SIGNATURE, SignedPackError), [key])
     except NoteError as exc:
         raise SignedPackError(f"the manifest signature does not verify: {exc}") from None
-    if note.text != note_text(str(fmt), _read(zf, MANIFEST)):
+    if note.text != note_text(str(fmt), read_member(zf, MANIFEST, SignedPackError)):
         raise SignedPackError("manifest.sig signs a different manifest.json (it was altered).")
     origin = "the trusted key (integrity and origin)" if trusted else "the key inside the pack"
     what = "report " + str(manifest.get("kind")) if fmt == REPORT_FORMAT else "export"

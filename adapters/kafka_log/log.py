@@ -1017,9 +1017,29 @@ class KafkaEventLog(EventLog):
         return meta
 
     def _recover(self, topic: str, producer: str, state: ProducerState) -> ProducerState:
-        """Settle an intent without a done entry: did its batch land?"""
+        """Settle an intent without a done entry: did its batch land?
+
+        Only once every transaction that could hold the batch is decided: a read_committed scan
+        stops at the last stable offset, so an open transaction (ours whose commit is not yet
+        written, or a crashed process's, until the coordinator aborts it) would hide the batch,
+        wholly (taken for "not stored": appended again, a duplicate) or partly. So first wait
+        until the last stable offset of every touched partition reaches its high watermark as
+        it is now (the batch, if written, lies below it); raise ``Retryable`` if it does not."""
         intent = state.intent
         assert intent is not None
+        touched = {int(p) for p in intent["start"]}
+        high = self._watermarks(topic)
+        try:
+            self._wait(
+                lambda: all(self._watermarks(topic, committed=True)[p] >= high[p] for p in touched),
+                f"the open transactions on {topic!r} partitions {sorted(touched)} to end",
+            )
+        except Retryable as exc:
+            raise Retryable(
+                f"Cannot tell yet whether batch {intent['seq']} of producer {producer!r} on "
+                f"{topic!r} was stored: {exc.message} Retry later (nothing was appended).",
+                code="log_unavailable",
+            ) from exc
         marker = f"{intent['seq']}:{producer}".encode()
         found: dict[int, list[StoredRecord]] = {}
         for p_text, start in intent["start"].items():

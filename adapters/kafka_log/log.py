@@ -23,6 +23,13 @@ Atomic appends
   Readers use ``isolation.level=read_committed``.
 - ``append`` returns once every record's delivery report has arrived (or raises): waiting at most
   ``delivery_timeout_s``, so a broker restart shorter than that only stalls appends.
+- A transaction's errors are handled as librdkafka documents them (``errors.TxnAction``: retry
+  the call, abort and run the transaction again, or rebuild the producer under the same
+  ``transactional.id``, which fences the old one and aborts what it left open). Its
+  ``transaction.timeout.ms`` is ``atomic_transaction_timeout_s`` (10 s): a process killed
+  mid-transaction hides later records of those partitions from ``read_committed`` readers,
+  and so stalls every other process's atomic appends, for that long (plus the broker's check
+  interval), not for minutes.
 
 Idempotent appends (``IdempotenceKey``)
 Kafka's own idempotence only spans one producer session, so the adapter adds its own, durable and

@@ -33,7 +33,8 @@ def pytest_runtest_makereport(
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    if any(item.path.name == "test_failover.py" for item in session.items):
+    cluster_tests = {"test_failover.py", "test_txn_coordinator.py"}
+    if any(item.path.name in cluster_tests for item in session.items):
         hubprocs.prestart_cluster()
 
 

@@ -819,7 +819,16 @@ class KafkaEventLog(EventLog):
                     meta = delivery.metadata()
                     committing = True
                     self._commit_within(producer, deadline, doing)
-                    self._await_visible(topic, _ends(meta))
+                    try:
+                        self._await_visible(topic, _ends(meta))
+                    except Retryable as exc:
+                        raise Retryable(
+                            f"The batch {doing} is committed but not readable yet (an open "
+                            f"transaction of another producer hides it: {exc.message}); a "
+                            "retry with the same IdempotenceKey returns it, a retry without "
+                            "one would store it twice.",
+                            code="log_unavailable",
+                        ) from exc
                     if attempt > 1:
                         _LOG.info("%s: committed at attempt %d.", doing, attempt)
                     return meta

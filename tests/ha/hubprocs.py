@@ -134,6 +134,7 @@ def init(env: dict[str, str], key_file: Path) -> str:
 # Every hub process log of this session (hub name -> file), copied when a test fails.
 STARTED_LOGS: dict[str, Path] = {}
 FAILED_RUNS = Path.home() / ".cache" / "hub" / "failed-runs"
+KEEP_FAILED_RUNS = 20
 
 
 def keep_failed_run(test: str) -> Path | None:
@@ -163,6 +164,8 @@ def keep_failed_run(test: str) -> Path | None:
             shutil.copytree(path, target, dirs_exist_ok=True)
         else:
             shutil.copy2(path, target.with_suffix(".log"))
+    for old in sorted(FAILED_RUNS.iterdir(), key=lambda p: p.stat().st_mtime)[:-KEEP_FAILED_RUNS]:
+        shutil.rmtree(old, ignore_errors=True)  # the newest ones are kept; the cache stays small
     return folder
 
 

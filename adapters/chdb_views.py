@@ -140,13 +140,17 @@ class ChdbViewStore(ClickHouseSqlViews):
         self._closed = False
 
     def _query(self, sql: str, fmt: str, params: Mapping[str, Any] | None) -> Any:
-        if self._closed:
-            raise HubError("The chDB view store is closed.", code="views_closed")
         try:
             with _QUERY_LOCK:
+                # checked under the lock that ``close`` takes: a thread that checked before a
+                # close and ran after it would query a destroyed session (the process aborts)
+                if self._closed:
+                    raise HubError("The chDB view store is closed.", code="views_closed")
                 if params:
                     return self._session.query(sql, fmt, params=dict(params))
                 return self._session.query(sql, fmt)
+        except HubError:
+            raise
         except Exception as exc:  # chDB raises ChdbError / RuntimeError
             raise HubError(
                 f"chDB failed on {sql[:200]!r}: {str(exc).strip()[:500]}", code="views_error"
@@ -174,12 +178,15 @@ class ChdbViewStore(ClickHouseSqlViews):
         with pa.ipc.new_stream(sink, data.schema) as writer:
             writer.write_table(data)
         payload = sink.getvalue().to_pybytes()
-        if self._closed:
-            raise HubError("The chDB view store is closed.", code="views_closed")
         try:
-            with _QUERY_LOCK, self._session.send_insert(sql, "ArrowStream") as inserter:
-                inserter.append(payload)
-                inserter.finish()
+            with _QUERY_LOCK:
+                if self._closed:  # under the lock, as in ``_query``
+                    raise HubError("The chDB view store is closed.", code="views_closed")
+                with self._session.send_insert(sql, "ArrowStream") as inserter:
+                    inserter.append(payload)
+                    inserter.finish()
+        except HubError:
+            raise
         except Exception as exc:  # chDB raises RuntimeError
             raise HubError(
                 f"chDB failed on {sql[:200]!r}: {str(exc).strip()[:500]}", code="views_error"

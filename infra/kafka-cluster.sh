@@ -92,6 +92,10 @@ offsets.topic.num.partitions=8
 transaction.state.log.replication.factor=3
 transaction.state.log.min.isr=2
 transaction.state.log.num.partitions=8
+# A transaction left open by a crashed producer hides every later record of its partitions from
+# read_committed readers until the coordinator aborts it: its timeout (the hub's atomic appends:
+# 10 s) plus up to this check interval (Kafka's default: 10 s).
+transaction.abort.timed.out.transaction.cleanup.interval.ms=1000
 share.coordinator.state.topic.replication.factor=3
 share.coordinator.state.topic.min.isr=2
 # No unclean leader election: a replica that missed acknowledged writes never becomes leader.

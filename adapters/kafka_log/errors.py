@@ -1,7 +1,10 @@
 """Kafka and librdkafka errors as the hub's errors: which codes are worth a retry, which mean a
-batch is too large or a client is not allowed, and ``translate`` naming what was being done."""
+batch is too large or a client is not allowed, and ``translate`` naming what was being done;
+``txn_action``: what a transactional producer must do after an error (librdkafka's rules)."""
 
 from __future__ import annotations
+
+from enum import Enum
 
 from confluent_kafka import (
     KafkaError,
@@ -43,6 +46,7 @@ AUTH_CODES = {
     KafkaError.CLUSTER_AUTHORIZATION_FAILED,
     KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
 }
+FENCED_CODES = {KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH}
 
 
 def kafka_error(exc: BaseException) -> KafkaError | None:
@@ -74,7 +78,7 @@ def translate(exc: BaseException | KafkaError, doing: str) -> HubError:
         )
     if code in AUTH_CODES:
         return Forbidden(f"Kafka denied access while {doing} ({text}); check the ACLs.")
-    if code in (KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH):
+    if code in FENCED_CODES:
         return Conflict(
             f"Another producer with the same transactional id took over while {doing} ({text}); "
             "this one is fenced: stop it, or use a distinct transactional id per process.",
@@ -87,3 +91,59 @@ def translate(exc: BaseException | KafkaError, doing: str) -> HubError:
             code="log_unavailable",
         )
     return HubError(f"Kafka failed while {doing} ({text}).", code="kafka_error")
+
+
+class TxnAction(Enum):
+    """What a transactional producer does after an error, in librdkafka's order of precedence
+    (rdkafka.h, ``rd_kafka_commit_transaction`` and the transactional example; confluent-kafka's
+    ``KafkaError.fatal()``, ``txn_requires_abort()``, ``retriable()``):
+
+    - ``REBUILD``: a fatal error (``fatal()``, or fenced): the producer instance is unusable; a
+      new one with the SAME ``transactional.id`` fences it, and its ``init_transactions`` makes
+      the coordinator abort (or finish committing) whatever the old one left open;
+    - ``ABORT``: ``txn_requires_abort()``: the current transaction cannot commit, the producer
+      can go on: ``abort_transaction`` and run the whole transaction again (nothing of it is
+      visible: the abort marker hides it);
+    - ``RETRY``: ``retriable()`` (or a code the hub knows to be transient): call the same
+      operation again (``commit_transaction`` resumes a commit already under way);
+    - ``FAIL``: refusals that a new producer would meet too (too large, not allowed): abort
+      and report. Any other error is treated as fatal, as confluent-kafka's docstrings say.
+    """
+
+    REBUILD = "rebuild"
+    ABORT = "abort"
+    RETRY = "retry"
+    FAIL = "fail"
+
+
+def txn_action(exc: BaseException | KafkaError) -> TxnAction:
+    """What to do after ``exc`` raised by a transactional API call (``begin_transaction``,
+    ``send_offsets_to_transaction``, ``commit_transaction``, ``abort_transaction``)."""
+    err = exc if isinstance(exc, KafkaError) else kafka_error(exc)
+    if err is None:
+        return TxnAction.FAIL
+    if err.fatal() or err.code() in FENCED_CODES or err.code() == KafkaError._FATAL:
+        return TxnAction.REBUILD
+    if err.txn_requires_abort():
+        return TxnAction.ABORT
+    if err.retriable() or err.code() in RETRYABLE_CODES:
+        return TxnAction.RETRY
+    if err.code() in AUTH_CODES or err.code() in TOO_LARGE_CODES:
+        return TxnAction.FAIL  # a new producer would meet the same refusal
+    return TxnAction.REBUILD  # "Treat any other error as a fatal error" (confluent-kafka)
+
+
+def delivery_action(err: KafkaError) -> TxnAction:
+    """What to do when a record of a transaction failed to deliver (its delivery report): any
+    such failure leaves the transaction unable to commit, so a transient one means abort and
+    run the transaction again, a fatal one rebuild the producer, the others abort and fail."""
+    if err.fatal() or err.code() in FENCED_CODES or err.code() == KafkaError._FATAL:
+        return TxnAction.REBUILD
+    if (
+        err.retriable()
+        or err.txn_requires_abort()
+        or err.code() in RETRYABLE_CODES
+        or err.code() in (KafkaError._PURGE_QUEUE, KafkaError._PURGE_INFLIGHT)
+    ):
+        return TxnAction.ABORT
+    return TxnAction.FAIL

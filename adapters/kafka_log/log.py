@@ -23,6 +23,13 @@ Atomic appends
   Readers use ``isolation.level=read_committed``.
 - ``append`` returns once every record's delivery report has arrived (or raises): waiting at most
   ``delivery_timeout_s``, so a broker restart shorter than that only stalls appends.
+- A transaction's errors are handled as librdkafka documents them (``errors.TxnAction``: retry
+  the call, abort and run the transaction again, or rebuild the producer under the same
+  ``transactional.id``, which fences the old one and aborts what it left open). Its
+  ``transaction.timeout.ms`` is ``atomic_transaction_timeout_s`` (10 s): a process killed
+  mid-transaction hides later records of those partitions from ``read_committed`` readers,
+  and so stalls every other process's atomic appends, for that long (plus the broker's check
+  interval), not for minutes.
 
 Idempotent appends (``IdempotenceKey``)
 Kafka's own idempotence only spans one producer session, so the adapter adds its own, durable and
@@ -103,7 +110,14 @@ from adapters.kafka_log.batch import (
     stored_record,
     strip_idem,
 )
-from adapters.kafka_log.errors import RETRYABLE_CODES, kafka_error, translate
+from adapters.kafka_log.errors import (
+    RETRYABLE_CODES,
+    TxnAction,
+    delivery_action,
+    kafka_error,
+    translate,
+    txn_action,
+)
 from adapters.kafka_log.transactions import KafkaTransaction
 from core.errors import (
     Conflict,
@@ -162,12 +176,24 @@ _LATEST: Any = OffsetSpec.latest()  # type: ignore[no-untyped-call]
 _EARLIEST: Any = OffsetSpec.earliest()  # type: ignore[no-untyped-call]
 
 
+def _ends(meta: Sequence[RecordMetadata]) -> dict[int, int]:
+    """Per partition, the offset after the last of these records."""
+    ends: dict[int, int] = {}
+    for m in meta:
+        ends[m.partition] = max(ends.get(m.partition, 0), m.offset + 1)
+    return ends
+
+
 class KafkaEventLog(EventLog):
     """An EventLog on a Kafka cluster (see the module docstring for the design).
 
     ``bootstrap_servers`` e.g. ``"127.0.0.1:19092"`` (``infra/kafka.sh``). ``timeout_s`` bounds
     each admin and read call; ``delivery_timeout_s`` bounds how long an append waits for the
-    broker (librdkafka's ``message.timeout.ms``). ``client_config`` is merged into every client's
+    broker (librdkafka's ``message.timeout.ms``). ``atomic_transaction_timeout_s`` is the
+    ``transaction.timeout.ms`` of atomic appends' transactions: how long one may stay open, and
+    so how long a crashed process's open transaction can hide later records from readers
+    (``read_committed``) before the coordinator aborts it; an attempt that takes longer is
+    aborted and run again. ``client_config`` is merged into every client's
     configuration (security settings and the like). ``topic_prefix`` namespaces the topics and
     transactional ids on the wire (see *Namespaces*); empty by default.
     """
@@ -178,6 +204,7 @@ class KafkaEventLog(EventLog):
         *,
         timeout_s: float = 15.0,
         delivery_timeout_s: float = 60.0,
+        atomic_transaction_timeout_s: float = 10.0,
         replication_factor: int = 1,
         client_config: Mapping[str, str] | None = None,
         topic_prefix: str = "",
@@ -197,6 +224,12 @@ class KafkaEventLog(EventLog):
         self._servers = bootstrap_servers
         self._timeout = float(timeout_s)
         self._delivery_timeout = float(delivery_timeout_s)
+        if not 1.0 <= float(atomic_transaction_timeout_s) <= 900.0:
+            raise InvalidInput(
+                f"atomic_transaction_timeout_s={atomic_transaction_timeout_s!r} is invalid: pass "
+                "1 to 900 seconds (Kafka's transaction.max.timeout.ms is 15 min by default)."
+            )
+        self._atomic_txn_timeout = float(atomic_transaction_timeout_s)
         self._replication = replication_factor
         self._base: dict[str, Any] = {
             "bootstrap.servers": bootstrap_servers,
@@ -214,6 +247,8 @@ class KafkaEventLog(EventLog):
         self._producer_states: dict[tuple[str, str], ProducerState] | None = None
         self._plain: Producer | None = None
         self._atomic: Producer | None = None
+        # One id for this instance's atomic appends (see ``_produce_atomically``).
+        self._atomic_id = f"hub.append.{uuid.uuid4().hex}"
         self._txn_producers: dict[str, Producer] = {}
         self._open_txns: set[str] = set()
         self._reader: Consumer | None = None
@@ -252,14 +287,22 @@ class KafkaEventLog(EventLog):
             self._plain = Producer(self._producer_config())
         return self._plain
 
-    def _transactional(self, transactional_id: str) -> Producer:
-        producer = Producer(
-            {
-                **self._producer_config(),
-                "transactional.id": self._wire(transactional_id),
-                "transaction.timeout.ms": max(60_000, int(self._delivery_timeout * 2000)),
-            }
-        )
+    def _transactional(self, transactional_id: str, timeout_ms: int | None = None) -> Producer:
+        """A transactional producer, ``init_transactions`` done. ``timeout_ms`` (librdkafka's
+        ``transaction.timeout.ms``) bounds how long a transaction may stay open: the
+        coordinator aborts it after that, which is also how long a crashed process's open
+        transaction keeps the last stable offset (what ``read_committed`` readers see) from
+        passing it. librdkafka requires ``message.timeout.ms`` <= it, and linger below that."""
+        timeout_ms = timeout_ms or max(60_000, int(self._delivery_timeout * 2000))
+        config = {
+            **self._producer_config(),
+            "transactional.id": self._wire(transactional_id),
+            "transaction.timeout.ms": timeout_ms,
+        }
+        if config["message.timeout.ms"] > timeout_ms:
+            config["message.timeout.ms"] = timeout_ms
+            config["linger.ms"] = max(1, min(config["linger.ms"], timeout_ms - 1))
+        producer = Producer(config)
         try:
             producer.init_transactions(self._timeout)
         except KafkaException as exc:
@@ -736,33 +779,163 @@ class KafkaEventLog(EventLog):
         topic: str,
         rows: Sequence[tuple[int, bytes | None, bytes | None, Headers, int | None]],
     ) -> list[RecordMetadata]:
-        """Send rows in one Kafka transaction (several partitions: the only atomic way)."""
-        doing = f"appending atomically to {topic!r}"
-        if self._atomic is None:
-            self._atomic = self._transactional(f"hub.append.{uuid.uuid4().hex}")
-        producer = self._atomic
-        try:
-            producer.begin_transaction()
-            delivery = self._send(producer, topic, rows, may_split=True)
-            meta = self._await(producer, delivery, doing)
-            producer.commit_transaction(self._timeout)
-        except (KafkaException, HubError) as exc:
-            self._atomic = None  # init_transactions on a new producer fences and aborts this one
-            with suppress(KafkaException):
-                producer.abort_transaction(min(5.0, self._timeout))
-            if isinstance(exc, HubError):
-                raise
-            raise translate(exc, doing) from exc
-        self._await_visible(topic, {m.partition for m in meta})
-        return meta
+        """Send rows in one Kafka transaction (several partitions: the only atomic way).
 
-    def _await_visible(self, topic: str, partitions: set[int]) -> None:
-        """Wait until committed records are readable (Kafka writes commit markers async)."""
-        targets = self._watermarks(topic, committed=False)
+        Errors are handled as librdkafka documents (``errors.TxnAction``), within
+        ``delivery_timeout_s + timeout_s``: a failed delivery or an abortable error aborts the
+        transaction and runs it again (the aborted one is never visible, so nothing is written
+        twice); a retriable ``commit_transaction`` is called again; a fatal error (fenced, or
+        the coordinator lost the producer) rebuilds the producer with the SAME transactional id,
+        whose ``init_transactions`` aborts what the old one left open at once, instead of
+        leaving it to block readers (the last stable offset) until ``transaction.timeout.ms``.
+        Once ``commit_transaction`` was called, a failure that is not "abort" leaves the
+        outcome unknown: the transaction is not run again (it may be committed); the caller
+        gets ``Retryable`` saying so (an ``IdempotenceKey`` makes its retry safe)."""
+        doing = f"appending atomically to {topic!r}"
+        deadline = time.monotonic() + self._delivery_timeout + self._timeout
+        delay = 0.05
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                producer = self._atomic_producer()
+            except Retryable:  # init_transactions: the coordinator is moving or loading
+                if time.monotonic() + delay >= deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
+                continue
+            committing = False
+            try:
+                producer.begin_transaction()
+                delivery = self._send(producer, topic, rows, may_split=True)
+                self._flush_within(producer, delivery, deadline)
+                if delivery.pending:
+                    action, failure = TxnAction.ABORT, None  # unacknowledged: abort, run again
+                elif delivery.errors:
+                    failure = delivery.errors[0]
+                    action = delivery_action(failure)
+                else:
+                    meta = delivery.metadata()
+                    committing = True
+                    self._commit_within(producer, deadline, doing)
+                    try:
+                        self._await_visible(topic, _ends(meta))
+                    except Retryable as exc:
+                        raise Retryable(
+                            f"The batch {doing} is committed but not readable yet (an open "
+                            f"transaction of another producer hides it: {exc.message}); a "
+                            "retry with the same IdempotenceKey returns it, a retry without "
+                            "one would store it twice.",
+                            code="log_unavailable",
+                        ) from exc
+                    if attempt > 1:
+                        _LOG.info("%s: committed at attempt %d.", doing, attempt)
+                    return meta
+            except KafkaException as exc:
+                action, failure = txn_action(exc), exc.args[0] if exc.args else None
+                if committing and action is not TxnAction.ABORT:
+                    # commit_transaction failed for good: committed or not, nobody can say
+                    # until the next init_transactions settles it. Never run it again.
+                    self._drop_atomic(producer)
+                    raise Retryable(
+                        f"Kafka failed while committing the transaction {doing} ({exc}); the "
+                        "outcome is unknown: retry with an IdempotenceKey to avoid duplicates.",
+                        code="log_unavailable",
+                    ) from exc
+            except HubError:
+                # _send (local queue), _commit_within (outcome unknown) or _await_visible (the
+                # commit is done, readers lag): nothing to run again.
+                if not committing:
+                    self._abort_or_drop(producer)
+                raise
+            _LOG.warning("%s: attempt %d failed (%s); %s.", doing, attempt, failure, action.value)
+            if action is TxnAction.REBUILD:
+                self._drop_atomic(producer)
+            else:
+                self._abort_or_drop(producer)
+            if action is TxnAction.FAIL:
+                if isinstance(failure, KafkaError):
+                    raise translate(failure, doing)
+                raise HubError(f"Kafka failed while {doing} ({failure}).", code="kafka_error")
+            if time.monotonic() + delay >= deadline:
+                raise Retryable(
+                    f"Kafka did not take the transaction while {doing} within "
+                    f"{self._delivery_timeout + self._timeout:.0f} s ({attempt} attempts, the "
+                    f"last: {failure}); nothing was written: retry later, and check "
+                    "'infra/kafka.sh status'.",
+                    code="log_unavailable",
+                )
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
+
+    def _atomic_producer(self) -> Producer:
+        """The transactional producer of atomic appends: ONE transactional id per log instance,
+        so that a rebuilt producer fences its predecessor and aborts what it left open."""
+        if self._atomic is None:
+            self._atomic = self._transactional(
+                self._atomic_id, timeout_ms=int(self._atomic_txn_timeout * 1000)
+            )
+        return self._atomic
+
+    def _drop_atomic(self, producer: Producer) -> None:
+        """Forget a producer that cannot go on; the next one (same id) fences it."""
+        if self._atomic is producer:
+            self._atomic = None
+        with suppress(KafkaException, RuntimeError):
+            producer.purge(in_queue=True, in_flight=True)
+
+    def _abort_or_drop(self, producer: Producer) -> None:
+        """``abort_transaction`` (retried while retriable, for a few seconds); a producer that
+        cannot abort is dropped, and the next one's ``init_transactions`` aborts for it."""
+        deadline = time.monotonic() + min(5.0, self._timeout)
+        while True:
+            try:
+                producer.abort_transaction(max(0.1, deadline - time.monotonic()))
+                return
+            except KafkaException as exc:
+                if txn_action(exc) is not TxnAction.RETRY or time.monotonic() >= deadline:
+                    self._drop_atomic(producer)
+                    return
+            time.sleep(0.05)
+
+    def _flush_within(
+        self, producer: Producer, delivery: Delivery | BatchDelivery, deadline: float
+    ) -> None:
+        """Wait for the delivery reports, until ``deadline`` at the latest."""
+        while delivery.pending and time.monotonic() < deadline:
+            producer.flush(min(1.0, max(0.0, deadline - time.monotonic())))
+
+    def _commit_within(self, producer: Producer, deadline: float, doing: str) -> None:
+        """``commit_transaction``, called again while it fails retriably (librdkafka resumes
+        the commit it started), until ``deadline``: then the outcome is unknown."""
+        while True:
+            try:
+                producer.commit_transaction(
+                    max(0.1, min(self._timeout, deadline - time.monotonic()))
+                )
+                return
+            except KafkaException as exc:
+                if txn_action(exc) is not TxnAction.RETRY:
+                    raise
+                if time.monotonic() >= deadline:
+                    self._drop_atomic(producer)
+                    raise Retryable(
+                        f"Kafka did not confirm the commit while {doing} ({exc}); the outcome "
+                        "is unknown: retry with an IdempotenceKey to avoid duplicates.",
+                        code="log_unavailable",
+                    ) from exc
+            time.sleep(0.05)
+
+    def _await_visible(self, topic: str, ends: Mapping[int, int]) -> None:
+        """Wait until committed records are readable (Kafka writes commit markers async):
+        ``ends`` maps each partition to the offset after the last record to see. The last
+        stable offset passes it once this transaction's marker is written; waiting for the high
+        watermark instead would also wait for other producers' transactions begun later."""
 
         def visible() -> bool:
             lso = self._watermarks(topic, committed=True)
-            return all(lso[p] >= targets[p] for p in partitions)
+            return all(lso[p] >= end for p, end in ends.items())
 
         self._wait(visible, f"the transaction's records in {topic!r} to become readable")
 
@@ -860,9 +1033,29 @@ class KafkaEventLog(EventLog):
         return meta
 
     def _recover(self, topic: str, producer: str, state: ProducerState) -> ProducerState:
-        """Settle an intent without a done entry: did its batch land?"""
+        """Settle an intent without a done entry: did its batch land?
+
+        Only once every transaction that could hold the batch is decided: a read_committed scan
+        stops at the last stable offset, so an open transaction (ours whose commit is not yet
+        written, or a crashed process's, until the coordinator aborts it) would hide the batch,
+        wholly (taken for "not stored": appended again, a duplicate) or partly. So first wait
+        until the last stable offset of every touched partition reaches its high watermark as
+        it is now (the batch, if written, lies below it); raise ``Retryable`` if it does not."""
         intent = state.intent
         assert intent is not None
+        touched = {int(p) for p in intent["start"]}
+        high = self._watermarks(topic)
+        try:
+            self._wait(
+                lambda: all(self._watermarks(topic, committed=True)[p] >= high[p] for p in touched),
+                f"the open transactions on {topic!r} partitions {sorted(touched)} to end",
+            )
+        except Retryable as exc:
+            raise Retryable(
+                f"Cannot tell yet whether batch {intent['seq']} of producer {producer!r} on "
+                f"{topic!r} was stored: {exc.message} Retry later (nothing was appended).",
+                code="log_unavailable",
+            ) from exc
         marker = f"{intent['seq']}:{producer}".encode()
         found: dict[int, list[StoredRecord]] = {}
         for p_text, start in intent["start"].items():

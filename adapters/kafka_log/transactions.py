@@ -4,6 +4,7 @@ offsets are staged with ``send_offsets_to_transaction``."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
@@ -11,10 +12,11 @@ from confluent_kafka import KafkaException, Producer
 from confluent_kafka import TopicPartition as KafkaTP
 
 from adapters.kafka_log.batch import BatchDelivery, Delivery, PreparedBatch
-from adapters.kafka_log.errors import translate
+from adapters.kafka_log.errors import TxnAction, translate, txn_action
 from core.errors import (
     Conflict,
     HubError,
+    Retryable,
 )
 from core.ports.eventlog import (
     AppendSignal,
@@ -56,20 +58,28 @@ class TransactionHost(Protocol):
     ) -> list[KafkaTP]: ...
     def _group_metadata(self, group: str) -> Any: ...
     def _unwire(self, name: str) -> str: ...
-    def _await_visible(self, topic: str, partitions: set[int]) -> None: ...
+    def _await_visible(self, topic: str, ends: Mapping[int, int]) -> None: ...
     def _info(self, name: str) -> TopicInfo: ...
     def _committed(self, group: str, topic: str, n: int) -> dict[int, int]: ...
     def _wait(self, condition: Callable[[], bool], what: str) -> None: ...
 
 
 class KafkaTransaction(Transaction):
-    """One Kafka transaction; offsets are staged with ``send_offsets_to_transaction``."""
+    """One Kafka transaction; offsets are staged with ``send_offsets_to_transaction``.
+
+    Errors as librdkafka documents them (``errors.TxnAction``): a retriable
+    ``commit_transaction`` is called again within the log's timeout; an abortable one aborts
+    (nothing of the transaction is visible) and raises ``Retryable``: the caller runs its
+    transaction again; a fatal one (fenced, or the producer's state lost) drops the cached
+    producer, so the next transaction of this id builds a new one whose ``init_transactions``
+    aborts what this one left open. A commit that failed otherwise has an unknown outcome and
+    says so (the producer is dropped too)."""
 
     def __init__(self, log: TransactionHost, transactional_id: str) -> None:
         self._log = log
         self._id = transactional_id
         self.state = "open"
-        self._touched: dict[str, set[int]] = {}
+        self._touched: dict[str, dict[int, int]] = {}  # topic -> partition -> offset after
         self._offsets: dict[str, dict[tuple[str, int], int]] = {}
         with log._lock:
             if transactional_id in log._open_txns:
@@ -84,6 +94,7 @@ class KafkaTransaction(Transaction):
             try:
                 producer.begin_transaction()
             except KafkaException as exc:
+                # A producer left mid-transaction or broken: the next one (same id) fences it.
                 log._txn_producers.pop(transactional_id, None)
                 raise translate(exc, f"beginning transaction {transactional_id!r}") from exc
             log._open_txns.add(transactional_id)
@@ -108,7 +119,9 @@ class KafkaTransaction(Transaction):
         ]
         delivery = self._log._send(self._producer, topic, rows, may_split=True)
         meta = self._log._await(self._producer, delivery, doing)
-        self._touched.setdefault(topic, set()).update(batch.partitions)
+        ends = self._touched.setdefault(topic, {})
+        for m in meta:
+            ends[m.partition] = max(ends.get(m.partition, 0), m.offset + 1)
         return meta
 
     def commit_offsets(self, group: str, offsets: Mapping[TopicPartition, int]) -> None:
@@ -130,15 +143,37 @@ class KafkaTransaction(Transaction):
     def commit(self) -> None:
         doing = f"committing transaction {self._id!r}"
         self._check(doing)
-        try:
-            self._producer.commit_transaction(self._log._timeout)
-        except KafkaException as exc:
-            self.abort()
-            raise translate(exc, doing) from exc
+        deadline = time.monotonic() + self._log._timeout
+        while True:
+            try:
+                self._producer.commit_transaction(max(0.1, deadline - time.monotonic()))
+                break
+            except KafkaException as exc:
+                action = txn_action(exc)
+                if action is TxnAction.RETRY and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                    continue  # librdkafka resumes the commit it started
+                if action is TxnAction.ABORT:
+                    self.abort()
+                    raise Retryable(
+                        f"Kafka could not commit transaction {self._id!r} ({exc}); it was "
+                        "aborted, nothing of it is visible: run the transaction again.",
+                        code="log_unavailable",
+                    ) from exc
+                self._drop()
+                self._end("failed")
+                if action is TxnAction.REBUILD and isinstance(translate(exc, doing), Conflict):
+                    raise translate(exc, doing) from exc  # fenced: another owner of this id
+                raise Retryable(
+                    f"Kafka failed while {doing} ({exc}); the outcome is unknown (a later "
+                    "transaction of this id settles it): check what is stored before running "
+                    "it again.",
+                    code="log_unavailable",
+                ) from exc
         self._end("committed")
         # Visible together: wait for the commit markers to land in the topics and the offsets.
-        for topic, partitions in self._touched.items():
-            self._log._await_visible(topic, partitions)
+        for topic, ends in self._touched.items():
+            self._log._await_visible(topic, ends)
         for group, staged in self._offsets.items():
             for topic in {t for t, _ in staged}:
                 want = {p: o for (t, p), o in staged.items() if t == topic}
@@ -157,14 +192,25 @@ class KafkaTransaction(Transaction):
     def abort(self) -> None:
         if self.state != "open":
             return
-        try:
-            self._producer.abort_transaction(self._log._timeout)
-        except KafkaException as exc:
-            # A producer that cannot abort is dropped; the next init_transactions aborts for it.
-            self._log._txn_producers.pop(self._id, None)
-            self._end("aborted")
-            raise translate(exc, f"aborting transaction {self._id!r}") from exc
+        deadline = time.monotonic() + self._log._timeout
+        while True:
+            try:
+                self._producer.abort_transaction(max(0.1, deadline - time.monotonic()))
+                break
+            except KafkaException as exc:
+                if txn_action(exc) is TxnAction.RETRY and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                    continue
+                # A producer that cannot abort is dropped; the next init_transactions aborts for it.
+                self._drop()
+                self._end("aborted")
+                raise translate(exc, f"aborting transaction {self._id!r}") from exc
         self._end("aborted")
+
+    def _drop(self) -> None:
+        with self._log._lock:
+            if self._log._txn_producers.get(self._id) is self._producer:
+                del self._log._txn_producers[self._id]
 
     def _end(self, state: str) -> None:
         self.state = state

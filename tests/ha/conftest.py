@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
@@ -17,8 +17,24 @@ import pytest
 from tests.ha import hubprocs
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """A failed HA test keeps the full logs of every hub process and broker of its run
+    (``hubprocs.keep_failed_run``) and names the folder in its report."""
+    report = yield
+    if report.failed:
+        folder = hubprocs.keep_failed_run(f"{item.name}-{report.when}")
+        if folder is not None:
+            report.sections.append(("failed-run logs", f"full logs kept in {folder}"))
+            print(f"\n{item.nodeid}: full logs of the failed run kept in {folder}", file=sys.stderr)
+    return report
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
-    if any(item.path.name == "test_failover.py" for item in session.items):
+    cluster_tests = {"test_failover.py", "test_txn_coordinator.py"}
+    if any(item.path.name in cluster_tests for item in session.items):
         hubprocs.prestart_cluster()
 
 

@@ -131,8 +131,47 @@ def init(env: dict[str, str], key_file: Path) -> str:
     return key_file.read_text().strip()
 
 
+# Every hub process log of this session (hub name -> file), copied when a test fails.
+STARTED_LOGS: dict[str, Path] = {}
+FAILED_RUNS = Path.home() / ".cache" / "hub" / "failed-runs"
+KEEP_FAILED_RUNS = 20
+
+
+def keep_failed_run(test: str) -> Path | None:
+    """Copy the FULL logs of every hub process this session started and of every Kafka broker
+    (the three-node cluster's and the single broker's, under HUB_INFRA_DIR) to
+    ``~/.cache/hub/failed-runs/<test>-<UTC time>/``, so that a failure under load in CI can be
+    read afterwards (a tail in the assertion message rarely says why). Returns the folder, or
+    None when there was nothing to keep."""
+    import shutil
+
+    infra_dir = Path(os.environ.get("HUB_INFRA_DIR", ""))
+    sources: list[tuple[str, Path]] = [(f"hub/{n}", p) for n, p in STARTED_LOGS.items()]
+    if os.environ.get("HUB_INFRA_DIR"):
+        for logs in sorted(infra_dir.glob("kafka-cluster/node-*/logs")):
+            sources.append((f"kafka-cluster/{logs.parent.name}", logs))
+        if (infra_dir / "kafka" / "logs").is_dir():
+            sources.append(("kafka", infra_dir / "kafka" / "logs"))
+    sources = [(n, p) for n, p in sources if p.exists()]
+    if not sources:
+        return None
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in test)[:120]
+    folder = FAILED_RUNS / f"{safe}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
+    for name, path in sources:
+        target = folder / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if path.is_dir():
+            shutil.copytree(path, target, dirs_exist_ok=True)
+        else:
+            shutil.copy2(path, target.with_suffix(".log"))
+    for old in sorted(FAILED_RUNS.iterdir(), key=lambda p: p.stat().st_mtime)[:-KEEP_FAILED_RUNS]:
+        shutil.rmtree(old, ignore_errors=True)  # the newest ones are kept; the cache stays small
+    return folder
+
+
 def start(env: dict[str, str], name: str, port: int, tmp: Path) -> Proc:
     log = tmp / f"{name}.log"
+    STARTED_LOGS[f"{tmp.name}-{name}"] = log
     popen = subprocess.Popen(
         [HUB, *serve_command(port)],
         env={**env, "HUB_LEADER_ID": name},

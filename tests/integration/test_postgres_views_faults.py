@@ -93,8 +93,32 @@ def hub_on_kafka(pg_schema_url: str, tmp_path: Path) -> Iterator[Hub]:
             views_sql_url=pg_schema_url,
         )
     )
-    yield hub
-    hub.close()
+    before = set(threading.enumerate())
+    try:
+        yield hub
+    finally:
+        hub.projections.stop()  # a failed test left its followers running
+        hub.close()
+        _no_thread_left("projection-", before)
+
+
+def _no_thread_left(prefix: str, before: set[threading.Thread], timeout_s: float = 30.0) -> None:
+    """Fail here, naming them, when threads of the closed hub outlive it: a follower still
+    running after its chDB store was closed queried it from the next test on (SIGABRT in
+    test_tlog_interop after a failure here), and ``ProjectionService.stop`` gives up on a
+    thread after 10 s without saying so."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        left = [
+            t.name
+            for t in threading.enumerate()
+            if t.name.startswith(prefix) and t not in before and t.is_alive()
+        ]
+        if not left:
+            return
+        if time.monotonic() > deadline:
+            pytest.fail(f"threads {left} outlived the hub that started them", pytrace=False)
+        time.sleep(0.1)
 
 
 def test_a_postgres_view_fed_from_kafka_survives_a_broker_kill_exactly_once(

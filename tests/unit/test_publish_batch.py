@@ -198,3 +198,149 @@ def test_json_converter_returns_or_refuses_what_from_json_does(
     got = convert(value)
     assert got == expected
     assert [type(v) for v in got.values()] == [type(v) for v in expected.values()]
+
+
+@pytest.mark.parametrize(
+    "px",
+    [
+        "1.5000",
+        "1.5",
+        "-0.0000",
+        "0",
+        "12345678901234.5678",
+        "123456789012345.5678",
+        "1.23456",
+        "1e-4",
+        "1E+2",
+        " 2.0000 ",
+        "NaN",
+        "Infinity",
+        "abc",
+        "",
+        3,
+        2.5,
+        True,
+        None,
+    ],
+)
+@pytest.mark.parametrize(
+    "at",
+    [
+        "2026-12-02T08:00:00.123456Z",
+        "2026-03-01T01:02:03.5+02:00",
+        "2026-01-01T00:00:00",
+        "2026-13-01T00:00:00Z",
+        "yesterday",
+        0,
+        -1,
+        2**63,
+        True,
+        1.5,
+    ],
+)
+def test_decimal_and_timestamp_converters_give_exactly_what_from_json_gives(
+    publisher: Publisher, px: Any, at: Any
+) -> None:
+    """The converters' fast paths (decimal text at the schema's scale, RFC 3339 text) return the
+    very value ``from_json`` returns: same exponent (so the same Avro bytes), same time zone."""
+    from core.avro import serde
+
+    schema = publisher.targets.resolve("t.mixed", "com.hub.Trade").plain.parsed
+    convert = serde.json_converter(schema)
+    value = {"id": "a", "qty": 1, "px": px, "side": "BUY", "at": at}
+    try:
+        expected = serde.from_json(value, schema)
+    except HubError:
+        with pytest.raises(HubError):
+            convert(value)
+        return
+    got = convert(value)
+    assert repr(got) == repr(expected)  # Decimal('1.5000') and Decimal('1.5') differ here
+    assert serde.encode(1, publisher.targets.resolve("t.mixed", "com.hub.Trade").schema, got) == (
+        serde.encode(1, publisher.targets.resolve("t.mixed", "com.hub.Trade").schema, expected)
+    )
+
+
+PERSON = _schema(
+    "Person",
+    {"name": "account_id", "type": "string", "hub.data_subject": True},
+    {"name": "name", "type": "string", "classification": "pii"},
+    {"name": "iban", "type": ["null", "string"], "classification": "pii", "default": None},
+    {
+        "name": "born",
+        "type": ["null", {"type": "int", "logicalType": "date"}],
+        "classification": "pii",
+        "default": None,
+    },
+    {
+        "name": "amount",
+        "type": {"type": "bytes", "logicalType": "decimal", "precision": 9, "scale": 2},
+    },
+)
+
+
+def test_pii_sealed_per_batch_decrypts_to_what_the_reference_seals(tmp_path: Any) -> None:
+    """PII on the batch path: one sealer per subject and batch (``KeyStore.sealer``). Each
+    record decodes and decrypts to exactly the reference's plaintext, every ciphertext has its
+    own nonce, the bytes outside the PII fields are the reference's, and a ciphertext moved to
+    another subject or field fails authentication."""
+    from adapters.local_keystore import LocalKeyStore
+    from core.avro import serde
+    from core.pii import PiiCodec, encrypted_schema
+    from core.ports.keystore import DecryptionFailed, make_aad
+
+    log = SqliteEventLog(":memory:")
+    registry = SchemaRegistry(log)
+    log.create_topic("t.people", 1, {STRATEGY_CONFIG: "topic_record"})
+    registry.register("t.people-com.hub.Person", encrypted_schema(PERSON))  # the log form
+    keystore = LocalKeyStore(tmp_path / "keyring.sqlite", b"k" * 32)
+    publisher = Publisher(log, registry, 4096, Metrics(), keystore)
+    rng = random.Random(7)
+    events = [
+        OutgoingEvent(
+            value={
+                "account_id": f"A{rng.randrange(5)}",
+                "name": rng.choice(["Zoë", "", "x" * rng.randrange(300)]),
+                **({"iban": rng.choice([None, "DE89370400440532013000"])} if i % 3 else {}),
+                **({"born": rng.choice([None, 0, 20000])} if i % 2 else {}),
+                "amount": f"{rng.randrange(-(10**6), 10**6)}.{rng.randrange(100):02d}",
+            },
+            event_type="com.hub.Person",
+            event_id=str(uuid.uuid4()),
+            occurred_at="2026-01-02T10:00:00Z",
+        )
+        for i in range(200)
+    ]
+    fast = publisher._prepare_batch("t.people", events, "svc", "acme")
+    ref = publisher.prepare_reference("t.people", events, producer="svc", tenant="acme")
+    target = publisher.targets.resolve("t.people", "com.hub.Person")
+    codec = PiiCodec(keystore)
+    pii = {"name", "iban", "born"}
+    nonces: set[bytes] = set()
+    for a, b in zip(fast, ref, strict=True):
+        assert a.headers == b.headers and a.key == b.key
+        assert a.value is not None and b.value is not None
+        da = serde.decode(a.value, target.schema)
+        db = serde.decode(b.value, target.schema)
+        assert {k: v for k, v in da.items() if k not in pii} == {
+            k: v for k, v in db.items() if k not in pii
+        }
+        for name in pii:
+            assert (da[name] is None) == (db[name] is None)
+            if da[name] is not None:
+                assert len(da[name]) == len(db[name])  # same envelope, other nonce
+                nonces.add(da[name][5:17])
+        assert codec.decrypt(da, target.schema.text, "t.people") == codec.decrypt(
+            db, target.schema.text, "t.people"
+        )
+    assert len(nonces) == sum(
+        1 for r in fast for n in pii if serde.decode(r.value or b"", target.schema)[n] is not None
+    )
+    sealed = serde.decode(fast[0].value or b"", target.schema)
+    subject = sealed["account_id"]
+    other = min({ev.value["account_id"] for ev in events} - {subject})  # has a key too
+    for s, field in ((other, "name"), (subject, "iban")):
+        with pytest.raises(DecryptionFailed):
+            keystore.decrypt(s, sealed["name"], make_aad("t.people", field, s))
+    keystore.close()
+    log.close()

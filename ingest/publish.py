@@ -46,6 +46,7 @@ from domain import envelope as env
 from domain.catalog import SubjectStrategy
 from domain.envelope import Envelope, parse_rfc3339, rfc3339_micros
 from ingest.ids import uuid7_bytes
+from ingest.jsoncols import ColumnPlan
 from ingest.targets import TargetResolver, WriteTarget, record_key
 from registry.service import SchemaRegistry
 
@@ -136,33 +137,51 @@ class Publisher:
         limit = self._max_bytes
         records: list[Record] = []
         add = records.append
-        for ev in events:
+
+        def seal(subject: str, name: str, plaintext: bytes) -> bytes:
+            sealer = sealers.get(subject)
+            if sealer is None:
+                sealer = sealers[subject] = self.codec().keystore.sealer(subject)
+            aad = aads.get((name, subject))
+            if aad is None:
+                aad = aads[name, subject] = make_aad(topic, name, subject)
+            return sealer(plaintext, aad)
+
+        # one event type (the common case): every value encoded column-wise when it can be
+        columnar: list[bytes] | None = None
+        first = events[0].event_type if events else None
+        if events and all(ev.event_type == first for ev in events):
+            one = shapes[first] = _Shape(self.targets.resolve(topic, first), producer, tenant)
+            if one.columns is not None:
+                if keystore is not None and one.subject is not None:
+                    field = one.subject
+                    for s in {ev.value.get(field) for ev in events if type(ev.value) is dict}:
+                        refuse_erased({field: s}, one.text, keystore, erased_seen)
+                columnar = one.columns.encode([ev.value for ev in events], seal)
+        for i, ev in enumerate(events):
             shape = shapes.get(ev.event_type)
             if shape is None:
                 target = self.targets.resolve(topic, ev.event_type)
                 shape = shapes[ev.event_type] = _Shape(target, producer, tenant)
-            datum = shape.convert(ev.value)
-            if keystore is not None:
-                refuse_erased(datum, shape.text, keystore, erased_seen)
-            if shape.encrypts:
-                if shape.pii is None or keystore is None:
-                    datum = self.codec().encrypt(datum, shape.text, topic)
-                else:
-                    subject = datum.get(shape.subject)
-                    for name, field in shape.pii:
-                        plain = datum.get(name)
-                        if plain is None:
-                            continue
-                        if type(subject) is not str or not subject:
-                            raise TypeError("no data subject")  # the reference names the error
-                        seal = sealers.get(subject)
-                        if seal is None:
-                            seal = sealers[subject] = keystore.sealer(subject)
-                        aad = aads.get((name, subject))
-                        if aad is None:
-                            aad = aads[name, subject] = make_aad(topic, name, subject)
-                        datum[name] = seal(field.encode(plain), aad)
-            value = shape.encode(datum)
+            if columnar is not None:
+                value = columnar[i]
+            else:
+                datum = shape.convert(ev.value)
+                if keystore is not None:
+                    refuse_erased(datum, shape.text, keystore, erased_seen)
+                if shape.encrypts:
+                    if shape.pii is None or keystore is None:
+                        datum = self.codec().encrypt(datum, shape.text, topic)
+                    else:
+                        subject = datum.get(shape.subject)
+                        for name, pii in shape.pii:
+                            plain = datum.get(name)
+                            if plain is None:
+                                continue
+                            if type(subject) is not str or not subject:
+                                raise TypeError("no data subject")  # the reference names it
+                            datum[name] = seal(subject, name, pii.encode(plain))
+                value = shape.encode(datum)
             if len(value) > limit:
                 raise PayloadTooLarge("A record is over HUB_MAX_RECORD_BYTES.")  # redone below
             key = record_key(ev.key, key_field, ev.value)
@@ -276,7 +295,7 @@ class _Shape:
     the envelope headers that do not vary, encoded once (in ``Envelope.to_headers`` order)."""
 
     __slots__ = (
-        *("convert", "encode", "encrypts", "first", "last", "pii"),
+        *("columns", "convert", "encode", "encrypts", "first", "last", "pii"),
         *("source_h", "subject", "text", "type_h"),
     )
 
@@ -291,6 +310,7 @@ class _Shape:
         self.subject = shred.subject_field
         top = all(len(f.path) == 1 for f in shred.fields) and self.subject is not None
         self.pii = tuple((f.path[0], f) for f in shred.fields) if top else None
+        self.columns = ColumnPlan.build(target)  # None: this type is encoded record by record
         h = Envelope(
             event_type=target.name,
             producer=producer,

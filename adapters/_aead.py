@@ -17,6 +17,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -36,6 +37,26 @@ def seal(
     header = bytes([fmt]) + version.to_bytes(4, "big")
     nonce = os.urandom(NONCE_LEN)
     return header + nonce + aead.encrypt(nonce, plaintext, bind_subject(subject_id, header, aad))
+
+
+def sealer(
+    fmt: int, version: int, aead: AESGCM, subject_id: str
+) -> Callable[[bytes, bytes], bytes]:
+    """``seal`` with the header and the subject's part of the bound AAD computed once (and the
+    whole bound AAD once per distinct caller AAD): the per-batch form of ``KeyStore.encrypt``.
+    Every call draws its own nonce from the OS."""
+    header = bytes([fmt]) + version.to_bytes(4, "big")
+    bound: dict[bytes, bytes] = {}
+    encrypt, urandom = aead.encrypt, os.urandom
+
+    def seal_one(plaintext: bytes, aad: bytes) -> bytes:
+        full = bound.get(aad)
+        if full is None:
+            full = bound[aad] = bind_subject(subject_id, header, aad)
+        nonce = urandom(NONCE_LEN)
+        return header + nonce + encrypt(nonce, plaintext, full)
+
+    return seal_one
 
 
 def parse_header(fmt: int, ciphertext: bytes, kind: str) -> int:

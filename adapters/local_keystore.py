@@ -35,12 +35,13 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from adapters import _aead
 from adapters._aead import KEY_LEN, NONCE_LEN, KeyCache, open_sealed, parse_header, seal
 from core.errors import ConfigError, StorageBusy
 from core.ports.keystore import (
@@ -296,6 +297,10 @@ class LocalKeyStore(KeyStore):
     def encrypt(self, subject_id: str, plaintext: bytes, aad: bytes) -> bytes:
         version, aead = self._newest(subject_id)
         return seal(FORMAT_LOCAL, version, aead, subject_id, plaintext, aad)
+
+    def sealer(self, subject_id: str) -> Callable[[bytes, bytes], bytes]:
+        version, aead = self._newest(subject_id)
+        return _aead.sealer(FORMAT_LOCAL, version, aead, subject_id)
 
     def decrypt(self, subject_id: str, ciphertext: bytes, aad: bytes) -> bytes:
         version = parse_header(FORMAT_LOCAL, ciphertext, "local-keyring")

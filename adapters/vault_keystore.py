@@ -36,6 +36,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NoReturn
 
@@ -44,6 +45,7 @@ import requests
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from hvac import exceptions as hvac_errors
 
+from adapters import _aead
 from adapters._aead import KeyCache, open_sealed, parse_header, seal
 from core.errors import ConfigError
 from core.ports.keystore import (
@@ -234,6 +236,10 @@ class VaultKeyStore(KeyStore):
     def encrypt(self, subject_id: str, plaintext: bytes, aad: bytes) -> bytes:
         version, aead = self._newest(subject_id)
         return seal(FORMAT_TRANSIT, version, aead, subject_id, plaintext, aad)
+
+    def sealer(self, subject_id: str) -> Callable[[bytes, bytes], bytes]:
+        version, aead = self._newest(subject_id)
+        return _aead.sealer(FORMAT_TRANSIT, version, aead, subject_id)
 
     def decrypt(self, subject_id: str, ciphertext: bytes, aad: bytes) -> bytes:
         version = parse_header(FORMAT_TRANSIT, ciphertext, "transit-derived")

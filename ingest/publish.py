@@ -17,13 +17,10 @@ when a batch fails.
 
 from __future__ import annotations
 
-import io
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
-
-import fastavro
 
 from core import tracing
 from core.avro import serde
@@ -42,12 +39,14 @@ from core.events import (
 )
 from core.metrics import Metrics
 from core.pii import PiiCodec, refuse_erased
+from core.pii import plan as pii_plan
 from core.ports.eventlog import EventLog, Record, RecordMetadata, StoredRecord
-from core.ports.keystore import KeyStore
+from core.ports.keystore import KeyStore, make_aad
 from domain import envelope as env
 from domain.catalog import SubjectStrategy
 from domain.envelope import Envelope, parse_rfc3339, rfc3339_micros
 from ingest.ids import uuid7_bytes
+from ingest.jsoncols import ColumnPlan
 from ingest.targets import TargetResolver, WriteTarget, record_key
 from registry.service import SchemaRegistry
 
@@ -131,26 +130,61 @@ class Publisher:
         erased_seen: dict[str, bool] = {}
         times: dict[str, bytes] = {}
         keystore = None if self.pii is None else self.pii.keystore
-        buf = io.BytesIO()
-        ends: list[int] = []
-        keys: list[bytes | None] = []
-        headers: list[tuple[tuple[str, bytes], ...]] = []
-        write = fastavro.schemaless_writer
-        for ev in events:
+        # PII: one sealer (the subject's key, looked up once) per subject, one AAD per field and
+        # subject, for this batch only
+        sealers: dict[str, Callable[[bytes, bytes], bytes]] = {}
+        aads: dict[tuple[str, str], bytes] = {}
+        limit = self._max_bytes
+        records: list[Record] = []
+        add = records.append
+
+        def seal(subject: str, name: str, plaintext: bytes) -> bytes:
+            sealer = sealers.get(subject)
+            if sealer is None:
+                sealer = sealers[subject] = self.codec().keystore.sealer(subject)
+            aad = aads.get((name, subject))
+            if aad is None:
+                aad = aads[name, subject] = make_aad(topic, name, subject)
+            return sealer(plaintext, aad)
+
+        # one event type (the common case): every value encoded column-wise when it can be
+        columnar: list[bytes] | None = None
+        first = events[0].event_type if events else None
+        if events and all(ev.event_type == first for ev in events):
+            one = shapes[first] = _Shape(self.targets.resolve(topic, first), producer, tenant)
+            if one.columns is not None:
+                if keystore is not None and one.subject is not None:
+                    field = one.subject
+                    for s in {ev.value.get(field) for ev in events if type(ev.value) is dict}:
+                        refuse_erased({field: s}, one.text, keystore, erased_seen)
+                columnar = one.columns.encode([ev.value for ev in events], seal)
+        for i, ev in enumerate(events):
             shape = shapes.get(ev.event_type)
             if shape is None:
                 target = self.targets.resolve(topic, ev.event_type)
                 shape = shapes[ev.event_type] = _Shape(target, producer, tenant)
-            datum = shape.convert(ev.value)
-            if keystore is not None:
-                refuse_erased(datum, shape.text, keystore, erased_seen)
-            if shape.encrypts:
-                datum = self.codec().encrypt(datum, shape.text, topic)
-            buf.write(shape.wire)
-            write(buf, shape.parsed, datum)
-            ends.append(buf.tell())
+            if columnar is not None:
+                value = columnar[i]
+            else:
+                datum = shape.convert(ev.value)
+                if keystore is not None:
+                    refuse_erased(datum, shape.text, keystore, erased_seen)
+                if shape.encrypts:
+                    if shape.pii is None or keystore is None:
+                        datum = self.codec().encrypt(datum, shape.text, topic)
+                    else:
+                        subject = datum.get(shape.subject)
+                        for name, pii in shape.pii:
+                            plain = datum.get(name)
+                            if plain is None:
+                                continue
+                            if type(subject) is not str or not subject:
+                                raise TypeError("no data subject")  # the reference names it
+                            datum[name] = seal(subject, name, pii.encode(plain))
+                value = shape.encode(datum)
+            if len(value) > limit:
+                raise PayloadTooLarge("A record is over HUB_MAX_RECORD_BYTES.")  # redone below
             key = record_key(ev.key, key_field, ev.value)
-            keys.append(None if key is None else key.encode())
             eid = ev.event_id.encode() if ev.event_id else next(fresh)
             at = now
             if ev.occurred_at:
@@ -166,19 +200,8 @@ class Publisher:
             )
             if ev.headers:
                 h += tuple((k, v.encode()) for k, v in ev.headers.items())
-            headers.append(h)
-        blob = buf.getbuffer()
-        values: list[bytes] = []
-        start = 0
-        for end in ends:
-            if end - start > self._max_bytes:
-                raise PayloadTooLarge("A record is over HUB_MAX_RECORD_BYTES.")  # redone below
-            values.append(bytes(blob[start:end]))
-            start = end
-        blob.release()
-        return [
-            Record(value=v, key=k, headers=h) for v, k, h in zip(values, keys, headers, strict=True)
-        ]
+            add(Record(value=value, key=None if key is None else key.encode(), headers=h))
+        return records
 
     def prepare_reference(
         self, topic: str, events: Sequence[OutgoingEvent], producer: str, tenant: str = "default"
@@ -272,16 +295,22 @@ class _Shape:
     the envelope headers that do not vary, encoded once (in ``Envelope.to_headers`` order)."""
 
     __slots__ = (
-        *("convert", "encrypts", "first", "last", "parsed"),
-        *("source_h", "text", "type_h", "wire"),
+        *("columns", "convert", "encode", "encrypts", "first", "last", "pii"),
+        *("source_h", "subject", "text", "type_h"),
     )
 
     def __init__(self, target: WriteTarget, producer: str, tenant: str) -> None:
         self.convert = serde.json_converter(target.plain.parsed)
-        self.parsed = target.schema.parsed
+        self.encode = serde.encoder(target.schema_id, target.schema)  # wire header included
         self.text = target.schema.text
         self.encrypts = target.encrypts
-        self.wire = serde.wire_header(target.schema_id)
+        # top-level PII fields (name, field) sealed here per batch; None: nested ones, which
+        # ``PiiCodec.encrypt`` handles record by record
+        shred = pii_plan(self.text)
+        self.subject = shred.subject_field
+        top = all(len(f.path) == 1 for f in shred.fields) and self.subject is not None
+        self.pii = tuple((f.path[0], f) for f in shred.fields) if top else None
+        self.columns = ColumnPlan.build(target)  # None: this type is encoded record by record
         h = Envelope(
             event_type=target.name,
             producer=producer,

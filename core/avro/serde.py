@@ -247,7 +247,9 @@ def _field_converter(t: Any, path: str, named: Mapping[str, Any]) -> Callable[[A
     if isinstance(t, Mapping):
         logical = t.get("logicalType")
         if logical == "decimal":
-            return lambda v: _decimal(v, t, path)  # what from_json does for a decimal
+            return _decimal_converter(t, path)
+        if logical in ("timestamp-micros", "timestamp-millis") and t.get("type") == "long":
+            return _timestamp_converter(generic)
         if t.get("type") == "enum":
             symbols = frozenset(t["symbols"])
             return lambda v: v if type(v) is str and v in symbols else generic(v)
@@ -260,6 +262,48 @@ def _field_converter(t: Any, path: str, named: Mapping[str, Any]) -> Callable[[A
         lo, hi = bounds
         return lambda v: v if type(v) is int and lo <= v < hi else generic(v)
     return lambda v: v if type(v) is exact else generic(v)
+
+
+def _decimal_converter(t: Mapping[str, Any], path: str) -> Callable[[Any], Any]:
+    """``_decimal`` for one decimal schema, with decimal text already at the schema's scale (the
+    common JSON form, ``"100.25"`` for scale 2) taken straight: ``_decimal`` would return that
+    very value (quantizing to its own exponent changes nothing). Anything else goes through
+    ``_decimal``, which converts or names the error."""
+    quantum = Decimal(1).scaleb(-int(t.get("scale", 0)))
+    precision = int(t["precision"])
+    if precision > 28:  # beyond the default context's precision, where quantize may refuse
+        return lambda v: _decimal(v, t, path)
+
+    def convert(v: Any) -> Any:
+        if type(v) is str:
+            try:
+                d = Decimal(v)
+            except InvalidOperation:
+                return _decimal(v, t, path)
+            if d.same_quantum(quantum) and len(d.as_tuple().digits) <= precision:
+                return d
+        return _decimal(v, t, path)
+
+    return convert
+
+
+def _timestamp_converter(generic: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """``from_json`` for a timestamp field: RFC 3339 text parsed as ``from_json`` parses it, a
+    long in range as it is, anything else through ``from_json`` itself."""
+    lo, hi = _RANGE["long"]
+    parse = datetime.fromisoformat
+
+    def convert(v: Any) -> Any:
+        if type(v) is str:
+            try:
+                return parse(v.replace("Z", "+00:00"))
+            except ValueError:
+                return generic(v)  # raises naming the value
+        if type(v) is int and lo <= v < hi:
+            return v
+        return generic(v)
+
+    return convert
 
 
 def _from_default(value: Any, schema: Any, named: Mapping[str, Any]) -> Any:

@@ -41,6 +41,7 @@ Contract
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from core.errors import HubError, InvalidInput, Retryable
@@ -122,6 +123,19 @@ class KeyStore(abc.ABC):
     @abc.abstractmethod
     def encrypt(self, subject_id: str, plaintext: bytes, aad: bytes) -> bytes:
         """Encrypt under the subject's newest key version; the ciphertext names that version."""
+
+    def sealer(self, subject_id: str) -> Callable[[bytes, bytes], bytes]:
+        """``encrypt`` bound to the subject for one batch: ``sealer(s)(plaintext, aad)`` is
+        ``encrypt(s, plaintext, aad)`` (a fresh nonce every call, the key newest when the sealer
+        was made). Adapters look the key up once here instead of once per value; hold a sealer
+        no longer than a batch (a destroy elsewhere is only seen by the next one). Raises what
+        ``encrypt`` raises (``KeyDestroyed`` for an erased subject), here or at the first call."""
+        encrypt = self.encrypt
+
+        def seal(plaintext: bytes, aad: bytes) -> bytes:
+            return encrypt(subject_id, plaintext, aad)
+
+        return seal
 
     @abc.abstractmethod
     def decrypt(self, subject_id: str, ciphertext: bytes, aad: bytes) -> bytes:

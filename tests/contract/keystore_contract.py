@@ -68,6 +68,27 @@ class KeyStoreContract:
         assert a != b
         assert version_of(a) == version_of(b) == ref.version == 1
 
+    def test_sealer_is_encrypt_bound_to_the_subject(self, store: KeyStore) -> None:
+        """``sealer`` (the per-batch form of ``encrypt``): what it seals ``decrypt`` opens,
+        under the AAD given to each call, with a fresh nonce every call; an erased subject is
+        refused."""
+        s, other = subject(), subject()
+        store.ensure_key(other)
+        seal = store.sealer(s)
+        a1, a2 = make_aad("t", "name", s), make_aad("t", "email", s)
+        cts = [seal(b"Ada", a1), seal(b"Ada", a1), seal(b"ada@example.com", a2)]
+        assert len(set(cts)) == 3 and len({ct[5:17] for ct in cts}) == 3  # nonces
+        assert store.decrypt(s, cts[0], a1) == store.decrypt(s, cts[1], a1) == b"Ada"
+        assert store.decrypt(s, cts[2], a2) == b"ada@example.com"
+        assert store.decrypt(s, store.encrypt(s, b"x", a1), a1) == b"x"
+        assert version_of(cts[0]) == version_of(store.encrypt(s, b"x", a1))
+        for sub, aad in ((s, a2), (other, a1)):
+            with pytest.raises(DecryptionFailed):
+                store.decrypt(sub, cts[0], aad)
+        store.destroy(s)
+        with pytest.raises(KeyDestroyed):
+            store.sealer(s)(b"late", a1)
+
     def test_ensure_key_creates_once(self, store: KeyStore) -> None:
         s = subject()
         assert not store.exists(s)

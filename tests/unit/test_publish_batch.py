@@ -198,3 +198,268 @@ def test_json_converter_returns_or_refuses_what_from_json_does(
     got = convert(value)
     assert got == expected
     assert [type(v) for v in got.values()] == [type(v) for v in expected.values()]
+
+
+@pytest.mark.parametrize(
+    "px",
+    [
+        "1.5000",
+        "1.5",
+        "-0.0000",
+        "0",
+        "12345678901234.5678",
+        "123456789012345.5678",
+        "1.23456",
+        "1e-4",
+        "1E+2",
+        " 2.0000 ",
+        "NaN",
+        "Infinity",
+        "abc",
+        "",
+        3,
+        2.5,
+        True,
+        None,
+    ],
+)
+@pytest.mark.parametrize(
+    "at",
+    [
+        "2026-12-02T08:00:00.123456Z",
+        "2026-03-01T01:02:03.5+02:00",
+        "2026-01-01T00:00:00",
+        "2026-13-01T00:00:00Z",
+        "yesterday",
+        0,
+        -1,
+        2**63,
+        True,
+        1.5,
+    ],
+)
+def test_decimal_and_timestamp_converters_give_exactly_what_from_json_gives(
+    publisher: Publisher, px: Any, at: Any
+) -> None:
+    """The converters' fast paths (decimal text at the schema's scale, RFC 3339 text) return the
+    very value ``from_json`` returns: same exponent (so the same Avro bytes), same time zone."""
+    from core.avro import serde
+
+    schema = publisher.targets.resolve("t.mixed", "com.hub.Trade").plain.parsed
+    convert = serde.json_converter(schema)
+    value = {"id": "a", "qty": 1, "px": px, "side": "BUY", "at": at}
+    try:
+        expected = serde.from_json(value, schema)
+    except HubError:
+        with pytest.raises(HubError):
+            convert(value)
+        return
+    got = convert(value)
+    assert repr(got) == repr(expected)  # Decimal('1.5000') and Decimal('1.5') differ here
+    assert serde.encode(1, publisher.targets.resolve("t.mixed", "com.hub.Trade").schema, got) == (
+        serde.encode(1, publisher.targets.resolve("t.mixed", "com.hub.Trade").schema, expected)
+    )
+
+
+PERSON = _schema(
+    "Person",
+    {"name": "account_id", "type": "string", "hub.data_subject": True},
+    {"name": "name", "type": "string", "classification": "pii"},
+    {"name": "iban", "type": ["null", "string"], "classification": "pii", "default": None},
+    {
+        "name": "born",
+        "type": ["null", {"type": "int", "logicalType": "date"}],
+        "classification": "pii",
+        "default": None,
+    },
+    {
+        "name": "amount",
+        "type": {"type": "bytes", "logicalType": "decimal", "precision": 9, "scale": 2},
+    },
+)
+
+
+PERSON_TEXT = _schema(
+    "Person",
+    {"name": "account_id", "type": "string", "hub.data_subject": True},
+    {"name": "name", "type": "string", "classification": "pii"},
+    {"name": "iban", "type": ["null", "string"], "classification": "pii", "default": None},
+    {
+        "name": "amount",
+        "type": {"type": "bytes", "logicalType": "decimal", "precision": 9, "scale": 2},
+    },
+)
+
+
+@pytest.mark.parametrize("columnar", [False, True])
+def test_pii_sealed_per_batch_decrypts_to_what_the_reference_seals(
+    tmp_path: Any, columnar: bool
+) -> None:
+    """PII on the batch path: one sealer per subject and batch (``KeyStore.sealer``). Each
+    record decodes and decrypts to exactly the reference's plaintext, every ciphertext has its
+    own nonce, the bytes outside the PII fields are the reference's, and a ciphertext moved to
+    another subject or field fails authentication."""
+    from adapters.local_keystore import LocalKeyStore
+    from core.avro import serde
+    from core.pii import PiiCodec, encrypted_schema
+    from core.ports.keystore import DecryptionFailed, make_aad
+    from ingest.jsoncols import ColumnPlan
+
+    log = SqliteEventLog(":memory:")
+    registry = SchemaRegistry(log)
+    log.create_topic("t.people", 1, {STRATEGY_CONFIG: "topic_record"})
+    schema = PERSON_TEXT if columnar else PERSON  # a date PII field: record by record
+    registry.register("t.people-com.hub.Person", encrypted_schema(schema))  # the log form
+    keystore = LocalKeyStore(tmp_path / "keyring.sqlite", b"k" * 32)
+    publisher = Publisher(log, registry, 4096, Metrics(), keystore)
+    rng = random.Random(7)
+    events = [
+        OutgoingEvent(
+            value={
+                "account_id": f"A{rng.randrange(5)}",
+                "name": rng.choice(["Zoë", "", "x" * rng.randrange(300)]),
+                **(
+                    {"iban": rng.choice([None, "DE89370400440532013000"])}
+                    if i % 3 or columnar
+                    else {}
+                ),
+                **({"born": rng.choice([None, 0, 20000])} if i % 2 and not columnar else {}),
+                "amount": f"{rng.randrange(-(10**6), 10**6)}.{rng.randrange(100):02d}",
+            },
+            event_type="com.hub.Person",
+            event_id=str(uuid.uuid4()),
+            occurred_at="2026-01-02T10:00:00Z",
+        )
+        for i in range(200)
+    ]
+    fast = publisher._prepare_batch("t.people", events, "svc", "acme")
+    ref = publisher.prepare_reference("t.people", events, producer="svc", tenant="acme")
+    target = publisher.targets.resolve("t.people", "com.hub.Person")
+    plan = ColumnPlan.build(target)
+    assert (plan is not None) == columnar
+    if plan is not None:  # the batch above went column-wise
+        assert plan.encode([ev.value for ev in events], lambda s, f, p: p) is not None
+    codec = PiiCodec(keystore)
+    pii = {"name", "iban", "born"} if not columnar else {"name", "iban"}
+    nonces: set[bytes] = set()
+    for a, b in zip(fast, ref, strict=True):
+        assert a.headers == b.headers and a.key == b.key
+        assert a.value is not None and b.value is not None
+        da = serde.decode(a.value, target.schema)
+        db = serde.decode(b.value, target.schema)
+        assert {k: v for k, v in da.items() if k not in pii} == {
+            k: v for k, v in db.items() if k not in pii
+        }
+        for name in pii:
+            assert (da[name] is None) == (db[name] is None)
+            if da[name] is not None:
+                assert len(da[name]) == len(db[name])  # same envelope, other nonce
+                nonces.add(da[name][5:17])
+        assert codec.decrypt(da, target.schema.text, "t.people") == codec.decrypt(
+            db, target.schema.text, "t.people"
+        )
+    assert len(nonces) == sum(
+        1 for r in fast for n in pii if serde.decode(r.value or b"", target.schema)[n] is not None
+    )
+    sealed = serde.decode(fast[0].value or b"", target.schema)
+    subject = sealed["account_id"]
+    other = min({ev.value["account_id"] for ev in events} - {subject})  # has a key too
+    for s, field in ((other, "name"), (subject, "iban")):
+        with pytest.raises(DecryptionFailed):
+            keystore.decrypt(s, sealed["name"], make_aad("t.people", field, s))
+    keystore.close()
+    log.close()
+
+
+def _uniform_trades(rng: random.Random, n: int) -> list[OutgoingEvent]:
+    """Trades whose values all have the same keys and JSON forms (the column-wise case)."""
+    at_text = rng.random() < 0.5
+    optional = rng.sample(["note", "tags", "ok", "ratio"], rng.randrange(5))
+    out = []
+    for i in range(n):
+        value: dict[str, Any] = {
+            "id": f"T{i}-{'é' * rng.randrange(3)}",
+            "qty": rng.randrange(-(2**31), 2**31),
+            "px": rng.choice(
+                [
+                    "0.0000",
+                    "-0.0000",
+                    f"{rng.randrange(-(10**9), 10**9)}.{rng.randrange(10**4):04d}",
+                ]
+            ),
+            "side": rng.choice(["BUY", "SELL"]),
+            "at": rng.choice(
+                [
+                    "2026-12-02T08:00:00.123456Z",
+                    "1969-12-31T23:59:59.5-01:30",
+                    f"20{rng.randrange(10, 99)}-0{rng.randrange(1, 10)}-1{rng.randrange(10)}"
+                    f"T1{rng.randrange(10)}:00:0{rng.randrange(10)}+05:45",
+                ]
+            )
+            if at_text
+            else rng.randrange(-(2**52), 2**52),  # inside datetime range: the encoder is exact
+        }
+        if "note" in optional:
+            value["note"] = rng.choice([None, "", "x" * rng.randrange(200)])
+        if "ok" in optional:
+            value["ok"] = rng.random() < 0.5
+        if "ratio" in optional:
+            value["ratio"] = rng.uniform(-1e9, 1e9)
+        out.append(
+            OutgoingEvent(
+                value=value,
+                event_type="com.hub.Trade",
+                key=rng.choice([None, f"key-{i}"]),
+                event_id=str(uuid.uuid4()),
+                occurred_at="2026-01-02T10:00:00Z",
+                correlation_id=rng.choice(["", f"corr-{i}"]),
+                headers=rng.choice([{}, {"x-source": f"s{i}"}]),
+            )
+        )
+    return out
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_column_wise_values_match_the_reference_byte_for_byte(
+    publisher: Publisher, seed: int
+) -> None:
+    """One event type, values of one form: the batch goes column-wise (``ingest.jsoncols``)
+    and gives the reference's bytes; the ``tags`` array (not columnar) or one odd value sends
+    the batch record by record, with the same bytes."""
+    from ingest.jsoncols import ColumnPlan
+
+    rng = random.Random(seed)
+    events = _uniform_trades(rng, rng.randrange(1, 400))
+    target = publisher.targets.resolve("t.mixed", "com.hub.Trade")
+    plan = ColumnPlan.build(target)
+    assert plan is not None
+    values = [ev.value for ev in events]
+    assert plan.encode(values, None) is not None  # this batch takes the column-wise path
+    fast = publisher._prepare_batch("t.mixed", events, "svc", "acme")
+    ref = publisher.prepare_reference("t.mixed", events, producer="svc", tenant="acme")
+    assert fast == ref
+    # one odd value anywhere: the column-wise path declines, the record path gives the bytes
+    k = rng.randrange(len(events))
+    odd: dict[str, Any] = [  # one per seed
+        {"px": "1.5"},  # accepted by from_json (1.5000), not the column-wise form
+        {"px": 2.5},
+        {"at": "2026-01-01T00:00:00"},  # no offset
+        {"qty": True},
+        {"side": "HOLD"},
+        {"tags": ["a"]},
+        {"at": "2026-02-30T00:00:00Z"},
+        {"qty": 2**31},
+    ][seed % 8]
+    values[k] = {**values[k], **odd}
+    assert plan.encode(values, None) is None
+    events[k] = OutgoingEvent(
+        value=values[k],
+        event_type="com.hub.Trade",
+        event_id="e",
+        occurred_at="2026-01-02T10:00:00Z",
+    )
+    try:
+        ref = publisher.prepare_reference("t.mixed", events, producer="svc", tenant="acme")
+    except HubError:
+        return  # a bad record: the batch path fails too and prepare names it
+    assert publisher._prepare_batch("t.mixed", events, "svc", "acme") == ref

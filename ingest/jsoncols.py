@@ -1,0 +1,233 @@
+"""JSON event values of one event type encoded column-wise: ``Publisher.prepare``'s common case.
+
+``ColumnPlan(target).encode(values, seal)`` turns a batch of JSON-decoded values (dicts with the
+same keys) into Arrow columns, checks them column by column, seals the PII columns and writes
+every row's Avro value with the vectorised encoder (``core.avro.vector``), wire header included.
+It gives exactly what ``serde.from_json`` + ``PiiCodec.encrypt`` + ``serde.encode`` give row by
+row (``tests/unit/test_publish_batch.py`` compares them), or None: the caller then encodes record
+by record, which converts what this does not and names every error. Pessimistic, never
+optimistic: a column is taken only when every value has the one exact JSON form handled here.
+
+Handled (plain field type <- JSON values; ``["null", T]`` admits None too):
+- ``string`` <- str; ``enum`` <- str (a non-symbol makes the batch go row by row)
+- ``long`` / ``int`` <- int in range (not bool); ``double`` <- float; ``boolean`` <- bool
+- ``bytes`` decimal(P <= 18, S) <- text ``-?digits.S digits`` (exactly the schema's scale, no
+  leading zeros, at most P digits): what ``from_json`` returns unchanged, cast by Arrow exactly
+- ``long`` timestamp-micros <- RFC 3339 text with ``Z`` or an offset and at most 6 fractional
+  digits (the instant Python's ``fromisoformat`` gives; Arrow refuses impossible dates), or int
+- PII fields (top level, plain type ``string`` or ``["null", "string"]``): each non-null value
+  encoded in its plain type and sealed by ``seal(subject, field, plaintext)``, one fresh nonce each.
+A field absent from every value takes its default (the encoder writes the constant), whatever
+its type; a field present in some values only, a value of any other type or form: None.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from core.avro import serde
+from core.avro import vector as avro_vector
+from core.pii import PiiField
+from core.pii import plan as pii_plan
+from ingest.targets import WriteTarget
+
+Seal = Callable[[str, str, bytes], bytes]  # (subject, field name, plaintext) -> ciphertext
+
+_TS_RE = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?"
+    r"(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$"
+)
+_LONG = (-(2**63), 2**63)
+_INT = (-(2**31), 2**31)
+_NONE = type(None)
+_TS_UTC = pa.timestamp("us", tz="UTC")
+
+
+class _Col:
+    __slots__ = ("kind", "name", "nullable", "pii", "precision", "regex", "scale")
+
+    def __init__(self, name: str, kind: str, nullable: bool) -> None:
+        self.name, self.kind, self.nullable = name, kind, nullable
+        self.pii: PiiField | None = None
+        self.precision = self.scale = 0
+        self.regex = ""
+
+
+def _column_kind(t: Any, named: Mapping[str, Any]) -> tuple[str, bool, dict[str, Any]] | None:
+    if isinstance(t, str) and t in named:
+        t = named[t]
+    nullable = False
+    if isinstance(t, list):
+        if len(t) != 2 or "null" not in t:
+            return None
+        t = t[1 - t.index("null")]
+        if isinstance(t, str) and t in named:
+            t = named[t]
+        nullable = True
+    if isinstance(t, str):
+        return (t, nullable, {}) if t in ("string", "long", "int", "double", "boolean") else None
+    if not isinstance(t, Mapping):
+        return None
+    logical, base = t.get("logicalType"), t.get("type")
+    if logical == "decimal" and base == "bytes":
+        p, s = int(t["precision"]), int(t.get("scale", 0))
+        if p > 18 or s > p:
+            return None
+        ints = f"(0|[1-9][0-9]{{0,{p - s - 1}}})" if p > s else "0"
+        regex = f"^-?{ints}" + (f"\\.[0-9]{{{s}}}$" if s else "$")
+        return "decimal", nullable, {"precision": p, "scale": s, "regex": regex}
+    if logical == "timestamp-micros" and base == "long":
+        return "timestamp", nullable, {}
+    if logical is None and base == "enum":
+        return "enum", nullable, {}
+    return None
+
+
+class ColumnPlan:
+    """How one write target's values are encoded column-wise (``None`` from ``build``: never)."""
+
+    def __init__(self, target: WriteTarget, cols: list[_Col], subject: str | None) -> None:
+        self.parsed: Mapping[str, Any] = target.schema.parsed  # type: ignore[assignment]
+        self.wire = serde.wire_header(target.schema_id)
+        self.cols = {c.name: c for c in cols}
+        self.known = frozenset(self.cols)
+        self.subject = subject
+
+    @classmethod
+    def build(cls, target: WriteTarget) -> ColumnPlan | None:
+        plain = target.plain.parsed
+        if not isinstance(plain, Mapping) or plain.get("type") != "record":
+            return None
+        named = plain.get("__named_schemas", {})
+        shred = pii_plan(target.schema.text)
+        pii = {f.path[0]: f for f in shred.fields if len(f.path) == 1}
+        if len(pii) != len(shred.fields) or (pii and not target.encrypts):
+            return None
+        cols = []
+        for f in plain["fields"]:
+            found = _column_kind(f["type"], named)
+            if found is None:
+                if "default" not in f or f["name"] in pii:
+                    return None
+                cols.append(_Col(f["name"], "", False))  # only ever absent: its default
+                continue
+            kind, nullable, extra = found
+            col = _Col(f["name"], kind, nullable)
+            for k, v in extra.items():
+                setattr(col, k, v)
+            if f["name"] in pii:
+                if kind != "string":
+                    return None
+                col.pii = pii[f["name"]]
+            cols.append(col)
+        subject = shred.subject_field
+        if pii and (subject is None or subject not in {c.name for c in cols}):
+            return None
+        return cls(target, cols, subject)
+
+    def encode(self, values: Sequence[Any], seal: Seal | None) -> list[bytes] | None:
+        """Every value's Avro bytes (wire header first), or None (see the module docstring)."""
+        if not values or type(values[0]) is not dict:
+            return None
+        keys = values[0].keys()
+        if not self.known.issuperset(keys):
+            return None
+        for v in values:
+            if type(v) is not dict or v.keys() != keys:
+                return None
+        columns: dict[str, list[Any]] = {name: [v[name] for v in values] for name in keys}
+        arrays: list[pa.Array] = []
+        names: list[str] = []
+        subjects = columns.get(self.subject) if self.subject is not None else None
+        try:
+            for name, data in columns.items():
+                col = self.cols[name]
+                arr = self._array(col, data)
+                if arr is None:
+                    return None
+                if col.pii is not None:
+                    if seal is None or subjects is None:
+                        return None
+                    arr = self._sealed(col, col.pii, data, subjects, seal)
+                    if arr is None:
+                        return None
+                arrays.append(arr)
+                names.append(name)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, UnicodeError):
+            return None
+        rb = pa.RecordBatch.from_arrays(arrays, names=names)
+        enc = avro_vector.plan(self.parsed, rb.schema)
+        if enc is None or enc.bad_rows(rb).any():
+            return None
+        return enc.encode(rb, self.wire)
+
+    @staticmethod
+    def _array(col: _Col, data: list[Any]) -> pa.Array | None:
+        if not col.kind:
+            return None  # a value for a field of a type not handled here
+        types = set(map(type, data))
+        if col.nullable:
+            types.discard(_NONE)
+        elif _NONE in types:
+            return None
+        if not types:
+            return pa.nulls(len(data), pa.string() if col.kind != "long" else pa.int64())
+        if len(types) != 1:
+            return None
+        (t,) = types
+        kind = col.kind
+        if kind in ("string", "enum"):
+            return pa.array(data, pa.string()) if t is str else None
+        if kind in ("long", "int"):
+            if t is not int:
+                return None
+            lo, hi = _LONG if kind == "long" else _INT
+            present = [x for x in data if x is not None] if col.nullable else data
+            if min(present) < lo or max(present) >= hi:
+                return None
+            return pa.array(data, pa.int64() if kind == "long" else pa.int32())
+        if kind == "double":
+            return pa.array(data, pa.float64()) if t is float else None
+        if kind == "boolean":
+            return pa.array(data, pa.bool_()) if t is bool else None
+        if kind == "decimal":
+            if t is not str:
+                return None
+            text = pa.array(data, pa.string())
+            if pc.any(pc.invert(pc.match_substring_regex(text, col.regex))).as_py():
+                return None
+            return pc.cast(text, pa.decimal128(col.precision, col.scale))
+        if kind == "timestamp":
+            if t is int:
+                present = [x for x in data if x is not None] if col.nullable else data
+                if min(present) < _LONG[0] or max(present) >= _LONG[1]:
+                    return None
+                return pa.array(data, pa.int64()).cast(_TS_UTC)
+            if t is not str:
+                return None
+            text = pa.array(data, pa.string())
+            if pc.any(pc.invert(pc.match_substring_regex(text, _TS_RE))).as_py():
+                return None
+            return pc.cast(text, _TS_UTC)
+        return None
+
+    @staticmethod
+    def _sealed(
+        col: _Col, field: PiiField, data: list[Any], subjects: list[Any], seal: Seal
+    ) -> pa.Array | None:
+        out: list[bytes | None] = []
+        add = out.append
+        name = col.name
+        encode = field.encode
+        for value, subject in zip(data, subjects, strict=True):
+            if value is None:
+                add(None)
+            elif type(subject) is not str or not subject:
+                return None  # no data subject: the record path names the error
+            else:
+                add(seal(subject, name, encode(value)))
+        return pa.array(out, pa.binary())

@@ -28,14 +28,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from core.errors import TopicNotFound
-from core.ports.eventlog import EventLog
-from core.ports.ml import AttributeVersion, FeatureStore, SeriesPoint
+from core.errors import ConfigError, InvalidInput, TopicNotFound
+from core.ports.eventlog import EventLog, TopicPartition
+from core.ports.ml import AttributeVersion, FeatureStore, FeatureVectors, SeriesPoint
 from domain.features import VIEWS, FeatureView
 
 RESULT_PREFIX = "flink.features."
@@ -54,8 +55,6 @@ def result_topic(view: FeatureView) -> str:
 
 
 def view_named(name: str) -> FeatureView:
-    from core.errors import ConfigError
-
     if name not in VIEWS:
         raise ConfigError(
             f"There is no feature view {name!r}; the feature views are: {', '.join(sorted(VIEWS))}."
@@ -199,9 +198,85 @@ class FeatureVectorLoader:
         for value in latest.values():
             if value is None:
                 continue
-            row = json.loads(value["vector"])
-            rows.append(row | {"partition": value["ev_partition"], "offset": value["ev_offset"]})
+            rows.append(vector_row(view, value))
         return rows
+
+    def load_into(
+        self, view: FeatureView, store: FeatureVectors, covers: Mapping[TopicPartition, int]
+    ) -> int:
+        """Fold the result records past ``store``'s position into it, with ``covers`` (the
+        source positions the job had committed, read BEFORE the result topic's end: every
+        vector of a record below them was flushed before that commit, so it is in what this
+        reads); one ``apply`` per call (rows, deletions, position, coverage together). Returns
+        the result records read."""
+        topic = result_topic(view)
+        self.read_records = 0
+        try:
+            ends = self.log.end_offsets(topic)
+        except TopicNotFound:
+            return 0
+        if len(ends) != 1:
+            raise ConfigError(
+                f"The result topic {topic!r} has {len(ends)} partitions; the loader reads one "
+                "(the hub creates it with one: delete it and run the job again)."
+            )
+        (partition, end), = ends.items()
+        start = store.position(view.name)
+        offset = max(start, self.log.beginning_offsets(topic).get(partition, 0))
+        latest: dict[tuple[int, int], dict[str, Any] | None] = {}
+        while offset < end:
+            records = self.log.read(topic, partition, offset, self.batch)
+            if not records:
+                break
+            self.read_records += len(records)
+            for r in records:
+                key = _result_key(topic, r.key)
+                latest[key] = None if r.value is None else vector_row(view, json.loads(r.value))
+            offset = records[-1].offset + 1
+        rows = [row for row in latest.values() if row is not None]
+        deleted = [key for key, row in latest.items() if row is None]
+        store.apply(view.name, rows, deleted, max(offset, start), covers)
+        return self.read_records
+
+
+def _result_key(topic: str, key: bytes | None) -> tuple[int, int]:
+    """The scored event's (partition, offset) of a result record's JSON key."""
+    try:
+        got = json.loads(key or b"")
+        return int(got["ev_partition"]), int(got["ev_offset"])
+    except (ValueError, TypeError, KeyError) as exc:
+        raise InvalidInput(
+            f"A record of {topic!r} has key {key!r}, not the Flink job's "
+            '{"ev_partition": P, "ev_offset": O}: only the feature job may write that topic.'
+        ) from exc
+
+
+def vector_row(view: FeatureView, value: Mapping[str, Any]) -> dict[str, Any]:
+    """A result record's value as a vector row, checked: the view's feature names, finite
+    numbers, an entity and a time (anything else did not come from the view's job)."""
+    try:
+        row = json.loads(value["vector"])
+        features = row["features"]
+        ok = (
+            isinstance(features, dict)
+            and sorted(features) == sorted(view.names)
+            and all(
+                isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+                for v in features.values()
+            )
+            and isinstance(row["entity"], str)
+            and isinstance(row["time_us"], int)
+        )
+        at = {"partition": int(value["ev_partition"]), "offset": int(value["ev_offset"])}
+    except (ValueError, TypeError, KeyError):
+        ok = False
+    if not ok:
+        raise InvalidInput(
+            f"A record of {result_topic(view)!r} is not a vector of view {view.name!r} "
+            f"(features {', '.join(view.names)}): {str(value)[:200]}. Only the view's Flink "
+            "job may write that topic."
+        )
+    return dict(row) | at
 
 
 def embedded_vectors(

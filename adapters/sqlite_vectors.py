@@ -45,7 +45,9 @@ class SqliteFeatureVectors(FeatureVectors):
         position: int,
         covers: Mapping[TopicPartition, int],
     ) -> None:
-        covered = json.dumps({f"{tp.topic}/{tp.partition}": o for tp, o in sorted(covers.items())})
+        covered = json.dumps(
+            {f"{tp.topic}/{tp.partition}": o for tp, o in covers.items()}, sort_keys=True
+        )
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:

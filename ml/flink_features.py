@@ -49,6 +49,28 @@ EVENT, POINT, VERSION = "e", "s", "a"
 FactRow = tuple[str, str, str, int, int, str]
 
 
+# State TTL of the unbounded jobs (Flink's state TTL counts processing time since a row was
+# written). A vector reads series points of the view's longest window W before its event and
+# every attribute version before it. Points and events stay in the joins' state for W plus
+# ``LATENESS_H``: a point and an event it belongs to that reach the job at most LATENESS_H
+# apart beyond their distance in event time still meet, so the result is the one without TTL
+# (a replay or a backfill reads faster than event time: closer, never further apart; a job down
+# for longer than LATENESS_H and restarted from its checkpoint may miss pairs across the gap:
+# rerun it from the earliest offsets). Versions keep no TTL (one row per attribute change).
+# Not ``table.exec.state.ttl``: the job shares its statement set with the projections, whose
+# entity folds must keep their state for ever; per-operator ``STATE_TTL`` hints instead.
+LATENESS_H = 6 * 24
+AGGREGATE_MARGIN_H = 1
+
+
+def state_ttl(view: FeatureView, margin_h: int = 0) -> str:
+    """The state TTL of ``view``'s joins (plus ``margin_h`` hours: the aggregate's), as Flink
+    reads a duration: the longest window rounded up to hours, plus ``LATENESS_H``."""
+    window = max((f.window_us for f in view.features), default=0) + 1
+    hours = -(-window // 3_600_000_000) + LATENESS_H + margin_h
+    return f"{hours} h"
+
+
 def result_topic(view: FeatureView) -> str:
     """The topic (without the hub's prefix) the Flink job writes the view's vectors to."""
     return f"{RESULT_PREFIX}{view.name}"
@@ -220,7 +242,7 @@ class FeatureVectorLoader:
                 f"The result topic {topic!r} has {len(ends)} partitions; the loader reads one "
                 "(the hub creates it with one: delete it and run the job again)."
             )
-        (partition, end), = ends.items()
+        ((partition, end),) = ends.items()
         start = store.position(view.name)
         offset = max(start, self.log.beginning_offsets(topic).get(partition, 0))
         latest: dict[tuple[int, int], dict[str, Any] | None] = {}
@@ -364,24 +386,41 @@ def compile_features(view: FeatureView, at: Any, group: str) -> Any:
         )
     facts = f"{name}__facts"
     statements.append(f"CREATE TEMPORARY VIEW {qq(facts)} AS\n" + "\nUNION ALL\n".join(selects))
+    for part, kind in (("events", EVENT), ("points", POINT), ("versions", VERSION)):
+        statements.append(
+            f"CREATE TEMPORARY VIEW {qq(f'{name}__{part}')} AS SELECT * FROM {qq(facts)} "
+            f"WHERE {qq('kind')} = {ss(kind)}"
+        )
     vector = f"{name}__vector"
     udfs.append({"function": vector, "kind": "vector", "view": name, "module": WORKER_MODULE})
-    # the engine reads series points from ``t - window - 1`` (its batch base): the same points
+    ttl = state_ttl(view)
+    # the engine reads series points from ``t - window - 1`` (its batch base): the same points.
+    # Series points and scored events are kept ``ttl`` in the joins' state (``state_ttl``),
+    # attribute versions for ever (a version applies whatever its age, as in the store).
     fact_cols = ("src_topic", "src_partition", "src_offset", "i", "kind", "name", "t", "payload")
-    joined = (
+    head = (
         f"SELECT ev.{qq('src_partition')} AS {qq('ev_partition')}, ev.{qq('src_offset')} AS "
         f"{qq('ev_offset')}, ev.{qq('payload')} AS {qq('ev_payload')}, "
+    )
+    joined = (
+        f"SELECT /*+ STATE_TTL('ev' = '{ttl}', 'f' = '{ttl}') */ {head[7:]}"
         + ", ".join(f"f.{qq(c)} AS {qq('f_' + c)}" for c in fact_cols)
-        + f"\nFROM {qq(facts)} AS ev JOIN {qq(facts)} AS f ON f.{qq('entity')} = ev.{qq('entity')}"
-        f" AND f.{qq('t')} < ev.{qq('t')} AND (f.{qq('kind')} = {ss(VERSION)} OR "
-        f"f.{qq('t')} >= ev.{qq('t')} - {window + 1})\n"
-        f"WHERE ev.{qq('kind')} = {ss(EVENT)} AND f.{qq('kind')} <> {ss(EVENT)}\n"
+        + f"\nFROM {qq(name + '__events')} AS ev JOIN {qq(name + '__points')} AS f "
+        f"ON f.{qq('entity')} = ev.{qq('entity')} AND f.{qq('t')} < ev.{qq('t')} "
+        f"AND f.{qq('t')} >= ev.{qq('t')} - {window + 1}\n"
+        "UNION ALL\n"
+        f"SELECT /*+ STATE_TTL('ev' = '{ttl}') */ {head[7:]}"
+        + ", ".join(f"v.{qq(c)} AS {qq('f_' + c)}" for c in fact_cols)
+        + f"\nFROM {qq(name + '__events')} AS ev JOIN {qq(name + '__versions')} AS v "
+        f"ON v.{qq('entity')} = ev.{qq('entity')} AND v.{qq('t')} < ev.{qq('t')}\n"
         "UNION ALL\n"
         f"SELECT {qq('src_partition')}, {qq('src_offset')}, {qq('payload')}, "
         "CAST(NULL AS STRING), CAST(NULL AS BIGINT), CAST(NULL AS BIGINT), CAST(NULL AS BIGINT), "
         "CAST(NULL AS STRING), CAST(NULL AS STRING), CAST(NULL AS BIGINT), CAST(NULL AS STRING)\n"
-        f"FROM {qq(facts)} WHERE {qq('kind')} = {ss(EVENT)}"
+        f"FROM {qq(name + '__events')}"
     )
+    joined_view = f"{name}__joined"
+    statements.append(f"CREATE TEMPORARY VIEW {qq(joined_view)} AS\n{joined}")
     sink = f"{name}__vectors__topic"
     options = {
         **upsert_kafka_options(at, result_topic(view)),
@@ -396,9 +435,13 @@ def compile_features(view: FeatureView, at: Any, group: str) -> Any:
         f") WITH (\n{_options(options)}\n)"
     )
     args = ", ".join(qq(c) for c in ["ev_payload", *(f"f_{c}" for c in fact_cols)])
+    # an event's accumulator outlives its row in the joins' state (written no later), so a fact
+    # that still joins the event always finds its accumulator (never a fresh, partial one)
     insert = (
-        f"INSERT INTO {qq(sink)}\nSELECT {qq('ev_partition')}, {qq('ev_offset')}, "
-        f"{qq(vector)}({args})\nFROM ({joined})\nGROUP BY {qq('ev_partition')}, {qq('ev_offset')}"
+        f"INSERT INTO {qq(sink)}\nSELECT /*+ STATE_TTL({ss(joined_view)} = "
+        f"'{state_ttl(view, AGGREGATE_MARGIN_H)}') */ {qq('ev_partition')}, {qq('ev_offset')}, "
+        f"{qq(vector)}({args})\nFROM {qq(joined_view)}\n"
+        f"GROUP BY {qq('ev_partition')}, {qq('ev_offset')}"
     )
     return JobSpec(
         name=name,

@@ -428,7 +428,5 @@ def companion_lags(log: EventLog, companions: Sequence[Companion]) -> list[dict[
     out = []
     for c in companions:
         positions, lag = _group_lag(log, c.group, c.topics, existing)
-        out.append(
-            {"projection": c.name, "positions": positions, "lag": lag, "loader": c.loader()}
-        )
+        out.append({"projection": c.name, "positions": positions, "lag": lag, "loader": c.loader()})
     return out

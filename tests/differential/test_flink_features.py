@@ -123,6 +123,41 @@ def test_feature_vectors_on_flink_equal_the_embedded_feed(
     edges(ours[PAYMENT_RISK.name])
 
 
+def test_flink_vectors_build_the_training_set_the_log_builds(flink_session: FlinkSession) -> None:
+    """The session's run is `hub projection run --engine flink --all`'s: the feature views ran
+    as the engine's companion jobs in the projections' statement set, their vectors were loaded
+    into the FeatureVectors table (the run reports them), the status shows each job's consumer
+    group at the end of its topics and its loader at the end of its result topic; a training set
+    cut from those vectors has the digest of the one cut from the log."""
+    from hub.ml_setup import ml_of
+
+    session = flink_session
+    hub = session.views.hub
+    for view in VIEWS:
+        done = session.flink[f"features.{view.name}"]
+        assert done["vectors"] == len(session.features[view.name]) > 0
+        assert done["digest"] == vectors_digest(session.features[view.name])
+    status = {s["projection"]: s for s in session.status}
+    for view in VIEWS:
+        got = status[f"features.{view.name}"]
+        assert got["kind"] == "companion" and got["lag"] == 0 and got["loader"]["lag"] == 0
+        ends = {f"{t}/{p}": e for t in got_topics(view) for p, e in hub.log.end_offsets(t).items()}
+        assert {k: v for k, v in got["positions"].items() if v} == {
+            k: v for k, v in ends.items() if v
+        }
+    sets = ml_of(hub).training_sets
+    from_log = sets.cut(PAYMENT_RISK.name)
+    from_flink = sets.cut(PAYMENT_RISK.name, vectors=session.vectors)
+    assert len(from_log.rows) == 5 and from_flink.rows == from_log.rows
+    assert from_flink.digest == from_log.digest
+
+
+def got_topics(view: Any) -> list[str]:
+    from ml.flink_features import view_topics
+
+    return view_topics(view)
+
+
 def publish_sets(hub: Any) -> None:
     """The feature tests' event sets (the session's, without Flink) into ``hub``."""
     from tests.differential import test_flink_accounts as accounts_tests

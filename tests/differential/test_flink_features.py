@@ -271,9 +271,7 @@ def as_job_writes(view: Any, row: dict[str, Any]) -> Record:
     return Record(json.dumps(value).encode(), key=json.dumps(key).encode())
 
 
-def test_flink_vectors_loaded_by_the_hub_build_the_training_set_the_log_builds(
-    hub: Any, tmp_path: Path
-) -> None:
+def test_flink_vectors_loaded_by_the_hub_build_the_training_set_the_log_builds(hub: Any) -> None:
     """Without Flink (fast): the vectors the job writes (computed as in ``worker_vectors``,
     written as its sink writes them, an older value of one overwritten, a tombstone of another)
     are loaded by the engine's companion (``hub.flink_feature_views``, what `hub projection run
@@ -282,17 +280,17 @@ def test_flink_vectors_loaded_by_the_hub_build_the_training_set_the_log_builds(
     changes the digest and ``verify`` refuses it; a missing one is refused at the cut."""
     import dataclasses
 
-    from adapters.sqlite_vectors import SqliteFeatureVectors
     from core.errors import Conflict, InvalidInput
     from core.ports.eventlog import TopicPartition
     from hub.flink_feature_views import FlinkFeatureView
-    from hub.ml_setup import ml_of
+    from hub.flink_metrics import flink_gauges
+    from hub.ml_setup import feature_vectors, ml_of
     from ml.flink_features import result_topic
 
     publish_sets(hub)
     view = PAYMENT_RISK
     theirs = worker_vectors(hub, view)
-    store = SqliteFeatureVectors(tmp_path / "vectors.sqlite")
+    store = feature_vectors(hub)  # the hub's table (ml/vectors.sqlite), which /metrics reads
     companion = FlinkFeatureView(view, hub.log, store)
     companion.prepare()
     topic = result_topic(view)
@@ -312,6 +310,20 @@ def test_flink_vectors_loaded_by_the_hub_build_the_training_set_the_log_builds(
     assert done["vectors"] == len(theirs) and done["digest"] == vectors_digest(theirs)
     assert store.covers(view.name) == covers
     assert companion.loader()["lag"] == 0 and companion.load()["read"] == 0  # resumes at its end
+    # /metrics (HUB_PROJECTION_ENGINE=flink) shows the feature job's group and its loader
+    samples = {
+        (m.name, tuple(sorted(x.labels.items()))): x.value
+        for m in flink_gauges(hub)
+        for x in m.samples
+        if x.labels.get("projection") == companion.name
+    }
+    me = (("projection", companion.name),)
+    assert samples[("hub_flink_lag_records", me)] == 0
+    assert samples[("hub_flink_loader_lag_records", me)] == 0
+    where = (("partition", "0"), ("projection", companion.name), ("topic", topic))
+    assert samples[("hub_flink_loader_offset", where)] == store.position(view.name) > 0
+    committed = {k: v for k, v in samples.items() if k[0] == "hub_flink_committed_offset"}
+    assert sorted(committed.values()) == sorted(covers.values())
 
     sets = ml_of(hub).training_sets
     from_log, from_flink = sets.cut(view.name), sets.cut(view.name, vectors=store)

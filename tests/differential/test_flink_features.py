@@ -283,7 +283,6 @@ def test_flink_vectors_loaded_by_the_hub_build_the_training_set_the_log_builds(h
     from core.errors import Conflict, InvalidInput
     from core.ports.eventlog import TopicPartition
     from hub.flink_feature_views import FlinkFeatureView
-    from hub.flink_metrics import flink_gauges
     from hub.ml_setup import feature_vectors, ml_of
     from ml.flink_features import result_topic
 
@@ -310,20 +309,6 @@ def test_flink_vectors_loaded_by_the_hub_build_the_training_set_the_log_builds(h
     assert done["vectors"] == len(theirs) and done["digest"] == vectors_digest(theirs)
     assert store.covers(view.name) == covers
     assert companion.loader()["lag"] == 0 and companion.load()["read"] == 0  # resumes at its end
-    # /metrics (HUB_PROJECTION_ENGINE=flink) shows the feature job's group and its loader
-    samples = {
-        (m.name, tuple(sorted(x.labels.items()))): x.value
-        for m in flink_gauges(hub)
-        for x in m.samples
-        if x.labels.get("projection") == companion.name
-    }
-    me = (("projection", companion.name),)
-    assert samples[("hub_flink_lag_records", me)] == 0
-    assert samples[("hub_flink_loader_lag_records", me)] == 0
-    where = (("partition", "0"), ("projection", companion.name), ("topic", topic))
-    assert samples[("hub_flink_loader_offset", where)] == store.position(view.name) > 0
-    committed = {k: v for k, v in samples.items() if k[0] == "hub_flink_committed_offset"}
-    assert sorted(committed.values()) == sorted(covers.values())
 
     sets = ml_of(hub).training_sets
     from_log, from_flink = sets.cut(view.name), sets.cut(view.name, vectors=store)

@@ -1,8 +1,9 @@
 """Wiring of the Flink projection engine from the settings (the application layer's part).
 
 ``flink_projections(hub, token)`` checks the footprint (Kafka log, PostgreSQL views, the PyFlink
-virtualenv and jars) and builds ``projections.flink.service.FlinkProjections``. ``token`` is the
-caller's API key: the jobs read writer schemas from the registry API with it.
+virtualenv and jars) and builds ``projections.flink.service.FlinkProjections``, with the ML
+feature views as its companion jobs (``hub.flink_feature_views``: ``features.<view>``).
+``token`` is the caller's API key: the jobs read writer schemas from the registry API with it.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from sqlalchemy.exc import ArgumentError
 
 from core.errors import ConfigError
 from core.projection import Windowing
+from hub.flink_feature_views import feature_views
+from hub.ml_setup import feature_vectors
 from hub.pattern_alerts import PATTERNS, PatternAlerts
 from projections.catalog import PROJECTIONS
 from projections.flink.compile import FlinkPlacement
@@ -89,4 +92,5 @@ def flink_projections(hub: Any, token: str) -> FlinkProjections:
         analytics=lambda: hub.projections.store("analytics"),
         patterns=PATTERNS if s.pattern_alerts else (),
         alerts=lambda p, rows: PatternAlerts(hub).raise_alerts(p, rows, "flink"),
+        companions=feature_views(hub.log, feature_vectors(hub)),
     )

@@ -12,7 +12,7 @@ from typing import Any
 from prometheus_client.core import GaugeMetricFamily
 
 from projections.catalog import PROJECTIONS
-from projections.flink.service import flink_lags
+from projections.flink.service import companion_lags, flink_lags
 
 
 def flink_gauges(hub: Any) -> Iterator[GaugeMetricFamily]:
@@ -21,7 +21,11 @@ def flink_gauges(hub: Any) -> Iterator[GaugeMetricFamily]:
     ``hub_flink_committed_offset{projection,topic,partition}`` (Flink's committed source
     offsets), ``hub_flink_lag_records{projection}``, ``hub_flink_loader_offset{projection,topic,
     partition}`` (the result loader's committed position) and
-    ``hub_flink_loader_lag_records{projection}``."""
+    ``hub_flink_loader_lag_records{projection}``. The ML feature views' jobs
+    (``features.<view>``) report the same gauges: their consumer group's offsets and lag, and
+    their vector loader's."""
+    from hub.flink_feature_views import feature_views
+    from hub.ml_setup import feature_vectors
     from projections.flink.compile import COMPILERS
 
     chosen = [p for p in PROJECTIONS if p.name in COMPILERS]
@@ -53,7 +57,13 @@ def flink_gauges(hub: Any) -> Iterator[GaugeMetricFamily]:
         "Result records Flink wrote that the result loader has not folded into chDB yet.",
         labels=["projection"],
     )
-    for x in flink_lags(hub.log, chosen, store):
+    vectors = feature_vectors(hub)
+    try:
+        lags = flink_lags(hub.log, chosen, store)
+        lags += companion_lags(hub.log, feature_views(hub.log, vectors))
+    finally:
+        vectors.close()
+    for x in lags:
         positions(committed, x["projection"], x["positions"])
         lag.add_metric([x["projection"]], x["lag"])
         if x["loader"] is not None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from core.ports.ml import FeatureStore, ModelRegistry
+    from core.ports.ml import FeatureStore, FeatureVectors, ModelRegistry
     from hub.bootstrap import Hub
     from ml.service import MachineLearning
 
@@ -68,6 +68,14 @@ def feature_store(hub: Hub) -> FeatureStore:
     store = SqliteFeatureStore(folder / "features.sqlite")
     points = hub.settings.feature_cache_points
     return CachedFeatureStore(store, max_points=points) if points else store
+
+
+def feature_vectors(hub: Hub) -> FeatureVectors:
+    """The offline vectors of the feature views computed on Flink (``hub.flink_feature_views``),
+    beside the feature store: ``ml/vectors.sqlite``."""
+    from adapters.sqlite_vectors import SqliteFeatureVectors
+
+    return SqliteFeatureVectors(hub.settings.data_dir / "ml" / "vectors.sqlite")
 
 
 def model_registry(hub: Hub) -> ModelRegistry:

@@ -28,14 +28,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from core.errors import TopicNotFound
-from core.ports.eventlog import EventLog
-from core.ports.ml import AttributeVersion, FeatureStore, SeriesPoint
+from core.errors import ConfigError, InvalidInput, TopicNotFound
+from core.ports.eventlog import EventLog, TopicPartition
+from core.ports.ml import AttributeVersion, FeatureStore, FeatureVectors, SeriesPoint
 from domain.features import VIEWS, FeatureView
 
 RESULT_PREFIX = "flink.features."
@@ -48,14 +49,34 @@ EVENT, POINT, VERSION = "e", "s", "a"
 FactRow = tuple[str, str, str, int, int, str]
 
 
+# State TTL of the unbounded jobs (Flink's state TTL counts processing time since a row was
+# written). A vector reads series points of the view's longest window W before its event and
+# every attribute version before it. Points and events stay in the joins' state for W plus
+# ``LATENESS_H``: a point and an event it belongs to that reach the job at most LATENESS_H
+# apart beyond their distance in event time still meet, so the result is the one without TTL
+# (a replay or a backfill reads faster than event time: closer, never further apart; a job down
+# for longer than LATENESS_H and restarted from its checkpoint may miss pairs across the gap:
+# rerun it from the earliest offsets). Versions keep no TTL (one row per attribute change).
+# Not ``table.exec.state.ttl``: the job shares its statement set with the projections, whose
+# entity folds must keep their state for ever; per-operator ``STATE_TTL`` hints instead.
+LATENESS_H = 6 * 24
+AGGREGATE_MARGIN_H = 1
+
+
+def state_ttl(view: FeatureView, margin_h: int = 0) -> str:
+    """The state TTL of ``view``'s joins (plus ``margin_h`` hours: the aggregate's), as Flink
+    reads a duration: the longest window rounded up to hours, plus ``LATENESS_H``."""
+    window = max((f.window_us for f in view.features), default=0) + 1
+    hours = -(-window // 3_600_000_000) + LATENESS_H + margin_h
+    return f"{hours} h"
+
+
 def result_topic(view: FeatureView) -> str:
     """The topic (without the hub's prefix) the Flink job writes the view's vectors to."""
     return f"{RESULT_PREFIX}{view.name}"
 
 
 def view_named(name: str) -> FeatureView:
-    from core.errors import ConfigError
-
     if name not in VIEWS:
         raise ConfigError(
             f"There is no feature view {name!r}; the feature views are: {', '.join(sorted(VIEWS))}."
@@ -199,9 +220,85 @@ class FeatureVectorLoader:
         for value in latest.values():
             if value is None:
                 continue
-            row = json.loads(value["vector"])
-            rows.append(row | {"partition": value["ev_partition"], "offset": value["ev_offset"]})
+            rows.append(vector_row(view, value))
         return rows
+
+    def load_into(
+        self, view: FeatureView, store: FeatureVectors, covers: Mapping[TopicPartition, int]
+    ) -> int:
+        """Fold the result records past ``store``'s position into it, with ``covers`` (the
+        source positions the job had committed, read BEFORE the result topic's end: every
+        vector of a record below them was flushed before that commit, so it is in what this
+        reads); one ``apply`` per call (rows, deletions, position, coverage together). Returns
+        the result records read."""
+        topic = result_topic(view)
+        self.read_records = 0
+        try:
+            ends = self.log.end_offsets(topic)
+        except TopicNotFound:
+            return 0
+        if len(ends) != 1:
+            raise ConfigError(
+                f"The result topic {topic!r} has {len(ends)} partitions; the loader reads one "
+                "(the hub creates it with one: delete it and run the job again)."
+            )
+        ((partition, end),) = ends.items()
+        start = store.position(view.name)
+        offset = max(start, self.log.beginning_offsets(topic).get(partition, 0))
+        latest: dict[tuple[int, int], dict[str, Any] | None] = {}
+        while offset < end:
+            records = self.log.read(topic, partition, offset, self.batch)
+            if not records:
+                break
+            self.read_records += len(records)
+            for r in records:
+                key = _result_key(topic, r.key)
+                latest[key] = None if r.value is None else vector_row(view, json.loads(r.value))
+            offset = records[-1].offset + 1
+        rows = [row for row in latest.values() if row is not None]
+        deleted = [key for key, row in latest.items() if row is None]
+        store.apply(view.name, rows, deleted, max(offset, start), covers)
+        return self.read_records
+
+
+def _result_key(topic: str, key: bytes | None) -> tuple[int, int]:
+    """The scored event's (partition, offset) of a result record's JSON key."""
+    try:
+        got = json.loads(key or b"")
+        return int(got["ev_partition"]), int(got["ev_offset"])
+    except (ValueError, TypeError, KeyError) as exc:
+        raise InvalidInput(
+            f"A record of {topic!r} has key {key!r}, not the Flink job's "
+            '{"ev_partition": P, "ev_offset": O}: only the feature job may write that topic.'
+        ) from exc
+
+
+def vector_row(view: FeatureView, value: Mapping[str, Any]) -> dict[str, Any]:
+    """A result record's value as a vector row, checked: the view's feature names, finite
+    numbers, an entity and a time (anything else did not come from the view's job)."""
+    try:
+        row = json.loads(value["vector"])
+        features = row["features"]
+        ok = (
+            isinstance(features, dict)
+            and sorted(features) == sorted(view.names)
+            and all(
+                isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+                for v in features.values()
+            )
+            and isinstance(row["entity"], str)
+            and isinstance(row["time_us"], int)
+        )
+        at = {"partition": int(value["ev_partition"]), "offset": int(value["ev_offset"])}
+    except (ValueError, TypeError, KeyError):
+        ok = False
+    if not ok:
+        raise InvalidInput(
+            f"A record of {result_topic(view)!r} is not a vector of view {view.name!r} "
+            f"(features {', '.join(view.names)}): {str(value)[:200]}. Only the view's Flink "
+            "job may write that topic."
+        )
+    return dict(row) | at
 
 
 def embedded_vectors(
@@ -289,24 +386,41 @@ def compile_features(view: FeatureView, at: Any, group: str) -> Any:
         )
     facts = f"{name}__facts"
     statements.append(f"CREATE TEMPORARY VIEW {qq(facts)} AS\n" + "\nUNION ALL\n".join(selects))
+    for part, kind in (("events", EVENT), ("points", POINT), ("versions", VERSION)):
+        statements.append(
+            f"CREATE TEMPORARY VIEW {qq(f'{name}__{part}')} AS SELECT * FROM {qq(facts)} "
+            f"WHERE {qq('kind')} = {ss(kind)}"
+        )
     vector = f"{name}__vector"
     udfs.append({"function": vector, "kind": "vector", "view": name, "module": WORKER_MODULE})
-    # the engine reads series points from ``t - window - 1`` (its batch base): the same points
+    ttl = state_ttl(view)
+    # the engine reads series points from ``t - window - 1`` (its batch base): the same points.
+    # Series points and scored events are kept ``ttl`` in the joins' state (``state_ttl``),
+    # attribute versions for ever (a version applies whatever its age, as in the store).
     fact_cols = ("src_topic", "src_partition", "src_offset", "i", "kind", "name", "t", "payload")
-    joined = (
+    head = (
         f"SELECT ev.{qq('src_partition')} AS {qq('ev_partition')}, ev.{qq('src_offset')} AS "
         f"{qq('ev_offset')}, ev.{qq('payload')} AS {qq('ev_payload')}, "
+    )
+    joined = (
+        f"SELECT /*+ STATE_TTL('ev' = '{ttl}', 'f' = '{ttl}') */ {head[7:]}"
         + ", ".join(f"f.{qq(c)} AS {qq('f_' + c)}" for c in fact_cols)
-        + f"\nFROM {qq(facts)} AS ev JOIN {qq(facts)} AS f ON f.{qq('entity')} = ev.{qq('entity')}"
-        f" AND f.{qq('t')} < ev.{qq('t')} AND (f.{qq('kind')} = {ss(VERSION)} OR "
-        f"f.{qq('t')} >= ev.{qq('t')} - {window + 1})\n"
-        f"WHERE ev.{qq('kind')} = {ss(EVENT)} AND f.{qq('kind')} <> {ss(EVENT)}\n"
+        + f"\nFROM {qq(name + '__events')} AS ev JOIN {qq(name + '__points')} AS f "
+        f"ON f.{qq('entity')} = ev.{qq('entity')} AND f.{qq('t')} < ev.{qq('t')} "
+        f"AND f.{qq('t')} >= ev.{qq('t')} - {window + 1}\n"
+        "UNION ALL\n"
+        f"SELECT /*+ STATE_TTL('ev' = '{ttl}') */ {head[7:]}"
+        + ", ".join(f"v.{qq(c)} AS {qq('f_' + c)}" for c in fact_cols)
+        + f"\nFROM {qq(name + '__events')} AS ev JOIN {qq(name + '__versions')} AS v "
+        f"ON v.{qq('entity')} = ev.{qq('entity')} AND v.{qq('t')} < ev.{qq('t')}\n"
         "UNION ALL\n"
         f"SELECT {qq('src_partition')}, {qq('src_offset')}, {qq('payload')}, "
         "CAST(NULL AS STRING), CAST(NULL AS BIGINT), CAST(NULL AS BIGINT), CAST(NULL AS BIGINT), "
         "CAST(NULL AS STRING), CAST(NULL AS STRING), CAST(NULL AS BIGINT), CAST(NULL AS STRING)\n"
-        f"FROM {qq(facts)} WHERE {qq('kind')} = {ss(EVENT)}"
+        f"FROM {qq(name + '__events')}"
     )
+    joined_view = f"{name}__joined"
+    statements.append(f"CREATE TEMPORARY VIEW {qq(joined_view)} AS\n{joined}")
     sink = f"{name}__vectors__topic"
     options = {
         **upsert_kafka_options(at, result_topic(view)),
@@ -321,9 +435,13 @@ def compile_features(view: FeatureView, at: Any, group: str) -> Any:
         f") WITH (\n{_options(options)}\n)"
     )
     args = ", ".join(qq(c) for c in ["ev_payload", *(f"f_{c}" for c in fact_cols)])
+    # an event's accumulator outlives its row in the joins' state (written no later), so a fact
+    # that still joins the event always finds its accumulator (never a fresh, partial one)
     insert = (
-        f"INSERT INTO {qq(sink)}\nSELECT {qq('ev_partition')}, {qq('ev_offset')}, "
-        f"{qq(vector)}({args})\nFROM ({joined})\nGROUP BY {qq('ev_partition')}, {qq('ev_offset')}"
+        f"INSERT INTO {qq(sink)}\nSELECT /*+ STATE_TTL({ss(joined_view)} = "
+        f"'{state_ttl(view, AGGREGATE_MARGIN_H)}') */ {qq('ev_partition')}, {qq('ev_offset')}, "
+        f"{qq(vector)}({args})\nFROM {qq(joined_view)}\n"
+        f"GROUP BY {qq('ev_partition')}, {qq('ev_offset')}"
     )
     return JobSpec(
         name=name,

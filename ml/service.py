@@ -12,7 +12,7 @@ from typing import Any, Protocol
 from core.errors import InvalidInput, TopicNotFound
 from core.metrics import Metrics
 from core.ports.eventlog import EventLog
-from core.ports.ml import FeatureStore, ModelRegistry
+from core.ports.ml import FeatureStore, FeatureVectors, ModelRegistry
 from core.ports.policy import Principal
 from domain.features import VIEWS, FeatureView
 from governance.changes import Identities
@@ -138,13 +138,15 @@ class MachineLearning:
         name: str,
         view_name: str | None = None,
         family: str = DEFAULT_FAMILY,
+        vectors: FeatureVectors | None = None,
     ) -> ModelVersion:
-        """Cut a training set, fit with ``family``, evaluate beside the champion on the same
-        holdout, register the new version (never promoted: that stays a human, two-person
-        decision)."""
+        """Cut a training set (from the log, or with ``vectors`` from the vectors Flink
+        computed: ``TrainingSets.cut``), fit with ``family``, evaluate beside the champion on
+        the same holdout, register the new version (never promoted: that stays a human,
+        two-person decision)."""
         fitter = self.family(family)
         view = view_named(view_name or name)
-        ts = self.training_sets.cut(view.name)
+        ts = self.training_sets.cut(view.name, vectors)
         names = list(view.names)
         estimator, metrics = fitter.fit(ts, names)
         champion = self.models.champion_of(name) if name in self.models.names() else None

@@ -10,6 +10,15 @@ subject, 0 when its negative one (``PaymentSettled``, ``TradeCleared``) does wit
 unlabelled events are left out; 5. compute the vectors as of each event's own time; 6. sort
 rows by (time, subject) and hash their canonical JSON lines. ``rebuild(manifest)`` repeats 3-6
 at the manifest's offsets and must give the same digest.
+
+``cut(view, vectors=...)`` takes the vectors an engine beside the hub computed (Flink's, loaded
+into a ``FeatureVectors`` table) instead of 3 and 5: the view's topics are cut at the source
+positions those vectors cover (the labels topic at its end), each labelled event's vector is
+looked up by its (partition, offset), and a labelled event without one is refused. Rows, order
+and digest are as above, so ``verify`` of such a manifest recomputes every vector from the log
+with the embedded engine and must find the same digest. (An unbounded job may have folded a
+fact that arrived late, past the positions, into a vector before it was loaded: ``verify`` then
+differs and says so.)
 """
 
 from __future__ import annotations
@@ -21,6 +30,7 @@ from typing import Any
 
 from core.errors import Conflict, InvalidInput, TopicNotFound
 from core.ports.eventlog import EventLog, TopicPartition
+from core.ports.ml import FeatureVectors
 from domain.features import VIEWS, FeatureView
 from ml.features import FeatureEngine, canonical, to_us
 from ml.feed import FeatureFeed, Reader
@@ -71,17 +81,20 @@ class TrainingSets:
         topics |= {s.topic for s in view.series} | {a.topic for a in view.attributes}
         return sorted(topics)
 
-    def cut(self, view_name: str) -> TrainingSet:
+    def cut(self, view_name: str, vectors: FeatureVectors | None = None) -> TrainingSet:
         view = _view(view_name)
         positions: dict[TopicPartition, int] = {}
+        covers = vectors.covers(view.name) if vectors is not None else {}
         for topic in self._topics(view):  # 1.
             try:
                 ends = self._log.end_offsets(topic)
             except TopicNotFound:
                 continue
+            if vectors is not None and topic != view.labels["topic"]:
+                ends = {p: min(o, covers.get(TopicPartition(topic, p), 0)) for p, o in ends.items()}
             positions.update({TopicPartition(topic, p): o for p, o in ends.items()})
         size, root = self._checkpoint()  # 2.
-        return self._build(view, positions, {"size": size, "root": root})
+        return self._build(view, positions, {"size": size, "root": root}, vectors)
 
     def rebuild(self, manifest: Mapping[str, Any]) -> TrainingSet:
         """The training set a manifest describes, recomputed from the log."""
@@ -102,16 +115,26 @@ class TrainingSets:
         return built
 
     def _build(
-        self, view: FeatureView, positions: dict[TopicPartition, int], checkpoint: dict[str, Any]
+        self,
+        view: FeatureView,
+        positions: dict[TopicPartition, int],
+        checkpoint: dict[str, Any],
+        stored: FeatureVectors | None = None,
     ) -> TrainingSet:
-        store = self._new_store()
-        try:
-            FeatureFeed(view, self._log, self._reader, store).catch_up(positions)  # 3.
-            events, labels = self._events_and_labels(view, positions)  # 4.
-            labelled = [e for e in events if e[view.subject_field] in labels]
-            vectors = FeatureEngine(view, store).vectors(labelled)  # 5.
-        finally:
-            store.close()
+        if stored is None:
+            store = self._new_store()
+            try:
+                FeatureFeed(view, self._log, self._reader, store).catch_up(positions)  # 3.
+                found, labels = self._events_and_labels(view, positions)  # 4.
+                labelled = [e for _, e in found if e[view.subject_field] in labels]
+                vectors = FeatureEngine(view, store).vectors(labelled)  # 5.
+            finally:
+                store.close()
+        else:
+            found, labels = self._events_and_labels(view, positions)  # 4.
+            chosen = [(at, e) for at, e in found if e[view.subject_field] in labels]
+            labelled = [e for _, e in chosen]
+            vectors = _looked_up(view, stored, [at for at, _ in chosen])  # 5.
         rows = [
             {
                 "subject": e[view.subject_field],
@@ -140,12 +163,16 @@ class TrainingSets:
             "positives": sum(r["label"] for r in rows),
             "digest": rows_digest(rows),
         }
+        if stored is not None:
+            manifest["vectors"] = f"flink.features.{view.name} (verify recomputes them)"
         return TrainingSet(manifest, rows)
 
     def _events_and_labels(
         self, view: FeatureView, positions: Mapping[TopicPartition, int]
-    ) -> tuple[list[dict[str, Any]], dict[str, int]]:
-        events: list[dict[str, Any]] = []
+    ) -> tuple[list[tuple[tuple[int, int], dict[str, Any]]], dict[str, int]]:
+        """The view's scored events below ``positions`` with their (partition, offset), and the
+        labels of their subjects."""
+        events: list[tuple[tuple[int, int], dict[str, Any]]] = []
         labels: dict[str, int] = {}
         fraud: set[str] = set()
         for tp, end in sorted(positions.items(), key=_sort):
@@ -164,8 +191,8 @@ class TrainingSets:
                     if not isinstance(value, dict):
                         continue
                     subject = value.get(view.subject_field)
-                    if kind == view.event_type:
-                        events.append(value)
+                    if kind == view.event_type and tp.topic == view.event_topic:
+                        events.append(((tp.partition, rec["offset"]), value))
                     elif kind == view.labels["negative"] and isinstance(subject, str):
                         labels.setdefault(subject, 0)
                     elif kind == view.labels["positive"] and isinstance(subject, str):
@@ -173,6 +200,23 @@ class TrainingSets:
                 offset = got[-1]["offset"] + 1
         labels.update(dict.fromkeys(fraud, 1))
         return events, labels
+
+
+def _looked_up(
+    view: FeatureView, stored: FeatureVectors, keys: list[tuple[int, int]]
+) -> list[dict[str, float]]:
+    """The stored vectors of the scored events at ``keys`` (partition, offset), in that order;
+    ``Conflict`` naming the first event without one."""
+    by_key = {(r["partition"], r["offset"]): r["features"] for r in stored.rows(view.name)}
+    missing = [k for k in keys if k not in by_key]
+    if missing:
+        p, o = missing[0]
+        raise Conflict(
+            f"The stored vectors of view {view.name!r} lack {len(missing)} labelled event(s), "
+            f"the first {view.event_topic}/{p} offset {o}: load Flink's vectors again (`hub "
+            "projection run --engine flink`), or cut the training set from the log."
+        )
+    return [dict(by_key[k]) for k in keys]
 
 
 def _sort(item: tuple[TopicPartition, int]) -> tuple[str, int]:

@@ -202,6 +202,47 @@ class FeatureStore(abc.ABC):
         """Release resources."""
 
 
+class FeatureVectors(abc.ABC):
+    """A feature view's offline table: one vector per scored event, computed by an engine beside
+    the hub (Flink's job writes them to ``flink.features.<view>``) and loaded from that topic.
+    A row is ``{"subject", "entity", "time_us", "features", "partition", "offset"}``, keyed by the
+    scored event's ``(partition, offset)`` in the view's event topic.
+
+    - ``apply(view, rows, deleted, position, covers)`` MUST, in ONE transaction, upsert ``rows``,
+      remove the ``deleted`` keys, and store ``position`` (the result topic's next offset: a
+      loader resumes there and reads each result record once) and ``covers`` (the source
+      positions every vector is complete through: the engine had read its topics that far).
+    - ``rows(view)`` MUST return every stored row of the view; ``position`` and ``covers`` what
+      the last ``apply`` stored (0 and ``{}`` before any).
+    """
+
+    @abc.abstractmethod
+    def apply(
+        self,
+        view: str,
+        rows: Sequence[Mapping[str, Any]],
+        deleted: Sequence[tuple[int, int]],
+        position: int,
+        covers: Mapping[TopicPartition, int],
+    ) -> None:
+        """Store rows, deletions, the result position and the coverage atomically."""
+
+    @abc.abstractmethod
+    def rows(self, view: str) -> list[dict[str, Any]]:
+        """Every stored vector row of ``view``."""
+
+    @abc.abstractmethod
+    def position(self, view: str) -> int:
+        """The result topic's next offset the last ``apply`` stored (0: none)."""
+
+    @abc.abstractmethod
+    def covers(self, view: str) -> dict[TopicPartition, int]:
+        """The source positions the stored vectors are complete through."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release resources."""
+
+
 @dataclass(frozen=True, slots=True)
 class StoredModel:
     name: str

@@ -54,17 +54,32 @@ def ml() -> None:
 @click.argument("name")
 @click.option("--view", default=None, help="The feature view (default: the one named NAME).")
 @click.option("--family", default="sklearn-lr", show_default=True, help=FAMILY_HELP)
+@click.option(
+    "--vectors",
+    type=click.Choice(["log", "flink"]),
+    default="log",
+    show_default=True,
+    help="Compute the vectors from the log, or take those the Flink feature jobs computed "
+    "(`hub projection run --engine flink`); the digest is the same.",
+)
 @key_option
 @click.pass_obj
-def ml_train(obj: Ctx, name: str, view: str | None, family: str, key: str | None) -> None:
+def ml_train(
+    obj: Ctx, name: str, view: str | None, family: str, vectors: str, key: str | None
+) -> None:
     """Cut a training set from the log, fit and evaluate a model, register it as a version."""
 
     def go() -> None:
-        from hub.ml_setup import ml_of
+        from hub.ml_setup import feature_vectors, ml_of
 
         with obj.hub() as h:
             principal = authorize(h, "model.train", f"model:{name}", principal_for(h, key))
-            mv = ml_of(h).train(principal, name, view, family)
+            stored = feature_vectors(h) if vectors == "flink" else None
+            try:
+                mv = ml_of(h).train(principal, name, view, family, stored)
+            finally:
+                if stored is not None:
+                    stored.close()
             click.echo(
                 f"registered {mv.model} v{mv.version} ({mv.family}): training set "
                 f"{mv.manifest['rows']} rows, digest {mv.manifest['digest'][:16]}..., "

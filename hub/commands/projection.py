@@ -48,7 +48,7 @@ def projection_run(
         with obj.hub() as h:
             authorize(h, "projection.rebuild", "projections")
             if (engine or h.settings.projection_engine) == "flink":
-                _run_on_flink(h, obj.token() or "", chosen, follow)
+                _run_on_flink(h, obj.token() or "", chosen, follow, all_)
                 return
             for name, n in h.projections.run(chosen).items():
                 click.echo(f"{name}\t{n} events")
@@ -81,12 +81,16 @@ def _detector(h: Any) -> Any:
     return PatternDetector(h) if h.settings.pattern_alerts else None
 
 
-def _run_on_flink(h: object, token: str, names: list[str], follow: bool) -> None:
+def _run_on_flink(h: object, token: str, names: list[str], follow: bool, all_: bool) -> None:
     """Bounded Flink jobs to the end offsets now; with ``follow``, unbounded jobs with
-    checkpoints, restarted from their newest checkpoint when they die, until Ctrl-C/SIGTERM."""
+    checkpoints, restarted from their newest checkpoint when they die, until Ctrl-C/SIGTERM.
+    The ML feature views run with them (``features.<view>``, all of them with ``--all``); their
+    vectors are loaded after the bounded job, or after every supervision pass."""
     from hub.flink import flink_projections
 
     flink = flink_projections(h, token)
+    if all_:
+        names = [*names, *flink.companions]
     try:
         if not follow:
             for name, done in flink.run(names).items():
@@ -104,6 +108,9 @@ def _run_on_flink(h: object, token: str, names: list[str], follow: bool) -> None
                 added = flink.fire_alerts()
                 if added:
                     click.echo(f"pattern alerts: {len(added)} raised")
+                for name, done in flink.load_companions().items():
+                    if done.get("read"):
+                        click.echo(json.dumps({name: done}))
         except KeyboardInterrupt:
             pass
     finally:

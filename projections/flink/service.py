@@ -15,6 +15,12 @@
   into PostgreSQL to ``alerts`` (the hub raises them as ``hub.AlertFired``, ids derived from
   the match, so a row handed over again adds nothing); ``run`` calls it after the job, the CLI
   after every supervision pass;
+- ``companions`` (``Companion``): jobs the application layer adds beside the projections, e.g.
+  the ML feature views (``projections`` may not import ``ml``: ``hub.flink_feature_views`` gives
+  them); they join ``run``'s statement set (``prepare`` before, ``load`` after the job), run as
+  unbounded jobs of their own in ``start`` (supervised like the projections, ``load`` after
+  every pass), and show in ``status`` and ``flink_lags`` with their consumer group's committed
+  offsets and lag and their loader's position;
 - ``status(names)``: per projection that compiles, the Kafka consumer group's committed offsets
   (Flink commits them on each completed checkpoint; after a bounded run the hub commits the end
   offsets seen before it started, a lower bound of where it stopped), the lag behind the end
@@ -29,9 +35,9 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from core.errors import HubError
+from core.errors import HubError, TopicNotFound
 from core.ports.eventlog import EventLog, TopicPartition
 from core.ports.views import ViewStore
 from core.projection import Projection, Windowing
@@ -54,6 +60,34 @@ CEP = "cep"  # the name of the patterns' job
 Alerts = Callable[[Pattern, list[dict[str, Any]]], list[dict[str, Any]]]
 
 
+class Companion(Protocol):
+    """A Flink job the application layer gives the engine to run with the projections (an ML
+    feature view). ``name`` names its job, checkpoint folder and status entry (distinct from
+    every projection's); ``group`` is its consumer group (Flink commits its source offsets there
+    on each checkpoint) and ``topics`` its source topics (its lag)."""
+
+    name: str
+    group: str
+    topics: Sequence[str]
+
+    def compile(self, at: FlinkPlacement, group: str) -> JobSpec:
+        """The job at ``at`` reading with consumer group ``group``."""
+        ...
+
+    def prepare(self) -> None:
+        """Create what the job writes (its result topic) before it is submitted."""
+        ...
+
+    def load(self) -> dict[str, Any]:
+        """Fold what the job wrote since the last call into the hub's store; a summary."""
+        ...
+
+    def loader(self) -> dict[str, Any]:
+        """The loader's position in the job's output and the records past it (``positions``,
+        ``lag``), read without Flink."""
+        ...
+
+
 class FlinkProjections:
     def __init__(
         self,
@@ -67,6 +101,7 @@ class FlinkProjections:
         analytics: Callable[[], ViewStore] | None = None,
         patterns: Sequence[Pattern] = (),
         alerts: Alerts | None = None,
+        companions: Sequence[Companion] = (),
     ) -> None:
         """``analytics`` gives the hub's analytics store: with ``placement.result_topics`` a
         bounded run loads the analytics tables' result topics into it (``ResultLoader``).
@@ -82,6 +117,14 @@ class FlinkProjections:
         self.analytics = analytics
         self.patterns = tuple(patterns)
         self.alerts = alerts
+        self.companions = {c.name: c for c in companions}
+        clash = sorted(set(self.companions) & (set(self.projections) | {CEP}))
+        if clash:
+            raise HubError(
+                f"Flink companion job(s) {', '.join(clash)} share a name with a projection or "
+                "the patterns' job: give them distinct names.",
+                code="invalid_config",
+            )
         self.jobs: dict[str, FlinkJob] = {}
         self.restarts: dict[str, int] = {}
         self._specs: dict[str, Callable[[], JobSpec]] = {}  # how to resubmit each started job
@@ -150,7 +193,10 @@ class FlinkProjections:
         self, names: Sequence[str], timeout_s: float = 900.0, also: Sequence[JobSpec] = ()
     ) -> dict[str, dict[str, Any]]:
         """The projections ``names`` to the end offsets seen now, as ONE bounded Flink job (a
-        statement set; ``also`` adds other compiled jobs, e.g. patterns, to it)."""
+        statement set; ``also`` adds other compiled jobs, e.g. patterns, to it). Companions
+        named in ``names`` join it too; their output is loaded after it."""
+        companions = [self.companions[n] for n in names if n in self.companions]
+        names = [n for n in names if n not in self.companions]
         # one consumer group for the whole job: its sources read each topic once (a bounded
         # job commits nothing; the groups of the projections get their positions below)
         specs = [
@@ -172,9 +218,27 @@ class FlinkProjections:
             loader = ResultLoader(self.log, self.analytics(), memory=memory)
             loader.ensure_topics([t for spec in specs for t in spec.tables])
         cep = self.compile_patterns(bounded=True, group="projection.flink.bounded")
-        job = combine("bounded", [*specs, *also, *([cep] if cep is not None else [])])
+        companion_ends = {
+            c.name: {
+                TopicPartition(topic, part): end
+                for topic in c.topics
+                for part, end in self._ends(topic).items()
+            }
+            for c in companions
+        }
+        extra = []
+        for c in companions:
+            c.prepare()
+            at = self._at(c.name, bounded=True, group="projection.flink.bounded")
+            extra.append(c.compile(at, "projection.flink.bounded"))
+        job = combine("bounded", [*specs, *also, *extra, *([cep] if cep is not None else [])])
         seconds = self.launcher.submit(job).wait(timeout_s)
         out: dict[str, dict[str, Any]] = {}
+        for c in companions:
+            # as for the projections: the end offsets seen before the job, a lower bound of
+            # where it stopped, are its group's positions (what its loaded output covers)
+            self.log.commit_offsets(c.group, companion_ends[c.name])
+            out[c.name] = {"seconds": round(seconds, 1), **c.load()}
         for spec in specs:
             # A bounded job takes no checkpoint, so it commits no offsets: record a lower bound
             # of where it stopped as the group's positions (status and lag read them).
@@ -194,17 +258,37 @@ class FlinkProjections:
 
     # -- unbounded ---------------------------------------------------------------------------------
     def start(self, names: Sequence[str]) -> None:
-        """One unbounded job per projection, and the patterns' job ``cep`` (if any)."""
+        """One unbounded job per projection and per companion named, and the patterns' job
+        ``cep`` (if any)."""
+        companions = [self.companions[n] for n in names if n in self.companions]
+        names = [n for n in names if n not in self.companions]
         for name in names:
             self._projection(name)  # every refusal before any job
         for name in names:
             self._specs[name] = functools.partial(self.compile, name, bounded=False)
         if self.patterns:
             self._specs[CEP] = self._cep_unbounded
+        for c in companions:
+            c.prepare()
+            self._specs[c.name] = functools.partial(self._companion_unbounded, c)
         for name, compiled in self._specs.items():
             if name in self.jobs and self.jobs[name].running():
                 continue
             self.jobs[name] = self.launcher.submit(compiled())
+
+    def _companion_unbounded(self, c: Companion) -> JobSpec:
+        return c.compile(self._at(c.name, bounded=False, group=c.group), c.group)
+
+    def _ends(self, topic: str) -> dict[int, int]:
+        try:
+            return self.log.end_offsets(topic)
+        except TopicNotFound:
+            return {}
+
+    def load_companions(self) -> dict[str, dict[str, Any]]:
+        """The output of each companion started since the last call into the hub (the CLI
+        calls it after every supervision pass)."""
+        return {name: c.load() for name, c in self.companions.items() if name in self._specs}
 
     def supervise(self) -> list[str]:
         """Restart (from the newest checkpoint) every job whose process ended; their names."""
@@ -229,7 +313,12 @@ class FlinkProjections:
     # -- status ------------------------------------------------------------------------------------
     def status(self, names: Sequence[str] | None = None) -> list[dict[str, Any]]:
         store = self.analytics() if self.placement.result_topics and self.analytics else None
-        chosen = names or sorted(n for n in self.projections if n in COMPILERS)
+        if names is None:
+            chosen = sorted(n for n in self.projections if n in COMPILERS)
+            others = list(self.companions.values())
+        else:
+            chosen = [n for n in names if n not in self.companions]
+            others = [self.companions[n] for n in names if n in self.companions]
         lags = {
             x["projection"]: x
             for x in flink_lags(self.log, [self._projection(n) for n in chosen], store)
@@ -260,6 +349,19 @@ class FlinkProjections:
                     "at": int(time.time() * 1000),
                 }
             )
+        for x in companion_lags(self.log, others):
+            job = self.jobs.get(x["projection"])
+            x |= {
+                "engine": "flink",
+                "kind": "companion",
+                "group": self.companions[x["projection"]].group,
+                "job": None
+                if job is None
+                else {"running": job.running(), "folder": str(job.folder)},
+                "restarts": self.restarts.get(x["projection"], 0),
+                "at": int(time.time() * 1000),
+            }
+            out.append(x)
         return out
 
 
@@ -283,17 +385,7 @@ def flink_lags(
     out = []
     existing = {t.name for t in log.topics()}
     for p in projections:
-        positions: dict[str, int] = {}
-        lag = 0
-        for topic in p.topics:
-            if topic not in existing:
-                continue
-            committed = log.committed(group_id(p), topic)
-            for part, end in sorted(log.end_offsets(topic).items()):
-                at = committed.get(part)
-                if at is not None:
-                    positions[f"{topic}/{part}"] = at
-                lag += _behind(log, topic, part, end, at)
+        positions, lag = _group_lag(log, group_id(p), p.topics, existing)
         loader = None
         if analytics is not None and p.store == "analytics":
             loaded = ResultLoader(log, analytics).positions(p)
@@ -307,4 +399,34 @@ def flink_lags(
                     loader_lag += _behind(log, topic, part, end, at)
             loader = {"positions": loaded, "lag": loader_lag}
         out.append({"projection": p.name, "positions": positions, "lag": lag, "loader": loader})
+    return out
+
+
+def _group_lag(
+    log: EventLog, group: str, topics: Sequence[str], existing: set[str]
+) -> tuple[dict[str, int], int]:
+    """``group``'s committed offsets in ``topics`` per ``topic/partition``, and the records past
+    them."""
+    positions: dict[str, int] = {}
+    lag = 0
+    for topic in topics:
+        if topic not in existing:
+            continue
+        committed = log.committed(group, topic)
+        for part, end in sorted(log.end_offsets(topic).items()):
+            at = committed.get(part)
+            if at is not None:
+                positions[f"{topic}/{part}"] = at
+            lag += _behind(log, topic, part, end, at)
+    return positions, lag
+
+
+def companion_lags(log: EventLog, companions: Sequence[Companion]) -> list[dict[str, Any]]:
+    """``flink_lags`` of the companion jobs: their group's committed offsets and lag, and their
+    loader's (``Companion.loader``)."""
+    existing = {t.name for t in log.topics()}
+    out = []
+    for c in companions:
+        positions, lag = _group_lag(log, c.group, c.topics, existing)
+        out.append({"projection": c.name, "positions": positions, "lag": lag, "loader": c.loader()})
     return out

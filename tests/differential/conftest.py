@@ -15,7 +15,9 @@ of CI. So ``flink_session`` (session-scoped, set up only when a Flink test asks 
 4. runs every compiled projection, pattern and ML feature view as ONE bounded Flink job (a
    statement set, ``projections.flink.compile.combine``) reading both prefixes; the analytics
    tables go to PostgreSQL and to result topics, which ``ResultLoader`` then loads into the hub's
-   chDB; the feature vectors go to result topics that ``FeatureVectorLoader`` reads; the cep
+   chDB; the feature views run as the engine's companion jobs (``hub.flink_feature_views``, as
+   ``hub projection run --engine flink --all`` runs them), their vectors loaded from their result
+   topics into a ``FeatureVectors`` table; the cep
    hub's ``FlinkProjections`` (patterns only) raises the CEP job's matches as alert events;
 and the tests only compare what both sides produced. The exactly-once fault test needs a job of its
 own (it kills it) and keeps its own fixture (``test_flink_projections.footprint``).
@@ -102,6 +104,7 @@ class FlinkSession:
     cep_runner: Any = None  # FlinkProjections of the cep hub (patterns only)
     # ML feature view -> its vectors from Flink's result topic (``ml.flink_features``)
     features: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    vectors: Any = None  # the FeatureVectors table they were loaded into
 
 
 def flink_infra(what: str) -> FlinkInfra:
@@ -164,9 +167,10 @@ def decoder(hub: Hub) -> Callable[[bytes], tuple[str, Mapping[str, Any]]]:
 @pytest.fixture(scope="session")
 def flink_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FlinkSession]:
     """See the module docstring. One bounded Flink job for every comparison (~30-60 s)."""
+    from adapters.sqlite_vectors import SqliteFeatureVectors
     from domain.features import VIEWS as FEATURE_VIEWS
+    from hub.flink_feature_views import feature_views
     from hub.pattern_alerts import PatternAlerts, PatternDetector
-    from ml.flink_features import FeatureVectorLoader, compile_features
     from projections.catalog import PROJECTIONS as CATALOG
     from projections.patterns import find_matches, read_events
     from tests.differential import test_flink_accounts as accounts_tests
@@ -190,6 +194,7 @@ def flink_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FlinkSes
             "trades": positions_tests.batches(),  # the bars' trades and more
             "quotes": positions_tests.quote_batches(),
             "accounts": [*accounts_tests.batches(), *features_tests.feature_account_batches()],
+            "payment-labels": features_tests.label_batches(),  # for the training sets
         }
         for topic, batches in published.items():
             for tenant, events in batches:
@@ -229,11 +234,10 @@ def flink_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FlinkSes
         cep_job = session.cep_runner.compile_patterns(bounded=True)
         assert cep_job is not None
         also: list[JobSpec] = [cep_job]
-        # the ML feature views: their vectors to result topics, in the same statement set
-        vectors = FeatureVectorLoader(views.hub.log)
-        for view in FEATURE_VIEWS.values():
-            vectors.ensure_topic(view)
-            also.append(compile_features(view, placement(fi, views), "projection.flink.bounded"))
+        # the ML feature views: the engine's companion jobs, as `hub projection run --engine
+        # flink --all` gives them (``hub.flink_feature_views``): in the same statement set,
+        # their vectors loaded from the result topics into a FeatureVectors table after it
+        session.vectors = SqliteFeatureVectors(root / "vectors.sqlite")
         chosen = [p for p in CATALOG if p.name in PROJECTIONS]
         analytics = [p for p in chosen if p.store == "analytics"]
         loader = ResultLoader(views.hub.log, views.hub.projections.store("analytics"))
@@ -247,9 +251,11 @@ def flink_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FlinkSes
             views.views,
             views.hub.log,
             root / "checkpoints",
+            companions=feature_views(views.hub.log, session.vectors),
         )
         started = time.monotonic()
-        session.flink = runner.run(list(PROJECTIONS), timeout_s=840, also=also)
+        names = [*PROJECTIONS, *runner.companions]
+        session.flink = runner.run(names, timeout_s=840, also=also)
         session.seconds = time.monotonic() - started
         print(f"\nthe one Flink job of the differential tests: {session.seconds:.1f} s")
         session.status = runner.status()
@@ -261,7 +267,7 @@ def flink_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FlinkSes
             session.loaded[p.name] = loader.load(p, tables)
             session.chdb[p.name] = {t.name: loader.digest(p, t) for t in tables}
         for view in FEATURE_VIEWS.values():
-            session.features[view.name] = vectors.load(view)
+            session.features[view.name] = session.vectors.rows(view.name)
         session.load_seconds = time.monotonic() - started
         yield session
     finally:

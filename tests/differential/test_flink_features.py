@@ -26,6 +26,7 @@ import pytest
 
 from adapters.sqlite_features import SqliteFeatureStore
 from core.events import OutgoingEvent
+from core.ports.eventlog import Record
 from domain.features import PAYMENT_RISK, PRICE_ANOMALY
 from ml.flink_features import embedded_vectors, vectors_digest
 from tests.differential.conftest import FlinkSession
@@ -122,17 +123,45 @@ def test_feature_vectors_on_flink_equal_the_embedded_feed(
     edges(ours[PAYMENT_RISK.name])
 
 
-def test_the_flink_functions_and_join_equal_the_embedded_feed(hub: Any) -> None:
-    """Without Flink (fast): the job's Python functions, fed every record as the job's decoder
-    gives it (fastavro values, PII as sealed text) and joined as the job's SQL joins (same
-    entity, fact strictly before the event, series points from ``t - window - 1``), give the
-    embedded vectors of the same event sets, byte for byte."""
-    import io
+def test_flink_vectors_build_the_training_set_the_log_builds(flink_session: FlinkSession) -> None:
+    """The session's run is `hub projection run --engine flink --all`'s: the feature views ran
+    as the engine's companion jobs in the projections' statement set, their vectors were loaded
+    into the FeatureVectors table (the run reports them), the status shows each job's consumer
+    group at the end of its topics and its loader at the end of its result topic; a training set
+    cut from those vectors has the digest of the one cut from the log."""
+    from hub.ml_setup import ml_of
 
-    import fastavro
+    session = flink_session
+    hub = session.views.hub
+    for view in VIEWS:
+        done = session.flink[f"features.{view.name}"]
+        assert done["vectors"] == len(session.features[view.name]) > 0
+        assert done["digest"] == vectors_digest(session.features[view.name])
+    status = {s["projection"]: s for s in session.status}
+    for view in VIEWS:
+        got = status[f"features.{view.name}"]
+        assert got["kind"] == "companion" and got["lag"] == 0 and got["loader"]["lag"] == 0
+        ends = {f"{t}/{p}": e for t in got_topics(view) for p, e in hub.log.end_offsets(t).items()}
+        assert {k: v for k, v in got["positions"].items() if v} == {
+            k: v for k, v in ends.items() if v
+        }
+    sets = ml_of(hub).training_sets
+    from_log = sets.cut(PAYMENT_RISK.name)
+    from_flink = sets.cut(PAYMENT_RISK.name, vectors=session.vectors)
+    # the five payments labelled fraud, and the session's settled payments (label 0)
+    assert {"F1", "F3", "F4", "F5", "F7"} <= {r["subject"] for r in from_log.rows}
+    assert from_flink.rows == from_log.rows
+    assert from_flink.digest == from_log.digest
 
-    from hub import flink_features as worker
-    from ml import flink_features as ff
+
+def got_topics(view: Any) -> list[str]:
+    from ml.flink_features import view_topics
+
+    return view_topics(view)
+
+
+def publish_sets(hub: Any) -> None:
+    """The feature tests' event sets (the session's, without Flink) into ``hub``."""
     from tests.differential import test_flink_accounts as accounts_tests
     from tests.differential import test_flink_positions as positions_tests
 
@@ -141,48 +170,173 @@ def test_the_flink_functions_and_join_equal_the_embedded_feed(hub: Any) -> None:
         "accounts": [*accounts_tests.batches(), *feature_account_batches()],
         "quotes": positions_tests.quote_batches(),
         "trades": positions_tests.batches(),
+        "payment-labels": label_batches(),
     }
     for topic, batches in sets.items():
         for tenant, events in batches:
             hub.publisher.publish(topic, events, producer="differential", tenant=tenant)
+
+
+def label_batches() -> list[tuple[str, list[OutgoingEvent]]]:
+    """Fraud confirmed for payments on the windows' edges: F1, F3, F4, F5 and the late F7 (a
+    training set takes labelled events only)."""
+    return [
+        (
+            "acme",
+            [
+                OutgoingEvent(
+                    event_type="hub.payments.FraudConfirmed",
+                    value={
+                        "payment_id": f"F{i}",
+                        "account_id": "F1",
+                        "kind": "STRUCTURING",
+                        "confirmed_at": "2026-03-08T09:00:00Z",
+                    },
+                )
+                for i in (1, 3, 4, 5, 7)
+            ],
+        )
+    ]
+
+
+def worker_vectors(hub: Any, view: Any) -> list[dict[str, Any]]:
+    """Every scored event's vector as the Flink job computes it, without Flink: the job's Python
+    functions, fed every record as the job's decoder gives it (fastavro values, PII as sealed
+    text) and joined as the job's SQL joins (same entity, fact strictly before the event, series
+    points from ``t - window - 1``)."""
+    import io
+    import json
+
+    import fastavro
+
+    from hub import flink_features as worker
+    from ml import flink_features as ff
+
+    rows: list[tuple[str, int, int, tuple[Any, ...]]] = []
+    for topic in ff.view_topics(view):
+        for partition, end in hub.log.end_offsets(topic).items():
+            for r in hub.log.read(topic, partition, 0, max(end, 1)):
+                assert r.value is not None
+                schema, _ = hub.projections.decoder.schema(int.from_bytes(r.value[1:5], "big"))
+                datum = fastavro.schemaless_reader(io.BytesIO(r.value[5:]), schema, None)
+                assert isinstance(datum, dict)
+                sealed = {
+                    k: "pii:v1:sealed" if isinstance(v, bytes) else v for k, v in datum.items()
+                }
+                kind = dict(r.headers).get("ce_type", b"").decode()
+                for row in ff.extract_rows(view, topic, sealed, kind):
+                    rows.append((topic, partition, r.offset, row))
+    window = max(f.window_us for f in view.features)
+    theirs = []
+    for _, ev_part, ev_off, (kind, _, entity, t, _, payload) in rows:
+        if kind != ff.EVENT:
+            continue
+        facts = [
+            (topic, part, off, i, k, name, ft, fp)
+            for topic, part, off, (k, name, fe, ft, i, fp) in rows
+            if k != ff.EVENT
+            and fe == entity
+            and ft < t
+            and (k == ff.VERSION or ft >= t - window - 1)
+        ]
+        got = worker.vector_of(view, json.loads(payload), facts)  # as the workers run it
+        theirs.append(got | {"partition": ev_part, "offset": ev_off})
+    return theirs
+
+
+def test_the_flink_functions_and_join_equal_the_embedded_feed(hub: Any) -> None:
+    """Without Flink (fast): the job's functions and join (``worker_vectors``) give the
+    embedded vectors of the same event sets, byte for byte."""
+    publish_sets(hub)
     for view in VIEWS:
         store = SqliteFeatureStore(":memory:")
         try:
             ours = embedded_vectors(view, hub.log, hub.reader, store)
         finally:
             store.close()
-        rows: list[tuple[str, int, int, tuple[Any, ...]]] = []
-        for topic in ff.view_topics(view):
-            for partition, end in hub.log.end_offsets(topic).items():
-                for r in hub.log.read(topic, partition, 0, max(end, 1)):
-                    assert r.value is not None
-                    schema, _ = hub.projections.decoder.schema(int.from_bytes(r.value[1:5], "big"))
-                    datum = fastavro.schemaless_reader(io.BytesIO(r.value[5:]), schema, None)
-                    assert isinstance(datum, dict)
-                    sealed = {
-                        k: "pii:v1:sealed" if isinstance(v, bytes) else v for k, v in datum.items()
-                    }
-                    kind = dict(r.headers).get("ce_type", b"").decode()
-                    for row in ff.extract_rows(view, topic, sealed, kind):
-                        rows.append((topic, partition, r.offset, row))
-        window = max(f.window_us for f in view.features)
-        theirs = []
-        for _, ev_part, ev_off, (kind, _, entity, t, _, payload) in rows:
-            if kind != ff.EVENT:
-                continue
-            facts = [
-                (topic, part, off, i, k, name, ft, fp)
-                for topic, part, off, (k, name, fe, ft, i, fp) in rows
-                if k != ff.EVENT
-                and fe == entity
-                and ft < t
-                and (k == ff.VERSION or ft >= t - window - 1)
-            ]
-            import json
-
-            got = worker.vector_of(view, json.loads(payload), facts)  # as the workers run it
-            theirs.append(got | {"partition": ev_part, "offset": ev_off})
+        theirs = worker_vectors(hub, view)
         assert len(theirs) == len(ours) > 0
         assert vectors_digest(theirs) == vectors_digest(ours), view.name
         if view is PAYMENT_RISK:
             edges(ours)
+
+
+def as_job_writes(view: Any, row: dict[str, Any]) -> Record:
+    """A vector row as the job's ``upsert-kafka`` sink writes it (JSON key and value)."""
+    import json
+
+    key = {"ev_partition": row["partition"], "ev_offset": row["offset"]}
+    vector = {k: v for k, v in row.items() if k not in ("partition", "offset")}
+    value = key | {"vector": json.dumps(vector, sort_keys=True)}
+    return Record(json.dumps(value).encode(), key=json.dumps(key).encode())
+
+
+def test_flink_vectors_loaded_by_the_hub_build_the_training_set_the_log_builds(hub: Any) -> None:
+    """Without Flink (fast): the vectors the job writes (computed as in ``worker_vectors``,
+    written as its sink writes them, an older value of one overwritten, a tombstone of another)
+    are loaded by the engine's companion (``hub.flink_feature_views``, what `hub projection run
+    --engine flink` loads) into the ``FeatureVectors`` table; a training set cut from them has
+    the rows and digest of the one cut from the log (``verify`` recomputes it); a forged vector
+    changes the digest and ``verify`` refuses it; a missing one is refused at the cut."""
+    import dataclasses
+
+    from core.errors import Conflict, InvalidInput
+    from core.ports.eventlog import TopicPartition
+    from hub.flink_feature_views import FlinkFeatureView
+    from hub.ml_setup import feature_vectors, ml_of
+    from ml.flink_features import result_topic
+
+    publish_sets(hub)
+    view = PAYMENT_RISK
+    theirs = worker_vectors(hub, view)
+    store = feature_vectors(hub)  # the hub's table (ml/vectors.sqlite), which /metrics reads
+    companion = FlinkFeatureView(view, hub.log, store)
+    companion.prepare()
+    topic = result_topic(view)
+    first, second = theirs[0], theirs[1]
+    stale = first | {"features": first["features"] | {"payments_1h": 99.0}}
+    gone = second | {"offset": 10_000}
+    hub.log.append(topic, [as_job_writes(view, stale), as_job_writes(view, gone)])
+    deleted = as_job_writes(view, gone)
+    hub.log.append(topic, [dataclasses.replace(deleted, value=None)])
+    hub.log.append(topic, [as_job_writes(view, r) for r in theirs])
+    # what the job committed: every record of the view's topics (as after a bounded run)
+    covers = {
+        TopicPartition(t, p): e for t in companion.topics for p, e in hub.log.end_offsets(t).items()
+    }
+    hub.log.commit_offsets(companion.group, covers)
+    done = companion.load()
+    assert done["vectors"] == len(theirs) and done["digest"] == vectors_digest(theirs)
+    assert store.covers(view.name) == covers
+    assert companion.loader()["lag"] == 0 and companion.load()["read"] == 0  # resumes at its end
+
+    sets = ml_of(hub).training_sets
+    from_log, from_flink = sets.cut(view.name), sets.cut(view.name, vectors=store)
+    assert from_flink.rows == from_log.rows and len(from_log.rows) == 5
+    assert from_flink.digest == from_log.digest
+    assert sets.verify(from_flink.manifest).digest == from_flink.digest
+    assert from_flink.manifest["positions"] == from_log.manifest["positions"]
+
+    forged = next(r for r in theirs if r["subject"] == "F3")
+    hub.log.append(
+        topic, [as_job_writes(view, forged | {"features": forged["features"] | {"kyc_level": 0.0}})]
+    )
+    companion.load()
+    poisoned = sets.cut(view.name, vectors=store)
+    assert poisoned.digest != from_log.digest
+    with pytest.raises(Conflict, match="digest"):
+        sets.verify(poisoned.manifest)
+    # a vector the job did not write (missing): refused at the cut, naming the event
+    f5 = next(r for r in theirs if r["subject"] == "F5")
+    hub.log.append(topic, [dataclasses.replace(as_job_writes(view, f5), value=None)])
+    companion.load()
+    with pytest.raises(Conflict, match=f"offset {f5['offset']}"):
+        sets.cut(view.name, vectors=store)
+    # a record that is no vector of the view: refused, nothing of its load stored
+    bad = as_job_writes(view, f5 | {"features": {"x": 1.0}})
+    at = store.position(view.name)
+    hub.log.append(topic, [bad])
+    with pytest.raises(InvalidInput, match="not a vector of view"):
+        companion.load()
+    assert store.position(view.name) == at
+    store.close()

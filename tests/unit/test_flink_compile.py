@@ -186,6 +186,12 @@ def test_the_flink_engine_is_wired_from_the_settings(tmp_path: Path) -> None:
         assert flink.launcher.registry_auth == "K:S"
         spec = compile_projection(PAYMENT_AGGREGATES, at)
         assert "'topic' = 'team1.payments'" in spec.statements[0]
+        # the ML feature views run beside the projections (`--all`, or named)
+        assert sorted(flink.companions) == ["features.payment_risk", "features.price_anomaly"]
+        assert {c.group for c in flink.companions.values()} == {
+            "features.flink.payment_risk",
+            "features.flink.price_anomaly",
+        }
     finally:
         flink.views.close()
     sqlite = load_settings(
@@ -327,8 +333,10 @@ def test_feature_views_compile_into_the_projections_statement_set() -> None:
         "trades__source",
     ]
     risk = views[0]
-    assert f">= ev.`t` - {24 * HOUR_US + 1}" in risk.inserts[0]
-    assert "f.`t` < ev.`t`" in risk.inserts[0]  # strictly before the event
+    (joined,) = [s for s in risk.statements if "payment_risk__joined` AS" in s]
+    assert f">= ev.`t` - {24 * HOUR_US + 1}" in joined
+    assert "f.`t` < ev.`t`" in joined and "v.`t` < ev.`t`" in joined  # strictly before
+    assert "FROM `payment_risk__joined`" in risk.inserts[0]
     assert any("'topic' = 'ns1.flink.features.payment_risk'" in s for s in risk.statements)
     assert {f["kind"] for f in risk.features} == {"extract", "vector"}
     assert json.loads(job.to_json())["features"] == [*views[0].features, *views[1].features]
@@ -355,3 +363,36 @@ def test_the_job_jvm_runs_quick_options_unless_told_otherwise(
     job = launcher.submit(spec)
     assert job.process.wait(timeout=60) == 0
     assert job.stdout.read_text().splitlines()[-1].split()[1:] == ["-Xmx1g"]
+
+
+def test_feature_jobs_carry_a_state_ttl_longer_than_their_windows() -> None:
+    """The unbounded feature jobs keep series points and scored events in the joins' state for
+    the view's longest window plus ``LATENESS_H`` (per-operator ``STATE_TTL`` hints), attribute
+    versions without TTL, and each event's accumulator an hour longer than its join rows; no
+    job-wide ``table.exec.state.ttl``, which would expire the projections' entity folds in the
+    same statement set."""
+    import dataclasses
+    import re
+
+    from domain.features import PAYMENT_RISK, PRICE_ANOMALY
+    from ml.flink_features import LATENESS_H, compile_features
+
+    at = dataclasses.replace(AT, group="g")
+    for view in (PAYMENT_RISK, PRICE_ANOMALY):
+        spec = compile_features(view, at, "g")
+        window_h = max(f.window_us for f in view.features) / 3_600_000_000
+        (joined,) = [s for s in spec.statements if f"{view.name}__joined` AS" in s]
+        hints = re.findall(r"STATE_TTL\(([^)]*)\)", joined)
+        points = dict(re.findall(r"'(\w+)' = '(\d+) h'", hints[0]))
+        versions = dict(re.findall(r"'(\w+)' = '(\d+) h'", hints[1]))
+        assert set(points) == {"ev", "f"} and set(versions) == {"ev"}  # versions: no TTL
+        assert "__points` AS f" in joined and "__versions` AS v" in joined
+        ttl = int(points["ev"])
+        assert int(points["f"]) == int(versions["ev"]) == ttl
+        assert ttl >= window_h + LATENESS_H and ttl - window_h <= LATENESS_H + 1
+        (aggregate,) = re.findall(
+            rf"STATE_TTL\('{view.name}__joined' = '(\d+) h'\)", spec.inserts[0]
+        )
+        assert int(aggregate) > ttl
+        combined = combine("all", [compile_projection(PAYMENT_AGGREGATES, at), spec])
+        assert not any("state.ttl" in k for k in combined.config)

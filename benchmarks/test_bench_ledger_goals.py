@@ -122,26 +122,11 @@ def test_ledger_goals(tmp_path: Path, report: Report) -> None:
         t0 = _cpu()
         for k in range(0, n, BATCH):
             chunk = records[k : k + BATCH]
-            hashes, (actors, actions, resources, tenants) = encoder.encode(chunk)
             with store.write() as txn:
                 size = txn.size()
-                nodes = TreeBuilder(size, txn.chunk).append(b"".join(hashes))
-                rows = list(
-                    zip(
-                        range(size, size + len(chunk)),
-                        [r.topic for r in chunk],
-                        [r.partition for r in chunk],
-                        [r.offset for r in chunk],
-                        [r.timestamp_ms for r in chunk],
-                        actors,
-                        actions,
-                        resources,
-                        tenants,
-                        hashes,
-                        strict=True,
-                    )
-                )
-                txn.append(rows, nodes)
+                batch = encoder.leaf_batch(chunk, size)  # leaf hashes + side-index columns
+                nodes = TreeBuilder(size, txn.chunk).append(batch.hashes)
+                txn.append_batch(batch, nodes)
         t_app = _cpu() - t0
         store.close()
         report.add(

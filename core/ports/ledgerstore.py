@@ -87,13 +87,13 @@ class LeafBatch:
         n = len(self)
         if self.columns.num_rows != n:
             raise ValueError(f"a leaf batch of {n} hashes has {self.columns.num_rows} rows.")
-        cols = [_pylist(self.columns.column(name)) for name in LEAF_COLUMNS]
+        cols = [column_values(self.columns.column(name)) for name in LEAF_COLUMNS]
         h = self.hashes
         hashes = [h[i : i + HASH_SIZE] for i in range(0, len(h), HASH_SIZE)]
         return list(zip(range(self.first, self.first + n), *cols, hashes, strict=True))
 
 
-def _pylist(column: Any) -> list[Any]:
+def column_values(column: Any) -> list[Any]:
     """An Arrow column as Python values, through NumPy (15-30x faster than ``to_pylist``; the
     same values: ``str``/``int``, None for a null string); ``to_pylist`` when a number is null."""
     if column.null_count and str(column.type) != "string":

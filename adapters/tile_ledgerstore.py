@@ -48,12 +48,15 @@ from core.hashing import parents
 from core.ports.ledgerstore import (
     CHUNK,
     Chunk,
+    LeafBatch,
     LeafQuery,
     LeafRow,
     LedgerStore,
     LedgerWrite,
     Positions,
     StoredCheckpoint,
+    column_values,
+    leaf_schema,
 )
 
 SCHEMA_VERSION = 1
@@ -103,18 +106,7 @@ CREATE TABLE witness_intents (size INTEGER PRIMARY KEY);
 INSERT INTO meta VALUES ('size', '0');
 """
 
-_SIDE_SCHEMA = pa.schema(
-    [
-        ("topic", pa.string()),
-        ("part", pa.int32()),
-        ("off", pa.int64()),
-        ("ts_ms", pa.int64()),
-        ("actor", pa.string()),
-        ("action", pa.string()),
-        ("resource", pa.string()),
-        ("tenant", pa.string()),
-    ]
-)
+_SIDE_SCHEMA = leaf_schema()  # the port's LeafBatch columns
 _IPC_OPTIONS = ipc.IpcWriteOptions(compression="zstd")
 _CHECKPOINT_COLUMNS = "size, root, time_us, note, hash"
 # Added after version 1 shipped: created on open when missing (no version change needed).
@@ -223,14 +215,6 @@ def _derived_chunk(conn: sqlite3.Connection, level: int, chunk: int) -> bytes | 
     return data or None
 
 
-def _pylist(column: pa.ChunkedArray) -> list[Any]:
-    """A column as Python values, through NumPy (15-30x faster than ``to_pylist``; the same
-    values: ``str``/``int``, and None for a null string); ``to_pylist`` when a number is null."""
-    if column.null_count and not pa.types.is_string(column.type):
-        return list(column.to_pylist())
-    return list(column.to_numpy(zero_copy_only=False).tolist())
-
-
 def _rows_of(
     table: pa.Table, first: int, picks: Sequence[int], leaf_hashes: bytes, skip: int = 0
 ) -> list[LeafRow]:
@@ -252,7 +236,7 @@ def _rows_of(
             code="ledger_store",
         )
     hashes = [leaf_hashes[(i - skip) * HASH_SIZE : (i - skip + 1) * HASH_SIZE] for i in picks]
-    columns = [_pylist(sub.column(name)) for name in _SIDE_SCHEMA.names]
+    columns = [column_values(sub.column(name)) for name in _SIDE_SCHEMA.names]
     indexes = map(first.__add__, picks)
     return list(zip(indexes, *columns, hashes, strict=True))
 
@@ -296,8 +280,7 @@ class _Write(LedgerWrite):
         return fold_up(bytes(row[0])[off * HASH_SIZE : end], depth)
 
     def append(self, rows: Sequence[LeafRow], chunks: Iterable[Chunk]) -> None:
-        conn = self._conn
-        size = _size(conn)
+        size = _size(self._conn)
         if rows:
             idxs = next(zip(*rows, strict=True))
             if idxs != tuple(range(size, size + len(rows))):
@@ -307,45 +290,85 @@ class _Write(LedgerWrite):
                     "ledger appends each record once, densely).",
                     code="ledger_store",
                 )
-            table = side_table(rows)
-            # lowest and highest offset per (topic, partition): one Arrow group-by
-            grouped = table.group_by(["topic", "part"], use_threads=False).aggregate(
-                [("off", "min"), ("off", "max")]
-            )
-            spans: dict[tuple[str, int], tuple[int, int]] = {
-                (t, p): (lo, hi)
-                for t, p, lo, hi in zip(
-                    grouped.column("topic").to_pylist(),
-                    grouped.column("part").to_pylist(),
-                    grouped.column("off_min").to_pylist(),
-                    grouped.column("off_max").to_pylist(),
-                    strict=True,
+            self._side_index(size, side_table(rows))
+        self._chunks(chunks)
+
+    def append_batch(self, batch: LeafBatch, chunks: Iterable[Chunk]) -> None:
+        """The batch's columns go into the side index as they are (no rows built); its leaf
+        hashes MUST be the level-0 nodes the chunks end with (the tiles keep them)."""
+        size = _size(self._conn)
+        n = len(batch)
+        if n:
+            if batch.first != size:
+                raise HubError(
+                    f"The leaves appended start at index {batch.first} but the ledger holds "
+                    f"{size} leaves; a leaf index is already on the ledger or one is skipped "
+                    "(the ledger appends each record once, densely).",
+                    code="ledger_store",
                 )
-            }
-            for (topic, part), (lo, hi) in sorted(spans.items()):
-                clash = conn.execute(
-                    "SELECT lo, hi FROM ranges WHERE topic = ? AND part = ? AND lo <= ? "
-                    "AND hi >= ? LIMIT 1",
-                    (topic, part, hi, lo),
-                ).fetchone()
-                if clash is not None:
-                    raise HubError(
-                        f"Log positions {topic}/{part} offsets {lo}..{hi} overlap offsets "
-                        f"{clash[0]}..{clash[1]} already on the ledger; the ledger appends each "
-                        "record once.",
-                        code="ledger_store",
-                    )
-            conn.executemany(
-                "INSERT INTO ranges VALUES (?, ?, ?, ?, ?)",
-                [(t, p, lo, hi, size) for (t, p), (lo, hi) in spans.items()],
+            if batch.columns.num_rows != n or not batch.columns.schema.equals(_SIDE_SCHEMA):
+                raise HubError(
+                    f"A leaf batch of {n} hashes has {batch.columns.num_rows} rows or other "
+                    "columns than the side index's.",
+                    code="ledger_store",
+                )
+            self._side_index(size, batch.columns)
+        chunks = list(chunks)
+        level0 = b"".join(data for level, _, data in chunks if level == 0)
+        if n and not level0.endswith(batch.hashes):
+            raise HubError(
+                "The level-0 tiles appended do not end with the batch's leaf hashes; the tree "
+                "and the side index would disagree.",
+                code="ledger_store",
             )
-            bounds = pc.min_max(table.column("ts_ms")).as_py()
-            blob = encode_side_index(table)
-            conn.execute(
-                "INSERT INTO batches VALUES (?, ?, ?, ?, ?, ?)",
-                (size, len(rows), bounds["min"], bounds["max"], blob, _sha256(blob).digest()),
+        self._chunks(chunks)
+
+    def _side_index(self, size: int, table: pa.Table) -> None:
+        """One side-index batch from leaf ``size``, its (topic, partition) offset ranges (a
+        position already on the ledger is refused) and the new tree size."""
+        conn = self._conn
+        n = table.num_rows
+        # lowest and highest offset per (topic, partition): one Arrow group-by
+        grouped = table.group_by(["topic", "part"], use_threads=False).aggregate(
+            [("off", "min"), ("off", "max")]
+        )
+        spans: dict[tuple[str, int], tuple[int, int]] = {
+            (t, p): (lo, hi)
+            for t, p, lo, hi in zip(
+                grouped.column("topic").to_pylist(),
+                grouped.column("part").to_pylist(),
+                grouped.column("off_min").to_pylist(),
+                grouped.column("off_max").to_pylist(),
+                strict=True,
             )
-            conn.execute("UPDATE meta SET value = ? WHERE key = 'size'", (str(size + len(rows)),))
+        }
+        for (topic, part), (lo, hi) in sorted(spans.items()):
+            clash = conn.execute(
+                "SELECT lo, hi FROM ranges WHERE topic = ? AND part = ? AND lo <= ? "
+                "AND hi >= ? LIMIT 1",
+                (topic, part, hi, lo),
+            ).fetchone()
+            if clash is not None:
+                raise HubError(
+                    f"Log positions {topic}/{part} offsets {lo}..{hi} overlap offsets "
+                    f"{clash[0]}..{clash[1]} already on the ledger; the ledger appends each "
+                    "record once.",
+                    code="ledger_store",
+                )
+        conn.executemany(
+            "INSERT INTO ranges VALUES (?, ?, ?, ?, ?)",
+            [(t, p, lo, hi, size) for (t, p), (lo, hi) in spans.items()],
+        )
+        bounds = pc.min_max(table.column("ts_ms")).as_py()
+        blob = encode_side_index(table)
+        conn.execute(
+            "INSERT INTO batches VALUES (?, ?, ?, ?, ?, ?)",
+            (size, n, bounds["min"], bounds["max"], blob, _sha256(blob).digest()),
+        )
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'size'", (str(size + n),))
+
+    def _chunks(self, chunks: Iterable[Chunk]) -> None:
+        conn = self._conn
         tiles: list[tuple[int, int, bytes]] = []
         for level, chunk, data in chunks:
             base, depth = divmod(level, TILE_HEIGHT)

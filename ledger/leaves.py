@@ -41,10 +41,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from itertools import chain, repeat
 from operator import attrgetter, itemgetter
+from typing import Any
 
 from audit import leaf as leaf_format
 from core.hashing import NATIVE, leaf_hashes, split
 from core.ports.eventlog import Headers, StoredRecord
+from core.ports.ledgerstore import LeafBatch, leaf_schema
 
 try:  # native/src/leaves.rs: leaf input and hash per record in one call per batch
     from hub_native import (  # type: ignore[import-not-found,unused-ignore]
@@ -52,6 +54,12 @@ try:  # native/src/leaves.rs: leaf input and hash per record in one call per bat
     )
 except ImportError:  # not built (no cargo), or built before it existed: the Python paths
     _native_record_hashes = None
+try:  # native/src/ledger_batch.rs: leaf hashes AND side-index columns in one call per batch
+    from hub_native import (  # type: ignore[import-not-found,unused-ignore]
+        record_leaf_batch as _native_leaf_batch,
+    )
+except ImportError:
+    _native_leaf_batch = None
 
 H_ACTION = "hub_action"
 H_SUBJECT = "ce_subject"
@@ -229,6 +237,43 @@ class LeafEncoder:
         if query:
             cols = _query_column_batch(records, shape)
         return hashes, cols
+
+    def leaf_batch(self, records: Sequence[StoredRecord], first: int) -> LeafBatch:
+        """The leaves of ``records`` from index ``first`` as one :class:`LeafBatch`: leaf hashes
+        and side-index columns. Native (``record_leaf_batch``: one call, no per-record Python
+        object) when built and every record is plain; else :meth:`encode` (the Python path,
+        which raises the reference's errors). ``tests/unit/test_native_ledger_batch.py``
+        checks both against :func:`leaf_batch_reference`."""
+        recs = records if type(records) is list else list(records)
+        got = _native_leaf_batch(recs) if _native_leaf_batch is not None and recs else None
+        if got is None:
+            return self._leaf_batch_py(recs, first)
+        hashes, topics, parts, offs, times, actors, actions, resources, tenants = got
+        return LeafBatch(
+            first,
+            hashes,
+            _table(
+                _dict_column(*topics),
+                _int_column(parts, "<i4"),
+                _int_column(offs, "<i8"),
+                _int_column(times, "<i8"),
+                *map(_dict_column_of, (actors, actions, resources, tenants)),
+            ),
+        )
+
+    def _leaf_batch_py(self, records: list[StoredRecord], first: int) -> LeafBatch:
+        hashes, cols = self.encode(records)
+        return LeafBatch(
+            first,
+            b"".join(hashes),
+            _table(
+                list(map(_topic_of, records)),
+                list(map(_part_of, records)),
+                list(map(_offset_of, records)),
+                list(map(_ts_of, records)),
+                *cols,
+            ),
+        )
 
     def _head(self, topic: str) -> bytes:
         head = self._heads.get(topic)
@@ -500,3 +545,64 @@ def _query_column_batch(records: Sequence[StoredRecord], shape: _Shape | None) -
             [c[2] for c in cols],
             [c[3] for c in cols],
         )
+
+
+def _int_column(packed: bytes, dtype: str) -> Any:
+    import numpy as np
+
+    return np.frombuffer(packed, dtype=dtype)
+
+
+def _dict_column(values: list[str], index: bytes) -> Any:
+    """A string column from its distinct values and int32 indexes (-1: null), in Arrow."""
+    import numpy as np
+    import pyarrow as pa
+
+    idx = np.frombuffer(index, dtype="<i4")
+    mask = idx < 0
+    indices = pa.array(idx, mask=mask) if mask.any() else pa.array(idx)
+    return pa.DictionaryArray.from_arrays(
+        indices, pa.array(values, pa.string())
+    ).dictionary_decode()
+
+
+def _dict_column_of(pair: tuple[list[str], bytes]) -> Any:
+    return _dict_column(*pair)
+
+
+def _table(*columns: Any) -> Any:
+    """The side-index columns (``core.ports.ledgerstore.LEAF_COLUMNS``) as an Arrow table."""
+    import pyarrow as pa
+
+    schema = leaf_schema()
+    arrays = [
+        c if isinstance(c, pa.Array) else pa.array(c, type=f.type)
+        for c, f in zip(columns, schema, strict=True)
+    ]
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def leaf_batch_reference(records: Sequence[StoredRecord], first: int) -> LeafBatch:
+    """The reference of :meth:`LeafEncoder.leaf_batch`, record by record: ``audit.leaf.encode``
+    and :func:`query_columns` of each record (slow; for tests)."""
+    hashes = b"".join(
+        hashlib.sha256(
+            _LEAF
+            + leaf_format.encode(
+                r.topic, r.partition, r.offset, r.timestamp_ms, r.key, r.headers, r.value
+            )
+        ).digest()
+        for r in records
+    )
+    q = [query_columns(r) for r in records]
+    return LeafBatch(
+        first,
+        hashes,
+        _table(
+            [r.topic for r in records],
+            [r.partition for r in records],
+            [r.offset for r in records],
+            [r.timestamp_ms for r in records],
+            *([c[i] for c in q] for i in range(4)),
+        ),
+    )

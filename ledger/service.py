@@ -295,26 +295,10 @@ class Ledger:
                 break
         if not records:
             return 0
-        hashes, (actors, actions, resources, tenants) = self._encoder.encode(records)
-        rows: list[LeafRow] = list(
-            zip(
-                range(size, size + len(records)),
-                map(_topic_of, records),
-                map(_part_of, records),
-                map(_offset_of, records),
-                map(_ts_of, records),
-                actors,
-                actions,
-                resources,
-                tenants,
-                hashes,
-                strict=True,
-            )
-        )
-        builder = TreeBuilder(size, conn.chunk)
-        chunks = builder.append(b"".join(hashes))
+        batch = self._encoder.leaf_batch(records, size)  # hashes + side-index columns
+        chunks = TreeBuilder(size, conn.chunk).append(batch.hashes)
         # 3. leaves and nodes; 4. positions
-        conn.append(rows, chunks)
+        conn.append_batch(batch, chunks)
         conn.set_positions(moved)
         # 5. checkpoints at every multiple of N crossed by this batch
         n = self.config.checkpoint_every_leaves

@@ -53,8 +53,9 @@ from audit.errors import AuditError
 from audit.merkle import verify_consistency
 from audit.note import GENESIS_PREV, VerifierKey, checkpoint_hash, open_checkpoint, open_note
 from core.errors import HubError
+from core.hashing import split
 from core.ports.eventlog import StoredRecord
-from core.ports.ledgerstore import StoredCheckpoint
+from core.ports.ledgerstore import StoredCheckpoint, column_values
 from ledger.leaves import LeafEncoder
 from ledger.service import AUDIT_TOPIC, Ledger
 from ledger.tree import CHUNK, CHUNK_BYTES, TreeBuilder
@@ -63,6 +64,7 @@ from ledger.witness import check_intents, witness_key
 _ts_of = attrgetter("timestamp_ms")
 _offset_of = attrgetter("offset")
 _idx_of, _tp_of_row, _off_of_row = itemgetter(0), itemgetter(1, 2), itemgetter(3)
+_hash_of_row = itemgetter(9)
 
 
 @dataclass
@@ -621,21 +623,36 @@ def _verify_leaves_and_tree(
             order.append(True)
         # ... then the leaf hashes and query columns of the rows checked, as one batch; the
         # first bad row wins, whichever check found it (the order a row-by-row pass reports).
-        batch_hashes, (actors, actions, resources, tenants) = encoder.encode(recs)
+        # one native call: leaf hashes and side-index columns (LeafEncoder.leaf_batch)
+        recomputed = encoder.leaf_batch(recs, 0)
         checked = present
-        stored = [bytes(r[9]) for r in checked]
-        bad_hash = _first_difference(stored, batch_hashes)
-        want_cols = list(zip(map(_ts_of, recs), actors, actions, resources, tenants, strict=True))
-        bad_cols = _first_difference([(r[4], r[5], r[6], r[7], r[8]) for r in checked], want_cols)
+        n_checked = len(recs)
+        stored_packed = b"".join(map(_hash_of_row, checked))
+        cols = recomputed.columns
+        want_cols = [list(map(_ts_of, recs))] + [
+            column_values(cols.column(c)) for c in ("actor", "action", "resource", "tenant")
+        ]
+        # whole columns compared first (C-level); the first differing row only when one differs
+        bad_hash = (
+            n_checked
+            if stored_packed == recomputed.hashes
+            else _first_difference(split(stored_packed), split(recomputed.hashes))
+        )
+        bad_cols = n_checked
+        for k, col in enumerate(want_cols, start=4):
+            got = list(map(itemgetter(k), checked))
+            if got != col:
+                bad_cols = min(bad_cols, _first_difference(got, col))
         i = min(bad_hash, bad_cols)
         if i < len(recs):
             idx, topic, part, off = checked[i][:4]
             at: dict[str, Any] = {"index": idx, "topic": topic, "partition": part, "offset": off}
             if i == bad_hash:
                 held = store.location(0, idx)
+                h = slice(i * 32, i * 32 + 32)
                 stop = Problem(
-                    f"leaf hash differs: stored {stored[i].hex()}, recomputed from the "
-                    f"log {batch_hashes[i].hex()} (the event or the leaf was changed"
+                    f"leaf hash differs: stored {stored_packed[h].hex()}, recomputed from the "
+                    f"log {recomputed.hashes[h].hex()} (the event or the leaf was changed"
                     + (f"; the leaf is kept in {held})." if held else ")."),
                     **at,
                 )
@@ -648,10 +665,15 @@ def _verify_leaves_and_tree(
         if stop is not None:
             report.fail(stop)
             return False
-        computed = iter(batch_hashes)
-        kept = [bytes(r[9]) for r in rows]
-        in_order = [next(computed) if fresh else kept[i] for i, fresh in enumerate(order)]
-        for level, chunk, data in builder.append(b"".join(in_order)):
+        if all(order):  # every leaf recomputed (nothing removed by retention)
+            packed = recomputed.hashes
+        else:
+            computed = iter(split(recomputed.hashes))
+            kept = [bytes(r[9]) for r in rows]
+            packed = b"".join(
+                [next(computed) if fresh else kept[i] for i, fresh in enumerate(order)]
+            )
+        for level, chunk, data in builder.append(packed):
             if derived(level):
                 continue  # folded on read from a stored level that is checked
             if len(data) == CHUNK_BYTES:

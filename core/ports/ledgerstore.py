@@ -42,7 +42,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from audit.merkle import HASH_SIZE, NodeReader, consistency_proof, inclusion_proof, range_root
 from core.errors import ConfigError
@@ -56,6 +56,50 @@ Chunk = tuple[int, int, bytes]
 
 LeafRow = tuple[int, str, int, int, int, str | None, str | None, str | None, str | None, bytes]
 """(idx, topic, part, off, ts_ms, actor, action, resource, tenant, leaf_hash)."""
+
+LEAF_COLUMNS = ("topic", "part", "off", "ts_ms", "actor", "action", "resource", "tenant")
+"""The columns of a :class:`LeafBatch` (a :data:`LeafRow` without its index and hash)."""
+
+
+def leaf_schema() -> Any:
+    """The Arrow schema of :attr:`LeafBatch.columns` (pyarrow imported on first use)."""
+    import pyarrow as pa
+
+    s, i32, i64 = pa.string(), pa.int32(), pa.int64()
+    return pa.schema(list(zip(LEAF_COLUMNS, (s, i32, i64, i64, s, s, s, s), strict=True)))
+
+
+@dataclass(frozen=True, slots=True)
+class LeafBatch:
+    """Consecutive leaves from index ``first`` as columns (what ``Ledger.sync`` appends, built in
+    one native call per batch): ``hashes`` the leaf hashes back to back, 32 bytes each, and
+    ``columns`` an Arrow table of :func:`leaf_schema` with one row per leaf."""
+
+    first: int
+    hashes: bytes
+    columns: Any  # pyarrow.Table
+
+    def __len__(self) -> int:
+        return len(self.hashes) // HASH_SIZE
+
+    def rows(self) -> list[LeafRow]:
+        """The batch as :data:`LeafRow` tuples (for stores that keep rows)."""
+        n = len(self)
+        if self.columns.num_rows != n:
+            raise ValueError(f"a leaf batch of {n} hashes has {self.columns.num_rows} rows.")
+        cols = [column_values(self.columns.column(name)) for name in LEAF_COLUMNS]
+        h = self.hashes
+        hashes = [h[i : i + HASH_SIZE] for i in range(0, len(h), HASH_SIZE)]
+        return list(zip(range(self.first, self.first + n), *cols, hashes, strict=True))
+
+
+def column_values(column: Any) -> list[Any]:
+    """An Arrow column as Python values, through NumPy (15-30x faster than ``to_pylist``; the
+    same values: ``str``/``int``, None for a null string); ``to_pylist`` when a number is null."""
+    if column.null_count and str(column.type) != "string":
+        return list(column.to_pylist())
+    return list(column.to_numpy(zero_copy_only=False).tolist())
+
 
 Positions = dict[tuple[str, int], int]
 """(topic, partition) -> the next log offset the ledger reads."""
@@ -114,6 +158,11 @@ class LedgerWrite(abc.ABC):
     @abc.abstractmethod
     def append(self, rows: Sequence[LeafRow], chunks: Iterable[Chunk]) -> None:
         """Add leaf rows and store (insert or replace) the chunks that changed."""
+
+    def append_batch(self, batch: LeafBatch, chunks: Iterable[Chunk]) -> None:
+        """:meth:`append` of a batch given as columns (``batch.first`` MUST be ``size()``). The
+        default turns it into rows; a columnar store (tiles) keeps the columns as they are."""
+        self.append(batch.rows(), chunks)
 
     @abc.abstractmethod
     def set_positions(self, positions: Positions) -> None:

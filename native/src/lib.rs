@@ -4,12 +4,14 @@ use pyo3::prelude::*;
 
 mod headers;
 mod leaves;
+mod ledger_batch;
 mod merkle;
 
 #[pymodule]
 fn hub_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     headers::register(m)?;
     leaves::register(m)?;
+    ledger_batch::register(m)?;
     merkle::register(m)?;
     Ok(())
 }

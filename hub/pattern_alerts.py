@@ -47,8 +47,8 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal
 
 from core.events import OutgoingEvent
-from hub.console.alerts import ALERTS_TOPIC, FIRED
 from core.ports.eventlog import StoredRecord
+from hub.console.alerts import ALERTS_TOPIC, FIRED
 from projections.pattern_batch import PatternBatch, items_of
 from projections.pattern_state import PatternState
 from projections.patterns import Pattern, PriceSpike, Structuring, alert_key, topics_of
@@ -232,7 +232,10 @@ class PatternDetector:
     def step(self) -> list[dict[str, Any]]:
         """Read what is new; raise the matches it made that are not alerted yet
         (``hub.AlertFired``); the alert values appended."""
-        if not self._read_new() and self.seen is not None and not self.queued:
+        read = self._read_new()
+        for state in self.states.values():  # the matches of the events read so far
+            self.queued += [(state.pattern, r) for r in state.flush()]
+        if not read and self.seen is not None and not self.queued:
             return []
         if self.seen is None:
             self.seen = self.alerts.alert_ids()

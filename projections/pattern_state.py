@@ -30,8 +30,8 @@ Contract (checked against the unpruned reference in ``tests/unit/test_pattern_st
 from __future__ import annotations
 
 import heapq
-from bisect import insort
-from collections.abc import Iterable, Sequence
+from bisect import bisect_right
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -50,7 +50,8 @@ Row = dict[str, Any]
 class _Key:
     settled: Any = None  # the automaton's state after every settled event of the key
     tail: list[Item] = field(default_factory=list)  # accepted events ahead of W, sorted
-    end: Any = None  # the automaton's state after the tail (valid when the tail is not empty)
+    end: Any = None  # the automaton's state after the first ``simmed`` events of the tail
+    simmed: int = 0  # 0: ``end`` is not valid, the tail is run from ``settled``
 
 
 class PatternState:
@@ -65,12 +66,14 @@ class PatternState:
         self.pending: list[tuple[int, int, Any]] = []  # (at, sequence, key) of every tail item
         self.late = 0  # events dropped as late
         self._seq = 0
-        self._swept = NEVER  # the watermark at the last sweep of expired settled state
-        self._sweep_every = max(1, pattern.within_ms // 8)
+        self._touched: set[Any] = set()  # keys given events since the last flush
+        self.expiring: list[tuple[int, int, Any]] = []  # (oldest event time, seq, key) settled
         if isinstance(pattern, Structuring):
             self._step, self._expire, self._size = self._structuring, _expire_run, _run_size
+            self._oldest: Callable[[Any], int] = lambda run: run[0][0]
         else:
             self._step, self._expire, self._size = self._spike, _expire_quote, _quote_size
+            self._oldest = lambda quote: quote[0]
 
     # -- the watermark (contract 1 and 2) --------------------------------------------------------
     def expect(self, partitions: Iterable[tuple[str, int]]) -> None:
@@ -104,34 +107,44 @@ class PatternState:
 
     # -- matching (contract 3 and 4) -------------------------------------------------------------
     def offer(self, items: Sequence[tuple[Any, Item]]) -> list[Row]:
-        """Accepted (not late) events as (partition key, item); the rows they make. Then settle
-        what the watermark passed and drop settled state no future event can use."""
-        rows: list[Row] = []
-        touched: dict[Any, _Key] = {}
+        """Accepted (not late) events as (partition key, item), queued in their keys' tails;
+        then settle what the watermark passed (the rows returned: final matches) and drop
+        settled state no future event can use. ``flush`` returns the other matches."""
+        touched, pending = self._touched, self.pending
         for key, item in items:
             k = self.keys.get(key)
             if k is None:
                 k = self.keys[key] = _Key()
-            heapq.heappush(self.pending, (item[0], self._seq, key))
+            heapq.heappush(pending, (item[0], self._seq, key))
             self._seq += 1
             if k.tail and item < k.tail[-1]:
-                insort(k.tail, item)  # out of order: its key's tail is replayed below
-                touched[key] = k
-            elif key in touched:
-                k.tail.append(item)
+                at = bisect_right(k.tail, item)
+                k.tail.insert(at, item)
+                if at < k.simmed:
+                    k.simmed = 0  # out of order among the events run: run the tail again
             else:
                 k.tail.append(item)
-                k.end = self._step(k.end if len(k.tail) > 1 else k.settled, item, key, rows)
-        for key, k in touched.items():
-            state = k.settled
-            for item in k.tail:
+            touched.add(key)
+        return self._settle()
+
+    def flush(self) -> list[Row]:
+        """The rows of every key given events since the last flush, over all its events so far
+        (``find_matches`` of the prefix read, for those keys; call at the end of a pass)."""
+        rows: list[Row] = []
+        for key in self._touched:
+            k = self.keys.get(key)
+            if k is None or not k.tail:
+                continue
+            state = k.end if k.simmed else k.settled
+            for item in k.tail[k.simmed :]:
                 state = self._step(state, item, key, rows)
-            k.end = state
-        self._settle()
+            k.end, k.simmed = state, len(k.tail)
+        self._touched = set()
         return rows
 
-    def _settle(self) -> None:
+    def _settle(self) -> list[Row]:
         mark, pending, keys = self.watermark, self.pending, self.keys
+        rows: list[Row] = []
         due: dict[Any, int] = {}
         while pending and pending[0][0] <= mark:
             key = heapq.heappop(pending)[2]
@@ -140,22 +153,32 @@ class PatternState:
             k = keys[key]
             state = k.settled
             for item in k.tail[:n]:
-                state = self._step(state, item, key, None)
+                state = self._step(state, item, key, rows)
             k.settled = state
             del k.tail[:n]
-            if not k.tail:
-                k.end = None
-        if mark - self._swept >= self._sweep_every:
-            self._swept = mark
-            horizon = mark + 1 - self.pattern.within_ms  # at or before: no future match
-            for key in [key for key, k in keys.items() if not k.tail]:
-                k = keys[key]
-                k.settled = self._expire(k.settled, horizon)
-                if k.settled is None:
-                    del keys[key]
-            for k in keys.values():
-                if k.tail:
-                    k.settled = self._expire(k.settled, horizon)
+            k.simmed = max(0, k.simmed - n) if k.tail else 0
+        # expire settled state from the oldest: at or before the horizon no future event
+        # (at > W) can be within the window of it
+        horizon, expiring = mark + 1 - self.pattern.within_ms, self.expiring
+        for key in due:
+            k = keys[key]
+            if k.settled is not None:
+                heapq.heappush(expiring, (self._oldest(k.settled), self._seq, key))
+                self._seq += 1
+            elif not k.tail:
+                del keys[key]
+        while expiring and expiring[0][0] <= horizon:
+            key = heapq.heappop(expiring)[2]
+            k = keys.get(key)
+            if k is None or k.settled is None:
+                continue
+            k.settled = self._expire(k.settled, horizon)
+            if k.settled is not None:
+                heapq.heappush(expiring, (self._oldest(k.settled), self._seq, key))
+                self._seq += 1
+            elif not k.tail:
+                del keys[key]
+        return rows
 
     def retained(self) -> int:
         """Events held (settled state and tails): the ``hub_pattern_state_events`` gauge."""

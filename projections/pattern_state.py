@@ -44,6 +44,7 @@ from projections.patterns import Pattern, PriceSpike, Structuring, topics_of
 NEVER = -(2**62)  # the watermark of a partition not read yet: minus infinity
 Item = tuple[Any, ...]  # a pattern event as the automaton reads it; sorts in match order
 Row = dict[str, Any]
+Step = Callable[[Any, Item, Any, "list[Row] | None"], Any]  # (state, event, key, rows) -> state
 
 
 @dataclass(slots=True)
@@ -68,12 +69,16 @@ class PatternState:
         self._seq = 0
         self._touched: set[Any] = set()  # keys given events since the last flush
         self.expiring: list[tuple[int, int, Any]] = []  # (oldest event time, seq, key) settled
+        self._step: Step
+        self._expire: Callable[[Any, int], Any]  # the state less what is at or before a time
+        self._size: Callable[[Any], int]  # events in a state
+        self._oldest: Callable[[Any], int]  # time of the oldest event in a state
         if isinstance(pattern, Structuring):
             self._step, self._expire, self._size = self._structuring, _expire_run, _run_size
-            self._oldest: Callable[[Any], int] = lambda run: run[0][0]
+            self._oldest = _run_oldest
         else:
             self._step, self._expire, self._size = self._spike, _expire_quote, _quote_size
-            self._oldest = lambda quote: quote[0]
+            self._oldest = _quote_oldest
 
     # -- the watermark (contract 1 and 2) --------------------------------------------------------
     def expect(self, partitions: Iterable[tuple[str, int]]) -> None:
@@ -169,14 +174,14 @@ class PatternState:
                 del keys[key]
         while expiring and expiring[0][0] <= horizon:
             key = heapq.heappop(expiring)[2]
-            k = keys.get(key)
-            if k is None or k.settled is None:
+            held = keys.get(key)
+            if held is None or held.settled is None:
                 continue
-            k.settled = self._expire(k.settled, horizon)
-            if k.settled is not None:
-                heapq.heappush(expiring, (self._oldest(k.settled), self._seq, key))
+            held.settled = self._expire(held.settled, horizon)
+            if held.settled is not None:
+                heapq.heappush(expiring, (self._oldest(held.settled), self._seq, key))
                 self._seq += 1
-            elif not k.tail:
+            elif not held.tail:
                 del keys[key]
         return rows
 
@@ -253,6 +258,14 @@ def _expire_run(run: Any, horizon: int) -> Any:
 
 def _run_size(run: Any) -> int:
     return len(run) if run else 0
+
+
+def _run_oldest(run: Any) -> int:
+    return int(run[0][0])
+
+
+def _quote_oldest(quote: Any) -> int:
+    return int(quote[0])
 
 
 def _expire_quote(quote: Any, horizon: int) -> Any:

@@ -45,6 +45,7 @@ from projections.patterns import (
     PriceSpike,
     Structuring,
     find_matches,
+    ms_of,
     normalise,
     pattern_events,
 )
@@ -156,7 +157,8 @@ def _add(into, topic, part, sid, sch, datum, stamp, tenant, kind) -> None:  # ty
         ("ce_tenant", tenant),
     )
     value = _wire(sid, sch[sid][0], datum)
-    into.append(StoredRecord(topic, part, len(into), 0, None, value, headers))
+    log_ms = ms_of(stamp.decode()) + 50  # appended just after the event (late ones: later)
+    into.append(StoredRecord(topic, part, len(into), log_ms, None, value, headers))
 
 
 def batches(recs: dict[str, list[list[StoredRecord]]], size: int) -> Iterator[list[StoredRecord]]:
@@ -222,7 +224,7 @@ class After:
         for s in self.states:
             if b.topic not in s.topics:
                 continue
-            ok = s.on_time(b.topic, b.partition, b.at_ms)
+            ok = s.on_time(b.topic, b.partition, b.at_ms, b.log_ms)
             if track:
                 self.dropped |= {
                     (s.pattern.name, b.topic, b.partition, int(o)) for o in b.offsets[~ok]

@@ -225,7 +225,7 @@ class PatternDetector:
     def _offer(self, readers: Sequence[PatternState], records: Sequence[StoredRecord]) -> None:
         b = PatternBatch.of(records, self.schema_of)
         for state in readers:
-            ok = state.on_time(b.topic, b.partition, b.at_ms)
+            ok = state.on_time(b.topic, b.partition, b.at_ms, b.log_ms)
             rows = state.offer(items_of(state.pattern, b, ok))
             self.queued += [(state.pattern, r) for r in rows]
 

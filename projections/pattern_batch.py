@@ -98,6 +98,7 @@ class PatternBatch:
     partition: int
     offsets: I64
     at_ms: I64
+    log_ms: I64  # the records' append times (``StoredRecord.timestamp_ms``)
     types: list[str]
     tenants: list[str]
     fields: pa.Table | None  # column-wise decoded values, or
@@ -150,6 +151,7 @@ class PatternBatch:
             first.partition,
             offsets,
             event_times(stamps),
+            np.fromiter((r.timestamp_ms for r in kept), np.int64, len(kept)),
             event_types,
             tenants,
             fields,

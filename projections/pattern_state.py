@@ -25,6 +25,10 @@ Contract (checked against the unpruned reference in ``tests/unit/test_pattern_st
    complete a match with it (``at > W + 1 - within_ms``). Events ahead of ``W`` wait in the key's
    tail, sorted; the state at the end of the tail is cached, so an in-order event costs one
    step of the pattern's automaton, an out-of-order one a replay of its key's tail.
+5. **Forward-dated events** (where the embedded engine differs from Flink): given the records'
+   append times, an event time moves its partition's watermark at most ``max_delay_ms`` past
+   the append time, so one record dated years ahead cannot make every later event late (blind
+   the detector); the event itself is matched as usual.
 """
 
 from __future__ import annotations
@@ -88,24 +92,33 @@ class PatternState:
         for tp in new:
             self.hw[tp] = floor
 
-    def on_time(self, topic: str, partition: int, at_ms: npt.NDArray[np.int64]) -> Any:
+    def on_time(
+        self,
+        topic: str,
+        partition: int,
+        at_ms: npt.NDArray[np.int64],
+        log_ms: npt.NDArray[np.int64] | None = None,
+    ) -> Any:
         """Which of one partition batch's event times (log order, every record with a time) are
-        not late (a bool array), moving the partition's latest event time past them."""
+        not late (a bool array), moving the partition's latest event time past them. With
+        ``log_ms`` (the records' append times) an event time moves it at most ``max_delay_ms``
+        past its record's append time (contract 5)."""
         tp = (topic, partition)
         if tp not in self.hw:
             self.expect([tp])
         if not len(at_ms):
             return np.ones(0, bool)
+        delay = self.pattern.max_delay_ms
+        moves = at_ms if log_ms is None else np.minimum(at_ms, log_ms + delay)
         own = self.hw[tp]
         others = min((v for k, v in self.hw.items() if k != tp), default=None)
-        before = np.maximum.accumulate(np.concatenate(([own], at_ms[:-1])))
-        delay = self.pattern.max_delay_ms
+        before = np.maximum.accumulate(np.concatenate(([own], moves[:-1])))
         # the watermark before each record: hw of each partition minus the delay, the smallest
         mark = before if others is None else np.minimum(before, others)
         mark = np.where(mark <= NEVER, NEVER, mark - delay)
         ok = at_ms > mark
         self.late += int(len(ok) - ok.sum())
-        self.hw[tp] = max(own, int(at_ms.max()))
+        self.hw[tp] = max(own, int(moves.max()))
         low = min(self.hw.values())
         self.watermark = max(self.watermark, NEVER if low <= NEVER else low - delay)
         return ok

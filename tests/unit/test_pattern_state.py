@@ -238,3 +238,19 @@ def test_settled_state_is_kept_up_to_the_window_edge_of_the_first_possible_event
     assert (row["first_at"], row["last_at"]) == (0, W - 1)
     feed([3 * W], [False], 4)
     assert s.retained() == 0 and not s.keys
+
+
+def test_a_forward_dated_event_does_not_blind_the_detector() -> None:
+    """One payment dated a year ahead of its append time moves the watermark only to its
+    append time plus the lateness: the payments after it are still on time, and it matches."""
+    p = Structuring(count=2, within_ms=W, max_delay_ms=10)
+    s = PatternState(p)
+    s.expect([("payments", 0)])
+    year = 365 * 86_400_000
+    at = np.array([1_000, year, 1_005, 1_010], np.int64)
+    log = np.array([1_001, 1_002, 1_006, 1_011], np.int64)
+    assert s.on_time("payments", 0, at, log).tolist() == [True] * 4
+    assert s.watermark == (1_002 + 10) - 10  # the dated record moved it to its append + 10
+    without = PatternState(p)  # what Flink's watermark does (no append times)
+    without.expect([("payments", 0)])
+    assert without.on_time("payments", 0, at).tolist() == [True, True, False, False]

@@ -25,10 +25,10 @@ def _reference_items(p: Any, events: list[PatternEvent]) -> list[tuple[Any, Any]
     for e in events:
         v = e.value
         if isinstance(p, Structuring):
-            if e.topic == p.topic and e.event_type == "hub.payments.PaymentInitiated":
-                if p.near(Decimal(v["amount"])):
-                    item = structuring_item(e.at_ms, e.partition, e.offset, v["amount"])
-                    out.append(((e.tenant, v["account_id"]), item))
+            payment = e.topic == p.topic and e.event_type == "hub.payments.PaymentInitiated"
+            if payment and p.near(Decimal(v["amount"])):
+                item = structuring_item(e.at_ms, e.partition, e.offset, v["amount"])
+                out.append(((e.tenant, v["account_id"]), item))
         elif e.event_type == QUOTE_PUBLISHED and e.topic == p.quotes_topic:
             out.append((v["instrument"], spike_quote(e.at_ms, e.partition, e.offset, v["ask"])))
         elif e.event_type == "hub.trading.TradeExecuted" and e.topic == p.trades_topic:

@@ -111,6 +111,19 @@ class Metrics:
             buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0),
             registry=self.registry,
         )
+        # Pattern detection (issue 17): the embedded CEP engine's state and late events.
+        self.pattern_state_events = Gauge(
+            "hub_pattern_state_events",
+            "Events the embedded pattern engine holds (settled state and tails), by pattern.",
+            ["pattern"],
+            registry=self.registry,
+        )
+        self.pattern_late_events = Counter(
+            "hub_pattern_late_events_total",
+            "Events the embedded pattern engine dropped behind its watermark, by pattern.",
+            ["pattern"],
+            registry=self.registry,
+        )
         # Machine learning (ml/): predictions by version and decision, scoring time, drift.
         self.ml_predictions = Counter(
             "hub_ml_predictions_total",

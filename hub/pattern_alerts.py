@@ -19,18 +19,19 @@ Contract:
 
 Operational triggers (``PATTERNS`` are the patterns in force, the definitions' defaults):
 - embedded engine: ``PatternDetector`` (the embedded twin of the Flink CEP job) reads the
-  patterns' topics from where it stopped, keeps the events the patterns can use, runs
-  ``find_matches`` when something new arrived and raises the new matches. ``hub serve`` runs it in
+  patterns' topics from where it stopped, a batch at a time, feeds each pattern's
+  ``projections.pattern_state.PatternState`` (``find_matches`` incrementally, keeping only what
+  can still take part in a match) and raises the new matches. ``hub serve`` runs it in
   a background thread beside the projection runners (``HUB_PATTERN_ALERTS``, on by default, and
   only when ``HUB_PROJECTION_ENGINE=embedded``; with leader election only in the leader), and
   ``hub projection run`` runs one pass (``--follow``: continuously);
 - Flink: ``hub projection run --engine flink`` submits the patterns' ``MATCH_RECOGNIZE`` job
   with the projections (``projections.flink.service.FlinkProjections``) and raises what its alert
   table holds after a bounded run, or on every supervision pass of the unbounded jobs.
-A restart of either reads from the beginning again and raises nothing new (contract 1). Limit:
-the embedded twin keeps the usable events in memory (near-threshold payments, every quote and
-trade) and matches over all of them on each change: fine for the volumes of one machine, not
-for years of market data (no pruning behind the windows yet).
+A restart of either reads from the beginning again and raises nothing new (contract 1).
+Memory: the embedded twin holds per partition key the events of one window plus the allowed
+lateness (``hub_pattern_state_events``); like Flink it drops events behind its watermark
+(``hub_pattern_late_events_total``; the rule: ``projections.pattern_state``).
 """
 
 from __future__ import annotations
@@ -46,18 +47,11 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal
 
 from core.events import OutgoingEvent
+from core.ports.eventlog import StoredRecord
 from hub.console.alerts import ALERTS_TOPIC, FIRED
-from projections.patterns import (
-    PAYMENT_INITIATED,
-    Pattern,
-    PatternEvent,
-    PriceSpike,
-    Structuring,
-    alert_key,
-    find_matches,
-    pattern_events,
-    topics_of,
-)
+from projections.pattern_batch import PatternBatch, items_of
+from projections.pattern_state import PatternState
+from projections.patterns import Pattern, PriceSpike, Structuring, alert_key, topics_of
 
 if TYPE_CHECKING:
     from hub.bootstrap import Hub
@@ -166,39 +160,53 @@ def decoder_of(hub: Hub) -> Callable[[bytes], tuple[str, Mapping[str, Any]]]:
 
 
 class PatternDetector:
-    """The embedded twin of the Flink CEP job (module docstring): ``step()`` is one pass."""
+    """The embedded twin of the Flink CEP job (module docstring): ``step()`` is one pass.
+
+    One ``PatternState`` per pattern holds what can still take part in a match (bounded by the
+    pattern's window and lateness); records are decoded a partition batch at a time
+    (``PatternBatch``). A pass:
+    1. names the partitions holding records to every pattern reading them (the watermark);
+    2. reads each partition from its remembered position, offers each batch's events to the
+       patterns, moves the position past the batch and queues the rows the batch made (so a
+       pass failing half-way neither reads a record twice nor forgets a match);
+    3. raises the queued rows not alerted yet and empties the queue (a failed raise keeps it
+       for the next pass);
+    4. sets the state gauge and counts the late events."""
 
     def __init__(self, hub: Hub, patterns: Sequence[Pattern] = PATTERNS, batch: int = 5000):
         self.hub = hub
         self.patterns = tuple(patterns)
         self.batch = batch
         self.alerts = PatternAlerts(hub)
-        self.decode = decoder_of(hub)
+        self.schema_of = hub.projections.decoder.schema
         self.positions: dict[tuple[str, int], int] = {}  # next offset per topic partition
-        self.events: dict[str, list[PatternEvent]] = {}  # topic -> the usable events
+        self.states = {p.name: PatternState(p) for p in self.patterns}
+        self.queued: list[tuple[Pattern, dict[str, Any]]] = []  # rows not raised yet
         self.seen: set[str] | None = None  # alert ids on hub.alerts (read once)
         self.raised = 0
+        self._late = {p.name: 0 for p in self.patterns}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def _usable(self, e: PatternEvent) -> bool:
-        for p in self.patterns:
-            if isinstance(p, Structuring) and e.topic == p.topic:
-                if e.event_type == PAYMENT_INITIATED and p.near(Decimal(e.value["amount"])):
-                    return True
-            elif isinstance(p, PriceSpike) and e.topic in (p.trades_topic, p.quotes_topic):
-                return True
-        return False
-
     def _read_new(self) -> int:
-        """Read every pattern topic from the remembered positions to its stable offset (past
-        transaction markers only after two empty reads in a row: the event log's contract);
-        the records read."""
+        """Steps 1 and 2 of the class docstring: read every pattern topic from the remembered
+        positions to its stable offset (past transaction markers only after two empty reads in a
+        row: the event log's contract); the records read."""
         log_, read = self.hub.log, 0
         existing = {t.name for t in log_.topics()}
-        for topic in sorted({t for p in self.patterns for t in topics_of(p)} & existing):
-            starts = log_.beginning_offsets(topic)
-            for part, end in sorted(log_.stable_offsets(topic).items()):
+        topics = sorted({t for p in self.patterns for t in topics_of(p)} & existing)
+        spans: dict[str, tuple[dict[int, int], dict[int, int]]] = {}
+        for topic in topics:  # 1.
+            starts, ends = log_.beginning_offsets(topic), log_.stable_offsets(topic)
+            spans[topic] = (starts, ends)
+            holding = [(topic, p) for p, end in ends.items() if end > starts.get(p, 0)]
+            for state in self.states.values():
+                if topic in state.topics:
+                    state.expect(holding)
+        for topic in topics:  # 2.
+            starts, ends = spans[topic]
+            readers = [s for s in self.states.values() if topic in s.topics]
+            for part, end in sorted(ends.items()):
                 offset = max(self.positions.get((topic, part), 0), starts.get(part, 0))
                 while offset < end:
                     records = log_.read(topic, part, offset, self.batch)
@@ -208,27 +216,42 @@ class PatternDetector:
                         offset = end  # only marker offsets lie between
                         break
                     read += len(records)
-                    kept = [e for e in pattern_events(records, self.decode) if self._usable(e)]
-                    self.events.setdefault(topic, []).extend(kept)
+                    self._offer(readers, records)
                     offset = records[-1].offset + 1
+                    self.positions[(topic, part)] = offset
                 self.positions[(topic, part)] = max(offset, self.positions.get((topic, part), 0))
         return read
 
+    def _offer(self, readers: Sequence[PatternState], records: Sequence[StoredRecord]) -> None:
+        b = PatternBatch.of(records, self.schema_of)
+        for state in readers:
+            ok = state.on_time(b.topic, b.partition, b.at_ms, b.log_ms)
+            rows = state.offer(items_of(state.pattern, b, ok))
+            self.queued += [(state.pattern, r) for r in rows]
+
     def step(self) -> list[dict[str, Any]]:
-        """Read what is new; when anything was, match every pattern and raise the new
-        matches (``hub.AlertFired``); the alert values appended."""
-        if not self._read_new() and self.seen is not None:
+        """Read what is new; raise the matches it made that are not alerted yet
+        (``hub.AlertFired``); the alert values appended."""
+        read = self._read_new()
+        for state in self.states.values():  # the matches of the events read so far
+            self.queued += [(state.pattern, r) for r in state.flush()]
+        if not read and self.seen is not None and not self.queued:
             return []
         if self.seen is None:
             self.seen = self.alerts.alert_ids()
         added: list[dict[str, Any]] = []
-        for p in self.patterns:
-            events = [e for t in topics_of(p) for e in self.events.get(t, [])]
-            found = find_matches(p, events)
-            new = [r for r in found if alert_id("embedded", p, r) not in self.seen]
+        for p in self.patterns:  # 3.
+            new = [r for q, r in self.queued if q is p]
+            new = [r for r in new if alert_id("embedded", p, r) not in self.seen]
             if new:
                 added += self.alerts.raise_alerts(p, new, "embedded", self.seen)
+        self.queued = []
         self.raised += len(added)
+        metrics = self.hub.metrics  # 4.
+        for name, state in self.states.items():
+            metrics.pattern_state_events.labels(name).set(state.retained())
+            metrics.pattern_late_events.labels(name).inc(state.late - self._late[name])
+            self._late[name] = state.late
         return added
 
     def start(self, poll_s: float = 1.0, active: Callable[[], bool] = lambda: True) -> None:

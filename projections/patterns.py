@@ -13,10 +13,14 @@ Shared semantics (what Flink's ``MATCH_RECOGNIZE`` does, written down so Python 
   partial match when ``t - start >= within``, so a gap of exactly ``within_ms`` does not match).
 - **After a match** the search resumes after its last event (``AFTER MATCH SKIP PAST LAST ROW``):
   matches never share events.
-- **Out of order**: both engines sort events by event time before matching. Flink drops events
-  that arrive behind its watermark (``max_delay_ms`` behind the newest event time of their
-  partition, emitted periodically, so *which* of those it drops depends on timing); the embedded
-  engine keeps them. Events within ``max_delay_ms`` of order give identical matches.
+- **Out of order**: both engines sort events by event time before matching. Both drop events
+  that arrive at or behind their watermark (the smallest, over the source partitions, of the
+  newest event time minus ``max_delay_ms``): Flink's is emitted periodically, so *which* of
+  those it drops depends on timing; the embedded engine's rule is in
+  ``projections.pattern_state``. An event less than ``max_delay_ms`` behind every earlier
+  record of its partition is dropped by neither: such events give identical matches.
+  ``find_matches`` here is the reference over the events kept; the detector runs it
+  incrementally with bounded state (``projections.pattern_state.PatternState``).
 
 Patterns:
 - ``Structuring`` (AML): ``count`` payments of one account, each in the near-threshold band
@@ -34,7 +38,7 @@ import decimal
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -45,6 +49,7 @@ PAYMENT_INITIATED = "hub.payments.PaymentInitiated"
 TRADE_EXECUTED = "hub.trading.TradeExecuted"
 QUOTE_PUBLISHED = "hub.market.QuotePublished"
 _EXACT = decimal.Context(prec=80)  # products of 18-digit decimals stay exact
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,8 +133,9 @@ def _check_window(name: str, within_ms: int, max_delay_ms: int) -> None:
 def ms_of(ce_time: str) -> int:
     """Milliseconds since the epoch of an RFC 3339 UTC ``ce_time``, truncated (not rounded)."""
     when = datetime.fromisoformat(ce_time.replace("Z", "+00:00"))
-    micros = int(when.timestamp()) * 1_000_000 + when.microsecond
-    return micros // 1000
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return (when - _EPOCH) // timedelta(milliseconds=1)  # floors before 1970 too, as Flink
 
 
 def pattern_events(

@@ -2,12 +2,14 @@
 //! Python side keeps a pure-Python reference for every one of them (identical bytes, tested).
 use pyo3::prelude::*;
 
+mod avro_columns;
 mod headers;
 mod leaves;
 mod merkle;
 
 #[pymodule]
 fn hub_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    avro_columns::register(m)?;
     headers::register(m)?;
     leaves::register(m)?;
     merkle::register(m)?;

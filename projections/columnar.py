@@ -32,6 +32,17 @@ import pyarrow as pa
 
 from core.ports.eventlog import StoredRecord
 
+try:
+    from hub_native import (  # type: ignore[import-not-found,unused-ignore]
+        avro_columns as _avro_columns,
+    )
+    from hub_native import (  # type: ignore[import-not-found,unused-ignore]
+        envelope_columns as _envelope_columns,
+    )
+except ImportError:  # not built (no cargo): the numpy reference runs
+    _avro_columns = None
+    _envelope_columns = None
+
 I64 = npt.NDArray[np.int64]
 U8 = npt.NDArray[np.uint8]
 
@@ -214,6 +225,22 @@ def decode_values(
 ) -> tuple[pa.Table, I64]:
     """Decode wire-format ``values``: (fields table in input order, schema id per value).
 
+    Natively (``hub_native.avro_columns``) when the extension is built, every value has the
+    first one's schema id and the schema's fields are all of the kinds it takes; otherwise (and
+    for every decision the native decoder leaves to it) by :func:`decode_values_py`, the
+    reference, which gives equal columns and the same ``Unsupported`` messages."""
+    native = _native_decode(values, schema_of)
+    if native is not None:
+        return native
+    return decode_values_py(values, schema_of)
+
+
+def decode_values_py(
+    values: Sequence[bytes | None],
+    schema_of: Callable[[int], Mapping[str, Any]],
+) -> tuple[pa.Table, I64]:
+    """The reference of :func:`decode_values`, in numpy.
+
     Values of several schema ids are decoded per id and combined (a field missing from one
     schema is null in its rows; the same field with two Arrow types declines)."""
     n = len(values)
@@ -284,3 +311,175 @@ def envelope(
         tenants.append(tenant)
         types.append(event_type)
     return tenants, types
+
+
+# -- the native decoder's plan and the Arrow arrays around its buffers -----------------------------
+# Kind codes of native/src/avro_columns.rs.
+_LONG, _TIMESTAMP, _STRING, _BYTES, _BOOLEAN, _DOUBLE, _FLOAT, _ENUM, _DECIMAL, _NULL = range(10)
+_PLAIN = {
+    "long": _LONG,
+    "int": _LONG,
+    "string": _STRING,
+    "bytes": _BYTES,
+    "boolean": _BOOLEAN,
+    "double": _DOUBLE,
+    "float": _FLOAT,
+    "null": _NULL,
+}
+_PlanField = tuple[str, int, int, int, Any]  # name, kind, null branch (-1: not a union), aux, extra
+_plans: dict[int, tuple[Mapping[str, Any], list[_PlanField] | None]] = {}
+
+
+def _plan_kind(t: Any, named: Mapping[str, Any]) -> tuple[int, int, Any] | None:
+    """(kind, aux, extra) of one non-union type as ``_value`` reads it; None where ``_value``
+    would decline (the reference then runs and declines at the same field)."""
+    t = _resolve(t, named)
+    if isinstance(t, Mapping):
+        kind, logical = t.get("type"), t.get("logicalType")
+        if kind == "enum":
+            symbols = list(t["symbols"])
+            return _ENUM, len(symbols), pa.array(symbols, pa.string())
+        if kind == "bytes" and logical == "decimal":
+            return _DECIMAL, 0, int(t.get("scale", 0))
+        if kind == "long" and logical == "timestamp-micros":
+            return _TIMESTAMP, 0, None
+        if logical is not None or kind in ("record", "error", "array", "map", "fixed"):
+            return None
+        t = kind
+    if isinstance(t, str) and t in _PLAIN:
+        return _PLAIN[t], 0, None
+    return None
+
+
+def _plan(schema: Mapping[str, Any]) -> list[_PlanField] | None:
+    got = _plans.get(id(schema))
+    if got is not None and got[0] is schema:
+        return got[1]
+    plan: list[_PlanField] | None = []
+    if not isinstance(schema, Mapping) or schema.get("type") not in ("record", "error"):
+        plan = None
+    else:
+        named = schema.get("__named_schemas", {})
+        for f in schema["fields"]:
+            t = _resolve(f["type"], named)
+            null_index = -1
+            if isinstance(t, list):
+                if len(t) != 2 or "null" not in t:
+                    plan = None
+                    break
+                null_index = t.index("null")
+                t = t[1 - null_index]
+            k = _plan_kind(t, named)
+            if k is None or (null_index >= 0 and k[0] == _NULL):
+                plan = None
+                break
+            assert plan is not None
+            plan.append((f["name"], k[0], null_index, k[1], k[2]))
+    if len(_plans) > 256:
+        _plans.clear()
+    _plans[id(schema)] = (schema, plan)
+    return plan
+
+
+def _native_decode(
+    values: Sequence[bytes | None], schema_of: Callable[[int], Mapping[str, Any]]
+) -> tuple[pa.Table, I64] | None:
+    if _avro_columns is None or not values:
+        return None
+    v0 = values[0]
+    if v0 is None or len(v0) < 5 or v0[0] != 0:
+        return None  # the reference names the problem
+    sid = int.from_bytes(v0[1:5], "big")
+    try:
+        plan = _plan(schema_of(sid))
+    except Exception:  # an unknown id (Poison): the reference checks the values first
+        return None
+    if plan is None:
+        return None
+    got = _avro_columns(
+        values if type(values) is list else list(values),
+        sid,
+        [(kind, null_index, aux) for _, kind, null_index, aux, _ in plan],
+    )
+    if got is None:
+        return None  # several schema ids
+    if isinstance(got, str):
+        raise Unsupported(got)
+    n = len(values)
+    cols = {
+        name: _column(kind, extra, n, *parts)
+        for (name, kind, _, _, extra), parts in zip(plan, got, strict=True)
+    }
+    return pa.table(cols), np.full(n, sid, np.int64)
+
+
+def _column(
+    kind: int, extra: Any, n: int, words: bytes, valid: bytes | None, data: bytes | None
+) -> pa.Array:
+    mask = None if valid is None else np.frombuffer(valid, np.uint8) == 0
+    if kind in (_STRING, _BYTES):
+        bitmap, nulls = None, 0
+        if mask is not None and mask.any():
+            bitmap = pa.py_buffer(np.packbits(~mask, bitorder="little"))
+            nulls = int(mask.sum())
+        return pa.Array.from_buffers(
+            pa.string() if kind == _STRING else pa.binary(),
+            n,
+            [bitmap, pa.py_buffer(words), pa.py_buffer(data or b"")],
+            nulls,
+        )
+    if kind == _NULL:
+        return pa.nulls(n)
+    if kind == _BOOLEAN:
+        return pa.array(np.frombuffer(words, np.uint8).astype(bool), mask=mask)
+    if kind in (_DOUBLE, _FLOAT):
+        return pa.array(np.frombuffer(words, np.float64), mask=mask)
+    ints = np.frombuffer(words, np.int64)
+    if kind == _ENUM:
+        return extra.take(pa.array(ints, mask=mask))
+    if kind == _DECIMAL:
+        pairs = np.empty((n, 2), np.int64)
+        pairs[:, 0] = ints
+        pairs[:, 1] = ints >> 63
+        bitmap, nulls = None, 0
+        if mask is not None and mask.any():
+            bitmap = pa.py_buffer(np.packbits(~mask, bitorder="little"))
+            nulls = int(mask.sum())
+        return pa.Array.from_buffers(
+            pa.decimal128(38, extra), n, [bitmap, pa.py_buffer(pairs)], nulls
+        )
+    return pa.array(ints, mask=mask)
+
+
+def envelope_arrays(
+    recs: Sequence[StoredRecord], ids: I64, name_of: Callable[[int], str]
+) -> tuple[pa.Array, pa.Array, I64]:
+    """(tenant, event type, offset) columns of ``recs``: :func:`envelope` as Arrow, natively
+    (``hub_native.envelope_columns``) for a batch of one schema id when the extension is
+    built; the same values either way."""
+    if _envelope_columns is not None and len(recs) and not bool((ids != ids[0]).any()):
+        got = _envelope_columns(recs if type(recs) is list else list(recs))
+        if got is not None:
+            offsets, tenant_idx, type_idx, tenants, types = got
+            sid = int(ids[0])
+            tenant_names = [
+                "default" if t is None else t.decode("utf-8", "replace") for t in tenants
+            ]
+            type_names = [
+                name_of(sid) if t is None else t.decode("utf-8", "replace") for t in types
+            ]
+            return (
+                pa.array(tenant_names, pa.string()).take(
+                    pa.array(np.frombuffer(tenant_idx, np.uint32))
+                ),
+                pa.array(type_names, pa.string()).take(
+                    pa.array(np.frombuffer(type_idx, np.uint32))
+                ),
+                np.frombuffer(offsets, np.int64),
+            )
+    tenants_py, types_py = envelope(recs, ids, name_of)
+    return (
+        pa.array(tenants_py, pa.string()),
+        pa.array(types_py, pa.string()),
+        np.fromiter((r.offset for r in recs), np.int64, len(recs)),
+    )

@@ -27,7 +27,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 
 from core import tracing
@@ -44,7 +43,7 @@ from core.projection import (
     WindowState,
     event_time_us,
 )
-from projections.columnar import Unsupported, decode_values, envelope
+from projections.columnar import Unsupported, decode_values, envelope_arrays
 from projections.decode import Decoder, Poison
 from projections.folds import merge_src
 
@@ -398,15 +397,16 @@ class ProjectionRunner:
                 fields, ids = decode_values(
                     [r.value for r in every], lambda i: self.decoder.schema(i)[0]
                 )
-                tenants, types = envelope(every, ids, lambda i: self.decoder.schema(i)[1])
+                tenants, types, offsets = envelope_arrays(
+                    every, ids, lambda i: self.decoder.schema(i)[1]
+                )
                 for extra in ("src_offset", "tenant", "event_type"):
                     if extra in fields.column_names:
                         raise Unsupported(f"a field called {extra}")
-                offsets = np.fromiter((r.offset for r in every), np.int64, len(every))
                 fields = (
                     fields.append_column("src_offset", pa.array(offsets))
-                    .append_column("tenant", pa.array(tenants, pa.string()))
-                    .append_column("event_type", pa.array(types, pa.string()))
+                    .append_column("tenant", tenants)
+                    .append_column("event_type", types)
                 )
                 at = 0
                 for tp, recs in kept:

@@ -39,6 +39,11 @@ from projections.types import canonical, row_json
 CutExpired = Callable[[Projection, Target, bool], object]
 
 log = logging.getLogger("hub.projections")
+# A rebuild's copy catches up over the whole log in batches of at least this many records: each
+# batch pays a fixed cost (the fold's query, one INSERT per table, the checkpoint), which at the
+# live runner's 20,000 is a large part of a column-wise replay (benchmarks/replay.py); 100,000
+# stored records hold about 50 MiB while they are folded.
+REBUILD_BATCH_RECORDS = 100_000
 
 
 def projection(name: str) -> Projection:
@@ -346,6 +351,7 @@ class ProjectionService:
         store = self.store(proj.store)
         store.drop(other, proj.tables)
         copy = self._new_runner(proj, other)
+        copy.batch_records = max(copy.batch_records, REBUILD_BATCH_RECORDS)
         copy.open()
         started = time.perf_counter()
         n = copy.catch_up(Bound(self._positions_of(live)))  # 1

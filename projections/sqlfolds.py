@@ -24,6 +24,7 @@ that batch with the Python fold.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from decimal import Decimal
 
@@ -159,24 +160,86 @@ _BAR_COLS = (
 )
 
 
+def _bucket_sql() -> str:
+    """The bars in two levels: every event once into buckets of the windows' common divisor
+    (one minute), then each window's bars from those few bucket partials. Exact: decimal sums
+    and counts add up, first/last are argMin/argMax by (time, position), which is unique.
+    ``k`` is that pair as one 128-bit number (``_order_key``): ClickHouse compares a Decimal128
+    four times faster than a tuple. The outer level passes ``first``/``last`` on as keys; they
+    are split into ``first_at``/``first_pos`` and ``last_at``/``last_pos`` afterwards."""
+    g = _BUCKET_US
+    inner = (
+        "SELECT src_topic, src_partition, tenant, instrument, currency, bucket, "
+        "argMin(price, k) AS b_open, max(price) AS b_high, min(price) AS b_low, "
+        "argMax(price, k) AS b_close, sum(quantity) AS b_volume, "
+        "sum(price * quantity) AS b_notional, toInt64(count()) AS b_events, "
+        "min(k) AS b_first, max(k) AS b_last, "
+        "min(src_offset) AS b_src_first, max(src_offset) AS b_src_last "
+        "FROM Python(__batch__) "
+        "GROUP BY src_topic, src_partition, tenant, instrument, currency, bucket"
+    )
+    windows = []
+    for vi, (_, size, hop) in enumerate(BAR_WINDOWS):
+        newest = f"bucket - positiveModulo(bucket, {hop})" if hop != g else "bucket"
+        for i in range(size // hop):
+            start = f"{newest} - {i * hop}" if i else newest
+            windows.append(f"(toInt64({vi}), toInt64({start}), toInt64({size}))")
+    # one pass over the bucket rows, each fanned out to its windows: a CTE referenced once per
+    # window would run the inner group-by once per reference
+    return (
+        "SELECT w.1 AS view, src_topic, src_partition, tenant, instrument, currency, "
+        "w.2 AS window_start, w.2 + w.3 AS window_end, "
+        "argMin(b_open, b_first) AS open, max(b_high) AS high, min(b_low) AS low, "
+        "argMax(b_close, b_last) AS close, sum(b_volume) AS volume, "
+        "sum(b_notional) AS notional, toInt64(sum(b_events)) AS events, "
+        "min(b_first) AS first, max(b_last) AS last, "
+        "min(b_src_first) AS src_first, max(b_src_last) AS src_last "
+        f"FROM ({inner}) ARRAY JOIN [{', '.join(windows)}] AS w "
+        "GROUP BY view, src_topic, src_partition, tenant, instrument, currency, window_start, "
+        "window_end"
+    )
+
+
+_BUCKET_US = math.gcd(*(hop for _, _, hop in BAR_WINDOWS))
+BARS_BUCKET_SQL = _bucket_sql()
+
+
 def columnar_bars(
     chunks: Sequence[Chunk], ws: WindowState, ctx: FoldContext, sql: SqlRunner
 ) -> ColumnarOut:
-    """``folds.fold_bars`` over column batches (see the module doc)."""
+    """``folds.fold_bars`` over column batches (see the module doc).
+
+    When no event of the batch is dropped from a window as late (``late_mode="update"``, or none
+    late), every event feeds each of its windows, and the bars are folded in two levels
+    (``BARS_BUCKET_SQL``: one row per event instead of one per event and window). Otherwise each
+    (event, window) pair is a row of one ``BARS_SQL`` group-by, the late pairs left out."""
     lateness = ctx.windowing.allowed_lateness_us
     side = ctx.windowing.late_mode == "side"
-    pieces: list[pa.Table] = []
-    late: list[tuple[int, int, int, Row]] = []  # (event order, window, start order, row)
-    order = 0
+    cols: list[tuple[tuple[str, int], pa.Table, I64, I64, I64, npt.NDArray[np.bool_]]] = []
+    any_late = False
     for tp, t in chunks:
-        n = t.num_rows
-        if not n:
+        if not t.num_rows:
             continue
         ts = _ints(t, "executed_at")
         offsets = _ints(t, "src_offset")
+        wm, has = watermarks(ws, tp, ts, lateness)
+        if side and not any_late:
+            # the earliest end among an event's windows: late anywhere means late there
+            first_end = np.min(
+                [ts - ts % hop - (size // hop - 1) * hop + size for _, size, hop in BAR_WINDOWS],
+                axis=0,
+            )
+            any_late = bool((has & (first_end <= wm)).any())
+        cols.append((tp, t, ts, offsets, wm, has))
+    if not any_late:
+        return _bars_by_bucket(cols, sql)
+    pieces: list[pa.Table] = []
+    late: list[tuple[int, int, int, Row]] = []  # (event order, window, start order, row)
+    order = 0
+    for tp, t, ts, offsets, wm, has in cols:
+        n = t.num_rows
         price, qty = _decimal(t, "price", 8), _decimal(t, "quantity", 4)
         instrument, currency = _strings(t, "instrument"), _strings(t, "currency")
-        wm, has = watermarks(ws, tp, ts, lateness)
         take: list[I64] = []
         views: list[I64] = []
         starts: list[I64] = []
@@ -225,16 +288,73 @@ def columnar_bars(
             .append_column("src_topic", pa.array([tp[0]] * len(idx), pa.string()))
             .append_column("src_partition", pa.array(np.full(len(idx), tp[1], np.int64)))
         )
+    out = _bars_out(sql(BARS_SQL, pa.concat_tables(pieces)) if pieces else None)
+    late.sort(key=lambda x: (x[0], x[1], x[2]))
+    out["late_events"] = [r for *_, r in late]
+    return out
+
+
+def _bars_by_bucket(
+    cols: Sequence[tuple[tuple[str, int], pa.Table, I64, I64, I64, npt.NDArray[np.bool_]]],
+    sql: SqlRunner,
+) -> ColumnarOut:
+    pieces = []
+    for tp, t, ts, offsets, _, _ in cols:
+        n = t.num_rows
+        pieces.append(
+            pa.table(
+                {
+                    "tenant": t.column("tenant"),
+                    "instrument": _strings(t, "instrument"),
+                    "currency": _strings(t, "currency"),
+                    "price": _decimal(t, "price", 8),
+                    "quantity": _decimal(t, "quantity", 4),
+                    "k": _order_key(ts, (np.int64(tp[1]) << np.int64(40)) | offsets),
+                    "src_offset": pa.array(offsets),
+                    "bucket": pa.array(ts - ts % _BUCKET_US),
+                    "src_topic": pa.array([tp[0]] * n, pa.string()),
+                    "src_partition": pa.array(np.full(n, tp[1], np.int64)),
+                }
+            )
+        )
+    got = sql(BARS_BUCKET_SQL, pa.concat_tables(pieces)) if pieces else None
+    if got is not None:
+        for end in ("first", "last"):
+            at, pos = _split_key(got.column(end))
+            got = got.append_column(f"{end}_at", pa.array(at)).append_column(
+                f"{end}_pos", pa.array(pos)
+            )
+    out = _bars_out(got)
+    out["late_events"] = []
+    return out
+
+
+def _order_key(ts: I64, pos: I64) -> pa.Array:
+    """(ts, pos) as one Decimal128 ``ts * 2**64 + pos`` (pos >= 0): it orders as the pair does.
+    Decimal128 is two little-endian 64-bit words, low first: the words are pos and ts."""
+    words = np.empty((len(ts), 2), np.int64)
+    words[:, 0] = pos
+    words[:, 1] = ts
+    return pa.Array.from_buffers(pa.decimal128(38, 0), len(ts), [None, pa.py_buffer(words)])
+
+
+def _split_key(col: pa.ChunkedArray) -> tuple[I64, I64]:
+    """(ts, pos) of ``_order_key`` values."""
+    arr = col.combine_chunks()
+    if arr.null_count or not pa.types.is_decimal128(arr.type):
+        raise Unsupported("an order key came back null or not as a Decimal128")
+    words = np.frombuffer(arr.buffers()[1], np.int64)[2 * arr.offset : 2 * (arr.offset + len(arr))]
+    return words[1::2].copy(), words[0::2].copy()
+
+
+def _bars_out(got: pa.Table | None) -> ColumnarOut:
     out: ColumnarOut = {}
-    got = sql(BARS_SQL, pa.concat_tables(pieces)) if pieces else None
     for vi, (name, _, _) in enumerate(BAR_WINDOWS):
         if got is None:
             out[name] = []
             continue
         part = got.filter(pc.equal(got.column("view"), vi))
         out[name] = _finish(part, _BAR_COLS, ("window_start", "window_end", "first_at", "last_at"))
-    late.sort(key=lambda x: (x[0], x[1], x[2]))
-    out["late_events"] = [r for *_, r in late]
     return out
 
 

@@ -2,6 +2,7 @@
 //! Python side keeps a pure-Python reference for every one of them (identical bytes, tested).
 use pyo3::prelude::*;
 
+mod avro_columns;
 mod headers;
 mod leaves;
 mod ledger_batch;
@@ -9,6 +10,7 @@ mod merkle;
 
 #[pymodule]
 fn hub_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    avro_columns::register(m)?;
     headers::register(m)?;
     leaves::register(m)?;
     ledger_batch::register(m)?;

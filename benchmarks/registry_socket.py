@@ -33,7 +33,6 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import httpx
 import psutil
@@ -161,9 +160,7 @@ def main(argv: list[str] | None = None) -> None:
                     (
                         "POST /compatibility/subjects/{s}/versions/latest",
                         lambda i: _ok(
-                            c.post(
-                                "/compatibility/subjects/bench-value/versions/latest", json=body
-                            )
+                            c.post("/compatibility/subjects/bench-value/versions/latest", json=body)
                         ),
                     ),
                     (

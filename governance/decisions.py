@@ -461,9 +461,10 @@ class Receipt:
             if not future.done():
                 future.set_result(error)
 
-        self._committer._on_done(
-            self._batch, lambda error: loop.call_soon_threadsafe(settle, error)
-        )
+        def wake(error: BaseException | None) -> None:  # called in the flusher's thread
+            loop.call_soon_threadsafe(settle, error)
+
+        self._committer._on_done(self._batch, wake)
         try:
             error = await asyncio.wait_for(future, self._committer.wait_timeout_s)
         except TimeoutError:

@@ -107,7 +107,7 @@ def _loaded(
     stop = time.perf_counter() + seconds
 
     def run(k: int) -> None:
-        with httpx.Client(base_url=url, headers=headers) as c:
+        with httpx.Client(base_url=url, headers=headers, timeout=60) as c:
             while time.perf_counter() < stop:
                 t0 = time.perf_counter()
                 _ok(c.get(path))
@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> None:
         body = {"schema": json.dumps(SCHEMA)}
         rows: list[tuple[str, list[float], float]] = []
         try:
-            with httpx.Client(base_url=url, headers=headers) as c:
+            with httpx.Client(base_url=url, headers=headers, timeout=60) as c:
                 quiet: list[tuple[str, Callable[[int], object]]] = [
                     ("GET /health (HTTP floor)", lambda i: _ok(c.get("/health"))),
                     ("GET /schemas/ids/{id}", lambda i: _ok(c.get(f"/schemas/ids/{sid}"))),

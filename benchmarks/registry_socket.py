@@ -168,6 +168,8 @@ def main(argv: list[str] | None = None) -> None:
                         lambda i: _ok(c.post(f"/subjects/bench-{i}-value/versions", json=body)),
                     ),
                 ]
+                for _ in range(300):  # the server's first decisions create its topic etc.
+                    _ok(c.get(f"/schemas/ids/{sid}"))
                 for name, fn in quiet:
                     cpu = server.cpu_times()
                     n = args.n if "register" not in name else max(50, args.n // 5)

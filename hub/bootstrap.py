@@ -442,6 +442,7 @@ def build_policy(
         DecisionCommitter(sink),
         enrich=None if cases is None else cases.enrich,
         unsynced=settings.unsynced_read_actions,
+        inner_blocks=settings.policy_engine == "opa",  # network I/O: not in an event loop
     )
 
 

@@ -420,6 +420,7 @@ def create_app(hub: Hub) -> FastAPI:
         app.include_router(each, responses=dict(errors))
     declare_actions(registry_api.router)
     app.include_router(registry_api.router, responses=dict(registry_errors))
+    registry_api.install_lean_routes(app)  # the hot reads, ahead of their FastAPI twins
     _declare_raw_bodies(app)
     from hub.console import install as install_console
 

@@ -25,7 +25,7 @@ from core.errors import (
     Retryable,
     Unauthenticated,
 )
-from core.ports.policy import Principal
+from core.ports.policy import Decision, Principal
 from hub.api.models import MAX_INT64 as MAX_INT64  # the routes import it from here
 
 if TYPE_CHECKING:
@@ -172,6 +172,35 @@ def _count_error(request: Request, action: str) -> None:
     hub_of(request).metrics.policy_decisions.labels(action, "error", route).inc()
 
 
+def decision_context(request: Request) -> dict[str, Any]:
+    """The context a request's decision is made in: its method, and the purpose of use and
+    the case it names (``X-Hub-Purpose``, ``X-Hub-Case``)."""
+    context = {"method": request.method}
+    for header, key in (("x-hub-purpose", "purpose"), ("x-hub-case", "case")):
+        if header in request.headers:  # purpose of use, e.g. an open investigation
+            context[key] = request.headers[header]
+    return context
+
+
+def policy_failed(request: Request, action: str, exc: Exception) -> Forbidden:
+    """The deny for an engine that failed (fail closed), counted; ``Retryable`` is not one."""
+    _count_error(request, action)
+    if isinstance(exc, HubError):
+        return Forbidden(f"Access denied because the policy engine failed: {exc.message}")
+    return Forbidden(f"Access denied because the policy engine failed: {exc!r}")
+
+
+def settle(request: Request, action: str, decision: Decision) -> None:
+    """Count a decision; raise ``Forbidden`` on deny, else leave it on ``request.state``."""
+    hub = hub_of(request)
+    route = getattr(request.scope.get("route"), "path", "unmatched")  # template, not path
+    hub.metrics.policy_decisions.labels(action, "allow" if decision.allow else "deny", route).inc()
+    if not decision.allow:
+        hub.metrics.policy_denials.labels(action).inc()
+        raise Forbidden(f"Access denied: {decision.reason} (policy {decision.policy_version}).")
+    request.state.decision = decision  # its obligations (mask, row_filter) for the route
+
+
 def authorize(action: str, resource: str | None = None) -> Callable[[Request], Principal]:
     """A dependency that allows the request only if the policy engine allows ``action``.
 
@@ -183,29 +212,12 @@ def authorize(action: str, resource: str | None = None) -> Callable[[Request], P
         hub = hub_of(request)
         target = resource or request.url.path
         try:
-            context = {"method": request.method}
-            for header, key in (("x-hub-purpose", "purpose"), ("x-hub-case", "case")):
-                if header in request.headers:  # purpose of use, e.g. an open investigation
-                    context[key] = request.headers[header]
-            decision = hub.policy.decide(principal, action, target, context)
+            decision = hub.policy.decide(principal, action, target, decision_context(request))
         except Retryable:  # e.g. the decision could not be stored: 503, and nothing ran
             raise
-        except HubError as exc:
-            _count_error(request, action)
-            raise Forbidden(
-                f"Access denied because the policy engine failed: {exc.message}"
-            ) from exc
         except Exception as exc:  # fail closed on anything unexpected
-            _count_error(request, action)
-            raise Forbidden(f"Access denied because the policy engine failed: {exc!r}") from exc
-        route = getattr(request.scope.get("route"), "path", "unmatched")  # template, not path
-        hub.metrics.policy_decisions.labels(
-            action, "allow" if decision.allow else "deny", route
-        ).inc()
-        if not decision.allow:
-            hub.metrics.policy_denials.labels(action).inc()
-            raise Forbidden(f"Access denied: {decision.reason} (policy {decision.policy_version}).")
-        request.state.decision = decision  # its obligations (mask, row_filter) for the route
+            raise policy_failed(request, action, exc) from exc
+        settle(request, action, decision)
         return principal
 
     dependency.__name__ = f"authorize_{action.replace('.', '_')}"

@@ -3,6 +3,7 @@ reference path), and what it stores reads back as the decision."""
 
 from __future__ import annotations
 
+import random
 from datetime import datetime
 
 import pytest
@@ -13,6 +14,8 @@ from governance.decisions import (
     DecisionEncoder,
     DecisionRecord,
     LogDecisionSink,
+    _rfc3339,
+    _stamp,
     decision_event,
     new_decision_id,
 )
@@ -115,3 +118,51 @@ def test_an_oversized_decision_is_refused_naming_it(hub: Hub) -> None:
     )
     with pytest.raises(PayloadTooLarge, match=big.decision_id):
         sink.append([big])
+
+
+def test_column_wise_batch_is_byte_identical_to_the_generated_encoder(hub: Hub) -> None:
+    """``_columns`` (shared strings encoded once per batch) against ``_one`` per record, over
+    repeats, multi-byte lengths and characters, empty and several-entry maps, negative,
+    zero and far-future times."""
+    LogDecisionSink(hub.log, hub.registry, hub.publisher).append(RECORDS[:1])
+    encoder = DecisionEncoder(hub.publisher)
+    rng = random.Random(7)
+    records = [
+        DecisionRecord(
+            new_decision_id(),
+            f"user-{i % 7}",
+            rng.choice(["acme", "é" * 70, ""]),
+            tuple(rng.sample(["admin", "analyst", "auditor"], i % 4)),
+            "event.read",
+            f"topics/p/{i % 5}" + "x" * rng.randrange(0, 9000),
+            i % 3 == 0,
+            rng.choice(["Allowed", "Denied: ü" * 40]),
+            "v" * 64,
+            f"{i:064x}",
+            rng.choice(
+                [
+                    0,
+                    -1,
+                    1,
+                    2**32 * 10**6,
+                    253_402_000_000_000_000,
+                    1_764_640_000_000_000 + i * 999_999,
+                ]
+            ),
+            mask=("pii",) * (i % 2),
+            row_filter={f"k{j}": "é" * j for j in range(i % 4)},
+            purpose="p" * (i % 130),
+            case_id=str(i),
+            key_id="k" * (i % 3),
+        )
+        for i in range(300)
+    ]
+    assert encoder.encode(records) == [encoder._one(r) for r in records]
+    seconds: dict[int, bytes] = {}
+    for us in [
+        0,
+        999_999,
+        2**32 * 10**6 - 1,
+        *(rng.randrange(0, 2**32 * 10**6) for _ in range(5000)),
+    ]:
+        assert _stamp(us, seconds) == _rfc3339(us)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
+import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -16,6 +18,7 @@ from governance.decisions import (
     DecisionNotRecorded,
     DecisionRecord,
     RecordingPolicyEngine,
+    new_decision_id,
 )
 
 
@@ -27,12 +30,17 @@ class Sink:
         self.gate = threading.Event()
         self.gate.set()
         self.fail: Exception | None = None
+        self.prepared = 0
 
-    def append(self, records: Sequence[DecisionRecord]) -> None:
+    def prepare(self, records: Sequence[DecisionRecord]) -> list[DecisionRecord]:
+        self.prepared += 1
+        return list(records)
+
+    def store(self, prepared: list[DecisionRecord]) -> None:
         self.gate.wait()
         if self.fail:
             raise self.fail
-        self.batches.append(list(records))
+        self.batches.append(prepared)
 
     @property
     def stored(self) -> list[DecisionRecord]:
@@ -208,3 +216,60 @@ def test_unsynced_reads_setting_refuses_write_actions() -> None:
     assert ok.unsynced_read_actions == {"schema.read", "topic.read"}
     with pytest.raises(ConfigError, match=r"'schema\.write' is not a read action"):
         load_settings(environ={"HUB_POLICY_UNSYNCED_READS": "schema.read,schema.write"})
+
+
+def _record(allow: bool = True) -> DecisionRecord:
+    return DecisionRecord(new_decision_id(), "p", "t", (), "a", "r", allow, "x", "v", "d", 0)
+
+
+def test_no_batch_is_taken_while_another_is_stored_and_the_next_holds_all_who_came() -> None:
+    sink = Sink()
+    committer = DecisionCommitter(sink, flushers=2)
+    sink.gate.clear()  # the first store stalls (a slow fsync)
+    first = committer.enqueue(_record(), prompt=True)
+    deadline = time.monotonic() + 5
+    while sink.prepared < 1 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    later = [committer.enqueue(_record(), prompt=True) for _ in range(5)]
+    time.sleep(0.2)
+    assert sink.prepared == 1, "the second flusher took a batch while the first was stored"
+    sink.gate.set()
+    first.wait()
+    for receipt in later:
+        receipt.wait()
+    assert [len(b) for b in sink.batches] == [1, 5]  # everyone who came during the fsync
+    committer.close()
+
+
+def test_decide_async_awaits_the_store_without_a_thread_and_fails_closed() -> None:
+    sink = Sink()
+    committer = DecisionCommitter(sink, wait_timeout_s=2)
+    engine = RecordingPolicyEngine(Fixed(True), committer)
+
+    async def scenario() -> None:
+        sink.gate.clear()
+        task = asyncio.create_task(engine.decide_async(ANN, "event.read", "r"))
+        await asyncio.sleep(0.2)
+        assert not task.done() and sink.stored == []  # the allow waits for its record
+        sink.gate.set()
+        decision = await asyncio.wait_for(task, 5)
+        assert decision.allow and [r.decision_id for r in sink.stored] == [decision.decision_id]
+        sink.fail = RuntimeError("disk full")
+        with pytest.raises(DecisionNotRecorded, match="disk full"):
+            await engine.decide_async(ANN, "event.read", "r")
+        sink.fail = None
+        sink.gate.clear()  # a store that never ends: the wait times out, no allow
+        with pytest.raises(DecisionNotRecorded, match="not stored within"):
+            await engine.decide_async(ANN, "event.read", "r")
+        sink.gate.set()
+
+    asyncio.run(scenario())
+    committer.close()
+
+
+def test_decision_ids_are_increasing_uuid7() -> None:
+    ids = [new_decision_id() for _ in range(5_000)]
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+    for text in ids[::997]:
+        parsed = uuid.UUID(text)
+        assert str(parsed) == text and parsed.version == 7 and parsed.variant == uuid.RFC_4122

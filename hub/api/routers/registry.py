@@ -35,7 +35,9 @@ from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter, ValidationError
+from starlette.concurrency import run_in_threadpool
+from starlette.routing import Route
 
 from core.errors import (
     Forbidden,
@@ -43,10 +45,21 @@ from core.errors import (
     InvalidInput,
     InvalidSchema,
     NotFound,
+    Retryable,
     SubjectNotFound,
 )
 from core.ports.policy import Principal
-from hub.api.deps import MAX_INT64, authorize, hub_of, read_json
+from governance.decisions import RecordingPolicyEngine
+from hub.api.deps import (
+    MAX_INT64,
+    authorize,
+    decision_context,
+    hub_of,
+    policy_failed,
+    principal_of,
+    read_json,
+    settle,
+)
 from hub.api.models import (
     CompatibilityAnswer,
     CompatibilityIn,
@@ -198,6 +211,7 @@ router = APIRouter(
 def install(app: FastAPI) -> None:
     """Mount the registry API at the app's root. Error translation travels with the routes."""
     app.include_router(router)
+    install_lean_routes(app)
 
 
 # -- request helpers ------------------------------------------------------------------------
@@ -829,3 +843,87 @@ def set_subject_mode(
 ) -> dict[str, Any]:
     _refuse_internal(subject, "changing the mode of")
     return {"mode": _registry(request).set_mode(_mode_of(body), subject)}
+
+
+# -- lean routes ----------------------------------------------------------------------------
+# The reads serialisers send on their hot path, served by plain ``async`` Starlette routes put
+# ahead of their FastAPI twins (which stay for the OpenAPI document and as the reference the
+# tests compare them with, byte for byte): no thread-pool hop for the dependency and another
+# for the handler, no dependency solving, no response-model validation. They enforce exactly
+# what the twins do, in the same order: ``Accept`` (406), the key (AuthMiddleware, outside),
+# the ``schema.read`` decision on the request path with the same context, counted in the same
+# metrics and recorded (``decide_async``: a synced read awaits its fsync without a thread),
+# then the path parameter (pydantic's own error for the same type), then the lookup; every
+# failure in Confluent's shape through ``registry_error_handler``.
+_SCHEMA_ID = TypeAdapter(SchemaId)
+
+
+async def authorize_async(request: Request, action: str) -> Principal:
+    """``hub.api.deps.authorize(action)`` for an async route: same decision, record, metrics
+    and errors, awaited in the event loop."""
+    principal = principal_of(request)
+    policy = hub_of(request).policy
+    context = decision_context(request)
+    try:
+        if isinstance(policy, RecordingPolicyEngine):
+            decision = await policy.decide_async(principal, action, request.url.path, context)
+        else:
+            decision = await run_in_threadpool(
+                policy.decide, principal, action, request.url.path, context
+            )
+    except Retryable:
+        raise
+    except Exception as exc:  # fail closed on anything unexpected
+        raise policy_failed(request, action, exc) from exc
+    settle(request, action, decision)
+    return principal
+
+
+def _path_schema_id(request: Request) -> int:
+    raw = request.path_params["schema_id"]
+    try:
+        return int(_SCHEMA_ID.validate_python(raw))
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**e, "loc": ("path", "schema_id")} for e in exc.errors(include_url=False)]
+        ) from None
+
+
+def _lean(
+    path: str, answer: Callable[[Request], Coroutine[Any, Any, Response]], name: str
+) -> Route:
+    async def endpoint(request: Request) -> Response:
+        try:
+            _check_accept(request)
+            return await answer(request)
+        except Exception as exc:
+            return registry_error_handler(request, exc)
+
+    route = Route(path, endpoint, methods=["GET"], name=name, include_in_schema=False)
+    route.methods = {"GET"}  # as the FastAPI twin: HEAD answers 405
+    return route
+
+
+async def _lean_schema_by_id(request: Request) -> Response:
+    await authorize_async(request, "schema.read")
+    stored = _registry(request).get_by_id(_path_schema_id(request))
+    # SchemaOut's serialisation: its declared member first, then the others as given
+    body: dict[str, Any] = {"schema": stored.text}
+    body.update(_schema_fields(stored))
+    return RegistryResponse(body)
+
+
+async def _lean_raw_schema_by_id(request: Request) -> Response:
+    await authorize_async(request, "schema.read")
+    return _raw_schema(_registry(request).get_by_id(_path_schema_id(request)).text)
+
+
+LEAN_ROUTES = (
+    _lean("/schemas/ids/{schema_id}", _lean_schema_by_id, "schema_by_id_lean"),
+    _lean("/schemas/ids/{schema_id}/schema", _lean_raw_schema_by_id, "raw_schema_by_id_lean"),
+)
+
+
+def install_lean_routes(app: FastAPI) -> None:
+    """Put the lean routes ahead of every other route of ``app`` (first match wins)."""
+    app.router.routes[:0] = list(LEAN_ROUTES)

@@ -1,0 +1,146 @@
+"""The registry's lean async routes answer exactly as their FastAPI twins, and decide alike.
+
+The same hub serves two apps: the real one (lean routes first) and one with the lean routes
+removed (the FastAPI twins, the reference). Every request is sent to both, for every role, no
+key, a wrong key, a refused ``Accept``, valid, unknown and malformed ids, a schema with
+references, and a purpose of use: status, body and content type must be identical, and each
+request must record one decision with the same action, resource, result and purpose.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from starlette.routing import Match
+
+from core.ports.policy import Decision, PolicyEngine, Principal
+from core.roles import ROLES
+from governance.decisions import DECISIONS_TOPIC, RecordingPolicyEngine
+from hub.api.app import create_app
+from hub.api.routers.registry import LEAN_ROUTES
+from hub.bootstrap import Hub
+from ingest.publish import EventReader
+from registry.service import Reference
+
+
+@pytest.fixture
+def apps(hub: Hub) -> Iterator[tuple[TestClient, TestClient]]:
+    lean = create_app(hub)
+    twin = create_app(hub)
+    twin.router.routes = [r for r in twin.router.routes if r not in LEAN_ROUTES]
+    with TestClient(lean) as a, TestClient(twin) as b:
+        yield a, b
+
+
+def _decisions(hub: Hub) -> list[dict[str, Any]]:
+    hub.policy.committer.flush()  # type: ignore[attr-defined]
+    reader = EventReader(hub.log, hub.registry)
+    end = hub.log.end_offsets(DECISIONS_TOPIC)[0]
+    return [reader.decode(r)["value"] for r in hub.log.read(DECISIONS_TOPIC, 0, 0, max(end, 1))]
+
+
+def _served_by(app: FastAPI, path: str) -> Any:
+    scope = {"type": "http", "method": "GET", "path": path, "root_path": ""}
+    return next(r for r in app.router.routes if r.matches(scope)[0] == Match.FULL)
+
+
+def test_the_lean_routes_serve_the_hot_reads(apps: tuple[TestClient, TestClient]) -> None:
+    lean, twin = apps
+    assert _served_by(lean.app, "/schemas/ids/1") is LEAN_ROUTES[0]  # type: ignore[arg-type]
+    assert _served_by(lean.app, "/schemas/ids/1/schema") is LEAN_ROUTES[1]  # type: ignore[arg-type]
+    assert _served_by(twin.app, "/schemas/ids/1") not in LEAN_ROUTES  # type: ignore[arg-type]
+
+
+class _Refusing(PolicyEngine):
+    """The hub's engine, but ``p-publisher`` is denied and ``p-analyst``'s decision fails."""
+
+    def __init__(self, inner: PolicyEngine) -> None:
+        self.inner = inner
+
+    def decide(
+        self, principal: Principal, action: str, resource: str, context: Any = None
+    ) -> Decision:
+        if principal.id == "p-publisher":
+            return Decision(False, "refused for the test", "t1")
+        if principal.id == "p-analyst":
+            raise RuntimeError("engine exploded")
+        return self.inner.decide(principal, action, resource, context)
+
+
+def test_lean_routes_answer_and_decide_exactly_as_their_twins(
+    hub: Hub, apps: tuple[TestClient, TestClient], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lean, twin = apps
+    policy = hub.policy
+    assert isinstance(policy, RecordingPolicyEngine)
+    monkeypatch.setattr(policy, "inner", _Refusing(policy.inner))
+    base = hub.registry.register(
+        "lean-base-value",
+        json.dumps({"type": "record", "name": "Base", "fields": [{"name": "a", "type": "int"}]}),
+    )
+    with_refs = hub.registry.register(
+        "lean-ref-value",
+        json.dumps({"type": "record", "name": "Top", "fields": [{"name": "b", "type": "Base"}]}),
+        references=(Reference("Base", "lean-base-value", base.version),),
+    )
+    keys = {role: hub.keys.create([role], principal=f"p-{role}").token for role in ROLES}
+    auths: list[dict[str, str]] = [{"Authorization": f"Bearer {t}"} for t in keys.values()]
+    auths += [{}, {"Authorization": "Bearer nope:wrong"}]
+    admin = auths[list(ROLES).index("admin")]
+    auths += [
+        {**admin, "Accept": "text/html"},
+        {**admin, "Accept": "application/json"},
+        {**admin, "X-Hub-Purpose": "fraud-review"},
+    ]
+    ids = [str(base.id), str(with_refs.id), "999999", "-1", "abc", "99999999999", " 7", "1_0"]
+    paths = [f"/schemas/ids/{i}" for i in ids]
+    paths += [f"/schemas/ids/{i}/schema" for i in (base.id, 999999, "abc")]
+    paths += [f"/schemas/ids/{base.id}?subject=x&format=resolved"]
+    before = len(_decisions(hub))
+    pairs = 0
+    for path in paths:
+        for headers in auths:
+            a, b = lean.get(path, headers=headers), twin.get(path, headers=headers)
+            assert (a.status_code, a.content, a.headers["content-type"]) == (
+                b.status_code,
+                b.content,
+                b.headers["content-type"],
+            ), (path, headers)
+            pairs += a.status_code != 401
+    recorded = _decisions(hub)[before:]
+    assert lean.get(f"/schemas/ids/{with_refs.id}", headers=admin).json()["references"]
+    assert lean.head(f"/schemas/ids/{base.id}", headers=admin).status_code == 405
+    assert len(recorded) >= 2 * pairs - 2 * len(paths)  # every request past the key decided
+    # Each request's decision is the same on both apps (they were sent alternately).
+    fields = ("principal", "action", "resource", "allow", "purpose", "reason")
+    firsts, seconds = recorded[0::2], recorded[1::2]
+    assert [tuple(d[f] for f in fields) for d in firsts] == [
+        tuple(d[f] for f in fields) for d in seconds
+    ]
+    assert any(d["purpose"] == "fraud-review" for d in recorded)
+    assert any(not d["allow"] for d in recorded) and any(d["allow"] for d in recorded)
+    assert any("engine exploded" in d["reason"] for d in recorded)
+
+
+def test_lean_route_fails_closed_when_its_decision_cannot_be_stored(
+    hub: Hub, apps: tuple[TestClient, TestClient], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lean, twin = apps
+    token = hub.keys.create(["admin"], principal="ops").token
+    headers = {"Authorization": f"Bearer {token}"}
+    committer = hub.policy.committer  # type: ignore[attr-defined]
+
+    def broken(prepared: Any) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(committer._sink, "store", broken)
+    a = lean.get("/schemas/ids/1", headers=headers)
+    b = twin.get("/schemas/ids/1", headers=headers)
+    assert a.status_code == b.status_code == 500
+    assert "schema" not in a.json() and a.json()["error_code"] == b.json()["error_code"]
+    assert "disk full" in a.json()["message"]

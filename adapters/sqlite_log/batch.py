@@ -10,7 +10,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from itertools import accumulate, chain, repeat
-from operator import sub
+from operator import itemgetter, sub
 from typing import Final, TypeVar
 
 import pyarrow as pa
@@ -26,9 +26,10 @@ from core.ports.eventlog import (
 
 # -- batch format -----------------------------------------------------------------------------
 # Little-endian. Header: crc32 of everything after the crc, format version, flags, record count,
-# base timestamp. Version 2 (written since session 7) then has a codec byte (0 none, 1 zstd)
-# and the u32 length of the body before compression, then the body; version 1 (still read) has
-# the body right after the header, never compressed. The CRC (and the log's MAC chain) covers the
+# base timestamp. Version 2 (written since session 7) then has a codec byte (0 none, 1 zstd),
+# the header section's layout (0 pairs, 1 columns) and the u32 length of the body before
+# compression, then the body; version 1 (still read) has the body right after the header, never
+# compressed, with headers as pairs. The CRC (and the log's MAC chain) covers the
 # stored bytes, so a read checks them before it decompresses anything. The body holds the
 # sections flagged present, each column-wise so that encoding and decoding are a few C-level
 # calls per batch instead of Python work per record:
@@ -39,15 +40,22 @@ from core.ports.eventlog import (
 #               (UTF-8); u32 count of distinct (name, value) pairs, each pair's u16 name index,
 #               the pairs' u32 value lengths, the values; per header its pair index, u16 (u32
 #               if _WIDE_PAIRS)
+#   headers, as columns (version 2, when every record carries the same header names in the
+#               same order, the envelope's case): u16 m headers per record, their names' u16
+#               lengths, the names; m kind bytes (0 one value for every record, 1 one per
+#               record); per header, a constant's u32 length and value, or n x u32 lengths and
+#               the values concatenated
 # So what repeats inside a batch (header names, the envelope's shared values) is stored once
 # per batch and each record carries only its own values and small indexes; zstd over the whole
 # body (as Kafka's record batch v2 compresses per batch) then removes the rest of the
 # redundancy: the fixed-width lengths and indexes, ids and times that share prefixes.
 _HEAD = struct.Struct("<IBBIq")
-_BODY = struct.Struct("<BI")  # version 2: codec, body length before compression
+_BODY = struct.Struct("<BBI")  # version 2: codec, header layout, body length before compression
 _VERSION_PLAIN: Final = 1  # read only
 _VERSION: Final = 2
 _CODEC_NONE, _CODEC_ZSTD = 0, 1
+_HEADER_PAIRS, _HEADER_COLUMNS = 0, 1
+_CONSTANT, _VARYING = 0, 1
 _ZSTD_LEVEL: Final = 1  # measured: level 3 is 1.9x the CPU and no smaller on the hub's batches
 # A decompression bomb is refused before anything is inflated: a compressed body may declare at
 # most _INFLATED_PER_RECORD bytes per record and _INFLATED_MAX in all (the encoder stores larger
@@ -195,6 +203,53 @@ def _encode_headers_py(headers: Sequence[Headers], parts: list[bytes]) -> int:
     return _HAS_HEADERS | (_WIDE_PAIRS if wide else 0)
 
 
+_first, _second = itemgetter(0), itemgetter(1)
+
+
+def _encode_header_columns(headers: Sequence[Headers], n: int, parts: list[bytes]) -> bool:
+    """Append the header section as columns (see the format) and return True, or return False
+    and append nothing when the records do not all carry the same well-formed header names in
+    the same order (the pair layout then stores them, or refuses them)."""
+    widths = set(map(len, headers))
+    if len(widths) != 1 or set(map(type, headers)) != {tuple}:
+        return False
+    (m,) = widths
+    if not 0 < m <= _U16:
+        return False
+    names: list[bytes] = []
+    kinds = bytearray()
+    data: list[bytes] = []
+    for column in zip(*headers, strict=True):
+        if set(map(type, column)) != {tuple} or set(map(len, column)) != {2}:
+            return False
+        name = set(map(_first, column))
+        if len(name) != 1:
+            return False
+        (text,) = name
+        values = list(map(_second, column))
+        if type(text) is not str or set(map(type, values)) != {bytes}:
+            return False
+        try:
+            names.append(text.encode())
+        except UnicodeEncodeError:
+            return False
+        if len(names[-1]) > _U16:
+            return False
+        if values.count(values[0]) == n:
+            kinds.append(_CONSTANT)
+            data += (struct.pack("<I", len(values[0])), values[0])
+        else:
+            kinds.append(_VARYING)
+            data += (struct.pack(f"<{n}I", *map(len, values)), b"".join(values))
+    parts += (
+        struct.pack(f"<H{m}H", m, *map(len, names)),
+        b"".join(names),
+        bytes(kinds),
+        *data,
+    )
+    return True
+
+
 def encode_batch(
     keys: Sequence[bytes | None],
     values: Sequence[bytes | None],
@@ -219,8 +274,13 @@ def encode_batch(
         parts.append(struct.pack(f"<{n}q", *timestamps))
     flags |= _encode_bytes(keys, parts, _KEYS_NULL, _KEYS_MIXED)
     flags |= _encode_bytes(values, parts, _VALUES_NULL, _VALUES_MIXED)
+    layout = _HEADER_PAIRS
     if any(headers):
-        flags |= _encode_headers(headers, parts)
+        if version == _VERSION and _encode_header_columns(headers, n, parts):
+            flags |= _HAS_HEADERS
+            layout = _HEADER_COLUMNS
+        else:
+            flags |= _encode_headers(headers, parts)
     if version == _VERSION_PLAIN:
         head = _HEAD.pack(0, _VERSION_PLAIN, flags, n, lo)[4:]
     elif version == _VERSION:
@@ -230,7 +290,7 @@ def encode_batch(
             packed = _ZSTD.compress(body, asbytes=True)
             if len(packed) < len(body):
                 codec, parts = _CODEC_ZSTD, [packed]
-        head = _HEAD.pack(0, _VERSION, flags, n, lo)[4:] + _BODY.pack(codec, len(body))
+        head = _HEAD.pack(0, _VERSION, flags, n, lo)[4:] + _BODY.pack(codec, layout, len(body))
     else:
         raise ValueError(f"unknown batch format version {version}")
     crc = zlib.crc32(head)
@@ -290,6 +350,35 @@ def _decode_headers_py(body: bytes, pos: int, n: int, wide: bool) -> list[Header
     return list(map(tuple, map(flat.__getitem__, map(slice, starts, starts[1:]))))
 
 
+def _decode_header_columns(body: bytes, pos: int, n: int) -> list[Headers]:
+    """The header section in the column layout: a few C-level calls per header name, whatever
+    the record count (a constant header is one pair tuple shared by every record)."""
+    (m,) = struct.unpack_from("<H", body, pos)
+    if not m:
+        raise CorruptBatch("the header columns declare no header")
+    ends = list(accumulate(struct.unpack_from(f"<{m}H", body, pos + 2), initial=pos + 2 + 2 * m))
+    kinds = body[ends[-1] : ends[-1] + m]
+    if len(kinds) != m:
+        raise CorruptBatch("the header names run past the end of the batch")
+    names = [name.decode() for name in _slices(body, ends)]
+    pos = ends[-1] + m
+    columns: list[Iterable[tuple[str, bytes]]] = []
+    for name, kind in zip(names, kinds, strict=True):
+        if kind == _CONSTANT:
+            (size,) = struct.unpack_from("<I", body, pos)
+            ends = [pos + 4, pos + 4 + size]
+            columns.append(repeat((name, body[ends[0] : ends[1]]), n))
+        elif kind == _VARYING:
+            ends = list(accumulate(struct.unpack_from(f"<{n}I", body, pos), initial=pos + 4 * n))
+            columns.append(zip(repeat(name), _slices(body, ends)))
+        else:
+            raise CorruptBatch(f"unknown header column kind {kind}")
+        if ends[-1] > len(body):
+            raise CorruptBatch("the header values run past the end of the batch")
+        pos = ends[-1]
+    return list(zip(*columns, strict=True))  # each column has n pairs
+
+
 def _load_native_decoder() -> Callable[[bytes, int, int, bool], list[Headers]] | None:
     try:
         import hub_native
@@ -317,7 +406,7 @@ def _body(blob: bytes, version: int, n: int) -> tuple[bytes, int]:
         return blob, _HEAD.size
     if version != _VERSION:
         raise CorruptBatch(f"unknown batch format version {version}")
-    codec, size = _BODY.unpack_from(blob, _HEAD.size)
+    codec, _layout, size = _BODY.unpack_from(blob, _HEAD.size)
     start = _HEAD.size + _BODY.size
     if codec == _CODEC_NONE:
         if size != len(blob) - start:
@@ -340,16 +429,21 @@ def _body(blob: bytes, version: int, n: int) -> tuple[bytes, int]:
 
 
 def decode_batch(
-    blob: bytes,
+    blob: bytes, count: int | None = None
 ) -> tuple[int, Sequence[int], list[bytes | None], list[bytes | None], Sequence[Headers]]:
     """Decode a stored batch into columns: count, timestamps, keys, values, headers.
 
+    ``count``: the record count the batch's row declares; a blob declaring another is refused
+    before anything is allocated for its records.
     Raises ``CorruptBatch`` (or ``struct.error``, ``ValueError``, ``IndexError`` for a body
     whose CRC matched but whose sections do not parse: a forged blob)."""
     crc, version, flags, n, base = _HEAD.unpack_from(blob)
     if zlib.crc32(memoryview(blob)[4:]) != crc:
         raise CorruptBatch("CRC mismatch")
+    if count is not None and n != count:
+        raise CorruptBatch(f"the batch holds {n} records but its row declares {count}")
     body, pos = _body(blob, version, n)
+    layout = _BODY.unpack_from(blob, _HEAD.size)[1] if version == _VERSION else _HEADER_PAIRS
     timestamps: Sequence[int]
     if flags & _TS_UNIFORM:
         timestamps = [base] * n
@@ -361,11 +455,15 @@ def decode_batch(
         pos += 4 * n
     keys, pos = _decode_bytes(body, pos, n, flags, _KEYS_NULL, _KEYS_MIXED)
     values, pos = _decode_bytes(body, pos, n, flags, _VALUES_NULL, _VALUES_MIXED)
-    headers: Sequence[Headers] = (
-        decode_headers(body, pos, n, bool(flags & _WIDE_PAIRS))
-        if flags & _HAS_HEADERS
-        else [()] * n
-    )
+    headers: Sequence[Headers]
+    if not flags & _HAS_HEADERS:
+        headers = [()] * n
+    elif layout == _HEADER_COLUMNS:
+        headers = _decode_header_columns(body, pos, n)
+    elif layout == _HEADER_PAIRS:
+        headers = decode_headers(body, pos, n, bool(flags & _WIDE_PAIRS))
+    else:
+        raise CorruptBatch(f"unknown header layout {layout}")
     return n, timestamps, keys, values, headers
 
 

@@ -867,7 +867,7 @@ class SqliteEventLog(EventLog):
             for batch_id, base, count in cur:
                 if base + count <= offset:
                     continue
-                records = self._batch(conn, topic, partition, batch_id, base)
+                records = self._batch(conn, topic, partition, batch_id, base, count)
                 start = max(offset - base, 0)
                 out += records[start : start + limit - len(out)]
                 if len(out) >= limit:
@@ -877,7 +877,13 @@ class SqliteEventLog(EventLog):
         return out
 
     def _batch(
-        self, conn: sqlite3.Connection, topic: StoredTopic, partition: int, batch_id: int, base: int
+        self,
+        conn: sqlite3.Connection,
+        topic: StoredTopic,
+        partition: int,
+        batch_id: int,
+        base: int,
+        count: int,
     ) -> list[StoredRecord]:
         """The records of one stored batch, decoded once and kept in a small LRU cache."""
         key = (topic.id, partition, base)
@@ -888,7 +894,7 @@ class SqliteEventLog(EventLog):
                 return records
         (blob,) = conn.execute("SELECT data FROM batches WHERE id = ?", (batch_id,)).fetchone()
         try:
-            n, ts, keys, values, headers = decode_batch(blob)
+            n, ts, keys, values, headers = decode_batch(blob, count)
         except (CorruptBatch, struct.error, ValueError, IndexError) as exc:
             raise HubError(
                 f"The batch at offset {base} of {topic.info.name!r} partition {partition} in "

@@ -5,6 +5,7 @@ current format beside the old batches."""
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import sqlite3
 import struct
@@ -12,6 +13,8 @@ import zlib
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from adapters.sqlite_log import SqliteEventLog, batch
 from adapters.sqlite_log.batch import CorruptBatch, decode_batch, encode_batch
@@ -86,7 +89,8 @@ def _columns(n: int) -> tuple[list[bytes | None], list[bytes | None], list[Heade
 
 def _reframe(blob: bytes, codec: int, size: int, payload: bytes) -> bytes:
     """A format 2 blob with the given body fields and a correct CRC (a forger can do this)."""
-    head = blob[4 : batch._HEAD.size] + batch._BODY.pack(codec, size) + payload
+    layout = batch._BODY.unpack_from(blob, batch._HEAD.size)[1]
+    head = blob[4 : batch._HEAD.size] + batch._BODY.pack(codec, layout, size) + payload
     return struct.pack("<I", zlib.crc32(head)) + head
 
 
@@ -95,8 +99,8 @@ def test_format_2_compresses_a_batch_and_round_trips() -> None:
     blob = encode_batch(*cols)
     old = encode_batch(*cols, version=1)
     assert blob[4] == 2 and old[4] == 1
-    codec, size = batch._BODY.unpack_from(blob, batch._HEAD.size)
-    assert codec == batch._CODEC_ZSTD and size == len(old) - batch._HEAD.size
+    codec, layout, _size = batch._BODY.unpack_from(blob, batch._HEAD.size)
+    assert codec == batch._CODEC_ZSTD and layout == batch._HEADER_COLUMNS
     assert len(blob) < len(old) / 3
     for stored in (blob, old):
         n, ts, keys, values, hdrs = decode_batch(stored)
@@ -132,7 +136,7 @@ def test_a_body_that_lies_about_its_size_or_codec_is_refused(
     codec: int, delta: int, match: str
 ) -> None:
     blob = encode_batch(*_columns(50))
-    _codec, size = batch._BODY.unpack_from(blob, batch._HEAD.size)
+    _codec, _layout, size = batch._BODY.unpack_from(blob, batch._HEAD.size)
     payload = blob[batch._HEAD.size + batch._BODY.size :]
     with pytest.raises(CorruptBatch, match=match):
         decode_batch(_reframe(blob, codec, size + delta, payload))
@@ -161,3 +165,99 @@ def test_a_corrupt_compressed_batch_names_its_topic_partition_and_offset(tmp_pat
         assert len(log.read("trades", 0, 0, max_records=100)) == 100
         with pytest.raises(HubError, match=r"offset 100 of 'trades' partition 0 .*bomb"):
             log.read("trades", 0, 100)
+
+
+# -- format 2's header columns ------------------------------------------------------------------
+NAMES = st.lists(st.text(max_size=6), min_size=1, max_size=5)
+
+
+@settings(max_examples=60, deadline=None)
+@given(NAMES, st.integers(1, 40), st.data())
+def test_uniform_headers_are_stored_as_columns_and_round_trip(
+    names: list[str], n: int, data: st.DataObject
+) -> None:
+    """Every record with the same names in the same order (repeated names allowed): columns,
+    constant ones stored once; formats 1 and 2 decode to the same records."""
+    constant = [data.draw(st.booleans()) for _ in names]
+    one = [data.draw(st.binary(max_size=6)) for _ in names]
+    hdrs: list[Headers] = [
+        tuple(
+            (name, one[j] if constant[j] else data.draw(st.binary(max_size=6)))
+            for j, name in enumerate(names)
+        )
+        for _ in range(n)
+    ]
+    keys, values, _h, stamps = _columns(n)
+    blob = encode_batch(keys, values, hdrs, stamps)
+    assert batch._BODY.unpack_from(blob, batch._HEAD.size)[1] == batch._HEADER_COLUMNS
+    for stored in (blob, encode_batch(keys, values, hdrs, stamps, version=1)):
+        got = decode_batch(stored)[4]
+        assert [tuple(h) for h in got] == hdrs
+
+
+@pytest.mark.parametrize(
+    "hdrs",
+    [
+        [(("a", b"1"),), (("a", b"1"), ("b", b"2"))],  # different counts
+        [(("a", b"1"), ("b", b"2")), (("b", b"2"), ("a", b"1"))],  # different order
+        [[("a", b"1")], [("a", b"2")]],  # records as lists: left to the pair layout
+    ],
+)
+def test_other_header_shapes_use_the_pair_layout(hdrs: list[Headers]) -> None:
+    blob = encode_batch([None] * 2, [b"v"] * 2, hdrs, [1, 2])
+    assert batch._BODY.unpack_from(blob, batch._HEAD.size)[1] == batch._HEADER_PAIRS
+    assert [tuple(map(tuple, h)) for h in decode_batch(blob)[4]] == [
+        tuple(map(tuple, h)) for h in hdrs
+    ]
+
+
+@pytest.mark.parametrize(
+    "hdrs",
+    [[(("a", "text"),)] * 2, [((b"a", b"1"),)] * 2, [(("a", b"1", b"x"),)] * 2],
+)
+def test_malformed_uniform_headers_are_refused_as_before(hdrs: list[Headers]) -> None:
+    with pytest.raises(batch.InvalidBatch):
+        encode_batch([None] * 2, [b"v"] * 2, hdrs, [1, 2])
+
+
+def test_corrupted_header_columns_raise_a_parse_error_never_short_records() -> None:
+    rng = random.Random(7)
+    n = 30
+    hdrs: list[Headers] = [
+        (("ce_id", b"%d" % i), ("t", b"same"), ("é", b"x" * (i % 3))) for i in range(n)
+    ]
+    parts: list[bytes] = []
+    assert batch._encode_header_columns(hdrs, n, parts)
+    section = b"".join(parts)
+    assert batch._decode_header_columns(section, 0, n) == hdrs
+    outcomes = set()
+    for _ in range(400):
+        bad = bytearray(section)
+        if rng.random() < 0.5:
+            bad[rng.randrange(len(bad))] ^= 1 << rng.randrange(8)
+        else:
+            del bad[rng.randrange(len(bad)) :]
+        try:
+            got = batch._decode_header_columns(bytes(bad), 0, n)
+        except (CorruptBatch, struct.error, ValueError, IndexError):
+            outcomes.add("raised")
+        else:
+            assert len(got) == n and all(len(h) == 3 for h in got)
+            outcomes.add("parsed")
+    assert outcomes == {"raised", "parsed"}
+
+
+def test_a_batch_whose_record_count_disagrees_with_its_row_is_refused(tmp_path: Path) -> None:
+    """A forged count (CRC recomputed) must not make a plain read allocate for 10**9 records."""
+    path = tmp_path / "log.sqlite"
+    with SqliteEventLog(path) as log:
+        log.create_topic("t", 1)
+        log.append("t", [Record(b"v", headers=(("h", b"x"),)) for _ in range(10)])
+    with sqlite3.connect(path) as db:
+        bid, blob = db.execute("SELECT id, data FROM batches").fetchone()
+        _crc, version, flags, _n, base = batch._HEAD.unpack_from(blob)
+        head = batch._HEAD.pack(0, version, flags, 10**9, base)[4:] + blob[batch._HEAD.size :]
+        forged = struct.pack("<I", zlib.crc32(head)) + head
+        db.execute("UPDATE batches SET data = ? WHERE id = ?", (forged, bid))
+    with SqliteEventLog(path) as log, pytest.raises(HubError, match="holds 1000000000 records"):
+        log.read("t", 0, 0)

@@ -172,6 +172,27 @@ def run(events: int, rounds: int, folder: Path) -> list[str]:
             return sum(batch_codec.decode_batch(b)[0] for b in blobs)
 
         keep("read: decode_batch only (no SQLite)", *_timed(decode_only))
+        # The previous format in the same run: format 1 blobs of the same records (the kept
+        # encoder), decoded with the pure-Python header reference (the previous read path).
+        old = []
+        for blob in blobs:
+            _n, ts, keys, values, hdrs = batch_codec.decode_batch(blob)
+            old.append(batch_codec.encode_batch(keys, values, list(hdrs), list(ts), version=1))
+        sizes["format 1 blobs (previous format, same records)"] = sum(map(len, old)) / events
+        sizes["format 2 blobs"] = sum(map(len, blobs)) / events
+        native = batch_codec.native_decode_headers
+        batch_codec.native_decode_headers = None
+        try:
+            keep(
+                "read: decode_batch only, format 1, Python headers",
+                *_timed(lambda old=old: sum(batch_codec.decode_batch(b)[0] for b in old)),
+            )
+        finally:
+            batch_codec.native_decode_headers = native
+        keep(
+            "read: decode_batch only, format 1, native headers",
+            *_timed(lambda old=old: sum(batch_codec.decode_batch(b)[0] for b in old)),
+        )
         raw_path.unlink()
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     out = [

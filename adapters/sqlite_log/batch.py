@@ -350,9 +350,10 @@ def _decode_headers_py(body: bytes, pos: int, n: int, wide: bool) -> list[Header
     return list(map(tuple, map(flat.__getitem__, map(slice, starts, starts[1:]))))
 
 
-def _decode_header_columns(body: bytes, pos: int, n: int) -> list[Headers]:
-    """The header section in the column layout: a few C-level calls per header name, whatever
-    the record count (a constant header is one pair tuple shared by every record)."""
+def _decode_header_columns_py(body: bytes, pos: int, n: int) -> list[Headers]:
+    """The pure-Python reference of the column layout's decoder: a few C-level calls per header
+    name, whatever the record count (a constant header is one pair tuple shared by every
+    record). ``decode_header_columns`` runs the native twin when built."""
     (m,) = struct.unpack_from("<H", body, pos)
     if not m:
         raise CorruptBatch("the header columns declare no header")
@@ -379,15 +380,24 @@ def _decode_header_columns(body: bytes, pos: int, n: int) -> list[Headers]:
     return list(zip(*columns, strict=True))  # each column has n pairs
 
 
-def _load_native_decoder() -> Callable[[bytes, int, int, bool], list[Headers]] | None:
+def _load_native_decoder(name: str) -> Callable[..., list[Headers]] | None:
     try:
         import hub_native
-    except ImportError:  # not built: the reference above runs
+    except ImportError:  # not built: the references above run
         return None
-    return getattr(hub_native, "decode_headers", None)
+    return getattr(hub_native, name, None)
 
 
-native_decode_headers = _load_native_decoder()
+native_decode_headers = _load_native_decoder("decode_headers")
+native_decode_header_columns = _load_native_decoder("decode_header_columns")
+
+
+def decode_header_columns(body: bytes, pos: int, n: int) -> list[Headers]:
+    """The column layout's header section, in one native call per batch when ``hub_native`` is
+    built; ``tests/unit/test_native_headers.py`` compares it with the reference."""
+    if native_decode_header_columns is not None:
+        return native_decode_header_columns(body, pos, n)
+    return _decode_header_columns_py(body, pos, n)
 
 
 def decode_headers(body: bytes, pos: int, n: int, wide: bool) -> list[Headers]:
@@ -459,7 +469,7 @@ def decode_batch(
     if not flags & _HAS_HEADERS:
         headers = [()] * n
     elif layout == _HEADER_COLUMNS:
-        headers = _decode_header_columns(body, pos, n)
+        headers = decode_header_columns(body, pos, n)
     elif layout == _HEADER_PAIRS:
         headers = decode_headers(body, pos, n, bool(flags & _WIDE_PAIRS))
     else:

@@ -8,10 +8,10 @@
 //! its own error, so errors never differ.
 use std::collections::HashMap;
 
-use pyo3::prelude::*;
-use pyo3::ffi;
 use pyo3::exceptions::{PyIndexError, PyValueError};
-use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::types::{PyAny, PyBytes, PyList, PyString, PyTuple};
 
 const U16: usize = 0xFFFF;
 
@@ -61,7 +61,11 @@ fn encode_headers<'py>(
             if !is_tuple && ffi::PyList_Check(record) == 0 {
                 return Ok(None);
             }
-            let m = if is_tuple { ffi::PyTuple_Size(record) } else { ffi::PyList_Size(record) };
+            let m = if is_tuple {
+                ffi::PyTuple_Size(record)
+            } else {
+                ffi::PyList_Size(record)
+            };
             counts.push(m as usize);
             for k in 0..m {
                 let pair = if is_tuple {
@@ -119,7 +123,10 @@ fn encode_headers<'py>(
     }
     let wide = pair_values.len() > U16;
     let mut out: Vec<u8> = Vec::with_capacity(
-        2 * n + 2 + (2 + max_name) * names.len() + 6 * pair_values.len()
+        2 * n
+            + 2
+            + (2 + max_name) * names.len()
+            + 6 * pair_values.len()
             + pair_values.iter().map(|v| v.len()).sum::<usize>()
             + 4 * flat.len(),
     );
@@ -156,6 +163,7 @@ fn encode_headers<'py>(
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(encode_headers, m)?)?;
     m.add_function(wrap_pyfunction!(decode_headers, m)?)?;
+    m.add_function(wrap_pyfunction!(decode_header_columns, m)?)?;
     Ok(())
 }
 
@@ -171,12 +179,17 @@ impl<'a> Reader<'a> {
     fn bytes(&self, at: usize, len: usize) -> PyResult<&'a [u8]> {
         match at.checked_add(len) {
             Some(end) if end <= self.buf.len() => Ok(&self.buf[at..end]),
-            _ => Err(PyValueError::new_err("the header section runs past the end of the batch")),
+            _ => Err(PyValueError::new_err(
+                "the header section runs past the end of the batch",
+            )),
         }
     }
     fn u16s(&self, at: usize, n: usize) -> PyResult<Vec<usize>> {
         let raw = self.bytes(at, n.checked_mul(2).unwrap_or(usize::MAX))?;
-        Ok(raw.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]]) as usize).collect())
+        Ok(raw
+            .chunks_exact(2)
+            .map(|c| u16::from_le_bytes([c[0], c[1]]) as usize)
+            .collect())
     }
     fn u32s(&self, at: usize, n: usize) -> PyResult<Vec<usize>> {
         let raw = self.bytes(at, n.checked_mul(4).unwrap_or(usize::MAX))?;
@@ -225,7 +238,10 @@ fn decode_headers<'py>(
         let name = names
             .get(ni)
             .ok_or_else(|| PyIndexError::new_err("a header pair names a missing header name"))?;
-        pairs.push(PyTuple::new(py, [name.clone().into_any(), PyBytes::new(py, value).into_any()])?);
+        pairs.push(PyTuple::new(
+            py,
+            [name.clone().into_any(), PyBytes::new(py, value).into_any()],
+        )?);
     }
     let h: usize = counts.iter().sum();
     let index = if wide { r.u32s(at, h)? } else { r.u16s(at, h)? };
@@ -242,6 +258,90 @@ fn decode_headers<'py>(
         }
         k += c;
         records.push(PyTuple::new(py, items)?);
+    }
+    PyList::new(py, records)
+}
+
+/// The header section in format 2's column layout (`batch._encode_header_columns`) as a list
+/// of one tuple of `(name, value)` pairs per record; a constant header is one pair tuple shared
+/// by every record. What `batch._decode_header_columns` returns, in one call per batch; raises
+/// ValueError where the reference raises.
+#[pyfunction]
+fn decode_header_columns<'py>(
+    py: Python<'py>,
+    body: &[u8],
+    pos: usize,
+    n: usize,
+) -> PyResult<Bound<'py, PyList>> {
+    let r = Reader { buf: body };
+    let m = r.u16s(pos, 1)?[0];
+    if m == 0 {
+        return Err(PyValueError::new_err(
+            "the header columns declare no header",
+        ));
+    }
+    let name_lens = r.u16s(pos + 2, m)?;
+    let mut at = pos + 2 + 2 * m;
+    let names_start = at;
+    at += name_lens.iter().sum::<usize>();
+    let kinds = r.bytes(at, m)?;
+    at += m;
+    let mut name_at = names_start;
+    // Per header: Ok(shared pair) for a constant, Err(values) for one value per record.
+    let mut columns: Vec<Result<Bound<'py, PyTuple>, Vec<&[u8]>>> = Vec::with_capacity(m);
+    let mut names: Vec<Bound<'py, PyString>> = Vec::with_capacity(m);
+    for (len, &kind) in name_lens.iter().zip(kinds) {
+        let text = std::str::from_utf8(r.bytes(name_at, *len)?)
+            .map_err(|e| PyValueError::new_err(format!("a header name is not UTF-8: {e}")))?;
+        name_at += len;
+        let name = PyString::new(py, text);
+        match kind {
+            0 => {
+                let size = r.u32s(at, 1)?[0];
+                let value = r.bytes(at + 4, size)?;
+                at += 4 + size;
+                let pair = PyTuple::new(
+                    py,
+                    [name.clone().into_any(), PyBytes::new(py, value).into_any()],
+                )?;
+                columns.push(Ok(pair));
+            }
+            1 => {
+                let lens = r.u32s(at, n)?;
+                at += 4 * n;
+                let mut values = Vec::with_capacity(n);
+                for len in lens {
+                    values.push(r.bytes(at, len)?);
+                    at += len;
+                }
+                columns.push(Err(values));
+            }
+            _ => {
+                return Err(PyValueError::new_err(format!(
+                    "unknown header column kind {kind}"
+                )))
+            }
+        }
+        names.push(name);
+    }
+    let mut records: Vec<Bound<'py, PyTuple>> = Vec::with_capacity(n);
+    let mut items: Vec<Bound<'py, PyAny>> = Vec::with_capacity(m);
+    for i in 0..n {
+        items.clear();
+        for (column, name) in columns.iter().zip(&names) {
+            items.push(match column {
+                Ok(pair) => pair.clone().into_any(),
+                Err(values) => PyTuple::new(
+                    py,
+                    [
+                        name.clone().into_any(),
+                        PyBytes::new(py, values[i]).into_any(),
+                    ],
+                )?
+                .into_any(),
+            });
+        }
+        records.push(PyTuple::new(py, items.iter())?);
     }
     PyList::new(py, records)
 }

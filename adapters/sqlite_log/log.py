@@ -4,7 +4,9 @@
 Storage (schema version 1)
 - ``batches``: one row per appended batch per partition, as Kafka stores record batches: topic
   id, partition, base and last offset, record count, max timestamp, and one BLOB holding the
-  records in the columnar format of ``encode_batch`` (CRC-checked on every read). A read finds
+  records in the columnar format of ``encode_batch`` (CRC-checked on every read; format 2
+  compresses each batch with zstd and refuses a body that declares more than a bounded
+  inflated size, format 1 batches of older logs stay readable as they are). A read finds
   the batch holding its offset through the unique index on (topic, partition, base offset).
 - ``partitions``: each partition's next offset (the end offset), read and advanced inside the
   append's write transaction, so writers in several threads or processes never leave gaps or

@@ -10,8 +10,10 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from itertools import accumulate, chain, repeat
-from operator import sub
+from operator import itemgetter, sub
 from typing import Final, TypeVar
+
+import pyarrow as pa
 
 from core.errors import InvalidInput
 from core.ports.eventlog import (
@@ -24,8 +26,13 @@ from core.ports.eventlog import (
 
 # -- batch format -----------------------------------------------------------------------------
 # Little-endian. Header: crc32 of everything after the crc, format version, flags, record count,
-# base timestamp. Then the sections flagged present, each column-wise so that encoding and
-# decoding are a few C-level calls per batch instead of Python work per record:
+# base timestamp. Version 2 (written since session 7) then has a codec byte (0 none, 1 zstd),
+# the header section's layout (0 pairs, 1 columns) and the u32 length of the body before
+# compression, then the body; version 1 (still read) has the body right after the header, never
+# compressed, with headers as pairs. The CRC (and the log's MAC chain) covers the
+# stored bytes, so a read checks them before it decompresses anything. The body holds the
+# sections flagged present, each column-wise so that encoding and decoding are a few C-level
+# calls per batch instead of Python work per record:
 #   timestamps  n x u32 delta from the base, or n x i64 absolute (_TS_WIDE); absent if uniform
 #   keys        n x u32 lengths, [n x u8 null flags if _KEYS_MIXED], the bytes concatenated
 #   values      the same, with _VALUES_*
@@ -33,13 +40,39 @@ from core.ports.eventlog import (
 #               (UTF-8); u32 count of distinct (name, value) pairs, each pair's u16 name index,
 #               the pairs' u32 value lengths, the values; per header its pair index, u16 (u32
 #               if _WIDE_PAIRS)
+#   headers, as columns (version 2, when every record carries the same header names in the
+#               same order, the envelope's case): u16 m headers per record, their names' u16
+#               lengths, the names; m kind bytes (0 one value for every record, 1 one per
+#               record); per header, a constant's u32 length and value, or n x u32 lengths and
+#               the values concatenated
+# So what repeats inside a batch (header names, the envelope's shared values) is stored once
+# per batch and each record carries only its own values and small indexes; zstd over the whole
+# body (as Kafka's record batch v2 compresses per batch) then removes the rest of the
+# redundancy: the fixed-width lengths and indexes, ids and times that share prefixes.
 _HEAD = struct.Struct("<IBBIq")
-_VERSION: Final = 1
+_BODY = struct.Struct("<BBI")  # version 2: codec, header layout, body length before compression
+_VERSION_PLAIN: Final = 1  # read only
+_VERSION: Final = 2
+_CODEC_NONE, _CODEC_ZSTD = 0, 1
+_HEADER_PAIRS, _HEADER_COLUMNS = 0, 1
+_CONSTANT, _VARYING = 0, 1
+_ZSTD_LEVEL: Final = 1  # measured: level 3 is 1.9x the CPU and no smaller on the hub's batches
+# A decompression bomb is refused before anything is inflated: a compressed body may declare at
+# most _INFLATED_PER_RECORD bytes per record and _INFLATED_MAX in all (the encoder stores larger
+# bodies uncompressed), and it inflates into a buffer of exactly the declared size.
+_INFLATED_PER_RECORD: Final = 1 << 20
+_INFLATED_MAX: Final = 32 << 20
 _TS_UNIFORM, _TS_WIDE = 0x01, 0x02
 _KEYS_NULL, _KEYS_MIXED = 0x04, 0x08
 _VALUES_NULL, _VALUES_MIXED = 0x10, 0x20
 _HAS_HEADERS, _WIDE_PAIRS = 0x40, 0x80
 _U16 = 0xFFFF
+_ZSTD = pa.Codec("zstd", compression_level=_ZSTD_LEVEL)
+
+
+def inflated_cap(n: int) -> int:
+    """The most bytes a compressed body of ``n`` records may declare (see above)."""
+    return min(max(n, 0) * _INFLATED_PER_RECORD, _INFLATED_MAX)
 
 
 class CorruptBatch(Exception):
@@ -170,13 +203,64 @@ def _encode_headers_py(headers: Sequence[Headers], parts: list[bytes]) -> int:
     return _HAS_HEADERS | (_WIDE_PAIRS if wide else 0)
 
 
+_first, _second = itemgetter(0), itemgetter(1)
+
+
+def _encode_header_columns(headers: Sequence[Headers], n: int, parts: list[bytes]) -> bool:
+    """Append the header section as columns (see the format) and return True, or return False
+    and append nothing when the records do not all carry the same well-formed header names in
+    the same order (the pair layout then stores them, or refuses them)."""
+    widths = set(map(len, headers))
+    if len(widths) != 1 or set(map(type, headers)) != {tuple}:
+        return False
+    (m,) = widths
+    if not 0 < m <= _U16:
+        return False
+    names: list[bytes] = []
+    kinds = bytearray()
+    data: list[bytes] = []
+    for column in zip(*headers, strict=True):
+        if set(map(type, column)) != {tuple} or set(map(len, column)) != {2}:
+            return False
+        name = set(map(_first, column))
+        if len(name) != 1:
+            return False
+        (text,) = name
+        values = list(map(_second, column))
+        if type(text) is not str or set(map(type, values)) != {bytes}:
+            return False
+        try:
+            names.append(text.encode())
+        except UnicodeEncodeError:
+            return False
+        if len(names[-1]) > _U16:
+            return False
+        if values.count(values[0]) == n:
+            kinds.append(_CONSTANT)
+            data += (struct.pack("<I", len(values[0])), values[0])
+        else:
+            kinds.append(_VARYING)
+            data += (struct.pack(f"<{n}I", *map(len, values)), b"".join(values))
+    parts += (
+        struct.pack(f"<H{m}H", m, *map(len, names)),
+        b"".join(names),
+        bytes(kinds),
+        *data,
+    )
+    return True
+
+
 def encode_batch(
     keys: Sequence[bytes | None],
     values: Sequence[bytes | None],
     headers: Sequence[Headers],
     timestamps: Sequence[int],
+    *,
+    version: int = _VERSION,
 ) -> bytes:
-    """Encode one stored batch (inputs already validated); see the format above."""
+    """Encode one stored batch (inputs already validated); see the format above.
+
+    ``version=1`` writes the previous, uncompressed format (tests of old logs use it)."""
     n = len(keys)
     parts: list[bytes] = []
     lo, hi = min(timestamps), max(timestamps)
@@ -190,9 +274,25 @@ def encode_batch(
         parts.append(struct.pack(f"<{n}q", *timestamps))
     flags |= _encode_bytes(keys, parts, _KEYS_NULL, _KEYS_MIXED)
     flags |= _encode_bytes(values, parts, _VALUES_NULL, _VALUES_MIXED)
+    layout = _HEADER_PAIRS
     if any(headers):
-        flags |= _encode_headers(headers, parts)
-    head = _HEAD.pack(0, _VERSION, flags, n, lo)[4:]
+        if version == _VERSION and _encode_header_columns(headers, n, parts):
+            flags |= _HAS_HEADERS
+            layout = _HEADER_COLUMNS
+        else:
+            flags |= _encode_headers(headers, parts)
+    if version == _VERSION_PLAIN:
+        head = _HEAD.pack(0, _VERSION_PLAIN, flags, n, lo)[4:]
+    elif version == _VERSION:
+        body = b"".join(parts)
+        codec = _CODEC_NONE
+        if len(body) <= inflated_cap(n):
+            packed = _ZSTD.compress(body, asbytes=True)
+            if len(packed) < len(body):
+                codec, parts = _CODEC_ZSTD, [packed]
+        head = _HEAD.pack(0, _VERSION, flags, n, lo)[4:] + _BODY.pack(codec, layout, len(body))
+    else:
+        raise ValueError(f"unknown batch format version {version}")
     crc = zlib.crc32(head)
     for part in parts:
         crc = zlib.crc32(part, crc)
@@ -221,54 +321,159 @@ def _decode_bytes(
     return col, ends[-1]
 
 
-def _decode_headers(blob: bytes, pos: int, n: int, flags: int) -> list[Headers]:
-    counts = struct.unpack_from(f"<{n}H", blob, pos)
+def _decode_headers_py(body: bytes, pos: int, n: int, wide: bool) -> list[Headers]:
+    """The pure-Python reference of the header section's decoder (see ``decode_headers``)."""
+    counts = struct.unpack_from(f"<{n}H", body, pos)
     pos += 2 * n
-    (t,) = struct.unpack_from("<H", blob, pos)
+    (t,) = struct.unpack_from("<H", body, pos)
     name_ends = list(
-        accumulate(struct.unpack_from(f"<{t}H", blob, pos + 2), initial=pos + 2 + 2 * t)
+        accumulate(struct.unpack_from(f"<{t}H", body, pos + 2), initial=pos + 2 + 2 * t)
     )
-    table = [name.decode() for name in _slices(blob, name_ends)]
+    if name_ends[-1] > len(body):
+        raise CorruptBatch("the header names run past the end of the batch")
+    table = [name.decode() for name in _slices(body, name_ends)]
     pos = name_ends[-1]
-    (p,) = struct.unpack_from("<I", blob, pos)
-    pair_names = struct.unpack_from(f"<{p}H", blob, pos + 4)
+    (p,) = struct.unpack_from("<I", body, pos)
+    pair_names = struct.unpack_from(f"<{p}H", body, pos + 4)
     pos += 4 + 2 * p
-    value_ends = list(accumulate(struct.unpack_from(f"<{p}I", blob, pos), initial=pos + 4 * p))
-    pairs = list(zip(map(table.__getitem__, pair_names), _slices(blob, value_ends), strict=True))
+    value_ends = list(accumulate(struct.unpack_from(f"<{p}I", body, pos), initial=pos + 4 * p))
+    if value_ends[-1] > len(body):
+        raise CorruptBatch("the header values run past the end of the batch")
+    pairs = list(zip(map(table.__getitem__, pair_names), _slices(body, value_ends), strict=True))
     h = sum(counts)
-    index = struct.unpack_from(f"<{h}{'I' if flags & _WIDE_PAIRS else 'H'}", blob, value_ends[-1])
+    index = struct.unpack_from(f"<{h}{'I' if wide else 'H'}", body, value_ends[-1])
     flat = list(map(pairs.__getitem__, index))
-    if len(set(counts)) == 1:  # the usual case: zip groups the pairs in C
+    if len(set(counts)) == 1 and counts[0]:  # the usual case: zip groups the pairs in C
         it = iter(flat)
         return list(zip(*[it] * counts[0], strict=True))
     starts = list(accumulate(counts, initial=0))
     return list(map(tuple, map(flat.__getitem__, map(slice, starts, starts[1:]))))
 
 
+def _decode_header_columns_py(body: bytes, pos: int, n: int) -> list[Headers]:
+    """The pure-Python reference of the column layout's decoder: a few C-level calls per header
+    name, whatever the record count (a constant header is one pair tuple shared by every
+    record). ``decode_header_columns`` runs the native twin when built."""
+    (m,) = struct.unpack_from("<H", body, pos)
+    if not m:
+        raise CorruptBatch("the header columns declare no header")
+    ends = list(accumulate(struct.unpack_from(f"<{m}H", body, pos + 2), initial=pos + 2 + 2 * m))
+    kinds = body[ends[-1] : ends[-1] + m]
+    if len(kinds) != m:
+        raise CorruptBatch("the header names run past the end of the batch")
+    names = [name.decode() for name in _slices(body, ends)]
+    pos = ends[-1] + m
+    columns: list[Iterable[tuple[str, bytes]]] = []
+    for name, kind in zip(names, kinds, strict=True):
+        if kind == _CONSTANT:
+            (size,) = struct.unpack_from("<I", body, pos)
+            ends = [pos + 4, pos + 4 + size]
+            columns.append(repeat((name, body[ends[0] : ends[1]]), n))
+        elif kind == _VARYING:
+            ends = list(accumulate(struct.unpack_from(f"<{n}I", body, pos), initial=pos + 4 * n))
+            columns.append(zip(repeat(name), _slices(body, ends)))
+        else:
+            raise CorruptBatch(f"unknown header column kind {kind}")
+        if ends[-1] > len(body):
+            raise CorruptBatch("the header values run past the end of the batch")
+        pos = ends[-1]
+    return list(zip(*columns, strict=True))  # each column has n pairs
+
+
+def _load_native_decoder(name: str) -> Callable[..., list[Headers]] | None:
+    try:
+        import hub_native
+    except ImportError:  # not built: the references above run
+        return None
+    return getattr(hub_native, name, None)
+
+
+native_decode_headers = _load_native_decoder("decode_headers")
+native_decode_header_columns = _load_native_decoder("decode_header_columns")
+
+
+def decode_header_columns(body: bytes, pos: int, n: int) -> list[Headers]:
+    """The column layout's header section, in one native call per batch when ``hub_native`` is
+    built; ``tests/unit/test_native_headers.py`` compares it with the reference."""
+    if native_decode_header_columns is not None:
+        return native_decode_header_columns(body, pos, n)
+    return _decode_header_columns_py(body, pos, n)
+
+
+def decode_headers(body: bytes, pos: int, n: int, wide: bool) -> list[Headers]:
+    """The header section at ``pos`` of ``body`` as one tuple of (name, value) pairs per record,
+    each distinct pair one shared tuple. One native call per batch when ``hub_native`` is built
+    (native/src/headers.rs); ``tests/unit/test_native_headers.py`` checks it returns what the
+    reference returns, and raises where the reference raises, on valid and corrupted sections."""
+    if native_decode_headers is not None:
+        return native_decode_headers(body, pos, n, wide)
+    return _decode_headers_py(body, pos, n, wide)
+
+
+def _body(blob: bytes, version: int, n: int) -> tuple[bytes, int]:
+    """The uncompressed body of a batch whose CRC matched, and where its sections start."""
+    if version == _VERSION_PLAIN:
+        return blob, _HEAD.size
+    if version != _VERSION:
+        raise CorruptBatch(f"unknown batch format version {version}")
+    codec, _layout, size = _BODY.unpack_from(blob, _HEAD.size)
+    start = _HEAD.size + _BODY.size
+    if codec == _CODEC_NONE:
+        if size != len(blob) - start:
+            raise CorruptBatch(f"the body is {len(blob) - start} bytes but declares {size}")
+        return blob, start
+    if codec != _CODEC_ZSTD:
+        raise CorruptBatch(f"unknown compression codec {codec}")
+    if size > inflated_cap(n):
+        raise CorruptBatch(
+            f"the compressed body of {n} records declares {size:,} bytes inflated, more than "
+            f"the {inflated_cap(n):,} allowed (a decompression bomb?)"
+        )
+    try:
+        body = _ZSTD.decompress(memoryview(blob)[start:], decompressed_size=size, asbytes=True)
+    except (OSError, ValueError) as exc:
+        raise CorruptBatch(
+            f"the compressed body does not inflate to the {size:,} bytes it declares ({exc})"
+        ) from exc
+    return body, 0
+
+
 def decode_batch(
-    blob: bytes,
+    blob: bytes, count: int | None = None
 ) -> tuple[int, Sequence[int], list[bytes | None], list[bytes | None], Sequence[Headers]]:
-    """Decode a stored batch into columns: count, timestamps, keys, values, headers."""
+    """Decode a stored batch into columns: count, timestamps, keys, values, headers.
+
+    ``count``: the record count the batch's row declares; a blob declaring another is refused
+    before anything is allocated for its records.
+    Raises ``CorruptBatch`` (or ``struct.error``, ``ValueError``, ``IndexError`` for a body
+    whose CRC matched but whose sections do not parse: a forged blob)."""
     crc, version, flags, n, base = _HEAD.unpack_from(blob)
     if zlib.crc32(memoryview(blob)[4:]) != crc:
         raise CorruptBatch("CRC mismatch")
-    if version != _VERSION:
-        raise CorruptBatch(f"unknown batch format version {version}")
-    pos = _HEAD.size
+    if count is not None and n != count:
+        raise CorruptBatch(f"the batch holds {n} records but its row declares {count}")
+    body, pos = _body(blob, version, n)
+    layout = _BODY.unpack_from(blob, _HEAD.size)[1] if version == _VERSION else _HEADER_PAIRS
     timestamps: Sequence[int]
     if flags & _TS_UNIFORM:
         timestamps = [base] * n
     elif flags & _TS_WIDE:
-        timestamps = struct.unpack_from(f"<{n}q", blob, pos)
+        timestamps = struct.unpack_from(f"<{n}q", body, pos)
         pos += 8 * n
     else:
-        timestamps = list(map(base.__add__, struct.unpack_from(f"<{n}I", blob, pos)))
+        timestamps = list(map(base.__add__, struct.unpack_from(f"<{n}I", body, pos)))
         pos += 4 * n
-    keys, pos = _decode_bytes(blob, pos, n, flags, _KEYS_NULL, _KEYS_MIXED)
-    values, pos = _decode_bytes(blob, pos, n, flags, _VALUES_NULL, _VALUES_MIXED)
-    headers: Sequence[Headers] = (
-        _decode_headers(blob, pos, n, flags) if flags & _HAS_HEADERS else [()] * n
-    )
+    keys, pos = _decode_bytes(body, pos, n, flags, _KEYS_NULL, _KEYS_MIXED)
+    values, pos = _decode_bytes(body, pos, n, flags, _VALUES_NULL, _VALUES_MIXED)
+    headers: Sequence[Headers]
+    if not flags & _HAS_HEADERS:
+        headers = [()] * n
+    elif layout == _HEADER_COLUMNS:
+        headers = decode_header_columns(body, pos, n)
+    elif layout == _HEADER_PAIRS:
+        headers = decode_headers(body, pos, n, bool(flags & _WIDE_PAIRS))
+    else:
+        raise CorruptBatch(f"unknown header layout {layout}")
     return n, timestamps, keys, values, headers
 
 

@@ -4,7 +4,9 @@
 Storage (schema version 1)
 - ``batches``: one row per appended batch per partition, as Kafka stores record batches: topic
   id, partition, base and last offset, record count, max timestamp, and one BLOB holding the
-  records in the columnar format of ``encode_batch`` (CRC-checked on every read). A read finds
+  records in the columnar format of ``encode_batch`` (CRC-checked on every read; format 2
+  compresses each batch with zstd and refuses a body that declares more than a bounded
+  inflated size, format 1 batches of older logs stay readable as they are). A read finds
   the batch holding its offset through the unique index on (topic, partition, base offset).
 - ``partitions``: each partition's next offset (the end offset), read and advanced inside the
   append's write transaction, so writers in several threads or processes never leave gaps or
@@ -867,7 +869,7 @@ class SqliteEventLog(EventLog):
             for batch_id, base, count in cur:
                 if base + count <= offset:
                     continue
-                records = self._batch(conn, topic, partition, batch_id, base)
+                records = self._batch(conn, topic, partition, batch_id, base, count)
                 start = max(offset - base, 0)
                 out += records[start : start + limit - len(out)]
                 if len(out) >= limit:
@@ -877,7 +879,13 @@ class SqliteEventLog(EventLog):
         return out
 
     def _batch(
-        self, conn: sqlite3.Connection, topic: StoredTopic, partition: int, batch_id: int, base: int
+        self,
+        conn: sqlite3.Connection,
+        topic: StoredTopic,
+        partition: int,
+        batch_id: int,
+        base: int,
+        count: int,
     ) -> list[StoredRecord]:
         """The records of one stored batch, decoded once and kept in a small LRU cache."""
         key = (topic.id, partition, base)
@@ -888,7 +896,7 @@ class SqliteEventLog(EventLog):
                 return records
         (blob,) = conn.execute("SELECT data FROM batches WHERE id = ?", (batch_id,)).fetchone()
         try:
-            n, ts, keys, values, headers = decode_batch(blob)
+            n, ts, keys, values, headers = decode_batch(blob, count)
         except (CorruptBatch, struct.error, ValueError, IndexError) as exc:
             raise HubError(
                 f"The batch at offset {base} of {topic.info.name!r} partition {partition} in "

@@ -8,9 +8,10 @@
 //! its own error, so errors never differ.
 use std::collections::HashMap;
 
-use pyo3::prelude::*;
+use pyo3::exceptions::{PyIndexError, PyValueError};
 use pyo3::ffi;
-use pyo3::types::{PyBytes, PyList};
+use pyo3::prelude::*;
+use pyo3::types::{PyAny, PyBytes, PyList, PyString, PyTuple};
 
 const U16: usize = 0xFFFF;
 
@@ -60,7 +61,11 @@ fn encode_headers<'py>(
             if !is_tuple && ffi::PyList_Check(record) == 0 {
                 return Ok(None);
             }
-            let m = if is_tuple { ffi::PyTuple_Size(record) } else { ffi::PyList_Size(record) };
+            let m = if is_tuple {
+                ffi::PyTuple_Size(record)
+            } else {
+                ffi::PyList_Size(record)
+            };
             counts.push(m as usize);
             for k in 0..m {
                 let pair = if is_tuple {
@@ -118,7 +123,10 @@ fn encode_headers<'py>(
     }
     let wide = pair_values.len() > U16;
     let mut out: Vec<u8> = Vec::with_capacity(
-        2 * n + 2 + (2 + max_name) * names.len() + 6 * pair_values.len()
+        2 * n
+            + 2
+            + (2 + max_name) * names.len()
+            + 6 * pair_values.len()
             + pair_values.iter().map(|v| v.len()).sum::<usize>()
             + 4 * flat.len(),
     );
@@ -154,5 +162,186 @@ fn encode_headers<'py>(
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(encode_headers, m)?)?;
+    m.add_function(wrap_pyfunction!(decode_headers, m)?)?;
+    m.add_function(wrap_pyfunction!(decode_header_columns, m)?)?;
     Ok(())
+}
+
+// -- decoding ---------------------------------------------------------------------------------
+
+/// A little-endian reader over the section that fails (ValueError) instead of reading past
+/// the end: a section whose CRC matched can still be forged.
+struct Reader<'a> {
+    buf: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn bytes(&self, at: usize, len: usize) -> PyResult<&'a [u8]> {
+        match at.checked_add(len) {
+            Some(end) if end <= self.buf.len() => Ok(&self.buf[at..end]),
+            _ => Err(PyValueError::new_err(
+                "the header section runs past the end of the batch",
+            )),
+        }
+    }
+    fn u16s(&self, at: usize, n: usize) -> PyResult<Vec<usize>> {
+        let raw = self.bytes(at, n.checked_mul(2).unwrap_or(usize::MAX))?;
+        Ok(raw
+            .chunks_exact(2)
+            .map(|c| u16::from_le_bytes([c[0], c[1]]) as usize)
+            .collect())
+    }
+    fn u32s(&self, at: usize, n: usize) -> PyResult<Vec<usize>> {
+        let raw = self.bytes(at, n.checked_mul(4).unwrap_or(usize::MAX))?;
+        Ok(raw
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]) as usize)
+            .collect())
+    }
+}
+
+/// The header section at `pos` of `body` (the layout `encode_headers` writes) as a list of one
+/// tuple of `(name, value)` pairs per record, each distinct pair one shared tuple: what
+/// `batch._decode_headers_py` returns, in one call per batch. Raises ValueError where the
+/// reference raises (a section that does not parse).
+#[pyfunction]
+fn decode_headers<'py>(
+    py: Python<'py>,
+    body: &[u8],
+    pos: usize,
+    n: usize,
+    wide: bool,
+) -> PyResult<Bound<'py, PyList>> {
+    let r = Reader { buf: body };
+    let counts = r.u16s(pos, n)?;
+    let mut at = pos + 2 * n;
+    let t = r.u16s(at, 1)?[0];
+    let name_lens = r.u16s(at + 2, t)?;
+    at += 2 + 2 * t;
+    let mut names: Vec<Bound<'py, PyString>> = Vec::with_capacity(t);
+    for len in name_lens {
+        let raw = r.bytes(at, len)?;
+        let text = std::str::from_utf8(raw)
+            .map_err(|e| PyValueError::new_err(format!("a header name is not UTF-8: {e}")))?;
+        names.push(PyString::new(py, text));
+        at += len;
+    }
+    let p = r.u32s(at, 1)?[0];
+    let pair_names = r.u16s(at + 4, p)?;
+    at += 4 + 2 * p;
+    let value_lens = r.u32s(at, p)?;
+    at += 4 * p;
+    let mut pairs: Vec<Bound<'py, PyTuple>> = Vec::with_capacity(p);
+    for (ni, len) in pair_names.into_iter().zip(value_lens) {
+        let value = r.bytes(at, len)?;
+        at += len;
+        let name = names
+            .get(ni)
+            .ok_or_else(|| PyIndexError::new_err("a header pair names a missing header name"))?;
+        pairs.push(PyTuple::new(
+            py,
+            [name.clone().into_any(), PyBytes::new(py, value).into_any()],
+        )?);
+    }
+    let h: usize = counts.iter().sum();
+    let index = if wide { r.u32s(at, h)? } else { r.u16s(at, h)? };
+    let mut records: Vec<Bound<'py, PyTuple>> = Vec::with_capacity(n);
+    let mut k = 0;
+    for c in counts {
+        let mut items: Vec<&Bound<'py, PyTuple>> = Vec::with_capacity(c);
+        for &i in &index[k..k + c] {
+            items.push(
+                pairs
+                    .get(i)
+                    .ok_or_else(|| PyIndexError::new_err("a header names a missing pair"))?,
+            );
+        }
+        k += c;
+        records.push(PyTuple::new(py, items)?);
+    }
+    PyList::new(py, records)
+}
+
+/// The header section in format 2's column layout (`batch._encode_header_columns`) as a list
+/// of one tuple of `(name, value)` pairs per record; a constant header is one pair tuple shared
+/// by every record. What `batch._decode_header_columns` returns, in one call per batch; raises
+/// ValueError where the reference raises.
+#[pyfunction]
+fn decode_header_columns<'py>(
+    py: Python<'py>,
+    body: &[u8],
+    pos: usize,
+    n: usize,
+) -> PyResult<Bound<'py, PyList>> {
+    let r = Reader { buf: body };
+    let m = r.u16s(pos, 1)?[0];
+    if m == 0 {
+        return Err(PyValueError::new_err(
+            "the header columns declare no header",
+        ));
+    }
+    let name_lens = r.u16s(pos + 2, m)?;
+    let mut at = pos + 2 + 2 * m;
+    let names_start = at;
+    at += name_lens.iter().sum::<usize>();
+    let kinds = r.bytes(at, m)?;
+    at += m;
+    let mut name_at = names_start;
+    // Per header: Ok(shared pair) for a constant, Err(values) for one value per record.
+    let mut columns: Vec<Result<Bound<'py, PyTuple>, Vec<&[u8]>>> = Vec::with_capacity(m);
+    let mut names: Vec<Bound<'py, PyString>> = Vec::with_capacity(m);
+    for (len, &kind) in name_lens.iter().zip(kinds) {
+        let text = std::str::from_utf8(r.bytes(name_at, *len)?)
+            .map_err(|e| PyValueError::new_err(format!("a header name is not UTF-8: {e}")))?;
+        name_at += len;
+        let name = PyString::new(py, text);
+        match kind {
+            0 => {
+                let size = r.u32s(at, 1)?[0];
+                let value = r.bytes(at + 4, size)?;
+                at += 4 + size;
+                let pair = PyTuple::new(
+                    py,
+                    [name.clone().into_any(), PyBytes::new(py, value).into_any()],
+                )?;
+                columns.push(Ok(pair));
+            }
+            1 => {
+                let lens = r.u32s(at, n)?;
+                at += 4 * n;
+                let mut values = Vec::with_capacity(n);
+                for len in lens {
+                    values.push(r.bytes(at, len)?);
+                    at += len;
+                }
+                columns.push(Err(values));
+            }
+            _ => {
+                return Err(PyValueError::new_err(format!(
+                    "unknown header column kind {kind}"
+                )))
+            }
+        }
+        names.push(name);
+    }
+    let mut records: Vec<Bound<'py, PyTuple>> = Vec::with_capacity(n);
+    let mut items: Vec<Bound<'py, PyAny>> = Vec::with_capacity(m);
+    for i in 0..n {
+        items.clear();
+        for (column, name) in columns.iter().zip(&names) {
+            items.push(match column {
+                Ok(pair) => pair.clone().into_any(),
+                Err(values) => PyTuple::new(
+                    py,
+                    [
+                        name.clone().into_any(),
+                        PyBytes::new(py, values[i]).into_any(),
+                    ],
+                )?
+                .into_any(),
+            });
+        }
+        records.push(PyTuple::new(py, items.iter())?);
+    }
+    PyList::new(py, records)
 }

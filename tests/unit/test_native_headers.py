@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import random
+import struct
 from typing import Any
 
 import pytest
@@ -95,3 +96,128 @@ def test_over_limit_batches_get_the_reference_error() -> None:
     assert native.encode_headers(headers) is None
     with pytest.raises(InvalidInput, match="at most 65535 headers per record"):
         batch._encode_headers(headers, [])
+
+
+# -- decoding: hub_native.decode_headers against batch._decode_headers_py --------------------------
+def _section(headers: list[Any]) -> tuple[bytes, bool]:
+    parts: list[bytes] = []
+    flags = batch._encode_headers_py(headers, parts)
+    return b"".join(parts), bool(flags & batch._WIDE_PAIRS)
+
+
+def _decoded(fn: Any, body: bytes, pos: int, n: int, wide: bool) -> object:
+    """What ``fn`` returns, or the fact that it raised (the two must agree on both)."""
+    try:
+        return fn(body, pos, n, wide)
+    except (batch.CorruptBatch, struct.error, ValueError, IndexError):
+        return "raised"
+
+
+def test_the_native_decoder_is_used_when_built() -> None:
+    assert batch.native_decode_headers is native.decode_headers
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_random_sections_decode_to_the_references_records(seed: int) -> None:
+    rng = random.Random(seed)
+    headers = [h for h in _random_batch(rng, rng.randrange(1, 300), rng.randrange(1, 200))]
+    if not any(headers):
+        headers[0] = (("a", b"b"),)
+    body, wide = _section(headers)
+    prefix = rng.randbytes(rng.randrange(0, 9))  # the section need not start the body
+    got = native.decode_headers(prefix + body, len(prefix), len(headers), wide)
+    assert got == batch._decode_headers_py(prefix + body, len(prefix), len(headers), wide)
+    assert got == [tuple(h) for h in headers]
+    # Each distinct pair is one shared tuple, as in the reference (records share envelopes).
+    flat = [pair for record in got for pair in record]
+    assert len({id(p) for p in flat}) == len(set(flat))
+
+
+def test_wide_pair_indices_decode_alike() -> None:
+    headers = [(("ce_id", i.to_bytes(4, "big")), ("ce_type", b"t")) for i in range(70_000)]
+    body, wide = _section(headers)
+    assert wide
+    assert native.decode_headers(body, 0, len(headers), wide) == headers
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_corrupted_sections_raise_where_the_reference_raises(seed: int) -> None:
+    """Flipped bytes, truncations and wrong counts: both decoders raise, or both return the same
+    records (a flipped value byte still parses); neither reads past the end of the body."""
+    rng = random.Random(1000 + seed)
+    headers = _random_batch(rng, rng.randrange(1, 60), rng.randrange(1, 40))
+    headers[0] = headers[0] or (("a", b"b"),)
+    body, wide = _section(headers)
+    n = len(headers)
+    for _ in range(60):
+        bad = bytearray(body)
+        kind = rng.randrange(3)
+        if kind == 0:
+            at = rng.randrange(len(bad))
+            bad[at] ^= 1 << rng.randrange(8)
+        elif kind == 1:
+            del bad[rng.randrange(len(bad)) :]
+        cut = bytes(bad)
+        count = n if kind != 2 else rng.choice([0, 1, n - 1, n + 1, n * 3])
+        ref = _decoded(batch._decode_headers_py, cut, 0, count, wide)
+        assert _decoded(native.decode_headers, cut, 0, count, wide) == ref
+
+
+# -- format 2's header columns: hub_native.decode_header_columns against the reference -------------
+def _column_section(rng: random.Random, n: int) -> tuple[bytes, list[Any]]:
+    names = [rng.choice(NAMES) for _ in range(rng.randrange(1, 12))]
+    constant = [rng.random() < 0.5 for _ in names]
+    shared = [rng.randbytes(rng.randrange(0, 30)) for _ in names]
+    headers = [
+        tuple(
+            (name, shared[j] if constant[j] else rng.randbytes(rng.randrange(0, 30)))
+            for j, name in enumerate(names)
+        )
+        for _ in range(n)
+    ]
+    parts: list[bytes] = []
+    assert batch._encode_header_columns(headers, n, parts)
+    return b"".join(parts), headers
+
+
+def test_the_native_column_decoder_is_used_when_built() -> None:
+    assert batch.native_decode_header_columns is native.decode_header_columns
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_random_column_sections_decode_to_the_references_records(seed: int) -> None:
+    rng = random.Random(seed)
+    n = rng.randrange(1, 300)
+    body, headers = _column_section(rng, n)
+    prefix = rng.randbytes(rng.randrange(0, 9))
+    got = native.decode_header_columns(prefix + body, len(prefix), n)
+    assert got == batch._decode_header_columns_py(prefix + body, len(prefix), n) == headers
+    # A constant header (the encoder stores a column whose values are all equal once) is one
+    # tuple shared by every record, as in the reference.
+    for j in range(len(headers[0])):
+        if len({h[j] for h in headers}) == 1:
+            assert len({id(record[j]) for record in got}) == 1
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_corrupted_column_sections_raise_where_the_reference_raises(seed: int) -> None:
+    rng = random.Random(2000 + seed)
+    n = rng.randrange(1, 40)
+    body, _headers = _column_section(rng, n)
+    for _ in range(60):
+        bad = bytearray(body)
+        kind = rng.randrange(3)
+        if kind == 0:
+            bad[rng.randrange(len(bad))] ^= 1 << rng.randrange(8)
+        elif kind == 1:
+            del bad[rng.randrange(len(bad)) :]
+        count = n if kind != 2 else rng.choice([0, 1, n + 1, n * 3])
+        cut = bytes(bad)
+
+        def ref(b: bytes, p: int, c: int, _w: bool) -> object:
+            return batch._decode_header_columns_py(b, p, c)
+
+        def fast(b: bytes, p: int, c: int, _w: bool) -> object:
+            return native.decode_header_columns(b, p, c)
+
+        assert _decoded(fast, cut, 0, count, False) == _decoded(ref, cut, 0, count, False)

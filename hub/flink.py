@@ -15,6 +15,7 @@ from sqlalchemy.exc import ArgumentError
 
 from core.errors import ConfigError
 from core.projection import Windowing
+from hub.bootstrap import derived_secret
 from hub.flink_feature_views import feature_views
 from hub.ml_setup import feature_vectors
 from hub.pattern_alerts import PATTERNS, PatternAlerts
@@ -93,4 +94,5 @@ def flink_projections(hub: Any, token: str) -> FlinkProjections:
         patterns=PATTERNS if s.pattern_alerts else (),
         alerts=lambda p, rows: PatternAlerts(hub).raise_alerts(p, rows, "flink"),
         companions=feature_views(hub.log, feature_vectors(hub)),
+        loader_key=derived_secret(s, b"hub flink result loader memory"),
     )

@@ -34,13 +34,18 @@ committed ones (a crash between the store write and the file leaves them differe
 the file, or with a stale one, it rebuilds the memory once by reading the topics up to the
 committed positions (reading, not writing; ``prefix_records`` counts them); from then on each
 load reads only what is new. One loader per store (the hub's single writer of its analytics
-views).
+views). With a ``memory_key`` the file carries an HMAC-SHA256 of its content under that key (the
+hub derives it from its local MAC key): a file edited without the key (values changed, positions
+kept) fails the check and is ignored like a stale one, so the loaded rows come from the topics.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
+import logging
 import os
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
@@ -51,6 +56,8 @@ from core.ports.eventlog import EventLog
 from core.ports.views import Checkpoint, Position, Target, ViewStore
 from core.projection import Projection, Row, Table
 from projections.digest import digest
+
+log = logging.getLogger(__name__)
 
 RESULT_PREFIX = "flink."
 LIVE, NEXT = "flink", "flink_next"
@@ -63,12 +70,18 @@ def result_topic(t: Table) -> str:
 
 class ResultLoader:
     def __init__(
-        self, log: EventLog, store: ViewStore, batch: int = 5000, memory: Path | None = None
+        self,
+        log: EventLog,
+        store: ViewStore,
+        batch: int = 5000,
+        memory: Path | None = None,
+        memory_key: bytes | None = None,
     ) -> None:
         self.log = log
         self.store = store
         self.batch = batch
         self.memory = memory  # a folder for the memory files, one per projection
+        self.memory_key = memory_key  # their MAC key (None: files are trusted as they are)
         # per result topic: the newest partial row loaded per key (its store row form)
         self._loaded: dict[str, dict[bytes | None, Row]] = {}
         self.read_records = 0  # records the last ``load`` read (all partitions, all tables)
@@ -174,9 +187,16 @@ class ResultLoader:
                 for t in tables
             },
         }
+        text = json.dumps(state, default=str)
+        if self.memory_key is not None:
+            text = json.dumps({"mac": self._mac(text), "state": text})
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(state, default=str))
+        tmp.write_text(text)
         os.replace(tmp, path)
+
+    def _mac(self, text: str) -> str:
+        assert self.memory_key is not None
+        return hmac.new(self.memory_key, text.encode(), hashlib.sha256).hexdigest()
 
     def _recall(self, p: Projection, committed: Mapping[tuple[str, int], Position]) -> None:
         """The saved memory, when it holds exactly the committed positions."""
@@ -184,8 +204,21 @@ class ResultLoader:
         if path is None or not path.exists():
             return
         try:
-            state = json.loads(path.read_text(), parse_float=Decimal)
-        except (OSError, ValueError):
+            text = path.read_text()
+            if self.memory_key is not None:
+                sealed = json.loads(text)
+                text = sealed["state"] if isinstance(sealed, dict) else ""
+                if not isinstance(text, str) or not hmac.compare_digest(
+                    str(sealed.get("mac", "")), self._mac(text)
+                ):
+                    log.warning(
+                        "the Flink result loader's memory %s fails its MAC (edited, or written "
+                        "under another key): ignored, the loaded rows are read from the topics",
+                        path,
+                    )
+                    return
+            state = json.loads(text, parse_float=Decimal)
+        except (OSError, ValueError, KeyError):
             return  # unreadable: rebuilt from the topics
         want = sorted([t, part, pos.next_offset] for (t, part), pos in committed.items())
         if state.get("positions") != want:

@@ -102,6 +102,7 @@ class FlinkProjections:
         patterns: Sequence[Pattern] = (),
         alerts: Alerts | None = None,
         companions: Sequence[Companion] = (),
+        loader_key: bytes | None = None,
     ) -> None:
         """``analytics`` gives the hub's analytics store: with ``placement.result_topics`` a
         bounded run loads the analytics tables' result topics into it (``ResultLoader``).
@@ -115,6 +116,7 @@ class FlinkProjections:
         self.checkpoint_root = checkpoint_root
         self.windowing = windowing
         self.analytics = analytics
+        self.loader_key = loader_key  # the MAC key of the result loader's memory files
         self.patterns = tuple(patterns)
         self.alerts = alerts
         self.companions = {c.name: c for c in companions}
@@ -215,7 +217,9 @@ class FlinkProjections:
         if self.placement.result_topics and self.analytics is not None:
             # its memory beside the checkpoints: a restarted hub reads only new result records
             memory = self.checkpoint_root.parent / "loader"
-            loader = ResultLoader(self.log, self.analytics(), memory=memory)
+            loader = ResultLoader(
+                self.log, self.analytics(), memory=memory, memory_key=self.loader_key
+            )
             loader.ensure_topics([t for spec in specs for t in spec.tables])
         cep = self.compile_patterns(bounded=True, group="projection.flink.bounded")
         companion_ends = {

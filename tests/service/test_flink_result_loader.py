@@ -114,6 +114,43 @@ def test_a_second_load_reads_only_the_new_records_and_the_views_stay_exact(
     assert again.digest(PAYMENT_AGGREGATES, TABLE) == full_reload_digest(hub)
 
 
+def test_a_memory_file_edited_without_the_key_is_not_trusted(hub: Hub, tmp_path: Path) -> None:
+    """The memory file carries a MAC under the hub's derived key: an edited value with the
+    positions kept would otherwise become the base of the next load's sums."""
+    topic = result_topic(TABLE)
+    hub.log.create_topic(topic, 1)
+    hub.log.append(topic, [partial("A1", 0, 1, "9100.00", 3), partial("A2", 0, 1, "9500.00", 4)])
+    memory, key = tmp_path / "loader", b"k" * 32
+    store = hub.projections.store("analytics")
+    assert ResultLoader(hub.log, store, memory=memory, memory_key=key).load(
+        PAYMENT_AGGREGATES, [TABLE]
+    ) == {"aml_daily": 2}
+    path = memory / "payment_aggregates.json"
+    sealed = json.loads(path.read_text())
+    assert set(sealed) == {"mac", "state"} and "9100.00" in sealed["state"]
+
+    def load_after(text: str, with_key: bytes | None) -> ResultLoader:
+        path.write_text(text)
+        loader = ResultLoader(hub.log, store, memory=memory, memory_key=with_key)
+        hub.log.append(topic, [partial("A1", 0, 2, "18200.00", 5)])
+        assert loader.load(PAYMENT_AGGREGATES, [TABLE]) == {"aml_daily": 1}
+        return loader
+
+    # the state edited (A1's loaded total lowered), the MAC left as it was: refused, the prefix
+    # is read from the topic and the sums stay right
+    forged = json.dumps({**sealed, "state": sealed["state"].replace("9100.00", "100.00")})
+    loader = load_after(forged, key)
+    assert loader.prefix_records == 2
+    assert merged(loader)["A1"] == (2, Decimal("18200.00"))
+    assert loader.digest(PAYMENT_AGGREGATES, TABLE) == full_reload_digest(hub)
+    # the same edit with no MAC at all: refused
+    assert load_after(json.loads(forged)["state"], key).prefix_records > 0
+    # a valid file read under another key: refused (the loader then saves it under its own key)
+    assert load_after(path.read_text(), b"x" * 32).prefix_records > 0
+    # an untouched file under the reader's key is used as before: no prefix read
+    assert load_after(path.read_text(), b"x" * 32).prefix_records == 0
+
+
 def test_flink_status_and_metrics_show_committed_offsets_loader_position_and_lag(
     hub: Hub,
 ) -> None:

@@ -189,6 +189,16 @@ class LocalKeyStore(KeyStore):
                     self._db.execute("ROLLBACK")
                     raise KeyStoreError(f"Cannot commit to the keyring {self.path}: {exc}") from exc
 
+    @contextlib.contextmanager
+    def _read_tx(self) -> Iterator[None]:
+        """One DEFERRED transaction that only reads: one snapshot, and never the write lock."""
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                yield
+            finally:
+                self._db.execute("ROLLBACK")
+
     def _unwrap(self, subject: bytes, version: int, wrapped: bytes) -> bytes:
         try:
             return self._master.decrypt(
@@ -225,21 +235,32 @@ class LocalKeyStore(KeyStore):
         if hit is not None:
             return hit
         subject = subject_digest(check_subject(subject_id))
-        with self._tx():
-            if self._erased(subject):
-                raise self._destroyed_error(subject_id)
-            row = self._db.execute(
-                "SELECT version, wrapped FROM data_keys WHERE subject = ? "
-                "ORDER BY version DESC LIMIT 1",
-                (subject,),
-            ).fetchone()
-            if row is None:
-                version, aead = 1, self._new_key(subject, 1)
-            else:
-                version = int(row[0])
-                aead = AESGCM(self._unwrap(subject, version, bytes(row[1])))
+        # Read in a deferred transaction (a WAL reader: no write lock, publishers not stalled);
+        # only a subject without a key takes the write lock, and checks again under it.
+        with self._read_tx():
+            found = self._newest_row(subject_id, subject)
+        if found is None:
+            with self._tx():
+                found = self._newest_row(subject_id, subject)
+                if found is None:
+                    found = 1, self._new_key(subject, 1)
+        version, aead = found
         self._cache.put(subject_id, version, aead, newest=True)
         return version, aead
+
+    def _newest_row(self, subject_id: str, subject: bytes) -> tuple[int, AESGCM] | None:
+        """The newest key of ``subject`` in the open transaction; None when it has none."""
+        if self._erased(subject):
+            raise self._destroyed_error(subject_id)
+        row = self._db.execute(
+            "SELECT version, wrapped FROM data_keys WHERE subject = ? "
+            "ORDER BY version DESC LIMIT 1",
+            (subject,),
+        ).fetchone()
+        if row is None:
+            return None
+        version = int(row[0])
+        return version, AESGCM(self._unwrap(subject, version, bytes(row[1])))
 
     def _version(self, subject_id: str, version: int) -> AESGCM:
         aead = self._cache.get(subject_id, version)

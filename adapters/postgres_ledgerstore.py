@@ -12,6 +12,10 @@ transaction-scoped advisory lock named after the schema (``pg_advisory_xact_lock
 writers, in one process or on two machines, serialize like SQLite's ``BEGIN IMMEDIATE``; the
 second re-reads the state after the first committed (READ COMMITTED: each statement sees what
 was committed before it). A writer waiting longer than ``lock_timeout_s`` gets ``StorageBusy``.
+A writer that stops inside its transaction (a paused or hung process) would hold the lock for
+ever: the store's sessions set ``idle_in_transaction_session_timeout`` (``idle_timeout_s``), so
+PostgreSQL ends such a session, rolling its transaction back and freeing the lock; correctness
+stays with the epoch fencing (``fence``), the timeout only bounds the wait.
 Leaves go in with ``COPY``; chunks are upserted. Readers run outside any transaction and see
 committed state only.
 """
@@ -28,7 +32,7 @@ from psycopg import errors as pg_errors
 from psycopg import sql
 
 from adapters.postgres_conn import connect, create_schema, libpq_url, lock_key
-from core.errors import HubError, StorageBusy
+from core.errors import ConfigError, HubError, StorageBusy
 from core.leadership import Fenced, WriterFence
 from core.ports.ledgerstore import (
     Chunk,
@@ -240,12 +244,23 @@ class PostgresLedgerStore(LedgerStore):
     kind = "postgres"
 
     def __init__(
-        self, url: str, *, schema: str = "hub_ledger", lock_timeout_s: float = 30.0
+        self,
+        url: str,
+        *,
+        schema: str = "hub_ledger",
+        lock_timeout_s: float = 30.0,
+        idle_timeout_s: float = 60.0,
     ) -> None:
         super().__init__()
+        if not idle_timeout_s > 0:
+            raise ConfigError(
+                f"The ledger's idle-in-transaction timeout must be positive, got {idle_timeout_s}"
+                " s: without it a paused writer holds the ledger's lock for ever."
+            )
         self.url = libpq_url(url)
         self.schema = schema
         self._lock_timeout_ms = int(lock_timeout_s * 1000)
+        self._idle_timeout_ms = max(1, int(idle_timeout_s * 1000))
         self._q = _Queries(schema)
         self._lock_key = lock_key(f"hub-ledger:{schema}")  # serializes writers, per schema
         self._lock = threading.RLock()
@@ -254,7 +269,11 @@ class PostgresLedgerStore(LedgerStore):
 
     def _connect(self) -> psycopg.Connection[Any]:
         return connect(
-            self.url, what="the ledger", setting="HUB_LEDGER_POSTGRES_URL", code="ledger_store"
+            self.url,
+            what="the ledger",
+            setting="HUB_LEDGER_POSTGRES_URL",
+            code="ledger_store",
+            options=f"-c idle_in_transaction_session_timeout={self._idle_timeout_ms}",
         )
 
     def _setup(self) -> None:

@@ -118,8 +118,20 @@ class RegoPolicyEngine(PolicyEngine):
     def evaluate(self, doc: Mapping[str, Any]) -> Any:
         """The raw answer of the entrypoint for an input document (None when undefined)."""
         with self._lock:
-            self._interp.set_input(doc)
-            return _read(self._interp.query_bundle_entrypoint(self._compiled, ENTRYPOINT))
+            return self._evaluate_locked(self._compiled, doc)
+
+    def _evaluate_locked(self, compiled: Any, doc: Mapping[str, Any]) -> Any:
+        self._interp.set_input(doc)
+        return _read(self._interp.query_bundle_entrypoint(compiled, ENTRYPOINT))
+
+    def _evaluate_with(self, compiled: Any) -> Callable[[Mapping[str, Any]], Any]:
+        """An evaluator pinned to ``compiled``, whatever ``load`` switches to meanwhile."""
+
+        def evaluate(doc: Mapping[str, Any]) -> Any:
+            with self._lock:
+                return self._evaluate_locked(compiled, doc)
+
+        return evaluate
 
     def decide(
         self,
@@ -132,8 +144,17 @@ class RegoPolicyEngine(PolicyEngine):
         return self.decide_input(doc)
 
     def decide_input(self, doc: Mapping[str, Any]) -> Decision:
-        """Decide on an input document as is (malformed documents are denied with a reason)."""
-        return decide_cached(ENGINE, doc, self._bundle, self.cache, self.evaluate, _explain)
+        """Decide on an input document as is (malformed documents are denied with a reason).
+
+        The bundle and its compiled form are read together under the lock, and the evaluation
+        uses that compiled form: a decision records exactly the version that evaluated it, even
+        when ``load`` switches bundles in between.
+        """
+        with self._lock:
+            bundle, compiled = self._bundle, self._compiled
+        return decide_cached(
+            ENGINE, doc, bundle, self.cache, self._evaluate_with(compiled), _explain
+        )
 
 
 def _explain(exc: Exception) -> str:

@@ -7,6 +7,8 @@ import base64
 import os
 import sqlite3
 import stat
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -172,3 +174,57 @@ def test_an_interrupted_master_rotation_is_finished_on_open(tmp_path: Path) -> N
     assert base64.b64decode(key_file.read_text()) == new
     assert not pending.exists()
     again.close()
+
+
+def test_reading_a_known_key_takes_no_write_lock(tmp_path: Path) -> None:
+    path = tmp_path / "keyring.sqlite"
+    writer, reader = LocalKeyStore(path, MASTER), LocalKeyStore(path, MASTER)
+    try:
+        ct = writer.encrypt("s1", b"x", AAD)
+        reader._db.execute("PRAGMA busy_timeout = 100")  # fail fast instead of waiting 30 s
+        publisher = sqlite3.connect(path, isolation_level=None)
+        publisher.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+        try:
+            assert reader.ensure_key("s1").version == 1  # a cold cache: read from the file
+            assert reader.decrypt("s1", ct, AAD) == b"x"
+        finally:
+            publisher.execute("ROLLBACK")
+            publisher.close()
+    finally:
+        writer.close()
+        reader.close()
+
+
+def test_two_connections_creating_one_subjects_key_end_with_one_key(tmp_path: Path) -> None:
+    path = tmp_path / "keyring.sqlite"
+    stores = [LocalKeyStore(path, MASTER), LocalKeyStore(path, MASTER)]
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")  # both see no key, then queue for the write lock
+    sealed: dict[int, bytes] = {}
+    errors: list[BaseException] = []
+
+    def create(i: int) -> None:
+        try:
+            sealed[i] = stores[i].encrypt("new-subject", b"m%d" % i, AAD)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=create, args=(i,)) for i in (0, 1)]
+    try:
+        for t in threads:
+            t.start()
+        time.sleep(0.3)
+        blocker.execute("ROLLBACK")
+        for t in threads:
+            t.join()
+    finally:
+        blocker.close()
+    try:
+        assert errors == []
+        assert len(key_rows(path, "new-subject")) == 1
+        # each process can open what the other sealed: the same key
+        assert stores[1].decrypt("new-subject", sealed[0], AAD) == b"m0"
+        assert stores[0].decrypt("new-subject", sealed[1], AAD) == b"m1"
+    finally:
+        for s in stores:
+            s.close()

@@ -4,6 +4,7 @@ CI). Every test gets its own schema, dropped afterwards."""
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -81,3 +82,39 @@ def test_the_postgres_ledger_needs_its_url(tmp_path: Path) -> None:
     settings = load_settings(environ={}, data_dir=tmp_path / "d", ledger_store="postgres")
     with pytest.raises(ConfigError, match="HUB_LEDGER_POSTGRES_URL"):
         bootstrap(settings)
+
+
+def test_a_writer_paused_inside_its_transaction_is_cut_and_the_next_proceeds(
+    pg_url: str, schema: str
+) -> None:
+    """A writer that stops (SIGSTOP, a hang) holding the advisory lock in an open transaction:
+    PostgreSQL ends its session after ``idle_timeout_s`` and the next writer gets the lock."""
+    paused = PostgresLedgerStore(pg_url, schema=schema, idle_timeout_s=1.0)
+    nxt = PostgresLedgerStore(pg_url, schema=schema, lock_timeout_s=20.0)
+    got: list[object] = []
+
+    def write_next() -> None:
+        try:
+            with nxt.write() as w:
+                got.append(w.size())
+        except BaseException as exc:
+            got.append(exc)
+
+    try:
+        with pytest.raises(HubError), paused.write():  # the lock, then idle: the pause
+            other = threading.Thread(target=write_next)
+            other.start()
+            other.join(timeout=15)
+            assert not other.is_alive(), "the next writer still waits for the paused one"
+        assert got == [0]  # the next writer took the lock and wrote
+        with paused.write() as w:  # the paused process, resumed, reconnects and works again
+            assert w.size() == 0
+    finally:
+        nxt.drop()
+        nxt.close()
+        paused.close()
+
+
+def test_the_idle_timeout_must_be_positive(pg_url: str, schema: str) -> None:
+    with pytest.raises(ConfigError, match="paused writer"):
+        PostgresLedgerStore(pg_url, schema=schema, idle_timeout_s=0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import pytest
@@ -60,3 +61,54 @@ def test_reload_clears_the_cache_and_changes_the_version(tmp_path: Any) -> None:
     d = engine.decide(ann, "event.read", "r")
     assert d.policy_version == changed.version != SHIPPED.version
     assert len(cache) == 1  # the old entry went with the reload
+
+
+def _answering(reason: str) -> PolicyBundle:
+    rule = f'decision := {{"allow": true, "reason": "{reason}", "mask": [], "row_filter": {{}}}}'
+    return PolicyBundle.from_files({"hub/authz.rego": f"package hub.authz\n\n{rule}\n"})
+
+
+class _ReloadOnLookup(DecisionCache):
+    """A real cache that reloads the engine during the first lookup: the moment between the
+    decision reading the active bundle and evaluating it."""
+
+    def __init__(self, reload: Any) -> None:
+        super().__init__(ttl_ms=60_000)
+        self.reload = reload
+
+    def get(self, *args: Any, **kwargs: Any) -> Any:
+        reload, self.reload = self.reload, None
+        if reload is not None:
+            reload()
+        return super().get(*args, **kwargs)
+
+
+def test_a_reload_between_reading_and_evaluating_records_the_version_that_evaluated() -> None:
+    old, new = _answering("old"), _answering("new")
+    engine = RegoPolicyEngine(old)
+    engine.cache = _ReloadOnLookup(lambda: engine.load(new))
+    d = engine.decide(Principal("a", frozenset({"admin"})), "event.read", "r")
+    assert engine.version == new.version  # the reload happened mid-decision
+    assert (d.reason, d.policy_version) == ("old", old.version)
+
+
+def test_reloads_racing_decisions_never_record_a_version_that_did_not_evaluate() -> None:
+    one, two = _answering("one"), _answering("two")
+    reason_of = {one.version: "one", two.version: "two"}
+    engine = RegoPolicyEngine(one)
+    stop = threading.Event()
+
+    def reload() -> None:
+        while not stop.is_set():
+            engine.load(two)
+            engine.load(one)
+
+    reloader = threading.Thread(target=reload)
+    reloader.start()
+    try:
+        who = Principal("a", frozenset({"admin"}))
+        seen = [engine.decide(who, "event.read", "r") for _ in range(2_000)]
+    finally:
+        stop.set()
+        reloader.join()
+    assert all(d.reason == reason_of[d.policy_version] for d in seen)

@@ -22,12 +22,10 @@ output folder (default ``.bench/e2e``) is git-ignored.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import csv
 import hashlib
 import json
 import os
-import resource
 import shutil
 import sqlite3
 import subprocess
@@ -35,98 +33,26 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa  # before chDB and regopy (STACK-NOTES)
 import pyarrow.parquet as pq
 
-ROOT = Path(__file__).resolve().parents[1]
-ACCOUNTS = 500
-
-
-# -- measuring --------------------------------------------------------------------------------
-@dataclass
-class Run:
-    """One measured run: what was sent when, and what the process spent."""
-
-    name: str
-    events: int = 0
-    seconds: float = 0.0
-    ack_ms: list[float] = field(default_factory=list)
-    visible_ms: list[float] = field(default_factory=list)
-    per_second: list[int] = field(default_factory=list)  # events acknowledged in each second
-    cpu_per_s: float = 0.0  # CPU seconds (user + system) per wall second
-    peak_rss_mb: float = 0.0
-    target: int | None = None  # events/s, None: as fast as it goes
-    note: str = ""
-    reported: dict[str, float] = field(default_factory=dict)  # percentiles a tool printed
-
-    @property
-    def rate(self) -> float:
-        return self.events / self.seconds if self.seconds else 0.0
-
-
-def pct(values: Sequence[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    s = sorted(values)
-    return s[min(len(s) - 1, int(q * len(s)))]
-
-
-def self_cpu() -> float:
-    t = os.times()
-    return t.user + t.system
-
-
-def self_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def peak_rss_reset() -> None:
-    """Reset this process's peak RSS (Linux ``clear_refs`` 5), so that each scenario reports
-    its own high-water mark rather than the largest of the runs before it."""
-    with contextlib.suppress(OSError):
-        Path("/proc/self/clear_refs").write_text("5")
-
-
-def self_peak_rss_mb() -> float:
-    """Peak RSS since the last ``peak_rss_reset`` (VmHWM), in MiB."""
-    return proc_peak_rss_mb(os.getpid()) or self_rss_mb()
-
-
-def proc_cpu(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def proc_peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def buckets(acks: Sequence[tuple[float, int]], began: float, seconds: float) -> list[int]:
-    out = [0] * max(1, int(seconds + 0.999))
-    for t, n in acks:
-        out[min(len(out) - 1, max(0, int(t - began)))] += n
-    return out
-
-
-# -- workload ---------------------------------------------------------------------------------
-def trade(i: int) -> dict[str, Any]:
-    return {
-        "trade_id": f"E2E-{i}",
-        "account_id": f"ACC-{i % ACCOUNTS}",
-        "instrument": "AAPL",
-        "side": "BUY" if i % 2 else "SELL",
-        "quantity": "100",
-        "price": f"{12 + i % 7}.5",
-        "currency": "USD",
-        "executed_at": f"2026-11-25T14:{(i // 60) % 60:02d}:{i % 60:02d}.000000Z",
-    }
+from benchmarks.e2e_common import (
+    ACCOUNTS,
+    ROOT,
+    Run,
+    buckets,
+    embedded_run,
+    pct,
+    peak_rss_reset,
+    proc_cpu,
+    proc_peak_rss_mb,
+    self_cpu,
+    self_peak_rss_mb,
+    trade,
+)
 
 
 def write_files(folder: Path, n: int, start: int) -> dict[str, Path]:
@@ -250,74 +176,6 @@ def file_runs(h: Any, files: dict[str, Path]) -> list[Run]:
         run.per_second = buckets(acks, began, run.seconds)
         out.append(run)
     return out
-
-
-def embedded_run(
-    h: Any, target: int | None, seconds: float, start: int, label: str = "embedded publish"
-) -> Run:
-    """Publish trades for ``seconds`` (a batch every 5 ms at ``target``, else back to back)
-    while ``market_bars`` follows the log; ack and visible latency per batch."""
-    from core.events import OutgoingEvent
-
-    runner = h.projections.runner("market_bars")
-    runner.catch_up()
-    commits: list[tuple[float, dict[tuple[str, int], int]]] = []
-
-    def hook(step: str) -> None:
-        if step == "mirrored" and runner._cp is not None:
-            positions = {k: p.next_offset for k, p in runner._cp.positions.items()}
-            commits.append((time.perf_counter(), positions))
-
-    runner.hook = hook
-    runner.batch_records = 5_000
-    stop = threading.Event()
-    follower = threading.Thread(target=runner.follow, args=(stop,), daemon=True)
-    follower.start()
-    per_tick = max(1, (target or 200_000) // 200)
-    run = Run(
-        f"{label}, {'as fast as it goes' if target is None else f'{target:,}/s'}",
-        target=target,
-    )
-    sent: list[tuple[float, float, dict[tuple[str, int], int]]] = []
-    peak_rss_reset()
-    cpu0, began, tick, i = self_cpu(), time.perf_counter(), 0, start
-    while time.perf_counter() - began < seconds:
-        if target is not None:
-            due = began + tick * 0.005
-            now = time.perf_counter()
-            if now < due:
-                time.sleep(due - now)
-        events = [OutgoingEvent(value=trade(i + k)) for k in range(per_tick)]
-        i += per_tick
-        t0 = time.perf_counter()
-        meta = h.publisher.publish("trades", events, "e2e")
-        t1 = time.perf_counter()
-        need: dict[tuple[str, int], int] = {}
-        for m in meta:
-            need[(m.topic, m.partition)] = max(need.get((m.topic, m.partition), -1), m.offset)
-        sent.append((t0, t1, need))
-        tick += 1
-    run.seconds = time.perf_counter() - began
-    run.events = i - start
-    deadline = time.perf_counter() + 60
-    while runner.lag() and time.perf_counter() < deadline:
-        time.sleep(0.01)
-    stop.set()
-    follower.join(30)
-    runner.hook = lambda step: None
-    run.cpu_per_s = (self_cpu() - cpu0) / run.seconds  # includes the follower's drain
-    run.peak_rss_mb = self_peak_rss_mb()
-    run.ack_ms = [(t1 - t0) * 1000 for t0, t1, _ in sent]
-    run.per_second = buckets([(t1, per_tick) for _, t1, _ in sent], began, run.seconds)
-    ci = 0
-    for t0, _, need in sent:  # commits are in time order; so are the batches' offsets
-        while ci < len(commits) and not all(commits[ci][1].get(k, 0) > v for k, v in need.items()):
-            ci += 1
-        if ci == len(commits):
-            run.note = "the view had not caught up within 60 s after the run"
-            break
-        run.visible_ms.append((commits[ci][0] - t0) * 1000)
-    return run
 
 
 def http_runs(

@@ -37,7 +37,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks.e2e import (
+from benchmarks.e2e_common import (
+    ACCOUNTS,
     ROOT,
     Run,
     buckets,
@@ -47,6 +48,7 @@ from benchmarks.e2e import (
     proc_peak_rss_mb,
     self_cpu,
     self_peak_rss_mb,
+    trade,
 )
 
 RECORD_BYTES = 200
@@ -324,7 +326,6 @@ def hub_runs(
     profile: Path | None,
 ) -> tuple[list[Run], str]:
     """The hub on the Kafka EventLog (one partition per topic), ``market_bars`` following."""
-    from benchmarks.e2e import ACCOUNTS
     from hub.bootstrap import bootstrap as build
     from hub.settings import load_settings
     from tests.service.accounts import open_accounts
@@ -378,8 +379,6 @@ def run_all(
     # The hub's own records (value, key, headers) for the raw producer, prepared once.
     h = build(load_settings(environ={}, data_dir=out / "kafka-prep", projection_autostart=False))
     try:
-        from benchmarks.e2e import trade
-
         sample = h.publisher.prepare(
             "trades", [OutgoingEvent(value=trade(i)) for i in range(2_000)], "e2e"
         )

@@ -38,7 +38,7 @@ from typing import Any
 import pyarrow as pa  # before chDB and regopy (STACK-NOTES)
 import pyarrow.parquet as pq
 
-from benchmarks.e2e import ACCOUNTS, peak_rss_reset, self_cpu, self_peak_rss_mb, trade
+from benchmarks.e2e_common import ACCOUNTS, peak_rss_reset, self_cpu, self_peak_rss_mb, trade
 
 CHUNK = 500_000
 

@@ -6,13 +6,17 @@ the console) so that ``hub.observability`` can import it without an import cycle
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from typing import Any
 
 from prometheus_client.core import GaugeMetricFamily
 
+from core.errors import ConfigError
 from projections.catalog import PROJECTIONS
 from projections.flink.service import companion_lags, flink_lags
+
+log = logging.getLogger(__name__)
 
 
 def flink_gauges(hub: Any) -> Iterator[GaugeMetricFamily]:
@@ -23,13 +27,24 @@ def flink_gauges(hub: Any) -> Iterator[GaugeMetricFamily]:
     partition}`` (the result loader's committed position) and
     ``hub_flink_loader_lag_records{projection}``. The ML feature views' jobs
     (``features.<view>``) report the same gauges: their consumer group's offsets and lag, and
-    their vector loader's."""
+    their vector loader's.
+
+    The loader positions come from the hub's own analytics store (``hub.projections.store``,
+    opened once per hub and kept). Where it cannot be opened (chDB allows one session path per
+    process: a process already holding another hub's chDB), the scrape still reports Flink's
+    offsets and lag and leaves the projections' loader gauges out (logged), instead of failing
+    every Flink gauge."""
     from hub.flink_feature_views import feature_views
     from hub.ml_setup import feature_vectors
     from projections.flink.compile import COMPILERS
 
     chosen = [p for p in PROJECTIONS if p.name in COMPILERS]
-    store = hub.projections.store("analytics") if hub.projections is not None else None
+    store = None
+    if hub.projections is not None:
+        try:
+            store = hub.projections.store("analytics")
+        except ConfigError:
+            log.warning("Flink loader gauges left out: the analytics store does not open here")
 
     def positions(family: GaugeMetricFamily, projection: str, at: dict[str, int]) -> None:
         for where, offset in at.items():  # "topic/partition" -> next offset

@@ -11,6 +11,18 @@ Event time: the envelope's ``ce_time`` header, parsed in the source table's DDL 
 ``max_delay_ms`` (a watermark can only be declared on a source table, and the Avro value is
 decoded after the source, so the header is the event time both engines read). The session time
 zone is UTC, so ``UNIX_TIMESTAMP`` reads the header's UTC wall clock as written.
+
+Idle partitions: the watermark is the smallest over the source's partitions, and a partition
+with no records holds it at its minimum, so an unbounded job whose records all land on one
+partition (records without a key go to partition 0) would never emit a match. Unbounded jobs
+therefore set ``table.exec.source.idle-timeout`` (``IDLE_TIMEOUT``): a partition that delivered
+nothing for that long stops holding the watermark back. Bounded jobs do not need it (a finished
+partition releases the watermark at the end of the input) and do not set it, so their results
+do not depend on processing time. The embedded engine (``projections.pattern_state``) counts
+only partitions holding records: on partitions that never held a record both engines agree
+(Flink after the timeout); a partition that held records and went quiet still holds the
+embedded watermark back, while Flink lets it go after the timeout (its later records behind the
+watermark are then late in Flink only).
 """
 
 from __future__ import annotations
@@ -101,6 +113,22 @@ def interval(ms: int) -> str:
     return (
         f"INTERVAL '{days} {hours:02d}:{minutes:02d}:{seconds:02d}.{millis:03d}' DAY TO SECOND(3)"
     )
+
+
+# Processing time after which a partition with no records stops holding the watermark back (see
+# the module's docstring): above the checkpoint interval (2 s) and the fetch stalls of a loaded
+# two-core machine, so a partition that is merely slow is not taken for idle (its records would
+# turn late), and short enough that a match shows within seconds. ``extra_config`` overrides it.
+IDLE_TIMEOUT = "10 s"
+
+
+def pattern_config(name: str, at: FlinkPlacement) -> dict[str, str]:
+    """The job settings of a pattern: the projections' (``_config``), UTC, and on unbounded jobs
+    the source idle timeout (unless ``at.extra_config`` sets its own)."""
+    config = _config(name, at) | {"table.local-time-zone": "UTC"}
+    if not at.bounded:
+        config.setdefault("table.exec.source.idle-timeout", IDLE_TIMEOUT)
+    return config
 
 
 def _dec(value: Decimal, type_: str = "DECIMAL(38, 10)") -> str:
@@ -205,7 +233,7 @@ def _structuring(p: Structuring, at: FlinkPlacement, group: str) -> JobSpec:
     )
     return JobSpec(
         name=p.name,
-        config=_config(p.name, at) | {"table.local-time-zone": "UTC"},
+        config=pattern_config(p.name, at),
         decoders=[_decoder(function, at, fields)],
         statements=[
             timed_source(source, p.topic, group, at, p.max_delay_ms),
@@ -277,7 +305,7 @@ def _price_spike(p: PriceSpike, at: FlinkPlacement, group: str) -> JobSpec:
     )
     return JobSpec(
         name=p.name,
-        config=_config(p.name, at) | {"table.local-time-zone": "UTC"},
+        config=pattern_config(p.name, at),
         decoders=[_decoder(decode_q, at, q_fields), _decoder(decode_t, at, t_fields)],
         statements=[
             timed_source(quotes, p.quotes_topic, group, at, p.max_delay_ms),

@@ -234,6 +234,28 @@ def test_event_patterns_compile_to_match_recognize_from_their_definitions() -> N
     assert interval(1) == "INTERVAL '0 00:00:00.001' DAY TO SECOND(3)"
 
 
+def test_unbounded_pattern_jobs_let_idle_partitions_go() -> None:
+    """A partition without records holds the watermark at its minimum: an unbounded pattern
+    job sets a source idle timeout (else it never emits a match while a partition is empty);
+    a bounded one does not (its partitions finish); ``extra_config`` overrides the value."""
+    import dataclasses
+    from decimal import Decimal
+
+    from projections.flink.cep import IDLE_TIMEOUT, compile_pattern
+    from projections.patterns import PriceSpike, Structuring
+
+    idle = "table.exec.source.idle-timeout"
+    unbounded = dataclasses.replace(AT, bounded=False)
+    for p in (Structuring(), PriceSpike(pct=Decimal("2.5"))):
+        assert compile_pattern(p, unbounded).config[idle] == IDLE_TIMEOUT == "10 s"
+        assert idle not in compile_pattern(p, AT).config
+    tuned = dataclasses.replace(unbounded, extra_config={idle: "3 s"})
+    assert compile_pattern(Structuring(), tuned).config[idle] == "3 s"
+    # two unbounded patterns still combine into one job (same value)
+    specs = [compile_pattern(p, unbounded) for p in (Structuring(), PriceSpike(pct=Decimal(2)))]
+    assert combine("patterns", specs).config[idle] == IDLE_TIMEOUT
+
+
 def test_jobs_combine_into_one_statement_set_reading_each_topic_once() -> None:
     import dataclasses
 

@@ -150,6 +150,14 @@ from core.ports.eventlog_checks import check_topic_name as _check_topic_name
 
 _T = TypeVar("_T")
 _LOG = logging.getLogger("hub.kafka")
+# Answers that mean the client's idea of a partition's leader is out of date.
+_STALE_METADATA_CODES = frozenset(
+    {
+        KafkaError.FENCED_LEADER_EPOCH,
+        KafkaError.UNKNOWN_LEADER_EPOCH,
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+    }
+)
 
 TOPICS_TOPIC: Final = "_hub_topics"
 PRODUCER_STATE_TOPIC: Final = "_hub_producer_state"
@@ -1148,6 +1156,7 @@ class KafkaEventLog(EventLog):
         """``call()``, retried on retriable Kafka errors (leader moves, coordinator loading)."""
         deadline = time.monotonic() + self._timeout
         delay = 0.01
+        stale = 0  # answers in a row that say the client's metadata is stale
         while True:
             try:
                 return call()
@@ -1158,8 +1167,20 @@ class KafkaEventLog(EventLog):
                 retriable = err is not None and (err.retriable() or err.code() in RETRYABLE_CODES)
                 if not retriable or time.monotonic() + delay >= deadline:
                     raise translate(exc, doing) from exc
+                if err is not None and err.code() in _STALE_METADATA_CODES:
+                    stale += 1
+                    if stale >= 2:
+                        self._renew_admin(doing, err)
+                        stale = 0
             time.sleep(delay)
             delay = min(delay * 2, 0.5)
+
+    def _renew_admin(self, doing: str, err: KafkaError) -> None:
+        """A new admin client, with fresh metadata. After a broker restart librdkafka's admin
+        client was seen sending ListOffsets with a stale leader epoch for minutes (every answer
+        FENCED_LEADER_EPOCH), stalling every append behind it; a new client asks again."""
+        _LOG.warning("renewing the Kafka admin client after %s while %s", err.name(), doing)
+        self._admin = AdminClient(dict(self._base))
 
     def end_offsets(self, topic: str) -> dict[int, int]:
         self._check_open()

@@ -46,6 +46,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from core.avro import serde
+from core.avro.varint import varint, zigzag
 from core.errors import PayloadTooLarge, Retryable
 from core.events import OutgoingEvent
 from core.policybundle import decision_input, input_digest, with_now
@@ -380,18 +381,7 @@ class DecisionEncoder:
 
 def _long(n: int) -> bytes:
     """Avro's zigzag varint of a long."""
-    z = (n << 1) ^ (n >> 63)
-    if z < 0x80:
-        return _SMALL[z]
-    out = bytearray()
-    while z >= 0x80:
-        out.append((z & 0x7F) | 0x80)
-        z >>= 7
-    out.append(z)
-    return bytes(out)
-
-
-_SMALL = [bytes([i]) for i in range(128)]
+    return varint(zigzag(n))
 
 
 _EXACT_US = 2**32 * 1_000_000  # below it, us / 1e6 rounds to the exact microsecond (year 2106)

@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from projections.patterns import Pattern, PriceSpike, Structuring, topics_of
+from projections.patterns import Pattern, PriceSpike, Structuring, structuring_row, topics_of
 
 NEVER = -(2**62)  # the watermark of a partition not read yet: minus infinity
 Item = tuple[Any, ...]  # a pattern event as the automaton reads it; sorts in match order
@@ -210,7 +210,7 @@ class PatternState:
         run = run or ()
         if len(run) == p.count - 1 and item[0] - run[0][0] < p.within_ms:
             if rows is not None:
-                rows.append(_structuring_row(key, (*run, item)))
+                rows.append(structuring_row(key, (*run, item)))
             return None
         run = (*run, item)
         return run[-(p.count - 1) :]
@@ -244,20 +244,6 @@ class PatternState:
                 }
             )
         return None
-
-
-def _structuring_row(key: tuple[str, str], run: tuple[Item, ...]) -> Row:
-    return {
-        "tenant": key[0],
-        "account_id": key[1],
-        "first_partition": run[0][1],
-        "first_offset": run[0][2],
-        "last_offset": run[-1][2],
-        "first_at": run[0][0],
-        "last_at": run[-1][0],
-        "payments": len(run),
-        "amount": sum((r[3] for r in run), Decimal(0)),
-    }
 
 
 def _expire_run(run: Any, horizon: int) -> Any:

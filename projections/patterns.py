@@ -209,6 +209,21 @@ def alert_key(pattern: Pattern) -> tuple[str, ...]:
     return ("instrument", "trade_partition", "trade_offset")
 
 
+def structuring_row(key: tuple[str, str], run: Sequence[tuple[Any, ...]]) -> dict[str, Any]:
+    """One structuring match: ``run`` the payments (at_ms, partition, offset, amount) in order."""
+    return {
+        "tenant": key[0],
+        "account_id": key[1],
+        "first_partition": run[0][1],
+        "first_offset": run[0][2],
+        "last_offset": run[-1][2],
+        "first_at": run[0][0],
+        "last_at": run[-1][0],
+        "payments": len(run),
+        "amount": sum((r[3] for r in run), Decimal(0)),
+    }
+
+
 def _structuring(p: Structuring, events: Sequence[PatternEvent]) -> list[dict[str, Any]]:
     streams: dict[tuple[str, str], list[tuple[int, int, int, Decimal]]] = defaultdict(list)
     for e in events:
@@ -227,20 +242,7 @@ def _structuring(p: Structuring, events: Sequence[PatternEvent]) -> list[dict[st
             start = i - p.count + 1
             if start < next_start or stream[i][0] - stream[start][0] >= p.within_ms:
                 continue
-            run = stream[start : i + 1]
-            rows.append(
-                {
-                    "tenant": tenant,
-                    "account_id": account,
-                    "first_partition": run[0][1],
-                    "first_offset": run[0][2],
-                    "last_offset": run[-1][2],
-                    "first_at": run[0][0],
-                    "last_at": run[-1][0],
-                    "payments": len(run),
-                    "amount": sum((r[3] for r in run), Decimal(0)),
-                }
-            )
+            rows.append(structuring_row((tenant, account), stream[start : i + 1]))
             next_start = i + 1
     return rows
 

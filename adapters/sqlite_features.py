@@ -4,12 +4,12 @@ scan of ``(series, entity, time_us)``, an attribute set the versions before a ti
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from adapters.sqlite_open import open_store
 from core.errors import Conflict
 from core.ports.eventlog import TopicPartition
 from core.ports.ml import (
@@ -43,14 +43,7 @@ CREATE INDEX IF NOT EXISTS versions_by_seq ON versions (seq);
 
 class SqliteFeatureStore(FeatureStore):
     def __init__(self, path: Path | str) -> None:
-        if str(path) != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(
-            str(path), check_same_thread=False, isolation_level=None, timeout=30.0
-        )
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+        self._db = open_store(path, _SCHEMA, synchronous="NORMAL")
         self._lock = threading.Lock()
 
     def apply(

@@ -5,12 +5,12 @@ and the source positions they cover, stored in one transaction per load."""
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from adapters.sqlite_open import open_store
 from core.ports.eventlog import TopicPartition
 from core.ports.ml import FeatureVectors
 
@@ -28,13 +28,7 @@ CREATE TABLE IF NOT EXISTS loaded (
 
 class SqliteFeatureVectors(FeatureVectors):
     def __init__(self, path: Path | str) -> None:
-        if str(path) != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(
-            str(path), check_same_thread=False, isolation_level=None, timeout=30.0
-        )
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(_SCHEMA)
+        self._db = open_store(path, _SCHEMA)
         self._lock = threading.Lock()
 
     def apply(

@@ -18,6 +18,11 @@
 # ~/.cache/hub/test-timings.log (HUB_TEST_TIMINGS), with the seconds `make` spent before the lanes
 # started (setup, ci-deps): a run's output is not always kept, and the suite's time is a budget.
 #
+# Every group's full output is kept in ~/.cache/hub/test-logs/<run>/ (HUB_TEST_LOGS; the newest
+# eight runs), and when a group fails the run ends with a short digest of it (the failed tests,
+# the first lines of a fatal error's traceback, the log's path): a CI result is often read from
+# its last lines only, and a crash (SIGABRT) leaves no pytest summary at all.
+#
 # Lane b runs `make ci-deps-late` (the tools only tests/ops needs, built once and cached under
 # ~/.cache/hub) before tests/ops under CI=true, so a cold build overlaps the other lanes' tests.
 #
@@ -50,7 +55,12 @@ LANE_B=("tests/differential/test_flink_*.py" "tests/differential --ignore-glob=*
 TIMINGS=${HUB_TEST_TIMINGS:-$HOME/.cache/hub/test-timings.log}
 mkdir -p "$(dirname "$TIMINGS")" 2>/dev/null || true
 RUN_ID="$(date -u +%Y-%m-%dT%H:%M:%SZ) ci=${CI:-false} $PWD"
-export TIMINGS RUN_ID
+LOGS_ROOT=${HUB_TEST_LOGS:-$HOME/.cache/hub/test-logs}
+LOGS="$LOGS_ROOT/$(date -u +%Y%m%dT%H%M%SZ)-$$"
+mkdir -p "$LOGS" 2>/dev/null || LOGS=$(mktemp -d)
+# shellcheck disable=SC2012  # names are ours: <UTC time>-<pid>
+ls -1d "$LOGS_ROOT"/*/ 2>/dev/null | sort | head -n -8 | xargs -r rm -rf
+export TIMINGS RUN_ID LOGS
 
 timing() {  # one line per finished group or run; never fails the run
     echo "$RUN_ID $* load=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null | tr ' ' ,)" \
@@ -58,12 +68,13 @@ timing() {  # one line per finished group or run; never fails the run
 }
 
 run_group() {
-    local lane=$1 group=$2 start rc
+    local lane=$1 group=$2 start rc log
     start=$(date +%s)
+    log="$LOGS/$lane-$(echo "$group" | tr -c 'A-Za-z0-9_.-' '_' | cut -c1-80).log"
     if [[ $group == @* ]]; then
         if [[ ${CI:-} != true ]]; then return 0; fi
         echo "[$lane] make ${group#@}"
-        make --no-print-directory "${group#@}" 2>&1 | sed -u "s/^/[$lane] /"
+        make --no-print-directory "${group#@}" 2>&1 | tee "$log" | sed -u "s/^/[$lane] /"
         rc=${PIPESTATUS[0]}
     else
         local paths=() found=0
@@ -81,7 +92,8 @@ run_group() {
         fi
         echo "[$lane] pytest ${paths[*]}"
         # shellcheck disable=SC2086  # PY_RUN is a command and its prefix
-        $PY_RUN -m pytest -q --durations=15 "${paths[@]}" 2>&1 | sed -u "s/^/[$lane] /"
+        $PY_RUN -m pytest -q -rfE --durations=15 "${paths[@]}" 2>&1 | tee "$log" |
+            sed -u "s/^/[$lane] /"
         rc=${PIPESTATUS[0]}
         if ((rc == 5)); then
             echo "[$lane] make test: pytest collected no tests in $group; that is a failure" >&2
@@ -89,7 +101,23 @@ run_group() {
     fi
     echo "[$lane] finished $group: exit $rc after $(($(date +%s) - start)) s"
     timing "lane=$lane exit=$rc seconds=$(($(date +%s) - start)) group=$group"
+    if ((rc != 0)); then
+        echo "$lane|$group|$rc|$log" >>"$LOGS/failed"
+    fi
     return "$rc"
+}
+
+digest() {  # the last lines of a failing run: what failed, and where its full output is
+    [[ -s $LOGS/failed ]] || return 0
+    local lane group rc log
+    echo "make test: digest of the failed groups (full output under $LOGS)"
+    while IFS='|' read -r lane group rc log; do
+        echo "[$lane] FAILED GROUP $group: exit $rc; log $log"
+        grep -E '^(FAILED|ERROR) ' "$log" | cut -c1-240 | head -8 | sed "s/^/[$lane]   /"
+        # a crash: pytest printed no summary; faulthandler named the test's frames
+        grep -A12 -m1 -E '^Fatal Python error' "$log" | grep -E 'Fatal|File "/' | grep -v site-packages |
+            head -6 | cut -c1-240 | sed "s/^/[$lane]   /"
+    done <"$LOGS/failed"
 }
 
 run_lane() {
@@ -103,7 +131,9 @@ run_lane() {
 
 if [[ ${HUB_TEST_LANES:-3} == 1 ]]; then
     run_lane a "${LANE_A[@]}" "${LANE_B[@]}"
-    exit $?
+    rc=$?
+    digest
+    exit $rc
 fi
 
 # Lane b: its own slot (the checkout's slot + 50) and state folder; the ports and service URLs
@@ -130,6 +160,7 @@ for lane in "$lane_a" "$lane_b"; do
     r=$?
     ((rc == 0)) && rc=$r
 done
-echo "make test: both lanes finished, exit $rc, $(($(date +%s) - start)) s in all"
 timing "lanes exit=$rc seconds=$(($(date +%s) - start))"
+digest
+echo "make test: both lanes finished, exit $rc, $(($(date +%s) - start)) s in all"
 exit "$rc"

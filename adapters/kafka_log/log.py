@@ -158,6 +158,8 @@ _STALE_METADATA_CODES = frozenset(
         KafkaError.NOT_LEADER_FOR_PARTITION,
     }
 )
+# librdkafka's "No leaders found" (see ``_list_offsets``): the metadata has no leader yet.
+_NO_LEADER_YET = frozenset({KafkaError._NOENT})
 
 TOPICS_TOPIC: Final = "_hub_topics"
 PRODUCER_STATE_TOPIC: Final = "_hub_producer_state"
@@ -394,6 +396,22 @@ class KafkaEventLog(EventLog):
             raise TopicExists(
                 f"Topic {name!r} already exists with {existing.partitions} partitions, not "
                 f"{partitions}; use the existing count or another topic name."
+            )
+        if created:
+            # A partition's leader may not have loaded a partition the controller just gave it:
+            # its ListOffsets answer UNKNOWN_TOPIC_OR_PART for a moment (seen on the three-broker
+            # cluster, `hub init` failed on it in CI). The topic is returned once every
+            # partition's offsets can be read, so the caller's first read does not fail.
+            request = {KafkaTP(self._wire(name), p): _LATEST for p in range(partitions)}
+            self._retrying(
+                lambda: [
+                    f.result(timeout=self._timeout)
+                    for f in self._admin.list_offsets(
+                        request, request_timeout=self._timeout
+                    ).values()
+                ],
+                f"waiting for the partitions of the new topic {name!r}",
+                transient=_NO_LEADER_YET | {KafkaError.UNKNOWN_TOPIC_OR_PART},
             )
         if created and hub_cfg:
             self._write_hub_config(name, hub_cfg)
@@ -1150,10 +1168,18 @@ class KafkaEventLog(EventLog):
                 tp.partition: f.result(timeout=self._timeout).offset for tp, f in futures.items()
             }
 
-        return self._retrying(call, f"listing the offsets of {topic!r}")
+        # librdkafka answers ``_NOENT`` "Failed to query partition leaders: No leaders found"
+        # (not marked retriable) while the client's metadata has no leader for a partition yet:
+        # seen on about half the ListOffsets sent right after CreateTopics on one broker, and
+        # it failed `hub init` on the three-broker cluster in CI. A missing topic is another
+        # error (UNKNOWN_TOPIC_OR_PART), so this one is waited out within the timeout.
+        return self._retrying(call, f"listing the offsets of {topic!r}", transient=_NO_LEADER_YET)
 
-    def _retrying(self, call: Callable[[], _T], doing: str) -> _T:
-        """``call()``, retried on retriable Kafka errors (leader moves, coordinator loading)."""
+    def _retrying(
+        self, call: Callable[[], _T], doing: str, transient: frozenset[int] = frozenset()
+    ) -> _T:
+        """``call()``, retried on retriable Kafka errors (leader moves, coordinator loading)
+        and on the ``transient`` codes the caller knows to pass in its context."""
         deadline = time.monotonic() + self._timeout
         delay = 0.01
         stale = 0  # answers in a row that say the client's metadata is stale
@@ -1164,10 +1190,14 @@ class KafkaEventLog(EventLog):
                 raise translate(exc, doing) from exc
             except KafkaException as exc:
                 err = kafka_error(exc)
-                retriable = err is not None and (err.retriable() or err.code() in RETRYABLE_CODES)
+                retriable = err is not None and (
+                    err.retriable() or err.code() in RETRYABLE_CODES or err.code() in transient
+                )
                 if not retriable or time.monotonic() + delay >= deadline:
                     raise translate(exc, doing) from exc
-                if err is not None and err.code() in _STALE_METADATA_CODES:
+                if err is not None and (
+                    err.code() in _STALE_METADATA_CODES or err.code() in transient
+                ):
                     stale += 1
                     if stale >= 2:
                         self._renew_admin(doing, err)

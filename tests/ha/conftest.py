@@ -33,7 +33,7 @@ def pytest_runtest_makereport(
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    cluster_tests = {"test_failover.py", "test_txn_coordinator.py"}
+    cluster_tests = {"test_failover.py", "test_txn_coordinator.py", "test_cluster_new_topic.py"}
     if any(item.path.name in cluster_tests for item in session.items):
         hubprocs.prestart_cluster()
 

@@ -256,3 +256,19 @@ def wait_prestarted() -> None:
             _prestart.wait(timeout=600)
         finally:
             _prestart = None
+
+
+def cluster_bootstrap(what: str) -> str:
+    """The three-broker cluster's bootstrap servers, once its background start has finished
+    (skips without the cluster, fails under CI=true)."""
+    from tests import infra
+
+    wait_prestarted()
+    infra.require("kafka-cluster", what)
+    done = subprocess.run(
+        ["bash", str(infra.script("kafka-cluster")), "bootstrap"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout.strip()

@@ -46,18 +46,6 @@ _until = hubprocs.until
 _get_ok = hubprocs.get_ok
 
 
-def _cluster() -> str:
-    hubprocs.wait_prestarted()
-    infra.require("kafka-cluster", "the failover test")
-    done = subprocess.run(
-        ["bash", str(infra.script("kafka-cluster")), "bootstrap"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return done.stdout.strip()
-
-
 @dataclass
 class Footprint:
     env: dict[str, str]
@@ -75,7 +63,7 @@ class Footprint:
 
 @pytest.fixture(scope="module")
 def footprint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Footprint]:
-    bootstrap_servers = _cluster()
+    bootstrap_servers = hubprocs.cluster_bootstrap("the failover test")
     pg = infra.postgres_url("the failover test")
     tmp = tmp_path_factory.mktemp("ha")
     run = hubprocs.new_run()

@@ -250,6 +250,15 @@ class Settings(BaseSettings):
         description="PostgreSQL schema holding the ledger's tables (one per hub on a shared "
         "database).",
     )
+    ledger_postgres_idle_timeout_s: float = Field(
+        default=60.0,
+        gt=0,
+        le=86_400,
+        description="The PostgreSQL ledger's idle_in_transaction_session_timeout (s): a writer "
+        "that stops inside its transaction (a paused or hung process) has its session ended "
+        "after this long, which frees the ledger's write lock for the next writer. Longer than "
+        "any pause a healthy writer makes between two statements of one write.",
+    )
     # -- high availability (core.leadership; README "High availability") ----------------------
     leader_election: Literal["none", "postgres"] = Field(
         default="none",

@@ -359,6 +359,15 @@ class Settings(BaseSettings):
         "embedded store under <data_dir>/ml) or 'feast' (Feast's online store, kept in step "
         "with the same fold; SQLite online store, or Redis when feature_redis_url is set).",
     )
+    feature_engine: Literal["embedded", "flink"] = Field(
+        default="embedded",
+        description="Where the streaming scorer (`hub ml score`) gets each event's feature "
+        "vector: 'embedded' computes it from the feature store (HUB_FEATURE_STORE); 'flink' "
+        "reads the vector Flink's feature job computed (`hub projection run --engine flink` "
+        "loads them into <data_dir>/ml/vectors.sqlite) and scores an event only once the "
+        "loaded vectors cover it (later events wait: the scorer's lag). Request-time scoring "
+        "(`hub ml predict`, the predict route) always computes: its event is not on the log.",
+    )
     feature_redis_url: str = Field(
         default="",
         description="With feature_store feast: Feast's Redis online store (redis://HOST:PORT; "

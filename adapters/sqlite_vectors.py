@@ -107,17 +107,18 @@ class SqliteFeatureVectors(FeatureVectors):
                     "WHERE view = ? AND partition = ? AND offset BETWEEN ? AND ?",
                     (view, p, lo, hi),
                 ).fetchall()
+        got = [g for g in got if (g[4], g[5]) in wanted]
+        features = json.loads("[" + ",".join(g[3] for g in got) + "]")  # one parse, not one a row
         return {
             (p, o): {
                 "subject": s,
                 "entity": e,
                 "time_us": t,
-                "features": json.loads(f),
+                "features": f,
                 "partition": p,
                 "offset": o,
             }
-            for s, e, t, f, p, o in got
-            if (p, o) in wanted
+            for (s, e, t, _, p, o), f in zip(got, features, strict=True)
         }
 
     def _loaded(self, view: str) -> tuple[int, str]:

@@ -18,6 +18,7 @@ nothing of its batch is committed.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -49,29 +50,43 @@ class StoredVectors:
         """The stored vectors of ``events`` (at ``offsets`` of ``partition``) as a float64 matrix,
         columns in ``view.names`` order (what ``FeatureEngine.matrix`` gives)."""
         view = self.view
-        names = view.names
         found = self.store.at(view.name, [(partition, o) for o in offsets])
-        out = np.empty((len(offsets), len(names)), dtype=np.float64)
-        for i, (offset, event) in enumerate(zip(offsets, events, strict=True)):
-            row = found.get((partition, offset))
-            where = f"{view.event_topic}/{partition} offset {offset}"
-            if row is None:
-                raise Conflict(
-                    f"The scored event at {where} has no stored vector of view {view.name!r}, "
-                    f"though the vectors cover that partition to offset "
-                    f"{self.covered(partition)}: Flink's feature job skips an event without "
-                    f"{view.entity_field!r} or {view.time_field!r} (the embedded engine refuses "
-                    "it too), or its vector was deleted. Load the vectors again (`hub projection "
-                    "run --engine flink`) or score with HUB_FEATURE_ENGINE=embedded."
-                )
-            entity, at = event.get(view.entity_field), event.get(view.time_field)
-            if row["entity"] != entity or at is None or row["time_us"] != to_us(at):
-                raise Conflict(
-                    f"The stored vector at {where} is for {row['entity']!r} at {row['time_us']} "
-                    f"us, but the event there is for {entity!r} at {at!r}: the vectors table "
-                    f"holds another log's vectors. Delete the view's rows and load them again "
-                    "(`hub projection run --engine flink`)."
-                )
-            features = row["features"]
-            out[i] = [features[n] for n in names]
-        return out
+        rows = [found.get((partition, o)) for o in offsets]
+        for offset, event, row in zip(offsets, events, rows, strict=True):
+            self._check(partition, offset, event, row)
+        if not rows:
+            return np.empty((0, len(view.names)), dtype=np.float64)
+        pick = itemgetter(*view.names)
+        return np.array([pick(r["features"]) for r in rows if r], dtype=np.float64).reshape(
+            len(rows), len(view.names)
+        )
+
+    def _check(
+        self, partition: int, offset: int, event: Mapping[str, Any], row: Mapping[str, Any] | None
+    ) -> None:
+        """``Conflict`` unless ``row`` is the stored vector of ``event`` (module docstring)."""
+        view = self.view
+        entity, at = event.get(view.entity_field), event.get(view.time_field)
+        if (
+            row is not None
+            and row["entity"] == entity
+            and at is not None
+            and row["time_us"] == to_us(at)
+        ):
+            return
+        where = f"{view.event_topic}/{partition} offset {offset}"
+        if row is None:
+            raise Conflict(
+                f"The scored event at {where} has no stored vector of view {view.name!r}, "
+                f"though the vectors cover that partition to offset "
+                f"{self.covered(partition)}: Flink's feature job skips an event without "
+                f"{view.entity_field!r} or {view.time_field!r} (the embedded engine refuses "
+                "it too), or its vector was deleted. Load the vectors again (`hub projection "
+                "run --engine flink`) or score with HUB_FEATURE_ENGINE=embedded."
+            )
+        raise Conflict(
+            f"The stored vector at {where} is for {row['entity']!r} at {row['time_us']} "
+            f"us, but the event there is for {entity!r} at {at!r}: the vectors table "
+            "holds another log's vectors. Delete the view's rows and load them again "
+            "(`hub projection run --engine flink`)."
+        )

@@ -436,6 +436,18 @@ def test_the_scorer_reads_the_flink_vectors_and_scores_as_the_engine(tmp_path: P
                 with pytest.raises(Conflict, match="has no stored vector of view 'payment_risk'"):
                     consumer.run_until_idle()
                 assert consumer.lag() == lag
+                # a vector at its place for another entity (another log's): refused as well
+                (new,) = [
+                    (p, r["offset"])
+                    for p in hub.log.end_offsets(view.event_topic)
+                    for r in hub.reader.read(view.event_topic, p, 0, 1000)
+                    if r["value"].get("payment_id") == "F99"
+                ]
+                wrong = theirs[0] | {"partition": new[0], "offset": new[1]}
+                load_vectors(hub, view, [wrong], ends)
+                with pytest.raises(Conflict, match="holds another log's vectors"):
+                    consumer.run_until_idle()
+                assert consumer.lag() == lag
         finally:
             hub.close()
     flink, embedded = got["flink"], got["embedded"]
@@ -454,3 +466,60 @@ def publish_more(hub: Any) -> None:
         producer="differential",
         tenant="acme",
     )
+
+
+def champion(hub: Any, name: str) -> None:
+    """A small logistic model of view ``payment_risk`` as ``name``'s champion (fitted on
+    synthetic vectors with a fixed seed: every name gets the same coefficients)."""
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    from hub.ml_setup import ml_of
+    from tests.service.test_ml import ALICE, BOB
+
+    ml = ml_of(hub)
+    names = list(PAYMENT_RISK.names)
+    x = np.random.default_rng(1).normal(size=(200, len(names)))
+    model = LogisticRegression().fit(x, (x[:, 0] > 0.5).astype(int))
+    mv = ml.models.register(
+        ALICE,
+        name,
+        model,
+        family="sklearn.LogisticRegression",
+        features=names,
+        threshold=0.5,
+        manifest={"view": PAYMENT_RISK.name},
+        metrics={},
+        reference={n: list(x[:, i]) for i, n in enumerate(names)},
+    )
+    change = ml.changes.propose_champion(ALICE, name, mv.version, "differential")
+    ml.changes.approve(BOB, change.change_id)
+
+
+def test_the_scorer_on_flinks_vectors_scores_as_the_engine(flink_session: FlinkSession) -> None:
+    """With Flink: on the views hub (Kafka), the scoring consumer reading the vectors the
+    session's job computed (loaded into its FeatureVectors table, as with
+    ``HUB_FEATURE_ENGINE=flink``) and the consumer computing them score every payment alike:
+    equal vectors, digests, scores and decisions. Two model names with the same coefficients
+    (one consumer group each on the one log)."""
+    from hub.ml_setup import ml_of
+    from ml.scoring import ScoringConsumer
+    from ml.stored_vectors import StoredVectors
+
+    hub = flink_session.views.hub
+    ml = ml_of(hub)
+    got = {}
+    for name, stored in (("fv_engine", None), ("fv_flink", flink_session.vectors)):
+        champion(hub, name)
+        scorer = ml.scorer(name)
+        vectors = None if stored is None else StoredVectors(PAYMENT_RISK, stored)
+        consumer = ScoringConsumer(
+            hub.log, hub.reader, hub.publisher, ml.feed(PAYMENT_RISK), scorer, vectors=vectors
+        )
+        consumer.run_until_idle()
+        assert consumer.lag() == 0
+        got[name] = sorted(ml.predictions(name), key=lambda p: p["source"])
+    keep = ("source", "subject", "entity", "features", "feature_digest", "score", "decision")
+    engine, flink = ([{k: p[k] for k in keep} for p in got[n]] for n in ("fv_engine", "fv_flink"))
+    assert len(flink) == len(flink_session.features[PAYMENT_RISK.name]) > 0
+    assert flink == engine

@@ -226,13 +226,13 @@ class ScoringConsumer:
             records = self._reader.read(  # 1.
                 self.topic, partition, start, self._batch, mask_pii=True
             )
-            if self.vectors is None:
-                self.feed.catch_up()  # 2.
-            else:
-                covered = self.vectors.covered(partition)  # 2.
+            if self.vectors is not None:  # 2. (stored vectors): the covered records only
+                covered = self.vectors.covered(partition)
                 records = [r for r in records if r["offset"] < covered]
             if not records:
                 continue
+            if self.vectors is None:
+                self.feed.catch_up()  # 2.
             chosen = [
                 r
                 for r in records

@@ -494,7 +494,7 @@ class TileLedgerStore(LedgerStore):
                 conn.execute("ROLLBACK")
                 raise
         elif version > self.version:
-            raise ValueError(f"{self.path} is version {version}; it cannot be written as version 1.")
+            raise ValueError(f"{self.path} is store version {version}; open it without version=1.")
         conn.execute(_INTENTS_TABLE)
 
     # -- transactions ------------------------------------------------------------------------

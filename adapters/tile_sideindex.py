@@ -108,7 +108,7 @@ def encode_v2(table: pa.Table) -> bytes | None:
         else:
             parts += _integers(column)
     body = b"".join(parts)
-    packed = _ZSTD.compress(body, asbytes=True)
+    packed = bytes(_ZSTD.compress(body, asbytes=True))
     return _HEAD.pack(MAGIC, table.num_rows, len(body)) + packed
 
 

@@ -181,6 +181,9 @@ def test_a_newer_store_is_refused_naming_the_fix(tmp_path: Path) -> None:
 def test_new_stores_use_small_pages(tmp_path: Path) -> None:
     TileLedgerStore(tmp_path / "new.sqlite").close()
     TileLedgerStore(tmp_path / "old.sqlite", version=1).close()
-    with sqlite3.connect(tmp_path / "new.sqlite") as a, sqlite3.connect(tmp_path / "old.sqlite") as b:
+    with (
+        sqlite3.connect(tmp_path / "new.sqlite") as a,
+        sqlite3.connect(tmp_path / "old.sqlite") as b,
+    ):
         assert a.execute("PRAGMA page_size").fetchone()[0] == 1024
         assert b.execute("PRAGMA page_size").fetchone()[0] == 4096

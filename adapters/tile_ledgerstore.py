@@ -14,7 +14,8 @@
   evidence: reads of the tree never use it, and a wrong edge shows in the next tile written.
 - ``batches``: the leaf metadata queries need, ONE row per appended batch: its first leaf
   index, leaf count, time range, and the columns (topic, partition, offset, log time, actor,
-  action, resource, tenant) as a zstd-compressed Arrow IPC stream (columnar side index).
+  action, resource, tenant) as one blob, the columnar side index (``adapters.tile_sideindex``:
+  version 2 dictionary/delta columns under zstd; version 1, zstd Arrow IPC, still read).
 - ``ranges``: per batch and (topic, partition), the lowest and highest log offset: finds the
   batch holding a record without a per-record index, and refuses a position stored twice.
 - ``positions``, ``checkpoints``, ``meta``: as the SQLite store.

@@ -13,9 +13,10 @@ writers, in one process or on two machines, serialize like SQLite's ``BEGIN IMME
 second re-reads the state after the first committed (READ COMMITTED: each statement sees what
 was committed before it). A writer waiting longer than ``lock_timeout_s`` gets ``StorageBusy``.
 A writer that stops inside its transaction (a paused or hung process) would hold the lock for
-ever: the store's sessions set ``idle_in_transaction_session_timeout`` (``idle_timeout_s``), so
-PostgreSQL ends such a session, rolling its transaction back and freeing the lock; correctness
-stays with the epoch fencing (``fence``), the timeout only bounds the wait.
+ever: the store's sessions set ``idle_in_transaction_session_timeout`` (``idle_timeout_s``,
+``HUB_LEDGER_POSTGRES_IDLE_TIMEOUT_S``, default 60 s), so PostgreSQL ends such a session,
+rolling its transaction back and freeing the lock; correctness stays with the epoch fencing
+(``fence``), the timeout only bounds the wait.
 Leaves go in with ``COPY``; chunks are upserted. Readers run outside any transaction and see
 committed state only.
 """

@@ -91,6 +91,36 @@ class SqliteFeatureVectors(FeatureVectors):
             for s, e, t, f, p, o in got
         ]
 
+    def at(
+        self, view: str, keys: Sequence[tuple[int, int]]
+    ) -> dict[tuple[int, int], dict[str, Any]]:
+        wanted = set(keys)
+        spans: dict[int, tuple[int, int]] = {}
+        for p, o in wanted:  # one primary-key range per partition
+            lo, hi = spans.get(p, (o, o))
+            spans[p] = (min(lo, o), max(hi, o))
+        got = []
+        with self._lock:
+            for p, (lo, hi) in sorted(spans.items()):
+                got += self._db.execute(
+                    "SELECT subject, entity, time_us, features, partition, offset FROM vectors "
+                    "WHERE view = ? AND partition = ? AND offset BETWEEN ? AND ?",
+                    (view, p, lo, hi),
+                ).fetchall()
+        got = [g for g in got if (g[4], g[5]) in wanted]
+        features = json.loads("[" + ",".join(g[3] for g in got) + "]")  # one parse, not one a row
+        return {
+            (p, o): {
+                "subject": s,
+                "entity": e,
+                "time_us": t,
+                "features": f,
+                "partition": p,
+                "offset": o,
+            }
+            for (s, e, t, _, p, o), f in zip(got, features, strict=True)
+        }
+
     def _loaded(self, view: str) -> tuple[int, str]:
         with self._lock:
             row = self._db.execute(

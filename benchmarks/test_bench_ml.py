@@ -285,3 +285,67 @@ def test_consumer_scoring_path_rate(scoring: tuple[Hub, Scorer, Any], report: Re
     )
     report.add(group, "load average (1 min) at the end", os.getloadavg()[0], "")
     assert after_cpu > 2 * before_cpu, f"column-wise {after_cpu:.0f}/s vs {before_cpu:.0f}/s"
+
+
+def test_stored_vectors_scoring_rate(
+    scoring: tuple[Hub, Scorer, Any], report: Report, tmp_path: Any
+) -> None:
+    """``HUB_FEATURE_ENGINE=flink``: the consumer's batch scored with the vectors read from the
+    FeatureVectors table (``ml.stored_vectors``: one SQLite range read by (partition, offset),
+    JSON decode, entity/time check) beside the vectors computed by the engine over the series
+    cache (the default), the same events and model, same run; wall and CPU rates."""
+    from adapters.sqlite_vectors import SqliteFeatureVectors
+    from ml.stored_vectors import StoredVectors
+
+    _, scorer, _ = scoring
+    view = scorer.engine.view
+    events = _events(BATCH, 6)
+    for e in events:  # as the consumer reads them: RFC 3339 times
+        e["initiated_at"] = _rfc(int(e["initiated_at"]))
+    offsets = list(range(len(events)))
+    matrix = scorer.engine.matrix(events)
+    table = SqliteFeatureVectors(tmp_path / "vectors.sqlite")
+    rows = [
+        {
+            "subject": e["payment_id"],
+            "entity": e["account_id"],
+            "time_us": to_us(e["initiated_at"]),
+            "features": dict(zip(view.names, map(float, matrix[i]), strict=True)),
+            "partition": 0,
+            "offset": i,
+        }
+        for i, e in enumerate(events)
+    ]
+    table.apply(view.name, rows, [], 0, {TopicPartition(view.event_topic, 0): len(events)})
+    stored = StoredVectors(view, table)
+    assert np.array_equal(stored.matrix(0, offsets, events), matrix)
+    n = len(events)
+    engine_wall, engine_cpu = _rate(n, lambda: scorer.score_batch(events))
+    stored_wall, stored_cpu = _rate(
+        n, lambda: scorer.score_batch(events, lambda evs: stored.matrix(0, offsets, evs))
+    )
+    f_engine = _rate(n, lambda: scorer.engine.matrix(events))
+    f_stored = _rate(n, lambda: stored.matrix(0, offsets, events))
+    table.close()
+    group = "ml stored vectors"
+    base = "engine features + score (CPU)"
+    report.add(group, base, engine_cpu, "events/s")
+    report.add(group, "stored vectors + score (CPU)", stored_cpu, "events/s", baseline=base)
+    report.add(group, "engine features + score (wall)", engine_wall, "events/s")
+    report.add(group, "stored vectors + score (wall)", stored_wall, "events/s")
+    report.add(group, "engine features only (CPU)", f_engine[1], "events/s")
+    report.add(
+        group,
+        "stored vectors only (CPU)",
+        f_stored[1],
+        "events/s",
+        baseline="engine features only (CPU)",
+    )
+    report.add(group, "load average (1 min) at the end", os.getloadavg()[0], "")
+
+
+def _rfc(us: int) -> str:
+    from datetime import UTC, datetime, timedelta
+
+    at = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=us)
+    return at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -246,7 +246,9 @@ def open_ledger_store(settings: Settings) -> LedgerStore:
                 "postgresql://hub:hub@127.0.0.1:15432/hub); set it or use HUB_LEDGER_STORE=sqlite."
             )
         store = PostgresLedgerStore(
-            settings.ledger_postgres_url, schema=settings.ledger_postgres_schema
+            settings.ledger_postgres_url,
+            schema=settings.ledger_postgres_schema,
+            idle_timeout_s=settings.ledger_postgres_idle_timeout_s,
         )
     else:  # embedded: a folder keeps the ledger file it has (a ledger is never forked)
         new = TILE_LEDGER_FILE if settings.ledger_store == "tiles" else "ledger.sqlite"

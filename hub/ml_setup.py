@@ -49,6 +49,7 @@ def build_ml(hub: Hub) -> MachineLearning:
         identities=hub.keys,
         metrics=hub.metrics,
         families={SPARK_LR: SparkLogisticFamily(spark)},
+        vectors=feature_vectors(hub) if hub.settings.feature_engine == "flink" else None,
     )
 
 

@@ -31,7 +31,9 @@ Operational triggers (``PATTERNS`` are the patterns in force, the definitions' d
 A restart of either reads from the beginning again and raises nothing new (contract 1).
 Memory: the embedded twin holds per partition key the events of one window plus the allowed
 lateness (``hub_pattern_state_events``); like Flink it drops events behind its watermark
-(``hub_pattern_late_events_total``; the rule: ``projections.pattern_state``).
+(``hub_pattern_late_events_total``; the rule: ``projections.pattern_state``), and like Flink's
+unbounded jobs it lets a partition with nothing to read for ``IDLE_TIMEOUT_MS`` (10 s) stop
+holding the watermark back.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from __future__ import annotations
 import io
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -165,7 +168,10 @@ class PatternDetector:
     One ``PatternState`` per pattern holds what can still take part in a match (bounded by the
     pattern's window and lateness); records are decoded a partition batch at a time
     (``PatternBatch``). A pass:
-    1. names the partitions holding records to every pattern reading them (the watermark);
+    1. names the partitions holding records to every pattern reading them (the watermark), with
+       those that have records to read and the processing time (``clock``): a partition with
+       none for ``IDLE_TIMEOUT_MS`` stops holding the watermark back, as in Flink's unbounded
+       CEP jobs (``projections.pattern_state``, contract 6); rows it settles are queued;
     2. reads each partition from its remembered position, offers each batch's events to the
        patterns, moves the position past the batch and queues the rows the batch made (so a
        pass failing half-way neither reads a record twice nor forgets a match);
@@ -173,8 +179,15 @@ class PatternDetector:
        for the next pass);
     4. sets the state gauge and counts the late events."""
 
-    def __init__(self, hub: Hub, patterns: Sequence[Pattern] = PATTERNS, batch: int = 5000):
+    def __init__(
+        self,
+        hub: Hub,
+        patterns: Sequence[Pattern] = PATTERNS,
+        batch: int = 5000,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.hub = hub
+        self.clock = clock  # processing time in seconds (idle partitions)
         self.patterns = tuple(patterns)
         self.batch = batch
         self.alerts = PatternAlerts(hub)
@@ -196,13 +209,22 @@ class PatternDetector:
         existing = {t.name for t in log_.topics()}
         topics = sorted({t for p in self.patterns for t in topics_of(p)} & existing)
         spans: dict[str, tuple[dict[int, int], dict[int, int]]] = {}
+        holding: list[tuple[str, int]] = []
+        unread: list[tuple[str, int]] = []
+        now_ms = int(self.clock() * 1000)
         for topic in topics:  # 1.
             starts, ends = log_.beginning_offsets(topic), log_.stable_offsets(topic)
             spans[topic] = (starts, ends)
-            holding = [(topic, p) for p, end in ends.items() if end > starts.get(p, 0)]
-            for state in self.states.values():
-                if topic in state.topics:
-                    state.expect(holding)
+            for p, end in ends.items():
+                start = starts.get(p, 0)
+                if end > start:
+                    holding.append((topic, p))
+                if end > max(start, self.positions.get((topic, p), 0)):
+                    unread.append((topic, p))
+        for state in self.states.values():
+            mine = [tp for tp in holding if tp[0] in state.topics]
+            rows = state.expect(mine, [tp for tp in unread if tp[0] in state.topics], now_ms)
+            self.queued += [(state.pattern, r) for r in rows]
         for topic in topics:  # 2.
             starts, ends = spans[topic]
             readers = [s for s in self.states.values() if topic in s.topics]

@@ -250,6 +250,15 @@ class Settings(BaseSettings):
         description="PostgreSQL schema holding the ledger's tables (one per hub on a shared "
         "database).",
     )
+    ledger_postgres_idle_timeout_s: float = Field(
+        default=60.0,
+        gt=0,
+        le=86_400,
+        description="The PostgreSQL ledger's idle_in_transaction_session_timeout (s): a writer "
+        "that stops inside its transaction (a paused or hung process) has its session ended "
+        "after this long, which frees the ledger's write lock for the next writer. Longer than "
+        "any pause a healthy writer makes between two statements of one write.",
+    )
     # -- high availability (core.leadership; README "High availability") ----------------------
     leader_election: Literal["none", "postgres"] = Field(
         default="none",
@@ -349,6 +358,15 @@ class Settings(BaseSettings):
         description="FeatureStore adapter scoring reads online features from: 'sqlite' (the "
         "embedded store under <data_dir>/ml) or 'feast' (Feast's online store, kept in step "
         "with the same fold; SQLite online store, or Redis when feature_redis_url is set).",
+    )
+    feature_engine: Literal["embedded", "flink"] = Field(
+        default="embedded",
+        description="Where the streaming scorer (`hub ml score`) gets each event's feature "
+        "vector: 'embedded' computes it from the feature store (HUB_FEATURE_STORE); 'flink' "
+        "reads the vector Flink's feature job computed (`hub projection run --engine flink` "
+        "loads them into <data_dir>/ml/vectors.sqlite) and scores an event only once the "
+        "loaded vectors cover it (later events wait: the scorer's lag). Request-time scoring "
+        "(`hub ml predict`, the predict route) always computes: its event is not on the log.",
     )
     feature_redis_url: str = Field(
         default="",

@@ -4,9 +4,11 @@ vectors; the scoring consumer turns input events into prediction events exactly 
 ``ScoringConsumer.step`` per input partition, as one consume-transform-produce step:
 1. read the events after the group's committed offset; 2. bring the feature feed up to the end
 of the log (features are as of each event's own time, so folding later records changes nothing
-for it); 3. score; 4. in ONE log transaction append the predictions to ``hub.predictions`` and
-commit the group's next offset. A crash before 4 commits leaves neither: the step runs again
-and appends each prediction once.
+for it) or, with stored vectors (``HUB_FEATURE_ENGINE=flink``, ``ml.stored_vectors``), keep only
+the records the stored vectors cover (the rest wait for the next load); 3. score, with the
+engine's vectors or the stored ones; 4. in ONE log transaction append the predictions to
+``hub.predictions`` and commit the group's next offset. A crash before 4 commits leaves neither:
+the step runs again and appends each prediction once.
 """
 
 from __future__ import annotations
@@ -34,8 +36,13 @@ from ml.predictions import (
     Scored,
     VectorText,
 )
+from ml.stored_vectors import StoredVectors
 
 __all__ = ["PREDICTION", "PREDICTIONS_TOPIC", "NoChampion", "Prediction", "Scorer"]
+
+
+# the feature matrix of a batch of events, when not the engine's (``Scorer.score_batch``)
+Features = Callable[[Sequence[Mapping[str, Any]]], NDArray[Any]]
 
 
 class NoChampion(Conflict):
@@ -71,15 +78,16 @@ class Scorer:
         return champion, self.models.load(self.name, mv.version), mv.share
 
     def score_batch(
-        self, events: Sequence[Mapping[str, Any]]
+        self, events: Sequence[Mapping[str, Any]], features: Features | None = None
     ) -> tuple[NDArray[Any], NDArray[Any], list[str], dict[str, Loaded], int]:
         """The columnar core of ``score``: the feature matrix (``names`` order), the scores,
         each event's variant, the versions serving each variant, and the latency in us. One
-        feature fetch and one ``predict_proba`` per variant for the whole batch."""
+        feature fetch and one ``predict_proba`` per variant for the whole batch. ``features``
+        gives the matrix instead of the engine (stored vectors: ``ml.stored_vectors``)."""
         champion, challenger, share = self.serving()  # loaded once, not part of the latency
         started = time.perf_counter_ns()
         view = self.engine.view
-        matrix = self.engine.matrix(events)
+        matrix = self.engine.matrix(events) if features is None else features(events)
         column = {name: j for j, name in enumerate(view.names)}
         chosen: dict[str, Loaded] = {"champion": champion}
         if challenger is not None:
@@ -140,10 +148,12 @@ class Scorer:
             if len(idx) - alerts:
                 counters[1].inc(len(idx) - alerts)
 
-    def scored(self, events: Sequence[Mapping[str, Any]]) -> Scored:
+    def scored(
+        self, events: Sequence[Mapping[str, Any]], features: Features | None = None
+    ) -> Scored:
         """``score_batch`` with what a prediction of each event names (entity, subject)."""
         view = self.engine.view
-        matrix, scores, variants, chosen, latency = self.score_batch(events)
+        matrix, scores, variants, chosen, latency = self.score_batch(events, features)
         return Scored(
             self.name,
             self._text,
@@ -179,8 +189,10 @@ class ScoringConsumer:
         *,
         batch: int = 1000,
         on_staged: Callable[[], None] | None = None,
+        vectors: StoredVectors | None = None,
     ) -> None:
         self._log = log
+        self.vectors = vectors  # None: the feed and the engine compute the vectors
         self._reader = reader
         self.feed = feed
         self.scorer = scorer
@@ -214,9 +226,13 @@ class ScoringConsumer:
             records = self._reader.read(  # 1.
                 self.topic, partition, start, self._batch, mask_pii=True
             )
+            if self.vectors is not None:  # 2. (stored vectors): the covered records only
+                covered = self.vectors.covered(partition)
+                records = [r for r in records if r["offset"] < covered]
             if not records:
                 continue
-            self.feed.catch_up()  # 2.
+            if self.vectors is None:
+                self.feed.catch_up()  # 2.
             chosen = [
                 r
                 for r in records
@@ -224,7 +240,8 @@ class ScoringConsumer:
             ]
             staged = []
             if chosen:
-                scored = self.scorer.scored([r["value"] for r in chosen])  # 3.
+                features = self._stored(partition, [r["offset"] for r in chosen])
+                scored = self.scorer.scored([r["value"] for r in chosen], features)  # 3.
                 sources = [f"{r['topic']}/{r['partition']}/{r['offset']}" for r in chosen]
                 staged = self._writer.records(scored, sources)
             next_offset = records[-1]["offset"] + 1
@@ -238,6 +255,13 @@ class ScoringConsumer:
                 )
             consumed += len(records)
         return consumed
+
+    def _stored(self, partition: int, offsets: list[int]) -> Features | None:
+        """The stored vectors of the events at ``offsets`` (None: the engine computes them)."""
+        vectors = self.vectors
+        if vectors is None:
+            return None
+        return lambda events: vectors.matrix(partition, offsets, events)
 
     def run_until_idle(self) -> int:
         total = 0

@@ -23,6 +23,7 @@ from ml.features import FeatureEngine
 from ml.feed import FeatureFeed
 from ml.models import ModelChanges, ModelNotFound, Models, ModelVersion
 from ml.scoring import PREDICTIONS_TOPIC, Prediction, Scorer, ScoringConsumer
+from ml.stored_vectors import StoredVectors
 from ml.trainingset import Checkpoint, TrainingSet, TrainingSets
 from registry.service import SchemaRegistry
 
@@ -75,8 +76,12 @@ class MachineLearning:
         identities: Identities | None = None,
         metrics: Metrics | None = None,
         families: Mapping[str, Family] | None = None,
+        vectors: FeatureVectors | None = None,
     ) -> None:
         self._log = log
+        # the streaming scorer's vectors: computed by the engine (None), or read from this
+        # table (HUB_FEATURE_ENGINE=flink: the vectors Flink's feature jobs computed)
+        self.vectors = vectors
         self.families: dict[str, Family] = {DEFAULT_FAMILY: SklearnFamily(), **(families or {})}
         self._metrics = metrics
         self._reader = reader
@@ -93,6 +98,8 @@ class MachineLearning:
     def close(self) -> None:
         self.features.close()
         self.models.store.close()
+        if self.vectors is not None:
+            self.vectors.close()
 
     # -- features --------------------------------------------------------------------------------
     def feed(self, view: FeatureView) -> FeatureFeed:
@@ -190,13 +197,18 @@ class MachineLearning:
 
     # -- scoring ---------------------------------------------------------------------------------
     def consumer(self, name: str, **kwargs: Any) -> ScoringConsumer:
+        """The model's scoring consumer; with a vectors table it scores with the stored
+        vectors (``ml.stored_vectors``), else the feed and the engine compute them."""
         scorer = self.scorer(name)
+        view = scorer.engine.view
+        stored = None if self.vectors is None else StoredVectors(view, self.vectors)
         return ScoringConsumer(
             self._log,
             self._reader,
             self._publisher,
-            self.feed(scorer.engine.view),
+            self.feed(view),
             scorer,
+            vectors=stored,
             **kwargs,
         )
 
@@ -204,7 +216,9 @@ class MachineLearning:
         self, principal: Principal, name: str, event: Mapping[str, Any], *, record: bool = True
     ) -> Prediction:
         """Score one event now with features from the online store; recorded on
-        ``hub.predictions`` (source ``request:<principal>``)."""
+        ``hub.predictions`` (source ``request:<principal>``). Always the engine's features,
+        whatever ``vectors``: the event is not on the log, so no engine beside the hub has
+        seen it."""
         scorer = self.scorer(name)
         scorer.serving()  # loads the versions in force once; not part of a request's latency
         started = time.perf_counter_ns()

@@ -29,6 +29,15 @@ Contract (checked against the unpruned reference in ``tests/unit/test_pattern_st
    append times, an event time moves its partition's watermark at most ``max_delay_ms`` past
    the append time, so one record dated years ahead cannot make every later event late (blind
    the detector); the event itself is matched as usual.
+6. **Idle partitions** (Flink's ``table.exec.source.idle-timeout``, which the unbounded CEP jobs
+   set to ``IDLE_TIMEOUT_MS``, ``projections.flink.cep``): ``expect(partitions, unread, now_ms)``
+   at the start of each pass names, with the processing time, the partitions that have records
+   not read yet. A partition that had none since ``idle_timeout_ms`` ago is *idle*: it stops
+   holding ``W`` back, which becomes the minimum of 1 over the partitions that are not (if every
+   partition is idle, ``W`` stays where it is, as Flink's does). A partition with records to
+   read is never idle, however long the pass reading another one takes. When an idle partition
+   has records again it counts again, but ``W`` never moves back: its events at or behind ``W``
+   are late (2). Without ``now_ms`` no partition is ever idle (the reference behaviour).
 """
 
 from __future__ import annotations
@@ -46,6 +55,9 @@ import numpy.typing as npt
 from projections.patterns import Pattern, PriceSpike, Structuring, structuring_row, topics_of
 
 NEVER = -(2**62)  # the watermark of a partition not read yet: minus infinity
+# Processing time (ms) after which a partition with no records to read stops holding the
+# watermark back (contract 6); the Flink CEP jobs' ``table.exec.source.idle-timeout``.
+IDLE_TIMEOUT_MS = 10_000
 Item = tuple[Any, ...]  # a pattern event as the automaton reads it; sorts in match order
 Row = dict[str, Any]
 Step = Callable[[Any, Item, Any, "list[Row] | None"], Any]  # (state, event, key, rows) -> state
@@ -62,11 +74,16 @@ class _Key:
 class PatternState:
     """Contract in the module docstring."""
 
-    def __init__(self, pattern: Pattern) -> None:
+    def __init__(self, pattern: Pattern, idle_timeout_ms: int = IDLE_TIMEOUT_MS) -> None:
+        if idle_timeout_ms <= 0:
+            raise ValueError(f"idle_timeout_ms must be positive, got {idle_timeout_ms}")
         self.pattern = pattern
         self.topics = topics_of(pattern)
         self.hw: dict[tuple[str, int], int] = {}  # latest event time per partition holding records
         self.watermark = NEVER
+        self.idle_timeout_ms = idle_timeout_ms
+        self.active_at: dict[tuple[str, int], int] = {}  # last pass start with records to read
+        self.idle: set[tuple[str, int]] = set()  # partitions not holding W back (contract 6)
         self.keys: dict[Any, _Key] = {}
         self.pending: list[tuple[int, int, Any]] = []  # (at, sequence, key) of every tail item
         self.late = 0  # events dropped as late
@@ -84,13 +101,46 @@ class PatternState:
             self._step, self._expire, self._size = self._spike, _expire_quote, _quote_size
             self._oldest = _quote_oldest
 
-    # -- the watermark (contract 1 and 2) --------------------------------------------------------
-    def expect(self, partitions: Iterable[tuple[str, int]]) -> None:
-        """Partitions holding records (about to be read); new ones enter as contract 1 says."""
-        new = [tp for tp in partitions if tp not in self.hw]
-        floor = min(self.hw.values()) if self.hw else NEVER
-        for tp in new:
-            self.hw[tp] = floor
+    # -- the watermark (contract 1, 2 and 6) -----------------------------------------------------
+    def expect(
+        self,
+        partitions: Iterable[tuple[str, int]],
+        unread: Iterable[tuple[str, int]] | None = None,
+        now_ms: int | None = None,
+    ) -> list[Row]:
+        """Partitions holding records (about to be read); new ones enter as contract 1 says.
+        With ``now_ms`` (processing time) and ``unread`` (those of them with records not read
+        yet), the idle partitions are decided (contract 6); the rows of the events a watermark
+        released by them settles are returned (as ``offer``'s)."""
+        partitions = list(partitions)
+        if now_ms is not None:
+            waiting = set(partitions if unread is None else unread)
+            for tp in self.hw:
+                if tp in waiting or tp not in self.active_at:
+                    self.active_at[tp] = now_ms
+            limit = now_ms - self.idle_timeout_ms
+            self.idle = {tp for tp in self.hw if self.active_at.get(tp, now_ms) <= limit}
+            self._advance()
+        delay = self.pattern.max_delay_ms
+        floor = NEVER if self.watermark <= NEVER else self.watermark + delay  # W, not back
+        for tp in partitions:
+            if tp not in self.hw:
+                self.hw[tp] = floor
+                if now_ms is not None:
+                    self.active_at[tp] = now_ms
+        return self._settle() if now_ms is not None else []
+
+    def _counted(self, but: tuple[str, int] | None = None) -> int | None:
+        """The smallest latest event time of the partitions holding ``W`` back (not idle),
+        ``but`` one; None when there are none."""
+        idle = self.idle
+        return min((v for k, v in self.hw.items() if k != but and k not in idle), default=None)
+
+    def _advance(self) -> None:
+        """``W`` from the partitions holding it back; never back (contract 1 and 6)."""
+        low = self._counted()
+        if low is not None and low > NEVER:
+            self.watermark = max(self.watermark, low - self.pattern.max_delay_ms)
 
     def on_time(
         self,
@@ -108,19 +158,20 @@ class PatternState:
             self.expect([tp])
         if not len(at_ms):
             return np.ones(0, bool)
+        self.idle.discard(tp)  # it delivers: it holds W back again (contract 6)
         delay = self.pattern.max_delay_ms
         moves = at_ms if log_ms is None else np.minimum(at_ms, log_ms + delay)
         own = self.hw[tp]
-        others = min((v for k, v in self.hw.items() if k != tp), default=None)
+        others = self._counted(but=tp)
         before = np.maximum.accumulate(np.concatenate(([own], moves[:-1])))
-        # the watermark before each record: hw of each partition minus the delay, the smallest
+        # the watermark before each record: hw of each partition holding it back minus the
+        # delay, the smallest; never behind W (an idle partition back does not move it back)
         mark = before if others is None else np.minimum(before, others)
-        mark = np.where(mark <= NEVER, NEVER, mark - delay)
+        mark = np.maximum(np.where(mark <= NEVER, NEVER, mark - delay), self.watermark)
         ok = at_ms > mark
         self.late += int(len(ok) - ok.sum())
         self.hw[tp] = max(own, int(moves.max()))
-        low = min(self.hw.values())
-        self.watermark = max(self.watermark, NEVER if low <= NEVER else low - delay)
+        self._advance()
         return ok
 
     # -- matching (contract 3 and 4) -------------------------------------------------------------

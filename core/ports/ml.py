@@ -212,8 +212,9 @@ class FeatureVectors(abc.ABC):
       remove the ``deleted`` keys, and store ``position`` (the result topic's next offset: a
       loader resumes there and reads each result record once) and ``covers`` (the source
       positions every vector is complete through: the engine had read its topics that far).
-    - ``rows(view)`` MUST return every stored row of the view; ``position`` and ``covers`` what
-      the last ``apply`` stored (0 and ``{}`` before any).
+    - ``rows(view)`` MUST return every stored row of the view; ``at(view, keys)`` the rows
+      stored at those keys (keys without one left out); ``position`` and ``covers`` what the
+      last ``apply`` stored (0 and ``{}`` before any).
     """
 
     @abc.abstractmethod
@@ -230,6 +231,12 @@ class FeatureVectors(abc.ABC):
     @abc.abstractmethod
     def rows(self, view: str) -> list[dict[str, Any]]:
         """Every stored vector row of ``view``."""
+
+    @abc.abstractmethod
+    def at(
+        self, view: str, keys: Sequence[tuple[int, int]]
+    ) -> dict[tuple[int, int], dict[str, Any]]:
+        """The stored rows of ``view`` at ``keys`` (partition, offset), by key."""
 
     @abc.abstractmethod
     def position(self, view: str) -> int:

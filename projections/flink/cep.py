@@ -18,11 +18,12 @@ partition (records without a key go to partition 0) would never emit a match. Un
 therefore set ``table.exec.source.idle-timeout`` (``IDLE_TIMEOUT``): a partition that delivered
 nothing for that long stops holding the watermark back. Bounded jobs do not need it (a finished
 partition releases the watermark at the end of the input) and do not set it, so their results
-do not depend on processing time. The embedded engine (``projections.pattern_state``) counts
-only partitions holding records: on partitions that never held a record both engines agree
-(Flink after the timeout); a partition that held records and went quiet still holds the
-embedded watermark back, while Flink lets it go after the timeout (its later records behind the
-watermark are then late in Flink only).
+do not depend on processing time. The embedded engine (``projections.pattern_state``, contract
+6) applies the same rule with the same timeout (``IDLE_TIMEOUT_MS``): partitions that never held
+a record do not count at all, and a partition that held records and had nothing to read for the
+timeout stops holding the watermark back, so its later records behind the watermark are late in
+both engines. (The embedded detector decides idleness at the start of each pass, once a second
+while serving; Flink on its watermark interval.)
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from projections.flink.compile import (
     q,
     s,
 )
+from projections.pattern_state import IDLE_TIMEOUT_MS
 from projections.patterns import (
     PAYMENT_INITIATED,
     QUOTE_PUBLISHED,
@@ -118,8 +120,9 @@ def interval(ms: int) -> str:
 # Processing time after which a partition with no records stops holding the watermark back (see
 # the module's docstring): above the checkpoint interval (2 s) and the fetch stalls of a loaded
 # two-core machine, so a partition that is merely slow is not taken for idle (its records would
-# turn late), and short enough that a match shows within seconds. ``extra_config`` overrides it.
-IDLE_TIMEOUT = "10 s"
+# turn late), and short enough that a match shows within seconds. ``extra_config`` overrides it
+# (the embedded detector keeps ``IDLE_TIMEOUT_MS``).
+IDLE_TIMEOUT = f"{IDLE_TIMEOUT_MS // 1000} s"
 
 
 def pattern_config(name: str, at: FlinkPlacement) -> dict[str, str]:

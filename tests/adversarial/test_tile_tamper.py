@@ -136,3 +136,27 @@ def test_a_changed_tile_is_not_served_as_a_proof_of_anything(
             assert "entry 0" in r.json()["message"].lower()
     finally:
         h.close()
+
+
+@pytest.mark.parametrize("where", ["row count", "compressed body"])
+def test_a_byte_of_a_compressed_side_index_with_a_fresh_digest(synced: Path, where: str) -> None:
+    """Store version 2 keeps each batch's columns zstd-compressed (``adapters.tile_sideindex``);
+    a changed byte there, its SHA-256 recomputed, is caught when verify decodes the batch or
+    compares its columns with the log records, and the message names the batch or its entry."""
+    import hashlib
+
+    from adapters.tile_sideindex import MAGIC
+
+    with db(synced) as conn:
+        first, n, cols = conn.execute(
+            "SELECT first, n, cols FROM batches ORDER BY n DESC LIMIT 1"
+        ).fetchone()
+        assert bytes(cols).startswith(MAGIC)
+        fake = flip(cols, 5 if where == "row count" else 12 + (len(cols) - 12) // 2)
+        conn.execute(
+            "UPDATE batches SET cols = ?, digest = ? WHERE first = ?",
+            (fake, hashlib.sha256(fake).digest(), first),
+        )
+    err = invalid(synced)
+    named = [f"leaf {first}"] + [f"entry {first + i}" for i in range(n)]
+    assert any(w in err for w in named), err

@@ -115,6 +115,40 @@ def test_a_writer_paused_inside_its_transaction_is_cut_and_the_next_proceeds(
         paused.close()
 
 
+def test_the_idle_timeout_setting_reaches_the_stores_sessions(
+    pg_url: str, schema: str, tmp_path: Path
+) -> None:
+    """``HUB_LEDGER_POSTGRES_IDLE_TIMEOUT_S`` is the store's idle-in-transaction timeout (the
+    composition root passes it), in the sessions it opens; 60 s when unset."""
+    from hub.bootstrap import open_ledger_store
+    from hub.settings import load_settings
+
+    def timeout(environ: dict[str, str]) -> str:
+        settings = load_settings(
+            environ=environ,
+            data_dir=tmp_path / "d",
+            ledger_store="postgres",
+            ledger_postgres_url=pg_url,
+            ledger_postgres_schema=schema,
+        )
+        store = open_ledger_store(settings)
+        try:
+            assert isinstance(store, PostgresLedgerStore)
+            with store._session() as conn:
+                row = conn.execute("SHOW idle_in_transaction_session_timeout").fetchone()
+            return str(row[0]) if row else ""
+        finally:
+            store.close()
+
+    try:
+        assert timeout({"HUB_LEDGER_POSTGRES_IDLE_TIMEOUT_S": "7.5"}) == "7500ms"
+        assert timeout({}) == "1min"
+    finally:
+        left = PostgresLedgerStore(pg_url, schema=schema)
+        left.drop()
+        left.close()
+
+
 def test_the_idle_timeout_must_be_positive(pg_url: str, schema: str) -> None:
     with pytest.raises(ConfigError, match="paused writer"):
         PostgresLedgerStore(pg_url, schema=schema, idle_timeout_s=0)

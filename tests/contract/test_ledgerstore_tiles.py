@@ -86,5 +86,5 @@ def test_tiles_give_the_sqlite_stores_roots_and_proofs(tmp_path: Path) -> None:
 
 def test_a_row_ledger_file_is_refused(tmp_path: Path) -> None:
     SqliteLedgerStore(tmp_path / "l.sqlite").close()
-    with pytest.raises(HubError, match="is not a version-1 hub tile ledger"):
+    with pytest.raises(HubError, match="is not a version-1 or version-2 hub tile ledger"):
         TileLedgerStore(tmp_path / "l.sqlite")

@@ -19,6 +19,7 @@ whose vectors it changes). The quotes of ``test_flink_positions`` have equal tim
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -340,3 +341,185 @@ def test_flink_vectors_loaded_by_the_hub_build_the_training_set_the_log_builds(h
         companion.load()
     assert store.position(view.name) == at
     store.close()
+
+
+def load_vectors(hub: Any, view: Any, rows: list[dict[str, Any]], covers: dict[Any, int]) -> None:
+    """``rows`` written to the view's result topic as the job's sink writes them, the job's
+    group committed at ``covers``, then loaded by the engine's companion (what `hub projection
+    run --engine flink` does) into the hub's table (``hub.ml_setup.feature_vectors``)."""
+    from hub.flink_feature_views import FlinkFeatureView
+    from hub.ml_setup import feature_vectors
+    from ml.flink_features import result_topic
+
+    store = feature_vectors(hub)
+    try:
+        companion = FlinkFeatureView(view, hub.log, store)
+        companion.prepare()
+        if rows:
+            hub.log.append(result_topic(view), [as_job_writes(view, r) for r in rows])
+        hub.log.commit_offsets(companion.group, covers)
+        companion.load()
+    finally:
+        store.close()
+
+
+def test_the_scorer_reads_the_flink_vectors_and_scores_as_the_engine(tmp_path: Path) -> None:
+    """Without Flink (fast): ``HUB_FEATURE_ENGINE=flink``. Two hubs hold the same log (the
+    feature tests' event sets) and the same champion; on one the scoring consumer computes the
+    vectors (the embedded feed and engine), on the other it reads those the Flink job's functions
+    computed (``worker_vectors``), written as the job's sink writes them and loaded by the
+    engine's companion. The predictions are equal, vector for vector and score for score. The
+    flink scorer scores nothing before a load (it waits: lag), only the covered events after a
+    partial one, and refuses a covered event without a vector, naming it, committing nothing."""
+    from core.errors import Conflict
+    from core.ports.eventlog import TopicPartition
+    from hub.bootstrap import bootstrap
+    from hub.ml_setup import ml_of
+    from hub.settings import load_settings
+    from ml.flink_features import view_topics
+    from tests.service.test_ml import ALICE, BOB, _register_small_model
+
+    view = PAYMENT_RISK
+    got: dict[str, list[dict[str, Any]]] = {}
+    for engine in ("embedded", "flink"):
+        environ = {"HUB_PROJECTION_AUTOSTART": "false", "HUB_FEATURE_ENGINE": engine}
+        hub = bootstrap(load_settings(environ=environ, data_dir=tmp_path / engine))
+        try:
+            publish_sets(hub)
+            ml = ml_of(hub)
+            assert (ml.vectors is None) == (engine == "embedded")
+            version = _register_small_model(hub)
+            change = ml.changes.propose_champion(ALICE, view.name, version, engine)
+            ml.changes.approve(BOB, change.change_id)
+            consumer = ml.consumer(view.name)
+            if engine == "flink":
+                assert consumer.run_until_idle() == 0 and consumer.lag() > 0  # waits for a load
+                theirs = worker_vectors(hub, view)
+                ends = {
+                    TopicPartition(t, p): e
+                    for t in view_topics(view)
+                    for p, e in hub.log.end_offsets(t).items()
+                }
+                first = TopicPartition(view.event_topic, 0)
+                half = ends | {first: ends[first] // 2}
+                load_vectors(hub, view, [r for r in theirs if r["partition"] != 0], half)
+                load_vectors(hub, view, [r for r in theirs if r["partition"] == 0], half)
+                consumer.run_until_idle()
+                scored = {p["source"] for p in ml.predictions(view.name)}
+                want = {f"{view.event_topic}/{r['partition']}/{r['offset']}" for r in theirs}
+                below = {s for s in want if not s.startswith(f"{view.event_topic}/0/")}
+                below |= {
+                    f"{view.event_topic}/0/{r['offset']}"
+                    for r in theirs
+                    if r["partition"] == 0 and r["offset"] < half[first]
+                }
+                assert scored == below and scored != want and consumer.lag() > 0
+                load_vectors(hub, view, [], ends)
+            consumer.run_until_idle()
+            assert consumer.lag() == 0
+            got[engine] = sorted(ml.predictions(view.name), key=lambda p: p["source"])
+            if engine == "flink":
+                by_source = {
+                    f"{view.event_topic}/{r['partition']}/{r['offset']}": r for r in theirs
+                }
+                for p in got[engine]:
+                    assert json.loads(p["features"]) == by_source[p["source"]]["features"]
+                # a covered scored event without a vector: refused, nothing committed
+                publish_more(hub)
+                lag = consumer.lag()
+                ends = {
+                    TopicPartition(t, p): e
+                    for t in view_topics(view)
+                    for p, e in hub.log.end_offsets(t).items()
+                }
+                load_vectors(hub, view, [], ends)
+                with pytest.raises(Conflict, match="has no stored vector of view 'payment_risk'"):
+                    consumer.run_until_idle()
+                assert consumer.lag() == lag
+                # a vector at its place for another entity (another log's): refused as well
+                (new,) = [
+                    (p, r["offset"])
+                    for p in hub.log.end_offsets(view.event_topic)
+                    for r in hub.reader.read(view.event_topic, p, 0, 1000)
+                    if r["value"].get("payment_id") == "F99"
+                ]
+                wrong = theirs[0] | {"partition": new[0], "offset": new[1]}
+                load_vectors(hub, view, [wrong], ends)
+                with pytest.raises(Conflict, match="holds another log's vectors"):
+                    consumer.run_until_idle()
+                assert consumer.lag() == lag
+        finally:
+            hub.close()
+    flink, embedded = got["flink"], got["embedded"]
+    assert len(flink) == len(embedded) == 7
+
+    def same(p: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in p.items() if k not in ("latency_us", "scored_at")}
+
+    assert [same(p) for p in flink] == [same(p) for p in embedded]
+
+
+def publish_more(hub: Any) -> None:
+    hub.publisher.publish(
+        "payments",
+        [_payment(99, "F9", "10.00", "2026-03-07T10:00:00Z")],
+        producer="differential",
+        tenant="acme",
+    )
+
+
+def champion(hub: Any, name: str) -> None:
+    """A small logistic model of view ``payment_risk`` as ``name``'s champion (fitted on
+    synthetic vectors with a fixed seed: every name gets the same coefficients)."""
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    from hub.ml_setup import ml_of
+    from tests.service.test_ml import ALICE, BOB
+
+    ml = ml_of(hub)
+    names = list(PAYMENT_RISK.names)
+    x = np.random.default_rng(1).normal(size=(200, len(names)))
+    model = LogisticRegression().fit(x, (x[:, 0] > 0.5).astype(int))
+    mv = ml.models.register(
+        ALICE,
+        name,
+        model,
+        family="sklearn.LogisticRegression",
+        features=names,
+        threshold=0.5,
+        manifest={"view": PAYMENT_RISK.name},
+        metrics={},
+        reference={n: list(x[:, i]) for i, n in enumerate(names)},
+    )
+    change = ml.changes.propose_champion(ALICE, name, mv.version, "differential")
+    ml.changes.approve(BOB, change.change_id)
+
+
+def test_the_scorer_on_flinks_vectors_scores_as_the_engine(flink_session: FlinkSession) -> None:
+    """With Flink: on the views hub (Kafka), the scoring consumer reading the vectors the
+    session's job computed (loaded into its FeatureVectors table, as with
+    ``HUB_FEATURE_ENGINE=flink``) and the consumer computing them score every payment alike:
+    equal vectors, digests, scores and decisions. Two model names with the same coefficients
+    (one consumer group each on the one log)."""
+    from hub.ml_setup import ml_of
+    from ml.scoring import ScoringConsumer
+    from ml.stored_vectors import StoredVectors
+
+    hub = flink_session.views.hub
+    ml = ml_of(hub)
+    got = {}
+    for name, stored in (("fv_engine", None), ("fv_flink", flink_session.vectors)):
+        champion(hub, name)
+        scorer = ml.scorer(name)
+        vectors = None if stored is None else StoredVectors(PAYMENT_RISK, stored)
+        consumer = ScoringConsumer(
+            hub.log, hub.reader, hub.publisher, ml.feed(PAYMENT_RISK), scorer, vectors=vectors
+        )
+        consumer.run_until_idle()
+        assert consumer.lag() == 0
+        got[name] = sorted(ml.predictions(name), key=lambda p: p["source"])
+    keep = ("source", "subject", "entity", "features", "feature_digest", "score", "decision")
+    engine, flink = ([{k: p[k] for k in keep} for p in got[n]] for n in ("fv_engine", "fv_flink"))
+    assert len(flink) == len(flink_session.features[PAYMENT_RISK.name]) > 0
+    assert flink == engine

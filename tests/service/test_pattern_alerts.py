@@ -106,3 +106,56 @@ def test_the_detector_is_off_with_the_setting(hub: Hub) -> None:
     app = create_app(hub)
     with TestClient(app):
         assert getattr(app.state, "pattern_detector", None) is None
+
+
+def test_a_quiet_partition_stops_holding_the_detectors_watermark_back(hub: Hub) -> None:
+    """Flink's source idle timeout in the embedded detector (``projections.pattern_state``,
+    contract 6), decided at each pass with the detector's clock: account A's partition keeps
+    receiving payments, B's got one and went quiet. Until B's partition has had nothing to read
+    for 10 s it holds the watermark at its payment's time less the lateness; then the watermark
+    follows A's partition, and a payment of B dated behind it is late (dropped and counted), as
+    in Flink's unbounded CEP job."""
+    from projections.patterns import Structuring
+
+    p = Structuring(count=3, within_ms=3_600_000, max_delay_ms=600_000)
+    now = [0.0]
+    detector = PatternDetector(hub, (p,), clock=lambda: now[0])
+    state = detector.states[p.name]
+    lateness = timedelta(milliseconds=p.max_delay_ms)
+
+    def pay(n: int, account: str, at: datetime, seconds: float) -> int:
+        """Publish one near payment, run a pass at ``seconds``; the partition it went to."""
+        before = hub.log.end_offsets("payments") if n > 1 else {}
+        hub.publisher.publish("payments", [_pay(n, account, "9500.00", at)], producer="test")
+        after = hub.log.end_offsets("payments")
+        now[0] = seconds
+        detector.step()
+        (part,) = [q for q, end in after.items() if end > before.get(q, 0)]
+        return part
+
+    def ms(at: datetime) -> int:
+        return int(at.timestamp() * 1000)
+
+    b = pay(1, "B0", T0, 0.0)
+    a = next(f"A{i}" for i in range(50) if _partition(hub, f"A{i}") != b)
+    assert pay(2, a, T0 + timedelta(hours=2), 5.0) != b
+    assert state.watermark == ms(T0 - lateness)  # B's partition holds it
+    pay(3, a, T0 + timedelta(hours=3), 9.9)
+    assert state.watermark == ms(T0 - lateness) and not state.idle  # quiet 9.9 s: still
+    now[0] = 10.0
+    detector.step()  # nothing new anywhere: B's partition quiet for 10 s is idle, A's is not
+    assert state.idle == {("payments", b)}
+    assert state.watermark == ms(T0 + timedelta(hours=3) - lateness)
+    assert pay(4, "B0", T0 + timedelta(hours=1), 11.0) == b
+    assert state.late == 1 and not state.idle  # dropped behind the watermark; B counts again
+    assert state.watermark == ms(T0 + timedelta(hours=3) - lateness)  # not moved back
+    metrics = hub.metrics.render().decode()
+    assert f'hub_pattern_late_events_total{{pattern="{p.name}"}} 1.0' in metrics
+
+
+def _partition(hub: Hub, account: str) -> int:
+    """The partition of ``payments`` an account's payments go to (the record key)."""
+    from core.partitioner import default_partition
+
+    partitions = len(hub.log.end_offsets("payments"))
+    return default_partition(account.encode(), partitions)

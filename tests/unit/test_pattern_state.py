@@ -28,6 +28,7 @@ from projections.patterns import (
     Structuring,
     find_matches,
     normalise,
+    topics_of,
 )
 
 W = 100  # the window of the random patterns (ms): times are small multiples and edges of it
@@ -75,14 +76,61 @@ def _event(p: Pattern, topic: str, part: int, off: int, at: int, kind: int, key:
     return PatternEvent(topic, part, off, TRADE_EXECUTED, f"t{n % 2}", at, v)
 
 
-def engine_rows(p: Pattern, steps: list[list[Rec]]) -> tuple[list[list[Any]], PatternState]:
-    """The union of the rows the engine returned after each step, fed as the detector does."""
-    state = PatternState(p)
+def reference_kept_idle(
+    p: Pattern, steps: list[list[Rec]], nows: list[int], timeout: int
+) -> list[list[PatternEvent]]:
+    """``reference_kept`` with contract 6, record by record: each step starts at processing
+    time ``nows[k]``; a known partition with no record in a step is idle once its last step with
+    records (or its first) lies ``timeout`` back; W is the smallest latest time of the others
+    less the delay, never moving back, and stays when every partition is idle."""
+    hw: dict[tuple[str, int], int] = {}
+    active: dict[tuple[str, int], int] = {}
+    offsets: dict[tuple[str, int], int] = {}
+    mark = NEVER
+    kept: list[PatternEvent] = []
+    out = []
+
+    def advance(idle: set[tuple[str, int]]) -> int:
+        counted = [v for k, v in hw.items() if k not in idle]
+        low = min(counted) if counted else NEVER
+        return mark if low <= NEVER else max(mark, low - p.max_delay_ms)
+
+    for step, now in zip(steps, nows, strict=True):
+        parts = {(r[0], r[1]) for r in step}
+        for tp in hw:
+            if tp in parts or tp not in active:
+                active[tp] = now
+        idle = {tp for tp in hw if active[tp] <= now - timeout}
+        mark = advance(idle)
+        for tp in parts - hw.keys():
+            hw[tp] = NEVER if mark <= NEVER else mark + p.max_delay_ms
+            active[tp] = now
+        for topic, part, at, kind, key, n in sorted(step, key=lambda r: (r[0], r[1])):
+            tp = (topic, part)
+            idle.discard(tp)
+            offset = offsets[tp] = offsets.get(tp, -1) + 1
+            mark = advance(idle)
+            late = at <= mark
+            hw[tp] = max(hw[tp], at)
+            mark = advance(idle)
+            if not late and kind:
+                kept.append(_event(p, topic, part, offset, at, kind, key, n))
+        out.append(list(kept))
+    return out
+
+
+def engine_rows(
+    p: Pattern, steps: list[list[Rec]], nows: list[int] | None = None, timeout: int = 10_000
+) -> tuple[list[list[Any]], PatternState]:
+    """The union of the rows the engine returned after each step, fed as the detector does
+    (with ``nows``: each step's processing time, contract 6)."""
+    state = PatternState(p, idle_timeout_ms=timeout)
     offsets: dict[tuple[str, int], int] = {}
     got: list[Any] = []
     out = []
-    for step in steps:
-        state.expect({(r[0], r[1]) for r in step})
+    for k, step in enumerate(steps):
+        parts = {(r[0], r[1]) for r in step}
+        got += state.expect(parts, parts, None if nows is None else nows[k])
         for tp in sorted({(r[0], r[1]) for r in step}):
             recs = [r for r in step if (r[0], r[1]) == tp]
             at = np.array([r[2] for r in recs], np.int64)
@@ -151,6 +199,80 @@ def test_structuring_pruned_equals_the_unpruned_reference(steps, count, delay) -
 @given(steps=_stream(("quotes", "trades")), delay=st.sampled_from([1, W // 4, W, 3 * W]))
 def test_price_spike_pruned_equals_the_unpruned_reference(steps, delay) -> None:
     _check(PriceSpike(pct=Decimal(5), within_ms=W, max_delay_ms=delay), steps)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    steps=_stream(("payments", "quotes", "trades")),
+    gaps=st.lists(st.sampled_from([0, 4_000, 9_999, 10_000, 25_000]), min_size=8, max_size=8),
+    count=st.integers(2, 3),
+    delay=st.sampled_from([1, W // 4, W]),
+)
+def test_with_idle_partitions_pruned_equals_the_unpruned_reference(
+    steps, gaps, count, delay
+) -> None:
+    """Contract 6 on random streams and processing times (steps 0 to 25 s apart, the timeout
+    10 s): the events kept and the matches are the reference's, both patterns."""
+    nows = list(np.cumsum(gaps[: len(steps)]).tolist())
+    for p in (
+        Structuring(count=count, within_ms=W, max_delay_ms=delay),
+        PriceSpike(pct=Decimal(5), within_ms=W, max_delay_ms=delay),
+    ):
+        mine = [[r for r in step if r[0] in topics_of(p)] for step in steps]
+        kept = reference_kept_idle(p, mine, nows, 10_000)
+        got, state = engine_rows(p, mine, nows, 10_000)
+        want: set[Any] = set()
+        for k, events in enumerate(kept):
+            want |= set(normalise(find_matches(p, events)))
+            assert set(normalise(got[k])) == want, (k, mine, nows)
+        late = sum(len(s) for s in mine) - len(kept[-1]) if mine else 0
+        assert state.late <= late
+
+
+def test_an_idle_partition_stops_holding_the_watermark_back() -> None:
+    """Contract 6, as Flink's ``table.exec.source.idle-timeout``: a partition with nothing to
+    read for the timeout no longer holds W back (its held state is settled and pruned); back
+    with records it counts again but W does not move back, so its events behind W are late;
+    a partition with records to read is never idle; when every partition is idle W stays."""
+    p = Structuring(count=2, within_ms=W, max_delay_ms=10)
+    s = PatternState(p, idle_timeout_ms=10_000)
+    p0, p1 = ("payments", 0), ("payments", 1)
+
+    def near(tp: tuple[str, int], at: list[int]) -> list[Any]:
+        ok = s.on_time(*tp, np.array(at, np.int64))
+        items = [
+            (("t", f"A{tp[1]}"), structuring_item(a, tp[1], i, Decimal("9500.00")))
+            for i, (a, keep) in enumerate(zip(at, ok.tolist(), strict=True))
+            if keep
+        ]
+        return s.offer(items)
+
+    assert s.expect([p0, p1], [p0, p1], now_ms=0) == []
+    near(p0, [100, 150])
+    near(p1, [50])
+    assert s.watermark == 40 and s.retained() == 3
+    s.expect([p0, p1], [p0], now_ms=9_999)  # p1 quiet 9.999 s: still holds W
+    near(p0, [400])
+    assert s.watermark == 40 and not s.idle
+    s.expect([p0, p1], [p0, p1], now_ms=60_000)  # records to read: never idle
+    assert not s.idle
+    s.expect([p0, p1], [p0], now_ms=69_999)
+    assert s.watermark == 40 and not s.idle
+    rows = s.expect([p0, p1], [p0], now_ms=70_000)  # p1 idle: W follows p0 alone
+    assert s.idle == {p1} and s.watermark == 390
+    assert [(r["first_at"], r["last_at"]) for r in rows] == [(100, 150)]  # settled now
+    assert s.retained() == 1  # p0's and p1's old payments pruned; the one at 400 waits
+    # p1 back with records: counted again, W does not move back; at or behind W is late
+    s.expect([p0, p1], [p1], now_ms=70_500)
+    assert not s.idle
+    assert s.on_time(*p1, np.array([390, 391, 60], np.int64)).tolist() == [False, True, False]
+    assert (s.watermark, s.late) == (390, 2)
+    # every partition idle: W stays
+    s.expect([p0, p1], [], now_ms=200_000)
+    assert s.idle == {p0, p1} and s.watermark == 390
+    # a partition that never held a record enters at W, not behind it
+    s.expect([p0, p1, ("payments", 2)], [("payments", 2)], now_ms=200_001)
+    assert s.on_time("payments", 2, np.array([390, 391], np.int64)).tolist() == [False, True]
 
 
 def test_late_events_are_dropped_and_counted_and_an_unread_partition_holds_the_watermark() -> None:

@@ -44,3 +44,12 @@ def test_invalid_settings_name_the_problem(tmp_path: Path) -> None:
         load_settings(bad, environ={})
     with pytest.raises(ConfigError, match="Cannot read"):
         load_settings(tmp_path / "missing.yaml", environ={})
+
+
+def test_the_ledger_idle_timeout_is_a_positive_number_of_seconds() -> None:
+    assert load_settings(environ={}).ledger_postgres_idle_timeout_s == 60.0
+    env = {"HUB_LEDGER_POSTGRES_IDLE_TIMEOUT_S": "7.5"}
+    assert load_settings(environ=env).ledger_postgres_idle_timeout_s == 7.5
+    for bad in ("0", "-1", "soon", "86401"):
+        with pytest.raises(ConfigError, match="ledger_postgres_idle_timeout_s"):
+            load_settings(environ={"HUB_LEDGER_POSTGRES_IDLE_TIMEOUT_S": bad})

@@ -1,0 +1,209 @@
+"""The tile store's side index: one batch's query columns (``leaf_schema``) as one blob.
+
+Two encodings, told apart by their first bytes, both read:
+
+- version 1 (store version 1): a zstd-compressed Arrow IPC stream. Its schema, per-buffer
+  framing and 64-byte alignment cost ~1.4 KB per batch before any row, and its columns are
+  stored as they are (every topic and actor string repeated, offsets and times in full).
+- version 2 (``MAGIC``): ``MAGIC``, the row count and the inflated body length (u32 each), then
+  the body, zstd-compressed. The body holds the columns in schema order:
+
+  * a string column as a dictionary (count u32, data length u32, u32 end offsets, UTF-8
+    bytes) and one index per row (0 = null, ``k`` = the ``k``-th string), stored at the
+    smallest width (u8, u16 or u32) after a width byte;
+  * an integer column as its first value (i64) and the differences to the row before,
+    zigzag-coded and stored at the smallest fixed width (1, 2, 4 or 8 bytes) after a width
+    byte: consecutive offsets and close times become runs of one small value that zstd folds
+    to almost nothing. Arithmetic is modulo 2**64, so every int64 sequence round-trips.
+
+A batch with a null integer (the schema allows it; the hub never writes one) is stored as
+version 1. Every decoding error is a HubError that names the batch's first leaf; a declared
+body larger than ``MAX_BODY`` is refused before anything is allocated.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.ipc as ipc
+
+from core.errors import HubError
+from core.ports.ledgerstore import LEAF_COLUMNS, leaf_schema
+
+MAGIC = b"HSI\x02"
+MAX_BODY = 256 << 20  # a side-index batch of 50,000 rows is ~1-3 MiB inflated
+LEVEL = 9  # the side index is written once per batch and is small: its ratio matters more
+_HEAD = struct.Struct("<4sII")
+_SCHEMA = leaf_schema()
+_IPC_OPTIONS = ipc.IpcWriteOptions(compression="zstd")
+_ZSTD = pa.Codec("zstd", compression_level=LEVEL)
+_INT_TYPES = {pa.int32(): np.int32, pa.int64(): np.int64}
+_WIDTHS = ((0xFF, np.uint8), (0xFFFF, np.uint16), (0xFFFFFFFF, np.uint32))
+
+
+def damaged(first: int, why: str) -> HubError:
+    return HubError(
+        f"The side-index batch starting at leaf {first} cannot be decoded ({why}); the tile "
+        "store is damaged: run `hub ledger verify --full`.",
+        code="ledger_store",
+    )
+
+
+def encode_v1(table: pa.Table) -> bytes:
+    """Version 1: the columns as one zstd-compressed Arrow IPC stream."""
+    sink = pa.BufferOutputStream()
+    with ipc.new_stream(sink, _SCHEMA, options=_IPC_OPTIONS) as writer:
+        writer.write_table(table)
+    return bytes(sink.getvalue().to_pybytes())
+
+
+def _unsigned(values: Any) -> tuple[int, bytes]:
+    """``values`` (uint64, non-negative) at the smallest width: (width in bytes, data)."""
+    top = int(values.max()) if len(values) else 0
+    for limit, kind in _WIDTHS:
+        if top <= limit:
+            return np.dtype(kind).itemsize, values.astype(kind).tobytes()
+    return 8, values.astype(np.uint64).tobytes()
+
+
+def _strings(column: pa.ChunkedArray) -> list[bytes]:
+    encoded = pc.dictionary_encode(column.combine_chunks())
+    words = encoded.dictionary
+    idx = encoded.indices.fill_null(-1).to_numpy().astype(np.int64) + 1
+    count = words.offset + len(words) + 1
+    offsets = np.frombuffer(words.buffers()[1], dtype=np.int32, count=count)[words.offset :]
+    start = int(offsets[0])
+    data = words.buffers()[2]
+    body = b"" if data is None else data.to_pybytes()[start : int(offsets[-1])]
+    width, packed = _unsigned(idx.astype(np.uint64))
+    ends = (offsets[1:] - start).astype("<u4").tobytes()
+    return [struct.pack("<II", len(words), len(body)), ends, body, bytes([width]), packed]
+
+
+def _integers(column: pa.ChunkedArray) -> list[bytes]:
+    values = column.combine_chunks().to_numpy().astype(np.int64)
+    first = int(values[0]) if len(values) else 0
+    with np.errstate(over="ignore"):
+        deltas = np.diff(values).astype(np.uint64)  # modulo 2**64
+        zigzag = (deltas << np.uint64(1)) ^ (
+            (deltas.view(np.int64) >> np.int64(63)).view(np.uint64)
+        )
+    width, packed = _unsigned(zigzag)
+    return [struct.pack("<q", first), bytes([width]), packed]
+
+
+def encode_v2(table: pa.Table) -> bytes | None:
+    """Version 2 (module docstring); None when an integer column holds a null."""
+    parts: list[bytes] = []
+    for name, field in zip(LEAF_COLUMNS, _SCHEMA, strict=True):
+        column = table.column(name)
+        if field.type == pa.string():
+            parts += _strings(column)
+        elif column.null_count:
+            return None
+        else:
+            parts += _integers(column)
+    body = b"".join(parts)
+    packed = bytes(_ZSTD.compress(body, asbytes=True))
+    return _HEAD.pack(MAGIC, table.num_rows, len(body)) + packed
+
+
+def encode(table: pa.Table) -> bytes:
+    """The batch as version 2, or version 1 when version 2 cannot hold it."""
+    return encode_v2(table) or encode_v1(table)
+
+
+class _Reader:
+    """Bounds-checked reads from the inflated body."""
+
+    def __init__(self, body: bytes, first: int) -> None:
+        self.body, self.at, self.first = body, 0, first
+
+    def take(self, n: int) -> bytes:
+        if n < 0 or self.at + n > len(self.body):
+            raise damaged(self.first, f"a column runs past the end of the body at byte {self.at}")
+        out = self.body[self.at : self.at + n]
+        self.at += n
+        return out
+
+    def unsigned(self, rows: int) -> Any:
+        width = self.take(1)[0]
+        kinds = {1: "<u1", 2: "<u2", 4: "<u4", 8: "<u8"}
+        if width not in kinds:
+            raise damaged(self.first, f"width byte {width} at byte {self.at - 1}")
+        return np.frombuffer(self.take(rows * width), dtype=kinds[width]).astype(np.uint64)
+
+
+def _read_strings(r: _Reader, rows: int) -> pa.Array:
+    count, size = struct.unpack("<II", r.take(8))
+    ends = np.frombuffer(r.take(4 * count), dtype="<u4").astype(np.int64)
+    data = r.take(size)
+    if count and (np.any(np.diff(ends) < 0) or int(ends[-1]) != size):
+        raise damaged(r.first, "a string dictionary's offsets are not ascending to its size")
+    offsets = np.concatenate(([0], ends)).astype(np.int32)
+    try:
+        words = pa.Array.from_buffers(
+            pa.string(), count, [None, pa.py_buffer(offsets.tobytes()), pa.py_buffer(data)]
+        )
+        words.validate(full=True)  # UTF-8 and offsets
+    except (pa.ArrowException, ValueError) as exc:
+        raise damaged(r.first, f"a string dictionary is invalid: {exc}") from exc
+    idx = r.unsigned(rows)
+    if len(idx) and int(idx.max()) > count:
+        raise damaged(r.first, "a string index points past its dictionary")
+    signed = idx.astype(np.int64) - 1
+    return pc.take(words, pa.array(signed, mask=signed < 0, type=pa.int64()))
+
+
+def _read_integers(r: _Reader, rows: int, kind: Any) -> pa.Array:
+    (first,) = struct.unpack("<q", r.take(8))
+    zigzag = r.unsigned(max(rows - 1, 0))
+    deltas = (zigzag >> np.uint64(1)) ^ (np.uint64(0) - (zigzag & np.uint64(1)))
+    with np.errstate(over="ignore"):
+        values = np.cumsum(
+            np.concatenate(([np.uint64(first & 0xFFFFFFFFFFFFFFFF)], deltas)), dtype=np.uint64
+        ).view(np.int64)[:rows]
+    if kind is np.int32 and len(values) and (values.min() < -(2**31) or values.max() >= 2**31):
+        raise damaged(r.first, "an int32 column holds a value out of its range")
+    return pa.array(values.astype(kind))
+
+
+def decode_v2(blob: bytes, first: int) -> pa.Table:
+    if len(blob) < _HEAD.size:
+        raise damaged(first, "shorter than its header")
+    _magic, rows, size = _HEAD.unpack_from(blob)
+    if size > MAX_BODY:
+        raise damaged(first, f"it declares {size:,} inflated bytes, over {MAX_BODY:,}")
+    try:
+        body = _ZSTD.decompress(blob[_HEAD.size :], decompressed_size=size, asbytes=True)
+    except (pa.ArrowException, ValueError, OSError) as exc:
+        raise damaged(first, f"zstd: {exc}") from exc
+    if len(body) != size:
+        raise damaged(first, f"it inflates to {len(body)} bytes, not the {size} declared")
+    r = _Reader(body, first)
+    arrays = []
+    for field in _SCHEMA:
+        if field.type == pa.string():
+            arrays.append(_read_strings(r, rows))
+        else:
+            arrays.append(_read_integers(r, rows, _INT_TYPES[field.type]))
+    if r.at != size:
+        raise damaged(first, f"{size - r.at} bytes follow the last column")
+    return pa.Table.from_arrays(arrays, schema=_SCHEMA)
+
+
+def decode(blob: bytes, first: int = 0) -> pa.Table:
+    """The columns of one batch from either version; HubError naming the batch when damaged."""
+    if blob[: len(MAGIC)] == MAGIC:
+        return decode_v2(blob, first)
+    try:
+        table = ipc.open_stream(pa.py_buffer(blob)).read_all()
+    except (pa.ArrowException, ValueError, OSError) as exc:
+        raise damaged(first, str(exc)) from exc
+    if not table.schema.equals(_SCHEMA):
+        raise damaged(first, "unexpected columns")
+    return table

@@ -11,8 +11,8 @@ the full stack does for them, in the same order and through the same functions:
    topic first);
 3. the ``schema.read`` decision for the request path, with the method, purpose and case of
    the request, recorded on ``hub.decisions`` and counted (``hub.api.deps.decide_async``:
-   a synced read awaits its durable record in the event loop; deny 403, engine failure 403,
-   record not stored 503-class 500 as the twins answer);
+   a synced read awaits its durable record in the event loop; a deny or an engine failure
+   answers 403, a record that cannot be stored 500 (50001), as the twins answer);
 4. the schema from memory (an id never changes its schema), its answer encoded once per id
    and reused (``RegistryResponse``'s bytes);
 5. the route metrics (``hub_http_requests_total``, ``hub_http_request_seconds``, labelled with
@@ -33,9 +33,10 @@ import time
 from typing import TYPE_CHECKING
 
 from starlette.requests import Request
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core import tracing
+from core.ports.policy import Principal
 from hub.api.auth import credentials
 from hub.api.deps import context_of, decide_async
 from hub.api.routers.registry import (
@@ -117,12 +118,13 @@ class RegistryFastPath:
         scope: Scope,
         receive: Receive,
         send: Send,
-        principal: object,
+        principal: Principal,
         schema_id: int,
         whole: bool,
     ) -> None:
         started = time.perf_counter()
-        headers = dict(scope["headers"])
+        raw = scope["headers"]
+        headers = dict(raw)
         rid = request_id_of(headers)
         token = request_id.set(rid)
         state = scope.setdefault("state", {})
@@ -133,33 +135,27 @@ class RegistryFastPath:
         try:
             try:  # 3. and 4.
                 await decide_async(
-                    self.hub,
-                    route,
-                    principal,  # type: ignore[arg-type]
-                    ACTION,
-                    scope["path"],
-                    context_of("GET", scope["headers"]),
+                    self.hub, route, principal, ACTION, scope["path"], context_of("GET", raw)
                 )
                 encoded = self._answer(schema_id)
-                body = encoded.by_id if whole else encoded.raw
-                await send(
-                    {
-                        "type": "http.response.start",
-                        "status": 200,
-                        "headers": [
-                            (b"content-length", b"%d" % len(body)),
-                            (b"content-type", _TYPE),
-                            (b"x-request-id", rid.encode("latin-1")),
-                        ],
-                    }
-                )
-                await send({"type": "http.response.body", "body": body})
             except Exception as exc:  # in Confluent's shape, as the twins answer
-                state["route"] = route
                 response = registry_error_handler(Request(scope), exc)
                 status, body = response.status_code, bytes(response.body)
                 response.raw_headers.append((b"x-request-id", rid.encode("latin-1")))
                 await response(scope, receive, send)
+            else:
+                body = encoded.by_id if whole else encoded.raw
+                start: Message = {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [
+                        (b"content-length", b"%d" % len(body)),
+                        (b"content-type", _TYPE),
+                        (b"x-request-id", rid.encode("latin-1")),
+                    ],
+                }
+                await send(start)
+                await send({"type": "http.response.body", "body": body})
             state["route"] = route
             self._count(route, status, started)  # 5.
         finally:

@@ -7,6 +7,8 @@
   a line that is not UTF-8 or not JSON is quarantined on its own). The strict all-or-nothing
   route stays ``POST /v1/topics/{topic}/events``. A body that is not JSON at all, or over
   ``HUB_MAX_REQUEST_BYTES``, fails the whole request (422 / 413): there are no records to keep.
+  The events are read column-wise by Arrow (``hub.api.ingest_batch``); the answer, the stored
+  records and the quarantine entries are what the per-record reading gives.
 - ``POST /v1/ingest/{topic}/avro``: a body of Confluent wire-format values, each framed by a
   4-byte big-endian length (``application/vnd.hub.wire-batch``); per record like JSON.
 - ``GET /v1/quality/stats``: accepted / rejected / replayed counts per topic and rule, from the

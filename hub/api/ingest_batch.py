@@ -20,7 +20,8 @@ records but ids, quarantine entries with their originals) through the columnar p
    object holding one is an envelope); a forced event with envelope members (``event_type``,
    ``key``, ``event_id``, ``occurred_at``: the columnar path stamps neither ids nor times); and,
    for a JSON body, a forced element Python's parser refuses or nests too deep (the reference
-   then refuses the whole body with its own message).
+   then refuses the whole body with its own message); an internal topic (the reference refuses
+   it after the parse, so a malformed body keeps its 422).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ import numpy as np
 
 from core import tracing
 from core.errors import HubError, InvalidInput
-from core.events import refuse_internal
+from core.events import is_internal_topic
 from hub.api.deps import MAX_JSON_DEPTH, json_depth_exceeds, parse_json
 from ingest.pipeline import JSON, IngestPipeline, IngestResult, RawRecord
 
@@ -142,8 +143,7 @@ def ingest_body(
     """Ingest the body's events (see the module docstring); the reference's result exactly.
     ``columnar=False`` runs the reference alone."""
     kwargs: dict[str, Any] = dict(source=source, producer=producer, tenant=tenant)
-    refuse_internal(topic)
-    if columnar:
+    if columnar and not is_internal_topic(topic):  # the reference refuses it, after the parse
         result = _columnar(pipeline, topic, body, ndjson, kwargs)
         if result is not None:
             return result

@@ -125,11 +125,12 @@ def ndjson_body(n: int, rnd: random.Random, bad: float, base: int = 0) -> bytes:
     return b"".join(line + rnd.choice([b"\n", b"\r\n"]) for line in lines)
 
 
-def outcome(h: Hub, body: bytes, ndjson: bool, columnar: bool) -> Any:
+def outcome(h: Hub, body: bytes, ndjson: bool, columnar: bool, topic: str = "trades") -> Any:
     try:
-        r = ingest_body(h.ingest, "trades", body, ndjson=ndjson, columnar=columnar, **KW)
+        r = ingest_body(h.ingest, topic, body, ndjson=ndjson, columnar=columnar, **KW)
     except HubError as exc:
-        return ("refused", type(exc).__name__, exc.code, exc.message)
+        message = exc.message.replace(str(h.settings.data_dir), "<data dir>")
+        return ("refused", type(exc).__name__, exc.code, message)
     return receipt_free(r.as_dict())
 
 
@@ -199,3 +200,43 @@ def test_route_takes_the_columnar_path(two: tuple[Hub, Hub]) -> None:
     assert got["accepted"] > 150
     # Rows the columnar path leaves to the reference: rule failures only (unknown refs, times).
     assert len(slow) <= got["rejected"] + got["duplicates"]
+
+
+def test_topics_without_a_layout_take_the_reference_whole(two: tuple[Hub, Hub]) -> None:
+    """``accounts`` carries PII and resolves its schema by event type: the body goes to the
+    per-record path whole, with the same answer and the same records."""
+    a, b = two
+    account = {
+        "account_id": "ACC-X",
+        "customer_name": "Holder",
+        "email": "x@example.org",
+        "date_of_birth": None,
+        "country": "GB",
+        "kyc_level": "STANDARD",
+        "risk_rating": "LOW",
+        "base_currency": "EUR",
+        "opened_at": "2026-01-01T00:00:00Z",
+    }
+    events = [
+        {"value": account, "event_type": "hub.accounts.AccountOpened"},
+        {"value": {**account, "account_id": "ACC-Y", "country": 7}},
+        {**account, "account_id": "ACC-Z"},
+    ]
+    for ndjson in (False, True):
+        body = (
+            b"\n".join(json.dumps(e).encode() for e in events)
+            if ndjson
+            else json.dumps({"events": events}).encode()
+        )
+        want = ingest_body(a.ingest, "accounts", body, ndjson=ndjson, columnar=False, **KW)
+        got = ingest_body(b.ingest, "accounts", body, ndjson=ndjson, columnar=True, **KW)
+        assert got.as_dict() == want.as_dict()
+        assert want.rejected == 2  # a wrong type; a bare record without its event type
+    assert stored(a, "accounts") == stored(b, "accounts")
+    # Refusals come in the reference's order: a malformed body before an internal or unknown topic.
+    for topic in ("hub.quarantine", "no-such-topic"):
+        for text in (b"not json", json.dumps({"events": events}).encode()):
+            want = outcome(a, text, False, columnar=False, topic=topic)
+            assert want[0] == "refused"
+            assert outcome(b, text, False, columnar=True, topic=topic) == want
+    assert receipt_free(quarantined(a)) == receipt_free(quarantined(b))

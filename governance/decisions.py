@@ -535,9 +535,13 @@ class DecisionCommitter:
         """True while the last store failed (no unsynced answers then: step 6)."""
         return self._failing
 
-    def enqueue(self, record: DecisionRecord, *, prompt: bool) -> Receipt:
+    def enqueue(self, record: DecisionRecord, *, prompt: bool, wake: bool = True) -> Receipt:
         """Queue ``record`` (step 1); ``prompt`` flushes its batch with the allow linger, not
-        the deny linger. The receipt tells when it is stored."""
+        the deny linger. The receipt tells when it is stored.
+
+        ``wake=False`` leaves the flushers asleep: the caller MUST call ``wake`` soon after
+        (an event loop does once the answer is on its way, so that the flusher's work does
+        not run in front of it on a busy core)."""
         with self._cv:
             if self._closed:
                 raise DecisionNotRecorded("The decision log is closed: the hub is shutting down.")
@@ -547,8 +551,14 @@ class DecisionCommitter:
             batch.records.append(record)
             if prompt:
                 batch.waiters += 1
-            self._cv.notify()
+            if wake:
+                self._cv.notify()
         return Receipt(self, batch, record.decision_id)
+
+    def wake(self) -> None:
+        """Wake a flusher for what ``enqueue(..., wake=False)`` queued."""
+        with self._cv:
+            self._cv.notify()
 
     def submit(self, record: DecisionRecord, *, wait: bool, prompt: bool | None = None) -> None:
         """Queue ``record``; with ``wait``, return only once it is stored (else raise).
@@ -727,13 +737,21 @@ class RecordingPolicyEngine(PolicyEngine):
         context: Mapping[str, Any] | None = None,
     ) -> Decision:
         """``decide`` for an event loop: the same decision, record and waiting rules."""
+        loop = asyncio.get_running_loop()
         if self.inner_blocks:
-            loop = asyncio.get_running_loop()
             decision, receipt = await loop.run_in_executor(
                 None, self.decide_deferred, principal, action, resource, context
             )
         else:
-            decision, receipt = self.decide_deferred(principal, action, resource, context)
+            # A record nobody waits for (a denial, an unsynced read) wakes its flusher on the
+            # loop's next turn, once this request's answer is written: not in front of it.
+            decision, receipt = self.decide_deferred(
+                principal, action, resource, context, wake=False
+            )
+            if receipt is None:
+                loop.call_soon(self.committer.wake)
+            else:
+                self.committer.wake()
         if receipt is not None:
             await receipt.wait_async()
         return decision
@@ -744,9 +762,12 @@ class RecordingPolicyEngine(PolicyEngine):
         action: str,
         resource: str,
         context: Mapping[str, Any] | None = None,
+        *,
+        wake: bool = True,
     ) -> tuple[Decision, Receipt | None]:
         """Decide and queue the record; with a receipt, the caller MUST wait for it (an allow
-        that needs its durable record) before acting on the decision."""
+        that needs its durable record) before acting on the decision. ``wake=False``: the
+        caller MUST call ``committer.wake()`` soon after (``DecisionCommitter.enqueue``)."""
         ctx = with_now(context, self._clock_ns)
         try:
             if self._enrich is not None:
@@ -779,7 +800,7 @@ class RecordingPolicyEngine(PolicyEngine):
         wait = decision.allow and (action not in self._unsynced or self.committer.failing)
         receipt: Receipt | None = None
         try:
-            receipt = self.committer.enqueue(record, prompt=decision.allow)
+            receipt = self.committer.enqueue(record, prompt=decision.allow, wake=wake)
         except DecisionNotRecorded:
             if decision.allow:
                 raise  # fail closed: no allow without its record; callers answer 503

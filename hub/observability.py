@@ -377,10 +377,7 @@ class ObservabilityMiddleware:
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send, span: Span | None) -> None:
         headers = dict(scope.get("headers", ()))
-        incoming = headers.get(b"x-request-id", b"").decode("latin-1")
-        # A sane incoming id is kept; one that carries a credential is not (it would be logged).
-        sane = _REQUEST_ID.match(incoming) and redact(incoming) == incoming
-        rid = incoming if sane else uuid.uuid4().hex
+        rid = request_id_of(headers)
         token = request_id.set(rid)
         started = time.perf_counter()
         status = {"code": 500, "bytes": 0}
@@ -415,7 +412,7 @@ class ObservabilityMiddleware:
                 span.set_attribute("http.request.id", rid)
                 if status["code"] >= 500:
                     span.set_status(StatusCode.ERROR)
-            self._log(scope, headers, status, started, scraped=scraped)
+            log_access(scope, headers, status["code"], status["bytes"], started, scraped=scraped)
             request_id.reset(token)
 
     async def _metrics(self, send: Send) -> None:
@@ -429,41 +426,53 @@ class ObservabilityMiddleware:
         )
         await send({"type": "http.response.body", "body": body})
 
-    def _log(
-        self,
-        scope: Scope,
-        headers: dict[bytes, bytes],
-        status: dict[str, int],
-        started: float,
-        *,
-        scraped: bool,
-    ) -> None:
-        code = status["code"]
-        state = scope.get("state", {})
-        principal = state.get("principal")
-        client = scope.get("client") or ("", 0)
-        fields: dict[str, Any] = {
-            "event.kind": "event",
-            "event.category": ["web"],
-            "event.type": ["access"],
-            "event.dataset": "hub.access",
-            "event.outcome": "success" if code < 400 else "failure",
-            "event.duration": int((time.perf_counter() - started) * 1e9),
-            "http.request.method": scope["method"],
-            "http.response.status_code": code,
-            "http.response.body.bytes": status["bytes"],
-            "url.path": scope["path"],
-            "client.ip": client[0],
-            "hub.route": state.get("route"),
-        }
-        traced = tracing.ids()
-        if traced is not None:
-            fields["trace.id"], fields["span.id"] = traced
-        agent = headers.get(b"user-agent")
-        if agent:
-            fields["user_agent.original"] = agent.decode("latin-1")[:256]
-        if principal is not None:
-            fields["user.id"] = principal.id
-        elif scraped:
-            fields["user.name"] = "metrics-scraper"
-        access_log.info("%s %s %d", scope["method"], scope["path"], code, extra=fields)
+
+def request_id_of(headers: dict[bytes, bytes]) -> str:
+    """The request's id: a sane incoming ``X-Request-Id``, else a new one. An incoming id that
+    carries a credential is not kept (it would be logged)."""
+    incoming = headers.get(b"x-request-id", b"").decode("latin-1")
+    sane = _REQUEST_ID.match(incoming) and redact(incoming) == incoming
+    return incoming if sane else uuid.uuid4().hex
+
+
+def log_access(
+    scope: Scope,
+    headers: dict[bytes, bytes],
+    code: int,
+    nbytes: int,
+    started: float,
+    *,
+    scraped: bool = False,
+) -> None:
+    """One access line (ECS fields, ``event.dataset: hub.access``) for a served request, built
+    only when ``hub.access`` logs at INFO."""
+    if not access_log.isEnabledFor(logging.INFO):
+        return
+    state = scope.get("state", {})
+    principal = state.get("principal")
+    client = scope.get("client") or ("", 0)
+    fields: dict[str, Any] = {
+        "event.kind": "event",
+        "event.category": ["web"],
+        "event.type": ["access"],
+        "event.dataset": "hub.access",
+        "event.outcome": "success" if code < 400 else "failure",
+        "event.duration": int((time.perf_counter() - started) * 1e9),
+        "http.request.method": scope["method"],
+        "http.response.status_code": code,
+        "http.response.body.bytes": nbytes,
+        "url.path": scope["path"],
+        "client.ip": client[0],
+        "hub.route": state.get("route"),
+    }
+    traced = tracing.ids()
+    if traced is not None:
+        fields["trace.id"], fields["span.id"] = traced
+    agent = headers.get(b"user-agent")
+    if agent:
+        fields["user_agent.original"] = agent.decode("latin-1")[:256]
+    if principal is not None:
+        fields["user.id"] = principal.id
+    elif scraped:
+        fields["user.name"] = "metrics-scraper"
+    access_log.info("%s %s %d", scope["method"], scope["path"], code, extra=fields)

@@ -53,6 +53,7 @@ from hub.api.models import (
     json_body,
     text,
 )
+from hub.api.registry_fast import RegistryFastPath
 from hub.bootstrap import Hub
 from hub.observability import (
     HubCollector,
@@ -434,6 +435,9 @@ def create_app(hub: Hub) -> FastAPI:
     app.add_middleware(
         ObservabilityMiddleware, hub=hub, scrape=ScrapeToken(token) if token else None
     )
+    # Outside even that: the registry's schema-by-id reads, answered without FastAPI's stack
+    # (the same steps, in the same order: hub.api.registry_fast).
+    app.add_middleware(RegistryFastPath, hub=hub)
     return app
 
 

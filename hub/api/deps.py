@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from fastapi import Request
 from fastapi.dependencies.models import Dependant
+from starlette.concurrency import run_in_threadpool
 
 from core.errors import (
     Forbidden,
@@ -26,6 +27,7 @@ from core.errors import (
     Unauthenticated,
 )
 from core.ports.policy import Decision, Principal
+from governance.decisions import RecordingPolicyEngine
 from hub.api.models import MAX_INT64 as MAX_INT64  # the routes import it from here
 
 if TYPE_CHECKING:
@@ -167,38 +169,86 @@ def principal_of(request: Request) -> Principal:
     return principal  # type: ignore[no-any-return]
 
 
-def _count_error(request: Request, action: str) -> None:
-    route = getattr(request.scope.get("route"), "path", "unmatched")
-    hub_of(request).metrics.policy_decisions.labels(action, "error", route).inc()
+def route_of(request: Request) -> str:
+    """The matched route's template (``/schemas/ids/{schema_id}``), the label of its metrics."""
+    return getattr(request.scope.get("route"), "path", "unmatched")
 
 
-def decision_context(request: Request) -> dict[str, Any]:
+def context_of(method: str, headers: Iterable[tuple[bytes, bytes]]) -> dict[str, Any]:
     """The context a request's decision is made in: its method, and the purpose of use and
-    the case it names (``X-Hub-Purpose``, ``X-Hub-Case``)."""
-    context = {"method": request.method}
-    for header, key in (("x-hub-purpose", "purpose"), ("x-hub-case", "case")):
-        if header in request.headers:  # purpose of use, e.g. an open investigation
-            context[key] = request.headers[header]
+    the case it names (``X-Hub-Purpose``, ``X-Hub-Case``; the first of each, as
+    ``request.headers`` reads them), from the ASGI scope's raw headers."""
+    found: dict[str, str] = {}
+    for name, value in headers:
+        key = _CONTEXT_HEADERS.get(name.lower())
+        if key is not None and key not in found:  # purpose of use, e.g. an investigation
+            found[key] = value.decode("latin-1")
+    context: dict[str, Any] = {"method": method}
+    for key in ("purpose", "case"):
+        if key in found:
+            context[key] = found[key]
     return context
 
 
-def policy_failed(request: Request, action: str, exc: Exception) -> Forbidden:
+_CONTEXT_HEADERS = {b"x-hub-purpose": "purpose", b"x-hub-case": "case"}
+
+
+def decision_context(request: Request) -> dict[str, Any]:
+    """``context_of`` a request."""
+    return context_of(request.method, request.scope["headers"])
+
+
+def engine_failed(hub: Hub, route: str, action: str, exc: Exception) -> Forbidden:
     """The deny for an engine that failed (fail closed), counted; ``Retryable`` is not one."""
-    _count_error(request, action)
+    hub.metrics.policy_decisions.labels(action, "error", route).inc()
     if isinstance(exc, HubError):
         return Forbidden(f"Access denied because the policy engine failed: {exc.message}")
     return Forbidden(f"Access denied because the policy engine failed: {exc!r}")
 
 
-def settle(request: Request, action: str, decision: Decision) -> None:
-    """Count a decision; raise ``Forbidden`` on deny, else leave it on ``request.state``."""
-    hub = hub_of(request)
-    route = getattr(request.scope.get("route"), "path", "unmatched")  # template, not path
+def policy_failed(request: Request, action: str, exc: Exception) -> Forbidden:
+    """``engine_failed`` for a request."""
+    return engine_failed(hub_of(request), route_of(request), action, exc)
+
+
+def count_decision(hub: Hub, route: str, action: str, decision: Decision) -> None:
+    """Count a decision; raise ``Forbidden`` on deny."""
     hub.metrics.policy_decisions.labels(action, "allow" if decision.allow else "deny", route).inc()
     if not decision.allow:
         hub.metrics.policy_denials.labels(action).inc()
         raise Forbidden(f"Access denied: {decision.reason} (policy {decision.policy_version}).")
+
+
+def settle(request: Request, action: str, decision: Decision) -> None:
+    """Count a decision; raise ``Forbidden`` on deny, else leave it on ``request.state``."""
+    count_decision(hub_of(request), route_of(request), action, decision)
     request.state.decision = decision  # its obligations (mask, row_filter) for the route
+
+
+async def decide_async(
+    hub: Hub,
+    route: str,
+    principal: Principal,
+    action: str,
+    resource: str,
+    context: dict[str, Any],
+) -> Decision:
+    """What ``authorize(action)`` decides, for an async caller: the same decision, record,
+    metrics and errors, awaited in the event loop (a recording engine awaits its durable
+    record without a thread; any other engine is asked in the thread pool). Raises
+    ``Forbidden`` on deny or engine failure, ``Retryable`` when the record cannot be stored."""
+    policy = hub.policy
+    try:
+        if isinstance(policy, RecordingPolicyEngine):
+            decision = await policy.decide_async(principal, action, resource, context)
+        else:
+            decision = await run_in_threadpool(policy.decide, principal, action, resource, context)
+    except Retryable:
+        raise
+    except Exception as exc:  # fail closed on anything unexpected
+        raise engine_failed(hub, route, action, exc) from exc
+    count_decision(hub, route, action, decision)
+    return decision
 
 
 def authorize(action: str, resource: str | None = None) -> Callable[[Request], Principal]:

@@ -267,6 +267,36 @@ def test_decide_async_awaits_the_store_without_a_thread_and_fails_closed() -> No
     committer.close()
 
 
+def test_an_unwaited_async_record_wakes_its_flusher_after_the_answer() -> None:
+    """``decide_async`` of an unsynced read (and of a deny) answers first and wakes the flusher
+    on the loop's next turn: the record is stored at once after, with the allow linger."""
+    sink = Sink()
+    committer = DecisionCommitter(sink, deny_linger_ms=60_000)
+    engine = RecordingPolicyEngine(Fixed(True), committer, unsynced=frozenset({"schema.read"}))
+    woken: list[int] = []
+    wake = committer.wake
+
+    def counted() -> None:
+        woken.append(len(sink.stored))
+        wake()
+
+    committer.wake = counted  # type: ignore[method-assign]
+
+    async def scenario() -> Decision:
+        decision = await engine.decide_async(ANN, "schema.read", "subjects/s")
+        assert woken == []  # not yet: the caller answers first
+        await asyncio.sleep(0)
+        assert woken == [0]
+        return decision
+
+    decision = asyncio.run(scenario())
+    deadline = time.monotonic() + 5  # the allow linger (0), not the 60 s deny linger
+    while not sink.stored and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert [r.decision_id for r in sink.stored] == [decision.decision_id]
+    committer.close()
+
+
 def test_decision_ids_are_increasing_uuid7() -> None:
     ids = [new_decision_id() for _ in range(5_000)]
     assert ids == sorted(ids) and len(set(ids)) == len(ids)

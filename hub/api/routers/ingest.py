@@ -7,6 +7,8 @@
   a line that is not UTF-8 or not JSON is quarantined on its own). The strict all-or-nothing
   route stays ``POST /v1/topics/{topic}/events``. A body that is not JSON at all, or over
   ``HUB_MAX_REQUEST_BYTES``, fails the whole request (422 / 413): there are no records to keep.
+  The events are read column-wise by Arrow (``hub.api.ingest_batch``); the answer, the stored
+  records and the quarantine entries are what the per-record reading gives.
 - ``POST /v1/ingest/{topic}/avro``: a body of Confluent wire-format values, each framed by a
   4-byte big-endian length (``application/vnd.hub.wire-batch``); per record like JSON.
 - ``GET /v1/quality/stats``: accepted / rejected / replayed counts per topic and rule, from the
@@ -23,7 +25,6 @@ and every record it appends has its own ledger leaf naming the producer (``ce_so
 from __future__ import annotations
 
 import base64
-import json
 import struct
 from typing import Annotated, Any
 
@@ -32,7 +33,8 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from core.avro import serde
 from core.errors import InvalidInput
 from core.ports.policy import Principal
-from hub.api.deps import MAX_INT64, authorize, hub_of, parse_json, read_body, read_json
+from hub.api.deps import MAX_INT64, authorize, hub_of, read_body, read_json
+from hub.api.ingest_batch import NDJSON, ingest_body
 from hub.api.models import (
     Ingested,
     IngestIn,
@@ -46,67 +48,12 @@ from hub.api.models import (
     json_body,
     raw_body,
 )
-from ingest.pipeline import JSON, WIRE, RawRecord
+from ingest.pipeline import WIRE, RawRecord
 
 router = APIRouter(tags=["ingest"])
-NDJSON = "application/x-ndjson"
-_ALLOWED = {"value", "event_type", "key", "event_id", "occurred_at"}
 
 
 _body = read_body
-
-
-def _event(item: Any, original: bytes | None, i: int) -> RawRecord:
-    """One event of a batch or NDJSON line: an envelope ``{"value": {...}, "key": ...}``, or a
-    bare record. The rule: an object with a ``"value"`` member is an envelope (its value must be
-    an object); an object without one is the record itself, with no envelope fields. A record
-    whose schema has a field named ``value`` must therefore be sent in an envelope.
-
-    ``original`` is the NDJSON line (byte-exact); None for a JSON batch, whose quarantine
-    original is then the canonical JSON of the event's value."""
-    ctype = NDJSON if original is not None else JSON
-    if isinstance(item, dict) and "value" not in item:
-        item = {"value": item}  # a bare record
-    if original is None:
-        inner = item.get("value", item) if isinstance(item, dict) else item
-        original = json.dumps(inner, default=str, separators=(",", ":")).encode()
-    if not isinstance(item, dict) or not isinstance(item.get("value"), dict):
-        return RawRecord(
-            original,
-            content_type=ctype,
-            error=f"Event {i} must be a JSON object: the record itself, or an envelope whose "
-            f'"value" is the record (got {_kind(item)}).',
-        )
-    unknown = set(item) - _ALLOWED
-    if unknown:
-        return RawRecord(
-            original,
-            content_type=ctype,
-            error=f"Event {i} has unknown member(s) {', '.join(sorted(unknown))}.",
-        )
-    for name in ("event_type", "event_id", "occurred_at"):
-        if item.get(name) is not None and not isinstance(item[name], str):
-            return RawRecord(
-                original,
-                content_type=ctype,
-                error=f'Event {i}: "{name}" must be a string, not {type(item[name]).__name__}.',
-            )
-    return RawRecord(
-        original,
-        content_type=ctype,
-        value=item["value"],
-        event_type=item.get("event_type"),
-        key=None if item.get("key") is None else str(item["key"]),
-        event_id=item.get("event_id"),
-        occurred_at=item.get("occurred_at"),
-        position={"index": i},
-    )
-
-
-def _kind(item: Any) -> str:
-    if isinstance(item, dict):
-        return f'"value" of type {type(item.get("value")).__name__}'
-    return f"a JSON {type(item).__name__}"
 
 
 @router.post(
@@ -129,37 +76,11 @@ async def ingest_json(
     """
     hub = hub_of(request)
     body = await _body(request)
-    records: list[RawRecord] = []
-    if request.headers.get("content-type", "").startswith("application/x-ndjson"):
-        for i, line in enumerate(x for x in body.split(b"\n") if x.strip()):
-            line = line.rstrip(b"\r")
-            try:
-                line.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                records.append(
-                    RawRecord(
-                        line, error=f"Line {i} is not UTF-8: {exc.reason}.", error_code="not_utf8"
-                    )
-                )
-                continue
-            try:
-                item = parse_json(line, unique_members=False, what=f"Line {i}")
-            except InvalidInput as exc:
-                records.append(RawRecord(line, error=exc.message, error_code="malformed_json"))
-                continue
-            records.append(_event(item, line, i))
-    else:
-        payload = parse_json(body, unique_members=False)
-        items = payload.get("events") if isinstance(payload, dict) else None
-        if not isinstance(items, list) or not items:
-            raise InvalidInput(
-                'Body must be {"events": [ ... ]} with at least one event.', code="invalid_batch"
-            )
-        for i, item in enumerate(items):
-            records.append(_event(item, None, i))
-    result = hub.ingest.ingest(
+    result = ingest_body(
+        hub.ingest,
         topic,
-        records,
+        body,
+        ndjson=request.headers.get("content-type", "").startswith(NDJSON),
         source=f"http:{principal.id}",
         producer=principal.id,
         tenant=principal.tenant,

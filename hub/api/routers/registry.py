@@ -36,7 +36,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, TypeAdapter, ValidationError
-from starlette.concurrency import run_in_threadpool
 from starlette.routing import Route
 
 from core.errors import (
@@ -45,20 +44,18 @@ from core.errors import (
     InvalidInput,
     InvalidSchema,
     NotFound,
-    Retryable,
     SubjectNotFound,
 )
 from core.ports.policy import Principal
-from governance.decisions import RecordingPolicyEngine
 from hub.api.deps import (
     MAX_INT64,
     authorize,
+    decide_async,
     decision_context,
     hub_of,
-    policy_failed,
     principal_of,
     read_json,
-    settle,
+    route_of,
 )
 from hub.api.models import (
     CompatibilityAnswer,
@@ -216,7 +213,12 @@ def install(app: FastAPI) -> None:
 
 # -- request helpers ------------------------------------------------------------------------
 def _check_accept(request: Request) -> None:
-    accept = request.headers.get("accept")
+    check_accept(request.headers.get("accept"))
+
+
+def check_accept(accept: str | None) -> None:
+    """Raise ``not_acceptable`` (406) when an ``Accept`` header admits no type this API
+    answers with; no header admits every type."""
     if not accept:
         return
     ranges = {part.split(";")[0].strip().lower() for part in accept.split(",")}
@@ -398,7 +400,7 @@ def _body(model: type[BaseModel]) -> dict[str, Any]:
     return body_schema(model, MEDIA_TYPE, "application/vnd.schemaregistry+json")
 
 
-def _schema_fields(stored: StoredSchema) -> dict[str, Any]:
+def schema_fields(stored: StoredSchema) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if stored.schema_type != "AVRO":  # Confluent omits schemaType for AVRO
         out["schemaType"] = stored.schema_type
@@ -409,7 +411,7 @@ def _schema_fields(stored: StoredSchema) -> dict[str, Any]:
 
 
 def _version_json(sv: SubjectVersion) -> dict[str, Any]:
-    return {"subject": sv.subject, "version": sv.version, "id": sv.id, **_schema_fields(sv.schema)}
+    return {"subject": sv.subject, "version": sv.version, "id": sv.id, **schema_fields(sv.schema)}
 
 
 def _raw_schema(text: str) -> Response:
@@ -449,7 +451,7 @@ def schema_by_id(
     subject: str | None = None,
     format: str | None = None,  # accepted for client compatibility; AVRO has one format
 ) -> dict[str, Any]:
-    return _schema_fields(_registry(request).get_by_id(schema_id))
+    return schema_fields(_registry(request).get_by_id(schema_id))
 
 
 @router.get("/schemas/ids/{schema_id}/schema", responses=_RAW_SCHEMA)
@@ -862,20 +864,15 @@ async def authorize_async(request: Request, action: str) -> Principal:
     """``hub.api.deps.authorize(action)`` for an async route: same decision, record, metrics
     and errors, awaited in the event loop."""
     principal = principal_of(request)
-    policy = hub_of(request).policy
-    context = decision_context(request)
-    try:
-        if isinstance(policy, RecordingPolicyEngine):
-            decision = await policy.decide_async(principal, action, request.url.path, context)
-        else:
-            decision = await run_in_threadpool(
-                policy.decide, principal, action, request.url.path, context
-            )
-    except Retryable:
-        raise
-    except Exception as exc:  # fail closed on anything unexpected
-        raise policy_failed(request, action, exc) from exc
-    settle(request, action, decision)
+    decision = await decide_async(
+        hub_of(request),
+        route_of(request),
+        principal,
+        action,
+        request.url.path,
+        decision_context(request),
+    )
+    request.state.decision = decision  # as ``settle`` leaves it
     return principal
 
 
@@ -909,7 +906,7 @@ async def _lean_schema_by_id(request: Request) -> Response:
     stored = _registry(request).get_by_id(_path_schema_id(request))
     # SchemaOut's serialisation: its declared member first, then the others as given
     body: dict[str, Any] = {"schema": stored.text}
-    body.update(_schema_fields(stored))
+    body.update(schema_fields(stored))
     return RegistryResponse(body)
 
 

@@ -1,0 +1,268 @@
+"""HTTP batches of ``POST /v1/ingest/{topic}`` against a real ``hub serve`` (uvicorn), beside the
+same run's baselines.
+
+1. HTTP: ``hub serve`` on a fresh data folder in a child process; one keep-alive ``httpx``
+   client posts batches of trades (``--sizes``, default 1,000 and 10,000 records per request) as
+   ``{"events": [...]}`` bodies and as NDJSON, bodies encoded before the clock starts, one
+   request at a time. Reported: events per wall second, and events per CPU second of the server
+   process (``psutil``, all its threads: parse, validate, encode, log append, ledger leaves, the
+   policy decision and its record). Alert rules are off (``HUB_ALERT_INTERVAL_S=0``): their
+   periodic ledger verify would land on some requests' CPU and not on others.
+2. In-process, on another hub (same settings), the same kind of bodies through ``ingest_body``:
+   the per-record reference (``columnar=False``, the route before this change) and the columnar
+   path, alternating.
+3. Baselines of the same run (same hub settings): the JSON lines file path
+   (``publish_file``, Arrow reader + columnar path) over the same number of trades, with and
+   without the ledger catching up afterwards (the route covers its records on the ledger before
+   answering, ``Ledger.cover``); and ``SqliteEventLog.append`` alone of the same number of
+   pre-encoded records with an ingested record's headers (the storage floor).
+
+SQLite runs with ``synchronous=NORMAL`` everywhere (``--sync FULL`` to change it), as
+``benchmarks/test_bench_file_formats.py`` does. The machine is shared: read the CPU figures and
+the same-run ratios; the load average is printed with each block.
+
+Run: ``.venv/bin/python -m benchmarks.http_ingest [--port 42080] [--events 100000]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+
+START = [0]  # the next trade number: every trade of the run has its own id
+
+
+def trades(n: int) -> list[dict[str, Any]]:
+    s = START[0]
+    START[0] += n
+    return [
+        {
+            "trade_id": f"T-{i}",
+            "account_id": f"ACC-{i % 500}",
+            "instrument": "AAPL",
+            "side": "BUY",
+            "quantity": "100",
+            "price": "12.5",
+            "currency": "USD",
+            "executed_at": "2026-11-25T14:30:00.000000Z",
+        }
+        for i in range(s, s + n)
+    ]
+
+
+def body(n: int, ndjson: bool) -> bytes:
+    rows = trades(n)
+    if ndjson:
+        return b"".join(json.dumps(r).encode() + b"\n" for r in rows)
+    return json.dumps({"events": rows}).encode()
+
+
+def load() -> str:
+    return "load {:.1f} {:.1f} {:.1f}".format(*os.getloadavg())
+
+
+def _prepare(data: Path, sync: str) -> str:
+    from hub.bootstrap import bootstrap
+    from hub.settings import load_settings
+    from tests.service.accounts import open_accounts
+
+    h = bootstrap(load_settings(environ={}, data_dir=data, sqlite_synchronous=sync))
+    try:
+        open_accounts(h, [f"ACC-{i}" for i in range(500)])
+        return str(h.keys.create(["admin"], principal="bench").token)
+    finally:
+        h.close()
+
+
+def _serve(data: Path, port: int, sync: str) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "HUB_DATA_DIR": str(data),
+        "HUB_PROJECTION_AUTOSTART": "false",
+        "HUB_LOG_LEVEL": "WARNING",
+        "HUB_SQLITE_SYNCHRONOUS": sync,
+        "HUB_ALERT_INTERVAL_S": "0",  # no alert rules (a ledger verify) running between requests
+    }
+    cmd = [sys.executable, "-c", "from hub.cli import main; main()", "serve", "--port", str(port)]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None:
+            raise SystemExit(f"hub serve exited with {proc.returncode}")
+        time.sleep(0.2)
+    proc.kill()
+    raise SystemExit("hub serve did not answer /health within 120 s")
+
+
+def _cpu(p: psutil.Process) -> float:
+    t = p.cpu_times()
+    return float(t.user + t.system)
+
+
+def http_block(
+    port: int, token: str, proc: subprocess.Popen[bytes], sizes: list[int], total: int
+) -> list[tuple[str, float, float]]:
+    """Each (size, JSON or NDJSON) twice, alternating; events/s and server events/CPU-s."""
+    server = psutil.Process(proc.pid)
+    auth = {"Authorization": "Basic " + base64.b64encode(token.encode()).decode()}
+    out = []
+    runs = [(size, nd) for _ in range(2) for size in sizes for nd in (False, True)]
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=auth, timeout=600) as c:
+        for size, ndjson in runs:
+            ctype = {"content-type": "application/x-ndjson" if ndjson else "application/json"}
+            reqs = max(3, total // size)
+            bodies = [body(size, ndjson) for _ in range(reqs + 1)]
+            r = c.post("/v1/ingest/trades", content=bodies[0], headers=ctype)
+            assert r.status_code == 200 and r.json()["accepted"] == size, r.text[:300]
+            cpu0, t0 = _cpu(server), time.perf_counter()
+            for b in bodies[1:]:
+                r = c.post("/v1/ingest/trades", content=b, headers=ctype)
+                assert r.status_code == 200 and r.json()["accepted"] == size, r.text[:300]
+            wall, cpu = time.perf_counter() - t0, _cpu(server) - cpu0
+            n = size * reqs
+            name = f"HTTP {'NDJSON' if ndjson else 'JSON'} {size:,}/request"
+            out.append((name, n / wall, n / cpu))
+            print(
+                f"  {name}: {n / wall:,.0f} events/s, server {n / cpu:,.0f} events/CPU-s, "
+                f"{1e6 * cpu / n:.1f} us CPU/event ({load()})"
+            )
+    return out
+
+
+def timed(n: int, fn: Callable[[], Any]) -> tuple[float, float]:
+    c, t = time.process_time(), time.perf_counter()
+    fn()
+    return n / (time.perf_counter() - t), n / max(time.process_time() - c, 1e-9)
+
+
+def in_process_block(
+    data: Path, sync: str, size: int, total: int
+) -> list[tuple[str, float, float]]:
+    from core.avro import serde
+    from core.ports.eventlog import Record
+    from domain.envelope import Envelope
+    from hub.api.ingest_batch import ingest_body
+    from hub.bootstrap import bootstrap
+    from hub.settings import load_settings
+    from ingest.files import publish_file
+    from ingest.ids import uuid7_bytes
+    from tests.service.accounts import open_accounts
+
+    h = bootstrap(load_settings(environ={}, data_dir=data, sqlite_synchronous=sync))
+    out = []
+
+    def report(name: str, rates: tuple[float, float]) -> None:
+        out.append((name, *rates))
+        print(f"  {name}: {rates[0]:,.0f} events/s, {rates[1]:,.0f} events/CPU-s ({load()})")
+
+    try:
+        open_accounts(h, [f"ACC-{i}" for i in range(500)])
+        kw = dict(ndjson=False, source="http:bench", producer="bench", tenant="default")
+        reqs = max(2, total // size)
+        ingest_body(h.ingest, "trades", body(size, False), **kw)  # warm caches
+        for rnd in range(2):  # alternating, twice
+            for columnar in (False, True):
+                bodies = [body(size, False) for _ in range(reqs)]
+
+                def run(bodies: list[bytes] = bodies, columnar: bool = columnar) -> None:
+                    for b in bodies:
+                        r = ingest_body(h.ingest, "trades", b, columnar=columnar, **kw)
+                        assert r.accepted == size
+                        h.ledger.cover()
+
+                name = "columnar path" if columnar else "per-record reference"
+                report(
+                    f"ingest_body {name} + ledger, JSON {size:,} (round {rnd + 1})",
+                    timed(size * reqs, run),
+                )
+        n = size * reqs
+        path = data.parent / "trades.jsonl"
+        for with_ledger in (False, True):
+            path.write_bytes(b"".join(json.dumps(r).encode() + b"\n" for r in trades(n)))
+
+            def file_run(with_ledger: bool = with_ledger) -> None:
+                res = publish_file(h.ingest, path, "trades", batch_size=size)
+                assert res.result.accepted == n
+                if with_ledger:
+                    h.ledger.cover()
+
+            h.ledger.cover()
+            report(
+                f"file JSONL (Arrow, columnar){' + ledger' if with_ledger else ''}, "
+                f"batches of {size:,}",
+                timed(n, file_run),
+            )
+        sv = h.registry.get_version("trades-value", "latest")
+        schema = h.registry.parsed(sv.id)
+        encoded = [
+            serde.encode(sv.id, schema, serde.from_json(r, schema.parsed)) for r in trades(n)
+        ]
+        h.log.create_topic("bench_floor", 1)
+        base = Envelope(
+            event_type="x", producer="bench", occurred_at=datetime.now(UTC)
+        ).to_headers()
+        recs = [
+            Record(
+                value=v,
+                key=b"k",
+                headers=(base[0], ("ce_id", e), *base[2:5], ("ce_correlationid", e), *base[6:]),
+            )
+            for v, e in zip(encoded, uuid7_bytes(n), strict=True)
+        ]
+        report(
+            f"raw SqliteEventLog.append, batches of {size:,}",
+            timed(
+                n,
+                lambda: [
+                    h.log.append("bench_floor", recs[i : i + size]) for i in range(0, n, size)
+                ],
+            ),
+        )
+    finally:
+        h.close()
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--port", type=int, default=42080)
+    ap.add_argument("--events", type=int, default=100_000, help="events per measurement")
+    ap.add_argument("--sizes", default="1000,10000")
+    ap.add_argument("--sync", default="NORMAL", choices=["FULL", "NORMAL", "OFF"])
+    args = ap.parse_args()
+    sizes = [int(x) for x in args.sizes.split(",")]
+    with tempfile.TemporaryDirectory(prefix="hub-http-ingest-") as tmp:
+        root = Path(tmp)
+        print(f"HTTP ingest, {args.events:,} events per figure, sqlite synchronous={args.sync}")
+        token = _prepare(root / "served", args.sync)
+        proc = _serve(root / "served", args.port, args.sync)
+        try:
+            print(f"hub serve (uvicorn, one process) ({load()})")
+            http_block(args.port, token, proc, sizes, args.events)
+        finally:
+            proc.terminate()
+            proc.wait(30)
+        print(f"in-process, same settings ({load()})")
+        in_process_block(root / "inproc", args.sync, max(sizes), args.events)
+
+
+if __name__ == "__main__":
+    main()

@@ -7,23 +7,10 @@ from collections.abc import Sequence
 from itertools import chain, pairwise, repeat
 
 from adapters.sqlite_log.batch import BatchColumns
-from core.ports.eventlog import Headers, RecordColumns, StoredRecord
+from core.ports.eventlog import Headers, RecordColumns
 
 Piece = tuple[int, BatchColumns, int, int]
 """(base offset, the decoded batch, first record taken, end of the records taken)."""
-
-
-def of_records(records: Sequence[StoredRecord]) -> BatchColumns:
-    """A batch already decoded as records (the read cache's) as columns, headers per record."""
-    return BatchColumns(
-        len(records),
-        [r.timestamp_ms for r in records],
-        [r.key for r in records],
-        [r.value for r in records],
-        None,
-        (),
-        [r.headers for r in records],
-    )
 
 
 def _rows(b: BatchColumns, start: int, stop: int) -> Sequence[Headers]:

@@ -86,7 +86,7 @@ from adapters.sqlite_log.batch import (
     new_metadata,
     new_stored,
 )
-from adapters.sqlite_log.columns import Piece, join, of_records
+from adapters.sqlite_log.columns import Piece, join
 from adapters.sqlite_log.transactions import SqliteTransaction
 from core.errors import (
     ConfigError,
@@ -922,12 +922,9 @@ class SqliteEventLog(EventLog):
         base: int,
         count: int,
     ) -> BatchColumns:
-        """One stored batch as columns: from the read cache when ``read`` decoded it, else
-        decoded from its blob (not cached: a column reader reads each batch once)."""
-        with self._cache_lock:
-            records = self._cache.get((topic.id, partition, base))
-        if records is not None:
-            return of_records(records)
+        """One stored batch decoded from its blob into columns. The read cache (``read``'s
+        records) is not used: turning its records back into columns costs more than decoding
+        (a column reader, the ledger, reads each batch once)."""
         (blob,) = conn.execute("SELECT data FROM batches WHERE id = ?", (batch_id,)).fetchone()
         try:
             return decode_batch_columns(blob, count)

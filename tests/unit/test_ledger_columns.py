@@ -127,7 +127,7 @@ def test_sync_by_columns_stores_what_sync_by_records_stores(
         )
         ledger.sync(force_checkpoint=True)
         if way == "columns":
-            log.read("trades", 0, 0, 5)  # a cached batch: read_columns takes its records
+            log.read("trades", 0, 0, 5)  # read's cache does not change what columns give
         log.append("trades", [Record(b"late", b"k", (("ce_type", b"Late"),), 5, 0)])
         ledger.sync(force_checkpoint=True)
         assert verify_ledger(ledger).ok

@@ -157,6 +157,9 @@ class RecordColumns:
     header_names: tuple[str, ...] | None = None
     header_values: tuple[Sequence[bytes], ...] = ()
     headers: Sequence[Headers] | None = None
+    built_from: Sequence[StoredRecord] | None = None
+    """The records these columns were built from (``from_records``), handed back by
+    ``records`` instead of new ones; None when the log stored columns."""
 
     def __len__(self) -> int:
         return len(self.offsets)
@@ -175,6 +178,7 @@ class RecordColumns:
             self.header_names,
             tuple(col[:k] for col in self.header_values),
             None if self.headers is None else self.headers[:k],
+            None if self.built_from is None else self.built_from[:k],
         )
 
     def below(self, end: int) -> RecordColumns:
@@ -201,6 +205,8 @@ class RecordColumns:
 
     def records(self) -> list[StoredRecord]:
         """The same records as ``StoredRecord`` objects (what ``read`` returns)."""
+        if self.built_from is not None:
+            return list(self.built_from)
         n = len(self.offsets)
         return list(
             map(
@@ -228,6 +234,7 @@ class RecordColumns:
             [r.key for r in records],
             [r.value for r in records],
             headers=[r.headers for r in records],
+            built_from=records,
         )
 
 

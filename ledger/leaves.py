@@ -45,7 +45,7 @@ from typing import Any
 
 from audit import leaf as leaf_format
 from core.hashing import NATIVE, leaf_hashes, split
-from core.ports.eventlog import Headers, StoredRecord
+from core.ports.eventlog import Headers, RecordColumns, StoredRecord
 from core.ports.ledgerstore import LeafBatch, leaf_schema
 
 try:  # native/src/leaves.rs: leaf input and hash per record in one call per batch
@@ -60,6 +60,12 @@ try:  # native/src/ledger_batch.rs: leaf hashes AND side-index columns in one ca
     )
 except ImportError:
     _native_leaf_batch = None
+try:  # native/src/ledger_batch.rs: the same, read from the log's columns (RecordColumns)
+    from hub_native import (  # type: ignore[import-not-found,unused-ignore]
+        column_leaf_batch as _native_column_batch,
+    )
+except ImportError:
+    _native_column_batch = None
 
 H_ACTION = "hub_action"
 H_SUBJECT = "ce_subject"
@@ -248,6 +254,23 @@ class LeafEncoder:
         got = _native_leaf_batch(recs) if _native_leaf_batch is not None and recs else None
         if got is None:
             return self._leaf_batch_py(recs, first)
+        return self._from_native(got, first)
+
+    def column_batch(self, chunks: Sequence[RecordColumns], first: int) -> LeafBatch:
+        """What :meth:`leaf_batch` returns for the records of ``chunks`` in order, read from
+        the log's columns (``EventLog.read_columns``) without a ``StoredRecord`` per record:
+        one native call (``column_leaf_batch``) when built and every chunk holds its headers
+        as columns; else the chunks' records through :meth:`leaf_batch` (the reference).
+        ``tests/unit/test_ledger_columns.py`` checks both give the same bytes."""
+        if _native_column_batch is not None and chunks:
+            args = [_native_args(c) for c in chunks]
+            got = None if None in args else _native_column_batch(args)
+            if got is not None:
+                return self._from_native(got, first)
+        return self.leaf_batch(list(chain.from_iterable(c.records() for c in chunks)), first)
+
+    @staticmethod
+    def _from_native(got: tuple[Any, ...], first: int) -> LeafBatch:
         hashes, topics, parts, offs, times, actors, actions, resources, tenants = got
         return LeafBatch(
             first,
@@ -545,6 +568,24 @@ def _query_column_batch(records: Sequence[StoredRecord], shape: _Shape | None) -
             [c[2] for c in cols],
             [c[3] for c in cols],
         )
+
+
+def _native_args(c: RecordColumns) -> tuple[object, ...] | None:
+    """A chunk as ``column_leaf_batch`` takes it, or None when its headers are per record."""
+    if c.header_names is None:
+        return None
+    o = c.offsets
+    offsets: object = o.start if type(o) is range and o.step == 1 else list(o)
+    return (
+        c.topic,
+        c.partition,
+        offsets,
+        c.timestamps,
+        c.keys,
+        c.values,
+        c.header_names,
+        c.header_values,
+    )
 
 
 def _int_column(packed: bytes, dtype: str) -> Any:

@@ -50,7 +50,7 @@ from audit.merkle import range_root
 from audit.note import GENESIS_PREV, checkpoint_hash, format_checkpoint
 from core.errors import HubError
 from core.leadership import NotLeader, WriterFence
-from core.ports.eventlog import EventLog, RecordMetadata, StoredRecord
+from core.ports.eventlog import EventLog, RecordColumns, RecordMetadata, StoredRecord
 from core.ports.ledgerstore import LeafRow, LedgerStore, LedgerWrite, StoredCheckpoint
 from core.ports.objectstore import ObjectStore
 from core.ports.signer import Signer
@@ -270,44 +270,47 @@ class Ledger:
         size = conn.size()
         positions = conn.positions()
         # 2. records up to the snapshot, in the ordering rule's order
+        # (as columns: ``read_columns``, so no StoredRecord is built per record)
         budget = self.config.sync_batch
-        records: list[StoredRecord] = []
+        chunks: list[RecordColumns] = []
+        count = 0
         moved: dict[tuple[str, int], int] = {}
         for topic in sorted(ends):
             for part in sorted(ends[topic]):
                 end = ends[topic][part]
                 pos = positions.get((topic, part), 0)
-                while pos < end and len(records) < budget:
-                    chunk = self.log.read(topic, part, pos, min(budget - len(records), end - pos))
-                    chunk = [r for r in chunk if r.offset < end]
-                    if not chunk:
+                while pos < end and count < budget:
+                    chunk = self.log.read_columns(topic, part, pos, min(budget - count, end - pos))
+                    chunk = chunk.below(end)
+                    if not len(chunk):
                         break
-                    records += chunk
-                    pos = chunk[-1].offset + 1
+                    chunks.append(chunk)
+                    count += len(chunk)
+                    pos = chunk.offsets[-1] + 1
                     moved[(topic, part)] = pos
                 if (topic, part) in moved:
                     # Never adopt what fails the log's own authentication (embedded: the MAC
                     # chain); raises LogTampered naming the first bad offset.
                     self.log.check_records(topic, part, positions.get((topic, part), 0), pos)
-                if len(records) >= budget:
+                if count >= budget:
                     break
-            if len(records) >= budget:
+            if count >= budget:
                 break
-        if not records:
+        if not count:
             return 0
-        batch = self._encoder.leaf_batch(records, size)  # hashes + side-index columns
-        chunks = TreeBuilder(size, conn.chunk).append(batch.hashes)
+        batch = self._encoder.column_batch(chunks, size)  # hashes + side-index columns
+        nodes = TreeBuilder(size, conn.chunk).append(batch.hashes)
         # 3. leaves and nodes; 4. positions
-        conn.append_batch(batch, chunks)
+        conn.append_batch(batch, nodes)
         conn.set_positions(moved)
         # 5. checkpoints at every multiple of N crossed by this batch
         n = self.config.checkpoint_every_leaves
-        new_size = size + len(records)
+        new_size = size + count
         for s in range((size // n + 1) * n, new_size + 1, n):
             cp = self._make_checkpoint(conn, s)
             if cp is not None:
                 new_cps.append(cp)
-        return len(records)
+        return count
 
     def _checkpoint_if_due(self, conn: LedgerWrite, force: bool) -> StoredCheckpoint | None:
         size = conn.size()

@@ -45,6 +45,7 @@ from core.ports.eventlog import (
     IdempotenceKey,
     LogProblem,
     Record,
+    RecordColumns,
     RecordMetadata,
     StoredRecord,
     TopicInfo,
@@ -327,6 +328,11 @@ def _read_range(
     return out
 
 
+def _plain_read(offset: object, max_records: object) -> bool:
+    """Whether a read's offset and size are valid (else the hot log raises its error)."""
+    return type(offset) is int and offset >= 0 and type(max_records) is int and max_records >= 1
+
+
 class TieredEventLog(EventLog):
     """An EventLog whose reads below the hot beginning offset come from the cold tier."""
 
@@ -339,13 +345,22 @@ class TieredEventLog(EventLog):
         self, topic: str, partition: int, offset: int, max_records: int = 1000
     ) -> list[StoredRecord]:
         hot_start = self.hot.beginning_offsets(topic).get(partition, 0)
-        if offset >= hot_start:
-            return self.hot.read(topic, partition, offset, max_records)
+        if offset >= hot_start or not _plain_read(offset, max_records):
+            return self.hot.read(topic, partition, offset, max_records)  # it names bad input
         records = self.cold.read(topic, partition, offset, max_records, hot_start)
         if len(records) < max_records:
             rest = self.hot.read(topic, partition, hot_start, max_records - len(records))
             records.extend(rest)
         return records
+
+    def read_columns(
+        self, topic: str, partition: int, offset: int, max_records: int = 1000
+    ) -> RecordColumns:
+        """The hot log's columns at or above its beginning; below it ``read``'s records."""
+        hot_start = self.hot.beginning_offsets(topic).get(partition, 0)
+        if offset >= hot_start or not _plain_read(offset, max_records):
+            return self.hot.read_columns(topic, partition, offset, max_records)
+        return super().read_columns(topic, partition, offset, max_records)
 
     def beginning_offsets(self, topic: str) -> dict[int, int]:
         hot = self.hot.beginning_offsets(topic)

@@ -380,6 +380,39 @@ def _decode_header_columns_py(body: bytes, pos: int, n: int) -> list[Headers]:
     return list(zip(*columns, strict=True))  # each column has n pairs
 
 
+def decode_header_column_lists(
+    body: bytes, pos: int, n: int
+) -> tuple[tuple[str, ...], tuple[list[bytes], ...]]:
+    """The column layout's header section as columns: the header names, and per name the
+    value of every record (a constant header is one bytes object repeated ``n`` times). A few
+    C-level calls per header name; the pairs ``_decode_header_columns_py`` returns are
+    ``zip(*[zip(repeat(name), col) ...])`` of these (``RecordColumns.header_rows``)."""
+    (m,) = struct.unpack_from("<H", body, pos)
+    if not m:
+        raise CorruptBatch("the header columns declare no header")
+    ends = list(accumulate(struct.unpack_from(f"<{m}H", body, pos + 2), initial=pos + 2 + 2 * m))
+    kinds = body[ends[-1] : ends[-1] + m]
+    if len(kinds) != m:
+        raise CorruptBatch("the header names run past the end of the batch")
+    names = tuple(name.decode() for name in _slices(body, ends))
+    pos = ends[-1] + m
+    columns: list[list[bytes]] = []
+    for kind in kinds:
+        if kind == _CONSTANT:
+            (size,) = struct.unpack_from("<I", body, pos)
+            ends = [pos + 4, pos + 4 + size]
+            columns.append([body[ends[0] : ends[1]]] * n)
+        elif kind == _VARYING:
+            ends = list(accumulate(struct.unpack_from(f"<{n}I", body, pos), initial=pos + 4 * n))
+            columns.append(_slices(body, ends))
+        else:
+            raise CorruptBatch(f"unknown header column kind {kind}")
+        if ends[-1] > len(body):
+            raise CorruptBatch("the header values run past the end of the batch")
+        pos = ends[-1]
+    return names, tuple(columns)
+
+
 def _load_native_decoder(name: str) -> Callable[..., list[Headers]] | None:
     try:
         import hub_native
@@ -438,15 +471,26 @@ def _body(blob: bytes, version: int, n: int) -> tuple[bytes, int]:
     return body, 0
 
 
-def decode_batch(
-    blob: bytes, count: int | None = None
-) -> tuple[int, Sequence[int], list[bytes | None], list[bytes | None], Sequence[Headers]]:
-    """Decode a stored batch into columns: count, timestamps, keys, values, headers.
+@dataclass(frozen=True, slots=True)
+class BatchColumns:
+    """A stored batch decoded into columns. Headers: ``names`` and ``columns`` (one value per
+    record per name) when the batch stores them as columns, else ``rows`` (one tuple of pairs
+    per record)."""
 
-    ``count``: the record count the batch's row declares; a blob declaring another is refused
-    before anything is allocated for its records.
-    Raises ``CorruptBatch`` (or ``struct.error``, ``ValueError``, ``IndexError`` for a body
-    whose CRC matched but whose sections do not parse: a forged blob)."""
+    count: int
+    timestamps: Sequence[int]
+    keys: list[bytes | None]
+    values: list[bytes | None]
+    names: tuple[str, ...] | None
+    columns: tuple[list[bytes], ...]
+    rows: Sequence[Headers] | None
+
+
+def _decode_front(
+    blob: bytes, count: int | None
+) -> tuple[int, int, int, bytes, int, Sequence[int], list[bytes | None], list[bytes | None]]:
+    """Checks, then the sections before the headers: (n, flags, header layout, body, where the
+    headers start, timestamps, keys, values)."""
     crc, version, flags, n, base = _HEAD.unpack_from(blob)
     if zlib.crc32(memoryview(blob)[4:]) != crc:
         raise CorruptBatch("CRC mismatch")
@@ -465,6 +509,34 @@ def decode_batch(
         pos += 4 * n
     keys, pos = _decode_bytes(body, pos, n, flags, _KEYS_NULL, _KEYS_MIXED)
     values, pos = _decode_bytes(body, pos, n, flags, _VALUES_NULL, _VALUES_MIXED)
+    return n, flags, layout, body, pos, timestamps, keys, values
+
+
+def decode_batch_columns(blob: bytes, count: int | None = None) -> BatchColumns:
+    """Decode a stored batch into columns, its headers kept as columns when stored so.
+
+    ``count``: the record count the batch's row declares; a blob declaring another is refused
+    before anything is allocated for its records.
+    Raises ``CorruptBatch`` (or ``struct.error``, ``ValueError``, ``IndexError`` for a body
+    whose CRC matched but whose sections do not parse: a forged blob)."""
+    n, flags, layout, body, pos, timestamps, keys, values = _decode_front(blob, count)
+    if not flags & _HAS_HEADERS:
+        return BatchColumns(n, timestamps, keys, values, (), (), None)
+    if layout == _HEADER_COLUMNS:
+        names, columns = decode_header_column_lists(body, pos, n)
+        return BatchColumns(n, timestamps, keys, values, names, columns, None)
+    if layout == _HEADER_PAIRS:
+        rows = decode_headers(body, pos, n, bool(flags & _WIDE_PAIRS))
+        return BatchColumns(n, timestamps, keys, values, None, (), rows)
+    raise CorruptBatch(f"unknown header layout {layout}")
+
+
+def decode_batch(
+    blob: bytes, count: int | None = None
+) -> tuple[int, Sequence[int], list[bytes | None], list[bytes | None], Sequence[Headers]]:
+    """Decode a stored batch into columns: count, timestamps, keys, values, headers (one tuple
+    of pairs per record). Checks and raises as ``decode_batch_columns``."""
+    n, flags, layout, body, pos, timestamps, keys, values = _decode_front(blob, count)
     headers: Sequence[Headers]
     if not flags & _HAS_HEADERS:
         headers = [()] * n

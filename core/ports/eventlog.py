@@ -26,6 +26,9 @@ Contract
   last stored one that is not a retry of it, or higher than last + 1, MUST raise
   ``OutOfOrderSequence``.
 - ``read`` MUST return records in offset order starting at the first offset >= the one asked for.
+  ``read_columns`` MUST return the same records as ``read`` with the same arguments, as one
+  ``RecordColumns`` (the default builds it from ``read``; an adapter that stores columns hands
+  them over without building a ``StoredRecord`` per record).
 - ``stable_offsets`` is the offset below which every record is committed and readable (Kafka's
   last stable offset). ``read`` MAY return fewer records than are there (a Kafka fetch can come
   back early), so a reader moves its position to the stable offset only after two reads in a
@@ -41,9 +44,11 @@ from __future__ import annotations
 import abc
 import threading
 import time
+from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from itertools import repeat
 
 Headers = tuple[tuple[str, bytes], ...]
 
@@ -126,6 +131,111 @@ class StoredRecord:
     def header(self, name: str) -> bytes | None:
         """The first header called ``name``, or None."""
         return first_header(self.headers, name)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordColumns:
+    """Records of one partition as columns, in offset order (what ``EventLog.read_columns``
+    returns): record ``i`` is ``offsets[i]``, ``timestamps[i]``, ``keys[i]``, ``values[i]`` and
+    its headers.
+
+    The headers come in one of two forms:
+    - ``header_names`` is not None: every record carries exactly these headers, in this order
+      (the hub's envelope); ``header_values[j][i]`` is the value of header ``j`` of record
+      ``i``, and ``headers`` is None. A value shared by the whole batch MAY be one bytes object
+      repeated (readers can key on identity as a shortcut, never on it for correctness).
+    - otherwise ``headers[i]`` is record ``i``'s headers and ``header_values`` is empty.
+    The sequences are read-only by contract (lists, tuples or ranges; nothing is copied).
+    """
+
+    topic: str
+    partition: int
+    offsets: Sequence[int]
+    timestamps: Sequence[int]
+    keys: Sequence[bytes | None]
+    values: Sequence[bytes | None]
+    header_names: tuple[str, ...] | None = None
+    header_values: tuple[Sequence[bytes], ...] = ()
+    headers: Sequence[Headers] | None = None
+    built_from: Sequence[StoredRecord] | None = None
+    """The records these columns were built from (``from_records``), handed back by
+    ``records`` instead of new ones; None when the log stored columns."""
+
+    def __len__(self) -> int:
+        return len(self.offsets)
+
+    def first(self, k: int) -> RecordColumns:
+        """The first ``k`` records (all of them when there are no more)."""
+        if k >= len(self.offsets):
+            return self
+        return RecordColumns(
+            self.topic,
+            self.partition,
+            self.offsets[:k],
+            self.timestamps[:k],
+            self.keys[:k],
+            self.values[:k],
+            self.header_names,
+            tuple(col[:k] for col in self.header_values),
+            None if self.headers is None else self.headers[:k],
+            None if self.built_from is None else self.built_from[:k],
+        )
+
+    def below(self, end: int) -> RecordColumns:
+        """The records whose offset is below ``end``."""
+        return self.first(bisect_left(self.offsets, end))
+
+    def header_rows(self) -> list[Headers]:
+        """Every record's headers as (name, value) pairs, whichever form is stored."""
+        if self.header_names is None:
+            return list(self.headers or [()] * len(self.offsets))
+        if not self.header_names:
+            return [()] * len(self.offsets)
+        cols = [zip(repeat(name), col, strict=False) for name, col in self._named_columns()]
+        return list(zip(*cols, strict=True))
+
+    def _named_columns(self) -> list[tuple[str, Sequence[bytes]]]:
+        assert self.header_names is not None
+        if len(self.header_values) != len(self.header_names):
+            raise ValueError(
+                f"RecordColumns of {self.topic!r} partition {self.partition} name "
+                f"{len(self.header_names)} headers but hold {len(self.header_values)} columns."
+            )
+        return list(zip(self.header_names, self.header_values, strict=True))
+
+    def records(self) -> list[StoredRecord]:
+        """The same records as ``StoredRecord`` objects (what ``read`` returns)."""
+        if self.built_from is not None:
+            return list(self.built_from)
+        n = len(self.offsets)
+        return list(
+            map(
+                StoredRecord,
+                repeat(self.topic, n),
+                repeat(self.partition, n),
+                self.offsets,
+                self.timestamps,
+                self.keys,
+                self.values,
+                self.header_rows(),
+            )
+        )
+
+    @classmethod
+    def from_records(
+        cls, topic: str, partition: int, records: Sequence[StoredRecord]
+    ) -> RecordColumns:
+        """Columns of records read one by one (headers kept per record)."""
+        return cls(
+            topic,
+            partition,
+            [r.offset for r in records],
+            [r.timestamp_ms for r in records],
+            [r.key for r in records],
+            [r.value for r in records],
+            headers=[r.headers for r in records],
+            built_from=records,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,6 +383,16 @@ class EventLog(abc.ABC):
         self, topic: str, partition: int, offset: int, max_records: int = 1000
     ) -> list[StoredRecord]:
         """Up to ``max_records`` committed records from ``offset`` on, in offset order."""
+
+    def read_columns(
+        self, topic: str, partition: int, offset: int, max_records: int = 1000
+    ) -> RecordColumns:
+        """What ``read`` returns, as columns (see ``RecordColumns``). This default calls
+        ``read``; adapters that store batches as columns override it to skip the per-record
+        objects."""
+        return RecordColumns.from_records(
+            topic, partition, self.read(topic, partition, offset, max_records)
+        )
 
     @abc.abstractmethod
     def end_offsets(self, topic: str) -> dict[int, int]:

@@ -228,47 +228,56 @@ fn put_header(d: &mut Dict, v: &Option<Bound<'_, PyBytes>>) -> PyResult<()> {
     }
 }
 
-/// Packed leaf hashes, then the side-index columns: topic (dictionary), partitions (int32 LE),
-/// offsets and log times (int64 LE), actor, action, resource, tenant (dictionaries: distinct
-/// strings + int32 LE indexes, -1 for null). None when a record needs the Python path.
-#[pyfunction]
-#[allow(clippy::type_complexity)]
-fn record_leaf_batch<'py>(
-    py: Python<'py>,
-    records: &Bound<'py, PyList>,
-) -> PyResult<Option<Bound<'py, PyTuple>>> {
-    let n = records.len();
-    let mut hashes: Vec<u8> = Vec::with_capacity(n * 32);
-    let mut parts: Vec<u8> = Vec::with_capacity(n * 4);
-    let mut offsets: Vec<u8> = Vec::with_capacity(n * 8);
-    let mut times: Vec<u8> = Vec::with_capacity(n * 8);
-    let mut topics = Dict::default();
-    let (mut actors, mut actions, mut resources, mut tenants) =
-        (Dict::default(), Dict::default(), Dict::default(), Dict::default());
-    let mut buf: Vec<u8> = Vec::with_capacity(1024);
-    for rec in records.iter() {
-        buf.clear();
-        let Some(f) = record(py, &rec, &mut buf)? else { return Ok(None) };
-        hashes.extend_from_slice(&Sha256::digest(&buf));
+/// The outputs of a batch, record by record.
+struct Out {
+    hashes: Vec<u8>,
+    parts: Vec<u8>,
+    offsets: Vec<u8>,
+    times: Vec<u8>,
+    topics: Dict,
+    actors: Dict,
+    actions: Dict,
+    resources: Dict,
+    tenants: Dict,
+}
+
+impl Out {
+    fn new(n: usize) -> Self {
+        Out {
+            hashes: Vec::with_capacity(n * 32),
+            parts: Vec::with_capacity(n * 4),
+            offsets: Vec::with_capacity(n * 8),
+            times: Vec::with_capacity(n * 8),
+            topics: Dict::default(),
+            actors: Dict::default(),
+            actions: Dict::default(),
+            resources: Dict::default(),
+            tenants: Dict::default(),
+        }
+    }
+
+    /// One record: its leaf hash (of `buf`, `0x00 || leaf input`) and side-index fields.
+    fn push(&mut self, buf: &[u8], f: &Fields<'_>) -> PyResult<()> {
+        self.hashes.extend_from_slice(&Sha256::digest(buf));
         let tb = f.topic.to_str()?;
-        topics.put(f.topic.as_any(), tb.as_bytes(), false, || Ok(tb.to_owned()))?;
-        parts.extend_from_slice(&f.part.to_le_bytes());
-        offsets.extend_from_slice(&f.offset.to_le_bytes());
-        times.extend_from_slice(&f.ts.to_le_bytes());
+        self.topics.put(f.topic.as_any(), tb.as_bytes(), false, || Ok(tb.to_owned()))?;
+        self.parts.extend_from_slice(&f.part.to_le_bytes());
+        self.offsets.extend_from_slice(&f.offset.to_le_bytes());
+        self.times.extend_from_slice(&f.ts.to_le_bytes());
         let q = &f.query;
-        put_header(&mut actors, &q.source)?;
+        put_header(&mut self.actors, &q.source)?;
         let act = match &q.action {
             Some(a) if !a.as_bytes().is_empty() => &q.action,
             _ => &q.ctype,
         };
-        put_header(&mut actions, act)?;
+        put_header(&mut self.actions, act)?;
         if q.subject.is_some() {
-            put_header(&mut resources, &q.subject)?;
+            put_header(&mut self.resources, &q.subject)?;
         } else if f.key.is_none() {
-            resources.null();
+            self.resources.null();
         } else {
             let k = f.key.downcast::<PyBytes>()?.as_bytes();
-            resources.put(&f.key, k, true, || {
+            self.resources.put(&f.key, k, true, || {
                 Ok(match std::str::from_utf8(k) {
                     Ok(s) => s.to_owned(),
                     Err(_) => {
@@ -282,29 +291,200 @@ fn record_leaf_batch<'py>(
                 })
             })?;
         }
-        put_header(&mut tenants, &q.tenant)?;
+        put_header(&mut self.tenants, &q.tenant)
     }
-    let dict = |d: Dict| -> PyResult<Bound<'py, PyTuple>> {
-        PyTuple::new(py, [PyList::new(py, d.values)?.into_any(), PyBytes::new(py, &d.index).into_any()])
+
+    fn finish<'py>(self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        let dict = |d: Dict| -> PyResult<Bound<'py, PyTuple>> {
+            PyTuple::new(
+                py,
+                [PyList::new(py, d.values)?.into_any(), PyBytes::new(py, &d.index).into_any()],
+            )
+        };
+        PyTuple::new(
+            py,
+            [
+                PyBytes::new(py, &self.hashes).into_any(),
+                dict(self.topics)?.into_any(),
+                PyBytes::new(py, &self.parts).into_any(),
+                PyBytes::new(py, &self.offsets).into_any(),
+                PyBytes::new(py, &self.times).into_any(),
+                dict(self.actors)?.into_any(),
+                dict(self.actions)?.into_any(),
+                dict(self.resources)?.into_any(),
+                dict(self.tenants)?.into_any(),
+            ],
+        )
+    }
+}
+
+/// Packed leaf hashes, then the side-index columns: topic (dictionary), partitions (int32 LE),
+/// offsets and log times (int64 LE), actor, action, resource, tenant (dictionaries: distinct
+/// strings + int32 LE indexes, -1 for null). None when a record needs the Python path.
+#[pyfunction]
+fn record_leaf_batch<'py>(
+    py: Python<'py>,
+    records: &Bound<'py, PyList>,
+) -> PyResult<Option<Bound<'py, PyTuple>>> {
+    let mut out = Out::new(records.len());
+    let mut buf: Vec<u8> = Vec::with_capacity(1024);
+    for rec in records.iter() {
+        buf.clear();
+        let Some(f) = record(py, &rec, &mut buf)? else { return Ok(None) };
+        out.push(&buf, &f)?;
+    }
+    Ok(Some(out.finish(py)?))
+}
+
+/// The items of a list or tuple (None for anything else, or another length than `n`).
+fn items<'py>(obj: &Bound<'py, PyAny>, n: usize) -> Option<Vec<Bound<'py, PyAny>>> {
+    let v: Vec<Bound<'py, PyAny>> = if let Ok(l) = obj.downcast::<PyList>() {
+        l.iter().collect()
+    } else if let Ok(t) = obj.downcast::<PyTuple>() {
+        t.iter().collect()
+    } else {
+        return None;
     };
-    let out = PyTuple::new(
-        py,
-        [
-            PyBytes::new(py, &hashes).into_any(),
-            dict(topics)?.into_any(),
-            PyBytes::new(py, &parts).into_any(),
-            PyBytes::new(py, &offsets).into_any(),
-            PyBytes::new(py, &times).into_any(),
-            dict(actors)?.into_any(),
-            dict(actions)?.into_any(),
-            dict(resources)?.into_any(),
-            dict(tenants)?.into_any(),
-        ],
-    )?;
-    Ok(Some(out))
+    (v.len() == n).then_some(v)
+}
+
+/// What `record_leaf_batch` returns for the records of `chunks`, read from columns: each chunk
+/// is `(topic, partition, offsets, timestamps, keys, values, header names, header columns)` as
+/// `core.ports.eventlog.RecordColumns` holds them in its column form (offsets: the first
+/// offset as an int when dense, else a list). No per-record Python object is read but the
+/// column items themselves. None when anything is unusual: the caller takes the record path.
+#[pyfunction]
+fn column_leaf_batch<'py>(
+    py: Python<'py>,
+    chunks: &Bound<'py, PyList>,
+) -> PyResult<Option<Bound<'py, PyTuple>>> {
+    let mut total = 0usize;
+    for c in chunks.iter() {
+        let Ok(c) = c.downcast_into::<PyTuple>() else { return Ok(None) };
+        if c.len() != 8 {
+            return Ok(None);
+        }
+        let Ok(keys) = c.get_item(4)?.len() else { return Ok(None) };
+        total += keys;
+    }
+    let mut out = Out::new(total);
+    let mut buf: Vec<u8> = Vec::with_capacity(1024);
+    for c in chunks.iter() {
+        let c = c.downcast_into::<PyTuple>()?;
+        let Ok(topic) = c.get_item(0)?.downcast_into::<PyString>() else { return Ok(None) };
+        let Ok(tname) = topic.to_str() else { return Ok(None) };
+        if tname.len() > 0xFFFF {
+            return Ok(None);
+        }
+        let Ok(part) = c.get_item(1)?.extract::<u32>() else { return Ok(None) };
+        let Ok(part32) = i32::try_from(part) else { return Ok(None) };
+        let keys_obj = c.get_item(4)?;
+        let n = keys_obj.len()?;
+        let Some(keys) = items(&keys_obj, n) else { return Ok(None) };
+        let Some(values) = items(&c.get_item(5)?, n) else { return Ok(None) };
+        let Some(times) = items(&c.get_item(3)?, n) else { return Ok(None) };
+        let offs_obj = c.get_item(2)?;
+        let offsets: Vec<u64> = if let Ok(first) = offs_obj.extract::<u64>() {
+            (0..n as u64).map(|i| first.checked_add(i)).collect::<Option<Vec<u64>>>().unwrap_or_default()
+        } else {
+            let Some(v) = items(&offs_obj, n) else { return Ok(None) };
+            let mut o = Vec::with_capacity(n);
+            for x in v {
+                let Ok(x) = x.extract::<u64>() else { return Ok(None) };
+                o.push(x);
+            }
+            o
+        };
+        if offsets.len() != n {
+            return Ok(None);
+        }
+        let Ok(names) = c.get_item(6)?.downcast_into::<PyTuple>() else { return Ok(None) };
+        let m = names.len();
+        let Some(col_objs) = items(&c.get_item(7)?, m) else { return Ok(None) };
+        let mut heads: Vec<Vec<u8>> = Vec::with_capacity(m); // u16 length || name, per header
+        let mut slots: [Option<usize>; 5] = [None; 5]; // source, action, type, subject, tenant
+        for (j, name) in names.iter().enumerate() {
+            let Ok(name) = name.downcast_into::<PyString>() else { return Ok(None) };
+            let Ok(name) = name.to_str() else { return Ok(None) };
+            if name.len() > 0xFFFF {
+                return Ok(None);
+            }
+            let mut h = Vec::with_capacity(2 + name.len());
+            h.extend_from_slice(&(name.len() as u16).to_be_bytes());
+            h.extend_from_slice(name.as_bytes());
+            heads.push(h);
+            let slot = match name {
+                "ce_source" => 0,
+                "hub_action" => 1,
+                "ce_type" => 2,
+                "ce_subject" => 3,
+                "ce_tenant" => 4,
+                _ => continue,
+            };
+            slots[slot] = Some(j); // the last one of a name counts, as dict(headers)
+        }
+        let mut cols: Vec<Vec<Bound<'py, PyBytes>>> = Vec::with_capacity(m);
+        for obj in &col_objs {
+            let Some(v) = items(obj, n) else { return Ok(None) };
+            let mut col = Vec::with_capacity(n);
+            for x in v {
+                let Ok(b) = x.downcast_into::<PyBytes>() else { return Ok(None) };
+                if b.as_bytes().len() > u32::MAX as usize {
+                    return Ok(None);
+                }
+                col.push(b);
+            }
+            cols.push(col);
+        }
+        let head_len = 2 + tname.len();
+        for i in 0..n {
+            let Ok(ts) = times[i].extract::<i64>() else { return Ok(None) };
+            let Ok(off64) = i64::try_from(offsets[i]) else { return Ok(None) };
+            buf.clear();
+            buf.reserve(head_len + 64);
+            buf.push(0x00);
+            buf.push(VERSION);
+            buf.extend_from_slice(&(tname.len() as u16).to_be_bytes());
+            buf.extend_from_slice(tname.as_bytes());
+            buf.extend_from_slice(&part.to_be_bytes());
+            buf.extend_from_slice(&offsets[i].to_be_bytes());
+            buf.extend_from_slice(&ts.to_be_bytes());
+            if digest_field(&keys[i], &mut buf).is_none() {
+                return Ok(None);
+            }
+            buf.extend_from_slice(&(m as u32).to_be_bytes());
+            for (h, col) in heads.iter().zip(&cols) {
+                let v = col[i].as_bytes();
+                buf.extend_from_slice(h);
+                buf.extend_from_slice(&(v.len() as u32).to_be_bytes());
+                buf.extend_from_slice(v);
+            }
+            if digest_field(&values[i], &mut buf).is_none() {
+                return Ok(None);
+            }
+            let get = |s: Option<usize>| s.map(|j| cols[j][i].clone());
+            let f = Fields {
+                topic: topic.clone(),
+                part: part32,
+                offset: off64,
+                ts,
+                key: keys[i].clone(),
+                query: Query {
+                    source: get(slots[0]),
+                    action: get(slots[1]),
+                    ctype: get(slots[2]),
+                    subject: get(slots[3]),
+                    tenant: get(slots[4]),
+                },
+            };
+            out.push(&buf, &f)?;
+        }
+    }
+    Ok(Some(out.finish(py)?))
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(record_leaf_batch, m)?)?;
+    m.add_function(wrap_pyfunction!(column_leaf_batch, m)?)?;
     Ok(())
 }

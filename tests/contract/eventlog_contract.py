@@ -30,6 +30,7 @@ from core.ports.eventlog import (
     EventLog,
     IdempotenceKey,
     Record,
+    RecordColumns,
     StoredRecord,
     TopicPartition,
 )
@@ -48,6 +49,40 @@ def values(records: list[StoredRecord]) -> list[bytes | None]:
 
 def read_all(log: EventLog, topic: str, partition: int = 0) -> list[StoredRecord]:
     return list(log.scan(topic, partition))
+
+
+def columns_all(
+    log: EventLog, topic: str, partition: int = 0, start: int = 0, limit: int = 1000
+) -> list[RecordColumns]:
+    """``read_columns`` from ``start`` to the end offset, by the port's rule for ``read``: stop
+    after two reads in a row return nothing (only marker offsets left, or a short fetch)."""
+    end = log.end_offsets(topic)[partition]
+    out: list[RecordColumns] = []
+    pos = start
+    while pos < end:
+        got = log.read_columns(topic, partition, pos, limit)
+        if not len(got):
+            got = log.read_columns(topic, partition, pos, limit)
+            if not len(got):
+                break
+        out.append(got)
+        pos = got.offsets[-1] + 1
+    return out
+
+
+def check_columns(cols: RecordColumns, topic: str, partition: int) -> None:
+    """The shape ``RecordColumns`` promises: equal lengths, one header form, offsets rising."""
+    n = len(cols)
+    assert (cols.topic, cols.partition) == (topic, partition)
+    assert len(cols.timestamps) == len(cols.keys) == len(cols.values) == n
+    assert list(cols.offsets) == sorted(set(cols.offsets))
+    if cols.header_names is None:
+        assert cols.headers is not None and len(cols.headers) == n
+        assert cols.header_values == ()
+    else:
+        assert cols.headers is None
+        assert len(cols.header_values) == len(cols.header_names)
+        assert all(len(col) == n for col in cols.header_values)
 
 
 class EventLogContract:
@@ -330,6 +365,69 @@ class EventLogContract:
             log.read(topic, 2, 0)
         with pytest.raises(InvalidInput, match="max_records"):
             log.read(topic, 0, 0, max_records=0)
+
+    # -- read_columns ------------------------------------------------------------------------
+    def _odd_batches(self, log: EventLog, topic: str) -> None:
+        """Appends of every header shape the log meets: the envelope (same names, a constant and
+        a varying value), no headers, repeated and empty names, binary values, null keys and
+        values, and a two-partition append (a transaction: marker offsets between batches)."""
+        env = [
+            Record(
+                b"v%d" % i,
+                key=b"acct-%d" % (i % 3),
+                headers=(("ce_id", b"id-%d" % i), ("ce_type", b"Paid"), ("ce_source", b"\xff")),
+                partition=0,
+            )
+            for i in range(7)
+        ]
+        log.append(topic, env)
+        log.append(topic, [Record(None, partition=0), Record(b"", key=b"", partition=0)])
+        log.append(
+            topic,
+            [
+                Record(b"r", headers=(("x", b"1"), ("x", b"2"), ("", b"")), partition=0),
+                Record(b"s", key=b"\x00\x01", headers=(("y", bytes(range(256))),), partition=0),
+            ],
+        )
+        log.append(topic, [Record(b"a", partition=0), Record(b"b", partition=1)])
+        log.append(topic, env[:3])
+
+    def test_read_columns_returns_what_read_returns(self, log: EventLog) -> None:
+        topic = self.topic(log, 2)
+        self._odd_batches(log, topic)
+        for part in (0, 1):
+            expected = read_all(log, topic, part)
+            for limit in (1, 2, 5, 1000):
+                chunks = columns_all(log, topic, part, limit=limit)
+                for c in chunks:
+                    check_columns(c, topic, part)
+                    assert len(c) <= limit
+                got = [r for c in chunks for r in c.records()]
+                assert got == expected, (part, limit)
+            for offset in range(expected[-1].offset + 2):
+                got = [r for c in columns_all(log, topic, part, start=offset) for r in c.records()]
+                assert got == [r for r in expected if r.offset >= offset], offset
+
+    def test_read_columns_starts_at_the_beginning_offset(self, log: EventLog) -> None:
+        topic = self.topic(log)
+        log.append(topic, [Record(b"%d" % i) for i in range(5)])
+        log.append(topic, [Record(b"%d" % i) for i in range(5, 9)])
+        log.delete_records_before(topic, 0, 3)
+        got = [r for c in columns_all(log, topic) for r in c.records()]
+        assert [r.offset for r in got] == list(range(3, 9))
+        assert [r.value for r in got] == [b"%d" % i for i in range(3, 9)]
+
+    def test_read_columns_past_the_end_and_bad_arguments(self, log: EventLog) -> None:
+        topic = self.topic(log, 2)
+        assert len(log.read_columns(topic, 0, 0)) == 0
+        log.append(topic, [Record(b"a", partition=0)])
+        assert len(log.read_columns(topic, 0, 1)) == 0
+        with pytest.raises(InvalidInput, match="-1"):
+            log.read_columns(topic, 0, -1)
+        with pytest.raises(InvalidInput, match="Partition 2"):
+            log.read_columns(topic, 2, 0)
+        with pytest.raises(InvalidInput, match="max_records"):
+            log.read_columns(topic, 0, 0, max_records=0)
 
     def test_scan_yields_every_record_from_start(self, log: EventLog) -> None:
         topic = self.topic(log)

@@ -4,7 +4,14 @@ against the column path (``read_columns`` -> native ``column_leaf_batch``), each
 SHA-256 of the same leaf inputs (one ``hashlib.sha256(d).digest()`` per leaf) measured in the
 same run.
 
-``python -m benchmarks.ledger_columns [--events 100000] [--rounds 3]``
+``python -m benchmarks.ledger_columns [--events 100000] [--rounds 3] [--baseline-verify FILE]``
+
+``verify_ledger`` (a full verify) is timed every round on each path's fresh ledger: ``verify
+records`` reads through the port's default ``read_columns`` (``read``, records, headers per
+record: ``leaf_batch``), ``verify columns`` through SQLite's column decode and native
+``column_leaf_batch``. ``--baseline-verify FILE`` also times another ``ledger/verify.py`` (e.g.
+``git show <commit>:ledger/verify.py > FILE``, the version before the column cursor) on the
+column path's ledger in the same rounds, as ``verify before``.
 
 Records as ``benchmarks/test_bench_ledger_goals.py`` makes them: the hub's envelope headers
 (``domain.envelope.Envelope``), a 150-byte value, 5,000 accounts as keys, 3 partitions, appends
@@ -18,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib.util
 import os
 import tempfile
 import time
@@ -61,7 +69,14 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=100_000)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--only", choices=("columns", "records"), default=None)
+    ap.add_argument("--baseline-verify", type=Path, default=None)
     args = ap.parse_args()
+    before = None
+    if args.baseline_verify is not None:
+        spec = importlib.util.spec_from_file_location("verify_before", args.baseline_verify)
+        assert spec is not None and spec.loader is not None, args.baseline_verify
+        before = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(before)
     pa.array(("warm-up",))
     tmp = Path(tempfile.mkdtemp(prefix="ledger-columns-"))
     path = tmp / "log.sqlite"
@@ -105,11 +120,15 @@ def main() -> None:
             appended = ledger.sync(force_checkpoint=True).appended
             note(f"sync {way}", time.process_time() - t0)
             assert appended == n, (appended, n)
-            if r == 0:
+            t0 = time.process_time()
+            rep = verify_ledger(ledger)
+            note(f"verify {way}", time.process_time() - t0)
+            assert rep.ok, rep.first
+            if before is not None and way == "columns":
                 t0 = time.process_time()
-                rep = verify_ledger(ledger)
-                note(f"verify {way}", time.process_time() - t0)
-                assert rep.ok, rep.first
+                old = before.verify_ledger(ledger)
+                note("verify before", time.process_time() - t0)
+                assert old.ok, old.first
             store.close()
             slog.close()
         print(f"round {r + 1}: load {_load()}", flush=True)

@@ -44,7 +44,7 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from itertools import groupby
+from itertools import chain, groupby
 from operator import attrgetter, itemgetter
 from pathlib import Path
 from typing import Any
@@ -54,7 +54,7 @@ from audit.merkle import verify_consistency
 from audit.note import GENESIS_PREV, VerifierKey, checkpoint_hash, open_checkpoint, open_note
 from core.errors import HubError
 from core.hashing import split
-from core.ports.eventlog import StoredRecord
+from core.ports.eventlog import RecordColumns, StoredRecord
 from core.ports.ledgerstore import StoredCheckpoint, column_values
 from ledger.leaves import LeafEncoder
 from ledger.service import AUDIT_TOPIC, Ledger
@@ -62,7 +62,6 @@ from ledger.tree import CHUNK, CHUNK_BYTES, TreeBuilder
 from ledger.witness import check_intents, witness_key
 
 _ts_of = attrgetter("timestamp_ms")
-_offset_of = attrgetter("offset")
 _idx_of, _tp_of_row, _off_of_row = itemgetter(0), itemgetter(1, 2), itemgetter(3)
 _hash_of_row = itemgetter(9)
 
@@ -120,49 +119,94 @@ class VerifyReport:
 
 
 class _Cursor:
-    """Reads a partition forward in chunks: the log records in order, one at a time."""
+    """Reads a partition forward in chunks of columns (``EventLog.read_columns``, as the sync
+    reads it): :meth:`take` hands out column slices (the fast path), :meth:`next` one record
+    at a time (the row-by-row pass); both advance the same position."""
 
     def __init__(self, ledger: Ledger, topic: str, part: int) -> None:
         self.ledger, self.topic, self.part = ledger, topic, part
         self.next_offset = 0
-        self.buf: deque[StoredRecord] = deque()
+        self.buf: deque[RecordColumns] = deque()  # chunks read, none empty
+        self.pos = 0  # records of ``buf[0]`` already handed out
+
+    def _fill(self, k: int) -> bool:
+        got = self.ledger.log.read_columns(self.topic, self.part, self.next_offset, k)
+        if not len(got):
+            return False
+        self.buf.append(got)
+        self.next_offset = got.offsets[-1] + 1
+        return True
 
     def next(self) -> StoredRecord | None:
-        if not self.buf:
-            got = self.ledger.log.read(self.topic, self.part, self.next_offset, 4096)
-            if not got:
-                return None
-            self.buf.extend(got)
-            self.next_offset = got[-1].offset + 1
-        return self.buf.popleft()
+        """The next record; None at the log's end; HubError when the log cannot read."""
+        if not self.buf and not self._fill(4096):
+            return None
+        c, i = self.buf[0], self.pos
+        rec = _record_at(c, i)
+        self.pos += 1
+        if self.pos == len(c):
+            self.buf.popleft()
+            self.pos = 0
+        return rec
 
-    def push_back(self, r: StoredRecord) -> None:
-        self.buf.appendleft(r)
-
-    def take(self, k: int) -> list[StoredRecord]:
-        """The next ``k`` records (fewer at the log's end); HubError when the log cannot read."""
-        out: list[StoredRecord] = []
-        while len(out) < k:
-            if not self.buf:
-                got = self.ledger.log.read(
-                    self.topic, self.part, self.next_offset, max(4096, k - len(out))
-                )
-                if not got:
-                    break
-                self.buf.extend(got)
-                self.next_offset = got[-1].offset + 1
-            need = k - len(out)
-            if len(self.buf) <= need:
-                out += self.buf
-                self.buf.clear()
+    def take(self, k: int) -> list[RecordColumns]:
+        """The next ``k`` records (fewer at the log's end) as column slices in offset order;
+        HubError when the log cannot read."""
+        out: list[RecordColumns] = []
+        need = k
+        while need > 0:
+            if not self.buf and not self._fill(max(4096, need)):
+                break
+            c = self.buf[0]
+            avail = len(c) - self.pos
+            if avail <= need:
+                out.append(c if self.pos == 0 else _slice(c, self.pos, len(c)))
+                self.buf.popleft()
+                self.pos = 0
+                need -= avail
             else:
-                pop = self.buf.popleft
-                out += [pop() for _ in range(need)]
+                out.append(_slice(c, self.pos, self.pos + need))
+                self.pos += need
+                need = 0
         return out
 
-    def give_back(self, records: list[StoredRecord]) -> None:
-        """Undo :meth:`take`."""
-        self.buf.extendleft(reversed(records))
+    def mark(self) -> tuple[list[RecordColumns], int, int]:
+        """The position, for :meth:`reset`."""
+        return list(self.buf), self.pos, self.next_offset
+
+    def reset(self, mark: tuple[list[RecordColumns], int, int]) -> None:
+        """Undo every :meth:`take` since ``mark``."""
+        buf, self.pos, self.next_offset = mark
+        self.buf = deque(buf)
+
+
+def _slice(c: RecordColumns, a: int, b: int) -> RecordColumns:
+    """Records ``a`` to ``b`` (exclusive) of ``c``, in the same header form."""
+    return RecordColumns(
+        c.topic,
+        c.partition,
+        c.offsets[a:b],
+        c.timestamps[a:b],
+        c.keys[a:b],
+        c.values[a:b],
+        c.header_names,
+        tuple(col[a:b] for col in c.header_values),
+        None if c.headers is None else c.headers[a:b],
+        None if c.built_from is None else c.built_from[a:b],
+    )
+
+
+def _record_at(c: RecordColumns, i: int) -> StoredRecord:
+    """Record ``i`` of ``c``: what ``c.records()[i]`` is, without building the others."""
+    if c.built_from is not None:
+        return c.built_from[i]
+    if c.header_names is None:
+        headers = c.headers[i] if c.headers is not None else ()
+    else:
+        headers = tuple((n, col[i]) for n, col in zip(c.header_names, c.header_values, strict=True))
+    return StoredRecord(
+        c.topic, c.partition, c.offsets[i], c.timestamps[i], c.keys[i], c.values[i], headers
+    )
 
 
 def _runs(rows: Sequence[Any], expected: int) -> list[tuple[tuple[str, int], int, int]] | None:
@@ -551,13 +595,14 @@ def _verify_leaves_and_tree(
         if rows is None:
             break
         # 1. per row: density and the log record it names (cheap checks, in order) ...
-        recs: list[StoredRecord] = []
+        recs: list[StoredRecord] = []  # the row-by-row pass's records
+        chunks: list[RecordColumns] | None = None  # the fast path's: column slices
         present: list[Any] = []  # the rows whose record the log still holds, in order
         order: list[bool] = []  # per row checked: True = recomputed, False = removed by retention
         stop: Problem | None = None
         fast = _fast_records(ledger, rows, expected, cursors, begins, last)
         if fast is not None:  # the usual case, checked run by run; else row by row below
-            recs, present, order = fast, list(rows), [True] * len(rows)
+            chunks, present, order = fast, list(rows), [True] * len(rows)
             expected += len(rows)
         for row in rows if fast is None else ():
             idx, topic, part, off = row[0], row[1], row[2], row[3]
@@ -623,13 +668,19 @@ def _verify_leaves_and_tree(
             order.append(True)
         # ... then the leaf hashes and query columns of the rows checked, as one batch; the
         # first bad row wins, whichever check found it (the order a row-by-row pass reports).
-        # one native call: leaf hashes and side-index columns (LeafEncoder.leaf_batch)
-        recomputed = encoder.leaf_batch(recs, 0)
+        # one native call: leaf hashes and side-index columns (the sync's encoder: from columns
+        # when the fast path read them, which falls back to the record path where the sync does)
+        if chunks is not None:
+            recomputed = encoder.column_batch(chunks, 0)
+            times = list(chain.from_iterable(c.timestamps for c in chunks))
+        else:
+            recomputed = encoder.leaf_batch(recs, 0)
+            times = list(map(_ts_of, recs))
         checked = present
-        n_checked = len(recs)
+        n_checked = len(present)
         stored_packed = b"".join(map(_hash_of_row, checked))
         cols = recomputed.columns
-        want_cols = [list(map(_ts_of, recs))] + [
+        want_cols = [times] + [
             column_values(cols.column(c)) for c in ("actor", "action", "resource", "tenant")
         ]
         # whole columns compared first (C-level); the first differing row only when one differs
@@ -644,7 +695,7 @@ def _verify_leaves_and_tree(
             if got != col:
                 bad_cols = min(bad_cols, _first_difference(got, col))
         i = min(bad_hash, bad_cols)
-        if i < len(recs):
+        if i < n_checked:
             idx, topic, part, off = checked[i][:4]
             at: dict[str, Any] = {"index": idx, "topic": topic, "partition": part, "offset": off}
             if i == bad_hash:
@@ -744,17 +795,18 @@ def _fast_records(
     cursors: dict[tuple[str, int], _Cursor],
     begins: dict[tuple[str, int], int],
     last: dict[tuple[str, int], int],
-) -> list[StoredRecord] | None:
-    """The log records of a batch of leaf rows when every row names exactly the next record
-    of its partition (dense indexes, nothing removed by retention): one log read and one list
-    comparison per run of a partition instead of per-row checks. None, with every cursor as it
-    was, when anything differs: the row-by-row pass then finds and names the first problem."""
+) -> list[RecordColumns] | None:
+    """The log records of a batch of leaf rows, as column slices, when every row names exactly
+    the next record of its partition (dense indexes, nothing removed by retention): one log read
+    and one list comparison per run of a partition instead of per-row checks. None, with every
+    cursor as it was, when anything differs: the row-by-row pass then finds and names the first
+    problem."""
     runs = _runs(rows, expected) if rows else None
     if runs is None:
         return None
     offsets = list(map(_off_of_row, rows))
-    taken: list[tuple[_Cursor, list[StoredRecord]]] = []
-    out: list[StoredRecord] = []
+    marks: list[tuple[_Cursor, tuple[list[RecordColumns], int, int]]] = []
+    out: list[RecordColumns] = []
     ok = True
     for tp, at, k in runs:
         cur = cursors.get(tp)
@@ -772,19 +824,19 @@ def _fast_records(
         if want[0] < begins[tp]:
             ok = False
             break
+        marks.append((cur, cur.mark()))
         try:
             got = cur.take(k)
         except HubError:
             ok = False
             break
-        taken.append((cur, got))
-        if list(map(_offset_of, got)) != want:
+        if list(chain.from_iterable(c.offsets for c in got)) != want:
             ok = False
             break
         out += got
     if not ok:
-        for cur, got in reversed(taken):
-            cur.give_back(got)
+        for cur, mark in reversed(marks):
+            cur.reset(mark)
         return None
     for tp, at, k in runs:
         last[tp] = offsets[at + k - 1]

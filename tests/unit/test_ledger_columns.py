@@ -8,6 +8,7 @@ a sync cuts in the middle."""
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import sqlite3
 from pathlib import Path
@@ -208,3 +209,48 @@ def test_unusual_columns_take_the_record_path(native: Any) -> None:
     bad_key = RecordColumns("t", 0, [0], [1], ["k"], [b"v"], ("a",), ([b"T"],))  # type: ignore[list-item]
     with pytest.raises(TypeError):
         LeafEncoder().column_batch([bad_key], 0)
+
+
+@pytest.mark.parametrize("way", ["columns", "records"])
+def test_verify_catches_a_changed_record_in_the_column_read(
+    native: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, way: str
+) -> None:
+    """Verify recomputes each leaf from what ``read_columns`` gives (columns from SQLite, or
+    the port's default built from ``read``): a record changed there after its leaf is named at
+    its entry. Fails if verify stopped reading the log or read it some other way."""
+    log = (SqliteEventLog if way == "columns" else RecordPathLog)(
+        tmp_path / "log.sqlite", mac_key=b"k" * 32
+    )
+    _fill(log, random.Random(7))
+    ledger = Ledger(
+        log,
+        TileLedgerStore(tmp_path / "ledger.sqlite"),
+        LocalKeyFileSigner(tmp_path / "ledger.key", "test/ledger"),
+        LedgerConfig(origin="test/ledger", sync_batch=97, checkpoint_every_leaves=50),
+    )
+    ledger.sync(force_checkpoint=True)
+    assert verify_ledger(ledger).ok
+    rows = [row for batch in ledger.store.iter_leaves(start=0) for row in batch]
+    idx, topic, part, off = rows[len(rows) * 2 // 3][:4]
+    real = log.read_columns
+    calls: list[tuple[str, int, int]] = []
+
+    def altered(t: str, p: int, offset: int, max_records: int = 1000) -> RecordColumns:
+        got = real(t, p, offset, max_records)
+        calls.append((t, p, offset))
+        if (t, p) != (topic, part) or off not in got.offsets:
+            return got
+        values = list(got.values)
+        values[list(got.offsets).index(off)] = b"changed after its leaf"
+        return dataclasses.replace(got, values=values, built_from=None)
+
+    monkeypatch.setattr(log, "read_columns", altered)
+    report = verify_ledger(ledger)
+    assert not report.ok
+    first = report.first
+    assert first is not None
+    assert (first.index, first.topic, first.partition, first.offset) == (idx, topic, part, off)
+    assert "leaf hash differs" in first.what, first.what
+    assert calls  # the leaves were checked against the column read
+    ledger.store.close()
+    log.close()

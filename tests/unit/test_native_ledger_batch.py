@@ -7,6 +7,7 @@ same verdict, naming the same place, either way."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import random
 import sqlite3
@@ -171,6 +172,7 @@ def test_native_and_python_ledgers_store_and_judge_alike(
         if way == "python":
             monkeypatch.setattr(leaves_module, "_native_leaf_batch", None)
             monkeypatch.setattr(leaves_module, "_native_record_hashes", None)
+            monkeypatch.setattr(leaves_module, "_native_column_batch", None)
         folder = tmp_path / way
         folder.mkdir()
         log = SqliteEventLog(folder / "log.sqlite", mac_key=b"k" * 32)
@@ -195,7 +197,8 @@ def test_native_and_python_ledgers_store_and_judge_alike(
         dumps.append(_dump(folder / "ledger.sqlite"))
         ledger.store.close()
         if damage == "log":  # a record read back changed after its leaf: leaves differ
-            monkeypatch.setattr(log, "read", _altered_read(log.read, 300))
+            # (verify reads the log as columns, the way the sync does)
+            monkeypatch.setattr(log, "read_columns", altered_read_columns(log.read_columns, 300))
         else:
             _tamper(folder / "ledger.sqlite", damage)
         ledger = _ledger(folder / "ledger.sqlite", log)
@@ -212,18 +215,16 @@ def test_native_and_python_ledgers_store_and_judge_alike(
     assert verdicts[0] == verdicts[1], verdicts
 
 
-def _altered_read(read: Any, at: int) -> Any:
-    """The log as if record ``at`` of partition 0 had another value (the MAC check aside)."""
+def altered_read_columns(read_columns: Any, at: int) -> Any:
+    """The log's column read as if record ``at`` of partition 0 had another value (the MAC
+    check aside)."""
 
     def altered(topic: str, part: int, offset: int, max_records: int = 1000) -> Any:
-        got = read(topic, part, offset, max_records)
-        return [
-            StoredRecord(
-                r.topic, r.partition, r.offset, r.timestamp_ms, r.key, b"changed", r.headers
-            )
-            if part == 0 and r.offset == at
-            else r
-            for r in got
-        ]
+        got = read_columns(topic, part, offset, max_records)
+        if part != 0 or at not in got.offsets:
+            return got
+        values = list(got.values)
+        values[list(got.offsets).index(at)] = b"changed"
+        return dataclasses.replace(got, values=values, built_from=None)
 
     return altered

@@ -27,6 +27,7 @@ import argparse
 import hashlib
 import importlib.util
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -76,6 +77,7 @@ def main() -> None:
         spec = importlib.util.spec_from_file_location("verify_before", args.baseline_verify)
         assert spec is not None and spec.loader is not None, args.baseline_verify
         before = importlib.util.module_from_spec(spec)
+        sys.modules["verify_before"] = before  # its dataclasses look their module up
         spec.loader.exec_module(before)
     pa.array(("warm-up",))
     tmp = Path(tempfile.mkdtemp(prefix="ledger-columns-"))

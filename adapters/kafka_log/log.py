@@ -248,6 +248,7 @@ class KafkaEventLog(EventLog):
             **dict(client_config or {}),
         }
         self._admin = AdminClient(dict(self._base))
+        self._retired_admins: list[tuple[float, AdminClient]] = []
         self._lock = threading.RLock()
         self._closed = False
         self._topics: dict[str, TopicInfo] = {}
@@ -1210,6 +1211,16 @@ class KafkaEventLog(EventLog):
         client was seen sending ListOffsets with a stale leader epoch for minutes (every answer
         FENCED_LEADER_EPOCH), stalling every append behind it; a new client asks again."""
         _LOG.warning("renewing the Kafka admin client after %s while %s", err.name(), doing)
+        # The old client is kept, not dropped: destroying a librdkafka handle while one of its
+        # requests is still in flight (a ListOffsets that timed out on our side) fails
+        # librdkafka's assertion `eonce->refcnt > 0` in rd_kafka_enq_once_del_source_return and
+        # aborts the process (seen in CI after a broker kill). Retired clients are released once
+        # their requests must have ended (twice the request timeout, checked at the next renewal).
+        now = time.monotonic()
+        self._retired_admins = [
+            (t, a) for t, a in self._retired_admins if now - t < 2 * self._timeout + 30
+        ]
+        self._retired_admins.append((now, self._admin))
         self._admin = AdminClient(dict(self._base))
 
     def end_offsets(self, topic: str) -> dict[int, int]:

@@ -35,7 +35,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
@@ -43,7 +43,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from adapters import _aead
 from adapters._aead import KEY_LEN, NONCE_LEN, KeyCache, open_sealed, parse_header, seal
-from core.errors import ConfigError, StorageBusy
+from core.errors import ConfigError, InvalidInput, StorageBusy
 from core.ports.keystore import (
     DecryptionFailed,
     KeyDestroyed,
@@ -70,6 +70,9 @@ CREATE TABLE IF NOT EXISTS erased (
     erased_ms INTEGER NOT NULL
 ) WITHOUT ROWID;
 """
+
+
+_IN_CHUNK = 500  # ids per ``IN (...)`` query: under SQLite's 999 bound parameters of old builds
 
 
 def subject_digest(subject_id: str) -> bytes:
@@ -361,6 +364,30 @@ class LocalKeyStore(KeyStore):
         subject = subject_digest(check_subject(subject_id))
         with self._lock:
             return self._erased(subject)
+
+    def erased_among(self, subject_ids: Iterable[str]) -> set[str]:
+        """One look at the (usually empty) erasure table, then one query per 500 ids."""
+        ids = set(subject_ids)
+        with self._lock:
+            if not ids or self._db.execute("SELECT 1 FROM erased LIMIT 1").fetchone() is None:
+                return set()
+        by_digest: dict[bytes, str] = {}
+        for subject_id in ids:
+            try:
+                by_digest[subject_digest(check_subject(subject_id))] = subject_id
+            except InvalidInput:
+                continue  # not a valid subject id: nothing can have been erased under it
+        digests = list(by_digest)
+        found: set[str] = set()
+        with self._lock:
+            for i in range(0, len(digests), _IN_CHUNK):
+                part = digests[i : i + _IN_CHUNK]
+                rows = self._db.execute(
+                    f"SELECT subject FROM erased WHERE subject IN ({','.join('?' * len(part))})",
+                    part,
+                )
+                found.update(by_digest[row[0]] for row in rows)
+        return found
 
     def exists(self, subject_id: str) -> bool:
         subject = subject_digest(check_subject(subject_id))

@@ -697,8 +697,8 @@ def ref_rows(pipeline: IngestPipeline, t: Target, rb: pa.RecordBatch, cache: Bat
 
 
 def erased_rows(pipeline: IngestPipeline, t: Target, rb: pa.RecordBatch) -> Bools:
-    """Rows naming an erased data subject (one ``KeyStore.erased`` per distinct subject); the
-    per-record path refuses them with their reason."""
+    """Rows naming an erased data subject (one ``KeyStore.erased_among`` for the batch's
+    distinct subjects); the per-record path refuses them with their reason."""
     none = np.zeros(rb.num_rows, dtype=np.bool_)
     name = data_subject_field(t.schema.text)
     pii = pipeline.publisher.pii
@@ -707,13 +707,8 @@ def erased_rows(pipeline: IngestPipeline, t: Target, rb: pa.RecordBatch) -> Bool
     column = rb.column(rb.schema.names.index(name))
     if not _is_str(column.type):
         return none
-    erased = []
-    for subject in pc.unique(column).to_pylist():
-        try:
-            if isinstance(subject, str) and subject and pii.keystore.erased(subject):
-                erased.append(subject)
-        except HubError:
-            continue  # not a valid subject id: nothing was erased under it
+    subjects = [s for s in pc.unique(column).to_pylist() if isinstance(s, str) and s]
+    erased = sorted(pii.keystore.erased_among(subjects))
     if not erased:
         return none
     found = pc.is_in(column, value_set=pa.array(erased, column.type)).fill_null(False)

@@ -155,7 +155,11 @@ class Publisher:
             if one.columns is not None:
                 if keystore is not None and one.subject is not None:
                     field = one.subject
-                    for s in {ev.value.get(field) for ev in events if type(ev.value) is dict}:
+                    named = {ev.value.get(field) for ev in events if type(ev.value) is dict}
+                    subjects = [s for s in named if type(s) is str and s]
+                    gone = keystore.erased_among(subjects)
+                    erased_seen.update((s, s in gone) for s in subjects)
+                    for s in named:
                         refuse_erased({field: s}, one.text, keystore, erased_seen)
                 columnar = one.columns.encode([ev.value for ev in events], seal)
         for i, ev in enumerate(events):

@@ -204,6 +204,20 @@ class KeyStoreContract:
         assert not store.exists(unknown)  # asking did not create a key
         assert store.erased(gone) and peer.erased(gone)
 
+    def test_erased_among_answers_what_erased_answers_for_a_batch(
+        self, store: KeyStore, peer: KeyStore
+    ) -> None:
+        live, unknown, gone, gone2 = subject(), subject(), subject(), subject()
+        assert store.erased_among([live, unknown]) == set()  # nothing erased at all yet
+        store.ensure_key(live)
+        store.destroy(gone)
+        peer.destroy(gone2)  # another instance's erasure is seen at once
+        asked = [live, unknown, gone, gone2, gone, "", "bad\x00id"]
+        assert store.erased_among(asked) == {gone, gone2}
+        assert store.erased_among([]) == set()
+        assert {s for s in (live, unknown, gone, gone2) if store.erased(s)} == {gone, gone2}
+        assert not store.exists(unknown)  # asking did not create a key
+
     def test_destroy_reaches_another_instance(self, store: KeyStore, peer: KeyStore) -> None:
         s = subject()
         ct = store.encrypt(s, b"x", AAD)

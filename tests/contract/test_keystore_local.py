@@ -228,3 +228,16 @@ def test_two_connections_creating_one_subjects_key_end_with_one_key(tmp_path: Pa
     finally:
         for s in stores:
             s.close()
+
+
+def test_erased_among_asks_in_chunks_and_finds_every_erased_id(tmp_path: Path) -> None:
+    ks = LocalKeyStore(tmp_path / "keyring.sqlite", MASTER)
+    try:
+        ids = [subject() for _ in range(1_203)]  # three IN (...) queries of at most 500
+        gone = set(ids[::97]) | {ids[499], ids[500], ids[-1]}
+        for s in gone:
+            ks.destroy(s)
+        assert ks.erased_among([*ids, "\x00"]) == gone
+        assert ks.erased_among(ids[1:97]) == set()
+    finally:
+        ks.close()

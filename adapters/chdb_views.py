@@ -29,6 +29,9 @@ _OPEN_LOCK = threading.Lock()
 # chDB's session is not safe for concurrent queries: two projection threads querying at once
 # deadlock inside chDB (seen with 4.4 under ``hub serve``). Every query takes this lock.
 _QUERY_LOCK = threading.RLock()
+# ``select_over`` runs a batch smaller than this on one thread (a live batch; a replay's batches
+# of tens of thousands of rows keep the engine's default fan-out)
+SINGLE_THREAD_ROWS = 20_000
 
 
 def _open(path: str) -> Any:
@@ -200,8 +203,13 @@ class ChdbViewStore(ClickHouseSqlViews):
     can_select_over = True
 
     def select_over(self, sql: str, data: pa.Table) -> pa.Table:
-        # the projection's SQL folds; chDB's Python() reads ``__batch__`` from this frame
+        # the projection's SQL folds; chDB's Python() reads ``__batch__`` from this frame.
+        # A live batch (a few hundred rows) runs on one thread: fanned out, the query waits for
+        # every pipeline thread to be scheduled, which on a loaded machine costs more than the
+        # work (SINGLE_THREAD_ROWS).
         __batch__ = data  # noqa: F841
+        if data.num_rows < SINGLE_THREAD_ROWS:
+            sql = f"{sql}\nSETTINGS max_threads = 1"
         result: pa.Table = self._query(sql, "ArrowTable", None)
         return result
 

@@ -20,6 +20,7 @@ positions that reflect them).
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -50,6 +51,10 @@ from projections.folds import merge_src
 log = logging.getLogger("hub.projections")
 
 Quarantine = Callable[[str, StoredRecord, str, str], None]
+
+# ``follow`` mirrors positions and refreshes the lag when caught up; a runner that never catches
+# up does it every BUSY_MIRROR_FACTOR * mirror_every_s instead
+BUSY_MIRROR_FACTOR = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -533,27 +538,34 @@ class ProjectionRunner:
         meet a latency budget: each batch pays a fixed cost (decode set-up, one INSERT per
         table, the checkpoint), and on a CPU-starved machine smaller batches fell further
         behind (measured at 1,000 trades/s, load 22-31: p99 35-41 s with ~200-record batches
-        against 9.4-12.3 s uncut; ``docs/benchmarks.md``, console section). When idle, the
-        runner sleeps in ``EventLog.wait_for_append`` on its own topics: an append to one of them
-        made through the same log object (the embedded log, this process's Kafka producer) wakes
-        it at once, and it reads without asking the log for offsets first; appends to other
-        topics and offset commits do not wake it. Appends the log object cannot see (another
-        process) are found by an end-offset check every ``poll_s``, which is also how soon
-        ``stop`` is seen. The lag metric and the advisory group mirror are refreshed at most
-        every ``mirror_every_s`` (each is a log round trip).
+        against 9.4-12.3 s uncut; ``docs/benchmarks.md``, console section). A batch that found
+        records is followed at once by the next ``step`` (no wait while records may be waiting).
+        When idle, the runner sleeps in ``EventLog.wait_for_append`` on its own topics: an append
+        to one of them made through the same log object (the embedded log, this process's Kafka
+        producer) wakes it at once, and it reads without asking the log for offsets first;
+        appends to other topics and offset commits do not wake it. Appends the log object cannot
+        see (another process) are found by an end-offset check every ``poll_s``, which is also
+        how soon ``stop`` is seen.
+
+        The advisory group mirror and the lag metric (each a log round trip, the mirror a write
+        transaction that waits for the disk) are kept off the path between an append and its
+        commit: they run when the runner has caught up (a step found nothing), at most every
+        ``mirror_every_s``, and while it never catches up, every ``BUSY_MIRROR_FACTOR`` times
+        that (``docs/benchmarks/s9-visible-latency.md``).
         """
-        self.mirror_every_s = mirror_every_s
+        self.mirror_every_s = math.inf  # ``step`` leaves the mirror to this loop
         topics = list(self.projection.topics)
-        metrics_at = 0.0
+        housekept = time.monotonic()
         try:
             while not stop.is_set():
                 try:
                     got = self.step()
-                    now = time.monotonic()
-                    if self.metrics is not None and now - metrics_at >= mirror_every_s:
-                        self.metrics.projection_lag.labels(self.projection.name).set(self.lag())
-                        metrics_at = now
-                    if not got.events and not got.quarantined:
+                    idle = not got.events and not got.quarantined
+                    since = time.monotonic() - housekept
+                    if since >= (mirror_every_s if idle else BUSY_MIRROR_FACTOR * mirror_every_s):
+                        self._housekeep()
+                        housekept = time.monotonic()
+                    if idle:
                         # read the counter before checking: an append in between is not missed
                         seen = self.log.append_generation(topics)
                         while not stop.is_set() and not self._behind():
@@ -572,6 +584,16 @@ class ProjectionRunner:
             self.mirror_every_s = 0.0
             if self.mirror_group and self._cp is not None:
                 self._mirror(self._cp)
+
+    def _housekeep(self) -> None:
+        """The advisory mirror of the committed positions and the lag metric (``follow``)."""
+        with self.lock:
+            cp = self._cp
+        if self.mirror_group and cp is not None:
+            self._mirror(cp)
+            self._mirrored_at = time.monotonic()
+        if self.metrics is not None:
+            self.metrics.projection_lag.labels(self.projection.name).set(self.lag())
 
     def _behind(self) -> bool:
         """Whether the log has records past the in-memory positions (one end-offsets query per

@@ -166,3 +166,59 @@ def test_a_runner_tells_its_commit_listeners_and_not_on_empty_steps(tmp_path: Pa
         assert len(heard) == 1
     finally:
         hub.close()
+
+
+def test_a_follower_mirrors_its_positions_once_caught_up_not_between_append_and_commit(
+    tmp_path: Path,
+) -> None:
+    """The advisory group mirror (a write transaction on the log) runs when the follower has
+    caught up, not inside the step that commits a batch: at the step's last mark (``mirrored``)
+    the group has not moved, and it catches up while the follower idles."""
+    hub = bootstrap(
+        load_settings(environ={}, data_dir=tmp_path / "data", projection_autostart=False)
+    )
+    try:
+        runner = hub.projections.runner("payments")
+        runner.catch_up()
+        group = "projection.payments"
+        at_step_end: list[int] = []
+
+        def mirrored() -> int:
+            return sum(runner.log.committed(group, "payments").values())
+
+        def hook(step: str) -> None:
+            if step == "mirrored":
+                at_step_end.append(mirrored())
+
+        stop = threading.Event()
+        follower = threading.Thread(target=runner.follow, args=(stop, POLL_S, 0.0), daemon=True)
+        follower.start()
+        time.sleep(0.3)  # idle: whatever was there is mirrored
+        before = mirrored()
+        runner.hook = hook
+        event = OutgoingEvent(
+            event_type="hub.payments.PaymentInitiated",
+            value={
+                "payment_id": "P3",
+                "account_id": "A1",
+                "amount": "2.00",
+                "currency": "EUR",
+                "counterparty_name": "x",
+                "counterparty_iban": "y",
+                "counterparty_country": "DE",
+                "initiated_at": "2026-11-24T10:00:00Z",
+            },
+        )
+        hub.publisher.publish("payments", [event], "test", "acme")
+        deadline = time.monotonic() + 10
+        while mirrored() == before and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert mirrored() == before + 1, "the idle follower did not mirror its new position"
+        assert at_step_end == [before], "the step that committed the batch mirrored it"
+        assert follower.is_alive()  # mirrored while following, not by the final mirror
+        stop.set()
+        hub.publisher.publish("payments", [event], "test", "acme")
+        follower.join(10)
+        assert not follower.is_alive()
+    finally:
+        hub.close()

@@ -1,0 +1,285 @@
+"""Where publish -> visible goes on the follower side (issue 13: p99 < 100 ms at 10k events/s):
+``python -m benchmarks.visible_profile --rates 10000,50000 --seconds 8``.
+
+The load is ``benchmarks.e2e_common.embedded_run`` (``Publisher.publish`` of 50 trades every
+5 ms in this process, ``market_bars`` following in a thread, ``batch_records=5000``); on top of
+it the runner's steps are timed by phase through its hook (``read``, ``folded``, ``rows:<table>``,
+``offsets``, ``mirrored``), the follower thread's CPU per step is taken with
+``time.thread_time`` (wall minus CPU: waiting for the GIL, the disk or chDB's lock), and every
+committed append is timestamped where the log bumps its append signal, so that the time from an
+append to the runner's next step start (the wake-up) is known.
+
+Output: one Markdown section per rate on stdout (``--out``: also as JSON), with the load average.
+It reads only what a ``ProjectionRunner`` and the embedded log expose, so the same script runs
+against an older checkout (copy it there) for a same-run comparison.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa  # noqa: F401 - before chDB (STACK-NOTES)
+
+from benchmarks.e2e_common import ACCOUNTS, embedded_run, pct
+
+
+class Probe:
+    """Timestamps of one runner's steps and of the log's appends (``perf_counter`` seconds)."""
+
+    def __init__(self) -> None:
+        self.steps: list[dict[str, Any]] = []
+        self.appends: list[float] = []
+        self.waits: list[tuple[float, float, bool]] = []  # (entered, returned, woken by an append)
+        self._open: dict[str, Any] | None = None
+
+    def hook(self, step: str) -> None:
+        if self._open is not None:
+            self._open["marks"].append((step, time.perf_counter()))
+
+
+def attach(h: Any, probe: Probe) -> Callable[[], None]:
+    """Wrap the market_bars runner's ``step``, its log's ``wait_for_append`` and the append
+    signal's notification (``AppendSignal`` has slots: its condition is wrapped, and an append
+    to ``trades`` is told from other writes by the topic's counter); returns the undo."""
+    runner = h.projections.runner("market_bars")
+    log = runner.log
+    signal = getattr(log, "_appended", None)
+    step0 = runner.step
+    wait0 = log.wait_for_append
+
+    def step(bound: Any = None) -> Any:
+        rec: dict[str, Any] = {"start": time.perf_counter(), "cpu0": time.thread_time()}
+        rec["marks"] = []
+        probe._open = rec
+        try:
+            got = step0(bound)
+        finally:
+            probe._open = None
+        rec["end"] = time.perf_counter()
+        rec["cpu"] = time.thread_time() - rec.pop("cpu0")
+        rec["events"] = got.events
+        if got.events:
+            probe.steps.append(rec)
+        return got
+
+    def wait(generation: int, timeout_s: float, topics: Sequence[str] | None = None) -> int:
+        entered = time.perf_counter()
+        got: int = wait0(generation, timeout_s, topics)
+        probe.waits.append((entered, time.perf_counter(), got != generation))
+        return got
+
+    store = runner.store
+    timed: dict[str, Callable[..., Any]] = {}
+    for name in ("select_over", "_insert"):
+        inner = getattr(store, name, None)
+        if inner is None:
+            continue
+
+        def wrapped(*a: Any, _inner: Callable[..., Any] = inner, _name: str = name) -> Any:
+            t0 = time.perf_counter()
+            try:
+                return _inner(*a)
+            finally:
+                if probe._open is not None:
+                    calls = probe._open.setdefault("calls", {})
+                    calls[_name] = calls.get(_name, 0.0) + time.perf_counter() - t0
+
+        timed[name] = wrapped
+        setattr(store, name, wrapped)
+    runner.step = step
+    log.wait_for_append = wait
+    cv = signal._cv if signal is not None else None
+    notify0 = cv.notify_all if cv is not None else None
+    seen = [signal.generation_of(["trades"]) if signal is not None else 0]
+
+    def notify_all() -> None:  # called under the condition's lock, after the counters moved
+        assert signal is not None and notify0 is not None
+        now = signal.generation_of(["trades"])
+        if now != seen[0]:
+            seen[0] = now
+            probe.appends.append(time.perf_counter())
+        notify0()
+
+    if cv is not None:
+        cv.notify_all = notify_all
+
+    def undo() -> None:
+        for name in timed:
+            delattr(store, name)
+        del runner.step
+        del log.wait_for_append
+        if cv is not None:
+            del cv.notify_all
+
+    return undo
+
+
+def summarize(probe: Probe, run: Any) -> dict[str, Any]:
+    steps = probe.steps
+    phases: dict[str, list[float]] = {}
+    for s in steps:
+        prev = s["start"]
+        for name, at in s["marks"]:
+            key = "rows" if name.startswith("rows:") else name
+            phases.setdefault(key, []).append((at - prev) * 1000)
+            prev = at
+        phases.setdefault("after mirrored", []).append((s["end"] - prev) * 1000)
+        for name, secs in s.get("calls", {}).items():
+            phases.setdefault(f"(in the above: chDB {name})", []).append(secs * 1000)
+    # collapse several rows:<table> marks of one step into one figure per step
+    n = len(steps) or 1
+    per_step = {
+        k: {"mean_ms": sum(v) / n, "p50_ms": pct(v, 0.5), "p99_ms": pct(v, 0.99)}
+        for k, v in phases.items()
+    }
+    wall = [(s["end"] - s["start"]) * 1000 for s in steps]
+    cpu = [s["cpu"] * 1000 for s in steps]
+    events = [s["events"] for s in steps]
+    # wake-up: an idle wait ended by an append -> that append's time and the next step's start
+    wakes = []
+    starts = sorted(s["start"] for s in steps)
+    ai = si = 0
+    for entered, returned, woken in probe.waits:
+        if not woken:
+            continue
+        while ai < len(probe.appends) and probe.appends[ai] < entered:
+            ai += 1
+        while si < len(starts) and starts[si] < returned:
+            si += 1
+        if ai < len(probe.appends) and si < len(starts):
+            wakes.append((starts[si] - probe.appends[ai]) * 1000)
+    span = (steps[-1]["end"] - steps[0]["start"]) if steps else 0.0
+    busy = sum(s["end"] - s["start"] for s in steps)
+    return {
+        "run": run.name,
+        "events_per_s": round(run.rate),
+        "visible_p50_ms": pct(run.visible_ms, 0.5),
+        "visible_p95_ms": pct(run.visible_ms, 0.95),
+        "visible_p99_ms": pct(run.visible_ms, 0.99),
+        "ack_p50_ms": pct(run.ack_ms, 0.5),
+        "cpu_s_per_s": run.cpu_per_s,
+        "steps": len(steps),
+        "steps_per_s": len(steps) / span if span else 0.0,
+        "follower_busy_share": busy / span if span else 0.0,
+        "records_per_step_p50": pct(events, 0.5),
+        "records_per_step_mean": sum(events) / n,
+        "step_wall_ms_p50": pct(wall, 0.5),
+        "step_wall_ms_p99": pct(wall, 0.99),
+        "step_cpu_ms_p50": pct(cpu, 0.5),
+        "step_cpu_ms_mean": sum(cpu) / n,
+        "phases": per_step,
+        "idle_waits_woken": len(wakes),
+        "wake_ms_p50": pct(wakes, 0.5),
+        "wake_ms_p99": pct(wakes, 0.99),
+        "note": run.note,
+    }
+
+
+def render(res: dict[str, Any], load: str) -> str:
+    lines = [
+        f"### {res['run']} (load {load})",
+        "",
+        f"- achieved {res['events_per_s']:,} events/s; visible p50/p95/p99 "
+        f"{res['visible_p50_ms']:.1f} / {res['visible_p95_ms']:.1f} / "
+        f"{res['visible_p99_ms']:.1f} ms; ack p50 {res['ack_p50_ms']:.1f} ms; "
+        f"process CPU {res['cpu_s_per_s']:.2f} s/s",
+        f"- {res['steps']} steps, {res['steps_per_s']:.1f}/s, follower busy "
+        f"{res['follower_busy_share']:.0%} of the time; records per step p50 "
+        f"{res['records_per_step_p50']:.0f}, mean {res['records_per_step_mean']:.0f}",
+        f"- step wall p50 {res['step_wall_ms_p50']:.1f} ms, p99 {res['step_wall_ms_p99']:.1f} ms;"
+        f" follower CPU per step p50 {res['step_cpu_ms_p50']:.1f} ms",
+        f"- append -> step start after an idle wait: {res['idle_waits_woken']} wake-ups, "
+        f"p50 {res['wake_ms_p50']:.2f} ms, p99 {res['wake_ms_p99']:.2f} ms",
+        "",
+        "| phase (time since the previous mark) | mean ms/step | p50 ms | p99 ms |",
+        "|---|---:|---:|---:|",
+    ]
+    for k, v in res["phases"].items():
+        lines.append(f"| {k} | {v['mean_ms']:.2f} | {v['p50_ms']:.2f} | {v['p99_ms']:.2f} |")
+    if res["note"]:
+        lines.append(f"\n{res['note']}")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--rates", default="10000,50000", help="target events/s ('max': flat out)")
+    ap.add_argument("--seconds", type=float, default=8.0)
+    ap.add_argument("--out", default="", help="also write the figures as JSON here")
+    args = ap.parse_args(argv)
+
+    from hub.bootstrap import bootstrap
+    from hub.settings import load_settings
+    from tests.service.accounts import open_accounts
+
+    results = []
+    with tempfile.TemporaryDirectory(prefix="visible-profile-") as tmp:
+        h = bootstrap(load_settings(environ={}, data_dir=Path(tmp), projection_autostart=False))
+        try:
+            open_accounts(h, [f"ACC-{i}" for i in range(ACCOUNTS)])
+            start = 2 * 10**7
+            for r in args.rates.split(","):
+                target = None if r == "max" else int(r)
+                probe = Probe()
+                undo = attach(h, probe)
+                runner = h.projections.runner("market_bars")
+                load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+                run = _run_with_probe(h, runner, probe, target, args.seconds, start)
+                undo()
+                start += 10**7
+                res = summarize(probe, run)
+                res["load"] = load
+                results.append(res)
+                print(render(res, load), flush=True)
+        finally:
+            h.close()
+    if args.out:
+        Path(args.out).write_text(json.dumps(results, indent=2))
+    return 0
+
+
+def _run_with_probe(
+    h: Any, runner: Any, probe: Probe, target: int | None, seconds: float, start: int
+) -> Any:
+    """``embedded_run`` with the probe's hook called beside the one it installs."""
+    cls = type(runner)
+    original = cls.__dict__.get("hook")
+    holder: dict[str, Callable[[str], None]] = {}
+
+    def get(obj: Any) -> Callable[[str], None]:
+        inner = holder.get("hook")
+
+        def both(step: str) -> None:
+            probe.hook(step)
+            if inner is not None:
+                inner(step)
+
+        return both
+
+    def set_(obj: Any, value: Callable[[str], None]) -> None:
+        holder["hook"] = value
+
+    # the runner keeps ``hook`` as an instance attribute: route it through a property while the
+    # run lasts, so that embedded_run's hook and the probe's both see every mark
+    saved = runner.__dict__.pop("hook", None) if hasattr(runner, "__dict__") else None
+    cls.hook = property(get, set_)
+    try:
+        holder["hook"] = saved
+        return embedded_run(h, target, seconds, start)
+    finally:
+        if original is None:
+            del cls.hook
+        else:
+            cls.hook = original
+        runner.hook = holder.get("hook") or saved
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -32,9 +32,11 @@ Following the log (:meth:`Ledger.start`)
     A daemon thread syncs as soon as a write committed through this process's log object wakes
     it (``EventLog.wait_for_append``), so an append gets its leaf without a polling interval, and
     wakes again when the timed checkpoint of leaves not yet in one falls due: a leaf waits about
-    ``checkpoint_every_ms`` at most for its signed checkpoint, and under load checkpoints
-    coalesce to one per ``checkpoint_every_ms`` (plus one per ``checkpoint_every_leaves``
-    multiple). Writes it cannot see (another process's) are found every ``poll_ms``.
+    ``checkpoint_every_ms`` at most for its signed checkpoint (plus the sync's own time). Under
+    load syncs and checkpoints coalesce: a sync begins at most once per ``checkpoint_every_ms``
+    and signs one checkpoint for everything appended meanwhile (plus one per
+    ``checkpoint_every_leaves`` multiple). Writes it cannot see (another process's) are found
+    every ``poll_ms``.
 
 Checkpoints (C2SP tlog-checkpoint, signed note by the ``Signer``) carry the hub's ``prev``
 (``checkpoint_hash`` of the previous checkpoint, zeros for the first) and ``time`` lines.
@@ -272,18 +274,19 @@ class Ledger:
                         conn.add_witness_intents([c.size for c in made])
                     size_now = conn.size() if self._listeners else 0
                 result.checkpoints += [c.size for c in made]
+                if appended or made:  # committed: readers of the store see them now
+                    for listener in self._listeners:
+                        listener(size_now, [c.size for c in made])
                 if made and self.witness is not None:  # 6. after the commit
                     self._unwitnessed.update((c.size, c) for c in made)
                     self._copy_to_witness_logged()
-                if appended or made:
-                    for listener in self._listeners:
-                        listener(size_now, [c.size for c in made])
             return result
 
     def on_commit(self, listener: Callable[[int, list[int]], None]) -> Callable[[], None]:
         """Call ``listener(tree_size, checkpoint_sizes)`` after every sync transaction that
-        appended leaves or signed checkpoints, once committed and its witness copies tried, from
-        the syncing thread (so it must return at once); returns the unsubscribe."""
+        appended leaves or signed checkpoints, as soon as it committed (before its witness copies
+        are made), from the syncing thread (so it must return at once); returns the
+        unsubscribe."""
         self._listeners = [*self._listeners, listener]
 
         def unsubscribe() -> None:
@@ -518,6 +521,8 @@ class Ledger:
         Each round reads the log's append counter, syncs (unless fenced and not the leader),
         then waits for an append after that read, for the timed checkpoint falling due, or
         ``poll_ms``, whichever comes first; so an append landing during a sync is never missed.
+        Rounds woken by appends begin at most once per ``checkpoint_every_ms`` (coalescing: under
+        load every sync appends what arrived during the interval and signs one checkpoint).
         A failed sync is logged and retried after ``poll_ms``. ``stop`` is seen within
         ``_STOP_CHECK_S``."""
         if self._thread is not None:
@@ -525,10 +530,13 @@ class Ledger:
         poll_s = poll_ms / 1000
         self._stop.clear()
 
+        every_s = self.config.checkpoint_every_ms / 1000
+
         def loop() -> None:
             while not self._stop.is_set():
                 seen = self.log.append_generation()
                 wait_s = poll_s
+                synced_at = time.monotonic()
                 if self.is_writer():  # a follower process: the leader syncs
                     try:
                         self.sync()
@@ -542,7 +550,11 @@ class Ledger:
                 deadline = time.monotonic() + wait_s
                 while not self._stop.is_set() and (left := deadline - time.monotonic()) > 0:
                     if self.log.wait_for_append(seen, min(left, _STOP_CHECK_S)) != seen:
-                        break  # an append: sync now
+                        # An append: sync now, or (under load) when one checkpoint interval
+                        # has passed since the last sync began, so that the appends meanwhile
+                        # share one sync and its checkpoint.
+                        self._stop.wait(synced_at + every_s - time.monotonic())
+                        break
 
         self._thread = threading.Thread(target=loop, name="ledger-sync", daemon=True)
         self._thread.start()

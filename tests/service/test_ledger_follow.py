@@ -113,6 +113,7 @@ def test_a_failing_witness_holds_timed_checkpoints_back(hub: Hub) -> None:
             meta += publish_trades(hub, 3, 1000 + 10 * k)
             time.sleep(0.35)
         wait_for(lambda: leafed(hub, meta), "the leaves of the appends")
+        wait_for(lambda: bool(ledger.store.witness_intents()), "the first timed checkpoint")
         pending = ledger.store.witness_intents()
         assert len(pending) == 1, pending  # the first timed one; none after it
         report = verify_ledger(ledger)

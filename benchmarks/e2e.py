@@ -16,7 +16,13 @@ output folder (default ``.bench/e2e``) is git-ignored.
   5. the Kafka footprint (``benchmarks/e2e_kafka.py``): kafka-producer-perf-test and raw
      librdkafka baselines, the hub publishing to Kafka at fixed rates and flat out with a view
      following, a py-spy profile; skipped loudly when this checkout's broker is not running
-     (outside CI). Not measured yet: publish->on the ledger (leaf and signed checkpoint).
+     (outside CI).
+Publishing runs (embedded and Kafka) also measure publish->on the ledger with the ledger's
+follower running as ``hub serve`` runs it (``Ledger.start``): the batch's leaves committed, and a
+signed checkpoint that includes them committed, so readers of the store see it (its witness
+copy follows; each checkpoint is read back from the store and its signature checked).
+``--ledger-baseline`` adds, per embedded rate, a run with the ledger followed as before it was
+woken by appends (polled every second) just before it.
 """
 
 from __future__ import annotations
@@ -376,10 +382,24 @@ def table_row(r: Run, baseline: Run | None, tool: Run | None) -> str:
     return (
         f"| {r.name} | {target_cell(r)} | {r.rate:,.0f} | {vs} | {vt} "
         f"| {p(r.ack_ms, 'ack p50', 0.5)} | {p(r.ack_ms, 'ack p99', 0.99)} "
+        f"| {ledger_cells(r)} "
         f"| {p(r.visible_ms, 'visible p50', 0.5)} | {p(r.visible_ms, 'visible p99', 0.99)} "
         f"| {r.cpu_per_s:.2f} | {r.rate / r.cpu_per_s if r.cpu_per_s else 0:,.0f} | {per_cpu} "
         f"| {r.peak_rss_mb:,.0f} | {r.note} |"
     )
+
+
+def ledger_cells(r: Run) -> str:
+    """leaf p50, p99 | signed checkpoint p50, p95, p99 (ms), blank without the ledger."""
+    cells = [(r.leaf_ms, 0.5), (r.leaf_ms, 0.99)]
+    cells += [(r.checkpoint_ms, q) for q in (0.5, 0.95, 0.99)]
+    return " | ".join(f"{pct(v, q):.1f}" if v else "" for v, q in cells)
+
+
+LEDGER_HEADER = (
+    "| leaf p50 ms | leaf p99 ms | checkpoint p50 ms | checkpoint p95 ms | checkpoint p99 ms "
+)
+LEDGER_RULE = "---:|---:|---:|---:|---:|"
 
 
 def kafka_section(
@@ -404,9 +424,9 @@ def kafka_section(
         "Python runs' peak RSS is this harness process's (it also holds the hub's modules).",
         "",
         "| run | target/s | events/s | vs raw librdkafka | vs kafka-producer-perf-test "
-        "| ack p50 ms | ack p99 ms | visible p50 ms | visible p99 ms | CPU s/s "
-        "| events per CPU s | per CPU s vs raw librdkafka | peak RSS MiB | note |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| ack p50 ms | ack p99 ms " + LEDGER_HEADER + "| visible p50 ms | visible p99 ms "
+        "| CPU s/s | events per CPU s | per CPU s vs raw librdkafka | peak RSS MiB | note |",
+        "|---|---:|---:|---:|---:|---:|---:|" + LEDGER_RULE + "---:|---:|---:|---:|---:|---:|---|",
     ]
     lines += [table_row(r, raw, tool) for r in [*base, *runs]]
     lines += [
@@ -432,6 +452,7 @@ def kafka_section(
     )
     lat = [(f"ack: {short(r.name)}", cdf(r.ack_ms)) for r in [*base, *runs] if r.ack_ms]
     lat += [(f"visible: {short(r.name)}", cdf(r.visible_ms)) for r in runs if r.visible_ms]
+    lat += [(f"checkpoint: {short(r.name)}", cdf(r.checkpoint_ms)) for r in runs if r.checkpoint_ms]
     (out / "kafka_latency_cdf.svg").write_text(
         svg_lines("Kafka: latency CDF", lat, "milliseconds", "fraction")
     )
@@ -463,8 +484,9 @@ def write_report(
         "baselines measured in this same run (machines here are shared and noisy).",
         "",
         "| run | target/s | events/s | vs raw SQLite | vs raw SHA-256 | ack p50 ms | ack p99 ms "
-        "| visible p50 ms | visible p99 ms | CPU s/s | events per CPU s | peak RSS MiB | note |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        + LEDGER_HEADER
+        + "| visible p50 ms | visible p99 ms | CPU s/s | events per CPU s | peak RSS MiB | note |",
+        "|---|---:|---:|---:|---:|---:|---:|" + LEDGER_RULE + "---:|---:|---:|---:|---:|---|",
     ]
     for r in [*base, *runs]:
         vis = (
@@ -476,14 +498,18 @@ def write_report(
         lines.append(
             f"| {r.name} | {target_cell(r)} | {r.rate:,.0f} | {r.rate / sql.rate:.3f}x "
             f"| {r.rate / sha.rate:.4f}x "
-            f"| {ack[0]} | {ack[1]} | {vis[0]} | {vis[1]} | {r.cpu_per_s:.2f} "
+            f"| {ack[0]} | {ack[1]} | {ledger_cells(r)} | {vis[0]} | {vis[1]} | {r.cpu_per_s:.2f} "
             f"| {r.rate / r.cpu_per_s if r.cpu_per_s else 0:,.0f} "
             f"| {r.peak_rss_mb:,.0f} | {r.note} |"
         )
     lines += [
         "",
         "ack: publish -> acknowledged (per batch or request; a batch is acknowledged once "
-        "durable). visible: publish -> the `market_bars` view's checkpoint covers the batch. "
+        "durable). leaf: publish -> the ledger transaction holding the batch's leaves "
+        "committed; checkpoint: publish -> a signed checkpoint including them committed (its "
+        "witness copy follows; the ledger's follower as `hub serve` runs it; blank for the file "
+        "and HTTP runs, whose acknowledgement covers the leaves). "
+        "visible: publish -> the `market_bars` view's checkpoint covers the batch. "
         "CPU s/s: CPU seconds per wall second of the process that did the work (the hub "
         "server's process for HTTP); on a shared machine a process may get far less than a "
         "core, so events per CPU second compares runs that got different shares. Peak RSS is "
@@ -507,6 +533,7 @@ def write_report(
     )
     lat = [(f"ack: {r.name}", cdf(r.ack_ms)) for r in runs if r.ack_ms and r.target is not None]
     lat += [(f"visible: {r.name}", cdf(r.visible_ms)) for r in runs if r.visible_ms]
+    lat += [(f"checkpoint: {r.name}", cdf(r.checkpoint_ms)) for r in runs if r.checkpoint_ms]
     (out / "latency_cdf.svg").write_text(
         svg_lines("Latency CDF", lat, "milliseconds", "fraction of batches")
     )
@@ -528,6 +555,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--kafka-rates", default="10000,50000,100000,max", help="hub -> Kafka rates")
     ap.add_argument("--no-profile", action="store_true", help="no py-spy profile of hub -> Kafka")
     ap.add_argument("--skip", default="", help="comma list of: files,embedded,http,kafka")
+    ap.add_argument(
+        "--ledger-baseline",
+        action="store_true",
+        help="per embedded rate, also a run with the ledger polled every second (as before)",
+    )
     args = ap.parse_args(argv)
     rates = [None if r == "max" else int(r) for r in args.rates.split(",") if r]
     http_rates = [None if r == "max" else int(r) for r in args.http_rates.split(",") if r]
@@ -582,9 +614,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         start = 2 * 10**7
         if "embedded" not in skip:
             for target in rates:
-                print(f"embedded publish at {target or 'max'}...", flush=True)
-                runs.append(embedded_run(h, target, args.seconds, start))
-                start += 10**7
+                modes = ("polled", "woken") if args.ledger_baseline else ("woken",)
+                for mode in modes:  # alternating: the baseline beside its run
+                    print(f"embedded publish at {target or 'max'} (ledger {mode})...", flush=True)
+                    runs.append(embedded_run(h, target, args.seconds, start, ledger=mode))
+                    start += 10**7
     finally:
         h.close()
     if "http" not in skip:

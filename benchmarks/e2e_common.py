@@ -30,6 +30,8 @@ class Run:
     seconds: float = 0.0
     ack_ms: list[float] = field(default_factory=list)
     visible_ms: list[float] = field(default_factory=list)
+    leaf_ms: list[float] = field(default_factory=list)  # publish -> the batch's leaves committed
+    checkpoint_ms: list[float] = field(default_factory=list)  # -> a signed checkpoint holds them
     per_second: list[int] = field(default_factory=list)  # events acknowledged in each second
     cpu_per_s: float = 0.0  # CPU seconds (user + system) per wall second
     peak_rss_mb: float = 0.0
@@ -103,11 +105,106 @@ def trade(i: int) -> dict[str, Any]:
     }
 
 
+class LedgerWatch:
+    """The ledger following the log during a run, as ``hub serve`` runs it (``Ledger.start``),
+    or as it did before it was woken by appends (``polled``: a sync every second, a timed
+    checkpoint at most every second: the same-run baseline). Records when each sync transaction
+    committed (readers of the store see it; its witness copies follow) and the checkpoints it
+    signed; ``latencies`` turns
+    them into publish -> leaf and publish -> signed checkpoint per batch, after reading every
+    checkpoint it saw back from the store and checking its signature."""
+
+    def __init__(self, ledger: Any, polled: bool = False) -> None:
+        import dataclasses
+
+        self.ledger = ledger
+        self.polled = polled
+        self.commits: list[tuple[float, int, int]] = []  # (time, tree size, largest checkpoint)
+        self._config = ledger.config
+        if polled:
+            ledger.config = dataclasses.replace(ledger.config, checkpoint_every_ms=1_000)
+        ledger.sync(force_checkpoint=True)  # start from a checkpointed tree
+        self._unsubscribe = ledger.on_commit(self._seen)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        if polled:
+            self._thread = threading.Thread(target=self._poll, daemon=True)
+            self._thread.start()
+        else:
+            ledger.start()
+
+    def _seen(self, size: int, checkpoints: list[int]) -> None:
+        self.commits.append((time.perf_counter(), size, max(checkpoints, default=0)))
+
+    def _poll(self) -> None:  # Ledger.start before it was woken by appends
+        while not self._stop.wait(1.0):
+            self.ledger.sync()
+
+    def finish(self, last: dict[tuple[str, int], int], deadline_s: float = 60.0) -> str:
+        """Let the follower cover the run's last batch (``last``: its highest offset per
+        partition) with leaves and a signed checkpoint, stop it; a note when it did not in
+        time."""
+        ledger, end = self.ledger, time.perf_counter() + deadline_s
+        note = ""
+        while True:
+            idx = [ledger.index_of(t, p, off) for (t, p), off in last.items()]
+            cp = ledger.store.latest_checkpoint()
+            if cp is not None and all(i is not None and i < cp.size for i in idx):
+                break
+            if time.perf_counter() > end:
+                note = "the ledger had not covered the run within 60 s after it"
+                break
+            time.sleep(0.05)
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join(30)
+        else:
+            ledger.stop()
+        self._unsubscribe()
+        ledger.config = self._config
+        return note
+
+    def latencies(
+        self, run: Run, sent: Sequence[tuple[float, float, dict[tuple[str, int], int]]]
+    ) -> None:
+        from audit.note import open_checkpoint, parse_verifier_key
+
+        ledger = self.ledger
+        key = parse_verifier_key(ledger.public_key())
+        for size in sorted({c for _, _, c in self.commits if c}):
+            cp = ledger.store.checkpoint(size)
+            assert cp is not None, f"checkpoint {size} was reported but is not in the store"
+            parsed, _ = open_checkpoint(cp.note, [key])  # raises unless signed by the ledger
+            assert (parsed.size, parsed.root) == (cp.size, cp.root)
+        li = ci = 0
+        commits = self.commits
+        for t0, _, need in sent:  # batches and commits are both in time order
+            found = [ledger.index_of(t, p, off) for (t, p), off in need.items()]
+            if None in found:
+                continue  # not covered within the deadline (the run's note says so)
+            idx = max(i for i in found if i is not None)
+            while li < len(commits) and commits[li][1] <= idx:
+                li += 1
+            while ci < len(commits) and commits[ci][2] <= idx:
+                ci += 1
+            if li < len(commits):
+                run.leaf_ms.append((commits[li][0] - t0) * 1000)
+            if ci < len(commits):
+                run.checkpoint_ms.append((commits[ci][0] - t0) * 1000)
+
+
 def embedded_run(
-    h: Any, target: int | None, seconds: float, start: int, label: str = "embedded publish"
+    h: Any,
+    target: int | None,
+    seconds: float,
+    start: int,
+    label: str = "embedded publish",
+    ledger: str = "woken",
 ) -> Run:
     """Publish trades for ``seconds`` (a batch every 5 ms at ``target``, else back to back)
-    while ``market_bars`` follows the log; ack and visible latency per batch."""
+    while ``market_bars`` and the ledger follow the log; ack, leaf, signed-checkpoint and visible
+    latency per batch. ``ledger``: ``woken`` (``Ledger.start``), ``polled`` (the ledger as it
+    followed before: see ``LedgerWatch``), or ``off``."""
     from core.events import OutgoingEvent
 
     runner = h.projections.runner("market_bars")
@@ -125,10 +222,12 @@ def embedded_run(
     follower = threading.Thread(target=runner.follow, args=(stop,), daemon=True)
     follower.start()
     per_tick = max(1, (target or 200_000) // 200)
+    suffix = ", ledger polled 1 s (before)" if ledger == "polled" else ""
     run = Run(
-        f"{label}, {'as fast as it goes' if target is None else f'{target:,}/s'}",
+        f"{label}, {'as fast as it goes' if target is None else f'{target:,}/s'}{suffix}",
         target=target,
     )
+    watch = None if ledger == "off" else LedgerWatch(h.ledger, polled=ledger == "polled")
     sent: list[tuple[float, float, dict[tuple[str, int], int]]] = []
     peak_rss_reset()
     cpu0, began, tick, i = self_cpu(), time.perf_counter(), 0, start
@@ -156,7 +255,8 @@ def embedded_run(
     stop.set()
     follower.join(30)
     runner.hook = lambda step: None
-    run.cpu_per_s = (self_cpu() - cpu0) / run.seconds  # includes the follower's drain
+    ledger_note = "" if watch is None or not sent else watch.finish(sent[-1][2])
+    run.cpu_per_s = (self_cpu() - cpu0) / run.seconds  # includes the followers' drain
     run.peak_rss_mb = self_peak_rss_mb()
     run.ack_ms = [(t1 - t0) * 1000 for t0, t1, _ in sent]
     run.per_second = buckets([(t1, per_tick) for _, t1, _ in sent], began, run.seconds)
@@ -168,4 +268,7 @@ def embedded_run(
             run.note = "the view had not caught up within 60 s after the run"
             break
         run.visible_ms.append((commits[ci][0] - t0) * 1000)
+    if watch is not None:
+        watch.latencies(run, sent)
+        run.note = "; ".join(n for n in (run.note, ledger_note) if n)
     return run

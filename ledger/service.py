@@ -20,11 +20,23 @@ Sync commits in steps, per batch of at most ``sync_batch`` leaves, in ONE ledger
     4. advance the positions of the partitions read;
     5. sign a checkpoint at every multiple of ``checkpoint_every_leaves`` the batch crosses, and
        at the end of the sync one for the current size if ``checkpoint_every_ms`` elapsed since
-       the last (or ``force_checkpoint``); with a witness, record a *witness intent* for each;
+       the last (or ``force_checkpoint``); with a witness, record a *witness intent* for each.
+       No timed checkpoint is signed while this process's earlier ones await their witness
+       copy (the witness is failing): an outage then leaves no more intents than before;
     6. commit; then copy the new checkpoints to the witness store (write-once) and clear their
        intents. A process killed between the commit and the copy leaves the intents: the next
        open or sync makes the copies (``copy_to_witness``), under the rules of
        ``ledger.witness`` that keep an intent from laundering a rewritten checkpoint.
+
+Following the log (:meth:`Ledger.start`)
+    A daemon thread syncs as soon as a write committed through this process's log object wakes
+    it (``EventLog.wait_for_append``), so an append gets its leaf without a polling interval, and
+    wakes again when the timed checkpoint of leaves not yet in one falls due: a leaf waits about
+    ``checkpoint_every_ms`` at most for its signed checkpoint (plus the sync's own time). Under
+    load syncs and checkpoints coalesce: a sync begins at most once per ``checkpoint_every_ms``
+    and signs one checkpoint for everything appended meanwhile (plus one per
+    ``checkpoint_every_leaves`` multiple). Writes it cannot see (another process's) are found
+    every ``poll_ms``.
 
 Checkpoints (C2SP tlog-checkpoint, signed note by the ``Signer``) carry the hub's ``prev``
 (``checkpoint_hash`` of the previous checkpoint, zeros for the first) and ``time`` lines.
@@ -70,6 +82,8 @@ _part_of = attrgetter("partition")
 _offset_of = attrgetter("offset")
 _ts_of = attrgetter("timestamp_ms")
 
+_STOP_CHECK_S = 0.2  # the follower's longest single wait: how soon it sees ``stop``
+
 AUDIT_TOPIC = "hub.audit"
 AUDIT_EVENT_TYPE = "hub.AuditActionRecorded"
 AUDIT_SCHEMA = json.dumps(
@@ -95,7 +109,7 @@ AUDIT_SCHEMA = json.dumps(
 class LedgerConfig:
     origin: str = "hub.local/ledger"
     checkpoint_every_leaves: int = 10_000
-    checkpoint_every_ms: int = 1_000
+    checkpoint_every_ms: int = 50
     sync_batch: int = 50_000
     max_pending_ms: int = 60_000  # verify fails on a record older than this not on the ledger
 
@@ -195,6 +209,10 @@ class Ledger:
         self._thread: threading.Thread | None = None
         # Checkpoints this process signed whose witness copy is not made yet (copied as they are).
         self._unwitnessed: dict[int, StoredCheckpoint] = {}
+        # When the leaves past the latest checkpoint fall due for a timed one (wall clock, us;
+        # None: nothing waits), as the last sync found it: the follower wakes then.
+        self._due_us: int | None = None
+        self._listeners: list[Callable[[int, list[int]], None]] = []
         if witness is not None and fence is None:
             self._copy_to_witness_logged()  # a crash between a commit and its copy: make it now
 
@@ -254,11 +272,27 @@ class Ledger:
                         done = True
                     if made and self.witness is not None:  # 5. in the checkpoints' transaction
                         conn.add_witness_intents([c.size for c in made])
+                    size_now = conn.size() if self._listeners else 0
                 result.checkpoints += [c.size for c in made]
+                if appended or made:  # committed: readers of the store see them now
+                    for listener in self._listeners:
+                        listener(size_now, [c.size for c in made])
                 if made and self.witness is not None:  # 6. after the commit
                     self._unwitnessed.update((c.size, c) for c in made)
                     self._copy_to_witness_logged()
             return result
+
+    def on_commit(self, listener: Callable[[int, list[int]], None]) -> Callable[[], None]:
+        """Call ``listener(tree_size, checkpoint_sizes)`` after every sync transaction that
+        appended leaves or signed checkpoints, as soon as it committed (before its witness copies
+        are made), from the syncing thread (so it must return at once); returns the
+        unsubscribe."""
+        self._listeners = [*self._listeners, listener]
+
+        def unsubscribe() -> None:
+            self._listeners = [f for f in self._listeners if f is not listener]
+
+        return unsubscribe
 
     def _sync_batch(
         self,
@@ -313,13 +347,19 @@ class Ledger:
         return count
 
     def _checkpoint_if_due(self, conn: LedgerWrite, force: bool) -> StoredCheckpoint | None:
+        self._due_us = None
         size = conn.size()
         last = conn.latest_checkpoint()
         if size == 0 or (last is not None and last.size >= size):
             return None
-        elapsed_ms = (self._clock_us() - (last.time_us if last else 0)) / 1000
-        if force or last is None or elapsed_ms >= self.config.checkpoint_every_ms:
+        if force or last is None:
             return self._make_checkpoint(conn, size)
+        if self.witness is not None and self._unwitnessed:
+            return None  # the witness is failing: its copies first (the next sync retries them)
+        due_us = last.time_us + self.config.checkpoint_every_ms * 1000
+        if self._clock_us() >= due_us:
+            return self._make_checkpoint(conn, size)
+        self._due_us = due_us
         return None
 
     def _make_checkpoint(self, conn: LedgerWrite, size: int) -> StoredCheckpoint | None:
@@ -475,21 +515,46 @@ class Ledger:
             time.sleep(0.05)
 
     # -- background follower -----------------------------------------------------------------
-    def start(self, interval_ms: int | None = None) -> None:
-        """Sync every ``interval_ms`` (default ``checkpoint_every_ms``) in a daemon thread."""
+    def start(self, poll_ms: int = 250) -> None:
+        """Follow the log in a daemon thread (see "Following the log" above); idempotent.
+
+        Each round reads the log's append counter, syncs (unless fenced and not the leader),
+        then waits for an append after that read, for the timed checkpoint falling due, or
+        ``poll_ms``, whichever comes first; so an append landing during a sync is never missed.
+        Rounds woken by appends begin at most once per ``checkpoint_every_ms`` (coalescing: under
+        load every sync appends what arrived during the interval and signs one checkpoint).
+        A failed sync is logged and retried after ``poll_ms``. ``stop`` is seen within
+        ``_STOP_CHECK_S``."""
         if self._thread is not None:
             return
-        every = (interval_ms or self.config.checkpoint_every_ms) / 1000
+        poll_s = poll_ms / 1000
         self._stop.clear()
 
+        every_s = self.config.checkpoint_every_ms / 1000
+
         def loop() -> None:
-            while not self._stop.wait(every):
-                if not self.is_writer():
-                    continue  # a follower process: the leader syncs
-                try:
-                    self.sync()
-                except Exception:  # keep following; the next round retries
-                    log.exception("ledger sync failed")
+            while not self._stop.is_set():
+                seen = self.log.append_generation()
+                wait_s = poll_s
+                synced_at = time.monotonic()
+                if self.is_writer():  # a follower process: the leader syncs
+                    try:
+                        self.sync()
+                        due = self._due_us
+                        if due is not None:
+                            wait_s = min(wait_s, max(0.0, (due - self._clock_us()) / 1e6))
+                    except Exception:  # keep following; the next round retries
+                        log.exception("ledger sync failed")
+                        self._stop.wait(poll_s)
+                        continue
+                deadline = time.monotonic() + wait_s
+                while not self._stop.is_set() and (left := deadline - time.monotonic()) > 0:
+                    if self.log.wait_for_append(seen, min(left, _STOP_CHECK_S)) != seen:
+                        # An append: sync now, or (under load) when one checkpoint interval
+                        # has passed since the last sync began, so that the appends meanwhile
+                        # share one sync and its checkpoint.
+                        self._stop.wait(synced_at + every_s - time.monotonic())
+                        break
 
         self._thread = threading.Thread(target=loop, name="ledger-sync", daemon=True)
         self._thread.start()

@@ -4,7 +4,7 @@
 Reads answer from the ledger as synced; ``GET /v1/ledger/entries/{index}`` syncs first when the
 entry is not yet covered by a checkpoint. Installing this router also keeps the ledger synced
 while the app runs: a FastAPI lifespan starts ``Ledger.start()`` (a background thread syncing
-every ``checkpoint_every_ms``) and stops it on shutdown.
+when an append wakes it and signing a checkpoint when one falls due) and stops it on shutdown.
 
 An evidence export (here, in the console and ``hub evidence export``, all through
 ``hub.evidence.export_evidence_pack``) is one lineage run of ``export.evidence``.

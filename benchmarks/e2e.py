@@ -47,6 +47,7 @@ import pyarrow.parquet as pq
 
 from benchmarks.e2e_common import (
     ACCOUNTS,
+    FOLLOW_MS,
     ROOT,
     Run,
     buckets,
@@ -507,7 +508,8 @@ def write_report(
         "ack: publish -> acknowledged (per batch or request; a batch is acknowledged once "
         "durable). leaf: publish -> the ledger transaction holding the batch's leaves "
         "committed; checkpoint: publish -> a signed checkpoint including them committed (its "
-        "witness copy follows; the ledger's follower as `hub serve` runs it; blank for the file "
+        "witness copy follows; the ledger's follower as `hub serve` runs it, with "
+        f"HUB_CHECKPOINT_EVERY_MS={FOLLOW_MS} (default 1000); blank for the file "
         "and HTTP runs, whose acknowledgement covers the leaves). "
         "visible: publish -> the `market_bars` view's checkpoint covers the batch. "
         "CPU s/s: CPU seconds per wall second of the process that did the work (the hub "

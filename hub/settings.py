@@ -219,11 +219,13 @@ class Settings(BaseSettings):
         default=10_000, ge=1, description="Sign a ledger checkpoint at every multiple of N leaves."
     )
     checkpoint_every_ms: int = Field(
-        default=50,
+        default=1_000,
         ge=10,
         description="Sign a ledger checkpoint when the tree grew and T ms passed since the last: "
         "a leaf waits about T at most for its signed checkpoint (the ledger follower wakes "
-        "when one falls due); under load, at most one timed checkpoint per T.",
+        "when one falls due); under load, at most one timed checkpoint per T. Every checkpoint "
+        "is a stored row and a witness copy that verify lists: 50 gives a signed checkpoint "
+        "within ~100 ms but up to 20 checkpoints a second under steady load.",
     )
     ledger_sync_batch: int = Field(
         default=50_000, ge=1, description="Most leaves appended per ledger transaction."

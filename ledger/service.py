@@ -109,7 +109,7 @@ AUDIT_SCHEMA = json.dumps(
 class LedgerConfig:
     origin: str = "hub.local/ledger"
     checkpoint_every_leaves: int = 10_000
-    checkpoint_every_ms: int = 50
+    checkpoint_every_ms: int = 1_000
     sync_batch: int = 50_000
     max_pending_ms: int = 60_000  # verify fails on a record older than this not on the ledger
 

@@ -18,6 +18,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 ACCOUNTS = 500
+PUBLISHERS = int(os.environ.get("E2E_PUBLISHERS", "8"))  # concurrent embedded publishers
 
 
 # -- measuring --------------------------------------------------------------------------------
@@ -104,10 +105,22 @@ def trade(i: int) -> dict[str, Any]:
 
 
 def embedded_run(
-    h: Any, target: int | None, seconds: float, start: int, label: str = "embedded publish"
+    h: Any,
+    target: int | None,
+    seconds: float,
+    start: int,
+    label: str = "embedded publish",
+    publishers: int = PUBLISHERS,
 ) -> Run:
-    """Publish trades for ``seconds`` (a batch every 5 ms at ``target``, else back to back)
-    while ``market_bars`` follows the log; ack and visible latency per batch."""
+    """Publish trades for ``seconds`` from ``publishers`` concurrent threads (like HTTP clients)
+    while ``market_bars`` follows the log; ack and visible latency per batch.
+
+    At ``target`` a batch of ``target / 200`` trades is due every 5 ms, open loop: tick ``t``
+    is due at ``began + t * 5 ms`` and is sent by publisher ``t % publishers``, so a slow
+    acknowledgement delays only its own publisher's next ticks, not the schedule (one
+    synchronous publisher could never send faster than one batch per acknowledgement). Without
+    ``target`` each publisher sends back to back. The ack latency is that of the
+    ``publish`` call."""
     from core.events import OutgoingEvent
 
     runner = h.projections.runner("market_bars")
@@ -126,30 +139,59 @@ def embedded_run(
     follower.start()
     per_tick = max(1, (target or 200_000) // 200)
     run = Run(
-        f"{label}, {'as fast as it goes' if target is None else f'{target:,}/s'}",
+        f"{label}, {publishers} publishers, "
+        f"{'as fast as it goes' if target is None else f'{target:,}/s'}",
         target=target,
     )
     sent: list[tuple[float, float, dict[tuple[str, int], int]]] = []
+    ticks = [0]
+    tick_lock = threading.Lock()
+    failures: list[BaseException] = []
     peak_rss_reset()
-    cpu0, began, tick, i = self_cpu(), time.perf_counter(), 0, start
-    while time.perf_counter() - began < seconds:
-        if target is not None:
-            due = began + tick * 0.005
-            now = time.perf_counter()
-            if now < due:
-                time.sleep(due - now)
-        events = [OutgoingEvent(value=trade(i + k)) for k in range(per_tick)]
-        i += per_tick
-        t0 = time.perf_counter()
-        meta = h.publisher.publish("trades", events, "e2e")
-        t1 = time.perf_counter()
-        need: dict[tuple[str, int], int] = {}
-        for m in meta:
-            need[(m.topic, m.partition)] = max(need.get((m.topic, m.partition), -1), m.offset)
-        sent.append((t0, t1, need))
-        tick += 1
+    cpu0, began = self_cpu(), time.perf_counter()
+
+    def publisher() -> None:
+        mine: list[tuple[float, float, dict[tuple[str, int], int]]] = []
+        try:
+            while True:
+                with tick_lock:
+                    tick = ticks[0]
+                    ticks[0] += 1
+                if target is not None:
+                    due = began + tick * 0.005
+                    now = time.perf_counter()
+                    if due - began >= seconds:
+                        break
+                    if now < due:
+                        time.sleep(due - now)
+                elif time.perf_counter() - began >= seconds:
+                    break
+                i = start + tick * per_tick
+                events = [OutgoingEvent(value=trade(i + k)) for k in range(per_tick)]
+                t0 = time.perf_counter()
+                meta = h.publisher.publish("trades", events, "e2e")
+                t1 = time.perf_counter()
+                need: dict[tuple[str, int], int] = {}
+                for m in meta:
+                    tp = (m.topic, m.partition)
+                    need[tp] = max(need.get(tp, -1), m.offset)
+                mine.append((t0, t1, need))
+        except BaseException as exc:  # reported after the run
+            failures.append(exc)
+        finally:
+            with tick_lock:
+                sent.extend(mine)
+
+    threads = [threading.Thread(target=publisher) for _ in range(max(1, publishers))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if failures:
+        raise failures[0]
+    sent.sort(key=lambda s: s[0])
     run.seconds = time.perf_counter() - began
-    run.events = i - start
+    run.events = len(sent) * per_tick
     deadline = time.perf_counter() + 60
     while runner.lag() and time.perf_counter() < deadline:
         time.sleep(0.01)
@@ -160,12 +202,16 @@ def embedded_run(
     run.peak_rss_mb = self_peak_rss_mb()
     run.ack_ms = [(t1 - t0) * 1000 for t0, t1, _ in sent]
     run.per_second = buckets([(t1, per_tick) for _, t1, _ in sent], began, run.seconds)
-    ci = 0
-    for t0, _, need in sent:  # commits are in time order; so are the batches' offsets
-        while ci < len(commits) and not all(commits[ci][1].get(k, 0) > v for k, v in need.items()):
-            ci += 1
-        if ci == len(commits):
+    for t0, _, need in sent:  # the view's positions only grow: bisect the first commit
+        lo, hi = 0, len(commits)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if all(commits[mid][1].get(k, 0) > v for k, v in need.items()):
+                hi = mid
+            else:
+                lo = mid + 1
+        if lo == len(commits):
             run.note = "the view had not caught up within 60 s after the run"
             break
-        run.visible_ms.append((commits[ci][0] - t0) * 1000)
+        run.visible_ms.append((commits[lo][0] - t0) * 1000)
     return run

@@ -219,7 +219,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"size {size:>5} phases (median ms, 1 thread): {cells}", flush=True)
             for threads in sorted({1, args.threads}):
                 raw = raw_append(folder / f"raw-{size}-{threads}.db", size, args.seconds, threads)
+                group = getattr(log, "_group", None)  # absent before group commit
+                before = (group.commits, group.appends) if group is not None else (0, 0)
                 hub = hub_append(log, size, args.seconds, threads)
+                if group is not None:
+                    commits, appends = group.commits - before[0], group.appends - before[1]
+                    hub["appends per commit"] = appends / max(commits, 1)
                 for name, r in (("raw SQLite", raw), ("hub append", hub)):
                     cells = ", ".join(f"{k} {v:,.2f}" for k, v in r.items())
                     print(f"size {size:>5} {threads:>2} threads {name:>10}: {cells}", flush=True)

@@ -4,11 +4,13 @@ SQLite committing the same bytes, at batch sizes 1, 24, 50 and 1,000 (issue 13).
 Phases of one append (one thread, no contention), each timed with ``perf_counter``:
 ``prepare`` (validate, route, encode the stored batch), ``begin`` (lock + ``BEGIN IMMEDIATE``),
 ``store`` (next offset, MAC chain, insert, advance + re-seal), ``commit`` (``COMMIT``: the WAL
-fsync). Then ``concurrent``: ``THREADS`` threads each appending batches of the size back to
-back (what concurrent publishers or decision flushers do), appends/s and records/s, p50/p99
-per append. The raw baseline is SQLite as its authors recommend for throughput (WAL,
-``synchronous=FULL``, one transaction per batch, ``executemany``) inserting each record's value,
-key and headers as one row.
+fsync). Then one and ``--threads`` threads each appending batches of the size back to back
+(what concurrent publishers or decision flushers do): appends/s, records/s (per CPU-s),
+p50/p99 per append and appends per commit; raw and hub alternate ``--rounds`` times per row
+(the disk's fsync time drifts minute by minute here). The raw baseline is SQLite as its
+authors recommend for throughput (WAL, ``synchronous=FULL``, one transaction per batch,
+``executemany``) inserting each record's value, key and headers as one row; ``--skip-hub``
+leaves out the hub's layers (``Publisher.prepare``, the decision sink).
 
 Run: ``.venv/bin/python -m benchmarks.small_append [--seconds 3] [--threads 8] [--sizes 1,24]``
 """
@@ -69,7 +71,10 @@ def phases(log: SqliteEventLog, size: int, seconds: float) -> dict[str, float]:
     return {k: statistics.median(v) for k, v in out.items()}
 
 
-def hub_append(log: SqliteEventLog, size: int, seconds: float, threads: int) -> dict[str, float]:
+Part = tuple[int, float, float, list[float]]  # appends, wall s, CPU s, latencies (ms)
+
+
+def hub_append(log: SqliteEventLog, size: int, seconds: float, threads: int) -> Part:
     """``threads`` threads appending batches of ``size`` through the public ``append``."""
     lat: list[float] = []
     counts = [0] * threads
@@ -90,7 +95,7 @@ def hub_append(log: SqliteEventLog, size: int, seconds: float, threads: int) -> 
     return _threads(work, threads, counts, size, lat)
 
 
-def raw_append(path: Path, size: int, seconds: float, threads: int) -> dict[str, float]:
+def raw_append(path: Path, size: int, seconds: float, threads: int) -> Part:
     """The same bytes, raw SQLite: one connection per thread, one transaction per batch."""
     setup = sqlite3.connect(path, isolation_level=None)
     setup.execute("PRAGMA journal_mode=WAL")
@@ -120,15 +125,22 @@ def raw_append(path: Path, size: int, seconds: float, threads: int) -> dict[str,
 
 def _threads(
     work: Callable[[int], None], threads: int, counts: list[int], size: int, lat: list[float]
-) -> dict[str, float]:
+) -> Part:
     cpu0, t0 = time.process_time(), time.perf_counter()
     ts = [threading.Thread(target=work, args=(k,)) for k in range(threads)]
     for t in ts:
         t.start()
     for t in ts:
         t.join()
-    wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
-    n = sum(counts)
+    return sum(counts), time.perf_counter() - t0, time.process_time() - cpu0, lat
+
+
+def summary(parts: Sequence[Part], size: int) -> dict[str, float]:
+    """Rates and latency over the rounds of one side."""
+    n = sum(p[0] for p in parts)
+    wall = sum(p[1] for p in parts)
+    cpu = sum(p[2] for p in parts)
+    lat = [x for p in parts for x in p[3]]
     return {
         "appends/s": n / wall,
         "records/s": n * size / wall,
@@ -201,6 +213,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=3.0)
     ap.add_argument("--threads", type=int, default=8)
     ap.add_argument("--sizes", default="1,24,50,1000")
+    ap.add_argument("--rounds", type=int, default=4, help="raw/hub alternations per row")
     ap.add_argument("--skip-phases", action="store_true")
     ap.add_argument("--skip-hub", action="store_true", help="no hub-layer phases")
     args = ap.parse_args(argv)
@@ -218,10 +231,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                 cells = ", ".join(f"{k} {v:.3f}" for k, v in ph.items())
                 print(f"size {size:>5} phases (median ms, 1 thread): {cells}", flush=True)
             for threads in sorted({1, args.threads}):
-                raw = raw_append(folder / f"raw-{size}-{threads}.db", size, args.seconds, threads)
                 group = getattr(log, "_group", None)  # absent before group commit
                 before = (group.commits, group.appends) if group is not None else (0, 0)
-                hub = hub_append(log, size, args.seconds, threads)
+                raws: list[Part] = []
+                hubs: list[Part] = []
+                slice_s = args.seconds / args.rounds
+                for _ in range(args.rounds):  # alternate: the disk's speed drifts by the minute
+                    raw_db = folder / f"raw-{size}-{threads}.db"
+                    raws.append(raw_append(raw_db, size, slice_s, threads))
+                    hubs.append(hub_append(log, size, slice_s, threads))
+                raw, hub = summary(raws, size), summary(hubs, size)
                 if group is not None:
                     commits, appends = group.commits - before[0], group.appends - before[1]
                     hub["appends per commit"] = appends / max(commits, 1)

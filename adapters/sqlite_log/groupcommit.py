@@ -64,8 +64,8 @@ class _Pending:
 class GroupCommit:
     """Commits the appends of concurrent threads together (steps 1-5 of the module docstring).
 
-    ``stats`` counts commits and the appends they held (``appends / commits`` is the mean group
-    size)."""
+    ``commits`` counts the transactions that committed and ``appends`` the appends they held
+    (``appends / commits`` is the mean group size)."""
 
     def __init__(self, host: GroupHost) -> None:
         self._host = host
@@ -81,14 +81,16 @@ class GroupCommit:
         """Store ``prepared`` durably (with the appends queued beside it); its metadata, or
         its own error."""
         mine = _Pending(prepared, idempotence)
+        group: list[_Pending] = []
         with self._cv:  # 1.
             self._queue.append(mine)
             while self._leading and not mine.settled:
                 self._cv.wait()
-            if not mine.settled:
+            lead = not mine.settled  # else another leader committed (or failed) it meanwhile
+            if lead:
                 self._leading = True
                 group, self._queue = self._queue, []  # 2.
-        if not mine.settled:
+        if lead:
             try:
                 self._commit(group)
             finally:

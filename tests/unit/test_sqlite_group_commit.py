@@ -174,6 +174,8 @@ def test_acknowledged_grouped_appends_survive_sigkill(tmp_path: Path) -> None:
             break
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=10)
+    assert proc.stderr is not None
+    assert len(acked) >= 120, proc.stderr.read()
     with SqliteEventLog(path, mac_key=KEY) as log:
         end = log.end_offsets("t")[0]
         assert end % 10 == 0, "a batch was stored partially"

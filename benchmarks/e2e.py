@@ -6,7 +6,8 @@ Runs, for a fixed time each, on a fresh data folder (SQLite log, ``synchronous=F
   2. the file path: JSONL, CSV, Parquet and Avro files through ``publish_file`` (validation,
      quality rules, encoding, one append per batch);
   3. embedded publishing (``Publisher.publish``) at fixed rates (default 10k, 50k, 100k events/s)
-     and as fast as it goes, with the ``market_bars`` projection following the log:
+     and as fast as it goes, from ``--publishers`` concurrent threads (default 8, like HTTP
+     clients; a batch due every 5 ms), with the ``market_bars`` projection following the log:
      publish->acknowledged and publish->visible in the view per batch;
   4. HTTP (``hub serve`` in its own process, ``POST /v1/ingest/trades`` batches from client
      threads), fixed rate and as fast as it goes: publish->acknowledged per request.
@@ -48,6 +49,7 @@ import pyarrow.parquet as pq
 from benchmarks.e2e_common import (
     ACCOUNTS,
     FOLLOW_MS,
+    PUBLISHERS,
     ROOT,
     Run,
     buckets,
@@ -551,6 +553,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--out", default=".bench/e2e", help="report folder (git-ignored)")
     ap.add_argument("--seconds", type=float, default=10.0, help="length of each run")
     ap.add_argument("--rates", default="10000,50000,100000,max", help="embedded target rates")
+    ap.add_argument(
+        "--publishers", type=int, default=PUBLISHERS, help="concurrent embedded publishers"
+    )
     ap.add_argument("--http-rates", default="10000,max", help="HTTP target rates")
     ap.add_argument("--file-rows", type=int, default=100_000, help="rows per file format")
     ap.add_argument("--port", type=int, default=int(os.environ.get("HUB_BENCH_PORT", "27080")))
@@ -619,7 +624,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 modes = ("polled", "woken") if args.ledger_baseline else ("woken",)
                 for mode in modes:  # alternating: the baseline beside its run
                     print(f"embedded publish at {target or 'max'} (ledger {mode})...", flush=True)
-                    runs.append(embedded_run(h, target, args.seconds, start, ledger=mode))
+                    runs.append(
+                        embedded_run(
+                            h, target, args.seconds, start, ledger=mode, publishers=args.publishers
+                        )
+                    )
                     start += 10**7
     finally:
         h.close()

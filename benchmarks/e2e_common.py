@@ -6,6 +6,7 @@ entry point, which runs ``e2e_kafka``) and ``e2e_kafka`` import it without an im
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import os
 import resource
@@ -18,6 +19,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 ACCOUNTS = 500
+PUBLISHERS = int(os.environ.get("E2E_PUBLISHERS", "8"))  # concurrent embedded publishers
 
 
 # -- measuring --------------------------------------------------------------------------------
@@ -182,21 +184,24 @@ class LedgerWatch:
             assert cp is not None, f"checkpoint {size} was reported but is not in the store"
             parsed, _ = open_checkpoint(cp.note, [key])  # raises unless signed by the ledger
             assert (parsed.size, parsed.root) == (cp.size, cp.root)
-        li = ci = 0
-        commits = self.commits
-        for t0, _, need in sent:  # batches and commits are both in time order
+        # the first commit whose tree (leaf) or newest checkpoint (signed) covers a batch's
+        # highest index; both grow with time, so bisect (concurrent publishers: batches are
+        # not in offset order)
+        times = [t for t, _, _ in self.commits]
+        sizes = [s for _, s, _ in self.commits]
+        signed = [(t, c) for t, _, c in self.commits if c]
+        signed_sizes = [c for _, c in signed]
+        for t0, _, need in sent:
             found = [ledger.index_of(t, p, off) for (t, p), off in need.items()]
             if None in found:
                 continue  # not covered within the deadline (the run's note says so)
             idx = max(i for i in found if i is not None)
-            while li < len(commits) and commits[li][1] <= idx:
-                li += 1
-            while ci < len(commits) and commits[ci][2] <= idx:
-                ci += 1
-            if li < len(commits):
-                run.leaf_ms.append((commits[li][0] - t0) * 1000)
-            if ci < len(commits):
-                run.checkpoint_ms.append((commits[ci][0] - t0) * 1000)
+            li = bisect.bisect_right(sizes, idx)
+            ci = bisect.bisect_right(signed_sizes, idx)
+            if li < len(times):
+                run.leaf_ms.append((times[li] - t0) * 1000)
+            if ci < len(signed):
+                run.checkpoint_ms.append((signed[ci][0] - t0) * 1000)
 
 
 def embedded_run(
@@ -206,11 +211,19 @@ def embedded_run(
     start: int,
     label: str = "embedded publish",
     ledger: str = "woken",
+    publishers: int = PUBLISHERS,
 ) -> Run:
-    """Publish trades for ``seconds`` (a batch every 5 ms at ``target``, else back to back)
+    """Publish trades for ``seconds`` from ``publishers`` concurrent threads (like HTTP clients)
     while ``market_bars`` and the ledger follow the log; ack, leaf, signed-checkpoint and visible
     latency per batch. ``ledger``: ``woken`` (``Ledger.start``), ``polled`` (the ledger as it
-    followed before: see ``LedgerWatch``), or ``off``."""
+    followed before: see ``LedgerWatch``), or ``off``.
+
+    At ``target`` a batch of ``target / 200`` trades is due every 5 ms, open loop: tick ``t``
+    is due at ``began + t * 5 ms`` and is sent by publisher ``t % publishers``, so a slow
+    acknowledgement delays only its own publisher's next ticks, not the schedule (one
+    synchronous publisher could never send faster than one batch per acknowledgement). Without
+    ``target`` each publisher sends back to back. The ack latency is that of the
+    ``publish`` call."""
     from core.events import OutgoingEvent
 
     runner = h.projections.runner("market_bars")
@@ -230,50 +243,87 @@ def embedded_run(
     per_tick = max(1, (target or 200_000) // 200)
     suffix = ", ledger polled 1 s (before)" if ledger == "polled" else ""
     run = Run(
-        f"{label}, {'as fast as it goes' if target is None else f'{target:,}/s'}{suffix}",
+        f"{label}, {publishers} publishers, "
+        f"{'as fast as it goes' if target is None else f'{target:,}/s'}{suffix}",
         target=target,
     )
     watch = None if ledger == "off" else LedgerWatch(h.ledger, polled=ledger == "polled")
     sent: list[tuple[float, float, dict[tuple[str, int], int]]] = []
+    ticks = [0]
+    tick_lock = threading.Lock()
+    failures: list[BaseException] = []
     peak_rss_reset()
-    cpu0, began, tick, i = self_cpu(), time.perf_counter(), 0, start
-    while time.perf_counter() - began < seconds:
-        if target is not None:
-            due = began + tick * 0.005
-            now = time.perf_counter()
-            if now < due:
-                time.sleep(due - now)
-        events = [OutgoingEvent(value=trade(i + k)) for k in range(per_tick)]
-        i += per_tick
-        t0 = time.perf_counter()
-        meta = h.publisher.publish("trades", events, "e2e")
-        t1 = time.perf_counter()
-        need: dict[tuple[str, int], int] = {}
-        for m in meta:
-            need[(m.topic, m.partition)] = max(need.get((m.topic, m.partition), -1), m.offset)
-        sent.append((t0, t1, need))
-        tick += 1
+    cpu0, began = self_cpu(), time.perf_counter()
+
+    def publisher() -> None:
+        mine: list[tuple[float, float, dict[tuple[str, int], int]]] = []
+        try:
+            while True:
+                with tick_lock:
+                    tick = ticks[0]
+                    ticks[0] += 1
+                if target is not None:
+                    due = began + tick * 0.005
+                    now = time.perf_counter()
+                    if due - began >= seconds:
+                        break
+                    if now < due:
+                        time.sleep(due - now)
+                elif time.perf_counter() - began >= seconds:
+                    break
+                i = start + tick * per_tick
+                events = [OutgoingEvent(value=trade(i + k)) for k in range(per_tick)]
+                t0 = time.perf_counter()
+                meta = h.publisher.publish("trades", events, "e2e")
+                t1 = time.perf_counter()
+                need: dict[tuple[str, int], int] = {}
+                for m in meta:
+                    tp = (m.topic, m.partition)
+                    need[tp] = max(need.get(tp, -1), m.offset)
+                mine.append((t0, t1, need))
+        except BaseException as exc:  # reported after the run
+            failures.append(exc)
+        finally:
+            with tick_lock:
+                sent.extend(mine)
+
+    threads = [threading.Thread(target=publisher) for _ in range(max(1, publishers))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if failures:
+        raise failures[0]
+    sent.sort(key=lambda s: s[0])
     run.seconds = time.perf_counter() - began
-    run.events = i - start
+    run.events = len(sent) * per_tick
     deadline = time.perf_counter() + 60
     while runner.lag() and time.perf_counter() < deadline:
         time.sleep(0.01)
     stop.set()
     follower.join(30)
     runner.hook = lambda step: None
-    ledger_note = "" if watch is None or not sent else watch.finish(sent[-1][2])
+    highest: dict[tuple[str, int], int] = {}  # concurrent publishers: any batch may be last
+    for _, _, need in sent:
+        for tp, off in need.items():
+            highest[tp] = max(highest.get(tp, -1), off)
+    ledger_note = "" if watch is None or not sent else watch.finish(highest)
     run.cpu_per_s = (self_cpu() - cpu0) / run.seconds  # includes the followers' drain
     run.peak_rss_mb = self_peak_rss_mb()
     run.ack_ms = [(t1 - t0) * 1000 for t0, t1, _ in sent]
     run.per_second = buckets([(t1, per_tick) for _, t1, _ in sent], began, run.seconds)
-    ci = 0
-    for t0, _, need in sent:  # commits are in time order; so are the batches' offsets
-        while ci < len(commits) and not all(commits[ci][1].get(k, 0) > v for k, v in need.items()):
-            ci += 1
-        if ci == len(commits):
+    for t0, _, need in sent:  # the view's positions only grow: bisect the first commit
+        lo, hi = 0, len(commits)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if all(commits[mid][1].get(k, 0) > v for k, v in need.items()):
+                hi = mid
+            else:
+                lo = mid + 1
+        if lo == len(commits):
             run.note = "the view had not caught up within 60 s after the run"
             break
-        run.visible_ms.append((commits[ci][0] - t0) * 1000)
+        run.visible_ms.append((commits[lo][0] - t0) * 1000)
     if watch is not None:
         watch.latencies(run, sent)
         run.note = "; ".join(n for n in (run.note, ledger_note) if n)

@@ -350,7 +350,10 @@ def hub_runs(
             spy = Profiler(profile) if profile is not None and target is None else None
             why = spy.start() if spy is not None else ""
             try:
-                run = embedded_run(h, target, seconds, start, label="hub publish -> Kafka")
+                # one publisher, as measured before: concurrent publishers to Kafka are unmeasured
+                run = embedded_run(
+                    h, target, seconds, start, label="hub publish -> Kafka", publishers=1
+                )
             finally:
                 if spy is not None:
                     spy.stop()

@@ -40,6 +40,9 @@ Concurrency and durability
   by a lock; reads use their own connections and see committed data only. With
   ``synchronous="FULL"`` (the default) a batch is on disk when ``append`` returns; ``"NORMAL"``
   survives process crashes but may lose the last commits on power loss.
+- Group commit (``groupcommit``): appends of concurrent threads that queue while one commits
+  share the next transaction and its fsync, each batch under its own SAVEPOINT (a failing batch
+  fails only its own caller); every caller returns only once that transaction committed.
 - Waiting longer than ``busy_timeout_s`` for the write lock (held by another thread or process)
   raises ``StorageBusy``.
 - A transaction holds the write lock from its start to commit or abort: offsets returned by its
@@ -87,6 +90,7 @@ from adapters.sqlite_log.batch import (
     new_stored,
 )
 from adapters.sqlite_log.columns import Piece, join
+from adapters.sqlite_log.groupcommit import GroupCommit
 from adapters.sqlite_log.transactions import SqliteTransaction
 from core.errors import (
     ConfigError,
@@ -252,6 +256,7 @@ class SqliteEventLog(EventLog):
         self._cache_limit = cache_records
         self._cached = 0
         self._readers: list[sqlite3.Connection] = []  # idle read connections
+        self._group = GroupCommit(self)  # appends of concurrent threads share one commit
         self._writer = self._connect()
         try:
             self._setup()
@@ -376,9 +381,9 @@ class SqliteEventLog(EventLog):
             )
 
     @contextmanager
-    def _write(self, doing: str, appends_to: str | None = None) -> Iterator[sqlite3.Connection]:
-        """One write transaction (``BEGIN IMMEDIATE``) on the writer connection, under the lock;
-        ``appends_to``: the topic it appends records to (wakes that topic's followers)."""
+    def _write(self, doing: str) -> Iterator[sqlite3.Connection]:
+        """One write transaction (``BEGIN IMMEDIATE``) on the writer connection, under the lock,
+        that appends no record (appends commit through ``groupcommit``)."""
         self._check_usable()
         self._acquire(doing)
         try:
@@ -390,7 +395,7 @@ class SqliteEventLog(EventLog):
             try:
                 yield conn
                 conn.execute("COMMIT")
-                self._appended.bump(() if appends_to is None else (appends_to,))
+                self._appended.bump()
             except BaseException as exc:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
@@ -547,10 +552,7 @@ class SqliteEventLog(EventLog):
         prepared = self._prepare(topic, records)  # validates and encodes outside the lock
         if not prepared.count:
             return []
-        with self._write(f"appending to topic {topic!r}", topic) as conn:
-            if idempotence is None:
-                return self._store(conn, prepared, marker=prepared.transactional)
-            return self._store_idempotent(conn, prepared, idempotence)
+        return self._group.append(prepared, idempotence)  # shares a commit with concurrent appends
 
     def _prepare(self, name: str, records: Sequence[Record]) -> PreparedAppend:
         """Validate, route and encode a batch; raise before anything is stored.

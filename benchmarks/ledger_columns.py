@@ -46,11 +46,19 @@ from ledger.verify import verify_ledger
 KEY = b"m" * 32
 
 
+class ColumnPathLog(SqliteEventLog):
+    """The log read the way the ledger read it in session 8: ``read_columns`` (the stored
+    batches decoded into Python columns), no ``read_encoded``."""
+
+    read_encoded = EventLog.read_encoded
+
+
 class RecordPathLog(SqliteEventLog):
     """The log read the way the ledger read it before: ``read_columns`` is the port's default
     (``read``: one ``StoredRecord`` per record)."""
 
     read_columns = EventLog.read_columns
+    read_encoded = EventLog.read_encoded
 
 
 def _records(n: int, start: int) -> list[Record]:
@@ -69,7 +77,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--events", type=int, default=100_000)
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--only", choices=("columns", "records"), default=None)
+    ap.add_argument("--only", choices=("stored", "columns", "records"), default=None)
     ap.add_argument("--baseline-verify", type=Path, default=None)
     args = ap.parse_args()
     before = None
@@ -96,19 +104,27 @@ def main() -> None:
     def note(name: str, seconds: float) -> None:
         best[name] = min(best.get(name, float("inf")), seconds)
 
-    ways = [args.only] if args.only else ["records", "columns"]
+    ways = [args.only] if args.only else ["records", "columns", "stored"]
+    logs = {"records": RecordPathLog, "columns": ColumnPathLog, "stored": SqliteEventLog}
     for r in range(args.rounds):
         t0 = time.process_time()
         _ = [hashlib.sha256(d).digest() for d in inputs]
         note("raw", time.process_time() - t0)
         for way in ways:
-            cls = RecordPathLog if way == "records" else SqliteEventLog
+            cls = logs[way]
             # the log read alone: every partition, 10,000 records a call (cold cache)
             rlog = cls(path, mac_key=KEY)
             t0 = time.process_time()
             for p in range(3):
                 pos = 0
                 while True:
+                    if way == "stored":
+                        enc = rlog.read_encoded("trades", p, pos, 10_000)
+                        assert enc is not None
+                        if not len(enc):
+                            break
+                        pos = enc.next_offset()
+                        continue
                     got = rlog.read_columns("trades", p, pos, 10_000)
                     if not len(got):
                         break
@@ -126,7 +142,7 @@ def main() -> None:
             rep = verify_ledger(ledger)
             note(f"verify {way}", time.process_time() - t0)
             assert rep.ok, rep.first
-            if before is not None and way == "columns":
+            if before is not None and way == "stored":
                 t0 = time.process_time()
                 old = before.verify_ledger(ledger)
                 note("verify before", time.process_time() - t0)

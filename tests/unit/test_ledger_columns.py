@@ -53,6 +53,7 @@ class RecordPathLog(SqliteEventLog):
     default (``read``, one ``StoredRecord`` per record, headers per record)."""
 
     read_columns = EventLog.read_columns
+    read_encoded = EventLog.read_encoded
 
 
 def _appends(rnd: random.Random, n_appends: int) -> list[tuple[list[Record], int | None]]:

@@ -173,6 +173,7 @@ def test_native_and_python_ledgers_store_and_judge_alike(
             monkeypatch.setattr(leaves_module, "_native_leaf_batch", None)
             monkeypatch.setattr(leaves_module, "_native_record_hashes", None)
             monkeypatch.setattr(leaves_module, "_native_column_batch", None)
+            monkeypatch.setattr(leaves_module, "_native_stored_batch", None)
         folder = tmp_path / way
         folder.mkdir()
         log = SqliteEventLog(folder / "log.sqlite", mac_key=b"k" * 32)

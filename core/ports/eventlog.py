@@ -49,7 +49,7 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
-from itertools import repeat
+from itertools import chain, repeat
 
 Headers = tuple[tuple[str, bytes], ...]
 
@@ -291,6 +291,30 @@ class EncodedColumns:
             kept.append(b if stop == b.stop else replace(b, stop=stop))
         if len(kept) == len(self.batches) and (not kept or kept[-1] is self.batches[-1]):
             return self
+        return EncodedColumns(self.topic, self.partition, tuple(kept), self.decode)
+
+    @property
+    def offsets(self) -> list[int]:
+        """Every record's offset, in order."""
+        return list(
+            chain.from_iterable(
+                range(b.base_offset + b.start, b.base_offset + b.stop) for b in self.batches
+            )
+        )
+
+    def slice(self, a: int, b: int) -> EncodedColumns:
+        """Records ``a`` to ``b`` (exclusive; ``0 <= a <= b <= len(self)``) of these."""
+        kept: list[EncodedBatch] = []
+        at = 0  # records before the current batch
+        for x in self.batches:
+            n = x.stop - x.start
+            lo, hi = max(a - at, 0), min(b - at, n)
+            if lo < hi:
+                whole = lo == 0 and hi == n
+                kept.append(x if whole else replace(x, start=x.start + lo, stop=x.start + hi))
+            at += n
+            if at >= b:
+                break
         return EncodedColumns(self.topic, self.partition, tuple(kept), self.decode)
 
     def columns(self) -> RecordColumns:

@@ -483,8 +483,9 @@ class EventLog(abc.ABC):
     ) -> EncodedColumns | None:
         """The records ``read_columns`` returns, as the stored batches that hold them (see
         ``EncodedColumns``), or None when this log does not store the embedded log's batch
-        format (the default: Kafka, a tiered log's cold tier). Checks and raises as
-        ``read_columns`` for bad arguments and corrupt batches it reads."""
+        format (the default: Kafka, a tiered log's cold tier). An adapter that offers it
+        MUST check and raise as ``read_columns`` does for bad arguments and for stored batches
+        that fail their checks (CRC, record count, inflation)."""
         return None
 
     @abc.abstractmethod

@@ -1,17 +1,18 @@
-"""The ledger reading the log as columns (issue 13, session 8): ``Ledger.sync`` and the log
-read alone, the record path (``read`` -> ``StoredRecord`` -> ``leaf_batch``, the path before)
-against the column path (``read_columns`` -> native ``column_leaf_batch``), each beside raw
-SHA-256 of the same leaf inputs (one ``hashlib.sha256(d).digest()`` per leaf) measured in the
-same run.
+"""The ledger reading the log (issue 13, sessions 8 and 9): ``Ledger.sync``, a full verify and
+the log read alone, three ways in the same rounds: the record path (``read`` ->
+``StoredRecord`` -> ``leaf_batch``, before session 8), the column path (``read_columns`` ->
+native ``column_leaf_batch``, session 8) and the stored path (``read_encoded`` -> native
+``stored_leaf_batch`` over the stored batch bodies, session 9), each beside raw SHA-256 of the
+same leaf inputs (one ``hashlib.sha256(d).digest()`` per leaf) measured in the same run.
 
 ``python -m benchmarks.ledger_columns [--events 100000] [--rounds 3] [--baseline-verify FILE]``
 
 ``verify_ledger`` (a full verify) is timed every round on each path's fresh ledger: ``verify
 records`` reads through the port's default ``read_columns`` (``read``, records, headers per
 record: ``leaf_batch``), ``verify columns`` through SQLite's column decode and native
-``column_leaf_batch``. ``--baseline-verify FILE`` also times another ``ledger/verify.py`` (e.g.
-``git show <commit>:ledger/verify.py > FILE``, the version before the column cursor) on the
-column path's ledger in the same rounds, as ``verify before``.
+``column_leaf_batch``, ``verify stored`` through the stored bodies. ``--baseline-verify FILE``
+also times another ``ledger/verify.py`` (e.g. ``git show <commit>:ledger/verify.py > FILE``)
+on the stored path's ledger in the same rounds, as ``verify before``.
 
 Records as ``benchmarks/test_bench_ledger_goals.py`` makes them: the hub's envelope headers
 (``domain.envelope.Envelope``), a 150-byte value, 5,000 accounts as keys, 3 partitions, appends

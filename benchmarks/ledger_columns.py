@@ -1,17 +1,18 @@
-"""The ledger reading the log as columns (issue 13, session 8): ``Ledger.sync`` and the log
-read alone, the record path (``read`` -> ``StoredRecord`` -> ``leaf_batch``, the path before)
-against the column path (``read_columns`` -> native ``column_leaf_batch``), each beside raw
-SHA-256 of the same leaf inputs (one ``hashlib.sha256(d).digest()`` per leaf) measured in the
-same run.
+"""The ledger reading the log (issue 13, sessions 8 and 9): ``Ledger.sync``, a full verify and
+the log read alone, three ways in the same rounds: the record path (``read`` ->
+``StoredRecord`` -> ``leaf_batch``, before session 8), the column path (``read_columns`` ->
+native ``column_leaf_batch``, session 8) and the stored path (``read_encoded`` -> native
+``stored_leaf_batch`` over the stored batch bodies, session 9), each beside raw SHA-256 of the
+same leaf inputs (one ``hashlib.sha256(d).digest()`` per leaf) measured in the same run.
 
 ``python -m benchmarks.ledger_columns [--events 100000] [--rounds 3] [--baseline-verify FILE]``
 
 ``verify_ledger`` (a full verify) is timed every round on each path's fresh ledger: ``verify
 records`` reads through the port's default ``read_columns`` (``read``, records, headers per
 record: ``leaf_batch``), ``verify columns`` through SQLite's column decode and native
-``column_leaf_batch``. ``--baseline-verify FILE`` also times another ``ledger/verify.py`` (e.g.
-``git show <commit>:ledger/verify.py > FILE``, the version before the column cursor) on the
-column path's ledger in the same rounds, as ``verify before``.
+``column_leaf_batch``, ``verify stored`` through the stored bodies. ``--baseline-verify FILE``
+also times another ``ledger/verify.py`` (e.g. ``git show <commit>:ledger/verify.py > FILE``)
+on the stored path's ledger in the same rounds, as ``verify before``.
 
 Records as ``benchmarks/test_bench_ledger_goals.py`` makes them: the hub's envelope headers
 (``domain.envelope.Envelope``), a 150-byte value, 5,000 accounts as keys, 3 partitions, appends
@@ -46,11 +47,19 @@ from ledger.verify import verify_ledger
 KEY = b"m" * 32
 
 
+class ColumnPathLog(SqliteEventLog):
+    """The log read the way the ledger read it in session 8: ``read_columns`` (the stored
+    batches decoded into Python columns), no ``read_encoded``."""
+
+    read_encoded = EventLog.read_encoded
+
+
 class RecordPathLog(SqliteEventLog):
     """The log read the way the ledger read it before: ``read_columns`` is the port's default
     (``read``: one ``StoredRecord`` per record)."""
 
     read_columns = EventLog.read_columns
+    read_encoded = EventLog.read_encoded
 
 
 def _records(n: int, start: int) -> list[Record]:
@@ -69,7 +78,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--events", type=int, default=100_000)
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--only", choices=("columns", "records"), default=None)
+    ap.add_argument("--only", choices=("stored", "columns", "records"), default=None)
     ap.add_argument("--baseline-verify", type=Path, default=None)
     args = ap.parse_args()
     before = None
@@ -96,19 +105,27 @@ def main() -> None:
     def note(name: str, seconds: float) -> None:
         best[name] = min(best.get(name, float("inf")), seconds)
 
-    ways = [args.only] if args.only else ["records", "columns"]
+    ways = [args.only] if args.only else ["records", "columns", "stored"]
+    logs = {"records": RecordPathLog, "columns": ColumnPathLog, "stored": SqliteEventLog}
     for r in range(args.rounds):
         t0 = time.process_time()
         _ = [hashlib.sha256(d).digest() for d in inputs]
         note("raw", time.process_time() - t0)
         for way in ways:
-            cls = RecordPathLog if way == "records" else SqliteEventLog
+            cls = logs[way]
             # the log read alone: every partition, 10,000 records a call (cold cache)
             rlog = cls(path, mac_key=KEY)
             t0 = time.process_time()
             for p in range(3):
                 pos = 0
                 while True:
+                    if way == "stored":
+                        enc = rlog.read_encoded("trades", p, pos, 10_000)
+                        assert enc is not None
+                        if not len(enc):
+                            break
+                        pos = enc.next_offset()
+                        continue
                     got = rlog.read_columns("trades", p, pos, 10_000)
                     if not len(got):
                         break
@@ -126,7 +143,7 @@ def main() -> None:
             rep = verify_ledger(ledger)
             note(f"verify {way}", time.process_time() - t0)
             assert rep.ok, rep.first
-            if before is not None and way == "columns":
+            if before is not None and way == "stored":
                 t0 = time.process_time()
                 old = before.verify_ledger(ledger)
                 note("verify before", time.process_time() - t0)

@@ -45,7 +45,7 @@ from typing import Any
 
 from audit import leaf as leaf_format
 from core.hashing import NATIVE, leaf_hashes, split
-from core.ports.eventlog import Headers, RecordColumns, StoredRecord
+from core.ports.eventlog import EncodedColumns, Headers, RecordColumns, StoredRecord
 from core.ports.ledgerstore import LeafBatch, leaf_schema
 
 try:  # native/src/leaves.rs: leaf input and hash per record in one call per batch
@@ -66,6 +66,12 @@ try:  # native/src/ledger_batch.rs: the same, read from the log's columns (Recor
     )
 except ImportError:
     _native_column_batch = None
+try:  # native/src/stored_leaves.rs: the same, read from the embedded log's stored batch bodies
+    from hub_native import (  # type: ignore[import-not-found,unused-ignore]
+        stored_leaf_batch as _native_stored_batch,
+    )
+except ImportError:
+    _native_stored_batch = None
 
 H_ACTION = "hub_action"
 H_SUBJECT = "ce_subject"
@@ -256,12 +262,49 @@ class LeafEncoder:
             return self._leaf_batch_py(recs, first)
         return self._from_native(got, first)
 
-    def column_batch(self, chunks: Sequence[RecordColumns], first: int) -> LeafBatch:
+    def column_batch(
+        self, chunks: Sequence[RecordColumns | EncodedColumns], first: int
+    ) -> LeafBatch:
         """What :meth:`leaf_batch` returns for the records of ``chunks`` in order, read from
         the log's columns (``EventLog.read_columns``) without a ``StoredRecord`` per record:
         one native call (``column_leaf_batch``) when built and every chunk holds its headers
         as columns; else the chunks' records through :meth:`leaf_batch` (the reference).
-        ``tests/unit/test_ledger_columns.py`` checks both give the same bytes."""
+        ``tests/unit/test_ledger_columns.py`` checks both give the same bytes.
+
+        Chunks the log handed as stored batches (``EventLog.read_encoded``): when every chunk
+        is one, one native call over the stored bodies (``stored_leaf_batch``, no Python object
+        per record); else, or when it declines (an unusual batch), each is decoded by its log
+        (``EncodedColumns.columns``) and takes the column path above, which is its reference
+        (``tests/unit/test_ledger_stored_leaves.py``)."""
+        encoded = [c for c in chunks if isinstance(c, EncodedColumns)]
+        if chunks and len(encoded) == len(chunks):
+            got = None
+            if _native_stored_batch is not None:
+                got = _native_stored_batch(
+                    [
+                        (
+                            c.topic,
+                            c.partition,
+                            b.base_offset,
+                            b.start,
+                            b.stop,
+                            b.count,
+                            b.flags,
+                            b.layout,
+                            b.base_timestamp,
+                            b.body,
+                            b.pos,
+                        )
+                        for c in encoded
+                        for b in c.batches
+                    ]
+                )
+            if got is not None:
+                return self._from_native(got, first)
+        cols = [c.columns() if isinstance(c, EncodedColumns) else c for c in chunks]
+        return self._column_batch(cols, first)
+
+    def _column_batch(self, chunks: Sequence[RecordColumns], first: int) -> LeafBatch:
         if _native_column_batch is not None and chunks:
             args = [_native_args(c) for c in chunks]
             got = None if None in args else _native_column_batch(args)

@@ -62,7 +62,13 @@ from audit.merkle import range_root
 from audit.note import GENESIS_PREV, checkpoint_hash, format_checkpoint
 from core.errors import HubError
 from core.leadership import NotLeader, WriterFence
-from core.ports.eventlog import EventLog, RecordColumns, RecordMetadata, StoredRecord
+from core.ports.eventlog import (
+    EncodedColumns,
+    EventLog,
+    RecordColumns,
+    RecordMetadata,
+    StoredRecord,
+)
 from core.ports.ledgerstore import LeafRow, LedgerStore, LedgerWrite, StoredCheckpoint
 from core.ports.objectstore import ObjectStore
 from core.ports.signer import Signer
@@ -304,9 +310,10 @@ class Ledger:
         size = conn.size()
         positions = conn.positions()
         # 2. records up to the snapshot, in the ordering rule's order
-        # (as columns: ``read_columns``, so no StoredRecord is built per record)
+        # (as the stored batches when the log hands them, ``read_encoded``, else as columns,
+        # ``read_columns``: no StoredRecord is built per record)
         budget = self.config.sync_batch
-        chunks: list[RecordColumns] = []
+        chunks: list[RecordColumns | EncodedColumns] = []
         count = 0
         moved: dict[tuple[str, int], int] = {}
         for topic in sorted(ends):
@@ -314,13 +321,22 @@ class Ledger:
                 end = ends[topic][part]
                 pos = positions.get((topic, part), 0)
                 while pos < end and count < budget:
-                    chunk = self.log.read_columns(topic, part, pos, min(budget - count, end - pos))
-                    chunk = chunk.below(end)
-                    if not len(chunk):
-                        break
-                    chunks.append(chunk)
-                    count += len(chunk)
-                    pos = chunk.offsets[-1] + 1
+                    k = min(budget - count, end - pos)
+                    encoded = self.log.read_encoded(topic, part, pos, k)
+                    if encoded is not None:
+                        enc = encoded.below(end)
+                        if not len(enc):
+                            break
+                        chunks.append(enc)
+                        count += len(enc)
+                        pos = enc.next_offset()
+                    else:
+                        chunk = self.log.read_columns(topic, part, pos, k).below(end)
+                        if not len(chunk):
+                            break
+                        chunks.append(chunk)
+                        count += len(chunk)
+                        pos = chunk.offsets[-1] + 1
                     moved[(topic, part)] = pos
                 if (topic, part) in moved:
                     # Never adopt what fails the log's own authentication (embedded: the MAC

@@ -54,7 +54,7 @@ from audit.merkle import verify_consistency
 from audit.note import GENESIS_PREV, VerifierKey, checkpoint_hash, open_checkpoint, open_note
 from core.errors import HubError
 from core.hashing import split
-from core.ports.eventlog import RecordColumns, StoredRecord
+from core.ports.eventlog import EncodedColumns, RecordColumns, StoredRecord
 from core.ports.ledgerstore import StoredCheckpoint, column_values
 from ledger.leaves import LeafEncoder
 from ledger.service import AUDIT_TOPIC, Ledger
@@ -118,19 +118,32 @@ class VerifyReport:
         return d
 
 
+Chunk = RecordColumns | EncodedColumns
+
+
 class _Cursor:
-    """Reads a partition forward in chunks of columns (``EventLog.read_columns``, as the sync
-    reads it): :meth:`take` hands out column slices (the fast path), :meth:`next` one record
-    at a time (the row-by-row pass); both advance the same position."""
+    """Reads a partition forward in chunks, as the sync reads it: the stored batches when the
+    log hands them (``EventLog.read_encoded``), else columns (``read_columns``).
+    :meth:`take` hands out chunk slices (the fast path), :meth:`next` one record at a time (the
+    row-by-row pass, which decodes a stored chunk by the log's own decoder); both advance the
+    same position."""
 
     def __init__(self, ledger: Ledger, topic: str, part: int) -> None:
         self.ledger, self.topic, self.part = ledger, topic, part
         self.next_offset = 0
-        self.buf: deque[RecordColumns] = deque()  # chunks read, none empty
+        self.buf: deque[Chunk] = deque()  # chunks read, none empty
         self.pos = 0  # records of ``buf[0]`` already handed out
 
     def _fill(self, k: int) -> bool:
-        got = self.ledger.log.read_columns(self.topic, self.part, self.next_offset, k)
+        log = self.ledger.log
+        enc = log.read_encoded(self.topic, self.part, self.next_offset, k)
+        if enc is not None:
+            if not len(enc):
+                return False
+            self.buf.append(enc)
+            self.next_offset = enc.next_offset()
+            return True
+        got = log.read_columns(self.topic, self.part, self.next_offset, k)
         if not len(got):
             return False
         self.buf.append(got)
@@ -141,7 +154,11 @@ class _Cursor:
         """The next record; None at the log's end; HubError when the log cannot read."""
         if not self.buf and not self._fill(4096):
             return None
+        head = self.buf[0]
+        if isinstance(head, EncodedColumns):
+            self.buf[0] = head.columns()  # the same records, decoded (HubError if they cannot)
         c, i = self.buf[0], self.pos
+        assert isinstance(c, RecordColumns)
         rec = _record_at(c, i)
         self.pos += 1
         if self.pos == len(c):
@@ -149,10 +166,10 @@ class _Cursor:
             self.pos = 0
         return rec
 
-    def take(self, k: int) -> list[RecordColumns]:
-        """The next ``k`` records (fewer at the log's end) as column slices in offset order;
+    def take(self, k: int) -> list[Chunk]:
+        """The next ``k`` records (fewer at the log's end) as chunk slices in offset order;
         HubError when the log cannot read."""
-        out: list[RecordColumns] = []
+        out: list[Chunk] = []
         need = k
         while need > 0:
             if not self.buf and not self._fill(max(4096, need)):
@@ -170,18 +187,20 @@ class _Cursor:
                 need = 0
         return out
 
-    def mark(self) -> tuple[list[RecordColumns], int, int]:
+    def mark(self) -> tuple[list[Chunk], int, int]:
         """The position, for :meth:`reset`."""
         return list(self.buf), self.pos, self.next_offset
 
-    def reset(self, mark: tuple[list[RecordColumns], int, int]) -> None:
+    def reset(self, mark: tuple[list[Chunk], int, int]) -> None:
         """Undo every :meth:`take` since ``mark``."""
         buf, self.pos, self.next_offset = mark
         self.buf = deque(buf)
 
 
-def _slice(c: RecordColumns, a: int, b: int) -> RecordColumns:
-    """Records ``a`` to ``b`` (exclusive) of ``c``, in the same header form."""
+def _slice(c: Chunk, a: int, b: int) -> Chunk:
+    """Records ``a`` to ``b`` (exclusive) of ``c``, in the same form."""
+    if isinstance(c, EncodedColumns):
+        return c.slice(a, b)
     return RecordColumns(
         c.topic,
         c.partition,
@@ -596,7 +615,7 @@ def _verify_leaves_and_tree(
             break
         # 1. per row: density and the log record it names (cheap checks, in order) ...
         recs: list[StoredRecord] = []  # the row-by-row pass's records
-        chunks: list[RecordColumns] | None = None  # the fast path's: column slices
+        chunks: list[Chunk] | None = None  # the fast path's: chunk slices
         present: list[Any] = []  # the rows whose record the log still holds, in order
         order: list[bool] = []  # per row checked: True = recomputed, False = removed by retention
         stop: Problem | None = None
@@ -672,7 +691,8 @@ def _verify_leaves_and_tree(
         # when the fast path read them, which falls back to the record path where the sync does)
         if chunks is not None:
             recomputed = encoder.column_batch(chunks, 0)
-            times = list(chain.from_iterable(c.timestamps for c in chunks))
+            # the log's timestamps, as the encoder read them with the rest of each record
+            times = column_values(recomputed.columns.column("ts_ms"))
         else:
             recomputed = encoder.leaf_batch(recs, 0)
             times = list(map(_ts_of, recs))
@@ -795,8 +815,8 @@ def _fast_records(
     cursors: dict[tuple[str, int], _Cursor],
     begins: dict[tuple[str, int], int],
     last: dict[tuple[str, int], int],
-) -> list[RecordColumns] | None:
-    """The log records of a batch of leaf rows, as column slices, when every row names exactly
+) -> list[Chunk] | None:
+    """The log records of a batch of leaf rows, as chunk slices, when every row names exactly
     the next record of its partition (dense indexes, nothing removed by retention): one log read
     and one list comparison per run of a partition instead of per-row checks. None, with every
     cursor as it was, when anything differs: the row-by-row pass then finds and names the first
@@ -805,8 +825,8 @@ def _fast_records(
     if runs is None:
         return None
     offsets = list(map(_off_of_row, rows))
-    marks: list[tuple[_Cursor, tuple[list[RecordColumns], int, int]]] = []
-    out: list[RecordColumns] = []
+    marks: list[tuple[_Cursor, tuple[list[Chunk], int, int]]] = []
+    out: list[Chunk] = []
     ok = True
     for tp, at, k in runs:
         cur = cursors.get(tp)

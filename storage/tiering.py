@@ -41,6 +41,7 @@ from dataclasses import dataclass
 
 from core.errors import HubError
 from core.ports.eventlog import (
+    EncodedColumns,
     EventLog,
     IdempotenceKey,
     LogProblem,
@@ -361,6 +362,16 @@ class TieredEventLog(EventLog):
         if offset >= hot_start or not _plain_read(offset, max_records):
             return self.hot.read_columns(topic, partition, offset, max_records)
         return super().read_columns(topic, partition, offset, max_records)
+
+    def read_encoded(
+        self, topic: str, partition: int, offset: int, max_records: int = 1000
+    ) -> EncodedColumns | None:
+        """The hot log's stored batches at or above its beginning; None below it (the cold
+        tier's records come through ``read_columns``)."""
+        hot_start = self.hot.beginning_offsets(topic).get(partition, 0)
+        if offset >= hot_start or not _plain_read(offset, max_records):
+            return self.hot.read_encoded(topic, partition, offset, max_records)
+        return None
 
     def beginning_offsets(self, topic: str) -> dict[int, int]:
         hot = self.hot.beginning_offsets(topic)

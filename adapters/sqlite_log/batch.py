@@ -486,11 +486,22 @@ class BatchColumns:
     rows: Sequence[Headers] | None
 
 
-def _decode_front(
-    blob: bytes, count: int | None
-) -> tuple[int, int, int, bytes, int, Sequence[int], list[bytes | None], list[bytes | None]]:
-    """Checks, then the sections before the headers: (n, flags, header layout, body, where the
-    headers start, timestamps, keys, values)."""
+@dataclass(frozen=True, slots=True)
+class OpenBatch:
+    """A stored batch whose CRC and record count were checked, its body inflated: the sections
+    start at ``pos`` of ``body``."""
+
+    count: int
+    flags: int
+    layout: int
+    base_timestamp: int
+    body: bytes
+    pos: int
+
+
+def open_batch(blob: bytes, count: int | None = None) -> OpenBatch:
+    """Check a stored batch (CRC, ``count``) and inflate its body; raises as
+    ``decode_batch_columns``."""
     crc, version, flags, n, base = _HEAD.unpack_from(blob)
     if zlib.crc32(memoryview(blob)[4:]) != crc:
         raise CorruptBatch("CRC mismatch")
@@ -498,6 +509,28 @@ def _decode_front(
         raise CorruptBatch(f"the batch holds {n} records but its row declares {count}")
     body, pos = _body(blob, version, n)
     layout = _BODY.unpack_from(blob, _HEAD.size)[1] if version == _VERSION else _HEADER_PAIRS
+    return OpenBatch(n, flags, layout, base, body, pos)
+
+
+def _decode_front(
+    blob: bytes, count: int | None
+) -> tuple[int, int, int, bytes, int, Sequence[int], list[bytes | None], list[bytes | None]]:
+    """Checks, then the sections before the headers: (n, flags, header layout, body, where the
+    headers start, timestamps, keys, values)."""
+    return _front(open_batch(blob, count))
+
+
+def _front(
+    ob: OpenBatch,
+) -> tuple[int, int, int, bytes, int, Sequence[int], list[bytes | None], list[bytes | None]]:
+    n, flags, layout, body, pos, base = (
+        ob.count,
+        ob.flags,
+        ob.layout,
+        ob.body,
+        ob.pos,
+        ob.base_timestamp,
+    )
     timestamps: Sequence[int]
     if flags & _TS_UNIFORM:
         timestamps = [base] * n
@@ -519,7 +552,12 @@ def decode_batch_columns(blob: bytes, count: int | None = None) -> BatchColumns:
     before anything is allocated for its records.
     Raises ``CorruptBatch`` (or ``struct.error``, ``ValueError``, ``IndexError`` for a body
     whose CRC matched but whose sections do not parse: a forged blob)."""
-    n, flags, layout, body, pos, timestamps, keys, values = _decode_front(blob, count)
+    return decode_open_columns(open_batch(blob, count))
+
+
+def decode_open_columns(ob: OpenBatch) -> BatchColumns:
+    """``decode_batch_columns`` of a batch already opened (``open_batch``); raises as it."""
+    n, flags, layout, body, pos, timestamps, keys, values = _front(ob)
     if not flags & _HAS_HEADERS:
         return BatchColumns(n, timestamps, keys, values, (), (), None)
     if layout == _HEADER_COLUMNS:

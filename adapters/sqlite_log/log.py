@@ -62,12 +62,12 @@ import struct
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from itertools import repeat
 from pathlib import Path
 from types import TracebackType
-from typing import Final
+from typing import Final, TypeVar
 
 from adapters.sqlite_log.auth import (
     MIN_MAC_KEY_BYTES,
@@ -80,14 +80,16 @@ from adapters.sqlite_log.batch import (
     BatchColumns,
     CorruptBatch,
     InvalidBatch,
+    OpenBatch,
     PartitionGroup,
     PreparedAppend,
     StoredTopic,
     decode_batch,
-    decode_batch_columns,
+    decode_open_columns,
     encode_batch,
     new_metadata,
     new_stored,
+    open_batch,
 )
 from adapters.sqlite_log.columns import Piece, join
 from adapters.sqlite_log.groupcommit import GroupCommit
@@ -105,6 +107,8 @@ from core.errors import (
 from core.partitioner import default_partition
 from core.ports.eventlog import (
     AppendSignal,
+    EncodedBatch,
+    EncodedColumns,
     EventLog,
     Headers,
     IdempotenceKey,
@@ -195,6 +199,13 @@ _SQL_INSERT = (
     " max_timestamp, mac, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _SQL_START = "SELECT start_offset FROM partitions WHERE topic_id = ? AND part = ?"
+_B = TypeVar("_B")
+
+
+def _opened(topic: StoredTopic, partition: int, base: int, ob: OpenBatch) -> OpenBatch:
+    return ob
+
+
 _SQL_BATCHES_FROM = (
     "SELECT id, base_offset, record_count FROM batches WHERE topic_id = ?1 AND part = ?2"
     " AND base_offset >= coalesce((SELECT base_offset FROM batches WHERE topic_id = ?1"
@@ -889,15 +900,57 @@ class SqliteEventLog(EventLog):
     ) -> RecordColumns:
         """``read`` as columns: each stored batch decoded straight into columns (its header
         columns kept as columns), no ``StoredRecord`` built (``adapters/sqlite_log/columns``)."""
+        t, pieces = self._open_batches(topic, partition, offset, max_records, self._decode_open)
+        return join(t.info.name, partition, pieces)
+
+    def read_encoded(
+        self, topic: str, partition: int, offset: int, max_records: int = 1000
+    ) -> EncodedColumns:
+        """``read_columns``'s records as the stored batches that hold them, each checked (CRC,
+        record count) and inflated but not decoded; ``EncodedColumns.columns`` decodes them
+        (what ``read_columns`` does)."""
+        t, opened = self._open_batches(topic, partition, offset, max_records, _opened)
+        batches = tuple(
+            EncodedBatch(
+                base, first, stop, ob.count, ob.flags, ob.layout, ob.base_timestamp, ob.body, ob.pos
+            )
+            for base, ob, first, stop in opened
+        )
+        return EncodedColumns(t.info.name, partition, batches, self._decode_encoded)
+
+    def _decode_encoded(
+        self, topic: str, partition: int, batches: Sequence[EncodedBatch]
+    ) -> RecordColumns:
+        """``EncodedColumns.decode`` of this log: ``read_columns``'s decode and join."""
+        t = self._topic(topic)
+        pieces: list[Piece] = []
+        for b in batches:
+            ob = OpenBatch(b.count, b.flags, b.layout, b.base_timestamp, b.body, b.pos)
+            pieces.append(
+                (b.base_offset, self._decode_open(t, partition, b.base_offset, ob), b.start, b.stop)
+            )
+        return join(t.info.name, partition, pieces)
+
+    def _open_batches(
+        self,
+        topic: str,
+        partition: int,
+        offset: int,
+        max_records: int,
+        then: Callable[[StoredTopic, int, int, OpenBatch], _B],
+    ) -> tuple[StoredTopic, list[tuple[int, _B, int, int]]]:
+        """The stored batches holding up to ``max_records`` records from ``offset`` on, each
+        checked and inflated, then passed to ``then`` (topic, partition, base offset, batch):
+        (base offset, what ``then`` returned, first record taken, end of those taken)."""
         t = self._topic(topic)
         self._partition(t, partition)
         _check_offset(offset, f"offset to read in {topic!r}")
         if type(max_records) is not int or max_records < 1:
             raise InvalidInput(f"max_records={max_records!r} is invalid: pass an int >= 1.")
+        opened: list[tuple[int, _B, int, int]] = []
         with self._read(f"reading topic {topic!r}") as conn:
             (start,) = conn.execute(_SQL_START, (t.id, partition)).fetchone()
             offset = max(offset, start)
-            pieces: list[Piece] = []
             got = 0
             cur = conn.execute(_SQL_BATCHES_FROM, (t.id, partition, offset))
             try:
@@ -906,16 +959,16 @@ class SqliteEventLog(EventLog):
                         continue
                     first = max(offset - base, 0)
                     stop = min(count, first + max_records - got)
-                    cols = self._batch_columns(conn, t, partition, batch_id, base, count)
-                    pieces.append((base, cols, first, stop))
+                    ob = self._open(conn, t, partition, batch_id, base, count)
+                    opened.append((base, then(t, partition, base, ob), first, stop))
                     got += stop - first
                     if got >= max_records:
                         break
             finally:
                 cur.close()  # an unfinished statement would pin the WAL snapshot
-        return join(t.info.name, partition, pieces)
+        return t, opened
 
-    def _batch_columns(
+    def _open(
         self,
         conn: sqlite3.Connection,
         topic: StoredTopic,
@@ -923,13 +976,21 @@ class SqliteEventLog(EventLog):
         batch_id: int,
         base: int,
         count: int,
-    ) -> BatchColumns:
-        """One stored batch decoded from its blob into columns. The read cache (``read``'s
-        records) is not used: turning its records back into columns costs more than decoding
-        (a column reader, the ledger, reads each batch once)."""
+    ) -> OpenBatch:
+        """One stored batch checked and inflated. The read cache (``read``'s records) is not
+        used: turning its records back into columns costs more than decoding (a column reader,
+        the ledger, reads each batch once)."""
         (blob,) = conn.execute("SELECT data FROM batches WHERE id = ?", (batch_id,)).fetchone()
         try:
-            return decode_batch_columns(blob, count)
+            return open_batch(blob, count)
+        except (CorruptBatch, struct.error, ValueError, IndexError) as exc:
+            raise self._corrupt(topic, partition, base, exc) from exc
+
+    def _decode_open(
+        self, topic: StoredTopic, partition: int, base: int, ob: OpenBatch
+    ) -> BatchColumns:
+        try:
+            return decode_open_columns(ob)
         except (CorruptBatch, struct.error, ValueError, IndexError) as exc:
             raise self._corrupt(topic, partition, base, exc) from exc
 

@@ -28,7 +28,8 @@ Contract
 - ``read`` MUST return records in offset order starting at the first offset >= the one asked for.
   ``read_columns`` MUST return the same records as ``read`` with the same arguments, as one
   ``RecordColumns`` (the default builds it from ``read``; an adapter that stores columns hands
-  them over without building a ``StoredRecord`` per record).
+  them over without building a ``StoredRecord`` per record). ``read_encoded``, when an adapter
+  offers it (else None), MUST hold exactly the records ``read_columns`` returns.
 - ``stable_offsets`` is the offset below which every record is committed and readable (Kafka's
   last stable offset). ``read`` MAY return fewer records than are there (a Kafka fetch can come
   back early), so a reader moves its position to the stable offset only after two reads in a
@@ -45,10 +46,10 @@ import abc
 import threading
 import time
 from bisect import bisect_left
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
-from itertools import repeat
+from dataclasses import dataclass, field, replace
+from itertools import chain, repeat
 
 Headers = tuple[tuple[str, bytes], ...]
 
@@ -239,6 +240,89 @@ class RecordColumns:
 
 
 @dataclass(frozen=True, slots=True)
+class EncodedBatch:
+    """Records ``start`` to ``stop`` (exclusive) of one stored batch of the embedded log, still
+    in its stored sections (``adapters/sqlite_log/batch.py`` describes the format): the body
+    already checked (CRC, the batch's record count) and inflated. Record ``i`` of the batch
+    has offset ``base_offset + i``. Readers that understand the format (the native ledger
+    hash, ``native/src/stored_leaves.rs``) read it in place; others use
+    ``EncodedColumns.columns``."""
+
+    base_offset: int
+    start: int
+    stop: int
+    count: int
+    flags: int
+    layout: int
+    base_timestamp: int
+    body: bytes
+    pos: int
+    """where the body's sections start"""
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedColumns:
+    """What ``EventLog.read_encoded`` returns: the records ``read_columns`` returns with the
+    same arguments, as the stored batches that hold them, in offset order, plus the adapter's
+    own decoder of those batches (``decode(batches)`` MUST return what ``read_columns``
+    returns for exactly those records, and raise what it raises for a batch that does not
+    parse)."""
+
+    topic: str
+    partition: int
+    batches: tuple[EncodedBatch, ...]
+    decode: Callable[[str, int, Sequence[EncodedBatch]], RecordColumns]
+
+    def __len__(self) -> int:
+        return sum(b.stop - b.start for b in self.batches)
+
+    def next_offset(self) -> int:
+        """The offset after the last record (raises ``IndexError`` when empty)."""
+        last = self.batches[-1]
+        return last.base_offset + last.stop
+
+    def below(self, end: int) -> EncodedColumns:
+        """The records whose offset is below ``end``."""
+        kept: list[EncodedBatch] = []
+        for b in self.batches:
+            stop = min(b.stop, end - b.base_offset)
+            if stop <= b.start:
+                break
+            kept.append(b if stop == b.stop else replace(b, stop=stop))
+        if len(kept) == len(self.batches) and (not kept or kept[-1] is self.batches[-1]):
+            return self
+        return EncodedColumns(self.topic, self.partition, tuple(kept), self.decode)
+
+    @property
+    def offsets(self) -> list[int]:
+        """Every record's offset, in order."""
+        return list(
+            chain.from_iterable(
+                range(b.base_offset + b.start, b.base_offset + b.stop) for b in self.batches
+            )
+        )
+
+    def slice(self, a: int, b: int) -> EncodedColumns:
+        """Records ``a`` to ``b`` (exclusive; ``0 <= a <= b <= len(self)``) of these."""
+        kept: list[EncodedBatch] = []
+        at = 0  # records before the current batch
+        for x in self.batches:
+            n = x.stop - x.start
+            lo, hi = max(a - at, 0), min(b - at, n)
+            if lo < hi:
+                whole = lo == 0 and hi == n
+                kept.append(x if whole else replace(x, start=x.start + lo, stop=x.start + hi))
+            at += n
+            if at >= b:
+                break
+        return EncodedColumns(self.topic, self.partition, tuple(kept), self.decode)
+
+    def columns(self) -> RecordColumns:
+        """The same records decoded by the adapter (``read_columns``'s result)."""
+        return self.decode(self.topic, self.partition, self.batches)
+
+
+@dataclass(frozen=True, slots=True)
 class RecordMetadata:
     """Where an appended record landed."""
 
@@ -393,6 +477,16 @@ class EventLog(abc.ABC):
         return RecordColumns.from_records(
             topic, partition, self.read(topic, partition, offset, max_records)
         )
+
+    def read_encoded(
+        self, topic: str, partition: int, offset: int, max_records: int = 1000
+    ) -> EncodedColumns | None:
+        """The records ``read_columns`` returns, as the stored batches that hold them (see
+        ``EncodedColumns``), or None when this log does not store the embedded log's batch
+        format (the default: Kafka, a tiered log's cold tier). An adapter that offers it
+        MUST check and raise as ``read_columns`` does for bad arguments and for stored batches
+        that fail their checks (CRC, record count, inflation)."""
+        return None
 
     @abc.abstractmethod
     def end_offsets(self, topic: str) -> dict[int, int]:

@@ -23,7 +23,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
 use sha2::{Digest, Sha256};
 
-const VERSION: u8 = 1;
+pub(crate) const VERSION: u8 = 1;
 
 /// A hasher for object addresses (already unique; one multiply spreads them).
 #[derive(Default)]
@@ -46,7 +46,7 @@ impl Hasher for AddrHasher {
 /// One text column as a dictionary: the distinct strings and, per record, an index into them
 /// (`-1`: null), little-endian int32.
 #[derive(Default)]
-struct Dict {
+pub(crate) struct Dict {
     values: Vec<String>,
     index: Vec<u8>,
     /// by the address of the Python object: the log hands repeated header values as one
@@ -59,12 +59,30 @@ struct Dict {
 }
 
 impl Dict {
-    fn null(&mut self) {
+    pub(crate) fn null(&mut self) {
         self.index.extend_from_slice(&(-1i32).to_le_bytes());
     }
 
-    fn push_idx(&mut self, i: i32) {
+    pub(crate) fn push_idx(&mut self, i: i32) {
         self.index.extend_from_slice(&i.to_le_bytes());
+    }
+
+    /// The index of `raw` (decoded by `text` when not seen before in this call), without
+    /// pushing it: for bytes that are no Python object (`stored_leaves.rs`).
+    pub(crate) fn index_raw(
+        &mut self,
+        raw: &[u8],
+        alt: bool,
+        text: impl FnOnce() -> PyResult<String>,
+    ) -> PyResult<i32> {
+        let map = if alt { &mut self.seen_alt } else { &mut self.seen };
+        if let Some(&i) = map.get(raw) {
+            return Ok(i);
+        }
+        let i = self.values.len() as i32;
+        self.values.push(text()?);
+        map.insert(raw.to_vec(), i);
+        Ok(i)
     }
 
     /// `raw` decoded by `text` (called only for a value not seen before in this batch).
@@ -229,20 +247,20 @@ fn put_header(d: &mut Dict, v: &Option<Bound<'_, PyBytes>>) -> PyResult<()> {
 }
 
 /// The outputs of a batch, record by record.
-struct Out {
-    hashes: Vec<u8>,
-    parts: Vec<u8>,
-    offsets: Vec<u8>,
-    times: Vec<u8>,
-    topics: Dict,
-    actors: Dict,
-    actions: Dict,
-    resources: Dict,
-    tenants: Dict,
+pub(crate) struct Out {
+    pub(crate) hashes: Vec<u8>,
+    pub(crate) parts: Vec<u8>,
+    pub(crate) offsets: Vec<u8>,
+    pub(crate) times: Vec<u8>,
+    pub(crate) topics: Dict,
+    pub(crate) actors: Dict,
+    pub(crate) actions: Dict,
+    pub(crate) resources: Dict,
+    pub(crate) tenants: Dict,
 }
 
 impl Out {
-    fn new(n: usize) -> Self {
+    pub(crate) fn new(n: usize) -> Self {
         Out {
             hashes: Vec::with_capacity(n * 32),
             parts: Vec::with_capacity(n * 4),
@@ -294,7 +312,7 @@ impl Out {
         put_header(&mut self.tenants, &q.tenant)
     }
 
-    fn finish<'py>(self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+    pub(crate) fn finish<'py>(self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
         let dict = |d: Dict| -> PyResult<Bound<'py, PyTuple>> {
             PyTuple::new(
                 py,

@@ -7,6 +7,7 @@ mod headers;
 mod leaves;
 mod ledger_batch;
 mod merkle;
+mod stored_leaves;
 
 #[pymodule]
 fn hub_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -15,5 +16,6 @@ fn hub_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     leaves::register(m)?;
     ledger_batch::register(m)?;
     merkle::register(m)?;
+    stored_leaves::register(m)?;
     Ok(())
 }

@@ -429,6 +429,40 @@ class EventLogContract:
         with pytest.raises(InvalidInput, match="max_records"):
             log.read_columns(topic, 0, 0, max_records=0)
 
+    # -- read_encoded (optional) -------------------------------------------------------------
+    def test_read_encoded_holds_what_read_columns_returns(self, log: EventLog) -> None:
+        topic = self.topic(log, 2)
+        if log.read_encoded(topic, 0, 0) is None:
+            return  # not offered (the port's default): readers use read_columns
+        self._odd_batches(log, topic)
+        log.delete_records_before(topic, 1, 1)
+        checked = 0
+        for part in (0, 1):
+            end = log.end_offsets(topic)[part]
+            for limit in (1, 2, 5, 1000):
+                for offset in range(end + 1):
+                    enc = log.read_encoded(topic, part, offset, limit)
+                    cols = log.read_columns(topic, part, offset, limit)
+                    if enc is None:  # allowed: these records are not stored so (a cold tier)
+                        continue
+                    checked += 1
+                    assert len(enc) == len(cols)
+                    assert enc.offsets == list(cols.offsets)
+                    assert enc.columns().records() == cols.records(), (part, limit, offset)
+                    n = len(enc)
+                    for a, b in ((0, n), (1, n), (0, n - 1), (n // 2, n // 2 + 1)):
+                        if 0 <= a <= b <= n:
+                            got = enc.slice(a, b).columns().records()
+                            assert got == cols.records()[a:b], (part, offset, a, b)
+                    if n:
+                        cut = cols.offsets[-1]
+                        assert enc.below(cut).columns().records() == cols.below(cut).records()
+        assert checked
+        with pytest.raises(InvalidInput, match="-1"):
+            log.read_encoded(topic, 0, -1)
+        with pytest.raises(InvalidInput, match="max_records"):
+            log.read_encoded(topic, 0, 0, max_records=0)
+
     def test_scan_yields_every_record_from_start(self, log: EventLog) -> None:
         topic = self.topic(log)
         for _ in range(5):

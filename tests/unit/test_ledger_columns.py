@@ -24,6 +24,7 @@ from ledger.leaves import LeafEncoder, leaf_batch_reference
 from ledger.service import Ledger, LedgerConfig
 from ledger.verify import verify_ledger
 from tests.infra import in_ci
+from tests.unit.test_native_ledger_batch import altered_read_encoded
 
 QUERY = ("ce_source", "hub_action", "ce_type", "ce_subject", "ce_tenant")
 ODD = (
@@ -53,6 +54,7 @@ class RecordPathLog(SqliteEventLog):
     default (``read``, one ``StoredRecord`` per record, headers per record)."""
 
     read_columns = EventLog.read_columns
+    read_encoded = EventLog.read_encoded
 
 
 def _appends(rnd: random.Random, n_appends: int) -> list[tuple[list[Record], int | None]]:
@@ -245,6 +247,14 @@ def test_verify_catches_a_changed_record_in_the_column_read(
         return dataclasses.replace(got, values=values, built_from=None)
 
     monkeypatch.setattr(log, "read_columns", altered)
+    if way == "columns":  # the stored batches the ledger reads first, changed alike
+        encoded = altered_read_encoded(log.read_encoded, part, off, b"changed after its leaf")
+
+        def altered_encoded(t: str, p: int, offset: int, max_records: int = 1000) -> Any:
+            calls.append((t, p, offset))
+            return encoded(t, p, offset, max_records)
+
+        monkeypatch.setattr(log, "read_encoded", altered_encoded)
     report = verify_ledger(ledger)
     assert not report.ok
     first = report.first

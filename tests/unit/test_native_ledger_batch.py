@@ -20,6 +20,7 @@ import pytest
 import ledger.leaves as leaves_module
 from adapters.local_signer import LocalKeyFileSigner
 from adapters.sqlite_log import SqliteEventLog
+from adapters.sqlite_log.batch import encode_batch, open_batch
 from adapters.tile_ledgerstore import TileLedgerStore, decode_side_index, encode_side_index
 from audit import leaf as leaf_format
 from core.ports.eventlog import Record, StoredRecord
@@ -173,6 +174,7 @@ def test_native_and_python_ledgers_store_and_judge_alike(
             monkeypatch.setattr(leaves_module, "_native_leaf_batch", None)
             monkeypatch.setattr(leaves_module, "_native_record_hashes", None)
             monkeypatch.setattr(leaves_module, "_native_column_batch", None)
+            monkeypatch.setattr(leaves_module, "_native_stored_batch", None)
         folder = tmp_path / way
         folder.mkdir()
         log = SqliteEventLog(folder / "log.sqlite", mac_key=b"k" * 32)
@@ -199,6 +201,7 @@ def test_native_and_python_ledgers_store_and_judge_alike(
         if damage == "log":  # a record read back changed after its leaf: leaves differ
             # (verify reads the log as columns, the way the sync does)
             monkeypatch.setattr(log, "read_columns", altered_read_columns(log.read_columns, 300))
+            monkeypatch.setattr(log, "read_encoded", altered_read_encoded(log.read_encoded, 0, 300))
         else:
             _tamper(folder / "ledger.sqlite", damage)
         ledger = _ledger(folder / "ledger.sqlite", log)
@@ -226,5 +229,39 @@ def altered_read_columns(read_columns: Any, at: int) -> Any:
         values = list(got.values)
         values[list(got.offsets).index(at)] = b"changed"
         return dataclasses.replace(got, values=values, built_from=None)
+
+    return altered
+
+
+def altered_read_encoded(
+    read_encoded: Any, at_part: int, at: int, value: bytes = b"changed"
+) -> Any:
+    """The log's stored-batch read as if record ``at`` of partition ``at_part`` had another
+    value: its batch decoded, changed and encoded again (the MAC check aside)."""
+
+    def altered(topic: str, part: int, offset: int, max_records: int = 1000) -> Any:
+        got = read_encoded(topic, part, offset, max_records)
+        if got is None or part != at_part or at not in got.offsets:
+            return got
+        batches = []
+        for b in got.batches:
+            if b.base_offset <= at < b.base_offset + b.count:
+                whole = got.decode(
+                    got.topic, got.partition, [dataclasses.replace(b, start=0, stop=b.count)]
+                )
+                values = list(whole.values)
+                values[at - b.base_offset] = value
+                blob = encode_batch(whole.keys, values, whole.header_rows(), whole.timestamps)
+                ob = open_batch(blob)
+                b = dataclasses.replace(
+                    b,
+                    flags=ob.flags,
+                    layout=ob.layout,
+                    base_timestamp=ob.base_timestamp,
+                    body=ob.body,
+                    pos=ob.pos,
+                )
+            batches.append(b)
+        return dataclasses.replace(got, batches=tuple(batches))
 
     return altered

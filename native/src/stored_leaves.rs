@@ -1,0 +1,339 @@
+//! The ledger's leaves straight from the embedded log's stored batch bodies: what
+//! `ledger_batch.rs`'s `column_leaf_batch` returns (leaf hashes AND side-index columns), but read
+//! from the inflated body of each stored batch (its sections as `adapters/sqlite_log/batch.py`
+//! describes them) instead of from Python columns. No Python object is made per record: keys,
+//! values and header values are slices of the body.
+//!
+//! The pure-Python reference is the column path: `core.ports.eventlog.EncodedColumns.columns()`
+//! (the adapter's own decoder, `decode_body_columns`) into `LeafEncoder.column_batch`;
+//! `tests/unit/test_ledger_stored_leaves.py` checks both give the same bytes on random batches.
+//!
+//! Anything unusual (a section running past the body, a non-UTF-8 header name, the pair header
+//! layout, a field out of range for the leaf format or the side index) returns None: the caller
+//! decodes the same bodies in Python and takes the column path, which raises the reference's
+//! errors. The body's CRC (and the log's MAC chain) is checked by the log before it hands the
+//! body out; nothing here trusts a length without a bounds check.
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyList, PyTuple};
+use sha2::{Digest, Sha256};
+
+use crate::ledger_batch::{Dict, Out, VERSION};
+
+// flags of the stored batch (adapters/sqlite_log/batch.py)
+const TS_UNIFORM: u8 = 0x01;
+const TS_WIDE: u8 = 0x02;
+const KEYS_NULL: u8 = 0x04;
+const KEYS_MIXED: u8 = 0x08;
+const VALUES_NULL: u8 = 0x10;
+const VALUES_MIXED: u8 = 0x20;
+const HAS_HEADERS: u8 = 0x40;
+const HEADER_COLUMNS: u8 = 1;
+const CONSTANT: u8 = 0;
+const VARYING: u8 = 1;
+
+fn take<'a>(body: &'a [u8], pos: &mut usize, len: usize) -> Option<&'a [u8]> {
+    let end = pos.checked_add(len)?;
+    let s = body.get(*pos..end)?;
+    *pos = end;
+    Some(s)
+}
+
+fn u16_at(b: &[u8], i: usize) -> usize {
+    usize::from(u16::from_le_bytes([b[2 * i], b[2 * i + 1]]))
+}
+
+fn u32_at(b: &[u8], i: usize) -> usize {
+    u32::from_le_bytes([b[4 * i], b[4 * i + 1], b[4 * i + 2], b[4 * i + 3]]) as usize
+}
+
+/// A keys or values section: one slice per record (None: null).
+fn bytes_section<'a>(
+    body: &'a [u8],
+    pos: &mut usize,
+    n: usize,
+    flags: u8,
+    null: u8,
+    mixed: u8,
+) -> Option<Vec<Option<&'a [u8]>>> {
+    if flags & null != 0 {
+        return Some(vec![None; n]);
+    }
+    let lens = take(body, pos, n.checked_mul(4)?)?;
+    let nulls = if flags & mixed != 0 { Some(take(body, pos, n)?) } else { None };
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let v = take(body, pos, u32_at(lens, i))?;
+        out.push(if nulls.is_some_and(|f| f[i] != 0) { None } else { Some(v) });
+    }
+    Some(out)
+}
+
+/// One header column: its name (u16 BE length || name, as the leaf input holds it) and its
+/// values (one slice for every record, or one per record).
+struct Column<'a> {
+    head: Vec<u8>,
+    name: &'a str,
+    constant: Option<&'a [u8]>,
+    values: Vec<&'a [u8]>,
+}
+
+impl<'a> Column<'a> {
+    fn value(&self, i: usize) -> &'a [u8] {
+        match self.constant {
+            Some(v) => v,
+            None => self.values[i],
+        }
+    }
+}
+
+/// The column header layout (`_decode_header_columns_py`'s format).
+fn header_columns<'a>(body: &'a [u8], pos: &mut usize, n: usize) -> Option<Vec<Column<'a>>> {
+    let m = u16_at(take(body, pos, 2)?, 0);
+    if m == 0 {
+        return None;
+    }
+    let lens = take(body, pos, 2 * m)?;
+    let mut names = Vec::with_capacity(m);
+    for j in 0..m {
+        names.push(std::str::from_utf8(take(body, pos, u16_at(lens, j))?).ok()?);
+    }
+    let kinds = take(body, pos, m)?;
+    let mut cols = Vec::with_capacity(m);
+    for (name, &kind) in names.into_iter().zip(kinds) {
+        let mut head = Vec::with_capacity(2 + name.len());
+        head.extend_from_slice(&(name.len() as u16).to_be_bytes());
+        head.extend_from_slice(name.as_bytes());
+        let (constant, values) = match kind {
+            CONSTANT => {
+                let size = u32_at(take(body, pos, 4)?, 0);
+                (Some(take(body, pos, size)?), Vec::new())
+            }
+            VARYING => {
+                let lens = take(body, pos, n.checked_mul(4)?)?;
+                let mut v = Vec::with_capacity(n);
+                for i in 0..n {
+                    v.push(take(body, pos, u32_at(lens, i))?);
+                }
+                (None, v)
+            }
+            _ => return None,
+        };
+        cols.push(Column { head, name, constant, values });
+    }
+    Some(cols)
+}
+
+/// The last dictionary entry one output column looked up: a constant header column hands the
+/// same slice to every record, so its lookup is done once per batch.
+#[derive(Clone, Copy)]
+struct Memo {
+    ptr: usize,
+    len: usize,
+    alt: bool,
+    idx: i32,
+}
+
+impl Memo {
+    const EMPTY: Memo = Memo { ptr: 0, len: usize::MAX, alt: false, idx: -1 };
+}
+
+/// Push the index of `raw` (None: null) into `d`; `alt` marks key-derived text.
+fn put(
+    py: Python<'_>,
+    d: &mut Dict,
+    memo: &mut Memo,
+    raw: Option<&[u8]>,
+    alt: bool,
+) -> PyResult<()> {
+    let Some(raw) = raw else {
+        d.null();
+        return Ok(());
+    };
+    let (ptr, len) = (raw.as_ptr() as usize, raw.len());
+    if memo.ptr == ptr && memo.len == len && memo.alt == alt {
+        d.push_idx(memo.idx);
+        return Ok(());
+    }
+    let idx = d.index_raw(raw, alt, || match std::str::from_utf8(raw) {
+        Ok(s) => Ok(s.to_owned()),
+        Err(_) if alt => {
+            let mut s = String::with_capacity(2 + 2 * raw.len());
+            s.push_str("0x");
+            for b in raw {
+                s.push_str(&format!("{b:02x}"));
+            }
+            Ok(s)
+        }
+        // Python's own decoder, so the replacement text is the reference's
+        Err(_) => PyBytes::new(py, raw)
+            .call_method1(intern!(py, "decode"), ("utf-8", "replace"))?
+            .extract::<String>(),
+    })?;
+    *memo = Memo { ptr, len, alt, idx };
+    d.push_idx(idx);
+    Ok(())
+}
+
+fn digest_field(v: Option<&[u8]>, buf: &mut Vec<u8>) {
+    match v {
+        None => buf.push(0x00),
+        Some(b) => {
+            buf.push(0x01);
+            buf.extend_from_slice(&Sha256::digest(b));
+        }
+    }
+}
+
+/// One piece: records `start..stop` of a stored batch. Returns None when it needs the Python
+/// path.
+#[allow(clippy::too_many_arguments)]
+fn piece(
+    py: Python<'_>,
+    out: &mut Out,
+    memos: &mut [Memo; 4],
+    buf: &mut Vec<u8>,
+    p: &Bound<'_, PyTuple>,
+) -> PyResult<Option<()>> {
+    let Ok((topic, part, base_off, start, stop, count, flags, layout, base_ts)) = p
+        .get_slice(0, 9)
+        .extract::<(String, u32, u64, usize, usize, usize, u8, u8, i64)>()
+    else {
+        return Ok(None);
+    };
+    let body_obj = p.get_item(9)?;
+    let Ok(body) = body_obj.downcast::<PyBytes>() else { return Ok(None) };
+    let body = body.as_bytes();
+    let Ok(mut pos) = p.get_item(10)?.extract::<usize>() else { return Ok(None) };
+    let n = count;
+    if topic.len() > 0xFFFF || start > stop || stop > n || i32::try_from(part).is_err() {
+        return Ok(None);
+    }
+    // 1. the sections, in their stored order
+    let times: Vec<i64> = if flags & TS_UNIFORM != 0 {
+        vec![base_ts; n]
+    } else if flags & TS_WIDE != 0 {
+        let Some(raw) = n.checked_mul(8).and_then(|k| take(body, &mut pos, k)) else {
+            return Ok(None);
+        };
+        raw.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap())).collect()
+    } else {
+        let Some(raw) = n.checked_mul(4).and_then(|k| take(body, &mut pos, k)) else {
+            return Ok(None);
+        };
+        let t: Option<Vec<i64>> = (0..n).map(|i| base_ts.checked_add(u32_at(raw, i) as i64)).collect();
+        let Some(t) = t else { return Ok(None) };
+        t
+    };
+    let Some(keys) = bytes_section(body, &mut pos, n, flags, KEYS_NULL, KEYS_MIXED) else {
+        return Ok(None);
+    };
+    let Some(values) = bytes_section(body, &mut pos, n, flags, VALUES_NULL, VALUES_MIXED) else {
+        return Ok(None);
+    };
+    let cols = if flags & HAS_HEADERS == 0 {
+        Vec::new()
+    } else if layout == HEADER_COLUMNS {
+        let Some(c) = header_columns(body, &mut pos, n) else { return Ok(None) };
+        c
+    } else {
+        return Ok(None); // the pair layout: the Python decoder
+    };
+    // 2. the query headers: the last column of a name counts, as dict(headers)
+    let mut slots: [Option<usize>; 5] = [None; 5]; // source, action, type, subject, tenant
+    for (j, c) in cols.iter().enumerate() {
+        let s = match c.name {
+            "ce_source" => 0,
+            "hub_action" => 1,
+            "ce_type" => 2,
+            "ce_subject" => 3,
+            "ce_tenant" => 4,
+            _ => continue,
+        };
+        slots[s] = Some(j);
+    }
+    let topic_idx = out.topics.index_raw(topic.as_bytes(), false, || Ok(topic.clone()))?;
+    let m = cols.len() as u32;
+    let mut head = Vec::with_capacity(3 + topic.len());
+    head.push(0x00);
+    head.push(VERSION);
+    head.extend_from_slice(&(topic.len() as u16).to_be_bytes());
+    head.extend_from_slice(topic.as_bytes());
+    // 3. per record: the leaf input hashed, then the side-index fields
+    for i in start..stop {
+        let Some(offset) = base_off.checked_add(i as u64) else { return Ok(None) };
+        let Ok(off64) = i64::try_from(offset) else { return Ok(None) };
+        let ts = times[i];
+        buf.clear();
+        buf.extend_from_slice(&head);
+        buf.extend_from_slice(&part.to_be_bytes());
+        buf.extend_from_slice(&offset.to_be_bytes());
+        buf.extend_from_slice(&ts.to_be_bytes());
+        digest_field(keys[i], buf);
+        buf.extend_from_slice(&m.to_be_bytes());
+        for c in &cols {
+            let v = c.value(i);
+            buf.extend_from_slice(&c.head);
+            buf.extend_from_slice(&(v.len() as u32).to_be_bytes());
+            buf.extend_from_slice(v);
+        }
+        digest_field(values[i], buf);
+        out.hashes.extend_from_slice(&Sha256::digest(&buf[..]));
+        out.topics.push_idx(topic_idx);
+        out.parts.extend_from_slice(&(part as i32).to_le_bytes());
+        out.offsets.extend_from_slice(&off64.to_le_bytes());
+        out.times.extend_from_slice(&ts.to_le_bytes());
+        let get = |s: Option<usize>| s.map(|j| cols[j].value(i));
+        put(py, &mut out.actors, &mut memos[0], get(slots[0]), false)?;
+        let act = match get(slots[1]) {
+            Some(a) if !a.is_empty() => Some(a),
+            _ => get(slots[2]),
+        };
+        put(py, &mut out.actions, &mut memos[1], act, false)?;
+        match get(slots[3]) {
+            Some(s) => put(py, &mut out.resources, &mut memos[2], Some(s), false)?,
+            None => put(py, &mut out.resources, &mut memos[2], keys[i], true)?,
+        }
+        put(py, &mut out.tenants, &mut memos[3], get(slots[4]), false)?;
+    }
+    Ok(Some(()))
+}
+
+/// What `column_leaf_batch` returns for the records of `pieces`, in order, read from stored
+/// batch bodies: each piece is `(topic, partition, base offset, start, stop, record count,
+/// flags, header layout, base timestamp, body, where the sections start)`, records
+/// `start..stop` of the batch (`core.ports.eventlog.EncodedBatch`). None when anything is
+/// unusual: the caller decodes the bodies in Python and takes the column path.
+#[pyfunction]
+fn stored_leaf_batch<'py>(
+    py: Python<'py>,
+    pieces: &Bound<'py, PyList>,
+) -> PyResult<Option<Bound<'py, PyTuple>>> {
+    let mut total = 0usize;
+    let mut tuples = Vec::with_capacity(pieces.len());
+    for p in pieces.iter() {
+        let Ok(p) = p.downcast_into::<PyTuple>() else { return Ok(None) };
+        if p.len() != 11 {
+            return Ok(None);
+        }
+        let (Ok(start), Ok(stop)) = (p.get_item(3)?.extract::<usize>(), p.get_item(4)?.extract::<usize>()) else {
+            return Ok(None);
+        };
+        total += stop.saturating_sub(start);
+        tuples.push(p);
+    }
+    let mut out = Out::new(total);
+    let mut buf: Vec<u8> = Vec::with_capacity(1024);
+    for p in &tuples {
+        let mut memos = [Memo::EMPTY; 4]; // slices of another body may reuse an address
+        if piece(py, &mut out, &mut memos, &mut buf, p)?.is_none() {
+            return Ok(None);
+        }
+    }
+    Ok(Some(out.finish(py)?))
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(stored_leaf_batch, m)?)?;
+    Ok(())
+}

@@ -31,6 +31,11 @@ else
 	CARGO_TARGET_DIR=$CARGO_TARGET_DIR/$(pwd | sha256sum | cut -c1-16)
 fi
 export CARGO_TARGET_DIR
+# The shared target's release/libhub_native.so is the LAST checkout's build: when this checkout's
+# crate looks fresh to cargo (built before, unchanged since), cargo copies nothing there and the
+# copy below would install another checkout's library. Touching the crate root makes cargo
+# rebuild (and copy out) this checkout's crate every time; the dependencies stay cached.
+touch src/lib.rs
 cargo build --release --quiet --locked 2>/dev/null || cargo build --release --quiet
 cp "$CARGO_TARGET_DIR/release/libhub_native.so" "$dest/hub_native.abi3.so.tmp"
 mv "$dest/hub_native.abi3.so.tmp" "$dest/hub_native.abi3.so"

@@ -11,8 +11,10 @@ optimistic: a column is taken only when every value has the one exact JSON form 
 Handled (plain field type <- JSON values; ``["null", T]`` admits None too):
 - ``string`` <- str; ``enum`` <- str (a non-symbol makes the batch go row by row)
 - ``long`` / ``int`` <- int in range (not bool); ``double`` <- float; ``boolean`` <- bool
-- ``bytes`` decimal(P <= 18, S) <- text ``-?digits.S digits`` (exactly the schema's scale, no
-  leading zeros, at most P digits): what ``from_json`` returns unchanged, cast by Arrow exactly
+- ``bytes`` decimal(P <= 18, S) <- text ``-?digits[.digits]`` (at most S fraction digits, no
+  leading zeros, at most P - S integer digits: ``"100"``, ``"12.5"`` and ``"12.50"`` are 12.50 at
+  scale 2, as ``from_json`` makes them) cast by Arrow exactly (it rescales, never rounds), or
+  int with fewer than P - S digits
 - ``long`` timestamp-micros <- RFC 3339 text with ``Z`` or an offset and at most 6 fractional
   digits (the instant Python's ``fromisoformat`` gives; Arrow refuses impossible dates), or int
 - PII fields (top level, plain type ``string`` or ``["null", "string"]``): each non-null value
@@ -78,7 +80,7 @@ def _column_kind(t: Any, named: Mapping[str, Any]) -> tuple[str, bool, dict[str,
         if p > 18 or s > p:
             return None
         ints = f"(0|[1-9][0-9]{{0,{p - s - 1}}})" if p > s else "0"
-        regex = f"^-?{ints}" + (f"\\.[0-9]{{{s}}}$" if s else "$")
+        regex = f"^-?{ints}" + (f"(\\.[0-9]{{1,{s}}})?$" if s else "$")
         return "decimal", nullable, {"precision": p, "scale": s, "regex": regex}
     if logical == "timestamp-micros" and base == "long":
         return "timestamp", nullable, {}
@@ -195,6 +197,13 @@ class ColumnPlan:
         if kind == "boolean":
             return pa.array(data, pa.bool_()) if t is bool else None
         if kind == "decimal":
+            if t is int:
+                present = [x for x in data if x is not None] if col.nullable else data
+                bound = 10 ** (col.precision - col.scale)
+                if min(present) <= -bound or max(present) >= bound:
+                    return None
+                wide = pa.array(data, pa.int64()).cast(pa.decimal128(19 + col.scale, col.scale))
+                return wide.cast(pa.decimal128(col.precision, col.scale))  # checked above
             if t is not str:
                 return None
             text = pa.array(data, pa.string())

@@ -374,17 +374,26 @@ def test_pii_sealed_per_batch_decrypts_to_what_the_reference_seals(
 def _uniform_trades(rng: random.Random, n: int) -> list[OutgoingEvent]:
     """Trades whose values all have the same keys and JSON forms (the column-wise case)."""
     at_text = rng.random() < 0.5
+    px_int = rng.random() < 0.2  # every px a JSON integer
     optional = rng.sample(["note", "tags", "ok", "ratio"], rng.randrange(5))
     out = []
     for i in range(n):
         value: dict[str, Any] = {
             "id": f"T{i}-{'é' * rng.randrange(3)}",
             "qty": rng.randrange(-(2**31), 2**31),
-            "px": rng.choice(
+            "px": rng.randrange(-(10**14) + 1, 10**14)
+            if px_int
+            else rng.choice(
                 [
                     "0.0000",
                     "-0.0000",
+                    "0",
+                    "7",
+                    "-3.5",
+                    "12.25",
+                    "99999999999999.999",
                     f"{rng.randrange(-(10**9), 10**9)}.{rng.randrange(10**4):04d}",
+                    f"{rng.randrange(-(10**9), 10**9)}.{rng.randrange(10):d}",
                 ]
             ),
             "side": rng.choice(["BUY", "SELL"]),
@@ -441,7 +450,7 @@ def test_column_wise_values_match_the_reference_byte_for_byte(
     # one odd value anywhere: the column-wise path declines, the record path gives the bytes
     k = rng.randrange(len(events))
     odd: dict[str, Any] = [  # one per seed
-        {"px": "1.5"},  # accepted by from_json (1.5000), not the column-wise form
+        {"px": "1.50000"},  # accepted by from_json (1.5000), not the column-wise form
         {"px": 2.5},
         {"at": "2026-01-01T00:00:00"},  # no offset
         {"qty": True},

@@ -855,6 +855,15 @@ class SqliteEventLog(EventLog):
     def read(
         self, topic: str, partition: int, offset: int, max_records: int = 1000
     ) -> list[StoredRecord]:
+        with self._read_at(topic, partition, offset, max_records) as (conn, t, offset):
+            return self._read_from(conn, t, partition, offset, max_records)
+
+    @contextmanager
+    def _read_at(
+        self, topic: str, partition: int, offset: int, max_records: int
+    ) -> Iterator[tuple[sqlite3.Connection, StoredTopic, int]]:
+        """``read``'s and ``read_columns``' arguments checked, then a read connection, the
+        topic and the first offset to read: ``offset``, or the partition's start above it."""
         t = self._topic(topic)
         self._partition(t, partition)
         _check_offset(offset, f"offset to read in {topic!r}")
@@ -862,7 +871,7 @@ class SqliteEventLog(EventLog):
             raise InvalidInput(f"max_records={max_records!r} is invalid: pass an int >= 1.")
         with self._read(f"reading topic {topic!r}") as conn:
             (start,) = conn.execute(_SQL_START, (t.id, partition)).fetchone()
-            return self._read_from(conn, t, partition, max(offset, start), max_records)
+            yield conn, t, max(offset, start)
 
     def _read_from(
         self, conn: sqlite3.Connection, topic: StoredTopic, partition: int, offset: int, limit: int
@@ -887,14 +896,7 @@ class SqliteEventLog(EventLog):
     ) -> RecordColumns:
         """``read`` as columns: each stored batch decoded straight into columns (its header
         columns kept as columns), no ``StoredRecord`` built (``adapters/sqlite_log/columns``)."""
-        t = self._topic(topic)
-        self._partition(t, partition)
-        _check_offset(offset, f"offset to read in {topic!r}")
-        if type(max_records) is not int or max_records < 1:
-            raise InvalidInput(f"max_records={max_records!r} is invalid: pass an int >= 1.")
-        with self._read(f"reading topic {topic!r}") as conn:
-            (start,) = conn.execute(_SQL_START, (t.id, partition)).fetchone()
-            offset = max(offset, start)
+        with self._read_at(topic, partition, offset, max_records) as (conn, t, offset):
             pieces: list[Piece] = []
             got = 0
             cur = conn.execute(_SQL_BATCHES_FROM, (t.id, partition, offset))

@@ -199,6 +199,12 @@ _SQL_BATCHES_FROM = (
 )
 
 
+def _first_offset(conn: sqlite3.Connection, topic: StoredTopic, partition: int, offset: int) -> int:
+    """Where a read from ``offset`` starts: there, or at the partition's start above it."""
+    (start,) = conn.execute(_SQL_START, (topic.id, partition)).fetchone()
+    return max(offset, int(start))
+
+
 # -- input validation (shared with every adapter: hub.ports.eventlog_checks) -----------------------
 def _explain_invalid(records: Sequence[object], partitions: int, topic: str) -> InvalidInput:
     """The slow path: name the first invalid record and field once the fast checks failed."""
@@ -855,23 +861,21 @@ class SqliteEventLog(EventLog):
     def read(
         self, topic: str, partition: int, offset: int, max_records: int = 1000
     ) -> list[StoredRecord]:
-        with self._read_at(topic, partition, offset, max_records) as (conn, t, offset):
+        t = self._read_checked(topic, partition, offset, max_records)
+        with self._read(f"reading topic {topic!r}") as conn:
+            offset = _first_offset(conn, t, partition, offset)
             return self._read_from(conn, t, partition, offset, max_records)
 
-    @contextmanager
-    def _read_at(
+    def _read_checked(
         self, topic: str, partition: int, offset: int, max_records: int
-    ) -> Iterator[tuple[sqlite3.Connection, StoredTopic, int]]:
-        """``read``'s and ``read_columns``' arguments checked, then a read connection, the
-        topic and the first offset to read: ``offset``, or the partition's start above it."""
+    ) -> StoredTopic:
+        """The topic ``read`` and ``read_columns`` read, their arguments checked."""
         t = self._topic(topic)
         self._partition(t, partition)
         _check_offset(offset, f"offset to read in {topic!r}")
         if type(max_records) is not int or max_records < 1:
             raise InvalidInput(f"max_records={max_records!r} is invalid: pass an int >= 1.")
-        with self._read(f"reading topic {topic!r}") as conn:
-            (start,) = conn.execute(_SQL_START, (t.id, partition)).fetchone()
-            yield conn, t, max(offset, start)
+        return t
 
     def _read_from(
         self, conn: sqlite3.Connection, topic: StoredTopic, partition: int, offset: int, limit: int
@@ -896,7 +900,9 @@ class SqliteEventLog(EventLog):
     ) -> RecordColumns:
         """``read`` as columns: each stored batch decoded straight into columns (its header
         columns kept as columns), no ``StoredRecord`` built (``adapters/sqlite_log/columns``)."""
-        with self._read_at(topic, partition, offset, max_records) as (conn, t, offset):
+        t = self._read_checked(topic, partition, offset, max_records)
+        with self._read(f"reading topic {topic!r}") as conn:
+            offset = _first_offset(conn, t, partition, offset)
             pieces: list[Piece] = []
             got = 0
             cur = conn.execute(_SQL_BATCHES_FROM, (t.id, partition, offset))

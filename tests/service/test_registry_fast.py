@@ -7,7 +7,7 @@ each request's recorded decision must be the same. Then what no cache may hide: 
 a changed policy and a schema registered after a 404 change the very next answer. Last, a
 Hypothesis test sends both apps the usual request with one or two parts made odd (the id, the
 path's tail, the query, the method, the key, ``Accept``, ``Content-Type``, the request id and
-context headers, the header order): ``HUB_FUZZ_EXAMPLES`` of them (80 by default, a few seconds).
+context headers, the header order): ``HUB_FUZZ_EXAMPLES`` of them (60 by default, a few seconds).
 """
 
 from __future__ import annotations
@@ -344,7 +344,7 @@ def test_fuzzed_requests_get_the_same_answers_and_decisions(
     fields = ("principal", "action", "resource", "allow", "purpose", "case_id", "reason")
 
     @settings(
-        max_examples=int(os.environ.get("HUB_FUZZ_EXAMPLES", "80")),
+        max_examples=int(os.environ.get("HUB_FUZZ_EXAMPLES", "60")),
         deadline=None,
         derandomize=True,
         database=None,

@@ -26,15 +26,14 @@ from hypothesis import strategies as st
 from starlette.types import Receive, Scope, Send
 
 from core.policybundle import PolicyBundle
-from core.ports.policy import Decision, PolicyEngine, Principal
 from governance.decisions import DECISIONS_TOPIC, RecordingPolicyEngine
 from hub.api.app import create_app
 from hub.api.registry_fast import RegistryFastPath
 from hub.api.routers.registry import LEAN_ROUTES
 from hub.bootstrap import Hub
 from hub.observability import request_id_of
-from ingest.publish import EventReader
 from registry.service import Reference
+from tests.service.registry_twins import Refusing, decisions
 
 BASE = json.dumps({"type": "record", "name": "Base", "fields": [{"name": "a", "type": "int"}]})
 TOP = json.dumps({"type": "record", "name": "Top", "fields": [{"name": "b", "type": "Base"}]})
@@ -52,39 +51,13 @@ def apps(hub: Hub) -> Iterator[tuple[TestClient, TestClient]]:
         yield a, b
 
 
-def _decisions(hub: Hub, start: int = 0) -> list[dict[str, Any]]:
-    """The recorded decisions from offset ``start`` of the decisions topic on."""
-    hub.policy.committer.flush()  # type: ignore[attr-defined]
-    reader = EventReader(hub.log, hub.registry)
-    end = hub.log.end_offsets(DECISIONS_TOPIC)[0]
-    if end <= start:
-        return []
-    return [reader.decode(r)["value"] for r in hub.log.read(DECISIONS_TOPIC, 0, start, end - start)]
-
-
-class _Refusing(PolicyEngine):
-    """The hub's engine, but ``p-publisher`` is denied and ``p-analyst``'s decision fails."""
-
-    def __init__(self, inner: PolicyEngine) -> None:
-        self.inner = inner
-
-    def decide(
-        self, principal: Principal, action: str, resource: str, context: Any = None
-    ) -> Decision:
-        if principal.id == "p-publisher":
-            return Decision(False, "refused for the test", "t1")
-        if principal.id == "p-analyst":
-            raise RuntimeError("engine exploded")
-        return self.inner.decide(principal, action, resource, context)
-
-
 def test_the_fast_path_answers_and_decides_as_the_full_stack(
     hub: Hub, apps: tuple[TestClient, TestClient], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fast, reference = apps
     policy = hub.policy
     assert isinstance(policy, RecordingPolicyEngine)
-    monkeypatch.setattr(policy, "inner", _Refusing(policy.inner))
+    monkeypatch.setattr(policy, "inner", Refusing(policy.inner))
     base = hub.registry.register("fast-base-value", BASE)
     top = hub.registry.register(
         "fast-ref-value", TOP, references=(Reference("Base", "fast-base-value", base.version),)
@@ -104,7 +77,7 @@ def test_the_fast_path_answers_and_decides_as_the_full_stack(
     paths = [f"/schemas/ids/{i}" for i in ids]
     paths += [f"/schemas/ids/{i}/schema" for i in (base.id, top.id, 999999)]
     paths += [f"/schemas/ids/{base.id}?subject=x&format=resolved", "/schemas/ids/1/"]
-    before = len(_decisions(hub))
+    before = len(decisions(hub))
     for path in paths:
         for headers in auths:
             a, b = fast.get(path, headers=headers), reference.get(path, headers=headers)
@@ -117,7 +90,7 @@ def test_the_fast_path_answers_and_decides_as_the_full_stack(
                 assert a.headers["x-request-id"] == b.headers["x-request-id"] == "req-42"
             else:
                 assert len(a.headers["x-request-id"]) == len(b.headers["x-request-id"]) == 32
-    recorded = _decisions(hub)[before:]
+    recorded = decisions(hub)[before:]
     fields = ("principal", "action", "resource", "allow", "purpose", "case_id", "reason")
     firsts, seconds = recorded[0::2], recorded[1::2]  # sent alternately: pairs decide alike
     assert [tuple(d[f] for f in fields) for d in firsts] == [
@@ -186,7 +159,7 @@ def test_a_policy_change_refuses_the_next_request(
     refused = fast.get(f"/schemas/ids/{sid}", headers=headers)
     assert refused.status_code == 403
     assert refused.json()["error_code"] == 40301 and "closed for the test" in refused.text
-    last = _decisions(hub)[-1]
+    last = decisions(hub)[-1]
     assert (last["allow"], last["policy_version"]) == (False, bundle.version)
 
 
@@ -308,7 +281,7 @@ def test_fuzzed_requests_get_the_same_answers_and_decisions(
     fast, reference = apps
     policy = hub.policy
     assert isinstance(policy, RecordingPolicyEngine)
-    monkeypatch.setattr(policy, "inner", _Refusing(policy.inner))
+    monkeypatch.setattr(policy, "inner", Refusing(policy.inner))
     logging.getLogger("hub").setLevel(logging.CRITICAL)  # refused requests log on purpose
     base = hub.registry.register("fast-base-value", BASE)
     top = hub.registry.register(
@@ -358,7 +331,7 @@ def test_fuzzed_requests_get_the_same_answers_and_decisions(
             hub.policy.committer.flush()  # type: ignore[attr-defined]
             start = hub.log.end_offsets(DECISIONS_TOPIC)[0]
             answers.append(client.request(method, url, headers=headers))
-            mine = [d for d in _decisions(hub, start) if d["principal"].startswith("p-")]
+            mine = [d for d in decisions(hub, start) if d["principal"].startswith("p-")]
             decided.append([tuple(d[f] for f in fields) for d in mine])  # not the alert rules'
         a, b = answers
         assert (a.status_code, a.content) == (b.status_code, b.content), request

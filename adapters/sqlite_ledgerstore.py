@@ -27,28 +27,33 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from core.errors import HubError, StorageBusy
+from adapters.sqlite_ledgerfile import (
+    INTENTS_TABLE,
+    SHARED_TABLES,
+    CheckpointWrites,
+    SqliteLedgerFile,
+    create_schema,
+    positions_of,
+)
+from core.errors import HubError
 from core.ports.ledgerstore import (
     Chunk,
     LeafQuery,
     LeafRow,
-    LedgerStore,
     LedgerWrite,
     Positions,
-    StoredCheckpoint,
 )
 
 SCHEMA_VERSION = 1
 APPLICATION_ID = 0x4855424C  # "HUBL"
 MMAP_BYTES = 1 << 31  # reads map the file: no read() syscall per page (SQLite caps it)
 
-_SCHEMA = """
+_SCHEMA = (
+    """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE leaves (
     idx INTEGER PRIMARY KEY,
@@ -73,21 +78,9 @@ CREATE TABLE nodes (
     data BLOB NOT NULL,
     PRIMARY KEY (level, chunk)
 ) WITHOUT ROWID;
-CREATE TABLE positions (
-    topic TEXT NOT NULL,
-    part INTEGER NOT NULL,
-    next_offset INTEGER NOT NULL,
-    PRIMARY KEY (topic, part)
-) WITHOUT ROWID;
-CREATE TABLE checkpoints (
-    size INTEGER PRIMARY KEY,
-    root BLOB NOT NULL,
-    time_us INTEGER NOT NULL,
-    note BLOB NOT NULL,
-    hash BLOB NOT NULL
-);
-CREATE TABLE witness_intents (size INTEGER PRIMARY KEY);
 """
+    + SHARED_TABLES
+)
 
 _INSERT_LEAF = "INSERT INTO leaves VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _COLUMNS = "idx, topic, part, off, ts_ms, actor, action, resource, tenant, leaf_hash"
@@ -99,14 +92,6 @@ _SQL_CHUNKS = (
     "SELECT n.level, n.chunk, n.data FROM json_each(?1) AS j JOIN nodes AS n"
     " ON n.level = (j.value >> 40) AND n.chunk = (j.value & 1099511627775)"
 )
-_CHECKPOINT_COLUMNS = "size, root, time_us, note, hash"
-# Added after version 1 shipped: created on open when missing (no version change needed).
-_INTENTS_TABLE = "CREATE TABLE IF NOT EXISTS witness_intents (size INTEGER PRIMARY KEY)"
-
-
-def _checkpoint(row: Sequence[Any]) -> StoredCheckpoint:
-    s, r, t, n, h = row
-    return StoredCheckpoint(int(s), bytes(r), int(t), bytes(n), bytes(h))
 
 
 def _size(conn: sqlite3.Connection) -> int:
@@ -114,19 +99,7 @@ def _size(conn: sqlite3.Connection) -> int:
     return 0 if row[0] is None else int(row[0]) + 1
 
 
-def _positions(conn: sqlite3.Connection) -> Positions:
-    rows = conn.execute("SELECT topic, part, next_offset FROM positions")
-    return {(t, p): o for t, p, o in rows}
-
-
-def _latest(conn: sqlite3.Connection) -> StoredCheckpoint | None:
-    row = conn.execute(
-        f"SELECT {_CHECKPOINT_COLUMNS} FROM checkpoints ORDER BY size DESC LIMIT 1"
-    ).fetchone()
-    return None if row is None else _checkpoint(row)
-
-
-class _Write(LedgerWrite):
+class _Write(CheckpointWrites, LedgerWrite):
     """A write transaction on the store's connection (``BEGIN IMMEDIATE`` already run)."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
@@ -136,7 +109,7 @@ class _Write(LedgerWrite):
         return _size(self._conn)
 
     def positions(self) -> Positions:
-        return _positions(self._conn)
+        return positions_of(self._conn)
 
     def chunk(self, level: int, chunk: int) -> bytes:
         row = self._conn.execute(
@@ -161,128 +134,37 @@ class _Write(LedgerWrite):
             chunks,
         )
 
-    def set_positions(self, positions: Positions) -> None:
-        self._conn.executemany(
-            "INSERT INTO positions VALUES (?, ?, ?) ON CONFLICT (topic, part) "
-            "DO UPDATE SET next_offset = excluded.next_offset",
-            [(t, p, o) for (t, p), o in positions.items()],
-        )
 
-    def add_checkpoint(self, cp: StoredCheckpoint) -> None:
-        try:
-            self._conn.execute(
-                "INSERT INTO checkpoints VALUES (?, ?, ?, ?, ?)",
-                (cp.size, cp.root, cp.time_us, cp.note, cp.hash),
-            )
-        except sqlite3.IntegrityError as exc:
-            raise HubError(
-                f"The ledger already holds a checkpoint of size {cp.size}.", code="ledger_store"
-            ) from exc
-
-    def latest_checkpoint(self) -> StoredCheckpoint | None:
-        return _latest(self._conn)
-
-    def add_witness_intents(self, sizes: Sequence[int]) -> None:
-        self._conn.executemany(
-            "INSERT OR IGNORE INTO witness_intents VALUES (?)", [(s,) for s in sizes]
-        )
-
-    def clear_witness_intents(self, sizes: Sequence[int]) -> None:
-        self._conn.executemany("DELETE FROM witness_intents WHERE size = ?", [(s,) for s in sizes])
-
-
-class SqliteLedgerStore(LedgerStore):
+class SqliteLedgerStore(SqliteLedgerFile):
     """The ledger's SQLite file. Thread-safe: one connection guarded by a lock."""
 
     kind = "sqlite"
 
     def __init__(self, path: Path | str, *, busy_timeout_s: float = 30.0) -> None:
-        super().__init__()
-        self.path = str(path)
-        self._lock = threading.RLock()
-        try:
-            self._conn = sqlite3.connect(
-                self.path,
-                timeout=busy_timeout_s,
-                isolation_level=None,
-                check_same_thread=False,
-            )
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=NORMAL")
-            self._conn.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
-            self._setup()
-        except sqlite3.Error as exc:
-            raise HubError(
-                f"Cannot open the ledger store {self.path}: {exc}.", code="ledger_store"
-            ) from exc
+        pragmas = ("journal_mode=WAL", "synchronous=NORMAL", f"mmap_size={MMAP_BYTES}")
+        super().__init__(str(path), busy_timeout_s, pragmas)
 
     def _setup(self) -> None:
         conn = self._conn
         (app,) = conn.execute("PRAGMA application_id").fetchone()
         (version,) = conn.execute("PRAGMA user_version").fetchone()
         if version == 0:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                (version,) = conn.execute("PRAGMA user_version").fetchone()
-                if version == 0:
-                    for statement in _SCHEMA.split(";"):
-                        if statement.strip():
-                            conn.execute(statement)
-                    conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
-                    conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+            create_schema(conn, _SCHEMA, APPLICATION_ID, SCHEMA_VERSION)
         elif app != APPLICATION_ID or version != SCHEMA_VERSION:
             raise HubError(
                 f"{self.path} is not a version-{SCHEMA_VERSION} hub ledger (application id "
                 f"{app:#x}, version {version}); move it away or point HUB_DATA_DIR elsewhere.",
                 code="ledger_store",
             )
-        conn.execute(_INTENTS_TABLE)
+        conn.execute(INTENTS_TABLE)
 
-    # -- transactions ------------------------------------------------------------------------
-    @contextmanager
-    def write(self) -> Iterator[LedgerWrite]:
-        """One ``BEGIN IMMEDIATE`` transaction: committed on normal exit, rolled back otherwise."""
-        with self._lock:
-            try:
-                self._conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as exc:
-                raise StorageBusy(
-                    f"The ledger store {self.path} is locked by another writer ({exc}); retry."
-                ) from exc
-            try:
-                yield _Write(self._conn)
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            try:
-                self._conn.execute("COMMIT")
-            except sqlite3.Error as exc:
-                self._conn.execute("ROLLBACK")
-                raise HubError(
-                    f"Committing to the ledger failed: {exc}.", code="ledger_store"
-                ) from exc
-
-    @contextmanager
-    def _read(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            yield self._conn
-
-    def close(self) -> None:
-        with self._lock:
-            self._conn.close()
+    def _writer(self, conn: sqlite3.Connection) -> LedgerWrite:
+        return _Write(conn)
 
     # -- state -------------------------------------------------------------------------------
     def tree_size(self) -> int:
         with self._read() as conn:
             return _size(conn)
-
-    def positions(self) -> Positions:
-        with self._read() as conn:
-            return _positions(conn)
 
     # -- nodes -------------------------------------------------------------------------------
     def read_chunks(self, keys: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
@@ -369,34 +251,3 @@ class SqliteLedgerStore(LedgerStore):
                 (since_ms, until_ms),
             ).fetchall()
         return {str(t): int(n) for t, n in rows}
-
-    # -- checkpoints -------------------------------------------------------------------------
-    def checkpoints(
-        self, *, min_size: int = 0, max_size: int | None = None
-    ) -> list[StoredCheckpoint]:
-        sql = f"SELECT {_CHECKPOINT_COLUMNS} FROM checkpoints WHERE size >= ?"
-        args: list[int] = [min_size]
-        if max_size is not None:
-            sql += " AND size <= ?"
-            args.append(max_size)
-        with self._read() as conn:
-            rows = conn.execute(sql + " ORDER BY size", args).fetchall()
-        return [_checkpoint(r) for r in rows]
-
-    def latest_checkpoint(self) -> StoredCheckpoint | None:
-        with self._read() as conn:
-            return _latest(conn)
-
-    def witness_intents(self) -> list[int]:
-        with self._read() as conn:
-            rows = conn.execute("SELECT size FROM witness_intents ORDER BY size").fetchall()
-        return [int(r[0]) for r in rows]
-
-    def first_checkpoint_covering(self, index: int) -> StoredCheckpoint | None:
-        with self._read() as conn:
-            row = conn.execute(
-                f"SELECT {_CHECKPOINT_COLUMNS} FROM checkpoints WHERE size > ? "
-                "ORDER BY size LIMIT 1",
-                (index,),
-            ).fetchone()
-        return None if row is None else _checkpoint(row)

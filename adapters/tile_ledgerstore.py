@@ -31,10 +31,8 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
-import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -42,9 +40,18 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from adapters import tile_sideindex as sideindex
+from adapters.sqlite_ledgerfile import (
+    INTENTS_TABLE,
+    SHARED_TABLES,
+    CheckpointWrites,
+    SqliteLedgerFile,
+    create_schema,
+    immediate,
+    positions_of,
+)
 from audit.merkle import HASH_SIZE
 from audit.tiles import TILE_HEIGHT, TILE_WIDTH, tile_path
-from core.errors import HubError, StorageBusy
+from core.errors import HubError
 from core.hashing import parents
 from core.ports.ledgerstore import (
     CHUNK,
@@ -52,10 +59,8 @@ from core.ports.ledgerstore import (
     LeafBatch,
     LeafQuery,
     LeafRow,
-    LedgerStore,
     LedgerWrite,
     Positions,
-    StoredCheckpoint,
     column_values,
     leaf_schema,
 )
@@ -73,7 +78,8 @@ APPLICATION_ID = 0x48554254  # "HUBT"
 TILE_BYTES = TILE_WIDTH * HASH_SIZE
 assert TILE_WIDTH == CHUNK
 
-_SCHEMA = """
+_SCHEMA = (
+    """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE tiles (
     level INTEGER NOT NULL,
@@ -98,27 +104,12 @@ CREATE TABLE ranges (
     batch INTEGER NOT NULL,
     PRIMARY KEY (topic, part, lo)
 ) WITHOUT ROWID;
-CREATE TABLE positions (
-    topic TEXT NOT NULL,
-    part INTEGER NOT NULL,
-    next_offset INTEGER NOT NULL,
-    PRIMARY KEY (topic, part)
-) WITHOUT ROWID;
-CREATE TABLE checkpoints (
-    size INTEGER PRIMARY KEY,
-    root BLOB NOT NULL,
-    time_us INTEGER NOT NULL,
-    note BLOB NOT NULL,
-    hash BLOB NOT NULL
-);
-CREATE TABLE witness_intents (size INTEGER PRIMARY KEY);
 INSERT INTO meta VALUES ('size', '0');
 """
+    + SHARED_TABLES
+)
 
 _SIDE_SCHEMA = leaf_schema()  # the port's LeafBatch columns
-_CHECKPOINT_COLUMNS = "size, root, time_us, note, hash"
-# Added after version 1 shipped: created on open when missing (no version change needed).
-_INTENTS_TABLE = "CREATE TABLE IF NOT EXISTS witness_intents (size INTEGER PRIMARY KEY)"
 _sha256 = hashlib.sha256
 
 
@@ -158,25 +149,8 @@ def fold_up(nodes: bytes, depth: int) -> bytes:
     return nodes
 
 
-def _checkpoint(row: Sequence[Any]) -> StoredCheckpoint:
-    s, r, t, n, h = row
-    return StoredCheckpoint(int(s), bytes(r), int(t), bytes(n), bytes(h))
-
-
 def _size(conn: sqlite3.Connection) -> int:
     return int(conn.execute("SELECT value FROM meta WHERE key = 'size'").fetchone()[0])
-
-
-def _positions(conn: sqlite3.Connection) -> Positions:
-    rows = conn.execute("SELECT topic, part, next_offset FROM positions")
-    return {(t, p): o for t, p, o in rows}
-
-
-def _latest(conn: sqlite3.Connection) -> StoredCheckpoint | None:
-    row = conn.execute(
-        f"SELECT {_CHECKPOINT_COLUMNS} FROM checkpoints ORDER BY size DESC LIMIT 1"
-    ).fetchone()
-    return None if row is None else _checkpoint(row)
 
 
 def _tiles(conn: sqlite3.Connection, level: int, lo: int, hi: int) -> bytes:
@@ -234,7 +208,7 @@ def _rows_of(
     return list(zip(indexes, *columns, hashes, strict=True))
 
 
-class _Write(LedgerWrite):
+class _Write(CheckpointWrites, LedgerWrite):
     """A write transaction on the store's connection (``BEGIN IMMEDIATE`` already run)."""
 
     def __init__(self, conn: sqlite3.Connection, version: int = SCHEMA_VERSION) -> None:
@@ -245,7 +219,7 @@ class _Write(LedgerWrite):
         return _size(self._conn)
 
     def positions(self) -> Positions:
-        return _positions(self._conn)
+        return positions_of(self._conn)
 
     def chunk(self, level: int, chunk: int) -> bytes:
         if level % TILE_HEIGHT:
@@ -382,37 +356,8 @@ class _Write(LedgerWrite):
             tiles,
         )
 
-    def set_positions(self, positions: Positions) -> None:
-        self._conn.executemany(
-            "INSERT INTO positions VALUES (?, ?, ?) ON CONFLICT (topic, part) "
-            "DO UPDATE SET next_offset = excluded.next_offset",
-            [(t, p, o) for (t, p), o in positions.items()],
-        )
 
-    def add_checkpoint(self, cp: StoredCheckpoint) -> None:
-        try:
-            self._conn.execute(
-                "INSERT INTO checkpoints VALUES (?, ?, ?, ?, ?)",
-                (cp.size, cp.root, cp.time_us, cp.note, cp.hash),
-            )
-        except sqlite3.IntegrityError as exc:
-            raise HubError(
-                f"The ledger already holds a checkpoint of size {cp.size}.", code="ledger_store"
-            ) from exc
-
-    def latest_checkpoint(self) -> StoredCheckpoint | None:
-        return _latest(self._conn)
-
-    def add_witness_intents(self, sizes: Sequence[int]) -> None:
-        self._conn.executemany(
-            "INSERT OR IGNORE INTO witness_intents VALUES (?)", [(s,) for s in sizes]
-        )
-
-    def clear_witness_intents(self, sizes: Sequence[int]) -> None:
-        self._conn.executemany("DELETE FROM witness_intents WHERE size = ?", [(s,) for s in sizes])
-
-
-class TileLedgerStore(LedgerStore):
+class TileLedgerStore(SqliteLedgerFile):
     """The ledger as tlog-tiles in one SQLite file. Thread-safe: one connection, one lock.
 
     Node reads go through a tile cache (LRU): a node of level ``8L + d`` is folded up from
@@ -420,6 +365,7 @@ class TileLedgerStore(LedgerStore):
     """
 
     kind = "tiles"
+    described = "ledger tile store"
 
     def __init__(
         self,
@@ -432,48 +378,23 @@ class TileLedgerStore(LedgerStore):
         """``version`` is the store version this handle writes (new files are created at it);
         1 only for tests and benchmarks that need a ledger as the previous version wrote it
         (a version-1 file opened with ``version=1`` stays version 1)."""
-        super().__init__(chunk_cache=0)
         if version not in (1, SCHEMA_VERSION):
             raise ValueError(f"tile store version {version}: only 1 and {SCHEMA_VERSION} exist.")
         self.version = version
-        self.path = str(path)
-        self._lock = threading.RLock()
         self._tile_cache: OrderedDict[tuple[int, int], bytes] = OrderedDict()
         self._derived: OrderedDict[tuple[int, int], bytes] = OrderedDict()  # folded nodes
         self._tile_limit = tile_cache
-        try:
-            self._conn = sqlite3.connect(
-                self.path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
-            )
-            if version >= 2:  # no effect on a file that already has pages
-                self._conn.execute(f"PRAGMA page_size={PAGE_SIZE}")
-                self._conn.execute(f"PRAGMA journal_size_limit={WAL_KEEP}")
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=NORMAL")
-            self._setup()
-        except sqlite3.Error as exc:
-            raise HubError(
-                f"Cannot open the ledger tile store {self.path}: {exc}.", code="ledger_store"
-            ) from exc
+        pragmas = ["journal_mode=WAL", "synchronous=NORMAL"]
+        if version >= 2:  # no effect on a file that already has pages
+            pragmas[:0] = [f"page_size={PAGE_SIZE}", f"journal_size_limit={WAL_KEEP}"]
+        super().__init__(str(path), busy_timeout_s, pragmas, chunk_cache=0)
 
     def _setup(self) -> None:
         conn = self._conn
         (app,) = conn.execute("PRAGMA application_id").fetchone()
         (version,) = conn.execute("PRAGMA user_version").fetchone()
         if version == 0 and app == 0:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                (version,) = conn.execute("PRAGMA user_version").fetchone()
-                if version == 0:
-                    for statement in _SCHEMA.split(";"):
-                        if statement.strip():
-                            conn.execute(statement)
-                    conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
-                    conn.execute(f"PRAGMA user_version={self.version}")
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+            create_schema(conn, _SCHEMA, APPLICATION_ID, self.version)
         elif app != APPLICATION_ID or version not in (1, SCHEMA_VERSION):
             newer = app == APPLICATION_ID and version > SCHEMA_VERSION
             raise HubError(
@@ -487,58 +408,19 @@ class TileLedgerStore(LedgerStore):
                 code="ledger_store",
             )
         elif version < self.version:  # upgrade: mark it; old batches are read as they are
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with immediate(conn):
                 conn.execute(f"PRAGMA user_version={self.version}")
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
         elif version > self.version:
             raise ValueError(f"{self.path} is store version {version}; open it without version=1.")
-        conn.execute(_INTENTS_TABLE)
+        conn.execute(INTENTS_TABLE)
 
-    # -- transactions ------------------------------------------------------------------------
-    @contextmanager
-    def write(self) -> Iterator[LedgerWrite]:
-        """One ``BEGIN IMMEDIATE`` transaction: tiles, side index and checkpoint commit together."""
-        with self._lock:
-            try:
-                self._conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as exc:
-                raise StorageBusy(
-                    f"The ledger tile store {self.path} is locked by another writer ({exc}); retry."
-                ) from exc
-            try:
-                yield _Write(self._conn, self.version)
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            try:
-                self._conn.execute("COMMIT")
-            except sqlite3.Error as exc:
-                self._conn.execute("ROLLBACK")
-                raise HubError(
-                    f"Committing to the ledger failed: {exc}.", code="ledger_store"
-                ) from exc
-
-    @contextmanager
-    def _read(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            yield self._conn
-
-    def close(self) -> None:
-        with self._lock:
-            self._conn.close()
+    def _writer(self, conn: sqlite3.Connection) -> LedgerWrite:
+        return _Write(conn, self.version)
 
     # -- state -------------------------------------------------------------------------------
     def tree_size(self) -> int:
         with self._read() as conn:
             return _size(conn)
-
-    def positions(self) -> Positions:
-        with self._read() as conn:
-            return _positions(conn)
 
     # -- tiles (tlog-tiles) ------------------------------------------------------------------
     def tile(self, level: int, index: int) -> bytes | None:
@@ -847,34 +729,3 @@ class TileLedgerStore(LedgerStore):
                     "from the nodes computed from the tiles."
                 )
         return problems
-
-    # -- checkpoints -------------------------------------------------------------------------
-    def checkpoints(
-        self, *, min_size: int = 0, max_size: int | None = None
-    ) -> list[StoredCheckpoint]:
-        sql = f"SELECT {_CHECKPOINT_COLUMNS} FROM checkpoints WHERE size >= ?"
-        args: list[int] = [min_size]
-        if max_size is not None:
-            sql += " AND size <= ?"
-            args.append(max_size)
-        with self._read() as conn:
-            rows = conn.execute(sql + " ORDER BY size", args).fetchall()
-        return [_checkpoint(r) for r in rows]
-
-    def latest_checkpoint(self) -> StoredCheckpoint | None:
-        with self._read() as conn:
-            return _latest(conn)
-
-    def witness_intents(self) -> list[int]:
-        with self._read() as conn:
-            rows = conn.execute("SELECT size FROM witness_intents ORDER BY size").fetchall()
-        return [int(r[0]) for r in rows]
-
-    def first_checkpoint_covering(self, index: int) -> StoredCheckpoint | None:
-        with self._read() as conn:
-            row = conn.execute(
-                f"SELECT {_CHECKPOINT_COLUMNS} FROM checkpoints WHERE size > ? "
-                "ORDER BY size LIMIT 1",
-                (index,),
-            ).fetchone()
-        return None if row is None else _checkpoint(row)

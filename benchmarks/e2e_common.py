@@ -328,3 +328,86 @@ def embedded_run(
         watch.latencies(run, sent)
         run.note = "; ".join(n for n in (run.note, ledger_note) if n)
     return run
+
+
+# -- set-up shared by the ingest and ledger benchmarks ----------------------------------------
+def trade_rows(n: int, start: int = 0, accounts: int = ACCOUNTS) -> list[dict[str, Any]]:
+    """``n`` trades ``T-start`` onwards, all alike but for their ids and accounts (one of
+    ``accounts``): the HTTP, file and publishing benchmarks' workload (``benchmarks.http_ingest``,
+    ``test_bench_ingest``, ``test_bench_tracing``)."""
+    return [
+        {
+            "trade_id": f"T-{i}",
+            "account_id": f"ACC-{i % accounts}",
+            "instrument": "AAPL",
+            "side": "BUY",
+            "quantity": "100",
+            "price": "12.5",
+            "currency": "USD",
+            "executed_at": "2026-11-25T14:30:00.000000Z",
+        }
+        for i in range(start, start + n)
+    ]
+
+
+def ingested_records(values: Sequence[bytes], natural_keys: bool = False) -> list[Any]:
+    """Pre-encoded values as ingest stores them (the storage floor the ingest benchmarks
+    compare with): an ingested record's headers, each with its own UUIDv7 event id (also its
+    correlation id), key ``k``; with ``natural_keys`` also the trade's natural key header
+    (trade ``T-i`` for the ``i``-th value)."""
+    from datetime import UTC, datetime
+
+    from core.ports.eventlog import Record
+    from domain.envelope import Envelope
+    from ingest.ids import uuid7_bytes
+
+    base = Envelope(event_type="x", producer="bench", occurred_at=datetime.now(UTC)).to_headers()
+    ids = uuid7_bytes(len(values))
+    return [
+        Record(
+            value=v,
+            key=b"k",
+            headers=(base[0], ("ce_id", e), *base[2:5], ("ce_correlationid", e), *base[6:])
+            + ((("hub-natural-key", b"trade.id.unique\x1fT-%d" % i),) if natural_keys else ()),
+        )
+        for i, (v, e) in enumerate(zip(values, ids, strict=True))
+    ]
+
+
+def ledger_records(n: int, start: int = 0) -> list[Any]:
+    """``n`` records as the ledger benchmarks append them: 150 random value bytes, one of
+    5,000 account keys, a trade event's envelope headers."""
+    from core.ports.eventlog import Record
+    from domain.envelope import Envelope
+
+    out = []
+    for i in range(start, start + n):
+        env = Envelope("hub.trading.TradeExecuted", "ingest-api", tenant="acme")
+        out.append(Record(os.urandom(150), b"account-%024d" % (i % 5000), env.to_headers()))
+    return out
+
+
+def bulk_hub(data: Path, ledger_store: str) -> Any:
+    """A hub on ``data`` set up for bulk loads (``benchmarks.scale``, ``benchmarks.ledger_bytes``):
+    projections not started, decisions not recorded, the trade accounts open and the ledger
+    checkpointed. The caller closes it."""
+    from hub.bootstrap import bootstrap
+    from hub.settings import load_settings
+    from tests.service.accounts import open_accounts
+
+    h = bootstrap(
+        load_settings(
+            environ={},
+            data_dir=data,
+            projection_autostart=False,
+            policy_record_decisions=False,
+            ledger_store=ledger_store,
+        )
+    )
+    try:
+        open_accounts(h, [f"ACC-{i}" for i in range(ACCOUNTS)])
+        h.ledger.sync(force_checkpoint=True)
+    except BaseException:
+        h.close()
+        raise
+    return h

@@ -35,12 +35,13 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import psutil
+
+from benchmarks.e2e_common import ingested_records, trade_rows
 
 START = [0]  # the next trade number: every trade of the run has its own id
 
@@ -48,19 +49,7 @@ START = [0]  # the next trade number: every trade of the run has its own id
 def trades(n: int) -> list[dict[str, Any]]:
     s = START[0]
     START[0] += n
-    return [
-        {
-            "trade_id": f"T-{i}",
-            "account_id": f"ACC-{i % 500}",
-            "instrument": "AAPL",
-            "side": "BUY",
-            "quantity": "100",
-            "price": "12.5",
-            "currency": "USD",
-            "executed_at": "2026-11-25T14:30:00.000000Z",
-        }
-        for i in range(s, s + n)
-    ]
+    return trade_rows(n, s)
 
 
 def body(n: int, ndjson: bool) -> bytes:
@@ -157,13 +146,10 @@ def in_process_block(
     data: Path, sync: str, size: int, total: int
 ) -> list[tuple[str, float, float]]:
     from core.avro import serde
-    from core.ports.eventlog import Record
-    from domain.envelope import Envelope
     from hub.api.ingest_batch import ingest_body
     from hub.bootstrap import bootstrap
     from hub.settings import load_settings
     from ingest.files import publish_file
-    from ingest.ids import uuid7_bytes
     from tests.service.accounts import open_accounts
 
     h = bootstrap(load_settings(environ={}, data_dir=data, sqlite_synchronous=sync))
@@ -216,17 +202,7 @@ def in_process_block(
             serde.encode(sv.id, schema, serde.from_json(r, schema.parsed)) for r in trades(n)
         ]
         h.log.create_topic("bench_floor", 1)
-        base = Envelope(
-            event_type="x", producer="bench", occurred_at=datetime.now(UTC)
-        ).to_headers()
-        recs = [
-            Record(
-                value=v,
-                key=b"k",
-                headers=(base[0], ("ce_id", e), *base[2:5], ("ce_correlationid", e), *base[6:]),
-            )
-            for v, e in zip(encoded, uuid7_bytes(n), strict=True)
-        ]
+        recs = ingested_records(encoded)
         report(
             f"raw SqliteEventLog.append, batches of {size:,}",
             timed(

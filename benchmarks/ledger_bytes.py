@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks.e2e_common import ACCOUNTS, self_cpu
+from benchmarks.e2e_common import bulk_hub, self_cpu
 from benchmarks.scale import raw_avro_bytes, stored_bytes, write_parquet
 
 
@@ -123,10 +123,7 @@ def reads(path: Path, version: int, proofs: int = 200) -> dict[str, float]:
 
 
 def run(n: int, out: Path, batch: int) -> dict[str, Any]:
-    from hub.bootstrap import bootstrap
-    from hub.settings import load_settings
     from ingest.files import publish_file
-    from tests.service.accounts import open_accounts
 
     data = out / f"data-{n}"
     shutil.rmtree(data, ignore_errors=True)
@@ -134,18 +131,8 @@ def run(n: int, out: Path, batch: int) -> dict[str, Any]:
     src = out / f"trades-{n}.parquet"
     if not src.exists():
         write_parquet(src, n)
-    h = bootstrap(
-        load_settings(
-            environ={},
-            data_dir=data / "hub",
-            projection_autostart=False,
-            policy_record_decisions=False,
-            ledger_store="tiles",
-        )
-    )
+    h = bulk_hub(data / "hub", "tiles")
     try:
-        open_accounts(h, [f"ACC-{i}" for i in range(ACCOUNTS)])
-        h.ledger.sync(force_checkpoint=True)
         res = publish_file(h.ingest, src, "trades", batch_size=batch)
         if res.result.accepted != n:
             raise SystemExit(f"{n - res.result.accepted} of {n} trades were rejected")

@@ -38,8 +38,8 @@ import pyarrow as pa
 from adapters.local_signer import LocalKeyFileSigner
 from adapters.sqlite_log import SqliteEventLog
 from adapters.tile_ledgerstore import TileLedgerStore
-from core.ports.eventlog import EventLog, Record
-from domain.envelope import Envelope
+from benchmarks.e2e_common import ledger_records
+from core.ports.eventlog import EventLog
 from ledger.leaves import LeafEncoder
 from ledger.service import Ledger, LedgerConfig
 from ledger.verify import verify_ledger
@@ -60,14 +60,6 @@ class RecordPathLog(SqliteEventLog):
 
     read_columns = EventLog.read_columns
     read_encoded = EventLog.read_encoded
-
-
-def _records(n: int, start: int) -> list[Record]:
-    out = []
-    for i in range(start, start + n):
-        env = Envelope("hub.trading.TradeExecuted", "ingest-api", tenant="acme")
-        out.append(Record(os.urandom(150), b"account-%024d" % (i % 5000), env.to_headers()))
-    return out
 
 
 def _load() -> str:
@@ -94,7 +86,7 @@ def main() -> None:
     log = SqliteEventLog(path, synchronous="OFF", mac_key=KEY)
     log.create_topic("trades", 3)
     for start in range(0, args.events, 4096):
-        log.append("trades", _records(min(4096, args.events - start), start))
+        log.append("trades", ledger_records(min(4096, args.events - start), start))
     records = [r for p in range(3) for r in log.scan("trades", p)]
     inputs = LeafEncoder().leaf_inputs(records)
     log.close()

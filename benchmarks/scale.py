@@ -38,7 +38,13 @@ from typing import Any
 import pyarrow as pa  # before chDB and regopy (STACK-NOTES)
 import pyarrow.parquet as pq
 
-from benchmarks.e2e_common import ACCOUNTS, peak_rss_reset, self_cpu, self_peak_rss_mb, trade
+from benchmarks.e2e_common import (
+    bulk_hub,
+    peak_rss_reset,
+    self_cpu,
+    self_peak_rss_mb,
+    trade,
+)
 
 CHUNK = 500_000
 
@@ -135,11 +141,8 @@ def stored_bytes(data: Path) -> dict[str, int]:
 
 
 def one_size(n: int, data: Path, batch: int, ledger_store: str = "sqlite") -> dict[str, Any]:
-    from hub.bootstrap import bootstrap
-    from hub.settings import load_settings
     from ingest.files import publish_file
     from ledger.verify import verify_ledger
-    from tests.service.accounts import open_accounts
 
     if data.exists():
         shutil.rmtree(data)
@@ -148,19 +151,9 @@ def one_size(n: int, data: Path, batch: int, ledger_store: str = "sqlite") -> di
     if not src.exists():
         print(f"  writing {n:,} trades to {src.name}...", flush=True)
         write_parquet(src, n)
-    h = bootstrap(
-        load_settings(
-            environ={},
-            data_dir=data / "hub",
-            projection_autostart=False,
-            policy_record_decisions=False,
-            ledger_store=ledger_store,
-        )
-    )
+    h = bulk_hub(data / "hub", ledger_store)
     phases: list[Phase] = []
     try:
-        open_accounts(h, [f"ACC-{i}" for i in range(ACCOUNTS)])
-        h.ledger.sync(force_checkpoint=True)
         ph, res = measured(
             "ingest (Parquet file -> log)",
             n,

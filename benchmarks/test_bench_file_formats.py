@@ -20,7 +20,6 @@ import json
 import os
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,15 +29,14 @@ import pyarrow.parquet as pq
 import pytest
 
 from benchmarks.conftest import Report
-from benchmarks.test_bench_ingest import parquet_file, rows
+from benchmarks.e2e_common import ingested_records
+from benchmarks.e2e_common import trade_rows as rows
+from benchmarks.test_bench_ingest import parquet_file
 from core.avro import serde
-from core.ports.eventlog import Record
-from domain.envelope import Envelope
 from hub.bootstrap import bootstrap
 from hub.settings import load_settings
 from ingest.arrowread import layout
 from ingest.files import publish_file
-from ingest.ids import uuid7_bytes
 from tests.service.accounts import open_accounts
 
 pytestmark = pytest.mark.slow
@@ -83,17 +81,7 @@ def test_file_formats(tmp_path: Path, report: Report) -> None:
         # The storage floor: pre-encoded records with an ingested record's headers.
         encoded = [serde.encode(sv.id, schema, serde.from_json(r, schema.parsed)) for r in rows(N)]
         h.log.create_topic("bench_floor", 1)
-        base = Envelope(
-            event_type="x", producer="bench", occurred_at=datetime.now(UTC)
-        ).to_headers()
-        recs = [
-            Record(
-                value=v,
-                key=b"k",
-                headers=(base[0], ("ce_id", e), *base[2:5], ("ce_correlationid", e), *base[6:]),
-            )
-            for v, e in zip(encoded, uuid7_bytes(N), strict=True)
-        ]
+        recs = ingested_records(encoded)
         add(
             FLOOR,
             timed(

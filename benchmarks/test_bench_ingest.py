@@ -22,7 +22,6 @@ import subprocess
 import sys
 import textwrap
 import time
-from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -33,14 +32,14 @@ import pytest
 from fastapi.testclient import TestClient
 
 from benchmarks.conftest import Report
+from benchmarks.e2e_common import ingested_records
+from benchmarks.e2e_common import trade_rows as rows
 from core.avro import serde
 from core.ports.eventlog import Record
-from domain.envelope import Envelope
 from hub.api.app import create_app
 from hub.bootstrap import bootstrap
 from hub.settings import load_settings
 from ingest.files import publish_file
-from ingest.ids import uuid7_bytes
 from tests.service.accounts import open_accounts
 
 pytestmark = pytest.mark.slow
@@ -54,22 +53,6 @@ BASELINES = (
     "baseline: SQLite append, with headers",
     "baseline: raw pyarrow read",
 )
-
-
-def rows(n: int, start: int = 0) -> list[dict]:
-    return [
-        {
-            "trade_id": f"T-{i}",
-            "account_id": f"ACC-{i % 500}",
-            "instrument": "AAPL",
-            "side": "BUY",
-            "quantity": "100",
-            "price": "12.5",
-            "currency": "USD",
-            "executed_at": "2026-11-25T14:30:00.000000Z",
-        }
-        for i in range(start, start + n)
-    ]
 
 
 def parquet_file(path: Path, n: int, chunk: int = 500_000, start: int = 0) -> None:
@@ -131,24 +114,7 @@ def test_ingest_throughput(tmp_path: Path, report: Report) -> None:
         )
         # baseline 3: the same with an ingested record's envelope headers (11, 3 unique)
         h.log.create_topic("bench_h", 1)
-        shared = Envelope(event_type="x", producer="bench", occurred_at=datetime.now(UTC))
-        base = shared.to_headers()
-        ids = uuid7_bytes(N)
-        hrecs = [
-            Record(
-                value=v,
-                key=b"k",
-                headers=(
-                    base[0],
-                    ("ce_id", e),
-                    *base[2:5],
-                    ("ce_correlationid", e),
-                    *base[6:],
-                    ("hub-natural-key", b"trade.id.unique\x1fT-%d" % i),
-                ),
-            )
-            for i, (v, e) in enumerate(zip(encoded, ids, strict=True))
-        ]
+        hrecs = ingested_records(encoded, natural_keys=True)
         t = time.perf_counter()
         for i in range(0, N, 10_000):
             h.log.append("bench_h", hrecs[i : i + 10_000])

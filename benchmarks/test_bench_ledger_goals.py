@@ -37,10 +37,9 @@ from adapters.sqlite_ledgerstore import SqliteLedgerStore
 from adapters.sqlite_log import SqliteEventLog
 from adapters.tile_ledgerstore import TileLedgerStore
 from benchmarks.conftest import Report
+from benchmarks.e2e_common import ledger_records
 from core import hashing
-from core.ports.eventlog import Record
 from core.ports.ledgerstore import LedgerStore
-from domain.envelope import Envelope
 from ledger.leaves import LeafEncoder
 from ledger.service import Ledger, LedgerConfig
 from ledger.tree import TreeBuilder
@@ -51,14 +50,6 @@ pytestmark = pytest.mark.slow
 RECORDS = int(os.environ.get("LEDGER_BENCH_RECORDS", "100000"))
 BATCH = 50_000
 RAW = "raw sha256 of leaf inputs"
-
-
-def _records(n: int, start: int = 0) -> list[Record]:
-    out = []
-    for i in range(start, start + n):
-        env = Envelope("hub.trading.TradeExecuted", "ingest-api", tenant="acme")
-        out.append(Record(os.urandom(150), b"account-%024d" % (i % 5000), env.to_headers()))
-    return out
 
 
 def _cpu() -> float:
@@ -81,7 +72,7 @@ def test_ledger_goals(tmp_path: Path, report: Report) -> None:
     log = SqliteEventLog(tmp_path / "log.sqlite", synchronous="OFF", mac_key=os.urandom(32))
     log.create_topic("trades", 3)
     for start in range(0, RECORDS, 4096):
-        log.append("trades", _records(min(4096, RECORDS - start), start))
+        log.append("trades", ledger_records(min(4096, RECORDS - start), start))
     records = [r for p in range(3) for r in log.scan("trades", p)]
     encoder = LeafEncoder()
     inputs = encoder.leaf_inputs(records)
@@ -185,7 +176,7 @@ def test_ledger_goals(tmp_path: Path, report: Report) -> None:
         # add-to-signed-checkpoint: 1,000 records at a time on a ledger of n leaves
         lat: list[float] = []
         for j in range(100):
-            batch = _records(1000, j * 1000)
+            batch = ledger_records(1000, j * 1000)
             t0 = time.perf_counter()
             log.append("trades", batch)
             ledger.sync(force_checkpoint=True)

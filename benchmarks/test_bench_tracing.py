@@ -24,6 +24,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from adapters.sqlite_tracelinks import SqliteTraceLinks
 from benchmarks.conftest import Report
+from benchmarks.e2e_common import trade_rows
 from core import tracing
 from core.events import OutgoingEvent
 from hub.bootstrap import bootstrap
@@ -41,20 +42,8 @@ ON = "publish, tracing on (SDK, batch export)"
 def _events(n: int, start: int) -> list[OutgoingEvent]:
     """Trades (no PII field: the cost measured is publishing, not field encryption)."""
     return [
-        OutgoingEvent(
-            event_type="hub.trading.TradeExecuted",
-            value={
-                "trade_id": f"T-{i}",
-                "account_id": f"ACC-{i % 100}",
-                "instrument": "AAPL",
-                "side": "BUY",
-                "quantity": "100",
-                "price": "12.5",
-                "currency": "USD",
-                "executed_at": "2026-11-25T14:30:00.000000Z",
-            },
-        )
-        for i in range(start, start + n)
+        OutgoingEvent(event_type="hub.trading.TradeExecuted", value=row)
+        for row in trade_rows(n, start, accounts=100)
     ]
 
 

@@ -350,10 +350,9 @@ def _decode_headers_py(body: bytes, pos: int, n: int, wide: bool) -> list[Header
     return list(map(tuple, map(flat.__getitem__, map(slice, starts, starts[1:]))))
 
 
-def _decode_header_columns_py(body: bytes, pos: int, n: int) -> list[Headers]:
-    """The pure-Python reference of the column layout's decoder: a few C-level calls per header
-    name, whatever the record count (a constant header is one pair tuple shared by every
-    record). ``decode_header_columns`` runs the native twin when built."""
+def _header_columns(body: bytes, pos: int, n: int) -> tuple[list[str], list[bytes | list[bytes]]]:
+    """The column layout's header section parsed: the header names, and per name either its
+    one value (a constant header) or the value of every record (a varying one)."""
     (m,) = struct.unpack_from("<H", body, pos)
     if not m:
         raise CorruptBatch("the header columns declare no header")
@@ -363,20 +362,32 @@ def _decode_header_columns_py(body: bytes, pos: int, n: int) -> list[Headers]:
         raise CorruptBatch("the header names run past the end of the batch")
     names = [name.decode() for name in _slices(body, ends)]
     pos = ends[-1] + m
-    columns: list[Iterable[tuple[str, bytes]]] = []
-    for name, kind in zip(names, kinds, strict=True):
+    columns: list[bytes | list[bytes]] = []
+    for kind in kinds:
         if kind == _CONSTANT:
             (size,) = struct.unpack_from("<I", body, pos)
             ends = [pos + 4, pos + 4 + size]
-            columns.append(repeat((name, body[ends[0] : ends[1]]), n))
+            columns.append(body[ends[0] : ends[1]])
         elif kind == _VARYING:
             ends = list(accumulate(struct.unpack_from(f"<{n}I", body, pos), initial=pos + 4 * n))
-            columns.append(zip(repeat(name), _slices(body, ends)))
+            columns.append(_slices(body, ends))
         else:
             raise CorruptBatch(f"unknown header column kind {kind}")
         if ends[-1] > len(body):
             raise CorruptBatch("the header values run past the end of the batch")
         pos = ends[-1]
+    return names, columns
+
+
+def _decode_header_columns_py(body: bytes, pos: int, n: int) -> list[Headers]:
+    """The pure-Python reference of the column layout's decoder: a few C-level calls per header
+    name, whatever the record count (a constant header is one pair tuple shared by every
+    record). ``decode_header_columns`` runs the native twin when built."""
+    names, values = _header_columns(body, pos, n)
+    columns = [
+        zip(repeat(name), v) if isinstance(v, list) else repeat((name, v), n)
+        for name, v in zip(names, values, strict=True)
+    ]
     return list(zip(*columns, strict=True))  # each column has n pairs
 
 
@@ -387,30 +398,8 @@ def decode_header_column_lists(
     value of every record (a constant header is one bytes object repeated ``n`` times). A few
     C-level calls per header name; the pairs ``_decode_header_columns_py`` returns are
     ``zip(*[zip(repeat(name), col) ...])`` of these (``RecordColumns.header_rows``)."""
-    (m,) = struct.unpack_from("<H", body, pos)
-    if not m:
-        raise CorruptBatch("the header columns declare no header")
-    ends = list(accumulate(struct.unpack_from(f"<{m}H", body, pos + 2), initial=pos + 2 + 2 * m))
-    kinds = body[ends[-1] : ends[-1] + m]
-    if len(kinds) != m:
-        raise CorruptBatch("the header names run past the end of the batch")
-    names = tuple(name.decode() for name in _slices(body, ends))
-    pos = ends[-1] + m
-    columns: list[list[bytes]] = []
-    for kind in kinds:
-        if kind == _CONSTANT:
-            (size,) = struct.unpack_from("<I", body, pos)
-            ends = [pos + 4, pos + 4 + size]
-            columns.append([body[ends[0] : ends[1]]] * n)
-        elif kind == _VARYING:
-            ends = list(accumulate(struct.unpack_from(f"<{n}I", body, pos), initial=pos + 4 * n))
-            columns.append(_slices(body, ends))
-        else:
-            raise CorruptBatch(f"unknown header column kind {kind}")
-        if ends[-1] > len(body):
-            raise CorruptBatch("the header values run past the end of the batch")
-        pos = ends[-1]
-    return names, tuple(columns)
+    names, values = _header_columns(body, pos, n)
+    return tuple(names), tuple(v if isinstance(v, list) else [v] * n for v in values)
 
 
 def _load_native_decoder(name: str) -> Callable[..., list[Headers]] | None:

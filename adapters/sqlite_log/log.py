@@ -214,6 +214,12 @@ _SQL_BATCHES_FROM = (
 )
 
 
+def _first_offset(conn: sqlite3.Connection, topic: StoredTopic, partition: int, offset: int) -> int:
+    """Where a read from ``offset`` starts: there, or at the partition's start above it."""
+    (start,) = conn.execute(_SQL_START, (topic.id, partition)).fetchone()
+    return max(offset, int(start))
+
+
 # -- input validation (shared with every adapter: hub.ports.eventlog_checks) -----------------------
 def _explain_invalid(records: Sequence[object], partitions: int, topic: str) -> InvalidInput:
     """The slow path: name the first invalid record and field once the fast checks failed."""
@@ -868,14 +874,21 @@ class SqliteEventLog(EventLog):
     def read(
         self, topic: str, partition: int, offset: int, max_records: int = 1000
     ) -> list[StoredRecord]:
+        t = self._read_checked(topic, partition, offset, max_records)
+        with self._read(f"reading topic {topic!r}") as conn:
+            offset = _first_offset(conn, t, partition, offset)
+            return self._read_from(conn, t, partition, offset, max_records)
+
+    def _read_checked(
+        self, topic: str, partition: int, offset: int, max_records: int
+    ) -> StoredTopic:
+        """The topic ``read`` and ``read_columns`` read, their arguments checked."""
         t = self._topic(topic)
         self._partition(t, partition)
         _check_offset(offset, f"offset to read in {topic!r}")
         if type(max_records) is not int or max_records < 1:
             raise InvalidInput(f"max_records={max_records!r} is invalid: pass an int >= 1.")
-        with self._read(f"reading topic {topic!r}") as conn:
-            (start,) = conn.execute(_SQL_START, (t.id, partition)).fetchone()
-            return self._read_from(conn, t, partition, max(offset, start), max_records)
+        return t
 
     def _read_from(
         self, conn: sqlite3.Connection, topic: StoredTopic, partition: int, offset: int, limit: int
@@ -942,15 +955,10 @@ class SqliteEventLog(EventLog):
         """The stored batches holding up to ``max_records`` records from ``offset`` on, each
         checked and inflated, then passed to ``then`` (topic, partition, base offset, batch):
         (base offset, what ``then`` returned, first record taken, end of those taken)."""
-        t = self._topic(topic)
-        self._partition(t, partition)
-        _check_offset(offset, f"offset to read in {topic!r}")
-        if type(max_records) is not int or max_records < 1:
-            raise InvalidInput(f"max_records={max_records!r} is invalid: pass an int >= 1.")
+        t = self._read_checked(topic, partition, offset, max_records)
         opened: list[tuple[int, _B, int, int]] = []
         with self._read(f"reading topic {topic!r}") as conn:
-            (start,) = conn.execute(_SQL_START, (t.id, partition)).fetchone()
-            offset = max(offset, start)
+            offset = _first_offset(conn, t, partition, offset)
             got = 0
             cur = conn.execute(_SQL_BATCHES_FROM, (t.id, partition, offset))
             try:

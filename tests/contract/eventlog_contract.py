@@ -2,7 +2,8 @@
 
 Subclass ``EventLogContract`` once per adapter (as ``Test...``) and provide two fixtures:
 ``log`` (a fresh adapter) and ``reopen`` (a callable that closes a log and returns a new adapter
-over the same storage). Every test makes its own topic, group, producer and transactional names
+over the same storage); a log kept in a folder subclasses ``FolderEventLogContract`` instead and
+says only how to open it. Every test makes its own topic, group, producer and transactional names
 with a random suffix, so the suite can run against a shared Kafka broker; tests never assume they
 are alone (no exact ``topics()`` lists) and assert dense offsets only for plain appends.
 """
@@ -14,6 +15,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -720,3 +722,35 @@ class EventLogContract:
             consumer.commit(txn)
         assert values(read_all(log, sink)) == [b"A", b"B"]
         assert log.committed(group, source) == {0: 2}
+
+
+class FolderEventLogContract(EventLogContract):
+    """The contract for a log kept in a folder: the subclass says how to open it
+    (``open_log``); ``log`` and ``reopen`` open it in the test's folder, and every log a test
+    opened is closed after it, then ``check_folder`` runs."""
+
+    def open_log(self, folder: Path) -> EventLog:
+        raise NotImplementedError("the adapter's test class says how to open its log")
+
+    def check_folder(self, folder: Path) -> None:
+        """What must hold of the folder after a test, its logs closed (nothing by default)."""
+
+    @pytest.fixture
+    def log(self, tmp_path: Path) -> Iterator[EventLog]:
+        self._opened: list[EventLog] = []
+        log = self.open_log(tmp_path)
+        self._opened.append(log)
+        yield log
+        for opened in self._opened:
+            opened.close()
+        self.check_folder(tmp_path)
+
+    @pytest.fixture
+    def reopen(self, tmp_path: Path) -> Reopen:
+        def reopen(log: EventLog) -> EventLog:
+            log.close()
+            fresh = self.open_log(tmp_path)
+            self._opened.append(fresh)
+            return fresh
+
+        return reopen

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -283,3 +284,30 @@ class LedgerStoreContract:
         assert [r[0] for b in store.iter_leaves() for r in b] == list(range(48))
         store.clear_caches()
         assert store.root(48) == range_root(reference(hashes), 0, 48)
+
+
+class FileLedgerStoreContract(LedgerStoreContract):
+    """The contract for a store kept in one file: the subclass says how to open it
+    (``open_store``); ``store`` and ``peer`` open the same file in the test's folder, and every
+    store a test opened is closed after it."""
+
+    def open_store(self, folder: Path) -> LedgerStore:
+        raise NotImplementedError("the adapter's test class says how to open its store")
+
+    @pytest.fixture
+    def store(self, tmp_path: Path) -> Iterator[LedgerStore]:
+        s = self.open_store(tmp_path)
+        yield s
+        s.close()
+
+    @pytest.fixture
+    def peer(self, tmp_path: Path) -> Iterator[Peer]:
+        opened: list[LedgerStore] = []
+
+        def peer() -> LedgerStore:
+            opened.append(self.open_store(tmp_path))
+            return opened[-1]
+
+        yield peer
+        for s in opened:
+            s.close()

@@ -4,18 +4,14 @@ across the boundary, after a segment was offloaded and cut from the hot log."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from adapters.local_objectstore import LocalObjectStore
 from adapters.sqlite_log import SqliteEventLog
 from core.ports.eventlog import EventLog, Record
 from storage.tiering import ColdTier, TieredEventLog
 from tests.contract.eventlog_contract import (
-    EventLogContract,
-    Reopen,
+    FolderEventLogContract,
     check_columns,
     columns_all,
     read_all,
@@ -27,25 +23,9 @@ def _tiered(path: Path) -> TieredEventLog:
     return TieredEventLog(SqliteEventLog(path / "log.db"), cold)
 
 
-class TestTieredEventLog(EventLogContract):
-    @pytest.fixture
-    def log(self, tmp_path: Path) -> Iterator[EventLog]:
-        self._opened: list[EventLog] = []
-        log = _tiered(tmp_path)
-        self._opened.append(log)
-        yield log
-        for opened in self._opened:
-            opened.close()
-
-    @pytest.fixture
-    def reopen(self, tmp_path: Path) -> Reopen:
-        def reopen(log: EventLog) -> EventLog:
-            log.close()
-            fresh = _tiered(tmp_path)
-            self._opened.append(fresh)
-            return fresh
-
-        return reopen
+class TestTieredEventLog(FolderEventLogContract):
+    def open_log(self, folder: Path) -> TieredEventLog:
+        return _tiered(folder)
 
     def test_read_columns_across_the_cold_boundary(self, log: EventLog) -> None:
         assert isinstance(log, TieredEventLog)

@@ -4,35 +4,18 @@ plus what only it has: a file of another kind is refused."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from adapters.sqlite_ledgerstore import SqliteLedgerStore
 from core.errors import HubError
-from core.ports.ledgerstore import LedgerStore
-from tests.contract.ledgerstore_contract import LedgerStoreContract, Peer
+from tests.contract.ledgerstore_contract import FileLedgerStoreContract
 
 
-class TestSqliteLedgerStore(LedgerStoreContract):
-    @pytest.fixture
-    def store(self, tmp_path: Path) -> Iterator[LedgerStore]:
-        s = SqliteLedgerStore(tmp_path / "ledger.sqlite")
-        yield s
-        s.close()
-
-    @pytest.fixture
-    def peer(self, tmp_path: Path) -> Iterator[Peer]:
-        opened: list[LedgerStore] = []
-
-        def peer() -> LedgerStore:
-            opened.append(SqliteLedgerStore(tmp_path / "ledger.sqlite"))
-            return opened[-1]
-
-        yield peer
-        for s in opened:
-            s.close()
+class TestSqliteLedgerStore(FileLedgerStoreContract):
+    def open_store(self, folder: Path) -> SqliteLedgerStore:
+        return SqliteLedgerStore(folder / "ledger.sqlite")
 
 
 def test_a_file_that_is_not_a_ledger_is_refused(tmp_path: Path) -> None:

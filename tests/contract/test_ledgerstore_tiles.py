@@ -5,7 +5,6 @@ encoding), no per-leaf rows, and the same roots as the SQLite reference store.""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,28 +13,12 @@ from adapters.sqlite_ledgerstore import SqliteLedgerStore
 from adapters.tile_ledgerstore import TileLedgerStore
 from audit.merkle import HASH_SIZE, range_root
 from core.errors import HubError
-from core.ports.ledgerstore import LedgerStore
-from tests.contract.ledgerstore_contract import LedgerStoreContract, Peer, append, reference, rows
+from tests.contract.ledgerstore_contract import FileLedgerStoreContract, append, reference, rows
 
 
-class TestTileLedgerStore(LedgerStoreContract):
-    @pytest.fixture
-    def store(self, tmp_path: Path) -> Iterator[LedgerStore]:
-        s = TileLedgerStore(tmp_path / "ledger-tiles.sqlite")
-        yield s
-        s.close()
-
-    @pytest.fixture
-    def peer(self, tmp_path: Path) -> Iterator[Peer]:
-        opened: list[LedgerStore] = []
-
-        def peer() -> LedgerStore:
-            opened.append(TileLedgerStore(tmp_path / "ledger-tiles.sqlite"))
-            return opened[-1]
-
-        yield peer
-        for s in opened:
-            s.close()
+class TestTileLedgerStore(FileLedgerStoreContract):
+    def open_store(self, folder: Path) -> TileLedgerStore:
+        return TileLedgerStore(folder / "ledger-tiles.sqlite")
 
 
 def test_the_tree_is_kept_as_tiles_of_every_eighth_level_and_no_leaf_rows(

@@ -4,29 +4,36 @@ The same hub serves two apps: the real one (the fast path outermost) and the ref
 the fast path and the lean routes removed (FastAPI's routes, its middleware, its error
 handling). Every request goes to both; status, body, content type, the echoed request id and
 each request's recorded decision must be the same. Then what no cache may hide: a revoked key,
-a changed policy and a schema registered after a 404 change the very next answer.
+a changed policy and a schema registered after a 404 change the very next answer. Last, a
+Hypothesis test sends both apps the usual request with one or two parts made odd (the id, the
+path's tail, the query, the method, the key, ``Accept``, ``Content-Type``, the request id and
+context headers, the header order): ``HUB_FUZZ_EXAMPLES`` of them (60 by default, a few seconds).
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
+import os
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from starlette.types import Receive, Scope, Send
 
 from core.policybundle import PolicyBundle
-from core.ports.policy import Decision, PolicyEngine, Principal
 from governance.decisions import DECISIONS_TOPIC, RecordingPolicyEngine
 from hub.api.app import create_app
 from hub.api.registry_fast import RegistryFastPath
 from hub.api.routers.registry import LEAN_ROUTES
 from hub.bootstrap import Hub
-from ingest.publish import EventReader
+from hub.observability import request_id_of
 from registry.service import Reference
+from tests.service.registry_twins import Refusing, decisions
 
 BASE = json.dumps({"type": "record", "name": "Base", "fields": [{"name": "a", "type": "int"}]})
 TOP = json.dumps({"type": "record", "name": "Top", "fields": [{"name": "b", "type": "Base"}]})
@@ -44,36 +51,13 @@ def apps(hub: Hub) -> Iterator[tuple[TestClient, TestClient]]:
         yield a, b
 
 
-def _decisions(hub: Hub) -> list[dict[str, Any]]:
-    hub.policy.committer.flush()  # type: ignore[attr-defined]
-    reader = EventReader(hub.log, hub.registry)
-    end = hub.log.end_offsets(DECISIONS_TOPIC)[0]
-    return [reader.decode(r)["value"] for r in hub.log.read(DECISIONS_TOPIC, 0, 0, max(end, 1))]
-
-
-class _Refusing(PolicyEngine):
-    """The hub's engine, but ``p-publisher`` is denied and ``p-analyst``'s decision fails."""
-
-    def __init__(self, inner: PolicyEngine) -> None:
-        self.inner = inner
-
-    def decide(
-        self, principal: Principal, action: str, resource: str, context: Any = None
-    ) -> Decision:
-        if principal.id == "p-publisher":
-            return Decision(False, "refused for the test", "t1")
-        if principal.id == "p-analyst":
-            raise RuntimeError("engine exploded")
-        return self.inner.decide(principal, action, resource, context)
-
-
 def test_the_fast_path_answers_and_decides_as_the_full_stack(
     hub: Hub, apps: tuple[TestClient, TestClient], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fast, reference = apps
     policy = hub.policy
     assert isinstance(policy, RecordingPolicyEngine)
-    monkeypatch.setattr(policy, "inner", _Refusing(policy.inner))
+    monkeypatch.setattr(policy, "inner", Refusing(policy.inner))
     base = hub.registry.register("fast-base-value", BASE)
     top = hub.registry.register(
         "fast-ref-value", TOP, references=(Reference("Base", "fast-base-value", base.version),)
@@ -93,7 +77,7 @@ def test_the_fast_path_answers_and_decides_as_the_full_stack(
     paths = [f"/schemas/ids/{i}" for i in ids]
     paths += [f"/schemas/ids/{i}/schema" for i in (base.id, top.id, 999999)]
     paths += [f"/schemas/ids/{base.id}?subject=x&format=resolved", "/schemas/ids/1/"]
-    before = len(_decisions(hub))
+    before = len(decisions(hub))
     for path in paths:
         for headers in auths:
             a, b = fast.get(path, headers=headers), reference.get(path, headers=headers)
@@ -106,7 +90,7 @@ def test_the_fast_path_answers_and_decides_as_the_full_stack(
                 assert a.headers["x-request-id"] == b.headers["x-request-id"] == "req-42"
             else:
                 assert len(a.headers["x-request-id"]) == len(b.headers["x-request-id"]) == 32
-    recorded = _decisions(hub)[before:]
+    recorded = decisions(hub)[before:]
     fields = ("principal", "action", "resource", "allow", "purpose", "case_id", "reason")
     firsts, seconds = recorded[0::2], recorded[1::2]  # sent alternately: pairs decide alike
     assert [tuple(d[f] for f in fields) for d in firsts] == [
@@ -175,7 +159,7 @@ def test_a_policy_change_refuses_the_next_request(
     refused = fast.get(f"/schemas/ids/{sid}", headers=headers)
     assert refused.status_code == 403
     assert refused.json()["error_code"] == 40301 and "closed for the test" in refused.text
-    last = _decisions(hub)[-1]
+    last = decisions(hub)[-1]
     assert (last["allow"], last["policy_version"]) == (False, bundle.version)
 
 
@@ -206,3 +190,160 @@ def test_the_fast_path_fails_closed_when_its_decision_cannot_be_stored(
     assert a.status_code == b.status_code == 500
     assert "schema" not in a.json() and a.json()["error_code"] == b.json()["error_code"]
     assert "disk full" in a.json()["message"]
+
+
+# -- fuzzing the hand-off rules ---------------------------------------------------------------
+_DIGITS = ("0123456789", "٠١٢٣٤٥٦٧٨٩", "０１２３４５６７８９", "०१२३४५६७८९")  # ASCII first
+
+
+def _percent(text: str, lower: bool) -> str:
+    """Every character of ``text`` percent-encoded (its UTF-8 bytes)."""
+    coded = "".join(f"%{b:02X}" for b in text.encode())
+    return coded.lower() if lower else coded
+
+
+# Each part of a request: (usual values, odd values). A fuzzed request takes the usual value of
+# every part but at most two, which take odd ones.
+_PARTS: dict[str, tuple[tuple[Any, ...], tuple[Any, ...]]] = {
+    "method": (("GET",), ("HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH")),
+    "suffix": (("", "/schema"), ("/", "/schema/", "%2Fschema", "/schema%2F", "/subjects")),
+    "query": (("", "?subject=x&format=resolved"), ("?", "?subject=%FF", "?a=1&a=2", "?format=")),
+    "accept": (
+        (None, "*/*", "application/json", "application/vnd.schemaregistry.v1+json"),
+        (
+            "",
+            " , ",
+            "APPLICATION/VND.SCHEMAREGISTRY.V1+JSON; q=0",
+            "text/html",
+            "text/html, application/*;q=0.1",
+            "application/octet-stream",
+        ),
+    ),
+    "content-type": ((None,), ("application/json", "text/plain", "")),
+    "x-request-id": (((), ("req-42",)), (("req 42",), ("x" * 129,), ("Bearer k:s",), ("", "r-1"))),
+    "x-hub-purpose": (((), ("fraud-review",)), (("",), ("ä",), ("audit", "fraud-review"))),
+    "x-hub-case": (((), ("c-1",)), (("c-1", "c-2"), ("",))),
+    "id": ((), ("zeros", "plus", "minus", "digits", "percent", "huge", "junk")),
+}
+
+
+def _id(draw: st.DrawFn, known: list[int], odd: bool) -> str:
+    """A schema id as a client may spell it: plain, or with one oddity (padded, signed, in
+    other digits, percent-encoded, beyond int32, not a number)."""
+    text = str(draw(st.one_of(st.sampled_from(known), st.integers(0, 2**31 - 1))))
+    kind = draw(st.sampled_from(_PARTS["id"][1])) if odd else ""
+    if kind == "zeros":
+        text = "0" * draw(st.integers(1, 3)) + text
+    elif kind in ("plus", "minus"):
+        text = ("+" if kind == "plus" else "-") + text
+    elif kind == "digits":
+        text = text.translate(str.maketrans("0123456789", draw(st.sampled_from(_DIGITS[1:]))))
+    elif kind == "percent":
+        text = _percent(text, draw(st.booleans()))
+    elif kind == "huge":
+        text = str(draw(st.integers(2**31, 10**30)))
+    elif kind == "junk":
+        text += draw(st.sampled_from((" ", "_0", ".0", "e1", "x", "%00", "%2e0")))
+    return text
+
+
+@st.composite
+def _requests(
+    draw: st.DrawFn, known: list[int], auths: tuple[list[Any], list[Any]]
+) -> tuple[str, str, list[tuple[bytes, bytes]]]:
+    """(method, URL, raw headers): the usual request with at most two parts made odd."""
+    parts = {**_PARTS, "authorization": auths}
+    odd = draw(st.sets(st.sampled_from(sorted(parts)), max_size=2))
+
+    def part(name: str) -> Any:
+        usual, unusual = parts[name]
+        return draw(st.sampled_from(unusual if name in odd else usual))
+
+    method, suffix, query = part("method"), part("suffix"), part("query")
+    url = f"/schemas/ids/{_id(draw, known, 'id' in odd)}{suffix}{query}"
+    headers = list(part("authorization"))
+    for name in ("accept", "content-type"):
+        value = part(name)
+        headers += [] if value is None else [(name, value)]
+    for name in ("x-request-id", "x-hub-purpose", "x-hub-case"):
+        headers += [(name, value) for value in part(name)]
+    headers = draw(st.permutations(headers))
+    return method, url, [(k.encode(), v.encode("latin-1")) for k, v in headers]
+
+
+def test_fuzzed_requests_get_the_same_answers_and_decisions(
+    hub: Hub, apps: tuple[TestClient, TestClient], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Odd ids, paths, queries, methods and header variants, sent to both apps in turn: the
+    same status, body and headers (the request id: the same when one is kept, else a new one
+    each), and the same recorded decision, or none on either. The fast path must have served
+    some of them itself."""
+    fast, reference = apps
+    policy = hub.policy
+    assert isinstance(policy, RecordingPolicyEngine)
+    monkeypatch.setattr(policy, "inner", Refusing(policy.inner))
+    logging.getLogger("hub").setLevel(logging.CRITICAL)  # refused requests log on purpose
+    base = hub.registry.register("fast-base-value", BASE)
+    top = hub.registry.register(
+        "fast-ref-value", TOP, references=(Reference("Base", "fast-base-value", base.version),)
+    )
+    tokens = {r: hub.keys.create([r], principal=f"p-{r}").token for r in ("admin", "publisher")}
+    tokens["analyst"] = hub.keys.create(["analyst"], principal="p-analyst").token
+    revoked = hub.keys.create(["admin"], principal="p-gone")
+    hub.keys.revoke(revoked.key_id, revoked_by="test", reason="left the company")
+    admin = tokens["admin"]
+    basic = base64.b64encode(admin.encode()).decode()
+    usual = [[("authorization", f"Bearer {t}")] for t in tokens.values()]  # allowed, denied, failed
+    usual.append([("authorization", f"Basic {basic}")])
+    unusual = [
+        [("authorization", f"Bearer {revoked.token}")],
+        [],
+        [("authorization", "")],
+        [("authorization", f"bearer   {admin}  ")],
+        [("authorization", f"Basic {basic[:-2]}")],
+        [("authorization", "Bearer nope:wrong")],
+        [("authorization", f"Token {admin}")],
+        [("authorization", f"Bearer {admin}"), ("authorization", "Bearer nope:wrong")],
+        [("authorization", "Bearer nope:wrong"), ("authorization", f"Bearer {admin}")],
+    ]
+    served: list[int] = []
+    serve = RegistryFastPath._serve
+
+    async def counted(self: RegistryFastPath, *args: Any) -> None:
+        served.append(1)
+        await serve(self, *args)
+
+    monkeypatch.setattr(RegistryFastPath, "_serve", counted)
+    fields = ("principal", "action", "resource", "allow", "purpose", "case_id", "reason")
+
+    @settings(
+        max_examples=int(os.environ.get("HUB_FUZZ_EXAMPLES", "60")),
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(request=_requests([base.id, top.id, 999999], (usual, unusual)))
+    def check(request: tuple[str, str, list[tuple[bytes, bytes]]]) -> None:
+        method, url, headers = request
+        answers, decided = [], []
+        for client in (fast, reference):
+            hub.policy.committer.flush()  # type: ignore[attr-defined]
+            start = hub.log.end_offsets(DECISIONS_TOPIC)[0]
+            answers.append(client.request(method, url, headers=headers))
+            mine = [d for d in decisions(hub, start) if d["principal"].startswith("p-")]
+            decided.append([tuple(d[f] for f in fields) for d in mine])  # not the alert rules'
+        a, b = answers
+        assert (a.status_code, a.content) == (b.status_code, b.content), request
+        ids = a.headers.get("x-request-id"), b.headers.get("x-request-id")
+        incoming = dict(headers).get(b"x-request-id", b"").decode("latin-1")
+        if request_id_of(dict(headers)) == incoming:  # a sane one (the last, as both read it)
+            assert ids == (incoming, incoming), request
+        else:  # a new one each
+            assert ids[0] != ids[1] and len(ids[0] or "") == len(ids[1] or "") == 32, request
+        same = [(k, v) for k, v in a.headers.multi_items() if k != "x-request-id"]
+        assert same == [(k, v) for k, v in b.headers.multi_items() if k != "x-request-id"]
+        assert decided[0] == decided[1], request
+
+    check()
+    assert len(served) >= 10  # the fast path did answer some itself

@@ -18,14 +18,13 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from starlette.routing import Match
 
-from core.ports.policy import Decision, PolicyEngine, Principal
 from core.roles import ROLES
-from governance.decisions import DECISIONS_TOPIC, RecordingPolicyEngine
+from governance.decisions import RecordingPolicyEngine
 from hub.api.app import create_app
 from hub.api.routers.registry import LEAN_ROUTES
 from hub.bootstrap import Hub
-from ingest.publish import EventReader
 from registry.service import Reference
+from tests.service.registry_twins import Refusing, decisions
 
 
 @pytest.fixture
@@ -35,13 +34,6 @@ def apps(hub: Hub) -> Iterator[tuple[TestClient, TestClient]]:
     twin.router.routes = [r for r in twin.router.routes if r not in LEAN_ROUTES]
     with TestClient(lean) as a, TestClient(twin) as b:
         yield a, b
-
-
-def _decisions(hub: Hub) -> list[dict[str, Any]]:
-    hub.policy.committer.flush()  # type: ignore[attr-defined]
-    reader = EventReader(hub.log, hub.registry)
-    end = hub.log.end_offsets(DECISIONS_TOPIC)[0]
-    return [reader.decode(r)["value"] for r in hub.log.read(DECISIONS_TOPIC, 0, 0, max(end, 1))]
 
 
 def _served_by(app: FastAPI, path: str) -> Any:
@@ -56,29 +48,13 @@ def test_the_lean_routes_serve_the_hot_reads(apps: tuple[TestClient, TestClient]
     assert _served_by(twin.app, "/schemas/ids/1") not in LEAN_ROUTES  # type: ignore[arg-type]
 
 
-class _Refusing(PolicyEngine):
-    """The hub's engine, but ``p-publisher`` is denied and ``p-analyst``'s decision fails."""
-
-    def __init__(self, inner: PolicyEngine) -> None:
-        self.inner = inner
-
-    def decide(
-        self, principal: Principal, action: str, resource: str, context: Any = None
-    ) -> Decision:
-        if principal.id == "p-publisher":
-            return Decision(False, "refused for the test", "t1")
-        if principal.id == "p-analyst":
-            raise RuntimeError("engine exploded")
-        return self.inner.decide(principal, action, resource, context)
-
-
 def test_lean_routes_answer_and_decide_exactly_as_their_twins(
     hub: Hub, apps: tuple[TestClient, TestClient], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     lean, twin = apps
     policy = hub.policy
     assert isinstance(policy, RecordingPolicyEngine)
-    monkeypatch.setattr(policy, "inner", _Refusing(policy.inner))
+    monkeypatch.setattr(policy, "inner", Refusing(policy.inner))
     base = hub.registry.register(
         "lean-base-value",
         json.dumps({"type": "record", "name": "Base", "fields": [{"name": "a", "type": "int"}]}),
@@ -101,7 +77,7 @@ def test_lean_routes_answer_and_decide_exactly_as_their_twins(
     paths = [f"/schemas/ids/{i}" for i in ids]
     paths += [f"/schemas/ids/{i}/schema" for i in (base.id, 999999, "abc")]
     paths += [f"/schemas/ids/{base.id}?subject=x&format=resolved"]
-    before = len(_decisions(hub))
+    before = len(decisions(hub))
     pairs = 0
     for path in paths:
         for headers in auths:
@@ -112,7 +88,7 @@ def test_lean_routes_answer_and_decide_exactly_as_their_twins(
                 b.headers["content-type"],
             ), (path, headers)
             pairs += a.status_code != 401
-    recorded = _decisions(hub)[before:]
+    recorded = decisions(hub)[before:]
     assert lean.get(f"/schemas/ids/{with_refs.id}", headers=admin).json()["references"]
     assert lean.head(f"/schemas/ids/{base.id}", headers=admin).status_code == 405
     assert len(recorded) >= 2 * pairs - 2 * len(paths)  # every request past the key decided

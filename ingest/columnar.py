@@ -915,7 +915,9 @@ def _ingest_arrow(
         pipeline._quarantine_record(topic, source, raw, rej, attempt, now, qt)
         for _, raw, rej, qt in quarantined
     ]
-    pipeline._commit(topic, source, accepted, q_records, position, consumed, done)
+    metas = pipeline._commit(topic, source, accepted, q_records, position, consumed, done)
+    if metas:
+        result.appended.append((topic, accepted, metas))
     for (rule, _), found_keys in zip(plan.unique, new_keys, strict=True):
         pipeline.deduper.window(topic, rule.id, rule.window).add_all(found_keys)
     result.accepted = len(accepted)

@@ -219,7 +219,9 @@ class Ledger:
         """Whether this process may sync now (always, unless fenced and not the leader)."""
         return self._fence is None or self._fence() is not None
 
-    def sync(self, *, force_checkpoint: bool = False) -> SyncResult:
+    def sync(
+        self, *, force_checkpoint: bool = False, handed: Sequence[RecordColumns] = ()
+    ) -> SyncResult:
         """Append a leaf for every record up to the log's current end; sign due checkpoints.
 
         Fenced (several hub processes): only the leader syncs, and every batch's transaction
@@ -227,7 +229,14 @@ class Ledger:
         gets ``Fenced`` and adopts nothing. In another process ``sync`` waits (up to
         ``cover_wait_s``) until the leader's syncs cover every record up to the log's end as of
         the call (and, with ``force_checkpoint``, a checkpoint covers them); ``NotLeader`` when
-        they do not in time."""
+        they do not in time.
+
+        ``handed``: records this process just appended, as ``appended_columns`` built them
+        from the append's answer (``cover``). A handed chunk stands in for the log read of the
+        same range when it starts exactly at a partition's stored position and its offsets are
+        contiguous; the log still authenticates that range (step 2, ``check_records``), and
+        ``hub ledger verify`` re-derives every leaf from the log, so a chunk that differs from
+        what the log holds is found there (``tests/unit/test_ledger_handoff.py``)."""
         token: WriterFence | None = None
         if self._fence is not None:
             token = self._fence()
@@ -237,6 +246,11 @@ class Ledger:
             if self.witness is not None:
                 self._copy_to_witness_logged()  # intents an earlier failure or crash left
             ends = {t.name: self.log.end_offsets(t.name) for t in self.log.topics()}
+            given = {
+                (c.topic, c.partition, c.offsets[0]): c
+                for c in handed
+                if len(c) and c.offsets[-1] - c.offsets[0] == len(c) - 1
+            }
             result = SyncResult()
             done = False
             while not done:
@@ -244,7 +258,7 @@ class Ledger:
                 with self.store.write() as conn:
                     if token is not None:
                         conn.fence(token)  # 1. (first) refused when a newer leader wrote
-                    appended = self._sync_batch(conn, ends, made)
+                    appended = self._sync_batch(conn, ends, made, given)
                     result.appended += appended
                     if appended < self.config.sync_batch:
                         cp = self._checkpoint_if_due(conn, force_checkpoint)
@@ -265,12 +279,14 @@ class Ledger:
         conn: LedgerWrite,
         ends: Mapping[str, Mapping[int, int]],
         new_cps: list[StoredCheckpoint],
+        given: Mapping[tuple[str, int, int], RecordColumns],
     ) -> int:
         # 1. state inside the transaction
         size = conn.size()
         positions = conn.positions()
         # 2. records up to the snapshot, in the ordering rule's order
-        # (as columns: ``read_columns``, so no StoredRecord is built per record)
+        # (as columns: ``read_columns``, so no StoredRecord is built per record; a range this
+        # process just appended from the columns handed over, see ``sync``)
         budget = self.config.sync_batch
         chunks: list[RecordColumns] = []
         count = 0
@@ -280,8 +296,11 @@ class Ledger:
                 end = ends[topic][part]
                 pos = positions.get((topic, part), 0)
                 while pos < end and count < budget:
-                    chunk = self.log.read_columns(topic, part, pos, min(budget - count, end - pos))
-                    chunk = chunk.below(end)
+                    want = min(budget - count, end - pos)
+                    chunk = given.get((topic, part, pos)) or self.log.read_columns(
+                        topic, part, pos, want
+                    )
+                    chunk = chunk.first(want).below(end)
                     if not len(chunk):
                         break
                     chunks.append(chunk)
@@ -400,8 +419,13 @@ class Ledger:
                 self._unwitnessed.pop(size, None)
         return done
 
-    def cover(self, appended: Sequence[RecordMetadata] = ()) -> dict[str, Any]:
+    def cover(
+        self, appended: Sequence[RecordMetadata] = (), *, handed: Sequence[RecordColumns] = ()
+    ) -> dict[str, Any]:
         """Sync now so that ``appended`` is on the ledger before it is acknowledged.
+
+        ``handed``: the columns of what the caller just appended (``appended_columns``), used
+        instead of reading that range back from the log (see ``sync``).
 
         Returns the acknowledgement's ``ledger`` member: ``{"covered": true, "tree_size": N}``
         when every record of ``appended`` has its leaf, else ``{"covered": false, "status":
@@ -411,7 +435,7 @@ class Ledger:
         if not self.is_writer():
             return self._await_cover(appended)
         try:
-            size = self.sync().size
+            size = self.sync(handed=handed).size
         except HubError as exc:
             log.error("ledger sync before an acknowledgement failed: %s", exc.message)
             return {"covered": False, "status": "pending", "reason": exc.message}

@@ -49,6 +49,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from itertools import repeat
+from operator import itemgetter
 
 Headers = tuple[tuple[str, bytes], ...]
 
@@ -236,6 +237,68 @@ class RecordColumns:
             headers=[r.headers for r in records],
             built_from=records,
         )
+
+
+def appended_columns(
+    topic: str, records: Sequence[Record], metas: Sequence[RecordMetadata]
+) -> list[RecordColumns]:
+    """What an append of ``records`` to ``topic`` stored, as ``read_columns`` would return it
+    (one ``RecordColumns`` per partition, ascending), built from the records and the metadata
+    the append returned instead of read back. Headers are columns when every record carries
+    the same names in the same order, else per record. The caller vouches that ``metas`` is
+    that append's answer; a reader that must prove what is in the log reads it instead."""
+    if len(records) != len(metas):
+        raise ValueError(f"{len(records)} records but {len(metas)} metadata entries.")
+    if not metas:
+        return []
+    parts = [m.partition for m in metas]
+    groups: dict[int, list[int]] = {}
+    if parts.count(parts[0]) != len(parts):
+        for i, p in enumerate(parts):
+            groups.setdefault(p, []).append(i)
+    out = []
+    for p in sorted(groups) or [parts[0]]:
+        idx = groups.get(p)
+        recs = records if idx is None else [records[i] for i in idx]
+        ms = metas if idx is None else [metas[i] for i in idx]
+        first, last = ms[0].offset, ms[-1].offset
+        offsets: Sequence[int] = [m.offset for m in ms]
+        if last - first == len(ms) - 1 and offsets == list(range(first, last + 1)):
+            offsets = range(first, last + 1)
+        names, values, per_record = _header_columns([r.headers for r in recs])
+        out.append(
+            RecordColumns(
+                topic,
+                p,
+                offsets,
+                [m.timestamp_ms for m in ms],
+                [r.key for r in recs],
+                [r.value for r in recs],
+                names,
+                values,
+                per_record,
+            )
+        )
+    return out
+
+
+def _header_columns(
+    rows: list[Headers],
+) -> tuple[tuple[str, ...] | None, tuple[Sequence[bytes], ...], Sequence[Headers] | None]:
+    """``rows`` as (names, value columns, None) when every row has the same names in the same
+    order and at least one header, else (None, (), rows)."""
+    width = len(rows[0])
+    if not width or set(map(len, rows)) != {width}:
+        return None, (), rows
+    cols = list(zip(*rows, strict=True))
+    names = tuple(pair[0] for pair in rows[0])
+    if any(set(map(_first, col)) != {name} for name, col in zip(names, cols, strict=True)):
+        return None, (), rows
+    return names, tuple(list(map(_second, col)) for col in cols), None
+
+
+_first = itemgetter(0)
+_second = itemgetter(1)
 
 
 @dataclass(frozen=True, slots=True)

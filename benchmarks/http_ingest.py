@@ -87,7 +87,15 @@ def _prepare(data: Path, sync: str) -> str:
         h.close()
 
 
-def _serve(data: Path, port: int, sync: str) -> subprocess.Popen[bytes]:
+# The route before issue 13's handoff: ``Ledger.cover`` ignores the handed columns and reads
+# what the request appended back from the log (the same-run baseline of ``--handoff``).
+_NO_HANDOFF = (
+    "import ledger.service as s; c = s.Ledger.cover; "
+    "s.Ledger.cover = lambda self, appended=(), *, handed=(): c(self, appended); "
+)
+
+
+def _serve(data: Path, port: int, sync: str, handoff: bool = True) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "HUB_DATA_DIR": str(data),
@@ -96,7 +104,8 @@ def _serve(data: Path, port: int, sync: str) -> subprocess.Popen[bytes]:
         "HUB_SQLITE_SYNCHRONOUS": sync,
         "HUB_ALERT_INTERVAL_S": "0",  # no alert rules (a ledger verify) running between requests
     }
-    cmd = [sys.executable, "-c", "from hub.cli import main; main()", "serve", "--port", str(port)]
+    start = ("" if handoff else _NO_HANDOFF) + "from hub.cli import main; main()"
+    cmd = [sys.executable, "-c", start, "serve", "--port", str(port)]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -241,14 +250,41 @@ def in_process_block(
     return out
 
 
+def handoff_compare(port: int, sync: str, sizes: list[int], total: int) -> None:
+    """Same run: two servers on two data folders, one handing over, one reading back; blocks
+    alternate (read back, handed, read back, handed) so load drift hits both."""
+    with tempfile.TemporaryDirectory(prefix="hub-http-handoff-") as tmp:
+        root = Path(tmp)
+        for rnd in range(2):
+            for handoff in (False, True):
+                data = root / f"{'handed' if handoff else 'read'}-{rnd}"
+                token = _prepare(data, sync)
+                proc = _serve(data, port, sync, handoff)
+                try:
+                    print(f"cover {'handed the records' if handoff else 'reads back'} ({load()})")
+                    http_block(port, token, proc, sizes, total)
+                finally:
+                    proc.terminate()
+                    proc.wait(30)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--port", type=int, default=42080)
     ap.add_argument("--events", type=int, default=100_000, help="events per measurement")
     ap.add_argument("--sizes", default="1000,10000")
     ap.add_argument("--sync", default="NORMAL", choices=["FULL", "NORMAL", "OFF"])
+    ap.add_argument(
+        "--handoff",
+        action="store_true",
+        help="only HTTP: the route handing its appended records to Ledger.cover, against a "
+        "server whose cover reads them back from the log (alternating, twice)",
+    )
     args = ap.parse_args()
     sizes = [int(x) for x in args.sizes.split(",")]
+    if args.handoff:
+        handoff_compare(args.port, args.sync, sizes, args.events)
+        return
     with tempfile.TemporaryDirectory(prefix="hub-http-ingest-") as tmp:
         root = Path(tmp)
         print(f"HTTP ingest, {args.events:,} events per figure, sqlite synchronous={args.sync}")

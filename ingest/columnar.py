@@ -31,6 +31,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, localcontext
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -42,7 +43,7 @@ from core.avro import serde
 from core.avro import vector as avro_vector
 from core.errors import HubError
 from core.pii import data_subject_field
-from core.ports.eventlog import Headers, Record
+from core.ports.eventlog import Headers, Record, appended_columns
 from domain import envelope as env
 from domain.quality import Rule, split_path
 from ingest.dedupe import EVENT_ID_SCOPE, NK_HEADER
@@ -916,8 +917,32 @@ def _ingest_arrow(
         for _, raw, rej, qt in quarantined
     ]
     metas = pipeline._commit(topic, source, accepted, q_records, position, consumed, done)
-    if metas:
-        result.appended.append((topic, accepted, metas))
+    # The header columns as the log stores them, for the ledger (``IngestResult.appended``):
+    # the envelope is shared but for the two ids; a natural key is one more column when every
+    # record has one (else the ledger reads the batch back).
+    names: tuple[str, ...] = (
+        spec[0],
+        h_id,
+        typ[0],
+        tim[0],
+        src[0],
+        h_corr,
+        caus[0],
+        ten[0],
+        cls[0],
+        ct[0],
+    )
+    columns = [[spec[1]], fresh, [typ[1]], [tim[1]], [src[1]], fresh]
+    columns += [[caus[1]], [ten[1]], [cls[1]], [ct[1]]]
+    if plan.unique and set(map(len, nk_headers)) == {1}:
+        names += (NK_HEADER,)
+        columns.append([nk[0][1] for nk in nk_headers])
+    if metas and len(names) == 10 + bool(plan.unique):
+        kept_keys = keys if len(keep) == n else [keys[i] for i in keep]
+        kept_values = values if len(keep) == n else [values[i] for i in keep]
+        result.appended.append(
+            partial(appended_columns, topic, metas, kept_keys, kept_values, names, columns)
+        )
     for (rule, _), found_keys in zip(plan.unique, new_keys, strict=True):
         pipeline.deduper.window(topic, rule.id, rule.window).add_all(found_keys)
     result.accepted = len(accepted)

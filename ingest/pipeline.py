@@ -59,7 +59,7 @@ from core.pii import (
     pii_fields,
     refuse_erased,
 )
-from core.ports.eventlog import EventLog, Record, RecordColumns, RecordMetadata, appended_columns
+from core.ports.eventlog import EventLog, Record, RecordColumns, RecordMetadata
 from core.ports.eventlog import Headers as env_Headers
 from core.ports.keystore import DecryptionFailed, KeyDestroyed
 from domain import envelope as env
@@ -141,16 +141,15 @@ class IngestResult:
     duplicates: int = 0
     rejections: list[Rejection] = field(default_factory=list)
     duplicate_indexes: list[int] = field(default_factory=list)
-    appended: list[tuple[str, Sequence[Record], Sequence[RecordMetadata]]] = field(
-        default_factory=list, repr=False
-    )
-    """The accepted records of this one batch as appended: (topic, records, the append's
-    metadata). ``add`` does not carry it over: a running total would hold a whole file."""
+    appended: list[Callable[[], list[RecordColumns]]] = field(default_factory=list, repr=False)
+    """What this one batch appended, as ``appended_columns`` builds it (built on demand: only
+    ``Ledger.cover`` asks). ``add`` does not carry it over: a running total would hold a whole
+    file. Empty when the path that ingested the batch does not keep its columns."""
 
     def appended_columns(self) -> list[RecordColumns]:
-        """The accepted records as the log stored them (``appended_columns``): what
-        ``Ledger.cover`` takes as ``handed`` instead of reading them back."""
-        return [c for t, recs, metas in self.appended for c in appended_columns(t, recs, metas)]
+        """The accepted records as the log stored them: what ``Ledger.cover`` takes as
+        ``handed`` instead of reading them back."""
+        return [c for build in self.appended for c in build()]
 
     def add(self, other: IngestResult, offset: int = 0) -> None:
         self.accepted += other.accepted
@@ -775,9 +774,7 @@ class IngestPipeline:
                 ]
                 return marks(sorted(found, key=lambda x: x[0]))
 
-        metas = self._commit(topic, source, accepted, q_records, position, consumed, done, outcomes)
-        if metas:
-            result.appended.append((topic, accepted, metas))
+        self._commit(topic, source, accepted, q_records, position, consumed, done, outcomes)
         # After the commit: remember the keys, count.
         ids_window.add_all(batch_ids)
         for t in targets.values():

@@ -232,9 +232,10 @@ class Ledger:
         they do not in time.
 
         ``handed``: records this process just appended, as ``appended_columns`` built them
-        from the append's answer (``cover``). A handed chunk stands in for the log read of the
-        same range when it starts exactly at a partition's stored position and its offsets are
-        contiguous; the log still authenticates that range (step 2, ``check_records``), and
+        from the append's answer (``cover``). A handed chunk with contiguous offsets stands in
+        for the log read of its range when it starts at a partition's stored position, or only
+        markers lie between (``EventLog.holds_records``); the log still authenticates that
+        range (step 2, ``check_records``), and
         ``hub ledger verify`` re-derives every leaf from the log, so a chunk that differs from
         what the log holds is found there (``tests/unit/test_ledger_handoff.py``)."""
         token: WriterFence | None = None
@@ -246,11 +247,10 @@ class Ledger:
             if self.witness is not None:
                 self._copy_to_witness_logged()  # intents an earlier failure or crash left
             ends = {t.name: self.log.end_offsets(t.name) for t in self.log.topics()}
-            given = {
-                (c.topic, c.partition, c.offsets[0]): c
-                for c in handed
-                if len(c) and c.offsets[-1] - c.offsets[0] == len(c) - 1
-            }
+            given: dict[tuple[str, int], list[RecordColumns]] = {}
+            for c in sorted(handed, key=lambda c: c.offsets[0] if len(c) else -1):
+                if len(c) and c.offsets[-1] - c.offsets[0] == len(c) - 1:
+                    given.setdefault((c.topic, c.partition), []).append(c)
             result = SyncResult()
             done = False
             while not done:
@@ -279,7 +279,7 @@ class Ledger:
         conn: LedgerWrite,
         ends: Mapping[str, Mapping[int, int]],
         new_cps: list[StoredCheckpoint],
-        given: Mapping[tuple[str, int, int], RecordColumns],
+        given: Mapping[tuple[str, int], list[RecordColumns]],
     ) -> int:
         # 1. state inside the transaction
         size = conn.size()
@@ -297,9 +297,9 @@ class Ledger:
                 pos = positions.get((topic, part), 0)
                 while pos < end and count < budget:
                     want = min(budget - count, end - pos)
-                    chunk = given.get((topic, part, pos)) or self.log.read_columns(
-                        topic, part, pos, want
-                    )
+                    chunk = self._handed_at(given.get((topic, part), ()), topic, part, pos)
+                    if chunk is None:
+                        chunk = self.log.read_columns(topic, part, pos, want)
                     chunk = chunk.first(want).below(end)
                     if not len(chunk):
                         break
@@ -330,6 +330,21 @@ class Ledger:
             if cp is not None:
                 new_cps.append(cp)
         return count
+
+    def _handed_at(
+        self, chunks: Sequence[RecordColumns], topic: str, part: int, pos: int
+    ) -> RecordColumns | None:
+        """The handed chunk that is the next read from ``pos`` on: it starts there, or only
+        markers (an earlier transaction's) lie between (``EventLog.holds_records``)."""
+        for c in chunks:
+            first = c.offsets[0]
+            if first == pos or (
+                first > pos and not self.log.holds_records(topic, part, pos, first)
+            ):
+                return c
+            if first > pos:
+                return None
+        return None
 
     def _checkpoint_if_due(self, conn: LedgerWrite, force: bool) -> StoredCheckpoint | None:
         size = conn.size()

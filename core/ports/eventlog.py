@@ -45,11 +45,12 @@ import abc
 import threading
 import time
 from bisect import bisect_left
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from itertools import repeat
 from operator import itemgetter
+from typing import Any
 
 Headers = tuple[tuple[str, bytes], ...]
 
@@ -240,65 +241,66 @@ class RecordColumns:
 
 
 def appended_columns(
-    topic: str, records: Sequence[Record], metas: Sequence[RecordMetadata]
+    topic: str,
+    metas: Sequence[RecordMetadata],
+    keys: list[bytes | None],
+    values: list[bytes | None],
+    header_names: tuple[str, ...],
+    header_columns: Sequence[list[bytes]],
 ) -> list[RecordColumns]:
-    """What an append of ``records`` to ``topic`` stored, as ``read_columns`` would return it
-    (one ``RecordColumns`` per partition, ascending), built from the records and the metadata
-    the append returned instead of read back. Headers are columns when every record carries
-    the same names in the same order, else per record. The caller vouches that ``metas`` is
-    that append's answer; a reader that must prove what is in the log reads it instead."""
-    if len(records) != len(metas):
-        raise ValueError(f"{len(records)} records but {len(metas)} metadata entries.")
-    if not metas:
+    """What one append to ``topic`` stored, as ``read_columns`` would return it (one
+    ``RecordColumns`` per partition, ascending), built from the appended record ``i``'s key,
+    value and headers (header ``j`` of record ``i`` is ``header_columns[j][i]``, or
+    ``header_columns[j][0]`` for every record when that column holds one item) and ``metas``,
+    the append's answer, instead of read back. The caller vouches for both; a reader that must
+    prove what is in the log reads it instead."""
+    n = len(metas)
+    if not n:
         return []
     parts = [m.partition for m in metas]
-    groups: dict[int, list[int]] = {}
-    if parts.count(parts[0]) != len(parts):
+    offsets = [m.offset for m in metas]
+    stamps = [m.timestamp_ms for m in metas]
+    groups: dict[int, list[int] | None]
+    if parts.count(parts[0]) == n:
+        groups = {parts[0]: None}
+    else:
+        by_part: dict[int, list[int]] = {}
         for i, p in enumerate(parts):
-            groups.setdefault(p, []).append(i)
+            by_part.setdefault(p, []).append(i)
+        groups = dict(by_part)
     out = []
-    for p in sorted(groups) or [parts[0]]:
-        idx = groups.get(p)
-        recs = records if idx is None else [records[i] for i in idx]
-        ms = metas if idx is None else [metas[i] for i in idx]
-        first, last = ms[0].offset, ms[-1].offset
-        offsets: Sequence[int] = [m.offset for m in ms]
-        if last - first == len(ms) - 1 and offsets == list(range(first, last + 1)):
-            offsets = range(first, last + 1)
-        names, values, per_record = _header_columns([r.headers for r in recs])
+    for p in sorted(groups):
+        idx = groups[p]
+        size, pick = (n, _same_list) if idx is None else (len(idx), _picker(idx))
+        offs: Sequence[int] = pick(offsets)
+        if offs[-1] - offs[0] == size - 1 and offs == list(range(offs[0], offs[-1] + 1)):
+            offs = range(offs[0], offs[-1] + 1)
         out.append(
             RecordColumns(
                 topic,
                 p,
-                offsets,
-                [m.timestamp_ms for m in ms],
-                [r.key for r in recs],
-                [r.value for r in recs],
-                names,
-                values,
-                per_record,
+                offs,
+                pick(stamps),
+                pick(keys),
+                pick(values),
+                header_names,
+                tuple([c[0]] * size if len(c) == 1 else pick(c) for c in header_columns),
             )
         )
     return out
 
 
-def _header_columns(
-    rows: list[Headers],
-) -> tuple[tuple[str, ...] | None, tuple[Sequence[bytes], ...], Sequence[Headers] | None]:
-    """``rows`` as (names, value columns, None) when every row has the same names in the same
-    order and at least one header, else (None, (), rows)."""
-    width = len(rows[0])
-    if not width or set(map(len, rows)) != {width}:
-        return None, (), rows
-    cols = list(zip(*rows, strict=True))
-    names = tuple(pair[0] for pair in rows[0])
-    if any(set(map(_first, col)) != {name} for name, col in zip(names, cols, strict=True)):
-        return None, (), rows
-    return names, tuple(list(map(_second, col)) for col in cols), None
+def _same_list(seq: list[Any]) -> list[Any]:
+    return seq
 
 
-_first = itemgetter(0)
-_second = itemgetter(1)
+def _picker(idx: list[int]) -> Callable[[list[Any]], list[Any]]:
+    """The items of a list at ``idx``, as a list (``itemgetter``: one C-level call)."""
+    if len(idx) == 1:
+        i = idx[0]
+        return lambda seq: [seq[i]]
+    get = itemgetter(*idx)
+    return lambda seq: list(get(seq))
 
 
 @dataclass(frozen=True, slots=True)
@@ -456,6 +458,12 @@ class EventLog(abc.ABC):
         return RecordColumns.from_records(
             topic, partition, self.read(topic, partition, offset, max_records)
         )
+
+    def holds_records(self, topic: str, partition: int, start: int, end: int) -> bool:
+        """Whether a record (not a transaction marker, not below the beginning offset) lies in
+        ``[start, end)``. This default reads; adapters that know their batches' extents
+        override it to answer without decoding one."""
+        return any(r.offset < end for r in self.read(topic, partition, start, 1))
 
     @abc.abstractmethod
     def end_offsets(self, topic: str) -> dict[int, int]:

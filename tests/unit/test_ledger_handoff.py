@@ -9,16 +9,31 @@ from what was stored are caught there."""
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
+from typing import Any
 
 from adapters.local_signer import LocalKeyFileSigner
 from adapters.sqlite_log import SqliteEventLog
 from adapters.tile_ledgerstore import TileLedgerStore
-from core.ports.eventlog import Record, RecordColumns, appended_columns
+from core.ports.eventlog import EventLog, Record, RecordColumns, RecordMetadata, appended_columns
 from ledger.service import Ledger, LedgerConfig
 from ledger.verify import verify_ledger
 from tests.unit.test_ledger_columns import _appends, _dump
+
+
+def _handed(topic: str, recs: list[Record], metas: list[RecordMetadata]) -> list[RecordColumns]:
+    """``appended_columns`` of an append whose records share header names (else nothing)."""
+    rows = [r.headers for r in recs]
+    names = tuple(name for name, _ in rows[0])
+    if not names or any(tuple(name for name, _ in h) != names for h in rows):
+        return []
+    columns = [list(col) for col in zip(*[[v for _, v in h] for h in rows], strict=True)]
+    if len(set(columns[0])) == 1:
+        columns[0] = columns[0][:1]  # the one-item form of a shared value
+    keys, values = [r.key for r in recs], [r.value for r in recs]
+    return appended_columns(topic, metas, keys, values, names, columns)
 
 
 def _ledger(log: SqliteEventLog, folder: Path, key: Path) -> Ledger:
@@ -41,7 +56,7 @@ def test_handed_columns_are_what_the_log_stored(tmp_path: Path) -> None:
         if part is not None:
             recs = [Record(r.value, r.key, r.headers, r.timestamp_ms, part) for r in recs]
         metas = log.append("trades", recs)
-        for c in appended_columns("trades", recs, metas):
+        for c in _handed("trades", recs, metas):
             stored = log.read_columns("trades", c.partition, c.offsets[0], len(c))
             assert list(stored.offsets) == list(c.offsets)
             assert stored.records() == c.records()
@@ -65,7 +80,7 @@ def test_cover_with_handed_columns_stores_what_reading_the_log_stores(tmp_path: 
         if part is not None:
             recs = [Record(r.value, r.key, r.headers, r.timestamp_ms, 0) for r in recs]
         metas = log.append(topic, recs)
-        cols = appended_columns(topic, recs, metas)
+        cols = _handed(topic, recs, metas)
         used += sum(c.header_names is not None for c in cols)
         if rnd.random() < 0.2:  # another writer's records, never handed over
             log.append("trades", [Record(b"other", b"k", (("ce_type", b"X"),), None, 1)])
@@ -93,7 +108,7 @@ def test_verify_catches_handed_columns_that_differ_from_the_log(tmp_path: Path) 
     ledger = _ledger(log, tmp_path, tmp_path / "ledger.key")
     recs = [Record(b"v%d" % i, b"k", (("ce_type", b"Trade"),), None) for i in range(20)]
     metas = log.append("trades", recs)
-    (c,) = appended_columns("trades", recs, metas)
+    (c,) = _handed("trades", recs, metas)
     values = list(c.values)
     values[13] = b"not what was appended"
     lie = RecordColumns(
@@ -106,4 +121,52 @@ def test_verify_catches_handed_columns_that_differ_from_the_log(tmp_path: Path) 
     first = report.first
     assert first is not None and first.index == 13, report.as_dict()["first_problem"]
     ledger.store.close()
+    log.close()
+
+
+def test_the_columnar_ingest_hands_over_what_the_log_stored(tmp_path: Path) -> None:
+    from hub.api.ingest_batch import ingest_body
+    from hub.bootstrap import bootstrap
+    from hub.settings import load_settings
+    from tests.service.accounts import open_accounts
+
+    h = bootstrap(load_settings(environ={}, data_dir=tmp_path / "hub"))
+    try:
+        open_accounts(h, [f"ACC-{i}" for i in range(5)])
+        trade = {
+            "account_id": "ACC-1", "instrument": "AAPL", "side": "BUY", "quantity": "100",
+            "price": "12.5", "currency": "USD", "executed_at": "2026-11-25T14:30:00.000000Z",
+        }  # fmt: skip
+        rows = [
+            {**trade, "trade_id": f"T-{i % 90}", "account_id": f"ACC-{i % 7}"} for i in range(120)
+        ]
+        body = json.dumps({"events": rows}).encode()  # duplicates and unknown accounts
+        kw: dict[str, Any] = dict(ndjson=False, source="http:t", producer="t", tenant="default")
+        result = ingest_body(h.ingest, "trades", body, **kw)
+        cols = result.appended_columns()
+        assert result.accepted and result.rejected and result.duplicates
+        assert sum(map(len, cols)) == result.accepted
+        for c in cols:
+            stored = h.log.read_columns("trades", c.partition, c.offsets[0], len(c))
+            assert list(stored.offsets) == list(c.offsets)
+            assert stored.records() == c.records()
+        assert h.ledger.cover(handed=cols)["covered"]
+        assert verify_ledger(h.ledger).ok
+    finally:
+        h.close()
+
+
+def test_holds_records_agrees_with_reading(tmp_path: Path) -> None:
+    rnd = random.Random(3)
+    log = SqliteEventLog(tmp_path / "log.sqlite")
+    log.create_topic("trades", 3)
+    for recs, _ in _appends(rnd, 12):
+        log.append("trades", recs)  # keyed: transactions leave marker offsets
+    log.delete_records_before("trades", 1, 5)
+    for part, end in log.end_offsets("trades").items():
+        for _ in range(60):
+            a = rnd.randint(0, end + 2)
+            b = rnd.randint(a, end + 3)
+            want = EventLog.holds_records(log, "trades", part, a, b)
+            assert log.holds_records("trades", part, a, b) == want, (part, a, b)
     log.close()

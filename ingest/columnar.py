@@ -32,7 +32,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, localcontext
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -859,22 +859,31 @@ def _ingest_arrow(
         if len(plan.unique) == 1:  # the usual case, unrolled
             (w,), (seen0,), (nk0,), (new0,) = windows, seen, nks, new_keys
             h0, p0 = hvals[0], prefixes[0]
-            for i in range(n):
-                if values[i] is None:
-                    continue
-                nk = nk0[i]
-                if nk is None:
-                    keep.append(i)
-                    nk_headers.append(())
-                elif nk in w or nk in seen0:
-                    result.duplicates += 1
-                    result.duplicate_indexes.append(i)
-                else:
-                    seen0.add(nk)
-                    new0.append(nk)
-                    keep.append(i)
-                    hv = h0[i] if h0 is not None else (p0 + nk).encode()
-                    nk_headers.append(((nk_name, hv),))
+            distinct = None not in values and None not in nk0 and len(set(nk0)) == n
+            if distinct and w.isdisjoint(keys0 := cast("list[str]", nk0)):  # no None: checked
+                # Every row valid, keyed, distinct and new (the usual batch): the loop below
+                # would keep every row in order; the same result in a few C-level passes.
+                keep = list(range(n))
+                new0 += keys0
+                hv0 = h0 if h0 is not None else [(p0 + nk).encode() for nk in keys0]
+                nk_headers = [((nk_name, hv),) for hv in hv0]
+            else:
+                for i in range(n):
+                    if values[i] is None:
+                        continue
+                    nk = nk0[i]
+                    if nk is None:
+                        keep.append(i)
+                        nk_headers.append(())
+                    elif nk in w or nk in seen0:
+                        result.duplicates += 1
+                        result.duplicate_indexes.append(i)
+                    else:
+                        seen0.add(nk)
+                        new0.append(nk)
+                        keep.append(i)
+                        hv = h0[i] if h0 is not None else (p0 + nk).encode()
+                        nk_headers.append(((nk_name, hv),))
         else:
             for i in range(n):
                 if values[i] is None:

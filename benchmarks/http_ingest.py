@@ -87,12 +87,10 @@ def _prepare(data: Path, sync: str) -> str:
         h.close()
 
 
-# The route before issue 13's handoff: ``Ledger.cover`` ignores the handed columns and reads
-# what the request appended back from the log (the same-run baseline of ``--handoff``).
-_NO_HANDOFF = (
-    "import ledger.service as s; c = s.Ledger.cover; "
-    "s.Ledger.cover = lambda self, appended=(), *, handed=(): c(self, appended); "
-)
+# The route before issue 13's handoff: the ingest result hands nothing (its columns are not
+# built), so ``Ledger.cover`` reads what the request appended back from the log (the same-run
+# baseline of ``--handoff`` and ``--against``).
+_NO_HANDOFF = "import ingest.pipeline as p; p.IngestResult.appended_columns = lambda self: []; "
 
 
 def _serve(

@@ -263,11 +263,14 @@ def appended_columns(
     groups: dict[int, list[int] | None]
     if parts.count(parts[0]) == n:
         groups = {parts[0]: None}
-    else:
-        by_part: dict[int, list[int]] = {}
-        for i, p in enumerate(parts):
-            by_part.setdefault(p, []).append(i)
-        groups = dict(by_part)
+    else:  # a stable sort keeps append order within a partition (C-level, not a Python loop)
+        order = sorted(range(n), key=parts.__getitem__)
+        groups = {}
+        start = 0
+        for p in sorted(set(parts)):
+            stop = start + parts.count(p)
+            groups[p] = order[start:stop]
+            start = stop
     out = []
     for p in sorted(groups):
         idx = groups[p]

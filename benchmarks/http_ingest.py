@@ -76,7 +76,17 @@ def _prepare(data: Path, sync: str) -> str:
         h.close()
 
 
-def _serve(data: Path, port: int, sync: str) -> subprocess.Popen[bytes]:
+# The route before issue 13's handoff: the ingest result hands nothing (its columns are not
+# built), so ``Ledger.cover`` reads what the request appended back from the log (the same-run
+# baseline of ``--handoff`` and ``--against``).
+_NO_HANDOFF = "import ingest.pipeline as p; p.IngestResult.appended_columns = lambda self: []; "
+
+
+def _serve(
+    data: Path, port: int, sync: str, handoff: bool = True, tree: Path | None = None
+) -> subprocess.Popen[bytes]:
+    """``hub serve`` on ``data``; from the source tree ``tree`` (an unpacked ``git archive`` of
+    another commit, same virtualenv) instead of this checkout when given."""
     env = {
         **os.environ,
         "HUB_DATA_DIR": str(data),
@@ -85,8 +95,11 @@ def _serve(data: Path, port: int, sync: str) -> subprocess.Popen[bytes]:
         "HUB_SQLITE_SYNCHRONOUS": sync,
         "HUB_ALERT_INTERVAL_S": "0",  # no alert rules (a ledger verify) running between requests
     }
-    cmd = [sys.executable, "-c", "from hub.cli import main; main()", "serve", "--port", str(port)]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL)
+    start = ("" if handoff else _NO_HANDOFF) + "from hub.cli import main; main()"
+    cmd = [sys.executable, "-c", start, "serve", "--port", str(port)]
+    if tree is not None:  # ``-c`` puts the working folder first on sys.path
+        env["PYTHONPATH"] = str(tree)
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, cwd=tree)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         try:
@@ -143,7 +156,7 @@ def timed(n: int, fn: Callable[[], Any]) -> tuple[float, float]:
 
 
 def in_process_block(
-    data: Path, sync: str, size: int, total: int
+    data: Path, sync: str, size: int, total: int, ingest_rounds: int = 2
 ) -> list[tuple[str, float, float]]:
     from core.avro import serde
     from hub.api.ingest_batch import ingest_body
@@ -164,7 +177,7 @@ def in_process_block(
         kw = dict(ndjson=False, source="http:bench", producer="bench", tenant="default")
         reqs = max(2, total // size)
         ingest_body(h.ingest, "trades", body(size, False), **kw)  # warm caches
-        for rnd in range(2):  # alternating, twice
+        for rnd in range(ingest_rounds):  # alternating, twice by default
             for columnar in (False, True):
                 bodies = [body(size, False) for _ in range(reqs)]
 
@@ -217,14 +230,73 @@ def in_process_block(
     return out
 
 
+def handoff_compare(port: int, sync: str, sizes: list[int], total: int) -> None:
+    """Same run: two servers on two data folders, one handing over, one reading back; blocks
+    alternate (read back, handed, read back, handed) so load drift hits both."""
+    with tempfile.TemporaryDirectory(prefix="hub-http-handoff-") as tmp:
+        root = Path(tmp)
+        for rnd in range(2):
+            for handoff in (False, True):
+                data = root / f"{'handed' if handoff else 'read'}-{rnd}"
+                token = _prepare(data, sync)
+                proc = _serve(data, port, sync, handoff)
+                try:
+                    print(f"cover {'handed the records' if handoff else 'reads back'} ({load()})")
+                    http_block(port, token, proc, sizes, total)
+                finally:
+                    proc.terminate()
+                    proc.wait(30)
+
+
+def tree_compare(against: Path, port: int, sync: str, sizes: list[int], total: int) -> None:
+    """Same run, alternating twice: a server from ``against`` (the old commit's tree), one from
+    this checkout with ``Ledger.cover`` reading back (the handoff off), one handing over. Then
+    this checkout's same-run baselines: the JSON lines file path and the raw log append."""
+    with tempfile.TemporaryDirectory(prefix="hub-http-trees-") as tmp:
+        root = Path(tmp)
+        runs = [("old tree", False, against), ("new, cover reads back", False, None)]
+        runs.append(("new, cover handed the records", True, None))
+        for rnd in range(2):
+            for name, handoff, tree in runs:
+                data = root / f"{rnd}-{len(name)}-{handoff}"
+                token = _prepare(data, sync)
+                proc = _serve(data, port, sync, handoff, tree)
+                try:
+                    print(f"{name} ({load()})")
+                    http_block(port, token, proc, sizes, total)
+                finally:
+                    proc.terminate()
+                    proc.wait(30)
+        print(f"in-process baselines, this checkout ({load()})")
+        in_process_block(root / "inproc", sync, max(sizes), total, ingest_rounds=0)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--port", type=int, default=42080)
     ap.add_argument("--events", type=int, default=100_000, help="events per measurement")
     ap.add_argument("--sizes", default="1000,10000")
     ap.add_argument("--sync", default="NORMAL", choices=["FULL", "NORMAL", "OFF"])
+    ap.add_argument(
+        "--handoff",
+        action="store_true",
+        help="only HTTP: the route handing its appended records to Ledger.cover, against a "
+        "server whose cover reads them back from the log (alternating, twice)",
+    )
+    ap.add_argument(
+        "--against",
+        type=Path,
+        help="a source tree of another commit (git archive ... | tar -x -C DIR): its server "
+        "alternates with this checkout's, beside this run's file and raw-append baselines",
+    )
     args = ap.parse_args()
     sizes = [int(x) for x in args.sizes.split(",")]
+    if args.against:
+        tree_compare(args.against.resolve(), args.port, args.sync, sizes, args.events)
+        return
+    if args.handoff:
+        handoff_compare(args.port, args.sync, sizes, args.events)
+        return
     with tempfile.TemporaryDirectory(prefix="hub-http-ingest-") as tmp:
         root = Path(tmp)
         print(f"HTTP ingest, {args.events:,} events per figure, sqlite synchronous={args.sync}")

@@ -31,7 +31,8 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, localcontext
-from typing import Any
+from functools import partial
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -42,7 +43,7 @@ from core.avro import serde
 from core.avro import vector as avro_vector
 from core.errors import HubError
 from core.pii import data_subject_field
-from core.ports.eventlog import Headers, Record
+from core.ports.eventlog import Headers, Record, appended_columns
 from domain import envelope as env
 from domain.quality import Rule, split_path
 from ingest.dedupe import EVENT_ID_SCOPE, NK_HEADER
@@ -853,22 +854,31 @@ def _ingest_arrow(
         if len(plan.unique) == 1:  # the usual case, unrolled
             (w,), (seen0,), (nk0,), (new0,) = windows, seen, nks, new_keys
             h0, p0 = hvals[0], prefixes[0]
-            for i in range(n):
-                if values[i] is None:
-                    continue
-                nk = nk0[i]
-                if nk is None:
-                    keep.append(i)
-                    nk_headers.append(())
-                elif nk in w or nk in seen0:
-                    result.duplicates += 1
-                    result.duplicate_indexes.append(i)
-                else:
-                    seen0.add(nk)
-                    new0.append(nk)
-                    keep.append(i)
-                    hv = h0[i] if h0 is not None else (p0 + nk).encode()
-                    nk_headers.append(((nk_name, hv),))
+            distinct = None not in values and None not in nk0 and len(set(nk0)) == n
+            if distinct and w.isdisjoint(keys0 := cast("list[str]", nk0)):  # no None: checked
+                # Every row valid, keyed, distinct and new (the usual batch): the loop below
+                # would keep every row in order; the same result in a few C-level passes.
+                keep = list(range(n))
+                new0 += keys0
+                hv0 = h0 if h0 is not None else [(p0 + nk).encode() for nk in keys0]
+                nk_headers = [((nk_name, hv),) for hv in hv0]
+            else:
+                for i in range(n):
+                    if values[i] is None:
+                        continue
+                    nk = nk0[i]
+                    if nk is None:
+                        keep.append(i)
+                        nk_headers.append(())
+                    elif nk in w or nk in seen0:
+                        result.duplicates += 1
+                        result.duplicate_indexes.append(i)
+                    else:
+                        seen0.add(nk)
+                        new0.append(nk)
+                        keep.append(i)
+                        hv = h0[i] if h0 is not None else (p0 + nk).encode()
+                        nk_headers.append(((nk_name, hv),))
         else:
             for i in range(n):
                 if values[i] is None:
@@ -910,7 +920,33 @@ def _ingest_arrow(
         pipeline._quarantine_record(topic, source, raw, rej, attempt, now, qt)
         for _, raw, rej, qt in quarantined
     ]
-    pipeline._commit(topic, source, accepted, q_records, position, consumed, done)
+    metas = pipeline._commit(topic, source, accepted, q_records, position, consumed, done)
+    # The header columns as the log stores them, for the ledger (``IngestResult.appended``):
+    # the envelope is shared but for the two ids; a natural key is one more column when every
+    # record has one (else the ledger reads the batch back).
+    names: tuple[str, ...] = (
+        spec[0],
+        h_id,
+        typ[0],
+        tim[0],
+        src[0],
+        h_corr,
+        caus[0],
+        ten[0],
+        cls[0],
+        ct[0],
+    )
+    columns = [[spec[1]], fresh, [typ[1]], [tim[1]], [src[1]], fresh]
+    columns += [[caus[1]], [ten[1]], [cls[1]], [ct[1]]]
+    if plan.unique and set(map(len, nk_headers)) == {1}:
+        names += (NK_HEADER,)
+        columns.append([nk[0][1] for nk in nk_headers])
+    if metas and len(names) == 10 + bool(plan.unique):
+        kept_keys = keys if len(keep) == n else [keys[i] for i in keep]
+        kept_values = values if len(keep) == n else [values[i] for i in keep]
+        result.appended.append(
+            partial(appended_columns, topic, metas, kept_keys, kept_values, names, columns)
+        )
     for (rule, _), found_keys in zip(plan.unique, new_keys, strict=True):
         pipeline.deduper.window(topic, rule.id, rule.window).add_all(found_keys)
     result.accepted = len(accepted)

@@ -48,6 +48,10 @@ class KeyWindow:
     def __len__(self) -> int:
         return len(self._cur) + len(self._prev)
 
+    def isdisjoint(self, keys: Iterable[str]) -> bool:
+        """True when no key of ``keys`` is in the window (``keys`` read twice: a collection)."""
+        return self._cur.isdisjoint(keys) and self._prev.isdisjoint(keys)
+
     def add_all(self, keys: Iterable[str]) -> None:
         """Add keys in order, rotating when the current generation reaches ``max_keys // 2``.
 

@@ -38,6 +38,7 @@ import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from itertools import compress, count, repeat
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -132,10 +133,26 @@ def _nonblank_batches(
 
 
 def _jsonl_lines(path: Path, batch_size: int) -> Iterator[list[tuple[int, bytes]]]:
-    """Batches of (line number, line without its end) of the non-blank lines."""
+    """Batches of (line number, line without its end) of the non-blank lines: what
+    ``_nonblank_batches`` gives over the numbered lines, read by blocks of lines with C-level
+    passes (``map``, ``compress``) instead of a Python step per line."""
+    pending: list[tuple[int, bytes]] = []
+    number = 1
     with path.open("rb") as f:
-        numbered = ((n, line.rstrip(b"\r\n")) for n, line in enumerate(f, 1))
-        yield from _nonblank_batches(numbered, batch_size)
+        while lines := f.readlines(_LINES_BLOCK_BYTES):
+            raws = list(map(bytes.rstrip, lines, repeat(b"\r\n")))
+            pending += compress(zip(count(number), raws), map(bytes.strip, raws))
+            number += len(lines)
+            if len(pending) >= batch_size:
+                full = len(pending) - len(pending) % batch_size
+                for start in range(0, full, batch_size):
+                    yield pending[start : start + batch_size]
+                pending = pending[full:]
+    if pending:
+        yield pending
+
+
+_LINES_BLOCK_BYTES = 1 << 22  # lines read per block (about 4 MiB, whole lines)
 
 
 def json_line_record(raw: bytes, lineno: int) -> RawRecord:

@@ -59,7 +59,7 @@ from core.pii import (
     pii_fields,
     refuse_erased,
 )
-from core.ports.eventlog import EventLog, Record, RecordMetadata
+from core.ports.eventlog import EventLog, Record, RecordColumns, RecordMetadata
 from core.ports.eventlog import Headers as env_Headers
 from core.ports.keystore import DecryptionFailed, KeyDestroyed
 from domain import envelope as env
@@ -141,6 +141,15 @@ class IngestResult:
     duplicates: int = 0
     rejections: list[Rejection] = field(default_factory=list)
     duplicate_indexes: list[int] = field(default_factory=list)
+    appended: list[Callable[[], list[RecordColumns]]] = field(default_factory=list, repr=False)
+    """What this one batch appended, as ``appended_columns`` builds it (built on demand: only
+    ``Ledger.cover`` asks). ``add`` does not carry it over: a running total would hold a whole
+    file. Empty when the path that ingested the batch does not keep its columns."""
+
+    def appended_columns(self) -> list[RecordColumns]:
+        """The accepted records as the log stored them: what ``Ledger.cover`` takes as
+        ``handed`` instead of reading them back."""
+        return [c for build in self.appended for c in build()]
 
     def add(self, other: IngestResult, offset: int = 0) -> None:
         self.accepted += other.accepted
@@ -829,13 +838,14 @@ class IngestPipeline:
             [Sequence[RecordMetadata], Sequence[RecordMetadata]], list[tuple[str, Record]]
         ]
         | None = None,
-    ) -> None:
+    ) -> list[RecordMetadata]:
+        """Append the batch in one transaction (steps below); the accepted records' metadata."""
         refuse_internal(topic)  # every ingest source commits here: never into hub.* or _schemas
         pos_record = None
         if position is not None:
             pos_record = self.positions.record(source, topic, dict(position), consumed or 0, done)
         if not accepted and not quarantined and pos_record is None and outcomes is None:
-            return
+            return []
         started = time.perf_counter()
         with self.log.transaction(f"ingest:{source}") as txn:
             metas: list[RecordMetadata] = []
@@ -852,6 +862,7 @@ class IngestPipeline:
                 for extra_topic, extra in outcomes(metas, q_metas):
                     txn.append(extra_topic, [extra])
         self.metrics.append_seconds.labels(topic).observe(time.perf_counter() - started)
+        return metas
 
     def _quarantine_record(
         self,

@@ -243,7 +243,9 @@ class Ledger:
         """Whether this process may sync now (always, unless fenced and not the leader)."""
         return self._fence is None or self._fence() is not None
 
-    def sync(self, *, force_checkpoint: bool = False) -> SyncResult:
+    def sync(
+        self, *, force_checkpoint: bool = False, handed: Sequence[RecordColumns] = ()
+    ) -> SyncResult:
         """Append a leaf for every record up to the log's current end; sign due checkpoints.
 
         Fenced (several hub processes): only the leader syncs, and every batch's transaction
@@ -251,7 +253,15 @@ class Ledger:
         gets ``Fenced`` and adopts nothing. In another process ``sync`` waits (up to
         ``cover_wait_s``) until the leader's syncs cover every record up to the log's end as of
         the call (and, with ``force_checkpoint``, a checkpoint covers them); ``NotLeader`` when
-        they do not in time."""
+        they do not in time.
+
+        ``handed``: records this process just appended, as ``appended_columns`` built them
+        from the append's answer (``cover``). A handed chunk with contiguous offsets stands in
+        for the log read of its range when it starts at a partition's stored position, or only
+        markers lie between (``EventLog.holds_records``); the log still authenticates that
+        range (step 2, ``check_records``), and
+        ``hub ledger verify`` re-derives every leaf from the log, so a chunk that differs from
+        what the log holds is found there (``tests/unit/test_ledger_handoff.py``)."""
         token: WriterFence | None = None
         if self._fence is not None:
             token = self._fence()
@@ -261,6 +271,10 @@ class Ledger:
             if self.witness is not None:
                 self._copy_to_witness_logged()  # intents an earlier failure or crash left
             ends = {t.name: self.log.end_offsets(t.name) for t in self.log.topics()}
+            given: dict[tuple[str, int], list[RecordColumns]] = {}
+            for c in sorted(handed, key=lambda c: c.offsets[0] if len(c) else -1):
+                if len(c) and c.offsets[-1] - c.offsets[0] == len(c) - 1:
+                    given.setdefault((c.topic, c.partition), []).append(c)
             result = SyncResult()
             done = False
             while not done:
@@ -268,7 +282,7 @@ class Ledger:
                 with self.store.write() as conn:
                     if token is not None:
                         conn.fence(token)  # 1. (first) refused when a newer leader wrote
-                    appended = self._sync_batch(conn, ends, made)
+                    appended = self._sync_batch(conn, ends, made, given)
                     result.appended += appended
                     if appended < self.config.sync_batch:
                         cp = self._checkpoint_if_due(conn, force_checkpoint)
@@ -305,12 +319,14 @@ class Ledger:
         conn: LedgerWrite,
         ends: Mapping[str, Mapping[int, int]],
         new_cps: list[StoredCheckpoint],
+        given: Mapping[tuple[str, int], list[RecordColumns]],
     ) -> int:
         # 1. state inside the transaction
         size = conn.size()
         positions = conn.positions()
         # 2. records up to the snapshot, in the ordering rule's order
-        # (as the stored batches when the log hands them, ``read_encoded``, else as columns,
+        # (the columns handed over when this process just appended them, see ``sync``; else
+        # the stored batches when the log hands them, ``read_encoded``; else as columns,
         # ``read_columns``: no StoredRecord is built per record)
         budget = self.config.sync_batch
         chunks: list[RecordColumns | EncodedColumns] = []
@@ -321,8 +337,11 @@ class Ledger:
                 end = ends[topic][part]
                 pos = positions.get((topic, part), 0)
                 while pos < end and count < budget:
-                    k = min(budget - count, end - pos)
-                    encoded = self.log.read_encoded(topic, part, pos, k)
+                    want = min(budget - count, end - pos)
+                    chunk = self._handed_at(given.get((topic, part), ()), topic, part, pos)
+                    encoded = None
+                    if chunk is None:
+                        encoded = self.log.read_encoded(topic, part, pos, want)
                     if encoded is not None:
                         enc = encoded.below(end)
                         if not len(enc):
@@ -331,7 +350,9 @@ class Ledger:
                         count += len(enc)
                         pos = enc.next_offset()
                     else:
-                        chunk = self.log.read_columns(topic, part, pos, k).below(end)
+                        if chunk is None:
+                            chunk = self.log.read_columns(topic, part, pos, want)
+                        chunk = chunk.first(want).below(end)
                         if not len(chunk):
                             break
                         chunks.append(chunk)
@@ -361,6 +382,21 @@ class Ledger:
             if cp is not None:
                 new_cps.append(cp)
         return count
+
+    def _handed_at(
+        self, chunks: Sequence[RecordColumns], topic: str, part: int, pos: int
+    ) -> RecordColumns | None:
+        """The handed chunk that is the next read from ``pos`` on: it starts there, or only
+        markers (an earlier transaction's) lie between (``EventLog.holds_records``)."""
+        for c in chunks:
+            first = c.offsets[0]
+            if first == pos or (
+                first > pos and not self.log.holds_records(topic, part, pos, first)
+            ):
+                return c
+            if first > pos:
+                return None
+        return None
 
     def _checkpoint_if_due(self, conn: LedgerWrite, force: bool) -> StoredCheckpoint | None:
         self._due_us = None
@@ -456,8 +492,13 @@ class Ledger:
                 self._unwitnessed.pop(size, None)
         return done
 
-    def cover(self, appended: Sequence[RecordMetadata] = ()) -> dict[str, Any]:
+    def cover(
+        self, appended: Sequence[RecordMetadata] = (), *, handed: Sequence[RecordColumns] = ()
+    ) -> dict[str, Any]:
         """Sync now so that ``appended`` is on the ledger before it is acknowledged.
+
+        ``handed``: the columns of what the caller just appended (``appended_columns``), used
+        instead of reading that range back from the log (see ``sync``).
 
         Returns the acknowledgement's ``ledger`` member: ``{"covered": true, "tree_size": N}``
         when every record of ``appended`` has its leaf, else ``{"covered": false, "status":
@@ -467,7 +508,7 @@ class Ledger:
         if not self.is_writer():
             return self._await_cover(appended)
         try:
-            size = self.sync().size
+            size = self.sync(handed=handed).size
         except HubError as exc:
             log.error("ledger sync before an acknowledgement failed: %s", exc.message)
             return {"covered": False, "status": "pending", "reason": exc.message}

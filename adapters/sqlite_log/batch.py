@@ -206,10 +206,37 @@ def _encode_headers_py(headers: Sequence[Headers], parts: list[bytes]) -> int:
 _first, _second = itemgetter(0), itemgetter(1)
 
 
+def _load_native_columns() -> Callable[[list[Headers]], bytes | None] | None:
+    """The column layout in one native pass (native/src/headers.rs); None when not built."""
+    try:
+        import hub_native
+    except ImportError:  # not built: the reference below runs
+        return None
+    return getattr(hub_native, "encode_header_columns", None)
+
+
+native_header_columns = _load_native_columns()
+
+
 def _encode_header_columns(headers: Sequence[Headers], n: int, parts: list[bytes]) -> bool:
     """Append the header section as columns (see the format) and return True, or return False
     and append nothing when the records do not all carry the same well-formed header names in
-    the same order (the pair layout then stores them, or refuses them)."""
+    the same order (the pair layout then stores them, or refuses them).
+
+    The native encoder gives the reference's bytes (``tests/unit/test_native_headers.py``); for
+    anything but the plain case (exact tuples of ``str`` and ``bytes`` pairs, the same names
+    down every column, within the limits) it returns None and the reference below decides.
+    """
+    if native_header_columns is not None and type(headers) is list:
+        section = native_header_columns(headers)
+        if section is not None:
+            parts.append(section)
+            return True
+    return _encode_header_columns_py(headers, n, parts)
+
+
+def _encode_header_columns_py(headers: Sequence[Headers], n: int, parts: list[bytes]) -> bool:
+    """The pure-Python reference of the column layout (see ``_encode_header_columns``)."""
     widths = set(map(len, headers))
     if len(widths) != 1 or set(map(type, headers)) != {tuple}:
         return False

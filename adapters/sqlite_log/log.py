@@ -199,6 +199,10 @@ _SQL_INSERT = (
     " max_timestamp, mac, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _SQL_START = "SELECT start_offset FROM partitions WHERE topic_id = ? AND part = ?"
+_SQL_LAST_BATCH_BELOW = (
+    "SELECT base_offset, record_count FROM batches WHERE topic_id = ? AND part = ?"
+    " AND base_offset < ? ORDER BY base_offset DESC LIMIT 1"
+)
 _B = TypeVar("_B")
 
 
@@ -975,6 +979,16 @@ class SqliteEventLog(EventLog):
             finally:
                 cur.close()  # an unfinished statement would pin the WAL snapshot
         return t, opened
+
+    def holds_records(self, topic: str, partition: int, start: int, end: int) -> bool:
+        """From the batch rows' extents (markers have none), without decoding a batch."""
+        t = self._topic(topic)
+        self._partition(t, partition)
+        with self._read(f"reading topic {topic!r}") as conn:
+            (first,) = conn.execute(_SQL_START, (t.id, partition)).fetchone()
+            row = conn.execute(_SQL_LAST_BATCH_BELOW, (t.id, partition, end)).fetchone()
+        start = max(start, first)
+        return start < end and row is not None and row[0] + row[1] > start
 
     def _open(
         self,

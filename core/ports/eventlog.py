@@ -50,6 +50,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from itertools import chain, repeat
+from operator import itemgetter
+from typing import Any
 
 Headers = tuple[tuple[str, bytes], ...]
 
@@ -237,6 +239,72 @@ class RecordColumns:
             headers=[r.headers for r in records],
             built_from=records,
         )
+
+
+def appended_columns(
+    topic: str,
+    metas: Sequence[RecordMetadata],
+    keys: list[bytes | None],
+    values: list[bytes | None],
+    header_names: tuple[str, ...],
+    header_columns: Sequence[list[bytes]],
+) -> list[RecordColumns]:
+    """What one append to ``topic`` stored, as ``read_columns`` would return it (one
+    ``RecordColumns`` per partition, ascending), built from the appended record ``i``'s key,
+    value and headers (header ``j`` of record ``i`` is ``header_columns[j][i]``, or
+    ``header_columns[j][0]`` for every record when that column holds one item) and ``metas``,
+    the append's answer, instead of read back. The caller vouches for both; a reader that must
+    prove what is in the log reads it instead."""
+    n = len(metas)
+    if not n:
+        return []
+    parts = [m.partition for m in metas]
+    offsets = [m.offset for m in metas]
+    stamps = [m.timestamp_ms for m in metas]
+    groups: dict[int, list[int] | None]
+    if parts.count(parts[0]) == n:
+        groups = {parts[0]: None}
+    else:  # a stable sort keeps append order within a partition (C-level, not a Python loop)
+        order = sorted(range(n), key=parts.__getitem__)
+        groups = {}
+        start = 0
+        for p in sorted(set(parts)):
+            stop = start + parts.count(p)
+            groups[p] = order[start:stop]
+            start = stop
+    out = []
+    for p in sorted(groups):
+        idx = groups[p]
+        size, pick = (n, _same_list) if idx is None else (len(idx), _picker(idx))
+        offs: Sequence[int] = pick(offsets)
+        if offs[-1] - offs[0] == size - 1 and offs == list(range(offs[0], offs[-1] + 1)):
+            offs = range(offs[0], offs[-1] + 1)
+        out.append(
+            RecordColumns(
+                topic,
+                p,
+                offs,
+                pick(stamps),
+                pick(keys),
+                pick(values),
+                header_names,
+                tuple([c[0]] * size if len(c) == 1 else pick(c) for c in header_columns),
+            )
+        )
+    return out
+
+
+def _same_list(seq: list[Any]) -> list[Any]:
+    return seq
+
+
+def _picker(idx: list[int]) -> Callable[[list[Any]], list[Any]]:
+    """The items of a list at ``idx``, as a list (``itemgetter``: one C-level call)."""
+    if len(idx) == 1:
+        i = idx[0]
+        return lambda seq: [seq[i]]
+    get = itemgetter(*idx)
+    return lambda seq: list(get(seq))
 
 
 @dataclass(frozen=True, slots=True)
@@ -487,6 +555,12 @@ class EventLog(abc.ABC):
         MUST check and raise as ``read_columns`` does for bad arguments and for stored batches
         that fail their checks (CRC, record count, inflation)."""
         return None
+
+    def holds_records(self, topic: str, partition: int, start: int, end: int) -> bool:
+        """Whether a record (not a transaction marker, not below the beginning offset) lies in
+        ``[start, end)``. This default reads; adapters that know their batches' extents
+        override it to answer without decoding one."""
+        return any(r.offset < end for r in self.read(topic, partition, start, 1))
 
     @abc.abstractmethod
     def end_offsets(self, topic: str) -> dict[int, int]:

@@ -160,8 +160,151 @@ fn encode_headers<'py>(
     Ok(Some((PyBytes::new(py, &out), wide)))
 }
 
+/// The UTF-8 of an exact `str`, or `None` when it has none (a lone surrogate; the error is
+/// cleared: the reference then decides).
+unsafe fn utf8_of<'a>(o: *mut ffi::PyObject) -> Option<&'a [u8]> {
+    let mut size: ffi::Py_ssize_t = 0;
+    let p = ffi::PyUnicode_AsUTF8AndSize(o, &mut size);
+    if p.is_null() {
+        ffi::PyErr_Clear();
+        return None;
+    }
+    Some(std::slice::from_raw_parts(p as *const u8, size as usize))
+}
+
+/// The header section in format 2's column layout, the bytes `batch._encode_header_columns`
+/// appends, in one pass over the records; `None` whenever that reference might do anything else
+/// (records that are not exact tuples of the same width, a pair that is not an exact 2-tuple
+/// of `str` and `bytes`, names that differ down a column, a name that is not valid UTF-8 or
+/// too long): the reference then runs and decides, so the layout chosen never differs.
+/// The envelope's shared pairs are the same objects record after record, so most comparisons
+/// are pointer comparisons.
+#[pyfunction]
+fn encode_header_columns<'py>(
+    py: Python<'py>,
+    headers: &Bound<'py, PyList>,
+) -> PyResult<Option<Bound<'py, PyBytes>>> {
+    let n = headers.len();
+    if n == 0 {
+        return Ok(None);
+    }
+    let list = headers.as_ptr();
+    // SAFETY: the GIL is held for the whole call and `headers` keeps every record, pair, name
+    // and value alive; only borrowed references of the stable C API are read, never stored
+    // past the call.
+    unsafe {
+        let tuple_type = std::ptr::addr_of_mut!(ffi::PyTuple_Type);
+        let str_type = std::ptr::addr_of_mut!(ffi::PyUnicode_Type);
+        let bytes_type = std::ptr::addr_of_mut!(ffi::PyBytes_Type);
+        let first = ffi::PyList_GetItem(list, 0);
+        if ffi::Py_TYPE(first) != tuple_type {
+            return Ok(None);
+        }
+        let m = ffi::PyTuple_Size(first) as usize;
+        if m == 0 || m > U16 {
+            return Ok(None);
+        }
+        let mut name_objs: Vec<*mut ffi::PyObject> = Vec::with_capacity(m);
+        let mut names: Vec<&[u8]> = Vec::with_capacity(m);
+        let mut constant: Vec<bool> = vec![true; m];
+        // every record's value objects, row-major (read again to write the varying columns)
+        let mut values: Vec<*mut ffi::PyObject> = Vec::with_capacity(n * m);
+        for k in 0..m {
+            let pair = ffi::PyTuple_GetItem(first, k as ffi::Py_ssize_t);
+            if ffi::Py_TYPE(pair) != tuple_type || ffi::PyTuple_Size(pair) != 2 {
+                return Ok(None);
+            }
+            let name = ffi::PyTuple_GetItem(pair, 0);
+            let value = ffi::PyTuple_GetItem(pair, 1);
+            if ffi::Py_TYPE(name) != str_type || ffi::Py_TYPE(value) != bytes_type {
+                return Ok(None);
+            }
+            let Some(text) = utf8_of(name) else {
+                return Ok(None);
+            };
+            if text.len() > U16 || ffi::PyBytes_Size(value) as u64 > u32::MAX as u64 {
+                return Ok(None);
+            }
+            name_objs.push(name);
+            names.push(text);
+            values.push(value);
+        }
+        for r in 1..n {
+            let record = ffi::PyList_GetItem(list, r as ffi::Py_ssize_t);
+            if ffi::Py_TYPE(record) != tuple_type || ffi::PyTuple_Size(record) as usize != m {
+                return Ok(None);
+            }
+            for k in 0..m {
+                let pair = ffi::PyTuple_GetItem(record, k as ffi::Py_ssize_t);
+                if ffi::Py_TYPE(pair) != tuple_type || ffi::PyTuple_Size(pair) != 2 {
+                    return Ok(None);
+                }
+                let name = ffi::PyTuple_GetItem(pair, 0);
+                if name != name_objs[k] {
+                    if ffi::Py_TYPE(name) != str_type {
+                        return Ok(None);
+                    }
+                    match utf8_of(name) {
+                        Some(text) if text == names[k] => {}
+                        _ => return Ok(None),
+                    }
+                }
+                let value = ffi::PyTuple_GetItem(pair, 1);
+                let head = values[k];
+                if value != head {
+                    if ffi::Py_TYPE(value) != bytes_type
+                        || ffi::PyBytes_Size(value) as u64 > u32::MAX as u64
+                    {
+                        return Ok(None);
+                    }
+                    if constant[k] && bytes_of(value) != bytes_of(head) {
+                        constant[k] = false;
+                    }
+                }
+                values.push(value);
+            }
+        }
+        let mut size = 2 + 3 * m + names.iter().map(|s| s.len()).sum::<usize>();
+        for k in 0..m {
+            size += if constant[k] {
+                4 + bytes_of(values[k]).len()
+            } else {
+                (0..n).map(|r| 4 + bytes_of(values[r * m + k]).len()).sum()
+            };
+        }
+        let mut out: Vec<u8> = Vec::with_capacity(size);
+        put_u16(&mut out, m);
+        for s in names.iter() {
+            put_u16(&mut out, s.len());
+        }
+        for s in names.iter() {
+            out.extend_from_slice(s);
+        }
+        for &c in constant.iter() {
+            out.push(if c { 0 } else { 1 });
+        }
+        for k in 0..m {
+            if constant[k] {
+                let v = bytes_of(values[k]);
+                put_u32(&mut out, v.len());
+                out.extend_from_slice(v);
+            } else {
+                for r in 0..n {
+                    put_u32(&mut out, bytes_of(values[r * m + k]).len());
+                }
+                for r in 0..n {
+                    out.extend_from_slice(bytes_of(values[r * m + k]));
+                }
+            }
+        }
+        debug_assert_eq!(out.len(), size);
+        Ok(Some(PyBytes::new(py, &out)))
+    }
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(encode_headers, m)?)?;
+    m.add_function(wrap_pyfunction!(encode_header_columns, m)?)?;
     m.add_function(wrap_pyfunction!(decode_headers, m)?)?;
     m.add_function(wrap_pyfunction!(decode_header_columns, m)?)?;
     Ok(())

@@ -196,6 +196,50 @@ def test_trades_columnar_equals_per_record_second_seed(
     differential(two, f, "trades", batch_size=1000)
 
 
+def test_clean_new_distinct_batches_equal_per_record(
+    two: tuple[Hub, Hub], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Batches where every row is valid, keyed, distinct and new take the column-wise dedupe
+    (``KeyWindow.isdisjoint``); batches with an in-batch duplicate, a row seen in an earlier
+    batch or a rejected row take the row loop. Both give what the per-record path gives."""
+    from ingest.dedupe import KeyWindow
+
+    def clean(start: int, n: int) -> list[dict[str, Any]]:
+        return [
+            {
+                "trade_id": f"T-{i}",
+                "account_id": f"ACC-{i % 50}",
+                "instrument": "AAPL",
+                "side": "BUY",
+                "quantity": Decimal(i % 97 + 1),
+                "price": Decimal("12.5"),
+                "currency": "USD",
+                "executed_at": NOW - timedelta(seconds=i),
+                "trader_id": None,
+            }
+            for i in range(start, start + n)
+        ]
+
+    with_dup = clean(200, 50)
+    with_dup[30] = dict(with_dup[3])
+    rejected = clean(300, 50)
+    rejected[7]["side"] = "HOLD"
+    rows = [*clean(0, 50), *with_dup, *clean(10, 50), *rejected, *clean(400, 50)]
+    fast = []
+    real = KeyWindow.isdisjoint
+
+    def counting(self: KeyWindow, keys: Any) -> bool:
+        fast.append(real(self, keys))
+        return fast[-1]
+
+    monkeypatch.setattr(KeyWindow, "isdisjoint", counting)
+    f = tmp_path / "t.parquet"
+    pq.write_table(pa.Table.from_pylist(rows, schema=TRADE_SCHEMA), f)
+    accepted, rejected_n, duplicates = differential(two, f, "trades", batch_size=50)
+    assert (accepted, rejected_n, duplicates) == (50 + 49 + 10 + 49 + 50, 1, 1 + 40)
+    assert fast.count(True) == 2  # the first and the last batch: all new and distinct
+
+
 def test_quotes_compare_range_and_freshness(two: tuple[Hub, Hub], tmp_path: Path) -> None:
     rnd = random.Random(3)
     rows = []

@@ -4,9 +4,11 @@ over-limit batch to the reference, so errors are the reference's own."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import struct
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -176,7 +178,7 @@ def _column_section(rng: random.Random, n: int) -> tuple[bytes, list[Any]]:
         for _ in range(n)
     ]
     parts: list[bytes] = []
-    assert batch._encode_header_columns(headers, n, parts)
+    assert batch._encode_header_columns_py(headers, n, parts)
     return b"".join(parts), headers
 
 
@@ -221,3 +223,177 @@ def test_corrupted_column_sections_raise_where_the_reference_raises(seed: int) -
             return native.decode_header_columns(b, p, c)
 
         assert _decoded(fast, cut, 0, count, False) == _decoded(ref, cut, 0, count, False)
+
+
+# -- format 2's header columns: hub_native.encode_header_columns against the reference -------------
+def _columns_both(headers: list[Any]) -> tuple[tuple[bool, bytes], tuple[bool, bytes]]:
+    fast: list[bytes] = []
+    ref: list[bytes] = []
+    done_fast = batch._encode_header_columns(headers, len(headers), fast)
+    done_ref = batch._encode_header_columns_py(headers, len(headers), ref)
+    return (done_fast, b"".join(fast)), (done_ref, b"".join(ref))
+
+
+def _odd_column_batch(rng: random.Random, n: int) -> list[Any]:
+    """Envelope-shaped headers (shared pair objects, fresh ids), sometimes spoiled in one place:
+    equal names or values that are other objects, a varying column equal but in one record, a
+    name that differs, a list record or pair, a str value, a width that differs, a bad name."""
+    names = [rng.choice(NAMES) for _ in range(rng.randrange(1, 12))]
+    shared = [(name, rng.randbytes(rng.randrange(0, 30))) for name in names]
+    varying = [rng.random() < 0.3 for _ in names]
+    headers: list[Any] = [
+        tuple(
+            (name, rng.randbytes(rng.randrange(0, 20))) if varying[j] else shared[j]
+            for j, name in enumerate(names)
+        )
+        for _ in range(n)
+    ]
+    r, j = rng.randrange(n), rng.randrange(len(names))
+    record = list(headers[r])
+    name, value = record[j]
+    spoil = rng.randrange(12)
+    if spoil == 0:  # equal contents, other objects: still one column
+        record[j] = ("".join(name), bytes(bytearray(value)))
+    elif spoil == 1:  # one record differs in a constant column
+        record[j] = (name, value + b"!")
+    elif spoil == 2:
+        record[j] = (name + "2", value)
+    elif spoil == 3:
+        record[j] = [name, value]
+    elif spoil == 4:
+        record[j] = (name, "text")
+    elif spoil == 5:
+        record.append(("extra", b"x"))
+    elif spoil == 6:
+        record[j] = ("bad\udc80", value)
+    elif spoil == 7:
+        headers[r] = record  # a list record
+        return headers
+    elif spoil == 8:
+        record[j] = (name, value, b"third")
+    elif spoil == 9 and n > 1:  # a varying column whose values are all equal: constant
+        headers = [(*h[:j], (name, value), *h[j + 1 :]) for h in headers]
+        return headers
+    headers[r] = tuple(record)
+    return headers
+
+
+def test_the_native_column_encoder_is_used_when_built() -> None:
+    assert batch.native_header_columns is native.encode_header_columns
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_random_header_columns_are_byte_identical(seed: int) -> None:
+    rng = random.Random(seed)
+    headers = _odd_column_batch(rng, rng.randrange(1, 300))
+    (done_fast, fast), (done_ref, ref) = _columns_both(headers)
+    assert done_fast == done_ref and fast == ref
+    if not done_ref:
+        assert native.encode_header_columns(headers) is None  # the reference decided
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_envelope_batches_take_the_native_path(seed: int) -> None:
+    rng = random.Random(500 + seed)
+    n = rng.randrange(1, 400)
+    _, headers = _column_section(rng, n)
+    section = native.encode_header_columns(headers)
+    ref: list[bytes] = []
+    assert batch._encode_header_columns_py(headers, n, ref)
+    assert section == b"".join(ref)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        [],
+        [()],
+        [(("a", b"1"),), ()],
+        [[("a", b"1")]],
+        [(("a", b"1"),), (("b", b"1"),)],
+        [(("é" * 40_000, b"v"),)],  # a name over 65535 bytes
+        [((1, b"v"),)],
+        [(("a", bytearray(b"v")),)],
+    ],
+)
+def test_odd_header_columns_are_left_to_the_reference(headers: list[Any]) -> None:
+    assert native.encode_header_columns(headers) is None
+    (done_fast, fast), (done_ref, ref) = _columns_both(headers)
+    assert done_fast == done_ref and fast == ref
+
+
+def test_stored_batches_are_byte_identical_with_and_without_the_native_encoders(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Whole stored batches (encode_batch: zstd, CRC) over random envelope and odd headers."""
+    rng = random.Random(7)
+    cases = []
+    for _ in range(30):
+        n = rng.randrange(1, 200)
+        headers = _odd_column_batch(rng, n)
+        keys = [rng.choice([None, rng.randbytes(5)]) for _ in range(n)]
+        values = [rng.randbytes(rng.randrange(0, 50)) for _ in range(n)]
+        stamps = [1_700_000_000_000 + rng.randrange(3) for _ in range(n)]
+        cases.append((keys, values, headers, stamps))
+
+    def encode_all() -> list[object]:
+        out: list[object] = []
+        for case in cases:
+            try:
+                out.append(batch.encode_batch(*case))
+            except (batch.InvalidBatch, InvalidInput) as exc:
+                out.append(type(exc))
+        return out
+
+    fast = encode_all()
+    monkeypatch.setattr(batch, "native_header_columns", None)
+    monkeypatch.setattr(batch, "native_headers", None)
+    assert encode_all() == fast
+
+
+def test_an_authenticated_log_stores_the_same_batches_and_mac_chain_either_way(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two MAC-keyed SQLite logs given the same appends (envelope-shaped and odd headers, keyed
+    routing over 3 partitions), one with the native header encoders off: every stored batch
+    row (offsets, MAC, bytes) and every partition seal is the same."""
+    from adapters.sqlite_log import SqliteEventLog
+    from core.ports.eventlog import Record
+
+    rng = random.Random(11)
+    appends = []
+    for _ in range(25):
+        n = rng.randrange(1, 150)
+        headers = _odd_column_batch(rng, n)
+        appends.append(
+            [
+                Record(
+                    value=rng.randbytes(rng.randrange(0, 40)),
+                    key=rng.choice([None, b"a", b"b", b"c", b"d"]),
+                    headers=h,
+                    timestamp_ms=1_700_000_000_000 + rng.randrange(5),
+                )
+                for h in headers
+            ]
+        )
+
+    def stored(name: str) -> tuple[list[object], list[object]]:
+        with SqliteEventLog(tmp_path / name, mac_key=b"k" * 32, synchronous="OFF") as log:
+            log.create_topic("t", 3)
+            for records in appends:
+                # a refused batch stores nothing, either way (compared below)
+                with contextlib.suppress(InvalidInput):
+                    log.append("t", records)
+            conn = log._writer
+            rows = conn.execute(
+                "SELECT part, base_offset, last_offset, record_count, max_timestamp, mac, data"
+                " FROM batches ORDER BY id"
+            ).fetchall()
+            seals = conn.execute("SELECT * FROM partitions ORDER BY part").fetchall()
+        return rows, seals
+
+    fast = stored("fast.sqlite")
+    monkeypatch.setattr(batch, "native_header_columns", None)
+    monkeypatch.setattr(batch, "native_headers", None)
+    assert stored("reference.sqlite") == fast
+    assert len(fast[0]) >= 25

@@ -85,7 +85,9 @@ async def ingest_json(
         producer=principal.id,
         tenant=principal.tenant,
     )
-    return {"topic": topic, **result.as_dict(), "ledger": hub.ledger.cover()}
+    # the ledger takes the accepted records as appended (not read back from the log)
+    ledger = hub.ledger.cover(handed=result.appended_columns())
+    return {"topic": topic, **result.as_dict(), "ledger": ledger}
 
 
 @router.post(
@@ -142,7 +144,9 @@ async def ingest_avro(
         producer=principal.id,
         tenant=principal.tenant,
     )
-    return {"topic": topic, **result.as_dict(), "ledger": hub.ledger.cover()}
+    # the ledger takes the accepted records as appended (not read back from the log)
+    ledger = hub.ledger.cover(handed=result.appended_columns())
+    return {"topic": topic, **result.as_dict(), "ledger": ledger}
 
 
 @router.get("/v1/quality/stats", response_model=QualityStats)

@@ -7,7 +7,8 @@ in this order, each timed on wall clock and on this process's CPU (``time.proces
 threads, chDB's included), since a shared machine gives a process a varying share of a core:
 
   1. raw log read (baseline): every partition of the topic read through ``EventLog.read`` in
-     batches of ``--batch`` records, nothing else;
+     batches of ``--batch`` records, nothing else; then the same through ``read_columns`` (what
+     the runner reads since session 9);
   2. column-wise decode alone (baseline): the same batches (read beforehand, untimed) through
      ``decode_values`` + ``envelope`` into Arrow;
   3. replay: the projection's runner catches a scratch target up from offset 0 (the first step of
@@ -64,6 +65,16 @@ def read_all(h: Any, topic: str, batch: int) -> list[list[Any]]:
     return out
 
 
+def read_all_columns(h: Any, topic: str, batch: int) -> int:
+    n = 0
+    for p in range(h.log.topic(topic).partitions):
+        off = 0
+        while len(got := h.log.read_columns(topic, p, off, batch)):
+            off = got.offsets[-1] + 1
+            n += len(got)
+    return n
+
+
 def run(events: int, batch: int, data: Path, only: set[str]) -> dict[str, Any]:
     h = bootstrap(
         load_settings(
@@ -87,6 +98,11 @@ def run(events: int, batch: int, data: Path, only: set[str]) -> dict[str, Any]:
                 continue
             n, wall, cpu = timed(lambda topic=topic: sum(map(len, read_all(h, topic, batch))))
             rows.append(dict(case=name, run="raw log read (baseline)", n=n, wall=wall, cpu=cpu))
+            if hasattr(h.log, "read_columns"):
+                n, wall, cpu = timed(lambda topic=topic: read_all_columns(h, topic, batch))
+                rows.append(
+                    dict(case=name, run="log read as columns (floor)", n=n, wall=wall, cpu=cpu)
+                )
             batches = read_all(h, topic, batch)
 
             def decode(batches: list[list[Any]] = batches) -> int:
@@ -148,8 +164,10 @@ def render(res: dict[str, Any]) -> str:
         rate = r["n"] / r["wall"]
         per_cpu = r["n"] / r["cpu"] if r["cpu"] else float("inf")
         r["rate"], r["per_cpu"] = rate, per_cpu
-        if "baseline" in r["run"]:
-            base[(r["case"], "raw" if "raw" in r["run"] else "decode")] = r
+        if r["run"] == "raw log read (baseline)":
+            base[(r["case"], "raw")] = r
+        elif r["run"] == "column-wise decode alone (baseline)":
+            base[(r["case"], "decode")] = r
     for r in res["rows"]:
         raw, dec = base.get((r["case"], "raw")), base.get((r["case"], "decode"))
 

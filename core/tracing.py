@@ -35,7 +35,7 @@ from opentelemetry.trace import Link, SpanContext, SpanKind, TraceFlags
 if TYPE_CHECKING:
     from opentelemetry.trace import Span, Tracer
 
-    from core.ports.eventlog import RecordMetadata, StoredRecord
+    from core.ports.eventlog import RecordColumns, RecordMetadata
 
 TRACER_NAME = "hub"
 
@@ -183,7 +183,7 @@ def apply_links(chunks: dict[tuple[str, int], tuple[int, int]]) -> list[Link]:
 
 
 def applying(
-    projection: str, chunks: Mapping[tuple[str, int], Sequence[StoredRecord]]
+    projection: str, chunks: Mapping[tuple[str, int], RecordColumns]
 ) -> AbstractContextManager[Any]:
     """``projection.apply <name>`` over the records read per partition (off: does nothing).
 
@@ -193,7 +193,7 @@ def applying(
     tr = _state.tracer
     if tr is None:
         return nullcontext()
-    ranges = {tp: (recs[0].offset, recs[-1].offset) for tp, recs in chunks.items() if recs}
+    ranges = {tp: (c.offsets[0], c.offsets[-1]) for tp, c in chunks.items() if len(c)}
     return tr.start_as_current_span(
         f"projection.apply {projection}",
         context=trace.set_span_in_context(trace.INVALID_SPAN),

@@ -30,7 +30,7 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
-from core.ports.eventlog import StoredRecord
+from core.ports.eventlog import Headers, RecordColumns, StoredRecord
 
 try:
     from hub_native import (  # type: ignore[import-not-found,unused-ignore]
@@ -288,13 +288,20 @@ def envelope(
     type defaults to the writer schema's name; with a repeated header the last one counts).
     Per record: one ``dict`` of its headers (C-level) and two lookups; the decoded strings are
     cached per distinct (header bytes, schema id)."""
+    return envelope_rows([r.headers for r in recs], ids, name_of)
+
+
+def envelope_rows(
+    rows: Sequence[Headers], ids: I64, name_of: Callable[[int], str]
+) -> tuple[list[str], list[str]]:
+    """:func:`envelope` of each record's headers ``rows[i]``."""
     names: dict[int, str] = {}
     tenant_of: dict[bytes | None, str] = {None: "default"}
     type_of: dict[tuple[bytes | None, int], str] = {}
     tenants: list[str] = []
     types: list[str] = []
-    for r, sid in zip(recs, ids.tolist(), strict=True):
-        h = dict(r.headers)
+    for headers, sid in zip(rows, ids.tolist(), strict=True):
+        h = dict(headers)
         t, n = h.get("ce_tenant"), h.get("ce_type")
         tenant = tenant_of.get(t)
         if tenant is None:
@@ -483,3 +490,89 @@ def envelope_arrays(
         pa.array(types_py, pa.string()),
         np.fromiter((r.offset for r in recs), np.int64, len(recs)),
     )
+
+
+def envelope_of_columns(
+    chunks: Sequence[RecordColumns], ids: I64, name_of: Callable[[int], str]
+) -> tuple[pa.Array, pa.Array, I64]:
+    """:func:`envelope_arrays` of the records of ``chunks`` in order (``ids``: their schema ids,
+    in the same order), read from the header columns: each distinct ``ce_tenant`` / ``ce_type``
+    value is decoded once and taken by index, no Python object per record. A chunk with headers
+    per record (or a null header value) goes through :func:`envelope_rows`; the values are the
+    reference's either way."""
+    tenant_parts: list[pa.Array] = []
+    type_parts: list[pa.Array] = []
+    offset_parts: list[I64] = []
+    at = 0
+    for c in chunks:
+        n = len(c)
+        sids = ids[at : at + n]
+        at += n
+        offs = c.offsets
+        offset_parts.append(
+            np.arange(offs.start, offs.stop, dtype=np.int64)
+            if type(offs) is range and offs.step == 1
+            else np.fromiter(offs, np.int64, n)
+        )
+        got = _envelope_of_header_columns(c, sids, name_of)
+        if got is None:
+            tenants_py, types_py = envelope_rows(c.header_rows(), sids, name_of)
+            got = pa.array(tenants_py, pa.string()), pa.array(types_py, pa.string())
+        tenant_parts.append(got[0])
+        type_parts.append(got[1])
+    if at != len(ids):
+        raise ValueError(f"{len(ids)} schema ids for {at} records: pass one id per record.")
+    if len(chunks) == 1:
+        return tenant_parts[0], type_parts[0], offset_parts[0]
+    return (
+        pa.concat_arrays(tenant_parts) if tenant_parts else pa.array([], pa.string()),
+        pa.concat_arrays(type_parts) if type_parts else pa.array([], pa.string()),
+        np.concatenate(offset_parts) if offset_parts else np.zeros(0, np.int64),
+    )
+
+
+def _last_column(c: RecordColumns, name: str) -> Sequence[bytes] | None:
+    """The values of header ``name`` (the last column of that name: as ``dict(headers)``)."""
+    assert c.header_names is not None
+    for j in range(len(c.header_names) - 1, -1, -1):
+        if c.header_names[j] == name:
+            return c.header_values[j]
+    return None
+
+
+def _decoded(col: Sequence[bytes], n: int) -> pa.Array | None:
+    """``col`` as strings (UTF-8 with replacement, as the reference decodes): the distinct
+    values decoded once, then taken by index. None when a value is not bytes."""
+    try:
+        enc = pa.array(col, pa.binary()).dictionary_encode()
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return None
+    if enc.null_count or len(enc) != n:
+        return None
+    words = [b.decode("utf-8", "replace") for b in enc.dictionary.to_pylist()]
+    return pa.array(words, pa.string()).take(enc.indices)
+
+
+def _envelope_of_header_columns(
+    c: RecordColumns, sids: I64, name_of: Callable[[int], str]
+) -> tuple[pa.Array, pa.Array] | None:
+    if c.header_names is None or len(c.header_values) != len(c.header_names):
+        return None
+    n = len(c)
+    tenant_col = _last_column(c, "ce_tenant")
+    type_col = _last_column(c, "ce_type")
+    if tenant_col is None:
+        tenants = pa.repeat(pa.scalar("default", pa.string()), n)
+    elif (tenants := _decoded(tenant_col, n)) is None:
+        return None
+    if type_col is not None:
+        if (types := _decoded(type_col, n)) is None:
+            return None
+    elif n and not bool((sids != sids[0]).any()):
+        types = pa.repeat(pa.scalar(name_of(int(sids[0])), pa.string()), n)
+    else:
+        uniq, inverse = np.unique(sids, return_inverse=True)
+        types = pa.array([name_of(int(s)) for s in uniq.tolist()], pa.string()).take(
+            pa.array(inverse.astype(np.int64))
+        )
+    return tenants, types

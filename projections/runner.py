@@ -2,7 +2,9 @@
 
 Each ``step`` processes one batch in numbered steps (the store's ``write`` numbers its own):
   1. read: from the positions committed in the view store, each assigned partition in sorted
-     order, up to ``batch_records`` in total (and never past ``bound``);
+     order, up to ``batch_records`` in total (and never past ``bound``), as columns
+     (``EventLog.read_columns``: the SQL path takes the values and header columns as they are;
+     the Python path builds the ``StoredRecord``s it folds from them);
   2. decode and fold, per partition chunk; a record that cannot be decoded or folded is a
      poison event: it goes to the quarantine (projection name, reason, original bytes) and the
      projection keeps going (its offset is still consumed);
@@ -26,6 +28,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from itertools import chain
 from typing import Any
 
 import pyarrow as pa
@@ -33,7 +36,7 @@ import pyarrow as pa
 from core import tracing
 from core.errors import HubError
 from core.leadership import NotLeader, WriterFence
-from core.ports.eventlog import EventLog, StoredRecord, TopicPartition
+from core.ports.eventlog import EventLog, RecordColumns, StoredRecord, TopicPartition
 from core.ports.views import Checkpoint, Hook, Position, Target, ViewStore, no_hook
 from core.projection import (
     Event,
@@ -44,7 +47,7 @@ from core.projection import (
     WindowState,
     event_time_us,
 )
-from projections.columnar import Unsupported, decode_values, envelope_arrays
+from projections.columnar import Unsupported, decode_values, envelope_of_columns
 from projections.decode import Decoder, Poison
 from projections.folds import merge_src
 
@@ -204,11 +207,14 @@ class ProjectionRunner:
                 # 2. decode and fold (poison events to the quarantine)
                 windows = WindowState(self._windows.max_seen)
                 fast = self._fold_columnar(chunks, windows, bound)
-                rows, result = fast if fast is not None else self._fold(chunks, windows, bound)
+                if fast is None:
+                    records = {tp: c.records() for tp, c in chunks.items()}
+                    fast = self._fold(records, windows, bound)
+                rows, result = fast
                 positions = dict(cp.positions)
-                for (topic, part), recs in chunks.items():
+                for (topic, part), cols in chunks.items():
                     wm = windows.max_seen.get((topic, part))
-                    positions[(topic, part)] = Position(recs[-1].offset + 1, wm)
+                    positions[(topic, part)] = Position(cols.offsets[-1] + 1, wm)
                 for tp, offset in self._skips.items():  # past offsets without records (markers)
                     at = positions.get(tp, Position(0))
                     positions[tp] = Position(max(at.next_offset, offset), at.watermark_us)
@@ -247,11 +253,9 @@ class ProjectionRunner:
                     )
                 return result
 
-    def _read(
-        self, cp: Checkpoint, bound: Bound | None
-    ) -> dict[tuple[str, int], list[StoredRecord]]:
+    def _read(self, cp: Checkpoint, bound: Bound | None) -> dict[tuple[str, int], RecordColumns]:
         budget = self.batch_records
-        chunks: dict[tuple[str, int], list[StoredRecord]] = {}
+        chunks: dict[tuple[str, int], RecordColumns] = {}
         # Offsets that hold no record (Kafka transaction markers, mirrored by the SQLite log):
         # when two reads in a row find nothing below the stable offset taken before them, the
         # position may move there.
@@ -268,10 +272,10 @@ class ProjectionRunner:
                 continue
             if tp[0] not in stable:
                 stable[tp[0]] = self.log.stable_offsets(tp[0])
-            recs = self.log.read(tp[0], tp[1], start, limit)
+            recs = self.log.read_columns(tp[0], tp[1], start, limit)
             if bound is not None and tp in bound.offsets:
-                recs = [r for r in recs if r.offset < bound.offsets[tp]]
-            if not recs:
+                recs = recs.below(bound.offsets[tp])
+            if not len(recs):
                 target = stable[tp[0]].get(tp[1], 0)
                 if bound is not None and tp in bound.offsets:
                     target = min(target, bound.offsets[tp])
@@ -279,7 +283,7 @@ class ProjectionRunner:
                 # (a Kafka fetch right after a broker restart): only then skip to the target.
                 if target > start and not self.log.read(tp[0], tp[1], start, 1):
                     self._skips[tp] = target
-            if recs:
+            if len(recs):
                 chunks[tp] = recs
                 budget -= len(recs)
         return chunks
@@ -371,7 +375,7 @@ class ProjectionRunner:
 
     def _fold_columnar(
         self,
-        chunks: Mapping[tuple[str, int], Sequence[StoredRecord]],
+        chunks: Mapping[tuple[str, int], RecordColumns],
         windows: WindowState,
         bound: Bound | None,
     ) -> tuple[dict[str, Any], StepResult] | None:
@@ -388,22 +392,24 @@ class ProjectionRunner:
         time_ms = None if bound is None else bound.time_ms
         tables: list[tuple[tuple[str, int], pa.Table]] = []
         try:
-            kept: list[tuple[tuple[str, int], Sequence[StoredRecord]]] = []
-            for tp, recs in chunks.items():
+            kept: list[tuple[tuple[str, int], RecordColumns]] = []
+            for tp, cols in chunks.items():
                 if time_ms is not None:
-                    recs = [r for r in recs if r.timestamp_ms <= time_ms]
-                if recs:
-                    kept.append((tp, recs))
+                    cols = _logged_by(cols, time_ms)
+                if len(cols):
+                    kept.append((tp, cols))
             # One decode for the whole batch, then a slice per partition chunk: the column-wise
             # decoder costs ~2 ms per call however few records it gets, and a live batch holds
             # a few records of every partition.
-            every = [r for _, recs in kept for r in recs]
-            if every:
-                fields, ids = decode_values(
-                    [r.value for r in every], lambda i: self.decoder.schema(i)[0]
+            if kept:
+                values = (
+                    kept[0][1].values
+                    if len(kept) == 1
+                    else list(chain.from_iterable(c.values for _, c in kept))
                 )
-                tenants, types, offsets = envelope_arrays(
-                    every, ids, lambda i: self.decoder.schema(i)[1]
+                fields, ids = decode_values(values, lambda i: self.decoder.schema(i)[0])
+                tenants, types, offsets = envelope_of_columns(
+                    [c for _, c in kept], ids, lambda i: self.decoder.schema(i)[1]
                 )
                 for extra in ("src_offset", "tenant", "event_type"):
                     if extra in fields.column_names:
@@ -414,9 +420,9 @@ class ProjectionRunner:
                     .append_column("event_type", types)
                 )
                 at = 0
-                for tp, recs in kept:
-                    tables.append((tp, fields.slice(at, len(recs))))
-                    at += len(recs)
+                for tp, cols in kept:
+                    tables.append((tp, fields.slice(at, len(cols))))
+                    at += len(cols)
             trial = WindowState(windows.max_seen)
             produced = proj.columnar(tables, trial, self.ctx, self.store.select_over)
         except (Unsupported, Poison) as exc:
@@ -609,3 +615,11 @@ class ProjectionRunner:
         except HubError:
             return True
         return False
+
+
+def _logged_by(cols: RecordColumns, time_ms: int) -> RecordColumns:
+    """The records of ``cols`` with a log time at or before ``time_ms`` (a time-travel cut)."""
+    if all(t <= time_ms for t in cols.timestamps):
+        return cols
+    kept = [r for r in cols.records() if r.timestamp_ms <= time_ms]
+    return RecordColumns.from_records(cols.topic, cols.partition, kept)

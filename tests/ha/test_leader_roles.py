@@ -286,7 +286,10 @@ def test_alerts_and_scheduled_reports_run_once_across_processes_and_a_failover(
     fired = hp.until(
         "the daily-limit alert fired",
         lambda: [k for k in pair.keys_on("hub.alerts") if k == "daily_limit_breach"],
-        120,  # 60 s ran out once in a trial at load ~8, right after the leader's rebuild
+        # 60 s ran out once in a trial at load ~8, right after the leader's rebuild; 120 s once
+        # in a trial with 40-78% of the CPU stolen by the host (it passed alone in 122 s, cluster
+        # start included, during that same trial)
+        240,
         pair.up(),
     )
     reports = hp.until(

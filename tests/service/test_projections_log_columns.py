@@ -135,8 +135,8 @@ def test_column_read_and_record_read_give_identical_views(tmp_path: Path, seed: 
             times = sorted(r.timestamp_ms for r in h.log.read(topic, 0, 0, 10_000))
             for batch, bound in (
                 (10_000, None),
-                (97, None),
-                (41, Bound(cut)),
+                (211, None),
+                (113, Bound(cut)),
                 (10_000, Bound(time_ms=times[len(times) // 2])),
             ):
                 ref = _views(h, name, RecordPath(h.log), batch, bound)

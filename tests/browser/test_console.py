@@ -15,9 +15,14 @@ pytestmark = pytest.mark.timeout(600)
 
 
 def _wait(driver: Any, condition: Any, timeout: float = 20.0, what: str = "") -> Any:
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, timeout, poll_frequency=0.02).until(condition, what)
+    # an element found in one poll may be replaced by a re-render before it is read: the next
+    # poll finds the new one (this ended a trial once: the login page's error after a reload)
+    return WebDriverWait(
+        driver, timeout, poll_frequency=0.02, ignored_exceptions=(StaleElementReferenceException,)
+    ).until(condition, what)
 
 
 def login(driver: Any, server: Server, key: str, path: str = "/ui") -> None:

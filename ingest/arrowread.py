@@ -18,7 +18,9 @@ the line (Arrow reads both), or longer than the record limit. After the read, ro
 by row when a column cannot say what the reference would do:
 - a null where the reference tells a missing field from an explicit null (any field but a
   nullable one whose default is null);
-- an ``int`` out of 32 bits, a ``float`` out of float32 range, a non-finite double;
+- an ``int`` out of 32 bits, a ``float`` out of float32 range, a non-finite double, a decimal
+  with more integer digits than its precision leaves (Arrow checks the digits as written, before
+  it rescales them to the scale);
 - a timestamp or date string not in the strict RFC 3339 form (Python's ``fromisoformat`` reads
   more forms; Arrow reads them differently), an enum symbol the schema does not have.
 
@@ -32,6 +34,7 @@ import io
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
@@ -320,7 +323,28 @@ def _finish(c: Column, col: pa.Array) -> tuple[pa.Array, Bools]:
         member = _np(pc.is_in(col, value_set=pa.array(list(c.symbols), pa.string())))
         unsure |= valid & ~member
         return col, unsure
+    if c.kind == "decimal":
+        over = _over_precision(col, c.final)
+        unsure |= over
+        if over.any():
+            col = pc.if_else(pa.array(over), pa.scalar(None, col.type), col)
+        return col, unsure
     return col, unsure
+
+
+def _over_precision(col: pa.Array, t: pa.Decimal128Type) -> Bools:
+    """Rows of a decimal column with more integer digits than ``t`` holds. Arrow's JSON reader
+    checks the precision of the digits as written, before it rescales them to the scale:
+    ``"123456789.5"`` is taken by decimal(10, 2) as 123456789.50, 11 digits. The reference
+    refuses such a value; it is left to it."""
+    if not len(col):
+        return np.zeros(0, dtype=np.bool_)
+    wide = pa.decimal256(76, t.scale)
+    bound = Decimal(10) ** (t.precision - t.scale)
+    w = col.cast(wide)
+    high = pc.greater_equal(w, pa.scalar(bound, wide))
+    low = pc.less_equal(w, pa.scalar(-bound, wide))
+    return _np(pc.or_(high, low))
 
 
 _US_RANGE = (-62_135_596_800_000_000, 253_402_300_799_999_999)  # years 1-9999 in UTC

@@ -14,7 +14,7 @@ import io
 import struct
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal, InvalidOperation
 from typing import Any
 
 import fastavro
@@ -408,8 +408,9 @@ def _decimal(value: Any, schema: Mapping[str, Any], path: str) -> Decimal:
         raise SerializationError(f"{where}: {value!r} is not a finite decimal.")
     scale = int(schema.get("scale", 0))
     precision = int(schema["precision"])
-    try:
-        q = d.quantize(Decimal(1).scaleb(-scale))
+    try:  # at the schema's precision: the default context's 28 digits would refuse a wider
+        # decimal(38, s) value that Arrow's column path takes
+        q = d.quantize(Decimal(1).scaleb(-scale), context=Context(prec=max(precision, 1)))
     except InvalidOperation as exc:
         raise SerializationError(
             f"{where}: {value} has more than {precision} significant digits "

@@ -13,7 +13,8 @@ from typing import Any
 from core.avro.schema import ParsedSchema
 from core.errors import Forbidden
 from core.pii import mask_pii
-from domain.envelope import CLASSIFICATIONS
+from core.ports.eventlog import StoredRecord
+from domain.envelope import CLASSIFICATIONS, H_TENANT
 
 STRATEGY_CONFIG = "hub.subject.strategy"
 KEY_FIELD_CONFIG = "hub.key.field"
@@ -88,3 +89,13 @@ def classification_of(schema: ParsedSchema) -> str:
 def mask_pii_of(datum: Any, schema_text: str) -> Any:
     """``datum`` with its PII fields masked, when it is a record."""
     return mask_pii(datum, schema_text) if isinstance(datum, Mapping) else datum
+
+
+def tenant_of(rec: StoredRecord) -> str:
+    """The tenant a stored record belongs to: its ``ce_tenant`` header (the last, as the views
+    and the ledger read a repeated header), ``default`` without one."""
+    raw = None
+    for name, value in rec.headers:
+        if name == H_TENANT:
+            raw = value
+    return "default" if raw is None else raw.decode("utf-8", "replace")

@@ -21,7 +21,7 @@ from typing import Any
 import click
 
 from core.errors import Forbidden, HubError, InvalidInput, Unauthenticated
-from core.ports.policy import Principal
+from core.ports.policy import Decision, Principal
 
 
 class Ctx:
@@ -133,10 +133,17 @@ def authorize(h: Any, action: str, resource: str, principal: Principal | None = 
     """Ask the policy decision point as ``principal`` (default: the command's credential);
     raise ``Forbidden`` with its reason on a deny; return the principal that was allowed."""
     principal = principal or current_principal(h)
-    decision = h.policy.decide(principal, action, resource, {"channel": "cli"})
+    decided(h, action, resource, principal)
+    return principal
+
+
+def decided(h: Any, action: str, resource: str, principal: Principal) -> Decision:
+    """``authorize``'s allowed decision itself, whose obligations (``mask``, ``row_filter``) a
+    command that shows data MUST apply; raises ``Forbidden`` with its reason on a deny."""
+    decision: Decision = h.policy.decide(principal, action, resource, {"channel": "cli"})
     if not decision.allow:
         raise Forbidden(f"Access denied: {decision.reason}.")
-    return principal
+    return decision
 
 
 def run_safely(fn: Callable[[], None]) -> None:
@@ -497,15 +504,18 @@ def topics(obj: Ctx) -> None:
 def tail(
     obj: Ctx, topic: str, partition: int | None, offset: int | None, lines: int, follow: bool
 ) -> None:
-    """Print exactly N of a topic's records as JSON lines (decoded through the registry).
-    Internal topics need internal.read; key hashes are never shown."""
+    """Print N of a topic's records as JSON lines (decoded through the registry), under the
+    event.read decision as the event route applies it: records of other tenants left out
+    (fewer than N may show), PII masked without pii.read. Internal topics need internal.read;
+    key hashes are never shown."""
     from core.events import is_internal_topic
     from core.ports.eventlog import StoredRecord
     from core.tailing import last_records, records_from
 
     def go() -> None:
         with obj.hub() as h:
-            principal = authorize(h, "event.read", f"topics/{topic}")
+            principal = current_principal(h)
+            decision = decided(h, "event.read", f"topics/{topic}", principal)
             if is_internal_topic(topic):
                 authorize(h, "internal.read", f"topics/{topic}", principal)
             parts = (
@@ -518,14 +528,17 @@ def tail(
             else:
                 shown = records_from(h.log, topic, parts, offset, lines)
             for rec in shown:
-                click.echo(json.dumps(h.reader.decode(rec)))
+                ev = h.reader.visible(rec, decision)
+                if ev is not None:
+                    click.echo(json.dumps(ev))
             while follow:
                 got = 0
                 for p in parts:
-                    for ev in h.reader.read(topic, p, pos[p], 1000):
+                    evs, after = h.reader.read_visible(topic, p, pos[p], 1000, decision)
+                    for ev in evs:
                         click.echo(json.dumps(ev))
-                        pos[p] = ev["offset"] + 1
-                        got += 1
+                    got += after - pos[p]
+                    pos[p] = after
                 if not got:
                     time.sleep(0.2)
 

@@ -36,12 +36,14 @@ from core.events import (
     mask_pii_of,
     redact_secrets,
     refuse_internal,
+    tenant_of,
 )
 from core.metrics import Metrics
 from core.pii import PiiCodec, refuse_erased
 from core.pii import plan as pii_plan
 from core.ports.eventlog import EventLog, Record, RecordMetadata, StoredRecord
 from core.ports.keystore import KeyStore, make_aad
+from core.ports.policy import Decision
 from domain import envelope as env
 from domain.catalog import SubjectStrategy
 from domain.envelope import Envelope, parse_rfc3339, rfc3339_micros
@@ -278,10 +280,12 @@ class Publisher:
         """Publish a batch all-or-nothing; returns where each record landed.
 
         ``origin="external"`` (every route or command publishing a caller's records) refuses
-        internal topics (``refuse_internal``) before anything else.
+        internal topics (``refuse_internal``) before anything else, then any caller header named
+        like one the hub stamps (``refuse_reserved_headers``).
         """
         if origin != "internal":
             refuse_internal(topic)
+            refuse_reserved_headers(events)
         self._log.topic(topic)  # raises TopicNotFound first
         with tracing.publishing(topic, len(events)):
             records = self.prepare(topic, events, producer, tenant)
@@ -325,6 +329,31 @@ class _Shape:
         names = (env.H_SPECVERSION, env.H_ID, env.H_TYPE, env.H_TIME, env.H_SOURCE)
         assert tuple(k for k, _ in h[:5]) == names and h[5][0] == env.H_CORRELATION
         self.first, self.type_h, self.source_h, self.last = h[:1], h[2], h[4], h[7:]
+
+
+def reserved_header(name: str) -> bool:
+    """Whether a header name is the hub's to set: the envelope (``ce_*``, ``content-type``)
+    and the audit headers (``hub_*``), compared without case. Readers take the last of a
+    repeated header, so a caller's ``ce_tenant`` would move its record into another tenant's
+    views and a caller's ``ce_source`` or ``hub_action`` would change the ledger's actor or
+    audited action."""
+    low = name.lower()
+    return low.startswith(("ce_", "hub_")) or low == env.H_CONTENT_TYPE
+
+
+def refuse_reserved_headers(events: Sequence[OutgoingEvent]) -> None:
+    """Raise ``InvalidInput`` (``reserved_header``) naming the first caller header that
+    :func:`reserved_header` keeps for the hub."""
+    for i, ev in enumerate(events):
+        for name in ev.headers:
+            if reserved_header(name):
+                raise InvalidInput(
+                    f"Event {i}: header {name!r} is set by the hub (ce_* and content-type are "
+                    "the event envelope, hub_* the audit headers: tenant, producer, type and "
+                    "action come from your key and the schema); send your own headers under "
+                    "other names.",
+                    code="reserved_header",
+                )
 
 
 class EventReader:
@@ -384,6 +413,26 @@ class EventReader:
             out["value"] = None
             out["error"] = exc.message
         return out
+
+    def visible(self, rec: StoredRecord, decision: Decision) -> dict[str, Any] | None:
+        """``rec`` decoded under the obligations of an allowed ``event.read`` decision, or None
+        when its row filter leaves the record out. The filter's ``tenant`` is the record's
+        ``ce_tenant`` header (``default`` without one); a filter on any other column leaves
+        every record out (a record has no such column to match). PII is masked when the
+        decision's mask names ``pii``."""
+        for column, wanted in decision.row_filter.items():
+            if column != "tenant" or tenant_of(rec) != wanted:
+                return None
+        return self.decode(rec, mask_pii="pii" in decision.mask)
+
+    def read_visible(
+        self, topic: str, partition: int, offset: int, limit: int, decision: Decision
+    ) -> tuple[list[dict[str, Any]], int]:
+        """Up to ``limit`` stored records from ``offset``, those the decision lets through
+        (:meth:`visible`), and the offset after the last one read (``offset`` if none was)."""
+        stored = self._log.read(topic, partition, offset, limit)
+        shown = [self.visible(r, decision) for r in stored]
+        return [r for r in shown if r is not None], stored[-1].offset + 1 if stored else offset
 
     def read(
         self, topic: str, partition: int, offset: int, limit: int = 100, *, mask_pii: bool = False

@@ -17,11 +17,13 @@ from __future__ import annotations
 import base64
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from core.errors import InvalidInput
+from core.errors import Forbidden, InvalidInput
+from core.events import is_internal_topic, tenant_of
 from core.ports.eventlog import StoredRecord
+from core.ports.policy import Decision, PolicyEngine, Principal
 from ledger.errors import CheckpointNotFound, EntryNotFound
 from ledger.service import Ledger
 
@@ -128,9 +130,11 @@ def find_entry(
     topic: str | None = None,
     partition: int | None = None,
     offset: int | None = None,
-    include_event: bool = False,
+    authorize_event: Callable[[StoredRecord], object] | None = None,
 ) -> dict[str, Any]:
-    """The ledger entry of one event with its inclusion proof against the latest checkpoint."""
+    """The ledger entry of one event with its inclusion proof against the latest checkpoint.
+    With ``authorize_event``, the event's own bytes too (``event_json``), once it was called
+    with the record and returned (it raises to refuse them: ``authorize_event_read``)."""
     by_position = (topic, partition, offset)
     if event_id is not None and any(x is not None for x in by_position):
         raise InvalidInput(
@@ -167,6 +171,35 @@ def find_entry(
         ledger.sync(force_checkpoint=True)
         out = ledger.entry(index)
     out["event_id"] = (record.header(EVENT_ID_HEADER) or b"").decode("utf-8", "replace") or None
-    if include_event:
+    if authorize_event is not None:
+        authorize_event(record)
         out.update(event_json(record))
     return out
+
+
+def authorize_event_read(
+    policy: PolicyEngine,
+    principal: Principal,
+    record: StoredRecord,
+    context: Mapping[str, Any],
+) -> Decision:
+    """May ``principal`` have ``record``'s own bytes (``event_json``)? The ``event.read``
+    decision asked about the record's tenant (its ``ce_tenant``: another tenant's record needs
+    ``tenant.all`` or a grant of that tenant, as on the event route), and on an internal topic
+    ``internal.read`` too. Raises ``Forbidden`` with the refusing decision's reason; returns the
+    allowed ``event.read`` decision. ``context`` is the caller's (channel, method, purpose)."""
+    resource = f"/v1/topics/{record.topic}/events"
+    decision = policy.decide(
+        principal, "event.read", resource, {**context, "tenant": tenant_of(record)}
+    )
+    if not decision.allow:
+        raise Forbidden(f"Access denied: {decision.reason} (policy {decision.policy_version}).")
+    if is_internal_topic(record.topic):
+        internal = policy.decide(principal, "internal.read", resource, dict(context))
+        if not internal.allow:
+            raise Forbidden(
+                f"Topic {record.topic!r} is internal: reading its events needs the "
+                f"internal.read permission ({internal.reason}).",
+                code="internal_topic",
+            )
+    return decision

@@ -266,11 +266,7 @@ def read_events(
                 f"({internal.reason}).",
                 code="internal_topic",
             )
-    records = hub.reader.read(topic, partition, offset, limit, mask_pii="pii" in decision.mask)
-    next_offset = records[-1]["offset"] + 1 if records else offset
-    tenant = decision.row_filter.get("tenant")
-    if tenant is not None:
-        records = [r for r in records if r["headers"].get("ce_tenant", "default") == tenant]
+    records, next_offset = hub.reader.read_visible(topic, partition, offset, limit, decision)
     return {"topic": topic, "partition": partition, "next_offset": next_offset, "records": records}
 
 

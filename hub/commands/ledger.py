@@ -16,6 +16,7 @@ from typing import Any
 
 import click
 
+from core.ports.eventlog import StoredRecord
 from hub.cli import Ctx, authorize, main, run_safely
 
 
@@ -233,18 +234,22 @@ def ledger_find(
 ) -> None:
     """The ledger entry of one event (by --event-id, or --topic/--partition/--offset): entry
     index, leaf hash, inclusion proof against the latest checkpoint."""
-    from ledger.lookup import find_entry
+    from ledger.lookup import authorize_event_read, find_entry
 
     def go() -> None:
         with obj.hub() as h:
-            authorize(h, "ledger.read", "ledger/lookup")
+            principal = authorize(h, "ledger.read", "ledger/lookup")
+
+            def event_read(record: StoredRecord) -> None:  # --export writes the event's bytes
+                authorize_event_read(h.policy, principal, record, {"channel": "cli"})
+
             found = find_entry(
                 h.ledger,
                 event_id=event_id,
                 topic=topic,
                 partition=partition,
                 offset=offset,
-                include_event=export is not None,
+                authorize_event=None if export is None else event_read,
             )
             if export is not None:
                 Path(export).write_text(json.dumps(found, indent=2, sort_keys=True) + "\n")

@@ -20,6 +20,7 @@ from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
 from fastapi.responses import PlainTextResponse, Response
 
 from core.errors import InvalidInput
+from core.ports.eventlog import StoredRecord
 from core.ports.policy import Principal
 from hub.api.deps import MAX_INT64, authorize, hub_of
 from hub.api.models import (
@@ -113,24 +114,21 @@ def lookup(
 ) -> dict[str, Any]:
     """The ledger entry of one event (by event id, or topic/partition/offset): entry index, leaf
     hash and inclusion proof against the latest checkpoint."""
-    from core.errors import Forbidden
-    from ledger.lookup import find_entry
+    from ledger.lookup import authorize_event_read, find_entry
 
     hub = hub_of(request)
-    found = find_entry(
-        hub.ledger, event_id=event_id, topic=topic, partition=partition, offset=offset
-    )
-    if include_event:  # the raw bytes are a read of the event itself: ask for that too
-        resource = f"/v1/topics/{found['topic']}/events"
-        decision = hub.policy.decide(principal, "event.read", resource, {"method": "GET"})
-        if not decision.allow:
-            raise Forbidden(f"Access denied: {decision.reason} (policy {decision.policy_version}).")
-        from ledger.lookup import event_json
 
-        record = hub.ledger.record_at(found["topic"], found["partition"], found["offset"])
-        if record is not None:
-            found.update(event_json(record))
-    return found
+    def event_read(record: StoredRecord) -> None:  # the raw bytes are a read of the event
+        authorize_event_read(hub.policy, principal, record, {"method": "GET"})
+
+    return find_entry(
+        hub.ledger,
+        event_id=event_id,
+        topic=topic,
+        partition=partition,
+        offset=offset,
+        authorize_event=event_read if include_event else None,
+    )
 
 
 @router.get("/v1/ledger/checkpoints", response_model=list[Checkpoint])

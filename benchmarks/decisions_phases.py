@@ -172,16 +172,26 @@ def run(hub: Any, n: int) -> None:
           f"({(time.perf_counter() - w0) * 1e6 / n:.1f} µs wall)")  # fmt: skip
     null.close()
 
+    cache = getattr(inner, "cache", None)
+    cache_was = (cache.hits, cache.misses) if cache is not None else (0, 0)
+
+    def hits() -> str:
+        nonlocal cache_was
+        if cache is None:
+            return "no cache"
+        was, cache_was = cache_was, (cache.hits, cache.misses)
+        return f"cache hits {cache.hits - was[0]}, misses {cache.misses - was[1]}"
+
     cpu, wall = threaded_us(n, lambda i: engine.decide(*req(i)))
     print(f"{'whole: RecordingPolicyEngine.decide, 64 threads':58s} {cpu:9.1f} µs CPU/decision "
-          f"({wall:.1f} µs wall)")  # fmt: skip
+          f"({wall:.1f} µs wall; {hits()})")  # fmt: skip
     many = getattr(engine, "decide_many", None)
     if many is not None:
         cpu, wall = threaded_us(
             n, lambda i: many([req(i * PER_CALL + k) for k in range(PER_CALL)]), PER_CALL
         )
         print(f"{f'whole: decide_many, 64 threads x {PER_CALL}':58s} {cpu:9.1f} µs "
-              f"CPU/decision ({wall:.1f} µs wall)")  # fmt: skip
+              f"CPU/decision ({wall:.1f} µs wall; {hits()})")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -8,7 +8,9 @@ batch) on a real hub data folder (SQLite, ``synchronous=FULL``).
 Same-run baseline: raw SQLite (WAL, ``synchronous=FULL``) inserting the very bytes the hub stores
 per decision (value + headers), as SQLite recommends for throughput: many rows per transaction,
 one commit per batch. Two rows: batches of the size the hub's committer formed in this run, and
-batches of 1,000. Goal (issue 13): >= 50,000 recorded decisions/s, p99 < 2 ms; the figures that
+batches of 1,000. The callers: threads (one decision each per call), event-loop tasks, and
+threads calling the batch API (``enqueue_many``, ``PER_CALL`` decisions per call). Goal (issue
+13): >= 50,000 recorded decisions/s, p99 < 2 ms; the figures that
 matter are the ratios, since the disk's fsync time bounds both sides.
 
 Run: ``.venv/bin/pytest benchmarks/test_bench_decisions.py -q -s -p no:randomly``
@@ -42,6 +44,7 @@ SECONDS = float(os.environ.get("DECISION_BENCH_SECONDS", "5"))
 CALLERS = int(os.environ.get("DECISION_BENCH_CALLERS", "64"))
 LINGER_MS = float(os.environ.get("DECISION_BENCH_LINGER_MS", "0"))  # the hub's default: 0
 FLUSHERS = int(os.environ.get("DECISION_BENCH_FLUSHERS", "2"))  # the hub's default: 2
+PER_CALL = int(os.environ.get("DECISION_BENCH_PER_CALL", "100"))  # the batch API's requests
 GROUP = "decisions recorded"
 BASE = "raw SQLite, hub's batch size"
 
@@ -115,6 +118,30 @@ def _threads(committer: DecisionCommitter) -> tuple[list[float], float]:
     return [x for part in lats for x in part], time.perf_counter() - started
 
 
+def _batch_calls(committer: DecisionCommitter) -> tuple[list[float], float]:
+    """CALLERS threads, each queueing PER_CALL records at once and waiting for them (what
+    ``RecordingPolicyEngine.decide_many`` does); one latency per decision (its call's)."""
+    lats: list[list[float]] = [[] for _ in range(CALLERS)]
+    stop = time.perf_counter() + SECONDS
+
+    def caller(k: int) -> None:
+        i = k
+        while time.perf_counter() < stop:
+            rs = [record(i + j * CALLERS) for j in range(PER_CALL)]
+            t0 = time.perf_counter()
+            committer.enqueue_many(rs, prompt=True).wait()
+            lats[k] += [(time.perf_counter() - t0) * 1000] * PER_CALL
+            i += CALLERS * PER_CALL
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=caller, args=(k,)) for k in range(CALLERS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return [x for part in lats for x in part], time.perf_counter() - started
+
+
 def _event_loop(committer: DecisionCommitter) -> tuple[list[float], float]:
     """CALLERS tasks in one event loop, each queueing and awaiting its receipt (what
     ``RecordingPolicyEngine.decide_async`` does for the registry's lean routes)."""
@@ -138,13 +165,16 @@ def _event_loop(committer: DecisionCommitter) -> tuple[list[float], float]:
     return lats, time.perf_counter() - started
 
 
-@pytest.mark.parametrize("callers", ["threads", "event loop"])
+RUNS = {"threads": _threads, "event loop": _event_loop, "threads, batch API": _batch_calls}
+
+
+@pytest.mark.parametrize("callers", list(RUNS))
 def test_group_committed_decisions(report: Report, hub: Hub, tmp_path: Path, callers: str) -> None:
     sink = LogDecisionSink(hub.log, hub.registry, hub.publisher)
     sink.append([record(0)])  # topic and schema exist before timing
     committer = DecisionCommitter(sink, linger_ms=LINGER_MS, flushers=FLUSHERS)
     cpu = time.process_time()
-    all_lat, elapsed = (_threads if callers == "threads" else _event_loop)(committer)
+    all_lat, elapsed = RUNS[callers](committer)
     cpu = time.process_time() - cpu
     committer.close()
     stats = committer.stats
@@ -159,6 +189,8 @@ def test_group_committed_decisions(report: Report, hub: Hub, tmp_path: Path, cal
 
     group = f"{GROUP} ({callers})"
     name = f"hub, {CALLERS} callers ({callers}), {FLUSHERS} flushers, linger {LINGER_MS:g} ms"
+    if callers == "threads, batch API":
+        name += f", {PER_CALL} per call"
     report.add(group, BASE, raw_same, "dec/s")
     report.add(group, f"{BASE}, per CPU-s", raw_same * SECONDS / max(cpu_raw, 1e-9), "dec/CPU-s")
     report.add(group, "raw SQLite, batches of 1,000", raw_1000, "dec/s", baseline=BASE)

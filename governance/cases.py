@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from core.errors import Conflict, InvalidInput, NotFound
 from core.fold import TopicFold
-from core.ports.policy import Decision, PolicyEngine, Principal
+from core.ports.policy import Decision, DecisionRequest, PolicyEngine, Principal
 from domain.envelope import H_TYPE, uuid7
 
 if TYPE_CHECKING:
@@ -273,3 +273,8 @@ class WithContext(PolicyEngine):
         context: Mapping[str, Any] | None = None,
     ) -> Decision:
         return self.inner.decide(principal, action, resource, {**self.context, **(context or {})})
+
+    def decide_many(self, requests: Sequence[DecisionRequest]) -> list[Decision]:
+        return self.inner.decide_many(
+            [(p, a, r, {**self.context, **(c or {})}) for p, a, r, c in requests]
+        )

@@ -15,7 +15,8 @@ Batching without losing an allow (group commit, ``DecisionCommitter``):
        linger, see ``DecisionCommitter``);
     3. the flusher encodes the batch column-wise (``DecisionEncoder``) and appends it in ONE
        event-log append (one transaction, one fsync on SQLite with ``synchronous=FULL``), then
-       wakes the batch's waiters at once (one event per batch; an event loop is woken once);
+       wakes the batch's waiters at once (one event per batch; each event loop is woken once
+       and settles all of its waiters of the batch in that one call);
     4. an ALLOWED decision is returned to its caller only after step 3 succeeded for its batch:
        a crash before then loses the decision, but the action never ran. If the append fails or
        does not finish within ``wait_timeout_s``, ``decide`` raises ``DecisionNotRecorded`` (a
@@ -29,12 +30,16 @@ Batching without losing an allow (group commit, ``DecisionCommitter``):
        The trade-off is written up in docs/decisions-unsynced-reads.md.
 While one batch is being stored the next one fills, so under concurrency many decisions share
 one fsync without any caller waiting for a timer. ``decide_async`` does the same for an event
-loop: the decision is queued in the loop and awaited without a thread.
+loop: the decision is queued in the loop and awaited without a thread. A caller with many
+requests uses ``decide_many`` (or ``decide_many_async``): each request is decided and recorded
+as by ``decide``, the records are queued together (one lock, one wake-up, one batch, in
+request order) and the call waits once, so the per-decision hand-off costs are paid per call.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import struct
@@ -51,7 +56,7 @@ from core.errors import PayloadTooLarge, Retryable
 from core.events import OutgoingEvent
 from core.policybundle import decision_input, input_digest, with_now
 from core.ports.eventlog import Record
-from core.ports.policy import Decision, PolicyEngine, Principal
+from core.ports.policy import Decision, DecisionRequest, PolicyEngine, Principal
 from domain.envelope import (
     CONTENT_TYPE,
     H_CAUSATION,
@@ -412,7 +417,7 @@ def _rfc3339(us: int) -> bytes:
 
 
 class _Batch:
-    __slots__ = ("callbacks", "done", "error", "opened", "records", "waiters")
+    __slots__ = ("done", "error", "loops", "opened", "records", "waiters")
 
     def __init__(self) -> None:
         self.records: list[DecisionRecord] = []
@@ -420,7 +425,36 @@ class _Batch:
         self.opened = 0.0
         self.done = threading.Event()
         self.error: BaseException | None = None
-        self.callbacks: list[Callable[[BaseException | None], None]] = []
+        # Event loops awaiting this batch: each loop is woken ONCE when it is stored, and
+        # settles all of its waiters' futures in that one call (``_LoopWaiters``).
+        self.loops: dict[asyncio.AbstractEventLoop, _LoopWaiters] = {}
+
+
+class _LoopWaiters:
+    """The futures one event loop awaits for one batch, with one timeout for all of them."""
+
+    __slots__ = ("futures", "timer")
+
+    def __init__(self) -> None:
+        self.futures: list[asyncio.Future[BaseException | None]] = []
+        self.timer: asyncio.TimerHandle | None = None
+
+    def settle(self, error: BaseException | None) -> None:
+        """Called in the loop: resolve every waiter's future (the ones not cancelled)."""
+        if self.timer is not None:
+            self.timer.cancel()
+        for future in self.futures:
+            if not future.done():
+                future.set_result(error)
+
+    def expire(self) -> None:
+        """Called in the loop when the batch was not stored in time: every waiter fails."""
+        for future in self.futures:
+            if not future.done():
+                future.set_result(_LATE)
+
+
+_LATE = TimeoutError("not stored in time")  # what an expired waiter's future holds
 
 
 class Receipt:
@@ -442,23 +476,16 @@ class Receipt:
         self._raise_failed(self._batch.error)
 
     async def wait_async(self) -> None:
-        """``wait`` for an event loop: the flusher wakes the loop once per batch, no thread
-        blocks on the store."""
+        """``wait`` for an event loop: no thread blocks on the store, and the flusher wakes
+        each loop once per batch (one ``call_soon_threadsafe`` settles all of the loop's
+        waiters of that batch). The timeout (``wait_timeout_s``) runs from the first of the
+        loop's waiters of the batch."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[BaseException | None] = loop.create_future()
-
-        def settle(error: BaseException | None) -> None:
-            if not future.done():
-                future.set_result(error)
-
-        def wake(error: BaseException | None) -> None:  # called in the flusher's thread
-            loop.call_soon_threadsafe(settle, error)
-
-        self._committer._on_done(self._batch, wake)
-        try:
-            error = await asyncio.wait_for(future, self._committer.wait_timeout_s)
-        except TimeoutError:
-            raise self._late() from None
+        self._committer._await_in(self._batch, loop, future)
+        error = await future
+        if error is _LATE:
+            raise self._late()
         self._raise_failed(error)
 
     def _late(self) -> DecisionNotRecorded:
@@ -555,6 +582,24 @@ class DecisionCommitter:
                 self._cv.notify()
         return Receipt(self, batch, record.decision_id)
 
+    def enqueue_many(self, records: Sequence[DecisionRecord], *, prompt: bool) -> Receipt:
+        """Queue ``records`` in order, all in the same batch (one lock, one wake-up); the one
+        receipt tells when all of them are stored. ``prompt`` as for ``enqueue``. A batch may
+        exceed ``max_batch`` by the records of one call: it is then due at once."""
+        if not records:
+            raise ValueError("enqueue_many needs at least one decision record.")
+        with self._cv:
+            if self._closed:
+                raise DecisionNotRecorded("The decision log is closed: the hub is shutting down.")
+            batch = self._batch
+            if not batch.records:
+                batch.opened = time.monotonic()
+            batch.records += records
+            if prompt:
+                batch.waiters += 1
+            self._cv.notify()
+        return Receipt(self, batch, records[0].decision_id)
+
     def wake(self) -> None:
         """Wake a flusher for what ``enqueue(..., wake=False)`` queued."""
         with self._cv:
@@ -569,12 +614,23 @@ class DecisionCommitter:
         if wait:  # 4. (else 5.)
             receipt.wait()
 
-    def _on_done(self, batch: _Batch, callback: Callable[[BaseException | None], None]) -> None:
+    def _await_in(
+        self,
+        batch: _Batch,
+        loop: asyncio.AbstractEventLoop,
+        future: asyncio.Future[BaseException | None],
+    ) -> None:
+        """Called in ``loop``: resolve ``future`` when ``batch`` is stored (with its error,
+        or None), or with ``_LATE`` after ``wait_timeout_s``."""
         with self._cv:
             if not batch.done.is_set():
-                batch.callbacks.append(callback)
+                group = batch.loops.get(loop)
+                if group is None:
+                    group = batch.loops[loop] = _LoopWaiters()
+                    group.timer = loop.call_later(self.wait_timeout_s, group.expire)
+                group.futures.append(future)
                 return
-        callback(batch.error)
+        future.set_result(batch.error)
 
     def _due_in(self, now: float) -> float | None:
         """Seconds until the open batch is due (0: now; None: when a store ends). Called
@@ -642,10 +698,11 @@ class DecisionCommitter:
                     st.failed_batches += 1
                 batch.error = error
                 batch.done.set()  # wakes the batch's waiters at once
-                callbacks, batch.callbacks = batch.callbacks, []
+                loops, batch.loops = batch.loops, {}
                 self._cv.notify_all()  # a flusher waiting for this store's end takes its batch
-            for callback in callbacks:
-                callback(error)
+            for loop, group in loops.items():  # one wake-up per event loop
+                with contextlib.suppress(RuntimeError):  # a closed loop: nobody awaits there
+                    loop.call_soon_threadsafe(group.settle, error)
 
     def flush(self) -> None:
         """Return once everything queued so far is stored (or failed)."""
@@ -768,6 +825,67 @@ class RecordingPolicyEngine(PolicyEngine):
         """Decide and queue the record; with a receipt, the caller MUST wait for it (an allow
         that needs its durable record) before acting on the decision. ``wake=False``: the
         caller MUST call ``committer.wake()`` soon after (``DecisionCommitter.enqueue``)."""
+        decision, record = self._decide(principal, action, resource, context)
+        wait = self._must_wait(decision, action)
+        receipt: Receipt | None = None
+        try:
+            receipt = self.committer.enqueue(record, prompt=decision.allow, wake=wake)
+        except DecisionNotRecorded:
+            if decision.allow:
+                raise  # fail closed: no allow without its record; callers answer 503
+        return decision, receipt if wait else None
+
+    def decide_many(self, requests: Sequence[DecisionRequest]) -> list[Decision]:
+        """``decide`` of each request, in order, with ONE wait: every request is decided and
+        recorded exactly as by ``decide`` (same record, same order), the records are queued
+        together in one batch, and the call returns once that batch is stored when any of
+        them must wait (step 4). If that store fails, the whole call raises
+        ``DecisionNotRecorded`` (no allow without its record), denials included."""
+        decisions, receipt = self._decide_many(requests)
+        if receipt is not None:
+            receipt.wait()
+        return decisions
+
+    async def decide_many_async(self, requests: Sequence[DecisionRequest]) -> list[Decision]:
+        """``decide_many`` for an event loop (the inner engine asked as by ``decide_async``)."""
+        if self.inner_blocks:
+            loop = asyncio.get_running_loop()
+            decisions, receipt = await loop.run_in_executor(None, self._decide_many, requests)
+        else:
+            decisions, receipt = self._decide_many(requests)
+        if receipt is not None:
+            await receipt.wait_async()
+        return decisions
+
+    def _decide_many(
+        self, requests: Sequence[DecisionRequest]
+    ) -> tuple[list[Decision], Receipt | None]:
+        decided = [self._decide(p, a, r, c) for p, a, r, c in requests]
+        if not decided:
+            return [], None
+        decisions = [d for d, _ in decided]
+        any_allow = any(d.allow for d in decisions)
+        wait = any(self._must_wait(d, q[1]) for d, q in zip(decisions, requests, strict=True))
+        try:
+            receipt = self.committer.enqueue_many([r for _, r in decided], prompt=any_allow)
+        except DecisionNotRecorded:
+            if any_allow:
+                raise
+            return decisions, None
+        return decisions, receipt if wait else None
+
+    def _must_wait(self, decision: Decision, action: str) -> bool:
+        """Whether the caller must wait for the record before acting (steps 4 and 6)."""
+        return decision.allow and (action not in self._unsynced or self.committer.failing)
+
+    def _decide(
+        self,
+        principal: Principal,
+        action: str,
+        resource: str,
+        context: Mapping[str, Any] | None,
+    ) -> tuple[Decision, DecisionRecord]:
+        """The inner engine's decision (a deny if it raises) with its id, and its record."""
         ctx = with_now(context, self._clock_ns)
         try:
             if self._enrich is not None:
@@ -797,14 +915,7 @@ class RecordingPolicyEngine(PolicyEngine):
             case_id=str(ctx.get("case") or ""),
             key_id=str(principal.attributes.get("key_id", "")),
         )
-        wait = decision.allow and (action not in self._unsynced or self.committer.failing)
-        receipt: Receipt | None = None
-        try:
-            receipt = self.committer.enqueue(record, prompt=decision.allow, wake=wake)
-        except DecisionNotRecorded:
-            if decision.allow:
-                raise  # fail closed: no allow without its record; callers answer 503
-        return replace(decision, decision_id=record.decision_id), receipt if wait else None
+        return replace(decision, decision_id=record.decision_id), record
 
     # Engines that reload (policy changes) are reached through the decorator.
     def load(self, bundle: Any) -> None:

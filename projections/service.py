@@ -602,8 +602,13 @@ class ProjectionService:
 
     # -- queries -----------------------------------------------------------------------------------
     def grants(self, policy: PolicyEngine, principal: Principal, kind: str) -> list[ViewGrant]:
-        all_tenants = policy.decide(principal, "tenant.all", "views").allow
-        pii = policy.decide(principal, "pii.read", "views").allow
+        # Both decisions recorded together: one wait for their store, not two.
+        all_tenants, pii = (
+            d.allow
+            for d in policy.decide_many(
+                [(principal, "tenant.all", "views", None), (principal, "pii.read", "views", None)]
+            )
+        )
         out = []
         for p in PROJECTIONS:
             if p.store != kind:

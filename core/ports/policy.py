@@ -9,7 +9,7 @@ OPA over HTTP) adapters implement the same port.
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,6 +39,10 @@ class Decision:
     decision_id: str = ""
 
 
+DecisionRequest = tuple[Principal, str, str, Mapping[str, Any] | None]
+"""One request of ``PolicyEngine.decide_many``: principal, action, resource, context."""
+
+
 class PolicyEngine(abc.ABC):
     @abc.abstractmethod
     def decide(
@@ -49,3 +53,9 @@ class PolicyEngine(abc.ABC):
         context: Mapping[str, Any] | None = None,
     ) -> Decision:
         """Decide whether ``principal`` may perform ``action`` on ``resource``."""
+
+    def decide_many(self, requests: Sequence[DecisionRequest]) -> list[Decision]:
+        """``decide`` of each (principal, action, resource, context), in order. An engine that
+        records decisions (``governance.decisions.RecordingPolicyEngine``) records them all
+        and waits once; this default asks ``decide`` one request at a time."""
+        return [self.decide(p, a, r, c) for p, a, r, c in requests]

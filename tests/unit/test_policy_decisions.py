@@ -7,6 +7,7 @@ import threading
 import time
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -303,3 +304,122 @@ def test_decision_ids_are_increasing_uuid7() -> None:
     for text in ids[::997]:
         parsed = uuid.UUID(text)
         assert str(parsed) == text and parsed.version == 7 and parsed.variant == uuid.RFC_4122
+
+
+class ByResource(PolicyEngine):
+    """Allows resources that start with ``ok``; raises for ``boom``; denies the rest."""
+
+    def decide(
+        self, principal: Principal, action: str, resource: str, context: Any = None
+    ) -> Decision:
+        if resource == "boom":
+            raise RuntimeError("engine exploded")
+        return Decision(resource.startswith("ok"), f"for {resource}", "v1", mask=("pii",))
+
+
+def _fields(r: DecisionRecord) -> tuple[Any, ...]:
+    """A record without its id (new per decision)."""
+    return (r.principal, r.tenant, r.roles, r.action, r.resource, r.allow, r.reason,
+            r.policy_version, r.input_sha256, r.decided_at_us, r.mask, dict(r.row_filter),
+            r.purpose, r.case_id, r.key_id)  # fmt: skip
+
+
+def test_decide_many_records_what_decide_records_in_order_in_one_batch() -> None:
+    requests: list[tuple[Principal, str, str, Mapping[str, Any] | None]] = [
+        (ANN, "event.read", f"ok-{k}" if k % 3 else f"no-{k}", {"purpose": "p"}) for k in range(30)
+    ]
+    requests.append((ANN, "event.read", "boom", None))
+    one_sink, many_sink = Sink(), Sink()
+    one, many = DecisionCommitter(one_sink), DecisionCommitter(many_sink)
+    clock = lambda: 5_000_000_000  # noqa: E731
+    single = RecordingPolicyEngine(ByResource(), one, clock_ns=clock)
+    batch = RecordingPolicyEngine(ByResource(), many, clock_ns=clock)
+    expected = [single.decide(*q) for q in requests]
+    one.flush()
+    got = batch.decide_many(requests)
+    # Returned only once stored: every record is there, in request order, in ONE batch.
+    assert len(many_sink.batches) == 1
+    assert [r.decision_id for r in many_sink.stored] == [d.decision_id for d in got]
+    assert [_fields(r) for r in many_sink.stored] == [_fields(r) for r in one_sink.stored]
+    assert [replace(d, decision_id="") for d in got] == [
+        replace(d, decision_id="") for d in expected
+    ]
+    assert "engine exploded" in got[-1].reason and not got[-1].allow
+    assert batch.decide_many([]) == []
+    one.close()
+    many.close()
+
+
+def test_decide_many_fails_closed_and_denials_alone_do_not_wait() -> None:
+    sink = Sink()
+    committer = DecisionCommitter(sink, deny_linger_ms=60_000, wait_timeout_s=0.3)
+    engine = RecordingPolicyEngine(ByResource(), committer)
+    sink.fail = RuntimeError("disk full")
+    with pytest.raises(DecisionNotRecorded, match="disk full"):
+        engine.decide_many([(ANN, "event.read", "ok", None), (ANN, "event.read", "no", None)])
+    sink.fail = None
+    sink.gate.clear()  # a store that never ends: an allow times out, denials alone answer
+    with pytest.raises(DecisionNotRecorded, match="not stored within"):
+        engine.decide_many([(ANN, "event.read", "ok", None)])
+    started = time.perf_counter()
+    denied = engine.decide_many([(ANN, "event.read", "no-1", None), (ANN, "x.y", "no-2", None)])
+    assert [d.allow for d in denied] == [False, False]
+    assert time.perf_counter() - started < 0.2
+    sink.gate.set()
+    committer.close()
+    assert [r.resource for r in sink.stored][-2:] == ["no-1", "no-2"]
+
+
+def test_decide_many_async_awaits_one_store() -> None:
+    sink = Sink()
+    committer = DecisionCommitter(sink)
+    engine = RecordingPolicyEngine(ByResource(), committer)
+
+    async def scenario() -> list[Decision]:
+        sink.gate.clear()
+        task = asyncio.create_task(
+            engine.decide_many_async([(ANN, "event.read", f"ok-{k}", None) for k in range(5)])
+        )
+        await asyncio.sleep(0.2)
+        assert not task.done() and sink.stored == []
+        sink.gate.set()
+        return await asyncio.wait_for(task, 5)
+
+    got = asyncio.run(scenario())
+    committer.close()
+    assert [r.decision_id for r in sink.stored] == [d.decision_id for d in got]
+    assert len(sink.batches) == 1 and all(d.allow for d in got)
+
+
+def test_an_event_loop_is_woken_once_per_batch_and_a_cancelled_waiter_harms_nobody() -> None:
+    sink = Sink()
+    committer = DecisionCommitter(sink, flushers=1)
+    wakeups: list[object] = []
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        threadsafe = loop.call_soon_threadsafe
+
+        def counted(callback: Any, *args: Any) -> Any:
+            wakeups.append(callback)
+            return threadsafe(callback, *args)
+
+        loop.call_soon_threadsafe = counted  # type: ignore[method-assign]
+        sink.gate.clear()
+        first = committer.enqueue(_record(), prompt=True)  # taken at once; its store stalls
+        deadline = time.monotonic() + 5
+        while sink.prepared < 1 and time.monotonic() < deadline:
+            await asyncio.sleep(0.005)
+        receipts = [committer.enqueue(_record(), prompt=True) for _ in range(20)]
+        tasks = [asyncio.create_task(r.wait_async()) for r in [first, *receipts]]
+        await asyncio.sleep(0.05)
+        tasks[5].cancel()
+        sink.gate.set()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        assert isinstance(results[5], asyncio.CancelledError)
+        assert [x for k, x in enumerate(results) if k != 5] == [None] * 20
+
+    asyncio.run(scenario())
+    committer.close()
+    assert [len(b) for b in sink.batches] == [1, 20]
+    assert len(wakeups) == 2  # one per batch, not one per waiter

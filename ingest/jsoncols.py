@@ -18,7 +18,8 @@ Handled (plain field type <- JSON values; ``["null", T]`` admits None too):
 - ``long`` timestamp-micros <- RFC 3339 text with ``Z`` or an offset and at most 6 fractional
   digits (the instant Python's ``fromisoformat`` gives; Arrow refuses impossible dates), or int
 - PII fields (top level, plain type ``string`` or ``["null", "string"]``): each non-null value
-  encoded in its plain type and sealed by ``seal(subject, field, plaintext)``, one fresh nonce each.
+  encoded in its plain type and the column sealed by ``seal(field, subjects, plaintexts)`` (one
+  call per column, one fresh nonce per value).
 A field absent from every value takes its default (the encoder writes the constant), whatever
 its type; a field present in some values only, a value of any other type or form: None.
 """
@@ -37,7 +38,8 @@ from core.pii import PiiField
 from core.pii import plan as pii_plan
 from ingest.targets import WriteTarget
 
-Seal = Callable[[str, str, bytes], bytes]  # (subject, field name, plaintext) -> ciphertext
+# (field name, subjects, plaintexts) -> one ciphertext per plaintext, in order
+Seal = Callable[[str, list[str], list[bytes]], list[bytes]]
 
 _TS_RE = (
     r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?"
@@ -228,15 +230,19 @@ class ColumnPlan:
     def _sealed(
         col: _Col, field: PiiField, data: list[Any], subjects: list[Any], seal: Seal
     ) -> pa.Array | None:
-        out: list[bytes | None] = []
-        add = out.append
-        name = col.name
         encode = field.encode
-        for value, subject in zip(data, subjects, strict=True):
-            if value is None:
-                add(None)
-            elif type(subject) is not str or not subject:
-                return None  # no data subject: the record path names the error
-            else:
-                add(seal(subject, name, encode(value)))
+        if None in data:
+            present = [i for i, value in enumerate(data) if value is not None]
+            values = [data[i] for i in present]
+            owners = [subjects[i] for i in present]
+        else:
+            present, values, owners = None, data, subjects
+        if not set(map(type, owners)) <= {str} or "" in owners:
+            return None  # no data subject: the record path names the error
+        sealed = seal(col.name, owners, [encode(value) for value in values])
+        if present is None:
+            return pa.array(sealed, pa.binary())
+        out: list[bytes | None] = [None] * len(data)
+        for i, ciphertext in zip(present, sealed, strict=True):
+            out[i] = ciphertext
         return pa.array(out, pa.binary())

@@ -147,6 +147,17 @@ class Publisher:
                 aad = aads[name, subject] = make_aad(topic, name, subject)
             return sealer(plaintext, aad)
 
+        def seal_column(name: str, subjects: list[str], plaintexts: list[bytes]) -> list[bytes]:
+            aad_of: dict[str, bytes] = {}
+            for s in subjects:
+                if s not in aad_of:
+                    aad_of[s] = aads.get((name, s)) or aads.setdefault(
+                        (name, s), make_aad(topic, name, s)
+                    )
+            return self.codec().keystore.seal_many(
+                subjects, plaintexts, [aad_of[s] for s in subjects]
+            )
+
         # one event type (the common case): every value encoded column-wise when it can be
         columnar: list[bytes] | None = None
         first = events[0].event_type if events else None
@@ -161,7 +172,7 @@ class Publisher:
                     erased_seen.update((s, s in gone) for s in subjects)
                     for s in named:
                         refuse_erased({field: s}, one.text, keystore, erased_seen)
-                columnar = one.columns.encode([ev.value for ev in events], seal)
+                columnar = one.columns.encode([ev.value for ev in events], seal_column)
                 if columnar is not None:
                     return self._column_records(events, columnar, one, key_field, now, fresh)
         for i, ev in enumerate(events):

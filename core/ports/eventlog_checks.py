@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from itertools import chain
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import cast
 
 from core.errors import InvalidInput
@@ -89,7 +89,9 @@ def record_problem(r: object, i: int, partitions: int, topic: str) -> InvalidInp
 _NONE = type(None)
 _OPTIONAL_BYTES = frozenset((bytes, _NONE))
 _PAIR_TYPES = frozenset((tuple, list))
-_RECORD_FIELDS = attrgetter("key", "value", "timestamp_ms", "partition", "headers")
+_KEY, _VALUE, _HEADERS = attrgetter("key"), attrgetter("value"), attrgetter("headers")
+_STAMP, _PARTITION = attrgetter("timestamp_ms"), attrgetter("partition")
+_FIRST, _SECOND = itemgetter(0), itemgetter(1)
 
 
 def records_valid(records: Sequence[object], partitions: int, reserved: str = "") -> bool:
@@ -105,11 +107,14 @@ def records_valid(records: Sequence[object], partitions: int, reserved: str = ""
         return True
     if set(map(type, records)) != {Record}:
         return False
-    keys, values, stamps, parts, headers = zip(*map(_RECORD_FIELDS, records), strict=True)
-    if not set(map(type, keys)) <= _OPTIONAL_BYTES or not set(map(type, values)) <= _OPTIONAL_BYTES:
+    if not set(map(type, map(_KEY, records))) <= _OPTIONAL_BYTES:
         return False
+    if not set(map(type, map(_VALUE, records))) <= _OPTIONAL_BYTES:
+        return False
+    stamps, parts = list(map(_STAMP, records)), list(map(_PARTITION, records))
     if not _in_range(stamps, MAX_TIMESTAMP_MS + 1) or not _in_range(parts, partitions):
         return False
+    headers = list(map(_HEADERS, records))
     if not set(map(type, headers)) <= _PAIR_TYPES:
         return False
     pairs = list(chain.from_iterable(headers))
@@ -117,10 +122,10 @@ def records_valid(records: Sequence[object], partitions: int, reserved: str = ""
         return True
     if not set(map(type, pairs)) <= _PAIR_TYPES or set(map(len, pairs)) != {2}:
         return False
-    names, texts = zip(*pairs, strict=True)
-    if set(map(type, names)) != {str} or set(map(type, texts)) != {bytes}:
+    names = set(map(_FIRST, pairs))  # every pair has two items (checked above)
+    if set(map(type, names)) != {str} or set(map(type, map(_SECOND, pairs))) != {bytes}:
         return False
-    return not reserved or reserved not in set(names)
+    return not reserved or reserved not in names
 
 
 def _in_range(column: Sequence[object], end: int) -> bool:

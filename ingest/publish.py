@@ -147,16 +147,27 @@ class Publisher:
                 aad = aads[name, subject] = make_aad(topic, name, subject)
             return sealer(plaintext, aad)
 
-        def seal_column(name: str, subjects: list[str], plaintexts: list[bytes]) -> list[bytes]:
-            aad_of: dict[str, bytes] = {}
-            for s in subjects:
-                if s not in aad_of:
-                    aad_of[s] = aads.get((name, s)) or aads.setdefault(
-                        (name, s), make_aad(topic, name, s)
-                    )
-            return self.codec().keystore.seal_many(
-                subjects, plaintexts, [aad_of[s] for s in subjects]
-            )
+        def seal_columns(cols: list[tuple[str, list[str], list[bytes]]]) -> list[list[bytes]]:
+            subjects: list[str] = []
+            plaintexts: list[bytes] = []
+            aad_list: list[bytes] = []
+            for name, owners, values in cols:
+                aad_of: dict[str, bytes] = {}
+                for s in owners:
+                    if s not in aad_of:
+                        aad_of[s] = aads.get((name, s)) or aads.setdefault(
+                            (name, s), make_aad(topic, name, s)
+                        )
+                subjects += owners
+                plaintexts += values
+                aad_list += [aad_of[s] for s in owners]
+            sealed = self.codec().keystore.seal_many(subjects, plaintexts, aad_list)
+            out = []
+            at = 0
+            for _, owners, _ in cols:
+                out.append(sealed[at : at + len(owners)])
+                at += len(owners)
+            return out
 
         # one event type (the common case): every value encoded column-wise when it can be
         columnar: list[bytes] | None = None
@@ -172,7 +183,7 @@ class Publisher:
                     erased_seen.update((s, s in gone) for s in subjects)
                     for s in named:
                         refuse_erased({field: s}, one.text, keystore, erased_seen)
-                columnar = one.columns.encode([ev.value for ev in events], seal_column)
+                columnar = one.columns.encode([ev.value for ev in events], seal_columns)
                 if columnar is not None:
                     return self._column_records(events, columnar, one, key_field, now, fresh)
         for i, ev in enumerate(events):

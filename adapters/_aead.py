@@ -17,7 +17,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -57,6 +57,43 @@ def sealer(
         return header + nonce + encrypt(nonce, plaintext, full)
 
     return seal_one
+
+
+def seal_many(
+    fmt: int,
+    newest: Callable[[str], tuple[int, AESGCM]],
+    subject_ids: Sequence[str],
+    plaintexts: Sequence[bytes],
+    aads: Sequence[bytes],
+) -> list[bytes]:
+    """``seal`` of every (subject, plaintext, aad), the batch form of ``KeyStore.seal_many``:
+    ``newest(subject)`` once per distinct subject (all before the first seal, so a destroyed
+    subject raises with nothing sealed), the bound AAD once per distinct (subject, aad), and
+    the nonces drawn from the OS in ONE call and cut into 96-bit pieces, one per value (each
+    as fresh and random as a call of its own). Gives exactly ``seal``'s envelope: the same
+    bytes given the same nonces (``tests/unit/test_seal_many.py``)."""
+    n = len(plaintexts)
+    if not len(subject_ids) == len(aads) == n:
+        raise ValueError(f"seal_many needs as many subjects and AADs as plaintexts ({n}).")
+    keys: dict[str, tuple[bytes, Callable[[bytes, bytes, bytes], bytes]]] = {}
+    for s in subject_ids:
+        if s not in keys:
+            version, aead = newest(s)
+            keys[s] = bytes([fmt]) + version.to_bytes(4, "big"), aead.encrypt
+    nonces = os.urandom(NONCE_LEN * n)
+    bound: dict[tuple[str, bytes], bytes] = {}
+    out: list[bytes] = []
+    add = out.append
+    at = 0
+    for s, plaintext, aad in zip(subject_ids, plaintexts, aads, strict=True):
+        header, encrypt = keys[s]
+        full = bound.get((s, aad))
+        if full is None:
+            full = bound[s, aad] = bind_subject(s, header, aad)
+        nonce = nonces[at : at + NONCE_LEN]
+        at += NONCE_LEN
+        add(header + nonce + encrypt(nonce, plaintext, full))
+    return out
 
 
 def parse_header(fmt: int, ciphertext: bytes, kind: str) -> int:

@@ -35,7 +35,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
@@ -325,6 +325,11 @@ class LocalKeyStore(KeyStore):
     def sealer(self, subject_id: str) -> Callable[[bytes, bytes], bytes]:
         version, aead = self._newest(subject_id)
         return _aead.sealer(FORMAT_LOCAL, version, aead, subject_id)
+
+    def seal_many(
+        self, subject_ids: Sequence[str], plaintexts: Sequence[bytes], aads: Sequence[bytes]
+    ) -> list[bytes]:
+        return _aead.seal_many(FORMAT_LOCAL, self._newest, subject_ids, plaintexts, aads)
 
     def decrypt(self, subject_id: str, ciphertext: bytes, aad: bytes) -> bytes:
         version = parse_header(FORMAT_LOCAL, ciphertext, "local-keyring")

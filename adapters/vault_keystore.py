@@ -36,7 +36,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NoReturn
 
@@ -240,6 +240,11 @@ class VaultKeyStore(KeyStore):
     def sealer(self, subject_id: str) -> Callable[[bytes, bytes], bytes]:
         version, aead = self._newest(subject_id)
         return _aead.sealer(FORMAT_TRANSIT, version, aead, subject_id)
+
+    def seal_many(
+        self, subject_ids: Sequence[str], plaintexts: Sequence[bytes], aads: Sequence[bytes]
+    ) -> list[bytes]:
+        return _aead.seal_many(FORMAT_TRANSIT, self._newest, subject_ids, plaintexts, aads)
 
     def decrypt(self, subject_id: str, ciphertext: bytes, aad: bytes) -> bytes:
         version = parse_header(FORMAT_TRANSIT, ciphertext, "transit-derived")

@@ -18,7 +18,9 @@ Handled (plain field type <- JSON values; ``["null", T]`` admits None too):
 - ``long`` timestamp-micros <- RFC 3339 text with ``Z`` or an offset and at most 6 fractional
   digits (the instant Python's ``fromisoformat`` gives; Arrow refuses impossible dates), or int
 - PII fields (top level, plain type ``string`` or ``["null", "string"]``): each non-null value
-  encoded in its plain type and sealed by ``seal(subject, field, plaintext)``, one fresh nonce each.
+  encoded in its plain type; every PII column sealed by ONE ``seal([(field, subjects,
+  plaintexts), ...])`` call per batch once all columns passed their checks (one fresh nonce per
+  value).
 A field absent from every value takes its default (the encoder writes the constant), whatever
 its type; a field present in some values only, a value of any other type or form: None.
 """
@@ -37,7 +39,8 @@ from core.pii import PiiField
 from core.pii import plan as pii_plan
 from ingest.targets import WriteTarget
 
-Seal = Callable[[str, str, bytes], bytes]  # (subject, field name, plaintext) -> ciphertext
+# [(field name, subjects, plaintexts) per PII column] -> each column's ciphertexts, in order
+Seal = Callable[[list[tuple[str, list[str], list[bytes]]]], list[list[bytes]]]
 
 _TS_RE = (
     r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?"
@@ -142,9 +145,11 @@ class ColumnPlan:
             if type(v) is not dict or v.keys() != keys:
                 return None
         columns: dict[str, list[Any]] = {name: [v[name] for v in values] for name in keys}
-        arrays: list[pa.Array] = []
+        arrays: list[pa.Array | None] = []
         names: list[str] = []
         subjects = columns.get(self.subject) if self.subject is not None else None
+        pending: list[tuple[int, list[int] | None, int]] = []  # (array index, rows, length)
+        to_seal: list[tuple[str, list[str], list[bytes]]] = []
         try:
             for name, data in columns.items():
                 col = self.cols[name]
@@ -154,13 +159,27 @@ class ColumnPlan:
                 if col.pii is not None:
                     if seal is None or subjects is None:
                         return None
-                    arr = self._sealed(col, col.pii, data, subjects, seal)
-                    if arr is None:
+                    found = self._plaintexts(col.pii, data, subjects)
+                    if found is None:
                         return None
+                    rows, owners, plaintexts = found
+                    pending.append((len(arrays), rows, len(data)))
+                    to_seal.append((name, owners, plaintexts))
+                    arr = None  # sealed below, once every column is known to be good
                 arrays.append(arr)
                 names.append(name)
         except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, UnicodeError):
             return None
+        if to_seal:
+            assert seal is not None
+            for (at, rows, n), sealed in zip(pending, seal(to_seal), strict=True):
+                if rows is None:
+                    arrays[at] = pa.array(sealed, pa.binary())
+                    continue
+                out: list[bytes | None] = [None] * n
+                for i, ciphertext in zip(rows, sealed, strict=True):
+                    out[i] = ciphertext
+                arrays[at] = pa.array(out, pa.binary())
         rb = pa.RecordBatch.from_arrays(arrays, names=names)
         enc = avro_vector.plan(self.parsed, rb.schema)
         if enc is None or enc.bad_rows(rb).any():
@@ -225,18 +244,19 @@ class ColumnPlan:
         return None
 
     @staticmethod
-    def _sealed(
-        col: _Col, field: PiiField, data: list[Any], subjects: list[Any], seal: Seal
-    ) -> pa.Array | None:
-        out: list[bytes | None] = []
-        add = out.append
-        name = col.name
+    def _plaintexts(
+        field: PiiField, data: list[Any], subjects: list[Any]
+    ) -> tuple[list[int] | None, list[str], list[bytes]] | None:
+        """A PII column's rows with a value (None: all of them), their subjects and the values
+        encoded in their plain type; None when a value has no data subject."""
+        if None in data:
+            rows: list[int] | None = [i for i, value in enumerate(data) if value is not None]
+            assert rows is not None
+            values = [data[i] for i in rows]
+            owners = [subjects[i] for i in rows]
+        else:
+            rows, values, owners = None, data, subjects
+        if not set(map(type, owners)) <= {str} or "" in owners:
+            return None  # no data subject: the record path names the error
         encode = field.encode
-        for value, subject in zip(data, subjects, strict=True):
-            if value is None:
-                add(None)
-            elif type(subject) is not str or not subject:
-                return None  # no data subject: the record path names the error
-            else:
-                add(seal(subject, name, encode(value)))
-        return pa.array(out, pa.binary())
+        return rows, owners, [encode(value) for value in values]

@@ -18,7 +18,7 @@ when a batch fails.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -149,6 +149,28 @@ class Publisher:
                 aad = aads[name, subject] = make_aad(topic, name, subject)
             return sealer(plaintext, aad)
 
+        def seal_columns(cols: list[tuple[str, list[str], list[bytes]]]) -> list[list[bytes]]:
+            subjects: list[str] = []
+            plaintexts: list[bytes] = []
+            aad_list: list[bytes] = []
+            for name, owners, values in cols:
+                aad_of: dict[str, bytes] = {}
+                for s in owners:
+                    if s not in aad_of:
+                        aad_of[s] = aads.get((name, s)) or aads.setdefault(
+                            (name, s), make_aad(topic, name, s)
+                        )
+                subjects += owners
+                plaintexts += values
+                aad_list += [aad_of[s] for s in owners]
+            sealed = self.codec().keystore.seal_many(subjects, plaintexts, aad_list)
+            out = []
+            at = 0
+            for _, owners, _ in cols:
+                out.append(sealed[at : at + len(owners)])
+                at += len(owners)
+            return out
+
         # one event type (the common case): every value encoded column-wise when it can be
         columnar: list[bytes] | None = None
         first = events[0].event_type if events else None
@@ -163,7 +185,9 @@ class Publisher:
                     erased_seen.update((s, s in gone) for s in subjects)
                     for s in named:
                         refuse_erased({field: s}, one.text, keystore, erased_seen)
-                columnar = one.columns.encode([ev.value for ev in events], seal)
+                columnar = one.columns.encode([ev.value for ev in events], seal_columns)
+                if columnar is not None:
+                    return self._column_records(events, columnar, one, key_field, now, fresh)
         for i, ev in enumerate(events):
             shape = shapes.get(ev.event_type)
             if shape is None:
@@ -207,6 +231,51 @@ class Publisher:
             if ev.headers:
                 h += tuple((k, v.encode()) for k, v in ev.headers.items())
             add(Record(value=value, key=None if key is None else key.encode(), headers=h))
+        return records
+
+    def _column_records(
+        self,
+        events: Sequence[OutgoingEvent],
+        values: list[bytes],
+        shape: _Shape,
+        key_field: str | None,
+        now: bytes,
+        fresh: Iterator[bytes],
+    ) -> list[Record]:
+        """The records of a batch of one event type whose values were encoded column-wise
+        (every ``ev.value`` is a dict): the loop of ``_prepare_batch`` with the shape, the
+        header names and the key rule (``record_key``) bound once."""
+        if values and max(map(len, values)) > self._max_bytes:
+            raise PayloadTooLarge("A record is over HUB_MAX_RECORD_BYTES.")  # redone by prepare
+        first, type_h, source_h, last = shape.first, shape.type_h, shape.source_h, shape.last
+        h_id, h_time, h_corr, h_cause = env.H_ID, env.H_TIME, env.H_CORRELATION, env.H_CAUSATION
+        times: dict[str, bytes] = {}
+        records: list[Record] = []
+        add = records.append
+        for ev, value in zip(events, values, strict=True):
+            key = ev.key
+            if key is None and key_field:
+                raw = ev.value.get(key_field)
+                key = None if raw is None else str(raw)
+            eid = ev.event_id.encode() if ev.event_id else next(fresh)
+            at = now
+            if ev.occurred_at:
+                at = times.get(ev.occurred_at) or times.setdefault(
+                    ev.occurred_at, rfc3339_micros(parse_rfc3339(ev.occurred_at)).encode()
+                )
+            h = (
+                *first,
+                (h_id, eid),
+                type_h,
+                (h_time, at),
+                source_h,
+                (h_corr, ev.correlation_id.encode() if ev.correlation_id else eid),
+                (h_cause, ev.causation_id.encode()),
+                *last,
+            )
+            if ev.headers:
+                h += tuple((k, v.encode()) for k, v in ev.headers.items())
+            add(Record(value, None if key is None else key.encode(), h))
         return records
 
     def prepare_reference(

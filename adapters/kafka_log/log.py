@@ -143,7 +143,7 @@ from core.ports.eventlog import (
     Transaction,
     payload_size,
 )
-from core.ports.eventlog_checks import TOPIC_NAME
+from core.ports.eventlog_checks import TOPIC_NAME, records_valid
 from core.ports.eventlog_checks import check_id as _check_id
 from core.ports.eventlog_checks import check_offset as _check_offset
 from core.ports.eventlog_checks import check_topic_name as _check_topic_name
@@ -656,9 +656,20 @@ class KafkaEventLog(EventLog):
             records = list(records)
         n = info.partitions
         now = time.time_ns() // 1_000_000
-        parts: list[int] = []
-        stamps: list[int] = []
-        for i, r in enumerate(records):
+        if records_valid(records, n, IDEM_HEADER):  # the whole batch at once (the usual case)
+            if n == 1:  # one partition: no murmur2 and no per-record routing
+                parts = [0] * len(records)
+            else:
+                parts = [
+                    r.partition if r.partition is not None else default_partition(r.key, n)
+                    for r in records
+                ]
+            stamps = [now if r.timestamp_ms is None else r.timestamp_ms for r in records]
+            size = payload_size([r.key for r in records], [r.value for r in records])
+            return PreparedBatch(name, records, parts, stamps, size)
+        parts = []
+        stamps = []
+        for i, r in enumerate(records):  # raises naming the first bad record
             check_record(r, i, n, name)
             if r.partition is not None:
                 parts.append(r.partition)
@@ -712,11 +723,17 @@ class KafkaEventLog(EventLog):
         return self._appended.wait(generation, timeout_s, topics)
 
     def _write(self, batch: PreparedBatch, marker: bytes | None) -> list[RecordMetadata]:
-        extra: Headers = ((IDEM_HEADER, marker),) if marker is not None else ()
-        rows = [
-            (p, r.key, r.value, tuple(r.headers) + extra, ts)
-            for r, p, ts in zip(batch.records, batch.partitions, batch.timestamps, strict=True)
-        ]
+        if marker is None:
+            rows = [
+                (p, r.key, r.value, r.headers, ts)
+                for r, p, ts in zip(batch.records, batch.partitions, batch.timestamps, strict=True)
+            ]
+        else:
+            extra: Headers = ((IDEM_HEADER, marker),)
+            rows = [
+                (p, r.key, r.value, tuple(r.headers) + extra, ts)
+                for r, p, ts in zip(batch.records, batch.partitions, batch.timestamps, strict=True)
+            ]
         if batch.single_record_batch:
             return self._produce_and_wait(
                 batch.topic, rows, f"appending to {batch.topic!r}", batch.timestamps
@@ -737,6 +754,25 @@ class KafkaEventLog(EventLog):
             delivery = Delivery(topic, len(rows))
         wire = self._wire(topic)
         batch_cb = delivery.on_delivery if isinstance(delivery, BatchDelivery) else None
+        if batch_cb is not None and not may_split:  # one record batch: no per-row bookkeeping
+            produce = producer.produce
+            try:
+                for partition, key, value, headers, ts in rows:
+                    produce(
+                        wire,
+                        value=value,
+                        key=key,
+                        partition=partition,
+                        on_delivery=batch_cb,
+                        timestamp=ts or 0,
+                        headers=list(headers) or None,
+                    )
+            except BufferError as exc:  # librdkafka's local queue is full
+                raise PayloadTooLarge(
+                    f"A batch of {len(rows)} records for {topic!r} overflows the Kafka "
+                    "producer's local queue; append smaller batches."
+                ) from exc
+            return delivery
         for i, (partition, key, value, headers, ts) in enumerate(rows):
             while True:
                 try:

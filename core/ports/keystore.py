@@ -41,7 +41,7 @@ Contract
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from core.errors import HubError, InvalidInput, Retryable
@@ -136,6 +136,19 @@ class KeyStore(abc.ABC):
             return encrypt(subject_id, plaintext, aad)
 
         return seal
+
+    def seal_many(
+        self, subject_ids: Sequence[str], plaintexts: Sequence[bytes], aads: Sequence[bytes]
+    ) -> list[bytes]:
+        """``[encrypt(s, p, a) for s, p, a in zip(subject_ids, plaintexts, aads)]`` for one
+        batch: every value gets its own fresh random nonce; each subject's newest key is looked
+        up once per call. Raises what ``encrypt`` raises (``KeyDestroyed`` for an erased
+        subject), and then seals nothing. This default makes one ``sealer`` per subject."""
+        sealers: dict[str, Callable[[bytes, bytes], bytes]] = {}
+        for s in subject_ids:
+            if s not in sealers:
+                sealers[s] = self.sealer(s)
+        return [sealers[s](p, a) for s, p, a in zip(subject_ids, plaintexts, aads, strict=True)]
 
     @abc.abstractmethod
     def decrypt(self, subject_id: str, ciphertext: bytes, aad: bytes) -> bytes:

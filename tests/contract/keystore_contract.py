@@ -89,6 +89,27 @@ class KeyStoreContract:
         with pytest.raises(KeyDestroyed):
             store.sealer(s)(b"late", a1)
 
+    def test_seal_many_is_encrypt_per_value(self, store: KeyStore) -> None:
+        """``seal_many`` (a column of values of many subjects): each value opens with
+        ``decrypt`` under its own subject and AAD only, every nonce is fresh, the newest key
+        version is named; an erased subject among them is refused."""
+        s, t = subject(), subject()
+        store.ensure_key(t)
+        store.rotate(t)
+        subjects = [s, t, s, t, s]
+        aads = [make_aad("t", "name", x) for x in subjects]
+        plain = [b"Ada", b"Ada", b"", b"x" * 300, b"Ada"]
+        cts = store.seal_many(subjects, plain, aads)
+        assert len({ct[5:17] for ct in cts}) == 5  # nonces
+        assert [version_of(ct) for ct in cts] == [1, 2, 1, 2, 1]
+        for x, p, a, ct in zip(subjects, plain, aads, cts, strict=True):
+            assert store.decrypt(x, ct, a) == p
+        with pytest.raises(DecryptionFailed):
+            store.decrypt(t, cts[0], aads[0])
+        store.destroy(s)
+        with pytest.raises(KeyDestroyed):
+            store.seal_many([t, s], [b"a", b"b"], aads[:2])
+
     def test_ensure_key_creates_once(self, store: KeyStore) -> None:
         s = subject()
         assert not store.exists(s)

@@ -295,10 +295,11 @@ PERSON_TEXT = _schema(
 def test_pii_sealed_per_batch_decrypts_to_what_the_reference_seals(
     tmp_path: Any, columnar: bool
 ) -> None:
-    """PII on the batch path: one sealer per subject and batch (``KeyStore.sealer``). Each
-    record decodes and decrypts to exactly the reference's plaintext, every ciphertext has its
-    own nonce, the bytes outside the PII fields are the reference's, and a ciphertext moved to
-    another subject or field fails authentication."""
+    """PII on the batch path: one sealer per subject and batch (``KeyStore.sealer``; column-wise:
+    one ``KeyStore.seal_many`` for every PII column). Each record decodes and decrypts to exactly
+    the reference's plaintext, every ciphertext has its own nonce, the bytes outside the PII
+    fields are the reference's, and a ciphertext moved to another subject or field fails
+    authentication."""
     from adapters.local_keystore import LocalKeyStore
     from core.avro import serde
     from core.pii import PiiCodec, encrypted_schema
@@ -338,7 +339,9 @@ def test_pii_sealed_per_batch_decrypts_to_what_the_reference_seals(
     plan = ColumnPlan.build(target)
     assert (plan is not None) == columnar
     if plan is not None:  # the batch above went column-wise
-        assert plan.encode([ev.value for ev in events], lambda s, f, p: p) is not None
+        assert (
+            plan.encode([ev.value for ev in events], lambda cols: [c[2] for c in cols]) is not None
+        )
     codec = PiiCodec(keystore)
     pii = {"name", "iban", "born"} if not columnar else {"name", "iban"}
     nonces: set[bytes] = set()

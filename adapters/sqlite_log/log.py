@@ -217,13 +217,17 @@ def _first_offset(conn: sqlite3.Connection, topic: StoredTopic, partition: int, 
     return max(offset, int(start))
 
 
+_Extent = tuple[int, int, int, int, int]
+"""A stored batch a read takes records of: (batch id, base offset, record count, first record
+taken, end of those taken)."""
+
+
 def _extents(
     conn: sqlite3.Connection, topic: StoredTopic, partition: int, offset: int, limit: int
-) -> list[tuple[int, int, int, int, int]]:
+) -> list[_Extent]:
     """The stored batches holding up to ``limit`` records from ``offset`` on (a partition's
-    start already applied): (batch id, base offset, record count, first record taken, end of
-    those taken)."""
-    out: list[tuple[int, int, int, int, int]] = []
+    start already applied)."""
+    out: list[_Extent] = []
     got = 0
     cur = conn.execute(_SQL_BATCHES_FROM, (topic.id, partition, offset))
     try:
@@ -910,8 +914,8 @@ class SqliteEventLog(EventLog):
         self, conn: sqlite3.Connection, topic: StoredTopic, partition: int, offset: int, limit: int
     ) -> list[StoredRecord]:
         out: list[StoredRecord] = []
-        for batch_id, base, count, first, stop in _extents(conn, topic, partition, offset, limit):
-            out += self._batch(conn, topic, partition, batch_id, base, count)[first:stop]
+        for extent in _extents(conn, topic, partition, offset, limit):
+            out += self._batch(conn, topic, partition, extent)[extent[3] : extent[4]]
         return out
 
     def read_columns(
@@ -954,12 +958,8 @@ class SqliteEventLog(EventLog):
         t = self._read_checked(topic, partition, offset, max_records)
         with self._read(f"reading topic {topic!r}") as conn:
             offset = _first_offset(conn, t, partition, offset)
-            return t, [
-                self._open(conn, t, partition, batch_id, base, count, first, stop)
-                for batch_id, base, count, first, stop in _extents(
-                    conn, t, partition, offset, max_records
-                )
-            ]
+            extents = _extents(conn, t, partition, offset, max_records)
+            return t, [self._open(conn, t, partition, extent) for extent in extents]
 
     def holds_records(self, topic: str, partition: int, start: int, end: int) -> bool:
         """From the batch rows' extents (markers have none), without decoding a batch."""
@@ -972,20 +972,12 @@ class SqliteEventLog(EventLog):
         return start < end and row is not None and row[0] + row[1] > start
 
     def _open(
-        self,
-        conn: sqlite3.Connection,
-        topic: StoredTopic,
-        partition: int,
-        batch_id: int,
-        base: int,
-        count: int,
-        start: int = 0,
-        stop: int | None = None,
+        self, conn: sqlite3.Connection, topic: StoredTopic, partition: int, extent: _Extent
     ) -> EncodedBatch:
-        """One stored batch checked and inflated, records ``start`` to ``stop`` (default: all)
-        taken. The read cache (``read``'s records) is not used: turning its records back into
-        columns costs more than decoding (a column reader, the ledger, reads each batch
-        once)."""
+        """One stored batch checked and inflated, the records ``extent`` takes marked. Column
+        reads do not use the read cache (``read``'s records): turning its records back into
+        columns costs more than decoding the records asked."""
+        batch_id, base, count, start, stop = extent
         (blob,) = conn.execute("SELECT data FROM batches WHERE id = ?", (batch_id,)).fetchone()
         try:
             return open_batch(blob, count, base, start, stop)
@@ -1013,22 +1005,18 @@ class SqliteEventLog(EventLog):
         )
 
     def _batch(
-        self,
-        conn: sqlite3.Connection,
-        topic: StoredTopic,
-        partition: int,
-        batch_id: int,
-        base: int,
-        count: int,
+        self, conn: sqlite3.Connection, topic: StoredTopic, partition: int, extent: _Extent
     ) -> list[StoredRecord]:
-        """The records of one stored batch, decoded once and kept in a small LRU cache."""
+        """Every record of the stored batch of ``extent``, decoded once and kept in a small LRU
+        cache."""
+        base = extent[1]
         key = (topic.id, partition, base)
         with self._cache_lock:
             records = self._cache.get(key)
             if records is not None:
                 self._cache.move_to_end(key)
                 return records
-        ob = self._open(conn, topic, partition, batch_id, base, count)
+        ob = self._open(conn, topic, partition, extent)
         n, ts, keys, values, headers = self._checked(decode_records, topic, partition, ob)
         name = topic.info.name
         records = new_stored(

@@ -43,6 +43,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from adapters import _aead
 from adapters._aead import KEY_LEN, NONCE_LEN, KeyCache, open_sealed, parse_header, seal
+from adapters.sqlite_open import open_store
 from core.errors import ConfigError, InvalidInput, StorageBusy
 from core.ports.keystore import (
     DecryptionFailed,
@@ -102,18 +103,11 @@ class LocalKeyStore(KeyStore):
                 "os.urandom(32)).decode())'`."
             )
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._master = AESGCM(master_key)
         self._lock = threading.RLock()
         self._cache = KeyCache(cache_size, cache_ttl_s)
         try:
-            self._db = sqlite3.connect(
-                self.path, timeout=30, isolation_level=None, check_same_thread=False
-            )
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.execute("PRAGMA secure_delete=ON")
-            self._db.executescript(_SCHEMA)
+            self._db = open_store(self.path, _SCHEMA, "synchronous=FULL", "secure_delete=ON")
         except sqlite3.Error as exc:
             raise KeyStoreError(f"Cannot open the keyring {self.path}: {exc}") from exc
         with contextlib.suppress(OSError):

@@ -43,7 +43,7 @@ CREATE INDEX IF NOT EXISTS versions_by_seq ON versions (seq);
 
 class SqliteFeatureStore(FeatureStore):
     def __init__(self, path: Path | str) -> None:
-        self._db = open_store(path, _SCHEMA, synchronous="NORMAL")
+        self._db = open_store(path, _SCHEMA, "synchronous=NORMAL")
         self._lock = threading.Lock()
 
     def apply(

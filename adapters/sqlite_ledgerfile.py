@@ -14,6 +14,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from adapters.sqlite_open import connect
 from core.errors import HubError, StorageBusy
 from core.ports.ledgerstore import LedgerStore, LedgerWrite, Positions, StoredCheckpoint
 
@@ -137,11 +138,7 @@ class SqliteLedgerFile(LedgerStore):
         self.path = path
         self._lock = threading.RLock()
         try:
-            self._conn = sqlite3.connect(
-                self.path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
-            )
-            for pragma in pragmas:
-                self._conn.execute(f"PRAGMA {pragma}")
+            self._conn = connect(self.path, pragmas, timeout=busy_timeout_s)
             self._setup()
         except sqlite3.Error as exc:
             raise HubError(

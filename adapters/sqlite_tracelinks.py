@@ -8,10 +8,11 @@ is of no use to a live trace view).
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+
+from adapters.sqlite_open import connect
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS trace_links (
@@ -27,9 +28,12 @@ class SqliteTraceLinks:
         self.path = str(path)
         self.max_rows = max_rows
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=5.0)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=OFF")
+        self._db = connect(
+            self.path,
+            ("journal_mode=WAL", "synchronous=OFF"),
+            timeout=5.0,
+            isolation_level="DEFERRED",
+        )
         self._db.executescript(_SCHEMA)
         self._puts = 0
 

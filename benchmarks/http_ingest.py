@@ -230,6 +230,28 @@ def in_process_block(
     return out
 
 
+def served_block(
+    title: str,
+    data: Path,
+    port: int,
+    sync: str,
+    sizes: list[int],
+    total: int,
+    handoff: bool = True,
+    tree: Path | None = None,
+) -> None:
+    """A server (``_serve``) on the new data folder ``data``: ``title`` and the load printed,
+    one ``http_block`` against it, then the server stopped."""
+    token = _prepare(data, sync)
+    proc = _serve(data, port, sync, handoff, tree)
+    try:
+        print(f"{title} ({load()})")
+        http_block(port, token, proc, sizes, total)
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
 def handoff_compare(port: int, sync: str, sizes: list[int], total: int) -> None:
     """Same run: two servers on two data folders, one handing over, one reading back; blocks
     alternate (read back, handed, read back, handed) so load drift hits both."""
@@ -238,14 +260,8 @@ def handoff_compare(port: int, sync: str, sizes: list[int], total: int) -> None:
         for rnd in range(2):
             for handoff in (False, True):
                 data = root / f"{'handed' if handoff else 'read'}-{rnd}"
-                token = _prepare(data, sync)
-                proc = _serve(data, port, sync, handoff)
-                try:
-                    print(f"cover {'handed the records' if handoff else 'reads back'} ({load()})")
-                    http_block(port, token, proc, sizes, total)
-                finally:
-                    proc.terminate()
-                    proc.wait(30)
+                title = f"cover {'handed the records' if handoff else 'reads back'}"
+                served_block(title, data, port, sync, sizes, total, handoff)
 
 
 def tree_compare(against: Path, port: int, sync: str, sizes: list[int], total: int) -> None:
@@ -259,14 +275,7 @@ def tree_compare(against: Path, port: int, sync: str, sizes: list[int], total: i
         for rnd in range(2):
             for name, handoff, tree in runs:
                 data = root / f"{rnd}-{len(name)}-{handoff}"
-                token = _prepare(data, sync)
-                proc = _serve(data, port, sync, handoff, tree)
-                try:
-                    print(f"{name} ({load()})")
-                    http_block(port, token, proc, sizes, total)
-                finally:
-                    proc.terminate()
-                    proc.wait(30)
+                served_block(name, data, port, sync, sizes, total, handoff, tree)
         print(f"in-process baselines, this checkout ({load()})")
         in_process_block(root / "inproc", sync, max(sizes), total, ingest_rounds=0)
 
@@ -300,14 +309,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="hub-http-ingest-") as tmp:
         root = Path(tmp)
         print(f"HTTP ingest, {args.events:,} events per figure, sqlite synchronous={args.sync}")
-        token = _prepare(root / "served", args.sync)
-        proc = _serve(root / "served", args.port, args.sync)
-        try:
-            print(f"hub serve (uvicorn, one process) ({load()})")
-            http_block(args.port, token, proc, sizes, args.events)
-        finally:
-            proc.terminate()
-            proc.wait(30)
+        title = "hub serve (uvicorn, one process)"
+        served_block(title, root / "served", args.port, args.sync, sizes, args.events)
         print(f"in-process, same settings ({load()})")
         in_process_block(root / "inproc", args.sync, max(sizes), args.events)
 

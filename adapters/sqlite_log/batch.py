@@ -8,7 +8,7 @@ import struct
 import zlib
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import accumulate, chain, repeat
 from operator import itemgetter, sub
 from typing import Final, TypeVar
@@ -17,6 +17,7 @@ import pyarrow as pa
 
 from core.errors import InvalidInput
 from core.ports.eventlog import (
+    EncodedBatch,
     Headers,
     RecordMetadata,
     StoredRecord,
@@ -330,22 +331,31 @@ def _slices(blob: bytes, ends: list[int]) -> list[bytes]:
     return list(map(blob.__getitem__, map(slice, ends, ends[1:])))
 
 
+def _range_slices(blob: bytes, lens: Sequence[int], at: int, start: int, stop: int) -> list[bytes]:
+    """Items ``start`` to ``stop`` of ``len(lens)`` byte strings stored back to back from
+    ``at``, item ``i`` ``lens[i]`` bytes long; only those are sliced out."""
+    if start == 0 and stop == len(lens):
+        return _slices(blob, list(accumulate(lens, initial=at)))
+    return _slices(blob, list(accumulate(lens[start:stop], initial=at + sum(lens[:start]))))
+
+
 def _decode_bytes(
-    blob: bytes, pos: int, n: int, flags: int, null: int, mixed: int
+    blob: bytes, pos: int, n: int, flags: int, null: int, mixed: int, start: int, stop: int
 ) -> tuple[list[bytes | None], int]:
+    """Items ``start`` to ``stop`` of a key or value section of ``n`` items at ``pos``, and
+    where the section ends."""
     if flags & null:
-        return [None] * n, pos
+        return [None] * (stop - start), pos
     lens = struct.unpack_from(f"<{n}I", blob, pos)
     pos += 4 * n
     nulls = b""
     if flags & mixed:
-        nulls = blob[pos : pos + n]
+        nulls = blob[pos + start : pos + stop]
         pos += n
-    ends = list(accumulate(lens, initial=pos))
-    col: list[bytes | None] = list(_slices(blob, ends))
+    col: list[bytes | None] = list(_range_slices(blob, lens, pos, start, stop))
     if nulls:
         col = [None if null_flag else v for v, null_flag in zip(col, nulls, strict=True)]
-    return col, ends[-1]
+    return col, pos + sum(lens)
 
 
 def _decode_headers_py(body: bytes, pos: int, n: int, wide: bool) -> list[Headers]:
@@ -377,9 +387,13 @@ def _decode_headers_py(body: bytes, pos: int, n: int, wide: bool) -> list[Header
     return list(map(tuple, map(flat.__getitem__, map(slice, starts, starts[1:]))))
 
 
-def _header_columns(body: bytes, pos: int, n: int) -> tuple[list[str], list[bytes | list[bytes]]]:
+def _header_columns(
+    body: bytes, pos: int, n: int, start: int = 0, stop: int | None = None
+) -> tuple[list[str], list[bytes | list[bytes]]]:
     """The column layout's header section parsed: the header names, and per name either its
-    one value (a constant header) or the value of every record (a varying one)."""
+    one value (a constant header) or the value of records ``start`` to ``stop`` (default: all)
+    of a varying one."""
+    stop = n if stop is None else stop
     (m,) = struct.unpack_from("<H", body, pos)
     if not m:
         raise CorruptBatch("the header columns declare no header")
@@ -396,8 +410,9 @@ def _header_columns(body: bytes, pos: int, n: int) -> tuple[list[str], list[byte
             ends = [pos + 4, pos + 4 + size]
             columns.append(body[ends[0] : ends[1]])
         elif kind == _VARYING:
-            ends = list(accumulate(struct.unpack_from(f"<{n}I", body, pos), initial=pos + 4 * n))
-            columns.append(_slices(body, ends))
+            lens = struct.unpack_from(f"<{n}I", body, pos)
+            columns.append(_range_slices(body, lens, pos + 4 * n, start, stop))
+            ends = [pos + 4 * n + sum(lens)]
         else:
             raise CorruptBatch(f"unknown header column kind {kind}")
         if ends[-1] > len(body):
@@ -419,14 +434,16 @@ def _decode_header_columns_py(body: bytes, pos: int, n: int) -> list[Headers]:
 
 
 def decode_header_column_lists(
-    body: bytes, pos: int, n: int
+    body: bytes, pos: int, n: int, start: int = 0, stop: int | None = None
 ) -> tuple[tuple[str, ...], tuple[list[bytes], ...]]:
     """The column layout's header section as columns: the header names, and per name the
-    value of every record (a constant header is one bytes object repeated ``n`` times). A few
-    C-level calls per header name; the pairs ``_decode_header_columns_py`` returns are
-    ``zip(*[zip(repeat(name), col) ...])`` of these (``RecordColumns.header_rows``)."""
-    names, values = _header_columns(body, pos, n)
-    return tuple(names), tuple(v if isinstance(v, list) else [v] * n for v in values)
+    value of records ``start`` to ``stop`` (default: all; a constant header is one bytes object
+    repeated). A few C-level calls per header name; the pairs ``_decode_header_columns_py``
+    returns are ``zip(*[zip(repeat(name), col) ...])`` of these (``RecordColumns.header_rows``)."""
+    stop = n if stop is None else stop
+    names, values = _header_columns(body, pos, n, start, stop)
+    k = stop - start
+    return tuple(names), tuple(v if isinstance(v, list) else [v] * k for v in values)
 
 
 def _load_native_decoder(name: str) -> Callable[..., list[Headers]] | None:
@@ -502,22 +519,16 @@ class BatchColumns:
     rows: Sequence[Headers] | None
 
 
-@dataclass(frozen=True, slots=True)
-class OpenBatch:
-    """A stored batch whose CRC and record count were checked, its body inflated: the sections
-    start at ``pos`` of ``body``."""
-
-    count: int
-    flags: int
-    layout: int
-    base_timestamp: int
-    body: bytes
-    pos: int
-
-
-def open_batch(blob: bytes, count: int | None = None) -> OpenBatch:
-    """Check a stored batch (CRC, ``count``) and inflate its body; raises as
-    ``decode_batch_columns``."""
+def open_batch(
+    blob: bytes,
+    count: int | None = None,
+    base_offset: int = 0,
+    start: int = 0,
+    stop: int | None = None,
+) -> EncodedBatch:
+    """Check a stored batch (CRC, ``count``) and inflate its body: its records ``start`` to
+    ``stop`` (default: all), the first of them at offset ``base_offset + start``. Raises as
+    ``decode_batch``."""
     crc, version, flags, n, base = _HEAD.unpack_from(blob)
     if zlib.crc32(memoryview(blob)[4:]) != crc:
         raise CorruptBatch("CRC mismatch")
@@ -525,72 +536,64 @@ def open_batch(blob: bytes, count: int | None = None) -> OpenBatch:
         raise CorruptBatch(f"the batch holds {n} records but its row declares {count}")
     body, pos = _body(blob, version, n)
     layout = _BODY.unpack_from(blob, _HEAD.size)[1] if version == _VERSION else _HEADER_PAIRS
-    return OpenBatch(n, flags, layout, base, body, pos)
-
-
-def _decode_front(
-    blob: bytes, count: int | None
-) -> tuple[int, int, int, bytes, int, Sequence[int], list[bytes | None], list[bytes | None]]:
-    """Checks, then the sections before the headers: (n, flags, header layout, body, where the
-    headers start, timestamps, keys, values)."""
-    return _front(open_batch(blob, count))
-
-
-def _front(
-    ob: OpenBatch,
-) -> tuple[int, int, int, bytes, int, Sequence[int], list[bytes | None], list[bytes | None]]:
-    n, flags, layout, body, pos, base = (
-        ob.count,
-        ob.flags,
-        ob.layout,
-        ob.body,
-        ob.pos,
-        ob.base_timestamp,
+    return EncodedBatch(
+        base_offset, start, n if stop is None else stop, n, flags, layout, base, body, pos
     )
+
+
+def _front(ob: EncodedBatch) -> tuple[Sequence[int], list[bytes | None], list[bytes | None], int]:
+    """The sections before the headers, of records ``ob.start`` to ``ob.stop`` only:
+    (timestamps, keys, values, where the headers start)."""
+    n, flags, body, pos, base = ob.count, ob.flags, ob.body, ob.pos, ob.base_timestamp
+    start, stop = ob.start, ob.stop
     timestamps: Sequence[int]
     if flags & _TS_UNIFORM:
-        timestamps = [base] * n
+        timestamps = [base] * (stop - start)
     elif flags & _TS_WIDE:
-        timestamps = struct.unpack_from(f"<{n}q", body, pos)
+        timestamps = struct.unpack_from(f"<{stop - start}q", body, pos + 8 * start)
         pos += 8 * n
     else:
-        timestamps = list(map(base.__add__, struct.unpack_from(f"<{n}I", body, pos)))
+        stamps = struct.unpack_from(f"<{stop - start}I", body, pos + 4 * start)
+        timestamps = list(map(base.__add__, stamps))
         pos += 4 * n
-    keys, pos = _decode_bytes(body, pos, n, flags, _KEYS_NULL, _KEYS_MIXED)
-    values, pos = _decode_bytes(body, pos, n, flags, _VALUES_NULL, _VALUES_MIXED)
-    return n, flags, layout, body, pos, timestamps, keys, values
+    keys, pos = _decode_bytes(body, pos, n, flags, _KEYS_NULL, _KEYS_MIXED, start, stop)
+    values, pos = _decode_bytes(body, pos, n, flags, _VALUES_NULL, _VALUES_MIXED, start, stop)
+    if pos > len(body):  # a forged body: a section's declared lengths run past its end
+        raise CorruptBatch("the record sections run past the end of the batch")
+    return timestamps, keys, values, pos
 
 
-def decode_batch_columns(blob: bytes, count: int | None = None) -> BatchColumns:
-    """Decode a stored batch into columns, its headers kept as columns when stored so.
-
-    ``count``: the record count the batch's row declares; a blob declaring another is refused
-    before anything is allocated for its records.
+def decode_columns(ob: EncodedBatch) -> BatchColumns:
+    """Records ``ob.start`` to ``ob.stop`` of an opened batch (``open_batch``) decoded into
+    columns, its headers kept as columns when stored so; only those records' bytes are sliced
+    out of the body (a batch stored with header pairs decodes every record's headers first).
     Raises ``CorruptBatch`` (or ``struct.error``, ``ValueError``, ``IndexError`` for a body
     whose CRC matched but whose sections do not parse: a forged blob)."""
-    return decode_open_columns(open_batch(blob, count))
-
-
-def decode_open_columns(ob: OpenBatch) -> BatchColumns:
-    """``decode_batch_columns`` of a batch already opened (``open_batch``); raises as it."""
-    n, flags, layout, body, pos, timestamps, keys, values = _front(ob)
+    timestamps, keys, values, pos = _front(ob)
+    flags, layout, body, n, start, stop = ob.flags, ob.layout, ob.body, ob.count, ob.start, ob.stop
+    k = stop - start
     if not flags & _HAS_HEADERS:
-        return BatchColumns(n, timestamps, keys, values, (), (), None)
+        return BatchColumns(k, timestamps, keys, values, (), (), None)
     if layout == _HEADER_COLUMNS:
-        names, columns = decode_header_column_lists(body, pos, n)
-        return BatchColumns(n, timestamps, keys, values, names, columns, None)
+        names, columns = decode_header_column_lists(body, pos, n, start, stop)
+        return BatchColumns(k, timestamps, keys, values, names, columns, None)
     if layout == _HEADER_PAIRS:
         rows = decode_headers(body, pos, n, bool(flags & _WIDE_PAIRS))
-        return BatchColumns(n, timestamps, keys, values, None, (), rows)
+        rows = rows if k == n else rows[start:stop]
+        return BatchColumns(k, timestamps, keys, values, None, (), rows)
     raise CorruptBatch(f"unknown header layout {layout}")
 
 
-def decode_batch(
-    blob: bytes, count: int | None = None
+def decode_records(
+    ob: EncodedBatch,
 ) -> tuple[int, Sequence[int], list[bytes | None], list[bytes | None], Sequence[Headers]]:
-    """Decode a stored batch into columns: count, timestamps, keys, values, headers (one tuple
-    of pairs per record). Checks and raises as ``decode_batch_columns``."""
-    n, flags, layout, body, pos, timestamps, keys, values = _decode_front(blob, count)
+    """Every record of an opened batch (``open_batch``, whatever ``ob.start`` and ``ob.stop``)
+    decoded: count, timestamps, keys, values, headers (one tuple of pairs per record). Raises
+    as ``decode_columns``."""
+    if ob.start != 0 or ob.stop != ob.count:
+        ob = replace(ob, start=0, stop=ob.count)
+    timestamps, keys, values, pos = _front(ob)
+    n, flags, layout, body = ob.count, ob.flags, ob.layout, ob.body
     headers: Sequence[Headers]
     if not flags & _HAS_HEADERS:
         headers = [()] * n
@@ -601,6 +604,17 @@ def decode_batch(
     else:
         raise CorruptBatch(f"unknown header layout {layout}")
     return n, timestamps, keys, values, headers
+
+
+def decode_batch(
+    blob: bytes, count: int | None = None
+) -> tuple[int, Sequence[int], list[bytes | None], list[bytes | None], Sequence[Headers]]:
+    """Decode a stored batch into columns: count, timestamps, keys, values, headers (one tuple
+    of pairs per record).
+
+    ``count``: the record count the batch's row declares; a blob declaring another is refused
+    before anything is allocated for its records. Raises as ``decode_columns``."""
+    return decode_records(open_batch(blob, count))
 
 
 @dataclass(frozen=True, slots=True)

@@ -77,15 +77,13 @@ from adapters.sqlite_log.auth import (
     topic_mac,
 )
 from adapters.sqlite_log.batch import (
-    BatchColumns,
     CorruptBatch,
     InvalidBatch,
-    OpenBatch,
     PartitionGroup,
     PreparedAppend,
     StoredTopic,
-    decode_batch,
-    decode_open_columns,
+    decode_columns,
+    decode_records,
     encode_batch,
     new_metadata,
     new_stored,
@@ -94,6 +92,7 @@ from adapters.sqlite_log.batch import (
 from adapters.sqlite_log.columns import Piece, join
 from adapters.sqlite_log.groupcommit import GroupCommit
 from adapters.sqlite_log.transactions import SqliteTransaction
+from adapters.sqlite_open import connect
 from core.errors import (
     ConfigError,
     HubError,
@@ -203,13 +202,7 @@ _SQL_LAST_BATCH_BELOW = (
     "SELECT base_offset, record_count FROM batches WHERE topic_id = ? AND part = ?"
     " AND base_offset < ? ORDER BY base_offset DESC LIMIT 1"
 )
-_B = TypeVar("_B")
-
-
-def _opened(topic: StoredTopic, partition: int, base: int, ob: OpenBatch) -> OpenBatch:
-    return ob
-
-
+_T = TypeVar("_T")
 _SQL_BATCHES_FROM = (
     "SELECT id, base_offset, record_count FROM batches WHERE topic_id = ?1 AND part = ?2"
     " AND base_offset >= coalesce((SELECT base_offset FROM batches WHERE topic_id = ?1"
@@ -222,6 +215,34 @@ def _first_offset(conn: sqlite3.Connection, topic: StoredTopic, partition: int, 
     """Where a read from ``offset`` starts: there, or at the partition's start above it."""
     (start,) = conn.execute(_SQL_START, (topic.id, partition)).fetchone()
     return max(offset, int(start))
+
+
+_Extent = tuple[int, int, int, int, int]
+"""A stored batch a read takes records of: (batch id, base offset, record count, first record
+taken, end of those taken)."""
+
+
+def _extents(
+    conn: sqlite3.Connection, topic: StoredTopic, partition: int, offset: int, limit: int
+) -> list[_Extent]:
+    """The stored batches holding up to ``limit`` records from ``offset`` on (a partition's
+    start already applied)."""
+    out: list[_Extent] = []
+    got = 0
+    cur = conn.execute(_SQL_BATCHES_FROM, (topic.id, partition, offset))
+    try:
+        for batch_id, base, count in cur:
+            if base + count <= offset:
+                continue
+            first = max(offset - base, 0)
+            stop = min(count, first + limit - got)
+            out.append((batch_id, base, count, first, stop))
+            got += stop - first
+            if got >= limit:
+                break
+    finally:
+        cur.close()  # an unfinished statement would pin the WAL snapshot
+    return out
 
 
 # -- input validation (shared with every adapter: hub.ports.eventlog_checks) -----------------------
@@ -287,20 +308,15 @@ class SqliteEventLog(EventLog):
 
     # -- connections -----------------------------------------------------------------------------
     def _connect(self, *, reader: bool = False) -> sqlite3.Connection:
+        """Autocommit (we issue ``BEGIN IMMEDIATE``/``COMMIT`` ourselves), shared across threads
+        (guarded by our locks)."""
+        if reader:
+            pragmas: tuple[str, ...] = ("query_only = ON",)
+        else:
+            wal = () if self._memory else ("journal_mode = WAL",)
+            pragmas = (*wal, f"synchronous = {self._synchronous}")
         try:
-            conn = sqlite3.connect(
-                self._path,
-                timeout=self._busy_timeout,
-                isolation_level=None,  # we issue BEGIN IMMEDIATE / COMMIT ourselves
-                check_same_thread=False,  # guarded by our locks
-            )
-            if reader:
-                conn.execute("PRAGMA query_only = ON")
-            else:
-                if not self._memory:
-                    conn.execute("PRAGMA journal_mode = WAL")
-                conn.execute(f"PRAGMA synchronous = {self._synchronous}")
-            return conn
+            return connect(self._path, pragmas, timeout=self._busy_timeout)
         except sqlite3.Error as exc:
             raise self._translate(exc, "opening the database") from exc
 
@@ -898,27 +914,18 @@ class SqliteEventLog(EventLog):
         self, conn: sqlite3.Connection, topic: StoredTopic, partition: int, offset: int, limit: int
     ) -> list[StoredRecord]:
         out: list[StoredRecord] = []
-        cur = conn.execute(_SQL_BATCHES_FROM, (topic.id, partition, offset))
-        try:
-            for batch_id, base, count in cur:
-                if base + count <= offset:
-                    continue
-                records = self._batch(conn, topic, partition, batch_id, base, count)
-                start = max(offset - base, 0)
-                out += records[start : start + limit - len(out)]
-                if len(out) >= limit:
-                    break
-        finally:
-            cur.close()  # an unfinished statement would pin the WAL snapshot
+        for extent in _extents(conn, topic, partition, offset, limit):
+            out += self._batch(conn, topic, partition, extent)[extent[3] : extent[4]]
         return out
 
     def read_columns(
         self, topic: str, partition: int, offset: int, max_records: int = 1000
     ) -> RecordColumns:
-        """``read`` as columns: each stored batch decoded straight into columns (its header
-        columns kept as columns), no ``StoredRecord`` built (``adapters/sqlite_log/columns``)."""
-        t, pieces = self._open_batches(topic, partition, offset, max_records, self._decode_open)
-        return join(t.info.name, partition, pieces)
+        """``read`` as columns: of each stored batch only the records asked are decoded, straight
+        into columns (its header columns kept as columns), no ``StoredRecord`` built
+        (``adapters/sqlite_log/columns``)."""
+        t, batches = self._open_batches(topic, partition, offset, max_records)
+        return join(t.info.name, partition, self._pieces(t, partition, batches))
 
     def read_encoded(
         self, topic: str, partition: int, offset: int, max_records: int = 1000
@@ -926,59 +933,33 @@ class SqliteEventLog(EventLog):
         """``read_columns``'s records as the stored batches that hold them, each checked (CRC,
         record count) and inflated but not decoded; ``EncodedColumns.columns`` decodes them
         (what ``read_columns`` does)."""
-        t, opened = self._open_batches(topic, partition, offset, max_records, _opened)
-        batches = tuple(
-            EncodedBatch(
-                base, first, stop, ob.count, ob.flags, ob.layout, ob.base_timestamp, ob.body, ob.pos
-            )
-            for base, ob, first, stop in opened
-        )
-        return EncodedColumns(t.info.name, partition, batches, self._decode_encoded)
+        t, batches = self._open_batches(topic, partition, offset, max_records)
+        return EncodedColumns(t.info.name, partition, tuple(batches), self._decode_encoded)
 
     def _decode_encoded(
         self, topic: str, partition: int, batches: Sequence[EncodedBatch]
     ) -> RecordColumns:
         """``EncodedColumns.decode`` of this log: ``read_columns``'s decode and join."""
-        t = self._topic(topic)
-        pieces: list[Piece] = []
-        for b in batches:
-            ob = OpenBatch(b.count, b.flags, b.layout, b.base_timestamp, b.body, b.pos)
-            pieces.append(
-                (b.base_offset, self._decode_open(t, partition, b.base_offset, ob), b.start, b.stop)
-            )
-        return join(t.info.name, partition, pieces)
+        return join(topic, partition, self._pieces(self._topic(topic), partition, batches))
+
+    def _pieces(
+        self, topic: StoredTopic, partition: int, batches: Sequence[EncodedBatch]
+    ) -> list[Piece]:
+        return [
+            (b.base_offset + b.start, self._checked(decode_columns, topic, partition, b))
+            for b in batches
+        ]
 
     def _open_batches(
-        self,
-        topic: str,
-        partition: int,
-        offset: int,
-        max_records: int,
-        then: Callable[[StoredTopic, int, int, OpenBatch], _B],
-    ) -> tuple[StoredTopic, list[tuple[int, _B, int, int]]]:
+        self, topic: str, partition: int, offset: int, max_records: int
+    ) -> tuple[StoredTopic, list[EncodedBatch]]:
         """The stored batches holding up to ``max_records`` records from ``offset`` on, each
-        checked and inflated, then passed to ``then`` (topic, partition, base offset, batch):
-        (base offset, what ``then`` returned, first record taken, end of those taken)."""
+        checked and inflated, its ``start`` and ``stop`` the records taken."""
         t = self._read_checked(topic, partition, offset, max_records)
-        opened: list[tuple[int, _B, int, int]] = []
         with self._read(f"reading topic {topic!r}") as conn:
             offset = _first_offset(conn, t, partition, offset)
-            got = 0
-            cur = conn.execute(_SQL_BATCHES_FROM, (t.id, partition, offset))
-            try:
-                for batch_id, base, count in cur:
-                    if base + count <= offset:
-                        continue
-                    first = max(offset - base, 0)
-                    stop = min(count, first + max_records - got)
-                    ob = self._open(conn, t, partition, batch_id, base, count)
-                    opened.append((base, then(t, partition, base, ob), first, stop))
-                    got += stop - first
-                    if got >= max_records:
-                        break
-            finally:
-                cur.close()  # an unfinished statement would pin the WAL snapshot
-        return t, opened
+            extents = _extents(conn, t, partition, offset, max_records)
+            return t, [self._open(conn, t, partition, extent) for extent in extents]
 
     def holds_records(self, topic: str, partition: int, start: int, end: int) -> bool:
         """From the batch rows' extents (markers have none), without decoding a batch."""
@@ -991,30 +972,30 @@ class SqliteEventLog(EventLog):
         return start < end and row is not None and row[0] + row[1] > start
 
     def _open(
-        self,
-        conn: sqlite3.Connection,
-        topic: StoredTopic,
-        partition: int,
-        batch_id: int,
-        base: int,
-        count: int,
-    ) -> OpenBatch:
-        """One stored batch checked and inflated. The read cache (``read``'s records) is not
-        used: turning its records back into columns costs more than decoding (a column reader,
-        the ledger, reads each batch once)."""
+        self, conn: sqlite3.Connection, topic: StoredTopic, partition: int, extent: _Extent
+    ) -> EncodedBatch:
+        """One stored batch checked and inflated, the records ``extent`` takes marked. Column
+        reads do not use the read cache (``read``'s records): turning its records back into
+        columns costs more than decoding the records asked."""
+        batch_id, base, count, start, stop = extent
         (blob,) = conn.execute("SELECT data FROM batches WHERE id = ?", (batch_id,)).fetchone()
         try:
-            return open_batch(blob, count)
+            return open_batch(blob, count, base, start, stop)
         except (CorruptBatch, struct.error, ValueError, IndexError) as exc:
             raise self._corrupt(topic, partition, base, exc) from exc
 
-    def _decode_open(
-        self, topic: StoredTopic, partition: int, base: int, ob: OpenBatch
-    ) -> BatchColumns:
+    def _checked(
+        self,
+        decode: Callable[[EncodedBatch], _T],
+        topic: StoredTopic,
+        partition: int,
+        ob: EncodedBatch,
+    ) -> _T:
+        """``decode(ob)``, a batch that does not parse named as corrupt."""
         try:
-            return decode_open_columns(ob)
+            return decode(ob)
         except (CorruptBatch, struct.error, ValueError, IndexError) as exc:
-            raise self._corrupt(topic, partition, base, exc) from exc
+            raise self._corrupt(topic, partition, ob.base_offset, exc) from exc
 
     def _corrupt(self, topic: StoredTopic, partition: int, base: int, exc: Exception) -> HubError:
         return HubError(
@@ -1024,26 +1005,19 @@ class SqliteEventLog(EventLog):
         )
 
     def _batch(
-        self,
-        conn: sqlite3.Connection,
-        topic: StoredTopic,
-        partition: int,
-        batch_id: int,
-        base: int,
-        count: int,
+        self, conn: sqlite3.Connection, topic: StoredTopic, partition: int, extent: _Extent
     ) -> list[StoredRecord]:
-        """The records of one stored batch, decoded once and kept in a small LRU cache."""
+        """Every record of the stored batch of ``extent``, decoded once and kept in a small LRU
+        cache."""
+        base = extent[1]
         key = (topic.id, partition, base)
         with self._cache_lock:
             records = self._cache.get(key)
             if records is not None:
                 self._cache.move_to_end(key)
                 return records
-        (blob,) = conn.execute("SELECT data FROM batches WHERE id = ?", (batch_id,)).fetchone()
-        try:
-            n, ts, keys, values, headers = decode_batch(blob, count)
-        except (CorruptBatch, struct.error, ValueError, IndexError) as exc:
-            raise self._corrupt(topic, partition, base, exc) from exc
+        ob = self._open(conn, topic, partition, extent)
+        n, ts, keys, values, headers = self._checked(decode_records, topic, partition, ob)
         name = topic.info.name
         records = new_stored(
             n,

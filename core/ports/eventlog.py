@@ -314,7 +314,8 @@ class EncodedBatch:
     already checked (CRC, the batch's record count) and inflated. Record ``i`` of the batch
     has offset ``base_offset + i``. Readers that understand the format (the native ledger
     hash, ``native/src/stored_leaves.rs``) read it in place; others use
-    ``EncodedColumns.columns``."""
+    ``EncodedColumns.columns``. The SQLite log's reader (``open_batch``) returns this type and
+    decodes from it, records ``start`` to ``stop`` only."""
 
     base_offset: int
     start: int

@@ -23,11 +23,66 @@ fn put_u32(out: &mut Vec<u8>, v: usize) {
     out.extend_from_slice(&(v as u32).to_le_bytes());
 }
 
+/// A name table: the u16 count, each name's u16 length, the names (both layouts start so).
+fn put_names(out: &mut Vec<u8>, names: &[&[u8]]) {
+    put_u16(out, names.len());
+    for s in names {
+        put_u16(out, s.len());
+    }
+    for s in names {
+        out.extend_from_slice(s);
+    }
+}
+
+/// Byte strings as each one's u32 length, then the strings back to back.
+fn put_blobs<'a>(out: &mut Vec<u8>, blobs: impl Iterator<Item = &'a [u8]> + Clone) {
+    for v in blobs.clone() {
+        put_u32(out, v.len());
+    }
+    for v in blobs {
+        out.extend_from_slice(v);
+    }
+}
+
 /// The bytes of a `bytes` object, borrowed for the call (the list holds every object).
 unsafe fn bytes_of<'a>(o: *mut ffi::PyObject) -> &'a [u8] {
     let p = ffi::PyBytes_AsString(o) as *const u8;
     let n = ffi::PyBytes_Size(o) as usize;
     std::slice::from_raw_parts(p, n)
+}
+
+/// The UTF-8 of an exact `str`, or `None` when it has none (a lone surrogate; the error is
+/// cleared: the reference then decides).
+unsafe fn utf8_of<'a>(o: *mut ffi::PyObject) -> Option<&'a [u8]> {
+    let mut size: ffi::Py_ssize_t = 0;
+    let p = ffi::PyUnicode_AsUTF8AndSize(o, &mut size);
+    if p.is_null() {
+        ffi::PyErr_Clear();
+        return None;
+    }
+    Some(std::slice::from_raw_parts(p as *const u8, size as usize))
+}
+
+/// Whether `o` (a live object) is exactly of type `t`, not a subclass.
+unsafe fn is_exact(o: *mut ffi::PyObject, t: *mut ffi::PyTypeObject) -> bool {
+    ffi::Py_TYPE(o) == t
+}
+
+/// The name and value objects of a header pair when it is the plain case both encoders take,
+/// an exact 2-tuple of an exact `str` and exact `bytes`; `None` otherwise (the reference then
+/// decides). Borrowed references: `pair` must stay alive (the caller's list holds it).
+unsafe fn pair_parts(pair: *mut ffi::PyObject) -> Option<(*mut ffi::PyObject, *mut ffi::PyObject)> {
+    if !is_exact(pair, std::ptr::addr_of_mut!(ffi::PyTuple_Type)) || ffi::PyTuple_Size(pair) != 2 {
+        return None;
+    }
+    let name = ffi::PyTuple_GetItem(pair, 0);
+    let value = ffi::PyTuple_GetItem(pair, 1);
+    if !is_exact(name, std::ptr::addr_of_mut!(ffi::PyUnicode_Type))
+        || !is_exact(value, std::ptr::addr_of_mut!(ffi::PyBytes_Type))
+    {
+        return None;
+    }
+    Some((name, value))
 }
 
 /// `(section bytes, wide pair indices)` for `headers` (a list of per-record header tuples or
@@ -52,9 +107,6 @@ fn encode_headers<'py>(
     // SAFETY: the GIL is held for the whole call and `headers` keeps every record, pair, name
     // and value alive; only borrowed references of the stable C API are read, never stored.
     unsafe {
-        let tuple_type = std::ptr::addr_of_mut!(ffi::PyTuple_Type);
-        let str_type = std::ptr::addr_of_mut!(ffi::PyUnicode_Type);
-        let bytes_type = std::ptr::addr_of_mut!(ffi::PyBytes_Type);
         for r in 0..n {
             let record = ffi::PyList_GetItem(list, r as ffi::Py_ssize_t);
             let is_tuple = ffi::PyTuple_Check(record) != 0;
@@ -73,26 +125,17 @@ fn encode_headers<'py>(
                 } else {
                     ffi::PyList_GetItem(record, k)
                 };
-                if ffi::Py_TYPE(pair) != tuple_type || ffi::PyTuple_Size(pair) != 2 {
+                let Some((name_obj, value_obj)) = pair_parts(pair) else {
                     return Ok(None);
-                }
-                let name_obj = ffi::PyTuple_GetItem(pair, 0);
-                let value_obj = ffi::PyTuple_GetItem(pair, 1);
-                if ffi::Py_TYPE(name_obj) != str_type || ffi::Py_TYPE(value_obj) != bytes_type {
-                    return Ok(None);
-                }
+                };
                 let id = (name_obj as usize, value_obj as usize);
                 if let Some(&idx) = by_identity.get(&id) {
                     flat.push(idx);
                     continue;
                 }
-                let mut size: ffi::Py_ssize_t = 0;
-                let utf8 = ffi::PyUnicode_AsUTF8AndSize(name_obj, &mut size);
-                if utf8.is_null() {
-                    ffi::PyErr_Clear();
+                let Some(name) = utf8_of(name_obj) else {
                     return Ok(None); // not valid UTF-8 (a lone surrogate): the reference names it
-                }
-                let name: &[u8] = std::slice::from_raw_parts(utf8 as *const u8, size as usize);
+                };
                 let value = bytes_of(value_obj);
                 let next = pair_values.len();
                 let idx = *pair_index.entry((name, value)).or_insert(next);
@@ -133,23 +176,12 @@ fn encode_headers<'py>(
     for &c in counts.iter() {
         put_u16(&mut out, c);
     }
-    put_u16(&mut out, names.len());
-    for s in names.iter() {
-        put_u16(&mut out, s.len());
-    }
-    for s in names.iter() {
-        out.extend_from_slice(s);
-    }
+    put_names(&mut out, &names);
     put_u32(&mut out, pair_values.len());
     for &ni in pair_names.iter() {
         put_u16(&mut out, ni);
     }
-    for v in pair_values.iter() {
-        put_u32(&mut out, v.len());
-    }
-    for v in pair_values.iter() {
-        out.extend_from_slice(v);
-    }
+    put_blobs(&mut out, pair_values.iter().copied());
     for &i in flat.iter() {
         if wide {
             put_u32(&mut out, i);
@@ -158,18 +190,6 @@ fn encode_headers<'py>(
         }
     }
     Ok(Some((PyBytes::new(py, &out), wide)))
-}
-
-/// The UTF-8 of an exact `str`, or `None` when it has none (a lone surrogate; the error is
-/// cleared: the reference then decides).
-unsafe fn utf8_of<'a>(o: *mut ffi::PyObject) -> Option<&'a [u8]> {
-    let mut size: ffi::Py_ssize_t = 0;
-    let p = ffi::PyUnicode_AsUTF8AndSize(o, &mut size);
-    if p.is_null() {
-        ffi::PyErr_Clear();
-        return None;
-    }
-    Some(std::slice::from_raw_parts(p as *const u8, size as usize))
 }
 
 /// The header section in format 2's column layout, the bytes `batch._encode_header_columns`
@@ -194,8 +214,6 @@ fn encode_header_columns<'py>(
     // past the call.
     unsafe {
         let tuple_type = std::ptr::addr_of_mut!(ffi::PyTuple_Type);
-        let str_type = std::ptr::addr_of_mut!(ffi::PyUnicode_Type);
-        let bytes_type = std::ptr::addr_of_mut!(ffi::PyBytes_Type);
         let first = ffi::PyList_GetItem(list, 0);
         if ffi::Py_TYPE(first) != tuple_type {
             return Ok(None);
@@ -210,15 +228,10 @@ fn encode_header_columns<'py>(
         // every record's value objects, row-major (read again to write the varying columns)
         let mut values: Vec<*mut ffi::PyObject> = Vec::with_capacity(n * m);
         for k in 0..m {
-            let pair = ffi::PyTuple_GetItem(first, k as ffi::Py_ssize_t);
-            if ffi::Py_TYPE(pair) != tuple_type || ffi::PyTuple_Size(pair) != 2 {
+            let Some((name, value)) = pair_parts(ffi::PyTuple_GetItem(first, k as ffi::Py_ssize_t))
+            else {
                 return Ok(None);
-            }
-            let name = ffi::PyTuple_GetItem(pair, 0);
-            let value = ffi::PyTuple_GetItem(pair, 1);
-            if ffi::Py_TYPE(name) != str_type || ffi::Py_TYPE(value) != bytes_type {
-                return Ok(None);
-            }
+            };
             let Some(text) = utf8_of(name) else {
                 return Ok(None);
             };
@@ -235,26 +248,20 @@ fn encode_header_columns<'py>(
                 return Ok(None);
             }
             for k in 0..m {
-                let pair = ffi::PyTuple_GetItem(record, k as ffi::Py_ssize_t);
-                if ffi::Py_TYPE(pair) != tuple_type || ffi::PyTuple_Size(pair) != 2 {
+                let Some((name, value)) =
+                    pair_parts(ffi::PyTuple_GetItem(record, k as ffi::Py_ssize_t))
+                else {
                     return Ok(None);
-                }
-                let name = ffi::PyTuple_GetItem(pair, 0);
+                };
                 if name != name_objs[k] {
-                    if ffi::Py_TYPE(name) != str_type {
-                        return Ok(None);
-                    }
                     match utf8_of(name) {
                         Some(text) if text == names[k] => {}
                         _ => return Ok(None),
                     }
                 }
-                let value = ffi::PyTuple_GetItem(pair, 1);
                 let head = values[k];
                 if value != head {
-                    if ffi::Py_TYPE(value) != bytes_type
-                        || ffi::PyBytes_Size(value) as u64 > u32::MAX as u64
-                    {
+                    if ffi::PyBytes_Size(value) as u64 > u32::MAX as u64 {
                         return Ok(None);
                     }
                     if constant[k] && bytes_of(value) != bytes_of(head) {
@@ -273,13 +280,7 @@ fn encode_header_columns<'py>(
             };
         }
         let mut out: Vec<u8> = Vec::with_capacity(size);
-        put_u16(&mut out, m);
-        for s in names.iter() {
-            put_u16(&mut out, s.len());
-        }
-        for s in names.iter() {
-            out.extend_from_slice(s);
-        }
+        put_names(&mut out, &names);
         for &c in constant.iter() {
             out.push(if c { 0 } else { 1 });
         }
@@ -289,12 +290,7 @@ fn encode_header_columns<'py>(
                 put_u32(&mut out, v.len());
                 out.extend_from_slice(v);
             } else {
-                for r in 0..n {
-                    put_u32(&mut out, bytes_of(values[r * m + k]).len());
-                }
-                for r in 0..n {
-                    out.extend_from_slice(bytes_of(values[r * m + k]));
-                }
+                put_blobs(&mut out, (0..n).map(|r| bytes_of(values[r * m + k])));
             }
         }
         debug_assert_eq!(out.len(), size);

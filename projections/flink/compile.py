@@ -355,6 +355,20 @@ def _literal(value: Decimal) -> str:
 
 
 # -- per projection ------------------------------------------------------------------------------
+def _decoder(
+    name: str, at: FlinkPlacement, fields: list[tuple[str, str]]
+) -> tuple[dict[str, Any], str]:
+    """A job's decoder of ``fields`` (a ``JobSpec.decoders`` entry, its table function named
+    ``<name>__decode``) and the column list of its ``LATERAL TABLE`` alias (``record`` first)."""
+    function = f"{name}__decode"
+    decoder: dict[str, Any] = {
+        "function": function,
+        "registry_url": at.registry_url,
+        "fields": fields,
+    }
+    return decoder, ", ".join(q(n) for n in ["record", *(f for f, _ in fields)])
+
+
 def _payment_aggregates(p: Projection, at: FlinkPlacement, group: str) -> JobSpec:
     """``projections.folds.fold_payment_aggregates`` in Flink SQL: PaymentInitiated events into
     daily volumes per corridor and daily AML aggregates per account (near-threshold counts)."""
@@ -368,14 +382,9 @@ def _payment_aggregates(p: Projection, at: FlinkPlacement, group: str) -> JobSpe
         ("counterparty_country", "STRING"),
         ("initiated_at", "BIGINT"),
     ]
-    function = f"{p.name}__decode"
-    decoder: dict[str, Any] = {
-        "function": function,
-        "registry_url": at.registry_url,
-        "fields": fields,
-    }
+    decoder, names = _decoder(p.name, at, fields)
+    function = decoder["function"]
     source, events = f"{topic}__source", f"{p.name}__initiated"
-    names = ", ".join(q(n) for n in ["record", *(f for f, _ in fields)])
     day = q("initiated_at")
     view = (
         f"CREATE TEMPORARY VIEW {q(events)} AS\n"
@@ -470,14 +479,9 @@ def _market_bars(p: Projection, at: FlinkPlacement, group: str) -> JobSpec:
         ("quantity", "STRING"),
         ("executed_at", "BIGINT"),
     ]
-    function = f"{p.name}__decode"
-    decoder: dict[str, Any] = {
-        "function": function,
-        "registry_url": at.registry_url,
-        "fields": fields,
-    }
+    decoder, names = _decoder(p.name, at, fields)
+    function = decoder["function"]
     source, trades = f"{topic}__source", f"{p.name}__trades"
-    names = ", ".join(q(n) for n in ["record", *(f for f, _ in fields)])
     statements = [kafka_source(source, topic, group, at)]
     hops = max(size // hop for _, size, hop in BAR_WINDOWS)
     statements.append(
@@ -677,10 +681,10 @@ def _payment_history(p: Projection, at: FlinkPlacement, events: str) -> JobSpec:
     """``folds.fold_payment_history`` in Flink SQL: one row per payment event (an append table,
     keyed by its log position), the status it set and that status' own time."""
     t = p.table("payment_history")
-    function = f"{t.name}__decode"
     times = {"INITIATED": "initiated_at", "SETTLED": "settled_at", "FAILED": "failed_at"}
     fields = [("payment_id", "STRING")] + [(f, "BIGINT") for f in times.values()]
-    names = ", ".join(q(n) for n in ["record", *(f for f, _ in fields)])
+    decoder, names = _decoder(t.name, at, fields)
+    function = decoder["function"]
     status = "CASE e." + q("event_type")
     at_ = "CASE e." + q("event_type")
     for name, field_ in times.items():
@@ -700,7 +704,7 @@ def _payment_history(p: Projection, at: FlinkPlacement, events: str) -> JobSpec:
     return JobSpec(
         name=t.name,
         config={},
-        decoders=[{"function": function, "registry_url": at.registry_url, "fields": fields}],
+        decoders=[decoder],
         statements=[jdbc_sink(t, at)],
         inserts=[insert],
         tables=(t,),

@@ -315,6 +315,8 @@ class LeafEncoder:
     @staticmethod
     def _from_native(got: tuple[Any, ...], first: int) -> LeafBatch:
         hashes, topics, parts, offs, times, actors, actions, resources, tenants = got
+        texts = {"topic": topics, "actor": actors, "action": actions}
+        texts |= {"resource": resources, "tenant": tenants}
         return LeafBatch(
             first,
             hashes,
@@ -325,6 +327,9 @@ class LeafEncoder:
                 _int_column(times, "<i8"),
                 *map(_dict_column_of, (actors, actions, resources, tenants)),
             ),
+            # handed on only where each string is there once (two byte strings may decode to
+            # one text: a key and a subject, or U+FFFD replacements)
+            {k: (v, i) for k, (v, i) in texts.items() if len(set(v)) == len(v)},
         )
 
     def _leaf_batch_py(self, records: list[StoredRecord], first: int) -> LeafBatch:

@@ -115,6 +115,21 @@ impl Dict {
     }
 }
 
+/// The resource text of a key (no `ce_subject`): the key as UTF-8, else `0x` and its hex.
+pub(crate) fn key_text(k: &[u8]) -> String {
+    match std::str::from_utf8(k) {
+        Ok(s) => s.to_owned(),
+        Err(_) => {
+            let mut s = String::with_capacity(2 + 2 * k.len());
+            s.push_str("0x");
+            for b in k {
+                s.push_str(&format!("{b:02x}"));
+            }
+            s
+        }
+    }
+}
+
 /// UTF-8 with U+FFFD for bad bytes, by Python's own decoder when the bytes are not valid.
 fn replace_text(v: &Bound<'_, PyBytes>) -> PyResult<String> {
     match std::str::from_utf8(v.as_bytes()) {
@@ -274,14 +289,20 @@ impl Out {
         }
     }
 
+    /// One record's leaf hash (of `buf`, `0x00 || leaf input`) and its partition, offset and
+    /// log time (the text columns are the caller's: each source looks its text up its own way).
+    pub(crate) fn leaf(&mut self, buf: &[u8], part: i32, offset: i64, ts: i64) {
+        self.hashes.extend_from_slice(&Sha256::digest(buf));
+        self.parts.extend_from_slice(&part.to_le_bytes());
+        self.offsets.extend_from_slice(&offset.to_le_bytes());
+        self.times.extend_from_slice(&ts.to_le_bytes());
+    }
+
     /// One record: its leaf hash (of `buf`, `0x00 || leaf input`) and side-index fields.
     fn push(&mut self, buf: &[u8], f: &Fields<'_>) -> PyResult<()> {
-        self.hashes.extend_from_slice(&Sha256::digest(buf));
+        self.leaf(buf, f.part, f.offset, f.ts);
         let tb = f.topic.to_str()?;
         self.topics.put(f.topic.as_any(), tb.as_bytes(), false, || Ok(tb.to_owned()))?;
-        self.parts.extend_from_slice(&f.part.to_le_bytes());
-        self.offsets.extend_from_slice(&f.offset.to_le_bytes());
-        self.times.extend_from_slice(&f.ts.to_le_bytes());
         let q = &f.query;
         put_header(&mut self.actors, &q.source)?;
         let act = match &q.action {
@@ -295,19 +316,7 @@ impl Out {
             self.resources.null();
         } else {
             let k = f.key.downcast::<PyBytes>()?.as_bytes();
-            self.resources.put(&f.key, k, true, || {
-                Ok(match std::str::from_utf8(k) {
-                    Ok(s) => s.to_owned(),
-                    Err(_) => {
-                        let mut s = String::with_capacity(2 + 2 * k.len());
-                        s.push_str("0x");
-                        for b in k {
-                            s.push_str(&format!("{b:02x}"));
-                        }
-                        s
-                    }
-                })
-            })?;
+            self.resources.put(&f.key, k, true, || Ok(key_text(k)))?;
         }
         put_header(&mut self.tenants, &q.tenant)
     }

@@ -18,7 +18,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
 use sha2::{Digest, Sha256};
 
-use crate::ledger_batch::{Dict, Out, VERSION};
+use crate::ledger_batch::{key_text, Dict, Out, VERSION};
 
 // flags of the stored batch (adapters/sqlite_log/batch.py)
 const TS_UNIFORM: u8 = 0x01;
@@ -157,14 +157,7 @@ fn put(
     }
     let idx = d.index_raw(raw, alt, || match std::str::from_utf8(raw) {
         Ok(s) => Ok(s.to_owned()),
-        Err(_) if alt => {
-            let mut s = String::with_capacity(2 + 2 * raw.len());
-            s.push_str("0x");
-            for b in raw {
-                s.push_str(&format!("{b:02x}"));
-            }
-            Ok(s)
-        }
+        Err(_) if alt => Ok(key_text(raw)),
         // Python's own decoder, so the replacement text is the reference's
         Err(_) => PyBytes::new(py, raw)
             .call_method1(intern!(py, "decode"), ("utf-8", "replace"))?
@@ -278,11 +271,8 @@ fn piece(
             buf.extend_from_slice(v);
         }
         digest_field(values[i], buf);
-        out.hashes.extend_from_slice(&Sha256::digest(&buf[..]));
+        out.leaf(buf, part as i32, off64, ts);
         out.topics.push_idx(topic_idx);
-        out.parts.extend_from_slice(&(part as i32).to_le_bytes());
-        out.offsets.extend_from_slice(&off64.to_le_bytes());
-        out.times.extend_from_slice(&ts.to_le_bytes());
         let get = |s: Option<usize>| s.map(|j| cols[j].value(i));
         put(py, &mut out.actors, &mut memos[0], get(slots[0]), false)?;
         let act = match get(slots[1]) {

@@ -329,7 +329,7 @@ class LeafEncoder:
             ),
             # handed on only where each string is there once (two byte strings may decode to
             # one text: a key and a subject, or U+FFFD replacements)
-            {k: (v, i) for k, (v, i, _) in texts.items() if len(set(v)) == len(v)},
+            {k: (t[0], t[1]) for k, t in texts.items() if len(set(t[0])) == len(t[0])},
         )
 
     def _leaf_batch_py(self, records: list[StoredRecord], first: int) -> LeafBatch:
@@ -662,7 +662,7 @@ def _dict_column(values: list[str], index: bytes, arrow: Any = None) -> Any:
     ).dictionary_decode()
 
 
-def _dict_column_of(got: tuple[list[str], bytes, Any]) -> Any:
+def _dict_column_of(got: tuple[Any, ...]) -> Any:
     return _dict_column(*got)
 
 

@@ -123,11 +123,18 @@ def side_table(rows: Sequence[LeafRow]) -> pa.Table:
     )
 
 
-def encode_side_index(rows: Sequence[LeafRow] | pa.Table, version: int = SCHEMA_VERSION) -> bytes:
+def encode_side_index(
+    rows: Sequence[LeafRow] | pa.Table,
+    version: int = SCHEMA_VERSION,
+    dictionaries: sideindex.Dicts | None = None,
+) -> bytes:
     """The batch's query columns as one blob: ``adapters.tile_sideindex`` version 2 (version 1,
-    a zstd Arrow IPC stream, when ``version`` is 1 or version 2 cannot hold the batch)."""
+    a zstd Arrow IPC stream, when ``version`` is 1 or version 2 cannot hold the batch); string
+    columns in ``dictionaries`` (``LeafBatch.dictionaries``) are written from them."""
     table = rows if isinstance(rows, pa.Table) else side_table(rows)
-    return sideindex.encode(table) if version >= 2 else sideindex.encode_v1(table)
+    if version >= 2:
+        return sideindex.encode(table, dictionaries)
+    return sideindex.encode_v1(table)
 
 
 def decode_side_index(blob: bytes, digest: bytes | None = None, first: int = 0) -> pa.Table:
@@ -280,7 +287,7 @@ class _Write(CheckpointWrites, LedgerWrite):
                     "columns than the side index's.",
                     code="ledger_store",
                 )
-            self._side_index(size, batch.columns)
+            self._side_index(size, batch.columns, batch.dictionaries)
         chunks = list(chunks)
         level0 = b"".join(data for level, _, data in chunks if level == 0)
         if n and not level0.endswith(batch.hashes):
@@ -291,7 +298,9 @@ class _Write(CheckpointWrites, LedgerWrite):
             )
         self._chunks(chunks)
 
-    def _side_index(self, size: int, table: pa.Table) -> None:
+    def _side_index(
+        self, size: int, table: pa.Table, dictionaries: sideindex.Dicts | None = None
+    ) -> None:
         """One side-index batch from leaf ``size``, its (topic, partition) offset ranges (a
         position already on the ledger is refused) and the new tree size."""
         conn = self._conn
@@ -328,7 +337,7 @@ class _Write(CheckpointWrites, LedgerWrite):
             [(t, p, lo, hi, size) for (t, p), (lo, hi) in spans.items()],
         )
         bounds = pc.min_max(table.column("ts_ms")).as_py()
-        blob = encode_side_index(table, self._version)
+        blob = encode_side_index(table, self._version, dictionaries)
         conn.execute(
             "INSERT INTO batches VALUES (?, ?, ?, ?, ?, ?)",
             (size, n, bounds["min"], bounds["max"], blob, _sha256(blob).digest()),

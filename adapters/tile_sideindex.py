@@ -24,6 +24,7 @@ body larger than ``MAX_BODY`` is refused before anything is allocated.
 from __future__ import annotations
 
 import struct
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -43,6 +44,7 @@ _IPC_OPTIONS = ipc.IpcWriteOptions(compression="zstd")
 _ZSTD = pa.Codec("zstd", compression_level=LEVEL)
 _INT_TYPES = {pa.int32(): np.int32, pa.int64(): np.int64}
 _WIDTHS = ((0xFF, np.uint8), (0xFFFF, np.uint16), (0xFFFFFFFF, np.uint32))
+Dicts = Mapping[str, tuple[list[str], bytes]]
 
 
 def damaged(first: int, why: str) -> HubError:
@@ -84,6 +86,18 @@ def _strings(column: pa.ChunkedArray) -> list[bytes]:
     return [struct.pack("<II", len(words), len(body)), ends, body, bytes([width]), packed]
 
 
+def _strings_of(values: list[str], index: bytes) -> list[bytes]:
+    """:func:`_strings` from the encoder's own dictionary (``LeafBatch.dictionaries``: distinct
+    strings in order of first appearance, int32 indexes, -1 null): the dictionary
+    ``dictionary_encode`` finds again, so the same bytes without hashing every row's string."""
+    words = [v.encode() for v in values]
+    body = b"".join(words)
+    ends = np.cumsum([len(w) for w in words], dtype=np.int64).astype("<u4").tobytes()
+    idx = np.frombuffer(index, dtype="<i4").astype(np.int64) + 1
+    width, packed = _unsigned(idx.astype(np.uint64))
+    return [struct.pack("<II", len(words), len(body)), ends, body, bytes([width]), packed]
+
+
 def _integers(column: pa.ChunkedArray) -> list[bytes]:
     values = column.combine_chunks().to_numpy().astype(np.int64)
     first = int(values[0]) if len(values) else 0
@@ -96,13 +110,15 @@ def _integers(column: pa.ChunkedArray) -> list[bytes]:
     return [struct.pack("<q", first), bytes([width]), packed]
 
 
-def encode_v2(table: pa.Table) -> bytes | None:
-    """Version 2 (module docstring); None when an integer column holds a null."""
+def encode_v2(table: pa.Table, dictionaries: Dicts | None = None) -> bytes | None:
+    """Version 2 (module docstring); None when an integer column holds a null. A string column
+    named in ``dictionaries`` (``LeafBatch.dictionaries``) is written from its dictionary."""
     parts: list[bytes] = []
     for name, field in zip(LEAF_COLUMNS, _SCHEMA, strict=True):
         column = table.column(name)
         if field.type == pa.string():
-            parts += _strings(column)
+            given = dictionaries.get(name) if dictionaries else None
+            parts += _strings(column) if given is None else _strings_of(*given)
         elif column.null_count:
             return None
         else:
@@ -112,9 +128,9 @@ def encode_v2(table: pa.Table) -> bytes | None:
     return _HEAD.pack(MAGIC, table.num_rows, len(body)) + packed
 
 
-def encode(table: pa.Table) -> bytes:
+def encode(table: pa.Table, dictionaries: Dicts | None = None) -> bytes:
     """The batch as version 2, or version 1 when version 2 cannot hold it."""
-    return encode_v2(table) or encode_v1(table)
+    return encode_v2(table, dictionaries) or encode_v1(table)
 
 
 class _Reader:

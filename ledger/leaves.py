@@ -315,6 +315,8 @@ class LeafEncoder:
     @staticmethod
     def _from_native(got: tuple[Any, ...], first: int) -> LeafBatch:
         hashes, topics, parts, offs, times, actors, actions, resources, tenants = got
+        texts = {"topic": topics, "actor": actors, "action": actions}
+        texts |= {"resource": resources, "tenant": tenants}
         return LeafBatch(
             first,
             hashes,
@@ -325,6 +327,9 @@ class LeafEncoder:
                 _int_column(times, "<i8"),
                 *map(_dict_column_of, (actors, actions, resources, tenants)),
             ),
+            # handed on only where each string is there once (two byte strings may decode to
+            # one text: a key and a subject, or U+FFFD replacements)
+            {k: (t[0], t[1]) for k, t in texts.items() if len(set(t[0])) == len(t[0])},
         )
 
     def _leaf_batch_py(self, records: list[StoredRecord], first: int) -> LeafBatch:
@@ -637,11 +642,18 @@ def _int_column(packed: bytes, dtype: str) -> Any:
     return np.frombuffer(packed, dtype=dtype)
 
 
-def _dict_column(values: list[str], index: bytes) -> Any:
-    """A string column from its distinct values and int32 indexes (-1: null), in Arrow."""
+def _dict_column(values: list[str], index: bytes, arrow: Any = None) -> Any:
+    """A string column from its distinct values and int32 indexes (-1: null), in Arrow; from
+    ``arrow`` (its int32 offsets, UTF-8 data and validity bitmap or None, as the native pass
+    built them) when given."""
     import numpy as np
     import pyarrow as pa
 
+    if arrow is not None:
+        offsets, data, validity = arrow
+        valid = None if validity is None else pa.py_buffer(validity)
+        buffers = [valid, pa.py_buffer(offsets), pa.py_buffer(data)]
+        return pa.Array.from_buffers(pa.string(), len(index) // 4, buffers)
     idx = np.frombuffer(index, dtype="<i4")
     mask = idx < 0
     indices = pa.array(idx, mask=mask) if mask.any() else pa.array(idx)
@@ -650,8 +662,8 @@ def _dict_column(values: list[str], index: bytes) -> Any:
     ).dictionary_decode()
 
 
-def _dict_column_of(pair: tuple[list[str], bytes]) -> Any:
-    return _dict_column(*pair)
+def _dict_column_of(got: tuple[Any, ...]) -> Any:
+    return _dict_column(*got)
 
 
 def _table(*columns: Any) -> Any:

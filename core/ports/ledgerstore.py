@@ -39,7 +39,7 @@ from __future__ import annotations
 import abc
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -73,11 +73,18 @@ def leaf_schema() -> Any:
 class LeafBatch:
     """Consecutive leaves from index ``first`` as columns (what ``Ledger.sync`` appends, built in
     one native call per batch): ``hashes`` the leaf hashes back to back, 32 bytes each, and
-    ``columns`` an Arrow table of :func:`leaf_schema` with one row per leaf."""
+    ``columns`` an Arrow table of :func:`leaf_schema` with one row per leaf.
+
+    ``dictionaries`` (optional) holds string columns as the encoder built them: ``{name:
+    (distinct strings in order of first appearance, one little-endian int32 per row: the
+    string's position, -1 for null)}``. Each MUST decode to its column and hold each string
+    once; a store MAY encode a column from it instead of dictionary-encoding the column again
+    (the tile store's side index does: the same bytes)."""
 
     first: int
     hashes: bytes
     columns: Any  # pyarrow.Table
+    dictionaries: Mapping[str, tuple[list[str], bytes]] | None = None
 
     def __len__(self) -> int:
         return len(self.hashes) // HASH_SIZE

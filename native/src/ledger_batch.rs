@@ -85,6 +85,29 @@ impl Dict {
         Ok(i)
     }
 
+    /// The column itself as Arrow's string buffers: int32 offsets, UTF-8 data and the
+    /// validity bitmap (least significant bit first; None when no row is null). None when the
+    /// data would pass Arrow's int32 offsets (the caller decodes the dictionary instead).
+    fn arrow(&self) -> Option<(Vec<u8>, Vec<u8>, Option<Vec<u8>>)> {
+        let n = self.index.len() / 4;
+        let mut offsets = Vec::with_capacity(4 * (n + 1));
+        let mut data: Vec<u8> = Vec::new();
+        let mut validity = vec![0u8; n.div_ceil(8)];
+        let mut nulls = false;
+        offsets.extend_from_slice(&0i32.to_le_bytes());
+        for (row, ix) in self.index.chunks_exact(4).enumerate() {
+            let ix = i32::from_le_bytes([ix[0], ix[1], ix[2], ix[3]]);
+            if ix < 0 {
+                nulls = true;
+            } else {
+                data.extend_from_slice(self.values.get(ix as usize)?.as_bytes());
+                validity[row / 8] |= 1 << (row % 8);
+            }
+            offsets.extend_from_slice(&i32::try_from(data.len()).ok()?.to_le_bytes());
+        }
+        Some((offsets, data, nulls.then_some(validity)))
+    }
+
     /// `raw` decoded by `text` (called only for a value not seen before in this batch).
     fn put(
         &mut self,
@@ -112,6 +135,21 @@ impl Dict {
         self.keep.push(obj.clone().unbind());
         self.push_idx(i);
         Ok(())
+    }
+}
+
+/// The resource text of a key (no `ce_subject`): the key as UTF-8, else `0x` and its hex.
+pub(crate) fn key_text(k: &[u8]) -> String {
+    match std::str::from_utf8(k) {
+        Ok(s) => s.to_owned(),
+        Err(_) => {
+            let mut s = String::with_capacity(2 + 2 * k.len());
+            s.push_str("0x");
+            for b in k {
+                s.push_str(&format!("{b:02x}"));
+            }
+            s
+        }
     }
 }
 
@@ -274,14 +312,20 @@ impl Out {
         }
     }
 
+    /// One record's leaf hash (of `buf`, `0x00 || leaf input`) and its partition, offset and
+    /// log time (the text columns are the caller's: each source looks its text up its own way).
+    pub(crate) fn leaf(&mut self, buf: &[u8], part: i32, offset: i64, ts: i64) {
+        self.hashes.extend_from_slice(&Sha256::digest(buf));
+        self.parts.extend_from_slice(&part.to_le_bytes());
+        self.offsets.extend_from_slice(&offset.to_le_bytes());
+        self.times.extend_from_slice(&ts.to_le_bytes());
+    }
+
     /// One record: its leaf hash (of `buf`, `0x00 || leaf input`) and side-index fields.
     fn push(&mut self, buf: &[u8], f: &Fields<'_>) -> PyResult<()> {
-        self.hashes.extend_from_slice(&Sha256::digest(buf));
+        self.leaf(buf, f.part, f.offset, f.ts);
         let tb = f.topic.to_str()?;
         self.topics.put(f.topic.as_any(), tb.as_bytes(), false, || Ok(tb.to_owned()))?;
-        self.parts.extend_from_slice(&f.part.to_le_bytes());
-        self.offsets.extend_from_slice(&f.offset.to_le_bytes());
-        self.times.extend_from_slice(&f.ts.to_le_bytes());
         let q = &f.query;
         put_header(&mut self.actors, &q.source)?;
         let act = match &q.action {
@@ -295,28 +339,35 @@ impl Out {
             self.resources.null();
         } else {
             let k = f.key.downcast::<PyBytes>()?.as_bytes();
-            self.resources.put(&f.key, k, true, || {
-                Ok(match std::str::from_utf8(k) {
-                    Ok(s) => s.to_owned(),
-                    Err(_) => {
-                        let mut s = String::with_capacity(2 + 2 * k.len());
-                        s.push_str("0x");
-                        for b in k {
-                            s.push_str(&format!("{b:02x}"));
-                        }
-                        s
-                    }
-                })
-            })?;
+            self.resources.put(&f.key, k, true, || Ok(key_text(k)))?;
         }
         put_header(&mut self.tenants, &q.tenant)
     }
 
     pub(crate) fn finish<'py>(self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
         let dict = |d: Dict| -> PyResult<Bound<'py, PyTuple>> {
+            let arrow = match d.arrow() {
+                Some((offsets, data, validity)) => PyTuple::new(
+                    py,
+                    [
+                        PyBytes::new(py, &offsets).into_any(),
+                        PyBytes::new(py, &data).into_any(),
+                        match validity {
+                            Some(v) => PyBytes::new(py, &v).into_any(),
+                            None => py.None().into_bound(py),
+                        },
+                    ],
+                )?
+                .into_any(),
+                None => py.None().into_bound(py),
+            };
             PyTuple::new(
                 py,
-                [PyList::new(py, d.values)?.into_any(), PyBytes::new(py, &d.index).into_any()],
+                [
+                    PyList::new(py, d.values)?.into_any(),
+                    PyBytes::new(py, &d.index).into_any(),
+                    arrow,
+                ],
             )
         };
         PyTuple::new(
@@ -338,7 +389,7 @@ impl Out {
 
 /// Packed leaf hashes, then the side-index columns: topic (dictionary), partitions (int32 LE),
 /// offsets and log times (int64 LE), actor, action, resource, tenant (dictionaries: distinct
-/// strings + int32 LE indexes, -1 for null). None when a record needs the Python path.
+/// strings + int32 LE indexes, -1 for null, + the column as Arrow string buffers or None). None when a record needs the Python path.
 #[pyfunction]
 fn record_leaf_batch<'py>(
     py: Python<'py>,

@@ -13,12 +13,14 @@
 //! decodes the same bodies in Python and takes the column path, which raises the reference's
 //! errors. The body's CRC (and the log's MAC chain) is checked by the log before it hands the
 //! body out; nothing here trusts a length without a bounds check.
+use std::collections::HashMap;
+
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
 use sha2::{Digest, Sha256};
 
-use crate::ledger_batch::{Dict, Out, VERSION};
+use crate::ledger_batch::{key_text, Dict, Out, VERSION};
 
 // flags of the stored batch (adapters/sqlite_log/batch.py)
 const TS_UNIFORM: u8 = 0x01;
@@ -157,14 +159,7 @@ fn put(
     }
     let idx = d.index_raw(raw, alt, || match std::str::from_utf8(raw) {
         Ok(s) => Ok(s.to_owned()),
-        Err(_) if alt => {
-            let mut s = String::with_capacity(2 + 2 * raw.len());
-            s.push_str("0x");
-            for b in raw {
-                s.push_str(&format!("{b:02x}"));
-            }
-            Ok(s)
-        }
+        Err(_) if alt => Ok(key_text(raw)),
         // Python's own decoder, so the replacement text is the reference's
         Err(_) => PyBytes::new(py, raw)
             .call_method1(intern!(py, "decode"), ("utf-8", "replace"))?
@@ -185,6 +180,33 @@ fn digest_field(v: Option<&[u8]>, buf: &mut Vec<u8>) {
     }
 }
 
+/// Keys repeat across a batch (accounts, instruments): each distinct short key is hashed once
+/// per call. Bounded: keys up to `KEY_CACHE_LEN` bytes, `KEY_CACHE_MAX` of them.
+const KEY_CACHE_LEN: usize = 64;
+const KEY_CACHE_MAX: usize = 1 << 16;
+
+/// `digest_field` of a key, through `cache`.
+fn digest_key(v: Option<&[u8]>, buf: &mut Vec<u8>, cache: &mut HashMap<Vec<u8>, [u8; 32]>) {
+    let Some(k) = v else {
+        buf.push(0x00);
+        return;
+    };
+    buf.push(0x01);
+    if k.len() > KEY_CACHE_LEN {
+        buf.extend_from_slice(&Sha256::digest(k));
+        return;
+    }
+    if let Some(d) = cache.get(k) {
+        buf.extend_from_slice(d);
+        return;
+    }
+    let d: [u8; 32] = Sha256::digest(k).into();
+    buf.extend_from_slice(&d);
+    if cache.len() < KEY_CACHE_MAX {
+        cache.insert(k.to_vec(), d);
+    }
+}
+
 /// One piece: records `start..stop` of a stored batch. Returns None when it needs the Python
 /// path.
 #[allow(clippy::too_many_arguments)]
@@ -193,6 +215,7 @@ fn piece(
     out: &mut Out,
     memos: &mut [Memo; 4],
     buf: &mut Vec<u8>,
+    keys_hashed: &mut HashMap<Vec<u8>, [u8; 32]>,
     p: &Bound<'_, PyTuple>,
 ) -> PyResult<Option<()>> {
     let Ok((topic, part, base_off, start, stop, count, flags, layout, base_ts)) = p
@@ -269,7 +292,7 @@ fn piece(
         buf.extend_from_slice(&part.to_be_bytes());
         buf.extend_from_slice(&offset.to_be_bytes());
         buf.extend_from_slice(&ts.to_be_bytes());
-        digest_field(keys[i], buf);
+        digest_key(keys[i], buf, keys_hashed);
         buf.extend_from_slice(&m.to_be_bytes());
         for c in &cols {
             let v = c.value(i);
@@ -278,11 +301,8 @@ fn piece(
             buf.extend_from_slice(v);
         }
         digest_field(values[i], buf);
-        out.hashes.extend_from_slice(&Sha256::digest(&buf[..]));
+        out.leaf(buf, part as i32, off64, ts);
         out.topics.push_idx(topic_idx);
-        out.parts.extend_from_slice(&(part as i32).to_le_bytes());
-        out.offsets.extend_from_slice(&off64.to_le_bytes());
-        out.times.extend_from_slice(&ts.to_le_bytes());
         let get = |s: Option<usize>| s.map(|j| cols[j].value(i));
         put(py, &mut out.actors, &mut memos[0], get(slots[0]), false)?;
         let act = match get(slots[1]) {
@@ -324,9 +344,10 @@ fn stored_leaf_batch<'py>(
     }
     let mut out = Out::new(total);
     let mut buf: Vec<u8> = Vec::with_capacity(1024);
+    let mut keys_hashed = HashMap::new();
     for p in &tuples {
         let mut memos = [Memo::EMPTY; 4]; // slices of another body may reuse an address
-        if piece(py, &mut out, &mut memos, &mut buf, p)?.is_none() {
+        if piece(py, &mut out, &mut memos, &mut buf, &mut keys_hashed, p)?.is_none() {
             return Ok(None);
         }
     }

@@ -150,6 +150,10 @@ def _same(a: Any, b: Any) -> None:
     assert a.hashes == b.hashes
     assert a.columns.equals(b.columns)
     assert encode_side_index(a.columns) == encode_side_index(b.columns)
+    for x in (a, b):  # the encoder's dictionaries, where handed on, write the same side index
+        assert encode_side_index(x.columns, dictionaries=x.dictionaries) == encode_side_index(
+            x.columns
+        )
 
 
 @pytest.mark.parametrize("seed", range(3))

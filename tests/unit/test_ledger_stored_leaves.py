@@ -230,3 +230,22 @@ def test_without_the_native_pass_the_encoder_decodes(
     _same(LeafEncoder().column_batch(enc, 0), want)
     _same(LeafEncoder().column_batch([*enc[:1], *cols[1:]], 0), want)  # a mixed list
     log.close()
+
+
+def test_text_columns_from_the_native_buffers_equal_the_dictionary_decode(
+    native: Any, tmp_path: Path
+) -> None:
+    """``_dict_column`` from the Arrow buffers the native pass builds equals the column decoded
+    from its dictionary (the path when the buffers are not handed)."""
+    log = SqliteEventLog(tmp_path / "log.sqlite")
+    _fill_columns_only(log, random.Random(5))
+    enc, _cols = _reads(log, random.Random(5))
+    got = native.stored_leaf_batch(_args(enc))
+    assert got is not None
+    assert any(-1 in memoryview(index).cast("i") for _v, index, _a in got[5:])  # nulls too
+    for values, index, arrow in (got[1], *got[5:]):
+        assert arrow is not None
+        built = leaves_module._dict_column(values, index, arrow)
+        built.validate(full=True)
+        assert built.equals(leaves_module._dict_column(values, index))
+    log.close()

@@ -15,19 +15,25 @@ Each phase reports its time, its cost per event (microseconds), the process's CP
 its own peak RSS (reset before each phase). Cost per event should stay flat as N grows: the
 report prints each size's per-event cost as a ratio to the smallest size of the same run.
 
-1M and 10M run here; 100M (``--events 100000000``) needs ~100 GiB of disk and hours on two
-cores, so it runs outside CI by hand. Output: ``<out>/scale.md`` and ``scale.json``
-(default ``.bench/scale``, git-ignored).
+1M and 10M run here; 100M (``--events 100000000``) runs outside CI by hand: hours on two
+cores, and the disk the last size measured per event times 100M (refused above
+``--max-disk-gb``, default 25; the first size of a run is estimated at ``--bytes-per-event``).
+Every ``--progress`` seconds a line says the phase, its time and CPU, events ingested, RSS and
+the data folder's bytes. Output: ``<out>/scale.md`` (a summary per size, then the storage and
+per-phase tables), ``scale.csv`` (one row per size and phase) and ``scale.json`` (default
+``.bench/scale``, git-ignored). The ledger alone to 100M leaves: ``benchmarks.ledger_proof_scale``.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import io
 import json
 import os
 import random
 import shutil
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -63,8 +69,52 @@ class Phase:
         return self.seconds / self.events * 1e6 if self.events else float("nan")
 
 
+class Progress:
+    """A background line every ``every`` seconds while a phase runs: its name, wall and CPU
+    seconds, the events ingested so far (``count``), RSS and the bytes under ``folder``."""
+
+    def __init__(self, folder: Path, every: float) -> None:
+        self.folder, self.every = folder, every
+        self.name, self.count = "", 0
+        self._t0 = self._c0 = 0.0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self, name: str) -> None:
+        self.name, self._t0, self._c0 = name, time.perf_counter(), self_cpu()
+        if self.every > 0 and self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="scale-progress", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            size = sum(p.stat().st_size for p in self.folder.rglob("*") if p.is_file())
+            print(
+                f"    .. {self.name}: {time.perf_counter() - self._t0:,.0f} s, CPU "
+                f"{self_cpu() - self._c0:,.0f} s, ingested {self.count:,}, RSS "
+                f"{self_rss_now_mb():,.0f} MiB, data {size / 2**30:,.2f} GiB, load "
+                f"{os.getloadavg()[0]:.1f}",
+                flush=True,
+            )
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def self_rss_now_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+_PROGRESS: Progress | None = None
+
+
 def measured(name: str, events: int, fn: Callable[[], Any]) -> tuple[Phase, Any]:
     peak_rss_reset()
+    if _PROGRESS is not None:
+        _PROGRESS.start(name)
     cpu0, t0 = self_cpu(), time.perf_counter()
     result = fn()
     took = time.perf_counter() - t0
@@ -153,11 +203,18 @@ def one_size(n: int, data: Path, batch: int, ledger_store: str = "sqlite") -> di
         write_parquet(src, n)
     h = bulk_hub(data / "hub", ledger_store)
     phases: list[Phase] = []
+    if _PROGRESS is not None:
+        _PROGRESS.folder, _PROGRESS.count = data, 0
+
+    def counted(batch_records: int, _res: Any) -> None:
+        if _PROGRESS is not None:
+            _PROGRESS.count += batch_records
+
     try:
         ph, res = measured(
             "ingest (Parquet file -> log)",
             n,
-            lambda: publish_file(h.ingest, src, "trades", batch_size=batch),
+            lambda: publish_file(h.ingest, src, "trades", batch_size=batch, on_batch=counted),
         )
         accepted = res.result.accepted
         if accepted != n:
@@ -201,14 +258,68 @@ def one_size(n: int, data: Path, batch: int, ledger_store: str = "sqlite") -> di
         phases.append(ph)
     finally:
         h.close()
+        du = sum(p.stat().st_size for p in data.rglob("*") if p.is_file())
     return {
         "events": n,
         "tree_size": size,
         "stored": stored,
         "avro_datum_bytes": datum,
         "avro_container_bytes": container,
+        "data_bytes": du + src.stat().st_size,
         "phases": [{**p.__dict__, "us_per_event": p.us_per_event} for p in phases],
     }
+
+
+SUMMARY = (
+    "events",
+    "ingest events/s",
+    "ingest events/CPU-s",
+    "log+ledger B/event",
+    "vs raw Avro datum",
+    "proof p50 us",
+    "proof p99 us",
+    "verify events/s",
+    "verify events/CPU-s",
+    "rebuild events/s",
+    "peak RSS MiB",
+    "load (start-end)",
+)
+
+
+def _phase(r: dict[str, Any], prefix: str) -> dict[str, Any]:
+    return next((p for p in r["phases"] if p["name"].startswith(prefix)), {})
+
+
+def summary_row(r: dict[str, Any]) -> dict[str, Any]:
+    """The figures issue 13 asks per size, as numbers (CSV) keyed by :data:`SUMMARY`."""
+    n, st = r["events"], r["stored"]
+    both = (st["log"] + st["ledger"]) / n
+
+    def rate(p: dict[str, Any], key: str = "seconds") -> float:
+        return p["events"] / p[key] if p and p[key] else float("nan")
+
+    ing, ver = _phase(r, "ingest"), _phase(r, "ledger verify")
+    proof = _phase(r, "200 inclusion proofs").get("extra", {})
+    return dict(
+        zip(
+            SUMMARY,
+            (
+                n,
+                rate(ing),
+                rate(ing, "cpu_s"),
+                both,
+                both / r["avro_datum_bytes"],
+                proof.get("p50_us") or float("nan"),
+                proof.get("p99_us") or float("nan"),
+                rate(ver),
+                rate(ver, "cpu_s"),
+                rate(_phase(r, "rebuild")),
+                max((p["peak_rss_mb"] for p in r["phases"]), default=float("nan")),
+                r.get("load", ""),
+            ),
+            strict=True,
+        )
+    )
 
 
 def report(results: Sequence[dict[str, Any]], meta: dict[str, Any]) -> str:
@@ -219,6 +330,29 @@ def report(results: Sequence[dict[str, Any]], meta: dict[str, Any]) -> str:
         f"{meta['load_end']}. Embedded (SQLite log, `synchronous=FULL`), one Parquet file per "
         f"size, batches of {meta['batch']:,}. Per-event costs are compared with the smallest "
         "size of this same run (flat = 1.00x).",
+        "",
+        "## Summary",
+        "",
+        "| " + " | ".join(SUMMARY) + " |",
+        "|" + "---:|" * len(SUMMARY),
+    ]
+    for r in results:
+        row = summary_row(r)
+        lines.append(
+            "| "
+            + " | ".join(
+                f"{v:,.2f}x"
+                if k == "vs raw Avro datum"
+                else f"{v:,.1f}"
+                if k == "log+ledger B/event"
+                else f"{v:,.0f}"
+                if isinstance(v, (int, float))
+                else str(v)
+                for k, v in row.items()
+            )
+            + " |"
+        )
+    lines += [
         "",
         "## Storage",
         "",
@@ -275,7 +409,29 @@ def report(results: Sequence[dict[str, Any]], meta: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def disk_estimate(n: int, results: Sequence[dict[str, Any]], bytes_per_event: float) -> float:
+    """Bytes a size of ``n`` events needs (data folder and Parquet file): the last measured
+    size's bytes per event times ``n``, else ``bytes_per_event`` times ``n``."""
+    done = [r for r in results if r.get("data_bytes")]
+    per = done[-1]["data_bytes"] / done[-1]["events"] if done else bytes_per_event
+    return per * n
+
+
+def write_csv(path: Path, results: Sequence[dict[str, Any]]) -> None:
+    """One row per size and phase, with the size's summary figures."""
+    fields = [*SUMMARY, "phase", "seconds", "cpu_s", "phase_events", "us_per_event", "rss_mib"]
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(fields)
+        for r in results:
+            head = list(summary_row(r).values())
+            for p in r["phases"]:
+                figures = (p["seconds"], p["cpu_s"], p["events"], p["us_per_event"])
+                w.writerow([*head, p["name"], *figures, p["peak_rss_mb"]])
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    global _PROGRESS
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--events", default="1000000,10000000", help="comma list of sizes")
     ap.add_argument("--out", default=".bench/scale", help="report folder (git-ignored)")
@@ -283,6 +439,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--keep", action="store_true", help="keep each size's data folder")
     ap.add_argument(
         "--ledger-store", default="sqlite", choices=("sqlite", "tiles"), help="HUB_LEDGER_STORE"
+    )
+    ap.add_argument("--progress", type=float, default=60.0, help="seconds between progress lines")
+    ap.add_argument("--max-disk-gb", type=float, default=25.0, help="refuse a size needing more")
+    ap.add_argument(
+        "--bytes-per-event",
+        type=float,
+        default=800.0,
+        help="disk estimate of the first size (data folder + Parquet; measured after it)",
     )
     args = ap.parse_args(argv)
     sizes = [int(x) for x in args.events.split(",") if x]
@@ -295,20 +459,44 @@ def main(argv: Sequence[str] | None = None) -> int:
         "batch": args.batch,
         "ledger_store": args.ledger_store,
     }
-    results = []
-    for n in sizes:
-        print(f"{n:,} events...", flush=True)
-        data = out / f"data-{n}"
-        results.append(one_size(n, data, args.batch, args.ledger_store))
-        (out / "scale.json").write_text(json.dumps({"meta": meta, "results": results}, indent=1))
-        if not args.keep:
-            shutil.rmtree(data, ignore_errors=True)
+    _PROGRESS = Progress(out, args.progress)
+    results: list[dict[str, Any]] = []
+    try:
+        for n in sizes:
+            need = disk_estimate(n, results, args.bytes_per_event)
+            free = shutil.disk_usage(out).free
+            print(
+                f"{n:,} events (needs ~{need / 1e9:,.1f} GB; {free / 1e9:,.1f} GB free)...",
+                flush=True,
+            )
+            if need > args.max_disk_gb * 1e9 or need > free * 0.8:
+                print(
+                    f"  skipped: ~{need / 1e9:,.1f} GB is over --max-disk-gb "
+                    f"{args.max_disk_gb:g} or 80% of the free disk.",
+                    flush=True,
+                )
+                continue
+            data = out / f"data-{n}"
+            load0 = f"{os.getloadavg()[0]:.1f}"
+            results.append(one_size(n, data, args.batch, args.ledger_store))
+            results[-1]["load"] = f"{load0}-{os.getloadavg()[0]:.1f}"
+            meta["load_end"] = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+            (out / "scale.json").write_text(
+                json.dumps({"meta": meta, "results": results}, indent=1)
+            )
+            (out / "scale.md").write_text(report(results, meta))
+            write_csv(out / "scale.csv", results)
+            if not args.keep:
+                shutil.rmtree(data, ignore_errors=True)
+    finally:
+        _PROGRESS.stop()
     meta["load_end"] = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     text = report(results, meta)
     (out / "scale.md").write_text(text)
     (out / "scale.json").write_text(json.dumps({"meta": meta, "results": results}, indent=1))
+    write_csv(out / "scale.csv", results)
     print(text)
-    print(f"report: {out / 'scale.md'}")
+    print(f"report: {out / 'scale.md'}, {out / 'scale.csv'}")
     return 0
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from benchmarks.e2e import Run, table_row, target_cell
 from benchmarks.e2e_kafka import PERF_LINE, summarise_profile
-from benchmarks.scale import report
+from benchmarks.scale import disk_estimate, report, write_csv
 
 # Lines as kafka-producer-perf-test 4.1 prints them (a 5-second window, then the final summary).
 WINDOW = (
@@ -87,3 +87,42 @@ def test_scale_report_states_bytes_per_event_against_raw_avro_and_flatness() -> 
     text = report(results, meta)
     assert "| 1,000 | 300.0 | 100.0 | 400.0 | 50.0 | 8.00x |" in text
     assert "| 10,000 | ingest | 10.00 | 1,000 | 1,000.00 | 1.00x |" in text
+
+
+def test_scale_summary_csv_and_disk_estimate(tmp_path: Path) -> None:
+    def phase(name: str, events: int, seconds: float, **extra: float) -> dict[str, object]:
+        return {
+            "name": name,
+            "seconds": seconds,
+            "events": events,
+            "cpu_s": seconds / 2,
+            "peak_rss_mb": 100.0 + seconds,
+            "extra": extra,
+            "us_per_event": seconds / events * 1e6,
+        }
+
+    result = {
+        "events": 1_000,
+        "stored": {"log": 30_000, "ledger": 35_000, "views": 0, "other": 0},
+        "avro_datum_bytes": 50.0,
+        "avro_container_bytes": 52.0,
+        "data_bytes": 200_000,
+        "load": "3.0-4.0",
+        "phases": [
+            phase("ingest (Parquet file -> log)", 1_000, 2.0),
+            phase("200 inclusion proofs at size 1,000", 200, 0.1, p50_us=300.0, p99_us=900.0),
+            phase("ledger verify (whole log)", 1_000, 4.0),
+            phase("rebuild market_bars (copy + swap)", 1_000, 5.0),
+        ],
+    }
+    text = report([result], {"when": "t", "cpus": 2, "load": "1", "load_end": "1", "batch": 10})
+    # events/s, per CPU-s, B/event, vs Avro, proof p50/p99, verify, rebuild, RSS, load
+    assert (
+        "| 1,000 | 500 | 1,000 | 65.0 | 1.30x | 300 | 900 | 250 | 500 | 200 | 105 | 3.0-4.0 |"
+        in (text)
+    )
+    write_csv(tmp_path / "s.csv", [result])
+    lines = (tmp_path / "s.csv").read_text().splitlines()
+    assert len(lines) == 5 and lines[1].startswith("1000,500.0,1000.0,65.0,1.3,")
+    assert disk_estimate(100_000, [result], 800.0) == 20_000_000  # 200 B/event measured
+    assert disk_estimate(100_000, [], 800.0) == 80_000_000  # the first size: the guess

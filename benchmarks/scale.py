@@ -190,7 +190,7 @@ def stored_bytes(data: Path) -> dict[str, int]:
     return out
 
 
-def one_size(n: int, data: Path, batch: int, ledger_store: str = "sqlite") -> dict[str, Any]:
+def one_size(n: int, data: Path, batch: int, ledger_store: str = "tiles") -> dict[str, Any]:
     from ingest.files import publish_file
     from ledger.verify import verify_ledger
 
@@ -438,7 +438,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--batch", type=int, default=50_000, help="events per append")
     ap.add_argument("--keep", action="store_true", help="keep each size's data folder")
     ap.add_argument(
-        "--ledger-store", default="sqlite", choices=("sqlite", "tiles"), help="HUB_LEDGER_STORE"
+        "--ledger-store", default="tiles", choices=("sqlite", "tiles"), help="HUB_LEDGER_STORE"
     )
     ap.add_argument("--progress", type=float, default=60.0, help="seconds between progress lines")
     ap.add_argument("--max-disk-gb", type=float, default=25.0, help="refuse a size needing more")

@@ -18,16 +18,28 @@ Lineage: each ``run()`` is one run of ``ingest.http.<name>`` reading ``hub://sou
 (without user, password, query or fragment) and writing the topic (plus ``hub.quarantine`` once a
 record was quarantined); a failed pull ends with FAIL. ``params`` and ``headers``, where API keys
 live, are never recorded: error messages name the configured params without their values.
+
+Where it may fetch from (SSRF rule, ``check_address``): only ``http``/``https`` URLs with a host;
+every address the host resolves to, and the address the connection actually reached (so a DNS
+answer that changes between the check and the connection is caught before the body is used), must
+be globally routable. ``allow_private_network: true`` in the connector config also admits loopback
+and private ranges (a source on the hub's own network); link-local (the cloud metadata service at
+169.254.169.254), unspecified, multicast and reserved addresses are refused always. Redirects are
+not followed: a 3xx fails the run with ``UnsafeSource`` naming the target. Who may run a connector
+is the policy's ``ingest.connector`` decision; the config file is the operator's.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -39,6 +51,61 @@ from ingest.pipeline import IngestPipeline, IngestResult, RawRecord, tracked_pul
 class ConnectorFailed(HubError):
     code = "connector_failed"
     http_status = 502
+
+
+class UnsafeSource(ConnectorFailed):
+    """A pull URL, or the address it reached, that the SSRF rule refuses."""
+
+    code = "unsafe_source"
+    http_status = 400
+
+
+_Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def check_address(name: str, host: str, ip: _Address, allow_private: bool) -> None:
+    """Raise ``UnsafeSource`` unless a connector may fetch from ``ip`` (``host``'s address)."""
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    never = ip.is_link_local or ip.is_unspecified or ip.is_multicast
+    if never or (ip.is_reserved and not ip.is_loopback):
+        raise UnsafeSource(
+            f"Connector {name!r}: {host} is {ip}, a link-local, unspecified, multicast or "
+            "reserved address (the cloud metadata service lives there); a pull source never "
+            "may be one. Point the connector at the API's own address."
+        )
+    if ip.is_global or (allow_private and (ip.is_loopback or ip.is_private)):
+        return
+    raise UnsafeSource(
+        f"Connector {name!r}: {host} is {ip}, an internal address. Set "
+        "allow_private_network: true in the connector config if the source is meant to be on "
+        "this host or network."
+    )
+
+
+def check_url(
+    name: str, url: str, allow_private: bool, resolve: Callable[..., Any] | None = None
+) -> None:
+    """Raise ``UnsafeSource`` unless ``url`` is http(s) and every address of its host passes
+    ``check_address``. ``resolve`` is ``socket.getaddrinfo`` (read at call time)."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        parts, port = urlsplit(""), None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UnsafeSource(
+            f"Connector {name!r}: {lineage.redact_url(url)} is not an http or https URL with "
+            "a host; a pull source must be one."
+        )
+    host = parts.hostname
+    try:
+        infos = (resolve or socket.getaddrinfo)(host, port or 0, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as exc:
+        raise ConnectorFailed(f"Connector {name!r}: cannot resolve {host!r} ({exc}).") from exc
+    for info in infos:
+        address = str(info[4][0]).split("%")[0]  # an IPv6 scope id is not part of the address
+        check_address(name, host, ipaddress.ip_address(address), allow_private)
 
 
 @dataclass(frozen=True)
@@ -59,6 +126,7 @@ class HttpPullConfig:
     backoff_s: float = 0.5
     timeout_s: float = 10.0
     max_pages: int | None = None
+    allow_private_network: bool = False
 
 
 def _dig(body: Any, path: str) -> Any:
@@ -87,11 +155,21 @@ class HttpPullConnector:
         for attempt in range(c.max_retries + 1):
             if attempt:
                 self._sleep(c.backoff_s * 2 ** (attempt - 1))
+            check_url(c.name, c.url, c.allow_private_network)  # before every request
             try:
-                resp = client.get(c.url, params=params)
+                with client.stream("GET", c.url, params=params) as resp:
+                    self._check_peer(resp)  # while the connection is open, before the body
+                    resp.read()
             except httpx.TransportError as exc:
                 last = f"{type(exc).__name__}: {exc}"
                 continue
+            if resp.is_redirect:
+                raise UnsafeSource(
+                    f"Connector {c.name!r}: {lineage.redact_url(c.url)} answered HTTP "
+                    f"{resp.status_code}, a redirect to "
+                    f"{lineage.redact_url(resp.headers.get('location', '?'))}; redirects are not "
+                    "followed. Configure the final URL."
+                )
             if resp.status_code >= 500 or resp.status_code == 429:
                 last = f"HTTP {resp.status_code}"
                 continue
@@ -112,6 +190,25 @@ class HttpPullConnector:
             f"Connector {c.name!r}: {c.url} failed {c.max_retries + 1} times (last: {last}); "
             "the position is kept, run the connector again to resume."
         )
+
+    def _check_peer(self, resp: httpx.Response) -> None:
+        """The address the connection reached passes the rule too (DNS rebinding)."""
+        stream = resp.extensions.get("network_stream")
+        peer = stream.get_extra_info("server_addr") if stream is not None else None
+        if not peer:
+            raise UnsafeSource(
+                f"Connector {self.config.name!r}: cannot tell which address "
+                f"{lineage.redact_url(self.config.url)} connected to, so it cannot be checked."
+            )
+        ip = ipaddress.ip_address(str(peer[0]).split("%")[0])
+        try:
+            check_address(self.config.name, str(peer[0]), ip, self.config.allow_private_network)
+        except UnsafeSource as exc:
+            url = lineage.redact_url(self.config.url)
+            raise UnsafeSource(
+                f"Connector {self.config.name!r}: {url} connected to {ip}, which the check "
+                f"before it did not resolve to (DNS rebinding?): {exc}"
+            ) from None
 
     def run(self) -> IngestResult:
         """Fetch pages until the end or ``max_pages`` (one lineage run); returns the totals."""

@@ -161,7 +161,8 @@ def connector_run(obj: Ctx, name: str, config_file: str, follow: bool) -> None:
 
     \b
     kind: db        poll a table by a cursor column (ingest/db.py)
-    kind: http      page through an HTTP API (ingest/httppull.py)
+    kind: http      page through an HTTP API (ingest/httppull.py); public addresses only
+                    unless allow_private_network: true (never link-local or redirects)
     kind: debezium  consume a Debezium change topic (Kafka Connect, infra/connect.sh capture):
                     source_topic: cdc.public.accounts, topic: <hub topic>, optional
                     bootstrap_servers (default HUB_KAFKA_BOOTSTRAP_SERVERS), batch_size, poll_s

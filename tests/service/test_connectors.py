@@ -134,7 +134,14 @@ def test_http_pull_retries_fails_midway_and_resumes(hub: Hub, api: str) -> None:
     Api.hard_fail = {"c2"}  # down for good: the run fails after its retries
     Api.calls = []
     sleeps: list[float] = []
-    cfg = HttpPullConfig(name="api", url=api, topic="trades", max_retries=2, backoff_s=0.1)
+    cfg = HttpPullConfig(
+        name="api",
+        url=api,
+        topic="trades",
+        max_retries=2,
+        backoff_s=0.1,
+        allow_private_network=True,  # the test API listens on 127.0.0.1
+    )
     with pytest.raises(Retryable, match="run the connector again"):
         HttpPullConnector(hub.ingest, cfg, sleep=sleeps.append).run()
     assert sleeps[:1] == [0.1] and sleeps[1:] == [0.1, 0.2]

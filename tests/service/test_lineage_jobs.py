@@ -258,7 +258,12 @@ def api() -> Iterator[str]:
 
 
 def test_http_pull_names_the_endpoint_without_query_secrets(hub: Hub, api: str) -> None:
-    cfg = HttpPullConfig(name="api", url=f"{api}/trades?token=s3cret", topic="trades")
+    cfg = HttpPullConfig(
+        name="api",
+        url=f"{api}/trades?token=s3cret",
+        topic="trades",
+        allow_private_network=True,  # the test API listens on 127.0.0.1
+    )
     assert HttpPullConnector(hub.ingest, cfg).run().accepted == 1
     src = f"hub://sources/{api}/trades"
     assert runs(hub, "ingest.http.api") == [
@@ -273,6 +278,7 @@ def test_http_pull_names_the_endpoint_without_query_secrets(hub: Hub, api: str) 
         url=f"{api}/denied?token=s3cret",
         topic="trades",
         params={"api_key": "k3y-k3y"},
+        allow_private_network=True,
     )
     with pytest.raises(ConnectorFailed, match="401"):
         HttpPullConnector(hub.ingest, denied).run()

@@ -960,8 +960,12 @@ def _verify_checkpoints(
             report.fail(Problem(found.problem, checkpoint=found.at))
             return
         report.witness_pending = len(found.pending)
-    if ledger.witness is not None and since is None:
-        stored = {witness_key(cp.size) for cp in cps}
+    witness_below_ok = since is None or _verify_witness_below(ledger, report, since, intents)
+    if ledger.witness is not None and not witness_below_ok:
+        return
+    if ledger.witness is not None:
+        below = [] if since is None else store.checkpoints(min_size=0, max_size=since.size)
+        stored = {witness_key(cp.size) for cp in chain(below, cps)}
         for key in ledger.witness.list("checkpoints/"):
             if key not in stored:
                 report.fail(
@@ -972,3 +976,52 @@ def _verify_checkpoints(
                     )
                 )
                 return
+
+
+def _verify_witness_below(
+    ledger: Ledger, report: VerifyReport, since: Verified, intents: set[int]
+) -> bool:
+    """Step 8 of an incremental run for the checkpoints up to the remembered one, which it does
+    not re-check: the remembered checkpoint's witness copy MUST be the store's note (the
+    remembered state is signed with the ledger's key, which sits in the data folder, so the
+    witness is what ties it to history nobody rewrote), and every older checkpoint MUST still
+    have its copy (a listing, no reads)."""
+    witness = ledger.witness
+    if witness is None:
+        return True
+    cp = ledger.store.checkpoint(since.size)
+    key = witness_key(since.size)
+    at: dict[str, Any] = {"checkpoint": since.size}
+    if cp is not None and since.size not in intents:
+        if not witness.exists(key):
+            report.fail(
+                Problem(
+                    f"the witness copy {key} of the checkpoint verified last is missing "
+                    "(deleted from the write-once witness folder).",
+                    **at,
+                )
+            )
+            return False
+        if witness.get(key) != cp.note:
+            report.fail(
+                Problem(
+                    "the witness holds a different note for this size than the store's "
+                    "checkpoint the remembered verification names (re-signed, or the "
+                    "remembered state forged): run `hub ledger verify --full`.",
+                    **at,
+                )
+            )
+            return False
+    listed = set(witness.list("checkpoints/"))
+    for old in ledger.store.checkpoints(min_size=0, max_size=since.size - 1):
+        if witness_key(old.size) not in listed and old.size not in intents:
+            report.fail(
+                Problem(
+                    f"the witness copy {witness_key(old.size)} of this checkpoint is missing "
+                    "and no witness intent records it as awaiting its copy (deleted from the "
+                    "write-once witness folder).",
+                    checkpoint=old.size,
+                )
+            )
+            return False
+    return True

@@ -7,6 +7,7 @@ included where the change touches what it covers."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from tests.adversarial.test_tile_tamper import N, db, invalid, synced
@@ -62,3 +63,61 @@ def test_the_right_edge_rolled_back_to_an_older_partial_tile(synced: Path) -> No
         conn.executemany("INSERT INTO edges VALUES (?, ?, ?)", old)
     incremental_invalid(synced, "right-edge cache")
     invalid(synced, "right-edge cache")
+
+
+# -- 2. the witness -------------------------------------------------------------------------------
+def test_the_newest_witness_copy_deleted_is_seen_by_the_incremental_verify(synced: Path) -> None:
+    newest = witness_notes(synced)[-1]
+    newest.chmod(0o644)
+    newest.unlink()
+    incremental_invalid(synced, f"checkpoint {int(newest.stem)}", "missing")
+
+
+def test_an_older_witness_copy_deleted_is_seen_by_the_incremental_verify(synced: Path) -> None:
+    older = witness_notes(synced)[1]
+    older.chmod(0o644)
+    older.unlink()
+    incremental_invalid(synced, f"checkpoint {int(older.stem)}", "missing")
+
+
+def test_the_newest_witness_copy_rolled_back_to_an_older_note(synced: Path) -> None:
+    notes = witness_notes(synced)
+    newest = notes[-1]
+    newest.chmod(0o644)
+    shutil.copyfile(notes[-2], newest)
+    incremental_invalid(synced, f"checkpoint {int(newest.stem)}", "different note")
+
+
+def test_a_forged_remembered_state_over_a_resigned_checkpoint(synced: Path) -> None:
+    """The signing key is in the data folder: the insider re-signs the newest checkpoint (as a
+    rewritten history needs) and signs a remembered state naming it, so an incremental verify
+    would start past everything. The witness copy still holds the honest note."""
+    import time
+
+    from audit.note import checkpoint_hash
+    from core.ports.ledgerstore import StoredCheckpoint
+    from ledger.verify import VerifyReport, load_verified, save_verified
+
+    h = make_hub(synced, checkpoint_every_leaves=128, ledger_store="tiles")
+    try:
+        ledger = h.ledger
+        path = h.settings.ledger_verified_path
+        state, why = load_verified(ledger, path)
+        assert state is not None, why
+        cp = ledger.store.latest_checkpoint()
+        assert cp is not None and cp.size > state.size
+        body = cp.note.split(b"\n\n")[0].decode()
+        text = body.replace(f"time {cp.time_us}", f"time {cp.time_us + 1}") + "\n"
+        assert text != body + "\n"
+        note = ledger.signer.sign_note(text)
+        forged = StoredCheckpoint(cp.size, cp.root, cp.time_us + 1, note, checkpoint_hash(note))
+        now = time.time_ns() // 1_000_000
+        assert save_verified(ledger, path, VerifyReport(), forged, now, state) is not None
+    finally:
+        h.close()
+    with db(synced) as conn:
+        conn.execute(
+            "UPDATE checkpoints SET note = ?, hash = ?, time_us = ? WHERE size = ?",
+            (forged.note, forged.hash, forged.time_us, forged.size),
+        )
+    incremental_invalid(synced, f"checkpoint {forged.size}", "different note")

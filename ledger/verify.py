@@ -960,13 +960,15 @@ def _verify_checkpoints(
             report.fail(Problem(found.problem, checkpoint=found.at))
             return
         report.witness_pending = len(found.pending)
-    witness_below_ok = since is None or _verify_witness_below(ledger, report, since, intents)
-    if ledger.witness is not None and not witness_below_ok:
-        return
     if ledger.witness is not None:
+        listed = ledger.witness.list("checkpoints/")
         below = [] if since is None else store.checkpoints(min_size=0, max_size=since.size)
+        if since is not None and not _verify_witness_below(
+            ledger, report, since, below, set(listed), intents
+        ):
+            return
         stored = {witness_key(cp.size) for cp in chain(below, cps)}
-        for key in ledger.witness.list("checkpoints/"):
+        for key in listed:
             if key not in stored:
                 report.fail(
                     Problem(
@@ -979,7 +981,12 @@ def _verify_checkpoints(
 
 
 def _verify_witness_below(
-    ledger: Ledger, report: VerifyReport, since: Verified, intents: set[int]
+    ledger: Ledger,
+    report: VerifyReport,
+    since: Verified,
+    below: list[StoredCheckpoint],
+    listed: set[str],
+    intents: set[int],
 ) -> bool:
     """Step 8 of an incremental run for the checkpoints up to the remembered one, which it does
     not re-check: the remembered checkpoint's witness copy MUST be the store's note (the
@@ -989,11 +996,11 @@ def _verify_witness_below(
     witness = ledger.witness
     if witness is None:
         return True
-    cp = ledger.store.checkpoint(since.size)
+    cp = below[-1] if below and below[-1].size == since.size else None
     key = witness_key(since.size)
     at: dict[str, Any] = {"checkpoint": since.size}
     if cp is not None and since.size not in intents:
-        if not witness.exists(key):
+        if key not in listed:
             report.fail(
                 Problem(
                     f"the witness copy {key} of the checkpoint verified last is missing "
@@ -1012,8 +1019,7 @@ def _verify_witness_below(
                 )
             )
             return False
-    listed = set(witness.list("checkpoints/"))
-    for old in ledger.store.checkpoints(min_size=0, max_size=since.size - 1):
+    for old in below[:-1] if cp is not None else below:
         if witness_key(old.size) not in listed and old.size not in intents:
             report.fail(
                 Problem(

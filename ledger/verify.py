@@ -30,6 +30,10 @@ Steps (each names the first bad entry it finds, by leaf index and (topic, partit
        ``ledger.witness.check_intents`` accepts the intents (the newest checkpoints only,
        chained to and consistent with the newest witnessed one, at most one transaction's):
        a crash between a sync's commit and its copy; the next open or sync makes the copy.
+       An incremental run compares the copies of the new checkpoints only, but also requires
+       the remembered checkpoint's copy to equal the store's note (the remembered state is
+       signed with the ledger key, which sits in the data folder: the witness anchors it) and
+       every older checkpoint to have a copy (by listing).
 Step 1 runs per stored batch of leaf rows: the cheap per-row checks first (density, the log
 record each row names), then the leaf hashes and query columns of those rows recomputed as one
 batch (the sync's encoder); the first bad row is reported whichever check found it, with the
@@ -287,7 +291,10 @@ class Verified:
     """What a successful verify remembers: the last checkpoint it verified (size, root, note
     hash, time), each partition's last offset on the ledger at that size, and when the last
     FULL verify ran. Kept as a note signed by the ledger's own key (``ledger-verified.note`` in
-    the data folder), so it cannot be edited without the key.
+    the data folder), so it cannot be edited without the key. The key sits in the same folder,
+    so an insider can sign a state: the incremental run therefore checks the remembered
+    checkpoint against its witness copy (step 8). What the signature cannot stop: a forged
+    ``full_at_ms`` postpones the periodic full verify; run ``--full`` on a schedule of its own.
 
     Trade-off (README, "Ledger as tiles"): an incremental verify re-checks only what is new:
     the leaves after ``size`` against their log records, the tree nodes they add, every new

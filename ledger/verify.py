@@ -30,10 +30,10 @@ Steps (each names the first bad entry it finds, by leaf index and (topic, partit
        ``ledger.witness.check_intents`` accepts the intents (the newest checkpoints only,
        chained to and consistent with the newest witnessed one, at most one transaction's):
        a crash between a sync's commit and its copy; the next open or sync makes the copy.
-       An incremental run compares the copies of the new checkpoints only, but also requires
-       the remembered checkpoint's copy to equal the store's note (the remembered state is
-       signed with the ledger key, which sits in the data folder: the witness anchors it) and
-       every older checkpoint to have a copy (by listing).
+       An incremental run compares the copies of the new checkpoints, and the remembered
+       checkpoint's copy with the store's note (the remembered state is signed with the ledger
+       key, which sits in the data folder: the witness anchors it); older copies are the full
+       run's work.
 Step 1 runs per stored batch of leaf rows: the cheap per-row checks first (density, the log
 record each row names), then the leaf hashes and query columns of those rows recomputed as one
 batch (the sync's encoder); the first bad row is reported whichever check found it, with the
@@ -967,15 +967,11 @@ def _verify_checkpoints(
             report.fail(Problem(found.problem, checkpoint=found.at))
             return
         report.witness_pending = len(found.pending)
-    if ledger.witness is not None:
-        listed = ledger.witness.list("checkpoints/")
-        below = [] if since is None else store.checkpoints(min_size=0, max_size=since.size)
-        if since is not None and not _verify_witness_below(
-            ledger, report, since, below, set(listed), intents
-        ):
-            return
-        stored = {witness_key(cp.size) for cp in chain(below, cps)}
-        for key in listed:
+    if since is not None and not _verify_witness_anchor(ledger, report, since, intents):
+        return
+    if ledger.witness is not None and since is None:
+        stored = {witness_key(cp.size) for cp in cps}
+        for key in ledger.witness.list("checkpoints/"):
             if key not in stored:
                 report.fail(
                     Problem(
@@ -987,54 +983,36 @@ def _verify_checkpoints(
                 return
 
 
-def _verify_witness_below(
-    ledger: Ledger,
-    report: VerifyReport,
-    since: Verified,
-    below: list[StoredCheckpoint],
-    listed: set[str],
-    intents: set[int],
+def _verify_witness_anchor(
+    ledger: Ledger, report: VerifyReport, since: Verified, intents: set[int]
 ) -> bool:
-    """Step 8 of an incremental run for the checkpoints up to the remembered one, which it does
-    not re-check: the remembered checkpoint's witness copy MUST be the store's note (the
-    remembered state is signed with the ledger's key, which sits in the data folder, so the
-    witness is what ties it to history nobody rewrote), and every older checkpoint MUST still
-    have its copy (a listing, no reads)."""
+    """Step 8 of an incremental run for the remembered checkpoint, which it does not re-check
+    otherwise: its witness copy MUST be the store's note. The remembered state is signed with
+    the ledger's key, which sits in the data folder, so the witness is what ties it to a
+    history nobody rewrote. One read: the copies below it are the full run's (periodic) work."""
     witness = ledger.witness
-    if witness is None:
-        return True
-    cp = below[-1] if below and below[-1].size == since.size else None
+    cp = ledger.store.checkpoint(since.size)
+    if witness is None or cp is None or since.size in intents:
+        return True  # a missing checkpoint is _verify_from's finding; an intent, check_intents'
     key = witness_key(since.size)
     at: dict[str, Any] = {"checkpoint": since.size}
-    if cp is not None and since.size not in intents:
-        if key not in listed:
-            report.fail(
-                Problem(
-                    f"the witness copy {key} of the checkpoint verified last is missing "
-                    "(deleted from the write-once witness folder).",
-                    **at,
-                )
+    if not witness.exists(key):
+        report.fail(
+            Problem(
+                f"the witness copy {key} of the checkpoint verified last is missing "
+                "(deleted from the write-once witness folder).",
+                **at,
             )
-            return False
-        if witness.get(key) != cp.note:
-            report.fail(
-                Problem(
-                    "the witness holds a different note for this size than the store's "
-                    "checkpoint the remembered verification names (re-signed, or the "
-                    "remembered state forged): run `hub ledger verify --full`.",
-                    **at,
-                )
+        )
+        return False
+    if witness.get(key) != cp.note:
+        report.fail(
+            Problem(
+                "the witness holds a different note for this size than the store's "
+                "checkpoint the remembered verification names (re-signed, or the "
+                "remembered state forged): run `hub ledger verify --full`.",
+                **at,
             )
-            return False
-    for old in below[:-1] if cp is not None else below:
-        if witness_key(old.size) not in listed and old.size not in intents:
-            report.fail(
-                Problem(
-                    f"the witness copy {witness_key(old.size)} of this checkpoint is missing "
-                    "and no witness intent records it as awaiting its copy (deleted from the "
-                    "write-once witness folder).",
-                    checkpoint=old.size,
-                )
-            )
-            return False
+        )
+        return False
     return True

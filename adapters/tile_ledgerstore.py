@@ -137,16 +137,28 @@ def encode_side_index(
     return sideindex.encode_v1(table)
 
 
-def decode_side_index(blob: bytes, digest: bytes | None = None, first: int = 0) -> pa.Table:
+def decode_side_index(
+    blob: bytes, digest: bytes | None = None, first: int = 0, n: int | None = None
+) -> pa.Table:
     """The columns of one batch (either encoding); HubError when the blob does not match its
-    digest or is damaged."""
+    digest, is damaged, or (``n`` given) holds another number of rows than its batch row says.
+    The digest covers the columns only, so a batch swapped with another, digest and all,
+    shows as a row count that differs or as columns that differ from the log records."""
     if digest is not None and _sha256(blob).digest() != digest:
         raise HubError(
             f"The side-index batch starting at leaf {first} does not match its SHA-256; the tile "
             "store was altered: run `hub ledger verify --full`.",
             code="ledger_store",
         )
-    return sideindex.decode(blob, first)
+    table = sideindex.decode(blob, first)
+    if n is not None and table.num_rows != n:
+        raise HubError(
+            f"The side-index batch starting at leaf {first} holds {table.num_rows} rows, not the "
+            f"{n} its batch row names (batches were swapped or moved); the tile store was "
+            "altered: run `hub ledger verify --full`.",
+            code="ledger_store",
+        )
+    return table
 
 
 def fold_up(nodes: bytes, depth: int) -> bytes:
@@ -557,7 +569,11 @@ class TileLedgerStore(SqliteLedgerFile):
         if row is None or index >= row[0] + row[1]:
             return None
         first = int(row[0])
-        return first, int(row[1]), decode_side_index(bytes(row[2]), bytes(row[3]), first)
+        return (
+            first,
+            int(row[1]),
+            decode_side_index(bytes(row[2]), bytes(row[3]), first, int(row[1])),
+        )
 
     def _leaf_hashes(self, conn: sqlite3.Connection, first: int, n: int) -> bytes:
         """Leaf hashes ``[first, first + n)`` from the level-0 tiles, uncached."""
@@ -653,7 +669,7 @@ class TileLedgerStore(SqliteLedgerFile):
         with self._read() as conn:
             batches = self._batches(conn, after, where.since_ms, where.until_ms)
         for first, n, blob, digest in batches:
-            table = decode_side_index(blob, digest, first)
+            table = decode_side_index(blob, digest, first, n)
             mask = pc.greater(pa.array(range(first, first + n), type=pa.int64()), after)
             for column, value in (
                 ("actor", where.actor),
@@ -684,8 +700,8 @@ class TileLedgerStore(SqliteLedgerFile):
         counts: dict[str, int] = {}
         with self._read() as conn:
             batches = self._batches(conn, -1, since_ms, until_ms)
-        for first, _, blob, digest in batches:
-            table = decode_side_index(blob, digest, first)
+        for first, n, blob, digest in batches:
+            table = decode_side_index(blob, digest, first, n)
             ts = table.column("ts_ms")
             mask = pc.and_(pc.greater_equal(ts, since_ms), pc.less(ts, until_ms))
             for item in pc.value_counts(table.column("topic").filter(mask)).to_pylist():

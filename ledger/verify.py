@@ -30,6 +30,10 @@ Steps (each names the first bad entry it finds, by leaf index and (topic, partit
        ``ledger.witness.check_intents`` accepts the intents (the newest checkpoints only,
        chained to and consistent with the newest witnessed one, at most one transaction's):
        a crash between a sync's commit and its copy; the next open or sync makes the copy.
+       An incremental run compares the copies of the new checkpoints, and the remembered
+       checkpoint's copy with the store's note (the remembered state is signed with the ledger
+       key, which sits in the data folder: the witness anchors it); older copies are the full
+       run's work.
 Step 1 runs per stored batch of leaf rows: the cheap per-row checks first (density, the log
 record each row names), then the leaf hashes and query columns of those rows recomputed as one
 batch (the sync's encoder); the first bad row is reported whichever check found it, with the
@@ -287,7 +291,10 @@ class Verified:
     """What a successful verify remembers: the last checkpoint it verified (size, root, note
     hash, time), each partition's last offset on the ledger at that size, and when the last
     FULL verify ran. Kept as a note signed by the ledger's own key (``ledger-verified.note`` in
-    the data folder), so it cannot be edited without the key.
+    the data folder), so it cannot be edited without the key. The key sits in the same folder,
+    so an insider can sign a state: the incremental run therefore checks the remembered
+    checkpoint against its witness copy (step 8). What the signature cannot stop: a forged
+    ``full_at_ms`` postpones the periodic full verify; run ``--full`` on a schedule of its own.
 
     Trade-off (README, "Ledger as tiles"): an incremental verify re-checks only what is new:
     the leaves after ``size`` against their log records, the tree nodes they add, every new
@@ -960,6 +967,8 @@ def _verify_checkpoints(
             report.fail(Problem(found.problem, checkpoint=found.at))
             return
         report.witness_pending = len(found.pending)
+    if since is not None and not _verify_witness_anchor(ledger, report, since, intents):
+        return
     if ledger.witness is not None and since is None:
         stored = {witness_key(cp.size) for cp in cps}
         for key in ledger.witness.list("checkpoints/"):
@@ -972,3 +981,38 @@ def _verify_checkpoints(
                     )
                 )
                 return
+
+
+def _verify_witness_anchor(
+    ledger: Ledger, report: VerifyReport, since: Verified, intents: set[int]
+) -> bool:
+    """Step 8 of an incremental run for the remembered checkpoint, which it does not re-check
+    otherwise: its witness copy MUST be the store's note. The remembered state is signed with
+    the ledger's key, which sits in the data folder, so the witness is what ties it to a
+    history nobody rewrote. One read: the copies below it are the full run's (periodic) work."""
+    witness = ledger.witness
+    cp = ledger.store.checkpoint(since.size)
+    if witness is None or cp is None or since.size in intents:
+        return True  # a missing checkpoint is _verify_from's finding; an intent, check_intents'
+    key = witness_key(since.size)
+    at: dict[str, Any] = {"checkpoint": since.size}
+    if not witness.exists(key):
+        report.fail(
+            Problem(
+                f"the witness copy {key} of the checkpoint verified last is missing "
+                "(deleted from the write-once witness folder).",
+                **at,
+            )
+        )
+        return False
+    if witness.get(key) != cp.note:
+        report.fail(
+            Problem(
+                "the witness holds a different note for this size than the store's "
+                "checkpoint the remembered verification names (re-signed, or the "
+                "remembered state forged): run `hub ledger verify --full`.",
+                **at,
+            )
+        )
+        return False
+    return True

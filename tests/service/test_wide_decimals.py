@@ -17,6 +17,7 @@ from adapters.sqlalchemy_views import ExactDecimal
 from core.avro import serde
 from core.events import OutgoingEvent
 from core.projection import Column, Table
+from hub import pattern_alerts
 from hub.api.app import create_app
 from hub.bootstrap import Hub, bootstrap
 from hub.console import live_bars
@@ -167,3 +168,23 @@ def test_a_wide_decimal_is_exact_on_the_column_ingest_route(hub: Hub) -> None:
         assert r.json()["accepted"] == 50, r.json()
     records = hub.reader.read("t.wide", 0, 0, 100)
     assert [str(r["value"]["amount"]) for r in records] == [WIDE] * 50
+
+
+def test_a_pattern_alert_states_a_wide_amount_exactly() -> None:
+    row = {
+        "tenant": "t",
+        "account_id": "a",
+        "first_partition": 0,
+        "first_offset": 0,
+        "last_offset": 1,
+        "first_at": 0,
+        "last_at": 1,
+        "payments": 2,
+        "amount": Decimal(WIDE),
+    }
+    got = pattern_alerts.alert_value("embedded", patterns.Structuring(), row)
+    assert got["value"] == WIDE
+    spike = {"instrument": "X", "trade_partition": 0, "trade_offset": 0, "tenant": "t"}
+    spike |= {"trade_id": "t1", "price": WIDE, "ask": WIDE}
+    got = pattern_alerts.alert_value("embedded", patterns.PriceSpike(), spike)
+    assert got["threshold"] == "129629628462962962846296296284629629.619"  # WIDE x 1.05

@@ -22,7 +22,7 @@ import json
 import sqlite3
 import threading
 from collections.abc import Mapping, Sequence
-from decimal import Decimal
+from decimal import Context, Decimal
 from typing import Any
 
 import pyarrow as pa
@@ -47,6 +47,8 @@ from core.ports.views import (
 from core.projection import Column, Row, Table
 from core.sqlguard import MAX_ROWS, guard, too_many_rows
 
+_EXACT = Context(prec=80)  # decimals of up to 38 digits, never rounded (the default has 28)
+
 _KEY_CHUNK = 200
 
 
@@ -69,11 +71,11 @@ class ExactDecimal(sa.types.TypeDecorator[Decimal]):
     def process_bind_param(self, value: Any, dialect: sa.Dialect) -> Any:
         if value is None:
             return None
-        d = Decimal(value).quantize(self._q)
+        d = Decimal(value).quantize(self._q, context=_EXACT)
         return d if dialect.name == "postgresql" else str(d)
 
     def process_result_value(self, value: Any, dialect: sa.Dialect) -> Decimal | None:
-        return None if value is None else Decimal(value).quantize(self._q)
+        return None if value is None else Decimal(value).quantize(self._q, context=_EXACT)
 
 
 def _sa_type(c: Column) -> sa.types.TypeEngine[Any]:

@@ -46,7 +46,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import Context, Decimal
 from typing import TYPE_CHECKING, Any, Literal
 
 from core.events import OutgoingEvent
@@ -62,6 +62,7 @@ if TYPE_CHECKING:
 Engine = Literal["embedded", "flink"]
 _NAMESPACE = uuid.UUID("6f1d8a52-2b0e-5c1e-9a57-0c6a3f3b7e11")
 PRODUCER = "hub.patterns"
+_EXACT = Context(prec=80)  # decimal(38, s) values and their products, never rounded
 PATTERNS: tuple[Pattern, ...] = (Structuring(), PriceSpike())  # the patterns in force
 log = logging.getLogger("hub.patterns")
 
@@ -83,7 +84,7 @@ def alert_value(engine: Engine, pattern: Pattern, row: Mapping[str, Any]) -> dic
         )
         value, threshold, severity = row["amount"], pattern.threshold, "high"
     else:
-        limit = Decimal(row["ask"]) * (100 + pattern.pct) / 100
+        limit = _EXACT.divide(_EXACT.multiply(Decimal(row["ask"]), 100 + pattern.pct), 100)
         summary = (
             f"Price spike: trade {row['trade_id']} in {row['instrument']} (tenant "
             f"{row['tenant']}) at {row['price']}, more than {pattern.pct} % above the quoted "
@@ -96,8 +97,8 @@ def alert_value(engine: Engine, pattern: Pattern, row: Mapping[str, Any]) -> dic
         "rule": f"pattern.{pattern.name}",
         "severity": severity,
         "summary": summary,
-        "value": format(Decimal(value).normalize(), "f"),
-        "threshold": format(Decimal(threshold).normalize(), "f"),
+        "value": format(Decimal(value).normalize(_EXACT), "f"),
+        "threshold": format(Decimal(threshold).normalize(_EXACT), "f"),
         "fired_at": datetime.now(UTC).isoformat(),
     }
 

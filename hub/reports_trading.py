@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
+from decimal import Context, Decimal, localcontext
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -45,6 +45,13 @@ def _dec(value: Any) -> Decimal:
 
 
 def trading_summary(c: Collector, day: date) -> dict[str, Any]:
+    """The trading summary of ``day``; its sums and ratios under an 80-digit decimal context
+    (view columns are decimal(38, s): Python's default 28 digits would round their sums)."""
+    with localcontext(Context(prec=80)):
+        return _trading_summary(c, day)
+
+
+def _trading_summary(c: Collector, day: date) -> dict[str, Any]:
     from projections.catalog import MARK_TO_MARKET_SQL
 
     start = datetime(day.year, day.month, day.day, tzinfo=UTC)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import io
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from decimal import Context, Decimal
 from typing import Any, Protocol
 
 import fastavro
@@ -27,6 +27,8 @@ from core.ports.eventlog import StoredRecord
 from core.ports.keystore import KeyStore
 from core.projection import Event
 from projections.columnar import Unsupported, decode_values, envelope
+
+_EXACT = Context(prec=80)  # decimals of up to 38 digits, never rounded (the default has 28)
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _TS = "timestamp-micros"
@@ -176,7 +178,10 @@ def _py_column(arr: pa.Array, timestamp: bool) -> list[Any]:
         # the columnar decoder keeps unscaled values within 64 bits: the low word of each
         words = np.frombuffer(arr.buffers()[1], np.int64, 2 * (arr.offset + len(arr)))
         scale = -arr.type.scale
-        out: list[Any] = [Decimal(n).scaleb(scale) for n in words[2 * arr.offset :: 2].tolist()]
+        exact = _EXACT
+        out: list[Any] = [
+            Decimal(n).scaleb(scale, exact) for n in words[2 * arr.offset :: 2].tolist()
+        ]
     else:
         out = arr.to_pylist()
         if timestamp:

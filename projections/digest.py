@@ -9,10 +9,12 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable
-from decimal import Decimal
+from decimal import Context, Decimal
 from typing import Any
 
 from core.projection import Row, Table
+
+_EXACT = Context(prec=80)  # decimals of up to 38 digits, never rounded (the default has 28)
 
 
 def canonical(value: Any, scale: int | None = None) -> str:
@@ -20,7 +22,7 @@ def canonical(value: Any, scale: int | None = None) -> str:
         return "\\N"
     if isinstance(value, Decimal):
         return (
-            f"{value.quantize(Decimal(1).scaleb(-(scale or 0))):f}"
+            f"{value.quantize(Decimal(1).scaleb(-(scale or 0)), context=_EXACT):f}"
             if scale is not None
             else (f"{value:f}")
         )

@@ -199,7 +199,8 @@ def _unscaled(arr: pa.Array) -> I64:
 
 def _decimals(arr: pa.Array) -> list[Any]:
     scale = -arr.type.scale
-    out: list[Any] = [Decimal(n).scaleb(scale) for n in _unscaled(arr).tolist()]
+    exact = _EXACT
+    out: list[Any] = [Decimal(n).scaleb(scale, exact) for n in _unscaled(arr).tolist()]
     if arr.null_count:
         out = [None if null else v for v, null in zip(out, arr.is_null().to_pylist(), strict=True)]
     return out

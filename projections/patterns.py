@@ -40,6 +40,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from functools import reduce
 from typing import Any
 
 from core.errors import ConfigError
@@ -220,7 +221,7 @@ def structuring_row(key: tuple[str, str], run: Sequence[tuple[Any, ...]]) -> dic
         "first_at": run[0][0],
         "last_at": run[-1][0],
         "payments": len(run),
-        "amount": sum((r[3] for r in run), Decimal(0)),
+        "amount": reduce(_EXACT.add, (r[3] for r in run), Decimal(0)),
     }
 
 

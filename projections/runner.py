@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from decimal import Context, localcontext
 from itertools import chain
 from typing import Any
 
@@ -52,6 +53,9 @@ from projections.decode import Decoder, Poison
 from projections.folds import merge_src
 
 log = logging.getLogger("hub.projections")
+# Folds run under this context: Python's default has 28 digits and rounds a sum of decimal(38, s)
+# values (or a product of two 18-digit ones) silently. Rounding mode and traps: the default's.
+_FOLD_DECIMALS = Context(prec=80)
 
 Quarantine = Callable[[str, StoredRecord, str, str], None]
 
@@ -206,10 +210,11 @@ class ProjectionRunner:
                 self.hook("read")
                 # 2. decode and fold (poison events to the quarantine)
                 windows = WindowState(self._windows.max_seen)
-                fast = self._fold_columnar(chunks, windows, bound)
-                if fast is None:
-                    records = {tp: c.records() for tp, c in chunks.items()}
-                    fast = self._fold(records, windows, bound)
+                with localcontext(_FOLD_DECIMALS):  # sums of decimal(38, s) keep every digit
+                    fast = self._fold_columnar(chunks, windows, bound)
+                    if fast is None:
+                        records = {tp: c.records() for tp, c in chunks.items()}
+                        fast = self._fold(records, windows, bound)
                 rows, result = fast
                 positions = dict(cp.positions)
                 for (topic, part), cols in chunks.items():

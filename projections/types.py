@@ -21,7 +21,7 @@ import io
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import Context, Decimal
 from functools import cache
 from typing import Any
 
@@ -30,6 +30,8 @@ import pyarrow.compute as pc
 
 from core.errors import InvalidInput
 from core.projection import Column, Table
+
+_EXACT = Context(prec=80)  # decimals of up to 38 digits, never rounded (the default has 28)
 
 TIMESTAMP = pa.timestamp("us", tz="UTC")
 ISO_FORMAT = "%Y-%m-%dT%H:%M:%SZ"  # Arrow prints the µs fraction with %S for a µs timestamp
@@ -70,7 +72,10 @@ def _decimal(col: pa.ChunkedArray, scale: int) -> pa.ChunkedArray | None:
     if pa.types.is_string(t) or pa.types.is_large_string(t):
         q = Decimal(1).scaleb(-scale)
         try:
-            values = [None if v is None else Decimal(v).quantize(q) for v in col.to_pylist()]
+            values = [
+                None if v is None else Decimal(v).quantize(q, context=_EXACT)
+                for v in col.to_pylist()
+            ]
             return pa.chunked_array([pa.array(values, target)], target)
         except (ArithmeticError, ValueError, pa.ArrowInvalid):
             return None

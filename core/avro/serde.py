@@ -25,6 +25,10 @@ from core.avro.schema import ParsedSchema
 from core.avro.varint import varint
 from core.errors import SerializationError
 
+# Enough digits for any Avro decimal the hub keeps (precision up to 38) and the products of two:
+# Python's default context has 28 and rounds wider values (scaleb, arithmetic) silently.
+_EXACT = Context(prec=80)
+
 MAGIC = 0
 _HEADER = struct.Struct(">bI")
 
@@ -316,7 +320,7 @@ def _from_default(value: Any, schema: Any, named: Mapping[str, Any]) -> Any:
         t = schema.get("type")
         if schema.get("logicalType") == "decimal" and t in ("bytes", "fixed"):
             unscaled = int.from_bytes(value.encode("latin-1"), "big", signed=True)
-            return Decimal(unscaled).scaleb(-int(schema.get("scale", 0)))
+            return Decimal(unscaled).scaleb(-int(schema.get("scale", 0)), _EXACT)
         if t in ("bytes", "fixed"):
             return value.encode("latin-1")
         if t in ("record", "error") and isinstance(value, Mapping):
@@ -504,7 +508,7 @@ def _decimal_bytes(v: Decimal, precision: int, scale: int) -> bytes:
     _, digits, exp = v.as_tuple()
     if not isinstance(exp, int) or len(digits) > precision or exp + scale < 0:
         raise ValueError("left to fastavro")
-    u = int(v.scaleb(scale))
+    u = int(v.scaleb(scale, _EXACT))
     return u.to_bytes((abs(u).bit_length() + 8) // 8, "big", signed=True)
 
 

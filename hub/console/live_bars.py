@@ -163,7 +163,7 @@ class LiveBars:
 
 def _as(value: Any, typ: pa.DataType) -> Any:
     if value is not None and pa.types.is_decimal(typ):
-        return Decimal(value).quantize(Decimal(1).scaleb(-typ.scale))
+        return Decimal(value).quantize(Decimal(1).scaleb(-typ.scale), context=_EXACT)
     return value
 
 
@@ -172,7 +172,9 @@ def _vwap(bar: Bar, typ: pa.DataType) -> Decimal | None:
     if not volume:
         return None
     exact = _EXACT.divide(bar["notional"], volume)
-    return exact.quantize(Decimal(1).scaleb(-typ.scale), rounding=decimal.ROUND_DOWN)
+    return exact.quantize(
+        Decimal(1).scaleb(-typ.scale), rounding=decimal.ROUND_DOWN, context=_EXACT
+    )
 
 
 def _merge(bar: Bar, part: Bar, vwap_type: pa.DataType) -> None:

@@ -222,7 +222,7 @@ def register_fold(t_env: Any, spec: dict[str, Any]) -> None:
     import base64 as b64
     import importlib
     import pickle
-    from decimal import ROUND_HALF_EVEN
+    from decimal import ROUND_HALF_EVEN, Context
 
     from pyflink.common import Row
     from pyflink.table import DataTypes
@@ -267,7 +267,9 @@ def register_fold(t_env: Any, spec: dict[str, Any]) -> None:
                 v = row.get(name)
                 scale = _scale_of(type_)
                 if scale is not None and v is not None:
-                    v = Decimal(v).quantize(Decimal(1).scaleb(-scale), ROUND_HALF_EVEN)
+                    v = Decimal(v).quantize(
+                        Decimal(1).scaleb(-scale), ROUND_HALF_EVEN, Context(prec=80)
+                    )
                 out.append(v)
             return Row(*out, first, last, count)
 

@@ -48,7 +48,7 @@ import json
 import logging
 import os
 from collections.abc import Mapping, Sequence
-from decimal import Decimal
+from decimal import Context, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +56,8 @@ from core.ports.eventlog import EventLog
 from core.ports.views import Checkpoint, Position, Target, ViewStore
 from core.projection import Projection, Row, Table
 from projections.digest import digest
+
+_EXACT = Context(prec=80)  # decimals of up to 38 digits, never rounded (the default has 28)
 
 log = logging.getLogger(__name__)
 
@@ -313,7 +315,7 @@ def _physical(t: Table, partial: dict[str, Any]) -> Row:
     for c in t.columns:
         v = row.get(c.name)
         if c.type == "decimal" and v is not None:
-            row[c.name] = Decimal(v).quantize(Decimal(1).scaleb(-(c.scale or 0)))
+            row[c.name] = Decimal(v).quantize(Decimal(1).scaleb(-(c.scale or 0)), context=_EXACT)
     if t.kind == "aggregate":
         for name in ("src_topic", "src_partition", "src_first", "src_last"):
             row[name] = partial[name]

@@ -13,8 +13,27 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from core.errors import InvalidInput
+
 CHAMPION = "champion"
 CHALLENGER = "challenger"
+
+# A challenger is set by one person; above half the keys it would decide for most accounts,
+# a champion in all but name, which needs the two-person change ``model.champion:<name>``.
+MAX_CHALLENGER_SHARE = 0.5
+
+
+def check_share(share: float) -> float:
+    """``share`` if it is a challenger's share of the keys one person may set, else
+    ``InvalidInput`` naming it."""
+    if not 0.0 < share <= MAX_CHALLENGER_SHARE:
+        raise InvalidInput(
+            f"A challenger's share of the keys is above 0 and at most {MAX_CHALLENGER_SHARE}, "
+            f"not {share}: a version that should decide for more of the keys is made the "
+            "champion, a two-person change (`hub ml promote NAME VERSION --reason WHY`).",
+            code="invalid_challenger_share",
+        )
+    return share
 
 
 def bucket(key: str) -> float:

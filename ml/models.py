@@ -36,6 +36,8 @@ from governance.configchanges import Auditor, ConfigChanges, ConfigResource, Eff
 from governance.configstore import ConfigChangeStore
 from governance.store import PolicyStore
 from ingest.publish import Publisher
+from ml.ab import MAX_CHALLENGER_SHARE as MAX_CHALLENGER_SHARE
+from ml.ab import check_share
 from ml.schedule import RETRAIN_PREFIX  # when a model is retrained (governed config)
 from registry.service import SchemaRegistry
 
@@ -362,10 +364,7 @@ class Models:
     def promote_challenger(
         self, principal: Principal, name: str, version: int, share: float, reason: str = ""
     ) -> ModelVersion:
-        if not 0.0 < share < 1.0:
-            raise InvalidInput(
-                f"A challenger's share of traffic is between 0 and 1 exclusive, not {share}."
-            )
+        check_share(share)
         mv = self.promotable(name, version)
         if self.state(name).champion == version:
             raise Conflict(f"{name} v{version} is the champion; promote another challenger.")
@@ -390,6 +389,15 @@ class Models:
         mv = self.version(name, version)
         if mv.stage == "RETIRED":
             raise Conflict(f"{name} v{version} is already retired.")
+        if mv.stage == "CHAMPION":
+            # Retiring the champion would stop all scoring on one person's word; the champion
+            # changes only through the two-person change ``model.champion:<name>``.
+            raise Conflict(
+                f"{name} v{version} is the champion and cannot be retired by one person: make "
+                f"another version the champion first (`hub ml promote {name} VERSION --reason "
+                "WHY`, approved by a second person), then retire this one.",
+                code="champion_retire",
+            )
         self._publish(
             principal,
             RETIRED,

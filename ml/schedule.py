@@ -35,6 +35,7 @@ from core.events import OutgoingEvent
 from core.periodic import Periodic
 from core.ports.policy import Principal
 from governance.configchanges import CONFIG_TOPIC, ConfigResource, Effect, Prepare
+from ml.ab import MAX_CHALLENGER_SHARE
 
 if TYPE_CHECKING:
     from governance.configstore import ConfigChangeStore
@@ -125,8 +126,15 @@ def parse_value(value: Any) -> dict[str, Any] | None:
     if not isinstance(on_drift, bool):
         raise _bad(f"on_drift is true or false, not {on_drift!r}.")
     share = value.get("share", 0.1)
-    if isinstance(share, bool) or not isinstance(share, int | float) or not 0 < share < 1:
-        raise _bad(f"share is the challenger's share of keys, between 0 and 1, not {share!r}.")
+    if (
+        isinstance(share, bool)
+        or not isinstance(share, int | float)
+        or not 0 < share <= MAX_CHALLENGER_SHARE
+    ):
+        raise _bad(
+            f"share is the challenger's share of keys, above 0 and at most "
+            f"{MAX_CHALLENGER_SHARE} (more is a champion: a two-person change), not {share!r}."
+        )
     if every is None and not on_drift:
         raise _bad(
             "A retrain schedule needs every (e.g. 7d) or on_drift true; null stops it instead."

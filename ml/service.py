@@ -19,6 +19,7 @@ from governance.changes import Identities
 from governance.configchanges import Auditor
 from ingest.publish import EventReader, Publisher
 from ml import ab, drift, training
+from ml.ab import check_share
 from ml.features import FeatureEngine
 from ml.feed import FeatureFeed
 from ml.models import ModelChanges, ModelNotFound, Models, ModelVersion
@@ -189,6 +190,7 @@ class MachineLearning:
         """Train a new version (evaluated beside the champion on the same holdout) and make it
         the challenger for ``share`` of the entity keys; promotion to champion stays a human,
         two-person decision. Triggered by a command or by a drift check (``check_drift``)."""
+        check_share(share)  # before training: a refused share wastes no fit
         view = self.view_of(name)
         mv = self.train(principal, name, view.name, family)
         if self.models.champion_of(name) is None:

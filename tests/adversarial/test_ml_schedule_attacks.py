@@ -140,8 +140,8 @@ def test_analyst_and_publisher_cannot_set_a_schedule_over_http(site: dict[str, A
 BAD = [
     (["--every", "0d"], "0d"),
     (["--every", "5m"], "shorter than 10 minutes"),
-    (["--every", "7d", "--share", "2"], "between 0 and 1"),
-    (["--every", "7d", "--share", "-0.1"], "between 0 and 1"),
+    (["--every", "7d", "--share", "2"], "at most 0.5"),
+    (["--every", "7d", "--share", "-0.1"], "at most 0.5"),
     (["--every", "7d", "--off"], "--off stops the schedule"),
 ]
 

@@ -137,7 +137,7 @@ def test_a_drift_event_triggers_one_retrain(data: Path) -> None:
 BAD = [
     ({"every": "5m"}, "shorter than 10 minutes"),
     ({"every": "weekly"}, "is not a period"),
-    ({"every": "1d", "share": 1.5}, "between 0 and 1"),
+    ({"every": "1d", "share": 1.5}, "at most 0.5"),
     ({"share": 0.2}, "needs every"),
     ({"every": "1d", "cron": "* * *"}, "is an object of every, on_drift, share"),
     ({"every": "1d", "on_drift": "yes"}, "on_drift is true or false"),

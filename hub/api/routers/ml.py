@@ -21,6 +21,7 @@ from pydantic import BaseModel, Field
 
 from core.ports.policy import Principal
 from hub.api.deps import authorize, hub_of
+from ml.ab import MAX_CHALLENGER_SHARE
 
 
 @asynccontextmanager
@@ -158,7 +159,12 @@ def predict(
 
 
 class RetrainIn(BaseModel):
-    share: float = Field(0.1, gt=0.0, lt=1.0, description="The challenger's share of the keys.")
+    share: float = Field(
+        0.1,
+        gt=0.0,
+        le=MAX_CHALLENGER_SHARE,
+        description="The challenger's share of the keys (more is a champion: two people).",
+    )
     reason: str = Field("retrain", min_length=1, max_length=500)
 
 

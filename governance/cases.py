@@ -248,6 +248,37 @@ class CaseBook:
         )
 
 
+def decide_on_case(
+    policy: PolicyEngine,
+    principal: Principal,
+    action: str,
+    case: Case,
+    context: Mapping[str, Any],
+) -> Decision:
+    """The policy's decision on ``action`` (``case.read``, ``case.close``) for ``case``, asked
+    about the case's own tenant: another tenant's case needs ``tenant.all`` or a grant of that
+    tenant. Callers MUST ask it before showing or changing one case."""
+    resource = f"cases/{case.case_id}"
+    return policy.decide(principal, action, resource, {**context, "tenant": case.tenant})
+
+
+def cases_within(
+    policy: PolicyEngine,
+    principal: Principal,
+    cases: Sequence[dict[str, Any]],
+    context: Mapping[str, Any],
+) -> list[dict[str, Any]]:
+    """The cases (``as_dict``) ``principal`` may read: its own tenant's (the caller has been
+    allowed ``case.read``), and another tenant's only where ``case.read`` asked about that
+    tenant is allowed (``tenant.all`` or a grant). One decision per other tenant listed; each
+    is recorded like any decision."""
+    allowed = {principal.tenant: True}
+    for tenant in sorted({str(c["tenant"]) for c in cases} - {principal.tenant}):
+        decision = policy.decide(principal, "case.read", "cases", {**context, "tenant": tenant})
+        allowed[tenant] = decision.allow
+    return [c for c in cases if allowed[str(c["tenant"])]]
+
+
 PURPOSE_HEADERS = (("x-hub-purpose", "purpose"), ("x-hub-case", "case"))
 
 

@@ -1,7 +1,8 @@
 """``hub case open|close|list``: investigation cases (purpose of use, ``governance.cases``).
 
 Commands act as the principal of ``--key KEY_ID:SECRET`` (``HUB_API_KEY``, or the hub's
-``--key-file``); each asks the policy first (``case.open``, ``case.close``, ``case.read``).
+``--key-file``); each asks the policy first (``case.open``, ``case.close``, ``case.read``);
+another tenant's case is refused or left out (``governance.cases.decide_on_case``).
 """
 
 from __future__ import annotations
@@ -10,7 +11,11 @@ import json
 
 import click
 
+from core.errors import Forbidden
+from governance.cases import cases_within, decide_on_case
 from hub.cli import Ctx, authorize, key_option, main, principal_for, run_safely
+
+CLI = {"channel": "cli"}
 
 
 @main.group()
@@ -69,6 +74,9 @@ def case_close(obj: Ctx, case_id: str, reason: str, key: str | None) -> None:
         with obj.hub() as h:
             who = principal_for(h, key)
             authorize(h, "case.close", f"cases/{case_id}", who)
+            ruled = decide_on_case(h.policy, who, "case.close", h.cases.get(case_id), CLI)
+            if not ruled.allow:
+                raise Forbidden(f"Access denied: {ruled.reason}.")
             click.echo(json.dumps(h.cases.close(case_id, actor=who.id, reason=reason), indent=2))
 
     run_safely(go)
@@ -83,7 +91,8 @@ def case_list(obj: Ctx, status: str | None, key: str | None) -> None:
 
     def go() -> None:
         with obj.hub() as h:
-            authorize(h, "case.read", "cases", principal_for(h, key))
-            click.echo(json.dumps(h.cases.list_cases(status=status), indent=2))
+            who = authorize(h, "case.read", "cases", principal_for(h, key))
+            found = cases_within(h.policy, who, h.cases.list_cases(status=status), CLI)
+            click.echo(json.dumps(found, indent=2))
 
     run_safely(go)

@@ -26,7 +26,9 @@ from starlette.concurrency import run_in_threadpool
 
 from core.errors import InvalidInput
 from core.ports.policy import Principal
-from hub.api.deps import MAX_INT64, authorize, hub_of
+from governance.cases import cases_within
+from hub.api.deps import MAX_INT64, authorize, decision_context, hub_of
+from hub.api.routers.cases import check_case
 from hub.console.gate import live_session, sessions_of
 from hub.console.live_bars import TABLE, LiveBars, mergeable, snapshot_sql
 
@@ -358,9 +360,11 @@ def payments_summary(
 
 
 @router.get("/cases", response_model=Open)
-def cases(request: Request, _: Principal = Depends(authorize("case.read"))) -> dict[str, Any]:
-    """Investigation cases, newest first."""
-    found = hub_of(request).cases.list_cases()
+def cases(request: Request, who: Principal = Depends(authorize("case.read"))) -> dict[str, Any]:
+    """Investigation cases the reader may see (its tenant's, unless ``tenant.all`` or a
+    grant), newest first."""
+    hub = hub_of(request)
+    found = cases_within(hub.policy, who, hub.cases.list_cases(), decision_context(request))
     return {"cases": json.loads(json.dumps(list(reversed(found)), default=str))}
 
 
@@ -382,6 +386,7 @@ def close_case(
     request: Request,
     who: Principal = Depends(authorize("case.close")),
 ) -> dict[str, Any]:
+    check_case(request, who, "case.close", hub_of(request).cases.get(case_id))
     closed: dict[str, Any] = hub_of(request).cases.close(case_id, actor=who.id, reason=body.reason)
     return json.loads(json.dumps(closed, default=str))  # type: ignore[no-any-return]
 

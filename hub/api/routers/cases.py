@@ -12,7 +12,8 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
 from core.ports.policy import Principal
-from hub.api.deps import authorize, hub_of
+from governance.cases import cases_within, decide_on_case
+from hub.api.deps import authorize, count_decision, decision_context, hub_of, route_of
 from hub.api.models import Case, Cases
 
 router = APIRouter(tags=["governance"])
@@ -49,16 +50,20 @@ def open_case(
 def list_cases(
     request: Request,
     status: str | None = Query(None, pattern="^(open|closed|expired)$"),
-    _: Principal = Depends(authorize("case.read")),
+    who: Principal = Depends(authorize("case.read")),
 ) -> dict[str, Any]:
-    return {"cases": hub_of(request).cases.list_cases(status=status)}
+    hub = hub_of(request)
+    found = hub.cases.list_cases(status=status)
+    return {"cases": cases_within(hub.policy, who, found, decision_context(request))}
 
 
 @router.get("/v1/cases/{case_id}", response_model=Case)
 def get_case(
-    case_id: str, request: Request, _: Principal = Depends(authorize("case.read"))
+    case_id: str, request: Request, who: Principal = Depends(authorize("case.read"))
 ) -> dict[str, Any]:
-    return hub_of(request).cases.get(case_id).as_dict()
+    case = hub_of(request).cases.get(case_id)
+    check_case(request, who, "case.read", case)
+    return case.as_dict()
 
 
 @router.post("/v1/cases/{case_id}/close", response_model=Case)
@@ -68,4 +73,12 @@ def close_case(
     request: Request,
     who: Principal = Depends(authorize("case.close")),
 ) -> dict[str, Any]:
+    check_case(request, who, "case.close", hub_of(request).cases.get(case_id))
     return hub_of(request).cases.close(case_id, actor=who.id, reason=body.reason)
+
+
+def check_case(request: Request, who: Principal, action: str, case: Any) -> None:
+    """``decide_on_case`` for a request: counted, and ``Forbidden`` (403) on a deny."""
+    hub = hub_of(request)
+    decision = decide_on_case(hub.policy, who, action, case, decision_context(request))
+    count_decision(hub, route_of(request), action, decision)

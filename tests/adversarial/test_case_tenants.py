@@ -1,0 +1,72 @@
+"""Investigation cases across tenants: a case belongs to the tenant of the person who opened it.
+A compliance officer of another tenant (no ``tenant.all``, no grant of that tenant) MUST NOT
+list it, read it or close it, over HTTP, in the console or on the CLI; the refusal is the
+policy's tenant isolation, asked about the case's own tenant."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from click.testing import CliRunner
+
+from hub.cli import main
+from tests.adversarial._api import Api, basic
+from tests.adversarial.test_console_keys import as_
+
+
+def _two_officers(api: Api) -> tuple[str, str, str]:
+    """A case of tenant acme; the tokens of acme's and globex's compliance officers."""
+    acme = api.hub.keys.create(["compliance_officer"], principal="ann", tenant="acme").token
+    globex = api.hub.keys.create(["compliance_officer"], principal="gus", tenant="globex").token
+    r = api.client.post(
+        "/v1/cases",
+        json={"reason": "SAR 17: structuring by ACC-1", "subjects": ["ACC-1"]},
+        headers=basic(acme),
+    )
+    assert r.status_code == 201, r.text
+    assert r.json()["tenant"] == "acme"
+    return r.json()["case_id"], acme, globex
+
+
+def test_another_tenants_officer_cannot_list_read_or_close_a_case(api: Api) -> None:
+    case_id, acme, globex = _two_officers(api)
+    listed = api.client.get("/v1/cases", headers=basic(globex))
+    assert listed.status_code == 200, listed.text
+    assert listed.json()["cases"] == []
+    r = api.client.get(f"/v1/cases/{case_id}", headers=basic(globex))
+    assert r.status_code == 403 and "tenant isolation" in r.json()["message"], r.text
+    r = api.client.post(f"/v1/cases/{case_id}/close", json={"reason": "x"}, headers=basic(globex))
+    assert r.status_code == 403 and "tenant isolation" in r.json()["message"], r.text
+    # acme's officer and an admin (tenant.all) still see it; it is still open
+    mine = api.client.get("/v1/cases", headers=basic(acme)).json()["cases"]
+    assert [c["case_id"] for c in mine] == [case_id] and mine[0]["status"] == "open"
+    every = api.client.get("/v1/cases", headers=api.admin).json()["cases"]
+    assert [c["case_id"] for c in every] == [case_id]
+    assert api.client.get(f"/v1/cases/{case_id}", headers=basic(acme)).status_code == 200
+
+
+def test_the_console_keeps_cases_to_the_officers_tenant(api: Api) -> None:
+    case_id, _, globex = _two_officers(api)
+    headers = as_(api.client, globex, "/ui/ledger")
+    listed = api.client.get("/ui/api/cases")
+    assert listed.status_code == 200 and listed.json()["cases"] == [], listed.text
+    r = api.client.post(f"/ui/api/cases/{case_id}/close", json={"reason": "x"}, headers=headers)
+    assert r.status_code == 403 and "tenant isolation" in r.json()["message"], r.text
+    api.client.cookies.clear()
+
+
+def test_the_cli_keeps_cases_to_the_officers_tenant(api: Api) -> None:
+    case_id, acme, globex = _two_officers(api)
+    data = str(api.hub.settings.data_dir)
+    api.hub.close()  # the CLI opens the data folder as an operator's would
+    api.hub.close = lambda: None  # type: ignore[method-assign]
+
+    def cli(token: str, *args: str) -> Any:
+        return CliRunner().invoke(main, ["--data-dir", data, "--key", token, "case", *args])
+
+    r = cli(globex, "list")
+    assert r.exit_code == 0 and case_id not in r.output, r.output
+    r = cli(globex, "close", case_id, "--reason", "x")
+    assert r.exit_code == 1 and "tenant isolation" in str(r.stderr), r.output
+    r = cli(acme, "list", "--status", "open")
+    assert r.exit_code == 0 and case_id in r.output, r.output

@@ -49,6 +49,9 @@ log = logging.getLogger("hub.observability")
 CHECK_TIMEOUT_S = 2.0
 READY_CACHE_S = 5.0
 MIN_TOKEN_CHARS = 32
+# The methods a metric label names; any other token a client sends counts as "other" (a label
+# per invented method would let an anonymous client grow the metrics without bound).
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
 
@@ -343,8 +346,9 @@ class RouteMetricsMiddleware:
         path = getattr(scope.get("route"), "path", "unmatched")
         scope.setdefault("state", {})["route"] = path
         metrics = self.hub.metrics
-        metrics.http_requests.labels(scope["method"], path, str(status)).inc()
-        metrics.http_seconds.labels(scope["method"], path).observe(time.perf_counter() - started)
+        method = scope["method"] if scope["method"] in METHODS else "other"
+        metrics.http_requests.labels(method, path, str(status)).inc()
+        metrics.http_seconds.labels(method, path).observe(time.perf_counter() - started)
 
 
 class ObservabilityMiddleware:

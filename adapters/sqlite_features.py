@@ -41,10 +41,35 @@ CREATE INDEX IF NOT EXISTS versions_by_seq ON versions (seq);
 """
 
 
+# What the ``entity`` columns hold: 2 = ``ml.features.entity_key(tenant, entity)``. A store
+# without it (entities keyed by id alone, so two tenants' accounts of one id shared a history)
+# is emptied on open, positions included: the feed folds the log again from its start.
+ENTITY_KEYS = 2
+
+
 class SqliteFeatureStore(FeatureStore):
     def __init__(self, path: Path | str) -> None:
         self._db = open_store(path, _SCHEMA, "synchronous=NORMAL")
         self._lock = threading.Lock()
+        self._upgrade()
+
+    def _upgrade(self) -> None:
+        """Empty a store whose entities are not tenant-qualified (``ENTITY_KEYS``): its points,
+        versions and positions go in one transaction, so the feed rebuilds it from the log;
+        the sequence counter stays (change tokens only grow)."""
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            row = db.execute("SELECT v FROM meta WHERE k = 'entity_keys'").fetchone()
+            if row is None or int(row[0]) != ENTITY_KEYS:
+                db.execute("DELETE FROM series")
+                db.execute("DELETE FROM versions")
+                db.execute("DELETE FROM positions")
+                db.execute("INSERT OR REPLACE INTO meta VALUES ('entity_keys', ?)", (ENTITY_KEYS,))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
 
     def apply(
         self,

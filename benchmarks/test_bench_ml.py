@@ -36,7 +36,7 @@ from domain.features import HOUR_US, PAYMENT_RISK
 from hub.bootstrap import Hub, bootstrap
 from hub.ml_setup import ml_of
 from hub.settings import load_settings
-from ml.features import FeatureEngine, to_us
+from ml.features import FeatureEngine, entity_key, to_us
 from ml.predictions import PREDICTIONS_TOPIC, PredictionWriter
 from ml.scoring import Scorer
 from ml.series_cache import CachedFeatureStore
@@ -62,7 +62,7 @@ def scoring(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Hub, Sco
     points = [
         SeriesPoint(
             "payments",
-            f"ACC-{a:05d}",
+            entity_key("default", f"ACC-{a:05d}"),
             T0 + rng.randint(0, 48 * HOUR_US),
             float(rng.randint(100, 1_200_000)) / 100,
         )
@@ -72,7 +72,7 @@ def scoring(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Hub, Sco
     versions = [
         AttributeVersion(
             "accounts",
-            f"ACC-{a:05d}",
+            entity_key("default", f"ACC-{a:05d}"),
             T0 - 100 * HOUR_US,
             {"kyc_level": rng.choice(["BASIC", "STANDARD"]), "risk_rating": "LOW"},
         )

@@ -23,6 +23,27 @@ from domain.features import Feature, FeatureView
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
+DEFAULT_TENANT = "default"  # a record without a ``ce_tenant`` header belongs to it
+
+
+def entity_key(tenant: str, entity: str) -> str:
+    """The key a FeatureStore keeps an entity's facts under: its tenant and its id, as
+    ``<len(tenant)>:<tenant>:<entity>`` (unambiguous whatever either holds). An account id
+    present in two tenants is two entities with two separate histories."""
+    return f"{len(tenant)}:{tenant}:{entity}"
+
+
+def tenant_keys(tenants: str | Sequence[str], names: Sequence[str]) -> list[str]:
+    """``entity_key`` of every name, with one tenant for all or one tenant per name."""
+    if isinstance(tenants, str):
+        prefix = f"{len(tenants)}:{tenants}:"
+        return [prefix + n for n in names]
+    if len(tenants) != len(names):
+        raise InvalidInput(
+            f"{len(tenants)} tenants given for {len(names)} events: give one tenant per event "
+            "(or one for all)."
+        )
+    return [f"{len(t)}:{t}:{n}" for t, n in zip(tenants, names, strict=True)]
 
 
 def to_us(value: Any) -> int:
@@ -112,18 +133,28 @@ class FeatureEngine:
             return names, np.asarray(times, dtype=np.int64)  # type: ignore[return-value]
         return names, np.fromiter(map(to_us, times), np.int64, len(times))  # type: ignore[return-value]
 
-    def vectors(self, events: Sequence[Mapping[str, Any]]) -> list[dict[str, float]]:
-        """One vector per event, in order; features as of each event's own time."""
+    def vectors(
+        self, events: Sequence[Mapping[str, Any]], tenants: str | Sequence[str] = DEFAULT_TENANT
+    ) -> list[dict[str, float]]:
+        """One vector per event, in order; features as of each event's own time, read from
+        the facts of the event's tenant's entity only (``tenants``: see ``matrix``)."""
         names = self.view.names
-        return [dict(zip(names, row, strict=True)) for row in self.matrix(events).tolist()]
+        rows = self.matrix(events, tenants).tolist()
+        return [dict(zip(names, row, strict=True)) for row in rows]
 
-    def matrix(self, events: Sequence[Mapping[str, Any]]) -> NDArray[Any]:
-        """The vectors as a float64 matrix, one row per event, columns in ``names`` order."""
+    def matrix(
+        self, events: Sequence[Mapping[str, Any]], tenants: str | Sequence[str] = DEFAULT_TENANT
+    ) -> NDArray[Any]:
+        """The vectors as a float64 matrix, one row per event, columns in ``names`` order.
+        ``tenants``: the tenant the events belong to (one for all, or one per event); an
+        event reads the facts of ``entity_key(its tenant, its entity)`` only, never another
+        tenant's entity of the same id."""
         features = self.view.features
         out = np.zeros((len(events), len(features)), dtype=np.float64)
         if not events:
             return out[:, self._visible]
         names, ev_time = self._entities_times(events)
+        names = tenant_keys(tenants, names)
         entities = list(dict.fromkeys(names))
         index = {e: i for i, e in enumerate(entities)}
         ev_entity = np.fromiter(map(index.__getitem__, names), np.int64, len(names))

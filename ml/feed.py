@@ -4,7 +4,9 @@ ONE FeatureStore transaction, so a feed that crashes resumes exactly where its d
 
 Steps of ``catch_up`` per batch: 1. read decoded records of every source partition from the
 stored position (PII masked: no feature reads it); 2. turn the records of the view's series and
-attribute event types into points and versions (others are skipped); 3. ``FeatureStore.apply``
+attribute event types into points and versions (others are skipped), each under its record's
+tenant and entity (``ml.features.entity_key``: the ``ce_tenant`` header, ``default`` without
+one), so an entity id present in two tenants keeps two separate histories; 3. ``FeatureStore.apply``
 with the partitions' next offsets.
 """
 
@@ -19,7 +21,7 @@ from core.errors import Conflict, TopicNotFound
 from core.ports.eventlog import EventLog, TopicPartition
 from core.ports.ml import AttributeVersion, FeatureStore, SeriesPoint
 from domain.features import FeatureView
-from ml.features import to_us
+from ml.features import DEFAULT_TENANT, entity_key, to_us
 
 
 class Reader(Protocol):
@@ -104,6 +106,7 @@ class FeatureFeed:
             if not isinstance(value, dict):
                 continue
             event_type = rec["headers"].get("ce_type", "")
+            tenant = rec["headers"].get("ce_tenant", DEFAULT_TENANT)
             for s in self.view.series:
                 if rec["topic"] != s.topic or event_type != s.event_type:
                     continue
@@ -111,7 +114,8 @@ class FeatureFeed:
                 entity = value.get(s.entity_field)
                 if number is None or not isinstance(entity, str) or not value.get(s.time_field):
                     continue
-                points.append(SeriesPoint(s.name, entity, to_us(value[s.time_field]), number))
+                key = entity_key(tenant, entity)
+                points.append(SeriesPoint(s.name, key, to_us(value[s.time_field]), number))
             for a in self.view.attributes:
                 if rec["topic"] != a.topic or event_type not in a.event_types:
                     continue
@@ -120,5 +124,6 @@ class FeatureFeed:
                 if not isinstance(entity, str) or at is None:
                     continue
                 fields = {f: (None if value.get(f) is None else str(value[f])) for f in a.fields}
-                versions.append(AttributeVersion(a.name, entity, to_us(at), fields))
+                key = entity_key(tenant, entity)
+                versions.append(AttributeVersion(a.name, key, to_us(at), fields))
         return points, versions

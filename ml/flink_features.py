@@ -108,20 +108,27 @@ def event_fields(view: FeatureView) -> list[str]:
 
 # -- inside Flink's Python workers -----------------------------------------------------------------
 def extract_rows(
-    view: FeatureView, topic: str, datum: Mapping[str, Any] | None, event_type: str
+    view: FeatureView,
+    topic: str,
+    datum: Mapping[str, Any] | None,
+    event_type: str,
+    tenant: str | None = None,
 ) -> list[FactRow]:
-    """The facts (series points, attribute versions) a decoded record of ``topic`` gives the
-    view, with the feed's own rules, and the record itself when it is a scored event (with an
-    entity and a time: the engine refuses others)."""
-    from ml.features import to_us
+    """The facts (series points, attribute versions) a decoded record of ``topic`` of
+    ``tenant`` (its ``ce_tenant`` header; ``default`` without one) gives the view, with the
+    feed's own rules, and the record itself when it is a scored event (with an entity and a
+    time: the engine refuses others). Every row's entity is the tenant-qualified key
+    (``ml.features.entity_key``), so the job joins an event with its own tenant's facts only."""
+    from ml.features import DEFAULT_TENANT, entity_key, to_us
     from ml.feed import FeatureFeed
 
     if not isinstance(datum, dict):
         return []
+    tenant = tenant or DEFAULT_TENANT
     feed = FeatureFeed.__new__(FeatureFeed)
     feed.view = view
     points, versions = feed.extract(
-        [{"topic": topic, "value": datum, "headers": {"ce_type": event_type}}]
+        [{"topic": topic, "value": datum, "headers": {"ce_type": event_type, "ce_tenant": tenant}}]
     )
     rows: list[FactRow] = []
     for i, p in enumerate(points):
@@ -132,7 +139,8 @@ def extract_rows(
     scored = topic == view.event_topic and event_type == view.event_type
     if scored and isinstance(entity, str) and entity and at is not None:
         payload = {f: _plain(datum.get(f)) for f in event_fields(view)}
-        rows.append((EVENT, view.name, entity, to_us(_plain(at)), len(rows), json.dumps(payload)))
+        key = entity_key(tenant, entity)
+        rows.append((EVENT, view.name, key, to_us(_plain(at)), len(rows), json.dumps(payload)))
     return rows
 
 
@@ -148,21 +156,23 @@ def vector_of(
 ) -> dict[str, Any]:
     """The scored event's vector from the facts of its entity before its time: folded into an
     empty store (``new_store``; the workers' is in memory: ``hub.flink_features``) in log order,
-    then the engine of online scoring."""
-    from ml.features import FeatureEngine, to_us
+    then the engine of online scoring. The job joined the facts of the event's own tenant only
+    (``extract_rows``); they are folded here under the event's entity in the default tenant."""
+    from ml.features import DEFAULT_TENANT, FeatureEngine, entity_key, to_us
 
     entity = str(event[view.entity_field])
+    key = entity_key(DEFAULT_TENANT, entity)
     points: list[SeriesPoint] = []
     versions: list[AttributeVersion] = []
     for _, _, _, _, kind, name, time_us, payload in sorted(facts):
         if kind == POINT:
-            points.append(SeriesPoint(name, entity, time_us, float(payload)))
+            points.append(SeriesPoint(name, key, time_us, float(payload)))
         elif kind == VERSION:
-            versions.append(AttributeVersion(name, entity, time_us, json.loads(payload)))
+            versions.append(AttributeVersion(name, key, time_us, json.loads(payload)))
     store = new_store()
     try:
         store.apply(points, versions, {})
-        vector = FeatureEngine(view, store).vectors([event])[0]
+        vector = FeatureEngine(view, store).vectors([event], DEFAULT_TENANT)[0]
     finally:
         store.close()
     return {
@@ -307,7 +317,7 @@ def embedded_vectors(
     """The embedded side: the feed folds every record of the view's topics into ``store``, then
     the engine answers each scored event (read as the scorer reads them), one at a time as
     online scoring does for a single event."""
-    from ml.features import FeatureEngine, to_us
+    from ml.features import DEFAULT_TENANT, FeatureEngine, to_us
     from ml.feed import FeatureFeed
 
     FeatureFeed(view, log, reader, store).catch_up()
@@ -331,7 +341,9 @@ def embedded_vectors(
                         "subject": value.get(view.subject_field),
                         "entity": entity,
                         "time_us": to_us(value[view.time_field]),
-                        "features": engine.vectors([value])[0],
+                        "features": engine.vectors(
+                            [value], rec["headers"].get("ce_tenant", DEFAULT_TENANT)
+                        )[0],
                         "partition": partition,
                         "offset": rec["offset"],
                     }
@@ -381,7 +393,8 @@ def compile_features(view: FeatureView, at: Any, group: str) -> Any:
             f"CAST(e.{qq('src_partition')} AS BIGINT) AS {qq('src_partition')}, "
             f"e.{qq('src_offset')}, r.*\n"
             f"FROM {qq(source)} AS e, LATERAL TABLE({qq(function)}(e.{qq('value')}, "
-            f"COALESCE(CAST(e.{qq('headers')}['ce_type'] AS STRING), ''))) AS "
+            f"COALESCE(CAST(e.{qq('headers')}['ce_type'] AS STRING), ''), "
+            f"COALESCE(CAST(e.{qq('headers')}['ce_tenant'] AS STRING), 'default'))) AS "
             f"r({', '.join(qq(c) for c in ('kind', 'name', 'entity', 't', 'i', 'payload'))})"
         )
     facts = f"{name}__facts"

@@ -25,7 +25,7 @@ from core.metrics import Metrics
 from core.ports.eventlog import EventLog, TopicPartition
 from ingest.publish import Publisher
 from ml.ab import CHALLENGER, variant
-from ml.features import FeatureEngine
+from ml.features import DEFAULT_TENANT, FeatureEngine
 from ml.feed import FeatureFeed, Reader
 from ml.models import Loaded, Models
 from ml.predictions import (
@@ -78,16 +78,21 @@ class Scorer:
         return champion, self.models.load(self.name, mv.version), mv.share
 
     def score_batch(
-        self, events: Sequence[Mapping[str, Any]], features: Features | None = None
+        self,
+        events: Sequence[Mapping[str, Any]],
+        features: Features | None = None,
+        tenants: str | Sequence[str] = DEFAULT_TENANT,
     ) -> tuple[NDArray[Any], NDArray[Any], list[str], dict[str, Loaded], int]:
         """The columnar core of ``score``: the feature matrix (``names`` order), the scores,
         each event's variant, the versions serving each variant, and the latency in us. One
         feature fetch and one ``predict_proba`` per variant for the whole batch. ``features``
-        gives the matrix instead of the engine (stored vectors: ``ml.stored_vectors``)."""
+        gives the matrix instead of the engine (stored vectors: ``ml.stored_vectors``);
+        ``tenants`` the events' tenant (one, or one per event): the engine reads only that
+        tenant's facts of each entity (``FeatureEngine.matrix``)."""
         champion, challenger, share = self.serving()  # loaded once, not part of the latency
         started = time.perf_counter_ns()
         view = self.engine.view
-        matrix = self.engine.matrix(events) if features is None else features(events)
+        matrix = self.engine.matrix(events, tenants) if features is None else features(events)
         column = {name: j for j, name in enumerate(view.names)}
         chosen: dict[str, Loaded] = {"champion": champion}
         if challenger is not None:
@@ -149,11 +154,14 @@ class Scorer:
                 counters[1].inc(len(idx) - alerts)
 
     def scored(
-        self, events: Sequence[Mapping[str, Any]], features: Features | None = None
+        self,
+        events: Sequence[Mapping[str, Any]],
+        features: Features | None = None,
+        tenants: str | Sequence[str] = DEFAULT_TENANT,
     ) -> Scored:
         """``score_batch`` with what a prediction of each event names (entity, subject)."""
         view = self.engine.view
-        matrix, scores, variants, chosen, latency = self.score_batch(events, features)
+        matrix, scores, variants, chosen, latency = self.score_batch(events, features, tenants)
         return Scored(
             self.name,
             self._text,
@@ -167,13 +175,17 @@ class Scorer:
         )
 
     def score(
-        self, events: Sequence[Mapping[str, Any]], sources: Sequence[str]
+        self,
+        events: Sequence[Mapping[str, Any]],
+        sources: Sequence[str],
+        tenants: str | Sequence[str] = DEFAULT_TENANT,
     ) -> list[Prediction]:
-        """One prediction per event. ``latency_us`` is the time from the call to its scores
-        (for a batch, the batch's: what each event of it waited)."""
+        """One prediction per event, with the features of the events' tenant (``tenants``: one,
+        or one per event). ``latency_us`` is the time from the call to its scores (for a batch,
+        the batch's: what each event of it waited)."""
         if not events:
             return []
-        return self.scored(events).predictions(sources)
+        return self.scored(events, None, tenants).predictions(sources)
 
 
 class ScoringConsumer:
@@ -241,7 +253,8 @@ class ScoringConsumer:
             staged = []
             if chosen:
                 features = self._stored(partition, [r["offset"] for r in chosen])
-                scored = self.scorer.scored([r["value"] for r in chosen], features)  # 3.
+                tenants = [r["headers"].get("ce_tenant", DEFAULT_TENANT) for r in chosen]
+                scored = self.scorer.scored([r["value"] for r in chosen], features, tenants)  # 3.
                 sources = [f"{r['topic']}/{r['partition']}/{r['offset']}" for r in chosen]
                 staged = self._writer.records(scored, sources)
             next_offset = records[-1]["offset"] + 1

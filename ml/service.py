@@ -218,14 +218,16 @@ class MachineLearning:
         self, principal: Principal, name: str, event: Mapping[str, Any], *, record: bool = True
     ) -> Prediction:
         """Score one event now with features from the online store; recorded on
-        ``hub.predictions`` (source ``request:<principal>``). Always the engine's features,
+        ``hub.predictions`` (source ``request:<principal>``). The features are those of the
+        event's entity in ``principal``'s tenant only. Always the engine's features,
         whatever ``vectors``: the event is not on the log, so no engine beside the hub has
         seen it."""
         scorer = self.scorer(name)
         scorer.serving()  # loads the versions in force once; not part of a request's latency
         started = time.perf_counter_ns()
         self.feed(scorer.engine.view).catch_up()
-        (pred,) = scorer.score([dict(event)], [f"request:{principal.id}"])
+        # the caller's tenant's facts only: an account id of another tenant is another entity
+        (pred,) = scorer.score([dict(event)], [f"request:{principal.id}"], principal.tenant)
         latency = (time.perf_counter_ns() - started) // 1000
         pred = Prediction(**{**pred.as_dict(), "latency_us": int(latency)})
         if record:

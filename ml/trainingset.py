@@ -32,7 +32,7 @@ from core.errors import Conflict, InvalidInput, TopicNotFound
 from core.ports.eventlog import EventLog, TopicPartition
 from core.ports.ml import FeatureVectors
 from domain.features import VIEWS, FeatureView
-from ml.features import FeatureEngine, canonical, to_us
+from ml.features import DEFAULT_TENANT, FeatureEngine, canonical, to_us
 from ml.feed import FeatureFeed, Reader
 
 Checkpoint = Callable[[], tuple[int, str]]  # sync the ledger; (tree size, root hex)
@@ -126,13 +126,15 @@ class TrainingSets:
             try:
                 FeatureFeed(view, self._log, self._reader, store).catch_up(positions)  # 3.
                 found, labels = self._events_and_labels(view, positions)  # 4.
-                labelled = [e for _, e in found if e[view.subject_field] in labels]
-                vectors = FeatureEngine(view, store).vectors(labelled)  # 5.
+                kept = [(e, t) for _, e, t in found if e[view.subject_field] in labels]
+                labelled = [e for e, _ in kept]
+                # each event reads its own tenant's facts of its entity
+                vectors = FeatureEngine(view, store).vectors(labelled, [t for _, t in kept])  # 5.
             finally:
                 store.close()
         else:
             found, labels = self._events_and_labels(view, positions)  # 4.
-            chosen = [(at, e) for at, e in found if e[view.subject_field] in labels]
+            chosen = [(at, e) for at, e, _ in found if e[view.subject_field] in labels]
             labelled = [e for _, e in chosen]
             vectors = _looked_up(view, stored, [at for at, _ in chosen])  # 5.
         rows = [
@@ -169,10 +171,10 @@ class TrainingSets:
 
     def _events_and_labels(
         self, view: FeatureView, positions: Mapping[TopicPartition, int]
-    ) -> tuple[list[tuple[tuple[int, int], dict[str, Any]]], dict[str, int]]:
-        """The view's scored events below ``positions`` with their (partition, offset), and the
-        labels of their subjects."""
-        events: list[tuple[tuple[int, int], dict[str, Any]]] = []
+    ) -> tuple[list[tuple[tuple[int, int], dict[str, Any], str]], dict[str, int]]:
+        """The view's scored events below ``positions`` with their (partition, offset) and
+        tenant, and the labels of their subjects."""
+        events: list[tuple[tuple[int, int], dict[str, Any], str]] = []
         labels: dict[str, int] = {}
         fraud: set[str] = set()
         for tp, end in sorted(positions.items(), key=_sort):
@@ -192,7 +194,8 @@ class TrainingSets:
                         continue
                     subject = value.get(view.subject_field)
                     if kind == view.event_type and tp.topic == view.event_topic:
-                        events.append(((tp.partition, rec["offset"]), value))
+                        tenant = rec["headers"].get("ce_tenant", DEFAULT_TENANT)
+                        events.append(((tp.partition, rec["offset"]), value, tenant))
                     elif kind == view.labels["negative"] and isinstance(subject, str):
                         labels.setdefault(subject, 0)
                     elif kind == view.labels["positive"] and isinstance(subject, str):

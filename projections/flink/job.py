@@ -307,9 +307,9 @@ def register_features(t_env: Any, spec: dict[str, Any]) -> None:
                 self.features = importlib.import_module(module)
                 self.view = self.features.view_named(name)
 
-            def eval(self, value: Any, event_type: str) -> Any:
+            def eval(self, value: Any, event_type: str, tenant: str) -> Any:
                 datum = self.decoder.datum(value, topic)
-                yield from self.features.extract_rows(self.view, topic, datum, event_type)
+                yield from self.features.extract_rows(self.view, topic, datum, event_type, tenant)
 
         types = [DataTypes.STRING(), DataTypes.STRING(), DataTypes.STRING()]
         types += [DataTypes.BIGINT(), DataTypes.BIGINT(), DataTypes.STRING()]

@@ -139,11 +139,6 @@ def test_an_artifact_swapped_after_registration_is_not_unpickled(hub: Hub, tmp_p
     assert not marker.exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open finding (s11 redteam-b): the feature store keys entities without their "
-    "tenant, so request scoring reads another tenant's account history",
-)
 def test_an_analyst_cannot_score_with_another_tenants_account_history(hub: Hub) -> None:
     """acme's account ACC-A made payments; globex's analyst names ACC-A in a predict call and
     must not get acme's history (the features) or a score computed from it."""
@@ -162,7 +157,8 @@ def test_an_analyst_cannot_score_with_another_tenants_account_history(hub: Hub) 
         }
         event = OutgoingEvent(payment, "hub.payments.PaymentInitiated")
         hub.publisher.publish("payments", [event], "acme-bank", "acme")
-    token = hub.keys.create(["analyst"], principal="gail", tenant="globex").token
+    gail = hub.keys.create(["analyst"], principal="gail", tenant="globex").token
+    ann = hub.keys.create(["analyst"], principal="ann", tenant="acme").token
     client = TestClient(create_app(hub), raise_server_exceptions=False)
     probe = {
         "payment_id": "REQ-1",
@@ -171,7 +167,14 @@ def test_an_analyst_cannot_score_with_another_tenants_account_history(hub: Hub) 
         "counterparty_country": "GB",
         "initiated_at": "2026-11-24T16:00:00Z",
     }
-    r = client.post("/v1/models/payment_risk/predict", json={"event": probe}, headers=basic(token))
+    history = ("payments_1h", "amount_1h", "payments_24h", "amount_24h", "near_threshold_24h")
+    got = {}
+    for who, token in (("globex", gail), ("acme", ann)):
+        r = client.post(
+            "/v1/models/payment_risk/predict", json={"event": probe}, headers=basic(token)
+        )
+        assert r.status_code == 200, r.text
+        got[who] = {k: r.json()["features"][k] for k in history}
     client.close()
-    leaked = r.status_code == 200 and any(v for v in r.json()["features"].values())
-    assert not leaked, r.text
+    assert not any(got["globex"].values()), got  # globex's ACC-A has no history
+    assert (got["acme"]["payments_24h"], got["acme"]["amount_24h"]) == (3.0, 29_400.0), got

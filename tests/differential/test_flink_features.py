@@ -225,7 +225,8 @@ def worker_vectors(hub: Any, view: Any) -> list[dict[str, Any]]:
                     k: "pii:v1:sealed" if isinstance(v, bytes) else v for k, v in datum.items()
                 }
                 kind = dict(r.headers).get("ce_type", b"").decode()
-                for row in ff.extract_rows(view, topic, sealed, kind):
+                tenant = dict(r.headers).get("ce_tenant", b"default").decode()
+                for row in ff.extract_rows(view, topic, sealed, kind, tenant):
                     rows.append((topic, partition, r.offset, row))
     window = max(f.window_us for f in view.features)
     theirs = []

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import random
 import sqlite3
+from pathlib import Path
 
 import pytest
 
@@ -16,7 +17,7 @@ from core.ports.ml import AttributeVersion, SeriesPoint
 from domain.features import HOUR_US, PAYMENT_RISK
 from ml.ab import CHALLENGER, bucket, two_proportion_p, variant
 from ml.drift import DriftThresholds, compare, psi
-from ml.features import FeatureEngine, digest, to_us
+from ml.features import FeatureEngine, digest, entity_key, to_us
 
 T = to_us("2026-11-24T12:00:00Z")
 MIN_US = 60_000_000
@@ -39,11 +40,12 @@ def store() -> SqliteFeatureStore:
 
 
 def _pay(at: int, amount: float, acc: str = "A") -> SeriesPoint:
-    return SeriesPoint("payments", acc, at, amount)
+    return SeriesPoint("payments", entity_key("default", acc), at, amount)
 
 
 def _kyc(at: int, kyc: str | None, risk: str | None, acc: str = "A") -> AttributeVersion:
-    return AttributeVersion("accounts", acc, at, {"kyc_level": kyc, "risk_rating": risk})
+    fields = {"kyc_level": kyc, "risk_rating": risk}
+    return AttributeVersion("accounts", entity_key("default", acc), at, fields)
 
 
 def test_features_read_only_facts_strictly_before_the_event(store: SqliteFeatureStore) -> None:
@@ -116,7 +118,8 @@ def test_the_store_keeps_positions_with_the_data(store: SqliteFeatureStore) -> N
     with pytest.raises(sqlite3.IntegrityError):  # NaN is stored as NULL: the batch fails whole
         store.apply([_pay(T + 1, 2.0), _pay(T + 2, float("nan"))], [], {tp: 9})
     assert store.positions() == {tp: 7}
-    assert store.series("payments", ["A"], 0, T + 10) == {"A": [(T, 1.0)]}
+    a = entity_key("default", "A")
+    assert store.series("payments", [a], 0, T + 10) == {a: [(T, 1.0)]}
 
 
 def test_the_ab_split_is_stable_and_matches_its_share() -> None:
@@ -159,7 +162,8 @@ def test_two_proportion_p_value() -> None:
 
 # -- price anomaly: the quote of the trade's time ----------------------------------------------
 def _quote(at: int, bid: float, ask: float, ins: str = "X") -> list[SeriesPoint]:
-    return [SeriesPoint("quote_bids", ins, at, bid), SeriesPoint("quote_asks", ins, at, ask)]
+    key = entity_key("default", ins)
+    return [SeriesPoint("quote_bids", key, at, bid), SeriesPoint("quote_asks", key, at, ask)]
 
 
 def _trade(at: int, price: str, ins: str = "X") -> dict[str, object]:
@@ -175,7 +179,7 @@ def test_price_features_use_the_quote_strictly_before_the_trade(store: SqliteFea
             *_quote(T - 10 * MIN_US, 99.0, 101.0),
             *_quote(T - 30 * MIN_US, 97.0, 99.0),
             *_quote(T - 3 * HOUR_US, 50.0, 52.0),  # outside the 1 h volatility window
-            SeriesPoint("trade_prices", "X", T - 5 * MIN_US, 100.0),
+            SeriesPoint("trade_prices", entity_key("default", "X"), T - 5 * MIN_US, 100.0),
         ],
         [],
         {},
@@ -266,3 +270,64 @@ def test_attributes_long_before_the_batch_and_between_its_events(store: SqliteFe
         (0.0, 1.0),  # no versions: the defaults
     ]
     assert got == [engine.vectors([e])[0] for e in (_ev(T), _ev(T + 2 * MIN_US))] + got[2:]
+
+
+# -- tenants: an account id in two tenants is two entities --------------------------------------
+def _record(tenant: str, at: str, amount: str) -> dict[str, object]:
+    value = {"payment_id": f"P-{tenant}-{at}", "account_id": "ACC-A", "amount": amount}
+    value["initiated_at"] = at
+    headers = {"ce_type": "hub.payments.PaymentInitiated", "ce_tenant": tenant}
+    return {"topic": "payments", "value": value, "headers": headers}
+
+
+def test_an_account_id_in_two_tenants_keeps_two_histories(store: SqliteFeatureStore) -> None:
+    from ml.feed import FeatureFeed
+
+    feed = FeatureFeed.__new__(FeatureFeed)
+    feed.view = PAYMENT_RISK
+    records = [_record("acme", f"2026-11-24T1{i}:00:00Z", "9800.00") for i in range(3)]
+    records.append(_record("globex", "2026-11-24T11:30:00Z", "5.00"))
+    points, versions = feed.extract(records)
+    store.apply(points, versions, {})
+    probe = {**_event(0, "1.00", acc="ACC-A"), "initiated_at": to_us("2026-11-24T16:00:00Z")}
+    engine = FeatureEngine(PAYMENT_RISK, store)
+    acme, globex, other = (engine.vectors([probe], t)[0] for t in ("acme", "globex", "initech"))
+    assert (acme["payments_24h"], acme["amount_24h"]) == (3.0, 29_400.0)
+    assert (globex["payments_24h"], globex["amount_24h"]) == (1.0, 5.0)
+    assert (other["payments_24h"], other["amount_24h"]) == (0.0, 0.0)
+    both = engine.vectors([probe, probe], ["globex", "acme"])  # one tenant per event
+    assert both == [globex, acme]
+    with pytest.raises(InvalidInput, match="1 tenants given for 2 events"):
+        engine.vectors([probe, probe], ["acme"])
+
+
+def test_entity_keys_cannot_be_confused_across_tenants() -> None:
+    assert entity_key("a:b", "c") != entity_key("a", "b:c")
+    assert entity_key("acme", "ACC-A") == "4:acme:ACC-A"
+
+
+def test_a_store_keyed_by_entity_alone_is_emptied_on_open_for_a_rebuild(tmp_path: Path) -> None:
+    path = tmp_path / "features.sqlite"
+    SqliteFeatureStore(path).close()
+    old = sqlite3.connect(path)  # the store as an earlier release left it: ids alone, no marker
+    old.execute("DELETE FROM meta WHERE k = 'entity_keys'")
+    old.execute("INSERT INTO series VALUES ('payments', 'ACC-A', 1, 0, 9800.0)")
+    old.execute("INSERT INTO versions VALUES ('accounts', 'ACC-A', 1, 1, 'kyc_level', 'BASIC')")
+    old.execute("INSERT INTO positions VALUES ('payments', 0, 1)")
+    old.execute("INSERT OR REPLACE INTO meta VALUES ('seq', 2)")
+    old.commit()
+    old.close()
+    store = SqliteFeatureStore(path)
+    try:
+        assert store.positions() == {}  # the feed folds the log again from its start
+        assert store.series("payments", ["ACC-A"], 0, 10) == {}
+        assert store.attribute_versions("accounts", ["ACC-A"], 10) == {}
+        assert store.change_token() == 2  # change tokens only grow
+        store.apply([_pay(5, 1.0)], [], {TopicPartition("payments", 0): 1})
+    finally:
+        store.close()
+    again = SqliteFeatureStore(path)  # an upgraded store is kept as it is
+    try:
+        assert again.positions() == {TopicPartition("payments", 0): 1}
+    finally:
+        again.close()

@@ -15,7 +15,7 @@ from adapters.sqlite_features import SqliteFeatureStore
 from core.ports.eventlog import TopicPartition
 from core.ports.ml import AttributeVersion, SeriesPoint
 from domain.features import PAYMENT_RISK
-from ml.features import FeatureEngine
+from ml.features import FeatureEngine, entity_key
 from ml.series_cache import CachedFeatureStore
 
 ENTITIES = [f"E{i}" for i in range(12)]
@@ -96,21 +96,21 @@ def test_feature_vectors_through_the_cache_equal_the_stores(tmp_path: Path) -> N
     (the point itself is not in its own window: strictly before)."""
     rng = random.Random(7)
     path = tmp_path / "f.sqlite"
-    points = [
-        SeriesPoint("payments", f"ACC-{rng.randrange(30)}", rng.randint(0, 3 * 3600 * 10**6), 1.0)
-        for _ in range(600)
-    ]
-    versions = [
-        AttributeVersion("accounts", f"ACC-{a}", 0, {"kyc_level": "BASIC", "risk_rating": "LOW"})
-        for a in range(30)
-    ]
+    LOW_BASIC: dict[str, str | None] = {"kyc_level": "BASIC", "risk_rating": "LOW"}
+
+    def key(account: str) -> str:
+        return entity_key("default", account)
+
+    ids = [f"ACC-{rng.randrange(30)}" for _ in range(600)]
+    points = [SeriesPoint("payments", key(a), rng.randint(0, 3 * 3600 * 10**6), 1.0) for a in ids]
+    versions = [AttributeVersion("accounts", key(f"ACC-{a}"), 0, LOW_BASIC) for a in range(30)]
     plain = SqliteFeatureStore(path)
     plain.apply(points, versions, {})
     cache = CachedFeatureStore(SqliteFeatureStore(path), max_points=300)
     events: list[dict[str, Any]] = [
         {
             "payment_id": f"P{i}",
-            "account_id": p.entity,
+            "account_id": ids[i],
             "amount": "12.50",
             "counterparty_country": "GB",
             "initiated_at": p.time_us + rng.choice([0, 0, 1, -1]),
@@ -122,7 +122,8 @@ def test_feature_vectors_through_the_cache_equal_the_stores(tmp_path: Path) -> N
         for _ in range(2):  # cold (misses), then warm (hits)
             assert FeatureEngine(PAYMENT_RISK, cache).matrix(events).tolist() == want.tolist()
         later = [
-            SeriesPoint("payments", e["account_id"], e["initiated_at"] - 5, 3.0) for e in events
+            SeriesPoint("payments", key(e["account_id"]), e["initiated_at"] - 5, 3.0)
+            for e in events
         ]
         plain.apply(later[:50], [], {})  # written behind the cache's back: seen on the next read
         want = FeatureEngine(PAYMENT_RISK, plain).matrix(events)

@@ -215,19 +215,27 @@ class MachineLearning:
         )
 
     def predict(
-        self, principal: Principal, name: str, event: Mapping[str, Any], *, record: bool = True
+        self,
+        principal: Principal,
+        name: str,
+        event: Mapping[str, Any],
+        *,
+        record: bool = True,
+        tenant: str | None = None,
     ) -> Prediction:
         """Score one event now with features from the online store; recorded on
         ``hub.predictions`` (source ``request:<principal>``). The features are those of the
-        event's entity in ``principal``'s tenant only. Always the engine's features,
+        event's entity in ``tenant`` only (default ``principal``'s; callers MUST have had the
+        policy allow ``model.predict`` for any other tenant). Always the engine's features,
         whatever ``vectors``: the event is not on the log, so no engine beside the hub has
         seen it."""
         scorer = self.scorer(name)
         scorer.serving()  # loads the versions in force once; not part of a request's latency
         started = time.perf_counter_ns()
         self.feed(scorer.engine.view).catch_up()
-        # the caller's tenant's facts only: an account id of another tenant is another entity
-        (pred,) = scorer.score([dict(event)], [f"request:{principal.id}"], principal.tenant)
+        # one tenant's facts only: an account id of another tenant is another entity
+        tenants = tenant or principal.tenant
+        (pred,) = scorer.score([dict(event)], [f"request:{principal.id}"], tenants)
         latency = (time.perf_counter_ns() - started) // 1000
         pred = Prediction(**{**pred.as_dict(), "latency_us": int(latency)})
         if record:

@@ -73,6 +73,12 @@ def feature_batches() -> list[tuple[str, list[OutgoingEvent]]]:
     ]
 
 
+def other_tenant_batches() -> list[tuple[str, list[OutgoingEvent]]]:
+    """globex's own account F1 (acme has one of that id): its payment lies in the windows of
+    acme's payments 3, 4 and 5, whose vectors (``edges``) must not count it, on either side."""
+    return [("globex", [_payment(8, "F1", "7777.00", "2026-03-05T10:45:00Z")])]
+
+
 def feature_account_batches() -> list[tuple[str, list[OutgoingEvent]]]:
     """F1 opened before its payments; its KYC level raised at the instant of payment 1."""
     from tests.differential.test_flink_accounts import opened, updated
@@ -87,6 +93,8 @@ def edges(rows: list[dict[str, Any]]) -> None:
     """The edge cases of ``feature_batches`` hold their expected values."""
     by_subject = {r["subject"]: r["features"] for r in rows}
     f = {n: by_subject[n] for n in ("F1", "F2", "F3", "F4", "F5")}
+    if "F8" in by_subject:  # globex's F1 (``other_tenant_batches``): acme's F1 is not its history
+        assert by_subject["F8"]["payments_24h"] == 0 and by_subject["F8"]["kyc_level"] == 0
     assert (f["F1"]["payments_1h"], f["F2"]["payments_1h"]) == (0, 0)  # same instant
     assert f["F1"]["kyc_level"] == 1.0  # ENHANCED from the same instant: not yet
     assert f["F3"]["kyc_level"] == 3.0 and f["F3"]["risk_rating"] == 2.0
@@ -167,7 +175,7 @@ def publish_sets(hub: Any) -> None:
     from tests.differential import test_flink_positions as positions_tests
 
     sets = {
-        "payments": feature_batches(),
+        "payments": [*feature_batches(), *other_tenant_batches()],
         "accounts": [*accounts_tests.batches(), *feature_account_batches()],
         "quotes": positions_tests.quote_batches(),
         "trades": positions_tests.batches(),
@@ -452,7 +460,7 @@ def test_the_scorer_reads_the_flink_vectors_and_scores_as_the_engine(tmp_path: P
         finally:
             hub.close()
     flink, embedded = got["flink"], got["embedded"]
-    assert len(flink) == len(embedded) == 7
+    assert len(flink) == len(embedded) == 8  # acme's 7 and globex's F8
 
     def same(p: dict[str, Any]) -> dict[str, Any]:
         return {k: v for k, v in p.items() if k not in ("latency_us", "scored_at")}

@@ -22,7 +22,7 @@ from governance.configchanges import TwoPersonRequired
 from hub.bootstrap import Hub, bootstrap
 from hub.ml_setup import ml_of
 from hub.settings import load_settings
-from ml.features import digest
+from ml.features import digest, entity_key
 from ml.models import CHAMPION_PREFIX
 
 ALICE = Principal("alice", frozenset({"ml_engineer"}))
@@ -175,10 +175,11 @@ def test_two_feeds_on_one_store_fold_each_record_once(crafted: Hub) -> None:
         t.start()
     for t in threads:
         t.join()
-    got = ml.features.series("payments", ["A", "B"], 0, 2**62)
-    assert len(got["A"]) == 4 and len(got["B"]) == 7  # every PaymentInitiated once
-    assert ml.features.attributes("accounts", ["A"], 2**62) == {
-        "A": {"kyc_level": "ENHANCED", "risk_rating": "LOW"}
+    a, b = entity_key("default", "A"), entity_key("default", "B")  # published without a tenant
+    got = ml.features.series("payments", [a, b], 0, 2**62)
+    assert len(got[a]) == 4 and len(got[b]) == 7  # every PaymentInitiated once
+    assert ml.features.attributes("accounts", [a], 2**62) == {
+        a: {"kyc_level": "ENHANCED", "risk_rating": "LOW"}
     }
 
 

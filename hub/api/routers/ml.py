@@ -1,7 +1,8 @@
 """Models over HTTP (``ml.service``): ``GET /v1/models`` and ``GET /v1/models/{name}``
 (``model.read``), ``POST /v1/models/{name}/predict`` (``model.predict``: scores one event with
-the champion, or the challenger for its share of entity keys, from online features; recorded on
-``hub.predictions``), ``GET /v1/models/{name}/ab`` (``model.read``: the A/B report),
+the champion, or the challenger for its share of entity keys, from online features of the
+caller's tenant, or of the body's ``tenant`` when the policy allows ``model.predict`` for it;
+recorded on ``hub.predictions``), ``GET /v1/models/{name}/ab`` (``model.read``: the A/B report),
 ``POST /v1/models/{name}/retrain`` (``model.train`` and ``model.promote``, as ``hub ml retrain``:
 a new version evaluated beside the champion becomes the challenger for ``share`` of the keys;
 making it the champion stays a two-person decision).
@@ -20,7 +21,7 @@ from fastapi import APIRouter, Depends, FastAPI, Path, Request
 from pydantic import BaseModel, Field
 
 from core.ports.policy import Principal
-from hub.api.deps import authorize, hub_of
+from hub.api.deps import authorize, count_decision, decision_context, hub_of, route_of
 from ml.ab import MAX_CHALLENGER_SHARE
 
 
@@ -84,6 +85,14 @@ class PredictIn(BaseModel):
                 "initiated_at": "2026-11-24T15:00:00Z",
             }
         ],
+    )
+    tenant: str | None = Field(
+        None,
+        min_length=1,
+        max_length=200,
+        description="The tenant whose history of the event's entity is read; default the "
+        "caller's. Another tenant's needs model.predict allowed for that tenant (tenant.all "
+        "or a grant of it).",
     )
 
 
@@ -154,7 +163,13 @@ def predict(
     name: str = NAME,
     who: Principal = Depends(authorize("model.predict")),
 ) -> dict[str, Any]:
-    result: dict[str, Any] = _ml(request).predict(who, name, body.event).as_dict()
+    tenant = body.tenant or who.tenant
+    if tenant != who.tenant:  # another tenant's history: asked about that tenant
+        hub = hub_of(request)
+        context = {**decision_context(request), "tenant": tenant}
+        decision = hub.policy.decide(who, "model.predict", f"models/{name}", context)
+        count_decision(hub, route_of(request), "model.predict", decision)
+    result: dict[str, Any] = _ml(request).predict(who, name, body.event, tenant=tenant).as_dict()
     return result
 
 

@@ -66,7 +66,9 @@ def test_a_body_fastapi_parses_is_held_to_the_request_limit(small: tuple) -> Non
         for i in range(0, len(body), 1000):
             yield body[i : i + 1000]
 
-    r = client.post("/v1/query", content=chunks(), headers={**admin, "content-type": "x"})
+    r = client.post(
+        "/v1/query", content=chunks(), headers={**admin, "content-type": "application/json"}
+    )
     assert r.status_code == 413, r.text
     assert r.json()["reason"] == "payload_too_large", r.text
 

@@ -222,20 +222,21 @@ def _csv_rows(path: Path, max_bytes: int) -> Iterator[tuple[int, bytes]]:
     ``max_bytes`` (the record limit, which refuses it anyway) is a quote that is never closed:
     ``FileUnreadable`` naming its line, instead of reading the rest of the file into one row."""
     with path.open("rb") as f:
-        parts: list[bytes] = []
+        parts: list[bytes] = []  # the lines of a row whose quoted field is still open
         size = 0
-        odd = False
         start = 0
         for lineno, line in enumerate(f, 1):
+            odd = line.count(b'"') % 2
             if not parts:
-                start = lineno
+                if not odd:  # the common case: a whole row on one line
+                    yield lineno, line.rstrip(b"\r\n")
+                    continue
+                start, size = lineno, 0
             parts.append(line)
             size += len(line)
-            if line.count(b'"') % 2:
-                odd = not odd
-            if not odd:
+            if parts[1:] and odd:  # this line closes the open field
                 yield start, b"".join(parts).rstrip(b"\r\n")
-                parts, size = [], 0
+                parts = []
             elif size > max_bytes:
                 raise FileUnreadable(
                     f"CSV line {start} of {path.name!r} opens a quoted field that is still open "

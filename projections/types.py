@@ -138,7 +138,7 @@ def _text(table: pa.Table) -> pa.Table:
     return pa.table(dict(zip(table.column_names, cols, strict=True)))
 
 
-_FORMULA_START = r"^[=+\-@\t\r]"
+_FORMULA_FIRST = pa.array(["=", "+", "-", "@", "\t", "\r"])
 _PLAIN_NUMBER = r"^[+-]?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?$"
 
 
@@ -150,12 +150,11 @@ def spreadsheet_safe(col: Any) -> Any:
     ``=cmd|...``): a publisher's value would run on the compliance officer's machine when they
     open an export. A plain number (``-12.50``) is left as it is. The prefix shows in the cell;
     the value as stored is unchanged (JSON and Parquet exports carry it as sent)."""
-    danger = pc.and_not(
-        pc.match_substring_regex(col, _FORMULA_START),
-        pc.match_substring_regex(col, _PLAIN_NUMBER),
-    ).fill_null(False)
-    if not pc.any(danger).as_py():
+    first = pc.utf8_slice_codeunits(col, 0, 1)
+    starts = pc.is_in(first, value_set=_FORMULA_FIRST).fill_null(False)
+    if not pc.any(starts).as_py():  # the common case: one cheap pass
         return col
+    danger = pc.and_not(starts, pc.match_substring_regex(col, _PLAIN_NUMBER).fill_null(False))
     return pc.if_else(danger, pc.binary_join_element_wise("'", col, ""), col)
 
 

@@ -438,6 +438,9 @@ def _avro_datums(f: Any, path: Path, t: Target, batch_size: int) -> Iterator[lis
     reader is about twice as slow, and resolving a schema to itself changes nothing)."""
     import fastavro
 
+    from ingest.avroblocks import install
+
+    install()  # blocks inflate with a bound (a crafted block is a decompression bomb)
     start = f.tell()
     try:
         writer = json.loads(fastavro.reader(f).metadata["avro.schema"])

@@ -122,6 +122,37 @@ def test_a_csv_quote_never_closed_is_refused_not_read_into_one_row(
     assert "CSV line 2" in err.value.message and "quoted field" in err.value.message
 
 
+def test_an_avro_deflate_bomb_is_refused_with_memory_bounded(small: tuple, tmp_path: Path) -> None:
+    """fastavro inflated a whole block at once: 70 KB of deflate held a 70 MB trade id (and
+    2 MB of file about 2 GB). Blocks now inflate with a bound (``ingest.avroblocks``) and the
+    file is refused, naming the codec."""
+    import fastavro
+
+    from core.avro.serde import from_json
+    from domain.catalog import schema_text
+    from ingest.avroblocks import MAX_BLOCK_BYTES
+
+    hub, _, _ = small
+    parsed = fastavro.parse_schema(json.loads(schema_text("hub.trading.TradeExecuted")))
+    trade = {
+        "trade_id": "A" * (MAX_BLOCK_BYTES + 1_000_000),
+        "account_id": "ACC-1",
+        "instrument": "AAPL",
+        "side": "BUY",
+        "quantity": "100",
+        "price": "189.12345678",
+        "currency": "USD",
+        "executed_at": "2026-11-25T14:30:00.123456Z",
+    }
+    f = tmp_path / "bomb.avro"
+    with f.open("wb") as out:
+        fastavro.writer(out, parsed, [from_json(trade, parsed)], codec="deflate")
+    assert f.stat().st_size < 200_000
+    with pytest.raises(FileUnreadable) as err:
+        publish_file(hub.ingest, f, "trades")
+    assert "deflate block inflates to more than" in err.value.message
+
+
 # -- outputs --------------------------------------------------------------------------------------
 def test_csv_exports_neutralise_spreadsheet_formulas() -> None:
     """A publisher's ``=HYPERLINK(...)`` or DDE ``=cmd|...`` counterparty ran as a formula when a

@@ -781,7 +781,8 @@ def watch_once(
     pipeline: IngestPipeline, folder: Path, topic: str, batch_size: int = 10_000
 ) -> list[tuple[str, str]]:
     """Publish every file in ``folder`` (not its ``done/``/``failed/``), then move it there;
-    each publish is one lineage run of ``ingest.watch.<topic>``.
+    each publish is one lineage run of ``ingest.watch.<topic>``. A symbolic link is moved to
+    ``failed/`` unread: whoever may drop files must not make the hub read another file.
 
     A crash between the last commit and the move leaves the file in place; the next pass finds
     its source ``done`` and only moves it.
@@ -793,6 +794,16 @@ def watch_once(
     failed.mkdir(parents=True, exist_ok=True)
     out = []
     for path in sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")):
+        if path.is_symlink():  # would read any file the hub can read into the topic
+            shutil.move(str(path), failed / path.name)
+            out.append(
+                (
+                    path.name,
+                    "failed: it is a symbolic link, which the watched folder does not follow: "
+                    "drop the file itself",
+                )
+            )
+            continue
         try:
             res = publish_file(
                 pipeline, path, topic, "auto", batch_size, job=f"ingest.watch.{topic}"

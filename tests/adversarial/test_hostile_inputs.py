@@ -153,6 +153,29 @@ def test_an_avro_deflate_bomb_is_refused_with_memory_bounded(small: tuple, tmp_p
     assert "deflate block inflates to more than" in err.value.message
 
 
+def test_a_symlink_dropped_into_a_watched_folder_is_not_followed(
+    small: tuple, tmp_path: Path
+) -> None:
+    """A publisher who may drop files into ``hub ingest watch``'s folder dropped a symbolic link
+    to a file only the hub can read (its keyring, another tenant's export): the hub read it into
+    the topic, and lines that failed validation kept their bytes in the quarantine. Now the
+    link is moved to ``failed/`` unread."""
+    from ingest.files import watch_once
+    from ingest.quarantine import entries
+
+    hub, _, _ = small
+    secret = tmp_path / "secret.jsonl"
+    secret.write_text('{"password": "hunter2"}\n')
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    (drop / "link.jsonl").symlink_to(secret)
+    out = watch_once(hub.ingest, drop, "trades")
+    assert [name for name, _ in out] == ["link.jsonl"]
+    assert out[0][1].startswith("failed: it is a symbolic link"), out
+    assert (drop / "failed" / "link.jsonl").is_symlink() and secret.exists()
+    assert list(entries(hub.ingest)) == []
+
+
 # -- outputs --------------------------------------------------------------------------------------
 def test_csv_exports_neutralise_spreadsheet_formulas() -> None:
     """A publisher's ``=HYPERLINK(...)`` or DDE ``=cmd|...`` counterparty ran as a formula when a

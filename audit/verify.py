@@ -50,6 +50,7 @@ from audit.note import (
     open_checkpoint,
     parse_verifier_key,
 )
+from audit.printable import printable
 
 EXIT_OK = 0
 EXIT_INVALID = 1
@@ -402,12 +403,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)  # argparse itself exits 2 on bad usage
     func: Callable[[argparse.Namespace], str] = args.func
     try:
-        print(func(args))
+        # Names and kinds inside a pack are the sender's text: shown escaped (audit.printable).
+        print(printable(func(args)))
     except UsageError as exc:
-        print(f"hub-verify: usage error: {exc}", file=sys.stderr)
+        print(f"hub-verify: usage error: {printable(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     except AuditError as exc:
-        print(f"hub-verify: INVALID: {exc}", file=sys.stderr)
+        print(f"hub-verify: INVALID: {printable(str(exc))}", file=sys.stderr)
         return EXIT_INVALID
     return EXIT_OK
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import click
 
+from audit.printable import printable
 from core.errors import Forbidden, HubError, InvalidInput, Unauthenticated
 from core.ports.policy import Decision, Principal
 
@@ -87,7 +88,9 @@ def _sync_quietly(h: Any) -> None:
     try:
         h.ledger.sync(force_checkpoint=True)
     except HubError as exc:
-        click.echo(f"warning [{exc.code}]: the ledger did not sync: {exc.message}", err=True)
+        click.echo(
+            f"warning [{exc.code}]: the ledger did not sync: {printable(exc.message)}", err=True
+        )
 
 
 def principal_of_token(h: Any, token: str, source: str = "--key") -> Principal:
@@ -150,7 +153,8 @@ def run_safely(fn: Callable[[], None]) -> None:
     try:
         fn()
     except HubError as exc:
-        click.echo(f"error [{exc.code}]: {exc.message}", err=True)
+        # A message may quote a file's or a record's text: one escaped line (audit.printable).
+        click.echo(f"error [{exc.code}]: {printable(exc.message)}", err=True)
         sys.exit(1)
 
 

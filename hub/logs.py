@@ -24,6 +24,7 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+from audit.printable import printable
 from core import tracing
 
 ECS_VERSION = "8.11.0"
@@ -116,6 +117,12 @@ class EcsFormatter(logging.Formatter):
 class PlainFormatter(logging.Formatter):
     def __init__(self) -> None:
         super().__init__("%(levelname)s %(name)s: %(message)s")
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        # The message may carry a request's path or a record's text: one line, controls escaped
+        # (a decoded ``%0a`` or ``ESC [`` in a path forged a line); the traceback keeps its lines.
+        record.message = printable(record.message)
+        return super().formatMessage(record)
 
     def format(self, record: logging.LogRecord) -> str:
         return redact(super().format(record))

@@ -214,20 +214,37 @@ def _csv_value(text: str, t: Any, nullable: bool) -> Any:
     return text
 
 
-def _csv_rows(path: Path) -> Iterator[tuple[int, bytes]]:
-    """Raw rows (line number, bytes); a quoted field may span lines."""
+def _csv_rows(path: Path, max_bytes: int) -> Iterator[tuple[int, bytes]]:
+    """Raw rows (line number, bytes); a quoted field may span lines.
+
+    Linear in the file: the quote parity is kept per line, not recounted over the open row (an
+    unclosed quote made that quadratic: a 1.6 MB file took minutes). A row still open after
+    ``max_bytes`` (the record limit, which refuses it anyway) is a quote that is never closed:
+    ``FileUnreadable`` naming its line, instead of reading the rest of the file into one row."""
     with path.open("rb") as f:
-        pending = b""
+        parts: list[bytes] = []  # the lines of a row whose quoted field is still open
+        size = 0
         start = 0
         for lineno, line in enumerate(f, 1):
-            if not pending:
-                start = lineno
-            pending += line
-            if pending.count(b'"') % 2 == 0:
-                yield start, pending.rstrip(b"\r\n")
-                pending = b""
-        if pending:
-            yield start, pending.rstrip(b"\r\n")
+            odd = line.count(b'"') % 2
+            if not parts:
+                if not odd:  # the common case: a whole row on one line
+                    yield lineno, line.rstrip(b"\r\n")
+                    continue
+                start, size = lineno, 0
+            parts.append(line)
+            size += len(line)
+            if parts[1:] and odd:  # this line closes the open field
+                yield start, b"".join(parts).rstrip(b"\r\n")
+                parts = []
+            elif size > max_bytes:
+                raise FileUnreadable(
+                    f"CSV line {start} of {path.name!r} opens a quoted field that is still open "
+                    f"after {size} bytes, over the record limit of {max_bytes} "
+                    "(HUB_MAX_RECORD_BYTES): close the quote or escape it as two quotes."
+                )
+        if parts:
+            yield start, b"".join(parts).rstrip(b"\r\n")
 
 
 def csv_content_type(header_line: bytes) -> str:
@@ -278,7 +295,7 @@ def _csv_open(
 ) -> _CsvFile | None:
     """The CSV file's header checked against the schema; None for an empty file."""
     types = csv_types(pipeline.target(topic, event_type).plain.parsed)
-    rows = _csv_rows(path)
+    rows = _csv_rows(path, pipeline.max_record_bytes)
     first = next(rows, None)
     if first is None:
         return None
@@ -421,6 +438,9 @@ def _avro_datums(f: Any, path: Path, t: Target, batch_size: int) -> Iterator[lis
     reader is about twice as slow, and resolving a schema to itself changes nothing)."""
     import fastavro
 
+    from ingest.avroblocks import install
+
+    install()  # blocks inflate with a bound (a crafted block is a decompression bomb)
     start = f.tell()
     try:
         writer = json.loads(fastavro.reader(f).metadata["avro.schema"])
@@ -761,7 +781,8 @@ def watch_once(
     pipeline: IngestPipeline, folder: Path, topic: str, batch_size: int = 10_000
 ) -> list[tuple[str, str]]:
     """Publish every file in ``folder`` (not its ``done/``/``failed/``), then move it there;
-    each publish is one lineage run of ``ingest.watch.<topic>``.
+    each publish is one lineage run of ``ingest.watch.<topic>``. A symbolic link is moved to
+    ``failed/`` unread: whoever may drop files must not make the hub read another file.
 
     A crash between the last commit and the move leaves the file in place; the next pass finds
     its source ``done`` and only moves it.
@@ -773,6 +794,16 @@ def watch_once(
     failed.mkdir(parents=True, exist_ok=True)
     out = []
     for path in sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")):
+        if path.is_symlink():  # would read any file the hub can read into the topic
+            shutil.move(str(path), failed / path.name)
+            out.append(
+                (
+                    path.name,
+                    "failed: it is a symbolic link, which the watched folder does not follow: "
+                    "drop the file itself",
+                )
+            )
+            continue
         try:
             res = publish_file(
                 pipeline, path, topic, "auto", batch_size, job=f"ingest.watch.{topic}"

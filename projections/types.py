@@ -122,7 +122,8 @@ def canonical(table: pa.Table) -> pa.Table:
 
 def _text(table: pa.Table) -> pa.Table:
     """Timestamps as ISO-8601 text and decimals as plain digits (for CSV: Arrow would write a
-    zero of scale 12 as ``0.E-12``); the rest unchanged."""
+    zero of scale 12 as ``0.E-12``); text cells neutralised as formulas (``spreadsheet_safe``);
+    the rest unchanged."""
     cols = []
     for col in table.columns:
         if pa.types.is_timestamp(col.type):
@@ -131,8 +132,30 @@ def _text(table: pa.Table) -> pa.Table:
             col = pa.array(
                 [None if v is None else format(v, "f") for v in col.to_pylist()], pa.string()
             )
+        elif pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+            col = spreadsheet_safe(col)
         cols.append(col)
     return pa.table(dict(zip(table.column_names, cols, strict=True)))
+
+
+_FORMULA_FIRST = pa.array(["=", "+", "-", "@", "\t", "\r"])
+_PLAIN_NUMBER = r"^[+-]?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?$"
+
+
+def spreadsheet_safe(col: Any) -> Any:
+    """Text cells a spreadsheet would run as a formula, prefixed with ``'`` (OWASP's advice).
+
+    A cell that starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return is a formula
+    to Excel, LibreOffice and Google Sheets (``=HYPERLINK(...)``, ``@SUM(...)``, DDE
+    ``=cmd|...``): a publisher's value would run on the compliance officer's machine when they
+    open an export. A plain number (``-12.50``) is left as it is. The prefix shows in the cell;
+    the value as stored is unchanged (JSON and Parquet exports carry it as sent)."""
+    first = pc.utf8_slice_codeunits(col, 0, 1)
+    starts = pc.is_in(first, value_set=_FORMULA_FIRST).fill_null(False)
+    if not pc.any(starts).as_py():  # the common case: one cheap pass
+        return col
+    danger = pc.and_not(starts, pc.match_substring_regex(col, _PLAIN_NUMBER).fill_null(False))
+    return pc.if_else(danger, pc.binary_join_element_wise("'", col, ""), col)
 
 
 def json_value(v: Any) -> Any:

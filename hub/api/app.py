@@ -21,12 +21,13 @@ from pydantic.json_schema import models_json_schema
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
-from core.errors import Forbidden, HubError, InvalidInput
+from core.errors import Forbidden, HubError, InvalidInput, PayloadTooLarge
 from core.events import OutgoingEvent, is_internal_topic, refuse_internal
 from core.ports.policy import Principal
 from core.roles import ROLES
 from governance.apikeys import parse_duration
 from hub.api.auth import AuthMiddleware
+from hub.api.bodylimit import BodyLimitMiddleware
 from hub.api.deps import (
     MAX_INT64,
     MAX_JSON_DEPTH,
@@ -364,6 +365,8 @@ def create_app(hub: Hub) -> FastAPI:
         status = exc.status_code
         body = {"error_code": status * 100 + 1, "reason": _HTTP_REASONS.get(status, "http_error")}
         body["message"] = f"{exc.detail}: {request.method} {request.url.path}."
+        if isinstance(exc.__cause__, PayloadTooLarge):  # hub.api.bodylimit, in FastAPI's parse
+            return JSONResponse(error_body(exc.__cause__), status_code=413)
         if isinstance(exc.__cause__, RecursionError):  # FastAPI's own parse of a model body
             status, body = (
                 422,
@@ -434,6 +437,8 @@ def create_app(hub: Hub) -> FastAPI:
     # Outside even that: the registry's schema-by-id reads, answered without FastAPI's stack
     # (the same steps, in the same order: hub.api.registry_fast).
     app.add_middleware(RegistryFastPath, hub=hub)
+    # Outermost: no body over HUB_MAX_REQUEST_BYTES is read by anything (hub.api.bodylimit).
+    app.add_middleware(BodyLimitMiddleware, limit=hub.settings.max_request_bytes)
     return app
 
 

@@ -124,6 +124,7 @@ def publish(
 @click.pass_obj
 def watch(obj: Ctx, folder: str, topic: str, interval: float, once: bool, batch_size: int) -> None:
     """Publish every file dropped into FOLDER; move it to done/ or failed/ afterwards."""
+    from audit.printable import printable
     from ingest.files import watch_once
 
     def go() -> None:
@@ -134,7 +135,7 @@ def watch(obj: Ctx, folder: str, topic: str, interval: float, once: bool, batch_
                 if done:
                     h.ledger.sync(force_checkpoint=True)  # on the ledger before we report it
                 for name, outcome in done:
-                    click.echo(f"{name}: {outcome}")
+                    click.echo(printable(f"{name}: {outcome}"))  # a dropped file's name
                 if once:
                     return
                 time.sleep(interval)

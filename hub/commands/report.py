@@ -118,6 +118,7 @@ def report_verify(obj: Ctx, pack: str, public_key: str | None) -> None:
     """Verify a signed report or export (manifest, checkpoint, digests, signature)."""
     from audit.errors import AuditError
     from audit.note import parse_verifier_key
+    from audit.printable import printable
     from hub.reports import verify_pack
 
     def go() -> None:
@@ -128,9 +129,9 @@ def report_verify(obj: Ctx, pack: str, public_key: str | None) -> None:
             with obj.hub() as h:
                 trusted = parse_verifier_key(h.ledger.public_key())
         try:
-            click.echo(verify_pack(data, trusted))
+            click.echo(printable(verify_pack(data, trusted)))  # a pack's names: its sender's
         except AuditError as exc:
-            click.echo(f"FAILED: {exc}", err=True)
+            click.echo(f"FAILED: {printable(str(exc))}", err=True)
             sys.exit(1)
 
     run_safely(go)

@@ -401,13 +401,11 @@ class _Shape:
 
 
 def reserved_header(name: str) -> bool:
-    """Whether a header name is the hub's to set: the envelope (``ce_*``, ``content-type``)
-    and the audit headers (``hub_*``), compared without case. Readers take the last of a
-    repeated header, so a caller's ``ce_tenant`` would move its record into another tenant's
-    views and a caller's ``ce_source`` or ``hub_action`` would change the ledger's actor or
-    audited action."""
-    low = name.lower()
-    return low.startswith(("ce_", "hub_")) or low == env.H_CONTENT_TYPE
+    """Whether a header name is the hub's to set: an envelope header
+    (``domain.envelope.is_envelope_header``: ``ce_*``, ``hub_*``, ``content-type``), compared
+    without case. A caller's copy would repeat the hub's own, which every append refuses
+    (``DuplicateEnvelopeHeader``); refusing it here names the caller's header instead."""
+    return env.is_envelope_header(name.lower())
 
 
 def refuse_reserved_headers(events: Sequence[OutgoingEvent]) -> None:

@@ -10,7 +10,6 @@ it, the side index holds null, and ``hub ledger verify`` names it.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -119,7 +118,7 @@ def test_a_planted_record_is_read_as_no_copy_and_verify_names_it(
     # 2. the views quarantine it, with the reason and its bytes
     hub.projections.run(["accounts"])
     quarantined = [
-        json.loads(r.value or b"{}")
+        hub.reader.decode(r)["value"]
         for p in hub.log.end_offsets("hub.quarantine")
         for r in hub.log.read("hub.quarantine", p, 0, 100)
     ]

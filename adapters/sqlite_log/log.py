@@ -119,7 +119,6 @@ from core.ports.eventlog import (
     TopicInfo,
     TopicPartition,
     Transaction,
-    check_envelope_headers,
     payload_size,
 )
 from core.ports.eventlog_checks import MAX_TIMESTAMP_MS, record_problem
@@ -631,7 +630,6 @@ class SqliteEventLog(EventLog):
             groups = self._route(keys, parts, nparts, explicit)
             for g in groups:
                 g.chunks = self._encode_group(g, keys, values, headers, timestamps)
-            check_envelope_headers(headers, name)  # pairs checked by the encoder: refuse, named
         except InvalidBatch:
             raise _explain_invalid(records, nparts, name) from None
         return PreparedAppend(topic, n, timestamps, groups, payload_size(keys, values))

@@ -129,7 +129,9 @@ def duplicated_envelope_rows(headers: Sequence[Headers]) -> list[tuple[int, str]
 
 def check_envelope_headers(headers: Sequence[Headers], topic: str) -> None:
     """Raise ``DuplicateEnvelopeHeader`` naming the first record of a batch for ``topic`` that
-    carries an envelope header twice (every adapter's append calls this)."""
+    carries an envelope header twice. Every adapter's append MUST refuse such a batch: the Kafka
+    adapter calls this; the embedded log checks while it encodes (once per batch whose records
+    share one header layout) and names the record with ``eventlog_checks.record_problem``."""
     found = duplicated_envelope_rows(headers)
     if found:
         i, name = found[0]

@@ -108,7 +108,7 @@ def test_a_planted_record_is_read_as_no_copy_and_verify_names_it(
     hub.publisher.publish("accounts", [_account("A-1")], "acme-app", "acme")
     bad = _twice(hub)
     with monkeypatch.context() as m:  # past the gate: as a foreign Kafka producer would write
-        m.setattr("adapters.sqlite_log.log.check_envelope_headers", lambda *a: None)
+        m.setattr("adapters.sqlite_log.batch.repeats_envelope", lambda *a: False)
         (md,) = hub.log.append("accounts", [bad])
     (stored,) = hub.log.read("accounts", md.partition, md.offset, 1)
     # 1. the one reader picks no copy: a named error, and no tenant

@@ -452,6 +452,11 @@ class EventReader:
         self, rec: StoredRecord, reader: ParsedSchema | None = None, *, mask_pii: bool = False
     ) -> dict[str, Any]:
         headers = {k: v.decode("utf-8", "replace") for k, v in rec.headers}
+        twice = None
+        if len(headers) != len(rec.headers):
+            twice = env.duplicated_envelope_header(rec.headers)
+            if twice is not None:  # no copy is shown (domain.envelope)
+                headers = {k: v for k, v in headers.items() if k != twice}
         out: dict[str, Any] = {
             "topic": rec.topic,
             "partition": rec.partition,
@@ -460,6 +465,8 @@ class EventReader:
             "key": None if rec.key is None else rec.key.decode("utf-8", "replace"),
             "headers": headers,
         }
+        if twice is not None:
+            out["error"] = f"The record carries the envelope header {twice!r} more than once."
         if rec.value is None:
             out["value"] = None
             return out

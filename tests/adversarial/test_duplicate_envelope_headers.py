@@ -115,6 +115,8 @@ def test_a_planted_record_is_read_as_no_copy_and_verify_names_it(
     with pytest.raises(DuplicateEnvelopeHeader, match=rf"accounts/{md.partition}@{md.offset}"):
         stored.header("ce_tenant")
     assert tenant_of(stored) is None
+    shown = hub.reader.decode(stored)  # the event route's decoder shows no copy either
+    assert "ce_tenant" not in shown["headers"] and "'ce_tenant'" in shown["error"]
     # 2. the views quarantine it, with the reason and its bytes
     hub.projections.run(["accounts"])
     quarantined = [

@@ -43,7 +43,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from adapters import _aead
 from adapters._aead import KEY_LEN, NONCE_LEN, KeyCache, open_sealed, parse_header, seal
-from adapters.sqlite_open import open_store
+from adapters.sqlite_open import open_store, write_transaction
 from core.errors import ConfigError, InvalidInput, StorageBusy
 from core.ports.keystore import (
     DecryptionFailed,
@@ -167,24 +167,14 @@ class LocalKeyStore(KeyStore):
     @contextlib.contextmanager
     def _tx(self) -> Iterator[None]:
         """One IMMEDIATE transaction (the write lock up front, so processes serialise cleanly)."""
-        with self._lock:
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as exc:
-                raise StorageBusy(
-                    f"The keyring {self.path} is locked by another process: {exc}. Retry."
-                ) from exc
-            try:
-                yield
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            else:
-                try:
-                    self._db.execute("COMMIT")
-                except sqlite3.Error as exc:
-                    self._db.execute("ROLLBACK")
-                    raise KeyStoreError(f"Cannot commit to the keyring {self.path}: {exc}") from exc
+        with write_transaction(self._db, self._lock, self._busy, self._commit_failed):
+            yield
+
+    def _busy(self, exc: sqlite3.OperationalError) -> StorageBusy:
+        return StorageBusy(f"The keyring {self.path} is locked by another process: {exc}. Retry.")
+
+    def _commit_failed(self, exc: sqlite3.Error) -> KeyStoreError:
+        return KeyStoreError(f"Cannot commit to the keyring {self.path}: {exc}")
 
     @contextlib.contextmanager
     def _read_tx(self) -> Iterator[None]:

@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from adapters.sqlite_open import connect
+from adapters.sqlite_open import connect, write_transaction
 from core.errors import HubError, StorageBusy
 from core.ports.ledgerstore import LedgerStore, LedgerWrite, Positions, StoredCheckpoint
 
@@ -67,6 +67,10 @@ def immediate(conn: sqlite3.Connection) -> Iterator[None]:
     except BaseException:
         conn.execute("ROLLBACK")
         raise
+
+
+def _commit_failed(exc: sqlite3.Error) -> HubError:
+    return HubError(f"Committing to the ledger failed: {exc}.", code="ledger_store")
 
 
 def create_schema(conn: sqlite3.Connection, schema: str, application_id: int, version: int) -> None:
@@ -157,25 +161,13 @@ class SqliteLedgerFile(LedgerStore):
     @contextmanager
     def write(self) -> Iterator[LedgerWrite]:
         """One ``BEGIN IMMEDIATE`` transaction: committed on normal exit, rolled back otherwise."""
-        with self._lock:
-            try:
-                self._conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as exc:
-                raise StorageBusy(
-                    f"The {self.described} {self.path} is locked by another writer ({exc}); retry."
-                ) from exc
-            try:
-                yield self._writer(self._conn)
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            try:
-                self._conn.execute("COMMIT")
-            except sqlite3.Error as exc:
-                self._conn.execute("ROLLBACK")
-                raise HubError(
-                    f"Committing to the ledger failed: {exc}.", code="ledger_store"
-                ) from exc
+        with write_transaction(self._conn, self._lock, self._busy, _commit_failed) as conn:
+            yield self._writer(conn)
+
+    def _busy(self, exc: sqlite3.OperationalError) -> StorageBusy:
+        return StorageBusy(
+            f"The {self.described} {self.path} is locked by another writer ({exc}); retry."
+        )
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:

@@ -4,9 +4,10 @@ ledger stores, the keyring, trace links, feature values and vectors) opens it he
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 
 def connect(
@@ -46,3 +47,32 @@ def open_store(path: Path | str, schema: str, *pragmas: str) -> sqlite3.Connecti
         db.close()
         raise
     return db
+
+
+@contextmanager
+def write_transaction(
+    conn: sqlite3.Connection,
+    lock: AbstractContextManager[Any],
+    busy: Callable[[sqlite3.OperationalError], Exception],
+    failed: Callable[[sqlite3.Error], Exception],
+) -> Iterator[sqlite3.Connection]:
+    """One ``BEGIN IMMEDIATE`` transaction on ``conn`` under ``lock`` (the write lock taken up
+    front, so processes serialise cleanly): committed on normal exit, rolled back otherwise.
+    ``busy(exc)`` is raised when another writer still holds the file after the connection's
+    busy timeout (SQLite's own retry); ``failed(exc)`` when the commit fails, after a rollback.
+    The callers name their store in those errors."""
+    with lock:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise busy(exc) from exc
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            conn.execute("ROLLBACK")
+            raise failed(exc) from exc

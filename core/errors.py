@@ -18,7 +18,9 @@ where there is one, the fix.
     │   ├── InvalidSchema
     │   ├── IncompatibleSchema    carries the list of incompatibilities
     │   ├── PayloadTooLarge
-    │   └── SerializationError
+    │   ├── SerializationError
+    │   └── DuplicateEnvelopeHeader  a record carries an envelope header (ce_*, hub_*,
+    │                                content-type) more than once
     ├── LogTampered               stored log records fail the log's MAC chain (changed, forged...)
     ├── AuthError
     │   ├── Unauthenticated       no or unknown credentials
@@ -105,6 +107,13 @@ class IncompatibleSchema(InvalidInput):
     def __init__(self, message: str, messages: Sequence[str]) -> None:
         super().__init__(message)
         self.messages = list(messages)
+
+
+class DuplicateEnvelopeHeader(InvalidInput):
+    """A record carries an envelope header (``ce_*``, ``hub_*``, ``content-type``) more than
+    once: refused where it would be stored, and no reader picks one of its copies."""
+
+    code = "duplicate_envelope_header"
 
 
 class PayloadTooLarge(InvalidInput):

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.avro.schema import ParsedSchema
-from core.errors import Forbidden
+from core.errors import DuplicateEnvelopeHeader, Forbidden
 from core.pii import mask_pii
-from core.ports.eventlog import StoredRecord
+from core.ports.eventlog import StoredRecord, envelope_header
 from domain.envelope import CLASSIFICATIONS, H_TENANT
 
 STRATEGY_CONFIG = "hub.subject.strategy"
@@ -91,11 +91,12 @@ def mask_pii_of(datum: Any, schema_text: str) -> Any:
     return mask_pii(datum, schema_text) if isinstance(datum, Mapping) else datum
 
 
-def tenant_of(rec: StoredRecord) -> str:
-    """The tenant a stored record belongs to: its ``ce_tenant`` header (the last, as the views
-    and the ledger read a repeated header), ``default`` without one."""
-    raw = None
-    for name, value in rec.headers:
-        if name == H_TENANT:
-            raw = value
+def tenant_of(rec: StoredRecord) -> str | None:
+    """The tenant a stored record belongs to: its ``ce_tenant`` header, ``default`` without
+    one, and None (no tenant) when it carries ``ce_tenant`` twice: no copy is picked, so no
+    tenant's row filter matches it (see ``domain.envelope``)."""
+    try:
+        raw = envelope_header(rec.headers, H_TENANT)
+    except DuplicateEnvelopeHeader:
+        return None
     return "default" if raw is None else raw.decode("utf-8", "replace")

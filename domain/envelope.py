@@ -16,6 +16,12 @@ so any CloudEvents-aware consumer understands hub events without the hub's code:
 | ce_classification   | highest data classification in the payload               |
 | content-type        | ``application/vnd.hub.avro`` (Confluent wire format value) |
 
+Envelope headers are the ones above, every ``ce_*`` and ``hub_*`` name (the audit headers such as
+``hub_action``) and ``content-type``. Kafka allows a header name to repeat; an envelope header
+MUST NOT: the hub refuses to store a record that carries one twice, and a reader that meets
+one stored anyway (written by another producer, or planted in the store) MUST NOT pick a copy.
+:func:`duplicated_envelope_header` is the one test every reader and every gate uses.
+
 Pure: no I/O.
 """
 
@@ -40,8 +46,47 @@ H_CAUSATION = "ce_causationid"
 H_TENANT = "ce_tenant"
 H_CLASSIFICATION = "ce_classification"
 H_CONTENT_TYPE = "content-type"
+# set on audit records (the ledger's side index reads them): the CloudEvents subject, and the
+# audited action
+H_SUBJECT = "ce_subject"
+H_ACTION = "hub_action"
+
+ENVELOPE_PREFIXES = ("ce_", "hub_")
 
 CLASSIFICATIONS = ("public", "internal", "confidential", "pii", "restricted")
+
+
+def is_envelope_header(name: str) -> bool:
+    """Whether ``name`` is an envelope header: ``ce_*``, ``hub_*`` or ``content-type``."""
+    return name.startswith(ENVELOPE_PREFIXES) or name == H_CONTENT_TYPE
+
+
+def duplicated_envelope_header(headers: tuple[tuple[str, bytes], ...]) -> str | None:
+    """The first envelope header name that ``headers`` carries more than once, or None.
+
+    Other repeated names (a caller's own headers) are allowed, as Kafka allows them.
+    """
+    if len(dict(headers)) == len(headers):  # no name repeats (the usual case: one C pass)
+        return None
+    seen: set[str] = set()
+    for name, _ in headers:
+        if name in seen and is_envelope_header(name):
+            return name
+        seen.add(name)
+    return None
+
+
+def duplicated_envelope_name(names: tuple[str, ...] | list[str]) -> str | None:
+    """:func:`duplicated_envelope_header` of a header-name row (the column form of a batch)."""
+    if len(set(names)) == len(names):
+        return None
+    seen: set[str] = set()
+    for name in names:
+        if name in seen and is_envelope_header(name):
+            return name
+        seen.add(name)
+    return None
+
 
 _last_ms = -1
 _last_counter = 0
@@ -133,7 +178,11 @@ class Envelope:
 
     @classmethod
     def from_headers(cls, headers: tuple[tuple[str, bytes], ...]) -> Envelope:
-        """Rebuild the envelope; raises ``KeyError`` naming a missing required header."""
+        """Rebuild the envelope; raises ``KeyError`` naming a missing required header and
+        ``ValueError`` naming an envelope header that is carried twice."""
+        twice = duplicated_envelope_header(headers)
+        if twice is not None:
+            raise ValueError(f"The envelope header {twice!r} is carried more than once.")
         h = {k: v.decode() for k, v in headers}
         return cls(
             event_type=h[H_TYPE],

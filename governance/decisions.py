@@ -569,23 +569,14 @@ class DecisionCommitter:
         ``wake=False`` leaves the flushers asleep: the caller MUST call ``wake`` soon after
         (an event loop does once the answer is on its way, so that the flusher's work does
         not run in front of it on a busy core)."""
-        with self._cv:
-            if self._closed:
-                raise DecisionNotRecorded("The decision log is closed: the hub is shutting down.")
-            batch = self._batch
-            if not batch.records:
-                batch.opened = time.monotonic()
-            batch.records.append(record)
-            if prompt:
-                batch.waiters += 1
-            if wake:
-                self._cv.notify()
-        return Receipt(self, batch, record.decision_id)
+        return self.enqueue_many((record,), prompt=prompt, wake=wake)
 
-    def enqueue_many(self, records: Sequence[DecisionRecord], *, prompt: bool) -> Receipt:
+    def enqueue_many(
+        self, records: Sequence[DecisionRecord], *, prompt: bool, wake: bool = True
+    ) -> Receipt:
         """Queue ``records`` in order, all in the same batch (one lock, one wake-up); the one
-        receipt tells when all of them are stored. ``prompt`` as for ``enqueue``. A batch may
-        exceed ``max_batch`` by the records of one call: it is then due at once."""
+        receipt tells when all of them are stored. ``prompt`` and ``wake`` as for ``enqueue``.
+        A batch may exceed ``max_batch`` by the records of one call: it is then due at once."""
         if not records:
             raise ValueError("enqueue_many needs at least one decision record.")
         with self._cv:
@@ -597,7 +588,8 @@ class DecisionCommitter:
             batch.records += records
             if prompt:
                 batch.waiters += 1
-            self._cv.notify()
+            if wake:
+                self._cv.notify()
         return Receipt(self, batch, records[0].decision_id)
 
     def wake(self) -> None:

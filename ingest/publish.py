@@ -401,13 +401,11 @@ class _Shape:
 
 
 def reserved_header(name: str) -> bool:
-    """Whether a header name is the hub's to set: the envelope (``ce_*``, ``content-type``)
-    and the audit headers (``hub_*``), compared without case. Readers take the last of a
-    repeated header, so a caller's ``ce_tenant`` would move its record into another tenant's
-    views and a caller's ``ce_source`` or ``hub_action`` would change the ledger's actor or
-    audited action."""
-    low = name.lower()
-    return low.startswith(("ce_", "hub_")) or low == env.H_CONTENT_TYPE
+    """Whether a header name is the hub's to set: an envelope header
+    (``domain.envelope.is_envelope_header``: ``ce_*``, ``hub_*``, ``content-type``), compared
+    without case. A caller's copy would repeat the hub's own, which every append refuses
+    (``DuplicateEnvelopeHeader``); refusing it here names the caller's header instead."""
+    return env.is_envelope_header(name.lower())
 
 
 def refuse_reserved_headers(events: Sequence[OutgoingEvent]) -> None:
@@ -454,6 +452,11 @@ class EventReader:
         self, rec: StoredRecord, reader: ParsedSchema | None = None, *, mask_pii: bool = False
     ) -> dict[str, Any]:
         headers = {k: v.decode("utf-8", "replace") for k, v in rec.headers}
+        twice = None
+        if len(headers) != len(rec.headers):
+            twice = env.duplicated_envelope_header(rec.headers)
+            if twice is not None:  # no copy is shown (domain.envelope)
+                headers = {k: v for k, v in headers.items() if k != twice}
         out: dict[str, Any] = {
             "topic": rec.topic,
             "partition": rec.partition,
@@ -462,6 +465,8 @@ class EventReader:
             "key": None if rec.key is None else rec.key.decode("utf-8", "replace"),
             "headers": headers,
         }
+        if twice is not None:
+            out["error"] = f"The record carries the envelope header {twice!r} more than once."
         if rec.value is None:
             out["value"] = None
             return out

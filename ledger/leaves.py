@@ -30,7 +30,11 @@ Query columns (not evidence, recomputed by ``verify``):
 - ``action``: the ``hub_action`` header (audit actions) else ``ce_type`` (event type);
 - ``resource``: the ``ce_subject`` header else the key as UTF-8 text (``0x<hex>`` if binary);
 - ``tenant``: ``ce_tenant``.
-With repeated header names the last one counts (``dict(headers)``), as it always did.
+A column read from an envelope header the record carries more than once is null (no copy is
+picked, see ``domain.envelope``): such a tenant is no tenant, and ``hub ledger verify`` reports
+the record. The gate refuses these records, so only one planted in the store or written to
+Kafka by another producer can have one. The native passes decline a batch where a query header
+repeats, and the Python path below gives the nulls.
 """
 
 from __future__ import annotations
@@ -45,8 +49,23 @@ from typing import Any
 
 from audit import leaf as leaf_format
 from core.hashing import NATIVE, leaf_hashes, split
-from core.ports.eventlog import EncodedColumns, Headers, RecordColumns, StoredRecord
+from core.ports.eventlog import (
+    EncodedColumns,
+    Headers,
+    RecordColumns,
+    StoredRecord,
+    duplicated_envelope_rows,
+)
 from core.ports.ledgerstore import LeafBatch, leaf_schema
+from domain.envelope import (
+    H_ACTION,
+    H_SOURCE,
+    H_SUBJECT,
+    H_TENANT,
+    H_TYPE,
+    duplicated_envelope_name,
+    is_envelope_header,
+)
 
 try:  # native/src/leaves.rs: leaf input and hash per record in one call per batch
     from hub_native import (  # type: ignore[import-not-found,unused-ignore]
@@ -73,11 +92,6 @@ try:  # native/src/stored_leaves.rs: the same, read from the embedded log's stor
 except ImportError:
     _native_stored_batch = None
 
-H_ACTION = "hub_action"
-H_SUBJECT = "ce_subject"
-H_SOURCE = "ce_source"
-H_TYPE = "ce_type"
-H_TENANT = "ce_tenant"
 
 QueryColumns = tuple[str | None, str | None, str | None, str | None]
 """(actor, action, resource, tenant) of one record."""
@@ -174,6 +188,9 @@ class LeafEncoder:
         self._heads: dict[str, bytes] = {}  # topic -> version || u16 len || topic
         self._names: dict[str, bytes] = {}  # header name -> u16 len || name
         self._counts: dict[int, bytes] = {}  # header count -> u32
+        # of the last leaf_batch/column_batch: (index in the batch, header name) of each record
+        # carrying an envelope header twice (read as absent; ``hub ledger verify`` names them)
+        self.duplicates: list[tuple[int, str]] = []
 
     # -- one record (reference-shaped; used for single lookups and as the fallback) ----------
     def leaf_input(self, r: StoredRecord) -> bytes:
@@ -257,6 +274,7 @@ class LeafEncoder:
         which raises the reference's errors). ``tests/unit/test_native_ledger_batch.py``
         checks both against :func:`leaf_batch_reference`."""
         recs = records if type(records) is list else list(records)
+        self.duplicates = []
         got = _native_leaf_batch(recs) if _native_leaf_batch is not None and recs else None
         if got is None:
             return self._leaf_batch_py(recs, first)
@@ -276,6 +294,7 @@ class LeafEncoder:
         per record); else, or when it declines (an unusual batch), each is decoded by its log
         (``EncodedColumns.columns``) and takes the column path above, which is its reference
         (``tests/unit/test_ledger_stored_leaves.py``)."""
+        self.duplicates = []
         encoded = [c for c in chunks if isinstance(c, EncodedColumns)]
         if chunks and len(encoded) == len(chunks):
             got = None
@@ -333,6 +352,8 @@ class LeafEncoder:
         )
 
     def _leaf_batch_py(self, records: list[StoredRecord], first: int) -> LeafBatch:
+        # the native passes decline a batch with a repeated envelope header: it lands here
+        self.duplicates = duplicated_envelope_rows(list(map(_headers_of, records)))
         hashes, cols = self.encode(records)
         return LeafBatch(
             first,
@@ -531,7 +552,7 @@ class LeafEncoder:
 
 def query_columns(r: StoredRecord) -> QueryColumns:
     """(actor, action, resource, tenant) of a record, from its headers and key."""
-    h = dict(r.headers)
+    h = _once(r.headers)
     src = h.get(H_SOURCE)
     act = h.get(H_ACTION) or h.get(H_TYPE)
     subj = h.get(H_SUBJECT)
@@ -546,6 +567,19 @@ def query_columns(r: StoredRecord) -> QueryColumns:
         resource,
         None if ten is None else ten.decode("utf-8", "replace"),
     )
+
+
+def _once(headers: Headers) -> dict[str, bytes]:
+    """``dict(headers)`` without the envelope headers carried more than once (read as absent:
+    no copy is picked)."""
+    h = dict(headers)
+    if len(h) != len(headers):
+        seen: set[str] = set()
+        for name, _ in headers:
+            if name in seen and is_envelope_header(name):
+                h.pop(name, None)
+            seen.add(name)
+    return h
 
 
 def _key_text(key: bytes | None) -> str | None:
@@ -582,17 +616,24 @@ def _query_column_batch(records: Sequence[StoredRecord], shape: _Shape | None) -
         keys: list[bytes | None] = list(map(_key_of, records))
         if shape is not None and None not in shape.names:
             # Every record has the same header names in the same order: read the columns.
-            last = {name: j for j, name in enumerate(shape.names)}  # a repeated name: last wins
+            # an envelope header in two columns is read as absent (no copy is picked)
+            where = {name: j for j, name in enumerate(shape.names)}
+            if duplicated_envelope_name(shape.names) is not None:  # type: ignore[arg-type]
+                seen: set[str | None] = set()
+                for name in shape.names:
+                    if name in seen:
+                        where.pop(name, None)
+                    seen.add(name)
 
             def column(name: str) -> list[bytes | None]:
-                j = last.get(name)
+                j = where.get(name)
                 return [None] * n if j is None else list(map(_second, shape.cols[j]))
 
             src, act, typ, subj, ten = map(
                 column, (H_SOURCE, H_ACTION, H_TYPE, H_SUBJECT, H_TENANT)
             )
         else:
-            dicts = list(map(dict, map(_headers_of, records)))
+            dicts = list(map(_once, map(_headers_of, records)))
             get = dict.get
             src, act, typ, subj, ten = (
                 list(map(get, dicts, repeat(name, n)))

@@ -20,7 +20,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from core.errors import Forbidden, InvalidInput
+from core.errors import DuplicateEnvelopeHeader, Forbidden, InvalidInput
 from core.events import is_internal_topic, tenant_of
 from core.ports.eventlog import StoredRecord
 from core.ports.policy import Decision, PolicyEngine, Principal
@@ -58,8 +58,11 @@ def _uuid7_ms(event_id: str) -> int | None:
 
 def _matches(records: Iterable[StoredRecord], wanted: bytes) -> StoredRecord | None:
     for r in records:
-        if r.header(EVENT_ID_HEADER) == wanted:
-            return r
+        try:
+            if r.header(EVENT_ID_HEADER) == wanted:
+                return r
+        except DuplicateEnvelopeHeader:
+            continue  # two ids: it is neither (no copy is picked); verify names the record
     return None
 
 

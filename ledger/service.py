@@ -72,8 +72,9 @@ from core.ports.eventlog import (
 from core.ports.ledgerstore import LeafRow, LedgerStore, LedgerWrite, StoredCheckpoint
 from core.ports.objectstore import ObjectStore
 from core.ports.signer import Signer
+from domain.envelope import H_ACTION, H_SUBJECT
 from ledger.errors import CheckpointNotFound, EntryNotFound, InvalidRange
-from ledger.leaves import H_ACTION, H_SUBJECT, LeafEncoder
+from ledger.leaves import LeafEncoder
 from ledger.tree import TreeBuilder
 from ledger.witness import check_intents, witness_key
 

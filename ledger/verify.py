@@ -721,11 +721,22 @@ def _verify_leaves_and_tree(
             got = list(map(itemgetter(k), checked))
             if got != col:
                 bad_cols = min(bad_cols, _first_difference(got, col))
-        i = min(bad_hash, bad_cols)
+        # a record carrying an envelope header twice (the encoder found it in the columns it
+        # read: its native pass declines such a batch, so the usual case costs nothing here)
+        bad_dup, dup_name = encoder.duplicates[0] if encoder.duplicates else (n_checked, "")
+        i = min(bad_hash, bad_cols, bad_dup)
         if i < n_checked:
             idx, topic, part, off = checked[i][:4]
             at: dict[str, Any] = {"index": idx, "topic": topic, "partition": part, "offset": off}
-            if i == bad_hash:
+            if i == bad_dup:
+                stop = Problem(
+                    f"the record carries the envelope header {dup_name!r} more than once; the "
+                    "hub refuses such records where they enter and reads no copy of one, so "
+                    "this one was written past the gate (planted in the store, or written to "
+                    "Kafka by another producer).",
+                    **at,
+                )
+            elif i == bad_hash:
                 held = store.location(0, idx)
                 h = slice(i * 32, i * 32 + 32)
                 stop = Problem(

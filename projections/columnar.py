@@ -31,6 +31,7 @@ import numpy.typing as npt
 import pyarrow as pa
 
 from core.ports.eventlog import Headers, RecordColumns, StoredRecord
+from domain.envelope import H_TENANT, H_TYPE, duplicated_envelope_header, duplicated_envelope_name
 
 try:
     from hub_native import (  # type: ignore[import-not-found,unused-ignore]
@@ -285,7 +286,9 @@ def envelope(
     recs: Sequence[StoredRecord], ids: I64, name_of: Callable[[int], str]
 ) -> tuple[list[str], list[str]]:
     """(tenant, event type) per record from the ``ce_tenant`` / ``ce_type`` headers (the event
-    type defaults to the writer schema's name; with a repeated header the last one counts).
+    type defaults to the writer schema's name). A record carrying an envelope header twice
+    raises ``Unsupported``: the caller then decodes record by record, and the reference decoder
+    quarantines that record (no copy is picked, see ``domain.envelope``).
     Per record: one ``dict`` of its headers (C-level) and two lookups; the decoded strings are
     cached per distinct (header bytes, schema id)."""
     return envelope_rows([r.headers for r in recs], ids, name_of)
@@ -302,6 +305,8 @@ def envelope_rows(
     types: list[str] = []
     for headers, sid in zip(rows, ids.tolist(), strict=True):
         h = dict(headers)
+        if len(h) != len(headers) and duplicated_envelope_header(headers) is not None:
+            raise Unsupported("a record carries an envelope header twice")
         t, n = h.get("ce_tenant"), h.get("ce_type")
         tenant = tenant_of.get(t)
         if tenant is None:
@@ -463,8 +468,16 @@ def envelope_arrays(
 ) -> tuple[pa.Array, pa.Array, I64]:
     """(tenant, event type, offset) columns of ``recs``: :func:`envelope` as Arrow, natively
     (``hub_native.envelope_columns``) for a batch of one schema id when the extension is
-    built; the same values either way."""
-    if _envelope_columns is not None and len(recs) and not bool((ids != ids[0]).any()):
+    built; the same values either way (a record carrying an envelope header twice raises
+    ``Unsupported``, which the native pass does not check: it is left to the reference)."""
+    heads = [r.headers for r in recs]
+    repeats = list(map(len, map(dict, heads))) != list(map(len, heads))
+    if (
+        _envelope_columns is not None
+        and len(recs)
+        and not repeats
+        and not bool((ids != ids[0]).any())
+    ):
         got = _envelope_columns(recs if type(recs) is list else list(recs))
         if got is not None:
             offsets, tenant_idx, type_idx, tenants, types = got
@@ -531,11 +544,12 @@ def envelope_of_columns(
     )
 
 
-def _last_column(c: RecordColumns, name: str) -> Sequence[bytes] | None:
-    """The values of header ``name`` (the last column of that name: as ``dict(headers)``)."""
+def _only_column(c: RecordColumns, name: str) -> Sequence[bytes] | None:
+    """The values of header ``name`` (an envelope header: its one column, checked by the
+    caller)."""
     assert c.header_names is not None
-    for j in range(len(c.header_names) - 1, -1, -1):
-        if c.header_names[j] == name:
+    for j, have in enumerate(c.header_names):
+        if have == name:
             return c.header_values[j]
     return None
 
@@ -558,9 +572,11 @@ def _envelope_of_header_columns(
 ) -> tuple[pa.Array, pa.Array] | None:
     if c.header_names is None or len(c.header_values) != len(c.header_names):
         return None
+    if duplicated_envelope_name(c.header_names) is not None:
+        raise Unsupported("the records carry an envelope header twice")
     n = len(c)
-    tenant_col = _last_column(c, "ce_tenant")
-    type_col = _last_column(c, "ce_type")
+    tenant_col = _only_column(c, H_TENANT)
+    type_col = _only_column(c, H_TYPE)
     if tenant_col is None:
         tenants = pa.repeat(pa.scalar("default", pa.string()), n)
     elif (tenants := _decoded(tenant_col, n)) is None:

@@ -21,11 +21,12 @@ import fastavro
 import numpy as np
 import pyarrow as pa
 
-from core.errors import HubError
+from core.errors import DuplicateEnvelopeHeader, HubError
 from core.pii import PiiCodec, encrypts
 from core.ports.eventlog import StoredRecord
 from core.ports.keystore import KeyStore
 from core.projection import Event
+from domain.envelope import H_TENANT, H_TYPE, duplicated_envelope_header
 from projections.columnar import Unsupported, decode_values, envelope
 
 _EXACT = Context(prec=80)  # decimals of up to 38 digits, never rounded (the default has 28)
@@ -79,6 +80,13 @@ class Decoder:
         """The record as an ``Event``; the encrypted PII fields named in ``decrypt`` (the ones
         the caller's projection stores) are decrypted, every other PII field stays ciphertext."""
         value = rec.value
+        twice = duplicated_envelope_header(rec.headers)
+        if twice is not None:  # no copy is picked (domain.envelope): the record is quarantined
+            raise Poison(
+                DuplicateEnvelopeHeader.code,
+                f"{rec.topic}/{rec.partition}@{rec.offset} carries the envelope header "
+                f"{twice!r} more than once.",
+            )
         if value is None or len(value) < 5 or value[0] != 0:
             raise Poison(
                 "serialization_error",
@@ -106,10 +114,10 @@ class Decoder:
                         exc.code, f"{rec.topic}/{rec.partition}@{rec.offset}: {exc}"
                     ) from exc
         event_type, tenant = name, "default"
-        for k, v in rec.headers:
-            if k == "ce_type":
+        for k, v in rec.headers:  # each envelope header is there at most once (checked above)
+            if k == H_TYPE:
                 event_type = v.decode("utf-8", "replace")
-            elif k == "ce_tenant":
+            elif k == H_TENANT:
                 tenant = v.decode("utf-8", "replace")
         return Event(
             rec.topic,
@@ -141,7 +149,10 @@ class Decoder:
         names = fields.column_names
         cols = [_py_column(fields.column(n).combine_chunks(), n in stamps) for n in names]
         datums = [dict(zip(names, row, strict=True)) for row in zip(*cols, strict=True)]
-        tenants, types = envelope(recs, ids, lambda i: self.schema(i)[1])
+        try:
+            tenants, types = envelope(recs, ids, lambda i: self.schema(i)[1])
+        except Unsupported:  # an envelope header carried twice: decode() quarantines the record
+            return None
         out = []
         for r, datum, event_type, tenant in zip(recs, datums, types, tenants, strict=True):
             out.append(

@@ -1,7 +1,7 @@
 """One partition batch of stored records as the pattern engines read it, decoded column-wise.
 
 ``PatternBatch.of(records, schema_of)`` reads the envelope of every record once (``ce_time``,
-``ce_type``, ``ce_tenant``; the last of a repeated header counts), parses the event times of the
+``ce_type``, ``ce_tenant``; a record carrying one twice is skipped), parses the event times of the
 canonical ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` form with numpy (any other form through
 ``patterns.ms_of``, record by record) and decodes the Avro values column-wise
 (``projections.columnar``; when it declines, record by record with fastavro, the reference).
@@ -27,6 +27,7 @@ import numpy.typing as npt
 import pyarrow as pa
 
 from core.ports.eventlog import StoredRecord
+from domain.envelope import duplicated_envelope_header
 from projections.columnar import Unsupported, decode_values
 from projections.pattern_state import Item, spike_quote, spike_trade, structuring_item
 from projections.patterns import (
@@ -116,6 +117,8 @@ class PatternBatch:
         tenant_of: dict[bytes | None, str] = {None: "default"}
         for r in records:
             h = dict(r.headers)
+            if len(h) != len(r.headers) and duplicated_envelope_header(r.headers):
+                continue  # no copy is picked (as pattern_events)
             stamp = h.get("ce_time")
             if stamp is None or r.value is None:
                 continue

@@ -45,6 +45,7 @@ from typing import Any
 
 from core.errors import ConfigError
 from core.ports.eventlog import EventLog, StoredRecord
+from domain.envelope import duplicated_envelope_header
 
 PAYMENT_INITIATED = "hub.payments.PaymentInitiated"
 TRADE_EXECUTED = "hub.trading.TradeExecuted"
@@ -143,10 +144,13 @@ def pattern_events(
     records: Iterable[StoredRecord], decode: Callable[[bytes], tuple[str, Mapping[str, Any]]]
 ) -> list[PatternEvent]:
     """Stored records as ``PatternEvent``; ``decode(value)`` gives (record name, datum).
-    Records without a ``ce_time`` header are skipped (they have no event time)."""
+    Records without a ``ce_time`` header are skipped (they have no event time), and so are
+    records carrying an envelope header twice (no copy is picked; the views quarantine them)."""
     out = []
     for rec in records:
         headers = {k: v.decode("utf-8", "replace") for k, v in rec.headers}
+        if len(headers) != len(rec.headers) and duplicated_envelope_header(rec.headers):
+            continue
         if "ce_time" not in headers or rec.value is None:
             continue
         name, datum = decode(rec.value)

@@ -141,6 +141,7 @@ from core.ports.eventlog import (
     TopicInfo,
     TopicPartition,
     Transaction,
+    check_envelope_headers,
     payload_size,
 )
 from core.ports.eventlog_checks import TOPIC_NAME, records_valid
@@ -657,6 +658,7 @@ class KafkaEventLog(EventLog):
         n = info.partitions
         now = time.time_ns() // 1_000_000
         if records_valid(records, n, IDEM_HEADER):  # the whole batch at once (the usual case)
+            check_envelope_headers([r.headers for r in records], name)
             if n == 1:  # one partition: no murmur2 and no per-record routing
                 parts = [0] * len(records)
             else:
@@ -670,7 +672,7 @@ class KafkaEventLog(EventLog):
         parts = []
         stamps = []
         for i, r in enumerate(records):  # raises naming the first bad record
-            check_record(r, i, n, name)
+            check_record(r, i, n, name)  # names a repeated envelope header too
             if r.partition is not None:
                 parts.append(r.partition)
             else:  # one partition: no murmur2 per record

@@ -22,8 +22,10 @@ from core.ports.eventlog import (
     RecordMetadata,
     StoredRecord,
     TopicInfo,
+    duplicated_envelope_rows,
     is_transactional_append,
 )
+from domain.envelope import duplicated_envelope_header
 
 # -- batch format -----------------------------------------------------------------------------
 # Little-endian. Header: crc32 of everything after the crc, format version, flags, record count,
@@ -278,6 +280,15 @@ def _encode_header_columns_py(headers: Sequence[Headers], n: int, parts: list[by
     return True
 
 
+def repeats_envelope(headers: Sequence[Headers], same_names: bool) -> bool:
+    """Whether a record of the batch carries an envelope header twice (refused: see
+    ``domain.envelope``). ``same_names``: every record carries the first one's names in the
+    same order (the column layout), so the first alone is checked."""
+    if same_names:
+        return duplicated_envelope_header(tuple(headers[0])) is not None
+    return bool(duplicated_envelope_rows(headers))
+
+
 def encode_batch(
     keys: Sequence[bytes | None],
     values: Sequence[bytes | None],
@@ -309,6 +320,8 @@ def encode_batch(
             layout = _HEADER_COLUMNS
         else:
             flags |= _encode_headers(headers, parts)
+        if repeats_envelope(headers, layout == _HEADER_COLUMNS):
+            raise InvalidBatch  # the caller names the record and header (record_problem)
     if version == _VERSION_PLAIN:
         head = _HEAD.pack(0, _VERSION_PLAIN, flags, n, lo)[4:]
     elif version == _VERSION:

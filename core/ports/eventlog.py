@@ -53,6 +53,9 @@ from itertools import chain, repeat
 from operator import itemgetter
 from typing import Any
 
+from core.errors import DuplicateEnvelopeHeader
+from domain.envelope import duplicated_envelope_header, is_envelope_header
+
 Headers = tuple[tuple[str, bytes], ...]
 
 
@@ -83,12 +86,56 @@ def is_transactional_append(partitions_written: int, size: int, count: int) -> b
     )
 
 
-def first_header(headers: Headers, name: str) -> bytes | None:
-    """The value of the first header called ``name`` (Kafka allows repeats), or None."""
+def envelope_header(headers: Headers, name: str, where: str = "A record") -> bytes | None:
+    """The one reader of a header by name: its value, or None.
+
+    An envelope header (``ce_*``, ``hub_*``, ``content-type``) carried more than once raises
+    ``DuplicateEnvelopeHeader`` naming it (``where`` says which record): no copy is picked. A
+    repeated non-envelope header gives its first value, as Kafka clients do.
+    """
+    found: bytes | None = None
+    seen = False
     for k, v in headers:
         if k == name:
-            return v
-    return None
+            if not seen:
+                found, seen = v, True
+            elif is_envelope_header(name):
+                raise duplicate_envelope_error(name, where)
+            else:
+                return found
+    return found
+
+
+def duplicate_envelope_error(name: str, where: str) -> DuplicateEnvelopeHeader:
+    """The one message for a record carrying envelope header ``name`` twice."""
+    return DuplicateEnvelopeHeader(
+        f"{where} carries the envelope header {name!r} more than once; the hub reads no copy "
+        "of a repeated envelope header (ce_*, hub_*, content-type). Send each once.",
+    )
+
+
+def duplicated_envelope_rows(headers: Sequence[Headers]) -> list[tuple[int, str]]:
+    """(index, header name) of each record of a batch that carries an envelope header twice
+    (the first such name per record); empty in the usual case, found by one C-level pass."""
+    if list(map(len, map(dict, headers))) == list(map(len, headers)):  # nothing repeats
+        return []
+    out = []
+    for i, h in enumerate(headers):
+        twice = duplicated_envelope_header(h)
+        if twice is not None:
+            out.append((i, twice))
+    return out
+
+
+def check_envelope_headers(headers: Sequence[Headers], topic: str) -> None:
+    """Raise ``DuplicateEnvelopeHeader`` naming the first record of a batch for ``topic`` that
+    carries an envelope header twice. Every adapter's append MUST refuse such a batch: the Kafka
+    adapter calls this; the embedded log checks while it encodes (once per batch whose records
+    share one header layout) and names the record with ``eventlog_checks.record_problem``."""
+    found = duplicated_envelope_rows(headers)
+    if found:
+        i, name = found[0]
+        raise duplicate_envelope_error(name, f"Record {i} of the batch for topic {topic!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,8 +162,8 @@ class Record:
     partition: int | None = None
 
     def header(self, name: str) -> bytes | None:
-        """The first header called ``name``, or None."""
-        return first_header(self.headers, name)
+        """The header called ``name``, or None (see :func:`envelope_header`)."""
+        return envelope_header(self.headers, name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,8 +179,13 @@ class StoredRecord:
     headers: Headers = ()
 
     def header(self, name: str) -> bytes | None:
-        """The first header called ``name``, or None."""
-        return first_header(self.headers, name)
+        """The header called ``name``, or None; an envelope header stored twice raises
+        ``DuplicateEnvelopeHeader`` naming the record (see :func:`envelope_header`)."""
+        try:
+            return envelope_header(self.headers, name)
+        except DuplicateEnvelopeHeader:
+            where = f"The record {self.topic}/{self.partition}@{self.offset}"
+            raise duplicate_envelope_error(name, where) from None
 
 
 @dataclass(frozen=True, slots=True)

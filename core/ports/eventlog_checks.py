@@ -12,7 +12,8 @@ from operator import attrgetter, itemgetter
 from typing import cast
 
 from core.errors import InvalidInput
-from core.ports.eventlog import Record
+from core.ports.eventlog import Record, duplicate_envelope_error
+from domain.envelope import duplicated_envelope_header
 
 TOPIC_NAME = re.compile(r"[a-zA-Z0-9._-]{1,249}")
 MAX_TIMESTAMP_MS = (1 << 63) - 1
@@ -83,6 +84,9 @@ def record_problem(r: object, i: int, partitions: int, topic: str) -> InvalidInp
             return InvalidInput(
                 f"{where} has header {j} = {pair!r}; pass a (str name, bytes value) pair."
             )
+    twice = duplicated_envelope_header(tuple(r.headers))
+    if twice is not None:
+        return duplicate_envelope_error(twice, where)
     return None
 
 

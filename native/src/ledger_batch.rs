@@ -6,11 +6,15 @@
 //! (`encode` + `query_columns`); `tests/unit/test_native_ledger_batch.py` checks both give the
 //! same leaf hashes, the same columns and the same side-index bytes on random records.
 //!
-//! Query columns, exactly as `ledger.leaves.query_columns` (the last header of a name counts):
+//! Query columns, exactly as `ledger.leaves.query_columns`:
 //! actor = `ce_source`; action = `hub_action` when present and non-empty, else `ce_type`;
 //! resource = `ce_subject`, else the key as UTF-8 (`0x<hex>` when not UTF-8); tenant =
 //! `ce_tenant`; header values decode as UTF-8 with U+FFFD for bad bytes (an invalid value is
 //! handed to Python's own `bytes.decode(..., "replace")`, so the text is the reference's).
+//!
+//! A record carrying an envelope header (`ce_*`, `hub_*`, `content-type`) more than once
+//! returns None for the batch (see `repeats_envelope`): the reference reads such a header as
+//! absent and `hub ledger verify` names the record, both in Python.
 //!
 //! Anything the reference would treat differently (a field of another type, a value out of
 //! range for the side index's int32/int64 columns, a non-UTF-8 name) returns None: the caller
@@ -24,6 +28,26 @@ use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
 use sha2::{Digest, Sha256};
 
 pub(crate) const VERSION: u8 = 1;
+
+/// Whether `name` is an envelope header (`domain.envelope.is_envelope_header`).
+pub(crate) fn is_envelope(name: &str) -> bool {
+    name.starts_with("ce_") || name.starts_with("hub_") || name == "content-type"
+}
+
+/// Whether an envelope header name occurs twice in `names` (a record's or a batch's header
+/// names): the native passes then decline the batch and the Python reference takes it.
+pub(crate) fn repeats_envelope<'a>(names: impl IntoIterator<Item = &'a str>) -> bool {
+    let mut seen: Vec<&str> = Vec::with_capacity(16);
+    for name in names {
+        if is_envelope(name) {
+            if seen.contains(&name) {
+                return true;
+            }
+            seen.push(name);
+        }
+    }
+    false
+}
 
 /// A hasher for object addresses (already unique; one multiply spreads them).
 #[derive(Default)]
@@ -241,14 +265,17 @@ fn record<'py>(
     }
     let mut q = Query { source: None, action: None, ctype: None, subject: None, tenant: None };
     buf.extend_from_slice(&(pairs.len() as u32).to_be_bytes());
+    let mut names: Vec<Bound<'py, PyString>> = Vec::with_capacity(pairs.len());
     for pair in pairs {
         let Ok(pair) = pair.downcast_into::<PyTuple>() else { return Ok(None) };
         if pair.len() != 2 {
             return Ok(None);
         }
-        let name = pair.get_item(0)?;
-        let Ok(name) = name.downcast::<PyString>() else { return Ok(None) };
-        let Ok(name) = name.to_str() else { return Ok(None) };
+        let Ok(name_obj) = pair.get_item(0)?.downcast_into::<PyString>() else {
+            return Ok(None);
+        };
+        names.push(name_obj.clone());
+        let Ok(name) = name_obj.to_str() else { return Ok(None) };
         let Ok(value) = pair.get_item(1)?.downcast_into::<PyBytes>() else { return Ok(None) };
         let v = value.as_bytes();
         if name.len() > 0xFFFF || v.len() > u32::MAX as usize {
@@ -266,7 +293,16 @@ fn record<'py>(
             "ce_tenant" => &mut q.tenant,
             _ => continue,
         };
-        *slot = Some(value); // the last one of a name counts, as dict(headers)
+        *slot = Some(value);
+    }
+    // an envelope header twice: the reference reads it as absent (and verify names it)
+    let mut texts: Vec<&str> = Vec::with_capacity(names.len());
+    for n in &names {
+        let Ok(t) = n.to_str() else { return Ok(None) };
+        texts.push(t);
+    }
+    if repeats_envelope(texts) {
+        return Ok(None);
     }
     if digest_field(&rec.getattr(intern!(py, "value"))?, buf).is_none() {
         return Ok(None);
@@ -490,7 +526,11 @@ fn column_leaf_batch<'py>(
                 "ce_tenant" => 4,
                 _ => continue,
             };
-            slots[slot] = Some(j); // the last one of a name counts, as dict(headers)
+            slots[slot] = Some(j);
+        }
+        // an envelope header in two columns: the reference reads it as absent
+        if repeats_envelope(heads.iter().map(|h| std::str::from_utf8(&h[2..]).unwrap_or(""))) {
+            return Ok(None);
         }
         let mut cols: Vec<Vec<Bound<'py, PyBytes>>> = Vec::with_capacity(m);
         for obj in &col_objs {

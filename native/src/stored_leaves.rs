@@ -20,7 +20,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
 use sha2::{Digest, Sha256};
 
-use crate::ledger_batch::{key_text, Dict, Out, VERSION};
+use crate::ledger_batch::{key_text, repeats_envelope, Dict, Out, VERSION};
 
 // flags of the stored batch (adapters/sqlite_log/batch.py)
 const TS_UNIFORM: u8 = 0x01;
@@ -262,7 +262,11 @@ fn piece(
     } else {
         return Ok(None); // the pair layout: the Python decoder
     };
-    // 2. the query headers: the last column of a name counts, as dict(headers)
+    // 2. the query headers; an envelope header in two columns: the Python reference (which
+    //    reads it as absent, and verify names the record)
+    if repeats_envelope(cols.iter().map(|c| c.name)) {
+        return Ok(None);
+    }
     let mut slots: [Option<usize>; 5] = [None; 5]; // source, action, type, subject, tenant
     for (j, c) in cols.iter().enumerate() {
         let s = match c.name {

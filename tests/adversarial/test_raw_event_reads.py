@@ -168,9 +168,9 @@ TRADE = {
 
 
 def test_a_publisher_cannot_set_the_envelope_or_audit_headers(api: Api) -> None:
-    """Readers take the last of a repeated header: a caller's ``ce_tenant`` would put its record
-    in another tenant's views, its ``ce_source`` / ``hub_action`` would change the ledger's
-    actor or audited action. Every such name is refused, whatever its case; nothing is stored."""
+    """A caller's ``ce_tenant``, ``ce_source`` or ``hub_action`` would repeat the hub's own
+    (which the log refuses, see ``test_duplicate_envelope_headers.py``): every such name is
+    refused here first, naming it, whatever its case; nothing is stored."""
     publisher = api.as_role("publisher")
     end = dict(api.hub.log.end_offsets("trades"))
     for name in ("ce_tenant", "ce_source", "CE_Type", "hub_action", "ce_subject", "Content-Type"):

@@ -21,6 +21,7 @@ import pytest
 
 from core.consumer import Consumer
 from core.errors import (
+    DuplicateEnvelopeHeader,
     HubError,
     InvalidInput,
     OutOfOrderSequence,
@@ -218,6 +219,18 @@ class EventLogContract:
         topic = self.topic(log)
         assert log.append(topic, []) == []
         assert log.end_offsets(topic) == {0: 0}
+
+    def test_a_repeated_envelope_header_is_refused_and_nothing_stored(self, log: EventLog) -> None:
+        topic = self.topic(log)
+        twice = (("ce_tenant", b"acme"), ("x", b"1"), ("x", b"2"), ("ce_tenant", b"globex"))
+        for batch in ([Record(b"ok"), Record(b"v", headers=twice)], [Record(b"v", headers=twice)]):
+            with pytest.raises(DuplicateEnvelopeHeader, match=r"Record \d .*'ce_tenant'"):
+                log.append(topic, batch)
+        with pytest.raises(DuplicateEnvelopeHeader), log.transaction(unique()) as tx:
+            tx.append(topic, [Record(b"v", headers=twice)])
+        assert log.end_offsets(topic) == {0: 0}
+        log.append(topic, [Record(b"v", headers=twice[1:3])])  # a caller's own name may repeat
+        assert [r.headers for r in read_all(log, topic)] == [twice[1:3]]
 
     def test_keyed_records_land_where_kafka_would_put_them(self, log: EventLog) -> None:
         topic = self.topic(log, 6)

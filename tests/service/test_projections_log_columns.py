@@ -46,20 +46,22 @@ class RecordPath:
 
 def _odd_headers(rnd: random.Random, h: Headers, shape: int, perm: int) -> Headers:
     """The record's headers reshaped (one ``shape`` per append, so that an append of envelope
-    records keeps one header layout and is stored as header columns): names dropped, repeated
-    (the last counts), reordered, tenant values replaced by odd bytes."""
+    records keeps one header layout and is stored as header columns): names dropped, a caller's
+    own header repeated (an envelope header twice is refused by the log), reordered, tenant
+    values replaced by odd bytes."""
     pairs = list(h)
     if shape == 0:
         pairs = [p for p in pairs if p[0] != "ce_type"]  # the schema's name is the type
     elif shape == 1:
-        pairs.append(("ce_tenant", rnd.choice(ODD)))  # repeated: the last one counts
+        pairs += [("x-trace", rnd.choice(ODD)), ("x-trace", b"2")]  # repeated: allowed
     elif shape == 2:
         random.Random(perm).shuffle(pairs)
         pairs = [(k, rnd.choice(ODD)) if k == "ce_tenant" else (k, v) for k, v in pairs]
     elif shape == 3:
         pairs = [p for p in pairs if p[0] != "ce_tenant"]  # the tenant is "default"
     else:  # names vary per record: headers stored per record
-        pairs = [*pairs[: rnd.randint(0, len(pairs))], ("ce_type", rnd.choice(ODD))]
+        kept = [p for p in pairs[: rnd.randint(0, len(pairs))] if p[0] != "ce_type"]
+        pairs = [*kept, ("ce_type", rnd.choice(ODD))]
     return tuple(pairs)
 
 

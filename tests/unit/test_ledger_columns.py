@@ -20,6 +20,7 @@ from adapters.local_signer import LocalKeyFileSigner
 from adapters.sqlite_log import SqliteEventLog
 from adapters.tile_ledgerstore import TileLedgerStore, encode_side_index
 from core.ports.eventlog import EventLog, Headers, Record, RecordColumns
+from domain.envelope import is_envelope_header
 from ledger.leaves import LeafEncoder, leaf_batch_reference
 from ledger.service import Ledger, LedgerConfig
 from ledger.verify import verify_ledger
@@ -57,13 +58,25 @@ class RecordPathLog(SqliteEventLog):
     read_encoded = EventLog.read_encoded
 
 
+def _once(names: list[str]) -> list[str]:
+    """``names`` with each envelope name kept once (the log refuses one twice); other names may
+    repeat."""
+    out: list[str] = []
+    for name in names:
+        if not is_envelope_header(name) or name not in out:
+            out.append(name)
+    return out
+
+
 def _appends(rnd: random.Random, n_appends: int) -> list[tuple[list[Record], int | None]]:
     """Appends of one header shape each; partition None spreads an append over partitions."""
     out = []
     for a in range(n_appends):
         n = rnd.randint(1, 120)
         shape = rnd.choice(("envelope", "envelope", "pairs", "none"))
-        names = [rnd.choice((*QUERY, "ce_id", "x-\u00e9", "")) for _ in range(rnd.randint(1, 8))]
+        names = _once(
+            [rnd.choice((*QUERY, "ce_id", "x-\u00e9", "")) for _ in range(rnd.randint(1, 8))]
+        )
         shared = {name: rnd.choice(ODD) for name in names}
         varies = {name: rnd.random() < 0.5 for name in names}
         recs = []
@@ -75,7 +88,8 @@ def _appends(rnd: random.Random, n_appends: int) -> list[tuple[list[Record], int
                 )
             elif shape == "pairs":  # names vary per record: the pair layout
                 headers = tuple(
-                    (rnd.choice(QUERY), rnd.choice(ODD)) for _ in range(rnd.randint(0, 5))
+                    (name, rnd.choice(ODD))
+                    for name in _once([rnd.choice(QUERY) for _ in range(rnd.randint(0, 5))])
                 )
             else:
                 headers = ()

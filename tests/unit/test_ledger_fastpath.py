@@ -111,7 +111,7 @@ def test_arbitrary_batches_match_the_reference(batch: list[StoredRecord]) -> Non
 def test_edge_cases_match_the_reference() -> None:
     big = bytes(range(256)) * 300  # 76.8 kB header value
     cases = [
-        # duplicate header names (the last one counts for query columns), non-ASCII, empty
+        # duplicate header names (an envelope one reads as absent), non-ASCII, empty
         [
             StoredRecord(
                 "t",

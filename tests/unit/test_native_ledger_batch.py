@@ -24,6 +24,7 @@ from adapters.sqlite_log.batch import encode_batch, open_batch
 from adapters.tile_ledgerstore import TileLedgerStore, decode_side_index, encode_side_index
 from audit import leaf as leaf_format
 from core.ports.eventlog import Record, StoredRecord
+from domain.envelope import is_envelope_header
 from ledger.leaves import LeafEncoder, leaf_batch_reference
 from ledger.service import Ledger, LedgerConfig
 from ledger.verify import verify_ledger
@@ -71,6 +72,12 @@ def records(rnd: random.Random, n: int) -> list[StoredRecord]:
                 headers.append((rnd.choice(QUERY), bytes(bytearray(_value(rnd)))))
             else:
                 headers.append((rnd.choice(("ce_id", "x-\u00e9", "")), rnd.randbytes(8)))
+        # an envelope name at most once (a repeated one sends the batch to Python: below)
+        once: list[tuple[str, bytes]] = []
+        for h in headers:
+            if not is_envelope_header(h[0]) or h[0] not in {k for k, _ in once}:
+                once.append(h)
+        headers = once
         out.append(
             StoredRecord(
                 topic=rnd.choice(("trades", "hub.audit", "t\u00e9")),
@@ -120,6 +127,12 @@ def test_unusual_records_take_the_python_path(native: Any) -> None:
     assert native.record_leaf_batch([bad]) is None
     with pytest.raises(TypeError):
         LeafEncoder().leaf_batch([bad], 0)
+    # an envelope header carried twice: declined, and the Python path reads it as absent
+    twice = StoredRecord("t", 0, 2, 0, None, None, (("ce_tenant", b"a"), ("ce_tenant", b"b")))
+    assert native.record_leaf_batch([*recs, twice]) is None
+    enc = LeafEncoder()
+    _same(enc.leaf_batch([*recs, twice], 0), leaf_batch_reference([*recs, twice], 0))
+    assert enc.duplicates == [(len(recs), "ce_tenant")]
     long_topic = StoredRecord("x" * 70_000, 0, 1, 0, None, None, ())
     with pytest.raises(leaf_format.LeafError):
         LeafEncoder().leaf_batch([long_topic], 0)

@@ -648,6 +648,28 @@ class TileLedgerStore(SqliteLedgerFile):
         if pending:
             yield pending
 
+    def iter_leaf_batches(self, start: int = 0, batch: int = 50_000) -> Iterator[LeafBatch]:
+        """The side-index batches as they are stored (``batch`` is not used), from leaf
+        ``start`` on, with their leaf hashes from the level-0 tiles: no row per leaf."""
+        nxt = start
+        while True:
+            with self._read() as conn:
+                got = self._batch_at(conn, nxt)
+                if got is None:
+                    break
+                first, n, table = got
+                hashes = self._leaf_hashes(conn, nxt, first + n - nxt)
+            skip = nxt - first
+            if len(hashes) != (n - skip) * HASH_SIZE:
+                raise HubError(
+                    f"Leaf {nxt + len(hashes) // HASH_SIZE} has a side-index row but no leaf "
+                    "hash in its level-0 tile; the tile store is damaged: run `hub ledger "
+                    "verify --full`.",
+                    code="ledger_store",
+                )
+            yield LeafBatch(nxt, hashes, table.slice(skip) if skip else table)
+            nxt = first + n
+
     def _batches(
         self, conn: sqlite3.Connection, after: int, since: int | None, until: int | None
     ) -> list[tuple[int, int, bytes, bytes]]:

@@ -34,10 +34,16 @@ Steps (each names the first bad entry it finds, by leaf index and (topic, partit
        checkpoint's copy with the store's note (the remembered state is signed with the ledger
        key, which sits in the data folder: the witness anchors it); older copies are the full
        run's work.
-Step 1 runs per stored batch of leaf rows: the cheap per-row checks first (density, the log
-record each row names), then the leaf hashes and query columns of those rows recomputed as one
-batch (the sync's encoder); the first bad row is reported whichever check found it, with the
-same message a row-by-row pass gives.
+Step 1 runs per stored batch of leaves (``LedgerStore.iter_leaf_batches``: the tile store's
+side-index columns and level-0 hashes as they are). The usual case is checked column to column:
+the batch's runs of one partition are read from the log, their leaf hashes and query columns
+recomputed in one encoder call (the sync's) and compared whole with the stored ones. When
+anything differs, the batch takes the row-by-row pass: the cheap per-row checks first (density,
+the log record each row names), then the leaf hashes and query columns recomputed as one batch;
+the first bad row is reported whichever check found it, with the same message either way.
+Step 6 asks the store for ``retention.delete`` entries; the tile store skips side-index batches
+whose action dictionary lacks the string (their digest still checked), so a batch that holds
+one is read and checked as before.
 """
 
 from __future__ import annotations

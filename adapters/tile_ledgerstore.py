@@ -144,12 +144,8 @@ def decode_side_index(
     digest, is damaged, or (``n`` given) holds another number of rows than its batch row says.
     The digest covers the columns only, so a batch swapped with another, digest and all,
     shows as a row count that differs or as columns that differ from the log records."""
-    if digest is not None and _sha256(blob).digest() != digest:
-        raise HubError(
-            f"The side-index batch starting at leaf {first} does not match its SHA-256; the tile "
-            "store was altered: run `hub ledger verify --full`.",
-            code="ledger_store",
-        )
+    if digest is not None:
+        _check_digest(blob, digest, first)
     table = sideindex.decode(blob, first)
     if n is not None and table.num_rows != n:
         raise HubError(
@@ -159,6 +155,15 @@ def decode_side_index(
             code="ledger_store",
         )
     return table
+
+
+def _check_digest(blob: bytes, digest: bytes, first: int) -> None:
+    if _sha256(blob).digest() != digest:
+        raise HubError(
+            f"The side-index batch starting at leaf {first} does not match its SHA-256; the tile "
+            "store was altered: run `hub ledger verify --full`.",
+            code="ledger_store",
+        )
 
 
 def fold_up(nodes: bytes, depth: int) -> bytes:
@@ -648,6 +653,28 @@ class TileLedgerStore(SqliteLedgerFile):
         if pending:
             yield pending
 
+    def iter_leaf_batches(self, start: int = 0, batch: int = 50_000) -> Iterator[LeafBatch]:
+        """The side-index batches as they are stored (``batch`` is not used), from leaf
+        ``start`` on, with their leaf hashes from the level-0 tiles: no row per leaf."""
+        nxt = start
+        while True:
+            with self._read() as conn:
+                got = self._batch_at(conn, nxt)
+                if got is None:
+                    break
+                first, n, table = got
+                hashes = self._leaf_hashes(conn, nxt, first + n - nxt)
+            skip = nxt - first
+            if len(hashes) != (n - skip) * HASH_SIZE:
+                raise HubError(
+                    f"Leaf {nxt + len(hashes) // HASH_SIZE} has a side-index row but no leaf "
+                    "hash in its level-0 tile; the tile store is damaged: run `hub ledger "
+                    "verify --full`.",
+                    code="ledger_store",
+                )
+            yield LeafBatch(nxt, hashes, table.slice(skip) if skip else table)
+            nxt = first + n
+
     def _batches(
         self, conn: sqlite3.Connection, after: int, since: int | None, until: int | None
     ) -> list[tuple[int, int, bytes, bytes]]:
@@ -668,17 +695,25 @@ class TileLedgerStore(SqliteLedgerFile):
         out: list[LeafRow] = []
         with self._read() as conn:
             batches = self._batches(conn, after, where.since_ms, where.until_ms)
-        for first, n, blob, digest in batches:
-            table = decode_side_index(blob, digest, first, n)
-            mask = pc.greater(pa.array(range(first, first + n), type=pa.int64()), after)
+        equal = [
+            (column, value)
             for column, value in (
                 ("actor", where.actor),
                 ("action", where.action),
                 ("resource", where.resource),
                 ("topic", where.topic),
-            ):
-                if value is not None:
-                    mask = pc.and_(mask, pc.fill_null(pc.equal(table.column(column), value), False))
+            )
+            if value is not None
+        ]
+        for first, n, blob, digest in batches:
+            if equal:  # a batch whose string dictionaries lack a value asked is not decoded
+                _check_digest(blob, digest, first)
+                if not all(sideindex.may_hold(blob, c, v, first) for c, v in equal):
+                    continue
+            table = decode_side_index(blob, digest, first, n)
+            mask = pc.greater(pa.array(range(first, first + n), type=pa.int64()), after)
+            for column, value in equal:
+                mask = pc.and_(mask, pc.fill_null(pc.equal(table.column(column), value), False))
             if where.topics is not None:
                 mask = pc.and_(
                     mask, pc.is_in(table.column("topic"), value_set=pa.array(where.topics))

@@ -188,7 +188,8 @@ def _read_integers(r: _Reader, rows: int, kind: Any) -> pa.Array:
     return pa.array(values.astype(kind))
 
 
-def decode_v2(blob: bytes, first: int) -> pa.Table:
+def _inflate(blob: bytes, first: int) -> tuple[int, bytes]:
+    """A version-2 batch's row count and inflated body."""
     if len(blob) < _HEAD.size:
         raise damaged(first, "shorter than its header")
     _magic, rows, size = _HEAD.unpack_from(blob)
@@ -200,6 +201,50 @@ def decode_v2(blob: bytes, first: int) -> pa.Table:
         raise damaged(first, f"zstd: {exc}") from exc
     if len(body) != size:
         raise damaged(first, f"it inflates to {len(body)} bytes, not the {size} declared")
+    return rows, body
+
+
+def _width(r: _Reader) -> int:
+    width = r.take(1)[0]
+    if width not in (1, 2, 4, 8):
+        raise damaged(r.first, f"width byte {width} at byte {r.at - 1}")
+    return width
+
+
+def may_hold(blob: bytes, column: str, value: str, first: int = 0) -> bool:
+    """Whether a row of the batch may hold ``value`` in the string ``column``: False only when
+    the batch is version 2 and the column's dictionary lacks the string (then no row holds it,
+    and nothing past that dictionary is decoded); True for version 1. HubError as
+    :func:`decode` when what it reads is damaged."""
+    if blob[: len(MAGIC)] != MAGIC:
+        return True
+    rows, body = _inflate(blob, first)
+    r = _Reader(body, first)
+    for field in _SCHEMA:
+        if field.type != pa.string():
+            r.take(8)
+            r.take(_width(r) * max(rows - 1, 0))
+            continue
+        count, size = struct.unpack("<II", r.take(8))
+        ends = r.take(4 * count)
+        data = r.take(size)
+        if field.name == column:
+            want = value.encode()
+            if want not in data:
+                return False
+            at = 0
+            for end in struct.unpack(f"<{count}I", ends):
+                if data[at:end] == want:
+                    return True
+                at = end
+            return False
+        r.take(_width(r) * rows)
+    raise ValueError(f"{column!r} is not a string column of the side index")
+
+
+def decode_v2(blob: bytes, first: int) -> pa.Table:
+    rows, body = _inflate(blob, first)
+    size = len(body)
     r = _Reader(body, first)
     arrays = []
     for field in _SCHEMA:

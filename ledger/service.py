@@ -11,8 +11,9 @@ Ordering rule (the tree order is the sync order)
 Sync commits in steps, per batch of at most ``sync_batch`` leaves, in ONE ledger transaction:
     1. re-read the tree size, positions and right edge inside ``BEGIN IMMEDIATE`` (another
        process may have synced meanwhile);
-    2. read the records; have the log authenticate the range read (``EventLog.check_records``:
-       a batch that fails raises ``LogTampered`` and nothing of the sync batch is adopted);
+    2. read the records; have the log authenticate the range read (``EventLog.check_records``,
+       handed the stored batches read so that it checks those very bytes: a batch that fails
+       raises ``LogTampered`` and nothing of the sync batch is adopted);
        encode and hash their leaves and compute their query columns as one
        batch (``LeafEncoder.encode``: C-level column operations, no per-record Python in the
        usual case; byte-identical to ``audit.leaf.encode``);
@@ -337,6 +338,7 @@ class Ledger:
             for part in sorted(ends[topic]):
                 end = ends[topic][part]
                 pos = positions.get((topic, part), 0)
+                read: list[EncodedColumns] = []  # this partition's stored batches read
                 while pos < end and count < budget:
                     want = min(budget - count, end - pos)
                     chunk = self._handed_at(given.get((topic, part), ()), topic, part, pos)
@@ -348,6 +350,7 @@ class Ledger:
                         if not len(enc):
                             break
                         chunks.append(enc)
+                        read.append(enc)
                         count += len(enc)
                         pos = enc.next_offset()
                     else:
@@ -362,8 +365,10 @@ class Ledger:
                     moved[(topic, part)] = pos
                 if (topic, part) in moved:
                     # Never adopt what fails the log's own authentication (embedded: the MAC
-                    # chain); raises LogTampered naming the first bad offset.
-                    self.log.check_records(topic, part, positions.get((topic, part), 0), pos)
+                    # chain, checked on the bytes read when they cover the range); raises
+                    # LogTampered naming the first bad offset.
+                    start = positions.get((topic, part), 0)
+                    self.log.check_records(topic, part, start, pos, read)
                 if count >= budget:
                     break
             if count >= budget:

@@ -432,8 +432,15 @@ class TieredEventLog(EventLog):
     def committed(self, group: str, topic: str) -> dict[int, int]:
         return self.hot.committed(group, topic)
 
-    def check_records(self, topic: str, partition: int, start: int, end: int) -> None:
-        self.hot.check_records(topic, partition, start, end)
+    def check_records(
+        self,
+        topic: str,
+        partition: int,
+        start: int,
+        end: int,
+        read: Sequence[EncodedColumns] = (),
+    ) -> None:
+        self.hot.check_records(topic, partition, start, end, read)
 
     def integrity_problems(self) -> list[LogProblem]:
         return self.hot.integrity_problems()

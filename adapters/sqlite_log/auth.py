@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hmac
 import struct
+from dataclasses import dataclass
 from typing import Final
 
 # -- authentication (see the module docstring) ----------------------------------------------------
@@ -57,3 +58,29 @@ def topic_mac(key: bytes, name: str, partitions: int, config: str) -> bytes:
         b"\n",
         config.encode(),
     )
+
+
+StoredRow = tuple[int, int, int, int, bytes | None, bytes]
+"""A stored batch as its MAC covers it: (base, last offset, count, max timestamp, MAC, bytes)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReadChain:
+    """What an authenticated ``read_encoded`` took in the same snapshot as its batches
+    (``EncodedColumns.auth``), so that ``check_records`` authenticates the bytes read without
+    reading them again: the offset asked, each batch read as stored, the MAC before the first
+    one (the partition's anchor when none), and the partition's bounds row (start offset,
+    next offset, anchor, head, seal)."""
+
+    asked: int
+    rows: tuple[StoredRow, ...]
+    prev: bytes
+    bounds: tuple[int, int, bytes | None, bytes | None, bytes | None]
+
+    @property
+    def reached(self) -> int:
+        """One past the last record of the last batch read (``asked`` when none was)."""
+        if not self.rows:
+            return self.asked
+        base, _last, count = self.rows[-1][:3]
+        return base + count

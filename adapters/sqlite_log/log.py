@@ -64,7 +64,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from itertools import repeat
+from itertools import pairwise, repeat
 from pathlib import Path
 from types import TracebackType
 from typing import Final, TypeVar
@@ -72,6 +72,8 @@ from typing import Final, TypeVar
 from adapters.sqlite_log.auth import (
     MIN_MAC_KEY_BYTES,
     ZERO_MAC,
+    ReadChain,
+    StoredRow,
     batch_mac,
     partition_seal,
     topic_mac,
@@ -215,6 +217,117 @@ def _first_offset(conn: sqlite3.Connection, topic: StoredTopic, partition: int, 
     """Where a read from ``offset`` starts: there, or at the partition's start above it."""
     (start,) = conn.execute(_SQL_START, (topic.id, partition)).fetchone()
     return max(offset, int(start))
+
+
+_SQL_BOUNDS = (
+    "SELECT start_offset, next_offset, anchor, head, mac FROM partitions"
+    " WHERE topic_id = ? AND part = ?"
+)
+
+
+def _mac_before(
+    conn: sqlite3.Connection, tid: int, part: int, offset: int, anchor: bytes | None
+) -> bytes:
+    """The MAC the chain link of a batch at ``offset`` follows: the batch before it, or the
+    partition's anchor when none is stored."""
+    got = conn.execute(
+        "SELECT mac FROM batches WHERE topic_id = ? AND part = ? AND base_offset < ?"
+        " ORDER BY base_offset DESC LIMIT 1",
+        (tid, part, offset),
+    ).fetchone()
+    return bytes(anchor or b"") if got is None else bytes(got[0] or b"")
+
+
+def _unsealed(name: str, part: int) -> LogProblem:
+    return LogProblem(
+        name,
+        part,
+        None,
+        "the partition carries no seal: it was written without the log key, or its seal was "
+        "removed.",
+    )
+
+
+def _bad_batch(name: str, part: int, base: int, count: int) -> LogProblem:
+    return LogProblem(
+        name,
+        part,
+        base,
+        f"the stored batch of {count} records fails its MAC: its bytes, offsets or timestamps "
+        "were changed, it was forged, duplicated or moved, or the batch before it was removed.",
+    )
+
+
+def _bad_seal(name: str, part: int, start: int, end: int) -> LogProblem:
+    return LogProblem(
+        name,
+        part,
+        start,
+        f"the partition's bounds (start offset {start}, end offset {end}) or chain ends fail "
+        "their seal: they were changed without the log key (a start offset raised or records "
+        "removed outside retention, an end offset moved).",
+    )
+
+
+def _bad_head(name: str, part: int, end: int) -> LogProblem:
+    return LogProblem(
+        name,
+        part,
+        end,
+        "the partition's last stored batch is not the chain head its seal names: batches were "
+        "removed from its end.",
+    )
+
+
+def _covering(
+    read: Sequence[EncodedColumns], name: str, part: int, start: int, end: int
+) -> list[ReadChain] | None:
+    """The authenticated reads of ``read`` in offset order when together they cover
+    ``[start, end)`` of the partition with no gap (each read begins at or before where the one
+    before it stopped, the first at or before ``start``, the last reaching ``end``); None
+    otherwise (``check_records`` then reads the range)."""
+    chains: dict[int, ReadChain] = {}
+    for c in read:
+        if c.topic != name or c.partition != part or not isinstance(c.auth, ReadChain):
+            return None
+        chains.setdefault(id(c.auth), c.auth)
+    ordered = sorted((ch for ch in chains.values() if ch.rows), key=lambda ch: ch.asked)
+    if not ordered or ordered[0].asked > start or ordered[-1].reached < end:
+        return None
+    for a, b in pairwise(ordered):
+        if b.asked > a.reached:
+            return None
+    return ordered
+
+
+def _check_chains(
+    key: bytes, name: str, part: int, end: int, chains: Sequence[ReadChain]
+) -> LogProblem | None:
+    """``_check_partition`` over the batches the reads carry (from the first read's first batch
+    to the last batch below ``end``), their chain starting at the MAC the first read found
+    before it; the seal and chain head as the last read found them."""
+    rows: dict[int, StoredRow] = {}
+    for ch in chains:
+        for row in ch.rows:
+            seen = rows.setdefault(row[0], row)
+            if seen != row:  # two reads found a batch different: say so as a failing batch
+                return _bad_batch(name, part, row[0], row[2])
+    prev = chains[0].prev
+    for base, last, count, max_ts, mac, blob in sorted(rows.values()):
+        if base >= end:
+            break
+        want = batch_mac(key, name, (part, base, last, count, max_ts), prev, blob)
+        if mac is None or not hmac.compare_digest(mac, want):
+            return _bad_batch(name, part, base, count)
+        prev = mac
+    start, stop, anchor, head, seal = chains[-1].bounds
+    if seal is None or anchor is None or head is None:
+        return _unsealed(name, part)
+    if not hmac.compare_digest(seal, partition_seal(key, name, part, start, stop, anchor, head)):
+        return _bad_seal(name, part, start, stop)
+    if end >= stop and not hmac.compare_digest(prev, head):
+        return _bad_head(name, part, stop)
+    return None
 
 
 _Extent = tuple[int, int, int, int, int]
@@ -933,8 +1046,36 @@ class SqliteEventLog(EventLog):
         """``read_columns``'s records as the stored batches that hold them, each checked (CRC,
         record count) and inflated but not decoded; ``EncodedColumns.columns`` decodes them
         (what ``read_columns`` does)."""
+        if self._key is not None:
+            return self._read_authenticated(topic, partition, offset, max_records)
         t, batches = self._open_batches(topic, partition, offset, max_records)
         return EncodedColumns(t.info.name, partition, tuple(batches), self._decode_encoded)
+
+    def _read_authenticated(
+        self, topic: str, partition: int, offset: int, max_records: int
+    ) -> EncodedColumns:
+        """``read_encoded`` with a MAC key: in ONE snapshot, the batches and what
+        ``check_records`` needs to authenticate exactly those bytes (``ReadChain``)."""
+        t = self._read_checked(topic, partition, offset, max_records)
+        with self._snapshot(f"reading topic {topic!r}") as conn:
+            first = _first_offset(conn, t, partition, offset)
+            batches: list[EncodedBatch] = []
+            rows: list[StoredRow] = []
+            for extent in _extents(conn, t, partition, first, max_records):
+                batch_id, base, count, start, stop = extent
+                blob, last, max_ts, mac = conn.execute(
+                    "SELECT data, last_offset, max_timestamp, mac FROM batches WHERE id = ?",
+                    (batch_id,),
+                ).fetchone()
+                try:
+                    batches.append(open_batch(blob, count, base, start, stop))
+                except (CorruptBatch, struct.error, ValueError, IndexError) as exc:
+                    raise self._corrupt(t, partition, base, exc) from exc
+                rows.append((base, last, count, max_ts, None if mac is None else bytes(mac), blob))
+            bounds = conn.execute(_SQL_BOUNDS, (t.id, partition)).fetchone()
+            prev = _mac_before(conn, t.id, partition, rows[0][0] if rows else first, bounds[2])
+        chain = ReadChain(offset, tuple(rows), prev, tuple(bounds))
+        return EncodedColumns(t.info.name, partition, tuple(batches), self._decode_encoded, chain)
 
     def _decode_encoded(
         self, topic: str, partition: int, batches: Sequence[EncodedBatch]
@@ -1112,16 +1253,29 @@ class SqliteEventLog(EventLog):
         return int(new_start)
 
     # -- integrity ---------------------------------------------------------------------------------
-    def check_records(self, topic: str, partition: int, start: int, end: int) -> None:
+    def check_records(
+        self,
+        topic: str,
+        partition: int,
+        start: int,
+        end: int,
+        read: Sequence[EncodedColumns] = (),
+    ) -> None:
         """Raise ``LogTampered`` naming the first stored batch in ``[start, end)`` whose MAC
-        chain fails, or the partition whose seal fails (see the module docstring)."""
+        chain fails, or the partition whose seal fails (see the module docstring). When the
+        authenticated reads ``read`` cover the range (``_covering``), the batches they carry
+        are checked (the bytes the caller hashed, no second read); else the range is read."""
         key = self._key
         if key is None:
             return
         t = self._topic(topic)
         self._partition(t, partition)
-        with self._snapshot(f"checking records of {topic!r}") as conn:
-            problem = self._check_partition(conn, key, t.id, topic, partition, start, end)
+        chains = _covering(read, topic, partition, start, end)
+        if chains is not None:
+            problem = _check_chains(key, topic, partition, end, chains)
+        else:
+            with self._snapshot(f"checking records of {topic!r}") as conn:
+                problem = self._check_partition(conn, key, t.id, topic, partition, start, end)
         if problem is not None:
             raise LogTampered(
                 f"{problem.describe()} The ledger does not adopt records that fail the log's "
@@ -1215,22 +1369,12 @@ class SqliteEventLog(EventLog):
     ) -> LogProblem | None:
         """The first problem of one partition's seal and chain over batches overlapping
         ``[lo, hi)`` (``hi`` None: every stored batch, and the chain must end at the head)."""
-        row = conn.execute(
-            "SELECT start_offset, next_offset, anchor, head, mac FROM partitions"
-            " WHERE topic_id = ? AND part = ?",
-            (tid, part),
-        ).fetchone()
+        row = conn.execute(_SQL_BOUNDS, (tid, part)).fetchone()
         if row is None:
             return LogProblem(name, part, None, "the partition row is missing.")
         start, end, anchor, head, seal = row
         if seal is None or anchor is None or head is None:
-            return LogProblem(
-                name,
-                part,
-                None,
-                "the partition carries no seal: it was written without the log key, or its "
-                "seal was removed.",
-            )
+            return _unsealed(name, part)
         upper = (1 << 62) if hi is None else min(hi, end)
         rows = conn.execute(
             "SELECT base_offset, last_offset, record_count, max_timestamp, mac, data"
@@ -1239,52 +1383,23 @@ class SqliteEventLog(EventLog):
             (tid, part, lo, upper),
         )
         prev: bytes | None = None
-
-        def before(offset: int) -> bytes:
-            got = conn.execute(
-                "SELECT mac FROM batches WHERE topic_id = ? AND part = ? AND base_offset < ?"
-                " ORDER BY base_offset DESC LIMIT 1",
-                (tid, part, offset),
-            ).fetchone()
-            return bytes(anchor) if got is None else bytes(got[0] or b"")
-
         try:
             for base, last, count, max_ts, mac, blob in rows:
                 if prev is None:
-                    prev = before(base)
+                    prev = _mac_before(conn, tid, part, base, anchor)
                 want = batch_mac(key, name, (part, base, last, count, max_ts), prev, blob)
                 if mac is None or not hmac.compare_digest(mac, want):
-                    return LogProblem(
-                        name,
-                        part,
-                        base,
-                        f"the stored batch of {count} records fails its MAC: its bytes, offsets "
-                        "or timestamps were changed, it was forged, duplicated or moved, or the "
-                        "batch before it was removed.",
-                    )
+                    return _bad_batch(name, part, base, count)
                 prev = bytes(mac)
         finally:
             rows.close()
         if not hmac.compare_digest(seal, partition_seal(key, name, part, start, end, anchor, head)):
-            return LogProblem(
-                name,
-                part,
-                start,
-                f"the partition's bounds (start offset {start}, end offset {end}) or chain ends "
-                "fail their seal: they were changed without the log key (a start offset raised "
-                "or records removed outside retention, an end offset moved).",
-            )
+            return _bad_seal(name, part, start, end)
         if hi is None or hi >= end:
             if prev is None:
-                prev = before(upper)
+                prev = _mac_before(conn, tid, part, upper, anchor)
             if not hmac.compare_digest(prev, head):
-                return LogProblem(
-                    name,
-                    part,
-                    end,
-                    "the partition's last stored batch is not the chain head its seal names: "
-                    "batches were removed from its end.",
-                )
+                return _bad_head(name, part, end)
         return None
 
     # -- consumer groups ---------------------------------------------------------------------------

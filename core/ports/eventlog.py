@@ -393,6 +393,11 @@ class EncodedColumns:
     partition: int
     batches: tuple[EncodedBatch, ...]
     decode: Callable[[str, int, Sequence[EncodedBatch]], RecordColumns]
+    auth: object = None
+    """The adapter's own, opaque to callers: what an authenticating log read in the same
+    snapshot as the batches (embedded: their stored bytes, MACs and the partition's seal), so
+    that ``EventLog.check_records(..., read=...)`` checks the very bytes read. Kept whole by
+    :meth:`below` and :meth:`slice`."""
 
     def __len__(self) -> int:
         return sum(b.stop - b.start for b in self.batches)
@@ -412,7 +417,7 @@ class EncodedColumns:
             kept.append(b if stop == b.stop else replace(b, stop=stop))
         if len(kept) == len(self.batches) and (not kept or kept[-1] is self.batches[-1]):
             return self
-        return EncodedColumns(self.topic, self.partition, tuple(kept), self.decode)
+        return EncodedColumns(self.topic, self.partition, tuple(kept), self.decode, self.auth)
 
     @property
     def offsets(self) -> list[int]:
@@ -436,7 +441,7 @@ class EncodedColumns:
             at += n
             if at >= b:
                 break
-        return EncodedColumns(self.topic, self.partition, tuple(kept), self.decode)
+        return EncodedColumns(self.topic, self.partition, tuple(kept), self.decode, self.auth)
 
     def columns(self) -> RecordColumns:
         """The same records decoded by the adapter (``read_columns``'s result)."""
@@ -678,15 +683,24 @@ class EventLog(abc.ABC):
 
     # -- integrity ----------------------------------------------------------------------------
     def check_records(  # noqa: B027 - optional hook
-        self, topic: str, partition: int, start: int, end: int
+        self,
+        topic: str,
+        partition: int,
+        start: int,
+        end: int,
+        read: Sequence[EncodedColumns] = (),
     ) -> None:
         """Raise ``LogTampered`` if the stored records in ``[start, end)`` fail the log's own
         authentication, naming the first bad offset.
 
         An adapter that authenticates its storage (the embedded log: a MAC chain per partition
         under a key kept outside the log file) MUST check every stored batch overlapping the
-        range and its link to the batch before it. Adapters whose storage is protected by the
-        server they talk to (Kafka: broker ACLs, replication) check nothing: the default.
+        range and its link to the batch before it. ``read``: what the caller read of this
+        partition with ``read_encoded`` for the range; when those reads cover the range, the
+        adapter MAY check the bytes they carry (``EncodedColumns.auth``) instead of reading the
+        range again, and then checks what the caller used; else it reads. Adapters whose
+        storage is protected by the server they talk to (Kafka: broker ACLs, replication)
+        check nothing: the default.
         """
 
     def integrity_problems(self) -> list[LogProblem]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
+from itertools import accumulate
 from pathlib import Path
 
 import pytest
@@ -24,7 +25,7 @@ from audit.merkle import (
     range_root,
 )
 from core.errors import HubError
-from core.ports.ledgerstore import CHUNK, LeafRow, LedgerStore, StoredCheckpoint
+from core.ports.ledgerstore import CHUNK, LeafBatch, LeafRow, LedgerStore, StoredCheckpoint
 from ledger.tree import TreeBuilder
 
 Peer = Callable[[], LedgerStore]
@@ -98,6 +99,18 @@ class LedgerStoreContract:
         assert [r for b in store.iter_leaves(start=299, batch=4) for r in b] == (first + second)[
             299:
         ]
+
+    def test_leaf_batches_are_the_leaves_as_columns(self, store: LedgerStore) -> None:
+        first, second = rows(0, 300), rows(300, 5)
+        append(store, first, trades=300)
+        append(store, second, trades=305)
+        for start in (0, 1, 299, 300, 304, 305):
+            got = list(store.iter_leaf_batches(start=start))
+            assert [r for b in got for r in b.rows()] == (first + second)[start:]
+            assert [b.first for b in got] == list(accumulate([start] + [len(b) for b in got]))[
+                : len(got)
+            ]
+        assert LeafBatch.of_rows(second).rows() == second
 
     def test_the_tree_it_keeps_gives_the_reference_roots_and_proofs(
         self, store: LedgerStore

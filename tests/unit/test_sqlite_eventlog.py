@@ -14,6 +14,7 @@ import sys
 import textwrap
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -23,8 +24,8 @@ from hypothesis import strategies as st
 import adapters.sqlite_log.log as mod
 from adapters.sqlite_log import SqliteEventLog
 from adapters.sqlite_log.batch import decode_batch, encode_batch
-from core.errors import ConfigError, HubError, StorageBusy
-from core.ports.eventlog import Record, TopicPartition
+from core.errors import ConfigError, HubError, LogTampered, StorageBusy
+from core.ports.eventlog import EncodedColumns, Record, TopicPartition
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -342,6 +343,89 @@ def test_check_records_refuses_a_reencoded_batch_naming_its_offset(tmp_path: Pat
         assert (problem.topic, problem.partition, problem.offset) == ("t", 0, 0)
     with SqliteEventLog(path) as log:  # without the key nothing is checked
         assert log.integrity_problems() == []
+
+
+def _tamper_sql(sql: str) -> Callable[[Path], None]:
+    def tamper(path: Path) -> None:
+        with sqlite3.connect(path) as db:
+            db.execute(sql)
+
+    return tamper
+
+
+_MIDDLE = "(SELECT id FROM batches ORDER BY base_offset LIMIT 1 OFFSET 1)"
+TAMPERS: dict[str, Callable[[Path], None]] = {
+    "nothing": lambda path: None,
+    "a value re-encoded": _tamper_value,
+    "a batch removed from the middle": _tamper_sql(f"DELETE FROM batches WHERE id = {_MIDDLE}"),
+    "the last batch removed": _tamper_sql(
+        "DELETE FROM batches WHERE id = (SELECT max(id) FROM batches)"
+    ),
+    "a max timestamp changed": _tamper_sql(
+        f"UPDATE batches SET max_timestamp = max_timestamp + 1 WHERE id = {_MIDDLE}"
+    ),
+    "a MAC changed": _tamper_sql(f"UPDATE batches SET mac = zeroblob(32) WHERE id = {_MIDDLE}"),
+    "two batches' MACs swapped": _tamper_sql(
+        "UPDATE batches SET mac = (SELECT mac FROM batches b2 WHERE b2.id != batches.id"
+        " AND b2.id IN (1, 2)) WHERE id IN (1, 2)"
+    ),
+    "the seal changed": _tamper_sql("UPDATE partitions SET mac = zeroblob(32)"),
+    "the end offset moved": _tamper_sql("UPDATE partitions SET next_offset = next_offset + 1"),
+    "the seal removed": _tamper_sql("UPDATE partitions SET mac = NULL"),
+}
+
+
+def _reads(log: SqliteEventLog, start: int, end: int, k: int) -> list[EncodedColumns]:
+    """``[start, end)`` of ``t[0]`` read as the ledger's sync reads it, ``k`` records a call."""
+    out: list[EncodedColumns] = []
+    pos = start
+    while pos < end:
+        enc = log.read_encoded("t", 0, pos, min(k, end - pos)).below(end)
+        if not len(enc):
+            break
+        out.append(enc)
+        pos = enc.next_offset()
+    return out
+
+
+@pytest.mark.parametrize("tamper", TAMPERS)
+def test_check_records_on_the_bytes_read_finds_what_a_second_read_finds(
+    tmp_path: Path, tamper: str
+) -> None:
+    """``check_records(..., read=...)`` checks the MAC chain on the batches the reads carry: the
+    same answer (and message) as checking by reading the range again, for each tampering; and
+    on an honest log the reads are what it checks (no second read)."""
+    path = tmp_path / "log.db"
+    with SqliteEventLog(path, mac_key=KEY) as log:
+        log.create_topic("t", 1)
+        for b in range(4):
+            log.append("t", [Record(b"%d-%d" % (b, i)) for i in range(3)])
+    TAMPERS[tamper](path)
+
+    def outcome(log: SqliteEventLog, start: int, end: int, **kw: object) -> str | None:
+        try:
+            log.check_records("t", 0, start, end, **kw)  # type: ignore[arg-type]
+        except LogTampered as exc:
+            return exc.message
+        return None
+
+    with SqliteEventLog(path, mac_key=KEY) as log:
+        for start, end in ((0, 12), (0, 6), (3, 12), (4, 7), (11, 12)):
+            for k in (1, 2, 5, 100):
+                try:
+                    read = _reads(log, start, end, k)
+                except HubError:
+                    continue  # the tampering makes the read itself fail
+                assert outcome(log, start, end, read=read) == outcome(log, start, end), (
+                    start,
+                    end,
+                    k,
+                )
+                covered = mod._covering(read, "t", 0, start, end)
+                if tamper == "nothing":
+                    assert covered is not None and outcome(log, start, end, read=read) is None
+        assert outcome(log, 0, 12, read=_reads(log, 0, 6, 100)) == outcome(log, 0, 12)
+        assert (outcome(log, 0, 12) is None) == (tamper == "nothing")
 
 
 def test_a_v1_log_is_sealed_as_found_when_first_opened_with_a_key(tmp_path: Path) -> None:

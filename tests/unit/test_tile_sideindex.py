@@ -205,3 +205,64 @@ def test_new_stores_use_small_pages(tmp_path: Path) -> None:
     ):
         assert a.execute("PRAGMA page_size").fetchone()[0] == 1024
         assert b.execute("PRAGMA page_size").fetchone()[0] == 4096
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_may_hold_answers_as_the_decoded_column(seed: int) -> None:
+    """``may_hold`` (the dictionary alone) is False exactly when no row of the column holds the
+    string; a version-1 blob always answers True (it is decoded)."""
+    rnd = random.Random(seed)
+    table = random_table(rnd, rnd.choice((0, 1, 2, 255, 3000)))
+    blob, v1 = encode_side_index(table), encode_side_index(table, version=1)
+    for name in ("topic", "actor", "action", "resource", "tenant"):
+        present = {v for v in table.column(name).to_pylist() if v is not None}
+        for value in [*present, "", "publis", "publish ", "absent", "ü-ß"]:
+            assert si.may_hold(blob, name, value) == (value in present), (name, value)
+            assert si.may_hold(v1, name, value)
+
+
+def _store_with_actions(path: Path, actions: list[list[str]]) -> TileLedgerStore:
+    store = TileLedgerStore(path)
+    size = 0
+    for batch_actions in actions:
+        n = len(batch_actions)
+        table = columns(size, n).set_column(5, "action", pa.array(batch_actions, pa.string()))
+        with store.write() as w:
+            batch = LeafBatch(size, leaf_hashes(size, n), table)
+            w.append_batch(batch, TreeBuilder(size, w.chunk).append(batch.hashes))
+        size += n
+    return store
+
+
+def test_a_query_skips_batches_without_the_value_and_still_finds_it_where_it_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``hub ledger verify`` asks for every ``retention.delete`` entry (step 6): batches whose
+    action dictionary lacks it are not decoded, and a batch that holds it is still read."""
+    cut = "retention.delete"
+    actions = [["publish"] * 40, ["grant", cut, "publish"], ["erase"] * 9, [cut] * 2]
+    store = _store_with_actions(tmp_path / "l.sqlite", actions)
+    try:
+        got = store.query(action=cut, limit=1000)
+        assert [r[0] for r in got] == [41, 52, 53]
+        assert [r[0] for r in store.query(action=cut, after=41)] == [52, 53]
+        assert store.query(action="no such action") == []
+        decoded: list[int] = []
+        real = si.decode
+
+        def counting(blob: bytes, first: int = 0) -> pa.Table:
+            decoded.append(first)
+            return real(blob, first)
+
+        monkeypatch.setattr(si, "decode", counting)
+        assert store.query(action=cut, limit=1000) == got
+        assert decoded == [40, 52]  # the batches holding it, and only those
+        monkeypatch.setattr(si, "may_hold", lambda *a: True)  # the reference: decode all
+        assert store.query(action=cut, limit=1000) == got
+        with store._read() as conn:  # a batch skipped is still checked against its digest
+            conn.execute("UPDATE batches SET digest = zeroblob(32) WHERE first = 43")
+        monkeypatch.undo()
+        with pytest.raises(HubError, match="leaf 43 does not match its SHA-256"):
+            store.query(action=cut, limit=1000)
+    finally:
+        store.close()

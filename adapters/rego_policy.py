@@ -44,6 +44,7 @@ with contextlib.suppress(ImportError):
 
 try:
     import regopy
+    from regopy import rego_shared
 except ImportError as exc:  # pragma: no cover - the lock file installs it
     raise ImportError("The embedded policy engine needs regopy: pip install regopy==1.5.2") from exc
 
@@ -78,6 +79,66 @@ def _read(output: Any) -> Any:
     if not isinstance(exprs, list) or len(exprs) != 1:
         return None
     return exprs[0]
+
+
+_LIB = rego_shared.rego  # librego's C API, as regopy 1.5.2 declares it (ctypes)
+_NEW_INPUT, _FREE_INPUT = _LIB.regoNewInput, _LIB.regoFreeInput
+_STR, _INT, _FLOAT = _LIB.regoInputString, _LIB.regoInputInt, _LIB.regoInputFloat
+_BOOL, _NULL = _LIB.regoInputBoolean, _LIB.regoInputNull
+_ITEM, _OBJECT, _ARRAY = _LIB.regoInputObjectItem, _LIB.regoInputObject, _LIB.regoInputArray
+
+
+def rego_input(doc: Any) -> Any:
+    """``regopy.Input(doc)``, built in about half its CPU time (the same C calls, in the same
+    order, without regopy's per-value buffer copies, ABC checks and wrappers).
+
+    Exact JSON types only (dict with str keys, list, str, int, float, bool, None); anything
+    else (a Mapping, a tuple, a set, an int past 64 bits, a failed call) falls back to
+    ``regopy.Input``, which decides what such a value becomes or raises.
+    """
+    handle = _NEW_INPUT()
+    try:
+        _push(handle, doc)
+    except Exception:
+        _FREE_INPUT(handle)
+        return regopy.Input(doc)
+    built = regopy.Input.__new__(regopy.Input)
+    built._impl = handle  # freed by regopy.Input.__del__
+    return built
+
+
+def _push(handle: Any, value: Any) -> None:
+    kind = type(value)
+    if kind is str:
+        code = _STR(handle, value.encode("utf-8"))
+    elif kind is dict:
+        for key, item in value.items():
+            if type(key) is not str:
+                raise TypeError(f"input object key {key!r} is not a string")
+            if _STR(handle, key.encode("utf-8")):
+                raise ValueError("rego-cpp refused an input object key")
+            _push(handle, item)
+            if _ITEM(handle):
+                raise ValueError("rego-cpp refused an input object item")
+        code = _OBJECT(handle, len(value))
+    elif kind is list:
+        for item in value:
+            _push(handle, item)
+        code = _ARRAY(handle, len(value))
+    elif kind is bool:
+        code = _BOOL(handle, value)
+    elif kind is int:
+        if not -(2**63) <= value < 2**63:
+            raise OverflowError(f"input integer {value} does not fit 64 bits")
+        code = _INT(handle, value)
+    elif value is None:
+        code = _NULL(handle)
+    elif kind is float:
+        code = _FLOAT(handle, value)
+    else:
+        raise TypeError(f"input value of type {kind.__name__} is not an exact JSON type")
+    if code:
+        raise ValueError(f"rego-cpp refused an input value (code {code})")
 
 
 class RegoPolicyEngine(PolicyEngine):
@@ -121,7 +182,7 @@ class RegoPolicyEngine(PolicyEngine):
             return self._evaluate_locked(self._compiled, doc)
 
     def _evaluate_locked(self, compiled: Any, doc: Mapping[str, Any]) -> Any:
-        self._interp.set_input(doc)
+        self._interp.set_input(rego_input(doc))
         return _read(self._interp.query_bundle_entrypoint(compiled, ENTRYPOINT))
 
     def _evaluate_with(self, compiled: Any) -> Callable[[Mapping[str, Any]], Any]:

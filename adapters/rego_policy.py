@@ -6,7 +6,7 @@ is then ``set_input`` + ``query_bundle_entrypoint`` (the fastest rego-cpp path, 
 ``query()``). Pitfalls this module steers around (see STACK-NOTES):
 
 - a bare rule query is undefined on rego-cpp, and ``Output.expressions()`` on an undefined result
-  aborts the process: the output is read through ``str(output)`` only, never ``expressions()``;
+  aborts the process: the output is read as its JSON text only, never ``expressions()``;
 - rego-cpp's time built-ins are incomplete: the policy never calls them, ``context.now`` (Unix
   ns) is set here when the caller did not set it;
 - built-in errors are forwarded (``strict_built_in_errors``) so that they deny with a reason
@@ -67,11 +67,10 @@ def compile_bundle(bundle: PolicyBundle, *, with_tests: bool = False) -> Any:
         ) from exc
 
 
-def _read(output: Any) -> Any:
+def _read(ok: bool, text: str) -> Any:
     """The JSON value of a single-expression rego-cpp output; None when undefined."""
-    if not output.ok():
-        raise PolicyError(f"rego-cpp answered an error: {str(output)[:300]}")
-    text = str(output)
+    if not ok:
+        raise PolicyError(f"rego-cpp answered an error: {text[:300]}")
     if text == "undefined":
         return None
     doc = json.loads(text)
@@ -79,6 +78,19 @@ def _read(output: Any) -> Any:
     if not isinstance(exprs, list) or len(exprs) != 1:
         return None
     return exprs[0]
+
+
+def query_entrypoint(interp: Any, compiled: Any, entrypoint: str) -> tuple[bool, str]:
+    """``interp.query_bundle_entrypoint`` read once: (ok, its JSON text or error).
+
+    regopy's ``Output`` fetches the text twice and parses it into ``Result`` objects on
+    creation; the adapter needs the text once, parsed once.
+    """
+    output = rego_shared.rego_bundle_query_entrypoint(interp._impl, compiled._impl, entrypoint)
+    try:
+        return bool(rego_shared.rego_output_ok(output)), rego_shared.rego_output_string(output)
+    finally:
+        rego_shared.rego_free_output(output)
 
 
 _LIB = rego_shared.rego  # librego's C API, as regopy 1.5.2 declares it (ctypes)
@@ -183,7 +195,7 @@ class RegoPolicyEngine(PolicyEngine):
 
     def _evaluate_locked(self, compiled: Any, doc: Mapping[str, Any]) -> Any:
         self._interp.set_input(rego_input(doc))
-        return _read(self._interp.query_bundle_entrypoint(compiled, ENTRYPOINT))
+        return _read(*query_entrypoint(self._interp, compiled, ENTRYPOINT))
 
     def _evaluate_with(self, compiled: Any) -> Callable[[Mapping[str, Any]], Any]:
         """An evaluator pinned to ``compiled``, whatever ``load`` switches to meanwhile."""

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from adapters.rego_policy import RegoPolicyEngine, _read
+from adapters.rego_policy import RegoPolicyEngine, _read, query_entrypoint
 from core.policybundle import INDEX_KEY, PolicyBundle, role_index
 from governance.policycases import NOW, all_cases
 
@@ -132,7 +132,7 @@ def _fast_count(bundle: PolicyBundle, inputs: list[Any]) -> int:
     decided = 0
     for doc in inputs:
         interp.set_input(doc)
-        decided += _read(interp.query_bundle_entrypoint(compiled, "hub/authz/fast")) is not None
+        decided += _read(*query_entrypoint(interp, compiled, "hub/authz/fast")) is not None
     return decided
 
 

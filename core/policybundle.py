@@ -8,7 +8,11 @@ sorted files, so the same files give the same version on every engine and every 
 
 ``data.json`` at ``a/b/data.json`` is the document ``data.a.b`` (OPA's rule for directories);
 no other data files are allowed, so the embedded engine and an OPA server loading the same
-folder see the same documents.
+folder see the same documents, plus one the hub derives: ``data.hub.index`` (``role_index``),
+the role table as lookups for the policy's fast path. It is computed from the bundle's own data
+whenever a bundle is read, replacing any file's ``index`` key, so it cannot fall out of step;
+an engine without it (an OPA server started on the folder) decides by the general rules, with
+the same answers.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ if TYPE_CHECKING:
 
 ENTRYPOINT = "hub/authz/decision"
 QUERY = "x = data.hub.authz.decision"
+INDEX_KEY = "index"  # data.hub.index: see role_index
 # The shipped Rego files are data kept beside the governance service that owns them.
 DEFAULT_POLICY_DIR = Path(__file__).resolve().parents[1] / "governance" / "policies"
 
@@ -89,6 +94,13 @@ class PolicyBundle:
             for part in path.split("/")[:-1]:
                 node = node.setdefault(part, {})
             node.update(doc)
+        hub = data.get("hub")
+        if isinstance(hub, dict):  # data.hub.index is the hub's, derived, never a file's
+            index = role_index(hub)
+            if index is None:
+                hub.pop(INDEX_KEY, None)
+            else:
+                hub[INDEX_KEY] = index
         return cls(dict(files), bundle_version(files), data)
 
     @classmethod
@@ -121,6 +133,44 @@ class PolicyBundle:
         """``data.hub``: the role table, two-person resources and the other policy settings."""
         hub = self.data.get("hub", {})
         return hub if isinstance(hub, Mapping) else {}
+
+
+def role_index(hub: Mapping[str, Any]) -> dict[str, Any] | None:
+    """``data.hub.index``: the lookups authz.rego's fast path reads, derived from ``hub``.
+
+    ``actions`` / ``read_actions``: ``{action: true}`` from the arrays of the same names;
+    ``role_actions``: ``{role: {action: true}}``; ``mask``: ``masked_classifications`` sorted;
+    ``plain``: whether ``grants`` is empty (the fast path decides only then). None when one of
+    those is not an array of strings (an object of such arrays for ``role_actions``), or an
+    action is empty: such a bundle carries no index and every decision takes the general path.
+    """
+
+    def strings(values: Any) -> list[str] | None:
+        if not isinstance(values, list) or not all(isinstance(v, str) and v for v in values):
+            return None
+        return sorted(values)
+
+    def lookup(values: Any) -> dict[str, bool] | None:
+        listed = strings(values)
+        return None if listed is None else dict.fromkeys(listed, True)
+
+    actions, reads = lookup(hub.get("actions")), lookup(hub.get("read_actions"))
+    mask, table = strings(hub.get("masked_classifications")), hub.get("role_actions")
+    if actions is None or reads is None or mask is None or not isinstance(table, Mapping):
+        return None
+    roles = {}
+    for role in sorted(table):
+        granted = lookup(table[role])
+        if granted is None:
+            return None
+        roles[role] = granted
+    return {
+        "actions": actions,
+        "mask": mask,
+        "plain": hub.get("grants") == [],
+        "read_actions": reads,
+        "role_actions": roles,
+    }
 
 
 def is_test_module(path: str) -> bool:

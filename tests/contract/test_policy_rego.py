@@ -34,9 +34,7 @@ class TestRegoPolicyEngine(PolicyEngineContract):
 def test_a_bundle_that_does_not_compile_is_refused_and_the_old_one_stays() -> None:
     engine = RegoPolicyEngine(SHIPPED)
     broken = dict(SHIPPED.files)
-    broken["hub/authz.rego"] = broken["hub/authz.rego"].replace(
-        "decision := {", "decision := {{", 1
-    )
+    broken["hub/authz.rego"] += "\nbroken := {{\n"  # a syntax error
     with pytest.raises(PolicyError, match="does not compile"):
         engine.load(PolicyBundle.from_files(broken))
     assert engine.version == SHIPPED.version

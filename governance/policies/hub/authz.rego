@@ -45,7 +45,13 @@ package hub.authz
 
 import rego.v1
 
-decision := {
+# The common request (well-formed, no grant anywhere, no investigation) is decided by `fast`
+# in one rule body; anything else, or a bundle without `data.hub.index`, by the rules below.
+# Both give the same decision wherever `fast` is defined (tests/unit/test_policy_fastpath.py
+# compares them over generated inputs); `fast` is undefined, never wrong, outside its domain.
+decision := d if {
+	d := fast
+} else := {
 	"allow": allow,
 	"reason": reason,
 	"mask": mask,
@@ -351,3 +357,61 @@ open_cases contains c if {
 	some c in array_or_empty(object.get(ctx, "open_cases", []))
 	is_string(c)
 }
+
+# -- the fast path -----------------------------------------------------------------------------
+# `data.hub.index` is derived by the hub from this data whenever it reads a bundle (replacing
+# any `index` key of data.json; core/policybundle.py, role_index); it holds the lookups:
+#   actions {action: true}, read_actions {action: true}, role_actions {role: {action: true}},
+#   mask (sorted masked_classifications), plain (true when data.hub.grants is empty).
+# Without it (an OPA server started on this folder) `fast` is undefined: same decisions, slower.
+# rego-cpp pays for every expression and every rule it evaluates (~10-20 us each here); a lookup
+# costs a fraction of `x in array`, and this one body a fraction of the rules above. (Avoid
+# destructuring, `[role] := roles`: it cost rego-cpp 1.5.2 about 2.8 ms.)
+# Domain: one role, well-formed input with a context object and `now`, no grant in data or
+# context, not an investigation: there no case, grant or expiry can matter, `malformed` is empty.
+fast := {"allow": allowed, "reason": why, "mask": masked, "row_filter": filter} if {
+	ix := data.hub.index
+	ix.plain
+	p := input.principal
+	roles := p.roles
+	is_array(roles) # count(null) is an error, not undefined (strict built-in errors)
+	count(roles) == 1
+	role := roles[0]
+	table := ix.role_actions[role]
+	id := p.id
+	is_string(id)
+	id != ""
+	tenant := p.tenant
+	is_string(tenant)
+	tenant != ""
+	action := input.action
+	ix.actions[action]
+	resource := input.resource
+	is_string(resource)
+	c := input.context
+	is_object(c)
+	is_number(c.now)
+	rt := object.get(c, "tenant", tenant)
+	is_string(rt)
+	rt != ""
+	not c.grants
+	not c.purpose == data.hub.investigation_purpose
+
+	cross := [1 | rt != tenant; not table["tenant.all"]] != []
+	allowed := [1 | table[action]; not cross] != []
+	why := fast_reason(cross, allowed, id, tenant, rt, role, action, resource)
+	read := [1 | allowed; ix.read_actions[action]] != []
+	filter := {"tenant": rt | read; not table["tenant.all"]}
+	masked := [m | read; not table["pii.read"]; some m in ix.mask]
+}
+
+fast_reason(cross, allowed, id, tenant, rt, role, action, resource) := concat("", [
+	"tenant isolation: principal '", id, "' of tenant '", tenant,
+	"' may not act on tenant '", rt, "'",
+]) if cross
+
+else := concat("", ["role '", role, "' grants '", action, "'"]) if {
+	allowed
+} else := concat("", [
+	"no role of principal '", id, "' (roles: ", role, ") grants '", action, "' on '", resource, "'",
+])

@@ -6,8 +6,11 @@ What Confluent serialisers, deserialisers and schema tooling send on their hot p
 - ``GET /subjects/{subject}/versions/{version}`` and ``.../schema`` (``latest`` or a plain
   version number, no query);
 - ``POST /compatibility/subjects/{subject}/versions[/{version}]`` (no query but
-  ``normalize``, which the registry accepts and ignores: it always compares canonical forms);
-- ``POST /subjects/{subject}/versions`` (register; the same query rule).
+  ``normalize``, which the registry accepts and ignores: it always compares canonical forms).
+
+Register (``POST /subjects/{subject}/versions``) stays with the full stack: served here (its
+decision awaited in the event loop, the registration in the thread pool) it answered fewer
+registrations per second under load than the twin (docs/benchmarks/s11-registry.md).
 
 ``RegistryFastPath`` is the outermost middleware of the hub's app (``hub.api.app.create_app``);
 it answers those requests itself, doing what the full stack does for them, in the same order
@@ -17,15 +20,15 @@ and through the same functions:
    line (``hub.observability.request_id_of``, ``log_access``);
 2. the API key (``hub.keys.verify``, which sees revocations: it catches up with the keys
    topic first);
-3. the route's decision (``schema.read``; ``schema.write`` to register) for the request path,
+3. the ``schema.read`` decision for the request path,
    with the method, purpose and case of the request, recorded on ``hub.decisions`` and counted
    (``hub.api.deps.decide_async``: a synced decision awaits its durable record in the event
    loop; a deny or an engine failure answers 403, a record that cannot be stored 500 (50001),
    as the twins answer);
 4. the answer, through the twin route's own helpers: a schema by id from memory (an id never
    changes its schema, so its answer is encoded once and reused); a subject's version from
-   the registry; for a body, ``json_body`` (415, 413, 422), ``_Candidate`` and the registry's
-   ``check`` or ``register`` (register in the thread pool: it waits for its record's fsync);
+   the registry; for a compatibility check, ``json_body`` (415, 413, 422) and
+   ``_compatibility_answer`` (``_Candidate`` and the registry's ``check``);
 5. the route metrics (``hub_http_requests_total``, ``hub_http_request_seconds``, labelled with
    the method and the route template).
 
@@ -45,7 +48,6 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -56,9 +58,7 @@ from hub.api.deps import context_of, decide_async
 from hub.api.routers.registry import (
     MEDIA_TYPE,
     RegistryResponse,
-    _Candidate,
     _compatibility_answer,
-    _refuse_internal,
     _version_json,
     check_accept,
     json_body,
@@ -75,22 +75,19 @@ if TYPE_CHECKING:
     from hub.bootstrap import Hub
 
 READ = "schema.read"
-WRITE = "schema.write"
 BY_ID = "/schemas/ids/{schema_id}"
 RAW_BY_ID = "/schemas/ids/{schema_id}/schema"
 VERSION = "/subjects/{subject}/versions/{version}"
 RAW_VERSION = "/subjects/{subject}/versions/{version}/schema"
 COMPATIBILITY = "/compatibility/subjects/{subject}/versions/{version}"
 COMPATIBILITY_ALL = "/compatibility/subjects/{subject}/versions"
-REGISTER = "/subjects/{subject}/versions"
 # A plain decimal number within int32 (the FastAPI twins accept more: negative, padded or
 # signed numbers are left to them). A subject is one path segment, as Starlette matches it.
 _BY_ID = re.compile(r"/schemas/ids/(0|[1-9][0-9]{0,9})(/schema)?")
 _V = r"(latest|[1-9][0-9]{0,9})"  # a version: ``latest`` or a plain number (int32: _version)
 _VERSION = re.compile(rf"/subjects/([^/]+)/versions/{_V}(/schema)?")
 _COMPATIBILITY = re.compile(rf"/compatibility/subjects/([^/]+)/versions(?:/{_V})?")
-_REGISTER = re.compile(r"/subjects/([^/]+)/versions")
-_WRITE_QUERY = re.compile(rb"(normalize=(true|false))?")
+_BODY_QUERY = re.compile(rb"(normalize=(true|false))?")
 _MAX_ID = 2**31 - 1
 _TYPE = MEDIA_TYPE.encode("latin-1")
 
@@ -172,7 +169,7 @@ class RegistryFastPath:
                 READ,
                 lambda _: self._subject_version(subject, number, whole),
             )
-        if method == "POST" and _WRITE_QUERY.fullmatch(query):
+        if method == "POST" and _BODY_QUERY.fullmatch(query):
             compatibility = _COMPATIBILITY.fullmatch(path)
             if compatibility is not None:
                 subject, text = compatibility.groups()
@@ -180,10 +177,6 @@ class RegistryFastPath:
                     return COMPATIBILITY_ALL, READ, lambda r: self._check(r, subject, None)
                 number = _version(text)
                 return COMPATIBILITY, READ, lambda r: self._check(r, subject, number)
-            register = _REGISTER.fullmatch(path)
-            if register is not None:
-                subject = register.group(1)
-                return REGISTER, WRITE, lambda r: self._register(r, subject)
         return None
 
     async def _serve(
@@ -256,24 +249,6 @@ class RegistryFastPath:
         body = await json_body(request)
         answer = _compatibility_answer(self.hub.registry, subject, body, version, False)
         return bytes(RegistryResponse(answer).body)
-
-    async def _register(self, request: Request, subject: str) -> bytes:
-        body = await json_body(request)
-        registry = self.hub.registry
-
-        def register() -> int:  # the twin's handler; its record's fsync off the event loop
-            _refuse_internal(subject, "registering a schema version under")
-            candidate = _Candidate(registry, body)
-            return registry.register(
-                subject,
-                candidate.text,
-                candidate.schema_type,
-                candidate.references,
-                schema_id=candidate.id,
-                version=candidate.version,
-            ).id
-
-        return bytes(RegistryResponse({"id": await run_in_threadpool(register)}).body)
 
     def _count(self, method: str, route: str, status: int, started: float) -> None:
         counter = self._requests.get((method, route, status))

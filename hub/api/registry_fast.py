@@ -1,35 +1,51 @@
-"""The registry's schema-by-id reads served in front of FastAPI: one pure ASGI layer.
+"""The registry's hot requests served in front of FastAPI: one pure ASGI layer.
 
-``GET /schemas/ids/{id}`` and ``GET /schemas/ids/{id}/schema`` are what Confluent serialisers
-and deserialisers send on their hot path. ``RegistryFastPath`` is the outermost middleware of
-the hub's app (``hub.api.app.create_app``); it answers those two requests itself, doing what
-the full stack does for them, in the same order and through the same functions:
+What Confluent serialisers, deserialisers and schema tooling send on their hot path:
+
+- ``GET /schemas/ids/{id}`` and ``GET /schemas/ids/{id}/schema``;
+- ``GET /subjects/{subject}/versions/{version}`` and ``.../schema`` (``latest`` or a plain
+  version number, no query);
+- ``POST /compatibility/subjects/{subject}/versions[/{version}]`` (no query but
+  ``normalize``, which the registry accepts and ignores: it always compares canonical forms).
+
+Register (``POST /subjects/{subject}/versions``) stays with the full stack: served here (its
+decision awaited in the event loop, the registration in the thread pool) it answered fewer
+registrations per second under load than the twin (docs/benchmarks/s11-registry.md).
+
+``RegistryFastPath`` is the outermost middleware of the hub's app (``hub.api.app.create_app``);
+it answers those requests itself, doing what the full stack does for them, in the same order
+and through the same functions:
 
 1. the request id (``X-Request-Id``: a sane incoming one is kept) and, at the end, one access
    line (``hub.observability.request_id_of``, ``log_access``);
 2. the API key (``hub.keys.verify``, which sees revocations: it catches up with the keys
    topic first);
-3. the ``schema.read`` decision for the request path, with the method, purpose and case of
-   the request, recorded on ``hub.decisions`` and counted (``hub.api.deps.decide_async``:
-   a synced read awaits its durable record in the event loop; a deny or an engine failure
-   answers 403, a record that cannot be stored 500 (50001), as the twins answer);
-4. the schema from memory (an id never changes its schema), its answer encoded once per id
-   and reused (``RegistryResponse``'s bytes);
+3. the ``schema.read`` decision for the request path,
+   with the method, purpose and case of the request, recorded on ``hub.decisions`` and counted
+   (``hub.api.deps.decide_async``: a synced decision awaits its durable record in the event
+   loop; a deny or an engine failure answers 403, a record that cannot be stored 500 (50001),
+   as the twins answer);
+4. the answer, through the twin route's own helpers: a schema by id from memory (an id never
+   changes its schema, so its answer is encoded once and reused); a subject's version from
+   the registry; for a compatibility check, ``json_body`` (415, 413, 422) and
+   ``_compatibility_answer`` (``_Candidate`` and the registry's ``check``);
 5. the route metrics (``hub_http_requests_total``, ``hub_http_request_seconds``, labelled with
-   the route template).
+   the method and the route template).
 
 Every failure after step 2 answers in Confluent's shape (``registry_error_handler``). Anything
 it does not serve exactly as the full stack would, it hands to the full stack untouched before
-any side effect: another method or path, an id that is not a plain number within int32, an
-``Accept`` header that admits none of the registry's types (406), a missing or rejected key
-(401), tracing switched on (the full stack opens the spans). The FastAPI routes stay the
-reference: ``tests/service/test_registry_fast.py`` sends every request to both.
+any side effect (the body is not read yet): another method or path, an id or version that is
+not a plain number within int32, a query it does not know, an ``Accept`` header that admits
+none of the registry's types (406), a missing or rejected key (401), tracing switched on (the
+full stack opens the spans). The FastAPI routes stay the reference:
+``tests/service/test_registry_fast.py`` sends every request to both.
 """
 
 from __future__ import annotations
 
 import re
 import time
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from starlette.requests import Request
@@ -42,7 +58,10 @@ from hub.api.deps import context_of, decide_async
 from hub.api.routers.registry import (
     MEDIA_TYPE,
     RegistryResponse,
+    _compatibility_answer,
+    _version_json,
     check_accept,
+    json_body,
     registry_error_handler,
     schema_fields,
 )
@@ -55,14 +74,25 @@ if TYPE_CHECKING:
 
     from hub.bootstrap import Hub
 
-ACTION = "schema.read"
+READ = "schema.read"
 BY_ID = "/schemas/ids/{schema_id}"
 RAW_BY_ID = "/schemas/ids/{schema_id}/schema"
-# A plain decimal id within int32 (the FastAPI twin accepts -2^31..2^31-1; negative, padded or
-# signed ids are left to it).
-_PATH = re.compile(r"/schemas/ids/(0|[1-9][0-9]{0,9})(/schema)?")
+VERSION = "/subjects/{subject}/versions/{version}"
+RAW_VERSION = "/subjects/{subject}/versions/{version}/schema"
+COMPATIBILITY = "/compatibility/subjects/{subject}/versions/{version}"
+COMPATIBILITY_ALL = "/compatibility/subjects/{subject}/versions"
+# A plain decimal number within int32 (the FastAPI twins accept more: negative, padded or
+# signed numbers are left to them). A subject is one path segment, as Starlette matches it.
+_BY_ID = re.compile(r"/schemas/ids/(0|[1-9][0-9]{0,9})(/schema)?")
+_V = r"(latest|[1-9][0-9]{0,9})"  # a version: ``latest`` or a plain number (int32: _version)
+_VERSION = re.compile(rf"/subjects/([^/]+)/versions/{_V}(/schema)?")
+_COMPATIBILITY = re.compile(rf"/compatibility/subjects/([^/]+)/versions(?:/{_V})?")
+_BODY_QUERY = re.compile(rb"(normalize=(true|false))?")
 _MAX_ID = 2**31 - 1
 _TYPE = MEDIA_TYPE.encode("latin-1")
+
+# What step 4 answers: the body of a 200 answer (raises to answer an error).
+Answer = Callable[[Request], Awaitable[bytes]]
 
 
 class _Encoded:
@@ -78,40 +108,76 @@ class _Encoded:
         self.raw = stored.text.encode("utf-8")
 
 
+def _version(text: str) -> int | str:
+    number = "latest" if text == "latest" else int(text)
+    if isinstance(number, int) and number > _MAX_ID:
+        raise LookupError(text)
+    return number
+
+
 class RegistryFastPath:
-    """Pure ASGI middleware: schema-by-id reads answered before FastAPI (module docstring)."""
+    """Pure ASGI middleware: the registry's hot requests answered before FastAPI (module
+    docstring)."""
 
     def __init__(self, app: ASGIApp, hub: Hub) -> None:
         self.app = app
         self.hub = hub
         self._encoded: dict[int, _Encoded] = {}
-        self._requests: dict[tuple[str, int], Counter] = {}
-        self._seconds: dict[str, Histogram] = {}
+        self._requests: dict[tuple[str, str, int], Counter] = {}
+        self._seconds: dict[tuple[str, str], Histogram] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "GET":
+        if scope["type"] != "http" or tracing.tracer() is not None:
             await self.app(scope, receive, send)
             return
-        found = _PATH.fullmatch(scope["path"])
-        if found is None or tracing.tracer() is not None:
-            await self.app(scope, receive, send)
-            return
-        schema_id = int(found.group(1))
-        auth = accept = None
-        for name, value in scope["headers"]:  # the first of each, as the full stack reads them
-            if name == b"authorization" and auth is None:
-                auth = value
-            elif name == b"accept" and accept is None:
-                accept = value
         try:
-            if schema_id > _MAX_ID or auth is None:
+            found = self._match(scope)
+            auth = accept = None
+            for name, value in scope["headers"]:  # the first of each, as the full stack reads
+                if name == b"authorization" and auth is None:
+                    auth = value
+                elif name == b"accept" and accept is None:
+                    accept = value
+            if found is None or auth is None:
                 raise LookupError
             check_accept(None if accept is None else accept.decode("latin-1"))
             principal = self.hub.keys.verify(*credentials(auth.decode("latin-1")))
         except Exception:  # LookupError, 406 or 401: the full stack answers (nothing done yet)
             await self.app(scope, receive, send)
             return
-        await self._serve(scope, receive, send, principal, schema_id, found.group(2) is None)
+        await self._serve(scope, receive, send, principal, *found)
+
+    def _match(self, scope: Scope) -> tuple[str, str, Answer] | None:
+        """(route template, action, answer) of a request this layer serves, else None."""
+        method, path, query = scope["method"], scope["path"], scope["query_string"]
+        if method == "GET":
+            by_id = _BY_ID.fullmatch(path)
+            if by_id is not None:  # the twins ignore their query (subject, format)
+                schema_id = int(by_id.group(1))
+                if schema_id > _MAX_ID:
+                    return None
+                if by_id.group(2) is None:
+                    return BY_ID, READ, lambda _: self._by_id(schema_id, True)
+                return RAW_BY_ID, READ, lambda _: self._by_id(schema_id, False)
+            version = _VERSION.fullmatch(path)
+            if version is None or query:
+                return None
+            subject, number = version.group(1), _version(version.group(2))
+            whole = version.group(3) is None
+            return (
+                VERSION if whole else RAW_VERSION,
+                READ,
+                lambda _: self._subject_version(subject, number, whole),
+            )
+        if method == "POST" and _BODY_QUERY.fullmatch(query):
+            compatibility = _COMPATIBILITY.fullmatch(path)
+            if compatibility is not None:
+                subject, text = compatibility.groups()
+                if text is None:
+                    return COMPATIBILITY_ALL, READ, lambda r: self._check(r, subject, None)
+                number = _version(text)
+                return COMPATIBILITY, READ, lambda r: self._check(r, subject, number)
+        return None
 
     async def _serve(
         self,
@@ -119,8 +185,9 @@ class RegistryFastPath:
         receive: Receive,
         send: Send,
         principal: Principal,
-        schema_id: int,
-        whole: bool,
+        route: str,
+        action: str,
+        answer: Answer,
     ) -> None:
         started = time.perf_counter()
         raw = scope["headers"]
@@ -129,22 +196,21 @@ class RegistryFastPath:
         token = request_id.set(rid)
         state = scope.setdefault("state", {})
         state["principal"] = principal
-        route = BY_ID if whole else RAW_BY_ID
+        method = scope["method"]
         status = 200
         body = b""
         try:
             try:  # 3. and 4.
                 await decide_async(
-                    self.hub, route, principal, ACTION, scope["path"], context_of("GET", raw)
+                    self.hub, route, principal, action, scope["path"], context_of(method, raw)
                 )
-                encoded = self._answer(schema_id)
+                body = await answer(Request(scope, receive))
             except Exception as exc:  # in Confluent's shape, as the twins answer
                 response = registry_error_handler(Request(scope), exc)
                 status, body = response.status_code, bytes(response.body)
                 response.raw_headers.append((b"x-request-id", rid.encode("latin-1")))
                 await response(scope, receive, send)
             else:
-                body = encoded.by_id if whole else encoded.raw
                 start: Message = {
                     "type": "http.response.start",
                     "status": 200,
@@ -157,25 +223,41 @@ class RegistryFastPath:
                 await send(start)
                 await send({"type": "http.response.body", "body": body})
             state["route"] = route
-            self._count(route, status, started)  # 5.
+            self._count(method, route, status, started)  # 5.
         finally:
             log_access(scope, headers, status, len(body), started)  # 1.
             request_id.reset(token)
 
-    def _answer(self, schema_id: int) -> _Encoded:
+    # -- 4. the answers -------------------------------------------------------------------------
+    async def _by_id(self, schema_id: int, whole: bool) -> bytes:
         stored = self.hub.registry.get_by_id(schema_id)
         encoded = self._encoded.get(schema_id)
         if encoded is None or encoded.stored is not stored:
             encoded = self._encoded[schema_id] = _Encoded(stored)
-        return encoded
+        return encoded.by_id if whole else encoded.raw
 
-    def _count(self, route: str, status: int, started: float) -> None:
-        counter = self._requests.get((route, status))
+    async def _subject_version(self, subject: str, version: int | str, whole: bool) -> bytes:
+        sv = self.hub.registry.get_version(subject, version)
+        if not whole:
+            return sv.schema.text.encode("utf-8")
+        # SubjectVersionOut's order: its declared members first, then the others as given
+        body = {"subject": sv.subject, "version": sv.version, "id": sv.id, "schema": ""}
+        body.update(_version_json(sv))
+        return bytes(RegistryResponse(body).body)
+
+    async def _check(self, request: Request, subject: str, version: int | str | None) -> bytes:
+        body = await json_body(request)
+        answer = _compatibility_answer(self.hub.registry, subject, body, version, False)
+        return bytes(RegistryResponse(answer).body)
+
+    def _count(self, method: str, route: str, status: int, started: float) -> None:
+        counter = self._requests.get((method, route, status))
         if counter is None:
-            counter = self.hub.metrics.http_requests.labels("GET", route, str(status))
-            self._requests[(route, status)] = counter
-        seconds = self._seconds.get(route)
+            counter = self.hub.metrics.http_requests.labels(method, route, str(status))
+            self._requests[(method, route, status)] = counter
+        seconds = self._seconds.get((method, route))
         if seconds is None:
-            seconds = self._seconds[route] = self.hub.metrics.http_seconds.labels("GET", route)
+            seconds = self.hub.metrics.http_seconds.labels(method, route)
+            self._seconds[(method, route)] = seconds
         counter.inc()
         seconds.observe(time.perf_counter() - started)

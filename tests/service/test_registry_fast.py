@@ -17,6 +17,7 @@ import json
 import logging
 import os
 from collections.abc import Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -101,6 +102,125 @@ def test_the_fast_path_answers_and_decides_as_the_full_stack(
     assert any("engine exploded" in d["reason"] for d in recorded)
     assert fast.get(f"/schemas/ids/{top.id}", headers=admin).json()["references"]
     assert fast.head(f"/schemas/ids/{base.id}", headers=admin).status_code == 405
+
+
+V2 = json.dumps(
+    {
+        "type": "record",
+        "name": "Base",
+        "fields": [{"name": "a", "type": "int"}, {"name": "c", "type": "long", "default": 0}],
+    }
+)
+NO_DEFAULT = json.dumps(
+    {
+        "type": "record",
+        "name": "Base",
+        "fields": [{"name": "a", "type": "int"}, {"name": "d", "type": "long"}],
+    }
+)
+
+
+def test_subject_versions_compatibility_and_register_answer_as_the_full_stack(
+    hub: Hub, apps: tuple[TestClient, TestClient], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fast path's other routes: ``versions/{version}`` and compatibility, each request
+    sent to both apps in turn; and register, which it leaves to the full stack (its second
+    answer is the idempotent one)."""
+    fast, reference = apps
+    policy = hub.policy
+    assert isinstance(policy, RecordingPolicyEngine)
+    monkeypatch.setattr(policy, "inner", Refusing(policy.inner))
+    logging.getLogger("hub").setLevel(logging.CRITICAL)  # refused requests log on purpose
+    base = hub.registry.register("fast-base-value", BASE)
+    hub.registry.register(
+        "fast-ref-value", TOP, references=(Reference("Base", "fast-base-value", base.version),)
+    )
+    hub.registry.register("fast-base-value", V2)
+    keys = {r: hub.keys.create([r], principal=f"p-{r}").token for r in ("admin", "publisher")}
+    keys["analyst"] = hub.keys.create(["analyst"], principal="p-analyst").token
+    admin = {"Authorization": f"Bearer {keys['admin']}"}
+    auths: list[dict[str, str]] = [{"Authorization": f"Bearer {t}"} for t in keys.values()]
+    auths += [{}, {**admin, "Accept": "text/html"}, {**admin, "X-Request-Id": "req-42"}]
+    gets = [
+        f"/subjects/{s}/versions/{v}{tail}"
+        for s in ("fast-base-value", "fast-ref-value", "nope", "fast%2Dbase-value")
+        for v in ("latest", "1", "2", "3", "0", "-1", "LATEST", "2147483648")
+        for tail in ("", "/schema")
+    ]
+    gets += ["/subjects/fast-base-value/versions/latest?deleted=true", "/subjects/x/versions/1/"]
+    bodies: list[tuple[bytes, dict[str, str]]] = [
+        (json.dumps({"schema": V2}).encode(), {}),
+        (json.dumps({"schema": NO_DEFAULT}).encode(), {"Content-Type": "application/json"}),
+        (json.dumps({"schema": TOP, "references": [{"name": "Base", "subject":
+         "fast-base-value", "version": 1}]}).encode(), {}),
+        (b'{"schema": ', {}),
+        (b"", {}),
+        (b"[1]", {}),
+        (json.dumps({"schema": V2}).encode(), {"Content-Type": "text/plain"}),
+    ]  # fmt: skip
+    posts = [
+        f"/compatibility/subjects/{s}/versions{v}{q}"
+        for s in ("fast-base-value", "nope")
+        for v in ("", "/latest", "/1", "/9", "/x")
+        for q in ("", "?normalize=true", "?verbose=true")
+    ]
+    posts += [
+        f"/subjects/{s}/versions{q}"
+        for s in ("fast-new-value", "fast-base-value", "_schemas", "fast-ref-value")
+        for q in ("", "?normalize=false")
+    ]
+    before = len(decisions(hub))
+    # every key and header variant on a few requests; the admin's on the rest
+    requests = [("GET", p, None, h) for p in gets for h in (auths if "/latest" in p else [admin])]
+    requests += [("POST", p, bodies[0][0], h) for p in posts[::5] for h in auths]
+    requests += [("POST", p, b, {**admin, **x}) for p in posts for b, x in bodies]
+    for method, path, body, headers in requests:
+        a = fast.request(method, path, content=body, headers=headers)
+        b = reference.request(method, path, content=body, headers=headers)
+        assert (a.status_code, a.content, a.headers.get("content-type")) == (
+            b.status_code,
+            b.content,
+            b.headers.get("content-type"),
+        ), (method, path, body, headers)
+        if "X-Request-Id" in headers:
+            assert a.headers["x-request-id"] == b.headers["x-request-id"] == "req-42"
+    recorded = decisions(hub)[before:]
+    fields = ("principal", "action", "resource", "allow", "purpose", "case_id", "reason")
+    own = [tuple(d[f] for f in fields) for d in recorded if d["principal"].startswith("p-")]
+    assert own[0::2] == own[1::2]  # sent alternately: pairs decide alike
+    assert {d["action"] for d in recorded} >= {"schema.read", "schema.write"}
+    assert all(d["allow"] for d in recorded if d["principal"] == "p-admin")
+    assert hub.registry.versions("fast-new-value")[0] == 1
+
+
+def test_versions_and_compatibility_are_served_without_the_app_behind_it(hub: Hub) -> None:
+    async def behind(scope: Scope, receive: Receive, send: Send) -> None:
+        raise AssertionError(f"{scope['path']} reached the app behind the fast path")
+
+    hub.registry.register("fast-base-value", BASE)
+    token = hub.keys.create(["admin"], principal="ops").token
+    headers = {"Authorization": f"Bearer {token}"}
+    fast = RegistryFastPath(behind, hub)
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        scope["app"] = SimpleNamespace(state=SimpleNamespace(hub=hub))  # as Starlette's app
+        await fast(scope, receive, send)
+
+    client = TestClient(app)
+    body = {"schema": V2}
+    check = client.post("/compatibility/subjects/fast-base-value/versions/latest", json=body,
+                        headers=headers)  # fmt: skip
+    assert check.status_code == 200 and check.json() == {"is_compatible": True}
+    bad = client.post("/compatibility/subjects/fast-base-value/versions", json={"schema":
+                      NO_DEFAULT}, headers=headers)  # fmt: skip
+    assert bad.json() == {"is_compatible": False}
+    hub.registry.register("fast-base-value", V2)
+    latest = client.get("/subjects/fast-base-value/versions/latest", headers=headers).json()
+    assert (latest["version"], latest["schema"]) == (2, V2)
+    text = hub.metrics.render().decode()
+    route = "/compatibility/subjects/{subject}/versions/{version}"
+    assert f'method="POST",route="{route}",status="200"' in text
+    assert f'action="schema.read",result="allow",route="{route}"' in text
 
 
 def test_served_without_the_app_behind_it_counted_and_logged(

@@ -14,7 +14,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
+import sys
 import tempfile
+import threading
+import time
 from pathlib import Path
 
 import pyarrow  # noqa: F401  (before chDB and regopy: STACK-NOTES)
@@ -22,11 +26,26 @@ import pyarrow  # noqa: F401  (before chDB and regopy: STACK-NOTES)
 from benchmarks.e2e_common import ACCOUNTS, trade_rows
 
 
+def _profile(out: str, seconds: float) -> None:
+    """py-spy over the server (``hub serve``, this process's child) in the second half of the
+    run: past the first alert pass (a full ledger verify when none is remembered, the views
+    opened) and the first request's dedupe window read, both once per data folder or process."""
+    import psutil
+
+    time.sleep(seconds / 2)
+    (server,) = [c for c in psutil.Process().children() if "serve" in " ".join(c.cmdline())]
+    spy = Path(sys.executable).parent / "py-spy"
+    cmd = [str(spy), "record", "--nonblocking", "-r", "50", "-f", "raw", "-o", out]
+    cmd += ["-d", str(int(seconds / 2 - 5)), "-p", str(server.pid)]
+    subprocess.run(cmd, capture_output=True, check=False)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--events", type=int, default=300_000)
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--interval", type=float, default=10.0, help="HUB_ALERT_INTERVAL_S")
+    ap.add_argument("--profile", help="py-spy collapsed stacks of the server into this file")
     ap.add_argument("--port", type=int, default=int(os.environ.get("HUB_BENCH_PORT", "45081")))
     args = ap.parse_args()
 
@@ -52,6 +71,9 @@ def main() -> None:
             h.close()
         os.environ["HUB_ALERT_INTERVAL_S"] = str(args.interval)
         load0 = "{:.1f} {:.1f} {:.1f}".format(*os.getloadavg())
+        if args.profile:
+            spy = threading.Thread(target=_profile, args=(args.profile, args.seconds), daemon=True)
+            spy.start()
         (run,) = http_runs(data, token, args.port, args.seconds, [None], 10**8)
         load1 = "{:.1f} {:.1f} {:.1f}".format(*os.getloadavg())
         cpu = run.cpu_per_s * run.seconds

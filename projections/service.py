@@ -640,8 +640,8 @@ class ProjectionService:
             self._make_views(store, views)
         try:
             return canonical(views.query(sql, grants))
-        except HubError:
-            if not made:
+        except HubError as exc:
+            if not made or exc.code == "query_too_large":  # the answer, not a missing view
                 raise
             # A view gone since they were made (a rebuild or layout replay in another process
             # dropped it): make them again and run the query once more.

@@ -20,8 +20,9 @@ Rules are governed config (``alerts.rules``, ``governance.alertrules``): changed
 the config-change flow, two-person where the policy bundle says so, re-read on every pass.
 What a rule measures (``domain.alerts``: SQL over the views, projection lag, quarantine rate,
 drift events, the ledger's verification) is ``AlertEngine.measure``. The quarantine rate is
-taken between the engine's own samples of the log's counts (``IngestStats``), so its first pass
-after a start sees no rate; drift events are read from ``hub.models`` as they are appended; the
+taken between the engine's own samples of the log's counts (``ReceivedCounts``: each sample
+reads only what was appended since the previous one), so its first pass after a start sees
+no rate; drift events are read from ``hub.models`` as they are appended; the
 ledger is verified incrementally from the last verified checkpoint (the state ``hub ledger
 verify`` keeps), and a passing run advances that state. A failing run does not: it is repeated
 every ``window_s`` until it passes (then the alert resolves) or someone investigates.
@@ -175,7 +176,7 @@ class ReceivedCounts:
     with a value, as ``ingest.stats`` counts them) since the first ``counts`` call.
 
     The quarantine rate needs only the differences between two samples, so the history before
-    the first call is never read (``IngestStats.snapshot`` folds every record ever accepted,
+    the first call is never read (``QualityStats.snapshot`` folds every record ever accepted,
     record by record, on its first call: the engine's first pass in ``hub serve`` spent most of
     its time there). Accepted records are counted from the stored batches
     (``EventLog.read_encoded``, nothing decoded) where the log offers them, else from

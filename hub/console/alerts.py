@@ -20,8 +20,9 @@ Rules are governed config (``alerts.rules``, ``governance.alertrules``): changed
 the config-change flow, two-person where the policy bundle says so, re-read on every pass.
 What a rule measures (``domain.alerts``: SQL over the views, projection lag, quarantine rate,
 drift events, the ledger's verification) is ``AlertEngine.measure``. The quarantine rate is
-taken between the engine's own samples of the log's counts (``IngestStats``), so its first pass
-after a start sees no rate; drift events are read from ``hub.models`` as they are appended; the
+taken between the engine's own samples of the log's counts (``ReceivedCounts``: each sample
+reads only what was appended since the previous one), so its first pass after a start sees
+no rate; drift events are read from ``hub.models`` as they are appended; the
 ledger is verified incrementally from the last verified checkpoint (the state ``hub ledger
 verify`` keeps), and a passing run advances that state. A failing run does not: it is repeated
 every ``window_s`` until it passes (then the alert resolves) or someone investigates.
@@ -49,9 +50,11 @@ import httpx
 
 from core.events import OutgoingEvent
 from core.periodic import Periodic
+from core.ports.eventlog import EventLog
 from core.ports.policy import Principal
 from domain.alerts import AlertRule
 from domain.envelope import uuid7
+from ingest.stats import QUARANTINE, is_data_topic
 
 if TYPE_CHECKING:
     from hub.bootstrap import Hub
@@ -168,6 +171,61 @@ def send_mail(
     return False
 
 
+class ReceivedCounts:
+    """Records appended to the data topics (accepted) and to ``hub.quarantine`` (rejected, those
+    with a value, as ``ingest.stats`` counts them) since the first ``counts`` call.
+
+    The quarantine rate needs only the differences between two samples, so the history before
+    the first call is never read (``QualityStats.snapshot`` folds every record ever accepted,
+    record by record, on its first call: the engine's first pass in ``hub serve`` spent most of
+    its time there). Accepted records are counted from the stored batches
+    (``EventLog.read_encoded``, nothing decoded) where the log offers them, else from
+    ``read_columns``; each call reads only what was appended since the previous one."""
+
+    def __init__(self, log: EventLog, chunk: int = 50_000) -> None:
+        self.log = log
+        self.chunk = chunk
+        self._next: dict[tuple[str, int], int] = {}  # (topic, partition) -> next offset
+        self._started = False
+        self.accepted = 0
+        self.rejected = 0
+
+    def counts(self) -> tuple[int, int]:
+        """(accepted, rejected) counted since the first call."""
+        for t in self.log.topics():
+            if is_data_topic(t.name):
+                self.accepted += self._count(t.name, values=False)
+            elif t.name == QUARANTINE:
+                self.rejected += self._count(t.name, values=True)
+        self._started = True
+        return self.accepted, self.rejected
+
+    def _count(self, topic: str, values: bool) -> int:
+        n = 0
+        for part, end in self.log.end_offsets(topic).items():
+            # a partition seen at the first call starts at its end; one created later, at 0
+            pos = self._next.get((topic, part), 0 if self._started else end)
+            while pos < end:
+                size = min(self.chunk, end - pos)
+                enc = None if values else self.log.read_encoded(topic, part, pos, size)
+                if enc is not None:
+                    if not enc.batches:
+                        break
+                    enc = enc.below(end)
+                    if not enc.batches:
+                        break
+                    n += len(enc)
+                    pos = enc.next_offset()
+                    continue
+                cols = self.log.read_columns(topic, part, pos, size).below(end)
+                if not len(cols):
+                    break
+                n += len(cols) if not values else sum(v is not None for v in cols.values)
+                pos = cols.offsets[-1] + 1
+            self._next[(topic, part)] = pos
+        return n
+
+
 def _number(value: Any) -> Decimal:
     try:
         return Decimal(str(value))
@@ -200,6 +258,7 @@ class AlertEngine:
         self._loop = Periodic("hub-alerts", self.evaluate, "alert evaluation failed", log)
         self.clock = clock  # wall seconds: windows are compared with records' log times
         self._samples: deque[tuple[float, int, int]] = deque()  # (time, accepted, rejected)
+        self._received = ReceivedCounts(hub.log)
         self._drift_at: deque[float] = deque()  # log times (s) of drift events seen
         self._drift_read: dict[int, int] = {}  # hub.models partition -> next offset
         self._verified: dict[str, tuple[float, Decimal]] = {}  # rule -> (ran at, problems)
@@ -263,8 +322,7 @@ class AlertEngine:
         """Percent of the records received since the newest sample at least ``window_s`` old
         (or the oldest one) that went to quarantine."""
         now = self.clock()
-        counts = self.hub.ingest.stats.snapshot()
-        self._samples.append((now, int(counts["accepted"]), int(counts["rejected"])))
+        self._samples.append((now, *self._received.counts()))
         while len(self._samples) > 1 and self._samples[1][0] <= now - window_s:
             self._samples.popleft()
         _, accepted0, rejected0 = self._samples[0]

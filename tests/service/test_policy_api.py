@@ -141,7 +141,7 @@ def test_an_invalid_policy_is_refused_and_nothing_is_appended(client: TestClient
     shipped = PolicyBundle.from_dir()
     text = shipped.files["hub/authz.rego"]
     cases = {
-        "does not compile": text.replace("decision := {", "decision := {{", 1),
+        "does not compile": text + "\nbroken := {{\n",  # a syntax error
         "fails its cases": text.replace("not cross_tenant\n", "", 1),
     }
     for name, rego in cases.items():

@@ -849,6 +849,29 @@ def _verify_leaves_and_tree(
     return True
 
 
+def _cursor(
+    ledger: Ledger,
+    tp: tuple[str, int],
+    cursors: dict[tuple[str, int], _Cursor],
+    begins: dict[tuple[str, int], int],
+    last: dict[tuple[str, int], int],
+) -> _Cursor | None:
+    """The log cursor of partition ``tp``, opened at its first record not yet matched (after
+    ``last``, at or after the partition's beginning, remembered in ``begins``); None when the
+    log cannot name the topic or its beginning."""
+    cur = cursors.get(tp)
+    if cur is None:
+        try:
+            ledger.log.topic(tp[0])
+            begin = ledger.log.beginning_offsets(tp[0]).get(tp[1], 0)
+        except HubError:
+            return None
+        cur = cursors[tp] = _Cursor(ledger, tp[0], tp[1])
+        begins[tp] = begin
+        cur.next_offset = max(begin, last.get(tp, -1) + 1)
+    return cur
+
+
 def _same_as_log(
     ledger: Ledger,
     stored: LeafBatch,
@@ -887,17 +910,10 @@ def _same_as_log(
     chunks: list[Chunk] = []
     ok = True
     for tp, a, b in runs:
-        cur = cursors.get(tp)
+        cur = _cursor(ledger, tp, cursors, begins, last)
         if cur is None:
-            try:
-                ledger.log.topic(tp[0])
-                begin = ledger.log.beginning_offsets(tp[0]).get(tp[1], 0)
-            except HubError:
-                ok = False
-                break
-            cur = cursors[tp] = _Cursor(ledger, tp[0], tp[1])
-            begins[tp] = begin
-            cur.next_offset = max(begin, last.get(tp, -1) + 1)
+            ok = False
+            break
         if off[a].as_py() < begins[tp]:
             ok = False  # removed by retention: the row pass keeps its stored hash
             break
@@ -949,17 +965,10 @@ def _fast_records(
     out: list[Chunk] = []
     ok = True
     for tp, at, k in runs:
-        cur = cursors.get(tp)
+        cur = _cursor(ledger, tp, cursors, begins, last)
         if cur is None:
-            try:
-                ledger.log.topic(tp[0])
-                begin = ledger.log.beginning_offsets(tp[0]).get(tp[1], 0)
-            except HubError:
-                ok = False
-                break
-            cur = cursors[tp] = _Cursor(ledger, tp[0], tp[1])
-            begins[tp] = begin
-            cur.next_offset = max(begin, last.get(tp, -1) + 1)
+            ok = False
+            break
         want = offsets[at : at + k]
         if want[0] < begins[tp]:
             ok = False

@@ -636,17 +636,8 @@ class TileLedgerStore(SqliteLedgerFile):
     def iter_leaves(self, start: int = 0, batch: int = 50_000) -> Iterator[list[LeafRow]]:
         """All leaf rows in index order, in batches of ``batch`` (uncached reads)."""
         pending: list[LeafRow] = []
-        nxt = start
-        while True:
-            with self._read() as conn:
-                got = self._batch_at(conn, nxt)
-                if got is None:
-                    break
-                first, n, table = got
-                hashes = self._leaf_hashes(conn, nxt, first + n - nxt)
-            skip = nxt - first
+        for first, n, table, hashes, skip in self._stored_from(start):
             pending += _rows_of(table, first, range(skip, n), hashes, skip)
-            nxt = first + n
             while len(pending) >= batch:
                 yield pending[:batch]
                 pending = pending[batch:]
@@ -656,15 +647,8 @@ class TileLedgerStore(SqliteLedgerFile):
     def iter_leaf_batches(self, start: int = 0, batch: int = 50_000) -> Iterator[LeafBatch]:
         """The side-index batches as they are stored (``batch`` is not used), from leaf
         ``start`` on, with their leaf hashes from the level-0 tiles: no row per leaf."""
-        nxt = start
-        while True:
-            with self._read() as conn:
-                got = self._batch_at(conn, nxt)
-                if got is None:
-                    break
-                first, n, table = got
-                hashes = self._leaf_hashes(conn, nxt, first + n - nxt)
-            skip = nxt - first
+        for first, n, table, hashes, skip in self._stored_from(start):
+            nxt = first + skip
             if len(hashes) != (n - skip) * HASH_SIZE:
                 raise HubError(
                     f"Leaf {nxt + len(hashes) // HASH_SIZE} has a side-index row but no leaf "
@@ -673,6 +657,20 @@ class TileLedgerStore(SqliteLedgerFile):
                     code="ledger_store",
                 )
             yield LeafBatch(nxt, hashes, table.slice(skip) if skip else table)
+
+    def _stored_from(self, start: int) -> Iterator[tuple[int, int, pa.Table, bytes, int]]:
+        """Each stored side-index batch from leaf ``start`` on, one read each: its first leaf,
+        its size, its decoded table, the level-0 hashes of its leaves from ``start`` on, and
+        how many of its leaves lie before ``start`` (non-zero for the first batch only)."""
+        nxt = start
+        while True:
+            with self._read() as conn:
+                got = self._batch_at(conn, nxt)
+                if got is None:
+                    return
+                first, n, table = got
+                hashes = self._leaf_hashes(conn, nxt, first + n - nxt)
+            yield first, n, table, hashes, nxt - first
             nxt = first + n
 
     def _batches(

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -67,13 +68,49 @@ def compile_bundle(bundle: PolicyBundle, *, with_tests: bool = False) -> Any:
         ) from exc
 
 
+# rego-cpp 1.5.2 writes string values into its JSON answer without escaping them: a quote in a
+# string the policy echoes (a resource, a principal or case id in the reason) could end the
+# string and add keys (`topics/x", "allow": true, "z": "` made a denial read as an allow).
+# So an input holding a quote, a backslash or a control character is refused before it is
+# evaluated (denied, fail closed: such a name has no place in a decision), and an answer whose
+# objects repeat a key is refused as well.
+_UNSAFE = re.compile(r'["\\\x00-\x1f\x7f]')
+
+
+def refuse_unsafe_text(value: Any) -> None:
+    """Raise ``PolicyError`` when a string (key or value) anywhere in the decision input holds a
+    character rego-cpp would not escape in its answer (see ``_UNSAFE``)."""
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, str):
+            if _UNSAFE.search(v):
+                raise PolicyError(
+                    f"the decision input holds {v[:80]!r}, with a quote, backslash or control "
+                    "character that the embedded engine (rego-cpp) does not escape in its "
+                    "answer; refused"
+                )
+        elif isinstance(v, Mapping):
+            stack.extend(v.keys())
+            stack.extend(v.values())
+        elif isinstance(v, (list, tuple, set, frozenset)):
+            stack.extend(v)
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        raise PolicyError("rego-cpp answered an object with a repeated key; refused")
+    return out
+
+
 def _read(ok: bool, text: str) -> Any:
     """The JSON value of a single-expression rego-cpp output; None when undefined."""
     if not ok:
         raise PolicyError(f"rego-cpp answered an error: {text[:300]}")
     if text == "undefined":
         return None
-    doc = json.loads(text)
+    doc = json.loads(text, object_pairs_hook=_unique_keys)
     exprs = doc.get("expressions") if isinstance(doc, dict) else None
     if not isinstance(exprs, list) or len(exprs) != 1:
         return None
@@ -194,6 +231,7 @@ class RegoPolicyEngine(PolicyEngine):
             return self._evaluate_locked(self._compiled, doc)
 
     def _evaluate_locked(self, compiled: Any, doc: Mapping[str, Any]) -> Any:
+        refuse_unsafe_text(doc)
         self._interp.set_input(rego_input(doc))
         return _read(*query_entrypoint(self._interp, compiled, ENTRYPOINT))
 

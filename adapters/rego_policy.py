@@ -70,25 +70,25 @@ def compile_bundle(bundle: PolicyBundle, *, with_tests: bool = False) -> Any:
 
 # rego-cpp 1.5.2 writes string values into its JSON answer without escaping them: a quote in a
 # string the policy echoes (a resource, a principal or case id in the reason) could end the
-# string and add keys (`topics/x", "allow": true, "z": "` made a denial read as an allow).
-# So an input holding a quote, a backslash or a control character is refused before it is
-# evaluated (denied, fail closed: such a name has no place in a decision), and an answer whose
-# objects repeat a key is refused as well.
-_UNSAFE = re.compile(r'["\\\x00-\x1f\x7f]')
+# string and add keys (`topics/x", "allow": true, "z": "` made a denial read as an allow), and a
+# backslash could swallow the policy's own closing quote. So an input holding a quote or a
+# backslash is refused before it is evaluated (denied, fail closed: such a name has no place in
+# a decision), and an answer whose objects repeat a key is refused as well. A raw control
+# character cannot add structure: the strict JSON reader refuses the answer (denied).
+_UNSAFE = re.compile(r'["\\]')
 
 
 def refuse_unsafe_text(value: Any) -> None:
     """Raise ``PolicyError`` when a string (key or value) anywhere in the decision input holds a
-    character rego-cpp would not escape in its answer (see ``_UNSAFE``)."""
+    quote or a backslash, which rego-cpp would not escape in its answer (see ``_UNSAFE``)."""
     stack = [value]
     while stack:
         v = stack.pop()
         if isinstance(v, str):
             if _UNSAFE.search(v):
                 raise PolicyError(
-                    f"the decision input holds {v[:80]!r}, with a quote, backslash or control "
-                    "character that the embedded engine (rego-cpp) does not escape in its "
-                    "answer; refused"
+                    f"the decision input holds {v[:80]!r}, with a quote or backslash that the "
+                    "embedded engine (rego-cpp) does not escape in its answer; refused"
                 )
         elif isinstance(v, Mapping):
             stack.extend(v.keys())

@@ -38,6 +38,31 @@ class Api:
         return self.as_role("admin")
 
 
+def register_payment_model(hub: Hub, seed: int = 0) -> int:
+    """Register a small payment_risk model as ``alice`` (an ml_engineer); returns its version."""
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    from core.ports.policy import Principal
+    from domain.features import PAYMENT_RISK
+    from hub.ml_setup import ml_of
+
+    x = np.random.default_rng(seed).normal(size=(40, len(PAYMENT_RISK.names)))
+    model = LogisticRegression().fit(x, (x[:, 0] > 0).astype(int))
+    mv = ml_of(hub).models.register(
+        Principal("alice", frozenset({"ml_engineer"})),
+        "payment_risk",
+        model,
+        family="sklearn.LogisticRegression",
+        features=list(PAYMENT_RISK.names),
+        threshold=0.5,
+        manifest={"view": "payment_risk"},
+        metrics={},
+        reference={},
+    )
+    return mv.version
+
+
 def start_api(data_dir: Path) -> tuple[Hub, TestClient]:
     hub = bootstrap(load_settings(environ={"HUB_PROJECTION_AUTOSTART": "false"}, data_dir=data_dir))
     client = TestClient(create_app(hub), raise_server_exceptions=False)

@@ -24,32 +24,10 @@ from hub.cli import main
 from hub.ml_setup import ml_of
 from hub.settings import load_settings
 from ml.models import MAX_CHALLENGER_SHARE
-from tests.adversarial._api import basic
+from tests.adversarial._api import basic, register_payment_model
 
 ALICE = Principal("alice", frozenset({"ml_engineer"}))
 BOB = Principal("bob", frozenset({"ml_engineer"}))
-
-
-def _register(h: Hub, seed: int) -> int:
-    import numpy as np
-    from sklearn.linear_model import LogisticRegression
-
-    from domain.features import PAYMENT_RISK
-
-    x = np.random.default_rng(seed).normal(size=(40, len(PAYMENT_RISK.names)))
-    model = LogisticRegression().fit(x, (x[:, 0] > 0).astype(int))
-    mv = ml_of(h).models.register(
-        ALICE,
-        "payment_risk",
-        model,
-        family="sklearn.LogisticRegression",
-        features=list(PAYMENT_RISK.names),
-        threshold=0.5,
-        manifest={"view": "payment_risk"},
-        metrics={},
-        reference={},
-    )
-    return mv.version
 
 
 @pytest.fixture
@@ -60,10 +38,10 @@ def hub(tmp_path: Path) -> Iterator[Hub]:
     )
     try:
         ml = ml_of(h)
-        v1 = _register(h, 0)
+        v1 = register_payment_model(h, 0)
         change = ml.changes.propose_champion(ALICE, "payment_risk", v1, "first")
         ml.changes.approve(BOB, change.change_id, "reviewed")
-        _register(h, 1)
+        register_payment_model(h, 1)
         yield h
     finally:
         h.close()

@@ -21,10 +21,9 @@ from core.roles import ROLE_ACTIONS, ROLES
 from hub.api.app import create_app
 from hub.bootstrap import Hub, bootstrap
 from hub.cli import main
-from hub.ml_setup import ml_of
 from hub.settings import load_settings
 from ml.schedule import RETRAIN_PREFIX, schedules
-from tests.adversarial._api import basic
+from tests.adversarial._api import basic, register_payment_model
 from tests.service.test_config_changes import enable_two_person
 
 RESOURCE = RETRAIN_PREFIX + "payment_risk"
@@ -36,28 +35,6 @@ def _hub(data: Path) -> Hub:
     return bootstrap(load_settings(environ={"HUB_PROJECTION_AUTOSTART": "false"}, data_dir=data))
 
 
-def _register(h: Hub) -> None:
-    """payment_risk v1, registered directly (what a schedule needs is a model that exists)."""
-    import numpy as np
-    from sklearn.linear_model import LogisticRegression
-
-    from domain.features import PAYMENT_RISK
-
-    x = np.random.default_rng(0).normal(size=(40, len(PAYMENT_RISK.names)))
-    model = LogisticRegression().fit(x, (x[:, 0] > 0).astype(int))
-    ml_of(h).models.register(
-        ALICE,
-        "payment_risk",
-        model,
-        family="sklearn.LogisticRegression",
-        features=list(PAYMENT_RISK.names),
-        threshold=0.5,
-        manifest={"view": "payment_risk"},
-        metrics={},
-        reference={},
-    )
-
-
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """A hub with a trained payment_risk model and one key per role (plus a second ml
@@ -65,7 +42,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     data = tmp_path_factory.mktemp("ml-schedule") / "data"
     h = _hub(data)
     try:
-        _register(h)
+        register_payment_model(h)
         keys = {role: h.keys.create([role], principal=f"p-{role}").token for role in ROLES}
         keys["ml_engineer_2"] = h.keys.create(["ml_engineer"], principal="p-ml-2").token
     finally:

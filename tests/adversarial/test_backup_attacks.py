@@ -34,6 +34,7 @@ from hub.bootstrap import bootstrap
 from hub.cli import main
 from hub.settings import load_settings
 from storage.backup import Manifest, chunk_key, manifest_key, signed_text
+from tests.service.accounts import account_opened
 
 
 def run(*args: str) -> Result:
@@ -41,19 +42,11 @@ def run(*args: str) -> Result:
 
 
 def account(account_id: str) -> OutgoingEvent:
-    return OutgoingEvent(
-        event_type="hub.accounts.AccountOpened",
-        value={
-            "account_id": account_id,
-            "customer_name": f"Name {account_id}",
-            "email": f"{account_id.lower()}@example.org",
-            "date_of_birth": "1980-02-03",
-            "country": "GB",
-            "kyc_level": "STANDARD",
-            "risk_rating": "LOW",
-            "base_currency": "EUR",
-            "opened_at": "2026-11-25T10:00:00Z",
-        },
+    return account_opened(
+        account_id,
+        name=f"Name {account_id}",
+        date_of_birth="1980-02-03",
+        opened_at="2026-11-25T10:00:00Z",
     )
 
 

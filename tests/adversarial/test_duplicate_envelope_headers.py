@@ -25,26 +25,14 @@ from hub.cli import main
 from hub.settings import load_settings
 from ledger.verify import verify_ledger
 from tests.cli_keys import admin_args
+from tests.service.accounts import account_opened
 
 NOW = "2026-11-25T10:00:00Z"
 
 
-def _account(account: str, **kw: object) -> OutgoingEvent:
-    return OutgoingEvent(
-        event_type="hub.accounts.AccountOpened",
-        value={
-            "account_id": account,
-            "customer_name": "Ada",
-            "email": "ada@acme.example",
-            "date_of_birth": None,
-            "country": "GB",
-            "kyc_level": "STANDARD",
-            "risk_rating": "LOW",
-            "base_currency": "EUR",
-            "opened_at": NOW,
-        },
-        key=account,
-        **kw,  # type: ignore[arg-type]
+def _account(account: str, headers: dict[str, str] | None = None) -> OutgoingEvent:
+    return account_opened(
+        account, name="Ada", email="ada@acme.example", opened_at=NOW, key=account, headers=headers
     )
 
 

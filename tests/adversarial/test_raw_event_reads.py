@@ -18,6 +18,7 @@ from click.testing import CliRunner
 
 from core.events import PRINCIPALS_TOPIC, OutgoingEvent
 from hub.cli import main
+from tests.service.accounts import account_opened
 
 from ._api import Api, basic, start_api
 
@@ -26,20 +27,8 @@ SECRET_NAME = "Gloria Globex"
 
 
 def _account(account: str) -> OutgoingEvent:
-    return OutgoingEvent(
-        event_type="hub.accounts.AccountOpened",
-        value={
-            "account_id": account,
-            "customer_name": SECRET_NAME,
-            "email": "gloria@globex.example",
-            "date_of_birth": None,
-            "country": "GB",
-            "kyc_level": "STANDARD",
-            "risk_rating": "LOW",
-            "base_currency": "EUR",
-            "opened_at": NOW,
-        },
-        key=account,
+    return account_opened(
+        account, name=SECRET_NAME, email="gloria@globex.example", opened_at=NOW, key=account
     )
 
 

@@ -9,24 +9,37 @@ from core.events import OutgoingEvent
 from hub.bootstrap import Hub
 
 
+def account_opened(
+    account: str,
+    *,
+    name: str | None = None,
+    email: str | None = None,
+    date_of_birth: str | None = None,
+    opened_at: str = "2026-01-01T00:00:00Z",
+    key: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> OutgoingEvent:
+    """One ``AccountOpened`` for ``account`` (a GB, EUR, standard-KYC, low-risk account)."""
+    return OutgoingEvent(
+        event_type="hub.accounts.AccountOpened",
+        value={
+            "account_id": account,
+            "customer_name": name if name is not None else f"Holder of {account}",
+            "email": email if email is not None else f"{account.lower()}@example.org",
+            "date_of_birth": date_of_birth,
+            "country": "GB",
+            "kyc_level": "STANDARD",
+            "risk_rating": "LOW",
+            "base_currency": "EUR",
+            "opened_at": opened_at,
+        },
+        key=key,
+        headers=headers or {},
+    )
+
+
 def open_accounts(h: Hub, ids: Iterable[str]) -> None:
     """Publish one ``AccountOpened`` per id (strict route: no quality rules, no quarantine)."""
-    events = [
-        OutgoingEvent(
-            event_type="hub.accounts.AccountOpened",
-            value={
-                "account_id": account,
-                "customer_name": f"Holder of {account}",
-                "email": f"{account.lower()}@example.org",
-                "date_of_birth": None,
-                "country": "GB",
-                "kyc_level": "STANDARD",
-                "risk_rating": "LOW",
-                "base_currency": "EUR",
-                "opened_at": "2026-01-01T00:00:00Z",
-            },
-        )
-        for account in ids
-    ]
+    events = [account_opened(account) for account in ids]
     if events:
         h.publisher.publish("accounts", events, producer="test-setup")

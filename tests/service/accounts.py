@@ -43,3 +43,25 @@ def open_accounts(h: Hub, ids: Iterable[str]) -> None:
     events = [account_opened(account) for account in ids]
     if events:
         h.publisher.publish("accounts", events, producer="test-setup")
+
+
+def publish_trades(
+    h: Hub, trade_ids: Iterable[str], *, account: str = "ACC-0001", instrument: str = "KND"
+) -> None:
+    """Publish one BUY of 1 at 10 USD per trade id, on tenant ``default`` (strict route)."""
+    events = [
+        OutgoingEvent(
+            value={
+                "trade_id": trade_id,
+                "account_id": account,
+                "instrument": instrument,
+                "side": "BUY",
+                "quantity": "1",
+                "price": "10",
+                "currency": "USD",
+                "executed_at": "2026-12-01T10:00:00Z",
+            }
+        )
+        for trade_id in trade_ids
+    ]
+    h.publisher.publish("trades", events, producer="t", tenant="default")

@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 
-from core.events import OutgoingEvent
 from core.ports.views import Target
 from domain.alerts import AlertRule
 from hub.bootstrap import Hub, bootstrap
@@ -20,6 +19,7 @@ from hub.console.alerts import AlertEngine, engine_for
 from hub.settings import load_settings
 from ingest.pipeline import RawRecord
 from projections.service import projection
+from tests.service.accounts import publish_trades
 
 
 @pytest.fixture
@@ -34,22 +34,7 @@ def hub(tmp_path: Path) -> Iterator[Hub]:
 
 
 def _trades(hub: Hub, n: int, instrument: str = "TCK") -> None:
-    events = [
-        OutgoingEvent(
-            value={
-                "trade_id": f"T-{instrument}-{i}",
-                "account_id": "ACC-0001",
-                "instrument": instrument,
-                "side": "BUY",
-                "quantity": "1",
-                "price": "10",
-                "currency": "USD",
-                "executed_at": "2026-12-01T10:00:00Z",
-            }
-        )
-        for i in range(n)
-    ]
-    hub.publisher.publish("trades", events, producer="t", tenant="default")
+    publish_trades(hub, (f"T-{instrument}-{i}" for i in range(n)), instrument=instrument)
 
 
 def _quarantine_one(hub: Hub) -> None:

@@ -20,6 +20,7 @@ from hub.console.alerts import AlertEngine, Webhook
 from hub.settings import load_settings
 from ingest.pipeline import RawRecord
 from projections.catalog import PROJECTIONS
+from tests.service.accounts import publish_trades
 from tests.service.test_console_alerts import SECRET, Receiver
 
 
@@ -55,22 +56,7 @@ class Clock:
 
 
 def _trades(hub: Hub, n: int, account: str = "ACC-0001") -> None:
-    events = [
-        OutgoingEvent(
-            value={
-                "trade_id": f"T-{uuid.uuid4().hex[:10]}",
-                "account_id": account,
-                "instrument": "KND",
-                "side": "BUY",
-                "quantity": "1",
-                "price": "10",
-                "currency": "USD",
-                "executed_at": "2026-12-01T10:00:00Z",
-            }
-        )
-        for _ in range(n)
-    ]
-    hub.publisher.publish("trades", events, producer="t", tenant="default")
+    publish_trades(hub, (f"T-{uuid.uuid4().hex[:10]}" for _ in range(n)), account=account)
 
 
 def _engine(hub: Hub, rule: AlertRule, receiver: Receiver, clock: Clock) -> AlertEngine:

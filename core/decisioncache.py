@@ -59,19 +59,15 @@ class DecisionCache:
 
     def get(self, key: str, version: str, now_ns: int | None) -> Decision | None:
         with self._lock:
-            return self._fresh(key, version, now_ns)
-
-    def _fresh(self, key: str, version: str, now_ns: int | None) -> Decision | None:
-        """The entry for ``key`` if it may be served (hit), else None (miss). Under the lock."""
-        entry = self._entries.get(key)
-        if entry is not None:
-            if self._servable(entry, version, now_ns):
-                self._entries.move_to_end(key)
-                self.hits += 1
-                return entry.decision
-            del self._entries[key]
-        self.misses += 1
-        return None
+            entry = self._entries.get(key)
+            if entry is not None:
+                if self._servable(entry, version, now_ns):
+                    self._entries.move_to_end(key)
+                    self.hits += 1
+                    return entry.decision
+                del self._entries[key]
+            self.misses += 1
+            return None
 
     def _servable(self, entry: _Entry, version: str, now_ns: int | None) -> bool:
         return (
@@ -86,17 +82,19 @@ class DecisionCache:
     def get_or_claim(
         self, key: str, version: str, now_ns: int | None
     ) -> Decision | threading.Event | None:
-        """One of three answers, decided under one lock:
+        """One of three answers:
 
-        - a ``Decision``: the cached answer (as ``get``);
+        - a ``Decision``: the cached answer (``get``);
         - ``None``: the caller evaluates the input and MUST then call ``release(key,
           version)``, whether it cached an answer or failed (in a ``finally``);
         - an ``Event``: an identical evaluation is in flight; ``wait_shared`` for its answer.
-        """
+
+        An evaluation that ends between the lookup and the claim costs one more evaluation of
+        the same input, nothing else."""
+        hit = self.get(key, version, now_ns)
+        if hit is not None:
+            return hit
         with self._lock:
-            hit = self._fresh(key, version, now_ns)
-            if hit is not None:
-                return hit
             flight = self._flights.get((key, version))
             if flight is None:
                 self._flights[(key, version)] = threading.Event()

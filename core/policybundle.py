@@ -299,15 +299,38 @@ def decide_cached(
     """What every adapter's ``decide_input`` does around its own ``evaluate``: answer from the
     decision cache when it holds the input (under this bundle version, not past a grant's
     expiry), else evaluate, read the answer, and cache it. An evaluation that raises is denied
-    with ``explain(exc)`` as the reason (fail closed) and never cached."""
-    key = ""
-    if cache is not None:
-        key = cache_key(doc)
-        ctx = doc.get("context")
-        now = ctx.get("now") if isinstance(ctx, Mapping) else None
-        hit = cache.get(key, bundle.version, now if isinstance(now, int) else None)
-        if hit is not None:
-            return hit
+    with ``explain(exc)`` as the reason (fail closed) and never cached. Identical inputs that
+    miss together are evaluated once (the cache's single flight)."""
+    if cache is None:
+        return _evaluated(engine, doc, bundle, evaluate, explain)
+    key, version = cache_key(doc), bundle.version
+    ctx = doc.get("context")
+    now = ctx.get("now") if isinstance(ctx, Mapping) else None
+    now_ns = now if isinstance(now, int) else None
+    found = cache.get_or_claim(key, version, now_ns)
+    if isinstance(found, Decision):
+        return found
+    if found is not None:  # an identical input is being evaluated: share its answer
+        shared = cache.wait_shared(found, key, version, now_ns)
+        if shared is not None:
+            return shared
+        return _evaluated(engine, doc, bundle, evaluate, explain, cache, key)
+    try:
+        return _evaluated(engine, doc, bundle, evaluate, explain, cache, key)
+    finally:
+        cache.release(key, version)
+
+
+def _evaluated(
+    engine: str,
+    doc: Mapping[str, Any],
+    bundle: PolicyBundle,
+    evaluate: Callable[[Mapping[str, Any]], Any],
+    explain: Callable[[Exception], str],
+    cache: DecisionCache | None = None,
+    key: str = "",
+) -> Decision:
+    """``evaluate`` read into a decision (cached under ``key``), or the fail-closed deny."""
     try:
         decision = decision_from_result(evaluate(doc), bundle.version)
     except Exception as exc:  # the engine failed in any way: fail closed

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import subprocess
+import threading
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,6 +17,7 @@ from core.policybundle import (
     PolicyError,
     bundle_version,
     cache_key,
+    decide_cached,
     decision_from_result,
     decision_input,
     input_digest,
@@ -114,6 +118,79 @@ def test_cache_ttl_version_and_lru() -> None:
     cache.put("g", "v1", d, valid_until_ns=100)
     assert cache.get("g", "v1", 99) == d
     assert cache.get("g", "v1", 100) is None  # a grant it relied on expired
+
+
+BUNDLE = PolicyBundle({"p.rego": "package hub.authz"}, "v1")
+
+
+def _together(n: int, call: Any) -> list[Decision]:
+    """``call()`` from ``n`` threads at once; their answers."""
+    out: list[Decision] = []
+    start = threading.Barrier(n)
+
+    def run() -> None:
+        start.wait()
+        out.append(call())
+
+    threads = [threading.Thread(target=run) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    return out
+
+
+def test_identical_inputs_that_miss_together_are_evaluated_once() -> None:
+    cache = DecisionCache(ttl_ms=60_000)
+    doc = {"action": "a", "context": {"now": 5}}
+    calls: list[int] = []
+    release = threading.Event()
+
+    def evaluate(d: Mapping[str, Any]) -> object:
+        calls.append(1)
+        release.wait(5)  # the others arrive while this one is in flight
+        return {"allow": True, "reason": "ok"}
+
+    threading.Timer(0.3, release.set).start()
+    answers = _together(8, lambda: decide_cached("t", doc, BUNDLE, cache, evaluate))
+    assert len(calls) == 1 and len(answers) == 8
+    assert all(a == Decision(True, "ok", "v1") for a in answers)
+    assert cache.shared == 7 and not cache._flights
+
+
+def test_waiters_evaluate_alone_when_the_shared_evaluation_fails() -> None:
+    cache = DecisionCache(ttl_ms=60_000)
+    doc = {"action": "a", "context": {"now": 5}}
+    calls: list[int] = []
+    release = threading.Event()
+
+    def evaluate(d: Mapping[str, Any]) -> object:
+        calls.append(1)
+        if len(calls) == 1:  # the first evaluation fails: nothing cached, nothing shared
+            release.wait(5)
+            raise RuntimeError("engine down")
+        return {"allow": True, "reason": "ok"}
+
+    threading.Timer(0.3, release.set).start()
+    answers = _together(4, lambda: decide_cached("t", doc, BUNDLE, cache, evaluate))
+    denied = [a for a in answers if not a.allow]
+    assert len(denied) == 1 and "engine down" in denied[0].reason  # only the failed one
+    assert len(calls) >= 2 and cache.shared <= 2 and not cache._flights
+
+
+def test_a_shared_answer_is_checked_against_the_waiters_own_now() -> None:
+    """A waiter whose ``now`` is past a grant's expiry the leader's answer relied on gets no
+    shared answer (it evaluates alone), as a cache hit would not be served."""
+    cache = DecisionCache(ttl_ms=60_000)
+    flight = cache.get_or_claim("k", "v1", 50)
+    assert flight is None  # this caller evaluates
+    waiting = cache.get_or_claim("k", "v1", 150)
+    assert isinstance(waiting, threading.Event)
+    cache.put("k", "v1", Decision(True, "grant", "v1"), valid_until_ns=100)
+    cache.release("k", "v1")
+    assert cache.wait_shared(waiting, "k", "v1", 150) is None
+    assert cache.wait_shared(waiting, "k", "v2", 50) is None  # another bundle version
+    assert cache.wait_shared(waiting, "k", "v1", 99) == Decision(True, "grant", "v1")
 
 
 def test_opa_test_passes_on_the_shipped_policies() -> None:

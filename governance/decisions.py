@@ -45,6 +45,7 @@ import os
 import struct
 import threading
 import time
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -148,6 +149,28 @@ class DecisionSink(Protocol):
         """Store a prepared batch durably, all or nothing; raise on failure."""
 
 
+class CompanionSink(DecisionSink, Protocol):
+    """A sink that can also store other records in the same atomic write as a batch."""
+
+    def store_with(self, prepared: Any, companions: Sequence[Companions]) -> None:
+        """Store a prepared batch and every companion's records durably in ONE atomic write
+        (all of them or nothing); raise on failure."""
+
+
+class Companions:
+    """Records that a caller's action appends in the same transaction as its decision's batch
+    (``DecisionCommitter.enqueue(..., companions=)``): the action's effect and the decision
+    that allowed it become durable together, with one fsync. ``error`` is set when they could
+    not be stored; the batch's decisions are then stored without them (never lost)."""
+
+    __slots__ = ("error", "records", "topic")
+
+    def __init__(self, topic: str, records: Sequence[Record]) -> None:
+        self.topic = topic
+        self.records = list(records)
+        self.error: BaseException | None = None
+
+
 class LogDecisionSink:
     """Appends decision records to ``hub.decisions`` in one atomic event-log append.
 
@@ -161,6 +184,8 @@ class LogDecisionSink:
         self._registry = registry
         self._publisher = publisher
         self._encoder: DecisionEncoder | None = None
+        # One producer per sink (process): Kafka fences an older producer of the same id.
+        self._transactional_id = f"hub.decisions-{uuid.uuid4().hex[:16]}"
 
     def _ensure_topic(self) -> DecisionEncoder:
         if self._encoder is not None:
@@ -184,6 +209,13 @@ class LogDecisionSink:
 
     def store(self, prepared: list[Record]) -> None:
         self._log.append(DECISIONS_TOPIC, prepared)
+
+    def store_with(self, prepared: list[Record], companions: Sequence[Companions]) -> None:
+        """The batch and the companions' records in one event-log transaction."""
+        with self._log.transaction(self._transactional_id) as txn:
+            txn.append(DECISIONS_TOPIC, prepared)
+            for c in companions:
+                txn.append(c.topic, c.records)
 
     def append(self, records: Sequence[DecisionRecord]) -> None:
         """``prepare`` then ``store``, in the caller's thread."""
@@ -417,10 +449,11 @@ def _rfc3339(us: int) -> bytes:
 
 
 class _Batch:
-    __slots__ = ("done", "error", "loops", "opened", "records", "waiters")
+    __slots__ = ("companions", "done", "error", "loops", "opened", "records", "waiters")
 
     def __init__(self) -> None:
         self.records: list[DecisionRecord] = []
+        self.companions: list[Companions] = []  # stored in the same transaction
         self.waiters = 0
         self.opened = 0.0
         self.done = threading.Event()
@@ -461,12 +494,19 @@ class Receipt:
     """A queued decision record: wait for it to be stored (``wait``, or ``wait_async`` without
     a thread), or ask to be called when its batch is stored or failed."""
 
-    __slots__ = ("_batch", "_committer", "decision_id")
+    __slots__ = ("_batch", "_committer", "_companions", "decision_id")
 
-    def __init__(self, committer: DecisionCommitter, batch: _Batch, decision_id: str) -> None:
+    def __init__(
+        self,
+        committer: DecisionCommitter,
+        batch: _Batch,
+        decision_id: str,
+        companions: Companions | None = None,
+    ) -> None:
         self._committer = committer
         self._batch = batch
         self.decision_id = decision_id
+        self._companions = companions
 
     def wait(self) -> None:
         """Return once the record is stored; raise ``DecisionNotRecorded`` if it failed or
@@ -498,6 +538,8 @@ class Receipt:
             raise DecisionNotRecorded(
                 f"Decision {self.decision_id} could not be stored: {error!r}"
             ) from error
+        if self._companions is not None and self._companions.error is not None:
+            raise self._companions.error  # the decision is stored; its action's records not
 
 
 @dataclass
@@ -550,6 +592,8 @@ class DecisionCommitter:
         self._closed = False
         self.stats = CommitStats()
         self._store_turn = threading.Lock()  # one store at a time
+        # Whether ``enqueue`` accepts companion records (the sink stores them atomically).
+        self.takes_companions = callable(getattr(sink, "store_with", None))
         self._threads = [
             threading.Thread(target=self._run, name=f"decision-flusher-{k}", daemon=True)
             for k in range(max(1, flushers))
@@ -562,23 +606,46 @@ class DecisionCommitter:
         """True while the last store failed (no unsynced answers then: step 6)."""
         return self._failing
 
-    def enqueue(self, record: DecisionRecord, *, prompt: bool, wake: bool = True) -> Receipt:
+    def enqueue(
+        self,
+        record: DecisionRecord,
+        *,
+        prompt: bool,
+        wake: bool = True,
+        companions: Companions | None = None,
+    ) -> Receipt:
         """Queue ``record`` (step 1); ``prompt`` flushes its batch with the allow linger, not
         the deny linger. The receipt tells when it is stored.
 
         ``wake=False`` leaves the flushers asleep: the caller MUST call ``wake`` soon after
         (an event loop does once the answer is on its way, so that the flusher's work does
-        not run in front of it on a busy core)."""
-        return self.enqueue_many((record,), prompt=prompt, wake=wake)
+        not run in front of it on a busy core).
+
+        ``companions``: records stored in the same atomic write as the batch (the sink's
+        ``store_with``; only when ``takes_companions``). If that write fails, the batch is
+        stored again without any companions, and the receipt's ``wait`` raises the write's
+        error: the decision is never lost, its action's records are refused."""
+        return self.enqueue_many((record,), prompt=prompt, wake=wake, companions=companions)
 
     def enqueue_many(
-        self, records: Sequence[DecisionRecord], *, prompt: bool, wake: bool = True
+        self,
+        records: Sequence[DecisionRecord],
+        *,
+        prompt: bool,
+        wake: bool = True,
+        companions: Companions | None = None,
     ) -> Receipt:
         """Queue ``records`` in order, all in the same batch (one lock, one wake-up); the one
-        receipt tells when all of them are stored. ``prompt`` and ``wake`` as for ``enqueue``.
-        A batch may exceed ``max_batch`` by the records of one call: it is then due at once."""
+        receipt tells when all of them are stored. ``prompt``, ``wake`` and ``companions`` as
+        for ``enqueue``. A batch may exceed ``max_batch`` by the records of one call: it is
+        then due at once."""
         if not records:
             raise ValueError("enqueue_many needs at least one decision record.")
+        if companions is not None and not self.takes_companions:
+            raise ValueError(
+                f"The decision sink {type(self._sink).__name__} cannot store companion records "
+                "(it has no store_with): append them after the decision is stored."
+            )
         with self._cv:
             if self._closed:
                 raise DecisionNotRecorded("The decision log is closed: the hub is shutting down.")
@@ -586,11 +653,18 @@ class DecisionCommitter:
             if not batch.records:
                 batch.opened = time.monotonic()
             batch.records += records
+            if companions is not None:
+                batch.companions.append(companions)
             if prompt:
                 batch.waiters += 1
             if wake:
                 self._cv.notify()
-        return Receipt(self, batch, records[0].decision_id)
+        return Receipt(self, batch, records[0].decision_id, companions)
+
+    def ready(self) -> None:
+        """Have the sink do its one-time set-up (its topic, its schema) in this thread, so that
+        preparing a batch later needs no lock a caller may hold (``prepare`` of no records)."""
+        self._sink.prepare(())
 
     def wake(self) -> None:
         """Wake a flusher for what ``enqueue(..., wake=False)`` queued."""
@@ -667,7 +741,7 @@ class DecisionCommitter:
                 with self._store_turn:
                     begun = time.perf_counter()
                     try:
-                        self._sink.store(prepared)
+                        self._store(prepared, batch.companions)
                     finally:
                         stored_s = time.perf_counter() - begun
             except BaseException as exc:  # every waiter learns; denials are logged
@@ -695,6 +769,21 @@ class DecisionCommitter:
             for loop, group in loops.items():  # one wake-up per event loop
                 with contextlib.suppress(RuntimeError):  # a closed loop: nobody awaits there
                     loop.call_soon_threadsafe(group.settle, error)
+
+    def _store(self, prepared: Any, companions: Sequence[Companions]) -> None:
+        """Step 3's one write: the batch, with its companions' records when it has any. If
+        that write fails, the batch alone (the decisions are never lost with their action's
+        records: every companion learns the error instead)."""
+        if not companions:
+            self._sink.store(prepared)
+            return
+        try:
+            self._sink.store_with(prepared, companions)  # type: ignore[attr-defined]
+        except Exception as exc:
+            log.error("storing %d companion record sets failed: %r", len(companions), exc)
+            for c in companions:
+                c.error = exc
+            self._sink.store(prepared)
 
     def flush(self) -> None:
         """Return once everything queued so far is stored (or failed)."""
@@ -739,6 +828,46 @@ def new_decision_id() -> str:
         del _random[-8:]
     h = "%032x" % ((ms << 80) | (0x7 << 76) | (counter << 64) | (0x2 << 62) | rand_b)
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+class HeldDecision:
+    """An allowed decision whose record waits for its action's records (``decide_held``).
+
+    ``commit(topic, records)`` queues the decision with the records as its companions and
+    returns once both are stored in one transaction; ``settle()`` stores the decision alone
+    unless ``commit`` ran. Either raises ``DecisionNotRecorded`` when the decision could not
+    be stored (fail closed). When only the records could not be stored, the decision is
+    stored anyway and ``commit`` raises the append's error. One ``commit`` per decision."""
+
+    __slots__ = ("_committer", "_ended", "_record")
+
+    def __init__(self, committer: DecisionCommitter, record: DecisionRecord) -> None:
+        self._committer = committer
+        self._record = record
+        self._ended = False
+
+    @property
+    def decision_id(self) -> str:
+        return self._record.decision_id
+
+    def commit(self, topic: str, records: Sequence[Record]) -> None:
+        """Store the decision and ``records`` (for ``topic``) together; see the class."""
+        if self._ended:
+            raise ValueError(
+                f"Decision {self._record.decision_id} is already stored or being stored: one "
+                "commit per held decision."
+            )
+        self._end(Companions(topic, records))
+
+    def settle(self) -> None:
+        """Store the decision alone, unless ``commit`` already ran; wait for it."""
+        if not self._ended:
+            self._end(None)
+
+    def _end(self, companions: Companions | None) -> None:
+        self._ended = True
+        receipt = self._committer.enqueue(self._record, prompt=True, companions=companions)
+        receipt.wait()
 
 
 class RecordingPolicyEngine(PolicyEngine):
@@ -826,6 +955,35 @@ class RecordingPolicyEngine(PolicyEngine):
             if decision.allow:
                 raise  # fail closed: no allow without its record; callers answer 503
         return decision, receipt if wait else None
+
+    def decide_held(
+        self,
+        principal: Principal,
+        action: str,
+        resource: str,
+        context: Mapping[str, Any] | None = None,
+    ) -> tuple[Decision, HeldDecision | None]:
+        """``decide`` for an action that appends records of its own: an allow that must wait
+        for its record is returned with a ``HeldDecision`` and NOT queued yet; the caller MUST
+        end it (``commit`` with its action's records, stored in the same transaction as the
+        decision's batch: one fsync for both, or ``settle`` when it wrote nothing) before
+        answering. Anything else (a denial, an unsynced read, a sink without companions) is
+        queued and waited for as by ``decide``, with no HeldDecision."""
+        decision, record = self._decide(principal, action, resource, context)
+        if self._must_wait(decision, action) and self.committer.takes_companions:
+            # The sink's first batch registers the decisions schema (the registry's lock),
+            # which the holder may hold while it waits: ready the sink here, before that.
+            self.committer.ready()
+            return decision, HeldDecision(self.committer, record)
+        receipt = None
+        try:
+            receipt = self.committer.enqueue(record, prompt=decision.allow)
+        except DecisionNotRecorded:
+            if decision.allow:
+                raise
+        if receipt is not None and self._must_wait(decision, action):
+            receipt.wait()
+        return decision, None
 
     def decide_many(self, requests: Sequence[DecisionRequest]) -> list[Decision]:
         """``decide`` of each request, in order, with ONE wait: every request is decided and

@@ -45,6 +45,9 @@ from registry.plain import log_form, plain_subject
 
 SCHEMAS_TOPIC = "_schemas"
 _P = ParamSpec("_P")
+# Appends records to a topic durably (raises on failure): ``EventLog.append``'s shape, or a
+# caller's own (``register(..., append=)``: the decision that allowed it, in one transaction).
+Appender = Callable[[str, Sequence[Record]], object]
 _R = TypeVar("_R")
 MODES = ("READWRITE", "READONLY", "READONLY_OVERRIDE", "IMPORT")
 
@@ -205,8 +208,11 @@ class SchemaRegistry:
         except HubError:
             return stored.text
 
-    def _write(self, records: Sequence[Record]) -> None:
-        self._log.append(SCHEMAS_TOPIC, records)
+    def _write(self, records: Sequence[Record], append: Appender | None = None) -> None:
+        if append is None:
+            self._log.append(SCHEMAS_TOPIC, records)
+        else:
+            append(SCHEMAS_TOPIC, records)
         self.refresh()
 
     @staticmethod
@@ -287,6 +293,10 @@ class SchemaRegistry:
     def compatibility(self, subject: str | None = None, default_to_global: bool = True) -> str:
         """The level in force for a subject (its own, else the global one, else the default)."""
         self.refresh()
+        return self._compatibility_folded(subject, default_to_global)
+
+    def _compatibility_folded(self, subject: str | None, default_to_global: bool = True) -> str:
+        """``compatibility`` of the state folded so far (no catch-up); under the lock."""
         st = self._state
         if subject is not None and subject in st.config:
             return st.config[subject]
@@ -386,6 +396,10 @@ class SchemaRegistry:
     @_locked
     def versions(self, subject: str, include_deleted: bool = False) -> list[int]:
         self.refresh()
+        return self._versions_folded(subject, include_deleted)
+
+    def _versions_folded(self, subject: str, include_deleted: bool = False) -> list[int]:
+        """``versions`` of the state folded so far (no catch-up); under the lock."""
         found = [
             v.version
             for v in self._state.subjects.get(subject, {}).values()
@@ -400,7 +414,14 @@ class SchemaRegistry:
         self, subject: str, version: int | str, include_deleted: bool = False
     ) -> SubjectVersion:
         """A subject's version by number, ``latest`` or ``-1``; raises NotFound errors."""
-        numbers = self.versions(subject, include_deleted)
+        self.refresh()
+        return self._version_folded(subject, version, include_deleted)
+
+    def _version_folded(
+        self, subject: str, version: int | str, include_deleted: bool = False
+    ) -> SubjectVersion:
+        """``get_version`` of the state folded so far (no catch-up); under the lock."""
+        numbers = self._versions_folded(subject, include_deleted)
         if version in ("latest", -1, "-1"):
             number = numbers[-1]
         else:
@@ -524,15 +545,16 @@ class SchemaRegistry:
         subject's level names (the latest, or all for *_TRANSITIVE levels).
         """
         parsed = self._parse_new(text, schema_type, references)
-        level = CompatibilityLevel(self.compatibility(subject))
+        self.refresh()  # once: level, versions and schemas below come from the same fold
+        level = CompatibilityLevel(self._compatibility_folded(subject))
         try:
-            live = self.versions(subject)
+            live = self._versions_folded(subject)
         except SubjectNotFound:
             if version not in (None, "latest", -1, "-1"):
                 raise
             return []
         if version is not None:
-            chosen = [self.get_version(subject, version).id]
+            chosen = [self._version_folded(subject, version).id]
             level = CompatibilityLevel(level.value.replace("_TRANSITIVE", ""))
         else:
             chosen = [self._state.subjects[subject][v].id for v in live]
@@ -549,13 +571,16 @@ class SchemaRegistry:
         *,
         schema_id: int | None = None,
         version: int | None = None,
+        append: Appender | None = None,
     ) -> SubjectVersion:
         """Register a schema under a subject; idempotent. ``schema_id``/``version`` in IMPORT mode.
 
         Steps: 1. catch up with ``_schemas``; 2. parse and validate; 3. return the existing
         version if this schema is already live in the subject; 4. check compatibility; 5. choose
         the id (reuse the global id of an identical schema) and the next version; 6. append one
-        record; 7. fold it back (the topic, not this method, is the source of truth).
+        record (through ``append`` when given, e.g. with the decision that allowed it, else
+        the log's own append), still under the registry's lock; 7. fold it back (the topic,
+        not this method, is the source of truth).
         """
         _validate_subject(subject)
         with self._lock:
@@ -563,7 +588,8 @@ class SchemaRegistry:
             self._require_writable(subject)
             parsed = self._parse_new(text, schema_type, references)  # 2
             if self._plain_of_live(subject, text, schema_type, references):
-                return self.register(plain_subject(subject), text)  # see hub.registry.plain
+                # see hub.registry.plain
+                return self.register(plain_subject(subject), text, append=append)
             refs = tuple(references)
             identity = (parsed.canonical, refs)
             st = self._state
@@ -604,7 +630,7 @@ class SchemaRegistry:
             stored = StoredSchema(new_id, text, schema_type.upper(), refs)
             self._parsed.setdefault(new_id, parsed)
             sv = SubjectVersion(subject, new_version, new_id, stored)
-            self._write([self._schema_record(sv)])  # 6, 7
+            self._write([self._schema_record(sv)], append)  # 6, 7
             return st.subjects[subject][new_version]
 
     def delete_version(self, subject: str, version: int | str, permanent: bool = False) -> int:

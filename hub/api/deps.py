@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +27,7 @@ from core.errors import (
     Unauthenticated,
 )
 from core.ports.policy import Decision, Principal
-from governance.decisions import RecordingPolicyEngine
+from governance.decisions import HeldDecision, RecordingPolicyEngine
 from hub.api.models import MAX_INT64 as MAX_INT64  # the routes import it from here
 
 if TYPE_CHECKING:
@@ -273,6 +273,49 @@ def authorize(action: str, resource: str | None = None) -> Callable[[Request], P
     dependency.__name__ = f"authorize_{action.replace('.', '_')}"
     dependency.hub_action = action  # type: ignore[attr-defined]  # read by ``route_actions``
     return dependency
+
+
+def authorize_held(action: str) -> Callable[[Request], Iterator[Principal]]:
+    """``authorize(action)`` for a route whose action appends records: an allow's record is
+    held (``RecordingPolicyEngine.decide_held``) and left on ``request.state.held_decision``
+    for the route to store with its own records in one transaction (``held_decision``). The
+    dependency's exit (scope ``function``: before any answer is sent, the route's error
+    answers and validation errors included) stores the decision alone if the route did not,
+    so every decision is durable before its answer, and fails closed (503) if it cannot be.
+    Use as ``Depends(authorize_held(action), scope="function")``."""
+
+    def dependency(request: Request) -> Iterator[Principal]:
+        principal = principal_of(request)
+        hub = hub_of(request)
+        policy = hub.policy
+        context = decision_context(request)
+        held: HeldDecision | None = None
+        try:
+            if isinstance(policy, RecordingPolicyEngine):
+                decision, held = policy.decide_held(principal, action, request.url.path, context)
+            else:
+                decision = policy.decide(principal, action, request.url.path, context)
+        except Retryable:  # e.g. the decision could not be stored: 503, and nothing ran
+            raise
+        except Exception as exc:  # fail closed on anything unexpected
+            raise policy_failed(request, action, exc) from exc
+        request.state.held_decision = held
+        try:
+            settle(request, action, decision)
+            yield principal
+        finally:
+            if held is not None:
+                held.settle()
+
+    dependency.__name__ = f"authorize_held_{action.replace('.', '_')}"
+    dependency.hub_action = action  # type: ignore[attr-defined]  # read by ``route_actions``
+    return dependency
+
+
+def held_decision(request: Request) -> HeldDecision | None:
+    """The allow ``authorize_held`` left for this request to store; None when it is stored."""
+    held = getattr(request.state, "held_decision", None)
+    return held if isinstance(held, HeldDecision) else None
 
 
 def route_actions(dependant: Dependant) -> list[str]:

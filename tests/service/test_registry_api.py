@@ -523,6 +523,8 @@ def test_backend_failure_answers_50001(
         raise OSError("disk I/O error")
 
     monkeypatch.setattr(registry_server.log, "append", broken)
+    # the hub app appends a registration with its decision, in one transaction
+    monkeypatch.setattr(registry_server.log, "transaction", broken)
     with registry_server.http() as http:
         failed = assert_error(
             http.post("/subjects/broken-value/versions", json=body(PAYMENT_V1)), 500, 50001

@@ -423,3 +423,88 @@ def test_an_event_loop_is_woken_once_per_batch_and_a_cancelled_waiter_harms_nobo
     committer.close()
     assert [len(b) for b in sink.batches] == [1, 20]
     assert len(wakeups) == 2  # one per batch, not one per waiter
+
+
+class CompanionSink(Sink):
+    """``Sink`` that also stores companion records with a batch (``store_with``), all or
+    nothing; ``fail_with`` fails only that combined write."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.companions: list[tuple[str, list[Any]]] = []
+        self.fail_with: Exception | None = None
+
+    def store_with(self, prepared: list[DecisionRecord], companions: Sequence[Any]) -> None:
+        if self.fail_with:
+            raise self.fail_with
+        self.store(prepared)
+        self.companions += [(c.topic, c.records) for c in companions]
+
+
+def test_a_held_allow_is_stored_with_its_action_records_in_one_write() -> None:
+    sink = CompanionSink()
+    engine = RecordingPolicyEngine(Fixed(True), DecisionCommitter(sink))
+    decision, held = engine.decide_held(ANN, "schema.write", "/subjects/s/versions")
+    assert decision.allow and held is not None
+    assert sink.stored == []  # held: nothing queued before its action's records are known
+    held.commit("_schemas", ["schema record"])
+    assert [r.decision_id for r in sink.stored] == [decision.decision_id]
+    assert sink.companions == [("_schemas", ["schema record"])]
+    assert len(sink.batches) == 1  # one write for both
+    held.settle()  # already stored: nothing more
+    assert len(sink.stored) == 1
+    with pytest.raises(ValueError, match="one commit per held decision"):
+        held.commit("_schemas", ["again"])
+    engine.close()
+
+
+def test_a_held_allow_that_wrote_nothing_is_stored_alone_and_a_deny_is_not_held() -> None:
+    sink = CompanionSink()
+    engine = RecordingPolicyEngine(Fixed(True), DecisionCommitter(sink))
+    decision, held = engine.decide_held(ANN, "schema.write", "/x")
+    assert held is not None
+    held.settle()
+    assert [r.decision_id for r in sink.stored] == [decision.decision_id]
+    assert sink.companions == []
+    deny = RecordingPolicyEngine(Fixed(False), DecisionCommitter(sink, deny_linger_ms=0))
+    decision, held = deny.decide_held(ANN, "schema.write", "/x")
+    assert not decision.allow and held is None
+    deny.close()
+    assert sink.stored[-1].decision_id == decision.decision_id
+    engine.close()
+
+
+def test_when_the_action_records_fail_the_decision_is_still_stored() -> None:
+    sink = CompanionSink()
+    sink.fail_with = OSError("disk full for _schemas")
+    engine = RecordingPolicyEngine(Fixed(True), DecisionCommitter(sink))
+    decision, held = engine.decide_held(ANN, "schema.write", "/x")
+    assert held is not None
+    with pytest.raises(OSError, match="disk full for _schemas"):
+        held.commit("_schemas", ["schema record"])
+    assert [r.decision_id for r in sink.stored] == [decision.decision_id]  # never lost
+    assert sink.companions == []
+    engine.close()
+
+
+def test_when_the_decision_cannot_be_stored_both_are_refused() -> None:
+    sink = CompanionSink()
+    sink.fail = sink.fail_with = OSError("log down")
+    engine = RecordingPolicyEngine(Fixed(True), DecisionCommitter(sink))
+    _, held = engine.decide_held(ANN, "schema.write", "/x")
+    assert held is not None
+    with pytest.raises(DecisionNotRecorded, match="log down"):
+        held.commit("_schemas", ["schema record"])
+    assert sink.stored == [] and sink.companions == []
+    engine.close()
+
+
+def test_a_sink_without_companions_is_not_held() -> None:
+    sink = Sink()
+    engine = RecordingPolicyEngine(Fixed(True), DecisionCommitter(sink))
+    decision, held = engine.decide_held(ANN, "schema.write", "/x")
+    assert held is None  # stored and waited for as by decide
+    assert [r.decision_id for r in sink.stored] == [decision.decision_id]
+    with pytest.raises(ValueError, match="cannot store companion records"):
+        engine.committer.enqueue(sink.stored[0], prompt=True, companions=object())  # type: ignore[arg-type]
+    engine.close()

@@ -50,8 +50,10 @@ from core.ports.policy import Principal
 from hub.api.deps import (
     MAX_INT64,
     authorize,
+    authorize_held,
     decide_async,
     decision_context,
+    held_decision,
     hub_of,
     principal_of,
     read_json,
@@ -351,6 +353,8 @@ def _optional_int(obj: Mapping[str, Any], name: str) -> int | None:
 # -- route parameters -----------------------------------------------------------------------
 CanRead = Annotated[Principal, Depends(authorize("schema.read"))]
 CanWrite = Annotated[Principal, Depends(authorize("schema.write"))]
+# Register stores its decision and its ``_schemas`` record in one transaction (one fsync).
+CanWriteHeld = Annotated[Principal, Depends(authorize_held("schema.write"), scope="function")]
 CanDelete = Annotated[Principal, Depends(authorize("schema.delete"))]
 CanConfigure = Annotated[Principal, Depends(authorize("registry.config"))]
 JsonBody = Annotated[Any, Depends(json_body)]
@@ -583,7 +587,7 @@ def referenced_by(
 )
 def register(
     request: Request,
-    _: CanWrite,
+    _: CanWriteHeld,
     body: JsonBody,
     subject: str,
     normalize: bool = False,  # accepted: the registry always compares canonical forms
@@ -591,6 +595,7 @@ def register(
     _refuse_internal(subject, "registering a schema version under")
     registry = _registry(request)
     candidate = _Candidate(registry, body)
+    held = held_decision(request)
     sv = registry.register(
         subject,
         candidate.text,
@@ -598,6 +603,7 @@ def register(
         candidate.references,
         schema_id=candidate.id,
         version=candidate.version,
+        append=None if held is None else held.commit,
     )
     return {"id": sv.id}
 

@@ -1,0 +1,156 @@
+"""Register stores its ``schema.write`` decision and its ``_schemas`` record in ONE transaction.
+
+Over real HTTP against the hub app on the embedded log: the registration's record is not
+appended on its own, the decision is durable before every answer (errors and validation
+answers included), and when the schema's append fails the decision is still stored.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from typing import Any
+
+import httpx
+import pytest
+
+from core.errors import TopicNotFound
+from core.ports.eventlog import Record, Transaction
+from core.ports.policy import Principal
+from governance.decisions import DECISIONS_TOPIC, RecordingPolicyEngine
+from hub.bootstrap import Hub
+from ingest.publish import EventReader
+from registry.service import SCHEMAS_TOPIC
+
+from .conftest import _serve
+
+TYPE = "application/vnd.schemaregistry.v1+json"
+V1 = json.dumps(
+    {"type": "record", "name": "P", "namespace": "t", "fields": [{"name": "a", "type": "string"}]}
+)
+BREAKS_V1 = json.dumps(
+    {"type": "record", "name": "P", "namespace": "t", "fields": [{"name": "b", "type": "long"}]}
+)
+
+
+class Served:
+    def __init__(self, hub: Hub, url: str, token: str) -> None:
+        self.hub = hub
+        self.http = httpx.Client(
+            base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=30.0
+        )
+        self.appends: list[str] = []  # topics appended outside a transaction
+        self.transactions = 0
+        real_append, real_txn = hub.log.append, hub.log.transaction
+
+        def append(topic: str, records: Any, **kw: Any) -> Any:
+            self.appends.append(topic)
+            return real_append(topic, records, **kw)
+
+        def transaction(tid: str) -> AbstractContextManager[Transaction]:
+            self.transactions += 1
+            return real_txn(tid)
+
+        hub.log.append = append  # type: ignore[method-assign]  # a spy: the real append runs
+        hub.log.transaction = transaction  # type: ignore[method-assign]
+
+    def register(self, subject: str, body: bytes, query: str = "") -> httpx.Response:
+        return self.http.post(
+            f"/subjects/{subject}/versions{query}", content=body, headers={"Content-Type": TYPE}
+        )
+
+    def decisions(self) -> list[dict[str, Any]]:
+        """What is stored on hub.decisions now (nothing flushed first: durable ones only)."""
+        reader = EventReader(self.hub.log, self.hub.registry)
+        end = self.hub.log.end_offsets(DECISIONS_TOPIC)[0]
+        return [reader.decode(r)["value"] for r in self.hub.log.read(DECISIONS_TOPIC, 0, 0, end)]
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    from hub.api.app import create_app
+    from hub.bootstrap import bootstrap
+    from hub.settings import load_settings
+
+    data = tmp_path_factory.mktemp("one-commit") / "data"
+    hub = bootstrap(load_settings(environ={}, data_dir=data))
+    token = hub.keys.create(["admin"], principal="test-admin").token
+    url, stop = _serve(create_app(hub))
+    s = Served(hub, url, token)
+    s.http.get("/subjects")  # the decisions topic and its schema exist from here on
+    try:
+        yield s
+    finally:
+        s.http.close()
+        stop()
+        hub.close()
+
+
+def _writes(s: Served, path: str) -> list[dict[str, Any]]:
+    return [d for d in s.decisions() if d["action"] == "schema.write" and d["resource"] == path]
+
+
+def test_register_appends_its_decision_and_schema_in_one_transaction(served: Served) -> None:
+    served.appends.clear()
+    transactions = served.transactions
+    answer = served.register("one-value", json.dumps({"schema": V1}).encode())
+    assert answer.status_code == 200, answer.text
+    schema_id = answer.json()["id"]
+    assert SCHEMAS_TOPIC not in served.appends  # not appended on its own
+    assert served.transactions == transactions + 1
+    (decision,) = _writes(served, "/subjects/one-value/versions")
+    assert decision["allow"]
+    stored = served.hub.log.read(SCHEMAS_TOPIC, 0, 0, 10_000)
+    assert any(json.loads(r.value or b"{}").get("id") == schema_id for r in stored)
+    # the same schema again: nothing to append, the decision is stored alone
+    again = served.register("one-value", json.dumps({"schema": V1}).encode())
+    assert again.json() == {"id": schema_id}
+    assert served.transactions == transactions + 1
+    assert len(_writes(served, "/subjects/one-value/versions")) == 2
+
+
+@pytest.mark.parametrize(
+    ("subject", "body", "query", "status"),
+    [
+        ("bad-value", b'{"schema": "{\\"type\\": \\"nope\\"}"}', "", 422),  # invalid schema
+        ("bad-value", b"{not json", "", 422),
+        ("bad-value", json.dumps({"schema": V1}).encode(), "?normalize=maybe", 422),
+        ("one-value", json.dumps({"schema": BREAKS_V1}).encode(), "", 409),  # incompatible
+    ],
+)
+def test_every_answer_comes_after_its_decision_is_stored(
+    served: Served, subject: str, body: bytes, query: str, status: int
+) -> None:
+    assert served.register("one-value", json.dumps({"schema": V1}).encode()).status_code == 200
+    path = f"/subjects/{subject}/versions"
+    before = len(_writes(served, path))
+    answer = served.register(subject, body, query)
+    assert answer.status_code == status, answer.text
+    after = _writes(served, path)  # read at once: stored before the answer was sent
+    assert len(after) == before + 1 and after[-1]["allow"]
+
+
+def test_a_failed_schema_append_keeps_its_decision(served: Served) -> None:
+    policy = served.hub.policy
+    assert isinstance(policy, RecordingPolicyEngine)
+    admin = Principal("test-admin", frozenset({"admin"}))
+    decision, held = policy.decide_held(admin, "schema.write", "/subjects/x/versions")
+    assert decision.allow and held is not None
+    with pytest.raises(TopicNotFound):  # the action's append fails inside the transaction
+        held.commit("no-such-topic", [Record(value=b"{}", key=b"k")])
+    ids = [d["decision_id"] for d in served.decisions()]
+    assert decision.decision_id in ids  # stored on its own: never lost with the action
+
+
+def test_registry_register_takes_a_caller_append(served: Served) -> None:
+    seen: list[tuple[str, int]] = []
+    log = served.hub.log
+
+    def append(topic: str, records: Any) -> Any:
+        seen.append((topic, len(records)))
+        return log.append(topic, records)
+
+    sv = served.hub.registry.register("direct-value", V1, append=append)
+    assert seen == [(SCHEMAS_TOPIC, 1)]
+    assert served.hub.registry.get_version("direct-value", "latest").id == sv.id

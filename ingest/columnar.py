@@ -833,122 +833,128 @@ def _ingest_arrow(
                 col[i] = natural_key(datum)
 
     # 4. Dedupe (natural keys; file rows carry no event ids), headers, records.
-    pipeline.deduper.window(topic, EVENT_ID_SCOPE)  # loads the topic's windows, as ingest does
-    result = IngestResult()
-    keep: list[int] = []
-    new_keys: list[list[str]] = [[] for _ in plan.unique]
-    nk_headers: list[Headers] = []
-    if not plan.unique:
-        keep = [i for i, v in enumerate(values) if v is not None]
-    else:
-        windows = [pipeline.deduper.window(topic, r.id, r.window) for r, _ in plan.unique]
-        seen: list[set[str]] = [set() for _ in plan.unique]
-        prefixes = [f"{r.id}\x1f" for r, _ in plan.unique]
-        hvals = [plan.header_values(rb, r) for r in range(len(plan.unique))]
-        for r, col in enumerate(hvals):  # rows decided row by row: their keys from the datum
-            if col is not None:
-                for i in slow:
-                    nk = nks[r][i]
-                    col[i] = None if nk is None else (prefixes[r] + nk).encode()
-        nk_name = NK_HEADER
-        if len(plan.unique) == 1:  # the usual case, unrolled
-            (w,), (seen0,), (nk0,), (new0,) = windows, seen, nks, new_keys
-            h0, p0 = hvals[0], prefixes[0]
-            distinct = None not in values and None not in nk0 and len(set(nk0)) == n
-            if distinct and w.isdisjoint(keys0 := cast("list[str]", nk0)):  # no None: checked
-                # Every row valid, keyed, distinct and new (the usual batch): the loop below
-                # would keep every row in order; the same result in a few C-level passes.
-                keep = list(range(n))
-                new0 += keys0
-                hv0 = h0 if h0 is not None else [(p0 + nk).encode() for nk in keys0]
-                nk_headers = [((nk_name, hv),) for hv in hv0]
+    # (in the topic's dedupe section: windows read, commit, keys added, one batch at a time)
+    with pipeline.deduping(topic):
+        pipeline.deduper.window(topic, EVENT_ID_SCOPE)  # loads the topic's windows, as ingest does
+        result = IngestResult()
+        keep: list[int] = []
+        new_keys: list[list[str]] = [[] for _ in plan.unique]
+        nk_headers: list[Headers] = []
+        if not plan.unique:
+            keep = [i for i, v in enumerate(values) if v is not None]
+        else:
+            windows = [pipeline.deduper.window(topic, r.id, r.window) for r, _ in plan.unique]
+            seen: list[set[str]] = [set() for _ in plan.unique]
+            prefixes = [f"{r.id}\x1f" for r, _ in plan.unique]
+            hvals = [plan.header_values(rb, r) for r in range(len(plan.unique))]
+            for r, col in enumerate(hvals):  # rows decided row by row: their keys from the datum
+                if col is not None:
+                    for i in slow:
+                        nk = nks[r][i]
+                        col[i] = None if nk is None else (prefixes[r] + nk).encode()
+            nk_name = NK_HEADER
+            if len(plan.unique) == 1:  # the usual case, unrolled
+                (w,), (seen0,), (nk0,), (new0,) = windows, seen, nks, new_keys
+                h0, p0 = hvals[0], prefixes[0]
+                distinct = None not in values and None not in nk0 and len(set(nk0)) == n
+                if distinct and w.isdisjoint(keys0 := cast("list[str]", nk0)):  # no None: checked
+                    # Every row valid, keyed, distinct and new (the usual batch): the loop below
+                    # would keep every row in order; the same result in a few C-level passes.
+                    keep = list(range(n))
+                    new0 += keys0
+                    hv0 = h0 if h0 is not None else [(p0 + nk).encode() for nk in keys0]
+                    nk_headers = [((nk_name, hv),) for hv in hv0]
+                else:
+                    for i in range(n):
+                        if values[i] is None:
+                            continue
+                        nk = nk0[i]
+                        if nk is None:
+                            keep.append(i)
+                            nk_headers.append(())
+                        elif nk in w or nk in seen0:
+                            result.duplicates += 1
+                            result.duplicate_indexes.append(i)
+                        else:
+                            seen0.add(nk)
+                            new0.append(nk)
+                            keep.append(i)
+                            hv = h0[i] if h0 is not None else (p0 + nk).encode()
+                            nk_headers.append(((nk_name, hv),))
             else:
                 for i in range(n):
                     if values[i] is None:
                         continue
-                    nk = nk0[i]
-                    if nk is None:
-                        keep.append(i)
-                        nk_headers.append(())
-                    elif nk in w or nk in seen0:
+                    found: list[tuple[int, str]] = []
+                    dup = False
+                    for r in range(len(windows)):
+                        nk = nks[r][i]
+                        if nk is None:
+                            continue
+                        if nk in windows[r] or nk in seen[r]:
+                            dup = True
+                            break
+                        found.append((r, nk))
+                    if dup:
                         result.duplicates += 1
                         result.duplicate_indexes.append(i)
-                    else:
-                        seen0.add(nk)
-                        new0.append(nk)
-                        keep.append(i)
-                        hv = h0[i] if h0 is not None else (p0 + nk).encode()
-                        nk_headers.append(((nk_name, hv),))
-        else:
-            for i in range(n):
-                if values[i] is None:
-                    continue
-                found: list[tuple[int, str]] = []
-                dup = False
-                for r in range(len(windows)):
-                    nk = nks[r][i]
-                    if nk is None:
                         continue
-                    if nk in windows[r] or nk in seen[r]:
-                        dup = True
-                        break
-                    found.append((r, nk))
-                if dup:
-                    result.duplicates += 1
-                    result.duplicate_indexes.append(i)
-                    continue
-                for r, nk in found:
-                    seen[r].add(nk)
-                    new_keys[r].append(nk)
-                keep.append(i)
-                nk_headers.append(tuple((nk_name, (prefixes[r] + nk).encode()) for r, nk in found))
-    (spec,), (typ, tim, src), (caus, ten, cls, ct) = batch_headers(t, producer, tenant, now)
-    h_id, h_corr = env.H_ID, env.H_CORRELATION
-    fresh = uuid7_bytes(len(keep))
-    if plan.unique:
-        headers = [
-            (spec, (h_id, e), typ, tim, src, (h_corr, e), caus, ten, cls, ct, *nk)
-            for e, nk in zip(fresh, nk_headers, strict=True)
+                    for r, nk in found:
+                        seen[r].add(nk)
+                        new_keys[r].append(nk)
+                    keep.append(i)
+                    nk_headers.append(
+                        tuple((nk_name, (prefixes[r] + nk).encode()) for r, nk in found)
+                    )
+        (spec,), (typ, tim, src), (caus, ten, cls, ct) = batch_headers(t, producer, tenant, now)
+        h_id, h_corr = env.H_ID, env.H_CORRELATION
+        fresh = uuid7_bytes(len(keep))
+        if plan.unique:
+            headers = [
+                (spec, (h_id, e), typ, tim, src, (h_corr, e), caus, ten, cls, ct, *nk)
+                for e, nk in zip(fresh, nk_headers, strict=True)
+            ]
+        else:
+            headers = [
+                (spec, (h_id, e), typ, tim, src, (h_corr, e), caus, ten, cls, ct) for e in fresh
+            ]
+        if len(keep) == n:
+            accepted: list[Record] = new_records(values, keys, headers)  # type: ignore[arg-type]
+        else:
+            accepted = new_records([values[i] for i in keep], [keys[i] for i in keep], headers)  # type: ignore[misc]
+        q_records = [
+            pipeline._quarantine_record(topic, source, raw, rej, attempt, now, qt)
+            for _, raw, rej, qt in quarantined
         ]
-    else:
-        headers = [(spec, (h_id, e), typ, tim, src, (h_corr, e), caus, ten, cls, ct) for e in fresh]
-    if len(keep) == n:
-        accepted: list[Record] = new_records(values, keys, headers)  # type: ignore[arg-type]
-    else:
-        accepted = new_records([values[i] for i in keep], [keys[i] for i in keep], headers)  # type: ignore[misc]
-    q_records = [
-        pipeline._quarantine_record(topic, source, raw, rej, attempt, now, qt)
-        for _, raw, rej, qt in quarantined
-    ]
-    metas = pipeline._commit(topic, source, accepted, q_records, position, consumed, done)
-    # The header columns as the log stores them, for the ledger (``IngestResult.appended``):
-    # the envelope is shared but for the two ids; a natural key is one more column when every
-    # record has one (else the ledger reads the batch back).
-    names: tuple[str, ...] = (
-        spec[0],
-        h_id,
-        typ[0],
-        tim[0],
-        src[0],
-        h_corr,
-        caus[0],
-        ten[0],
-        cls[0],
-        ct[0],
-    )
-    columns = [[spec[1]], fresh, [typ[1]], [tim[1]], [src[1]], fresh]
-    columns += [[caus[1]], [ten[1]], [cls[1]], [ct[1]]]
-    if plan.unique and set(map(len, nk_headers)) == {1}:
-        names += (NK_HEADER,)
-        columns.append([nk[0][1] for nk in nk_headers])
-    if metas and len(names) == 10 + bool(plan.unique):
-        kept_keys = keys if len(keep) == n else [keys[i] for i in keep]
-        kept_values = values if len(keep) == n else [values[i] for i in keep]
-        result.appended.append(
-            partial(appended_columns, topic, metas, kept_keys, kept_values, names, columns)
+        metas = pipeline._commit(topic, source, accepted, q_records, position, consumed, done)
+        # The header columns as the log stores them, for the ledger (``IngestResult.appended``):
+        # the envelope is shared but for the two ids; a natural key is one more column when every
+        # record has one (else the ledger reads the batch back).
+        names: tuple[str, ...] = (
+            spec[0],
+            h_id,
+            typ[0],
+            tim[0],
+            src[0],
+            h_corr,
+            caus[0],
+            ten[0],
+            cls[0],
+            ct[0],
         )
-    for (rule, _), found_keys in zip(plan.unique, new_keys, strict=True):
-        pipeline.deduper.window(topic, rule.id, rule.window).add_all(found_keys)
+        columns = [[spec[1]], fresh, [typ[1]], [tim[1]], [src[1]], fresh]
+        columns += [[caus[1]], [ten[1]], [cls[1]], [ct[1]]]
+        if plan.unique and set(map(len, nk_headers)) == {1}:
+            names += (NK_HEADER,)
+            columns.append([nk[0][1] for nk in nk_headers])
+        if metas and len(names) == 10 + bool(plan.unique):
+            kept_keys = keys if len(keep) == n else [keys[i] for i in keep]
+            kept_values = values if len(keep) == n else [values[i] for i in keep]
+            result.appended.append(
+                partial(appended_columns, topic, metas, kept_keys, kept_values, names, columns)
+            )
+        for (rule, _), found_keys in zip(plan.unique, new_keys, strict=True):
+            pipeline.deduper.window(topic, rule.id, rule.window).add_all(found_keys)
     result.accepted = len(accepted)
     result.rejected = len(quarantined)
     for i, _, rj, _ in quarantined:

@@ -35,6 +35,7 @@ from __future__ import annotations
 import gc
 import hashlib
 import json
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -199,14 +200,27 @@ _new_record: Callable[..., list[Record]]
 
 @contextmanager
 def gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while a batch's objects are built (see callers)."""
-    was = gc.isenabled()
-    gc.disable()
+    """Pause the cyclic garbage collector while a batch's objects are built (see callers).
+
+    Batches ingested in several threads at once (HTTP requests in the thread pool) share one
+    pause: the collector is enabled again when the last of them leaves, and only if it was
+    enabled when the first came in."""
+    with _gc_guard:
+        if _gc_pauses[0] == 0:
+            _gc_pauses[1] = gc.isenabled()
+            gc.disable()
+        _gc_pauses[0] += 1
     try:
         yield
     finally:
-        if was:
-            gc.enable()
+        with _gc_guard:
+            _gc_pauses[0] -= 1
+            if _gc_pauses[0] == 0 and _gc_pauses[1]:
+                gc.enable()
+
+
+_gc_guard = threading.Lock()
+_gc_pauses: list[Any] = [0, False]  # batches inside ``gc_paused``; was the collector enabled
 
 
 def _record_builder() -> Callable[..., list[Record]]:
@@ -420,6 +434,22 @@ class IngestPipeline:
         self.stats = QualityStats(log, registry)  # GET /v1/quality/stats
         self.refs = KeyIndex(log)  # the keys ``ref`` rules check against
         self.replays = ReplayMarks(log, registry)  # hub.quarantine-replays, folded
+        self._dedupe_locks: dict[str, threading.RLock] = {}
+        self._dedupe_guard = threading.Lock()
+
+    @contextmanager
+    def deduping(self, topic: str) -> Iterator[None]:
+        """Hold ``topic``'s dedupe section: from reading its windows, through the commit, to
+        adding the batch's keys to them. Batches of one topic ingested in several threads at
+        once (HTTP requests in the thread pool, a file watcher) pass it one at a time, so that a
+        key two of them carry is stored once; their conversion, rules and encoding run
+        side by side."""
+        lock = self._dedupe_locks.get(topic)
+        if lock is None:
+            with self._dedupe_guard:
+                lock = self._dedupe_locks.setdefault(topic, threading.RLock())
+        with lock:
+            yield
 
     def arrow_plan(
         self,
@@ -661,7 +691,7 @@ class IngestPipeline:
         collector is paused while the batch is built (``gc_paused``).
         """
         refuse_internal(topic)  # early, for a clear error; ``_commit`` is the gate itself
-        with tracing.publishing(topic, len(records), source), gc_paused():
+        with tracing.publishing(topic, len(records), source), gc_paused(), self.deduping(topic):
             return self._ingest(
                 topic,
                 records,

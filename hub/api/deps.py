@@ -312,6 +312,26 @@ def authorize_held(action: str) -> Callable[[Request], Iterator[Principal]]:
     return dependency
 
 
+def authorize_in_loop(action: str, resource: str | None = None) -> Callable[..., Any]:
+    """``authorize(action, resource)`` decided in the event loop (``decide_async``): the same
+    decision, record, metrics and errors, without a thread-pool hop nor a pool thread blocked
+    while the decision's record is made durable. For routes that do their own work off the
+    loop (the ingest routes), so the loop is free for other requests meanwhile."""
+
+    async def dependency(request: Request) -> Principal:
+        principal = principal_of(request)
+        target = resource or request.url.path
+        hub, route = hub_of(request), route_of(request)
+        ctx = decision_context(request)
+        decision = await decide_async(hub, route, principal, action, target, ctx)
+        request.state.decision = decision  # its obligations (mask, row_filter) for the route
+        return principal
+
+    dependency.__name__ = f"authorize_{action.replace('.', '_')}"
+    dependency.hub_action = action  # type: ignore[attr-defined]  # read by ``route_actions``
+    return dependency
+
+
 def held_decision(request: Request) -> HeldDecision | None:
     """The allow ``authorize_held`` left for this request to store; None when it is stored."""
     held = getattr(request.state, "held_decision", None)

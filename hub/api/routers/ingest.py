@@ -26,14 +26,15 @@ from __future__ import annotations
 
 import base64
 import struct
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
+from starlette.concurrency import run_in_threadpool
 
 from core.avro import serde
 from core.errors import InvalidInput
 from core.ports.policy import Principal
-from hub.api.deps import MAX_INT64, authorize, hub_of, read_body, read_json
+from hub.api.deps import MAX_INT64, authorize, authorize_in_loop, hub_of, read_body, read_json
 from hub.api.ingest_batch import NDJSON, ingest_body
 from hub.api.models import (
     Ingested,
@@ -48,7 +49,10 @@ from hub.api.models import (
     json_body,
     raw_body,
 )
-from ingest.pipeline import WIRE, RawRecord
+from ingest.pipeline import WIRE, IngestResult, RawRecord
+
+if TYPE_CHECKING:
+    from hub.bootstrap import Hub
 
 router = APIRouter(tags=["ingest"])
 
@@ -63,7 +67,9 @@ _body = read_body
     openapi_extra=json_body(IngestIn, NDJSON),
 )
 async def ingest_json(
-    topic: str, request: Request, principal: Principal = Depends(authorize("ingest.publish"))
+    topic: str,
+    request: Request,
+    principal: Principal = Depends(authorize_in_loop("ingest.publish")),
 ) -> dict[str, Any]:
     """Ingest JSON records one by one: bad ones go to `hub.quarantine`, the rest are appended
     in one transaction; the answer counts accepted, rejected and duplicate records.
@@ -76,18 +82,33 @@ async def ingest_json(
     """
     hub = hub_of(request)
     body = await _body(request)
-    result = ingest_body(
-        hub.ingest,
-        topic,
-        body,
-        ndjson=request.headers.get("content-type", "").startswith(NDJSON),
-        source=f"http:{principal.id}",
-        producer=principal.id,
-        tenant=principal.tenant,
-    )
-    # the ledger takes the accepted records as appended (not read back from the log)
-    ledger = hub.ledger.cover(handed=result.appended_columns())
+    ndjson = request.headers.get("content-type", "").startswith(NDJSON)
+
+    def work() -> tuple[IngestResult, dict[str, Any]]:
+        result = ingest_body(
+            hub.ingest,
+            topic,
+            body,
+            ndjson=ndjson,
+            source=f"http:{principal.id}",
+            producer=principal.id,
+            tenant=principal.tenant,
+        )
+        return result, _covered(hub, result)
+
+    result, ledger = await run_in_threadpool(work)
     return {"topic": topic, **result.as_dict(), "ledger": ledger}
+
+
+def _covered(hub: Hub, result: IngestResult) -> dict[str, Any]:
+    """The acknowledgement's ``ledger`` member: the accepted records covered, handed over as
+    appended (not read back from the log).
+
+    The ingest routes run this and the ingest itself in the thread pool, not in the event
+    loop: while one request waits for its log commit's or ledger's fsync, the loop reads and
+    authorizes the next ones, whose appends then share a commit (the log's group commit) and
+    whose leaves share a ledger sync (a sync covers every record up to the log's end)."""
+    return hub.ledger.cover(handed=result.appended_columns())
 
 
 @router.post(
@@ -101,7 +122,9 @@ async def ingest_json(
     ),
 )
 async def ingest_avro(
-    topic: str, request: Request, principal: Principal = Depends(authorize("ingest.publish"))
+    topic: str,
+    request: Request,
+    principal: Principal = Depends(authorize_in_loop("ingest.publish")),
 ) -> dict[str, Any]:
     """Ingest Confluent wire-format Avro values one by one (bad ones quarantined).
 
@@ -137,15 +160,18 @@ async def ingest_avro(
         pos += 4 + n
     if not records:
         raise InvalidInput("The body holds no framed values.", code="invalid_batch")
-    result = hub.ingest.ingest(
-        topic,
-        records,
-        source=f"http:{principal.id}",
-        producer=principal.id,
-        tenant=principal.tenant,
-    )
-    # the ledger takes the accepted records as appended (not read back from the log)
-    ledger = hub.ledger.cover(handed=result.appended_columns())
+
+    def work() -> tuple[IngestResult, dict[str, Any]]:
+        result = hub.ingest.ingest(
+            topic,
+            records,
+            source=f"http:{principal.id}",
+            producer=principal.id,
+            tenant=principal.tenant,
+        )
+        return result, _covered(hub, result)
+
+    result, ledger = await run_in_threadpool(work)
     return {"topic": topic, **result.as_dict(), "ledger": ledger}
 
 

@@ -67,25 +67,21 @@ def _two_person(data: dict[str, Any]) -> None:
     data["two_person"] = ["policy", "rules:x\\y"]
 
 
-@pytest.mark.parametrize(
-    ("edit", "where"),
-    [
+def test_a_bundle_whose_data_holds_a_quote_or_backslash_is_refused_when_proposed(
+    hub: Hub, client: TestClient
+) -> None:
+    alice = auth(hub.keys.issue(ADMIN, ["security_admin"], owner="alice").token)
+    cases = [
         (_grant, "grants[0].id"),
         (_role, "role_actions[key 'aud\"itor']"),
         (_two_person, "two_person[1]"),
-    ],
-)
-def test_a_bundle_whose_data_holds_a_quote_or_backslash_is_refused_when_proposed(
-    hub: Hub, client: TestClient, edit: Any, where: str
-) -> None:
-    alice = auth(hub.keys.issue(ADMIN, ["security_admin"], owner="alice").token)
-    before = len(hub.policy_changes.store.changes())
-    resp = client.post(
-        "/v1/policy/changes", headers=alice, json={"files": _files(edit), "reason": "attack"}
-    )
-    assert resp.status_code == 422, resp.text
-    assert where in resp.json()["message"] and "hub/data.json" in resp.json()["message"]
-    assert len(hub.policy_changes.store.changes()) == before  # nothing recorded
+    ]
+    for edit, where in cases:
+        body = {"files": _files(edit), "reason": "attack"}
+        resp = client.post("/v1/policy/changes", headers=alice, json=body)
+        assert resp.status_code == 422, resp.text
+        assert where in resp.json()["message"] and "hub/data.json" in resp.json()["message"]
+    assert hub.policy_changes.store.changes() == []  # nothing recorded
 
 
 def test_the_embedded_engine_refuses_to_load_such_data_and_keeps_its_bundle() -> None:
@@ -253,8 +249,7 @@ def test_an_activation_that_lost_a_race_to_another_process_is_not_applied(
 
 
 # -- the registry fast path decides on the resource the full stack decides on ------------------
-@pytest.mark.parametrize("segment", ["a%5Cb", "a%3Fb", "a%23b"])
-def test_the_registry_fast_path_decides_on_the_full_stacks_resource(hub: Hub, segment: str) -> None:
+def test_the_registry_fast_path_decides_on_the_full_stacks_resource(hub: Hub) -> None:
     """The full stack decides on ``request.url.path``, where Starlette re-escapes ``?``, ``#``
     and ``\\``; the fast path decided on the raw decoded path. So a subject holding a backslash
     was denied by the fast path (the engine refuses a backslash) and answered 404 by the full
@@ -269,17 +264,18 @@ def test_the_registry_fast_path_decides_on_the_full_stacks_resource(hub: Hub, se
     ]
     reference.router.routes = [r for r in reference.router.routes if r not in LEAN_ROUTES]
     headers = auth(hub.keys.create(["analyst"], principal="ann").token)
-    url = f"/subjects/{segment}/versions/1"
-    answers, resources = [], []
-    for app in (fast_app, reference):
-        with TestClient(app) as c:
-            c.get("/subjects", headers=headers)  # a first decision: the topic exists
-            start = hub.log.end_offsets("hub.decisions")[0]
-            resp = c.get(url, headers=headers)
-            answers.append((resp.status_code, resp.json().get("error_code")))
-            resources.append([d["resource"] for d in decisions(hub, start)])
-    assert answers[0] == answers[1] == (404, 40401)
-    assert resources[0] == resources[1] == [url]
+    with TestClient(fast_app) as fast, TestClient(reference) as full:
+        fast.get("/subjects", headers=headers)  # a first decision: the topic exists
+        for segment in ("a%5Cb", "a%3Fb", "a%23b"):
+            url = f"/subjects/{segment}/versions/1"
+            answers, resources = [], []
+            for c in (fast, full):
+                start = hub.log.end_offsets("hub.decisions")[0]
+                resp = c.get(url, headers=headers)
+                answers.append((resp.status_code, resp.json().get("error_code")))
+                resources.append([d["resource"] for d in decisions(hub, start)])
+            assert answers[0] == answers[1] == (404, 40401), segment
+            assert resources[0] == resources[1] == [url]
 
 
 def test_a_key_issued_with_a_handed_key_is_handed_too(hub: Hub, client: TestClient) -> None:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import re
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -30,10 +29,12 @@ from core.decisioncache import DecisionCache
 from core.policybundle import (
     ENTRYPOINT,
     QUERY,
+    UNSAFE_TEXT,
     PolicyBundle,
     PolicyError,
     decide_cached,
     decision_input,
+    refuse_unsafe_data,
     with_now,
 )
 from core.ports.policy import Decision, PolicyEngine, Principal
@@ -53,7 +54,10 @@ ENGINE = "rego-cpp"
 
 
 def compile_bundle(bundle: PolicyBundle, *, with_tests: bool = False) -> Any:
-    """Compile ``bundle`` into a rego-cpp bundle; raises ``PolicyError`` with rego-cpp's message."""
+    """Compile ``bundle`` into a rego-cpp bundle; raises ``PolicyError`` with rego-cpp's message,
+    or naming a string of the bundle's data that holds a quote or backslash (never loaded:
+    rego-cpp would echo it unescaped; ``PolicyBundle.from_files`` refuses such data already)."""
+    refuse_unsafe_data(bundle.data)
     interp = regopy.Interpreter()
     try:
         interp.add_data(dict(bundle.data))
@@ -74,8 +78,9 @@ def compile_bundle(bundle: PolicyBundle, *, with_tests: bool = False) -> Any:
 # backslash could swallow the policy's own closing quote. So an input holding a quote or a
 # backslash is refused before it is evaluated (denied, fail closed: such a name has no place in
 # a decision), and an answer whose objects repeat a key is refused as well. A raw control
-# character cannot add structure: the strict JSON reader refuses the answer (denied).
-_UNSAFE = re.compile(r'["\\]')
+# character cannot add structure: the strict JSON reader refuses the answer (denied). The
+# bundle's own data is held to the same rule when it is read (core.policybundle.UNSAFE_TEXT).
+_UNSAFE = UNSAFE_TEXT
 
 
 def refuse_unsafe_text(value: Any) -> None:

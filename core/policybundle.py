@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -66,6 +68,45 @@ def _check_path(path: str) -> None:
         )
 
 
+# rego-cpp 1.5.2 writes strings into its JSON answer without escaping them, so a quote or a
+# backslash in any string a decision may echo (input, or the bundle's own data: a role name, a
+# grant id) could end the string and add keys to the answer. Such text is refused wherever it
+# could reach a decision: in the input by the embedded engine (adapters/rego_policy.py), in a
+# bundle's data here, for both footprints alike.
+UNSAFE_TEXT = re.compile(r'["\\]')
+
+
+def unsafe_text_at(value: Any, path: str = "") -> str | None:
+    """Where in ``value`` (keys and values, recursively) a string holds a quote or a backslash:
+    a path such as ``grants[0].id`` (``[key 'x"y']`` for a key), or None when nowhere."""
+    stack: list[tuple[Any, str]] = [(value, path)]
+    while stack:
+        v, at = stack.pop()
+        if isinstance(v, str):
+            if UNSAFE_TEXT.search(v):
+                return at or "(the value itself)"
+        elif isinstance(v, Mapping):
+            for key in sorted(v, key=str, reverse=True):
+                if isinstance(key, str) and UNSAFE_TEXT.search(key):
+                    return f"{at}[key {key[:80]!r}]"
+                stack.append((v[key], f"{at}.{key}" if at else str(key)))
+        elif isinstance(v, (list, tuple)):
+            stack.extend((item, f"{at}[{i}]") for i, item in reversed(list(enumerate(v))))
+    return None
+
+
+def refuse_unsafe_data(data: Mapping[str, Any], where: str = "The policy bundle's data") -> None:
+    """Raise ``PolicyError`` naming the first string of ``data`` holding a quote or backslash."""
+    at = unsafe_text_at(data)
+    if at is not None:
+        raise PolicyError(
+            f"{where} holds a quote or backslash at {at}: the embedded engine (rego-cpp) does "
+            "not escape such text in its answer, so a decision could fail or be misread; "
+            "use names without a quote or a backslash.",
+            code="policy_unsafe_text",
+        )
+
+
 @dataclass(frozen=True)
 class PolicyBundle:
     """Immutable set of policy files; ``data`` is the merged data document they define."""
@@ -90,6 +131,7 @@ class PolicyBundle:
                 raise PolicyError(f"Bundle data file {path!r} is not valid JSON: {exc}.") from exc
             if not isinstance(doc, dict):
                 raise PolicyError(f"Bundle data file {path!r} must hold a JSON object.")
+            refuse_unsafe_data(doc, f"Bundle data file {path!r}")
             node = data
             for part in path.split("/")[:-1]:
                 node = node.setdefault(part, {})
@@ -233,19 +275,26 @@ def grants_valid_until(doc: Mapping[str, Any], bundle: PolicyBundle) -> int | No
     ctx = doc.get("context")
     ctx = ctx if isinstance(ctx, Mapping) else {}
     now = ctx.get("now")
-    if not isinstance(now, int):
+    if not _number(now):
         return None
     grants: list[Any] = []
     # Open cases expire like grants: an unmasked decision must not outlive its case.
     for source in (ctx.get("grants"), bundle.hub_data.get("grants"), ctx.get("open_cases")):
         if isinstance(source, list):
             grants += source
+    # Any JSON number, as the policy compares them (`ctx.now < g.expires_at`): a grant written
+    # `1.8e18` is a float here and expires all the same.
     ends = [
         g["expires_at"]
         for g in grants
-        if isinstance(g, Mapping) and isinstance(g.get("expires_at"), int) and g["expires_at"] > now
+        if isinstance(g, Mapping) and _number(g.get("expires_at")) and g["expires_at"] > now
     ]
-    return min(ends) if ends else None
+    return math.floor(min(ends)) if ends else None  # never later than the policy's own test
+
+
+def _number(value: Any) -> bool:
+    """A JSON number as Rego's ``is_number`` sees it (a bool is not one)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 # -- reading the answer ------------------------------------------------------------------------

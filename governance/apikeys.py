@@ -17,7 +17,9 @@ Identities are people. Every key has an ``owner`` (the principal id policies see
   ``check_approver`` refuses an approver created, directly or transitively, by the proposer.
 
 An admin may issue any key. Identities an admin created before a change was proposed count as
-independent people for the two-person rule; ones it created afterwards do not.
+independent people for the two-person rule; ones it created afterwards do not. A key counts as
+its owner's only once the owner rotated it: a key issued by the proposer (at creation, or an
+admin's rotation) was shown to the proposer and never approves the proposer's change.
 
 The set of keys is a fold of the topic; each verification first reads the topic's end offset
 (one indexed query) and folds anything new, so a key created or revoked by another process takes
@@ -53,6 +55,10 @@ RESERVED_OWNERS = frozenset(
     {"admin", "root", "hub", "system", "local-operator", "bootstrap", "anonymous", "operator"}
 )
 OWNER_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$")
+# A tenant is a name every decision carries (principal.tenant, context.tenant): the same plain
+# characters as an owner, so no quote or backslash reaches the embedded engine, whose answer would
+# not escape it (it denies such input: a key with such a tenant could never be allowed anything).
+TENANT_PATTERN = OWNER_PATTERN
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw]?)\s*$")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -334,6 +340,12 @@ class ApiKeys:
     ) -> IssuedKey:
         """Issue a key on behalf of ``issuer`` under the rules of the module docstring."""
         tenant = tenant or issuer.tenant
+        if not TENANT_PATTERN.match(tenant):
+            raise InvalidInput(
+                f"Tenant {tenant!r} is not a valid tenant name: use 1-128 ASCII letters, digits "
+                "and . _ @ + - (starting with a letter or digit), e.g. acme.",
+                code="invalid_tenant",
+            )
         if owner is not None:
             owner = owner.strip()
             if not OWNER_PATTERN.match(owner):
@@ -564,9 +576,12 @@ class ApiKeys:
     ) -> None:
         """Raise ``Forbidden`` unless ``approver`` is another person than ``proposed_by``.
 
-        Refused: the same owner (any key, any role, before or after rotation), or an approver
-        whose identity the proposer created, directly or through identities it created. An
-        admin's creation before the proposal is trusted (the admin vouches for a person).
+        Refused: the same owner (any key, any role, before or after rotation); a key the
+        proposer issued (at the identity's creation, or by rotating it as an admin), since its
+        secret was shown to the proposer: its owner must rotate it first, which hands a secret
+        only the owner has seen; or an approver whose identity the proposer created, directly or
+        through identities it created. An admin's creation before the proposal is trusted (the
+        admin vouches for a person) once the person holds a key of their own.
         """
         if _fold_key(approver.id) == _fold_key(proposed_by):
             raise Forbidden(
@@ -582,7 +597,7 @@ class ApiKeys:
             seen.add(current)
             origin = self._origins.get(current)
             if origin is None:
-                return
+                break
             creator = _fold_key(origin.created_by)
             trusted = origin.by_admin and (since is None or origin.at is None or origin.at < since)
             if creator == _fold_key(proposed_by) and not trusted:
@@ -593,3 +608,28 @@ class ApiKeys:
                     code="two_person_rule",
                 )
             current = creator
+        handed = self._handed_by(str(approver.attributes.get("key_id", "")), proposed_by)
+        if handed is not None:
+            raise Forbidden(
+                f"Two-person rule: key {handed} of {approver.id!r} was issued by "
+                f"{proposed_by!r} (or with a key {proposed_by!r} issued), who proposed {what}; "
+                "its secret was shown to them, so it is not a second person's key: "
+                f"{approver.id!r} must rotate their own key first (`hub keys rotate KEY_ID` "
+                "with that key), then approve with the new one.",
+                code="two_person_rule",
+            )
+
+    def _handed_by(self, key_id: str, proposer: str) -> str | None:
+        """``key_id`` when its secret went through ``proposer``'s hands: the proposer issued
+        it, or issued a key it was issued with (walking ``issued_by_key`` up). A key its owner
+        issued (a rotation by the owner) ends the walk: only the owner saw that secret."""
+        seen: set[str] = set()
+        current = self._keys.get(key_id)
+        while current is not None and current.key_id not in seen:
+            seen.add(current.key_id)
+            if _fold_key(current.issued_by) == _fold_key(proposer):
+                return key_id
+            if _fold_key(current.issued_by) == _fold_key(current.owner):
+                return None
+            current = self._keys.get(current.issued_by_key)
+        return None

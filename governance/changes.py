@@ -11,7 +11,9 @@ engine when the bundle became active.
 ``approve`` by another person than the proposer (owners compared; an approver whose identity the
 proposer created is refused: ``governance.apikeys.ApiKeys.check_approver``) appends
 ``PolicyChangeApproved`` and ``PolicyChangeActivated`` atomically, then reloads; it is refused
-when another change became active since the proposal (its diff would be stale: propose again).
+when another change became active since the proposal (its diff would be stale: propose again),
+also when that happened in another process between the check and the append (the fold applies
+an activation only against the version it names, ``governance.store``).
 ``rollback VERSION`` is a new proposal whose files are that version's, under the same validation
 and approval.
 
@@ -193,6 +195,7 @@ class PolicyChanges:
             )
             self.store.refresh()
             if not requires:
+                self._activated_or_conflict(change_id)
                 self._reload(bundle)  # 6.
             return self.store.change(change_id)
 
@@ -234,6 +237,7 @@ class PolicyChanges:
                 POLICIES_TOPIC, events, producer=principal.id, tenant=principal.tenant
             )
             self.store.refresh()
+            self._activated_or_conflict(change_id)
             self._reload(bundle)
             return self.store.change(change_id)
 
@@ -250,6 +254,17 @@ class PolicyChanges:
             self._reload(bundle)
             return True
         return False
+
+    def _activated_or_conflict(self, change_id: str) -> None:
+        """Raise ``Conflict`` when the activation just appended was not applied: another
+        process activated a change against the same version first (``governance.store``)."""
+        if self.store.change(change_id).activated_at is None:
+            active = self.store.active_bundle().version
+            raise Conflict(
+                f"Policy change {change_id} was not activated: another change ({active[:12]}) "
+                "became active at the same time, against the same version. Review the active "
+                "policy and propose again."
+            )
 
     def _reload(self, bundle: PolicyBundle) -> None:
         if self._engine is None:

@@ -6,7 +6,11 @@ Events (``domain/schemas/PolicyChange*.avsc``), in log order:
     PolicyChangeActivated  it became the active bundle
 
 The active bundle is the bundle of the last ``PolicyChangeActivated``; before any, it is the
-bundle shipped in ``governance/policies``. Nothing is updated in place: a rollback is a new
+bundle shipped in ``governance/policies``. An activation is a compare-and-set on that version:
+one whose ``previous_version`` is not the active bundle's when it is folded (two processes
+approved or proposed against the same version at once, and this one appended second) is not
+applied, so no change silently replaces another its approver never saw; its process reports the
+conflict (``PolicyChanges``). Nothing is updated in place: a rollback is a new
 proposal whose files are those of an earlier version. ``refresh()`` folds what was appended
 since the last call (another process may have appended).
 """
@@ -134,9 +138,18 @@ class PolicyStore:
             )
         elif kind == ACTIVATED and v.get("change_id") in self._changes:
             change = self._changes[v["change_id"]]
+            if change.activated_at is not None or not self._follows_active(v):
+                return  # a lost race (module docstring): the change stays as it was
             change.activated_at = str(v["activated_at"])
             change.activated_by = v["activated_by"]
             self._activations.append(change.change_id)
+
+    def _follows_active(self, v: Mapping[str, Any]) -> bool:
+        """Whether an activation names the active version as its previous one (always true of
+        the first: the shipped bundle it replaced may differ from the one shipped now)."""
+        if not self._activations:
+            return True
+        return v.get("previous_version") == self._changes[self._activations[-1]].bundle_version
 
     # -- queries -------------------------------------------------------------------------------
     def change(self, change_id: str) -> Change:

@@ -32,3 +32,14 @@ def admin_key_file(data: Path | str) -> Path:
 def admin_args(data: Path | str) -> list[str]:
     """``--data-dir DATA --key-file DATA/admin.key``: global options acting as the admin."""
     return ["--data-dir", str(data), "--key-file", str(admin_key_file(data))]
+
+
+def own_key(data: Path | str, token: str) -> str:
+    """``token``'s owner rotates it with ``hub keys rotate``, acting with that key: the new key
+    is the owner's own, whose secret its issuer never saw (the two-person rule counts only such
+    a key as a second person's when the issuer proposed)."""
+    token = token.strip()
+    args = ["--data-dir", str(data), "--key", token, "keys", "rotate", token.split(":")[0]]
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 0, r.output
+    return r.stdout.strip().splitlines()[-1]

@@ -174,6 +174,13 @@ def route_of(request: Request) -> str:
     return getattr(request.scope.get("route"), "path", "unmatched")
 
 
+def path_resource(path: str) -> str:
+    """The decoded ASGI ``path`` as ``request.url.path`` gives it, the resource ``authorize``
+    names by default: Starlette escapes ``?``, ``#`` and ``\\`` again (``%3F``, ``%23``,
+    ``%5C``). A layer deciding before FastAPI (``registry_fast``) MUST name the same."""
+    return path.replace("?", "%3F").replace("#", "%23").replace("\\", "%5C")
+
+
 def context_of(method: str, headers: Iterable[tuple[bytes, bytes]]) -> dict[str, Any]:
     """The context a request's decision is made in: its method, and the purpose of use and
     the case it names (``X-Hub-Purpose``, ``X-Hub-Case``; the first of each, as

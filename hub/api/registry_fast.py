@@ -54,7 +54,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from core import tracing
 from core.ports.policy import Principal
 from hub.api.auth import credentials
-from hub.api.deps import context_of, decide_async
+from hub.api.deps import context_of, decide_async, path_resource
 from hub.api.routers.registry import (
     MEDIA_TYPE,
     RegistryResponse,
@@ -201,8 +201,9 @@ class RegistryFastPath:
         body = b""
         try:
             try:  # 3. and 4.
+                resource = path_resource(scope["path"])  # as the twin's request.url.path
                 await decide_async(
-                    self.hub, route, principal, action, scope["path"], context_of(method, raw)
+                    self.hub, route, principal, action, resource, context_of(method, raw)
                 )
                 body = await answer(Request(scope, receive))
             except Exception as exc:  # in Confluent's shape, as the twins answer

@@ -34,7 +34,7 @@ from hub.api.app import create_app
 from hub.bootstrap import Hub, bootstrap
 from hub.cli import main
 from hub.settings import load_settings
-from tests.cli_keys import admin_args
+from tests.cli_keys import admin_args, own_key
 
 ALICE = Principal("alice", frozenset({"security_admin"}))
 CAROL = Principal("carol", frozenset({"compliance_officer"}))
@@ -496,6 +496,7 @@ def test_retention_cli_direct_refused_then_proposed_approved_and_rolled_back(
 
     code, officer, err = run("keys", "create", "--role", "compliance_officer", "--principal", "ola")
     assert code == 0, err
+    officer = own_key(data, officer)  # the admin proposes: ola approves with a key of her own
     value = json.dumps({"max_age_ms": 2 * DAY})
     code, out, err = run("config", "propose", TRADES, value, "--reason", "two days")
     assert code == 0, err

@@ -30,7 +30,7 @@ def test_policy_change_flow(tmp_path: Path) -> None:
     code, _, err = run(data, "policy", "propose", str(new))
     assert code == 2 and "--reason" in err  # why is required
     # The approver is a person the admin vouched for before the proposal.
-    code, key, _ = run(data, "keys", "create", "--role", "compliance_officer", "--owner", "c")
+    code, handed, _ = run(data, "keys", "create", "--role", "compliance_officer", "--owner", "c")
     code, out, err = run(data, "policy", "propose", str(new), "--reason", "open CASE-1")
     assert code == 0, err
     change = json.loads(out)
@@ -43,6 +43,13 @@ def test_policy_change_flow(tmp_path: Path) -> None:
     code, puppet, _ = run(data, "keys", "create", "--role", "compliance_officer", "--owner", "d")
     code, _, err = run(data, "policy", "approve", change["change_id"], "--key", puppet.strip())
     assert code == 1 and "was created by 'admin'" in err
+    # The admin was shown the key it issued to c: not c's own until c rotates it.
+    code, _, err = run(data, "policy", "approve", change["change_id"], "--key", handed.strip())
+    assert code == 1 and "rotate their own key first" in err
+    as_c = ["--data-dir", str(data), "--key", handed.strip()]
+    rotated = CliRunner().invoke(main, [*as_c, "keys", "rotate", handed.split(":")[0]])
+    assert rotated.exit_code == 0, rotated.stderr
+    key = rotated.stdout.strip().splitlines()[-1]
     code, out, err = run(data, "policy", "approve", change["change_id"], "--key", key.strip())
     assert code == 0, err
     assert json.loads(out)["status"] == "activated"

@@ -382,11 +382,14 @@ def save_verified(
         return prev
     offsets = dict(prev.last_offsets) if prev is not None else {}
     start = prev.size if prev is not None else 0
-    for rows in ledger.store.iter_leaves(start=start):
-        for row in rows:
-            if row[0] >= cp.size:
-                break
-            offsets[(row[1], row[2])] = row[3]
+    for batch in ledger.store.iter_leaf_batches(start=start):
+        if batch.first >= cp.size:
+            break
+        cols = batch.columns.slice(0, cp.size - batch.first)
+        # each partition's last offset: a dict built from pairs keeps the last one per key
+        topics, parts = column_values(cols.column("topic")), column_values(cols.column("part"))
+        where = zip(topics, parts, strict=True)
+        offsets.update(zip(where, column_values(cols.column("off")), strict=True))
     state = Verified(
         ledger.config.origin, cp.size, cp.root, cp.hash, cp.time_us, full_at_ms, offsets
     )

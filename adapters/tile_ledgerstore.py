@@ -32,7 +32,7 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -191,6 +191,12 @@ def _tiles(conn: sqlite3.Connection, level: int, lo: int, hi: int) -> bytes:
         if len(data) < TILE_BYTES:
             break
     return b"".join(out)
+
+
+def _blob_of(conn: sqlite3.Connection, first: int) -> tuple[bytes, bytes]:
+    """The stored columns and digest of the side-index batch starting at leaf ``first``."""
+    row = conn.execute("SELECT cols, digest FROM batches WHERE first = ?", (first,)).fetchone()
+    return bytes(row[0]), bytes(row[1])
 
 
 def _derived_chunk(conn: sqlite3.Connection, level: int, chunk: int) -> bytes | None:
@@ -556,6 +562,8 @@ class TileLedgerStore(SqliteLedgerFile):
             if got is not None:
                 yield level, c, got
 
+    leaf_hashes_are_level0 = True  # iter_leaf_batches reads the level-0 tiles
+
     def derived_level(self, level: int) -> bool:
         return level % TILE_HEIGHT != 0
 
@@ -746,28 +754,38 @@ class TileLedgerStore(SqliteLedgerFile):
         base, depth = divmod(level, TILE_HEIGHT)
         return f"{tile_path(base, (index << depth) // TILE_WIDTH)} of {self.path}"
 
-    def integrity_problems(self) -> list[str]:
-        """Side-index batches (digest, decodable, contiguous, count = tree size) and the right
+    def integrity_problems(self, decoded: Collection[int] = ()) -> list[str]:
+        """Side-index batches (digest, decodable, contiguous, count = tree size; the blobs of
+        batches in ``decoded`` are not read again), no tile longer than a tile, and the right
         edge kept for appends (equal to the nodes computed from the tiles)."""
         problems: list[str] = []
+        skip = frozenset(decoded)
         with self._read() as conn:
             size = _size(conn)
-            batches = conn.execute(
-                "SELECT first, n, cols, digest FROM batches ORDER BY first"
+            batches: list[tuple[int, int, Any]] = [
+                (first, n, None if first in skip else _blob_of(conn, first))
+                for first, n in conn.execute("SELECT first, n FROM batches ORDER BY first")
+            ]
+            long_tiles = conn.execute(
+                "SELECT level, idx, length(data) FROM tiles WHERE length(data) > ?",
+                (TILE_BYTES,),
             ).fetchall()
             edges = conn.execute("SELECT level, chunk, data FROM edges").fetchall()
             derived = {
                 (int(lv), int(ch)): _derived_chunk(conn, int(lv), int(ch)) for lv, ch, _ in edges
             }
         expected = 0
-        for first, n, blob, digest in batches:
+        for first, n, got in batches:
             if first != expected:
                 problems.append(
                     f"side-index batch at leaf {first} follows leaf {expected - 1} (leaves "
                     f"missing or doubled in the side index of {self.path})."
                 )
+            if got is None:  # decoded by the caller (``decoded``)
+                expected = int(first) + int(n)
+                continue
             try:
-                table = decode_side_index(bytes(blob), bytes(digest), int(first))
+                table = decode_side_index(bytes(got[0]), bytes(got[1]), int(first))
                 if table.num_rows != n:
                     problems.append(
                         f"side-index batch at leaf {first} holds {table.num_rows} rows, not {n}."
@@ -779,6 +797,11 @@ class TileLedgerStore(SqliteLedgerFile):
             problems.append(
                 f"the side index of {self.path} covers {expected} leaves but the tree size "
                 f"recorded is {size}."
+            )
+        for lv, idx, length in long_tiles:
+            problems.append(
+                f"tile {tile_path(int(lv), int(idx))} of {self.path} holds {length} bytes, more "
+                f"than a tile's {TILE_BYTES} (hashes appended to it)."
             )
         for lv, ch, data in edges:
             if derived[(int(lv), int(ch))] != bytes(data):

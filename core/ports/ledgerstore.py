@@ -39,7 +39,7 @@ from __future__ import annotations
 import abc
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -286,6 +286,13 @@ class LedgerStore(abc.ABC):
     def iter_chunks(self) -> Iterator[Chunk]:
         """Every stored chunk, by level then chunk index."""
 
+    #: True when the hashes :meth:`iter_leaf_batches` hands out are read from the stored
+    #: level-0 chunks themselves (the tile store's level-0 tiles), so a complete level-0 chunk
+    #: equal to those hashes is the stored chunk (``hub ledger verify`` then compares it with
+    #: the hashes in hand instead of reading it again). A store keeping leaf hashes apart from
+    #: its node chunks (the row store) MUST leave it False.
+    leaf_hashes_are_level0: bool = False
+
     def derived_level(self, level: int) -> bool:
         """Whether the nodes of ``level`` are computed on read from a stored level below rather
         than stored (a tile store keeps every eighth level). ``hub ledger verify`` compares the
@@ -431,9 +438,14 @@ class LedgerStore(abc.ABC):
         """Leaves per topic whose log time is in ``[since_ms, until_ms)``, by topic name."""
 
     # -- integrity ---------------------------------------------------------------------------
-    def integrity_problems(self) -> list[str]:
+    def integrity_problems(self, decoded: Collection[int] = ()) -> list[str]:
         """Damage visible in the store's own layout (side indexes, caches of the right edge),
-        as sentences; ``hub ledger verify`` reports them. Empty for stores with none."""
+        as sentences; ``hub ledger verify`` reports them. Empty for stores with none.
+
+        ``decoded``: the first leaves of side-index batches the caller has already read
+        through :meth:`iter_leaf_batches` from leaf 0 (each one digest-checked, decoded and its
+        row count compared there); a store MAY skip decoding those again, and MUST still check
+        every other batch and the layout (contiguity, counts, edges)."""
         return []
 
     def location(self, level: int, index: int) -> str:

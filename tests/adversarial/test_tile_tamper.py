@@ -160,3 +160,19 @@ def test_a_byte_of_a_compressed_side_index_with_a_fresh_digest(synced: Path, whe
     err = invalid(synced)
     named = [f"leaf {first}"] + [f"entry {first + i}" for i in range(n)]
     assert any(w in err for w in named), err
+
+
+@pytest.mark.parametrize("idx", [0, 1])
+def test_hashes_appended_to_a_complete_leaf_tile(synced: Path, idx: int) -> None:
+    """verify compares a complete level-0 chunk with the leaf hashes it read from the same
+    tiles instead of reading the tile again: a tile with hashes appended after its 256 still
+    fails (the store's layout check names it, or the shifted hashes differ)."""
+    with db(synced) as conn:
+        (data,) = conn.execute(
+            "SELECT data FROM tiles WHERE level = 0 AND idx = ?", (idx,)
+        ).fetchone()
+        assert len(data) == 256 * 32
+        conn.execute(
+            "UPDATE tiles SET data = ? WHERE level = 0 AND idx = ?", (data + data[:32], idx)
+        )
+    invalid(synced)

@@ -23,7 +23,7 @@ from core.ports.eventlog import EventLog, Headers, Record, RecordColumns
 from domain.envelope import is_envelope_header
 from ledger.leaves import LeafEncoder, leaf_batch_reference
 from ledger.service import Ledger, LedgerConfig
-from ledger.verify import verify_ledger
+from ledger.verify import save_verified, verify_ledger
 from tests.infra import in_ci
 from tests.unit.test_native_ledger_batch import altered_read_encoded
 
@@ -282,3 +282,34 @@ def test_verify_catches_a_changed_record_in_the_column_read(
     assert calls  # the leaves were checked against the column read
     ledger.store.close()
     log.close()
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_save_verified_remembers_each_partitions_last_offset(tmp_path: Path, seed: int) -> None:
+    """``save_verified`` reads the offsets from the side-index columns: each (topic,
+    partition)'s last offset below the checkpoint, as the row-by-row walk finds them, from 0
+    and from an earlier remembered size."""
+    log = SqliteEventLog(tmp_path / "log.sqlite", mac_key=b"k" * 32)
+    _fill(log, random.Random(seed))
+    ledger = Ledger(
+        log,
+        TileLedgerStore(tmp_path / "ledger.sqlite"),
+        LocalKeyFileSigner(tmp_path / "ledger.key", "test/ledger"),
+        LedgerConfig(origin="test/ledger", sync_batch=97, checkpoint_every_leaves=50),
+    )
+    try:
+        ledger.sync(force_checkpoint=True)
+        cps = ledger.store.checkpoints(min_size=0)
+        prev = None
+        for cp in (cps[len(cps) // 2], cps[-1]):
+            report = verify_ledger(ledger)
+            got = save_verified(ledger, tmp_path / "state.note", report, cp, 1, prev)
+            assert got is not None
+            want: dict[tuple[str, int], int] = {}
+            for rows in ledger.store.iter_leaves():
+                want.update(((r[1], r[2]), r[3]) for r in rows if r[0] < cp.size)
+            assert got.last_offsets == want and want
+            prev = got
+    finally:
+        ledger.store.close()
+        log.close()

@@ -266,3 +266,21 @@ def test_a_query_skips_batches_without_the_value_and_still_finds_it_where_it_is(
             store.query(action=cut, limit=1000)
     finally:
         store.close()
+
+
+def test_integrity_problems_skips_only_the_batches_the_caller_decoded(tmp_path: Path) -> None:
+    """``decoded`` names batches verify already decoded through iter_leaf_batches: those are
+    not decoded again; a damaged batch outside it is still reported."""
+    path = _copy(tmp_path)
+    store = TileLedgerStore(path)
+    try:
+        firsts = [b.first for b in store.iter_leaf_batches()]
+        assert store.integrity_problems(firsts) == []
+        with sqlite3.connect(path) as conn:
+            conn.execute("UPDATE batches SET digest = zeroblob(32) WHERE first = ?", (firsts[1],))
+        assert store.integrity_problems(firsts) == []  # the caller decoded it (and failed there)
+        damaged = store.integrity_problems(firsts[:1] + firsts[2:])
+        assert len(damaged) == 1 and f"starting at leaf {firsts[1]}" in damaged[0]
+        assert store.integrity_problems() == damaged
+    finally:
+        store.close()

@@ -24,6 +24,11 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from core.ports.keystore import DecryptionFailed, bind_subject
 
+try:  # the native batch seal (native/src/aead_seal.rs); absent: the reference below runs
+    from hub_native import seal_batch as _seal_batch
+except ImportError:  # pragma: no cover - built by `make setup`
+    _seal_batch = None
+
 HEADER_LEN = 5
 NONCE_LEN = 12
 TAG_LEN = 16
@@ -31,8 +36,23 @@ KEY_LEN = 32
 OVERHEAD = HEADER_LEN + NONCE_LEN + TAG_LEN
 
 
+class DataKey:
+    """A subject's data key: its ``AESGCM`` (``encrypt`` and ``decrypt`` are the AESGCM's own
+    bound methods, no extra frame) and its 32 raw bytes, which the native batch seal needs
+    (an ``AESGCM`` does not give its key back). Held only where the ``AESGCM`` is: the key
+    caches, which ``destroy`` purges."""
+
+    __slots__ = ("decrypt", "encrypt", "raw")
+
+    def __init__(self, raw: bytes) -> None:
+        aead = AESGCM(raw)
+        self.raw = bytes(raw)
+        self.encrypt = aead.encrypt
+        self.decrypt = aead.decrypt
+
+
 def seal(
-    fmt: int, version: int, aead: AESGCM, subject_id: str, plaintext: bytes, aad: bytes
+    fmt: int, version: int, aead: AESGCM | DataKey, subject_id: str, plaintext: bytes, aad: bytes
 ) -> bytes:
     header = bytes([fmt]) + version.to_bytes(4, "big")
     nonce = os.urandom(NONCE_LEN)
@@ -40,7 +60,7 @@ def seal(
 
 
 def sealer(
-    fmt: int, version: int, aead: AESGCM, subject_id: str
+    fmt: int, version: int, aead: AESGCM | DataKey, subject_id: str
 ) -> Callable[[bytes, bytes], bytes]:
     """``seal`` with the header and the subject's part of the bound AAD computed once (and the
     whole bound AAD once per distinct caller AAD): the per-batch form of ``KeyStore.encrypt``.
@@ -61,7 +81,7 @@ def sealer(
 
 def seal_many(
     fmt: int,
-    newest: Callable[[str], tuple[int, AESGCM]],
+    newest: Callable[[str], tuple[int, AESGCM | DataKey]],
     subject_ids: Sequence[str],
     plaintexts: Sequence[bytes],
     aads: Sequence[bytes],
@@ -71,28 +91,57 @@ def seal_many(
     subject raises with nothing sealed), the bound AAD once per distinct (subject, aad), and
     the nonces drawn from the OS in ONE call and cut into 96-bit pieces, one per value (each
     as fresh and random as a call of its own). Gives exactly ``seal``'s envelope: the same
-    bytes given the same nonces (``tests/unit/test_seal_many.py``)."""
+    bytes given the same nonces (``tests/unit/test_seal_many.py``). When every key is a
+    ``DataKey`` the values are encrypted by one native call (``hub_native.seal_batch``, the
+    same bytes as ``_seal_many_py``: ``tests/unit/test_native_seal.py``)."""
     n = len(plaintexts)
     if not len(subject_ids) == len(aads) == n:
         raise ValueError(f"seal_many needs as many subjects and AADs as plaintexts ({n}).")
-    keys: dict[str, tuple[bytes, Callable[[bytes, bytes, bytes], bytes]]] = {}
-    for s in subject_ids:
-        if s not in keys:
-            version, aead = newest(s)
-            keys[s] = bytes([fmt]) + version.to_bytes(4, "big"), aead.encrypt
+    index: dict[str, int] = dict.fromkeys(subject_ids, 0)  # distinct subjects, in order
+    keys: list[tuple[bytes, AESGCM | DataKey]] = []
+    for i, s in enumerate(index):
+        version, aead = newest(s)
+        index[s] = i
+        keys.append((bytes([fmt]) + version.to_bytes(4, "big"), aead))
+    # C loops: each value's key index and bound AAD, computed once per distinct pair
+    key_of = list(map(index.__getitem__, subject_ids))
+    pairs = list(zip(key_of, aads, strict=True))
+    subjects = list(index)
+    bound = {p: bind_subject(subjects[p[0]], keys[p[0]][0], p[1]) for p in dict.fromkeys(pairs)}
+    full = list(map(bound.__getitem__, pairs))
     nonces = os.urandom(NONCE_LEN * n)
-    bound: dict[tuple[str, bytes], bytes] = {}
+    if _seal_batch is not None and all(type(k) is DataKey for _, k in keys):
+        out = _seal_batch(
+            [k.raw for _, k in keys],  # type: ignore[union-attr]
+            [h for h, _ in keys],
+            key_of,
+            list(plaintexts) if type(plaintexts) is not list else plaintexts,
+            full,
+            nonces,
+        )
+        if out is not None:
+            return out  # type: ignore[no-any-return]
+    return _seal_many_py(keys, key_of, plaintexts, full, nonces)
+
+
+def _seal_many_py(
+    keys: Sequence[tuple[bytes, AESGCM | DataKey]],
+    key_of: Sequence[int],
+    plaintexts: Sequence[bytes],
+    full: Sequence[bytes],
+    nonces: bytes,
+) -> list[bytes]:
+    """The reference of ``hub_native.seal_batch``: value i is ``keys[key_of[i]]``'s header +
+    its 12-byte nonce (bytes 12i.. of ``nonces``) + AES-GCM of it under the bound AAD
+    ``full[i]``."""
     out: list[bytes] = []
     add = out.append
     at = 0
-    for s, plaintext, aad in zip(subject_ids, plaintexts, aads, strict=True):
-        header, encrypt = keys[s]
-        full = bound.get((s, aad))
-        if full is None:
-            full = bound[s, aad] = bind_subject(s, header, aad)
+    for k, plaintext, aad in zip(key_of, plaintexts, full, strict=True):
+        header, aead = keys[k]
         nonce = nonces[at : at + NONCE_LEN]
         at += NONCE_LEN
-        add(header + nonce + encrypt(nonce, plaintext, full))
+        add(header + nonce + aead.encrypt(nonce, plaintext, aad))
     return out
 
 
@@ -106,7 +155,7 @@ def parse_header(fmt: int, ciphertext: bytes, kind: str) -> int:
     return int.from_bytes(ciphertext[1:HEADER_LEN], "big")
 
 
-def open_sealed(aead: AESGCM, subject_id: str, ciphertext: bytes, aad: bytes) -> bytes:
+def open_sealed(aead: AESGCM | DataKey, subject_id: str, ciphertext: bytes, aad: bytes) -> bytes:
     try:
         return aead.decrypt(
             ciphertext[HEADER_LEN : HEADER_LEN + NONCE_LEN],
@@ -131,11 +180,11 @@ class KeyCache:
     def __init__(self, size: int, ttl: float) -> None:
         self._size = size
         self._ttl = ttl
-        self._keys: OrderedDict[tuple[str, int], tuple[AESGCM, float]] = OrderedDict()
+        self._keys: OrderedDict[tuple[str, int], tuple[AESGCM | DataKey, float]] = OrderedDict()
         self._newest: dict[str, tuple[int, float]] = {}
         self._lock = threading.Lock()
 
-    def get(self, subject_id: str, version: int) -> AESGCM | None:
+    def get(self, subject_id: str, version: int) -> AESGCM | DataKey | None:
         with self._lock:
             hit = self._keys.get((subject_id, version))
             if hit is None:
@@ -146,7 +195,7 @@ class KeyCache:
             self._keys.move_to_end((subject_id, version))
             return hit[0]
 
-    def newest(self, subject_id: str) -> tuple[int, AESGCM] | None:
+    def newest(self, subject_id: str) -> tuple[int, AESGCM | DataKey] | None:
         with self._lock:
             hit = self._newest.get(subject_id)
             if hit is None or hit[1] < time.monotonic():
@@ -156,7 +205,7 @@ class KeyCache:
                 return None
             return hit[0], key[0]
 
-    def put(self, subject_id: str, version: int, aead: AESGCM, *, newest: bool) -> None:
+    def put(self, subject_id: str, version: int, aead: AESGCM | DataKey, *, newest: bool) -> None:
         if self._size <= 0:
             return
         expires = time.monotonic() + self._ttl

@@ -42,7 +42,15 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from adapters import _aead
-from adapters._aead import KEY_LEN, NONCE_LEN, KeyCache, open_sealed, parse_header, seal
+from adapters._aead import (
+    KEY_LEN,
+    NONCE_LEN,
+    DataKey,
+    KeyCache,
+    open_sealed,
+    parse_header,
+    seal,
+)
 from adapters.sqlite_open import open_store, write_transaction
 from core.errors import ConfigError, InvalidInput, StorageBusy
 from core.ports.keystore import (
@@ -197,7 +205,7 @@ class LocalKeyStore(KeyStore):
                 "key: the keyring is damaged or was edited."
             ) from exc
 
-    def _new_key(self, subject: bytes, version: int) -> AESGCM:
+    def _new_key(self, subject: bytes, version: int) -> DataKey:
         raw = AESGCM.generate_key(bit_length=256)
         nonce = os.urandom(NONCE_LEN)
         wrapped = nonce + self._master.encrypt(nonce, raw, _wrap_aad(subject, version))
@@ -205,7 +213,7 @@ class LocalKeyStore(KeyStore):
             "INSERT INTO data_keys VALUES (?, ?, ?, ?)",
             (subject, version, wrapped, int(time.time() * 1000)),
         )
-        return AESGCM(raw)
+        return DataKey(raw)
 
     def _erased(self, subject: bytes) -> bool:
         row = self._db.execute("SELECT 1 FROM erased WHERE subject = ?", (subject,)).fetchone()
@@ -217,7 +225,7 @@ class LocalKeyStore(KeyStore):
             "read, and no new data can be encrypted for it."
         )
 
-    def _newest(self, subject_id: str) -> tuple[int, AESGCM]:
+    def _newest(self, subject_id: str) -> tuple[int, AESGCM | DataKey]:
         hit = self._cache.newest(subject_id)
         if hit is not None:
             return hit
@@ -235,7 +243,7 @@ class LocalKeyStore(KeyStore):
         self._cache.put(subject_id, version, aead, newest=True)
         return version, aead
 
-    def _newest_row(self, subject_id: str, subject: bytes) -> tuple[int, AESGCM] | None:
+    def _newest_row(self, subject_id: str, subject: bytes) -> tuple[int, DataKey] | None:
         """The newest key of ``subject`` in the open transaction; None when it has none."""
         if self._erased(subject):
             raise self._destroyed_error(subject_id)
@@ -247,9 +255,9 @@ class LocalKeyStore(KeyStore):
         if row is None:
             return None
         version = int(row[0])
-        return version, AESGCM(self._unwrap(subject, version, bytes(row[1])))
+        return version, DataKey(self._unwrap(subject, version, bytes(row[1])))
 
-    def _version(self, subject_id: str, version: int) -> AESGCM:
+    def _version(self, subject_id: str, version: int) -> AESGCM | DataKey:
         aead = self._cache.get(subject_id, version)
         if aead is not None:
             return aead
@@ -276,7 +284,7 @@ class LocalKeyStore(KeyStore):
                     f"The ciphertext names key version {version}, which data subject "
                     f"{subject_id!r} never had: it was changed or belongs to another keyring."
                 )
-            aead = AESGCM(self._unwrap(subject, version, bytes(row[0])))
+            aead = DataKey(self._unwrap(subject, version, bytes(row[0])))
         self._cache.put(subject_id, version, aead, newest=False)
         return aead
 

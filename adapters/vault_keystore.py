@@ -46,7 +46,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from hvac import exceptions as hvac_errors
 
 from adapters import _aead
-from adapters._aead import KeyCache, open_sealed, parse_header, seal
+from adapters._aead import DataKey, KeyCache, open_sealed, parse_header, seal
 from core.errors import ConfigError
 from core.ports.keystore import (
     DecryptionFailed,
@@ -138,7 +138,7 @@ class VaultKeyStore(KeyStore):
         except _BACKEND_ERRORS as exc:
             self._fail(exc, f"reading transit key {name}")
 
-    def _derive(self, subject_id: str, version: int | None) -> tuple[int, AESGCM]:
+    def _derive(self, subject_id: str, version: int | None) -> tuple[int, DataKey]:
         """The subject's data key of ``version`` (newest if None), derived by the server."""
         name = f"hub-subject-{_digest(subject_id)}"
         data = base64.b64encode(_DERIVE_LABEL + subject_id.encode()).decode()
@@ -171,7 +171,7 @@ class VaultKeyStore(KeyStore):
             raise KeyStoreError(f"Vault answered an unexpected HMAC {token[:20]!r}.") from exc
         if len(raw) != 32:
             raise KeyStoreError(f"Vault answered a {len(raw)}-byte HMAC, not 32 bytes.")
-        return got_version, AESGCM(raw)
+        return got_version, DataKey(raw)
 
     def _tombstoned(self, digest: str) -> bool:
         return self._read_key(f"hub-erased-{digest}") is not None
@@ -210,7 +210,7 @@ class VaultKeyStore(KeyStore):
         except _BACKEND_ERRORS as exc:
             self._fail(exc, f"deleting transit key {name}")
 
-    def _newest(self, subject_id: str) -> tuple[int, AESGCM]:
+    def _newest(self, subject_id: str) -> tuple[int, AESGCM | DataKey]:
         hit = self._cache.newest(subject_id)
         if hit is not None:
             return hit

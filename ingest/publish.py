@@ -41,7 +41,8 @@ from core.events import (
 from core.metrics import Metrics
 from core.pii import PiiCodec, refuse_erased
 from core.pii import plan as pii_plan
-from core.ports.eventlog import EventLog, Record, RecordMetadata, StoredRecord
+from core.ports import eventlog_rows
+from core.ports.eventlog import EventLog, Headers, Record, RecordMetadata, StoredRecord
 from core.ports.keystore import KeyStore, make_aad
 from core.ports.policy import Decision
 from domain import envelope as env
@@ -250,13 +251,15 @@ class Publisher:
         first, type_h, source_h, last = shape.first, shape.type_h, shape.source_h, shape.last
         h_id, h_time, h_corr, h_cause = env.H_ID, env.H_TIME, env.H_CORRELATION, env.H_CAUSATION
         times: dict[str, bytes] = {}
-        records: list[Record] = []
-        add = records.append
-        for ev, value in zip(events, values, strict=True):
+        keys: list[bytes | None] = []
+        heads: list[Headers] = []
+        add_key, add = keys.append, heads.append
+        for ev in events:
             key = ev.key
             if key is None and key_field:
                 raw = ev.value.get(key_field)
                 key = None if raw is None else str(raw)
+            add_key(None if key is None else key.encode())
             eid = ev.event_id.encode() if ev.event_id else next(fresh)
             at = now
             if ev.occurred_at:
@@ -275,8 +278,10 @@ class Publisher:
             )
             if ev.headers:
                 h += tuple((k, v.encode()) for k, v in ev.headers.items())
-            add(Record(value, None if key is None else key.encode(), h))
-        return records
+            add(h)
+        if len(values) != len(keys):
+            raise ValueError(f"{len(values)} encoded values for {len(keys)} events.")
+        return eventlog_rows.records(values, keys, heads)  # type: ignore[arg-type]
 
     def prepare_reference(
         self, topic: str, events: Sequence[OutgoingEvent], producer: str, tenant: str = "default"

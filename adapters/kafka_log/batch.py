@@ -24,6 +24,11 @@ from core.ports.eventlog import (
 )
 from core.ports.eventlog_checks import record_problem
 
+try:  # n metadata objects in one call (native/src/metadata.rs); absent: _metadata_py runs
+    from hub_native import batch_metadata as _batch_metadata
+except ImportError:  # pragma: no cover - built by `make setup`
+    _batch_metadata = None
+
 IDEM_HEADER: Final = "__hub.idem"  # reserved: the idempotence header (stripped by reads)
 
 
@@ -129,12 +134,25 @@ class BatchDelivery:
         kind, stamp = last.timestamp()
         n = len(self.timestamps)
         first = end - n + 1
-        if kind == TIMESTAMP_LOG_APPEND_TIME:  # the broker stamped the whole batch
-            return [RecordMetadata(self.topic, self.partition, first + i, stamp) for i in range(n)]
-        return [
-            RecordMetadata(self.topic, self.partition, first + i, ts)
-            for i, ts in enumerate(self.timestamps)
-        ]
+        # the broker stamped the whole batch (log append time), or each record keeps its own
+        stamps: int | Sequence[int] = self.timestamps
+        if kind == TIMESTAMP_LOG_APPEND_TIME:
+            stamps = stamp
+        if _batch_metadata is not None and type(stamps) in (int, list):
+            made = _batch_metadata(RecordMetadata, self.topic, self.partition, first, n, stamps)
+            if made is not None:
+                return made  # type: ignore[no-any-return]
+        return _metadata_py(self.topic, self.partition, first, n, stamps)
+
+
+def _metadata_py(
+    topic: str, partition: int, first: int, n: int, stamps: int | Sequence[int]
+) -> list[RecordMetadata]:
+    """The reference of ``hub_native.batch_metadata``: n records at offsets ``first``.., each
+    with its own timestamp (a sequence) or all with the one given."""
+    if isinstance(stamps, int):
+        return [RecordMetadata(topic, partition, first + i, stamps) for i in range(n)]
+    return [RecordMetadata(topic, partition, first + i, ts) for i, ts in enumerate(stamps)]
 
 
 def stored_record(topic: str, partition: int, offset: int, msg: Message) -> StoredRecord:

@@ -2,20 +2,24 @@
 //! Python side keeps a pure-Python reference for every one of them (identical bytes, tested).
 use pyo3::prelude::*;
 
+mod aead_seal;
 mod avro_columns;
 mod headers;
 mod leaves;
 mod ledger_batch;
 mod merkle;
+mod metadata;
 mod stored_leaves;
 
 #[pymodule]
 fn hub_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    aead_seal::register(m)?;
     avro_columns::register(m)?;
     headers::register(m)?;
     leaves::register(m)?;
     ledger_batch::register(m)?;
     merkle::register(m)?;
+    metadata::register(m)?;
     stored_leaves::register(m)?;
     Ok(())
 }

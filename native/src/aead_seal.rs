@@ -1,0 +1,106 @@
+//! AES-256-GCM sealing of a whole batch of values in one call: the keystores' envelope
+//! (`adapters/_aead.py`: 5-byte header, 96-bit nonce, ciphertext and 16-byte tag), one output
+//! `bytes` per value. The pure-Python reference is `_aead._seal_many_py` (one
+//! `AESGCM.encrypt` per value); `tests/unit/test_native_seal.py` checks both give the same bytes
+//! on random batches given the same nonces.
+//!
+//! The caller draws the nonces (`os.urandom`, 12 bytes per value) and binds the AADs; this
+//! function only encrypts. Returns `None` for anything but the plain case (a key that is not 32
+//! bytes, an object that is not exact `bytes`, a key index out of range, lengths that do not
+//! agree): the reference then runs and raises its own error, so errors never differ.
+use aes_gcm::aead::AeadInPlace;
+use aes_gcm::{Aes256Gcm, KeyInit, Nonce};
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyList};
+
+const NONCE_LEN: usize = 12;
+const TAG_LEN: usize = 16;
+
+/// The bytes of an exact `bytes` object, or `None` (the list that holds it keeps it alive).
+fn bytes_of<'a>(o: &'a Bound<'_, PyAny>) -> Option<&'a [u8]> {
+    // SAFETY: an exact bytes object's buffer lives as long as the object it is borrowed from
+    unsafe {
+        if ffi::PyBytes_CheckExact(o.as_ptr()) == 0 {
+            return None;
+        }
+        let p = ffi::PyBytes_AsString(o.as_ptr()) as *const u8;
+        let n = ffi::PyBytes_Size(o.as_ptr()) as usize;
+        Some(std::slice::from_raw_parts(p, n))
+    }
+}
+
+/// `headers[key_of[i]] + nonce_i + AES-256-GCM(keys[key_of[i]], nonce_i, plaintexts[i],
+/// aads[i])` for every value i, nonce_i being bytes 12i..12i+12 of `nonces`.
+#[pyfunction]
+fn seal_batch<'py>(
+    py: Python<'py>,
+    keys: &Bound<'py, PyList>,
+    headers: &Bound<'py, PyList>,
+    key_of: &Bound<'py, PyList>,
+    plaintexts: &Bound<'py, PyList>,
+    aads: &Bound<'py, PyList>,
+    nonces: &Bound<'py, PyBytes>,
+) -> PyResult<Option<Bound<'py, PyList>>> {
+    let n = plaintexts.len();
+    let nonces = nonces.as_bytes();
+    if key_of.len() != n || aads.len() != n || nonces.len() != NONCE_LEN * n {
+        return Ok(None);
+    }
+    if keys.len() != headers.len() {
+        return Ok(None);
+    }
+    let mut ciphers = Vec::with_capacity(keys.len());
+    let mut heads: Vec<Vec<u8>> = Vec::with_capacity(keys.len());
+    for (k, h) in keys.iter().zip(headers.iter()) {
+        let (Some(k), Some(h)) = (bytes_of(&k), bytes_of(&h)) else {
+            return Ok(None);
+        };
+        if k.len() != 32 {
+            return Ok(None);
+        }
+        ciphers.push(Aes256Gcm::new_from_slice(k).expect("a 32-byte key"));
+        heads.push(h.to_vec());
+    }
+    let mut out: Vec<Bound<'py, PyBytes>> = Vec::with_capacity(n);
+    for i in 0..n {
+        let ki = key_of.get_item(i)?;
+        let Ok(ki) = ki.extract::<usize>() else {
+            return Ok(None);
+        };
+        if ki >= ciphers.len() {
+            return Ok(None);
+        }
+        let p = plaintexts.get_item(i)?;
+        let a = aads.get_item(i)?;
+        let (Some(plain), Some(aad)) = (bytes_of(&p), bytes_of(&a)) else {
+            return Ok(None);
+        };
+        let head = &heads[ki];
+        let nonce = &nonces[NONCE_LEN * i..NONCE_LEN * (i + 1)];
+        let at = head.len() + NONCE_LEN;
+        let total = at + plain.len() + TAG_LEN;
+        let mut failed = false;
+        let sealed = PyBytes::new_with(py, total, |buf: &mut [u8]| {
+            buf[..head.len()].copy_from_slice(head);
+            buf[head.len()..at].copy_from_slice(nonce);
+            let (body, tag) = buf[at..].split_at_mut(plain.len());
+            body.copy_from_slice(plain);
+            match ciphers[ki].encrypt_in_place_detached(Nonce::from_slice(nonce), aad, body) {
+                Ok(t) => tag.copy_from_slice(&t),
+                Err(_) => failed = true, // over GCM's length limit: let the reference decide
+            }
+            Ok(())
+        })?;
+        if failed {
+            return Ok(None);
+        }
+        out.push(sealed);
+    }
+    Ok(Some(PyList::new(py, out)?))
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(seal_batch, m)?)?;
+    Ok(())
+}

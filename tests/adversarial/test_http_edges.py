@@ -91,3 +91,29 @@ def test_the_http_demo_keeps_working_and_a_clients_forwarded_proto_is_ignored(
     hub, client = served
     lines = _login_cookies(hub, client, {"X-Forwarded-Proto": "https"})
     assert len(lines) == 2 and not any(_secure(lines)), lines
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "0/x999/x999/x999/x999/x999/x999/x999/999",
+        "entries/x999/x999/x999/x999/x999/x999/x999/999",
+        "2/x549/x755/x813/888",  # 2^63 / 256^3: the first level-2 tile at leaf 2^63
+    ],
+)
+def test_a_tile_index_past_any_tree_is_not_found_not_a_server_error(
+    served: tuple[Hub, TestClient], path: str
+) -> None:
+    """``GET /v1/ledger/tlog/tile/0/x999/.../999`` (an index of 10^24) reached the tile store
+    as an integer SQLite cannot hold: 500 ``internal_error`` (an alert, a traceback in the log)
+    for any ``ledger.read`` key. Now 404 ``tile_not_found`` before the store is asked."""
+    from tests.adversarial._api import basic
+
+    hub, client = served
+    admin = basic(hub.keys.create(["admin"], principal="p-tiles").token)
+    hub.ledger.sync(force_checkpoint=True)
+    r = client.get(f"/v1/ledger/tlog/tile/{path}", headers=admin)
+    assert r.status_code == 404, r.text
+    assert r.json()["reason"] == "tile_not_found", r.text
+    ok = client.get("/v1/ledger/tlog/tile/0/000.p/1", headers=admin)
+    assert ok.status_code == 200 and len(ok.content) == 32

@@ -995,6 +995,7 @@ def watch_once(
     A crash between the last commit and the move leaves the file in place; the next pass finds
     its source ``done`` and only moves it.
     """
+    folder.mkdir(parents=True, exist_ok=True)  # as before: the watcher may create it
     here = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     try:
         done, failed = open_dir(here, "done"), None

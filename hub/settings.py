@@ -181,6 +181,18 @@ class Settings(BaseSettings):
     session_redis_url: str = Field(
         default="redis://127.0.0.1:6379/0", description="Redis of the console sessions."
     )
+    cookie_secure: bool = Field(
+        default=False,
+        description="Mark the console's cookies Secure on every response: set it when the hub "
+        "is served over https by a TLS-terminating proxy that speaks plain http to it. Without "
+        "it, cookies are Secure only on a request the hub itself sees as https (or, with "
+        "HUB_TRUST_PROXY, that the proxy's X-Forwarded-Proto names https).",
+    )
+    trust_proxy: bool = Field(
+        default=False,
+        description="Believe the X-Forwarded-Proto header: only behind a proxy that sets it "
+        "and strips any copy a client sent. Off by default: a client can send the header.",
+    )
     # The console's scheduled reports (hub.reports): each day at this UTC time, the daily
     # compliance report of the previous day and a data-quality report (once per day).
     report_daily_at: str | None = Field(

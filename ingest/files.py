@@ -35,6 +35,7 @@ import csv
 import hashlib
 import io
 import json
+import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -45,6 +46,8 @@ from typing import Any, Protocol, TypeVar
 from core import lineage
 from core.errors import HubError, InvalidInput
 from core.pii import encrypted_schema
+from ingest.localfile import FileUnreadable as FileUnreadable
+from ingest.localfile import OpenedFile, open_dir
 from ingest.pipeline import (
     QUARANTINE_TOPIC,
     WIRE,
@@ -76,12 +79,6 @@ _SUFFIXES = {
 }
 
 
-class FileUnreadable(InvalidInput):
-    """The file as a whole cannot be read in its format (see the module docstring)."""
-
-    code = "file_unreadable"
-
-
 @dataclass
 class FileResult:
     path: str
@@ -107,9 +104,17 @@ def detect_format(path: Path, fmt: str = "auto") -> str:
     return found
 
 
-def file_digest(path: Path) -> str:
+Source = Path | OpenedFile  # a path (tests, tools) or the file ``publish_file`` opened once
+
+
+def _open_rb(src: Source) -> Any:
+    """A binary reader at the start of ``src``: the opened file's descriptor, or the path."""
+    return src.open() if isinstance(src, OpenedFile) else src.open("rb")
+
+
+def file_digest(path: Source) -> str:
     h = hashlib.sha256()
-    with path.open("rb") as f:
+    with _open_rb(path) as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
@@ -132,31 +137,132 @@ def _nonblank_batches(
         yield batch
 
 
-def _jsonl_lines(path: Path, batch_size: int) -> Iterator[list[tuple[int, bytes]]]:
+class _CutLine(bytes):
+    """The first bytes of a JSON line over the record limit, with the size and SHA-256 of the
+    whole line (without its end), which the quarantine records."""
+
+    size: int
+    sha256: str
+
+
+class _LongLine:
+    """A line over the limit that goes on past the block: its first ``cap`` bytes, and its
+    size and digest fed as it is skipped (trailing CRs held back, as ``rstrip`` drops them)."""
+
+    def __init__(self, start: bytes, cap: int) -> None:
+        self.prefix = start[:cap]  # the first ``cap`` bytes
+        self.hash = hashlib.sha256()
+        self.size = 0
+        self.held = 0  # CR bytes at the end so far: part of the line only if more follows
+        self.blank = True  # only whitespace so far (a blank line is skipped, however long)
+        self.feed(start)
+
+    def feed(self, part: bytes) -> None:
+        if self.blank and part.strip():
+            self.blank = False
+        body = part.rstrip(b"\r")
+        if body:
+            self.hash.update(b"\r" * self.held + body)
+            self.size += self.held + len(body)
+            self.held = len(part) - len(body)
+        else:
+            self.held += len(part)
+
+    def line(self) -> bytes:
+        """The line as ``_numbered`` gives it: whole when CRs at its end made it long."""
+        if self.size <= len(self.prefix):
+            return self.prefix[: self.size]
+        out = _CutLine(self.prefix)
+        out.size, out.sha256 = self.size, self.hash.hexdigest()
+        return out
+
+
+def _jsonl_lines(
+    path: Source, batch_size: int, max_bytes: int | None = None
+) -> Iterator[list[tuple[int, bytes]]]:
     """Batches of (line number, line without its end) of the non-blank lines: what
-    ``_nonblank_batches`` gives over the numbered lines, read by blocks of lines with C-level
-    passes (``map``, ``compress``) instead of a Python step per line."""
+    ``_nonblank_batches`` gives over the numbered lines, read by blocks of bytes split with
+    C-level passes (``split``, ``map``, ``compress``) instead of a Python step per line.
+
+    With ``max_bytes`` (the record limit), a line longer than that is given as its first
+    ``max_bytes + 1`` bytes (a ``_CutLine``, enough to be refused for its size and quarantined
+    truncated, with the whole line's size and SHA-256) and the rest of it is read past, not
+    kept: a file with no newline is held as one block and that prefix, not whole (``readlines``
+    held about 3x the file before the line was refused). Without it, lines are whole (the
+    reference the tests compare against)."""
     pending: list[tuple[int, bytes]] = []
     number = 1
-    with path.open("rb") as f:
-        while lines := f.readlines(_LINES_BLOCK_BYTES):
-            raws = list(map(bytes.rstrip, lines, repeat(b"\r\n")))
-            pending += compress(zip(count(number), raws), map(bytes.strip, raws))
+    cap = None if max_bytes is None else max_bytes + 1
+    tail = b""  # the start of a line the last block did not end
+    long: _LongLine | None = None  # a line over ``cap`` still going on past the last block
+    with _open_rb(path) as f:
+        while True:
+            block = f.read(_LINES_BLOCK_BYTES)
+            if not block:
+                break
+            if long is not None:
+                cut = block.find(b"\n")
+                if cut < 0:
+                    long.feed(block)
+                    continue
+                long.feed(block[:cut])
+                if not long.blank:
+                    pending.append((number, long.line()))
+                number += 1
+                long, block = None, block[cut + 1 :]
+            lines = (tail + block).split(b"\n") if tail else block.split(b"\n")
+            tail = lines.pop()
+            pending += _numbered(lines, number, cap)
             number += len(lines)
+            if cap is not None and len(tail) > cap:
+                long, tail = _LongLine(tail, cap), b""
+                continue  # its batch waits until the line ends
             if len(pending) >= batch_size:
                 full = len(pending) - len(pending) % batch_size
                 for start in range(0, full, batch_size):
                     yield pending[start : start + batch_size]
                 pending = pending[full:]
-    if pending:
-        yield pending
+    if long is not None:
+        if not long.blank:
+            pending.append((number, long.line()))
+    elif tail:
+        pending += _numbered([tail], number, cap)
+    for start in range(0, len(pending), batch_size):
+        yield pending[start : start + batch_size]
+
+
+def _numbered(lines: list[bytes], first: int, cap: int | None) -> list[tuple[int, bytes]]:
+    """(number, line without its end) of the non-blank ``lines``; a line over ``cap`` bytes is
+    given as a ``_CutLine`` of its first ``cap`` bytes."""
+    raws = list(map(bytes.rstrip, lines, repeat(b"\r\n")))
+    keep = list(map(bytes.strip, raws))  # blank or not as a whole line, before any cut
+    if cap is not None and raws and max(map(len, raws)) > cap:
+        raws = [raw if len(raw) <= cap else _cut(raw, cap) for raw in raws]
+    return list(compress(zip(count(first), raws), keep))
+
+
+def _cut(raw: bytes, cap: int) -> _CutLine:
+    out = _CutLine(raw[:cap])
+    out.size, out.sha256 = len(raw), hashlib.sha256(raw).hexdigest()
+    return out
 
 
 _LINES_BLOCK_BYTES = 1 << 22  # lines read per block (about 4 MiB, whole lines)
 
 
-def json_line_record(raw: bytes, lineno: int) -> RawRecord:
-    """One JSON line as the per-record path receives it (the reference)."""
+def json_line_record(raw: bytes, lineno: int, max_bytes: int | None = None) -> RawRecord:
+    """One JSON line as the per-record path receives it (the reference). A line over
+    ``max_bytes`` (``_jsonl_lines`` gives such a line as a ``_CutLine``) is refused for its
+    size, unparsed, with the whole line's size and SHA-256."""
+    if max_bytes is not None and isinstance(raw, _CutLine):
+        return RawRecord(
+            bytes(raw),
+            error=f"The record is {raw.size} bytes, over the limit of {max_bytes} "
+            "(HUB_MAX_RECORD_BYTES): split or shrink it.",
+            error_code="payload_too_large",
+            position={"line": lineno},
+            whole=(raw.size, raw.sha256),
+        )
     try:
         value = json.loads(raw.decode("utf-8"), parse_float=Decimal)
         if not isinstance(value, dict):
@@ -178,9 +284,9 @@ def json_line_record(raw: bytes, lineno: int) -> RawRecord:
         )
 
 
-def _jsonl(path: Path, batch_size: int) -> Iterator[list[RawRecord]]:
-    for lines in _jsonl_lines(path, batch_size):
-        yield [json_line_record(raw, lineno) for lineno, raw in lines]
+def _jsonl(path: Source, batch_size: int, max_bytes: int) -> Iterator[list[RawRecord]]:
+    for lines in _jsonl_lines(path, batch_size, max_bytes):
+        yield [json_line_record(raw, lineno, max_bytes) for lineno, raw in lines]
 
 
 def csv_types(schema: Any) -> dict[str, tuple[Any, bool]]:
@@ -214,14 +320,14 @@ def _csv_value(text: str, t: Any, nullable: bool) -> Any:
     return text
 
 
-def _csv_rows(path: Path, max_bytes: int) -> Iterator[tuple[int, bytes]]:
+def _csv_rows(path: Source, max_bytes: int) -> Iterator[tuple[int, bytes]]:
     """Raw rows (line number, bytes); a quoted field may span lines.
 
     Linear in the file: the quote parity is kept per line, not recounted over the open row (an
     unclosed quote made that quadratic: a 1.6 MB file took minutes). A row still open after
     ``max_bytes`` (the record limit, which refuses it anyway) is a quote that is never closed:
     ``FileUnreadable`` naming its line, instead of reading the rest of the file into one row."""
-    with path.open("rb") as f:
+    with _open_rb(path) as f:
         parts: list[bytes] = []  # the lines of a row whose quoted field is still open
         size = 0
         start = 0
@@ -291,7 +397,7 @@ class _CsvFile:
 
 
 def _csv_open(
-    path: Path, pipeline: IngestPipeline, topic: str, event_type: str | None
+    path: Source, pipeline: IngestPipeline, topic: str, event_type: str | None
 ) -> _CsvFile | None:
     """The CSV file's header checked against the schema; None for an empty file."""
     types = csv_types(pipeline.target(topic, event_type).plain.parsed)
@@ -316,7 +422,7 @@ def _csv_open(
 
 
 def _csv(
-    path: Path, batch_size: int, pipeline: IngestPipeline, topic: str, event_type: str | None
+    path: Source, batch_size: int, pipeline: IngestPipeline, topic: str, event_type: str | None
 ) -> Iterator[list[RawRecord]]:
     f = _csv_open(path, pipeline, topic, event_type)
     if f is None:
@@ -359,35 +465,96 @@ def csv_row_record(
         )
 
 
-def _parquet(path: Path, batch_size: int, event_type: str | None) -> Iterator[list[RawRecord]]:
-    for rb in parquet_batches(path, batch_size):
+def _parquet(
+    path: Source, batch_size: int, event_type: str | None, max_bytes: int
+) -> Iterator[list[RawRecord]]:
+    for rb in parquet_batches(path, batch_size, max_bytes):
         yield [
             RawRecord(b"", kind="datum", value=row, event_type=event_type) for row in rb.to_pylist()
         ]
 
 
-def parquet_batches(path: Path, batch_size: int) -> Iterator[Any]:
-    """Arrow record batches of a Parquet file, streamed; ``FileUnreadable`` if it is not one."""
+PARQUET_EXPANSION = 1024  # decoded bytes allowed per byte of a Parquet file (beyond the floor)
+PARQUET_FLOOR = 64 << 20  # decoded bytes any Parquet file may give, however small
+
+
+def _decoded_bytes(rb: Any) -> int:
+    """The bytes of a record batch once its dictionary columns are decoded: ``nbytes`` (a sum
+    over the buffers), except that a dictionary column (a file that stored its Arrow schema)
+    counts each row's value, not the dictionary once."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    total = rb.nbytes
+    for column in rb.columns:
+        if pa.types.is_dictionary(column.type):
+            values = column.dictionary
+            if pa.types.is_string(values.type) or pa.types.is_binary(values.type):
+                per = pc.binary_length(values)
+            else:
+                per = pa.array([values.type.bit_width // 8 or 1] * len(values), pa.int64())
+            total += pc.sum(pc.take(per, column.indices)).as_py() or 0
+    return int(total)
+
+
+def parquet_batches(path: Source, batch_size: int, max_bytes: int | None = None) -> Iterator[Any]:
+    """Arrow record batches of a Parquet file, streamed; ``FileUnreadable`` if it is not one.
+
+    With ``max_bytes`` (the record limit) the decoded size of each batch is checked as it comes
+    (``RecordBatch.nbytes``: a sum over the column buffers, not a pass over the values), and the
+    file is refused once (a) a batch decodes to more than ``max_bytes`` per row, or (b) all
+    batches so far decode to more than ``PARQUET_FLOOR + PARQUET_EXPANSION`` times the file's
+    size. A dictionary or compression bomb (a 551-byte file decoding to 100 MB: one 100 KB
+    dictionary value repeated) is refused at its first batch instead of being ingested whole;
+    the footer's sizes are not used, since the writer can make them up. One batch is still
+    decoded before it can be measured (its rows times its widest value): a bound on that needs
+    a reader that sizes dictionary pages before it decodes (see docs/benchmarks/s12-redteam-d.md).
+    """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    f = _open_rb(path)
     try:
-        pf = pq.ParquetFile(path)
-    except (pa.ArrowException, OSError) as exc:
-        raise FileUnreadable(
-            f"{path.name!r} is not a readable Parquet file ({exc}); it may be truncated: "
-            "re-export it."
-        ) from exc
-    try:
-        yield from pf.iter_batches(batch_size=batch_size)
-    except (pa.ArrowException, OSError) as exc:
-        raise FileUnreadable(f"Reading Parquet file {path.name!r} failed: {exc}.") from exc
+        try:
+            pf = pq.ParquetFile(f)
+        except (pa.ArrowException, OSError) as exc:
+            raise FileUnreadable(
+                f"{path.name!r} is not a readable Parquet file ({exc}); it may be truncated: "
+                "re-export it."
+            ) from exc
+        size = os.fstat(f.fileno()).st_size
+        allowed = PARQUET_FLOOR + PARQUET_EXPANSION * size
+        decoded = 0
+        try:
+            for rb in pf.iter_batches(batch_size=batch_size):
+                if max_bytes is not None:
+                    nbytes = _decoded_bytes(rb)
+                    decoded += nbytes
+                    if nbytes > max_bytes * max(rb.num_rows, 1) or decoded > allowed:
+                        raise FileUnreadable(
+                            f"Parquet file {path.name!r} ({size} bytes) decodes to more than "
+                            + (
+                                f"{max_bytes} bytes per row, the record limit "
+                                f"(HUB_MAX_RECORD_BYTES), in a batch of {rb.num_rows} rows "
+                                f"({nbytes} bytes)"
+                                if nbytes > max_bytes * max(rb.num_rows, 1)
+                                else f"{allowed} bytes ({PARQUET_FLOOR} plus "
+                                f"{PARQUET_EXPANSION}x its size)"
+                            )
+                            + ": a dictionary or compression bomb, or a file to split into "
+                            "smaller ones."
+                        )
+                yield rb
+        except (pa.ArrowException, OSError) as exc:
+            raise FileUnreadable(f"Reading Parquet file {path.name!r} failed: {exc}.") from exc
+    finally:
+        f.close()
 
 
 def _avro(
-    path: Path, batch_size: int, pipeline: IngestPipeline, topic: str, event_type: str | None
+    path: Source, batch_size: int, pipeline: IngestPipeline, topic: str, event_type: str | None
 ) -> Iterator[list[RawRecord]]:
-    with path.open("rb") as f:
+    with _open_rb(path) as f:
         t = _avro_target(pipeline, f, path, topic, event_type)
         f.seek(0)
         for datums in _avro_datums(f, path, t, batch_size):
@@ -398,7 +565,7 @@ def _avro(
 
 
 def _avro_target(
-    pipeline: IngestPipeline, f: Any, path: Path, topic: str, event_type: str | None
+    pipeline: IngestPipeline, f: Any, path: Source, topic: str, event_type: str | None
 ) -> Target:
     """The target of an Avro container file, whose writer schema must be registered."""
     import fastavro
@@ -431,7 +598,7 @@ def _avro_target(
     return t
 
 
-def _avro_datums(f: Any, path: Path, t: Target, batch_size: int) -> Iterator[list[Any]]:
+def _avro_datums(f: Any, path: Source, t: Target, batch_size: int) -> Iterator[list[Any]]:
     """Batches of an Avro container file's datums resolved to the target's plain schema.
 
     A file written with that very schema is read without resolution (fastavro's resolving
@@ -464,18 +631,18 @@ def _avro_datums(f: Any, path: Path, t: Target, batch_size: int) -> Iterator[lis
 
 def read_file(
     pipeline: IngestPipeline,
-    path: Path,
+    path: Source,
     topic: str,
     fmt: str,
     batch_size: int,
     event_type: str | None = None,
 ) -> Iterator[list[RawRecord]]:
     if fmt == "jsonl":
-        return _jsonl(path, batch_size)
+        return _jsonl(path, batch_size, pipeline.max_record_bytes)
     if fmt == "csv":
         return _csv(path, batch_size, pipeline, topic, event_type)
     if fmt == "parquet":
-        return _parquet(path, batch_size, event_type)
+        return _parquet(path, batch_size, event_type, pipeline.max_record_bytes)
     return _avro(path, batch_size, pipeline, topic, event_type)
 
 
@@ -499,11 +666,44 @@ def publish_file(
     ``columnar`` is False, which keeps the per-record reference path; a schema without an Arrow
     layout is read record by record either way. One lineage run of ``job`` (default
     ``ingest.files.<topic>``) covers it (see the module docstring).
+
+    The file is opened once, without following a symbolic link (``localfile.OpenedFile``), and
+    every read (its digest, each reader) goes through that open file: a link, a folder or a
+    FIFO is refused (``NotARegularFile``, a ``FileUnreadable``), and a name swapped after the
+    open is not read.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileUnreadable(f"{str(path)!r} is not a file.")
-    fmt = detect_format(path, fmt)
+    with OpenedFile(path) as opened:
+        fmt = detect_format(path, fmt)
+        return _publish_opened(
+            pipeline,
+            path,
+            opened,
+            topic,
+            fmt,
+            batch_size,
+            event_type,
+            producer,
+            on_batch,
+            columnar,
+            job,
+        )
+
+
+def _publish_opened(
+    pipeline: IngestPipeline,
+    path: Path,
+    opened: OpenedFile,
+    topic: str,
+    fmt: str,
+    batch_size: int,
+    event_type: str | None,
+    producer: str | None,
+    on_batch: Callable[[int, IngestResult], None] | None,
+    columnar: bool,
+    job: str | None,
+) -> FileResult:
+    """``publish_file`` once the file is open (one lineage run)."""
     pipeline.log.topic(topic)
     with lineage.tracked(
         pipeline.publisher,
@@ -520,7 +720,7 @@ def publish_file(
                 on_batch(n, result)
 
         return _publish(
-            pipeline, path, topic, fmt, batch_size, event_type, producer, batch_done, columnar
+            pipeline, opened, topic, fmt, batch_size, event_type, producer, batch_done, columnar
         )
 
 
@@ -531,7 +731,7 @@ class _Resume:
 
     def __init__(
         self,
-        path: Path,
+        path: OpenedFile,
         source: str,
         producer: str | None,
         skip: int,
@@ -575,7 +775,7 @@ class _Resume:
 
 def _publish(
     pipeline: IngestPipeline,
-    path: Path,
+    path: OpenedFile,
     topic: str,
     fmt: str,
     batch_size: int,
@@ -585,7 +785,7 @@ def _publish(
     columnar: bool,
 ) -> FileResult:
     source = f"file:{file_digest(path)[:16]}"
-    out = FileResult(str(path), source, fmt)
+    out = FileResult(str(path.path), source, fmt)
     last = pipeline.positions.get(source)
     skip = 0 if last is None else last.records
     if last is not None and last.done:
@@ -617,7 +817,7 @@ def _publish(
 
 def _publish_arrow(
     pipeline: IngestPipeline,
-    path: Path,
+    path: OpenedFile,
     topic: str,
     batch_size: int,
     event_type: str | None,
@@ -626,7 +826,7 @@ def _publish_arrow(
     """Parquet record batches through the columnar path."""
     from ingest.columnar import ingest_arrow
 
-    for rb in resume.past(parquet_batches(path, batch_size)):
+    for rb in resume.past(parquet_batches(path, batch_size, pipeline.max_record_bytes)):
         result = ingest_arrow(pipeline, topic, rb, event_type=event_type, **resume.commit())
         resume.add(rb.num_rows, result)
     return True
@@ -634,7 +834,7 @@ def _publish_arrow(
 
 def _publish_avro_arrow(
     pipeline: IngestPipeline,
-    path: Path,
+    path: OpenedFile,
     topic: str,
     batch_size: int,
     event_type: str | None,
@@ -647,7 +847,7 @@ def _publish_avro_arrow(
     from ingest.arrowread import datum_batch, layout
     from ingest.columnar import ingest_arrow
 
-    with path.open("rb") as f:
+    with _open_rb(path) as f:
         t = _avro_target(pipeline, f, path, topic, event_type)
         lay = None if t.encrypts else layout(t.plain.parsed)
         if lay is None:
@@ -676,7 +876,7 @@ def _publish_avro_arrow(
 
 def _publish_csv_arrow(
     pipeline: IngestPipeline,
-    path: Path,
+    path: OpenedFile,
     topic: str,
     batch_size: int,
     event_type: str | None,
@@ -745,7 +945,7 @@ def _json_layout(pipeline: IngestPipeline, topic: str) -> Any:
 
 def _publish_json_arrow(
     pipeline: IngestPipeline,
-    path: Path,
+    path: OpenedFile,
     topic: str,
     batch_size: int,
     resume: _Resume,
@@ -759,11 +959,12 @@ def _publish_json_arrow(
     lay = _json_layout(pipeline, topic)
     if lay is None:
         return False
-    for lines in resume.past(_jsonl_lines(path, batch_size)):
+    max_bytes = pipeline.max_record_bytes
+    for lines in resume.past(_jsonl_lines(path, batch_size, pipeline.max_record_bytes)):
         rb, force = json_batch([raw for _, raw in lines], lay, pipeline.max_record_bytes)
 
         def originals(at: Sequence[int], lines: list[tuple[int, bytes]] = lines) -> list[RawRecord]:
-            return [json_line_record(lines[i][1], lines[i][0]) for i in at]
+            return [json_line_record(lines[i][1], lines[i][0], max_bytes) for i in at]
 
         result = ingest_arrow(
             pipeline, topic, rb, originals=originals, force=force, **resume.commit()
@@ -782,20 +983,60 @@ def watch_once(
 ) -> list[tuple[str, str]]:
     """Publish every file in ``folder`` (not its ``done/``/``failed/``), then move it there;
     each publish is one lineage run of ``ingest.watch.<topic>``. A symbolic link is moved to
-    ``failed/`` unread: whoever may drop files must not make the hub read another file.
+    ``failed/`` unread: whoever may drop files must not make the hub read another file. A file
+    swapped for a link after this check is refused when opened (``publish_file`` does not follow
+    links) and moved to ``failed/`` as well.
+
+    ``done/`` and ``failed/`` MUST be real folders: a link there is refused (``NotARegularFile``)
+    before any file is read, and moves go through the folders' descriptors (``os.replace`` with
+    ``src_dir_fd``/``dst_dir_fd``), so neither a link put there later nor a folder or link under
+    the file's name in ``done/`` redirects a move.
 
     A crash between the last commit and the move leaves the file in place; the next pass finds
     its source ``done`` and only moves it.
     """
-    import shutil
+    folder.mkdir(parents=True, exist_ok=True)  # as before: the watcher may create it
+    here = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        done, failed = open_dir(here, "done"), None
+        try:
+            failed = open_dir(here, "failed")
+            return _watch_pass(pipeline, folder, here, done, failed, topic, batch_size)
+        finally:
+            os.close(done)
+            if failed is not None:
+                os.close(failed)
+    finally:
+        os.close(here)
 
-    done, failed = folder / "done", folder / "failed"
-    done.mkdir(parents=True, exist_ok=True)
-    failed.mkdir(parents=True, exist_ok=True)
+
+def _move(here: int, name: str, into: int, label: str) -> None:
+    """Move ``name`` of the watched folder into the open folder ``into`` (``done``/``failed``).
+
+    ``os.replace`` renames the entry itself (a link stays a link, its target is not touched);
+    a folder already holding the name there is refused by the kernel, not entered."""
+    try:
+        os.replace(name, name, src_dir_fd=here, dst_dir_fd=into)
+    except OSError as exc:
+        raise InvalidInput(
+            f"Cannot move {name!r} into {label}/ ({exc.strerror}): remove what holds that name "
+            f"in {label}/."
+        ) from exc
+
+
+def _watch_pass(
+    pipeline: IngestPipeline,
+    folder: Path,
+    here: int,
+    done: int,
+    failed: int,
+    topic: str,
+    batch_size: int,
+) -> list[tuple[str, str]]:
     out = []
     for path in sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")):
         if path.is_symlink():  # would read any file the hub can read into the topic
-            shutil.move(str(path), failed / path.name)
+            _move(here, path.name, failed, "failed")
             out.append(
                 (
                     path.name,
@@ -809,10 +1050,10 @@ def watch_once(
                 pipeline, path, topic, "auto", batch_size, job=f"ingest.watch.{topic}"
             )
         except InvalidInput as exc:
-            shutil.move(str(path), failed / path.name)
+            _move(here, path.name, failed, "failed")
             out.append((path.name, f"failed: {exc.message}"))
             continue
-        shutil.move(str(path), done / path.name)
+        _move(here, path.name, done, "done")
         r = res.result
         if res.already_done:
             out.append((path.name, "already ingested"))

@@ -115,6 +115,9 @@ class RawRecord:
     event_id: str | None = None
     occurred_at: str | None = None
     position: Any = None
+    # (size, SHA-256 hex) of the whole original when the source kept only its start (a JSON
+    # line over the record limit is read as its first bytes): the quarantine records these.
+    whole: tuple[int, str] | None = None
 
 
 @dataclass(slots=True)
@@ -914,6 +917,8 @@ class IngestPipeline:
         extra_headers: tuple[tuple[str, bytes], ...] = ()
         subject, seen = self._pii_subject(raw, target)
         original_size, digest = len(original), hashlib.sha256(original).hexdigest()
+        if raw.whole is not None:
+            original_size, digest = raw.whole
         truncated = original_size > self.max_record_bytes
         if truncated:
             original = original[: self.max_record_bytes]

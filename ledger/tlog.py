@@ -26,16 +26,28 @@ class BundleGone(HubError):
     http_status = 410
 
 
+MAX_LEAVES = 1 << 63  # leaf indices are signed 64-bit integers in every store
+
+
 def parse(path: str) -> TilePath:
-    """A tile path (the part after ``tile/``), or InvalidInput naming what is wrong."""
+    """A tile path (the part after ``tile/``), or InvalidInput naming what is wrong;
+    TileNotFound for a well-formed tile that starts past any tree a store can hold (its first
+    leaf at 2^63 or more: ``x999/x999/.../999`` reached the store as an integer SQLite cannot
+    hold, a 500)."""
     try:
-        return parse_tile_path(path)
+        tile = parse_tile_path(path)
     except ValueError as exc:
         raise InvalidInput(
             f"{exc} Tile paths are tile/<L>/<N>[.p/<W>] or tile/entries/<N>[.p/<W>] "
             "(c2sp.org/tlog-tiles).",
             code="invalid_tile_path",
         ) from exc
+    if tile.index * TILE_WIDTH ** ((tile.level or 0) + 1) >= MAX_LEAVES:
+        raise TileNotFound(
+            f"Tile {path[:120]!r} starts past leaf 2^63, beyond any tree this ledger can hold; "
+            "ask for a tile the latest checkpoint covers (GET /v1/ledger/tlog/checkpoint)."
+        )
+    return tile
 
 
 def hash_tile(ledger: Ledger, level: int, index: int, width: int = TILE_WIDTH) -> bytes:

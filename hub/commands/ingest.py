@@ -83,7 +83,9 @@ def publish(
                 try:
                     out = publish_file(
                         h.ingest,
-                        path,
+                        # A link the operator names on the command line is theirs to follow;
+                        # publish_file itself never follows one (a dropped file's name).
+                        path.resolve(),
                         topic,
                         fmt,
                         batch_size,

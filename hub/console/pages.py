@@ -147,7 +147,23 @@ def _safe_next(target: str) -> str:
     return target
 
 
-def _login_page(next_url: str, csrf: str, message: str = "", status: int = 200) -> HTMLResponse:
+def secure_cookies(request: Request) -> bool:
+    """Whether the console's cookies carry ``Secure``: always with ``HUB_COOKIE_SECURE``; else
+    when the request came over https, as the hub sees it or, only with ``HUB_TRUST_PROXY``, as
+    the proxy's ``X-Forwarded-Proto`` says (its first value: the client-facing hop). A client's
+    own ``X-Forwarded-Proto`` is ignored without ``HUB_TRUST_PROXY``."""
+    settings = hub_of(request).settings
+    if settings.cookie_secure or request.url.scheme == "https":
+        return True
+    if not settings.trust_proxy:
+        return False
+    proto = request.headers.get("x-forwarded-proto", "")
+    return proto.split(",")[0].strip().lower() == "https"
+
+
+def _login_page(
+    next_url: str, csrf: str, message: str = "", status: int = 200, *, secure: bool = False
+) -> HTMLResponse:
     body = Template(_asset("templates", "login.html")).substitute(
         next=html.escape(_safe_next(next_url)),
         csrf=html.escape(csrf),
@@ -155,14 +171,20 @@ def _login_page(next_url: str, csrf: str, message: str = "", status: int = 200) 
     )
     response = HTMLResponse(body, status_code=status)
     response.set_cookie(
-        LOGIN_COOKIE, csrf, httponly=True, samesite="strict", path="/ui/login", max_age=900
+        LOGIN_COOKIE,
+        csrf,
+        httponly=True,
+        samesite="strict",
+        path="/ui/login",
+        max_age=900,
+        secure=secure,
     )
     return response
 
 
 @router.get("/ui/login")
 def login_form(request: Request, next: str = "/ui") -> HTMLResponse:
-    return _login_page(next[:2000], new_token())
+    return _login_page(next[:2000], new_token(), secure=secure_cookies(request))
 
 
 @router.post("/ui/login")
@@ -178,14 +200,20 @@ async def login(request: Request) -> Response:
     next_url = form.get("next", "/ui")[:2000]
     if not same_token(form.get("csrf", ""), cookie_value(request.scope, LOGIN_COOKIE)):
         return _login_page(
-            next_url, new_token(), "The login form expired: enter the key again.", status=403
+            next_url,
+            new_token(),
+            "The login form expired: enter the key again.",
+            status=403,
+            secure=secure_cookies(request),
         )
     hub = hub_of(request)
     try:
         principal = hub.keys.verify(*credentials("Bearer " + form.get("key", "").strip()))
     except Unauthenticated as exc:
         hub.metrics.auth_failures.inc()
-        return _login_page(next_url, new_token(), exc.message, status=401)
+        return _login_page(
+            next_url, new_token(), exc.message, status=401, secure=secure_cookies(request)
+        )
     token, _ = sessions_of(request.scope).open(principal.attributes["key_id"], principal.id)
     response = RedirectResponse(_safe_next(next_url), status_code=303)
     response.set_cookie(
@@ -194,7 +222,7 @@ async def login(request: Request) -> Response:
         httponly=True,
         samesite="strict",
         path="/",
-        secure=request.url.scheme == "https",
+        secure=secure_cookies(request),
     )
     response.delete_cookie(LOGIN_COOKIE, path="/ui/login")
     return response

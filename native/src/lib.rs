@@ -2,6 +2,7 @@
 //! Python side keeps a pure-Python reference for every one of them (identical bytes, tested).
 use pyo3::prelude::*;
 
+mod avro_blocks;
 mod avro_columns;
 mod headers;
 mod leaves;
@@ -11,6 +12,7 @@ mod stored_leaves;
 
 #[pymodule]
 fn hub_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    avro_blocks::register(m)?;
     avro_columns::register(m)?;
     headers::register(m)?;
     leaves::register(m)?;

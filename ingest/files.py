@@ -608,13 +608,7 @@ def _avro_datums(f: Any, path: Source, t: Target, batch_size: int) -> Iterator[l
     from ingest.avroblocks import install
 
     install()  # blocks inflate with a bound (a crafted block is a decompression bomb)
-    start = f.tell()
-    try:
-        writer = json.loads(fastavro.reader(f).metadata["avro.schema"])
-        same = fastavro.parse_schema(writer) == fastavro.parse_schema(json.loads(t.plain.text))
-    except Exception:  # the resolving reader below names what is wrong
-        same = False
-    f.seek(start)
+    same = _written_with(f, t)
     resolved = fastavro.reader(f, reader_schema=None if same else t.plain.parsed)
     batch: list[Any] = []
     try:
@@ -627,6 +621,40 @@ def _avro_datums(f: Any, path: Source, t: Target, batch_size: int) -> Iterator[l
         raise FileUnreadable(f"Avro file {path.name!r} is corrupt: {exc}.") from exc
     if batch:
         yield batch
+
+
+def _written_with(f: Any, t: Target) -> bool:
+    """Whether the container file ``f`` was written with the target's plain schema (then it is
+    read without resolution); ``f`` is left where it was."""
+    import fastavro
+
+    start = f.tell()
+    try:
+        writer = json.loads(fastavro.reader(f).metadata["avro.schema"])
+        same = fastavro.parse_schema(writer) == fastavro.parse_schema(json.loads(t.plain.text))
+    except Exception:  # the resolving reader names what is wrong
+        same = False
+    f.seek(start)
+    return bool(same)
+
+
+def _avro_blocks(f: Any, path: Path) -> Iterator[Any]:
+    """The blocks of a container file written with the target's schema (``avrofile``),
+    decompressed with a bound; ``FileUnreadable`` where the file is corrupt, as
+    ``_avro_datums`` says."""
+    import fastavro
+
+    from ingest.avroblocks import install
+    from ingest.avrofile import read_blocks
+
+    install()
+    start = f.tell()
+    writer = fastavro.parse_schema(json.loads(fastavro.reader(f).metadata["avro.schema"]))
+    f.seek(start)
+    try:
+        yield from read_blocks(f, writer)
+    except Exception as exc:  # corrupt block
+        raise FileUnreadable(f"Avro file {path.name!r} is corrupt: {exc}.") from exc
 
 
 def read_file(
@@ -845,6 +873,7 @@ def _publish_avro_arrow(
     reads the file). Rows the columnar path cannot vouch for go through the per-record path with
     fastavro's datum, as the reference gives it."""
     from ingest.arrowread import datum_batch, layout
+    from ingest.avrofile import block_plan
     from ingest.columnar import ingest_arrow
 
     with _open_rb(path) as f:
@@ -853,6 +882,10 @@ def _publish_avro_arrow(
         if lay is None:
             return False
         f.seek(0)
+        plan = block_plan(t.plain.parsed, lay) if _written_with(f, t) else None
+        if plan is not None:
+            _publish_avro_blocks(pipeline, f, path, topic, t, lay, plan, batch_size, resume)
+            return True
         for datums in resume.past(_avro_datums(f, path, t, batch_size)):
 
             def originals(at: Sequence[int], datums: list[Any] = datums) -> list[RawRecord]:
@@ -872,6 +905,62 @@ def _publish_avro_arrow(
                 )
             resume.add(len(datums), result)
     return True
+
+
+def _publish_avro_blocks(
+    pipeline: IngestPipeline,
+    f: Any,
+    path: Path,
+    topic: str,
+    t: Target,
+    lay: Any,
+    plan: Any,
+    batch_size: int,
+    resume: _Resume,
+) -> None:
+    """Avro blocks decoded to Arrow columns natively (``avrofile``) through the columnar path. A
+    batch holding a block the native decoder declined is read by fastavro, as
+    ``_publish_avro_arrow`` reads every batch; rows the columnar path cannot vouch for get
+    fastavro's datum, decoded then (only their blocks)."""
+    from ingest.arrowread import datum_batch
+    from ingest.avrofile import Batch, batches
+    from ingest.columnar import ingest_arrow
+
+    def records(datums: list[Any]) -> list[RawRecord]:
+        return [
+            RawRecord(b"", kind="datum", value=d, content_type=WIRE, event_type=t.name)
+            for d in datums
+        ]
+
+    for batch in resume.past(batches(_avro_blocks(f, path), plan, lay, batch_size)):
+        rb = batch.record_batch()
+        datums: list[Any] | None = None
+        if rb is None:  # a block the native decoder declined: fastavro reads the batch
+            datums = _corrupt_as_unreadable(path, batch.datums)
+            rb = datum_batch(datums, lay)
+
+        def originals(
+            at: Sequence[int], batch: Batch = batch, datums: list[Any] | None = datums
+        ) -> list[RawRecord]:
+            if datums is not None:
+                return records([datums[i] for i in at])
+            return records(_corrupt_as_unreadable(path, lambda: batch.datums_at(at)))
+
+        if rb is None:
+            result = pipeline.ingest(topic, originals(range(len(batch))), **resume.commit())
+        else:
+            result = ingest_arrow(
+                pipeline, topic, rb, event_type=t.name, originals=originals, **resume.commit()
+            )
+        resume.add(len(batch), result)
+
+
+def _corrupt_as_unreadable(path: Path, read: Callable[[], list[Any]]) -> list[Any]:
+    """``read()`` (fastavro decoding rows of blocks), a decoding error as ``FileUnreadable``."""
+    try:
+        return read()
+    except Exception as exc:  # corrupt block
+        raise FileUnreadable(f"Avro file {path.name!r} is corrupt: {exc}.") from exc
 
 
 def _publish_csv_arrow(

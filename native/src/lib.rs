@@ -3,6 +3,7 @@
 use pyo3::prelude::*;
 
 mod aead_seal;
+mod avro_blocks;
 mod avro_columns;
 mod headers;
 mod leaves;
@@ -14,6 +15,7 @@ mod stored_leaves;
 #[pymodule]
 fn hub_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     aead_seal::register(m)?;
+    avro_blocks::register(m)?;
     avro_columns::register(m)?;
     headers::register(m)?;
     leaves::register(m)?;

@@ -11,6 +11,7 @@ or doubtful line Arrow and Python's ``json`` could read differently.
 
 from __future__ import annotations
 
+import io
 import json
 import random
 from collections.abc import Iterator
@@ -24,7 +25,13 @@ from hub.bootstrap import Hub, bootstrap
 from hub.settings import load_settings
 from ingest.files import publish_file
 from tests.service.accounts import open_accounts
-from tests.service.test_ingest_columnar import ROW_BY_ROW, differential, quarantined
+from tests.service.test_ingest_columnar import (
+    ROW_BY_ROW,
+    differential,
+    positions,
+    quarantined,
+    stored,
+)
 
 NOW = datetime.now(UTC)
 
@@ -292,3 +299,51 @@ def test_csv_arrow_equals_per_record(two: tuple[Hub, Hub], tmp_path: Path) -> No
     accepted, rejected, duplicates = differential(two, f, "trades", batch_size=128)
     assert accepted > 300 and rejected > 60 and duplicates > 10
     assert ROW_BY_ROW[-1] < rejected + duplicates + 120  # good rows went column-wise
+
+
+@pytest.mark.parametrize("damage", ["sync", "utf8"])
+def test_corrupt_avro_blocks_commit_what_the_reference_commits(
+    two: tuple[Hub, Hub], tmp_path: Path, damage: str
+) -> None:
+    """A container file with a broken sync marker after its third block, or a string that is
+    not UTF-8 inside it: the native block path (``ingest.avrofile``) refuses the file at the
+    same record as fastavro's record reader (the per-record path), having committed the same
+    batches and positions."""
+    import fastavro
+
+    from core.avro import serde
+    from ingest.files import FileUnreadable
+
+    a, b = two
+    schema = a.registry.parsed(a.registry.get_version("trades-value", "latest").id)
+    rnd = random.Random(3)
+    rows = []
+    for i in range(400):
+        r = trade(i, rnd)
+        r.pop("fees", None)
+        r["trade_id"] = f"T-{i}"
+        rows.append(serde.from_json(r, schema.parsed))
+    buf = io.BytesIO()
+    parsed = fastavro.parse_schema(json.loads(schema.text))
+    fastavro.writer(buf, parsed, rows, sync_interval=4_000)
+    data = bytearray(buf.getvalue())
+    buf.seek(0)
+    blocks = list(fastavro.block_reader(buf))
+    assert len(blocks) > 4
+    third = blocks[2]
+    if damage == "sync":
+        end = third.offset + third.size
+        data[end - 1] ^= 0xFF
+    else:  # the first trade id of the block: 'T' becomes an invalid UTF-8 byte
+        at = data.index(b"T-%d" % sum(b.num_records for b in blocks[:2]), third.offset)
+        data[at] = 0xC3
+        data[at + 1] = 0x28
+    path = tmp_path / "bad.avro"
+    path.write_bytes(bytes(data))
+    got = []
+    for h, columnar in ((a, False), (b, True)):
+        with pytest.raises(FileUnreadable, match="is corrupt"):
+            publish_file(h.ingest, path, "trades", batch_size=64, columnar=columnar)
+        got.append((stored(h, "trades"), len(positions(h))))
+    assert got[0] == got[1]
+    assert got[0][0]  # the batches before the damage were committed

@@ -27,6 +27,11 @@ and private ranges (a source on the hub's own network); link-local (the cloud me
 169.254.169.254), unspecified, multicast and reserved addresses are refused always. Redirects are
 not followed: a 3xx fails the run with ``UnsafeSource`` naming the target. Who may run a connector
 is the policy's ``ingest.connector`` decision; the config file is the operator's.
+
+Response size: a body is read in pieces and the run fails with ``ConnectorFailed`` as soon as it
+passes ``max_response_bytes`` (default 64 MiB), counted after decompression (httpx undoes
+``Content-Encoding: gzip``, ``deflate`` and ``br``), so a compressed answer cannot hold more
+than that in memory (plus one decoded piece: httpx decodes each piece it reads whole).
 """
 
 from __future__ import annotations
@@ -46,6 +51,8 @@ import httpx
 from core import lineage
 from core.errors import HubError, Retryable
 from ingest.pipeline import IngestPipeline, IngestResult, RawRecord, tracked_pull
+
+MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 
 
 class ConnectorFailed(HubError):
@@ -127,6 +134,7 @@ class HttpPullConfig:
     timeout_s: float = 10.0
     max_pages: int | None = None
     allow_private_network: bool = False
+    max_response_bytes: int = MAX_RESPONSE_BYTES
 
 
 def _dig(body: Any, path: str) -> Any:
@@ -159,7 +167,7 @@ class HttpPullConnector:
             try:
                 with client.stream("GET", c.url, params=params) as resp:
                     self._check_peer(resp)  # while the connection is open, before the body
-                    resp.read()
+                    body = self._read(resp)
             except httpx.TransportError as exc:
                 last = f"{type(exc).__name__}: {exc}"
                 continue
@@ -178,10 +186,11 @@ class HttpPullConnector:
                 shown = {k: "***" if k in c.params else v for k, v in params.items()}
                 raise ConnectorFailed(
                     f"Connector {c.name!r}: {c.url} answered HTTP {resp.status_code} for "
-                    f"{shown}: {resp.text[:200]}. Fix the URL, parameters or credentials."
+                    f"{shown}: {body[:200].decode('utf-8', 'replace')}. Fix the URL, parameters "
+                    "or credentials."
                 )
             try:
-                return json.loads(resp.content, parse_float=Decimal)
+                return json.loads(body, parse_float=Decimal)
             except ValueError as exc:
                 raise ConnectorFailed(
                     f"Connector {c.name!r}: {c.url} did not answer JSON ({exc})."
@@ -190,6 +199,22 @@ class HttpPullConnector:
             f"Connector {c.name!r}: {c.url} failed {c.max_retries + 1} times (last: {last}); "
             "the position is kept, run the connector again to resume."
         )
+
+    def _read(self, resp: httpx.Response) -> bytes:
+        """The decoded body, refused as soon as it passes ``max_response_bytes``."""
+        limit = self.config.max_response_bytes
+        pieces: list[bytes] = []
+        size = 0
+        for piece in resp.iter_bytes():
+            size += len(piece)
+            if size > limit:
+                raise ConnectorFailed(
+                    f"Connector {self.config.name!r}: {lineage.redact_url(self.config.url)} "
+                    f"answered more than {limit} bytes (max_response_bytes, counted after "
+                    "decompression); ask for smaller pages or raise the limit."
+                )
+            pieces.append(piece)
+        return b"".join(pieces)
 
     def _check_peer(self, resp: httpx.Response) -> None:
         """The address the connection reached passes the rule too (DNS rebinding)."""

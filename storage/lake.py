@@ -6,9 +6,12 @@ is a folder (``file://``) or an S3 bucket, so that Spark, Flink, DuckDB, Trino o
 
 - ``raw.<topic>``: every record as stored: partition, offset, timestamp, key, headers (JSON),
   schema id, the value's bytes (Confluent wire format, PII fields still ciphertext) and the
-  value decoded to JSON with PII masked (``"***"``). Appended incrementally: the table property
-  ``hub.next_offsets`` holds where the last export stopped, so each export adds only new records,
-  and records that retention removed from the log are never re-exported.
+  value decoded to JSON with PII masked (``"***"``). A record carrying an envelope header
+  (``ce_*``, ``hub_*``, ``content-type``) twice keeps no copy of it in ``headers`` and has no
+  ``value_json``: the views quarantine it, so the lake's jobs leave it out too. Appended
+  incrementally: the table property ``hub.next_offsets`` holds where the last export stopped, so
+  each export adds only new records, and records that retention removed from the log are never
+  re-exported.
 - ``views.<projection>__<table>``: the view's rows, PII columns NULL (the lake is outside the
   erasure path, so it never holds plaintext PII), replaced on each export (one Iceberg snapshot
   per export: time travel over exports comes with Iceberg).
@@ -27,6 +30,7 @@ from typing import Any
 import pyarrow as pa
 
 from core.ports.eventlog import EventLog, StoredRecord
+from domain.envelope import duplicated_envelope_header
 
 RAW_NS = "raw"
 VIEWS_NS = "views"
@@ -84,16 +88,22 @@ def _raw_rows(
     cols: dict[str, list[Any]] = {f.name: [] for f in RAW_SCHEMA}
     for r in records:
         d = decode(r)
+        headers = {k: v.decode("utf-8", "replace") for k, v in r.headers}
+        twice = None
+        if len(headers) != len(r.headers):
+            twice = duplicated_envelope_header(r.headers)
+            if twice is not None:  # no copy is written (domain.envelope)
+                del headers[twice]
         cols["partition"].append(r.partition)
         cols["offset"].append(r.offset)
         cols["timestamp"].append(r.timestamp_ms)
         cols["key"].append(None if r.key is None else r.key.decode("utf-8", "replace"))
-        cols["headers"].append(
-            json.dumps({k: v.decode("utf-8", "replace") for k, v in r.headers}, sort_keys=True)
-        )
+        cols["headers"].append(json.dumps(headers, sort_keys=True))
         cols["schema_id"].append(d.get("schema_id"))
         cols["value"].append(r.value)
-        value = d.get("value")
+        # a record with a repeated envelope header is quarantined by the views: no decoded
+        # value, so the lake's jobs (projections/spark_job.py) leave it out as well
+        value = None if twice is not None else d.get("value")
         cols["value_json"].append(None if value is None else json.dumps(value, default=str))
     return pa.table(cols, schema=RAW_SCHEMA)
 

@@ -638,7 +638,7 @@ def _written_with(f: Any, t: Target) -> bool:
     return bool(same)
 
 
-def _avro_blocks(f: Any, path: Path) -> Iterator[Any]:
+def _avro_blocks(f: Any, path: Source) -> Iterator[Any]:
     """The blocks of a container file written with the target's schema (``avrofile``),
     decompressed with a bound; ``FileUnreadable`` where the file is corrupt, as
     ``_avro_datums`` says."""
@@ -910,7 +910,7 @@ def _publish_avro_arrow(
 def _publish_avro_blocks(
     pipeline: IngestPipeline,
     f: Any,
-    path: Path,
+    path: Source,
     topic: str,
     t: Target,
     lay: Any,
@@ -955,7 +955,7 @@ def _publish_avro_blocks(
         resume.add(len(batch), result)
 
 
-def _corrupt_as_unreadable(path: Path, read: Callable[[], list[Any]]) -> list[Any]:
+def _corrupt_as_unreadable(path: Source, read: Callable[[], list[Any]]) -> list[Any]:
     """``read()`` (fastavro decoding rows of blocks), a decoding error as ``FileUnreadable``."""
     try:
         return read()

@@ -7,7 +7,6 @@ shows the native decoder never reads outside its buffer (a crash or garbage woul
 from __future__ import annotations
 
 import io
-import os
 import random
 import struct
 from decimal import Decimal
@@ -21,15 +20,9 @@ from hypothesis import strategies as st
 from core.ports.eventlog import StoredRecord
 from projections import columnar
 from projections.columnar import Unsupported
+from tests.unit.native_module import native_module
 
-native = (
-    pytest.importorskip(
-        "hub_native",
-        reason="LOUD: hub_native is not built (make setup runs native/build.sh; needs cargo)",
-    )
-    if os.environ.get("CI") != "true"
-    else __import__("hub_native")
-)
+native = native_module()
 if not hasattr(native, "avro_columns"):
     pytest.fail("hub_native predates native/src/avro_columns.rs: rerun `make setup`.")
 

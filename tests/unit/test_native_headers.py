@@ -5,7 +5,6 @@ over-limit batch to the reference, so errors are the reference's own."""
 from __future__ import annotations
 
 import contextlib
-import os
 import random
 import struct
 from pathlib import Path
@@ -15,15 +14,9 @@ import pytest
 
 from adapters.sqlite_log import batch
 from core.errors import InvalidInput
+from tests.unit.native_module import native_module
 
-native = (
-    pytest.importorskip(
-        "hub_native",
-        reason="LOUD: hub_native is not built (make setup runs native/build.sh; needs cargo)",
-    )
-    if os.environ.get("CI") != "true"
-    else __import__("hub_native")
-)
+native = native_module()
 
 NAMES = ["ce_id", "ce_type", "ce_time", "hub-natural-key", "é-name", "x" * 300, ""]
 

@@ -5,22 +5,15 @@ its instances are real frozen RecordMetadata, and unusual input is left to the r
 from __future__ import annotations
 
 import dataclasses
-import os
 import random
 
 import pytest
 
 from adapters.kafka_log import batch
 from core.ports.eventlog import RecordMetadata
+from tests.unit.native_module import native_module
 
-native = (
-    pytest.importorskip(
-        "hub_native",
-        reason="LOUD: hub_native is not built (make setup runs native/build.sh; needs cargo)",
-    )
-    if os.environ.get("CI") != "true"
-    else __import__("hub_native")
-)
+native = native_module()
 
 
 @pytest.mark.parametrize("seed", range(8))

@@ -15,15 +15,9 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from adapters import _aead
 from adapters._aead import NONCE_LEN, DataKey
 from core.ports.keystore import bind_subject
+from tests.unit.native_module import native_module
 
-native = (
-    pytest.importorskip(
-        "hub_native",
-        reason="LOUD: hub_native is not built (make setup runs native/build.sh; needs cargo)",
-    )
-    if os.environ.get("CI") != "true"
-    else __import__("hub_native")
-)
+native = native_module()
 
 
 def _batch(

@@ -7,8 +7,10 @@ on the HTTP key-issuance rules.
 from __future__ import annotations
 
 import base64
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -61,6 +63,16 @@ def register_payment_model(hub: Hub, seed: int = 0) -> int:
         reference={},
     )
     return mv.version
+
+
+def serve_local(handler: type[BaseHTTPRequestHandler]) -> Iterator[int]:
+    """Serve ``handler`` on 127.0.0.1 in a thread; yields the port, shuts the server down after."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
 
 
 def start_api(data_dir: Path) -> tuple[Hub, TestClient]:

@@ -10,17 +10,17 @@ without bound. Now the body is counted as it is decoded and the run fails past
 from __future__ import annotations
 
 import json
-import threading
 import zlib
 from collections.abc import Iterator
 from functools import cache
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
 
 from hub.bootstrap import Hub
 from ingest.httppull import ConnectorFailed, HttpPullConfig, HttpPullConnector
+from tests.adversarial._api import serve_local
 
 PAD = 80 * 1024 * 1024  # decoded size of the bomb: more than the 64 MiB default
 
@@ -56,10 +56,7 @@ class _Api(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def local() -> Iterator[int]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Api)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield server.server_address[1]
-    server.shutdown()
+    yield from serve_local(_Api)
 
 
 def _run(hub: Hub, url: str, **kw: Any) -> Any:

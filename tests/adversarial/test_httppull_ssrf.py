@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
 
 from hub.bootstrap import Hub
 from ingest.httppull import HttpPullConfig, HttpPullConnector, UnsafeSource
+from tests.adversarial._api import serve_local
 
 
 class _Api(BaseHTTPRequestHandler):
@@ -41,10 +41,7 @@ class _Api(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def local() -> Iterator[int]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Api)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield server.server_address[1]
-    server.shutdown()
+    yield from serve_local(_Api)
 
 
 def _run(hub: Hub, url: str, **kw: Any) -> Any:

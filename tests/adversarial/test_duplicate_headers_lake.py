@@ -21,26 +21,13 @@ from core.ports.eventlog import Record
 from hub.bootstrap import Hub, bootstrap
 from hub.settings import load_settings
 from storage.lake import export_topic, open_catalog
+from tests.service.accounts import account_opened
 
 NOW = "2026-11-25T10:00:00Z"
 
 
 def _account(account: str) -> OutgoingEvent:
-    return OutgoingEvent(
-        event_type="hub.accounts.AccountOpened",
-        value={
-            "account_id": account,
-            "customer_name": "Ada",
-            "email": "ada@acme.example",
-            "date_of_birth": None,
-            "country": "GB",
-            "kyc_level": "STANDARD",
-            "risk_rating": "LOW",
-            "base_currency": "EUR",
-            "opened_at": NOW,
-        },
-        key=account,
-    )
+    return account_opened(account, name="Ada", email="ada@acme.example", opened_at=NOW, key=account)
 
 
 @pytest.fixture

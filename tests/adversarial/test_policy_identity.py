@@ -10,7 +10,6 @@ MUST be a plain name, or every decision of that identity fails.
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -25,13 +24,10 @@ from core.policybundle import PolicyBundle, PolicyError
 from core.ports.policy import Principal
 from hub.api.app import create_app
 from hub.bootstrap import Hub
+from tests.adversarial._api import basic as auth
 
 ADMIN = Principal("root", frozenset({"admin"}))
 QUOTED = 'g", "allow": true, "z": "'
-
-
-def auth(token: str) -> dict[str, str]:
-    return {"Authorization": "Basic " + base64.b64encode(token.encode()).decode()}
 
 
 @pytest.fixture

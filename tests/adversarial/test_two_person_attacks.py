@@ -8,7 +8,6 @@ Each test is one way a single person might try to approve their own proposal.
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -20,14 +19,11 @@ from core.policybundle import PolicyBundle
 from core.ports.policy import Principal
 from hub.api.app import create_app
 from hub.bootstrap import Hub
+from tests.adversarial._api import basic as auth
 from tests.adversarial.test_console_keys import as_
 from tests.adversarial.test_identity_escalation import _all_routes
 
 ADMIN = Principal("root", frozenset({"admin"}))
-
-
-def auth(token: str) -> dict[str, str]:
-    return {"Authorization": "Basic " + base64.b64encode(token.encode()).decode()}
 
 
 @pytest.fixture

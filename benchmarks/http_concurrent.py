@@ -30,7 +30,7 @@ import httpx
 import psutil
 
 from benchmarks.e2e_common import trade_rows
-from benchmarks.http_ingest import _prepare, load
+from benchmarks.http_ingest import _prepare, healthy, load
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -44,19 +44,7 @@ def _serve(data: Path, port: int, tree: Path) -> subprocess.Popen[bytes]:
         "PYTHONPATH": str(tree),  # ``-c`` puts the working folder first on sys.path
     }
     cmd = [sys.executable, "-c", "from hub.cli import main; main()", "serve", "--port", str(port)]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, cwd=tree)
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None:
-            raise SystemExit(f"hub serve exited with {proc.returncode}")
-        time.sleep(0.2)
-    proc.kill()
-    raise SystemExit("hub serve did not answer /health within 180 s")
+    return healthy(subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, cwd=tree), port, 180)
 
 
 def run(name: str, tree: Path, port: int, clients: int, batch: int, seconds: float) -> None:

@@ -99,8 +99,13 @@ def _serve(
     cmd = [sys.executable, "-c", start, "serve", "--port", str(port)]
     if tree is not None:  # ``-c`` puts the working folder first on sys.path
         env["PYTHONPATH"] = str(tree)
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, cwd=tree)
-    deadline = time.monotonic() + 120
+    return healthy(subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, cwd=tree), port, 120)
+
+
+def healthy(proc: subprocess.Popen[bytes], port: int, seconds: float) -> subprocess.Popen[bytes]:
+    """``proc`` (a ``hub serve`` on ``port``) once ``/health`` answers 200; exits the benchmark
+    if it dies or does not answer within ``seconds``."""
+    deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         try:
             if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
@@ -111,7 +116,7 @@ def _serve(
             raise SystemExit(f"hub serve exited with {proc.returncode}")
         time.sleep(0.2)
     proc.kill()
-    raise SystemExit("hub serve did not answer /health within 120 s")
+    raise SystemExit(f"hub serve did not answer /health within {seconds:.0f} s")
 
 
 def _cpu(p: psutil.Process) -> float:

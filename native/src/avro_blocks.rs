@@ -11,18 +11,10 @@
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
 
-const LONG: u8 = 0;
-const TIMESTAMP: u8 = 1;
-const STRING: u8 = 2;
-const BYTES: u8 = 3;
-const BOOLEAN: u8 = 4;
-const DOUBLE: u8 = 5;
-const FLOAT: u8 = 6;
-const ENUM: u8 = 7;
-const DECIMAL: u8 = 8;
-
-const MIN_US: i64 = -62_135_596_800_000_000 + 86_400_000_000;
-const MAX_US: i64 = 253_402_300_799_999_999 - 86_400_000_000;
+// The value kinds and the timestamp bounds are avro_columns' (the same plan codes from Python).
+use crate::avro_columns::{
+    BOOLEAN, BYTES, DECIMAL, DOUBLE, ENUM, FLOAT, LONG, MAX_US, MIN_US, STRING, TIMESTAMP,
+};
 
 struct Reader<'a> {
     b: &'a [u8],

@@ -14,19 +14,19 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
 use std::collections::HashMap;
 
-const LONG: u8 = 0;
-const TIMESTAMP: u8 = 1;
-const STRING: u8 = 2;
-const BYTES: u8 = 3;
-const BOOLEAN: u8 = 4;
-const DOUBLE: u8 = 5;
-const FLOAT: u8 = 6;
-const ENUM: u8 = 7;
-const DECIMAL: u8 = 8;
-const NULL: u8 = 9;
+pub(crate) const LONG: u8 = 0;
+pub(crate) const TIMESTAMP: u8 = 1;
+pub(crate) const STRING: u8 = 2;
+pub(crate) const BYTES: u8 = 3;
+pub(crate) const BOOLEAN: u8 = 4;
+pub(crate) const DOUBLE: u8 = 5;
+pub(crate) const FLOAT: u8 = 6;
+pub(crate) const ENUM: u8 = 7;
+pub(crate) const DECIMAL: u8 = 8;
+pub(crate) const NULL: u8 = 9;
 
-const MIN_US: i64 = -62_135_596_800_000_000 + 86_400_000_000;
-const MAX_US: i64 = 253_402_300_799_999_999 - 86_400_000_000;
+pub(crate) const MIN_US: i64 = -62_135_596_800_000_000 + 86_400_000_000;
+pub(crate) const MAX_US: i64 = 253_402_300_799_999_999 - 86_400_000_000;
 
 // The reference's checks, in the order it makes them (a lower stage wins).
 const TOO_LONG: u8 = 1;

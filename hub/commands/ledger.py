@@ -292,6 +292,7 @@ def evidence_export(obj: Ctx, since: str, until: str, controls: str, out: str | 
     from hub.evidence import export_evidence_pack
     from ledger.controls import parse_controls
     from ledger.evidence import parse_time
+    from ledger.service import tenant_scope_of
 
     def go() -> None:
         try:
@@ -300,8 +301,16 @@ def evidence_export(obj: Ctx, since: str, until: str, controls: str, out: str | 
             raise InvalidInput(f"--controls: {exc}", code="invalid_controls") from exc
         since_t, until_t = parse_time(since, "--from"), parse_time(until, "--to")
         with obj.hub() as h:
-            principal = authorize(h, "evidence.export", "evidence")
-            pack = export_evidence_pack(h, since_t, until_t, wanted, actor=principal.id)
+            principal = current_principal(h)
+            decision = decided(h, "evidence.export", "evidence", principal)
+            pack = export_evidence_pack(
+                h,
+                since_t,
+                until_t,
+                wanted,
+                actor=principal.id,
+                tenant_scope=tenant_scope_of(decision.row_filter),
+            )
             h.ledger.sync(force_checkpoint=True)  # the export's own audit leaf
             path = Path(out or pack.filename)
             path.write_bytes(pack.data)

@@ -516,6 +516,7 @@ def evidence(
         parse_time(body.until, "to"),
         wanted,
         actor=principal.id,
+        tenant_scope=tenant_scope(request),
     )
     return Response(
         pack.data,

@@ -21,6 +21,7 @@ from hub.api.app import create_app
 from hub.bootstrap import bootstrap
 from hub.cli import main
 from hub.settings import load_settings
+from ledger.populations import ingest_counts
 from tests.adversarial._api import Api, basic
 from tests.adversarial.test_console_keys import as_
 
@@ -176,3 +177,35 @@ def test_every_store_filters_on_the_tenant_scope(api: Api) -> None:
     assert store.query(tenant_scope="nobody", limit=10_000) == [r for r in every if r[8] is None]
     # a record without ce_tenant is hub-wide: visible to every tenant
     assert any(r[1] == "raw.untenanted" for r in scoped)
+    # an evidence pack's PI1 ingest counts keep to the scope too
+    counts = ingest_counts(api.hub.ledger, 0, 2**62, "globex")
+    assert "hub.cases" not in counts and counts["raw.untenanted"] == 1
+    assert ingest_counts(api.hub.ledger, 0, 2**62)["hub.cases"] == 1
+
+
+def _pack(api: Api, headers: dict[str, str]) -> tuple[dict[str, Any], list[Any]]:
+    """A pack of every control over all time: its manifest and entries."""
+    import io
+    import json
+    import zipfile
+
+    r = api.client.post("/v1/evidence?from=2000-01-01&to=2100-01-01", headers=headers)
+    assert r.status_code == 200, r.text
+    with zipfile.ZipFile(io.BytesIO(r.content)) as zf:
+        manifest = json.loads(zf.read("manifest.json"))
+        entries = [json.loads(line) for line in zf.read("entries.jsonl").splitlines()]
+    return manifest, entries
+
+
+def test_a_tenant_officers_evidence_pack_holds_its_tenant_only(api: Api) -> None:
+    acme, globex = _acme_case(api)
+    manifest, entries = _pack(api, basic(globex))
+    assert manifest["tenant_scope"] == "globex"
+    assert entries and {e["tenant"] for e in entries} <= {"globex", None}, entries
+    assert manifest["entries"] == len(entries)
+    mine, acme_entries = _pack(api, basic(acme))
+    assert mine["tenant_scope"] == "acme"
+    assert "acme" in {e["tenant"] for e in acme_entries}
+    every, all_entries = _pack(api, api.admin)
+    assert every["tenant_scope"] is None
+    assert {"acme", "globex"} <= {e["tenant"] for e in all_entries}

@@ -56,7 +56,8 @@ def _ms(text: str | None, what: str) -> int | None:
 
 
 def tenant_scope(request: Request) -> str | None:
-    """The tenant the ``ledger.read`` decision limits this reader to (``tenant_scope_of``)."""
+    """The tenant the route's decision (``ledger.read``, ``evidence.export``) limits this reader
+    to (``tenant_scope_of`` its ``row_filter``); None for every tenant."""
     from ledger.service import tenant_scope_of
 
     return tenant_scope_of(request.state.decision.row_filter)
@@ -281,6 +282,7 @@ def export_evidence(
         parse_time(until, "to"),
         wanted,
         actor=principal.id,
+        tenant_scope=tenant_scope(request),
     )
     return Response(
         pack.data,

@@ -209,3 +209,15 @@ def test_a_tenant_officers_evidence_pack_holds_its_tenant_only(api: Api) -> None
     every, all_entries = _pack(api, api.admin)
     assert every["tenant_scope"] is None
     assert {"acme", "globex"} <= {e["tenant"] for e in all_entries}
+
+
+def test_an_entry_bundle_holding_another_tenants_entries_is_refused(api: Api) -> None:
+    """Entry bundles are leaf inputs: every envelope header verbatim. Hash tiles stay open."""
+    _, globex = _acme_case(api)
+    width = min(256, api.hub.ledger.store.tree_size())
+    path = f"/v1/ledger/tlog/tile/entries/000.p/{width}"
+    r = api.client.get(path, headers=basic(globex))
+    assert r.status_code == 403 and "tenant.all" in r.json()["message"], r.text
+    assert api.client.get(path, headers=api.admin).status_code == 200
+    hashes = api.client.get(f"/v1/ledger/tlog/tile/0/000.p/{width}", headers=basic(globex))
+    assert hashes.status_code == 200, hashes.text

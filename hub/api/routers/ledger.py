@@ -222,13 +222,14 @@ def tlog_tile(
     request: Request,
     _: Principal = Depends(authorize("ledger.read")),
 ) -> Response:
-    """A hash tile or an entry bundle; full ones are immutable (cached a year), partial not."""
+    """A hash tile or an entry bundle; full ones are immutable (cached a year), partial not.
+    An entry bundle holding another tenant's entries is refused to a tenant-limited reader."""
     from ledger import tlog
 
     ledger = hub_of(request).ledger
     tile = tlog.parse(path)
     if tile.level is None:
-        data = tlog.entry_bundle(ledger, tile.index, tile.width)
+        data = tlog.entry_bundle(ledger, tile.index, tile.width, tenant_scope=tenant_scope(request))
     else:
         data = tlog.hash_tile(ledger, tile.level, tile.index, tile.width)
     cache = "no-cache" if tile.partial else _IMMUTABLE

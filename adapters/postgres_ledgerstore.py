@@ -390,6 +390,9 @@ class PostgresLedgerStore(LedgerStore):
         if where.topics is not None:
             clauses.append(sql.SQL("topic = ANY(%s)"))
             args.append(list(where.topics))
+        if where.tenant_scope is not None:
+            clauses.append(sql.SQL("(tenant = %s OR tenant IS NULL)"))
+            args.append(where.tenant_scope)
         if where.since_ms is not None:
             clauses.append(sql.SQL("ts_ms >= %s"))
             args.append(where.since_ms)

@@ -233,6 +233,9 @@ class SqliteLedgerStore(SqliteLedgerFile):
         if where.topics is not None:
             clauses.append(f"topic IN ({','.join('?' * len(where.topics))})")
             args.extend(where.topics)
+        if where.tenant_scope is not None:
+            clauses.append("(tenant = ? OR tenant IS NULL)")
+            args.append(where.tenant_scope)
         if where.since_ms is not None:
             clauses.append("ts_ms >= ?")
             args.append(where.since_ms)

@@ -724,6 +724,15 @@ class TileLedgerStore(SqliteLedgerFile):
                 mask = pc.and_(
                     mask, pc.is_in(table.column("topic"), value_set=pa.array(where.topics))
                 )
+            if where.tenant_scope is not None:  # the tenant's leaves and those with none
+                tenant = table.column("tenant")
+                mask = pc.and_(
+                    mask,
+                    pc.or_(
+                        pc.is_null(tenant),
+                        pc.fill_null(pc.equal(tenant, where.tenant_scope), False),
+                    ),
+                )
             if where.since_ms is not None:
                 mask = pc.and_(mask, pc.greater_equal(table.column("ts_ms"), where.since_ms))
             if where.until_ms is not None:

@@ -15,10 +15,18 @@ if TYPE_CHECKING:
 
 
 def export_evidence_pack(
-    hub: Hub, since: datetime, until: datetime, controls: Sequence[str], *, actor: str
+    hub: Hub,
+    since: datetime,
+    until: datetime,
+    controls: Sequence[str],
+    *,
+    actor: str,
+    tenant_scope: str | None = None,
 ) -> EvidencePack:
     """``export_pack`` as one lineage run of ``export.evidence`` (see the module docstring);
-    the denials queued so far are flushed first, so they belong to the population."""
+    the denials queued so far are flushed first, so they belong to the population.
+    ``tenant_scope``: the tenant the ``evidence.export`` decision's ``row_filter`` limits the
+    exporter to (``ledger.service.tenant_scope_of``), None for every tenant."""
     from core import lineage
     from core.policybundle import PolicyBundle
     from governance.decisions import RecordingPolicyEngine
@@ -42,6 +50,7 @@ def export_evidence_pack(
             actor=actor,
             reader=hub.reader,
             default_policy=PolicyBundle.from_dir().version,
+            tenant_scope=tenant_scope,
         )
         run.add_output(lineage.export_dataset(pack.filename))
     return pack

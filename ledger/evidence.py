@@ -91,10 +91,14 @@ def export_pack(
     actor: str,
     reader: EventReader | None = None,
     default_policy: str = "",
+    tenant_scope: str | None = None,
 ) -> EvidencePack:
     """An evidence pack of ``controls`` over ``[since, until)``. With ``reader``, entries of
     control-plane topics are described from their events (``ledger.populations``);
-    ``default_policy`` is the bundle version in force before the first activation."""
+    ``default_policy`` is the bundle version in force before the first activation. With
+    ``tenant_scope`` (an exporter limited to that tenant, ``service.tenant_scope_of``), the
+    populations and ingest counts hold that tenant's entries and those with no tenant only,
+    and the manifest's ``tenant_scope`` names it (null: every tenant)."""
     if until <= since:
         raise InvalidInput(
             f"The range is empty: --to ({until.isoformat()}) must be after --from "
@@ -114,7 +118,12 @@ def export_pack(
     after = -1
     while topics:
         page = ledger.store.query(
-            topics=topics, since_ms=since_ms, until_ms=until_ms, after=after, limit=10_000
+            topics=topics,
+            since_ms=since_ms,
+            until_ms=until_ms,
+            tenant_scope=tenant_scope,
+            after=after,
+            limit=10_000,
         )
         if not page:
             break
@@ -125,7 +134,7 @@ def export_pack(
     # 3. proofs against the first covering checkpoint; the checkpoint run and its links
     cps = ledger.store.checkpoints()
     entries: list[dict[str, Any]] = []
-    describer = None if reader is None else Describer(ledger, reader, default_policy)
+    describer = None if reader is None else Describer(ledger, reader, default_policy, tenant_scope)
     first_cp = latest.size
     j = 0
     for row in rows:
@@ -170,7 +179,7 @@ def export_pack(
     ]
     summary = checkpoint_summary(cp_rows)
     counts = {c: tally([e for e in entries if c in e["controls"]]) for c in controls}
-    ingested = ingest_counts(ledger, since_ms, until_ms) if "PI1" in wanted else {}
+    ingested = ingest_counts(ledger, since_ms, until_ms, tenant_scope) if "PI1" in wanted else {}
     report_args: dict[str, Any] = {
         "origin": ledger.config.origin,
         "public_key": public_key,
@@ -204,6 +213,7 @@ def export_pack(
         "created_at": created,
         "exported_by": actor,
         "range": {"from": since.isoformat(), "to": until.isoformat()},
+        "tenant_scope": tenant_scope,
         "controls": by_control,
         "populations": {c: len(v) for c, v in by_control.items()},
         "checkpoint_summary": {k: v for k, v in summary.items() if k != "gaps"}
@@ -227,6 +237,7 @@ def export_pack(
         actor,
         "evidence.export",
         f"evidence/{since.date().isoformat()}..{until.date().isoformat()}",
+        tenant=tenant_scope or "default",  # a tenant's pack is that tenant's action
         details={
             "controls": list(controls),
             "entries": len(entries),

@@ -120,10 +120,22 @@ def record_by_event_id(ledger: Ledger, event_id: str) -> StoredRecord:
     if found is None:
         found = _scan_all(ledger, wanted)
     if found is None:
-        raise EntryNotFound(
-            f"No event with id {text!r} is in the log: check the id (the event's ce_id header)."
-        )
+        raise _no_event(text)
     return found
+
+
+def _no_event(text: str) -> EntryNotFound:
+    return EntryNotFound(
+        f"No event with id {text!r} is in the log: check the id (the event's ce_id header)."
+    )
+
+
+def _record_in_scope(record: StoredRecord, tenant_scope: str) -> bool:
+    """``in_scope`` of a record not yet synced, read as its leaf will be (``query_columns``)."""
+    from ledger.leaves import query_columns
+
+    tenant = query_columns(record)[3]
+    return tenant is None or tenant == tenant_scope
 
 
 def find_entry(
@@ -134,10 +146,13 @@ def find_entry(
     partition: int | None = None,
     offset: int | None = None,
     authorize_event: Callable[[StoredRecord], object] | None = None,
+    tenant_scope: str | None = None,
 ) -> dict[str, Any]:
     """The ledger entry of one event with its inclusion proof against the latest checkpoint.
     With ``authorize_event``, the event's own bytes too (``event_json``), once it was called
-    with the record and returned (it raises to refuse them: ``authorize_event_read``)."""
+    with the record and returned (it raises to refuse them: ``authorize_event_read``). With
+    ``tenant_scope`` (``tenant_scope_of`` the decision), another tenant's event answers the
+    same ``EntryNotFound`` as a missing one."""
     by_position = (topic, partition, offset)
     if event_id is not None and any(x is not None for x in by_position):
         raise InvalidInput(
@@ -151,17 +166,21 @@ def find_entry(
             code="invalid_lookup",
         )
     ledger.sync()
+    missing = EntryNotFound(
+        f"There is no record at {topic}[{partition}]@{offset} in the log: check the "
+        "topic, partition and offset (`hub tail` lists them)."
+    )
     if event_id is not None:
         record = record_by_event_id(ledger, event_id)
+        missing = _no_event(event_id.strip())
     else:
         assert topic is not None and partition is not None and offset is not None
         got = ledger.record_at(topic, partition, offset)
         if got is None:
-            raise EntryNotFound(
-                f"There is no record at {topic}[{partition}]@{offset} in the log: check the "
-                "topic, partition and offset (`hub tail` lists them)."
-            )
+            raise missing
         record = got
+    if tenant_scope is not None and not _record_in_scope(record, tenant_scope):
+        raise missing  # another tenant's event: answered as a missing one
     index = ledger.index_of(record.topic, record.partition, record.offset)
     if index is None:
         raise EntryNotFound(
@@ -169,10 +188,12 @@ def find_entry(
             "yet: run `hub ledger sync` and retry."
         )
     try:
-        out = ledger.entry(index)
+        out = ledger.entry(index, tenant_scope=tenant_scope)
     except CheckpointNotFound:
         ledger.sync(force_checkpoint=True)
-        out = ledger.entry(index)
+        out = ledger.entry(index, tenant_scope=tenant_scope)
+    except EntryNotFound:
+        raise missing from None
     out["event_id"] = (record.header(EVENT_ID_HEADER) or b"").decode("utf-8", "replace") or None
     if authorize_event is not None:
         authorize_event(record)

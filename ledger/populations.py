@@ -70,8 +70,15 @@ def _header(record: StoredRecord, name: str) -> str | None:
 class Describer:
     """Decodes control-plane records and answers their display fields (one pack export)."""
 
-    def __init__(self, ledger: Ledger, reader: EventReader, default_policy: str) -> None:
+    def __init__(
+        self,
+        ledger: Ledger,
+        reader: EventReader,
+        default_policy: str,
+        tenant_scope: str | None = None,
+    ) -> None:
         self.ledger = ledger
+        self.tenant_scope = tenant_scope  # decisions looked up: this tenant's and untenanted
         self.reader = reader
         self.default_policy = default_policy
         self._timeline: tuple[list[int], list[str]] | None = None
@@ -162,6 +169,7 @@ class Describer:
                 rows = self.ledger.store.query(
                     topic=DECISIONS,
                     action=action,
+                    tenant_scope=self.tenant_scope,
                     since_ms=ts_ms - 60_000,
                     until_ms=ts_ms + 1,
                     after=after,
@@ -346,9 +354,22 @@ def _registry_json(raw: bytes | None) -> dict[str, Any]:
     return got if isinstance(got, dict) else {}
 
 
-def ingest_counts(ledger: Ledger, since_ms: int, until_ms: int) -> dict[str, int]:
-    """Records appended per topic in ``[since_ms, until_ms)`` (log time), from the ledger."""
-    return ledger.store.count_by_topic(since_ms, until_ms)
+def ingest_counts(
+    ledger: Ledger, since_ms: int, until_ms: int, tenant_scope: str | None = None
+) -> dict[str, int]:
+    """Records appended per topic in ``[since_ms, until_ms)`` (log time), from the ledger; with
+    ``tenant_scope``, only that tenant's and those with no tenant (counted from the rows)."""
+    if tenant_scope is None:
+        return ledger.store.count_by_topic(since_ms, until_ms)
+    counts: dict[str, int] = {}
+    after = -1
+    while rows := ledger.store.query(
+        since_ms=since_ms, until_ms=until_ms, tenant_scope=tenant_scope, after=after, limit=10_000
+    ):
+        for row in rows:
+            counts[row[1]] = counts.get(row[1], 0) + 1
+        after = rows[-1][0]
+    return dict(sorted(counts.items()))
 
 
 def tally(entries: Sequence[Mapping[str, Any]]) -> dict[str, int]:

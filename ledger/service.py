@@ -61,7 +61,7 @@ from typing import TYPE_CHECKING, Any
 
 from audit.merkle import range_root
 from audit.note import GENESIS_PREV, checkpoint_hash, format_checkpoint
-from core.errors import HubError
+from core.errors import Forbidden, HubError
 from core.leadership import NotLeader, WriterFence
 from core.ports.eventlog import (
     EncodedColumns,
@@ -138,6 +138,25 @@ class SyncResult:
 
 def _hex(b: bytes | None) -> str | None:
     return None if b is None else b.hex()
+
+
+def tenant_scope_of(row_filter: Mapping[str, str]) -> str | None:
+    """The tenant a ``ledger.read`` decision's ``row_filter`` limits its reader to (None: every
+    tenant, as for a role granting ``tenant.all``). The ledger filters on ``tenant`` only; a
+    filter on any other column is refused (``Forbidden``) rather than ignored."""
+    others = sorted(c for c in row_filter if c != "tenant")
+    if others:
+        raise Forbidden(
+            f"Access denied: the decision filters rows on {', '.join(others)}, which ledger "
+            "entries do not have (they filter on tenant only)."
+        )
+    return row_filter.get("tenant")
+
+
+def in_scope(row: LeafRow, tenant_scope: str | None) -> bool:
+    """Whether a reader limited to ``tenant_scope`` sees a leaf: its own tenant's leaves and
+    those with no tenant (hub-wide records without ``ce_tenant``); every leaf when None."""
+    return tenant_scope is None or row[8] is None or row[8] == tenant_scope
 
 
 def entry_fields(row: LeafRow, record: StoredRecord | None) -> dict[str, Any]:
@@ -720,10 +739,14 @@ class Ledger:
             )
         return cp
 
-    def entry(self, index: int, checkpoint: int | None = None) -> dict[str, Any]:
-        """An entry with its fields and its inclusion proof against a checkpoint."""
+    def entry(
+        self, index: int, checkpoint: int | None = None, *, tenant_scope: str | None = None
+    ) -> dict[str, Any]:
+        """An entry with its fields and its inclusion proof against a checkpoint. With
+        ``tenant_scope`` (a reader limited to that tenant, see :func:`tenant_scope_of`), another
+        tenant's entry raises the same ``EntryNotFound`` as a missing one."""
         row = self.store.leaf(index)
-        if row is None:
+        if row is None or not in_scope(row, tenant_scope):
             raise EntryNotFound(
                 f"There is no ledger entry {index} (the tree has {self.store.tree_size()} entries)."
             )

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from audit.merkle import HASH_SIZE, leaf_hash
 from audit.tiles import TILE_HEIGHT, TILE_WIDTH, TilePath, encode_bundle, parse_tile_path
-from core.errors import HubError, InvalidInput, NotFound
+from core.errors import Forbidden, HubError, InvalidInput, NotFound
 from ledger.leaves import LeafEncoder
-from ledger.service import Ledger
+from ledger.service import Ledger, in_scope
 
 
 class TileNotFound(NotFound):
@@ -64,14 +64,25 @@ def hash_tile(ledger: Ledger, level: int, index: int, width: int = TILE_WIDTH) -
     return data[: width * HASH_SIZE]
 
 
-def entry_bundle(ledger: Ledger, index: int, width: int = TILE_WIDTH) -> bytes:
-    """Entry bundle ``index`` of ``width`` entries (the leaf inputs), each checked."""
+def entry_bundle(
+    ledger: Ledger, index: int, width: int = TILE_WIDTH, *, tenant_scope: str | None = None
+) -> bytes:
+    """Entry bundle ``index`` of ``width`` entries (the leaf inputs), each checked. The leaf
+    inputs carry every envelope header, so a reader limited to ``tenant_scope`` gets a bundle
+    only when each of its entries is that tenant's or has none (a bundle is served whole);
+    otherwise ``Forbidden`` naming ``tenant.all``. Hash tiles stay served to every reader."""
     first = index * TILE_WIDTH
     rows = next(iter(ledger.store.iter_leaves(start=first, batch=width)), [])
     if len(rows) < width or rows[0][0] != first:
         raise TileNotFound(
             f"Entry bundle {index} holds {len(rows)} of the {width} entries asked for; ask for "
             "a width the latest checkpoint covers (GET /v1/ledger/tlog/checkpoint)."
+        )
+    if not all(in_scope(row, tenant_scope) for row in rows):
+        raise Forbidden(
+            f"Access denied: entry bundle {index} holds entries of tenants other than "
+            f"{tenant_scope!r} (their envelope headers); reading it needs tenant.all. Hash "
+            "tiles, checkpoints and proofs are served to every ledger reader."
         )
     encoder = LeafEncoder()
     inputs: list[bytes] = []

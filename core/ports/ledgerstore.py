@@ -150,6 +150,9 @@ class LeafQuery:
     since_ms: int | None = None
     until_ms: int | None = None
     topics: tuple[str, ...] | None = None
+    #: A reader limited to one tenant: only leaves whose ``tenant`` is this one or none (the
+    #: hub-wide records that carry no ``ce_tenant``); None: every leaf.
+    tenant_scope: str | None = None
 
 
 class LedgerWrite(abc.ABC):
@@ -418,6 +421,7 @@ class LedgerStore(abc.ABC):
         since_ms: int | None = None,
         until_ms: int | None = None,
         topics: Sequence[str] | None = None,
+        tenant_scope: str | None = None,
         after: int = -1,
         limit: int = 100,
     ) -> list[LeafRow]:
@@ -430,6 +434,7 @@ class LedgerStore(abc.ABC):
             since_ms,
             until_ms,
             None if topics is None else (*topics,),
+            tenant_scope,
         )
         return self.find(where, after=after, limit=limit)
 

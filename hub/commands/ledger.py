@@ -17,7 +17,7 @@ from typing import Any
 import click
 
 from core.ports.eventlog import StoredRecord
-from hub.cli import Ctx, authorize, main, run_safely
+from hub.cli import Ctx, authorize, current_principal, decided, main, run_safely
 
 
 def _echo_json(value: Any) -> None:
@@ -130,9 +130,10 @@ def ledger_entries(
 
     def go() -> None:
         with obj.hub() as h:
-            authorize(h, "ledger.read", "ledger/entries")
+            scope = _tenant_scope(h, "ledger/entries")
             h.ledger.sync(force_checkpoint=True)
             for e in h.ledger.entries(
+                tenant_scope=scope,
                 actor=actor,
                 action=action,
                 resource=resource,
@@ -147,6 +148,14 @@ def ledger_entries(
     run_safely(go)
 
 
+def _tenant_scope(h: Any, resource: str) -> str | None:
+    """The tenant the command's ``ledger.read`` decision limits it to (``tenant_scope_of``);
+    ``Forbidden`` on a deny."""
+    from ledger.service import tenant_scope_of
+
+    return tenant_scope_of(decided(h, "ledger.read", resource, current_principal(h)).row_filter)
+
+
 @ledger.command("entry")
 @click.argument("index", type=click.IntRange(0))
 @click.option("--checkpoint", type=int, default=None, help="Tree size (default: the latest).")
@@ -156,9 +165,9 @@ def ledger_entry(obj: Ctx, index: int, checkpoint: int | None) -> None:
 
     def go() -> None:
         with obj.hub() as h:
-            authorize(h, "ledger.read", f"ledger/entries/{index}")
+            scope = _tenant_scope(h, f"ledger/entries/{index}")
             h.ledger.sync(force_checkpoint=True)
-            _echo_json(h.ledger.entry(index, checkpoint))
+            _echo_json(h.ledger.entry(index, checkpoint, tenant_scope=scope))
 
     run_safely(go)
 
@@ -235,10 +244,14 @@ def ledger_find(
     """The ledger entry of one event (by --event-id, or --topic/--partition/--offset): entry
     index, leaf hash, inclusion proof against the latest checkpoint."""
     from ledger.lookup import authorize_event_read, find_entry
+    from ledger.service import tenant_scope_of
 
     def go() -> None:
         with obj.hub() as h:
-            principal = authorize(h, "ledger.read", "ledger/lookup")
+            principal = current_principal(h)
+            scope = tenant_scope_of(
+                decided(h, "ledger.read", "ledger/lookup", principal).row_filter
+            )
 
             def event_read(record: StoredRecord) -> None:  # --export writes the event's bytes
                 authorize_event_read(h.policy, principal, record, {"channel": "cli"})
@@ -250,6 +263,7 @@ def ledger_find(
                 partition=partition,
                 offset=offset,
                 authorize_event=None if export is None else event_read,
+                tenant_scope=scope,
             )
             if export is not None:
                 Path(export).write_text(json.dumps(found, indent=2, sort_keys=True) + "\n")
@@ -278,6 +292,7 @@ def evidence_export(obj: Ctx, since: str, until: str, controls: str, out: str | 
     from hub.evidence import export_evidence_pack
     from ledger.controls import parse_controls
     from ledger.evidence import parse_time
+    from ledger.service import tenant_scope_of
 
     def go() -> None:
         try:
@@ -286,8 +301,16 @@ def evidence_export(obj: Ctx, since: str, until: str, controls: str, out: str | 
             raise InvalidInput(f"--controls: {exc}", code="invalid_controls") from exc
         since_t, until_t = parse_time(since, "--from"), parse_time(until, "--to")
         with obj.hub() as h:
-            principal = authorize(h, "evidence.export", "evidence")
-            pack = export_evidence_pack(h, since_t, until_t, wanted, actor=principal.id)
+            principal = current_principal(h)
+            decision = decided(h, "evidence.export", "evidence", principal)
+            pack = export_evidence_pack(
+                h,
+                since_t,
+                until_t,
+                wanted,
+                actor=principal.id,
+                tenant_scope=tenant_scope_of(decision.row_filter),
+            )
             h.ledger.sync(force_checkpoint=True)  # the export's own audit leaf
             path = Path(out or pack.filename)
             path.write_bytes(pack.data)

@@ -29,6 +29,7 @@ from core.ports.policy import Principal
 from governance.cases import cases_within
 from hub.api.deps import MAX_INT64, authorize, decision_context, hub_of
 from hub.api.routers.cases import check_case
+from hub.api.routers.ledger import tenant_scope
 from hub.console.gate import live_session, sessions_of
 from hub.console.live_bars import TABLE, LiveBars, mergeable, snapshot_sql
 
@@ -411,6 +412,7 @@ def ledger_entries(
         return None if not text else int(parse_time(text, what).timestamp() * 1000)
 
     entries = hub_of(request).ledger.entries(
+        tenant_scope=tenant_scope(request),
         actor=actor or None,
         action=action or None,
         topic=topic or None,
@@ -433,11 +435,12 @@ def ledger_entry(
     from ledger.errors import CheckpointNotFound
 
     ledger = hub_of(request).ledger
+    scope = tenant_scope(request)  # another tenant's entry answers 404 as a missing one
     try:
-        found: dict[str, Any] = ledger.entry(index)
+        found: dict[str, Any] = ledger.entry(index, tenant_scope=scope)
     except CheckpointNotFound:
         ledger.sync(force_checkpoint=True)
-        found = ledger.entry(index)
+        found = ledger.entry(index, tenant_scope=scope)
     return found
 
 
@@ -450,7 +453,9 @@ def ledger_lookup(
     """The entry index of an event id."""
     from ledger.lookup import find_entry
 
-    found: dict[str, Any] = find_entry(hub_of(request).ledger, event_id=event_id)
+    found: dict[str, Any] = find_entry(
+        hub_of(request).ledger, event_id=event_id, tenant_scope=tenant_scope(request)
+    )
     return {"index": found["index"]}
 
 
@@ -511,6 +516,7 @@ def evidence(
         parse_time(body.until, "to"),
         wanted,
         actor=principal.id,
+        tenant_scope=tenant_scope(request),
     )
     return Response(
         pack.data,

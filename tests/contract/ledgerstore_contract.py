@@ -217,6 +217,27 @@ class LedgerStoreContract:
         assert store.count_by_topic(1_000, 2_055) == {"hub.audit": 5, "trades": 50}
         assert store.count_by_topic(0, 1) == {}
 
+    def test_query_keeps_to_a_tenant_scope_and_pages_across_its_gaps(
+        self, store: LedgerStore
+    ) -> None:
+        """``tenant_scope``: that tenant's leaves and those with no tenant, never another's."""
+        globex = [(*r[:8], "globex", r[9]) for r in rows(6, 30)]
+        acme = rows(0, 6) + rows(36, 6)  # tenant acme, every fourth one none
+        every = acme[:6] + globex + acme[6:]
+        append(store, every)
+        assert store.query(tenant_scope="globex", limit=1000) == [
+            r for r in every if r[8] in ("globex", None)
+        ]
+        assert store.query(tenant_scope="acme", actor="actor-1", limit=1000) == [
+            r for r in every if r[8] in ("acme", None) and r[5] == "actor-1"
+        ]
+        assert store.query(tenant_scope="other", limit=1000) == [r for r in every if r[8] is None]
+        paged, after = [], -1  # pages of 2 across the 30 globex leaves between acme's
+        while page := store.query(tenant_scope="acme", after=after, limit=2):
+            paged += page
+            after = page[-1][0]
+        assert paged == acme
+
     def test_a_failed_write_leaves_nothing(self, store: LedgerStore) -> None:
         append(store, rows(0, 3), trades=3)
         with pytest.raises(RuntimeError), store.write() as txn:

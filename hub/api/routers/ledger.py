@@ -55,6 +55,14 @@ def _ms(text: str | None, what: str) -> int | None:
     return None if text is None else int(parse_time(text, what).timestamp() * 1000)
 
 
+def tenant_scope(request: Request) -> str | None:
+    """The tenant the route's decision (``ledger.read``, ``evidence.export``) limits this reader
+    to (``tenant_scope_of`` its ``row_filter``); None for every tenant."""
+    from ledger.service import tenant_scope_of
+
+    return tenant_scope_of(request.state.decision.row_filter)
+
+
 @router.get("/v1/ledger/entries", response_model=LedgerEntries)
 def list_entries(
     request: Request,
@@ -68,7 +76,11 @@ def list_entries(
     limit: int = Query(100, ge=1, le=10_000),
     _: Principal = Depends(authorize("ledger.read")),
 ) -> dict[str, Any]:
+    """Entries matching the filters, in index order, after index ``after``. A reader the
+    decision's ``row_filter`` limits to a tenant gets that tenant's entries and those with no
+    tenant only; ``next_after`` pages on past the ones it does not see."""
     entries = hub_of(request).ledger.entries(
+        tenant_scope=tenant_scope(request),
         actor=actor,
         action=action,
         resource=resource,
@@ -90,14 +102,17 @@ def get_entry(
     ),
     _: Principal = Depends(authorize("ledger.read")),
 ) -> dict[str, Any]:
+    """An entry with its inclusion proof; another tenant's entry, for a reader limited to a
+    tenant, answers 404 as a missing one."""
     ledger = hub_of(request).ledger
+    scope = tenant_scope(request)
     try:
-        return ledger.entry(index, checkpoint)
+        return ledger.entry(index, checkpoint, tenant_scope=scope)
     except CheckpointNotFound:
         if checkpoint is not None:
             raise
         ledger.sync(force_checkpoint=True)
-        return ledger.entry(index, checkpoint)
+        return ledger.entry(index, checkpoint, tenant_scope=scope)
 
 
 @router.get("/v1/ledger/lookup", response_model=LedgerEntry)
@@ -128,6 +143,7 @@ def lookup(
         partition=partition,
         offset=offset,
         authorize_event=event_read if include_event else None,
+        tenant_scope=tenant_scope(request),
     )
 
 
@@ -206,13 +222,14 @@ def tlog_tile(
     request: Request,
     _: Principal = Depends(authorize("ledger.read")),
 ) -> Response:
-    """A hash tile or an entry bundle; full ones are immutable (cached a year), partial not."""
+    """A hash tile or an entry bundle; full ones are immutable (cached a year), partial not.
+    An entry bundle holding another tenant's entries is refused to a tenant-limited reader."""
     from ledger import tlog
 
     ledger = hub_of(request).ledger
     tile = tlog.parse(path)
     if tile.level is None:
-        data = tlog.entry_bundle(ledger, tile.index, tile.width)
+        data = tlog.entry_bundle(ledger, tile.index, tile.width, tenant_scope=tenant_scope(request))
     else:
         data = tlog.hash_tile(ledger, tile.level, tile.index, tile.width)
     cache = "no-cache" if tile.partial else _IMMUTABLE
@@ -266,6 +283,7 @@ def export_evidence(
         parse_time(until, "to"),
         wanted,
         actor=principal.id,
+        tenant_scope=tenant_scope(request),
     )
     return Response(
         pack.data,

@@ -118,7 +118,9 @@ def test_full_tiles_are_immutable_and_partial_ones_are_not_cached(
     size = hub.ledger.store.tree_size()
     full = client.get("/v1/ledger/tlog/tile/0/000")
     assert full.status_code == 200 and len(full.content) == 256 * 32
-    assert "immutable" in full.headers["cache-control"]
+    assert full.headers["cache-control"] == "public, max-age=31536000, immutable"
+    entries = client.get("/v1/ledger/tlog/tile/entries/000")  # its headers: the reader's cache only
+    assert entries.headers["cache-control"] == "private, max-age=31536000, immutable"
     w = size % 256
     part = client.get(f"/v1/ledger/tlog/tile/0/00{size // 256}.p/{w}")
     assert part.status_code == 200 and len(part.content) == w * 32

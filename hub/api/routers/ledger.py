@@ -194,7 +194,10 @@ def public_key(
 
 
 # -- the ledger in the C2SP tlog-tiles layout (c2sp.org/tlog-tiles) ----------------------------
-_IMMUTABLE = "public, max-age=31536000, immutable"  # full tiles never change
+_IMMUTABLE = "public, max-age=31536000, immutable"  # full hash tiles never change
+# An entry bundle carries its entries' envelope headers and is answered by tenant scope: only the
+# reader's own cache may keep it (a shared cache would hand one reader's bundle to another).
+_IMMUTABLE_PRIVATE = "private, max-age=31536000, immutable"
 
 
 @router.get("/v1/ledger/tlog/checkpoint", response_class=PlainTextResponse, responses=text())
@@ -232,7 +235,9 @@ def tlog_tile(
         data = tlog.entry_bundle(ledger, tile.index, tile.width, tenant_scope=tenant_scope(request))
     else:
         data = tlog.hash_tile(ledger, tile.level, tile.index, tile.width)
-    cache = "no-cache" if tile.partial else _IMMUTABLE
+    cache = (
+        "no-cache" if tile.partial else _IMMUTABLE if tile.level is not None else _IMMUTABLE_PRIVATE
+    )
     return Response(data, media_type="application/octet-stream", headers={"Cache-Control": cache})
 
 

@@ -73,6 +73,15 @@ class Server:
         assert r.status_code == 201, r.text
         return str(r.json()["token"])
 
+    def own_key(self, token: str) -> str:
+        """``token``'s owner rotates it, acting with that key: the new key is the owner's own,
+        whose secret the admin who issued the old one never saw (the two-person rule counts
+        only such a key as a second person's when that admin proposes)."""
+        key_id = token.split(":", 1)[0]
+        r = self.api("POST", f"/v1/keys/{key_id}/rotate", key=token, json={"reason": "my own"})
+        assert r.status_code == 201, r.text
+        return str(r.json()["token"])
+
 
 @pytest.fixture(scope="session")
 def console_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:

@@ -205,7 +205,8 @@ def test_a_second_person_approves_a_policy_change(browser: Any, console_server: 
 
     server = console_server
     owner = f"sam{uuid.uuid4().hex[:6]}"
-    second = server.key("security_admin", owner=owner)  # issued before the proposal
+    # issued by the admin who proposes below, then rotated by its owner: the owner's own key
+    second = server.own_key(server.key("security_admin", owner=owner))
     from core.policybundle import PolicyBundle
 
     files = dict(PolicyBundle.from_dir().files)

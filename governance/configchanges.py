@@ -25,6 +25,16 @@ for retention, ``RetentionPolicySet`` on ``hub.governance``, the event the reten
 ``approve`` by a principal other than the proposer appends ``ConfigChangeApproved``,
 ``ConfigChangeApplied`` and the effect in one transaction; it is refused when the current value
 is no longer the one the change was proposed against (its diff would be stale: propose again).
+
+An apply is a compare-and-set against the log, so that another process can't slip a change in
+between the check and the append: before the check, the end offsets of the topics the value is
+read from (``hub.config-changes`` and the resource's ``topics()``) are read; the transaction
+that appends reads them again first and, when any moved, writes nothing, folds what was
+appended and checks again (at most ``_ATTEMPTS`` times). So an approval whose value changed
+meanwhile is refused (``StaleChange``, 409) with nothing of its effect written, and a proposal
+applied at once records the value it really replaced. On the embedded log the transaction holds
+the write lock, so the second read is atomic with the append; on Kafka, which has no such lock,
+it only narrows the window.
 ``rollback`` is a new proposal whose value is that of an earlier change, under the same rules.
 ``set_direct`` is what the direct paths (``PUT /config``, ``hub rules set``, ``PUT /v1/rules``,
 ``hub retention set``, ``POST /v1/retention/policies``) call: it refuses a resource under the
@@ -50,7 +60,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from core.errors import ConfigError, Conflict, Forbidden, InvalidInput
+from core.errors import ConfigError, Conflict, Forbidden, InvalidInput, TopicNotFound
 from core.ports.policy import Principal
 from governance.changes import Identities, check_two_person
 from governance.configstore import (
@@ -80,8 +90,13 @@ RETENTION_PREFIX = "retention:"
 RETENTION_FIELDS = ("max_age_ms", "max_records", "time_column")
 
 # Changes of one process are serialised (stale checks read, then append); across processes the
-# approval's stale check is what keeps a diff honest.
+# end offsets checked in the appending transaction are (module docstring).
 _LOCK = threading.RLock()
+_ATTEMPTS = 5  # checks of one apply whose topics kept moving before it answers 409
+
+
+class _Moved(Exception):
+    """The guarded topics moved between the check and the appending transaction."""
 
 
 class TwoPersonRequired(Forbidden):
@@ -98,6 +113,12 @@ class StaleChange(Conflict):
 
 class UnknownResource(InvalidInput):
     code = "unknown_config_resource"
+
+
+class ConfigBusy(Conflict):
+    """The value's topics kept changing while an apply was checked: retry."""
+
+    code = "config_busy"
 
 
 class BundleSource(Protocol):
@@ -235,6 +256,15 @@ class ConfigResource(abc.ABC):
     def refresh(self) -> None:
         """Fold the records ``effect`` produced (after they were appended)."""
 
+    @abc.abstractmethod
+    def topics(self) -> tuple[str, ...]:
+        """The topics ``current`` is folded from (besides ``hub.config-changes``)."""
+
+    def fold(self) -> None:
+        """Fold what any process appended, before a check reads ``current`` (``refresh``
+        unless that does more than fold)."""
+        self.refresh()
+
 
 @dataclass
 class RulesResource(ConfigResource):
@@ -257,6 +287,9 @@ class RulesResource(ConfigResource):
 
     def refresh(self) -> None:
         self.rules.refresh()
+
+    def topics(self) -> tuple[str, ...]:
+        return (CONFIG_TOPIC,)
 
 
 @dataclass
@@ -300,6 +333,9 @@ class RegistryConfigResource(ConfigResource):
 
     def refresh(self) -> None:
         self.registry.refresh()
+
+    def topics(self) -> tuple[str, ...]:
+        return ("_schemas",)
 
 
 @dataclass
@@ -351,6 +387,11 @@ class RetentionResource(ConfigResource):
     def refresh(self) -> None:
         self.governance.state()
 
+    def topics(self) -> tuple[str, ...]:
+        from governance.retention import GOVERNANCE_TOPIC
+
+        return (GOVERNANCE_TOPIC,)
+
 
 @dataclass
 class AlertRulesResource(ConfigResource):
@@ -389,6 +430,9 @@ class AlertRulesResource(ConfigResource):
 
     def refresh(self) -> None:
         self.store.refresh()
+
+    def topics(self) -> tuple[str, ...]:
+        return ()
 
 
 # -- the commands ---------------------------------------------------------------------------------
@@ -536,38 +580,49 @@ class ConfigChanges:
     def approve(self, principal: Principal, change_id: str, reason: str = "") -> ConfigChange:
         with _LOCK:
             self.store.refresh()
-            change = self.store.change(change_id)
-            if change.applied_at is not None:
-                raise Conflict(f"Configuration change {change_id} is already applied.")
-            check_two_person(
-                self._identities,
-                change.proposed_by,
-                principal,
-                change.proposed_at,
-                f"configuration change {change_id}",
+            res = self.resource(self.store.change(change_id).resource)
+            for _attempt in range(_ATTEMPTS):
+                if self._approve_once(principal, res, change_id, reason):
+                    self._audit(principal, "config.approve", change_id)
+                    return self.store.change(change_id)
+            raise self._busy(res)
+
+    def _approve_once(
+        self, principal: Principal, res: ConfigResource, change_id: str, reason: str
+    ) -> bool:
+        """One check and guarded append of an approval; False when the guard moved."""
+        guard = self._ends(res)
+        self.store.refresh()
+        res.fold()
+        change = self.store.change(change_id)
+        if change.applied_at is not None:
+            raise Conflict(f"Configuration change {change_id} is already applied.")
+        check_two_person(
+            self._identities,
+            change.proposed_by,
+            principal,
+            change.proposed_at,
+            f"configuration change {change_id}",
+        )
+        current = to_text(res.current())
+        if current != change.old_value:
+            raise StaleChange(
+                f"Configuration change {change_id} was proposed against {change.resource}"
+                f" = {change.old_value}, but it is {current} now: propose it again."
             )
-            res = self.resource(change.resource)
-            current = to_text(res.current())
-            if current != change.old_value:
-                raise StaleChange(
-                    f"Configuration change {change_id} was proposed against {change.resource}"
-                    f" = {change.old_value}, but it is {current} now: propose it again."
-                )
-            new = res.validate(from_text(change.new_value))  # the validators may have grown
-            approved = _event(
-                {
-                    "change_id": change_id,
-                    "approved_by": principal.id,
-                    "reason": reason,
-                    "approved_at": _now(),
-                },
-                APPROVED,
-                change_id,
-                change_id,
-            )
-            self._append(principal, res, change, [approved], apply=True, value=new)
-            self._audit(principal, "config.approve", change_id)
-            return self.store.change(change_id)
+        new = res.validate(from_text(change.new_value))  # the validators may have grown
+        approved = _event(
+            {
+                "change_id": change_id,
+                "approved_by": principal.id,
+                "reason": reason,
+                "approved_at": _now(),
+            },
+            APPROVED,
+            change_id,
+            change_id,
+        )
+        return self._append(principal, res, change, [approved], value=new, guard=guard)
 
     # -- internals -----------------------------------------------------------------------------
     def _propose(
@@ -587,57 +642,83 @@ class ConfigChanges:
             )
         res = self.resource(resource)
         with _LOCK:
-            self.store.refresh()
-            new = res.validate(value)  # 1.
-            old = res.current()  # 2.
-            old_text, new_text = to_text(old), to_text(new)
-            if old_text == new_text:
-                if kind == "direct":
-                    return None  # idempotent, as Confluent's PUT /config is
-                raise Conflict(f"{res.name} is already {new_text}: nothing to change.")
-            diff = value_diff(res.name, old_text, new_text)  # 3.
-            requires = self.requires_two_person(res.name)  # 4.
-            if requires and kind == "direct":
-                raise TwoPersonRequired(
-                    f"{res.name} is under the two-person rule (data.hub.two_person): propose "
-                    f"the change with `hub config propose {res.name} VALUE --reason WHY` (or POST "
-                    "/v1/config/changes) and have another principal approve it."
+            for _attempt in range(_ATTEMPTS):
+                done, change = self._propose_once(
+                    principal, res, value, reason, kind=kind, rollback_of=rollback_of
                 )
-            change = ConfigChange(
-                change_id=new_decision_id(),
-                resource=res.name,
-                kind=kind,
-                old_value=old_text,
-                new_value=new_text,
-                diff=diff,
-                proposed_by=principal.id,
-                reason=reason,
-                requires_approval=requires,
-                rollback_of=rollback_of,
-                proposed_at=_now(),
+                if done:
+                    if change is not None and audit:
+                        self._audit(principal, "config.propose", change.change_id)  # 6.
+                    return change
+            raise self._busy(res)
+
+    def _propose_once(
+        self,
+        principal: Principal,
+        res: ConfigResource,
+        value: Any,
+        reason: str,
+        *,
+        kind: str,
+        rollback_of: str,
+    ) -> tuple[bool, ConfigChange | None]:
+        """One check and append of a proposal: (False, None) when the guard of an apply moved;
+        (True, None) for a direct change to the value in force."""
+        guard = self._ends(res)
+        self.store.refresh()
+        res.fold()
+        new = res.validate(value)  # 1.
+        old = res.current()  # 2.
+        old_text, new_text = to_text(old), to_text(new)
+        if old_text == new_text:
+            if kind == "direct":
+                return True, None  # idempotent, as Confluent's PUT /config is
+            raise Conflict(f"{res.name} is already {new_text}: nothing to change.")
+        diff = value_diff(res.name, old_text, new_text)  # 3.
+        requires = self.requires_two_person(res.name)  # 4.
+        if requires and kind == "direct":
+            raise TwoPersonRequired(
+                f"{res.name} is under the two-person rule (data.hub.two_person): propose "
+                f"the change with `hub config propose {res.name} VALUE --reason WHY` (or POST "
+                "/v1/config/changes) and have another principal approve it."
             )
-            proposed = _event(
-                {
-                    "change_id": change.change_id,
-                    "resource": change.resource,
-                    "kind": kind,
-                    "old_value": old_text,
-                    "new_value": new_text,
-                    "diff": diff,
-                    "proposed_by": principal.id,
-                    "reason": reason,
-                    "requires_approval": requires,
-                    "rollback_of": rollback_of,
-                    "proposed_at": change.proposed_at,
-                },
-                PROPOSED,
-                change.change_id,
-                change.change_id,
-            )
-            self._append(principal, res, change, [proposed], apply=not requires, value=new)  # 5.
-            if audit:
-                self._audit(principal, "config.propose", change.change_id)  # 6.
-            return self.store.change(change.change_id)
+        change = ConfigChange(
+            change_id=new_decision_id(),
+            resource=res.name,
+            kind=kind,
+            old_value=old_text,
+            new_value=new_text,
+            diff=diff,
+            proposed_by=principal.id,
+            reason=reason,
+            requires_approval=requires,
+            rollback_of=rollback_of,
+            proposed_at=_now(),
+        )
+        proposed = _event(
+            {
+                "change_id": change.change_id,
+                "resource": change.resource,
+                "kind": kind,
+                "old_value": old_text,
+                "new_value": new_text,
+                "diff": diff,
+                "proposed_by": principal.id,
+                "reason": reason,
+                "requires_approval": requires,
+                "rollback_of": rollback_of,
+                "proposed_at": change.proposed_at,
+            },
+            PROPOSED,
+            change.change_id,
+            change.change_id,
+        )
+        if not requires:  # 5.
+            if not self._append(principal, res, change, [proposed], value=new, guard=guard):
+                return False, None
+        else:
+            self._append(principal, res, change, [proposed], guard=None)
+        return True, self.store.change(change.change_id)
 
     def _append(
         self,
@@ -646,17 +727,18 @@ class ConfigChanges:
         change: ConfigChange,
         events: list[OutgoingEvent],
         *,
-        apply: bool,
+        guard: dict[str, dict[int, int]] | None,
         value: Any = None,
-    ) -> None:
-        """Step 5: the change's events and, with ``apply``, its effect (``value`` in force;
-        ``None`` restores the default), in ONE log transaction."""
+    ) -> bool:
+        """Step 5: the change's events and, with a ``guard`` (the end offsets read before the
+        check), the apply and its effect (``value`` in force; ``None`` restores the default), in
+        ONE log transaction. False, with nothing written, when a guarded topic moved."""
 
         def prepare(topic: str, batch: Sequence[OutgoingEvent]) -> list[Record]:
             return self._publisher.prepare(topic, batch, principal.id, principal.tenant)
 
         effect: Effect = []
-        if apply:
+        if guard is not None:
             events = [
                 *events,
                 _event(
@@ -673,13 +755,35 @@ class ConfigChanges:
             ]
             effect = res.effect(value, change.proposed_by, change.reason, change.change_id, prepare)
         records = prepare(CONFIG_CHANGES_TOPIC, events)
-        with self._log.transaction(f"config:{res.name}") as txn:
-            txn.append(CONFIG_CHANGES_TOPIC, records)  # 5a. proposed / approved (+ applied)
-            for topic, batch in effect:  # 5b. the effect: hub.config, _schemas
-                txn.append(topic, batch)
-        if apply:
+        try:
+            with self._log.transaction(f"config:{res.name}") as txn:
+                if guard is not None and self._ends(res) != guard:
+                    raise _Moved  # another process appended since the check: check again
+                txn.append(CONFIG_CHANGES_TOPIC, records)  # 5a. proposed / approved (+ applied)
+                for topic, batch in effect:  # 5b. the effect: hub.config, _schemas
+                    txn.append(topic, batch)
+        except _Moved:
+            return False
+        if guard is not None:
             res.refresh()
         self.store.refresh()
+        return True
+
+    def _ends(self, res: ConfigResource) -> dict[str, dict[int, int]]:
+        """The end offsets of the topics ``res``'s value and its changes are folded from."""
+        ends: dict[str, dict[int, int]] = {}
+        for topic in (CONFIG_CHANGES_TOPIC, *res.topics()):
+            try:
+                ends[topic] = self._log.end_offsets(topic)
+            except TopicNotFound:  # created by the first append
+                ends[topic] = {}
+        return ends
+
+    def _busy(self, res: ConfigResource) -> ConfigBusy:
+        return ConfigBusy(
+            f"{res.name} and its changes kept changing in another process while this change "
+            f"was checked ({_ATTEMPTS} times): retry."
+        )
 
     def _audit(self, principal: Principal, action: str, change_id: str) -> None:
         if self._ledger is None:

@@ -482,6 +482,12 @@ class ChampionResource(ConfigResource):
         champion = self.current()
         self.models.store.set_alias(self.model, "champion", champion)
 
+    def topics(self) -> tuple[str, ...]:
+        return (MODELS_TOPIC,)
+
+    def fold(self) -> None:
+        self.models.refresh()  # the alias is set after an apply only
+
 
 class ModelChanges(ConfigChanges):
     """Configuration changes that also know ``model.champion:<name>``, always two-person."""

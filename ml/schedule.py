@@ -207,6 +207,9 @@ class RetrainScheduleResource(ConfigResource):
     def refresh(self) -> None:
         self.store.refresh()
 
+    def topics(self) -> tuple[str, ...]:
+        return ()  # its value is folded from hub.config-changes
+
 
 class RetrainScheduler:
     """Runs the due retrains (see the module docstring); ``run_due`` is one tick."""

@@ -79,3 +79,30 @@ def test_the_second_of_two_approvals_racing_in_two_processes_is_refused_and_writ
         if r["value"].get("key") == "registry.compatibility.trades-value"
     ]
     assert levels == ['"FULL"']  # nothing of the loser's effect
+
+
+def test_a_change_applied_at_once_records_the_value_another_process_just_set(
+    hubs: tuple[Hub, Hub], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A direct change read the value in force, then B set another before A appended: A's
+    change and its ``hub.config`` record named a value that was no longer the one replaced.
+    It is checked again, and records B's value as the one it replaced."""
+    a, b = hubs
+    log = a.config_changes._log
+    real = log.transaction
+
+    def b_sets_level(transactional_id: str) -> AbstractContextManager[Transaction]:
+        monkeypatch.setattr(log, "transaction", real)  # once
+        assert b.config_changes.set_direct(CAROL, LEVEL, "FULL", "b") is not None
+        return real(transactional_id)
+
+    monkeypatch.setattr(log, "transaction", b_sets_level)
+    change = a.config_changes.set_direct(ALICE, LEVEL, "NONE", "a")
+    assert change is not None and change.old_value == '"FULL"'
+    assert '-"FULL"' in change.diff
+    olds = [
+        r["value"]["old_value"]
+        for r in events(a, CONFIG_TOPIC)
+        if r["value"].get("key") == "registry.compatibility.trades-value"
+    ]
+    assert olds == [None, '"FULL"']

@@ -17,8 +17,9 @@ Contract:
    its ``hub.ReportCreated`` event. A tenant-limited reader gets only its tenant's cases, keys
    and decisions; it lists and reads only reports cut to its own tenant (a hub-wide report is
    refused with 403 naming ``tenant.all``, another tenant's answers 404 as a missing one).
-   The data-quality report's ingest and quarantine statistics are hub-wide: it is refused to a
-   tenant-limited reader.
+   The data-quality report's ingest and quarantine statistics count every tenant (they are not
+   kept per tenant): a report cut to one tenant withholds them (no rows; accepted and rejected
+   null) and keeps its per-tenant reconciliation.
 5. The data-quality report reconciles, per check, the records accepted into a topic (counted
    from the log up to the projection's committed positions, per tenant the principal sees) with
    the total the projection holds (its count column plus its late side output), and states the
@@ -326,17 +327,22 @@ def _log_counts(hub: Hub, recon: Recon, positions: Mapping[str, int]) -> Counter
 def _quality(c: _Collector) -> dict[str, Any]:
     hub = c.hub
     stats = hub.ingest.stats.snapshot()
+    withheld = ""
+    if c.tenant_scope is not None:  # every tenant's counts: withheld from a one-tenant report
+        stats = {"by_topic": [], "by_rule": [], "accepted": None, "rejected": None}
+        withheld = " (withheld: the counts cover every tenant; reading them needs tenant.all)"
     c.put(
         "ingest_by_topic",
         "log",
-        "ingest statistics folded from the log: accepted, rejected (quarantined), replayed",
+        "ingest statistics folded from the log: accepted, rejected (quarantined), replayed"
+        + withheld,
         ["topic", "accepted", "rejected", "replayed"],
         stats["by_topic"],
     )
     c.put(
         "quarantine_by_rule",
         "log",
-        "hub.quarantine folded: count by topic and rule",
+        "hub.quarantine folded: count by topic and rule" + withheld,
         ["topic", "rule", "count"],
         stats["by_rule"],
     )
@@ -444,17 +450,10 @@ def run_report(
 ) -> Report:
     """Build, sign, keep and record one report (contract 1-4); ``days``: the access review's
     period (default 30), refused for the other kinds; ``tenant_scope``: the tenant the
-    reader's ``report.run`` decision limits it to (None: every tenant, as for the hub's own
-    scheduler). A data-quality report is refused (``Forbidden``) to a tenant-limited reader."""
+    reader's ``report.run`` decision limits it to (``reader_scope``; None: every tenant)."""
     from hub.report_render import render_html, render_pdf
 
     kind = _kind(kind)
-    if tenant_scope is not None and kind == "data-quality":
-        raise Forbidden(
-            f"Access denied: the data-quality report counts every tenant's ingest and "
-            f"quarantine; a reader limited to tenant {tenant_scope!r} needs tenant.all to run "
-            "it.",
-        )
     if days is not None and kind != "access-review":
         raise InvalidInput(
             f"days={days!r} applies to the access-review report only, not to {kind!r}: leave "
@@ -571,7 +570,8 @@ class ReportScheduler:
         made = []
         for kind, day in self.due(now or datetime.now(UTC)):
             with self.fence():  # refused (Fenced, NotLeader) when another process leads now
-                made.append(run_report(self.hub, self.principal, kind, day))
+                scope = reader_scope(self.hub, self.principal, {}, {"channel": "scheduler"})
+                made.append(run_report(self.hub, self.principal, kind, day, tenant_scope=scope))
         return made
 
     def start(self, check_every_s: float = 60.0) -> None:

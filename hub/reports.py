@@ -12,7 +12,15 @@ Contract:
    ``hub-verify bundle <zip>`` or ``hub report verify``: a changed byte anywhere is refused.
 3. The report is recorded as an event (``hub.ReportCreated`` on ``hub.reports``, so on the
    ledger) naming its manifest digest; the pack is kept under ``<data_dir>/reports/``.
-4. The data-quality report reconciles, per check, the records accepted into a topic (counted
+4. A report is cut to one tenant scope (``ledger.service.tenant_scope_of`` of the reader's
+   ``report.run`` decision; None: every tenant), stated as ``tenant_scope`` in its manifest and
+   its ``hub.ReportCreated`` event. A tenant-limited reader gets only its tenant's cases, keys
+   and decisions; it lists and reads only reports cut to its own tenant (a hub-wide report is
+   refused with 403 naming ``tenant.all``, another tenant's answers 404 as a missing one).
+   The data-quality report's ingest and quarantine statistics count every tenant (they are not
+   kept per tenant): a report cut to one tenant withholds them (no rows; accepted and rejected
+   null) and keeps its per-tenant reconciliation.
+5. The data-quality report reconciles, per check, the records accepted into a topic (counted
    from the log up to the projection's committed positions, per tenant the principal sees) with
    the total the projection holds (its count column plus its late side output), and states the
    accuracy (matched / expected) against the 99.99% goal, listing every discrepancy.
@@ -35,7 +43,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from audit import signed
-from core.errors import InvalidInput, NotFound
+from core.errors import Forbidden, InvalidInput, NotFound
 from core.events import OutgoingEvent
 from core.periodic import Periodic
 from core.ports.policy import Principal
@@ -140,9 +148,10 @@ def _rows(table: Any) -> dict[str, Any]:
 class _Collector:
     """Runs the report's queries and keeps their rows (data.json) and manifest entries."""
 
-    def __init__(self, hub: Hub, principal: Principal) -> None:
+    def __init__(self, hub: Hub, principal: Principal, tenant_scope: str | None = None) -> None:
         self.hub = hub
         self.principal = principal
+        self.tenant_scope = tenant_scope  # None: every tenant
         self.data: dict[str, dict[str, Any]] = {}
         self.queries: list[dict[str, Any]] = []
 
@@ -187,6 +196,33 @@ def _kind(kind: str) -> str:
     return kind
 
 
+def _of_scope(tenant_scope: str | None) -> str:
+    """How a query's source names its tenant scope ("" for every tenant)."""
+    return "" if tenant_scope is None else f", tenant {tenant_scope} only"
+
+
+def reader_scope(
+    hub: Hub, principal: Principal, row_filter: Mapping[str, str], context: dict[str, Any]
+) -> str | None:
+    """The tenant a reader allowed ``report.run``/``report.read`` is limited to (None: every
+    tenant): ``ledger.service.tenant_scope_of`` the decision's ``row_filter`` when the policy
+    set one; else the principal's own tenant unless the policy allows it ``tenant.all`` (a
+    decision, recorded, as the projection views ask it)."""
+    from ledger.service import tenant_scope_of
+
+    if row_filter:
+        return tenant_scope_of(row_filter)
+    wide = hub.policy.decide(principal, "tenant.all", "reports", context).allow
+    return None if wide else principal.tenant
+
+
+def report_in_scope(report: Mapping[str, Any], tenant_scope: str | None) -> bool:
+    """Whether a reader limited to ``tenant_scope`` (None: every tenant) may read a report:
+    every report for None; otherwise only reports cut to that same tenant (a report recorded
+    without ``tenant_scope`` covers every tenant)."""
+    return tenant_scope is None or report.get("tenant_scope") == tenant_scope
+
+
 def _checkpoint(hub: Hub) -> Any:
     hub.ledger.sync(force_checkpoint=True)
     size = hub.ledger.store.tree_size()
@@ -225,8 +261,15 @@ def _compliance(c: _Collector, day: date) -> dict[str, Any]:
         {k: v for k, v in case.items() if k in _CASE_FIELDS}
         for case in c.hub.cases.list_cases()
         if on_day(case.get("opened_at"), case.get("closed_at"))
+        and (c.tenant_scope is None or case.get("tenant") == c.tenant_scope)
     ]
-    c.put("cases", "log", f"hub.cases: opened or closed on {iso}", list(_CASE_FIELDS), cases)
+    c.put(
+        "cases",
+        "log",
+        f"hub.cases: opened or closed on {iso}{_of_scope(c.tenant_scope)}",
+        list(_CASE_FIELDS),
+        cases,
+    )
     store = c.hub.policy_changes.store
     store.refresh()
     changes = [
@@ -284,17 +327,22 @@ def _log_counts(hub: Hub, recon: Recon, positions: Mapping[str, int]) -> Counter
 def _quality(c: _Collector) -> dict[str, Any]:
     hub = c.hub
     stats = hub.ingest.stats.snapshot()
+    withheld = ""
+    if c.tenant_scope is not None:  # every tenant's counts: withheld from a one-tenant report
+        stats = {"by_topic": [], "by_rule": [], "accepted": None, "rejected": None}
+        withheld = " (withheld: the counts cover every tenant; reading them needs tenant.all)"
     c.put(
         "ingest_by_topic",
         "log",
-        "ingest statistics folded from the log: accepted, rejected (quarantined), replayed",
+        "ingest statistics folded from the log: accepted, rejected (quarantined), replayed"
+        + withheld,
         ["topic", "accepted", "rejected", "replayed"],
         stats["by_topic"],
     )
     c.put(
         "quarantine_by_rule",
         "log",
-        "hub.quarantine folded: count by topic and rule",
+        "hub.quarantine folded: count by topic and rule" + withheld,
         ["topic", "rule", "count"],
         stats["by_rule"],
     )
@@ -392,10 +440,17 @@ def reports_dir(hub: Hub) -> Path:
 
 
 def run_report(
-    hub: Hub, principal: Principal, kind: str, day: str | None = None, days: int | None = None
+    hub: Hub,
+    principal: Principal,
+    kind: str,
+    day: str | None = None,
+    days: int | None = None,
+    *,
+    tenant_scope: str | None = None,
 ) -> Report:
-    """Build, sign, keep and record one report (contract 1-3); ``days``: the access review's
-    period (default 30), refused for the other kinds."""
+    """Build, sign, keep and record one report (contract 1-4); ``days``: the access review's
+    period (default 30), refused for the other kinds; ``tenant_scope``: the tenant the
+    reader's ``report.run`` decision limits it to (``reader_scope``; None: every tenant)."""
     from hub.report_render import render_html, render_pdf
 
     kind = _kind(kind)
@@ -407,7 +462,7 @@ def run_report(
         )
     when = _day(day) if kind in DAILY else None
     cp = _checkpoint(hub)
-    c = _Collector(hub, principal)
+    c = _Collector(hub, principal, tenant_scope)
     if kind == "trading-daily" and when is not None:
         from hub.reports_trading import trading_summary
 
@@ -428,6 +483,7 @@ def run_report(
         "day": when.isoformat() if when else None,
         "created_at": created,
         "created_by": principal.id,
+        "tenant_scope": tenant_scope,
         "summary": summary,
         "queries": c.queries,
         "projection_digests": {
@@ -461,6 +517,7 @@ def run_report(
         "checkpoint_root": cp.root.hex(),
         "manifest_sha256": digest,
         "summary": json.dumps(summary, sort_keys=True, default=str),
+        "tenant_scope": tenant_scope,
     }
     hub.publisher.publish(
         REPORTS_TOPIC,
@@ -513,7 +570,8 @@ class ReportScheduler:
         made = []
         for kind, day in self.due(now or datetime.now(UTC)):
             with self.fence():  # refused (Fenced, NotLeader) when another process leads now
-                made.append(run_report(self.hub, self.principal, kind, day))
+                scope = reader_scope(self.hub, self.principal, {}, {"channel": "scheduler"})
+                made.append(run_report(self.hub, self.principal, kind, day, tenant_scope=scope))
         return made
 
     def start(self, check_every_s: float = 60.0) -> None:
@@ -527,8 +585,9 @@ def _text(value: Any) -> str:
     return value.isoformat() if isinstance(value, datetime) else str(value)
 
 
-def list_reports(hub: Hub) -> list[dict[str, Any]]:
-    """Every ``hub.ReportCreated`` event, oldest first."""
+def list_reports(hub: Hub, tenant_scope: str | None = None) -> list[dict[str, Any]]:
+    """Every ``hub.ReportCreated`` event a reader limited to ``tenant_scope`` may read
+    (``report_in_scope``; None: every report), oldest first."""
     if REPORTS_TOPIC not in {t.name for t in hub.log.topics()}:
         return []
     out: list[dict[str, Any]] = []
@@ -542,20 +601,33 @@ def list_reports(hub: Hub) -> list[dict[str, Any]]:
                 if r["headers"].get("ce_type") == CREATED:
                     v = json.loads(json.dumps(r["value"], default=_text))
                     v["summary"] = json.loads(v.get("summary") or "{}")
-                    out.append(v)
+                    v.setdefault("tenant_scope", None)
+                    if report_in_scope(v, tenant_scope):
+                        out.append(v)
             offset = batch[-1]["offset"] + 1
     out.sort(key=lambda v: (v["created_at"], v["report_id"]))
     return out
 
 
-def find_report(hub: Hub, report_id: str) -> tuple[dict[str, Any], bytes]:
-    """A report's event and its pack; NotFound naming the id when either is missing."""
+def find_report(
+    hub: Hub, report_id: str, tenant_scope: str | None = None
+) -> tuple[dict[str, Any], bytes]:
+    """A report's event and its pack; NotFound naming the id when either is missing. A reader
+    limited to ``tenant_scope`` gets Forbidden naming ``tenant.all`` for a hub-wide report and
+    the same NotFound as a missing report for another tenant's."""
     if not _ID.match(report_id):
         raise InvalidInput(
             f"report id {report_id[:60]!r} is not a report id (a UUID, see hub report list).",
             code="invalid_report_id",
         )
     for v in list_reports(hub):
+        if v["report_id"] == report_id and not report_in_scope(v, tenant_scope):
+            if v["tenant_scope"] is not None:
+                break  # another tenant's: answered as a missing report
+            raise Forbidden(
+                f"Access denied: report {report_id} covers every tenant; a reader limited to "
+                f"tenant {tenant_scope!r} needs tenant.all to read it."
+            )
         if v["report_id"] == report_id:
             path = reports_dir(hub) / f"{report_id}.zip"
             if not path.exists():
@@ -625,6 +697,8 @@ __all__ = [
     "ReportScheduler",
     "find_report",
     "list_reports",
+    "reader_scope",
+    "report_in_scope",
     "run_report",
     "signed_export",
     "verify_pack",

@@ -15,6 +15,10 @@ report's day:
 - ``approvals``: every policy and configuration change proposed in the period with who
   proposed it, who approved it and when.
 
+A report cut to one tenant (``Collector.tenant_scope``) lists only that tenant's keys and the
+decisions recorded for that tenant's principals; policy and configuration changes are hub-wide
+and listed for every reader.
+
 Decisions are read from ``hub.decisions`` from the first offset the ledger's index places in
 the period, so the scan is proportional to the period, not to the whole log.
 """
@@ -56,7 +60,9 @@ def _iso_us(value: Any) -> str:
 
 
 def _decisions(c: Collector, since_ms: int, until_ms: int) -> list[dict[str, Any]]:
-    """The decisions recorded in [since_ms, until_ms) (log time), decoded."""
+    """The decisions recorded in [since_ms, until_ms) (log time), decoded; only those of the
+    report's tenant when it is cut to one."""
+    scope = c.tenant_scope
     hub = c.hub
     if DECISIONS not in {t.name for t in hub.log.topics()}:
         return []
@@ -75,7 +81,9 @@ def _decisions(c: Collector, since_ms: int, until_ms: int) -> list[dict[str, Any
             if not batch:
                 break
             for r in batch:
-                if since_ms <= r["timestamp_ms"] < until_ms:
+                if since_ms <= r["timestamp_ms"] < until_ms and (
+                    scope is None or r["value"].get("tenant") == scope
+                ):
                     out.append(r["value"])
             if batch[-1]["timestamp_ms"] >= until_ms:
                 break
@@ -105,10 +113,13 @@ def access_review(c: Collector, day: date, days: int | None = None) -> dict[str,
     keys = [
         {f: (", ".join(v) if isinstance(v, list) else v) for f, v in k.public(end).items()}
         for k in hub.keys.all()
+        if c.tenant_scope is None or k.tenant == c.tenant_scope
     ]
-    c.put("keys", "log", "hub.keys folded: every API key (no secret)", list(_KEY_FIELDS), keys)
+    whose = "every" if c.tenant_scope is None else f"tenant {c.tenant_scope}'s"
+    c.put("keys", "log", f"hub.keys folded: {whose} API keys (no secret)", list(_KEY_FIELDS), keys)
 
     decided = _decisions(c, since_ms, until_ms)
+    of = "" if c.tenant_scope is None else f" of tenant {c.tenant_scope}"
     # per (key id, person): a key id is "" in decisions made without a key or recorded before
     # decisions carried it
     last: dict[tuple[str, str], str] = {}
@@ -162,7 +173,7 @@ def access_review(c: Collector, day: date, days: int | None = None) -> dict[str,
     c.put(
         "last_use",
         "log",
-        f"hub.decisions from {start.isoformat()} to {end.isoformat()}: per API key, the last "
+        f"hub.decisions{of} from {start.isoformat()} to {end.isoformat()}: per API key, the last "
         "decision recorded with its key id and the allowed/denied counts; decisions without a "
         "key id (the hub's own services, or recorded before decisions carried it) per person",
         ["key_id", "owner", "state", "last_used_at", "allowed", "denied"],
@@ -190,7 +201,7 @@ def access_review(c: Collector, day: date, days: int | None = None) -> dict[str,
     c.put(
         "denied",
         "log",
-        f"hub.decisions with allow = false from {start.isoformat()} to {end.isoformat()}",
+        f"hub.decisions{of} with allow = false from {start.isoformat()} to {end.isoformat()}",
         [
             "decided_at",
             "principal",

@@ -29,6 +29,7 @@ class Collector(Protocol):
 
     hub: Hub
     principal: Principal
+    tenant_scope: str | None  # the tenant the report is cut to; None: every tenant
 
     def sql(self, name: str, store: str, sql: str) -> list[dict[str, Any]]: ...
 

@@ -10,10 +10,21 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
-from hub.cli import Ctx, authorize, key_option, main, principal_for, run_safely
+from core.ports.policy import Principal
+from hub.cli import Ctx, decided, key_option, main, principal_for, run_safely
+
+
+def _scope(h: Any, action: str, resource: str, principal: Principal) -> str | None:
+    """The tenant the command's allowed decision limits it to (``hub.reports.reader_scope``;
+    None: every tenant); ``Forbidden`` on a deny."""
+    from hub.reports import reader_scope
+
+    row_filter = decided(h, action, resource, principal).row_filter
+    return reader_scope(h, principal, row_filter, {"channel": "cli"})
 
 
 @main.group()
@@ -45,8 +56,9 @@ def report_run(
 
     def go() -> None:
         with obj.hub() as h:
-            who = authorize(h, "report.run", f"reports/{kind}", principal_for(h, key))
-            made = run_report(h, who, kind, day, days)
+            who = principal_for(h, key)
+            scope = _scope(h, "report.run", f"reports/{kind}", who)
+            made = run_report(h, who, kind, day, days, tenant_scope=scope)
             if out:
                 Path(out).write_bytes(made.data)
             click.echo(
@@ -75,8 +87,8 @@ def report_list(obj: Ctx, key: str | None) -> None:
 
     def go() -> None:
         with obj.hub() as h:
-            authorize(h, "report.read", "reports", principal_for(h, key))
-            for r in list_reports(h):
+            scope = _scope(h, "report.read", "reports", principal_for(h, key))
+            for r in list_reports(h, scope):
                 click.echo(
                     f"{r['report_id']}\t{r['kind']}\t{r['day'] or '-'}\t{r['created_at']}\t"
                     f"{r['created_by']}\tcheckpoint={r['checkpoint_size']}"
@@ -96,8 +108,8 @@ def report_show(obj: Ctx, report_id: str, out: str | None, key: str | None) -> N
 
     def go() -> None:
         with obj.hub() as h:
-            authorize(h, "report.read", f"reports/{report_id}", principal_for(h, key))
-            event, data = find_report(h, report_id)
+            scope = _scope(h, "report.read", f"reports/{report_id}", principal_for(h, key))
+            event, data = find_report(h, report_id, scope)
             if out:
                 Path(out).write_bytes(data)
             click.echo(json.dumps(event, indent=2, default=str))

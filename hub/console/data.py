@@ -591,9 +591,11 @@ def reports(
     request: Request, _: Principal = Depends(authorize("report.read", "reports"))
 ) -> dict[str, Any]:
     """Every report recorded on ``hub.reports``, newest first."""
+    from hub.api.routers.reports import report_scope
     from hub.reports import KINDS, list_reports
 
-    return {"reports": list(reversed(list_reports(hub_of(request)))), "kinds": KINDS}
+    found = list_reports(hub_of(request), report_scope(request))
+    return {"reports": list(reversed(found)), "kinds": KINDS}
 
 
 @router.post("/reports", response_model=Open)
@@ -603,9 +605,10 @@ def run_report(
     principal: Principal = Depends(authorize("report.run", "reports")),
 ) -> dict[str, Any]:
     """Build, sign and record a report now (on demand)."""
+    from hub.api.routers.reports import report_scope
     from hub.reports import run_report as run
 
-    made = run(hub_of(request), principal, body.kind, body.day)
+    made = run(hub_of(request), principal, body.kind, body.day, tenant_scope=report_scope(request))
     return {
         "report_id": made.report_id,
         "kind": made.kind,
@@ -635,9 +638,10 @@ def report_file(
     import io
     import zipfile
 
+    from hub.api.routers.reports import report_scope
     from hub.reports import find_report
 
-    data = find_report(hub_of(request), report_id)[1]
+    data = find_report(hub_of(request), report_id, report_scope(request))[1]
     media, member = _PACK_PARTS[part]
     name = f"report-{report_id}.zip"
     if member is not None:
@@ -660,10 +664,11 @@ def verify_report(
     """Verify a stored report's pack against this hub's ledger key."""
     from audit.errors import AuditError
     from audit.note import parse_verifier_key
+    from hub.api.routers.reports import report_scope
     from hub.reports import find_report, verify_pack
 
     hub = hub_of(request)
-    data = find_report(hub, report_id)[1]
+    data = find_report(hub, report_id, report_scope(request))[1]
     try:
         trusted = parse_verifier_key(hub.ledger.public_key())
         return {"ok": True, "message": verify_pack(data, trusted)}

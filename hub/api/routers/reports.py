@@ -2,7 +2,8 @@
 DAG ``hub_daily_reports``): ``POST /v1/reports`` builds, signs, keeps and records one report
 (``report.run``) and answers its id and manifest summary; ``GET /v1/reports/{report_id}`` returns
 its signed pack (``report.read``), which ``audit/verify.py bundle`` checks offline with the
-ledger's public key. The console's pages under ``/ui/reports`` use the same functions."""
+ledger's public key. Both keep to the reader's tenant scope (``report_scope``). The
+console's pages under ``/ui/reports`` use the same functions."""
 
 from __future__ import annotations
 
@@ -14,10 +15,25 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from core.ports.policy import Principal
-from hub.api.deps import authorize, hub_of
+from hub.api.deps import authorize, decision_context, hub_of, principal_of
 from hub.api.models import binary
 
 router = APIRouter(tags=["reports"])
+
+
+def report_scope(request: Request) -> str | None:
+    """The tenant the request's allowed ``report.run``/``report.read`` decision limits its
+    reader to (``hub.reports.reader_scope``); None for every tenant. A report is cut to it, and
+    only reports cut to it are listed and read (``hub.reports`` contract 4)."""
+    from hub.reports import reader_scope
+
+    return reader_scope(
+        hub_of(request),
+        principal_of(request),
+        request.state.decision.row_filter,
+        decision_context(request),
+    )
+
 
 REPORT_ID = Annotated[str, Path(min_length=36, max_length=36, pattern="^[0-9a-f-]{36}$")]
 
@@ -60,7 +76,14 @@ def run_report(
 ) -> dict[str, Any]:
     from hub.reports import run_report as run
 
-    made = run(hub_of(request), principal, body.kind, body.day, body.days)
+    made = run(
+        hub_of(request),
+        principal,
+        body.kind,
+        body.day,
+        body.days,
+        tenant_scope=report_scope(request),
+    )
     head = json.loads(json.dumps(made.manifest, default=str))
     return {
         "report_id": made.report_id,
@@ -81,7 +104,7 @@ def get_report(
 ) -> Response:
     from hub.reports import find_report
 
-    data = find_report(hub_of(request), report_id)[1]
+    data = find_report(hub_of(request), report_id, report_scope(request))[1]
     return Response(
         data,
         media_type="application/zip",

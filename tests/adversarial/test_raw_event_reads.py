@@ -55,16 +55,16 @@ def test_lookup_with_the_event_keeps_to_the_readers_tenant(api: Api) -> None:
         "/v1/topics/accounts/events", params={"partition": md.partition}, headers=acme
     )
     assert listed.status_code == 200 and listed.json()["records"] == []
-    # ... and so does the ledger lookup: the entry's metadata, but not the event's bytes.
+    # ... and so does the ledger lookup: another tenant's entry answers as a missing one, with
+    # or without the event (ledger reads keep to the reader's tenant, like event reads).
     got = _lookup(api, acme, md.topic, md.partition, md.offset)
-    assert got.status_code == 403, got.text
-    assert "tenant" in got.json()["message"]
+    assert got.status_code == 404, got.text
     plain = api.client.get(
         "/v1/ledger/lookup",
         params={"topic": md.topic, "partition": md.partition, "offset": md.offset},
         headers=acme,
     )
-    assert plain.status_code == 200 and "value" not in plain.json()
+    assert plain.status_code == 404 and plain.json() == got.json(), plain.text
     # The record's own tenant reads it.
     own = _lookup(api, globex, md.topic, md.partition, md.offset)
     assert own.status_code == 200 and own.json()["value"]
@@ -130,14 +130,16 @@ def test_cli_find_export_applies_the_event_read_decision(tmp_path: Path) -> None
         client.close()
         hub.close()
     where = ["--topic", md.topic, "--partition", str(md.partition), "--offset", str(md.offset)]
+    # Readers of other tenants (default, acme): the entry answers as a missing one, the event
+    # is not exported.
     for token in (security, acme):
         out = tmp_path / "event.json"
         r = _cli(data, token, "ledger", "find", *where, "--export", str(out))
         assert r.exit_code == 1, r.output
-        assert "denied" in r.stderr.lower(), r.stderr
+        assert "ledger_entry_not_found" in r.stderr, r.stderr
         assert not out.exists()
-        plain = _cli(data, token, "ledger", "find", *where)  # the entry itself: ledger.read
-        assert plain.exit_code == 0, plain.output
+        plain = _cli(data, token, "ledger", "find", *where)
+        assert plain.exit_code == 1 and "ledger_entry_not_found" in plain.stderr, plain.output
     out = tmp_path / "event.json"
     r = _cli(data, globex, "ledger", "find", *where, "--export", str(out))
     assert r.exit_code == 0, r.output

@@ -29,7 +29,7 @@ from core import lineage
 from core.avro import serde
 from core.errors import InvalidInput, NotFound
 from core.ports.eventlog import Record, RecordMetadata
-from domain.envelope import Envelope
+from domain.envelope import H_TENANT, Envelope
 from ingest.files import csv_header_of, csv_types, parse_csv_row
 from ingest.pipeline import (
     QUARANTINE_TOPIC,
@@ -68,11 +68,33 @@ def _where(mark: dict[str, Any]) -> str:
     )
 
 
-def decode_entry(pipeline: IngestPipeline, offset: int, *, unseal: bool = True) -> dict[str, Any]:
+def tenant_of(rec: Record) -> str:
+    """The tenant of a quarantine record: its ``ce_tenant`` header (the publisher's tenant),
+    ``default`` when it has none (as ``event.read`` treats a record without one)."""
+    for k, v in rec.headers:
+        if k == H_TENANT:
+            return v.decode() if isinstance(v, bytes) else str(v)
+    return "default"
+
+
+def decode_entry(
+    pipeline: IngestPipeline,
+    offset: int,
+    *,
+    unseal: bool = True,
+    tenant_scope: str | None = None,
+) -> dict[str, Any]:
     """The quarantine entry at ``offset``; a sealed original is unsealed unless ``unseal`` is
-    False (a reader whose decision masks PII): then it is left out (``original_masked``)."""
+    False (a reader whose decision masks PII): then it is left out (``original_masked``).
+    A reader limited to ``tenant_scope`` (None: every tenant) is told another tenant's entry
+    is not there, as for a missing one."""
     recs = pipeline.log.read(QUARANTINE_TOPIC, 0, offset, 1)
-    if not recs or recs[0].offset != offset or recs[0].value is None:
+    if (
+        not recs
+        or recs[0].offset != offset
+        or recs[0].value is None
+        or (tenant_scope is not None and tenant_of(recs[0]) != tenant_scope)
+    ):
         raise NotFound(
             f"No quarantined record at offset {offset}: list them with `hub quarantine list`.",
             code="quarantine_entry_not_found",
@@ -81,6 +103,7 @@ def decode_entry(pipeline: IngestPipeline, offset: int, *, unseal: bool = True) 
     schema_id, _ = serde.split_wire(rec.value)  # type: ignore[arg-type]
     value: dict[str, Any] = serde.decode(rec.value, pipeline.registry.parsed(schema_id))  # type: ignore[arg-type]
     value["offset"] = rec.offset
+    value["tenant"] = tenant_of(rec)
     sealed_for = next((v.decode() for k, v in rec.headers if k == SEALED_FOR), None)
     if sealed_for is not None:
         # The original was sealed under its data subject's key (it holds PII in clear).
@@ -98,14 +121,23 @@ def decode_entry(pipeline: IngestPipeline, offset: int, *, unseal: bool = True) 
 
 
 def entries(
-    pipeline: IngestPipeline, offset: int = 0, limit: int = 100, topic: str | None = None
+    pipeline: IngestPipeline,
+    offset: int = 0,
+    limit: int = 100,
+    topic: str | None = None,
+    tenant_scope: str | None = None,
 ) -> list[dict[str, Any]]:
     """Quarantined records from ``offset`` (without their original bytes), each with its
-    replay ``status`` (``pending``, ``replayed``, ``requarantined``) and ``replayed_to``."""
+    ``tenant``, replay ``status`` (``pending``, ``replayed``, ``requarantined``) and
+    ``replayed_to``. A reader limited to ``tenant_scope`` (None: every tenant) gets that
+    tenant's entries only (an entry without a tenant counts as ``default``)."""
     out = []
     marks = replay_marks(pipeline)
     for rec in pipeline.log.scan(QUARANTINE_TOPIC, 0, offset):
         if rec.value is None:
+            continue
+        tenant = tenant_of(rec)
+        if tenant_scope is not None and tenant != tenant_scope:
             continue
         schema_id, _ = serde.split_wire(rec.value)
         v = serde.decode(rec.value, pipeline.registry.parsed(schema_id))
@@ -113,6 +145,7 @@ def entries(
             continue
         v.pop("original")
         v["offset"] = rec.offset
+        v["tenant"] = tenant
         mark = marks.get(rec.offset)
         v["status"] = status_of(mark)
         v["replayed_to"] = None

@@ -4,7 +4,8 @@ A quarantined record is a ``hub.RecordQuarantined`` event on ``hub.quarantine`` 
 addressed by its offset. Replay re-ingests the original bytes: JSON as JSON, wire-format values as
 wire format, CSV rows parsed with the header their content type carries (``text/csv;
 columns=<base64 header line>``) and typed by the topic's current schema; each with the event id
-given at first receipt and ``attempt + 1``, from the source ``replay:<original source>``. A
+given at first receipt and ``attempt + 1``, from the source ``replay:<original source>``, for
+the tenant that first sent it (``ce_tenant``; ``default`` for an entry without one). A
 record that fails again is quarantined again (a new offset, the higher attempt); one that passes
 is appended once. Truncated originals cannot be replayed.
 
@@ -240,15 +241,17 @@ def replay(
     ) as run:
         for topic, items in by_topic.items():
             total = IngestResult()
-            # One batch per attempt number so each re-quarantined record gets its own attempt + 1.
-            for attempt in sorted({e["attempt"] for e, _ in items}):
-                chosen = [e for e, _ in items if e["attempt"] == attempt]
-                group = [r for e, r in items if e["attempt"] == attempt]
+            # One batch per attempt number and tenant, so each re-quarantined record gets its own
+            # attempt + 1 and every record keeps the tenant it was first sent by.
+            for attempt, tenant in sorted({(e["attempt"], e["tenant"]) for e, _ in items}):
+                chosen = [e for e, _ in items if (e["attempt"], e["tenant"]) == (attempt, tenant)]
+                group = [r for e, r in items if (e["attempt"], e["tenant"]) == (attempt, tenant)]
                 result = pipeline.ingest(
                     topic,
                     group,
                     source=f"replay:{items[0][0]['source']}",
                     producer=replayed_by,
+                    tenant=tenant,
                     attempt=attempt + 1,
                     marks=_marker(pipeline, topic, [e["offset"] for e in chosen], replayed_by),
                 )

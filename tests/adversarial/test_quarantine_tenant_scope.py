@@ -102,3 +102,17 @@ def test_paging_skips_other_tenants_and_reaches_each_visible_entry_once(api: Api
         assert page["next_offset"] > offset
         offset = page["next_offset"]
     assert seen == mine
+
+
+def test_a_replayed_entry_keeps_its_tenant(api: Api) -> None:
+    """A replay re-ingests for the tenant that first sent the record: an entry that fails again
+    is quarantined again under acme, not under ``default``."""
+    officers = _officers(api)
+    acme_at = _publish_bad(api, "acme", "still-bad")
+    r = api.client.post("/v1/quarantine/replay", json={"offsets": [acme_at]}, headers=api.admin)
+    assert r.status_code == 200 and r.json()["trades"]["rejected"] == 1, r.text
+    again = max(e["offset"] for e in _list(api, api.admin))
+    assert again > acme_at
+    assert [e["offset"] for e in _list(api, basic(officers["acme"]))] == [acme_at, again]
+    assert _list(api, basic(officers["default"])) == []
+    assert _list(api, basic(officers["globex"])) == []

@@ -29,7 +29,7 @@ from typing import Any
 from core import lineage
 from core.avro import serde
 from core.errors import InvalidInput, NotFound
-from core.ports.eventlog import Record, RecordMetadata
+from core.ports.eventlog import Record, RecordMetadata, StoredRecord
 from domain.envelope import H_TENANT, Envelope
 from ingest.files import csv_header_of, csv_types, parse_csv_row
 from ingest.pipeline import (
@@ -69,12 +69,12 @@ def _where(mark: dict[str, Any]) -> str:
     )
 
 
-def tenant_of(rec: Record) -> str:
+def tenant_of(rec: StoredRecord) -> str:
     """The tenant of a quarantine record: its ``ce_tenant`` header (the publisher's tenant),
     ``default`` when it has none (as ``event.read`` treats a record without one)."""
     for k, v in rec.headers:
         if k == H_TENANT:
-            return v.decode() if isinstance(v, bytes) else str(v)
+            return v.decode()
     return "default"
 
 

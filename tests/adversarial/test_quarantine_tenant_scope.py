@@ -116,3 +116,28 @@ def test_a_replayed_entry_keeps_its_tenant(api: Api) -> None:
     assert [e["offset"] for e in _list(api, basic(officers["acme"]))] == [acme_at, again]
     assert _list(api, basic(officers["default"])) == []
     assert _list(api, basic(officers["globex"])) == []
+
+
+def test_the_cli_keeps_quarantine_reads_to_the_officers_tenant(api: Api) -> None:
+    from click.testing import CliRunner
+
+    from hub.cli import main
+
+    officers = _officers(api)
+    acme_at = _publish_bad(api, "acme", "acme-secret")
+    data = str(api.hub.settings.data_dir)
+    api.hub.close()  # the CLI opens the data folder as an operator's would
+    api.hub.close = lambda: None  # type: ignore[method-assign]
+
+    def cli(token: str, *args: str) -> Any:
+        return CliRunner().invoke(main, ["--data-dir", data, "--key", token, "quarantine", *args])
+
+    r = cli(officers["globex"], "list")
+    assert r.exit_code == 0 and r.output == "", r.output
+    r = cli(officers["globex"], "show", str(acme_at))
+    assert r.exit_code == 1 and "acme-secret" not in r.output, r.output
+    assert "quarantine_entry_not_found" in str(r.stderr), r.stderr
+    r = cli(officers["acme"], "list")
+    assert r.exit_code == 0 and r.output.startswith(f"{acme_at}\ttrades\t"), r.output
+    r = cli(officers["acme"], "show", str(acme_at))
+    assert r.exit_code == 0 and "acme-secret" in r.output, r.output

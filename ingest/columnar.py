@@ -923,7 +923,7 @@ def _ingest_arrow(
         else:
             accepted = new_records([values[i] for i in keep], [keys[i] for i in keep], headers)  # type: ignore[misc]
         q_records = [
-            pipeline._quarantine_record(topic, source, raw, rej, attempt, now, qt)
+            pipeline._quarantine_record(topic, source, raw, rej, attempt, now, qt, tenant)
             for _, raw, rej, qt in quarantined
         ]
         metas = pipeline._commit(topic, source, accepted, q_records, position, consumed, done)

@@ -790,7 +790,7 @@ class IngestPipeline:
             )
         accepted = self._accepted(rows, producer, tenant, now)
         q_records = [
-            self._quarantine_record(topic, source, raw, rej, attempt, now, t)
+            self._quarantine_record(topic, source, raw, rej, attempt, now, t, tenant)
             for _, raw, rej, t in quarantined
         ]
         outcomes = None
@@ -906,7 +906,11 @@ class IngestPipeline:
         attempt: int,
         now: datetime,
         target: Target | None,
+        tenant: str = "default",
     ) -> Record:
+        """The ``hub.RecordQuarantined`` record for a rejected record; its envelope carries the
+        publisher's ``tenant`` (``ce_tenant``), as the batch's accepted records do, so quarantine
+        reads can be limited to a tenant."""
         original = raw.original
         content_type = raw.content_type
         if raw.kind == "datum" and not original:
@@ -963,7 +967,11 @@ class IngestPipeline:
         q = self.target(QUARANTINE_TOPIC, None)
         datum = serde.from_json(value, q.schema.parsed)
         envelope = Envelope(
-            event_type=q.name, producer=source, classification=q.classification, occurred_at=now
+            event_type=q.name,
+            producer=source,
+            classification=q.classification,
+            occurred_at=now,
+            tenant=tenant,
         )
         return Record(
             value=serde.encode(q.schema_id, q.schema, datum),

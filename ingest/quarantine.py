@@ -4,7 +4,8 @@ A quarantined record is a ``hub.RecordQuarantined`` event on ``hub.quarantine`` 
 addressed by its offset. Replay re-ingests the original bytes: JSON as JSON, wire-format values as
 wire format, CSV rows parsed with the header their content type carries (``text/csv;
 columns=<base64 header line>``) and typed by the topic's current schema; each with the event id
-given at first receipt and ``attempt + 1``, from the source ``replay:<original source>``. A
+given at first receipt and ``attempt + 1``, from the source ``replay:<original source>``, for
+the tenant that first sent it (``ce_tenant``; ``default`` for an entry without one). A
 record that fails again is quarantined again (a new offset, the higher attempt); one that passes
 is appended once. Truncated originals cannot be replayed.
 
@@ -28,8 +29,8 @@ from typing import Any
 from core import lineage
 from core.avro import serde
 from core.errors import InvalidInput, NotFound
-from core.ports.eventlog import Record, RecordMetadata
-from domain.envelope import Envelope
+from core.ports.eventlog import Record, RecordMetadata, StoredRecord
+from domain.envelope import H_TENANT, Envelope
 from ingest.files import csv_header_of, csv_types, parse_csv_row
 from ingest.pipeline import (
     QUARANTINE_TOPIC,
@@ -68,11 +69,33 @@ def _where(mark: dict[str, Any]) -> str:
     )
 
 
-def decode_entry(pipeline: IngestPipeline, offset: int, *, unseal: bool = True) -> dict[str, Any]:
+def tenant_of(rec: StoredRecord) -> str:
+    """The tenant of a quarantine record: its ``ce_tenant`` header (the publisher's tenant),
+    ``default`` when it has none (as ``event.read`` treats a record without one)."""
+    for k, v in rec.headers:
+        if k == H_TENANT:
+            return v.decode()
+    return "default"
+
+
+def decode_entry(
+    pipeline: IngestPipeline,
+    offset: int,
+    *,
+    unseal: bool = True,
+    tenant_scope: str | None = None,
+) -> dict[str, Any]:
     """The quarantine entry at ``offset``; a sealed original is unsealed unless ``unseal`` is
-    False (a reader whose decision masks PII): then it is left out (``original_masked``)."""
+    False (a reader whose decision masks PII): then it is left out (``original_masked``).
+    A reader limited to ``tenant_scope`` (None: every tenant) is told another tenant's entry
+    is not there, as for a missing one."""
     recs = pipeline.log.read(QUARANTINE_TOPIC, 0, offset, 1)
-    if not recs or recs[0].offset != offset or recs[0].value is None:
+    if (
+        not recs
+        or recs[0].offset != offset
+        or recs[0].value is None
+        or (tenant_scope is not None and tenant_of(recs[0]) != tenant_scope)
+    ):
         raise NotFound(
             f"No quarantined record at offset {offset}: list them with `hub quarantine list`.",
             code="quarantine_entry_not_found",
@@ -81,6 +104,7 @@ def decode_entry(pipeline: IngestPipeline, offset: int, *, unseal: bool = True) 
     schema_id, _ = serde.split_wire(rec.value)  # type: ignore[arg-type]
     value: dict[str, Any] = serde.decode(rec.value, pipeline.registry.parsed(schema_id))  # type: ignore[arg-type]
     value["offset"] = rec.offset
+    value["tenant"] = tenant_of(rec)
     sealed_for = next((v.decode() for k, v in rec.headers if k == SEALED_FOR), None)
     if sealed_for is not None:
         # The original was sealed under its data subject's key (it holds PII in clear).
@@ -98,14 +122,23 @@ def decode_entry(pipeline: IngestPipeline, offset: int, *, unseal: bool = True) 
 
 
 def entries(
-    pipeline: IngestPipeline, offset: int = 0, limit: int = 100, topic: str | None = None
+    pipeline: IngestPipeline,
+    offset: int = 0,
+    limit: int = 100,
+    topic: str | None = None,
+    tenant_scope: str | None = None,
 ) -> list[dict[str, Any]]:
     """Quarantined records from ``offset`` (without their original bytes), each with its
-    replay ``status`` (``pending``, ``replayed``, ``requarantined``) and ``replayed_to``."""
+    ``tenant``, replay ``status`` (``pending``, ``replayed``, ``requarantined``) and
+    ``replayed_to``. A reader limited to ``tenant_scope`` (None: every tenant) gets that
+    tenant's entries only (an entry without a tenant counts as ``default``)."""
     out = []
     marks = replay_marks(pipeline)
     for rec in pipeline.log.scan(QUARANTINE_TOPIC, 0, offset):
         if rec.value is None:
+            continue
+        tenant = tenant_of(rec)
+        if tenant_scope is not None and tenant != tenant_scope:
             continue
         schema_id, _ = serde.split_wire(rec.value)
         v = serde.decode(rec.value, pipeline.registry.parsed(schema_id))
@@ -113,6 +146,7 @@ def entries(
             continue
         v.pop("original")
         v["offset"] = rec.offset
+        v["tenant"] = tenant
         mark = marks.get(rec.offset)
         v["status"] = status_of(mark)
         v["replayed_to"] = None
@@ -207,15 +241,17 @@ def replay(
     ) as run:
         for topic, items in by_topic.items():
             total = IngestResult()
-            # One batch per attempt number so each re-quarantined record gets its own attempt + 1.
-            for attempt in sorted({e["attempt"] for e, _ in items}):
-                chosen = [e for e, _ in items if e["attempt"] == attempt]
-                group = [r for e, r in items if e["attempt"] == attempt]
+            # One batch per attempt number and tenant, so each re-quarantined record gets its own
+            # attempt + 1 and every record keeps the tenant it was first sent by.
+            for attempt, tenant in sorted({(e["attempt"], e["tenant"]) for e, _ in items}):
+                chosen = [e for e, _ in items if (e["attempt"], e["tenant"]) == (attempt, tenant)]
+                group = [r for e, r in items if (e["attempt"], e["tenant"]) == (attempt, tenant)]
                 result = pipeline.ingest(
                     topic,
                     group,
                     source=f"replay:{items[0][0]['source']}",
                     producer=replayed_by,
+                    tenant=tenant,
                     attempt=attempt + 1,
                     marks=_marker(pipeline, topic, [e["offset"] for e in chosen], replayed_by),
                 )

@@ -5,12 +5,13 @@ from __future__ import annotations
 import base64
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 import yaml
 
 from core.errors import ConfigError
-from hub.cli import Ctx, authorize, main, run_safely
+from hub.cli import Ctx, authorize, current_principal, decided, main, run_safely
 
 
 @main.group()
@@ -36,8 +37,10 @@ def quarantine_list(obj: Ctx, offset: int, limit: int, topic: str | None, status
 
     def go() -> None:
         with obj.hub() as h:
-            authorize(h, "quarantine.read", "quarantine")
-            found = entries(h.ingest, offset, 10**9 if status != "all" else limit, topic)
+            scope = _tenant_scope(h, "quarantine")
+            found = entries(
+                h.ingest, offset, 10**9 if status != "all" else limit, topic, tenant_scope=scope
+            )
             chosen = [e for e in found if status in ("all", e["status"])][:limit]
             for e in chosen:
                 click.echo(
@@ -49,6 +52,14 @@ def quarantine_list(obj: Ctx, offset: int, limit: int, topic: str | None, status
     run_safely(go)
 
 
+def _tenant_scope(h: Any, resource: str) -> str | None:
+    """The tenant the command's ``quarantine.read`` decision limits it to (None: every tenant);
+    raises ``Forbidden`` on a deny."""
+    from ledger.service import tenant_scope_of
+
+    return tenant_scope_of(decided(h, "quarantine.read", resource, current_principal(h)).row_filter)
+
+
 @quarantine.command("show")
 @click.argument("offset", type=int)
 @click.pass_obj
@@ -56,11 +67,14 @@ def quarantine_show(obj: Ctx, offset: int) -> None:
     """A quarantined record as JSON, its original bytes as text when UTF-8, else base64."""
     from core.avro import serde
     from ingest.quarantine import decode_entry
+    from ledger.service import tenant_scope_of
 
     def go() -> None:
         with obj.hub() as h:
-            authorize(h, "quarantine.read", f"quarantine/{offset}")
-            e = decode_entry(h.ingest, offset)
+            decision = decided(h, "quarantine.read", f"quarantine/{offset}", current_principal(h))
+            scope = tenant_scope_of(decision.row_filter)
+            masked = "pii" in decision.mask  # a sealed original stays sealed, as over HTTP
+            e = decode_entry(h.ingest, offset, unseal=not masked, tenant_scope=scope)
             original: bytes = e.pop("original")
             out = serde.to_json(e)
             try:

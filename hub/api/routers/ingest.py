@@ -205,6 +205,14 @@ def quality_stats(
     }
 
 
+def _tenant_scope(request: Request) -> str | None:
+    """The tenant the ``quarantine.read`` decision's ``row_filter`` limits this reader to (None:
+    every tenant, as for a role granting ``tenant.all``)."""
+    from ledger.service import tenant_scope_of
+
+    return tenant_scope_of(request.state.decision.row_filter)
+
+
 @router.get("/v1/quarantine", response_model=QuarantinePage)
 def quarantine_list(
     request: Request,
@@ -213,9 +221,12 @@ def quarantine_list(
     topic: str | None = None,
     _: Principal = Depends(authorize("quarantine.read")),
 ) -> dict[str, Any]:
+    """Quarantined records from ``offset``; a reader the decision's ``row_filter`` limits to a
+    tenant gets that tenant's records only (one without a tenant counts as ``default``)."""
     from ingest.quarantine import entries
 
-    items = entries(hub_of(request).ingest, offset, limit, topic)
+    scope = _tenant_scope(request)
+    items = entries(hub_of(request).ingest, offset, limit, topic, tenant_scope=scope)
     return {"records": items, "next_offset": items[-1]["offset"] + 1 if items else offset}
 
 
@@ -225,10 +236,13 @@ def quarantine_show(
     request: Request,
     _: Principal = Depends(authorize("quarantine.read")),
 ) -> dict[str, Any]:
+    """One quarantined record; another tenant's, for a reader limited to a tenant, answers 404
+    as a missing one."""
     from ingest.quarantine import decode_entry
 
     masked = "pii" in request.state.decision.mask  # a sealed original stays sealed
-    e = decode_entry(hub_of(request).ingest, offset, unseal=not masked)
+    scope = _tenant_scope(request)
+    e = decode_entry(hub_of(request).ingest, offset, unseal=not masked, tenant_scope=scope)
     original: bytes = e.pop("original")
     out: dict[str, Any] = serde.to_json(e)
     out["original_base64"] = base64.b64encode(original).decode()

@@ -75,6 +75,31 @@ def serve_local(handler: type[BaseHTTPRequestHandler]) -> Iterator[int]:
         server.shutdown()
 
 
+def serve_hub(hub: Hub) -> Iterator[Api]:
+    """``hub``'s app in-process with one admin key (principal ``root``); closes both after."""
+    client = TestClient(create_app(hub), raise_server_exceptions=False)
+    try:
+        yield Api(hub, client, {"admin": hub.keys.create(["admin"], principal="root").token})
+    finally:
+        client.close()
+        hub.close()
+
+
+def acme_case(api: Api) -> tuple[str, str, str]:
+    """acme's compliance officer ann opens a case; the case id and the tokens of acme's and of
+    globex's (gus) compliance officers."""
+    acme = api.hub.keys.create(["compliance_officer"], principal="ann", tenant="acme").token
+    globex = api.hub.keys.create(["compliance_officer"], principal="gus", tenant="globex").token
+    r = api.client.post(
+        "/v1/cases",
+        json={"reason": "SAR 17: structuring by ACC-1", "subjects": ["ACC-1"]},
+        headers=basic(acme),
+    )
+    assert r.status_code == 201, r.text
+    assert r.json()["tenant"] == "acme"
+    return r.json()["case_id"], acme, globex
+
+
 def start_api(data_dir: Path) -> tuple[Hub, TestClient]:
     hub = bootstrap(load_settings(environ={"HUB_PROJECTION_AUTOSTART": "false"}, data_dir=data_dir))
     client = TestClient(create_app(hub), raise_server_exceptions=False)

@@ -10,22 +10,10 @@ from typing import Any
 from click.testing import CliRunner
 
 from hub.cli import main
-from tests.adversarial._api import Api, basic
+from tests.adversarial._api import Api, acme_case, basic
 from tests.adversarial.test_console_keys import as_
 
-
-def _two_officers(api: Api) -> tuple[str, str, str]:
-    """A case of tenant acme; the tokens of acme's and globex's compliance officers."""
-    acme = api.hub.keys.create(["compliance_officer"], principal="ann", tenant="acme").token
-    globex = api.hub.keys.create(["compliance_officer"], principal="gus", tenant="globex").token
-    r = api.client.post(
-        "/v1/cases",
-        json={"reason": "SAR 17: structuring by ACC-1", "subjects": ["ACC-1"]},
-        headers=basic(acme),
-    )
-    assert r.status_code == 201, r.text
-    assert r.json()["tenant"] == "acme"
-    return r.json()["case_id"], acme, globex
+_two_officers = acme_case
 
 
 def test_another_tenants_officer_cannot_list_read_or_close_a_case(api: Api) -> None:

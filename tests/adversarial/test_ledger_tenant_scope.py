@@ -13,48 +13,35 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from fastapi.testclient import TestClient
 
 from core.ports.eventlog import Record
 from core.ports.ledgerstore import LeafQuery
-from hub.api.app import create_app
 from hub.bootstrap import bootstrap
 from hub.cli import main
 from hub.settings import load_settings
 from ledger.populations import ingest_counts
-from tests.adversarial._api import Api, basic
+from tests.adversarial._api import Api, acme_case, basic, serve_hub
 from tests.adversarial.test_console_keys import as_
 
 
 @pytest.fixture(params=["tiles", "sqlite"])
 def api(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Api]:
     """A fresh hub on each file ledger store (tiles is the default)."""
-    hub = bootstrap(
-        load_settings(
-            environ={"HUB_PROJECTION_AUTOSTART": "false"},
-            data_dir=tmp_path / "data",
-            ledger_store=request.param,
+    yield from serve_hub(
+        bootstrap(
+            load_settings(
+                environ={"HUB_PROJECTION_AUTOSTART": "false"},
+                data_dir=tmp_path / "data",
+                ledger_store=request.param,
+            )
         )
     )
-    client = TestClient(create_app(hub), raise_server_exceptions=False)
-    try:
-        yield Api(hub, client, {"admin": hub.keys.create(["admin"], principal="root").token})
-    finally:
-        client.close()
-        hub.close()
 
 
 def _acme_case(api: Api) -> tuple[str, str]:
     """acme's officer opens a case (acme's entries on the ledger, and an untenanted record);
     the tokens of acme's and globex's compliance officers."""
-    acme = api.hub.keys.create(["compliance_officer"], principal="ann", tenant="acme").token
-    globex = api.hub.keys.create(["compliance_officer"], principal="gus", tenant="globex").token
-    r = api.client.post(
-        "/v1/cases",
-        json={"reason": "SAR 17: structuring by ACC-1", "subjects": ["ACC-1"]},
-        headers=basic(acme),
-    )
-    assert r.status_code == 201, r.text
+    _, acme, globex = acme_case(api)
     api.hub.ledger.record_action("gus", "globex.note", "n-1", tenant="globex")
     api.hub.log.create_topic("raw.untenanted", 1, {})
     api.hub.log.append("raw.untenanted", [Record(b"v", b"k")])

@@ -19,15 +19,13 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from fastapi.testclient import TestClient
 
 from audit.note import parse_verifier_key
-from hub.api.app import create_app
 from hub.bootstrap import bootstrap
 from hub.cli import main
 from hub.reports import verify_pack
 from hub.settings import load_settings
-from tests.adversarial._api import Api, basic
+from tests.adversarial._api import Api, acme_case, basic, serve_hub
 from tests.adversarial.test_console_keys import as_
 
 TODAY = datetime.now(UTC).date().isoformat()
@@ -35,28 +33,17 @@ TODAY = datetime.now(UTC).date().isoformat()
 
 @pytest.fixture
 def api(tmp_path: Path) -> Iterator[Api]:
-    hub = bootstrap(
-        load_settings(environ={"HUB_PROJECTION_AUTOSTART": "false"}, data_dir=tmp_path / "data")
+    yield from serve_hub(
+        bootstrap(
+            load_settings(environ={"HUB_PROJECTION_AUTOSTART": "false"}, data_dir=tmp_path / "data")
+        )
     )
-    client = TestClient(create_app(hub), raise_server_exceptions=False)
-    try:
-        yield Api(hub, client, {"admin": hub.keys.create(["admin"], principal="root").token})
-    finally:
-        client.close()
-        hub.close()
 
 
 def _officers(api: Api) -> tuple[str, str]:
     """acme's officer ann opens a case and is refused a key (a denied decision of acme's);
     the tokens of acme's and globex's compliance officers."""
-    acme = api.hub.keys.create(["compliance_officer"], principal="ann", tenant="acme").token
-    globex = api.hub.keys.create(["compliance_officer"], principal="gus", tenant="globex").token
-    r = api.client.post(
-        "/v1/cases",
-        json={"reason": "SAR 17: structuring by ACC-1", "subjects": ["ACC-1"]},
-        headers=basic(acme),
-    )
-    assert r.status_code == 201, r.text
+    _, acme, globex = acme_case(api)
     r = api.client.post("/v1/keys", json={"roles": ["admin"]}, headers=basic(acme))
     assert r.status_code == 403, r.text
     return acme, globex

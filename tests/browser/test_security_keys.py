@@ -35,7 +35,7 @@ def _row(driver: Any, key_id: str) -> Any:
         lambda d: [
             r for r in d.find_elements(By.CSS_SELECTOR, "#keys tbody tr") if key_id in r.text
         ],
-        20,
+        60,  # the key list loads after login; a loaded CI machine has taken over 20 s
         f"the row of key {key_id}",
     )[0]
 

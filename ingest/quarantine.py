@@ -29,8 +29,9 @@ from typing import Any
 from core import lineage
 from core.avro import serde
 from core.errors import InvalidInput, NotFound
-from core.ports.eventlog import Record, RecordMetadata, StoredRecord
-from domain.envelope import H_TENANT, Envelope
+from core.events import tenant_of
+from core.ports.eventlog import Record, RecordMetadata
+from domain.envelope import Envelope
 from ingest.files import csv_header_of, csv_types, parse_csv_row
 from ingest.pipeline import (
     QUARANTINE_TOPIC,
@@ -67,15 +68,6 @@ def _where(mark: dict[str, Any]) -> str:
         f"at {at} by {mark['replayed_by']} and failed again: replay its new quarantine entry "
         f"at offset {mark['offset']} instead"
     )
-
-
-def tenant_of(rec: StoredRecord) -> str:
-    """The tenant of a quarantine record: its ``ce_tenant`` header (the publisher's tenant),
-    ``default`` when it has none (as ``event.read`` treats a record without one)."""
-    for k, v in rec.headers:
-        if k == H_TENANT:
-            return v.decode()
-    return "default"
 
 
 def decode_entry(
@@ -131,7 +123,8 @@ def entries(
     """Quarantined records from ``offset`` (without their original bytes), each with its
     ``tenant``, replay ``status`` (``pending``, ``replayed``, ``requarantined``) and
     ``replayed_to``. A reader limited to ``tenant_scope`` (None: every tenant) gets that
-    tenant's entries only (an entry without a tenant counts as ``default``)."""
+    tenant's entries only (an entry without a tenant counts as ``default``; one carrying
+    ``ce_tenant`` twice belongs to no tenant: only an every-tenant reader sees it)."""
     out = []
     marks = replay_marks(pipeline)
     for rec in pipeline.log.scan(QUARANTINE_TOPIC, 0, offset):
@@ -229,6 +222,12 @@ def replay(
                 code="already_replayed",
             )
         e = decode_entry(pipeline, off)
+        if e["tenant"] is None:
+            raise InvalidInput(
+                f"Quarantined record {off} carries its tenant header (ce_tenant) more than once: "
+                "it belongs to no tenant and is not replayed.",
+                code="ambiguous_tenant",
+            )
         by_topic.setdefault(e["topic"], []).append((e, to_raw(e, pipeline)))
     quarantine = lineage.topic_dataset(QUARANTINE_TOPIC)
     out: dict[str, IngestResult] = {}

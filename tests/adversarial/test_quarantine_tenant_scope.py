@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from core.ports.eventlog import Record
 from ingest.pipeline import QUARANTINE_TOPIC
 from tests.adversarial._api import Api, basic
@@ -141,3 +143,30 @@ def test_the_cli_keeps_quarantine_reads_to_the_officers_tenant(api: Api) -> None
     assert r.exit_code == 0 and r.output.startswith(f"{acme_at}\ttrades\t"), r.output
     r = cli(officers["acme"], "show", str(acme_at))
     assert r.exit_code == 0 and "acme-secret" in r.output, r.output
+
+
+def test_a_quarantine_record_carrying_its_tenant_twice_belongs_to_no_tenant(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A planted quarantine record with ``ce_tenant`` twice (``default`` then ``acme``; the log
+    refuses to append one, a foreign Kafka producer could write it) is read as no copy, as
+    everywhere (``domain.envelope``): no tenant-limited reader lists or fetches it, an admin
+    sees it without a tenant, and it is not replayed under either copy."""
+    officers = _officers(api)
+    acme_at = _publish_bad(api, "acme", "acme-twice")
+    rec = api.hub.log.read(QUARANTINE_TOPIC, 0, acme_at, 1)[0]
+    twice = (("ce_tenant", b"default"), *rec.headers)
+    with monkeypatch.context() as m:  # past the log's gate
+        m.setattr("adapters.sqlite_log.batch.repeats_envelope", lambda *a: False)
+        (meta,) = api.hub.log.append(
+            QUARANTINE_TOPIC, [Record(rec.value, rec.key, twice, partition=0)]
+        )
+    for who in ("default", "acme", "globex"):
+        seen = [e["offset"] for e in _list(api, basic(officers[who]))]
+        assert meta.offset not in seen, who
+        r = api.client.get(f"/v1/quarantine/{meta.offset}", headers=basic(officers[who]))
+        assert r.status_code == 404, (who, r.text)
+    (entry,) = [e for e in _list(api, api.admin) if e["offset"] == meta.offset]
+    assert entry["tenant"] is None
+    r = api.client.post("/v1/quarantine/replay", json={"offsets": [meta.offset]}, headers=api.admin)
+    assert r.status_code == 422 and r.json()["reason"] == "ambiguous_tenant", r.text

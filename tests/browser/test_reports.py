@@ -40,7 +40,17 @@ def test_a_compliance_officer_runs_and_verifies_a_report(
     )[0]
     links = [a.text for a in row.find_elements(By.TAG_NAME, "a")]
     assert links == ["PDF", "HTML", "signed pack"]
-    row.find_element(By.CSS_SELECTOR, "button.verify").click()
+    button = row.find_element(By.CSS_SELECTOR, "button.verify")
+    # The button is next to the report id, not past a horizontal scroll of the wide table.
+    inside = browser.execute_script(
+        "const b = arguments[0].getBoundingClientRect();"
+        "const s = arguments[0].closest('.scroll').getBoundingClientRect();"
+        "return b.left >= s.left && b.right <= s.right;",
+        button,
+    )
+    assert inside, "the verify button lies outside the visible part of the reports table"
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", button)
+    button.click()
     _wait(
         browser,
         lambda d: d.find_element(By.ID, "verified").get_attribute("data-ok") is not None,

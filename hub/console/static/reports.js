@@ -38,11 +38,14 @@
   async function load() {
     const data = await hub.json("/ui/api/reports");
     const rows = data.reports.map((r) => ({
-      report: r.report_id, kind: r.kind, day: r.day, created: r.created_at, by: r.created_by,
-      checkpoint: r.checkpoint_size, summary: summaryText(r.summary), files: "",
+      report: r.report_id, files: "", kind: r.kind, day: r.day, created: r.created_at,
+      by: r.created_by, checkpoint: r.checkpoint_size, summary: summaryText(r.summary),
     }));
-    hub.table(document.getElementById("reports"), ["report", "kind", "day", "created", "by", "checkpoint", "summary", "files"], rows, (row, tr) => {
-      const td = tr.cells[tr.cells.length - 1];
+    // The downloads and the verify button sit next to the report id, and the summary wraps, so
+    // a long summary or owner never pushes them out of sight behind a horizontal scroll.
+    hub.table(document.getElementById("reports"), ["report", "files", "kind", "day", "created", "by", "checkpoint", "summary"], rows, (row, tr) => {
+      tr.cells[tr.cells.length - 1].classList.add("wrap");
+      const td = tr.cells[1];
       td.replaceChildren(
         link(`/ui/api/reports/${row.report}/pdf`, "PDF"), document.createTextNode(" · "),
         link(`/ui/api/reports/${row.report}/html`, "HTML"), document.createTextNode(" · "),

@@ -31,10 +31,11 @@ Query columns (not evidence, recomputed by ``verify``):
 - ``resource``: the ``ce_subject`` header else the key as UTF-8 text (``0x<hex>`` if binary);
 - ``tenant``: ``ce_tenant``.
 A column read from an envelope header the record carries more than once is null (no copy is
-picked, see ``domain.envelope``): such a tenant is no tenant, and ``hub ledger verify`` reports
-the record. The gate refuses these records, so only one planted in the store or written to
-Kafka by another producer can have one. The native passes decline a batch where a query header
-repeats, and the Python path below gives the nulls.
+picked, see ``domain.envelope``), except ``tenant``: it is ``AMBIGUOUS_TENANT``, which no
+tenant's scope matches (a null tenant is a hub-wide record, seen by every tenant). ``hub ledger
+verify`` reports the record. The gate refuses these records, so only one planted in the store
+or written to Kafka by another producer can have one. The native passes decline a batch
+where a query header repeats, and the Python path below gives the nulls.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ from core.ports.eventlog import (
     StoredRecord,
     duplicated_envelope_rows,
 )
-from core.ports.ledgerstore import LeafBatch, leaf_schema
+from core.ports.ledgerstore import AMBIGUOUS_TENANT, LeafBatch, leaf_schema
 from domain.envelope import (
     H_ACTION,
     H_SOURCE,
@@ -557,6 +558,8 @@ def query_columns(r: StoredRecord) -> QueryColumns:
     act = h.get(H_ACTION) or h.get(H_TYPE)
     subj = h.get(H_SUBJECT)
     ten = h.get(H_TENANT)
+    if ten is None and _repeats_tenant(r.headers):
+        ten = AMBIGUOUS_TENANT.encode()
     if subj is not None:
         resource: str | None = subj.decode("utf-8", "replace")
     else:
@@ -580,6 +583,22 @@ def _once(headers: Headers) -> dict[str, bytes]:
                 h.pop(name, None)
             seen.add(name)
     return h
+
+
+def _repeats_tenant(headers: Headers) -> bool:
+    """Whether ``headers`` carry ``ce_tenant`` more than once."""
+    return list(map(_first, headers)).count(H_TENANT) > 1
+
+
+def _ambiguous(tenants: list[str | None], headers: list[Headers]) -> list[str | None]:
+    """``tenants`` with :data:`AMBIGUOUS_TENANT` where a record's null tenant comes from a
+    repeated ``ce_tenant`` (only null rows are looked at)."""
+    if None not in tenants:
+        return tenants
+    return [
+        AMBIGUOUS_TENANT if t is None and _repeats_tenant(h) else t
+        for t, h in zip(tenants, headers, strict=True)
+    ]
 
 
 def _key_text(key: bytes | None) -> str | None:
@@ -648,7 +667,8 @@ def _query_column_batch(records: Sequence[StoredRecord], shape: _Shape | None) -
                 key_text[k] if s is None else s.decode("utf-8", "replace")
                 for s, k in zip(subj, keys, strict=True)
             ]
-        return _texts(src), _texts(act), resources, _texts(ten)
+        tenants = _ambiguous(_texts(ten), list(map(_headers_of, records)))
+        return _texts(src), _texts(act), resources, tenants
     except (TypeError, ValueError, AttributeError):
         cols = [query_columns(r) for r in records]
         return (

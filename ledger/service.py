@@ -70,7 +70,13 @@ from core.ports.eventlog import (
     RecordMetadata,
     StoredRecord,
 )
-from core.ports.ledgerstore import LeafRow, LedgerStore, LedgerWrite, StoredCheckpoint
+from core.ports.ledgerstore import (
+    AMBIGUOUS_TENANT,
+    LeafRow,
+    LedgerStore,
+    LedgerWrite,
+    StoredCheckpoint,
+)
 from core.ports.objectstore import ObjectStore
 from core.ports.signer import Signer
 from domain.envelope import H_ACTION, H_SUBJECT
@@ -143,14 +149,21 @@ def _hex(b: bytes | None) -> str | None:
 def tenant_scope_of(row_filter: Mapping[str, str]) -> str | None:
     """The tenant a ``ledger.read`` decision's ``row_filter`` limits its reader to (None: every
     tenant, as for a role granting ``tenant.all``). The ledger filters on ``tenant`` only; a
-    filter on any other column is refused (``Forbidden``) rather than ignored."""
+    filter on any other column is refused (``Forbidden``) rather than ignored, and so is a
+    filter naming ``AMBIGUOUS_TENANT`` (no reader is limited to the leaves of no tenant)."""
     others = sorted(c for c in row_filter if c != "tenant")
     if others:
         raise Forbidden(
             f"Access denied: the decision filters rows on {', '.join(others)}, which ledger "
             "entries do not have (they filter on tenant only)."
         )
-    return row_filter.get("tenant")
+    tenant = row_filter.get("tenant")
+    if tenant == AMBIGUOUS_TENANT:
+        raise Forbidden(
+            f"Access denied: the decision limits the reader to tenant {tenant!r}, the mark of "
+            "records carrying ce_tenant twice, which is no tenant: fix the key's tenant."
+        )
+    return tenant
 
 
 def in_scope(row: LeafRow, tenant_scope: str | None) -> bool:

@@ -60,6 +60,12 @@ LeafRow = tuple[int, str, int, int, int, str | None, str | None, str | None, str
 LEAF_COLUMNS = ("topic", "part", "off", "ts_ms", "actor", "action", "resource", "tenant")
 """The columns of a :class:`LeafBatch` (a :data:`LeafRow` without its index and hash)."""
 
+AMBIGUOUS_TENANT = "(ambiguous)"
+"""The ``tenant`` stored for a record that carries ``ce_tenant`` more than once (no copy is
+picked). It is not a valid tenant name (those start with a letter or digit), so no tenant's
+scope matches it: only a reader of every tenant sees such a leaf, unlike a null tenant (a
+record with no ``ce_tenant``: hub-wide, seen by every tenant)."""
+
 
 def leaf_schema() -> Any:
     """The Arrow schema of :attr:`LeafBatch.columns` (pyarrow imported on first use)."""
@@ -151,7 +157,8 @@ class LeafQuery:
     until_ms: int | None = None
     topics: tuple[str, ...] | None = None
     #: A reader limited to one tenant: only leaves whose ``tenant`` is this one or none (the
-    #: hub-wide records that carry no ``ce_tenant``); None: every leaf.
+    #: hub-wide records that carry no ``ce_tenant``), never :data:`AMBIGUOUS_TENANT`; None:
+    #: every leaf.
     tenant_scope: str | None = None
 
 

@@ -20,6 +20,7 @@ from adapters.kafka_log.batch import check_record
 from core.errors import DuplicateEnvelopeHeader, InvalidInput
 from core.events import OutgoingEvent, tenant_of
 from core.ports.eventlog import IdempotenceKey, Record
+from core.ports.ledgerstore import AMBIGUOUS_TENANT
 from hub.bootstrap import Hub, bootstrap
 from hub.cli import main
 from hub.settings import load_settings
@@ -115,10 +116,11 @@ def test_a_planted_record_is_read_as_no_copy_and_verify_names_it(
     mine = [q for q in quarantined if q.get("reason_code") == "duplicate_envelope_header"]
     assert len(mine) == 1 and "'ce_tenant'" in mine[0]["reason"], quarantined
     assert mine[0]["original_size"] == len(bad.value or b"")
-    # 3. the ledger keeps the record (its leaf hashes every header) with no tenant ...
+    # 3. the ledger keeps the record (its leaf hashes every header) with no tenant: the
+    # side index says ambiguous (no tenant's scope matches it; null would be hub-wide) ...
     hub.ledger.sync(force_checkpoint=True)
     tenants = {(r[2], r[3]): r[8] for rows in hub.ledger.store.iter_leaves(start=0) for r in rows}
-    assert tenants[(md.partition, md.offset)] is None
+    assert tenants[(md.partition, md.offset)] == AMBIGUOUS_TENANT
     # ... and verify names the record and the header
     report = verify_ledger(hub.ledger)
     assert not report.ok

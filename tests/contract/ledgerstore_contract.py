@@ -25,7 +25,14 @@ from audit.merkle import (
     range_root,
 )
 from core.errors import HubError
-from core.ports.ledgerstore import CHUNK, LeafBatch, LeafRow, LedgerStore, StoredCheckpoint
+from core.ports.ledgerstore import (
+    AMBIGUOUS_TENANT,
+    CHUNK,
+    LeafBatch,
+    LeafRow,
+    LedgerStore,
+    StoredCheckpoint,
+)
 from ledger.tree import TreeBuilder
 
 Peer = Callable[[], LedgerStore]
@@ -237,6 +244,21 @@ class LedgerStoreContract:
             paged += page
             after = page[-1][0]
         assert paged == acme
+
+    def test_an_ambiguous_tenant_is_seen_by_no_tenant_scope(self, store: LedgerStore) -> None:
+        """A leaf stored with ``AMBIGUOUS_TENANT`` (its record carried ``ce_tenant`` twice)
+        matches no tenant's scope, unlike a null tenant (hub-wide); unscoped reads see it."""
+        made = rows(0, 8)  # tenant acme, every fourth one none
+        every = [(*r[:8], AMBIGUOUS_TENANT, r[9]) if r[0] % 4 == 1 else r for r in made]
+        append(store, every)
+        hidden = {r[0] for r in every if r[8] == AMBIGUOUS_TENANT}
+        assert hidden and store.query(limit=1000) == every
+        for scope in ("acme", "globex"):
+            got = store.query(tenant_scope=scope, limit=1000)
+            assert not hidden & {r[0] for r in got}, scope
+        assert store.query(tenant_scope="acme", limit=1000) == [
+            r for r in every if r[8] in ("acme", None)
+        ]
 
     def test_a_failed_write_leaves_nothing(self, store: LedgerStore) -> None:
         append(store, rows(0, 3), trades=3)

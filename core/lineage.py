@@ -143,7 +143,9 @@ def split_id(dataset_id: str) -> tuple[str, str]:
 class Publisher(Protocol):
     """What lineage needs of a publisher (``ingest.publish.Publisher`` is one)."""
 
-    def publish(self, topic: str, events: Sequence[OutgoingEvent], producer: str) -> object: ...
+    def publish(
+        self, topic: str, events: Sequence[OutgoingEvent], producer: str, tenant: str = ...
+    ) -> object: ...
 
 
 class _HasPublisher(Protocol):
@@ -167,8 +169,11 @@ def emit(
     error: BaseException | None = None,
     producer: str = "hub",
     redact: Mapping[str, str] | None = None,
+    tenant: str = "default",
 ) -> dict[str, Any]:
     """Publish one OpenLineage run event on ``hub.lineage``; returns the RunEvent document.
+    ``tenant``: the tenant the run is done for (its ``ce_tenant``; a person's run is that
+    person's tenant's, the hub's own jobs ``default``): see :meth:`LineageLog.events`.
 
     ``redact`` maps text that must not be stored (a URL with its password) to what is stored
     instead, in the error message."""
@@ -206,7 +211,7 @@ def emit(
         "openlineage": json.dumps(doc, sort_keys=True),
     }
     _publisher(target).publish(
-        LINEAGE_TOPIC, [OutgoingEvent(value=value, key=job)], producer=producer
+        LINEAGE_TOPIC, [OutgoingEvent(value=value, key=job)], producer=producer, tenant=tenant
     )
     return doc
 
@@ -235,12 +240,13 @@ def tracked(
     *,
     producer: str = "hub",
     redact: Mapping[str, str] | None = None,
+    tenant: str = "default",
 ) -> Iterator[Run]:
     """START on entry, COMPLETE on normal exit, FAIL (then re-raise) on an exception; yields
     the ``Run`` (see the module docstring for what happens when an event cannot be recorded).
     ``redact`` is applied to the FAIL event's error message (see ``emit``)."""
     r = Run(str(uuid.uuid4()), job, list(dict.fromkeys(inputs)), list(dict.fromkeys(outputs)))
-    emit(target, "START", job, r.id, r.inputs, r.outputs, producer=producer)
+    emit(target, "START", job, r.id, r.inputs, r.outputs, producer=producer, tenant=tenant)
     try:
         yield r
     except BaseException as exc:
@@ -255,12 +261,13 @@ def tracked(
                 error=exc,
                 producer=producer,
                 redact=redact,
+                tenant=tenant,
             )
         except Exception as emit_exc:
             # The job's own error is what the caller must see; the lost FAIL rides along.
             exc.add_note(f"Recording the lineage FAIL event of run {r.id} failed: {emit_exc!r}")
         raise
-    emit(target, "COMPLETE", job, r.id, r.inputs, r.outputs, producer=producer)
+    emit(target, "COMPLETE", job, r.id, r.inputs, r.outputs, producer=producer, tenant=tenant)
 
 
 @contextmanager
@@ -271,9 +278,10 @@ def run(
     outputs: Sequence[Dataset] = (),
     *,
     producer: str = "hub",
+    tenant: str = "default",
 ) -> Iterator[str]:
     """``tracked`` for a job whose datasets are known up front; yields the run id."""
-    with tracked(target, job, inputs, outputs, producer=producer) as r:
+    with tracked(target, job, inputs, outputs, producer=producer, tenant=tenant) as r:
         yield r.id
 
 
@@ -281,61 +289,85 @@ def run(
 class LineageLog:
     """The stored lineage events, folded once from ``hub.lineage`` and followed from there (a
     ``TopicFold``: each read folds only what was appended since the previous one). Events that
-    retention removed from the topic are left out. Thread-safe."""
+    retention removed from the topic are left out. Thread-safe.
+
+    Each event keeps the tenant it was recorded for (``core.events.tenant_of``: a person's run
+    is that person's tenant's, the hub's own jobs ``default``). A reader limited to one tenant
+    (``tenant_scope``) gets that tenant's events only; the graph keeps every job and every
+    topic, projection and source edge (the hub's shape, the same for every tenant) but the last
+    run of a job and the exported files only from that tenant's runs."""
 
     def __init__(self, log: EventLog, reader: RecordDecoder) -> None:
         self._log = log
         self._reader = reader
-        # Per partition, (offset, indexed fields) in offset order.
-        self._events: dict[int, list[tuple[int, dict[str, Any]]]] = {}
+        # Per partition, (offset, indexed fields, tenant) in offset order.
+        self._events: dict[int, list[tuple[int, dict[str, Any], str | None]]] = {}
         self._fold = TopicFold(log, LINEAGE_TOPIC, self._apply)
 
     def _apply(self, rec: StoredRecord) -> None:
+        from core.events import tenant_of
+
         value = self._reader.decode(rec).get("value")
         if isinstance(value, dict):
-            self._events.setdefault(rec.partition, []).append((rec.offset, value))
+            row = (rec.offset, value, tenant_of(rec))
+            self._events.setdefault(rec.partition, []).append(row)
 
-    def events(self, job: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+    def events(
+        self, job: str | None = None, limit: int | None = None, tenant_scope: str | None = None
+    ) -> list[dict[str, Any]]:
         """Stored lineage events (indexed fields), oldest first per partition; one job's, or the
-        last ``limit``."""
+        last ``limit``; with ``tenant_scope``, that tenant's only."""
+        rows = self._rows(job)
+        out = [v for v, t in rows if tenant_scope is None or t == tenant_scope]
+        return out[-limit:] if limit else out
+
+    def _rows(self, job: str | None = None) -> list[tuple[dict[str, Any], str | None]]:
         with self._fold.lock:
             self._fold.catch_up()
             try:
                 starts = self._log.beginning_offsets(LINEAGE_TOPIC)
             except TopicNotFound:
                 return []
-            out: list[dict[str, Any]] = []
+            out: list[tuple[dict[str, Any], str | None]] = []
             for part in sorted(self._events):
                 kept = self._events[part]
                 first = starts.get(part, 0)
                 if kept and kept[0][0] < first:  # retention cut the topic: forget those too
                     kept = self._events[part] = [e for e in kept if e[0] >= first]
-                out += [v for _, v in kept if job is None or v.get("job_name") == job]
-        return out[-limit:] if limit else out
+                out += [(v, t) for _, v, t in kept if job is None or v.get("job_name") == job]
+        return out
 
-    def graph(self) -> dict[str, Any]:
-        """Nodes (datasets and jobs) and edges (dataset -reads-> job, job -writes-> dataset)."""
-        return graph_of(self.events())
+    def graph(self, tenant_scope: str | None = None) -> dict[str, Any]:
+        """Nodes (datasets and jobs) and edges (dataset -reads-> job, job -writes-> dataset);
+        with ``tenant_scope``, runs and exported files of that tenant only (see the class)."""
+        rows = self._rows()
+        return graph_of(
+            [v for v, _ in rows], [tenant_scope is None or t == tenant_scope for _, t in rows]
+        )
 
 
-def graph_of(events: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """The lineage graph of ``events`` (``LineageLog.events``)."""
+def graph_of(
+    events: Sequence[Mapping[str, Any]], shown: Sequence[bool] | None = None
+) -> dict[str, Any]:
+    """The lineage graph of ``events`` (``LineageLog.events``). ``shown[i]`` False: event ``i``
+    adds its job and its edges but no last run and no exported file (another tenant's run)."""
     nodes: dict[str, dict[str, Any]] = {}
     edges: set[tuple[str, str, str]] = set()
-    for ev in events:
+    for i, ev in enumerate(events):
         job_id = f"job:{ev['job_namespace']}/{ev['job_name']}"
         node = nodes.setdefault(
             job_id,
             {"id": job_id, "kind": "job", "namespace": ev["job_namespace"], "name": ev["job_name"]},
         )
-        node["last_run"] = {
-            "run_id": ev["run_id"],
-            "state": ev["event_type"],
-            "at": ev["event_time"],
-        }
-        for ds, relation in [(d, "reads") for d in ev["inputs"]] + [
-            (d, "writes") for d in ev["outputs"]
-        ]:
+        mine = shown is None or shown[i]
+        if mine:
+            node["last_run"] = {
+                "run_id": ev["run_id"],
+                "state": ev["event_type"],
+                "at": ev["event_time"],
+            }
+        outputs = [d for d in ev["outputs"] if mine or split_id(d)[0] != EXPORTS_NS]
+        for ds, relation in [(d, "reads") for d in ev["inputs"]] + [(d, "writes") for d in outputs]:
             ns, name = split_id(ds)
             nodes.setdefault(
                 f"dataset:{ds}", {"id": f"dataset:{ds}", "kind": "dataset", "namespace": ns}

@@ -40,7 +40,11 @@ def export_evidence_pack(
     if isinstance(hub.policy, RecordingPolicyEngine):
         hub.policy.committer.flush()  # denials queued so far belong to the population
     with lineage.tracked(
-        hub, "export.evidence", [lineage.topic_dataset(t) for t in read], producer=actor
+        hub,
+        "export.evidence",
+        [lineage.topic_dataset(t) for t in read],
+        producer=actor,
+        tenant=tenant_scope or "default",  # as its evidence.export action (ledger.evidence)
     ) as run:
         pack = export_pack(
             hub.ledger,

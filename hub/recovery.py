@@ -271,6 +271,7 @@ def restore(
                 principal.id,
                 "backup.restore",
                 f"backup:{chosen}",
+                tenant=principal.tenant,
                 details={
                     "ledger_size": manifest.ledger_size,
                     "ledger_root": manifest.ledger_root,

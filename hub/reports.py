@@ -202,17 +202,23 @@ def _of_scope(tenant_scope: str | None) -> str:
 
 
 def reader_scope(
-    hub: Hub, principal: Principal, row_filter: Mapping[str, str], context: dict[str, Any]
+    hub: Hub,
+    principal: Principal,
+    row_filter: Mapping[str, str],
+    context: dict[str, Any],
+    resource: str = "reports",
 ) -> str | None:
-    """The tenant a reader allowed ``report.run``/``report.read`` is limited to (None: every
-    tenant): ``ledger.service.tenant_scope_of`` the decision's ``row_filter`` when the policy
-    set one; else the principal's own tenant unless the policy allows it ``tenant.all`` (a
-    decision, recorded, as the projection views ask it)."""
+    """The tenant a reader allowed ``report.run``/``report.read`` (or another action whose
+    decision carries no row filter, such as ``catalog.read`` on ``resource`` lineage) is
+    limited to (None: every tenant): ``ledger.service.tenant_scope_of`` the decision's
+    ``row_filter`` when the policy set one; else the principal's own tenant unless the policy
+    allows it ``tenant.all`` on ``resource`` (a decision, recorded, as the projection views ask
+    it)."""
     from ledger.service import tenant_scope_of
 
     if row_filter:
         return tenant_scope_of(row_filter)
-    wide = hub.policy.decide(principal, "tenant.all", "reports", context).allow
+    wide = hub.policy.decide(principal, "tenant.all", resource, context).allow
     return None if wide else principal.tenant
 
 

@@ -60,6 +60,7 @@ def offload(
                     principal.id,
                     "retention.delete",
                     f"topic:{name}",
+                    tenant=principal.tenant,
                     details={
                         "topic": name,
                         "partition": part,

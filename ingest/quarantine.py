@@ -252,7 +252,9 @@ def replay(
                     producer=replayed_by,
                     tenant=tenant,
                     attempt=attempt + 1,
-                    marks=_marker(pipeline, topic, [e["offset"] for e in chosen], replayed_by),
+                    marks=_marker(
+                        pipeline, topic, [e["offset"] for e in chosen], replayed_by, tenant
+                    ),
                 )
                 if result.rejected:
                     run.add_output(quarantine)
@@ -261,9 +263,12 @@ def replay(
     return out
 
 
-def _marker(pipeline: IngestPipeline, topic: str, offsets: list[int], replayed_by: str) -> Any:
+def _marker(
+    pipeline: IngestPipeline, topic: str, offsets: list[int], replayed_by: str, tenant: str
+) -> Any:
     """The ``marks`` callback of one replay batch: a ``hub.QuarantineReplayed`` record per entry
-    (``offsets[i]`` is the quarantine offset of the batch's record ``i``)."""
+    (``offsets[i]`` is the quarantine offset of the batch's record ``i``), carrying the batch's
+    ``tenant`` (the entries' own, so replay counts keep to it)."""
 
     def marks(found: list[tuple[int, str, RecordMetadata | None]]) -> list[tuple[str, Record]]:
         t = pipeline.target(REPLAYS_TOPIC, None)
@@ -284,6 +289,7 @@ def _marker(pipeline: IngestPipeline, topic: str, offsets: list[int], replayed_b
                 producer=replayed_by,
                 classification=t.classification,
                 occurred_at=now,
+                tenant=tenant,
             )
             record = Record(
                 value=serde.encode(t.schema_id, t.schema, value),

@@ -6,6 +6,11 @@
 - rejected per topic and rule: the entries of ``hub.quarantine`` (rule id, else reason code);
 - replayed per topic: the entries of ``hub.quarantine-replays`` by outcome.
 
+Every count is kept per tenant (``core.events.tenant_of`` of the record: ``ce_tenant``,
+``default`` without one, none when it is carried twice), so that :meth:`QualityStats.snapshot`
+can give a reader limited to one tenant that tenant's counts only; with no scope, every tenant's
+counts summed (a record of no tenant counted there only).
+
 Counts are folded incrementally: each call reads only the records appended since the previous
 one (per partition, from the last offset read), so a call costs the new records, not the log.
 Duplicates are never stored, so their count comes from the process's metrics (since start).
@@ -19,6 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 from core.avro import serde
+from core.events import tenant_of
 from core.fold import TopicFold
 from core.ports.eventlog import EventLog, StoredRecord
 from registry.service import SchemaRegistry
@@ -40,12 +46,15 @@ class QualityStats:
         self._registry = registry
         self._lock = threading.RLock()
         self._folds: dict[str, TopicFold] = {}  # per topic, where its count stopped
-        self._accepted: Counter[str] = Counter()
-        self._rejected: Counter[tuple[str, str]] = Counter()  # (topic, rule or reason code)
-        self._replayed: Counter[tuple[str, str]] = Counter()  # (topic, outcome)
+        # keyed by tenant first (None: a record carrying ce_tenant twice, no tenant's)
+        self._accepted: Counter[tuple[str | None, str]] = Counter()  # (tenant, topic)
+        # (tenant, topic, rule or reason code) and (tenant, topic, outcome)
+        self._rejected: Counter[tuple[str | None, str, str]] = Counter()
+        self._replayed: Counter[tuple[str | None, str, str]] = Counter()
 
-    def snapshot(self) -> dict[str, Any]:
-        """Fold what was appended since the last call and return the counts."""
+    def snapshot(self, tenant_scope: str | None = None) -> dict[str, Any]:
+        """Fold what was appended since the last call and return the counts: every tenant's
+        summed, or with ``tenant_scope`` that tenant's only (a reader limited to it)."""
         with self._lock:
             for t in self._log.topics():
                 if is_data_topic(t.name):
@@ -55,28 +64,30 @@ class QualityStats:
                 self._fold(QUARANTINE, self._count_rejected)
             if REPLAYS in names:
                 self._fold(REPLAYS, self._count_replayed)
-            topics = sorted(set(self._accepted) | {t for t, _ in self._rejected})
-            return {
-                "by_topic": [
-                    {
-                        "topic": t,
-                        "accepted": self._accepted[t],
-                        "rejected": sum(n for (tt, _), n in self._rejected.items() if tt == t),
-                        "replayed": sum(n for (tt, _), n in self._replayed.items() if tt == t),
-                    }
-                    for t in topics
-                ],
-                "by_rule": [
-                    {"topic": t, "rule": rule, "count": n}
-                    for (t, rule), n in sorted(self._rejected.items())
-                ],
-                "replays": [
-                    {"topic": t, "outcome": outcome, "count": n}
-                    for (t, outcome), n in sorted(self._replayed.items())
-                ],
-                "accepted": sum(self._accepted.values()),
-                "rejected": sum(self._rejected.values()),
-            }
+            accepted = _of_scope(self._accepted, tenant_scope)
+            rejected = _of_scope(self._rejected, tenant_scope)
+            replayed = _of_scope(self._replayed, tenant_scope)
+        topics = sorted({t for (t,) in accepted} | {t for t, _ in rejected})
+        return {
+            "by_topic": [
+                {
+                    "topic": t,
+                    "accepted": accepted[(t,)],
+                    "rejected": sum(n for (tt, _), n in rejected.items() if tt == t),
+                    "replayed": sum(n for (tt, _), n in replayed.items() if tt == t),
+                }
+                for t in topics
+            ],
+            "by_rule": [
+                {"topic": t, "rule": rule, "count": n} for (t, rule), n in sorted(rejected.items())
+            ],
+            "replays": [
+                {"topic": t, "outcome": outcome, "count": n}
+                for (t, outcome), n in sorted(replayed.items())
+            ],
+            "accepted": sum(accepted.values()),
+            "rejected": sum(rejected.values()),
+        }
 
     def _fold(self, topic: str, count: Callable[[str, StoredRecord], None]) -> None:
         fold = self._folds.get(topic)
@@ -87,7 +98,7 @@ class QualityStats:
         fold.catch_up()
 
     def _count_accepted(self, topic: str, rec: StoredRecord) -> None:
-        self._accepted[topic] += 1
+        self._accepted[(tenant_of(rec), topic)] += 1
 
     def _decode(self, value: bytes) -> dict[str, Any]:
         schema_id, _ = serde.split_wire(value)
@@ -98,10 +109,21 @@ class QualityStats:
         if rec.value is None:
             return
         v = self._decode(rec.value)
-        self._rejected[(v["topic"], v["rule_id"] or v["reason_code"])] += 1
+        self._rejected[(tenant_of(rec), v["topic"], v["rule_id"] or v["reason_code"])] += 1
 
     def _count_replayed(self, topic: str, rec: StoredRecord) -> None:
         if rec.value is None:
             return
         v = self._decode(rec.value)
-        self._replayed[(v["topic"], v["outcome"])] += 1
+        self._replayed[(tenant_of(rec), v["topic"], v["outcome"])] += 1
+
+
+def _of_scope(
+    counts: Counter[tuple[Any, ...]], tenant_scope: str | None
+) -> Counter[tuple[str, ...]]:
+    """``counts`` without their tenant: every tenant's summed (None), or one tenant's."""
+    out: Counter[tuple[str, ...]] = Counter()
+    for (tenant, *rest), n in counts.items():
+        if tenant_scope is None or tenant == tenant_scope:
+            out[tuple(rest)] += n
+    return out

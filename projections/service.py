@@ -524,15 +524,29 @@ class ProjectionService:
         return out
 
     def sources(
-        self, name: str, table_name: str | None, key: str, *, mask_pii: bool = False
+        self,
+        name: str,
+        table_name: str | None,
+        key: str,
+        *,
+        mask_pii: bool = False,
+        tenant_scope: str | None = None,
     ) -> dict[str, Any]:
         """A row with the events behind it (decoded) and, with a ledger, their positions.
 
-        ``mask_pii`` hides the row's PII columns and the events' PII fields (``***``)."""
+        ``mask_pii`` hides the row's PII columns and the events' PII fields (``***``).
+        ``tenant_scope`` (a reader limited to that tenant, the ``event.read`` decision's row
+        filter): another tenant's row answers the same ``NotFound`` as a missing one, and only
+        that tenant's events are shown (``core.events.tenant_of``), as the query guard limits
+        the views (``WHERE tenant = ...``)."""
+        from core.events import tenant_of
+
         proj = projection(name)
         table = proj.table(table_name) if table_name else proj.tables[0]
         where = self.parse_key(table, key)
         rows = self.store(proj.store).rows(Target(name), table, where)
+        if tenant_scope is not None:
+            rows = [r for r in rows if r.get("tenant") == tenant_scope]
         if not rows:
             raise NotFound(f"{table.name} has no row with key {key!r}.", code="row_not_found")
         row = rows[0]
@@ -548,6 +562,8 @@ class ProjectionService:
         for topic, part, first, last, count in src:
             found = 0
             for rec in self._scan(topic, part, first, last):
+                if tenant_scope is not None and tenant_of(rec) != tenant_scope:
+                    continue
                 ev = self.decoder.decode(rec)
                 if self._contributes(proj, table, where, ev):
                     found += 1

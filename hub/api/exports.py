@@ -63,6 +63,7 @@ def export_query(
         query_inputs(sql, store),
         [query_dataset(store)],
         producer=principal.id,
+        tenant=principal.tenant,  # the run is the exporter's tenant's (LineageLog scopes on it)
     ):
         from governance.cases import WithContext
 

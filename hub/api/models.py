@@ -227,6 +227,9 @@ class QualityStats(BaseModel):
     replays: list[dict[str, Any]]
     since_start: dict[str, Any] = Field(description="this process's per-source counters")
     quarantine_records: int
+    tenant_scope: str | None = Field(
+        None, description="the one tenant counted (the reader's row filter); null: every tenant"
+    )
 
 
 class QuarantinePage(BaseModel):

@@ -91,6 +91,7 @@ def backup_create(obj: Ctx, kek_file: str | None) -> None:
                 principal.id,
                 "backup.create",
                 f"backup:{m.id}",
+                tenant=principal.tenant,
                 details={"ledger_size": m.ledger_size, "ledger_root": m.ledger_root},
             )
             _echo({**m.summary(), "stats": m.stats})

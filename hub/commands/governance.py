@@ -44,8 +44,8 @@ def lineage_cmd(ctx: click.Context) -> None:
 
         def go() -> None:
             with obj.hub() as h:
-                authorize(h, "catalog.read", "lineage")
-                _echo_json(h.lineage.graph())
+                who = authorize(h, "catalog.read", "lineage")
+                _echo_json(h.lineage.graph(_lineage_scope(h, who)))
 
         run_safely(go)
 
@@ -59,10 +59,17 @@ def lineage_events(obj: Ctx, job: str | None, limit: int) -> None:
 
     def go() -> None:
         with obj.hub() as h:
-            authorize(h, "catalog.read", "lineage")
-            _echo_json(h.lineage.events(job, limit))
+            who = authorize(h, "catalog.read", "lineage")
+            _echo_json(h.lineage.events(job, limit, _lineage_scope(h, who)))
 
     run_safely(go)
+
+
+def _lineage_scope(h: Any, who: Any) -> str | None:
+    """The tenant a lineage reader is limited to (its own unless allowed ``tenant.all``)."""
+    from hub.reports import reader_scope
+
+    return reader_scope(h, who, {}, {}, "lineage")
 
 
 @main.group("retention")

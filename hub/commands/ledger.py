@@ -80,7 +80,7 @@ def ledger_verify(obj: Ctx, public_key: str | None, full: bool) -> None:
             report = verify_ledger(h.ledger, trusted, since=since)
             from hub.api.routers.ledger import record_verification
 
-            record_verification(h.ledger, principal.id, report.as_dict())  # CC7 evidence
+            record_verification(h.ledger, principal, report.as_dict())  # CC7 evidence
             first = report.first
             if first is None:  # the run's own record goes on the ledger once the check is done
                 h.ledger.sync(force_checkpoint=True)

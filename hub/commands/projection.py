@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from core.errors import InvalidInput
-from hub.cli import Ctx, authorize, main, run_safely
+from hub.cli import Ctx, authorize, decided, main, run_safely
 
 
 @main.group()
@@ -255,12 +255,22 @@ def projection_at(
 @click.option("--table", default=None)
 @click.pass_obj
 def projection_sources(obj: Ctx, name: str, key: str, table: str | None) -> None:
-    """The events behind one row of NAME (KEY = key values joined by '|')."""
+    """The events behind one row of NAME (KEY = key values joined by '|'). As over HTTP, it
+    needs ``event.read`` too, whose decision masks PII and limits it to the reader's tenant."""
+    from ledger.service import tenant_scope_of
 
     def go() -> None:
         with obj.hub() as h:
-            authorize(h, "projection.read", f"projections/{name}")
-            click.echo(json.dumps(h.projections.sources(name, table, key), indent=2, default=str))
+            who = authorize(h, "projection.read", f"projections/{name}")
+            d = decided(h, "event.read", f"projections/{name}/rows", who)
+            found = h.projections.sources(
+                name,
+                table,
+                key,
+                mask_pii="pii" in d.mask,
+                tenant_scope=tenant_scope_of(d.row_filter),
+            )
+            click.echo(json.dumps(found, indent=2, default=str))
 
     run_safely(go)
 

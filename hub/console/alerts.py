@@ -378,7 +378,7 @@ class AlertEngine:
             self.hub.metrics.ledger_verifications.labels("failed").inc()
         if report.ok != (last is None or last[1] == 0) or not report.ok:
             # a failing run, and the first passing one after it, are CC7 evidence
-            record_verification(ledger, self.principal.id, report.as_dict())
+            record_verification(ledger, self.principal, report.as_dict())
         self._verified[rule.name] = (now, problems)
         return problems
 

@@ -680,18 +680,27 @@ def verify_report(
 @router.get("/health", response_model=Open)
 def health(
     request: Request,
-    _: Principal = Depends(authorize("quarantine.read")),
     __: Principal = Depends(authorize("projection.read")),
+    # decided last, so request.state.decision is this read's (its row_filter scopes the counts)
+    _: Principal = Depends(authorize("quarantine.read")),
 ) -> dict[str, Any]:
     """Records per topic (the page turns two readings into a rate), quarantine by topic and
-    rule, and each projection's lag."""
+    rule, and each projection's lag. A reader the decisions' ``row_filter`` limits to a tenant
+    gets that tenant's records and rejects only (``ingest.stats`` keeps counts per tenant); the
+    projections' lag is the hub's own jobs' state, the same for every tenant, and stays."""
+    from ledger.service import tenant_scope_of
+
     hub = hub_of(request)
-    topics = {
-        t.name: sum(hub.log.end_offsets(t.name).values())
-        for t in hub.log.topics()
-        if not t.name.startswith(("hub.", "_"))
-    }
-    stats = hub.ingest.stats.snapshot()
+    scope = tenant_scope_of(request.state.decision.row_filter)
+    stats = hub.ingest.stats.snapshot(scope)
+    if scope is None:
+        topics = {
+            t.name: sum(hub.log.end_offsets(t.name).values())
+            for t in hub.log.topics()
+            if not t.name.startswith(("hub.", "_"))
+        }
+    else:  # the log's end offsets count every tenant's records
+        topics = {t["topic"]: t["accepted"] for t in stats["by_topic"] if t["accepted"]}
     lag = [
         {"projection": s["projection"], "lag": s["lag"], "batch_seq": s["batch_seq"]}
         for s in hub.projections.status()
@@ -703,6 +712,7 @@ def health(
         "rejected": stats["rejected"],
         "by_rule": stats["by_rule"],
         "projections": lag,
+        "tenant_scope": scope,
     }
 
 

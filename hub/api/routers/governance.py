@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
 from core.ports.policy import Principal
-from hub.api.deps import MAX_INT64, authorize, hub_of
+from hub.api.deps import MAX_INT64, authorize, decision_context, hub_of
 from hub.api.models import (
     Catalog,
     Hold,
@@ -59,11 +59,23 @@ def get_catalog(
     return {"datasets": datasets}
 
 
+def lineage_scope(request: Request, principal: Principal) -> str | None:
+    """The tenant a lineage reader is limited to (``hub.reports.reader_scope`` on resource
+    ``lineage``: its own unless the policy allows it ``tenant.all``); None for every tenant."""
+    from hub.reports import reader_scope
+
+    row_filter = request.state.decision.row_filter
+    ctx = decision_context(request)
+    return reader_scope(hub_of(request), principal, row_filter, ctx, "lineage")
+
+
 @router.get("/v1/lineage/graph", response_model=LineageGraph)
 def get_lineage_graph(
-    request: Request, _: Principal = Depends(authorize("catalog.read"))
+    request: Request, who: Principal = Depends(authorize("catalog.read"))
 ) -> dict[str, Any]:
-    return hub_of(request).lineage.graph()
+    """Every job and dataset edge; a tenant-limited reader gets last runs and exported files
+    of its own tenant's runs only (``core.lineage.LineageLog``)."""
+    return hub_of(request).lineage.graph(lineage_scope(request, who))
 
 
 @router.get("/v1/lineage/events", response_model=LineageEvents)
@@ -71,9 +83,11 @@ def get_lineage_events(
     request: Request,
     job: str | None = None,
     limit: int = Query(100, ge=1, le=10_000),
-    _: Principal = Depends(authorize("catalog.read")),
+    who: Principal = Depends(authorize("catalog.read")),
 ) -> dict[str, Any]:
-    return {"events": hub_of(request).lineage.events(job, limit)}
+    """Run events, newest ``limit``; a tenant-limited reader gets its own tenant's only."""
+    scope = lineage_scope(request, who)
+    return {"events": hub_of(request).lineage.events(job, limit, scope)}
 
 
 @router.get("/v1/retention/policies", response_model=RetentionPolicies)

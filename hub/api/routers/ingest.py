@@ -182,26 +182,28 @@ def quality_stats(
     """Accepted records per topic (every record on the topic, from any source), rejected ones
     per topic and rule (the `hub.quarantine` entries) and replays, read from the log so they
     hold across restarts; duplicates are never stored, so `duplicate` and `since_start` come
-    from this process's counters."""
+    from this process's counters. A reader the decision's `row_filter` limits to a tenant gets
+    that tenant's counts only (`tenant_scope`), and neither `duplicate` nor `since_start`: the
+    process's counters are not kept per tenant."""
     hub = hub_of(request)
+    scope = _tenant_scope(request)
+    logged = hub.ingest.stats.snapshot(scope)
+    totals = {"accepted": logged["accepted"], "rejected": logged["rejected"]}
     by_source: list[dict[str, Any]] = []
-    for metric in hub.metrics.ingest_records.collect():
-        for s in metric.samples:
-            if s.name.endswith("_total"):
-                by_source.append({**s.labels, "count": int(s.value)})
-    logged = hub.ingest.stats.snapshot()
-    duplicates = sum(x["count"] for x in by_source if x["outcome"] == "duplicate")
+    if scope is None:
+        for metric in hub.metrics.ingest_records.collect():
+            for s in metric.samples:
+                if s.name.endswith("_total"):
+                    by_source.append({**s.labels, "count": int(s.value)})
+        totals["duplicate"] = sum(x["count"] for x in by_source if x["outcome"] == "duplicate")
     return {
-        "totals": {
-            "accepted": logged["accepted"],
-            "rejected": logged["rejected"],
-            "duplicate": duplicates,
-        },
+        "totals": totals,
         "by_topic": logged["by_topic"],
         "by_rule": logged["by_rule"],
         "replays": logged["replays"],
         "since_start": {"by_source": by_source},
         "quarantine_records": logged["rejected"],
+        "tenant_scope": scope,
     }
 
 

@@ -249,19 +249,21 @@ def verify(
 
     ledger = hub_of(request).ledger
     result = verify_ledger(ledger).as_dict()
-    record_verification(ledger, principal.id, result)
+    record_verification(ledger, principal, result)
     outcome = "ok" if result.get("ok") else "failed"
     hub_of(request).metrics.ledger_verifications.labels(outcome).inc()
     return result
 
 
-def record_verification(ledger: Any, actor: str, result: dict[str, Any]) -> None:
-    """A verification run is monitoring evidence (CC7): the ``ledger.verify`` audit action."""
+def record_verification(ledger: Any, actor: Principal, result: dict[str, Any]) -> None:
+    """A verification run is monitoring evidence (CC7): the ``ledger.verify`` audit action,
+    recorded under the verifier's tenant (its auditor sees it, other tenants do not)."""
     ok = bool(result.get("ok", result.get("valid", False)))
     ledger.record_action(
-        actor,
+        actor.id,
         "ledger.verify",
         "ledger",
+        tenant=actor.tenant,
         outcome="ok" if ok else "failed",
         details={k: v for k, v in result.items() if isinstance(v, (int, float, str, bool))},
     )

@@ -148,9 +148,16 @@ def sources(
 ) -> Any:
     """The events behind one row (key values joined by ``|``), with ledger proofs if known.
 
-    PII (row columns and event fields) is masked when the ``event.read`` decision says so."""
-    mask = "pii" in request.state.decision.mask
-    found = _service(request).sources(name, table, key, mask_pii=mask)
+    PII (row columns and event fields) is masked when the ``event.read`` decision says so; a
+    reader its ``row_filter`` limits to a tenant gets 404 for another tenant's row, as for a
+    missing one, and that tenant's events only."""
+    from ledger.service import tenant_scope_of
+
+    decision = request.state.decision  # event.read's (decided last)
+    scope = tenant_scope_of(decision.row_filter)
+    found = _service(request).sources(
+        name, table, key, mask_pii="pii" in decision.mask, tenant_scope=scope
+    )
     return json.loads(json.dumps(found, default=str))
 
 

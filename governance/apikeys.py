@@ -324,6 +324,7 @@ class ApiKeys:
                     )
                 ],
                 producer=issued_by,
+                tenant=tenant,  # the key's tenant: its auditor sees who got access to it
             )
             self._refresh()
         return IssuedKey(key_id, secret, who)
@@ -467,6 +468,9 @@ class ApiKeys:
                                 ids.append(k.key_id)
                             frontier.append(k.key_id)
             when = (at or now).isoformat()
+            # the revoked keys' tenant when they share one (a cascade across tenants is a
+            # hub-wide act, recorded as default): one append, so a cascade is all or nothing
+            tenants = {self._keys[kid].tenant for kid in ids}
             self._publisher.publish(
                 TOPIC,
                 [
@@ -482,6 +486,7 @@ class ApiKeys:
                     for kid in ids
                 ],
                 producer=revoked_by,
+                tenant=tenants.pop() if len(tenants) == 1 else "default",
             )
             self._refresh()
             return ids

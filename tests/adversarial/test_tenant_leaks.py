@@ -10,7 +10,8 @@
    only (``ingest.stats`` keeps them per tenant), never another tenant's rejects or volumes.
 3. The hub's audit actions are recorded under the acting person's tenant: an acme officer's
    ``ledger.verify`` run is acme's (its auditor sees it in the ledger and in its evidence pack),
-   never visible to globex's officer.
+   never visible to globex's officer; an acme key's issue and revocation (``hub.principals``)
+   are acme's.
 4. Lineage (``/v1/lineage/events``, ``/v1/lineage/graph``, ``hub lineage``) was hub-wide: runs
    done for a person carry that person's tenant; a reader without ``tenant.all`` gets its own
    tenant's run events only, and a graph whose last runs and exported files are its own.
@@ -157,6 +158,23 @@ def test_an_officers_audit_action_is_its_tenants(api: Api) -> None:
     with zipfile.ZipFile(io.BytesIO(r.content)) as zf:
         packed = [json.loads(line) for line in zf.read("entries.jsonl").splitlines()]
     assert any(e["action"] == "ledger.verify" and e["actor"] == "co-acme" for e in packed)
+
+
+def test_a_keys_issue_and_revocation_are_its_tenants(api: Api) -> None:
+    """``hub.principals`` records carry the key's tenant (they said default): acme's auditor
+    sees who was given and lost access to acme; globex's officer sees neither."""
+    acme, globex = _officer(api, "acme"), _officer(api, "globex")
+    issued = api.hub.keys.create(["analyst"], principal="amy", tenant="acme")
+    api.hub.keys.revoke(issued.key_id, revoked_by="root")
+    api.hub.ledger.sync(force_checkpoint=True)
+
+    def keys(headers: dict[str, str]) -> list[tuple[str, str | None]]:
+        got = _entries(api, headers)
+        return [(e["action"], e["tenant"]) for e in got if e["topic"] == "hub.principals"]
+
+    mine = keys(acme)
+    assert ("hub.ApiKeyIssued", "acme") in mine and ("hub.ApiKeyRevoked", "acme") in mine
+    assert all(t != "acme" for _, t in keys(globex)), keys(globex)
 
 
 def test_lineage_runs_keep_to_the_readers_tenant(api: Api) -> None:

@@ -13,6 +13,15 @@ entry is never read, and a crash between the two is redone by the next offload):
     tier/<topic>/<partition>/<base offset, 20 digits>.json   base, end, count, bytes, SHA-256,
                                                              first and last ledger leaf
 
+Who vouches for a segment: the ledger, not the store. The index entry and its SHA-256 sit in the
+same object store as the segment, so whoever can write one can write both; the SHA-256 check only
+catches damage. With the ledger's store given (``leaves``, as the composition root does), every
+fetched segment is also checked record by record against the ledger before any record of it is
+served (``ColdTier._authenticate``): each record's leaf hash MUST equal the stored leaf of its
+(topic, partition, offset), and every offset of the segment's range that has a leaf MUST be in
+it, once and in order. A record changed, added, dropped or repeated in the store fails naming the
+object, as a damaged byte does.
+
 Segment format: ``HUBSEG1\\n``, then per record: offset, timestamp (8-byte signed big-endian
 each), key and value (4-byte length, -1 for None, then bytes), header count (2 bytes), and per
 header its name and value (2- and 4-byte lengths). A segment's SHA-256 is checked on every
@@ -39,6 +48,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
+from audit.leaf import encode as leaf_input
+from audit.merkle import leaf_hash
 from core.errors import HubError
 from core.ports.eventlog import (
     EncodedColumns,
@@ -53,6 +64,7 @@ from core.ports.eventlog import (
     TopicPartition,
     Transaction,
 )
+from core.ports.ledgerstore import LedgerStore
 from core.ports.objectstore import ObjectNotFound, ObjectStore
 
 MAGIC = b"HUBSEG1\n"
@@ -152,8 +164,13 @@ def decode_segment(data: bytes, topic: str, partition: int) -> list[StoredRecord
 class ColdTier:
     """Segments of the cold tier in one ObjectStore; thread-safe reads with a small cache."""
 
-    def __init__(self, store: ObjectStore, *, cache_segments: int = 4) -> None:
+    def __init__(
+        self, store: ObjectStore, *, cache_segments: int = 4, leaves: LedgerStore | None = None
+    ) -> None:
+        """``leaves``: the ledger's store, which every fetched segment is checked against (see
+        the module docstring); None only where nothing is read back (offload and trim)."""
         self.store = store
+        self._leaves = leaves
         self._lock = threading.Lock()
         self._index: dict[tuple[str, int], list[SegmentInfo]] = {}
         self._cache: OrderedDict[str, list[StoredRecord]] = OrderedDict()
@@ -237,11 +254,58 @@ class ColdTier:
                 "in the object store."
             )
         records = decode_segment(data, seg.topic, seg.partition)
+        self._authenticate(seg, records)
         with self._lock:
             self._cache[seg.key] = records
             while len(self._cache) > self._cache_limit:
                 self._cache.popitem(last=False)
         return records
+
+    def _authenticate(self, seg: SegmentInfo, records: Sequence[StoredRecord]) -> None:
+        """Raise ``ColdTierCorrupt`` unless ``records`` are exactly the ledger's records of the
+        segment's range: offsets increasing inside [base, end), each record's leaf hash the
+        stored one, and no offset of the range with a leaf left out."""
+        ledger = self._leaves
+        if ledger is None:
+            return
+        last = seg.base - 1
+        for r in records:
+            if not last < r.offset < seg.end:
+                raise ColdTierCorrupt(
+                    f"The cold segment {seg.key} holds offset {r.offset} out of order or outside "
+                    f"its range {seg.base}..{seg.end - 1}: it was changed in the object store."
+                )
+            for missing in range(last + 1, r.offset):
+                self._no_leaf(ledger, seg, missing)
+            last = r.offset
+            index = ledger.index_of(r.topic, r.partition, r.offset)
+            row = None if index is None else ledger.leaf(index)
+            data = leaf_input(
+                r.topic, r.partition, r.offset, r.timestamp_ms, r.key, r.headers, r.value
+            )
+            if row is None or row[9] != leaf_hash(data):
+                raise ColdTierCorrupt(
+                    f"The cold segment {seg.key} holds {r.topic}[{r.partition}] offset {r.offset}"
+                    + (
+                        " which the ledger has no entry for"
+                        if row is None
+                        else f" unlike ledger entry {index} (its leaf hash differs)"
+                    )
+                    + ": it was changed in the object store. `hub ledger verify` checks the hot "
+                    "log; restore the segment from a backup of the object store."
+                )
+        for missing in range(last + 1, seg.end):
+            self._no_leaf(ledger, seg, missing)
+
+    @staticmethod
+    def _no_leaf(ledger: LedgerStore, seg: SegmentInfo, offset: int) -> None:
+        """An offset the segment lacks MUST be one without a record (a transaction marker)."""
+        index = ledger.index_of(seg.topic, seg.partition, offset)
+        if index is not None:
+            raise ColdTierCorrupt(
+                f"The cold segment {seg.key} lacks {seg.topic}[{seg.partition}] offset {offset}, "
+                f"which is ledger entry {index}: a record was dropped from it in the object store."
+            )
 
     def read(
         self, topic: str, partition: int, offset: int, max_records: int, below: int
@@ -257,6 +321,7 @@ class ColdTier:
             for r in self._records(seg):
                 if r.offset >= offset and r.offset < below:
                     out.append(r)
+                    offset = r.offset + 1  # two index entries over one range: served once
                     if len(out) >= max_records:
                         break
         return out

@@ -44,9 +44,10 @@ import json
 import struct
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from itertools import chain, pairwise
 
 from audit.leaf import encode as leaf_input
 from audit.merkle import leaf_hash
@@ -72,6 +73,7 @@ PREFIX = "tier/"
 _Q = struct.Struct(">qq")
 _I = struct.Struct(">i")
 _H = struct.Struct(">H")
+HASH_BYTES = 32  # a leaf hash (SHA-256)
 
 
 class ColdTierCorrupt(HubError):
@@ -263,49 +265,84 @@ class ColdTier:
 
     def _authenticate(self, seg: SegmentInfo, records: Sequence[StoredRecord]) -> None:
         """Raise ``ColdTierCorrupt`` unless ``records`` are exactly the ledger's records of the
-        segment's range: offsets increasing inside [base, end), each record's leaf hash the
-        stored one, and no offset of the range with a leaf left out."""
+        segment's range, in order: the leaves of (topic, partition) from the first record's
+        entry to the last one's, read as stored batches (no lookup per record), MUST name the
+        records' offsets and carry their leaf hashes; an offset of the range before the first
+        record or after the last MUST have no entry (a transaction marker)."""
         ledger = self._leaves
         if ledger is None:
             return
-        last = seg.base - 1
-        for r in records:
-            if not last < r.offset < seg.end:
-                raise ColdTierCorrupt(
-                    f"The cold segment {seg.key} holds offset {r.offset} out of order or outside "
-                    f"its range {seg.base}..{seg.end - 1}: it was changed in the object store."
-                )
-            for missing in range(last + 1, r.offset):
-                self._no_leaf(ledger, seg, missing)
-            last = r.offset
-            index = ledger.index_of(r.topic, r.partition, r.offset)
-            row = None if index is None else ledger.leaf(index)
-            data = leaf_input(
-                r.topic, r.partition, r.offset, r.timestamp_ms, r.key, r.headers, r.value
+        offsets = [r.offset for r in records]
+        if any(b <= a for a, b in pairwise(offsets)) or (
+            offsets and not seg.base <= offsets[0] <= offsets[-1] < seg.end
+        ):
+            raise ColdTierCorrupt(
+                f"The cold segment {seg.key} holds offsets out of order, repeated or outside its "
+                f"range {seg.base}..{seg.end - 1}: it was changed in the object store."
             )
-            if row is None or row[9] != leaf_hash(data):
+        edges: Iterable[int] = range(seg.base, seg.end)
+        if records:
+            edges = chain(range(seg.base, offsets[0]), range(offsets[-1] + 1, seg.end))
+        for offset in edges:
+            index = ledger.index_of(seg.topic, seg.partition, offset)
+            if index is not None:
                 raise ColdTierCorrupt(
-                    f"The cold segment {seg.key} holds {r.topic}[{r.partition}] offset {r.offset}"
-                    + (
-                        " which the ledger has no entry for"
-                        if row is None
-                        else f" unlike ledger entry {index} (its leaf hash differs)"
-                    )
-                    + ": it was changed in the object store. `hub ledger verify` checks the hot "
-                    "log; restore the segment from a backup of the object store."
+                    f"The cold segment {seg.key} lacks {seg.topic}[{seg.partition}] offset "
+                    f"{offset}, which is ledger entry {index}: a record was dropped from it in "
+                    "the object store."
                 )
-        for missing in range(last + 1, seg.end):
-            self._no_leaf(ledger, seg, missing)
+        if not records:
+            return
+        first = ledger.index_of(seg.topic, seg.partition, offsets[0])
+        last = ledger.index_of(seg.topic, seg.partition, offsets[-1])
+        if first is None or last is None:
+            raise self._differs(seg, offsets[0] if first is None else offsets[-1], None)
+        want = self._leaves_of(ledger, seg, first, last)
+        got = [
+            (r.offset, leaf_hash(leaf_input(*_leaf_fields(r))))
+            for r in records  # the reference encoding (audit.leaf), as the evidence verifier's
+        ]
+        if got != want:
+            pairs = zip(got, want, strict=False)
+            first_bad = next((min(g[0], w[0]) for g, w in pairs if g != w), None)
+            if first_bad is None:  # one list is the other's prefix
+                first_bad = (got if len(got) > len(want) else want)[min(len(got), len(want))][0]
+            raise self._differs(seg, first_bad, "its leaf hash or the records around it differ")
 
     @staticmethod
-    def _no_leaf(ledger: LedgerStore, seg: SegmentInfo, offset: int) -> None:
-        """An offset the segment lacks MUST be one without a record (a transaction marker)."""
-        index = ledger.index_of(seg.topic, seg.partition, offset)
-        if index is not None:
-            raise ColdTierCorrupt(
-                f"The cold segment {seg.key} lacks {seg.topic}[{seg.partition}] offset {offset}, "
-                f"which is ledger entry {index}: a record was dropped from it in the object store."
+    def _leaves_of(
+        ledger: LedgerStore, seg: SegmentInfo, first: int, last: int
+    ) -> list[tuple[int, bytes]]:
+        """(offset, leaf hash) of the (topic, partition) leaves with indexes first..last."""
+        import pyarrow.compute as pc
+
+        out: list[tuple[int, bytes]] = []
+        for batch in ledger.iter_leaf_batches(first):
+            n = min(len(batch), last + 1 - batch.first)
+            cols = batch.columns.slice(0, n)
+            mask = pc.and_(
+                pc.equal(cols.column("topic"), seg.topic),
+                pc.equal(cols.column("part"), seg.partition),
             )
+            rows = pc.indices_nonzero(pc.fill_null(mask, False)).to_pylist()
+            offs = pc.take(cols.column("off"), rows).to_pylist()
+            hashes = batch.hashes
+            out += [
+                (o, hashes[i * HASH_BYTES : (i + 1) * HASH_BYTES])
+                for o, i in zip(offs, rows, strict=True)
+            ]
+            if batch.first + n > last:
+                break
+        return out
+
+    @staticmethod
+    def _differs(seg: SegmentInfo, offset: int, why: str | None) -> ColdTierCorrupt:
+        return ColdTierCorrupt(
+            f"The cold segment {seg.key} holds {seg.topic}[{seg.partition}] offset {offset}, "
+            + ("which the ledger has no entry for" if why is None else f"but {why}")
+            + ": it was changed in the object store (the ledger is what vouches for the cold "
+            "tier). Restore the segment from a copy of the object store."
+        )
 
     def read(
         self, topic: str, partition: int, offset: int, max_records: int, below: int
@@ -375,6 +412,13 @@ class ColdTier:
         with self._lock:
             self._index.pop((topic, partition), None)
         return made
+
+
+def _leaf_fields(
+    r: StoredRecord,
+) -> tuple[str, int, int, int, bytes | None, Sequence[tuple[str, bytes]], bytes | None]:
+    """A stored record's fields in ``audit.leaf.encode``'s order."""
+    return r.topic, r.partition, r.offset, r.timestamp_ms, r.key, r.headers, r.value
 
 
 def _read_range(

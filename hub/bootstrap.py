@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ from core.leadership import LeaderElector
 from core.lineage import LineageLog
 from core.metrics import Metrics
 from core.policybundle import PolicyBundle
-from core.ports.eventlog import EventLog
+from core.ports.eventlog import EventLog, StoredRecord
 from core.ports.keystore import KeyStore
 from core.ports.ledgerstore import LedgerStore
 from core.ports.objectstore import ObjectStore
@@ -350,9 +350,15 @@ def build_object_store(settings: Settings, *, write_once: bool = True) -> Object
 def build_tiered_log(settings: Settings, hot: EventLog, leaves: LedgerStore) -> EventLog:
     """The hot log with reads below its beginning served from the cold tier's segments, each
     checked against the ledger's ``leaves`` before it is served."""
+    from ledger.leaves import LeafEncoder
     from storage.tiering import ColdTier, TieredEventLog
 
-    cold = ColdTier(build_object_store(settings, write_once=False), leaves=leaves)
+    def leaf_hashes(records: Sequence[StoredRecord]) -> list[bytes]:
+        return LeafEncoder().leaf_hashes(records)  # one encoder per call: reads run in threads
+
+    cold = ColdTier(
+        build_object_store(settings, write_once=False), leaves=leaves, leaf_hashes=leaf_hashes
+    )
     return TieredEventLog(hot, cold)
 
 

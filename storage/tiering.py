@@ -74,6 +74,7 @@ _Q = struct.Struct(">qq")
 _I = struct.Struct(">i")
 _H = struct.Struct(">H")
 HASH_BYTES = 32  # a leaf hash (SHA-256)
+LeafHasher = Callable[[Sequence[StoredRecord]], list[bytes]]
 
 
 class ColdTierCorrupt(HubError):
@@ -167,12 +168,20 @@ class ColdTier:
     """Segments of the cold tier in one ObjectStore; thread-safe reads with a small cache."""
 
     def __init__(
-        self, store: ObjectStore, *, cache_segments: int = 4, leaves: LedgerStore | None = None
+        self,
+        store: ObjectStore,
+        *,
+        cache_segments: int = 4,
+        leaves: LedgerStore | None = None,
+        leaf_hashes: LeafHasher | None = None,
     ) -> None:
         """``leaves``: the ledger's store, which every fetched segment is checked against (see
-        the module docstring); None only where nothing is read back (offload and trim)."""
+        the module docstring); None only where nothing is read back (offload and trim).
+        ``leaf_hashes``: the leaf hashes of a run of records, exactly ``audit.leaf``'s (the
+        ledger's batch encoder, as the composition root gives); default the reference."""
         self.store = store
         self._leaves = leaves
+        self._leaf_hashes = leaf_hashes or _reference_leaf_hashes
         self._lock = threading.Lock()
         self._index: dict[tuple[str, int], list[SegmentInfo]] = {}
         self._cache: OrderedDict[str, list[StoredRecord]] = OrderedDict()
@@ -298,10 +307,7 @@ class ColdTier:
         if first is None or last is None:
             raise self._differs(seg, offsets[0] if first is None else offsets[-1], None)
         want = self._leaves_of(ledger, seg, first, last)
-        got = [
-            (r.offset, leaf_hash(leaf_input(*_leaf_fields(r))))
-            for r in records  # the reference encoding (audit.leaf), as the evidence verifier's
-        ]
+        got = list(zip(offsets, self._leaf_hashes(records), strict=True))
         if got != want:
             pairs = zip(got, want, strict=False)
             first_bad = next((min(g[0], w[0]) for g, w in pairs if g != w), None)
@@ -414,11 +420,14 @@ class ColdTier:
         return made
 
 
-def _leaf_fields(
-    r: StoredRecord,
-) -> tuple[str, int, int, int, bytes | None, Sequence[tuple[str, bytes]], bytes | None]:
-    """A stored record's fields in ``audit.leaf.encode``'s order."""
-    return r.topic, r.partition, r.offset, r.timestamp_ms, r.key, r.headers, r.value
+def _reference_leaf_hashes(records: Sequence[StoredRecord]) -> list[bytes]:
+    """The leaf hashes of ``records`` by the reference encoding (``audit.leaf.encode``)."""
+    return [
+        leaf_hash(
+            leaf_input(r.topic, r.partition, r.offset, r.timestamp_ms, r.key, r.headers, r.value)
+        )
+        for r in records
+    ]
 
 
 def _read_range(

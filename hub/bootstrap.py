@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ from core.leadership import LeaderElector
 from core.lineage import LineageLog
 from core.metrics import Metrics
 from core.policybundle import PolicyBundle
-from core.ports.eventlog import EventLog
+from core.ports.eventlog import EventLog, StoredRecord
 from core.ports.keystore import KeyStore
 from core.ports.ledgerstore import LedgerStore
 from core.ports.objectstore import ObjectStore
@@ -293,13 +293,15 @@ def build_ledger(
     registry: SchemaRegistry,
     publisher: Publisher,
     leader: LeaderElector | None = None,
+    store: LedgerStore | None = None,
 ) -> Ledger:
-    """The audit ledger: its store (SQLite or PostgreSQL), local key-file signer, witness."""
+    """The audit ledger: its store (``store``, else the one the settings name), local key-file
+    signer, witness."""
     from adapters.local_objectstore import LocalObjectStore
     from adapters.local_signer import LocalKeyFileSigner
     from ledger.service import LedgerConfig
 
-    store = open_ledger_store(settings)
+    store = store or open_ledger_store(settings)
     config = LedgerConfig(
         origin=settings.ledger_origin,
         checkpoint_every_leaves=settings.checkpoint_every_leaves,
@@ -345,11 +347,19 @@ def build_object_store(settings: Settings, *, write_once: bool = True) -> Object
     return LocalObjectStore(settings.objects_dir, write_once=write_once)
 
 
-def build_tiered_log(settings: Settings, hot: EventLog) -> EventLog:
-    """The hot log with reads below its beginning served from the cold tier's segments."""
+def build_tiered_log(settings: Settings, hot: EventLog, leaves: LedgerStore) -> EventLog:
+    """The hot log with reads below its beginning served from the cold tier's segments, each
+    checked against the ledger's ``leaves`` before it is served."""
+    from ledger.leaves import LeafEncoder
     from storage.tiering import ColdTier, TieredEventLog
 
-    return TieredEventLog(hot, ColdTier(build_object_store(settings, write_once=False)))
+    def leaf_hashes(records: Sequence[StoredRecord]) -> list[bytes]:
+        return LeafEncoder().leaf_hashes(records)  # one encoder per call: reads run in threads
+
+    cold = ColdTier(
+        build_object_store(settings, write_once=False), leaves=leaves, leaf_hashes=leaf_hashes
+    )
+    return TieredEventLog(hot, cold)
 
 
 def build_projections(
@@ -476,7 +486,9 @@ def bootstrap(settings: Settings | None = None, *, install_domain: bool = True) 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     configure_tracing(settings)  # off by default (HUB_OTEL_EXPORTER)
     hot_log = build_event_log(settings)  # 2
-    event_log = build_tiered_log(settings, hot_log) if settings.cold_tier else hot_log
+    # the ledger's store first: the cold tier serves no segment the ledger does not vouch for
+    ledger_store = open_ledger_store(settings)
+    event_log = build_tiered_log(settings, hot_log, ledger_store) if settings.cold_tier else hot_log
     registry = SchemaRegistry(
         event_log,
         settings.registry_compatibility,
@@ -501,7 +513,9 @@ def bootstrap(settings: Settings | None = None, *, install_domain: bool = True) 
     policy = build_policy(settings, event_log, registry, publisher, policy_store, cases)
     ingest = build_ingest(event_log, registry, publisher, metrics, settings)
     leader = build_leader(settings)  # None unless several processes share the footprint
-    ledger = build_ledger(settings, hot_log, registry, publisher, leader)  # verifies the hot log
+    ledger = build_ledger(  # verifies the hot log
+        settings, hot_log, registry, publisher, leader, store=ledger_store
+    )
     governance = Governance(event_log, reader, publisher)  # 6
 
     def cut_expired(proj: Projection, target: Target, record: bool) -> object:

@@ -10,7 +10,8 @@ when it is an ECS field (``http.*``, ``url.*``, ``event.*``, ``user.*``, ``clien
 go under ``hub.`` otherwise (ECS's advice for custom fields).
 
 Secrets never reach a line: every value passes ``redact``, which replaces the secret half of
-anything shaped like an API key (``hk_...:SECRET``) and of ``Authorization`` header values.
+anything shaped like an API key (``hk_...:SECRET``), of ``Authorization`` header values and of a
+URL's user information (``scheme://user:SECRET@host``).
 """
 
 from __future__ import annotations
@@ -49,10 +50,15 @@ request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 # KEY_ID:SECRET as `hub keys create` prints them, and Authorization header values.
 _KEY = re.compile(r"\b(hk_[0-9A-Za-z]+):([A-Za-z0-9_\-.~+/=]{8,})")
 _AUTH = re.compile(r"(?i)\b(basic|bearer)\s+[A-Za-z0-9_\-.~+/=:]{8,}")
+# The password of a URL's user information (``postgresql://hub:PASSWORD@host``,
+# ``https://user:TOKEN@hooks.example``): settings hold such URLs, and messages name URLs.
+_URL_PASSWORD = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://[^\s:/?#@\[\]]*):([^\s/?#@]+)@")
 
 
 def redact(text: str) -> str:
-    """``text`` with API key secrets and Authorization credentials replaced by ``[redacted]``."""
+    """``text`` with API key secrets, Authorization credentials and the passwords of URLs
+    replaced by ``[redacted]``."""
+    text = _URL_PASSWORD.sub(r"\1:[redacted]@", text)
     return _AUTH.sub(r"\1 [redacted]", _KEY.sub(r"\1:[redacted]", text))
 
 

@@ -7,7 +7,10 @@ every record below those offsets; 3. fold the sources below the offsets into an 
 FeatureStore (the same feed and engine as online scoring); 4. collect labels below the offsets:
 1 when the view's positive label event (``FraudConfirmed``, ``TradeAnomalyConfirmed``) names the
 subject, 0 when its negative one (``PaymentSettled``, ``TradeCleared``) does without a positive;
-unlabelled events are left out; 5. compute the vectors as of each event's own time; 6. sort
+a label counts only for an event of its own tenant (both ``ce_tenant`` headers, ``default``
+without one): a tenant MUST NOT label another tenant's payment or trade (the same subject id in
+two tenants is two subjects, as entities are in ``ml.features.entity_key``); unlabelled events
+are left out; 5. compute the vectors as of each event's own time; 6. sort
 rows by (time, subject) and hash their canonical JSON lines. ``rebuild(manifest)`` repeats 3-6
 at the manifest's offsets and must give the same digest.
 
@@ -126,26 +129,28 @@ class TrainingSets:
             try:
                 FeatureFeed(view, self._log, self._reader, store).catch_up(positions)  # 3.
                 found, labels = self._events_and_labels(view, positions)  # 4.
-                kept = [(e, t) for _, e, t in found if e[view.subject_field] in labels]
+                kept = [(e, t) for _, e, t in found if (t, e[view.subject_field]) in labels]
                 labelled = [e for e, _ in kept]
+                tenants = [t for _, t in kept]
                 # each event reads its own tenant's facts of its entity
-                vectors = FeatureEngine(view, store).vectors(labelled, [t for _, t in kept])  # 5.
+                vectors = FeatureEngine(view, store).vectors(labelled, tenants)  # 5.
             finally:
                 store.close()
         else:
             found, labels = self._events_and_labels(view, positions)  # 4.
-            chosen = [(at, e) for at, e, _ in found if e[view.subject_field] in labels]
-            labelled = [e for _, e in chosen]
-            vectors = _looked_up(view, stored, [at for at, _ in chosen])  # 5.
+            chosen = [(at, e, t) for at, e, t in found if (t, e[view.subject_field]) in labels]
+            labelled = [e for _, e, _ in chosen]
+            tenants = [t for _, _, t in chosen]
+            vectors = _looked_up(view, stored, [at for at, _, _ in chosen])  # 5.
         rows = [
             {
                 "subject": e[view.subject_field],
                 "entity": e[view.entity_field],
                 "time_us": to_us(e[view.time_field]),
                 "features": v,
-                "label": labels[e[view.subject_field]],
+                "label": labels[(t, e[view.subject_field])],  # its own tenant's label
             }
-            for e, v in zip(labelled, vectors, strict=True)
+            for e, t, v in zip(labelled, tenants, vectors, strict=True)
         ]
         rows.sort(key=lambda r: (r["time_us"], r["subject"]))  # 6.
         manifest = {
@@ -171,12 +176,13 @@ class TrainingSets:
 
     def _events_and_labels(
         self, view: FeatureView, positions: Mapping[TopicPartition, int]
-    ) -> tuple[list[tuple[tuple[int, int], dict[str, Any], str]], dict[str, int]]:
+    ) -> tuple[list[tuple[tuple[int, int], dict[str, Any], str]], dict[tuple[str, str], int]]:
         """The view's scored events below ``positions`` with their (partition, offset) and
-        tenant, and the labels of their subjects."""
+        tenant, and the labels of their subjects keyed by (tenant, subject): a label record's
+        own ``ce_tenant``, so one tenant's label never reaches another tenant's event."""
         events: list[tuple[tuple[int, int], dict[str, Any], str]] = []
-        labels: dict[str, int] = {}
-        fraud: set[str] = set()
+        labels: dict[tuple[str, str], int] = {}
+        fraud: set[tuple[str, str]] = set()
         for tp, end in sorted(positions.items(), key=_sort):
             if tp.topic not in (view.event_topic, view.labels["topic"]):
                 continue
@@ -193,13 +199,13 @@ class TrainingSets:
                     if not isinstance(value, dict):
                         continue
                     subject = value.get(view.subject_field)
+                    tenant = rec["headers"].get("ce_tenant", DEFAULT_TENANT)
                     if kind == view.event_type and tp.topic == view.event_topic:
-                        tenant = rec["headers"].get("ce_tenant", DEFAULT_TENANT)
                         events.append(((tp.partition, rec["offset"]), value, tenant))
                     elif kind == view.labels["negative"] and isinstance(subject, str):
-                        labels.setdefault(subject, 0)
+                        labels.setdefault((tenant, subject), 0)
                     elif kind == view.labels["positive"] and isinstance(subject, str):
-                        fraud.add(subject)
+                        fraud.add((tenant, subject))
                 offset = got[-1]["offset"] + 1
         labels.update(dict.fromkeys(fraud, 1))
         return events, labels

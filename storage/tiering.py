@@ -13,6 +13,15 @@ entry is never read, and a crash between the two is redone by the next offload):
     tier/<topic>/<partition>/<base offset, 20 digits>.json   base, end, count, bytes, SHA-256,
                                                              first and last ledger leaf
 
+Who vouches for a segment: the ledger, not the store. The index entry and its SHA-256 sit in the
+same object store as the segment, so whoever can write one can write both; the SHA-256 check only
+catches damage. With the ledger's store given (``leaves``, as the composition root does), every
+fetched segment is also checked record by record against the ledger before any record of it is
+served (``ColdTier._authenticate``): each record's leaf hash MUST equal the stored leaf of its
+(topic, partition, offset), and every offset of the segment's range that has a leaf MUST be in
+it, once and in order. A record changed, added, dropped or repeated in the store fails naming the
+object, as a damaged byte does.
+
 Segment format: ``HUBSEG1\\n``, then per record: offset, timestamp (8-byte signed big-endian
 each), key and value (4-byte length, -1 for None, then bytes), header count (2 bytes), and per
 header its name and value (2- and 4-byte lengths). A segment's SHA-256 is checked on every
@@ -35,10 +44,13 @@ import json
 import struct
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from itertools import chain, pairwise
 
+from audit.leaf import encode as leaf_input
+from audit.merkle import leaf_hash
 from core.errors import HubError
 from core.ports.eventlog import (
     EncodedColumns,
@@ -53,6 +65,7 @@ from core.ports.eventlog import (
     TopicPartition,
     Transaction,
 )
+from core.ports.ledgerstore import LedgerStore
 from core.ports.objectstore import ObjectNotFound, ObjectStore
 
 MAGIC = b"HUBSEG1\n"
@@ -60,6 +73,8 @@ PREFIX = "tier/"
 _Q = struct.Struct(">qq")
 _I = struct.Struct(">i")
 _H = struct.Struct(">H")
+HASH_BYTES = 32  # a leaf hash (SHA-256)
+LeafHasher = Callable[[Sequence[StoredRecord]], list[bytes]]
 
 
 class ColdTierCorrupt(HubError):
@@ -152,8 +167,21 @@ def decode_segment(data: bytes, topic: str, partition: int) -> list[StoredRecord
 class ColdTier:
     """Segments of the cold tier in one ObjectStore; thread-safe reads with a small cache."""
 
-    def __init__(self, store: ObjectStore, *, cache_segments: int = 4) -> None:
+    def __init__(
+        self,
+        store: ObjectStore,
+        *,
+        cache_segments: int = 4,
+        leaves: LedgerStore | None = None,
+        leaf_hashes: LeafHasher | None = None,
+    ) -> None:
+        """``leaves``: the ledger's store, which every fetched segment is checked against (see
+        the module docstring); None only where nothing is read back (offload and trim).
+        ``leaf_hashes``: the leaf hashes of a run of records, exactly ``audit.leaf``'s (the
+        ledger's batch encoder, as the composition root gives); default the reference."""
         self.store = store
+        self._leaves = leaves
+        self._leaf_hashes = leaf_hashes or _reference_leaf_hashes
         self._lock = threading.Lock()
         self._index: dict[tuple[str, int], list[SegmentInfo]] = {}
         self._cache: OrderedDict[str, list[StoredRecord]] = OrderedDict()
@@ -237,11 +265,90 @@ class ColdTier:
                 "in the object store."
             )
         records = decode_segment(data, seg.topic, seg.partition)
+        self._authenticate(seg, records)
         with self._lock:
             self._cache[seg.key] = records
             while len(self._cache) > self._cache_limit:
                 self._cache.popitem(last=False)
         return records
+
+    def _authenticate(self, seg: SegmentInfo, records: Sequence[StoredRecord]) -> None:
+        """Raise ``ColdTierCorrupt`` unless ``records`` are exactly the ledger's records of the
+        segment's range, in order: the leaves of (topic, partition) from the first record's
+        entry to the last one's, read as stored batches (no lookup per record), MUST name the
+        records' offsets and carry their leaf hashes; an offset of the range before the first
+        record or after the last MUST have no entry (a transaction marker)."""
+        ledger = self._leaves
+        if ledger is None:
+            return
+        offsets = [r.offset for r in records]
+        if any(b <= a for a, b in pairwise(offsets)) or (
+            offsets and not seg.base <= offsets[0] <= offsets[-1] < seg.end
+        ):
+            raise ColdTierCorrupt(
+                f"The cold segment {seg.key} holds offsets out of order, repeated or outside its "
+                f"range {seg.base}..{seg.end - 1}: it was changed in the object store."
+            )
+        edges: Iterable[int] = range(seg.base, seg.end)
+        if records:
+            edges = chain(range(seg.base, offsets[0]), range(offsets[-1] + 1, seg.end))
+        for offset in edges:
+            index = ledger.index_of(seg.topic, seg.partition, offset)
+            if index is not None:
+                raise ColdTierCorrupt(
+                    f"The cold segment {seg.key} lacks {seg.topic}[{seg.partition}] offset "
+                    f"{offset}, which is ledger entry {index}: a record was dropped from it in "
+                    "the object store."
+                )
+        if not records:
+            return
+        first = ledger.index_of(seg.topic, seg.partition, offsets[0])
+        last = ledger.index_of(seg.topic, seg.partition, offsets[-1])
+        if first is None or last is None:
+            raise self._differs(seg, offsets[0] if first is None else offsets[-1], None)
+        want = self._leaves_of(ledger, seg, first, last)
+        got = list(zip(offsets, self._leaf_hashes(records), strict=True))
+        if got != want:
+            pairs = zip(got, want, strict=False)
+            first_bad = next((min(g[0], w[0]) for g, w in pairs if g != w), None)
+            if first_bad is None:  # one list is the other's prefix
+                first_bad = (got if len(got) > len(want) else want)[min(len(got), len(want))][0]
+            raise self._differs(seg, first_bad, "its leaf hash or the records around it differ")
+
+    @staticmethod
+    def _leaves_of(
+        ledger: LedgerStore, seg: SegmentInfo, first: int, last: int
+    ) -> list[tuple[int, bytes]]:
+        """(offset, leaf hash) of the (topic, partition) leaves with indexes first..last."""
+        import pyarrow.compute as pc
+
+        out: list[tuple[int, bytes]] = []
+        for batch in ledger.iter_leaf_batches(first):
+            n = min(len(batch), last + 1 - batch.first)
+            cols = batch.columns.slice(0, n)
+            mask = pc.and_(
+                pc.equal(cols.column("topic"), seg.topic),
+                pc.equal(cols.column("part"), seg.partition),
+            )
+            rows = pc.indices_nonzero(pc.fill_null(mask, False)).to_pylist()
+            offs = pc.take(cols.column("off"), rows).to_pylist()
+            hashes = batch.hashes
+            out += [
+                (o, hashes[i * HASH_BYTES : (i + 1) * HASH_BYTES])
+                for o, i in zip(offs, rows, strict=True)
+            ]
+            if batch.first + n > last:
+                break
+        return out
+
+    @staticmethod
+    def _differs(seg: SegmentInfo, offset: int, why: str | None) -> ColdTierCorrupt:
+        return ColdTierCorrupt(
+            f"The cold segment {seg.key} holds {seg.topic}[{seg.partition}] offset {offset}, "
+            + ("which the ledger has no entry for" if why is None else f"but {why}")
+            + ": it was changed in the object store (the ledger is what vouches for the cold "
+            "tier). Restore the segment from a copy of the object store."
+        )
 
     def read(
         self, topic: str, partition: int, offset: int, max_records: int, below: int
@@ -257,6 +364,7 @@ class ColdTier:
             for r in self._records(seg):
                 if r.offset >= offset and r.offset < below:
                     out.append(r)
+                    offset = r.offset + 1  # two index entries over one range: served once
                     if len(out) >= max_records:
                         break
         return out
@@ -310,6 +418,16 @@ class ColdTier:
         with self._lock:
             self._index.pop((topic, partition), None)
         return made
+
+
+def _reference_leaf_hashes(records: Sequence[StoredRecord]) -> list[bytes]:
+    """The leaf hashes of ``records`` by the reference encoding (``audit.leaf.encode``)."""
+    return [
+        leaf_hash(
+            leaf_input(r.topic, r.partition, r.offset, r.timestamp_ms, r.key, r.headers, r.value)
+        )
+        for r in records
+    ]
 
 
 def _read_range(

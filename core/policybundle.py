@@ -405,6 +405,9 @@ def _evaluated(
     """``evaluate`` read into a decision (cached under ``key``), or the fail-closed deny."""
     try:
         refuse_unsafe_input(doc)
+    except PolicyError as exc:  # the same words from every engine
+        return engine_failure(engine, exc.message, bundle.version)
+    try:
         decision = decision_from_result(evaluate(doc), bundle.version)
     except Exception as exc:  # the engine failed in any way: fail closed
         return engine_failure(engine, explain(exc), bundle.version)

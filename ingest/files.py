@@ -143,6 +143,7 @@ class _CutLine(bytes):
 
     size: int
     sha256: str
+    blank = False  # only whitespace, as a whole (a blank CSV line is skipped however long)
 
 
 class _LongLine:
@@ -339,7 +340,8 @@ def _csv_rows(path: Source, max_bytes: int) -> Iterator[tuple[int, bytes]]:
         for lineno, line in enumerate(_csv_lines(f, max_bytes + 1), 1):
             if isinstance(line, _CutLine):
                 if not parts:
-                    yield lineno, line
+                    if not line.blank:  # a blank line is skipped, however long
+                        yield lineno, line
                     continue
                 size += line.size
                 odd = 0
@@ -347,13 +349,13 @@ def _csv_rows(path: Source, max_bytes: int) -> Iterator[tuple[int, bytes]]:
                 odd = line.count(b'"') % 2
                 if not parts:
                     if not odd:  # the common case: a whole row on one line
-                        yield lineno, line.rstrip(b"\r\n")
+                        yield lineno, line.rstrip(b"\r")
                         continue
                     start, size = lineno, 0
                 parts.append(line)
-                size += len(line)
+                size += len(line) + 1
                 if parts[1:] and odd:  # this line closes the open field
-                    yield start, b"".join(parts).rstrip(b"\r\n")
+                    yield start, b"\n".join(parts).rstrip(b"\r\n")
                     parts = []
                     continue
             if size > max_bytes:
@@ -363,34 +365,53 @@ def _csv_rows(path: Source, max_bytes: int) -> Iterator[tuple[int, bytes]]:
                     "(HUB_MAX_RECORD_BYTES): close the quote or escape it as two quotes."
                 )
         if parts:
-            yield start, b"".join(parts).rstrip(b"\r\n")
+            yield start, b"\n".join(parts).rstrip(b"\r\n")
 
 
 def _csv_lines(f: Any, cap: int) -> Iterator[bytes]:
-    """The lines of ``f`` with their ends, as iterating over it gives them, except that a line
-    longer than ``cap`` bytes is given as a ``_CutLine`` of its first ``cap`` bytes (the whole
-    line's size and SHA-256 without its end, as ``rstrip(b"\\r\\n")`` leaves it) and the rest
-    is read in blocks and dropped."""
-    read = f.readline
-    while True:
-        line = read(cap)
-        if not line:
-            return
-        if len(line) < cap or line.endswith(b"\n"):
-            yield line
-            continue
-        long = _LongLine(line, cap)
-        while True:
-            part = read(_LINES_BLOCK_BYTES)
-            if not part:
-                break
-            if part.endswith(b"\n"):
-                long.feed(part[:-1])
-                break
-            long.feed(part)
-        # ``_LongLine`` holds back trailing CRs (a CRLF end); a line only that long is whole.
-        # A blank line is skipped however long: given as an empty one, keeping the numbering.
-        yield b"\n" if long.blank else long.line()
+    """The lines of ``f`` without their ``\\n`` (a CR before it stays), read in blocks split
+    in C, except that a line longer than ``cap`` bytes without its end is given as a
+    ``_CutLine`` of its first ``cap`` bytes (the whole line's size and SHA-256 without its end,
+    as ``rstrip(b"\\r\\n")`` leaves it) and the rest is read past, not kept."""
+    tail = b""  # the start of a line the last block did not end
+    long: _LongLine | None = None  # a line over ``cap`` still going on past the last block
+    while block := f.read(_LINES_BLOCK_BYTES):
+        if long is not None:
+            cut = block.find(b"\n")
+            if cut < 0:
+                long.feed(block)
+                continue
+            long.feed(block[:cut])
+            yield _ended(long)
+            long, block = None, block[cut + 1 :]
+        lines = (tail + block).split(b"\n") if tail else block.split(b"\n")
+        tail = lines.pop()
+        if lines and max(map(len, lines)) > cap:
+            lines = [_csv_cut(line, cap) for line in lines]
+        yield from lines
+        if len(tail) > cap:
+            long, tail = _LongLine(tail, cap), b""
+    if long is not None:
+        yield _ended(long)
+    elif tail:
+        yield _csv_cut(tail, cap)
+
+
+def _ended(long: _LongLine) -> bytes:
+    """A long line once its end is read: cut, or whole when only trailing CRs made it long."""
+    line = long.line()
+    if isinstance(line, _CutLine):
+        line.blank = long.blank
+    return line
+
+
+def _csv_cut(line: bytes, cap: int) -> bytes:
+    body = line.rstrip(b"\r")
+    if len(body) <= cap:
+        return line
+    out = _cut(body, cap)
+    out.blank = not body.strip()
+    return out
 
 
 def csv_content_type(header_line: bytes) -> str:

@@ -337,42 +337,46 @@ def _csv_rows(path: Source, max_bytes: int) -> Iterator[tuple[int, bytes]]:
         parts: list[bytes] = []  # the lines of a row whose quoted field is still open
         size = 0
         start = 0
-        for lineno, line in enumerate(_csv_lines(f, max_bytes + 1), 1):
-            if isinstance(line, _CutLine):
-                if not parts:
-                    if not line.blank:  # a blank line is skipped, however long
-                        yield lineno, line
-                    continue
-                size += line.size
-                odd = 0
-            else:
-                odd = line.count(b'"') % 2
-                if not parts:
-                    if not odd:  # the common case: a whole row on one line
-                        yield lineno, line.rstrip(b"\r")
+        first = 1  # the number of the block's first line
+        for lines, cut in _csv_lines(f, max_bytes + 1):
+            for lineno, line in zip(count(first), lines):
+                if cut and isinstance(line, _CutLine):
+                    if not parts:
+                        if not line.blank:  # a blank line is skipped, however long
+                            yield lineno, line
                         continue
-                    start, size = lineno, 0
-                parts.append(line)
-                size += len(line) + 1
-                if parts[1:] and odd:  # this line closes the open field
-                    yield start, b"\n".join(parts).rstrip(b"\r\n")
-                    parts = []
-                    continue
-            if size > max_bytes:
-                raise FileUnreadable(
-                    f"CSV line {start} of {path.name!r} opens a quoted field that is still open "
-                    f"after {size} bytes, over the record limit of {max_bytes} "
-                    "(HUB_MAX_RECORD_BYTES): close the quote or escape it as two quotes."
-                )
+                    size += line.size
+                    odd = 0
+                else:
+                    odd = line.count(b'"') % 2
+                    if not parts:
+                        if not odd:  # the common case: a whole row on one line
+                            yield lineno, line.rstrip(b"\r")
+                            continue
+                        start, size = lineno, 0
+                    parts.append(line)
+                    size += len(line) + 1
+                    if parts[1:] and odd:  # this line closes the open field
+                        yield start, b"\n".join(parts).rstrip(b"\r\n")
+                        parts = []
+                        continue
+                if size > max_bytes:
+                    raise FileUnreadable(
+                        f"CSV line {start} of {path.name!r} opens a quoted field that is still "
+                        f"open after {size} bytes, over the record limit of {max_bytes} "
+                        "(HUB_MAX_RECORD_BYTES): close the quote or escape it as two quotes."
+                    )
+            first += len(lines)
         if parts:
             yield start, b"\n".join(parts).rstrip(b"\r\n")
 
 
-def _csv_lines(f: Any, cap: int) -> Iterator[bytes]:
-    """The lines of ``f`` without their ``\\n`` (a CR before it stays), read in blocks split
-    in C, except that a line longer than ``cap`` bytes without its end is given as a
-    ``_CutLine`` of its first ``cap`` bytes (the whole line's size and SHA-256 without its end,
-    as ``rstrip(b"\\r\\n")`` leaves it) and the rest is read past, not kept."""
+def _csv_lines(f: Any, cap: int) -> Iterator[tuple[list[bytes], bool]]:
+    """The lines of ``f`` by blocks (split in C), each line without its ``\\n`` (a CR before
+    it stays), and whether the block holds a cut line: a line longer than ``cap`` bytes without
+    its end is given as a ``_CutLine`` of its first ``cap`` bytes (the whole line's size and
+    SHA-256 without its end, as ``rstrip(b"\\r\\n")`` leaves it) and the rest is read past,
+    not kept."""
     tail = b""  # the start of a line the last block did not end
     long: _LongLine | None = None  # a line over ``cap`` still going on past the last block
     while block := f.read(_LINES_BLOCK_BYTES):
@@ -382,19 +386,20 @@ def _csv_lines(f: Any, cap: int) -> Iterator[bytes]:
                 long.feed(block)
                 continue
             long.feed(block[:cut])
-            yield _ended(long)
+            yield [_ended(long)], True
             long, block = None, block[cut + 1 :]
         lines = (tail + block).split(b"\n") if tail else block.split(b"\n")
         tail = lines.pop()
         if lines and max(map(len, lines)) > cap:
-            lines = [_csv_cut(line, cap) for line in lines]
-        yield from lines
+            yield [_csv_cut(line, cap) for line in lines], True
+        elif lines:
+            yield lines, False
         if len(tail) > cap:
             long, tail = _LongLine(tail, cap), b""
     if long is not None:
-        yield _ended(long)
+        yield [_ended(long)], True
     elif tail:
-        yield _csv_cut(tail, cap)
+        yield [_csv_cut(tail, cap)], True
 
 
 def _ended(long: _LongLine) -> bytes:

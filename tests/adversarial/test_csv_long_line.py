@@ -79,7 +79,7 @@ def test_csv_lines_match_the_whole_line_reference(
     cap = rnd.choice([4, 9, 16])
     pieces = [b"a", b"\r", b"\n", b" ", b'"', b"bc,d", b"\r\n", b"xxxxxxxxxxxx"]
     data = b"".join(rnd.choice(pieces) for _ in range(rnd.randrange(0, 80)))
-    got = list(files._csv_lines(io.BytesIO(data), cap))
+    got = [line for lines, _ in files._csv_lines(io.BytesIO(data), cap) for line in lines]
     want = list(io.BytesIO(data))
     assert len(got) == len(want)
     for g, w in zip(got, want, strict=True):

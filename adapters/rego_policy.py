@@ -35,6 +35,7 @@ from core.policybundle import (
     decide_cached,
     decision_input,
     refuse_unsafe_data,
+    refuse_unsafe_input,
     with_now,
 )
 from core.ports.policy import Decision, PolicyEngine, Principal
@@ -83,23 +84,9 @@ def compile_bundle(bundle: PolicyBundle, *, with_tests: bool = False) -> Any:
 _UNSAFE = UNSAFE_TEXT
 
 
-def refuse_unsafe_text(value: Any) -> None:
-    """Raise ``PolicyError`` when a string (key or value) anywhere in the decision input holds a
-    quote or a backslash, which rego-cpp would not escape in its answer (see ``_UNSAFE``)."""
-    stack = [value]
-    while stack:
-        v = stack.pop()
-        if isinstance(v, str):
-            if _UNSAFE.search(v):
-                raise PolicyError(
-                    f"the decision input holds {v[:80]!r}, with a quote or backslash that the "
-                    "embedded engine (rego-cpp) does not escape in its answer; refused"
-                )
-        elif isinstance(v, Mapping):
-            stack.extend(v.keys())
-            stack.extend(v.values())
-        elif isinstance(v, (list, tuple, set, frozenset)):
-            stack.extend(v)
+# The input check runs in ``decide_cached`` for every adapter (OPA too, so both footprints
+# answer alike); ``evaluate`` called directly checks it here as well.
+refuse_unsafe_text = refuse_unsafe_input
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

@@ -26,7 +26,8 @@ where there is one, the fix.
     │   ├── Unauthenticated       no or unknown credentials
     │   └── Forbidden             authenticated, but the decision is deny
     └── Retryable                 a transient condition; the same call may succeed later
-        └── StorageBusy
+        ├── StorageBusy
+        └── BodyBudgetFull        request bodies in flight fill HUB_MAX_REQUEST_BYTES_IN_FLIGHT
 
 ``code`` is a stable machine-readable reason (shown in HTTP errors and CLI output); ``http_status``
 is what the API answers with.
@@ -147,6 +148,13 @@ class Retryable(HubError):
 
 class StorageBusy(Retryable):
     code = "storage_busy"
+
+
+class BodyBudgetFull(Retryable):
+    """The request bodies already held fill ``HUB_MAX_REQUEST_BYTES_IN_FLIGHT``: send again
+    after the answer's ``Retry-After`` seconds."""
+
+    code = "body_budget_full"
 
 
 class LogTampered(HubError):

@@ -45,6 +45,18 @@ class Metrics:
             ["method", "route"],
             registry=self.registry,
         )
+        self.http_body_bytes_in_flight = Gauge(
+            "hub_http_body_bytes_in_flight",
+            "Bytes of HTTP request bodies admitted and not yet answered "
+            "(at most HUB_MAX_REQUEST_BYTES_IN_FLIGHT).",
+            registry=self.registry,
+        )
+        self.http_bodies_refused = Counter(
+            "hub_http_bodies_refused_total",
+            "HTTP requests answered 503 because their body would pass "
+            "HUB_MAX_REQUEST_BYTES_IN_FLIGHT.",
+            registry=self.registry,
+        )
         self.auth_failures = Counter(
             "hub_auth_failures_total",
             "Requests refused for missing or bad credentials.",

@@ -71,9 +71,30 @@ def _check_path(path: str) -> None:
 # rego-cpp 1.5.2 writes strings into its JSON answer without escaping them, so a quote or a
 # backslash in any string a decision may echo (input, or the bundle's own data: a role name, a
 # grant id) could end the string and add keys to the answer. Such text is refused wherever it
-# could reach a decision: in the input by the embedded engine (adapters/rego_policy.py), in a
-# bundle's data here, for both footprints alike.
+# could reach a decision, for both footprints alike: in the input by ``decide_cached`` (every
+# adapter's ``decide_input``: denied, so OPA answers as the embedded engine must), in a
+# bundle's data here.
 UNSAFE_TEXT = re.compile(r'["\\]')
+
+
+def refuse_unsafe_input(doc: Any) -> None:
+    """Raise ``PolicyError`` when a string (key or value) anywhere in a decision input holds a
+    quote or a backslash (``UNSAFE_TEXT``): no decision input may, whichever engine decides."""
+    stack = [doc]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, str):
+            if UNSAFE_TEXT.search(v):
+                raise PolicyError(
+                    f"the decision input holds {v[:80]!r}, with a quote or backslash, which no "
+                    "decision input may hold (the embedded engine, rego-cpp, does not escape "
+                    "them in its answer; both footprints refuse them alike); refused"
+                )
+        elif isinstance(v, Mapping):
+            stack.extend(v.keys())
+            stack.extend(v.values())
+        elif isinstance(v, (list, tuple, set, frozenset)):
+            stack.extend(v)
 
 
 def unsafe_text_at(value: Any, path: str = "") -> str | None:
@@ -349,7 +370,9 @@ def decide_cached(
     decision cache when it holds the input (under this bundle version, not past a grant's
     expiry), else evaluate, read the answer, and cache it. An evaluation that raises is denied
     with ``explain(exc)`` as the reason (fail closed) and never cached. Identical inputs that
-    miss together are evaluated once (the cache's single flight)."""
+    miss together are evaluated once (the cache's single flight). An input holding a quote or
+    a backslash is denied without being evaluated (``refuse_unsafe_input``), by every engine;
+    such a denial is never cached, so a cached answer is one for a safe input."""
     if cache is None:
         return _evaluated(engine, doc, bundle, evaluate, explain)
     key, version = cache_key(doc), bundle.version
@@ -380,6 +403,10 @@ def _evaluated(
     key: str = "",
 ) -> Decision:
     """``evaluate`` read into a decision (cached under ``key``), or the fail-closed deny."""
+    try:
+        refuse_unsafe_input(doc)
+    except PolicyError as exc:  # the same words from every engine
+        return engine_failure(engine, exc.message, bundle.version)
     try:
         decision = decision_from_result(evaluate(doc), bundle.version)
     except Exception as exc:  # the engine failed in any way: fail closed

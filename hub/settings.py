@@ -71,6 +71,13 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(
         default=32 * 1_048_576, ge=1024, description="Largest HTTP request body accepted."
     )
+    max_request_bytes_in_flight: int = Field(
+        default=256 * 1_048_576,
+        ge=1024,
+        description="Most bytes of HTTP request bodies held at once, over all requests. A body "
+        "that would pass it is answered 503 with Retry-After before it is read; a body alone is "
+        "always admitted (up to HUB_MAX_REQUEST_BYTES).",
+    )
     dedupe_max_keys: int = Field(
         default=1_000_000,
         ge=2,

@@ -127,7 +127,7 @@ def _nonblank_batches(
     """Batches of the (line number, bytes) pairs whose bytes are not blank."""
     batch: list[tuple[int, bytes]] = []
     for lineno, raw in lines:
-        if not raw.strip():
+        if not raw.strip() and not isinstance(raw, _CutLine):  # a cut line is never blank
             continue
         batch.append((lineno, raw))
         if len(batch) >= batch_size:
@@ -143,6 +143,7 @@ class _CutLine(bytes):
 
     size: int
     sha256: str
+    blank = False  # only whitespace, as a whole (a blank CSV line is skipped however long)
 
 
 class _LongLine:
@@ -326,31 +327,96 @@ def _csv_rows(path: Source, max_bytes: int) -> Iterator[tuple[int, bytes]]:
     Linear in the file: the quote parity is kept per line, not recounted over the open row (an
     unclosed quote made that quadratic: a 1.6 MB file took minutes). A row still open after
     ``max_bytes`` (the record limit, which refuses it anyway) is a quote that is never closed:
-    ``FileUnreadable`` naming its line, instead of reading the rest of the file into one row."""
+    ``FileUnreadable`` naming its line, instead of reading the rest of the file into one row.
+
+    A line longer than ``max_bytes`` that starts a row is given as its first ``max_bytes + 1``
+    bytes (a ``_CutLine`` with the whole line's size and SHA-256, which ``csv_row_record``
+    refuses for its size) and the rest of it is read past, not kept: a file with no newline is
+    not held whole (``_csv_lines``)."""
     with _open_rb(path) as f:
         parts: list[bytes] = []  # the lines of a row whose quoted field is still open
         size = 0
         start = 0
-        for lineno, line in enumerate(f, 1):
-            odd = line.count(b'"') % 2
-            if not parts:
-                if not odd:  # the common case: a whole row on one line
-                    yield lineno, line.rstrip(b"\r\n")
-                    continue
-                start, size = lineno, 0
-            parts.append(line)
-            size += len(line)
-            if parts[1:] and odd:  # this line closes the open field
-                yield start, b"".join(parts).rstrip(b"\r\n")
-                parts = []
-            elif size > max_bytes:
-                raise FileUnreadable(
-                    f"CSV line {start} of {path.name!r} opens a quoted field that is still open "
-                    f"after {size} bytes, over the record limit of {max_bytes} "
-                    "(HUB_MAX_RECORD_BYTES): close the quote or escape it as two quotes."
-                )
+        first = 1  # the number of the block's first line
+        for lines, cut in _csv_lines(f, max_bytes + 1):
+            for lineno, line in zip(count(first), lines):
+                if cut and isinstance(line, _CutLine):
+                    if not parts:
+                        if not line.blank:  # a blank line is skipped, however long
+                            yield lineno, line
+                        continue
+                    size += line.size
+                    odd = 0
+                else:
+                    odd = line.count(b'"') % 2
+                    if not parts:
+                        if not odd:  # the common case: a whole row on one line
+                            yield lineno, line.rstrip(b"\r")
+                            continue
+                        start, size = lineno, 0
+                    parts.append(line)
+                    size += len(line) + 1
+                    if parts[1:] and odd:  # this line closes the open field
+                        yield start, b"\n".join(parts).rstrip(b"\r\n")
+                        parts = []
+                        continue
+                if size > max_bytes:
+                    raise FileUnreadable(
+                        f"CSV line {start} of {path.name!r} opens a quoted field that is still "
+                        f"open after {size} bytes, over the record limit of {max_bytes} "
+                        "(HUB_MAX_RECORD_BYTES): close the quote or escape it as two quotes."
+                    )
+            first += len(lines)
         if parts:
-            yield start, b"".join(parts).rstrip(b"\r\n")
+            yield start, b"\n".join(parts).rstrip(b"\r\n")
+
+
+def _csv_lines(f: Any, cap: int) -> Iterator[tuple[list[bytes], bool]]:
+    """The lines of ``f`` by blocks (split in C), each line without its ``\\n`` (a CR before
+    it stays), and whether the block holds a cut line: a line longer than ``cap`` bytes without
+    its end is given as a ``_CutLine`` of its first ``cap`` bytes (the whole line's size and
+    SHA-256 without its end, as ``rstrip(b"\\r\\n")`` leaves it) and the rest is read past,
+    not kept."""
+    tail = b""  # the start of a line the last block did not end
+    long: _LongLine | None = None  # a line over ``cap`` still going on past the last block
+    while block := f.read(_LINES_BLOCK_BYTES):
+        if long is not None:
+            cut = block.find(b"\n")
+            if cut < 0:
+                long.feed(block)
+                continue
+            long.feed(block[:cut])
+            yield [_ended(long)], True
+            long, block = None, block[cut + 1 :]
+        lines = (tail + block).split(b"\n") if tail else block.split(b"\n")
+        tail = lines.pop()
+        if lines and max(map(len, lines)) > cap:
+            yield [_csv_cut(line, cap) for line in lines], True
+        elif lines:
+            yield lines, False
+        if len(tail) > cap:
+            long, tail = _LongLine(tail, cap), b""
+    if long is not None:
+        yield [_ended(long)], True
+    elif tail:
+        yield [_csv_cut(tail, cap)], True
+
+
+def _ended(long: _LongLine) -> bytes:
+    """A long line once its end is read: cut, or whole when only trailing CRs made it long."""
+    line = long.line()
+    if isinstance(line, _CutLine):
+        line.blank = long.blank
+    return line
+
+
+def _csv_cut(line: bytes, cap: int) -> bytes:
+    body = line.rstrip(b"\r")
+    if len(body) <= cap:
+        return line
+    out = _cut(body, cap)
+    out.blank = not body.strip()
+    return out
 
 
 def csv_content_type(header_line: bytes) -> str:
@@ -442,8 +508,21 @@ def csv_row_record(
     ctype: str,
     event_type: str | None,
 ) -> RawRecord:
-    """One CSV row as the per-record path receives it (the reference)."""
+    """One CSV row as the per-record path receives it (the reference). A row over the record
+    limit that ``_csv_rows`` cut (a ``_CutLine``) is refused for its size, unparsed, with the
+    whole row's size and SHA-256."""
     pos = {"line": lineno}
+    if isinstance(raw, _CutLine):
+        return RawRecord(
+            bytes(raw),
+            content_type=ctype,
+            error=f"The record is {raw.size} bytes, over the limit of {len(raw) - 1} "
+            "(HUB_MAX_RECORD_BYTES): split or shrink it.",
+            error_code="payload_too_large",
+            event_type=event_type,
+            position=pos,
+            whole=(raw.size, raw.sha256),
+        )
     try:
         value = parse_csv_row(raw, header, types)
         return RawRecord(raw, value=value, content_type=ctype, event_type=event_type, position=pos)
@@ -497,6 +576,90 @@ def _decoded_bytes(rb: Any) -> int:
     return int(total)
 
 
+PARQUET_BATCH_BYTES = 64 << 20  # most bytes one batch of a file's widest values may decode to
+
+
+def _parquet_batch_rows(f: Any, pf: Any, batch_size: int, allowed: int, max_bytes: int) -> int:
+    """Rows per batch such that a batch whose every row holds each string column's widest
+    dictionary value decodes to at most ``PARQUET_BATCH_BYTES``: ``batch_size`` for an ordinary
+    file, fewer for a dictionary bomb (one 1 MB value behind 10,000 rows made 10 GB).
+
+    Each row group's dictionaries are read as they are stored (``read_dictionary``: the
+    dictionary page, not one copy per row) from its first row of the string and binary
+    columns, and their longest value measured. A column chunk stored without a dictionary
+    (plain pages) has no such spike: a page decodes to its own stated size, which Arrow checks.
+
+    When rows times those widest values could pass ``allowed`` (the file's expansion limit),
+    the string columns' exact decoded size is summed first, still as stored (indices and one
+    dictionary), and a file over ``allowed`` is refused (``ParquetTooLarge``) before any batch
+    is given: smaller batches must not let a bomb's first rows in before it is seen."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    def stringy(t: Any) -> bool:
+        return bool(
+            pa.types.is_string(t)
+            or pa.types.is_large_string(t)
+            or pa.types.is_binary(t)
+            or pa.types.is_large_binary(t)
+        )
+
+    names = [
+        fld.name
+        for fld in pf.schema_arrow
+        if stringy(fld.type) or (pa.types.is_dictionary(fld.type) and stringy(fld.type.value_type))
+    ]
+    if not names:
+        return batch_size
+    probe = pq.ParquetFile(f, read_dictionary=names)
+    rows = batch_size
+    most = 0  # rows times the widest values, summed over the row groups
+    for group in range(pf.num_row_groups):
+        first = next(probe.iter_batches(batch_size=1, row_groups=[group], columns=names), None)
+        if first is None:
+            continue
+        widest = 0
+        for column in first.columns:
+            values = column.dictionary if pa.types.is_dictionary(column.type) else column
+            if len(values):
+                widest += pc.max(pc.binary_length(values)).as_py() or 0
+        rows = min(rows, max(1, PARQUET_BATCH_BYTES // max(widest, 1)))
+        most += widest * pf.metadata.row_group(group).num_rows
+    if most > allowed:
+        total = 0
+        for rb in probe.iter_batches(batch_size=rows, columns=names):
+            nbytes = _decoded_bytes(rb)
+            total += nbytes
+            if nbytes > max_bytes * max(rb.num_rows, 1) or total > allowed:
+                raise ParquetTooLarge(nbytes, rb.num_rows, total)
+    return rows
+
+
+class ParquetTooLarge(Exception):
+    """A batch of a Parquet file, or the file so far, decodes past its limits."""
+
+    def __init__(self, nbytes: int, rows: int, total: int) -> None:
+        super().__init__(nbytes, rows, total)
+        self.nbytes, self.rows, self.total = nbytes, rows, total
+
+
+def _parquet_refusal(
+    path: Source, size: int, allowed: int, max_bytes: int, exc: ParquetTooLarge
+) -> FileUnreadable:
+    per_row = exc.nbytes > max_bytes * max(exc.rows, 1)
+    return FileUnreadable(
+        f"Parquet file {path.name!r} ({size} bytes) decodes to more than "
+        + (
+            f"{max_bytes} bytes per row, the record limit (HUB_MAX_RECORD_BYTES), in a batch "
+            f"of {exc.rows} rows ({exc.nbytes} bytes)"
+            if per_row
+            else f"{allowed} bytes ({PARQUET_FLOOR} plus {PARQUET_EXPANSION}x its size)"
+        )
+        + ": a dictionary or compression bomb, or a file to split into smaller ones."
+    )
+
+
 def parquet_batches(path: Source, batch_size: int, max_bytes: int | None = None) -> Iterator[Any]:
     """Arrow record batches of a Parquet file, streamed; ``FileUnreadable`` if it is not one.
 
@@ -506,9 +669,10 @@ def parquet_batches(path: Source, batch_size: int, max_bytes: int | None = None)
     batches so far decode to more than ``PARQUET_FLOOR + PARQUET_EXPANSION`` times the file's
     size. A dictionary or compression bomb (a 551-byte file decoding to 100 MB: one 100 KB
     dictionary value repeated) is refused at its first batch instead of being ingested whole;
-    the footer's sizes are not used, since the writer can make them up. One batch is still
-    decoded before it can be measured (its rows times its widest value): a bound on that needs
-    a reader that sizes dictionary pages before it decodes (see docs/benchmarks/s12-redteam-d.md).
+    the footer's sizes are not used, since the writer can make them up. The one batch that
+    reveals a bomb is bounded as well: batches are first cut so that one batch of each string
+    column's widest dictionary value stays within ``PARQUET_BATCH_BYTES``
+    (``_parquet_batch_rows``); an ordinary file keeps ``batch_size``.
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -526,23 +690,22 @@ def parquet_batches(path: Source, batch_size: int, max_bytes: int | None = None)
         allowed = PARQUET_FLOOR + PARQUET_EXPANSION * size
         decoded = 0
         try:
+            if max_bytes is not None:
+                try:
+                    batch_size = _parquet_batch_rows(f, pf, batch_size, allowed, max_bytes)
+                except ParquetTooLarge as exc:
+                    raise _parquet_refusal(path, size, allowed, max_bytes, exc) from None
             for rb in pf.iter_batches(batch_size=batch_size):
                 if max_bytes is not None:
                     nbytes = _decoded_bytes(rb)
                     decoded += nbytes
                     if nbytes > max_bytes * max(rb.num_rows, 1) or decoded > allowed:
-                        raise FileUnreadable(
-                            f"Parquet file {path.name!r} ({size} bytes) decodes to more than "
-                            + (
-                                f"{max_bytes} bytes per row, the record limit "
-                                f"(HUB_MAX_RECORD_BYTES), in a batch of {rb.num_rows} rows "
-                                f"({nbytes} bytes)"
-                                if nbytes > max_bytes * max(rb.num_rows, 1)
-                                else f"{allowed} bytes ({PARQUET_FLOOR} plus "
-                                f"{PARQUET_EXPANSION}x its size)"
-                            )
-                            + ": a dictionary or compression bomb, or a file to split into "
-                            "smaller ones."
+                        raise _parquet_refusal(
+                            path,
+                            size,
+                            allowed,
+                            max_bytes,
+                            ParquetTooLarge(nbytes, rb.num_rows, decoded),
                         )
                 yield rb
         except (pa.ArrowException, OSError) as exc:

@@ -21,13 +21,13 @@ from pydantic.json_schema import models_json_schema
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
-from core.errors import Forbidden, HubError, InvalidInput, PayloadTooLarge
+from core.errors import BodyBudgetFull, Forbidden, HubError, InvalidInput, PayloadTooLarge
 from core.events import OutgoingEvent, is_internal_topic, refuse_internal
 from core.ports.policy import Principal
 from core.roles import ROLES
 from governance.apikeys import parse_duration
 from hub.api.auth import AuthMiddleware
-from hub.api.bodylimit import BodyLimitMiddleware
+from hub.api.bodylimit import RETRY_AFTER_S, BodyBudget, BodyLimitMiddleware
 from hub.api.deps import (
     MAX_INT64,
     MAX_JSON_DEPTH,
@@ -354,7 +354,9 @@ def create_app(hub: Hub) -> FastAPI:
 
     @app.exception_handler(HubError)
     async def _hub_error(request: Request, exc: HubError) -> JSONResponse:
-        return JSONResponse(error_body(exc), status_code=exc.http_status)
+        # A body refused mid-stream by the in-flight budget (hub.api.bodylimit): come back.
+        retry = {"Retry-After": str(RETRY_AFTER_S)} if isinstance(exc, BodyBudgetFull) else None
+        return JSONResponse(error_body(exc), status_code=exc.http_status, headers=retry)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -367,6 +369,12 @@ def create_app(hub: Hub) -> FastAPI:
         body["message"] = f"{exc.detail}: {request.method} {request.url.path}."
         if isinstance(exc.__cause__, PayloadTooLarge):  # hub.api.bodylimit, in FastAPI's parse
             return JSONResponse(error_body(exc.__cause__), status_code=413)
+        if isinstance(exc.__cause__, BodyBudgetFull):  # the same, over the in-flight budget
+            return JSONResponse(
+                error_body(exc.__cause__),
+                status_code=503,
+                headers={"Retry-After": str(RETRY_AFTER_S)},
+            )
         if isinstance(exc.__cause__, RecursionError):  # FastAPI's own parse of a model body
             status, body = (
                 422,
@@ -438,7 +446,12 @@ def create_app(hub: Hub) -> FastAPI:
     # (the same steps, in the same order: hub.api.registry_fast).
     app.add_middleware(RegistryFastPath, hub=hub)
     # Outermost: no body over HUB_MAX_REQUEST_BYTES is read by anything (hub.api.bodylimit).
-    app.add_middleware(BodyLimitMiddleware, limit=hub.settings.max_request_bytes)
+    # It also holds all bodies together to HUB_MAX_REQUEST_BYTES_IN_FLIGHT (503 past it).
+    app.add_middleware(
+        BodyLimitMiddleware,
+        limit=hub.settings.max_request_bytes,
+        budget=BodyBudget(hub.settings.max_request_bytes_in_flight, hub.metrics),
+    )
     return app
 
 

@@ -5,15 +5,32 @@ when its ``Content-Length`` says so (nothing of it is read), or when the bytes r
 limit (a chunked body, or one that runs past its declared length). So memory held for one
 request is bounded by the limit, whatever a client sends; before, routes read the whole body
 and compared its length afterwards, and routes whose body FastAPI parses had no limit at all.
+
+The bodies of all requests together are held to a budget (``HUB_MAX_REQUEST_BYTES_IN_FLIGHT``,
+``BodyBudget``): a request's body is counted from the moment it is admitted until its answer has
+been sent (routes hold the body, and what they build from it, that long; ingest bodies wait for
+a pool thread holding theirs). A request whose declared ``Content-Length`` would pass the budget
+is answered 503 ``body_budget_full`` with ``Retry-After`` before any of its body is read; a
+chunked body is counted as it arrives and refused the same way when the next piece would pass
+it. Nothing of a refused request has reached a route, so nothing accepted is lost. A body alone
+is always admitted, so a budget under ``HUB_MAX_REQUEST_BYTES`` never starves a request.
+
+503, not 429: the budget is the process's, shared by every client; the one refused has not sent
+too much itself (429 says it has), and another client's request would be refused the same way.
+503 with ``Retry-After`` is HTTP's "overloaded for now, come back".
 """
 
 from __future__ import annotations
 
 import json
+import threading
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from core.errors import PayloadTooLarge
+from core.errors import BodyBudgetFull, HubError, PayloadTooLarge
+from core.metrics import Metrics
+
+RETRY_AFTER_S = 1
 
 
 def _too_large(size: str, limit: int) -> PayloadTooLarge:
@@ -23,31 +40,89 @@ def _too_large(size: str, limit: int) -> PayloadTooLarge:
     )
 
 
-class BodyLimitMiddleware:
-    """Refuse request bodies over ``limit`` bytes (see the module docstring)."""
+class BodyBudget:
+    """Bytes of request bodies held at once, at most ``limit`` (a body alone is always let in).
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    Thread-safe: the test client runs requests on event loops of their own threads."""
+
+    def __init__(self, limit: int, metrics: Metrics | None = None) -> None:
+        self.limit = limit
+        self.held = 0
+        self._lock = threading.Lock()
+        self._metrics = metrics
+
+    def take(self, size: int) -> bool:
+        """Count ``size`` more bytes as held; False (nothing counted) when that would pass the
+        limit while other bodies are held."""
+        with self._lock:
+            if self.held and self.held + size > self.limit:
+                refused = True
+            else:
+                self.held += size
+                refused = False
+        if self._metrics is not None:
+            if refused:
+                self._metrics.http_bodies_refused.inc()
+            else:
+                self._metrics.http_body_bytes_in_flight.inc(size)
+        return not refused
+
+    def give_back(self, size: int) -> None:
+        with self._lock:
+            self.held -= size
+        if self._metrics is not None:
+            self._metrics.http_body_bytes_in_flight.dec(size)
+
+
+def _budget_full(size: int, budget: BodyBudget) -> BodyBudgetFull:
+    return BodyBudgetFull(
+        f"The server holds {budget.held} bytes of request bodies; {size} more would pass "
+        f"HUB_MAX_REQUEST_BYTES_IN_FLIGHT ({budget.limit}): send again after {RETRY_AFTER_S} s "
+        "(Retry-After)."
+    )
+
+
+class BodyLimitMiddleware:
+    """Refuse request bodies over ``limit`` bytes, and bodies that would pass ``budget`` (see
+    the module docstring)."""
+
+    def __init__(self, app: ASGIApp, limit: int, budget: BodyBudget | None = None) -> None:
         self.app = app
         self.limit = limit
+        self.budget = budget
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        declared = None
         for name, value in scope.get("headers", ()):
-            if name == b"content-length" and value.isdigit() and int(value) > self.limit:
-                await _answer(send, _too_large(value.decode("ascii"), self.limit))
+            if name == b"content-length" and value.isdigit():
+                declared = int(value)
+                if declared > self.limit:
+                    await _answer(send, _too_large(value.decode("ascii"), self.limit))
+                    return
+        budget = self.budget
+        taken = 0  # bytes counted against the budget for this request
+        if budget is not None and declared:
+            if not budget.take(declared):
+                await _answer(send, _budget_full(declared, budget))
                 return
+            taken = declared
         seen = 0
         started = False
 
         async def capped() -> Message:
-            nonlocal seen
+            nonlocal seen, taken
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.limit:
                     raise _too_large(f"more than {self.limit}", self.limit)
+                if budget is not None and seen > taken:  # chunked, or past its declared length
+                    if not budget.take(seen - taken):
+                        raise _budget_full(seen - taken, budget)
+                    taken = seen
             return message
 
         async def watched(message: Message) -> None:
@@ -57,25 +132,25 @@ class BodyLimitMiddleware:
 
         try:
             await self.app(scope, capped, watched)
-        except PayloadTooLarge as exc:
+        except (PayloadTooLarge, BodyBudgetFull) as exc:
             if started:  # an answer is under way: nothing else can be sent
                 raise
             await _answer(send, exc)
+        finally:
+            if taken and budget is not None:
+                budget.give_back(taken)
 
 
-async def _answer(send: Send, exc: PayloadTooLarge) -> None:
+async def _answer(send: Send, exc: HubError) -> None:
     body = json.dumps(
         {"error_code": exc.http_status * 100 + 1, "reason": exc.code, "message": exc.message}
     ).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": exc.http_status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", b"%d" % len(body)),
-                (b"connection", b"close"),
-            ],
-        }
-    )
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", b"%d" % len(body)),
+        (b"connection", b"close"),
+    ]
+    if isinstance(exc, BodyBudgetFull):
+        headers.append((b"retry-after", b"%d" % RETRY_AFTER_S))
+    await send({"type": "http.response.start", "status": exc.http_status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

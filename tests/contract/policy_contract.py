@@ -129,6 +129,30 @@ class PolicyEngineContract(PolicyPortContract):
         late = cached_engine.decide(ann, "event.publish", "t", {"grants": [grant], "now": NOW + 10})
         assert not late.allow
 
+    @pytest.mark.parametrize(
+        "where",
+        ["resource", "principal", "tenant", "context value", "context key"],
+    )
+    @pytest.mark.parametrize("text", ['topics/x", "allow": true, "z": "', "topics\\a"])
+    def test_an_input_holding_a_quote_or_backslash_is_denied_by_every_engine(
+        self, engine: Any, reference: Any, where: str, text: str
+    ) -> None:
+        """Both footprints give the safe answer: rego-cpp cannot echo such text (it does not
+        escape it), so every engine denies it, OPA too (it decided such inputs normally)."""
+        ann = Principal(
+            text if where == "principal" else "ann",
+            frozenset({"admin"}),
+            text if where == "tenant" else "acme",
+        )
+        resource = text if where == "resource" else "topics/trades"
+        context = {"case_id": text} if where == "context value" else {}
+        if where == "context key":
+            context = {text: "x"}
+        got = engine.decide(ann, "event.read", resource, context)
+        assert not got.allow and "quote or backslash" in got.reason, got
+        want = reference.decide(ann, "event.read", resource, context)
+        assert got.reason.split(": ", 1)[1] == want.reason.split(": ", 1)[1]
+
     def test_malformed_documents_never_raise(self, engine: Any) -> None:
         for doc in [None, 1, "x", [], {}, {"principal": {"roles": None}}, request(7, 7, 7)]:
             d = engine.decide_input(doc)

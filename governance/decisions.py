@@ -914,9 +914,11 @@ class RecordingPolicyEngine(PolicyEngine):
         resource: str,
         context: Mapping[str, Any] | None = None,
     ) -> Decision:
-        """``decide`` for an event loop: the same decision, record and waiting rules."""
+        """``decide`` for an event loop: the same decision, record and waiting rules. The
+        inner engine is asked in a worker thread when it blocks (``inner_blocks``) or when the
+        context names a case and ``enrich`` reads the open cases (a read of the log)."""
         loop = asyncio.get_running_loop()
-        if self.inner_blocks:
+        if self._asks_in_thread(context):
             decision, receipt = await loop.run_in_executor(
                 None, self.decide_deferred, principal, action, resource, context
             )
@@ -998,7 +1000,7 @@ class RecordingPolicyEngine(PolicyEngine):
 
     async def decide_many_async(self, requests: Sequence[DecisionRequest]) -> list[Decision]:
         """``decide_many`` for an event loop (the inner engine asked as by ``decide_async``)."""
-        if self.inner_blocks:
+        if any(self._asks_in_thread(c) for _, _, _, c in requests):
             loop = asyncio.get_running_loop()
             decisions, receipt = await loop.run_in_executor(None, self._decide_many, requests)
         else:
@@ -1023,6 +1025,13 @@ class RecordingPolicyEngine(PolicyEngine):
                 raise
             return decisions, None
         return decisions, receipt if wait else None
+
+    def _asks_in_thread(self, context: Mapping[str, Any] | None) -> bool:
+        """Whether deciding ``context`` may block (not for an event loop): an engine that does
+        I/O, or a context naming a case that ``enrich`` completes from the cases log."""
+        return self.inner_blocks or (
+            self._enrich is not None and context is not None and bool(context.get("case"))
+        )
 
     def _must_wait(self, decision: Decision, action: str) -> bool:
         """Whether the caller must wait for the record before acting (steps 4 and 6)."""

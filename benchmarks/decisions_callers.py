@@ -5,10 +5,8 @@ awaits ``decide_async``: no hop, no blocked thread), alternating in the same pro
 
 Real hub data folder (embedded Rego with its decision cache, SQLite ``synchronous=FULL``, the
 real ``LogDecisionSink``). ``--callers`` event-loop tasks each ask ``topic.read`` decisions
-(every allow waits for its durable record) for ``--seconds``; mostly cache hits, as on a busy
-route. Each path runs with the committer's flusher wake-up as it is now (``_nudge``: no
-wake-up while a store runs) and as before (every queued decision notifies a flusher).
-Reported: decisions per wall second, process CPU per decision (flushers and fsync included),
+(every allow waits for its durable record) for ``--seconds``, mostly cache hits as on a busy
+route. Reported: decisions per wall second, process CPU per decision (flushers and fsync included),
 latency p50 / p99, decisions per fsync, and the load average.
 
 Run: ``.venv/bin/python -m benchmarks.decisions_callers [--rounds 3] [--seconds 5]``

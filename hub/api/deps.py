@@ -242,11 +242,13 @@ async def decide_async(
 ) -> Decision:
     """What ``authorize(action)`` decides, for an async caller: the same decision, record,
     metrics and errors, awaited in the event loop (a recording engine awaits its durable
-    record without a thread; any other engine is asked in the thread pool). Raises
-    ``Forbidden`` on deny or engine failure, ``Retryable`` when the record cannot be stored."""
+    record without a thread). A decision that may block (``RecordingPolicyEngine.blocks``: OPA
+    over HTTP, a case looked up in the cases log) and any other engine are asked in the thread
+    pool, as a sync dependency would be. Raises ``Forbidden`` on deny or engine failure,
+    ``Retryable`` when the record cannot be stored."""
     policy = hub.policy
     try:
-        if isinstance(policy, RecordingPolicyEngine):
+        if isinstance(policy, RecordingPolicyEngine) and not policy.blocks(context):
             decision = await policy.decide_async(principal, action, resource, context)
         else:
             decision = await run_in_threadpool(policy.decide, principal, action, resource, context)

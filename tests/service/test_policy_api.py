@@ -86,7 +86,7 @@ def test_a_route_decision_is_made_in_the_event_loop_and_a_case_lookup_is_not(
     blocked on the record's fsync); a request naming a case is asked in a worker thread,
     since completing it reads the cases log. Same decision, record and answer either way."""
     inner = hub.policy.inner  # type: ignore[attr-defined]
-    asked = inner.decide
+    asked = inner.decide_digested
     in_loop: list[tuple[str, bool]] = []
 
     def decide(principal: Any, action: str, resource: str, context: Any = None) -> Any:
@@ -97,7 +97,7 @@ def test_a_route_decision_is_made_in_the_event_loop_and_a_case_lookup_is_not(
             in_loop.append((action, False))
         return asked(principal, action, resource, context)
 
-    monkeypatch.setattr(inner, "decide", decide)
+    monkeypatch.setattr(inner, "decide_digested", decide)
     ann = auth(hub.keys.create(["analyst"], principal="ann").token)
     assert client.get("/v1/topics", headers=ann).status_code == 200
     assert client.post("/v1/topics", headers=ann, json={"name": "x"}).status_code == 403

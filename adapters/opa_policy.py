@@ -28,6 +28,7 @@ from core.policybundle import (
     PolicyError,
     decide_cached,
     decision_input,
+    input_digests,
     with_now,
 )
 from core.ports.policy import Decision, PolicyEngine, Principal
@@ -110,8 +111,22 @@ class OpaPolicyEngine(PolicyEngine):
         doc = decision_input(principal, action, resource, with_now(context, self._clock_ns))
         return self.decide_input(doc)
 
-    def decide_input(self, doc: Mapping[str, Any]) -> Decision:
-        return decide_cached(ENGINE, doc, self._bundle, self.cache, self.evaluate, self._explain)
+    def decide_digested(
+        self,
+        principal: Principal,
+        action: str,
+        resource: str,
+        context: Mapping[str, Any] | None = None,
+    ) -> tuple[Decision, str | None]:
+        """``decide`` and the input's digest, from one serialization (``input_digests``)."""
+        doc = decision_input(principal, action, resource, with_now(context, self._clock_ns))
+        key, digest = input_digests(doc)
+        return self.decide_input(doc, key=key), digest
+
+    def decide_input(self, doc: Mapping[str, Any], *, key: str | None = None) -> Decision:
+        return decide_cached(
+            ENGINE, doc, self._bundle, self.cache, self.evaluate, self._explain, key
+        )
 
     def _explain(self, exc: Exception) -> str:
         """Why a query failed, for the fail-closed denial."""

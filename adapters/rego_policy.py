@@ -34,6 +34,7 @@ from core.policybundle import (
     PolicyError,
     decide_cached,
     decision_input,
+    input_digests,
     refuse_unsafe_data,
     refuse_unsafe_input,
     with_now,
@@ -246,7 +247,19 @@ class RegoPolicyEngine(PolicyEngine):
         doc = decision_input(principal, action, resource, with_now(context, self._clock_ns))
         return self.decide_input(doc)
 
-    def decide_input(self, doc: Mapping[str, Any]) -> Decision:
+    def decide_digested(
+        self,
+        principal: Principal,
+        action: str,
+        resource: str,
+        context: Mapping[str, Any] | None = None,
+    ) -> tuple[Decision, str | None]:
+        """``decide`` and the input's digest, from one serialization (``input_digests``)."""
+        doc = decision_input(principal, action, resource, with_now(context, self._clock_ns))
+        key, digest = input_digests(doc)
+        return self.decide_input(doc, key=key), digest
+
+    def decide_input(self, doc: Mapping[str, Any], *, key: str | None = None) -> Decision:
         """Decide on an input document as is (malformed documents are denied with a reason).
 
         The bundle and its compiled form are read together under the lock, and the evaluation
@@ -256,7 +269,7 @@ class RegoPolicyEngine(PolicyEngine):
         with self._lock:
             bundle, compiled = self._bundle, self._compiled
         return decide_cached(
-            ENGINE, doc, bundle, self.cache, self._evaluate_with(compiled), _explain
+            ENGINE, doc, bundle, self.cache, self._evaluate_with(compiled), _explain, key
         )
 
 

@@ -269,11 +269,18 @@ def with_now(context: Mapping[str, Any] | None, clock_ns: Any = time.time_ns) ->
     return ctx
 
 
+# ``json.dumps`` with these options builds a new encoder per call (most of the cost of a small
+# document); one shared encoder gives the same bytes (``encode`` keeps no state between calls).
+_CANONICAL = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
+)
+
+
 def canonical_json(doc: Any) -> bytes:
-    """Sorted keys, no spaces, UTF-8: the bytes every digest of an input is taken over."""
-    return json.dumps(
-        doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
-    ).encode("utf-8")
+    """Sorted keys, no spaces, UTF-8: the bytes every digest of an input is taken over
+    (``json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+    default=str)``)."""
+    return _CANONICAL.encode(doc).encode("utf-8")
 
 
 def input_digest(doc: Any) -> str:
@@ -286,6 +293,45 @@ def cache_key(doc: Mapping[str, Any]) -> str:
     if isinstance(ctx, Mapping) and "now" in ctx:
         doc = {**doc, "context": {k: v for k, v in ctx.items() if k != "now"}}
     return input_digest(doc)
+
+
+_NOW_MAX = 2**63  # ``now`` is Unix ns: an int64; anything else takes the reference path
+
+
+def input_digests(doc: Mapping[str, Any]) -> tuple[str, str]:
+    """``(cache_key(doc), input_digest(doc))`` from one canonical serialization of the document
+    without ``context.now`` (plus the context's keys that sort before ``now``): the full
+    document's bytes are those with ``"now":<int>`` put back where sorting places it. Used
+    when the document is a ``decision_input`` whose ``now`` is an int64; any other document
+    takes the reference path (the two functions themselves), so the answer is always theirs.
+    """
+    ctx = doc.get("context")
+    now = ctx.get("now") if isinstance(ctx, dict) else None
+    if type(now) is not int or not 0 <= now < _NOW_MAX or not isinstance(doc, dict):
+        return cache_key(doc), input_digest(doc)
+    assert isinstance(ctx, dict)
+    rest = {k: v for k, v in ctx.items() if k != "now"}
+    if not all(type(k) is str for k in rest):
+        return cache_key(doc), input_digest(doc)
+    without = canonical_json({**doc, "context": rest})
+    head = b'{"action":' + canonical_json(doc.get("action")) + b',"context":{'
+    if "action" not in doc or not without.startswith(head):
+        return cache_key(doc), input_digest(doc)
+    # The context object starts right after ``head``; its items are sorted by key, so ``now``
+    # goes after the items whose keys sort before it (serialized alike on their own).
+    before = [(k, v) for k, v in rest.items() if k < "now"]
+    if all(type(v) is str for _, v in before):  # ``"k":"v"`` joined by commas
+        size = sum(len(canonical_json(k)) + 1 + len(canonical_json(v)) for k, v in before)
+        size += len(before) - 1
+    else:
+        size = len(canonical_json(dict(before))) - 2
+    at = len(head) + (size if before else 0)
+    item = b'"now":' + str(now).encode()
+    if before:
+        full = without[:at] + b"," + item + without[at:]
+    else:
+        full = without[:at] + item + (b"," if rest else b"") + without[at:]
+    return hashlib.sha256(without).hexdigest(), hashlib.sha256(full).hexdigest()
 
 
 def grants_valid_until(doc: Mapping[str, Any], bundle: PolicyBundle) -> int | None:
@@ -365,6 +411,7 @@ def decide_cached(
     cache: DecisionCache | None,
     evaluate: Callable[[Mapping[str, Any]], Any],
     explain: Callable[[Exception], str] = repr,
+    key: str | None = None,
 ) -> Decision:
     """What every adapter's ``decide_input`` does around its own ``evaluate``: answer from the
     decision cache when it holds the input (under this bundle version, not past a grant's
@@ -372,10 +419,11 @@ def decide_cached(
     with ``explain(exc)`` as the reason (fail closed) and never cached. Identical inputs that
     miss together are evaluated once (the cache's single flight). An input holding a quote or
     a backslash is denied without being evaluated (``refuse_unsafe_input``), by every engine;
-    such a denial is never cached, so a cached answer is one for a safe input."""
+    such a denial is never cached, so a cached answer is one for a safe input. ``key``:
+    ``cache_key(doc)`` when the caller already has it (``input_digests``)."""
     if cache is None:
         return _evaluated(engine, doc, bundle, evaluate, explain)
-    key, version = cache_key(doc), bundle.version
+    key, version = key or cache_key(doc), bundle.version
     ctx = doc.get("context")
     now = ctx.get("now") if isinstance(ctx, Mapping) else None
     now_ns = now if isinstance(now, int) else None

@@ -914,9 +914,11 @@ class RecordingPolicyEngine(PolicyEngine):
         resource: str,
         context: Mapping[str, Any] | None = None,
     ) -> Decision:
-        """``decide`` for an event loop: the same decision, record and waiting rules."""
+        """``decide`` for an event loop: the same decision, record and waiting rules. The
+        inner engine is asked in a worker thread when it blocks (``inner_blocks``) or when the
+        context names a case and ``enrich`` reads the open cases (a read of the log)."""
         loop = asyncio.get_running_loop()
-        if self.inner_blocks:
+        if self.blocks(context):
             decision, receipt = await loop.run_in_executor(
                 None, self.decide_deferred, principal, action, resource, context
             )
@@ -998,7 +1000,7 @@ class RecordingPolicyEngine(PolicyEngine):
 
     async def decide_many_async(self, requests: Sequence[DecisionRequest]) -> list[Decision]:
         """``decide_many`` for an event loop (the inner engine asked as by ``decide_async``)."""
-        if self.inner_blocks:
+        if any(self.blocks(c) for _, _, _, c in requests):
             loop = asyncio.get_running_loop()
             decisions, receipt = await loop.run_in_executor(None, self._decide_many, requests)
         else:
@@ -1024,6 +1026,14 @@ class RecordingPolicyEngine(PolicyEngine):
             return decisions, None
         return decisions, receipt if wait else None
 
+    def blocks(self, context: Mapping[str, Any] | None) -> bool:
+        """Whether deciding ``context`` may block its thread before the record is queued (not
+        for an event loop): an engine that does I/O (``inner_blocks``), or a context naming a
+        case that ``enrich`` completes from the cases log."""
+        return self.inner_blocks or (
+            self._enrich is not None and context is not None and bool(context.get("case"))
+        )
+
     def _must_wait(self, decision: Decision, action: str) -> bool:
         """Whether the caller must wait for the record before acting (steps 4 and 6)."""
         return decision.allow and (action not in self._unsynced or self.committer.failing)
@@ -1040,13 +1050,18 @@ class RecordingPolicyEngine(PolicyEngine):
         try:
             if self._enrich is not None:
                 ctx = dict(self._enrich(ctx))
-            decision = self.inner.decide(principal, action, resource, ctx)
+            decision, digest = self.inner.decide_digested(principal, action, resource, ctx)
         except Exception as exc:  # an engine that raises: deny, and record the deny
-            decision = Decision(
-                False,
-                f"Access denied because the policy engine failed: {exc!r}",
-                str(getattr(self.inner, "version", "unknown")),
+            decision, digest = (
+                Decision(
+                    False,
+                    f"Access denied because the policy engine failed: {exc!r}",
+                    str(getattr(self.inner, "version", "unknown")),
+                ),
+                None,
             )
+        if digest is None:
+            digest = input_digest(decision_input(principal, action, resource, ctx))
         record = DecisionRecord(
             decision_id=new_decision_id(),
             principal=principal.id,
@@ -1057,7 +1072,7 @@ class RecordingPolicyEngine(PolicyEngine):
             allow=decision.allow,
             reason=decision.reason,
             policy_version=decision.policy_version,
-            input_sha256=input_digest(decision_input(principal, action, resource, ctx)),
+            input_sha256=digest,
             decided_at_us=int(ctx["now"]) // 1000 if isinstance(ctx["now"], int) else 0,
             mask=tuple(decision.mask),
             row_filter=dict(decision.row_filter),

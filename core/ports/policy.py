@@ -54,6 +54,19 @@ class PolicyEngine(abc.ABC):
     ) -> Decision:
         """Decide whether ``principal`` may perform ``action`` on ``resource``."""
 
+    def decide_digested(
+        self,
+        principal: Principal,
+        action: str,
+        resource: str,
+        context: Mapping[str, Any] | None = None,
+    ) -> tuple[Decision, str | None]:
+        """``decide``, with the SHA-256 of the input document it decided when the engine
+        computes it on the way (``core.policybundle.input_digest`` of ``decision_input``: the
+        Rego and OPA engines, from the serialization their cache key needs); None: the caller
+        digests the input itself. A recording engine stores it with the decision."""
+        return self.decide(principal, action, resource, context), None
+
     def decide_many(self, requests: Sequence[DecisionRequest]) -> list[Decision]:
         """``decide`` of each (principal, action, resource, context), in order. An engine that
         records decisions (``governance.decisions.RecordingPolicyEngine``) records them all

@@ -242,11 +242,13 @@ async def decide_async(
 ) -> Decision:
     """What ``authorize(action)`` decides, for an async caller: the same decision, record,
     metrics and errors, awaited in the event loop (a recording engine awaits its durable
-    record without a thread; any other engine is asked in the thread pool). Raises
-    ``Forbidden`` on deny or engine failure, ``Retryable`` when the record cannot be stored."""
+    record without a thread). A decision that may block (``RecordingPolicyEngine.blocks``: OPA
+    over HTTP, a case looked up in the cases log) and any other engine are asked in the thread
+    pool, as a sync dependency would be. Raises ``Forbidden`` on deny or engine failure,
+    ``Retryable`` when the record cannot be stored."""
     policy = hub.policy
     try:
-        if isinstance(policy, RecordingPolicyEngine):
+        if isinstance(policy, RecordingPolicyEngine) and not policy.blocks(context):
             decision = await policy.decide_async(principal, action, resource, context)
         else:
             decision = await run_in_threadpool(policy.decide, principal, action, resource, context)
@@ -258,23 +260,23 @@ async def decide_async(
     return decision
 
 
-def authorize(action: str, resource: str | None = None) -> Callable[[Request], Principal]:
+def authorize(action: str, resource: str | None = None) -> Callable[..., Any]:
     """A dependency that allows the request only if the policy engine allows ``action``.
 
-    ``resource`` defaults to the request path, so decisions name what was touched.
+    ``resource`` defaults to the request path, so decisions name what was touched. Decided in
+    the event loop (``decide_async``): no thread-pool hop for the decision, and no pool thread
+    blocked while an allow's record is made durable; the route itself still runs where
+    FastAPI runs it (a ``def`` route in the thread pool). Raises ``Forbidden`` on deny or
+    engine failure, ``Retryable`` (503, nothing ran) when the decision cannot be stored.
     """
 
-    def dependency(request: Request) -> Principal:
+    async def dependency(request: Request) -> Principal:
         principal = principal_of(request)
-        hub = hub_of(request)
         target = resource or request.url.path
-        try:
-            decision = hub.policy.decide(principal, action, target, decision_context(request))
-        except Retryable:  # e.g. the decision could not be stored: 503, and nothing ran
-            raise
-        except Exception as exc:  # fail closed on anything unexpected
-            raise policy_failed(request, action, exc) from exc
-        settle(request, action, decision)
+        hub, route = hub_of(request), route_of(request)
+        ctx = decision_context(request)
+        decision = await decide_async(hub, route, principal, action, target, ctx)
+        request.state.decision = decision  # its obligations (mask, row_filter) for the route
         return principal
 
     dependency.__name__ = f"authorize_{action.replace('.', '_')}"
@@ -320,23 +322,9 @@ def authorize_held(action: str) -> Callable[[Request], Iterator[Principal]]:
 
 
 def authorize_in_loop(action: str, resource: str | None = None) -> Callable[..., Any]:
-    """``authorize(action, resource)`` decided in the event loop (``decide_async``): the same
-    decision, record, metrics and errors, without a thread-pool hop nor a pool thread blocked
-    while the decision's record is made durable. For routes that do their own work off the
-    loop (the ingest routes), so the loop is free for other requests meanwhile."""
-
-    async def dependency(request: Request) -> Principal:
-        principal = principal_of(request)
-        target = resource or request.url.path
-        hub, route = hub_of(request), route_of(request)
-        ctx = decision_context(request)
-        decision = await decide_async(hub, route, principal, action, target, ctx)
-        request.state.decision = decision  # its obligations (mask, row_filter) for the route
-        return principal
-
-    dependency.__name__ = f"authorize_{action.replace('.', '_')}"
-    dependency.hub_action = action  # type: ignore[attr-defined]  # read by ``route_actions``
-    return dependency
+    """``authorize(action, resource)``, which now decides in the event loop too; kept for the
+    routes that name it (the ingest routes, which do their own work off the loop)."""
+    return authorize(action, resource)
 
 
 def held_decision(request: Request) -> HeldDecision | None:

@@ -3,6 +3,7 @@ events with the two-person rule, fail-closed engines, and the crash guarantee fo
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
@@ -76,6 +77,39 @@ def test_purpose_header_reaches_the_policy(client: TestClient, hub: Hub) -> None
     last = decisions(hub)[-1]
     assert not last["allow"] and last["case_id"] == "CASE-9"
     assert last["purpose"] == "investigation"
+
+
+def test_a_route_decision_is_made_in_the_event_loop_and_a_case_lookup_is_not(
+    client: TestClient, hub: Hub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``authorize`` asks the engine in the event loop (no thread-pool hop, no pool thread
+    blocked on the record's fsync); a request naming a case is asked in a worker thread,
+    since completing it reads the cases log. Same decision, record and answer either way."""
+    inner = hub.policy.inner  # type: ignore[attr-defined]
+    asked = inner.decide_digested
+    in_loop: list[tuple[str, bool]] = []
+
+    def decide(principal: Any, action: str, resource: str, context: Any = None) -> Any:
+        try:
+            asyncio.get_running_loop()
+            in_loop.append((action, True))
+        except RuntimeError:
+            in_loop.append((action, False))
+        return asked(principal, action, resource, context)
+
+    monkeypatch.setattr(inner, "decide_digested", decide)
+    ann = auth(hub.keys.create(["analyst"], principal="ann").token)
+    assert client.get("/v1/topics", headers=ann).status_code == 200
+    assert client.post("/v1/topics", headers=ann, json={"name": "x"}).status_code == 403
+    case = {**ann, "X-Hub-Purpose": "investigation", "X-Hub-Case": "CASE-9"}
+    assert client.get("/v1/topics/trades/events", headers=case).status_code == 403
+    assert in_loop == [("topic.read", True), ("topic.create", True), ("event.read", False)]
+    got = decisions(hub)[-3:]
+    assert [(d["action"], d["allow"], d["case_id"]) for d in got] == [
+        ("topic.read", True, ""),
+        ("topic.create", False, ""),
+        ("event.read", False, "CASE-9"),
+    ]
 
 
 @pytest.mark.parametrize("role", sorted(ROLE_ACTIONS))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import subprocess
 import threading
 from collections.abc import Mapping
@@ -21,6 +22,7 @@ from core.policybundle import (
     decision_from_result,
     decision_input,
     input_digest,
+    input_digests,
 )
 from core.ports.policy import Decision, Principal
 from core.roles import ACTIONS, ROLE_ACTIONS, ROLES
@@ -191,6 +193,99 @@ def test_a_shared_answer_is_checked_against_the_waiters_own_now() -> None:
     assert cache.wait_shared(waiting, "k", "v1", 150) is None
     assert cache.wait_shared(waiting, "k", "v2", 50) is None  # another bundle version
     assert cache.wait_shared(waiting, "k", "v1", 99) == Decision(True, "grant", "v1")
+
+
+_KEYS = [
+    "now",
+    "no",
+    "nov",
+    "now!",
+    "now0",
+    "nox",
+    "Now",
+    "n",
+    "method",
+    "case",
+    "purpose",
+    "grants",
+    "open_cases",
+    "\u00f1",
+    "z",
+    "",
+    'a"b',
+    "emoji\U0001f600",
+    "now\\",
+]
+
+
+def _value(rng: random.Random, depth: int = 0) -> Any:
+    kind = rng.randrange(8 if depth < 3 else 5)
+    if kind == 0:
+        return rng.choice(["GET", "", 'é\u2028"q\\', "\U0001f512x", '"now":1', "a,b}"])
+    if kind == 1:
+        return rng.randrange(-(2**70), 2**70)
+    if kind == 2:
+        return rng.choice([None, True, False, 0.5, -1e300, float("nan")])
+    if kind == 3:
+        return rng.random()
+    if kind == 4:
+        return "x" * rng.randrange(3)
+    if kind == 5:
+        return [_value(rng, depth + 1) for _ in range(rng.randrange(4))]
+    return {rng.choice(_KEYS): _value(rng, depth + 1) for _ in range(rng.randrange(4))}
+
+
+def test_one_serialization_gives_the_cache_key_and_the_input_digest() -> None:
+    """``input_digests`` is byte-for-byte the two reference digests on random decision inputs
+    (context keys sorting around ``now``, escapes, non-ASCII, nested ``"now"`` keys)."""
+    rng = random.Random(13)
+    for _ in range(3000):
+        ctx = {rng.choice(_KEYS): _value(rng) for _ in range(rng.randrange(6))}
+        ctx["now"] = rng.choice([0, 1, 2**63 - 1, rng.randrange(2**63)])
+        attributes = {"key_id": rng.choice(["k1", "é"])} if rng.random() < 0.5 else {}
+        who = Principal(rng.choice(["ann", 'a"b']), frozenset({"analyst"}), "acme", attributes)
+        action = rng.choice(["event.read", 'é."x', ""])
+        doc = decision_input(who, action, rng.choice(["/v1/topics", "r\\"]), ctx)
+        assert input_digests(doc) == (cache_key(doc), input_digest(doc)), doc
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        {"action": "a", "context": {"now": 1.5}},  # not an int
+        {"action": "a", "context": {"now": True}},  # a bool is not a time
+        {"action": "a", "context": {"now": -1}},
+        {"action": "a", "context": {"now": 2**64}},
+        {"action": "a", "context": {"method": "GET"}},  # no now
+        {"action": "a", "context": {"now": 5, 7: "x"}},  # a key that is not a string
+        {"action": "a", "b": 1, "context": {"now": 5, "a": 1}},  # a key between the two
+        {"context": {"now": 5, "a": 1}},  # no action
+        {"action": "a", "context": "now"},
+        {"action": "a", "context": {"now": 5}},
+        {"action": {"now": 1}, "context": {"now": 5, "method": "GET"}, "zz": [1]},
+    ],
+)
+def test_unusual_inputs_take_the_reference_digests(doc: dict[Any, Any]) -> None:
+    def outcome(fn: Any) -> Any:
+        try:
+            return fn()
+        except TypeError as exc:  # json's own refusal (keys of mixed types), on both paths
+            return type(exc), str(exc)
+
+    reference = outcome(lambda: (cache_key(doc), input_digest(doc)))
+    assert outcome(lambda: input_digests(doc)) == reference
+
+
+def test_the_rego_engine_gives_the_digest_of_what_it_decided() -> None:
+    from adapters.rego_policy import RegoPolicyEngine
+
+    engine = RegoPolicyEngine(PolicyBundle.from_dir(), cache=DecisionCache())
+    who = Principal("ann", frozenset({"analyst"}), "acme", {"key_id": "k1"})
+    for ctx in ({"now": 1_700_000_000_000_000_000}, {"now": 5, "method": "GET", "purpose": "p"}):
+        for _ in range(2):  # a miss, then a cache hit
+            decision, digest = engine.decide_digested(who, "event.read", "/v1/topics", ctx)
+            assert digest == input_digest(decision_input(who, "event.read", "/v1/topics", ctx))
+            assert decision == engine.decide(who, "event.read", "/v1/topics", ctx)
 
 
 def test_opa_test_passes_on_the_shipped_policies() -> None:

@@ -268,6 +268,36 @@ def test_decide_async_awaits_the_store_without_a_thread_and_fails_closed() -> No
     committer.close()
 
 
+def test_decide_async_asks_a_case_context_in_a_worker_thread() -> None:
+    """With ``enrich`` (which reads the cases log), a context naming a case is completed and
+    decided off the event loop; any other context in the loop. Both are recorded alike."""
+    sink = Sink()
+    committer = DecisionCommitter(sink)
+    threads: list[str] = []
+
+    def enrich(ctx: Mapping[str, Any]) -> dict[str, Any]:
+        threads.append(threading.current_thread().name)
+        return dict(ctx)
+
+    engine = RecordingPolicyEngine(Fixed(True), committer, enrich=enrich)
+
+    async def scenario() -> list[Decision]:
+        plain = await engine.decide_async(ANN, "event.read", "r", {"method": "GET"})
+        cased = await engine.decide_async(ANN, "event.read", "r", {"case": "C-1"})
+        many = await engine.decide_many_async(
+            [(ANN, "event.read", "r", {}), (ANN, "event.read", "r", {"case": "C-1"})]
+        )
+        return [plain, cased, *many]
+
+    main = threading.current_thread().name
+    decisions = asyncio.run(scenario())
+    assert threads[0] == main and threads[1] != main  # the case: a worker thread
+    assert threads[2] != main and threads[3] != main  # a batch naming a case: all off the loop
+    assert all(d.allow for d in decisions)
+    assert [r.case_id for r in sink.stored] == ["", "C-1", "", "C-1"]
+    committer.close()
+
+
 def test_an_unwaited_async_record_wakes_its_flusher_after_the_answer() -> None:
     """``decide_async`` of an unsynced read (and of a deny) answers first and wakes the flusher
     on the loop's next turn: the record is stored at once after, with the allow linger."""

@@ -8,8 +8,10 @@ duplicate) through ``publish_file`` on one hub, alternating in one run:
 - ``+ledger``: the ``columns`` run's ledger sync right after it (a leaf per record, read back
   from the log and hashed natively), so ``columns`` + ``+ledger`` is the full path;
 - ``floor append``: ``SqliteEventLog.append`` alone of the same number of pre-encoded records
-  with an ingested record's headers, 10,000 a call (the storage floor), and ``floor columns``
-  the same bytes through ``append_columns``;
+  with an ingested record's headers, 10,000 a call (the storage floor, records built before the
+  clock starts), ``floor columns`` the same bytes through ``append_columns``, and ``floor
+  records built`` the ``Record``s built from those columns inside the clock, then ``append``
+  (the append step as ingest ran it before);
 - ``sha256``: hashlib SHA-256 over the same encoded values, one call each (the hashing floor).
 Each figure is events per wall second and per CPU second of this process, with the load.
 Run: ``.venv/bin/python -m benchmarks.file_columns --rows 200000 --rounds 2``.
@@ -71,20 +73,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                 for i in range(n)
             ]
             recs = ingested_records(encoded)
-            cols = [
-                ColumnBatch(
-                    [r.key for r in recs[i : i + 10_000]],
-                    [r.value for r in recs[i : i + 10_000]],
-                    tuple(name for name, _ in recs[i].headers),
-                    tuple(
-                        list(c)
-                        for c in zip(
-                            *[[v for _, v in r.headers] for r in recs[i : i + 10_000]], strict=True
-                        )
-                    ),
+            cols = []
+            for i in range(0, n, 10_000):
+                chunk = recs[i : i + 10_000]
+                by_name = list(zip(*[[v for _, v in r.headers] for r in chunk], strict=True))
+                cols.append(
+                    ColumnBatch(
+                        [r.key for r in chunk],
+                        [r.value for r in chunk],
+                        tuple(name for name, _ in chunk[0].headers),
+                        tuple(c[0] if c.count(c[0]) == len(c) else list(c) for c in by_name),
+                    )
                 )
-                for i in range(0, n, 10_000)
-            ]
             h.log.create_topic("bench_floor", 1)
             h.ledger.sync(force_checkpoint=True)
             start = 10**8
@@ -105,7 +105,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                     for c in cols:
                         h.log.append_columns("bench_floor", c)
 
-                for mode, fn in (("floor append", floor_append), ("floor columns", floor_columns)):
+                def floor_built() -> None:  # what ingest did before: a Record per row, then append
+                    for c in cols:
+                        h.log.append("bench_floor", c.records())
+
+                for mode, fn in (
+                    ("floor append", floor_append),
+                    ("floor records built", floor_built),
+                    ("floor columns", floor_columns),
+                    ("floor records built", floor_built),
+                    ("floor columns", floor_columns),
+                ):
                     load = os.getloadavg()[0]
                     say(r, mode, _timed(n, fn), load)
                 h.ledger.sync()

@@ -41,6 +41,7 @@ from dataclasses import dataclass
 
 from core.errors import HubError
 from core.ports.eventlog import (
+    ColumnBatch,
     EncodedColumns,
     EventLog,
     IdempotenceKey,
@@ -401,6 +402,9 @@ class TieredEventLog(EventLog):
         idempotence: IdempotenceKey | None = None,
     ) -> list[RecordMetadata]:
         return self.hot.append(topic, records, idempotence=idempotence)
+
+    def append_columns(self, topic: str, batch: ColumnBatch) -> list[RecordMetadata]:
+        return self.hot.append_columns(topic, batch)
 
     def transaction(self, transactional_id: str) -> AbstractContextManager[Transaction]:
         return self.hot.transaction(transactional_id)

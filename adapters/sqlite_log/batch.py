@@ -360,16 +360,21 @@ def encode_batch_columns(
         return _sealed(parts, flags, _HEADER_PAIRS, n, lo, _VERSION)
     kinds = bytearray()
     data: list[bytes] = []
+    done: dict[int, tuple[int, bytes, bytes]] = {}  # a column given twice is encoded once
     for col in columns:
         if isinstance(col, bytes):
             kinds.append(_CONSTANT)
             data += (struct.pack("<I", len(col)), col)
-        elif col.count(col[0]) == n:
-            kinds.append(_CONSTANT)
-            data += (struct.pack("<I", len(col[0])), col[0])
-        else:
-            kinds.append(_VARYING)
-            data += (struct.pack(f"<{n}I", *map(len, col)), b"".join(col))
+            continue
+        section = done.get(id(col))
+        if section is None:
+            if col.count(col[0]) == n:
+                section = (_CONSTANT, struct.pack("<I", len(col[0])), col[0])
+            else:
+                section = (_VARYING, struct.pack(f"<{n}I", *map(len, col)), b"".join(col))
+            done[id(col)] = section
+        kinds.append(section[0])
+        data += section[1:]
     m = len(names)
     parts += (struct.pack(f"<H{m}H", m, *map(len, names)), b"".join(names), bytes(kinds), *data)
     return _sealed(parts, flags | _HAS_HEADERS, _HEADER_COLUMNS, n, lo, _VERSION)

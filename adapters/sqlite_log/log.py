@@ -371,6 +371,26 @@ def _explain_invalid(records: Sequence[object], partitions: int, topic: str) -> 
     return InvalidInput(f"The batch for topic {topic!r} is invalid.")
 
 
+def _sliced(
+    columns: Sequence[bytes | Sequence[bytes]],
+    cut: Callable[[Sequence[bytes]], Sequence[bytes]],
+) -> tuple[bytes | Sequence[bytes], ...]:
+    """``cut`` of every per-record column (shared values kept); a column given twice (the
+    envelope's event id is also its correlation id) is cut once and stays one object, so
+    ``encode_batch_columns`` encodes it once."""
+    done: dict[int, Sequence[bytes]] = {}
+    out: list[bytes | Sequence[bytes]] = []
+    for c in columns:
+        if isinstance(c, bytes):
+            out.append(c)
+        else:
+            got = done.get(id(c))
+            if got is None:
+                got = done[id(c)] = cut(c)
+            out.append(got)
+    return tuple(out)
+
+
 def _chunk_bounds(
     count: int, keys: Sequence[bytes | None], values: Sequence[bytes | None]
 ) -> list[tuple[int, int]]:
@@ -770,16 +790,14 @@ class SqliteEventLog(EventLog):
                 ks = list(map(keys.__getitem__, pick))
                 vs = list(map(values.__getitem__, pick))
                 stamps = list(map(timestamps.__getitem__, pick))
-                cs = tuple(
-                    c if isinstance(c, bytes) else list(map(c.__getitem__, pick)) for c in cs
-                )
+                cs = _sliced(columns, lambda c: list(map(c.__getitem__, pick)))  # noqa: B023
             g.chunks = [
                 (
                     encode_batch_columns(
                         ks[a:b],
                         vs[a:b],
                         names,
-                        [c if isinstance(c, bytes) else c[a:b] for c in cs],
+                        _sliced(cs, lambda c: c[a:b]),  # noqa: B023 - called at once
                         stamps[a:b],
                     ),
                     b - a,

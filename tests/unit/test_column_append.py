@@ -48,6 +48,10 @@ def random_batch(rng: random.Random, n: int, ts: int | None = None) -> ColumnBat
             columns.append([_bytes(rng)] * n)
         else:
             columns.append([_bytes(rng, empty=rng.random() < 0.5) for _ in range(n)])
+    shared = [c for c in columns if not isinstance(c, bytes)]
+    if shared and rng.random() < 0.5:  # one list object under two names (ids, correlation ids)
+        names.append("ce_correlationid")
+        columns.append(rng.choice(shared))
     return ColumnBatch(keys, values, tuple(names), tuple(columns), ts)
 
 

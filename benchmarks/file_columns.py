@@ -42,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--formats", default="Parquet,Avro,JSONL,CSV")
     args = ap.parse_args(argv)
     n = args.rows
-    formats = args.formats.split(",")
+    formats = [f for f in args.formats.split(",") if f]
 
     from benchmarks.e2e import write_files
     from benchmarks.e2e_common import ACCOUNTS, ingested_records, trade
@@ -52,6 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from hub.settings import load_settings
     from ingest import columnar
     from ingest.files import publish_file
+    from ingest.pipeline import gc_paused
     from tests.service.accounts import open_accounts
 
     def say(r: int, mode: str, rates: tuple[float, float], load: float) -> None:
@@ -106,8 +107,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         h.log.append_columns("bench_floor", c)
 
                 def floor_built() -> None:  # what ingest did before: a Record per row, then append
-                    for c in cols:
-                        h.log.append("bench_floor", c.records())
+                    with gc_paused():  # as ingest_arrow runs it
+                        for c in cols:
+                            h.log.append("bench_floor", c.records())
 
                 for mode, fn in (
                     ("floor append", floor_append),

@@ -17,8 +17,10 @@ How
    per-record path (``IngestPipeline.accept_one``), which names each failure exactly as before;
    rows the masks were unsure of are accepted there if they pass. Masks may be pessimistic,
    never optimistic: a row they pass would pass the per-record rules and encode identically.
-4. Natural keys and record keys are read column-wise; dedupe, envelope headers and Records are
-   built in one ordered pass, as the per-record path does.
+4. Natural keys and record keys are read column-wise; dedupe runs in one ordered pass, as the
+   per-record path does. The accepted rows go to the log as columns (``ColumnBatch``: keys,
+   values, the envelope's shared values once and the ids per row), which the log stores exactly
+   as it stores the per-record path's ``Record``s.
 
 A batch whose layout the encoder or the rules do not handle (nested rule paths, an Arrow type
 without a vectorised Avro mapping, a target that cannot be resolved) is ingested by the
@@ -43,7 +45,7 @@ from core.avro import serde
 from core.avro import vector as avro_vector
 from core.errors import HubError
 from core.pii import data_subject_field
-from core.ports.eventlog import Headers, Record, appended_columns
+from core.ports.eventlog import ColumnBatch, Headers, Record, appended_columns
 from domain import envelope as env
 from domain.quality import Rule, split_path
 from ingest.dedupe import EVENT_ID_SCOPE, NK_HEADER
@@ -69,6 +71,10 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
 _INTS = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32")
 _TS_US = {"s": 1_000_000, "ms": 1_000, "us": 1}
+column_append = True
+"""Accepted rows go to the log as one ``ColumnBatch`` (``EventLog.append_columns``: no
+``Record`` or header tuple per row). False: a ``Record`` per row, the reference path the
+differential tests and ``benchmarks/file_columns.py`` compare with; both store the same bytes."""
 
 
 # -- column access ---------------------------------------------------------------------------
@@ -840,6 +846,9 @@ def _ingest_arrow(
         keep: list[int] = []
         new_keys: list[list[str]] = [[] for _ in plan.unique]
         nk_headers: list[Headers] = []
+        nk_col: list[bytes] | None = (
+            None  # the natural-key header's values, when every kept row has one
+        )
         if not plan.unique:
             keep = [i for i, v in enumerate(values) if v is not None]
         else:
@@ -862,8 +871,7 @@ def _ingest_arrow(
                     # would keep every row in order; the same result in a few C-level passes.
                     keep = list(range(n))
                     new0 += keys0
-                    hv0 = h0 if h0 is not None else [(p0 + nk).encode() for nk in keys0]
-                    nk_headers = [((nk_name, hv),) for hv in hv0]
+                    nk_col = h0 if h0 is not None else [(p0 + nk).encode() for nk in keys0]
                 else:
                     for i in range(n):
                         if values[i] is None:
@@ -909,27 +917,11 @@ def _ingest_arrow(
         (spec,), (typ, tim, src), (caus, ten, cls, ct) = batch_headers(t, producer, tenant, now)
         h_id, h_corr = env.H_ID, env.H_CORRELATION
         fresh = uuid7_bytes(len(keep))
-        if plan.unique:
-            headers = [
-                (spec, (h_id, e), typ, tim, src, (h_corr, e), caus, ten, cls, ct, *nk)
-                for e, nk in zip(fresh, nk_headers, strict=True)
-            ]
-        else:
-            headers = [
-                (spec, (h_id, e), typ, tim, src, (h_corr, e), caus, ten, cls, ct) for e in fresh
-            ]
-        if len(keep) == n:
-            accepted: list[Record] = new_records(values, keys, headers)  # type: ignore[arg-type]
-        else:
-            accepted = new_records([values[i] for i in keep], [keys[i] for i in keep], headers)  # type: ignore[misc]
-        q_records = [
-            pipeline._quarantine_record(topic, source, raw, rej, attempt, now, qt, tenant)
-            for _, raw, rej, qt in quarantined
-        ]
-        metas = pipeline._commit(topic, source, accepted, q_records, position, consumed, done)
-        # The header columns as the log stores them, for the ledger (``IngestResult.appended``):
-        # the envelope is shared but for the two ids; a natural key is one more column when every
-        # record has one (else the ledger reads the batch back).
+        if nk_col is None and plan.unique and nk_headers and set(map(len, nk_headers)) == {1}:
+            nk_col = [nk[0][1] for nk in nk_headers]
+        # The accepted records' headers as columns (the envelope is shared but for the two ids;
+        # a natural key is one more column when every kept row has one), in the order
+        # ``Envelope.to_headers`` writes them.
         names: tuple[str, ...] = (
             spec[0],
             h_id,
@@ -942,14 +934,47 @@ def _ingest_arrow(
             cls[0],
             ct[0],
         )
-        columns = [[spec[1]], fresh, [typ[1]], [tim[1]], [src[1]], fresh]
-        columns += [[caus[1]], [ten[1]], [cls[1]], [ct[1]]]
-        if plan.unique and set(map(len, nk_headers)) == {1}:
+        header_columns: tuple[bytes | list[bytes], ...] = (
+            spec[1],
+            fresh,
+            typ[1],
+            tim[1],
+            src[1],
+            fresh,
+            caus[1],
+            ten[1],
+            cls[1],
+            ct[1],
+        )
+        if nk_col is not None:
             names += (NK_HEADER,)
-            columns.append([nk[0][1] for nk in nk_headers])
-        if metas and len(names) == 10 + bool(plan.unique):
-            kept_keys = keys if len(keep) == n else [keys[i] for i in keep]
-            kept_values = values if len(keep) == n else [values[i] for i in keep]
+            header_columns += (nk_col,)
+        kept_keys = keys if len(keep) == n else [keys[i] for i in keep]
+        kept_values = values if len(keep) == n else [values[i] for i in keep]
+        uniform = not plan.unique or nk_col is not None
+        accepted: Sequence[Record] | ColumnBatch
+        if uniform and column_append:
+            accepted = ColumnBatch(kept_keys, kept_values, names, header_columns)
+        else:  # the reference: a Record with a headers tuple per row
+            if nk_col is not None and not nk_headers:
+                nk_headers = [((NK_HEADER, hv),) for hv in nk_col]
+            if plan.unique:
+                headers = [
+                    (spec, (h_id, e), typ, tim, src, (h_corr, e), caus, ten, cls, ct, *nk)
+                    for e, nk in zip(fresh, nk_headers, strict=True)
+                ]
+            else:
+                headers = [
+                    (spec, (h_id, e), typ, tim, src, (h_corr, e), caus, ten, cls, ct) for e in fresh
+                ]
+            accepted = new_records(kept_values, kept_keys, headers)  # type: ignore[arg-type]
+        q_records = [
+            pipeline._quarantine_record(topic, source, raw, rej, attempt, now, qt, tenant)
+            for _, raw, rej, qt in quarantined
+        ]
+        metas = pipeline._commit(topic, source, accepted, q_records, position, consumed, done)
+        if metas and uniform:  # for the ledger (``IngestResult.appended``); else it reads back
+            columns = [[c] if isinstance(c, bytes) else c for c in header_columns]
             result.appended.append(
                 partial(appended_columns, topic, metas, kept_keys, kept_values, names, columns)
             )

@@ -60,7 +60,7 @@ from core.pii import (
     pii_fields,
     refuse_erased,
 )
-from core.ports.eventlog import EventLog, Record, RecordColumns, RecordMetadata
+from core.ports.eventlog import ColumnBatch, EventLog, Record, RecordColumns, RecordMetadata
 from core.ports.eventlog import Headers as env_Headers
 from core.ports.keystore import DecryptionFailed, KeyDestroyed
 from domain import envelope as env
@@ -862,7 +862,7 @@ class IngestPipeline:
         self,
         topic: str,
         source: str,
-        accepted: Sequence[Record],
+        accepted: Sequence[Record] | ColumnBatch,
         quarantined: Sequence[Record],
         position: Mapping[str, Any] | None,
         consumed: int | None,
@@ -872,7 +872,9 @@ class IngestPipeline:
         ]
         | None = None,
     ) -> list[RecordMetadata]:
-        """Append the batch in one transaction (steps below); the accepted records' metadata."""
+        """Append the batch in one transaction (steps below); the accepted records' metadata.
+        ``accepted`` as a ``ColumnBatch`` (the columnar path) is appended with
+        ``append_columns``: the same stored records, without a ``Record`` each."""
         refuse_internal(topic)  # every ingest source commits here: never into hub.* or _schemas
         pos_record = None
         if position is not None:
@@ -885,7 +887,11 @@ class IngestPipeline:
             q_metas: list[RecordMetadata] = []
             if accepted:
                 metas = tracing.traced_append(  # 1. the accepted records
-                    topic, len(accepted), lambda: txn.append(topic, accepted)
+                    topic,
+                    len(accepted),
+                    (lambda: txn.append_columns(topic, accepted))
+                    if isinstance(accepted, ColumnBatch)
+                    else (lambda: txn.append(topic, accepted)),
                 )
             if quarantined:
                 q_metas = txn.append(QUARANTINE_TOPIC, quarantined)  # 2. the rejected ones

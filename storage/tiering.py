@@ -53,6 +53,7 @@ from audit.leaf import encode as leaf_input
 from audit.merkle import leaf_hash
 from core.errors import HubError
 from core.ports.eventlog import (
+    ColumnBatch,
     EncodedColumns,
     EventLog,
     IdempotenceKey,
@@ -519,6 +520,9 @@ class TieredEventLog(EventLog):
         idempotence: IdempotenceKey | None = None,
     ) -> list[RecordMetadata]:
         return self.hot.append(topic, records, idempotence=idempotence)
+
+    def append_columns(self, topic: str, batch: ColumnBatch) -> list[RecordMetadata]:
+        return self.hot.append_columns(topic, batch)
 
     def transaction(self, transactional_id: str) -> AbstractContextManager[Transaction]:
         return self.hot.transaction(transactional_id)

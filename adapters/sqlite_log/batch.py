@@ -17,6 +17,7 @@ import pyarrow as pa
 
 from core.errors import InvalidInput
 from core.ports.eventlog import (
+    ColumnBatch,
     EncodedBatch,
     Headers,
     RecordMetadata,
@@ -25,7 +26,7 @@ from core.ports.eventlog import (
     duplicated_envelope_rows,
     is_transactional_append,
 )
-from domain.envelope import duplicated_envelope_header
+from domain.envelope import duplicated_envelope_header, duplicated_envelope_name
 
 # -- batch format -----------------------------------------------------------------------------
 # Little-endian. Header: crc32 of everything after the crc, format version, flags, record count,
@@ -302,6 +303,28 @@ def encode_batch(
     ``version=1`` writes the previous, uncompressed format (tests of old logs use it)."""
     n = len(keys)
     parts: list[bytes] = []
+    flags, lo = _encode_front(keys, values, timestamps, parts)
+    layout = _HEADER_PAIRS
+    if any(headers):
+        if version == _VERSION and _encode_header_columns(headers, n, parts):
+            flags |= _HAS_HEADERS
+            layout = _HEADER_COLUMNS
+        else:
+            flags |= _encode_headers(headers, parts)
+        if repeats_envelope(headers, layout == _HEADER_COLUMNS):
+            raise InvalidBatch  # the caller names the record and header (record_problem)
+    return _sealed(parts, flags, layout, n, lo, version)
+
+
+def _encode_front(
+    keys: Sequence[bytes | None],
+    values: Sequence[bytes | None],
+    timestamps: Sequence[int],
+    parts: list[bytes],
+) -> tuple[int, int]:
+    """Append the sections before the headers (timestamps, keys, values); return their flags
+    and the base timestamp."""
+    n = len(keys)
     lo, hi = min(timestamps), max(timestamps)
     flags = 0
     if lo == hi:
@@ -313,15 +336,75 @@ def encode_batch(
         parts.append(struct.pack(f"<{n}q", *timestamps))
     flags |= _encode_bytes(keys, parts, _KEYS_NULL, _KEYS_MIXED)
     flags |= _encode_bytes(values, parts, _VALUES_NULL, _VALUES_MIXED)
-    layout = _HEADER_PAIRS
-    if any(headers):
-        if version == _VERSION and _encode_header_columns(headers, n, parts):
-            flags |= _HAS_HEADERS
-            layout = _HEADER_COLUMNS
-        else:
-            flags |= _encode_headers(headers, parts)
-        if repeats_envelope(headers, layout == _HEADER_COLUMNS):
-            raise InvalidBatch  # the caller names the record and header (record_problem)
+    return flags, lo
+
+
+def encode_batch_columns(
+    keys: Sequence[bytes | None],
+    values: Sequence[bytes | None],
+    names: Sequence[bytes],
+    columns: Sequence[bytes | Sequence[bytes]],
+    timestamps: Sequence[int],
+) -> bytes:
+    """The bytes ``encode_batch`` writes for the records whose header ``j`` is named
+    ``names[j]`` (UTF-8) with value ``columns[j]`` (one ``bytes`` for every record) or
+    ``columns[j][i]``, without building a pair per header. The caller has checked what
+    ``encode_batch``'s column layout requires: at least one and at most 65,535 names of at most
+    65,535 bytes, ``bytes`` values, no envelope header named twice. A varying column whose
+    values are all equal is stored as a constant, as ``encode_batch`` stores it
+    (``tests/unit/test_column_append.py`` compares the bytes)."""
+    n = len(keys)
+    parts: list[bytes] = []
+    flags, lo = _encode_front(keys, values, timestamps, parts)
+    if not names:
+        return _sealed(parts, flags, _HEADER_PAIRS, n, lo, _VERSION)
+    kinds = bytearray()
+    data: list[bytes] = []
+    done: dict[int, tuple[int, bytes, bytes]] = {}  # a column given twice is encoded once
+    for col in columns:
+        if isinstance(col, bytes):
+            kinds.append(_CONSTANT)
+            data += (struct.pack("<I", len(col)), col)
+            continue
+        section = done.get(id(col))
+        if section is None:
+            if col.count(col[0]) == n:
+                section = (_CONSTANT, struct.pack("<I", len(col[0])), col[0])
+            else:
+                section = (_VARYING, struct.pack(f"<{n}I", *map(len, col)), b"".join(col))
+            done[id(col)] = section
+        kinds.append(section[0])
+        data += section[1:]
+    m = len(names)
+    parts += (struct.pack(f"<H{m}H", m, *map(len, names)), b"".join(names), bytes(kinds), *data)
+    return _sealed(parts, flags | _HAS_HEADERS, _HEADER_COLUMNS, n, lo, _VERSION)
+
+
+def plain_header_names(batch: ColumnBatch) -> list[bytes] | None:
+    """The UTF-8 header names of a column batch whose records ``encode_batch_columns`` can
+    store as ``encode_batch`` would store them (see its checks; no names: no headers), or
+    None when the records must go through ``encode_batch`` (which stores or refuses them)."""
+    names, columns = batch.header_names, batch.header_columns
+    if not names:
+        return []
+    if len(names) > _U16 or set(map(type, names)) != {str}:
+        return None
+    for col in columns:
+        if not isinstance(col, bytes) and (
+            type(col) not in _PAIR_TYPES or set(map(type, col)) != {bytes}
+        ):
+            return None
+    try:
+        encoded = [name.encode() for name in names]
+    except UnicodeEncodeError:
+        return None
+    if max(map(len, encoded)) > _U16 or duplicated_envelope_name(names) is not None:
+        return None
+    return encoded
+
+
+def _sealed(parts: list[bytes], flags: int, layout: int, n: int, lo: int, version: int) -> bytes:
+    """The stored batch: header, CRC and the body (zstd when that is smaller)."""
     if version == _VERSION_PLAIN:
         head = _HEAD.pack(0, _VERSION_PLAIN, flags, n, lo)[4:]
     elif version == _VERSION:

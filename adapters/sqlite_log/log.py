@@ -87,9 +87,11 @@ from adapters.sqlite_log.batch import (
     decode_columns,
     decode_records,
     encode_batch,
+    encode_batch_columns,
     new_metadata,
     new_stored,
     open_batch,
+    plain_header_names,
 )
 from adapters.sqlite_log.columns import Piece, join
 from adapters.sqlite_log.groupcommit import GroupCommit
@@ -108,6 +110,7 @@ from core.errors import (
 from core.partitioner import default_partition
 from core.ports.eventlog import (
     AppendSignal,
+    ColumnBatch,
     EncodedBatch,
     EncodedColumns,
     EventLog,
@@ -366,6 +369,50 @@ def _explain_invalid(records: Sequence[object], partitions: int, topic: str) -> 
         if problem is not None:
             return problem
     return InvalidInput(f"The batch for topic {topic!r} is invalid.")
+
+
+def _sliced(
+    columns: Sequence[bytes | Sequence[bytes]],
+    cut: Callable[[Sequence[bytes]], Sequence[bytes]],
+) -> tuple[bytes | Sequence[bytes], ...]:
+    """``cut`` of every per-record column (shared values kept); a column given twice (the
+    envelope's event id is also its correlation id) is cut once and stays one object, so
+    ``encode_batch_columns`` encodes it once."""
+    done: dict[int, Sequence[bytes]] = {}
+    out: list[bytes | Sequence[bytes]] = []
+    for c in columns:
+        if isinstance(c, bytes):
+            out.append(c)
+        else:
+            got = done.get(id(c))
+            if got is None:
+                got = done[id(c)] = cut(c)
+            out.append(got)
+    return tuple(out)
+
+
+def _chunk_bounds(
+    count: int, keys: Sequence[bytes | None], values: Sequence[bytes | None]
+) -> list[tuple[int, int]]:
+    """Where a partition's ``count`` records are cut into stored batches, in order: at most
+    ``MAX_BATCH_RECORDS`` each, halved while a batch holds more than ``MAX_BATCH_BYTES`` of
+    keys and values (a batch of one record is never cut)."""
+    out: list[tuple[int, int]] = []
+    todo = [(0, count)]
+    while todo:
+        start, stop = todo.pop()
+        if stop - start > MAX_BATCH_RECORDS:
+            mid = start + MAX_BATCH_RECORDS
+            todo += ((mid, stop), (start, mid))
+            continue
+        k, v = keys[start:stop], values[start:stop]
+        size = sum(map(len, filter(None, k))) + sum(map(len, filter(None, v)))
+        if size > MAX_BATCH_BYTES and stop - start > 1:
+            mid = (start + stop) // 2
+            todo += ((mid, stop), (start, mid))
+            continue
+        out.append((start, stop))
+    return out
 
 
 # -- the adapter ----------------------------------------------------------------------------------
@@ -704,6 +751,62 @@ class SqliteEventLog(EventLog):
             return []
         return self._group.append(prepared, idempotence)  # shares a commit with concurrent appends
 
+    def append_columns(self, topic: str, batch: ColumnBatch) -> list[RecordMetadata]:
+        """``append(topic, batch.records())`` without the per-record objects: the columns are
+        checked and encoded as they are (``_prepare_columns``); the stored bytes are the same."""
+        self._check_usable()
+        prepared = self._prepare_columns(topic, batch)
+        if not prepared.count:
+            return []
+        return self._group.append(prepared, None)
+
+    def _prepare_columns(self, name: str, batch: ColumnBatch) -> PreparedAppend:
+        """``_prepare`` of ``batch.records()``, column by column: the same checks, routing and
+        stored bytes (``encode_batch_columns``). A batch the plain checks do not pass (a value
+        of another type, header names the column layout cannot hold) goes through ``_prepare``
+        as records, which stores or refuses it exactly as ``append`` does."""
+        topic = self._topic(name)
+        batch.check(name)
+        n = len(batch)
+        if not n:
+            return PreparedAppend(topic, 0, [], [])
+        keys, values = list(batch.keys), list(batch.values)
+        names = plain_header_names(batch)
+        ts = batch.timestamp_ms
+        if (
+            names is None
+            or not set(map(type, keys)) <= _BYTES_OR_NONE
+            or not set(map(type, values)) <= _BYTES_OR_NONE
+            or (ts is not None and (type(ts) is not int or not 0 <= ts <= _MAX_TS))
+        ):
+            return self._prepare(name, batch.records())
+        timestamps = self._timestamps([ts] * n)
+        groups = self._route(keys, [None] * n, topic.info.partitions, [])
+        columns = batch.header_columns
+        for g in groups:
+            ks, vs, stamps, cs = keys, values, timestamps, columns
+            if g.indexes is not None:
+                pick = g.indexes
+                ks = list(map(keys.__getitem__, pick))
+                vs = list(map(values.__getitem__, pick))
+                stamps = list(map(timestamps.__getitem__, pick))
+                cs = _sliced(columns, lambda c: list(map(c.__getitem__, pick)))  # noqa: B023
+            g.chunks = [
+                (
+                    encode_batch_columns(
+                        ks[a:b],
+                        vs[a:b],
+                        names,
+                        _sliced(cs, lambda c: c[a:b]),  # noqa: B023 - called at once
+                        stamps[a:b],
+                    ),
+                    b - a,
+                    max(stamps[a:b]),
+                )
+                for a, b in _chunk_bounds(g.count, ks, vs)
+            ]
+        return PreparedAppend(topic, n, timestamps, groups, payload_size(keys, values))
+
     def _prepare(self, name: str, records: Sequence[Record]) -> PreparedAppend:
         """Validate, route and encode a batch; raise before anything is stored.
 
@@ -815,20 +918,8 @@ class SqliteEventLog(EventLog):
             headers = list(map(headers.__getitem__, pick))
             timestamps = list(map(timestamps.__getitem__, pick))
         chunks: list[tuple[bytes, int, int]] = []
-        todo = [(0, g.count)]
-        while todo:  # split by record count, then halve while a chunk holds too many bytes
-            start, stop = todo.pop()
-            if stop - start > MAX_BATCH_RECORDS:
-                mid = start + MAX_BATCH_RECORDS
-                todo += ((mid, stop), (start, mid))
-                continue
-            k, v = keys[start:stop], values[start:stop]
-            size = sum(map(len, filter(None, k))) + sum(map(len, filter(None, v)))
-            if size > MAX_BATCH_BYTES and stop - start > 1:
-                mid = (start + stop) // 2
-                todo += ((mid, stop), (start, mid))
-                continue
-            ts = timestamps[start:stop]
+        for start, stop in _chunk_bounds(g.count, keys, values):
+            k, v, ts = keys[start:stop], values[start:stop], timestamps[start:stop]
             chunks.append((encode_batch(k, v, headers[start:stop], ts), stop - start, max(ts)))
         return chunks
 

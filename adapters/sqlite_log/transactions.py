@@ -13,6 +13,7 @@ from adapters.sqlite_log.batch import PreparedAppend
 from core.errors import HubError
 from core.ports.eventlog import (
     AppendSignal,
+    ColumnBatch,
     Record,
     RecordMetadata,
     TopicPartition,
@@ -33,6 +34,7 @@ class TransactionHost(Protocol):
     def _acquire(self, doing: str) -> None: ...
     def _translate(self, exc: sqlite3.Error, doing: str) -> HubError: ...
     def _prepare(self, name: str, records: Sequence[Record]) -> PreparedAppend: ...
+    def _prepare_columns(self, name: str, batch: ColumnBatch) -> PreparedAppend: ...
     def _store(
         self, conn: sqlite3.Connection, prepared: PreparedAppend, *, marker: bool
     ) -> list[RecordMetadata]: ...
@@ -93,7 +95,14 @@ class SqliteTransaction(Transaction):
 
     def append(self, topic: str, records: Sequence[Record]) -> list[RecordMetadata]:
         """Stage records; the returned offsets are final (the write lock is held)."""
-        prepared = self._log._prepare(topic, records)
+        return self._stage(topic, self._log._prepare(topic, records))
+
+    def append_columns(self, topic: str, batch: ColumnBatch) -> list[RecordMetadata]:
+        """Stage ``batch`` as ``append(topic, batch.records())`` would, the same stored bytes,
+        without the per-record objects (``SqliteEventLog._prepare_columns``)."""
+        return self._stage(topic, self._log._prepare_columns(topic, batch))
+
+    def _stage(self, topic: str, prepared: PreparedAppend) -> list[RecordMetadata]:
         if not prepared.count:
             return []
         with self._staging(f"appending to {topic!r} in transaction {self._id!r}") as conn:

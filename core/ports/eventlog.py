@@ -25,6 +25,8 @@ Contract
   stored again; the call returns the metadata of the stored copy. A sequence lower than the
   last stored one that is not a retry of it, or higher than last + 1, MUST raise
   ``OutOfOrderSequence``.
+- ``append_columns`` (also on a ``Transaction``) MUST store exactly what ``append`` of
+  ``ColumnBatch.records()`` stores, and answer the same metadata.
 - ``read`` MUST return records in offset order starting at the first offset >= the one asked for.
   ``read_columns`` MUST return the same records as ``read`` with the same arguments, as one
   ``RecordColumns`` (the default builds it from ``read``; an adapter that stores columns hands
@@ -53,7 +55,7 @@ from itertools import chain, repeat
 from operator import itemgetter
 from typing import Any
 
-from core.errors import DuplicateEnvelopeHeader
+from core.errors import DuplicateEnvelopeHeader, InvalidInput
 from domain.envelope import duplicated_envelope_header, is_envelope_header
 
 Headers = tuple[tuple[str, bytes], ...]
@@ -164,6 +166,60 @@ class Record:
     def header(self, name: str) -> bytes | None:
         """The header called ``name``, or None (see :func:`envelope_header`)."""
         return envelope_header(self.headers, name)
+
+
+@dataclass(frozen=True, slots=True)
+class ColumnBatch:
+    """Records to append, as columns (``EventLog.append_columns``): record ``i`` is
+    ``keys[i]``, ``values[i]`` and one header per name, in ``header_names`` order, whose value
+    is ``header_columns[j]`` when that is one ``bytes`` (a value the whole batch shares, such as
+    the envelope's event type) or ``header_columns[j][i]`` otherwise. Every record carries
+    ``timestamp_ms`` (None: the log stamps the append, as for a ``Record`` without one) and no
+    partition (the partitioner places each by its key). The sequences are read-only by
+    contract."""
+
+    keys: Sequence[bytes | None]
+    values: Sequence[bytes | None]
+    header_names: tuple[str, ...] = ()
+    header_columns: tuple[bytes | Sequence[bytes], ...] = ()
+    timestamp_ms: int | None = None
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def check(self, topic: str) -> None:
+        """Raise ``InvalidInput`` when the columns do not line up (every adapter checks this
+        before anything else, so both footprints refuse the same batches)."""
+        n = len(self.values)
+        lengths = [len(c) for c in self.header_columns if not isinstance(c, bytes)]
+        if len(self.keys) != n or set(lengths) - {n}:
+            raise InvalidInput(
+                f"A column batch for {topic!r} holds {n} values, {len(self.keys)} keys and "
+                f"header columns of {sorted(set(lengths))} values; every per-record column "
+                "must hold one item per value."
+            )
+        if len(self.header_names) != len(self.header_columns):
+            raise InvalidInput(
+                f"A column batch for {topic!r} names {len(self.header_names)} headers but holds "
+                f"{len(self.header_columns)} header columns; give one column per name."
+            )
+
+    def header_rows(self) -> list[Headers]:
+        """Every record's headers as (name, value) pairs, in ``header_names`` order."""
+        n = len(self.values)
+        if not self.header_names:
+            return [()] * n
+        cols = [
+            repeat((name, c), n) if isinstance(c, bytes) else zip(repeat(name), c, strict=False)
+            for name, c in zip(self.header_names, self.header_columns, strict=True)
+        ]
+        return list(zip(*cols, strict=False))
+
+    def records(self) -> list[Record]:
+        """The same records as ``Record`` objects (what ``append`` takes)."""
+        n = len(self.values)
+        stamps = repeat(self.timestamp_ms, n)
+        return list(map(Record, self.values, self.keys, self.header_rows(), stamps))
 
 
 @dataclass(frozen=True, slots=True)
@@ -476,6 +532,13 @@ class Transaction(abc.ABC):
     def append(self, topic: str, records: Sequence[Record]) -> list[RecordMetadata]:
         """Stage records; metadata (offsets) is final once the transaction commits."""
 
+    def append_columns(self, topic: str, batch: ColumnBatch) -> list[RecordMetadata]:
+        """Stage the records of ``batch`` exactly as ``append(topic, batch.records())`` would
+        (same stored records, offsets and metadata); this default does just that. Adapters
+        that store columns override it to skip the per-record objects."""
+        batch.check(topic)
+        return self.append(topic, batch.records())
+
     @abc.abstractmethod
     def commit_offsets(self, group: str, offsets: Mapping[TopicPartition, int]) -> None:
         """Stage the consumer group's next offsets."""
@@ -582,6 +645,14 @@ class EventLog(abc.ABC):
         idempotence: IdempotenceKey | None = None,
     ) -> list[RecordMetadata]:
         """Append a batch atomically and durably; metadata is in the order of ``records``."""
+
+    def append_columns(self, topic: str, batch: ColumnBatch) -> list[RecordMetadata]:
+        """Append ``batch`` (see ``ColumnBatch``) exactly as ``append(topic, batch.records())``
+        would: atomically and durably, the same stored records, offsets and metadata. This
+        default does just that; adapters that store columns override it to skip the
+        per-record objects."""
+        batch.check(topic)
+        return self.append(topic, batch.records())
 
     @abc.abstractmethod
     def transaction(self, transactional_id: str) -> AbstractContextManager[Transaction]:

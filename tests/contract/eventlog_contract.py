@@ -30,6 +30,7 @@ from core.errors import (
 )
 from core.partitioner import default_partition
 from core.ports.eventlog import (
+    ColumnBatch,
     EventLog,
     IdempotenceKey,
     Record,
@@ -231,6 +232,59 @@ class EventLogContract:
         assert log.end_offsets(topic) == {0: 0}
         log.append(topic, [Record(b"v", headers=twice[1:3])])  # a caller's own name may repeat
         assert [r.headers for r in read_all(log, topic)] == [twice[1:3]]
+
+    # -- append_columns ---------------------------------------------------------------------
+    @staticmethod
+    def _column_batch(n: int) -> ColumnBatch:
+        """Keys with a None among them, shared and per-record headers (one varying column
+        holding one value throughout), a tombstone."""
+        return ColumnBatch(
+            [None if i % 7 == 3 else b"acct-%d" % (i % 11) for i in range(n)],
+            [None if i == 5 else b"value-%d" % i for i in range(n)],
+            ("ce_type", "ce_id", "x", "same", "x"),
+            (b"trade", [b"id-%d" % i for i in range(n)], b"1", [b"s"] * n, b"2"),
+        )
+
+    def _stored(self, log: EventLog, topic: str) -> list[tuple[object, ...]]:
+        return [
+            (r.partition, r.offset, r.key, r.value, r.headers)
+            for p in range(log.topic(topic).partitions)
+            for r in read_all(log, topic, p)
+        ]
+
+    def test_append_columns_stores_what_append_stores(self, log: EventLog) -> None:
+        batch = self._column_batch(60)
+        by_records, by_columns = self.topic(log, 3), self.topic(log, 3)
+        meta = log.append(by_records, batch.records())
+        got = log.append_columns(by_columns, batch)
+        assert [(m.partition, m.offset) for m in got] == [(m.partition, m.offset) for m in meta]
+        assert all(m.topic == by_columns for m in got)
+        assert self._stored(log, by_columns) == self._stored(log, by_records)
+        assert log.end_offsets(by_columns) == log.end_offsets(by_records)
+        in_txn = self.topic(log, 3)
+        with log.transaction(unique()) as tx:
+            staged = tx.append_columns(in_txn, batch)
+        assert [(m.partition, m.offset) for m in staged] == [(m.partition, m.offset) for m in meta]
+        assert self._stored(log, in_txn) == self._stored(log, by_records)
+        assert log.append_columns(in_txn, ColumnBatch([], [])) == []
+
+    def test_append_columns_refuses_what_append_refuses(self, log: EventLog) -> None:
+        topic = self.topic(log, 3)
+        short = ColumnBatch([b"k"], [b"a", b"b"])
+        with pytest.raises(InvalidInput, match="one item per value"):
+            log.append_columns(topic, short)
+        unnamed = ColumnBatch([b"k"], [b"a"], ("h",), ())
+        with pytest.raises(InvalidInput, match="one column per name"):
+            log.append_columns(topic, unnamed)
+        twice = ColumnBatch([None], [b"v"], ("ce_tenant", "ce_tenant"), (b"acme", b"globex"))
+        with pytest.raises(DuplicateEnvelopeHeader):
+            log.append_columns(topic, twice)
+        text = ColumnBatch([None, None], [b"v", "text"])  # type: ignore[list-item]
+        with pytest.raises(InvalidInput, match="Record 1"):
+            log.append_columns(topic, text)
+        with pytest.raises(InvalidInput), log.transaction(unique()) as tx:
+            tx.append_columns(topic, short)
+        assert log.end_offsets(topic) == {0: 0, 1: 0, 2: 0}
 
     def test_keyed_records_land_where_kafka_would_put_them(self, log: EventLog) -> None:
         topic = self.topic(log, 6)

@@ -94,6 +94,7 @@ _CH_TYPES = {
     pa.string(): "String",
     pa.float64(): "Float64",
     pa.bool_(): "Bool",
+    pa.binary(): "String",
 }
 
 

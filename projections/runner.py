@@ -4,7 +4,9 @@ Each ``step`` processes one batch in numbered steps (the store's ``write`` numbe
   1. read: from the positions committed in the view store, each assigned partition in sorted
      order, up to ``batch_records`` in total (and never past ``bound``), as columns
      (``EventLog.read_columns``: the SQL path takes the values and header columns as they are;
-     the Python path builds the ``StoredRecord``s it folds from them);
+     the Python path builds the ``StoredRecord``s it folds from them); where the SQL path may
+     run and the log offers them, as the stored batches (``EventLog.read_encoded``), decoded in
+     place (``columnar.decode_stored``) or, when that declines, by the log as columns;
   2. decode and fold, per partition chunk; a record that cannot be decoded or folded is a
      poison event: it goes to the quarantine (projection name, reason, original bytes) and the
      projection keeps going (its offset is still consumed);

@@ -8,9 +8,13 @@ threads, chDB's included), since a shared machine gives a process a varying shar
 
   1. raw log read (baseline): every partition of the topic read through ``EventLog.read`` in
      batches of ``--batch`` records, nothing else; then the same through ``read_columns`` (what
-     the runner reads since session 9);
+     the runner read in sessions 9-12) and ``read_encoded`` (the stored batches, checked and
+     inflated, not decoded: what the runner's SQL path reads since session 13);
   2. column-wise decode alone (baseline): the same batches (read beforehand, untimed) through
-     ``decode_values`` + ``envelope`` into Arrow;
+     ``decode_values`` + ``envelope`` into Arrow; then raw chDB insert (baseline): those Arrow
+     tables (decoded beforehand, untimed) inserted as they are into a scratch MergeTree table,
+     one INSERT per batch (the store's own Arrow insert), i.e. what storing every event costs
+     where the views store a few aggregate rows;
   3. replay: the projection's runner catches a scratch target up from offset 0 (the first step of
      ``hub projection rebuild``: read, decode, fold, insert, checkpoint per batch), then the
      scratch views are dropped;
@@ -33,7 +37,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa  # noqa: F401 - before chDB (STACK-NOTES)
+import pyarrow as pa  # before chDB (STACK-NOTES)
 
 from benchmarks.test_bench_projections import fill, payment_events, trade_events
 from core.ports.views import Target
@@ -75,6 +79,44 @@ def read_all_columns(h: Any, topic: str, batch: int) -> int:
     return n
 
 
+def read_all_encoded(h: Any, topic: str, batch: int) -> int:
+    n = 0
+    for p in range(h.log.topic(topic).partitions):
+        off = 0
+        while (got := h.log.read_encoded(topic, p, off, batch)) is not None and len(got):
+            off = got.next_offset()
+            n += len(got)
+    return n
+
+
+_CH_TYPES = {
+    pa.int64(): "Int64",
+    pa.string(): "String",
+    pa.float64(): "Float64",
+    pa.bool_(): "Bool",
+    pa.binary(): "String",
+}
+
+
+def ch_type(t: pa.DataType) -> str:
+    if pa.types.is_decimal(t):
+        return f"Decimal({t.precision}, {t.scale})"
+    return _CH_TYPES[t]
+
+
+def raw_insert(store: Any, tables: list[pa.Table]) -> int:
+    """Each table in one INSERT into a fresh MergeTree table (the store's Arrow insert)."""
+    cols = ", ".join(f"`{f.name}` {ch_type(f.type)}" for f in tables[0].schema)
+    store._run("DROP TABLE IF EXISTS bench_raw_insert")
+    store._run(f"CREATE TABLE bench_raw_insert ({cols}) ENGINE = MergeTree ORDER BY tuple()")
+    try:
+        for t in tables:
+            store._insert("bench_raw_insert", t.column_names, t)
+    finally:
+        store._run("DROP TABLE IF EXISTS bench_raw_insert")
+    return sum(t.num_rows for t in tables)
+
+
 def run(events: int, batch: int, data: Path, only: set[str]) -> dict[str, Any]:
     h = bootstrap(
         load_settings(
@@ -103,6 +145,11 @@ def run(events: int, batch: int, data: Path, only: set[str]) -> dict[str, Any]:
                 rows.append(
                     dict(case=name, run="log read as columns (floor)", n=n, wall=wall, cpu=cpu)
                 )
+            if h.log.read_encoded(topic, 0, 0, 1) is not None:
+                n, wall, cpu = timed(lambda topic=topic: read_all_encoded(h, topic, batch))
+                rows.append(
+                    dict(case=name, run="log read encoded (floor)", n=n, wall=wall, cpu=cpu)
+                )
             batches = read_all(h, topic, batch)
 
             def decode(batches: list[list[Any]] = batches) -> int:
@@ -115,9 +162,26 @@ def run(events: int, batch: int, data: Path, only: set[str]) -> dict[str, Any]:
             rows.append(
                 dict(case=name, run="column-wise decode alone (baseline)", n=n, wall=wall, cpu=cpu)
             )
-            del batches
             proj = by_name(name)
             store = ps.store(proj.store)
+            decoded = []
+            for recs in batches:
+                fields, ids = decode_values([r.value for r in recs], lambda i: schema(i)[0])
+                tenants, types = envelope(recs, ids, lambda i: schema(i)[1])
+                decoded.append(
+                    fields.append_column("tenant", pa.array(tenants, pa.string())).append_column(
+                        "event_type", pa.array(types, pa.string())
+                    )
+                )
+            del batches
+            if hasattr(store, "_insert"):
+                n, wall, cpu = timed(
+                    lambda store=store, decoded=decoded: raw_insert(store, decoded)
+                )
+                rows.append(
+                    dict(case=name, run="raw chDB insert (baseline)", n=n, wall=wall, cpu=cpu)
+                )
+            del decoded
             target = Target(name, "bench_replay")
 
             def replay(proj: Any = proj, store: Any = store, target: Target = target) -> int:

@@ -35,7 +35,7 @@ from opentelemetry.trace import Link, SpanContext, SpanKind, TraceFlags
 if TYPE_CHECKING:
     from opentelemetry.trace import Span, Tracer
 
-    from core.ports.eventlog import RecordColumns, RecordMetadata
+    from core.ports.eventlog import EncodedColumns, RecordColumns, RecordMetadata
 
 TRACER_NAME = "hub"
 
@@ -183,7 +183,7 @@ def apply_links(chunks: dict[tuple[str, int], tuple[int, int]]) -> list[Link]:
 
 
 def applying(
-    projection: str, chunks: Mapping[tuple[str, int], RecordColumns]
+    projection: str, chunks: Mapping[tuple[str, int], RecordColumns | EncodedColumns]
 ) -> AbstractContextManager[Any]:
     """``projection.apply <name>`` over the records read per partition (off: does nothing).
 

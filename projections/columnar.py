@@ -30,7 +30,7 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
-from core.ports.eventlog import Headers, RecordColumns, StoredRecord
+from core.ports.eventlog import EncodedBatch, Headers, RecordColumns, StoredRecord
 from domain.envelope import H_TENANT, H_TYPE, duplicated_envelope_header, duplicated_envelope_name
 
 try:
@@ -43,6 +43,12 @@ try:
 except ImportError:  # not built (no cargo): the numpy reference runs
     _avro_columns = None
     _envelope_columns = None
+try:  # native/src/stored_avro.rs (newer than the two above: a stale build lacks it)
+    from hub_native import (  # type: ignore[import-not-found,unused-ignore]
+        stored_avro_columns as _stored_avro_columns,
+    )
+except ImportError:
+    _stored_avro_columns = None
 
 I64 = npt.NDArray[np.int64]
 U8 = npt.NDArray[np.uint8]
@@ -592,3 +598,61 @@ def _envelope_of_header_columns(
             pa.array(inverse.astype(np.int64))
         )
     return tenants, types
+
+
+def decode_stored(
+    batches: Sequence[EncodedBatch],
+    schema_of: Callable[[int], Mapping[str, Any]],
+    name_of: Callable[[int], str],
+) -> tuple[pa.Table, I64, pa.Array, pa.Array, I64] | None:
+    """What :func:`decode_values` and :func:`envelope_of_columns` give for the records of the
+    stored batches ``batches`` (in order), read in place from their bodies by one native call
+    (``hub_native.stored_avro_columns``): (fields, schema id per record, tenant, event type,
+    offset). No Python object per record: values and header values stay slices of the bodies.
+
+    None when the extension is not built or the batches hold anything it leaves to the reference
+    (the pair header layout, an envelope header twice, a null value, several schema ids, a
+    field kind or a value it does not decode): the caller then decodes the batches
+    (``EncodedColumns.columns``) and takes those two functions, which make every decision."""
+    if _stored_avro_columns is None or not batches:
+        return None
+    plans: dict[int, list[_PlanField]] = {}
+
+    def plan_of(sid: int) -> list[tuple[int, int, int]] | None:
+        try:
+            plan = _plan(schema_of(sid))
+        except Exception:  # an unknown id (Poison): the reference decides
+            return None
+        if plan is None:
+            return None
+        plans[sid] = plan
+        return [(kind, null_index, aux) for _, kind, null_index, aux, _ in plan]
+
+    got = _stored_avro_columns(
+        [(b.start, b.stop, b.count, b.flags, b.layout, b.body, b.pos) for b in batches], plan_of
+    )
+    if got is None:
+        return None
+    sid, parts, tenant_idx, tenant_values, type_idx, type_values = got
+    if not isinstance(parts, list):
+        return None  # a message or several schema ids: the reference says which
+    n = sum(b.stop - b.start for b in batches)
+    fields = pa.table(
+        {
+            name: _column(kind, extra, n, *p)
+            for (name, kind, _, _, extra), p in zip(plans[sid], parts, strict=True)
+        }
+    )
+    tenant_words = ["default" if v is None else v.decode("utf-8", "replace") for v in tenant_values]
+    type_words = [name_of(sid) if v is None else v.decode("utf-8", "replace") for v in type_values]
+    tenants = pa.array(tenant_words, pa.string()).take(
+        pa.array(np.frombuffer(tenant_idx, np.uint32))
+    )
+    types = pa.array(type_words, pa.string()).take(pa.array(np.frombuffer(type_idx, np.uint32)))
+    offsets = np.concatenate(
+        [
+            np.arange(b.base_offset + b.start, b.base_offset + b.stop, dtype=np.int64)
+            for b in batches
+        ]
+    )
+    return fields, np.full(n, sid, np.int64), tenants, types, offsets

@@ -4,7 +4,9 @@ Each ``step`` processes one batch in numbered steps (the store's ``write`` numbe
   1. read: from the positions committed in the view store, each assigned partition in sorted
      order, up to ``batch_records`` in total (and never past ``bound``), as columns
      (``EventLog.read_columns``: the SQL path takes the values and header columns as they are;
-     the Python path builds the ``StoredRecord``s it folds from them);
+     the Python path builds the ``StoredRecord``s it folds from them); where the SQL path may
+     run and the log offers them, as the stored batches (``EventLog.read_encoded``), decoded in
+     place (``columnar.decode_stored``) or, when that declines, by the log as columns;
   2. decode and fold, per partition chunk; a record that cannot be decoded or folded is a
      poison event: it goes to the quarantine (projection name, reason, original bytes) and the
      projection keeps going (its offset is still consumed);
@@ -37,7 +39,13 @@ import pyarrow as pa
 from core import tracing
 from core.errors import HubError
 from core.leadership import NotLeader, WriterFence
-from core.ports.eventlog import EventLog, RecordColumns, StoredRecord, TopicPartition
+from core.ports.eventlog import (
+    EncodedColumns,
+    EventLog,
+    RecordColumns,
+    StoredRecord,
+    TopicPartition,
+)
 from core.ports.views import Checkpoint, Hook, Position, Target, ViewStore, no_hook
 from core.projection import (
     Event,
@@ -48,7 +56,7 @@ from core.projection import (
     WindowState,
     event_time_us,
 )
-from projections.columnar import Unsupported, decode_values, envelope_of_columns
+from projections.columnar import Unsupported, decode_stored, decode_values, envelope_of_columns
 from projections.decode import Decoder, Poison
 from projections.folds import merge_src
 
@@ -58,6 +66,9 @@ log = logging.getLogger("hub.projections")
 _FOLD_DECIMALS = Context(prec=80)
 
 Quarantine = Callable[[str, StoredRecord, str, str], None]
+# What step 1 reads per partition: columns, or (the SQL path, when the log offers it) the stored
+# batches still encoded, decoded in place by ``decode_stored`` or on demand by ``_columns``
+Chunk = RecordColumns | EncodedColumns
 
 # ``follow`` mirrors positions and refreshes the lag when caught up; a runner that never catches
 # up does it every BUSY_MIRROR_FACTOR * mirror_every_s instead
@@ -213,13 +224,13 @@ class ProjectionRunner:
                 with localcontext(_FOLD_DECIMALS):  # sums of decimal(38, s) keep every digit
                     fast = self._fold_columnar(chunks, windows, bound)
                     if fast is None:
-                        records = {tp: c.records() for tp, c in chunks.items()}
+                        records = {tp: _columns(c).records() for tp, c in chunks.items()}
                         fast = self._fold(records, windows, bound)
                 rows, result = fast
                 positions = dict(cp.positions)
                 for (topic, part), cols in chunks.items():
                     wm = windows.max_seen.get((topic, part))
-                    positions[(topic, part)] = Position(cols.offsets[-1] + 1, wm)
+                    positions[(topic, part)] = Position(_next_offset(cols), wm)
                 for tp, offset in self._skips.items():  # past offsets without records (markers)
                     at = positions.get(tp, Position(0))
                     positions[tp] = Position(max(at.next_offset, offset), at.watermark_us)
@@ -258,9 +269,24 @@ class ProjectionRunner:
                     )
                 return result
 
-    def _read(self, cp: Checkpoint, bound: Bound | None) -> dict[tuple[str, int], RecordColumns]:
+    def _sql_path(self, bound: Bound | None) -> bool:
+        """Whether batches may take the SQL path (``_fold_columnar`` still declines one it
+        cannot fold exactly)."""
+        proj = self.projection
+        return (
+            self.columnar
+            and proj.columnar is not None
+            and not proj.entities
+            and not self.needs_pii
+            and getattr(self.store, "can_select_over", False)
+            and (bound is None or (bound.time_ms is None and bound.event_time_us is None))
+        )
+
+    def _read(self, cp: Checkpoint, bound: Bound | None) -> dict[tuple[str, int], Chunk]:
         budget = self.batch_records
-        chunks: dict[tuple[str, int], RecordColumns] = {}
+        chunks: dict[tuple[str, int], Chunk] = {}
+        # the SQL path decodes the stored batches in place when the log hands them out
+        encoded = self._sql_path(bound)
         # Offsets that hold no record (Kafka transaction markers, mirrored by the SQLite log):
         # when two reads in a row find nothing below the stable offset taken before them, the
         # position may move there.
@@ -277,7 +303,11 @@ class ProjectionRunner:
                 continue
             if tp[0] not in stable:
                 stable[tp[0]] = self.log.stable_offsets(tp[0])
-            recs = self.log.read_columns(tp[0], tp[1], start, limit)
+            recs: Chunk | None = None
+            if encoded:
+                recs = self.log.read_encoded(tp[0], tp[1], start, limit)
+            if recs is None:
+                recs = self.log.read_columns(tp[0], tp[1], start, limit)
             if bound is not None and tp in bound.offsets:
                 recs = recs.below(bound.offsets[tp])
             if not len(recs):
@@ -380,7 +410,7 @@ class ProjectionRunner:
 
     def _fold_columnar(
         self,
-        chunks: Mapping[tuple[str, int], RecordColumns],
+        chunks: Mapping[tuple[str, int], Chunk],
         windows: WindowState,
         bound: Bound | None,
     ) -> tuple[dict[str, Any], StepResult] | None:
@@ -397,25 +427,40 @@ class ProjectionRunner:
         time_ms = None if bound is None else bound.time_ms
         tables: list[tuple[tuple[str, int], pa.Table]] = []
         try:
-            kept: list[tuple[tuple[str, int], RecordColumns]] = []
-            for tp, cols in chunks.items():
+            kept: list[tuple[tuple[str, int], Chunk]] = []
+            for tp, chunk in chunks.items():
                 if time_ms is not None:
-                    cols = _logged_by(cols, time_ms)
-                if len(cols):
-                    kept.append((tp, cols))
+                    chunk = _logged_by(_columns(chunk), time_ms)
+                if len(chunk):
+                    kept.append((tp, chunk))
+            # Stored batches (every chunk read encoded): one native pass over their bodies.
+            # Otherwise (or when it leaves the batch to the reference) the chunks as columns.
+            stored = None
+            if kept and all(isinstance(c, EncodedColumns) for _, c in kept):
+                stored = decode_stored(
+                    [b for _, c in kept for b in c.batches],  # type: ignore[union-attr]
+                    lambda i: self.decoder.schema(i)[0],
+                    lambda i: self.decoder.schema(i)[1],
+                )
+            if stored is not None:
+                fields, _, tenants, types, offsets = stored
+            elif kept:
+                kept = [(tp, _columns(c)) for tp, c in kept]
             # One decode for the whole batch, then a slice per partition chunk: the column-wise
             # decoder costs ~2 ms per call however few records it gets, and a live batch holds
             # a few records of every partition.
-            if kept:
+            if kept and stored is None:
+                cols_kept = [c for _, c in kept if isinstance(c, RecordColumns)]
                 values = (
-                    kept[0][1].values
-                    if len(kept) == 1
-                    else list(chain.from_iterable(c.values for _, c in kept))
+                    cols_kept[0].values
+                    if len(cols_kept) == 1
+                    else list(chain.from_iterable(c.values for c in cols_kept))
                 )
                 fields, ids = decode_values(values, lambda i: self.decoder.schema(i)[0])
                 tenants, types, offsets = envelope_of_columns(
-                    [c for _, c in kept], ids, lambda i: self.decoder.schema(i)[1]
+                    cols_kept, ids, lambda i: self.decoder.schema(i)[1]
                 )
+            if kept:
                 for extra in ("src_offset", "tenant", "event_type"):
                     if extra in fields.column_names:
                         raise Unsupported(f"a field called {extra}")
@@ -628,3 +673,15 @@ def _logged_by(cols: RecordColumns, time_ms: int) -> RecordColumns:
         return cols
     kept = [r for r in cols.records() if r.timestamp_ms <= time_ms]
     return RecordColumns.from_records(cols.topic, cols.partition, kept)
+
+
+def _columns(chunk: Chunk) -> RecordColumns:
+    """A chunk as columns (stored batches decoded by the log's own decoder)."""
+    return chunk if isinstance(chunk, RecordColumns) else chunk.columns()
+
+
+def _next_offset(chunk: Chunk) -> int:
+    """The offset after a non-empty chunk's last record."""
+    if isinstance(chunk, RecordColumns):
+        return chunk.offsets[-1] + 1
+    return chunk.next_offset()

@@ -277,6 +277,20 @@ fn avro_columns<'py>(
         parts
             .push(unsafe { std::slice::from_raw_parts(b.as_bytes().as_ptr(), b.as_bytes().len()) });
     }
+    decode_parts(py, &parts, schema_id, &fields)
+}
+
+/// `avro_columns` of the wire-format values `parts` (one slice per record, none null).
+pub(crate) fn decode_parts(
+    py: Python<'_>,
+    parts: &[&[u8]],
+    schema_id: u32,
+    fields: &[(u8, i64, i64)],
+) -> PyResult<PyObject> {
+    let n = parts.len();
+    if n == 0 {
+        return Ok(PyString::new(py, "no records").into_any().unbind());
+    }
     if parts.iter().any(|p| p.len() < 5) {
         let m = "a value shorter than the wire-format prefix";
         return Ok(PyString::new(py, m).into_any().unbind());

@@ -10,6 +10,7 @@ mod leaves;
 mod ledger_batch;
 mod merkle;
 mod metadata;
+mod stored_avro;
 mod stored_leaves;
 
 #[pymodule]
@@ -22,6 +23,7 @@ fn hub_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     ledger_batch::register(m)?;
     merkle::register(m)?;
     metadata::register(m)?;
+    stored_avro::register(m)?;
     stored_leaves::register(m)?;
     Ok(())
 }

@@ -23,18 +23,18 @@ use sha2::{Digest, Sha256};
 use crate::ledger_batch::{key_text, repeats_envelope, Dict, Out, VERSION};
 
 // flags of the stored batch (adapters/sqlite_log/batch.py)
-const TS_UNIFORM: u8 = 0x01;
-const TS_WIDE: u8 = 0x02;
-const KEYS_NULL: u8 = 0x04;
-const KEYS_MIXED: u8 = 0x08;
-const VALUES_NULL: u8 = 0x10;
-const VALUES_MIXED: u8 = 0x20;
-const HAS_HEADERS: u8 = 0x40;
-const HEADER_COLUMNS: u8 = 1;
+pub(crate) const TS_UNIFORM: u8 = 0x01;
+pub(crate) const TS_WIDE: u8 = 0x02;
+pub(crate) const KEYS_NULL: u8 = 0x04;
+pub(crate) const KEYS_MIXED: u8 = 0x08;
+pub(crate) const VALUES_NULL: u8 = 0x10;
+pub(crate) const VALUES_MIXED: u8 = 0x20;
+pub(crate) const HAS_HEADERS: u8 = 0x40;
+pub(crate) const HEADER_COLUMNS: u8 = 1;
 const CONSTANT: u8 = 0;
 const VARYING: u8 = 1;
 
-fn take<'a>(body: &'a [u8], pos: &mut usize, len: usize) -> Option<&'a [u8]> {
+pub(crate) fn take<'a>(body: &'a [u8], pos: &mut usize, len: usize) -> Option<&'a [u8]> {
     let end = pos.checked_add(len)?;
     let s = body.get(*pos..end)?;
     *pos = end;
@@ -50,7 +50,7 @@ fn u32_at(b: &[u8], i: usize) -> usize {
 }
 
 /// A keys or values section: one slice per record (None: null).
-fn bytes_section<'a>(
+pub(crate) fn bytes_section<'a>(
     body: &'a [u8],
     pos: &mut usize,
     n: usize,
@@ -73,15 +73,15 @@ fn bytes_section<'a>(
 
 /// One header column: its name (u16 BE length || name, as the leaf input holds it) and its
 /// values (one slice for every record, or one per record).
-struct Column<'a> {
+pub(crate) struct Column<'a> {
     head: Vec<u8>,
-    name: &'a str,
-    constant: Option<&'a [u8]>,
-    values: Vec<&'a [u8]>,
+    pub(crate) name: &'a str,
+    pub(crate) constant: Option<&'a [u8]>,
+    pub(crate) values: Vec<&'a [u8]>,
 }
 
 impl<'a> Column<'a> {
-    fn value(&self, i: usize) -> &'a [u8] {
+    pub(crate) fn value(&self, i: usize) -> &'a [u8] {
         match self.constant {
             Some(v) => v,
             None => self.values[i],
@@ -90,7 +90,7 @@ impl<'a> Column<'a> {
 }
 
 /// The column header layout (`_decode_header_columns_py`'s format).
-fn header_columns<'a>(body: &'a [u8], pos: &mut usize, n: usize) -> Option<Vec<Column<'a>>> {
+pub(crate) fn header_columns<'a>(body: &'a [u8], pos: &mut usize, n: usize) -> Option<Vec<Column<'a>>> {
     let m = u16_at(take(body, pos, 2)?, 0);
     if m == 0 {
         return None;

@@ -4,7 +4,9 @@ the ones it folds when the log hands over one ``StoredRecord`` per record (the p
 logs with odd records: the hub's envelope (header columns) beside appends with headers per
 record (repeated, missing and reordered names, invalid UTF-8 tenants and types), transactions
 that leave marker offsets, a poison value, late events; batch sizes that cut stored batches,
-offset bounds and a log-time cut (time travel)."""
+offset bounds and a log-time cut (time travel). Since session 13 the SQL path reads the stored
+batches themselves (``read_encoded``) and decodes them in place (``decode_stored``); the
+reference reads neither way (``RecordPath``)."""
 
 from __future__ import annotations
 
@@ -14,11 +16,13 @@ from typing import Any
 
 import pytest
 
+import projections.runner as runner_module
 from core.ports.eventlog import EventLog, Headers, Record, RecordColumns
 from core.ports.views import Target
 from hub.bootstrap import bootstrap
 from hub.settings import load_settings
 from projections.catalog import by_name
+from projections.columnar import decode_stored
 from projections.runner import Bound
 from tests.service.test_projections_columnar import payments, trades
 
@@ -42,6 +46,9 @@ class RecordPath:
         got = EventLog.read_columns(self, topic, partition, offset, max_records)  # type: ignore[arg-type]
         assert got.header_names is None  # headers per record: the reference envelope
         return got
+
+    def read_encoded(self, topic: str, partition: int, offset: int, max_records: int = 1000) -> Any:
+        return None  # the port's default: no stored batches (the runner reads columns)
 
 
 def _odd_headers(rnd: random.Random, h: Headers, shape: int, perm: int) -> Headers:
@@ -118,7 +125,17 @@ def _views(h: Any, name: str, log: Any, batch: int, bound: Bound | None) -> Any:
 
 
 @pytest.mark.parametrize("seed", [3])
-def test_column_read_and_record_read_give_identical_views(tmp_path: Path, seed: int) -> None:
+def test_column_read_and_record_read_give_identical_views(
+    tmp_path: Path, seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    in_place = [0]  # batches the SQL path decoded from the stored bodies
+
+    def counted(*args: Any) -> Any:
+        got = decode_stored(*args)
+        in_place[0] += got is not None
+        return got
+
+    monkeypatch.setattr(runner_module, "decode_stored", counted)
     h = bootstrap(
         load_settings(
             environ={},
@@ -146,5 +163,6 @@ def test_column_read_and_record_read_give_identical_views(tmp_path: Path, seed: 
                 assert got == ref, (name, batch, bound)
                 assert got[1] > 0  # the SQL path ran
                 assert any(v["rows"] for v in got[3].values())
+        assert in_place[0] > 0  # the stored batches were decoded in place
     finally:
         h.close()

@@ -41,6 +41,8 @@ class Served:
             base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=30.0
         )
         self.appends: list[str] = []  # topics appended outside a transaction
+        self.unbuilt_at_start: list[str] = []
+        self.app_routes: list[Any] = []
         self.transactions = 0
         real_append, real_txn = hub.log.append, hub.log.transaction
 
@@ -76,8 +78,12 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     data = tmp_path_factory.mktemp("one-commit") / "data"
     hub = bootstrap(load_settings(environ={}, data_dir=data))
     token = hub.keys.create(["admin"], principal="test-admin").token
-    url, stop = _serve(create_app(hub))
+    app = create_app(hub)
+    unbuilt = _unbuilt_routers(app.router.routes)  # before any request
+    url, stop = _serve(app)
     s = Served(hub, url, token)
+    s.unbuilt_at_start = unbuilt
+    s.app_routes = list(app.router.routes)
     s.http.get("/subjects")  # the decisions topic and its schema exist from here on
     try:
         yield s
@@ -154,3 +160,22 @@ def test_registry_register_takes_a_caller_append(served: Served) -> None:
     sv = served.hub.registry.register("direct-value", V1, append=append)
     assert seen == [(SCHEMAS_TOPIC, 1)]
     assert served.hub.registry.get_version("direct-value", "latest").id == sv.id
+
+
+def _unbuilt_routers(routes: Any) -> list[str]:
+    """Included routers whose route contexts FastAPI has not built yet (it builds them on the
+    first request that reaches them unless ``create_app`` did: ``hub.api.app.warm_routes``)."""
+    out: list[str] = []
+    for route in routes:
+        if callable(getattr(route, "effective_candidates", None)):
+            if route._effective_candidates_version is None:
+                out.append(str(route.original_router.prefix or route.original_router))
+            else:
+                out.extend(_unbuilt_routers(route._effective_candidates))
+    return out
+
+
+def test_create_app_builds_every_router_before_the_first_request(served: Served) -> None:
+    included = [r for r in served.app_routes if callable(getattr(r, "effective_candidates", 0))]
+    assert len(included) >= 10  # the hub's routers are included routers (FastAPI 0.165)
+    assert served.unbuilt_at_start == []

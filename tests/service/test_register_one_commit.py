@@ -8,6 +8,8 @@ answers included), and when the schema's append fails the decision is still stor
 from __future__ import annotations
 
 import json
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from typing import Any
@@ -42,6 +44,8 @@ class Served:
         )
         self.appends: list[str] = []  # topics appended outside a transaction
         self.unbuilt_at_start: list[str] = []
+        self.slow_once = threading.Event()
+        self.slow_until = 0  # companions queued behind the slow commit before it goes on
         self.app_routes: list[Any] = []
         self.transactions = 0
         real_append, real_txn = hub.log.append, hub.log.transaction
@@ -52,6 +56,14 @@ class Served:
 
         def transaction(tid: str) -> AbstractContextManager[Transaction]:
             self.transactions += 1
+            if self.slow_once.is_set():  # a slow disk, once: the next batch fills meanwhile
+                self.slow_once.clear()
+                committer = getattr(hub.policy, "committer", None)
+                deadline = time.monotonic() + 10
+                while time.monotonic() < deadline and committer is not None:
+                    if len(committer._batch.companions) >= self.slow_until:
+                        break
+                    time.sleep(0.01)
             return real_txn(tid)
 
         hub.log.append = append  # type: ignore[method-assign]  # a spy: the real append runs
@@ -147,6 +159,39 @@ def test_a_failed_schema_append_keeps_its_decision(served: Served) -> None:
         held.commit("no-such-topic", [Record(value=b"{}", key=b"k")])
     ids = [d["decision_id"] for d in served.decisions()]
     assert decision.decision_id in ids  # stored on its own: never lost with the action
+
+
+def test_concurrent_registrations_share_transactions_and_get_dense_ids(served: Served) -> None:
+    before_ids = served.hub.registry.schema_ids()
+    transactions = served.transactions
+    answers: dict[int, httpx.Response] = {}
+
+    def register(k: int) -> None:
+        schema = json.dumps(
+            {"type": "record", "name": f"G{k}", "fields": [{"name": "a", "type": "string"}]}
+        )
+        with httpx.Client(base_url=str(served.http.base_url), headers=served.http.headers) as c:
+            answers[k] = c.post(
+                f"/subjects/group-{k}-value/versions",
+                content=json.dumps({"schema": schema}).encode(),
+                headers={"Content-Type": TYPE},
+                timeout=30.0,
+            )
+
+    served.slow_until = 7
+    served.slow_once.set()
+    threads = [threading.Thread(target=register, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert all(a.status_code == 200 for a in answers.values()), [a.text for a in answers.values()]
+    ids = sorted(a.json()["id"] for a in answers.values())
+    top = max(before_ids, default=0)
+    assert ids == list(range(top + 1, top + 9))  # unique and dense
+    # one registration per transaction before (the registry's lock was held through it): now
+    # the seven that arrive during the first one's commit share the next
+    assert served.transactions - transactions == 2
 
 
 def test_registry_register_takes_a_caller_append(served: Served) -> None:

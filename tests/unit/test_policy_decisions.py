@@ -496,6 +496,10 @@ def test_a_companion_that_cannot_be_stored_fails_only_its_own_action() -> None:
     sink.gate.clear()  # the flusher stores a first decision and blocks: the next batch fills
     first = threading.Thread(target=engine.decide, args=(ANN, "schema.read", "/first"))
     first.start()
+    deadline = time.monotonic() + 10
+    while not committer._storing and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert committer._storing  # the flusher holds the first batch at the gate
     errors: dict[str, BaseException | None] = {}
 
     def commit(record: str) -> None:

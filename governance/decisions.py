@@ -211,9 +211,10 @@ class LogDecisionSink:
         self._log.append(DECISIONS_TOPIC, prepared)
 
     def store_with(self, prepared: list[Record], companions: Sequence[Companions]) -> None:
-        """The batch and the companions' records in one event-log transaction."""
+        """The batch (if any) and the companions' records in one event-log transaction."""
         with self._log.transaction(self._transactional_id) as txn:
-            txn.append(DECISIONS_TOPIC, prepared)
+            if prepared:
+                txn.append(DECISIONS_TOPIC, prepared)
             for c in companions:
                 txn.append(c.topic, c.records)
 
@@ -773,7 +774,9 @@ class DecisionCommitter:
     def _store(self, prepared: Any, companions: Sequence[Companions]) -> None:
         """Step 3's one write: the batch, with its companions' records when it has any. If
         that write fails, the batch alone (the decisions are never lost with their action's
-        records: every companion learns the error instead)."""
+        records: the companion learns the error instead); when the batch held several
+        companions, each is then tried in a write of its own, so that one that cannot be
+        stored (too large, a missing topic) fails only its own action."""
         if not companions:
             self._sink.store(prepared)
             return
@@ -781,9 +784,16 @@ class DecisionCommitter:
             self._sink.store_with(prepared, companions)  # type: ignore[attr-defined]
         except Exception as exc:
             log.error("storing %d companion record sets failed: %r", len(companions), exc)
-            for c in companions:
-                c.error = exc
             self._sink.store(prepared)
+            if len(companions) == 1:
+                companions[0].error = exc
+                return
+            nothing = self._sink.prepare(())
+            for c in companions:
+                try:
+                    self._sink.store_with(nothing, [c])  # type: ignore[attr-defined]
+                except Exception as alone:
+                    c.error = alone
 
     def flush(self) -> None:
         """Return once everything queued so far is stored (or failed)."""

@@ -7,7 +7,12 @@ catches up with the topic's tail, so several hub processes sharing one log agree
 
 Contract
 - The same schema (same canonical form and references) MUST get the same global id in every
-  subject; a new schema MUST get ``max(id) + 1``.
+  subject; a new schema MUST get ``max(id) + 1``, except after a registration whose append
+  failed: its id MUST NOT be handed out again by the process (the append may still land), so
+  ids skip it.
+- Concurrent registrations under different subjects MUST be stored without holding the
+  registry's lock (they share the caller's transaction batch); under one subject they are
+  serialised. Readers MUST NOT see a registration before its record is stored.
 - Registering a schema already registered (not deleted) in a subject MUST return its id and MUST
   NOT create a version.
 - A registration that breaks the subject's compatibility level MUST be rejected with
@@ -20,10 +25,11 @@ Contract
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
@@ -131,6 +137,25 @@ class _State:
     mode: dict[str | None, str] = field(default_factory=dict)
 
 
+@dataclass
+class _Reservations:
+    """Registrations whose ``_schemas`` record is being stored (the registry's lock released).
+
+    Readers never see them (they read the fold only); registrations choose ids and versions
+    above them. One reservation per subject at a time: a second registration under the same
+    subject waits until the first is stored or failed, then starts again from the fold (so the
+    same schema registered twice concurrently gets one id and one version)."""
+
+    subjects: set[str] = field(default_factory=set)
+    # identity -> [reserved id, registrations holding it]: the same new schema registered
+    # concurrently under two subjects gets one id.
+    ids: dict[tuple[str, tuple[Reference, ...]], list[int]] = field(default_factory=dict)
+    # Every id reserved by this process so far: a reserved id is never handed out twice, even
+    # when its registration failed (a failed append may still land, e.g. after a timeout).
+    high_id: int = 0
+    writers_waiting: int = 0  # other writers (deletes, config, mode, IMPORT) waiting to drain
+
+
 class SchemaRegistry:
     """A Confluent-compatible Avro schema registry whose state lives in the event log."""
 
@@ -148,6 +173,8 @@ class SchemaRegistry:
         self._state = _State()
         self._parsed: dict[int, ParsedSchema] = {}
         self._lock = threading.RLock()
+        self._reserved = _Reservations()
+        self._settled = threading.Condition(self._lock)  # notified when a reservation ends
         log.create_topic(SCHEMAS_TOPIC, 1, {"cleanup.policy": "compact"})
         # Folding a schema with references parses it, which looks the references up through
         # readers that refresh: the fold refuses such a nested call (it would fold twice).
@@ -341,7 +368,7 @@ class SchemaRegistry:
 
     def set_compatibility(self, level: str, subject: str | None = None) -> str:
         value = self.check_compatibility_level(level)
-        with self._lock:
+        with self._exclusive():
             self._write([self.config_record(value, subject)])
         return value
 
@@ -351,7 +378,7 @@ class SchemaRegistry:
         A subject without a level of its own raises ``SubjectNotFound`` (code
         ``subject_compatibility_not_configured``) rather than reporting the global level.
         """
-        with self._lock:
+        with self._exclusive():
             previous = self.compatibility(subject, default_to_global=False)
             self._write([self.config_record(None, subject)])
         return previous
@@ -359,6 +386,10 @@ class SchemaRegistry:
     @_locked
     def mode(self, subject: str | None = None) -> str:
         self.refresh()
+        return self._mode_folded(subject)
+
+    def _mode_folded(self, subject: str | None) -> str:
+        """``mode`` of the state folded so far (no catch-up); under the lock."""
         st = self._state
         if subject is not None and subject in st.mode:
             return st.mode[subject]
@@ -370,14 +401,19 @@ class SchemaRegistry:
             raise InvalidInput(
                 f"Mode {mode!r} is not one of {', '.join(MODES)}.", code="invalid_mode"
             )
-        with self._lock:
+        with self._exclusive():
             self._write(
                 [Record(value=json.dumps({"mode": mode}).encode(), key=self._key("MODE", subject))]
             )
         return mode
 
     def _require_writable(self, subject: str) -> None:
-        if self.mode(subject) in ("READONLY", "READONLY_OVERRIDE"):
+        self.refresh()
+        self._refuse_read_only(subject)
+
+    def _refuse_read_only(self, subject: str) -> None:
+        """Raise ``ReadOnlyMode`` if the folded state says so; under the lock."""
+        if self._mode_folded(subject) in ("READONLY", "READONLY_OVERRIDE"):
             raise ReadOnlyMode(
                 f"Subject {subject!r} is in read-only mode: set its mode to READWRITE first."
             )
@@ -546,6 +582,12 @@ class SchemaRegistry:
         """
         parsed = self._parse_new(text, schema_type, references)
         self.refresh()  # once: level, versions and schemas below come from the same fold
+        return self._check_folded(subject, parsed, version)
+
+    def _check_folded(
+        self, subject: str, parsed: ParsedSchema, version: int | str | None = None
+    ) -> list[Incompatibility]:
+        """``check`` of a parsed candidate against the state folded so far; under the lock."""
         level = CompatibilityLevel(self._compatibility_folded(subject))
         try:
             live = self._versions_folded(subject)
@@ -575,66 +617,176 @@ class SchemaRegistry:
     ) -> SubjectVersion:
         """Register a schema under a subject; idempotent. ``schema_id``/``version`` in IMPORT mode.
 
-        Steps: 1. catch up with ``_schemas``; 2. parse and validate; 3. return the existing
-        version if this schema is already live in the subject; 4. check compatibility; 5. choose
-        the id (reuse the global id of an identical schema) and the next version; 6. append one
-        record (through ``append`` when given, e.g. with the decision that allowed it, else
-        the log's own append), still under the registry's lock; 7. fold it back (the topic,
-        not this method, is the source of truth).
+        Steps, 1-6 under the registry's lock: 1. wait until no other registration of this
+        subject (and no other writer) is in flight, catching up with ``_schemas``; 2. parse and
+        validate; 3. return the existing version if this schema is already live in the subject;
+        4. check compatibility; 5. choose the id (the global id of an identical schema, folded
+        or reserved, else one above every id folded or ever reserved here) and the next
+        version; 6. reserve them. Then, with the lock released so that concurrent
+        registrations share one transaction (the decision committer's batch): 7. append one
+        record (through ``append`` when given, e.g. with the decision that allowed it, else the
+        log's own append); 8. under the lock again, end the reservation and fold the record
+        back (the topic, not this method, is the source of truth). A failed append ends the
+        reservation; its id is not handed out again by this process (the append may still
+        land, e.g. after a timeout), its version is (the subject's next registration waited).
+        IMPORT mode and explicit ids wait for every reservation and keep the lock until the
+        record is stored.
         """
         _validate_subject(subject)
+        explicit = schema_id is not None or version is not None
         with self._lock:
-            self.refresh()  # 1
-            self._require_writable(subject)
+            importing = self._await_turn(subject, explicit)  # 1
+            self._refuse_read_only(subject)
             parsed = self._parse_new(text, schema_type, references)  # 2
-            if self._plain_of_live(subject, text, schema_type, references):
-                # see hub.registry.plain
-                return self.register(plain_subject(subject), text, append=append)
-            refs = tuple(references)
-            identity = (parsed.canonical, refs)
-            st = self._state
-            existing_id = st.ids_by_identity.get(identity)
-            versions = st.subjects.get(subject, {})
-            for sv in versions.values():  # 3
-                if sv.id == existing_id and not sv.deleted:
-                    return sv
-            importing = self.mode(subject) == "IMPORT"
-            if (schema_id is not None or version is not None) and not importing:
-                raise InvalidInput(
-                    "An explicit schema id or version is only accepted in IMPORT mode.",
-                    code="not_import_mode",
-                )
-            if not importing:
-                problems = self.check(subject, text, schema_type, references)  # 4
-                if problems:
-                    level = self.compatibility(subject)
-                    raise IncompatibleSchema(
-                        f"Schema being registered is incompatible with an earlier schema for "
-                        f"subject {subject!r} under {level}: "
-                        + "; ".join(f"{p.path}: {p.message} [{p.rule}]" for p in problems),
-                        [f"{p.rule} at {p.path}: {p.message}" for p in problems],
+            redirect = self._plain_of_live(subject, text, schema_type, references)
+            if not redirect:
+                refs = tuple(references)
+                identity = (parsed.canonical, refs)
+                st = self._state
+                existing_id = st.ids_by_identity.get(identity)
+                versions = st.subjects.get(subject, {})
+                for sv in versions.values():  # 3
+                    if sv.id == existing_id and not sv.deleted:
+                        return sv
+                if explicit and not importing:
+                    raise InvalidInput(
+                        "An explicit schema id or version is only accepted in IMPORT mode.",
+                        code="not_import_mode",
                     )
-            if schema_id is not None:  # 5
-                clash = st.schemas.get(schema_id)
-                if clash is not None and (self._canonical_of(clash), clash.references) != identity:
-                    raise Conflict(
-                        f"Schema id {schema_id} is already used by a different schema.",
-                        code="id_in_use",
-                    )
-                new_id = schema_id
-            elif existing_id is not None:
-                new_id = existing_id
+                if not importing:
+                    self._refuse_incompatible(subject, parsed)  # 4
+                new_version = version or max(versions, default=0) + 1  # 5
+                if importing:
+                    new_id = self._import_id(schema_id, existing_id, identity)
+                    stored = StoredSchema(new_id, text, schema_type.upper(), refs)
+                    sv = SubjectVersion(subject, new_version, new_id, stored)
+                    self._write([self._schema_record(sv)], append)  # 7, 8 with the lock held
+                    return st.subjects[subject][new_version]
+                new_id, took = self._reserve(subject, existing_id, identity)  # 6
+                stored = StoredSchema(new_id, text, schema_type.upper(), refs)
+                sv = SubjectVersion(subject, new_version, new_id, stored)
+        if redirect:  # see hub.registry.plain
+            return self.register(plain_subject(subject), text, append=append)
+        return self._store_reserved(sv, parsed, identity if took else None, append)
+
+    def _await_turn(self, subject: str, alone: bool) -> bool:
+        """Step 1 of ``register``, under the lock: wait until no registration of ``subject``
+        (of any subject when ``alone`` or in IMPORT mode) is in flight and no other writer
+        waits for them; catch up. Returns True when the subject is in IMPORT mode."""
+        r = self._reserved
+        while True:
+            self.refresh()
+            importing = self._mode_folded(subject) == "IMPORT"
+            busy = bool(r.subjects) if alone or importing else subject in r.subjects
+            if not busy and not r.writers_waiting:
+                return importing
+            self._settled.wait()
+
+    def _refuse_incompatible(self, subject: str, parsed: ParsedSchema) -> None:
+        problems = self._check_folded(subject, parsed)
+        if problems:
+            level = self._compatibility_folded(subject)
+            raise IncompatibleSchema(
+                f"Schema being registered is incompatible with an earlier schema for "
+                f"subject {subject!r} under {level}: "
+                + "; ".join(f"{p.path}: {p.message} [{p.rule}]" for p in problems),
+                [f"{p.rule} at {p.path}: {p.message}" for p in problems],
+            )
+
+    def _import_id(
+        self,
+        schema_id: int | None,
+        existing_id: int | None,
+        identity: tuple[str, tuple[Reference, ...]],
+    ) -> int:
+        st = self._state
+        if schema_id is None:
+            return existing_id or max(max(st.schemas, default=0), self._reserved.high_id) + 1
+        clash = st.schemas.get(schema_id)
+        if clash is not None and (self._canonical_of(clash), clash.references) != identity:
+            raise Conflict(
+                f"Schema id {schema_id} is already used by a different schema.",
+                code="id_in_use",
+            )
+        return schema_id
+
+    def _reserve(
+        self, subject: str, existing_id: int | None, identity: tuple[str, tuple[Reference, ...]]
+    ) -> tuple[int, bool]:
+        """Step 6, under the lock: reserve the subject and an id; True when ``identity``'s
+        reservation was taken (to be given back by ``_end_reservation``)."""
+        r = self._reserved
+        r.subjects.add(subject)
+        if existing_id is not None:
+            return existing_id, False
+        held = r.ids.get(identity)
+        if held is not None:
+            held[1] += 1
+            return held[0], True
+        new_id = max(max(self._state.schemas, default=0), r.high_id) + 1
+        r.high_id = new_id
+        r.ids[identity] = [new_id, 1]
+        return new_id, True
+
+    def _end_reservation(
+        self, subject: str, identity: tuple[str, tuple[Reference, ...]] | None
+    ) -> None:
+        r = self._reserved
+        r.subjects.discard(subject)
+        held = None if identity is None else r.ids.get(identity)
+        if identity is not None and held is not None:
+            held[1] -= 1
+            if held[1] == 0:
+                del r.ids[identity]
+        self._settled.notify_all()
+
+    def _store_reserved(
+        self,
+        sv: SubjectVersion,
+        parsed: ParsedSchema,
+        identity: tuple[str, tuple[Reference, ...]] | None,
+        append: Appender | None,
+    ) -> SubjectVersion:
+        """Steps 7 and 8 of ``register``: append the reserved version without the lock, then
+        end the reservation and fold the record back."""
+        records = [self._schema_record(sv)]
+        try:
+            if append is None:  # 7
+                self._log.append(SCHEMAS_TOPIC, records)
             else:
-                new_id = max(st.schemas, default=0) + 1
-            new_version = version or max(versions, default=0) + 1
-            stored = StoredSchema(new_id, text, schema_type.upper(), refs)
-            self._parsed.setdefault(new_id, parsed)
-            sv = SubjectVersion(subject, new_version, new_id, stored)
-            self._write([self._schema_record(sv)], append)  # 6, 7
-            return st.subjects[subject][new_version]
+                append(SCHEMAS_TOPIC, records)
+        except BaseException:
+            with self._lock:
+                self._end_reservation(sv.subject, identity)
+            raise
+        with self._lock:  # 8
+            try:
+                if sv.id not in self._state.schemas:  # the fold would parse it again
+                    self._parsed.setdefault(sv.id, parsed)
+                self.refresh()
+            finally:
+                self._end_reservation(sv.subject, identity)
+            return self._state.subjects[sv.subject][sv.version]
+
+    @contextlib.contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        """Hold the lock with no registration in flight: a delete, level or mode is written
+        after every registration that started before it, and none starts meanwhile."""
+        with self._lock:
+            r = self._reserved
+            r.writers_waiting += 1
+            try:
+                while r.subjects:
+                    self._settled.wait()
+            finally:
+                r.writers_waiting -= 1
+            try:
+                yield
+            finally:
+                self._settled.notify_all()
 
     def delete_version(self, subject: str, version: int | str, permanent: bool = False) -> int:
-        with self._lock:
+        with self._exclusive():
             self._require_writable(subject)
             # ``latest`` means the latest live version; a number may name a soft-deleted one.
             latest = version in ("latest", -1, "-1")
@@ -663,7 +815,7 @@ class SchemaRegistry:
             return sv.version
 
     def delete_subject(self, subject: str, permanent: bool = False) -> list[int]:
-        with self._lock:
+        with self._exclusive():
             self._require_writable(subject)
             all_versions = self.versions(subject, include_deleted=True)
             live = [v for v in all_versions if not self._state.subjects[subject][v].deleted]

@@ -8,6 +8,8 @@ answers included), and when the schema's append fails the decision is still stor
 from __future__ import annotations
 
 import json
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from typing import Any
@@ -41,6 +43,10 @@ class Served:
             base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=30.0
         )
         self.appends: list[str] = []  # topics appended outside a transaction
+        self.unbuilt_at_start: list[str] = []
+        self.slow_once = threading.Event()
+        self.slow_until = 0  # companions queued behind the slow commit before it goes on
+        self.app_routes: list[Any] = []
         self.transactions = 0
         real_append, real_txn = hub.log.append, hub.log.transaction
 
@@ -50,6 +56,15 @@ class Served:
 
         def transaction(tid: str) -> AbstractContextManager[Transaction]:
             self.transactions += 1
+            if self.slow_once.is_set():  # a slow disk, once: the next batch fills meanwhile
+                self.slow_once.clear()
+                committer = getattr(hub.policy, "committer", None)
+                deadline = time.monotonic() + 3  # less than a decision's wait (5 s)
+                while time.monotonic() < deadline and committer is not None:
+                    batches = [committer._batch, *committer._storing]
+                    if sum(len(b.companions) for b in batches) >= self.slow_until:
+                        break
+                    time.sleep(0.01)
             return real_txn(tid)
 
         hub.log.append = append  # type: ignore[method-assign]  # a spy: the real append runs
@@ -76,8 +91,12 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     data = tmp_path_factory.mktemp("one-commit") / "data"
     hub = bootstrap(load_settings(environ={}, data_dir=data))
     token = hub.keys.create(["admin"], principal="test-admin").token
-    url, stop = _serve(create_app(hub))
+    app = create_app(hub)
+    unbuilt = _unbuilt_routers(app.router.routes)  # before any request
+    url, stop = _serve(app)
     s = Served(hub, url, token)
+    s.unbuilt_at_start = unbuilt
+    s.app_routes = list(app.router.routes)
     s.http.get("/subjects")  # the decisions topic and its schema exist from here on
     try:
         yield s
@@ -143,6 +162,39 @@ def test_a_failed_schema_append_keeps_its_decision(served: Served) -> None:
     assert decision.decision_id in ids  # stored on its own: never lost with the action
 
 
+def test_concurrent_registrations_share_transactions_and_get_dense_ids(served: Served) -> None:
+    before_ids = served.hub.registry.schema_ids()
+    transactions = served.transactions
+    answers: dict[int, httpx.Response] = {}
+
+    def register(k: int) -> None:
+        schema = json.dumps(
+            {"type": "record", "name": f"G{k}", "fields": [{"name": "a", "type": "string"}]}
+        )
+        with httpx.Client(base_url=str(served.http.base_url), headers=served.http.headers) as c:
+            answers[k] = c.post(
+                f"/subjects/group-{k}-value/versions",
+                content=json.dumps({"schema": schema}).encode(),
+                headers={"Content-Type": TYPE},
+                timeout=30.0,
+            )
+
+    served.slow_until = 8  # every registration queued (this one's batch or the next)
+    served.slow_once.set()
+    threads = [threading.Thread(target=register, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert all(a.status_code == 200 for a in answers.values()), [a.text for a in answers.values()]
+    ids = sorted(a.json()["id"] for a in answers.values())
+    top = max(before_ids, default=0)
+    assert ids == list(range(top + 1, top + 9))  # unique and dense
+    # one registration per transaction before (the registry's lock was held through it): now
+    # those that arrive during the first one's commit share the next
+    assert served.transactions - transactions <= 3  # 2 unless a slow machine trickles them
+
+
 def test_registry_register_takes_a_caller_append(served: Served) -> None:
     seen: list[tuple[str, int]] = []
     log = served.hub.log
@@ -154,3 +206,22 @@ def test_registry_register_takes_a_caller_append(served: Served) -> None:
     sv = served.hub.registry.register("direct-value", V1, append=append)
     assert seen == [(SCHEMAS_TOPIC, 1)]
     assert served.hub.registry.get_version("direct-value", "latest").id == sv.id
+
+
+def _unbuilt_routers(routes: Any) -> list[str]:
+    """Included routers whose route contexts FastAPI has not built yet (it builds them on the
+    first request that reaches them unless ``create_app`` did: ``hub.api.app.warm_routes``)."""
+    out: list[str] = []
+    for route in routes:
+        if callable(getattr(route, "effective_candidates", None)):
+            if route._effective_candidates_version is None:
+                out.append(str(route.original_router.prefix or route.original_router))
+            else:
+                out.extend(_unbuilt_routers(route._effective_candidates))
+    return out
+
+
+def test_create_app_builds_every_router_before_the_first_request(served: Served) -> None:
+    included = [r for r in served.app_routes if callable(getattr(r, "effective_candidates", 0))]
+    assert len(included) >= 10  # the hub's routers are included routers (FastAPI 0.165)
+    assert served.unbuilt_at_start == []

@@ -467,6 +467,8 @@ class CompanionSink(Sink):
     def store_with(self, prepared: list[DecisionRecord], companions: Sequence[Any]) -> None:
         if self.fail_with:
             raise self.fail_with
+        if any(r == "too large" for c in companions for r in c.records):
+            raise ValueError("a record is too large")
         self.store(prepared)
         self.companions += [(c.topic, c.records) for c in companions]
 
@@ -514,6 +516,45 @@ def test_when_the_action_records_fail_the_decision_is_still_stored() -> None:
         held.commit("_schemas", ["schema record"])
     assert [r.decision_id for r in sink.stored] == [decision.decision_id]  # never lost
     assert sink.companions == []
+    engine.close()
+
+
+def test_a_companion_that_cannot_be_stored_fails_only_its_own_action() -> None:
+    sink = CompanionSink()
+    committer = DecisionCommitter(sink)
+    engine = RecordingPolicyEngine(Fixed(True), committer)
+    sink.gate.clear()  # the flusher stores a first decision and blocks: the next batch fills
+    first = threading.Thread(target=engine.decide, args=(ANN, "schema.read", "/first"))
+    first.start()
+    deadline = time.monotonic() + 10
+    while not committer._storing and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert committer._storing  # the flusher holds the first batch at the gate
+    errors: dict[str, BaseException | None] = {}
+
+    def commit(record: str) -> None:
+        _, held = engine.decide_held(ANN, "schema.write", f"/{record}")
+        assert held is not None
+        try:
+            held.commit("_schemas", [record])
+            errors[record] = None
+        except BaseException as exc:
+            errors[record] = exc
+
+    threads = [threading.Thread(target=commit, args=(r,)) for r in ("a", "too large", "c")]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 10
+    while len(committer._batch.companions) < 3 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert len(committer._batch.companions) == 3  # one batch for the three actions
+    sink.gate.set()
+    for t in [first, *threads]:
+        t.join(10)
+    assert errors["a"] is None and errors["c"] is None
+    assert isinstance(errors["too large"], ValueError)
+    assert sorted(r for _, records in sink.companions for r in records) == ["a", "c"]
+    assert len(sink.stored) == 4  # every decision stored
     engine.close()
 
 

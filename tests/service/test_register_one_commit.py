@@ -192,7 +192,9 @@ def test_concurrent_registrations_share_transactions_and_get_dense_ids(served: S
     assert ids == list(range(top + 1, top + 9))  # unique and dense
     # one registration per transaction before (the registry's lock was held through it): now
     # those that arrive during the first one's commit share the next
-    assert served.transactions - transactions <= 3  # 2 unless a slow machine trickles them
+    # (2 on a quiet machine; a loaded one may trickle a few, so the bound only says "shared")
+    used = served.transactions - transactions
+    assert used < 8, f"{used} transactions for 8 registrations: none shared"
 
 
 def test_registry_register_takes_a_caller_append(served: Served) -> None:

@@ -34,7 +34,7 @@ PrepareOne = Callable[[Sequence[OutgoingEvent]], list[Record]]
 Append = Callable[[list[Record]], list[RecordMetadata]]
 
 
-class _Call:
+class _Publish:
     __slots__ = ("error", "events", "metadata", "records", "settled")
 
     def __init__(self, events: Sequence[OutgoingEvent]) -> None:
@@ -55,7 +55,7 @@ class Coalescer:
         self._prepare_one = prepare_one
         self._append = append
         self._cv = threading.Condition(threading.Lock())
-        self._queue: list[_Call] = []
+        self._queue: list[_Publish] = []
         self._leading = False
         self.calls = 0
         self.appends = 0
@@ -68,7 +68,7 @@ class Coalescer:
     def publish(self, events: Sequence[OutgoingEvent]) -> list[RecordMetadata]:
         """Prepare and append ``events`` (with the calls queued beside them); their metadata,
         or this call's own error."""
-        mine = _Call(events)
+        mine = _Publish(events)
         with self._cv:  # 1.
             self._queue.append(mine)
             while self._leading and not mine.settled:
@@ -93,7 +93,7 @@ class Coalescer:
         assert mine.metadata is not None
         return mine.metadata
 
-    def _run(self, group: list[_Call]) -> None:
+    def _run(self, group: list[_Publish]) -> None:
         self.calls += len(group)
         if len(group) == 1:
             c = group[0]
@@ -121,7 +121,7 @@ class Coalescer:
         for c in group:
             c.settled = True
 
-    def _prepare(self, group: list[_Call]) -> None:
+    def _prepare(self, group: list[_Publish]) -> None:
         try:
             records = self._prepare_all([e for c in group for e in c.events])
         except Exception:
@@ -138,7 +138,7 @@ class Coalescer:
             n = len(c.events)
             c.records, at = records[at : at + n], at + n
 
-    def _append_alone(self, c: _Call) -> None:
+    def _append_alone(self, c: _Publish) -> None:
         try:
             c.metadata = self._append(c.records or [])
             self.appends += 1

@@ -12,7 +12,7 @@ A caller converts, validates and encodes its batch first (outside any lock), the
    the keys the group's earlier batches are storing, so a key is stored once and every batch
    gets the outcome (accepted / duplicate / quarantined) it would get committed alone in this
    order. ``decide`` returns the records to append (a :class:`Staged`).
-4. Append every batch's records in ONE log transaction and commit it (``commit_group``).
+4. Append every batch's records in ONE log transaction and commit it (``IngestPipeline._commit``).
 5. After the commit, in arrival order, ``Staged.finish`` adds each batch's keys to the windows and
    builds its result; only then is any caller answered: each once its batch is durable.
 6. If the group's transaction fails, nothing of it was stored and no window changed: each batch
@@ -64,7 +64,7 @@ CommitGroup = Callable[[str, Sequence[Staged[Any]]], list[list[RecordMetadata]]]
 
 
 @dataclass
-class _Pending:
+class _Batch:
     source: str
     decide: Decide
     result: Any = None
@@ -85,7 +85,7 @@ class TopicCommitter:
         self.section = section
         self.commit_group = commit_group
         self._cv = threading.Condition(threading.Lock())
-        self._queue: list[_Pending] = []
+        self._queue: list[_Batch] = []
         self._leading = False
         self.commits = 0
         self.batches = 0
@@ -93,7 +93,7 @@ class TopicCommitter:
     def commit(self, source: str, decide: Decide) -> Any:
         """Decide and commit one batch (with those queued beside it); its result, or its own
         error."""
-        mine = _Pending(source, decide)
+        mine = _Batch(source, decide)
         with self._cv:  # 1.
             self._queue.append(mine)
             while self._leading and not mine.settled:
@@ -104,7 +104,7 @@ class TopicCommitter:
         if lead:
             try:
                 while not mine.settled:  # this batch may wait behind another source's run
-                    group: list[_Pending] = []
+                    group: list[_Batch] = []
                     try:
                         with self.section():
                             with self._cv:  # 2. (batches queued while the section was busy too)
@@ -127,10 +127,10 @@ class TopicCommitter:
             raise mine.error
         return mine.result
 
-    def _run(self, group: list[_Pending]) -> None:
+    def _run(self, group: list[_Batch]) -> None:
         source = group[0].source
         prior: dict[str, set[str]] = {}
-        staged: list[tuple[_Pending, Staged[Any]]] = []
+        staged: list[tuple[_Batch, Staged[Any]]] = []
         for p in group:  # 3.
             try:
                 s = p.decide(prior)
@@ -159,7 +159,7 @@ class TopicCommitter:
             except BaseException as exc:
                 _settle(p, error=exc)
 
-    def _alone(self, p: _Pending) -> None:
+    def _alone(self, p: _Batch) -> None:
         try:
             s = p.decide({})
             (m,) = self.commit_group(p.source, [s])
@@ -170,5 +170,5 @@ class TopicCommitter:
             _settle(p, error=exc)
 
 
-def _settle(p: _Pending, *, result: Any = None, error: BaseException | None = None) -> None:
+def _settle(p: _Batch, *, result: Any = None, error: BaseException | None = None) -> None:
     p.result, p.error, p.settled = result, error, True

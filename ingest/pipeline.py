@@ -17,7 +17,7 @@ error when it could not, envelope fields) from one source. Per record, in order:
    earlier in the same batch makes the record a duplicate: counted, reported, not appended.
 
 Per-record, not all-or-nothing: one bad record never blocks the others. The batch commits in
-one log transaction (steps numbered in ``commit_group``): 1. the accepted records on the topic,
+one log transaction (steps numbered in ``_commit``): 1. the accepted records on the topic,
 2. the rejected ones on ``hub.quarantine`` (reason, rule id, field path, source, original bytes),
 3. the source's new position on ``hub.source-positions``. Either all three land or none, so a
 source that restarts after a crash resumes exactly where the last committed batch ended.
@@ -474,7 +474,7 @@ class IngestPipeline:
                 if found is None:
                     found = self._committers[topic] = TopicCommitter(
                         lambda: self.deduping(topic),
-                        lambda source, staged: self.commit_group(topic, source, staged),
+                        lambda source, staged: self._commit(topic, source, staged),
                     )
         return found
 
@@ -713,11 +713,11 @@ class IngestPipeline:
         ``position`` is the source's position after this batch; ``consumed`` the source's total
         records read so far (both stored with the batch). ``marks`` (quarantine replay) is given
         every record's outcome with where it landed and returns more records to append in the
-        same transaction (step 4 of ``commit_group``). Raises only for problems of the whole
+        same transaction (step 4 of ``_commit``). Raises only for problems of the whole
         batch (an unknown topic, storage failure), never for one bad record. The cyclic garbage
         collector is paused while the batch is built (``gc_paused``).
         """
-        refuse_internal(topic)  # early, for a clear error; ``commit_group`` is the gate itself
+        refuse_internal(topic)  # early, for a clear error; ``_commit`` is the gate itself
         with tracing.publishing(topic, len(records), source), gc_paused():
             return self._ingest(
                 topic,
@@ -905,7 +905,7 @@ class IngestPipeline:
             for r in result.rejections:
                 m.ingest_rule_failures.labels(source, topic, r.rule_id or r.reason_code).inc()
 
-    def commit_group(
+    def _commit(
         self, topic: str, source: str, staged: Sequence[Staged[Any]]
     ) -> list[list[RecordMetadata]]:
         """Append decided batches in one transaction (per batch, the steps below); each batch's

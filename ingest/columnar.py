@@ -45,10 +45,11 @@ from core.avro import serde
 from core.avro import vector as avro_vector
 from core.errors import HubError
 from core.pii import data_subject_field
-from core.ports.eventlog import ColumnBatch, Headers, Record, appended_columns
+from core.ports.eventlog import ColumnBatch, Headers, Record, RecordMetadata, appended_columns
 from domain import envelope as env
 from domain.quality import Rule, split_path
 from ingest.dedupe import EVENT_ID_SCOPE, NK_HEADER
+from ingest.groupcommit import Prior, Staged
 from ingest.ids import uuid7_bytes
 from ingest.pipeline import (
     BatchCache,
@@ -838,9 +839,10 @@ def _ingest_arrow(
             for col, (_, natural_key) in zip(nks, compiled.unique, strict=True):
                 col[i] = natural_key(datum)
 
-    # 4. Dedupe (natural keys; file rows carry no event ids), headers, records.
-    # (in the topic's dedupe section: windows read, commit, keys added, one batch at a time)
-    with pipeline.deduping(topic):
+    # 4. Dedupe (natural keys; file rows carry no event ids), headers, records: decided in the
+    # topic's dedupe section in arrival order, the batches arriving meanwhile sharing one commit
+    # (``ingest.groupcommit``); ``prior``: keys the group's earlier batches store.
+    def decide(prior: Prior) -> Staged[IngestResult]:
         pipeline.deduper.window(topic, EVENT_ID_SCOPE)  # loads the topic's windows, as ingest does
         result = IngestResult()
         keep: list[int] = []
@@ -853,7 +855,7 @@ def _ingest_arrow(
             keep = [i for i, v in enumerate(values) if v is not None]
         else:
             windows = [pipeline.deduper.window(topic, r.id, r.window) for r, _ in plan.unique]
-            seen: list[set[str]] = [set() for _ in plan.unique]
+            seen: list[set[str]] = [set(prior.get(r.id, ())) for r, _ in plan.unique]
             prefixes = [f"{r.id}\x1f" for r, _ in plan.unique]
             hvals = [plan.header_values(rb, r) for r in range(len(plan.unique))]
             for r, col in enumerate(hvals):  # rows decided row by row: their keys from the datum
@@ -866,7 +868,8 @@ def _ingest_arrow(
                 (w,), (seen0,), (nk0,), (new0,) = windows, seen, nks, new_keys
                 h0, p0 = hvals[0], prefixes[0]
                 distinct = None not in values and None not in nk0 and len(set(nk0)) == n
-                if distinct and w.isdisjoint(keys0 := cast("list[str]", nk0)):  # no None: checked
+                keys0 = cast("list[str]", nk0)  # no None when distinct: checked
+                if distinct and w.isdisjoint(keys0) and seen0.isdisjoint(keys0):
                     # Every row valid, keyed, distinct and new (the usual batch): the loop below
                     # would keep every row in order; the same result in a few C-level passes.
                     keep = list(range(n))
@@ -972,17 +975,24 @@ def _ingest_arrow(
             pipeline._quarantine_record(topic, source, raw, rej, attempt, now, qt, tenant)
             for _, raw, rej, qt in quarantined
         ]
-        metas = pipeline._commit(topic, source, accepted, q_records, position, consumed, done)
-        if metas and uniform:  # for the ledger (``IngestResult.appended``); else it reads back
-            columns = [[c] if isinstance(c, bytes) else c for c in header_columns]
-            result.appended.append(
-                partial(appended_columns, topic, metas, kept_keys, kept_values, names, columns)
-            )
-        for (rule, _), found_keys in zip(plan.unique, new_keys, strict=True):
-            pipeline.deduper.window(topic, rule.id, rule.window).add_all(found_keys)
-    result.accepted = len(accepted)
-    result.rejected = len(quarantined)
-    for i, _, rj, _ in quarantined:
-        result.rejections.append(Rejection(i, rj.code, rj.reason, rj.rule_id, rj.path))
-    pipeline.count(source, topic, result)
+
+        def finish(metas: list[RecordMetadata]) -> IngestResult:
+            if metas and uniform:  # for the ledger (``IngestResult.appended``); else read back
+                columns = [[c] if isinstance(c, bytes) else c for c in header_columns]
+                result.appended.append(
+                    partial(appended_columns, topic, metas, kept_keys, kept_values, names, columns)
+                )
+            for (rule, _), found_keys in zip(plan.unique, new_keys, strict=True):
+                pipeline.deduper.window(topic, rule.id, rule.window).add_all(found_keys)
+            result.accepted = len(accepted)
+            result.rejected = len(quarantined)
+            for i, _, rj, _ in quarantined:
+                result.rejections.append(Rejection(i, rj.code, rj.reason, rj.rule_id, rj.path))
+            pipeline.count(source, topic, result)
+            return result
+
+        stored = {rule.id: nk for (rule, _), nk in zip(plan.unique, new_keys, strict=True)}
+        return Staged(accepted, q_records, position, consumed, done, None, stored, finish)
+
+    result: IngestResult = pipeline.committer(topic).commit(source, decide)
     return result

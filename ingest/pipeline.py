@@ -22,6 +22,11 @@ one log transaction (steps numbered in ``_commit``): 1. the accepted records on 
 3. the source's new position on ``hub.source-positions``. Either all three land or none, so a
 source that restarts after a crash resumes exactly where the last committed batch ended.
 
+Group commit (``ingest.groupcommit``): steps 1-3 of batches of one topic run side by side;
+step 4 and the commit run in the topic's dedupe section, where batches that arrived while
+another committed are decided in arrival order (each sees the keys of those before it) and
+share one log transaction; every caller is answered once its batch is durable.
+
 Quarantined originals are kept whole up to ``max_record_bytes``; a larger record (rejected for
 its size) keeps its first ``max_record_bytes`` bytes with ``truncated=true`` and the SHA-256 and
 size of the whole, so the quarantine topic's own records stay bounded.
@@ -43,6 +48,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from functools import partial
 from itertools import repeat
 from typing import Any, Literal
 
@@ -74,6 +80,7 @@ from domain.quality import (
     ref_violation,
 )
 from ingest.dedupe import EVENT_ID_SCOPE, Deduper, KeyWindow
+from ingest.groupcommit import Prior, Staged, TopicCommitter
 from ingest.ids import uuid7_bytes
 from ingest.positions import PositionStore
 from ingest.publish import Publisher
@@ -87,6 +94,7 @@ from registry.service import SchemaRegistry
 
 SEALED_FOR = "hub_sealed_for"  # quarantine header: the original is sealed under this subject's key
 QUARANTINE_TOPIC = "hub.quarantine"
+_NONE: frozenset[str] = frozenset()
 JSON = "application/json"
 WIRE = "application/vnd.confluent.avro"
 Kind = Literal["json", "wire", "datum"]
@@ -439,20 +447,36 @@ class IngestPipeline:
         self.replays = ReplayMarks(log, registry)  # hub.quarantine-replays, folded
         self._dedupe_locks: dict[str, threading.RLock] = {}
         self._dedupe_guard = threading.Lock()
+        self._committers: dict[str, TopicCommitter] = {}  # group commit per topic
 
     @contextmanager
     def deduping(self, topic: str) -> Iterator[None]:
         """Hold ``topic``'s dedupe section: from reading its windows, through the commit, to
-        adding the batch's keys to them. Batches of one topic ingested in several threads at
-        once (HTTP requests in the thread pool, a file watcher) pass it one at a time, so that a
-        key two of them carry is stored once; their conversion, rules and encoding run
-        side by side."""
+        adding the batches' keys to them. Batches of one topic ingested in several threads at
+        once (HTTP requests in the thread pool, a file watcher) are decided in it one group at a
+        time (``committer``), so that a key two of them carry is stored once; their conversion,
+        rules and encoding run side by side, outside it."""
         lock = self._dedupe_locks.get(topic)
         if lock is None:
             with self._dedupe_guard:
                 lock = self._dedupe_locks.setdefault(topic, threading.RLock())
         with lock:
             yield
+
+    def committer(self, topic: str) -> TopicCommitter:
+        """``topic``'s group commit (``ingest.groupcommit``): batches of the topic arriving
+        while one commits are decided in arrival order in its dedupe section and share the next
+        log transaction."""
+        found = self._committers.get(topic)
+        if found is None:
+            with self._dedupe_guard:
+                found = self._committers.get(topic)
+                if found is None:
+                    found = self._committers[topic] = TopicCommitter(
+                        lambda: self.deduping(topic),
+                        lambda source, staged: self._commit(topic, source, staged),
+                    )
+        return found
 
     def arrow_plan(
         self,
@@ -694,7 +718,7 @@ class IngestPipeline:
         collector is paused while the batch is built (``gc_paused``).
         """
         refuse_internal(topic)  # early, for a clear error; ``_commit`` is the gate itself
-        with tracing.publishing(topic, len(records), source), gc_paused(), self.deduping(topic):
+        with tracing.publishing(topic, len(records), source), gc_paused():
             return self._ingest(
                 topic,
                 records,
@@ -727,97 +751,120 @@ class IngestPipeline:
         now = datetime.now(UTC)
         targets: dict[str | None, Target] = {}
         key_field = self.publisher.targets.key_field(topic)
-        ids_window = self.deduper.window(topic, EVENT_ID_SCOPE)
-        batch_ids: set[str] = set()
-        batch_keys: dict[str, set[str]] = {}
-        new_keys: dict[str, list[str]] = {}
-        windows: dict[str, KeyWindow] = {}
-        # Accepted rows: target, value, key, event id, ce_time (None: receipt time), nk headers.
-        rows: list[tuple[Target, bytes, bytes | None, bytes | None, bytes | None, env_Headers]] = []
-        quarantined: list[tuple[int, RawRecord, _Reject, Target | None]] = []
-        accepted_at: list[int] = []  # the batch index of each row
-        result = IngestResult()
         batch = BatchCache()
-        for i, raw in enumerate(records):
+        # Steps 1-3 outside the dedupe section (batches of one topic convert side by side); each
+        # rejection keeps the target known when it was rejected.
+        converted: list[tuple[Target, Any, bytes] | tuple[_Reject, Target | None]] = []
+        for raw in records:
             out = self.accept_one(topic, raw, targets, now, batch)
             if type(out) is _Reject:
-                quarantined.append((i, raw, out, targets.get(raw.event_type)))
-                continue
-            t, datum, value = out  # type: ignore[misc]
-            # Dedupe: event id first, then each unique rule's natural key.
-            eid = raw.event_id
-            if eid and (eid in ids_window or eid in batch_ids):
-                result.duplicates += 1
-                result.duplicate_indexes.append(i)
-                continue
-            nk_headers: list[tuple[str, str]] = []
-            dup = False
-            for rule, natural_key in self.compiled(t).unique:
-                nk = natural_key(datum)
-                if nk is None:
+                converted.append((out, targets.get(raw.event_type)))
+            else:
+                converted.append(out)  # type: ignore[arg-type]
+
+        def decide(prior: Prior) -> Staged[IngestResult]:
+            """Step 4 and the records to append, in the section (``ingest.groupcommit``)."""
+            ids_window = self.deduper.window(topic, EVENT_ID_SCOPE)
+            prior_ids = prior.get(EVENT_ID_SCOPE, _NONE)
+            batch_ids: set[str] = set()
+            batch_keys: dict[str, set[str]] = {}
+            new_keys: dict[str, list[str]] = {}
+            windows: dict[str, KeyWindow] = {}
+            # Accepted rows: target, value, key, event id, ce_time (None: receipt time), nk
+            # headers.
+            rows: list[
+                tuple[Target, bytes, bytes | None, bytes | None, bytes | None, env_Headers]
+            ] = []
+            quarantined: list[tuple[int, RawRecord, _Reject, Target | None]] = []
+            accepted_at: list[int] = []  # the batch index of each row
+            result = IngestResult()
+            for i, (raw, out) in enumerate(zip(records, converted, strict=True)):
+                if type(out[0]) is _Reject:
+                    quarantined.append((i, raw, out[0], out[1]))
                     continue
-                w = windows.get(rule.id)
-                if w is None:
-                    w = windows[rule.id] = self.deduper.window(topic, rule.id, rule.window)
-                seen = batch_keys.setdefault(rule.id, set())
-                if nk in w or nk in seen:
-                    dup = True
-                    break
-                nk_headers.append((rule.id, nk))
-            if dup:
-                result.duplicates += 1
-                result.duplicate_indexes.append(i)
-                continue
-            for rule_id, nk in nk_headers:
-                batch_keys[rule_id].add(nk)
-                new_keys.setdefault(rule_id, []).append(nk)
-            if eid:
-                batch_ids.add(eid)
-            key = record_key(raw.key, key_field, datum)
-            accepted_at.append(i)
-            stamp = None
-            if raw.occurred_at:
-                stamp = env.rfc3339_micros(parse_rfc3339(raw.occurred_at)).encode()
-            rows.append(
-                (
-                    t,
-                    value,
-                    None if key is None else key.encode(),
-                    eid.encode() if eid else None,
-                    stamp,
-                    tuple(Deduper.header(rid, nk) for rid, nk in nk_headers),
+                t, datum, value = out  # type: ignore[misc]
+                # Dedupe: event id first, then each unique rule's natural key.
+                eid = raw.event_id
+                if eid and (eid in ids_window or eid in batch_ids or eid in prior_ids):
+                    result.duplicates += 1
+                    result.duplicate_indexes.append(i)
+                    continue
+                nk_headers: list[tuple[str, str]] = []
+                dup = False
+                for rule, natural_key in self.compiled(t).unique:
+                    nk = natural_key(datum)
+                    if nk is None:
+                        continue
+                    w = windows.get(rule.id)
+                    if w is None:
+                        w = windows[rule.id] = self.deduper.window(topic, rule.id, rule.window)
+                    seen = batch_keys.setdefault(rule.id, set())
+                    if nk in w or nk in seen or nk in prior.get(rule.id, _NONE):
+                        dup = True
+                        break
+                    nk_headers.append((rule.id, nk))
+                if dup:
+                    result.duplicates += 1
+                    result.duplicate_indexes.append(i)
+                    continue
+                for rule_id, nk in nk_headers:
+                    batch_keys[rule_id].add(nk)
+                    new_keys.setdefault(rule_id, []).append(nk)
+                if eid:
+                    batch_ids.add(eid)
+                key = record_key(raw.key, key_field, datum)
+                accepted_at.append(i)
+                stamp = None
+                if raw.occurred_at:
+                    stamp = env.rfc3339_micros(parse_rfc3339(raw.occurred_at)).encode()
+                rows.append(
+                    (
+                        t,
+                        value,
+                        None if key is None else key.encode(),
+                        eid.encode() if eid else None,
+                        stamp,
+                        tuple(Deduper.header(rid, nk) for rid, nk in nk_headers),
+                    )
                 )
-            )
-        accepted = self._accepted(rows, producer, tenant, now)
-        q_records = [
-            self._quarantine_record(topic, source, raw, rej, attempt, now, t, tenant)
-            for _, raw, rej, t in quarantined
-        ]
-        outcomes = None
-        if marks is not None:
-            dup_at, q_at = result.duplicate_indexes, [i for i, *_ in quarantined]
+            accepted = self._accepted(rows, producer, tenant, now)
+            q_records = [
+                self._quarantine_record(topic, source, raw, rej, attempt, now, t, tenant)
+                for _, raw, rej, t in quarantined
+            ]
+            outcomes = None
+            if marks is not None:
+                dup_at, q_at = result.duplicate_indexes, [i for i, *_ in quarantined]
 
-            def outcomes(
-                metas: Sequence[RecordMetadata], q_metas: Sequence[RecordMetadata]
-            ) -> list[tuple[str, Record]]:
-                found: list[tuple[int, str, RecordMetadata | None]] = [
-                    *((i, "accepted", m) for i, m in zip(accepted_at, metas, strict=True)),
-                    *((i, "rejected", m) for i, m in zip(q_at, q_metas, strict=True)),
-                    *((i, "duplicate", None) for i in dup_at),
-                ]
-                return marks(sorted(found, key=lambda x: x[0]))
+                def outcomes(
+                    metas: Sequence[RecordMetadata], q_metas: Sequence[RecordMetadata]
+                ) -> list[tuple[str, Record]]:
+                    found: list[tuple[int, str, RecordMetadata | None]] = [
+                        *((i, "accepted", m) for i, m in zip(accepted_at, metas, strict=True)),
+                        *((i, "rejected", m) for i, m in zip(q_at, q_metas, strict=True)),
+                        *((i, "duplicate", None) for i in dup_at),
+                    ]
+                    return marks(sorted(found, key=lambda x: x[0]))
 
-        self._commit(topic, source, accepted, q_records, position, consumed, done, outcomes)
-        # After the commit: remember the keys, count.
-        ids_window.add_all(batch_ids)
-        for t in targets.values():
-            for rule in t.rules.unique:
-                self.deduper.window(topic, rule.id, rule.window).add_all(new_keys.get(rule.id, []))
-        result.accepted = len(accepted)
-        result.rejected = len(quarantined)
-        for i, _, rj, _ in quarantined:
-            result.rejections.append(Rejection(i, rj.code, rj.reason, rj.rule_id, rj.path))
-        self.count(source, topic, result)
+            def finish(metas: list[RecordMetadata]) -> IngestResult:
+                # After the commit: remember the keys, count.
+                ids_window.add_all(batch_ids)
+                for t in targets.values():
+                    for rule in t.rules.unique:
+                        self.deduper.window(topic, rule.id, rule.window).add_all(
+                            new_keys.get(rule.id, [])
+                        )
+                result.accepted = len(accepted)
+                result.rejected = len(quarantined)
+                for i, _, rj, _ in quarantined:
+                    result.rejections.append(Rejection(i, rj.code, rj.reason, rj.rule_id, rj.path))
+                self.count(source, topic, result)
+                return result
+
+            keys: dict[str, Sequence[str]] = {EVENT_ID_SCOPE: list(batch_ids), **new_keys}
+            return Staged(accepted, q_records, position, consumed, done, outcomes, keys, finish)
+
+        result: IngestResult = self.committer(topic).commit(source, decide)
         return result
 
     @staticmethod
@@ -859,49 +906,51 @@ class IngestPipeline:
                 m.ingest_rule_failures.labels(source, topic, r.rule_id or r.reason_code).inc()
 
     def _commit(
-        self,
-        topic: str,
-        source: str,
-        accepted: Sequence[Record] | ColumnBatch,
-        quarantined: Sequence[Record],
-        position: Mapping[str, Any] | None,
-        consumed: int | None,
-        done: bool,
-        outcomes: Callable[
-            [Sequence[RecordMetadata], Sequence[RecordMetadata]], list[tuple[str, Record]]
-        ]
-        | None = None,
-    ) -> list[RecordMetadata]:
-        """Append the batch in one transaction (steps below); the accepted records' metadata.
-        ``accepted`` as a ``ColumnBatch`` (the columnar path) is appended with
-        ``append_columns``: the same stored records, without a ``Record`` each."""
+        self, topic: str, source: str, staged: Sequence[Staged[Any]]
+    ) -> list[list[RecordMetadata]]:
+        """Append decided batches in one transaction (per batch, the steps below); each batch's
+        accepted records' metadata. Nothing is stored unless all of it is. A batch's ``accepted``
+        as a ``ColumnBatch`` (the columnar path) is appended with ``append_columns``: the same
+        stored records, without a ``Record`` each."""
         refuse_internal(topic)  # every ingest source commits here: never into hub.* or _schemas
-        pos_record = None
-        if position is not None:
-            pos_record = self.positions.record(source, topic, dict(position), consumed or 0, done)
-        if not accepted and not quarantined and pos_record is None and outcomes is None:
-            return []
+        work = []
+        for s in staged:
+            pos_record = None
+            if s.position is not None:
+                pos_record = self.positions.record(
+                    source, topic, dict(s.position), s.consumed or 0, s.done
+                )
+            work.append((s, pos_record))
+        out: list[list[RecordMetadata]] = [[] for _ in staged]
+        if not any(
+            s.accepted or s.quarantined or pos is not None or s.outcomes is not None
+            for s, pos in work
+        ):
+            return out
         started = time.perf_counter()
         with self.log.transaction(f"ingest:{source}") as txn:
-            metas: list[RecordMetadata] = []
-            q_metas: list[RecordMetadata] = []
-            if accepted:
-                metas = tracing.traced_append(  # 1. the accepted records
-                    topic,
-                    len(accepted),
-                    (lambda: txn.append_columns(topic, accepted))
-                    if isinstance(accepted, ColumnBatch)
-                    else (lambda: txn.append(topic, accepted)),
-                )
-            if quarantined:
-                q_metas = txn.append(QUARANTINE_TOPIC, quarantined)  # 2. the rejected ones
-            if pos_record is not None:
-                txn.append("hub.source-positions", [pos_record])  # 3. the new position
-            if outcomes is not None:  # 4. what the caller records about them (replay marks)
-                for extra_topic, extra in outcomes(metas, q_metas):
-                    txn.append(extra_topic, [extra])
+            for k, (s, pos_record) in enumerate(work):
+                metas: list[RecordMetadata] = []
+                q_metas: list[RecordMetadata] = []
+                if s.accepted:
+                    accepted = s.accepted
+                    metas = tracing.traced_append(  # 1. the accepted records
+                        topic,
+                        len(accepted),
+                        partial(txn.append_columns, topic, accepted)
+                        if isinstance(accepted, ColumnBatch)
+                        else partial(txn.append, topic, accepted),
+                    )
+                if s.quarantined:
+                    q_metas = txn.append(QUARANTINE_TOPIC, s.quarantined)  # 2. the rejected ones
+                if pos_record is not None:
+                    txn.append("hub.source-positions", [pos_record])  # 3. the new position
+                if s.outcomes is not None:  # 4. what the caller records (replay marks)
+                    for extra_topic, extra in s.outcomes(metas, q_metas):
+                        txn.append(extra_topic, [extra])
+                out[k] = metas
         self.metrics.append_seconds.labels(topic).observe(time.perf_counter() - started)
-        return metas
+        return out
 
     def _quarantine_record(
         self,

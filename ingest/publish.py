@@ -17,6 +17,7 @@ when a batch fails.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
@@ -48,6 +49,7 @@ from core.ports.policy import Decision
 from domain import envelope as env
 from domain.catalog import SubjectStrategy
 from domain.envelope import Envelope, parse_rfc3339, rfc3339_micros
+from ingest.coalesce import Coalescer
 from ingest.ids import uuid7_bytes
 from ingest.jsoncols import ColumnPlan
 from ingest.targets import TargetResolver, WriteTarget, record_key
@@ -83,6 +85,9 @@ class Publisher:
         self._metrics = metrics
         self.pii = None if keystore is None else PiiCodec(keystore)
         self.targets = TargetResolver(log, registry)  # shared with the IngestPipeline
+        # concurrent publishes per (topic, producer, tenant), prepared and appended together
+        self._coalescers: dict[tuple[str, str, str], Coalescer] = {}
+        self._coalescers_guard = threading.Lock()
 
     @property
     def max_record_bytes(self) -> int:
@@ -353,6 +358,9 @@ class Publisher:
     ) -> list[RecordMetadata]:
         """Publish a batch all-or-nothing; returns where each record landed.
 
+        Calls from several threads at once for the same topic, producer and tenant are prepared
+        and appended together (``ingest.coalesce``); each still succeeds or fails on its own.
+
         ``origin="external"`` (every route or command publishing a caller's records) refuses
         internal topics (``refuse_internal``) before anything else, then any caller header named
         like one the hub stamps (``refuse_reserved_headers``).
@@ -362,14 +370,35 @@ class Publisher:
             refuse_reserved_headers(events)
         self._log.topic(topic)  # raises TopicNotFound first
         with tracing.publishing(topic, len(events)):
-            records = self.prepare(topic, events, producer, tenant)
             started = time.perf_counter()
-            meta = tracing.traced_append(
-                topic, len(records), lambda: self._log.append(topic, records)
-            )
+            meta = self._coalescer(topic, producer, tenant).publish(events)
         self._metrics.append_seconds.labels(topic).observe(time.perf_counter() - started)
         self._metrics.events_appended.labels(topic).inc(len(meta))
         return meta
+
+    def _coalescer(self, topic: str, producer: str, tenant: str) -> Coalescer:
+        """The coalescer of concurrent publishes with these envelope fields
+        (``ingest.coalesce``)."""
+        key = (topic, producer, tenant)
+        found = self._coalescers.get(key)
+        if found is None:
+            with self._coalescers_guard:
+                found = self._coalescers.get(key)
+                if found is None:
+                    if len(self._coalescers) > 4_096:  # bound memory; idle ones only
+                        self._coalescers = {k: c for k, c in self._coalescers.items() if c.busy}
+
+                    def append(records: list[Record]) -> list[RecordMetadata]:
+                        return tracing.traced_append(
+                            topic, len(records), lambda: self._log.append(topic, records)
+                        )
+
+                    found = self._coalescers[key] = Coalescer(
+                        lambda evs: self._prepare_batch(topic, evs, producer, tenant),
+                        lambda evs: self.prepare(topic, evs, producer, tenant),
+                        append,
+                    )
+        return found
 
 
 class _Shape:

@@ -1,0 +1,147 @@
+"""Coalesced publishing: concurrent ``Publisher.publish`` calls for one topic, producer and
+tenant are prepared as one batch and appended in one log append.
+
+Small batches from many threads paid ``prepare``'s fixed cost each (the columnar plan, the
+envelope, the registry look-up: ~3 ms a batch, 80 µs an event at 50 events against 17 µs at
+500; docs/benchmarks/s13-groupcommit.md). A call queues its events, then waits (another thread
+leads) or leads:
+
+1. Queue the call; wait while another thread leads and this call is not settled.
+2. Lead: take every queued call, in arrival order.
+3. Prepare their events as one batch (``Publisher._prepare_batch``, the path that assumes every
+   record is good). If that raises, prepare each call alone (``Publisher.prepare``): a bad
+   record fails only its own call, with its own index and reason.
+4. Append the calls' records in one ``EventLog.append`` (atomic: all of them or none) and hand
+   each call the metadata of its own records. If that append fails, append each call alone, so
+   that one call's failure is not the others'.
+5. Settle every call (each is answered once its records are durable), hand leadership on.
+
+A lone call leads at once: one prepare, one append, as before coalescing. Records of one call
+stay contiguous and in order; the calls of a group share the receipt time of records without
+``occurred_at``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+
+from core.events import OutgoingEvent
+from core.ports.eventlog import Record, RecordMetadata
+
+PrepareAll = Callable[[Sequence[OutgoingEvent]], list[Record]]
+PrepareOne = Callable[[Sequence[OutgoingEvent]], list[Record]]
+Append = Callable[[list[Record]], list[RecordMetadata]]
+
+
+class _Publish:
+    __slots__ = ("error", "events", "metadata", "records", "settled")
+
+    def __init__(self, events: Sequence[OutgoingEvent]) -> None:
+        self.events = events
+        self.records: list[Record] | None = None
+        self.metadata: list[RecordMetadata] | None = None
+        self.error: BaseException | None = None
+        self.settled = False
+
+
+class Coalescer:
+    """Publishes of one (topic, producer, tenant) coalesced (steps 1-5 of the module docstring).
+
+    ``calls`` counts the calls and ``appends`` the log appends that held them."""
+
+    def __init__(self, prepare_all: PrepareAll, prepare_one: PrepareOne, append: Append) -> None:
+        self._prepare_all = prepare_all
+        self._prepare_one = prepare_one
+        self._append = append
+        self._cv = threading.Condition(threading.Lock())
+        self._queue: list[_Publish] = []
+        self._leading = False
+        self.calls = 0
+        self.appends = 0
+
+    @property
+    def busy(self) -> bool:
+        """Whether a call is queued or being published."""
+        return self._leading or bool(self._queue)
+
+    def publish(self, events: Sequence[OutgoingEvent]) -> list[RecordMetadata]:
+        """Prepare and append ``events`` (with the calls queued beside them); their metadata,
+        or this call's own error."""
+        mine = _Publish(events)
+        with self._cv:  # 1.
+            self._queue.append(mine)
+            while self._leading and not mine.settled:
+                self._cv.wait()
+            lead = not mine.settled
+            if lead:
+                self._leading = True
+                group, self._queue = self._queue, []  # 2.
+        if lead:
+            try:
+                self._run(group)
+            finally:
+                with self._cv:  # 5.
+                    for c in group:
+                        if not c.settled:  # only when _run itself was interrupted
+                            c.error = c.error or RuntimeError("The coalesced publish was cut off.")
+                            c.settled = True
+                    self._leading = False
+                    self._cv.notify_all()
+        if mine.error is not None:
+            raise mine.error
+        assert mine.metadata is not None
+        return mine.metadata
+
+    def _run(self, group: list[_Publish]) -> None:
+        self.calls += len(group)
+        if len(group) == 1:
+            c = group[0]
+            try:
+                c.metadata = self._append(self._prepare_one(c.events))
+                self.appends += 1
+            except BaseException as exc:
+                c.error = exc
+            c.settled = True
+            return
+        self._prepare(group)  # 3.
+        ready = [c for c in group if c.records is not None]
+        if ready:
+            try:  # 4.
+                metas = self._append([r for c in ready for r in c.records or ()])
+                self.appends += 1
+            except Exception:
+                for c in ready:
+                    self._append_alone(c)
+            else:
+                at = 0
+                for c in ready:
+                    n = len(c.records or ())
+                    c.metadata, at = metas[at : at + n], at + n
+        for c in group:
+            c.settled = True
+
+    def _prepare(self, group: list[_Publish]) -> None:
+        try:
+            records = self._prepare_all([e for c in group for e in c.events])
+        except Exception:
+            for c in group:
+                try:
+                    c.records = self._prepare_one(c.events)
+                except BaseException as exc:
+                    c.error = exc
+            return
+        if len(records) != sum(len(c.events) for c in group):
+            raise AssertionError("prepare returned a record count other than the events'")
+        at = 0
+        for c in group:
+            n = len(c.events)
+            c.records, at = records[at : at + n], at + n
+
+    def _append_alone(self, c: _Publish) -> None:
+        try:
+            c.metadata = self._append(c.records or [])
+            self.appends += 1
+        except BaseException as exc:
+            c.error = exc
+            c.metadata = None

@@ -23,10 +23,10 @@ stay contiguous and in order; the calls of a group share the receipt time of rec
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Sequence
 
 from core.events import OutgoingEvent
+from core.leadergroups import LeaderGroups
 from core.ports.eventlog import Record, RecordMetadata
 
 PrepareAll = Callable[[Sequence[OutgoingEvent]], list[Record]]
@@ -54,42 +54,22 @@ class Coalescer:
         self._prepare_all = prepare_all
         self._prepare_one = prepare_one
         self._append = append
-        self._cv = threading.Condition(threading.Lock())
-        self._queue: list[_Publish] = []
-        self._leading = False
+        self._groups: LeaderGroups[_Publish] = LeaderGroups()
         self.calls = 0
         self.appends = 0
 
     @property
     def busy(self) -> bool:
         """Whether a call is queued or being published."""
-        return self._leading or bool(self._queue)
+        return self._groups.busy
 
     def publish(self, events: Sequence[OutgoingEvent]) -> list[RecordMetadata]:
         """Prepare and append ``events`` (with the calls queued beside them); their metadata,
         or this call's own error."""
         mine = _Publish(events)
-        with self._cv:  # 1.
-            self._queue.append(mine)
-            while self._leading and not mine.settled:
-                self._cv.wait()
-            lead = not mine.settled
-            if lead:
-                self._leading = True
-                group, self._queue = self._queue, []  # 2.
-        if lead:
-            try:
-                self._run(group)
-            finally:
-                with self._cv:  # 5.
-                    for c in group:
-                        if not c.settled:  # only when _run itself was interrupted
-                            c.error = c.error or RuntimeError("The coalesced publish was cut off.")
-                            c.settled = True
-                    self._leading = False
-                    self._cv.notify_all()
-        if mine.error is not None:
-            raise mine.error
+        self._groups.submit(
+            mine, self._run, lambda: RuntimeError("The coalesced publish was cut off.")
+        )
         assert mine.metadata is not None
         return mine.metadata
 

@@ -29,6 +29,7 @@ from typing import Protocol
 
 from adapters.sqlite_log.batch import PreparedAppend
 from core.errors import HubError
+from core.leadergroups import LeaderGroups
 from core.ports.eventlog import AppendSignal, IdempotenceKey, RecordMetadata
 
 
@@ -69,9 +70,7 @@ class GroupCommit:
 
     def __init__(self, host: GroupHost) -> None:
         self._host = host
-        self._cv = threading.Condition(threading.Lock())
-        self._queue: list[_Pending] = []
-        self._leading = False
+        self._groups: LeaderGroups[_Pending] = LeaderGroups()
         self.commits = 0
         self.appends = 0
 
@@ -81,28 +80,9 @@ class GroupCommit:
         """Store ``prepared`` durably (with the appends queued beside it); its metadata, or
         its own error."""
         mine = _Pending(prepared, idempotence)
-        group: list[_Pending] = []
-        with self._cv:  # 1.
-            self._queue.append(mine)
-            while self._leading and not mine.settled:
-                self._cv.wait()
-            lead = not mine.settled  # else another leader committed (or failed) it meanwhile
-            if lead:
-                self._leading = True
-                group, self._queue = self._queue, []  # 2.
-        if lead:
-            try:
-                self._commit(group)
-            finally:
-                with self._cv:  # 5.
-                    for p in group:
-                        if not p.settled:  # only when _commit itself was interrupted
-                            p.error = p.error or HubError("The group commit was interrupted.")
-                            p.settled = True
-                    self._leading = False
-                    self._cv.notify_all()
-        if mine.error is not None:
-            raise mine.error
+        self._groups.submit(
+            mine, self._commit, lambda: HubError("The group commit was interrupted.")
+        )
         assert mine.metadata is not None
         return mine.metadata
 

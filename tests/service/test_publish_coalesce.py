@@ -39,10 +39,10 @@ def queued_behind_a_commit(hub: Hub, fns: list[Callable[[], Any]]) -> list[Any]:
     threads = [threading.Thread(target=run, args=(k,)) for k in range(len(fns))]
     with hub.log._lock:  # type: ignore[attr-defined]
         threads[0].start()
-        until(lambda: co._leading and not co._queue)
+        until(lambda: co._groups.leading and not co._groups.queued)
         for k, t in enumerate(threads[1:], start=1):
             t.start()
-            until(lambda k=k: len(co._queue) == k)  # type: ignore[misc]
+            until(lambda k=k: co._groups.queued == k)  # type: ignore[misc]
     for t in threads:
         t.join(120)
     return out

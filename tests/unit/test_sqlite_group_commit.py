@@ -79,13 +79,13 @@ def test_a_failing_batch_fails_only_its_own_caller(tmp_path: Path) -> None:
 
     def queued(n: int) -> None:
         deadline = time.monotonic() + 10
-        while len(log._group._queue) < n and time.monotonic() < deadline:
+        while log._group._groups.queued < n and time.monotonic() < deadline:
             time.sleep(0.001)
 
     log._lock.acquire()  # a long write elsewhere
     threads = [threading.Thread(target=run, args=("leader", [Record(b"lead")], None))]
     threads[0].start()
-    while not log._group._leading:  # it leads alone and waits for the lock
+    while not log._group._groups.leading:  # it leads alone and waits for the lock
         time.sleep(0.001)
     calls = [
         ("good-a", [Record(b"a1"), Record(b"a2")], None),

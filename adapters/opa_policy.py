@@ -24,14 +24,12 @@ from urllib.parse import urlsplit
 from core.decisioncache import DecisionCache
 from core.errors import ConfigError
 from core.policybundle import (
+    InputDocumentEngine,
     PolicyBundle,
     PolicyError,
     decide_cached,
-    decision_input,
-    input_digests,
-    with_now,
 )
-from core.ports.policy import Decision, PolicyEngine, Principal
+from core.ports.policy import Decision
 
 try:
     import requests
@@ -46,7 +44,7 @@ PACKAGE = "hub/authz"
 RULE = "decision"
 
 
-class OpaPolicyEngine(PolicyEngine):
+class OpaPolicyEngine(InputDocumentEngine):
     """Asks an OPA server for ``data.hub.authz.decision``. Thread-safe."""
 
     def __init__(
@@ -100,28 +98,6 @@ class OpaPolicyEngine(PolicyEngine):
         """The raw ``result`` of the decision rule (None when undefined); raises on transport."""
         body = self.client().query_rule(doc, PACKAGE, RULE)
         return body.get("result") if isinstance(body, dict) else None
-
-    def decide(
-        self,
-        principal: Principal,
-        action: str,
-        resource: str,
-        context: Mapping[str, Any] | None = None,
-    ) -> Decision:
-        doc = decision_input(principal, action, resource, with_now(context, self._clock_ns))
-        return self.decide_input(doc)
-
-    def decide_digested(
-        self,
-        principal: Principal,
-        action: str,
-        resource: str,
-        context: Mapping[str, Any] | None = None,
-    ) -> tuple[Decision, str | None]:
-        """``decide`` and the input's digest, from one serialization (``input_digests``)."""
-        doc = decision_input(principal, action, resource, with_now(context, self._clock_ns))
-        key, digest = input_digests(doc)
-        return self.decide_input(doc, key=key), digest
 
     def decide_input(self, doc: Mapping[str, Any], *, key: str | None = None) -> Decision:
         return decide_cached(

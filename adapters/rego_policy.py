@@ -30,16 +30,14 @@ from core.policybundle import (
     ENTRYPOINT,
     QUERY,
     UNSAFE_TEXT,
+    InputDocumentEngine,
     PolicyBundle,
     PolicyError,
     decide_cached,
-    decision_input,
-    input_digests,
     refuse_unsafe_data,
     refuse_unsafe_input,
-    with_now,
 )
-from core.ports.policy import Decision, PolicyEngine, Principal
+from core.ports.policy import Decision
 
 # pyarrow FIRST: with regopy 1.5.2 loaded first, a later `import pyarrow` (also through pandas or
 # chdb) aborts the process ("double free or corruption"); this order is safe.
@@ -183,7 +181,7 @@ def _push(handle: Any, value: Any) -> None:
         raise ValueError(f"rego-cpp refused an input value (code {code})")
 
 
-class RegoPolicyEngine(PolicyEngine):
+class RegoPolicyEngine(InputDocumentEngine):
     """Evaluates ``data.hub.authz.decision`` in-process. Thread-safe (one evaluation at a time)."""
 
     def __init__(
@@ -236,28 +234,6 @@ class RegoPolicyEngine(PolicyEngine):
                 return self._evaluate_locked(compiled, doc)
 
         return evaluate
-
-    def decide(
-        self,
-        principal: Principal,
-        action: str,
-        resource: str,
-        context: Mapping[str, Any] | None = None,
-    ) -> Decision:
-        doc = decision_input(principal, action, resource, with_now(context, self._clock_ns))
-        return self.decide_input(doc)
-
-    def decide_digested(
-        self,
-        principal: Principal,
-        action: str,
-        resource: str,
-        context: Mapping[str, Any] | None = None,
-    ) -> tuple[Decision, str | None]:
-        """``decide`` and the input's digest, from one serialization (``input_digests``)."""
-        doc = decision_input(principal, action, resource, with_now(context, self._clock_ns))
-        key, digest = input_digests(doc)
-        return self.decide_input(doc, key=key), digest
 
     def decide_input(self, doc: Mapping[str, Any], *, key: str | None = None) -> Decision:
         """Decide on an input document as is (malformed documents are denied with a reason).

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.errors import HubError
-from core.ports.policy import Decision, Principal
+from core.ports.policy import Decision, PolicyEngine, Principal
 
 if TYPE_CHECKING:
     from core.decisioncache import DecisionCache
@@ -462,3 +462,36 @@ def _evaluated(
     if cache is not None:
         cache.put(key, bundle.version, decision, grants_valid_until(doc, bundle))
     return decision
+
+
+class InputDocumentEngine(PolicyEngine):
+    """A policy engine that decides the input document ``decision_input`` builds, stamped with
+    its own clock (``with_now``): the Rego and OPA adapters. They implement ``decide_input``."""
+
+    _clock_ns: Callable[[], int]
+
+    def decide(
+        self,
+        principal: Principal,
+        action: str,
+        resource: str,
+        context: Mapping[str, Any] | None = None,
+    ) -> Decision:
+        doc = decision_input(principal, action, resource, with_now(context, self._clock_ns))
+        return self.decide_input(doc)
+
+    def decide_digested(
+        self,
+        principal: Principal,
+        action: str,
+        resource: str,
+        context: Mapping[str, Any] | None = None,
+    ) -> tuple[Decision, str | None]:
+        """``decide`` and the input's digest, from one serialization (``input_digests``)."""
+        doc = decision_input(principal, action, resource, with_now(context, self._clock_ns))
+        key, digest = input_digests(doc)
+        return self.decide_input(doc, key=key), digest
+
+    def decide_input(self, doc: Mapping[str, Any], *, key: str | None = None) -> Decision:
+        """Decide on an input document as is (``key``: its ``cache_key`` when known)."""
+        raise NotImplementedError

@@ -16,6 +16,7 @@ from core.ports.eventlog import (
     duplicated_envelope_rows,
     envelope_header,
 )
+from core.ports.ledgerstore import AMBIGUOUS_TENANT
 from domain.envelope import (
     Envelope,
     duplicated_envelope_header,
@@ -70,14 +71,18 @@ def test_batch_check_names_the_record_and_header() -> None:
 
 
 def test_side_index_reads_a_repeated_header_as_absent() -> None:
+    """A repeated envelope header reads as absent, except ce_tenant: that one is stored as
+    ``AMBIGUOUS_TENANT``, which no tenant's scope matches (session 13; absent would mean
+    hub-wide, shown to every tenant)."""
     twice = _rec((*ENV, ("ce_tenant", b"globex"), ("ce_source", b"evil")))
-    assert query_columns(twice) == (None, "hub.accounts.AccountOpened", "k", None)
+    amb = AMBIGUOUS_TENANT
+    assert query_columns(twice) == (None, "hub.accounts.AccountOpened", "k", amb)
     # the same, column-wise, whatever the batch's shape
     cols = query_column_batch([twice, twice])  # one shape: read as columns
-    assert cols == ([None, None], ["hub.accounts.AccountOpened"] * 2, ["k", "k"], [None, None])
+    assert cols == ([None, None], ["hub.accounts.AccountOpened"] * 2, ["k", "k"], [amb, amb])
     source_twice = _rec((*ENV, ENV[4]), 1)
     mixed = query_column_batch([_rec(ENV), twice, source_twice])  # shapes differ: per record
-    assert mixed[0] == ["app", None, None] and mixed[3] == ["acme", None, "acme"]
+    assert mixed[0] == ["app", None, None] and mixed[3] == ["acme", amb, "acme"]
 
 
 def test_leaf_batch_native_and_reference_agree_and_name_duplicates() -> None:

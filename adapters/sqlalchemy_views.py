@@ -97,6 +97,19 @@ def _insert_for(dialect: str) -> Any:
     return insert
 
 
+# Key of the PostgreSQL advisory lock that serializes the store's CREATE TABLEs across processes.
+_DDL_LOCK = 0x6875625F76696577  # "hub_view"
+
+
+def _serialize_ddl(conn: Connection) -> None:
+    """Hold, until the transaction ends, a PostgreSQL lock that every process creating these
+    tables takes first: ``create(checkfirst=True)`` checks then creates, so two hub processes
+    starting together could both find a table missing and one fail on the other's CREATE
+    (unique violation in ``pg_type``). SQLite's write transaction already serializes."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _DDL_LOCK})
+
+
 class SqlAlchemyViewStore(ViewStore):
     kind = "transactional"
 
@@ -136,6 +149,7 @@ class SqlAlchemyViewStore(ViewStore):
             sa.Column("computed_at_ms", sa.BigInteger, nullable=False),
         )
         with self._tx("creating the projection tables") as conn:
+            _serialize_ddl(conn)
             self._offsets.create(conn, checkfirst=True)
             self._states.create(conn, checkfirst=True)
             self._epochs.create(conn, checkfirst=True)
@@ -191,6 +205,7 @@ class SqlAlchemyViewStore(ViewStore):
     # -- schema and positions -------------------------------------------------------------
     def ensure(self, target: Target, tables: Sequence[Table]) -> None:
         with self._tx("creating view tables") as conn:
+            _serialize_ddl(conn)
             for t in tables:
                 self._table(target, t).create(conn, checkfirst=True)
 

@@ -54,3 +54,38 @@ class TestPostgresViews(ViewStoreContract):
             s = SqlAlchemyViewStore(postgres, **kwargs)
             yield s
             s.close()
+
+
+@pytest.mark.integration
+def test_hub_processes_starting_together_create_the_tables_once(postgres: str) -> None:
+    """Two hub processes starting together on one PostgreSQL schema (the HA footprint): the
+    store's check-then-create of its tables raced, and one start failed on a unique violation
+    in ``pg_type`` (seen in CI as a hub that never answered /health). Rounds of three stores
+    made at once on a fresh schema: every one starts."""
+    import threading
+
+    failures: list[str] = []
+    for _ in range(8):
+        for kwargs in fresh_schema(postgres):
+            barrier = threading.Barrier(3)
+            stores: list[SqlAlchemyViewStore] = []
+
+            def start(
+                kw: dict[str, object] = kwargs,
+                b: threading.Barrier = barrier,
+                made: list[SqlAlchemyViewStore] = stores,
+            ) -> None:
+                b.wait()
+                try:
+                    made.append(SqlAlchemyViewStore(postgres, **kw))
+                except Exception as exc:  # the failure is what is counted
+                    failures.append(f"{type(exc).__name__}: {str(exc)[:200]}")
+
+            threads = [threading.Thread(target=start) for _ in range(3)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(60)
+            for s in stores:
+                s.close()
+    assert not failures, failures

@@ -121,7 +121,9 @@ def test_column_append_stores_the_per_record_bytes(
         results.append([(r.accepted, r.rejected, r.duplicates) for r in got])
     (reference, columns) = two
     assert results[0] == results[1]
-    assert sum(a for a, _, _ in results[1]) > 100
+    # enough rows accepted to exercise the path (the CSV file's count varies around 100 with the
+    # clock its timestamps are drawn from; a CI run saw 99)
+    assert sum(a for a, _, _ in results[1]) > 50
     if fmt == "parquet":
         assert results[1][1][2] == 100  # the second file's repeated half
     # Each hub has its own MAC key: the batches' MACs differ, everything else must not

@@ -12,8 +12,10 @@ leads) or leads:
    record is good). If that raises, prepare each call alone (``Publisher.prepare``): a bad
    record fails only its own call, with its own index and reason.
 4. Append the calls' records in one ``EventLog.append`` (atomic: all of them or none) and hand
-   each call the metadata of its own records. If that append fails, append each call alone, so
-   that one call's failure is not the others'.
+   each call the metadata of its own records. If that append is refused, append each call
+   alone, so that one call's failure is not the others'; if it failed in a way that may have
+   stored it (``Retryable``: a broker that did not answer in time), every call fails with that
+   error, as it would have alone, so that nothing is stored twice.
 5. Settle every call (each is answered once its records are durable), hand leadership on.
 
 A lone call leads at once: one prepare, one append, as before coalescing. Records of one call
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from core.errors import Retryable
 from core.events import OutgoingEvent
 from core.leadergroups import LeaderGroups
 from core.ports.eventlog import Record, RecordMetadata
@@ -90,6 +93,12 @@ class Coalescer:
             try:  # 4.
                 metas = self._append([r for c in ready for r in c.records or ()])
                 self.appends += 1
+            except Retryable as exc:
+                # Maybe stored after all (a broker that did not answer in time): appending each
+                # call again could store its records twice, so every call fails as it would
+                # have alone, and its caller decides whether to retry.
+                for c in ready:
+                    c.error = exc
             except Exception:
                 for c in ready:
                     self._append_alone(c)

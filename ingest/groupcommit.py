@@ -15,9 +15,11 @@ A caller converts, validates and encodes its batch first (outside any lock), the
 4. Append every batch's records in ONE log transaction and commit it (``IngestPipeline._commit``).
 5. After the commit, in arrival order, ``Staged.finish`` adds each batch's keys to the windows and
    builds its result; only then is any caller answered: each once its batch is durable.
-6. If the group's transaction fails, nothing of it was stored and no window changed: each batch
-   is decided again and committed alone, in order, so a failing batch fails only its caller
+6. If the group's transaction is refused, nothing of it was stored and no window changed: each
+   batch is decided again and committed alone, in order, so a failing batch fails only its caller
    (with its own error) and the others' duplicates are judged against what was really stored.
+   A ``Retryable`` failure (it may have been stored after all) fails every batch of the group
+   with that error instead, as each would have failed alone.
 7. Release the section, hand leadership to the next waiter.
 
 A lone batch leads at once: one decide, one transaction, as before grouping.
@@ -31,7 +33,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from core.errors import HubError
+from core.errors import HubError, Retryable
 from core.ports.eventlog import ColumnBatch, Record, RecordMetadata
 
 R = TypeVar("R")
@@ -145,8 +147,12 @@ class TopicCommitter:
         try:
             metas = self.commit_group(source, [s for _, s in staged])  # 4.
         except Exception as exc:
-            if len(staged) == 1:
-                _settle(staged[0][0], error=exc)
+            if len(staged) == 1 or isinstance(exc, Retryable):
+                # Retryable: the transaction may have committed after all (a broker that did not
+                # answer in time); deciding and committing each batch again could store its
+                # records twice, so each fails as it would have alone.
+                for p, _ in staged:
+                    _settle(p, error=exc)
                 return
             for p, _ in staged:  # 6. one by one, each decided again
                 self._alone(p)

@@ -40,3 +40,25 @@ def test_a_refused_group_append_is_appended_call_by_call() -> None:
     co._run(group)
     assert appends == [3, 2, 1]
     assert all(c.error is None and c.metadata is not None for c in group)
+
+
+def test_an_ingest_group_transaction_that_may_have_landed_is_not_committed_again() -> None:
+    """The same rule for ingest's group commit (``ingest.groupcommit``)."""
+    from contextlib import nullcontext
+
+    from ingest.groupcommit import Staged, TopicCommitter, _Batch
+
+    commits: list[int] = []
+
+    def commit_group(source: str, staged: Any) -> Any:
+        commits.append(len(staged))
+        raise Retryable("Kafka did not answer in time")
+
+    def decide(prior: Any) -> Staged[Any]:
+        return Staged([Record(value=b"x")], [], None, None, False, None, {}, lambda m: m)
+
+    tc = TopicCommitter(nullcontext, commit_group)
+    group = [_Batch("s", decide), _Batch("s", decide)]
+    tc._run(group)
+    assert commits == [2]  # not decided and committed again one by one
+    assert all(isinstance(p.error, Retryable) and p.settled for p in group)

@@ -3,6 +3,7 @@ old secret is refused and the new one logs in; revoked, it is refused."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any
 
@@ -96,3 +97,46 @@ def test_create_rotate_and_revoke_a_key_from_the_security_page(
     assert server.api("GET", "/v1/whoami", key=new_token).status_code == 401
     message = _login_refused(browser, server, new_token)
     assert message, "the login page shows why the key was refused"
+
+
+_HOLD_NEXT_KEY_LIST = """
+// The next answer to GET /ui/api/security/keys is held back until window.releaseKeyList() is
+// called: the request reaches the server now, its answer reaches the page later.
+const original = window.fetch;
+let held = false;
+window.fetch = async (path, options) => {
+  const response = await original(path, options);
+  if (!held && String(path).endsWith("/ui/api/security/keys") && !(options && options.method)) {
+    held = true;
+    await new Promise((resolve) => { window.releaseKeyList = resolve; });
+  }
+  return response;
+};
+"""
+
+
+def test_a_key_list_answer_that_arrives_late_does_not_hide_a_new_key(
+    browser: Any, console_server: Server
+) -> None:
+    """A list asked for before a key was created, whose answer arrives after the list asked for
+    after it, must not redraw the table without the new key (a CI run lost a row this way)."""
+    from selenium.webdriver.common.by import By
+
+    server = console_server
+    old_id = server.key("analyst", owner=f"lee{uuid.uuid4().hex[:6]}").split(":", 1)[0]
+    login(browser, server, server.admin_key, "/ui/security")
+    _row(browser, old_id)
+    browser.execute_script(_HOLD_NEXT_KEY_LIST)
+    # rotating reloads the list: that answer (without the key created next) is held
+    _row(browser, old_id).find_element(By.CSS_SELECTOR, "button.key-rotate").click()
+    _wait(browser, lambda d: d.execute_script("return !!window.releaseKeyList"), 20, "held list")
+    rotated = _secret_shown(browser)
+    browser.find_element(By.ID, "key-owner").send_keys(f"kim{uuid.uuid4().hex[:6]}")
+    browser.find_element(By.ID, "key-roles").send_keys("analyst")
+    browser.find_element(By.ID, "key-create-button").click()
+    new_id = _secret_shown(browser, rotated).split(":", 1)[0]
+    _row(browser, new_id)
+    browser.execute_script("window.releaseKeyList()")
+    time.sleep(0.5)  # the held answer is handled in the page's next tasks
+    rows = [r.text for r in browser.find_elements(By.CSS_SELECTOR, "#keys tbody tr")]
+    assert any(new_id in r for r in rows), f"the late answer hid the new key: {rows}"

@@ -33,6 +33,21 @@ const hub = (() => {
     return (await call(path, options)).json();
   }
 
+  // The answer to the newest request named `name`, or null when a newer one was sent meanwhile.
+  // A list loaded at page start and again after a change would otherwise be redrawn with the
+  // older answer whenever that one arrives last (the server answers in any order).
+  const newestTicket = {};
+  async function newest(name, path, options) {
+    const ticket = (newestTicket[name] = (newestTicket[name] || 0) + 1);
+    try {
+      const data = await json(path, options);
+      return ticket === newestTicket[name] ? data : null;
+    } catch (e) {
+      if (ticket !== newestTicket[name]) return null;
+      throw e;
+    }
+  }
+
   function cell(value) {
     if (value === null || value === undefined) return "";
     if (typeof value === "object") return JSON.stringify(value);
@@ -74,5 +89,5 @@ const hub = (() => {
     try { await call("/ui/logout", { method: "POST" }); } finally { window.location = "/ui/login"; }
   });
 
-  return { call, json, table, text, csrf };
+  return { call, json, newest, table, text, csrf };
 })();

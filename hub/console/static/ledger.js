@@ -154,7 +154,8 @@
       const found = await hub.json("/ui/api/ledger/lookup?" + new URLSearchParams({ event_id: eventId }));
       return open(found.index);
     }
-    const data = await hub.json("/ui/api/ledger/entries?" + params);
+    const data = await hub.newest("entries", "/ui/api/ledger/entries?" + params);
+    if (!data) return;
     hub.table(document.getElementById("entries"),
       ["index", "time", "topic", "partition", "offset", "actor", "action", "resource"], data.entries,
       (row, tr) => {

@@ -32,7 +32,8 @@
 
   async function cases() {
     try {
-      const data = await hub.json("/ui/api/cases");
+      const data = await hub.newest("cases", "/ui/api/cases");
+      if (!data) return;
       hub.table(document.getElementById("cases"),
         ["case_id", "status", "reason", "subjects", "opened_by", "opened_at"], data.cases, (row, tr) => {
           if (row.status === "open") {

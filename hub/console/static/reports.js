@@ -36,7 +36,8 @@
   }
 
   async function load() {
-    const data = await hub.json("/ui/api/reports");
+    const data = await hub.newest("reports", "/ui/api/reports");
+    if (!data) return;
     const rows = data.reports.map((r) => ({
       report: r.report_id, files: "", kind: r.kind, day: r.day, created: r.created_at,
       by: r.created_by, checkpoint: r.checkpoint_size, summary: summaryText(r.summary),

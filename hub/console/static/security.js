@@ -3,7 +3,8 @@
 
 (() => {
   async function policy() {
-    const data = await hub.json("/ui/api/security/policy");
+    const data = await hub.newest("policy", "/ui/api/security/policy");
+    if (!data) return;
     hub.text("policy-version", `${data.version} (${data.engine})`);
     const root = document.getElementById("policy-files");
     root.replaceChildren();
@@ -86,7 +87,8 @@
 
   async function keys() {
     try {
-      const data = await hub.json("/ui/api/security/keys");
+      const data = await hub.newest("keys", "/ui/api/security/keys");
+      if (!data) return;
       hub.table(document.getElementById("keys"),
         ["key_id", "owner", "roles", "state", "issued_by", "expires_at"], data.keys, keyButtons);
     } catch (e) {
@@ -114,7 +116,8 @@
     const actor = form.elements.actor.value.trim();
     if (actor) params.set("actor", actor);
     try {
-      const data = await hub.json("/ui/api/ledger/entries?" + params);
+      const data = await hub.newest("decisions", "/ui/api/ledger/entries?" + params);
+      if (!data) return;
       hub.table(document.getElementById("decisions"),
         ["index", "time", "actor", "action", "resource"], data.entries.reverse());
     } catch (e) {

@@ -290,10 +290,22 @@ spark-deps:
 tlog-client:
 	bash tools/tlogverify/build.sh
 
+# The servers the test fixtures start, installed or built here, before the lanes: a fixture that
+# builds OPA from a cold Go cache on a loaded machine ran past pytest's 300 s timeout (a trial on a
+# fresh machine errored all 696 OPA contract tests that way).
+.PHONY: server-deps
+server-deps:
+	bash infra/opa.sh build
+	bash infra/openbao.sh build
+	bash infra/kafka.sh fetch
+	bash infra/postgres.sh install
+	bash infra/redis.sh install
+	bash infra/prometheus.sh install
+
 # A deploy/ validator that fails to install makes its tests in tests/ops fail under CI=true, naming
 # it; the rest of the suite still runs.
 .PHONY: ci-deps
-ci-deps: test-deps browser-deps infra-s3-build flink-setup spark-deps infra-hdfs-install tlog-client connect-deps
+ci-deps: test-deps browser-deps server-deps infra-s3-build flink-setup spark-deps infra-hdfs-install tlog-client connect-deps
 
 # Only tests/ops needs these (the OpenTelemetry Collector, helm, kubeconform, hadolint, OpenTofu):
 # built once and cached under ~/.cache/hub; tests/lanes.sh builds them in the second lane.

@@ -6,6 +6,7 @@ mod aead_seal;
 mod avro_blocks;
 mod avro_columns;
 mod headers;
+mod key_index;
 mod leaves;
 mod ledger_batch;
 mod merkle;

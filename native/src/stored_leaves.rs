@@ -13,13 +13,12 @@
 //! decodes the same bodies in Python and takes the column path, which raises the reference's
 //! errors. The body's CRC (and the log's MAC chain) is checked by the log before it hands the
 //! body out; nothing here trusts a length without a bounds check.
-use std::collections::HashMap;
-
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
 use sha2::{Digest, Sha256};
 
+use crate::key_index::KeyIndex;
 use crate::ledger_batch::{key_text, repeats_envelope, Dict, Out, VERSION};
 
 // flags of the stored batch (adapters/sqlite_log/batch.py)
@@ -180,33 +179,6 @@ fn digest_field(v: Option<&[u8]>, buf: &mut Vec<u8>) {
     }
 }
 
-/// Keys repeat across a batch (accounts, instruments): each distinct short key is hashed once
-/// per call. Bounded: keys up to `KEY_CACHE_LEN` bytes, `KEY_CACHE_MAX` of them.
-const KEY_CACHE_LEN: usize = 64;
-const KEY_CACHE_MAX: usize = 1 << 16;
-
-/// `digest_field` of a key, through `cache`.
-fn digest_key(v: Option<&[u8]>, buf: &mut Vec<u8>, cache: &mut HashMap<Vec<u8>, [u8; 32]>) {
-    let Some(k) = v else {
-        buf.push(0x00);
-        return;
-    };
-    buf.push(0x01);
-    if k.len() > KEY_CACHE_LEN {
-        buf.extend_from_slice(&Sha256::digest(k));
-        return;
-    }
-    if let Some(d) = cache.get(k) {
-        buf.extend_from_slice(d);
-        return;
-    }
-    let d: [u8; 32] = Sha256::digest(k).into();
-    buf.extend_from_slice(&d);
-    if cache.len() < KEY_CACHE_MAX {
-        cache.insert(k.to_vec(), d);
-    }
-}
-
 /// One piece: records `start..stop` of a stored batch. Returns None when it needs the Python
 /// path.
 #[allow(clippy::too_many_arguments)]
@@ -215,7 +187,7 @@ fn piece(
     out: &mut Out,
     memos: &mut [Memo; 4],
     buf: &mut Vec<u8>,
-    keys_hashed: &mut HashMap<Vec<u8>, [u8; 32]>,
+    keys: &mut KeyIndex,
     p: &Bound<'_, PyTuple>,
 ) -> PyResult<Option<()>> {
     let Ok((topic, part, base_off, start, stop, count, flags, layout, base_ts)) = p
@@ -248,7 +220,7 @@ fn piece(
         let Some(t) = t else { return Ok(None) };
         t
     };
-    let Some(keys) = bytes_section(body, &mut pos, n, flags, KEYS_NULL, KEYS_MIXED) else {
+    let Some(key_col) = bytes_section(body, &mut pos, n, flags, KEYS_NULL, KEYS_MIXED) else {
         return Ok(None);
     };
     let Some(values) = bytes_section(body, &mut pos, n, flags, VALUES_NULL, VALUES_MIXED) else {
@@ -296,7 +268,8 @@ fn piece(
         buf.extend_from_slice(&part.to_be_bytes());
         buf.extend_from_slice(&offset.to_be_bytes());
         buf.extend_from_slice(&ts.to_be_bytes());
-        digest_key(keys[i], buf, keys_hashed);
+        let key = key_col[i];
+        let key_digest = KeyIndex::digest(key, buf);
         buf.extend_from_slice(&m.to_be_bytes());
         for c in &cols {
             let v = c.value(i);
@@ -316,7 +289,7 @@ fn piece(
         put(py, &mut out.actions, &mut memos[1], act, false)?;
         match get(slots[3]) {
             Some(s) => put(py, &mut out.resources, &mut memos[2], Some(s), false)?,
-            None => put(py, &mut out.resources, &mut memos[2], keys[i], true)?,
+            None => keys.push_resource(&mut out.resources, key, key_digest)?,
         }
         put(py, &mut out.tenants, &mut memos[3], get(slots[4]), false)?;
     }
@@ -348,10 +321,10 @@ fn stored_leaf_batch<'py>(
     }
     let mut out = Out::new(total);
     let mut buf: Vec<u8> = Vec::with_capacity(1024);
-    let mut keys_hashed = HashMap::new();
+    let mut keys = KeyIndex::default();
     for p in &tuples {
         let mut memos = [Memo::EMPTY; 4]; // slices of another body may reuse an address
-        if piece(py, &mut out, &mut memos, &mut buf, &mut keys_hashed, p)?.is_none() {
+        if piece(py, &mut out, &mut memos, &mut buf, &mut keys, p)?.is_none() {
             return Ok(None);
         }
     }

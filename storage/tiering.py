@@ -187,6 +187,15 @@ class ColdTier:
         self._index: dict[tuple[str, int], list[SegmentInfo]] = {}
         self._cache: OrderedDict[str, list[StoredRecord]] = OrderedDict()
         self._cache_limit = cache_segments
+        self._cuts: Callable[[str, int], int] | None = None
+        self._trimmed: dict[tuple[str, int], int] = {}
+
+    def vouch_starts(self, cuts: Callable[[str, int], int]) -> None:
+        """Where the ledger says each partition's cold records begin (``cuts(topic, partition)``:
+        the last retention cut of both tiers it records), set by the composition root once the
+        ledger is built. Until then (and in any tier without it) a tier that checks against
+        the ledger starts at 0: it serves, or fails on, more, never less."""
+        self._cuts = cuts
 
     # -- index ------------------------------------------------------------------------------
     def segments(self, topic: str, partition: int, *, refresh: bool = False) -> list[SegmentInfo]:
@@ -218,16 +227,33 @@ class ColdTier:
         return infos
 
     def cold_start(self, topic: str, partition: int) -> int:
-        """The partition's cold start offset: retention's last cut of the cold tier (0 if none)."""
+        """The store's start marker: retention's last cut of the cold tier (0 if none). Anyone
+        who writes the store can write one, so reads checked against the ledger start at
+        ``_start`` instead; the marker serves ``trim`` and the unchecked tier."""
         marks = self.store.list(f"{PREFIX}{topic}/{partition}/start-")
         return max((int(k.rsplit("-", 1)[1]) for k in marks), default=0)
 
+    def _start(self, topic: str, partition: int) -> int:
+        """Where reads of the partition begin: the store's marker without the ledger; with it,
+        the ledger's last both-tier cut (``vouch_starts``) or this process's own later trim
+        (its entry is not on the ledger until the next sync), never the store's say-so."""
+        if self._leaves is None:
+            return self.cold_start(topic, partition)
+        cut = self._cuts(topic, partition) if self._cuts is not None else 0
+        with self._lock:
+            return max(cut, self._trimmed.get((topic, partition), 0))
+
     def cold_range(self, topic: str, partition: int) -> tuple[int, int] | None:
-        """(first offset, end offset) the cold tier holds for the partition, or None."""
+        """(first offset, end offset) the cold tier holds for the partition, or None. Checked
+        against the ledger, the first offset is ``_start`` even when the store's first segment
+        begins later (segments dropped from the store): readers start there and the read
+        fails naming the missing records, rather than skipping them."""
         segs = self.segments(topic, partition)
         if not segs:
             return None
-        start = max(segs[0].base, self.cold_start(topic, partition))
+        start = self._start(topic, partition)
+        if self._leaves is None:
+            start = max(segs[0].base, start)
         return (start, segs[-1].end) if start < segs[-1].end else None
 
     def trim(self, topic: str, partition: int, offset: int) -> int:
@@ -236,6 +262,9 @@ class ColdTier:
         if offset <= self.cold_start(topic, partition):
             return 0
         self.store.put_if_absent(f"{PREFIX}{topic}/{partition}/start-{offset:020d}", b"")
+        with self._lock:
+            tp = (topic, partition)
+            self._trimmed[tp] = max(self._trimmed.get(tp, 0), offset)
         gone = 0
         for seg in self.segments(topic, partition, refresh=True):
             if seg.end <= offset:
@@ -354,21 +383,50 @@ class ColdTier:
     def read(
         self, topic: str, partition: int, offset: int, max_records: int, below: int
     ) -> list[StoredRecord]:
-        """Up to ``max_records`` cold records from ``offset`` on, all with offsets < ``below``."""
+        """Up to ``max_records`` cold records from ``offset`` on, all with offsets < ``below``.
+
+        Checked against the ledger, the offsets from ``max(offset, _start)`` up to ``below``
+        that no segment spans (a segment or its index entry gone from the store, a gap before
+        the first one or after the last) MUST have no leaf: else ``ColdTierCorrupt`` names the
+        first such record, rather than the read skipping it."""
         out: list[StoredRecord] = []
-        offset = max(offset, self.cold_start(topic, partition))
+        offset = max(offset, self._start(topic, partition))
         for seg in self.segments(topic, partition):
             if seg.end <= offset:
                 continue
             if seg.base >= below or len(out) >= max_records:
                 break
+            if seg.base > offset:
+                self._no_leaves(topic, partition, offset, min(seg.base, below))
             for r in self._records(seg):
                 if r.offset >= offset and r.offset < below:
                     out.append(r)
                     offset = r.offset + 1  # two index entries over one range: served once
                     if len(out) >= max_records:
                         break
+            if len(out) < max_records:
+                offset = max(offset, seg.end)  # its offsets past the last record: markers
+        if len(out) < max_records and offset < below:
+            self._no_leaves(topic, partition, offset, below)
         return out
+
+    def _no_leaves(self, topic: str, partition: int, start: int, end: int) -> None:
+        """Raise ``ColdTierCorrupt`` if the ledger has a leaf for an offset in [start, end),
+        which no cold segment holds (legitimately only transaction markers, or nothing)."""
+        ledger = self._leaves
+        if ledger is None:
+            return
+        for offset in range(start, end):
+            index = ledger.index_of(topic, partition, offset)
+            if index is not None:
+                raise ColdTierCorrupt(
+                    f"The cold tier holds no segment with {topic}[{partition}] offset {offset}, "
+                    f"which is ledger entry {index}, and no retention cut on the ledger removed "
+                    f"it: a segment (or its index entry under {PREFIX}{topic}/{partition}/) was "
+                    "removed from the object store, or a start marker there hides it. Restore "
+                    "the segment from a copy of the object store (a retention cut made by "
+                    "another process counts once the ledger has synced it)."
+                )
 
     # -- writing ----------------------------------------------------------------------------
     def offload(

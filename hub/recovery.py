@@ -2,6 +2,10 @@
 ``storage.backup``, which knows files and objects but not the hub).
 
 ``restore`` (``hub backup restore``) reports success only after, in order:
+0. without a named backup: the one chosen (the store's newest complete one within the bounds)
+   is not older than the newest the backup witness beside the KEK records within them
+   (``storage.backup_witness``: a deleted ``manifest.sig`` would roll back), unless the
+   operator passes ``--allow-older``; a missing witness is a warning;
 1. ``storage.backup.fetch_backup``: the manifest's signature, the KEK, every object's SHA-256
    and the restored ledger's root at the manifest's tree size (see there); 1b. a backup of a
    hub whose subject keys live in Vault: Vault holds every key (and version, and erasure
@@ -21,6 +25,7 @@ drops the PostgreSQL ledger schema it filled (``_Outside``), and the error says 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import time
@@ -37,10 +42,12 @@ from storage.backup import (
     LedgerState,
     Manifest,
     RestoreRefused,
+    backup_ids,
     choose_backup,
     create_backup,
     fetch_backup,
 )
+from storage.backup_witness import Witnessed, add_to_witness, check_not_rolled_back
 from storage.erasures import JournalEntry, erased_subjects, record_erasure
 
 if TYPE_CHECKING:
@@ -138,9 +145,24 @@ def backup(
     chunk_bytes: int,
     progress: Progress | None = None,
 ) -> Manifest:
-    """``hub backup create`` on an open hub (the embedded footprint's data folder)."""
+    """``hub backup create`` on an open hub (the embedded footprint's data folder), then the
+    backup added to the witness beside the KEK (``storage.backup_witness``)."""
     if h.settings.event_log != "sqlite" or h.settings.ledger_store not in ("sqlite", "tiles"):
-        return _backup_portable(h, store, kek, chunk_bytes=chunk_bytes, progress=progress)
+        made = _backup_portable(h, store, kek, chunk_bytes=chunk_bytes, progress=progress)
+    else:
+        made = _backup_embedded(h, store, kek, chunk_bytes=chunk_bytes, progress=progress)
+    add_to_witness(
+        kek,
+        Witnessed(
+            made.id, made.created_at_ms, made.ledger_size, hashlib.sha256(made.encode()).hexdigest()
+        ),
+    )
+    return made
+
+
+def _backup_embedded(
+    h: Hub, store: ObjectStore, kek: Kek, *, chunk_bytes: int, progress: Progress | None
+) -> Manifest:
     return create_backup(
         h.settings.data_dir,
         store,
@@ -204,9 +226,12 @@ def restore(
     backup_id: str | None = None,
     at_size: int | None = None,
     at_time_ms: int | None = None,
+    allow_older: bool = False,
     progress: Progress | None = None,
 ) -> RestoreResult:
-    """Restore a backup into ``target`` (steps in the module docstring)."""
+    """Restore a backup into ``target`` (steps in the module docstring). Without a named
+    backup, one older than the newest the witness records for the same bounds is refused
+    unless ``allow_older`` (step 0)."""
     from core.errors import Forbidden, Unauthenticated
     from hub.bootstrap import bootstrap
     from hub.cli import principal_of_token
@@ -221,6 +246,19 @@ def restore(
             "backup.restore: pass --key KEY_ID:SECRET or --key-file FILE."
         )
     chosen = choose_backup(store, backup_id, at_size=at_size, at_time_ms=at_time_ms)
+    older_than_witnessed = None
+    if backup_id is None:  # 0. the store's newest is not necessarily the newest made
+        warning = check_not_rolled_back(
+            kek,
+            chosen,
+            backup_ids(store),
+            at_size=at_size,
+            at_time_ms=at_time_ms,
+            allow_older=allow_older,
+        )
+        if warning is not None:
+            say(warning)
+            older_than_witnessed = warning
     staging = target.parent / f".{target.name}.restoring-{chosen}"
     if staging.exists():
         shutil.rmtree(staging)
@@ -276,6 +314,7 @@ def restore(
                     "ledger_size": manifest.ledger_size,
                     "ledger_root": manifest.ledger_root,
                     "erasures_reapplied": len(reapplied),
+                    **({"warning": older_than_witnessed} if older_than_witnessed else {}),
                 },
             )
             h.ledger.sync(force_checkpoint=True)

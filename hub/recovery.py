@@ -79,13 +79,15 @@ def _droppable(store: Any) -> Any:
     return _need(store, "drop", "the PostgreSQL ledger store (HUB_LEDGER_STORE=postgres)")
 
 
-def journal_erasure(settings: Settings, done: Erasure) -> None:
-    """Record an erasure in the object store's erasure journal (``storage.erasures``)."""
+def journal_erasure(settings: Settings, done: Erasure, sign_note: Callable[[str], bytes]) -> None:
+    """Record an erasure in the object store's erasure journal (``storage.erasures``), signed
+    with ``sign_note`` (the ledger's signer)."""
     from hub.bootstrap import build_object_store
 
     record_erasure(
         build_object_store(settings),
         JournalEntry(done.subject, time.time_ns() // 1_000_000, done.audit_offset),
+        sign_note,
     )
 
 
@@ -295,7 +297,7 @@ def restore(
                 raise Forbidden(f"Access denied: {decision.reason}.")
             t = time.perf_counter()
             reapplied = []
-            for entry in erased_subjects(store):  # 4
+            for entry in erased_subjects(store, [h.ledger.signer.verifier()]):  # 4
                 if h.keystore.exists(entry.subject):
                     h.eraser.erase(
                         principal,

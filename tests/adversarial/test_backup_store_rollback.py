@@ -8,6 +8,8 @@
 2. Memory: chunks, manifests and signatures were read whole before their hash or signature was
    checked: a huge object planted in the store made a restore (or ``backup verify``/``list``)
    hold all of it in memory. Each MUST be refused naming the object, with memory bounded.
+3. Erasure journal: an ``erasures/`` entry planted in the store made the restore crypto-shred
+   that subject; entries are signed by the ledger key and a planted one is refused.
 """
 
 from __future__ import annotations
@@ -19,9 +21,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from click.testing import Result
 
+from audit.note import generate_key, sign_note
 from storage.backup import MAX_MANIFEST_BYTES, Manifest, chunk_key, manifest_key
+from storage.erasures import JournalEntry, journal_key, signed_text
 from tests.adversarial.test_backup_attacks import (
     as_role,
     copy_site,
@@ -153,3 +158,20 @@ def test_a_huge_manifest_or_signature_is_refused_with_bounded_memory(
         refused(r, target, manifest_key(site["second"], name), "larger than")
         assert peak < 2 * MAX_MANIFEST_BYTES + (16 << 20) < HUGE // 2, peak  # read up to the cap
         path.write_bytes(kept)
+
+
+@pytest.mark.parametrize("signed_by", ["nobody", "the attacker"])
+def test_an_erasure_planted_in_the_journal_is_not_applied(
+    copy_site: dict[str, Any], tmp_path: Path, signed_by: str
+) -> None:
+    """Unsigned, a planted ``erasures/`` entry made the restore destroy that subject's key."""
+    site = copy_site
+    entry = JournalEntry("ACC-1", 1, None)
+    body: dict[str, Any] = {"subject": "ACC-1", "erased_at_ms": 1, "audit_offset": None}
+    if signed_by == "the attacker":
+        body["note"] = sign_note(signed_text(entry), generate_key("hub.local")).decode()
+    planted = obj(site, journal_key("ACC-1"))
+    planted.parent.mkdir(parents=True, exist_ok=True)
+    planted.write_text(json.dumps(body))
+    target = tmp_path / "restored"
+    refused(restore(site, target), target, "erasure_journal_corrupt", journal_key("ACC-1"))

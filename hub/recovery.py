@@ -5,7 +5,8 @@
 0. without a named backup: the one chosen (the store's newest complete one within the bounds)
    is not older than the newest the backup witness beside the KEK records within them
    (``storage.backup_witness``: a deleted ``manifest.sig`` would roll back), unless the
-   operator passes ``--allow-older``; a missing witness is a warning;
+   operator passes ``--allow-older``; a missing witness is a warning; 0b. every erasure journal
+   entry that the newest backup's signed manifest lists is still in the store;
 1. ``storage.backup.fetch_backup``: the manifest's signature, the KEK, every object's SHA-256
    and the restored ledger's root at the manifest's tree size (see there); 1b. a backup of a
    hub whose subject keys live in Vault: Vault holds every key (and version, and erasure
@@ -43,6 +44,7 @@ from storage.backup import (
     Manifest,
     RestoreRefused,
     backup_ids,
+    check_erasures_kept,
     choose_backup,
     create_backup,
     fetch_backup,
@@ -261,6 +263,7 @@ def restore(
         if warning is not None:
             say(warning)
             older_than_witnessed = warning
+    check_erasures_kept(store, kek)  # 0b. no erasure the newest backup knows was deleted
     staging = target.parent / f".{target.name}.restoring-{chosen}"
     if staging.exists():
         shutil.rmtree(staging)

@@ -62,6 +62,7 @@ from audit.errors import NoteError
 from audit.note import open_note, parse_signer_key
 from core.errors import ConfigError, HubError, InvalidInput, NotFound
 from core.ports.objectstore import ObjectNotFound, ObjectStore, ObjectTooLarge
+from storage.erasures import PREFIX as ERASURES_PREFIX
 
 FORMAT = "hub-backup/1"
 MANIFEST = "manifest.json"
@@ -237,6 +238,9 @@ class Manifest:
     kek_id: str
     parent: str | None = None
     stats: dict[str, Any] = field(default_factory=dict)
+    # the erasure journal's objects when the backup was made: a restore checks that none of the
+    # newest backup's is gone (a deleted entry would bring an erased subject back)
+    erasures: list[str] = field(default_factory=list)
 
     @property
     def records(self) -> int:
@@ -260,6 +264,7 @@ class Manifest:
             "files": [f.as_dict() for f in self.files],
             "keys": {"object": KEYS_OBJECT, "sha256": self.keys_sha256, "kek_id": self.kek_id},
             "stats": self.stats,
+            "erasures": self.erasures,
         }
 
     def encode(self) -> bytes:
@@ -298,6 +303,7 @@ class Manifest:
                 kek_id=str(keys["kek_id"]),
                 parent=d.get("parent"),
                 stats=dict(d.get("stats") or {}),
+                erasures=[str(k) for k in d.get("erasures") or []],
             )
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise BackupCorrupt(f"The backup manifest {where} is not readable: {exc}.") from None
@@ -505,6 +511,7 @@ def create_backup(
         keys_sha256=hashlib.sha256(sealed).hexdigest(),
         kek_id=kek.id,
         parent=parent,
+        erasures=store.list(ERASURES_PREFIX),
         stats={
             "uploaded_bytes": uploaded,
             "reused_bytes": reused,
@@ -685,6 +692,26 @@ def fetch_backup(
             f"not the manifest's {manifest.ledger_root}: the restore is refused."
         )
     return Fetched(manifest, staging, total, time.perf_counter() - started)
+
+
+def check_erasures_kept(store: ObjectStore, kek: Kek) -> None:
+    """Refuse (``RestoreRefused``) when an erasure journal entry that the newest complete
+    backup's signed manifest lists is gone from the store: deleting it would let a restore of
+    an older backup bring the erased subject back. (Entries made after the newest backup are
+    only in the journal: see ``storage.erasures``.)"""
+    newest = latest_backup_id(store)
+    if newest is None:
+        return
+    manifest, _keys = open_backup(store, newest, kek)
+    present = set(store.list(ERASURES_PREFIX))
+    gone = [k for k in manifest.erasures if k not in present]
+    if gone:
+        raise RestoreRefused(
+            f"The erasure journal has lost {len(gone)} entr{'y' if len(gone) == 1 else 'ies'} "
+            f"that backup {newest} recorded ({', '.join(gone[:3])}): they were deleted from the "
+            "object store, and the restore would bring those subjects back. Put the objects "
+            "back from a copy of the store (they are signed by the ledger key)."
+        )
 
 
 def check_backup(store: ObjectStore, backup_id: str, kek: Kek) -> dict[str, Any]:

@@ -175,3 +175,26 @@ def test_an_erasure_planted_in_the_journal_is_not_applied(
     planted.write_text(json.dumps(body))
     target = tmp_path / "restored"
     refused(restore(site, target), target, "erasure_journal_corrupt", journal_key("ACC-1"))
+
+
+def test_an_erasure_deleted_from_the_journal_fails_the_restore_of_an_older_backup(
+    copy_site: dict[str, Any], tmp_path: Path
+) -> None:
+    """Deleting ``erasures/<subject>.json`` let a restore of a backup made before the erasure
+    bring the subject back; the newest backup's signed manifest lists the journal. (Last in the
+    file: it erases a subject in the module's data folder.)"""
+    site = copy_site
+    kek = witness_beside(site, tmp_path)
+    r = as_role(site, "admin", "erase", "ACC-2", "--reason", "DSR-7")
+    assert r.exit_code == 0, r.output
+    r = as_role(site, "admin", "backup", "create", "--kek-file", str(kek))
+    assert r.exit_code == 0, r.output
+    third = json.loads(r.stdout)["id"]
+    manifest = Manifest.decode(obj(site, manifest_key(third)).read_bytes(), third)
+    assert journal_key("ACC-2") in manifest.erasures
+    entry = obj(site, journal_key("ACC-2"))
+    entry.parent.chmod(0o755)
+    entry.unlink()
+    target = tmp_path / "restored"
+    r = restore(site, target, site["second"], "--kek-file", str(kek))
+    refused(r, target, "restore_refused", journal_key("ACC-2"), "bring those subjects back")

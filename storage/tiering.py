@@ -67,7 +67,7 @@ from core.ports.eventlog import (
     Transaction,
 )
 from core.ports.ledgerstore import LedgerStore
-from core.ports.objectstore import ObjectNotFound, ObjectStore
+from core.ports.objectstore import ObjectNotFound, ObjectStore, ObjectTooLarge
 
 MAGIC = b"HUBSEG1\n"
 PREFIX = "tier/"
@@ -75,6 +75,7 @@ _Q = struct.Struct(">qq")
 _I = struct.Struct(">i")
 _H = struct.Struct(">H")
 HASH_BYTES = 32  # a leaf hash (SHA-256)
+MAX_ENTRY_BYTES = 64 << 10  # an index entry: nine short fields
 LeafHasher = Callable[[Sequence[StoredRecord]], list[bytes]]
 
 
@@ -207,9 +208,9 @@ class ColdTier:
         infos = []
         for key in self.store.list(f"{PREFIX}{topic}/{partition}/"):
             if key.endswith(".json"):
-                d = json.loads(self.store.get(key))
-                infos.append(
-                    SegmentInfo(
+                try:
+                    d = json.loads(b"".join(self.store.stream(key, max_bytes=MAX_ENTRY_BYTES)))
+                    info = SegmentInfo(
                         topic,
                         partition,
                         int(d["base"]),
@@ -220,7 +221,19 @@ class ColdTier:
                         d.get("leaf_first"),
                         d.get("leaf_last"),
                     )
-                )
+                except ObjectNotFound:
+                    continue  # trimmed meanwhile
+                except (ObjectTooLarge, ValueError, KeyError, TypeError, AttributeError) as exc:
+                    raise ColdTierCorrupt(
+                        f"The cold tier index entry {key} is not readable ({exc}): it was "
+                        "changed in the object store. Restore it from a copy of the store."
+                    ) from None
+                if key != segment_key(topic, partition, info.base, "json"):
+                    raise ColdTierCorrupt(
+                        f"The cold tier index entry {key} names base offset {info.base}, not "
+                        "its own: it was changed in the object store."
+                    )
+                infos.append(info)
         infos.sort(key=lambda s: s.base)
         with self._lock:
             self._index[(topic, partition)] = infos
@@ -283,18 +296,30 @@ class ColdTier:
                 self._cache.move_to_end(seg.key)
                 return cached
         try:
-            data = self.store.get(seg.key)
+            # at most the size its entry names: a bigger object is refused before it is whole
+            data = b"".join(self.store.stream(seg.key, max_bytes=max(seg.bytes, 0)))
         except ObjectNotFound:
             raise ColdTierCorrupt(
                 f"The cold segment {seg.key} is missing from the object store though its index "
                 "entry exists."
+            ) from None
+        except ObjectTooLarge:
+            raise ColdTierCorrupt(
+                f"The cold segment {seg.key} is larger than the {seg.bytes} bytes its index "
+                "entry names: it was changed in the object store."
             ) from None
         if hashlib.sha256(data).hexdigest() != seg.sha256:
             raise ColdTierCorrupt(
                 f"The cold segment {seg.key} fails its SHA-256 check: it was changed or damaged "
                 "in the object store."
             )
-        records = decode_segment(data, seg.topic, seg.partition)
+        try:
+            records = decode_segment(data, seg.topic, seg.partition)
+        except (ValueError, struct.error, IndexError) as exc:  # UnicodeDecodeError: ValueError
+            raise ColdTierCorrupt(
+                f"The cold segment {seg.key} is not a readable segment ({exc}): it was written "
+                "to the object store by something other than the hub."
+            ) from None
         self._authenticate(seg, records)
         with self._lock:
             self._cache[seg.key] = records

@@ -9,7 +9,9 @@ or fail loudly, and ``hub ledger verify`` MUST fail naming the hidden records.""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -163,3 +165,62 @@ def test_a_retention_cut_on_the_ledger_still_ends_the_cold_tier(data: Path) -> N
         h.close()
     r = run(*admin_args(data), "ledger", "verify", "--full")
     assert r.exit_code == 0, r.output
+
+
+def test_an_index_entry_under_another_segment_s_name_is_refused(data: Path, tmp_path: Path) -> None:
+    offload(data)
+    part = busiest(tmp_path)
+    entries = sorted(tier_dir(tmp_path, part).glob("*.json"))
+    entries[1].chmod(0o644)
+    entries[1].write_bytes(entries[0].read_bytes())  # two entries for the first segment
+    h = open_hub(data)
+    try:
+        with pytest.raises(ColdTierCorrupt) as err:
+            h.log.read("accounts", part, 0, 10_000)
+        assert entries[1].name in err.value.message
+    finally:
+        h.close()
+
+
+def test_a_garbage_segment_with_a_matching_entry_fails_as_corrupt(
+    data: Path, tmp_path: Path
+) -> None:
+    """Not a struct.error escaping from the decoder: the store's bytes are named."""
+    offload(data)
+    part = busiest(tmp_path)
+    seg = sorted(tier_dir(tmp_path, part).glob("*.seg"))[0]
+    raw = b"HUBSEG1\n" + b"\x00" * 21
+    entry = json.loads(seg.with_suffix(".json").read_text())
+    entry.update(bytes=len(raw), sha256=hashlib.sha256(raw).hexdigest())
+    for path, body in ((seg, raw), (seg.with_suffix(".json"), json.dumps(entry).encode())):
+        path.chmod(0o644)
+        path.write_bytes(body)
+    h = open_hub(data)
+    try:
+        with pytest.raises(ColdTierCorrupt) as err:
+            h.log.read("accounts", part, 0, 10)
+        assert "not a readable segment" in err.value.message
+    finally:
+        h.close()
+
+
+def test_a_huge_segment_is_refused_without_reading_it_whole(data: Path, tmp_path: Path) -> None:
+    offload(data)
+    part = busiest(tmp_path)
+    seg = sorted(tier_dir(tmp_path, part).glob("*.seg"))[0]
+    seg.chmod(0o644)
+    with seg.open("wb") as f:
+        f.truncate(256 << 20)  # sparse: huge to a reader, nothing on disk
+    h = open_hub(data)
+    try:
+        tracemalloc.start()
+        try:
+            with pytest.raises(ColdTierCorrupt) as err:
+                h.log.read("accounts", part, 0, 10)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert "larger than" in err.value.message
+        assert peak < 32 << 20, peak
+    finally:
+        h.close()

@@ -271,10 +271,11 @@ class ColdTier:
 
     def trim(self, topic: str, partition: int, offset: int) -> int:
         """Retention on the cold tier: nothing below ``offset`` is read again; segments wholly
-        below it are deleted (their index entry first). Returns the segments deleted."""
-        if offset <= self.cold_start(topic, partition):
-            return 0
-        self.store.put_if_absent(f"{PREFIX}{topic}/{partition}/start-{offset:020d}", b"")
+        below it are deleted (their index entry first). Returns the segments deleted. The
+        segments are looked at even when the store's marker is already past ``offset``: a
+        marker planted there MUST NOT keep retention from deleting what it cuts."""
+        if offset > self.cold_start(topic, partition):
+            self.store.put_if_absent(f"{PREFIX}{topic}/{partition}/start-{offset:020d}", b"")
         with self._lock:
             tp = (topic, partition)
             self._trimmed[tp] = max(self._trimmed.get(tp, 0), offset)

@@ -224,3 +224,20 @@ def test_a_huge_segment_is_refused_without_reading_it_whole(data: Path, tmp_path
         assert peak < 32 << 20, peak
     finally:
         h.close()
+
+
+def test_a_planted_marker_does_not_keep_retention_from_deleting_cold_segments(
+    data: Path, tmp_path: Path
+) -> None:
+    """trim returned early when the store's marker was already past the cut: the segments that
+    retention cut stayed in the store (data kept past its policy), unnoticed."""
+    offload(data)
+    part = busiest(tmp_path)
+    plant_marker(tmp_path, part, 10 * SEGMENT)
+    h = open_hub(data)
+    try:
+        h.log.delete_records_before("accounts", part, SEGMENT)
+    finally:
+        h.close()
+    left = [int(p.stem) for p in tier_dir(tmp_path, part).glob("*.seg")]
+    assert left and min(left) >= SEGMENT, sorted(left)

@@ -49,7 +49,12 @@ from storage.backup import (
     create_backup,
     fetch_backup,
 )
-from storage.backup_witness import Witnessed, add_to_witness, check_not_rolled_back
+from storage.backup_witness import (
+    Witnessed,
+    add_to_witness,
+    check_not_rolled_back,
+    witness_path,
+)
 from storage.erasures import JournalEntry, erased_subjects, record_erasure
 
 if TYPE_CHECKING:
@@ -151,13 +156,15 @@ def backup(
 ) -> Manifest:
     """``hub backup create`` on an open hub (the embedded footprint's data folder), then the
     backup added to the witness beside the KEK (``storage.backup_witness``)."""
+    witness = _witness_file(h.settings, kek)  # refused before anything is uploaded
     if h.settings.event_log != "sqlite" or h.settings.ledger_store not in ("sqlite", "tiles"):
         made = _backup_portable(h, store, kek, chunk_bytes=chunk_bytes, progress=progress)
     else:
         made = _backup_embedded(h, store, kek, chunk_bytes=chunk_bytes, progress=progress)
     add_to_witness(
         kek,
-        Witnessed(
+        path=witness,
+        w=Witnessed(
             made.id, made.created_at_ms, made.ledger_size, hashlib.sha256(made.encode()).hexdigest()
         ),
     )
@@ -212,6 +219,20 @@ class RestoreResult:
         }
 
 
+def _witness_file(settings: Settings, kek: Kek) -> Path:
+    """The backup witness (``HUB_BACKUP_WITNESS_FILE``, default beside the KEK), refused inside
+    the data folder or the local object folder: whoever writes those could delete it."""
+    path = Path(settings.backup_witness_file or witness_path(kek)).expanduser()
+    resolved = path.resolve()
+    for root in (settings.data_dir, settings.objects_dir):
+        if resolved.is_relative_to(Path(root).expanduser().resolve()):
+            raise ConfigError(
+                f"The backup witness {path} lies inside {root}, where whoever can change the "
+                "data or the store could delete it; set HUB_BACKUP_WITNESS_FILE elsewhere."
+            )
+    return path
+
+
 def _target_ready(target: Path) -> None:
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise RestoreRefused(
@@ -259,6 +280,7 @@ def restore(
             at_size=at_size,
             at_time_ms=at_time_ms,
             allow_older=allow_older,
+            path=_witness_file(settings, kek),
         )
         if warning is not None:
             say(warning)

@@ -181,7 +181,7 @@ def test_an_erasure_deleted_from_the_journal_fails_the_restore_of_an_older_backu
     copy_site: dict[str, Any], tmp_path: Path
 ) -> None:
     """Deleting ``erasures/<subject>.json`` let a restore of a backup made before the erasure
-    bring the subject back; the newest backup's signed manifest lists the journal. (Last in the
+    bring the subject back; the newest backup's signed manifest lists the journal. (Late in the
     file: it erases a subject in the module's data folder.)"""
     site = copy_site
     kek = witness_beside(site, tmp_path)
@@ -198,3 +198,22 @@ def test_an_erasure_deleted_from_the_journal_fails_the_restore_of_an_older_backu
     target = tmp_path / "restored"
     r = restore(site, target, site["second"], "--kek-file", str(kek))
     refused(r, target, "restore_refused", journal_key("ACC-2"), "bring those subjects back")
+
+
+def test_the_witness_file_can_live_elsewhere_but_not_beside_the_data(
+    copy_site: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    site = copy_site
+    kek = witness_beside(site, tmp_path, witness=False)
+    inside = Path(site["data"]) / "witness.backups"
+    monkeypatch.setenv("HUB_BACKUP_WITNESS_FILE", str(inside))
+    before = sorted(p.name for p in (Path(site["objects"]) / "backups").iterdir())
+    r = as_role(site, "admin", "backup", "create", "--kek-file", str(kek))
+    assert r.exit_code == 1 and "HUB_BACKUP_WITNESS_FILE" in r.stderr, r.output
+    assert sorted(p.name for p in (Path(site["objects"]) / "backups").iterdir()) == before
+    elsewhere = tmp_path / "ops" / "hub.backups"
+    elsewhere.parent.mkdir()
+    monkeypatch.setenv("HUB_BACKUP_WITNESS_FILE", str(elsewhere))
+    r = as_role(site, "admin", "backup", "create", "--kek-file", str(kek))
+    assert r.exit_code == 0, r.output
+    assert json.loads(elsewhere.read_text())["id"] == json.loads(r.stdout)["id"]

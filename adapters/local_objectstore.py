@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from core.errors import HubError
 from core.ports.objectstore import (
+    BLOCK_BYTES,
     ObjectExists,
     ObjectImmutable,
     ObjectNotFound,
     ObjectStore,
     check_key,
+    too_large,
 )
 
 
@@ -81,6 +84,21 @@ class LocalObjectStore(ObjectStore):
             raise ObjectNotFound(f"No object {key!r} in {self.root}.") from None
         except OSError as exc:
             raise HubError(f"Cannot read object {key!r}: {exc}", code="objectstore_io") from exc
+
+    def stream(self, key: str, *, max_bytes: int, block: int = BLOCK_BYTES) -> Iterator[bytes]:
+        try:
+            f = self._path(key).open("rb")
+        except FileNotFoundError:
+            raise ObjectNotFound(f"No object {key!r} in {self.root}.") from None
+        except OSError as exc:
+            raise HubError(f"Cannot read object {key!r}: {exc}", code="objectstore_io") from exc
+        with f:
+            seen = 0
+            while data := f.read(min(block, max_bytes + 1 - seen)):
+                seen += len(data)
+                if seen > max_bytes:
+                    raise too_large(key, max_bytes)
+                yield data
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()

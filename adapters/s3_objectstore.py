@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import io
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TypeVar
 
 import urllib3
@@ -24,11 +24,13 @@ from minio.error import S3Error
 
 from core.errors import ConfigError, HubError, InvalidInput
 from core.ports.objectstore import (
+    BLOCK_BYTES,
     ObjectExists,
     ObjectImmutable,
     ObjectNotFound,
     ObjectStore,
     check_key,
+    too_large,
 )
 
 T = TypeVar("T")
@@ -171,6 +173,35 @@ class S3ObjectStore(ObjectStore):
                     f"No object {key!r} in bucket {self.bucket!r} at {self.endpoint}."
                 ) from None
             raise
+
+    def stream(self, key: str, *, max_bytes: int, block: int = BLOCK_BYTES) -> Iterator[bytes]:
+        name = self._name(key)
+        try:
+            response = self._call(
+                lambda: self._client.get_object(self.bucket, name), what=f"read {key!r}"
+            )
+        except HubError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, S3Error) and cause.code in ("NoSuchKey", "NotFound"):
+                raise ObjectNotFound(
+                    f"No object {key!r} in bucket {self.bucket!r} at {self.endpoint}."
+                ) from None
+            raise
+        try:
+            seen = 0
+            while data := response.read(min(block, max_bytes + 1 - seen)):
+                seen += len(data)
+                if seen > max_bytes:
+                    raise too_large(key, max_bytes)
+                yield data
+        except urllib3.exceptions.HTTPError as exc:
+            raise HubError(
+                f"Reading object {key!r} from {self.endpoint} broke off: {exc}.",
+                code="objectstore_io",
+            ) from exc
+        finally:
+            response.close()
+            response.release_conn()
 
     def exists(self, key: str) -> bool:
         name = self._name(key)

@@ -15,17 +15,20 @@ partial object. ``write_once=False`` (scratch) writes the key with ``overwrite=t
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import requests
 
 from core.errors import HubError
 from core.ports.objectstore import (
+    BLOCK_BYTES,
     ObjectExists,
     ObjectImmutable,
     ObjectNotFound,
     ObjectStore,
     check_key,
+    too_large,
 )
 
 TMP = ".tmp-"
@@ -53,13 +56,20 @@ class WebHdfsObjectStore(ObjectStore):
         return f"{self.root}/{check_key(key)}"
 
     def _call(
-        self, method: str, path: str, op: str, *, data: bytes | None = None, **params: Any
+        self,
+        method: str,
+        path: str,
+        op: str,
+        *,
+        data: bytes | None = None,
+        stream: bool = False,
+        **params: Any,
     ) -> requests.Response:
         query = {"op": op, "user.name": self.user, **params}
         try:
             if data is None:
                 return self._http.request(
-                    method, self.base + path, params=query, timeout=self._timeout
+                    method, self.base + path, params=query, timeout=self._timeout, stream=stream
                 )
             # two steps, as the API asks: the NameNode answers 307 with a DataNode's URL
             first = self._http.request(
@@ -125,6 +135,26 @@ class WebHdfsObjectStore(ObjectStore):
             return True
         self._call("DELETE", tmp, "DELETE")
         return False
+
+    def stream(self, key: str, *, max_bytes: int, block: int = BLOCK_BYTES) -> Iterator[bytes]:
+        r = self._call("GET", self._path(key), "OPEN", stream=True)
+        with r:
+            if r.status_code == 404:
+                raise ObjectNotFound(f"No object {key!r} in {self.root} on HDFS.")
+            if r.status_code != 200:
+                raise self._fail(r, f"read {key!r}")
+            seen = 0
+            try:
+                for data in r.iter_content(chunk_size=block):
+                    seen += len(data)
+                    if seen > max_bytes:
+                        raise too_large(key, max_bytes)
+                    yield data
+            except requests.RequestException as exc:
+                raise HubError(
+                    f"Reading object {key!r} from HDFS at {self.base} broke off: {exc}.",
+                    code="objectstore_io",
+                ) from exc
 
     def get(self, key: str) -> bytes:
         r = self._call("GET", self._path(key), "OPEN")

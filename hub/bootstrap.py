@@ -516,6 +516,13 @@ def bootstrap(settings: Settings | None = None, *, install_domain: bool = True) 
     ledger = build_ledger(  # verifies the hot log
         settings, hot_log, registry, publisher, leader, store=ledger_store
     )
+    if settings.cold_tier:
+        from ledger.cuts import RecordedCuts
+        from storage.tiering import TieredEventLog
+
+        assert isinstance(event_log, TieredEventLog)
+        # the cold tier starts where the ledger's retention cuts say, not a marker in the store
+        event_log.cold.vouch_starts(RecordedCuts(ledger).cold_cut)
     governance = Governance(event_log, reader, publisher)  # 6
 
     def cut_expired(proj: Projection, target: Target, record: bool) -> object:

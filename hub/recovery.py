@@ -2,6 +2,11 @@
 ``storage.backup``, which knows files and objects but not the hub).
 
 ``restore`` (``hub backup restore``) reports success only after, in order:
+0. without a named backup: the one chosen (the store's newest complete one within the bounds)
+   is not older than the newest the backup witness beside the KEK records within them
+   (``storage.backup_witness``: a deleted ``manifest.sig`` would roll back), unless the
+   operator passes ``--allow-older``; a missing witness is a warning; 0b. every erasure journal
+   entry that the newest backup's signed manifest lists is still in the store;
 1. ``storage.backup.fetch_backup``: the manifest's signature, the KEK, every object's SHA-256
    and the restored ledger's root at the manifest's tree size (see there); 1b. a backup of a
    hub whose subject keys live in Vault: Vault holds every key (and version, and erasure
@@ -21,6 +26,7 @@ drops the PostgreSQL ledger schema it filled (``_Outside``), and the error says 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import time
@@ -37,9 +43,17 @@ from storage.backup import (
     LedgerState,
     Manifest,
     RestoreRefused,
+    backup_ids,
+    check_erasures_kept,
     choose_backup,
     create_backup,
     fetch_backup,
+)
+from storage.backup_witness import (
+    Witnessed,
+    add_to_witness,
+    check_not_rolled_back,
+    witness_path,
 )
 from storage.erasures import JournalEntry, erased_subjects, record_erasure
 
@@ -72,13 +86,15 @@ def _droppable(store: Any) -> Any:
     return _need(store, "drop", "the PostgreSQL ledger store (HUB_LEDGER_STORE=postgres)")
 
 
-def journal_erasure(settings: Settings, done: Erasure) -> None:
-    """Record an erasure in the object store's erasure journal (``storage.erasures``)."""
+def journal_erasure(settings: Settings, done: Erasure, sign_note: Callable[[str], bytes]) -> None:
+    """Record an erasure in the object store's erasure journal (``storage.erasures``), signed
+    with ``sign_note`` (the ledger's signer)."""
     from hub.bootstrap import build_object_store
 
     record_erasure(
         build_object_store(settings),
         JournalEntry(done.subject, time.time_ns() // 1_000_000, done.audit_offset),
+        sign_note,
     )
 
 
@@ -138,9 +154,26 @@ def backup(
     chunk_bytes: int,
     progress: Progress | None = None,
 ) -> Manifest:
-    """``hub backup create`` on an open hub (the embedded footprint's data folder)."""
+    """``hub backup create`` on an open hub (the embedded footprint's data folder), then the
+    backup added to the witness beside the KEK (``storage.backup_witness``)."""
+    witness = _witness_file(h.settings, kek)  # refused before anything is uploaded
     if h.settings.event_log != "sqlite" or h.settings.ledger_store not in ("sqlite", "tiles"):
-        return _backup_portable(h, store, kek, chunk_bytes=chunk_bytes, progress=progress)
+        made = _backup_portable(h, store, kek, chunk_bytes=chunk_bytes, progress=progress)
+    else:
+        made = _backup_embedded(h, store, kek, chunk_bytes=chunk_bytes, progress=progress)
+    add_to_witness(
+        kek,
+        path=witness,
+        w=Witnessed(
+            made.id, made.created_at_ms, made.ledger_size, hashlib.sha256(made.encode()).hexdigest()
+        ),
+    )
+    return made
+
+
+def _backup_embedded(
+    h: Hub, store: ObjectStore, kek: Kek, *, chunk_bytes: int, progress: Progress | None
+) -> Manifest:
     return create_backup(
         h.settings.data_dir,
         store,
@@ -186,6 +219,20 @@ class RestoreResult:
         }
 
 
+def _witness_file(settings: Settings, kek: Kek) -> Path:
+    """The backup witness (``HUB_BACKUP_WITNESS_FILE``, default beside the KEK), refused inside
+    the data folder or the local object folder: whoever writes those could delete it."""
+    path = Path(settings.backup_witness_file or witness_path(kek)).expanduser()
+    resolved = path.resolve()
+    for root in (settings.data_dir, settings.objects_dir):
+        if resolved.is_relative_to(Path(root).expanduser().resolve()):
+            raise ConfigError(
+                f"The backup witness {path} lies inside {root}, where whoever can change the "
+                "data or the store could delete it; set HUB_BACKUP_WITNESS_FILE elsewhere."
+            )
+    return path
+
+
 def _target_ready(target: Path) -> None:
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise RestoreRefused(
@@ -204,9 +251,12 @@ def restore(
     backup_id: str | None = None,
     at_size: int | None = None,
     at_time_ms: int | None = None,
+    allow_older: bool = False,
     progress: Progress | None = None,
 ) -> RestoreResult:
-    """Restore a backup into ``target`` (steps in the module docstring)."""
+    """Restore a backup into ``target`` (steps in the module docstring). Without a named
+    backup, one older than the newest the witness records for the same bounds is refused
+    unless ``allow_older`` (step 0)."""
     from core.errors import Forbidden, Unauthenticated
     from hub.bootstrap import bootstrap
     from hub.cli import principal_of_token
@@ -221,6 +271,21 @@ def restore(
             "backup.restore: pass --key KEY_ID:SECRET or --key-file FILE."
         )
     chosen = choose_backup(store, backup_id, at_size=at_size, at_time_ms=at_time_ms)
+    older_than_witnessed = None
+    if backup_id is None:  # 0. the store's newest is not necessarily the newest made
+        warning = check_not_rolled_back(
+            kek,
+            chosen,
+            backup_ids(store),
+            at_size=at_size,
+            at_time_ms=at_time_ms,
+            allow_older=allow_older,
+            path=_witness_file(settings, kek),
+        )
+        if warning is not None:
+            say(warning)
+            older_than_witnessed = warning
+    check_erasures_kept(store, kek)  # 0b. no erasure the newest backup knows was deleted
     staging = target.parent / f".{target.name}.restoring-{chosen}"
     if staging.exists():
         shutil.rmtree(staging)
@@ -257,7 +322,7 @@ def restore(
                 raise Forbidden(f"Access denied: {decision.reason}.")
             t = time.perf_counter()
             reapplied = []
-            for entry in erased_subjects(store):  # 4
+            for entry in erased_subjects(store, [h.ledger.signer.verifier()]):  # 4
                 if h.keystore.exists(entry.subject):
                     h.eraser.erase(
                         principal,
@@ -276,6 +341,7 @@ def restore(
                     "ledger_size": manifest.ledger_size,
                     "ledger_root": manifest.ledger_root,
                     "erasures_reapplied": len(reapplied),
+                    **({"warning": older_than_witnessed} if older_than_witnessed else {}),
                 },
             )
             h.ledger.sync(force_checkpoint=True)

@@ -460,6 +460,12 @@ class Settings(BaseSettings):
         default=None,
         description="Key-encryption key file for backups (never inside data_dir or the store).",
     )
+    backup_witness_file: Path | None = Field(
+        default=None,
+        description="The witness of every backup made, which a restore checks for a rollback "
+        "(storage.backup_witness): a persistent, writable file away from data_dir and the "
+        "store; default <backup KEK file>.backups.",
+    )
     backup_chunk_kib: int = Field(
         default=8192,
         ge=64,

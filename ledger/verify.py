@@ -34,6 +34,9 @@ Steps (each names the first bad entry it finds, by leaf index and (topic, partit
        checkpoint's copy with the store's note (the remembered state is signed with the ledger
        key, which sits in the data folder: the witness anchors it); older copies are the full
        run's work.
+    9. Cold tier (full runs, when the hub has one): below each partition's hot start, reading
+       from the last cut of both tiers on the ledger (``ledger.cuts``) returns every record the
+       ledger has a leaf for, each segment checked against the leaves (``storage.tiering``).
 Step 1 runs per stored batch of leaves (``LedgerStore.iter_leaf_batches``: the tile store's
 side-index columns and level-0 hashes as they are). The usual case is checked column to column:
 the batch's runs of one partition are read from the log, their leaf hashes and query columns
@@ -64,10 +67,11 @@ from audit.merkle import verify_consistency
 from audit.note import GENESIS_PREV, VerifierKey, checkpoint_hash, open_checkpoint, open_note
 from core.errors import HubError
 from core.hashing import split
-from core.ports.eventlog import EncodedColumns, RecordColumns, StoredRecord
+from core.ports.eventlog import EncodedColumns, EventLog, RecordColumns, StoredRecord
 from core.ports.ledgerstore import LeafBatch, StoredCheckpoint, column_values
+from ledger.cuts import RecordedCuts, UnreadableCut, iter_cuts
 from ledger.leaves import LeafEncoder
-from ledger.service import AUDIT_TOPIC, Ledger
+from ledger.service import Ledger
 from ledger.tree import CHUNK, CHUNK_BYTES, TreeBuilder
 from ledger.witness import check_intents, witness_key
 
@@ -259,15 +263,21 @@ def verify_ledger(
     *,
     now_ms: int | None = None,
     since: Verified | None = None,
+    tiered: EventLog | None = None,
 ) -> VerifyReport:
-    """The full check (steps 1 to 8), or with ``since`` the incremental one (see
-    :class:`Verified`): from that verified checkpoint to the store's end."""
+    """The full check (steps 1 to 9), or with ``since`` the incremental one (see
+    :class:`Verified`): from that verified checkpoint to the store's end. ``tiered``: the log
+    as readers see it when a cold tier serves reads below the hot log (step 9, full runs)."""
     with ledger.syncs_paused():  # the follower appending meanwhile made verify fail (#13)
-        return _verify(ledger, trusted, now_ms, since)
+        return _verify(ledger, trusted, now_ms, since, tiered)
 
 
 def _verify(
-    ledger: Ledger, trusted: list[VerifierKey] | None, now_ms: int | None, since: Verified | None
+    ledger: Ledger,
+    trusted: list[VerifierKey] | None,
+    now_ms: int | None,
+    since: Verified | None,
+    tiered: EventLog | None = None,
 ) -> VerifyReport:
     started = time.perf_counter()
     report = VerifyReport()
@@ -282,6 +292,8 @@ def _verify(
         _verify_checkpoints(ledger, report, tree_ok, trusted or [], since)
         _verify_removals(ledger, report)
         _verify_pending(ledger, report, now)
+        if tiered is not None and since is None:
+            _verify_cold(ledger, report, tiered)
     except HubError as exc:  # the store cannot answer a query (damaged): a finding, not a crash
         report.fail(Problem(exc.message))
     report.seconds = time.perf_counter() - started
@@ -473,56 +485,23 @@ def _verify_log(ledger: Ledger, report: VerifyReport) -> None:
         )
 
 
-def _audit_details(ledger: Ledger, value: bytes | None) -> dict[str, Any]:
-    """The ``details`` of a ``hub.audit`` record, decoded with its writer schema."""
-    import json
-
-    from core.avro.serde import decode, split_wire
-
-    if value is None:
-        raise ValueError("the audit record has no value")
-    registry = ledger.registry
-    if registry is None:
-        raise ValueError("this ledger has no schema registry to decode audit records")
-    schema_id, _ = split_wire(value)
-    datum: Any = decode(value, registry.parsed(schema_id))
-    details = json.loads(datum["details"])
-    if not isinstance(details, dict):
-        raise ValueError("its details are not a JSON object")
-    return details
-
-
 def _verify_removals(ledger: Ledger, report: VerifyReport) -> None:
     """6. Every raised start offset is a cut recorded on the ledger (``retention.delete``)."""
     cuts: dict[tuple[str, int], int] = {}
-    after = -1
-    while True:
-        rows = ledger.store.query(action="retention.delete", after=after, limit=1000)
-        if not rows:
-            break
-        for row in rows:
-            idx, topic, part, off = row[0], row[1], row[2], row[3]
-            resource = row[7]
-            if topic != AUDIT_TOPIC or not (resource or "").startswith("topic:"):
-                continue  # projection cuts (rows of views) record other details
-            rec = ledger.record_at(topic, part, off)
-            try:
-                d = _audit_details(ledger, None if rec is None else rec.value)
-                tp = (str(d["topic"]), int(d["partition"]))
-                cut = int(d["to"])
-            except (HubError, ValueError, KeyError, TypeError) as exc:
-                report.fail(
-                    Problem(
-                        f"this retention.delete entry cannot be read ({exc}).",
-                        index=idx,
-                        topic=topic,
-                        partition=part,
-                        offset=off,
-                    )
+    for cut in iter_cuts(ledger):
+        if isinstance(cut, UnreadableCut):
+            report.fail(
+                Problem(
+                    f"this retention.delete entry cannot be read ({cut.why}).",
+                    index=cut.index,
+                    topic=cut.topic,
+                    partition=cut.partition,
+                    offset=cut.offset,
                 )
-                continue
-            cuts[tp] = max(cuts.get(tp, 0), cut)
-        after = rows[-1][0]
+            )
+            continue
+        tp = (cut.topic, cut.partition)
+        cuts[tp] = max(cuts.get(tp, 0), cut.to)
     for t in ledger.log.topics():
         for part, begin in sorted(ledger.log.beginning_offsets(t.name).items()):
             recorded = cuts.get((t.name, part), 0)
@@ -548,6 +527,35 @@ def _verify_removals(ledger: Ledger, report: VerifyReport) -> None:
                     offset=min(begin, recorded),
                 )
             )
+
+
+def _verify_cold(ledger: Ledger, report: VerifyReport, tiered: EventLog) -> None:
+    """9. Below each partition's hot start, the cold tier serves every record from the last cut
+    of both tiers on the ledger (not from a start marker in the object store): the tiered read
+    checks each segment against the ledger's leaves and fails on an offset with a leaf that no
+    segment holds, so a segment dropped, emptied or hidden behind a forged marker fails here."""
+    cuts = RecordedCuts(ledger)
+    for t in ledger.log.topics():
+        for part, hot_start in sorted(ledger.log.beginning_offsets(t.name).items()):
+            pos = cuts.cold_cut(t.name, part)
+            while pos < hot_start:
+                try:
+                    got = tiered.read(t.name, part, pos, 10_000)
+                except HubError as exc:
+                    report.fail(
+                        Problem(
+                            f"the cold tier cannot serve it: {exc.message}",
+                            index=ledger.store.index_of(t.name, part, pos),
+                            topic=t.name,
+                            partition=part,
+                            offset=pos,
+                        )
+                    )
+                    break
+                got = [r for r in got if r.offset < hot_start]
+                if not got:
+                    break
+                pos = got[-1].offset + 1
 
 
 def _verify_pending(ledger: Ledger, report: VerifyReport, now_ms: int) -> None:

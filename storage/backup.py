@@ -31,8 +31,9 @@ Steps of ``fetch_backup`` (the restore's first half; ``hub.recovery`` does the r
 1. read the manifest and its signature; open the sealed keys with the KEK (a wrong KEK or a
    changed byte fails AES-GCM's tag: refused naming the object); verify the manifest's
    signature with the ledger key found inside, and that key against the manifest's;
-2. fetch every chunk, checking its SHA-256 (a changed byte fails naming the object), and each
-   file's SHA-256; write them into a staging folder beside the target;
+2. stream every chunk into a staging folder beside the target, checking its SHA-256 as it
+   arrives (a changed byte fails naming the object) with one block in memory, never more bytes
+   than its file has left (a forged, huge chunk is refused there), then each file's SHA-256;
 3. check that the restored ledger's root at the manifest's tree size equals the manifest's root.
 """
 
@@ -52,7 +53,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -60,7 +61,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from audit.errors import NoteError
 from audit.note import open_note, parse_signer_key
 from core.errors import ConfigError, HubError, InvalidInput, NotFound
-from core.ports.objectstore import ObjectNotFound, ObjectStore
+from core.ports.objectstore import ObjectNotFound, ObjectStore, ObjectTooLarge
+from storage.erasures import PREFIX as ERASURES_PREFIX
 
 FORMAT = "hub-backup/1"
 MANIFEST = "manifest.json"
@@ -77,6 +79,13 @@ SQLITE_MAGIC = b"SQLite format 3\x00"
 LEDGER_FILES = ("ledger-tiles.sqlite", "ledger.sqlite")
 BACKUP_ID = re.compile(r"[0-9A-Za-z][0-9A-Za-z_-]{0,63}")
 SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+# Bounds on objects read whole before their signature or seal is checked: whoever writes the
+# store could otherwise make a restore (or `hub backup list`) load any size into memory. A
+# manifest lists ~70 bytes per chunk: 32 MiB covers ~480k chunks, 4 TB at the default 8 MiB
+# chunk size (a bigger folder takes bigger chunks, HUB_BACKUP_CHUNK_KIB).
+MAX_MANIFEST_BYTES = 32 << 20
+MAX_NOTE_BYTES = 64 << 10
+MAX_KEYS_BYTES = 256 << 20  # the key ring's sealed data keys, one per subject
 Progress = Callable[[str], None]
 
 
@@ -229,6 +238,9 @@ class Manifest:
     kek_id: str
     parent: str | None = None
     stats: dict[str, Any] = field(default_factory=dict)
+    # the erasure journal's objects when the backup was made: a restore checks that none of the
+    # newest backup's is gone (a deleted entry would bring an erased subject back)
+    erasures: list[str] = field(default_factory=list)
 
     @property
     def records(self) -> int:
@@ -252,6 +264,7 @@ class Manifest:
             "files": [f.as_dict() for f in self.files],
             "keys": {"object": KEYS_OBJECT, "sha256": self.keys_sha256, "kek_id": self.kek_id},
             "stats": self.stats,
+            "erasures": self.erasures,
         }
 
     def encode(self) -> bytes:
@@ -290,6 +303,7 @@ class Manifest:
                 kek_id=str(keys["kek_id"]),
                 parent=d.get("parent"),
                 stats=dict(d.get("stats") or {}),
+                erasures=[str(k) for k in d.get("erasures") or []],
             )
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise BackupCorrupt(f"The backup manifest {where} is not readable: {exc}.") from None
@@ -497,6 +511,7 @@ def create_backup(
         keys_sha256=hashlib.sha256(sealed).hexdigest(),
         kek_id=kek.id,
         parent=parent,
+        erasures=store.list(ERASURES_PREFIX),
         stats={
             "uploaded_bytes": uploaded,
             "reused_bytes": reused,
@@ -535,8 +550,8 @@ def read_manifest(store: ObjectStore, backup_id: str) -> tuple[Manifest, bytes, 
     """The manifest, its bytes and its signature note (unverified: see ``open_backup``)."""
     key = manifest_key(backup_id)
     try:
-        body = store.get(key)
-        note = store.get(manifest_key(backup_id, SIGNATURE))
+        body = read_bounded(store, key, MAX_MANIFEST_BYTES)
+        note = read_bounded(store, manifest_key(backup_id, SIGNATURE), MAX_NOTE_BYTES)
     except ObjectNotFound:
         known = ", ".join(backup_ids(store)[-5:]) or "none"
         raise BackupNotFound(
@@ -595,7 +610,7 @@ def open_backup(store: ObjectStore, backup_id: str, kek: Kek) -> tuple[Manifest,
     manifest, body, note = read_manifest(store, backup_id)
     keys_key = manifest_key(backup_id, KEYS_OBJECT)
     try:
-        sealed = store.get(keys_key)
+        sealed = read_bounded(store, keys_key, MAX_KEYS_BYTES)
     except ObjectNotFound:
         raise BackupCorrupt(f"The backup object {keys_key} is missing.") from None
     if manifest.kek_id != kek.id:
@@ -654,22 +669,9 @@ def fetch_backup(
         dst.parent.mkdir(parents=True, exist_ok=True)
         digest = hashlib.sha256()
         with dst.open("wb") as out:
+            left, write = entry.size, _tee(digest, out)
             for sha in entry.chunks:
-                key = chunk_key(sha)
-                try:
-                    data = store.get(key)
-                except ObjectNotFound:
-                    raise BackupCorrupt(
-                        f"The backup object {key} (part of {entry.path}) is missing from the store."
-                    ) from None
-                if hashlib.sha256(data).hexdigest() != sha:
-                    raise BackupCorrupt(
-                        f"The backup object {key} (part of {entry.path}) fails its SHA-256 "
-                        "check: it was changed or damaged in the store. Restore an older backup "
-                        "or repair the object."
-                    )
-                digest.update(data)
-                out.write(data)
+                left -= stream_chunk(store, sha, entry, left, write)
             out.flush()
             os.fsync(out.fileno())
         if digest.hexdigest() != entry.sha256:
@@ -692,6 +694,26 @@ def fetch_backup(
     return Fetched(manifest, staging, total, time.perf_counter() - started)
 
 
+def check_erasures_kept(store: ObjectStore, kek: Kek) -> None:
+    """Refuse (``RestoreRefused``) when an erasure journal entry that the newest complete
+    backup's signed manifest lists is gone from the store: deleting it would let a restore of
+    an older backup bring the erased subject back. (Entries made after the newest backup are
+    only in the journal: see ``storage.erasures``.)"""
+    newest = latest_backup_id(store)
+    if newest is None:
+        return
+    manifest, _keys = open_backup(store, newest, kek)
+    present = set(store.list(ERASURES_PREFIX))
+    gone = [k for k in manifest.erasures if k not in present]
+    if gone:
+        raise RestoreRefused(
+            f"The erasure journal has lost {len(gone)} entr{'y' if len(gone) == 1 else 'ies'} "
+            f"that backup {newest} recorded ({', '.join(gone[:3])}): they were deleted from the "
+            "object store, and the restore would bring those subjects back. Put the objects "
+            "back from a copy of the store (they are signed by the ledger key)."
+        )
+
+
 def check_backup(store: ObjectStore, backup_id: str, kek: Kek) -> dict[str, Any]:
     """Every check of a restore short of writing files: the signature, the sealed keys and each
     chunk's SHA-256 (shared chunks once). Raises ``BackupCorrupt`` naming the first bad object."""
@@ -703,20 +725,8 @@ def check_backup(store: ObjectStore, backup_id: str, kek: Kek) -> dict[str, Any]
         for sha in entry.chunks:
             if sha in checked:
                 continue
-            key = chunk_key(sha)
-            try:
-                data = store.get(key)
-            except ObjectNotFound:
-                raise BackupCorrupt(
-                    f"The backup object {key} (part of {entry.path}) is missing from the store."
-                ) from None
-            if hashlib.sha256(data).hexdigest() != sha:
-                raise BackupCorrupt(
-                    f"The backup object {key} (part of {entry.path}) fails its SHA-256 check: "
-                    "it was changed or damaged in the store."
-                )
             checked.add(sha)
-            total += len(data)
+            total += stream_chunk(store, sha, entry, entry.size, lambda _block: None)
     return {
         "backup": backup_id,
         "ok": True,
@@ -726,6 +736,58 @@ def check_backup(store: ObjectStore, backup_id: str, kek: Kek) -> dict[str, Any]
         "ledger_root": manifest.ledger_root,
         "seconds": round(time.perf_counter() - started, 3),
     }
+
+
+def read_bounded(store: ObjectStore, key: str, max_bytes: int) -> bytes:
+    """An object read whole, refused (``BackupCorrupt``) past ``max_bytes`` before it is."""
+    try:
+        return b"".join(store.stream(key, max_bytes=max_bytes))
+    except ObjectTooLarge:
+        raise BackupCorrupt(
+            f"The backup object {key} is larger than {max_bytes} bytes, far beyond what the hub "
+            "writes there: it was replaced in the store, and it is refused unread."
+        ) from None
+
+
+def stream_chunk(
+    store: ObjectStore, sha: str, entry: FileEntry, at_most: int, sink: Callable[[bytes], None]
+) -> int:
+    """Stream the chunk ``sha`` of ``entry`` block by block into ``sink``, checking its SHA-256
+    as it goes (one block in memory, whatever the object's size); its length. A chunk cannot be
+    longer than what its file has left (``at_most``): a longer object (a forged, huge one) is
+    refused after ``at_most`` bytes. The sink has then seen bytes that did not verify: the
+    caller discards what it wrote (the restore's staging folder)."""
+    key = chunk_key(sha)
+    digest, n = hashlib.sha256(), 0
+    try:
+        for block in store.stream(key, max_bytes=max(at_most, 0)):
+            digest.update(block)
+            sink(block)
+            n += len(block)
+    except ObjectNotFound:
+        raise BackupCorrupt(
+            f"The backup object {key} (part of {entry.path}) is missing from the store."
+        ) from None
+    except ObjectTooLarge:
+        raise BackupCorrupt(
+            f"The backup object {key} (part of {entry.path}) is larger than the {at_most} bytes "
+            f"left of the file's {entry.size}: it was changed or replaced in the store. Restore "
+            "an older backup or repair the object."
+        ) from None
+    if digest.hexdigest() != sha:
+        raise BackupCorrupt(
+            f"The backup object {key} (part of {entry.path}) fails its SHA-256 check: it was "
+            "changed or damaged in the store. Restore an older backup or repair the object."
+        )
+    return n
+
+
+def _tee(digest: Any, out: BinaryIO) -> Callable[[bytes], None]:
+    def write(block: bytes) -> None:
+        digest.update(block)
+        out.write(block)
+
+    return write
 
 
 def _safe_rel(rel: str) -> str:

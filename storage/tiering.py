@@ -67,7 +67,7 @@ from core.ports.eventlog import (
     Transaction,
 )
 from core.ports.ledgerstore import LedgerStore
-from core.ports.objectstore import ObjectNotFound, ObjectStore
+from core.ports.objectstore import ObjectNotFound, ObjectStore, ObjectTooLarge
 
 MAGIC = b"HUBSEG1\n"
 PREFIX = "tier/"
@@ -75,6 +75,7 @@ _Q = struct.Struct(">qq")
 _I = struct.Struct(">i")
 _H = struct.Struct(">H")
 HASH_BYTES = 32  # a leaf hash (SHA-256)
+MAX_ENTRY_BYTES = 64 << 10  # an index entry: nine short fields
 LeafHasher = Callable[[Sequence[StoredRecord]], list[bytes]]
 
 
@@ -187,6 +188,15 @@ class ColdTier:
         self._index: dict[tuple[str, int], list[SegmentInfo]] = {}
         self._cache: OrderedDict[str, list[StoredRecord]] = OrderedDict()
         self._cache_limit = cache_segments
+        self._cuts: Callable[[str, int], int] | None = None
+        self._trimmed: dict[tuple[str, int], int] = {}
+
+    def vouch_starts(self, cuts: Callable[[str, int], int]) -> None:
+        """Where the ledger says each partition's cold records begin (``cuts(topic, partition)``:
+        the last retention cut of both tiers it records), set by the composition root once the
+        ledger is built. Until then (and in any tier without it) a tier that checks against
+        the ledger starts at 0: it serves, or fails on, more, never less."""
+        self._cuts = cuts
 
     # -- index ------------------------------------------------------------------------------
     def segments(self, topic: str, partition: int, *, refresh: bool = False) -> list[SegmentInfo]:
@@ -198,9 +208,9 @@ class ColdTier:
         infos = []
         for key in self.store.list(f"{PREFIX}{topic}/{partition}/"):
             if key.endswith(".json"):
-                d = json.loads(self.store.get(key))
-                infos.append(
-                    SegmentInfo(
+                try:
+                    d = json.loads(b"".join(self.store.stream(key, max_bytes=MAX_ENTRY_BYTES)))
+                    info = SegmentInfo(
                         topic,
                         partition,
                         int(d["base"]),
@@ -211,31 +221,64 @@ class ColdTier:
                         d.get("leaf_first"),
                         d.get("leaf_last"),
                     )
-                )
+                except ObjectNotFound:
+                    continue  # trimmed meanwhile
+                except (ObjectTooLarge, ValueError, KeyError, TypeError, AttributeError) as exc:
+                    raise ColdTierCorrupt(
+                        f"The cold tier index entry {key} is not readable ({exc}): it was "
+                        "changed in the object store. Restore it from a copy of the store."
+                    ) from None
+                if key != segment_key(topic, partition, info.base, "json"):
+                    raise ColdTierCorrupt(
+                        f"The cold tier index entry {key} names base offset {info.base}, not "
+                        "its own: it was changed in the object store."
+                    )
+                infos.append(info)
         infos.sort(key=lambda s: s.base)
         with self._lock:
             self._index[(topic, partition)] = infos
         return infos
 
     def cold_start(self, topic: str, partition: int) -> int:
-        """The partition's cold start offset: retention's last cut of the cold tier (0 if none)."""
+        """The store's start marker: retention's last cut of the cold tier (0 if none). Anyone
+        who writes the store can write one, so reads checked against the ledger start at
+        ``_start`` instead; the marker serves ``trim`` and the unchecked tier."""
         marks = self.store.list(f"{PREFIX}{topic}/{partition}/start-")
         return max((int(k.rsplit("-", 1)[1]) for k in marks), default=0)
 
+    def _start(self, topic: str, partition: int) -> int:
+        """Where reads of the partition begin: the store's marker without the ledger; with it,
+        the ledger's last both-tier cut (``vouch_starts``) or this process's own later trim
+        (its entry is not on the ledger until the next sync), never the store's say-so."""
+        if self._leaves is None:
+            return self.cold_start(topic, partition)
+        cut = self._cuts(topic, partition) if self._cuts is not None else 0
+        with self._lock:
+            return max(cut, self._trimmed.get((topic, partition), 0))
+
     def cold_range(self, topic: str, partition: int) -> tuple[int, int] | None:
-        """(first offset, end offset) the cold tier holds for the partition, or None."""
+        """(first offset, end offset) the cold tier holds for the partition, or None. Checked
+        against the ledger, the first offset is ``_start`` even when the store's first segment
+        begins later (segments dropped from the store): readers start there and the read
+        fails naming the missing records, rather than skipping them."""
         segs = self.segments(topic, partition)
         if not segs:
             return None
-        start = max(segs[0].base, self.cold_start(topic, partition))
+        start = self._start(topic, partition)
+        if self._leaves is None:
+            start = max(segs[0].base, start)
         return (start, segs[-1].end) if start < segs[-1].end else None
 
     def trim(self, topic: str, partition: int, offset: int) -> int:
         """Retention on the cold tier: nothing below ``offset`` is read again; segments wholly
-        below it are deleted (their index entry first). Returns the segments deleted."""
-        if offset <= self.cold_start(topic, partition):
-            return 0
-        self.store.put_if_absent(f"{PREFIX}{topic}/{partition}/start-{offset:020d}", b"")
+        below it are deleted (their index entry first). Returns the segments deleted. The
+        segments are looked at even when the store's marker is already past ``offset``: a
+        marker planted there MUST NOT keep retention from deleting what it cuts."""
+        if offset > self.cold_start(topic, partition):
+            self.store.put_if_absent(f"{PREFIX}{topic}/{partition}/start-{offset:020d}", b"")
+        with self._lock:
+            tp = (topic, partition)
+            self._trimmed[tp] = max(self._trimmed.get(tp, 0), offset)
         gone = 0
         for seg in self.segments(topic, partition, refresh=True):
             if seg.end <= offset:
@@ -254,18 +297,30 @@ class ColdTier:
                 self._cache.move_to_end(seg.key)
                 return cached
         try:
-            data = self.store.get(seg.key)
+            # at most the size its entry names: a bigger object is refused before it is whole
+            data = b"".join(self.store.stream(seg.key, max_bytes=max(seg.bytes, 0)))
         except ObjectNotFound:
             raise ColdTierCorrupt(
                 f"The cold segment {seg.key} is missing from the object store though its index "
                 "entry exists."
+            ) from None
+        except ObjectTooLarge:
+            raise ColdTierCorrupt(
+                f"The cold segment {seg.key} is larger than the {seg.bytes} bytes its index "
+                "entry names: it was changed in the object store."
             ) from None
         if hashlib.sha256(data).hexdigest() != seg.sha256:
             raise ColdTierCorrupt(
                 f"The cold segment {seg.key} fails its SHA-256 check: it was changed or damaged "
                 "in the object store."
             )
-        records = decode_segment(data, seg.topic, seg.partition)
+        try:
+            records = decode_segment(data, seg.topic, seg.partition)
+        except (ValueError, struct.error, IndexError) as exc:  # UnicodeDecodeError: ValueError
+            raise ColdTierCorrupt(
+                f"The cold segment {seg.key} is not a readable segment ({exc}): it was written "
+                "to the object store by something other than the hub."
+            ) from None
         self._authenticate(seg, records)
         with self._lock:
             self._cache[seg.key] = records
@@ -354,21 +409,50 @@ class ColdTier:
     def read(
         self, topic: str, partition: int, offset: int, max_records: int, below: int
     ) -> list[StoredRecord]:
-        """Up to ``max_records`` cold records from ``offset`` on, all with offsets < ``below``."""
+        """Up to ``max_records`` cold records from ``offset`` on, all with offsets < ``below``.
+
+        Checked against the ledger, the offsets from ``max(offset, _start)`` up to ``below``
+        that no segment spans (a segment or its index entry gone from the store, a gap before
+        the first one or after the last) MUST have no leaf: else ``ColdTierCorrupt`` names the
+        first such record, rather than the read skipping it."""
         out: list[StoredRecord] = []
-        offset = max(offset, self.cold_start(topic, partition))
+        offset = max(offset, self._start(topic, partition))
         for seg in self.segments(topic, partition):
             if seg.end <= offset:
                 continue
             if seg.base >= below or len(out) >= max_records:
                 break
+            if seg.base > offset:
+                self._no_leaves(topic, partition, offset, min(seg.base, below))
             for r in self._records(seg):
                 if r.offset >= offset and r.offset < below:
                     out.append(r)
                     offset = r.offset + 1  # two index entries over one range: served once
                     if len(out) >= max_records:
                         break
+            if len(out) < max_records:
+                offset = max(offset, seg.end)  # its offsets past the last record: markers
+        if len(out) < max_records and offset < below:
+            self._no_leaves(topic, partition, offset, below)
         return out
+
+    def _no_leaves(self, topic: str, partition: int, start: int, end: int) -> None:
+        """Raise ``ColdTierCorrupt`` if the ledger has a leaf for an offset in [start, end),
+        which no cold segment holds (legitimately only transaction markers, or nothing)."""
+        ledger = self._leaves
+        if ledger is None:
+            return
+        for offset in range(start, end):
+            index = ledger.index_of(topic, partition, offset)
+            if index is not None:
+                raise ColdTierCorrupt(
+                    f"The cold tier holds no segment with {topic}[{partition}] offset {offset}, "
+                    f"which is ledger entry {index}, and no retention cut on the ledger removed "
+                    f"it: a segment (or its index entry under {PREFIX}{topic}/{partition}/) was "
+                    "removed from the object store, or a start marker there hides it. Restore "
+                    "the segment from a copy of the object store (a retention cut made by "
+                    "another process counts once the ledger has synced it)."
+                )
 
     # -- writing ----------------------------------------------------------------------------
     def offload(

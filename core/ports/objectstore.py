@@ -12,8 +12,12 @@ Contract
   ``put_if_absent`` for idempotent writes).
 - ``put_if_absent`` MUST be atomic: it stores and returns True only if no object had the key,
   else stores nothing and returns False. Two racing callers MUST NOT both get True.
-- ``get`` returns the bytes or raises ``ObjectNotFound``; ``exists`` never raises for a
-  missing key; ``size`` is the object's length in bytes or raises ``ObjectNotFound``;
+- ``get`` returns the bytes or raises ``ObjectNotFound``; ``stream(key, max_bytes=n)`` yields
+  the same bytes in blocks of at most ``block`` bytes, holding one block at a time, and MUST
+  raise ``ObjectTooLarge`` (after yielding at most ``n`` bytes) when the object holds more than
+  ``n``: a reader of an untrusted store bounds its memory by what it expects, whatever an
+  object's size claims; ``exists`` never raises for a missing key; ``size`` is the object's
+  length in bytes or raises ``ObjectNotFound``;
   ``list(prefix)`` returns the keys starting with ``prefix``, sorted.
 - ``delete`` removes an object (a missing key is a no-op) from a store that is not write-once;
   a write-once store MUST refuse it with ``ObjectImmutable`` and keep the object.
@@ -22,8 +26,9 @@ Contract
 from __future__ import annotations
 
 import abc
+from collections.abc import Iterator
 
-from core.errors import Conflict, InvalidInput, NotFound
+from core.errors import Conflict, HubError, InvalidInput, NotFound
 
 
 class ObjectNotFound(NotFound):
@@ -36,6 +41,21 @@ class ObjectExists(Conflict):
 
 class ObjectImmutable(Conflict):
     code = "object_immutable"
+
+
+class ObjectTooLarge(HubError):
+    code = "object_too_large"
+    http_status = 422
+
+
+BLOCK_BYTES = 1 << 20
+
+
+def too_large(key: str, max_bytes: int) -> ObjectTooLarge:
+    return ObjectTooLarge(
+        f"Object {key!r} holds more than the {max_bytes} bytes its reader expects; it was "
+        "not read whole (an object changed or replaced in the store)."
+    )
 
 
 def check_key(key: str) -> str:
@@ -63,6 +83,18 @@ class ObjectStore(abc.ABC):
     @abc.abstractmethod
     def get(self, key: str) -> bytes:
         """The object's bytes; raises ``ObjectNotFound``."""
+
+    def stream(self, key: str, *, max_bytes: int, block: int = BLOCK_BYTES) -> Iterator[bytes]:
+        """The object's bytes in blocks, at most ``max_bytes`` of them (else ``ObjectTooLarge``);
+        raises ``ObjectNotFound``. This default checks ``size`` first and then reads whole (an
+        object swapped in between is caught after the read): adapters stream instead."""
+        if self.size(key) > max_bytes:
+            raise too_large(key, max_bytes)
+        data = self.get(key)
+        if len(data) > max_bytes:
+            raise too_large(key, max_bytes)
+        for start in range(0, len(data), block):
+            yield data[start : start + block]
 
     @abc.abstractmethod
     def exists(self, key: str) -> bool: ...

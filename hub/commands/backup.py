@@ -161,6 +161,11 @@ def backup_verify(obj: Ctx, backup_id: str | None, kek_file: str | None) -> None
 @click.option("--target", type=click.Path(file_okay=False), default=None, help="New data folder.")
 @click.option("--at-size", type=click.IntRange(0, None), default=None, help="Ledger size bound.")
 @click.option("--at-time", default=None, help="RFC 3339 time or epoch ms: newest backup before.")
+@click.option(
+    "--allow-older",
+    is_flag=True,
+    help="Restore the store's newest backup even if the witness beside the KEK records a newer.",
+)
 @kek_option
 @click.pass_obj
 def backup_restore(
@@ -169,6 +174,7 @@ def backup_restore(
     target: str | None,
     at_size: int | None,
     at_time: str | None,
+    allow_older: bool,
     kek_file: str | None,
 ) -> None:
     """Restore BACKUP_ID (default: the newest, or the newest at --at-size / --at-time) into an
@@ -188,6 +194,7 @@ def backup_restore(
             backup_id=backup_id,
             at_size=at_size,
             at_time_ms=time_ms,
+            allow_older=allow_older,
             progress=_progress,
         )
         _echo(result.as_dict())

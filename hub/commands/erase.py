@@ -27,7 +27,8 @@ def erase_subject(obj: Ctx, subject: str, reason: str) -> None:
             done = h.eraser.erase(principal, subject, reason)
             from hub.recovery import journal_erasure
 
-            journal_erasure(h.settings, done)  # so that no restored backup brings it back
+            # so that no restored backup brings it back
+            journal_erasure(h.settings, done, h.ledger.signer.sign_note)
             click.echo(json.dumps(done.as_dict(), indent=2))
 
     run_safely(go)

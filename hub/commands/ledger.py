@@ -77,7 +77,8 @@ def ledger_verify(obj: Ctx, public_key: str | None, full: bool) -> None:
             if since is not None and now_ms - since.full_at_ms >= every_ms:
                 since, why = None, "the last full verify is older than the full-verify period"
             covered = h.ledger.store.latest_checkpoint()  # every entry it holds gets verified
-            report = verify_ledger(h.ledger, trusted, since=since)
+            tiered = h.log if h.log is not h.ledger.log else None  # a cold tier below
+            report = verify_ledger(h.ledger, trusted, since=since, tiered=tiered)
             from hub.api.routers.ledger import record_verification
 
             record_verification(h.ledger, principal, report.as_dict())  # CC7 evidence

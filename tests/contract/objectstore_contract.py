@@ -14,7 +14,13 @@ from collections.abc import Callable
 import pytest
 
 from core.errors import InvalidInput
-from core.ports.objectstore import ObjectExists, ObjectImmutable, ObjectNotFound, ObjectStore
+from core.ports.objectstore import (
+    ObjectExists,
+    ObjectImmutable,
+    ObjectNotFound,
+    ObjectStore,
+    ObjectTooLarge,
+)
 
 MakeStore = Callable[..., ObjectStore]
 
@@ -41,6 +47,29 @@ class ObjectStoreContract:
         assert store.get("a/b/object.bin") == data
         assert store.exists("a/b/object.bin")
         assert store.size("a/b/object.bin") == len(data)
+
+    def test_stream_yields_the_bytes_in_bounded_blocks(self, store: ObjectStore) -> None:
+        data = bytes(range(256)) * 4096  # 1 MiB
+        store.put("s/obj", data)
+        blocks = list(store.stream("s/obj", max_bytes=len(data), block=64 << 10))
+        assert b"".join(blocks) == data
+        assert max(len(b) for b in blocks) <= 64 << 10
+        assert list(store.stream("s/obj", max_bytes=1 << 40)) != []
+
+    def test_stream_stops_past_max_bytes(self, store: ObjectStore) -> None:
+        """A reader that expects n bytes never holds more than n (+ one block) of a bigger one."""
+        data = b"x" * (300 << 10)
+        store.put("s/big", data)
+        got = 0
+        with pytest.raises(ObjectTooLarge) as err:
+            for block in store.stream("s/big", max_bytes=100 << 10, block=16 << 10):
+                got += len(block)
+        assert got <= 100 << 10
+        assert "s/big" in err.value.message
+        with pytest.raises(ObjectNotFound):
+            list(store.stream("s/missing", max_bytes=10))
+        store.put("s/empty", b"")
+        assert b"".join(store.stream("s/empty", max_bytes=0)) == b""
 
     def test_objects_survive_a_new_adapter(self, make_store: MakeStore) -> None:
         make_store(write_once=True).put("kept/1", b"one")

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from adapters.local_objectstore import LocalObjectStore
+from audit.note import generate_key, sign_note
 from core.errors import ConfigError, InvalidInput
 from core.ports.eventlog import StoredRecord
 from storage.backup import (
@@ -75,10 +76,16 @@ def test_unreadable_manifest_and_missing_backup_are_named(tmp_path: Path) -> Non
 
 def test_the_erasure_journal_keeps_the_first_entry(tmp_path: Path) -> None:
     store = LocalObjectStore(tmp_path)
-    assert record_erasure(store, JournalEntry("ACC-1", 20, 7))
-    assert not record_erasure(store, JournalEntry("ACC-1", 30, 9))
-    assert record_erasure(store, JournalEntry("ACC-2", 10))
-    assert erased_subjects(store) == [JournalEntry("ACC-2", 10), JournalEntry("ACC-1", 20, 7)]
+    key = generate_key("hub.test")
+
+    def sign(text: str) -> bytes:
+        return sign_note(text, key)
+
+    assert record_erasure(store, JournalEntry("ACC-1", 20, 7), sign)
+    assert not record_erasure(store, JournalEntry("ACC-1", 30, 9), sign)
+    assert record_erasure(store, JournalEntry("ACC-2", 10), sign)
+    want = [JournalEntry("ACC-2", 10), JournalEntry("ACC-1", 20, 7)]
+    assert erased_subjects(store, [key.verifier]) == want
 
 
 def test_a_backup_leaves_out_views_temporary_files_and_an_inner_object_folder(

@@ -28,5 +28,6 @@ def post_erasure(
 ) -> dict[str, Any]:
     h = hub_of(request)
     done = h.eraser.erase(who, body.subject, body.reason)
-    journal_erasure(h.settings, done)  # so that no restored backup brings the subject back
+    # so that no restored backup brings the subject back
+    journal_erasure(h.settings, done, h.ledger.signer.sign_note)
     return done.as_dict()

@@ -247,8 +247,10 @@ def verify(
 ) -> dict[str, Any]:
     from ledger.verify import verify_ledger
 
-    ledger = hub_of(request).ledger
-    result = verify_ledger(ledger).as_dict()
+    h = hub_of(request)
+    ledger = h.ledger
+    tiered = h.log if h.log is not ledger.log else None  # a cold tier below the hot log
+    result = verify_ledger(ledger, tiered=tiered).as_dict()
     record_verification(ledger, principal, result)
     outcome = "ok" if result.get("ok") else "failed"
     hub_of(request).metrics.ledger_verifications.labels(outcome).inc()

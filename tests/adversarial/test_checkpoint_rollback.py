@@ -31,3 +31,14 @@ def test_an_honest_incremental_verify_still_passes(synced: Path) -> None:  # noq
     for _ in range(2):
         code, out, err = cli(synced, "ledger", "verify")
         assert code == 0 and "incremental" in out, (out, err)
+
+
+def test_a_deleted_upper_tile_is_reported_not_a_crash(synced: Path) -> None:  # noqa: F811
+    """Before the fix the incremental verify raised IndexError (a traceback, no INVALID line)."""
+    code, out, err = cli(synced, "ledger", "verify")
+    assert code == 0, (out, err)
+    with db(synced) as conn:
+        conn.execute("DELETE FROM tiles WHERE level = 1")
+    code, out, err = cli(synced, "ledger", "verify")
+    assert code == 1 and err.startswith("INVALID: "), (out, err)
+    assert "altered or removed" in err, err

@@ -17,7 +17,9 @@ threads, chDB's included), since a shared machine gives a process a varying shar
      where the views store a few aggregate rows;
   3. replay: the projection's runner catches a scratch target up from offset 0 (the first step of
      ``hub projection rebuild``: read, decode, fold, insert, checkpoint per batch), then the
-     scratch views are dropped;
+     scratch views are dropped; first with every fold level in chDB (``sqlfolds.ARROW_PARTIALS``
+     off: the runner of session 13, the same-run baseline of the Arrow partials), then as the
+     hub runs it, then in chDB again (the two baseline runs bracket the new one);
   4. ``ProjectionService.rebuild`` as the CLI runs it (copy, catch-up, swap, digests), once the
      live views exist.
 
@@ -43,6 +45,7 @@ from benchmarks.test_bench_projections import fill, payment_events, trade_events
 from core.ports.views import Target
 from hub.bootstrap import bootstrap
 from hub.settings import load_settings
+from projections import sqlfolds
 from projections.catalog import by_name
 from projections.columnar import decode_values, envelope
 
@@ -192,9 +195,19 @@ def run(events: int, batch: int, data: Path, only: set[str]) -> dict[str, Any]:
                 assert runner.columnar_batches > 0, "the SQL path did not run"
                 return done
 
-            n, wall, cpu = timed(replay)
-            store.drop(target, proj.tables)
-            rows.append(dict(case=name, run="replay (runner catch-up)", n=n, wall=wall, cpu=cpu))
+            before = "replay, folds in chDB (baseline)"
+            for run_name, arrow in (
+                (before, False),
+                ("replay (runner catch-up)", True),
+                (before, False),
+            ):
+                sqlfolds.ARROW_PARTIALS = arrow
+                try:
+                    n, wall, cpu = timed(replay)
+                finally:
+                    sqlfolds.ARROW_PARTIALS = True
+                store.drop(target, proj.tables)
+                rows.append(dict(case=name, run=run_name, n=n, wall=wall, cpu=cpu))
             ps.run([name])
             n, wall, cpu = timed(lambda name=name: int(ps.rebuild(name)["replayed"]))
             rows.append(dict(case=name, run="hub projection rebuild", n=n, wall=wall, cpu=cpu))
@@ -224,6 +237,7 @@ def render(res: dict[str, Any]) -> str:
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     base: dict[tuple[str, str], dict[str, float]] = {}
+    chdb: dict[str, list[dict[str, float]]] = {}
     for r in res["rows"]:
         rate = r["n"] / r["wall"]
         per_cpu = r["n"] / r["cpu"] if r["cpu"] else float("inf")
@@ -232,6 +246,8 @@ def render(res: dict[str, Any]) -> str:
             base[(r["case"], "raw")] = r
         elif r["run"] == "column-wise decode alone (baseline)":
             base[(r["case"], "decode")] = r
+        elif r["run"] == "replay, folds in chDB (baseline)":
+            chdb.setdefault(r["case"], []).append(r)
     for r in res["rows"]:
         raw, dec = base.get((r["case"], "raw")), base.get((r["case"], "decode"))
 
@@ -244,6 +260,20 @@ def render(res: dict[str, Any]) -> str:
             f"{r['per_cpu']:,.0f} | {q(r['per_cpu'], raw, 'per_cpu')} | "
             f"{q(r['per_cpu'], dec, 'per_cpu')} |"
         )
+    lines += [
+        "",
+        "| projection | replay per CPU s | folds in chDB, runs before and after | ratio |",
+    ]
+    lines.append("|---|---:|---:|---:|")
+    for r in res["rows"]:
+        runs = chdb.get(r["case"])
+        if r["run"] == "replay (runner catch-up)" and runs:
+            mean = sum(b["n"] / b["cpu"] for b in runs) / len(runs)
+            around = " / ".join(f"{b['n'] / b['cpu']:,.0f}" for b in runs)
+            lines.append(
+                f"| {r['case']} | {r['n'] / r['cpu']:,.0f} | {around} | "
+                f"{r['n'] / r['cpu'] / mean:.2f}x |"
+            )
     return "\n".join(lines)
 
 

@@ -20,6 +20,17 @@ duplicate late keys is the same).
 A fold raises ``Unsupported`` (from ``projections.columnar``) when a batch is outside what it
 handles (a missing field, a null, a decimal scale other than the view's); the runner then folds
 that batch with the Python fold.
+
+Per-event partials in Arrow (``ARROW_PARTIALS``, on by default): the first level of each fold (one
+row per event in, one per group out) runs as Arrow hash aggregates instead of a ClickHouse query
+over the ``Python()`` table function, which converted every event's columns into ClickHouse's
+and cost ~0.85 CPU µs per event (session 13's profile). Exact: decimal sums of decimal(38, s) in
+Arrow keep the scale ClickHouse's ``sum`` keeps, counts and min/max of integers are integers, and
+first/last by (time, position) are taken from a rank (a unique order), as ``argMin``/``argMax``
+take them. A batch whose values could reach decimal(38)'s 38 digits in a sum (checked from its
+largest magnitude and row count) keeps the ClickHouse query, whose behaviour there is the old one.
+The bars' second level (minute buckets to windows) runs in Arrow too: over a few rows, a query's
+fixed cost (~15 ms) was most of its price. The late path (``BARS_SQL``) stays in ClickHouse.
 """
 
 from __future__ import annotations
@@ -45,6 +56,12 @@ ColumnarOut = dict[str, "pa.Table | list[Row]"]
 ColumnarFold = Callable[[Sequence[Chunk], WindowState, FoldContext, SqlRunner], ColumnarOut]
 
 _TS = pa.timestamp("us", tz="UTC")
+# the first level of the folds in Arrow (see the module doc); False: every level in ClickHouse,
+# as before session 14 (kept as the path the differential test compares against)
+ARROW_PARTIALS = True
+# a sum of decimal(38, s) values stays below this many unscaled units (one digit of head room
+# under 10**38) or the batch keeps the ClickHouse query
+_SUM_LIMIT = 10**37
 
 
 def _ints(t: pa.Table, name: str) -> I64:
@@ -298,26 +315,32 @@ def _bars_by_bucket(
     cols: Sequence[tuple[tuple[str, int], pa.Table, I64, I64, I64, npt.NDArray[np.bool_]]],
     sql: SqlRunner,
 ) -> ColumnarOut:
-    pieces = []
-    for tp, t, ts, offsets, _, _ in cols:
-        n = t.num_rows
-        pieces.append(
-            pa.table(
-                {
-                    "tenant": t.column("tenant"),
-                    "instrument": _strings(t, "instrument"),
-                    "currency": _strings(t, "currency"),
-                    "price": _decimal(t, "price", 8),
-                    "quantity": _decimal(t, "quantity", 4),
-                    "k": _order_key(ts, (np.int64(tp[1]) << np.int64(40)) | offsets),
-                    "src_offset": pa.array(offsets),
-                    "bucket": pa.array(ts - ts % _BUCKET_US),
-                    "src_topic": pa.array([tp[0]] * n, pa.string()),
-                    "src_partition": pa.array(np.full(n, tp[1], np.int64)),
-                }
+    if cols and ARROW_PARTIALS and (got := _bar_partials(cols)) is not None:
+        out = _bars_out(got)
+        out["late_events"] = []
+        return out
+    got = None
+    if cols:
+        pieces = []
+        for tp, t, ts, offsets, _, _ in cols:
+            n = t.num_rows
+            pieces.append(
+                pa.table(
+                    {
+                        "tenant": t.column("tenant"),
+                        "instrument": _strings(t, "instrument"),
+                        "currency": _strings(t, "currency"),
+                        "price": _decimal(t, "price", 8),
+                        "quantity": _decimal(t, "quantity", 4),
+                        "k": _order_key(ts, (np.int64(tp[1]) << np.int64(40)) | offsets),
+                        "src_offset": pa.array(offsets),
+                        "bucket": pa.array(ts - ts % _BUCKET_US),
+                        "src_topic": pa.array([tp[0]] * n, pa.string()),
+                        "src_partition": pa.array(np.full(n, tp[1], np.int64)),
+                    }
+                )
             )
-        )
-    got = sql(BARS_BUCKET_SQL, pa.concat_tables(pieces)) if pieces else None
+        got = sql(BARS_BUCKET_SQL, pa.concat_tables(pieces))
     if got is not None:
         for end in ("first", "last"):
             at, pos = _split_key(got.column(end))
@@ -327,6 +350,206 @@ def _bars_by_bucket(
     out = _bars_out(got)
     out["late_events"] = []
     return out
+
+
+def _unscaled_max(col: pa.Array | pa.ChunkedArray) -> int:
+    """The largest magnitude of a decimal column, in units of its scale."""
+    lo, hi = (v.as_py() for v in pc.min_max(col).values())
+    if lo is None:
+        return 0
+    return int(max(abs(lo), abs(hi)).scaleb(col.type.scale))
+
+
+def _chunk_ids(cols: Sequence[tuple[tuple[str, int], pa.Table]]) -> tuple[I64, pa.Table]:
+    """Each row's chunk index (a cheap group key standing for its topic and partition) and the
+    chunks' (src_topic, src_partition), to be taken by that index from the grouped rows."""
+    ids = np.repeat(np.arange(len(cols), dtype=np.int64), [t.num_rows for _, t in cols])
+    src = pa.table(
+        {
+            "src_topic": pa.array([tp[0] for tp, _ in cols], pa.string()),
+            "src_partition": pa.array([tp[1] for tp, _ in cols], pa.int64()),
+        }
+    )
+    return ids, src
+
+
+def _bar_partials(
+    cols: Sequence[tuple[tuple[str, int], pa.Table, I64, I64, I64, npt.NDArray[np.bool_]]],
+) -> pa.Table | None:
+    """``BARS_BUCKET_SQL`` in Arrow: its inner level (one row per chunk, tenant, instrument,
+    currency and minute bucket) here, its outer level in ``_bar_windows``. None when a sum could
+    come near decimal(38)'s range (the caller then runs the SQL, as before)."""
+    batch = pa.concat_tables(
+        [
+            pa.table(
+                {
+                    "tenant": t.column("tenant"),
+                    "instrument": _strings(t, "instrument"),
+                    "currency": _strings(t, "currency"),
+                    "price": _decimal(t, "price", 8),
+                    "quantity": _decimal(t, "quantity", 4),
+                    "src_offset": pa.array(offsets),
+                }
+            )
+            for _, t, _, offsets, _, _ in cols
+        ]
+    )
+    n = batch.num_rows
+    ts = np.concatenate([c[2] for c in cols])
+    pos = np.concatenate(
+        [(np.int64(tp[1]) << np.int64(40)) | offsets for tp, _, _, offsets, *_ in cols]
+    )
+    chunk, src = _chunk_ids([(c[0], c[1]) for c in cols])
+    price, qty = batch.column("price"), batch.column("quantity")
+    try:
+        # price * quantity as ClickHouse types it (scale 12 in a Decimal128): Arrow multiplies
+        # decimals only when the product's precision fits 38 digits, so price must fit 18
+        # (quantity always fits 19: the column decoder takes 64-bit unscaled values only)
+        notional = pc.multiply(
+            price.cast(pa.decimal128(18, 8)), qty.cast(pa.decimal128(19, 4))
+        ).cast(pa.decimal128(38, 12))
+    except pa.ArrowInvalid:
+        return None
+    if max(_unscaled_max(qty), _unscaled_max(notional)) * n >= _SUM_LIMIT:
+        return None
+    # argMin/argMax by (time, position): each row's rank in that order, the group's smallest and
+    # largest rank name its rows. A chunk's rows are in offset order, so a stable sort by time
+    # alone orders each chunk by (time, position); across chunks the order is of no account (the
+    # chunk is a group key). Timsort: a replay's times are runs already in order.
+    order = np.argsort(ts, kind="stable")
+    rank = np.empty(n, np.int64)
+    rank[order] = np.arange(n, dtype=np.int64)
+    keys = ["_c", "tenant", "instrument", "currency", "bucket"]
+    grouped = (
+        batch.append_column("notional", notional)
+        .append_column("_c", pa.array(chunk))
+        .append_column("bucket", pa.array(ts - ts % _BUCKET_US))
+        .append_column("_r", pa.array(rank))
+        .group_by(keys, use_threads=False)
+        .aggregate(
+            [
+                ("price", "max"),
+                ("price", "min"),
+                ("quantity", "sum"),
+                ("notional", "sum"),
+                ("src_offset", "min"),
+                ("src_offset", "max"),
+                ("_r", "min"),
+                ("_r", "max"),
+                ("_r", "count"),
+            ]
+        )
+    )
+    first = order[grouped.column("_r_min").to_numpy()]
+    last = order[grouped.column("_r_max").to_numpy()]
+    buckets = grouped.select(["_c", "tenant", "instrument", "currency", "bucket"])
+    buckets = buckets.append_column("b_open", price.take(pa.array(first)))
+    buckets = buckets.append_column("b_close", price.take(pa.array(last)))
+    for name, col in (
+        ("b_high", "price_max"),
+        ("b_low", "price_min"),
+        ("b_volume", "quantity_sum"),
+        ("b_notional", "notional_sum"),
+        ("b_events", "_r_count"),
+        ("b_src_first", "src_offset_min"),
+        ("b_src_last", "src_offset_max"),
+    ):
+        buckets = buckets.append_column(name, grouped.column(col))
+    return _bar_windows(buckets, (ts[first], pos[first]), (ts[last], pos[last]), src)
+
+
+def _bar_windows(
+    buckets: pa.Table, first: tuple[I64, I64], last: tuple[I64, I64], src: pa.Table
+) -> pa.Table:
+    """``BARS_BUCKET_SQL``'s outer level in Arrow: each bucket partial fanned out to the windows
+    holding its minute, then one bar per (view, chunk, tenant, instrument, currency, window),
+    with the columns ``_bars_out`` takes. ``first``/``last``: (time, position) of each bucket's
+    first and last event, which order its open and close as ``argMin``/``argMax`` by ``k`` do."""
+    n = buckets.num_rows
+    bucket = buckets.column("bucket").to_numpy()
+    rows, views, starts, sizes = [], [], [], []
+    every = np.arange(n, dtype=np.int64)
+    for vi, (_, size, hop) in enumerate(BAR_WINDOWS):
+        newest = bucket - bucket % hop  # hop > 0: numpy's % is ClickHouse's positiveModulo
+        for i in range(size // hop):
+            rows.append(every)
+            views.append(np.full(n, vi, np.int64))
+            starts.append(newest - i * hop)
+            sizes.append(np.full(n, size, np.int64))
+    idx = np.concatenate(rows)
+    start = np.concatenate(starts)
+    # ranks of the buckets by their first and by their last event: unique within a chunk
+    by_first, by_last = np.lexsort((first[1], first[0])), np.lexsort((last[1], last[0]))
+    rank_first, rank_last = np.empty(n, np.int64), np.empty(n, np.int64)
+    rank_first[by_first] = every
+    rank_last[by_last] = every
+    fanned = buckets.select(
+        [
+            "_c",
+            "tenant",
+            "instrument",
+            "currency",
+            "b_high",
+            "b_low",
+            "b_volume",
+            "b_notional",
+            "b_events",
+            "b_src_first",
+            "b_src_last",
+        ]
+    ).take(pa.array(idx))
+    grouped = (
+        fanned.append_column("view", pa.array(np.concatenate(views)))
+        .append_column("window_start", pa.array(start))
+        .append_column("window_end", pa.array(start + np.concatenate(sizes)))
+        .append_column("_rf", pa.array(rank_first[idx]))
+        .append_column("_rl", pa.array(rank_last[idx]))
+        .group_by(
+            ["view", "_c", "tenant", "instrument", "currency", "window_start", "window_end"],
+            use_threads=False,
+        )
+        .aggregate(
+            [
+                ("b_high", "max"),
+                ("b_low", "min"),
+                ("b_volume", "sum"),
+                ("b_notional", "sum"),
+                ("b_events", "sum"),
+                ("b_src_first", "min"),
+                ("b_src_last", "max"),
+                ("_rf", "min"),
+                ("_rl", "max"),
+            ]
+        )
+    )
+    f = by_first[grouped.column("_rf_min").to_numpy()]
+    la = by_last[grouped.column("_rl_max").to_numpy()]
+    at = src.take(grouped.column("_c"))
+    return pa.table(
+        {
+            "view": grouped.column("view"),
+            "tenant": grouped.column("tenant"),
+            "instrument": grouped.column("instrument"),
+            "window_start": grouped.column("window_start"),
+            "window_end": grouped.column("window_end"),
+            "currency": grouped.column("currency"),
+            "open": buckets.column("b_open").take(pa.array(f)),
+            "high": grouped.column("b_high_max"),
+            "low": grouped.column("b_low_min"),
+            "close": buckets.column("b_close").take(pa.array(la)),
+            "volume": grouped.column("b_volume_sum"),
+            "notional": grouped.column("b_notional_sum"),
+            "events": grouped.column("b_events_sum"),
+            "first_at": pa.array(first[0][f]),
+            "first_pos": pa.array(first[1][f]),
+            "last_at": pa.array(last[0][la]),
+            "last_pos": pa.array(last[1][la]),
+            "src_topic": at.column("src_topic"),
+            "src_partition": at.column("src_partition"),
+            "src_first": grouped.column("b_src_first_min"),
+            "src_last": grouped.column("b_src_last_max"),
+        }
+    )
 
 
 def _order_key(ts: I64, pos: I64) -> pa.Array:
@@ -373,7 +596,7 @@ def columnar_payment_aggregates(
     side = ctx.windowing.late_mode == "side"
     threshold = Decimal(str(ctx.params.get("aml_threshold", "10000")))
     floor = threshold * (1 - Decimal(str(ctx.params.get("aml_band", "0.1"))))
-    pieces: list[pa.Table] = []
+    pieces: list[Chunk] = []
     late: list[Row] = []
     for tp, t in chunks:
         t = t.filter(pc.equal(t.column("event_type"), "hub.payments.PaymentInitiated"))
@@ -408,34 +631,44 @@ def columnar_payment_aggregates(
                 "amt": amount,
                 "day": pa.array(day),
                 "src_offset": pa.array(offsets),
-                "src_topic": pa.array([tp[0]] * n, pa.string()),
-                "src_partition": pa.array(np.full(n, tp[1], np.int64)),
             }
         )
-        pieces.append(base.take(pa.array(keep)) if len(keep) != n else base)
+        pieces.append((tp, base.take(pa.array(keep)) if len(keep) != n else base))
     out: ColumnarOut = {"payment_volumes_1d": [], "aml_daily": [], "late_events": late}
     if not pieces:
         return out
-    batch = pa.concat_tables(pieces)
-    common = (
-        "toInt64(count()) AS events, sum(amt) AS amount, "
-        "min(src_offset) AS src_first, max(src_offset) AS src_last"
-    )
-    vol = sql(
-        f"SELECT tenant, day, currency, country, {common}, src_topic, src_partition "
-        "FROM Python(__batch__) GROUP BY src_topic, src_partition, tenant, day, currency, country",
-        batch,
-    )
     lo, hi = _literal(floor), _literal(threshold)
-    near = f"amt >= {lo} AND amt < {hi}"
-    aml = sql(
-        f"SELECT tenant, account_id, day, currency, {common}, "
-        f"toInt64(countIf({near})) AS near_threshold, "
-        f"sumIf(amt, {near}) AS near_threshold_amount, src_topic, src_partition "
-        "FROM Python(__batch__) "
-        "GROUP BY src_topic, src_partition, tenant, account_id, day, currency",
-        batch,
-    )
+    got = _payment_partials(pieces, floor, threshold) if ARROW_PARTIALS else None
+    if got is not None:
+        vol, aml = got
+    else:
+        batch = pa.concat_tables(
+            [
+                t.append_column(
+                    "src_topic", pa.array([tp[0]] * t.num_rows, pa.string())
+                ).append_column("src_partition", pa.array(np.full(t.num_rows, tp[1], np.int64)))
+                for tp, t in pieces
+            ]
+        )
+        common = (
+            "toInt64(count()) AS events, sum(amt) AS amount, "
+            "min(src_offset) AS src_first, max(src_offset) AS src_last"
+        )
+        vol = sql(
+            f"SELECT tenant, day, currency, country, {common}, src_topic, src_partition "
+            "FROM Python(__batch__) "
+            "GROUP BY src_topic, src_partition, tenant, day, currency, country",
+            batch,
+        )
+        near = f"amt >= {lo} AND amt < {hi}"
+        aml = sql(
+            f"SELECT tenant, account_id, day, currency, {common}, "
+            f"toInt64(countIf({near})) AS near_threshold, "
+            f"sumIf(amt, {near}) AS near_threshold_amount, src_topic, src_partition "
+            "FROM Python(__batch__) "
+            "GROUP BY src_topic, src_partition, tenant, account_id, day, currency",
+            batch,
+        )
     src = ("src_topic", "src_partition", "src_first", "src_last")
     out["payment_volumes_1d"] = _finish(
         vol, ("tenant", "day", "currency", "country", "events", "amount", *src), ("day",)
@@ -456,3 +689,67 @@ def columnar_payment_aggregates(
         ("day",),
     )
     return out
+
+
+_PAYMENT_NAMES = {
+    "amt_count_sum": "events",
+    "amt_sum_sum": "amount",
+    "src_offset_min_min": "src_first",
+    "src_offset_max_max": "src_last",
+    "near_sum_sum": "near_threshold",
+    "near_amt_sum_sum": "near_threshold_amount",
+}
+
+
+def _payment_partials(
+    pieces: Sequence[Chunk], floor: Decimal, threshold: Decimal
+) -> tuple[pa.Table, pa.Table] | None:
+    """The two payment group-bys in Arrow, with the columns and types the SQL gives (``events``
+    and ``near_threshold`` Int64, sums decimal(38, 2), offsets Int64). None when a sum could come
+    near decimal(38)'s range or a band limit has more than the amount's two decimals (the
+    caller then runs the SQL, as before)."""
+    batch = pa.concat_tables([t for _, t in pieces])
+    amt = batch.column("amt")
+    if _unscaled_max(amt) * batch.num_rows >= _SUM_LIMIT:
+        return None
+    dec = amt.type
+    try:
+        lo, hi = pa.scalar(floor, dec), pa.scalar(threshold, dec)
+    except (pa.ArrowInvalid, ValueError):
+        return None  # a limit with more decimals than the amount: the SQL compares it exactly
+    if lo.as_py() != floor or hi.as_py() != threshold:
+        return None
+    near = pc.and_(pc.greater_equal(amt, lo), pc.less(amt, hi))
+    chunk, src = _chunk_ids(pieces)
+    batch = (
+        batch.append_column("_c", pa.array(chunk))
+        .append_column("near", near.cast(pa.int64()))
+        .append_column("near_amt", pc.if_else(near, amt, pa.scalar(Decimal(0), dec)))
+    )
+    common = [("amt", "count"), ("amt", "sum"), ("src_offset", "min"), ("src_offset", "max")]
+
+    def tagged(g: pa.Table) -> pa.Table:
+        at = src.take(g.column("_c"))
+        return (
+            g.rename_columns([_PAYMENT_NAMES.get(c, c) for c in g.column_names])
+            .append_column("src_topic", at.column("src_topic"))
+            .append_column("src_partition", at.column("src_partition"))
+        )
+
+    # one pass over the events into the finest groups (both views' keys), then each view from
+    # those few rows: sums and counts add up, offsets' min and max of mins and maxes
+    fine = batch.group_by(
+        ["_c", "tenant", "account_id", "day", "currency", "country"], use_threads=False
+    ).aggregate([*common, ("near", "sum"), ("near_amt", "sum")])
+    again = [
+        ("amt_count", "sum"),
+        ("amt_sum", "sum"),
+        ("src_offset_min", "min"),
+        ("src_offset_max", "max"),
+    ]
+    vol = fine.group_by(["_c", "tenant", "day", "currency", "country"], use_threads=False)
+    aml = fine.group_by(["_c", "tenant", "account_id", "day", "currency"], use_threads=False)
+    return (
+        tagged(vol.aggregate(again)),
+        tagged(aml.aggregate([*again, ("near_sum", "sum"), ("near_amt_sum", "sum")])),
+    )

@@ -331,9 +331,14 @@ def test_an_unwaited_async_record_wakes_its_flusher_after_the_answer() -> None:
 def test_decision_ids_are_increasing_uuid7() -> None:
     ids = [new_decision_id() for _ in range(5_000)]
     assert ids == sorted(ids) and len(set(ids)) == len(ids)
-    for text in ids[::997]:
+    began_ms = time.time_ns() // 1_000_000
+    ones, zeros = 0, (1 << 62) - 1  # every random bit is seen set and seen clear
+    for text in ids + [new_decision_id() for _ in range(600)]:  # the pool is drawn again
         parsed = uuid.UUID(text)
         assert str(parsed) == text and parsed.version == 7 and parsed.variant == uuid.RFC_4122
+        assert abs((parsed.int >> 80) - began_ms) < 60_000  # the millisecond field
+        ones, zeros = ones | parsed.int & ((1 << 62) - 1), zeros & parsed.int
+    assert ones == (1 << 62) - 1 and zeros == 0
 
 
 class ByResource(PolicyEngine):

@@ -664,7 +664,7 @@ class DecisionCommitter:
                 batch.companions.append(companions)
             if prompt:
                 batch.waiters += 1
-            if wake:
+            if wake and self._wakes():
                 self._cv.notify()
         return Receipt(self, batch, records[0].decision_id, companions)
 
@@ -675,8 +675,19 @@ class DecisionCommitter:
 
     def wake(self) -> None:
         """Wake a flusher for what ``enqueue(..., wake=False)`` queued."""
+        if not self._wakes():  # read without the lock: see ``_wakes``
+            return
         with self._cv:
             self._cv.notify()
+
+    def _wakes(self) -> bool:
+        """Whether waking a flusher can get the open batch taken now. Not while a batch is
+        being prepared or stored, unless the open one is full (or the committer closes): the
+        flusher would only find it not due (``_due_in``) and sleep again, and waking a thread
+        per decision costs the callers the GIL. The store's end wakes every flusher anyway
+        (``notify_all`` under the lock, after the batch left ``_storing``), so a record queued
+        before this check is seen then: reading ``_storing`` without the lock is enough."""
+        return not self._storing or len(self._batch.records) >= self._max_batch or self._closed
 
     def submit(self, record: DecisionRecord, *, wait: bool, prompt: bool | None = None) -> None:
         """Queue ``record``; with ``wait``, return only once it is stored (else raise).

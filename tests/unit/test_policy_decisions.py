@@ -242,6 +242,43 @@ def test_no_batch_is_taken_while_another_is_stored_and_the_next_holds_all_who_ca
     committer.close()
 
 
+def test_no_flusher_is_woken_per_decision_while_a_store_runs_and_none_is_missed() -> None:
+    """While a batch is stored, queueing (``enqueue``, ``wake``) wakes no flusher: it could
+    not take the open batch before that store ends, which wakes the flushers itself. Every
+    record queued meanwhile is stored then; a full batch is still taken at once."""
+    sink = Sink()
+    committer = DecisionCommitter(sink, flushers=2, max_batch=50)
+    sink.gate.clear()
+    first = committer.enqueue(_record(), prompt=True)
+    deadline = time.monotonic() + 5
+    while sink.prepared < 1 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    notified = 0
+    real_notify = committer._cv.notify
+
+    def counting(n: int = 1) -> None:
+        nonlocal notified
+        notified += 1
+        real_notify(n)
+
+    committer._cv.notify = counting  # type: ignore[method-assign]
+    later = [committer.enqueue(_record(), prompt=True) for _ in range(20)]
+    unwoken = committer.enqueue(_record(), prompt=True, wake=False)
+    committer.wake()
+    assert notified == 0  # 21 decisions during one store: no flusher woken for nothing
+    later += [committer.enqueue(_record(), prompt=True) for _ in range(29)]  # 50: full
+    assert notified == 1
+    deadline = time.monotonic() + 5
+    while sink.prepared < 2 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert sink.prepared == 2  # the full batch was taken (prepared) during the first store
+    sink.gate.set()
+    for receipt in [first, unwoken, *later]:
+        receipt.wait()
+    assert [len(b) for b in sink.batches] == [1, 50]
+    committer.close()
+
+
 def test_decide_async_awaits_the_store_without_a_thread_and_fails_closed() -> None:
     sink = Sink()
     committer = DecisionCommitter(sink, wait_timeout_s=2)

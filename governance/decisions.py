@@ -597,6 +597,7 @@ class DecisionCommitter:
         self._last_size = 0  # records in the last stored batch
         self._failing = False
         self._closed = False
+        self._wake_pending = False  # a wake-up ``enqueue(..., wake=False)`` left to ``wake``
         self.stats = CommitStats()
         self._store_turn = threading.Lock()  # one store at a time
         # Whether ``enqueue`` accepts companion records (the sink stores them atomically).
@@ -657,15 +658,19 @@ class DecisionCommitter:
             if self._closed:
                 raise DecisionNotRecorded("The decision log is closed: the hub is shutting down.")
             batch = self._batch
-            if not batch.records:
+            before = len(batch.records)
+            if not before:
                 batch.opened = time.monotonic()
             batch.records += records
             if companions is not None:
                 batch.companions.append(companions)
             if prompt:
                 batch.waiters += 1
-            if wake and self._wakes():
-                self._cv.notify()
+            if self._wakes(before, prompt and batch.waiters == 1):
+                if wake:
+                    self._cv.notify()
+                else:
+                    self._wake_pending = True  # for ``wake``
         return Receipt(self, batch, records[0].decision_id, companions)
 
     def ready(self) -> None:
@@ -674,20 +679,29 @@ class DecisionCommitter:
         self._sink.prepare(())
 
     def wake(self) -> None:
-        """Wake a flusher for what ``enqueue(..., wake=False)`` queued."""
-        if not self._wakes():  # read without the lock: see ``_wakes``
+        """Wake a flusher for what ``enqueue(..., wake=False)`` queued, if it needs one."""
+        if not self._wake_pending:  # read without the lock: set under it before this call
             return
         with self._cv:
+            self._wake_pending = False
             self._cv.notify()
 
-    def _wakes(self) -> bool:
-        """Whether waking a flusher can get the open batch taken now. Not while a batch is
-        being prepared or stored, unless the open one is full (or the committer closes): the
-        flusher would only find it not due (``_due_in``) and sleep again, and waking a thread
-        per decision costs the callers the GIL. The store's end wakes every flusher anyway
-        (``notify_all`` under the lock, after the batch left ``_storing``), so a record queued
-        before this check is seen then: reading ``_storing`` without the lock is enough."""
-        return not self._storing or len(self._batch.records) >= self._max_batch or self._closed
+    def _wakes(self, before: int, first_waiter: bool) -> bool:
+        """Whether the records just queued (the open batch held ``before``) may have made it
+        due earlier than a flusher, asleep, will look again: a flusher waits without a timeout
+        for an empty batch, and otherwise with the timeout ``_due_in`` gave, which changes
+        only when the batch gets its first waiter (the allow linger), reaches the size of the
+        last stored batch (the cohort is back) or is full. While a batch is prepared or
+        stored no flusher takes the open one before that store ends (unless it is full),
+        and the store's end wakes every flusher. Any other wake-up would find the batch not
+        due and sleep again: per decision, it costs the callers a thread switch and the GIL.
+        Called under the lock."""
+        after = len(self._batch.records)
+        if after >= self._max_batch:
+            return True
+        if self._storing:
+            return False
+        return before == 0 or first_waiter or before < self._last_size <= after
 
     def submit(self, record: DecisionRecord, *, wait: bool, prompt: bool | None = None) -> None:
         """Queue ``record``; with ``wait``, return only once it is stored (else raise).

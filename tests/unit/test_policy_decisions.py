@@ -279,6 +279,39 @@ def test_no_flusher_is_woken_per_decision_while_a_store_runs_and_none_is_missed(
     committer.close()
 
 
+def test_between_stores_a_flusher_is_woken_only_when_the_batch_may_have_become_due() -> None:
+    """A flusher sleeps on an empty batch until its first record, then until the batch is
+    due (here the deny linger); it is woken again when the batch gets its first allow (the
+    allow linger applies), not for each decision in between."""
+    sink = Sink()
+    committer = DecisionCommitter(sink, flushers=1, deny_linger_ms=60_000)
+    time.sleep(0.05)  # the flusher is asleep on the empty batch
+    notified = 0
+    real_notify = committer._cv.notify
+
+    def counting(n: int = 1) -> None:
+        nonlocal notified
+        notified += 1
+        real_notify(n)
+
+    committer._cv.notify = counting  # type: ignore[method-assign]
+    committer.enqueue(_record(allow=False), prompt=False)
+    assert notified == 1  # the first record: the flusher learns the deny linger
+    for _ in range(5):
+        committer.enqueue(_record(allow=False), prompt=False)
+    queued = committer.enqueue(_record(allow=False), prompt=False, wake=False)
+    committer.wake()
+    assert notified == 1 and not sink.batches  # not due: nobody woken
+    allow = committer.enqueue(_record(), prompt=True, wake=False)
+    assert notified == 1
+    committer.wake()  # the first allow: due at once
+    assert notified == 2
+    allow.wait()
+    queued.wait()
+    assert [len(b) for b in sink.batches] == [8]
+    committer.close()
+
+
 def test_decide_async_awaits_the_store_without_a_thread_and_fails_closed() -> None:
     sink = Sink()
     committer = DecisionCommitter(sink, wait_timeout_s=2)

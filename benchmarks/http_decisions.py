@@ -82,7 +82,11 @@ async def _load(
         async def client() -> None:
             while time.perf_counter() - began < seconds:
                 t0 = time.perf_counter()
-                r = await c.get(ROUTE)
+                try:
+                    r = await c.get(ROUTE)
+                except httpx.TransportError as exc:  # e.g. a keep-alive closed as it was reused
+                    errors.append(repr(exc))
+                    continue
                 if r.status_code != 200:
                     errors.append(r.text[:200])
                     continue
@@ -97,7 +101,8 @@ async def _load(
     print(
         f"  {name}: {n / wall:,.0f} decisions/s, {1e6 * cpu / max(n, 1):.0f} us server CPU "
         f"per request ({n / max(cpu, 1e-9):,.0f}/CPU-s), p50 {p50:.1f} / p99 {p99:.1f} ms, "
-        f"{n} requests, {len(errors)} failed ({load()})",
+        f"{n} requests, {len(errors)} failed{f' (first: {errors[0]})' if errors else ''} "
+        f"({load()})",
         flush=True,
     )
 

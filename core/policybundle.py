@@ -304,19 +304,75 @@ def input_digests(doc: Mapping[str, Any]) -> tuple[str, str]:
     document's bytes are those with ``"now":<int>`` put back where sorting places it. Used
     when the document is a ``decision_input`` whose ``now`` is an int64; any other document
     takes the reference path (the two functions themselves), so the answer is always theirs.
+
+    A request seen again (same principal, action, resource and context but ``now``: a busy
+    route) reuses its serialization (``_SPLITS``): only the SHA-256 of the full bytes is
+    computed. That memo is used only when every key and value of the input is a ``str``, so
+    that equal memo keys mean equal bytes (``1 == True == 1.0`` serialize apart).
     """
     ctx = doc.get("context")
     now = ctx.get("now") if isinstance(ctx, dict) else None
     if type(now) is not int or not 0 <= now < _NOW_MAX or not isinstance(doc, dict):
         return cache_key(doc), input_digest(doc)
     assert isinstance(ctx, dict)
+    memo = _split_key(doc, ctx)
+    split = _SPLITS.get(memo) if memo is not None else None
+    if split is None:
+        split = _split(doc, ctx)
+        if split is None:
+            return cache_key(doc), input_digest(doc)
+        if memo is not None:
+            if len(_SPLITS) >= _SPLITS_MAX:  # bounded: distinct requests cannot grow it
+                _SPLITS.clear()
+            _SPLITS[memo] = split
+    key, head, tail = split
+    return key, hashlib.sha256(b"%s%d%s" % (head, now, tail)).hexdigest()
+
+
+# Serializations of recent inputs without ``now`` (``input_digests``): memo key (``_split_key``)
+# -> (cache key, bytes before the value of ``now``, bytes after it).
+_SPLITS: dict[tuple[Any, ...], tuple[str, bytes, bytes]] = {}
+_SPLITS_MAX = 4096
+
+
+def _split_key(doc: dict[str, Any], ctx: dict[str, Any]) -> tuple[Any, ...] | None:
+    """A key that fixes the canonical bytes of ``doc`` without ``context.now``: its strings in
+    order, for a plain ``decision_input`` whose keys and values are all ``str`` (then equal
+    keys are equal documents); None for any other document."""
+    p = doc.get("principal")
+    if len(doc) != 4 or type(p) is not dict or len(p) != 4:
+        return None
+    roles, attributes = p.get("roles"), p.get("attributes")
+    if type(roles) is not list or type(attributes) is not dict:
+        return None
+    rest = ctx.copy()
+    del rest["now"]
+    strings = (
+        p.get("id"),
+        p.get("tenant"),
+        doc.get("action"),
+        doc.get("resource"),
+        *roles,
+        *attributes.keys(),
+        *attributes.values(),
+        *rest.keys(),
+        *rest.values(),
+    )
+    if set(map(type, strings)) != {str}:
+        return None
+    return len(roles), len(attributes), strings
+
+
+def _split(doc: dict[str, Any], ctx: dict[str, Any]) -> tuple[str, bytes, bytes] | None:
+    """``cache_key(doc)`` and the canonical bytes of ``doc`` before and after the value of
+    ``context.now`` (an int64); None when the document is not one ``input_digests`` splits."""
     rest = {k: v for k, v in ctx.items() if k != "now"}
     if not all(type(k) is str for k in rest):
-        return cache_key(doc), input_digest(doc)
+        return None
     without = canonical_json({**doc, "context": rest})
     head = b'{"action":' + canonical_json(doc.get("action")) + b',"context":{'
     if "action" not in doc or not without.startswith(head):
-        return cache_key(doc), input_digest(doc)
+        return None
     # The context object starts right after ``head``; its items are sorted by key, so ``now``
     # goes after the items whose keys sort before it (serialized alike on their own).
     before = [(k, v) for k, v in rest.items() if k < "now"]
@@ -326,12 +382,11 @@ def input_digests(doc: Mapping[str, Any]) -> tuple[str, str]:
     else:
         size = len(canonical_json(dict(before))) - 2
     at = len(head) + (size if before else 0)
-    item = b'"now":' + str(now).encode()
     if before:
-        full = without[:at] + b"," + item + without[at:]
+        prefix, suffix = without[:at] + b',"now":', without[at:]
     else:
-        full = without[:at] + item + (b"," if rest else b"") + without[at:]
-    return hashlib.sha256(without).hexdigest(), hashlib.sha256(full).hexdigest()
+        prefix, suffix = without[:at] + b'"now":', (b"," if rest else b"") + without[at:]
+    return hashlib.sha256(without).hexdigest(), prefix, suffix
 
 
 def grants_valid_until(doc: Mapping[str, Any], bundle: PolicyBundle) -> int | None:

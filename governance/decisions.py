@@ -47,9 +47,10 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from core.avro import serde
 from core.avro.varint import varint, zigzag
@@ -95,8 +96,13 @@ class DecisionNotRecorded(Retryable):
     http_status = 503
 
 
-@dataclass(frozen=True, slots=True)
-class DecisionRecord:
+_NO_ROW_FILTER: Mapping[str, str] = MappingProxyType({})
+
+
+class DecisionRecord(NamedTuple):
+    """One decision as recorded. A named tuple, not a frozen dataclass: immutable alike, and
+    built in a fifth of the time (one is built per decision, on the caller's path)."""
+
     decision_id: str
     principal: str
     tenant: str
@@ -109,7 +115,7 @@ class DecisionRecord:
     input_sha256: str
     decided_at_us: int
     mask: tuple[str, ...] = ()
-    row_filter: Mapping[str, str] = field(default_factory=dict)
+    row_filter: Mapping[str, str] = _NO_ROW_FILTER
     purpose: str = ""
     case_id: str = ""
     key_id: str = ""  # the API key that authenticated (never its secret); "" for none
@@ -591,6 +597,7 @@ class DecisionCommitter:
         self._last_size = 0  # records in the last stored batch
         self._failing = False
         self._closed = False
+        self._wake_pending = False  # a wake-up ``enqueue(..., wake=False)`` left to ``wake``
         self.stats = CommitStats()
         self._store_turn = threading.Lock()  # one store at a time
         # Whether ``enqueue`` accepts companion records (the sink stores them atomically).
@@ -651,15 +658,19 @@ class DecisionCommitter:
             if self._closed:
                 raise DecisionNotRecorded("The decision log is closed: the hub is shutting down.")
             batch = self._batch
-            if not batch.records:
+            before = len(batch.records)
+            if not before:
                 batch.opened = time.monotonic()
             batch.records += records
             if companions is not None:
                 batch.companions.append(companions)
             if prompt:
                 batch.waiters += 1
-            if wake:
-                self._cv.notify()
+            if self._wakes(before, prompt and batch.waiters == 1):
+                if wake:
+                    self._cv.notify()
+                else:
+                    self._wake_pending = True  # for ``wake``
         return Receipt(self, batch, records[0].decision_id, companions)
 
     def ready(self) -> None:
@@ -668,9 +679,29 @@ class DecisionCommitter:
         self._sink.prepare(())
 
     def wake(self) -> None:
-        """Wake a flusher for what ``enqueue(..., wake=False)`` queued."""
+        """Wake a flusher for what ``enqueue(..., wake=False)`` queued, if it needs one."""
+        if not self._wake_pending:  # read without the lock: set under it before this call
+            return
         with self._cv:
+            self._wake_pending = False
             self._cv.notify()
+
+    def _wakes(self, before: int, first_waiter: bool) -> bool:
+        """Whether the records just queued (the open batch held ``before``) may have made it
+        due earlier than a flusher, asleep, will look again: a flusher waits without a timeout
+        for an empty batch, and otherwise with the timeout ``_due_in`` gave, which changes
+        only when the batch gets its first waiter (the allow linger), reaches the size of the
+        last stored batch (the cohort is back) or is full. While a batch is prepared or
+        stored no flusher takes the open one before that store ends (unless it is full),
+        and the store's end wakes every flusher. Any other wake-up would find the batch not
+        due and sleep again: per decision, it costs the callers a thread switch and the GIL.
+        Called under the lock."""
+        after = len(self._batch.records)
+        if after >= self._max_batch:
+            return True
+        if self._storing:
+            return False
+        return before == 0 or first_waiter or before < self._last_size <= after
 
     def submit(self, record: DecisionRecord, *, wait: bool, prompt: bool | None = None) -> None:
         """Queue ``record``; with ``wait``, return only once it is stored (else raise).
@@ -823,21 +854,25 @@ def _average(mean: float, sample: float) -> float:
 
 
 _id_lock = threading.Lock()
-_random = bytearray()  # random bits for ids, drawn from the OS 4 KiB at a time
+_random: list[int] = []  # random 64-bit words for ids, drawn from the OS 4 KiB at a time
+_RAND_B = (1 << 62) - 1
 
 
 def new_decision_id() -> str:
     """A UUIDv7 string, ``str(uuid7())`` of ``domain.envelope`` in its layout and ordering
     (the same monotonic millisecond counter, ``reserve_uuid7``), without a ``UUID`` object and
-    without a system call per id."""
+    without a system call per id: 62 random bits from a pool drawn 4 KiB at a time, formatted
+    in one operation."""
     with _id_lock:  # domain.envelope keeps its monotonic counter in module globals
         ms, counter = reserve_uuid7(1)
-        if len(_random) < 8:
-            _random[:] = os.urandom(4096)
-        rand_b = int.from_bytes(_random[-8:], "big") & ((1 << 62) - 1)
-        del _random[-8:]
-    h = "%032x" % ((ms << 80) | (0x7 << 76) | (counter << 64) | (0x2 << 62) | rand_b)
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+        if not _random:
+            _random.extend(struct.unpack(">512Q", os.urandom(4096)))
+        rand_b = _random.pop() & _RAND_B
+    variant = 0x8000 | rand_b >> 48  # the variant (0b10), then 14 random bits
+    return (
+        f"{ms >> 16:08x}-{ms & 0xFFFF:04x}-{0x7000 | counter:04x}-{variant:04x}"
+        f"-{rand_b & 0xFFFF_FFFF_FFFF:012x}"
+    )
 
 
 class HeldDecision:
@@ -1085,11 +1120,20 @@ class RecordingPolicyEngine(PolicyEngine):
             input_sha256=digest,
             decided_at_us=int(ctx["now"]) // 1000 if isinstance(ctx["now"], int) else 0,
             mask=tuple(decision.mask),
-            row_filter=dict(decision.row_filter),
+            row_filter=dict(decision.row_filter) if decision.row_filter else _NO_ROW_FILTER,
             purpose=str(ctx.get("purpose") or ""),
             case_id=str(ctx.get("case") or ""),
             key_id=str(principal.attributes.get("key_id", "")),
         )
+        if type(decision) is Decision:  # a copy with its id (``replace`` takes longer)
+            return Decision(
+                decision.allow,
+                decision.reason,
+                decision.policy_version,
+                decision.mask,
+                decision.row_filter,
+                record.decision_id,
+            ), record
         return replace(decision, decision_id=record.decision_id), record
 
     # Engines that reload (policy changes) are reached through the decorator.

@@ -249,6 +249,38 @@ def test_one_serialization_gives_the_cache_key_and_the_input_digest() -> None:
         assert input_digests(doc) == (cache_key(doc), input_digest(doc)), doc
 
 
+def test_a_repeated_input_reuses_its_serialization_and_gives_the_reference_digests() -> None:
+    """The memo of serializations (a request seen again with another ``now``) answers exactly
+    as the reference, also when values equal under ``==`` but not in JSON take turns (``1``,
+    ``True``, ``1.0``, ``"1"``), when only the order of a context differs, and past its bound."""
+    from core import policybundle
+
+    policybundle._SPLITS.clear()
+    rng = random.Random(14)
+    who = Principal("ann", frozenset({"analyst", "auditor"}), "acme", {"key_id": "k1"})
+    contexts: list[dict[str, Any]] = [
+        {"method": "GET"},
+        {"method": "GET", "purpose": "audit"},
+        {"purpose": "audit", "method": "GET"},
+        {"a": "1"},
+        {"a": 1},
+        {"a": True},
+        {"a": 1.0},
+        {"a": "1", "z": 'é"q'},
+        {},
+    ]
+    for _ in range(2000):
+        ctx = {**rng.choice(contexts), "now": rng.randrange(2**63)}
+        doc = decision_input(who, "event.read", rng.choice(["/v1/topics", "/v1/t/x"]), ctx)
+        assert input_digests(doc) == (cache_key(doc), input_digest(doc)), doc
+    # Only all-string inputs are remembered: 2 resources x 6 all-string contexts.
+    assert len(policybundle._SPLITS) == 12
+    for i in range(policybundle._SPLITS_MAX + 10):  # distinct resources: the memo stays bounded
+        doc = decision_input(who, "event.read", f"/v1/{i}", {"now": i})
+        assert input_digests(doc) == (cache_key(doc), input_digest(doc))
+    assert len(policybundle._SPLITS) <= policybundle._SPLITS_MAX
+
+
 @pytest.mark.parametrize(
     "doc",
     [

@@ -242,6 +242,76 @@ def test_no_batch_is_taken_while_another_is_stored_and_the_next_holds_all_who_ca
     committer.close()
 
 
+def test_no_flusher_is_woken_per_decision_while_a_store_runs_and_none_is_missed() -> None:
+    """While a batch is stored, queueing (``enqueue``, ``wake``) wakes no flusher: it could
+    not take the open batch before that store ends, which wakes the flushers itself. Every
+    record queued meanwhile is stored then; a full batch is still taken at once."""
+    sink = Sink()
+    committer = DecisionCommitter(sink, flushers=2, max_batch=50)
+    sink.gate.clear()
+    first = committer.enqueue(_record(), prompt=True)
+    deadline = time.monotonic() + 5
+    while sink.prepared < 1 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    notified = 0
+    real_notify = committer._cv.notify
+
+    def counting(n: int = 1) -> None:
+        nonlocal notified
+        notified += 1
+        real_notify(n)
+
+    committer._cv.notify = counting  # type: ignore[method-assign]
+    later = [committer.enqueue(_record(), prompt=True) for _ in range(20)]
+    unwoken = committer.enqueue(_record(), prompt=True, wake=False)
+    committer.wake()
+    assert notified == 0  # 21 decisions during one store: no flusher woken for nothing
+    later += [committer.enqueue(_record(), prompt=True) for _ in range(29)]  # 50: full
+    assert notified == 1
+    deadline = time.monotonic() + 5
+    while sink.prepared < 2 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert sink.prepared == 2  # the full batch was taken (prepared) during the first store
+    sink.gate.set()
+    for receipt in [first, unwoken, *later]:
+        receipt.wait()
+    assert [len(b) for b in sink.batches] == [1, 50]
+    committer.close()
+
+
+def test_between_stores_a_flusher_is_woken_only_when_the_batch_may_have_become_due() -> None:
+    """A flusher sleeps on an empty batch until its first record, then until the batch is
+    due (here the deny linger); it is woken again when the batch gets its first allow (the
+    allow linger applies), not for each decision in between."""
+    sink = Sink()
+    committer = DecisionCommitter(sink, flushers=1, deny_linger_ms=60_000)
+    time.sleep(0.05)  # the flusher is asleep on the empty batch
+    notified = 0
+    real_notify = committer._cv.notify
+
+    def counting(n: int = 1) -> None:
+        nonlocal notified
+        notified += 1
+        real_notify(n)
+
+    committer._cv.notify = counting  # type: ignore[method-assign]
+    committer.enqueue(_record(allow=False), prompt=False)
+    assert notified == 1  # the first record: the flusher learns the deny linger
+    for _ in range(5):
+        committer.enqueue(_record(allow=False), prompt=False)
+    queued = committer.enqueue(_record(allow=False), prompt=False, wake=False)
+    committer.wake()
+    assert notified == 1 and not sink.batches  # not due: nobody woken
+    allow = committer.enqueue(_record(), prompt=True, wake=False)
+    assert notified == 1
+    committer.wake()  # the first allow: due at once
+    assert notified == 2
+    allow.wait()
+    queued.wait()
+    assert [len(b) for b in sink.batches] == [8]
+    committer.close()
+
+
 def test_decide_async_awaits_the_store_without_a_thread_and_fails_closed() -> None:
     sink = Sink()
     committer = DecisionCommitter(sink, wait_timeout_s=2)
@@ -331,9 +401,14 @@ def test_an_unwaited_async_record_wakes_its_flusher_after_the_answer() -> None:
 def test_decision_ids_are_increasing_uuid7() -> None:
     ids = [new_decision_id() for _ in range(5_000)]
     assert ids == sorted(ids) and len(set(ids)) == len(ids)
-    for text in ids[::997]:
+    began_ms = time.time_ns() // 1_000_000
+    ones, zeros = 0, (1 << 62) - 1  # every random bit is seen set and seen clear
+    for text in ids + [new_decision_id() for _ in range(600)]:  # the pool is drawn again
         parsed = uuid.UUID(text)
         assert str(parsed) == text and parsed.version == 7 and parsed.variant == uuid.RFC_4122
+        assert abs((parsed.int >> 80) - began_ms) < 60_000  # the millisecond field
+        ones, zeros = ones | parsed.int & ((1 << 62) - 1), zeros & parsed.int
+    assert ones == (1 << 62) - 1 and zeros == 0
 
 
 class ByResource(PolicyEngine):

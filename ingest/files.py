@@ -1,6 +1,7 @@
 """File sources: JSON lines, CSV, Parquet and Avro object container files, streamed in batches.
 
-Every format streams: JSON lines and CSV line by line, Parquet by record batches
+Every format streams: JSON lines and CSV by blocks of whole lines (``ingest.lines.Lines``: one
+buffer and offsets per batch, no object per line), Parquet by record batches
 (``ParquetFile.iter_batches``), Avro OCF block by block (``fastavro.reader``); memory is bounded
 by the batch size, whatever the file size. Each batch goes through the columnar path
 (``publish_file``); the per-record readers below stay the reference it must equal.

@@ -62,9 +62,12 @@ class Lines:
         """Every line of ``region`` (split at ``\\n``, trailing CRs stripped, blank lines
         included), numbered from ``first``."""
         if b"\r" in region:
-            # A CR stays only inside a line: the ones before a line end go, however many.
-            while b"\r\n" in region:
-                region = region.replace(b"\r\n", b"\n")
+            # A CR stays only inside a line: the ones before a line end go, however many (one
+            # C-level pass for the usual single CR; a longer run in one numpy pass, linear: a
+            # replace per CR of a run would be quadratic in a crafted line of CRs).
+            region = region.replace(b"\r\n", b"\n")
+            if b"\r\n" in region:
+                region = _without_trailing_crs(region)
             region = region.rstrip(b"\r")  # the last line's (no ``\n`` after it)
         a = np.frombuffer(region, dtype=np.uint8)
         nl = np.flatnonzero(a == 0x0A)
@@ -182,6 +185,18 @@ class Lines:
             np.concatenate([p.numbers for p in parts]),
             cut,
         )
+
+
+def _without_trailing_crs(region: bytes) -> bytes:
+    """``region`` with every CR that only CRs follow up to its line's end (a ``\\n``, or the
+    region's end) removed: ``rstrip(b"\\r")`` of each line, in numpy passes."""
+    a = np.frombuffer(region, dtype=np.uint8)
+    n = len(a)
+    is_cr = a == 0x0D
+    # The first position at or after each byte that is not a CR (n: none is left).
+    after = np.minimum.accumulate(np.where(is_cr, n, np.arange(n))[::-1])[::-1]
+    trailing = is_cr & (np.append(a, np.uint8(0x0A))[after] == 0x0A)
+    return bytes(a[~trailing].tobytes())
 
 
 def batches(pieces: Iterable[Lines], batch_size: int) -> Iterator[Lines]:

@@ -44,6 +44,7 @@ import pyarrow.compute as pc
 import pyarrow.json as pj
 
 from core.avro.serde import _from_default
+from ingest.lines import Lines
 
 Bools = npt.NDArray[np.bool_]
 
@@ -54,6 +55,7 @@ _TS = (
 _DATE = r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"
 _SUSPECT = re.compile(rb"[\x00-\x09\x0b-\x1f]|\xef\xbb\xbf")  # control bytes, a BOM
 _BOM = b"\xef\xbb\xbf"
+_NOT_CONTROL = bytes(range(0x20, 0x100)) + b"\n"  # deleted, what is left is control bytes
 _F32_MAX = float(np.finfo(np.float32).max)
 
 
@@ -147,31 +149,37 @@ def _column_types(t: Any) -> tuple[str, pa.DataType, pa.DataType, tuple[str, ...
 
 
 # -- JSON lines -------------------------------------------------------------------------------
-def json_batch(lines: Sequence[bytes], lay: Layout, max_bytes: int) -> tuple[pa.RecordBatch, Bools]:
-    """The lines (non-blank, without their line ends) as one record batch of ``lay.schema``,
-    row i from line i, and the rows the per-record path must decide (their batch row is null)."""
+def json_batch(
+    lines: Sequence[bytes] | Lines, lay: Layout, max_bytes: int
+) -> tuple[pa.RecordBatch, Bools]:
+    """The lines (non-blank, without their line ends; texts or ``Lines``) as one record batch
+    of ``lay.schema``, row i from line i, and the rows the per-record path must decide (their
+    batch row is null)."""
+    if not isinstance(lines, Lines):
+        lines = Lines.texts(lines)
     n = len(lines)
     force = np.zeros(n, dtype=np.bool_)
-    data = b"\n".join(lines)
+    data = lines.data
     octets = np.frombuffer(data, dtype=np.uint8)
-    suspect = bool(((octets < 0x20) & (octets != 0x0A)).any()) or _BOM in data
-    if not suspect:
-        try:
-            data.decode("utf-8")
-        except UnicodeDecodeError:
-            suspect = True
-    if suspect or max(map(len, lines), default=0) > max_bytes:
-        for i, line in enumerate(lines):
-            force[i] = _suspect_line(line, max_bytes)
+    if data.isascii():  # then neither a byte-order mark nor invalid UTF-8 (one C-level pass)
+        suspect = bool(data.translate(None, _NOT_CONTROL))
+    else:
+        suspect = bool(data.translate(None, _NOT_CONTROL)) or _BOM in data
+        if not suspect:
+            try:
+                data.decode("utf-8")
+            except UnicodeDecodeError:
+                suspect = True
+    lens = lines.lengths()
+    if suspect or (n and int(lens.max()) > max_bytes):
+        for i in range(n):
+            force[i] = _suspect_line(lines.line(i), max_bytes)
     # Only lines that open an object go to Arrow (its reader crashes on a lone ``null``).
-    starts = (
-        np.concatenate([[0], np.flatnonzero(octets == 0x0A) + 1])
-        if n
-        else np.zeros(0, dtype=np.int64)
-    )
-    for i in np.flatnonzero(octets[starts] != 0x7B).tolist() if len(octets) else ():
-        if lines[i].lstrip(b" ")[:1] != b"{":
-            force[i] = True
+    if len(octets):
+        opens = octets[np.minimum(lines.starts, len(octets) - 1)] == 0x7B
+        for i in np.flatnonzero(~opens | (lens == 0)).tolist():
+            if lines.line(i).lstrip(b" ")[:1] != b"{":
+                force[i] = True
     parsed: list[tuple[list[int], pa.Table]] = []
     read_schema = lay.read_schema
     _read(lines, np.flatnonzero(~force).tolist(), read_schema, parsed, force)
@@ -205,7 +213,7 @@ def _missing(
     c: Column,
     col: pa.Array,
     arr: pa.Array,
-    lines: Sequence[bytes],
+    lines: Lines,
     texts: list[pa.Array],
     force: Bools,
 ) -> pa.Array:
@@ -218,25 +226,32 @@ def _missing(
     if c.default is None:
         force[nulls] = True
         return arr
-    if not texts:
-        # The lines as one binary array over the joined bytes (each with its joining newline).
-        data = b"\n".join(lines)
-        ends = np.cumsum(np.fromiter(map(len, lines), dtype=np.int64, count=len(lines)) + 1)
-        offsets = np.concatenate([[0], np.minimum(ends, len(data))]).astype(np.int64)
-        texts.append(
-            pa.Array.from_buffers(
-                pa.large_binary(), len(lines), [None, pa.py_buffer(offsets), pa.py_buffer(data)]
+    data = lines.data
+    name = f'"{c.name}"'.encode()
+    if name not in data and b"\\u00" not in data:
+        # No line names the field, nor could spell it (the usual case: a field every line
+        # leaves out): every null row gets the default, without a pass over each line.
+        named = np.zeros(len(col), dtype=np.bool_)
+    else:
+        if not texts:
+            # The lines as one binary array over their bytes (each with its joining newline).
+            offsets = np.concatenate([lines.starts, [len(data)]]).astype(np.int64)
+            texts.append(
+                pa.Array.from_buffers(
+                    pa.large_binary(),
+                    len(lines),
+                    [None, pa.py_buffer(offsets), pa.py_buffer(data)],
+                )
             )
-        )
-        # Field names are ASCII letters, digits and ``_``: only a ``\u00XX`` escape of an ASCII
-        # character could spell one without the plain name showing.
-        escaped = b"\\u00" in data
-        texts.append(
-            pc.match_substring_regex(texts[0], r"\\u00[0-7]")
-            if escaped
-            else pa.array(np.zeros(len(lines), dtype=np.bool_))
-        )
-    named = _np(pc.or_(pc.match_substring(texts[0], f'"{c.name}"'), texts[1]))
+            # Field names are ASCII letters, digits and ``_``: only a ``\\u00XX`` escape of an
+            # ASCII character could spell one without the plain name showing.
+            escaped = b"\\u00" in data
+            texts.append(
+                pc.match_substring_regex(texts[0], r"\\u00[0-7]")
+                if escaped
+                else pa.array(np.zeros(len(lines), dtype=np.bool_))
+            )
+        named = _np(pc.or_(pc.match_substring(texts[0], f'"{c.name}"'), texts[1]))
     null = np.zeros(len(col), dtype=np.bool_)
     null[nulls] = True
     force |= null & named
@@ -257,7 +272,7 @@ def _suspect_line(line: bytes, max_bytes: int) -> bool:
 
 
 def _read(
-    lines: Sequence[bytes],
+    lines: Lines,
     idx: list[int],
     schema: pa.Schema,
     parsed: list[tuple[list[int], pa.Table]],
@@ -266,7 +281,7 @@ def _read(
     """Parse lines ``idx`` with Arrow; halves on refusal, down to single lines (then forced)."""
     if not idx:
         return
-    data = b"\n".join(lines[i] for i in idx) + b"\n"
+    data = lines.joined(idx)
     try:
         table = pj.read_json(
             io.BytesIO(data),
@@ -415,41 +430,50 @@ def csv_layout(lay: Layout, header: Sequence[str], fields: Any) -> Layout | None
 
 
 def csv_batch(
-    rows: Sequence[bytes], header: Sequence[str], lay: Layout, nullable: set[str], max_bytes: int
+    rows: Sequence[bytes] | Lines,
+    header: Sequence[str],
+    lay: Layout,
+    nullable: set[str],
+    max_bytes: int,
 ) -> tuple[pa.RecordBatch, Bools]:
-    """CSV rows (non-blank, without their line ends) as one record batch of the header's
-    columns (``csv_layout``), each converted as ``files._csv_value`` converts its text, and the
-    rows the per-record path must decide. Arrow reads only rows without quotes or control bytes
-    and with the header's number of commas, so that a row is the plain comma split
+    """CSV rows (non-blank, without their line ends; texts or ``Lines``) as one record batch of
+    the header's columns (``csv_layout``), each converted as ``files._csv_value`` converts its
+    text, and the rows the per-record path must decide. Arrow reads only rows without quotes or
+    control bytes and with the header's number of commas, so that a row is the plain comma split
     ``csv.reader`` makes of it; values are converted only when their text has the strict form
     both readers agree on (digits, decimals, RFC 3339 times, ``true``/``false``/``1``/``0``)."""
     import pyarrow.csv as pcsv
 
+    if not isinstance(rows, Lines):
+        rows = Lines.texts(rows)
     n = len(rows)
     force = np.zeros(n, dtype=np.bool_)
-    data = b"\n".join(rows)
+    data = rows.data
     octets = np.frombuffer(data, dtype=np.uint8)
-    lens = np.fromiter(map(len, rows), dtype=np.int64, count=n)
-    row_of = np.repeat(np.arange(n), lens + 1)[: len(data)]  # the row each byte belongs to
-    joint = np.zeros(len(data), dtype=np.bool_)
-    joint[(np.cumsum(lens + 1) - 1)[:-1]] = True  # the newlines joining rows
-    odd = ((octets < 0x20) & ~joint & (octets != 0x09)) | (octets == 0x22)
-    force[np.unique(row_of[odd])] = True
-    commas = np.bincount(row_of[octets == 0x2C], minlength=n)
-    force |= commas != len(header) - 1
+    lens = rows.lengths()
+    starts = rows.starts
+    # Quotes and control bytes (but tabs and the newlines joining rows): their rows are forced.
+    odd = np.flatnonzero(((octets < 0x20) & (octets != 0x09)) | (octets == 0x22))
+    if len(odd):
+        odd = odd[~np.isin(odd, rows.ends[:-1])]
+        force[np.searchsorted(starts, odd, side="right") - 1] = True
+    commas = np.flatnonzero(octets == 0x2C)
+    per_row = np.searchsorted(commas, rows.ends) - np.searchsorted(commas, starts)
+    force |= per_row != len(header) - 1
     force |= lens > max_bytes
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError:
-        for i, r in enumerate(rows):
-            try:
-                r.decode("utf-8")
-            except UnicodeDecodeError:
-                force[i] = True
+    if not data.isascii():
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            for i in range(n):
+                try:
+                    rows.line(i).decode("utf-8")
+                except UnicodeDecodeError:
+                    force[i] = True
     good = np.flatnonzero(~force)
     strings = [pa.array([], pa.string()) for _ in header]
     if len(good):
-        block = b"\n".join(rows[i] for i in good.tolist()) + b"\n"
+        block = rows.joined(good)
         try:
             table = pcsv.read_csv(
                 io.BytesIO(block),

@@ -1,6 +1,7 @@
 """File sources: JSON lines, CSV, Parquet and Avro object container files, streamed in batches.
 
-Every format streams: JSON lines and CSV line by line, Parquet by record batches
+Every format streams: JSON lines and CSV by blocks of whole lines (``ingest.lines.Lines``: one
+buffer and offsets per batch, no object per line), Parquet by record batches
 (``ParquetFile.iter_batches``), Avro OCF block by block (``fastavro.reader``); memory is bounded
 by the batch size, whatever the file size. Each batch goes through the columnar path
 (``publish_file``); the per-record readers below stay the reference it must equal.
@@ -39,13 +40,14 @@ import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from itertools import compress, count, repeat
+from itertools import chain, compress, count, repeat
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from core import lineage
 from core.errors import HubError, InvalidInput
 from core.pii import encrypted_schema
+from ingest.lines import Lines, batches
 from ingest.localfile import FileUnreadable as FileUnreadable
 from ingest.localfile import OpenedFile, open_dir
 from ingest.pipeline import (
@@ -182,8 +184,16 @@ def _jsonl_lines(
     path: Source, batch_size: int, max_bytes: int | None = None
 ) -> Iterator[list[tuple[int, bytes]]]:
     """Batches of (line number, line without its end) of the non-blank lines: what
-    ``_nonblank_batches`` gives over the numbered lines, read by blocks of bytes split with
-    C-level passes (``split``, ``map``, ``compress``) instead of a Python step per line.
+    ``_nonblank_batches`` gives over the numbered lines (``_jsonl_blocks``' batches as pairs)."""
+    for lines in _jsonl_blocks(path, batch_size, max_bytes):
+        yield lines.pairs()
+
+
+def _jsonl_blocks(path: Source, batch_size: int, max_bytes: int | None = None) -> Iterator[Lines]:
+    """Batches of the non-blank lines (numbered, without their ends) as ``Lines``, read by
+    blocks of bytes: a block whose lines are all within the limit is split by a few C-level
+    passes (``Lines.block``), no Python object per line; another goes line by line
+    (``_numbered``).
 
     With ``max_bytes`` (the record limit), a line longer than that is given as its first
     ``max_bytes + 1`` bytes (a ``_CutLine``, enough to be refused for its size and quarantined
@@ -191,7 +201,10 @@ def _jsonl_lines(
     kept: a file with no newline is held as one block and that prefix, not whole (``readlines``
     held about 3x the file before the line was refused). Without it, lines are whole (the
     reference the tests compare against)."""
-    pending: list[tuple[int, bytes]] = []
+    return batches(_jsonl_pieces(path, max_bytes), batch_size)
+
+
+def _jsonl_pieces(path: Source, max_bytes: int | None) -> Iterator[Lines]:
     number = 1
     cap = None if max_bytes is None else max_bytes + 1
     tail = b""  # the start of a line the last block did not end
@@ -208,28 +221,34 @@ def _jsonl_lines(
                     continue
                 long.feed(block[:cut])
                 if not long.blank:
-                    pending.append((number, long.line()))
+                    yield Lines.of([(number, long.line())])
                 number += 1
                 long, block = None, block[cut + 1 :]
-            lines = (tail + block).split(b"\n") if tail else block.split(b"\n")
-            tail = lines.pop()
-            pending += _numbered(lines, number, cap)
-            number += len(lines)
+            text = tail + block if tail else block
+            end = text.rfind(b"\n")
+            if end < 0:
+                tail = text
+            else:
+                region, tail = text[:end], text[end + 1 :]
+                piece = _region_lines(region, number, cap)
+                number += region.count(b"\n") + 1
+                yield piece
             if cap is not None and len(tail) > cap:
                 long, tail = _LongLine(tail, cap), b""
-                continue  # its batch waits until the line ends
-            if len(pending) >= batch_size:
-                full = len(pending) - len(pending) % batch_size
-                for start in range(0, full, batch_size):
-                    yield pending[start : start + batch_size]
-                pending = pending[full:]
     if long is not None:
         if not long.blank:
-            pending.append((number, long.line()))
+            yield Lines.of([(number, long.line())])
     elif tail:
-        pending += _numbered([tail], number, cap)
-    for start in range(0, len(pending), batch_size):
-        yield pending[start : start + batch_size]
+        yield Lines.of(_numbered([tail], number, cap))
+
+
+def _region_lines(region: bytes, first: int, cap: int | None) -> Lines:
+    """The non-blank lines of ``region`` (whole lines joined by ``\\n``) numbered from
+    ``first``; by C-level passes unless a line is over ``cap``."""
+    piece = Lines.block(region, first)
+    if cap is None or not len(piece) or int(piece.lengths().max()) <= cap:
+        return piece.nonblank()
+    return Lines.of(_numbered(region.split(b"\n"), first, cap))
 
 
 def _numbered(lines: list[bytes], first: int, cap: int | None) -> list[tuple[int, bytes]]:
@@ -322,7 +341,17 @@ def _csv_value(text: str, t: Any, nullable: bool) -> Any:
 
 
 def _csv_rows(path: Source, max_bytes: int) -> Iterator[tuple[int, bytes]]:
-    """Raw rows (line number, bytes); a quoted field may span lines.
+    """Raw rows (line number, bytes), blank ones included; a quoted field may span lines
+    (``_csv_pieces``' rows one by one)."""
+    for piece in _csv_pieces(path, max_bytes):
+        yield from piece.pairs()
+
+
+def _csv_pieces(path: Source, max_bytes: int) -> Iterator[Lines]:
+    """Raw rows (numbered, blank ones included) as ``Lines``, block by block; a quoted field may
+    span lines. A block of whole lines without a quote, none over the limit, outside an open
+    quoted field, is its rows as they are (``Lines.block``: C-level passes, no Python object
+    per row); any other block goes line by line, as follows.
 
     Linear in the file: the quote parity is kept per line, not recounted over the open row (an
     unclosed quote made that quadratic: a 1.6 MB file took minutes). A row still open after
@@ -332,32 +361,46 @@ def _csv_rows(path: Source, max_bytes: int) -> Iterator[tuple[int, bytes]]:
     A line longer than ``max_bytes`` that starts a row is given as its first ``max_bytes + 1``
     bytes (a ``_CutLine`` with the whole line's size and SHA-256, which ``csv_row_record``
     refuses for its size) and the rest of it is read past, not kept: a file with no newline is
-    not held whole (``_csv_lines``)."""
+    not held whole (``_csv_regions``)."""
+    cap = max_bytes + 1
     with _open_rb(path) as f:
         parts: list[bytes] = []  # the lines of a row whose quoted field is still open
         size = 0
         start = 0
         first = 1  # the number of the block's first line
-        for lines, cut in _csv_lines(f, max_bytes + 1):
+        for found, cut in _csv_regions(f, cap):
+            if isinstance(found, bytes):  # a region of whole lines
+                piece = Lines.block(found, first)
+                if int(piece.lengths().max()) <= cap:
+                    if not parts and b'"' not in found:  # the common case: a row per line
+                        first += len(piece)
+                        yield piece
+                        continue
+                    lines = found.split(b"\n")
+                else:
+                    lines, cut = [_csv_cut(line, cap) for line in found.split(b"\n")], True
+            else:
+                lines = found
+            rows: list[tuple[int, bytes]] = []
             for lineno, line in zip(count(first), lines):
                 if cut and isinstance(line, _CutLine):
                     if not parts:
                         if not line.blank:  # a blank line is skipped, however long
-                            yield lineno, line
+                            rows.append((lineno, line))
                         continue
                     size += line.size
                     odd = 0
                 else:
                     odd = line.count(b'"') % 2
                     if not parts:
-                        if not odd:  # the common case: a whole row on one line
-                            yield lineno, line.rstrip(b"\r")
+                        if not odd:  # a whole row on one line
+                            rows.append((lineno, line.rstrip(b"\r")))
                             continue
                         start, size = lineno, 0
                     parts.append(line)
                     size += len(line) + 1
                     if parts[1:] and odd:  # this line closes the open field
-                        yield start, b"\n".join(parts).rstrip(b"\r\n")
+                        rows.append((start, b"\n".join(parts).rstrip(b"\r\n")))
                         parts = []
                         continue
                 if size > max_bytes:
@@ -367,8 +410,10 @@ def _csv_rows(path: Source, max_bytes: int) -> Iterator[tuple[int, bytes]]:
                         "(HUB_MAX_RECORD_BYTES): close the quote or escape it as two quotes."
                     )
             first += len(lines)
+            if rows:
+                yield Lines.of(rows)
         if parts:
-            yield start, b"\n".join(parts).rstrip(b"\r\n")
+            yield Lines.of([(start, b"\n".join(parts).rstrip(b"\r\n"))])
 
 
 def _csv_lines(f: Any, cap: int) -> Iterator[tuple[list[bytes], bool]]:
@@ -376,7 +421,22 @@ def _csv_lines(f: Any, cap: int) -> Iterator[tuple[list[bytes], bool]]:
     it stays), and whether the block holds a cut line: a line longer than ``cap`` bytes without
     its end is given as a ``_CutLine`` of its first ``cap`` bytes (the whole line's size and
     SHA-256 without its end, as ``rstrip(b"\\r\\n")`` leaves it) and the rest is read past,
-    not kept."""
+    not kept (``_csv_regions``' blocks split)."""
+    for found, cut in _csv_regions(f, cap):
+        if isinstance(found, bytes):
+            lines = found.split(b"\n")
+            if max(map(len, lines)) > cap:
+                yield [_csv_cut(line, cap) for line in lines], True
+            else:
+                yield lines, False
+        else:
+            yield found, cut
+
+
+def _csv_regions(f: Any, cap: int) -> Iterator[tuple[bytes | list[bytes], bool]]:
+    """``_csv_lines``' blocks, a block of whole lines as one region of bytes (the lines joined
+    by ``\\n``, CRs kept; the caller splits it and cuts its long lines); a line over ``cap``
+    going on past its block comes alone, cut, in a list with True."""
     tail = b""  # the start of a line the last block did not end
     long: _LongLine | None = None  # a line over ``cap`` still going on past the last block
     while block := f.read(_LINES_BLOCK_BYTES):
@@ -388,12 +448,13 @@ def _csv_lines(f: Any, cap: int) -> Iterator[tuple[list[bytes], bool]]:
             long.feed(block[:cut])
             yield [_ended(long)], True
             long, block = None, block[cut + 1 :]
-        lines = (tail + block).split(b"\n") if tail else block.split(b"\n")
-        tail = lines.pop()
-        if lines and max(map(len, lines)) > cap:
-            yield [_csv_cut(line, cap) for line in lines], True
-        elif lines:
-            yield lines, False
+        text = tail + block if tail else block
+        end = text.rfind(b"\n")
+        if end < 0:
+            tail = text
+        else:
+            region, tail = text[:end], text[end + 1 :]
+            yield region, False
         if len(tail) > cap:
             long, tail = _LongLine(tail, cap), b""
     if long is not None:
@@ -455,11 +516,11 @@ class _CsvFile:
     types: dict[str, tuple[Any, bool]]
     header: list[str]
     ctype: str
-    rows: Iterator[tuple[int, bytes]]
+    pieces: Iterator[Lines]  # the rows after the header, blank ones included
 
-    def batches(self, batch_size: int) -> Iterator[list[tuple[int, bytes]]]:
-        """Batches of (line number, row bytes) of the non-blank rows."""
-        return _nonblank_batches(self.rows, batch_size)
+    def batches(self, batch_size: int) -> Iterator[Lines]:
+        """Batches of the non-blank rows (numbered)."""
+        return batches((piece.nonblank() for piece in self.pieces), batch_size)
 
 
 def _csv_open(
@@ -467,12 +528,15 @@ def _csv_open(
 ) -> _CsvFile | None:
     """The CSV file's header checked against the schema; None for an empty file."""
     types = csv_types(pipeline.target(topic, event_type).plain.parsed)
-    rows = _csv_rows(path, pipeline.max_record_bytes)
-    first = next(rows, None)
-    if first is None:
+    pieces = _csv_pieces(path, pipeline.max_record_bytes)
+    piece = next(pieces, None)
+    while piece is not None and not len(piece):
+        piece = next(pieces, None)
+    if piece is None:
         return None
+    first = piece.line(0)
     try:
-        header = next(csv.reader([first[1].decode("utf-8-sig")]))
+        header = next(csv.reader([first.decode("utf-8-sig")]))
     except (UnicodeDecodeError, csv.Error) as exc:
         raise FileUnreadable(f"The CSV header of {path.name!r} is unreadable: {exc}.") from exc
     unknown = [h for h in header if h not in types]
@@ -484,7 +548,7 @@ def _csv_open(
         )
     # The header travels with each row's content type (a MIME parameter), so a quarantined row
     # can be parsed again on replay without the file.
-    return _CsvFile(types, header, csv_content_type(first[1]), rows)
+    return _CsvFile(types, header, csv_content_type(first), chain([piece[1:]], pieces))
 
 
 def _csv(
@@ -496,7 +560,7 @@ def _csv(
     for rows in f.batches(batch_size):
         yield [
             csv_row_record(raw, lineno, f.header, f.types, f.ctype, event_type)
-            for lineno, raw in rows
+            for lineno, raw in rows.pairs()
         ]
 
 
@@ -1157,15 +1221,11 @@ def _publish_csv_arrow(
         return False
     nullable = {name for name, (_, null_ok) in f.types.items() if null_ok}
     for rows in resume.past(f.batches(batch_size)):
-        rb, force = csv_batch(
-            [raw for _, raw in rows], f.header, cols, nullable, pipeline.max_record_bytes
-        )
+        rb, force = csv_batch(rows, f.header, cols, nullable, pipeline.max_record_bytes)
 
-        def originals(
-            at: Sequence[int], rows: list[tuple[int, bytes]] = rows, f: _CsvFile = f
-        ) -> list[RawRecord]:
+        def originals(at: Sequence[int], rows: Lines = rows, f: _CsvFile = f) -> list[RawRecord]:
             return [
-                csv_row_record(rows[i][1], rows[i][0], f.header, f.types, f.ctype, event_type)
+                csv_row_record(rows.line(i), rows.number(i), f.header, f.types, f.ctype, event_type)
                 for i in at
             ]
 
@@ -1212,11 +1272,11 @@ def _publish_json_arrow(
     if lay is None:
         return False
     max_bytes = pipeline.max_record_bytes
-    for lines in resume.past(_jsonl_lines(path, batch_size, pipeline.max_record_bytes)):
-        rb, force = json_batch([raw for _, raw in lines], lay, pipeline.max_record_bytes)
+    for lines in resume.past(_jsonl_blocks(path, batch_size, pipeline.max_record_bytes)):
+        rb, force = json_batch(lines, lay, pipeline.max_record_bytes)
 
-        def originals(at: Sequence[int], lines: list[tuple[int, bytes]] = lines) -> list[RawRecord]:
-            return [json_line_record(lines[i][1], lines[i][0], max_bytes) for i in at]
+        def originals(at: Sequence[int], lines: Lines = lines) -> list[RawRecord]:
+            return [json_line_record(lines.line(i), lines.number(i), max_bytes) for i in at]
 
         result = ingest_arrow(
             pipeline, topic, rb, originals=originals, force=force, **resume.commit()

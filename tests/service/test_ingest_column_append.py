@@ -29,7 +29,7 @@ from ingest.files import publish_file
 from tests.service.test_ingest_arrow_readers import avro_file, csv_file, jsonl
 from tests.service.test_ingest_arrow_readers import two as two
 
-FIXED_NOW = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
+FIXED_NOW = datetime.now(UTC)  # the files' times are drawn around the real clock
 FIXED_MS = 1_796_300_000_000
 
 

@@ -1,0 +1,195 @@
+"""Hub-wide figures and tenant-scoped keys (session 14 review findings).
+
+1. ``GET /metrics`` counts every tenant's traffic (labels are topics, routes, projections, never
+   tenants): an API key needs ``tenant.all`` beside ``metrics.read``, so a tenant's compliance
+   officer (``metrics.read``, no ``tenant.all``) is refused; the console's ``/ui/api/alerts``
+   shows such a reader the figures of its own tenant's rules only, the others withheld.
+2. ``GET /ready`` (no key) answered log, ledger and view sizes and failure reasons naming hosts:
+   it now says only which component answered; ``GET /ready/details`` carries the figures, for a
+   key allowed ``metrics.read`` and ``tenant.all``.
+3. ``GET /v1/projections/{name}/at`` returned every tenant's rows, unmasked, to whoever the
+   policy allows ``projection.rebuild`` (admin in the shipped table, but a governed policy
+   change or a grant gives it to others): it now shows the rows the live views would show that
+   reader, and a view's digest only to one who sees the whole view.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from core.events import OutgoingEvent
+from core.policybundle import PolicyBundle
+from hub.api.app import create_app
+from hub.bootstrap import Hub, bootstrap
+from hub.console.alerts import FIRED, AlertEngine
+from hub.settings import load_settings
+from tests.adversarial._api import basic
+from tests.adversarial.test_console_keys import as_
+
+DAY = "2026-11-24"
+
+
+@pytest.fixture
+def hub(tmp_path: Path) -> Iterator[Hub]:
+    h = bootstrap(
+        load_settings(environ={"HUB_PROJECTION_AUTOSTART": "false"}, data_dir=tmp_path / "d")
+    )
+    try:
+        yield h
+    finally:
+        h.close()
+
+
+@pytest.fixture
+def client(hub: Hub) -> Iterator[TestClient]:
+    with TestClient(create_app(hub), raise_server_exceptions=False) as c:
+        yield c
+
+
+def _key(hub: Hub, role: str, owner: str, tenant: str = "default") -> str:
+    return hub.keys.create([role], principal=owner, tenant=tenant).token
+
+
+# -- 1. /metrics and the console's alerts --------------------------------------------------------
+def test_metrics_are_refused_to_a_key_limited_to_one_tenant(hub: Hub, client: TestClient) -> None:
+    hub.publisher.publish("trades", [_trade(0, "acme")], producer="t", tenant="acme")
+    globex = basic(_key(hub, "compliance_officer", "gus", "globex"))
+    r = client.get("/metrics", headers=globex)
+    assert r.status_code == 403, r.text[:300]
+    assert "tenant.all" in r.json()["message"]
+    assert "hub_events_appended_total" not in r.text
+    r = client.get("/metrics", headers=basic(_key(hub, "admin", "root")))
+    assert r.status_code == 200
+    assert 'hub_events_appended_total{topic="trades"} 1.0' in r.text
+
+
+def test_console_alerts_withhold_hub_wide_figures_from_a_tenant(
+    hub: Hub, client: TestClient
+) -> None:
+    """The quarantine rate counts every tenant's records, a ledger verification's first problem
+    names any tenant's record: acme's officer sees that they fired, not what they measured."""
+    engine = AlertEngine(hub, ())
+    fired = {"severity": "warning", "threshold": "5", "fired_at": "2026-12-04T10:00:00+00:00"}
+    engine._append(
+        FIRED,
+        {**fired, "alert_id": "a1", "rule": "quarantine_rate", "value": "37.50",
+         "summary": "More than 5% of the records received in the last 5 minutes went to "
+         "quarantine."},
+    )  # fmt: skip
+    engine._append(
+        FIRED,
+        {**fired, "alert_id": "a2", "rule": "ledger_verify_failed", "value": "1",
+         "summary": "x First problem: record globex.payments/0@17 differs from its leaf"},
+    )  # fmt: skip
+    engine._append(
+        FIRED,
+        {**fired, "alert_id": "a3", "rule": "projection_lag", "value": "12000", "summary": "lag"},
+    )
+
+    def seen(token: str) -> dict[str, dict[str, Any]]:
+        as_(client, token)
+        r = client.get("/ui/api/alerts")
+        assert r.status_code == 200, r.text
+        return {e["rule"]: e for e in r.json()["events"]}
+
+    acme = seen(_key(hub, "compliance_officer", "ann", "acme"))
+    assert acme["quarantine_rate"]["value"] is None
+    assert "tenant.all" in acme["quarantine_rate"]["withheld"]
+    assert acme["ledger_verify_failed"]["value"] is None
+    assert "globex" not in json.dumps(acme)
+    assert acme["projection_lag"]["value"] == "12000"  # the hub's own jobs, as on the health page
+    admin = seen(_key(hub, "admin", "root"))
+    assert admin["quarantine_rate"]["value"] == "37.50"
+    assert "globex.payments" in admin["ledger_verify_failed"]["summary"]
+
+
+# -- 2. /ready ------------------------------------------------------------------------------
+def test_ready_without_a_key_shows_no_figures_and_details_need_a_role(
+    hub: Hub, client: TestClient
+) -> None:
+    hub.publisher.publish("trades", [_trade(0, "acme")], producer="t", tenant="acme")
+    r = client.get("/ready")
+    assert r.status_code == 200, r.text
+    for c in r.json()["components"]:
+        assert set(c) == {"component", "adapter", "ok", "ms"}, c
+    assert client.get("/ready/details").status_code == 401
+    officer = basic(_key(hub, "compliance_officer", "ann", "acme"))
+    assert client.get("/ready/details", headers=officer).status_code == 403
+    r = client.get("/ready/details", headers=basic(_key(hub, "admin", "root")))
+    assert r.status_code == 200, r.text
+    by_name = {c["component"]: c for c in r.json()["components"]}
+    assert by_name["event_log"]["topics"] > 0 and by_name["ledger"]["pending_records"] >= 0
+
+
+def test_ready_hides_a_failed_checks_reason_from_anonymous_callers(tmp_path: Path) -> None:
+    h = bootstrap(
+        load_settings(
+            environ={}, data_dir=tmp_path / "d", policy_engine="opa", opa_url="http://10.9.8.7:9"
+        )
+    )
+    try:
+        h.projections = None
+        c = TestClient(create_app(h))
+        r = c.get("/ready")
+        assert r.status_code == 503
+        assert "10.9.8.7" not in r.text
+        (policy,) = [x for x in r.json()["components"] if x["component"] == "policy"]
+        assert policy == {**policy, "adapter": "opa", "ok": False}
+    finally:
+        h.close()
+
+
+# -- 3. time travel ------------------------------------------------------------------------
+def _trade(i: int, account: str, at: str = "10:00:00") -> OutgoingEvent:
+    return OutgoingEvent(
+        value={
+            "trade_id": f"t{i}-{account}",
+            "account_id": account.upper(),
+            "instrument": "XS1",
+            "side": "BUY",
+            "quantity": "10",
+            "price": "100",
+            "currency": "USD",
+            "executed_at": f"{DAY}T{at}Z",
+        }
+    )
+
+
+def _analysts_may_time_travel(hub: Hub, client: TestClient) -> None:
+    """A governed policy change (two people): role analyst gains projection.rebuild."""
+    shipped = PolicyBundle.from_dir()
+    data = json.loads(shipped.files["hub/data.json"])
+    data["role_actions"]["analyst"].append("projection.rebuild")
+    files = {**shipped.files, "hub/data.json": json.dumps(data, indent=2) + "\n"}
+    alice = basic(_key(hub, "security_admin", "alice"))
+    carol = basic(_key(hub, "compliance_officer", "carol"))
+    r = client.post("/v1/policy/changes", headers=alice, json={"files": files, "reason": "tt"})
+    assert r.status_code == 201, r.text
+    change = r.json()["change_id"]
+    r = client.post(f"/v1/policy/changes/{change}/approve", headers=carol, json={})
+    assert r.status_code == 200, r.text
+
+
+def test_time_travel_shows_a_tenant_its_own_rows_only(hub: Hub, client: TestClient) -> None:
+    _analysts_may_time_travel(hub, client)
+    for tenant in ("acme", "globex"):
+        hub.publisher.publish("trades", [_trade(0, tenant)], producer="t", tenant=tenant)
+    acme = basic(_key(hub, "analyst", "ann", "acme"))
+    r = client.get("/v1/projections/positions/at", params={"offset": 10}, headers=acme)
+    assert r.status_code == 200, r.text
+    rows = r.json()["views"]["positions"]
+    assert [row["account_id"] for row in rows] == ["ACME"], rows
+    assert r.json()["digests"]["positions"] is None  # a digest over globex's rows too
+    admin = basic(_key(hub, "admin", "root"))
+    r = client.get("/v1/projections/positions/at", params={"offset": 10}, headers=admin)
+    assert sorted(row["account_id"] for row in r.json()["views"]["positions"]) == [
+        "ACME",
+        "GLOBEX",
+    ]
+    assert isinstance(r.json()["digests"]["positions"], str)

@@ -193,3 +193,34 @@ def test_time_travel_shows_a_tenant_its_own_rows_only(hub: Hub, client: TestClie
         "GLOBEX",
     ]
     assert isinstance(r.json()["digests"]["positions"], str)
+
+
+# -- 4. legal holds (found probing hub/api) ------------------------------------------------------
+def test_a_tenant_can_neither_see_nor_release_another_tenants_legal_hold(
+    hub: Hub, client: TestClient
+) -> None:
+    """Holds were hub-wide: acme's officer (legalhold.write, no tenant.all) listed globex's hold
+    (its matter names an investigation, its scope a customer) and released it, so globex's
+    records fell to the next retention run and its subject could be erased."""
+    gus = basic(_key(hub, "compliance_officer", "gus", "globex"))
+    ann = basic(_key(hub, "compliance_officer", "ann", "acme"))
+    r = client.post(
+        "/v1/legal-holds",
+        json={"scope": "subject:GLOBEX-CUST-9", "matter": "SEC inquiry 42"},
+        headers=gus,
+    )
+    assert r.status_code == 201, r.text
+    hold_id = r.json()["hold_id"]
+    listed = client.get("/v1/legal-holds", headers=ann)
+    assert listed.status_code == 200 and listed.json()["holds"] == []
+    r = client.post(f"/v1/legal-holds/{hold_id}/release", json={"reason": "x"}, headers=ann)
+    assert r.status_code == 404, r.text
+    assert hub.governance.is_held("subject:GLOBEX-CUST-9")
+    assert [h["hold_id"] for h in client.get("/v1/legal-holds", headers=gus).json()["holds"]] == [
+        hold_id
+    ]
+    admin = basic(_key(hub, "admin", "root"))
+    assert len(client.get("/v1/legal-holds", headers=admin).json()["holds"]) == 1
+    r = client.post(f"/v1/legal-holds/{hold_id}/release", json={"reason": "closed"}, headers=gus)
+    assert r.status_code == 200, r.text
+    assert not hub.governance.is_held("subject:GLOBEX-CUST-9")

@@ -125,11 +125,23 @@ def run_retention(
     return (job.plan() if dry_run else job.run(actor=who.id)).as_dict()
 
 
+def holds_scope(request: Request, principal: Principal) -> str | None:
+    """The tenant whose legal holds this principal lists and releases (``hub.reports.
+    reader_scope`` on resource ``legal-holds``: its own unless allowed ``tenant.all``). A hold's
+    matter and reason name an investigation, its subject scope a tenant's customer."""
+    from hub.reports import reader_scope
+
+    ctx = decision_context(request)
+    return reader_scope(hub_of(request), principal, {}, ctx, "legal-holds")
+
+
 @router.get("/v1/legal-holds", response_model=Holds)
 def list_holds(
-    request: Request, _: Principal = Depends(authorize("catalog.read"))
+    request: Request, who: Principal = Depends(authorize("catalog.read"))
 ) -> dict[str, Any]:
-    return {"holds": [h.as_dict() for h in hub_of(request).governance.holds()]}
+    """Active holds: a tenant-limited reader's own tenant's only."""
+    holds = hub_of(request).governance.holds(holds_scope(request, who))
+    return {"holds": [h.as_dict() for h in holds]}
 
 
 @router.post("/v1/legal-holds", status_code=201, response_model=Hold)
@@ -137,7 +149,7 @@ def place_hold(
     body: HoldIn, request: Request, who: Principal = Depends(authorize("legalhold.write"))
 ) -> dict[str, Any]:
     hold = hub_of(request).governance.place_hold(
-        body.scope, actor=who.id, matter=body.matter, reason=body.reason
+        body.scope, actor=who.id, matter=body.matter, reason=body.reason, tenant=who.tenant
     )
     return hold.as_dict()
 
@@ -149,5 +161,13 @@ def release_hold(
     request: Request,
     who: Principal = Depends(authorize("legalhold.write")),
 ) -> dict[str, Any]:
-    hold = hub_of(request).governance.release_hold(hold_id, actor=who.id, reason=body.reason)
+    """Release a hold of this principal's tenant (any tenant's with ``tenant.all``); another
+    tenant's answers 404 as a missing one."""
+    hold = hub_of(request).governance.release_hold(
+        hold_id,
+        actor=who.id,
+        reason=body.reason,
+        tenant_scope=holds_scope(request, who),
+        tenant=who.tenant,
+    )
     return {"released": hold.as_dict()}

@@ -349,8 +349,13 @@ def keys_list(obj: Ctx, all_keys: bool) -> None:
 
     def go() -> None:
         with obj.hub() as h:
-            authorize(h, "keys.read", "keys")
+            from hub.reports import reader_scope
+
+            who = authorize(h, "keys.read", "keys")
+            scope = reader_scope(h, who, {}, {}, "keys")  # its tenant's, as GET /v1/keys
             for k in h.keys.all() if all_keys else h.keys.active():
+                if scope not in (None, k.tenant):
+                    continue
                 p = k.public()
                 flags = p["state"] + (",legacy" if p["legacy"] else "")
                 click.echo(

@@ -224,3 +224,28 @@ def test_a_tenant_can_neither_see_nor_release_another_tenants_legal_hold(
     r = client.post(f"/v1/legal-holds/{hold_id}/release", json={"reason": "closed"}, headers=gus)
     assert r.status_code == 200, r.text
     assert not hub.governance.is_held("subject:GLOBEX-CUST-9")
+
+
+# -- 5. keys (found probing hub/api) --------------------------------------------------------------
+def test_a_tenants_security_admin_neither_lists_nor_revokes_another_tenants_keys(
+    hub: Hub, client: TestClient
+) -> None:
+    """acme's security admin listed every tenant's keys (owners, roles) and, holding the roles
+    of globex's security admin key, revoked it: one tenant locked another out."""
+    sam = basic(_key(hub, "security_admin", "sam", "acme"))
+    gus_key = hub.keys.create(["security_admin"], principal="gus", tenant="globex")
+    listed = client.get("/v1/keys", headers=sam)
+    assert listed.status_code == 200
+    assert {k["tenant"] for k in listed.json()} == {"acme"}, listed.json()
+    r = client.post(f"/v1/keys/{gus_key.key_id}/revoke", json={"reason": "x"}, headers=sam)
+    assert r.status_code == 403, r.text
+    assert client.get("/v1/whoami", headers=basic(gus_key.token)).status_code == 200
+    # within its own tenant it still manages the keys whose roles it holds
+    own = hub.keys.create(["security_admin"], principal="sue", tenant="acme")
+    r = client.post(f"/v1/keys/{own.key_id}/revoke", json={"reason": "left"}, headers=sam)
+    assert r.status_code == 200, r.text
+    admin = basic(_key(hub, "admin", "root"))
+    assert {k["tenant"] for k in client.get("/v1/keys", headers=admin).json()} >= {
+        "acme",
+        "globex",
+    }

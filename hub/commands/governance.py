@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from hub.cli import Ctx, authorize, main, run_safely
+from hub.cli import Ctx, authorize, authorize_hub_wide, main, run_safely
 
 
 def _echo_json(value: Any) -> None:
@@ -112,6 +112,7 @@ def retention_set(
     def go() -> None:
         with obj.hub() as h:
             principal = authorize(h, "retention.write", scope)
+            authorize_hub_wide(h, "retention.write", scope, principal)  # every tenant's records
             policy = h.config_changes.set_retention(
                 principal,
                 scope,
@@ -147,6 +148,7 @@ def retention_run(obj: Ctx, dry_run: bool) -> None:
     def go() -> None:
         with obj.hub() as h:
             principal = authorize(h, "retention.write", "retention")
+            authorize_hub_wide(h, "retention.write", "retention", principal)  # every tenant's
             report = h.retention.plan() if dry_run else h.retention.run(actor=principal.id)
             if not dry_run:
                 h.ledger.sync(force_checkpoint=True)

@@ -1,16 +1,19 @@
-"""Hub-wide figures and tenant-scoped keys (session 14 review findings).
+"""Hub-wide figures and writes, and keys limited to one tenant (session 14 review findings).
+
+What no single tenant owns (the process's metrics, readiness figures, retention of shared
+topics) is decided as the hub's own tenant's (``core.ports.policy.HUB_TENANT``): its operators'
+keys act on it as their roles allow, another tenant's key needs ``tenant.all``.
 
 1. ``GET /metrics`` counts every tenant's traffic (labels are topics, routes, projections, never
-   tenants): an API key needs ``tenant.all`` beside ``metrics.read``, so a tenant's compliance
-   officer (``metrics.read``, no ``tenant.all``) is refused; the console's ``/ui/api/alerts``
-   shows such a reader the figures of its own tenant's rules only, the others withheld.
+   tenants): refused to another tenant's compliance officer; the console's ``/ui/api/alerts``
+   shows a tenant-limited reader the figures of its own tenant's rules only.
 2. ``GET /ready`` (no key) answered log, ledger and view sizes and failure reasons naming hosts:
-   it now says only which component answered; ``GET /ready/details`` carries the figures, for a
-   key allowed ``metrics.read`` and ``tenant.all``.
+   it now says only which component answered; ``GET /ready/details`` carries the rest.
 3. ``GET /v1/projections/{name}/at`` returned every tenant's rows, unmasked, to whoever the
    policy allows ``projection.rebuild`` (admin in the shipped table, but a governed policy
    change or a grant gives it to others): it now shows the rows the live views would show that
    reader, and a view's digest only to one who sees the whole view.
+4.-6. Found probing hub/api: legal holds, API keys and retention crossed tenants.
 """
 
 from __future__ import annotations
@@ -62,11 +65,15 @@ def test_metrics_are_refused_to_a_key_limited_to_one_tenant(hub: Hub, client: Te
     globex = basic(_key(hub, "compliance_officer", "gus", "globex"))
     r = client.get("/metrics", headers=globex)
     assert r.status_code == 403, r.text[:300]
-    assert "tenant.all" in r.json()["message"]
+    assert "tenant isolation" in r.json()["message"]
     assert "hub_events_appended_total" not in r.text
-    r = client.get("/metrics", headers=basic(_key(hub, "admin", "root")))
-    assert r.status_code == 200
-    assert 'hub_events_appended_total{topic="trades"} 1.0' in r.text
+    for headers in (  # the hub's own operators: its tenant's officer, an admin
+        basic(_key(hub, "compliance_officer", "carol")),
+        basic(_key(hub, "admin", "root")),
+    ):
+        r = client.get("/metrics", headers=headers)
+        assert r.status_code == 200
+        assert 'hub_events_appended_total{topic="trades"} 1.0' in r.text
 
 
 def test_console_alerts_withhold_hub_wide_figures_from_a_tenant(
@@ -249,3 +256,33 @@ def test_a_tenants_security_admin_neither_lists_nor_revokes_another_tenants_keys
         "acme",
         "globex",
     }
+
+
+# -- 6. retention (found probing hub/api) ---------------------------------------------------------
+def test_a_tenant_cannot_set_retention_that_deletes_other_tenants_records(
+    hub: Hub, client: TestClient
+) -> None:
+    """Topics are shared (a record's tenant is a header): acme's officer (retention.write, no
+    tenant.all) set ``max_records: 1`` on topic trades and ran the job, deleting globex's
+    trades; through ``POST /v1/config/changes`` of ``retention:topic:trades`` as well."""
+    for tenant in ("globex", "globex", "acme"):
+        hub.publisher.publish("trades", [_trade(0, tenant)], producer="t", tenant=tenant)
+    ann = basic(_key(hub, "compliance_officer", "ann", "acme"))
+    r = client.post(
+        "/v1/retention/policies", json={"scope": "topic:trades", "max_records": 1}, headers=ann
+    )
+    assert r.status_code == 403 and "tenant isolation" in r.json()["message"], r.text
+    r = client.post(
+        "/v1/config/changes",
+        json={"resource": "retention:topic:trades", "value": {"max_records": 1}, "reason": "x"},
+        headers=ann,
+    )
+    assert r.status_code == 403 and "tenant isolation" in r.json()["message"], r.text
+    assert client.post("/v1/retention/run", headers=ann).status_code == 403
+    assert hub.governance.policies() == {}
+    admin = basic(_key(hub, "admin", "root"))
+    r = client.post(
+        "/v1/retention/policies", json={"scope": "topic:trades", "max_records": 100}, headers=admin
+    )
+    assert r.status_code == 200, r.text
+    assert client.post("/v1/retention/run", headers=admin).status_code == 200

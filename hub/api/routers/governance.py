@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
 from core.ports.policy import Principal
-from hub.api.deps import MAX_INT64, authorize, decision_context, hub_of
+from hub.api.deps import MAX_INT64, authorize, authorize_hub_wide, decision_context, hub_of
 from hub.api.models import (
     Catalog,
     Hold,
@@ -100,10 +100,14 @@ def list_policies(
 
 @router.post("/v1/retention/policies", response_model=RetentionPolicy)
 def set_policy(
-    body: PolicyIn, request: Request, who: Principal = Depends(authorize("retention.write"))
+    body: PolicyIn,
+    request: Request,
+    who: Principal = Depends(authorize_hub_wide("retention.write", "retention")),
 ) -> dict[str, Any]:
     """A configuration change of ``retention:<scope>``: 403 ``two_person_required`` when the
-    two-person rule names it (then ``POST /v1/config/changes``)."""
+    two-person rule names it (then ``POST /v1/config/changes``). A policy deletes every
+    tenant's records of its scope: decided as the hub's own tenant's, so another tenant's key
+    needs ``tenant.all`` too (``governance.configchanges.hub_wide``)."""
     policy = changes_of(request).set_retention(
         who,
         body.scope,
@@ -119,8 +123,11 @@ def set_policy(
 def run_retention(
     request: Request,
     dry_run: bool = False,
-    who: Principal = Depends(authorize("retention.write")),
+    who: Principal = Depends(authorize_hub_wide("retention.write", "retention")),
 ) -> dict[str, Any]:
+    """Run (or plan) the retention job: it deletes every tenant's expired records, so
+    ``retention.write`` is decided as the hub's own tenant's (another tenant's key needs
+    ``tenant.all``)."""
     job = hub_of(request).retention
     return (job.plan() if dry_run else job.run(actor=who.id)).as_dict()
 

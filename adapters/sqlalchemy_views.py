@@ -117,8 +117,12 @@ class SqlAlchemyViewStore(ViewStore):
     def __init__(self, url: str, **engine_kwargs: Any) -> None:
         try:
             self._engine: Engine = sa.create_engine(url, **engine_kwargs)
-        except (sa.exc.ArgumentError, ImportError) as exc:
-            raise ConfigError(f"Cannot use the view database URL {url!r}: {exc}") from exc
+        except (sa.exc.ArgumentError, ImportError, ValueError) as exc:
+            # Whatever precedes the last '@' may hold a password, parsed or not: never shown.
+            head, at, host = url.rpartition("@")
+            scheme, sep, _ = head.partition("://")
+            shown = f"{scheme if sep else ''}{sep}[redacted]@{host}" if at else url
+            raise ConfigError(f"Cannot use the view database URL {shown!r}: {exc}") from exc
         self._md = sa.MetaData()
         self._tables: dict[str, sa.Table] = {}
         self._lock = threading.RLock()

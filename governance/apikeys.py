@@ -416,11 +416,14 @@ class ApiKeys:
 
     # -- revoking and rotating --------------------------------------------------------------
     def may_manage(self, actor: Principal, key: ApiKey) -> bool:
-        """An admin manages every key; others their own keys and keys whose roles they hold."""
+        """An admin manages every key; others their own keys and, in their own tenant, keys
+        whose roles they hold (a tenant's security admin never revokes another tenant's keys)."""
         return (
             is_admin(actor)
             or _fold_key(key.owner) == _fold_key(actor.id)
-            or ("admin" not in key.roles and key.roles <= actor.roles)
+            or (
+                "admin" not in key.roles and key.roles <= actor.roles and key.tenant == actor.tenant
+            )
         )
 
     def get(self, key_id: str) -> ApiKey:

@@ -162,6 +162,14 @@ def write_action(resource: str) -> str:
     raise _unknown(resource)
 
 
+def hub_wide(resource: str) -> bool:
+    """Whether writing ``resource`` is decided as the hub's own tenant's
+    (``core.ports.policy.HUB_TENANT``): a retention policy deletes the records of every tenant
+    in its topic or projection (topics are shared; a record's tenant is a header), so a key of
+    another tenant MUST NOT set one without ``tenant.all``."""
+    return resource.startswith(RETENTION_PREFIX)
+
+
 def two_person_applies(patterns: Sequence[Any], resource: str) -> bool:
     """Whether a ``data.hub.two_person`` list names the resource.
 

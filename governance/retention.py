@@ -58,7 +58,7 @@ from core.events import OutgoingEvent
 from core.fold import TopicFold
 from core.ports.eventlog import EventLog, StoredRecord
 from core.ports.views import Target, check_time_column
-from domain.envelope import H_TYPE
+from domain.envelope import H_TENANT, H_TYPE
 
 if TYPE_CHECKING:
     from core.fold import RecordDecoder
@@ -153,6 +153,9 @@ class LegalHold:
     placed_by: str = ""
     reason: str = ""
     placed_at: str = ""
+    # The placer's tenant (the record's ce_tenant header, not a field of the event's schema):
+    # a tenant-limited reader lists and releases its own tenant's holds only.
+    tenant: str = "default"
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -162,6 +165,7 @@ class LegalHold:
             "placed_by": self.placed_by,
             "reason": self.reason,
             "placed_at": self.placed_at,
+            "tenant": self.tenant,
         }
 
 
@@ -173,7 +177,7 @@ class GovernanceState:
     holds: dict[str, LegalHold] = field(default_factory=dict)
     positions: dict[int, int] = field(default_factory=dict)
 
-    def apply(self, event_type: str, v: Mapping[str, Any]) -> None:
+    def apply(self, event_type: str, v: Mapping[str, Any], tenant: str = "default") -> None:
         if event_type == POLICY_SET:
             policy = RetentionPolicy(
                 v["scope"],
@@ -196,6 +200,7 @@ class GovernanceState:
                 v.get("placed_by", ""),
                 v.get("reason", ""),
                 str(v.get("placed_at", "")),
+                tenant,
             )
         elif event_type == HOLD_RELEASED:
             self.holds.pop(v["hold_id"], None)
@@ -226,13 +231,16 @@ class Governance:
             log.warning("skipping undecodable governance record at offset %d", rec.offset)
             return
         event_type = (rec.header(H_TYPE) or b"").decode()
-        self._state.apply(event_type, value)
+        self._state.apply(event_type, value, (rec.header(H_TENANT) or b"default").decode())
 
     def policies(self) -> dict[str, RetentionPolicy]:
         return dict(self.state().policies)
 
-    def holds(self) -> list[LegalHold]:
-        return sorted(self.state().holds.values(), key=lambda h: h.placed_at)
+    def holds(self, tenant_scope: str | None = None) -> list[LegalHold]:
+        """Active holds; with ``tenant_scope``, those placed in that tenant only."""
+        found = self.state().holds.values()
+        mine = [h for h in found if tenant_scope in (None, h.tenant)]
+        return sorted(mine, key=lambda h: h.placed_at)
 
     def is_held(self, scope: str) -> bool:
         """Whether an active legal hold covers ``scope`` (e.g. ``topic:trades``,
@@ -248,11 +256,14 @@ class Governance:
         )
 
     # -- writing -----------------------------------------------------------------------------
-    def _publish(self, event_type: str, value: dict[str, Any], actor: str) -> None:
+    def _publish(
+        self, event_type: str, value: dict[str, Any], actor: str, tenant: str = "default"
+    ) -> None:
         self._publisher.publish(
             GOVERNANCE_TOPIC,
             [OutgoingEvent(value=value, event_type=event_type, key=value["scope"])],
             producer=actor,
+            tenant=tenant,
         )
 
     def check_policy(
@@ -330,18 +341,39 @@ class Governance:
         return policy
 
     def place_hold(
-        self, scope: str, *, actor: str, matter: str = "", reason: str = ""
+        self,
+        scope: str,
+        *,
+        actor: str,
+        matter: str = "",
+        reason: str = "",
+        tenant: str = "default",
     ) -> LegalHold:
+        """Place a hold for ``actor`` of ``tenant`` (the hold is that tenant's)."""
         parse_scope(scope)
         hold = LegalHold(
-            str(uuid.uuid4()), scope, matter, actor, reason, datetime.now(UTC).isoformat()
+            str(uuid.uuid4()), scope, matter, actor, reason, datetime.now(UTC).isoformat(), tenant
         )
         value = hold.as_dict()
-        self._publish(HOLD_PLACED, value, actor)
+        del value["tenant"]  # the record's header carries it
+        self._publish(HOLD_PLACED, value, actor, tenant)
         return hold
 
-    def release_hold(self, hold_id: str, *, actor: str, reason: str = "") -> LegalHold:
+    def release_hold(
+        self,
+        hold_id: str,
+        *,
+        actor: str,
+        reason: str = "",
+        tenant_scope: str | None = None,
+        tenant: str = "default",
+    ) -> LegalHold:
+        """Release ``hold_id``. A releaser limited to ``tenant_scope`` gets the same NotFound
+        for another tenant's hold as for a missing one: it may neither lift another tenant's
+        hold (its records would fall to retention) nor learn that one exists."""
         hold = self.state().holds.get(hold_id)
+        if hold is not None and tenant_scope not in (None, hold.tenant):
+            hold = None
         if hold is None:
             raise NotFound(
                 f"There is no active legal hold {hold_id!r}; list them with `hub legal-hold list`.",
@@ -354,7 +386,7 @@ class Governance:
             "reason": reason,
             "released_at": datetime.now(UTC).isoformat(),
         }
-        self._publish(HOLD_RELEASED, value, actor)
+        self._publish(HOLD_RELEASED, value, actor, tenant)
         return hold
 
 

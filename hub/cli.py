@@ -22,7 +22,7 @@ import click
 
 from audit.printable import printable
 from core.errors import Forbidden, HubError, InvalidInput, Unauthenticated
-from core.ports.policy import Decision, Principal
+from core.ports.policy import HUB_TENANT, Decision, Principal
 
 
 class Ctx:
@@ -147,6 +147,15 @@ def decided(h: Any, action: str, resource: str, principal: Principal) -> Decisio
     if not decision.allow:
         raise Forbidden(f"Access denied: {decision.reason}.")
     return decision
+
+
+def authorize_hub_wide(h: Any, action: str, resource: str, principal: Principal) -> None:
+    """``authorize`` for something no single tenant owns (``hub.api.deps.authorize_hub_wide``):
+    decided as the hub's own tenant's, so another tenant's key needs ``tenant.all``."""
+    context = {"channel": "cli", "tenant": HUB_TENANT}
+    decision: Decision = h.policy.decide(principal, action, resource, context)
+    if not decision.allow:
+        raise Forbidden(f"Access denied: {decision.reason}.")
 
 
 def run_safely(fn: Callable[[], None]) -> None:
@@ -349,8 +358,13 @@ def keys_list(obj: Ctx, all_keys: bool) -> None:
 
     def go() -> None:
         with obj.hub() as h:
-            authorize(h, "keys.read", "keys")
+            from hub.reports import reader_scope
+
+            who = authorize(h, "keys.read", "keys")
+            scope = reader_scope(h, who, {}, {}, "keys")  # its tenant's, as GET /v1/keys
             for k in h.keys.all() if all_keys else h.keys.active():
+                if scope not in (None, k.tenant):
+                    continue
                 p = k.public()
                 flags = p["state"] + (",legacy" if p["legacy"] else "")
                 click.echo(

@@ -17,6 +17,7 @@ from core.errors import ConfigError
 from core.projection import Windowing
 from hub.bootstrap import derived_secret
 from hub.flink_feature_views import feature_views
+from hub.logs import redact_url
 from hub.ml_setup import feature_vectors
 from hub.pattern_alerts import PATTERNS, PatternAlerts
 from projections.catalog import PROJECTIONS
@@ -44,10 +45,12 @@ def flink_projections(hub: Any, token: str) -> FlinkProjections:
         )
     try:
         url = make_url(s.views_sql_url)
-    except ArgumentError as exc:
+    except (ArgumentError, ValueError) as exc:  # ValueError: a port that is not a number
         raise ConfigError(
-            f"HUB_VIEWS_SQL_URL {s.views_sql_url!r} is not a SQLAlchemy URL; the Flink engine "
-            "writes its views to PostgreSQL: set it to postgresql+psycopg://USER:PASS@HOST:PORT/DB."
+            f"HUB_VIEWS_SQL_URL {redact_url(s.views_sql_url)!r} is not a SQLAlchemy URL; the "
+            "Flink engine writes its views to PostgreSQL: set it to "
+            "postgresql+psycopg://USER:PASS@HOST:PORT/DB (percent-encode '@', ':' and '/' in "
+            "the password)."
         ) from exc
     if url.get_backend_name() != "postgresql":
         raise ConfigError(

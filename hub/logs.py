@@ -52,7 +52,9 @@ _KEY = re.compile(r"\b(hk_[0-9A-Za-z]+):([A-Za-z0-9_\-.~+/=]{8,})")
 _AUTH = re.compile(r"(?i)\b(basic|bearer)\s+[A-Za-z0-9_\-.~+/=:]{8,}")
 # The password of a URL's user information (``postgresql://hub:PASSWORD@host``,
 # ``https://user:TOKEN@hooks.example``): settings hold such URLs, and messages name URLs.
-_URL_PASSWORD = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://[^\s:/?#@\[\]]*):([^\s/?#@]+)@")
+# The password runs to the last ``@`` before the query, fragment or end of the word: a password
+# holding ``@`` or ``/`` unencoded (settings are typed by people) is redacted whole.
+_URL_PASSWORD = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://[^\s:/?#@\[\]]*):([^\s?#]+)@")
 
 
 def redact(text: str) -> str:
@@ -60,6 +62,18 @@ def redact(text: str) -> str:
     replaced by ``[redacted]``."""
     text = _URL_PASSWORD.sub(r"\1:[redacted]@", text)
     return _AUTH.sub(r"\1 [redacted]", _KEY.sub(r"\1:[redacted]", text))
+
+
+def redact_url(url: str) -> str:
+    """A setting's URL fit for a message, also one that does not parse: ``redact``, and then
+    whatever precedes its last ``@`` (its user information, wherever a parser would have ended
+    it) replaced by ``[redacted]``, so that no form of a password survives."""
+    text = redact(url)
+    head, at, tail = text.rpartition("@")
+    if not at:
+        return text
+    scheme, sep, _ = head.partition("://")
+    return f"{scheme}{sep}[redacted]@{tail}" if sep else f"[redacted]@{tail}"
 
 
 def _clean(value: Any) -> Any:

@@ -3,7 +3,8 @@ the access log, and the dedicated scrape credential of ``/metrics``.
 
 - ``readiness(hub)``: one check per component (event log, views, policy engine, key store,
   ledger, projections), each naming its adapter (``kafka``, ``opa``, ``vault``...), whether it
-  answered, in how many ms, and why not. ``GET /ready`` answers it (503 when one fails); the
+  answered, in how many ms, and why not (also logged). ``GET /ready`` answers whether each
+  answered (503 when one fails), ``GET /ready/details`` all of it to an operator; the
   Prometheus gauge ``hub_component_ready{component,adapter}`` reads it too.
 - ``HubCollector``: gauges computed when Prometheus scrapes: the ledger's tree size, the age of
   its latest signed checkpoint, the records not yet on it; and each projection's lag (the
@@ -141,6 +142,9 @@ def readiness(hub: Hub) -> dict[str, Any]:
         except Exception as exc:  # a check must report, never raise
             entry["ok"] = False
             entry["reason"] = redact(f"{type(exc).__name__}: {exc}")[:300]
+            # GET /ready says only that it failed; the reason is for operators (here and in
+            # GET /ready/details, which the policy engine must be up to allow)
+            log.warning("readiness: %s (%s) failed: %s", component, adapter, entry["reason"])
         entry["ms"] = round((time.perf_counter() - started) * 1000, 1)
         components.append(entry)
     return {"ready": all(c["ok"] for c in components), "components": components}

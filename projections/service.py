@@ -456,8 +456,17 @@ class ProjectionService:
         event_time_us: int | None = None,
         table: str | None = None,
         where: dict[str, Any] | None = None,
+        reader: tuple[PolicyEngine, Principal] | None = None,
     ) -> dict[str, Any]:
-        """The views as of a past point (see ``_replay``): rows and digests."""
+        """The views as of a past point (see ``_replay``): rows and digests. With ``reader``
+        (policy, principal), the rows that reader may see (``grants``: its tenant's unless
+        ``tenant.all``, PII columns None unless ``pii.read``) and a digest only for a view it
+        sees whole (None otherwise: a digest over rows it may not read tells it whether they
+        changed); the decisions are made before any replay."""
+        grants = None
+        if reader is not None:
+            proj = projection(name)
+            grants = {g.name: g for g in self.grants(reader[0], reader[1], proj.store)}
         with self._replay(name, offset, time_ms, event_time_us) as (proj, target, store):
             if table is not None and table not in {t.name for t in proj.tables}:
                 raise NotFound(
@@ -467,7 +476,17 @@ class ProjectionService:
                 )
             tables = [proj.table(table)] if table else list(proj.tables)
             views = {t.name: store.rows(target, t, where) for t in tables}
-            digests = {t.name: digest(t, views[t.name])[0] for t in tables}
+            digests: dict[str, Any] = {t.name: digest(t, views[t.name])[0] for t in tables}
+        if grants is not None:
+            for t in tables:
+                g = grants[t.name]
+                if g.tenant is None and not g.masked:
+                    continue
+                shown = [r for r in views[t.name] if g.tenant in (None, r.get("tenant"))]
+                views[t.name] = [
+                    {k: None if k in g.masked else v for k, v in r.items()} for r in shown
+                ]
+                digests[t.name] = None
         return {
             "projection": name,
             "offset": offset,

@@ -13,6 +13,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+# The hub's own tenant (every key's default): its operators' keys. What belongs to no single
+# tenant (the process's metrics and readiness figures, retention of shared topics, whose records
+# carry every tenant's header) is decided as this tenant's (``context.tenant``): a key of
+# another tenant needs ``tenant.all`` (or a grant opening this tenant) for it.
+HUB_TENANT = "default"
+
 
 @dataclass(frozen=True, slots=True)
 class Principal:

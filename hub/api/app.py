@@ -34,6 +34,7 @@ from hub.api.deps import (
     MAX_JSON_DEPTH,
     MAX_PARTITION,
     authorize,
+    authorize_hub_wide,
     hub_of,
     read_json,
     route_actions,
@@ -110,14 +111,47 @@ def health(request: Request) -> dict[str, Any]:
     responses={503: {"model": Readiness, "description": "a component failed its check"}},
 )
 def ready(request: Request) -> JSONResponse:
-    """Readiness: each component checked through its adapter (hub.observability.readiness);
-    503 when one fails, with its reason."""
+    """Readiness, answered without a key (a probe cannot send one): whether each component
+    answered its check through its adapter, 503 when one did not. Only that: its figures (log
+    and ledger sizes, lags) and the reasons of failures (host names, ports) are the hub's, not
+    an anonymous caller's; ``GET /ready/details`` gives them to an operator."""
+    report = request.app.state.readiness.get()
+    bare = {
+        "ready": report["ready"],
+        "components": [
+            {k: c[k] for k in ("component", "adapter", "ok", "ms")} for c in report["components"]
+        ],
+    }
+    return JSONResponse(bare, status_code=200 if report["ready"] else 503)
+
+
+@router.get(
+    "/ready/details",
+    tags=["ops"],
+    response_model=Readiness,
+    responses={503: {"model": Readiness, "description": "a component failed its check"}},
+)
+def ready_details(
+    request: Request, _: Principal = Depends(authorize_hub_wide("metrics.read", "metrics"))
+) -> JSONResponse:
+    """``GET /ready`` with each component's figures (topics, tree size, pending records, lags)
+    and the reason of a failed check (hub.observability.readiness). The figures count every
+    tenant's records: ``metrics.read`` decided as the hub's own tenant's (``HUB_TENANT``), so
+    another tenant's key also needs ``tenant.all``."""
     report = request.app.state.readiness.get()
     return JSONResponse(report, status_code=200 if report["ready"] else 503)
 
 
 @router.get("/metrics", tags=["ops"], response_class=Response, responses=text())
-def metrics(request: Request, _: Principal = Depends(authorize("metrics.read"))) -> Response:
+def metrics(
+    request: Request, _: Principal = Depends(authorize_hub_wide("metrics.read", "metrics"))
+) -> Response:
+    """The process's Prometheus metrics. Their labels are topics, routes and projections, not
+    tenants: every figure counts every tenant's traffic, so ``metrics.read`` is decided as the
+    hub's own tenant's (``HUB_TENANT``): its operators' keys read them, another tenant's key
+    needs ``tenant.all`` too (that tenant's officer sees its own figures in
+    ``GET /v1/quality/stats``). Prometheus scrapes with the token of ``HUB_METRICS_TOKEN_FILE``
+    (``hub.observability``), no key."""
     return Response(hub_of(request).metrics.render(), media_type="text/plain; version=0.0.4")
 
 

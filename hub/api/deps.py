@@ -26,7 +26,7 @@ from core.errors import (
     Retryable,
     Unauthenticated,
 )
-from core.ports.policy import Decision, Principal
+from core.ports.policy import HUB_TENANT, Decision, Principal
 from governance.decisions import HeldDecision, RecordingPolicyEngine
 from hub.api.models import MAX_INT64 as MAX_INT64  # the routes import it from here
 
@@ -280,6 +280,24 @@ def authorize(action: str, resource: str | None = None) -> Callable[..., Any]:
         return principal
 
     dependency.__name__ = f"authorize_{action.replace('.', '_')}"
+    dependency.hub_action = action  # type: ignore[attr-defined]  # read by ``route_actions``
+    return dependency
+
+
+def authorize_hub_wide(action: str, resource: str) -> Callable[..., Any]:
+    """``authorize(action, resource)`` for something no single tenant owns (``HUB_TENANT``):
+    decided with ``context.tenant`` the hub's own tenant, so the policy's tenant isolation
+    refuses a key of another tenant unless it holds ``tenant.all`` (or a grant of it)."""
+
+    async def dependency(request: Request) -> Principal:
+        principal = principal_of(request)
+        hub, route = hub_of(request), route_of(request)
+        ctx = {**decision_context(request), "tenant": HUB_TENANT}
+        decision = await decide_async(hub, route, principal, action, resource, ctx)
+        request.state.decision = decision
+        return principal
+
+    dependency.__name__ = f"authorize_{action.replace('.', '_')}_hub_wide"
     dependency.hub_action = action  # type: ignore[attr-defined]  # read by ``route_actions``
     return dependency
 

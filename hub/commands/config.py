@@ -19,7 +19,16 @@ import click
 import yaml
 
 from core.errors import InvalidInput
-from hub.cli import Ctx, authorize, echo_change, key_option, main, principal_for, run_safely
+from hub.cli import (
+    Ctx,
+    authorize,
+    authorize_hub_wide,
+    echo_change,
+    key_option,
+    main,
+    principal_for,
+    run_safely,
+)
 
 
 def _value(value: str | None, file: str | None, unset: bool) -> Any:
@@ -116,12 +125,15 @@ def config_propose(
     """
 
     def go() -> None:
-        from governance.configchanges import write_action
+        from governance.configchanges import hub_wide, write_action
 
         with obj.hub() as h:
             principal = principal_for(h, key)
             authorize(h, "config.propose", resource, principal)
-            authorize(h, write_action(resource), resource, principal)
+            if hub_wide(resource):  # a retention policy: every tenant's records
+                authorize_hub_wide(h, write_action(resource), resource, principal)
+            else:
+                authorize(h, write_action(resource), resource, principal)
             change = h.config_changes.propose(
                 principal, resource, _value(value, file, unset), reason
             )
@@ -168,12 +180,15 @@ def config_rollback(
     """Propose again the value CHANGE_ID applied to RESOURCE (a new change event)."""
 
     def go() -> None:
-        from governance.configchanges import write_action
+        from governance.configchanges import hub_wide, write_action
 
         with obj.hub() as h:
             principal = principal_for(h, key)
             authorize(h, "config.propose", resource, principal)
-            authorize(h, write_action(resource), resource, principal)
+            if hub_wide(resource):  # a retention policy: every tenant's records
+                authorize_hub_wide(h, write_action(resource), resource, principal)
+            else:
+                authorize(h, write_action(resource), resource, principal)
             change = h.config_changes.rollback(principal, resource, change_id, reason, undo=undo)
             echo_change(change, diff=True)
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from hub.cli import Ctx, authorize, main, run_safely
+from hub.cli import Ctx, authorize, authorize_hub_wide, main, run_safely
 
 
 def _echo_json(value: Any) -> None:
@@ -72,6 +72,13 @@ def _lineage_scope(h: Any, who: Any) -> str | None:
     return reader_scope(h, who, {}, {}, "lineage")
 
 
+def _holds_scope(h: Any, who: Any) -> str | None:
+    """The tenant whose legal holds ``who`` lists and releases (``tenant.all``: None, all)."""
+    from hub.reports import reader_scope
+
+    return reader_scope(h, who, {}, {}, "legal-holds")
+
+
 @main.group("retention")
 def retention() -> None:
     """Retention policies per topic or projection, and the job that enforces them."""
@@ -105,6 +112,7 @@ def retention_set(
     def go() -> None:
         with obj.hub() as h:
             principal = authorize(h, "retention.write", scope)
+            authorize_hub_wide(h, "retention.write", scope, principal)  # every tenant's records
             policy = h.config_changes.set_retention(
                 principal,
                 scope,
@@ -140,6 +148,7 @@ def retention_run(obj: Ctx, dry_run: bool) -> None:
     def go() -> None:
         with obj.hub() as h:
             principal = authorize(h, "retention.write", "retention")
+            authorize_hub_wide(h, "retention.write", "retention", principal)  # every tenant's
             report = h.retention.plan() if dry_run else h.retention.run(actor=principal.id)
             if not dry_run:
                 h.ledger.sync(force_checkpoint=True)
@@ -164,7 +173,9 @@ def hold_place(obj: Ctx, scope: str, matter: str, reason: str) -> None:
     def go() -> None:
         with obj.hub() as h:
             principal = authorize(h, "legalhold.write", scope)
-            hold = h.governance.place_hold(scope, actor=principal.id, matter=matter, reason=reason)
+            hold = h.governance.place_hold(
+                scope, actor=principal.id, matter=matter, reason=reason, tenant=principal.tenant
+            )
             _echo_json(hold.as_dict())
 
     run_safely(go)
@@ -180,7 +191,13 @@ def hold_release(obj: Ctx, hold_id: str, reason: str) -> None:
     def go() -> None:
         with obj.hub() as h:
             principal = authorize(h, "legalhold.write", hold_id)
-            hold = h.governance.release_hold(hold_id, actor=principal.id, reason=reason)
+            hold = h.governance.release_hold(  # its tenant's holds only (as over HTTP)
+                hold_id,
+                actor=principal.id,
+                reason=reason,
+                tenant_scope=_holds_scope(h, principal),
+                tenant=principal.tenant,
+            )
             _echo_json({"released": hold.as_dict()})
 
     run_safely(go)
@@ -193,7 +210,7 @@ def hold_list(obj: Ctx) -> None:
 
     def go() -> None:
         with obj.hub() as h:
-            authorize(h, "catalog.read", "legal-hold")
-            _echo_json([h2.as_dict() for h2 in h.governance.holds()])
+            who = authorize(h, "catalog.read", "legal-hold")
+            _echo_json([h2.as_dict() for h2 in h.governance.holds(_holds_scope(h, who))])
 
     run_safely(go)

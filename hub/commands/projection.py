@@ -219,10 +219,15 @@ def projection_at(
                 ) from exc
         event_us = None if event_time is None else point_in_time_us(event_time)
         with obj.hub() as h:
-            authorize(h, "projection.rebuild", f"projections/{name}")
+            reader = authorize(h, "projection.rebuild", f"projections/{name}")
             if sql is None:
-                found = h.projections.at(
-                    name, offset=offset, time_ms=time_ms, event_time_us=event_us, table=table
+                found = h.projections.at(  # the rows this reader may see, as over HTTP
+                    name,
+                    offset=offset,
+                    time_ms=time_ms,
+                    event_time_us=event_us,
+                    table=table,
+                    reader=(h.policy, reader),
                 )
                 click.echo(json.dumps(at_json(found), indent=2, default=str))
                 return

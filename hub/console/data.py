@@ -722,12 +722,26 @@ def alerts(
     limit: int = Query(50, ge=1, le=1_000),
     _: Principal = Depends(authorize("quarantine.read")),
 ) -> dict[str, Any]:
-    """Alert events (fired, resolved), newest first, and the rules evaluated."""
+    """Alert events (fired, resolved), newest first, and the rules evaluated.
+
+    An event's ``value`` is what its rule measured over the whole hub (the quarantine rate of
+    every tenant's records, drift of any model, the ledger's verification and its first
+    problem) or, for a SQL rule, over the alerting principal's tenant. A reader the decision
+    limits to a tenant sees the figures of its own tenant's SQL rules and the projections' lag
+    (the hub's own jobs, the same for every tenant; the health page shows it too); any other
+    event keeps its rule, severity and times, its value withheld (``value`` null, ``withheld``
+    naming ``tenant.all``) and its summary the rule's own."""
     from governance.alertrules import rule_dict, rules_in_force
     from hub.console.alerts import engine_for
+    from ledger.service import tenant_scope_of
 
     hub = hub_of(request)
     engine = request.app.state.console_alerts or engine_for(hub)
+    rules = rules_in_force(hub.config_changes.store)
+    scope = tenant_scope_of(request.state.decision.row_filter)
+    events = list(reversed(engine.events(limit)))
+    if scope is not None:
+        events = [_scoped_alert(e, rules, scope, engine.principal.tenant) for e in events]
 
     def shown(rule: Any) -> dict[str, Any]:
         d = rule_dict(rule)
@@ -739,10 +753,26 @@ def alerts(
         )
         return d
 
-    return {
-        "events": list(reversed(engine.events(limit))),
-        "rules": [shown(r) for r in rules_in_force(hub.config_changes.store)],
-    }
+    return {"events": events, "rules": [shown(r) for r in rules]}
+
+
+def _scoped_alert(
+    event: dict[str, Any], rules: Any, scope: str, alerting_tenant: str
+) -> dict[str, Any]:
+    """``event`` as a reader limited to tenant ``scope`` sees it (``alerts``' docstring): a rule
+    no longer in force counts as hub-wide."""
+    rule = next((r for r in rules if r.name == event.get("rule")), None)
+    own = rule is not None and (
+        (rule.kind == "sql" and scope == alerting_tenant)
+        or (rule.kind == "metric" and rule.metric == "projection_lag")
+    )
+    if own:
+        return event
+    out = {**event, "value": None}
+    out["withheld"] = "the value measures more than this tenant's data: reading it needs tenant.all"
+    if "summary" in out:
+        out["summary"] = rule.summary if rule is not None else ""
+    return out
 
 
 # -- Security ---------------------------------------------------------------------------------

@@ -61,3 +61,43 @@ def test_the_readiness_reason_names_no_url_password(tmp_path: Path) -> None:
     assert not policy["ok"]
     assert TOKEN not in policy["reason"], policy
     assert "hub:[redacted]@127.0.0.1:9" in policy["reason"], policy
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "hub:S3cretPw@pg.internal/views",  # no scheme: SQLAlchemy cannot parse it
+        "postgresql+psycopg://hub:S3cretPw@pg.internal:5o32/views",  # a port that is no number
+        "postgresql+psycopg://hub:S3cr tPw@pg.internal:5o32/views",  # a space in the password
+    ],
+)
+def test_an_unparsable_views_url_is_named_without_its_password(url: str, tmp_path: Path) -> None:
+    """``hub projections run --engine flink`` printed HUB_VIEWS_SQL_URL whole when SQLAlchemy
+    could not parse it (and let a ValueError through for a bad port); the view store's own
+    error named the URL whole too."""
+    from types import SimpleNamespace
+
+    from adapters.sqlalchemy_views import SqlAlchemyViewStore
+    from core.errors import ConfigError
+    from hub.flink import flink_projections
+
+    settings = load_settings(
+        environ={}, data_dir=tmp_path / "d", event_log="kafka", views_sql_url=url
+    )
+    with pytest.raises(ConfigError) as info:
+        flink_projections(SimpleNamespace(settings=settings), "t")
+    assert "HUB_VIEWS_SQL_URL" in info.value.message and "pg.internal" in info.value.message
+    assert "S3cr" not in info.value.message and "tPw" not in info.value.message
+    if "://" in url:
+        with pytest.raises(ConfigError) as info:
+            SqlAlchemyViewStore(url)
+        assert "pg.internal" in info.value.message and "S3cr" not in info.value.message
+
+
+def test_a_password_holding_at_or_slash_is_redacted_whole_in_logs() -> None:
+    from hub.logs import redact
+
+    for password in ("Se@cret", "Se/cret", "S@e/c@ret"):
+        line = f"connect failed: postgresql://hub:{password}@pg.internal:5432/views refused"
+        shown = redact(line)
+        assert "cret" not in shown and "pg.internal:5432/views refused" in shown, shown

@@ -75,7 +75,7 @@ def test_health_names_every_adapter_without_calling_them(served: Served) -> None
 
 
 def test_ready_checks_each_component_through_its_adapter(served: Served) -> None:
-    r = served.client.get("/ready")
+    r = served.client.get("/ready/details", auth=served.auth())  # the figures need a role
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["ready"] is True
@@ -89,8 +89,11 @@ def test_ready_checks_each_component_through_its_adapter(served: Served) -> None
     assert set(by_name["projections"]["lag"]) >= {"market_bars", "positions"}
 
 
-def test_ready_answers_503_naming_the_component_that_fails(tmp_path: Path) -> None:
-    # OPA configured but unreachable: the policy component fails, with its adapter and reason.
+def test_ready_answers_503_naming_the_component_that_fails(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # OPA configured but unreachable: the policy component fails, with its adapter; its reason
+    # is logged (/ready/details, which has it too, is refused while the policy engine is down).
     hub = bootstrap(
         load_settings(
             environ={}, data_dir=tmp_path / "d", policy_engine="opa", opa_url="http://127.0.0.1:9"
@@ -98,11 +101,12 @@ def test_ready_answers_503_naming_the_component_that_fails(tmp_path: Path) -> No
     )
     try:
         hub.projections = None  # only the components this test looks at
-        r = TestClient(create_app(hub)).get("/ready")
+        with caplog.at_level(logging.WARNING, logger="hub.observability"):
+            r = TestClient(create_app(hub)).get("/ready")
         assert r.status_code == 503
         (policy,) = [c for c in r.json()["components"] if c["component"] == "policy"]
         assert policy["adapter"] == "opa" and policy["ok"] is False
-        assert "127.0.0.1:9" in policy["reason"]
+        assert "127.0.0.1:9" in caplog.text and "policy" in caplog.text
     finally:
         hub.close()
 
@@ -116,7 +120,9 @@ def test_scrape_token_reads_metrics_without_an_api_key_or_a_decision(served: Ser
     assert '\nhub_leader{name="hub"} 1.0' in before.text  # the only process leads
     again = c.get("/metrics", headers={"Authorization": f"Bearer {served.token}"}).text
     decisions = [line for line in again.splitlines() if line.startswith("hub_policy_decisions")]
-    assert not [line for line in decisions if 'action="metrics.read"' in line]
+    assert not [
+        line for line in decisions if 'action="metrics.read"' in line and '"/metrics"' in line
+    ]
     assert c.get("/metrics", headers={"Authorization": "Bearer " + "0" * 64}).status_code == 401
     assert c.get("/metrics").status_code == 401
     # An API key with metrics.read still works, and that one is a policy decision.

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -26,6 +27,15 @@ from pathlib import Path
 from typing import Any
 
 TIMEOUT_S = 600.0
+# A 503 ``body_budget_full`` (the server's HUB_MAX_REQUEST_BYTES_IN_FLIGHT) is answered before
+# any of the body is read, so nothing of the request ran and sending it again cannot do it
+# twice. It is sent again after the answer's Retry-After (at least the backoff, which doubles
+# from BUDGET_BACKOFF_S), at most BUDGET_ATTEMPTS times in all, never waiting over
+# BUDGET_MAX_WAIT_S at once. Any other 503 may follow work done (a write that may have been
+# stored): not retried here.
+BUDGET_ATTEMPTS = 6
+BUDGET_BACKOFF_S = 0.5
+BUDGET_MAX_WAIT_S = 30.0
 
 
 class HubCallFailed(RuntimeError):
@@ -73,15 +83,45 @@ def call(
     request.add_header("X-Request-Id", os.environ.get("AIRFLOW_CTX_DAG_RUN_ID", "airflow"))
     if data is not None:
         request.add_header("Content-Type", "application/json")
-    try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
-            payload = response.read()
-    except urllib.error.HTTPError as exc:
-        text = exc.read().decode("utf-8", "replace")[:2000]
-        raise HubCallFailed(f"{method} {path} answered {exc.code}: {text}") from exc
-    except (urllib.error.URLError, TimeoutError, OSError) as exc:
-        raise HubCallFailed(f"{method} {url} failed: {exc}; is HUB_URL right?") from exc
+    backoff = BUDGET_BACKOFF_S
+    for attempt in range(1, BUDGET_ATTEMPTS + 1):
+        try:
+            with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
+                payload = response.read()
+            break
+        except urllib.error.HTTPError as exc:
+            text = exc.read().decode("utf-8", "replace")[:2000]
+            if exc.code == 503 and _reason(text) == "body_budget_full":
+                if attempt < BUDGET_ATTEMPTS:
+                    time.sleep(min(BUDGET_MAX_WAIT_S, max(backoff, _retry_after(exc))))
+                    backoff *= 2
+                    continue
+                raise HubCallFailed(
+                    f"{method} {path} answered 503 body_budget_full {BUDGET_ATTEMPTS} times: the "
+                    f"hub is holding too many request bodies (HUB_MAX_REQUEST_BYTES_IN_FLIGHT); "
+                    f"nothing of the request ran, run the task again later: {text}"
+                ) from exc
+            raise HubCallFailed(f"{method} {path} answered {exc.code}: {text}") from exc
+        except (urllib.error.URLError, TimeoutError, OSError) as exc:
+            raise HubCallFailed(f"{method} {url} failed: {exc}; is HUB_URL right?") from exc
     return payload if raw else json.loads(payload)
+
+
+def _reason(text: str) -> str | None:
+    """The ``reason`` of a hub error answer, None for any other text."""
+    try:
+        body = json.loads(text)
+    except ValueError:
+        return None
+    reason = body.get("reason") if isinstance(body, dict) else None
+    return reason if isinstance(reason, str) else None
+
+
+def _retry_after(exc: urllib.error.HTTPError) -> float:
+    """Seconds the answer's ``Retry-After`` asks for (0 when absent or not a number of seconds:
+    the HTTP-date form is not sent by the hub)."""
+    value = (exc.headers.get("Retry-After") or "").strip() if exc.headers else ""
+    return float(value) if value.isdigit() else 0.0
 
 
 def verify_pack(pack: Path, public_key: Path) -> str:

@@ -15,8 +15,8 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
 from core.errors import Forbidden
-from core.ports.policy import Principal
-from governance.configchanges import ConfigChanges, write_action
+from core.ports.policy import HUB_TENANT, Principal
+from governance.configchanges import ConfigChanges, hub_wide, write_action
 from hub.api.deps import authorize, hub_of
 from hub.api.models import ConfigChange, ConfigValue
 
@@ -43,9 +43,10 @@ def _may_write(request: Request, principal: Principal, resource: str) -> None:
             code="internal_subject",
         )
     action = write_action(resource)
-    decision = hub_of(request).policy.decide(
-        principal, action, resource, {"method": request.method}
-    )
+    context: dict[str, Any] = {"method": request.method}
+    if hub_wide(resource):  # a retention policy deletes every tenant's records
+        context["tenant"] = HUB_TENANT
+    decision = hub_of(request).policy.decide(principal, action, resource, context)
     if not decision.allow:
         raise Forbidden(f"Access denied: {decision.reason} (policy {decision.policy_version}).")
 

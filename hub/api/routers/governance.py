@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
 from core.ports.policy import Principal
-from hub.api.deps import MAX_INT64, authorize, decision_context, hub_of
+from hub.api.deps import MAX_INT64, authorize, authorize_hub_wide, decision_context, hub_of
 from hub.api.models import (
     Catalog,
     Hold,
@@ -100,10 +100,14 @@ def list_policies(
 
 @router.post("/v1/retention/policies", response_model=RetentionPolicy)
 def set_policy(
-    body: PolicyIn, request: Request, who: Principal = Depends(authorize("retention.write"))
+    body: PolicyIn,
+    request: Request,
+    who: Principal = Depends(authorize_hub_wide("retention.write", "retention")),
 ) -> dict[str, Any]:
     """A configuration change of ``retention:<scope>``: 403 ``two_person_required`` when the
-    two-person rule names it (then ``POST /v1/config/changes``)."""
+    two-person rule names it (then ``POST /v1/config/changes``). A policy deletes every
+    tenant's records of its scope: decided as the hub's own tenant's, so another tenant's key
+    needs ``tenant.all`` too (``governance.configchanges.hub_wide``)."""
     policy = changes_of(request).set_retention(
         who,
         body.scope,
@@ -119,17 +123,32 @@ def set_policy(
 def run_retention(
     request: Request,
     dry_run: bool = False,
-    who: Principal = Depends(authorize("retention.write")),
+    who: Principal = Depends(authorize_hub_wide("retention.write", "retention")),
 ) -> dict[str, Any]:
+    """Run (or plan) the retention job: it deletes every tenant's expired records, so
+    ``retention.write`` is decided as the hub's own tenant's (another tenant's key needs
+    ``tenant.all``)."""
     job = hub_of(request).retention
     return (job.plan() if dry_run else job.run(actor=who.id)).as_dict()
 
 
+def holds_scope(request: Request, principal: Principal) -> str | None:
+    """The tenant whose legal holds this principal lists and releases (``hub.reports.
+    reader_scope`` on resource ``legal-holds``: its own unless allowed ``tenant.all``). A hold's
+    matter and reason name an investigation, its subject scope a tenant's customer."""
+    from hub.reports import reader_scope
+
+    ctx = decision_context(request)
+    return reader_scope(hub_of(request), principal, {}, ctx, "legal-holds")
+
+
 @router.get("/v1/legal-holds", response_model=Holds)
 def list_holds(
-    request: Request, _: Principal = Depends(authorize("catalog.read"))
+    request: Request, who: Principal = Depends(authorize("catalog.read"))
 ) -> dict[str, Any]:
-    return {"holds": [h.as_dict() for h in hub_of(request).governance.holds()]}
+    """Active holds: a tenant-limited reader's own tenant's only."""
+    holds = hub_of(request).governance.holds(holds_scope(request, who))
+    return {"holds": [h.as_dict() for h in holds]}
 
 
 @router.post("/v1/legal-holds", status_code=201, response_model=Hold)
@@ -137,7 +156,7 @@ def place_hold(
     body: HoldIn, request: Request, who: Principal = Depends(authorize("legalhold.write"))
 ) -> dict[str, Any]:
     hold = hub_of(request).governance.place_hold(
-        body.scope, actor=who.id, matter=body.matter, reason=body.reason
+        body.scope, actor=who.id, matter=body.matter, reason=body.reason, tenant=who.tenant
     )
     return hold.as_dict()
 
@@ -149,5 +168,13 @@ def release_hold(
     request: Request,
     who: Principal = Depends(authorize("legalhold.write")),
 ) -> dict[str, Any]:
-    hold = hub_of(request).governance.release_hold(hold_id, actor=who.id, reason=body.reason)
+    """Release a hold of this principal's tenant (any tenant's with ``tenant.all``); another
+    tenant's answers 404 as a missing one."""
+    hold = hub_of(request).governance.release_hold(
+        hold_id,
+        actor=who.id,
+        reason=body.reason,
+        tenant_scope=holds_scope(request, who),
+        tenant=who.tenant,
+    )
     return {"released": hold.as_dict()}

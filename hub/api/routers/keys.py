@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from core.ports.policy import Principal
 from governance.apikeys import parse_duration
-from hub.api.deps import authorize, hub_of
+from hub.api.deps import authorize, decision_context, hub_of
 from hub.api.models import KeyOut, KeyRotated, KeysRevoked
 
 router = APIRouter()
@@ -30,11 +30,17 @@ class KeyRotate(BaseModel):
 def list_keys(
     request: Request,
     all_keys: bool = Query(False, alias="all", description="Include revoked and expired keys."),
-    _: Principal = Depends(authorize("keys.read")),
+    who: Principal = Depends(authorize("keys.read")),
 ) -> list[dict[str, Any]]:
-    """Keys with owner, roles and state; never a secret, salt or hash."""
+    """Keys with owner, roles and state; never a secret, salt or hash. A reader limited to a
+    tenant (``hub.reports.reader_scope`` on ``keys``: without ``tenant.all``) lists its own
+    tenant's keys only: another tenant's owners and roles are that tenant's."""
+    from hub.reports import reader_scope
+
     keys = hub_of(request).keys
-    return [k.public() for k in (keys.all() if all_keys else keys.active())]
+    scope = reader_scope(hub_of(request), who, {}, decision_context(request), "keys")
+    found = keys.all() if all_keys else keys.active()
+    return [k.public() for k in found if scope in (None, k.tenant)]
 
 
 @router.post("/v1/keys/{key_id}/revoke", tags=["keys"], response_model=KeysRevoked)

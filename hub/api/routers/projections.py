@@ -75,15 +75,26 @@ def at(
     time_ms: int | None = Query(None, ge=0, le=MAX_INT64),
     event_time: str | None = Query(None, max_length=64),
     table: str | None = None,
-    _: Principal = Depends(authorize("projection.rebuild")),
+    principal: Principal = Depends(authorize("projection.rebuild")),
 ) -> Any:
     """The views as of a past point: ``offset``, log time ``time_ms``, or ``event_time`` (RFC
-    3339 or epoch ms: events whose own time, e.g. ``executed_at``, is at or before it)."""
+    3339 or epoch ms: events whose own time, e.g. ``executed_at``, is at or before it).
+
+    Rows are those the live views would show this reader (``ProjectionService.grants``: its
+    tenant's rows unless the policy allows it ``tenant.all``, PII columns null unless
+    ``pii.read``), as ``/at/query`` shows them; a view's digest covers every row, so it is
+    given only to a reader who sees the whole view (null otherwise)."""
     from projections.service import at_json, point_in_time_us
 
+    hub = hub_of(request)
     event_us = None if event_time is None else point_in_time_us(event_time)
     found = _service(request).at(
-        name, offset=offset, time_ms=time_ms, event_time_us=event_us, table=table
+        name,
+        offset=offset,
+        time_ms=time_ms,
+        event_time_us=event_us,
+        table=table,
+        reader=(hub.policy, principal),
     )
     return json.loads(json.dumps(at_json(found), default=str))
 

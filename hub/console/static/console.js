@@ -4,6 +4,26 @@
 const hub = (() => {
   const csrf = () => document.querySelector('meta[name="csrf-token"]').content;
 
+  // A 503 body_budget_full (the server's HUB_MAX_REQUEST_BYTES_IN_FLIGHT) comes before any of
+  // the body was read: nothing ran, so sending it again cannot do it twice. Sent again after
+  // Retry-After (at least the backoff, doubling from 0.5 s, each wait at most 30 s), at most
+  // BUDGET_ATTEMPTS times in all. Any other 503 may follow work done: not retried.
+  const BUDGET_ATTEMPTS = 6;
+  async function sendWithinBudget(path, opts) {
+    let backoff = 500;
+    for (let attempt = 1; ; attempt++) {
+      const response = await fetch(path, opts);
+      if (response.status !== 503 || attempt >= BUDGET_ATTEMPTS) return response;
+      let reason = null;
+      try { reason = (await response.clone().json()).reason; } catch (e) { /* not JSON */ }
+      if (reason !== "body_budget_full") return response;
+      const after = Number(response.headers.get("Retry-After"));
+      const wait = Math.min(30000, Math.max(backoff, Number.isFinite(after) ? after * 1000 : 0));
+      await new Promise((resolve) => setTimeout(resolve, wait));
+      backoff *= 2;
+    }
+  }
+
   async function call(path, options = {}) {
     const opts = { credentials: "same-origin", headers: {}, ...options };
     if (opts.method && opts.method !== "GET") {
@@ -14,7 +34,7 @@ const hub = (() => {
       opts.headers["Content-Type"] = "application/json";
       delete opts.json;
     }
-    const response = await fetch(path, opts);
+    const response = await sendWithinBudget(path, opts);
     if (response.status === 401) {
       window.location = "/ui/login?next=" + encodeURIComponent(location.pathname + location.search);
       throw new Error("Your session has ended: log in again.");

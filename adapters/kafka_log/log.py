@@ -736,18 +736,31 @@ class KafkaEventLog(EventLog):
         batch.check(topic)
         n = len(batch)
         info = self._info(topic)  # raises TopicNotFound first, as append does
+        # What is checked is what is produced: the columns are copied once (pointer copies),
+        # so a sequence that answers differently when read again cannot slip past the check.
+        own = ColumnBatch(
+            list(batch.keys),
+            list(batch.values),
+            batch.header_names,
+            tuple(
+                c if isinstance(c, bytes) or type(c) not in (list, tuple) else list(c)
+                for c in batch.header_columns
+            ),
+            batch.timestamp_ms,
+        )
         if (
             not n
             or info.partitions != 1
-            or not columns_valid(batch, IDEM_HEADER)
-            or is_transactional_append(1, payload_size(batch.keys, batch.values), n)
+            or len(own) != n
+            or not columns_valid(own, IDEM_HEADER)
+            or is_transactional_append(1, payload_size(own.keys, own.values), n)
         ):
             return self.append(topic, batch.records())
-        ts = batch.timestamp_ms
+        ts = own.timestamp_ms
         if ts is None:
             ts = time.time_ns() // 1_000_000
         with self._lock:
-            meta = self._produce_columns(topic, batch, ts)
+            meta = self._produce_columns(topic, own, ts)
         self._appended.bump((topic,))
         return meta
 

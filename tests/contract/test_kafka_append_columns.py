@@ -104,3 +104,25 @@ def test_what_append_refuses_is_refused_and_nothing_is_stored(log: KafkaEventLog
     with pytest.raises(InvalidInput, match="ColumnBatch"):
         log.append_columns(topic, [b"v"])  # type: ignore[arg-type]
     assert log.end_offsets(topic) == {0: 0}
+
+
+class _Fickle(list):  # type: ignore[type-arg]
+    """A key column that answers bytes when read first and text afterwards."""
+
+    def __init__(self, items: list[bytes]) -> None:
+        super().__init__(items)
+        self.reads = 0
+
+    def __iter__(self):
+        self.reads += 1
+        if self.reads == 1:
+            return super().__iter__()
+        return iter([b.decode() + "-changed" for b in list.__iter__(self)])
+
+
+def test_what_is_checked_is_what_is_produced(log: KafkaEventLog) -> None:
+    topic = f"t{uuid.uuid4().hex[:8]}"
+    log.create_topic(topic, 1)
+    keys = _Fickle([b"a", b"b"])
+    log.append_columns(topic, ColumnBatch(keys, [b"1", b"2"]))
+    assert [r.key for r in _stored(log, topic)] == [b"a", b"b"]

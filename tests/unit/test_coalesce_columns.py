@@ -33,7 +33,8 @@ def test_a_group_of_column_batches_is_one_append_split_per_call() -> None:
     co._run(group)
     assert len(appended) == 1
     assert [r.key for r in appended[0]] == [b"a", b"b", b"c", b"d", b"e", b"f"]
-    assert [c.metadata for c in group] == [[0, 1], [2], [3, 4, 5]]
+    metas: Any = [c.metadata for c in group]
+    assert metas == [[0, 1], [2], [3, 4, 5]]
 
 
 def test_a_refused_group_of_column_batches_is_appended_call_by_call() -> None:
@@ -53,5 +54,6 @@ def test_a_refused_group_of_column_batches_is_appended_call_by_call() -> None:
     # each call alone holds exactly its own records, headers included
     assert appended[1] == _columns([b"a", b"b"]).records()
     assert appended[2] == _columns([b"c"]).records()
-    assert [c.metadata for c in group] == [[b"a", b"b"], [b"c"]]
+    metas: Any = [c.metadata for c in group]
+    assert metas == [[b"a", b"b"], [b"c"]]
     assert all(c.error is None for c in group)

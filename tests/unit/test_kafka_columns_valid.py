@@ -44,7 +44,7 @@ def _good(rng: random.Random) -> ColumnBatch:
 
 
 def _with(batch: ColumnBatch, **changes: Any) -> ColumnBatch:
-    fields = {
+    fields: dict[str, Any] = {
         "keys": batch.keys,
         "values": batch.values,
         "header_names": batch.header_names,

@@ -83,7 +83,7 @@ def test_publish_appends_columns_and_stores_the_prepared_records(publisher: Publ
         taken.append(len(batch))
         return append_columns(topic, batch)
 
-    log.append_columns = spy  # type: ignore[method-assign]
+    log.append_columns = spy  # type: ignore[method-assign,assignment]
     meta = publisher.publish("t.cols", events, producer="svc")
     assert taken == [50]
     assert [m.offset for m in meta] == list(range(50))

@@ -103,12 +103,16 @@ def seal_many(
         version, aead = newest(s)
         index[s] = i
         keys.append((bytes([fmt]) + version.to_bytes(4, "big"), aead))
-    # C loops: each value's key index and bound AAD, computed once per distinct pair
+    # C loops: each value's key index and bound AAD, computed once per distinct pair; the
+    # (key, aad) pairs are never kept as a list (a tuple per value that outlived the loop made
+    # the garbage collector run through the whole heap more often)
     key_of = list(map(index.__getitem__, subject_ids))
-    pairs = list(zip(key_of, aads, strict=True))
     subjects = list(index)
-    bound = {p: bind_subject(subjects[p[0]], keys[p[0]][0], p[1]) for p in dict.fromkeys(pairs)}
-    full = list(map(bound.__getitem__, pairs))
+    bound = {
+        p: bind_subject(subjects[p[0]], keys[p[0]][0], p[1])
+        for p in dict.fromkeys(zip(key_of, aads, strict=True))
+    }
+    full = list(map(bound.__getitem__, zip(key_of, aads, strict=True)))
     nonces = os.urandom(NONCE_LEN * n)
     if _seal_batch is not None and all(type(k) is DataKey for _, k in keys):
         out = _seal_batch(

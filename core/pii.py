@@ -46,6 +46,8 @@ DATA_SUBJECT = "hub.data_subject"
 ERASED = "[erased]"
 
 SchemaJson = str | Mapping[str, Any]
+# Avro's length prefix of a string of n UTF-8 bytes (zig-zag varint of n), for n < 8192
+_STRING_PREFIX = [varint(n << 1) for n in range(8192)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +75,22 @@ class PiiField:
         buf = io.BytesIO()
         fastavro.schemaless_writer(buf, self.writer, {"v": value})
         return buf.getvalue()
+
+    def encode_many(self, values: list[Any]) -> list[bytes]:
+        """``[self.encode(v) for v in values]``; for a plain ``string`` field whose values are
+        all ``str`` (every PII column of a published batch) without a Python call per value:
+        the UTF-8 bytes, their lengths and the varint prefixes (from a table up to 8 KiB) are
+        made by C-level ``map``s (``tests/unit/test_pii_encode_many.py``)."""
+        if self.plain_string and set(map(type, values)) <= {str}:
+            try:
+                data = list(map(str.encode, values))
+            except UnicodeEncodeError:
+                pass  # a lone surrogate: value by value, as ``encode`` answers it
+            else:
+                lengths = list(map(len, data))
+                if not lengths or max(lengths) < len(_STRING_PREFIX):
+                    return list(map(bytes.__add__, map(_STRING_PREFIX.__getitem__, lengths), data))
+        return [self.encode(v) for v in values]
 
     def decode(self, data: bytes) -> Any:
         return fastavro.schemaless_reader(io.BytesIO(data), self.writer, None)["v"]  # type: ignore[call-overload,index]

@@ -30,11 +30,31 @@ from collections.abc import Callable, Sequence
 from core.errors import Retryable
 from core.events import OutgoingEvent
 from core.leadergroups import LeaderGroups
-from core.ports.eventlog import Record, RecordMetadata
+from core.ports.eventlog import ColumnBatch, Record, RecordMetadata
 
-PrepareAll = Callable[[Sequence[OutgoingEvent]], list[Record]]
-PrepareOne = Callable[[Sequence[OutgoingEvent]], list[Record]]
-Append = Callable[[list[Record]], list[RecordMetadata]]
+# A prepared batch: records, or the same records as columns (``EventLog.append_columns``).
+Prepared = list[Record] | ColumnBatch
+PrepareAll = Callable[[Sequence[OutgoingEvent]], Prepared]
+PrepareOne = Callable[[Sequence[OutgoingEvent]], Prepared]
+Append = Callable[[Prepared], list[RecordMetadata]]
+
+
+def _records(prepared: Prepared) -> list[Record]:
+    return prepared.records() if isinstance(prepared, ColumnBatch) else prepared
+
+
+def _slice(prepared: Prepared, at: int, n: int) -> Prepared:
+    """Records ``at`` to ``at + n`` of a prepared batch, in the same form."""
+    if not isinstance(prepared, ColumnBatch):
+        return prepared[at : at + n]
+    end = at + n
+    return ColumnBatch(
+        prepared.keys[at:end],
+        prepared.values[at:end],
+        prepared.header_names,
+        tuple(c if isinstance(c, bytes) else c[at:end] for c in prepared.header_columns),
+        prepared.timestamp_ms,
+    )
 
 
 class _Publish:
@@ -42,7 +62,7 @@ class _Publish:
 
     def __init__(self, events: Sequence[OutgoingEvent]) -> None:
         self.events = events
-        self.records: list[Record] | None = None
+        self.records: Prepared | None = None
         self.metadata: list[RecordMetadata] | None = None
         self.error: BaseException | None = None
         self.settled = False
@@ -87,11 +107,13 @@ class Coalescer:
                 c.error = exc
             c.settled = True
             return
-        self._prepare(group)  # 3.
+        together = self._prepare(group)  # 3.
         ready = [c for c in group if c.records is not None]
         if ready:
             try:  # 4.
-                metas = self._append([r for c in ready for r in c.records or ()])
+                if together is None:
+                    together = [r for c in ready for r in _records(c.records or [])]
+                metas = self._append(together)
                 self.appends += 1
             except Retryable as exc:
                 # Maybe stored after all (a broker that did not answer in time): appending each
@@ -110,22 +132,24 @@ class Coalescer:
         for c in group:
             c.settled = True
 
-    def _prepare(self, group: list[_Publish]) -> None:
+    def _prepare(self, group: list[_Publish]) -> Prepared | None:
+        """Step 3; the whole group's batch when it was prepared as one (None: call by call)."""
         try:
-            records = self._prepare_all([e for c in group for e in c.events])
+            prepared = self._prepare_all([e for c in group for e in c.events])
         except Exception:
             for c in group:
                 try:
                     c.records = self._prepare_one(c.events)
                 except BaseException as exc:
                     c.error = exc
-            return
-        if len(records) != sum(len(c.events) for c in group):
+            return None
+        if len(prepared) != sum(len(c.events) for c in group):
             raise AssertionError("prepare returned a record count other than the events'")
-        at = 0
+        at = 0  # each call's own records, for appending it alone if the group's is refused
         for c in group:
             n = len(c.events)
-            c.records, at = records[at : at + n], at + n
+            c.records, at = _slice(prepared, at, n), at + n
+        return prepared
 
     def _append_alone(self, c: _Publish) -> None:
         try:

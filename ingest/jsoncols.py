@@ -258,5 +258,4 @@ class ColumnPlan:
             rows, values, owners = None, data, subjects
         if not set(map(type, owners)) <= {str} or "" in owners:
             return None  # no data subject: the record path names the error
-        encode = field.encode
-        return rows, owners, [encode(value) for value in values]
+        return rows, owners, field.encode_many(values)

@@ -9,7 +9,10 @@ with its index and the reason, and nothing is appended.
 ``Publisher.prepare`` works per batch: the envelope headers that repeat (spec version, type,
 source, tenant, classification, content type) are encoded once per event type, new event ids are
 drawn for the whole batch at once (``ingest.ids``), records without ``occurred_at`` share the
-batch's receipt time, and every value is written into one Avro buffer. ``prepare_reference`` is
+batch's receipt time, and every value is written into one Avro buffer. ``publish`` hands such a
+batch of one event type (events without headers of their own) to the log as columns
+(``EventLog.append_columns``: the shared envelope headers held once, no ``Record`` per event),
+which stores the same records ``prepare`` returns. ``prepare_reference`` is
 the record-at-a-time path it replaced: kept as the reference that the batch path must match byte
 for byte (``tests/unit/test_publish_batch.py``), and the path that names the first bad record
 when a batch fails.
@@ -43,13 +46,20 @@ from core.metrics import Metrics
 from core.pii import PiiCodec, refuse_erased
 from core.pii import plan as pii_plan
 from core.ports import eventlog_rows
-from core.ports.eventlog import EventLog, Headers, Record, RecordMetadata, StoredRecord
+from core.ports.eventlog import (
+    ColumnBatch,
+    EventLog,
+    Headers,
+    Record,
+    RecordMetadata,
+    StoredRecord,
+)
 from core.ports.keystore import KeyStore, make_aad
 from core.ports.policy import Decision
 from domain import envelope as env
 from domain.catalog import SubjectStrategy
 from domain.envelope import Envelope, parse_rfc3339, rfc3339_micros
-from ingest.coalesce import Coalescer
+from ingest.coalesce import Coalescer, Prepared
 from ingest.ids import uuid7_bytes
 from ingest.jsoncols import ColumnPlan
 from ingest.targets import TargetResolver, WriteTarget, record_key
@@ -122,15 +132,57 @@ class Publisher:
         The batch path (see the module docstring) assumes every record is good; on the first
         failure the whole batch is redone by ``prepare_reference``, which raises the same error
         (index, code, message, metric) the record-at-a-time path always raised."""
+        found = self._prepare_or_none(topic, events, producer, tenant, columns=False)
+        if found is None:
+            return self.prepare_reference(topic, events, producer, tenant)
+        assert not isinstance(found, ColumnBatch)  # columns=False
+        return found
+
+    def _prepare_or_none(
+        self,
+        topic: str,
+        events: Sequence[OutgoingEvent],
+        producer: str,
+        tenant: str,
+        *,
+        columns: bool,
+    ) -> list[Record] | ColumnBatch | None:
+        """``_prepare_any``, or None where the batch path failed (``prepare_reference`` then
+        names the error)."""
         try:
-            return self._prepare_batch(topic, events, producer, tenant)
+            return self._prepare_any(topic, events, producer, tenant, columns=columns)
         except (HubError, ValueError, TypeError, KeyError, AttributeError, OverflowError):
-            pass  # fastavro's own errors included, as serde.encode catches them
-        return self.prepare_reference(topic, events, producer, tenant)
+            return None  # fastavro's own errors included, as serde.encode catches them
+
+    def _prepare_for_append(
+        self, topic: str, events: Sequence[OutgoingEvent], producer: str, tenant: str
+    ) -> list[Record] | ColumnBatch:
+        """``prepare`` for ``publish``: the same records, as a ``ColumnBatch`` where they can
+        be (``_envelope_columns``), so that the log appends them without a ``Record`` each."""
+        found = self._prepare_or_none(topic, events, producer, tenant, columns=True)
+        if found is None:
+            return self.prepare_reference(topic, events, producer, tenant)
+        return found
 
     def _prepare_batch(
         self, topic: str, events: Sequence[OutgoingEvent], producer: str, tenant: str
     ) -> list[Record]:
+        """The batch path of ``prepare``: assumes every record is good (raises otherwise)."""
+        found = self._prepare_any(topic, events, producer, tenant, columns=False)
+        assert not isinstance(found, ColumnBatch)  # columns=False
+        return found
+
+    def _prepare_any(
+        self,
+        topic: str,
+        events: Sequence[OutgoingEvent],
+        producer: str,
+        tenant: str,
+        *,
+        columns: bool,
+    ) -> list[Record] | ColumnBatch:
+        """The batch path; with ``columns`` a batch of one event type encoded column-wise comes
+        back as a ``ColumnBatch`` (``_envelope_columns``) when no event brings headers."""
         key_field = self.targets.key_field(topic)
         now = rfc3339_micros(datetime.now(UTC)).encode()  # the receipt time of the batch
         fresh = iter(uuid7_bytes(sum(1 for ev in events if not ev.event_id)))
@@ -193,6 +245,8 @@ class Publisher:
                         refuse_erased({field: s}, one.text, keystore, erased_seen)
                 columnar = one.columns.encode([ev.value for ev in events], seal_columns)
                 if columnar is not None:
+                    if columns and not any(ev.headers for ev in events):
+                        return self._envelope_columns(events, columnar, one, key_field, now, fresh)
                     return self._column_records(events, columnar, one, key_field, now, fresh)
         for i, ev in enumerate(events):
             shape = shapes.get(ev.event_type)
@@ -287,6 +341,68 @@ class Publisher:
         if len(values) != len(keys):
             raise ValueError(f"{len(values)} encoded values for {len(keys)} events.")
         return eventlog_rows.records(values, keys, heads)  # type: ignore[arg-type]
+
+    def _envelope_columns(
+        self,
+        events: Sequence[OutgoingEvent],
+        values: list[bytes],
+        shape: _Shape,
+        key_field: str | None,
+        now: bytes,
+        fresh: Iterator[bytes],
+    ) -> ColumnBatch:
+        """``_column_records``'s records as columns (events without headers of their own): the
+        same keys, values and envelope headers in the same order (``ColumnBatch.records()``
+        equals its list, ``tests/unit/test_publish_columns.py``), with the headers every record
+        shares held once and only the event id, time, correlation and causation per record."""
+        if values and max(map(len, values)) > self._max_bytes:
+            raise PayloadTooLarge("A record is over HUB_MAX_RECORD_BYTES.")  # redone by prepare
+        keys: list[bytes | None] = []
+        ids: list[bytes] = []
+        corrs: list[bytes] = []
+        add_key, add_id, add_corr = keys.append, ids.append, corrs.append
+        for ev in events:
+            key = ev.key
+            if key is None and key_field:
+                raw = ev.value.get(key_field)
+                key = None if raw is None else str(raw)
+            add_key(None if key is None else key.encode())
+            eid = ev.event_id.encode() if ev.event_id else next(fresh)
+            add_id(eid)
+            add_corr(ev.correlation_id.encode() if ev.correlation_id else eid)
+        if len(values) != len(keys):
+            raise ValueError(f"{len(values)} encoded values for {len(keys)} events.")
+        at: bytes | list[bytes] = now
+        if any(ev.occurred_at for ev in events):
+            times: dict[str, bytes] = {}
+            at = [
+                times.get(ev.occurred_at)
+                or times.setdefault(
+                    ev.occurred_at, rfc3339_micros(parse_rfc3339(ev.occurred_at)).encode()
+                )
+                if ev.occurred_at
+                else now
+                for ev in events
+            ]
+        causes = {ev.causation_id for ev in events}
+        cause: bytes | list[bytes] = (
+            causes.pop().encode()
+            if len(causes) == 1
+            else [ev.causation_id.encode() for ev in events]
+        )
+        first, last = shape.first, shape.last
+        names = (
+            *(k for k, _ in first),
+            *(env.H_ID, shape.type_h[0], env.H_TIME, shape.source_h[0]),
+            *(env.H_CORRELATION, env.H_CAUSATION),
+            *(k for k, _ in last),
+        )
+        cols: tuple[bytes | list[bytes], ...] = (
+            *(v for _, v in first),
+            *(ids, shape.type_h[1], at, shape.source_h[1], corrs, cause),
+            *(v for _, v in last),
+        )
+        return ColumnBatch(keys, values, names, cols)
 
     def prepare_reference(
         self, topic: str, events: Sequence[OutgoingEvent], producer: str, tenant: str = "default"
@@ -388,14 +504,19 @@ class Publisher:
                     if len(self._coalescers) > 4_096:  # bound memory; idle ones only
                         self._coalescers = {k: c for k, c in self._coalescers.items() if c.busy}
 
-                    def append(records: list[Record]) -> list[RecordMetadata]:
+                    def append(records: Prepared) -> list[RecordMetadata]:
+                        if isinstance(records, ColumnBatch):
+                            batch = records
+                            return tracing.traced_append(
+                                topic, len(batch), lambda: self._log.append_columns(topic, batch)
+                            )
                         return tracing.traced_append(
                             topic, len(records), lambda: self._log.append(topic, records)
                         )
 
                     found = self._coalescers[key] = Coalescer(
-                        lambda evs: self._prepare_batch(topic, evs, producer, tenant),
-                        lambda evs: self.prepare(topic, evs, producer, tenant),
+                        lambda evs: self._prepare_any(topic, evs, producer, tenant, columns=True),
+                        lambda evs: self._prepare_for_append(topic, evs, producer, tenant),
                         append,
                     )
         return found

@@ -4,8 +4,9 @@ built from consumed messages (with the hub's idempotence header stripped for cal
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import repeat
 from typing import Any, Final, cast
 
 from confluent_kafka import (
@@ -16,13 +17,15 @@ from confluent_kafka import (
 
 from core.errors import InvalidInput
 from core.ports.eventlog import (
+    ColumnBatch,
     Headers,
     Record,
     RecordMetadata,
     StoredRecord,
     is_transactional_append,
 )
-from core.ports.eventlog_checks import record_problem
+from core.ports.eventlog_checks import MAX_TIMESTAMP_MS, record_problem
+from domain.envelope import duplicated_envelope_name
 
 try:  # n metadata objects in one call (native/src/metadata.rs); absent: _metadata_py runs
     from hub_native import batch_metadata as _batch_metadata
@@ -45,6 +48,53 @@ def check_record(r: object, i: int, partitions: int, topic: str) -> Record:
                 f"{IDEM_HEADER!r}, which is reserved."
             )
     return record
+
+
+_BYTES_OR_NONE = frozenset((bytes, type(None)))
+_COLUMN_TYPES = (list, tuple)
+
+
+def columns_valid(batch: ColumnBatch, reserved: str) -> bool:
+    """True when every record of ``batch.records()`` passes ``check_record`` (``records_valid``
+    and ``check_envelope_headers`` with ``reserved`` refused): checked once per column, and the
+    header names once per batch, instead of once per record. Call ``batch.check`` first.
+
+    Like ``records_valid``, False does NOT mean a record is bad: anything unusual (a bytes
+    subclass, a column of another sequence type, a timestamp of 0, which librdkafka reads as
+    "now") answers False, and the caller appends ``batch.records()``, which stores or refuses
+    it with the exact error. It never answers True for a batch that ``append`` would refuse."""
+    ts = batch.timestamp_ms
+    if ts is not None and (type(ts) is not int or not 0 < ts <= MAX_TIMESTAMP_MS):
+        return False
+    if not set(map(type, batch.keys)) <= _BYTES_OR_NONE:
+        return False
+    if not set(map(type, batch.values)) <= _BYTES_OR_NONE:
+        return False
+    names = batch.header_names
+    if type(names) is not tuple or not set(map(type, names)) <= {str} or reserved in names:
+        return False
+    for col in batch.header_columns:
+        if type(col) is bytes:
+            continue  # one value every record shares
+        if type(col) not in _COLUMN_TYPES or not set(map(type, col)) <= {bytes}:
+            return False
+    return duplicated_envelope_name(names) is None
+
+
+def header_lists(batch: ColumnBatch) -> Iterator[Any]:  # list[tuple[str, bytes]] | None
+    """Every record's headers as the list ``Producer.produce`` takes (None: no headers), made
+    one at a time as the produce loop asks: each list and its pairs are freed once produced,
+    so a batch leaves no tracked objects per record behind for the garbage collector (it
+    cost as much as the list building itself when every row was kept until the append
+    ended)."""
+    n = len(batch.values)
+    if not batch.header_names:
+        return repeat(None, n)
+    cols = [
+        repeat((name, c), n) if type(c) is bytes else zip(repeat(name), c)
+        for name, c in zip(batch.header_names, batch.header_columns, strict=True)
+    ]
+    return map(list, zip(*cols, strict=True))
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,10 +161,13 @@ class BatchDelivery:
     records meanwhile: ``pending`` is its queue length.
     """
 
-    def __init__(self, topic: str, partition: int, timestamps: Sequence[int], producer: Any):
+    def __init__(
+        self, topic: str, partition: int, timestamps: Sequence[int] | int, n: int, producer: Any
+    ) -> None:
         self.topic = topic
         self.partition = partition
-        self.timestamps = timestamps
+        self.timestamps = timestamps  # one per record, or the one they all carry
+        self.n = n
         self.reports: dict[KafkaError | None, Message] = {}
         self.on_delivery = self.reports.__setitem__
         self._producer = producer
@@ -132,7 +185,7 @@ class BatchDelivery:
         end = last.offset()
         assert end is not None and last.partition() == self.partition
         kind, stamp = last.timestamp()
-        n = len(self.timestamps)
+        n = self.n
         first = end - n + 1
         # the broker stamped the whole batch (log append time), or each record keeps its own
         stamps: int | Sequence[int] = self.timestamps

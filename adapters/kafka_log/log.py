@@ -107,6 +107,8 @@ from adapters.kafka_log.batch import (
     PreparedBatch,
     ProducerState,
     check_record,
+    columns_valid,
+    header_lists,
     stored_record,
     strip_idem,
 )
@@ -132,6 +134,7 @@ from core.errors import (
 from core.partitioner import default_partition
 from core.ports.eventlog import (
     AppendSignal,
+    ColumnBatch,
     EventLog,
     Headers,
     IdempotenceKey,
@@ -142,6 +145,7 @@ from core.ports.eventlog import (
     TopicPartition,
     Transaction,
     check_envelope_headers,
+    is_transactional_append,
     payload_size,
 )
 from core.ports.eventlog_checks import TOPIC_NAME, records_valid
@@ -716,6 +720,83 @@ class KafkaEventLog(EventLog):
         self._appended.bump((topic,))
         return meta
 
+    def append_columns(self, topic: str, batch: ColumnBatch) -> list[RecordMetadata]:
+        """``append(topic, batch.records())`` without a ``Record`` per record: on a one-partition
+        topic a batch that ``columns_valid`` passes is checked once per column and produced
+        from its columns, as ONE record batch, with the same records, timestamps, delivery
+        wait and metadata as ``append``. Any other batch (several partitions, too big for one
+        record batch, anything unusual) goes through ``append`` as records, which stores or
+        refuses it exactly as before."""
+        self._check_open()
+        if not isinstance(batch, ColumnBatch):
+            raise InvalidInput(
+                f"append_columns to {topic!r} takes a ColumnBatch, got {type(batch).__name__}; "
+                "pass records to append instead."
+            )
+        batch.check(topic)
+        n = len(batch)
+        info = self._info(topic)  # raises TopicNotFound first, as append does
+        # What is checked is what is produced: the columns are copied once (pointer copies),
+        # so a sequence that answers differently when read again cannot slip past the check.
+        own = ColumnBatch(
+            list(batch.keys),
+            list(batch.values),
+            batch.header_names,
+            tuple(
+                c if isinstance(c, bytes) or type(c) not in (list, tuple) else list(c)
+                for c in batch.header_columns
+            ),
+            batch.timestamp_ms,
+        )
+        if (
+            not n
+            or info.partitions != 1
+            or len(own) != n
+            or not columns_valid(own, IDEM_HEADER)
+            or is_transactional_append(1, payload_size(own.keys, own.values), n)
+        ):
+            return self.append(topic, batch.records())
+        ts = own.timestamp_ms
+        if ts is None:
+            ts = time.time_ns() // 1_000_000
+        with self._lock:
+            meta = self._produce_columns(topic, own, ts)
+        self._appended.bump((topic,))
+        return meta
+
+    def _produce_columns(self, topic: str, batch: ColumnBatch, ts: int) -> list[RecordMetadata]:
+        """``_produce_and_wait`` of a checked one-partition column batch as ONE record batch:
+        the rows come straight from the columns (``header_lists``), every record stamped
+        ``ts``, the reports counted per batch (``BatchDelivery``)."""
+        doing = f"appending to {topic!r}"
+        producer = self._plain_producer()
+        delivery = BatchDelivery(topic, 0, ts, len(batch), producer)
+        produce, wire, on_delivery = producer.produce, self._wire(topic), delivery.on_delivery
+        try:
+            try:
+                rows = zip(batch.keys, batch.values, header_lists(batch), strict=True)
+                for key, value, headers in rows:
+                    produce(
+                        wire,
+                        value=value,
+                        key=key,
+                        partition=0,
+                        on_delivery=on_delivery,
+                        timestamp=ts,
+                        headers=headers,
+                    )
+            except BufferError as exc:  # librdkafka's local queue is full
+                raise PayloadTooLarge(
+                    f"A batch of {len(batch)} records for {topic!r} overflows the Kafka "
+                    "producer's local queue; append smaller batches."
+                ) from exc
+            return self._await(producer, delivery, doing)
+        except HubError:
+            # A fresh producer next time, so nothing of this batch can still be sent later.
+            self._plain = None
+            producer.purge(in_queue=True, in_flight=False)
+            raise
+
     def append_generation(self, topics: Sequence[str] | None = None) -> int:
         return self._appended.generation_of(topics)
 
@@ -820,18 +901,23 @@ class KafkaEventLog(EventLog):
         topic: str,
         rows: Sequence[tuple[int, bytes | None, bytes | None, Headers, int | None]],
         doing: str,
-        one_record_batch: Sequence[int] | None = None,
+        one_record_batch: Sequence[int] | int | None = None,
     ) -> list[RecordMetadata]:
         """Send rows with the idempotent (non-transactional) producer; wait for every ack.
 
-        ``one_record_batch`` (the rows' timestamps) says the rows are one record batch of one
-        partition: their reports are then counted per batch (``BatchDelivery``)."""
+        ``one_record_batch`` (the rows' timestamps, or the one they all carry) says the rows are
+        one record batch of one partition: their reports are then counted per batch
+        (``BatchDelivery``)."""
         producer = self._plain_producer()
         delivery: Delivery | BatchDelivery | None = None
-        if one_record_batch is not None and rows and all(one_record_batch):
-            delivery = BatchDelivery(topic, rows[0][0], one_record_batch, producer)
-        delivery = self._send(producer, topic, rows, may_split=False, delivery=delivery)
+        stamps = one_record_batch
+        # a timestamp of 0 is stamped by librdkafka on its own ("now"): not counted per batch
+        stamped = stamps != 0 if isinstance(stamps, int) else stamps is not None and all(stamps)
+        if one_record_batch is not None and rows and stamped:
+            delivery = BatchDelivery(topic, rows[0][0], one_record_batch, len(rows), producer)
         try:
+            # inside the try: records produced before a refusal must not leave with a later flush
+            delivery = self._send(producer, topic, rows, may_split=False, delivery=delivery)
             return self._await(producer, delivery, doing)
         except HubError:
             # A fresh producer next time, so nothing of this batch can still be sent later.

@@ -1,0 +1,128 @@
+"""``KafkaEventLog.append_columns`` on a one-partition topic (every hub publish): the batch is
+produced from its columns as ONE record batch, and stores exactly what ``append`` of its
+records stores (keys, values, headers, timestamps, offsets, metadata); what ``append`` refuses
+it refuses, with nothing stored. Runs against the broker of ``infra/kafka.sh``."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from adapters.kafka_log import KafkaEventLog
+from core.errors import DuplicateEnvelopeHeader, InvalidInput
+from core.ports.eventlog import ColumnBatch, StoredRecord
+from tests.contract.test_eventlog_kafka import kafka_bootstrap
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def log() -> Iterator[KafkaEventLog]:
+    with KafkaEventLog(kafka_bootstrap(), topic_prefix=f"c{uuid.uuid4().hex[:8]}.") as kafka:
+        yield kafka
+
+
+def _batch(n: int, timestamp_ms: int | None) -> ColumnBatch:
+    return ColumnBatch(
+        [None if i % 7 == 3 else b"acct-%d" % (i % 11) for i in range(n)],
+        [None if i == 5 else b"value-%d" % i for i in range(n)],
+        ("ce_type", "ce_id", "x", "same", "x"),
+        (b"trade", [b"id-%d" % i for i in range(n)], b"1", [b"s"] * n, b"2"),
+        timestamp_ms,
+    )
+
+
+def _stored(log: KafkaEventLog, topic: str) -> list[StoredRecord]:
+    return list(log.scan(topic, 0))
+
+
+def _columns_only(log: KafkaEventLog, monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("append_columns went through append")
+
+    monkeypatch.setattr(log, "append", refuse)
+
+
+@pytest.mark.parametrize("timestamp_ms", [1_700_000_000_123, None])
+def test_a_column_batch_is_stored_as_append_stores_its_records(
+    log: KafkaEventLog, monkeypatch: pytest.MonkeyPatch, timestamp_ms: int | None
+) -> None:
+    by_records, by_columns = (f"t{uuid.uuid4().hex[:8]}" for _ in range(2))
+    for topic in (by_records, by_columns):
+        log.create_topic(topic, 1)
+    log.append(by_records, [_batch(3, 1).records()[0]])  # both start past offset 0
+    log.append(by_columns, [_batch(3, 1).records()[0]])
+    batch = _batch(300, timestamp_ms)
+    meta = log.append(by_records, batch.records())
+    with monkeypatch.context() as m:
+        _columns_only(log, m)
+        got = log.append_columns(by_columns, batch)
+    assert [(m.topic, m.partition, m.offset) for m in got] == [
+        (by_columns, 0, i) for i in range(1, 301)
+    ]
+    a, b = _stored(log, by_records), _stored(log, by_columns)
+    assert [(r.offset, r.key, r.value, r.headers) for r in b] == [
+        (r.offset, r.key, r.value, r.headers) for r in a
+    ]
+    assert [m.timestamp_ms for m in got] == [r.timestamp_ms for r in b[1:]]
+    if timestamp_ms is not None:
+        assert [m.timestamp_ms for m in got] == [m.timestamp_ms for m in meta]
+        assert {r.timestamp_ms for r in b[1:]} == {timestamp_ms}
+    else:  # the append's time, one for the whole batch, as append stamps its records
+        assert len({r.timestamp_ms for r in b[1:]}) == 1
+
+
+def test_a_batch_without_headers_and_an_empty_one(
+    log: KafkaEventLog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    topic = f"t{uuid.uuid4().hex[:8]}"
+    log.create_topic(topic, 1)
+    assert log.append_columns(topic, ColumnBatch([], [])) == []
+    with monkeypatch.context() as m:
+        _columns_only(log, m)
+        log.append_columns(topic, ColumnBatch([b"k", None], [b"a", b"b"]))
+    assert [(r.key, r.value, r.headers) for r in _stored(log, topic)] == [
+        (b"k", b"a", ()),
+        (None, b"b", ()),
+    ]
+
+
+def test_what_append_refuses_is_refused_and_nothing_is_stored(log: KafkaEventLog) -> None:
+    topic = f"t{uuid.uuid4().hex[:8]}"
+    log.create_topic(topic, 1)
+    twice = ColumnBatch([None], [b"v"], ("ce_tenant", "ce_tenant"), (b"acme", b"globex"))
+    with pytest.raises(DuplicateEnvelopeHeader):
+        log.append_columns(topic, twice)
+    reserved = ColumnBatch([None], [b"v"], ("__hub.idem",), (b"0:me",))
+    with pytest.raises(InvalidInput, match="reserved"):
+        log.append_columns(topic, reserved)
+    text = ColumnBatch([None, None], [b"v", "text"])  # type: ignore[list-item]
+    with pytest.raises(InvalidInput, match="Record 1"):
+        log.append_columns(topic, text)
+    with pytest.raises(InvalidInput, match="ColumnBatch"):
+        log.append_columns(topic, [b"v"])  # type: ignore[arg-type]
+    assert log.end_offsets(topic) == {0: 0}
+
+
+class _Fickle(list):  # type: ignore[type-arg]
+    """A key column that answers bytes when read first and text afterwards."""
+
+    def __init__(self, items: list[bytes]) -> None:
+        super().__init__(items)
+        self.reads = 0
+
+    def __iter__(self):
+        self.reads += 1
+        if self.reads == 1:
+            return super().__iter__()
+        return iter([b.decode() + "-changed" for b in list.__iter__(self)])
+
+
+def test_what_is_checked_is_what_is_produced(log: KafkaEventLog) -> None:
+    topic = f"t{uuid.uuid4().hex[:8]}"
+    log.create_topic(topic, 1)
+    keys = _Fickle([b"a", b"b"])
+    log.append_columns(topic, ColumnBatch(keys, [b"1", b"2"]))
+    assert [r.key for r in _stored(log, topic)] == [b"a", b"b"]

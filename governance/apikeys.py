@@ -421,11 +421,23 @@ class ApiKeys:
 
     # -- revoking and rotating --------------------------------------------------------------
     def may_manage(self, actor: Principal, key: ApiKey) -> bool:
-        """An admin manages every key; others their own keys and keys whose roles they hold."""
+        """An admin manages every key; others their own keys and keys of their tenant whose
+        roles they hold (tenant isolation: another tenant's keys are not theirs to revoke)."""
         return (
             is_admin(actor)
             or _fold_key(key.owner) == _fold_key(actor.id)
-            or ("admin" not in key.roles and key.roles <= actor.roles)
+            or (
+                "admin" not in key.roles and key.roles <= actor.roles and key.tenant == actor.tenant
+            )
+        )
+
+    def may_see(self, actor: Principal, key: ApiKey) -> bool:
+        """Whether ``actor`` may list ``key``: an admin every key, others their own keys and
+        their tenant's (who holds access to another tenant is that tenant's business)."""
+        return (
+            is_admin(actor)
+            or key.tenant == actor.tenant
+            or _fold_key(key.owner) == _fold_key(actor.id)
         )
 
     def get(self, key_id: str) -> ApiKey:

@@ -30,11 +30,13 @@ class KeyRotate(BaseModel):
 def list_keys(
     request: Request,
     all_keys: bool = Query(False, alias="all", description="Include revoked and expired keys."),
-    _: Principal = Depends(authorize("keys.read")),
+    principal: Principal = Depends(authorize("keys.read")),
 ) -> list[dict[str, Any]]:
-    """Keys with owner, roles and state; never a secret, salt or hash."""
+    """Keys with owner, roles and state; never a secret, salt or hash. Only an admin lists
+    every tenant's keys; anyone else its own tenant's and its own."""
     keys = hub_of(request).keys
-    return [k.public() for k in (keys.all() if all_keys else keys.active())]
+    listed = keys.all() if all_keys else keys.active()
+    return [k.public() for k in listed if keys.may_see(principal, k)]
 
 
 @router.post("/v1/keys/{key_id}/revoke", tags=["keys"], response_model=KeysRevoked)

@@ -61,10 +61,13 @@ OWNER_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$")
 TENANT_PATTERN = OWNER_PATTERN
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw]?)\s*$")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+MAX_DURATION = timedelta(days=36500)  # a key's lifetime or grace: a hundred years at most
 
 
 def parse_duration(text: str) -> timedelta:
-    """``90`` (seconds), ``30s``, ``15m``, ``12h``, ``30d``, ``2w`` as a timedelta."""
+    """``90`` (seconds), ``30s``, ``15m``, ``12h``, ``30d``, ``2w`` as a timedelta, at most
+    ``MAX_DURATION`` (a longer one overflowed the date arithmetic: a 500, and for a rotation's
+    grace after the replacement key was already issued)."""
     m = _DURATION.match(text)
     if not m or int(m.group(1)) <= 0:
         raise InvalidInput(
@@ -72,7 +75,13 @@ def parse_duration(text: str) -> timedelta:
             "s, m, h, d or w (e.g. 30d).",
             code="invalid_duration",
         )
-    return timedelta(seconds=int(m.group(1)) * _UNITS[m.group(2)])
+    seconds = int(m.group(1)) * _UNITS[m.group(2)]
+    if seconds > MAX_DURATION.total_seconds():
+        raise InvalidInput(
+            f"Duration {text!r} is too long: give at most {MAX_DURATION.days}d.",
+            code="invalid_duration",
+        )
+    return timedelta(seconds=seconds)
 
 
 def load_pepper(path: Path) -> bytes:

@@ -82,3 +82,18 @@ def test_a_holder_cannot_push_back_an_expiry_by_rotating(client: TestClient, hub
     assert r.status_code == 201
     latest = hub.keys.get(r.json()["key_id"]).expires_at
     assert latest is not None and latest <= end
+
+
+@pytest.mark.parametrize("length", ["9999999w", "3000000d", "99999999999999999999s"])
+def test_an_overlong_grace_or_lifetime_is_refused_before_anything_is_issued(
+    client: TestClient, hub: Hub, length: str
+) -> None:
+    root = auth(hub.keys.create(["admin"], owner="root").token)
+    old = hub.keys.create(["analyst"], owner="gus")
+    before = len(hub.keys.all())
+    r = client.post(f"/v1/keys/{old.key_id}/rotate", headers=root, json={"grace": length})
+    assert r.status_code == 422 and r.json()["reason"] == "invalid_duration", r.text
+    r = client.post("/v1/keys", headers=root, json={"roles": ["analyst"], "expires_in": length})
+    assert r.status_code == 422 and r.json()["reason"] == "invalid_duration", r.text
+    assert len(hub.keys.all()) == before  # no replacement issued whose secret nobody saw
+    assert hub.keys.get(old.key_id).revoked_at is None

@@ -61,10 +61,13 @@ OWNER_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$")
 TENANT_PATTERN = OWNER_PATTERN
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw]?)\s*$")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+MAX_DURATION = timedelta(days=36500)  # a key's lifetime or grace: a hundred years at most
 
 
 def parse_duration(text: str) -> timedelta:
-    """``90`` (seconds), ``30s``, ``15m``, ``12h``, ``30d``, ``2w`` as a timedelta."""
+    """``90`` (seconds), ``30s``, ``15m``, ``12h``, ``30d``, ``2w`` as a timedelta, at most
+    ``MAX_DURATION`` (a longer one overflowed the date arithmetic: a 500, and for a rotation's
+    grace after the replacement key was already issued)."""
     m = _DURATION.match(text)
     if not m or int(m.group(1)) <= 0:
         raise InvalidInput(
@@ -72,7 +75,13 @@ def parse_duration(text: str) -> timedelta:
             "s, m, h, d or w (e.g. 30d).",
             code="invalid_duration",
         )
-    return timedelta(seconds=int(m.group(1)) * _UNITS[m.group(2)])
+    seconds = int(m.group(1)) * _UNITS[m.group(2)]
+    if seconds > MAX_DURATION.total_seconds():
+        raise InvalidInput(
+            f"Duration {text!r} is too long: give at most {MAX_DURATION.days}d.",
+            code="invalid_duration",
+        )
+    return timedelta(seconds=seconds)
 
 
 def load_pepper(path: Path) -> bytes:
@@ -253,10 +262,15 @@ class ApiKeys:
             )
         elif kind == "hub.ApiKeyRevoked":
             old = self._keys.get(v["key_id"])
-            if old is not None and old.revoked_at is None:
+            at = _time(v.get("revoked_at"))
+            # The earliest revocation wins: a rotation's grace schedules one for later, and an
+            # admin revoking the key (leaked) during that grace must stop it now, not then.
+            if old is not None and (
+                old.revoked_at is None or (at is not None and at < old.revoked_at)
+            ):
                 self._keys[old.key_id] = replace(
                     old,
-                    revoked_at=_time(v.get("revoked_at")),
+                    revoked_at=at,
                     revoked_by=v.get("revoked_by") or "",
                     revoked_reason=v.get("reason") or "",
                 )
@@ -498,7 +512,9 @@ class ApiKeys:
         self, actor: Principal, key_id: str, *, grace: timedelta | None = None, reason: str = ""
     ) -> IssuedKey:
         """Issue a replacement (same owner, roles, tenant, lifetime) and revoke ``key_id`` now,
-        or after ``grace``. Only the key's owner or an admin may rotate it."""
+        or after ``grace``. Only the key's owner or an admin may rotate it; only an admin's
+        rotation ends later than the old key would have. A key already rotated (in its grace)
+        is refused: rotate its replacement."""
         with self._lock:
             self._refresh()
             old = self._keys.get(key_id)
@@ -516,6 +532,27 @@ class ApiKeys:
                     "the key's owner or an admin may (revoke it instead).",
                     code="key_not_manageable",
                 )
+            # A key in its rotation grace is already replaced: rotating it again would let
+            # whoever holds it (the leak the rotation answers) trade it for a key the grace's
+            # deadline does not bind.
+            if old.revoked_at is not None:
+                successors = [k.key_id for k in self._keys.values() if k.replaces == key_id]
+                raise InvalidInput(
+                    f"Key {key_id!r} was already rotated (to {', '.join(successors) or 'another'}"
+                    f" key) and stops at {old.revoked_at.isoformat()}: rotate its replacement "
+                    "instead.",
+                    code="already_rotated",
+                )
+            expires_at = (
+                now + (old.expires_at - old.issued_at)
+                if old.expires_at and old.issued_at
+                else old.expires_at
+            )
+            # An expiry is the issuer's limit, not the holder's: only an admin (who could issue
+            # a new key anyway) renews the lifetime; anyone else's replacement ends when the old
+            # key would have, or a key's holder could rotate it forever.
+            if not is_admin(actor) and old.expires_at is not None and expires_at is not None:
+                expires_at = min(expires_at, old.expires_at)
             issued = self.create(
                 sorted(old.roles),
                 owner=old.owner,
@@ -524,11 +561,7 @@ class ApiKeys:
                 issued_by=actor.id,
                 issued_by_key=actor.attributes.get("key_id", ""),
                 issuer_roles=actor.roles,
-                expires_at=(
-                    now + (old.expires_at - old.issued_at)
-                    if old.expires_at and old.issued_at
-                    else None
-                ),
+                expires_at=expires_at,
                 replaces=key_id,
             )
             self.revoke(

@@ -75,8 +75,25 @@ POLICY_SET = "hub.RetentionPolicySet"
 HOLD_PLACED = "hub.LegalHoldPlaced"
 HOLD_RELEASED = "hub.LegalHoldReleased"
 SCOPE_KINDS = ("topic", "projection", "subject")
-# Removing these would remove the evidence itself (the ledger's actions, the registry's schemas).
-PROTECTED_TOPICS = frozenset({"hub.audit", "hub.governance", "_schemas"})
+# Removing these would remove the evidence itself (the ledger's actions, the registry's schemas)
+# or the events the hub's own state is folded from: with their early records gone, keys (an
+# admin's too) and their provenance, the active policy, configuration and its approvals, open
+# cases, model approvals, replay marks and source positions would be folded wrong at next start.
+PROTECTED_TOPICS = frozenset(
+    {
+        "hub.audit",
+        "hub.governance",
+        "_schemas",
+        "hub.principals",
+        "hub.policies",
+        "hub.config",
+        "hub.config-changes",
+        "hub.cases",
+        "hub.models",
+        "hub.quarantine-replays",
+        "hub.source-positions",
+    }
+)
 
 
 def _iso(ms: int) -> str:
@@ -286,8 +303,8 @@ class Governance:
         if kind == "topic":
             if name in PROTECTED_TOPICS:
                 raise InvalidInput(
-                    f"Topic {name!r} holds the hub's own evidence and cannot have a retention "
-                    "policy.",
+                    f"Topic {name!r} holds the hub's own evidence or state and cannot have a "
+                    "retention policy.",
                     code="protected_topic",
                 )
             self._log.topic(name)  # raises TopicNotFound
@@ -562,6 +579,10 @@ class RetentionJob:
         for scope, policy in sorted(state.policies.items()):
             if scope in held:  # 3. and 5.
                 report.skipped.append({"scope": scope, "reason": "under legal hold"})
+                continue
+            if policy.kind == "topic" and policy.name in PROTECTED_TOPICS:
+                # set before the topic was protected: never enforced
+                report.skipped.append({"scope": scope, "reason": "protected topic"})
                 continue
             if policy.kind == "projection":
                 self._projection(policy, now_ms, report, apply=apply, actor=actor)

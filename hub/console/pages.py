@@ -214,7 +214,13 @@ async def login(request: Request) -> Response:
         return _login_page(
             next_url, new_token(), exc.message, status=401, secure=secure_cookies(request)
         )
-    token, _ = sessions_of(request.scope).open(principal.attributes["key_id"], principal.id)
+    key_id = principal.attributes["key_id"]
+    token, _ = sessions_of(request.scope).open(key_id, principal.id)
+    # A session's start and end are on the ledger, so an auditor sees who used the console with
+    # which key and when (a failed login is not: anyone could write those; it is a metric).
+    hub.ledger.record_action(
+        principal.id, "console.login", f"key:{key_id}", tenant=principal.tenant
+    )
     response = RedirectResponse(_safe_next(next_url), status_code=303)
     response.set_cookie(
         COOKIE,
@@ -232,6 +238,13 @@ async def login(request: Request) -> Response:
 def logout(request: Request) -> Response:
     """End the session (the gate checked the session and its CSRF token)."""
     sessions_of(request.scope).close(request.state.console_token)
+    principal = request.state.principal
+    hub_of(request).ledger.record_action(
+        principal.id,
+        "console.logout",
+        f"key:{request.state.console_session.key_id}",
+        tenant=principal.tenant,
+    )
     response = Response(status_code=204)
     response.delete_cookie(COOKIE, path="/")
     return response

@@ -4,8 +4,10 @@
 Each session is one key ``hub:session:<SHA-256 of the cookie>`` holding the session as JSON,
 with a Redis expiry (``PX``) of the idle timeout capped by what is left of the absolute one; a
 ``get`` checks both limits again (clock skew between hubs), refreshes ``last_used`` and the
-expiry. Times are wall-clock seconds (``time.time``), since processes share them. The client is
-a few lines of RESP over a socket (SET, GET, DEL, SCAN): no client library is needed.
+expiry only while the key exists (``SET ... XX``: a close by another process meanwhile stays
+closed, and this ``get`` answers None). Times are wall-clock seconds (``time.time``), since
+processes share them. The client is a few lines of RESP over a socket (SET, GET, DEL, SCAN): no
+client library is needed.
 """
 
 from __future__ import annotations
@@ -136,9 +138,15 @@ class RedisSessionStore:
         left = min(s.last_used + self.idle_s, s.created + self.absolute_s) - now
         return max(1, int(left * 1000))
 
-    def _put(self, digest: str, s: Session, now: float) -> None:
+    def _put(self, digest: str, s: Session, now: float, *, refresh: bool = False) -> bool:
+        """Store ``s``; with ``refresh`` only if its key still exists. Whether it was stored."""
         body = json.dumps(asdict(s))
-        self.redis.call("SET", self.prefix + digest, body, "PX", str(self._ttl_ms(s, now)))
+        args = ["SET", self.prefix + digest, body, "PX", str(self._ttl_ms(s, now))]
+        if refresh:
+            # XX: only while the session still exists. A logout (or a revocation ending it) in
+            # another process between this GET and SET must stay done, not be written back.
+            args.append("XX")
+        return self.redis.call(*args) is not None
 
     def open(self, key_id: str, owner: str) -> tuple[str, Session]:
         token, now = new_token(), self._clock()
@@ -158,8 +166,7 @@ class RedisSessionStore:
             self.redis.call("DEL", self.prefix + digest)
             return None
         session.last_used = now
-        self._put(digest, session, now)
-        return session
+        return session if self._put(digest, session, now, refresh=True) else None
 
     def close(self, token: str) -> None:
         self.redis.call("DEL", self.prefix + _digest(token))

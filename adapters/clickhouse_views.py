@@ -67,7 +67,7 @@ from core.ports.views import (
     no_hook,
 )
 from core.projection import Column, Row, Table
-from core.sqlguard import MAX_ROWS, guard, too_many_rows
+from core.sqlguard import MAX_ROWS, QUERY_SECONDS, guard, too_many_rows, too_slow
 
 DB = "hub_views"
 OFFSETS = f"{DB}._projection_offsets"
@@ -233,6 +233,7 @@ class ClickHouseSqlViews(ViewStore):
     def __init__(self) -> None:
         self._lock = threading.RLock()
         self._ready = False
+        self.query_seconds = QUERY_SECONDS  # time bound of ``query`` (core.sqlguard)
 
     # -- primitives ------------------------------------------------------------------------------
     @abc.abstractmethod
@@ -535,14 +536,18 @@ class ClickHouseSqlViews(ViewStore):
             rewritten = guard(
                 sql, "clickhouse", grants, lambda v: sg_exp.table_(rel.get(v, v), db=DB), names
             )
+            seconds = self.query_seconds
             try:
                 return self._arrow(
                     f"{rewritten}\nSETTINGS max_result_rows = {MAX_ROWS}, "
-                    "result_overflow_mode = 'throw', readonly = 1"
+                    f"result_overflow_mode = 'throw', max_execution_time = {seconds:g}, "
+                    "timeout_overflow_mode = 'throw', readonly = 1"
                 )
             except HubError as exc:
                 if "TOO_MANY_ROWS" in exc.message or "Limit for result exceeded" in exc.message:
                     raise too_many_rows() from exc
+                if "TIMEOUT_EXCEEDED" in exc.message:
+                    raise too_slow(seconds) from exc
                 raise InvalidInput(f"The query failed: {exc.message}", code="query_failed") from exc
 
     # -- digests ---------------------------------------------------------------------------------

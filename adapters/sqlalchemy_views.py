@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from decimal import Context, Decimal
 from typing import Any
@@ -45,7 +46,7 @@ from core.ports.views import (
     no_hook,
 )
 from core.projection import Column, Row, Table
-from core.sqlguard import MAX_ROWS, guard, too_many_rows
+from core.sqlguard import MAX_ROWS, QUERY_SECONDS, guard, too_many_rows, too_slow
 
 _EXACT = Context(prec=80)  # decimals of up to 38 digits, never rounded (the default has 28)
 
@@ -121,6 +122,7 @@ class SqlAlchemyViewStore(ViewStore):
         self._md = sa.MetaData()
         self._tables: dict[str, sa.Table] = {}
         self._lock = threading.RLock()
+        self.query_seconds = QUERY_SECONDS  # time bound of ``query`` (core.sqlguard)
         self._offsets = sa.Table(
             "_projection_offsets",
             self._md,
@@ -452,18 +454,30 @@ class SqlAlchemyViewStore(ViewStore):
                 return sqlite3.SQLITE_IGNORE if arg2 in masked[arg1] else sqlite3.SQLITE_OK
             return sqlite3.SQLITE_DENY
 
+        seconds = self.query_seconds
+        deadline = time.monotonic() + seconds
+
+        def past_deadline() -> int:  # non-zero interrupts the statement
+            return int(time.monotonic() > deadline)
+
         with self._lock, self._engine.connect() as conn:
             raw = conn.connection.dbapi_connection
             assert isinstance(raw, sqlite3.Connection)
             try:
                 conn.exec_driver_sql("PRAGMA query_only = ON")
                 raw.set_authorizer(authorize)
+                raw.set_progress_handler(past_deadline, 10_000)  # every 10k VM steps
                 cursor = raw.execute(rewritten)
                 columns = [d[0] for d in cursor.description or ()]
                 data = cursor.fetchmany(MAX_ROWS + 1)
+            except sqlite3.OperationalError as exc:
+                if time.monotonic() > deadline and "interrupt" in str(exc):
+                    raise too_slow(seconds) from exc
+                raise InvalidInput(f"The query failed: {exc}", code="query_failed") from exc
             except sqlite3.Error as exc:
                 raise InvalidInput(f"The query failed: {exc}", code="query_failed") from exc
             finally:
+                raw.set_progress_handler(None, 0)
                 raw.set_authorizer(None)
                 conn.exec_driver_sql("PRAGMA query_only = OFF")
                 conn.rollback()
@@ -474,7 +488,8 @@ class SqlAlchemyViewStore(ViewStore):
         with self._lock, self._engine.connect() as conn:
             try:
                 conn.exec_driver_sql("SET TRANSACTION READ ONLY")
-                conn.exec_driver_sql("SET LOCAL statement_timeout = '30s'")
+                ms = int(self.query_seconds * 1000)
+                conn.exec_driver_sql(f"SET LOCAL statement_timeout = {ms}")
                 # The driver's own cursor: no parameter markers, so a '%' in the SQL is literal.
                 cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
                 cursor.execute(rewritten)
@@ -482,6 +497,8 @@ class SqlAlchemyViewStore(ViewStore):
                 data = cursor.fetchmany(MAX_ROWS + 1)
                 cursor.close()
             except (sa.exc.SQLAlchemyError, dbapi_error) as exc:
+                if "statement timeout" in str(exc):
+                    raise too_slow(self.query_seconds) from exc
                 raise InvalidInput(
                     f"The query failed: {getattr(exc, 'orig', None) or exc}", code="query_failed"
                 ) from exc

@@ -27,7 +27,7 @@ masked column. Joins, aliases, ``*``, expressions over a column (``hex(email)``)
 The stores add their own guard on top: SQLite runs the query read-only (``PRAGMA query_only``)
 with an authorizer that denies reads of any table but the granted ones and reads masked columns
 as NULL; PostgreSQL in a READ ONLY transaction; chDB/ClickHouse with ``readonly = 1``. Every store
-stops at ``MAX_ROWS`` result rows.
+stops at ``MAX_ROWS`` result rows and after ``QUERY_SECONDS`` (``query_timeout``).
 """
 
 from __future__ import annotations
@@ -45,6 +45,10 @@ from core.ports.views import ViewGrant
 Dialect = Literal["clickhouse", "sqlite", "postgres"]
 DIALECTS: tuple[Dialect, ...] = ("clickhouse", "sqlite", "postgres")
 MAX_ROWS = 1_000_000
+# Longest a query over the views may run. The stores run it under their own lock (the
+# projection runner's writes wait for it), so an unbounded cross join of a view with itself
+# would stall the views of every tenant; PostgreSQL had this bound as its statement timeout.
+QUERY_SECONDS = 30.0
 
 # Stored tables of the engines themselves: never a CTE name either.
 SYSTEM_NAMES = frozenset(
@@ -108,6 +112,14 @@ _REFUSED_ARGS = {
 
 def refuse(message: str, code: str = "query_refused") -> InvalidInput:
     return InvalidInput(message, code=code)
+
+
+def too_slow(seconds: float) -> InvalidInput:
+    return InvalidInput(
+        f"The query ran longer than {seconds:g} s and was stopped; add a WHERE, a LIMIT or an "
+        "aggregate, or avoid joining a view with itself without a condition.",
+        code="query_timeout",
+    )
 
 
 def too_many_rows() -> InvalidInput:

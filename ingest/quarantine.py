@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -205,13 +205,18 @@ def to_raw(entry: dict[str, Any], pipeline: IngestPipeline | None = None) -> Raw
 
 
 def replay(
-    pipeline: IngestPipeline, offsets: Iterable[int], replayed_by: str = "operator"
+    pipeline: IngestPipeline,
+    offsets: Iterable[int],
+    replayed_by: str = "operator",
+    allow_tenant: Callable[[str], None] | None = None,
 ) -> dict[str, IngestResult]:
     """Replay quarantined records by offset, per target topic; returns the results by topic.
 
     One lineage run of ``ingest.replay`` reads ``hub.quarantine`` and writes the topics replayed
     into (and ``hub.quarantine`` again when a record fails again). An offset that is not there
-    or not replayable fails the call before the run starts and before anything is appended."""
+    or not replayable fails the call before the run starts and before anything is appended.
+    ``allow_tenant`` is called with each tenant the records belong to before anything is
+    appended (a replay publishes in that tenant's name); it raises to refuse the call."""
     by_topic: dict[str, list[tuple[dict[str, Any], RawRecord]]] = {}
     marks = replay_marks(pipeline)
     for off in offsets:
@@ -229,6 +234,9 @@ def replay(
                 code="ambiguous_tenant",
             )
         by_topic.setdefault(e["topic"], []).append((e, to_raw(e, pipeline)))
+    if allow_tenant is not None:
+        for tenant in sorted({e["tenant"] for items in by_topic.values() for e, _ in items}):
+            allow_tenant(tenant)
     quarantine = lineage.topic_dataset(QUARANTINE_TOPIC)
     out: dict[str, IngestResult] = {}
     with lineage.tracked(

@@ -20,7 +20,7 @@ from governance.configchanges import Auditor
 from ingest.publish import EventReader, Publisher
 from ml import ab, drift, training
 from ml.ab import check_share
-from ml.features import FeatureEngine
+from ml.features import DEFAULT_TENANT, FeatureEngine
 from ml.feed import FeatureFeed
 from ml.models import ModelChanges, ModelNotFound, Models, ModelVersion
 from ml.scoring import PREDICTIONS_TOPIC, Prediction, Scorer, ScoringConsumer
@@ -267,9 +267,12 @@ class MachineLearning:
 
     def labels(self, view: FeatureView) -> dict[str, int]:
         """Labels known now: 1 positive (confirmed fraud, confirmed anomaly), 0 negative (settled,
-        cleared) without a positive."""
-        labels: dict[str, int] = {}
-        fraud: set[str] = set()
+        cleared) without a positive. A label of a subject with scored events on the log counts
+        only from those events' tenants (its record's own ``ce_tenant``, as ``trainingset``
+        keys them), so another tenant naming a payment id cannot relabel it in the A/B report."""
+        labels: dict[tuple[str, str], int] = {}
+        fraud: set[tuple[str, str]] = set()
+        owners: dict[str, set[str]] = {}  # subject -> tenants of its scored events
         for topic in (view.event_topic, view.labels["topic"]):
             try:
                 ends = self._log.end_offsets(topic)
@@ -285,13 +288,24 @@ class MachineLearning:
                         kind, v = rec["headers"].get("ce_type"), rec.get("value")
                         if not isinstance(v, dict):
                             continue
+                        key = (
+                            rec["headers"].get("ce_tenant", DEFAULT_TENANT),
+                            str(v[view.subject_field]),
+                        )
+                        if kind == view.event_type and topic == view.event_topic:
+                            owners.setdefault(key[1], set()).add(key[0])
                         if kind == view.labels["negative"]:
-                            labels.setdefault(str(v[view.subject_field]), 0)
+                            labels.setdefault(key, 0)
                         elif kind == view.labels["positive"]:
-                            fraud.add(str(v[view.subject_field]))
+                            fraud.add(key)
                     offset = got[-1]["offset"] + 1
         labels.update(dict.fromkeys(fraud, 1))
-        return labels
+        out: dict[str, int] = {}
+        for (tenant, subject), label in labels.items():
+            # a subject scored only on request (no event on the log) has no known tenant
+            if subject not in owners or tenant in owners[subject]:
+                out[subject] = max(out.get(subject, 0), label)
+        return out
 
     def ab_report(self, name: str) -> dict[str, Any]:
         state = self.models.state(name)

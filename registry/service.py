@@ -21,6 +21,10 @@ Contract
   a version or subject already soft-deleted MUST be refused (``SoftDeleted``). A subject's soft
   delete also removes its own compatibility level and mode (as Confluent's registry does).
 - A version referenced by another schema MUST NOT be deleted.
+- A registration MUST NOT replace a stored version (IMPORT with an explicit version included):
+  a version keeps the schema it was registered with until it is deleted.
+- Internal subjects (``registry.internal``) MUST NOT follow the global mode: the hub registers
+  its own schemas there whenever it starts; a subject's own mode still applies.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ from core.errors import (
 )
 from core.fold import TopicFold
 from core.ports.eventlog import EventLog, Record
+from registry.internal import is_internal_subject
 from registry.plain import log_form, plain_subject
 
 SCHEMAS_TOPIC = "_schemas"
@@ -389,10 +394,17 @@ class SchemaRegistry:
         return self._mode_folded(subject)
 
     def _mode_folded(self, subject: str | None) -> str:
-        """``mode`` of the state folded so far (no catch-up); under the lock."""
+        """``mode`` of the state folded so far (no catch-up); under the lock.
+
+        An internal subject (``registry.internal``) does not follow the global mode: the hub
+        registers its own schemas there (the decision and audit topics, at each start), so a
+        global READONLY set by one ``registry.config`` holder would otherwise make every later
+        decision unstorable after a restart, the request that would undo it included."""
         st = self._state
         if subject is not None and subject in st.mode:
             return st.mode[subject]
+        if subject is not None and is_internal_subject(subject):
+            return "READWRITE"
         return st.mode.get(None, "READWRITE")
 
     def set_mode(self, mode: str, subject: str | None = None) -> str:
@@ -636,10 +648,11 @@ class SchemaRegistry:
         explicit = schema_id is not None or version is not None
         with self._lock:
             importing = self._await_turn(subject, explicit)  # 1
-            self._refuse_read_only(subject)
             parsed = self._parse_new(text, schema_type, references)  # 2
             redirect = self._plain_of_live(subject, text, schema_type, references)
-            if not redirect:
+            if redirect:
+                self._refuse_read_only(subject)
+            else:
                 refs = tuple(references)
                 identity = (parsed.canonical, refs)
                 st = self._state
@@ -648,6 +661,8 @@ class SchemaRegistry:
                 for sv in versions.values():  # 3
                     if sv.id == existing_id and not sv.deleted:
                         return sv
+                # Read-only refuses writes; the answer above writes nothing (as a lookup).
+                self._refuse_read_only(subject)
                 if explicit and not importing:
                     raise InvalidInput(
                         "An explicit schema id or version is only accepted in IMPORT mode.",
@@ -656,6 +671,15 @@ class SchemaRegistry:
                 if not importing:
                     self._refuse_incompatible(subject, parsed)  # 4
                 new_version = version or max(versions, default=0) + 1  # 5
+                if new_version in versions:
+                    # IMPORT must not rewrite history: the version's readers (and every
+                    # record written with it) keep the schema they were given.
+                    raise Conflict(
+                        f"Version {new_version} of subject {subject!r} already holds schema id "
+                        f"{versions[new_version].id}: importing a different schema under it "
+                        "is refused; import it as a new version.",
+                        code="version_in_use",
+                    )
                 if importing:
                     new_id = self._import_id(schema_id, existing_id, identity)
                     stored = StoredSchema(new_id, text, schema_type.upper(), refs)

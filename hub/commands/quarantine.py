@@ -10,7 +10,7 @@ from typing import Any
 import click
 import yaml
 
-from core.errors import ConfigError
+from core.errors import ConfigError, Forbidden
 from hub.cli import Ctx, authorize, current_principal, decided, main, run_safely
 
 
@@ -109,7 +109,17 @@ def quarantine_replay(
                 ]
             if not chosen:
                 raise ConfigError("Name offsets to replay, or pass --all.")
-            for t, r in replay(h.ingest, chosen, principal.id).items():
+
+            def allow_tenant(tenant: str) -> None:
+                # a replay publishes in the record's tenant's name (as the API route decides)
+                if tenant != principal.tenant:
+                    context = {"channel": "cli", "tenant": tenant}
+                    action = "quarantine.replay"
+                    decision = h.policy.decide(principal, action, "quarantine", context)
+                    if not decision.allow:
+                        raise Forbidden(f"Access denied: {decision.reason}.")
+
+            for t, r in replay(h.ingest, chosen, principal.id, allow_tenant).items():
                 click.echo(
                     f"{t}: accepted={r.accepted} rejected={r.rejected} duplicates={r.duplicates}"
                 )

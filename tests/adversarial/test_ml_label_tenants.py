@@ -86,3 +86,20 @@ def test_another_tenants_labels_do_not_label_a_tenants_payments(hub: Hub) -> Non
     rows = ml_of(hub).training_sets.cut("payment_risk").rows
     labels = {r["subject"]: r["label"] for r in rows}
     assert labels == {"P-0": 0, "P-1": 1}, labels
+
+
+def test_another_tenants_labels_do_not_label_a_tenants_payments_in_the_ab_report(
+    hub: Hub,
+) -> None:
+    """The A/B report's precision and recall (what a champion is promoted on) read the same
+    labels: before the fix globex's ``FraudConfirmed`` of acme's P-0 turned acme's settled
+    payment into a fraud there (session 14 review)."""
+    pub = hub.publisher
+    pub.publish("payments", [payment(f"P-{i}", i) for i in range(4)], "acme-bank", "acme")
+    pub.publish("payments", [settled("P-0")], "acme-bank", "acme")
+    pub.publish("payment-labels", [fraud("P-1")], "acme-bank", "acme")
+    pub.publish("payment-labels", [fraud("P-0"), fraud("P-3")], "globex-bank", "globex")
+    pub.publish("payments", [settled("P-2")], "globex-bank", "globex")
+
+    ml = ml_of(hub)
+    assert ml.labels(ml.view_of("payment_risk")) == {"P-0": 0, "P-1": 1}

@@ -34,7 +34,17 @@ from starlette.concurrency import run_in_threadpool
 from core.avro import serde
 from core.errors import InvalidInput
 from core.ports.policy import Principal
-from hub.api.deps import MAX_INT64, authorize, authorize_in_loop, hub_of, read_body, read_json
+from hub.api.deps import (
+    MAX_INT64,
+    authorize,
+    authorize_in_loop,
+    count_decision,
+    decision_context,
+    hub_of,
+    read_body,
+    read_json,
+    route_of,
+)
 from hub.api.ingest_batch import NDJSON, ingest_body
 from hub.api.models import (
     Ingested,
@@ -271,7 +281,17 @@ async def quarantine_replay(
             f'Body must be {{"offsets": [<int>, ...]}} with offsets from 0 to {MAX_INT64}.',
             code="invalid_replay",
         )
-    results = replay(hub_of(request).ingest, offsets, principal.id)
+    hub = hub_of(request)
+
+    def allow_tenant(tenant: str) -> None:
+        """A replay publishes in the record's tenant's name: another tenant's record needs the
+        policy's allow for that tenant (as ``model.predict`` over another tenant's history)."""
+        if tenant != principal.tenant:
+            context = {**decision_context(request), "tenant": tenant}
+            decision = hub.policy.decide(principal, "quarantine.replay", "quarantine", context)
+            count_decision(hub, route_of(request), "quarantine.replay", decision)
+
+    results = replay(hub.ingest, offsets, principal.id, allow_tenant)
     return {t: r.as_dict() for t, r in results.items()}
 
 

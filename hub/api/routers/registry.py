@@ -117,6 +117,7 @@ CONFLUENT_ERRORS: Mapping[str, tuple[int, int]] = {
     "invalid_mode": (422, 42204),
     "read_only_mode": (422, 42205),
     "not_import_mode": (422, 42205),
+    "version_in_use": (422, 42205),
     "reference_exists": (422, 42206),
     "id_in_use": (422, 42207),
     "invalid_subject": (422, 42208),
@@ -821,6 +822,29 @@ def get_global_mode(request: Request, _: CanRead) -> dict[str, Any]:
     return {"mode": _registry(request).mode()}
 
 
+def _refuse_ungoverned_import(request: Request, subject: str | None, mode: str) -> None:
+    """IMPORT skips compatibility checks, so it changes what a governed compatibility level
+    guards: refused (``two_person_required``) when the level of the subject, or for the global
+    mode of any subject or the global level, is under the two-person rule. Without that, one
+    ``registry.config`` holder would lift a two-person level by a mode change."""
+    hub = hub_of(request)
+    changes = getattr(hub, "config_changes", None)
+    if mode.upper() != "IMPORT" or changes is None:
+        return
+    from governance.configchanges import TwoPersonRequired, registry_resource
+
+    registry = _registry(request)
+    scope = [subject] if subject is not None else [None, *registry.subjects()]
+    for one in scope:
+        resource = registry_resource(one)
+        if changes.requires_two_person(resource):
+            raise TwoPersonRequired(
+                f"IMPORT mode skips the compatibility checks of {resource!r}, which is under "
+                "the two-person rule: propose the level change (POST /v1/config/changes) and "
+                "have a second person approve it instead.",
+            )
+
+
 @router.put("/mode", response_model=Mode, openapi_extra=_body(ModeIn))
 def set_global_mode(
     request: Request,
@@ -828,7 +852,9 @@ def set_global_mode(
     body: JsonBody,
     force: bool = False,
 ) -> dict[str, Any]:
-    return {"mode": _registry(request).set_mode(_mode_of(body))}
+    mode = _mode_of(body)
+    _refuse_ungoverned_import(request, None, mode)
+    return {"mode": _registry(request).set_mode(mode)}
 
 
 @router.get("/mode/{subject}", response_model=Mode)
@@ -850,7 +876,9 @@ def set_subject_mode(
     force: bool = False,
 ) -> dict[str, Any]:
     _refuse_internal(subject, "changing the mode of")
-    return {"mode": _registry(request).set_mode(_mode_of(body), subject)}
+    mode = _mode_of(body)
+    _refuse_ungoverned_import(request, subject, mode)
+    return {"mode": _registry(request).set_mode(mode, subject)}
 
 
 # -- lean routes ----------------------------------------------------------------------------

@@ -67,7 +67,15 @@ from core.ports.views import (
     no_hook,
 )
 from core.projection import Column, Row, Table
-from core.sqlguard import MAX_ROWS, QUERY_SECONDS, guard, too_many_rows, too_slow
+from core.sqlguard import (
+    MAX_ROWS,
+    QUERY_MEMORY_BYTES,
+    QUERY_SECONDS,
+    guard,
+    too_many_rows,
+    too_much_memory,
+    too_slow,
+)
 
 DB = "hub_views"
 OFFSETS = f"{DB}._projection_offsets"
@@ -234,6 +242,7 @@ class ClickHouseSqlViews(ViewStore):
         self._lock = threading.RLock()
         self._ready = False
         self.query_seconds = QUERY_SECONDS  # time bound of ``query`` (core.sqlguard)
+        self.query_memory_bytes = QUERY_MEMORY_BYTES  # memory bound of ``query`` (the same)
 
     # -- primitives ------------------------------------------------------------------------------
     @abc.abstractmethod
@@ -536,18 +545,21 @@ class ClickHouseSqlViews(ViewStore):
             rewritten = guard(
                 sql, "clickhouse", grants, lambda v: sg_exp.table_(rel.get(v, v), db=DB), names
             )
-            seconds = self.query_seconds
+            seconds, memory = self.query_seconds, int(self.query_memory_bytes)
             try:
                 return self._arrow(
                     f"{rewritten}\nSETTINGS max_result_rows = {MAX_ROWS}, "
                     f"result_overflow_mode = 'throw', max_execution_time = {seconds:g}, "
-                    "timeout_overflow_mode = 'throw', readonly = 1"
+                    f"timeout_overflow_mode = 'throw', max_memory_usage = {memory}, "
+                    "readonly = 1"
                 )
             except HubError as exc:
                 if "TOO_MANY_ROWS" in exc.message or "Limit for result exceeded" in exc.message:
                     raise too_many_rows() from exc
                 if "TIMEOUT_EXCEEDED" in exc.message:
                     raise too_slow(seconds) from exc
+                if "MEMORY_LIMIT_EXCEEDED" in exc.message:
+                    raise too_much_memory(memory) from exc
                 raise InvalidInput(f"The query failed: {exc.message}", code="query_failed") from exc
 
     # -- digests ---------------------------------------------------------------------------------

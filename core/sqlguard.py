@@ -27,7 +27,9 @@ masked column. Joins, aliases, ``*``, expressions over a column (``hex(email)``)
 The stores add their own guard on top: SQLite runs the query read-only (``PRAGMA query_only``)
 with an authorizer that denies reads of any table but the granted ones and reads masked columns
 as NULL; PostgreSQL in a READ ONLY transaction; chDB/ClickHouse with ``readonly = 1``. Every store
-stops at ``MAX_ROWS`` result rows and after ``QUERY_SECONDS`` (``query_timeout``).
+stops at ``MAX_ROWS`` result rows and after ``QUERY_SECONDS`` (``query_timeout``); chDB and
+ClickHouse also at ``QUERY_MEMORY_BYTES`` of memory (``max_memory_usage``, ``query_memory_limit``;
+``HUB_QUERY_MAX_MEMORY_BYTES``).
 """
 
 from __future__ import annotations
@@ -49,6 +51,10 @@ MAX_ROWS = 1_000_000
 # projection runner's writes wait for it), so an unbounded cross join of a view with itself
 # would stall the views of every tenant; PostgreSQL had this bound as its statement timeout.
 QUERY_SECONDS = 30.0
+# Most memory a ClickHouse-family query may use (its ``max_memory_usage``). chDB runs inside the
+# hub's own process: an unbounded GROUP BY or arrayJoin of an analyst's would take the memory of
+# the ingest, the ledger and every other request, up to the kernel's OOM kill of the hub.
+QUERY_MEMORY_BYTES = 1 << 30
 
 # Stored tables of the engines themselves: never a CTE name either.
 SYSTEM_NAMES = frozenset(
@@ -119,6 +125,15 @@ def too_slow(seconds: float) -> InvalidInput:
         f"The query ran longer than {seconds:g} s and was stopped; add a WHERE, a LIMIT or an "
         "aggregate, or avoid joining a view with itself without a condition.",
         code="query_timeout",
+    )
+
+
+def too_much_memory(limit: int) -> InvalidInput:
+    return InvalidInput(
+        f"The query needed more than its memory limit of {limit:,} bytes (max_memory_usage, "
+        "HUB_QUERY_MAX_MEMORY_BYTES) and was stopped; add a WHERE or a LIMIT, aggregate before "
+        "collecting (groupArray, arrayJoin), or have the operator raise the limit.",
+        code="query_memory_limit",
     )
 
 

@@ -5,6 +5,8 @@ Resources (``resource_of``)::
     rules:<subject>            the data-quality rule set of a subject (``ingest.rules``)
     registry.config            the registry's global compatibility level
     registry.config:<subject>  a subject's own compatibility level
+    registry.mode              the registry's global mode (READWRITE, READONLY, IMPORT...)
+    registry.mode:<subject>    a subject's own mode
     retention:<scope>          the retention policy of ``topic:<name>`` or ``projection:<name>``
                                (``governance.retention``), e.g. ``{"max_age_ms": 86400000}``
     alerts.rules               the console's alert rules (``governance.alertrules``)
@@ -86,6 +88,7 @@ if TYPE_CHECKING:
 CONFIG_TOPIC = "hub.config"
 RULES_PREFIX = RULES_RESOURCE_PREFIX
 REGISTRY_CONFIG = "registry.config"
+REGISTRY_MODE = "registry.mode"
 RETENTION_PREFIX = "retention:"
 RETENTION_FIELDS = ("max_age_ms", "max_records", "time_column")
 
@@ -145,6 +148,10 @@ def registry_resource(subject: str | None) -> str:
     return REGISTRY_CONFIG if subject is None else f"{REGISTRY_CONFIG}:{subject}"
 
 
+def registry_mode_resource(subject: str | None) -> str:
+    return REGISTRY_MODE if subject is None else f"{REGISTRY_MODE}:{subject}"
+
+
 def retention_resource(scope: str) -> str:
     return RETENTION_PREFIX + scope
 
@@ -155,6 +162,8 @@ def write_action(resource: str) -> str:
         return "rules.write"
     if resource == REGISTRY_CONFIG or resource.startswith(REGISTRY_CONFIG + ":"):
         return "registry.config"
+    if resource == REGISTRY_MODE or resource.startswith(REGISTRY_MODE + ":"):
+        return "registry.config"  # the action PUT /mode needs
     if resource.startswith(RETENTION_PREFIX):
         return "retention.write"
     if resource == "alerts.rules":  # governance.alertrules
@@ -227,7 +236,8 @@ def _event(
 def _unknown(resource: str) -> UnknownResource:
     return UnknownResource(
         f"Configuration resource {resource!r} is unknown: use rules:<subject>, "
-        f"{REGISTRY_CONFIG}, {REGISTRY_CONFIG}:<subject>, retention:topic:<name> "
+        f"{REGISTRY_CONFIG}, {REGISTRY_CONFIG}:<subject>, {REGISTRY_MODE}, "
+        f"{REGISTRY_MODE}:<subject>, retention:topic:<name> "
         "(retention:projection:<name>) or alerts.rules."
     )
 
@@ -336,6 +346,56 @@ class RegistryConfigResource(ConfigResource):
         )
         return [
             ("_schemas", [self.registry.config_record(value, self.subject)]),
+            (CONFIG_TOPIC, prepare(CONFIG_TOPIC, [changed])),
+        ]
+
+    def refresh(self) -> None:
+        self.registry.refresh()
+
+    def topics(self) -> tuple[str, ...]:
+        return ("_schemas",)
+
+
+@dataclass
+class RegistryModeResource(ConfigResource):
+    """``registry.mode[:<subject>]``: the mode set on the subject (or globally) itself; ``None``
+    when none is (READWRITE, or the global mode, applies). Its effect is the ``MODE`` record on
+    ``_schemas`` and ``ConfigChanged`` (old, new, who, why) on ``hub.config``, as for a level."""
+
+    name: str
+    subject: str | None
+    registry: SchemaRegistry
+
+    def current(self) -> Any:
+        return self.registry.own_mode(self.subject)
+
+    def validate(self, value: Any) -> Any:
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            raise InvalidInput(
+                f"A registry mode is a string such as 'READONLY', not {value!r}.",
+                code="invalid_mode",
+            )
+        return self.registry.check_mode(value)
+
+    def effect(self, value: Any, by: str, reason: str, change_id: str, prepare: Prepare) -> Effect:
+        key = "registry.mode" + ("" if self.subject is None else f".{self.subject}")
+        changed = _event(
+            {
+                "key": key,
+                "old_value": to_text(self.current()),
+                "new_value": to_text(value),
+                "changed_by": by,
+                "reason": reason,
+                "changed_at": _now(),
+            },
+            None,
+            key,
+            change_id,
+        )
+        return [
+            ("_schemas", [self.registry.mode_record(value, self.subject)]),
             (CONFIG_TOPIC, prepare(CONFIG_TOPIC, [changed])),
         ]
 
@@ -481,6 +541,10 @@ class ConfigChanges:
             return RegistryConfigResource(name, None, self._registry)
         if name.startswith(REGISTRY_CONFIG + ":") and len(name) > len(REGISTRY_CONFIG) + 1:
             return RegistryConfigResource(name, name[len(REGISTRY_CONFIG) + 1 :], self._registry)
+        if name == REGISTRY_MODE:
+            return RegistryModeResource(name, None, self._registry)
+        if name.startswith(REGISTRY_MODE + ":") and len(name) > len(REGISTRY_MODE) + 1:
+            return RegistryModeResource(name, name[len(REGISTRY_MODE) + 1 :], self._registry)
         if name.startswith(RETENTION_PREFIX) and len(name) > len(RETENTION_PREFIX):
             from governance.retention import parse_scope
 
@@ -499,6 +563,22 @@ class ConfigChanges:
         self._policies.refresh()
         listed = self._policies.active_bundle().hub_data.get("two_person", [])
         return isinstance(listed, list) and two_person_applies(listed, resource)
+
+    def refuse_ungoverned_import(self, subject: str | None) -> None:
+        """IMPORT skips compatibility checks, so it changes what a compatibility level guards:
+        ``TwoPersonRequired`` when the subject's level (for the global mode: the global level or
+        any subject's) is under the two-person rule. Without it one ``registry.config`` holder
+        would lift a two-person level by a mode change, proposed or direct. (A mode change that
+        is itself under the rule has its second person, and is not refused.)"""
+        scope = [subject] if subject is not None else [None, *self._registry.subjects()]
+        for one in scope:
+            resource = registry_resource(one)
+            if self.requires_two_person(resource):
+                raise TwoPersonRequired(
+                    f"IMPORT mode skips the compatibility checks of {resource!r}, which is under "
+                    "the two-person rule: propose the level change (POST /v1/config/changes) and "
+                    "have a second person approve it instead.",
+                )
 
     def value(self, resource: str) -> dict[str, Any]:
         """A resource's value in force, and whether changing it needs a second approver."""
@@ -684,6 +764,8 @@ class ConfigChanges:
             raise Conflict(f"{res.name} is already {new_text}: nothing to change.")
         diff = value_diff(res.name, old_text, new_text)  # 3.
         requires = self.requires_two_person(res.name)  # 4.
+        if isinstance(res, RegistryModeResource) and new == "IMPORT" and not requires:
+            self.refuse_ungoverned_import(res.subject)
         if requires and kind == "direct":
             raise TwoPersonRequired(
                 f"{res.name} is under the two-person rule (data.hub.two_person): propose "

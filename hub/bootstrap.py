@@ -381,17 +381,23 @@ def build_projections(
     s = settings
 
     def analytics() -> ViewStore:
+        from adapters.clickhouse_views import ClickHouseSqlViews
+
+        store: ClickHouseSqlViews
         if s.views_analytics == "clickhouse":
             from adapters.clickhouse_views import ClickHouseViewStore
 
-            return ClickHouseViewStore(s.views_clickhouse_url)
-        from adapters.chdb_views import ChdbViewStore
+            store = ClickHouseViewStore(s.views_clickhouse_url)
+        else:
+            from adapters.chdb_views import ChdbViewStore
 
-        folder = "chdb"
-        if s.leader_election != "none":  # each process folds its own copy (hub.ha), even when
-            # the processes share a data folder: one folder per process id (HUB_LEADER_ID)
-            folder += "-" + re.sub(r"[^A-Za-z0-9_.-]", "_", process_id(s))
-        return ChdbViewStore(s.data_dir / "views" / folder)
+            folder = "chdb"
+            if s.leader_election != "none":  # each process folds its own copy (hub.ha), even
+                # when the processes share a data folder: one folder per process id
+                folder += "-" + re.sub(r"[^A-Za-z0-9_.-]", "_", process_id(s))
+            store = ChdbViewStore(s.data_dir / "views" / folder)
+        store.query_memory_bytes = s.query_max_memory_bytes
+        return store
 
     def transactional() -> ViewStore:
         from adapters.sqlalchemy_views import SqlAlchemyViewStore

@@ -78,6 +78,12 @@ class Settings(BaseSettings):
         "that would pass it is answered 503 with Retry-After before it is read; a body alone is "
         "always admitted (up to HUB_MAX_REQUEST_BYTES).",
     )
+    query_max_memory_bytes: int = Field(
+        default=1 << 30,
+        ge=16 * 1_048_576,
+        description="Most memory one query over the analytics views (chDB, ClickHouse) may use "
+        "(its max_memory_usage); a query needing more is stopped with 422 query_memory_limit.",
+    )
     dedupe_max_keys: int = Field(
         default=1_000_000,
         ge=2,

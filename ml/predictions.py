@@ -8,8 +8,9 @@ A scored batch (``Scored``: the feature matrix, the scores and each row's varian
    float is what ``json.dumps`` writes for it; rows holding NaN or an infinity go through
    ``json.dumps``), and its SHA-256 digest over one contiguous buffer of the rows;
 2. the Avro values of the whole batch from Arrow columns joined row by row (``ml.flat_avro``);
-3. envelope headers shared by the batch, built once, with batch UUIDv7 ids; the record key is
-   the entity, as ``Prediction.event`` sets it.
+3. envelope headers shared by the rows of one tenant, built once per tenant, with batch UUIDv7
+   ids; the record key is the entity, as ``Prediction.event`` sets it. A prediction carries the
+   tenant of the event it scored (``ce_tenant``), so a report on it can be cut per tenant.
 
 ``PredictionWriter.records`` falls back to the per-event path for a whole batch whenever the
 vectorised one could differ: a schema version that encrypts PII or names a data subject, a
@@ -40,7 +41,7 @@ from domain.envelope import Envelope
 from ingest.ids import uuid7_bytes
 from ingest.pipeline import gc_paused, new_records
 from ingest.publish import Publisher
-from ml.features import canonical
+from ml.features import DEFAULT_TENANT, canonical
 from ml.flat_avro import FlatAvro
 from ml.models import ModelVersion
 
@@ -201,18 +202,34 @@ class PredictionWriter:
         self._plans: dict[int, FlatAvro | None] = {}
 
     def records(
-        self, batch: Scored, sources: Sequence[str], scored_at: datetime | None = None
+        self,
+        batch: Scored,
+        sources: Sequence[str],
+        scored_at: datetime | None = None,
+        tenants: str | Sequence[str] = DEFAULT_TENANT,
     ) -> list[Record]:
-        """The batch's prediction records, ready for one append."""
+        """The batch's prediction records, ready for one append; ``tenants`` the tenant of
+        each scored event (one for all, or one per row), written as each record's tenant."""
         if not len(batch):
             return []
+        per_row = [tenants] * len(batch) if isinstance(tenants, str) else list(tenants)
+        if len(per_row) != len(batch):
+            raise ValueError(f"{len(per_row)} tenants for a batch of {len(batch)} predictions.")
         at = scored_at or datetime.now(UTC)
         with gc_paused():  # tens of thousands of young tuples, none in a cycle
-            found = self._vectorised(batch, sources, at)
+            found = self._vectorised(batch, sources, at, per_row)
         if found is not None:
             return found
         events = [p.event(at) for p in batch.predictions(sources)]
-        return self._publisher.prepare(PREDICTIONS_TOPIC, events, PRODUCER)
+        out: list[Record | None] = [None] * len(events)
+        for tenant in dict.fromkeys(per_row):  # one prepare per tenant, in first-seen order
+            rows = [i for i, t in enumerate(per_row) if t == tenant]
+            got = self._publisher.prepare(
+                PREDICTIONS_TOPIC, [events[i] for i in rows], PRODUCER, tenant
+            )
+            for i, record in zip(rows, got, strict=True):
+                out[i] = record
+        return [r for r in out if r is not None]
 
     def _plan(self, schema_id: int, parsed: Any) -> FlatAvro | None:
         if schema_id not in self._plans:
@@ -220,7 +237,7 @@ class PredictionWriter:
         return self._plans[schema_id]
 
     def _vectorised(
-        self, batch: Scored, sources: Sequence[str], at: datetime
+        self, batch: Scored, sources: Sequence[str], at: datetime, tenants: Sequence[str]
     ) -> list[Record] | None:
         target = self._publisher.targets.resolve(PREDICTIONS_TOPIC, PREDICTION)
         if target.encrypts or data_subject_field(target.schema.text) is not None:
@@ -263,9 +280,12 @@ class PredictionWriter:
         values = encoder.encode(n, serde.wire_header(target.schema_id), columns)
         if values is None or max(map(len, values)) > self._publisher.max_record_bytes:
             return None  # the per-event path encodes it, or raises naming the record
-        first, middle, last = _headers(target.name, target.classification, at)
+        shared = {t: _headers(target.name, target.classification, at, t) for t in set(tenants)}
         h_id, h_corr = env.H_ID, env.H_CORRELATION
-        headers = [(*first, (h_id, e), *middle, (h_corr, e), *last) for e in uuid7_bytes(n)]
+        headers = []
+        for tenant, e in zip(tenants, uuid7_bytes(n), strict=True):
+            first, middle, last = shared[tenant]
+            headers.append((*first, (h_id, e), *middle, (h_corr, e), *last))
         keys = [e.encode() for e in batch.entities]
         return new_records(values, keys, headers)
 
@@ -274,14 +294,16 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = datetime(1970, 1, 1, 0, 0, 0, 1, tzinfo=UTC) - _EPOCH
 
 
-def _headers(name: str, classification: str, at: datetime) -> tuple[Headers, Headers, Headers]:
-    """The envelope headers every record of a batch shares, around its id and correlation id
-    (``Envelope.to_headers`` order; ``ce_time`` is the batch's time, as ``Publisher.prepare``
-    writes a batch's receipt time)."""
+def _headers(
+    name: str, classification: str, at: datetime, tenant: str
+) -> tuple[Headers, Headers, Headers]:
+    """The envelope headers every record of a batch in ``tenant`` shares, around its id and
+    correlation id (``Envelope.to_headers`` order; ``ce_time`` is the batch's time, as
+    ``Publisher.prepare`` writes a batch's receipt time)."""
     h = Envelope(
         event_type=name,
         producer=PRODUCER,
-        tenant="default",
+        tenant=tenant,
         classification=classification,
         occurred_at=at,
         event_id="-",

@@ -256,7 +256,7 @@ class ScoringConsumer:
                 tenants = [r["headers"].get("ce_tenant", DEFAULT_TENANT) for r in chosen]
                 scored = self.scorer.scored([r["value"] for r in chosen], features, tenants)  # 3.
                 sources = [f"{r['topic']}/{r['partition']}/{r['offset']}" for r in chosen]
-                staged = self._writer.records(scored, sources)
+                staged = self._writer.records(scored, sources, tenants=tenants)
             next_offset = records[-1]["offset"] + 1
             with self._log.transaction(f"{self.group}.{partition}") as txn:  # 4.
                 if staged:

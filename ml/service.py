@@ -238,12 +238,16 @@ class MachineLearning:
         (pred,) = scorer.score([dict(event)], [f"request:{principal.id}"], tenants)
         latency = (time.perf_counter_ns() - started) // 1000
         pred = Prediction(**{**pred.as_dict(), "latency_us": int(latency)})
-        if record:
-            self._publisher.publish(PREDICTIONS_TOPIC, [pred.event()], principal.id)
+        if record:  # in the tenant whose facts scored it, so a tenant's report counts it
+            self._publisher.publish(PREDICTIONS_TOPIC, [pred.event()], principal.id, tenants)
         return pred
 
     # -- monitoring ------------------------------------------------------------------------------
-    def predictions(self, name: str, version: int | None = None) -> list[dict[str, Any]]:
+    def predictions(
+        self, name: str, version: int | None = None, tenant: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The model's recorded predictions (of ``version`` if given), oldest first; with
+        ``tenant``, only those of events of that tenant (a prediction's ``ce_tenant``)."""
         out = []
         offset = 0
         try:
@@ -260,16 +264,20 @@ class MachineLearning:
                     isinstance(v, dict)
                     and v["model"] == name
                     and (version is None or v["version"] == version)
+                    and (
+                        tenant is None or rec["headers"].get("ce_tenant", DEFAULT_TENANT) == tenant
+                    )
                 ):
                     out.append(v)
             offset = got[-1]["offset"] + 1
         return out
 
-    def labels(self, view: FeatureView) -> dict[str, int]:
+    def labels(self, view: FeatureView, tenant: str | None = None) -> dict[str, int]:
         """Labels known now: 1 positive (confirmed fraud, confirmed anomaly), 0 negative (settled,
         cleared) without a positive. A label of a subject with scored events on the log counts
         only from those events' tenants (its record's own ``ce_tenant``, as ``trainingset``
-        keys them), so another tenant naming a payment id cannot relabel it in the A/B report."""
+        keys them), so another tenant naming a payment id cannot relabel it in the A/B report.
+        With ``tenant``, only that tenant's labels."""
         labels: dict[tuple[str, str], int] = {}
         fraud: set[tuple[str, str]] = set()
         owners: dict[str, set[str]] = {}  # subject -> tenants of its scored events
@@ -301,15 +309,20 @@ class MachineLearning:
                     offset = got[-1]["offset"] + 1
         labels.update(dict.fromkeys(fraud, 1))
         out: dict[str, int] = {}
-        for (tenant, subject), label in labels.items():
+        for (labelled_in, subject), label in labels.items():
+            if tenant is not None and labelled_in != tenant:
+                continue
             # a subject scored only on request (no event on the log) has no known tenant
-            if subject not in owners or tenant in owners[subject]:
+            if subject not in owners or labelled_in in owners[subject]:
                 out[subject] = max(out.get(subject, 0), label)
         return out
 
-    def ab_report(self, name: str) -> dict[str, Any]:
+    def ab_report(self, name: str, tenant: str | None = None) -> dict[str, Any]:
+        """The A/B report of ``name``; with ``tenant``, of that tenant's predictions and labels
+        only (what a tenant-bound reader is shown), else of every tenant's."""
         state = self.models.state(name)
-        out = ab.report(self.predictions(name), self.labels(self.view_of(name)))
+        view = self.view_of(name)
+        out = ab.report(self.predictions(name, tenant=tenant), self.labels(view, tenant))
         out["model"] = name
         out["champion"] = state.champion
         out["challenger"] = state.challenger

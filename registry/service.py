@@ -63,6 +63,13 @@ _R = TypeVar("_R")
 MODES = ("READWRITE", "READONLY", "READONLY_OVERRIDE", "IMPORT")
 
 
+class OperationNotPermitted(HubError):
+    """Confluent's 42205 for a mode change its rules refuse (IMPORT over live subjects)."""
+
+    code = "operation_not_permitted"
+    http_status = 422
+
+
 class ReadOnlyMode(HubError):
     code = "read_only_mode"
     http_status = 422
@@ -407,16 +414,55 @@ class SchemaRegistry:
             return "READWRITE"
         return st.mode.get(None, "READWRITE")
 
-    def set_mode(self, mode: str, subject: str | None = None) -> str:
-        mode = mode.upper()
-        if mode not in MODES:
+    @_locked
+    def own_mode(self, subject: str | None = None) -> str | None:
+        """The mode set on a subject (``None``: the global one) itself; None when unset."""
+        self.refresh()
+        return self._state.mode.get(subject)
+
+    @staticmethod
+    def check_mode(mode: object) -> str:
+        """The canonical name of a mode (any case); raises ``InvalidInput`` (``invalid_mode``)."""
+        name = str(mode).upper()
+        if name not in MODES:
             raise InvalidInput(
                 f"Mode {mode!r} is not one of {', '.join(MODES)}.", code="invalid_mode"
             )
-        with self._exclusive():
-            self._write(
-                [Record(value=json.dumps({"mode": mode}).encode(), key=self._key("MODE", subject))]
+        return name
+
+    @_locked
+    def check_mode_change(self, mode: str, subject: str | None = None, force: bool = False) -> str:
+        """``mode`` if it may be set now, Confluent's rule: IMPORT on a subject that has
+        versions (for the global mode: while any subject has) needs ``force``, since imported
+        ids and versions could then collide with live ones; else ``OperationNotPermitted``."""
+        mode = self.check_mode(mode)
+        self.refresh()
+        if mode != "IMPORT" or force or self._mode_folded(subject) == "IMPORT":
+            return mode
+        st = self._state
+        # internal subjects do not follow the global mode (``_mode_folded``)
+        scope = (
+            [s for s in st.subjects if not is_internal_subject(s)] if subject is None else [subject]
+        )
+        found = [s for s in scope if any(not v.deleted for v in st.subjects.get(s, {}).values())]
+        if found:
+            raise OperationNotPermitted(
+                f"Cannot import since found existing subjects ({', '.join(sorted(found)[:5])}): "
+                "set IMPORT with force=true to import beside them, or delete them first."
             )
+        return mode
+
+    @classmethod
+    def mode_record(cls, mode: str | None, subject: str | None = None) -> Record:
+        """The ``_schemas`` record that sets (or, with ``None``, removes) a mode. Callers that
+        append it themselves (``governance.configchanges``) call ``refresh()`` afterwards."""
+        value = None if mode is None else json.dumps({"mode": cls.check_mode(mode)}).encode()
+        return Record(value=value, key=cls._key("MODE", subject))
+
+    def set_mode(self, mode: str, subject: str | None = None, force: bool = False) -> str:
+        mode = self.check_mode_change(mode, subject, force)
+        with self._exclusive():
+            self._write([self.mode_record(mode, subject)])
         return mode
 
     def _require_writable(self, subject: str) -> None:

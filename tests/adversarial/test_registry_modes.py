@@ -64,7 +64,8 @@ def test_import_mode_cannot_rewrite_a_stored_version(api: Api) -> None:
     pia = api.as_role("publisher")
     r = api.client.post("/subjects/victim-value/versions", json={"schema": A}, headers=pia)
     original = r.json()["id"]
-    api.client.put("/mode/victim-value", json={"mode": "IMPORT"}, headers=api.admin)
+    r = api.client.put("/mode/victim-value?force=true", json={"mode": "IMPORT"}, headers=api.admin)
+    assert r.status_code == 200, r.text
     for body in ({"schema": C, "version": 1}, {"schema": C, "version": 1, "id": 99_999}):
         r = api.client.post("/subjects/victim-value/versions", json=body, headers=pia)
         assert (r.status_code, r.json()["error_code"]) == (422, 42205), r.text

@@ -199,9 +199,16 @@ def retrain(
 def ab_report(
     request: Request,
     name: str = NAME,
-    _: Principal = Depends(authorize("model.read")),
+    who: Principal = Depends(authorize("model.read")),
 ) -> dict[str, Any]:
-    report: dict[str, Any] = _ml(request).ab_report(name)
+    """The A/B report of the caller's tenant's predictions and labels; a reader the policy
+    allows ``tenant.all`` on ``models`` (admin) gets every tenant's."""
+    from hub.reports import reader_scope
+
+    hub = hub_of(request)
+    row_filter = request.state.decision.row_filter
+    scope = reader_scope(hub, who, row_filter, decision_context(request), "models")
+    report: dict[str, Any] = _ml(request).ab_report(name, scope)
     return report
 
 

@@ -23,6 +23,12 @@ Contract
   configuration change (``governance.configchanges``, resource ``registry.config[:<subject>]``):
   it is recorded as change events, and refused with 403 (``two_person_required``) when the
   resource is under the two-person rule; the answers are Confluent's otherwise.
+- Changing a mode (``PUT /mode[/{subject}]``) is one too (resource ``registry.mode[:<subject>]``),
+  with Confluent's ``force``: IMPORT over a subject with versions needs ``force=true`` (42205).
+  IMPORT is refused (403) where it would skip a level under the two-person rule, force or not.
+- A soft delete drops the subject's own level (as Confluent's does): refused (403
+  ``two_person_required``) while that level is under the two-person rule, so that only an
+  approved removal of the level lets the subject go.
 """
 
 from __future__ import annotations
@@ -118,6 +124,7 @@ CONFLUENT_ERRORS: Mapping[str, tuple[int, int]] = {
     "read_only_mode": (422, 42205),
     "not_import_mode": (422, 42205),
     "version_in_use": (422, 42205),
+    "operation_not_permitted": (422, 42205),
     "reference_exists": (422, 42206),
     "id_in_use": (422, 42207),
     "invalid_subject": (422, 42208),
@@ -651,7 +658,32 @@ def delete_subject(
     permanent: bool = False,
 ) -> list[int]:
     _refuse_internal(subject, "deleting")
+    if not permanent:
+        _refuse_ungoverned_level_drop(request, subject)
     return _registry(request).delete_subject(subject, permanent=permanent)
+
+
+def _refuse_ungoverned_level_drop(request: Request, subject: str) -> None:
+    """A soft delete drops the subject's own compatibility level (as Confluent's does); when
+    that level is under the two-person rule one ``schema.delete`` holder would remove it alone,
+    so the delete is refused (``two_person_required``) until the level's removal was proposed
+    and approved by a second person. The level is not kept across the delete: a re-created
+    subject starting from the global level is what Confluent clients expect."""
+    changes = getattr(hub_of(request), "config_changes", None)
+    if changes is None:
+        return
+    from governance.configchanges import TwoPersonRequired, registry_resource
+
+    resource = registry_resource(subject)
+    if _registry(request).own_compatibility(subject) is None:
+        return
+    if changes.requires_two_person(resource):
+        raise TwoPersonRequired(
+            f"Deleting subject {subject!r} drops its compatibility level {resource!r}, which is "
+            "under the two-person rule: propose removing the level (POST /v1/config/changes "
+            f'{{"resource": "{resource}", "value": null, "reason": ...}}), have a second '
+            "person approve it, then delete the subject."
+        )
 
 
 # -- compatibility --------------------------------------------------------------------------
@@ -823,38 +855,53 @@ def get_global_mode(request: Request, _: CanRead) -> dict[str, Any]:
 
 
 def _refuse_ungoverned_import(request: Request, subject: str | None, mode: str) -> None:
-    """IMPORT skips compatibility checks, so it changes what a governed compatibility level
-    guards: refused (``two_person_required``) when the level of the subject, or for the global
-    mode of any subject or the global level, is under the two-person rule. Without that, one
-    ``registry.config`` holder would lift a two-person level by a mode change."""
-    hub = hub_of(request)
-    changes = getattr(hub, "config_changes", None)
-    if mode.upper() != "IMPORT" or changes is None:
-        return
-    from governance.configchanges import TwoPersonRequired, registry_resource
+    """``ConfigChanges.refuse_ungoverned_import`` for IMPORT, before Confluent's ``force`` rule
+    (a 403 whatever ``force``); the bare registry app has no governance to ask."""
+    changes = getattr(hub_of(request), "config_changes", None)
+    if mode.upper() == "IMPORT" and changes is not None:
+        changes.refuse_ungoverned_import(subject)
 
+
+def _governed_mode(
+    request: Request, principal: Principal, subject: str | None, mode: str, force: bool
+) -> str:
+    """Set a mode as a governed change (``registry.mode[:<subject>]`` through
+    ``governance.configchanges``: ``ConfigChanged`` with the actor, the old and the new mode on
+    ``hub.config``, a leaf of the ledger like every record), after Confluent's ``force`` rule
+    (``SchemaRegistry.check_mode_change``) and the IMPORT guard of two-person levels; straight
+    on the registry in the bare registry app, which has no event publisher."""
     registry = _registry(request)
-    scope = [subject] if subject is not None else [None, *registry.subjects()]
-    for one in scope:
-        resource = registry_resource(one)
-        if changes.requires_two_person(resource):
-            raise TwoPersonRequired(
-                f"IMPORT mode skips the compatibility checks of {resource!r}, which is under "
-                "the two-person rule: propose the level change (POST /v1/config/changes) and "
-                "have a second person approve it instead.",
-            )
+    _refuse_ungoverned_import(request, subject, mode)  # first: force does not lift it
+    mode = registry.check_mode_change(mode, subject, force)
+    hub = hub_of(request)
+    if getattr(hub, "publisher", None) is None:
+        return registry.set_mode(mode, subject, force)
+    from governance.configchanges import registry_mode_resource
+
+    reason = f"{request.method} {request.url.path}" + (" force=true" if force else "")
+    # no hub.audit action, as for a level (_governed_set): the change events are the evidence
+    hub.config_changes.set_direct(
+        principal, registry_mode_resource(subject), mode, reason, audit=False
+    )
+    return mode
+
+
+# ``force`` has Confluent's meaning: IMPORT over a subject with versions (globally: while any
+# non-internal subject has) is refused with 42205 unless force=true.
+Force = Annotated[
+    bool,
+    Query(description="Set IMPORT although the subject (or, globally, any subject) has versions."),
+]
 
 
 @router.put("/mode", response_model=Mode, openapi_extra=_body(ModeIn))
 def set_global_mode(
     request: Request,
-    _: CanConfigure,
+    principal: CanConfigure,
     body: JsonBody,
-    force: bool = False,
+    force: Force = False,
 ) -> dict[str, Any]:
-    mode = _mode_of(body)
-    _refuse_ungoverned_import(request, None, mode)
-    return {"mode": _registry(request).set_mode(mode)}
+    return {"mode": _governed_mode(request, principal, None, _mode_of(body), force)}
 
 
 @router.get("/mode/{subject}", response_model=Mode)
@@ -870,15 +917,13 @@ def get_subject_mode(
 @router.put("/mode/{subject}", response_model=Mode, openapi_extra=_body(ModeIn))
 def set_subject_mode(
     request: Request,
-    _: CanConfigure,
+    principal: CanConfigure,
     body: JsonBody,
     subject: str,
-    force: bool = False,
+    force: Force = False,
 ) -> dict[str, Any]:
     _refuse_internal(subject, "changing the mode of")
-    mode = _mode_of(body)
-    _refuse_ungoverned_import(request, subject, mode)
-    return {"mode": _registry(request).set_mode(mode, subject)}
+    return {"mode": _governed_mode(request, principal, subject, _mode_of(body), force)}
 
 
 # -- lean routes ----------------------------------------------------------------------------

@@ -29,6 +29,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from core.errors import HubError
 from core.ports.eventlog import EventLog, StoredRecord
 from domain.envelope import duplicated_envelope_header
 
@@ -50,6 +51,20 @@ RAW_SCHEMA = pa.schema(
         pa.field("value_json", pa.string()),
     ]
 )
+
+
+class LakeTampered(HubError):
+    """A lake table contradicts the log or the ledger; the message names the first problem."""
+
+    code = "lake_tampered"
+
+
+def lake_tampered(table: str, text: str) -> LakeTampered:
+    return LakeTampered(
+        f"The lake table {table} does not match the log and the ledger: {text}. Restore the "
+        "table from a backup, or drop it and export again (`hub lake export`), and find who "
+        "changed the object store from its access log."
+    )
 
 
 @dataclass
@@ -126,6 +141,7 @@ def export_topic(
     done = json.loads(table.properties.get(NEXT_OFFSETS, "{}"))
     starts = log.beginning_offsets(topic)
     ends = log.end_offsets(topic)
+    check_position(table, ident, log, topic, done, starts, ends)
     written = 0
     batch: list[StoredRecord] = []
     for part, end in sorted(ends.items()):
@@ -145,6 +161,70 @@ def export_topic(
             {NEXT_OFFSETS: json.dumps(done, sort_keys=True), LEDGER_SIZE: str(ledger_size)}
         )
     return written
+
+
+def check_position(
+    table: Any,
+    ident: str,
+    log: EventLog,
+    topic: str,
+    done: Any,
+    starts: Mapping[int, int],
+    ends: Mapping[int, int],
+) -> None:
+    """Refuse to continue an export from a ``hub.next_offsets`` the log contradicts: it is
+    read from a table property anyone with write access to the object store can edit, and a
+    raised value makes the export skip records silently, a lowered one exports rows twice.
+    Per partition: the position is a known partition's offset within the log; the lake holds
+    no row at or past it; and the lake holds the log's last record below it (when the log still
+    has one). Two filtered scans per partition, which the data files' offset bounds prune."""
+    from pyiceberg.expressions import And, EqualTo, GreaterThanOrEqual
+
+    if not isinstance(done, dict):
+        raise lake_tampered(ident, f"its {NEXT_OFFSETS} property is not a JSON map")
+    for key, value in sorted(done.items()):
+        try:
+            p, at = int(key), int(value)
+        except (TypeError, ValueError) as exc:
+            raise lake_tampered(
+                ident, f"its {NEXT_OFFSETS} holds {key!r}: {value!r}, not partition: offset"
+            ) from exc
+        if p not in ends or not 0 <= at <= ends[p]:
+            raise lake_tampered(
+                ident,
+                f"{NEXT_OFFSETS} says partition {p} was exported up to offset {at}, but the "
+                f"log's partition ends at {ends.get(p)}: the property was edited",
+            )
+        part = EqualTo("partition", p)
+        past = table.scan(
+            row_filter=And(part, GreaterThanOrEqual("offset", at)),
+            selected_fields=("offset",),
+            limit=1,
+        ).to_arrow()
+        if past.num_rows:
+            raise lake_tampered(
+                ident,
+                f"partition {p} offset {past.column(0)[0].as_py()} is in the lake, at or past "
+                f"{NEXT_OFFSETS} ({at}): the property was lowered, the export would write "
+                "rows again",
+            )
+        last = None
+        for r in log.scan(topic, p, max(starts.get(p, 0), at - 64)):
+            if r.offset >= at:
+                break
+            last = r.offset
+        if last is None:
+            continue  # nothing below the position is left in the log (or no window hit)
+        hit = table.scan(
+            row_filter=And(part, EqualTo("offset", last)), selected_fields=("offset",), limit=1
+        ).to_arrow()
+        if not hit.num_rows:
+            raise lake_tampered(
+                ident,
+                f"{NEXT_OFFSETS} says partition {p} was exported up to offset {at}, but the "
+                f"log's record at offset {last} is not in the lake: the property was raised "
+                "(the export would skip records) or rows were deleted",
+            )
 
 
 def _arrow_type(col: Any) -> pa.DataType:

@@ -101,3 +101,58 @@ def lake_export(obj: Ctx, topics: tuple[str, ...], no_views: bool) -> None:
         click.echo(json.dumps(report.as_dict(), indent=2))
 
     run_safely(go)
+
+
+@lake.command("verify")
+@click.argument("tables", nargs=-1)
+@click.pass_obj
+def lake_verify(obj: Ctx, tables: tuple[str, ...]) -> None:
+    """Check raw.<topic> tables (default: every one) row by row against the log and the
+    ledger (``storage.lake_verify``); exit 1 naming the first problem. Needs ``ledger.verify``."""
+    from core.errors import HubError
+    from ledger.leaves import LeafEncoder
+    from storage.lake import RAW_NS, open_catalog
+    from storage.lake_verify import verify_topic_table
+
+    def go() -> None:
+        with obj.hub() as h:
+            authorize(h, "ledger.verify", "lake")
+            url, warehouse, props = lake_location(h.settings)
+            catalog = open_catalog(url, warehouse, props)
+            names = {n.removeprefix(f"{RAW_NS}."): n for n in tables}
+            topics = {_topic_table(t.name): t.name for t in h.log.topics()}
+            if not names:
+                names = {name: name for _, name in catalog.list_tables(RAW_NS)}
+            report = []
+            for name, given in sorted(names.items()):
+                topic = topics.get(name) or topics.get(_topic_table(name))
+                if topic is None:
+                    raise HubError(
+                        f"No topic of the log matches the lake table {given!r}: give a table "
+                        f"listed by the catalog as {RAW_NS}.<topic>.",
+                        code="lake_table_unknown",
+                    )
+                try:
+                    check = verify_topic_table(
+                        catalog,
+                        h.log,
+                        h.ledger.store,
+                        topic,
+                        lambda r: h.reader.decode(r, mask_pii=True),
+                        LeafEncoder().leaf_hashes,
+                    )
+                except (OSError, ValueError) as exc:  # pyarrow's filesystems, pyiceberg
+                    raise HubError(
+                        f"The lake table {given!r} could not be read: {exc}.",
+                        code="lake_verify_failed",
+                    ) from exc
+                report.append(check.as_dict())
+            click.echo(json.dumps({"ok": True, "tables": report}, indent=2))
+
+    run_safely(go)
+
+
+def _topic_table(name: str) -> str:
+    from storage.lake import _table_name
+
+    return _table_name(name)

@@ -101,12 +101,18 @@ class _Runs:
 _fail = lake_tampered
 
 
-def _log_records(log: EventLog, topic: str, part: int, lo: int, hi: int) -> dict[int, Any]:
+def _log_records(
+    log: EventLog, topic: str, part: int, offsets: list[int]
+) -> dict[int, StoredRecord]:
+    """The log's records at ``offsets`` (ascending): only those are kept, so a tampered batch
+    spanning far-apart offsets costs a longer scan, not memory."""
+    wanted = set(offsets)
     out: dict[int, StoredRecord] = {}
-    for r in log.scan(topic, part, lo):
-        if r.offset > hi:
+    for r in log.scan(topic, part, offsets[0]):
+        if r.offset > offsets[-1]:
             break
-        out[r.offset] = r
+        if r.offset in wanted:
+            out[r.offset] = r
     return out
 
 
@@ -118,7 +124,7 @@ def _leaves(ledger: LedgerStore, topic: str, part: int, offsets: list[int]) -> l
     first = ledger.index_of(topic, part, offsets[0])
     if first is not None:
         got = next(ledger.iter_leaves(first, len(offsets)), [])
-        for i, row in enumerate(got):
+        for i, row in zip(range(len(offsets)), got, strict=False):  # a store's own batch size
             if row[1] == topic and row[2] == part and row[3] == offsets[i]:
                 out[i] = row
     for i, o in enumerate(offsets):
@@ -243,7 +249,7 @@ def _check_run(
             "property was lowered (the next export writes rows again) or the row was planted",
         )
     check.rows += len(offsets)
-    records = _log_records(log, topic, p, offsets[0], offsets[-1])
+    records = _log_records(log, topic, p, offsets)
     reached = covered.get((topic, p), 0)
     leaves = (
         _leaves(ledger, topic, p, [o for o in offsets if o < reached])

@@ -112,6 +112,37 @@ def test_a_clean_lake_verifies_across_two_exports(data: Path, tmp_path: Path) ->
     assert verify(data).exit_code == 0  # every raw table by default
 
 
+def test_rows_retention_removed_from_the_log_are_checked_against_the_ledger(
+    data: Path, tmp_path: Path
+) -> None:
+    p, done = busiest(table(tmp_path))
+    h = bootstrap(load_settings(data_dir=data))
+    try:
+        h.log.delete_records_before("accounts", p, done[str(p)])
+    finally:
+        h.close()
+    r = verify(data)
+    assert r.exit_code == 0, r.output
+    (check,) = json.loads(r.stdout)["tables"]
+    assert check["ledger_only"] >= 2
+    assert check["ledger_only"] + check["against_log_and_ledger"] == 30
+    # a changed timestamp on such a row is still found (the leaf commits to it)
+    (path,) = data_files(table(tmp_path))
+
+    def change(t: pa.Table) -> pa.Table:
+        i = t.schema.get_field_index("timestamp")
+        mine = pc.equal(t.column("partition"), p)
+        moved = pc.if_else(
+            mine, pc.add(t.column(i).cast(pa.int64()), 1), t.column(i).cast(pa.int64())
+        )
+        return t.set_column(i, t.schema.field(i), moved.cast(t.schema.field(i).type))
+
+    rewrite(path, change)
+    r = verify(data)
+    assert r.exit_code == 1
+    assert f"partition {p} offset 0: its timestamp differs from the leaf's" in r.stderr, r.stderr
+
+
 def test_a_changed_row_is_found(data: Path, tmp_path: Path) -> None:
     (path,) = data_files(table(tmp_path))
 

@@ -109,6 +109,8 @@ def lake_export(obj: Ctx, topics: tuple[str, ...], no_views: bool) -> None:
 def lake_verify(obj: Ctx, tables: tuple[str, ...]) -> None:
     """Check raw.<topic> tables (default: every one) row by row against the log and the
     ledger (``storage.lake_verify``); exit 1 naming the first problem. Needs ``ledger.verify``."""
+    from pyiceberg.exceptions import NoSuchTableError
+
     from core.errors import HubError
     from ledger.leaves import LeafEncoder
     from storage.lake import RAW_NS, open_catalog
@@ -141,6 +143,12 @@ def lake_verify(obj: Ctx, tables: tuple[str, ...]) -> None:
                         lambda r: h.reader.decode(r, mask_pii=True),
                         LeafEncoder().leaf_hashes,
                     )
+                except NoSuchTableError as exc:
+                    raise HubError(
+                        f"The lake has no table {RAW_NS}.{name}: topic {topic!r} was never "
+                        "exported (`hub lake export --topic`), or the table was dropped.",
+                        code="lake_table_unknown",
+                    ) from exc
                 except (OSError, ValueError) as exc:  # pyarrow's filesystems, pyiceberg
                     raise HubError(
                         f"The lake table {given!r} could not be read: {exc}.",

@@ -294,3 +294,12 @@ def test_a_planted_row_past_the_export_is_found(data: Path, tmp_path: Path) -> N
     r = verify(data)
     assert r.exit_code == 1
     assert f"offset {offsets[0].as_py()} is at or beyond hub.next_offsets" in r.stderr, r.stderr
+
+
+def test_a_table_that_is_not_there_is_named(data: Path) -> None:
+    r = verify(data, "raw.payments")
+    assert r.exit_code == 1
+    assert "The lake has no table raw.payments" in r.stderr, r.stderr
+    r = verify(data, "raw.no_such_topic")
+    assert r.exit_code == 1
+    assert "No topic of the log matches the lake table 'raw.no_such_topic'" in r.stderr

@@ -191,3 +191,42 @@ def test_a_tenant_cannot_change_hub_wide_rules(
     r = client.post("/v1/config/changes", json=body, headers=carol)
     assert r.status_code == 201, r.text
     assert hub.config_changes.value(resource)["value"] is not None
+
+
+# -- 3. projection retention keeps a held subject's rows -----------------------------------------
+def test_projection_retention_keeps_the_rows_of_a_held_subject(hub: Hub) -> None:
+    """A0 is under a legal hold; its log records survive topic retention, but projection
+    retention cut its ten-day-old ``payment_limits`` row (and a rebuild's cut did too)."""
+    import time
+
+    from core.ports.views import Target
+    from projections.service import projection
+    from tests.service.test_retention import DAY, history, publish_payments
+
+    def limits() -> list[str]:
+        table = projection("payments").table("payment_limits")
+        rows = hub.projections.store("transactional").rows(Target("payments"), table)
+        return sorted(r["account_id"] for r in rows)
+
+    now = int(time.time() * 1000)
+    publish_payments(hub, now)  # A0, A1 ten days old; A2, A3 an hour old
+    g = hub.governance
+    hold = g.place_hold("subject:A0", actor="legal", matter="m")
+    g.set_policy("projection:payments", max_age_ms=DAY, time_column="day", actor="a")
+    assert [d.count for d in hub.retention.plan(now).deleted_rows] == [1]
+    assert [d.count for d in hub.retention.run(now).deleted_rows] == [1]
+    assert limits() == ["A0", "A2", "A3"]
+    hub.projections.rebuild("payments")  # the rebuild's cut keeps it too
+    assert limits() == ["A0", "A2", "A3"]
+
+    # payment_history stores no account: none of its rows is cut while a subject is held
+    g.set_policy("projection:payments", max_age_ms=DAY, time_column="at", actor="a")
+    report = hub.retention.run(now)
+    assert report.deleted_rows == [] and len(history(hub)) == 5
+    assert "payment_history" in report.skipped[0]["reason"]
+
+    g.release_hold(hold.hold_id, actor="legal")  # released: the next run cuts them
+    assert [d.count for d in hub.retention.run(now).deleted_rows] == [3]
+    g.set_policy("projection:payments", max_age_ms=DAY, time_column="day", actor="a")
+    hub.retention.run(now)
+    assert limits() == ["A2", "A3"]

@@ -387,7 +387,10 @@ class Governance:
         tenant_scope: str | None = None,
         tenant: str = "default",
     ) -> LegalHold:
-        """Release ``hold_id``. A releaser limited to ``tenant_scope`` gets the same NotFound
+        """Release ``hold_id`` at once: the unrecorded primitive. The routes and ``hub legal-hold
+        release`` never call it: they propose ``legalhold:<hold_id>`` to
+        ``governance.configchanges``, whose approval by a second person appends the same event.
+        A releaser limited to ``tenant_scope`` gets the same NotFound
         for another tenant's hold as for a missing one: it may neither lift another tenant's
         hold (its records would fall to retention) nor learn that one exists."""
         hold = self.state().holds.get(hold_id)

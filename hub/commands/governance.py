@@ -3,7 +3,8 @@
 Actions are checked with the PolicyEngine like routes: ``catalog.read`` for the catalog, lineage
 and listings, ``retention.write`` for policies and runs, ``legalhold.write`` for holds. Setting a
 policy is a configuration change (``governance.configchanges``, resource ``retention:<scope>``);
-placing or releasing a hold is not.
+placing a hold is not; releasing one is a change of ``legalhold:<hold_id>`` that another person
+approves (``hub config approve``).
 Exit codes: 0 success, 1 a hub error.
 """
 

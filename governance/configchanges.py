@@ -643,6 +643,14 @@ class ConfigChanges:
             return LegalHoldResource(name, name[len(LEGALHOLD_PREFIX) :], self._governance)
         raise _unknown(name)
 
+    @staticmethod
+    def visible(change: ConfigChange, tenant_scope: str | None) -> bool:
+        """Whether a reader limited to ``tenant_scope`` (None: every tenant) sees ``change``: a
+        legal hold's release names an investigation's hold, so only its tenant's readers do."""
+        if tenant_scope is None or not change.resource.startswith(LEGALHOLD_PREFIX):
+            return True
+        return change.tenant == tenant_scope
+
     def check_hold_scope(self, resource: str, tenant_scope: str | None) -> None:
         """For ``legalhold:<id>``: ``NotFound``, as for a missing hold, when the hold is another
         tenant's than ``tenant_scope`` (None: every tenant's), so a releaser or approver

@@ -74,9 +74,15 @@ def config_list(obj: Ctx, resource: str | None, pending: bool, key: str | None) 
 
     def go() -> None:
         with obj.hub() as h:
-            authorize(h, "config.read", resource or "config", principal_for(h, key))
+            from hub.reports import reader_scope
+
+            who = principal_for(h, key)
+            authorize(h, "config.read", resource or "config", who)
+            scope = reader_scope(h, who, {}, {}, "legal-holds")  # another tenant's releases
             for c in h.config_changes.store.changes(resource):
                 if pending and c.status != "pending_approval":
+                    continue
+                if not h.config_changes.visible(c, scope):
                     continue
                 approvers = ",".join(a["approved_by"] for a in c.approvals) or "-"
                 click.echo(
@@ -98,10 +104,16 @@ def config_show(obj: Ctx, target: str, key: str | None) -> None:
         from governance.configstore import ConfigChangeNotFound
 
         with obj.hub() as h:
-            authorize(h, "config.read", target, principal_for(h, key))
+            from hub.reports import reader_scope
+
+            who = principal_for(h, key)
+            authorize(h, "config.read", target, who)
             changes = h.config_changes
             try:
-                echo_change(changes.store.change(target), diff=True)
+                change = changes.store.change(target)
+                if not changes.visible(change, reader_scope(h, who, {}, {}, "legal-holds")):
+                    raise ConfigChangeNotFound(f"No configuration change {target!r}.")
+                echo_change(change, diff=True)
             except ConfigChangeNotFound:
                 click.echo(json.dumps(changes.value(target), indent=2))
 

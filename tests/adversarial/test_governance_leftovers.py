@@ -106,6 +106,26 @@ def test_one_officer_cannot_release_a_hold_and_then_erase_its_subject(
     assert r.status_code == 404 and r.json()["reason"] == "hold_not_found", r.text
 
 
+def test_another_tenant_neither_sees_nor_approves_a_release(hub: Hub, client: TestClient) -> None:
+    """A release names a hold of an investigation: acme's officer (config.read, no tenant.all)
+    neither lists globex's release proposal nor reads or approves it."""
+    gus = _auth(hub, "compliance_officer", "gus", "globex")
+    ann = _auth(hub, "compliance_officer", "ann", "acme")
+    r = client.post("/v1/legal-holds", json={"scope": "subject:G-9", "matter": "m"}, headers=gus)
+    hold_id = r.json()["hold_id"]
+    r = client.post(f"/v1/legal-holds/{hold_id}/release", json={"reason": "SEC 42"}, headers=gus)
+    change_id = r.json()["change"]["change_id"]
+    assert client.get("/v1/config/changes", headers=ann).json() == []
+    assert client.get(f"/v1/config/changes/{change_id}", headers=ann).status_code == 404
+    r = client.post(f"/v1/config/changes/{change_id}/approve", json={}, headers=ann)
+    assert r.status_code == 404, r.text
+    assert hub.governance.is_held("subject:G-9")
+    listed = client.get(
+        "/v1/config/changes", headers=_auth(hub, "compliance_officer", "gail", "globex")
+    )
+    assert [c["change_id"] for c in listed.json()] == [change_id]
+
+
 def test_a_release_cannot_be_applied_directly_even_with_an_empty_two_person_list(
     hub: Hub,
 ) -> None:

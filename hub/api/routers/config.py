@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 from core.errors import Forbidden
 from core.ports.policy import HUB_TENANT, Principal
 from governance.configchanges import LEGALHOLD_PREFIX, ConfigChanges, hub_wide, write_action
+from governance.configstore import ConfigChangeNotFound
 from hub.api.deps import authorize, decision_context, hub_of
 from hub.api.models import ConfigChange, ConfigValue
 
@@ -44,12 +45,14 @@ def _may_write(request: Request, principal: Principal, resource: str) -> None:
         )
     _decide(request, principal, write_action(resource), resource)
     if resource.startswith(LEGALHOLD_PREFIX):  # its tenant's holds only (as on /v1/legal-holds)
-        from hub.reports import reader_scope
+        changes_of(request).check_hold_scope(resource, _holds_scope(request, principal))
 
-        scope = reader_scope(
-            hub_of(request), principal, {}, decision_context(request), "legal-holds"
-        )
-        changes_of(request).check_hold_scope(resource, scope)
+
+def _holds_scope(request: Request, principal: Principal) -> str | None:
+    """The tenant whose legal holds (and their releases) the principal sees; None: all."""
+    from hub.reports import reader_scope
+
+    return reader_scope(hub_of(request), principal, {}, decision_context(request), "legal-holds")
 
 
 def _decide(request: Request, principal: Principal, action: str, resource: str) -> None:
@@ -84,22 +87,27 @@ class RollbackBody(BaseModel):
 def list_changes(
     request: Request,
     resource: str | None = None,
-    _: Principal = Depends(authorize("config.read", "config")),
+    who: Principal = Depends(authorize("config.read", "config")),
 ) -> list[dict[str, Any]]:
     changes = changes_of(request)
     changes.store.refresh()
-    return [c.summary() for c in changes.store.changes(resource)]
+    scope = _holds_scope(request, who)
+    return [c.summary() for c in changes.store.changes(resource) if changes.visible(c, scope)]
 
 
 @router.get("/v1/config/changes/{change_id}", response_model=ConfigChange)
 def get_change(
     change_id: str,
     request: Request,
-    _: Principal = Depends(authorize("config.read", "config")),
+    who: Principal = Depends(authorize("config.read", "config")),
 ) -> dict[str, Any]:
     changes = changes_of(request)
     changes.store.refresh()
     change = changes.store.change(change_id)
+    if not changes.visible(change, _holds_scope(request, who)):
+        raise ConfigChangeNotFound(
+            f"No configuration change {change_id!r}: `hub config list` lists them."
+        )
     return {**change.summary(), "diff": change.diff}
 
 

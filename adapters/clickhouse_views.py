@@ -57,12 +57,14 @@ from core.leadership import WriterFence
 from core.ports.views import (
     Checkpoint,
     Hook,
+    Keep,
     Position,
     Target,
     ViewGrant,
     ViewState,
     ViewStore,
     check_erasable,
+    check_keep,
     check_time_column,
     no_hook,
 )
@@ -450,13 +452,29 @@ class ClickHouseSqlViews(ViewStore):
             self._run(f"DELETE FROM {OFFSETS} WHERE projection_id = {{p:String}}", {"p": target.id})
 
     # -- retention -----------------------------------------------------------------------------
-    def _count_expired(self, target: Target, table: Table, column: str, before_us: int) -> int:
+    @staticmethod
+    def _cut(column: str, before_us: int, keep: Keep) -> tuple[str, dict[str, Any]]:
+        """The WHERE of a retention cut and its parameters: expired, and not a kept row (a
+        NULL subject is kept by nothing)."""
+        cond = f"toUnixTimestamp64Micro({column}) < {{b:Int64}}"
+        params: dict[str, Any] = {"b": before_us}
+        for i, (name, values) in enumerate(sorted((keep or {}).items())):
+            if values:  # one String parameter per value: every client binds those the same
+                names = [f"k{i}_{j}" for j in range(len(values))]
+                held = ", ".join(f"{{{n}:String}}" for n in names)
+                cond += f" AND (isNull({name}) OR {name} NOT IN ({held}))"
+                params.update(zip(names, map(str, values), strict=True))
+        return cond, params
+
+    def _count_expired(
+        self, target: Target, table: Table, column: str, before_us: int, keep: Keep = None
+    ) -> int:
         check_time_column(table, column)
+        check_keep(table, keep)
         self._check_table(target, table)
+        cond, params = self._cut(column, before_us, keep)
         n = self._arrow(
-            f"SELECT count() AS n FROM {DB}.{target.table(table.name)} "
-            f"WHERE toUnixTimestamp64Micro({column}) < {{b:Int64}}",
-            {"b": before_us},
+            f"SELECT count() AS n FROM {DB}.{target.table(table.name)} WHERE {cond}", params
         )
         return int(n.column("n")[0].as_py())
 
@@ -474,22 +492,27 @@ class ClickHouseSqlViews(ViewStore):
                 code="view_table_not_found",
             )
 
-    def count_rows_before(self, target: Target, table: Table, column: str, before_us: int) -> int:
+    def count_rows_before(
+        self, target: Target, table: Table, column: str, before_us: int, keep: Keep = None
+    ) -> int:
         with self._lock:
-            return self._count_expired(target, table, column, before_us)
+            return self._count_expired(target, table, column, before_us, keep)
 
-    def delete_rows_before(self, target: Target, table: Table, column: str, before_us: int) -> int:
+    def delete_rows_before(
+        self, target: Target, table: Table, column: str, before_us: int, keep: Keep = None
+    ) -> int:
         phys = f"{DB}.{target.table(table.name)}__p"
         with self._lock:
-            count = self._count_expired(target, table, column, before_us)  # 1.
+            count = self._count_expired(target, table, column, before_us, keep)  # 1.
             if not count:
                 return 0
             if table.kind == "entity" and column not in table.key:  # 2.
                 self._run(f"OPTIMIZE TABLE {phys} FINAL")
+            cond, params = self._cut(column, before_us, keep)
             self._run(  # 3.
-                f"DELETE FROM {phys} WHERE toUnixTimestamp64Micro({column}) < {{b:Int64}} "
+                f"DELETE FROM {phys} WHERE {cond} "
                 "SETTINGS lightweight_deletes_sync = 2, mutations_sync = 2",  # wait until done
-                {"b": before_us},
+                params,
             )
             return count
 

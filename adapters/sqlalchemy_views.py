@@ -36,12 +36,14 @@ from core.leadership import Fenced, WriterFence
 from core.ports.views import (
     Checkpoint,
     Hook,
+    Keep,
     Position,
     Target,
     ViewGrant,
     ViewState,
     ViewStore,
     check_erasable,
+    check_keep,
     check_time_column,
     no_hook,
 )
@@ -395,16 +397,34 @@ class SqlAlchemyViewStore(ViewStore):
         st = self._existing(conn, target, table)
         return st, st.c[column]
 
-    def count_rows_before(self, target: Target, table: Table, column: str, before_us: int) -> int:
+    @staticmethod
+    def _cut(st: sa.Table, col: sa.Column[Any], before_us: int, keep: Keep) -> Any:
+        """Expired, and not a kept row (a NULL subject is kept by nothing)."""
+        cond = col < before_us
+        for name, values in (keep or {}).items():
+            if values:
+                c = st.c[name]
+                cond = sa.and_(cond, sa.or_(c.is_(None), c.not_in(list(values))))
+        return cond
+
+    def count_rows_before(
+        self, target: Target, table: Table, column: str, before_us: int, keep: Keep = None
+    ) -> int:
+        check_keep(table, keep)
         with self._tx("counting expired view rows") as conn:
             st, col = self._expired(conn, target, table, column)
-            n = conn.execute(sa.select(sa.func.count()).select_from(st).where(col < before_us))
+            where = self._cut(st, col, before_us, keep)
+            n = conn.execute(sa.select(sa.func.count()).select_from(st).where(where))
             return int(n.scalar_one())
 
-    def delete_rows_before(self, target: Target, table: Table, column: str, before_us: int) -> int:
+    def delete_rows_before(
+        self, target: Target, table: Table, column: str, before_us: int, keep: Keep = None
+    ) -> int:
+        check_keep(table, keep)
         with self._tx("deleting expired view rows") as conn:  # one transaction: all or nothing
             st, col = self._expired(conn, target, table, column)
-            return int(conn.execute(sa.delete(st).where(col < before_us)).rowcount)
+            where = self._cut(st, col, before_us, keep)
+            return int(conn.execute(sa.delete(st).where(where)).rowcount)
 
     # -- erasure -------------------------------------------------------------------------------
     def erase_values(

@@ -10,6 +10,8 @@ Resources (``resource_of``)::
     retention:<scope>          the retention policy of ``topic:<name>`` or ``projection:<name>``
                                (``governance.retention``), e.g. ``{"max_age_ms": 86400000}``
     alerts.rules               the console's alert rules (``governance.alertrules``)
+    legalhold:<hold_id>        an active legal hold (``"held"``); the only change is its release
+                               (``None``), always under the two-person rule
 
 A value is JSON-ready; ``None`` means "no value of its own" (the shipped rules, the global or
 default level, no retention policy). ``propose`` (who, why, the new value) 1. validates the value
@@ -42,9 +44,13 @@ it only narrows the window.
 ``hub retention set``, ``POST /v1/retention/policies``) call: it refuses a resource under the
 two-person rule, and otherwise applies at once.
 
-Legal holds are not configuration: placing and releasing one is a direct operational act
-(``LegalHoldPlaced``/``LegalHoldReleased``, ``legalhold.write``), never a change proposed here,
-so that a hold can be placed at once when a matter opens.
+Placing a legal hold is a direct operational act (``LegalHoldPlaced``, ``legalhold.write``), so
+that a hold can be placed at once when a matter opens. Releasing one is a change of
+``legalhold:<hold_id>`` to ``None`` that ALWAYS needs a second person, whatever the policy bundle
+says (``requires_two_person``): a compliance officer also holds ``subject.erase`` and
+``retention.write``, so one person alone could otherwise lift a hold and then erase the subject
+or let retention cut what the hold kept. Its effect is the ``LegalHoldReleased`` event; the
+approval also records ``legalhold.release`` on the ledger.
 
 Callers ask the policy decision point first: ``config.propose`` and the resource's own write
 action (``write_action``) to propose or roll back, ``config.approve`` to approve, ``config.read``
@@ -62,7 +68,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from core.errors import ConfigError, Conflict, Forbidden, InvalidInput, TopicNotFound
+from core.errors import (
+    ConfigError,
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    TopicNotFound,
+)
 from core.ports.policy import Principal
 from governance.changes import Identities, check_two_person
 from governance.configstore import (
@@ -91,6 +104,8 @@ REGISTRY_CONFIG = "registry.config"
 REGISTRY_MODE = "registry.mode"
 RETENTION_PREFIX = "retention:"
 RETENTION_FIELDS = ("max_age_ms", "max_records", "time_column")
+LEGALHOLD_PREFIX = "legalhold:"
+HELD = "held"  # the value of an active hold's resource (its details stay on hub.governance)
 
 # Changes of one process are serialised (stale checks read, then append); across processes the
 # end offsets checked in the appending transaction are (module docstring).
@@ -156,6 +171,10 @@ def retention_resource(scope: str) -> str:
     return RETENTION_PREFIX + scope
 
 
+def legalhold_resource(hold_id: str) -> str:
+    return LEGALHOLD_PREFIX + hold_id
+
+
 def write_action(resource: str) -> str:
     """The action the resource's direct path needs (also needed to propose a change of it)."""
     if resource.startswith(RULES_PREFIX):
@@ -168,6 +187,8 @@ def write_action(resource: str) -> str:
         return "retention.write"
     if resource == "alerts.rules":  # governance.alertrules
         return "rules.write"
+    if resource.startswith(LEGALHOLD_PREFIX):
+        return "legalhold.write"
     raise _unknown(resource)
 
 
@@ -175,8 +196,11 @@ def hub_wide(resource: str) -> bool:
     """Whether writing ``resource`` is decided as the hub's own tenant's
     (``core.ports.policy.HUB_TENANT``): a retention policy deletes the records of every tenant
     in its topic or projection (topics are shared; a record's tenant is a header), so a key of
-    another tenant MUST NOT set one without ``tenant.all``."""
-    return resource.startswith(RETENTION_PREFIX)
+    another tenant MUST NOT set one without ``tenant.all``. The same holds for a subject's
+    quality rules (``rules:<subject>``: they decide which of every tenant's records on the
+    subject's topic are quarantined) and the console's alert rules (``alerts.rules``: one set
+    for the whole hub)."""
+    return resource.startswith((RETENTION_PREFIX, RULES_PREFIX)) or resource == "alerts.rules"
 
 
 def two_person_applies(patterns: Sequence[Any], resource: str) -> bool:
@@ -238,7 +262,7 @@ def _unknown(resource: str) -> UnknownResource:
         f"Configuration resource {resource!r} is unknown: use rules:<subject>, "
         f"{REGISTRY_CONFIG}, {REGISTRY_CONFIG}:<subject>, {REGISTRY_MODE}, "
         f"{REGISTRY_MODE}:<subject>, retention:topic:<name> "
-        "(retention:projection:<name>) or alerts.rules."
+        "(retention:projection:<name>), alerts.rules or legalhold:<hold_id>."
     )
 
 
@@ -503,6 +527,62 @@ class AlertRulesResource(ConfigResource):
         return ()
 
 
+@dataclass
+class LegalHoldResource(ConfigResource):
+    """``legalhold:<hold_id>``: ``"held"`` while the hold is active, ``None`` once released. Only
+    a release (``None``) can be proposed: a hold is placed directly (``Governance.place_hold``)
+    and a released one is never revived by a rollback (place a new hold instead)."""
+
+    name: str
+    hold_id: str
+    governance: Governance
+
+    def hold(self) -> Any:
+        return self.governance.state().holds.get(self.hold_id)
+
+    def current(self) -> Any:
+        return None if self.hold() is None else HELD
+
+    def validate(self, value: Any) -> Any:
+        if value is not None:
+            raise InvalidInput(
+                f"{self.name} can only be released (value null): place a hold with "
+                "`hub legal-hold place` (POST /v1/legal-holds), not through a change.",
+                code="invalid_legalhold_change",
+            )
+        if self.hold() is None:
+            raise NotFound(
+                f"There is no active legal hold {self.hold_id!r}; list them with "
+                "`hub legal-hold list`.",
+                code="hold_not_found",
+            )
+        return None
+
+    def effect(self, value: Any, by: str, reason: str, change_id: str, prepare: Prepare) -> Effect:
+        from governance.retention import GOVERNANCE_TOPIC, HOLD_RELEASED
+
+        hold = self.hold()
+        if hold is None:  # the stale check (current() != old_value) refuses this first
+            raise Conflict(f"Legal hold {self.hold_id!r} is no longer active.")
+        released = {
+            "scope": hold.scope,
+            "hold_id": self.hold_id,
+            "released_by": by,
+            "reason": reason,
+            "released_at": _now(),
+        }
+        event = _event(released, HOLD_RELEASED, hold.scope, change_id)
+        return [(GOVERNANCE_TOPIC, prepare(GOVERNANCE_TOPIC, [event]))]
+
+    def refresh(self) -> None:
+        self.governance.state()
+
+    def topics(self) -> tuple[str, ...]:
+        from governance.retention import GOVERNANCE_TOPIC
+
+        return (GOVERNANCE_TOPIC,)
+
+
 # -- the commands ---------------------------------------------------------------------------------
 class ConfigChanges:
     """The configuration change commands (see the module docstring)."""
@@ -557,9 +637,38 @@ class ConfigChanges:
             return RetentionResource(name, scope, self._governance)
         if name == "alerts.rules":
             return AlertRulesResource(name, self.store)
+        if name.startswith(LEGALHOLD_PREFIX) and len(name) > len(LEGALHOLD_PREFIX):
+            if self._governance is None:
+                raise ConfigError("This hub was built without governance: it has no legal holds.")
+            return LegalHoldResource(name, name[len(LEGALHOLD_PREFIX) :], self._governance)
         raise _unknown(name)
 
+    @staticmethod
+    def visible(change: ConfigChange, tenant_scope: str | None) -> bool:
+        """Whether a reader limited to ``tenant_scope`` (None: every tenant) sees ``change``: a
+        legal hold's release names an investigation's hold, so only its tenant's readers do."""
+        if tenant_scope is None or not change.resource.startswith(LEGALHOLD_PREFIX):
+            return True
+        return change.tenant == tenant_scope
+
+    def check_hold_scope(self, resource: str, tenant_scope: str | None) -> None:
+        """For ``legalhold:<id>``: ``NotFound``, as for a missing hold, when the hold is another
+        tenant's than ``tenant_scope`` (None: every tenant's), so a releaser or approver
+        limited to its tenant may neither lift another tenant's hold nor learn it exists."""
+        res = self.resource(resource)
+        if not isinstance(res, LegalHoldResource) or tenant_scope is None:
+            return
+        hold = res.hold()
+        if hold is not None and hold.tenant != tenant_scope:
+            raise NotFound(
+                f"There is no active legal hold {res.hold_id!r}; list them with "
+                "`hub legal-hold list`.",
+                code="hold_not_found",
+            )
+
     def requires_two_person(self, resource: str) -> bool:
+        if resource.startswith(LEGALHOLD_PREFIX):
+            return True  # a release: never one person's alone (module docstring)
         self._policies.refresh()
         listed = self._policies.active_bundle().hub_data.get("two_person", [])
         return isinstance(listed, list) and two_person_applies(listed, resource)
@@ -672,6 +781,8 @@ class ConfigChanges:
             for _attempt in range(_ATTEMPTS):
                 if self._approve_once(principal, res, change_id, reason):
                     self._audit(principal, "config.approve", change_id)
+                    if isinstance(res, LegalHoldResource):
+                        self._audit(principal, "legalhold.release", change_id)
                     return self.store.change(change_id)
             raise self._busy(res)
 

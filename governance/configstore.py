@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from core.errors import NotFound
 from core.fold import RecordDecoder, TopicFold, decoded
+from domain.envelope import H_TENANT
 
 if TYPE_CHECKING:
     from core.ports.eventlog import EventLog
@@ -52,6 +53,9 @@ class ConfigChange:
     approvals: list[dict[str, str]] = field(default_factory=list)
     applied_at: str | None = None
     applied_by: str | None = None
+    # The proposer's tenant (the record's ce_tenant header): a legal hold's release is shown
+    # to its tenant's readers only (``ConfigChanges.visible``).
+    tenant: str = "default"
 
     @property
     def status(self) -> str:
@@ -111,6 +115,7 @@ class ConfigChangeStore:
                 requires_approval=v["requires_approval"],
                 rollback_of=v["rollback_of"],
                 proposed_at=str(v["proposed_at"]),
+                tenant=str(rec.get("headers", {}).get(H_TENANT) or "default"),
             )
         elif kind == APPROVED and v.get("change_id") in self._changes:
             self._changes[v["change_id"]].approvals.append(

@@ -27,7 +27,9 @@ It enforces projection policies (``max_age_ms`` and a ``time_column``, a timesta
     6. under the live runner's lock (so no batch rewrites a row it loaded before the cut), in each
        table of the projection that has the time column, calls
        ``ViewStore.delete_rows_before(live, table, column, (now - max_age_ms) in µs)``: the view
-       rows whose time column is older go (a NULL time is kept);
+       rows whose time column is older go (a NULL time is kept), except the rows of a data
+       subject under a legal hold (``held_rows``: the table's subject column names it), which
+       stay as the subject's log records do;
     7. records ``retention.delete`` on the ledger per table that lost rows, with the projection,
        table, time column, cutoff and count.
 ``plan()`` (the dry run) counts with ``ViewStore.count_rows_before`` and deletes nothing.
@@ -62,7 +64,7 @@ from domain.envelope import H_TENANT, H_TYPE
 
 if TYPE_CHECKING:
     from core.fold import RecordDecoder
-    from core.projection import Projection
+    from core.projection import Projection, Table
     from ingest.publish import EventReader, Publisher
     from ledger.service import Ledger
     from projections.service import ProjectionService
@@ -385,7 +387,10 @@ class Governance:
         tenant_scope: str | None = None,
         tenant: str = "default",
     ) -> LegalHold:
-        """Release ``hold_id``. A releaser limited to ``tenant_scope`` gets the same NotFound
+        """Release ``hold_id`` at once: the unrecorded primitive. The routes and ``hub legal-hold
+        release`` never call it: they propose ``legalhold:<hold_id>`` to
+        ``governance.configchanges``, whose approval by a second person appends the same event.
+        A releaser limited to ``tenant_scope`` gets the same NotFound
         for another tenant's hold as for a missing one: it may neither lift another tenant's
         hold (its records would fall to retention) nor learn that one exists."""
         hold = self.state().holds.get(hold_id)
@@ -466,6 +471,25 @@ class RetentionReport:
         }
 
 
+def held_rows(proj: Projection, table: Table, held: frozenset[str]) -> dict[str, list[str]] | None:
+    """What a retention cut of ``table`` leaves for the ``held`` data subjects: the rows whose
+    subject column (named as the ``hub.data_subject`` field of the projection's event schemas,
+    e.g. ``account_id``) is one of them. ``None`` (keep every row) for an entity or append table
+    fed by events that name subjects but without such a column (``payment_history``: a row per
+    payment event, its account not stored): its rows cannot be told apart, so none is cut while
+    a subject is held, as topic retention stops at a held subject's first record. An aggregate
+    table's rows sum many subjects' events and are no one subject's: they are cut as usual."""
+    if not held:
+        return {}
+    from governance.erasure import subject_fields
+
+    fields = subject_fields(proj)
+    names = [c.name for c in table.columns if c.name in fields and c.type == "string"]
+    if not names:
+        return None if fields and table.kind != "aggregate" else {}
+    return {name: sorted(held) for name in names}
+
+
 def expire_rows(
     service: ProjectionService,
     proj: Projection,
@@ -474,10 +498,12 @@ def expire_rows(
     now_ms: int,
     *,
     apply: bool,
+    held: frozenset[str] = frozenset(),
 ) -> Iterator[RowDeletion]:
     """Cut (``apply``) or count the rows of ``target`` that ``policy`` expires as of ``now_ms``,
     table by table (those with the policy's time column), yielding each table that lost rows
-    right after its cut: a caller records it before the next table is tried."""
+    right after its cut: a caller records it before the next table is tried. The rows of the
+    ``held`` data subjects stay (``held_rows``), as their log records do."""
     if policy.max_age_ms is None or policy.time_column is None:
         return
     column, cutoff_us = policy.time_column, (now_ms - policy.max_age_ms) * 1000
@@ -486,10 +512,13 @@ def expire_rows(
     for table in proj.tables:
         if not any(c.name == column for c in table.columns):
             continue
+        keep = held_rows(proj, table, held)
+        if keep is None:
+            continue  # a held subject's rows may be among them (held_rows)
         if apply:
-            n = store.delete_rows_before(target, table, column, cutoff_us)
+            n = store.delete_rows_before(target, table, column, cutoff_us, keep)
         else:
-            n = store.count_rows_before(target, table, column, cutoff_us)
+            n = store.count_rows_before(target, table, column, cutoff_us, keep)
         if n:
             yield RowDeletion(proj.name, table.name, column, cutoff_us, n, target.id)
 
@@ -513,7 +542,8 @@ def cut_expired_rows(
     if policy is None or any(h.scope == scope for h in state.holds.values()):
         return []
     out = []
-    for d in expire_rows(service, proj, target, policy, _now_ms(), apply=True):
+    held = governance.held_subjects()
+    for d in expire_rows(service, proj, target, policy, _now_ms(), apply=True, held=held):
         if record and service.ledger is not None:
             service.ledger.record_action(actor, "retention.delete", scope, details=d.as_dict())
         out.append(d)
@@ -632,7 +662,14 @@ class RetentionJob:
             proj = projection(policy.name)
             with service.runner(proj.name).lock:  # 6.
                 live = Target(proj.name)
-                for d in expire_rows(service, proj, live, policy, now_ms, apply=apply):
+                held = self.governance.held_subjects()
+                for table in proj.tables:
+                    timed = any(c.name == policy.time_column for c in table.columns)
+                    if timed and held_rows(proj, table, held) is None:
+                        reason = f"table {table.name}: may hold rows of a data subject under hold"
+                        report.skipped.append({"scope": policy.scope, "reason": reason})
+                rows = expire_rows(service, proj, live, policy, now_ms, apply=apply, held=held)
+                for d in rows:
                     if apply:  # 7.
                         self._ledger.record_action(
                             actor, "retention.delete", policy.scope, details=d.as_dict()

@@ -30,7 +30,9 @@ Contract
   arguments removes whatever an interrupted one left. It MUST NOT touch any other table, any
   other target's tables, or the positions. It MUST raise ``InvalidInput``, deleting nothing,
   when ``check_time_column`` refuses ``column`` or the target has no such table (``ensure``
-  first). ``count_rows_before`` MUST return the count that ``delete_rows_before`` would return
+  first). With ``keep`` (``{column: values}``, string columns) it MUST leave every row whose
+  named column equals one of its values (the data subjects under a legal hold; a NULL matches
+  none). ``count_rows_before`` MUST return the count that ``delete_rows_before`` would return
   now, deleting nothing.
 - ``erase_values(target, table, column, value, columns, marker)`` (erasure) MUST set each of
   ``columns`` to ``marker`` in exactly the view rows of ``target``'s ``table`` whose ``column``
@@ -55,6 +57,23 @@ from core.leadership import WriterFence
 from core.projection import Column, Row, Table
 
 Hook = Callable[[str], None]
+
+
+# Rows a retention cut leaves: {string column: values}, e.g. {"account_id": held subjects}.
+Keep = Mapping[str, Sequence[str]] | None
+
+
+def check_keep(table: Table, keep: Keep) -> None:
+    """Raise ``InvalidInput`` unless every column ``keep`` names is a string column of
+    ``table`` (the values are compared as strings)."""
+    for name in keep or {}:
+        col = next((c for c in table.columns if c.name == name), None)
+        if col is None or col.type != "string":
+            raise InvalidInput(
+                f"Column {name!r} of table {table.name!r} cannot keep rows: a string column "
+                "of the table is needed.",
+                code="invalid_keep_column",
+            )
 
 
 def no_hook(step: str) -> None:
@@ -246,13 +265,17 @@ class ViewStore(abc.ABC):
         """The stored digests of a projection's tables."""
 
     @abc.abstractmethod
-    def count_rows_before(self, target: Target, table: Table, column: str, before_us: int) -> int:
+    def count_rows_before(
+        self, target: Target, table: Table, column: str, before_us: int, keep: Keep = None
+    ) -> int:
         """How many view rows ``delete_rows_before`` would remove now; deletes nothing."""
 
     @abc.abstractmethod
-    def delete_rows_before(self, target: Target, table: Table, column: str, before_us: int) -> int:
-        """Remove the view rows whose ``column`` is below ``before_us`` µs (retention); returns
-        how many (see the contract)."""
+    def delete_rows_before(
+        self, target: Target, table: Table, column: str, before_us: int, keep: Keep = None
+    ) -> int:
+        """Remove the view rows whose ``column`` is below ``before_us`` µs (retention), except
+        those ``keep`` names; returns how many (see the contract)."""
 
     @abc.abstractmethod
     def erase_values(

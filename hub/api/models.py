@@ -309,8 +309,11 @@ class Holds(BaseModel):
     holds: list[Hold]
 
 
-class Released(BaseModel):
-    released: Hold
+class ReleaseProposed(BaseModel):
+    """A hold's release awaiting a second person (``POST /v1/config/changes/{id}/approve``)."""
+
+    hold: Hold
+    change: ConfigChange
 
 
 class LedgerEntries(BaseModel):

@@ -53,6 +53,17 @@ def config() -> None:
     """Configuration (quality rules, registry compatibility, retention): changes as events."""
 
 
+def _hold_in_scope(h: Any, resource: str, principal: Any) -> None:
+    """A legal hold's release: the hold's tenant's principals only (``tenant.all``: any), as on
+    ``hub legal-hold release``; another tenant's hold is NotFound as a missing one."""
+    from governance.configchanges import LEGALHOLD_PREFIX
+    from hub.reports import reader_scope
+
+    if resource.startswith(LEGALHOLD_PREFIX):
+        scope = reader_scope(h, principal, {}, {}, "legal-holds")
+        h.config_changes.check_hold_scope(resource, scope)
+
+
 @config.command("list")
 @click.option("--resource", default=None, help="Only changes of this resource.")
 @click.option("--pending", is_flag=True, help="Only changes waiting for approval.")
@@ -63,9 +74,15 @@ def config_list(obj: Ctx, resource: str | None, pending: bool, key: str | None) 
 
     def go() -> None:
         with obj.hub() as h:
-            authorize(h, "config.read", resource or "config", principal_for(h, key))
+            from hub.reports import reader_scope
+
+            who = principal_for(h, key)
+            authorize(h, "config.read", resource or "config", who)
+            scope = reader_scope(h, who, {}, {}, "legal-holds")  # another tenant's releases
             for c in h.config_changes.store.changes(resource):
                 if pending and c.status != "pending_approval":
+                    continue
+                if not h.config_changes.visible(c, scope):
                     continue
                 approvers = ",".join(a["approved_by"] for a in c.approvals) or "-"
                 click.echo(
@@ -87,10 +104,16 @@ def config_show(obj: Ctx, target: str, key: str | None) -> None:
         from governance.configstore import ConfigChangeNotFound
 
         with obj.hub() as h:
-            authorize(h, "config.read", target, principal_for(h, key))
+            from hub.reports import reader_scope
+
+            who = principal_for(h, key)
+            authorize(h, "config.read", target, who)
             changes = h.config_changes
             try:
-                echo_change(changes.store.change(target), diff=True)
+                change = changes.store.change(target)
+                if not changes.visible(change, reader_scope(h, who, {}, {}, "legal-holds")):
+                    raise ConfigChangeNotFound(f"No configuration change {target!r}.")
+                echo_change(change, diff=True)
             except ConfigChangeNotFound:
                 click.echo(json.dumps(changes.value(target), indent=2))
 
@@ -134,6 +157,7 @@ def config_propose(
                 authorize_hub_wide(h, write_action(resource), resource, principal)
             else:
                 authorize(h, write_action(resource), resource, principal)
+            _hold_in_scope(h, resource, principal)
             change = h.config_changes.propose(
                 principal, resource, _value(value, file, unset), reason
             )
@@ -157,11 +181,18 @@ def config_approve(obj: Ctx, change_id: str, reason: str, key: str | None) -> No
     """Approve (and apply) a change someone else proposed."""
 
     def go() -> None:
+        from governance.configchanges import LEGALHOLD_PREFIX, hub_wide, write_action
+
         with obj.hub() as h:
             principal = principal_for(h, key)
             changes = h.config_changes
             resource = changes.store.change(change_id).resource
             authorize(h, "config.approve", resource, principal)
+            if hub_wide(resource):  # approved as the hub's own tenant's, as proposed
+                authorize_hub_wide(h, "config.approve", resource, principal)
+            if resource.startswith(LEGALHOLD_PREFIX):  # one who may release that hold
+                authorize(h, write_action(resource), resource, principal)
+                _hold_in_scope(h, resource, principal)
             echo_change(changes.approve(principal, change_id, reason))
 
     run_safely(go)
@@ -189,6 +220,7 @@ def config_rollback(
                 authorize_hub_wide(h, write_action(resource), resource, principal)
             else:
                 authorize(h, write_action(resource), resource, principal)
+            _hold_in_scope(h, resource, principal)
             change = h.config_changes.rollback(principal, resource, change_id, reason, undo=undo)
             echo_change(change, diff=True)
 

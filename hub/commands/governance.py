@@ -3,7 +3,8 @@
 Actions are checked with the PolicyEngine like routes: ``catalog.read`` for the catalog, lineage
 and listings, ``retention.write`` for policies and runs, ``legalhold.write`` for holds. Setting a
 policy is a configuration change (``governance.configchanges``, resource ``retention:<scope>``);
-placing or releasing a hold is not.
+placing a hold is not; releasing one is a change of ``legalhold:<hold_id>`` that another person
+approves (``hub config approve``).
 Exit codes: 0 success, 1 a hub error.
 """
 
@@ -186,19 +187,27 @@ def hold_place(obj: Ctx, scope: str, matter: str, reason: str) -> None:
 @click.option("--reason", default="")
 @click.pass_obj
 def hold_release(obj: Ctx, hold_id: str, reason: str) -> None:
-    """Release the hold HOLD_ID."""
+    """Propose the release of the hold HOLD_ID: it stays in force until another person runs
+    `hub config approve CHANGE_ID` (two-person rule, always)."""
 
     def go() -> None:
+        from governance.configchanges import legalhold_resource
+
         with obj.hub() as h:
             principal = authorize(h, "legalhold.write", hold_id)
-            hold = h.governance.release_hold(  # its tenant's holds only (as over HTTP)
-                hold_id,
-                actor=principal.id,
-                reason=reason,
-                tenant_scope=_holds_scope(h, principal),
-                tenant=principal.tenant,
+            resource = legalhold_resource(hold_id)
+            # its tenant's holds only (as over HTTP)
+            h.config_changes.check_hold_scope(resource, _holds_scope(h, principal))
+            hold = h.governance.state().holds.get(hold_id)
+            why = reason.strip() or f"release legal hold {hold_id}"
+            change = h.config_changes.propose(principal, resource, None, why)
+            assert hold is not None  # propose refused a hold that is not active
+            _echo_json({"hold": hold.as_dict(), "change": change.summary()})
+            click.echo(
+                f"two-person rule: another principal must run "
+                f"`hub config approve {change.change_id} --key ...`",
+                err=True,
             )
-            _echo_json({"released": hold.as_dict()})
 
     run_safely(go)
 

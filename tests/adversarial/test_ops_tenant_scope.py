@@ -229,6 +229,14 @@ def test_a_tenant_can_neither_see_nor_release_another_tenants_legal_hold(
     admin = basic(_key(hub, "admin", "root"))
     assert len(client.get("/v1/legal-holds", headers=admin).json()["holds"]) == 1
     r = client.post(f"/v1/legal-holds/{hold_id}/release", json={"reason": "closed"}, headers=gus)
+    assert r.status_code == 202, r.text
+    change_id = r.json()["change"]["change_id"]
+    # nor may acme's officer approve (or learn of) globex's release
+    r = client.post(f"/v1/config/changes/{change_id}/approve", json={}, headers=ann)
+    assert r.status_code == 404, r.text
+    assert hub.governance.is_held("subject:GLOBEX-CUST-9")
+    gail = basic(_key(hub, "compliance_officer", "gail", "globex"))
+    r = client.post(f"/v1/config/changes/{change_id}/approve", json={}, headers=gail)
     assert r.status_code == 200, r.text
     assert not hub.governance.is_held("subject:GLOBEX-CUST-9")
 

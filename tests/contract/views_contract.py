@@ -414,6 +414,26 @@ class ViewStoreContract:
         store.drop(target, tables)
         store.drop(other, tables)
 
+    def test_delete_rows_before_leaves_the_rows_keep_names(self, store: ViewStore, target):
+        """Retention under a legal hold on data subject "a": its expired row stays; b's goes."""
+        tables = self._write_aged_rows(store, target)
+        store.write(
+            target, tables, {"ct_accounts": [account("t1", "b", "3", opened_at=100)]},
+            Checkpoint(3, {("e", 0): Position(5)}),
+        )  # fmt: skip
+        keep = {"account_id": ["a", "zz"]}
+        assert store.count_rows_before(target, ENTITY, "opened_at", 250, keep) == 1
+        assert store.delete_rows_before(target, ENTITY, "opened_at", 250, keep) == 1
+        assert sorted(r["account_id"] for r in store.rows(target, ENTITY)) == ["a", "c"]
+        assert store.delete_rows_before(target, ENTITY, "opened_at", 250, {"account_id": []}) == 1
+        assert sorted(r["account_id"] for r in store.rows(target, ENTITY)) == ["c"]
+        for bad in ({"nope": ["a"]}, {"balance": ["a"]}):  # no such column; not a string
+            for op in (store.count_rows_before, store.delete_rows_before):
+                with pytest.raises(InvalidInput):
+                    op(target, ENTITY, "opened_at", 10**18, bad)
+        assert len(store.rows(target, ENTITY)) == 1
+        store.drop(target, tables)
+
     def test_delete_rows_before_refuses_unknown_columns_and_tables(self, store: ViewStore, target):
         tables = self._write_aged_rows(store, target)
         before = {t.name: store.rows(target, t) for t in tables}

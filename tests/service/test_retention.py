@@ -185,8 +185,8 @@ def test_retention_and_hold_api_and_cli(tmp_path: Path) -> None:
     try:
         old_and_new(h)
 
-        def auth(roles: list[str]) -> dict[str, str]:
-            token = h.keys.create(roles, principal="-".join(roles)).token
+        def auth(roles: list[str], who: str = "") -> dict[str, str]:
+            token = h.keys.create(roles, principal=who or "-".join(roles)).token
             return {"Authorization": "Basic " + base64.b64encode(token.encode()).decode()}
 
         officer, analyst = auth(["compliance_officer"]), auth(["analyst"])
@@ -208,6 +208,10 @@ def test_retention_and_hold_api_and_cli(tmp_path: Path) -> None:
             r = client.post("/v1/retention/run", headers=officer)
             assert r.json()["skipped"] == [{"scope": "topic:t.raw", "reason": "under legal hold"}]
             r = client.post(f"/v1/legal-holds/{hold_id}/release", json={}, headers=officer)
+            assert r.status_code == 202, r.text  # proposed: a second officer approves
+            change_id = r.json()["change"]["change_id"]
+            second = auth(["compliance_officer"], "second-officer")
+            r = client.post(f"/v1/config/changes/{change_id}/approve", json={}, headers=second)
             assert r.status_code == 200, r.text
             r = client.post("/v1/retention/run?dry_run=true", headers=officer)
             assert len(r.json()["deleted"]) == 2

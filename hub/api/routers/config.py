@@ -16,8 +16,9 @@ from pydantic import BaseModel, Field
 
 from core.errors import Forbidden
 from core.ports.policy import HUB_TENANT, Principal
-from governance.configchanges import ConfigChanges, hub_wide, write_action
-from hub.api.deps import authorize, hub_of
+from governance.configchanges import LEGALHOLD_PREFIX, ConfigChanges, hub_wide, write_action
+from governance.configstore import ConfigChangeNotFound
+from hub.api.deps import authorize, decision_context, hub_of
 from hub.api.models import ConfigChange, ConfigValue
 
 router = APIRouter(tags=["config"])
@@ -42,7 +43,21 @@ def _may_write(request: Request, principal: Principal, resource: str) -> None:
             "compatibility level is refused for every role.",
             code="internal_subject",
         )
-    action = write_action(resource)
+    _decide(request, principal, write_action(resource), resource)
+    if resource.startswith(LEGALHOLD_PREFIX):  # its tenant's holds only (as on /v1/legal-holds)
+        changes_of(request).check_hold_scope(resource, _holds_scope(request, principal))
+
+
+def _holds_scope(request: Request, principal: Principal) -> str | None:
+    """The tenant whose legal holds (and their releases) the principal sees; None: all."""
+    from hub.reports import reader_scope
+
+    return reader_scope(hub_of(request), principal, {}, decision_context(request), "legal-holds")
+
+
+def _decide(request: Request, principal: Principal, action: str, resource: str) -> None:
+    """``action`` on ``resource``, asked of the policy engine; a hub-wide resource's as the
+    hub's own tenant's (another tenant's key needs ``tenant.all``)."""
     context: dict[str, Any] = {"method": request.method}
     if hub_wide(resource):  # a retention policy deletes every tenant's records
         context["tenant"] = HUB_TENANT
@@ -72,22 +87,27 @@ class RollbackBody(BaseModel):
 def list_changes(
     request: Request,
     resource: str | None = None,
-    _: Principal = Depends(authorize("config.read", "config")),
+    who: Principal = Depends(authorize("config.read", "config")),
 ) -> list[dict[str, Any]]:
     changes = changes_of(request)
     changes.store.refresh()
-    return [c.summary() for c in changes.store.changes(resource)]
+    scope = _holds_scope(request, who)
+    return [c.summary() for c in changes.store.changes(resource) if changes.visible(c, scope)]
 
 
 @router.get("/v1/config/changes/{change_id}", response_model=ConfigChange)
 def get_change(
     change_id: str,
     request: Request,
-    _: Principal = Depends(authorize("config.read", "config")),
+    who: Principal = Depends(authorize("config.read", "config")),
 ) -> dict[str, Any]:
     changes = changes_of(request)
     changes.store.refresh()
     change = changes.store.change(change_id)
+    if not changes.visible(change, _holds_scope(request, who)):
+        raise ConfigChangeNotFound(
+            f"No configuration change {change_id!r}: `hub config list` lists them."
+        )
     return {**change.summary(), "diff": change.diff}
 
 
@@ -118,7 +138,16 @@ def approve(
     request: Request,
     principal: Principal = Depends(authorize("config.approve", "config")),
 ) -> dict[str, Any]:
-    return changes_of(request).approve(principal, change_id, body.reason).summary()
+    """A hub-wide resource's change is approved as the hub's own tenant's; a legal hold's
+    release by one who may release that hold (``legalhold.write``, its tenant)."""
+    changes = changes_of(request)
+    changes.store.refresh()
+    resource = changes.store.change(change_id).resource
+    if hub_wide(resource):
+        _decide(request, principal, "config.approve", resource)
+    if resource.startswith(LEGALHOLD_PREFIX):
+        _may_write(request, principal, resource)
+    return changes.approve(principal, change_id, body.reason).summary()
 
 
 @router.post("/v1/config/rollback", status_code=201, response_model=ConfigChange)

@@ -3,7 +3,8 @@
 ``GET /v1/catalog`` and ``GET /v1/lineage/graph`` need ``catalog.read``; setting a retention
 policy and running the retention job need ``retention.write``; placing and releasing legal holds
 need ``legalhold.write``. Setting a policy is a configuration change of ``retention:<scope>``
-(``governance.configchanges``: recorded, refused under the two-person rule); a hold is not.
+(``governance.configchanges``: recorded, refused under the two-person rule); placing a hold is
+not, releasing one is a change of ``legalhold:<hold_id>`` that a second person must approve.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from hub.api.models import (
     Holds,
     LineageEvents,
     LineageGraph,
-    Released,
+    ReleaseProposed,
     RetentionPolicies,
     RetentionPolicy,
     RetentionRun,
@@ -161,20 +162,26 @@ def place_hold(
     return hold.as_dict()
 
 
-@router.post("/v1/legal-holds/{hold_id}/release", response_model=Released)
+@router.post("/v1/legal-holds/{hold_id}/release", status_code=202, response_model=ReleaseProposed)
 def release_hold(
     hold_id: str,
     body: ReleaseIn,
     request: Request,
     who: Principal = Depends(authorize("legalhold.write")),
 ) -> dict[str, Any]:
-    """Release a hold of this principal's tenant (any tenant's with ``tenant.all``); another
-    tenant's answers 404 as a missing one."""
-    hold = hub_of(request).governance.release_hold(
-        hold_id,
-        actor=who.id,
-        reason=body.reason,
-        tenant_scope=holds_scope(request, who),
-        tenant=who.tenant,
-    )
-    return {"released": hold.as_dict()}
+    """Propose the release of a hold of this principal's tenant (any tenant's with
+    ``tenant.all``; another tenant's answers 404 as a missing one). The hold stays in force
+    until ANOTHER person approves the change (``POST /v1/config/changes/{change_id}/approve``):
+    a compliance officer also erases subjects and sets retention, so one person alone must not
+    lift a hold (``governance.configchanges``, resource ``legalhold:<hold_id>``)."""
+    from governance.configchanges import legalhold_resource
+
+    hub = hub_of(request)
+    changes = changes_of(request)
+    resource = legalhold_resource(hold_id)
+    changes.check_hold_scope(resource, holds_scope(request, who))
+    hold = hub.governance.state().holds.get(hold_id)
+    reason = body.reason.strip() or f"release legal hold {hold_id}"
+    change = changes.propose(who, resource, None, reason)
+    assert hold is not None  # propose refused a hold that is not active (hold_not_found)
+    return {"hold": hold.as_dict(), "change": {**change.summary(), "diff": change.diff}}

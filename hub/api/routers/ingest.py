@@ -37,6 +37,7 @@ from core.ports.policy import Principal
 from hub.api.deps import (
     MAX_INT64,
     authorize,
+    authorize_hub_wide,
     authorize_in_loop,
     count_decision,
     decision_context,
@@ -313,9 +314,13 @@ def rules_get(
 
 @router.put("/v1/rules/{subject}", response_model=RuleSetOut, openapi_extra=json_body(RuleSetIn))
 async def rules_put(
-    subject: str, request: Request, principal: Principal = Depends(authorize("rules.write"))
+    subject: str,
+    request: Request,
+    principal: Principal = Depends(authorize_hub_wide("rules.write", "rules")),
 ) -> dict[str, Any]:
-    """Body: the rule set (``{"rules": [...]}``); published as a ``hub.ConfigChanged`` event."""
+    """Body: the rule set (``{"rules": [...]}``); published as a ``hub.ConfigChanged`` event.
+    A subject's rules quarantine every tenant's records on its topic, so ``rules.write`` is
+    decided as the hub's own tenant's (``governance.configchanges.hub_wide``)."""
     payload = await read_json(request, exact_decimals=False)  # rule bounds are JSON numbers
     if isinstance(payload, dict):
         payload.setdefault("subject", subject)

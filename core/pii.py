@@ -463,13 +463,16 @@ class PiiCodec:
         subject = data_subject_of(datum, schema_json)
         return decrypt_pii(datum, schema_json, subject, self.keystore, topic, only)
 
-    def seal(self, subject_id: str, data: bytes, topic: str) -> bytes:
-        """Encrypt opaque bytes of a subject (a quarantined original) under its key."""
-        return self.keystore.encrypt(subject_id, data, make_aad(topic, "original", subject_id))
+    def seal(self, subject_id: str, data: bytes, topic: str, part: str = "original") -> bytes:
+        """Encrypt opaque bytes of a subject (a quarantined original, or its digest: ``part``
+        names which, so one cannot be passed off as the other) under its key."""
+        return self.keystore.encrypt(subject_id, data, make_aad(topic, part, subject_id))
 
-    def unseal(self, subject_id: str, data: bytes, topic: str) -> bytes | None:
+    def unseal(
+        self, subject_id: str, data: bytes, topic: str, part: str = "original"
+    ) -> bytes | None:
         """The bytes ``seal`` encrypted, or None once the subject is erased."""
         try:
-            return self.keystore.decrypt(subject_id, data, make_aad(topic, "original", subject_id))
+            return self.keystore.decrypt(subject_id, data, make_aad(topic, part, subject_id))
         except KeyDestroyed:
             return None

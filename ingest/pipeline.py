@@ -29,7 +29,10 @@ share one log transaction; every caller is answered once its batch is durable.
 
 Quarantined originals are kept whole up to ``max_record_bytes``; a larger record (rejected for
 its size) keeps its first ``max_record_bytes`` bytes with ``truncated=true`` and the SHA-256 and
-size of the whole, so the quarantine topic's own records stay bounded.
+size of the whole, so the quarantine topic's own records stay bounded. For a topic with personal
+data, the original and its SHA-256 are sealed under the data subject's key (an erasure shreds
+both); when no subject can be told, neither is kept (header ``hub_original_dropped``), and a late
+record for an erased subject keeps neither: the entry keeps the reason and the size.
 
 The strict alternative stays ``Publisher.publish`` (``POST /v1/topics/{topic}/events``):
 all-or-nothing, the first bad record fails the call.
@@ -37,6 +40,7 @@ all-or-nothing, the first bad record fails the call.
 
 from __future__ import annotations
 
+import base64
 import gc
 import hashlib
 import json
@@ -93,6 +97,12 @@ from registry.plain import plain_subject
 from registry.service import SchemaRegistry
 
 SEALED_FOR = "hub_sealed_for"  # quarantine header: the original is sealed under this subject's key
+# quarantine header: the original was not kept (its value is why, e.g. ``unidentified_subject``)
+ORIGINAL_DROPPED = "hub_original_dropped"
+# ``original_sha256`` of an entry sealed for a subject: the digest is sealed with the original
+# (base64 after this prefix), so an erasure shreds it too; a clear digest of a small personal
+# record would let anyone holding a guess confirm it long after the erasure.
+SEALED_DIGEST = "sealed:"
 QUARANTINE_TOPIC = "hub.quarantine"
 _NONE: frozenset[str] = frozenset()
 JSON = "application/json"
@@ -985,15 +995,28 @@ class IngestPipeline:
             try:
                 # The original holds PII in clear: it is kept sealed under the subject's key, so
                 # an erasure shreds the quarantined copy too (``hub quarantine show`` unseals).
-                original = self.publisher.codec().seal(subject, original, QUARANTINE_TOPIC)
+                codec = self.publisher.codec()
+                original = codec.seal(subject, original, QUARANTINE_TOPIC)
+                sealed = codec.seal(subject, digest.encode(), QUARANTINE_TOPIC, "original_sha256")
+                digest = SEALED_DIGEST + base64.b64encode(sealed).decode()
                 extra_headers = ((SEALED_FOR, subject.encode()),)
                 rej = _redacted(rej, seen, target)
             except KeyDestroyed:
                 rej = _Reject("key_destroyed", f"Data subject {subject!r} was erased. {rej.reason}")
+        elif subject is None and self._holds_pii(topic, target):
+            # A record for a topic with personal data whose data subject cannot be told (not
+            # decodable, no subject field): no subject key can shred it, so an erasure could
+            # never reach its PII. It is not kept, nor its digest (a dictionary-attack target
+            # that nothing could ever shred); the entry keeps why it was refused, its size and
+            # that it was dropped. Such a record could not pass a replay anyway: the same bytes
+            # still have no subject.
+            original, digest = b"", ""
+            extra_headers = ((ORIGINAL_DROPPED, b"unidentified_subject"),)
+            rej = _redacted(rej, seen, target)
         if rej.code == "key_destroyed":
             # A late record for an erased data subject: its PII is not kept anywhere, not even
-            # here; the quarantine entry keeps the reason, the size and the digest.
-            original = b""
+            # here, nor a digest of it; the entry keeps the reason and the size.
+            original, digest = b"", ""
         from domain.envelope import uuid7
 
         value = {
@@ -1032,6 +1055,23 @@ class IngestPipeline:
             value=serde.encode(q.schema_id, q.schema, datum),
             key=topic.encode(),
             headers=envelope.to_headers() + extra_headers,
+        )
+
+    def _holds_pii(self, topic: str, target: Target | None) -> bool:
+        """Whether a rejected record for ``topic`` may hold personal data: its target's schema
+        encrypts PII, or (no target: the event type was not resolved) one of the topic's
+        shipped event types does."""
+        if self.publisher.pii is None:
+            return False
+        if target is not None:
+            return target.encrypts
+        from domain.catalog import TOPICS, schema_text
+
+        return any(
+            bool(pii_fields(schema_text(t)))
+            for spec in TOPICS
+            if spec.name == topic
+            for t in spec.event_types
         )
 
     def _pii_subject(self, raw: RawRecord, target: Target | None) -> tuple[str | None, Any]:

@@ -7,7 +7,9 @@ columns=<base64 header line>``) and typed by the topic's current schema; each wi
 given at first receipt and ``attempt + 1``, from the source ``replay:<original source>``, for
 the tenant that first sent it (``ce_tenant``; ``default`` for an entry without one). A
 record that fails again is quarantined again (a new offset, the higher attempt); one that passes
-is appended once. Truncated originals cannot be replayed.
+is appended once. Truncated originals cannot be replayed, nor entries whose original was not
+kept (a record for a topic with personal data naming no data subject: ``original_dropped``).
+A sealed entry's ``original_sha256`` is listed as ``sealed`` and opened with its original.
 
 The quarantine is immutable, so a replay is recorded beside it: one ``hub.QuarantineReplayed``
 event per replayed entry on ``hub.quarantine-replays`` (outcome ``accepted`` with the topic,
@@ -19,6 +21,7 @@ Replaying an entry that is not pending is refused, naming where it went.
 
 from __future__ import annotations
 
+import base64
 import csv
 import json
 from collections.abc import Callable, Iterable
@@ -34,7 +37,9 @@ from core.ports.eventlog import Record, RecordMetadata
 from domain.envelope import Envelope
 from ingest.files import csv_header_of, csv_types, parse_csv_row
 from ingest.pipeline import (
+    ORIGINAL_DROPPED,
     QUARANTINE_TOPIC,
+    SEALED_DIGEST,
     SEALED_FOR,
     WIRE,
     IngestPipeline,
@@ -97,20 +102,40 @@ def decode_entry(
     value: dict[str, Any] = serde.decode(rec.value, pipeline.registry.parsed(schema_id))  # type: ignore[arg-type]
     value["offset"] = rec.offset
     value["tenant"] = tenant_of(rec)
+    dropped = next((v.decode() for k, v in rec.headers if k == ORIGINAL_DROPPED), None)
+    if dropped is not None:
+        value["original_dropped"] = dropped
     sealed_for = next((v.decode() for k, v in rec.headers if k == SEALED_FOR), None)
     if sealed_for is not None:
         # The original was sealed under its data subject's key (it holds PII in clear).
         value["sealed_for"] = sealed_for
+        digest: str = value["original_sha256"]
         if not unseal:
             value["original"] = b""
             value["original_masked"] = True
+            value["original_sha256"] = _shown_digest(digest)
             return value
-        opened = pipeline.publisher.codec().unseal(sealed_for, value["original"], QUARANTINE_TOPIC)
+        codec = pipeline.publisher.codec()
+        opened = codec.unseal(sealed_for, value["original"], QUARANTINE_TOPIC)
         value["erased"] = opened is None
         value["original"] = b"" if opened is None else opened
+        if digest.startswith(SEALED_DIGEST):
+            plain = codec.unseal(
+                sealed_for,
+                base64.b64decode(digest[len(SEALED_DIGEST) :]),
+                QUARANTINE_TOPIC,
+                "original_sha256",
+            )
+            value["original_sha256"] = "" if plain is None else plain.decode()
     elif value["reason_code"] == "key_destroyed":
         value["erased"] = True
     return value
+
+
+def _shown_digest(digest: str) -> str:
+    """A listed entry's ``original_sha256``: a digest sealed with the original is shown as
+    ``sealed`` (``decode_entry`` opens it for a reader who may see the original)."""
+    return "sealed" if digest.startswith(SEALED_DIGEST) else digest
 
 
 def entries(
@@ -138,6 +163,7 @@ def entries(
         if topic and v["topic"] != topic:
             continue
         v.pop("original")
+        v["original_sha256"] = _shown_digest(v["original_sha256"])
         v["offset"] = rec.offset
         v["tenant"] = tenant
         mark = marks.get(rec.offset)
@@ -157,6 +183,13 @@ def to_raw(entry: dict[str, Any], pipeline: IngestPipeline | None = None) -> Raw
         raise InvalidInput(
             f"Quarantined record {entry['offset']} belongs to an erased data subject; its "
             "original is shredded and cannot be replayed.",
+            code="not_replayable",
+        )
+    if entry.get("original_dropped"):
+        raise InvalidInput(
+            f"Quarantined record {entry['offset']} was not kept: it was for a topic with personal "
+            "data and named no data subject whose key could seal it "
+            f"({entry['original_dropped']}). Send a corrected record instead.",
             code="not_replayable",
         )
     if entry["truncated"]:

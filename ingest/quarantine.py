@@ -164,6 +164,9 @@ def entries(
             continue
         v.pop("original")
         v["original_sha256"] = _shown_digest(v["original_sha256"])
+        dropped = next((h.decode() for k, h in rec.headers if k == ORIGINAL_DROPPED), None)
+        if dropped is not None:
+            v["original_dropped"] = dropped  # not replayable: `replay --all` passes it over
         v["offset"] = rec.offset
         v["tenant"] = tenant
         mark = marks.get(rec.offset)

@@ -102,11 +102,18 @@ def quarantine_replay(
             principal = authorize(h, "quarantine.replay", "quarantine")
             chosen = list(offsets)
             if replay_all:
-                chosen = [
-                    e["offset"]
-                    for e in entries(h.ingest, 0, 10**9, topic)
-                    if e["status"] == "pending"
+                pending = [
+                    e for e in entries(h.ingest, 0, 10**9, topic) if e["status"] == "pending"
                 ]
+                # an entry whose original was not kept can never be replayed: one must not make
+                # every other pending entry unreplayable by --all
+                chosen = [e["offset"] for e in pending if not e.get("original_dropped")]
+                if len(chosen) < len(pending):
+                    click.echo(
+                        f"skipped {len(pending) - len(chosen)} entries whose original was not "
+                        "kept (personal data naming no data subject): they cannot be replayed",
+                        err=True,
+                    )
             if not chosen:
                 raise ConfigError("Name offsets to replay, or pass --all.")
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -118,3 +119,24 @@ def test_quarantine_digest_is_shredded_by_the_erasure(hub: Hub) -> None:
     stored = stored_quarantine(hub)
     assert hashlib.sha256(late).hexdigest().encode() not in stored
     assert EMAIL.encode() not in stored and NAME.encode() not in stored
+
+
+def test_replay_all_passes_over_entries_whose_original_was_not_kept(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from hub.bootstrap import bootstrap
+    from hub.cli import main
+    from hub.settings import load_settings
+    from tests.cli_keys import admin_args
+
+    data = tmp_path / "data"
+    h = bootstrap(load_settings(environ={}, data_dir=data))
+    try:
+        send(h, account(None))  # not kept: not replayable
+        send(h, account("ACC-R", email="r r@example"))  # sealed: replayable (fails again)
+    finally:
+        h.close()
+    r = CliRunner().invoke(main, [*admin_args(data), "quarantine", "replay", "--all"])
+    assert r.exit_code == 0, r.output
+    assert "accounts: accepted=0 rejected=1" in r.stdout
+    assert "skipped 1 entries whose original was not kept" in r.stderr

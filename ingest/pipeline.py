@@ -31,8 +31,10 @@ Quarantined originals are kept whole up to ``max_record_bytes``; a larger record
 its size) keeps its first ``max_record_bytes`` bytes with ``truncated=true`` and the SHA-256 and
 size of the whole, so the quarantine topic's own records stay bounded. For a topic with personal
 data, the original and its SHA-256 are sealed under the data subject's key (an erasure shreds
-both); when no subject can be told, neither is kept (header ``hub_original_dropped``), and a late
-record for an erased subject keeps neither: the entry keeps the reason and the size.
+both); when no subject can be told, under a synthetic subject of their own,
+``unattributed:<the quarantine entry's event id>`` (header ``hub_sealed_for``), which an officer
+erases like any other (``hub erase unattributed:...``); a late record for an erased subject keeps
+neither: the entry keeps the reason and the size.
 
 The strict alternative stays ``Publisher.publish`` (``POST /v1/topics/{topic}/events``):
 all-or-nothing, the first bad record fails the call.
@@ -64,6 +66,7 @@ from core.errors import HubError, SchemaNotFound
 from core.events import refuse_internal
 from core.metrics import Metrics
 from core.pii import (
+    UNATTRIBUTED,
     data_subject_field,
     data_subject_of,
     encrypts,
@@ -97,8 +100,11 @@ from registry.plain import plain_subject
 from registry.service import SchemaRegistry
 
 SEALED_FOR = "hub_sealed_for"  # quarantine header: the original is sealed under this subject's key
-# quarantine header: the original was not kept (its value is why, e.g. ``unidentified_subject``)
-ORIGINAL_DROPPED = "hub_original_dropped"
+# ``UNATTRIBUTED`` (core.pii): the synthetic data subject a quarantined personal record naming
+# no subject is sealed under is this prefix and the quarantine entry's own event id (a fresh
+# UUIDv7 the hub draws, never a sender's id: a sender could otherwise make two records share one
+# key, or name a subject check_subject refuses). One key per entry: erasing it shreds that entry
+# only. A record naming a subject under the prefix is refused (``data_subject_reserved``).
 # ``original_sha256`` of an entry sealed for a subject: the digest is sealed with the original
 # (base64 after this prefix), so an erasure shreds it too; a clear digest of a small personal
 # record would let anyone holding a guess confirm it long after the erasure.
@@ -991,6 +997,16 @@ class IngestPipeline:
         truncated = original_size > self.max_record_bytes
         if truncated:
             original = original[: self.max_record_bytes]
+        from domain.envelope import uuid7
+
+        entry_id = str(uuid7())  # the quarantine record's own event id (ce_id)
+        if subject is None and rej.code != "key_destroyed" and self._holds_pii(topic, target):
+            # A record for a topic with personal data whose data subject cannot be told (not
+            # decodable, no subject field, unknown event type): kept all the same (nothing
+            # refused is lost), sealed under a synthetic subject of its own, so that the same
+            # erasure path shreds it (an officer names ``unattributed:<id>``), and a reader who
+            # may see originals can open and replay it. Kept in clear, no erasure could reach it.
+            subject = UNATTRIBUTED + entry_id
         if subject is not None and rej.code != "key_destroyed":
             try:
                 # The original holds PII in clear: it is kept sealed under the subject's key, so
@@ -1003,22 +1019,10 @@ class IngestPipeline:
                 rej = _redacted(rej, seen, target)
             except KeyDestroyed:
                 rej = _Reject("key_destroyed", f"Data subject {subject!r} was erased. {rej.reason}")
-        elif subject is None and self._holds_pii(topic, target):
-            # A record for a topic with personal data whose data subject cannot be told (not
-            # decodable, no subject field): no subject key can shred it, so an erasure could
-            # never reach its PII. It is not kept, nor its digest (a dictionary-attack target
-            # that nothing could ever shred); the entry keeps why it was refused, its size and
-            # that it was dropped. Such a record could not pass a replay anyway: the same bytes
-            # still have no subject.
-            original, digest = b"", ""
-            extra_headers = ((ORIGINAL_DROPPED, b"unidentified_subject"),)
-            rej = _redacted(rej, seen, target)
         if rej.code == "key_destroyed":
             # A late record for an erased data subject: its PII is not kept anywhere, not even
             # here, nor a digest of it; the entry keeps the reason and the size.
             original, digest = b"", ""
-        from domain.envelope import uuid7
-
         value = {
             "topic": topic,
             "source": source,
@@ -1050,6 +1054,7 @@ class IngestPipeline:
             classification=q.classification,
             occurred_at=now,
             tenant=tenant,
+            event_id=entry_id,
         )
         return Record(
             value=serde.encode(q.schema_id, q.schema, datum),
@@ -1081,7 +1086,7 @@ class IngestPipeline:
         Only records aimed at a schema that encrypts PII are considered; the subject is read from
         the decoded value (JSON object, file row, or a wire-format value decoded with its writer
         schema). A record whose subject cannot be told (not JSON, not decodable, no subject field)
-        is kept as sent: it cannot be tied to anyone's key.
+        gets None: ``_quarantine_record`` seals it under a synthetic subject (``UNATTRIBUTED``).
         """
         if target is None or not target.encrypts or self.publisher.pii is None:
             return None, None
@@ -1096,6 +1101,7 @@ class IngestPipeline:
         if field_name is None or not isinstance(value, Mapping):
             return None, None
         subject = value.get(field_name)
-        if not isinstance(subject, str) or not subject:
+        if not isinstance(subject, str) or not subject or subject.startswith(UNATTRIBUTED):
+            # a reserved id a sender wrote is no subject: the quarantine mints its own
             return None, value
         return subject, value

@@ -7,9 +7,11 @@ columns=<base64 header line>``) and typed by the topic's current schema; each wi
 given at first receipt and ``attempt + 1``, from the source ``replay:<original source>``, for
 the tenant that first sent it (``ce_tenant``; ``default`` for an entry without one). A
 record that fails again is quarantined again (a new offset, the higher attempt); one that passes
-is appended once. Truncated originals cannot be replayed, nor entries whose original was not
-kept (a record for a topic with personal data naming no data subject: ``original_dropped``).
-A sealed entry's ``original_sha256`` is listed as ``sealed`` and opened with its original.
+is appended once. Truncated originals cannot be replayed, nor erased ones.
+A sealed entry's ``original_sha256`` is listed as ``sealed`` and opened with its original; the
+list names the subject it is sealed for (``sealed_for``: a data subject id, or
+``unattributed:<entry id>`` for a personal record naming none, which an officer erases like
+any subject) and whether it was ``erased``.
 
 The quarantine is immutable, so a replay is recorded beside it: one ``hub.QuarantineReplayed``
 event per replayed entry on ``hub.quarantine-replays`` (outcome ``accepted`` with the topic,
@@ -37,7 +39,6 @@ from core.ports.eventlog import Record, RecordMetadata
 from domain.envelope import Envelope
 from ingest.files import csv_header_of, csv_types, parse_csv_row
 from ingest.pipeline import (
-    ORIGINAL_DROPPED,
     QUARANTINE_TOPIC,
     SEALED_DIGEST,
     SEALED_FOR,
@@ -102,9 +103,6 @@ def decode_entry(
     value: dict[str, Any] = serde.decode(rec.value, pipeline.registry.parsed(schema_id))  # type: ignore[arg-type]
     value["offset"] = rec.offset
     value["tenant"] = tenant_of(rec)
-    dropped = next((v.decode() for k, v in rec.headers if k == ORIGINAL_DROPPED), None)
-    if dropped is not None:
-        value["original_dropped"] = dropped
     sealed_for = next((v.decode() for k, v in rec.headers if k == SEALED_FOR), None)
     if sealed_for is not None:
         # The original was sealed under its data subject's key (it holds PII in clear).
@@ -147,9 +145,11 @@ def entries(
 ) -> list[dict[str, Any]]:
     """Quarantined records from ``offset`` (without their original bytes), each with its
     ``tenant``, replay ``status`` (``pending``, ``replayed``, ``requarantined``) and
-    ``replayed_to``. A reader limited to ``tenant_scope`` (None: every tenant) gets that
-    tenant's entries only (an entry without a tenant counts as ``default``; one carrying
-    ``ce_tenant`` twice belongs to no tenant: only an every-tenant reader sees it)."""
+    ``replayed_to``; a sealed one names ``sealed_for``, and ``erased`` says whether its
+    original was shredded (asking the key store once for the whole page). A reader limited to
+    ``tenant_scope`` (None: every tenant) gets that tenant's entries only (an entry without a
+    tenant counts as ``default``; one carrying ``ce_tenant`` twice belongs to no tenant: only
+    an every-tenant reader sees it)."""
     out = []
     marks = replay_marks(pipeline)
     for rec in pipeline.log.scan(QUARANTINE_TOPIC, 0, offset):
@@ -164,9 +164,10 @@ def entries(
             continue
         v.pop("original")
         v["original_sha256"] = _shown_digest(v["original_sha256"])
-        dropped = next((h.decode() for k, h in rec.headers if k == ORIGINAL_DROPPED), None)
-        if dropped is not None:
-            v["original_dropped"] = dropped  # not replayable: `replay --all` passes it over
+        sealed_for = next((h.decode() for k, h in rec.headers if k == SEALED_FOR), None)
+        if sealed_for is not None:
+            v["sealed_for"] = sealed_for  # the subject an officer names to shred the original
+        v["erased"] = v["reason_code"] == "key_destroyed"
         v["offset"] = rec.offset
         v["tenant"] = tenant
         mark = marks.get(rec.offset)
@@ -177,6 +178,12 @@ def entries(
         out.append(serde.to_json(v))
         if len(out) >= limit:
             break
+    sealed = {e["sealed_for"] for e in out if "sealed_for" in e}
+    if sealed and pipeline.publisher.pii is not None:
+        erased = pipeline.publisher.pii.keystore.erased_among(sealed)
+        for e in out:
+            if e.get("sealed_for") in erased:
+                e["erased"] = True
     return out
 
 
@@ -186,13 +193,6 @@ def to_raw(entry: dict[str, Any], pipeline: IngestPipeline | None = None) -> Raw
         raise InvalidInput(
             f"Quarantined record {entry['offset']} belongs to an erased data subject; its "
             "original is shredded and cannot be replayed.",
-            code="not_replayable",
-        )
-    if entry.get("original_dropped"):
-        raise InvalidInput(
-            f"Quarantined record {entry['offset']} was not kept: it was for a topic with personal "
-            "data and named no data subject whose key could seal it "
-            f"({entry['original_dropped']}). Send a corrected record instead.",
             code="not_replayable",
         )
     if entry["truncated"]:

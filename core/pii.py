@@ -284,6 +284,13 @@ def data_subject_field(schema_json: SchemaJson) -> str | None:
     return plan(schema_json).subject_field
 
 
+# Data subject ids under this prefix are the hub's own: a quarantined personal record that names
+# no subject is sealed under ``unattributed:<its quarantine entry id>`` (ingest.pipeline). A
+# record naming such a subject is refused, or a sender could put its PII under the key of a
+# quarantine entry (one erasure then shredding both).
+UNATTRIBUTED = "unattributed:"
+
+
 def data_subject_of(datum: Mapping[str, Any], schema_json: SchemaJson) -> str | None:
     """The data subject id a record names (its ``hub.data_subject`` field), or None."""
     name = plan(schema_json).subject_field
@@ -364,6 +371,13 @@ def encrypt_pii(
                 f"Field {field.name} is PII but the record names no data subject: give its "
                 f"{p.subject_field or DATA_SUBJECT + ' field'} a value.",
                 code="data_subject_missing",
+            )
+        if subject_id.startswith(UNATTRIBUTED):
+            raise InvalidInput(
+                f"Data subject {subject_id!r} is in the namespace the hub reserves for quarantined "
+                f"records naming no subject ({UNATTRIBUTED!r}): give the "
+                f"{p.subject_field or DATA_SUBJECT + ' field'} another value.",
+                code="data_subject_reserved",
             )
         aad = make_aad(topic, field.name, subject_id)
         _set(out, field.path, keystore.encrypt(subject_id, field.encode(value), aad))
@@ -463,13 +477,16 @@ class PiiCodec:
         subject = data_subject_of(datum, schema_json)
         return decrypt_pii(datum, schema_json, subject, self.keystore, topic, only)
 
-    def seal(self, subject_id: str, data: bytes, topic: str) -> bytes:
-        """Encrypt opaque bytes of a subject (a quarantined original) under its key."""
-        return self.keystore.encrypt(subject_id, data, make_aad(topic, "original", subject_id))
+    def seal(self, subject_id: str, data: bytes, topic: str, part: str = "original") -> bytes:
+        """Encrypt opaque bytes of a subject (a quarantined original, or its digest: ``part``
+        names which, so one cannot be passed off as the other) under its key."""
+        return self.keystore.encrypt(subject_id, data, make_aad(topic, part, subject_id))
 
-    def unseal(self, subject_id: str, data: bytes, topic: str) -> bytes | None:
+    def unseal(
+        self, subject_id: str, data: bytes, topic: str, part: str = "original"
+    ) -> bytes | None:
         """The bytes ``seal`` encrypted, or None once the subject is erased."""
         try:
-            return self.keystore.decrypt(subject_id, data, make_aad(topic, "original", subject_id))
+            return self.keystore.decrypt(subject_id, data, make_aad(topic, part, subject_id))
         except KeyDestroyed:
             return None

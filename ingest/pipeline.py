@@ -29,7 +29,12 @@ share one log transaction; every caller is answered once its batch is durable.
 
 Quarantined originals are kept whole up to ``max_record_bytes``; a larger record (rejected for
 its size) keeps its first ``max_record_bytes`` bytes with ``truncated=true`` and the SHA-256 and
-size of the whole, so the quarantine topic's own records stay bounded.
+size of the whole, so the quarantine topic's own records stay bounded. For a topic with personal
+data, the original and its SHA-256 are sealed under the data subject's key (an erasure shreds
+both); when no subject can be told, under a synthetic subject of their own,
+``unattributed:<the quarantine entry's event id>`` (header ``hub_sealed_for``), which an officer
+erases like any other (``hub erase unattributed:...``); a late record for an erased subject keeps
+neither: the entry keeps the reason and the size.
 
 The strict alternative stays ``Publisher.publish`` (``POST /v1/topics/{topic}/events``):
 all-or-nothing, the first bad record fails the call.
@@ -37,6 +42,7 @@ all-or-nothing, the first bad record fails the call.
 
 from __future__ import annotations
 
+import base64
 import gc
 import hashlib
 import json
@@ -60,6 +66,7 @@ from core.errors import HubError, SchemaNotFound
 from core.events import refuse_internal
 from core.metrics import Metrics
 from core.pii import (
+    UNATTRIBUTED,
     data_subject_field,
     data_subject_of,
     encrypts,
@@ -93,6 +100,15 @@ from registry.plain import plain_subject
 from registry.service import SchemaRegistry
 
 SEALED_FOR = "hub_sealed_for"  # quarantine header: the original is sealed under this subject's key
+# ``UNATTRIBUTED`` (core.pii): the synthetic data subject a quarantined personal record naming
+# no subject is sealed under is this prefix and the quarantine entry's own event id (a fresh
+# UUIDv7 the hub draws, never a sender's id: a sender could otherwise make two records share one
+# key, or name a subject check_subject refuses). One key per entry: erasing it shreds that entry
+# only. A record naming a subject under the prefix is refused (``data_subject_reserved``).
+# ``original_sha256`` of an entry sealed for a subject: the digest is sealed with the original
+# (base64 after this prefix), so an erasure shreds it too; a clear digest of a small personal
+# record would let anyone holding a guess confirm it long after the erasure.
+SEALED_DIGEST = "sealed:"
 QUARANTINE_TOPIC = "hub.quarantine"
 _NONE: frozenset[str] = frozenset()
 JSON = "application/json"
@@ -981,21 +997,32 @@ class IngestPipeline:
         truncated = original_size > self.max_record_bytes
         if truncated:
             original = original[: self.max_record_bytes]
+        from domain.envelope import uuid7
+
+        entry_id = str(uuid7())  # the quarantine record's own event id (ce_id)
+        if subject is None and rej.code != "key_destroyed" and self._holds_pii(topic, target):
+            # A record for a topic with personal data whose data subject cannot be told (not
+            # decodable, no subject field, unknown event type): kept all the same (nothing
+            # refused is lost), sealed under a synthetic subject of its own, so that the same
+            # erasure path shreds it (an officer names ``unattributed:<id>``), and a reader who
+            # may see originals can open and replay it. Kept in clear, no erasure could reach it.
+            subject = UNATTRIBUTED + entry_id
         if subject is not None and rej.code != "key_destroyed":
             try:
                 # The original holds PII in clear: it is kept sealed under the subject's key, so
                 # an erasure shreds the quarantined copy too (``hub quarantine show`` unseals).
-                original = self.publisher.codec().seal(subject, original, QUARANTINE_TOPIC)
+                codec = self.publisher.codec()
+                original = codec.seal(subject, original, QUARANTINE_TOPIC)
+                sealed = codec.seal(subject, digest.encode(), QUARANTINE_TOPIC, "original_sha256")
+                digest = SEALED_DIGEST + base64.b64encode(sealed).decode()
                 extra_headers = ((SEALED_FOR, subject.encode()),)
                 rej = _redacted(rej, seen, target)
             except KeyDestroyed:
                 rej = _Reject("key_destroyed", f"Data subject {subject!r} was erased. {rej.reason}")
         if rej.code == "key_destroyed":
             # A late record for an erased data subject: its PII is not kept anywhere, not even
-            # here; the quarantine entry keeps the reason, the size and the digest.
-            original = b""
-        from domain.envelope import uuid7
-
+            # here, nor a digest of it; the entry keeps the reason and the size.
+            original, digest = b"", ""
         value = {
             "topic": topic,
             "source": source,
@@ -1027,11 +1054,29 @@ class IngestPipeline:
             classification=q.classification,
             occurred_at=now,
             tenant=tenant,
+            event_id=entry_id,
         )
         return Record(
             value=serde.encode(q.schema_id, q.schema, datum),
             key=topic.encode(),
             headers=envelope.to_headers() + extra_headers,
+        )
+
+    def _holds_pii(self, topic: str, target: Target | None) -> bool:
+        """Whether a rejected record for ``topic`` may hold personal data: its target's schema
+        encrypts PII, or (no target: the event type was not resolved) one of the topic's
+        shipped event types does."""
+        if self.publisher.pii is None:
+            return False
+        if target is not None:
+            return target.encrypts
+        from domain.catalog import TOPICS, schema_text
+
+        return any(
+            bool(pii_fields(schema_text(t)))
+            for spec in TOPICS
+            if spec.name == topic
+            for t in spec.event_types
         )
 
     def _pii_subject(self, raw: RawRecord, target: Target | None) -> tuple[str | None, Any]:
@@ -1041,7 +1086,7 @@ class IngestPipeline:
         Only records aimed at a schema that encrypts PII are considered; the subject is read from
         the decoded value (JSON object, file row, or a wire-format value decoded with its writer
         schema). A record whose subject cannot be told (not JSON, not decodable, no subject field)
-        is kept as sent: it cannot be tied to anyone's key.
+        gets None: ``_quarantine_record`` seals it under a synthetic subject (``UNATTRIBUTED``).
         """
         if target is None or not target.encrypts or self.publisher.pii is None:
             return None, None
@@ -1056,6 +1101,7 @@ class IngestPipeline:
         if field_name is None or not isinstance(value, Mapping):
             return None, None
         subject = value.get(field_name)
-        if not isinstance(subject, str) or not subject:
+        if not isinstance(subject, str) or not subject or subject.startswith(UNATTRIBUTED):
+            # a reserved id a sender wrote is no subject: the quarantine mints its own
             return None, value
         return subject, value

@@ -43,7 +43,7 @@ from core.events import (
     tenant_of,
 )
 from core.metrics import Metrics
-from core.pii import PiiCodec, refuse_erased
+from core.pii import UNATTRIBUTED, PiiCodec, refuse_erased
 from core.pii import plan as pii_plan
 from core.ports import eventlog_rows
 from core.ports.eventlog import (
@@ -201,6 +201,8 @@ class Publisher:
         def seal(subject: str, name: str, plaintext: bytes) -> bytes:
             sealer = sealers.get(subject)
             if sealer is None:
+                if subject.startswith(UNATTRIBUTED):
+                    raise TypeError("reserved data subject")  # the reference names it
                 sealer = sealers[subject] = self.codec().keystore.sealer(subject)
             aad = aads.get((name, subject))
             if aad is None:
@@ -215,6 +217,8 @@ class Publisher:
                 aad_of: dict[str, bytes] = {}
                 for s in owners:
                     if s not in aad_of:
+                        if s.startswith(UNATTRIBUTED):
+                            raise TypeError("reserved data subject")  # the reference names it
                         aad_of[s] = aads.get((name, s)) or aads.setdefault(
                             (name, s), make_aad(topic, name, s)
                         )

@@ -7,7 +7,11 @@ columns=<base64 header line>``) and typed by the topic's current schema; each wi
 given at first receipt and ``attempt + 1``, from the source ``replay:<original source>``, for
 the tenant that first sent it (``ce_tenant``; ``default`` for an entry without one). A
 record that fails again is quarantined again (a new offset, the higher attempt); one that passes
-is appended once. Truncated originals cannot be replayed.
+is appended once. Truncated originals cannot be replayed, nor erased ones.
+A sealed entry's ``original_sha256`` is listed as ``sealed`` and opened with its original; the
+list names the subject it is sealed for (``sealed_for``: a data subject id, or
+``unattributed:<entry id>`` for a personal record naming none, which an officer erases like
+any subject) and whether it was ``erased``.
 
 The quarantine is immutable, so a replay is recorded beside it: one ``hub.QuarantineReplayed``
 event per replayed entry on ``hub.quarantine-replays`` (outcome ``accepted`` with the topic,
@@ -19,6 +23,7 @@ Replaying an entry that is not pending is refused, naming where it went.
 
 from __future__ import annotations
 
+import base64
 import csv
 import json
 from collections.abc import Callable, Iterable
@@ -35,6 +40,7 @@ from domain.envelope import Envelope
 from ingest.files import csv_header_of, csv_types, parse_csv_row
 from ingest.pipeline import (
     QUARANTINE_TOPIC,
+    SEALED_DIGEST,
     SEALED_FOR,
     WIRE,
     IngestPipeline,
@@ -101,16 +107,33 @@ def decode_entry(
     if sealed_for is not None:
         # The original was sealed under its data subject's key (it holds PII in clear).
         value["sealed_for"] = sealed_for
+        digest: str = value["original_sha256"]
         if not unseal:
             value["original"] = b""
             value["original_masked"] = True
+            value["original_sha256"] = _shown_digest(digest)
             return value
-        opened = pipeline.publisher.codec().unseal(sealed_for, value["original"], QUARANTINE_TOPIC)
+        codec = pipeline.publisher.codec()
+        opened = codec.unseal(sealed_for, value["original"], QUARANTINE_TOPIC)
         value["erased"] = opened is None
         value["original"] = b"" if opened is None else opened
+        if digest.startswith(SEALED_DIGEST):
+            plain = codec.unseal(
+                sealed_for,
+                base64.b64decode(digest[len(SEALED_DIGEST) :]),
+                QUARANTINE_TOPIC,
+                "original_sha256",
+            )
+            value["original_sha256"] = "" if plain is None else plain.decode()
     elif value["reason_code"] == "key_destroyed":
         value["erased"] = True
     return value
+
+
+def _shown_digest(digest: str) -> str:
+    """A listed entry's ``original_sha256``: a digest sealed with the original is shown as
+    ``sealed`` (``decode_entry`` opens it for a reader who may see the original)."""
+    return "sealed" if digest.startswith(SEALED_DIGEST) else digest
 
 
 def entries(
@@ -122,9 +145,11 @@ def entries(
 ) -> list[dict[str, Any]]:
     """Quarantined records from ``offset`` (without their original bytes), each with its
     ``tenant``, replay ``status`` (``pending``, ``replayed``, ``requarantined``) and
-    ``replayed_to``. A reader limited to ``tenant_scope`` (None: every tenant) gets that
-    tenant's entries only (an entry without a tenant counts as ``default``; one carrying
-    ``ce_tenant`` twice belongs to no tenant: only an every-tenant reader sees it)."""
+    ``replayed_to``; a sealed one names ``sealed_for``, and ``erased`` says whether its
+    original was shredded (asking the key store once for the whole page). A reader limited to
+    ``tenant_scope`` (None: every tenant) gets that tenant's entries only (an entry without a
+    tenant counts as ``default``; one carrying ``ce_tenant`` twice belongs to no tenant: only
+    an every-tenant reader sees it)."""
     out = []
     marks = replay_marks(pipeline)
     for rec in pipeline.log.scan(QUARANTINE_TOPIC, 0, offset):
@@ -138,6 +163,11 @@ def entries(
         if topic and v["topic"] != topic:
             continue
         v.pop("original")
+        v["original_sha256"] = _shown_digest(v["original_sha256"])
+        sealed_for = next((h.decode() for k, h in rec.headers if k == SEALED_FOR), None)
+        if sealed_for is not None:
+            v["sealed_for"] = sealed_for  # the subject an officer names to shred the original
+        v["erased"] = v["reason_code"] == "key_destroyed"
         v["offset"] = rec.offset
         v["tenant"] = tenant
         mark = marks.get(rec.offset)
@@ -148,6 +178,12 @@ def entries(
         out.append(serde.to_json(v))
         if len(out) >= limit:
             break
+    sealed = {e["sealed_for"] for e in out if "sealed_for" in e}
+    if sealed and pipeline.publisher.pii is not None:
+        erased = pipeline.publisher.pii.keystore.erased_among(sealed)
+        for e in out:
+            if e.get("sealed_for") in erased:
+                e["erased"] = True
     return out
 
 

@@ -32,7 +32,9 @@ def quarantine() -> None:
 @click.pass_obj
 def quarantine_list(obj: Ctx, offset: int, limit: int, topic: str | None, status: str) -> None:
     """One line per quarantined record: offset, topic, source, rule or reason code, attempt,
-    replay status (pending, replayed, requarantined), reason."""
+    replay status (pending, replayed, requarantined), the subject a sealed original is sealed
+    for (``sealed_for=``; ``unattributed:<id>`` when the record named none: the name to pass to
+    ``hub erase``), reason."""
     from ingest.quarantine import entries
 
     def go() -> None:
@@ -46,10 +48,18 @@ def quarantine_list(obj: Ctx, offset: int, limit: int, topic: str | None, status
                 click.echo(
                     f"{e['offset']}\t{e['topic']}\t{e['source']}\t"
                     f"{e['rule_id'] or e['reason_code']}\tattempt={e['attempt']}\t"
-                    f"status={e['status']}\t{e['reason']}"
+                    f"status={e['status']}\t{sealed(e)}{e['reason']}"
                 )
 
     run_safely(go)
+
+
+def sealed(entry: dict[str, Any]) -> str:
+    """The list column naming whom an entry's original is sealed for (and whether erased)."""
+    if "sealed_for" not in entry:
+        return ""
+    erased = " (erased)" if entry["erased"] else ""
+    return f"sealed_for={entry['sealed_for']}{erased}\t"
 
 
 def _tenant_scope(h: Any, resource: str) -> str | None:
@@ -102,11 +112,18 @@ def quarantine_replay(
             principal = authorize(h, "quarantine.replay", "quarantine")
             chosen = list(offsets)
             if replay_all:
-                chosen = [
-                    e["offset"]
-                    for e in entries(h.ingest, 0, 10**9, topic)
-                    if e["status"] == "pending"
+                pending = [
+                    e for e in entries(h.ingest, 0, 10**9, topic) if e["status"] == "pending"
                 ]
+                # an erased entry can never be replayed (its original is shredded): one must not
+                # make every other pending entry unreplayable by --all
+                chosen = [e["offset"] for e in pending if not e["erased"]]
+                if len(chosen) < len(pending):
+                    click.echo(
+                        f"skipped {len(pending) - len(chosen)} entries whose original was erased "
+                        "with its data subject: they cannot be replayed",
+                        err=True,
+                    )
             if not chosen:
                 raise ConfigError("Name offsets to replay, or pass --all.")
 

@@ -107,9 +107,16 @@ venv_with() {
     fi
     log "creating $dir with $want"
     rm -rf "$dir"
-    "$PY" -m venv "$dir"
-    "$dir/bin/pip" install --quiet --disable-pip-version-check uv==0.13.9
-    "$dir/bin/uv" pip install --quiet --python "$dir/bin/python" "$@"
+    # Each step checked by hand: install_one runs in an `||` list, where `set -e` is off, and a
+    # step that failed (a killed run left a venv without uv) must not be stamped as complete.
+    "$PY" -m venv "$dir" &&
+        "$dir/bin/pip" install --quiet --disable-pip-version-check uv==0.13.9 &&
+        "$dir/bin/uv" pip install --quiet --python "$dir/bin/python" "$@" ||
+        {
+            rm -rf "$dir"
+            log "could not create $dir"
+            return 1
+        }
     printf '%s\n' "$want" >"$dir/.hub-pins"
 }
 
@@ -130,11 +137,11 @@ install_one() {
     hadolint | check-jsonschema | python-hcl2) ops_venv ;;
     k8s-schemas)
         [[ -f "$SCHEMAS/.complete" ]] && return 0
-        ops_venv
+        ops_venv || return 1
         local source
         source="$("$OPS_VENV/bin/python" -c 'import kubernetes_validate, os; print(os.path.dirname(kubernetes_validate.__file__))')/kubernetes-json-schema/v$K8S_VERSION-local-strict"
         rm -rf "$SCHEMAS"
-        "$OPS_VENV/bin/python" "$INFRA/tools/k8s_schemas.py" "$source" "$SCHEMAS"
+        "$OPS_VENV/bin/python" "$INFRA/tools/k8s_schemas.py" "$source" "$SCHEMAS" || return 1
         touch "$SCHEMAS/.complete"
         ;;
     promtool) command -v promtool >/dev/null || bash "$INFRA/prometheus.sh" install ;;

@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 from core.errors import Conflict, InvalidInput
 from core.ports.keystore import check_subject
 from core.ports.views import Target, check_erasable
+from governance.subjects import subject_fields
 
 if TYPE_CHECKING:
     from core.ports.keystore import KeyStore
@@ -87,20 +88,6 @@ def pii_projections() -> list[str]:
     from projections.catalog import PROJECTIONS
 
     return [p.name for p in PROJECTIONS if any(c.pii for t in p.tables for c in t.columns)]
-
-
-def subject_fields(proj: Projection) -> frozenset[str]:
-    """The ``hub.data_subject`` fields of the event schemas on the projection's topics."""
-    from core.pii import data_subject_field
-    from domain.catalog import TOPICS, schema_text
-
-    names = (
-        data_subject_field(schema_text(t))
-        for spec in TOPICS
-        if spec.name in proj.topics
-        for t in spec.event_types
-    )
-    return frozenset(n for n in names if n is not None)
 
 
 def scrub_plan(proj: Projection) -> list[tuple[Table, str, tuple[str, ...]]] | None:

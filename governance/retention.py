@@ -481,7 +481,7 @@ def held_rows(proj: Projection, table: Table, held: frozenset[str]) -> dict[str,
     table's rows sum many subjects' events and are no one subject's: they are cut as usual."""
     if not held:
         return {}
-    from governance.erasure import subject_fields
+    from governance.subjects import subject_fields
 
     fields = subject_fields(proj)
     names = [c.name for c in table.columns if c.name in fields and c.type == "string"]

@@ -66,7 +66,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from core.errors import (
     ConfigError,
@@ -335,26 +335,40 @@ class RulesResource(ConfigResource):
 
 
 @dataclass
-class RegistryConfigResource(ConfigResource):
+class _RegistrySetting(ConfigResource):
+    """A registry setting of a subject (or the global one) itself; ``None`` when none is set.
+    Its effect is its record on ``_schemas`` and ``ConfigChanged`` (old, new, who, why) on
+    ``hub.config``. Subclasses name the setting and the registry's calls for it."""
+
     name: str
     subject: str | None
     registry: SchemaRegistry
 
-    def current(self) -> Any:
-        return self.registry.own_compatibility(self.subject)
+    key: ClassVar[str]  # the ConfigChanged key, ".<subject>" added for a subject's own
+    what: ClassVar[str]  # with ``such_as`` and ``invalid_code``: the error for a non-string
+    such_as: ClassVar[str]
+    invalid_code: ClassVar[str]
+
+    @abc.abstractmethod
+    def _check(self, value: str) -> Any:
+        """The registry's canonical form of ``value`` (raises naming the problem)."""
+
+    @abc.abstractmethod
+    def _record(self, value: Any) -> Any:
+        """The ``_schemas`` record that sets ``value`` on ``self.subject``."""
 
     def validate(self, value: Any) -> Any:
         if value is None:
             return None
         if not isinstance(value, str):
             raise InvalidInput(
-                f"A compatibility level is a string such as 'BACKWARD', not {value!r}.",
-                code="invalid_compatibility_level",
+                f"A {self.what} is a string such as '{self.such_as}', not {value!r}.",
+                code=self.invalid_code,
             )
-        return self.registry.check_compatibility_level(value)
+        return self._check(value)
 
     def effect(self, value: Any, by: str, reason: str, change_id: str, prepare: Prepare) -> Effect:
-        key = "registry.compatibility" + ("" if self.subject is None else f".{self.subject}")
+        key = self.key + ("" if self.subject is None else f".{self.subject}")
         changed = _event(
             {
                 "key": key,
@@ -369,7 +383,7 @@ class RegistryConfigResource(ConfigResource):
             change_id,
         )
         return [
-            ("_schemas", [self.registry.config_record(value, self.subject)]),
+            ("_schemas", [self._record(value)]),
             (CONFIG_TOPIC, prepare(CONFIG_TOPIC, [changed])),
         ]
 
@@ -381,53 +395,43 @@ class RegistryConfigResource(ConfigResource):
 
 
 @dataclass
-class RegistryModeResource(ConfigResource):
-    """``registry.mode[:<subject>]``: the mode set on the subject (or globally) itself; ``None``
-    when none is (READWRITE, or the global mode, applies). Its effect is the ``MODE`` record on
-    ``_schemas`` and ``ConfigChanged`` (old, new, who, why) on ``hub.config``, as for a level."""
+class RegistryConfigResource(_RegistrySetting):
+    """``registry.compatibility[:<subject>]``: the compatibility level set on the subject (or
+    globally) itself."""
 
-    name: str
-    subject: str | None
-    registry: SchemaRegistry
+    key: ClassVar[str] = "registry.compatibility"
+    what: ClassVar[str] = "compatibility level"
+    such_as: ClassVar[str] = "BACKWARD"
+    invalid_code: ClassVar[str] = "invalid_compatibility_level"
+
+    def current(self) -> Any:
+        return self.registry.own_compatibility(self.subject)
+
+    def _check(self, value: str) -> Any:
+        return self.registry.check_compatibility_level(value)
+
+    def _record(self, value: Any) -> Any:
+        return self.registry.config_record(value, self.subject)
+
+
+@dataclass
+class RegistryModeResource(_RegistrySetting):
+    """``registry.mode[:<subject>]``: the mode set on the subject (or globally) itself; ``None``
+    when none is (READWRITE, or the global mode, applies)."""
+
+    key: ClassVar[str] = "registry.mode"
+    what: ClassVar[str] = "registry mode"
+    such_as: ClassVar[str] = "READONLY"
+    invalid_code: ClassVar[str] = "invalid_mode"
 
     def current(self) -> Any:
         return self.registry.own_mode(self.subject)
 
-    def validate(self, value: Any) -> Any:
-        if value is None:
-            return None
-        if not isinstance(value, str):
-            raise InvalidInput(
-                f"A registry mode is a string such as 'READONLY', not {value!r}.",
-                code="invalid_mode",
-            )
+    def _check(self, value: str) -> Any:
         return self.registry.check_mode(value)
 
-    def effect(self, value: Any, by: str, reason: str, change_id: str, prepare: Prepare) -> Effect:
-        key = "registry.mode" + ("" if self.subject is None else f".{self.subject}")
-        changed = _event(
-            {
-                "key": key,
-                "old_value": to_text(self.current()),
-                "new_value": to_text(value),
-                "changed_by": by,
-                "reason": reason,
-                "changed_at": _now(),
-            },
-            None,
-            key,
-            change_id,
-        )
-        return [
-            ("_schemas", [self.registry.mode_record(value, self.subject)]),
-            (CONFIG_TOPIC, prepare(CONFIG_TOPIC, [changed])),
-        ]
-
-    def refresh(self) -> None:
-        self.registry.refresh()
-
-    def topics(self) -> tuple[str, ...]:
-        return ("_schemas",)
+    def _record(self, value: Any) -> Any:
+        return self.registry.mode_record(value, self.subject)
 
 
 @dataclass

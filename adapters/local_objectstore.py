@@ -21,7 +21,7 @@ from core.ports.objectstore import (
     ObjectNotFound,
     ObjectStore,
     check_key,
-    too_large,
+    read_bounded,
 )
 
 
@@ -93,12 +93,7 @@ class LocalObjectStore(ObjectStore):
         except OSError as exc:
             raise HubError(f"Cannot read object {key!r}: {exc}", code="objectstore_io") from exc
         with f:
-            seen = 0
-            while data := f.read(min(block, max_bytes + 1 - seen)):
-                seen += len(data)
-                if seen > max_bytes:
-                    raise too_large(key, max_bytes)
-                yield data
+            yield from read_bounded(f.read, key, max_bytes, block)
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()

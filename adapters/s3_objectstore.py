@@ -30,7 +30,7 @@ from core.ports.objectstore import (
     ObjectNotFound,
     ObjectStore,
     check_key,
-    too_large,
+    read_bounded,
 )
 
 T = TypeVar("T")
@@ -188,12 +188,7 @@ class S3ObjectStore(ObjectStore):
                 ) from None
             raise
         try:
-            seen = 0
-            while data := response.read(min(block, max_bytes + 1 - seen)):
-                seen += len(data)
-                if seen > max_bytes:
-                    raise too_large(key, max_bytes)
-                yield data
+            yield from read_bounded(response.read, key, max_bytes, block)
         except urllib3.exceptions.HTTPError as exc:
             raise HubError(
                 f"Reading object {key!r} from {self.endpoint} broke off: {exc}.",

@@ -26,7 +26,7 @@ Contract
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from core.errors import Conflict, HubError, InvalidInput, NotFound
 
@@ -56,6 +56,19 @@ def too_large(key: str, max_bytes: int) -> ObjectTooLarge:
         f"Object {key!r} holds more than the {max_bytes} bytes its reader expects; it was "
         "not read whole (an object changed or replaced in the store)."
     )
+
+
+def read_bounded(
+    read: Callable[[int], bytes], key: str, max_bytes: int, block: int
+) -> Iterator[bytes]:
+    """The blocks ``read(n)`` gives until it gives ``b""``, never asking for more than one byte
+    past ``max_bytes`` in all: ``too_large`` as soon as the object proves larger."""
+    seen = 0
+    while data := read(min(block, max_bytes + 1 - seen)):
+        seen += len(data)
+        if seen > max_bytes:
+            raise too_large(key, max_bytes)
+        yield data
 
 
 def check_key(key: str) -> str:

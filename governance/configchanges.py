@@ -96,7 +96,7 @@ if TYPE_CHECKING:
     from governance.retention import Governance, RetentionPolicy
     from ingest.publish import Publisher
     from ingest.rules import RulesStore
-    from registry.service import SchemaRegistry
+    from registry.service import SchemaRegistry, SettingsDropped
 
 CONFIG_TOPIC = "hub.config"
 RULES_PREFIX = RULES_RESOURCE_PREFIX
@@ -368,12 +368,20 @@ class _RegistrySetting(ConfigResource):
         return self._check(value)
 
     def effect(self, value: Any, by: str, reason: str, change_id: str, prepare: Prepare) -> Effect:
+        changed = self.changed(self.current(), value, by, reason, change_id)
+        return [
+            ("_schemas", [self._record(value)]),
+            (CONFIG_TOPIC, prepare(CONFIG_TOPIC, [changed])),
+        ]
+
+    def changed(self, old: Any, new: Any, by: str, reason: str, change_id: str) -> OutgoingEvent:
+        """The ``ConfigChanged`` event of a change from ``old`` to ``new``."""
         key = self.key + ("" if self.subject is None else f".{self.subject}")
-        changed = _event(
+        return _event(
             {
                 "key": key,
-                "old_value": to_text(self.current()),
-                "new_value": to_text(value),
+                "old_value": to_text(old),
+                "new_value": to_text(new),
                 "changed_by": by,
                 "reason": reason,
                 "changed_at": _now(),
@@ -382,10 +390,6 @@ class _RegistrySetting(ConfigResource):
             key,
             change_id,
         )
-        return [
-            ("_schemas", [self._record(value)]),
-            (CONFIG_TOPIC, prepare(CONFIG_TOPIC, [changed])),
-        ]
 
     def refresh(self) -> None:
         self.registry.refresh()
@@ -702,6 +706,70 @@ class ConfigChanges:
             "requires_two_person": self.requires_two_person(res.name),
         }
 
+    def subject_delete(self, principal: Principal, reason: str) -> SettingsDropped:
+        """The ``on_drop`` of ``SchemaRegistry.delete_subject`` for ``principal``'s soft delete:
+        the removal of the subject's own level and mode (which Confluent's soft delete drops) is
+        a direct change of each, recorded as any other (``ConfigChangeProposed`` and
+        ``ConfigChangeApplied`` with the actor, the old value and ``None``; ``ConfigChanged`` on
+        ``hub.config``) in the delete's own transaction; ``TwoPersonRequired`` when a dropped
+        setting is under the two-person rule, so one ``schema.delete`` holder cannot lift it."""
+
+        def prepare(topic: str, batch: Sequence[OutgoingEvent]) -> list[Record]:
+            return self._publisher.prepare(topic, batch, principal.id, principal.tenant)
+
+        def drop(subject: str, dropped: dict[str, str]) -> list[tuple[str, Sequence[Record]]]:
+            changes: list[OutgoingEvent] = []
+            changed: list[OutgoingEvent] = []
+            for keytype, old in sorted(dropped.items()):
+                name = (registry_resource if keytype == "CONFIG" else registry_mode_resource)(
+                    subject
+                )
+                if self.requires_two_person(name):
+                    raise TwoPersonRequired(
+                        f"Deleting subject {subject!r} drops {name!r} ({old}), which is under the "
+                        "two-person rule: propose its removal (POST /v1/config/changes "
+                        f'{{"resource": "{name}", "value": null, "reason": ...}}), have a '
+                        "second person approve it, then delete the subject."
+                    )
+                res = self.resource(name)
+                assert isinstance(res, _RegistrySetting)
+                change_id, at, old_text = new_decision_id(), _now(), to_text(old)
+                fields = {"change_id": change_id, "resource": name}
+                changes.append(
+                    _event(
+                        {
+                            **fields,
+                            "kind": "direct",
+                            "old_value": old_text,
+                            "new_value": None,
+                            "diff": value_diff(name, old_text, None),
+                            "proposed_by": principal.id,
+                            "reason": reason,
+                            "requires_approval": False,
+                            "rollback_of": "",
+                            "proposed_at": at,
+                        },
+                        PROPOSED,
+                        change_id,
+                        change_id,
+                    )
+                )
+                changes.append(
+                    _event(
+                        {**fields, "applied_by": principal.id, "applied_at": at},
+                        APPLIED,
+                        change_id,
+                        change_id,
+                    )
+                )
+                changed.append(res.changed(old, None, principal.id, reason, change_id))
+            return [
+                (CONFIG_CHANGES_TOPIC, prepare(CONFIG_CHANGES_TOPIC, changes)),
+                (CONFIG_TOPIC, prepare(CONFIG_TOPIC, changed)),
+            ]
+
+        return drop
+
     # -- commands ------------------------------------------------------------------------------
     def propose(
         self, principal: Principal, resource: str, new_value: Any, reason: str
@@ -939,6 +1007,22 @@ class ConfigChanges:
         check), the apply and its effect (``value`` in force; ``None`` restores the default), in
         ONE log transaction. False, with nothing written, when a guarded topic moved."""
 
+        if guard is not None and isinstance(res, _RegistrySetting):
+            # wait for registrations in flight, and hold new ones, until the setting is stored
+            with res.registry.fenced():
+                return self._append_now(principal, res, change, events, guard=guard, value=value)
+        return self._append_now(principal, res, change, events, guard=guard, value=value)
+
+    def _append_now(
+        self,
+        principal: Principal,
+        res: ConfigResource,
+        change: ConfigChange,
+        events: list[OutgoingEvent],
+        *,
+        guard: dict[str, dict[int, int]] | None,
+        value: Any = None,
+    ) -> bool:
         def prepare(topic: str, batch: Sequence[OutgoingEvent]) -> list[Record]:
             return self._publisher.prepare(topic, batch, principal.id, principal.tenant)
 

@@ -61,6 +61,9 @@ _P = ParamSpec("_P")
 Appender = Callable[[str, Sequence[Record]], object]
 _R = TypeVar("_R")
 MODES = ("READWRITE", "READONLY", "READONLY_OVERRIDE", "IMPORT")
+# ``delete_subject(on_drop=)``: (subject, {"CONFIG"|"MODE": value dropped}) -> more records to
+# append with the delete, per topic.
+SettingsDropped = Callable[[str, dict[str, str]], Sequence[tuple[str, Sequence[Record]]]]
 
 
 class OperationNotPermitted(HubError):
@@ -821,6 +824,10 @@ class SchemaRegistry:
         end the reservation and fold the record back."""
         records = [self._schema_record(sv)]
         try:
+            with self._lock:
+                # A mode set by another process (sharing the log) since step 1: this process's
+                # mode changes wait for the reservation (``fenced``), another's cannot.
+                self._require_writable(sv.subject)
             if append is None:  # 7
                 self._log.append(SCHEMAS_TOPIC, records)
             else:
@@ -837,6 +844,12 @@ class SchemaRegistry:
             finally:
                 self._end_reservation(sv.subject, identity)
             return self._state.subjects[sv.subject][sv.version]
+
+    def fenced(self) -> contextlib.AbstractContextManager[None]:
+        """``_exclusive`` for a writer of ``_schemas`` records outside the registry (a governed
+        level or mode change): no registration is in flight while it writes, so none checked
+        under the old setting is stored after the new one."""
+        return self._exclusive()
 
     @contextlib.contextmanager
     def _exclusive(self) -> Iterator[None]:
@@ -884,7 +897,18 @@ class SchemaRegistry:
                 self._write([self._schema_record(_deleted(sv))])
             return sv.version
 
-    def delete_subject(self, subject: str, permanent: bool = False) -> list[int]:
+    def delete_subject(
+        self,
+        subject: str,
+        permanent: bool = False,
+        *,
+        on_drop: SettingsDropped | None = None,
+    ) -> list[int]:
+        """Delete a subject's versions (soft, or permanently after a soft delete). A soft delete
+        also drops the subject's own level and mode; ``on_drop`` (given by the governed callers)
+        is called with them, under the registry's lock, and returns more records (the change
+        events of their removal, ``governance.configchanges``) that are appended in the same log
+        transaction as the delete, or raises to refuse the delete with nothing written."""
         with self._exclusive():
             self._require_writable(subject)
             all_versions = self.versions(subject, include_deleted=True)
@@ -917,11 +941,23 @@ class SchemaRegistry:
             records = [
                 self._schema_record(_deleted(self._state.subjects[subject][v])) for v in live
             ]
+            dropped: dict[str, str] = {}
             if subject in self._state.config:
                 records.append(Record(value=None, key=self._key("CONFIG", subject)))
+                dropped["CONFIG"] = self._state.config[subject]
             if subject in self._state.mode:
                 records.append(Record(value=None, key=self._key("MODE", subject)))
-            self._write(records)
+                dropped["MODE"] = self._state.mode[subject]
+            extra = on_drop(subject, dropped) if on_drop is not None and dropped else ()
+            if not extra:
+                self._write(records)
+                return live
+            # one transaction: the settings are never gone without their change events
+            with self._log.transaction(f"registry:delete:{subject}") as txn:
+                txn.append(SCHEMAS_TOPIC, records)
+                for topic, batch in extra:
+                    txn.append(topic, batch)
+            self.refresh()
             return live
 
     @_locked

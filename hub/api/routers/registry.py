@@ -653,14 +653,21 @@ def delete_version(
 @router.delete("/subjects/{subject}", response_model=list[int])
 def delete_subject(
     request: Request,
-    _: CanDelete,
+    principal: CanDelete,
     subject: str,
     permanent: bool = False,
 ) -> list[int]:
     _refuse_internal(subject, "deleting")
     if not permanent:
         _refuse_ungoverned_level_drop(request, subject)
-    return _registry(request).delete_subject(subject, permanent=permanent)
+    changes = getattr(hub_of(request), "config_changes", None)
+    if changes is None or permanent:  # the bare registry app has no change events to write
+        return _registry(request).delete_subject(subject, permanent=permanent)
+    # the level and mode a soft delete drops are governed changes in the delete's transaction
+    on_drop = changes.subject_delete(principal, f"{request.method} {request.url.path}")
+    deleted = _registry(request).delete_subject(subject, on_drop=on_drop)
+    changes.store.refresh()
+    return deleted
 
 
 def _refuse_ungoverned_level_drop(request: Request, subject: str) -> None:

@@ -35,6 +35,7 @@ from hub.api.deps import (
     MAX_PARTITION,
     authorize,
     authorize_hub_wide,
+    decision_context,
     hub_of,
     read_json,
     route_actions,
@@ -165,12 +166,20 @@ class TopicCreate(BaseModel):
 
 @router.get("/v1/topics", tags=["topics"], response_model=list[TopicOut])
 def list_topics(
-    request: Request, _: Principal = Depends(authorize("topic.read"))
+    request: Request, who: Principal = Depends(authorize("topic.read"))
 ) -> list[dict[str, Any]]:
+    """The topics; ``end_offsets`` only to a reader allowed ``tenant.all`` on ``topics``: tenants
+    share topics, so a topic's end offset counts every tenant's records, and a tenant's reader
+    polling it would learn another tenant's volume. Anyone else gets ``{}`` (counting its own
+    tenant's records would read the whole topic)."""
+    from hub.reports import reader_scope
+
     hub = hub_of(request)
+    row_filter = request.state.decision.row_filter
+    scoped = reader_scope(hub, who, row_filter, decision_context(request), "topics") is not None
     out = []
     for t in hub.log.topics():
-        ends = hub.log.end_offsets(t.name)
+        ends = {} if scoped else hub.log.end_offsets(t.name)
         out.append(
             {
                 "name": t.name,

@@ -333,18 +333,23 @@ class MachineLearning:
         name: str,
         window: int = 500,
         thresholds: drift.DriftThresholds = drift.DEFAULT,
+        tenant: str | None = None,
     ) -> dict[str, Any]:
         """Compare the champion's last ``window`` predictions with its training reference;
-        append ``ModelDriftDetected`` when a feature (or the score) drifted."""
+        append ``ModelDriftDetected`` when a feature (or the score) drifted. With ``tenant``,
+        of that tenant's predictions only (as ``ab_report``): the report's figures describe the
+        scored events' inputs, so a tenant's operator must not read another tenant's; None,
+        every tenant's (callers allowed ``tenant.all`` only)."""
         state = self.models.state(name)
         if state.champion is None:
             raise InvalidInput(f"Model {name!r} has no champion to check for drift.")
         loaded = self.models.load(name, state.champion)
-        preds = self.predictions(name, state.champion)[-window:]
+        preds = self.predictions(name, state.champion, tenant=tenant)[-window:]
         if len(preds) < thresholds.min_window:
             return {
                 "model": name,
                 "version": state.champion,
+                "tenant": tenant,
                 "window": len(preds),
                 "drifted": [],
                 "report": {},
@@ -372,4 +377,4 @@ class MachineLearning:
             self.models.publish_drift(
                 {**out, "report": json.dumps(report, sort_keys=True), "detected_at": now_iso()}
             )
-        return out
+        return {**out, "tenant": tenant}

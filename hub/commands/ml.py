@@ -17,7 +17,7 @@
         [--follow --health-port P]      ...or keep scoring as they arrive (the scoring worker)
     hub ml predict NAME --event JSON    score one event now (recorded on hub.predictions)
     hub ml ab NAME                      the A/B report (per variant, with the p-value)
-    hub ml drift NAME [--window N]      PSI and KS against the training reference
+    hub ml drift NAME [--window N] [--all-tenants]  PSI, KS vs the training reference (key tenant)
     hub ml trainingset verify NAME V    rebuild a version's training set from its manifest
 
 Every command asks the policy decision point first (``model.read``, ``model.train``,
@@ -32,8 +32,8 @@ from typing import Any
 
 import click
 
-from core.errors import InvalidInput
-from hub.cli import Ctx, authorize, key_option, main, principal_for, run_safely
+from core.errors import Forbidden, InvalidInput
+from hub.cli import Ctx, authorize, decided, key_option, main, principal_for, run_safely
 
 FAMILY_HELP = (
     "Model family: sklearn-lr (scikit-learn), or spark-lr (Spark MLlib local[2] in the "
@@ -451,20 +451,38 @@ def ml_ab(obj: Ctx, name: str, key: str | None) -> None:
 @click.argument("name")
 @click.option("--window", type=click.IntRange(1, 1_000_000), default=500, show_default=True)
 @click.option("--retrain", is_flag=True, help="On drift, retrain and add the challenger.")
+@click.option(
+    "--all-tenants",
+    is_flag=True,
+    help="Every tenant's predictions (a key allowed tenant.all on models, e.g. admin).",
+)
 @key_option
 @click.pass_obj
-def ml_drift(obj: Ctx, name: str, window: int, retrain: bool, key: str | None) -> None:
-    """Compare the champion's last WINDOW predictions with its training reference; a drift is
-    recorded as ModelDriftDetected on hub.models (exit 3 when one is found). With --retrain a
-    drift also trains a new version and makes it the challenger."""
+def ml_drift(
+    obj: Ctx, name: str, window: int, retrain: bool, all_tenants: bool, key: str | None
+) -> None:
+    """Compare the champion's last WINDOW predictions of the key's tenant (with --all-tenants:
+    of every tenant) with its training reference; a drift is recorded as ModelDriftDetected on
+    hub.models (exit 3 when one is found). With --retrain a drift also trains a new version and
+    makes it the challenger."""
 
     def go() -> None:
         from hub.ml_setup import ml_of
+        from hub.reports import reader_scope
 
         with obj.hub() as h:
-            principal = authorize(h, "model.train", f"model:{name}", principal_for(h, key))
+            principal = principal_for(h, key)
+            decision = decided(h, "model.train", f"model:{name}", principal)
+            # the key's tenant, as the A/B report: never another tenant's inputs by default
+            scope = reader_scope(h, principal, decision.row_filter, {"channel": "cli"}, "models")
+            if all_tenants and scope is not None:
+                raise Forbidden(
+                    f"--all-tenants reads every tenant's predictions: this key is limited to "
+                    f"tenant {scope!r} (tenant.all on models is needed); drop --all-tenants."
+                )
             service = ml_of(h)
-            out = service.check_drift(name, window)
+            tenant = None if all_tenants else (principal.tenant if scope is None else scope)
+            out = service.check_drift(name, window, tenant=tenant)
             if out["drifted"] and retrain:
                 authorize(h, "model.promote", f"model:{name}", principal)
                 reason = f"drift in {', '.join(out['drifted'])}"

@@ -632,13 +632,17 @@ class RetentionJob:
                     continue
                 deletion = Deletion(policy.name, part, start, keep)
                 if apply:  # 4.
+                    sealed = self._unattributed(policy.name, part, start)
                     new_start = self._log.delete_records_before(policy.name, part, keep)
                     deletion = Deletion(policy.name, part, start, new_start)
+                    details: dict[str, Any] = deletion.as_dict()
+                    if sealed:
+                        details["unattributed_keys_destroyed"] = self._shred(sealed, new_start)
                     self._ledger.record_action(
                         actor,
                         "retention.delete",
                         f"topic:{policy.name}",
-                        details=deletion.as_dict(),
+                        details=details,
                     )
                 report.deleted.append(deletion)
         return report
@@ -678,6 +682,24 @@ class RetentionJob:
         except HubError as exc:  # e.g. NotFound, or the view store cannot open here
             log.error("projection retention failed: %s: %s", policy.scope, exc.message)
             report.skipped.append({"scope": policy.scope, "reason": exc.message})
+
+    def _unattributed(self, topic: str, part: int, start: int) -> list[tuple[int, str]]:
+        """For ``hub.quarantine`` with a key store: its entries sealed under their own
+        ``unattributed:*`` keys (``ingest.quarantine``), read before the cut."""
+        from ingest.pipeline import QUARANTINE_TOPIC
+        from ingest.quarantine import sealed_unattributed
+
+        if topic != QUARANTINE_TOPIC or self._publisher.pii is None:
+            return []
+        return sealed_unattributed(self._log, part, start)
+
+    def _shred(self, sealed: list[tuple[int, str]], removed_to: int) -> int:
+        """Destroy the keys only the removed entries were sealed under: no key is left that
+        opened nothing the hub keeps (and a copy from before the cut stays sealed)."""
+        from ingest.quarantine import shred_removed
+
+        assert self._publisher.pii is not None
+        return len(shred_removed(sealed, self._publisher.pii.keystore, removed_to))
 
     def _first_to_keep(
         self, policy: RetentionPolicy, part: int, start: int, end: int, now_ms: int

@@ -464,6 +464,9 @@ class IngestPipeline:
         self._dedupe_locks: dict[str, threading.RLock] = {}
         self._dedupe_guard = threading.Lock()
         self._committers: dict[str, TopicCommitter] = {}  # group commit per topic
+        from ingest.quarantine import UnattributedKeys  # it reads this module's names
+
+        self.unattributed = UnattributedKeys(log)  # bounds the keys of unattributed entries
 
     @contextmanager
     def deduping(self, topic: str) -> Iterator[None]:
@@ -1006,7 +1009,16 @@ class IngestPipeline:
             # refused is lost), sealed under a synthetic subject of its own, so that the same
             # erasure path shreds it (an officer names ``unattributed:<id>``), and a reader who
             # may see originals can open and replay it. Kept in clear, no erasure could reach it.
-            subject = UNATTRIBUTED + entry_id
+            subject, shared = self.unattributed.subject_for(tenant, entry_id)
+            if shared:
+                rej = _Reject(
+                    rej.code,
+                    f"{rej.reason} (Sealed under {subject!r}, shared: tenant {tenant!r} has "
+                    f"{self.unattributed.limit} unattributed quarantine entries with keys of "
+                    "their own; erasing that subject shreds all of them.)",
+                    rej.rule_id,
+                    rej.path,
+                )
         if subject is not None and rej.code != "key_destroyed":
             try:
                 # The original holds PII in clear: it is kept sealed under the subject's key, so

@@ -12,6 +12,8 @@ Resources (``resource_of``)::
     alerts.rules               the console's alert rules (``governance.alertrules``)
     legalhold:<hold_id>        an active legal hold (``"held"``); the only change is its release
                                (``None``), always under the two-person rule
+    migration:<name>           the digest of a one-off migration's plan (``hub migrate``), always
+                               under the two-person rule
 
 A value is JSON-ready; ``None`` means "no value of its own" (the shipped rules, the global or
 default level, no retention policy). ``propose`` (who, why, the new value) 1. validates the value
@@ -105,6 +107,7 @@ REGISTRY_MODE = "registry.mode"
 RETENTION_PREFIX = "retention:"
 RETENTION_FIELDS = ("max_age_ms", "max_records", "time_column")
 LEGALHOLD_PREFIX = "legalhold:"
+MIGRATION_PREFIX = "migration:"
 HELD = "held"  # the value of an active hold's resource (its details stay on hub.governance)
 
 # Changes of one process are serialised (stale checks read, then append); across processes the
@@ -189,6 +192,8 @@ def write_action(resource: str) -> str:
         return "rules.write"
     if resource.startswith(LEGALHOLD_PREFIX):
         return "legalhold.write"
+    if resource.startswith(MIGRATION_PREFIX):
+        return "backup.restore"  # it changes what a restore trusts (``hub migrate``)
     raise _unknown(resource)
 
 
@@ -200,7 +205,10 @@ def hub_wide(resource: str) -> bool:
     quality rules (``rules:<subject>``: they decide which of every tenant's records on the
     subject's topic are quarantined) and the console's alert rules (``alerts.rules``: one set
     for the whole hub)."""
-    return resource.startswith((RETENTION_PREFIX, RULES_PREFIX)) or resource == "alerts.rules"
+    return (
+        resource.startswith((RETENTION_PREFIX, RULES_PREFIX, MIGRATION_PREFIX))
+        or resource == "alerts.rules"
+    )
 
 
 def two_person_applies(patterns: Sequence[Any], resource: str) -> bool:
@@ -536,6 +544,57 @@ class AlertRulesResource(ConfigResource):
 
 
 @dataclass
+class MigrationResource(ConfigResource):
+    """``migration:<name>``: the plan of a one-off data migration a second person approved (its
+    digest, ``hub migrate``); ``None`` before any. Always under the two-person rule, like a
+    legal hold's release: the migration signs or rewrites what the hub trusts on restore, so
+    one admin must not approve their own plan. Its effect is ``ConfigChanged`` on ``hub.config``
+    (on the ledger); the migration itself is applied by its command once the plan it computes
+    again has the approved digest."""
+
+    name: str
+    store: ConfigChangeStore
+
+    def current(self) -> Any:
+        self.store.refresh()
+        applied = [c for c in self.store.changes(self.name) if c.status == "applied"]
+        return None if not applied else from_text(applied[-1].new_value)
+
+    def validate(self, value: Any) -> Any:
+        if value is None:
+            return None
+        if not isinstance(value, str) or len(value) != 64 or value.strip("0123456789abcdef"):
+            raise InvalidInput(
+                f"A migration plan is the SHA-256 digest `hub migrate` prints (64 hex digits), "
+                f"not {value!r}.",
+                code="invalid_migration_plan",
+            )
+        return value
+
+    def effect(self, value: Any, by: str, reason: str, change_id: str, prepare: Prepare) -> Effect:
+        changed = _event(
+            {
+                "key": self.name.replace(":", "."),
+                "old_value": to_text(self.current()),
+                "new_value": to_text(value),
+                "changed_by": by,
+                "reason": reason,
+                "changed_at": _now(),
+            },
+            None,
+            self.name,
+            change_id,
+        )
+        return [(CONFIG_TOPIC, prepare(CONFIG_TOPIC, [changed]))]
+
+    def refresh(self) -> None:
+        self.store.refresh()
+
+    def topics(self) -> tuple[str, ...]:
+        return ()
+
+
+@dataclass
 class LegalHoldResource(ConfigResource):
     """``legalhold:<hold_id>``: ``"held"`` while the hold is active, ``None`` once released. Only
     a release (``None``) can be proposed: a hold is placed directly (``Governance.place_hold``)
@@ -645,6 +704,8 @@ class ConfigChanges:
             return RetentionResource(name, scope, self._governance)
         if name == "alerts.rules":
             return AlertRulesResource(name, self.store)
+        if name.startswith(MIGRATION_PREFIX) and len(name) > len(MIGRATION_PREFIX):
+            return MigrationResource(name, self.store)
         if name.startswith(LEGALHOLD_PREFIX) and len(name) > len(LEGALHOLD_PREFIX):
             if self._governance is None:
                 raise ConfigError("This hub was built without governance: it has no legal holds.")
@@ -675,8 +736,8 @@ class ConfigChanges:
             )
 
     def requires_two_person(self, resource: str) -> bool:
-        if resource.startswith(LEGALHOLD_PREFIX):
-            return True  # a release: never one person's alone (module docstring)
+        if resource.startswith((LEGALHOLD_PREFIX, MIGRATION_PREFIX)):
+            return True  # a release, a migration: never one person's alone (module docstring)
         self._policies.refresh()
         listed = self._policies.active_bundle().hub_data.get("two_person", [])
         return isinstance(listed, list) and two_person_applies(listed, resource)

@@ -1,0 +1,184 @@
+"""``hub migrate``: one-off migrations of what the hub wrote before session 14.
+
+    hub migrate erasure-journal            what signing the journal would change, and its digest
+    hub migrate erasure-journal --apply    sign it, once a second person approved that digest
+
+The erasure journal (``storage.erasures``) entries written before they carried a note signed by
+the ledger's key are unsigned, and a restore refuses them (whoever can write the object store
+could plant one). This command signs an unsigned entry only when the ledger confirms it: a
+``subject.erase`` action on ``hub.audit`` naming the same subject (and the same ``audit_offset``
+when the entry names one); the signed entry takes the ledger's offset and time, not the
+entry's. An entry the ledger does not confirm is listed as refused and left as it is: signing
+it would launder a planted entry into one a restore obeys (crypto-shredding someone's data).
+
+The plan (every entry it would sign, with the ledger facts) has a SHA-256 digest; ``--apply``
+needs ``migration:erasure-journal`` set to that digest, a change that always needs a second
+person (``hub config propose migration:erasure-journal DIGEST --reason ...``, then ``hub config
+approve`` by another principal), computes the plan again and refuses when the digest differs
+(the store or the ledger changed since the approval), then signs and records
+``migration.apply`` on the ledger. Both need ``backup.restore`` (decided hub-wide).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import click
+
+from core.errors import Conflict, TopicNotFound
+from core.ports.objectstore import ObjectNotFound, ObjectStore, ObjectTooLarge
+from core.ports.policy import Principal
+from hub.cli import Ctx, authorize_hub_wide, current_principal, main, run_safely
+
+RESOURCE = "migration:erasure-journal"
+
+
+@dataclass
+class JournalPlan:
+    """What ``--apply`` would do: ``sign`` (object key, subject, audit offset, erased at ms from
+    the ledger) and ``refused`` (object key, why)."""
+
+    sign: list[tuple[str, str, int, int]] = field(default_factory=list)
+    refused: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def digest(self) -> str:
+        lines = [json.dumps(s) for s in sorted(self.sign)]
+        return hashlib.sha256("\n".join(lines).encode()).hexdigest()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "sign": [
+                {"object": k, "subject": s, "audit_offset": o, "erased_at_ms": t}
+                for k, s, o, t in self.sign
+            ],
+            "refused": [{"object": k, "why": w} for k, w in self.refused],
+            "digest": self.digest,
+        }
+
+
+def _erasures_on_ledger(h: Any) -> dict[str, list[tuple[int, int]]]:
+    """subject -> [(hub.audit offset, timestamp ms)] of every ``subject.erase`` action."""
+    from domain.envelope import H_ACTION, H_SUBJECT
+    from governance.erasure import ACTION
+
+    out: dict[str, list[tuple[int, int]]] = {}
+    try:
+        ends = h.log.end_offsets("hub.audit")
+    except TopicNotFound:  # nothing recorded yet: nothing erased
+        return out
+    for partition in sorted(ends):
+        for rec in h.log.scan("hub.audit", partition, 0):
+            headers = dict(rec.headers)
+            if headers.get(H_ACTION) != ACTION.encode():
+                continue
+            resource = headers.get(H_SUBJECT, b"").decode()
+            if resource.startswith("subject:"):
+                out.setdefault(resource[len("subject:") :], []).append(
+                    (rec.offset, rec.timestamp_ms)
+                )
+    return out
+
+
+def journal_plan(h: Any, store: ObjectStore) -> JournalPlan:
+    """The unsigned journal entries, each to sign (confirmed by the ledger) or refused."""
+    from storage.erasures import MAX_ENTRY_BYTES, PREFIX, journal_key
+
+    plan = JournalPlan()
+    erasures = _erasures_on_ledger(h)
+    for key in store.list(PREFIX):
+        try:
+            d = json.loads(b"".join(store.stream(key, max_bytes=MAX_ENTRY_BYTES)))
+        except ObjectNotFound:
+            continue
+        except (ObjectTooLarge, ValueError) as exc:
+            plan.refused.append((key, f"not a readable entry ({exc})"))
+            continue
+        if not isinstance(d, dict) or "note" in d:
+            if not isinstance(d, dict):
+                plan.refused.append((key, "not a JSON object"))
+            continue  # signed: the restore verifies it
+        subject = d.get("subject")
+        if not isinstance(subject, str) or key != journal_key(subject):
+            plan.refused.append((key, "its subject is missing or is not the one its name hashes"))
+            continue
+        named = d.get("audit_offset")
+        found = [(o, t) for o, t in erasures.get(subject, []) if named is None or o == named]
+        if not found:
+            why = "no subject.erase on the ledger names its subject"
+            if named is not None:
+                why += f" at hub.audit offset {named}"
+            plan.refused.append((key, why))
+            continue
+        offset, at_ms = found[0]
+        plan.sign.append((key, subject, offset, at_ms))
+    return plan
+
+
+def apply_journal_plan(h: Any, store: ObjectStore, principal: Principal) -> dict[str, Any]:
+    """Sign the plan's entries when its digest is the approved one; records the migration."""
+    from storage.erasures import JournalEntry, signed_text
+
+    plan = journal_plan(h, store)
+    approved = h.config_changes.resource(RESOURCE).current()
+    if approved != plan.digest:
+        raise Conflict(
+            f"The erasure journal plan's digest is {plan.digest}, but {RESOURCE} is "
+            f"{approved!r}: have it approved first (`hub config propose {RESOURCE} "
+            f"{plan.digest} --reason ...`, then `hub config approve` by a second person); a "
+            "plan that changed since its approval is not applied.",
+            code="migration_not_approved",
+        )
+    for key, subject, offset, at_ms in plan.sign:
+        entry = JournalEntry(subject, at_ms, offset)
+        body = {
+            "subject": subject,
+            "erased_at_ms": at_ms,
+            "audit_offset": offset,
+            "note": h.ledger.signer.sign_note(signed_text(entry)).decode(),
+        }
+        store.put(key, json.dumps(body, sort_keys=True).encode())
+    out = plan.as_dict()
+    h.ledger.record_action(
+        principal.id,
+        "migration.apply",
+        RESOURCE,
+        details={"digest": plan.digest, "signed": len(plan.sign), "refused": len(plan.refused)},
+        tenant=principal.tenant,
+    )
+    h.ledger.sync(force_checkpoint=True)
+    return out
+
+
+@main.group("migrate")
+def migrate() -> None:
+    """One-off migrations of data written before session 14 (two-person approved)."""
+
+
+@migrate.command("erasure-journal")
+@click.option("--apply", "apply_", is_flag=True, help="Sign the approved plan's entries.")
+@click.pass_obj
+def migrate_erasure_journal(obj: Ctx, apply_: bool) -> None:
+    """Sign the unsigned erasure journal entries the ledger confirms (a subject.erase of the
+    same subject); without --apply, list the plan and its digest to have approved."""
+    from hub.bootstrap import build_object_store
+
+    def go() -> None:
+        with obj.hub() as h:
+            principal = current_principal(h)
+            authorize_hub_wide(h, "backup.restore", RESOURCE, principal)
+            store = build_object_store(h.settings, write_once=False)
+            if apply_:
+                out = apply_journal_plan(h, store, principal)
+            else:
+                out = journal_plan(h, store).as_dict()
+                out["approve_with"] = (
+                    f"hub config propose {RESOURCE} {out['digest']} --reason WHY; "
+                    "hub config approve CHANGE_ID (another principal)"
+                )
+            click.echo(json.dumps(out, indent=2, sort_keys=True))
+
+    run_safely(go)

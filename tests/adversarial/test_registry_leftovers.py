@@ -118,3 +118,17 @@ def test_a_mode_change_waits_for_a_registration_in_flight(api: Api) -> None:
             kinds.append(key["keytype"])
     assert kinds[-2:] == ["SCHEMA", "MODE"], kinds
     assert registry.mode("victim-value") == "READONLY"
+
+
+def test_a_read_only_subject_is_not_deleted_nor_its_mode_dropped(api: Api) -> None:
+    """The drop of the mode is decided after the read-only check: deleting a READONLY subject
+    stays refused, with its mode and no change event written."""
+    sam, pia = api.as_role("security_admin"), api.as_role("publisher")
+    api.client.post("/subjects/victim-value/versions", json={"schema": A}, headers=pia)
+    r = api.client.put("/mode/victim-value", json={"mode": "READONLY"}, headers=sam)
+    assert r.status_code == 200, r.text
+    r = api.client.delete("/subjects/victim-value", headers=api.admin)
+    assert r.status_code == 422, r.text
+    assert api.hub.registry.own_mode("victim-value") == "READONLY"
+    modes = _config_changed(api.hub, "registry.mode.victim-value")
+    assert [c["new_value"] for c in modes] == ['"READONLY"']

@@ -2,6 +2,8 @@
 
     hub migrate erasure-journal            what signing the journal would change, and its digest
     hub migrate erasure-journal --apply    sign it, once a second person approved that digest
+    hub migrate legacy                     list what reads as tenant default or keeps a clear
+                                           digest (written before session 14; read-only)
 
 The erasure journal (``storage.erasures``) entries written before they carried a note signed by
 the ledger's key are unsigned, and a restore refuses them (whoever can write the object store
@@ -153,6 +155,56 @@ def apply_journal_plan(h: Any, store: ObjectStore, principal: Principal) -> dict
     return out
 
 
+# (topic, event type or None for every record) of the records session 14 began to tag with
+# their tenant: older ones read as tenant ``default``.
+_TENANTED = (
+    ("hub.governance", "hub.LegalHoldPlaced", "legal_holds"),
+    ("hub.predictions", None, "predictions"),
+    ("hub.quarantine", None, "quarantine_entries"),
+)
+_SHOWN = 20  # offsets listed per kind (the count is whole)
+
+
+def legacy_report(h: Any) -> dict[str, Any]:
+    """What an admin should know before trusting tenant-scoped reads of old data: the records
+    without a tenant header (they read as tenant ``default``, so ``default``'s readers see them
+    and their own tenant's do not), and the quarantine entries sealed for a subject whose digest
+    is still in clear (a SHA-256 of a small personal record confirms a guess of it, erased or
+    not). The log is immutable: nothing here is rewritten; the list is the evidence to review
+    (e.g. re-place a hold in its tenant, release the old one)."""
+    from domain.envelope import H_TENANT, H_TYPE
+    from ingest.quarantine import entries
+
+    untagged: dict[str, dict[str, Any]] = {}
+    for topic, event_type, kind in _TENANTED:
+        offsets: list[tuple[int, int]] = []
+        try:
+            ends = h.log.end_offsets(topic)
+        except TopicNotFound:
+            ends = {}
+        for partition in sorted(ends):
+            for rec in h.log.scan(topic, partition, 0):
+                headers = dict(rec.headers)
+                if rec.value is None or H_TENANT in headers:
+                    continue
+                if event_type is None or headers.get(H_TYPE) == event_type.encode():
+                    offsets.append((partition, rec.offset))
+        untagged[kind] = {
+            "topic": topic,
+            "count": len(offsets),
+            "first": [{"partition": p, "offset": o} for p, o in offsets[:_SHOWN]],
+        }
+    clear = [
+        e["offset"]
+        for e in entries(h.ingest, 0, 10**9)
+        if "sealed_for" in e and e["original_sha256"] not in ("sealed", "")
+    ]
+    return {
+        "read_as_default_tenant": untagged,
+        "quarantine_clear_digests": {"count": len(clear), "first_offsets": clear[:_SHOWN]},
+    }
+
+
 @main.group("migrate")
 def migrate() -> None:
     """One-off migrations of data written before session 14 (two-person approved)."""
@@ -180,5 +232,20 @@ def migrate_erasure_journal(obj: Ctx, apply_: bool) -> None:
                     "hub config approve CHANGE_ID (another principal)"
                 )
             click.echo(json.dumps(out, indent=2, sort_keys=True))
+
+    run_safely(go)
+
+
+@migrate.command("legacy")
+@click.pass_obj
+def migrate_legacy(obj: Ctx) -> None:
+    """List the records written before session 14 that read as tenant default (legal holds,
+    predictions, quarantine entries) and the quarantine entries whose digest is in clear;
+    changes nothing (the log is immutable)."""
+
+    def go() -> None:
+        with obj.hub() as h:
+            authorize_hub_wide(h, "backup.restore", RESOURCE, current_principal(h))
+            click.echo(json.dumps(legacy_report(h), indent=2, sort_keys=True))
 
     run_safely(go)

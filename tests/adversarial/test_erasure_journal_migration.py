@@ -73,3 +73,21 @@ def test_only_ledger_confirmed_entries_are_signed_with_a_second_persons_approval
     _legacy(store, "ACC-NEW")
     with pytest.raises(Conflict, match="approved"):
         apply_journal_plan(hub, store, ALICE)
+
+
+def test_the_legacy_report_lists_untagged_records_and_changes_nothing(hub: Hub) -> None:
+    from core.ports.eventlog import Record
+    from hub.commands.migrate import legacy_report
+    from tests.adversarial.test_quarantine_erasure import account, send
+
+    send(hub, account(None))  # a session-14 quarantine entry: tagged, its digest sealed
+    clean = legacy_report(hub)
+    assert all(v["count"] == 0 for v in clean["read_as_default_tenant"].values()), clean
+    assert clean["quarantine_clear_digests"]["count"] == 0
+    # a prediction as written before session 14: no ce_tenant header
+    hub.log.create_topic("hub.predictions", 1, {})
+    hub.log.append("hub.predictions", [Record(value=b"{}", headers=(("ce_type", b"x"),))])
+    ends = {t: hub.log.end_offsets(t) for t in ("hub.predictions", "hub.quarantine")}
+    found = legacy_report(hub)["read_as_default_tenant"]["predictions"]
+    assert found["count"] == 1 and found["first"] == [{"partition": 0, "offset": 0}]
+    assert {t: hub.log.end_offsets(t) for t in ends} == ends  # read-only

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Sequence
+from typing import Any
 
 from core.ports.eventlog import Record
 from hub.bootstrap import Hub
@@ -132,3 +133,38 @@ def test_a_read_only_subject_is_not_deleted_nor_its_mode_dropped(api: Api) -> No
     assert api.hub.registry.own_mode("victim-value") == "READONLY"
     modes = _config_changed(api.hub, "registry.mode.victim-value")
     assert [c["new_value"] for c in modes] == ['"READONLY"']
+
+
+def test_a_registration_rechecks_the_mode_set_by_another_process(api: Api) -> None:
+    """Another hub process sharing the log sets READONLY after this process checked the mode
+    (its fence cannot see the other's reservations): the registration re-reads the mode before
+    it appends, and is refused rather than stored under READONLY."""
+    from core.errors import HubError
+    from registry.service import SchemaRegistry
+
+    log = api.hub.log
+    other = SchemaRegistry(log)  # the other process's registry, on the same log
+
+    raced: list[bool] = []
+
+    class Racing(SchemaRegistry):
+        def _reserve(self, *args: Any) -> Any:
+            out = super()._reserve(*args)
+            if not raced:  # once: between this registration's check and its append
+                raced.append(True)
+                other.set_mode("READONLY", "victim-value")
+            return out
+
+    mine = Racing(log)
+    try:
+        mine.register("victim-value", A)
+    except HubError as exc:
+        assert exc.code == "read_only_mode", exc
+    else:
+        raise AssertionError("registered under READONLY")  # before the fix
+    other.refresh()
+    assert "victim-value" not in other.subjects()
+    assert mine.mode("victim-value") == "READONLY"
+    # with the mode back, the same registration goes through (its reservation was ended)
+    other.set_mode("READWRITE", "victim-value")
+    assert mine.register("victim-value", A).version == 1

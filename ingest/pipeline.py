@@ -96,6 +96,7 @@ from ingest.replays import ReplayMarks
 from ingest.rules import RulesStore
 from ingest.stats import QualityStats
 from ingest.targets import record_key
+from ingest.unattributed import UnattributedKeys
 from registry.plain import plain_subject
 from registry.service import SchemaRegistry
 
@@ -464,9 +465,8 @@ class IngestPipeline:
         self._dedupe_locks: dict[str, threading.RLock] = {}
         self._dedupe_guard = threading.Lock()
         self._committers: dict[str, TopicCommitter] = {}  # group commit per topic
-        from ingest.quarantine import UnattributedKeys  # it reads this module's names
-
-        self.unattributed = UnattributedKeys(log)  # bounds the keys of unattributed entries
+        # bounds the keys of unattributed quarantine entries (ingest.unattributed)
+        self.unattributed = UnattributedKeys(log, QUARANTINE_TOPIC, SEALED_FOR)
 
     @contextmanager
     def deduping(self, topic: str) -> Iterator[None]:

@@ -13,7 +13,7 @@ list names the subject it is sealed for (``sealed_for``: a data subject id, or
 ``unattributed:<entry id>`` for a personal record naming none, which an officer erases like
 any subject) and whether it was ``erased``.
 
-Each unattributed entry has a key of its own: ``UnattributedKeys`` bounds them per tenant
+Each unattributed entry has a key of its own: ``ingest.unattributed`` bounds them per tenant
 (``UnattributedKeys.limit``, 10 000 by default, counted over the entries the topic keeps):
 beyond the limit, a tenant's further unattributed originals are sealed under one shared key,
 ``unattributed:overflow:<tenant>`` (their entries' reason says so), so that a sender flooding
@@ -37,8 +37,6 @@ import base64
 import csv
 import json
 import logging
-import threading
-import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -46,9 +44,8 @@ from typing import Any
 
 from core import lineage
 from core.avro import serde
-from core.errors import InvalidInput, NotFound, TopicNotFound
+from core.errors import InvalidInput, NotFound
 from core.events import tenant_of
-from core.pii import UNATTRIBUTED
 from core.ports.eventlog import EventLog, Record, RecordMetadata, StoredRecord
 from core.ports.keystore import KeyStore
 from domain.envelope import Envelope
@@ -63,76 +60,14 @@ from ingest.pipeline import (
     RawRecord,
 )
 from ingest.replays import REPLAYS_TOPIC
+from ingest.unattributed import sealed_for_unattributed
 
 _logger = logging.getLogger("hub.quarantine")
-
-UNATTRIBUTED_KEYS_PER_TENANT = 10_000
-OVERFLOW = UNATTRIBUTED + "overflow:"  # + tenant: the shared key beyond the limit
 
 
 def unattributed_of(rec: StoredRecord) -> str | None:
     """The ``unattributed:*`` subject a quarantine record's original is sealed for, or None."""
-    for k, v in rec.headers:
-        if k == SEALED_FOR and v.startswith(UNATTRIBUTED.encode()):
-            return v.decode()
-    return None
-
-
-class UnattributedKeys:
-    """Chooses the subject an unattributed quarantined original is sealed for (module
-    docstring): its own ``unattributed:<entry id>`` while the tenant has fewer than ``limit``
-    such keys among the entries the topic keeps, else the tenant's shared overflow subject.
-    The count is read from the topic once, kept up to date by this process's own seals, and
-    read again (at most once a minute) when a tenant is at the limit, so retention's cuts and
-    other processes' entries are taken into account."""
-
-    RECOUNT_SECONDS = 60.0
-
-    def __init__(self, log: EventLog, limit: int = UNATTRIBUTED_KEYS_PER_TENANT) -> None:
-        if limit < 1:
-            raise InvalidInput(
-                f"The unattributed quarantine key limit per tenant must be at least 1, not "
-                f"{limit}.",
-                code="invalid_unattributed_limit",
-            )
-        self._log = log
-        self.limit = limit
-        self._counts: dict[str, int] | None = None
-        self._counted_at = 0.0
-        self._lock = threading.Lock()
-
-    def _recount(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        try:
-            start = self._log.beginning_offsets(QUARANTINE_TOPIC).get(0, 0)
-            for rec in self._log.scan(QUARANTINE_TOPIC, 0, start):
-                subject = unattributed_of(rec)
-                if subject is not None and not subject.startswith(OVERFLOW):
-                    tenant = tenant_of(rec) or ""
-                    counts[tenant] = counts.get(tenant, 0) + 1
-        except TopicNotFound:
-            pass
-        self._counted_at = time.monotonic()
-        return counts
-
-    def subject_for(self, tenant: str, entry_id: str) -> tuple[str, bool]:
-        """(the subject to seal under, True when it is the tenant's shared overflow one)."""
-        with self._lock:
-            if self._counts is None:
-                self._counts = self._recount()
-            full = self._counts.get(tenant, 0) >= self.limit
-            if full and time.monotonic() - self._counted_at >= self.RECOUNT_SECONDS:
-                self._counts = self._recount()
-                full = self._counts.get(tenant, 0) >= self.limit
-            if full:
-                return OVERFLOW + tenant, True
-            self._counts[tenant] = self._counts.get(tenant, 0) + 1
-            return UNATTRIBUTED + entry_id, False
-
-    def forget(self) -> None:
-        """Count again from the topic at the next seal (after retention cut the topic)."""
-        with self._lock:
-            self._counts = None
+    return sealed_for_unattributed(rec, SEALED_FOR)
 
 
 def sealed_unattributed(log: EventLog, partition: int, start: int) -> list[tuple[int, str]]:

@@ -327,14 +327,16 @@ def open_note(message: bytes, verifiers: Iterable[VerifierKey]) -> Note:
             continue
         if len(candidates) > 1:
             raise AmbiguousKeyError(f"two trusted keys are named {name}+{kid:08x}.")
-        if (name, kid) in seen_known:
-            continue
-        seen_known.add((name, kid))
+        # Every signature by a trusted key is checked, repeats too, before a repeat is dropped
+        # (as golang's note.Open): else a forged line after a good one passed unnoticed.
         if not candidates[0].verify(text_bytes, raw[4:]):
             raise InvalidSignatureError(
                 f"signature by trusted key {name}+{kid:08x} does not verify: the note was "
                 f"altered or signed by another key."
             )
+        if (name, kid) in seen_known:
+            continue
+        seen_known.add((name, kid))
         verified.append(Signature(name, kid, b64))
 
     if not verified:

@@ -193,14 +193,14 @@ def check_row(row: LeafRow, record: StoredRecord) -> None:
     have = tuple(row[1:9])
     if have != want:
         names = ("topic", "partition", "offset", "log time", "actor", "action", "resource")
+        # The stored values only: the record's own may be another tenant's (a forged tenant
+        # column is how a reader of one tenant got this far), and the full verify names them.
         diff = [
-            f"{n} {h!r} (the log record says {w!r})"
-            for n, h, w in zip((*names, "tenant"), have, want, strict=True)
-            if h != w
+            f"{n} {h!r}" for n, h, w in zip((*names, "tenant"), have, want, strict=True) if h != w
         ]
         raise LedgerIntegrityError(
-            f"Ledger entry {row[0]} ({record.topic}, {record.partition}, {record.offset}): the "
-            f"stored {'; '.join(diff)}: the ledger store was altered; run "
+            f"Ledger entry {row[0]} ({row[1]}, {row[2]}, {row[3]}): the stored "
+            f"{', '.join(diff)} differ from its log record: the ledger store was altered; run "
             "`hub ledger verify --full`.",
             code="ledger_mismatch",
         )

@@ -149,6 +149,10 @@ def test_an_entry_bundle_is_not_served_on_a_forged_tenant(data: Path) -> None:
             assert r.status_code == 500, r.status_code
             assert r.json()["reason"] == "ledger_mismatch", r.json()
             assert f"entry {acme}" in r.json()["message"].lower()
+            assert "acme" not in r.text  # the record's own tenant is not told
+            one = client.get(f"/v1/ledger/entries/{acme}", headers=basic(token))
+            assert one.status_code == 500 and one.json()["reason"] == "ledger_mismatch"
+            assert "policy/bundle-7" not in one.text and "acme" not in one.text
             assert b"policy/bundle-7" not in r.content
     finally:
         h.close()

@@ -156,3 +156,20 @@ def test_an_entry_bundle_is_not_served_on_a_forged_tenant(data: Path) -> None:
             assert b"policy/bundle-7" not in r.content
     finally:
         h.close()
+
+
+def test_the_row_store_is_read_the_same_way(tmp_path: Path) -> None:
+    """The check sits in the ledger, not in one store: an actor edited in ``ledger.sqlite``'s
+    ``leaves`` row (no digest there at all) is refused by the same readers."""
+    data = tmp_path / "rows"
+    h = make_hub(data, ledger_store="sqlite")
+    try:
+        h.ledger.record_action("ann", "policy.change", "policy/bundle-7", tenant="acme")
+        h.ledger.sync(force_checkpoint=True)
+    finally:
+        h.close()
+    index = _policy_change(data)
+    with sqlite3.connect(data / "ledger.sqlite") as conn:
+        conn.execute("UPDATE leaves SET actor = 'mallory' WHERE idx = ?", (index,))
+    _refused(*cli(data, "ledger", "entry", str(index)), index)
+    _refused(*cli(data, "ledger", "entries", "--actor", "mallory"), index)

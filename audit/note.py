@@ -327,14 +327,16 @@ def open_note(message: bytes, verifiers: Iterable[VerifierKey]) -> Note:
             continue
         if len(candidates) > 1:
             raise AmbiguousKeyError(f"two trusted keys are named {name}+{kid:08x}.")
-        if (name, kid) in seen_known:
-            continue
-        seen_known.add((name, kid))
+        # Every signature by a trusted key is checked, repeats too, before a repeat is dropped
+        # (as golang's note.Open): else a forged line after a good one passed unnoticed.
         if not candidates[0].verify(text_bytes, raw[4:]):
             raise InvalidSignatureError(
                 f"signature by trusted key {name}+{kid:08x} does not verify: the note was "
                 f"altered or signed by another key."
             )
+        if (name, kid) in seen_known:
+            continue
+        seen_known.add((name, kid))
         verified.append(Signature(name, kid, b64))
 
     if not verified:
@@ -373,10 +375,20 @@ class Checkpoint:
         return format_checkpoint(self.origin, self.size, self.root, self.extensions)
 
 
+_MAX_U64 = (1 << 64) - 1
+
+
 def _decimal(text: str, what: str) -> int:
+    """A uint64 in decimal. The length is checked before ``int()``, which raises a bare
+    ``ValueError`` past 4300 digits (a traceback instead of a refusal)."""
     if not text.isascii() or not text.isdigit() or (len(text) > 1 and text[0] == "0"):
         raise MalformedCheckpointError(
-            f"{what} {text!r} must be a decimal number without leading zeros."
+            f"{what} {text[:40]!r} must be a decimal number without leading zeros."
+        )
+    if len(text) > 20 or int(text) > _MAX_U64:
+        raise MalformedCheckpointError(
+            f"{what} {text[:40]!r}{'...' if len(text) > 40 else ''} ({len(text)} digits) is "
+            "past 2^64 - 1, the largest a checkpoint may carry."
         )
     return int(text)
 

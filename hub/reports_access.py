@@ -29,7 +29,7 @@ from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from core.errors import InvalidInput
+from core.errors import HubError, InvalidInput
 
 if TYPE_CHECKING:
     from hub.reports_trading import Collector
@@ -73,6 +73,9 @@ def _decisions(c: Collector, since_ms: int, until_ms: int) -> list[dict[str, Any
         first[row[2]] = row[3]
     if not first:  # the ledger covers every record (the report synced it): none in the period
         return []
+    for part, offset in first.items():
+        if offset > 0 and not _older_before(hub.log, part, offset, since_ms):
+            first[part] = 0  # the side index's time column contradicts the log: read it all
     out: list[dict[str, Any]] = []
     for part, end in hub.log.end_offsets(DECISIONS).items():
         offset = first.get(part, 0)
@@ -89,6 +92,19 @@ def _decisions(c: Collector, since_ms: int, until_ms: int) -> list[dict[str, Any
                 break
             offset = batch[-1]["offset"] + 1
     return out
+
+
+def _older_before(log: Any, part: int, offset: int, since_ms: int) -> bool:
+    """Whether the log record just before ``offset`` is older than the period. The start comes
+    from the ledger's side index, which a writer of the store file can rewrite (a decision
+    dated out of the period there is only found by the full verify): the log itself must agree
+    that nothing of the period lies before it, or the review reads from the beginning."""
+    try:
+        got = log.read(DECISIONS, part, offset - 1, 1)
+    except HubError:  # below the log's start: nothing before
+        return True
+    # a transaction marker at offset - 1 answers the record at offset: cannot tell, read all
+    return bool(got) and got[0].offset < offset and got[0].timestamp_ms < since_ms
 
 
 def review_days(days: int | None) -> int:

@@ -41,7 +41,7 @@ from ledger.errors import CheckpointNotFound, LedgerIntegrityError
 from ledger.populations import Describer, ingest_counts, tally
 from ledger.report import checkpoint_summary, checkpoints_csv, population_csv, render
 from ledger.report_pdf import render_pdf
-from ledger.service import Ledger, entry_fields
+from ledger.service import Ledger, check_row, entry_fields
 
 if TYPE_CHECKING:
     from ingest.publish import EventReader
@@ -127,9 +127,15 @@ def export_pack(
         )
         if not page:
             break
-        rows += [
-            r for r in page if r[0] < latest.size and wanted & set(soc2.controls_of(r[1], r[6]))
-        ]
+        for r in page:
+            if r[0] >= latest.size:
+                continue
+            if wanted & set(soc2.controls_of(r[1], r[6])):
+                rows.append(r)  # its columns are checked with its record below (entry_fields)
+            elif (record := ledger.record_at(r[1], r[2], r[3])) is not None:
+                # Left out for its stored action: a forged action must not drop an entry from
+                # the population of a pack that still verifies, so that action is the log's.
+                check_row(r, record)
         after = page[-1][0]
     # 3. proofs against the first covering checkpoint; the checkpoint run and its links
     cps = ledger.store.checkpoints()

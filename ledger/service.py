@@ -80,8 +80,8 @@ from core.ports.ledgerstore import (
 from core.ports.objectstore import ObjectStore
 from core.ports.signer import Signer
 from domain.envelope import H_ACTION, H_SUBJECT
-from ledger.errors import CheckpointNotFound, EntryNotFound, InvalidRange
-from ledger.leaves import LeafEncoder
+from ledger.errors import CheckpointNotFound, EntryNotFound, InvalidRange, LedgerIntegrityError
+from ledger.leaves import LeafEncoder, query_columns
 from ledger.tree import TreeBuilder
 from ledger.witness import check_intents, witness_key
 
@@ -95,6 +95,8 @@ _topic_of = attrgetter("topic")
 _part_of = attrgetter("partition")
 _offset_of = attrgetter("offset")
 _ts_of = attrgetter("timestamp_ms")
+
+_RUN_GAP = 64  # records_of: offsets this close share one log read
 
 _STOP_CHECK_S = 0.2  # the follower's longest single wait: how soon it sees ``stop``
 
@@ -172,10 +174,45 @@ def in_scope(row: LeafRow, tenant_scope: str | None) -> bool:
     return tenant_scope is None or row[8] is None or row[8] == tenant_scope
 
 
+def check_row(row: LeafRow, record: StoredRecord) -> None:
+    """``LedgerIntegrityError`` unless ``row``'s columns are the ones its log record gives.
+
+    The side index (actor, action, resource, tenant, log time) is what readers filter, show and
+    scope by; only the leaf hash is committed to by the tree, and the incremental ``hub ledger
+    verify`` leaves rows below its last verified size to the periodic full run. Whoever can
+    write the store file could otherwise rewrite an actor (its batch digest recomputed) and have
+    entries, lookups, entry bundles and a signed evidence pack serve it: every reader that has
+    the record recomputes the columns from it (as the sync did) and refuses a difference."""
+    want = (
+        record.topic,
+        record.partition,
+        record.offset,
+        record.timestamp_ms,
+        *query_columns(record),
+    )
+    have = tuple(row[1:9])
+    if have != want:
+        names = ("topic", "partition", "offset", "log time", "actor", "action", "resource")
+        # The stored values only: the record's own may be another tenant's (a forged tenant
+        # column is how a reader of one tenant got this far), and the full verify names them.
+        diff = [
+            f"{n} {h!r}" for n, h, w in zip((*names, "tenant"), have, want, strict=True) if h != w
+        ]
+        raise LedgerIntegrityError(
+            f"Ledger entry {row[0]} ({row[1]}, {row[2]}, {row[3]}): the stored "
+            f"{', '.join(diff)} differ from its log record: the ledger store was altered; run "
+            "`hub ledger verify --full`.",
+            code="ledger_mismatch",
+        )
+
+
 def entry_fields(row: LeafRow, record: StoredRecord | None) -> dict[str, Any]:
-    """An entry as the API and evidence packs show it (digests only, never key or value)."""
+    """An entry as the API and evidence packs show it (digests only, never key or value);
+    with ``record``, its columns checked against it first (:func:`check_row`)."""
     import hashlib
 
+    if record is not None:
+        check_row(row, record)
     idx, topic, part, off, ts, actor, action, resource, tenant, leaf_hash = row
     out: dict[str, Any] = {
         "index": idx,
@@ -726,9 +763,60 @@ class Ledger:
     def entries(self, *, with_fields: bool = False, **filters: Any) -> list[dict[str, Any]]:
         """Entries matching filters (see ``LedgerStore.query``), in index order."""
         rows = self.store.query(**filters)
-        return [
-            entry_fields(r, self.record_at(r[1], r[2], r[3]) if with_fields else None) for r in rows
-        ]
+        records = self.records_of(rows)
+        out = []
+        for r in rows:
+            record = records.get((r[1], r[2], r[3]))  # None: removed by retention
+            if record is not None and not with_fields:
+                check_row(r, record)  # the columns shown and filtered on are the log's
+                record = None
+            out.append(entry_fields(r, record))
+        return out
+
+    def records_of(self, rows: Sequence[LeafRow]) -> dict[tuple[str, int, int], StoredRecord]:
+        """The log records of ``rows`` by (topic, partition, offset), read a run of near
+        offsets at a time (one ``read`` per run, not per row); a record no longer in the log is
+        absent. Runs are cut at gaps over ``_RUN_GAP`` so a sparse page reads little else."""
+        wanted: dict[tuple[str, int], list[int]] = {}
+        for r in rows:
+            wanted.setdefault((r[1], r[2]), []).append(r[3])
+        out: dict[tuple[str, int, int], StoredRecord] = {}
+        for (topic, part), offsets in wanted.items():
+            offsets.sort()
+            first = 0
+            for i in range(1, len(offsets) + 1):
+                if i < len(offsets) and offsets[i] - offsets[i - 1] <= _RUN_GAP:
+                    continue
+                self._read_run(topic, part, offsets[first:i], out)
+                first = i
+        return out
+
+    def _read_run(
+        self,
+        topic: str,
+        part: int,
+        offsets: Sequence[int],
+        out: dict[tuple[str, int, int], StoredRecord],
+    ) -> None:
+        pos, hi = offsets[0], offsets[-1]
+        while pos <= hi:
+            try:
+                got = self.log.read(topic, part, pos, min(2_000, hi + 1 - pos))
+            except HubError:  # below the log's start (retention): what is left, row by row
+                got = []
+            if not got:
+                break
+            for rec in got:
+                if rec.offset <= hi:
+                    out[(topic, part, rec.offset)] = rec
+            pos = got[-1].offset + 1
+        if pos <= hi:  # the rest unread (a removed range): one record each, as record_at does
+            for off in offsets:
+                if off < pos:
+                    continue
+                one = self.record_at(topic, part, off)
+                if one is not None:
+                    out[(topic, part, off)] = one
 
     def checkpoint_for(self, index: int, size: int | None) -> StoredCheckpoint:
         """The checkpoint ``size`` (it MUST include ``index``), or the latest one."""

@@ -14,7 +14,7 @@ from audit.merkle import HASH_SIZE, leaf_hash
 from audit.tiles import TILE_HEIGHT, TILE_WIDTH, TilePath, encode_bundle, parse_tile_path
 from core.errors import Forbidden, HubError, InvalidInput, NotFound
 from ledger.leaves import LeafEncoder
-from ledger.service import Ledger, in_scope
+from ledger.service import Ledger, check_row, in_scope
 
 
 class TileNotFound(NotFound):
@@ -94,6 +94,7 @@ def entry_bundle(
                 f"log (retention), so entry bundle {index} cannot be served; its hash tiles and "
                 "proofs still are."
             )
+        check_row(row, record)  # the tenant the scope check read is the record's own
         data = encoder.leaf_input(record)
         if leaf_hash(data) != row[9]:
             raise HubError(

@@ -66,17 +66,28 @@ def lake_export(obj: Ctx, topics: tuple[str, ...], no_views: bool) -> None:
 
     def go() -> None:
         with obj.hub() as h:
-            authorize(h, "lake.export", "lake")
+            principal = authorize(h, "lake.export", "lake")
             try:
-                export(h)
+                report = export(h)
             except (OSError, ValueError) as exc:  # pyarrow's filesystems, pyiceberg's checks
                 raise HubError(
                     f"The lake export failed: {exc}. Check the object store settings "
                     "(HUB_OBJECT_STORE, HUB_S3_*) and HUB_LAKE_CATALOG_URL.",
                     code="lake_export_failed",
                 ) from exc
+            # The decision above says the export was allowed; this says it ran and what left
+            # the hub (tables, rows, the ledger size covered), as backup.create records.
+            h.ledger.record_action(
+                principal.id,
+                "lake.export",
+                "lake",
+                tenant=principal.tenant,
+                # not the catalog URL: it may carry a database password (the ledger is forever)
+                details={"ledger_size": report.ledger_size, "tables": report.tables},
+            )
+            click.echo(json.dumps(report.as_dict(), indent=2))
 
-    def export(h: Any) -> None:
+    def export(h: Any) -> LakeReport:
         url, warehouse, props = lake_location(h.settings)
         catalog = open_catalog(url, warehouse, props)
         size = h.ledger.store.tree_size()
@@ -98,7 +109,7 @@ def lake_export(obj: Ctx, topics: tuple[str, ...], no_views: bool) -> None:
                     rows = store.rows(Target(proj.name), table)
                     n = export_view(catalog, proj.name, table, rows, size)
                     report.tables[f"views.{proj.name}__{table.name}"] = n
-        click.echo(json.dumps(report.as_dict(), indent=2))
+        return report
 
     run_safely(go)
 

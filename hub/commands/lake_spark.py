@@ -49,7 +49,7 @@ def lake_recompute(obj: Ctx, projection: str) -> None:
 
     def go() -> None:
         with obj.hub() as h:
-            authorize(h, "lake.export", "lake")
+            principal = authorize(h, "lake.export", "lake")
             authorize(h, "projection.rebuild", f"projections/{projection}")
             p = find(projection)
             s = h.settings
@@ -64,8 +64,9 @@ def lake_recompute(obj: Ctx, projection: str) -> None:
                 catalog = open_catalog(url, warehouse, props)
                 size = h.ledger.store.tree_size()
                 files = {}
+                rows: dict[str, int] = {}
                 for topic in p.topics:  # 1. and 2.
-                    export_topic(
+                    rows[f"raw.{topic}"] = export_topic(
                         catalog, h.log, topic, lambda r: h.reader.decode(r, mask_pii=True), size
                     )
                     files[topic] = data_files(
@@ -76,6 +77,13 @@ def lake_recompute(obj: Ctx, projection: str) -> None:
                     f"The lake export before the Spark job failed: {exc}.",
                     code="lake_export_failed",
                 ) from exc
+            h.ledger.record_action(  # what left the hub, as `hub lake export` records it
+                principal.id,
+                "lake.export",
+                "lake",
+                tenant=principal.tenant,
+                details={"ledger_size": size, "tables": rows, "for": f"recompute {p.name}"},
+            )
             done = backfill.recompute(p, files)  # 3.
             h.projections.run([p.name])  # 4.
             embedded = h.projections.digest(p.name, save=False)

@@ -233,3 +233,32 @@ def test_unsafe_or_malformed_arrow_bodies_are_refused_whole(two: Any) -> None:
     r = post(cb, good, ARROW_STREAM, "hub.quarantine")
     assert r.status_code in (403, 422) and "internal" in r.text, r.text
     assert stored(b, "trades") == [] and quarantined(b) == []
+
+
+def test_mutated_arrow_bodies_are_read_or_refused_never_crash() -> None:
+    """Bytes flipped, runs overwritten and cuts anywhere in a valid stream: each body is read
+    (then a valid batch) or refused with ``invalid_arrow``, never another error or a crash of
+    the process (the IPC reader trusts offsets and lengths unless validated)."""
+    from core.errors import InvalidInput
+    from hub.api.ingest_batch import arrow_batch
+
+    rnd = random.Random(9)
+    good = arrow_body(trades(40, rnd, 0, 0.0))
+    outcomes = {"read": 0, "refused": 0}
+    for k in range(1500):
+        body = bytearray(good)
+        if k % 3 == 0:
+            body = body[: rnd.randrange(len(body))]
+        else:
+            for _ in range(rnd.randrange(1, 4)):
+                at = rnd.randrange(len(body))
+                body[at : at + 4] = bytes(rnd.randrange(256) for _ in range(4))[: len(body) - at]
+        try:
+            rb = arrow_batch(bytes(body))
+        except InvalidInput as exc:
+            assert exc.code == "invalid_arrow"
+            outcomes["refused"] += 1
+            continue
+        rb.validate(full=True)
+        outcomes["read"] += 1
+    assert outcomes["read"] > 50 and outcomes["refused"] > 500, outcomes

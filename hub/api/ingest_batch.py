@@ -240,6 +240,7 @@ def _enveloped(raw: RawRecord) -> bool:
 
 # -- Arrow IPC stream bodies ------------------------------------------------------------------
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
+_MIN_ROW_BYTES = 3
 _FLAT = "bool, signed and unsigned ints, floats, decimal, utf8, timestamp, date32/64"
 
 
@@ -313,7 +314,8 @@ def arrow_batch(body: bytes) -> Any:
     anything is decoded: compressed buffers (LZ4/ZSTD: a 1 MB body could inflate to gigabytes)
     and dictionary-encoded columns (one long value repeated by index); so are null-typed
     columns and batches without columns, which claim rows without holding a byte for them.
-    Without them every buffer is a slice of the body, every row has at least a bit in it, and
+    Without them every buffer is a slice of the body, every row has at least a bit in it (and
+    at most one row per 3 bytes of body is accepted, as many as a JSON body could hold), and
     at most one column per schema field is accepted (checked by the caller before anything is
     done with the rows), so the batch is bounded by the body
     (itself within ``HUB_MAX_REQUEST_BYTES``). Each batch is then validated in full (offsets
@@ -351,8 +353,16 @@ def arrow_batch(body: bytes) -> Any:
         raise
     except (pa.ArrowException, OSError, ValueError, TypeError, LookupError, struct.error) as exc:
         raise bad(f"is not readable: {exc}") from None
-    if schema is None or not sum(b.num_rows for b in batches):
+    rows = sum(b.num_rows for b in batches)
+    if schema is None or not rows:
         raise bad("holds no rows: send at least one record.")
+    if rows * _MIN_ROW_BYTES > len(body):
+        # Bit-packed columns hold 8 rows a byte: without this, a body within the size limit
+        # could hand the per-record path far more rows than any JSON body of that size.
+        raise bad(
+            f"holds {rows} rows in {len(body)} bytes: at most one row per {_MIN_ROW_BYTES} "
+            "bytes (the densest JSON body, '{},' per event), so split the batch."
+        )
     if len(batches) == 1:
         return batches[0]
     return pa.Table.from_batches(batches, schema).combine_chunks().to_batches()[0]

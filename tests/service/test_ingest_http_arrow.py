@@ -215,6 +215,11 @@ def test_unsafe_or_malformed_arrow_bodies_are_refused_whole(two: Any) -> None:
         with pa.ipc.new_stream(sink, t.schema) as w:
             w.write_table(t)
         refused(sink.getvalue().to_pybytes(), "null" if t.num_columns else "no columns")
+    # Bit-packed columns: 8 rows a byte, more rows than a JSON body of that size could hold.
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, pa.schema([("venue", pa.bool_())])) as w:
+        w.write_table(pa.table({"venue": pa.array([True] * 200_000)}))
+    refused(sink.getvalue().to_pybytes(), "200000 rows in")
     # Columns the schema does not have, nested ones, the same name twice.
     for t, words in [
         (pa.table({"trade_id": ["T-1"], "bogus": [1]}), "'bogus', not field(s)"),

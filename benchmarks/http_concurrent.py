@@ -7,10 +7,12 @@ posts them, with an old tree alternating with this checkout in the same run.
    alert rules at their default, projections not started.
 3. ``--clients`` threads, each with its own keep-alive ``httpx`` client, post
    ``{"events": [{"value": trade}, ...]}`` bodies of ``--batch`` trades flat out for
-   ``--seconds``. Reported: events per wall second, events per server CPU second (``psutil``, all
-   the server's threads), acknowledgement p50 / p99, and the load average.
+   ``--seconds``; with ``--arrow``, this checkout is run a second time with the same trades as
+   Arrow IPC stream bodies (the old tree stays on JSON). Reported: events per wall second,
+   events per server CPU second (``psutil``, all the server's threads), acknowledgement p50 /
+   p99, and the load average.
 
-Run: ``.venv/bin/python -m benchmarks.http_concurrent [--against /tmp/old] [--rounds 2]``
+Run: ``.venv/bin/python -m benchmarks.http_concurrent [--against /tmp/old] [--rounds 2] [--arrow]``
 """
 
 from __future__ import annotations
@@ -25,11 +27,12 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psutil
 
-from benchmarks.e2e_common import trade_rows
+from benchmarks.e2e_common import ACCOUNTS, trade_rows
 from benchmarks.http_ingest import _prepare, healthy, load
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,13 +50,15 @@ def _serve(data: Path, port: int, tree: Path) -> subprocess.Popen[bytes]:
     return healthy(subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, cwd=tree), port, 180)
 
 
-def run(name: str, tree: Path, port: int, clients: int, batch: int, seconds: float) -> None:
+def run(
+    name: str, tree: Path, port: int, clients: int, batch: int, seconds: float, arrow: bool = False
+) -> None:
     with tempfile.TemporaryDirectory(prefix="hub-http-concurrent-") as tmp:
         data = Path(tmp) / "data"
         token = _prepare(data, "FULL")
         proc = _serve(data, port, tree)
         try:
-            _load(name, proc, token, port, clients, batch, seconds)
+            _load(name, proc, token, port, clients, batch, seconds, arrow)
         finally:
             proc.terminate()
             proc.wait(60)
@@ -67,9 +72,11 @@ def _load(
     clients: int,
     batch: int,
     seconds: float,
+    arrow: bool = False,
 ) -> None:
     auth = "Basic " + base64.b64encode(token.encode()).decode()
-    headers = {"Authorization": auth, "Content-Type": "application/json"}
+    ctype = "application/vnd.apache.arrow.stream" if arrow else "application/json"
+    headers = {"Authorization": auth, "Content-Type": ctype}
     url = f"http://127.0.0.1:{port}"
     lock = threading.Lock()
     counter = [0]
@@ -81,6 +88,8 @@ def _load(
         with lock:
             i = counter[0]
             counter[0] += batch
+        if arrow:
+            return arrow_trades(batch, i)
         return json.dumps({"events": [{"value": r} for r in trade_rows(batch, i)]}).encode()
 
     sessions = [httpx.Client(base_url=url, headers=headers, timeout=120) for _ in range(clients)]
@@ -123,6 +132,31 @@ def _load(
     )
 
 
+_CONSTANT: dict[int, dict[str, Any]] = {}
+
+
+def arrow_trades(n: int, start: int) -> bytes:
+    """``trade_rows(n, start)`` as an Arrow IPC stream body, cheaply: the columns every trade
+    shares are built once per size (the client runs beside the server on the same cores)."""
+    import pyarrow as pa
+
+    from benchmarks.http_ingest import arrow_body
+
+    if n not in _CONSTANT:
+        shared = pa.ipc.open_stream(arrow_body(trade_rows(n, 0))).read_all()
+        _CONSTANT[n] = {c: shared.column(c) for c in shared.column_names}
+    cols = dict(_CONSTANT[n])
+    rows = range(start, start + n)
+    cols["trade_id"] = pa.chunked_array([pa.array([f"T-{i}" for i in rows])])
+    cols["account_id"] = pa.chunked_array([pa.array([f"ACC-{i % ACCOUNTS}" for i in rows])])
+    table = pa.table(cols)
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as w:
+        w.write_table(table)
+    out: bytes = sink.getvalue().to_pybytes()
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--port", type=int, default=42082)
@@ -131,13 +165,16 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=30)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--against", type=Path, help="an old source tree to alternate with")
+    ap.add_argument("--arrow", action="store_true", help="this checkout also with Arrow bodies")
     args = ap.parse_args()
-    trees = [("this checkout", ROOT)]
+    trees = [("this checkout", ROOT, False)]
     if args.against:
-        trees.insert(0, ("old tree", args.against.resolve()))
+        trees.insert(0, ("old tree", args.against.resolve(), False))
+    if args.arrow:
+        trees.append(("this checkout, Arrow bodies", ROOT, True))
     for _ in range(args.rounds):
-        for name, tree in trees:
-            run(name, tree, args.port, args.clients, args.batch, args.seconds)
+        for name, tree, arrow in trees:
+            run(name, tree, args.port, args.clients, args.batch, args.seconds, arrow)
 
 
 if __name__ == "__main__":

@@ -52,11 +52,54 @@ def trades(n: int) -> list[dict[str, Any]]:
     return trade_rows(n, s)
 
 
-def body(n: int, ndjson: bool) -> bytes:
+KINDS = ("json", "ndjson", "arrow")
+CTYPES = {
+    "json": "application/json",
+    "ndjson": "application/x-ndjson",
+    "arrow": "application/vnd.apache.arrow.stream",
+}
+
+
+def body(n: int, kind: str) -> bytes:
+    """``n`` new trades as a request body of ``kind`` (``json``, ``ndjson``, ``arrow``: an
+    uncompressed Arrow IPC stream of the same values, typed as the trades schema's columns)."""
     rows = trades(n)
-    if ndjson:
+    if kind == "ndjson":
         return b"".join(json.dumps(r).encode() + b"\n" for r in rows)
+    if kind == "arrow":
+        return arrow_body(rows)
     return json.dumps({"events": rows}).encode()
+
+
+def arrow_body(rows: list[dict[str, Any]]) -> bytes:
+    from datetime import datetime
+    from decimal import Decimal
+
+    import pyarrow as pa
+
+    def col(name: str) -> list[Any]:
+        return [r[name] for r in rows]
+
+    table = pa.table(
+        {
+            "trade_id": col("trade_id"),
+            "account_id": col("account_id"),
+            "instrument": col("instrument"),
+            "side": col("side"),
+            "quantity": pa.array(map(Decimal, col("quantity")), pa.decimal128(18, 4)),
+            "price": pa.array(map(Decimal, col("price")), pa.decimal128(18, 8)),
+            "currency": col("currency"),
+            "executed_at": pa.array(
+                [datetime.fromisoformat(x) for x in col("executed_at")],
+                pa.timestamp("us", tz="UTC"),
+            ),
+        }
+    )
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as w:
+        w.write_table(table)
+    out: bytes = sink.getvalue().to_pybytes()
+    return out
 
 
 def load() -> str:
@@ -125,18 +168,23 @@ def _cpu(p: psutil.Process) -> float:
 
 
 def http_block(
-    port: int, token: str, proc: subprocess.Popen[bytes], sizes: list[int], total: int
+    port: int,
+    token: str,
+    proc: subprocess.Popen[bytes],
+    sizes: list[int],
+    total: int,
+    kinds: tuple[str, ...] = KINDS,
 ) -> list[tuple[str, float, float]]:
-    """Each (size, JSON or NDJSON) twice, alternating; events/s and server events/CPU-s."""
+    """Each (size, body kind) twice, alternating; events/s and server events/CPU-s."""
     server = psutil.Process(proc.pid)
     auth = {"Authorization": "Basic " + base64.b64encode(token.encode()).decode()}
     out = []
-    runs = [(size, nd) for _ in range(2) for size in sizes for nd in (False, True)]
+    runs = [(size, kind) for _ in range(2) for size in sizes for kind in kinds]
     with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=auth, timeout=600) as c:
-        for size, ndjson in runs:
-            ctype = {"content-type": "application/x-ndjson" if ndjson else "application/json"}
+        for size, kind in runs:
+            ctype = {"content-type": CTYPES[kind]}
             reqs = max(3, total // size)
-            bodies = [body(size, ndjson) for _ in range(reqs + 1)]
+            bodies = [body(size, kind) for _ in range(reqs + 1)]
             r = c.post("/v1/ingest/trades", content=bodies[0], headers=ctype)
             assert r.status_code == 200 and r.json()["accepted"] == size, r.text[:300]
             cpu0, t0 = _cpu(server), time.perf_counter()
@@ -145,7 +193,7 @@ def http_block(
                 assert r.status_code == 200 and r.json()["accepted"] == size, r.text[:300]
             wall, cpu = time.perf_counter() - t0, _cpu(server) - cpu0
             n = size * reqs
-            name = f"HTTP {'NDJSON' if ndjson else 'JSON'} {size:,}/request"
+            name = f"HTTP {kind} {size:,}/request"
             out.append((name, n / wall, n / cpu))
             print(
                 f"  {name}: {n / wall:,.0f} events/s, server {n / cpu:,.0f} events/CPU-s, "
@@ -179,12 +227,13 @@ def in_process_block(
 
     try:
         open_accounts(h, [f"ACC-{i}" for i in range(500)])
-        kw = dict(ndjson=False, source="http:bench", producer="bench", tenant="default")
+        kw: dict[str, Any] = dict(source="http:bench", producer="bench", tenant="default")
+        kw["ndjson"] = False
         reqs = max(2, total // size)
-        ingest_body(h.ingest, "trades", body(size, False), **kw)  # warm caches
+        ingest_body(h.ingest, "trades", body(size, "json"), **kw)  # warm caches
         for rnd in range(ingest_rounds):  # alternating, twice by default
             for columnar in (False, True):
-                bodies = [body(size, False) for _ in range(reqs)]
+                bodies = [body(size, "json") for _ in range(reqs)]
 
                 def run(bodies: list[bytes] = bodies, columnar: bool = columnar) -> None:
                     for b in bodies:
@@ -230,9 +279,40 @@ def in_process_block(
                 ],
             ),
         )
+        report(
+            f"raw sqlite3 INSERT of the same bytes, batches of {size:,}",
+            raw_sqlite(data, recs, size),
+        )
     finally:
         h.close()
     return out
+
+
+def raw_sqlite(data: Path, recs: list[Any], size: int) -> tuple[float, float]:
+    """The floor under every path: the same records' key, value and header bytes inserted by
+    ``sqlite3`` ``executemany`` into one plain table (WAL, ``synchronous=NORMAL``), one
+    transaction per ``size`` rows; the rows are built before the clock starts."""
+    import sqlite3
+
+    rows = [
+        (r.key, r.value, b"".join(k.encode() + b"\0" + v + b"\0" for k, v in r.headers))
+        for r in recs
+    ]
+    db = sqlite3.connect(data.parent / "raw.sqlite", isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.execute("CREATE TABLE r (o INTEGER PRIMARY KEY, k BLOB, v BLOB, h BLOB)")
+
+    def run() -> None:
+        for i in range(0, len(rows), size):
+            db.execute("BEGIN")
+            db.executemany("INSERT INTO r (k, v, h) VALUES (?, ?, ?)", rows[i : i + size])
+            db.execute("COMMIT")
+
+    try:
+        return timed(len(rows), run)
+    finally:
+        db.close()
 
 
 def served_block(
@@ -244,14 +324,15 @@ def served_block(
     total: int,
     handoff: bool = True,
     tree: Path | None = None,
+    kinds: tuple[str, ...] = KINDS,
 ) -> None:
     """A server (``_serve``) on the new data folder ``data``: ``title`` and the load printed,
-    one ``http_block`` against it, then the server stopped."""
+    one ``http_block`` of the body ``kinds`` against it, then the server stopped."""
     token = _prepare(data, sync)
     proc = _serve(data, port, sync, handoff, tree)
     try:
         print(f"{title} ({load()})")
-        http_block(port, token, proc, sizes, total)
+        http_block(port, token, proc, sizes, total, kinds)
     finally:
         proc.terminate()
         proc.wait(30)
@@ -270,17 +351,17 @@ def handoff_compare(port: int, sync: str, sizes: list[int], total: int) -> None:
 
 
 def tree_compare(against: Path, port: int, sync: str, sizes: list[int], total: int) -> None:
-    """Same run, alternating twice: a server from ``against`` (the old commit's tree), one from
-    this checkout with ``Ledger.cover`` reading back (the handoff off), one handing over. Then
-    this checkout's same-run baselines: the JSON lines file path and the raw log append."""
+    """Same run, alternating twice: a server from ``against`` (the old commit's tree: JSON and
+    NDJSON bodies; it reads any other body as JSON), then one from this checkout (JSON, NDJSON
+    and Arrow IPC bodies). Then this checkout's same-run baselines: the JSON lines file path,
+    the raw log append and a raw ``sqlite3`` insert of the same bytes."""
     with tempfile.TemporaryDirectory(prefix="hub-http-trees-") as tmp:
         root = Path(tmp)
-        runs = [("old tree", False, against), ("new, cover reads back", False, None)]
-        runs.append(("new, cover handed the records", True, None))
+        runs = [("old tree", against, ("json", "ndjson")), ("new tree", None, KINDS)]
         for rnd in range(2):
-            for name, handoff, tree in runs:
-                data = root / f"{rnd}-{len(name)}-{handoff}"
-                served_block(name, data, port, sync, sizes, total, handoff, tree)
+            for name, tree, kinds in runs:
+                data = root / f"{rnd}-{name.replace(' ', '-')}"
+                served_block(name, data, port, sync, sizes, total, True, tree, kinds)
         print(f"in-process baselines, this checkout ({load()})")
         in_process_block(root / "inproc", sync, max(sizes), total, ingest_rounds=0)
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import re
+import struct
 from collections.abc import Sequence
 from typing import Any
 
@@ -235,3 +236,177 @@ def _reference_event(text: bytes, i: int, ndjson: bool) -> RawRecord | None:
 
 def _enveloped(raw: RawRecord) -> bool:
     return any(x is not None for x in (raw.event_type, raw.key, raw.event_id, raw.occurred_at))
+
+
+# -- Arrow IPC stream bodies ------------------------------------------------------------------
+ARROW_STREAM = "application/vnd.apache.arrow.stream"
+_MIN_ROW_BYTES = 3
+_FLAT = "bool, signed and unsigned ints, floats, decimal, utf8, timestamp, date32/64"
+
+
+def ingest_arrow_body(
+    pipeline: IngestPipeline, topic: str, body: bytes, *, source: str, producer: str, tenant: str
+) -> IngestResult:
+    """An Arrow IPC stream body (``ARROW_STREAM``): its rows are bare records, one column per
+    schema field, ingested as the rows of a Parquet file are (``columnar.ingest_arrow``: rows
+    the columnar path cannot vouch for go row by row as the JSON events they are, so they meet
+    the JSON body's checks and reasons; a quarantined row keeps its canonical JSON as its
+    original, which replays through the JSON path). No Python object is built per row the
+    columnar path accepts."""
+    from core.events import refuse_internal
+    from ingest.columnar import ingest_arrow
+
+    rb = arrow_batch(body)
+    refuse_internal(topic)  # after the read, as the JSON body's reference refuses it
+    fields = _field_names(pipeline, topic)
+    unknown = [name for name in rb.schema.names if fields is not None and name not in fields]
+    if unknown:
+        raise InvalidInput(
+            f"The Arrow IPC stream body has column(s) {', '.join(map(repr, unknown))}, not "
+            f"field(s) of the topic's schema (fields: {', '.join(sorted(fields or ()))}).",
+            code="invalid_arrow",
+        )
+
+    def originals(at: Sequence[int]) -> list[RawRecord]:
+        """Rows the columnar path leaves to the per-record path, as the JSON body's events they
+        are (``serde.to_json``: decimals as strings, times RFC 3339): the same checks in the
+        same order, so the same outcome and reason; the quarantine keeps the row's canonical
+        JSON, as it keeps a JSON body event's."""
+        import pyarrow as pa
+
+        from core.avro import serde
+
+        rows = rb.take(pa.array(at, pa.int64())).to_pylist() if len(at) else []
+        out = []
+        for i, row in zip(at, rows, strict=True):
+            value = serde.to_json(row)
+            text = json.dumps(value, default=str, separators=(",", ":")).encode()
+            out.append(RawRecord(text, value=value, position={"index": i}))
+        return out
+
+    with tracing.publishing(topic, rb.num_rows, source):
+        return ingest_arrow(
+            pipeline,
+            topic,
+            rb,
+            originals=originals,
+            source=source,
+            producer=producer,
+            tenant=tenant,
+        )
+
+
+def _field_names(pipeline: IngestPipeline, topic: str) -> frozenset[str] | None:
+    try:
+        parsed = pipeline.target(topic, None).plain.parsed
+    except HubError:
+        return None  # no schema: every row is quarantined with the target's error
+    return (
+        frozenset(f["name"] for f in parsed.get("fields", ())) if isinstance(parsed, dict) else None
+    )
+
+
+def arrow_batch(body: bytes) -> Any:
+    """The body's record batches as one batch; ``InvalidInput`` (422) for a body that is not an
+    uncompressed Arrow IPC stream of flat, distinctly named columns with at least one row.
+
+    What a sender could use to make a small body decode into a large one is refused before
+    anything is decoded: compressed buffers (LZ4/ZSTD: a 1 MB body could inflate to gigabytes)
+    and dictionary-encoded columns (one long value repeated by index); so are null-typed
+    columns and batches without columns, which claim rows without holding a byte for them.
+    Without them every buffer is a slice of the body, every row has at least a bit in it (and
+    at most one row per 3 bytes of body is accepted, as many as a JSON body could hold), and
+    at most one column per schema field is accepted (checked by the caller before anything is
+    done with the rows), so the batch is bounded by the body
+    (itself within ``HUB_MAX_REQUEST_BYTES``). Each batch is then validated in full (offsets
+    within their buffers, strings UTF-8): IPC readers trust them."""
+    import pyarrow as pa
+
+    def bad(why: str) -> InvalidInput:
+        return InvalidInput(f"The Arrow IPC stream body {why}", code="invalid_arrow")
+
+    if not body:
+        raise bad("is empty: send an Arrow IPC stream (pyarrow.ipc.new_stream).")
+    schema: Any = None
+    batches = []
+    try:
+        for message in pa.ipc.MessageReader.open_stream(pa.py_buffer(body)):
+            if message.type == "schema":
+                if schema is not None:
+                    raise bad("holds a second schema message.")
+                schema = pa.ipc.read_schema(message)
+                _check_schema(schema, bad)
+            elif message.type == "record batch":
+                if schema is None:
+                    raise bad("has a record batch before its schema.")
+                if _compressed(message.metadata):
+                    raise bad(
+                        "has compressed buffers: send it uncompressed (the request body limit "
+                        "applies to what is decoded)."
+                    )
+                rb = pa.ipc.read_record_batch(message, schema)
+                rb.validate(full=True)
+                batches.append(rb)
+            else:  # a dictionary batch (refused with the schema already), a tensor
+                raise bad(f"holds a {message.type} message: only one schema and record batches.")
+    except InvalidInput:
+        raise
+    except (pa.ArrowException, OSError, ValueError, TypeError, LookupError, struct.error) as exc:
+        raise bad(f"is not readable: {exc}") from None
+    rows = sum(b.num_rows for b in batches)
+    if schema is None or not rows:
+        raise bad("holds no rows: send at least one record.")
+    if rows * _MIN_ROW_BYTES > len(body):
+        # Bit-packed columns hold 8 rows a byte: without this, a body within the size limit
+        # could hand the per-record path far more rows than any JSON body of that size.
+        raise bad(
+            f"holds {rows} rows in {len(body)} bytes: at most one row per {_MIN_ROW_BYTES} "
+            "bytes (the densest JSON body, '{},' per event), so split the batch."
+        )
+    if len(batches) == 1:
+        return batches[0]
+    return pa.Table.from_batches(batches, schema).combine_chunks().to_batches()[0]
+
+
+def _check_schema(schema: Any, bad: Any) -> None:
+    import pyarrow.types as t
+
+    names = schema.names
+    if not names:  # a batch of no columns could claim any number of rows in a few bytes
+        raise bad("has no columns: send one column per field of the topic's schema.")
+    if len(set(names)) != len(names):
+        raise bad(f"names a column twice: {sorted({n for n in names if names.count(n) > 1})}.")
+    for f in schema:
+        ok = (
+            t.is_boolean(f.type)
+            or t.is_integer(f.type)
+            or t.is_floating(f.type)
+            or t.is_decimal(f.type)
+            or t.is_string(f.type)
+            or t.is_large_string(f.type)
+            or t.is_timestamp(f.type)
+            or t.is_date(f.type)
+        )
+        if not ok:
+            raise bad(f"has column {f.name!r} of type {f.type}: only flat columns ({_FLAT}).")
+
+
+def _compressed(metadata: Any) -> bool:
+    """Whether an IPC record batch message says its buffers are compressed: field 3
+    (``compression``) of the ``RecordBatch`` table that is field 2 (``header``) of the
+    ``Message`` flatbuffer (Arrow's format/Message.fbs). Read by hand: pyarrow does not expose
+    it, and decompressing to find out is what this check prevents."""
+    b = metadata.to_pybytes()
+
+    def field(table: int, index: int) -> int:
+        vtable = table - struct.unpack_from("<i", b, table)[0]
+        size = struct.unpack_from("<H", b, vtable)[0]
+        at = 4 + 2 * index
+        return struct.unpack_from("<H", b, vtable + at)[0] if at < size else 0
+
+    message = struct.unpack_from("<I", b, 0)[0]
+    header = field(message, 2)
+    if not header:
+        return False
+    batch = message + header + struct.unpack_from("<I", b, message + header)[0]
+    return field(batch, 3) != 0

@@ -46,7 +46,7 @@ from hub.api.deps import (
     read_json,
     route_of,
 )
-from hub.api.ingest_batch import NDJSON, ingest_body
+from hub.api.ingest_batch import ARROW_STREAM, NDJSON, ingest_arrow_body, ingest_body
 from hub.api.models import (
     Ingested,
     IngestIn,
@@ -71,11 +71,19 @@ router = APIRouter(tags=["ingest"])
 _body = read_body
 
 
+def _ingest_body_doc() -> dict[str, Any]:
+    """The batch route's bodies: ``{"events": [...]}`` (and NDJSON) by the model, an Arrow IPC
+    stream as bytes."""
+    doc = json_body(IngestIn, NDJSON)
+    doc["requestBody"]["content"][ARROW_STREAM] = {"schema": {"type": "string", "format": "binary"}}
+    return doc
+
+
 @router.post(
     "/v1/ingest/{topic}",
     status_code=200,
     response_model=Ingested,
-    openapi_extra=json_body(IngestIn, NDJSON),
+    openapi_extra=_ingest_body_doc(),
 )
 async def ingest_json(
     topic: str,
@@ -90,18 +98,38 @@ async def ingest_json(
     own). An event is either the record itself (`{"trade_id": "T1", ...}`) or an envelope
     `{"value": {...record...}, "key", "event_type", "event_id", "occurred_at"}`: an object with
     a `"value"` member is an envelope, any other object is a bare record.
+
+    `application/vnd.apache.arrow.stream`: an uncompressed Arrow IPC stream whose rows are bare
+    records, one column per schema field (any order; a missing one takes its default), flat
+    types only (bool, ints, floats, decimal, utf8, timestamp, date), no dictionary encoding.
+    The records stored are the ones the same events in a JSON body give; a row that fails
+    validation or a rule is quarantined with its JSON rendering as the original. The body is
+    refused whole (422, `invalid_arrow`) if it is not such a stream or has a column that is
+    not a field of the topic's schema.
     """
     hub = hub_of(request)
     body = await _body(request)
-    ndjson = request.headers.get("content-type", "").startswith(NDJSON)
+    ctype = request.headers.get("content-type", "")
+    ndjson = ctype.startswith(NDJSON)
+    source = f"http:{principal.id}"
 
     def work() -> tuple[IngestResult, dict[str, Any]]:
+        if ctype.startswith(ARROW_STREAM):
+            result = ingest_arrow_body(
+                hub.ingest,
+                topic,
+                body,
+                source=source,
+                producer=principal.id,
+                tenant=principal.tenant,
+            )
+            return result, _covered(hub, result)
         result = ingest_body(
             hub.ingest,
             topic,
             body,
             ndjson=ndjson,
-            source=f"http:{principal.id}",
+            source=source,
             producer=principal.id,
             tenant=principal.tenant,
         )

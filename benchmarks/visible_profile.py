@@ -237,7 +237,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=0.0,
         help="sys.setswitchinterval for the run, seconds (0: Python's default, 5 ms)",
     )
+    ap.add_argument(
+        "--chart",
+        nargs="+",
+        metavar="LABEL=JSON",
+        help="no run: an SVG of the visible-latency CDFs of earlier --out files (to --out)",
+    )
     args = ap.parse_args(argv)
+    if args.chart:
+        return chart(args.chart, Path(args.out or "visible-cdf.svg"))
     if args.switch_interval:
         # how long a thread that asks for the GIL waits for the holder to drop it: every chDB
         # call of the follower takes the GIL back several times while publishers run Python
@@ -272,7 +280,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                 runner = h.projections.runner("market_bars")
                 load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
                 run = _run_with_probe(
-                    h, runner, probe, target, args.seconds, start, args.batch, args.publishers
+                    h,
+                    runner,
+                    probe,
+                    target,
+                    args.seconds,
+                    start,
+                    args.batch,
+                    args.publishers,
+                    "hub publish -> Kafka" if args.kafka else "embedded publish",
                 )
                 undo()
                 start += 10**7
@@ -287,6 +303,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def chart(specs: Sequence[str], out: Path) -> int:
+    """The publish -> visible CDF (every 5th percentile) of each ``LABEL=file.json``."""
+    from benchmarks.e2e import svg_lines
+
+    series = []
+    for spec in specs:
+        label, _, path = spec.partition("=")
+        for res in json.loads(Path(path).read_text()):
+            cdf = res["visible_cdf"]
+            series.append((label, [(ms, q / (len(cdf) - 1)) for q, ms in enumerate(cdf)]))
+    out.write_text(svg_lines("publish -> visible, CDF", series, "ms", "share of batches"))
+    print(f"chart: {out}")
+    return 0
+
+
 def _run_with_probe(
     h: Any,
     runner: Any,
@@ -296,6 +327,7 @@ def _run_with_probe(
     start: int,
     batch: int = 0,
     publishers: int = 0,
+    label: str = "embedded publish",
 ) -> Any:
     """``embedded_run`` with the probe's hook called beside the one it installs."""
     cls = type(runner)
@@ -321,7 +353,7 @@ def _run_with_probe(
     cls.hook = property(get, set_)
     try:
         holder["hook"] = saved
-        more: dict[str, Any] = {"batch": batch or None}
+        more: dict[str, Any] = {"batch": batch or None, "label": label}
         if publishers:
             more["publishers"] = publishers
         return embedded_run(h, target, seconds, start, **more)

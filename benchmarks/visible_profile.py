@@ -232,6 +232,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--kafka", default="", help="a broker address: the hub on the Kafka EventLog instead"
     )
     ap.add_argument(
+        "--ledger",
+        choices=("woken", "polled", "off"),
+        default="woken",
+        help="the ledger following the log during the run (embedded_run's modes)",
+    )
+    ap.add_argument(
         "--switch-interval",
         type=float,
         default=0.0,
@@ -289,6 +295,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     args.batch,
                     args.publishers,
                     "hub publish -> Kafka" if args.kafka else "embedded publish",
+                    args.ledger,
                 )
                 undo()
                 start += 10**7
@@ -328,6 +335,7 @@ def _run_with_probe(
     batch: int = 0,
     publishers: int = 0,
     label: str = "embedded publish",
+    ledger: str = "woken",
 ) -> Any:
     """``embedded_run`` with the probe's hook called beside the one it installs."""
     cls = type(runner)
@@ -353,7 +361,7 @@ def _run_with_probe(
     cls.hook = property(get, set_)
     try:
         holder["hook"] = saved
-        more: dict[str, Any] = {"batch": batch or None, "label": label}
+        more: dict[str, Any] = {"batch": batch or None, "label": label, "ledger": ledger}
         if publishers:
             more["publishers"] = publishers
         return embedded_run(h, target, seconds, start, **more)

@@ -212,14 +212,16 @@ def embedded_run(
     label: str = "embedded publish",
     ledger: str = "woken",
     publishers: int = PUBLISHERS,
+    batch: int | None = None,
 ) -> Run:
     """Publish trades for ``seconds`` from ``publishers`` concurrent threads (like HTTP clients)
     while ``market_bars`` and the ledger follow the log; ack, leaf, signed-checkpoint and visible
     latency per batch. ``ledger``: ``woken`` (``Ledger.start``), ``polled`` (the ledger as it
     followed before: see ``LedgerWatch``), or ``off``.
 
-    At ``target`` a batch of ``target / 200`` trades is due every 5 ms, open loop: tick ``t``
-    is due at ``began + t * 5 ms`` and is sent by publisher ``t % publishers``, so a slow
+    At ``target`` a batch of ``target / 200`` trades is due every 5 ms (``batch``: batches of
+    that many trades instead, one due every ``batch / target`` s), open loop: tick ``t`` is due
+    at ``began + t * interval`` and is sent by publisher ``t % publishers``, so a slow
     acknowledgement delays only its own publisher's next ticks, not the schedule (one
     synchronous publisher could never send faster than one batch per acknowledgement). Without
     ``target`` each publisher sends back to back. The ack latency is that of the
@@ -240,10 +242,11 @@ def embedded_run(
     stop = threading.Event()
     follower = threading.Thread(target=runner.follow, args=(stop,), daemon=True)
     follower.start()
-    per_tick = max(1, (target or 200_000) // 200)
+    per_tick = batch or max(1, (target or 200_000) // 200)
+    interval = per_tick / target if target else 0.0
     suffix = ", ledger polled 1 s (before)" if ledger == "polled" else ""
     run = Run(
-        f"{label}, {publishers} publishers, "
+        f"{label}, {publishers} publishers, {per_tick} events per batch, "
         f"{'as fast as it goes' if target is None else f'{target:,}/s'}{suffix}",
         target=target,
     )
@@ -263,7 +266,7 @@ def embedded_run(
                     tick = ticks[0]
                     ticks[0] += 1
                 if target is not None:
-                    due = began + tick * 0.005
+                    due = began + tick * interval
                     now = time.perf_counter()
                     if due - began >= seconds:
                         break

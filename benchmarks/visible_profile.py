@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -164,6 +165,14 @@ def summarize(probe: Probe, run: Any) -> dict[str, Any]:
         "visible_p95_ms": pct(run.visible_ms, 0.95),
         "visible_p99_ms": pct(run.visible_ms, 0.99),
         "ack_p50_ms": pct(run.ack_ms, 0.5),
+        "ack_p95_ms": pct(run.ack_ms, 0.95),
+        "ack_p99_ms": pct(run.ack_ms, 0.99),
+        "leaf_p50_ms": pct(run.leaf_ms, 0.5),
+        "leaf_p95_ms": pct(run.leaf_ms, 0.95),
+        "leaf_p99_ms": pct(run.leaf_ms, 0.99),
+        "visible_cdf": [round(pct(run.visible_ms, q / 100), 2) for q in range(0, 101, 5)],
+        "events": run.events,
+        "follower_cpu_s": sum(cpu) / 1000,
         "cpu_s_per_s": run.cpu_per_s,
         "steps": len(steps),
         "steps_per_s": len(steps) / span if span else 0.0,
@@ -188,8 +197,12 @@ def render(res: dict[str, Any], load: str) -> str:
         "",
         f"- achieved {res['events_per_s']:,} events/s; visible p50/p95/p99 "
         f"{res['visible_p50_ms']:.1f} / {res['visible_p95_ms']:.1f} / "
-        f"{res['visible_p99_ms']:.1f} ms; ack p50 {res['ack_p50_ms']:.1f} ms; "
+        f"{res['visible_p99_ms']:.1f} ms; acknowledged p50/p95/p99 {res['ack_p50_ms']:.1f} / "
+        f"{res['ack_p95_ms']:.1f} / {res['ack_p99_ms']:.1f} ms; on the ledger (leaf committed) "
+        f"{res['leaf_p50_ms']:.1f} / {res['leaf_p95_ms']:.1f} / {res['leaf_p99_ms']:.1f} ms; "
         f"process CPU {res['cpu_s_per_s']:.2f} s/s",
+        f"- follower CPU per event on the visible path: "
+        f"{1e6 * res['follower_cpu_s'] / max(1, res['events']):.1f} µs",
         f"- {res['steps']} steps, {res['steps_per_s']:.1f}/s, follower busy "
         f"{res['follower_busy_share']:.0%} of the time; records per step p50 "
         f"{res['records_per_step_p50']:.0f}, mean {res['records_per_step_mean']:.0f}",
@@ -213,7 +226,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--rates", default="10000,50000", help="target events/s ('max': flat out)")
     ap.add_argument("--seconds", type=float, default=8.0)
     ap.add_argument("--out", default="", help="also write the figures as JSON here")
+    ap.add_argument("--batch", type=int, default=0, help="events per publish (0: rate / 200)")
+    ap.add_argument("--publishers", type=int, default=0, help="concurrent publishers (0: default)")
+    ap.add_argument(
+        "--kafka", default="", help="a broker address: the hub on the Kafka EventLog instead"
+    )
+    ap.add_argument(
+        "--ledger",
+        choices=("woken", "polled", "off"),
+        default="woken",
+        help="the ledger following the log during the run (embedded_run's modes)",
+    )
+    ap.add_argument(
+        "--switch-interval",
+        type=float,
+        default=0.0,
+        help="sys.setswitchinterval for the run, seconds (0: Python's default, 5 ms)",
+    )
+    ap.add_argument(
+        "--chart",
+        nargs="+",
+        metavar="LABEL=JSON",
+        help="no run: an SVG of the visible-latency CDFs of earlier --out files (to --out)",
+    )
     args = ap.parse_args(argv)
+    if args.chart:
+        return chart(args.chart, Path(args.out or "visible-cdf.svg"))
+    if args.switch_interval:
+        # how long a thread that asks for the GIL waits for the holder to drop it: every chDB
+        # call of the follower takes the GIL back several times while publishers run Python
+        sys.setswitchinterval(args.switch_interval)
 
     from hub.bootstrap import bootstrap
     from hub.settings import load_settings
@@ -221,7 +263,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     results = []
     with tempfile.TemporaryDirectory(prefix="visible-profile-") as tmp:
-        h = bootstrap(load_settings(environ={}, data_dir=Path(tmp), projection_autostart=False))
+        extra: dict[str, Any] = {}
+        if args.kafka:
+            import uuid
+
+            extra = {
+                "event_log": "kafka",
+                "kafka_bootstrap_servers": args.kafka,
+                "kafka_topic_prefix": f"vis{uuid.uuid4().hex[:8]}.",
+                "default_partitions": 1,
+            }
+        h = bootstrap(
+            load_settings(environ={}, data_dir=Path(tmp), projection_autostart=False, **extra)
+        )
         try:
             open_accounts(h, [f"ACC-{i}" for i in range(ACCOUNTS)])
             start = 2 * 10**7
@@ -231,7 +285,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                 undo = attach(h, probe)
                 runner = h.projections.runner("market_bars")
                 load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-                run = _run_with_probe(h, runner, probe, target, args.seconds, start)
+                run = _run_with_probe(
+                    h,
+                    runner,
+                    probe,
+                    target,
+                    args.seconds,
+                    start,
+                    args.batch,
+                    args.publishers,
+                    "hub publish -> Kafka" if args.kafka else "embedded publish",
+                    args.ledger,
+                )
                 undo()
                 start += 10**7
                 res = summarize(probe, run)
@@ -245,13 +310,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def chart(specs: Sequence[str], out: Path) -> int:
+    """The publish -> visible CDF (every 5th percentile) of each ``LABEL=file.json``."""
+    from benchmarks.e2e import svg_lines
+
+    series = []
+    for spec in specs:
+        label, _, path = spec.partition("=")
+        for res in json.loads(Path(path).read_text()):
+            cdf = res["visible_cdf"]
+            series.append((label, [(ms, q / (len(cdf) - 1)) for q, ms in enumerate(cdf)]))
+    out.write_text(svg_lines("publish -> visible, CDF", series, "ms", "share of batches"))
+    print(f"chart: {out}")
+    return 0
+
+
 def _run_with_probe(
-    h: Any, runner: Any, probe: Probe, target: int | None, seconds: float, start: int
+    h: Any,
+    runner: Any,
+    probe: Probe,
+    target: int | None,
+    seconds: float,
+    start: int,
+    batch: int = 0,
+    publishers: int = 0,
+    label: str = "embedded publish",
+    ledger: str = "woken",
 ) -> Any:
     """``embedded_run`` with the probe's hook called beside the one it installs."""
     cls = type(runner)
     original = cls.__dict__.get("hook")
-    holder: dict[str, Callable[[str], None]] = {}
+    holder: dict[str, Any] = {}
 
     def get(obj: Any) -> Callable[[str], None]:
         inner = holder.get("hook")
@@ -272,7 +361,10 @@ def _run_with_probe(
     cls.hook = property(get, set_)
     try:
         holder["hook"] = saved
-        return embedded_run(h, target, seconds, start)
+        more: dict[str, Any] = {"batch": batch or None, "label": label, "ledger": ledger}
+        if publishers:
+            more["publishers"] = publishers
+        return embedded_run(h, target, seconds, start, **more)
     finally:
         if original is None:
             del cls.hook

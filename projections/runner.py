@@ -289,7 +289,10 @@ class ProjectionRunner:
         encoded = self._sql_path(bound)
         # Offsets that hold no record (Kafka transaction markers, mirrored by the SQLite log):
         # when two reads in a row find nothing below the stable offset taken before them, the
-        # position may move there.
+        # position may move there. The stable offsets are asked for only once a read came back
+        # empty (then two more reads follow): on Kafka each ask is a ListOffsets round trip to
+        # the broker, and asked before every read it cost a live step ~10 % of the follower's
+        # samples (docs/benchmarks/s15-visible.md); a step that found records needs none.
         self._skips: dict[tuple[str, int], int] = {}
         stable: dict[str, dict[int, int]] = {}
         for tp in sorted(cp.positions):
@@ -301,8 +304,6 @@ class ProjectionRunner:
                 limit = min(limit, bound.offsets[tp] - start)
             if limit <= 0:
                 continue
-            if tp[0] not in stable:
-                stable[tp[0]] = self.log.stable_offsets(tp[0])
             recs: Chunk | None = None
             if encoded:
                 recs = self.log.read_encoded(tp[0], tp[1], start, limit)
@@ -311,12 +312,19 @@ class ProjectionRunner:
             if bound is not None and tp in bound.offsets:
                 recs = recs.below(bound.offsets[tp])
             if not len(recs):
+                if tp[0] not in stable:
+                    stable[tp[0]] = self.log.stable_offsets(tp[0])
                 target = stable[tp[0]].get(tp[1], 0)
                 if bound is not None and tp in bound.offsets:
                     target = min(target, bound.offsets[tp])
-                # A second empty read tells marker offsets from a read that came back early
-                # (a Kafka fetch right after a broker restart): only then skip to the target.
-                if target > start and not self.log.read(tp[0], tp[1], start, 1):
+                # Two empty reads after the stable offset was taken tell marker offsets from a
+                # read that came back early (a Kafka fetch right after a broker restart): only
+                # then skip to the target.
+                if (
+                    target > start
+                    and not self.log.read(tp[0], tp[1], start, 1)
+                    and not self.log.read(tp[0], tp[1], start, 1)
+                ):
                     self._skips[tp] = target
             if len(recs):
                 chunks[tp] = recs

@@ -910,6 +910,7 @@ def publish_file(
     *,
     event_type: str | None = None,
     producer: str | None = None,
+    tenant: str = "default",
     on_batch: Callable[[int, IngestResult], None] | None = None,
     columnar: bool = True,
     job: str | None = None,
@@ -926,6 +927,9 @@ def publish_file(
     every read (its digest, each reader) goes through that open file: a link, a folder or a
     FIFO is refused (``NotARegularFile``, a ``FileUnreadable``), and a name swapped after the
     open is not read.
+
+    ``tenant`` is the tenant every record is stamped with: the publishing key's own, as the HTTP
+    routes stamp ``principal.tenant`` (the default is the hub's own tenant, for the hub itself).
     """
     path = Path(path)
     with OpenedFile(path) as opened:
@@ -939,6 +943,7 @@ def publish_file(
             batch_size,
             event_type,
             producer,
+            tenant,
             on_batch,
             columnar,
             job,
@@ -954,6 +959,7 @@ def _publish_opened(
     batch_size: int,
     event_type: str | None,
     producer: str | None,
+    tenant: str,
     on_batch: Callable[[int, IngestResult], None] | None,
     columnar: bool,
     job: str | None,
@@ -975,7 +981,15 @@ def _publish_opened(
                 on_batch(n, result)
 
         return _publish(
-            pipeline, opened, topic, fmt, batch_size, event_type, producer, batch_done, columnar
+            pipeline,
+            opened,
+            topic,
+            fmt,
+            batch_size,
+            event_type,
+            (producer, tenant),
+            batch_done,
+            columnar,
         )
 
 
@@ -989,11 +1003,12 @@ class _Resume:
         path: OpenedFile,
         source: str,
         producer: str | None,
+        tenant: str,
         skip: int,
         out: FileResult,
         on_batch: Callable[[int, IngestResult], None],
     ) -> None:
-        self.path, self.source, self.producer = path, source, producer
+        self.path, self.source, self.producer, self.tenant = path, source, producer, tenant
         self.skip, self.out, self.on_batch = skip, out, on_batch
         self.consumed = 0
 
@@ -1014,10 +1029,12 @@ class _Resume:
             yield batch
 
     def commit(self) -> dict[str, Any]:
-        """The keyword arguments of the current batch's commit (source, producer, position)."""
+        """The keyword arguments of the current batch's commit (source, producer, tenant,
+        position)."""
         return {
             "source": self.source,
             "producer": self.producer or f"file:{self.path.name}",
+            "tenant": self.tenant,
             "position": {"file": self.path.name, "records": self.consumed},
             "consumed": self.consumed,
         }
@@ -1035,10 +1052,12 @@ def _publish(
     fmt: str,
     batch_size: int,
     event_type: str | None,
-    producer: str | None,
+    who: tuple[str | None, str],
     on_batch: Callable[[int, IngestResult], None],
     columnar: bool,
 ) -> FileResult:
+    """``who``: the producer and tenant every record is stamped with."""
+    producer, tenant = who
     source = f"file:{file_digest(path)[:16]}"
     out = FileResult(str(path.path), source, fmt)
     last = pipeline.positions.get(source)
@@ -1047,7 +1066,7 @@ def _publish(
         out.already_done = True
         out.skipped = last.records
         return out
-    resume = _Resume(path, source, producer, skip, out, on_batch)
+    resume = _Resume(path, source, producer, tenant, skip, out, on_batch)
     arrow = False
     if columnar:
         if fmt == "parquet":
@@ -1291,13 +1310,20 @@ def iter_bytes_lines(data: bytes) -> Iterator[bytes]:
 
 
 def watch_once(
-    pipeline: IngestPipeline, folder: Path, topic: str, batch_size: int = 10_000
+    pipeline: IngestPipeline,
+    folder: Path,
+    topic: str,
+    batch_size: int = 10_000,
+    *,
+    producer: str | None = None,
+    tenant: str = "default",
 ) -> list[tuple[str, str]]:
     """Publish every file in ``folder`` (not its ``done/``/``failed/``), then move it there;
-    each publish is one lineage run of ``ingest.watch.<topic>``. A symbolic link is moved to
-    ``failed/`` unread: whoever may drop files must not make the hub read another file. A file
-    swapped for a link after this check is refused when opened (``publish_file`` does not follow
-    links) and moved to ``failed/`` as well.
+    each publish is one lineage run of ``ingest.watch.<topic>``, its records stamped with
+    ``producer`` and ``tenant`` (the watching key's, as for ``publish_file``). A symbolic link
+    is moved to ``failed/`` unread: whoever may drop files must not make the hub read another
+    file. A file swapped for a link after this check is refused when opened (``publish_file``
+    does not follow links) and moved to ``failed/`` as well.
 
     ``done/`` and ``failed/`` MUST be real folders: a link there is refused (``NotARegularFile``)
     before any file is read, and moves go through the folders' descriptors (``os.replace`` with
@@ -1313,7 +1339,8 @@ def watch_once(
         done, failed = open_dir(here, "done"), None
         try:
             failed = open_dir(here, "failed")
-            return _watch_pass(pipeline, folder, here, done, failed, topic, batch_size)
+            who = (producer, tenant)
+            return _watch_pass(pipeline, folder, here, done, failed, topic, batch_size, who)
         finally:
             os.close(done)
             if failed is not None:
@@ -1344,6 +1371,7 @@ def _watch_pass(
     failed: int,
     topic: str,
     batch_size: int,
+    who: tuple[str | None, str],
 ) -> list[tuple[str, str]]:
     out = []
     for path in sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")):
@@ -1359,7 +1387,14 @@ def _watch_pass(
             continue
         try:
             res = publish_file(
-                pipeline, path, topic, "auto", batch_size, job=f"ingest.watch.{topic}"
+                pipeline,
+                path,
+                topic,
+                "auto",
+                batch_size,
+                producer=who[0],
+                tenant=who[1],
+                job=f"ingest.watch.{topic}",
             )
         except InvalidInput as exc:
             _move(here, path.name, failed, "failed")

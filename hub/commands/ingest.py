@@ -91,6 +91,7 @@ def publish(
                         batch_size,
                         event_type=event_type,
                         producer=principal.id,
+                        tenant=principal.tenant,  # the key's own, as the HTTP routes stamp
                         on_batch=on_batch,
                     )
                 except FileUnreadable:
@@ -131,9 +132,16 @@ def watch(obj: Ctx, folder: str, topic: str, interval: float, once: bool, batch_
 
     def go() -> None:
         with obj.hub() as h:
-            authorize(h, "ingest.connector", f"topics/{topic}")
+            who = authorize(h, "ingest.connector", f"topics/{topic}")
             while True:
-                done = list(watch_once(h.ingest, Path(folder), topic, batch_size))
+                done = watch_once(
+                    h.ingest,
+                    Path(folder),
+                    topic,
+                    batch_size,
+                    producer=who.id,
+                    tenant=who.tenant,  # the key's own, as the HTTP routes stamp
+                )
                 if done:
                     h.ledger.sync(force_checkpoint=True)  # on the ledger before we report it
                 for name, outcome in done:

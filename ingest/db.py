@@ -79,10 +79,19 @@ def _jsonable(value: Any) -> Any:
 
 
 class DbConnector:
-    def __init__(self, pipeline: IngestPipeline, config: DbSourceConfig) -> None:
+    def __init__(
+        self,
+        pipeline: IngestPipeline,
+        config: DbSourceConfig,
+        *,
+        producer: str | None = None,
+        tenant: str = "default",
+    ) -> None:
         self.pipeline = pipeline
         self.config = config
         self.source = f"db:{config.name}"
+        # who runs the connector: its records are stamped with that key's id and tenant
+        self.producer, self.tenant = producer, tenant
 
     def run(self) -> IngestResult:
         """Pull until no row is left after the stored position (one lineage run); returns the
@@ -144,7 +153,13 @@ class DbConnector:
                     pos = {"cursor": _tagged(rows[-1][c.cursor]), "key": _tagged(rows[-1][c.key])}
                     total.add(
                         self.pipeline.ingest(
-                            c.topic, records, source=self.source, position=pos, consumed=consumed
+                            c.topic,
+                            records,
+                            source=self.source,
+                            producer=self.producer,
+                            tenant=self.tenant,
+                            position=pos,
+                            consumed=consumed,
                         )
                     )
                     batches += 1

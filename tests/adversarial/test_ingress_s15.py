@@ -3,11 +3,14 @@
 1. A tenant's publisher ran ``hub publish FILE`` (or ``hub watch``): the records were stamped
    with tenant ``default``, not the key's own. The tenant's own readers lost them and tenant
    ``default``'s readers were given them. A file's records MUST carry the publishing key's tenant.
+   ``hub connector run`` (db, http, debezium) did the same, and decided only
+   ``connectors/<name>``, never the topic its config file names.
 """
 
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -81,4 +84,40 @@ def test_cli_watch_stamps_the_keys_tenant(tmp_path: Path) -> None:
     args = ["--data-dir", str(data), "--key", token, "watch", str(inbox), "-t", "trades", "--once"]
     r = CliRunner().invoke(main, args)
     assert r.exit_code == 0 and "accepted=1" in r.output, r.output
+    assert _tenants(data, "trades") == ["acme"]
+
+
+def test_cli_db_connector_stamps_the_keys_tenant(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    admin_key_file(data)
+    h = bootstrap(load_settings(environ={}, data_dir=data))
+    try:
+        open_accounts(h, ["ACC-1"])
+        token = h.keys.create(["admin"], owner="ada", tenant="acme").token
+    finally:
+        h.close()
+    db = tmp_path / "src.sqlite"
+    con = sqlite3.connect(db)
+    con.execute(f"CREATE TABLE trades ({', '.join(k + ' TEXT' for k in TRADE)})")
+    con.execute(f"INSERT INTO trades VALUES ({','.join('?' * len(TRADE))})", list(TRADE.values()))
+    con.commit()
+    con.close()
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        f"kind: db\nurl: sqlite:///{db}\ntable: trades\ntopic: trades\n"
+        "cursor: executed_at\nkey: trade_id\n"
+    )
+    args = [
+        "--data-dir",
+        str(data),
+        "--key",
+        token,
+        "connector",
+        "run",
+        "src",
+        "--config",
+        str(cfg),
+    ]
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 0 and "accepted=1" in r.output.replace(" ", ""), r.output
     assert _tenants(data, "trades") == ["acme"]

@@ -813,9 +813,12 @@ class IngestPipeline:
                         continue
                     w = windows.get(rule.id)
                     if w is None:
-                        w = windows[rule.id] = self.deduper.window(topic, rule.id, rule.window)
+                        w = windows[rule.id] = self.deduper.window(
+                            topic, Deduper.scope(rule.id, tenant), rule.window
+                        )
                     seen = batch_keys.setdefault(rule.id, set())
-                    if nk in w or nk in seen or nk in prior.get(rule.id, _NONE):
+                    prior_keys = prior.get(Deduper.scope(rule.id, tenant), _NONE)
+                    if nk in w or nk in seen or nk in prior_keys:
                         dup = True
                         break
                     nk_headers.append((rule.id, nk))
@@ -867,7 +870,8 @@ class IngestPipeline:
                 ids_window.add_all(batch_ids)
                 for t in targets.values():
                     for rule in t.rules.unique:
-                        self.deduper.window(topic, rule.id, rule.window).add_all(
+                        scope = Deduper.scope(rule.id, tenant)
+                        self.deduper.window(topic, scope, rule.window).add_all(
                             new_keys.get(rule.id, [])
                         )
                 result.accepted = len(accepted)
@@ -877,7 +881,8 @@ class IngestPipeline:
                 self.count(source, topic, result)
                 return result
 
-            keys: dict[str, Sequence[str]] = {EVENT_ID_SCOPE: list(batch_ids), **new_keys}
+            keys: dict[str, Sequence[str]] = {EVENT_ID_SCOPE: list(batch_ids)}
+            keys.update((Deduper.scope(r, tenant), nks) for r, nks in new_keys.items())
             return Staged(accepted, q_records, position, consumed, done, outcomes, keys, finish)
 
         result: IngestResult = self.committer(topic).commit(source, decide)

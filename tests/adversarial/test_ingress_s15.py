@@ -5,6 +5,10 @@
    ``default``'s readers were given them. A file's records MUST carry the publishing key's tenant.
    ``hub connector run`` (db, http, debezium) did the same, and decided only
    ``connectors/<name>``, never the topic its config file names.
+2. A ``unique`` rule's natural keys (``trade_id``) were remembered per topic, for every tenant
+   at once. globex's publisher learnt, by its duplicate count, which trade ids acme had used,
+   and made acme's next trades vanish as "duplicates" by sending their ids first. Keys MUST be
+   remembered per tenant, on both ingest paths and after a restart (the windows' rebuild).
 """
 
 from __future__ import annotations
@@ -13,12 +17,15 @@ import json
 import sqlite3
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from domain.envelope import Envelope
-from hub.bootstrap import bootstrap
+from hub.bootstrap import Hub, bootstrap
 from hub.cli import main
 from hub.settings import load_settings
+from ingest.files import publish_file
+from ingest.pipeline import RawRecord
 from tests.cli_keys import admin_key_file
 from tests.service.accounts import open_accounts
 
@@ -121,3 +128,36 @@ def test_cli_db_connector_stamps_the_keys_tenant(tmp_path: Path) -> None:
     r = CliRunner().invoke(main, args)
     assert r.exit_code == 0 and "accepted=1" in r.output.replace(" ", ""), r.output
     assert _tenants(data, "trades") == ["acme"]
+
+
+@pytest.mark.parametrize("path", ["records", "columns", "rebuilt"])
+def test_natural_keys_are_per_tenant(hub: Hub, tmp_path: Path, path: str) -> None:
+    open_accounts(hub, ["ACC-1"])
+    ids = [f"T-{i}" for i in range(3)]
+
+    def send(tenant: str, trade_ids: list[str], h: Hub = hub) -> tuple[int, int]:
+        if path == "records":
+            raws = [RawRecord(b"", value={**TRADE, "trade_id": t}) for t in trade_ids]
+            r = h.ingest.ingest("trades", raws, source=f"t:{tenant}", tenant=tenant)
+        else:
+            f = tmp_path / f"{tenant}-{len(trade_ids)}-{trade_ids[0]}.jsonl"
+            q = str(len(tenant))  # the files differ: a file's digest is its source id
+            rows = [{**TRADE, "trade_id": t, "quantity": q} for t in trade_ids]
+            f.write_text("".join(json.dumps(row) + "\n" for row in rows))
+            r = publish_file(h.ingest, f, "trades", tenant=tenant).result
+        return r.accepted, r.duplicates
+
+    # globex "probes" and pre-empts acme's ids; acme's own trades must all land
+    assert send("globex", ids) == (3, 0)
+    if path == "rebuilt":  # a restarted process rebuilds the windows from the log's headers
+        hub.close()
+        h = bootstrap(load_settings(environ={}, data_dir=hub.settings.data_dir))
+        try:
+            assert send("acme", ids, h) == (3, 0)
+            assert send("acme", ids[:1], h) == (0, 1)  # a tenant's own repeat is still refused
+            assert send("globex", ids[1:2], h) == (0, 1)
+        finally:
+            h.close()
+        return
+    assert send("acme", ids) == (3, 0)
+    assert send("acme", ids[:1]) == (0, 1)  # a tenant's own repeat is still a duplicate

@@ -18,9 +18,13 @@ What is per record and what fails the whole file
 - Originals: JSON lines and CSV rows keep their exact bytes; Parquet and Avro rows have none of
   their own, so the quarantine keeps their JSON rendering (replayable as JSON).
 
-Resuming: the source of a file is ``file:<first 16 hex of its SHA-256>``. Its position (records
-consumed) is stored with every batch; a restart skips what was committed, and a file whose last
-position says ``done`` is not ingested again.
+Resuming: the source of a file is ``file:<first 16 hex of its SHA-256>:<tenant>:<topic>``
+(``file_source``). Its position (records consumed) is stored with every batch; a restart skips
+what was committed, and a file whose last position says ``done`` is not ingested again into that
+topic for that tenant. The digest alone named the source before: the same bytes sent by another
+tenant, or to another topic, were skipped as "already ingested" (nothing written, and the
+sender learnt that someone had ingested that exact file). A position stored under that old name
+is still honoured for tenant ``default`` and the topic it records, the only ones it can be.
 
 Lineage (``core.lineage``): every publish of a file is one run of ``ingest.files.<topic>``
 (``ingest.watch.<topic>`` from a watched folder), reading ``hub://sources/file:///<path>`` and
@@ -120,6 +124,11 @@ def file_digest(path: Source) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def file_source(digest: str, topic: str, tenant: str) -> str:
+    """The source id of a file's bytes ingested into ``topic`` for ``tenant`` (see "Resuming")."""
+    return f"file:{digest[:16]}:{tenant}:{topic}"
 
 
 # -- readers: each yields lists of RawRecord ------------------------------------------------
@@ -1058,9 +1067,13 @@ def _publish(
 ) -> FileResult:
     """``who``: the producer and tenant every record is stamped with."""
     producer, tenant = who
-    source = f"file:{file_digest(path)[:16]}"
+    digest = file_digest(path)
+    source = file_source(digest, topic, tenant)
     out = FileResult(str(path.path), source, fmt)
     last = pipeline.positions.get(source)
+    if last is None and tenant == "default":  # a position stored under the digest alone
+        legacy = pipeline.positions.get(f"file:{digest[:16]}")
+        last = legacy if legacy is not None and legacy.topic == topic else None
     skip = 0 if last is None else last.records
     if last is not None and last.done:
         out.already_done = True

@@ -9,6 +9,10 @@
    at once. globex's publisher learnt, by its duplicate count, which trade ids acme had used,
    and made acme's next trades vanish as "duplicates" by sending their ids first. Keys MUST be
    remembered per tenant, on both ingest paths and after a restart (the windows' rebuild).
+3. A file's source id was its SHA-256 alone: globex sending the same bytes as acme (a shared
+   reference file) was told "already ingested" and nothing was written, and the answer told
+   globex that someone had ingested that exact file. The same bytes for another topic were
+   skipped too. A file MUST be "done" per (bytes, tenant, topic).
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from domain.envelope import Envelope
 from hub.bootstrap import Hub, bootstrap
 from hub.cli import main
 from hub.settings import load_settings
-from ingest.files import publish_file
+from ingest.files import file_digest, publish_file
 from ingest.pipeline import RawRecord
 from tests.cli_keys import admin_key_file
 from tests.service.accounts import open_accounts
@@ -161,3 +165,28 @@ def test_natural_keys_are_per_tenant(hub: Hub, tmp_path: Path, path: str) -> Non
         return
     assert send("acme", ids) == (3, 0)
     assert send("acme", ids[:1]) == (0, 1)  # a tenant's own repeat is still a duplicate
+
+
+def test_the_same_file_for_another_tenant_is_ingested(hub: Hub, tmp_path: Path) -> None:
+    open_accounts(hub, ["ACC-1"])
+    f = tmp_path / "ref.jsonl"
+    f.write_text(json.dumps(TRADE) + "\n")
+    first = publish_file(hub.ingest, f, "trades", tenant="acme")
+    assert (first.already_done, first.result.accepted) == (False, 1)
+    again = publish_file(hub.ingest, f, "trades", tenant="acme")
+    assert again.already_done  # a tenant's own file, sent twice, is still done once
+    other = publish_file(hub.ingest, f, "trades", tenant="globex")
+    assert (other.already_done, other.result.accepted) == (False, 1)
+
+
+def test_a_position_stored_under_the_digest_alone_is_still_honoured(
+    hub: Hub, tmp_path: Path
+) -> None:
+    """Files done before the fix, under ``file:<digest>``, are not ingested a second time."""
+    open_accounts(hub, ["ACC-1"])
+    f = tmp_path / "old.jsonl"
+    f.write_text(json.dumps(TRADE) + "\n")
+    legacy = f"file:{file_digest(f)[:16]}"
+    hub.ingest.ingest("trades", [], source=legacy, position={"records": 1}, consumed=1, done=True)
+    assert publish_file(hub.ingest, f, "trades").already_done
+    assert not publish_file(hub.ingest, f, "trades", tenant="acme").already_done

@@ -24,7 +24,7 @@ from hub.bootstrap import Hub, bootstrap
 from hub.cli import main
 from hub.settings import load_settings
 from ingest.db import DbConnector, DbSourceConfig
-from ingest.files import FileUnreadable, file_digest, publish_file, watch_once
+from ingest.files import FileUnreadable, file_digest, file_source, publish_file, watch_once
 from ingest.httppull import ConnectorFailed, HttpPullConfig, HttpPullConnector
 from ingest.quarantine import entries, replay
 from tests.cli_keys import admin_args
@@ -143,7 +143,7 @@ def test_lineage_that_cannot_be_recorded_fails_the_publish_before_it_appends(
     f = jsonl(tmp_path / "t.jsonl", T)
     with pytest.raises(ConnectionError, match="unavailable"):
         publish_file(hub.ingest, f, "trades")
-    assert hub.ingest.positions.get(f"file:{file_digest(f)[:16]}") is None
+    assert hub.ingest.positions.get(file_source(file_digest(f), "trades", "default")) is None
     assert sum(hub.log.end_offsets("trades").values()) == 0
 
 

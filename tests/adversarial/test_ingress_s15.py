@@ -13,17 +13,23 @@
    reference file) was told "already ingested" and nothing was written, and the answer told
    globex that someone had ingested that exact file. The same bytes for another topic were
    skipped too. A file MUST be "done" per (bytes, tenant, topic).
+4. Under the usual umask 022 the data folder was 0755 with ``log.sqlite`` 0644, and the local
+   object store (backups, evidence packs, lake files, witness copies) wrote folders 0755 and
+   objects 0444: any local user read every tenant's records past the policy. The hub's folders
+   MUST be 0700 and its objects unreadable by group and others, whatever the umask.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
+from adapters.local_objectstore import LocalObjectStore
 from domain.envelope import Envelope
 from hub.bootstrap import Hub, bootstrap
 from hub.cli import main
@@ -190,3 +196,25 @@ def test_a_position_stored_under_the_digest_alone_is_still_honoured(
     hub.ingest.ingest("trades", [], source=legacy, position={"records": 1}, consumed=1, done=True)
     assert publish_file(hub.ingest, f, "trades").already_done
     assert not publish_file(hub.ingest, f, "trades", tenant="acme").already_done
+
+
+def test_the_data_folder_and_local_objects_are_the_owners_alone(tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        data = tmp_path / "fresh" / "data"
+        bootstrap(load_settings(environ={}, data_dir=data)).close()
+        assert data.stat().st_mode & 0o077 == 0, oct(data.stat().st_mode)
+        root = tmp_path / "store"
+        LocalObjectStore(root).put("backups/b1/chunks/ab", b"every tenant's rows")
+        for p in (
+            root,
+            root / "backups",
+            root / "backups" / "b1",
+            root / "backups" / "b1" / "chunks",
+        ):
+            assert p.stat().st_mode & 0o777 == 0o700, (p, oct(p.stat().st_mode))
+        obj = root / "backups" / "b1" / "chunks" / "ab"
+        assert obj.stat().st_mode & 0o077 == 0, oct(obj.stat().st_mode)
+        assert obj.read_bytes() == b"every tenant's rows"
+    finally:
+        os.umask(old)

@@ -17,6 +17,10 @@
    object store (backups, evidence packs, lake files, witness copies) wrote folders 0755 and
    objects 0444: any local user read every tenant's records past the policy. The hub's folders
    MUST be 0700 and its objects unreadable by group and others, whatever the umask.
+5. A recursive Avro type (``Node`` with a ``next: ["null", "Node"]``) registered by any key with
+   ``schema.write`` let a 10 KB wire value nested 5,000 levels deep kill the hub with a
+   segmentation fault: fastavro's compiled reader recurses on the C stack. The registry MUST
+   refuse recursive types (directly, mutually, or through a reference) with a clear error.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -218,3 +224,45 @@ def test_the_data_folder_and_local_objects_are_the_owners_alone(tmp_path: Path) 
         assert obj.read_bytes() == b"every tenant's rows"
     finally:
         os.umask(old)
+
+
+NODE = {
+    "type": "record",
+    "name": "Node",
+    "fields": [{"name": "v", "type": "int"}, {"name": "next", "type": ["null", "Node"]}],
+}
+MUTUAL = {
+    "type": "record",
+    "name": "A",
+    "fields": [
+        {
+            "name": "b",
+            "type": {
+                "type": "record",
+                "name": "B",
+                "fields": [{"name": "a", "type": {"type": "array", "items": "A"}}],
+            },
+        }
+    ],
+}
+
+
+def test_fastavro_still_crashes_on_deep_recursive_values() -> None:
+    """Why the registry refuses recursive types: the decoder dies, it does not raise. When this
+    fails (a fastavro that raises instead), the refusal can be revisited."""
+    code = (
+        "import io, fastavro\n"
+        f"s = fastavro.parse_schema({NODE!r})\n"
+        "fastavro.schemaless_reader(io.BytesIO(b'\\x00\\x02' * 20000 + b'\\x00\\x00'), s)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60)
+    assert r.returncode < 0 or r.returncode == 139, r
+
+
+@pytest.mark.parametrize("schema", [NODE, MUTUAL], ids=["self", "mutual"])
+def test_the_registry_refuses_recursive_types(hub: Hub, schema: dict) -> None:
+    from core.errors import InvalidSchema
+
+    with pytest.raises(InvalidSchema, match="recursive type"):
+        hub.registry.register("trades-value", json.dumps(schema))
+    assert hub.registry.register("flat-value", json.dumps({**NODE, "fields": NODE["fields"][:1]}))

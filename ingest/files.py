@@ -550,10 +550,15 @@ def _csv_open(
         raise FileUnreadable(f"The CSV header of {path.name!r} is unreadable: {exc}.") from exc
     unknown = [h for h in header if h not in types]
     if unknown:
+        # The sender's names, quoted (a newline or ESC in one must not reach a terminal or a
+        # log line as such) and at most ten: a header of millions of names made a message of
+        # megabytes, which the lineage FAIL event could then not even record.
+        shown = ", ".join(repr(h[:64]) for h in unknown[:10])
+        more = f" and {len(unknown) - 10:,} more" if len(unknown) > 10 else ""
         raise FileUnreadable(
-            f"The CSV header of {path.name!r} names column(s) {', '.join(unknown)} that the "
-            f"schema of topic {topic!r} does not have (it has {', '.join(types)}): rename or "
-            "drop them."
+            f"The CSV header of {path.name!r} names {len(unknown):,} column(s) ({shown}{more}) "
+            f"that the schema of topic {topic!r} does not have (it has {', '.join(types)}): "
+            "rename or drop them."
         )
     # The header travels with each row's content type (a MIME parameter), so a quarantined row
     # can be parsed again on replay without the file.

@@ -21,6 +21,11 @@
    ``schema.write`` let a 10 KB wire value nested 5,000 levels deep kill the hub with a
    segmentation fault: fastavro's compiled reader recurses on the C stack. The registry MUST
    refuse recursive types (directly, mutually, or through a reference) with a clear error.
+6. A CSV header naming columns the schema lacks was refused with every name in the message,
+   raw: a 16 MB header of two million names made a 1.2 MB message (over the record limit, so the
+   lineage FAIL event that should record the failure could not be written), and a name holding
+   a newline or an ESC sequence reached the message as such. The message MUST quote the names and
+   stay bounded.
 """
 
 from __future__ import annotations
@@ -266,3 +271,19 @@ def test_the_registry_refuses_recursive_types(hub: Hub, schema: dict) -> None:
     with pytest.raises(InvalidSchema, match="recursive type"):
         hub.registry.register("trades-value", json.dumps(schema))
     assert hub.registry.register("flat-value", json.dumps({**NODE, "fields": NODE["fields"][:1]}))
+
+
+def test_a_csv_header_of_millions_of_unknown_names_gets_a_short_quoted_error(
+    hub: Hub, tmp_path: Path
+) -> None:
+    from ingest.files import FileUnreadable
+
+    f = tmp_path / "wide.csv"
+    names = ",".join(f"c{i}" for i in range(100_000))
+    f.write_text(f'trade_id,"x\x1b[2J\nINFO forged",{names}\nT-1,a\n')
+    with pytest.raises(FileUnreadable) as caught:
+        publish_file(hub.ingest, f, "trades")
+    message = caught.value.message
+    assert len(message) < 2_000, len(message)
+    assert "\x1b" not in message and "\n" not in message
+    assert "100,001 column(s)" in message and "'c0'" in message

@@ -124,7 +124,9 @@ def test_a_failing_file_publish_leaves_fail_with_the_error(hub: Hub, tmp_path: P
         publish_file(hub.ingest, wrong, "trades")
     assert [e[0] for e in runs(hub, "ingest.files.trades")] == ["START", "FAIL"]
     message = error_of(hub, "ingest.files.trades")
-    assert message.startswith("FileUnreadable: The CSV header of 'w.csv' names column(s) colour")
+    assert message.startswith(
+        "FileUnreadable: The CSV header of 'w.csv' names 1 column(s) ('colour')"
+    )
     state = {n["id"]: n for n in hub.lineage.graph()["nodes"]}["job:hub/ingest.files.trades"]
     assert state["last_run"]["state"] == "FAIL"
     # Invocation errors fail before the run starts: no event for a path that is not a file.

@@ -26,6 +26,9 @@
    lineage FAIL event that should record the failure could not be written), and a name holding
    a newline or an ESC sequence reached the message as such. The message MUST quote the names and
    stay bounded.
+7. Tenant names were checked with ``re.match`` and a ``$`` anchor, which also matches before a
+   final newline: an admin could issue a key for tenant ``"acme\n"``, a second tenant that
+   prints as acme in every report and listing. Names MUST match whole.
 """
 
 from __future__ import annotations
@@ -287,3 +290,14 @@ def test_a_csv_header_of_millions_of_unknown_names_gets_a_short_quoted_error(
     assert len(message) < 2_000, len(message)
     assert "\x1b" not in message and "\n" not in message
     assert "100,001 column(s)" in message and "'c0'" in message
+
+
+def test_a_tenant_name_with_a_trailing_newline_is_refused(hub: Hub) -> None:
+    from core.errors import InvalidInput
+    from core.ports.policy import Principal
+
+    admin = Principal("root", frozenset({"admin"}), "default")
+    with pytest.raises(InvalidInput, match="not a valid tenant name"):
+        hub.keys.issue(admin, ["analyst"], owner="ann", tenant="acme\n")
+    issued = hub.keys.issue(admin, ["analyst"], owner="ann", tenant="acme")
+    assert hub.keys.get(issued.key_id).tenant == "acme"

@@ -123,6 +123,13 @@ class DbConnector:
                     raise ConfigError(
                         f"Connector {c.name!r}: table {c.table!r} does not exist in the database."
                     ) from exc
+                missing = [n for n in (c.cursor, c.key) if n not in table.c]
+                if missing:  # a KeyError here was an internal error naming only the column
+                    raise ConfigError(
+                        f"Connector {c.name!r}: table {c.table!r} has no column "
+                        f"{' and no column '.join(map(repr, missing))} (cursor and key must be "
+                        f"columns of it; it has {', '.join(map(repr, table.c.keys()))})."
+                    )
                 cur, key = table.c[c.cursor], table.c[c.key]
                 last = self.pipeline.positions.get(self.source)
                 pos = None if last is None else last.position

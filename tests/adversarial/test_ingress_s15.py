@@ -29,6 +29,8 @@
 7. Tenant names were checked with ``re.match`` and a ``$`` anchor, which also matches before a
    final newline: an admin could issue a key for tenant ``"acme\n"``, a second tenant that
    prints as acme in every report and listing. Names MUST match whole.
+8. A database connector whose cursor or key names no column of its table failed with a bare
+   ``KeyError`` (an internal error); it MUST be a config error naming the columns there are.
 """
 
 from __future__ import annotations
@@ -301,3 +303,21 @@ def test_a_tenant_name_with_a_trailing_newline_is_refused(hub: Hub) -> None:
         hub.keys.issue(admin, ["analyst"], owner="ann", tenant="acme\n")
     issued = hub.keys.issue(admin, ["analyst"], owner="ann", tenant="acme")
     assert hub.keys.get(issued.key_id).tenant == "acme"
+
+
+def test_a_db_connector_naming_a_missing_column_gets_a_config_error(
+    hub: Hub, tmp_path: Path
+) -> None:
+    from core.errors import ConfigError
+    from ingest.db import DbConnector, DbSourceConfig
+
+    db = tmp_path / "s.sqlite"
+    con = sqlite3.connect(db)
+    con.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, ts TEXT)")
+    con.commit()
+    con.close()
+    cfg = DbSourceConfig(
+        name="s", url=f"sqlite:///{db}", table="t", topic="trades", cursor="nope", key="id"
+    )
+    with pytest.raises(ConfigError, match=r"no column 'nope'.*'id', 'ts'"):
+        DbConnector(hub.ingest, cfg).run()

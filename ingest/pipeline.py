@@ -61,7 +61,7 @@ from typing import Any, Literal
 from core import tracing
 from core.avro import serde
 from core.avro.compatibility import check_reader_writer
-from core.avro.schema import ParsedSchema
+from core.avro.schema import ParsedSchema, recursive_type
 from core.errors import HubError, SchemaNotFound
 from core.events import refuse_internal
 from core.metrics import Metrics
@@ -456,6 +456,7 @@ class IngestPipeline:
         self.deduper = deduper
         self.max_record_bytes = max_record_bytes
         self._compat: dict[tuple[int, int], list[str]] = {}
+        self._recursive: dict[int, str | None] = {}  # writer schema id -> a recursive type
         self._compiled: dict[tuple[int, int], tuple[RuleSet, Compiled]] = {}
         self._arrow_plans: dict[Any, tuple[RuleSet, Any]] = {}
         self.stats = QualityStats(log, registry)  # GET /v1/quality/stats
@@ -534,6 +535,24 @@ class IngestPipeline:
             w.plain,
         )
 
+    def _writer(self, writer_id: int) -> ParsedSchema:
+        """The writer schema of a wire-format value, refused (``recursive_schema``) when it holds
+        a recursive type: the registry refuses those now, but one registered before, or in an
+        external registry, would let a deeply nested value crash the process in fastavro's
+        compiled reader (``core.avro.schema.recursive_type``) before any error is raised."""
+        writer = self.registry.parsed(writer_id)
+        if writer_id not in self._recursive:
+            self._recursive[writer_id] = recursive_type(writer.normalized)
+        name = self._recursive[writer_id]
+        if name is not None:
+            raise HubError(
+                f"The value names schema id {writer_id}, whose type {name!r} contains itself: "
+                "the hub does not decode values of recursive types (their depth is unbounded). "
+                "Write it with a flat schema.",
+                code="recursive_schema",
+            )
+        return writer
+
     def _incompatibilities(self, reader: Target, writer_id: int) -> list[str]:
         key = (reader.schema_id, writer_id)
         found = self._compat.get(key)
@@ -563,7 +582,7 @@ class IngestPipeline:
         if raw.kind == "wire":
             try:
                 writer_id, _ = serde.split_wire(raw.original)
-                writer = self.registry.parsed(writer_id)
+                writer = self._writer(writer_id)
             except SchemaNotFound as exc:
                 raise _Reject(
                     "unknown_schema_id",
@@ -1100,7 +1119,7 @@ class IngestPipeline:
         if value is None and raw.kind == "wire":
             try:  # a rejected wire-format value: decode it with its writer schema to find out
                 writer_id, _ = serde.split_wire(raw.original)
-                value = serde.decode(raw.original, self.registry.parsed(writer_id))
+                value = serde.decode(raw.original, self._writer(writer_id))
             except (HubError, ValueError):
                 return None, None
         if field_name is None or not isinstance(value, Mapping):

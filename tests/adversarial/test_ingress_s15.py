@@ -20,7 +20,9 @@
 5. A recursive Avro type (``Node`` with a ``next: ["null", "Node"]``) registered by any key with
    ``schema.write`` let a 10 KB wire value nested 5,000 levels deep kill the hub with a
    segmentation fault: fastavro's compiled reader recurses on the C stack. The registry MUST
-   refuse recursive types (directly, mutually, or through a reference) with a clear error.
+   refuse recursive types (directly, mutually, or through a reference) with a clear error, and
+   ingest MUST refuse wire values whose writer schema is recursive all the same (one registered
+   before the fix, or in an external registry), without decoding them.
 6. A CSV header naming columns the schema lacks was refused with every name in the message,
    raw: a 16 MB header of two million names made a 1.2 MB message (over the record limit, so the
    lineage FAIL event that should record the failure could not be written), and a name holding
@@ -321,3 +323,33 @@ def test_a_db_connector_naming_a_missing_column_gets_a_config_error(
     )
     with pytest.raises(ConfigError, match=r"no column 'nope'.*'id', 'ts'"):
         DbConnector(hub.ingest, cfg).run()
+
+
+_DEEP_WIRE = """
+import json, struct, sys
+from pathlib import Path
+import registry.service
+from hub.bootstrap import bootstrap
+from hub.settings import load_settings
+from ingest.pipeline import RawRecord
+
+h = bootstrap(load_settings(environ={}, data_dir=Path(sys.argv[1])))
+h.log.create_topic("chain", 1, {"hub.subject.strategy": "topic"})
+registry.service.refuse_recursive = lambda parsed: None  # registered before the fix
+sid = h.registry.register("chain-value", sys.argv[2]).id
+value = b"\\x00" + struct.pack(">I", sid) + b"\\x00\\x02" * 20000 + b"\\x00\\x00"
+r = h.ingest.ingest("chain", [RawRecord(value, kind="wire")], source="t")
+print(json.dumps([r.accepted, r.rejected, [x.reason_code for x in r.rejections]]))
+h.close()
+"""
+
+
+def test_a_deep_value_of_a_recursive_writer_schema_is_refused_not_decoded(tmp_path: Path) -> None:
+    r = subprocess.run(
+        [sys.executable, "-c", _DEEP_WIRE, str(tmp_path / "data"), json.dumps(NODE)],
+        capture_output=True,
+        timeout=120,
+        cwd=Path(__file__).parents[2],
+    )
+    assert r.returncode == 0, (r.returncode, r.stderr[-2000:])
+    assert json.loads(r.stdout.decode().strip().splitlines()[-1]) == [0, 1, ["recursive_schema"]]

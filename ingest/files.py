@@ -311,6 +311,13 @@ def json_line_record(raw: bytes, lineno: int, max_bytes: int | None = None) -> R
             error_code="malformed_json",
             position={"line": lineno},
         )
+    except RecursionError:  # 2 KB of brackets: was an internal error that ended the whole file
+        return RawRecord(
+            raw,
+            error=f"Line {lineno} nests arrays or objects too deeply to read: flatten it.",
+            error_code="malformed_json",
+            position={"line": lineno},
+        )
 
 
 def _jsonl(path: Source, batch_size: int, max_bytes: int) -> Iterator[list[RawRecord]]:

@@ -33,6 +33,10 @@
    prints as acme in every report and listing. Names MUST match whole.
 8. A database connector whose cursor or key names no column of its table failed with a bare
    ``KeyError`` (an internal error); it MUST be a config error naming the columns there are.
+9. One JSON line of 2 KB of brackets (``[[[[...]]]]``) in a file raised ``RecursionError``: the
+   whole file failed as an internal error (its good records with it), and ``hub watch``, which
+   moves only ``InvalidInput`` failures aside, died on it at every start. The line MUST be
+   quarantined like any malformed line.
 """
 
 from __future__ import annotations
@@ -353,3 +357,15 @@ def test_a_deep_value_of_a_recursive_writer_schema_is_refused_not_decoded(tmp_pa
     )
     assert r.returncode == 0, (r.returncode, r.stderr[-2000:])
     assert json.loads(r.stdout.decode().strip().splitlines()[-1]) == [0, 1, ["recursive_schema"]]
+
+
+def test_a_deeply_nested_json_line_is_quarantined_alone(hub: Hub, tmp_path: Path) -> None:
+    from ingest.files import watch_once
+
+    open_accounts(hub, ["ACC-1"])
+    deep = json.dumps(TRADE)[:-1] + ', "x": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    inbox = tmp_path / "in"
+    inbox.mkdir()
+    (inbox / "a.jsonl").write_text(deep + "\n" + json.dumps(TRADE) + "\n")
+    done = watch_once(hub.ingest, inbox, "trades")
+    assert done == [("a.jsonl", "accepted=1 rejected=1 duplicates=0")], done

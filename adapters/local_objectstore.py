@@ -2,7 +2,9 @@
 
 Layout: an object ``a/b/c`` is the file ``<root>/a/b/c``. Writes go to a temporary file in the
 same folder, are fsynced, then linked into place with ``os.link`` (which fails if the name
-exists: atomic create-if-absent, no overwrite window) and made read-only (0444). With
+exists: atomic create-if-absent, no overwrite window) and made read-only for the owner alone
+(0400; folders 0700, whatever the umask: backups, evidence packs and lake files hold every
+tenant's records, and were world-readable under the usual umask 022). With
 ``write_once=False`` (scratch use) ``put`` replaces atomically with ``os.replace``.
 """
 
@@ -14,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from core.errors import HubError
+from core.ports.keyfiles import private_dir
 from core.ports.objectstore import (
     BLOCK_BYTES,
     ObjectExists,
@@ -34,14 +37,14 @@ class LocalObjectStore(ObjectStore):
         return self.root.joinpath(*check_key(key).split("/"))
 
     def _write_temp(self, path: Path, data: bytes) -> str:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
-            os.chmod(tmp, 0o444)
+            os.chmod(tmp, 0o400)
         except BaseException:
             os.unlink(tmp)
             raise

@@ -57,7 +57,7 @@ def parse_rules(value: Any) -> tuple[AlertRule, ...] | None:
         if not isinstance(r, dict) or "name" not in r or not set(r) <= set(_FIELDS):
             raise _bad(f"rule {i} must be an object with a name (fields: {', '.join(_FIELDS)}).")
         name = r["name"]
-        if not isinstance(name, str) or not _NAME.match(name):
+        if not isinstance(name, str) or not _NAME.fullmatch(name):
             raise _bad(f"rule {i}: name {name!r} must be lower-case letters, digits and _.")
         if any(o.name == name for o in out):
             raise _bad(f"rule {name!r} is defined twice.")

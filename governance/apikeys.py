@@ -355,7 +355,7 @@ class ApiKeys:
     ) -> IssuedKey:
         """Issue a key on behalf of ``issuer`` under the rules of the module docstring."""
         tenant = tenant or issuer.tenant
-        if not TENANT_PATTERN.match(tenant):
+        if not TENANT_PATTERN.fullmatch(tenant):  # match() let "acme\n" through ($)
             raise InvalidInput(
                 f"Tenant {tenant!r} is not a valid tenant name: use 1-128 ASCII letters, digits "
                 "and . _ @ + - (starting with a letter or digit), e.g. acme.",
@@ -363,7 +363,7 @@ class ApiKeys:
             )
         if owner is not None:
             owner = owner.strip()
-            if not OWNER_PATTERN.match(owner):
+            if not OWNER_PATTERN.fullmatch(owner):
                 raise InvalidInput(
                     f"Owner {owner!r} is not a valid person id: use 1-128 ASCII letters, digits "
                     "and . _ @ + - (starting with a letter or digit), e.g. alice@example.com.",

@@ -24,6 +24,7 @@ from core.lineage import LineageLog
 from core.metrics import Metrics
 from core.policybundle import PolicyBundle
 from core.ports.eventlog import EventLog, StoredRecord
+from core.ports.keyfiles import private_dir
 from core.ports.keystore import KeyStore
 from core.ports.ledgerstore import LedgerStore
 from core.ports.objectstore import ObjectStore
@@ -489,7 +490,7 @@ def bootstrap(settings: Settings | None = None, *, install_domain: bool = True) 
     (retention state, projections, config and policy changes, lineage, catalog, erasure).
     """
     settings = settings or load_settings()  # 1
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.data_dir)  # the log and views hold every tenant's records: owner only
     configure_tracing(settings)  # off by default (HUB_OTEL_EXPORTER)
     hot_log = build_event_log(settings)  # 2
     # the ledger's store first: the cold tier serves no segment the ledger does not vouch for

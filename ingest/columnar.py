@@ -48,7 +48,7 @@ from core.pii import data_subject_field
 from core.ports.eventlog import ColumnBatch, Headers, Record, RecordMetadata, appended_columns
 from domain import envelope as env
 from domain.quality import Rule, split_path
-from ingest.dedupe import EVENT_ID_SCOPE, NK_HEADER
+from ingest.dedupe import EVENT_ID_SCOPE, NK_HEADER, Deduper
 from ingest.groupcommit import Prior, Staged
 from ingest.ids import uuid7_bytes
 from ingest.pipeline import (
@@ -842,6 +842,9 @@ def _ingest_arrow(
     # 4. Dedupe (natural keys; file rows carry no event ids), headers, records: decided in the
     # topic's dedupe section in arrival order, the batches arriving meanwhile sharing one commit
     # (``ingest.groupcommit``); ``prior``: keys the group's earlier batches store.
+    # Natural keys are remembered per tenant (``ingest.dedupe``, "Tenants").
+    scoped = [(Deduper.scope(r.id, tenant), r) for r, _ in plan.unique]
+
     def decide(prior: Prior) -> Staged[IngestResult]:
         pipeline.deduper.window(topic, EVENT_ID_SCOPE)  # loads the topic's windows, as ingest does
         result = IngestResult()
@@ -854,8 +857,8 @@ def _ingest_arrow(
         if not plan.unique:
             keep = [i for i, v in enumerate(values) if v is not None]
         else:
-            windows = [pipeline.deduper.window(topic, r.id, r.window) for r, _ in plan.unique]
-            seen: list[set[str]] = [set(prior.get(r.id, ())) for r, _ in plan.unique]
+            windows = [pipeline.deduper.window(topic, s, r.window) for s, r in scoped]
+            seen: list[set[str]] = [set(prior.get(s, ())) for s, _ in scoped]
             prefixes = [f"{r.id}\x1f" for r, _ in plan.unique]
             hvals = [plan.header_values(rb, r) for r in range(len(plan.unique))]
             for r, col in enumerate(hvals):  # rows decided row by row: their keys from the datum
@@ -982,8 +985,8 @@ def _ingest_arrow(
                 result.appended.append(
                     partial(appended_columns, topic, metas, kept_keys, kept_values, names, columns)
                 )
-            for (rule, _), found_keys in zip(plan.unique, new_keys, strict=True):
-                pipeline.deduper.window(topic, rule.id, rule.window).add_all(found_keys)
+            for (scope, rule), found_keys in zip(scoped, new_keys, strict=True):
+                pipeline.deduper.window(topic, scope, rule.window).add_all(found_keys)
             result.accepted = len(accepted)
             result.rejected = len(quarantined)
             for i, _, rj, _ in quarantined:
@@ -991,7 +994,7 @@ def _ingest_arrow(
             pipeline.count(source, topic, result)
             return result
 
-        stored = {rule.id: nk for (rule, _), nk in zip(plan.unique, new_keys, strict=True)}
+        stored = {scope: nk for (scope, _), nk in zip(scoped, new_keys, strict=True)}
         return Staged(accepted, q_records, position, consumed, done, None, stored, finish)
 
     result: IngestResult = pipeline.committer(topic).commit(source, decide)

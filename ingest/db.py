@@ -79,10 +79,19 @@ def _jsonable(value: Any) -> Any:
 
 
 class DbConnector:
-    def __init__(self, pipeline: IngestPipeline, config: DbSourceConfig) -> None:
+    def __init__(
+        self,
+        pipeline: IngestPipeline,
+        config: DbSourceConfig,
+        *,
+        producer: str | None = None,
+        tenant: str = "default",
+    ) -> None:
         self.pipeline = pipeline
         self.config = config
         self.source = f"db:{config.name}"
+        # who runs the connector: its records are stamped with that key's id and tenant
+        self.producer, self.tenant = producer, tenant
 
     def run(self) -> IngestResult:
         """Pull until no row is left after the stored position (one lineage run); returns the
@@ -114,6 +123,13 @@ class DbConnector:
                     raise ConfigError(
                         f"Connector {c.name!r}: table {c.table!r} does not exist in the database."
                     ) from exc
+                missing = [n for n in (c.cursor, c.key) if n not in table.c]
+                if missing:  # a KeyError here was an internal error naming only the column
+                    raise ConfigError(
+                        f"Connector {c.name!r}: table {c.table!r} has no column "
+                        f"{' and no column '.join(map(repr, missing))} (cursor and key must be "
+                        f"columns of it; it has {', '.join(map(repr, table.c.keys()))})."
+                    )
                 cur, key = table.c[c.cursor], table.c[c.key]
                 last = self.pipeline.positions.get(self.source)
                 pos = None if last is None else last.position
@@ -144,7 +160,13 @@ class DbConnector:
                     pos = {"cursor": _tagged(rows[-1][c.cursor]), "key": _tagged(rows[-1][c.key])}
                     total.add(
                         self.pipeline.ingest(
-                            c.topic, records, source=self.source, position=pos, consumed=consumed
+                            c.topic,
+                            records,
+                            source=self.source,
+                            producer=self.producer,
+                            tenant=self.tenant,
+                            position=pos,
+                            consumed=consumed,
                         )
                     )
                     batches += 1

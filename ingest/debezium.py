@@ -208,12 +208,17 @@ class DebeziumSource:
         config: DebeziumSourceConfig,
         stop: threading.Event | None = None,
         on_batch: Callable[[IngestResult], None] | None = None,
+        *,
+        producer: str | None = None,
+        tenant: str = "default",
     ) -> None:
         self.pipeline = pipeline
         self.config = config
         self.source = f"debezium:{config.name}"
         self.stop = stop or threading.Event()
         self.on_batch = on_batch
+        # who runs the connector: its records are stamped with that key's id and tenant
+        self.producer, self.tenant = producer, tenant
 
     def run(self) -> IngestResult:
         """Consume until the end offsets seen at the start (or, with ``follow``, until ``stop``
@@ -310,7 +315,13 @@ class DebeziumSource:
                 consumed += len(messages)
                 position = {"offsets": {str(p): o for p, o in sorted(offsets.items())}}
                 result = self.pipeline.ingest(
-                    c.topic, records, source=self.source, position=position, consumed=consumed
+                    c.topic,
+                    records,
+                    source=self.source,
+                    producer=self.producer,
+                    tenant=self.tenant,
+                    position=position,
+                    consumed=consumed,
                 )
                 total.add(result)
                 batches += 1

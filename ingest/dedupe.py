@@ -14,6 +14,14 @@ Rebuilt from the log
   over all partitions, and only records whose log timestamp is inside the window) is read back:
   each accepted record carries its event id (``ce_id``) and, for subjects with ``unique`` rules,
   a ``hub-natural-key`` header (``<rule id>\\x1f<key>``), so the rebuild reads headers only.
+
+Tenants
+- A natural key is remembered per tenant (``Deduper.scope``): tenants share a topic and their
+  business keys collide (two firms' ``T-1``). One window for all of them let a tenant's publisher
+  see, by its duplicate count, which keys another tenant had used, and drop that tenant's next
+  records by sending their keys first. The stored header stays ``<rule id>\\x1f<key>``; the
+  rebuild reads the record's ``ce_tenant`` beside it. Event ids stay one window per topic: they
+  are drawn by the hub or by the sender as UUIDs, never business data.
 """
 
 from __future__ import annotations
@@ -28,6 +36,8 @@ from core.ports.eventlog import EventLog
 NK_HEADER = "hub-natural-key"
 EVENT_ID_SCOPE = "event_id"
 _SEP = "\x1f"
+_TENANT_SEP = "\x1e"
+_TENANT = "ce_tenant"  # domain.envelope.H_TENANT (no domain import in this small module)
 
 
 class KeyWindow:
@@ -130,12 +140,16 @@ class Deduper:
         keys: dict[str, list[str]] = {}
         for p, end in ends.items():
             for rec in self._log.scan(topic, p, max(0, end - per_partition)):
+                tenant, nks = "default", []
                 for name, value in rec.headers:
                     if name == NK_HEADER:
-                        scope, _, key = value.decode().partition(_SEP)
-                        keys.setdefault(scope, []).append(key)
+                        nks.append(value.decode().partition(_SEP))
                     elif name == "ce_id" and rec.timestamp_ms >= oldest_ms:
                         ids.append(value.decode())
+                    elif name == _TENANT:
+                        tenant = value.decode()
+                for rule_id, _, key in nks:
+                    keys.setdefault(self.scope(rule_id, tenant), []).append(key)
         w = self._windows.setdefault(
             (topic, EVENT_ID_SCOPE), KeyWindow(self._max, self._event_id_window)
         )
@@ -145,6 +159,11 @@ class Deduper:
             # are kept for the event-id window (the rebuild cannot know later rule changes).
             self._windows.setdefault((topic, scope), KeyWindow(self._max, timedelta(days=30)))
             self._windows[(topic, scope)].add_all(found)
+
+    @staticmethod
+    def scope(rule_id: str, tenant: str) -> str:
+        """The window (and group-commit) scope of unique rule ``rule_id``'s keys in ``tenant``."""
+        return f"{rule_id}{_TENANT_SEP}{tenant}"
 
     @staticmethod
     def header(scope: str, key: str) -> tuple[str, bytes]:

@@ -18,9 +18,13 @@ What is per record and what fails the whole file
 - Originals: JSON lines and CSV rows keep their exact bytes; Parquet and Avro rows have none of
   their own, so the quarantine keeps their JSON rendering (replayable as JSON).
 
-Resuming: the source of a file is ``file:<first 16 hex of its SHA-256>``. Its position (records
-consumed) is stored with every batch; a restart skips what was committed, and a file whose last
-position says ``done`` is not ingested again.
+Resuming: the source of a file is ``file:<first 16 hex of its SHA-256>:<tenant>:<topic>``
+(``file_source``). Its position (records consumed) is stored with every batch; a restart skips
+what was committed, and a file whose last position says ``done`` is not ingested again into that
+topic for that tenant. The digest alone named the source before: the same bytes sent by another
+tenant, or to another topic, were skipped as "already ingested" (nothing written, and the
+sender learnt that someone had ingested that exact file). A position stored under that old name
+is still honoured for tenant ``default`` and the topic it records, the only ones it can be.
 
 Lineage (``core.lineage``): every publish of a file is one run of ``ingest.files.<topic>``
 (``ingest.watch.<topic>`` from a watched folder), reading ``hub://sources/file:///<path>`` and
@@ -120,6 +124,11 @@ def file_digest(path: Source) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def file_source(digest: str, topic: str, tenant: str) -> str:
+    """The source id of a file's bytes ingested into ``topic`` for ``tenant`` (see "Resuming")."""
+    return f"file:{digest[:16]}:{tenant}:{topic}"
 
 
 # -- readers: each yields lists of RawRecord ------------------------------------------------
@@ -299,6 +308,13 @@ def json_line_record(raw: bytes, lineno: int, max_bytes: int | None = None) -> R
         return RawRecord(
             raw,
             error=f"Line {lineno} is not a JSON object: {exc}.",
+            error_code="malformed_json",
+            position={"line": lineno},
+        )
+    except RecursionError:  # 2 KB of brackets: was an internal error that ended the whole file
+        return RawRecord(
+            raw,
+            error=f"Line {lineno} nests arrays or objects too deeply to read: flatten it.",
             error_code="malformed_json",
             position={"line": lineno},
         )
@@ -541,10 +557,15 @@ def _csv_open(
         raise FileUnreadable(f"The CSV header of {path.name!r} is unreadable: {exc}.") from exc
     unknown = [h for h in header if h not in types]
     if unknown:
+        # The sender's names, quoted (a newline or ESC in one must not reach a terminal or a
+        # log line as such) and at most ten: a header of millions of names made a message of
+        # megabytes, which the lineage FAIL event could then not even record.
+        shown = ", ".join(repr(h[:64]) for h in unknown[:10])
+        more = f" and {len(unknown) - 10:,} more" if len(unknown) > 10 else ""
         raise FileUnreadable(
-            f"The CSV header of {path.name!r} names column(s) {', '.join(unknown)} that the "
-            f"schema of topic {topic!r} does not have (it has {', '.join(types)}): rename or "
-            "drop them."
+            f"The CSV header of {path.name!r} names {len(unknown):,} column(s) ({shown}{more}) "
+            f"that the schema of topic {topic!r} does not have (it has {', '.join(types)}): "
+            "rename or drop them."
         )
     # The header travels with each row's content type (a MIME parameter), so a quarantined row
     # can be parsed again on replay without the file.
@@ -910,6 +931,7 @@ def publish_file(
     *,
     event_type: str | None = None,
     producer: str | None = None,
+    tenant: str = "default",
     on_batch: Callable[[int, IngestResult], None] | None = None,
     columnar: bool = True,
     job: str | None = None,
@@ -926,6 +948,9 @@ def publish_file(
     every read (its digest, each reader) goes through that open file: a link, a folder or a
     FIFO is refused (``NotARegularFile``, a ``FileUnreadable``), and a name swapped after the
     open is not read.
+
+    ``tenant`` is the tenant every record is stamped with: the publishing key's own, as the HTTP
+    routes stamp ``principal.tenant`` (the default is the hub's own tenant, for the hub itself).
     """
     path = Path(path)
     with OpenedFile(path) as opened:
@@ -939,6 +964,7 @@ def publish_file(
             batch_size,
             event_type,
             producer,
+            tenant,
             on_batch,
             columnar,
             job,
@@ -954,6 +980,7 @@ def _publish_opened(
     batch_size: int,
     event_type: str | None,
     producer: str | None,
+    tenant: str,
     on_batch: Callable[[int, IngestResult], None] | None,
     columnar: bool,
     job: str | None,
@@ -975,7 +1002,15 @@ def _publish_opened(
                 on_batch(n, result)
 
         return _publish(
-            pipeline, opened, topic, fmt, batch_size, event_type, producer, batch_done, columnar
+            pipeline,
+            opened,
+            topic,
+            fmt,
+            batch_size,
+            event_type,
+            (producer, tenant),
+            batch_done,
+            columnar,
         )
 
 
@@ -989,11 +1024,12 @@ class _Resume:
         path: OpenedFile,
         source: str,
         producer: str | None,
+        tenant: str,
         skip: int,
         out: FileResult,
         on_batch: Callable[[int, IngestResult], None],
     ) -> None:
-        self.path, self.source, self.producer = path, source, producer
+        self.path, self.source, self.producer, self.tenant = path, source, producer, tenant
         self.skip, self.out, self.on_batch = skip, out, on_batch
         self.consumed = 0
 
@@ -1014,10 +1050,12 @@ class _Resume:
             yield batch
 
     def commit(self) -> dict[str, Any]:
-        """The keyword arguments of the current batch's commit (source, producer, position)."""
+        """The keyword arguments of the current batch's commit (source, producer, tenant,
+        position)."""
         return {
             "source": self.source,
             "producer": self.producer or f"file:{self.path.name}",
+            "tenant": self.tenant,
             "position": {"file": self.path.name, "records": self.consumed},
             "consumed": self.consumed,
         }
@@ -1035,19 +1073,25 @@ def _publish(
     fmt: str,
     batch_size: int,
     event_type: str | None,
-    producer: str | None,
+    who: tuple[str | None, str],
     on_batch: Callable[[int, IngestResult], None],
     columnar: bool,
 ) -> FileResult:
-    source = f"file:{file_digest(path)[:16]}"
+    """``who``: the producer and tenant every record is stamped with."""
+    producer, tenant = who
+    digest = file_digest(path)
+    source = file_source(digest, topic, tenant)
     out = FileResult(str(path.path), source, fmt)
     last = pipeline.positions.get(source)
+    if last is None and tenant == "default":  # a position stored under the digest alone
+        legacy = pipeline.positions.get(f"file:{digest[:16]}")
+        last = legacy if legacy is not None and legacy.topic == topic else None
     skip = 0 if last is None else last.records
     if last is not None and last.done:
         out.already_done = True
         out.skipped = last.records
         return out
-    resume = _Resume(path, source, producer, skip, out, on_batch)
+    resume = _Resume(path, source, producer, tenant, skip, out, on_batch)
     arrow = False
     if columnar:
         if fmt == "parquet":
@@ -1291,13 +1335,20 @@ def iter_bytes_lines(data: bytes) -> Iterator[bytes]:
 
 
 def watch_once(
-    pipeline: IngestPipeline, folder: Path, topic: str, batch_size: int = 10_000
+    pipeline: IngestPipeline,
+    folder: Path,
+    topic: str,
+    batch_size: int = 10_000,
+    *,
+    producer: str | None = None,
+    tenant: str = "default",
 ) -> list[tuple[str, str]]:
     """Publish every file in ``folder`` (not its ``done/``/``failed/``), then move it there;
-    each publish is one lineage run of ``ingest.watch.<topic>``. A symbolic link is moved to
-    ``failed/`` unread: whoever may drop files must not make the hub read another file. A file
-    swapped for a link after this check is refused when opened (``publish_file`` does not follow
-    links) and moved to ``failed/`` as well.
+    each publish is one lineage run of ``ingest.watch.<topic>``, its records stamped with
+    ``producer`` and ``tenant`` (the watching key's, as for ``publish_file``). A symbolic link
+    is moved to ``failed/`` unread: whoever may drop files must not make the hub read another
+    file. A file swapped for a link after this check is refused when opened (``publish_file``
+    does not follow links) and moved to ``failed/`` as well.
 
     ``done/`` and ``failed/`` MUST be real folders: a link there is refused (``NotARegularFile``)
     before any file is read, and moves go through the folders' descriptors (``os.replace`` with
@@ -1313,7 +1364,8 @@ def watch_once(
         done, failed = open_dir(here, "done"), None
         try:
             failed = open_dir(here, "failed")
-            return _watch_pass(pipeline, folder, here, done, failed, topic, batch_size)
+            who = (producer, tenant)
+            return _watch_pass(pipeline, folder, here, done, failed, topic, batch_size, who)
         finally:
             os.close(done)
             if failed is not None:
@@ -1344,6 +1396,7 @@ def _watch_pass(
     failed: int,
     topic: str,
     batch_size: int,
+    who: tuple[str | None, str],
 ) -> list[tuple[str, str]]:
     out = []
     for path in sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")):
@@ -1359,7 +1412,14 @@ def _watch_pass(
             continue
         try:
             res = publish_file(
-                pipeline, path, topic, "auto", batch_size, job=f"ingest.watch.{topic}"
+                pipeline,
+                path,
+                topic,
+                "auto",
+                batch_size,
+                producer=who[0],
+                tenant=who[1],
+                job=f"ingest.watch.{topic}",
             )
         except InvalidInput as exc:
             _move(here, path.name, failed, "failed")

@@ -192,10 +192,15 @@ class HttpPullConnector:
         pipeline: IngestPipeline,
         config: HttpPullConfig,
         sleep: Callable[[float], None] = time.sleep,
+        *,
+        producer: str | None = None,
+        tenant: str = "default",
     ) -> None:
         self.pipeline = pipeline
         self.config = config
         self.source = f"http:{config.name}"
+        # who runs the connector: its records are stamped with that key's id and tenant
+        self.producer, self.tenant = producer, tenant
         self._sleep = sleep
 
     def _get(self, client: httpx.Client, params: dict[str, Any]) -> Any:
@@ -365,6 +370,8 @@ class HttpPullConnector:
                         c.topic,
                         records,
                         source=self.source,
+                        producer=self.producer,
+                        tenant=self.tenant,
                         position=pos if (end and c.pagination == "page") else nxt,
                         consumed=consumed,
                         done=end and c.pagination == "cursor",

@@ -61,7 +61,7 @@ from typing import Any, Literal
 from core import tracing
 from core.avro import serde
 from core.avro.compatibility import check_reader_writer
-from core.avro.schema import ParsedSchema
+from core.avro.schema import ParsedSchema, recursive_type
 from core.errors import HubError, SchemaNotFound
 from core.events import refuse_internal
 from core.metrics import Metrics
@@ -457,6 +457,7 @@ class IngestPipeline:
         self.deduper = deduper
         self.max_record_bytes = max_record_bytes
         self._compat: dict[tuple[int, int], list[str]] = {}
+        self._recursive: dict[int, str | None] = {}  # writer schema id -> a recursive type
         self._compiled: dict[tuple[int, int], tuple[RuleSet, Compiled]] = {}
         self._arrow_plans: dict[Any, tuple[RuleSet, Any]] = {}
         self.stats = QualityStats(log, registry)  # GET /v1/quality/stats
@@ -537,6 +538,24 @@ class IngestPipeline:
             w.plain,
         )
 
+    def _writer(self, writer_id: int) -> ParsedSchema:
+        """The writer schema of a wire-format value, refused (``recursive_schema``) when it holds
+        a recursive type: the registry refuses those now, but one registered before, or in an
+        external registry, would let a deeply nested value crash the process in fastavro's
+        compiled reader (``core.avro.schema.recursive_type``) before any error is raised."""
+        writer = self.registry.parsed(writer_id)
+        if writer_id not in self._recursive:
+            self._recursive[writer_id] = recursive_type(writer.normalized)
+        name = self._recursive[writer_id]
+        if name is not None:
+            raise HubError(
+                f"The value names schema id {writer_id}, whose type {name!r} contains itself: "
+                "the hub does not decode values of recursive types (their depth is unbounded). "
+                "Write it with a flat schema.",
+                code="recursive_schema",
+            )
+        return writer
+
     def _incompatibilities(self, reader: Target, writer_id: int) -> list[str]:
         key = (reader.schema_id, writer_id)
         found = self._compat.get(key)
@@ -566,7 +585,7 @@ class IngestPipeline:
         if raw.kind == "wire":
             try:
                 writer_id, _ = serde.split_wire(raw.original)
-                writer = self.registry.parsed(writer_id)
+                writer = self._writer(writer_id)
             except SchemaNotFound as exc:
                 raise _Reject(
                     "unknown_schema_id",
@@ -816,9 +835,12 @@ class IngestPipeline:
                         continue
                     w = windows.get(rule.id)
                     if w is None:
-                        w = windows[rule.id] = self.deduper.window(topic, rule.id, rule.window)
+                        w = windows[rule.id] = self.deduper.window(
+                            topic, Deduper.scope(rule.id, tenant), rule.window
+                        )
                     seen = batch_keys.setdefault(rule.id, set())
-                    if nk in w or nk in seen or nk in prior.get(rule.id, _NONE):
+                    prior_keys = prior.get(Deduper.scope(rule.id, tenant), _NONE)
+                    if nk in w or nk in seen or nk in prior_keys:
                         dup = True
                         break
                     nk_headers.append((rule.id, nk))
@@ -870,7 +892,8 @@ class IngestPipeline:
                 ids_window.add_all(batch_ids)
                 for t in targets.values():
                     for rule in t.rules.unique:
-                        self.deduper.window(topic, rule.id, rule.window).add_all(
+                        scope = Deduper.scope(rule.id, tenant)
+                        self.deduper.window(topic, scope, rule.window).add_all(
                             new_keys.get(rule.id, [])
                         )
                 result.accepted = len(accepted)
@@ -880,7 +903,8 @@ class IngestPipeline:
                 self.count(source, topic, result)
                 return result
 
-            keys: dict[str, Sequence[str]] = {EVENT_ID_SCOPE: list(batch_ids), **new_keys}
+            keys: dict[str, Sequence[str]] = {EVENT_ID_SCOPE: list(batch_ids)}
+            keys.update((Deduper.scope(r, tenant), nks) for r, nks in new_keys.items())
             return Staged(accepted, q_records, position, consumed, done, outcomes, keys, finish)
 
         result: IngestResult = self.committer(topic).commit(source, decide)
@@ -1107,7 +1131,7 @@ class IngestPipeline:
         if value is None and raw.kind == "wire":
             try:  # a rejected wire-format value: decode it with its writer schema to find out
                 writer_id, _ = serde.split_wire(raw.original)
-                value = serde.decode(raw.original, self.registry.parsed(writer_id))
+                value = serde.decode(raw.original, self._writer(writer_id))
             except (HubError, ValueError):
                 return None, None
         if field_name is None or not isinstance(value, Mapping):

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from core.avro.compatibility import CompatibilityLevel, Incompatibility, check_level
-from core.avro.schema import ParsedSchema, parse_schema
+from core.avro.schema import ParsedSchema, parse_schema, refuse_recursive
 from core.errors import (
     Conflict,
     HubError,
@@ -328,7 +328,9 @@ class SchemaRegistry:
             raise InvalidSchema(
                 f"Schema type {schema_type!r} is not supported by this registry: only AVRO is."
             )
-        return parse_schema(text, self._resolve_references(references))
+        parsed = parse_schema(text, self._resolve_references(references))
+        refuse_recursive(parsed)  # values of a recursive type can crash the decoder
+        return parsed
 
     # -- config and mode --------------------------------------------------------------------
     @_locked

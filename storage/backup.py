@@ -662,7 +662,8 @@ def fetch_backup(
     say = progress or (lambda _msg: None)
     started = time.perf_counter()
     manifest, key_files = open_backup(store, backup_id, kek)  # 1
-    staging.mkdir(parents=True, exist_ok=False)
+    staging.mkdir(parents=True, exist_ok=False, mode=0o700)
+    os.chmod(staging, 0o700)  # the restored log becomes the data folder: owner only, any umask
     total = 0
     for entry in manifest.files:  # 2
         dst = staging.joinpath(*_safe_rel(entry.path).split("/"))

@@ -843,6 +843,52 @@ def _default_problem(node: Node, v: Any) -> str | None:
 # Structural keys
 
 
+def recursive_type(root: Node) -> str | None:
+    """The full name of a named type that contains itself (a linked list, a tree), else None.
+
+    fastavro's compiled reader and writer recurse on the C stack once per level of a value: a
+    value of such a type nested a few thousand levels deep (10 KB of Avro) kills the process
+    with a segmentation fault, before any Python error can be raised. The registry refuses such
+    schemas (``SchemaRegistry.register``) and file ingest refuses such writer schemas.
+    """
+    on_path: set[str] = set()
+    done: set[int] = set()
+
+    def walk(node: Node) -> str | None:
+        if isinstance(node, NamedNode):
+            if node.fullname in on_path:
+                return node.fullname
+            if id(node) in done:
+                return None
+            on_path.add(node.fullname)
+            found = None
+            if isinstance(node, RecordNode):
+                found = next((r for f in node.fields if (r := walk(f.type))), None)
+            on_path.discard(node.fullname)
+            done.add(id(node))
+            return found
+        if isinstance(node, ArrayNode):
+            return walk(node.items)
+        if isinstance(node, MapNode):
+            return walk(node.values)
+        if isinstance(node, UnionNode):
+            return next((r for b in node.branches if (r := walk(b))), None)
+        return None
+
+    return walk(root)
+
+
+def refuse_recursive(parsed: ParsedSchema, what: str = "The schema") -> None:
+    """Raise ``InvalidSchema`` when ``parsed`` holds a recursive type (``recursive_type``)."""
+    name = recursive_type(parsed.normalized)
+    if name is not None:
+        raise InvalidSchema(
+            f"{what} defines the recursive type {name!r} (it contains itself): the hub's Avro "
+            "codec cannot bound how deep such values nest, and a deep one crashes the process. "
+            "Flatten it: a list of items with parent ids, or a fixed number of levels."
+        )
+
+
 def _compute_keys(nodes: list[Node]) -> None:
     """Give every node a structural key (see ``Node``).
 

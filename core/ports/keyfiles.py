@@ -4,6 +4,11 @@ and read them.
 ``read_secret_file(path, what, make)`` creates ``path`` once with ``make()``'s bytes, exclusively
 (two processes starting together agree on one file), mode 0600 and fsynced before it is used;
 it refuses a file that group or others may read, and returns the file's bytes.
+
+``private_dir(path)`` creates a folder, and every missing folder above it, with mode 0700
+whatever the umask: the data folder (the event log and the views hold every tenant's records)
+and the local object store's folders (backups, evidence, lake, witness copies) are the owner's
+alone, as the key files inside them are.
 """
 
 from __future__ import annotations
@@ -15,6 +20,24 @@ from collections.abc import Callable
 from pathlib import Path
 
 from core.errors import ConfigError
+
+
+def private_dir(path: Path) -> None:
+    """Create ``path`` and its missing parents with mode 0700 (an existing folder is left as
+    it is: its owner chose its mode)."""
+    path = Path(path)
+    missing = []
+    while not path.exists():
+        missing.append(path)
+        if path.parent == path:
+            break
+        path = path.parent
+    for folder in reversed(missing):
+        try:
+            folder.mkdir(mode=0o700)
+        except FileExistsError:  # another process made it first: theirs is ours
+            continue
+        os.chmod(folder, 0o700)  # mkdir's mode is cut by the umask: set it exactly
 
 
 def read_secret_file(path: Path, what: str, make: Callable[[], bytes]) -> bytes:

@@ -91,6 +91,7 @@ def publish(
                         batch_size,
                         event_type=event_type,
                         producer=principal.id,
+                        tenant=principal.tenant,  # the key's own, as the HTTP routes stamp
                         on_batch=on_batch,
                     )
                 except FileUnreadable:
@@ -131,9 +132,16 @@ def watch(obj: Ctx, folder: str, topic: str, interval: float, once: bool, batch_
 
     def go() -> None:
         with obj.hub() as h:
-            authorize(h, "ingest.connector", f"topics/{topic}")
+            who = authorize(h, "ingest.connector", f"topics/{topic}")
             while True:
-                done = list(watch_once(h.ingest, Path(folder), topic, batch_size))
+                done = watch_once(
+                    h.ingest,
+                    Path(folder),
+                    topic,
+                    batch_size,
+                    producer=who.id,
+                    tenant=who.tenant,  # the key's own, as the HTTP routes stamp
+                )
                 if done:
                     h.ledger.sync(force_checkpoint=True)  # on the ledger before we report it
                 for name, outcome in done:
@@ -187,18 +195,25 @@ def connector_run(obj: Ctx, name: str, config_file: str, follow: bool) -> None:
                 f"{cfg.get('kind')}, which runs until its source is exhausted."
             )
         with obj.hub() as h:
-            authorize(h, "ingest.connector", f"connectors/{name}")
+            who = authorize(h, "ingest.connector", f"connectors/{name}")
+            # The config file names the topic: writing it is decided too (a grant of
+            # ingest.connector on connectors/x- alone must not open every topic), and the
+            # records carry the running key's id and tenant, as every publish does.
+            authorize(h, "ingest.connector", f"topics/{cfg.get('topic')}", who)
+            stamp = {"producer": who.id, "tenant": who.tenant}
             kind = cfg.pop("kind")
             if kind == "db":
                 from ingest.db import DbConnector, DbSourceConfig
 
-                result = DbConnector(h.ingest, DbSourceConfig(name=name, **cfg)).run()
+                result = DbConnector(h.ingest, DbSourceConfig(name=name, **cfg), **stamp).run()
             elif kind == "http":
                 from ingest.httppull import HttpPullConfig, HttpPullConnector
 
-                result = HttpPullConnector(h.ingest, HttpPullConfig(name=name, **cfg)).run()
+                config = HttpPullConfig(name=name, **cfg)
+                pull = HttpPullConnector(h.ingest, config, producer=who.id, tenant=who.tenant)
+                result = pull.run()
             else:
-                result = _run_debezium(h, name, cfg, follow)
+                result = _run_debezium(h, name, cfg, follow, stamp)
             click.echo(_summary(name, result.accepted, result.rejected, result.duplicates))
 
     try:
@@ -208,7 +223,9 @@ def connector_run(obj: Ctx, name: str, config_file: str, follow: bool) -> None:
         sys.exit(1)
 
 
-def _run_debezium(h: Any, name: str, cfg: dict[str, Any], follow: bool) -> Any:
+def _run_debezium(
+    h: Any, name: str, cfg: dict[str, Any], follow: bool, stamp: dict[str, str]
+) -> Any:
     """A Debezium source; with ``follow``, until SIGTERM (after the batch in flight) or Ctrl-C
     (a batch interrupted midway is not committed: it is read again on the next run)."""
     import signal
@@ -229,7 +246,7 @@ def _run_debezium(h: Any, name: str, cfg: dict[str, Any], follow: bool) -> Any:
         h.ledger.sync()  # each batch on the ledger as it lands, not only when the command ends
         click.echo(_summary(f"{name} batch", r.accepted, r.rejected, r.duplicates))
 
-    source = DebeziumSource(h.ingest, config, stop, batch_done if follow else None)
+    source = DebeziumSource(h.ingest, config, stop, batch_done if follow else None, **stamp)
     if not follow:
         return source.run()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

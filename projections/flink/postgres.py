@@ -35,7 +35,7 @@ _IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 def ident(name: str) -> str:
     """A PostgreSQL identifier the hub generates (lower case, unquoted), or ``ConfigError``."""
-    if not _IDENT.match(name):
+    if not _IDENT.fullmatch(name):
         raise ConfigError(
             f"{name!r} is not usable as a PostgreSQL name here: use lower-case letters, digits "
             "and underscores (at most 63), starting with a letter or underscore."

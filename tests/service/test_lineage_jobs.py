@@ -24,7 +24,7 @@ from hub.bootstrap import Hub, bootstrap
 from hub.cli import main
 from hub.settings import load_settings
 from ingest.db import DbConnector, DbSourceConfig
-from ingest.files import FileUnreadable, file_digest, publish_file, watch_once
+from ingest.files import FileUnreadable, file_digest, file_source, publish_file, watch_once
 from ingest.httppull import ConnectorFailed, HttpPullConfig, HttpPullConnector
 from ingest.quarantine import entries, replay
 from tests.cli_keys import admin_args
@@ -124,7 +124,9 @@ def test_a_failing_file_publish_leaves_fail_with_the_error(hub: Hub, tmp_path: P
         publish_file(hub.ingest, wrong, "trades")
     assert [e[0] for e in runs(hub, "ingest.files.trades")] == ["START", "FAIL"]
     message = error_of(hub, "ingest.files.trades")
-    assert message.startswith("FileUnreadable: The CSV header of 'w.csv' names column(s) colour")
+    assert message.startswith(
+        "FileUnreadable: The CSV header of 'w.csv' names 1 column(s) ('colour')"
+    )
     state = {n["id"]: n for n in hub.lineage.graph()["nodes"]}["job:hub/ingest.files.trades"]
     assert state["last_run"]["state"] == "FAIL"
     # Invocation errors fail before the run starts: no event for a path that is not a file.
@@ -143,7 +145,7 @@ def test_lineage_that_cannot_be_recorded_fails_the_publish_before_it_appends(
     f = jsonl(tmp_path / "t.jsonl", T)
     with pytest.raises(ConnectionError, match="unavailable"):
         publish_file(hub.ingest, f, "trades")
-    assert hub.ingest.positions.get(f"file:{file_digest(f)[:16]}") is None
+    assert hub.ingest.positions.get(file_source(file_digest(f), "trades", "default")) is None
     assert sum(hub.log.end_offsets("trades").values()) == 0
 
 

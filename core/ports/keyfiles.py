@@ -9,6 +9,10 @@ it refuses a file that group or others may read, and returns the file's bytes.
 whatever the umask: the data folder (the event log and the views hold every tenant's records)
 and the local object store's folders (backups, evidence, lake, witness copies) are the owner's
 alone, as the key files inside them are.
+
+``write_private(path, data)`` writes a file only its owner may read, whatever the umask: what a
+command exports (query results, evidence packs, reports, ledger findings) may hold personal
+data or every tenant's rows.
 """
 
 from __future__ import annotations
@@ -38,6 +42,20 @@ def private_dir(path: Path) -> None:
         except FileExistsError:  # another process made it first: theirs is ours
             continue
         os.chmod(folder, 0o700)  # mkdir's mode is cut by the umask: set it exactly
+
+
+def write_private(path: Path | str, data: bytes) -> None:
+    """Write ``data`` to ``path`` with mode 0600 (an existing file is truncated and its mode
+    narrowed first, so not one byte is readable by others in between)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)  # O_CREAT's mode is cut by the umask and ignored for an old file
+        with os.fdopen(fd, "wb") as f:
+            fd = -1
+            f.write(data)
+    finally:
+        if fd != -1:
+            os.close(fd)
 
 
 def read_secret_file(path: Path, what: str, make: Callable[[], bytes]) -> bytes:

@@ -17,6 +17,7 @@ from typing import Any
 import click
 
 from core.ports.eventlog import StoredRecord
+from core.ports.keyfiles import write_private
 from hub.cli import Ctx, authorize, current_principal, decided, main, run_safely
 
 
@@ -267,7 +268,7 @@ def ledger_find(
                 tenant_scope=scope,
             )
             if export is not None:
-                Path(export).write_text(json.dumps(found, indent=2, sort_keys=True) + "\n")
+                write_private(export, (json.dumps(found, indent=2, sort_keys=True) + "\n").encode())
                 for k in ("key", "value"):
                     found.pop(k, None)
             _echo_json(found)
@@ -314,7 +315,7 @@ def evidence_export(obj: Ctx, since: str, until: str, controls: str, out: str | 
             )
             h.ledger.sync(force_checkpoint=True)  # the export's own audit leaf
             path = Path(out or pack.filename)
-            path.write_bytes(pack.data)
+            write_private(path, pack.data)
             click.echo(
                 f"wrote {path} ({pack.entries} entries, checkpoints {pack.checkpoints[0]}.."
                 f"{pack.checkpoints[-1]}); verify with: hub-verify bundle {path} --public-key "

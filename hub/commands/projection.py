@@ -10,12 +10,12 @@ import json
 import signal
 import sys
 import threading
-from pathlib import Path
 from typing import Any
 
 import click
 
 from core.errors import InvalidInput
+from core.ports.keyfiles import write_private
 from hub.cli import Ctx, authorize, decided, main, run_safely
 
 
@@ -245,7 +245,7 @@ def projection_at(
             )
             data, _ = render(result, fmt)
             if out:
-                Path(out).write_bytes(data)
+                write_private(out, data)
             else:
                 sys.stdout.buffer.write(data)
                 if fmt != "parquet":
@@ -296,7 +296,7 @@ def query(obj: Ctx, sql: str, fmt: str, out: str | None, store: str) -> None:
             principal = authorize(h, "query.run", "query")
             data, _ = export_query(h, principal, sql, fmt, store)
             if out:
-                Path(out).write_bytes(data)
+                write_private(out, data)
             else:
                 sys.stdout.buffer.write(data)
                 if fmt != "parquet":

@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from core.ports.keyfiles import write_private
 from core.ports.policy import Principal
 from hub.cli import Ctx, decided, key_option, main, principal_for, run_safely
 
@@ -60,7 +61,7 @@ def report_run(
             scope = _scope(h, "report.run", f"reports/{kind}", who)
             made = run_report(h, who, kind, day, days, tenant_scope=scope)
             if out:
-                Path(out).write_bytes(made.data)
+                write_private(out, made.data)
             click.echo(
                 json.dumps(
                     {
@@ -111,7 +112,7 @@ def report_show(obj: Ctx, report_id: str, out: str | None, key: str | None) -> N
             scope = _scope(h, "report.read", f"reports/{report_id}", principal_for(h, key))
             event, data = find_report(h, report_id, scope)
             if out:
-                Path(out).write_bytes(data)
+                write_private(out, data)
             click.echo(json.dumps(event, indent=2, default=str))
 
     run_safely(go)

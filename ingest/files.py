@@ -1249,7 +1249,8 @@ def _publish_csv_arrow(
     def parse(rows: Lines) -> tuple[pa.RecordBatch, Bools]:
         return csv_batch(rows, f.header, cols, nullable, max_bytes)
 
-    for rows, skipped, (rb, force) in _ahead(resume.cuts(f.batches(batch_size)), parse):
+    pairs = resume.cuts(f.batches(batch_size))
+    for rows, skipped, (rb, force) in _ahead(pairs, parse, "csv" in READ_AHEAD):
         resume.take(rows, skipped)
         if rows is None:
             continue
@@ -1308,7 +1309,7 @@ def _publish_json_arrow(
         return json_batch(lines, lay, max_bytes)
 
     blocks = _jsonl_blocks(path, batch_size, max_bytes)
-    for lines, skipped, (rb, force) in _ahead(resume.cuts(blocks), parse):
+    for lines, skipped, (rb, force) in _ahead(resume.cuts(blocks), parse, "jsonl" in READ_AHEAD):
         resume.take(lines, skipped)
         if lines is None:
             continue
@@ -1323,15 +1324,18 @@ def _publish_json_arrow(
     return True
 
 
-# Whether JSON lines and CSV batches are read and parsed one batch ahead in a thread of their
-# own (``_ahead``); False reads each in turn in the caller's thread (the benchmarks' baseline).
-READ_AHEAD = True
+# The formats whose batches are read and parsed one batch ahead in a thread of their own
+# (``_ahead``); the others are read in turn in the caller's thread. JSON lines only: its parse
+# is a third of its CPU and mostly outside the GIL (the caller's thread did 1.50x the events per
+# CPU-s, at 0.99x for the process, same-run medians); CSV's parse is a sixth of its CPU, and
+# reading it ahead cost 8% more CPU per event for 1.15x in the caller's thread.
+READ_AHEAD: frozenset[str] = frozenset({"jsonl"})
 _END = object()
 _NO_BATCH: Any = (None, None)  # what ``parse`` gives for the closing ``(None, skipped)`` pair
 
 
 def _ahead(
-    pairs: Iterator[tuple[Lines | None, int]], parse: Callable[[Lines], Any]
+    pairs: Iterator[tuple[Lines | None, int]], parse: Callable[[Lines], Any], threaded: bool
 ) -> Iterator[tuple[Any, int, Any]]:
     """``(batch, skipped, parse(batch))`` for each pair of ``_Resume.cuts``, in order, the next
     batch read from the file and parsed in a worker thread while the caller ingests this one.
@@ -1343,14 +1347,15 @@ def _ahead(
     in file order and does every commit, count and position itself. An error reading or parsing
     a batch is raised to the caller when it reaches that batch, after the batches before it were
     ingested, as without the thread. When the caller stops early (an error ingesting), the
-    worker's batch in flight is finished and dropped and the file's reader closed."""
+    worker's batch in flight is finished and dropped and the file's reader closed. Not
+    ``threaded``: each batch is read and parsed in the caller's thread when it is reached."""
 
     def step() -> Any:
         for batch, skipped in pairs:
             return batch, skipped, _NO_BATCH if batch is None else parse(batch)
         return _END
 
-    if not READ_AHEAD:
+    if not threaded:
         while (got := step()) is not _END:
             yield got
         return

@@ -146,8 +146,9 @@ def test_read_ahead_error_comes_after_the_batches_before_it(
     committed, nothing after it is appended, and no worker thread is left behind."""
     import threading
 
-    from ingest import arrowread
+    from ingest import arrowread, files
 
+    monkeypatch.setattr(files, "READ_AHEAD", frozenset({"jsonl", "csv"}))
     f = _trades_file(tmp_path, fmt, 10)
     name = "json_batch" if fmt == "jsonl" else "csv_batch"
     real = getattr(arrowread, name)

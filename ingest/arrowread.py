@@ -228,9 +228,10 @@ def _missing(
         return arr
     data = lines.data
     name = f'"{c.name}"'.encode()
-    if name not in data and b"\\u00" not in data:
+    if name not in data and (b"\\" not in data or b"\\u00" not in data):
         # No line names the field, nor could spell it (the usual case: a field every line
-        # leaves out): every null row gets the default, without a pass over each line.
+        # leaves out): every null row gets the default, without a pass over each line. The
+        # lone backslash is looked for first: one memchr pass, a fiftieth of a substring search.
         named = np.zeros(len(col), dtype=np.bool_)
     else:
         if not texts:

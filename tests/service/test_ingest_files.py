@@ -71,6 +71,9 @@ def _trades_file(tmp_path: Path, fmt: str, n: int) -> Path:
     f = tmp_path / f"t.{fmt}"
     if fmt == "jsonl":
         f.write_text("\n".join(json.dumps(r) for r in trades(n)) + "\n")
+    elif fmt == "csv":
+        rows = trades(n)
+        f.write_text("\n".join([",".join(rows[0]), *(",".join(r.values()) for r in rows)]) + "\n")
     else:
         from core.avro.serde import from_json
 
@@ -80,7 +83,7 @@ def _trades_file(tmp_path: Path, fmt: str, n: int) -> Path:
     return f
 
 
-@pytest.mark.parametrize("fmt", ["jsonl", "avro"])
+@pytest.mark.parametrize("fmt", ["jsonl", "csv", "avro"])
 @pytest.mark.parametrize("columnar", [True, False])
 def test_resume_after_a_crash_midway(
     hub: Hub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fmt: str, columnar: bool
@@ -106,6 +109,65 @@ def test_resume_after_a_crash_midway(
     assert count(hub, "trades") == 10
     ids = [r["value"]["trade_id"] for r in hub.reader.read("trades", 0, 0, 100)]
     assert sorted(ids) == sorted(f"T-{i}" for i in range(10))  # each once, none skipped
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+def test_resume_when_only_the_done_mark_was_lost(
+    hub: Hub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fmt: str
+) -> None:
+    """Every batch committed, the crash hit the closing position-only commit: the restart skips
+    the whole file (counted as skipped, none ingested again) and marks it done."""
+    f = _trades_file(tmp_path, fmt, 10)
+    real = hub.ingest._commit
+    calls = []
+
+    def crashing(*a, **kw):
+        calls.append(1)
+        if len(calls) == 4:  # batches of 4, 4 and 2, then the done mark
+            raise RuntimeError("power cut")
+        return real(*a, **kw)
+
+    monkeypatch.setattr(hub.ingest, "_commit", crashing)
+    with pytest.raises(RuntimeError):
+        publish_file(hub.ingest, f, "trades", batch_size=4)
+    monkeypatch.setattr(hub.ingest, "_commit", real)
+    out = publish_file(hub.ingest, f, "trades", batch_size=3)
+    assert (out.skipped, out.records, out.result.accepted) == (10, 0, 0)
+    assert count(hub, "trades") == 10
+    assert publish_file(hub.ingest, f, "trades").already_done
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+def test_read_ahead_error_comes_after_the_batches_before_it(
+    hub: Hub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fmt: str
+) -> None:
+    """JSON lines and CSV batches are parsed one ahead in a worker thread (``files._ahead``):
+    an error parsing the third batch is raised to the caller only after the first two were
+    committed, nothing after it is appended, and no worker thread is left behind."""
+    import threading
+
+    from ingest import arrowread, files
+
+    monkeypatch.setattr(files, "READ_AHEAD", frozenset({"jsonl", "csv"}))
+    f = _trades_file(tmp_path, fmt, 10)
+    name = "json_batch" if fmt == "jsonl" else "csv_batch"
+    real = getattr(arrowread, name)
+    parsed = []
+
+    def failing(rows, *a, **kw):
+        parsed.append(len(rows))
+        if len(parsed) == 3:
+            raise MemoryError("no room for the third batch")
+        return real(rows, *a, **kw)
+
+    monkeypatch.setattr(arrowread, name, failing)
+    with pytest.raises(MemoryError, match="third batch"):
+        publish_file(hub.ingest, f, "trades", batch_size=4)
+    assert count(hub, "trades") == 8 and parsed == [4, 4, 2]
+    assert not [t for t in threading.enumerate() if t.name.startswith("hub-file-read")]
+    monkeypatch.setattr(arrowread, name, real)
+    out = publish_file(hub.ingest, f, "trades", batch_size=4)  # resumes at the third batch
+    assert (out.skipped, out.result.accepted) == (8, 2) and count(hub, "trades") == 10
 
 
 def test_csv_typed_by_schema_and_bad_rows(hub: Hub, tmp_path: Path) -> None:

@@ -2,7 +2,8 @@
 reference stores, byte for byte.
 
 The same file, mixing good rows with rows that fail (not JSON, quoted or short CSV rows, rule
-failures, duplicates, blank and CRLF lines), goes through two hubs:
+failures, duplicates, blank and CRLF lines, rows over the record limit) and with unicode text and
+decimals written as strings and as JSON numbers, goes through two hubs:
 - the reference: the per-record path (``publish_file(columnar=False)``) fed by line-by-line
   readers as they were before the block readers (``for line in f``, one ``(number, bytes)`` pair
   per line; a CSV row joined across lines while a quote is open);
@@ -122,6 +123,33 @@ def test_block_readers_store_the_line_by_line_bytes(
         lines = path.read_bytes().split(b"\n")
         path.write_bytes(b"".join(x + rnd.choice([b"\n", b"\r\n", b"\r\r\n"]) for x in lines[:-1]))
     reference, blocks = two
+    # Rows over the record limit among the others (a trade with a long unicode trader id, a
+    # padded CSV row): refused for their size on both paths, each quarantined with its first
+    # bytes and digest.
+    rows = path.read_bytes().split(b"\n")
+    rnd = random.Random(7)
+    # Rows that parse otherwise (a JSON object naming a currency; CSV rows of the header's
+    # width): a line the reader cuts at the limit is refused for its size before it is parsed,
+    # where the uncut reference here would parse it first and could give another reason.
+    width = rows[0].count(b",")
+    fit = [
+        i
+        for i in range(2, len(rows) - 1)
+        if (b'"currency"' in rows[i] if fmt == "jsonl" else rows[i].count(b",") == width)
+    ]
+    for at in sorted(rnd.sample(fit, 6), reverse=True):
+        row = rows[at]
+        if fmt == "jsonl":  # unicode text over the limit
+            long = row.replace(
+                b'"currency"', b'"trader_id": "' + "é".encode() * 1500 + b'", "currency"'
+            )
+        else:
+            body = row.rstrip(b"\r")  # the padding goes before the row's CRs, if any
+            long = body + b"x" * rnd.choice([2_990, 3_000, 9_000]) + row[len(body) :]
+        rows.insert(at, long)
+    path.write_bytes(b"\n".join(rows))
+    for h in two:
+        h.ingest.max_record_bytes = 3_000
     # small blocks: batches, blank lines and CRLF ends straddle block ends
     monkeypatch.setattr(files, "_LINES_BLOCK_BYTES", 4096)
     with monkeypatch.context() as m:
@@ -135,6 +163,8 @@ def test_block_readers_store_the_line_by_line_bytes(
     assert (got.records, got.skipped) == (want.records, want.skipped)
     r = got.result
     assert r.accepted > 300 and r.rejected > 60 and r.duplicates > 10  # every outcome ran
+    codes = [x["reason_code"] for x in r.as_dict()["rejections"]]
+    assert codes.count("payload_too_large") >= 5  # the long rows
     assert len(_batches(blocks, "trades")) > 5
     assert _batches(blocks, "trades") == _batches(reference, "trades")
     assert quarantined(blocks) == quarantined(reference)  # original bytes, reason, line

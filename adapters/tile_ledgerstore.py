@@ -763,16 +763,21 @@ class TileLedgerStore(SqliteLedgerFile):
         base, depth = divmod(level, TILE_HEIGHT)
         return f"{tile_path(base, (index << depth) // TILE_WIDTH)} of {self.path}"
 
-    def integrity_problems(self, decoded: Collection[int] = ()) -> list[str]:
+    def integrity_problems(self, decoded: Collection[int] = (), verified: int = 0) -> list[str]:
         """Side-index batches (digest, decodable, contiguous, count = tree size; the blobs of
-        batches in ``decoded`` are not read again), no tile longer than a tile, and the right
-        edge kept for appends (equal to the nodes computed from the tiles)."""
+        batches in ``decoded`` or wholly below ``verified`` are not read again), no tile longer
+        than a tile, and the right edge kept for appends (equal to the nodes computed from the
+        tiles)."""
         problems: list[str] = []
         skip = frozenset(decoded)
         with self._read() as conn:
             size = _size(conn)
             batches: list[tuple[int, int, Any]] = [
-                (first, n, None if first in skip else _blob_of(conn, first))
+                (
+                    first,
+                    n,
+                    None if first in skip or first + n <= verified else _blob_of(conn, first),
+                )
                 for first, n in conn.execute("SELECT first, n FROM batches ORDER BY first")
             ]
             long_tiles = conn.execute(
@@ -790,7 +795,7 @@ class TileLedgerStore(SqliteLedgerFile):
                     f"side-index batch at leaf {first} follows leaf {expected - 1} (leaves "
                     f"missing or doubled in the side index of {self.path})."
                 )
-            if got is None:  # decoded by the caller (``decoded``)
+            if got is None:  # decoded by the caller (``decoded``) or below ``verified``
                 expected = int(first) + int(n)
                 continue
             try:

@@ -9,8 +9,12 @@ For each size N, on a fresh embedded data folder (SQLite log, ``synchronous=FULL
      the raw Avro bytes of the same events (the binary datum, no framing; and in an Avro
      container file, the smallest self-describing form);
   4. inclusion proofs at tree size N for 200 random leaves (p50, p99);
-  5. ``hub ledger verify`` (the whole log re-read and re-hashed);
+  5. ``hub ledger verify --full`` (the whole log re-read and re-hashed);
   6. replay: the ``market_bars`` view built from the log, then ``rebuild`` (copy and swap);
+  7. ``hub ledger verify`` as it runs by default, incremental: the full run's checkpoint
+     remembered (``save_verified``), ``--increment`` more events ingested and synced, then
+     verified from that checkpoint (the same increment at every size: its cost per new entry
+     must not grow with N);
 Each phase reports its time, its cost per event (microseconds), the process's CPU seconds and
 its own peak RSS (reset before each phase). Cost per event should stay flat as N grows: the
 report prints each size's per-event cost as a ratio to the smallest size of the same run.
@@ -63,6 +67,7 @@ class Phase:
     cpu_s: float
     peak_rss_mb: float
     extra: dict[str, Any] = field(default_factory=dict)
+    rss_start_mb: float = float("nan")  # what the phase found: its growth is peak minus this
 
     @property
     def us_per_event(self) -> float:
@@ -113,21 +118,23 @@ _PROGRESS: Progress | None = None
 
 def measured(name: str, events: int, fn: Callable[[], Any]) -> tuple[Phase, Any]:
     peak_rss_reset()
+    rss0 = self_rss_now_mb()
     if _PROGRESS is not None:
         _PROGRESS.start(name)
     cpu0, t0 = self_cpu(), time.perf_counter()
     result = fn()
     took = time.perf_counter() - t0
-    phase = Phase(name, took, events, self_cpu() - cpu0, self_peak_rss_mb())
+    phase = Phase(name, took, events, self_cpu() - cpu0, self_peak_rss_mb(), rss_start_mb=rss0)
     print(f"  {name}: {took:.1f} s ({phase.us_per_event:.2f} us/event)", flush=True)
     return phase, result
 
 
-def write_parquet(path: Path, n: int) -> None:
-    """N trades, written in chunks (the file, not the hub, is the only copy in memory)."""
+def write_parquet(path: Path, n: int, first: int = 0) -> None:
+    """N trades from trade ``first`` on, written in chunks (the file, not the hub, is the only
+    copy in memory)."""
     writer: pq.ParquetWriter | None = None
-    for start in range(0, n, CHUNK):
-        idx = range(start, min(n, start + CHUNK))
+    for start in range(first, first + n, CHUNK):
+        idx = range(start, min(first + n, start + CHUNK))
         rows = [trade(i) for i in idx]
         table = pa.table(
             {
@@ -148,6 +155,20 @@ def write_parquet(path: Path, n: int) -> None:
         writer.write_table(table)
     if writer is not None:
         writer.close()
+
+
+def write_parquet_apart(path: Path, n: int, first: int = 0) -> None:
+    """:func:`write_parquet` in a child process: building the rows took ~1 GiB at 10M events,
+    which glibc and Arrow's pool kept in this process, inflating every later phase's RSS."""
+    import multiprocessing
+
+    child = multiprocessing.get_context("spawn").Process(
+        target=write_parquet, args=(path, n, first), name="scale-parquet"
+    )
+    child.start()
+    child.join()
+    if child.exitcode != 0:
+        raise SystemExit(f"writing {path} failed (exit code {child.exitcode})")
 
 
 def raw_avro_bytes(h: Any, sample: int = 20_000) -> tuple[float, float]:
@@ -190,7 +211,9 @@ def stored_bytes(data: Path) -> dict[str, int]:
     return out
 
 
-def one_size(n: int, data: Path, batch: int, ledger_store: str = "tiles") -> dict[str, Any]:
+def one_size(
+    n: int, data: Path, batch: int, ledger_store: str = "tiles", increment: int = 0
+) -> dict[str, Any]:
     from ingest.files import publish_file
     from ledger.verify import verify_ledger
 
@@ -200,7 +223,7 @@ def one_size(n: int, data: Path, batch: int, ledger_store: str = "tiles") -> dic
     src = data.parent / f"trades-{n}.parquet"
     if not src.exists():
         print(f"  writing {n:,} trades to {src.name}...", flush=True)
-        write_parquet(src, n)
+        write_parquet_apart(src, n)
     h = bulk_hub(data / "hub", ledger_store)
     phases: list[Phase] = []
     if _PROGRESS is not None:
@@ -230,11 +253,13 @@ def one_size(n: int, data: Path, batch: int, ledger_store: str = "tiles") -> dic
         rng = random.Random(13)
         leaves = [rng.randrange(size) for _ in range(200)]
         times: list[float] = []
+        cpus: list[float] = []  # process_time: ns resolution, unlike the phase's os.times
 
         def proofs() -> None:
             for i in leaves:
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 h.ledger.proof(i, size)
+                cpus.append((time.process_time() - c0) * 1e6)
                 times.append((time.perf_counter() - t0) * 1e6)
 
         ph, _ = measured(f"{len(leaves)} inclusion proofs at size {size:,}", len(leaves), proofs)
@@ -242,8 +267,11 @@ def one_size(n: int, data: Path, batch: int, ledger_store: str = "tiles") -> dic
         ph.extra = {
             "p50_us": times[len(times) // 2] if times else None,
             "p99_us": times[int(len(times) * 0.99)] if times else None,
+            "cpu_p50_us": sorted(cpus)[len(cpus) // 2] if cpus else None,
+            "cpu_p99_us": sorted(cpus)[int(len(cpus) * 0.99)] if cpus else None,
         }
         phases.append(ph)
+        covered = h.ledger.store.latest_checkpoint()  # what `hub ledger verify` remembers
         ph, rep = measured("ledger verify (whole log)", size or n, lambda: verify_ledger(h.ledger))
         ph.extra = {"ok": rep.ok}
         if not ph.extra["ok"]:
@@ -256,6 +284,8 @@ def one_size(n: int, data: Path, batch: int, ledger_store: str = "tiles") -> dic
             "rebuild market_bars (copy + swap)", n, lambda: h.projections.rebuild("market_bars")
         )
         phases.append(ph)
+        if increment:
+            phases.append(incremental_verify(h, data, n, increment, batch, rep, covered))
     finally:
         h.close()
         du = sum(p.stat().st_size for p in data.rglob("*") if p.is_file())
@@ -270,6 +300,38 @@ def one_size(n: int, data: Path, batch: int, ledger_store: str = "tiles") -> dic
     }
 
 
+def incremental_verify(
+    h: Any, data: Path, n: int, increment: int, batch: int, full: Any, covered: Any
+) -> Phase:
+    """``hub ledger verify`` as it runs by default: from the checkpoint the full verify covered
+    (``save_verified``), after ``increment`` more events were ingested and synced. The same
+    increment at every size: its cost should depend on the new entries only, not on ``n``."""
+    from ingest.files import publish_file
+    from ledger.verify import save_verified, verify_ledger
+
+    state = save_verified(
+        h.ledger, data / "verified.note", full, covered, time.time_ns() // 1_000_000, None
+    )
+    if state is None:
+        raise SystemExit(f"nothing to remember after the full verify at {n:,} events")
+    more = data / f"trades-{n}+{increment}.parquet"
+    write_parquet_apart(more, increment, first=n)
+    got = publish_file(h.ingest, more, "trades", batch_size=batch).result.accepted
+    if got != increment:
+        raise SystemExit(f"{increment - got} of {increment} more trades were rejected")
+    h.ledger.sync(force_checkpoint=True)
+    new = h.ledger.store.tree_size() - state.size
+    ph, rep = measured(
+        "ledger verify (incremental)",
+        new,
+        lambda: verify_ledger(h.ledger, since=state),
+    )
+    if not rep.ok or rep.incremental_from != state.size:
+        raise SystemExit(f"incremental verify at {n:,} events: {rep.as_dict()}")
+    ph.extra = {"from size": state.size, "new entries checked": rep.leaves}
+    return ph
+
+
 SUMMARY = (
     "events",
     "ingest events/s",
@@ -280,6 +342,7 @@ SUMMARY = (
     "proof p99 us",
     "verify events/s",
     "verify events/CPU-s",
+    "incremental verify new entries/CPU-s",
     "rebuild events/s",
     "peak RSS MiB",
     "load (start-end)",
@@ -313,6 +376,7 @@ def summary_row(r: dict[str, Any]) -> dict[str, Any]:
                 proof.get("p99_us") or float("nan"),
                 rate(ver),
                 rate(ver, "cpu_s"),
+                rate(_phase(r, "ledger verify (incremental"), "cpu_s"),
                 rate(_phase(r, "rebuild")),
                 max((p["peak_rss_mb"] for p in r["phases"]), default=float("nan")),
                 r.get("load", ""),
@@ -373,8 +437,8 @@ def report(results: Sequence[dict[str, Any]], meta: dict[str, Any]) -> str:
         "## Time and memory per phase",
         "",
         "| events | phase | seconds | events/s | us/event | vs smallest | CPU s "
-        "| CPU us/event | CPU vs smallest | peak RSS MiB | detail |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| CPU us/event | CPU vs smallest | RSS at start MiB | peak RSS MiB | detail |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     first = {p["name"].split(" at size")[0]: p for p in results[0]["phases"]} if results else {}
     for r in results:
@@ -393,7 +457,8 @@ def report(results: Sequence[dict[str, Any]], meta: dict[str, Any]) -> str:
             lines.append(
                 f"| {r['events']:,} | {p['name']} | {p['seconds']:,.2f} | {rate:,.0f} "
                 f"| {p['us_per_event']:,.2f} | {vs} | {p['cpu_s']:,.1f} | {cpu_us:,.2f} "
-                f"| {vs_cpu} | {p['peak_rss_mb']:,.0f} | {detail} |"
+                f"| {vs_cpu} | {p.get('rss_start_mb', float('nan')):,.0f} "
+                f"| {p['peak_rss_mb']:,.0f} | {detail} |"
             )
     lines += [
         "",
@@ -436,6 +501,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--events", default="1000000,10000000", help="comma list of sizes")
     ap.add_argument("--out", default=".bench/scale", help="report folder (git-ignored)")
     ap.add_argument("--batch", type=int, default=50_000, help="events per append")
+    ap.add_argument(
+        "--increment",
+        type=int,
+        default=100_000,
+        help="events added after the full verify, then verified incrementally (0: skip)",
+    )
     ap.add_argument("--keep", action="store_true", help="keep each size's data folder")
     ap.add_argument(
         "--ledger-store", default="tiles", choices=("sqlite", "tiles"), help="HUB_LEDGER_STORE"
@@ -478,7 +549,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 continue
             data = out / f"data-{n}"
             load0 = f"{os.getloadavg()[0]:.1f}"
-            results.append(one_size(n, data, args.batch, args.ledger_store))
+            results.append(one_size(n, data, args.batch, args.ledger_store, args.increment))
             results[-1]["load"] = f"{load0}-{os.getloadavg()[0]:.1f}"
             meta["load_end"] = ", ".join(f"{x:.1f}" for x in os.getloadavg())
             (out / "scale.json").write_text(

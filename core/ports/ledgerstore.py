@@ -450,13 +450,16 @@ class LedgerStore(abc.ABC):
         """Leaves per topic whose log time is in ``[since_ms, until_ms)``, by topic name."""
 
     # -- integrity ---------------------------------------------------------------------------
-    def integrity_problems(self, decoded: Collection[int] = ()) -> list[str]:
+    def integrity_problems(self, decoded: Collection[int] = (), verified: int = 0) -> list[str]:
         """Damage visible in the store's own layout (side indexes, caches of the right edge),
         as sentences; ``hub ledger verify`` reports them. Empty for stores with none.
 
         ``decoded``: the first leaves of side-index batches the caller has already read
-        through :meth:`iter_leaf_batches` from leaf 0 (each one digest-checked, decoded and its
-        row count compared there); a store MAY skip decoding those again, and MUST still check
+        through :meth:`iter_leaf_batches` (each one digest-checked, decoded and its row count
+        compared there); ``verified``: an incremental verify's starting size, below which an
+        earlier run checked every batch. A store MAY skip decoding those batches and the
+        batches whose leaves all lie below ``verified`` (the periodic full verify re-reads
+        them: an incremental run's cost must not grow with the ledger), and MUST still check
         every other batch and the layout (contiguity, counts, edges)."""
         return []
 

@@ -113,16 +113,18 @@ def test_scale_summary_csv_and_disk_estimate(tmp_path: Path) -> None:
             phase("200 inclusion proofs at size 1,000", 200, 0.1, p50_us=300.0, p99_us=900.0),
             phase("ledger verify (whole log)", 1_000, 4.0),
             phase("rebuild market_bars (copy + swap)", 1_000, 5.0),
+            phase("ledger verify (incremental)", 100, 0.5),
         ],
     }
     text = report([result], {"when": "t", "cpus": 2, "load": "1", "load_end": "1", "batch": 10})
-    # events/s, per CPU-s, B/event, vs Avro, proof p50/p99, verify, rebuild, RSS, load
+    # events/s, per CPU-s, B/event, vs Avro, proof p50/p99, verify, verify per CPU-s (full and
+    # incremental: new entries), rebuild, RSS, load
     assert (
-        "| 1,000 | 500 | 1,000 | 65.0 | 1.30x | 300 | 900 | 250 | 500 | 200 | 105 | 3.0-4.0 |"
+        "| 1,000 | 500 | 1,000 | 65.0 | 1.30x | 300 | 900 | 250 | 500 | 400 | 200 | 105 | 3.0-4.0 |"
         in (text)
     )
     write_csv(tmp_path / "s.csv", [result])
     lines = (tmp_path / "s.csv").read_text().splitlines()
-    assert len(lines) == 5 and lines[1].startswith("1000,500.0,1000.0,65.0,1.3,")
+    assert len(lines) == 6 and lines[1].startswith("1000,500.0,1000.0,65.0,1.3,")
     assert disk_estimate(100_000, [result], 800.0) == 20_000_000  # 200 B/event measured
     assert disk_estimate(100_000, [], 800.0) == 80_000_000  # the first size: the guess

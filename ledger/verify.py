@@ -109,6 +109,8 @@ class VerifyReport:
     incremental_from: int | None = None  # None: a full verify; else the size verified before
     pending: int = 0
     witness_pending: int = 0  # checkpoints awaiting their witness copy (a crash's window)
+    unkeyed_batches: int = 0  # side-index batches without a MAC (written before it existed)
+    unkeyed_since: str = ""  # the release that began writing the MAC
     seconds: float = 0.0
     problems: list[Problem] = field(default_factory=list)
 
@@ -289,6 +291,10 @@ def _verify(
         tree_ok = _verify_from(ledger, report, since)
     now = time.time_ns() // 1_000_000 if now_ms is None else now_ms
     try:
+        # every keyed batch's MAC was checked above (read or integrity_problems); the unkeyed
+        # ones have only their SHA-256, which whoever can write the store can recompute
+        report.unkeyed_batches = ledger.store.unkeyed_batches()
+        report.unkeyed_since = ledger.store.unkeyed_since
         _verify_checkpoints(ledger, report, tree_ok, trusted or [], since)
         _verify_removals(ledger, report)
         _verify_pending(ledger, report, now)

@@ -101,6 +101,12 @@ def ledger_verify(obj: Ctx, public_key: str | None, full: bool) -> None:
                 f"against the log in {report.seconds:.2f} s ({report.pending} records pending; "
                 f"{kind})"
             )
+            if report.unkeyed_batches:
+                click.echo(
+                    f"unkeyed batches: {report.unkeyed_batches} (written before "
+                    f"{report.unkeyed_since}): their side-index columns are checked against "
+                    "the log by `hub ledger verify --full` only."
+                )
 
     run_safely(go)
 

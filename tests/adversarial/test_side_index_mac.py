@@ -164,6 +164,19 @@ def test_a_removed_marker_fails(data: Path) -> None:
     _verify_fails(data, 0, "keyed-from marker is missing")
 
 
+@pytest.mark.parametrize("full", [False, True])
+def test_every_mac_and_the_marker_stripped_fails(data: Path, full: bool) -> None:
+    """Each batch alone then passes as one written before the MAC; the verification
+    remembered (signed, ``keys/``) counted none, so verify, full or not, fails."""
+    with sqlite3.connect(data / FILE) as conn:
+        conn.execute("UPDATE batches SET mac = NULL")
+        conn.execute("DELETE FROM meta WHERE key = 'side_mac_from'")
+    code, out, err = cli(data, "ledger", "verify", *(["--full"] if full else []))
+    assert code == 1, out + err
+    n = len(_batches(data))
+    assert f"{n} side-index batches have no MAC" in err and "counted 0" in err, err
+
+
 def test_batches_written_before_the_mac_are_counted_not_failed(data: Path) -> None:
     """A file from before the MAC: no mac column values, no marker. Verify passes and counts
     them; the next sync writes keyed batches after them, and stripping one of those fails."""
@@ -171,6 +184,7 @@ def test_batches_written_before_the_mac_are_counted_not_failed(data: Path) -> No
     with sqlite3.connect(data / FILE) as conn:
         conn.execute("UPDATE batches SET mac = NULL")
         conn.execute("DELETE FROM meta WHERE key = 'side_mac_from'")
+    (data / "ledger-verified.note").unlink()  # an old hub remembered no count
     code, out, err = cli(data, "ledger", "verify", "--full")
     assert code == 0, err
     assert f"unkeyed batches: {n} (written before" in out, out

@@ -138,6 +138,15 @@ def test_an_evidence_pack_refuses_a_batch_whose_time_was_rewritten(
     assert not out.exists()
 
 
+def test_a_narrowed_time_range_fails(data: Path) -> None:
+    """The batch row's time range alone moved (columns untouched): a period query would skip
+    the whole batch before decoding it."""
+    _, (middle, _), *_ = _batches(data)
+    with sqlite3.connect(data / FILE) as conn:
+        conn.execute("UPDATE batches SET min_ts = 0, max_ts = 1 WHERE first = ?", (middle,))
+    _verify_fails(data, middle, "does not match its MAC")
+
+
 def test_a_stripped_mac_fails(data: Path) -> None:
     _, (middle, _), *_ = _batches(data)
     with sqlite3.connect(data / FILE) as conn:

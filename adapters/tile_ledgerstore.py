@@ -15,7 +15,8 @@
 - ``batches``: the leaf metadata queries need, ONE row per appended batch: its first leaf
   index, leaf count, time range, and the columns (topic, partition, offset, log time, actor,
   action, resource, tenant) as one blob, the columnar side index (``adapters.tile_sideindex``:
-  version 2 dictionary/delta columns under zstd; version 1, zstd Arrow IPC, still read).
+  version 2 dictionary/delta columns under zstd; version 1, zstd Arrow IPC, still read), its
+  SHA-256 and its MAC (``batch_mac``, below).
 - ``ranges``: per batch and (topic, partition), the lowest and highest log offset: finds the
   batch holding a record without a per-record index, and refuses a position stored twice.
 - ``positions``, ``checkpoints``, ``meta``: as the SQLite store.
@@ -25,12 +26,29 @@ Tiles, side index, positions and checkpoint of one ``write()`` commit in ONE SQL
 (WAL): after a crash either all of it is there or none of it, with no ordering of file fsyncs
 and renames to get right, and two writers (two processes) serialize on ``BEGIN IMMEDIATE`` as
 the contract asks. The HTTP layer serves the tiles in the tlog-tiles URL layout from here.
+
+The side index's MAC. The SHA-256 of a batch catches damage, not forgery: whoever can write
+this file rewrites a row's tenant, topic, action or time, recomputes the SHA, and readers that
+filter on those columns (a tenant's ``entries``, evidence selections, the access review) drop
+the entry without reading its log record. So each batch also carries
+``HMAC-SHA256(side_key, label | first | n | min_ts | max_ts | SHA-256(cols))``: ``side_key`` is
+derived by the composition root from the hub's MAC key (``hub.bootstrap.derived_secret``), kept
+in ``keys/``, never in this file; the batch's position and time range are under the MAC, so a
+batch (or its MAC) moved, swapped or replayed elsewhere fails, and so does a time range
+narrowed to hide it from a period's query. ``meta.side_mac_from`` (under its own MAC) names the
+first keyed batch: batches before it were written before the MAC existed (``KEYED_SINCE``) and
+are counted as *unkeyed* (their SHA-256 and ``verify --full`` still check them); a batch at or
+after it without a MAC had its MAC removed (a downgrade) and fails, as does a keyed batch below
+it or a keyed batch when the marker is gone. Every read of a batch checks it when the handle
+has the key; a handle without one (a backup's copy opened alone) checks the SHA-256 only.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import sqlite3
+import struct
 from collections import OrderedDict
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from pathlib import Path
@@ -94,7 +112,8 @@ CREATE TABLE batches (
     min_ts INTEGER NOT NULL,
     max_ts INTEGER NOT NULL,
     cols BLOB NOT NULL,
-    digest BLOB NOT NULL
+    digest BLOB NOT NULL,
+    mac BLOB
 );
 CREATE TABLE ranges (
     topic TEXT NOT NULL,
@@ -111,6 +130,86 @@ INSERT INTO meta VALUES ('size', '0');
 
 _SIDE_SCHEMA = leaf_schema()  # the port's LeafBatch columns
 _sha256 = hashlib.sha256
+
+KEYED_SINCE = "hub 0.1.0 session 15 (side-index MAC)"
+"""The release that began writing a MAC per side-index batch (messages about unkeyed ones)."""
+_MAC_LABEL = b"hub ledger side-index batch v1\x00"
+_FROM_LABEL = b"hub ledger side-index keyed from v1\x00"
+_MAC_POS = struct.Struct("<QQqq")  # first, n, min_ts, max_ts
+_BATCH_COLS = "first, n, min_ts, max_ts, cols, digest, mac"
+Stored = tuple[int, int, int, int, bytes, bytes, bytes | None]
+"""A ``batches`` row: first, n, min_ts, max_ts, cols, digest, mac (None: unkeyed)."""
+
+
+def batch_mac(key: bytes, first: int, n: int, min_ts: int, max_ts: int, digest: bytes) -> bytes:
+    """The MAC of a side-index batch: its position and time range and its columns' SHA-256."""
+    msg = _MAC_LABEL + _MAC_POS.pack(first, n, min_ts, max_ts) + digest
+    return hmac.new(key, msg, _sha256).digest()
+
+
+def _from_mac(key: bytes, first: int) -> str:
+    return hmac.new(key, _FROM_LABEL + struct.pack("<Q", first), _sha256).hexdigest()
+
+
+def _stored(row: Sequence[Any]) -> Stored:
+    f, n, lo, hi, cols, digest, mac = row
+    return int(f), int(n), int(lo), int(hi), bytes(cols), bytes(digest), mac and bytes(mac)
+
+
+def _altered(first: int, why: str) -> HubError:
+    return HubError(
+        f"The side-index batch starting at leaf {first} {why}; the tile store was altered "
+        "(entries could be hidden from or misattributed in filtered reads): run `hub ledger "
+        "verify --full` and restore the ledger file from a backup.",
+        code="ledger_store",
+    )
+
+
+def keyed_from(conn: sqlite3.Connection, key: bytes | None) -> int | None:
+    """The first leaf of the first keyed batch (``meta.side_mac_from``), its MAC checked when
+    ``key`` is given; None when no batch was written with a MAC."""
+    row = conn.execute("SELECT value FROM meta WHERE key = 'side_mac_from'").fetchone()
+    if row is None:
+        return None
+    first, _, tag = str(row[0]).partition(" ")
+    if not (first.isascii() and first.isdigit()) or (
+        key is not None and not hmac.compare_digest(tag, _from_mac(key, int(first)))
+    ):
+        raise HubError(
+            f"The side-index keyed-from marker ({row[0]!r}) does not match its MAC; the tile "
+            "store was altered: run `hub ledger verify --full`.",
+            code="ledger_store",
+        )
+    return int(first)
+
+
+def check_batch(stored: Stored, key: bytes | None, keyed: int | None) -> None:
+    """The batch's SHA-256, and with ``key`` its MAC and place among keyed batches (module
+    docstring); HubError naming the batch otherwise."""
+    first, n, lo, hi, blob, digest, mac = stored
+    _check_digest(blob, digest, first)
+    if key is None:
+        return
+    if mac is None:
+        if keyed is not None and first >= keyed:
+            raise _altered(
+                first,
+                f"has no MAC though every batch from leaf {keyed} on was written with one "
+                "(its MAC was removed)",
+            )
+        return
+    if keyed is None or first < keyed:
+        raise _altered(
+            first,
+            "has a MAC but the keyed-from marker "
+            + ("is missing" if keyed is None else f"says keyed batches start at leaf {keyed}"),
+        )
+    if not hmac.compare_digest(mac, batch_mac(key, first, n, lo, hi, digest)):
+        raise _altered(
+            first,
+            f"({n} leaves) does not match its MAC: its columns, position or time range were "
+            "rewritten, or its MAC is another batch's",
+        )
 
 
 def side_table(rows: Sequence[LeafRow]) -> pa.Table:
@@ -193,10 +292,10 @@ def _tiles(conn: sqlite3.Connection, level: int, lo: int, hi: int) -> bytes:
     return b"".join(out)
 
 
-def _blob_of(conn: sqlite3.Connection, first: int) -> tuple[bytes, bytes]:
-    """The stored columns and digest of the side-index batch starting at leaf ``first``."""
-    row = conn.execute("SELECT cols, digest FROM batches WHERE first = ?", (first,)).fetchone()
-    return bytes(row[0]), bytes(row[1])
+def _batch_row(conn: sqlite3.Connection, first: int) -> Stored:
+    """The stored row of the side-index batch starting at leaf ``first``."""
+    row = conn.execute(f"SELECT {_BATCH_COLS} FROM batches WHERE first = ?", (first,)).fetchone()
+    return _stored(row)
 
 
 def _derived_chunk(conn: sqlite3.Connection, level: int, chunk: int) -> bytes | None:
@@ -241,9 +340,12 @@ def _rows_of(
 class _Write(CheckpointWrites, LedgerWrite):
     """A write transaction on the store's connection (``BEGIN IMMEDIATE`` already run)."""
 
-    def __init__(self, conn: sqlite3.Connection, version: int = SCHEMA_VERSION) -> None:
+    def __init__(
+        self, conn: sqlite3.Connection, version: int = SCHEMA_VERSION, key: bytes | None = None
+    ) -> None:
         self._conn = conn
         self._version = version
+        self._key = key
 
     def size(self) -> int:
         return _size(self._conn)
@@ -361,9 +463,18 @@ class _Write(CheckpointWrites, LedgerWrite):
         )
         bounds = pc.min_max(table.column("ts_ms")).as_py()
         blob = encode_side_index(table, self._version, dictionaries)
+        digest = _sha256(blob).digest()
+        mac = None
+        if self._key is not None:
+            mac = batch_mac(self._key, size, n, bounds["min"], bounds["max"], digest)
+            # the first keyed batch: from here on a batch without a MAC is a removed one
+            conn.execute(
+                "INSERT INTO meta VALUES ('side_mac_from', ?) ON CONFLICT (key) DO NOTHING",
+                (f"{size} {_from_mac(self._key, size)}",),
+            )
         conn.execute(
-            "INSERT INTO batches VALUES (?, ?, ?, ?, ?, ?)",
-            (size, n, bounds["min"], bounds["max"], blob, _sha256(blob).digest()),
+            "INSERT INTO batches VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (size, n, bounds["min"], bounds["max"], blob, digest, mac),
         )
         conn.execute("UPDATE meta SET value = ? WHERE key = 'size'", (str(size + n),))
 
@@ -406,13 +517,17 @@ class TileLedgerStore(SqliteLedgerFile):
         busy_timeout_s: float = 30.0,
         tile_cache: int = 4096,
         version: int = SCHEMA_VERSION,
+        side_key: bytes | None = None,
     ) -> None:
         """``version`` is the store version this handle writes (new files are created at it);
         1 only for tests and benchmarks that need a ledger as the previous version wrote it
-        (a version-1 file opened with ``version=1`` stays version 1)."""
+        (a version-1 file opened with ``version=1`` stays version 1). ``side_key``: the
+        side-index MAC key (module docstring); without it batches are written unkeyed and
+        read with their SHA-256 checked only."""
         if version not in (1, SCHEMA_VERSION):
             raise ValueError(f"tile store version {version}: only 1 and {SCHEMA_VERSION} exist.")
         self.version = version
+        self._side_key = side_key
         self._tile_cache: OrderedDict[tuple[int, int], bytes] = OrderedDict()
         self._derived: OrderedDict[tuple[int, int], bytes] = OrderedDict()  # folded nodes
         self._tile_limit = tile_cache
@@ -445,9 +560,27 @@ class TileLedgerStore(SqliteLedgerFile):
         elif version > self.version:
             raise ValueError(f"{self.path} is store version {version}; open it without version=1.")
         conn.execute(INTENTS_TABLE)
+        columns = {r[1] for r in conn.execute("PRAGMA table_info(batches)")}
+        if "mac" not in columns:  # written before KEYED_SINCE: its batches stay unkeyed
+            with immediate(conn):
+                conn.execute("ALTER TABLE batches ADD COLUMN mac BLOB")
 
     def _writer(self, conn: sqlite3.Connection) -> LedgerWrite:
-        return _Write(conn, self.version)
+        return _Write(conn, self.version, self._side_key)
+
+    def _checked(self, conn: sqlite3.Connection, rows: Sequence[Stored]) -> None:
+        """Each batch's SHA-256 and MAC (``check_batch``); HubError naming the first bad one."""
+        keyed = keyed_from(conn, self._side_key)
+        for stored in rows:
+            check_batch(stored, self._side_key, keyed)
+
+    def unkeyed_batches(self) -> int:
+        """Side-index batches without a MAC (written before ``KEYED_SINCE``, or by a handle
+        without the key)."""
+        with self._read() as conn:
+            return int(conn.execute("SELECT count(*) FROM batches WHERE mac IS NULL").fetchone()[0])
+
+    unkeyed_since = KEYED_SINCE
 
     # -- state -------------------------------------------------------------------------------
     def tree_size(self) -> int:
@@ -575,18 +708,15 @@ class TileLedgerStore(SqliteLedgerFile):
     # -- leaves ------------------------------------------------------------------------------
     def _batch_at(self, conn: sqlite3.Connection, index: int) -> tuple[int, int, pa.Table] | None:
         row = conn.execute(
-            "SELECT first, n, cols, digest FROM batches WHERE first <= ? "
-            "ORDER BY first DESC LIMIT 1",
+            f"SELECT {_BATCH_COLS} FROM batches WHERE first <= ? ORDER BY first DESC LIMIT 1",
             (index,),
         ).fetchone()
         if row is None or index >= row[0] + row[1]:
             return None
-        first = int(row[0])
-        return (
-            first,
-            int(row[1]),
-            decode_side_index(bytes(row[2]), bytes(row[3]), first, int(row[1])),
-        )
+        stored = _stored(row)
+        self._checked(conn, [stored])
+        first, n = stored[0], stored[1]
+        return first, n, decode_side_index(stored[4], None, first, n)
 
     def _leaf_hashes(self, conn: sqlite3.Connection, first: int, n: int) -> bytes:
         """Leaf hashes ``[first, first + n)`` from the level-0 tiles, uncached."""
@@ -621,14 +751,18 @@ class TileLedgerStore(SqliteLedgerFile):
 
     def index_of(self, topic: str, partition: int, offset: int) -> int | None:
         with self._read() as conn:
-            rows = conn.execute(
-                "SELECT b.first, b.cols, b.digest FROM ranges AS r JOIN batches AS b "
-                "ON b.first = r.batch "
-                "WHERE r.topic = ? AND r.part = ? AND r.lo <= ? AND r.hi >= ?",
-                (topic, partition, offset, offset),
-            ).fetchall()
-        for first, blob, digest in rows:
-            table = decode_side_index(bytes(blob), bytes(digest), int(first))
+            rows = [
+                _stored(r)
+                for r in conn.execute(
+                    "SELECT b.first, b.n, b.min_ts, b.max_ts, b.cols, b.digest, b.mac "
+                    "FROM ranges AS r JOIN batches AS b ON b.first = r.batch "
+                    "WHERE r.topic = ? AND r.part = ? AND r.lo <= ? AND r.hi >= ?",
+                    (topic, partition, offset, offset),
+                )
+            ]
+            self._checked(conn, rows)
+        for first, _n, _lo, _hi, blob, _digest, _mac in rows:
+            table = decode_side_index(blob, None, first)
             mask = pc.and_(
                 pc.and_(
                     pc.equal(table.column("topic"), topic),
@@ -684,7 +818,9 @@ class TileLedgerStore(SqliteLedgerFile):
     def _batches(
         self, conn: sqlite3.Connection, after: int, since: int | None, until: int | None
     ) -> list[tuple[int, int, bytes, bytes]]:
-        sql = "SELECT first, n, cols, digest FROM batches WHERE first + n - 1 > ?"
+        """The batches past leaf ``after`` whose time range meets ``[since, until)``, each
+        checked (``check_batch``: the time range a batch is picked by is under its MAC)."""
+        sql = f"SELECT {_BATCH_COLS} FROM batches WHERE first + n - 1 > ?"
         args: list[int] = [after]
         if since is not None:
             sql += " AND max_ts >= ?"
@@ -692,8 +828,9 @@ class TileLedgerStore(SqliteLedgerFile):
         if until is not None:
             sql += " AND min_ts < ?"
             args.append(until)
-        rows = conn.execute(sql + " ORDER BY first", args).fetchall()
-        return [(int(f), int(n), bytes(c), bytes(d)) for f, n, c, d in rows]
+        rows = [_stored(r) for r in conn.execute(sql + " ORDER BY first", args)]
+        self._checked(conn, rows)
+        return [(f, n, c, d) for f, n, _lo, _hi, c, d, _mac in rows]
 
     def find(self, where: LeafQuery, *, after: int = -1, limit: int = 100) -> list[LeafRow]:
         if where.topics is not None and not where.topics:
@@ -711,12 +848,12 @@ class TileLedgerStore(SqliteLedgerFile):
             )
             if value is not None
         ]
-        for first, n, blob, digest in batches:
-            if equal:  # a batch whose string dictionaries lack a value asked is not decoded
-                _check_digest(blob, digest, first)
-                if not all(sideindex.may_hold(blob, c, v, first) for c, v in equal):
-                    continue
-            table = decode_side_index(blob, digest, first, n)
+        for first, n, blob, _digest in batches:
+            # a batch whose string dictionaries lack a value asked is not decoded (its digest
+            # and MAC were checked by _batches, so a value removed from one is caught there)
+            if equal and not all(sideindex.may_hold(blob, c, v, first) for c, v in equal):
+                continue
+            table = decode_side_index(blob, None, first, n)
             mask = pc.greater(pa.array(range(first, first + n), type=pa.int64()), after)
             for column, value in equal:
                 mask = pc.and_(mask, pc.fill_null(pc.equal(table.column(column), value), False))
@@ -750,8 +887,8 @@ class TileLedgerStore(SqliteLedgerFile):
         counts: dict[str, int] = {}
         with self._read() as conn:
             batches = self._batches(conn, -1, since_ms, until_ms)
-        for first, n, blob, digest in batches:
-            table = decode_side_index(blob, digest, first, n)
+        for first, n, blob, _digest in batches:
+            table = decode_side_index(blob, None, first, n)
             ts = table.column("ts_ms")
             mask = pc.and_(pc.greater_equal(ts, since_ms), pc.less(ts, until_ms))
             for item in pc.value_counts(table.column("topic").filter(mask)).to_pylist():
@@ -764,20 +901,22 @@ class TileLedgerStore(SqliteLedgerFile):
         return f"{tile_path(base, (index << depth) // TILE_WIDTH)} of {self.path}"
 
     def integrity_problems(self, decoded: Collection[int] = (), verified: int = 0) -> list[str]:
-        """Side-index batches (digest, decodable, contiguous, count = tree size; the blobs of
-        batches in ``decoded`` or wholly below ``verified`` are not read again), no tile longer
-        than a tile, and the right edge kept for appends (equal to the nodes computed from the
-        tiles)."""
+        """Side-index batches (digest, MAC, decodable, contiguous, count = tree size; the
+        blobs of batches in ``decoded`` are not read again: their digest and MAC were checked
+        when they were read; batches wholly below ``verified`` have their digest and MAC
+        checked but are not decoded again), no tile longer than a tile, and the right edge kept
+        for appends (equal to the nodes computed from the tiles)."""
         problems: list[str] = []
         skip = frozenset(decoded)
         with self._read() as conn:
             size = _size(conn)
+            try:
+                keyed = keyed_from(conn, self._side_key)
+            except HubError as exc:
+                problems.append(exc.message)
+                keyed = None
             batches: list[tuple[int, int, Any]] = [
-                (
-                    first,
-                    n,
-                    None if first in skip or first + n <= verified else _blob_of(conn, first),
-                )
+                (first, n, None if first in skip else _batch_row(conn, first))
                 for first, n in conn.execute("SELECT first, n FROM batches ORDER BY first")
             ]
             long_tiles = conn.execute(
@@ -795,11 +934,15 @@ class TileLedgerStore(SqliteLedgerFile):
                     f"side-index batch at leaf {first} follows leaf {expected - 1} (leaves "
                     f"missing or doubled in the side index of {self.path})."
                 )
-            if got is None:  # decoded by the caller (``decoded``) or below ``verified``
+            if got is None:  # decoded by the caller (``decoded``)
                 expected = int(first) + int(n)
                 continue
             try:
-                table = decode_side_index(bytes(got[0]), bytes(got[1]), int(first))
+                check_batch(got, self._side_key, keyed)
+                if int(first) + int(n) <= verified:  # decoded by the run that verified it
+                    expected = int(first) + int(n)
+                    continue
+                table = decode_side_index(got[4], None, int(first))
                 if table.num_rows != n:
                     problems.append(
                         f"side-index batch at leaf {first} holds {table.num_rows} rows, not {n}."

@@ -208,14 +208,19 @@ def log_file_end_offsets(path: Path) -> dict[str, dict[str, int]]:
     return end_offsets(path)
 
 
-def open_ledger_file(path: Path) -> LedgerStore:
+SIDE_INDEX_PURPOSE = b"hub ledger side-index MAC"
+
+
+def open_ledger_file(path: Path, side_key: bytes | None = None) -> LedgerStore:
     """The LedgerStore of a ledger file (the embedded footprint's store, or a backup's copy of
     it): the tile store for ``ledger-tiles.sqlite``, the row store otherwise; the caller
-    closes it."""
+    closes it. ``side_key``: the tile store's side-index MAC key (``derived_secret`` of
+    ``SIDE_INDEX_PURPOSE``); without it side-index batches are checked by their SHA-256 only
+    and written unkeyed."""
     if path.name == TILE_LEDGER_FILE:
         from adapters.tile_ledgerstore import TileLedgerStore
 
-        return TileLedgerStore(path)
+        return TileLedgerStore(path, side_key=side_key)
     from adapters.sqlite_ledgerstore import SqliteLedgerStore
 
     return SqliteLedgerStore(path)
@@ -254,7 +259,8 @@ def open_ledger_store(settings: Settings) -> LedgerStore:
     else:  # embedded: a folder keeps the ledger file it has (a ledger is never forked)
         new = TILE_LEDGER_FILE if settings.ledger_store == "tiles" else "ledger.sqlite"
         path = ledger_file_in(settings.data_dir) or settings.data_dir / new
-        store = open_ledger_file(path)
+        # the side index's MAC key comes from keys/, never from the ledger file it guards
+        store = open_ledger_file(path, derived_secret(settings, SIDE_INDEX_PURPOSE))
     return store
 
 

@@ -109,6 +109,8 @@ class VerifyReport:
     incremental_from: int | None = None  # None: a full verify; else the size verified before
     pending: int = 0
     witness_pending: int = 0  # checkpoints awaiting their witness copy (a crash's window)
+    unkeyed_batches: int = 0  # side-index batches without a MAC (written before it existed)
+    unkeyed_since: str = ""  # the release that began writing the MAC
     seconds: float = 0.0
     problems: list[Problem] = field(default_factory=list)
 
@@ -264,12 +266,26 @@ def verify_ledger(
     now_ms: int | None = None,
     since: Verified | None = None,
     tiered: EventLog | None = None,
+    unkeyed_before: int | None = None,
 ) -> VerifyReport:
     """The full check (steps 1 to 9), or with ``since`` the incremental one (see
     :class:`Verified`): from that verified checkpoint to the store's end. ``tiered``: the log
-    as readers see it when a cold tier serves reads below the hot log (step 9, full runs)."""
+    as readers see it when a cold tier serves reads below the hot log (step 9, full runs).
+    ``unkeyed_before``: the unkeyed side-index batches a successful run counted before
+    (``Verified.unkeyed``, also on a full run): more now means MACs were removed."""
     with ledger.syncs_paused():  # the follower appending meanwhile made verify fail (#13)
-        return _verify(ledger, trusted, now_ms, since, tiered)
+        report = _verify(ledger, trusted, now_ms, since, tiered)
+    if unkeyed_before is not None and report.unkeyed_batches > unkeyed_before:
+        # every MAC and the keyed-from marker stripped: each batch alone passes as an old one
+        report.fail(
+            Problem(
+                f"{report.unkeyed_batches} side-index batches have no MAC, but the verification "
+                f"remembered counted {unkeyed_before}: MACs were removed from the tile store "
+                "(a downgrade); run `hub ledger verify --full` and restore the ledger file "
+                "from a backup."
+            )
+        )
+    return report
 
 
 def _verify(
@@ -289,6 +305,10 @@ def _verify(
         tree_ok = _verify_from(ledger, report, since)
     now = time.time_ns() // 1_000_000 if now_ms is None else now_ms
     try:
+        # every keyed batch's MAC was checked above (read or integrity_problems); the unkeyed
+        # ones have only their SHA-256, which whoever can write the store can recompute
+        report.unkeyed_batches = ledger.store.unkeyed_batches()
+        report.unkeyed_since = ledger.store.unkeyed_since
         _verify_checkpoints(ledger, report, tree_ok, trusted or [], since)
         _verify_removals(ledger, report)
         _verify_pending(ledger, report, now)
@@ -331,6 +351,7 @@ class Verified:
     time_us: int
     full_at_ms: int
     last_offsets: dict[tuple[str, int], int]
+    unkeyed: int | None = None  # side-index batches without a MAC then (None: not recorded)
 
     def text(self) -> str:
         lines = [
@@ -343,6 +364,8 @@ class Verified:
             str(self.full_at_ms),
         ]
         lines += [f"{t} {p} {o}" for (t, p), o in sorted(self.last_offsets.items())]
+        if self.unkeyed is not None:  # two words: an offset line has three
+            lines.append(f"unkeyed {self.unkeyed}")
         return "\n".join(lines) + "\n"
 
     @classmethod
@@ -351,7 +374,12 @@ class Verified:
         if len(lines) < 7 or lines[0] != _STATE_HEAD:
             raise ValueError("not a ledger verification state")
         offsets: dict[tuple[str, int], int] = {}
+        unkeyed: int | None = None
         for line in lines[7:]:
+            words = line.split(" ")
+            if len(words) == 2 and words[0] == "unkeyed":
+                unkeyed = int(words[1])
+                continue
             t, p, o = line.rsplit(" ", 2)
             offsets[(t, int(p))] = int(o)
         return cls(
@@ -362,6 +390,7 @@ class Verified:
             int(lines[5]),
             int(lines[6]),
             offsets,
+            unkeyed,
         )
 
 
@@ -403,7 +432,14 @@ def save_verified(
         where = zip(topics, parts, strict=True)
         offsets.update(zip(where, column_values(cols.column("off")), strict=True))
     state = Verified(
-        ledger.config.origin, cp.size, cp.root, cp.hash, cp.time_us, full_at_ms, offsets
+        ledger.config.origin,
+        cp.size,
+        cp.root,
+        cp.hash,
+        cp.time_us,
+        full_at_ms,
+        offsets,
+        report.unkeyed_batches,
     )
     tmp = path.with_suffix(".tmp")
     tmp.write_bytes(ledger.signer.sign_note(state.text()))

@@ -463,6 +463,18 @@ class LedgerStore(abc.ABC):
         every other batch and the layout (contiguity, counts, edges)."""
         return []
 
+    unkeyed_since = ""
+    """The release from which the store writes a MAC per side-index batch ("" for stores
+    without batches)."""
+
+    def unkeyed_batches(self) -> int:
+        """Side-index batches stored without a MAC (written before ``unkeyed_since``): only
+        their unkeyed digest and ``hub ledger verify --full`` check them. A store MUST check
+        every other batch's MAC (keyed by a secret kept outside the store) on every read, and
+        MUST refuse a batch whose MAC was removed while an earlier batch has one. 0 for stores
+        without side-index batches."""
+        return 0
+
     def location(self, level: int, index: int) -> str:
         """Where node ``(level, index)`` is kept, for messages ("" if nothing more specific)."""
         return ""

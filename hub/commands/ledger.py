@@ -73,13 +73,22 @@ def ledger_verify(obj: Ctx, public_key: str | None, full: bool) -> None:
             trusted = [parse_verifier_key(Path(public_key).read_text())] if public_key else []
             path = h.settings.ledger_verified_path
             now_ms = time.time_ns() // 1_000_000
-            since, why = (None, "--full asked") if full else load_verified(h.ledger, path)
+            remembered, why = load_verified(h.ledger, path)
+            since = remembered
+            if full:
+                since, why = None, "--full asked"
             every_ms = h.settings.ledger_full_verify_every_s * 1000
             if since is not None and now_ms - since.full_at_ms >= every_ms:
                 since, why = None, "the last full verify is older than the full-verify period"
             covered = h.ledger.store.latest_checkpoint()  # every entry it holds gets verified
             tiered = h.log if h.log is not h.ledger.log else None  # a cold tier below
-            report = verify_ledger(h.ledger, trusted, since=since, tiered=tiered)
+            report = verify_ledger(
+                h.ledger,
+                trusted,
+                since=since,
+                tiered=tiered,
+                unkeyed_before=None if remembered is None else remembered.unkeyed,
+            )
             from hub.api.routers.ledger import record_verification
 
             record_verification(h.ledger, principal, report.as_dict())  # CC7 evidence
@@ -102,6 +111,12 @@ def ledger_verify(obj: Ctx, public_key: str | None, full: bool) -> None:
                 f"against the log in {report.seconds:.2f} s ({report.pending} records pending; "
                 f"{kind})"
             )
+            if report.unkeyed_batches:
+                click.echo(
+                    f"unkeyed batches: {report.unkeyed_batches} (written before "
+                    f"{report.unkeyed_since}): their side-index columns are checked against "
+                    "the log by `hub ledger verify --full` only."
+                )
 
     run_safely(go)
 

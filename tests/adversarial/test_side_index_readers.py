@@ -18,8 +18,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from adapters.tile_ledgerstore import decode_side_index, encode_side_index
+from adapters.tile_ledgerstore import batch_mac, decode_side_index, encode_side_index
 from hub.api.app import create_app
+from hub.bootstrap import SIDE_INDEX_PURPOSE, derived_secret
+from hub.settings import load_settings
 from tests.adversarial._api import basic
 from tests.service.test_ledger import cli, make_hub, publish
 
@@ -27,18 +29,24 @@ N = 300
 
 
 def rewrite(data: Path, index: int, change: Callable[[dict[str, Any]], None]) -> None:
-    """Rewrite entry ``index``'s side-index row with ``change``, the batch digest recomputed."""
+    """Rewrite entry ``index``'s side-index row with ``change``, the batch digest recomputed,
+    and its MAC too, with the key from ``keys/``: these readers' own check (against the log
+    record) is what is tested here, for an insider who holds the key as well
+    (test_side_index_mac: one who does not)."""
+    key = derived_secret(load_settings(environ={}, data_dir=data), SIDE_INDEX_PURPOSE)
     with sqlite3.connect(data / "ledger-tiles.sqlite") as conn:
-        first, cols = conn.execute(
-            "SELECT first, cols FROM batches WHERE first <= ? ORDER BY first DESC LIMIT 1",
+        first, n, lo, hi, cols = conn.execute(
+            "SELECT first, n, min_ts, max_ts, cols FROM batches WHERE first <= ? "
+            "ORDER BY first DESC LIMIT 1",
             (index,),
         ).fetchone()
         table = decode_side_index(cols).to_pylist()
         change(table[index - first])
         fake = encode_side_index([(first + i, *r.values(), b"") for i, r in enumerate(table)])
+        digest = hashlib.sha256(fake).digest()
         conn.execute(
-            "UPDATE batches SET cols = ?, digest = ? WHERE first = ?",
-            (fake, hashlib.sha256(fake).digest(), first),
+            "UPDATE batches SET cols = ?, digest = ?, mac = ? WHERE first = ?",
+            (fake, digest, batch_mac(key, first, n, lo, hi, digest), first),
         )
 
 

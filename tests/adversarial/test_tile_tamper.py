@@ -80,23 +80,28 @@ def test_a_byte_of_a_side_index_batch(synced: Path) -> None:
 
 
 def test_a_side_index_batch_rewritten_with_a_fresh_digest(synced: Path) -> None:
-    """A tamperer who recomputes the digest: the columns no longer match the log records."""
+    """A tamperer who recomputes the digest and (holding ``keys/`` too) the MAC: the columns
+    no longer match the log records. Without the key: tests/adversarial/test_side_index_mac."""
     import hashlib
 
-    from adapters.tile_ledgerstore import decode_side_index, encode_side_index
+    from adapters.tile_ledgerstore import batch_mac, decode_side_index, encode_side_index
+    from hub.bootstrap import SIDE_INDEX_PURPOSE, derived_secret
+    from hub.settings import load_settings
 
+    key = derived_secret(load_settings(environ={}, data_dir=synced), SIDE_INDEX_PURPOSE)
     with db(synced) as conn:
-        first, _n, cols = conn.execute(
-            "SELECT first, n, cols FROM batches ORDER BY first LIMIT 1"
+        first, n, lo, hi, cols = conn.execute(
+            "SELECT first, n, min_ts, max_ts, cols FROM batches ORDER BY first LIMIT 1"
         ).fetchone()
         table = decode_side_index(cols).to_pylist()
         table[3]["actor"] = "someone-else"
         fake = encode_side_index(
             [(first + i, *r.values(), b"") for i, r in enumerate(table)]  # type: ignore[misc]
         )
+        digest = hashlib.sha256(fake).digest()
         conn.execute(
-            "UPDATE batches SET cols = ?, digest = ? WHERE first = ?",
-            (fake, hashlib.sha256(fake).digest(), first),
+            "UPDATE batches SET cols = ?, digest = ?, mac = ? WHERE first = ?",
+            (fake, digest, batch_mac(key, first, n, lo, hi, digest), first),
         )
     invalid(synced, f"entry {first + 3}", "query columns")
 

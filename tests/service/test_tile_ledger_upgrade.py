@@ -20,7 +20,8 @@ from tests.service.test_ledger import cli, make_hub, publish
 
 def downgrade(path: Path) -> None:
     """Rewrite a version-2 tile store as version 1 wrote it: every batch re-encoded as an Arrow
-    IPC stream with its digest, 4 KiB pages, ``user_version`` 1."""
+    IPC stream with its digest, no MAC column nor keyed-from marker, 4 KiB pages,
+    ``user_version`` 1."""
     conn = sqlite3.connect(path, isolation_level=None)
     try:
         conn.execute("BEGIN")
@@ -30,6 +31,8 @@ def downgrade(path: Path) -> None:
                 "UPDATE batches SET cols = ?, digest = ? WHERE first = ?",
                 (old, hashlib.sha256(old).digest(), first),
             )
+        conn.execute("ALTER TABLE batches DROP COLUMN mac")
+        conn.execute("DELETE FROM meta WHERE key = 'side_mac_from'")
         conn.execute("PRAGMA user_version = 1")
         conn.execute("COMMIT")
         conn.execute("PRAGMA journal_mode = DELETE")
@@ -54,6 +57,7 @@ def test_a_version_1_ledger_verifies_then_grows_in_version_2(tmp_path: Path) -> 
         old = conn.execute("SELECT count(*) FROM batches").fetchone()[0]
     code, out, err = cli(data, "ledger", "verify", "--full")
     assert code == 0, (out, err)
+    assert f"unkeyed batches: {old} (written before" in out, out
 
     h = make_hub(data, checkpoint_every_leaves=128, ledger_store="tiles")
     try:

@@ -976,7 +976,7 @@ def _ingest_arrow(
             for _, raw, rej, qt in quarantined
         ]
 
-        def finish(metas: list[RecordMetadata]) -> IngestResult:
+        def finish(metas: Sequence[RecordMetadata]) -> IngestResult:
             if metas and uniform:  # for the ledger (``IngestResult.appended``); else read back
                 columns = [[c] if isinstance(c, bytes) else c for c in header_columns]
                 result.appended.append(

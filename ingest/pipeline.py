@@ -862,7 +862,7 @@ class IngestPipeline:
                     ]
                     return marks(sorted(found, key=lambda x: x[0]))
 
-            def finish(metas: list[RecordMetadata]) -> IngestResult:
+            def finish(metas: Sequence[RecordMetadata]) -> IngestResult:
                 # After the commit: remember the keys, count.
                 ids_window.add_all(batch_ids)
                 for t in targets.values():
@@ -923,7 +923,7 @@ class IngestPipeline:
 
     def _commit(
         self, topic: str, source: str, staged: Sequence[Staged[Any]]
-    ) -> list[list[RecordMetadata]]:
+    ) -> list[Sequence[RecordMetadata]]:
         """Append decided batches in one transaction (per batch, the steps below); each batch's
         accepted records' metadata. Nothing is stored unless all of it is. A batch's ``accepted``
         as a ``ColumnBatch`` (the columnar path) is appended with ``append_columns``: the same
@@ -937,7 +937,7 @@ class IngestPipeline:
                     source, topic, dict(s.position), s.consumed or 0, s.done
                 )
             work.append((s, pos_record))
-        out: list[list[RecordMetadata]] = [[] for _ in staged]
+        out: list[Sequence[RecordMetadata]] = [[] for _ in staged]
         if not any(
             s.accepted or s.quarantined or pos is not None or s.outcomes is not None
             for s, pos in work
@@ -946,8 +946,8 @@ class IngestPipeline:
         started = time.perf_counter()
         with self.log.transaction(f"ingest:{source}") as txn:
             for k, (s, pos_record) in enumerate(work):
-                metas: list[RecordMetadata] = []
-                q_metas: list[RecordMetadata] = []
+                metas: Sequence[RecordMetadata] = []
+                q_metas: Sequence[RecordMetadata] = []
                 if s.accepted:
                     accepted = s.accepted
                     metas = tracing.traced_append(  # 1. the accepted records

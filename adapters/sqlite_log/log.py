@@ -61,7 +61,7 @@ import sqlite3
 import struct
 import threading
 import time
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from itertools import pairwise, repeat
@@ -83,12 +83,12 @@ from adapters.sqlite_log.batch import (
     InvalidBatch,
     PartitionGroup,
     PreparedAppend,
+    SqliteAppended,
     StoredTopic,
     decode_columns,
     decode_records,
     encode_batch,
     encode_batch_columns,
-    new_metadata,
     new_stored,
     open_batch,
     plain_header_names,
@@ -109,6 +109,7 @@ from core.errors import (
 )
 from core.partitioner import default_partition
 from core.ports.eventlog import (
+    AppendedMetadata,
     AppendSignal,
     ColumnBatch,
     EncodedBatch,
@@ -124,6 +125,7 @@ from core.ports.eventlog import (
     TopicInfo,
     TopicPartition,
     Transaction,
+    metadata_list,
     payload_size,
 )
 from core.ports.eventlog_checks import MAX_TIMESTAMP_MS, record_problem
@@ -749,11 +751,13 @@ class SqliteEventLog(EventLog):
         prepared = self._prepare(topic, records)  # validates and encodes outside the lock
         if not prepared.count:
             return []
-        return self._group.append(prepared, idempotence)  # shares a commit with concurrent appends
+        # shares a commit with concurrent appends
+        return metadata_list(self._group.append(prepared, idempotence))
 
-    def append_columns(self, topic: str, batch: ColumnBatch) -> list[RecordMetadata]:
+    def append_columns(self, topic: str, batch: ColumnBatch) -> Sequence[RecordMetadata]:
         """``append(topic, batch.records())`` without the per-record objects: the columns are
-        checked and encoded as they are (``_prepare_columns``); the stored bytes are the same."""
+        checked and encoded as they are (``_prepare_columns``); the stored bytes are the same.
+        The answer is an ``AppendedMetadata`` (columns; records built when asked for)."""
         self._check_usable()
         prepared = self._prepare_columns(topic, batch)
         if not prepared.count:
@@ -925,7 +929,7 @@ class SqliteEventLog(EventLog):
 
     def _store(
         self, conn: sqlite3.Connection, prepared: PreparedAppend, *, marker: bool
-    ) -> list[RecordMetadata]:
+    ) -> AppendedMetadata:
         """Store a prepared batch inside the caller's write transaction.
 
         1. Allocate offsets: read each partition's next offset; the write lock held by this
@@ -995,29 +999,18 @@ class SqliteEventLog(EventLog):
         )
 
     @staticmethod
-    def _metadata(prepared: PreparedAppend, bases: Sequence[int]) -> list[RecordMetadata]:
-        name, ts, n = prepared.topic.info.name, prepared.timestamps, prepared.count
-        groups = prepared.groups
-        if len(groups) == 1 and groups[0].indexes is None:
-            b, p = bases[0], groups[0].partition
-            return new_metadata(n, repeat(name, n), repeat(p, n), range(b, b + n), ts)
-        out: list[RecordMetadata] = [None] * n  # type: ignore[list-item]
-        for g, b in zip(groups, bases, strict=True):
-            pick = g.indexes or range(n)
-            c = g.count
-            made = new_metadata(
-                c,
-                repeat(name, c),
-                repeat(g.partition, c),
-                range(b, b + c),
-                map(ts.__getitem__, pick),
-            )
-            deque(map(out.__setitem__, pick, made), maxlen=0)
-        return out
+    def _metadata(prepared: PreparedAppend, bases: Sequence[int]) -> AppendedMetadata:
+        """The append's answer as columns (each partition's base offset and positions, the
+        timestamps): ``append_columns`` hands it on, ``append`` lists it."""
+        return SqliteAppended(
+            prepared.topic.info.name,
+            prepared.timestamps,
+            [(g.partition, b, g.indexes) for g, b in zip(prepared.groups, bases, strict=True)],
+        )
 
     def _store_idempotent(
         self, conn: sqlite3.Connection, prepared: PreparedAppend, key: IdempotenceKey
-    ) -> list[RecordMetadata]:
+    ) -> Sequence[RecordMetadata]:
         """Store a batch unless it retries the producer's last one (then return its metadata).
 
         1. Read the producer's last sequence for this topic (inside the write transaction).
@@ -1042,10 +1035,10 @@ class SqliteEventLog(EventLog):
                 "the expected sequence or use a new producer id."
             )
         metadata = self._store(conn, prepared, marker=prepared.transactional)  # 3.
-        starts: dict[int, int] = {}
-        for m in metadata:
-            starts.setdefault(m.partition, m.offset)
-        placement = [[g.partition, starts[g.partition], g.count] for g in prepared.groups]
+        placement = [
+            [p, base, g.count]
+            for (p, base, _), g in zip(metadata.parts, prepared.groups, strict=True)
+        ]
         conn.execute(
             "INSERT INTO producers (producer_id, topic_id, last_sequence, record_count, placement)"
             " VALUES (?, ?, ?, ?, ?) ON CONFLICT (producer_id, topic_id) DO UPDATE SET"

@@ -69,6 +69,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Final, TypeVar
 
+import numpy as np
+
 from adapters.sqlite_log.auth import (
     MIN_MAC_KEY_BYTES,
     ZERO_MAC,
@@ -898,11 +900,16 @@ class SqliteEventLog(EventLog):
         rs: list[int] = routed  # type: ignore[assignment]
         if min(rs) == max(rs):
             return [PartitionGroup(rs[0], None, n, [])]
-        order = sorted(range(n), key=rs.__getitem__)  # stable: batch order within a partition
+        # One stable argsort (batch order within a partition) and one count of every partition
+        # in numpy: ``sorted(range(n), key=rs.__getitem__)`` and a ``count`` per partition were
+        # 7.5% of a Parquet file's ingest (py-spy, 1M rows); this is about 0.55x of their time.
+        at = np.fromiter(rs, np.int64, n)  # partitions are >= 0 here (checked or routed)
+        order: list[int] = np.argsort(at, kind="stable").tolist()
+        counts = np.bincount(at)
         groups: list[PartitionGroup] = []
         start = 0
-        for p in sorted(set(rs)):
-            stop = start + rs.count(p)
+        for p in np.flatnonzero(counts).tolist():
+            stop = start + int(counts[p])
             groups.append(PartitionGroup(p, order[start:stop], stop - start, []))
             start = stop
         return groups

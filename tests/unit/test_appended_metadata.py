@@ -137,3 +137,16 @@ def test_trace_attributes_from_the_columns_are_those_of_the_records(
     tracing.appended(by_records, by_records, topic, list(got))  # type: ignore[arg-type]
     assert by_columns.attributes == by_records.attributes
     assert by_columns.attributes["hub.log.first_offsets"]
+
+
+def test_records_land_in_their_partition_in_batch_order(log: SqliteEventLog) -> None:
+    from core.partitioner import default_partition
+
+    batch = _batch(1000)
+    got = log.append_columns("four", batch)
+    assert [m.partition for m in got] == [default_partition(k, 4) for k in batch.keys]  # type: ignore[arg-type]
+    for p, base, idx in got.parts:  # type: ignore[attr-defined]
+        assert idx == sorted(idx) and len(idx) > 100  # batch order within the partition
+        stored = log.read_columns("four", p, base, len(idx))
+        assert list(stored.values) == [batch.values[i] for i in idx]
+        assert list(stored.offsets) == list(range(base, base + len(idx)))

@@ -150,3 +150,23 @@ def test_records_land_in_their_partition_in_batch_order(log: SqliteEventLog) -> 
         stored = log.read_columns("four", p, base, len(idx))
         assert list(stored.values) == [batch.values[i] for i in idx]
         assert list(stored.offsets) == list(range(base, base + len(idx)))
+
+
+def test_a_partition_given_one_record_of_the_batch(log: SqliteEventLog) -> None:
+    from core.partitioner import default_partition
+
+    by_part: dict[int, list[bytes]] = {}
+    for i in range(100):
+        by_part.setdefault(default_partition(b"k%d" % i, 4), []).append(b"k%d" % i)
+    (pa_, lone), (_, many) = [(p, ks) for p, ks in sorted(by_part.items())][:2]
+    keys: list[bytes | None] = [many[0], lone[0], many[1], many[2]]
+    ids = [b"id-%d" % i for i in range(4)]
+    batch = ColumnBatch(keys, [b"v%d" % i for i in range(4)], ("ce_id",), (ids,), 5)
+    got = log.append_columns("four", batch)
+    want = log.append("four_records", batch.records())
+    assert [(m.partition, m.offset) for m in got] == [(m.partition, m.offset) for m in want]
+    assert [idx for p, _, idx in got.parts if p == pa_] == [[1]]  # type: ignore[attr-defined]
+    for p in {m.partition for m in want}:
+        a = log.read_columns("four", p, 0, 10)
+        b = log.read_columns("four_records", p, 0, 10)
+        assert (list(a.values), a.header_rows()) == (list(b.values), b.header_rows())

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from opentelemetry import trace
 from opentelemetry.trace import Link, SpanContext, SpanKind, TraceFlags
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from core.ports.eventlog import EncodedColumns, RecordColumns, RecordMetadata
 
 TRACER_NAME = "hub"
+_M = TypeVar("_M", bound="Sequence[RecordMetadata]")  # an append's answer (a list or columns)
 
 
 class TraceLinks(Protocol):
@@ -134,9 +135,7 @@ def append_span(tr: Tracer, topic: str, records: int) -> Iterator[Span]:
         yield span
 
 
-def traced_append(
-    topic: str, records: int, append: Callable[[], list[RecordMetadata]]
-) -> list[RecordMetadata]:
+def traced_append(topic: str, records: int, append: Callable[[], _M]) -> _M:
     """``append()`` inside a ``log.append`` span (a plain call when tracing is off)."""
     tr = _state.tracer
     if tr is None:
@@ -151,7 +150,11 @@ def traced_append(
 def appended(span: Span, publish: Span, topic: str, meta: Sequence[RecordMetadata]) -> None:
     """Set the append span's partition/offset attributes and file the trace links."""
     ranges: dict[int, list[int]] = {}
-    for m in meta:
+    columns = getattr(meta, "parts", None)  # ``AppendedMetadata``: the ranges without records
+    if columns is not None:
+        for p, base, idx in columns:
+            ranges[p] = [base, base + (len(meta) if idx is None else len(idx)) - 1]
+    for m in meta if columns is None else ():
         r = ranges.setdefault(m.partition, [m.offset, m.offset])
         r[0], r[1] = min(r[0], m.offset), max(r[1], m.offset)
     parts = sorted(ranges)

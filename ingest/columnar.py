@@ -56,7 +56,6 @@ from ingest.pipeline import (
     IngestPipeline,
     IngestResult,
     RawRecord,
-    Rejection,
     Target,
     _Reject,
     batch_headers,
@@ -974,25 +973,19 @@ def _ingest_arrow(
                     (spec, (h_id, e), typ, tim, src, (h_corr, e), caus, ten, cls, ct) for e in fresh
                 ]
             accepted = new_records(kept_values, kept_keys, headers)  # type: ignore[arg-type]
-        q_records = [
-            pipeline._quarantine_record(topic, source, raw, rej, attempt, now, qt, tenant)
-            for _, raw, rej, qt in quarantined
-        ]
+        q_records = pipeline.quarantine_records(topic, source, quarantined, attempt, now, tenant)
 
-        def finish(metas: list[RecordMetadata]) -> IngestResult:
+        def finish(metas: Sequence[RecordMetadata]) -> IngestResult:
             if metas and uniform:  # for the ledger (``IngestResult.appended``); else read back
                 columns = [[c] if isinstance(c, bytes) else c for c in header_columns]
                 result.appended.append(
                     partial(appended_columns, topic, metas, kept_keys, kept_values, names, columns)
                 )
-            for (scope, rule), found_keys in zip(scoped, new_keys, strict=True):
-                pipeline.deduper.window(topic, scope, rule.window).add_all(found_keys)
-            result.accepted = len(accepted)
-            result.rejected = len(quarantined)
-            for i, _, rj, _ in quarantined:
-                result.rejections.append(Rejection(i, rj.code, rj.reason, rj.rule_id, rj.path))
-            pipeline.count(source, topic, result)
-            return result
+            found = [
+                (pipeline.deduper.window(topic, scope, rule.window), stored_keys)
+                for (scope, rule), stored_keys in zip(scoped, new_keys, strict=True)
+            ]
+            return pipeline.settle(source, topic, result, len(accepted), quarantined, found)
 
         stored = {scope: nk for (scope, _), nk in zip(scoped, new_keys, strict=True)}
         return Staged(accepted, q_records, position, consumed, done, None, stored, finish)

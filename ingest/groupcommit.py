@@ -58,11 +58,11 @@ class Staged(Generic[R]):
     done: bool
     outcomes: Outcomes | None
     keys: Mapping[str, Sequence[str]]
-    finish: Callable[[list[RecordMetadata]], R]
+    finish: Callable[[Sequence[RecordMetadata]], R]
 
 
 Decide = Callable[[Prior], Staged[Any]]
-CommitGroup = Callable[[str, Sequence[Staged[Any]]], list[list[RecordMetadata]]]
+CommitGroup = Callable[[str, Sequence[Staged[Any]]], list[Sequence[RecordMetadata]]]
 
 
 @dataclass

@@ -869,10 +869,7 @@ class IngestPipeline:
                     )
                 )
             accepted = self._accepted(rows, producer, tenant, now)
-            q_records = [
-                self._quarantine_record(topic, source, raw, rej, attempt, now, t, tenant)
-                for _, raw, rej, t in quarantined
-            ]
+            q_records = self.quarantine_records(topic, source, quarantined, attempt, now, tenant)
             outcomes = None
             if marks is not None:
                 dup_at, q_at = result.duplicate_indexes, [i for i, *_ in quarantined]
@@ -887,21 +884,18 @@ class IngestPipeline:
                     ]
                     return marks(sorted(found, key=lambda x: x[0]))
 
-            def finish(metas: list[RecordMetadata]) -> IngestResult:
-                # After the commit: remember the keys, count.
-                ids_window.add_all(batch_ids)
-                for t in targets.values():
-                    for rule in t.rules.unique:
-                        scope = Deduper.scope(rule.id, tenant)
-                        self.deduper.window(topic, scope, rule.window).add_all(
-                            new_keys.get(rule.id, [])
-                        )
-                result.accepted = len(accepted)
-                result.rejected = len(quarantined)
-                for i, _, rj, _ in quarantined:
-                    result.rejections.append(Rejection(i, rj.code, rj.reason, rj.rule_id, rj.path))
-                self.count(source, topic, result)
-                return result
+            def finish(metas: Sequence[RecordMetadata]) -> IngestResult:
+                # After the commit: the keys it stored join their windows (per tenant); count.
+                found: list[tuple[KeyWindow, Iterable[str]]] = [(ids_window, batch_ids)]
+                found += [
+                    (
+                        self.deduper.window(topic, Deduper.scope(rule.id, tenant), rule.window),
+                        new_keys.get(rule.id, []),
+                    )
+                    for t in targets.values()
+                    for rule in t.rules.unique
+                ]
+                return self.settle(source, topic, result, len(accepted), quarantined, found)
 
             keys: dict[str, Sequence[str]] = {EVENT_ID_SCOPE: list(batch_ids)}
             keys.update((Deduper.scope(r, tenant), nks) for r, nks in new_keys.items())
@@ -936,6 +930,44 @@ class IngestPipeline:
             headers.append((*first, (h_id, eid), *middle, (h_corr, eid), *last, *nks))
         return new_records([r[1] for r in rows], [r[2] for r in rows], headers)
 
+    def quarantine_records(
+        self,
+        topic: str,
+        source: str,
+        quarantined: Sequence[tuple[int, RawRecord, _Reject, Target | None]],
+        attempt: int,
+        now: datetime,
+        tenant: str,
+    ) -> list[Record]:
+        """The ``hub.RecordQuarantined`` records of a batch's rejected rows (both ingest paths:
+        the per-record ``ingest`` and ``ingest.columnar``), in batch order."""
+        return [
+            self._quarantine_record(topic, source, raw, rej, attempt, now, t, tenant)
+            for _, raw, rej, t in quarantined
+        ]
+
+    def settle(
+        self,
+        source: str,
+        topic: str,
+        result: IngestResult,
+        accepted: int,
+        quarantined: Sequence[tuple[int, RawRecord, _Reject, Target | None]],
+        new_keys: Iterable[tuple[KeyWindow, Iterable[str]]],
+    ) -> IngestResult:
+        """A batch's bookkeeping once its commit is durable, shared by both ingest paths: the
+        keys it stored join their dedupe windows (only now: an aborted commit must not make a
+        later retry look like a duplicate), its counts and rejections go into ``result``, the
+        metrics count it. Returns ``result``."""
+        for window, keys in new_keys:
+            window.add_all(keys)
+        result.accepted = accepted
+        result.rejected = len(quarantined)
+        for i, _, rj, _ in quarantined:
+            result.rejections.append(Rejection(i, rj.code, rj.reason, rj.rule_id, rj.path))
+        self.count(source, topic, result)
+        return result
+
     def count(self, source: str, topic: str, result: IngestResult) -> None:
         m = self.metrics
         if result.accepted:
@@ -950,7 +982,7 @@ class IngestPipeline:
 
     def _commit(
         self, topic: str, source: str, staged: Sequence[Staged[Any]]
-    ) -> list[list[RecordMetadata]]:
+    ) -> list[Sequence[RecordMetadata]]:
         """Append decided batches in one transaction (per batch, the steps below); each batch's
         accepted records' metadata. Nothing is stored unless all of it is. A batch's ``accepted``
         as a ``ColumnBatch`` (the columnar path) is appended with ``append_columns``: the same
@@ -964,7 +996,7 @@ class IngestPipeline:
                     source, topic, dict(s.position), s.consumed or 0, s.done
                 )
             work.append((s, pos_record))
-        out: list[list[RecordMetadata]] = [[] for _ in staged]
+        out: list[Sequence[RecordMetadata]] = [[] for _ in staged]
         if not any(
             s.accepted or s.quarantined or pos is not None or s.outcomes is not None
             for s, pos in work
@@ -973,8 +1005,8 @@ class IngestPipeline:
         started = time.perf_counter()
         with self.log.transaction(f"ingest:{source}") as txn:
             for k, (s, pos_record) in enumerate(work):
-                metas: list[RecordMetadata] = []
-                q_metas: list[RecordMetadata] = []
+                metas: Sequence[RecordMetadata] = []
+                q_metas: Sequence[RecordMetadata] = []
                 if s.accepted:
                     accepted = s.accepted
                     metas = tracing.traced_append(  # 1. the accepted records

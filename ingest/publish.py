@@ -53,6 +53,7 @@ from core.ports.eventlog import (
     Record,
     RecordMetadata,
     StoredRecord,
+    metadata_list,
 )
 from core.ports.keystore import KeyStore, make_aad
 from core.ports.policy import Decision
@@ -511,8 +512,12 @@ class Publisher:
                     def append(records: Prepared) -> list[RecordMetadata]:
                         if isinstance(records, ColumnBatch):
                             batch = records
-                            return tracing.traced_append(
-                                topic, len(batch), lambda: self._log.append_columns(topic, batch)
+                            return metadata_list(
+                                tracing.traced_append(
+                                    topic,
+                                    len(batch),
+                                    lambda: self._log.append_columns(topic, batch),
+                                )
                             )
                         return tracing.traced_append(
                             topic, len(records), lambda: self._log.append(topic, records)

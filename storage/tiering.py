@@ -605,7 +605,7 @@ class TieredEventLog(EventLog):
     ) -> list[RecordMetadata]:
         return self.hot.append(topic, records, idempotence=idempotence)
 
-    def append_columns(self, topic: str, batch: ColumnBatch) -> list[RecordMetadata]:
+    def append_columns(self, topic: str, batch: ColumnBatch) -> Sequence[RecordMetadata]:
         return self.hot.append_columns(topic, batch)
 
     def transaction(self, transactional_id: str) -> AbstractContextManager[Transaction]:

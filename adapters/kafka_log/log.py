@@ -720,7 +720,7 @@ class KafkaEventLog(EventLog):
         self._appended.bump((topic,))
         return meta
 
-    def append_columns(self, topic: str, batch: ColumnBatch) -> list[RecordMetadata]:
+    def append_columns(self, topic: str, batch: ColumnBatch) -> Sequence[RecordMetadata]:
         """``append(topic, batch.records())`` without a ``Record`` per record: on a one-partition
         topic a batch that ``columns_valid`` passes is checked once per column and produced
         from its columns, as ONE record batch, with the same records, timestamps, delivery

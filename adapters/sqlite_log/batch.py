@@ -11,12 +11,13 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from itertools import accumulate, chain, repeat
 from operator import itemgetter, sub
-from typing import Final, TypeVar
+from typing import Any, Final, TypeVar
 
 import pyarrow as pa
 
 from core.errors import InvalidInput
 from core.ports.eventlog import (
+    AppendedMetadata,
     ColumnBatch,
     EncodedBatch,
     Headers,
@@ -116,6 +117,16 @@ def _builder(cls: type[_T]) -> Callable[..., list[_T]]:
 
 new_metadata = _builder(RecordMetadata)
 new_stored = _builder(StoredRecord)
+
+
+class SqliteAppended(AppendedMetadata):
+    """The embedded log's append answer: ``AppendedMetadata`` whose records, when asked for,
+    are built by ``new_metadata`` (slots set in C-level maps)."""
+
+    __slots__ = ()
+
+    def _new(self, n: int, partitions: Iterable[int], offsets: Iterable[int]) -> list[Any]:
+        return new_metadata(n, repeat(self.topic, n), partitions, offsets, self.timestamps)
 
 
 def _encode_bytes(col: Sequence[bytes | None], parts: list[bytes], null: int, mixed: int) -> int:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import copy
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Protocol
 
@@ -45,10 +45,10 @@ class GroupHost(Protocol):
     def _translate(self, exc: sqlite3.Error, doing: str) -> HubError: ...
     def _store(
         self, conn: sqlite3.Connection, prepared: PreparedAppend, *, marker: bool
-    ) -> list[RecordMetadata]: ...
+    ) -> Sequence[RecordMetadata]: ...
     def _store_idempotent(
         self, conn: sqlite3.Connection, prepared: PreparedAppend, key: IdempotenceKey
-    ) -> list[RecordMetadata]: ...
+    ) -> Sequence[RecordMetadata]: ...
 
 
 class _Pending:
@@ -57,7 +57,7 @@ class _Pending:
     def __init__(self, prepared: PreparedAppend, idempotence: IdempotenceKey | None) -> None:
         self.prepared = prepared
         self.idempotence = idempotence
-        self.metadata: list[RecordMetadata] | None = None
+        self.metadata: Sequence[RecordMetadata] | None = None
         self.error: BaseException | None = None
         self.settled = False
 
@@ -76,7 +76,7 @@ class GroupCommit:
 
     def append(
         self, prepared: PreparedAppend, idempotence: IdempotenceKey | None
-    ) -> list[RecordMetadata]:
+    ) -> Sequence[RecordMetadata]:
         """Store ``prepared`` durably (with the appends queued beside it); its metadata, or
         its own error."""
         mine = _Pending(prepared, idempotence)
@@ -132,7 +132,7 @@ class GroupCommit:
         finally:
             host._lock.release()
 
-    def _store(self, conn: sqlite3.Connection, p: _Pending) -> list[RecordMetadata]:
+    def _store(self, conn: sqlite3.Connection, p: _Pending) -> Sequence[RecordMetadata]:
         if p.idempotence is None:
             return self._host._store(conn, p.prepared, marker=p.prepared.transactional)
         return self._host._store_idempotent(conn, p.prepared, p.idempotence)

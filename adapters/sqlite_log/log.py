@@ -61,13 +61,16 @@ import sqlite3
 import struct
 import threading
 import time
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from itertools import pairwise, repeat
+from operator import itemgetter
 from pathlib import Path
 from types import TracebackType
 from typing import Final, TypeVar
+
+import numpy as np
 
 from adapters.sqlite_log.auth import (
     MIN_MAC_KEY_BYTES,
@@ -83,12 +86,12 @@ from adapters.sqlite_log.batch import (
     InvalidBatch,
     PartitionGroup,
     PreparedAppend,
+    SqliteAppended,
     StoredTopic,
     decode_columns,
     decode_records,
     encode_batch,
     encode_batch_columns,
-    new_metadata,
     new_stored,
     open_batch,
     plain_header_names,
@@ -109,6 +112,7 @@ from core.errors import (
 )
 from core.partitioner import default_partition
 from core.ports.eventlog import (
+    AppendedMetadata,
     AppendSignal,
     ColumnBatch,
     EncodedBatch,
@@ -124,6 +128,7 @@ from core.ports.eventlog import (
     TopicInfo,
     TopicPartition,
     Transaction,
+    metadata_list,
     payload_size,
 )
 from core.ports.eventlog_checks import MAX_TIMESTAMP_MS, record_problem
@@ -389,6 +394,16 @@ def _sliced(
                 got = done[id(c)] = cut(c)
             out.append(got)
     return tuple(out)
+
+
+def _picker(idx: list[int]) -> Callable[[Sequence[_T]], Sequence[_T]]:
+    """The items at ``idx`` of a sequence, as a tuple: one ``itemgetter`` built per partition
+    and called per column (C-level; 6x faster per column than ``list(map(seq.__getitem__,
+    idx))`` on 1,250 of 10,000 items). ``itemgetter`` of one index answers the item itself."""
+    if len(idx) == 1:
+        i = idx[0]
+        return lambda seq: (seq[i],)
+    return itemgetter(*idx)
 
 
 def _chunk_bounds(
@@ -749,11 +764,13 @@ class SqliteEventLog(EventLog):
         prepared = self._prepare(topic, records)  # validates and encodes outside the lock
         if not prepared.count:
             return []
-        return self._group.append(prepared, idempotence)  # shares a commit with concurrent appends
+        # shares a commit with concurrent appends
+        return metadata_list(self._group.append(prepared, idempotence))
 
-    def append_columns(self, topic: str, batch: ColumnBatch) -> list[RecordMetadata]:
+    def append_columns(self, topic: str, batch: ColumnBatch) -> Sequence[RecordMetadata]:
         """``append(topic, batch.records())`` without the per-record objects: the columns are
-        checked and encoded as they are (``_prepare_columns``); the stored bytes are the same."""
+        checked and encoded as they are (``_prepare_columns``); the stored bytes are the same.
+        The answer is an ``AppendedMetadata`` (columns; records built when asked for)."""
         self._check_usable()
         prepared = self._prepare_columns(topic, batch)
         if not prepared.count:
@@ -784,13 +801,13 @@ class SqliteEventLog(EventLog):
         groups = self._route(keys, [None] * n, topic.info.partitions, [])
         columns = batch.header_columns
         for g in groups:
-            ks, vs, stamps, cs = keys, values, timestamps, columns
+            ks: Sequence[bytes | None] = keys
+            vs: Sequence[bytes | None] = values
+            stamps: Sequence[int] = timestamps
+            cs: Sequence[bytes | Sequence[bytes]] = columns
             if g.indexes is not None:
-                pick = g.indexes
-                ks = list(map(keys.__getitem__, pick))
-                vs = list(map(values.__getitem__, pick))
-                stamps = list(map(timestamps.__getitem__, pick))
-                cs = _sliced(columns, lambda c: list(map(c.__getitem__, pick)))  # noqa: B023
+                pick = _picker(g.indexes)
+                ks, vs, stamps, cs = pick(keys), pick(values), pick(timestamps), _sliced(cs, pick)
             g.chunks = [
                 (
                     encode_batch_columns(
@@ -894,11 +911,16 @@ class SqliteEventLog(EventLog):
         rs: list[int] = routed  # type: ignore[assignment]
         if min(rs) == max(rs):
             return [PartitionGroup(rs[0], None, n, [])]
-        order = sorted(range(n), key=rs.__getitem__)  # stable: batch order within a partition
+        # One stable argsort (batch order within a partition) and one count of every partition
+        # in numpy: ``sorted(range(n), key=rs.__getitem__)`` and a ``count`` per partition were
+        # 7.5% of a Parquet file's ingest (py-spy, 1M rows); this is about 0.55x of their time.
+        at = np.fromiter(rs, np.int64, n)  # partitions are >= 0 here (checked or routed)
+        order: list[int] = np.argsort(at, kind="stable").tolist()
+        counts = np.bincount(at)
         groups: list[PartitionGroup] = []
         start = 0
-        for p in sorted(set(rs)):
-            stop = start + rs.count(p)
+        for p in np.flatnonzero(counts).tolist():
+            stop = start + int(counts[p])
             groups.append(PartitionGroup(p, order[start:stop], stop - start, []))
             start = stop
         return groups
@@ -925,7 +947,7 @@ class SqliteEventLog(EventLog):
 
     def _store(
         self, conn: sqlite3.Connection, prepared: PreparedAppend, *, marker: bool
-    ) -> list[RecordMetadata]:
+    ) -> AppendedMetadata:
         """Store a prepared batch inside the caller's write transaction.
 
         1. Allocate offsets: read each partition's next offset; the write lock held by this
@@ -995,29 +1017,18 @@ class SqliteEventLog(EventLog):
         )
 
     @staticmethod
-    def _metadata(prepared: PreparedAppend, bases: Sequence[int]) -> list[RecordMetadata]:
-        name, ts, n = prepared.topic.info.name, prepared.timestamps, prepared.count
-        groups = prepared.groups
-        if len(groups) == 1 and groups[0].indexes is None:
-            b, p = bases[0], groups[0].partition
-            return new_metadata(n, repeat(name, n), repeat(p, n), range(b, b + n), ts)
-        out: list[RecordMetadata] = [None] * n  # type: ignore[list-item]
-        for g, b in zip(groups, bases, strict=True):
-            pick = g.indexes or range(n)
-            c = g.count
-            made = new_metadata(
-                c,
-                repeat(name, c),
-                repeat(g.partition, c),
-                range(b, b + c),
-                map(ts.__getitem__, pick),
-            )
-            deque(map(out.__setitem__, pick, made), maxlen=0)
-        return out
+    def _metadata(prepared: PreparedAppend, bases: Sequence[int]) -> AppendedMetadata:
+        """The append's answer as columns (each partition's base offset and positions, the
+        timestamps): ``append_columns`` hands it on, ``append`` lists it."""
+        return SqliteAppended(
+            prepared.topic.info.name,
+            prepared.timestamps,
+            [(g.partition, b, g.indexes) for g, b in zip(prepared.groups, bases, strict=True)],
+        )
 
     def _store_idempotent(
         self, conn: sqlite3.Connection, prepared: PreparedAppend, key: IdempotenceKey
-    ) -> list[RecordMetadata]:
+    ) -> Sequence[RecordMetadata]:
         """Store a batch unless it retries the producer's last one (then return its metadata).
 
         1. Read the producer's last sequence for this topic (inside the write transaction).
@@ -1042,10 +1053,10 @@ class SqliteEventLog(EventLog):
                 "the expected sequence or use a new producer id."
             )
         metadata = self._store(conn, prepared, marker=prepared.transactional)  # 3.
-        starts: dict[int, int] = {}
-        for m in metadata:
-            starts.setdefault(m.partition, m.offset)
-        placement = [[g.partition, starts[g.partition], g.count] for g in prepared.groups]
+        placement = [
+            [p, base, g.count]
+            for (p, base, _), g in zip(metadata.parts, prepared.groups, strict=True)
+        ]
         conn.execute(
             "INSERT INTO producers (producer_id, topic_id, last_sequence, record_count, placement)"
             " VALUES (?, ?, ?, ?, ?) ON CONFLICT (producer_id, topic_id) DO UPDATE SET"

@@ -12,12 +12,14 @@ from typing import Protocol
 from adapters.sqlite_log.batch import PreparedAppend
 from core.errors import HubError
 from core.ports.eventlog import (
+    AppendedMetadata,
     AppendSignal,
     ColumnBatch,
     Record,
     RecordMetadata,
     TopicPartition,
     Transaction,
+    metadata_list,
 )
 
 
@@ -37,7 +39,7 @@ class TransactionHost(Protocol):
     def _prepare_columns(self, name: str, batch: ColumnBatch) -> PreparedAppend: ...
     def _store(
         self, conn: sqlite3.Connection, prepared: PreparedAppend, *, marker: bool
-    ) -> list[RecordMetadata]: ...
+    ) -> AppendedMetadata: ...
     def _reseal(self, conn: sqlite3.Connection, tid: int, part: int) -> None: ...
     def _offset_rows(
         self, group: str, offsets: Mapping[TopicPartition, int]
@@ -95,14 +97,15 @@ class SqliteTransaction(Transaction):
 
     def append(self, topic: str, records: Sequence[Record]) -> list[RecordMetadata]:
         """Stage records; the returned offsets are final (the write lock is held)."""
-        return self._stage(topic, self._log._prepare(topic, records))
+        return metadata_list(self._stage(topic, self._log._prepare(topic, records)))
 
-    def append_columns(self, topic: str, batch: ColumnBatch) -> list[RecordMetadata]:
+    def append_columns(self, topic: str, batch: ColumnBatch) -> Sequence[RecordMetadata]:
         """Stage ``batch`` as ``append(topic, batch.records())`` would, the same stored bytes,
-        without the per-record objects (``SqliteEventLog._prepare_columns``)."""
+        without the per-record objects (``SqliteEventLog._prepare_columns``); the answer is an
+        ``AppendedMetadata`` (columns; records built when asked for)."""
         return self._stage(topic, self._log._prepare_columns(topic, batch))
 
-    def _stage(self, topic: str, prepared: PreparedAppend) -> list[RecordMetadata]:
+    def _stage(self, topic: str, prepared: PreparedAppend) -> Sequence[RecordMetadata]:
         if not prepared.count:
             return []
         with self._staging(f"appending to {topic!r} in transaction {self._id!r}") as conn:

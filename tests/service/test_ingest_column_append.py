@@ -4,8 +4,9 @@ The same file goes through ``publish_file`` on two hubs: on one the accepted row
 as ``Record``s (``ingest.columnar.column_append = False``, the reference), on the other as one
 ``ColumnBatch`` per batch (the default). Event ids, the receipt time and the log's append time
 are fixed for both runs, so the data topic's stored batches must be identical byte for byte
-(offsets, MAC chain, batch bytes) and so must its ledger leaves. The files mix accepted rows,
-rows that fail rules (quarantined, row by row), duplicates within and across files.
+(offsets, MAC chain, batch bytes) and so must its ledger leaves and its quarantine entries (with
+their originals). The files mix accepted rows, rows that fail rules (quarantined, row by row),
+duplicates within and across files.
 """
 
 from __future__ import annotations
@@ -26,11 +27,13 @@ from benchmarks.e2e import write_files
 from hub.bootstrap import Hub
 from ingest import columnar
 from ingest.files import publish_file
+from ingest.quarantine import decode_entry, entries
 from tests.service.test_ingest_arrow_readers import avro_file, csv_file, jsonl
 from tests.service.test_ingest_arrow_readers import two as two
 
 FIXED_NOW = datetime.now(UTC)  # the files' times are drawn around the real clock
 FIXED_MS = 1_796_300_000_000
+_FRESH = {"event_id"}  # a quarantine entry's own id (uuid7, drawn when it is written)
 
 
 class _FrozenDatetime(datetime):
@@ -132,3 +135,17 @@ def test_column_append_stores_the_per_record_bytes(
     assert len(got) > 3
     assert [b[:-2] + b[-1:] for b in got] == [b[:-2] + b[-1:] for b in expected]
     assert _leaves(columns, "trades") == _leaves(reference, "trades")
+    quarantined = _quarantined(columns)
+    assert quarantined == _quarantined(reference)
+    assert len(quarantined) == sum(r for _, r, _ in results[1])
+    if fmt != "parquet":
+        assert quarantined and all(q["original"] for q in quarantined)
+
+
+def _quarantined(h: Hub) -> list[dict[str, Any]]:
+    """The hub's quarantine entries with their originals, all but the id each entry draws."""
+    out = []
+    for e in entries(h.ingest, limit=100_000):
+        full = decode_entry(h.ingest, e["offset"])
+        out.append({k: v for k, v in {**e, **full}.items() if k not in _FRESH})
+    return out

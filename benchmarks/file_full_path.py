@@ -1,0 +1,147 @@
+"""Parquet/Avro file ingest, full path (validate, encode, log, ledger leaf), beside raw SQLite.
+
+One process: a hub, ``N`` trades written as a Parquet (or Avro) file, ``publish_file`` with
+10,000-row batches, then the ledger sync (a leaf per record); then the same-run baselines on the
+bytes that run stored:
+- ``raw batches``: the stored batch rows (``topic_id, part, offsets, count, max_ts, mac, data``:
+  the very bytes the log wrote) inserted with ``executemany`` into a fresh SQLite file of the
+  log's schema (WAL, ``synchronous=FULL``), one commit per 10,000 records, as ingest commits;
+- ``raw rows``: the encoded Avro values, one row per event, the same commits (a naive store).
+Every figure is events per CPU second of this process (``time.process_time``; the machine is
+shared, wall rates swing) and per wall second. The script imports the tree it is run from, so
+the same file measures an older tree: ``cd /tmp/old && PYTHONPATH=. python
+/path/to/benchmarks/file_full_path.py 1000000``.
+Run: ``.venv/bin/python -m benchmarks.file_full_path --rows 1000000 [--format Avro]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sqlite3
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+
+def _timed(n: int, fn: Callable[[], Any]) -> tuple[float, float, Any]:
+    c0, w0 = time.process_time(), time.perf_counter()
+    out = fn()
+    c1, w1 = time.process_time(), time.perf_counter()
+    return n / max(c1 - c0, 1e-9), n / max(w1 - w0, 1e-9), out
+
+
+def _raw_insert(folder: Path, rows: list[tuple[Any, ...]], per_commit: int) -> None:
+    """The stored rows into a fresh file of the log's layout, one commit per ``per_commit``
+    records (the rows' ``record_count`` column, index 4)."""
+    conn = sqlite3.connect(folder / "raw.db", isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute(
+        "CREATE TABLE batches (id INTEGER PRIMARY KEY, topic_id INTEGER NOT NULL, part INTEGER"
+        " NOT NULL, base_offset INTEGER NOT NULL, last_offset INTEGER NOT NULL, record_count"
+        " INTEGER NOT NULL, max_timestamp INTEGER NOT NULL, mac BLOB, data BLOB NOT NULL)"
+    )
+    conn.execute("CREATE UNIQUE INDEX by_offset ON batches (topic_id, part, base_offset)")
+    sql = "INSERT INTO batches (topic_id, part, base_offset, last_offset, record_count, "
+    sql += "max_timestamp, mac, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+    start, count = 0, 0
+    for i, row in enumerate(rows):
+        count += row[4]
+        if count >= per_commit or i == len(rows) - 1:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.executemany(sql, rows[start : i + 1])
+            conn.execute("COMMIT")
+            start, count = i + 1, 0
+    conn.close()
+
+
+def _raw_rows(folder: Path, values: list[bytes], per_commit: int) -> None:
+    """One row per event (its Avro value), one commit per ``per_commit`` events."""
+    conn = sqlite3.connect(folder / "rows.db", isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("CREATE TABLE events (id INTEGER PRIMARY KEY, value BLOB NOT NULL)")
+    for i in range(0, len(values), per_commit):
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany(
+            "INSERT INTO events (value) VALUES (?)", ((v,) for v in values[i : i + per_commit])
+        )
+        conn.execute("COMMIT")
+    conn.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--format", default="Parquet", choices=["Parquet", "Avro"])
+    ap.add_argument("--label", default=os.getcwd())
+    args = ap.parse_args(argv)
+    n = args.rows
+
+    from benchmarks.e2e import write_files
+    from benchmarks.e2e_common import ACCOUNTS
+    from hub.bootstrap import bootstrap
+    from hub.settings import load_settings
+    from ingest.files import publish_file
+    from tests.service.accounts import open_accounts
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        h = bootstrap(load_settings(environ={}, data_dir=folder / "d", projection_autostart=False))
+        try:
+            open_accounts(h, [f"ACC-{i}" for i in range(ACCOUNTS)])
+            h.ledger.sync(force_checkpoint=True)
+            if args.format == "Avro":
+                from benchmarks.file_columns import _avro
+
+                sv = h.registry.get_version("trades-value", "latest")
+                (folder / "f").mkdir()
+                path = _avro(
+                    folder / "f" / "t.avro",
+                    sv.schema.text,
+                    h.registry.parsed(sv.id).parsed,
+                    n,
+                    10**8,
+                )
+            else:
+                path = write_files(folder / "f", n, 10**8)["Parquet"]
+            load = os.getloadavg()[0]
+            cpu, wall, out = _timed(
+                n, lambda: publish_file(h.ingest, path, "trades", batch_size=10_000)
+            )
+            assert out.result.accepted == n, out.result
+            lcpu, lwall, _ = _timed(n, h.ledger.sync)
+            full = 1 / (1 / cpu + 1 / lcpu)
+            db = h.log._path  # type: ignore[attr-defined]
+            with sqlite3.connect(db) as conn:
+                rows = conn.execute(
+                    "SELECT b.topic_id, b.part, b.base_offset, b.last_offset, b.record_count,"
+                    " b.max_timestamp, b.mac, b.data FROM batches b JOIN topics t"
+                    " ON t.id = b.topic_id WHERE t.name = 'trades' ORDER BY b.id"
+                ).fetchall()
+            values = [
+                v
+                for p, end in sorted(h.log.end_offsets("trades").items())
+                for v in h.log.read_columns("trades", p, 0, end + 1).values
+            ]
+            assert sum(r[4] for r in rows) == n == len(values)
+            rcpu, rwall, _ = _timed(n, lambda: _raw_insert(folder, rows, 10_000))
+            vcpu, vwall, _ = _timed(n, lambda: _raw_rows(folder, values, 10_000))
+            print(
+                f"{args.label} {args.format} n={n} load={load:.1f} | per CPU-s: publish {cpu:,.0f}"
+                f" ledger {lcpu:,.0f} full {full:,.0f} raw-batches {rcpu:,.0f} raw-rows"
+                f" {vcpu:,.0f} | full/raw-batches {full / rcpu:.3f} full/raw-rows"
+                f" {full / vcpu:.3f} | wall: publish {wall:,.0f} ledger {lwall:,.0f}"
+                f" raw-batches {rwall:,.0f} raw-rows {vwall:,.0f}",
+                flush=True,
+            )
+        finally:
+            h.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

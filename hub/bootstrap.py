@@ -497,6 +497,16 @@ def bootstrap(settings: Settings | None = None, *, install_domain: bool = True) 
     """
     settings = settings or load_settings()  # 1
     private_dir(settings.data_dir)  # the log and views hold every tenant's records: owner only
+    mode = settings.data_dir.stat().st_mode & 0o777
+    if mode & 0o077:  # made before the hub made it 0700, or widened since: say so each start
+        log.warning(
+            "data folder readable by other users",
+            extra={
+                "data_dir": str(settings.data_dir),
+                "mode": f"{mode:o}",
+                "fix": f"chmod -R go-rwx {settings.data_dir}",
+            },
+        )
     configure_tracing(settings)  # off by default (HUB_OTEL_EXPORTER)
     hot_log = build_event_log(settings)  # 2
     # the ledger's store first: the cold tier serves no segment the ledger does not vouch for

@@ -197,6 +197,15 @@ def main(
     from hub.logs import configure
 
     configure("WARNING", json_lines=True)  # until a command loads the settings (log_level)
+    from_argv = ctx.get_parameter_source("key") == click.core.ParameterSource.COMMANDLINE
+    if key and from_argv and sys.stderr.isatty():
+        # Other local users read a process's arguments (ps, /proc/<pid>/cmdline); told to the
+        # person at the terminal (scripts' stderr is often parsed: they are not told).
+        click.echo(
+            "warning: --key KEY_ID:SECRET on the command line shows the secret to other users "
+            "of this machine (ps); prefer --key-file FILE or HUB_API_KEY_FILE.",
+            err=True,
+        )
     ctx.obj = Ctx(data_dir, config, key, key_file)
 
 

@@ -201,6 +201,22 @@ def entry_fields(row: LeafRow, record: StoredRecord | None) -> dict[str, Any]:
     return out
 
 
+def _tail(c: RecordColumns, k: int) -> RecordColumns:
+    """The records of ``c`` from its ``k``-th on (``RecordColumns.first``'s other half)."""
+    return RecordColumns(
+        c.topic,
+        c.partition,
+        c.offsets[k:],
+        c.timestamps[k:],
+        c.keys[k:],
+        c.values[k:],
+        c.header_names,
+        tuple(col[k:] for col in c.header_values),
+        None if c.headers is None else c.headers[k:],
+        None if c.built_from is None else c.built_from[k:],
+    )
+
+
 class _TxnReader:
     """NodeReader over one write transaction, uncached (``LedgerWrite.node``)."""
 
@@ -425,7 +441,10 @@ class Ledger:
         self, chunks: Sequence[RecordColumns], topic: str, part: int, pos: int
     ) -> RecordColumns | None:
         """The handed chunk that is the next read from ``pos`` on: it starts there, or only
-        markers (an earlier transaction's) lie between (``EventLog.holds_records``)."""
+        markers (an earlier transaction's) lie between (``EventLog.holds_records``), or its
+        records from ``pos`` on when ``pos`` falls inside it (a batch boundary of the sync,
+        ``sync_batch``, cut it: without this every later batch of the partition was read
+        back from the log, and mixed with handed chunks, decoded in Python)."""
         for c in chunks:
             first = c.offsets[0]
             if first == pos or (
@@ -434,6 +453,8 @@ class Ledger:
                 return c
             if first > pos:
                 return None
+            if pos <= c.offsets[-1]:  # offsets are contiguous (``sync``): record pos - first
+                return _tail(c, pos - first)
         return None
 
     def _checkpoint_if_due(self, conn: LedgerWrite, force: bool) -> StoredCheckpoint | None:

@@ -170,3 +170,44 @@ def test_holds_records_agrees_with_reading(tmp_path: Path) -> None:
             want = EventLog.holds_records(log, "trades", part, a, b)
             assert log.holds_records("trades", part, a, b) == want, (part, a, b)
     log.close()
+
+
+def test_a_handed_chunk_cut_by_a_sync_batch_is_not_read_back(tmp_path: Path) -> None:
+    """One append of 1,000 records covered in sync batches of 97: every batch after the first
+    takes the rest of the handed chunk (none of the range is read back from the log), and the
+    ledger is byte-identical to one that read the log."""
+    log = SqliteEventLog(tmp_path / "log.sqlite", mac_key=b"k" * 32)
+    log.create_topic("trades", 1)
+    (tmp_path / "handed").mkdir()
+    (tmp_path / "read").mkdir()
+    key = tmp_path / "ledger.key"
+    handed, read = _ledger(log, tmp_path / "handed", key), _ledger(log, tmp_path / "read", key)
+    recs = [
+        Record(b"v%d" % i, b"k%d" % (i % 13) if i % 5 else None, (("ce_type", b"T"),), None)
+        for i in range(1000)
+    ]
+    metas = log.append("trades", recs)
+    cols = _handed("trades", recs, metas)
+    assert len(cols) == 1 and cols[0].header_names is not None
+    reads: list[tuple[str, int, int]] = []
+    for name in ("read_encoded", "read_columns"):
+        real = getattr(log, name)
+
+        def spy(topic: str, part: int, pos: int, *a: Any, _real: Any = real) -> Any:
+            reads.append((topic, part, pos))
+            return _real(topic, part, pos, *a)
+
+        setattr(handed.log, name, spy)
+    assert handed.cover(metas, handed=cols) == {"covered": True, "tree_size": 1000}
+    assert [r for r in reads if r[0] == "trades"] == []
+    del handed.log.read_encoded, handed.log.read_columns  # the instance's own again
+    assert read.cover(metas) == {"covered": True, "tree_size": 1000}
+    assert verify_ledger(handed).ok
+    cps = [[(c.size, c.root) for c in x.store.checkpoints(min_size=0)] for x in (handed, read)]
+    assert cps[0] == cps[1] and len(cps[0]) == 20
+    for ledger in (handed, read):
+        ledger.store.close()
+    assert _dump(tmp_path / "handed" / "ledger.sqlite") == _dump(
+        tmp_path / "read" / "ledger.sqlite"
+    )
+    log.close()

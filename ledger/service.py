@@ -306,9 +306,12 @@ class Ledger:
         they do not in time.
 
         ``handed``: records this process just appended, as ``appended_columns`` built them
-        from the append's answer (``cover``). A handed chunk with contiguous offsets stands in
-        for the log read of its range when it starts at a partition's stored position, or only
-        markers lie between (``EventLog.holds_records``); the log still authenticates that
+        from the append's answer (``cover``). Where the log hands its stored batches
+        (``read_encoded``, the embedded log) they are read instead: hashing those natively is
+        cheaper than hashing Python columns. Elsewhere a handed chunk with contiguous offsets
+        stands in for the log read of its range when it starts at a partition's stored
+        position, or only markers lie between (``EventLog.holds_records``), or the position
+        falls inside it (the rest of it); the log still authenticates that
         range (step 2, ``check_records``), and
         ``hub ledger verify`` re-derives every leaf from the log, so a chunk that differs from
         what the log holds is found there (``tests/unit/test_ledger_handoff.py``)."""
@@ -389,10 +392,14 @@ class Ledger:
                 read: list[EncodedColumns] = []  # this partition's stored batches read
                 while pos < end and count < budget:
                     want = min(budget - count, end - pos)
-                    chunk = self._handed_at(given.get((topic, part), ()), topic, part, pos)
-                    encoded = None
-                    if chunk is None:
-                        encoded = self.log.read_encoded(topic, part, pos, want)
+                    # The stored batches first, even for handed records: their native pass
+                    # with the read costs ~1.5 us/leaf less than hashing the handed Python
+                    # columns (docs/benchmarks/s15-cover.md). Handed columns stand in where
+                    # the log has no stored batches to hand (Kafka, a cold tier).
+                    chunk = None
+                    encoded = self.log.read_encoded(topic, part, pos, want)
+                    if encoded is None:
+                        chunk = self._handed_at(given.get((topic, part), ()), topic, part, pos)
                     if encoded is not None:
                         enc = encoded.below(end)
                         if not len(enc):

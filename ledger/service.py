@@ -201,6 +201,29 @@ def entry_fields(row: LeafRow, record: StoredRecord | None) -> dict[str, Any]:
     return out
 
 
+Handed = Sequence[RecordColumns] | Callable[[], Sequence[RecordColumns]]
+"""What ``Ledger.sync``/``cover`` take as ``handed``: the columns, or a function building them."""
+
+
+class _Given:
+    """The handed chunks with contiguous offsets by partition, in offset order; built at the
+    first ``get`` (the embedded log never asks: its stored batches are read instead, so the
+    columns are not built at all when handed as a function)."""
+
+    def __init__(self, handed: Handed) -> None:
+        self._handed = handed
+        self._by: dict[tuple[str, int], list[RecordColumns]] | None = None
+
+    def get(self, key: tuple[str, int]) -> Sequence[RecordColumns]:
+        if self._by is None:
+            handed = self._handed() if callable(self._handed) else self._handed
+            self._by = {}
+            for c in sorted(handed, key=lambda c: c.offsets[0] if len(c) else -1):
+                if len(c) and c.offsets[-1] - c.offsets[0] == len(c) - 1:
+                    self._by.setdefault((c.topic, c.partition), []).append(c)
+        return self._by.get(key, ())
+
+
 def _tail(c: RecordColumns, k: int) -> RecordColumns:
     """The records of ``c`` from its ``k``-th on (``RecordColumns.first``'s other half)."""
     return RecordColumns(
@@ -293,9 +316,7 @@ class Ledger:
         """Whether this process may sync now (always, unless fenced and not the leader)."""
         return self._fence is None or self._fence() is not None
 
-    def sync(
-        self, *, force_checkpoint: bool = False, handed: Sequence[RecordColumns] = ()
-    ) -> SyncResult:
+    def sync(self, *, force_checkpoint: bool = False, handed: Handed = ()) -> SyncResult:
         """Append a leaf for every record up to the log's current end; sign due checkpoints.
 
         Fenced (several hub processes): only the leader syncs, and every batch's transaction
@@ -324,10 +345,7 @@ class Ledger:
             if self.witness is not None:
                 self._copy_to_witness_logged()  # intents an earlier failure or crash left
             ends = {t.name: self.log.end_offsets(t.name) for t in self.log.topics()}
-            given: dict[tuple[str, int], list[RecordColumns]] = {}
-            for c in sorted(handed, key=lambda c: c.offsets[0] if len(c) else -1):
-                if len(c) and c.offsets[-1] - c.offsets[0] == len(c) - 1:
-                    given.setdefault((c.topic, c.partition), []).append(c)
+            given = _Given(handed)
             result = SyncResult()
             done = False
             while not done:
@@ -372,7 +390,7 @@ class Ledger:
         conn: LedgerWrite,
         ends: Mapping[str, Mapping[int, int]],
         new_cps: list[StoredCheckpoint],
-        given: Mapping[tuple[str, int], list[RecordColumns]],
+        given: _Given,
     ) -> int:
         # 1. state inside the transaction
         size = conn.size()
@@ -392,14 +410,14 @@ class Ledger:
                 read: list[EncodedColumns] = []  # this partition's stored batches read
                 while pos < end and count < budget:
                     want = min(budget - count, end - pos)
-                    # The stored batches first, even for handed records: their native pass
-                    # with the read costs ~1.5 us/leaf less than hashing the handed Python
+                    # The stored batches first, even for handed records: read and hashed
+                    # natively they cost ~0.8 us/leaf against ~1.1 for the handed Python
                     # columns (docs/benchmarks/s15-cover.md). Handed columns stand in where
                     # the log has no stored batches to hand (Kafka, a cold tier).
                     chunk = None
                     encoded = self.log.read_encoded(topic, part, pos, want)
                     if encoded is None:
-                        chunk = self._handed_at(given.get((topic, part), ()), topic, part, pos)
+                        chunk = self._handed_at(given.get((topic, part)), topic, part, pos)
                     if encoded is not None:
                         enc = encoded.below(end)
                         if not len(enc):
@@ -559,12 +577,13 @@ class Ledger:
         return done
 
     def cover(
-        self, appended: Sequence[RecordMetadata] = (), *, handed: Sequence[RecordColumns] = ()
+        self, appended: Sequence[RecordMetadata] = (), *, handed: Handed = ()
     ) -> dict[str, Any]:
         """Sync now so that ``appended`` is on the ledger before it is acknowledged.
 
-        ``handed``: the columns of what the caller just appended (``appended_columns``), used
-        instead of reading that range back from the log (see ``sync``).
+        ``handed``: the columns of what the caller just appended (``appended_columns``), or a
+        function that builds them (called only when a log read needs them: never on the
+        embedded log), used instead of reading that range back from the log (see ``sync``).
 
         Returns the acknowledgement's ``ledger`` member: ``{"covered": true, "tree_size": N}``
         when every record of ``appended`` has its leaf, else ``{"covered": false, "status":

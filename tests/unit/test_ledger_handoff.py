@@ -247,3 +247,46 @@ def test_the_embedded_log_hashes_its_stored_batches_even_when_handed(tmp_path: P
     assert verify_ledger(ledger).ok
     ledger.store.close()
     log.close()
+
+
+def test_handed_as_a_function_is_built_only_when_a_read_needs_it(tmp_path: Path) -> None:
+    """``cover(handed=result.appended_columns)``: the embedded log's stored batches are read,
+    so the columns are never built; a log without stored batches builds and hashes them, with
+    the same tree either way."""
+    log = SqliteEventLog(tmp_path / "log.sqlite", mac_key=b"k" * 32)
+    log.create_topic("trades", 1)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    key = tmp_path / "ledger.key"
+    stored, other = _ledger(log, tmp_path / "a", key), _ledger(log, tmp_path / "b", key)
+    recs = [Record(b"v%d" % i, b"k%d" % i, (("ce_type", b"T"),), None) for i in range(150)]
+    metas = log.append("trades", recs)
+    calls: list[int] = []
+
+    def build() -> list[RecordColumns]:
+        calls.append(1)
+        return _handed("trades", recs, metas)
+
+    assert stored.cover(metas, handed=build) == {"covered": True, "tree_size": 150}
+    assert calls == []
+    reads: list[int] = []
+    real = log.read_columns
+
+    def spy(*a: Any) -> Any:
+        reads.append(1)
+        return real(*a)
+
+    log.read_columns = spy  # type: ignore[method-assign,assignment]
+    with _no_stored_batches(log):
+        assert other.cover(metas, handed=build) == {"covered": True, "tree_size": 150}
+    del log.read_columns
+    assert calls == [1] and reads == []  # built once, and no record read back
+    assert stored.store.tree_size() == other.store.tree_size() == 150
+    for ledger in (stored, other):
+        ledger.sync(force_checkpoint=True)
+    cps = [x.store.latest_checkpoint() for x in (stored, other)]
+    assert cps[0] is not None and cps[1] is not None and cps[0].root == cps[1].root
+
+    for ledger in (stored, other):
+        ledger.store.close()
+    log.close()

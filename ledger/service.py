@@ -238,6 +238,45 @@ def entry_fields(row: LeafRow, record: StoredRecord | None) -> dict[str, Any]:
     return out
 
 
+Handed = Sequence[RecordColumns] | Callable[[], Sequence[RecordColumns]]
+"""What ``Ledger.sync``/``cover`` take as ``handed``: the columns, or a function building them."""
+
+
+class _Given:
+    """The handed chunks with contiguous offsets by partition, in offset order; built at the
+    first ``get`` (the embedded log never asks: its stored batches are read instead, so the
+    columns are not built at all when handed as a function)."""
+
+    def __init__(self, handed: Handed) -> None:
+        self._handed = handed
+        self._by: dict[tuple[str, int], list[RecordColumns]] | None = None
+
+    def get(self, key: tuple[str, int]) -> Sequence[RecordColumns]:
+        if self._by is None:
+            handed = self._handed() if callable(self._handed) else self._handed
+            self._by = {}
+            for c in sorted(handed, key=lambda c: c.offsets[0] if len(c) else -1):
+                if len(c) and c.offsets[-1] - c.offsets[0] == len(c) - 1:
+                    self._by.setdefault((c.topic, c.partition), []).append(c)
+        return self._by.get(key, ())
+
+
+def _tail(c: RecordColumns, k: int) -> RecordColumns:
+    """The records of ``c`` from its ``k``-th on (``RecordColumns.first``'s other half)."""
+    return RecordColumns(
+        c.topic,
+        c.partition,
+        c.offsets[k:],
+        c.timestamps[k:],
+        c.keys[k:],
+        c.values[k:],
+        c.header_names,
+        tuple(col[k:] for col in c.header_values),
+        None if c.headers is None else c.headers[k:],
+        None if c.built_from is None else c.built_from[k:],
+    )
+
+
 class _TxnReader:
     """NodeReader over one write transaction, uncached (``LedgerWrite.node``)."""
 
@@ -314,9 +353,7 @@ class Ledger:
         """Whether this process may sync now (always, unless fenced and not the leader)."""
         return self._fence is None or self._fence() is not None
 
-    def sync(
-        self, *, force_checkpoint: bool = False, handed: Sequence[RecordColumns] = ()
-    ) -> SyncResult:
+    def sync(self, *, force_checkpoint: bool = False, handed: Handed = ()) -> SyncResult:
         """Append a leaf for every record up to the log's current end; sign due checkpoints.
 
         Fenced (several hub processes): only the leader syncs, and every batch's transaction
@@ -327,9 +364,12 @@ class Ledger:
         they do not in time.
 
         ``handed``: records this process just appended, as ``appended_columns`` built them
-        from the append's answer (``cover``). A handed chunk with contiguous offsets stands in
-        for the log read of its range when it starts at a partition's stored position, or only
-        markers lie between (``EventLog.holds_records``); the log still authenticates that
+        from the append's answer (``cover``). Where the log hands its stored batches
+        (``read_encoded``, the embedded log) they are read instead: hashing those natively is
+        cheaper than hashing Python columns. Elsewhere a handed chunk with contiguous offsets
+        stands in for the log read of its range when it starts at a partition's stored
+        position, or only markers lie between (``EventLog.holds_records``), or the position
+        falls inside it (the rest of it); the log still authenticates that
         range (step 2, ``check_records``), and
         ``hub ledger verify`` re-derives every leaf from the log, so a chunk that differs from
         what the log holds is found there (``tests/unit/test_ledger_handoff.py``)."""
@@ -342,10 +382,7 @@ class Ledger:
             if self.witness is not None:
                 self._copy_to_witness_logged()  # intents an earlier failure or crash left
             ends = {t.name: self.log.end_offsets(t.name) for t in self.log.topics()}
-            given: dict[tuple[str, int], list[RecordColumns]] = {}
-            for c in sorted(handed, key=lambda c: c.offsets[0] if len(c) else -1):
-                if len(c) and c.offsets[-1] - c.offsets[0] == len(c) - 1:
-                    given.setdefault((c.topic, c.partition), []).append(c)
+            given = _Given(handed)
             result = SyncResult()
             done = False
             while not done:
@@ -390,7 +427,7 @@ class Ledger:
         conn: LedgerWrite,
         ends: Mapping[str, Mapping[int, int]],
         new_cps: list[StoredCheckpoint],
-        given: Mapping[tuple[str, int], list[RecordColumns]],
+        given: _Given,
     ) -> int:
         # 1. state inside the transaction
         size = conn.size()
@@ -410,10 +447,14 @@ class Ledger:
                 read: list[EncodedColumns] = []  # this partition's stored batches read
                 while pos < end and count < budget:
                     want = min(budget - count, end - pos)
-                    chunk = self._handed_at(given.get((topic, part), ()), topic, part, pos)
-                    encoded = None
-                    if chunk is None:
-                        encoded = self.log.read_encoded(topic, part, pos, want)
+                    # The stored batches first, even for handed records: read and hashed
+                    # natively they cost ~0.8 us/leaf against ~1.1 for the handed Python
+                    # columns (docs/benchmarks/s15-cover.md). Handed columns stand in where
+                    # the log has no stored batches to hand (Kafka, a cold tier).
+                    chunk = None
+                    encoded = self.log.read_encoded(topic, part, pos, want)
+                    if encoded is None:
+                        chunk = self._handed_at(given.get((topic, part)), topic, part, pos)
                     if encoded is not None:
                         enc = encoded.below(end)
                         if not len(enc):
@@ -462,7 +503,10 @@ class Ledger:
         self, chunks: Sequence[RecordColumns], topic: str, part: int, pos: int
     ) -> RecordColumns | None:
         """The handed chunk that is the next read from ``pos`` on: it starts there, or only
-        markers (an earlier transaction's) lie between (``EventLog.holds_records``)."""
+        markers (an earlier transaction's) lie between (``EventLog.holds_records``), or its
+        records from ``pos`` on when ``pos`` falls inside it (a batch boundary of the sync,
+        ``sync_batch``, cut it: without this every later batch of the partition was read
+        back from the log, and mixed with handed chunks, decoded in Python)."""
         for c in chunks:
             first = c.offsets[0]
             if first == pos or (
@@ -471,6 +515,8 @@ class Ledger:
                 return c
             if first > pos:
                 return None
+            if pos <= c.offsets[-1]:  # offsets are contiguous (``sync``): record pos - first
+                return _tail(c, pos - first)
         return None
 
     def _checkpoint_if_due(self, conn: LedgerWrite, force: bool) -> StoredCheckpoint | None:
@@ -568,12 +614,13 @@ class Ledger:
         return done
 
     def cover(
-        self, appended: Sequence[RecordMetadata] = (), *, handed: Sequence[RecordColumns] = ()
+        self, appended: Sequence[RecordMetadata] = (), *, handed: Handed = ()
     ) -> dict[str, Any]:
         """Sync now so that ``appended`` is on the ledger before it is acknowledged.
 
-        ``handed``: the columns of what the caller just appended (``appended_columns``), used
-        instead of reading that range back from the log (see ``sync``).
+        ``handed``: the columns of what the caller just appended (``appended_columns``), or a
+        function that builds them (called only when a log read needs them: never on the
+        embedded log), used instead of reading that range back from the log (see ``sync``).
 
         Returns the acknowledgement's ``ledger`` member: ``{"covered": true, "tree_size": N}``
         when every record of ``appended`` has its leaf, else ``{"covered": false, "status":

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +36,17 @@ def _handed(topic: str, recs: list[Record], metas: list[RecordMetadata]) -> list
         columns[0] = columns[0][:1]  # the one-item form of a shared value
     keys, values = [r.key for r in recs], [r.value for r in recs]
     return appended_columns(topic, metas, keys, values, names, columns)
+
+
+@contextmanager
+def _no_stored_batches(log: SqliteEventLog) -> Iterator[None]:
+    """The log as one without stored batches to hand (Kafka, a cold tier): the handed columns
+    are used where they are given."""
+    log.read_encoded = lambda *a, **k: None  # type: ignore[method-assign,assignment]
+    try:
+        yield
+    finally:
+        del log.read_encoded
 
 
 def _ledger(log: SqliteEventLog, folder: Path, key: Path) -> Ledger:
@@ -84,7 +97,8 @@ def test_cover_with_handed_columns_stores_what_reading_the_log_stores(tmp_path: 
         used += sum(c.header_names is not None for c in cols)
         if rnd.random() < 0.2:  # another writer's records, never handed over
             log.append("trades", [Record(b"other", b"k", (("ce_type", b"X"),), None, 1)])
-        got = handed.cover(metas, handed=cols)
+        with _no_stored_batches(log):  # else the log's stored batches are hashed instead
+            got = handed.cover(metas, handed=cols)
         assert got["covered"], got
         assert read.cover(metas)["covered"]
     assert used  # the header-column form was handed over
@@ -115,7 +129,8 @@ def test_verify_catches_handed_columns_that_differ_from_the_log(tmp_path: Path) 
         c.topic, c.partition, c.offsets, c.timestamps, c.keys, values,
         c.header_names, c.header_values,
     )  # fmt: skip
-    assert ledger.cover(metas, handed=[lie])["covered"]  # the ledger took the caller's word
+    with _no_stored_batches(log):  # (the embedded log's would be hashed instead)
+        assert ledger.cover(metas, handed=[lie])["covered"]  # the ledger took the caller's word
     report = verify_ledger(ledger)
     assert not report.ok
     first = report.first
@@ -169,4 +184,109 @@ def test_holds_records_agrees_with_reading(tmp_path: Path) -> None:
             b = rnd.randint(a, end + 3)
             want = EventLog.holds_records(log, "trades", part, a, b)
             assert log.holds_records("trades", part, a, b) == want, (part, a, b)
+    log.close()
+
+
+def test_a_handed_chunk_cut_by_a_sync_batch_is_not_read_back(tmp_path: Path) -> None:
+    """A log without stored batches to hand (``read_encoded`` None: Kafka, a cold tier): one
+    append of 1,000 records covered in sync batches of 97: every batch after the first takes
+    the rest of the handed chunk (none of the range is read back from the log), and the ledger
+    is byte-identical to one that read the log."""
+    log = SqliteEventLog(tmp_path / "log.sqlite", mac_key=b"k" * 32)
+    log.create_topic("trades", 1)
+    (tmp_path / "handed").mkdir()
+    (tmp_path / "read").mkdir()
+    key = tmp_path / "ledger.key"
+    handed, read = _ledger(log, tmp_path / "handed", key), _ledger(log, tmp_path / "read", key)
+    recs = [
+        Record(b"v%d" % i, b"k%d" % (i % 13) if i % 5 else None, (("ce_type", b"T"),), None)
+        for i in range(1000)
+    ]
+    metas = log.append("trades", recs)
+    cols = _handed("trades", recs, metas)
+    assert len(cols) == 1 and cols[0].header_names is not None
+    reads: list[tuple[str, int, int]] = []
+    real = log.read_columns
+
+    def spy(topic: str, part: int, pos: int, *a: Any) -> Any:
+        reads.append((topic, part, pos))
+        return real(topic, part, pos, *a)
+
+    handed.log.read_columns = spy  # type: ignore[method-assign,assignment]
+    with _no_stored_batches(log):
+        assert handed.cover(metas, handed=cols) == {"covered": True, "tree_size": 1000}
+    assert [r for r in reads if r[0] == "trades"] == []
+    del handed.log.read_columns  # the instance's own again
+    assert read.cover(metas) == {"covered": True, "tree_size": 1000}
+    assert verify_ledger(handed).ok
+    cps = [[(c.size, c.root) for c in x.store.checkpoints(min_size=0)] for x in (handed, read)]
+    assert cps[0] == cps[1] and len(cps[0]) == 20
+    for ledger in (handed, read):
+        ledger.store.close()
+    assert _dump(tmp_path / "handed" / "ledger.sqlite") == _dump(
+        tmp_path / "read" / "ledger.sqlite"
+    )
+    log.close()
+
+
+def test_the_embedded_log_hashes_its_stored_batches_even_when_handed(tmp_path: Path) -> None:
+    """The embedded log hands its stored batches (``read_encoded``): those are hashed, not the
+    handed columns (cheaper: docs/benchmarks/s15-cover.md). Handed columns that differ from
+    the log therefore do not reach the ledger at all on this log."""
+    log = SqliteEventLog(tmp_path / "log.sqlite", mac_key=b"k" * 32)
+    log.create_topic("trades", 1)
+    ledger = _ledger(log, tmp_path, tmp_path / "ledger.key")
+    recs = [Record(b"v%d" % i, b"k", (("ce_type", b"Trade"),), None) for i in range(300)]
+    metas = log.append("trades", recs)
+    (c,) = _handed("trades", recs, metas)
+    lie = RecordColumns(
+        c.topic, c.partition, c.offsets, c.timestamps, c.keys, [b"x"] * len(c),
+        c.header_names, c.header_values,
+    )  # fmt: skip
+    assert ledger.cover(metas, handed=[lie]) == {"covered": True, "tree_size": 300}
+    assert verify_ledger(ledger).ok
+    ledger.store.close()
+    log.close()
+
+
+def test_handed_as_a_function_is_built_only_when_a_read_needs_it(tmp_path: Path) -> None:
+    """``cover(handed=result.appended_columns)``: the embedded log's stored batches are read,
+    so the columns are never built; a log without stored batches builds and hashes them, with
+    the same tree either way."""
+    log = SqliteEventLog(tmp_path / "log.sqlite", mac_key=b"k" * 32)
+    log.create_topic("trades", 1)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    key = tmp_path / "ledger.key"
+    stored, other = _ledger(log, tmp_path / "a", key), _ledger(log, tmp_path / "b", key)
+    recs = [Record(b"v%d" % i, b"k%d" % i, (("ce_type", b"T"),), None) for i in range(150)]
+    metas = log.append("trades", recs)
+    calls: list[int] = []
+
+    def build() -> list[RecordColumns]:
+        calls.append(1)
+        return _handed("trades", recs, metas)
+
+    assert stored.cover(metas, handed=build) == {"covered": True, "tree_size": 150}
+    assert calls == []
+    reads: list[int] = []
+    real = log.read_columns
+
+    def spy(*a: Any) -> Any:
+        reads.append(1)
+        return real(*a)
+
+    log.read_columns = spy  # type: ignore[method-assign,assignment]
+    with _no_stored_batches(log):
+        assert other.cover(metas, handed=build) == {"covered": True, "tree_size": 150}
+    del log.read_columns
+    assert calls == [1] and reads == []  # built once, and no record read back
+    assert stored.store.tree_size() == other.store.tree_size() == 150
+    for ledger in (stored, other):
+        ledger.sync(force_checkpoint=True)
+    cps = [x.store.latest_checkpoint() for x in (stored, other)]
+    assert cps[0] is not None and cps[1] is not None and cps[0].root == cps[1].root
+
+    for ledger in (stored, other):
+        ledger.store.close()
     log.close()

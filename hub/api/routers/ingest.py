@@ -147,7 +147,7 @@ def _covered(hub: Hub, result: IngestResult) -> dict[str, Any]:
     loop: while one request waits for its log commit's or ledger's fsync, the loop reads and
     authorizes the next ones, whose appends then share a commit (the log's group commit) and
     whose leaves share a ledger sync (a sync covers every record up to the log's end)."""
-    return hub.ledger.cover(handed=result.appended_columns())
+    return hub.ledger.cover(handed=result.appended_columns)  # built only if a read needs them
 
 
 @router.post(

@@ -171,7 +171,9 @@ def test_local_objectstore_is_write_once(tmp_path: Path) -> None:
     store = LocalObjectStore(tmp_path / "w")
     store.put("a/b.note", b"one")
     assert store.get("a/b.note") == b"one"
-    assert stat.S_IMODE((tmp_path / "w" / "a" / "b.note").stat().st_mode) == 0o444
+    assert (
+        stat.S_IMODE((tmp_path / "w" / "a" / "b.note").stat().st_mode) == 0o400
+    )  # read-only, and the owner's alone (umask ignored)
     with pytest.raises(ObjectExists):
         store.put("a/b.note", b"two")
     assert store.put_if_absent("a/b.note", b"two") is False

@@ -8,9 +8,16 @@ What Confluent serialisers, deserialisers and schema tooling send on their hot p
 - ``POST /compatibility/subjects/{subject}/versions[/{version}]`` (no query but
   ``normalize``, which the registry accepts and ignores: it always compares canonical forms).
 
-Register (``POST /subjects/{subject}/versions``) stays with the full stack: served here (its
-decision awaited in the event loop, the registration in the thread pool) it answered fewer
-registrations per second under load than the twin (docs/benchmarks/s11-registry.md).
+- ``POST /subjects/{subject}/versions`` (register; no query but ``normalize``).
+
+Register decides as its twin's ``authorize_held("schema.write")`` does: the allow is held
+(``RecordingPolicyEngine.decide_held``) and stored with the ``_schemas`` record in one
+transaction, or alone (``settle``) before the answer when nothing was registered. Its body is
+read in the event loop first, then the decision, the twin's checks and the registration run in
+ONE thread-pool call (the twin takes three hops: the held dependency's enter and exit and the
+route; docs/benchmarks/s15-registry.md). A body that cannot be read or parsed is kept as its
+error and raised after the decision, so the answer (403 before 415/413/422) and the recorded
+decision are the twin's.
 
 ``RegistryFastPath`` is the outermost middleware of the hub's app (``hub.api.app.create_app``);
 it answers those requests itself, doing what the full stack does for them, in the same order
@@ -48,17 +55,22 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core import tracing
+from core.errors import Retryable
 from core.ports.policy import Principal
+from governance.decisions import HeldDecision, RecordingPolicyEngine
 from hub.api.auth import credentials
-from hub.api.deps import context_of, decide_async, path_resource
+from hub.api.deps import context_of, count_decision, decide_async, engine_failed, path_resource
 from hub.api.routers.registry import (
     MEDIA_TYPE,
     RegistryResponse,
+    _Candidate,
     _compatibility_answer,
+    _refuse_internal,
     _version_json,
     check_accept,
     json_body,
@@ -75,18 +87,23 @@ if TYPE_CHECKING:
     from hub.bootstrap import Hub
 
 READ = "schema.read"
+WRITE = "schema.write"
+# The answer decides itself (register: the decision is held for the registration's transaction).
+SELF = ""
 BY_ID = "/schemas/ids/{schema_id}"
 RAW_BY_ID = "/schemas/ids/{schema_id}/schema"
 VERSION = "/subjects/{subject}/versions/{version}"
 RAW_VERSION = "/subjects/{subject}/versions/{version}/schema"
 COMPATIBILITY = "/compatibility/subjects/{subject}/versions/{version}"
 COMPATIBILITY_ALL = "/compatibility/subjects/{subject}/versions"
+REGISTER = "/subjects/{subject}/versions"
 # A plain decimal number within int32 (the FastAPI twins accept more: negative, padded or
 # signed numbers are left to them). A subject is one path segment, as Starlette matches it.
 _BY_ID = re.compile(r"/schemas/ids/(0|[1-9][0-9]{0,9})(/schema)?")
 _V = r"(latest|[1-9][0-9]{0,9})"  # a version: ``latest`` or a plain number (int32: _version)
 _VERSION = re.compile(rf"/subjects/([^/]+)/versions/{_V}(/schema)?")
 _COMPATIBILITY = re.compile(rf"/compatibility/subjects/([^/]+)/versions(?:/{_V})?")
+_REGISTER = re.compile(r"/subjects/([^/]+)/versions")
 _BODY_QUERY = re.compile(rb"(normalize=(true|false))?")
 _MAX_ID = 2**31 - 1
 _TYPE = MEDIA_TYPE.encode("latin-1")
@@ -177,6 +194,10 @@ class RegistryFastPath:
                     return COMPATIBILITY_ALL, READ, lambda r: self._check(r, subject, None)
                 number = _version(text)
                 return COMPATIBILITY, READ, lambda r: self._check(r, subject, number)
+            register = _REGISTER.fullmatch(path)
+            if register is not None:
+                name = register.group(1)
+                return REGISTER, SELF, lambda r: self._register(r, name)
         return None
 
     async def _serve(
@@ -201,10 +222,11 @@ class RegistryFastPath:
         body = b""
         try:
             try:  # 3. and 4.
-                resource = path_resource(scope["path"])  # as the twin's request.url.path
-                await decide_async(
-                    self.hub, route, principal, action, resource, context_of(method, raw)
-                )
+                if action != SELF:
+                    resource = path_resource(scope["path"])  # as the twin's request.url.path
+                    await decide_async(
+                        self.hub, route, principal, action, resource, context_of(method, raw)
+                    )
                 body = await answer(Request(scope, receive))
             except Exception as exc:  # in Confluent's shape, as the twins answer
                 response = registry_error_handler(Request(scope), exc)
@@ -250,6 +272,64 @@ class RegistryFastPath:
         body = await json_body(request)
         answer = _compatibility_answer(self.hub.registry, subject, body, version, False)
         return bytes(RegistryResponse(answer).body)
+
+    async def _register(self, request: Request, subject: str) -> bytes:
+        body: object
+        try:  # in the loop (the receive channel); its error is raised after the decision
+            body = await json_body(request)
+        except Exception as exc:
+            body = exc
+        scope = request.scope
+        context = context_of(scope["method"], scope["headers"])
+        resource = path_resource(scope["path"])
+        principal = scope["state"]["principal"]
+        return await run_in_threadpool(
+            self._register_held, principal, resource, context, body, subject, scope["state"]
+        )
+
+    def _register_held(
+        self,
+        principal: Principal,
+        resource: str,
+        context: dict[str, object],
+        body: object,
+        subject: str,
+        state: dict[str, object],
+    ) -> bytes:
+        """What the twin's ``authorize_held`` and ``register`` do, in one worker thread."""
+        hub = self.hub
+        policy = hub.policy
+        held: HeldDecision | None = None
+        try:
+            if isinstance(policy, RecordingPolicyEngine):
+                decision, held = policy.decide_held(principal, WRITE, resource, context)
+            else:
+                decision = policy.decide(principal, WRITE, resource, context)
+        except Retryable:  # the decision could not be stored: 503, and nothing ran
+            raise
+        except Exception as exc:  # fail closed on anything unexpected
+            raise engine_failed(hub, REGISTER, WRITE, exc) from exc
+        try:
+            count_decision(hub, REGISTER, WRITE, decision)  # raises on deny
+            state["decision"] = decision
+            if isinstance(body, Exception):
+                raise body
+            _refuse_internal(subject, "registering a schema version under")
+            registry = hub.registry
+            candidate = _Candidate(registry, body)
+            sv = registry.register(
+                subject,
+                candidate.text,
+                candidate.schema_type,
+                candidate.references,
+                schema_id=candidate.id,
+                version=candidate.version,
+                append=None if held is None else held.commit,
+            )
+            return bytes(RegistryResponse({"id": sv.id}).body)
+        finally:
+            if held is not None:  # stored before the answer, alone if nothing was registered
+                held.settle()
 
     def _count(self, method: str, route: str, status: int, started: float) -> None:
         counter = self._requests.get((method, route, status))

@@ -124,8 +124,8 @@ def test_subject_versions_compatibility_and_register_answer_as_the_full_stack(
     hub: Hub, apps: tuple[TestClient, TestClient], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The fast path's other routes: ``versions/{version}`` and compatibility, each request
-    sent to both apps in turn; and register, which it leaves to the full stack (its second
-    answer is the idempotent one)."""
+    sent to both apps in turn; and register, served here too (each pair's second answer is the
+    idempotent one: the same id)."""
     fast, reference = apps
     policy = hub.policy
     assert isinstance(policy, RecordingPolicyEngine)
@@ -221,6 +221,45 @@ def test_versions_and_compatibility_are_served_without_the_app_behind_it(hub: Hu
     route = "/compatibility/subjects/{subject}/versions/{version}"
     assert f'method="POST",route="{route}",status="200"' in text
     assert f'action="schema.read",result="allow",route="{route}"' in text
+
+
+def test_register_is_served_without_the_app_behind_it_in_one_transaction(hub: Hub) -> None:
+    """Register answered by the fast path itself: the held ``schema.write`` allow and the
+    ``_schemas`` record stored together, counted under the twin's route template; a refused
+    body still records its (allowed) decision, and an internal subject is refused."""
+
+    async def behind(scope: Scope, receive: Receive, send: Send) -> None:
+        raise AssertionError(f"{scope['path']} reached the app behind the fast path")
+
+    token = hub.keys.create(["admin"], principal="ops").token
+    headers = {"Authorization": f"Bearer {token}"}
+    fast = RegistryFastPath(behind, hub)
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        scope["app"] = SimpleNamespace(state=SimpleNamespace(hub=hub))  # as Starlette's app
+        await fast(scope, receive, send)
+
+    client = TestClient(app)
+    start = len(decisions(hub))
+    answer = client.post("/subjects/fast-new-value/versions", json={"schema": BASE},
+                         headers=headers)  # fmt: skip
+    assert answer.status_code == 200
+    assert answer.json() == {"id": hub.registry.get_version("fast-new-value", 1).id}
+    assert answer.headers["content-type"] == "application/vnd.schemaregistry.v1+json"
+    again = client.post("/subjects/fast-new-value/versions?normalize=true", json={"schema": BASE},
+                        headers=headers)  # fmt: skip
+    assert again.json() == answer.json() and hub.registry.versions("fast-new-value") == [1]
+    bad = client.post("/subjects/fast-new-value/versions", content=b'{"schema": ',
+                      headers=headers)  # fmt: skip
+    assert (bad.status_code, bad.json()["error_code"]) == (422, 422)
+    internal = client.post("/subjects/_schemas/versions", json={"schema": BASE}, headers=headers)
+    assert internal.status_code == 403
+    recorded = [d for d in decisions(hub)[start:] if d["principal"] == "ops"]
+    assert [(d["action"], d["allow"]) for d in recorded] == [("schema.write", True)] * 4
+    assert [d["resource"] for d in recorded][-1] == "/subjects/_schemas/versions"
+    text = hub.metrics.render().decode()
+    assert 'method="POST",route="/subjects/{subject}/versions",status="200"' in text
+    assert 'action="schema.write",result="allow",route="/subjects/{subject}/versions"' in text
 
 
 def test_served_without_the_app_behind_it_counted_and_logged(

@@ -16,8 +16,10 @@ from governance.decisions import (
     DecisionEncoder,
     DecisionRecord,
     LogDecisionSink,
+    _long,
     _rfc3339,
     _stamp,
+    _time,
     decision_event,
     new_decision_id,
 )
@@ -168,6 +170,16 @@ def test_column_wise_batch_is_byte_identical_to_the_generated_encoder(hub: Hub) 
         *(rng.randrange(0, 2**32 * 10**6) for _ in range(5000)),
     ]:
         assert _stamp(us, seconds) == _rfc3339(us)
+
+
+def test_time_varint_matches_the_reference_long() -> None:
+    """``_time`` (low 14 bits from a table, the rest memoised per batch) is ``_long``."""
+    rng = random.Random(3)
+    tails: dict[int, bytes] = {}
+    edges = [0, -1, 1, 8191, 8192, 8193, 2**14, 2**21, 2**62 - 1, 2**62, 2**63 - 1, -(2**63)]
+    now = 1_764_640_000_000_000
+    for us in [*edges, *(now + rng.randrange(-(10**9), 10**9) for _ in range(20_000))]:
+        assert _time(us, tails) == _long(us), us
 
 
 def _varied(n: int) -> list[DecisionRecord]:

@@ -57,7 +57,7 @@ from core.avro.varint import varint, zigzag
 from core.errors import PayloadTooLarge, Retryable
 from core.events import OutgoingEvent
 from core.policybundle import decision_input, input_digest, with_now
-from core.ports.eventlog import Record
+from core.ports.eventlog import ColumnBatch, Record
 from core.ports.policy import Decision, DecisionRequest, PolicyEngine, Principal
 from domain.envelope import (
     CONTENT_TYPE,
@@ -210,17 +210,27 @@ class LogDecisionSink:
         self._encoder = DecisionEncoder(self._publisher)
         return self._encoder
 
-    def prepare(self, records: Sequence[DecisionRecord]) -> list[Record]:
-        return self._ensure_topic().encode(records)
+    def prepare(self, records: Sequence[DecisionRecord]) -> ColumnBatch | list[Record]:
+        return self._ensure_topic().encode_batch(records)
 
-    def store(self, prepared: list[Record]) -> None:
-        self._log.append(DECISIONS_TOPIC, prepared)
+    def store(self, prepared: ColumnBatch | list[Record]) -> None:
+        if isinstance(prepared, ColumnBatch):
+            # The columns straight to the log: no Record or header tuple per decision, and
+            # the log's column path encodes them (the same stored bytes as ``append``).
+            self._log.append_columns(DECISIONS_TOPIC, prepared)
+        else:
+            self._log.append(DECISIONS_TOPIC, prepared)
 
-    def store_with(self, prepared: list[Record], companions: Sequence[Companions]) -> None:
+    def store_with(
+        self, prepared: ColumnBatch | list[Record], companions: Sequence[Companions]
+    ) -> None:
         """The batch (if any) and the companions' records in one event-log transaction."""
         with self._log.transaction(self._transactional_id) as txn:
-            if prepared:
-                txn.append(DECISIONS_TOPIC, prepared)
+            if len(prepared):
+                if isinstance(prepared, ColumnBatch):
+                    txn.append_columns(DECISIONS_TOPIC, prepared)
+                else:
+                    txn.append(DECISIONS_TOPIC, prepared)
             for c in companions:
                 txn.append(c.topic, c.records)
 
@@ -264,14 +274,25 @@ class DecisionEncoder:
         self.direct = not pii.encrypted and pii.subject_field is None
         self._max_bytes = publisher.max_record_bytes
         self._encode = serde.encoder(self.schema_id, self._schema)
-        self._spec = (H_SPECVERSION, SPECVERSION.encode())
-        self._type = (H_TYPE, self._name.encode())
-        self._causation = (H_CAUSATION, b"")
-        self._class = (H_CLASSIFICATION, self._classification.encode())
-        self._content = (H_CONTENT_TYPE, CONTENT_TYPE.encode())
+        self._spec = SPECVERSION.encode()
+        self._type = self._name.encode()
+        self._class = self._classification.encode()
+        self._content = CONTENT_TYPE.encode()
+        # The envelope's headers in ``Envelope.to_headers`` order, then the ledger's two.
+        self._names = (
+            H_SPECVERSION, H_ID, H_TYPE, H_TIME, H_SOURCE, H_CORRELATION, H_CAUSATION,
+            H_TENANT, H_CLASSIFICATION, H_CONTENT_TYPE, H_ACTION, H_SUBJECT,
+        )  # fmt: skip
         self._header = struct.pack(">bI", serde.MAGIC, self.schema_id)  # Confluent wire header
 
     def encode(self, records: Sequence[DecisionRecord]) -> list[Record]:
+        """The batch as ``Record`` objects (what ``EventLog.append`` takes)."""
+        batch = self.encode_batch(records)
+        return batch.records() if isinstance(batch, ColumnBatch) else batch
+
+    def encode_batch(self, records: Sequence[DecisionRecord]) -> ColumnBatch | list[Record]:
+        """The batch for the log: columns (``EventLog.append_columns``) on the direct path,
+        else the publisher's records."""
         if not self.direct:
             out: list[Record] = []
             for r in records:  # one prepare per record: each has its own producer and tenant
@@ -281,12 +302,14 @@ class DecisionEncoder:
             return out
         return self._columns(records)
 
-    def _columns(self, records: Sequence[DecisionRecord]) -> list[Record]:
-        """The batch, encoded a column value at a time: within a batch principals, tenants,
+    def _columns(self, records: Sequence[DecisionRecord]) -> ColumnBatch:
+        """The batch as columns, a column value at a time: within a batch principals, tenants,
         roles, actions, resources, reasons and policy versions repeat, so each distinct string
         (and its header bytes) is encoded once per batch and the Avro datum is a join of
-        ready-made parts. Byte-identical to the generated encoder (``_one``, the reference;
-        tests/service/test_decision_encoding.py compares both with ``Publisher.prepare``)."""
+        ready-made parts; the envelope headers the whole batch shares are one ``bytes`` each.
+        ``records()`` of it is byte-identical to the generated encoder (``_one``, the
+        reference; tests/service/test_decision_encoding.py compares both with
+        ``Publisher.prepare``)."""
         avro: dict[str, bytes] = {}  # str -> Avro string (zigzag length + UTF-8)
         utf8: dict[str, bytes] = {}  # str -> UTF-8 (header values)
         lists: dict[tuple[str, ...], bytes] = {}  # array of strings -> Avro array
@@ -314,60 +337,80 @@ class DecisionEncoder:
             return found
 
         header, limit = self._header, self._max_bytes
-        out = []
+        middles: dict[tuple[Any, ...], bytes] = {}  # principal .. policy_version -> their Avro
+        tails: dict[int, bytes] = {}  # zig-zag time >> 14 -> its varint (see _time)
+        small = _SMALL
+        values: list[bytes] = []
+        ids: list[bytes] = []
         for r in records:
+            # Fields 1-8 (principal .. policy_version) repeat together across a batch (the same
+            # caller asking the same thing): one lookup instead of eight encodings.
+            same = r[1:9]
+            middle = middles.get(same)
+            if middle is None:
+                middle = middles[same] = b"".join(
+                    (
+                        s(r.principal),
+                        s(r.tenant),
+                        array(r.roles),
+                        s(r.action),
+                        s(r.resource),
+                        b"\x01" if r.allow else b"\x00",
+                        s(r.reason),
+                        s(r.policy_version),
+                    )
+                )
             if r.row_filter:
                 pairs = b"".join(s(k) + s(v) for k, v in r.row_filter.items())
                 row_filter = _long(len(r.row_filter)) + pairs + b"\x00"
             else:
                 row_filter = b"\x00"
+            event_id = r.decision_id.encode()  # unique: not memoised
+            n = len(event_id)
             value = b"".join(
                 (
                     header,
-                    s(r.decision_id),
-                    s(r.principal),
-                    s(r.tenant),
-                    array(r.roles),
-                    s(r.action),
-                    s(r.resource),
-                    b"\x01" if r.allow else b"\x00",
-                    s(r.reason),
-                    s(r.policy_version),
+                    small[n] if n < 64 else _long(n),
+                    event_id,
+                    middle,
                     s(r.input_sha256),
                     array(r.mask),
                     row_filter,
                     s(r.purpose),
                     s(r.case_id),
-                    _long(r.decided_at_us),
+                    _time(r.decided_at_us, tails),
                     s(r.key_id),
                 )
             )
             if len(value) > limit:
                 raise self._too_large(r, len(value))
-            event_id = r.decision_id.encode()
-            principal = u(r.principal)
-            stamp = _stamp(r.decided_at_us, seconds)
-            out.append(
-                Record(
-                    value=value,
-                    key=principal,
-                    headers=(
-                        self._spec,
-                        (H_ID, event_id),
-                        self._type,
-                        (H_TIME, stamp),
-                        (H_SOURCE, principal),
-                        (H_CORRELATION, event_id),
-                        self._causation,
-                        (H_TENANT, u(r.tenant)),
-                        self._class,
-                        self._content,
-                        (H_ACTION, u(r.action)),
-                        (H_SUBJECT, u(r.resource)),
-                    ),
-                )
-            )
-        return out
+            values.append(value)
+            ids.append(event_id)
+        # The per-record header columns, one C-level pass each (the ids are unique: no memo).
+        principals = [u(r.principal) for r in records]
+        stamps = [_stamp(r.decided_at_us, seconds) for r in records]
+        tenants = [u(r.tenant) for r in records]
+        actions = [u(r.action) for r in records]
+        subjects = [u(r.resource) for r in records]
+        return ColumnBatch(
+            principals,  # the key: the principal (the topic's key field)
+            values,
+            self._names,
+            (
+                self._spec,
+                ids,  # ce_id
+                self._type,
+                stamps,
+                principals,  # ce_source
+                ids,  # correlation: the decision's own id
+                b"",  # causation
+                tenants,
+                self._class,
+                self._content,
+                actions,
+                subjects,
+            ),
+        )
 
     def _too_large(self, r: DecisionRecord, size: int) -> PayloadTooLarge:
         return PayloadTooLarge(
@@ -407,16 +450,16 @@ class DecisionEncoder:
             value=value,
             key=r.principal.encode(),
             headers=(
-                self._spec,
+                (H_SPECVERSION, SPECVERSION.encode()),
                 (H_ID, event_id),
-                self._type,
+                (H_TYPE, self._name.encode()),
                 (H_TIME, _rfc3339(r.decided_at_us)),
                 (H_SOURCE, r.principal.encode()),
                 (H_CORRELATION, event_id),
-                self._causation,
+                (H_CAUSATION, b""),
                 (H_TENANT, r.tenant.encode()),
-                self._class,
-                self._content,
+                (H_CLASSIFICATION, self._classification.encode()),
+                (H_CONTENT_TYPE, CONTENT_TYPE.encode()),
                 (H_ACTION, r.action.encode()),
                 (H_SUBJECT, r.resource.encode()),
             ),
@@ -426,6 +469,24 @@ class DecisionEncoder:
 def _long(n: int) -> bytes:
     """Avro's zigzag varint of a long."""
     return varint(zigzag(n))
+
+
+_SMALL = tuple(_long(n) for n in range(64))  # one-byte Avro longs (string lengths below 64)
+# The varint's first two bytes (continuation bits set) of each value of a varint's low 14 bits.
+_LOW14 = tuple(bytes(((z & 0x7F) | 0x80, ((z >> 7) & 0x7F) | 0x80)) for z in range(1 << 14))
+
+
+def _time(us: int, tails: dict[int, bytes]) -> bytes:
+    """``_long(us)``: a time's varint is its low 14 bits as two bytes, then the varint of the
+    rest, which changes every 8 ms, so ``tails`` (one per batch) holds it once per 8 ms."""
+    if not 8192 <= us < 1 << 62:  # short varints, negatives, beyond zig-zag's plain shift
+        return _long(us)
+    z = us << 1
+    high = z >> 14
+    tail = tails.get(high)
+    if tail is None:
+        tail = tails[high] = varint(high)
+    return _LOW14[z & 0x3FFF] + tail
 
 
 _EXACT_US = 2**32 * 1_000_000  # below it, us / 1e6 rounds to the exact microsecond (year 2106)

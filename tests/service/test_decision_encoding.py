@@ -9,13 +9,17 @@ from datetime import datetime
 import pytest
 
 from core.errors import PayloadTooLarge
+from core.ports.eventlog import ColumnBatch, Record
 from governance.decisions import (
     DECISIONS_TOPIC,
+    Companions,
     DecisionEncoder,
     DecisionRecord,
     LogDecisionSink,
+    _long,
     _rfc3339,
     _stamp,
+    _time,
     decision_event,
     new_decision_id,
 )
@@ -166,3 +170,83 @@ def test_column_wise_batch_is_byte_identical_to_the_generated_encoder(hub: Hub) 
         *(rng.randrange(0, 2**32 * 10**6) for _ in range(5000)),
     ]:
         assert _stamp(us, seconds) == _rfc3339(us)
+
+
+def test_time_varint_matches_the_reference_long() -> None:
+    """``_time`` (low 14 bits from a table, the rest memoised per batch) is ``_long``."""
+    rng = random.Random(3)
+    tails: dict[int, bytes] = {}
+    edges = [0, -1, 1, 8191, 8192, 8193, 2**14, 2**21, 2**62 - 1, 2**62, 2**63 - 1, -(2**63)]
+    now = 1_764_640_000_000_000
+    for us in [*edges, *(now + rng.randrange(-(10**9), 10**9) for _ in range(20_000))]:
+        assert _time(us, tails) == _long(us), us
+
+
+def _varied(n: int) -> list[DecisionRecord]:
+    """Decisions with repeats, denials, masks, row filters, multi-byte text and odd times."""
+    rng = random.Random(11)
+    return [
+        DecisionRecord(
+            new_decision_id(),
+            f"user-{i % 5}-ü",
+            rng.choice(["acme", "globex", ""]),
+            tuple(rng.sample(["admin", "analyst", "auditor"], i % 4)),
+            rng.choice(["event.read", "schema.write"]),
+            f"topics/p/{i % 3}",
+            i % 4 != 0,
+            rng.choice(["Allowed", "Denied: é"]),
+            "v" * 64,
+            f"{i:064x}",
+            rng.choice([0, -1, 2**32 * 10**6, 1_764_640_000_000_000 + i * 999_999]),
+            mask=("pii",) * (i % 2),
+            row_filter={f"k{j}": "é" * j for j in range(i % 3)},
+            purpose="p" * (i % 3),
+            case_id=str(i),
+        )
+        for i in range(n)
+    ]
+
+
+def _stored(hub: Hub, topic: str) -> list[tuple[object, ...]]:
+    return [(s.offset, s.key, s.value, s.headers) for s in hub.log.read(topic, 0, 0, 10_000)]
+
+
+def test_column_append_stores_what_record_append_stored(hub: Hub) -> None:
+    """The sink hands the log columns (``append_columns``); the same decisions appended as
+    ``Record`` objects (the path before) to a twin topic store the same offsets, keys, values
+    and headers, and decode to the same events, in batch order."""
+    sink = LogDecisionSink(hub.log, hub.registry, hub.publisher)
+    sink.append(RECORDS)  # creates the topic; RECORDS land first on both topics
+    info = hub.log.topic(DECISIONS_TOPIC)
+    twin = "hub.decisions-reference"
+    hub.log.create_topic(twin, info.partitions, dict(info.config))
+    encoder = DecisionEncoder(hub.publisher)
+    hub.log.append(twin, [encoder._one(r) for r in RECORDS])
+    varied = _varied(300)
+    batch = encoder.encode_batch(varied)
+    assert isinstance(batch, ColumnBatch), "the direct path must hand the log columns"
+    sink.store(batch)
+    hub.log.append(twin, [encoder._one(r) for r in varied])
+    got, want = _stored(hub, DECISIONS_TOPIC), _stored(hub, twin)
+    assert len(got) == len(RECORDS) + 300
+    assert got == want
+    reader = EventReader(hub.log, hub.registry)
+    decoded = [reader.decode(r)["value"] for r in hub.log.read(DECISIONS_TOPIC, 0, 0, 10_000)]
+    assert decoded == [reader.decode(r)["value"] for r in hub.log.read(twin, 0, 0, 10_000)]
+    assert [d["decision_id"] for d in decoded] == [r.decision_id for r in [*RECORDS, *varied]]
+    assert [d["allow"] for d in decoded] == [r.allow for r in [*RECORDS, *varied]]
+
+
+def test_companion_transaction_stores_the_columns_and_the_records_together(hub: Hub) -> None:
+    """``store_with`` (a decision held for its action's records) appends the decisions'
+    columns and the companions' records in one transaction: both are there, in order."""
+    sink = LogDecisionSink(hub.log, hub.registry, hub.publisher)
+    sink.append(RECORDS[:1])
+    hub.log.create_topic("acts", 1, {})
+    batch = sink.prepare(RECORDS[1:])
+    sink.store_with(batch, [Companions("acts", [Record(value=b"done", key=b"k")])])
+    encoder = DecisionEncoder(hub.publisher)
+    want = [encoder._one(r) for r in RECORDS]
+    got = hub.log.read(DECISIONS_TOPIC, 0, 0, 100)
+    assert [(s.key, s.value, s.headers) for s in got] == [(w.key, w.value, w.headers) for w in want]
+    assert [s.value for s in hub.log.read("acts", 0, 0, 10)] == [b"done"]

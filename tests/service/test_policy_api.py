@@ -260,6 +260,7 @@ def test_an_allow_that_cannot_be_recorded_answers_503(
         raise OSError("disk I/O error")
 
     monkeypatch.setattr(hub.log, "append", broken)
+    monkeypatch.setattr(hub.log, "append_columns", broken)  # the decisions' batch path
     resp = client.get("/v1/topics", headers=token)
     assert resp.status_code == 503, resp.text
     assert resp.json()["reason"] == "decision_not_recorded"

@@ -56,8 +56,11 @@ def test_every_request_decision_is_recorded(client: TestClient, hub: Hub) -> Non
     assert denied.status_code == 403
     assert "no role of principal 'ann'" in denied.json()["message"]
     got = decisions(hub)
-    assert [(d["action"], d["allow"]) for d in got[-2:]] == [
+    # GET /v1/topics asks whether the reader may see every tenant's end offsets (tenant.all):
+    # that question is a decision too, and recorded.
+    assert [(d["action"], d["allow"]) for d in got[-3:]] == [
         ("topic.read", True),
+        ("tenant.all", False),
         ("topic.create", False),
     ]
     last = got[-1]
@@ -103,10 +106,14 @@ def test_a_route_decision_is_made_in_the_event_loop_and_a_case_lookup_is_not(
     assert client.post("/v1/topics", headers=ann, json={"name": "x"}).status_code == 403
     case = {**ann, "X-Hub-Purpose": "investigation", "X-Hub-Case": "CASE-9"}
     assert client.get("/v1/topics/trades/events", headers=case).status_code == 403
-    assert in_loop == [("topic.read", True), ("topic.create", True), ("event.read", False)]
-    got = decisions(hub)[-3:]
+    assert in_loop[0] == ("topic.read", True) and in_loop[-2:] == [
+        ("topic.create", True),
+        ("event.read", False),
+    ]
+    got = decisions(hub)[-4:]
     assert [(d["action"], d["allow"], d["case_id"]) for d in got] == [
         ("topic.read", True, ""),
+        ("tenant.all", False, ""),
         ("topic.create", False, ""),
         ("event.read", False, "CASE-9"),
     ]

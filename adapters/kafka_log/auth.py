@@ -17,7 +17,7 @@ valid MAC. Data topics (and ``flink.*``, which Flink jobs write) also take recor
 Kafka producers by design (Confluent serializers, Debezium): such a record without a MAC is
 read, but its ``ce_tenant`` claim is dropped (it reads as tenant ``default``, as every header-less
 external record does), so a producer without the hub's key cannot put records into another
-tenant's view. A record that carries a MAC header must match it, on every topic.
+tenant's view; so is one whose MAC header does not match (no reader stalls on it).
 """
 
 from __future__ import annotations
@@ -62,18 +62,24 @@ def mac_required(topic: str) -> bool:
     return topic.startswith(("hub.", "_"))
 
 
+def _external(r: StoredRecord) -> StoredRecord:
+    """A data topic's record the hub did not write: read, its tenant claim dropped."""
+    if any(name == H_TENANT for name, _ in r.headers):
+        kept = tuple(h for h in r.headers if h[0] != H_TENANT)
+        return StoredRecord(r.topic, r.partition, r.offset, r.timestamp_ms, r.key, r.value, kept)
+    return r
+
+
 def verify_record(key: bytes, r: StoredRecord) -> StoredRecord:
-    """``r`` without its MAC header; raise ``LogTampered`` (naming the record) when the header
-    does not match, or is missing on a hub topic (see the module docstring)."""
+    """``r`` without its MAC header; on a hub topic, raise ``LogTampered`` (naming the record)
+    when the header is missing or does not match. On a data topic such a record is read as a
+    plain producer's (``_external``): a bogus MAC header there must not make the partition
+    unreadable (anyone with produce access could otherwise stall its readers), and it gains the
+    writer nothing a record without one would not."""
     where = f"{r.topic!r} partition {r.partition} offset {r.offset}"
     if not r.headers or r.headers[-1][0] != MAC_HEADER:
-        if not mac_required(r.topic):  # a plain producer's record: no tenant claim honoured
-            if any(name == H_TENANT for name, _ in r.headers):
-                kept = tuple(h for h in r.headers if h[0] != H_TENANT)
-                return StoredRecord(
-                    r.topic, r.partition, r.offset, r.timestamp_ms, r.key, r.value, kept
-                )
-            return r
+        if not mac_required(r.topic):
+            return _external(r)
         raise LogTampered(
             f"The Kafka record at {where} carries no hub MAC ({MAC_HEADER!r}): the hub did not "
             "write it (someone with produce access to the broker did, or it predates record "
@@ -82,6 +88,8 @@ def verify_record(key: bytes, r: StoredRecord) -> StoredRecord:
     headers = r.headers[:-1]
     want = record_mac(key, r.topic, r.partition, r.key, r.value, headers, r.timestamp_ms)
     if not hmac.compare_digest(r.headers[-1][1], want):
+        if not mac_required(r.topic):
+            return _external(r)
         raise LogTampered(
             f"The Kafka record at {where} fails its hub MAC: it was forged, changed, or moved "
             "from another topic or partition. Refusing to read it."

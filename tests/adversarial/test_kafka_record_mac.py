@@ -138,7 +138,12 @@ def test_a_plain_producers_data_record_cannot_claim_a_tenant(
     h.log.create_topic(topic, 1, {})
     h.log.append(topic, [Record(key=b"k", value=b"ours", headers=(("ce_tenant", b"acme"),))])
     _produce(kafka, prefix + topic, b"theirs", b"k", [("ce_tenant", b"acme")])
-    ours, theirs = h.log.read(topic, 0, 0, 10)
+    # a bogus MAC header neither blocks the partition's readers nor buys a tenant
+    bogus = [("ce_tenant", b"acme"), ("__hub.mac", b"\x00" * 32)]
+    _produce(kafka, prefix + topic, b"bogus", b"k", bogus)
+    h.log.append(topic, [Record(key=b"k", value=b"later", headers=(("ce_tenant", b"acme"),))])
+    ours, theirs, fake, later = h.log.read(topic, 0, 0, 10)
+    assert (fake.value, tenant_of(fake), tenant_of(later)) == (b"bogus", "default", "acme")
     assert tenant_of(ours) == "acme"  # the hub's own record keeps its tenant
     assert theirs.value == b"theirs"  # an external producer's record is still read ...
     assert tenant_of(theirs) == "default"  # ... but its tenant claim is not honoured

@@ -139,6 +139,9 @@ def build_event_log(settings: Settings) -> EventLog:
             settings.kafka_bootstrap_servers,
             topic_prefix=settings.kafka_topic_prefix,
             replication_factor=settings.kafka_replication_factor,
+            # every record carries a MAC, so that a producer on the broker without the hub's
+            # key cannot write records the hub takes for its own (adapters.kafka_log.auth)
+            mac_key=derived_secret(settings, b"hub kafka record MAC"),
         )
     raise ConfigError(
         f"HUB_EVENT_LOG={settings.event_log!r} has no adapter: use 'sqlite' or 'kafka'."

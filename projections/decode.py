@@ -21,6 +21,8 @@ import fastavro
 import numpy as np
 import pyarrow as pa
 
+from core.avro.schema import ParsedSchema
+from core.avro.serde import refuse_recursive_values
 from core.errors import DuplicateEnvelopeHeader, HubError
 from core.pii import PiiCodec, encrypts
 from core.ports.eventlog import StoredRecord
@@ -62,6 +64,11 @@ class Decoder:
                 parsed = self._registry.parsed(schema_id)
             except HubError as exc:
                 raise Poison("schema_not_found", exc.message) from exc
+            try:  # a deep value of a recursive type would crash fastavro (SIGSEGV)
+                if isinstance(parsed, ParsedSchema):
+                    refuse_recursive_values(parsed)
+            except HubError as exc:
+                raise Poison("recursive_schema", exc.message) from exc
             got = (parsed.parsed, parsed.name or "")
             self._schemas[schema_id] = got
         return got

@@ -100,6 +100,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]  # re-exported
     OffsetSpec,
 )
 
+from adapters.kafka_log.auth import MAC_HEADER, record_mac, verify_record
 from adapters.kafka_log.batch import (
     IDEM_HEADER,
     BatchDelivery,
@@ -223,6 +224,7 @@ class KafkaEventLog(EventLog):
         replication_factor: int = 1,
         client_config: Mapping[str, str] | None = None,
         topic_prefix: str = "",
+        mac_key: bytes | None = None,
     ) -> None:
         if not isinstance(bootstrap_servers, str) or not bootstrap_servers:
             raise InvalidInput(
@@ -235,6 +237,9 @@ class KafkaEventLog(EventLog):
                 f"topic_prefix={topic_prefix!r} is invalid: use characters from a-z, A-Z, 0-9, "
                 "'.', '_' and '-', e.g. 'team1.' (or '' for none)."
             )
+        if mac_key is not None and (type(mac_key) is not bytes or len(mac_key) < 16):
+            raise InvalidInput("mac_key is invalid: pass at least 16 random bytes (or None).")
+        self._mac_key = mac_key  # see adapters.kafka_log.auth: every record written and read
         self._prefix = topic_prefix
         self._servers = bootstrap_servers
         self._timeout = float(timeout_s)
@@ -775,7 +780,11 @@ class KafkaEventLog(EventLog):
         try:
             try:
                 rows = zip(batch.keys, batch.values, header_lists(batch), strict=True)
+                mac_key = self._mac_key
                 for key, value, headers in rows:
+                    if mac_key is not None:
+                        mac = record_mac(mac_key, topic, 0, key, value, headers, ts)
+                        headers = [*(headers or ()), (MAC_HEADER, mac)]
                     produce(
                         wire,
                         value=value,
@@ -835,6 +844,8 @@ class KafkaEventLog(EventLog):
         """Produce every row; ``delivery`` collects the reports (default: one per record)."""
         if delivery is None:
             delivery = Delivery(topic, len(rows))
+        if self._mac_key is not None:
+            rows = self._sealed(topic, rows)
         wire = self._wire(topic)
         batch_cb = delivery.on_delivery if isinstance(delivery, BatchDelivery) else None
         if batch_cb is not None and not may_split:  # one record batch: no per-row bookkeeping
@@ -895,6 +906,30 @@ class KafkaEventLog(EventLog):
         if errors:
             raise translate(errors[0], doing)
         return delivery.metadata()
+
+    def _seal_maybe(
+        self,
+        topic: str,
+        rows: Sequence[tuple[int, bytes | None, bytes | None, Headers, int | None]],
+    ) -> Sequence[tuple[int, bytes | None, bytes | None, Headers, int | None]]:
+        return rows if self._mac_key is None else self._sealed(topic, rows)
+
+    def _sealed(
+        self,
+        topic: str,
+        rows: Sequence[tuple[int, bytes | None, bytes | None, Headers, int | None]],
+    ) -> list[tuple[int, bytes | None, bytes | None, Headers, int | None]]:
+        """The rows with their MAC header last (``auth.record_mac``); a row without a timestamp
+        gets "now" here, as the MAC binds it (librdkafka would stamp it after)."""
+        key = self._mac_key
+        assert key is not None
+        now = time.time_ns() // 1_000_000
+        out: list[tuple[int, bytes | None, bytes | None, Headers, int | None]] = []
+        for partition, rkey, value, headers, ts in rows:
+            ts = ts or now
+            mac = record_mac(key, topic, partition, rkey, value, headers, ts)
+            out.append((partition, rkey, value, (*headers, (MAC_HEADER, mac)), ts))
+        return out
 
     def _produce_and_wait(
         self,
@@ -1174,11 +1209,16 @@ class KafkaEventLog(EventLog):
         meta = self._write(batch, marker)  # 2.
         done = {"kind": "done", "seq": key.sequence, "meta": self._encode_meta(meta)}
         states[(topic, producer)] = ProducerState(key.sequence, meta)
+        ((_, _, done_value, done_headers, done_ts),) = self._seal_maybe(
+            PRODUCER_STATE_TOPIC, [(0, state_key, json.dumps(done).encode(), (), None)]
+        )
         self._plain_producer().produce(  # 3.
             self._wire(PRODUCER_STATE_TOPIC),
-            value=json.dumps(done).encode(),
+            value=done_value,
             key=state_key,
             partition=0,
+            headers=list(done_headers) or None,
+            timestamp=done_ts or 0,
         )
         self._plain_producer().poll(0)
         return meta
@@ -1487,6 +1527,7 @@ class KafkaEventLog(EventLog):
             try:
                 consumer.assign([KafkaTP(self._wire(topic), partition, offset)])
                 out: list[StoredRecord] = []
+                mac_key = self._mac_key
                 position = offset  # the next offset this read expects
                 deadline = time.monotonic() + self._timeout
                 while True:
@@ -1517,7 +1558,8 @@ class KafkaEventLog(EventLog):
                         o = msg.offset()
                         if o is None or o < position:
                             continue
-                        out.append(stored_record(topic, partition, o, msg))
+                        r = stored_record(topic, partition, o, msg)
+                        out.append(r if mac_key is None else verify_record(mac_key, r))
                         position = o + 1
                         if position >= end:
                             return out, position, True

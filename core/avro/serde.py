@@ -21,7 +21,7 @@ import fastavro
 from fastavro.validation import ValidationError as AvroValidationError
 from fastavro.validation import validate
 
-from core.avro.schema import ParsedSchema
+from core.avro.schema import ParsedSchema, recursive_type
 from core.avro.varint import varint
 from core.errors import SerializationError
 
@@ -62,9 +62,38 @@ def encode(schema_id: int, schema: ParsedSchema, datum: Any) -> bytes:
     return buf.getvalue()
 
 
+# (fingerprint, references) -> the recursive type a schema holds, or None; schemas are few
+_RECURSIVE: dict[tuple[str, tuple[tuple[str, str], ...]], str | None] = {}
+
+
+def refuse_recursive_values(schema: ParsedSchema) -> None:
+    """Raise ``SerializationError`` (``recursive_schema``) when ``schema`` holds a recursive type.
+
+    fastavro's compiled reader recurses on the C stack once per level of a value: a deep value
+    of such a type kills the process (SIGSEGV), so no error could be raised after the fact. The
+    registry refuses such schemas now, but one registered before (still in ``_schemas``), or in
+    an external registry, stays readable by id: every reader of stored values checks here."""
+    key = (schema.fingerprint, schema.references)
+    if key not in _RECURSIVE:
+        _RECURSIVE[key] = recursive_type(schema.normalized)
+    name = _RECURSIVE[key]
+    if name is not None:
+        raise SerializationError(
+            f"Cannot decode a value written with schema {schema.name}: its type {name!r} "
+            "contains itself, and the hub does not decode values of recursive types (a deeply "
+            "nested one crashes the decoder). The schema predates the registry's refusal of "
+            "recursive types; re-publish the data with a flat schema.",
+            code="recursive_schema",
+        )
+
+
 def decode(data: bytes, writer: ParsedSchema, reader: ParsedSchema | None = None) -> Any:
-    """Decode a wire format value written with ``writer``, resolved to ``reader`` if given."""
+    """Decode a wire format value written with ``writer``, resolved to ``reader`` if given.
+    Values of a recursive schema are refused (``refuse_recursive_values``)."""
     _, body = split_wire(data)
+    refuse_recursive_values(writer)
+    if reader is not None:
+        refuse_recursive_values(reader)
     try:
         return fastavro.schemaless_reader(
             io.BytesIO(body),

@@ -53,9 +53,13 @@ def kafka() -> str:
     return kafka_bootstrap()
 
 
+# The hub always keys its Kafka log (hub.bootstrap): the contract runs with record MACs on.
+MAC_KEY = b"contract-kafka-record-mac-key-32"
+
+
 @pytest.fixture(scope="module")
 def shared(kafka: str) -> Iterator[dict[str, EventLog]]:
-    holder: dict[str, EventLog] = {"log": KafkaEventLog(kafka)}
+    holder: dict[str, EventLog] = {"log": KafkaEventLog(kafka, mac_key=MAC_KEY)}
     yield holder
     holder["log"].close()
 
@@ -70,7 +74,7 @@ class TestKafkaEventLog(EventLogContract):
     def reopen(self, shared: dict[str, EventLog], kafka: str) -> Reopen:
         def reopen(log: EventLog) -> EventLog:
             log.close()
-            fresh = KafkaEventLog(kafka)
+            fresh = KafkaEventLog(kafka, mac_key=MAC_KEY)
             shared["log"] = fresh
             return fresh
 

@@ -16,6 +16,7 @@ the broker that ``infra/kafka.sh`` runs:
 from __future__ import annotations
 
 import json
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -76,6 +77,10 @@ def hubs(kafka: str, tmp_path: Path) -> Iterator[tuple[Hub, Hub, str]]:
 
     a = make("a")
     try:
+        # Two hubs on one namespace are one hub's processes: they share its keys (HA replicas
+        # mount one data folder), and Kafka records carry a MAC under keys/log.mac.
+        (tmp_path / "b" / "keys").mkdir(parents=True, mode=0o700)
+        shutil.copy2(tmp_path / "a" / "keys" / "log.mac", tmp_path / "b" / "keys" / "log.mac")
         b = make("b")
     except BaseException:
         a.close()

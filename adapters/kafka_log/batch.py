@@ -15,7 +15,7 @@ from confluent_kafka import (
     Message,
 )
 
-from core.errors import InvalidInput
+from core.errors import HubError, InvalidInput
 from core.ports.eventlog import (
     ColumnBatch,
     Headers,
@@ -150,15 +150,27 @@ class Delivery:
 
 class BatchDelivery:
     """Delivery reports of a batch that is ONE Kafka record batch of one partition, collected
-    without a Python call per record (the per-record callback of ``Delivery`` cost about as much
-    as librdkafka's own produce).
+    without a Python call, and without a report, per record: only the FIRST and the LAST record
+    carry a callback (``on_first``, ``on_last``); the others are produced without one, so
+    confluent-kafka allocates no per-message state and builds no ``Message`` for them (that
+    cost about as much as librdkafka's own produce).
 
-    Every record's report goes to ``reports.__setitem__`` (a C call, no Python frame) keyed by its
-    error: ``None`` for a delivered record, so once the producer is flushed the entry under
-    ``None`` is the LAST record delivered (a partition's reports arrive in offset order), and any
-    other key is a failure. The records of one record batch get consecutive offsets, so record
-    ``i`` of ``n`` is at the last offset minus ``n - 1 - i``. The producer MUST carry no other
-    records meanwhile: ``pending`` is its queue length.
+    Why two reports are enough (no record between them can fail alone, unnoticed):
+    - every error a ProduceRequest answers (and every retry decision, fatal idempotence error or
+      purge) applies to a whole record batch, and the batch is ONE record batch (long linger,
+      ``batch.num.messages``/``batch.size`` above what ``is_transactional_append`` lets through,
+      one ``flush``), so the first and last record share its fate;
+    - the one error librdkafka raises per message, ``message.timeout.ms`` in its local queue,
+      times messages out in the order they were produced (each one's deadline is its enqueue
+      time plus the same timeout), so the failed records are a prefix and include the first;
+    - errors at ``produce()`` time raise there, and the caller purges the producer.
+    The assumption "one record batch" is also checked, not trusted: ``metadata`` raises unless
+    the last record's offset is exactly the first one's plus ``n - 1`` (a split batch, a
+    missing record or another producer's record in between would break that).
+
+    Each report goes to a dict's ``__setitem__`` (a C call, no Python frame) keyed by its error:
+    ``None`` for a delivered record, any other key is a failure. The producer MUST carry no
+    other records meanwhile: ``pending`` is its queue length.
     """
 
     def __init__(
@@ -168,8 +180,11 @@ class BatchDelivery:
         self.partition = partition
         self.timestamps = timestamps  # one per record, or the one they all carry
         self.n = n
-        self.reports: dict[KafkaError | None, Message] = {}
-        self.on_delivery = self.reports.__setitem__
+        self.first_reports: dict[KafkaError | None, Message] = {}
+        self.reports: dict[KafkaError | None, Message] = {}  # the last record's
+        # a batch of one record: its one report is the first's and the last's
+        self.on_first = self.first_reports.__setitem__ if n > 1 else None
+        self.on_last = self.reports.__setitem__
         self._producer = producer
 
     @property
@@ -178,15 +193,25 @@ class BatchDelivery:
 
     @property
     def errors(self) -> list[KafkaError]:
-        return [e for e in self.reports if e is not None]
+        return [e for e in (*self.first_reports, *self.reports) if e is not None]
 
     def metadata(self) -> list[RecordMetadata]:
         last = self.reports[None]
         end = last.offset()
-        assert end is not None and last.partition() == self.partition
-        kind, stamp = last.timestamp()
         n = self.n
+        assert end is not None and last.partition() == self.partition
         first = end - n + 1
+        if n > 1:
+            start = self.first_reports[None].offset()
+            if start != first:
+                raise HubError(
+                    f"Kafka stored the batch of {n} records for {self.topic!r} partition "
+                    f"{self.partition} at offsets {start}..{end}, not as one record batch of "
+                    f"{n} consecutive offsets; the append is refused and its outcome unknown: "
+                    "read the partition from that offset before retrying.",
+                    code="kafka_error",
+                )
+        kind, stamp = last.timestamp()
         # the broker stamped the whole batch (log append time), or each record keeps its own
         stamps: int | Sequence[int] = self.timestamps
         if kind == TIMESTAMP_LOG_APPEND_TIME:

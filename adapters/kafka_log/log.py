@@ -81,6 +81,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
+from itertools import islice
 from typing import Any, Final, TypeVar
 
 from confluent_kafka import (
@@ -775,22 +776,42 @@ class KafkaEventLog(EventLog):
         ``ts``, the reports counted per batch (``BatchDelivery``)."""
         doing = f"appending to {topic!r}"
         producer = self._plain_producer()
-        delivery = BatchDelivery(topic, 0, ts, len(batch), producer)
-        produce, wire, on_delivery = producer.produce, self._wire(topic), delivery.on_delivery
+        n = len(batch)
+        delivery = BatchDelivery(topic, 0, ts, n, producer)
+        produce, wire = producer.produce, self._wire(topic)
         try:
             try:
                 rows = zip(batch.keys, batch.values, header_lists(batch), strict=True)
                 mac_key = self._mac_key
-                for key, value, headers in rows:
-                    if mac_key is not None:
-                        mac = record_mac(mac_key, topic, 0, key, value, headers, ts)
-                        headers = [*(headers or ()), (MAC_HEADER, mac)]
+                if mac_key is not None:  # each record sealed (``record_mac``)
+                    rows = (
+                        (
+                            k,
+                            v,
+                            [*(h or ()), (MAC_HEADER, record_mac(mac_key, topic, 0, k, v, h, ts))],
+                        )
+                        for k, v, h in rows
+                    )
+                # a report for the first and the last record only (see BatchDelivery)
+                for key, value, headers in islice(rows, 1):
                     produce(
                         wire,
                         value=value,
                         key=key,
                         partition=0,
-                        on_delivery=on_delivery,
+                        on_delivery=delivery.on_first or delivery.on_last,
+                        timestamp=ts,
+                        headers=headers,
+                    )
+                for key, value, headers in islice(rows, max(0, n - 2)):
+                    produce(wire, value=value, key=key, partition=0, timestamp=ts, headers=headers)
+                for key, value, headers in rows:  # the last one (strict zip: no more)
+                    produce(
+                        wire,
+                        value=value,
+                        key=key,
+                        partition=0,
+                        on_delivery=delivery.on_last,
                         timestamp=ts,
                         headers=headers,
                     )
@@ -847,17 +868,27 @@ class KafkaEventLog(EventLog):
         if self._mac_key is not None:
             rows = self._sealed(topic, rows)
         wire = self._wire(topic)
-        batch_cb = delivery.on_delivery if isinstance(delivery, BatchDelivery) else None
-        if batch_cb is not None and not may_split:  # one record batch: no per-row bookkeeping
-            produce = producer.produce
+        if isinstance(delivery, BatchDelivery) and not may_split:
+            # one record batch: a report for its first and last record only (see BatchDelivery)
+            produce, last = producer.produce, len(rows) - 1
             try:
-                for partition, key, value, headers, ts in rows:
+                for i, (partition, key, value, headers, ts) in enumerate(rows):
+                    if 0 < i < last:
+                        produce(
+                            wire,
+                            value=value,
+                            key=key,
+                            partition=partition,
+                            timestamp=ts or 0,
+                            headers=list(headers) or None,
+                        )
+                        continue
                     produce(
                         wire,
                         value=value,
                         key=key,
                         partition=partition,
-                        on_delivery=batch_cb,
+                        on_delivery=delivery.on_last if i == last else delivery.on_first,
                         timestamp=ts or 0,
                         headers=list(headers) or None,
                     )
@@ -867,6 +898,7 @@ class KafkaEventLog(EventLog):
                     "producer's local queue; append smaller batches."
                 ) from exc
             return delivery
+        assert isinstance(delivery, Delivery)  # a split batch: a report per record
         for i, (partition, key, value, headers, ts) in enumerate(rows):
             while True:
                 try:
@@ -875,7 +907,7 @@ class KafkaEventLog(EventLog):
                         value=value,
                         key=key,
                         partition=partition,
-                        on_delivery=batch_cb or delivery.callback(i),  # type: ignore[union-attr]
+                        on_delivery=delivery.callback(i),
                         timestamp=ts or 0,
                         headers=list(headers) or None,
                     )

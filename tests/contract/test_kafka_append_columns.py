@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from adapters.kafka_log import KafkaEventLog
-from core.errors import DuplicateEnvelopeHeader, InvalidInput
+from core.errors import DuplicateEnvelopeHeader, InvalidInput, PayloadTooLarge
 from core.ports.eventlog import ColumnBatch, StoredRecord
 from tests.contract.test_eventlog_kafka import kafka_bootstrap
 
@@ -126,3 +127,66 @@ def test_what_is_checked_is_what_is_produced(log: KafkaEventLog) -> None:
     keys = _Fickle([b"a", b"b"])
     log.append_columns(topic, ColumnBatch(keys, [b"1", b"2"]))
     assert [r.key for r in _stored(log, topic)] == [b"a", b"b"]
+
+
+class _FailsAt:
+    """The log's real producer, whose ``produce`` refuses the ``at``-th record as librdkafka
+    does when its local queue is full (``BufferError``): a failure midway through a batch."""
+
+    def __init__(self, producer: Any, at: int) -> None:
+        self._producer, self._at, self.calls = producer, at, 0
+
+    def produce(self, *args: Any, **kwargs: Any) -> None:
+        self.calls += 1
+        if self.calls == self._at:
+            raise BufferError("Local: Queue full")
+        self._producer.produce(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._producer, name)
+
+    def __len__(self) -> int:
+        return len(self._producer)
+
+
+@pytest.mark.parametrize("via", ["columns", "records"])
+def test_a_produce_failure_midway_fails_the_whole_batch_and_queues_nothing(
+    log: KafkaEventLog, monkeypatch: pytest.MonkeyPatch, via: str
+) -> None:
+    """Only the first and last record of a batch carry a delivery report: a batch refused
+    midway must still raise and leave none of its records to leave with a later flush."""
+    topic = f"t{uuid.uuid4().hex[:8]}"
+    log.create_topic(topic, 1)
+    batch = _batch(2000, 1_700_000_000_123)
+    real = log._plain_producer()
+    failing = _FailsAt(real, at=1000)
+    with monkeypatch.context() as m:
+        m.setattr(log, "_plain_producer", lambda: failing)
+        with pytest.raises(PayloadTooLarge, match="2000 records"):
+            if via == "columns":
+                log.append_columns(topic, batch)
+            else:
+                log.append(topic, batch.records())
+    assert failing.calls == 1000
+    # purged: a later flush of that producer sends none of the refused batch's records
+    real.flush(10)
+    assert len(real) == 0
+    assert log.end_offsets(topic) == {0: 0}
+    after = log.append_columns(topic, _batch(3, 1_700_000_000_456))  # a fresh producer
+    assert [m.offset for m in after] == [0, 1, 2]
+    assert [r.value for r in _stored(log, topic)] == [b"value-0", b"value-1", b"value-2"]
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 2000])
+def test_reports_of_first_and_last_give_every_records_metadata(log: KafkaEventLog, n: int) -> None:
+    topic = f"t{uuid.uuid4().hex[:8]}"
+    log.create_topic(topic, 1)
+    log.append_columns(topic, _batch(2, 1_700_000_000_001))
+    got = log.append_columns(topic, _batch(n, 1_700_000_000_123))
+    assert [(m.partition, m.offset, m.timestamp_ms) for m in got] == [
+        (0, 2 + i, 1_700_000_000_123) for i in range(n)
+    ]
+    stored = _stored(log, topic)[2:]
+    assert [(r.offset, r.value) for r in stored] == [
+        (2 + i, None if i == 5 else b"value-%d" % i) for i in range(n)
+    ]

@@ -781,7 +781,9 @@ class KafkaEventLog(EventLog):
         produce, wire = producer.produce, self._wire(topic)
         try:
             try:
-                rows = zip(batch.keys, batch.values, header_lists(batch), strict=True)
+                rows: Iterator[tuple[bytes | None, bytes | None, Any]] = zip(
+                    batch.keys, batch.values, header_lists(batch), strict=True
+                )
                 mac_key = self._mac_key
                 if mac_key is not None:  # each record sealed (``record_mac``)
                     rows = (

@@ -1166,10 +1166,13 @@ def _verify_checkpoints(
     if ledger.witness is not None:
         # An incremental run checks the copies above the remembered size too: the newest
         # checkpoints dropped from the store (a rollback of the signed head) are above it.
+        # ``start_after``: the copies at or below the remembered size are the full run's work,
+        # so an incremental run reads only the new ones (sizes are zero-padded: key order is
+        # size order).
         stored = {witness_key(cp.size) for cp in cps}
         floor = witness_key(since.size) if since is not None else ""
-        for key in ledger.witness.list("checkpoints/"):
-            if key > floor and key not in stored:
+        for key in ledger.witness.list("checkpoints/", start_after=floor):
+            if key not in stored:
                 report.fail(
                     Problem(
                         f"the witness holds {key}, which the store lacks (a checkpoint was "

@@ -65,14 +65,38 @@ def witness_key(size: int) -> str:
     return f"{PREFIX}{size:020d}.note"
 
 
-def witnessed_sizes(witness: ObjectStore) -> list[int]:
-    """The sizes of the checkpoints the witness holds, ascending (other keys ignored)."""
+def witnessed_sizes(witness: ObjectStore, *, above: int = -1) -> list[int]:
+    """The sizes of the checkpoints the witness holds, ascending (other keys ignored); with
+    ``above``, only those larger than it (the keys' zero-padded sizes sort as numbers, so the
+    store skips the older copies: ``list(start_after=...)``)."""
     out: list[int] = []
-    for key in witness.list(PREFIX):
+    after = witness_key(above) if above >= 0 else ""
+    for key in witness.list(PREFIX, start_after=after):
         stem = key[len(PREFIX) :].removesuffix(".note")
         if stem.isdigit():
             out.append(int(stem))
     return sorted(out)
+
+
+def _witnessed_from(store: LedgerStore, witness: ObjectStore, first: int) -> list[int]:
+    """The witnessed sizes from the store's newest checkpoint below ``first`` upward: they hold
+    every copy an intent could name (all are at least ``first``) and the newest copy, unless the
+    witness holds none from there on; only then is the whole folder listed (the copy of that
+    checkpoint is missing, or there is none below ``first``), so the rules see what they did
+    when every check listed the folder, at the cost of the copies from that checkpoint on."""
+    base, width = None, 1024
+    while base is None and first > 0:  # the store's newest checkpoint below ``first``
+        lo = max(first - width, 0)
+        below = store.checkpoints(min_size=lo, max_size=first - 1)
+        base = below[-1].size if below else None
+        if lo == 0:
+            break
+        width *= 4
+    if base is not None:
+        found = witnessed_sizes(witness, above=base - 1)
+        if found:
+            return found
+    return witnessed_sizes(witness)
 
 
 @dataclass
@@ -108,7 +132,7 @@ def check_intents(
             out.at = size
             return out
         out.checkpoints.append(stored[size])
-    witnessed = witnessed_sizes(witness)
+    witnessed = _witnessed_from(store, witness, intents[0])
     have = set(witnessed)
     out.pending = [s for s in intents if s not in have]
     if not out.pending:

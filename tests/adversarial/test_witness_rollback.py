@@ -97,6 +97,26 @@ def test_an_older_witness_copy_deleted_is_the_full_runs_finding(synced: Path) ->
     invalid(synced, f"checkpoint {int(older.stem)}", "missing")
 
 
+def test_a_copy_planted_in_an_old_range_is_the_full_runs_finding(synced: Path) -> None:
+    """The incremental run lists the witness from the remembered checkpoint on (``start_after``):
+    a copy planted below it (a checkpoint the store never had) is the full run's finding, as a
+    deleted older copy is; one planted above it is the incremental run's."""
+    notes = witness_notes(synced)
+    old = int(notes[1].stem) + 1
+    planted = notes[1].with_name(f"{old:020d}.note")
+    shutil.copyfile(notes[1], planted)
+    code, _out, err = cli(synced, "ledger", "verify")
+    assert code == 0, err
+    invalid(synced, f"{old:020d}.note", "store lacks")
+    planted.unlink()
+    code, _out, err = cli(synced, "ledger", "verify", "--full")
+    assert code == 0, err
+    newest = witness_notes(synced)[-1]  # the verify runs above checkpointed their own records
+    new = int(newest.stem) + 1000
+    shutil.copyfile(newest, newest.with_name(f"{new:020d}.note"))
+    incremental_invalid(synced, f"{new:020d}.note", "store lacks")
+
+
 def test_the_newest_witness_copy_rolled_back_to_an_older_note(synced: Path) -> None:
     notes = witness_notes(synced)
     newest = notes[-1]

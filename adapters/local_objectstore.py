@@ -24,6 +24,7 @@ from core.ports.objectstore import (
     ObjectNotFound,
     ObjectStore,
     check_key,
+    folder_after,
     read_bounded,
 )
 
@@ -121,18 +122,20 @@ class LocalObjectStore(ObjectStore):
         except OSError as exc:
             raise HubError(f"Cannot delete object {key!r}: {exc}", code="objectstore_io") from exc
 
-    def list(self, prefix: str = "") -> list[str]:
-        # Walk only the folder the prefix names (backups list manifests, not every chunk).
+    def list(self, prefix: str = "", *, start_after: str = "") -> list[str]:
+        # Walk only the folder the prefix names (backups list manifests, not every chunk), and
+        # with ``start_after`` skip the sub-folders wholly before it without reading them.
         folder = self.root.joinpath(*prefix.split("/")[:-1]) if "/" in prefix else self.root
         if ".." in prefix.split("/") or not folder.is_dir():
             return []
         out = []
-        for dirpath, _dirs, files in os.walk(folder):
+        for dirpath, dirs, files in os.walk(folder):
             rel = Path(dirpath).relative_to(self.root)
+            base = rel.as_posix() + "/" if rel.parts else ""
+            if start_after:
+                dirs[:] = [d for d in dirs if folder_after(base + d + "/", start_after)]
             for f in files:
-                if f.startswith(".tmp-"):
-                    continue
-                key = (rel / f).as_posix() if rel.parts else f
-                if key.startswith(prefix):
+                key = base + f
+                if key.startswith(prefix) and key > start_after and not f.startswith(".tmp-"):
                     out.append(key)
         return sorted(out)

@@ -223,18 +223,27 @@ class S3ObjectStore(ObjectStore):
             raise
         return int(st.size or 0)
 
-    def list(self, prefix: str = "") -> list[str]:
-        if prefix and ("\x00" in prefix or "\\" in prefix):
-            raise InvalidInput(f"Object key prefix {prefix!r} is invalid.")
+    def list(self, prefix: str = "", *, start_after: str = "") -> list[str]:
+        for what in (prefix, start_after):
+            if what and ("\x00" in what or "\\" in what):
+                raise InvalidInput(f"Object key prefix {what!r} is invalid.")
         full = self.prefix + prefix
         cut = len(self.prefix)
+        # ListObjectsV2's StartAfter: the server pages from there, so a reader that remembers
+        # where it stopped pays for the new keys only. Filtered again here (a server that ignores
+        # the parameter must not widen the answer).
+        after = self.prefix + start_after if start_after else None
 
         def names() -> list[str]:
-            objs = self._client.list_objects(self.bucket, prefix=full, recursive=True)
+            objs = self._client.list_objects(
+                self.bucket, prefix=full, recursive=True, start_after=after
+            )
             return [
                 o.object_name[cut:]
                 for o in objs
-                if o.object_name is not None and not o.object_name[cut:].startswith(_PROBE_PREFIX)
+                if o.object_name is not None
+                and not o.object_name[cut:].startswith(_PROBE_PREFIX)
+                and o.object_name[cut:] > start_after
             ]
 
         return sorted(self._call(names, what=f"list {prefix!r}"))

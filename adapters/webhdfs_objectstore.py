@@ -28,6 +28,7 @@ from core.ports.objectstore import (
     ObjectNotFound,
     ObjectStore,
     check_key,
+    folder_after,
     too_large,
 )
 
@@ -173,7 +174,7 @@ class WebHdfsObjectStore(ObjectStore):
             raise ObjectNotFound(f"No object {key!r} in {self.root} on HDFS.")
         return int(status["length"])
 
-    def list(self, prefix: str = "") -> list[str]:
+    def list(self, prefix: str = "", *, start_after: str = "") -> list[str]:
         if ".." in prefix.split("/"):
             return []
         start = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
@@ -190,9 +191,10 @@ class WebHdfsObjectStore(ObjectStore):
                 name = st["pathSuffix"]
                 key = f"{rel}/{name}" if rel else name
                 if st["type"] == "DIRECTORY":
-                    if key.startswith(prefix) or prefix.startswith(key + "/"):
+                    near = key.startswith(prefix) or prefix.startswith(key + "/")
+                    if near and folder_after(key + "/", start_after):
                         stack.append(key)
-                elif not name.startswith(TMP) and key.startswith(prefix):
+                elif not name.startswith(TMP) and key.startswith(prefix) and key > start_after:
                     out.append(key)
         return sorted(out)
 

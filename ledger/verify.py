@@ -73,7 +73,7 @@ from ledger.cuts import RecordedCuts, UnreadableCut, iter_cuts
 from ledger.leaves import LeafEncoder
 from ledger.service import Ledger
 from ledger.tree import CHUNK, CHUNK_BYTES, TreeBuilder
-from ledger.witness import check_intents, witness_key
+from ledger.witness import check_intents, witness_copies, witness_key, witnessed
 
 _ts_of = attrgetter("timestamp_ms")
 _idx_of, _tp_of_row, _off_of_row = itemgetter(0), itemgetter(1, 2), itemgetter(3)
@@ -1133,7 +1133,8 @@ def _verify_checkpoints(
         witness = ledger.witness
         key = witness_key(cp.size)
         if witness is not None:
-            if not witness.exists(key):
+            copies = witness_copies(witness, cp.size)
+            if not copies:
                 if cp.size not in intents:
                     report.fail(
                         Problem(
@@ -1144,7 +1145,7 @@ def _verify_checkpoints(
                         )
                     )
                     return
-            elif witness.get(key) != cp.note:
+            elif any(c != cp.note for c in copies):
                 report.fail(Problem("the witness holds a different note for this size.", **at))
                 return
         prev_hash, prev_time = cp.hash, cp.time_us
@@ -1166,15 +1167,26 @@ def _verify_checkpoints(
     if ledger.witness is not None:
         # An incremental run checks the copies above the remembered size too: the newest
         # checkpoints dropped from the store (a rollback of the signed head) are above it.
-        stored = {witness_key(cp.size) for cp in cps}
-        floor = witness_key(since.size) if since is not None else ""
-        for key in ledger.witness.list("checkpoints/"):
-            if key > floor and key not in stored:
+        # ``start_after``: the copies at or below the remembered size are the full run's work,
+        # so an incremental run reads only the new ones (sizes are zero-padded: key order is
+        # size order).
+        stored = {cp.size for cp in cps}
+        floor = since.size if since is not None else -1
+        for size, key in witnessed(ledger.witness, above=floor):
+            if size < 0:
+                report.fail(
+                    Problem(
+                        f"the witness holds {key}, which is not a checkpoint copy (the hub "
+                        "never writes one there; a copy in the wrong folder, or planted)."
+                    )
+                )
+                return
+            if size not in stored:
                 report.fail(
                     Problem(
                         f"the witness holds {key}, which the store lacks (a checkpoint was "
                         "dropped from the store).",
-                        checkpoint=int(key.split("/")[-1].split(".")[0]),
+                        checkpoint=size,
                     )
                 )
                 return
@@ -1193,7 +1205,8 @@ def _verify_witness_anchor(
         return True  # a missing checkpoint is _verify_from's finding; an intent, check_intents'
     key = witness_key(since.size)
     at: dict[str, Any] = {"checkpoint": since.size}
-    if not witness.exists(key):
+    copies = witness_copies(witness, since.size)
+    if not copies:
         report.fail(
             Problem(
                 f"the witness copy {key} of the checkpoint verified last is missing "
@@ -1202,7 +1215,7 @@ def _verify_witness_anchor(
             )
         )
         return False
-    if witness.get(key) != cp.note:
+    if any(c != cp.note for c in copies):
         report.fail(
             Problem(
                 "the witness holds a different note for this size than the store's "

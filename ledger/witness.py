@@ -56,23 +56,96 @@ from audit.merkle import verify_consistency
 from audit.note import GENESIS_PREV, VerifierKey, checkpoint_hash, open_checkpoint
 from core.errors import HubError
 from core.ports.ledgerstore import LedgerStore, StoredCheckpoint
-from core.ports.objectstore import ObjectStore
+from core.ports.objectstore import ObjectNotFound, ObjectStore
 
 PREFIX = "checkpoints/"
+# A copy's folder is the first 16 of its size's 20 zero-padded digits: sizes are distinct, so a
+# folder holds at most 10,000 copies however often checkpoints are signed, and a reader from a
+# known size skips every older folder unread. The decimal cut (not a power of two) keeps the
+# flat layout of older witness folders, ``checkpoints/<size:020d>.note``, ordered with it: one
+# ``start_after`` mark serves both (see ``witnessed``).
+_FOLDER_DIGITS = 16
 
 
 def witness_key(size: int) -> str:
+    """Where a checkpoint's copy is written (the folder layout)."""
+    digits = f"{size:020d}"
+    return f"{PREFIX}{digits[:_FOLDER_DIGITS]}/{digits}.note"
+
+
+def legacy_key(size: int) -> str:
+    """Where witness folders written before the folder layout hold a copy (still read)."""
     return f"{PREFIX}{size:020d}.note"
 
 
-def witnessed_sizes(witness: ObjectStore) -> list[int]:
-    """The sizes of the checkpoints the witness holds, ascending (other keys ignored)."""
-    out: list[int] = []
-    for key in witness.list(PREFIX):
-        stem = key[len(PREFIX) :].removesuffix(".note")
-        if stem.isdigit():
-            out.append(int(stem))
+def key_size(key: str) -> int | None:
+    """The checkpoint size a witness key names, in either layout; None for any other key (a copy
+    in the wrong folder included: the writer never puts one there)."""
+    rest = key[len(PREFIX) :] if key.startswith(PREFIX) else ""
+    folder, _, name = rest.rpartition("/")
+    stem = name.removesuffix(".note")
+    if not name.endswith(".note") or not stem.isdigit() or not stem.isascii():
+        return None
+    if folder and (len(stem) != 20 or folder != stem[:_FOLDER_DIGITS]):
+        return None
+    return int(stem)
+
+
+def witness_copies(witness: ObjectStore, size: int) -> list[bytes]:
+    """The bytes of every copy the witness holds of checkpoint ``size`` (either layout): a
+    verifier compares each, so a differing copy planted beside the real one is still seen."""
+    out = []
+    for key in (witness_key(size), legacy_key(size)):
+        try:
+            out.append(witness.get(key))
+        except ObjectNotFound:
+            continue
+    return out
+
+
+def witnessed(witness: ObjectStore, *, above: int = -1) -> list[tuple[int, str]]:
+    """``(size, key)`` of every witness key under ``checkpoints/`` larger than ``above``, by
+    size then key; size -1 for a key that names no checkpoint (only listed when ``above`` is -1,
+    the full run). From a size, the listing starts at its folder's name: it sorts before every
+    key of a larger size in both layouts (a flat key with a larger size has the same or a larger
+    16-digit head), so only older folders, and flat keys of older heads, are skipped."""
+    after = f"{PREFIX}{above:020d}"[: len(PREFIX) + _FOLDER_DIGITS] if above >= 0 else ""
+    out = []
+    for key in witness.list(PREFIX, start_after=after):
+        size = key_size(key)
+        if size is None:
+            if above < 0:
+                out.append((-1, key))
+        elif size > above:
+            out.append((size, key))
     return sorted(out)
+
+
+def witnessed_sizes(witness: ObjectStore, *, above: int = -1) -> list[int]:
+    """The sizes of the checkpoints the witness holds (either layout), ascending, larger than
+    ``above`` (other keys ignored)."""
+    return sorted({size for size, _key in witnessed(witness, above=above) if size >= 0})
+
+
+def _witnessed_from(store: LedgerStore, witness: ObjectStore, first: int) -> list[int]:
+    """The witnessed sizes from the store's newest checkpoint below ``first`` upward: they hold
+    every copy an intent could name (all are at least ``first``) and the newest copy, unless the
+    witness holds none from there on; only then is the whole folder listed (the copy of that
+    checkpoint is missing, or there is none below ``first``), so the rules see what they did
+    when every check listed the folder, at the cost of the copies from that checkpoint on."""
+    base, width = None, 1024
+    while base is None and first > 0:  # the store's newest checkpoint below ``first``
+        lo = max(first - width, 0)
+        below = store.checkpoints(min_size=lo, max_size=first - 1)
+        base = below[-1].size if below else None
+        if lo == 0:
+            break
+        width *= 4
+    if base is not None:
+        found = witnessed_sizes(witness, above=base - 1)
+        if found:
+            return found
+    return witnessed_sizes(witness)
 
 
 @dataclass
@@ -108,7 +181,7 @@ def check_intents(
             out.at = size
             return out
         out.checkpoints.append(stored[size])
-    witnessed = witnessed_sizes(witness)
+    witnessed = _witnessed_from(store, witness, intents[0])
     have = set(witnessed)
     out.pending = [s for s in intents if s not in have]
     if not out.pending:
@@ -144,7 +217,10 @@ def check_intents(
     prev_hash, prev_root = GENESIS_PREV, b""
     try:
         if newest:
-            note = witness.get(witness_key(newest))
+            copies = witness_copies(witness, newest)
+            if not copies or any(c != copies[0] for c in copies):
+                raise HubError(f"its copies ({len(copies)}) are missing or differ")
+            note = copies[0]
             prev_root = open_checkpoint(note, keys)[0].root
             prev_hash = checkpoint_hash(note)
     except (AuditError, HubError) as exc:

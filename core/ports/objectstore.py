@@ -18,7 +18,11 @@ Contract
   ``n``: a reader of an untrusted store bounds its memory by what it expects, whatever an
   object's size claims; ``exists`` never raises for a missing key; ``size`` is the object's
   length in bytes or raises ``ObjectNotFound``;
-  ``list(prefix)`` returns the keys starting with ``prefix``, sorted.
+  ``list(prefix)`` returns the keys starting with ``prefix``, sorted; ``list(prefix,
+  start_after=k)`` only those sorting after ``k`` (Python string order, which is S3's UTF-8
+  byte order): a reader that remembers where it stopped (the witness of an incremental ledger
+  verify) asks for what is new, and an adapter skips what it can without reading it (S3's
+  ``StartAfter``, folders wholly before ``k``).
 - ``delete`` removes an object (a missing key is a no-op) from a store that is not write-once;
   a write-once store MUST refuse it with ``ObjectImmutable`` and keep the object.
 """
@@ -71,6 +75,13 @@ def read_bounded(
         yield data
 
 
+def folder_after(folder: str, start_after: str) -> bool:
+    """Whether the folder ``folder`` (a key prefix ending in ``/``) may hold keys sorting after
+    ``start_after``: not when the folder sorts before it without being its ancestor, since every
+    key in it then differs from ``start_after`` first at a smaller character."""
+    return not start_after or start_after.startswith(folder) or folder > start_after
+
+
 def check_key(key: str) -> str:
     """Return ``key`` if it is a valid object key, else raise ``InvalidInput``."""
     parts = key.split("/")
@@ -117,8 +128,8 @@ class ObjectStore(abc.ABC):
         """The object's length in bytes; raises ``ObjectNotFound``."""
 
     @abc.abstractmethod
-    def list(self, prefix: str = "") -> list[str]:
-        """Keys starting with ``prefix``, sorted."""
+    def list(self, prefix: str = "", *, start_after: str = "") -> list[str]:
+        """Keys starting with ``prefix`` and sorting after ``start_after``, sorted."""
 
     @abc.abstractmethod
     def delete(self, key: str) -> None:

@@ -53,6 +53,7 @@ from hub.bootstrap import Hub, bootstrap
 from hub.cli import main
 from hub.settings import load_settings
 from ledger.verify import VerifyReport, verify_ledger
+from ledger.witness import witness_key
 from tests.cli_keys import admin_args
 
 TRIALS = settings(
@@ -622,7 +623,7 @@ def test_checkpoint_prev_line_exists_in_notes(pristine: Path) -> None:
 
 # -- witness notes --------------------------------------------------------------------------------
 def witness_files(data: Path) -> list[Path]:
-    return sorted((data / "witness" / "checkpoints").glob("*.note"))
+    return sorted((data / "witness" / "checkpoints").rglob("*.note"))
 
 
 @TRIALS
@@ -643,7 +644,8 @@ def test_witness_notes(copy_of: Callable[[], Path], d: Any) -> None:
         f.write_bytes(flip(b, d.draw(st.integers(0, len(b) - 1), "byte")))
         assert_detected(data, f"checkpoint {size}", "different note")
     else:
-        extra = f.with_name(f"{size + 1_000_000:020d}.note")
+        extra = data / "witness" / witness_key(size + 1_000_000)  # where the hub would put it
+        extra.parent.mkdir(exist_ok=True)
         shutil.copyfile(f, extra)
         assert_detected(data, f"checkpoint {size + 1_000_000}", "store lacks")
 
@@ -689,7 +691,7 @@ def test_newest_checkpoint_removed_from_store_and_witness_is_a_rollback(
     with db(data / "ledger.sqlite") as c:
         c.execute("DELETE FROM checkpoints WHERE size = ?", (newest,))
     assert_detected(data, f"checkpoint {newest}", "store lacks")
-    (data / "witness" / "checkpoints" / f"{newest:020d}.note").unlink()
+    (data / "witness" / witness_key(newest)).unlink()
     assert verify(data).ok
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from ledger.witness import legacy_key, witness_key
 from tests.adversarial.test_tile_tamper import N, db, invalid, synced
 from tests.service.test_ledger import cli, make_hub, publish
 
@@ -26,7 +27,7 @@ def incremental_invalid(data: Path, *words: str) -> str:
 
 
 def witness_notes(data: Path) -> list[Path]:
-    return sorted((data / "witness" / "checkpoints").glob("*.note"))
+    return sorted((data / "witness" / "checkpoints").rglob("*.note"))
 
 
 # -- 1. the tile store -----------------------------------------------------------------------------
@@ -82,7 +83,7 @@ def test_the_remembered_checkpoints_witness_copy_deleted(synced: Path) -> None:
         assert state is not None, why
     finally:
         h.close()
-    note = synced / "witness" / "checkpoints" / f"{state.size:020d}.note"
+    note = synced / "witness" / witness_key(state.size)
     note.chmod(0o644)
     note.unlink()
     incremental_invalid(synced, f"checkpoint {state.size}", "missing")
@@ -95,6 +96,26 @@ def test_an_older_witness_copy_deleted_is_the_full_runs_finding(synced: Path) ->
     older.chmod(0o644)
     older.unlink()
     invalid(synced, f"checkpoint {int(older.stem)}", "missing")
+
+
+def test_a_copy_planted_in_an_old_range_is_the_full_runs_finding(synced: Path) -> None:
+    """The incremental run lists the witness from the remembered checkpoint on (``start_after``):
+    a copy planted below it (a checkpoint the store never had) is the full run's finding, as a
+    deleted older copy is; one planted above it is the incremental run's."""
+    notes = witness_notes(synced)
+    old = int(notes[1].stem) + 1
+    planted = notes[1].with_name(f"{old:020d}.note")
+    shutil.copyfile(notes[1], planted)
+    code, _out, err = cli(synced, "ledger", "verify")
+    assert code == 0, err
+    invalid(synced, f"{old:020d}.note", "store lacks")
+    planted.unlink()
+    code, _out, err = cli(synced, "ledger", "verify", "--full")
+    assert code == 0, err
+    newest = witness_notes(synced)[-1]  # the verify runs above checkpointed their own records
+    new = int(newest.stem) + 1000
+    shutil.copyfile(newest, newest.with_name(f"{new:020d}.note"))
+    incremental_invalid(synced, f"{new:020d}.note", "store lacks")
 
 
 def test_the_newest_witness_copy_rolled_back_to_an_older_note(synced: Path) -> None:
@@ -138,3 +159,48 @@ def test_a_forged_remembered_state_over_a_resigned_checkpoint(synced: Path) -> N
             (forged.note, forged.hash, forged.time_us, forged.size),
         )
     incremental_invalid(synced, f"checkpoint {forged.size}", "different note")
+
+
+# -- 3. the witness folder's layouts ---------------------------------------------------------------
+def _flatten(data: Path) -> list[int]:
+    """Move every copy to the flat layout older witness folders have."""
+    sizes = []
+    for note in witness_notes(data):
+        size = int(note.stem)
+        note.rename(data / "witness" / legacy_key(size))
+        sizes.append(size)
+    return sizes
+
+
+def test_an_old_flat_witness_folder_still_verifies_and_its_tampering_is_found(
+    synced: Path,
+) -> None:
+    sizes = _flatten(synced)
+    assert not list((synced / "witness" / "checkpoints").glob("*/*.note"))
+    code, _out, err = cli(synced, "ledger", "verify", "--full")
+    assert code == 0, err
+    code, _out, err = cli(synced, "ledger", "verify")
+    assert code == 0, err
+    older = synced / "witness" / legacy_key(sizes[1])
+    older.chmod(0o644)
+    older.unlink()
+    invalid(synced, f"checkpoint {sizes[1]}", "missing")
+
+
+def test_a_differing_copy_beside_the_real_one_in_the_other_layout(synced: Path) -> None:
+    """A size may have a copy in both layouts (a folder upgraded mid-history): every copy is
+    compared, so a rolled-back note planted beside the real one is not hidden by it."""
+    notes = witness_notes(synced)
+    size = int(notes[2].stem)
+    shutil.copyfile(notes[1], synced / "witness" / legacy_key(size))
+    invalid(synced, f"checkpoint {size}", "different note")
+
+
+def test_a_copy_in_the_wrong_folder_is_reported(synced: Path) -> None:
+    notes = witness_notes(synced)
+    size = int(notes[1].stem) + 1
+    wrong = synced / "witness" / "checkpoints" / "0000000000000009" / f"{size:020d}.note"
+    wrong.parent.mkdir()
+    shutil.copyfile(notes[1], wrong)
+    invalid(synced, "not a checkpoint copy")
+    assert witness_key(size) != f"checkpoints/0000000000000009/{size:020d}.note"

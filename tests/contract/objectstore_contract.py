@@ -147,6 +147,18 @@ class ObjectStoreContract:
         assert store.list("b/1") == ["b/1", "b/10"]
         assert store.list("zzz") == []
 
+    def test_list_start_after_returns_only_the_later_keys(self, store: ObjectStore) -> None:
+        """What an incremental reader (the ledger verify's witness step) relies on: every key
+        after the mark, none at or before it, in folders the adapter skips or not."""
+        keys = ["a/1", "b/1", "b/10", "b/2", "b/x/y", "c"]
+        for key in keys:
+            store.put(key, key.encode())
+        for mark in ("", "a", "a/1", "b/", "b/1", "b/w", "b/x/", "b/x/y", "b/y", "c", "d"):
+            assert store.list(start_after=mark) == [k for k in keys if k > mark], mark
+        assert store.list("b/", start_after="b/10") == ["b/2", "b/x/y"]
+        assert store.list("b/x/", start_after="b/") == ["b/x/y"]
+        assert store.list("a/", start_after="b/1") == []
+
     @pytest.mark.parametrize("bad", ["", "/abs", "a//b", "a/../b", "./a", "a/", "a\\b", "a\x00b"])
     def test_invalid_keys_are_refused(self, store: ObjectStore, bad: str) -> None:
         with pytest.raises(InvalidInput) as err:

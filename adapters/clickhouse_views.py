@@ -6,18 +6,25 @@
 server adapter: it can be contract-tested only where a ClickHouse server runs (none here).
 
 Physical layout, in database ``hub_views``:
-- aggregate table ``T``: partial rows in ``T__p`` (MergeTree) tagged with their source range
+- aggregate table ``T``: partial rows tagged with their source range
   (``src_topic, src_partition, src_first, src_last``) and ``batch_seq``; the VIEW ``T`` merges
   them per key (two levels: per source partition, then per key) and exposes
-  ``src_offsets = [(topic, partition, first, last, count)]``.
+  ``src_offsets = [(topic, partition, first, last, count)]``. The partial rows of a target's
+  aggregate tables with the same columns share ONE MergeTree table (``shared_table``: the
+  market bars' three window sizes), each row tagged with its table's name in ``view_table``;
+  the VIEW ``T__p`` is table ``T``'s rows of it. Why: a live batch then writes its bars in one
+  INSERT instead of one per window size, and a chDB call beside a running Python thread costs
+  13-28 ms however few rows it carries (docs/benchmarks/s15-bars.md). Before this layout each
+  aggregate table had a MergeTree ``T__p`` of its own: ``ensure`` moves such a table's rows into
+  the shared table (``_migrate``, safe to rerun after a crash).
 - entity / append table ``T``: ``T__p`` ReplacingMergeTree(batch_seq) by key, VIEW ``T`` reads
   it ``FINAL``. Entity rows carry ``src_offsets`` (JSON text).
 - ``_projection_offsets``: ReplacingMergeTree(batch_seq) by (projection, topic, partition): the
   committed positions. ``_view_states``: digests.
 
 Write protocol (no multi-statement transactions in ClickHouse), per batch ``n``:
-  1. insert the rows of every table, each tagged ``batch_seq = n`` (one INSERT per table; an
-     INSERT of one block is atomic);
+  1. insert the rows of every table, each tagged ``batch_seq = n`` (one INSERT per physical
+     table, so one for all the tables sharing one; an INSERT of one block is atomic);
   2. insert every position with ``batch_seq = n`` in ONE INSERT: the commit point.
 Recovery (before a runner starts): delete rows with ``batch_seq`` above the committed one: a
 crash between 1 and 2 leaves rows that the replay would otherwise count twice.
@@ -43,6 +50,7 @@ partial row of an aggregate view row (``check_erasable`` makes ``column`` a key 
 from __future__ import annotations
 
 import abc
+import hashlib
 import json
 import threading
 from collections.abc import Mapping, Sequence
@@ -118,6 +126,27 @@ def physical_columns(t: Table) -> list[tuple[str, str, pa.DataType]]:
         cols.append(("src_offsets", "String", pa.string()))
     cols.append(("batch_seq", "UInt64", pa.uint64()))
     return cols
+
+
+TAG = "view_table"  # the column of a shared aggregate table naming the row's table
+
+
+def shared_table(target: Target, t: Table) -> str:
+    """The physical table of aggregate table ``t`` of ``target``: one per target and column
+    set, so tables with the same columns (the bars' window sizes) share it and a batch writes
+    them in one INSERT. Derived from the target and the columns alone, so that every method
+    given one table finds it; scoped to the target because ``recover`` deletes by the target's
+    own batch numbers."""
+    spec = ";".join(f"{n} {ty}" for n, ty, _ in physical_columns(t)) + f";key {t.key}"
+    sig = hashlib.sha256(spec.encode()).hexdigest()[:12]
+    return f"{DB}.{target.id}__agg_{sig}"
+
+
+def _physical(target: Target, t: Table) -> tuple[str, str | None]:
+    """(where ``t``'s rows are stored, the ``view_table`` tag selecting them or None)."""
+    if t.kind == "aggregate":
+        return shared_table(target, t), t.name
+    return f"{DB}.{target.table(t.name)}__p", None
 
 
 def _order(cols: Sequence[str]) -> str:
@@ -280,14 +309,56 @@ class ClickHouseSqlViews(ViewStore):
             for t in tables:
                 phys = f"{DB}.{target.table(t.name)}__p"
                 cols = ", ".join(f"{n} {ty}" for n, ty, _ in physical_columns(t))
-                engine = "MergeTree" if t.kind == "aggregate" else "ReplacingMergeTree(batch_seq)"
-                self._run(
-                    f"CREATE TABLE IF NOT EXISTS {phys} ({cols}) ENGINE = {engine} "
-                    f"ORDER BY {_order(t.key)}"
-                )
+                if t.kind != "aggregate":
+                    self._run(
+                        f"CREATE TABLE IF NOT EXISTS {phys} ({cols}) ENGINE = "
+                        f"ReplacingMergeTree(batch_seq) ORDER BY {_order(t.key)}"
+                    )
+                else:
+                    shared = shared_table(target, t)
+                    self._run(
+                        f"CREATE TABLE IF NOT EXISTS {shared} ({TAG} LowCardinality(String), "
+                        f"{cols}) ENGINE = MergeTree ORDER BY {_order([TAG, *t.key])}"
+                    )
+                    self._migrate(target, t, shared)
+                    # replaced, not kept if it exists: it reads this target's shared table
+                    # (tables of two targets without a suffix have the same names)
+                    self._run(
+                        f"CREATE OR REPLACE VIEW {phys} AS SELECT * EXCEPT ({TAG}) "
+                        f"FROM {shared} WHERE {TAG} = {_quote(t.name)}"
+                    )
                 self._run(
                     f"CREATE VIEW IF NOT EXISTS {DB}.{target.table(t.name)} AS {view_sql(t, phys)}"
                 )
+
+    def _engine(self, name: str) -> str | None:
+        """The engine of table ``name`` of ``hub_views`` (``View`` for a view), None if absent."""
+        got = self._arrow(
+            "SELECT engine FROM system.tables WHERE database = {d:String} AND name = {t:String}",
+            {"d": DB, "t": name},
+        ).column("engine")
+        return str(got[0].as_py()) if len(got) else None
+
+    def _migrate(self, target: Target, t: Table, shared: str) -> None:
+        """Move the rows of an aggregate table stored the old way (a MergeTree ``T__p`` of its
+        own) into the shared table. Each step may be cut by a crash; a rerun repeats it from
+        the start: the tag's rows are deleted before the copy (no row twice), and the old table
+        goes only after its rows are in (none lost); its view ``T`` is dropped before it,
+        because a view cannot be repointed, and created again by ``ensure``."""
+        name = f"{target.table(t.name)}__p"
+        engine = self._engine(name)
+        if engine is None or engine == "View":
+            return
+        cols = ", ".join(n for n, _, _ in physical_columns(t))
+        self._run(
+            f"DELETE FROM {shared} WHERE {TAG} = {_quote(t.name)} "
+            "SETTINGS lightweight_deletes_sync = 2, mutations_sync = 2"
+        )
+        self._run(
+            f"INSERT INTO {shared} ({TAG}, {cols}) SELECT {_quote(t.name)}, {cols} FROM {DB}.{name}"
+        )
+        self._run(f"DROP VIEW IF EXISTS {DB}.{target.table(t.name)}")
+        self._run(f"DROP TABLE {DB}.{name}")
 
     # -- positions -------------------------------------------------------------------------------
     def checkpoint(self, target: Target) -> Checkpoint:
@@ -310,8 +381,7 @@ class ClickHouseSqlViews(ViewStore):
         with self._lock:
             seq = self.checkpoint(target).batch_seq
             removed = 0
-            for t in tables:
-                phys = f"{DB}.{target.table(t.name)}__p"
+            for phys in dict.fromkeys(_physical(target, t)[0] for t in tables):
                 n = self._arrow(f"SELECT count() AS n FROM {phys} WHERE batch_seq > {seq}")
                 count = int(n.column("n")[0].as_py())
                 if count:
@@ -330,20 +400,33 @@ class ClickHouseSqlViews(ViewStore):
     ) -> None:
         self._unfenceable(fence)
         seq = checkpoint.batch_seq
+        # the tables in the order given, grouped by where they are stored: a shared table's
+        # rows go in together, in one INSERT, at its first table's turn
+        groups: dict[str, list[Table]] = {}
+        for t in tables:
+            groups.setdefault(_physical(target, t)[0], []).append(t)
         with self._lock:
-            # 1. rows of every table, tagged with the batch number (one INSERT each); partials
-            #    of SQL folds arrive as Arrow tables
-            for t in tables:
-                batch = rows.get(t.name)
-                if batch is not None and len(batch):
-                    cols = [n for n, _, _ in physical_columns(t)]
-                    data = (
-                        arrow_with_seq(t, batch, seq)
-                        if isinstance(batch, pa.Table)
-                        else rows_to_arrow(t, batch, seq)
-                    )
-                    self._insert(f"{DB}.{target.table(t.name)}__p", cols, data)
-                hook(f"rows:{t.name}")
+            # 1. rows of every table, tagged with the batch number (one INSERT per physical
+            #    table); partials of SQL folds arrive as Arrow tables
+            for phys, members in groups.items():
+                pieces = []
+                for t in members:
+                    batch = rows.get(t.name)
+                    if batch is not None and len(batch):
+                        data = (
+                            arrow_with_seq(t, batch, seq)
+                            if isinstance(batch, pa.Table)
+                            else rows_to_arrow(t, batch, seq)
+                        )
+                        if t.kind == "aggregate":
+                            tag = pa.array([t.name] * data.num_rows, pa.string())
+                            data = data.add_column(0, TAG, tag)
+                        pieces.append(data)
+                if pieces:
+                    data = pa.concat_tables(pieces) if len(pieces) > 1 else pieces[0]
+                    self._insert(phys, data.column_names, data)
+                for t in members:
+                    hook(f"rows:{t.name}")
             # 2. every position in ONE insert: the commit point
             self._write_positions(target, checkpoint)
             hook("offsets")
@@ -380,9 +463,10 @@ class ClickHouseSqlViews(ViewStore):
             }
         )
         names = ", ".join(table.key)
+        final = "" if table.kind == "aggregate" else " FINAL"  # an aggregate's T__p is a view
         with self._lock:
             got = self._arrow_with(
-                f"SELECT * EXCEPT batch_seq FROM {DB}.{target.table(table.name)}__p FINAL "
+                f"SELECT * EXCEPT batch_seq FROM {DB}.{target.table(table.name)}__p{final} "
                 f"WHERE ({names}) IN (SELECT {names} FROM Python(__probe__))",
                 probe,
             )
@@ -435,11 +519,10 @@ class ClickHouseSqlViews(ViewStore):
                 live, Checkpoint(max(new.batch_seq, old.batch_seq) + 1, new.positions)
             )
             # 2. exchange data (atomic per table; each table reflects the same positions)
-            for t in tables:
-                self._run(
-                    f"EXCHANGE TABLES {DB}.{live.table(t.name)}__p AND "
-                    f"{DB}.{other.table(t.name)}__p"
-                )
+            #    (a shared table once: it holds every table of it, at the same positions)
+            pairs = {(_physical(live, t)[0], _physical(other, t)[0]): None for t in tables}
+            for a, b in pairs:
+                self._run(f"EXCHANGE TABLES {a} AND {b}")
             # 3. drop the old data, now under the other name
             self.drop(other, tables)
 
@@ -448,7 +531,21 @@ class ClickHouseSqlViews(ViewStore):
             self._base()
             for t in tables:
                 self._run(f"DROP VIEW IF EXISTS {DB}.{target.table(t.name)}")
-                self._run(f"DROP TABLE IF EXISTS {DB}.{target.table(t.name)}__p")
+                part = f"{target.table(t.name)}__p"  # an aggregate's is a view (or an old table)
+                kind = "VIEW" if self._engine(part) == "View" else "TABLE"
+                self._run(f"DROP {kind} IF EXISTS {DB}.{part}")
+            # a shared table goes when none of its tables has a view left (``tables`` may be
+            # some of them only)
+            for shared in dict.fromkeys(
+                shared_table(target, t) for t in tables if t.kind == "aggregate"
+            ):
+                left = self._arrow(
+                    "SELECT count() AS n FROM system.tables WHERE database = {d:String} "
+                    "AND engine = 'View' AND create_table_query LIKE {q:String}",
+                    {"d": DB, "q": f"%FROM {shared} WHERE%"},
+                )
+                if not int(left.column("n")[0].as_py()):
+                    self._run(f"DROP TABLE IF EXISTS {shared}")
             self._run(f"DELETE FROM {OFFSETS} WHERE projection_id = {{p:String}}", {"p": target.id})
 
     # -- retention -----------------------------------------------------------------------------
@@ -501,7 +598,7 @@ class ClickHouseSqlViews(ViewStore):
     def delete_rows_before(
         self, target: Target, table: Table, column: str, before_us: int, keep: Keep = None
     ) -> int:
-        phys = f"{DB}.{target.table(table.name)}__p"
+        phys, tag = _physical(target, table)
         with self._lock:
             count = self._count_expired(target, table, column, before_us, keep)  # 1.
             if not count:
@@ -509,6 +606,8 @@ class ClickHouseSqlViews(ViewStore):
             if table.kind == "entity" and column not in table.key:  # 2.
                 self._run(f"OPTIMIZE TABLE {phys} FINAL")
             cond, params = self._cut(column, before_us, keep)
+            if tag is not None:  # this table's rows of a shared table only
+                cond = f"{TAG} = {_quote(tag)} AND {cond}"
             self._run(  # 3.
                 f"DELETE FROM {phys} WHERE {cond} "
                 "SETTINGS lightweight_deletes_sync = 2, mutations_sync = 2",  # wait until done
@@ -541,10 +640,12 @@ class ClickHouseSqlViews(ViewStore):
                 f"SELECT count() AS n FROM {DB}.{target.table(table.name)} WHERE {cond}", params
             )
             count = int(n.column("n")[0].as_py())
+            phys, tag = _physical(target, table)
+            if tag is not None:  # this table's rows of a shared table only
+                cond = f"{TAG} = {_quote(tag)} AND {cond}"
             if count:  # one mutation that waits until it is done
                 self._run(
-                    f"ALTER TABLE {DB}.{target.table(table.name)}__p UPDATE {sets} WHERE {cond} "
-                    "SETTINGS mutations_sync = 2",
+                    f"ALTER TABLE {phys} UPDATE {sets} WHERE {cond} SETTINGS mutations_sync = 2",
                     params,
                 )
             return count

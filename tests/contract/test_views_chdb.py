@@ -8,7 +8,9 @@ import pyarrow as pa
 import pytest
 
 from core.errors import HubError
-from tests.contract.views_contract import ViewStoreContract
+from core.ports.views import Checkpoint, Position, Target
+from core.projection import Table
+from tests.contract.views_contract import AGG, Boom, ViewStoreContract, volume
 
 pytest.importorskip("chdb")
 
@@ -68,3 +70,138 @@ class TestChdbViews(ViewStoreContract):
             assert n.column("n")[0].as_py() == 2
         finally:
             store._run("DROP TABLE IF EXISTS hub_views.t_insert")
+
+
+# a second aggregate table with AGG's columns: the two share one physical table (as the bars'
+# three window sizes do)
+AGG_2 = Table("ct_volumes_2", "aggregate", AGG.columns)
+
+
+def _inserts(store, monkeypatch) -> list[str]:
+    """The tables ``store`` inserts into from now on (the inserts still run)."""
+    done: list[str] = []
+    real = store._insert
+
+    def counted(table, columns, data):
+        done.append(table)
+        real(table, columns, data)
+
+    monkeypatch.setattr(store, "_insert", counted)
+    return done
+
+
+def _own_tables(store, target) -> list[tuple[str, str]]:
+    got = store._arrow(
+        "SELECT name, engine FROM system.tables WHERE database = 'hub_views' "
+        f"AND name LIKE '%__{target.suffix}%' ORDER BY name"
+    )
+    return [(r["name"], r["engine"]) for r in got.to_pylist()]
+
+
+class TestChdbSharedLayout:
+    """The shared physical table of aggregate tables with the same columns (chDB)."""
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def _store(cls, tmp_path_factory):
+        from adapters.chdb_views import ChdbViewStore
+
+        s = ChdbViewStore(tmp_path_factory.mktemp("chdb_shared"))
+        yield s
+        s.close()
+
+    def test_tables_with_the_same_columns_are_written_in_one_insert_and_read_apart(
+        self, _store, monkeypatch
+    ):
+        """A batch of two aggregate tables with the same columns makes two inserts, rows and
+        positions (the commit point), not three; each view reads its own rows only, a retention
+        cut of one leaves the other's, and dropping one keeps the other readable."""
+        from adapters.clickhouse_views import shared_table
+
+        store, target = _store, Target("ctshare", "shr")
+        store.drop(target, (AGG, AGG_2))
+        store.ensure(target, (AGG, AGG_2))
+        done = _inserts(store, monkeypatch)
+        cp = Checkpoint(1, {("p", 0): Position(12)})
+        store.write(
+            target,
+            (AGG, AGG_2),
+            {
+                "ct_volumes": [volume(0, 2, 0)],
+                "ct_volumes_2": [volume(0, 3, 2), volume(86_400_000_000, 7, 5)],
+            },
+            cp,
+        )
+        assert done == [shared_table(target, AGG), "hub_views._projection_offsets"]
+        assert shared_table(target, AGG) == shared_table(target, AGG_2)
+        assert [(r["day"], r["events"]) for r in store.rows(target, AGG)] == [(0, 2)]
+        assert [(r["day"], r["events"]) for r in store.rows(target, AGG_2)] == [
+            (0, 3),
+            (86_400_000_000, 7),
+        ]
+        # the cut of day 0 in AGG_2 removes AGG_2's day 0 only, not AGG's
+        assert store.delete_rows_before(target, AGG_2, "day", 1) == 1
+        assert [r["events"] for r in store.rows(target, AGG)] == [2]
+        assert [r["events"] for r in store.rows(target, AGG_2)] == [7]
+
+        # a batch past the commit point is removed from the shared table by recover
+        def crash(step: str) -> None:
+            if step == "rows:ct_volumes_2":
+                raise Boom(step)
+
+        with pytest.raises(Boom):
+            store.write(
+                target,
+                (AGG, AGG_2),
+                {"ct_volumes": [volume(0, 5, 12)], "ct_volumes_2": [volume(0, 1, 12)]},
+                Checkpoint(2, {("p", 0): Position(17)}),
+                hook=crash,
+            )
+        assert store.recover(target, (AGG, AGG_2)) == 2
+        assert [r["events"] for r in store.rows(target, AGG)] == [2]
+        assert [r["events"] for r in store.rows(target, AGG_2)] == [7]
+        assert store.checkpoint(target) == cp
+        store.drop(target, (AGG,))
+        assert [r["events"] for r in store.rows(target, AGG_2)] == [7]
+        store.drop(target, (AGG_2,))
+        assert _own_tables(store, target) == []
+
+    def test_ensure_moves_an_old_layout_table_into_the_shared_one_even_after_a_crash(self, _store):
+        """A store written before the shared layout (a MergeTree ``T__p`` per aggregate table)
+        reads the same after ``ensure``: the rows move into the shared table and the old table
+        goes. A move cut by a crash after the copy (rows in both) counts each row once when
+        rerun."""
+        from adapters.clickhouse_views import physical_columns, view_sql
+
+        store, target = _store, Target("ctold", "old")
+        store.drop(target, (AGG, AGG_2))
+        cols = [n for n, _, _ in physical_columns(AGG)]
+
+        def old_layout(t: Table, rows: list) -> None:
+            store._run("CREATE DATABASE IF NOT EXISTS hub_views")
+            spec = ", ".join(f"{n} {ty}" for n, ty, _ in physical_columns(t))
+            phys = f"hub_views.{target.table(t.name)}__p"
+            kind = "VIEW" if store._engine(f"{target.table(t.name)}__p") == "View" else "TABLE"
+            store._run(f"DROP {kind} IF EXISTS {phys}")
+            store._run(f"CREATE TABLE {phys} ({spec}) ENGINE = MergeTree ORDER BY (tenant, day)")
+            store._run(f"DROP VIEW IF EXISTS hub_views.{target.table(t.name)}")
+            store._run(f"CREATE VIEW hub_views.{target.table(t.name)} AS {view_sql(t, phys)}")
+            from adapters.clickhouse_views import rows_to_arrow
+
+            store._insert(phys, cols, rows_to_arrow(t, rows, 1))
+
+        old_layout(AGG, [volume(0, 2, 0), volume(86_400_000_000, 4, 2)])
+        old_layout(AGG_2, [volume(0, 3, 6)])
+        before = [store.rows(target, AGG), store.rows(target, AGG_2)]
+        store.ensure(target, (AGG, AGG_2))
+        assert [store.rows(target, AGG), store.rows(target, AGG_2)] == before
+        # one table (the shared one) and the views T and T__p of each table: the old tables went
+        assert sorted(e for _, e in _own_tables(store, target)) == ["MergeTree"] + ["View"] * 4
+        # a crash after the copy, before the old table went: both hold AGG's rows
+        old_layout(AGG, [volume(0, 2, 0), volume(86_400_000_000, 4, 2)])
+        store.ensure(target, (AGG, AGG_2))
+        assert [store.rows(target, AGG), store.rows(target, AGG_2)] == before
+        store.ensure(target, (AGG, AGG_2))  # nothing left to move
+        assert [store.rows(target, AGG), store.rows(target, AGG_2)] == before
+        store.drop(target, (AGG, AGG_2))
+        assert _own_tables(store, target) == []

@@ -19,7 +19,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use pyo3::prelude::*;
 use sha2::{Digest, Sha256};
 
-use crate::ledger_batch::{key_text, Dict};
+use crate::dict_column::{key_text, Dict};
 
 /// The hash of a map key that already is a SHA-256 digest: its first 8 bytes.
 #[derive(Default)]

@@ -5,6 +5,7 @@ use pyo3::prelude::*;
 mod aead_seal;
 mod avro_blocks;
 mod avro_columns;
+mod dict_column;
 mod headers;
 mod key_index;
 mod leaves;

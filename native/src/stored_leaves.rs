@@ -19,7 +19,8 @@ use pyo3::types::{PyBytes, PyList, PyTuple};
 use sha2::{Digest, Sha256};
 
 use crate::key_index::KeyIndex;
-use crate::ledger_batch::{key_text, repeats_envelope, Dict, Out, VERSION};
+use crate::dict_column::{key_text, Dict};
+use crate::ledger_batch::{repeats_envelope, Out, VERSION};
 
 // flags of the stored batch (adapters/sqlite_log/batch.py)
 pub(crate) const TS_UNIFORM: u8 = 0x01;

@@ -12,6 +12,12 @@ A ``TopicFold`` remembers, per partition, the next offset to apply. ``catch_up()
     3. moves the partition's position past each record right after ``apply`` returns, so a
        record is applied once: an ``apply`` that raises leaves the position on that record, the
        error reaches the caller, and the next ``catch_up`` retries it.
+With ``once_by`` (a header name, the envelope's ``ce_id``), a record whose id an earlier record
+of the topic carried is skipped: on Kafka anyone with produce access can copy a genuine,
+correctly sealed record into the same partition again (its MAC cannot bind an offset the
+broker has not given yet), and a replayed "policy activated" or "key created" event would roll
+the folded state back. State topics (policies, config changes, keys, holds, models, rules,
+cases) fold with it; high-volume topics (positions, lineage, stats) do not keep the ids.
 Records below a partition's beginning offset (removed by retention) are skipped: the log reads
 from its beginning. Partitions added later are folded from offset 0.
 
@@ -49,6 +55,7 @@ class TopicFold:
         *,
         batch: int = 1000,
         lock: threading.RLock | None = None,
+        once_by: str | None = None,
     ) -> None:
         if type(batch) is not int or batch < 1:
             raise InvalidInput(f"batch={batch!r} is invalid: pass an int >= 1.")
@@ -59,6 +66,8 @@ class TopicFold:
         self._positions: dict[int, int] = {}
         self._lock = lock if lock is not None else threading.RLock()
         self._folding = False
+        self._once_by = once_by
+        self._seen: set[bytes] = set()
 
     @property
     def lock(self) -> threading.RLock:
@@ -101,10 +110,20 @@ class TopicFold:
                     if not chunk:
                         break
                 for rec in chunk:
-                    self._apply(rec)
+                    rid = None if self._once_by is None else self._id(rec)
+                    if rid is None or rid not in self._seen:
+                        self._apply(rec)
+                        if rid is not None:  # only once applied: a raising apply is retried
+                            self._seen.add(rid)
                     pos = self._positions[part] = rec.offset + 1  # 3.
                     moved = True
         return moved
+
+    def _id(self, rec: StoredRecord) -> bytes | None:
+        """``rec``'s id header (``once_by``), None without one (no replay of an identified
+        event: applied as before)."""
+        ids = [v for k, v in rec.headers if k == self._once_by]
+        return bytes(ids[-1]) if ids and ids[-1] is not None else None
 
 
 def decoded(

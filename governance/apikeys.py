@@ -46,6 +46,7 @@ from core.ports.eventlog import EventLog
 from core.ports.keyfiles import read_secret_file
 from core.ports.policy import Principal
 from core.roles import ROLES
+from domain.envelope import H_ID
 from ingest.publish import EventReader, Publisher
 
 TOPIC = "hub.principals"
@@ -220,6 +221,7 @@ class ApiKeys:
                 lambda ev: self._apply(ev["headers"].get("ce_type"), ev.get("value") or {}),
             ),
             lock=self._lock,
+            once_by=H_ID,
         )
 
     # -- the fold ---------------------------------------------------------------------------

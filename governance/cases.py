@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from core.errors import Conflict, InvalidInput, NotFound
 from core.fold import TopicFold
 from core.ports.policy import Decision, DecisionRequest, PolicyEngine, Principal
-from domain.envelope import H_TYPE, uuid7
+from domain.envelope import H_ID, H_TYPE, uuid7
 
 if TYPE_CHECKING:
     from core.ports.eventlog import EventLog, StoredRecord
@@ -141,7 +141,7 @@ class CaseBook:
         self._publisher = publisher
         self._clock_ns = clock_ns or time.time_ns
         self._state = CaseState()
-        self._fold = TopicFold(log, CASES_TOPIC, self._apply)
+        self._fold = TopicFold(log, CASES_TOPIC, self._apply, once_by=H_ID)
 
     # -- reading -----------------------------------------------------------------------------
     def state(self) -> CaseState:

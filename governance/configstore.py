@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from core.errors import NotFound
 from core.fold import RecordDecoder, TopicFold, decoded
-from domain.envelope import H_TENANT
+from domain.envelope import H_ID, H_TENANT
 
 if TYPE_CHECKING:
     from core.ports.eventlog import EventLog
@@ -91,7 +91,11 @@ class ConfigChangeStore:
         self._changes: dict[str, ConfigChange] = {}
         self._lock = threading.RLock()
         self._fold = TopicFold(
-            log, CONFIG_CHANGES_TOPIC, decoded(self._reader, self._apply), lock=self._lock
+            log,
+            CONFIG_CHANGES_TOPIC,
+            decoded(self._reader, self._apply),
+            lock=self._lock,
+            once_by=H_ID,
         )
         self.refresh()
 

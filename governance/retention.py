@@ -60,7 +60,7 @@ from core.events import OutgoingEvent
 from core.fold import TopicFold
 from core.ports.eventlog import EventLog, StoredRecord
 from core.ports.views import Target, check_time_column
-from domain.envelope import H_TENANT, H_TYPE
+from domain.envelope import H_ID, H_TENANT, H_TYPE
 
 if TYPE_CHECKING:
     from core.fold import RecordDecoder
@@ -233,7 +233,7 @@ class Governance:
         self._reader = reader
         self._publisher = publisher
         self._state = GovernanceState()
-        self._fold = TopicFold(log, GOVERNANCE_TOPIC, self._apply)
+        self._fold = TopicFold(log, GOVERNANCE_TOPIC, self._apply, once_by=H_ID)
 
     # -- reading -----------------------------------------------------------------------------
     def state(self) -> GovernanceState:

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from core.errors import NotFound
 from core.fold import RecordDecoder, TopicFold, decoded
 from core.policybundle import DEFAULT_POLICY_DIR, PolicyBundle
+from domain.envelope import H_ID
 
 if TYPE_CHECKING:
     from core.ports.eventlog import EventLog
@@ -102,7 +103,7 @@ class PolicyStore:
         self._activations: list[str] = []  # change ids, in log order
         self._lock = threading.RLock()
         self._fold = TopicFold(
-            log, POLICIES_TOPIC, decoded(self._reader, self._apply), lock=self._lock
+            log, POLICIES_TOPIC, decoded(self._reader, self._apply), lock=self._lock, once_by=H_ID
         )
         self.refresh()
 

@@ -9,6 +9,7 @@ from typing import Any
 from core.avro import serde
 from core.fold import TopicFold
 from core.ports.eventlog import EventLog, StoredRecord
+from domain.envelope import H_ID
 from registry.service import SchemaRegistry
 
 REPLAYS_TOPIC = "hub.quarantine-replays"
@@ -21,7 +22,7 @@ class ReplayMarks:
         self._registry = registry
         self._marks: dict[int, dict[str, Any]] = {}
         self._lock = threading.RLock()
-        self._fold = TopicFold(log, REPLAYS_TOPIC, self._apply, lock=self._lock)
+        self._fold = TopicFold(log, REPLAYS_TOPIC, self._apply, lock=self._lock, once_by=H_ID)
 
     def _apply(self, rec: StoredRecord) -> None:
         if rec.value is None:

@@ -28,6 +28,7 @@ from core.errors import ConfigError, InvalidInput
 from core.events import OutgoingEvent
 from core.fold import TopicFold
 from core.ports.eventlog import EventLog, StoredRecord
+from domain.envelope import H_ID
 from domain.quality import RuleError, RuleSet, compile_rules, parse_rule_set
 from ingest.publish import Publisher
 from registry.service import SchemaRegistry
@@ -86,7 +87,7 @@ class RulesStore:
         self._changed: dict[str, RuleSet | None] = {}
         self._versions: dict[str, str] = {}
         self._lock = threading.RLock()
-        self._fold = TopicFold(log, CONFIG_TOPIC, self._apply, lock=self._lock)
+        self._fold = TopicFold(log, CONFIG_TOPIC, self._apply, lock=self._lock, once_by=H_ID)
         # Wired by the composition root to governance's config changes; None: read-only rules.
         self.governed: GovernedChanges | None = None
 

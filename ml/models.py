@@ -31,6 +31,7 @@ from core.fold import RecordDecoder, TopicFold, decoded
 from core.ports.eventlog import EventLog
 from core.ports.ml import ModelRegistry
 from core.ports.policy import Principal
+from domain.envelope import H_ID
 from governance.changes import Identities
 from governance.configchanges import Auditor, ConfigChanges, ConfigResource, Effect, Prepare
 from governance.configstore import ConfigChangeStore
@@ -157,7 +158,9 @@ class Models:
         self._publisher = publisher
         self.store = registry
         self._lock = threading.RLock()
-        self._fold = TopicFold(log, MODELS_TOPIC, decoded(reader, self._apply), lock=self._lock)
+        self._fold = TopicFold(
+            log, MODELS_TOPIC, decoded(reader, self._apply), lock=self._lock, once_by=H_ID
+        )
         self._state: dict[str, ModelState] = {}
         self._loaded: dict[tuple[str, int], Loaded] = {}
         self.clock = now_iso  # the time events are stamped with (tests move it)

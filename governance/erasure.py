@@ -38,13 +38,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from core.errors import Conflict, InvalidInput
+from core.errors import Conflict, Forbidden, InvalidInput
 from core.ports.keystore import check_subject
 from core.ports.views import Target, check_erasable
 from governance.subjects import subject_fields
 
 if TYPE_CHECKING:
-    from core.ports.keystore import KeyStore
+    from core.ports.keystore import KeyStore, SubjectTenants
     from core.ports.policy import Principal
     from core.projection import Projection, Table
     from governance.retention import Governance
@@ -120,21 +120,67 @@ class Eraser:
         ledger: Ledger,
         governance: Governance,
         projections: ProjectionService,
+        subject_tenants: SubjectTenants | None = None,
     ) -> None:
+        self._subject_tenants = subject_tenants
         self._keystore = keystore
         self._ledger = ledger
         self._governance = governance
         self._projections = projections
 
-    def erase(self, principal: Principal, subject: str, reason: str) -> Erasure:
-        """Erase ``subject``; raises ``Conflict`` under a legal hold."""
+    def tenants_of(self, subject: str) -> frozenset[str]:
+        """The tenants whose records named ``subject`` (empty: none recorded)."""
+        if self._subject_tenants is None:
+            return frozenset()
+        return self._subject_tenants.tenants_of(check_subject(subject))
+
+    def check_scope(self, subject: str, tenant_scope: str | None) -> frozenset[str]:
+        """The tenants that named ``subject``; raises ``Forbidden`` when a reader limited to
+        ``tenant_scope`` (None: every tenant) may not erase it. The key is hub-wide, so its
+        destruction erases the subject for every tenant that named it: only an officer of every
+        tenant (``tenant.all``) may erase a subject another tenant named too. A subject with a key
+        (or erased) but no record of its tenants was named before they were recorded: which
+        tenants named it is unknown, so it too needs ``tenant.all``. A subject nobody named
+        (no record, no key) keeps its answer: the officer may erase it ahead of its data."""
+        named = self.tenants_of(subject)
+        if tenant_scope is None:
+            return named
+        others = sorted(named - {tenant_scope})
+        if others and tenant_scope in named:
+            raise Forbidden(
+                f"Access denied: data subject {subject!r} is shared with other tenants; erasing "
+                "it destroys its key for all of them, so an officer allowed tenant.all must "
+                "erase it.",
+                code="subject_shared",
+            )
+        if others:
+            raise Forbidden(
+                f"Access denied: data subject {subject!r} belongs to another tenant, not to "
+                f"tenant {tenant_scope!r}.",
+                code="subject_other_tenant",
+            )
+        if not named and (self._keystore.exists(subject) or self._keystore.erased(subject)):
+            raise Forbidden(
+                f"Access denied: data subject {subject!r} was named before the hub recorded "
+                "which tenants name a subject, so its tenants are unknown: an officer allowed "
+                "tenant.all must erase it.",
+                code="subject_tenants_unknown",
+            )
+        return named
+
+    def erase(
+        self, principal: Principal, subject: str, reason: str, *, tenant_scope: str | None
+    ) -> Erasure:
+        """Erase ``subject`` for a reader limited to ``tenant_scope`` (None: every tenant; see
+        ``check_scope``); raises ``Conflict`` under a legal hold, ``Forbidden`` out of scope."""
         check_subject(subject)
         if not reason.strip():
             raise InvalidInput(
                 "An erasure needs a reason (--reason), e.g. the data subject's request id.",
                 code="reason_required",
             )
-        if self._governance.is_held(f"subject:{subject}"):  # 1.
+        named = self.check_scope(subject, tenant_scope)  # 1. before the hold: no hold is told
+        if self._governance.is_held(f"subject:{subject}"):
             raise Conflict(
                 f"Data subject {subject!r} is under a legal hold: erasure is refused until the "
                 "hold is released (`hub legal-hold list`).",
@@ -143,18 +189,23 @@ class Eraser:
         existed = self._keystore.exists(subject)
         self._keystore.destroy(subject)  # 2.
         rebuilt, scrubbed = self._erase_views(subject)  # 3.
-        meta = self._ledger.record_action(  # 4.
-            principal.id,
-            ACTION,
-            f"subject:{subject}",
-            details={
-                "reason": reason,
-                "key_existed": existed,
-                "rows_scrubbed": scrubbed,
-                "projections_rebuilt": rebuilt,
-            },
-            tenant=principal.tenant,
-        )
+        # 4. one entry per tenant that named the subject, so that each tenant's officer and
+        # evidence see the erasure of its subject (none recorded: the eraser's tenant)
+        tenants = sorted(named) or [principal.tenant]
+        details = {
+            "reason": reason,
+            "key_existed": existed,
+            "rows_scrubbed": scrubbed,
+            "projections_rebuilt": rebuilt,
+            "erased_by_tenant": principal.tenant,
+        }
+        metas = [
+            self._ledger.record_action(
+                principal.id, ACTION, f"subject:{subject}", details=details, tenant=tenant
+            )
+            for tenant in tenants
+        ]
+        meta = metas[0]
         synced = self._ledger.sync(force_checkpoint=True)
         return Erasure(
             subject=subject,

@@ -5,7 +5,10 @@ The subject's PII was encrypted under its own key before it entered the log
 which commit to the stored bytes, keep verifying. ``Eraser.erase`` (the caller has asked the policy
 decision point for ``subject.erase`` first):
 
-1. refuses without a reason, and refuses a subject under a legal hold (``subject:<id>``);
+1. refuses without a reason; refuses (``Forbidden``) a reader limited to one tenant a subject
+   another tenant named too, or one named before the hub recorded its tenants
+   (``check_scope``: the key is hub-wide, so only an officer of every tenant may destroy it
+   then); and refuses a subject under a legal hold (``subject:<id>``);
 2. destroys every version of the subject's key (``KeyStore.destroy``: irreversible, idempotent).
    From here on every log read, quarantine entry and projection fold sees ``"[erased]"`` where
    the PII was, and a late event naming the subject is refused at ingest;
@@ -21,8 +24,9 @@ decision point for ``subject.erase`` first):
    ``hub projection rebuild`` does). Either way no view row still holds the subject's
    plaintext; exports are queries of the views, so they hold none either;
 4. records ``subject.erase`` on the audit ledger (actor, reason, whether a key existed, the
-   rows scrubbed per projection and table, the projections rebuilt) and signs a checkpoint at
-   once, so the erasure itself is provable.
+   rows scrubbed per projection and table, the projections rebuilt), once per tenant that named
+   the subject (so each tenant's officer and evidence see it; the eraser's tenant when none
+   did), and signs a checkpoint at once, so the erasure itself is provable.
 
 A crash between 2 and 4 leaves the key destroyed but the erasure unrecorded; running the same
 command again is safe (step 2 is idempotent) and completes 3 and 4. Other processes that cache

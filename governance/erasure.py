@@ -5,7 +5,10 @@ The subject's PII was encrypted under its own key before it entered the log
 which commit to the stored bytes, keep verifying. ``Eraser.erase`` (the caller has asked the policy
 decision point for ``subject.erase`` first):
 
-1. refuses without a reason, and refuses a subject under a legal hold (``subject:<id>``);
+1. refuses without a reason; refuses (``Forbidden``) a reader limited to one tenant a subject
+   another tenant named too, or one named before the hub recorded its tenants
+   (``check_scope``: the key is hub-wide, so only an officer of every tenant may destroy it
+   then); and refuses a subject under a legal hold (``subject:<id>``);
 2. destroys every version of the subject's key (``KeyStore.destroy``: irreversible, idempotent).
    From here on every log read, quarantine entry and projection fold sees ``"[erased]"`` where
    the PII was, and a late event naming the subject is refused at ingest;
@@ -21,8 +24,9 @@ decision point for ``subject.erase`` first):
    ``hub projection rebuild`` does). Either way no view row still holds the subject's
    plaintext; exports are queries of the views, so they hold none either;
 4. records ``subject.erase`` on the audit ledger (actor, reason, whether a key existed, the
-   rows scrubbed per projection and table, the projections rebuilt) and signs a checkpoint at
-   once, so the erasure itself is provable.
+   rows scrubbed per projection and table, the projections rebuilt), once per tenant that named
+   the subject (so each tenant's officer and evidence see it; the eraser's tenant when none
+   did), and signs a checkpoint at once, so the erasure itself is provable.
 
 A crash between 2 and 4 leaves the key destroyed but the erasure unrecorded; running the same
 command again is safe (step 2 is idempotent) and completes 3 and 4. Other processes that cache
@@ -38,13 +42,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from core.errors import Conflict, InvalidInput
+from core.errors import Conflict, Forbidden, InvalidInput
 from core.ports.keystore import check_subject
 from core.ports.views import Target, check_erasable
 from governance.subjects import subject_fields
 
 if TYPE_CHECKING:
-    from core.ports.keystore import KeyStore
+    from core.ports.keystore import KeyStore, SubjectTenants
     from core.ports.policy import Principal
     from core.projection import Projection, Table
     from governance.retention import Governance
@@ -120,21 +124,67 @@ class Eraser:
         ledger: Ledger,
         governance: Governance,
         projections: ProjectionService,
+        subject_tenants: SubjectTenants | None = None,
     ) -> None:
+        self._subject_tenants = subject_tenants
         self._keystore = keystore
         self._ledger = ledger
         self._governance = governance
         self._projections = projections
 
-    def erase(self, principal: Principal, subject: str, reason: str) -> Erasure:
-        """Erase ``subject``; raises ``Conflict`` under a legal hold."""
+    def tenants_of(self, subject: str) -> frozenset[str]:
+        """The tenants whose records named ``subject`` (empty: none recorded)."""
+        if self._subject_tenants is None:
+            return frozenset()
+        return self._subject_tenants.tenants_of(check_subject(subject))
+
+    def check_scope(self, subject: str, tenant_scope: str | None) -> frozenset[str]:
+        """The tenants that named ``subject``; raises ``Forbidden`` when a reader limited to
+        ``tenant_scope`` (None: every tenant) may not erase it. The key is hub-wide, so its
+        destruction erases the subject for every tenant that named it: only an officer of every
+        tenant (``tenant.all``) may erase a subject another tenant named too. A subject with a key
+        (or erased) but no record of its tenants was named before they were recorded: which
+        tenants named it is unknown, so it too needs ``tenant.all``. A subject nobody named
+        (no record, no key) keeps its answer: the officer may erase it ahead of its data."""
+        named = self.tenants_of(subject)
+        if tenant_scope is None:
+            return named
+        others = sorted(named - {tenant_scope})
+        if others and tenant_scope in named:
+            raise Forbidden(
+                f"Access denied: data subject {subject!r} is shared with other tenants; erasing "
+                "it destroys its key for all of them, so an officer allowed tenant.all must "
+                "erase it.",
+                code="subject_shared",
+            )
+        if others:
+            raise Forbidden(
+                f"Access denied: data subject {subject!r} belongs to another tenant, not to "
+                f"tenant {tenant_scope!r}.",
+                code="subject_other_tenant",
+            )
+        if not named and (self._keystore.exists(subject) or self._keystore.erased(subject)):
+            raise Forbidden(
+                f"Access denied: data subject {subject!r} was named before the hub recorded "
+                "which tenants name a subject, so its tenants are unknown: an officer allowed "
+                "tenant.all must erase it.",
+                code="subject_tenants_unknown",
+            )
+        return named
+
+    def erase(
+        self, principal: Principal, subject: str, reason: str, *, tenant_scope: str | None
+    ) -> Erasure:
+        """Erase ``subject`` for a reader limited to ``tenant_scope`` (None: every tenant; see
+        ``check_scope``); raises ``Conflict`` under a legal hold, ``Forbidden`` out of scope."""
         check_subject(subject)
         if not reason.strip():
             raise InvalidInput(
                 "An erasure needs a reason (--reason), e.g. the data subject's request id.",
                 code="reason_required",
             )
-        if self._governance.is_held(f"subject:{subject}"):  # 1.
+        named = self.check_scope(subject, tenant_scope)  # 1. before the hold: no hold is told
+        if self._governance.is_held(f"subject:{subject}"):
             raise Conflict(
                 f"Data subject {subject!r} is under a legal hold: erasure is refused until the "
                 "hold is released (`hub legal-hold list`).",
@@ -143,18 +193,23 @@ class Eraser:
         existed = self._keystore.exists(subject)
         self._keystore.destroy(subject)  # 2.
         rebuilt, scrubbed = self._erase_views(subject)  # 3.
-        meta = self._ledger.record_action(  # 4.
-            principal.id,
-            ACTION,
-            f"subject:{subject}",
-            details={
-                "reason": reason,
-                "key_existed": existed,
-                "rows_scrubbed": scrubbed,
-                "projections_rebuilt": rebuilt,
-            },
-            tenant=principal.tenant,
-        )
+        # 4. one entry per tenant that named the subject, so that each tenant's officer and
+        # evidence see the erasure of its subject (none recorded: the eraser's tenant)
+        tenants = sorted(named) or [principal.tenant]
+        details = {
+            "reason": reason,
+            "key_existed": existed,
+            "rows_scrubbed": scrubbed,
+            "projections_rebuilt": rebuilt,
+            "erased_by_tenant": principal.tenant,
+        }
+        metas = [
+            self._ledger.record_action(
+                principal.id, ACTION, f"subject:{subject}", details=details, tenant=tenant
+            )
+            for tenant in tenants
+        ]
+        meta = metas[0]
         synced = self._ledger.sync(force_checkpoint=True)
         return Erasure(
             subject=subject,

@@ -18,6 +18,7 @@ from typing import Any
 import pyarrow  # noqa: F401
 
 from adapters.rego_policy import RegoPolicyEngine
+from adapters.subject_tenants import SqliteSubjectTenants
 from core.errors import ConfigError, HubError
 from core.leadership import LeaderElector
 from core.lineage import LineageLog
@@ -106,6 +107,8 @@ class Hub:
             self.leader.leadership.close()
         self.ledger.close()
         self.keystore.close()
+        if self.publisher.subject_tenants is not None:
+            self.publisher.subject_tenants.close()
         self.log.close()
 
 
@@ -523,6 +526,8 @@ def bootstrap(settings: Settings | None = None, *, install_domain: bool = True) 
     metrics = Metrics()
     keystore = build_keystore(settings)  # PII is encrypted under it before it enters the log
     publisher = Publisher(event_log, registry, settings.max_record_bytes, metrics, keystore)
+    subject_tenants = SqliteSubjectTenants(settings.data_dir / "keys" / "subject_tenants.sqlite")
+    publisher.subject_tenants = subject_tenants  # which tenants named each subject (erasure)
     if install_domain:
         from hub.domain_setup import install
 
@@ -610,7 +615,7 @@ def bootstrap(settings: Settings | None = None, *, install_domain: bool = True) 
         ),
         lineage=lineage,
         catalog=Catalog(event_log, registry, governance, lineage),
-        eraser=Eraser(keystore, ledger, governance, projections),
+        eraser=Eraser(keystore, ledger, governance, projections, subject_tenants),
         leader=leader,
     )
     log.info(

@@ -329,6 +329,7 @@ def restore(
                         entry.subject,
                         f"re-applied after restoring backup {chosen}: erased at "
                         f"{entry.erased_at_ms} (epoch ms), after the backup was made",
+                        tenant_scope=None,  # decided when it was first erased; re-applied as is
                     )
                     reapplied.append(entry.subject)
             seconds["erasures"] = time.perf_counter() - t

@@ -799,6 +799,7 @@ class IngestPipeline:
                 converted.append((out, targets.get(raw.event_type)))
             else:
                 converted.append(out)  # type: ignore[arg-type]
+        self.publisher.name_subjects(tenant, batch.erased)  # every subject the batch names
 
         def decide(prior: Prior) -> Staged[IngestResult]:
             """Step 4 and the records to append, in the section (``ingest.groupcommit``)."""
@@ -1080,6 +1081,7 @@ class IngestPipeline:
                 # The original holds PII in clear: it is kept sealed under the subject's key, so
                 # an erasure shreds the quarantined copy too (``hub quarantine show`` unseals).
                 codec = self.publisher.codec()
+                self.publisher.name_subjects(tenant, (subject,))
                 original = codec.seal(subject, original, QUARANTINE_TOPIC)
                 sealed = codec.seal(subject, digest.encode(), QUARANTINE_TOPIC, "original_sha256")
                 digest = SEALED_DIGEST + base64.b64encode(sealed).decode()

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -55,7 +55,7 @@ from core.ports.eventlog import (
     StoredRecord,
     metadata_list,
 )
-from core.ports.keystore import KeyStore, make_aad
+from core.ports.keystore import KeyStore, SubjectTenants, make_aad
 from core.ports.policy import Decision
 from domain import envelope as env
 from domain.catalog import SubjectStrategy
@@ -95,6 +95,9 @@ class Publisher:
         self._max_bytes = max_record_bytes
         self._metrics = metrics
         self.pii = None if keystore is None else PiiCodec(keystore)
+        # which tenants named each data subject (set by the composition root): an officer
+        # limited to one tenant may erase only a subject no other tenant named
+        self.subject_tenants: SubjectTenants | None = None
         self.targets = TargetResolver(log, registry)  # shared with the IngestPipeline
         # concurrent publishes per (topic, producer, tenant), prepared and appended together
         self._coalescers: dict[tuple[str, str, str], Coalescer] = {}
@@ -117,6 +120,12 @@ class Publisher:
                 "This schema stores PII encrypted, but the hub was built without a KeyStore."
             )
         return self.pii
+
+    def name_subjects(self, tenant: str, subjects: Iterable[str]) -> None:
+        """Record that ``tenant`` names ``subjects`` (before their records are appended: a
+        crash after leaves a pair recorded for nothing, which only restricts erasure)."""
+        if self.subject_tenants is not None:
+            self.subject_tenants.name(tenant, subjects)
 
     def strategy(self, topic: str) -> SubjectStrategy:
         return self.targets.strategy(topic)
@@ -250,6 +259,7 @@ class Publisher:
                         refuse_erased({field: s}, one.text, keystore, erased_seen)
                 columnar = one.columns.encode([ev.value for ev in events], seal_columns)
                 if columnar is not None:
+                    self.name_subjects(tenant, erased_seen)
                     if columns and not any(ev.headers for ev in events):
                         return self._envelope_columns(events, columnar, one, key_field, now, fresh)
                     return self._column_records(events, columnar, one, key_field, now, fresh)
@@ -296,6 +306,7 @@ class Publisher:
             if ev.headers:
                 h += tuple((k, v.encode()) for k, v in ev.headers.items())
             add(Record(value=value, key=None if key is None else key.encode(), headers=h))
+        self.name_subjects(tenant, erased_seen)
         return records
 
     def _column_records(
@@ -466,6 +477,7 @@ class Publisher:
                     headers=envelope.to_headers() + extra,
                 )
             )
+        self.name_subjects(tenant, erased_seen)
         return records
 
     def publish(

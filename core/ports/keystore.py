@@ -186,3 +186,23 @@ class KeyStore(abc.ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources. The store MUST NOT be used afterwards."""
+
+
+class SubjectTenants(abc.ABC):
+    """Which tenants named each data subject (subject keys are hub-wide, tenants are not).
+
+    An erasure destroys a subject's key for every tenant, so a reader limited to one tenant may
+    erase only a subject that no other tenant named (``governance.erasure``). Writers call
+    ``name`` before sealing or appending a batch; it MUST be durable before it returns, and MUST
+    be cheap when every pair is already known (a set difference per batch, no write)."""
+
+    @abc.abstractmethod
+    def name(self, tenant: str, subject_ids: Iterable[str]) -> None:
+        """Record that ``tenant`` named each of ``subject_ids`` (idempotent)."""
+
+    @abc.abstractmethod
+    def tenants_of(self, subject_id: str) -> frozenset[str]:
+        """Every tenant that named ``subject_id``; empty when none did (or before records)."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release resources."""

@@ -24,7 +24,10 @@ def erase_subject(obj: Ctx, subject: str, reason: str) -> None:
     def go() -> None:
         with obj.hub() as h:
             principal = authorize(h, "subject.erase", f"subject:{subject}")
-            done = h.eraser.erase(principal, subject, reason)
+            from hub.reports import reader_scope
+
+            scope = reader_scope(h, principal, {}, {"channel": "cli"}, f"subject:{subject}")
+            done = h.eraser.erase(principal, subject, reason, tenant_scope=scope)
             from hub.recovery import journal_erasure
 
             # so that no restored backup brings it back

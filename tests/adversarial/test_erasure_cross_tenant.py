@@ -1,42 +1,124 @@
-"""OPEN FINDING (s15 red team, third pass; critical, not fixed): a tenant's compliance officer
-crypto-shreds another tenant's data subject.
+"""s15 red team finding (critical): a tenant's compliance officer crypto-shredded another tenant's
+data subject.
 
 Subject keys are hub-wide (``KeyStore.destroy(subject_id)``, no tenant), and ``subject.erase`` is
-decided on ``subject:<id>`` without a resource tenant, so the policy takes the officer's own:
-acme's compliance officer (no ``tenant.all``) erases tenant default's subject, irreversibly, and
-the ledger's ``subject.erase`` carries tenant acme, so default's own officer and its PI1 evidence
-never see it. A fix needs the subject's tenant(s): keys per (tenant, subject), or a record of
-which tenants' records named the subject, checked before ``destroy``. This test asserts the
-wanted behaviour (403, key kept) and is expected to fail until then (strict xfail).
+decided on ``subject:<id>`` without a resource tenant. The hub now records which tenants named
+each subject (``SubjectTenants``, written before a batch is appended) and an officer limited to
+one tenant (no ``tenant.all``) may erase only a subject that its own tenant alone named: another
+tenant's subject, a shared one and one named before the record existed need ``tenant.all``. The
+ledger's ``subject.erase`` carries each named tenant, so that tenant's officer and evidence see it.
 """
 
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
 from hub.api.app import create_app
-from hub.bootstrap import bootstrap
+from hub.bootstrap import Hub, bootstrap
 from hub.settings import load_settings
-from tests.service.accounts import open_accounts
+from tests.service.accounts import account_opened, open_accounts
 
 
-@pytest.mark.xfail(strict=True, reason="open finding: erasure is not tenant-scoped (see module)")
-def test_another_tenants_officer_cannot_erase_a_subject(tmp_path: Path) -> None:
+@pytest.fixture
+def hub(tmp_path: Path) -> Iterator[Hub]:
     env = {"HUB_PROJECTION_AUTOSTART": "false"}
     h = bootstrap(load_settings(environ=env, data_dir=tmp_path / "data"))
     try:
-        open_accounts(h, ["ACC-9"])  # tenant default's data subject (its PII is encrypted)
-        assert h.keystore.exists("ACC-9")
-        token = h.keys.create(["compliance_officer"], principal="acme-off", tenant="acme").token
-        c = TestClient(create_app(h), raise_server_exceptions=False)
-        c.headers["Authorization"] = "Basic " + base64.b64encode(token.encode()).decode()
-        with c:
-            r = c.post("/v1/erasures", json={"subject": "ACC-9", "reason": "DSR-1"})
-        assert r.status_code == 403, r.text
-        assert h.keystore.exists("ACC-9")
+        yield h
     finally:
         h.close()
+
+
+def _erase(h: Hub, principal: str, roles: list[str], tenant: str, subject: str) -> object:
+    token = h.keys.create(roles, principal=principal, tenant=tenant).token
+    c = TestClient(create_app(h), raise_server_exceptions=False)
+    c.headers["Authorization"] = "Basic " + base64.b64encode(token.encode()).decode()
+    with c:
+        return c.post("/v1/erasures", json={"subject": subject, "reason": "DSR-1"})
+
+
+def _erasures(h: Hub, tenant: str, subject: str) -> list[dict[str, object]]:
+    return [
+        e
+        for e in h.ledger.entries(action="subject.erase")
+        if e.get("tenant") == tenant and e.get("resource") == f"subject:{subject}"
+    ]
+
+
+def test_another_tenants_officer_cannot_erase_a_subject(hub: Hub) -> None:
+    open_accounts(hub, ["ACC-9"])  # tenant default's data subject (its PII is encrypted)
+    assert hub.keystore.exists("ACC-9")
+    r = _erase(hub, "acme-off", ["compliance_officer"], "acme", "ACC-9")
+    assert r.status_code == 403, r.text
+    assert "another tenant" in r.json()["message"]
+    assert hub.keystore.exists("ACC-9")
+    assert not hub.ledger.entries(action="subject.erase")
+
+
+def test_own_tenants_officer_erases_and_the_entry_carries_the_tenant(hub: Hub) -> None:
+    hub.publisher.publish("accounts", [account_opened("ACC-A1")], "acme-app", tenant="acme")
+    r = _erase(hub, "acme-off", ["compliance_officer"], "acme", "ACC-A1")
+    assert r.status_code == 201, r.text
+    assert hub.keystore.erased("ACC-A1")
+    assert len(_erasures(hub, "acme", "ACC-A1")) == 1
+
+
+def test_a_shared_subject_needs_tenant_all(hub: Hub) -> None:
+    open_accounts(hub, ["ACC-S"])  # tenant default
+    hub.publisher.publish("accounts", [account_opened("ACC-S")], "acme-app", tenant="acme")
+    r = _erase(hub, "acme-off", ["compliance_officer"], "acme", "ACC-S")
+    assert r.status_code == 403, r.text
+    assert "shared" in r.json()["message"] and "tenant.all" in r.json()["message"]
+    assert hub.keystore.exists("ACC-S")
+    # an admin (tenant.all) erases it; each tenant's ledger view shows the erasure
+    r = _erase(hub, "admin", ["admin"], "default", "ACC-S")
+    assert r.status_code == 201, r.text
+    assert hub.keystore.erased("ACC-S")
+    assert len(_erasures(hub, "acme", "ACC-S")) == 1
+    assert len(_erasures(hub, "default", "ACC-S")) == 1
+
+
+def test_a_subject_named_before_the_record_needs_tenant_all(hub: Hub) -> None:
+    hub.publisher.subject_tenants = None  # as a hub before this change: the key, no record
+    open_accounts(hub, ["ACC-OLD"])
+    assert hub.keystore.exists("ACC-OLD")
+    r = _erase(hub, "def-off", ["compliance_officer"], "default", "ACC-OLD")
+    assert r.status_code == 403, r.text
+    assert "tenants are unknown" in r.json()["message"]
+    assert hub.keystore.exists("ACC-OLD")
+
+
+def test_an_unknown_subject_keeps_its_answer(hub: Hub) -> None:
+    r = _erase(hub, "acme-off", ["compliance_officer"], "acme", "ACC-NEVER")
+    assert r.status_code == 201, r.text
+    assert len(_erasures(hub, "acme", "ACC-NEVER")) == 1
+
+
+def test_the_ingest_pipeline_records_the_tenant_of_accepted_and_quarantined_records(
+    hub: Hub,
+) -> None:
+    import json
+
+    from ingest.pipeline import RawRecord
+
+    good = account_opened("ACC-P1").value
+    bad = {**account_opened("ACC-P2").value, "email": "not an email"}  # quarantined, sealed
+    done = hub.ingest.ingest(
+        "accounts",
+        [
+            RawRecord(json.dumps(v).encode(), value=v, event_type="hub.accounts.AccountOpened")
+            for v in (good, bad)
+        ],
+        source="acme-src",
+        tenant="acme",
+    )
+    assert (done.accepted, done.rejected) == (1, 1)
+    assert hub.eraser.tenants_of("ACC-P1") == {"acme"}
+    assert hub.eraser.tenants_of("ACC-P2") == {"acme"}
+    r = _erase(hub, "def-off", ["compliance_officer"], "default", "ACC-P2")
+    assert r.status_code == 403, r.text

@@ -31,7 +31,7 @@ def _legacy(store: object, subject: str, **more: object) -> None:
 def test_only_ledger_confirmed_entries_are_signed_with_a_second_persons_approval(
     hub: Hub,
 ) -> None:
-    done = hub.eraser.erase(OPERATOR, "ACC-OLD", "DSR-1 (before session 14)")
+    done = hub.eraser.erase(OPERATOR, "ACC-OLD", "DSR-1 (before session 14)", tenant_scope=None)
     store = build_object_store(hub.settings, write_once=False)
     _legacy(store, "ACC-OLD")  # what the journal held for that erasure: no note
     _legacy(store, "ACC-PLANTED")  # never erased: planted by whoever can write the store
@@ -69,7 +69,7 @@ def test_only_ledger_confirmed_entries_are_signed_with_a_second_persons_approval
     assert b"migration.apply" in actions
     # a plan that changed after its approval is not applied
     _legacy(store, "ACC-OLD")
-    hub.eraser.erase(OPERATOR, "ACC-NEW", "DSR-2")
+    hub.eraser.erase(OPERATOR, "ACC-NEW", "DSR-2", tenant_scope=None)
     _legacy(store, "ACC-NEW")
     with pytest.raises(Conflict, match="approved"):
         apply_journal_plan(hub, store, ALICE)

@@ -91,7 +91,7 @@ def assert_quarantine_shredded(h: Hub, original: bytes) -> None:
 def test_a_projection_rebuild_after_the_erasure_brings_nothing_back(hub: Hub) -> None:
     original = load(hub)
     assert NAME in views_text(hub)
-    hub.eraser.erase(OPERATOR, SUBJECT, "DSR-E1")
+    hub.eraser.erase(OPERATOR, SUBJECT, "DSR-E1", tenant_scope=None)
     for name in ("accounts", "payments"):
         hub.projections.rebuild(name)
     views = views_text(hub)

@@ -108,7 +108,7 @@ def test_unidentifiable_personal_record_is_kept_sealed_under_its_own_subject(
     assert_not_in_clear(hub, original)
 
     # erasing the synthetic subject (normal erasure path) shreds that entry and no other
-    hub.eraser.erase(OPERATOR, subject, "DSR-U1")
+    hub.eraser.erase(OPERATOR, subject, "DSR-U1", tenant_scope=None)
     after = decode_entry(hub.ingest, entry["offset"])
     assert after["erased"] and after["original"] == b"" and after["original_sha256"] == ""
     assert after["reason_code"] == entry["reason_code"] and after["original_size"] == len(original)
@@ -121,7 +121,7 @@ def test_unidentifiable_personal_record_is_kept_sealed_under_its_own_subject(
 def test_an_erased_unattributed_entry_is_not_replayable(hub: Hub) -> None:
     send(hub, account(None))
     (entry,) = entries(hub.ingest)
-    hub.eraser.erase(OPERATOR, entry["sealed_for"], "DSR-U2")
+    hub.eraser.erase(OPERATOR, entry["sealed_for"], "DSR-U2", tenant_scope=None)
     with pytest.raises(InvalidInput, match="erased") as exc:
         replay(hub.ingest, [entry["offset"]])
     assert exc.value.code == "not_replayable"
@@ -146,7 +146,7 @@ def test_quarantine_digest_is_shredded_by_the_erasure(hub: Hub) -> None:
     masked = decode_entry(hub.ingest, entry["offset"], unseal=False)
     assert masked["original_sha256"] == "sealed"
 
-    hub.eraser.erase(OPERATOR, "ACC-Q", "DSR-Q1")
+    hub.eraser.erase(OPERATOR, "ACC-Q", "DSR-Q1", tenant_scope=None)
     after = decode_entry(hub.ingest, entry["offset"])
     assert after["erased"] and after["original"] == b"" and after["original_sha256"] == ""
     assert after["reason_code"] == entry["reason_code"] and after["field_path"] == "/email"
@@ -184,7 +184,7 @@ def test_a_sender_cannot_name_an_unattributed_subject(hub: Hub) -> None:
     assert mine["reason_code"] == "data_subject_reserved"
     assert mine["sealed_for"].startswith(UNATTRIBUTED)
     assert mine["sealed_for"] != victim["sealed_for"]
-    hub.eraser.erase(OPERATOR, victim["sealed_for"], "DSR-U4")
+    hub.eraser.erase(OPERATOR, victim["sealed_for"], "DSR-U4", tenant_scope=None)
     assert decode_entry(hub.ingest, mine["offset"])["original"] == original
     assert_not_in_clear(hub, original)
 

@@ -828,7 +828,7 @@ def test_an_honest_folder_verifies_after_demo_publish_retention_erasure_and_rest
         g = h.governance
         g.set_policy("topic:quotes", max_records=100, actor="retention-officer")
         assert h.retention.run().deleted
-        h.eraser.erase(OPERATOR, "ACC-0042", "DSR-1")
+        h.eraser.erase(OPERATOR, "ACC-0042", "DSR-1", tenant_scope=None)
         h.ledger.sync(force_checkpoint=True)
         report = verify_ledger(h.ledger)
         assert report.ok, report.as_dict()

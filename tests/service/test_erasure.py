@@ -144,7 +144,7 @@ def test_pii_is_ciphertext_in_the_log_and_plaintext_to_readers(hub: Hub) -> None
 def test_erase_shreds_the_subject_everywhere_and_the_ledger_still_verifies(hub: Hub) -> None:
     load(hub)
     hub.ledger.sync(force_checkpoint=True)
-    done = hub.eraser.erase(OPERATOR, "ACC-A", "DSR-17")
+    done = hub.eraser.erase(OPERATOR, "ACC-A", "DSR-17", tenant_scope=None)
     # every PII projection is handled: scrubbed in place (see test_erasure_scrub.py), not rebuilt
     assert done.key_existed and set(done.rows_scrubbed) == {"accounts", "payments"}
     assert done.projections_rebuilt == ()
@@ -208,7 +208,7 @@ def test_a_held_subject_cannot_be_erased(hub: Hub) -> None:
     load(hub)
     hub.governance.place_hold("subject:ACC-A", actor="legal", matter="M-1", reason="litigation")
     with pytest.raises(Conflict) as held:
-        hub.eraser.erase(OPERATOR, "ACC-A", "DSR-18")
+        hub.eraser.erase(OPERATOR, "ACC-A", "DSR-18", tenant_scope=None)
     assert held.value.code == "legal_hold"
     assert ALICE["email"] in log_text(hub)
 
@@ -342,7 +342,7 @@ def test_a_late_trade_naming_an_erased_account_is_refused(hub: Hub, tmp_path: Pa
     # name the account in account_id, which is now marked as naming the data subject.
     load(hub)
     hub.publisher.publish("trades", [OutgoingEvent(value=trade("T-0", "ACC-A"))], "desk")
-    hub.eraser.erase(OPERATOR, "ACC-A", "DSR-18")
+    hub.eraser.erase(OPERATOR, "ACC-A", "DSR-18", tenant_scope=None)
     with TestClient(create_app(hub)) as client:
         token = hub.keys.create(["admin"], principal="desk").token
         auth = {"Authorization": "Basic " + base64.b64encode(token.encode()).decode()}

@@ -84,7 +84,7 @@ def test_the_shipped_pii_projections_are_scrubbed_by_account_id() -> None:
 def test_erase_scrubs_the_subjects_rows_and_equals_a_full_rebuild(hub: Hub) -> None:
     load_more(hub)
     before = {n: hub.projections.digest(n, save=False) for n in PII_PROJECTIONS}
-    done = hub.eraser.erase(OPERATOR, "ACC-A", "DSR-21")
+    done = hub.eraser.erase(OPERATOR, "ACC-A", "DSR-21", tenant_scope=None)
     assert done.projections_rebuilt == ()
     scrubbed = {"accounts": {"accounts_current": 1}, "payments": {"payment_status": 2}}
     assert done.rows_scrubbed == scrubbed
@@ -110,7 +110,7 @@ def test_erase_scrubs_the_subjects_rows_and_equals_a_full_rebuild(hub: Hub) -> N
 def test_erase_leaves_the_other_subjects_rows_untouched(hub: Hub) -> None:
     load_more(hub)
     before = {n: all_rows(hub, n) for n in PII_PROJECTIONS}
-    hub.eraser.erase(OPERATOR, "ACC-A", "DSR-22")
+    hub.eraser.erase(OPERATOR, "ACC-A", "DSR-22", tenant_scope=None)
     for name in PII_PROJECTIONS:
         after = all_rows(hub, name)
         assert rows_of(after, "ACC-B") == rows_of(before[name], "ACC-B"), name
@@ -142,7 +142,7 @@ def test_a_projection_that_cannot_be_scrubbed_is_rebuilt(
     monkeypatch.setattr(
         erasure, "scrub_plan", lambda proj: None if proj.name == "payments" else real(proj)
     )
-    done = hub.eraser.erase(OPERATOR, "ACC-A", "DSR-23")
+    done = hub.eraser.erase(OPERATOR, "ACC-A", "DSR-23", tenant_scope=None)
     assert done.projections_rebuilt == ("payments",)
     assert done.rows_scrubbed == {"accounts": {"accounts_current": 1}}
     details = audited_erasure(hub)

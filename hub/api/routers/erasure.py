@@ -1,6 +1,7 @@
 """``POST /v1/erasures``: crypto-shred a data subject (``governance.erasure``); needs
 ``subject.erase``. Body ``{"subject": "ACC-1", "reason": "DSR-2026-17"}``; 409 under a legal
-hold; the answer names the ``hub.audit`` record and the checkpoint that prove it."""
+hold, 403 for a subject another tenant named too (unless the officer has ``tenant.all``);
+the answer names the ``hub.audit`` record and the checkpoint that prove it."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
 from core.ports.policy import Principal
-from hub.api.deps import authorize, hub_of
+from hub.api.deps import authorize, decision_context, hub_of
 from hub.api.models import Erasure
 from hub.recovery import journal_erasure
+from hub.reports import reader_scope
 
 router = APIRouter(tags=["governance"])
 
@@ -27,7 +29,9 @@ def post_erasure(
     body: ErasureIn, request: Request, who: Principal = Depends(authorize("subject.erase"))
 ) -> dict[str, Any]:
     h = hub_of(request)
-    done = h.eraser.erase(who, body.subject, body.reason)
+    # a key is hub-wide: an officer limited to its tenant erases only that tenant's subjects
+    scope = reader_scope(h, who, {}, decision_context(request), f"subject:{body.subject}")
+    done = h.eraser.erase(who, body.subject, body.reason, tenant_scope=scope)
     # so that no restored backup brings the subject back
     journal_erasure(h.settings, done, h.ledger.signer.sign_note)
     return done.as_dict()

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import hmac
 import struct
+from collections.abc import Callable, Sequence
+from itertools import repeat
 from typing import Final
 
 from core.errors import LogTampered
@@ -55,6 +57,53 @@ def record_mac(
         parts.append(_field(name.encode()))
         parts.append(_field(v))
     return hmac.digest(key, b"".join(parts), "sha256")
+
+
+def record_macs_py(
+    key: bytes,
+    topic: str,
+    partition: int,
+    ts: int,
+    keys: Sequence[bytes | None],
+    values: Sequence[bytes | None],
+    header_names: Sequence[str],
+    header_columns: Sequence[bytes | Sequence[bytes | None]],
+) -> list[bytes]:
+    """The reference of ``hub_native.record_macs``: ``record_mac`` of every record of a column
+    batch (``ColumnBatch``'s header columns: one ``bytes`` shared by all, or one per record)."""
+    n = len(values)
+    if len(keys) != n or len(header_names) != len(header_columns):
+        raise ValueError(
+            f"record_macs: {len(keys)} keys for {n} values, {len(header_names)} header names "
+            f"for {len(header_columns)} header columns."
+        )
+    cols = [repeat(c, n) if type(c) is bytes else c for c in header_columns]
+    if any(len(c) != n for c in header_columns if type(c) is not bytes):
+        raise ValueError(f"record_macs: a header column's length is not {n}.")
+    rows = zip(*cols, strict=True) if cols else repeat((), n)
+    return [
+        record_mac(key, topic, partition, k, v, list(zip(header_names, hv, strict=True)), ts)
+        for k, v, hv in zip(keys, values, rows, strict=True)
+    ]
+
+
+def record_macs_rows_py(
+    key: bytes,
+    rows: Sequence[tuple[str, int, bytes | None, bytes | None, Headers, int]],
+) -> list[bytes]:
+    """The reference of ``hub_native.record_macs_rows``: ``record_mac`` of each row."""
+    return [record_mac(key, t, p, k, v, h, ts) for t, p, k, v, h, ts in rows]
+
+
+record_macs: Callable[..., list[bytes]]
+record_macs_rows: Callable[..., list[bytes]]
+try:  # one native call per batch: ~0.6 us a record instead of record_mac's ~5 (Python framing)
+    from hub_native import record_macs as _native
+    from hub_native import record_macs_rows as _native_rows
+
+    record_macs, record_macs_rows = _native, _native_rows
+except ImportError:  # no Rust toolchain: the references, same bytes
+    record_macs, record_macs_rows = record_macs_py, record_macs_rows_py
 
 
 def mac_required(topic: str) -> bool:
@@ -95,3 +144,33 @@ def verify_record(key: bytes, r: StoredRecord) -> StoredRecord:
             "from another topic or partition. Refusing to read it."
         )
     return StoredRecord(r.topic, r.partition, r.offset, r.timestamp_ms, r.key, r.value, headers)
+
+
+def verify_records(key: bytes, records: Sequence[StoredRecord]) -> list[StoredRecord]:
+    """``verify_record`` of each record, their MACs computed in one call (``record_macs_rows``);
+    the first record that fails on a hub topic raises, as ``verify_record`` would."""
+    sealed = [r for r in records if r.headers and r.headers[-1][0] == MAC_HEADER]
+    macs = iter(
+        record_macs_rows(
+            key,
+            [
+                (r.topic, r.partition, r.key, r.value, r.headers[:-1], r.timestamp_ms)
+                for r in sealed
+            ],
+        )
+    )
+    out: list[StoredRecord] = []
+    for r in records:
+        if (
+            r.headers
+            and r.headers[-1][0] == MAC_HEADER
+            and hmac.compare_digest(r.headers[-1][1], next(macs))
+        ):
+            out.append(
+                StoredRecord(
+                    r.topic, r.partition, r.offset, r.timestamp_ms, r.key, r.value, r.headers[:-1]
+                )
+            )
+        else:  # missing or wrong: verify_record's refusal or external reading, one place
+            out.append(verify_record(key, r))
+    return out

@@ -81,6 +81,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
+from dataclasses import replace
 from itertools import islice
 from typing import Any, Final, TypeVar
 
@@ -101,7 +102,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]  # re-exported
     OffsetSpec,
 )
 
-from adapters.kafka_log.auth import MAC_HEADER, record_mac, verify_record
+from adapters.kafka_log.auth import MAC_HEADER, record_macs, record_macs_rows, verify_records
 from adapters.kafka_log.batch import (
     IDEM_HEADER,
     BatchDelivery,
@@ -781,19 +782,26 @@ class KafkaEventLog(EventLog):
         produce, wire = producer.produce, self._wire(topic)
         try:
             try:
+                mac_key = self._mac_key
+                if mac_key is not None:  # each record sealed: its MAC a last header column
+                    macs = record_macs(
+                        mac_key,
+                        topic,
+                        0,
+                        ts,
+                        batch.keys,
+                        batch.values,
+                        batch.header_names,
+                        batch.header_columns,
+                    )
+                    batch = replace(
+                        batch,
+                        header_names=(*batch.header_names, MAC_HEADER),
+                        header_columns=(*batch.header_columns, macs),
+                    )
                 rows: Iterator[tuple[bytes | None, bytes | None, Any]] = zip(
                     batch.keys, batch.values, header_lists(batch), strict=True
                 )
-                mac_key = self._mac_key
-                if mac_key is not None:  # each record sealed (``record_mac``)
-                    rows = (
-                        (
-                            k,
-                            v,
-                            [*(h or ()), (MAC_HEADER, record_mac(mac_key, topic, 0, k, v, h, ts))],
-                        )
-                        for k, v, h in rows
-                    )
                 # a report for the first and the last record only (see BatchDelivery)
                 for key, value, headers in islice(rows, 1):
                     produce(
@@ -958,12 +966,12 @@ class KafkaEventLog(EventLog):
         key = self._mac_key
         assert key is not None
         now = time.time_ns() // 1_000_000
-        out: list[tuple[int, bytes | None, bytes | None, Headers, int | None]] = []
-        for partition, rkey, value, headers, ts in rows:
-            ts = ts or now
-            mac = record_mac(key, topic, partition, rkey, value, headers, ts)
-            out.append((partition, rkey, value, (*headers, (MAC_HEADER, mac)), ts))
-        return out
+        stamped = [(topic, p, k, v, h, ts or now) for p, k, v, h, ts in rows]
+        macs = record_macs_rows(key, stamped)  # one call for all (``auth.record_mac`` each)
+        return [
+            (p, k, v, (*h, (MAC_HEADER, mac)), ts)
+            for (_, p, k, v, h, ts), mac in zip(stamped, macs, strict=True)
+        ]
 
     def _produce_and_wait(
         self,
@@ -1562,6 +1570,11 @@ class KafkaEventLog(EventLog):
                 consumer.assign([KafkaTP(self._wire(topic), partition, offset)])
                 out: list[StoredRecord] = []
                 mac_key = self._mac_key
+
+                def checked(rs: list[StoredRecord]) -> list[StoredRecord]:
+                    # every record's MAC checked in one call (auth.verify_records)
+                    return rs if mac_key is None else verify_records(mac_key, rs)
+
                 position = offset  # the next offset this read expects
                 deadline = time.monotonic() + self._timeout
                 while True:
@@ -1583,7 +1596,7 @@ class KafkaEventLog(EventLog):
                         if err is not None:
                             if err.code() == KafkaError._PARTITION_EOF:
                                 if (msg.offset() or 0) >= end:
-                                    return out, max(position, end), True
+                                    return checked(out), max(position, end), True
                                 continue  # an early end-of-partition: keep reading
                             if err.code() in _OUT_OF_RANGE_CODES:
                                 position = self._restart(consumer, topic, partition, position, err)
@@ -1593,12 +1606,12 @@ class KafkaEventLog(EventLog):
                         if o is None or o < position:
                             continue
                         r = stored_record(topic, partition, o, msg)
-                        out.append(r if mac_key is None else verify_record(mac_key, r))
+                        out.append(r)
                         position = o + 1
                         if position >= end:
-                            return out, position, True
+                            return checked(out), position, True
                         if len(out) >= max_records:
-                            return out, position, False
+                            return checked(out), position, False
             except KafkaException as exc:
                 raise translate(exc, doing) from exc
             finally:

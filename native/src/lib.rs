@@ -12,6 +12,7 @@ mod leaves;
 mod ledger_batch;
 mod merkle;
 mod metadata;
+mod record_mac;
 mod stored_avro;
 mod stored_leaves;
 
@@ -25,6 +26,7 @@ fn hub_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     ledger_batch::register(m)?;
     merkle::register(m)?;
     metadata::register(m)?;
+    record_mac::register(m)?;
     stored_avro::register(m)?;
     stored_leaves::register(m)?;
     Ok(())

@@ -354,8 +354,12 @@ def restore(
         else:
             staging.rename(target)
     except BaseException as exc:
-        shutil.rmtree(staging, ignore_errors=True)
-        undone = outside.roll_back()
+        try:
+            undone = outside.roll_back()
+        finally:
+            # after the roll-back: it opens the restored topics with the staging folder's keys
+            # (the Kafka log's MAC key would be made anew in a folder already deleted)
+            shutil.rmtree(staging, ignore_errors=True)
         if not undone or not isinstance(exc, Exception):
             raise
         note = f" The restore's writes outside its folder were rolled back: {undone}."

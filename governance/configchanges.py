@@ -265,6 +265,26 @@ def _event(
     return OutgoingEvent(value=value, event_type=event_type, key=key, correlation_id=change_id)
 
 
+def _config_changed(
+    key: str, old: str | None, new: str | None, by: str, reason: str, subject: str, change_id: str
+) -> OutgoingEvent:
+    """A ``ConfigChanged`` event (on ``hub.config``): what changed from what to what, by whom
+    and why, correlated with the change that applied it; ``subject`` is the record key."""
+    return _event(
+        {
+            "key": key,
+            "old_value": old,
+            "new_value": new,
+            "changed_by": by,
+            "reason": reason,
+            "changed_at": _now(),
+        },
+        None,
+        subject,
+        change_id,
+    )
+
+
 def _unknown(resource: str) -> UnknownResource:
     return UnknownResource(
         f"Configuration resource {resource!r} is unknown: use rules:<subject>, "
@@ -385,19 +405,7 @@ class _RegistrySetting(ConfigResource):
     def changed(self, old: Any, new: Any, by: str, reason: str, change_id: str) -> OutgoingEvent:
         """The ``ConfigChanged`` event of a change from ``old`` to ``new``."""
         key = self.key + ("" if self.subject is None else f".{self.subject}")
-        return _event(
-            {
-                "key": key,
-                "old_value": to_text(old),
-                "new_value": to_text(new),
-                "changed_by": by,
-                "reason": reason,
-                "changed_at": _now(),
-            },
-            None,
-            key,
-            change_id,
-        )
+        return _config_changed(key, to_text(old), to_text(new), by, reason, key, change_id)
 
     def refresh(self) -> None:
         self.registry.refresh()
@@ -521,19 +529,8 @@ class AlertRulesResource(ConfigResource):
         return None if rules is None else [rule_dict(r) for r in rules]
 
     def effect(self, value: Any, by: str, reason: str, change_id: str, prepare: Prepare) -> Effect:
-        changed = _event(
-            {
-                "key": self.name,
-                "old_value": json.dumps(self.current()),
-                "new_value": json.dumps(value),
-                "changed_by": by,
-                "reason": reason,
-                "changed_at": _now(),
-            },
-            None,
-            self.name,
-            change_id,
-        )
+        old, new = json.dumps(self.current()), json.dumps(value)
+        changed = _config_changed(self.name, old, new, by, reason, self.name, change_id)
         return [(CONFIG_TOPIC, prepare(CONFIG_TOPIC, [changed]))]
 
     def refresh(self) -> None:
@@ -572,19 +569,9 @@ class MigrationResource(ConfigResource):
         return value
 
     def effect(self, value: Any, by: str, reason: str, change_id: str, prepare: Prepare) -> Effect:
-        changed = _event(
-            {
-                "key": self.name.replace(":", "."),
-                "old_value": to_text(self.current()),
-                "new_value": to_text(value),
-                "changed_by": by,
-                "reason": reason,
-                "changed_at": _now(),
-            },
-            None,
-            self.name,
-            change_id,
-        )
+        old, new = to_text(self.current()), to_text(value)
+        key = self.name.replace(":", ".")
+        changed = _config_changed(key, old, new, by, reason, self.name, change_id)
         return [(CONFIG_TOPIC, prepare(CONFIG_TOPIC, [changed]))]
 
     def refresh(self) -> None:

@@ -68,12 +68,11 @@ from hub.api.deps import context_of, count_decision, decide_async, engine_failed
 from hub.api.routers.registry import (
     MEDIA_TYPE,
     RegistryResponse,
-    _Candidate,
     _compatibility_answer,
-    _refuse_internal,
     _version_json,
     check_accept,
     json_body,
+    register_body,
     registry_error_handler,
     schema_fields,
 )
@@ -314,19 +313,8 @@ class RegistryFastPath:
             state["decision"] = decision
             if isinstance(body, Exception):
                 raise body
-            _refuse_internal(subject, "registering a schema version under")
-            registry = hub.registry
-            candidate = _Candidate(registry, body)
-            sv = registry.register(
-                subject,
-                candidate.text,
-                candidate.schema_type,
-                candidate.references,
-                schema_id=candidate.id,
-                version=candidate.version,
-                append=None if held is None else held.commit,
-            )
-            return bytes(RegistryResponse({"id": sv.id}).body)
+            schema_id = register_body(hub.registry, subject, body, held)
+            return bytes(RegistryResponse({"id": schema_id}).body)
         finally:
             if held is not None:  # stored before the answer, alone if nothing was registered
                 held.settle()

@@ -53,6 +53,7 @@ from core.errors import (
     SubjectNotFound,
 )
 from core.ports.policy import Principal
+from governance.decisions import HeldDecision
 from hub.api.deps import (
     MAX_INT64,
     authorize,
@@ -600,10 +601,15 @@ def register(
     subject: str,
     normalize: bool = False,  # accepted: the registry always compares canonical forms
 ) -> dict[str, Any]:
+    return {"id": register_body(_registry(request), subject, body, held_decision(request))}
+
+
+def register_body(registry: Any, subject: str, body: Any, held: HeldDecision | None) -> int:
+    """Register the schema a request's body holds under ``subject`` (internal subjects refused);
+    with ``held``, the schema's record is appended in the held decision's transaction. The id.
+    Shared by this route and its lean twin (``hub.api.registry_fast``)."""
     _refuse_internal(subject, "registering a schema version under")
-    registry = _registry(request)
     candidate = _Candidate(registry, body)
-    held = held_decision(request)
     sv = registry.register(
         subject,
         candidate.text,
@@ -613,7 +619,7 @@ def register(
         version=candidate.version,
         append=None if held is None else held.commit,
     )
-    return {"id": sv.id}
+    return int(sv.id)
 
 
 @router.post("/subjects/{subject}", response_model=SubjectVersionOut, openapi_extra=_body(SchemaIn))

@@ -367,24 +367,34 @@ def appended_columns(
     n = len(metas)
     if not n:
         return []
+
+    def part(p: int, idx: list[int] | None, offsets: Any, stamps: list[int]) -> RecordColumns:
+        """Partition ``p``'s records: those at ``idx`` of the append (None: all of them);
+        ``offsets`` given as a range, or as the append's list to pick from."""
+        size, pick = (n, _same_list) if idx is None else (len(idx), _picker(idx))
+        offs = offsets if isinstance(offsets, range) else pick(offsets)
+        if (
+            not isinstance(offs, range)
+            and offs[-1] - offs[0] == size - 1
+            and offs == list(range(offs[0], offs[-1] + 1))
+        ):
+            offs = range(offs[0], offs[-1] + 1)
+        return RecordColumns(
+            topic,
+            p,
+            offs,
+            pick(stamps),
+            pick(keys),
+            pick(values),
+            header_names,
+            tuple([c[0]] * size if len(c) == 1 else pick(c) for c in header_columns),
+        )
+
     if isinstance(metas, AppendedMetadata):  # the answer's columns: no record to walk
-        stamps = metas.timestamps
-        out = []
-        for p, base, idx in metas.parts:
-            size, pick = (n, _same_list) if idx is None else (len(idx), _picker(idx))
-            out.append(
-                RecordColumns(
-                    topic,
-                    p,
-                    range(base, base + size),
-                    pick(stamps),
-                    pick(keys),
-                    pick(values),
-                    header_names,
-                    tuple([c[0]] * size if len(c) == 1 else pick(c) for c in header_columns),
-                )
-            )
-        return out
+        return [
+            part(p, idx, range(base, base + (n if idx is None else len(idx))), metas.timestamps)
+            for p, base, idx in metas.parts
+        ]
     parts = [m.partition for m in metas]
     offsets = [m.offset for m in metas]
     stamps = [m.timestamp_ms for m in metas]
@@ -399,26 +409,7 @@ def appended_columns(
             stop = start + parts.count(p)
             groups[p] = order[start:stop]
             start = stop
-    out = []
-    for p in sorted(groups):
-        idx = groups[p]
-        size, pick = (n, _same_list) if idx is None else (len(idx), _picker(idx))
-        offs: Sequence[int] = pick(offsets)
-        if offs[-1] - offs[0] == size - 1 and offs == list(range(offs[0], offs[-1] + 1)):
-            offs = range(offs[0], offs[-1] + 1)
-        out.append(
-            RecordColumns(
-                topic,
-                p,
-                offs,
-                pick(stamps),
-                pick(keys),
-                pick(values),
-                header_names,
-                tuple([c[0]] * size if len(c) == 1 else pick(c) for c in header_columns),
-            )
-        )
-    return out
+    return [part(p, groups[p], offsets, stamps) for p in sorted(groups)]
 
 
 def _same_list(seq: list[Any]) -> list[Any]:

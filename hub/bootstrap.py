@@ -494,12 +494,15 @@ def _reloadable(engine: PolicyEngine) -> Reloadable | None:
     return engine if hasattr(engine, "load") and hasattr(engine, "version") else None
 
 
-def bootstrap(settings: Settings | None = None, *, install_domain: bool = True) -> Hub:
+def bootstrap(
+    settings: Settings | None = None, *, install_domain: bool = True, kafka_migration: bool = False
+) -> Hub:
     """Build a hub: every adapter and service once, each handed only the ports it needs.
 
     Steps: 1. settings; 2. event log; 3. registry (replays ``_schemas``); 4. domain topics and
     schemas (idempotent); 5. publisher, reader, API keys, policy, ingest, ledger; 6. governance
     (retention state, projections, config and policy changes, lineage, catalog, erasure).
+    ``kafka_migration``: only for ``hub migrate kafka-seal`` (``hub.migrate_kafka``).
     """
     settings = settings or load_settings()  # 1
     private_dir(settings.data_dir)  # the log and views hold every tenant's records: owner only
@@ -517,6 +520,10 @@ def bootstrap(settings: Settings | None = None, *, install_domain: bool = True) 
     hot_log = build_event_log(settings)  # 2
     # the ledger's store first: the cold tier serves no segment the ledger does not vouch for
     ledger_store = open_ledger_store(settings)
+    if kafka_migration:  # an unsealed deployment: read the pre-MAC records the ledger vouches for
+        from hub.migrate_kafka import kafka_log_of, ledger_vouch
+
+        kafka_log_of(hot_log).vouch_unsealed(ledger_vouch(ledger_store))
     event_log = build_tiered_log(settings, hot_log, ledger_store) if settings.cold_tier else hot_log
     registry = SchemaRegistry(
         event_log,

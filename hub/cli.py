@@ -53,9 +53,12 @@ class Ctx:
         return None
 
     @contextmanager
-    def hub(self, install_domain: bool = True, sync: bool = True) -> Iterator[Any]:
+    def hub(
+        self, install_domain: bool = True, sync: bool = True, kafka_migration: bool = False
+    ) -> Iterator[Any]:
         """A hub for one command; ``sync``: give what it appended its ledger leaves on exit
-        (False for verifiers, which must not change what they check)."""
+        (False for verifiers, which must not change what they check); ``kafka_migration``:
+        ``bootstrap``'s, for ``hub migrate kafka-seal`` only."""
         from hub.bootstrap import bootstrap
         from hub.settings import load_settings
 
@@ -67,7 +70,7 @@ class Ctx:
             from hub.logs import configure
 
             configure(settings.log_level, settings.log_json)
-        h = bootstrap(settings, install_domain=install_domain)
+        h = bootstrap(settings, install_domain=install_domain, kafka_migration=kafka_migration)
         h.sync_on_close = sync
         try:
             try:

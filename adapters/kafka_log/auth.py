@@ -119,9 +119,23 @@ def _external(r: StoredRecord) -> StoredRecord:
     return r
 
 
-def verify_record(key: bytes, r: StoredRecord) -> StoredRecord:
+Vouch = Callable[[StoredRecord], bool]
+"""Whether a hub-topic record without a valid MAC is one the hub still reads as it is: a record
+written before record MACs that a partition's seal lists (``seals``), or during ``hub migrate
+kafka-seal`` one the ledger vouches for."""
+
+UNSEALED_FIX: Final = (
+    "If this Kafka deployment was written by a hub before record MACs (session 15), run `hub "
+    "migrate kafka-seal` (plan, a second person's approval, then --apply; "
+    "docs/operations/kafka-seal.md); otherwise remove the record or move the topic's readers "
+    "past it."
+)
+
+
+def verify_record(key: bytes, r: StoredRecord, vouch: Vouch | None = None) -> StoredRecord:
     """``r`` without its MAC header; on a hub topic, raise ``LogTampered`` (naming the record)
-    when the header is missing or does not match. On a data topic such a record is read as a
+    when the header is missing or does not match, unless ``vouch`` accepts the record (then it
+    is returned whole, as it was stored). On a data topic such a record is read as a
     plain producer's (``_external``): a bogus MAC header there must not make the partition
     unreadable (anyone with produce access could otherwise stall its readers), and it gains the
     writer nothing a record without one would not."""
@@ -129,16 +143,21 @@ def verify_record(key: bytes, r: StoredRecord) -> StoredRecord:
     if not r.headers or r.headers[-1][0] != MAC_HEADER:
         if not mac_required(r.topic):
             return _external(r)
+        if vouch is not None and vouch(r):
+            return r
         raise LogTampered(
-            f"The Kafka record at {where} carries no hub MAC ({MAC_HEADER!r}): the hub did not "
-            "write it (someone with produce access to the broker did, or it predates record "
-            "MACs). Refusing to read it; remove it or move the topic's readers past it."
+            f"The Kafka record at {where} carries no hub MAC ({MAC_HEADER!r}) and no seal "
+            "vouches for it: the hub did not write it (someone with produce access to the "
+            f"broker did), or it predates record MACs. Refusing to read it. {UNSEALED_FIX}",
+            code="log_unsealed",
         )
     headers = r.headers[:-1]
     want = record_mac(key, r.topic, r.partition, r.key, r.value, headers, r.timestamp_ms)
     if not hmac.compare_digest(r.headers[-1][1], want):
         if not mac_required(r.topic):
             return _external(r)
+        if vouch is not None and vouch(r):  # a pre-MAC record whose last header had that name
+            return r
         raise LogTampered(
             f"The Kafka record at {where} fails its hub MAC: it was forged, changed, or moved "
             "from another topic or partition. Refusing to read it."
@@ -146,7 +165,17 @@ def verify_record(key: bytes, r: StoredRecord) -> StoredRecord:
     return StoredRecord(r.topic, r.partition, r.offset, r.timestamp_ms, r.key, r.value, headers)
 
 
-def verify_records(key: bytes, records: Sequence[StoredRecord]) -> list[StoredRecord]:
+def mac_valid(key: bytes, r: StoredRecord) -> bool:
+    """Whether a record as stored carries a valid MAC as its last header."""
+    if not r.headers or r.headers[-1][0] != MAC_HEADER:
+        return False
+    want = record_mac(key, r.topic, r.partition, r.key, r.value, r.headers[:-1], r.timestamp_ms)
+    return hmac.compare_digest(r.headers[-1][1], want)
+
+
+def verify_records(
+    key: bytes, records: Sequence[StoredRecord], vouch: Vouch | None = None
+) -> list[StoredRecord]:
     """``verify_record`` of each record, their MACs computed in one call (``record_macs_rows``);
     the first record that fails on a hub topic raises, as ``verify_record`` would."""
     sealed = [r for r in records if r.headers and r.headers[-1][0] == MAC_HEADER]
@@ -172,5 +201,5 @@ def verify_records(key: bytes, records: Sequence[StoredRecord]) -> list[StoredRe
                 )
             )
         else:  # missing or wrong: verify_record's refusal or external reading, one place
-            out.append(verify_record(key, r))
+            out.append(verify_record(key, r, vouch))
     return out

@@ -102,7 +102,15 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]  # re-exported
     OffsetSpec,
 )
 
-from adapters.kafka_log.auth import MAC_HEADER, record_macs, record_macs_rows, verify_records
+from adapters.kafka_log.auth import (
+    MAC_HEADER,
+    Vouch,
+    mac_required,
+    mac_valid,
+    record_macs,
+    record_macs_rows,
+    verify_records,
+)
 from adapters.kafka_log.batch import (
     IDEM_HEADER,
     BatchDelivery,
@@ -123,11 +131,13 @@ from adapters.kafka_log.errors import (
     translate,
     txn_action,
 )
+from adapters.kafka_log.seals import SEALS_TOPIC, PartitionSeal, SealCorrupt, fold_seals
 from adapters.kafka_log.transactions import KafkaTransaction
 from core.errors import (
     Conflict,
     HubError,
     InvalidInput,
+    LogTampered,
     OutOfOrderSequence,
     PayloadTooLarge,
     Retryable,
@@ -192,6 +202,12 @@ MARKER_WAIT_S = 2.0
 _INTERNAL = re.compile(r"^(__|_hub_)")
 _LATEST: Any = OffsetSpec.latest()  # type: ignore[no-untyped-call]
 _EARLIEST: Any = OffsetSpec.earliest()  # type: ignore[no-untyped-call]
+
+
+def is_internal(name: str) -> bool:
+    """Whether a topic is one of the log's own (hidden from ``topics()``, so never on the
+    ledger): ``_hub_topics``, ``_hub_producer_state``, ``_hub_seals``."""
+    return _INTERNAL.match(name) is not None
 
 
 def _ends(meta: Sequence[RecordMetadata]) -> dict[int, int]:
@@ -277,6 +293,11 @@ class KafkaEventLog(EventLog):
         self._reader: Consumer | None = None
         self._group_consumers: dict[str, Consumer] = {}
         self._internal_ready = False
+        # Records written before record MACs (adapters.kafka_log.seals): the partitions' seals,
+        # read from ``_hub_seals`` at the first such record; and, only while ``hub migrate
+        # kafka-seal`` runs, what else may vouch for one (``vouch_unsealed``).
+        self._seals: dict[tuple[str, int], PartitionSeal] | None = None
+        self._migration_vouch: Vouch | None = None
 
     # -- namespace -------------------------------------------------------------------------------
     def _wire(self, name: str) -> str:
@@ -606,6 +627,7 @@ class KafkaEventLog(EventLog):
             raise translate(exc, f"deleting topics {sorted(wire_names)!r}") from exc
         with self._lock:
             self._internal_ready = False
+            self._seals = None
         self._wait(
             lambda: not (self.namespace_topics() & wire_names),
             f"the broker to drop topics {sorted(wire_names)!r}",
@@ -626,6 +648,76 @@ class KafkaEventLog(EventLog):
             if self._lookup(name) is None:
                 self._create_kafka_topic(name, 1, {**compacted, "max.message.bytes": str(16 << 20)})
         self._internal_ready = True
+
+    # -- seals of records written before record MACs (adapters.kafka_log.seals) ------------------
+    def _vouch(self, r: StoredRecord) -> bool:
+        """Whether a hub-topic record without a valid MAC is read: its partition's seal lists it
+        (offset below the seal's N, same digest); during the migration, the ledger vouches."""
+        if r.topic == SEALS_TOPIC:
+            return False  # the seals themselves: MAC'd records only
+        seal = self.seals().get((r.topic, r.partition))
+        if seal is not None and seal.vouches(r):
+            return True
+        return self._migration_vouch is not None and self._migration_vouch(r)
+
+    def seals(self) -> dict[tuple[str, int], PartitionSeal]:
+        """The seals of this namespace by (topic, partition), read once per instance."""
+        with self._lock:
+            if self._seals is None:
+                if self._lookup(SEALS_TOPIC) is None:
+                    self._seals = {}
+                else:
+                    try:
+                        self._seals = fold_seals(self._scan_raw(SEALS_TOPIC, 0, 0))
+                    except SealCorrupt as exc:
+                        raise LogTampered(str(exc), code="log_tampered") from exc
+            return self._seals
+
+    def write_seals(self, seals: Sequence[PartitionSeal]) -> list[RecordMetadata]:
+        """Store these seals in ``_hub_seals`` (each record MAC'd like every record the log
+        writes); the next unsealed record read consults them. Needs the MAC key."""
+        if self._mac_key is None:
+            raise InvalidInput("A seal needs the log's MAC key: this log was opened without one.")
+        with self._lock:
+            if self._lookup(SEALS_TOPIC) is None:
+                config = {
+                    "cleanup.policy": "compact",
+                    "min.cleanable.dirty.ratio": "0.1",
+                    "max.message.bytes": str(16 << 20),
+                }
+                self._create_kafka_topic(SEALS_TOPIC, 1, config)
+                self._wait(lambda: self._lookup(SEALS_TOPIC) is not None, "the seals topic")
+            rows = [(0, k, v, (), None) for seal in seals for k, v in seal.records()]
+            meta = self._produce_and_wait(SEALS_TOPIC, rows, "writing seals") if rows else []
+            self._seals = None
+            return meta
+
+    def vouch_unsealed(self, vouch: Vouch | None) -> None:
+        """Only for ``hub migrate kafka-seal``: also read hub-topic records without a MAC that
+        ``vouch`` accepts (the ledger's leaf of the record matches), so that the migration can
+        authenticate and read the approvals it needs on a deployment not yet sealed."""
+        self._migration_vouch = vouch
+
+    def hub_partitions(self) -> list[tuple[str, int]]:
+        """Every (topic, partition) of this namespace whose records must carry a MAC (the
+        ``hub.*`` and ``_*`` topics, the internal ones included; not the seals themselves)."""
+        names = sorted(
+            self._unwire(n)
+            for n in self.namespace_topics()
+            if mac_required(self._unwire(n)) and self._unwire(n) != SEALS_TOPIC
+        )
+        return [(n, p) for n in names for p in range(self._info(n).partitions)]
+
+    def has_valid_mac(self, r: StoredRecord) -> bool:
+        """Whether a record as ``scan_stored`` gives it carries a valid MAC (False without a
+        MAC key: then nothing is sealed)."""
+        return self._mac_key is not None and mac_valid(self._mac_key, r)
+
+    def scan_stored(self, topic: str, partition: int) -> Iterator[StoredRecord]:
+        """Every committed record of a partition exactly as stored: no MAC checked, none of
+        the hub's headers stripped (the migration's plan judges them itself)."""
+        self._check_open()
+        return self._scan_raw(topic, partition, 0, verify=False)
 
     def _read_internal(self, topic: str) -> Iterator[StoredRecord]:
         """Every record of a one-partition internal topic, from the beginning."""
@@ -1519,13 +1611,13 @@ class KafkaEventLog(EventLog):
         return (strip_idem(r) for r in self._scan_raw(topic, partition, start, batch))
 
     def _scan_raw(
-        self, topic: str, partition: int, start: int, batch: int = 10_000
+        self, topic: str, partition: int, start: int, batch: int = 10_000, *, verify: bool = True
     ) -> Iterator[StoredRecord]:
         end = self._watermarks(topic)[partition]
         offset = start
         while offset < end:
             chunk, offset, at_end = self._read_raw(
-                topic, partition, offset, min(batch, end - offset)
+                topic, partition, offset, min(batch, end - offset), verify=verify
             )
             yield from chunk
             if at_end and (offset >= end or not self._stable_past(topic, partition, offset)):
@@ -1548,7 +1640,7 @@ class KafkaEventLog(EventLog):
             time.sleep(0.02)
 
     def _read_raw(
-        self, topic: str, partition: int, offset: int, max_records: int
+        self, topic: str, partition: int, offset: int, max_records: int, *, verify: bool = True
     ) -> tuple[list[StoredRecord], int, bool]:
         """Committed records from ``offset``, with the hub's own headers still on them, the
         offset to go on from, and whether the read reached the end of what is committed (the
@@ -1569,11 +1661,12 @@ class KafkaEventLog(EventLog):
             try:
                 consumer.assign([KafkaTP(self._wire(topic), partition, offset)])
                 out: list[StoredRecord] = []
-                mac_key = self._mac_key
+                mac_key = self._mac_key if verify else None
 
                 def checked(rs: list[StoredRecord]) -> list[StoredRecord]:
-                    # every record's MAC checked in one call (auth.verify_records)
-                    return rs if mac_key is None else verify_records(mac_key, rs)
+                    # every record's MAC checked in one call (auth.verify_records); one
+                    # without a valid MAC on a hub topic is read only if a seal vouches for it
+                    return rs if mac_key is None else verify_records(mac_key, rs, self._vouch)
 
                 position = offset  # the next offset this read expects
                 deadline = time.monotonic() + self._timeout

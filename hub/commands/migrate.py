@@ -4,6 +4,8 @@
     hub migrate erasure-journal --apply    sign it, once a second person approved that digest
     hub migrate legacy                     list what reads as tenant default or keeps a clear
                                            digest (written before session 14; read-only)
+    hub migrate kafka-seal [--apply]       seal the Kafka records written before record MACs
+                                           (session 15; hub.migrate_kafka)
 
 The erasure journal (``storage.erasures``) entries written before they carried a note signed by
 the ledger's key are unsigned, and a restore refuses them (whoever can write the object store
@@ -247,5 +249,32 @@ def migrate_legacy(obj: Ctx) -> None:
         with obj.hub() as h:
             authorize_hub_wide(h, "backup.restore", RESOURCE, current_principal(h))
             click.echo(json.dumps(legacy_report(h), indent=2, sort_keys=True))
+
+    run_safely(go)
+
+
+@migrate.command("kafka-seal")
+@click.option("--apply", "apply_", is_flag=True, help="Write the approved plan's seals.")
+@click.pass_obj
+def migrate_kafka_seal(obj: Ctx, apply_: bool) -> None:
+    """Seal the hub-topic records of a Kafka deployment written before record MACs: each one
+    checked against its ledger leaf (hub.migrate_kafka); without --apply, show the plan and the
+    digest to have approved."""
+    from hub.migrate_kafka import RESOURCE as SEAL
+    from hub.migrate_kafka import apply_seal_plan, kafka_log_of, seal_plan
+
+    def go() -> None:
+        with obj.hub(kafka_migration=True) as h:
+            principal = current_principal(h)
+            authorize_hub_wide(h, "backup.restore", SEAL, principal)
+            if apply_:
+                out = apply_seal_plan(h, principal)
+            else:
+                out = seal_plan(kafka_log_of(h.ledger.log), h.ledger.store).as_dict()
+                out["approve_with"] = (
+                    f"hub config propose {SEAL} {out['digest']} --reason WHY; "
+                    "hub config approve CHANGE_ID (another principal)"
+                )
+            click.echo(json.dumps(out, indent=2, sort_keys=True))
 
     run_safely(go)

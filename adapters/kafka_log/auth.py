@@ -18,6 +18,10 @@ Kafka producers by design (Confluent serializers, Debezium): such a record witho
 read, but its ``ce_tenant`` claim is dropped (it reads as tenant ``default``, as every header-less
 external record does), so a producer without the hub's key cannot put records into another
 tenant's view; so is one whose MAC header does not match (no reader stalls on it).
+
+Records written before record MACs (session 15) are read only where a partition's seal vouches
+for them (``seals``; ``hub migrate kafka-seal`` writes the seals): the ``vouch`` of
+``verify_record``.
 """
 
 from __future__ import annotations

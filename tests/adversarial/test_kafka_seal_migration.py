@@ -13,6 +13,7 @@ changed before the migration is refused by the plan, and then nothing is sealed.
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner, Result
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
@@ -28,7 +30,7 @@ from adapters.kafka_log import KafkaEventLog
 from core.errors import Conflict, LogTampered
 from core.ports.eventlog import StoredRecord
 from hub.bootstrap import bootstrap
-from hub.cli import principal_of_token
+from hub.cli import main, principal_of_token
 from hub.migrate_kafka import RESOURCE, apply_seal_plan, kafka_log_of, seal_plan
 from hub.settings import Settings, load_settings
 from tests.contract.test_eventlog_kafka import kafka_bootstrap
@@ -64,12 +66,29 @@ def old(kafka: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
         m.setattr(bootstrap_module, "build_event_log", unsealed)
         h = bootstrap(settings)
         try:
+            admin = h.keys.create(["admin"], principal="ops").token
             tokens = [h.keys.create(["analyst"], principal=n).token for n in ("ann", "bea")]
             stored = list(kafka_log_of(h.log).scan_stored(PRINCIPALS, 0))
         finally:
             h.close()  # gives every record its ledger leaf
     assert len(stored) >= 2 and all(not any(k == "__hub.mac" for k, _ in r.headers) for r in stored)
-    yield {"settings": settings, "prefix": prefix, "tokens": tokens, "stored": stored}
+    yield {
+        "settings": settings,
+        "prefix": prefix,
+        "tokens": tokens,
+        "admin": admin,
+        "stored": stored,
+        "env": {
+            "HUB_EVENT_LOG": "kafka",
+            "HUB_KAFKA_BOOTSTRAP_SERVERS": kafka,
+            "HUB_KAFKA_TOPIC_PREFIX": prefix,
+        },
+    }
+
+
+def _cli(old: dict[str, Any], *args: str) -> Result:
+    data = str(old["settings"].data_dir)
+    return CliRunner().invoke(main, ["--data-dir", data, *args], env=old["env"])
 
 
 def _produce(kafka: str, wire: str, records: list[StoredRecord], forge: int | None = None) -> None:
@@ -132,8 +151,15 @@ def test_an_old_deployment_migrates_and_starts_and_refuses_what_is_planted(
     # 1. the upgraded hub does not start on unsealed records, and says what to run
     with pytest.raises(LogTampered, match="hub migrate kafka-seal"):
         bootstrap(settings)
+    status = _cli(old, "--key", old["admin"], "keys", "list")
+    assert status.exit_code != 0 and "hub migrate kafka-seal" in status.output, status.output
     # 2. the plan: every old hub record vouched (ledger, or listed internal state), none refused
+    shown = _cli(old, "--key", old["admin"], "migrate", "kafka-seal")
+    assert shown.exit_code == 0, shown.output
+    shown_plan = json.loads(shown.output)
+    assert shown_plan["refused"] == 0 and RESOURCE in shown_plan["approve_with"]
     out = _migrate(settings)
+    assert out["digest"] == shown_plan["digest"]  # what the command showed is what was applied
     assert out["refused"] == 0
     parts = {(p["topic"], p["partition"]): p for p in out["partitions"]}
     principals = parts[(PRINCIPALS, 0)]

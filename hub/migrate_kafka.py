@@ -1,8 +1,11 @@
 """``hub migrate kafka-seal``: make a Kafka deployment written before record MACs readable again,
 without making anything else readable (adapters.kafka_log.seals has the design and the why).
 
-The plan, per partition of the hub's own topics (``hub.*``, ``_*``) that holds records without a
-valid ``__hub.mac`` no seal vouches for yet, judges each such record the way the old hub could:
+The plan, per partition that holds records without a valid ``__hub.mac`` no seal vouches for
+yet (on the hub's own topics, ``hub.*`` and ``_*``, every such record; on data topics those that
+name a tenant other than ``default`` and precede the hub's first MAC'd record there: without a
+seal their claim is dropped and acme's old records would read as tenant ``default``'s), judges
+each such record the way the old hub could:
 
 - on a topic the ledger follows, the record's leaf (``audit.leaf``, recomputed from the record as
   the ledger read it) MUST equal the ledger's leaf at (topic, partition, offset); a record the
@@ -31,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from adapters.kafka_log import KafkaEventLog
-from adapters.kafka_log.auth import Vouch
+from adapters.kafka_log.auth import Vouch, claims_tenant, mac_required
 from adapters.kafka_log.batch import strip_idem
 from adapters.kafka_log.log import is_internal
 from adapters.kafka_log.seals import PartitionSeal, seal_digest
@@ -41,6 +44,7 @@ from core.errors import Conflict, InvalidInput
 from core.ports.eventlog import EventLog, StoredRecord
 from core.ports.ledgerstore import LedgerStore
 from core.ports.policy import Principal
+from domain.envelope import H_TENANT
 
 RESOURCE = "migration:kafka-seal"
 _SHOWN = 20  # offsets listed per partition and kind (the counts are whole)
@@ -81,6 +85,8 @@ class PartitionPlan:
     listed: list[int] = field(default_factory=list)  # internal topics: the approval vouches
     refused: list[tuple[int, str]] = field(default_factory=list)
     digests: dict[int, bytes] = field(default_factory=dict)
+    tenants: dict[str, int] = field(default_factory=dict)  # data topics: the claims kept
+    dropped: int = 0  # data topics: claims after the hub's first MAC'd record (not kept)
 
     def digest(self) -> str:
         h = hashlib.sha256()
@@ -100,6 +106,11 @@ class PartitionPlan:
             "refused": [{"offset": o, "why": w} for o, w in self.refused[:_SHOWN]],
             "refused_count": len(self.refused),
             "records_sha256": self.digest(),
+            **(
+                {}
+                if mac_required(self.topic)
+                else {"tenant_claims": self.tenants, "claims_not_kept": self.dropped}
+            ),
         }
 
 
@@ -153,13 +164,28 @@ def seal_plan(log: KafkaEventLog, leaves: LedgerStore) -> SealPlan:
     each record judged (module docstring). Reads every hub partition once."""
     plan = SealPlan(ledger_size=leaves.tree_size())
     seals = log.seals()
-    for topic, partition in log.hub_partitions():
+    for topic, partition in log.sealable_partitions():
         earlier = seals.get((topic, partition))
         part = PartitionPlan(topic, partition)
         new = 0
+        hub_topic = mac_required(topic)
+        mac_seen = False
         for r in log.scan_stored(topic, partition):
             if log.has_valid_mac(r):
+                mac_seen = True
                 continue
+            if not hub_topic:
+                # A data record without a MAC reads as an external producer's, tenant claim
+                # dropped; only a claim the old hub honoured needs the seal. Records after the
+                # hub's first MAC'd record here were written since the upgrade by a producer
+                # without the key: their claims stay dropped.
+                if not claims_tenant(r):
+                    continue
+                if mac_seen:
+                    part.dropped += 1
+                    continue
+                tenant = dict(r.headers)[H_TENANT].decode(errors="replace")
+                part.tenants[tenant] = part.tenants.get(tenant, 0) + 1
             part.sealed_from = r.offset + 1
             part.digests[r.offset] = seal_digest(r)
             if earlier is not None and earlier.vouches(r):

@@ -21,7 +21,8 @@ tenant's view; so is one whose MAC header does not match (no reader stalls on it
 
 Records written before record MACs (session 15) are read only where a partition's seal vouches
 for them (``seals``; ``hub migrate kafka-seal`` writes the seals): the ``vouch`` of
-``verify_record``.
+``verify_record``. On data topics the seals cover the pre-MAC records that name a tenant, so an
+upgrade does not move the old records of tenant ``acme`` into tenant ``default``'s view.
 """
 
 from __future__ import annotations
@@ -115,6 +116,11 @@ def mac_required(topic: str) -> bool:
     return topic.startswith(("hub.", "_"))
 
 
+def claims_tenant(r: StoredRecord) -> bool:
+    """Whether a record names a tenant other than ``default`` (what ``_external`` drops)."""
+    return any(name == H_TENANT and v != b"default" for name, v in r.headers)
+
+
 def _external(r: StoredRecord) -> StoredRecord:
     """A data topic's record the hub did not write: read, its tenant claim dropped."""
     if any(name == H_TENANT for name, _ in r.headers):
@@ -145,8 +151,8 @@ def verify_record(key: bytes, r: StoredRecord, vouch: Vouch | None = None) -> St
     writer nothing a record without one would not."""
     where = f"{r.topic!r} partition {r.partition} offset {r.offset}"
     if not r.headers or r.headers[-1][0] != MAC_HEADER:
-        if not mac_required(r.topic):
-            return _external(r)
+        if not mac_required(r.topic):  # a pre-MAC hub record keeps its tenant if a seal says so
+            return r if vouch is not None and claims_tenant(r) and vouch(r) else _external(r)
         if vouch is not None and vouch(r):
             return r
         raise LogTampered(
@@ -159,7 +165,7 @@ def verify_record(key: bytes, r: StoredRecord, vouch: Vouch | None = None) -> St
     want = record_mac(key, r.topic, r.partition, r.key, r.value, headers, r.timestamp_ms)
     if not hmac.compare_digest(r.headers[-1][1], want):
         if not mac_required(r.topic):
-            return _external(r)
+            return r if vouch is not None and claims_tenant(r) and vouch(r) else _external(r)
         if vouch is not None and vouch(r):  # a pre-MAC record whose last header had that name
             return r
         raise LogTampered(

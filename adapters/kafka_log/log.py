@@ -105,7 +105,6 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]  # re-exported
 from adapters.kafka_log.auth import (
     MAC_HEADER,
     Vouch,
-    mac_required,
     mac_valid,
     record_macs,
     record_macs_rows,
@@ -698,13 +697,11 @@ class KafkaEventLog(EventLog):
         authenticate and read the approvals it needs on a deployment not yet sealed."""
         self._migration_vouch = vouch
 
-    def hub_partitions(self) -> list[tuple[str, int]]:
-        """Every (topic, partition) of this namespace whose records must carry a MAC (the
-        ``hub.*`` and ``_*`` topics, the internal ones included; not the seals themselves)."""
+    def sealable_partitions(self) -> list[tuple[str, int]]:
+        """Every (topic, partition) of this namespace, the internal topics included, but not
+        the seals themselves (``hub migrate kafka-seal`` judges which records need a seal)."""
         names = sorted(
-            self._unwire(n)
-            for n in self.namespace_topics()
-            if mac_required(self._unwire(n)) and self._unwire(n) != SEALS_TOPIC
+            self._unwire(n) for n in self.namespace_topics() if self._unwire(n) != SEALS_TOPIC
         )
         return [(n, p) for n in names for p in range(self._info(n).partitions)]
 

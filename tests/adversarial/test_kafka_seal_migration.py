@@ -28,7 +28,8 @@ from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-def
 import hub.bootstrap as bootstrap_module
 from adapters.kafka_log import KafkaEventLog
 from core.errors import Conflict, LogTampered
-from core.ports.eventlog import StoredRecord
+from core.events import tenant_of
+from core.ports.eventlog import Record, StoredRecord
 from hub.bootstrap import bootstrap
 from hub.cli import main, principal_of_token
 from hub.migrate_kafka import RESOURCE, apply_seal_plan, kafka_log_of, seal_plan
@@ -39,6 +40,7 @@ from tests.service.test_config_changes import ALICE, CAROL
 pytestmark = pytest.mark.integration
 
 PRINCIPALS = "hub.principals"
+DATA = "kt.data"
 
 
 @pytest.fixture(scope="module")
@@ -69,6 +71,15 @@ def old(kafka: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
             admin = h.keys.create(["admin"], principal="ops").token
             tokens = [h.keys.create(["analyst"], principal=n).token for n in ("ann", "bea")]
             stored = list(kafka_log_of(h.log).scan_stored(PRINCIPALS, 0))
+            # data written by the old hub for tenant acme (and one record naming no tenant)
+            h.log.create_topic(DATA, 1, {})
+            h.log.append(
+                DATA,
+                [
+                    Record(key=b"a", value=b"acme's", headers=(("ce_tenant", b"acme"),)),
+                    Record(key=b"n", value=b"nobody's"),
+                ],
+            )
         finally:
             h.close()  # gives every record its ledger leaf
     assert len(stored) >= 2 and all(not any(k == "__hub.mac" for k, _ in r.headers) for r in stored)
@@ -151,6 +162,12 @@ def test_an_old_deployment_migrates_and_starts_and_refuses_what_is_planted(
     # 1. the upgraded hub does not start on unsealed records, and says what to run
     with pytest.raises(LogTampered, match="hub migrate kafka-seal"):
         bootstrap(settings)
+    # ... and without a seal acme's old data record would read as tenant default's
+    plain = KafkaEventLog(kafka, topic_prefix=prefix, mac_key=_mac_key(settings))
+    try:
+        assert [tenant_of(r) for r in plain.read(DATA, 0, 0, 10)] == ["default", "default"]
+    finally:
+        plain.close()
     status = _cli(old, "--key", old["admin"], "keys", "list")
     assert status.exit_code != 0 and "hub migrate kafka-seal" in status.output, status.output
     # 2. the plan: every old hub record vouched (ledger, or listed internal state), none refused
@@ -166,6 +183,8 @@ def test_an_old_deployment_migrates_and_starts_and_refuses_what_is_planted(
     assert principals["on_ledger"] == principals["records"] == len(old["stored"])
     assert principals["sealed_from"] == old["stored"][-1].offset + 1
     assert ("_schemas", 0) in parts
+    data = parts[(DATA, 0)]  # only the record that names a tenant needs the seal
+    assert (data["records"], data["on_ledger"], data["tenant_claims"]) == (1, 1, {"acme": 1})
     # the adapter's internal state was never on the ledger: listed for the approvers, by offset
     internal = [p for (t, _), p in parts.items() if t.startswith("_hub_")]
     assert internal and all(p["listed_only"]["count"] == p["records"] for p in internal)
@@ -174,6 +193,18 @@ def test_an_old_deployment_migrates_and_starts_and_refuses_what_is_planted(
     h = bootstrap(settings)
     try:
         assert principal_of_token(h, old["tokens"][0]).id == "ann"
+        assert [tenant_of(r) for r in h.log.read(DATA, 0, 0, 10)] == ["acme", "default"]
+        # a claim written since the upgrade by a producer without the key stays dropped, and
+        # a later plan does not offer to keep it (it follows the hub's first MAC'd record)
+        h.log.append(DATA, [Record(key=b"h", value=b"hub's", headers=(("ce_tenant", b"acme"),))])
+        forged = StoredRecord(
+            DATA, 0, 0, 1_700_000_000_000, b"x", b"theirs", (("ce_tenant", b"acme"),)
+        )
+        _produce(kafka, prefix + DATA, [forged])
+        got = h.log.read(DATA, 0, 0, 10)
+        assert [tenant_of(r) for r in got] == ["acme", "default", "acme", "default"]
+        again = seal_plan(kafka_log_of(h.ledger.log), h.ledger.store)
+        assert [(p.topic, p.dropped) for p in again.partitions] == []
         end = h.log.end_offsets("hub.audit")[0]
         actions = [dict(r.headers).get("hub_action") for r in h.log.read("hub.audit", 0, 0, end)]
         assert b"migration.apply" in actions

@@ -89,3 +89,12 @@ def test_an_incomplete_or_inconsistent_seal_is_refused(monkeypatch: pytest.Monke
         fold_seals([short, *stored[1:]])
     with pytest.raises(SealCorrupt, match="malformed"):
         fold_seals([dataclasses.replace(stored[0], value=b"not json")])
+
+
+def test_on_a_data_topic_a_seal_keeps_only_the_tenant_claims_it_lists() -> None:
+    acme = StoredRecord("payments", 0, 0, 1, b"k", b"v", (("ce_tenant", b"acme"),))
+    other = dataclasses.replace(acme, offset=1, value=b"w")
+    seal = PartitionSeal("payments", 0, 1, "ab" * 32, {0: seal_digest(acme)})
+    got = verify_records(KEY, [acme, other], seal.vouches)
+    assert [dict(r.headers).get("ce_tenant") for r in got] == [b"acme", None]
+    assert [dict(r.headers).get("ce_tenant") for r in verify_records(KEY, [acme])] == [None]

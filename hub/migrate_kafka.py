@@ -3,9 +3,9 @@ without making anything else readable (adapters.kafka_log.seals has the design a
 
 The plan, per partition that holds records without a valid ``__hub.mac`` no seal vouches for
 yet (on the hub's own topics, ``hub.*`` and ``_*``, every such record; on data topics those that
-name a tenant other than ``default`` and precede the hub's first MAC'd record there: without a
-seal their claim is dropped and acme's old records would read as tenant ``default``'s), judges
-each such record the way the old hub could:
+carry ``ce_tenant`` and precede the hub's first MAC'd record there: without a seal the header is
+dropped, so acme's old records would read as tenant ``default``'s and no longer match their
+ledger leaves), judges each such record the way the old hub could:
 
 - on a topic the ledger follows, the record's leaf (``audit.leaf``, recomputed from the record as
   the ledger read it) MUST equal the ledger's leaf at (topic, partition, offset); a record the
@@ -175,8 +175,8 @@ def seal_plan(log: KafkaEventLog, leaves: LedgerStore) -> SealPlan:
                 mac_seen = True
                 continue
             if not hub_topic:
-                # A data record without a MAC reads as an external producer's, tenant claim
-                # dropped; only a claim the old hub honoured needs the seal. Records after the
+                # A data record without a MAC reads as an external producer's, ce_tenant
+                # dropped; only one that carries it needs the seal. Records after the
                 # hub's first MAC'd record here were written since the upgrade by a producer
                 # without the key: their claims stay dropped.
                 if not claims_tenant(r):

@@ -21,8 +21,9 @@ tenant's view; so is one whose MAC header does not match (no reader stalls on it
 
 Records written before record MACs (session 15) are read only where a partition's seal vouches
 for them (``seals``; ``hub migrate kafka-seal`` writes the seals): the ``vouch`` of
-``verify_record``. On data topics the seals cover the pre-MAC records that name a tenant, so an
-upgrade does not move the old records of tenant ``acme`` into tenant ``default``'s view.
+``verify_record``. On data topics the seals cover the pre-MAC records that carry ``ce_tenant``,
+so an upgrade neither moves the old records of tenant ``acme`` into tenant ``default``'s view
+nor changes what they read as (which ``hub ledger verify`` would find differs from its leaf).
 """
 
 from __future__ import annotations
@@ -117,8 +118,9 @@ def mac_required(topic: str) -> bool:
 
 
 def claims_tenant(r: StoredRecord) -> bool:
-    """Whether a record names a tenant other than ``default`` (what ``_external`` drops)."""
-    return any(name == H_TENANT and v != b"default" for name, v in r.headers)
+    """Whether a record carries a ``ce_tenant`` header (what ``_external`` drops: even a claim
+    of ``default`` changes the record as read, and so its ledger leaf)."""
+    return any(name == H_TENANT for name, _ in r.headers)
 
 
 def _external(r: StoredRecord) -> StoredRecord:

@@ -34,6 +34,7 @@ from hub.bootstrap import bootstrap
 from hub.cli import main, principal_of_token
 from hub.migrate_kafka import RESOURCE, apply_seal_plan, kafka_log_of, seal_plan
 from hub.settings import Settings, load_settings
+from ledger.verify import verify_ledger
 from tests.contract.test_eventlog_kafka import kafka_bootstrap
 from tests.service.test_config_changes import ALICE, CAROL
 
@@ -78,6 +79,7 @@ def old(kafka: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
                 [
                     Record(key=b"a", value=b"acme's", headers=(("ce_tenant", b"acme"),)),
                     Record(key=b"n", value=b"nobody's"),
+                    Record(key=b"d", value=b"default's", headers=(("ce_tenant", b"default"),)),
                 ],
             )
         finally:
@@ -165,7 +167,9 @@ def test_an_old_deployment_migrates_and_starts_and_refuses_what_is_planted(
     # ... and without a seal acme's old data record would read as tenant default's
     plain = KafkaEventLog(kafka, topic_prefix=prefix, mac_key=_mac_key(settings))
     try:
-        assert [tenant_of(r) for r in plain.read(DATA, 0, 0, 10)] == ["default", "default"]
+        got = plain.read(DATA, 0, 0, 10)
+        assert [tenant_of(r) for r in got] == ["default"] * 3
+        assert all(r.headers == () for r in got)  # the old records' bytes as read: changed
     finally:
         plain.close()
     status = _cli(old, "--key", old["admin"], "keys", "list")
@@ -183,8 +187,9 @@ def test_an_old_deployment_migrates_and_starts_and_refuses_what_is_planted(
     assert principals["on_ledger"] == principals["records"] == len(old["stored"])
     assert principals["sealed_from"] == old["stored"][-1].offset + 1
     assert ("_schemas", 0) in parts
-    data = parts[(DATA, 0)]  # only the record that names a tenant needs the seal
-    assert (data["records"], data["on_ledger"], data["tenant_claims"]) == (1, 1, {"acme": 1})
+    data = parts[(DATA, 0)]
+    claims = {"acme": 1, "default": 1}  # the records that carry ce_tenant need the seal
+    assert (data["records"], data["on_ledger"], data["tenant_claims"]) == (2, 2, claims)
     # the adapter's internal state was never on the ledger: listed for the approvers, by offset
     internal = [p for (t, _), p in parts.items() if t.startswith("_hub_")]
     assert internal and all(p["listed_only"]["count"] == p["records"] for p in internal)
@@ -193,7 +198,11 @@ def test_an_old_deployment_migrates_and_starts_and_refuses_what_is_planted(
     h = bootstrap(settings)
     try:
         assert principal_of_token(h, old["tokens"][0]).id == "ann"
-        assert [tenant_of(r) for r in h.log.read(DATA, 0, 0, 10)] == ["acme", "default"]
+        tenants = ["acme", "default", "default"]
+        assert [tenant_of(r) for r in h.log.read(DATA, 0, 0, 10)] == tenants
+        # the auditor's check: every old record reads as the ledger's leaf committed to it
+        report = verify_ledger(h.ledger)
+        assert report.ok, report.problems[:3]
         # a claim written since the upgrade by a producer without the key stays dropped, and
         # a later plan does not offer to keep it (it follows the hub's first MAC'd record)
         h.log.append(DATA, [Record(key=b"h", value=b"hub's", headers=(("ce_tenant", b"acme"),))])
@@ -202,7 +211,7 @@ def test_an_old_deployment_migrates_and_starts_and_refuses_what_is_planted(
         )
         _produce(kafka, prefix + DATA, [forged])
         got = h.log.read(DATA, 0, 0, 10)
-        assert [tenant_of(r) for r in got] == ["acme", "default", "acme", "default"]
+        assert [tenant_of(r) for r in got] == ["acme", "default", "default", "acme", "default"]
         again = seal_plan(kafka_log_of(h.ledger.log), h.ledger.store)
         assert [(p.topic, p.dropped) for p in again.partitions] == []
         end = h.log.end_offsets("hub.audit")[0]

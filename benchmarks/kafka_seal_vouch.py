@@ -2,8 +2,8 @@
 record that carries its MAC, on the same records in ONE process, alternating round by round:
 
 - ``mac``: ``auth.verify_records`` of records with ``__hub.mac`` (the usual read path);
-- ``seal``: the same records without the MAC header, vouched by their partition's seal
-  (``seal_digest`` in Python, one dict lookup);
+- ``seal``: the same records without the MAC header, vouched by their partition's seal as
+  a reader holds it (``fold_seals``: ``seal_digest`` in Python, one ``Digests`` lookup);
 - ``sha256``: bare ``hashlib.sha256`` of each record's value + headers joined (the floor).
 
 Thread CPU time per record, best of ``--rounds``; records of ``--value-bytes`` with 8 headers.
@@ -18,7 +18,7 @@ import hashlib
 import time
 
 from adapters.kafka_log.auth import MAC_HEADER, record_mac, verify_records
-from adapters.kafka_log.seals import PartitionSeal, seal_digest
+from adapters.kafka_log.seals import PartitionSeal, fold_seals, seal_digest
 from core.ports.eventlog import StoredRecord
 
 KEY = b"m" * 32
@@ -64,9 +64,14 @@ def main() -> None:
         )
         for r in old
     ]
-    seal = PartitionSeal(
+    planned = PartitionSeal(
         "hub.config", 0, len(old), "0" * 64, {r.offset: seal_digest(r) for r in old}
     )
+    # as a reader holds it: folded from its seal records (``Digests``, not the plan's dict)
+    stored = [
+        StoredRecord("_hub_seals", 0, i, 1, k, v, ()) for i, (k, v) in enumerate(planned.records())
+    ]
+    seal = fold_seals(stored)[("hub.config", 0)]
     assert verify_records(KEY, old, seal.vouches) == old
     assert verify_records(KEY, macd) == old
 

@@ -19,7 +19,9 @@ ledger leaves), judges each such record the way the old hub could:
 every (topic, partition, N, offset, ``seal_digest``) and to the refusals. ``--apply`` needs
 ``migration:kafka-seal`` set to that digest (two people: ``hub config propose``, then ``hub
 config approve`` by another principal), computes the plan again, refuses while it differs or
-refuses any record, writes the seals and records ``migration.apply`` on the ledger.
+refuses any record or the ledger does not verify (``verify_ledger``, full: the leaves vouch,
+so they must be the ones the signed checkpoints commit to), writes the seals and records
+``migration.apply`` on the ledger.
 
 While the command runs (and only then) the log also reads unsealed hub records the ledger (or,
 for the internal topics, the plan) vouches for, by ``ledger_vouch``: the command has to
@@ -40,6 +42,7 @@ from adapters.kafka_log.log import is_internal
 from adapters.kafka_log.seals import PartitionSeal, seal_digest
 from audit.leaf import encode as leaf_input
 from audit.merkle import leaf_hash
+from audit.printable import printable
 from core.errors import Conflict, InvalidInput
 from core.ports.eventlog import EventLog, StoredRecord
 from core.ports.ledgerstore import LedgerStore
@@ -82,7 +85,8 @@ class PartitionPlan:
     sealed_from: int = 0
     on_ledger: int = 0  # records the ledger vouches for
     carried: int = 0  # records an earlier seal already vouched for
-    listed: list[int] = field(default_factory=list)  # internal topics: the approval vouches
+    # internal topics: the approval alone vouches, so the approvers see what they vouch for
+    listed: list[dict[str, Any]] = field(default_factory=list)
     refused: list[tuple[int, str]] = field(default_factory=list)
     digests: dict[int, bytes] = field(default_factory=dict)
     tenants: dict[str, int] = field(default_factory=dict)  # data topics: the claims kept
@@ -149,6 +153,19 @@ class SealPlan:
         }
 
 
+def _shown(r: StoredRecord) -> dict[str, Any]:
+    """An internal state record as the approvers review it (key and the start of the value:
+    JSON documents the log adapter wrote; printable text only)."""
+    value = r.value or b""
+    return {
+        "offset": r.offset,
+        "key": printable((r.key or b"").decode(errors="replace")),
+        "value": printable(value[:300].decode(errors="replace")),
+        "value_bytes": len(value),
+        "value_sha256": hashlib.sha256(value).hexdigest(),
+    }
+
+
 def kafka_log_of(log: EventLog) -> KafkaEventLog:
     if not isinstance(log, KafkaEventLog):
         raise InvalidInput(
@@ -193,7 +210,7 @@ def seal_plan(log: KafkaEventLog, leaves: LedgerStore) -> SealPlan:
                 continue
             new += 1
             if is_internal(topic):
-                part.listed.append(r.offset)
+                part.listed.append(_shown(r))
                 continue
             why = ledger_verdict(leaves, r)
             if why is None:
@@ -228,6 +245,19 @@ def apply_seal_plan(h: Any, principal: Principal) -> dict[str, Any]:
             "record is refused: sealing it would make the hub read a record nobody vouches "
             "for. Remove those records (or move the partition's start past them) and plan again.",
             code="migration_refused_records",
+        )
+    # The leaves are what vouch for the old records: one rewritten in the ledger store (to
+    # match a changed record) breaks the tree under the signed checkpoints. Full check first.
+    from ledger.verify import verify_ledger
+
+    report = verify_ledger(h.ledger)
+    problem = report.first
+    if not report.ok and problem is not None:
+        raise Conflict(
+            f"The ledger does not verify ({problem.describe()}); its leaves are what vouch "
+            "for the old records, so nothing is sealed. Run `hub ledger verify --full` and "
+            "restore the ledger from a backup first.",
+            code="migration_ledger_invalid",
         )
     meta = log.write_seals(plan.seals())
     out = plan.as_dict()

@@ -193,6 +193,8 @@ def test_an_old_deployment_migrates_and_starts_and_refuses_what_is_planted(
     # the adapter's internal state was never on the ledger: listed for the approvers, by offset
     internal = [p for (t, _), p in parts.items() if t.startswith("_hub_")]
     assert internal and all(p["listed_only"]["count"] == p["records"] for p in internal)
+    shown_state = [e for p in internal for e in p["listed_only"]["first"]]
+    assert shown_state and all({"key", "value", "value_sha256"} <= set(e) for e in shown_state)
 
     # 3. the upgraded hub starts, the old keys still authenticate, the migration is on the ledger
     h = bootstrap(settings)

@@ -14,6 +14,7 @@ changed before the migration is refused by the plan, and then nothing is sealed.
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 import uuid
 from collections.abc import Iterator
@@ -27,6 +28,9 @@ from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-def
 
 import hub.bootstrap as bootstrap_module
 from adapters.kafka_log import KafkaEventLog
+from adapters.kafka_log.batch import strip_idem
+from audit.leaf import encode as leaf_input
+from audit.merkle import leaf_hash
 from core.errors import Conflict, LogTampered
 from core.events import tenant_of
 from core.ports.eventlog import Record, StoredRecord
@@ -50,9 +54,11 @@ def kafka() -> str:
 
 
 @pytest.fixture
-def old(kafka: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+def old(
+    kafka: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> Iterator[dict[str, Any]]:
     """A deployment as the pre-15 hub left it: every record unsealed, the ledger synced; two
-    keys issued (two principal records)."""
+    keys issued (two principal records). Settings overrides by indirect parametrization."""
     prefix = f"t{uuid.uuid4().hex[:10]}."
     settings = load_settings(
         environ={},
@@ -60,6 +66,7 @@ def old(kafka: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
         event_log="kafka",
         kafka_bootstrap_servers=kafka,
         kafka_topic_prefix=prefix,
+        **getattr(request, "param", {}),
     )
     with monkeypatch.context() as m:
 
@@ -274,6 +281,54 @@ def test_a_record_changed_before_the_migration_is_refused_by_the_plan(
             h.config_changes.approve(CAROL, change.change_id, "ok")
         with pytest.raises(Conflict, match="approved"):
             apply_seal_plan(h, ALICE)
+        assert kafka_log_of(h.ledger.log).seals() == {}
+    finally:
+        h.close()
+
+
+@pytest.mark.parametrize("old", [{"ledger_store": "sqlite"}], indirect=True)
+def test_a_ledger_leaf_rewritten_to_match_a_changed_record_does_not_get_it_sealed(
+    old: dict[str, Any], kafka: str
+) -> None:
+    """Whoever can write the ledger store changes a principal record and rewrites its leaf to
+    match: the plan's leaf check passes, but apply verifies the ledger first and refuses."""
+    settings, prefix = old["settings"], old["prefix"]
+    _recreate(kafka, prefix + PRINCIPALS, 1)
+    _produce(kafka, prefix + PRINCIPALS, old["stored"], forge=1)
+    raw = KafkaEventLog(kafka, topic_prefix=prefix)
+    try:
+        forged = strip_idem(list(raw.scan_stored(PRINCIPALS, 0))[1])
+    finally:
+        raw.close()
+    leaf = leaf_hash(
+        leaf_input(
+            forged.topic,
+            forged.partition,
+            forged.offset,
+            forged.timestamp_ms,
+            forged.key,
+            forged.headers,
+            forged.value,
+        )
+    )
+    conn = sqlite3.connect(settings.data_dir / "ledger.sqlite", isolation_level=None)
+    try:
+        changed = conn.execute(
+            "UPDATE leaves SET leaf_hash = ? WHERE topic = ? AND part = 0 AND off = 1",
+            (leaf, PRINCIPALS),
+        ).rowcount
+    finally:
+        conn.close()
+    assert changed == 1
+    h = bootstrap(settings, kafka_migration=True)
+    try:
+        plan = seal_plan(kafka_log_of(h.ledger.log), h.ledger.store)
+        assert plan.refused == 0  # the rewritten leaf matches the changed record
+        change = h.config_changes.propose(ALICE, RESOURCE, plan.digest, "seal")
+        h.config_changes.approve(CAROL, change.change_id, "looks fine")
+        with pytest.raises(Conflict, match="ledger does not verify") as caught:
+            apply_seal_plan(h, ALICE)
+        assert caught.value.code == "migration_ledger_invalid"
         assert kafka_log_of(h.ledger.log).seals() == {}
     finally:
         h.close()

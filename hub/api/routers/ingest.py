@@ -109,12 +109,14 @@ async def ingest_json(
     """
     hub = hub_of(request)
     body = await _body(request)
-    ctype = request.headers.get("content-type", "")
-    ndjson = ctype.startswith(NDJSON)
+    # The media type, as HTTP compares it: case-insensitive, parameters apart, whole (a prefix
+    # match took `application/vnd.apache.arrow.streamX` for Arrow and `APPLICATION/...` for JSON).
+    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    ndjson = media == NDJSON
     source = f"http:{principal.id}"
 
     def work() -> tuple[IngestResult, dict[str, Any]]:
-        if ctype.startswith(ARROW_STREAM):
+        if media == ARROW_STREAM:
             result = ingest_arrow_body(
                 hub.ingest,
                 topic,

@@ -284,8 +284,9 @@ def _field_paths(schema: Any, prefix: tuple[str, ...], out: set[tuple[str, ...]]
 
 def declassified(old_json: SchemaJson, new_json: SchemaJson) -> list[str]:
     """Paths (``a/b``) of fields ``old_json`` classifies PII (or stores encrypted) that
-    ``new_json`` keeps as fields without that protection: a new version of a shared subject
-    must not turn every tenant's personal data into clear, unmasked text."""
+    ``new_json`` keeps as fields without that protection, and ``old_json``'s data subject field
+    when ``new_json`` marks another or none: a new version of a shared subject must not turn
+    every tenant's personal data into clear, unmasked or unerasable text."""
     old, new = plan(old_json), plan(new_json)
     try:
         expanded = fastavro.parse_schema(_load(new_json), expand=True)
@@ -296,6 +297,10 @@ def declassified(old_json: SchemaJson, new_json: SchemaJson) -> list[str]:
     new_pii = {f.path for f in new.fields}
     lost = {f.path for f in old.fields if f.path in present and f.path not in new_pii}
     lost |= {p for p in old.encrypted if p in present and p not in new.encrypted}
+    if old.subject_field is not None and new.subject_field != old.subject_field:
+        # The data subject keys the PII's encryption: moved (to ``country``, say) or dropped,
+        # erasing a person would no longer shred their records.
+        lost.add((old.subject_field,))
     return sorted("/".join(p) for p in lost)
 
 

@@ -777,9 +777,10 @@ class SchemaRegistry:
                 raise IncompatibleSchema(
                     f"Schema being registered under subject {subject!r} keeps field(s) "
                     f"{', '.join(lost)} that version {sv.version} classifies as PII (or stores "
-                    'encrypted) without that protection: keep "classification": "pii" on them, '
-                    "and register the subject's log form (core.pii.encrypted_schema: PII fields "
-                    "as encrypted bytes) where it stores them encrypted.",
+                    "encrypted, or marks as the data subject) without that protection: keep "
+                    '"classification": "pii" and "hub.data_subject" where they are, and register '
+                    "the subject's log form (core.pii.encrypted_schema: PII fields as encrypted "
+                    "bytes) where it stores them encrypted.",
                     [f"PII_DECLASSIFIED at {p}" for p in lost],
                 )
 

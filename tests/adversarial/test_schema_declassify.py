@@ -83,6 +83,25 @@ def test_a_tenants_publisher_cannot_declassify_a_shared_subject(
     assert seen and all("Secretname" not in json.dumps(v) for v in seen), seen
 
 
+@pytest.mark.parametrize("to", ["country", None])
+def test_the_data_subject_field_cannot_be_moved_or_dropped(api: Api, to: str | None) -> None:
+    """Moved to ``country`` (or dropped), the PII of every tenant's accounts would be encrypted
+    under ``GB`` (or unattributed): erasing ACC-9 would shred nothing of theirs."""
+    gpub = basic(api.hub.keys.create(["publisher"], principal="gpat", tenant="globex").token)
+    before = _latest(api, gpub)
+    schema = json.loads(before["schema"])
+    for f in schema["fields"]:
+        f.pop("hub.data_subject", None)
+        if f["name"] == to:
+            f["hub.data_subject"] = True
+    schema["fields"].append({"name": "zz_extra", "type": ["null", "string"], "default": None})
+    r = api.client.post(
+        f"/subjects/{SUBJECT}/versions", json={"schema": json.dumps(schema)}, headers=gpub
+    )
+    assert r.status_code == 409 and "account_id" in r.json()["message"], r.text
+    assert _latest(api, gpub)["version"] == before["version"]
+
+
 def test_a_compatible_version_that_keeps_the_classification_is_registered(api: Api) -> None:
     admin = api.admin
     schema = json.loads(_latest(api, admin)["schema"])

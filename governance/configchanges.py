@@ -391,7 +391,17 @@ class _RegistrySetting(ConfigResource):
 
     def validate(self, value: Any) -> Any:
         if value is None:
-            return None
+            return None  # the default: also how an internal subject's stray setting is undone
+        from registry.internal import is_internal_subject
+
+        if self.subject is not None and is_internal_subject(self.subject):
+            # As PUT /config/{subject} and PUT /mode/{subject} refuse it: a READONLY or IMPORT
+            # internal subject would stop the hub's own release from registering its schemas.
+            raise Forbidden(
+                f"Subject {self.subject!r} belongs to an internal topic of the hub: setting its "
+                f"{self.what} is refused for every role.",
+                code="internal_subject",
+            )
         if not isinstance(value, str):
             raise InvalidInput(
                 f"A {self.what} is a string such as '{self.such_as}', not {value!r}.",

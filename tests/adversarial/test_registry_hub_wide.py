@@ -60,3 +60,30 @@ def test_a_tenants_security_admin_cannot_set_the_registrys_mode_or_levels(
         client.put("/config/trades-value", json={"compatibility": "FULL"}, headers=sue).status_code
         == 200
     )
+
+
+@pytest.mark.parametrize(
+    "resource",
+    [
+        "registry.mode:hub.decisions-value",
+        "registry.mode:HUB.Principals-value",
+        "registry.mode:hub.ConfigChangeProposed",
+        "registry.mode:_schemas",
+    ],
+)
+@pytest.mark.parametrize("value", ["READONLY", "IMPORT"])
+def test_an_internal_subjects_mode_is_not_set_through_config_changes(
+    hub: Hub, client: TestClient, resource: str, value: str
+) -> None:
+    """``PUT /mode/{subject}`` refused an internal subject; ``POST /v1/config/changes`` of
+    ``registry.mode:<internal subject>`` applied it (the hub's own security admin, one
+    request): its next release could not register the subject's new schema."""
+    sue = basic(_key(hub, "security_admin", "sue"))
+    r = client.post(
+        "/v1/config/changes",
+        json={"resource": resource, "value": value, "reason": "x"},
+        headers=sue,
+    )
+    assert r.status_code == 403 and r.json()["reason"] == "internal_subject", r.text
+    subject = resource.split(":", 1)[1]
+    assert hub.registry.mode(subject) == "READWRITE"

@@ -56,3 +56,28 @@ def test_another_tenants_stored_record_sent_back_is_refused_not_decrypted(api: A
         r = client.get(f"/v1/topics/accounts/events?partition={p}", headers=gus)
         seen += [json.dumps(x["value"]) for x in r.json()["records"]]
     assert not [v for v in seen if "Secretname" in v], seen
+
+
+def test_the_quarantined_ciphertext_is_not_replayed(api: Api) -> None:
+    """An admin's replay (``quarantine.replay``) re-ingested the entry's original through the
+    pipeline, which decrypts copies of the hub's records: the same oracle, one step later."""
+    hub, client = api.hub, api.client
+    apub = basic(hub.keys.create(["publisher"], principal="apat", tenant="acme").token)
+    gpub = basic(hub.keys.create(["publisher"], principal="gpat", tenant="globex").token)
+    r = client.post(
+        "/v1/topics/accounts/events",
+        json={"events": [{"value": ACCOUNT, "event_type": SUBJECT}]},
+        headers=apub,
+    )
+    at = r.json()["offsets"][0]
+    stored = next(iter(hub.log.scan("accounts", at["partition"], at["offset"])))
+    assert stored.value is not None
+    r = client.post(
+        "/v1/ingest/accounts/avro",
+        content=struct.pack(">I", len(stored.value)) + stored.value,
+        headers={**gpub, "Content-Type": "application/vnd.hub.wire-batch"},
+    )
+    assert r.json()["rejected"] == 1, r.text
+    (entry,) = client.get("/v1/quarantine", headers=api.admin).json()["records"]
+    r = client.post("/v1/quarantine/replay", json={"offsets": [entry["offset"]]}, headers=api.admin)
+    assert r.status_code == 422 and r.json()["reason"] == "not_replayable", r.text

@@ -274,6 +274,36 @@ def plan(schema_json: SchemaJson) -> Plan:
     return _plan(_text(schema_json))
 
 
+def _field_paths(schema: Any, prefix: tuple[str, ...], out: set[tuple[str, ...]]) -> None:
+    for rec in _record_branches(schema):
+        for f in rec.get("fields", []):
+            path = (*prefix, f["name"])
+            out.add(path)
+            _field_paths(f["type"], path, out)
+
+
+def declassified(old_json: SchemaJson, new_json: SchemaJson) -> list[str]:
+    """Paths (``a/b``) of fields ``old_json`` classifies PII (or stores encrypted) that
+    ``new_json`` keeps as fields without that protection, and ``old_json``'s data subject field
+    when ``new_json`` marks another or none: a new version of a shared subject must not turn
+    every tenant's personal data into clear, unmasked or unerasable text."""
+    old, new = plan(old_json), plan(new_json)
+    try:
+        expanded = fastavro.parse_schema(_load(new_json), expand=True)
+    except Exception as exc:  # fastavro raises several types for a bad schema
+        raise InvalidSchema(f"The schema is not valid Avro: {exc}.") from exc
+    present: set[tuple[str, ...]] = set()
+    _field_paths(expanded, (), present)
+    new_pii = {f.path for f in new.fields}
+    lost = {f.path for f in old.fields if f.path in present and f.path not in new_pii}
+    lost |= {p for p in old.encrypted if p in present and p not in new.encrypted}
+    if old.subject_field is not None and new.subject_field != old.subject_field:
+        # The data subject keys the PII's encryption: moved (to ``country``, say) or dropped,
+        # erasing a person would no longer shred their records.
+        lost.add((old.subject_field,))
+    return sorted("/".join(p) for p in lost)
+
+
 def pii_fields(schema_json: SchemaJson) -> list[str]:
     """Paths (``a/b`` for nested records) of every field classified PII, in schema order."""
     return [f.name for f in plan(schema_json).fields]

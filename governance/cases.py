@@ -36,6 +36,9 @@ CASES_TOPIC = "hub.cases"
 OPENED = "hub.CaseOpened"
 CLOSED = "hub.CaseClosed"
 DEFAULT_EXPIRY_NS = 7 * 24 * 3600 * 1_000_000_000
+# Longest a case may run: a case unmasks PII for its investigators without ``pii.read``, so it
+# must end; a longer investigation opens a new case (a new decision on the record).
+MAX_EXPIRY_NS = 90 * 24 * 3600 * 1_000_000_000
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
 
@@ -57,7 +60,14 @@ def parse_duration_ns(text: str) -> int:
             "e.g. 90m, 12h, 7d or 2w.",
             code="invalid_duration",
         )
-    return int(m.group(1)) * _UNIT_S[m.group(2)] * 1_000_000_000
+    ns = int(m.group(1)) * _UNIT_S[m.group(2)] * 1_000_000_000
+    if ns > MAX_EXPIRY_NS:
+        raise InvalidInput(
+            f"expires_in={text!r} is longer than a case may run (90d): open it for at most "
+            "90d, and a new case when the investigation goes on.",
+            code="invalid_duration",
+        )
+    return ns
 
 
 @dataclass

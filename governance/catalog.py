@@ -128,9 +128,12 @@ class Catalog:
         self._governance = governance
         self._lineage = lineage_log
 
-    def datasets(self) -> list[Dataset]:
-        """Every dataset, topics first, then projections and exports, each sorted by name."""
-        return _datasets(self._log, self._registry, self._governance, self._lineage)
+    def datasets(self, tenant_scope: str | None = None) -> list[Dataset]:
+        """Every dataset, topics first, then projections and exports, each sorted by name. For
+        a reader limited to ``tenant_scope`` (None: every tenant), ``legal_hold`` counts that
+        tenant's holds only and the exports are its own runs' (as ``LineageLog.graph`` shows
+        them): another tenant's hold names an investigation, its exports its files."""
+        return _datasets(self._log, self._registry, self._governance, self._lineage, tenant_scope)
 
 
 def _datasets(
@@ -138,9 +141,12 @@ def _datasets(
     registry: SchemaRegistry,
     governance: Governance,
     lineage_log: lineage.LineageLog,
+    tenant_scope: str | None = None,
 ) -> list[Dataset]:
     state = governance.state()
-    held = {h.scope for h in state.holds.values()}
+    held = {
+        h.scope for h in state.holds.values() if tenant_scope is None or h.tenant == tenant_scope
+    }
     descriptions = {s.name: s.description for s in TOPICS}
     out: list[Dataset] = []
     topic_classes: dict[str, str] = {}
@@ -194,7 +200,7 @@ def _datasets(
             )
         )
     exports: dict[str, set[str]] = {}
-    for ev in lineage_log.events():
+    for ev in lineage_log.events(tenant_scope=tenant_scope):
         if ev["event_type"] != "COMPLETE":
             continue
         for ds in ev["outputs"]:

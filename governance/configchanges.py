@@ -203,11 +203,15 @@ def hub_wide(resource: str) -> bool:
     in its topic or projection (topics are shared; a record's tenant is a header), so a key of
     another tenant MUST NOT set one without ``tenant.all``. The same holds for a subject's
     quality rules (``rules:<subject>``: they decide which of every tenant's records on the
-    subject's topic are quarantined) and the console's alert rules (``alerts.rules``: one set
-    for the whole hub)."""
+    subject's topic are quarantined), the console's alert rules (``alerts.rules``: one set
+    for the whole hub) and the registry's compatibility levels and modes (``registry.config``,
+    ``registry.mode``, global or a subject's: subjects are shared, and a READONLY mode or a
+    level of NONE holds for every tenant's producers)."""
     return (
         resource.startswith((RETENTION_PREFIX, RULES_PREFIX, MIGRATION_PREFIX))
         or resource == "alerts.rules"
+        or resource in (REGISTRY_CONFIG, REGISTRY_MODE)
+        or resource.startswith((REGISTRY_CONFIG + ":", REGISTRY_MODE + ":"))
     )
 
 
@@ -387,7 +391,17 @@ class _RegistrySetting(ConfigResource):
 
     def validate(self, value: Any) -> Any:
         if value is None:
-            return None
+            return None  # the default: also how an internal subject's stray setting is undone
+        from registry.internal import is_internal_subject
+
+        if self.subject is not None and is_internal_subject(self.subject):
+            # As PUT /config/{subject} and PUT /mode/{subject} refuse it: a READONLY or IMPORT
+            # internal subject would stop the hub's own release from registering its schemas.
+            raise Forbidden(
+                f"Subject {self.subject!r} belongs to an internal topic of the hub: setting its "
+                f"{self.what} is refused for every role.",
+                code="internal_subject",
+            )
         if not isinstance(value, str):
             raise InvalidInput(
                 f"A {self.what} is a string such as '{self.such_as}', not {value!r}.",

@@ -152,13 +152,15 @@ def decided(h: Any, action: str, resource: str, principal: Principal) -> Decisio
     return decision
 
 
-def authorize_hub_wide(h: Any, action: str, resource: str, principal: Principal) -> None:
+def authorize_hub_wide(h: Any, action: str, resource: str, principal: Principal) -> Principal:
     """``authorize`` for something no single tenant owns (``hub.api.deps.authorize_hub_wide``):
-    decided as the hub's own tenant's, so another tenant's key needs ``tenant.all``."""
+    decided as the hub's own tenant's, so another tenant's key needs ``tenant.all``. The
+    principal, as ``authorize`` returns it."""
     context = {"channel": "cli", "tenant": HUB_TENANT}
     decision: Decision = h.policy.decide(principal, action, resource, context)
     if not decision.allow:
         raise Forbidden(f"Access denied: {decision.reason}.")
+    return principal
 
 
 def run_safely(fn: Callable[[], None]) -> None:

@@ -240,6 +240,14 @@ def to_raw(entry: dict[str, Any], pipeline: IngestPipeline | None = None) -> Raw
             "original is shredded and cannot be replayed.",
             code="not_replayable",
         )
+    if entry.get("reason_code") == "ciphertext_refused":
+        # A producer sent the hub's own ciphertext (hub.api.routers.ingest._no_ciphertext):
+        # replaying it would decrypt it into the sender's tenant, the oracle that was refused.
+        raise InvalidInput(
+            f"Quarantined record {entry['offset']} holds PII ciphertext a producer sent: it is "
+            "never decrypted for its sender, so it is not replayed; ask for plain values.",
+            code="not_replayable",
+        )
     if entry["truncated"]:
         raise InvalidInput(
             f"Quarantined record {entry['offset']} was kept truncated "

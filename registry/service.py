@@ -714,6 +714,7 @@ class SchemaRegistry:
                         return sv
                 # Read-only refuses writes; the answer above writes nothing (as a lookup).
                 self._refuse_read_only(subject)
+                self._refuse_declassified(subject, text, schema_type)
                 if explicit and not importing:
                     raise InvalidInput(
                         "An explicit schema id or version is only accepted in IMPORT mode.",
@@ -756,6 +757,32 @@ class SchemaRegistry:
             if not busy and not r.writers_waiting:
                 return importing
             self._settled.wait()
+
+    def _refuse_declassified(self, subject: str, text: str, schema_type: str) -> None:
+        """Refuse a version that keeps a field some live version of ``subject`` classifies
+        PII (or stores encrypted) without that protection. Subjects are shared by every
+        tenant's producers, and the compatibility rules ignore the classification: one
+        tenant's publisher registered ``hub.accounts.AccountOpened`` v2 with ``email`` a plain
+        unclassified string, and every tenant's new accounts were stored in clear (no
+        crypto-shredding) and shown unmasked to analysts."""
+        if schema_type.upper() != "AVRO":
+            return
+        from core.pii import declassified
+
+        for sv in self._state.subjects.get(subject, {}).values():
+            if sv.deleted or sv.schema.schema_type != "AVRO":
+                continue
+            lost = declassified(sv.schema.text, text)
+            if lost:
+                raise IncompatibleSchema(
+                    f"Schema being registered under subject {subject!r} keeps field(s) "
+                    f"{', '.join(lost)} that version {sv.version} classifies as PII (or stores "
+                    "encrypted, or marks as the data subject) without that protection: keep "
+                    '"classification": "pii" and "hub.data_subject" where they are, and register '
+                    "the subject's log form (core.pii.encrypted_schema: PII fields as encrypted "
+                    "bytes) where it stores them encrypted.",
+                    [f"PII_DECLASSIFIED at {p}" for p in lost],
+                )
 
     def _refuse_incompatible(self, subject: str, parsed: ParsedSchema) -> None:
         problems = self._check_folded(subject, parsed)

@@ -284,16 +284,18 @@ def authorize(action: str, resource: str | None = None) -> Callable[..., Any]:
     return dependency
 
 
-def authorize_hub_wide(action: str, resource: str) -> Callable[..., Any]:
+def authorize_hub_wide(action: str, resource: str | None = None) -> Callable[..., Any]:
     """``authorize(action, resource)`` for something no single tenant owns (``HUB_TENANT``):
     decided with ``context.tenant`` the hub's own tenant, so the policy's tenant isolation
-    refuses a key of another tenant unless it holds ``tenant.all`` (or a grant of it)."""
+    refuses a key of another tenant unless it holds ``tenant.all`` (or a grant of it).
+    ``resource`` defaults to the request path, as ``authorize``'s."""
 
     async def dependency(request: Request) -> Principal:
         principal = principal_of(request)
         hub, route = hub_of(request), route_of(request)
         ctx = {**decision_context(request), "tenant": HUB_TENANT}
-        decision = await decide_async(hub, route, principal, action, resource, ctx)
+        target = resource or request.url.path
+        decision = await decide_async(hub, route, principal, action, target, ctx)
         request.state.decision = decision
         return principal
 

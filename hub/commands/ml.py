@@ -33,7 +33,16 @@ from typing import Any
 import click
 
 from core.errors import Forbidden, InvalidInput
-from hub.cli import Ctx, authorize, decided, key_option, main, principal_for, run_safely
+from hub.cli import (
+    Ctx,
+    authorize,
+    authorize_hub_wide,
+    decided,
+    key_option,
+    main,
+    principal_for,
+    run_safely,
+)
 
 FAMILY_HELP = (
     "Model family: sklearn-lr (scikit-learn), or spark-lr (Spark MLlib local[2] in the "
@@ -115,7 +124,7 @@ def ml_retrain(
         with obj.hub() as h:
             principal = principal_for(h, key)
             authorize(h, "model.train", f"model:{name}", principal)
-            authorize(h, "model.promote", f"model:{name}", principal)
+            authorize_hub_wide(h, "model.promote", f"model:{name}", principal)
             mv = ml_of(h).retrain(principal, name, share, reason, family)
             click.echo(f"{mv.model} v{mv.version}: {mv.stage.lower()} (share {mv.share:.0%})")
             _json(mv.metrics)
@@ -171,7 +180,9 @@ def ml_promote(
         from hub.ml_setup import ml_of
 
         with obj.hub() as h:
-            principal = authorize(h, "model.promote", f"model:{name}", principal_for(h, key))
+            principal = authorize_hub_wide(
+                h, "model.promote", f"model:{name}", principal_for(h, key)
+            )
             service = ml_of(h)
             if challenger:
                 mv = service.models.promote_challenger(principal, name, version, share, reason)
@@ -210,7 +221,7 @@ def ml_approve(obj: Ctx, change_id: str, reason: str, key: str | None) -> None:
                     f"Change {change_id} changes {resource!r}, not a model's champion or retrain "
                     "schedule: approve it with `hub config approve`."
                 )
-            authorize(h, "model.approve", resource, principal)
+            authorize_hub_wide(h, "model.approve", resource, principal)
             _json(changes.approve(principal, change_id, reason).summary())
 
     run_safely(go)
@@ -254,7 +265,7 @@ def ml_schedule(
             if off and (every or on_drift):
                 raise InvalidInput("--off stops the schedule: give it without --every/--on-drift.")
             authorize(h, "model.train", f"model:{name}", principal)
-            authorize(h, "model.promote", f"model:{name}", principal)
+            authorize_hub_wide(h, "model.promote", f"model:{name}", principal)
             value: dict[str, Any] | None = None if off else {"on_drift": on_drift, "share": share}
             if every is not None and value is not None:
                 value["every"] = every
@@ -281,7 +292,7 @@ def ml_sync_aliases(obj: Ctx, name: str, key: str | None) -> None:
         from hub.ml_setup import ml_of
 
         with obj.hub() as h:
-            authorize(h, "model.promote", f"model:{name}", principal_for(h, key))
+            authorize_hub_wide(h, "model.promote", f"model:{name}", principal_for(h, key))
             mended = ml_of(h).models.sync_aliases(name)
             for line in mended:
                 click.echo(f"mended: {line}")
@@ -303,7 +314,9 @@ def ml_retire(obj: Ctx, name: str, version: int, reason: str, key: str | None) -
         from hub.ml_setup import ml_of
 
         with obj.hub() as h:
-            principal = authorize(h, "model.promote", f"model:{name}", principal_for(h, key))
+            principal = authorize_hub_wide(
+                h, "model.promote", f"model:{name}", principal_for(h, key)
+            )
             mv = ml_of(h).models.retire(principal, name, version, reason)
             click.echo(f"{name} v{mv.version} is {mv.stage.lower()}")
 
@@ -484,7 +497,7 @@ def ml_drift(
             tenant = None if all_tenants else (principal.tenant if scope is None else scope)
             out = service.check_drift(name, window, tenant=tenant)
             if out["drifted"] and retrain:
-                authorize(h, "model.promote", f"model:{name}", principal)
+                authorize_hub_wide(h, "model.promote", f"model:{name}", principal)
                 reason = f"drift in {', '.join(out['drifted'])}"
                 out["retrained"] = service.retrain(principal, name, reason=reason).as_dict()
             _json(out)

@@ -15,7 +15,16 @@ from typing import Any
 import click
 
 from core.errors import InvalidInput
-from hub.cli import Ctx, authorize, echo_change, key_option, main, principal_for, run_safely
+from hub.cli import (
+    Ctx,
+    authorize,
+    authorize_hub_wide,
+    echo_change,
+    key_option,
+    main,
+    principal_for,
+    run_safely,
+)
 
 
 def _files_from(path: Path, active: Any, target: str | None) -> dict[str, str]:
@@ -135,7 +144,7 @@ def policy_propose(obj: Ctx, path: str, reason: str, target: str | None, key: st
     def go() -> None:
         with obj.hub() as h:
             principal = principal_for(h, key)
-            authorize(h, "policy.propose", "policy", principal)
+            authorize_hub_wide(h, "policy.propose", "policy", principal)  # one bundle, all tenants
             changes = h.policy_changes
             files = _files_from(Path(path), changes.store.active_bundle(), target)
             change = changes.propose(principal, files, reason)
@@ -161,7 +170,7 @@ def policy_approve(obj: Ctx, change_id: str, reason: str, key: str | None) -> No
     def go() -> None:
         with obj.hub() as h:
             principal = principal_for(h, key)
-            authorize(h, "policy.approve", "policy", principal)
+            authorize_hub_wide(h, "policy.approve", "policy", principal)
             echo_change(h.policy_changes.approve(principal, change_id, reason))
 
     run_safely(go)
@@ -178,7 +187,7 @@ def policy_rollback(obj: Ctx, version: str, reason: str, key: str | None) -> Non
     def go() -> None:
         with obj.hub() as h:
             principal = principal_for(h, key)
-            authorize(h, "policy.propose", "policy", principal)
+            authorize_hub_wide(h, "policy.propose", "policy", principal)  # one bundle, all tenants
             change = h.policy_changes.rollback(principal, version, reason)
             echo_change(change, diff=True)
 

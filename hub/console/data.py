@@ -27,7 +27,7 @@ from starlette.concurrency import run_in_threadpool
 from core.errors import InvalidInput
 from core.ports.policy import Principal
 from governance.cases import cases_within
-from hub.api.deps import MAX_INT64, authorize, decision_context, hub_of
+from hub.api.deps import MAX_INT64, authorize, authorize_hub_wide, decision_context, hub_of
 from hub.api.routers.cases import check_case
 from hub.api.routers.ledger import tenant_scope
 from hub.console.gate import live_session, sessions_of
@@ -797,7 +797,9 @@ def approve(
     change_id: Annotated[str, Path(max_length=100)],
     body: ApproveIn,
     request: Request,
-    principal: Principal = Depends(authorize("policy.approve", "policy")),
+    principal: Principal = Depends(
+        authorize_hub_wide("policy.approve", "policy")
+    ),  # one bundle, all tenants
 ) -> dict[str, Any]:
     """Approve a pending policy change (the two-person rule applies: not its proposer)."""
     summary: dict[str, Any] = (

@@ -161,7 +161,7 @@ def test_bytes_that_are_not_hub_ciphertext_get_a_clear_reason(served: tuple[Hub,
     result = post_framed(url, token, "accounts", *[v for v in values if v is not None])
     assert (result["accepted"], result["rejected"]) == (0, 2), result
     for rejection in result["rejections"]:
-        assert rejection["reason_code"] == "not_hub_ciphertext"
+        assert rejection["reason_code"] == "ciphertext_refused"
         assert "erased" not in rejection["reason"]  # it was: "key_destroyed ... (erased, or ...)"
         assert f"'{SUBJECT}-plain'" in rejection["reason"]
         assert "send plain values" in rejection["reason"]

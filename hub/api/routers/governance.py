@@ -54,9 +54,13 @@ class ReleaseIn(BaseModel):
 def get_catalog(
     request: Request,
     kind: str | None = Query(None, pattern="^(topic|projection|export)$"),
-    _: Principal = Depends(authorize("catalog.read")),
+    who: Principal = Depends(authorize("catalog.read")),
 ) -> dict[str, Any]:
-    datasets = [d.as_dict() for d in hub_of(request).catalog.datasets() if kind in (None, d.kind)]
+    """Every dataset; a tenant-limited reader sees its own tenant's legal holds and exports
+    only (``Catalog.datasets``)."""
+    scope = lineage_scope(request, who)
+    catalog = hub_of(request).catalog
+    datasets = [d.as_dict() for d in catalog.datasets(scope) if kind in (None, d.kind)]
     return {"datasets": datasets}
 
 

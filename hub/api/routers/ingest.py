@@ -109,12 +109,14 @@ async def ingest_json(
     """
     hub = hub_of(request)
     body = await _body(request)
-    ctype = request.headers.get("content-type", "")
-    ndjson = ctype.startswith(NDJSON)
+    # The media type, as HTTP compares it: case-insensitive, parameters apart, whole (a prefix
+    # match took `application/vnd.apache.arrow.streamX` for Arrow and `APPLICATION/...` for JSON).
+    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    ndjson = media == NDJSON
     source = f"http:{principal.id}"
 
     def work() -> tuple[IngestResult, dict[str, Any]]:
-        if ctype.startswith(ARROW_STREAM):
+        if media == ARROW_STREAM:
             result = ingest_arrow_body(
                 hub.ingest,
                 topic,
@@ -199,6 +201,7 @@ async def ingest_avro(
         pos += 4 + n
     if not records:
         raise InvalidInput("The body holds no framed values.", code="invalid_batch")
+    records = [_no_ciphertext(hub, r) for r in records]
 
     def work() -> tuple[IngestResult, dict[str, Any]]:
         result = hub.ingest.ingest(
@@ -212,6 +215,46 @@ async def ingest_avro(
 
     result, ledger = await run_in_threadpool(work)
     return {"topic": topic, **result.as_dict(), "ledger": ledger}
+
+
+def _no_ciphertext(hub: Hub, raw: RawRecord) -> RawRecord:
+    """``raw``, or an error record (quarantined alone) when its writer schema is a log form
+    (PII fields hold ciphertext).
+
+    The pipeline decrypts such a value as a copy of the hub's own record and stores it in the
+    sender's tenant; PII keys are per data subject and topics are shared, so from a producer
+    that made the hub a decryption oracle across tenants: globex copied acme's stored account
+    from the topic (any consumer reads the ciphertext), sent it here, and globex's officer read
+    acme's customer in clear. A producer sends plain values; the hub encrypts them."""
+    from core.pii import encrypts, pii_fields
+    from registry.plain import plain_subject
+
+    try:
+        writer_id, _ = serde.split_wire(raw.original)
+        text = hub.registry.parsed(writer_id).text
+        if not encrypts(text):
+            return raw
+    except Exception:  # not wire format, an unknown id: the pipeline names the problem
+        return raw
+    return RawRecord(
+        raw.original,
+        kind="wire",
+        content_type=WIRE,
+        error_code="ciphertext_refused",
+        error=(
+            f"The value was written with schema id {writer_id}, a log form whose PII fields "
+            f"({', '.join(pii_fields(text))}) hold ciphertext: producers send plain values, "
+            "serialized with the plain schema (the .avsc as shipped; registering it under the "
+            f"subject answers with the id of its plain companion, e.g. "
+            f"'{plain_subject(_subject_of(hub, writer_id))}'), and the hub encrypts them."
+        ),
+    )
+
+
+def _subject_of(hub: Hub, schema_id: int) -> str:
+    """A subject holding ``schema_id`` (for the error's example), else ``<subject>``."""
+    found = sorted(sv.subject for sv in hub.registry.subject_versions_of(schema_id))
+    return found[0] if found else "<subject>"
 
 
 @router.get("/v1/quality/stats", response_model=QualityStats)

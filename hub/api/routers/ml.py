@@ -21,7 +21,14 @@ from fastapi import APIRouter, Depends, FastAPI, Path, Request
 from pydantic import BaseModel, Field
 
 from core.ports.policy import Principal
-from hub.api.deps import authorize, count_decision, decision_context, hub_of, route_of
+from hub.api.deps import (
+    authorize,
+    authorize_hub_wide,
+    count_decision,
+    decision_context,
+    hub_of,
+    route_of,
+)
 from ml.ab import MAX_CHALLENGER_SHARE
 
 
@@ -189,7 +196,7 @@ def retrain(
     request: Request,
     name: str = NAME,
     who: Principal = Depends(authorize("model.train")),
-    _: Principal = Depends(authorize("model.promote")),
+    _: Principal = Depends(authorize_hub_wide("model.promote")),  # one champion, all tenants
 ) -> dict[str, Any]:
     made: dict[str, Any] = _ml(request).retrain(who, name, body.share, body.reason).as_dict()
     return made

@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 
 from core.ports.policy import Principal
 from governance.changes import PolicyChanges
-from hub.api.deps import authorize, hub_of
+from hub.api.deps import authorize, authorize_hub_wide, hub_of
 from hub.api.models import ActivePolicy, PolicyChange
 
 
@@ -37,6 +37,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 router = APIRouter(tags=["policy"], lifespan=lifespan)
+
+# One bundle decides for every tenant: proposing, approving or rolling it back is decided as
+# the hub's own tenant's (``authorize_hub_wide``), so two officers of one tenant cannot give
+# themselves ``tenant.all`` (the two-person rule counts persons, not tenants).
 
 
 class ProposeBody(BaseModel):
@@ -93,7 +97,7 @@ def get_change(
 def propose(
     body: ProposeBody,
     request: Request,
-    principal: Principal = Depends(authorize("policy.propose", "policy")),
+    principal: Principal = Depends(authorize_hub_wide("policy.propose", "policy")),
 ) -> dict[str, Any]:
     change = _changes(request.app).propose(principal, body.files, body.reason)
     return {**change.summary(), "diff": change.diff}
@@ -104,7 +108,7 @@ def approve(
     change_id: str,
     body: ApproveBody,
     request: Request,
-    principal: Principal = Depends(authorize("policy.approve", "policy")),
+    principal: Principal = Depends(authorize_hub_wide("policy.approve", "policy")),
 ) -> dict[str, Any]:
     return _changes(request.app).approve(principal, change_id, body.reason).summary()
 
@@ -113,7 +117,7 @@ def approve(
 def rollback(
     body: RollbackBody,
     request: Request,
-    principal: Principal = Depends(authorize("policy.propose", "policy")),
+    principal: Principal = Depends(authorize_hub_wide("policy.propose", "policy")),
 ) -> dict[str, Any]:
     change = _changes(request.app).rollback(principal, body.version, body.reason)
     return {**change.summary(), "diff": change.diff}

@@ -58,6 +58,7 @@ from hub.api.deps import (
     MAX_INT64,
     authorize,
     authorize_held,
+    authorize_hub_wide,
     decide_async,
     decision_context,
     held_decision,
@@ -365,7 +366,8 @@ CanWrite = Annotated[Principal, Depends(authorize("schema.write"))]
 # Register stores its decision and its ``_schemas`` record in one transaction (one fsync).
 CanWriteHeld = Annotated[Principal, Depends(authorize_held("schema.write"), scope="function")]
 CanDelete = Annotated[Principal, Depends(authorize("schema.delete"))]
-CanConfigure = Annotated[Principal, Depends(authorize("registry.config"))]
+# The registry's levels and modes hold for every tenant's producers: decided hub-wide.
+CanConfigure = Annotated[Principal, Depends(authorize_hub_wide("registry.config"))]
 JsonBody = Annotated[Any, Depends(json_body)]
 SubjectPrefix = Annotated[str, Query(alias="subjectPrefix")]
 DefaultToGlobal = Annotated[bool, Query(alias="defaultToGlobal")]

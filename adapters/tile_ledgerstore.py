@@ -333,6 +333,32 @@ _RANGES_EDITED = (
 _RANGES_ORPHAN = "has offset ranges (table ``ranges``) but no such batch exists"
 
 
+_CHAIN_SQL = (  # one pass in leaf order: a batch not starting where the one before ended
+    "SELECT coalesce(min(first), 0), coalesce(max(first + n), 0), coalesce(sum(n), 0), "
+    "min(CASE WHEN prev != first THEN first END) FROM "
+    "(SELECT first, n, lag(first + n) OVER (ORDER BY first) AS prev FROM batches)"
+)
+
+
+def _check_chain(conn: sqlite3.Connection, path: str) -> None:
+    """The batches cover the leaves ``[0, size)`` once each, with no gap: a batch row deleted
+    would otherwise drop its entries from every filtered read (a tenant's ``entries``, an
+    evidence population) with no batch left to fail its MAC. Its leaves are named; the
+    batches' own (first, n) are under their MACs when read."""
+    lo, end, total, gap = conn.execute(_CHAIN_SQL).fetchone()
+    size = _size(conn)
+    if lo == 0 and end == size and total == size and gap is None:
+        return
+    gap_at = "" if gap is None else f", the one before leaf {gap} not ending there"
+    raise HubError(
+        f"The side index of {path} does not cover every leaf once ({total} leaves in batches "
+        f"from leaf {lo} to {end - 1}{gap_at}; tree size {size}): a side-index batch "
+        "was removed or added, and filtered reads would miss or double its entries. Run `hub "
+        "ledger verify` and restore the ledger file from a backup.",
+        code="ledger_store",
+    )
+
+
 def _spans_rows(conn: sqlite3.Connection, first: int) -> list[Span]:
     """The ``ranges`` rows of the batch at leaf ``first``, sorted."""
     rows = conn.execute("SELECT topic, part, lo, hi FROM ranges WHERE batch = ?", (first,))
@@ -965,6 +991,7 @@ class TileLedgerStore(SqliteLedgerFile):
         if until is not None:
             sql += " AND min_ts < ?"
             args.append(until)
+        _check_chain(conn, self.path)
         rows = [_stored(r) for r in conn.execute(sql + " ORDER BY first", args)]
         self._checked(conn, rows)
         return [(f, n, c, d) for f, n, _lo, _hi, c, d, _mac in rows]

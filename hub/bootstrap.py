@@ -536,7 +536,10 @@ def bootstrap(settings: Settings | None = None, *, install_domain: bool = True) 
     metrics = Metrics()
     keystore = build_keystore(settings)  # PII is encrypted under it before it enters the log
     publisher = Publisher(event_log, registry, settings.max_record_bytes, metrics, keystore)
-    subject_tenants = SqliteSubjectTenants(settings.data_dir / "keys" / "subject_tenants.sqlite")
+    subject_tenants = SqliteSubjectTenants(
+        settings.data_dir / "keys" / "subject_tenants.sqlite",
+        mac_key=derived_secret(settings, b"hub subject tenants MAC"),
+    )
     publisher.subject_tenants = subject_tenants  # which tenants named each subject (erasure)
     if install_domain:
         from hub.domain_setup import install

@@ -13,6 +13,17 @@ Schema (version 1)
 - ``checkpoints``: per tree size the root, time, signed note bytes and ``checkpoint_hash``.
 - ``meta``: schema version, origin, leaf format, tree size.
 
+The rows' MAC. The query columns are what filtered reads select by (a tenant's ``entries``,
+evidence selections, the access review): whoever can write this file rewrites a row's tenant,
+action or time and the entry drops out of those reads, while the leaf hashes, the tree and the
+checkpoints stay as they were. So each appended batch of rows carries, in ``leaf_macs``,
+``HMAC-SHA256(side_key, label | first | n | SHA-256(rows))`` (every column of every row),
+``side_key`` coming from ``keys/`` as the tile store's; ``integrity_problems`` (the default
+verify) checks every batch and that they cover every leaf. Rows written before the MAC are
+keyed as found when a keyed handle first opens the file, once: ``keyed_marker`` (a file in
+``keys/``, which whoever edits this file cannot write) records that it was done, so a file whose
+MACs were all removed is not keyed again but fails.
+
 Reads: the file is memory-mapped (``PRAGMA mmap_size``), so a page read is no ``read()`` call.
 Every chunk a proof or root needs that the port's chunk cache lacks is read in ONE query (the
 keys packed in a JSON array): one SQLite round trip per proof instead of one per tree level.
@@ -25,8 +36,11 @@ state only.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import sqlite3
+import struct
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -37,6 +51,7 @@ from adapters.sqlite_ledgerfile import (
     CheckpointWrites,
     SqliteLedgerFile,
     create_schema,
+    immediate,
     positions_of,
 )
 from core.errors import HubError
@@ -82,6 +97,13 @@ CREATE TABLE nodes (
     + SHARED_TABLES
 )
 
+_MACS_TABLE = (
+    "CREATE TABLE IF NOT EXISTS leaf_macs "
+    "(first INTEGER PRIMARY KEY, n INTEGER NOT NULL, mac BLOB NOT NULL)"
+)
+_MAC_LABEL = b"hub ledger leaf rows v1\x00"
+_ROW_INTS = struct.Struct("<qqqq")  # idx, part, off, ts_ms
+_NULL = struct.pack("<i", -1)
 _INSERT_LEAF = "INSERT INTO leaves VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _COLUMNS = "idx, topic, part, off, ts_ms, actor, action, resource, tenant, leaf_hash"
 
@@ -94,6 +116,28 @@ _SQL_CHUNKS = (
 )
 
 
+def rows_mac(key: bytes, first: int, rows: Sequence[Sequence[Any]]) -> bytes:
+    """The MAC of the leaf rows ``[first, first + len(rows))``: every column of every row."""
+    digest = hashlib.sha256()
+    for idx, topic, part, off, ts, actor, action, resource, tenant, leaf_hash in rows:
+        digest.update(_ROW_INTS.pack(idx, part, off, ts))
+        for text in (topic, actor, action, resource, tenant):
+            if text is None:
+                digest.update(_NULL)
+            else:
+                raw = str(text).encode()
+                digest.update(struct.pack("<i", len(raw)) + raw)
+        digest.update(bytes(leaf_hash))
+    msg = _MAC_LABEL + struct.pack("<QQ", first, len(rows)) + digest.digest()
+    return hmac.new(key, msg, hashlib.sha256).digest()
+
+
+def _rows(conn: sqlite3.Connection, first: int, n: int) -> list[Any]:
+    return conn.execute(
+        f"SELECT {_COLUMNS} FROM leaves WHERE idx >= ? AND idx < ? ORDER BY idx", (first, first + n)
+    ).fetchall()
+
+
 def _size(conn: sqlite3.Connection) -> int:
     row = conn.execute("SELECT max(idx) FROM leaves").fetchone()
     return 0 if row[0] is None else int(row[0]) + 1
@@ -102,8 +146,9 @@ def _size(conn: sqlite3.Connection) -> int:
 class _Write(CheckpointWrites, LedgerWrite):
     """A write transaction on the store's connection (``BEGIN IMMEDIATE`` already run)."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, key: bytes | None = None) -> None:
         self._conn = conn
+        self._key = key
 
     def size(self) -> int:
         return _size(self._conn)
@@ -128,6 +173,12 @@ class _Write(CheckpointWrites, LedgerWrite):
                 "appends each record once.",
                 code="ledger_store",
             ) from exc
+        if rows and self._key is not None:
+            first = int(rows[0][0])
+            self._conn.execute(
+                "INSERT INTO leaf_macs VALUES (?, ?, ?)",
+                (first, len(rows), rows_mac(self._key, first, rows)),
+            )
         self._conn.executemany(
             "INSERT INTO nodes VALUES (?, ?, ?) ON CONFLICT (level, chunk) "
             "DO UPDATE SET data = excluded.data",
@@ -140,7 +191,20 @@ class SqliteLedgerStore(SqliteLedgerFile):
 
     kind = "sqlite"
 
-    def __init__(self, path: Path | str, *, busy_timeout_s: float = 30.0) -> None:
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        busy_timeout_s: float = 30.0,
+        side_key: bytes | None = None,
+        keyed_marker: Path | None = None,
+    ) -> None:
+        """``side_key``: the rows' MAC key (module docstring); without it rows are written
+        without a MAC and nothing is checked. ``keyed_marker``: the file (in ``keys/``) that
+        says this ledger's rows were keyed once; absent, the rows found are keyed as they are
+        and the file is written."""
+        self._side_key = side_key
+        self._keyed_marker = keyed_marker
         pragmas = ("journal_mode=WAL", "synchronous=NORMAL", f"mmap_size={MMAP_BYTES}")
         super().__init__(str(path), busy_timeout_s, pragmas)
 
@@ -157,9 +221,62 @@ class SqliteLedgerStore(SqliteLedgerFile):
                 code="ledger_store",
             )
         conn.execute(INTENTS_TABLE)
+        conn.execute(_MACS_TABLE)
+        key, marker = self._side_key, self._keyed_marker
+        if key is not None and not (marker is not None and marker.exists()):
+            # first keyed open: the rows no batch covers are keyed as found (trust on first
+            # use), then never again (the marker is outside this file)
+            with immediate(conn):
+                covered = conn.execute("SELECT coalesce(max(first + n), 0) FROM leaf_macs")
+                start, size = int(covered.fetchone()[0]), _size(conn)
+                if size > start:
+                    rows = _rows(conn, start, size - start)
+                    conn.execute(
+                        "INSERT INTO leaf_macs VALUES (?, ?, ?)",
+                        (start, len(rows), rows_mac(key, start, rows)),
+                    )
+            if marker is not None:
+                marker.write_text(f"ledger rows keyed: {self.path}\n")
 
     def _writer(self, conn: sqlite3.Connection) -> LedgerWrite:
-        return _Write(conn)
+        return _Write(conn, self._side_key)
+
+    def integrity_problems(self, decoded: Iterable[int] = (), verified: int = 0) -> list[str]:
+        """Every batch of rows against its MAC, and the batches covering every leaf once (the
+        module docstring): a rewritten column lies below any incremental start, so every
+        batch is checked on every run (one read of the rows and a SHA-256 over them)."""
+        key = self._side_key
+        if key is None:
+            return []
+        problems: list[str] = []
+        with self._read() as conn:
+            size = _size(conn)
+            macs = conn.execute("SELECT first, n, mac FROM leaf_macs ORDER BY first").fetchall()
+        expected = 0
+        for first, n, mac in macs:
+            first, n = int(first), int(n)
+            if first != expected:
+                problems.append(
+                    f"the leaf rows {min(first, expected)}..{max(first, expected) - 1} of "
+                    f"{self.path} are covered by no MAC, or by two: batches of MACs were "
+                    "removed or added."
+                )
+            with self._read() as conn:
+                rows = _rows(conn, first, n)
+            if len(rows) != n or not hmac.compare_digest(bytes(mac), rows_mac(key, first, rows)):
+                problems.append(
+                    f"the leaf rows {first}..{first + n - 1} of {self.path} do not match their "
+                    "MAC: a position, time, actor, action, resource or tenant was rewritten "
+                    "(entries could be hidden from or misattributed in filtered reads); run "
+                    "`hub ledger verify --full` and restore the ledger file from a backup."
+                )
+            expected = max(expected, first + n)
+        if expected < size:
+            problems.append(
+                f"the leaf rows {expected}..{size - 1} of {self.path} are covered by no MAC: "
+                "their MACs were removed."
+            )
+        return problems
 
     # -- state -------------------------------------------------------------------------------
     def tree_size(self) -> int:

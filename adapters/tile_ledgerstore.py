@@ -19,6 +19,9 @@
   SHA-256 and its MAC (``batch_mac``, below).
 - ``ranges``: per batch and (topic, partition), the lowest and highest log offset: finds the
   batch holding a record without a per-record index, and refuses a position stored twice.
+  Derived from the batch's columns; a batch's rows are under their own MAC (``batches.rmac``,
+  ``ranges_mac``): a range edited or removed would turn "which leaf holds this record?" into
+  "none", which the cold tier and ``hub lake verify`` read as "nothing was dropped".
 - ``positions``, ``checkpoints``, ``meta``: as the SQLite store.
 
 Why SQLite blobs rather than files: a checkpoint must never point at tiles that are not on disk.
@@ -113,7 +116,8 @@ CREATE TABLE batches (
     max_ts INTEGER NOT NULL,
     cols BLOB NOT NULL,
     digest BLOB NOT NULL,
-    mac BLOB
+    mac BLOB,
+    rmac BLOB
 );
 CREATE TABLE ranges (
     topic TEXT NOT NULL,
@@ -137,6 +141,9 @@ _MAC_LABEL = b"hub ledger side-index batch v1\x00"
 _FROM_LABEL = b"hub ledger side-index keyed from v1\x00"
 _MAC_POS = struct.Struct("<QQqq")  # first, n, min_ts, max_ts
 _BATCH_COLS = "first, n, min_ts, max_ts, cols, digest, mac"
+_RANGES_LABEL = b"hub ledger side-index ranges v1\x00"
+Span = tuple[str, int, int, int]
+"""A ``ranges`` row of one batch: topic, partition, lowest and highest log offset."""
 Stored = tuple[int, int, int, int, bytes, bytes, bytes | None]
 """A ``batches`` row: first, n, min_ts, max_ts, cols, digest, mac (None: unkeyed)."""
 
@@ -145,6 +152,33 @@ def batch_mac(key: bytes, first: int, n: int, min_ts: int, max_ts: int, digest: 
     """The MAC of a side-index batch: its position and time range and its columns' SHA-256."""
     msg = _MAC_LABEL + _MAC_POS.pack(first, n, min_ts, max_ts) + digest
     return hmac.new(key, msg, _sha256).digest()
+
+
+def spans_of(table: pa.Table) -> list[Span]:
+    """The (topic, partition) offset ranges of one side-index batch's columns, sorted: what
+    its ``ranges`` rows MUST hold."""
+    grouped = table.group_by(["topic", "part"], use_threads=False).aggregate(
+        [("off", "min"), ("off", "max")]
+    )
+    return sorted(
+        zip(
+            grouped.column("topic").to_pylist(),
+            grouped.column("part").to_pylist(),
+            grouped.column("off_min").to_pylist(),
+            grouped.column("off_max").to_pylist(),
+            strict=True,
+        )
+    )
+
+
+def ranges_mac(key: bytes, first: int, spans: Sequence[Span]) -> bytes:
+    """The MAC of the ``ranges`` rows of the batch at leaf ``first`` (all of them, sorted):
+    a row edited, removed, added or moved to another batch fails it."""
+    parts = [_RANGES_LABEL, struct.pack("<QI", first, len(spans))]
+    for topic, part, lo, hi in sorted(spans):
+        name = topic.encode()
+        parts += [struct.pack("<I", len(name)), name, struct.pack("<qqq", part, lo, hi)]
+    return hmac.new(key, b"".join(parts), _sha256).digest()
 
 
 def _from_mac(key: bytes, first: int) -> str:
@@ -292,6 +326,45 @@ def _tiles(conn: sqlite3.Connection, level: int, lo: int, hi: int) -> bytes:
     return b"".join(out)
 
 
+_RANGES_EDITED = (
+    "has offset ranges (table ``ranges``) that do not match their MAC: a range was edited, "
+    "removed, added or moved, so a lookup by log position could miss its entry"
+)
+_RANGES_ORPHAN = "has offset ranges (table ``ranges``) but no such batch exists"
+
+
+_CHAIN_SQL = (  # one pass in leaf order: a batch not starting where the one before ended
+    "SELECT coalesce(min(first), 0), coalesce(max(first + n), 0), coalesce(sum(n), 0), "
+    "min(CASE WHEN prev != first THEN first END) FROM "
+    "(SELECT first, n, lag(first + n) OVER (ORDER BY first) AS prev FROM batches)"
+)
+
+
+def _check_chain(conn: sqlite3.Connection, path: str) -> None:
+    """The batches cover the leaves ``[0, size)`` once each, with no gap: a batch row deleted
+    would otherwise drop its entries from every filtered read (a tenant's ``entries``, an
+    evidence population) with no batch left to fail its MAC. Its leaves are named; the
+    batches' own (first, n) are under their MACs when read."""
+    lo, end, total, gap = conn.execute(_CHAIN_SQL).fetchone()
+    size = _size(conn)
+    if lo == 0 and end == size and total == size and gap is None:
+        return
+    gap_at = "" if gap is None else f", the one before leaf {gap} not ending there"
+    raise HubError(
+        f"The side index of {path} does not cover every leaf once ({total} leaves in batches "
+        f"from leaf {lo} to {end - 1}{gap_at}; tree size {size}): a side-index batch "
+        "was removed or added, and filtered reads would miss or double its entries. Run `hub "
+        "ledger verify` and restore the ledger file from a backup.",
+        code="ledger_store",
+    )
+
+
+def _spans_rows(conn: sqlite3.Connection, first: int) -> list[Span]:
+    """The ``ranges`` rows of the batch at leaf ``first``, sorted."""
+    rows = conn.execute("SELECT topic, part, lo, hi FROM ranges WHERE batch = ?", (first,))
+    return sorted((str(t), int(p), int(a), int(b)) for t, p, a, b in rows)
+
+
 def _batch_row(conn: sqlite3.Connection, first: int) -> Stored:
     """The stored row of the side-index batch starting at leaf ``first``."""
     row = conn.execute(f"SELECT {_BATCH_COLS} FROM batches WHERE first = ?", (first,)).fetchone()
@@ -430,21 +503,8 @@ class _Write(CheckpointWrites, LedgerWrite):
         position already on the ledger is refused) and the new tree size."""
         conn = self._conn
         n = table.num_rows
-        # lowest and highest offset per (topic, partition): one Arrow group-by
-        grouped = table.group_by(["topic", "part"], use_threads=False).aggregate(
-            [("off", "min"), ("off", "max")]
-        )
-        spans: dict[tuple[str, int], tuple[int, int]] = {
-            (t, p): (lo, hi)
-            for t, p, lo, hi in zip(
-                grouped.column("topic").to_pylist(),
-                grouped.column("part").to_pylist(),
-                grouped.column("off_min").to_pylist(),
-                grouped.column("off_max").to_pylist(),
-                strict=True,
-            )
-        }
-        for (topic, part), (lo, hi) in sorted(spans.items()):
+        spans = spans_of(table)  # lowest and highest offset per (topic, partition)
+        for topic, part, lo, hi in spans:
             clash = conn.execute(
                 "SELECT lo, hi FROM ranges WHERE topic = ? AND part = ? AND lo <= ? "
                 "AND hi >= ? LIMIT 1",
@@ -459,22 +519,23 @@ class _Write(CheckpointWrites, LedgerWrite):
                 )
         conn.executemany(
             "INSERT INTO ranges VALUES (?, ?, ?, ?, ?)",
-            [(t, p, lo, hi, size) for (t, p), (lo, hi) in spans.items()],
+            [(t, p, lo, hi, size) for t, p, lo, hi in spans],
         )
         bounds = pc.min_max(table.column("ts_ms")).as_py()
         blob = encode_side_index(table, self._version, dictionaries)
         digest = _sha256(blob).digest()
-        mac = None
+        mac = rmac = None
         if self._key is not None:
             mac = batch_mac(self._key, size, n, bounds["min"], bounds["max"], digest)
+            rmac = ranges_mac(self._key, size, spans)
             # the first keyed batch: from here on a batch without a MAC is a removed one
             conn.execute(
                 "INSERT INTO meta VALUES ('side_mac_from', ?) ON CONFLICT (key) DO NOTHING",
                 (f"{size} {_from_mac(self._key, size)}",),
             )
         conn.execute(
-            "INSERT INTO batches VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (size, n, bounds["min"], bounds["max"], blob, digest, mac),
+            f"INSERT INTO batches ({_BATCH_COLS}, rmac) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (size, n, bounds["min"], bounds["max"], blob, digest, mac, rmac),
         )
         conn.execute("UPDATE meta SET value = ? WHERE key = 'size'", (str(size + n),))
 
@@ -531,6 +592,7 @@ class TileLedgerStore(SqliteLedgerFile):
         self._tile_cache: OrderedDict[tuple[int, int], bytes] = OrderedDict()
         self._derived: OrderedDict[tuple[int, int], bytes] = OrderedDict()  # folded nodes
         self._tile_limit = tile_cache
+        self._ranges_ok: set[int] = set()  # batches whose ranges this handle checked
         pragmas = ["journal_mode=WAL", "synchronous=NORMAL"]
         if version >= 2:  # no effect on a file that already has pages
             pragmas[:0] = [f"page_size={PAGE_SIZE}", f"journal_size_limit={WAL_KEEP}"]
@@ -564,6 +626,87 @@ class TileLedgerStore(SqliteLedgerFile):
         if "mac" not in columns:  # written before KEYED_SINCE: its batches stay unkeyed
             with immediate(conn):
                 conn.execute("ALTER TABLE batches ADD COLUMN mac BLOB")
+        if "rmac" not in columns:  # written before the ranges' MAC: filled in below
+            with immediate(conn):
+                conn.execute("ALTER TABLE batches ADD COLUMN rmac BLOB")
+        conn.execute("CREATE INDEX IF NOT EXISTS ranges_batch ON ranges (batch)")
+        self._key_ranges(conn)
+
+    def _key_ranges(self, conn: sqlite3.Connection) -> None:
+        """Give the ranges of each batch without a MAC one (batches written before it, or by a
+        handle without the key), when they equal the ranges derived from the batch's own
+        (MAC-checked) columns; a batch whose ranges differ, or whose columns fail their
+        check, is left without one, for readers and verify to name."""
+        if self._side_key is None:
+            return
+        firsts = [int(f) for (f,) in conn.execute("SELECT first FROM batches WHERE rmac IS NULL")]
+        if not firsts:
+            return
+        keyed = []
+        for first in firsts:
+            try:
+                got = self._derived_spans(conn, first)
+            except HubError:
+                continue
+            if got is not None:
+                keyed.append((ranges_mac(self._side_key, first, got), first))
+        with immediate(conn):
+            conn.executemany("UPDATE batches SET rmac = ? WHERE first = ? AND rmac IS NULL", keyed)
+
+    def _derived_spans(self, conn: sqlite3.Connection, first: int) -> list[Span] | None:
+        """The batch's ranges derived from its columns when its ``ranges`` rows equal them,
+        else None. HubError when the batch fails its own digest or MAC."""
+        found = self._batch_at(conn, first)
+        if found is None or found[0] != first:
+            return None
+        derived = spans_of(found[2])
+        return derived if _spans_rows(conn, first) == derived else None
+
+    def _range_problems(
+        self, conn: sqlite3.Connection, lo: int, hi: int | None, *, cached: bool = True
+    ) -> list[str]:
+        """A message for each batch starting in ``[lo, hi]`` whose ``ranges`` rows do
+        not match their MAC (a batch without one: the ranges derived from its columns), and
+        for ranges rows there that name no batch. Nothing without the key. ``cached``: a
+        batch this handle found right before is not checked again."""
+        key = self._side_key
+        if key is None:
+            return []
+        top = (1 << 63) - 1 if hi is None else hi
+        spans: dict[int, list[Span]] = {}
+        for t, p, a, b, batch in conn.execute(
+            "SELECT topic, part, lo, hi, batch FROM ranges WHERE batch BETWEEN ? AND ?",
+            (lo, top),
+        ):
+            spans.setdefault(int(batch), []).append((str(t), int(p), int(a), int(b)))
+        problems: list[str] = []
+        for first, rmac in conn.execute(
+            "SELECT first, rmac FROM batches WHERE first BETWEEN ? AND ? ORDER BY first",
+            (lo, top),
+        ).fetchall():
+            first = int(first)
+            rows = sorted(spans.pop(first, []))
+            if cached and first in self._ranges_ok:
+                continue
+            if rmac is None:
+                try:
+                    ok = self._derived_spans(conn, first) is not None
+                except HubError as exc:
+                    problems.append(exc.message)
+                    continue
+            else:
+                ok = hmac.compare_digest(bytes(rmac), ranges_mac(key, first, rows))
+            if ok:
+                self._ranges_ok.add(first)
+            else:
+                problems.append(_altered(first, _RANGES_EDITED).message)
+        problems += [_altered(b, _RANGES_ORPHAN).message for b in sorted(spans)]
+        return problems
+
+    def _check_ranges(self, conn: sqlite3.Connection, lo: int, hi: int | None) -> None:
+        """``_range_problems``, the first raised as a HubError naming its batch."""
+        for why in self._range_problems(conn, lo, hi)[:1]:
+            raise HubError(why, code="ledger_store")
 
     def _writer(self, conn: sqlite3.Connection) -> LedgerWrite:
         return _Write(conn, self.version, self._side_key)
@@ -616,6 +759,8 @@ class TileLedgerStore(SqliteLedgerFile):
         with self._cache_lock:
             self._tile_cache.clear()
             self._derived.clear()
+        with self._read():
+            self._ranges_ok.clear()
 
     def nodes(self, keys: Iterable[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
         """Perfect nodes among ``keys``, each folded from one tile; missing tiles in one query."""
@@ -750,6 +895,12 @@ class TileLedgerStore(SqliteLedgerFile):
         return _rows_of(table, first, [index - first], hashes, index - first)[0]
 
     def index_of(self, topic: str, partition: int, offset: int) -> int | None:
+        """The leaf of a log position, found through ``ranges``. The ranges each candidate
+        batch was found by are checked against their MAC, and so on a miss are those of every
+        batch between the partition's ranges below and above ``offset`` (the leaves of one
+        partition are appended in offset order): a range edited or removed to hide an entry
+        fails here instead of answering "no entry" (the cold tier and ``hub lake verify`` take
+        that answer as "nothing was dropped")."""
         with self._read() as conn:
             rows = [
                 _stored(r)
@@ -761,6 +912,8 @@ class TileLedgerStore(SqliteLedgerFile):
                 )
             ]
             self._checked(conn, rows)
+            for row in rows:
+                self._check_ranges(conn, row[0], row[0])
         for first, _n, _lo, _hi, blob, _digest, _mac in rows:
             table = decode_side_index(blob, None, first)
             mask = pc.and_(
@@ -773,6 +926,16 @@ class TileLedgerStore(SqliteLedgerFile):
             hits = pc.indices_nonzero(mask).to_pylist()
             if hits:
                 return int(first) + int(hits[0])
+        with self._read() as conn:
+            (below,) = conn.execute(
+                "SELECT max(batch) FROM ranges WHERE topic = ? AND part = ? AND lo <= ?",
+                (topic, partition, offset),
+            ).fetchone()
+            (above,) = conn.execute(
+                "SELECT min(batch) FROM ranges WHERE topic = ? AND part = ? AND lo > ?",
+                (topic, partition, offset),
+            ).fetchone()
+            self._check_ranges(conn, int(below or 0), None if above is None else int(above))
         return None
 
     def iter_leaves(self, start: int = 0, batch: int = 50_000) -> Iterator[list[LeafRow]]:
@@ -828,6 +991,7 @@ class TileLedgerStore(SqliteLedgerFile):
         if until is not None:
             sql += " AND min_ts < ?"
             args.append(until)
+        _check_chain(conn, self.path)
         rows = [_stored(r) for r in conn.execute(sql + " ORDER BY first", args)]
         self._checked(conn, rows)
         return [(f, n, c, d) for f, n, _lo, _hi, c, d, _mac in rows]
@@ -904,8 +1068,9 @@ class TileLedgerStore(SqliteLedgerFile):
         """Side-index batches (digest, MAC, decodable, contiguous, count = tree size; the
         blobs of batches in ``decoded`` are not read again: their digest and MAC were checked
         when they were read; batches wholly below ``verified`` have their digest and MAC
-        checked but are not decoded again), no tile longer than a tile, and the right edge kept
-        for appends (equal to the nodes computed from the tiles)."""
+        checked but are not decoded again), every batch's ``ranges`` rows against their MAC, no
+        tile longer than a tile, and the right edge kept for appends (equal to the nodes
+        computed from the tiles)."""
         problems: list[str] = []
         skip = frozenset(decoded)
         with self._read() as conn:
@@ -927,6 +1092,8 @@ class TileLedgerStore(SqliteLedgerFile):
             derived = {
                 (int(lv), int(ch)): _derived_chunk(conn, int(lv), int(ch)) for lv, ch, _ in edges
             }
+            # every batch's ranges: one read of the (small) table and a MAC per batch
+            problems += self._range_problems(conn, 0, None, cached=False)
         expected = 0
         for first, n, got in batches:
             if first != expected:

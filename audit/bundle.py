@@ -12,8 +12,9 @@ Layout of the zip::
     consistency.jsonl      {"from": s1, "to": s2, "proof": [hex]} for each consecutive pair
     entries.jsonl          one entry a line: index, topic, partition, offset, timestamp_ms,
                            key_sha256, value_sha256, headers [[name, base64]], leaf_hash,
-                           checkpoint (the size it is proven against), proof [hex], and display
-                           fields (time, actor, action, resource, control)
+                           checkpoint (the size it is proven against), proof [hex], the
+                           ledger's columns {actor, action, resource} (leaf_columns), and
+                           display fields (time, actor, action, resource, tenant, control)
     report.html            the human-readable report (covered by the manifest digest)
     report.pdf             the same report as PDF (covered by the manifest digest)
     checkpoints.csv        every checkpoint of the pack: size, time, root, hash (the reports
@@ -30,7 +31,10 @@ Layout of the zip::
        times and a verified consistency proof between each consecutive pair;
     3. every entry: its leaf hash recomputed from its fields (``audit.leaf``), its inclusion
        proof against its checkpoint; indexes strictly increasing; the controls list only
-       entries present;
+       entries present; its display fields equal to what the hub derives from the hashed
+       fields (``_displayed``): time from ``timestamp_ms``; tenant, and the ledger's actor,
+       action and resource (``leaf_columns``; the displayed ones too on data topics) from the
+       headers, a key shown as text or ``sha256:<prefix>`` against ``key_sha256``;
     4. every file's SHA-256 against the manifest, and no unlisted file;
     5. the manifest's signature over its SHA-256.
 """
@@ -43,6 +47,7 @@ import hashlib
 import json
 import zipfile
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from audit import leaf as leaf_format
@@ -203,7 +208,104 @@ def _entry_leaf(e: Mapping[str, Any], where: str) -> bytes:
         )
     except leaf_format.LeafError as exc:
         raise PackError(f"{where}: {exc}") from None
+    _displayed(e, pairs, where)
     return leaf_hash(data)
+
+
+# The query columns as the hub derives them from a record (``ledger.leaves.query_columns``,
+# ``ledger.evidence._resource``), restated here: this folder imports nothing of the hub.
+_ENVELOPE = ("ce_", "hub_")
+AMBIGUOUS_TENANT = "(ambiguous)"
+
+
+def _once(pairs: list[tuple[str, bytes]]) -> dict[str, bytes]:
+    """The headers as a dict, an envelope header carried more than once read as absent."""
+    out = dict(pairs)
+    names = [n for n, _ in pairs]
+    for name in set(names):
+        if names.count(name) > 1 and (name.startswith(_ENVELOPE) or name == "content-type"):
+            out.pop(name, None)
+    return out
+
+
+def _text(value: bytes | None) -> str | None:
+    return None if value is None else value.decode("utf-8", "replace")
+
+
+def _key_shown(shown: object, key_sha: bytes | None) -> bool:
+    """Whether ``shown`` (a display resource) is the key whose SHA-256 is ``key_sha``: as
+    text, as ``0x<hex>`` (a key that is not UTF-8), or as ``sha256:<prefix>``."""
+    if key_sha is None:
+        return shown is None
+    if not isinstance(shown, str):
+        return False
+    if shown.startswith("sha256:"):
+        return len(shown) > 7 and key_sha.hex().startswith(shown[7:]) and len(shown) == 23
+    if hashlib.sha256(shown.encode()).digest() == key_sha:
+        return True
+    try:
+        return (
+            shown.startswith("0x") and hashlib.sha256(bytes.fromhex(shown[2:])).digest() == key_sha
+        )
+    except ValueError:
+        return False
+
+
+def _displayed(e: Mapping[str, Any], pairs: list[tuple[str, bytes]], where: str) -> None:
+    """The entry's display fields against the hashed ones (module docstring, step 3): time and
+    tenant always; actor, action and resource in ``leaf_columns`` (the ledger's columns, as
+    the side index holds them), and the displayed ones too on a data topic. On a control-plane
+    topic (``hub.*``, ``_schemas``) the displayed actor, action and resource describe the
+    event's value, which the pack holds as a digest only: not checked here. A field the pack
+    leaves out is not checked; one it states must match."""
+    h = _once(pairs)
+    tenant = _text(h.get("ce_tenant"))
+    if tenant is None and [n for n, _ in pairs].count("ce_tenant") > 1:
+        tenant = AMBIGUOUS_TENANT
+    ts = e["timestamp_ms"]
+    try:
+        time = datetime.fromtimestamp(ts / 1000, tz=UTC).isoformat()
+    except (OverflowError, OSError, ValueError):
+        raise PackError(f"{where}: timestamp_ms {ts} is not a time.") from None
+    _same(e, {"time": time, "tenant": tenant}, where, "")
+    want = {
+        "actor": _text(h.get("ce_source")),
+        "action": _text(h.get("hub_action") or h.get("ce_type")),
+    }
+    subject = _text(h.get("ce_subject"))
+    key_sha = _opt_hash(e.get("key_sha256"), f"{where} key_sha256")
+    cols = e.get("leaf_columns")
+    if cols is not None:
+        if not isinstance(cols, dict):
+            raise PackError(f"{where}: leaf_columns must be an object.")
+        _same(cols, want, where, "leaf_columns ")
+        _resource_is(cols, subject, key_sha, where, "leaf_columns ")
+    topic = str(e["topic"])
+    if not (topic.startswith("hub.") or topic == "_schemas"):
+        _same(e, want, where, "")
+        _resource_is(e, subject, key_sha, where, "")
+
+
+def _same(e: Mapping[str, Any], want: Mapping[str, object], where: str, within: str) -> None:
+    for name, value in want.items():
+        if name in e and e[name] != value:
+            raise PackError(
+                f"{where}: its {within}{name} is {e[name]!r}, but the hashed record says "
+                f"{value!r} (the entry's display fields were altered)."
+            )
+
+
+def _resource_is(
+    e: Mapping[str, Any], subject: str | None, key_sha: bytes | None, where: str, within: str
+) -> None:
+    if "resource" not in e:
+        return
+    ok = e["resource"] == subject if subject is not None else _key_shown(e["resource"], key_sha)
+    if not ok:
+        raise PackError(
+            f"{where}: its {within}resource {e['resource']!r} is neither the record's "
+            "ce_subject nor its key (by key_sha256): the entry's display fields were altered."
+        )
 
 
 def _entries(

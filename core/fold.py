@@ -6,9 +6,11 @@ A ``TopicFold`` remembers, per partition, the next offset to apply. ``catch_up()
     1. asks the log for the topic's end offsets (a topic that does not exist yet has nothing to
        fold: no error, and it is folded from offset 0 once it exists);
     2. per partition, reads from the remembered offset to the end offset seen in step 1, in
-       batches, and hands each record to ``apply`` in offset order (an empty read is tried once
-       more, then the partition waits for the next call: only commit markers were left, or a
-       Kafka read came back early);
+       batches, checks each batch read against the log's own authentication
+       (``EventLog.check_records``: the embedded log's MAC chain, which plain reads skip), and
+       hands each record to ``apply`` in offset order (an empty read is tried once more, then
+       the partition waits for the next call: only commit markers were left, or a Kafka read
+       came back early);
     3. moves the partition's position past each record right after ``apply`` returns, so a
        record is applied once: an ``apply`` that raises leaves the position on that record, the
        error reaches the caller, and the next ``catch_up`` retries it.
@@ -109,6 +111,10 @@ class TopicFold:
                     chunk = self._log.read(self.topic, part, pos, min(self._batch, end - pos))
                     if not chunk:
                         break
+                # 2a. state folds into what decides access (keys, policies, schemas, config):
+                # plain reads skip the log's MAC chain, so a batch re-encoded in the log file
+                # with a fresh CRC would be applied; check it before applying (LogTampered)
+                self._log.check_records(self.topic, part, pos, chunk[-1].offset + 1)
                 for rec in chunk:
                     rid = None if self._once_by is None else self._id(rec)
                     if rid is None or rid not in self._seen:

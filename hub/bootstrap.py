@@ -215,21 +215,27 @@ def log_file_end_offsets(path: Path) -> dict[str, dict[str, int]]:
 
 
 SIDE_INDEX_PURPOSE = b"hub ledger side-index MAC"
+ROWS_KEYED_MARKER = "ledger-rows.keyed"  # keys/: the row store's rows were keyed once
 
 
-def open_ledger_file(path: Path, side_key: bytes | None = None) -> LedgerStore:
+def open_ledger_file(
+    path: Path, side_key: bytes | None = None, keyed_marker: Path | None = None
+) -> LedgerStore:
     """The LedgerStore of a ledger file (the embedded footprint's store, or a backup's copy of
     it): the tile store for ``ledger-tiles.sqlite``, the row store otherwise; the caller
     closes it. ``side_key``: the tile store's side-index MAC key (``derived_secret`` of
     ``SIDE_INDEX_PURPOSE``); without it side-index batches are checked by their SHA-256 only
-    and written unkeyed."""
+    and written unkeyed. The row store uses the same key for its rows' MAC, and
+    ``keyed_marker`` (in ``keys/``) to key the rows of an older file once only."""
     if path.name == TILE_LEDGER_FILE:
         from adapters.tile_ledgerstore import TileLedgerStore
 
         return TileLedgerStore(path, side_key=side_key)
     from adapters.sqlite_ledgerstore import SqliteLedgerStore
 
-    return SqliteLedgerStore(path)
+    if side_key is None:
+        return SqliteLedgerStore(path)
+    return SqliteLedgerStore(path, side_key=side_key, keyed_marker=keyed_marker)
 
 
 def ledger_file_in(folder: Path) -> Path | None:
@@ -266,7 +272,11 @@ def open_ledger_store(settings: Settings) -> LedgerStore:
         new = TILE_LEDGER_FILE if settings.ledger_store == "tiles" else "ledger.sqlite"
         path = ledger_file_in(settings.data_dir) or settings.data_dir / new
         # the side index's MAC key comes from keys/, never from the ledger file it guards
-        store = open_ledger_file(path, derived_secret(settings, SIDE_INDEX_PURPOSE))
+        store = open_ledger_file(
+            path,
+            derived_secret(settings, SIDE_INDEX_PURPOSE),
+            settings.log_key_path.parent / ROWS_KEYED_MARKER,
+        )
     return store
 
 
@@ -533,7 +543,10 @@ def bootstrap(
     metrics = Metrics()
     keystore = build_keystore(settings)  # PII is encrypted under it before it enters the log
     publisher = Publisher(event_log, registry, settings.max_record_bytes, metrics, keystore)
-    subject_tenants = SqliteSubjectTenants(settings.data_dir / "keys" / "subject_tenants.sqlite")
+    subject_tenants = SqliteSubjectTenants(
+        settings.data_dir / "keys" / "subject_tenants.sqlite",
+        mac_key=derived_secret(settings, b"hub subject tenants MAC"),
+    )
     publisher.subject_tenants = subject_tenants  # which tenants named each subject (erasure)
     if install_domain:
         from hub.domain_setup import install

@@ -155,6 +155,9 @@ def export_pack(
             )
         e = entry_fields(row, record)
         e["resource"] = _resource(e)
+        # the ledger's own columns, kept apart from the description below (which reads the
+        # event's value): hub-verify checks them against the hashed headers and key
+        e["leaf_columns"] = {k: e[k] for k in ("actor", "action", "resource")}
         e["controls"] = [c for c in soc2.controls_of(row[1], row[6]) if c in wanted]
         e["control"] = e["controls"][0]
         if describer is not None:

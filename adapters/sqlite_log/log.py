@@ -533,6 +533,44 @@ class SqliteEventLog(EventLog):
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                 if self._key is not None:
                     self._seal_all(conn, self._key)
+            if self._key is not None:
+                self._check_key(conn, self._key)
+
+    def _check_key(self, conn: sqlite3.Connection, key: bytes) -> None:
+        """Refuse a key that authenticates none of the log's MACs (topics and partition
+        seals): the key file was deleted (and made anew) or replaced. Appending under it
+        would re-key the log silently, the old batches failing verification from then on and
+        whoever chose the key able to forge what follows. One changed topic or seal is not
+        this: ``integrity_problems`` names it, and the log still opens."""
+        topics = {
+            int(tid): (str(name), int(nparts), str(config), mac)
+            for tid, name, nparts, config, mac in conn.execute(
+                "SELECT id, name, partitions, config, mac FROM topics"
+            )
+        }
+        macs = 0
+        for name, nparts, config, mac in topics.values():
+            if mac is not None:
+                macs += 1
+                if hmac.compare_digest(bytes(mac), topic_mac(key, name, nparts, config)):
+                    return
+        for tid, part, start, end, anchor, head, seal in conn.execute(
+            "SELECT topic_id, part, start_offset, next_offset, anchor, head, mac FROM partitions"
+        ):
+            if seal is None or anchor is None or head is None or int(tid) not in topics:
+                continue
+            macs += 1
+            name = topics[int(tid)][0]
+            want = partition_seal(key, name, int(part), int(start), int(end), anchor, head)
+            if hmac.compare_digest(bytes(seal), want):
+                return
+        if macs:
+            raise ConfigError(
+                f"The event log MAC key does not authenticate the log {self._path}: none of "
+                f"its {macs} topic and partition MACs matches. The key file was deleted (and "
+                "made anew) or replaced; restore it from a backup of the keys folder. The hub "
+                "does not re-key an existing log."
+            )
 
     def _seal_all(self, conn: sqlite3.Connection, key: bytes) -> None:
         """Compute every MAC of a log that has none (the v1 upgrade)."""

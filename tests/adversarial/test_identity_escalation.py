@@ -299,6 +299,9 @@ def test_stored_hash_is_keyed_and_salted_and_a_leaked_log_is_useless(tmp_path: P
     leaked = tmp_path / "leaked"
     leaked.mkdir()
     shutil.copy(data / "log.sqlite", leaked / "log.sqlite")
+    # with its MAC key too (without it the log is refused on open: test_log_key_replaced)
+    (leaked / "keys").mkdir()
+    shutil.copy(data / "keys" / "log.mac", leaked / "keys" / "log.mac")
     other = bootstrap(load_settings(environ={}, data_dir=leaked))
     try:
         with pytest.raises(Exception, match="Invalid API key"):

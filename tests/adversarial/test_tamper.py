@@ -18,7 +18,10 @@ Stored objects and how each is covered:
 - checkpoints (signature, size, root, time, prev hash, stored hash, deleted, reordered): the
   signature, the hash chain and the recomputed roots;
 - witness notes (deleted, changed, an extra one): compared with the stored checkpoints;
-- keys: the ledger signing key or the log MAC key swapped for a new one.
+- keys: the ledger signing key or the log MAC key swapped for a new one (the log key is
+  refused when the log opens);
+- the query columns (actor, action, resource, tenant, time) of any leaf, its record removed
+  by retention or not: the rows' MAC (``leaf_macs``, keyed from ``keys/``).
 
 Tamperings not detected, by design (each is exercised below, so the list stays true):
 - Replacing ``keys/ledger.pub``: it is not evidence but a published copy, rewritten from the
@@ -26,9 +29,6 @@ Tamperings not detected, by design (each is exercised below, so the list stays t
 - Deleting the newest checkpoint from BOTH the store and the witness folder (a rollback of the
   signed head): the remaining chain and tree are consistent; only a copy held elsewhere (an
   auditor's last checkpoint, compared with ``hub ledger consistency``) can show it.
-- Changing the query columns (actor, action, resource, tenant, time) of a leaf whose record
-  retention removed: the record is gone, so they cannot be recomputed; they are conveniences,
-  not evidence (the leaf hash itself stays under the signed roots, and changing it is caught).
 - Rewriting consumer-group offsets or idempotent producer state: positions, not records; they
   make a consumer re-read or a producer retry refused, never change a record.
 Crypto-shredded values are not in this list: leaves hash the ciphertext, which never changes.
@@ -49,6 +49,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from adapters.sqlite_log.batch import decode_batch, encode_batch
+from core.errors import ConfigError
 from hub.bootstrap import Hub, bootstrap
 from hub.cli import main
 from hub.settings import load_settings
@@ -510,15 +511,16 @@ def test_the_hash_of_a_leaf_whose_record_was_removed(copy_of: Callable[[], Path]
     assert_detected(data)
 
 
-def test_query_columns_of_a_removed_record_cannot_be_recomputed(
+def test_query_columns_of_a_removed_record_fail_their_mac(
     copy_of: Callable[[], Path],
 ) -> None:
-    """By design (module docstring): not evidence, and nothing left to recompute them from."""
+    """Nothing is left in the log to recompute them from, but the rows' MAC (keyed from
+    ``keys/``) covers them: the rewrite is caught (test_row_store_mac)."""
     data = copy_of()
     idx = removed_leaf(data)
     with db(data / "ledger.sqlite") as c:
         c.execute("UPDATE leaves SET actor = 'mallory' WHERE idx = ?", (idx,))
-    assert verify(data).ok
+    assert_detected(data, "do not match their MAC")
 
 
 @TRIALS
@@ -665,7 +667,9 @@ def test_log_mac_key_swapped(copy_of: Callable[[], Path]) -> None:
     data = copy_of()
     key = data / "keys" / "log.mac"
     key.write_bytes(bytes(reversed(key.read_bytes())))
-    assert_detected(data, "fails")
+    # refused when the log opens (test_log_key_replaced), before anything is appended under it
+    with pytest.raises(ConfigError, match="does not authenticate the log"):
+        verify(data)
 
 
 def test_public_key_file_replaced_is_repaired_not_evidence(copy_of: Callable[[], Path]) -> None:

@@ -20,12 +20,22 @@ Physical layout, in database ``hub_views``:
 - entity / append table ``T``: ``T__p`` ReplacingMergeTree(batch_seq) by key, VIEW ``T`` reads
   it ``FINAL``. Entity rows carry ``src_offsets`` (JSON text).
 - ``_projection_offsets``: ReplacingMergeTree(batch_seq) by (projection, topic, partition): the
-  committed positions. ``_view_states``: digests.
+  committed positions of targets without an aggregate table (and those ``swap`` writes).
+  ``_view_states``: digests.
+- the positions of a target with aggregate tables: rows of its commit table (``commit_table``,
+  the shared table of its last aggregate table) tagged ``view_table = '#positions'``, one per
+  partition and batch (older ones pruned every ``PRUNE_EVERY`` batches). ``checkpoint`` takes
+  the newest row per partition of both places, so a store written before positions moved keeps
+  its checkpoint.
 
 Write protocol (no multi-statement transactions in ClickHouse), per batch ``n``:
-  1. insert the rows of every table, each tagged ``batch_seq = n`` (one INSERT per physical
-     table, so one for all the tables sharing one; an INSERT of one block is atomic);
-  2. insert every position with ``batch_seq = n`` in ONE INSERT: the commit point.
+  1. insert the rows of every table but the commit table's, each tagged ``batch_seq = n`` (one
+     INSERT per physical table, so one for all the tables sharing one);
+  2. insert the commit table's rows and every position, all with ``batch_seq = n``, in ONE
+     INSERT of one block (atomic: one part): the commit point. A live market-bars batch is then
+     ONE chDB call, which beside running Python threads costs 13-28 ms however few rows it
+     carries (docs/benchmarks/s16-visible.md). Without an aggregate table: every position in
+     one INSERT into ``_projection_offsets``.
 Recovery (before a runner starts): delete rows with ``batch_seq`` above the committed one: a
 crash between 1 and 2 leaves rows that the replay would otherwise count twice.
 
@@ -261,7 +271,10 @@ def arrow_with_seq(t: Table, data: pa.Table, batch_seq: int) -> pa.Table:
         if name == "batch_seq":
             out[name] = pa.array(np.full(data.num_rows, batch_seq, np.uint64))
         else:
-            out[name] = data.column(name).cast(atype)
+            col = data.column(name)
+            # most SQL-fold columns come typed already: a cast of each still cost a live step
+            # ~6 % of the follower's samples (s16 profile)
+            out[name] = col if col.type == atype else col.cast(atype)
     return pa.table(out)
 
 

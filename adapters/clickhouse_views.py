@@ -431,13 +431,15 @@ class ClickHouseSqlViews(ViewStore):
 
     # -- positions -------------------------------------------------------------------------------
     def _shared_of(self, target: Target) -> list[str]:
-        """Every shared table of ``target`` in the database (``shared_table`` names)."""
+        """The shared tables of ``target`` that can hold position rows (``shared_table`` names
+        with the ``POS_WATERMARK`` column: one made before has none, until ``ensure`` adds it,
+        and a checkpoint read before that must still work)."""
         got = self._arrow(
-            "SELECT name FROM system.tables WHERE database = {d:String} "
-            "AND match(name, {r:String}) ORDER BY name",
-            {"d": DB, "r": f"^{re.escape(target.id)}__agg_[0-9a-f]{{12}}$"},
+            "SELECT DISTINCT table FROM system.columns WHERE database = {d:String} "
+            "AND name = {c:String} AND match(table, {r:String}) ORDER BY table",
+            {"d": DB, "c": POS_WATERMARK, "r": f"^{re.escape(target.id)}__agg_[0-9a-f]{{12}}$"},
         )
-        return [f"{DB}.{n}" for n in got.column("name").to_pylist()]
+        return [f"{DB}.{n}" for n in got.column("table").to_pylist()]
 
     def checkpoint(self, target: Target) -> Checkpoint:
         """The newest position per partition, of ``_projection_offsets`` (targets without an

@@ -208,6 +208,7 @@ class TestChdbSharedLayout:
         store._run(f"ALTER TABLE {shared} DROP COLUMN {cv.POS_WATERMARK}")
         old = Checkpoint(4, {("p", 0): Position(12, 77)})
         store._write_positions(target, old)
+        assert store.checkpoint(target) == old  # read before ensure added the column
         store.ensure(target, (AGG, AGG_2))
         assert store.recover(target, (AGG, AGG_2)) == 0
         assert store.checkpoint(target) == old

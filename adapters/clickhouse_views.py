@@ -20,12 +20,22 @@ Physical layout, in database ``hub_views``:
 - entity / append table ``T``: ``T__p`` ReplacingMergeTree(batch_seq) by key, VIEW ``T`` reads
   it ``FINAL``. Entity rows carry ``src_offsets`` (JSON text).
 - ``_projection_offsets``: ReplacingMergeTree(batch_seq) by (projection, topic, partition): the
-  committed positions. ``_view_states``: digests.
+  committed positions of targets without an aggregate table (and those ``swap`` writes).
+  ``_view_states``: digests.
+- the positions of a target with aggregate tables: rows of its commit table (``commit_table``,
+  the shared table of its last aggregate table) tagged ``view_table = '#positions'``, one per
+  partition and batch (older ones pruned every ``PRUNE_EVERY`` batches). ``checkpoint`` takes
+  the newest row per partition of both places, so a store written before positions moved keeps
+  its checkpoint.
 
 Write protocol (no multi-statement transactions in ClickHouse), per batch ``n``:
-  1. insert the rows of every table, each tagged ``batch_seq = n`` (one INSERT per physical
-     table, so one for all the tables sharing one; an INSERT of one block is atomic);
-  2. insert every position with ``batch_seq = n`` in ONE INSERT: the commit point.
+  1. insert the rows of every table but the commit table's, each tagged ``batch_seq = n`` (one
+     INSERT per physical table, so one for all the tables sharing one);
+  2. insert the commit table's rows and every position, all with ``batch_seq = n``, in ONE
+     INSERT of one block (atomic: one part): the commit point. A live market-bars batch is then
+     ONE chDB call, which beside running Python threads costs 13-28 ms however few rows it
+     carries (docs/benchmarks/s16-visible.md). Without an aggregate table: every position in
+     one INSERT into ``_projection_offsets``.
 Recovery (before a runner starts): delete rows with ``batch_seq`` above the committed one: a
 crash between 1 and 2 leaves rows that the replay would otherwise count twice.
 
@@ -52,6 +62,8 @@ from __future__ import annotations
 import abc
 import hashlib
 import json
+import logging
+import re
 import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -86,6 +98,8 @@ from core.sqlguard import (
     too_much_memory,
     too_slow,
 )
+
+log = logging.getLogger("hub.views")
 
 DB = "hub_views"
 OFFSETS = f"{DB}._projection_offsets"
@@ -129,6 +143,15 @@ def physical_columns(t: Table) -> list[tuple[str, str, pa.DataType]]:
 
 
 TAG = "view_table"  # the column of a shared aggregate table naming the row's table
+# The commit point inside a shared table: rows tagged POSITIONS hold a batch's positions
+# (``src_topic``, ``src_partition``, ``src_first`` = next offset, ``POS_WATERMARK``), written in
+# the same INSERT as the batch's rows. No table can be called this (``#`` is not allowed in a
+# table name), so no view reads them.
+POSITIONS = "#positions"
+POS_WATERMARK = "pos_watermark_us"  # Nullable: a position's watermark (NULL on view rows)
+# Position rows pile up one per partition per batch; every PRUNE_EVERY batches the older ones
+# of the commit table are deleted (an asynchronous lightweight DELETE: one call in that many)
+PRUNE_EVERY = 256
 
 
 def shared_table(target: Target, t: Table) -> str:
@@ -140,6 +163,14 @@ def shared_table(target: Target, t: Table) -> str:
     spec = ";".join(f"{n} {ty}" for n, ty, _ in physical_columns(t)) + f";key {t.key}"
     sig = hashlib.sha256(spec.encode()).hexdigest()[:12]
     return f"{DB}.{target.id}__agg_{sig}"
+
+
+def commit_table(target: Target, tables: Sequence[Table]) -> str | None:
+    """The shared table whose INSERT of a batch's rows also carries its positions (the last
+    aggregate table's), or None when ``target`` has no aggregate table (positions then go to
+    ``_projection_offsets`` in an INSERT of their own)."""
+    aggs = [t for t in tables if t.kind == "aggregate"]
+    return shared_table(target, aggs[-1]) if aggs else None
 
 
 def _physical(target: Target, t: Table) -> tuple[str, str | None]:
@@ -240,8 +271,39 @@ def arrow_with_seq(t: Table, data: pa.Table, batch_seq: int) -> pa.Table:
         if name == "batch_seq":
             out[name] = pa.array(np.full(data.num_rows, batch_seq, np.uint64))
         else:
-            out[name] = data.column(name).cast(atype)
+            col = data.column(name)
+            # most SQL-fold columns come typed already: a cast of each still cost a live step
+            # ~6 % of the follower's samples (s16 profile)
+            out[name] = col if col.type == atype else col.cast(atype)
     return pa.table(out)
+
+
+def _position_rows(t: Table, checkpoint: Checkpoint) -> pa.Table:
+    """``checkpoint``'s positions as rows of aggregate table ``t``'s shared table: tagged
+    ``POSITIONS``, the position in ``src_topic``, ``src_partition``, ``src_first`` (and again in
+    ``src_last``) and ``POS_WATERMARK``; the view columns hold a neutral value (NULL where they
+    may)."""
+    items = sorted(checkpoint.positions.items())
+    n = len(items)
+    given = {
+        "src_topic": pa.array([k[0] for k, _ in items], pa.string()),
+        "src_partition": pa.array([k[1] for k, _ in items], pa.int64()),
+        "src_first": pa.array([p.next_offset for _, p in items], pa.int64()),
+        "src_last": pa.array([p.next_offset for _, p in items], pa.int64()),
+        "batch_seq": pa.array(np.full(n, checkpoint.batch_seq, np.uint64)),
+    }
+    data: dict[str, pa.Array] = {TAG: pa.array([POSITIONS] * n, pa.string())}
+    for name, ch, atype in physical_columns(t):
+        if name in given:
+            data[name] = given[name]
+        elif ch.startswith("Nullable("):
+            data[name] = pa.nulls(n, atype)
+        elif pa.types.is_string(atype):
+            data[name] = pa.array([""] * n, atype)
+        else:  # int, timestamp, decimal: zero
+            data[name] = pa.array(np.zeros(n, np.int64)).cast(atype)
+    data[POS_WATERMARK] = pa.array([p.watermark_us for _, p in items], pa.int64())
+    return pa.table(data)
 
 
 def arrow_to_rows(tbl: pa.Table) -> list[Row]:
@@ -318,13 +380,20 @@ class ClickHouseSqlViews(ViewStore):
                     shared = shared_table(target, t)
                     self._run(
                         f"CREATE TABLE IF NOT EXISTS {shared} ({TAG} LowCardinality(String), "
-                        f"{cols}) ENGINE = MergeTree ORDER BY {_order([TAG, *t.key])}"
+                        f"{cols}, {POS_WATERMARK} Nullable(Int64)) ENGINE = MergeTree "
+                        f"ORDER BY {_order([TAG, *t.key])}"
+                    )
+                    # a shared table made before positions rode in it (metadata only)
+                    self._run(
+                        f"ALTER TABLE {shared} ADD COLUMN IF NOT EXISTS "
+                        f"{POS_WATERMARK} Nullable(Int64)"
                     )
                     self._migrate(target, t, shared)
                     # replaced, not kept if it exists: it reads this target's shared table
                     # (tables of two targets without a suffix have the same names)
                     self._run(
-                        f"CREATE OR REPLACE VIEW {phys} AS SELECT * EXCEPT ({TAG}) "
+                        f"CREATE OR REPLACE VIEW {phys} AS SELECT * EXCEPT ({TAG}, "
+                        f"{POS_WATERMARK}) "
                         f"FROM {shared} WHERE {TAG} = {_quote(t.name)}"
                     )
                 self._run(
@@ -361,19 +430,39 @@ class ClickHouseSqlViews(ViewStore):
         self._run(f"DROP TABLE {DB}.{name}")
 
     # -- positions -------------------------------------------------------------------------------
+    def _shared_of(self, target: Target) -> list[str]:
+        """The shared tables of ``target`` that can hold position rows (``shared_table`` names
+        with the ``POS_WATERMARK`` column: one made before has none, until ``ensure`` adds it,
+        and a checkpoint read before that must still work)."""
+        got = self._arrow(
+            "SELECT DISTINCT table FROM system.columns WHERE database = {d:String} "
+            "AND name = {c:String} AND match(table, {r:String}) ORDER BY table",
+            {"d": DB, "c": POS_WATERMARK, "r": f"^{re.escape(target.id)}__agg_[0-9a-f]{{12}}$"},
+        )
+        return [f"{DB}.{n}" for n in got.column("table").to_pylist()]
+
     def checkpoint(self, target: Target) -> Checkpoint:
+        """The newest position per partition, of ``_projection_offsets`` (targets without an
+        aggregate table, ``swap``) and of the position rows in the target's shared tables."""
         with self._lock:
             self._base()
-            tbl = self._arrow(
+            parts = [
                 f"SELECT topic, part, next_offset, watermark_us, batch_seq FROM {OFFSETS} "
-                "FINAL WHERE projection_id = {p:String}",
-                {"p": target.id},
-            )
-        rows = tbl.to_pylist()
+                "FINAL WHERE projection_id = {p:String}"
+            ]
+            parts += [
+                f"SELECT src_topic AS topic, src_partition AS part, src_first AS next_offset, "
+                f"{POS_WATERMARK} AS watermark_us, batch_seq FROM {shared} "
+                f"WHERE {TAG} = {_quote(POSITIONS)} "
+                "ORDER BY batch_seq DESC LIMIT 1 BY src_topic, src_partition"
+                for shared in self._shared_of(target)
+            ]
+            tbl = self._arrow(" UNION ALL ".join(f"({q})" for q in parts), {"p": target.id})
+        rows = sorted(tbl.to_pylist(), key=lambda r: r["batch_seq"])
         if not rows:
             return Checkpoint()
         return Checkpoint(
-            max(r["batch_seq"] for r in rows),
+            rows[-1]["batch_seq"],  # the newest row of each partition wins (sorted ascending)
             {(r["topic"], r["part"]): Position(r["next_offset"], r["watermark_us"]) for r in rows},
         )
 
@@ -401,10 +490,14 @@ class ClickHouseSqlViews(ViewStore):
         self._unfenceable(fence)
         seq = checkpoint.batch_seq
         # the tables in the order given, grouped by where they are stored: a shared table's
-        # rows go in together, in one INSERT, at its first table's turn
+        # rows go in together, in one INSERT, at its first table's turn; the commit table's
+        # last, with the positions
         groups: dict[str, list[Table]] = {}
         for t in tables:
             groups.setdefault(_physical(target, t)[0], []).append(t)
+        commit = commit_table(target, tables)
+        if commit is not None:
+            groups[commit] = groups.pop(commit)
         with self._lock:
             # 1. rows of every table, tagged with the batch number (one INSERT per physical
             #    table); partials of SQL folds arrive as Arrow tables
@@ -420,16 +513,36 @@ class ClickHouseSqlViews(ViewStore):
                         )
                         if t.kind == "aggregate":
                             tag = pa.array([t.name] * data.num_rows, pa.string())
-                            data = data.add_column(0, TAG, tag)
+                            data = data.add_column(0, TAG, tag).append_column(
+                                POS_WATERMARK, pa.nulls(data.num_rows, pa.int64())
+                            )
                         pieces.append(data)
+                if phys == commit:
+                    # 2. every position in the same INSERT as these rows: the commit point
+                    pieces.append(_position_rows(members[0], checkpoint))
                 if pieces:
                     data = pa.concat_tables(pieces) if len(pieces) > 1 else pieces[0]
                     self._insert(phys, data.column_names, data)
                 for t in members:
                     hook(f"rows:{t.name}")
-            # 2. every position in ONE insert: the commit point
-            self._write_positions(target, checkpoint)
+            if commit is None:
+                # 2. every position in ONE insert of their own: the commit point
+                self._write_positions(target, checkpoint)
             hook("offsets")
+            if commit is not None and seq % PRUNE_EVERY == 0:
+                self._prune_positions(commit, seq)
+
+    def _prune_positions(self, shared: str, seq: int) -> None:
+        """Delete the position rows before batch ``seq`` (committed: its own are newer). Not
+        waited for; one that fails or is cut by a crash leaves old rows, which the checkpoint
+        ignores and the next prune deletes."""
+        try:
+            self._run(
+                f"DELETE FROM {shared} WHERE {TAG} = {_quote(POSITIONS)} AND batch_seq < {seq} "
+                "SETTINGS lightweight_deletes_sync = 0"
+            )
+        except HubError as exc:
+            log.warning("could not prune old position rows", extra={"error": exc.message})
 
     def _write_positions(self, target: Target, checkpoint: Checkpoint) -> None:
         items = sorted(checkpoint.positions.items())
@@ -547,6 +660,11 @@ class ClickHouseSqlViews(ViewStore):
                 if not int(left.column("n")[0].as_py()):
                     self._run(f"DROP TABLE IF EXISTS {shared}")
             self._run(f"DELETE FROM {OFFSETS} WHERE projection_id = {{p:String}}", {"p": target.id})
+            for shared in self._shared_of(target):  # a shared table kept for other tables
+                self._run(
+                    f"DELETE FROM {shared} WHERE {TAG} = {_quote(POSITIONS)} "
+                    "SETTINGS lightweight_deletes_sync = 2, mutations_sync = 2"
+                )
 
     # -- retention -----------------------------------------------------------------------------
     @staticmethod

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from decimal import Decimal
 
 import pyarrow as pa
@@ -113,8 +114,8 @@ class TestChdbSharedLayout:
     def test_tables_with_the_same_columns_are_written_in_one_insert_and_read_apart(
         self, _store, monkeypatch
     ):
-        """A batch of two aggregate tables with the same columns makes two inserts, rows and
-        positions (the commit point), not three; each view reads its own rows only, a retention
+        """A batch of two aggregate tables with the same columns makes ONE insert, rows and
+        positions (the commit point) together; each view reads its own rows only, a retention
         cut of one leaves the other's, and dropping one keeps the other readable."""
         from adapters.clickhouse_views import shared_table
 
@@ -122,7 +123,7 @@ class TestChdbSharedLayout:
         store.drop(target, (AGG, AGG_2))
         store.ensure(target, (AGG, AGG_2))
         done = _inserts(store, monkeypatch)
-        cp = Checkpoint(1, {("p", 0): Position(12)})
+        cp = Checkpoint(1, {("p", 0): Position(12), ("p", 1): Position(3, -5)})
         store.write(
             target,
             (AGG, AGG_2),
@@ -132,7 +133,8 @@ class TestChdbSharedLayout:
             },
             cp,
         )
-        assert done == [shared_table(target, AGG), "hub_views._projection_offsets"]
+        assert done == [shared_table(target, AGG)]
+        assert store.checkpoint(target) == cp
         assert shared_table(target, AGG) == shared_table(target, AGG_2)
         assert [(r["day"], r["events"]) for r in store.rows(target, AGG)] == [(0, 2)]
         assert [(r["day"], r["events"]) for r in store.rows(target, AGG_2)] == [
@@ -144,27 +146,96 @@ class TestChdbSharedLayout:
         assert [r["events"] for r in store.rows(target, AGG)] == [2]
         assert [r["events"] for r in store.rows(target, AGG_2)] == [7]
 
-        # a batch past the commit point is removed from the shared table by recover
-        def crash(step: str) -> None:
-            if step == "rows:ct_volumes_2":
-                raise Boom(step)
+        # rows and positions are one INSERT: one that chDB refuses (a String where the shared
+        # table wants a number) leaves neither
+        real = store._insert
 
-        with pytest.raises(Boom):
+        def corrupt(table, columns, data):
+            i = data.column_names.index("src_first")
+            bad = pa.array(["x"] * data.num_rows, pa.string())
+            real(table, columns, data.set_column(i, "src_first", bad))
+
+        monkeypatch.setattr(store, "_insert", corrupt)
+        with pytest.raises(HubError):
             store.write(
                 target,
                 (AGG, AGG_2),
                 {"ct_volumes": [volume(0, 5, 12)], "ct_volumes_2": [volume(0, 1, 12)]},
                 Checkpoint(2, {("p", 0): Position(17)}),
+            )
+        monkeypatch.setattr(store, "_insert", real)
+        assert store.recover(target, (AGG, AGG_2)) == 0
+        assert store.checkpoint(target) == cp
+        assert [r["events"] for r in store.rows(target, AGG)] == [2]
+
+        # a crash once the rows' hook fired: the batch is committed with them (nothing to undo)
+        def crash(step: str) -> None:
+            if step == "rows:ct_volumes_2":
+                raise Boom(step)
+
+        later = Checkpoint(2, {("p", 0): Position(17), ("p", 1): Position(3, 9)})
+        with pytest.raises(Boom):
+            store.write(
+                target,
+                (AGG, AGG_2),
+                {"ct_volumes": [volume(0, 5, 12)], "ct_volumes_2": [volume(0, 1, 12)]},
+                later,
                 hook=crash,
             )
-        assert store.recover(target, (AGG, AGG_2)) == 2
-        assert [r["events"] for r in store.rows(target, AGG)] == [2]
-        assert [r["events"] for r in store.rows(target, AGG_2)] == [7]
-        assert store.checkpoint(target) == cp
+        assert store.recover(target, (AGG, AGG_2)) == 0
+        assert store.checkpoint(target) == later
+        assert [r["events"] for r in store.rows(target, AGG)] == [7]
+        assert [r["events"] for r in store.rows(target, AGG_2)] == [1, 7]
         store.drop(target, (AGG,))
-        assert [r["events"] for r in store.rows(target, AGG_2)] == [7]
+        assert [r["events"] for r in store.rows(target, AGG_2)] == [1, 7]
         store.drop(target, (AGG_2,))
         assert _own_tables(store, target) == []
+
+    def test_positions_of_an_older_store_are_read_and_old_position_rows_are_pruned(
+        self, _store, monkeypatch
+    ):
+        """A store upgraded from positions in ``_projection_offsets`` (and a shared table without
+        the watermark column) starts from them; later batches commit in the shared table, whose
+        older position rows are deleted every PRUNE_EVERY batches, the checkpoint unchanged.
+        ``drop`` of one table forgets the positions, as it did in ``_projection_offsets``."""
+        import adapters.clickhouse_views as cv
+
+        store, target = _store, Target("ctprune", "pr")
+        store.drop(target, (AGG, AGG_2))
+        store.ensure(target, (AGG, AGG_2))
+        shared = cv.shared_table(target, AGG)
+        # the layout before this change: no watermark column, positions in _projection_offsets
+        store._run(f"ALTER TABLE {shared} DROP COLUMN {cv.POS_WATERMARK}")
+        old = Checkpoint(4, {("p", 0): Position(12, 77)})
+        store._write_positions(target, old)
+        assert store.checkpoint(target) == old  # read before ensure added the column
+        store.ensure(target, (AGG, AGG_2))
+        assert store.recover(target, (AGG, AGG_2)) == 0
+        assert store.checkpoint(target) == old
+        assert store.rows(target, AGG) == []
+
+        monkeypatch.setattr(cv, "PRUNE_EVERY", 4)
+        for seq in range(5, 14):
+            cp = Checkpoint(seq, {("p", 0): Position(12 + seq, 100 + seq), ("p", 1): Position(1)})
+            store.write(target, (AGG, AGG_2), {"ct_volumes": [volume(0, 1, 12 + seq)]}, cp)
+            assert store.checkpoint(target) == cp
+        assert [r["events"] for r in store.rows(target, AGG)] == [9]
+
+        def position_rows() -> list[int]:
+            got = store._arrow(
+                f"SELECT batch_seq FROM {shared} WHERE view_table = '#positions' ORDER BY 1"
+            )
+            return sorted(set(got.column("batch_seq").to_pylist()))
+
+        deadline = time.monotonic() + 20  # the prune is not waited for
+        while position_rows() != [12, 13] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert position_rows() == [12, 13]
+        assert store.checkpoint(target) == cp
+        store.drop(target, (AGG_2,))
+        assert store.checkpoint(target) == Checkpoint()
+        assert [r["events"] for r in store.rows(target, AGG)] == [9]
+        store.drop(target, (AGG,))
 
     def test_ensure_moves_an_old_layout_table_into_the_shared_one_even_after_a_crash(self, _store):
         """A store written before the shared layout (a MergeTree ``T__p`` per aggregate table)

@@ -53,7 +53,6 @@ from core.ports.eventlog import (
     Record,
     RecordMetadata,
     StoredRecord,
-    metadata_list,
 )
 from core.ports.keystore import KeyStore, SubjectTenants, make_aad
 from core.ports.policy import Decision
@@ -488,8 +487,9 @@ class Publisher:
         tenant: str = "default",
         *,
         origin: Literal["internal", "external"] = "internal",
-    ) -> list[RecordMetadata]:
-        """Publish a batch all-or-nothing; returns where each record landed.
+    ) -> Sequence[RecordMetadata]:
+        """Publish a batch all-or-nothing; returns where each record landed (a sequence: the
+        log's columnar answer, ``AppendedMetadata``, builds its records when first read).
 
         Calls from several threads at once for the same topic, producer and tenant are prepared
         and appended together (``ingest.coalesce``); each still succeeds or fails on its own.
@@ -521,15 +521,13 @@ class Publisher:
                     if len(self._coalescers) > 4_096:  # bound memory; idle ones only
                         self._coalescers = {k: c for k, c in self._coalescers.items() if c.busy}
 
-                    def append(records: Prepared) -> list[RecordMetadata]:
+                    def append(records: Prepared) -> Sequence[RecordMetadata]:
                         if isinstance(records, ColumnBatch):
                             batch = records
-                            return metadata_list(
-                                tracing.traced_append(
-                                    topic,
-                                    len(batch),
-                                    lambda: self._log.append_columns(topic, batch),
-                                )
+                            # the log's columnar answer as it is: a RecordMetadata per record
+                            # is built only if a caller reads one (a cost per record otherwise)
+                            return tracing.traced_append(
+                                topic, len(batch), lambda: self._log.append_columns(topic, batch)
                             )
                         return tracing.traced_append(
                             topic, len(records), lambda: self._log.append(topic, records)

@@ -107,6 +107,7 @@ from adapters.kafka_log.batch import (
     IDEM_HEADER,
     BatchDelivery,
     Delivery,
+    KafkaAppended,
     PreparedBatch,
     ProducerState,
     check_record,
@@ -771,7 +772,7 @@ class KafkaEventLog(EventLog):
         self._appended.bump((topic,))
         return meta
 
-    def _produce_columns(self, topic: str, batch: ColumnBatch, ts: int) -> list[RecordMetadata]:
+    def _produce_columns(self, topic: str, batch: ColumnBatch, ts: int) -> KafkaAppended:
         """``_produce_and_wait`` of a checked one-partition column batch as ONE record batch:
         the rows come straight from the columns (``header_lists``), every record stamped
         ``ts``, the reports counted per batch (``BatchDelivery``)."""
@@ -830,7 +831,8 @@ class KafkaEventLog(EventLog):
                     f"A batch of {len(batch)} records for {topic!r} overflows the Kafka "
                     "producer's local queue; append smaller batches."
                 ) from exc
-            return self._await(producer, delivery, doing)
+            self._delivered(producer, delivery, doing)
+            return delivery.answer()  # columns: no RecordMetadata until one is asked for
         except HubError:
             # A fresh producer next time, so nothing of this batch can still be sent later.
             self._plain = None
@@ -934,6 +936,13 @@ class KafkaEventLog(EventLog):
     def _await(
         self, producer: Producer, delivery: Delivery | BatchDelivery, doing: str
     ) -> list[RecordMetadata]:
+        self._delivered(producer, delivery, doing)
+        return delivery.metadata()
+
+    def _delivered(
+        self, producer: Producer, delivery: Delivery | BatchDelivery, doing: str
+    ) -> None:
+        """Wait for every report of ``delivery``; raise on a missing or failed one."""
         deadline = time.monotonic() + self._delivery_timeout + self._timeout
         while delivery.pending and time.monotonic() < deadline:
             producer.flush(min(1.0, max(0.0, deadline - time.monotonic())))
@@ -947,7 +956,6 @@ class KafkaEventLog(EventLog):
         errors = delivery.errors
         if errors:
             raise translate(errors[0], doing)
-        return delivery.metadata()
 
     def _seal_maybe(
         self,

@@ -65,6 +65,8 @@ from ingest.jsoncols import ColumnPlan
 from ingest.targets import TargetResolver, WriteTarget, record_key
 from registry.service import SchemaRegistry
 
+_AAD_CACHE_SIZE = 65_536  # (topic, field, subject) AADs kept across batches (~20 MB at most)
+
 
 class NoKeyStore(HubError):
     """A schema holds encrypted PII fields but this component was built without a KeyStore."""
@@ -101,6 +103,9 @@ class Publisher:
         # concurrent publishes per (topic, producer, tenant), prepared and appended together
         self._coalescers: dict[tuple[str, str, str], Coalescer] = {}
         self._coalescers_guard = threading.Lock()
+        # make_aad(topic, field, subject) of recent batches: a pure function of its arguments
+        # (no key material), so kept across batches, where the same subjects recur
+        self._aads: dict[tuple[str, str, str], bytes] = {}
 
     @property
     def max_record_bytes(self) -> int:
@@ -222,18 +227,21 @@ class Publisher:
             subjects: list[str] = []
             plaintexts: list[bytes] = []
             aad_list: list[bytes] = []
+            known = self._aads
             for name, owners, values in cols:
                 aad_of: dict[str, bytes] = {}
-                for s in owners:
-                    if s not in aad_of:
-                        if s.startswith(UNATTRIBUTED):
-                            raise TypeError("reserved data subject")  # the reference names it
-                        aad_of[s] = aads.get((name, s)) or aads.setdefault(
-                            (name, s), make_aad(topic, name, s)
-                        )
+                for s in dict.fromkeys(owners):  # each distinct subject once (a C-level pass)
+                    if s.startswith(UNATTRIBUTED):
+                        raise TypeError("reserved data subject")  # the reference names it
+                    aad = known.get((topic, name, s))
+                    if aad is None:
+                        if len(known) >= _AAD_CACHE_SIZE:
+                            known.clear()  # bounded: the subjects of recent batches only
+                        aad = known[topic, name, s] = make_aad(topic, name, s)
+                    aad_of[s] = aad
                 subjects += owners
                 plaintexts += values
-                aad_list += [aad_of[s] for s in owners]
+                aad_list += map(aad_of.__getitem__, owners)
             sealed = self.codec().keystore.seal_many(subjects, plaintexts, aad_list)
             out = []
             at = 0

@@ -65,7 +65,11 @@ from ingest.jsoncols import ColumnPlan
 from ingest.targets import TargetResolver, WriteTarget, record_key
 from registry.service import SchemaRegistry
 
-_AAD_CACHE_SIZE = 65_536  # (topic, field, subject) AADs kept across batches (~20 MB at most)
+# (topic, field, subject) AADs kept across batches: at most this many, each of a subject id of
+# at most _AAD_CACHE_SUBJECT characters, so that callers naming many long subjects cannot make
+# the cache large (~10 MB at most); other AADs are made per batch, as before
+_AAD_CACHE_SIZE = 16_384
+_AAD_CACHE_SUBJECT = 256
 
 
 class NoKeyStore(HubError):
@@ -235,9 +239,11 @@ class Publisher:
                         raise TypeError("reserved data subject")  # the reference names it
                     aad = known.get((topic, name, s))
                     if aad is None:
-                        if len(known) >= _AAD_CACHE_SIZE:
-                            known.clear()  # bounded: the subjects of recent batches only
-                        aad = known[topic, name, s] = make_aad(topic, name, s)
+                        aad = make_aad(topic, name, s)
+                        if len(s) <= _AAD_CACHE_SUBJECT:
+                            if len(known) >= _AAD_CACHE_SIZE:
+                                known.clear()  # bounded: the subjects of recent batches only
+                            known[topic, name, s] = aad
                     aad_of[s] = aad
                 subjects += owners
                 plaintexts += values

@@ -36,7 +36,7 @@ from core.ports.eventlog import ColumnBatch, Record, RecordMetadata
 Prepared = list[Record] | ColumnBatch
 PrepareAll = Callable[[Sequence[OutgoingEvent]], Prepared]
 PrepareOne = Callable[[Sequence[OutgoingEvent]], Prepared]
-Append = Callable[[Prepared], list[RecordMetadata]]
+Append = Callable[[Prepared], Sequence[RecordMetadata]]
 
 
 def _records(prepared: Prepared) -> list[Record]:
@@ -63,7 +63,7 @@ class _Publish:
     def __init__(self, events: Sequence[OutgoingEvent]) -> None:
         self.events = events
         self.records: Prepared | None = None
-        self.metadata: list[RecordMetadata] | None = None
+        self.metadata: Sequence[RecordMetadata] | None = None
         self.error: BaseException | None = None
         self.settled = False
 
@@ -86,7 +86,7 @@ class Coalescer:
         """Whether a call is queued or being published."""
         return self._groups.busy
 
-    def publish(self, events: Sequence[OutgoingEvent]) -> list[RecordMetadata]:
+    def publish(self, events: Sequence[OutgoingEvent]) -> Sequence[RecordMetadata]:
         """Prepare and append ``events`` (with the calls queued beside them); their metadata,
         or this call's own error."""
         mine = _Publish(events)

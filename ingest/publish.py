@@ -53,7 +53,6 @@ from core.ports.eventlog import (
     Record,
     RecordMetadata,
     StoredRecord,
-    metadata_list,
 )
 from core.ports.keystore import KeyStore, SubjectTenants, make_aad
 from core.ports.policy import Decision
@@ -65,6 +64,12 @@ from ingest.ids import uuid7_bytes
 from ingest.jsoncols import ColumnPlan
 from ingest.targets import TargetResolver, WriteTarget, record_key
 from registry.service import SchemaRegistry
+
+# (topic, field, subject) AADs kept across batches: at most this many, each of a subject id of
+# at most _AAD_CACHE_SUBJECT characters, so that callers naming many long subjects cannot make
+# the cache large (~10 MB at most); other AADs are made per batch, as before
+_AAD_CACHE_SIZE = 16_384
+_AAD_CACHE_SUBJECT = 256
 
 
 class NoKeyStore(HubError):
@@ -102,6 +107,9 @@ class Publisher:
         # concurrent publishes per (topic, producer, tenant), prepared and appended together
         self._coalescers: dict[tuple[str, str, str], Coalescer] = {}
         self._coalescers_guard = threading.Lock()
+        # make_aad(topic, field, subject) of recent batches: a pure function of its arguments
+        # (no key material), so kept across batches, where the same subjects recur
+        self._aads: dict[tuple[str, str, str], bytes] = {}
 
     @property
     def max_record_bytes(self) -> int:
@@ -223,18 +231,23 @@ class Publisher:
             subjects: list[str] = []
             plaintexts: list[bytes] = []
             aad_list: list[bytes] = []
+            known = self._aads
             for name, owners, values in cols:
                 aad_of: dict[str, bytes] = {}
-                for s in owners:
-                    if s not in aad_of:
-                        if s.startswith(UNATTRIBUTED):
-                            raise TypeError("reserved data subject")  # the reference names it
-                        aad_of[s] = aads.get((name, s)) or aads.setdefault(
-                            (name, s), make_aad(topic, name, s)
-                        )
+                for s in dict.fromkeys(owners):  # each distinct subject once (a C-level pass)
+                    if s.startswith(UNATTRIBUTED):
+                        raise TypeError("reserved data subject")  # the reference names it
+                    aad = known.get((topic, name, s))
+                    if aad is None:
+                        aad = make_aad(topic, name, s)
+                        if len(s) <= _AAD_CACHE_SUBJECT:
+                            if len(known) >= _AAD_CACHE_SIZE:
+                                known.clear()  # bounded: the subjects of recent batches only
+                            known[topic, name, s] = aad
+                    aad_of[s] = aad
                 subjects += owners
                 plaintexts += values
-                aad_list += [aad_of[s] for s in owners]
+                aad_list += map(aad_of.__getitem__, owners)
             sealed = self.codec().keystore.seal_many(subjects, plaintexts, aad_list)
             out = []
             at = 0
@@ -488,8 +501,9 @@ class Publisher:
         tenant: str = "default",
         *,
         origin: Literal["internal", "external"] = "internal",
-    ) -> list[RecordMetadata]:
-        """Publish a batch all-or-nothing; returns where each record landed.
+    ) -> Sequence[RecordMetadata]:
+        """Publish a batch all-or-nothing; returns where each record landed (a sequence: the
+        log's columnar answer, ``AppendedMetadata``, builds its records when first read).
 
         Calls from several threads at once for the same topic, producer and tenant are prepared
         and appended together (``ingest.coalesce``); each still succeeds or fails on its own.
@@ -521,15 +535,13 @@ class Publisher:
                     if len(self._coalescers) > 4_096:  # bound memory; idle ones only
                         self._coalescers = {k: c for k, c in self._coalescers.items() if c.busy}
 
-                    def append(records: Prepared) -> list[RecordMetadata]:
+                    def append(records: Prepared) -> Sequence[RecordMetadata]:
                         if isinstance(records, ColumnBatch):
                             batch = records
-                            return metadata_list(
-                                tracing.traced_append(
-                                    topic,
-                                    len(batch),
-                                    lambda: self._log.append_columns(topic, batch),
-                                )
+                            # the log's columnar answer as it is: a RecordMetadata per record
+                            # is built only if a caller reads one (a cost per record otherwise)
+                            return tracing.traced_append(
+                                topic, len(batch), lambda: self._log.append_columns(topic, batch)
                             )
                         return tracing.traced_append(
                             topic, len(records), lambda: self._log.append(topic, records)

@@ -17,6 +17,7 @@ from confluent_kafka import (
 
 from core.errors import HubError, InvalidInput
 from core.ports.eventlog import (
+    AppendedMetadata,
     ColumnBatch,
     Headers,
     Record,
@@ -196,6 +197,13 @@ class BatchDelivery:
         return [e for e in (*self.first_reports, *self.reports) if e is not None]
 
     def metadata(self) -> list[RecordMetadata]:
+        """The batch's ``RecordMetadata``, one per record (``answer`` as a list)."""
+        return self.answer().as_list()
+
+    def answer(self) -> KafkaAppended:
+        """Where the batch landed, as columns (``KafkaAppended``: no ``RecordMetadata`` is
+        built until one is asked for), once the first and last reports prove it is ONE run
+        of ``n`` consecutive offsets."""
         last = self.reports[None]
         end = last.offset()
         n = self.n
@@ -213,14 +221,31 @@ class BatchDelivery:
                 )
         kind, stamp = last.timestamp()
         # the broker stamped the whole batch (log append time), or each record keeps its own
-        stamps: int | Sequence[int] = self.timestamps
+        stamps = self.timestamps
         if kind == TIMESTAMP_LOG_APPEND_TIME:
             stamps = stamp
-        if _batch_metadata is not None and type(stamps) in (int, list):
-            made = _batch_metadata(RecordMetadata, self.topic, self.partition, first, n, stamps)
-            if made is not None:
-                return made  # type: ignore[no-any-return]
-        return _metadata_py(self.topic, self.partition, first, n, stamps)
+        # one int repeated: a list of n pointers to it (one allocation, nothing per record)
+        listed = [stamps] * n if isinstance(stamps, int) else list(stamps)
+        return KafkaAppended(self.topic, listed, ((self.partition, first, None),))
+
+
+class KafkaAppended(AppendedMetadata):
+    """The Kafka log's columnar append answer: ``AppendedMetadata`` whose records, when asked
+    for, are made in one native call (``hub_native.batch_metadata``) for the one-partition
+    run a column append always is; anything else (or no native module) takes the port's
+    builder, the reference."""
+
+    __slots__ = ()
+
+    def as_list(self) -> list[RecordMetadata]:
+        if self._built is None and _batch_metadata is not None and len(self.parts) == 1:
+            p, base, idx = self.parts[0]
+            if idx is None:
+                n = len(self.timestamps)
+                made = _batch_metadata(RecordMetadata, self.topic, p, base, n, self.timestamps)
+                if made is not None:
+                    self._built = made
+        return super().as_list()
 
 
 def _metadata_py(

@@ -114,6 +114,7 @@ from adapters.kafka_log.batch import (
     IDEM_HEADER,
     BatchDelivery,
     Delivery,
+    KafkaAppended,
     PreparedBatch,
     ProducerState,
     check_record,
@@ -860,7 +861,7 @@ class KafkaEventLog(EventLog):
         self._appended.bump((topic,))
         return meta
 
-    def _produce_columns(self, topic: str, batch: ColumnBatch, ts: int) -> list[RecordMetadata]:
+    def _produce_columns(self, topic: str, batch: ColumnBatch, ts: int) -> KafkaAppended:
         """``_produce_and_wait`` of a checked one-partition column batch as ONE record batch:
         the rows come straight from the columns (``header_lists``), every record stamped
         ``ts``, the reports counted per batch (``BatchDelivery``)."""
@@ -902,8 +903,11 @@ class KafkaEventLog(EventLog):
                         timestamp=ts,
                         headers=headers,
                     )
+                # positional: (topic, value, key, partition, callback, on_delivery, timestamp,
+                # headers), confluent-kafka's order; no keyword matching per record (2.9 ->
+                # 2.4 us a call, 13 headers); None callbacks are the keywords left out
                 for key, value, headers in islice(rows, max(0, n - 2)):
-                    produce(wire, value=value, key=key, partition=0, timestamp=ts, headers=headers)
+                    produce(wire, value, key, 0, None, None, ts, headers)
                 for key, value, headers in rows:  # the last one (strict zip: no more)
                     produce(
                         wire,
@@ -919,7 +923,8 @@ class KafkaEventLog(EventLog):
                     f"A batch of {len(batch)} records for {topic!r} overflows the Kafka "
                     "producer's local queue; append smaller batches."
                 ) from exc
-            return self._await(producer, delivery, doing)
+            self._delivered(producer, delivery, doing)
+            return delivery.answer()  # columns: no RecordMetadata until one is asked for
         except HubError:
             # A fresh producer next time, so nothing of this batch can still be sent later.
             self._plain = None
@@ -972,14 +977,9 @@ class KafkaEventLog(EventLog):
             produce, last = producer.produce, len(rows) - 1
             try:
                 for i, (partition, key, value, headers, ts) in enumerate(rows):
-                    if 0 < i < last:
+                    if 0 < i < last:  # positional, as in _produce_columns
                         produce(
-                            wire,
-                            value=value,
-                            key=key,
-                            partition=partition,
-                            timestamp=ts or 0,
-                            headers=list(headers) or None,
+                            wire, value, key, partition, None, None, ts or 0, list(headers) or None
                         )
                         continue
                     produce(
@@ -1023,6 +1023,13 @@ class KafkaEventLog(EventLog):
     def _await(
         self, producer: Producer, delivery: Delivery | BatchDelivery, doing: str
     ) -> list[RecordMetadata]:
+        self._delivered(producer, delivery, doing)
+        return delivery.metadata()
+
+    def _delivered(
+        self, producer: Producer, delivery: Delivery | BatchDelivery, doing: str
+    ) -> None:
+        """Wait for every report of ``delivery``; raise on a missing or failed one."""
         deadline = time.monotonic() + self._delivery_timeout + self._timeout
         while delivery.pending and time.monotonic() < deadline:
             producer.flush(min(1.0, max(0.0, deadline - time.monotonic())))
@@ -1036,7 +1043,6 @@ class KafkaEventLog(EventLog):
         errors = delivery.errors
         if errors:
             raise translate(errors[0], doing)
-        return delivery.metadata()
 
     def _seal_maybe(
         self,

@@ -13,7 +13,7 @@ import pytest
 
 from adapters.kafka_log import KafkaEventLog
 from core.errors import DuplicateEnvelopeHeader, InvalidInput, PayloadTooLarge
-from core.ports.eventlog import ColumnBatch, StoredRecord
+from core.ports.eventlog import AppendedMetadata, ColumnBatch, StoredRecord
 from tests.contract.test_eventlog_kafka import kafka_bootstrap
 
 pytestmark = pytest.mark.integration
@@ -190,3 +190,21 @@ def test_reports_of_first_and_last_give_every_records_metadata(log: KafkaEventLo
     assert [(r.offset, r.value) for r in stored] == [
         (2 + i, None if i == 5 else b"value-%d" % i) for i in range(n)
     ]
+
+
+def test_the_answer_is_columns_that_build_the_stored_records_metadata(
+    log: KafkaEventLog,
+) -> None:
+    """The answer is where the records landed, as columns (no ``RecordMetadata`` per record
+    until one is read); what it builds is what the broker stored."""
+    topic = f"t{uuid.uuid4().hex[:8]}"
+    log.create_topic(topic, 1)
+    log.append_columns(topic, _batch(3, 1_700_000_000_001))
+    got = log.append_columns(topic, _batch(500, 1_700_000_000_777))
+    assert isinstance(got, AppendedMetadata) and got.parts == ((0, 3, None),)
+    assert len(got) == 500 and got.timestamps == [1_700_000_000_777] * 500
+    stored = _stored(log, topic)[3:]
+    assert [(m.topic, m.partition, m.offset, m.timestamp_ms) for m in got] == [
+        (topic, 0, r.offset, r.timestamp_ms) for r in stored
+    ]
+    assert got == AppendedMetadata(topic, got.timestamps, got.parts).as_list()  # the reference

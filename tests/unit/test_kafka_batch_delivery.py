@@ -6,10 +6,11 @@ must be refused, not answered with offsets the broker never gave these records."
 from __future__ import annotations
 
 import pytest
-from confluent_kafka import TIMESTAMP_CREATE_TIME, KafkaError
+from confluent_kafka import TIMESTAMP_CREATE_TIME, TIMESTAMP_LOG_APPEND_TIME, KafkaError
 
-from adapters.kafka_log.batch import BatchDelivery
+from adapters.kafka_log.batch import BatchDelivery, KafkaAppended
 from core.errors import HubError
+from core.ports.eventlog import AppendedMetadata
 
 
 class _Report:  # the three fields of a delivered confluent_kafka.Message that are read
@@ -55,3 +56,40 @@ def test_an_error_on_either_report_is_seen() -> None:
         ok(None, _Report(1))  # type: ignore[arg-type]
         bad(err, _Report(-1))  # type: ignore[arg-type]
         assert [e.code() for e in d.errors] == [KafkaError._MSG_TIMED_OUT]
+
+
+class _AppendTimeReport(_Report):
+    def timestamp(self) -> tuple[int, int]:
+        return TIMESTAMP_LOG_APPEND_TIME, 99
+
+
+@pytest.mark.parametrize("stamps", [7, [5, 6, 7, 8]])
+def test_the_answer_is_columns_building_what_the_reference_builds(stamps: int | list[int]) -> None:
+    d = BatchDelivery("t", 2, stamps, 4, producer=[])
+    assert d.on_first is not None
+    d.on_first(None, _Report(10, 2))  # type: ignore[arg-type]
+    d.on_last(None, _Report(13, 2))  # type: ignore[arg-type]
+    got = d.answer()
+    assert isinstance(got, KafkaAppended) and got.parts == ((2, 10, None),)
+    assert len(got) == 4 and got._built is None  # nothing per record until asked for
+    listed = stamps if isinstance(stamps, list) else [stamps] * 4
+    reference = AppendedMetadata("t", listed, ((2, 10, None),)).as_list()  # the port's builder
+    assert got.as_list() == reference == d.metadata()
+    assert [(m.partition, m.offset, m.timestamp_ms) for m in got] == [
+        (2, 10 + i, ts) for i, ts in enumerate(listed)
+    ]
+    assert got[1:3] == reference[1:3] and got.as_list() is got.as_list()
+
+
+def test_a_log_append_time_topic_answers_the_brokers_stamp() -> None:
+    d = BatchDelivery("t", 0, 7, 3, producer=[])
+    assert d.on_first is not None
+    d.on_first(None, _AppendTimeReport(0))  # type: ignore[arg-type]
+    d.on_last(None, _AppendTimeReport(2))  # type: ignore[arg-type]
+    assert [m.timestamp_ms for m in d.answer()] == [99, 99, 99]
+    assert d.answer().timestamps == [99, 99, 99]
+
+
+def test_the_answer_refuses_a_gap_too() -> None:
+    with pytest.raises(HubError, match="not as one record batch"):
+        _delivered(4, 10, 14).answer()

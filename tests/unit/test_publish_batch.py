@@ -374,6 +374,64 @@ def test_pii_sealed_per_batch_decrypts_to_what_the_reference_seals(
     log.close()
 
 
+@pytest.mark.parametrize("bound", [5, 16_384])  # cleared while in use, or never
+def test_pii_aads_kept_across_batches_stay_bound_to_their_topic(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch, bound: int
+) -> None:
+    """The column path keeps each (topic, field, subject) AAD across batches
+    (``Publisher._aads``): the same subjects and fields published to two topics, batch after
+    batch and past the cache's bound, each decrypt under their own topic's AAD only."""
+    import ingest.publish as publish_module
+    from adapters.local_keystore import LocalKeyStore
+    from core.avro import serde
+    from core.pii import encrypted_schema
+    from core.ports.keystore import DecryptionFailed, make_aad
+
+    monkeypatch.setattr(publish_module, "_AAD_CACHE_SIZE", bound)
+    log = SqliteEventLog(":memory:")
+    registry = SchemaRegistry(log)
+    keystore = LocalKeyStore(tmp_path / "keyring.sqlite", b"k" * 32)
+    publisher = Publisher(log, registry, 4096, Metrics(), keystore)
+    topics = ("t.people", "t.people2")
+    for topic in topics:
+        log.create_topic(topic, 1, {STRATEGY_CONFIG: "topic_record"})
+        registry.register(f"{topic}-com.hub.Person", encrypted_schema(PERSON_TEXT))
+    target = publisher.targets.resolve("t.people", "com.hub.Person")
+    events = [
+        OutgoingEvent(
+            value={"account_id": f"A{i % 4}", "name": f"n{i}", "iban": "DE89", "amount": "1.00"},
+            event_type="com.hub.Person",
+        )
+        for i in range(12)
+    ]
+    for _ in range(2):
+        for topic, other in (topics, topics[::-1]):
+            for i, r in enumerate(publisher._prepare_batch(topic, events, "svc", "acme")):
+                datum = serde.decode(r.value or b"", target.schema)
+                s = datum["account_id"]
+                assert s == f"A{i % 4}"
+                name = f"n{i}".encode()  # Avro: a string is its length (zigzag), then UTF-8;
+                iban = b"\x02\x08DE89"  # a nullable one its union branch first
+                for field, plain in (("name", bytes([2 * len(name)]) + name), ("iban", iban)):
+                    own = keystore.decrypt(s, datum[field], make_aad(topic, field, s))
+                    assert own == plain
+                    with pytest.raises(DecryptionFailed):
+                        keystore.decrypt(s, datum[field], make_aad(other, field, s))
+    assert 0 < len(publisher._aads) <= bound
+    long_subject = "L" * 300  # over _AAD_CACHE_SUBJECT: sealed, decrypted, never kept
+    one = OutgoingEvent(
+        value={"account_id": long_subject, "name": "x", "iban": None, "amount": "1.00"},
+        event_type="com.hub.Person",
+    )
+    (r,) = publisher._prepare_batch("t.people", [one], "svc", "acme")
+    datum = serde.decode(r.value or b"", target.schema)
+    aad = make_aad("t.people", "name", long_subject)
+    assert keystore.decrypt(long_subject, datum["name"], aad) == b"\x02x"
+    assert not any(k[2] == long_subject for k in publisher._aads)
+    keystore.close()
+    log.close()
+
+
 def _uniform_trades(rng: random.Random, n: int) -> list[OutgoingEvent]:
     """Trades whose values all have the same keys and JSON forms (the column-wise case)."""
     at_text = rng.random() < 0.5

@@ -14,6 +14,7 @@ mod merkle;
 mod metadata;
 mod record_mac;
 mod stored_avro;
+mod stored_batch;
 mod stored_leaves;
 
 #[pymodule]
@@ -28,6 +29,7 @@ fn hub_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     metadata::register(m)?;
     record_mac::register(m)?;
     stored_avro::register(m)?;
+    stored_batch::register(m)?;
     stored_leaves::register(m)?;
     Ok(())
 }

@@ -16,6 +16,7 @@ mod record_mac;
 mod stored_avro;
 mod stored_batch;
 mod stored_leaves;
+mod uuid_text;
 
 #[pymodule]
 fn hub_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -31,5 +32,6 @@ fn hub_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     stored_avro::register(m)?;
     stored_batch::register(m)?;
     stored_leaves::register(m)?;
+    uuid_text::register(m)?;
     Ok(())
 }

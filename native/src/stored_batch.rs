@@ -81,6 +81,8 @@ unsafe fn put_bytes_section(
     if nulls == col.len() {
         return Some(null);
     }
+    let size: usize = got.iter().flatten().map(|v| v.len()).sum();
+    out.reserve(5 * col.len() + size);
     for v in &got {
         put_u32(out, v.map_or(0, <[u8]>::len));
     }
@@ -178,6 +180,7 @@ unsafe fn encode(
                 data.extend_from_slice(vals[0]);
             } else {
                 kinds.push(VARYING);
+                data.reserve(4 * n + vals.iter().map(|v| v.len()).sum::<usize>());
                 for v in &vals {
                     put_u32(&mut data, v.len());
                 }
@@ -186,6 +189,9 @@ unsafe fn encode(
                 }
             }
         }
+        body.reserve(
+            2 + 2 * m + name_bytes.iter().map(|s| s.len()).sum::<usize>() + m + data.len(),
+        );
         body.extend_from_slice(&(m as u16).to_le_bytes());
         for s in &name_bytes {
             body.extend_from_slice(&(s.len() as u16).to_le_bytes());

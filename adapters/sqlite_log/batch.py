@@ -432,11 +432,13 @@ def plain_header_names(batch: ColumnBatch) -> list[bytes] | None:
         return []
     if len(names) > _U16 or set(map(type, names)) != {str}:
         return None
+    checked: set[int] = set()  # a list given twice (event id = correlation id) is read once
     for col in columns:
-        if not isinstance(col, bytes) and (
-            type(col) not in _PAIR_TYPES or set(map(type, col)) != {bytes}
-        ):
+        if isinstance(col, bytes) or id(col) in checked:
+            continue
+        if type(col) not in _PAIR_TYPES or set(map(type, col)) != {bytes}:
             return None
+        checked.add(id(col))  # ``columns`` holds ``col``: its id is not reused meanwhile
     try:
         encoded = [name.encode() for name in names]
     except UnicodeEncodeError:

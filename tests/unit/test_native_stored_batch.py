@@ -23,7 +23,7 @@ from adapters.sqlite_log.batch import (
 )
 from tests.unit.test_column_append import random_batch
 
-pytestmark = pytest.mark.skipif(native_stored_columns is None, reason="hub_native not built")
+needs_native = pytest.mark.skipif(native_stored_columns is None, reason="hub_native not built")
 _HEAD = stored._HEAD.size + stored._BODY.size
 
 
@@ -47,6 +47,7 @@ def _encode_both(
     return got, encode_batch_columns_py(keys, values, names, columns, stamps)
 
 
+@needs_native
 def test_same_header_and_body_as_the_reference_on_random_batches() -> None:
     """Timestamps uniform, 32-bit deltas and 64-bit; keys and values null, mixed or not;
     shared, varying and equal-varying header columns; one list under two names."""
@@ -83,6 +84,7 @@ def test_same_header_and_body_as_the_reference_on_random_batches() -> None:
     assert compressed > 100 and plain > 50  # both codecs were exercised
 
 
+@needs_native
 def test_zstd_frame_is_the_python_writers() -> None:
     """The zstd crate's libzstd gives pyarrow's frame on the hub's batches (so the per-record
     and columnar appends store the same bytes and MACs: test_column_append)."""
@@ -98,6 +100,7 @@ def test_zstd_frame_is_the_python_writers() -> None:
         assert got == expected
 
 
+@needs_native
 @pytest.mark.parametrize(
     ("keys", "values", "names", "columns", "stamps"),
     [
@@ -121,6 +124,7 @@ def test_unusual_input_is_left_to_the_reference(
     assert native_stored_columns(keys, values, names, columns, stamps) is None
 
 
+@needs_native
 def test_unusual_input_gets_the_references_answer() -> None:
     """The wrapper falls back: the reference's bytes, or the reference's error."""
     keys = (b"a", b"b")
@@ -131,6 +135,7 @@ def test_unusual_input_gets_the_references_answer() -> None:
         encode_batch_columns([b"k", b"k"], [b"v", b"v"], [b"h"], ([b"a"],), [1, 1])
 
 
+@needs_native
 def test_a_flipped_byte_is_caught_by_the_reader() -> None:
     n = 500
     blob, _ = _encode_both(
@@ -145,3 +150,17 @@ def test_a_flipped_byte_is_caught_by_the_reader() -> None:
         bad[at] ^= 0x40
         with pytest.raises(CorruptBatch):
             decode_batch(bytes(bad), n)
+
+
+def test_python_reference_still_writes_encode_batchs_bytes() -> None:
+    """``encode_batch_columns`` now runs the native writer; its reference is held to what
+    test_column_append held it to before: ``encode_batch``'s bytes (hub_native built or not)."""
+    rng = random.Random(13)
+    for trial in range(200):
+        n = rng.choice([1, 2, 17, 200])
+        batch = random_batch(rng, n)
+        stamps = [1_700_000_000_000 + rng.randrange(3) * (trial % 2)] * n
+        names = [name.encode() for name in batch.header_names]
+        expected = encode_batch(batch.keys, batch.values, batch.header_rows(), stamps)
+        got = encode_batch_columns_py(batch.keys, batch.values, names, batch.header_columns, stamps)
+        assert got == expected, trial

@@ -1,6 +1,7 @@
-"""Parquet/Avro file ingest, full path (validate, encode, log, ledger leaf), beside raw SQLite.
+"""Parquet, Avro, JSONL or CSV file ingest, full path (validate, encode, log, ledger leaf)
+beside raw SQLite.
 
-One process: a hub, ``N`` trades written as a Parquet (or Avro) file, ``publish_file`` with
+One process: a hub, ``N`` trades written as a file of the format, ``publish_file`` with
 10,000-row batches, then the ledger sync (a leaf per record); then the same-run baselines on the
 bytes that run stored:
 - ``raw batches``: the stored batch rows (``topic_id, part, offsets, count, max_ts, mac, data``:
@@ -11,7 +12,7 @@ Every figure is events per CPU second of this process (``time.process_time``; th
 shared, wall rates swing) and per wall second. The script imports the tree it is run from, so
 the same file measures an older tree: ``cd /tmp/old && PYTHONPATH=. python
 /path/to/benchmarks/file_full_path.py 1000000``.
-Run: ``.venv/bin/python -m benchmarks.file_full_path --rows 1000000 [--format Avro]``.
+Run: ``.venv/bin/python -m benchmarks.file_full_path --rows 1000000 [--format Avro|JSONL|CSV]``.
 """
 
 from __future__ import annotations
@@ -76,7 +77,7 @@ def _raw_rows(folder: Path, values: list[bytes], per_commit: int) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--rows", type=int, default=1_000_000)
-    ap.add_argument("--format", default="Parquet", choices=["Parquet", "Avro"])
+    ap.add_argument("--format", default="Parquet", choices=["Parquet", "Avro", "JSONL", "CSV"])
     ap.add_argument("--label", default=os.getcwd())
     args = ap.parse_args(argv)
     n = args.rows
@@ -107,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     10**8,
                 )
             else:
-                path = write_files(folder / "f", n, 10**8)["Parquet"]
+                path = write_files(folder / "f", n, 10**8)[args.format]
             load = os.getloadavg()[0]
             cpu, wall, out = _timed(
                 n, lambda: publish_file(h.ingest, path, "trades", batch_size=10_000)

@@ -363,7 +363,26 @@ def encode_batch_columns(
     ``encode_batch``'s column layout requires: at least one and at most 65,535 names of at most
     65,535 bytes, ``bytes`` values, no envelope header named twice. A varying column whose
     values are all equal is stored as a constant, as ``encode_batch`` stores it
-    (``tests/unit/test_column_append.py`` compares the bytes)."""
+    (``tests/unit/test_column_append.py`` compares the bytes).
+
+    One native call when ``hub_native`` is built (native/src/stored_batch.rs): the same header
+    and uncompressed body, the body's zstd frame from the zstd crate's libzstd; for anything
+    but plain lists or tuples of ``bytes`` it answers None and the reference below runs."""
+    if native_stored_columns is not None:
+        blob = native_stored_columns(keys, values, names, columns, timestamps)
+        if blob is not None:
+            return blob
+    return encode_batch_columns_py(keys, values, names, columns, timestamps)
+
+
+def encode_batch_columns_py(
+    keys: Sequence[bytes | None],
+    values: Sequence[bytes | None],
+    names: Sequence[bytes],
+    columns: Sequence[bytes | Sequence[bytes]],
+    timestamps: Sequence[int],
+) -> bytes:
+    """The pure-Python reference of ``encode_batch_columns``."""
     n = len(keys)
     parts: list[bytes] = []
     flags, lo = _encode_front(keys, values, timestamps, parts)
@@ -391,6 +410,19 @@ def encode_batch_columns(
     return _sealed(parts, flags | _HAS_HEADERS, _HEADER_COLUMNS, n, lo, _VERSION)
 
 
+def _load_native_stored() -> Callable[..., bytes | None] | None:
+    """The whole stored batch in one native call (native/src/stored_batch.rs); None when not
+    built (or built from sources without it)."""
+    try:
+        import hub_native
+    except ImportError:  # not built: the reference runs
+        return None
+    return getattr(hub_native, "encode_stored_columns", None)
+
+
+native_stored_columns = _load_native_stored()
+
+
 def plain_header_names(batch: ColumnBatch) -> list[bytes] | None:
     """The UTF-8 header names of a column batch whose records ``encode_batch_columns`` can
     store as ``encode_batch`` would store them (see its checks; no names: no headers), or
@@ -400,11 +432,13 @@ def plain_header_names(batch: ColumnBatch) -> list[bytes] | None:
         return []
     if len(names) > _U16 or set(map(type, names)) != {str}:
         return None
+    checked: set[int] = set()  # a list given twice (event id = correlation id) is read once
     for col in columns:
-        if not isinstance(col, bytes) and (
-            type(col) not in _PAIR_TYPES or set(map(type, col)) != {bytes}
-        ):
+        if isinstance(col, bytes) or id(col) in checked:
+            continue
+        if type(col) not in _PAIR_TYPES or set(map(type, col)) != {bytes}:
             return None
+        checked.add(id(col))  # ``columns`` holds ``col``: its id is not reused meanwhile
     try:
         encoded = [name.encode() for name in names]
     except UnicodeEncodeError:

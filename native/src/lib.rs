@@ -14,7 +14,9 @@ mod merkle;
 mod metadata;
 mod record_mac;
 mod stored_avro;
+mod stored_batch;
 mod stored_leaves;
+mod uuid_text;
 
 #[pymodule]
 fn hub_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -28,6 +30,8 @@ fn hub_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     metadata::register(m)?;
     record_mac::register(m)?;
     stored_avro::register(m)?;
+    stored_batch::register(m)?;
     stored_leaves::register(m)?;
+    uuid_text::register(m)?;
     Ok(())
 }

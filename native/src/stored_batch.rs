@@ -1,0 +1,288 @@
+//! The embedded log's stored batch written in one native call (`adapters/sqlite_log/batch.py`,
+//! `encode_batch_columns` and `_sealed`): timestamps, keys and values sections, the header
+//! section in the column layout, zstd (level 1, kept only when smaller) and the CRC. The
+//! pure-Python `encode_batch_columns` stays the reference: the uncompressed body and the
+//! header are the same bytes by construction and `tests/unit/test_native_stored_batch.py`
+//! compares them; the zstd frame comes from libzstd 1.5.5 (zstd-sys, pinned: the version pyarrow 16
+//! bundles), so the whole blob is the Python writer's and the per-record and columnar appends
+//! store the same bytes and MACs; the reader would inflate another version's frame as well.
+//!
+//! Returns `None` for anything but the plain case (a sequence that is not a list or tuple, a
+//! value that is not `bytes` or `None`, a column of the wrong length, a timestamp that is not
+//! an int): the reference then runs and raises its own error, so errors never differ.
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::types::{PyAny, PyBytes};
+
+const TS_UNIFORM: u8 = 0x01;
+const TS_WIDE: u8 = 0x02;
+const KEYS_NULL: u8 = 0x04;
+const KEYS_MIXED: u8 = 0x08;
+const VALUES_NULL: u8 = 0x10;
+const VALUES_MIXED: u8 = 0x20;
+const HAS_HEADERS: u8 = 0x40;
+const VERSION: u8 = 2;
+const CODEC_NONE: u8 = 0;
+const CODEC_ZSTD: u8 = 1;
+const HEADER_PAIRS: u8 = 0;
+const HEADER_COLUMNS: u8 = 1;
+const CONSTANT: u8 = 0;
+const VARYING: u8 = 1;
+const ZSTD_LEVEL: i32 = 1; // batch._ZSTD_LEVEL
+const INFLATED_PER_RECORD: usize = 1 << 20; // batch._INFLATED_PER_RECORD
+const INFLATED_MAX: usize = 32 << 20; // batch._INFLATED_MAX
+
+/// The items of an exact list or tuple as borrowed pointers (the sequence holds them for the
+/// call: nothing here runs Python code that could change it), or `None` for another type.
+unsafe fn items(seq: *mut ffi::PyObject) -> Option<Vec<*mut ffi::PyObject>> {
+    if ffi::PyList_CheckExact(seq) != 0 {
+        let n = ffi::PyList_Size(seq);
+        return Some((0..n).map(|i| ffi::PyList_GetItem(seq, i)).collect());
+    }
+    if ffi::PyTuple_CheckExact(seq) != 0 {
+        let n = ffi::PyTuple_Size(seq);
+        return Some((0..n).map(|i| ffi::PyTuple_GetItem(seq, i)).collect());
+    }
+    None
+}
+
+/// The bytes of an exact `bytes` object, or `None` for anything else.
+unsafe fn exact_bytes<'a>(o: *mut ffi::PyObject) -> Option<&'a [u8]> {
+    if ffi::PyBytes_CheckExact(o) == 0 {
+        return None;
+    }
+    let p = ffi::PyBytes_AsString(o) as *const u8;
+    let n = ffi::PyBytes_Size(o) as usize;
+    Some(std::slice::from_raw_parts(p, n))
+}
+
+fn put_u32(out: &mut Vec<u8>, v: usize) {
+    out.extend_from_slice(&(v as u32).to_le_bytes());
+}
+
+/// A key or value section (`batch._encode_bytes`): its flags, or `None` when an item is
+/// neither `bytes` nor `None`.
+unsafe fn put_bytes_section(
+    out: &mut Vec<u8>,
+    col: &[*mut ffi::PyObject],
+    null: u8,
+    mixed: u8,
+) -> Option<u8> {
+    let none = ffi::Py_None();
+    let mut got: Vec<Option<&[u8]>> = Vec::with_capacity(col.len());
+    for &o in col {
+        if o == none {
+            got.push(None);
+        } else {
+            got.push(Some(exact_bytes(o)?));
+        }
+    }
+    let nulls = got.iter().filter(|v| v.is_none()).count();
+    if nulls == col.len() {
+        return Some(null);
+    }
+    let size: usize = got.iter().flatten().map(|v| v.len()).sum();
+    out.reserve(5 * col.len() + size);
+    for v in &got {
+        put_u32(out, v.map_or(0, <[u8]>::len));
+    }
+    if nulls != 0 {
+        out.extend(got.iter().map(|v| u8::from(v.is_none())));
+    }
+    for v in got.iter().flatten() {
+        out.extend_from_slice(v);
+    }
+    Some(if nulls != 0 { mixed } else { 0 })
+}
+
+/// The uncompressed body with its flags, layout, count and base timestamp, or `None` for the reference to handle (see the module's comment).
+unsafe fn encode(
+    keys: *mut ffi::PyObject,
+    values: *mut ffi::PyObject,
+    names: *mut ffi::PyObject,
+    columns: *mut ffi::PyObject,
+    timestamps: *mut ffi::PyObject,
+) -> Option<(Vec<u8>, u8, u8, usize, i64)> {
+    let keys = items(keys)?;
+    let values = items(values)?;
+    let names = items(names)?;
+    let columns = items(columns)?;
+    let stamps = items(timestamps)?;
+    let n = keys.len();
+    if n == 0 || values.len() != n || stamps.len() != n || names.len() != columns.len() {
+        return None;
+    }
+    let mut ts: Vec<i64> = Vec::with_capacity(n);
+    for &o in &stamps {
+        if ffi::PyLong_CheckExact(o) == 0 {
+            return None;
+        }
+        let v = ffi::PyLong_AsLongLong(o);
+        if v == -1 && !ffi::PyErr_Occurred().is_null() {
+            ffi::PyErr_Clear();
+            return None;
+        }
+        ts.push(v);
+    }
+    let mut body: Vec<u8> = Vec::new();
+    let (lo, hi) = (*ts.iter().min()?, *ts.iter().max()?);
+    let mut flags = 0u8;
+    // The Python reference compares Python ints, whose difference cannot overflow.
+    let span = (hi as i128) - (lo as i128);
+    if lo == hi {
+        flags |= TS_UNIFORM;
+    } else if span <= 0xFFFF_FFFF {
+        body.reserve(4 * n);
+        for &t in &ts {
+            body.extend_from_slice(&((t as i128 - lo as i128) as u32).to_le_bytes());
+        }
+    } else {
+        flags |= TS_WIDE;
+        for &t in &ts {
+            body.extend_from_slice(&t.to_le_bytes());
+        }
+    }
+    flags |= put_bytes_section(&mut body, &keys, KEYS_NULL, KEYS_MIXED)?;
+    flags |= put_bytes_section(&mut body, &values, VALUES_NULL, VALUES_MIXED)?;
+    let mut layout = HEADER_PAIRS;
+    if !names.is_empty() {
+        let m = names.len();
+        let mut name_bytes: Vec<&[u8]> = Vec::with_capacity(m);
+        for &o in &names {
+            let s = exact_bytes(o)?;
+            if s.len() > 0xFFFF {
+                return None;
+            }
+            name_bytes.push(s);
+        }
+        if m > 0xFFFF {
+            return None;
+        }
+        let mut kinds: Vec<u8> = Vec::with_capacity(m);
+        let mut data: Vec<u8> = Vec::new();
+        for &col in &columns {
+            if let Some(v) = exact_bytes(col) {
+                kinds.push(CONSTANT);
+                put_u32(&mut data, v.len());
+                data.extend_from_slice(v);
+                continue;
+            }
+            let vals: Vec<&[u8]> = items(col)?
+                .into_iter()
+                .map(|o| exact_bytes(o))
+                .collect::<Option<_>>()?;
+            if vals.len() != n {
+                return None;
+            }
+            if vals.iter().all(|v| *v == vals[0]) {
+                kinds.push(CONSTANT);
+                put_u32(&mut data, vals[0].len());
+                data.extend_from_slice(vals[0]);
+            } else {
+                kinds.push(VARYING);
+                data.reserve(4 * n + vals.iter().map(|v| v.len()).sum::<usize>());
+                for v in &vals {
+                    put_u32(&mut data, v.len());
+                }
+                for v in &vals {
+                    data.extend_from_slice(v);
+                }
+            }
+        }
+        body.reserve(
+            2 + 2 * m + name_bytes.iter().map(|s| s.len()).sum::<usize>() + m + data.len(),
+        );
+        body.extend_from_slice(&(m as u16).to_le_bytes());
+        for s in &name_bytes {
+            body.extend_from_slice(&(s.len() as u16).to_le_bytes());
+        }
+        for s in &name_bytes {
+            body.extend_from_slice(s);
+        }
+        body.extend_from_slice(&kinds);
+        body.extend_from_slice(&data);
+        flags |= HAS_HEADERS;
+        layout = HEADER_COLUMNS;
+    }
+    Some((body, flags, layout, n, lo))
+}
+
+/// One zstd frame of `src` at the hub's level, made as Arrow's codec makes it (one
+/// `ZSTD_compress` call: the content size in the frame header, no checksum), or `None` if
+/// libzstd reports an error (the body is then stored uncompressed, which the reader accepts).
+fn zstd_compress(src: &[u8]) -> Option<Vec<u8>> {
+    unsafe {
+        let bound = zstd_sys::ZSTD_compressBound(src.len());
+        let mut out: Vec<u8> = Vec::with_capacity(bound);
+        let got = zstd_sys::ZSTD_compress(
+            out.as_mut_ptr().cast(),
+            bound,
+            src.as_ptr().cast(),
+            src.len(),
+            ZSTD_LEVEL,
+        );
+        if zstd_sys::ZSTD_isError(got) != 0 {
+            return None;
+        }
+        out.set_len(got);
+        Some(out)
+    }
+}
+
+/// `batch._sealed` of version 2: the header, the CRC, the body (zstd when that is smaller).
+fn seal(body: Vec<u8>, flags: u8, layout: u8, n: usize, lo: i64) -> Vec<u8> {
+    let size = body.len();
+    let mut codec = CODEC_NONE;
+    let mut stored = body;
+    if size <= (n.saturating_mul(INFLATED_PER_RECORD)).min(INFLATED_MAX) {
+        if let Some(packed) = zstd_compress(&stored) {
+            if packed.len() < size {
+                codec = CODEC_ZSTD;
+                stored = packed;
+            }
+        }
+    }
+    let mut out: Vec<u8> = Vec::with_capacity(4 + 14 + 6 + stored.len());
+    out.extend_from_slice(&[0; 4]);
+    out.push(VERSION);
+    out.push(flags);
+    out.extend_from_slice(&(n as u32).to_le_bytes());
+    out.extend_from_slice(&lo.to_le_bytes());
+    out.push(codec);
+    out.push(layout);
+    out.extend_from_slice(&(size as u32).to_le_bytes());
+    out.extend_from_slice(&stored);
+    let crc = crc32fast::hash(&out[4..]);
+    out[..4].copy_from_slice(&crc.to_le_bytes());
+    out
+}
+
+/// `encode_batch_columns(keys, values, names, columns, timestamps)` in one call, or `None`
+/// when the plain checks fail (the reference then decides).
+#[pyfunction]
+fn encode_stored_columns<'py>(
+    py: Python<'py>,
+    keys: &Bound<'py, PyAny>,
+    values: &Bound<'py, PyAny>,
+    names: &Bound<'py, PyAny>,
+    columns: &Bound<'py, PyAny>,
+    timestamps: &Bound<'py, PyAny>,
+) -> Option<Bound<'py, PyBytes>> {
+    let (body, flags, layout, n, lo) = unsafe {
+        encode(
+            keys.as_ptr(),
+            values.as_ptr(),
+            names.as_ptr(),
+            columns.as_ptr(),
+            timestamps.as_ptr(),
+        )
+    }?;
+    // The body is owned: zstd and the CRC run without the GIL (the file reader's read-ahead
+    // thread parses the next batch meanwhile).
+    let out = py.allow_threads(|| seal(body, flags, layout, n, lo));
+    Some(PyBytes::new(py, &out))
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(encode_stored_columns, m)?)
+}

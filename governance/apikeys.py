@@ -307,7 +307,12 @@ class ApiKeys:
             self._origins.setdefault(
                 _fold_key(owner), Origin(key.issued_by, by_admin, key.issued_at)
             )
-            if not self._bootstrap_closed and len(self._approver_owners()) >= 3:
+            # only an approver key can close the window: no scan per key of other roles
+            if (
+                not self._bootstrap_closed
+                and enr.grants_approval(key.roles)
+                and len(self._approver_owners()) >= 3
+            ):
                 self._bootstrap_closed = True
         elif kind == "hub.ApiKeyRevoked":
             old = self._keys.get(v["key_id"])

@@ -22,7 +22,15 @@ KEY_FIELD_CONFIG = "hub.key.field"
 # Flink job writes and projections.flink.results folds into the analytics views.
 INTERNAL_PREFIXES = ("hub.", "_", "flink.")
 PRINCIPALS_TOPIC = "hub.principals"
-SECRET_FIELDS = ("secret_sha256", "secret_hmac", "salt")  # of hub.principals values
+# of hub.principals values (key hashes, enrolment token hashes)
+SECRET_FIELDS = (
+    "secret_sha256",
+    "secret_hmac",
+    "salt",
+    "token_hmac",
+    "approval_salt",
+    "approval_hmac",
+)
 REDACTED = "[redacted]"
 
 

@@ -93,10 +93,20 @@ TOPICS: tuple[TopicSpec, ...] = (
     ),
     TopicSpec(
         "hub.principals",
-        ("hub.ApiKeyIssued", "hub.ApiKeyRevoked"),
+        (
+            "hub.ApiKeyIssued",
+            "hub.ApiKeyRevoked",
+            "hub.EnrolmentIssued",
+            "hub.EnrolmentApproved",
+            "hub.EnrolmentRedeemed",
+            "hub.EnrolmentExpired",
+            "hub.KeyReset",
+        ),
         "record",
         "key_id",
-        "API keys issued and revoked (secrets stored only as salted HMAC-SHA256 under a pepper).",
+        "API keys issued and revoked, and the enrolment of people with approval rights (issued, "
+        "approved, redeemed, expired, reset); secrets and tokens stored only as salted "
+        "HMAC-SHA256 under a pepper.",
     ),
     TopicSpec(
         "hub.quarantine",

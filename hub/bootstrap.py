@@ -561,6 +561,14 @@ def bootstrap(
         load_pepper(settings.data_dir / "keys" / PEPPER_FILE),
     )
     policy_store = PolicyStore(event_log, reader)
+
+    # People who may approve enrol through a second approver while any two-person rule is on:
+    # a rule is only as strong as the set of approvers (governance.enrolment).
+    def two_person_on() -> bool:
+        policy_store.refresh()  # another process may have changed the active bundle
+        return bool(policy_store.active_bundle().hub_data.get("two_person"))
+
+    keys.use_two_person(two_person_on)
     policy = build_policy(settings, event_log, registry, publisher, policy_store, cases)
     ingest = build_ingest(event_log, registry, publisher, metrics, settings)
     leader = build_leader(settings)  # None unless several processes share the footprint

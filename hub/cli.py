@@ -359,7 +359,120 @@ def keys_create(
                 description=description,
                 expires_at=expires,
             )
-            click.echo(issued.token)
+            if hasattr(issued, "enrolment_id"):
+                _echo_ticket(issued)
+            else:
+                click.echo(issued.token)
+
+    run_safely(go)
+
+
+def _echo_ticket(ticket: Any) -> None:
+    """An enrolment token (``governance.enrolment``): what to hand to whom."""
+    click.echo(ticket.token)
+    step = (
+        f"a second approver runs `hub principals approve {ticket.enrolment_id}` and gives "
+        f"{ticket.owner} the second half; then "
+        if ticket.requires_approval
+        else ""
+    )
+    click.echo(
+        f"enrolment {ticket.enrolment_id} for {ticket.owner} (expires "
+        f"{ticket.expires_at.isoformat()}): a key that may approve is never handed over; "
+        f"give {ticket.owner} this token; {step}{ticket.owner} runs `hub enrol TOKEN` on "
+        "their own machine.",
+        err=True,
+    )
+
+
+def _write_key(out: str, token: str) -> None:
+    path = Path(out)
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(token + "\n")
+    tmp.replace(path)
+
+
+@main.command("enrol")
+@click.argument("token")
+@click.option("--second", "second", default=None, help="The approver's second half, if apart.")
+@click.option(
+    "--out", type=click.Path(dir_okay=False), default=None, help="Write the key (0600) here."
+)
+@click.pass_obj
+def enrol_cmd(obj: Ctx, token: str, second: str | None, out: str | None) -> None:
+    """Redeem an enrolment TOKEN: a secret is generated here, only its salted HMAC reaches the
+    hub; prints (or writes) your new KEY_ID:SECRET. Run it yourself, without another's key."""
+    import secrets as _secrets
+
+    def go() -> None:
+        secret = _secrets.token_urlsafe(32)
+        with obj.hub() as h:
+            given = obj.token()
+            presented = principal_of_token(h, given) if given else None
+            issued = h.keys.redeem(token, secret, second=second, presented_by=presented)
+            if out:
+                _write_key(out, issued.token)
+                click.echo(f"{issued.key_id} ({issued.owner}) written to {out}")
+            else:
+                click.echo(issued.token)
+
+    run_safely(go)
+
+
+@main.group()
+def principals() -> None:
+    """People: their keys, how each was issued, and enrolments."""
+
+
+@principals.command("list")
+@click.pass_obj
+def principals_list(obj: Ctx) -> None:
+    """Each active key's owner, roles and issuance (approvers flagged legacy-issued must
+    re-enrol), then each enrolment; records lapsed enrolments on the ledger."""
+    from datetime import UTC, datetime
+
+    def go() -> None:
+        with obj.hub() as h:
+            from hub.reports import reader_scope
+
+            who = authorize(h, "keys.read", "keys")
+            scope = reader_scope(h, who, {}, {}, "keys")
+            h.keys.expire_due()
+            for k in h.keys.active():
+                if scope not in (None, k.tenant):
+                    continue
+                p = k.public()
+                flag = (
+                    "\tlegacy-issued: re-enrol (hub keys rotate KEY_ID)"
+                    if p["legacy_issued"]
+                    else ""
+                )
+                click.echo(f"{k.owner}\t{k.key_id}\t{','.join(p['roles'])}\t{k.issuance}{flag}")
+            now = datetime.now(UTC)
+            for e in h.keys.enrolments():
+                if scope in (None, e.tenant):
+                    click.echo(
+                        f"{e.owner}\t{e.enrolment_id}\t{','.join(sorted(e.roles))}\t"
+                        f"enrolment {e.kind} {e.state(now)} by {e.requested_by}"
+                    )
+
+    run_safely(go)
+
+
+@principals.command("approve")
+@click.argument("enrolment_id")
+@click.option("--reason", default="")
+@key_option
+@click.pass_obj
+def principals_approve(obj: Ctx, enrolment_id: str, reason: str, key: str | None) -> None:
+    """Approve an enrolment as a second person; prints the second half, for the person only."""
+
+    def go() -> None:
+        with obj.hub() as h:
+            principal = authorize(h, "keys.create", "keys", principal_for(h, key))
+            click.echo(h.keys.approve_enrolment(principal, enrolment_id, reason))
 
     run_safely(go)
 
@@ -426,13 +539,10 @@ def keys_rotate(obj: Ctx, key_id: str, grace: str | None, out: str | None) -> No
             issued = h.keys.rotate(
                 principal, key_id, grace=parse_duration(grace) if grace else None
             )
-            if out:
-                path = Path(out)
-                tmp = path.with_name(path.name + ".tmp")
-                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-                with os.fdopen(fd, "w") as fh:
-                    fh.write(issued.token + "\n")
-                tmp.replace(path)
+            if hasattr(issued, "enrolment_id"):  # another person's approver key: a reset
+                _echo_ticket(issued)
+            elif out:
+                _write_key(out, issued.token)
                 click.echo(f"{issued.key_id} written to {out}")
             else:
                 click.echo(issued.token)

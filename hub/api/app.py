@@ -27,6 +27,7 @@ from core.events import OutgoingEvent, is_internal_topic, refuse_internal
 from core.ports.policy import Principal
 from core.roles import ROLES
 from governance.apikeys import parse_duration
+from governance.enrolment import EnrolmentTicket
 from hub.api.auth import AuthMiddleware
 from hub.api.bodylimit import RETRY_AFTER_S, BodyBudget, BodyLimitMiddleware
 from hub.api.deps import (
@@ -44,6 +45,7 @@ from hub.api.models import (
     ERROR_STATUSES,
     RAW_BODY_MODELS,
     REGISTRY_ERROR_STATUSES,
+    EnrolmentTicketOut,
     ErrorBody,
     Health,
     KeyIssued,
@@ -326,11 +328,17 @@ class KeyCreate(BaseModel):
     expires_in: str | None = Field(default=None, description="e.g. 3600, 12h, 30d")
 
 
-@router.post("/v1/keys", tags=["keys"], status_code=201, response_model=KeyIssued)
+@router.post(
+    "/v1/keys",
+    tags=["keys"],
+    status_code=201,
+    response_model=KeyIssued | EnrolmentTicketOut,
+)
 def create_key(
     body: KeyCreate, request: Request, principal: Principal = Depends(authorize("keys.create"))
 ) -> dict[str, Any]:
-    """Issue a key under the issuance rules of ``governance.apikeys`` (403 naming the rule)."""
+    """Issue a key under the issuance rules of ``governance.apikeys`` (403 naming the rule); for
+    a role that may approve, an enrolment token instead (``governance.enrolment``)."""
     expires = body.expires_at
     if expires is not None and expires.tzinfo is None:
         raise InvalidInput("expires_at needs a time zone (e.g. 2027-01-01T00:00:00Z).")
@@ -344,6 +352,8 @@ def create_key(
         description=body.description,
         expires_at=expires,
     )
+    if isinstance(issued, EnrolmentTicket):
+        return issued.public()
     return {
         "key_id": issued.key_id,
         "token": issued.token,

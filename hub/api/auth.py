@@ -26,6 +26,9 @@ if TYPE_CHECKING:
 
 # Probes: liveness and readiness (Kubernetes cannot send an API key, and neither shows data).
 PUBLIC = {("GET", "/health"), ("HEAD", "/health"), ("GET", "/ready"), ("HEAD", "/ready")}
+# Enrolment: the person has no key yet; the one-time token in the body is the credential, and
+# the route itself refuses a caller authenticated as anyone else (hub.api.routers.keys).
+PUBLIC |= {("POST", "/v1/enrol")}
 
 
 def credentials(header: str) -> tuple[str, str]:

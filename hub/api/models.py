@@ -487,6 +487,54 @@ class KeyOut(BaseModel):
     revoked_at: str | None = None
     replaces: str | None = None
     description: str = ""
+    issuance: str = Field(
+        default="", description="enrolled, bootstrap, issued (never approves) or legacy"
+    )
+    legacy_issued: bool = Field(
+        default=False, description="an approver whose key another person issued: re-enrol them"
+    )
+
+
+class EnrolmentTicketOut(BaseModel):
+    """A person with approval rights gets an enrolment token, never a key
+    (``governance.enrolment``): they redeem it with ``hub enrol`` or ``POST /v1/enrol``."""
+
+    enrolment_id: str
+    enrolment_token: str = Field(
+        description="he_ID.FIRST_HALF, shown once; with status pending_approval a second "
+        "approver adds the second half (POST /v1/enrolments/{id}/approve)."
+    )
+    owner: str
+    roles: list[str]
+    status: str
+    expires_at: str
+    resets: str | None = None
+
+
+class EnrolmentOut(BaseModel):
+    enrolment_id: str
+    owner: str
+    roles: list[str]
+    tenant: str
+    kind: str
+    resets: str | None = None
+    state: str
+    requested_by: str
+    requested_at: str
+    requires_approval: bool
+    bootstrap: bool
+    approved_by: str | None = None
+    expires_at: str
+    key_id: str | None = None
+
+
+class EnrolmentApprovedOut(BaseModel):
+    enrolment_id: str
+    owner: str
+    second_half: str = Field(
+        description="Give this to the person (never to the requester): they redeem "
+        "he_ID.FIRST_HALF.SECOND_HALF."
+    )
 
 
 class KeysRevoked(BaseModel):

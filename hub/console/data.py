@@ -27,6 +27,7 @@ from starlette.concurrency import run_in_threadpool
 from core.errors import InvalidInput
 from core.ports.policy import Principal
 from governance.cases import cases_within
+from governance.enrolment import EnrolmentTicket
 from hub.api.deps import MAX_INT64, authorize, authorize_hub_wide, decision_context, hub_of
 from hub.api.routers.cases import check_case
 from hub.api.routers.ledger import tenant_scope
@@ -840,6 +841,18 @@ class KeyIssuedOut(BaseModel):
     replaces: str | None = None
 
 
+class EnrolmentTicketOut(BaseModel):
+    """A key that may approve is never handed over: its owner enrols (``governance.enrolment``)."""
+
+    enrolment_id: str
+    enrolment_token: str = Field(description="he_ID.FIRST_HALF, shown once.")
+    owner: str
+    roles: list[str]
+    status: str
+    expires_at: str
+    resets: str | None = None
+
+
 class KeysRevokedOut(BaseModel):
     revoked: list[str]
 
@@ -847,7 +860,7 @@ class KeysRevokedOut(BaseModel):
 # The buttons call the same key service, under the same policy actions and issuance rules, as
 # POST /v1/keys, /v1/keys/{id}/revoke and /v1/keys/{id}/rotate: nobody issues a role they lack
 # or a second key to themselves, and only a key's owner or an admin rotates it.
-@router.post("/security/keys", response_model=KeyIssuedOut, status_code=201)
+@router.post("/security/keys", response_model=KeyIssuedOut | EnrolmentTicketOut, status_code=201)
 def create_key(
     body: KeyCreateIn, request: Request, principal: Principal = Depends(authorize("keys.create"))
 ) -> dict[str, Any]:
@@ -862,6 +875,8 @@ def create_key(
         description=body.description,
         expires_at=expires,
     )
+    if isinstance(issued, EnrolmentTicket):
+        return issued.public()
     return {
         "key_id": issued.key_id,
         "token": issued.token,
@@ -884,7 +899,11 @@ def revoke_key(
     return {"revoked": ids}
 
 
-@router.post("/security/keys/{key_id}/rotate", response_model=KeyIssuedOut, status_code=201)
+@router.post(
+    "/security/keys/{key_id}/rotate",
+    response_model=KeyIssuedOut | EnrolmentTicketOut,
+    status_code=201,
+)
 def rotate_key(
     key_id: Annotated[str, Path(max_length=100)],
     body: KeyRotateIn,
@@ -898,6 +917,8 @@ def rotate_key(
     keys = hub_of(request).keys
     grace = parse_duration(body.grace) if body.grace else None
     issued = keys.rotate(principal, key_id, grace=grace, reason=body.reason)
+    if isinstance(issued, EnrolmentTicket):
+        return issued.public()
     return {
         "key_id": issued.key_id,
         "token": issued.token,

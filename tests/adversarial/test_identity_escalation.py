@@ -32,6 +32,7 @@ from hub.api.app import create_app
 from hub.bootstrap import Hub, bootstrap
 from hub.cli import main
 from hub.settings import load_settings
+from tests.adversarial._people import enrolled, witness
 from tests.cli_keys import admin_args, admin_key_file
 
 TRADE = {
@@ -380,7 +381,13 @@ def test_admin_may_issue_anything_even_a_second_key_to_a_person(
     hub.keys.create(["analyst"], owner="ann")
     r = client.post("/v1/keys", headers=admin, json={"roles": ["admin"], "owner": "ann"})
     assert r.status_code == 201
-    assert client.get("/v1/whoami", headers=auth(r.json()["token"])).json()["principal"] == "ann"
+    # a role that may approve: ann enrols (governance.enrolment), the admin holds no key of hers
+    assert r.json()["owner"] == "ann" and "token" not in r.json()
+    half = None
+    if r.json()["status"] == "pending_approval":
+        half = hub.keys.approve_enrolment(witness(hub), r.json()["enrolment_id"])
+    ann = hub.keys.redeem(r.json()["enrolment_token"], "a" * 43, second=half)
+    assert client.get("/v1/whoami", headers=auth(ann.token)).json()["principal"] == "ann"
 
 
 def _policy_files() -> dict[str, str]:
@@ -408,21 +415,25 @@ def test_reviewer_attack_second_security_admin_key_cannot_approve(
     cid = change["change_id"]
 
     assert client.post("/v1/keys", headers=sam, json={"roles": ["security_admin"], "owner": "sam"})
-    puppets = [
-        client.post("/v1/keys", headers=sam, json={"roles": ["security_admin"]}),  # owner=key id
-        client.post("/v1/keys", headers=sam, json={"roles": ["security_admin"], "owner": "s2"}),
-    ]
-    hop = auth(puppets[1].json()["token"])
-    puppets.append(
-        client.post("/v1/keys", headers=hop, json={"roles": ["security_admin"], "owner": "s3"})
+    # a key that may approve is never handed to its creator: no owner, no enrolment
+    r = client.post("/v1/keys", headers=sam, json={"roles": ["security_admin"]})
+    assert (r.status_code, r.json()["reason"]) == (422, "owner_required")
+    r = client.post("/v1/keys", headers=sam, json={"roles": ["security_admin"], "owner": "s2"})
+    assert r.status_code == 201 and "token" not in r.json()
+    assert r.json()["status"] == "pending_approval"  # sam holds half a token
+    assert (
+        client.post(
+            "/v1/enrol", json={"token": r.json()["enrolment_token"], "secret": "s" * 43}
+        ).status_code
+        == 401
     )
-    for p in puppets:
-        assert p.status_code == 201, p.text
-        r = client.post(
-            f"/v1/policy/changes/{cid}/approve", headers=auth(p.json()["token"]), json={}
-        )
-        assert r.status_code == 403, r.text
-        assert "Two-person rule" in r.json()["message"]
+    mine = client.post(f"/v1/enrolments/{r.json()['enrolment_id']}/approve", headers=sam, json={})
+    assert mine.status_code == 403 and "Two-person rule" in mine.json()["message"]
+    # even with a second approver, s2 was enrolled by sam while sam's change was pending
+    half = hub.keys.approve_enrolment(witness(hub), r.json()["enrolment_id"])
+    s2 = hub.keys.redeem(r.json()["enrolment_token"], "s" * 43, second=half)
+    p = client.post(f"/v1/policy/changes/{cid}/approve", headers=auth(s2.token), json={})
+    assert p.status_code == 403 and "Two-person rule" in p.json()["message"]
     r = client.post(f"/v1/policy/changes/{cid}/approve", headers=sam, json={})
     assert r.status_code == 403
     assert hub.policy_changes.store.change(cid).activated_at is None
@@ -454,10 +465,10 @@ def test_same_owner_with_another_role_or_after_rotation_cannot_approve(
 
 
 def test_config_two_person_rule_compares_owners_and_provenance(hub: Hub) -> None:
-    alice = Principal("alice", frozenset({"security_admin"}))
-    carol = Principal("carol", frozenset({"compliance_officer"}))
-    hub.keys.create(["security_admin"], owner="alice")
-    hub.keys.create(["compliance_officer"], owner="carol")
+    alice_key = hub.keys.create(["security_admin"], owner="alice")
+    carol_key = hub.keys.create(["compliance_officer"], owner="carol")
+    alice = hub.keys.get(alice_key.key_id).principal
+    carol = hub.keys.get(carol_key.key_id).principal  # an approval is made with a person's key
     shipped = PolicyBundle.from_dir()
     data = json.loads(shipped.files["hub/data.json"])
     data["two_person"] = [*data["two_person"], "registry.config*"]
@@ -471,11 +482,11 @@ def test_config_two_person_rule_compares_owners_and_provenance(hub: Hub) -> None
     other_alice = Principal("ALICE", frozenset({"compliance_officer"}), attributes={"key_id": "x"})
     with pytest.raises(Exception, match="Two-person rule"):
         changes.approve(other_alice, change.change_id)
-    puppet = hub.keys.issue(
-        Principal("alice", frozenset({"security_admin"})), ["security_admin"], owner="al2"
+    puppet = enrolled(
+        hub, Principal("alice", frozenset({"security_admin"})), ["security_admin"], owner="al2"
     )
     puppet_p = hub.keys.verify(*puppet.token.split(":"))
-    with pytest.raises(Exception, match="was created by 'alice'"):
+    with pytest.raises(Exception, match="Two-person rule"):  # enrolled by alice meanwhile
         changes.approve(puppet_p, change.change_id)
     assert changes.approve(carol, change.change_id).applied_at is not None
 
@@ -540,14 +551,11 @@ def test_cascade_revokes_what_a_leaked_key_issued(
     client: TestClient, hub: Hub, admin: dict[str, str]
 ) -> None:
     leaked = hub.keys.create(["security_admin"], owner="sam")
-    child = client.post(
-        "/v1/keys", headers=auth(leaked.token), json={"roles": ["security_admin"], "owner": "tim"}
-    ).json()
-    grandchild = client.post(
-        "/v1/keys",
-        headers=auth(child["token"]),
-        json={"roles": ["security_admin"], "owner": "tom"},
-    ).json()
+    tim = enrolled(hub, hub.keys.get(leaked.key_id).principal, ["security_admin"], owner="tim")
+    child = {"key_id": tim.key_id, "token": tim.token}
+    tom = enrolled(hub, hub.keys.get(tim.key_id).principal, ["security_admin"], owner="tom")
+    grandchild = {"key_id": tom.key_id, "token": tom.token}
+    pending = hub.keys.issue(hub.keys.get(leaked.key_id).principal, ["security_admin"], owner="ula")
     r = client.post(
         f"/v1/keys/{leaked.key_id}/revoke",
         headers=admin,
@@ -557,14 +565,17 @@ def test_cascade_revokes_what_a_leaked_key_issued(
     assert set(r.json()["revoked"]) == {leaked.key_id, child["key_id"], grandchild["key_id"]}
     for token in (leaked.token, child["token"], grandchild["token"]):
         assert client.get("/v1/topics", headers=auth(token)).status_code == 401
+    # an enrolment requested with the leaked key ends with it
+    states = {e.enrolment_id: e.state(datetime.now(UTC)) for e in hub.keys.enrolments()}
+    assert states[pending.enrolment_id] == "expired"  # type: ignore[union-attr]
 
 
 def test_expired_key_fails_and_is_not_revived(
     client: TestClient, hub: Hub, admin: dict[str, str]
 ) -> None:
     soon = datetime.now(UTC) + timedelta(seconds=1)
-    short = hub.keys.issue(
-        Principal("root", frozenset({"admin"})), ["analyst"], owner="eve", expires_at=soon
+    short = enrolled(
+        hub, Principal("root", frozenset({"admin"})), ["analyst"], owner="eve", expires_at=soon
     )
     assert client.get("/v1/topics", headers=auth(short.token)).status_code == 200
     time.sleep(max(0.0, (soon - datetime.now(UTC)).total_seconds()) + 0.05)
@@ -673,6 +684,9 @@ def test_cli_issuance_revoke_and_rotate(tmp_path: Path) -> None:
     r = CliRunner().invoke(
         main, [*admin, "keys", "create", "--role", "security_admin", "--owner", "sam"]
     )
+    assert r.exit_code == 0 and "hub enrol" in r.stderr, r.output  # a token, not a key
+    r = CliRunner().invoke(main, ["--data-dir", str(data), "enrol", r.stdout.strip()])
+    assert r.exit_code == 0, r.output
     sam = r.stdout.strip()
     base = ["--data-dir", str(data), "--key", sam]
     r = CliRunner().invoke(main, [*base, "keys", "create", "--role", "compliance_officer"])

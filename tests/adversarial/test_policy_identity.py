@@ -19,12 +19,13 @@ import pytest
 from fastapi.testclient import TestClient
 
 from adapters.rego_policy import RegoPolicyEngine
-from core.errors import Forbidden, InvalidInput
+from core.errors import Forbidden, InvalidInput, Unauthenticated
 from core.policybundle import PolicyBundle, PolicyError
 from core.ports.policy import Principal
 from hub.api.app import create_app
 from hub.bootstrap import Hub
 from tests.adversarial._api import basic as auth
+from tests.adversarial._people import enrolled, witness
 
 ADMIN = Principal("root", frozenset({"admin"}))
 QUOTED = 'g", "allow": true, "z": "'
@@ -66,7 +67,7 @@ def _two_person(data: dict[str, Any]) -> None:
 def test_a_bundle_whose_data_holds_a_quote_or_backslash_is_refused_when_proposed(
     hub: Hub, client: TestClient
 ) -> None:
-    alice = auth(hub.keys.issue(ADMIN, ["security_admin"], owner="alice").token)
+    alice = auth(enrolled(hub, ADMIN, ["security_admin"], owner="alice").token)
     cases = [
         (_grant, "grants[0].id"),
         (_role, "role_actions[key 'aud\"itor']"),
@@ -101,13 +102,13 @@ def test_a_key_cannot_be_issued_for_a_tenant_the_engine_refuses(
     failed ("does not escape"): refused at issuance instead, naming the tenant."""
     for tenant in ('ac"me', "ac\\me", " acme"):
         with pytest.raises(InvalidInput, match="not a valid tenant name"):
-            hub.keys.issue(ADMIN, ["analyst"], owner="tina", tenant=tenant)
-    admin = auth(hub.keys.issue(ADMIN, ["admin"], owner="adam").token)
+            enrolled(hub, ADMIN, ["analyst"], owner="tina", tenant=tenant)
+    admin = auth(enrolled(hub, ADMIN, ["admin"], owner="adam").token)
     resp = client.post(
         "/v1/keys", headers=admin, json={"roles": ["analyst"], "owner": "tina", "tenant": 'a"b'}
     )
     assert resp.status_code == 422 and "tenant" in resp.json()["message"], resp.text
-    assert hub.keys.issue(ADMIN, ["analyst"], owner="tina", tenant="acme-eu.2").key_id
+    assert enrolled(hub, ADMIN, ["analyst"], owner="tina", tenant="acme-eu.2").key_id
 
 
 # -- the two-person rule: a key the proposer was handed is not a second person -----------------
@@ -129,30 +130,37 @@ def _approve(client: TestClient, who: dict[str, str], change_id: str) -> Any:
 def test_an_admin_cannot_approve_with_a_key_it_issued_before_proposing(
     hub: Hub, client: TestClient
 ) -> None:
-    """ada (admin) creates bea, keeps the key she was shown, proposes, approves as bea: one
-    person, two names. Refused until bea rotates her own key; then bea is a second person."""
-    ada = hub.keys.issue(ADMIN, ["admin"], owner="ada")
+    """ada (admin) creates bea while no second approver exists, keeps the whole token she was
+    shown, proposes, approves as bea: one person, two names. Refused; bea's own rotation does
+    not change who may hold her key; a reset that a second approver approves does."""
+    ada = enrolled(hub, ADMIN, ["admin"], owner="ada")
     ada_p = hub.keys.get(ada.key_id).principal
-    bea = hub.keys.issue(ada_p, ["compliance_officer"], owner="bea")
+    bea = enrolled(hub, ada_p, ["compliance_officer"], owner="bea")
     change = _propose(client, auth(ada.token))
     resp = _approve(client, auth(bea.token), change)
     assert resp.status_code == 403, resp.text
-    assert "rotate their own key first" in resp.json()["message"]
-    # an admin rotation hands the new secret to the admin again: still not bea's own key
-    by_admin = hub.keys.rotate(ada_p, bea.key_id)
-    assert _approve(client, auth(by_admin.token), change).status_code == 403
-    # bea rotates her own key: only she has seen that secret
-    own = hub.keys.rotate(hub.keys.get(by_admin.key_id).principal, by_admin.key_id)
-    assert _approve(client, auth(own.token), change).status_code == 200
+    assert "whole enrolment token" in resp.json()["message"]
+    own = hub.keys.rotate(hub.keys.get(bea.key_id).principal, bea.key_id)
+    assert _approve(client, auth(own.token), change).status_code == 403
+    # an admin's rotation of bea's key is a reset: no secret for ada, a token a second
+    # approver completes; only then is bea's key bea's alone
+    ticket = hub.keys.rotate(ada_p, own.key_id)
+    assert not hasattr(ticket, "secret") and ticket.requires_approval
+    half = hub.keys.approve_enrolment(witness(hub), ticket.enrolment_id)
+    fresh = hub.keys.redeem(ticket.token, "b" * 43, second=half)
+    # enrolled by ada while her change was pending: not for that change; for her next one
+    assert _approve(client, auth(fresh.token), change).status_code == 403
+    later = _propose(client, auth(ada.token))
+    assert _approve(client, auth(fresh.token), later).status_code == 200
 
 
 def test_the_config_two_person_rule_refuses_a_handed_key_too(hub: Hub) -> None:
-    ada = hub.keys.issue(ADMIN, ["admin"], owner="ada")
-    bea = hub.keys.issue(hub.keys.get(ada.key_id).principal, ["security_admin"], owner="bea")
-    with pytest.raises(Forbidden, match="rotate their own key first"):
+    ada = enrolled(hub, ADMIN, ["admin"], owner="ada")
+    bea = enrolled(hub, hub.keys.get(ada.key_id).principal, ["security_admin"], owner="bea")
+    with pytest.raises(Forbidden, match="whole enrolment token"):
         hub.keys.check_approver("ada", hub.keys.get(bea.key_id).principal, None, "config change")
     # a key issued by someone else than the proposer is the owner's as far as ada is concerned
-    cid = hub.keys.issue(ADMIN, ["security_admin"], owner="cid")
+    cid = enrolled(hub, ADMIN, ["security_admin"], owner="cid")
     hub.keys.check_approver("ada", hub.keys.get(cid.key_id).principal, None, "config change")
 
 
@@ -196,8 +204,8 @@ def test_an_activation_that_lost_a_race_to_another_process_is_not_applied(
     from core.events import OutgoingEvent
     from governance.store import ACTIVATED, APPROVED, POLICIES_TOPIC
 
-    alice = auth(hub.keys.issue(ADMIN, ["security_admin"], owner="alice").token)
-    carol = auth(hub.keys.issue(ADMIN, ["compliance_officer"], owner="carol").token)
+    alice = auth(enrolled(hub, ADMIN, ["security_admin"], owner="alice").token)
+    carol = auth(enrolled(hub, ADMIN, ["compliance_officer"], owner="carol").token)
     v1 = hub.policy_changes.store.active_bundle().version
     first = _propose(client, alice)
 
@@ -275,11 +283,19 @@ def test_the_registry_fast_path_decides_on_the_full_stacks_resource(hub: Hub) ->
 
 
 def test_a_key_issued_with_a_handed_key_is_handed_too(hub: Hub, client: TestClient) -> None:
-    """ada creates pat (keeping pat's key), acts as pat to create zoe, proposes, approves as
-    zoe: zoe's identity comes from pat (whom ada vouched for), but zoe's secret went to ada."""
-    ada = hub.keys.issue(ADMIN, ["admin"], owner="ada")
-    pat = hub.keys.issue(hub.keys.get(ada.key_id).principal, ["security_admin"], owner="pat")
-    zoe = hub.keys.issue(hub.keys.get(pat.key_id).principal, ["security_admin"], owner="zoe")
+    """ada creates pat (keeping pat's whole token), acts as pat to create zoe, proposes,
+    approves as zoe. Before enrolment zoe's secret went to ada; now pat (no admin: no
+    bootstrap) gets half a token, useless without a second approver's half, and a zoe
+    enrolled from a whole token pat saw is still ada's (the walk follows whole holders)."""
+    ada = enrolled(hub, ADMIN, ["admin"], owner="ada")
+    pat = enrolled(hub, hub.keys.get(ada.key_id).principal, ["security_admin"], owner="pat")
+    ticket = hub.keys.issue(hub.keys.get(pat.key_id).principal, ["security_admin"], owner="zoe")
+    assert ticket.requires_approval  # type: ignore[union-attr]
+    with pytest.raises(Unauthenticated):
+        hub.keys.redeem(ticket.token, "z" * 43)  # type: ignore[union-attr]
     change = _propose(client, auth(ada.token))
-    resp = _approve(client, auth(zoe.token), change)
-    assert resp.status_code == 403 and "rotate their own key first" in resp.json()["message"]
+    # with the rule off for a moment, pat's token comes whole: zed is then ada's
+    hub.keys.use_two_person(lambda: False)
+    zed = enrolled(hub, hub.keys.get(pat.key_id).principal, ["security_admin"], owner="zed")
+    resp = _approve(client, auth(zed.token), change)
+    assert resp.status_code == 403 and "whole enrolment token" in resp.json()["message"]

@@ -23,6 +23,9 @@ from core.roles import ROLE_ACTIONS, ROLES
 from ._api import Api
 
 PUBLIC = {("get", "/health"), ("get", "/ready")}  # the probes
+# Enrolment: no API key (the person has none yet); the one-time token in the body is the
+# credential, so without a body it answers 422 (body required), whatever the headers.
+ENROL = ("post", "/v1/enrol")
 # Path parameters that must name something real for the request to reach its handler.
 SAMPLES = {
     "topic": "trades",
@@ -83,7 +86,7 @@ def test_the_document_lists_every_route() -> None:
 def test_every_route_declares_its_actions(method: str, path: str, op: dict[str, Any]) -> None:
     actions = op.get("x-hub-actions")
     assert isinstance(actions, list), f"{method.upper()} {path} states no x-hub-actions"
-    if (method, path) in PUBLIC:
+    if (method, path) in PUBLIC or (method, path) == ENROL:
         assert actions == []
         return
     assert actions, f"{method.upper()} {path} declares no policy action: add authorize(...)"
@@ -115,6 +118,8 @@ def test_route_by_credentials_and_role(
         r = client.request(method, url, headers=headers)
         if (method, path) in PUBLIC:
             assert r.status_code == 200, (label, r.status_code)
+        elif (method, path) == ENROL:
+            assert r.status_code == 422 and "body" in r.text, (label, r.status_code)
         else:
             assert r.status_code == 401, (label, r.status_code, r.text[:200])
             assert r.json()["error_code"] == 40101

@@ -140,3 +140,34 @@ def test_a_key_list_answer_that_arrives_late_does_not_hide_a_new_key(
     time.sleep(0.5)  # the held answer is handled in the page's next tasks
     rows = [r.text for r in browser.find_elements(By.CSS_SELECTOR, "#keys tbody tr")]
     assert any(new_id in r for r in rows), f"the late answer hid the new key: {rows}"
+
+
+def test_an_approver_created_on_the_security_page_gets_an_enrolment_token(
+    browser: Any, console_server: Server
+) -> None:
+    """A role that may approve is never handed to the admin who creates it: the page shows an
+    enrolment token and what to do with it; the person redeems it and logs in as themselves."""
+    import secrets
+
+    import httpx
+    from selenium.webdriver.common.by import By
+
+    server = console_server
+    witness = server.witness()  # a second approver exists: the token is half of one
+    owner = f"sia{uuid.uuid4().hex[:6]}"
+    login(browser, server, server.admin_key, "/ui/security")
+    browser.find_element(By.ID, "key-owner").send_keys(owner)
+    browser.find_element(By.ID, "key-roles").send_keys("security_admin")
+    browser.find_element(By.ID, "key-create-button").click()
+    token = _secret_shown(browser)
+    assert token.startswith("he_") and ":" not in token
+    assert "hub enrol" in browser.find_element(By.ID, "key-result").text
+    screenshot(browser, "security-enrolment-token")
+    eid = token.split(".")[0]
+    half = server.api("POST", f"/v1/enrolments/{eid}/approve", key=witness, json={}).json()
+    secret = secrets.token_urlsafe(32)
+    body = {"token": token, "second_half": half["second_half"], "secret": secret}
+    done = httpx.post(server.url + "/v1/enrol", json=body, timeout=30)
+    assert done.status_code == 201, done.text
+    browser.delete_all_cookies()
+    login(browser, server, f"{done.json()['key_id']}:{secret}", "/ui/markets")

@@ -13,7 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from core.ports.policy import Principal
+from hub.bootstrap import bootstrap
+from hub.settings import load_settings
 from storage.backup import CHUNKS
+from tests.adversarial._people import enrolled
 from tests.ops.conftest import ROOT, run, tool
 from tests.ops.hubserver import HUB, Served, serve
 
@@ -97,21 +101,16 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Served, Path
     # small cold-tier segments, so the demo day has closed segments to archive
     with serve(tmp, demo=True, extra_env={"HUB_TIER_SEGMENT_RECORDS": "100"}) as served:
         key = tmp / "batch.key"  # a person for the batch jobs, not the admin
-        done = run(
-            str(HUB), "--data-dir", str(served.data_dir), "--key-file",
-            str(served.admin_key_file), "keys", "create", "--role", "compliance_officer",
-            "--owner", "batch-ops",
-        )  # fmt: skip
-        assert done.returncode == 0, done.stderr
-        key.write_text(done.stdout.strip().splitlines()[-1].strip())
         ml_key = tmp / "ml.key"  # the retraining DAG's person: the batch key cannot train
-        done = run(
-            str(HUB), "--data-dir", str(served.data_dir), "--key-file",
-            str(served.admin_key_file), "keys", "create", "--role", "ml_engineer",
-            "--owner", "ml-ops",
-        )  # fmt: skip
-        assert done.returncode == 0, done.stderr
-        ml_key.write_text(done.stdout.strip().splitlines()[-1].strip())
+        # roles that may approve are enrolled, never handed over (governance.enrolment): the
+        # admin requests, a witness approves when needed, the key is redeemed here
+        h = bootstrap(load_settings(environ={}, data_dir=served.data_dir))
+        try:
+            admin = Principal("admin", frozenset({"admin"}))
+            key.write_text(enrolled(h, admin, ["compliance_officer"], owner="batch-ops").token)
+            ml_key.write_text(enrolled(h, admin, ["ml_engineer"], owner="ml-ops").token)
+        finally:
+            h.close()
         yield served, key
 
 

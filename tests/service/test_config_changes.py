@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,8 @@ from hub.api.app import create_app
 from hub.bootstrap import Hub, bootstrap
 from hub.cli import main
 from hub.settings import load_settings
-from tests.cli_keys import admin_args, own_key
+from tests.adversarial._people import enrolled
+from tests.cli_keys import admin_args
 
 ALICE = Principal("alice", frozenset({"security_admin"}))
 CAROL = Principal("carol", frozenset({"compliance_officer"}))
@@ -43,6 +45,26 @@ LEVEL = "registry.config:trades-value"
 TRADES = "retention:topic:trades"
 PAYMENTS = "retention:projection:payments"
 DAY = 86_400_000
+
+
+def keyed(hub: Hub, owner: str, role: str) -> Principal:
+    """``owner``'s principal as its key gives it: an approval is made with a person's key."""
+    for k in hub.keys.active():
+        if k.owner == owner:
+            return k.principal
+    return hub.keys.get(hub.keys.create([role], owner=owner).key_id).principal
+
+
+@pytest.fixture(autouse=True)
+def _people_with_keys(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ALICE and CAROL of the test's hub, with their keys (the two-person rule counts only an
+    approval made with the approver's own key)."""
+    if "hub" in request.fixturenames:
+        hub = request.getfixturevalue("hub")
+        monkeypatch.setattr(sys.modules[__name__], "ALICE", keyed(hub, "alice", "security_admin"))
+        monkeypatch.setattr(
+            sys.modules[__name__], "CAROL", keyed(hub, "carol", "compliance_officer")
+        )
 
 
 def auth(token: str) -> dict[str, str]:
@@ -57,8 +79,9 @@ def enable_two_person(hub: Hub, *patterns: str) -> None:
     data["two_person"] = [*data["two_person"], *patterns]
     files = {**shipped.files, "hub/data.json": json.dumps(data, indent=2) + "\n"}
     policies = hub.policy_changes
-    change = policies.propose(ALICE, files, "config changes need two people")
-    policies.approve(CAROL, change.change_id, "agreed")
+    alice = keyed(hub, "alice", "security_admin")
+    change = policies.propose(alice, files, "config changes need two people")
+    policies.approve(keyed(hub, "carol", "compliance_officer"), change.change_id, "agreed")
 
 
 def fewer_rules(hub: Hub, n: int = 2) -> dict[str, Any]:
@@ -494,9 +517,14 @@ def test_retention_cli_direct_refused_then_proposed_approved_and_rolled_back(
     code, _, err = run("retention", "set", "topic:trades", "--max-age-ms", str(2 * DAY))
     assert code == 1 and "two_person_required" in err and "hub config propose" in err
 
-    code, officer, err = run("keys", "create", "--role", "compliance_officer", "--principal", "ola")
-    assert code == 0, err
-    officer = own_key(data, officer)  # the admin proposes: ola approves with a key of her own
+    # the admin proposes: ola approves with a key she enrolled (the admin requested it, a second
+    # approver approved it: governance.enrolment)
+    h = bootstrap(load_settings(environ={}, data_dir=Path(data)))
+    try:
+        admin = Principal("admin", frozenset({"admin"}))
+        officer = enrolled(h, admin, ["compliance_officer"], owner="ola").token
+    finally:
+        h.close()
     value = json.dumps({"max_age_ms": 2 * DAY})
     code, out, err = run("config", "propose", TRADES, value, "--reason", "two days")
     assert code == 0, err

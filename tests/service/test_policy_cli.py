@@ -17,6 +17,17 @@ def run(data: Path, *args: str) -> tuple[int, str, str]:
     return result.exit_code, result.stdout, result.stderr
 
 
+CREATE = ("keys", "create", "--role")
+
+
+def enrol(data: Path, token: str, second: str | None = None) -> str:
+    """The person redeems their token (``hub enrol``): their own KEY_ID:SECRET."""
+    extra = ["--second", second] if second else []
+    r = CliRunner().invoke(main, ["--data-dir", str(data), "enrol", token.strip(), *extra])
+    assert r.exit_code == 0, r.output
+    return r.stdout.strip()
+
+
 def test_policy_change_flow(tmp_path: Path) -> None:
     data = tmp_path / "data"
     code, out, _ = run(data, "policy", "show")
@@ -29,8 +40,9 @@ def test_policy_change_flow(tmp_path: Path) -> None:
 
     code, _, err = run(data, "policy", "propose", str(new))
     assert code == 2 and "--reason" in err  # why is required
-    # The approver is a person the admin vouched for before the proposal.
-    code, handed, _ = run(data, "keys", "create", "--role", "compliance_officer", "--owner", "c")
+    # The hub's first people: enrolled while nobody could approve yet (bootstrap), tokens
+    # shown whole to the admin, so neither ever approves the admin's own changes.
+    c1, c2 = (enrol(data, run(data, *CREATE, "security_admin", "--owner", o)[1]) for o in "cd")
     code, out, err = run(data, "policy", "propose", str(new), "--reason", "open CASE-1")
     assert code == 0, err
     change = json.loads(out)
@@ -39,18 +51,25 @@ def test_policy_change_flow(tmp_path: Path) -> None:
 
     code, _, err = run(data, "policy", "approve", change["change_id"])
     assert code == 1 and "Two-person rule" in err
-    # An identity the proposer mints after proposing is its puppet, not a second person.
-    code, puppet, _ = run(data, "keys", "create", "--role", "compliance_officer", "--owner", "d")
-    code, _, err = run(data, "policy", "approve", change["change_id"], "--key", puppet.strip())
-    assert code == 1 and "was created by 'admin'" in err
-    # The admin was shown the key it issued to c: not c's own until c rotates it.
-    code, _, err = run(data, "policy", "approve", change["change_id"], "--key", handed.strip())
-    assert code == 1 and "rotate their own key first" in err
-    as_c = ["--data-dir", str(data), "--key", handed.strip()]
-    rotated = CliRunner().invoke(main, [*as_c, "keys", "rotate", handed.split(":")[0]])
-    assert rotated.exit_code == 0, rotated.stderr
-    key = rotated.stdout.strip().splitlines()[-1]
-    code, out, err = run(data, "policy", "approve", change["change_id"], "--key", key.strip())
+    code, _, err = run(data, "policy", "approve", change["change_id"], "--key", c1)
+    assert code == 1 and "whole enrolment token" in err
+    # A person the admin creates now gets half a token: useless without a second approver.
+    code, half, err = run(data, *CREATE, "compliance_officer", "--owner", "p")
+    assert code == 0 and "second approver" in err
+    r = CliRunner().invoke(main, ["--data-dir", str(data), "enrol", half.strip()])
+    assert r.exit_code == 1 and "waits for a second approver" in r.stderr
+    # c requests e, d approves and hands e the second half: e is nobody's puppet.
+    as_c1 = ["--data-dir", str(data), "--key", c1]
+    r = CliRunner().invoke(main, [*as_c1, *CREATE, "security_admin", "--owner", "e"])
+    assert r.exit_code == 0, r.output
+    token = r.stdout.strip()
+    r = CliRunner().invoke(
+        main,
+        ["--data-dir", str(data), "principals", "approve", token.split(".")[0], "--key", c2],
+    )
+    assert r.exit_code == 0, r.output
+    key = enrol(data, token, r.stdout.strip())
+    code, out, err = run(data, "policy", "approve", change["change_id"], "--key", key)
     assert code == 0, err
     assert json.loads(out)["status"] == "activated"
     code, out, _ = run(data, "policy", "show")

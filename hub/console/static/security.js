@@ -42,9 +42,19 @@
   }
 
   function showSecret(issued) {
-    hub.text("key-new-id", issued.key_id);
+    // A role that may approve is never handed over: the answer is an enrolment token that
+    // its owner redeems (`hub enrol TOKEN`), after a second approver when one is needed.
+    const enrolment = issued.enrolment_token !== undefined;
+    hub.text("key-new-id", enrolment ? issued.enrolment_id : issued.key_id);
     hub.text("key-new-owner", `${issued.owner} (${issued.roles.join(", ")})`);
-    hub.text("key-token", issued.token);
+    hub.text("key-token", enrolment ? issued.enrolment_token : issued.token);
+    if (enrolment) {
+      const second = issued.status === "pending_approval"
+        ? ` A second approver runs \`hub principals approve ${issued.enrolment_id}\` and gives ${issued.owner} the second half.`
+        : "";
+      hub.text("key-result", `Enrolment token for ${issued.owner}, not a key: give it to them; ` +
+        `they run \`hub enrol TOKEN\` on their own machine.${second}`);
+    }
     document.getElementById("key-secret").hidden = false;
   }
 
@@ -80,7 +90,10 @@
     rotate.addEventListener("click", () => {
       keyAction(`/ui/api/security/keys/${encodeURIComponent(row.key_id)}/rotate`,
         { reason: reason.value.trim() },
-        (a) => { showSecret(a); hub.text("key-result", `${a.replaces} rotated to ${a.key_id}`); });
+        (a) => {
+          showSecret(a);  // another person's approver key: a reset, its owner enrols again
+          if (a.enrolment_token === undefined) hub.text("key-result", `${a.replaces} rotated to ${a.key_id}`);
+        });
     });
     td.append(reason, revoke, rotate);
   }

@@ -267,6 +267,10 @@ def open_ledger_store(settings: Settings) -> LedgerStore:
             settings.ledger_postgres_url,
             schema=settings.ledger_postgres_schema,
             idle_timeout_s=settings.ledger_postgres_idle_timeout_s,
+            # the rows' MAC key and keyed-once marker live in keys/, never in the database
+            side_key=derived_secret(settings, SIDE_INDEX_PURPOSE),
+            keyed_marker=settings.log_key_path.parent
+            / f"ledger-rows.{settings.ledger_postgres_schema}.keyed",
         )
     else:  # embedded: a folder keeps the ledger file it has (a ledger is never forked)
         new = TILE_LEDGER_FILE if settings.ledger_store == "tiles" else "ledger.sqlite"

@@ -550,6 +550,8 @@ def bootstrap(
     subject_tenants = SqliteSubjectTenants(
         settings.data_dir / "keys" / "subject_tenants.sqlite",
         mac_key=derived_secret(settings, b"hub subject tenants MAC"),
+        # the sets of an older file are built once (the marker is a file of its own)
+        keyed_marker=settings.data_dir / "keys" / "subject-sets.keyed",
     )
     publisher.subject_tenants = subject_tenants  # which tenants named each subject (erasure)
     if install_domain:

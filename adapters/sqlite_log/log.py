@@ -535,6 +535,33 @@ class SqliteEventLog(EventLog):
                     self._seal_all(conn, self._key)
             if self._key is not None:
                 self._check_key(conn, self._key)
+                self._check_orphans(conn)
+
+    def _check_orphans(self, conn: sqlite3.Connection) -> None:
+        """Refuse partitions or batches whose topic row is gone: a deleted topic row made the
+        hub create the topic anew, empty (an audit or state topic read as never written,
+        e.g. revocations folded away), appending over offsets the ledger already holds."""
+        row = conn.execute(
+            "SELECT topic_id, count(*) FROM partitions WHERE topic_id NOT IN "
+            "(SELECT id FROM topics) GROUP BY topic_id LIMIT 1"
+        ).fetchone()
+        if row is None:  # the batches' topic ids, one index probe each (no full scan)
+            ids = {int(r[0]) for r in conn.execute("SELECT id FROM topics")}
+            probe = conn.execute("SELECT min(topic_id) FROM batches").fetchone()
+            while probe is not None and probe[0] is not None:
+                if int(probe[0]) not in ids:
+                    row = (int(probe[0]), None)
+                    break
+                probe = conn.execute(
+                    "SELECT min(topic_id) FROM batches WHERE topic_id > ?", (int(probe[0]),)
+                ).fetchone()
+        if row is not None:
+            raise LogTampered(
+                f"The event log {self._path} holds partitions or batches of topic id {row[0]} "
+                "whose topic row is gone: a topic was deleted without the log key. The hub "
+                "does not open it (it would recreate the topic empty); restore the log file "
+                "from a backup."
+            )
 
     def _check_key(self, conn: sqlite3.Connection, key: bytes) -> None:
         """Refuse a key that authenticates none of the log's MACs (topics and partition

@@ -88,3 +88,18 @@ def test_the_log_itself_still_opens_and_serves_other_topics(data: Path) -> None:
         assert log.topic("_schemas").name == "_schemas"
     finally:
         log.close()
+
+
+@pytest.mark.parametrize("also_partitions", [False, True])
+def test_a_deleted_topic_row_refuses_the_open(data: Path, also_partitions: bool) -> None:
+    """Without its row the hub made the topic anew, empty, and appended over offsets the
+    ledger holds (an audit or state topic would read as never written)."""
+    with sqlite3.connect(data / "log.sqlite") as conn:
+        (tid,) = conn.execute("SELECT id FROM topics WHERE name = 'trades'").fetchone()
+        conn.execute("DELETE FROM topics WHERE id = ?", (tid,))
+        if also_partitions:
+            conn.execute("DELETE FROM partitions WHERE topic_id = ?", (tid,))
+    with pytest.raises(LogTampered, match="whose topic row is gone"):
+        make_hub(data).close()
+    code, out, err = cli(data, "ledger", "verify")
+    assert code == 1 and "whose topic row is gone" in out + err, out + err

@@ -19,13 +19,24 @@ rolling its transaction back and freeing the lock; correctness stays with the ep
 (``fence``), the timeout only bounds the wait.
 Leaves go in with ``COPY``; chunks are upserted. Readers run outside any transaction and see
 committed state only.
+
+The rows' MAC, as the SQLite row store's (``adapters.sqlite_ledgerstore``): whoever can write
+these tables (a database role, a restored dump) rewrites a row's tenant, action, actor or time
+and the entry drops out of filtered reads while leaf hashes, tree and checkpoints stay as they
+were. Each appended batch carries, in ``leaf_macs``, ``rows_mac`` under ``side_key`` (from the
+hub's ``keys/``, never from the database); ``integrity_problems`` (the default verify) checks
+every batch and that they cover every leaf. Rows written before the MAC are keyed as found on
+the first keyed open, once: ``keyed_marker`` (a file in ``keys/``) records it, so a schema whose
+MACs were all removed fails instead of being keyed again.
 """
 
 from __future__ import annotations
 
+import hmac
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -33,6 +44,7 @@ from psycopg import errors as pg_errors
 from psycopg import sql
 
 from adapters.postgres_conn import connect, create_schema, libpq_url, lock_key
+from adapters.sqlite_ledgerstore import rows_mac
 from core.errors import ConfigError, HubError, StorageBusy
 from core.leadership import Fenced, WriterFence
 from core.ports.ledgerstore import (
@@ -86,7 +98,12 @@ CREATE TABLE IF NOT EXISTS {s}.checkpoints (
     hash BYTEA NOT NULL
 );
 CREATE TABLE IF NOT EXISTS {s}.writer_epochs (writer TEXT PRIMARY KEY, epoch BIGINT NOT NULL);
-CREATE TABLE IF NOT EXISTS {s}.witness_intents (size BIGINT PRIMARY KEY)
+CREATE TABLE IF NOT EXISTS {s}.witness_intents (size BIGINT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS {s}.leaf_macs (
+    first BIGINT PRIMARY KEY,
+    n BIGINT NOT NULL,
+    mac BYTEA NOT NULL
+)
 """
 _COLUMNS = "idx, topic, part, off, ts_ms, actor, action, resource, tenant, leaf_hash"
 _CHECKPOINT_COLUMNS = "size, root, time_us, note, hash"
@@ -162,6 +179,12 @@ class _Queries:
         self.clear_intent = q("DELETE FROM {s}.witness_intents WHERE size = %s")
         self.intents = q("SELECT size FROM {s}.witness_intents ORDER BY size")
         self.fenced_by = q("SELECT epoch FROM {s}.writer_epochs WHERE writer = %s")
+        self.add_mac = q("INSERT INTO {s}.leaf_macs VALUES (%s, %s, %s)")
+        self.macs = q("SELECT first, n, mac FROM {s}.leaf_macs ORDER BY first")
+        self.covered = q("SELECT coalesce(max(first + n), 0) FROM {s}.leaf_macs")
+        self.rows = q(
+            f"SELECT {_COLUMNS} FROM {{s}}.leaves WHERE idx >= %s AND idx < %s ORDER BY idx"
+        )
         self.meta_version = q("SELECT value FROM {s}.meta WHERE key = 'schema_version'")
         self.set_version = q(
             "INSERT INTO {s}.meta VALUES ('schema_version', %s) ON CONFLICT (key) DO NOTHING"
@@ -169,8 +192,10 @@ class _Queries:
 
 
 class _Write(LedgerWrite):
-    def __init__(self, conn: psycopg.Connection[Any], q: _Queries) -> None:
-        self._conn, self._q = conn, q
+    def __init__(
+        self, conn: psycopg.Connection[Any], q: _Queries, key: bytes | None = None
+    ) -> None:
+        self._conn, self._q, self._key = conn, q, key
 
     def size(self) -> int:
         row = self._conn.execute(self._q.size).fetchone()
@@ -198,7 +223,18 @@ class _Write(LedgerWrite):
                     "ledger appends each record once.",
                     code="ledger_store",
                 ) from exc
+            if rows and self._key is not None:
+                first = int(rows[0][0])
+                cur.execute(self._q.add_mac, (first, len(rows), rows_mac(self._key, first, rows)))
             cur.executemany(self._q.upsert_chunk, list(chunks))
+
+    def key_uncovered(self, key: bytes) -> None:
+        """One MAC over the rows no batch covers, as they are (the first keyed open)."""
+        row = self._conn.execute(self._q.covered).fetchone()
+        start, size = (0 if row is None else int(row[0])), self.size()
+        if size > start:
+            rows = [_leaf(r) for r in self._conn.execute(self._q.rows, (start, size))]
+            self._conn.execute(self._q.add_mac, (start, len(rows), rows_mac(key, start, rows)))
 
     def set_positions(self, positions: Positions) -> None:
         with self._conn.cursor() as cur:
@@ -251,8 +287,15 @@ class PostgresLedgerStore(LedgerStore):
         schema: str = "hub_ledger",
         lock_timeout_s: float = 30.0,
         idle_timeout_s: float = 60.0,
+        side_key: bytes | None = None,
+        keyed_marker: Path | None = None,
     ) -> None:
+        """``side_key``: the rows' MAC key (module docstring); without it rows are written
+        without a MAC and nothing is checked. ``keyed_marker``: the file (in ``keys/``) that
+        says this schema's rows were keyed once; absent, the rows found are keyed as they are
+        and the file is written."""
         super().__init__()
+        self._side_key, self._keyed_marker = side_key, keyed_marker
         if not idle_timeout_s > 0:
             raise ConfigError(
                 f"The ledger's idle-in-transaction timeout must be positive, got {idle_timeout_s}"
@@ -289,6 +332,15 @@ class PostgresLedgerStore(LedgerStore):
                 "HUB_LEDGER_POSTGRES_SCHEMA at another schema.",
                 code="ledger_store",
             )
+        key, marker = self._side_key, self._keyed_marker
+        if key is not None and not (marker is not None and marker.exists()):
+            # first keyed open: the rows no batch covers are keyed as found (trust on first
+            # use), then never again (the marker is outside the database)
+            with self.write() as w:
+                assert isinstance(w, _Write)
+                w.key_uncovered(key)
+            if marker is not None:
+                marker.write_text(f"ledger rows keyed: PostgreSQL schema {self.schema}\n")
 
     @contextmanager
     def _session(self) -> Iterator[psycopg.Connection[Any]]:
@@ -314,7 +366,7 @@ class PostgresLedgerStore(LedgerStore):
         with self._session() as conn, conn.transaction():
             conn.execute(f"SET LOCAL lock_timeout = {self._lock_timeout_ms}")
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock_key,))
-            yield _Write(conn, self._q)
+            yield _Write(conn, self._q, self._side_key)
 
     def close(self) -> None:
         with self._lock:
@@ -328,6 +380,44 @@ class PostgresLedgerStore(LedgerStore):
                 sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(self.schema))
             )
         self.clear_caches()
+
+    def integrity_problems(self, decoded: Iterable[int] = (), verified: int = 0) -> list[str]:
+        """Every batch of rows against its MAC, and the batches covering every leaf once (the
+        module docstring): a rewritten column lies below any incremental start, so every
+        batch is checked on every run."""
+        key = self._side_key
+        if key is None:
+            return []
+        where = f"the PostgreSQL schema {self.schema!r}"
+        problems: list[str] = []
+        size = self.tree_size()
+        with self._session() as conn:
+            macs = conn.execute(self._q.macs).fetchall()
+        expected = 0
+        for first, n, mac in macs:
+            first, n = int(first), int(n)
+            if first != expected:
+                problems.append(
+                    f"the leaf rows {min(first, expected)}..{max(first, expected) - 1} of "
+                    f"{where} are covered by no MAC, or by two: batches of MACs were removed or "
+                    "added."
+                )
+            with self._session() as conn:
+                rows = [_leaf(r) for r in conn.execute(self._q.rows, (first, first + n))]
+            if len(rows) != n or not hmac.compare_digest(bytes(mac), rows_mac(key, first, rows)):
+                problems.append(
+                    f"the leaf rows {first}..{first + n - 1} of {where} do not match their MAC: "
+                    "a position, time, actor, action, resource or tenant was rewritten (entries "
+                    "could be hidden from or misattributed in filtered reads); run `hub ledger "
+                    "verify --full` and restore the ledger from a backup."
+                )
+            expected = max(expected, first + n)
+        if expected < size:
+            problems.append(
+                f"the leaf rows {expected}..{size - 1} of {where} are covered by no MAC: their "
+                "MACs were removed."
+            )
+        return problems
 
     # -- state -------------------------------------------------------------------------------
     def tree_size(self) -> int:

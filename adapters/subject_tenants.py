@@ -11,12 +11,23 @@ this file to claim another tenant's subject for a tenant's officer, or to add a 
 is not believed: ``tenants_of`` answers :data:`UNVERIFIED` for it, which no tenant-scoped
 officer holds, so only an officer of every tenant may erase that subject. Naming the pair again
 (its tenant publishing the subject) keys an older row.
+
+Deleting a row is not an edit a pair MAC sees: removing the other tenant's (valid) row made a
+shared subject look single-tenant, so one tenant's officer could erase it. So each subject also
+has one ``subject_sets`` row, the sorted set of tenants that named it under a MAC; naming adds
+to it. ``tenants_of`` answers the set and the verified pairs, so a deleted pair changes
+nothing, and a missing or wrong set row of a subject that has pairs adds :data:`UNVERIFIED`
+(naming the subject again does not make such a set anew). Sets of an older file are built from
+its verified pairs on the first keyed open, once (``keyed_marker``, a file beside this one).
+Not covered: replacing the set row AND the pairs by an older copy's (an earlier valid state,
+e.g. before the second tenant named the subject) needs an anchor outside this file.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import sqlite3
 import threading
 from collections.abc import Iterable
@@ -34,19 +45,50 @@ CREATE TABLE IF NOT EXISTS subject_tenants (
     mac BLOB,
     PRIMARY KEY (subject, tenant)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS subject_sets (
+    subject BLOB PRIMARY KEY,
+    tenants TEXT NOT NULL,
+    mac BLOB NOT NULL
+) WITHOUT ROWID;
 """
 UNVERIFIED = "(unverified)"
 """What ``tenants_of`` answers for a row whose MAC is missing or wrong (module docstring)."""
 _LABEL = b"hub subject tenant v1\x00"
 
 
+_SET_LABEL = b"hub subject tenant set v1\x00"
+
+
 def pair_mac(key: bytes, digest: bytes, tenant: str) -> bytes:
     return hmac.new(key, _LABEL + digest + tenant.encode(), hashlib.sha256).digest()
 
 
+def set_text(tenants: Iterable[str]) -> str:
+    return json.dumps(sorted(set(tenants)), separators=(",", ":"))
+
+
+def set_mac(key: bytes, digest: bytes, text: str) -> bytes:
+    return hmac.new(key, _SET_LABEL + digest + text.encode(), hashlib.sha256).digest()
+
+
+def _set_of(key: bytes, digest: bytes, row: tuple[object, object] | None) -> set[str] | None:
+    """The tenants of a subject's set row, None if the row is missing or fails its MAC."""
+    if row is None:
+        return None
+    text, mac = str(row[0]), row[1]
+    if not isinstance(mac, bytes) or not hmac.compare_digest(mac, set_mac(key, digest, text)):
+        return None
+    return {str(t) for t in json.loads(text)}
+
+
 class SqliteSubjectTenants(SubjectTenants):
     def __init__(
-        self, path: str | Path, *, cache_size: int = 1_000_000, mac_key: bytes | None = None
+        self,
+        path: str | Path,
+        *,
+        cache_size: int = 1_000_000,
+        mac_key: bytes | None = None,
+        keyed_marker: Path | None = None,
     ) -> None:
         self.path = Path(path)
         self._key = mac_key
@@ -61,6 +103,31 @@ class SqliteSubjectTenants(SubjectTenants):
                 self._db.execute("ALTER TABLE subject_tenants ADD COLUMN mac BLOB")
         except sqlite3.Error as exc:
             raise KeyStoreError(f"Cannot open {self.path}: {exc}") from exc
+        if mac_key is not None and not (keyed_marker is not None and keyed_marker.exists()):
+            self._build_sets(mac_key)
+            if keyed_marker is not None:
+                keyed_marker.write_text(f"subject tenant sets built: {self.path}\n")
+
+    def _build_sets(self, key: bytes) -> None:
+        """The first keyed open: a set row for every subject with pairs and none, from its
+        verified pairs (possibly none: naming adds to it)."""
+        with write_transaction(self._db, self._lock, self._busy, self._failed):
+            rows = self._db.execute(
+                "SELECT subject, tenant, mac FROM subject_tenants WHERE subject NOT IN "
+                "(SELECT subject FROM subject_sets)"
+            ).fetchall()
+            sets: dict[bytes, set[str]] = {}
+            for subject, tenant, mac in rows:
+                digest = bytes(subject)
+                found = sets.setdefault(digest, set())
+                if mac is not None and hmac.compare_digest(
+                    bytes(mac), pair_mac(key, digest, str(tenant))
+                ):
+                    found.add(str(tenant))
+            self._db.executemany(
+                "INSERT INTO subject_sets VALUES (?, ?, ?)",
+                [(d, set_text(t), set_mac(key, d, set_text(t))) for d, t in sets.items()],
+            )
 
     def _busy(self, exc: sqlite3.OperationalError) -> StorageBusy:
         return StorageBusy(f"{self.path} is locked by another process: {exc}. Retry.")
@@ -83,6 +150,8 @@ class SqliteSubjectTenants(SubjectTenants):
                 continue
             rows.append((digest, tenant, None if key is None else pair_mac(key, digest, tenant)))
         with write_transaction(self._db, self._lock, self._busy, self._failed):
+            if key is not None:  # before the pairs: a set is new only for a new subject
+                self._add_to_sets(key, tenant, [r[0] for r in rows])
             # a row kept without a MAC (older file) is keyed now that its tenant named it
             self._db.executemany(
                 "INSERT INTO subject_tenants VALUES (?, ?, ?) ON CONFLICT (subject, tenant) "
@@ -96,21 +165,58 @@ class SqliteSubjectTenants(SubjectTenants):
             self._known.setdefault(tenant, set()).update(new)
             self._size += len(new)
 
+    def _add_to_sets(self, key: bytes, tenant: str, digests: list[bytes]) -> None:
+        """Add ``tenant`` to each subject's set (in the caller's transaction, before its pairs
+        are written). A subject whose set row is missing although pairs exist (its own
+        tenant's too), or fails its MAC, is left as it is (``tenants_of`` says UNVERIFIED):
+        making it anew would launder a deletion."""
+        for digest in digests:
+            row = self._db.execute(
+                "SELECT tenants, mac FROM subject_sets WHERE subject = ?", (digest,)
+            ).fetchone()
+            found = _set_of(key, digest, row)
+            if found is None:
+                if row is not None:
+                    continue
+                named = self._db.execute(
+                    "SELECT 1 FROM subject_tenants WHERE subject = ? LIMIT 1", (digest,)
+                ).fetchone()
+                if named is not None:
+                    continue
+                found = set()
+            elif tenant in found:
+                continue
+            text = set_text(found | {tenant})
+            self._db.execute(
+                "INSERT INTO subject_sets VALUES (?, ?, ?) ON CONFLICT (subject) "
+                "DO UPDATE SET tenants = excluded.tenants, mac = excluded.mac",
+                (digest, text, set_mac(key, digest, text)),
+            )
+
     def tenants_of(self, subject_id: str) -> frozenset[str]:
         digest = subject_digest(check_subject(subject_id))
         with self._lock:
             rows = self._db.execute(
                 "SELECT tenant, mac FROM subject_tenants WHERE subject = ?", (digest,)
             ).fetchall()
+            set_row = self._db.execute(
+                "SELECT tenants, mac FROM subject_sets WHERE subject = ?", (digest,)
+            ).fetchone()
         key = self._key
         if key is None:
             return frozenset(str(t) for t, _ in rows)
-        return frozenset(
+        out = {
             str(t)
             if mac is not None and hmac.compare_digest(bytes(mac), pair_mac(key, digest, str(t)))
             else UNVERIFIED
             for t, mac in rows
-        )
+        }
+        found = _set_of(key, digest, set_row)
+        if found is not None:  # a deleted pair changes nothing: the set still names it
+            out |= found
+        elif rows or set_row is not None:  # pairs without a set, or a set that fails its MAC
+            out.add(UNVERIFIED)
+        return frozenset(out)
 
     def close(self) -> None:
         with self._lock:

@@ -267,6 +267,10 @@ def open_ledger_store(settings: Settings) -> LedgerStore:
             settings.ledger_postgres_url,
             schema=settings.ledger_postgres_schema,
             idle_timeout_s=settings.ledger_postgres_idle_timeout_s,
+            # the rows' MAC key and keyed-once marker live in keys/, never in the database
+            side_key=derived_secret(settings, SIDE_INDEX_PURPOSE),
+            keyed_marker=settings.log_key_path.parent
+            / f"ledger-rows.{settings.ledger_postgres_schema}.keyed",
         )
     else:  # embedded: a folder keeps the ledger file it has (a ledger is never forked)
         new = TILE_LEDGER_FILE if settings.ledger_store == "tiles" else "ledger.sqlite"
@@ -546,6 +550,8 @@ def bootstrap(
     subject_tenants = SqliteSubjectTenants(
         settings.data_dir / "keys" / "subject_tenants.sqlite",
         mac_key=derived_secret(settings, b"hub subject tenants MAC"),
+        # the sets of an older file are built once (the marker is a file of its own)
+        keyed_marker=settings.data_dir / "keys" / "subject-sets.keyed",
     )
     publisher.subject_tenants = subject_tenants  # which tenants named each subject (erasure)
     if install_domain:

@@ -373,6 +373,71 @@ class ProjectionService:
             "digests": self.digest(name),
         }
 
+    def verify(self, name: str) -> dict[str, Any]:
+        """Compare ``name``'s live views with the log range their checkpoint claims.
+
+        The checkpoint's positions (``_projection_offsets`` and the like) are plain rows of the
+        view store: whoever can write it moves an offset forward and the runner skips the
+        records in between for good, the view silently lacking them; rows can be edited the
+        same way. A count or digest stored beside the positions would be edited with them, so
+        the check is a replay: fold the log into a temporary copy up to exactly the claimed
+        positions (a partition the checkpoint lacks up to 0) and compare each view's digest
+        with the live one. Sound whatever was edited (positions, rows, stored digests), and
+        costs one replay of the projection's topics (as ``rebuild``), so it is an audit step,
+        not a per-read check. A claimed position past the log's end is named too.
+        Retention: the copy is cut by the active policy as of now (as rebuild does), so run
+        the retention job first if it is behind, or its cuts show up as differences."""
+        proj = projection(name)
+        store = self.store(proj.store)
+        live = self.runner(name)
+        with live.lock:  # the live runner (if it runs in this process) does not move meanwhile
+            cp = store.checkpoint(Target(name))
+            claimed = {tp: pos.next_offset for tp, pos in cp.positions.items()}
+            live_digests = {t.name: digest(t, store.rows(Target(name), t)) for t in proj.tables}
+            if store.checkpoint(Target(name)).positions != cp.positions:
+                raise HubError(
+                    f"Projection {name!r} moved while it was read (another process runs it); "
+                    "retry, or stop its runner while verifying.",
+                    code="projection_moving",
+                )
+        problems: list[str] = []
+        ends = {(t, p): e for t in proj.topics for p, e in self.log.end_offsets(t).items()}
+        for (topic, part), offset in sorted(claimed.items()):
+            end = ends.get((topic, part))
+            if end is None or offset > end:
+                problems.append(
+                    f"the checkpoint claims {topic}[{part}] folded up to offset {offset}, past "
+                    f"the log's end ({end}): the positions were moved."
+                )
+        other = Target(name, f"verify_{uuid.uuid4().hex[:12]}")
+        runner = self._new_runner(proj, other)
+        try:
+            runner.open()
+            replayed = runner.catch_up(Bound({tp: claimed.get(tp, 0) for tp in ends}))
+            if self.cut_expired is not None:  # rows retention removed stay removed
+                self.cut_expired(proj, other, False)
+            tables: dict[str, Any] = {}
+            for t in proj.tables:
+                want, n = digest(t, store.rows(other, t))
+                got, m = live_digests[t.name]
+                tables[t.name] = {"live": got, "live_rows": m, "log": want, "log_rows": n}
+                if got != want:
+                    problems.append(
+                        f"view {t.name!r} ({m} rows) differs from the log replayed to its "
+                        f"checkpoint ({n} rows): its positions were moved (records skipped) or "
+                        f"its rows edited; run `hub projection rebuild {name}`."
+                    )
+        finally:
+            store.drop(other, proj.tables)
+        return {
+            "projection": name,
+            "ok": not problems,
+            "positions": sorted([t, p, o] for (t, p), o in claimed.items()),
+            "replayed": replayed,
+            "views": tables,
+            "problems": problems,
+        }
+
     def _refuse_unless_leader(self, name: str) -> None:
         """Under leader election a shared store's views are written by the leader only: a
         rebuild elsewhere is refused before any work, naming who leads."""

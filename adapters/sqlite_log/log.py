@@ -535,6 +535,33 @@ class SqliteEventLog(EventLog):
                     self._seal_all(conn, self._key)
             if self._key is not None:
                 self._check_key(conn, self._key)
+                self._check_orphans(conn)
+
+    def _check_orphans(self, conn: sqlite3.Connection) -> None:
+        """Refuse partitions or batches whose topic row is gone: a deleted topic row made the
+        hub create the topic anew, empty (an audit or state topic read as never written,
+        e.g. revocations folded away), appending over offsets the ledger already holds."""
+        row = conn.execute(
+            "SELECT topic_id, count(*) FROM partitions WHERE topic_id NOT IN "
+            "(SELECT id FROM topics) GROUP BY topic_id LIMIT 1"
+        ).fetchone()
+        if row is None:  # the batches' topic ids, one index probe each (no full scan)
+            ids = {int(r[0]) for r in conn.execute("SELECT id FROM topics")}
+            probe = conn.execute("SELECT min(topic_id) FROM batches").fetchone()
+            while probe is not None and probe[0] is not None:
+                if int(probe[0]) not in ids:
+                    row = (int(probe[0]), None)
+                    break
+                probe = conn.execute(
+                    "SELECT min(topic_id) FROM batches WHERE topic_id > ?", (int(probe[0]),)
+                ).fetchone()
+        if row is not None:
+            raise LogTampered(
+                f"The event log {self._path} holds partitions or batches of topic id {row[0]} "
+                "whose topic row is gone: a topic was deleted without the log key. The hub "
+                "does not open it (it would recreate the topic empty); restore the log file "
+                "from a backup."
+            )
 
     def _check_key(self, conn: sqlite3.Connection, key: bytes) -> None:
         """Refuse a key that authenticates none of the log's MACs (topics and partition
@@ -705,8 +732,10 @@ class SqliteEventLog(EventLog):
             )
         with self._write(f"creating topic {name!r}") as conn:
             row = conn.execute(
-                "SELECT id, partitions, config FROM topics WHERE name = ?", (name,)
+                "SELECT id, partitions, config, mac FROM topics WHERE name = ?", (name,)
             ).fetchone()
+            if row is not None:
+                self._check_topic_row(name, row[1], row[2], row[3])
             if row is None:
                 text = json.dumps(cfg, sort_keys=True)
                 key = self._key
@@ -729,7 +758,7 @@ class SqliteEventLog(EventLog):
                         for p in range(partitions)
                     ],
                 )
-                row = (topic_id, partitions, json.dumps(cfg))
+                row = (topic_id, partitions, json.dumps(cfg), None)
         topic = StoredTopic(row[0], TopicInfo(name, row[1], json.loads(row[2])))
         if topic.info.partitions != partitions:
             raise TopicExists(
@@ -741,8 +770,31 @@ class SqliteEventLog(EventLog):
 
     def topics(self) -> list[TopicInfo]:
         with self._read("listing topics") as conn:
-            rows = conn.execute("SELECT name, partitions, config FROM topics ORDER BY name")
-            return [TopicInfo(n, p, json.loads(c)) for n, p, c in rows]
+            rows = conn.execute(
+                "SELECT name, partitions, config, mac FROM topics ORDER BY name"
+            ).fetchall()
+        for n, p, c, mac in rows:
+            self._check_topic_row(n, p, c, mac)
+        return [TopicInfo(n, p, json.loads(c)) for n, p, c, _mac in rows]
+
+    def _check_topic_row(self, name: str, partitions: int, config: str, mac: bytes | None) -> None:
+        """Refuse a topic row that fails its MAC: its partition count and config (retention,
+        compaction, key field, subject-name strategy, owner) steer every read and write of
+        the topic, and whoever can write the log file but not ``keys/`` could change them
+        (a shorter retention, compaction of an audit topic, records routed to a partition
+        nobody reads)."""
+        key = self._key
+        if key is None:
+            return
+        if mac is None or not hmac.compare_digest(
+            bytes(mac), topic_mac(key, name, int(partitions), str(config))
+        ):
+            raise LogTampered(
+                f"The topic {name!r} of the event log {self._path} fails its MAC: its partition "
+                f"count ({partitions}) or config ({config}) was changed without the log key. "
+                "The hub does not use a topic it cannot authenticate; restore the log file from "
+                "a backup (with the keys folder it was written under)."
+            )
 
     def topic(self, name: str) -> TopicInfo:
         return self._topic(name).info
@@ -753,13 +805,14 @@ class SqliteEventLog(EventLog):
             return topic
         with self._read(f"looking up topic {name!r}") as conn:
             row = conn.execute(
-                "SELECT id, partitions, config FROM topics WHERE name = ?", (name,)
+                "SELECT id, partitions, config, mac FROM topics WHERE name = ?", (name,)
             ).fetchone()
         if row is None:
             raise TopicNotFound(
                 f"Topic {name!r} does not exist in the event log {self._path}; create it first "
                 "(create_topic)."
             )
+        self._check_topic_row(name, row[1], row[2], row[3])
         topic = StoredTopic(row[0], TopicInfo(name, row[1], json.loads(row[2])))
         self._topics[name] = topic
         return topic

@@ -175,6 +175,33 @@ def projection_digest(obj: Ctx, name: str) -> None:
     run_safely(go)
 
 
+@projection.command("verify")
+@click.argument("names", nargs=-1)
+@click.option("--all", "all_", is_flag=True, help="Every projection.")
+@click.pass_obj
+def projection_verify(obj: Ctx, names: tuple[str, ...], all_: bool) -> None:
+    """Replay the log up to each view's checkpoint and compare digests (moved positions or
+    edited rows); exit 1 on a difference."""
+
+    def go() -> None:
+        from projections.catalog import PROJECTIONS
+
+        chosen = [p.name for p in PROJECTIONS] if all_ else list(names)
+        if not chosen:
+            raise click.UsageError("Name a projection, or give --all.")
+        bad = False
+        with obj.hub() as h:
+            for name in chosen:
+                authorize(h, "projection.read", f"projections/{name}")
+                result = h.projections.verify(name)
+                click.echo(json.dumps(result, indent=2, default=str))
+                bad = bad or not result["ok"]
+        if bad:
+            raise SystemExit(1)
+
+    run_safely(go)
+
+
 @projection.command("at")
 @click.argument("name")
 @click.option("--offset", type=int, default=None, help="Every partition up to this offset.")

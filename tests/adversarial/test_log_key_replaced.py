@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from core.errors import ConfigError
+from core.errors import ConfigError, LogTampered
 from tests.service.test_ledger import cli, make_hub, publish
 
 
@@ -42,13 +42,16 @@ def test_the_hub_does_not_start_on_another_log_key(data: Path, how: str) -> None
     assert code != 0 and "does not authenticate the log" in out + err, out + err
 
 
-def test_one_changed_topic_row_still_opens_and_verify_names_it(data: Path) -> None:
-    """Not a wrong key: the partitions' seals still match, the log opens, verify names it."""
+def test_one_changed_topic_row_is_named_not_taken_for_a_wrong_key(data: Path) -> None:
+    """Not a wrong key: the partitions' seals still match; the topic itself is refused on use
+    (test_topic_row_mac), so the hub's start and verify name it."""
     with sqlite3.connect(data / "log.sqlite") as conn:
         conn.execute("UPDATE topics SET config = '{}' WHERE name = 'trades'")
-    make_hub(data).close()
+    with pytest.raises(LogTampered, match=r"topic 'trades' .* fails its MAC"):
+        make_hub(data).close()
     code, out, err = cli(data, "ledger", "verify", "--full")
     assert code == 1 and "fails its MAC" in out + err, out + err
+    assert "does not authenticate the log" not in out + err
 
 
 def test_a_new_data_folder_makes_its_key(tmp_path: Path) -> None:

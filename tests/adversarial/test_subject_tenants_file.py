@@ -90,3 +90,70 @@ def test_an_unkeyed_row_is_keyed_when_its_tenant_names_the_subject_again(
         assert h.publisher.subject_tenants.tenants_of("ACC-A2") == frozenset({"acme"})
     finally:
         h.close()
+
+
+# -- a deleted row of a shared subject (the set row) --------------------------------------------
+def _shared(hub: Hub) -> None:
+    """ACC-9 is default's (the fixture); acme names it too: a shared subject."""
+    hub.publisher.publish("accounts", [account_opened("ACC-9")], "acme-app", tenant="acme")
+    assert hub.publisher.subject_tenants.tenants_of("ACC-9") == frozenset({"default", "acme"})
+
+
+def _acme_officer_refused(hub: Hub) -> None:
+    r = _erase(hub, "acme-off", ["compliance_officer"], "acme", "ACC-9")
+    assert r.status_code == 403, r.text
+    assert hub.keystore.exists("ACC-9")
+
+
+def test_deleting_the_other_tenants_row_leaves_the_subject_shared(hub: Hub, data: Path) -> None:
+    _shared(hub)
+    _edit(data, "DELETE FROM subject_tenants WHERE tenant = 'default'")
+    assert "default" in hub.publisher.subject_tenants.tenants_of("ACC-9")
+    _acme_officer_refused(hub)
+
+
+def test_deleting_the_row_and_the_set_is_not_believed(hub: Hub, data: Path) -> None:
+    _shared(hub)
+    _edit(data, "DELETE FROM subject_tenants WHERE tenant = 'default'")
+    _edit(data, "DELETE FROM subject_sets")
+    assert "(unverified)" in hub.publisher.subject_tenants.tenants_of("ACC-9")
+    _acme_officer_refused(hub)
+    h = _hub(data)  # a new process, acme naming the subject again: no set made anew
+    try:
+        h.publisher.publish("accounts", [account_opened("ACC-9")], "acme-app", tenant="acme")
+        assert "(unverified)" in h.publisher.subject_tenants.tenants_of("ACC-9")
+        _acme_officer_refused(h)
+    finally:
+        h.close()
+
+
+def test_an_edited_set_is_not_believed(hub: Hub, data: Path) -> None:
+    _shared(hub)
+    _edit(data, "DELETE FROM subject_tenants WHERE tenant = 'default'")
+    _edit(data, """UPDATE subject_sets SET tenants = '["acme"]'""")
+    assert "(unverified)" in hub.publisher.subject_tenants.tenants_of("ACC-9")
+    _acme_officer_refused(hub)
+
+
+def test_a_file_from_before_the_sets_gets_them_once(data: Path) -> None:
+    h = _hub(data)
+    try:
+        open_accounts(h, ["ACC-9"])
+        _shared(h)
+    finally:
+        h.close()
+    _edit(data, "DROP TABLE subject_sets")
+    (data / "keys" / "subject-sets.keyed").unlink()
+    h = _hub(data)  # builds the sets from the verified pairs
+    try:
+        assert h.publisher.subject_tenants.tenants_of("ACC-9") == frozenset({"default", "acme"})
+        _edit(data, "DELETE FROM subject_tenants WHERE tenant = 'default'")
+        _acme_officer_refused(h)
+    finally:
+        h.close()
+    _edit(data, "DELETE FROM subject_sets")  # and not built again from what is left
+    h = _hub(data)
+    try:
+        assert "(unverified)" in h.publisher.subject_tenants.tenants_of("ACC-9")
+    finally:
+        h.close()

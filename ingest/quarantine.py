@@ -232,6 +232,18 @@ def entries(
     return out
 
 
+def _log_form(pipeline: IngestPipeline, entry: dict[str, Any]) -> bool:
+    """Whether a quarantined wire value's writer schema is now a log form (PII as ciphertext);
+    an id still unknown, or bytes that are no wire value, are not (the pipeline names those)."""
+    from core.pii import encrypts
+
+    try:
+        writer_id, _ = serde.split_wire(entry["original"])
+        return encrypts(pipeline.registry.parsed(writer_id).text)
+    except Exception:  # not wire format, an id the registry does not hold
+        return False
+
+
 def to_raw(entry: dict[str, Any], pipeline: IngestPipeline | None = None) -> RawRecord:
     """The record to re-ingest for a quarantine entry (CSV rows need ``pipeline``'s schemas)."""
     if entry.get("erased"):
@@ -246,6 +258,18 @@ def to_raw(entry: dict[str, Any], pipeline: IngestPipeline | None = None) -> Raw
         raise InvalidInput(
             f"Quarantined record {entry['offset']} holds PII ciphertext a producer sent: it is "
             "never decrypted for its sender, so it is not replayed; ask for plain values.",
+            code="not_replayable",
+        )
+    if entry["content_type"] == WIRE and pipeline is not None and _log_form(pipeline, entry):
+        # Its reason is not ``ciphertext_refused`` (it named a schema id nobody held when it
+        # came: ``unknown_schema_id``), but that id is a log form now: globex sent acme's stored
+        # ciphertext under the next free ids, then registered a compatible log form (one more
+        # field of type null: the same bytes) that took one. Replayed, it was decrypted into a
+        # globex record, the oracle ``ciphertext_refused`` closes at the route.
+        raise InvalidInput(
+            f"Quarantined record {entry['offset']} is a wire value whose writer schema is a log "
+            "form (its PII fields hold ciphertext): it is never decrypted for its sender, so it "
+            "is not replayed; ask for plain values.",
             code="not_replayable",
         )
     if entry["truncated"]:

@@ -29,7 +29,13 @@ from core.roles import ROLES
 from governance.apikeys import parse_duration
 from governance.enrolment import EnrolmentTicket
 from hub.api.auth import AuthMiddleware
-from hub.api.bodylimit import RETRY_AFTER_S, BodyBudget, BodyLimitMiddleware
+from hub.api.bodylimit import (
+    RETRY_AFTER_S,
+    BodyBudget,
+    BodyLimitMiddleware,
+    TenantShareMiddleware,
+    TenantShares,
+)
 from hub.api.deps import (
     MAX_INT64,
     MAX_JSON_DEPTH,
@@ -487,6 +493,15 @@ def create_app(hub: Hub) -> FastAPI:
     from hub.console import install as install_console
 
     install_console(app)  # the web console under /ui (session cookies, see hub.console.gate)
+    # Inside authentication: each tenant's bodies (and unauthenticated ones) to a share of the
+    # in-flight budget, so no one tenant holds all of it (hub.api.bodylimit).
+    app.add_middleware(
+        TenantShareMiddleware,
+        limit=hub.settings.max_request_bytes,
+        shares=TenantShares(
+            hub.settings.max_request_bytes_in_flight, hub.settings.max_request_bytes, hub.metrics
+        ),
+    )
     app.add_middleware(AuthMiddleware, hub=hub)
     # Outermost: request ids, the access log, token scrapes of /metrics (hub.observability).
     readiness = ReadinessCache(hub)

@@ -15,6 +15,13 @@ chunked body is counted as it arrives and refused the same way when the next pie
 it. Nothing of a refused request has reached a route, so nothing accepted is lost. A body alone
 is always admitted, so a budget under ``HUB_MAX_REQUEST_BYTES`` never starves a request.
 
+No one tenant holds the whole budget (``TenantShareMiddleware``, inside authentication): the
+bodies of one tenant's requests together, and those of all unauthenticated requests (the console
+login form) together, are held to the budget less one ``HUB_MAX_REQUEST_BYTES`` body (at least
+one such body). Before, one globex key (any role: FastAPI reads a body before the route's
+authorization) or no key at all (``POST /ui/login``) declared large bodies and sent them slowly,
+and every other tenant's ingest was answered 503 for as long as those connections stayed open.
+
 503, not 429: the budget is the process's, shared by every client; the one refused has not sent
 too much itself (429 says it has), and another client's request would be refused the same way.
 503 with ``Retry-After`` is HTTP's "overloaded for now, come back".
@@ -45,11 +52,14 @@ class BodyBudget:
 
     Thread-safe: the test client runs requests on event loops of their own threads."""
 
-    def __init__(self, limit: int, metrics: Metrics | None = None) -> None:
+    def __init__(
+        self, limit: int, metrics: Metrics | None = None, owner: str | None = None
+    ) -> None:
         self.limit = limit
         self.held = 0
         self._lock = threading.Lock()
         self._metrics = metrics
+        self.owner = owner  # a tenant's share (``TenantShares``); None: the whole process's
 
     def take(self, size: int) -> bool:
         """Count ``size`` more bytes as held; False (nothing counted) when that would pass the
@@ -63,18 +73,42 @@ class BodyBudget:
         if self._metrics is not None:
             if refused:
                 self._metrics.http_bodies_refused.inc()
-            else:
+            elif self.owner is None:  # a share's bytes are counted by the process's budget
                 self._metrics.http_body_bytes_in_flight.inc(size)
         return not refused
 
     def give_back(self, size: int) -> None:
         with self._lock:
             self.held -= size
-        if self._metrics is not None:
+        if self._metrics is not None and self.owner is None:
             self._metrics.http_body_bytes_in_flight.dec(size)
 
 
+class TenantShares:
+    """One ``BodyBudget`` per tenant (and one for unauthenticated requests), each of ``limit``
+    bytes: the process's budget less one largest body, so another tenant's body always fits."""
+
+    def __init__(self, budget: int, max_body: int, metrics: Metrics | None = None) -> None:
+        self.limit = max(max_body, budget - max_body)
+        self._metrics = metrics
+        self._shares: dict[str, BodyBudget] = {}
+        self._lock = threading.Lock()
+
+    def of(self, owner: str) -> BodyBudget:
+        with self._lock:
+            found = self._shares.get(owner)
+            if found is None:
+                found = self._shares[owner] = BodyBudget(self.limit, self._metrics, owner)
+            return found
+
+
 def _budget_full(size: int, budget: BodyBudget) -> BodyBudgetFull:
+    if budget.owner is not None:
+        return BodyBudgetFull(
+            f"Requests of {budget.owner} hold {budget.held} bytes of request bodies; {size} "
+            f"more would pass its share ({budget.limit}: HUB_MAX_REQUEST_BYTES_IN_FLIGHT less "
+            f"one HUB_MAX_REQUEST_BYTES body): send again after {RETRY_AFTER_S} s (Retry-After)."
+        )
     return BodyBudgetFull(
         f"The server holds {budget.held} bytes of request bodies; {size} more would pass "
         f"HUB_MAX_REQUEST_BYTES_IN_FLIGHT ({budget.limit}): send again after {RETRY_AFTER_S} s "
@@ -91,6 +125,10 @@ class BodyLimitMiddleware:
         self.limit = limit
         self.budget = budget
 
+    def budget_for(self, scope: Scope) -> BodyBudget | None:
+        """The budget ``scope``'s body is counted against."""
+        return self.budget
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
@@ -102,7 +140,7 @@ class BodyLimitMiddleware:
                 if declared > self.limit:
                     await _answer(send, _too_large(value.decode("ascii"), self.limit))
                     return
-        budget = self.budget
+        budget = self.budget_for(scope)
         taken = 0  # bytes counted against the budget for this request
         if budget is not None and declared:
             if not budget.take(declared):
@@ -139,6 +177,25 @@ class BodyLimitMiddleware:
         finally:
             if taken and budget is not None:
                 budget.give_back(taken)
+
+
+ANONYMOUS = "unauthenticated requests"
+
+
+class TenantShareMiddleware(BodyLimitMiddleware):
+    """``BodyLimitMiddleware`` with the share of the request's tenant (``TenantShares``; the
+    principal ``AuthMiddleware`` or the console gate put in the scope), so that one tenant, or
+    clients with no key, cannot hold every body the process admits. Installed inside
+    authentication, where the tenant is known; the process's budget stays outermost."""
+
+    def __init__(self, app: ASGIApp, limit: int, shares: TenantShares) -> None:
+        super().__init__(app, limit)
+        self.shares = shares
+
+    def budget_for(self, scope: Scope) -> BodyBudget | None:
+        principal = scope.get("state", {}).get("principal")
+        tenant = getattr(principal, "tenant", None)
+        return self.shares.of(f"tenant {tenant!r}" if tenant is not None else ANONYMOUS)
 
 
 async def _answer(send: Send, exc: HubError) -> None:

@@ -304,6 +304,23 @@ def authorize_hub_wide(action: str, resource: str | None = None) -> Callable[...
     return dependency
 
 
+async def allowed_hub_wide(
+    request: Request, principal: Principal, action: str, resource: str
+) -> bool:
+    """Whether ``principal``, already allowed ``action`` for its own tenant, would also be
+    allowed it as the hub's own tenant's (``authorize_hub_wide``): a key holding ``tenant.all``
+    or of ``HUB_TENANT``. For a route that shows a tenant-limited reader less of something no
+    tenant owns (a hub-wide policy bundle's text names every tenant's principals). The
+    decision is recorded like any other; a deny or an engine failure answers False."""
+    hub, route = hub_of(request), route_of(request)
+    ctx = {**decision_context(request), "tenant": HUB_TENANT}
+    try:
+        decision = await decide_async(hub, route, principal, action, resource, ctx)
+    except Forbidden:
+        return False
+    return decision.allow
+
+
 def authorize_held(action: str) -> Callable[[Request], Iterator[Principal]]:
     """``authorize(action)`` for a route whose action appends records: an allow's record is
     held (``RecordingPolicyEngine.decide_held``) and left on ``request.state.held_decision``

@@ -31,6 +31,7 @@ from governance.enrolment import EnrolmentTicket
 from hub.api.deps import MAX_INT64, authorize, authorize_hub_wide, decision_context, hub_of
 from hub.api.routers.cases import check_case
 from hub.api.routers.ledger import tenant_scope
+from hub.api.routers.policy import WITHHELD, sees_bundle_text
 from hub.console.gate import live_session, sessions_of
 from hub.console.live_bars import TABLE, LiveBars, mergeable, snapshot_sql
 
@@ -779,16 +780,22 @@ def _scoped_alert(
 # -- Security ---------------------------------------------------------------------------------
 @router.get("/security/policy", response_model=Open)
 def policy(
-    request: Request, _: Principal = Depends(authorize("policy.read", "policy"))
+    request: Request,
+    _: Principal = Depends(authorize("policy.read", "policy")),
+    full: bool = Depends(sees_bundle_text),
 ) -> dict[str, Any]:
-    """The active policy bundle's text (every file) and the changes waiting for approval."""
+    """The active policy bundle's text (every file; a reader limited to one tenant sees each
+    file's name with its text withheld: ``hub.api.routers.policy.WITHHELD``) and the changes
+    waiting for approval."""
     changes = hub_of(request).policy_changes
     changes.store.refresh()
     bundle = changes.store.active_bundle()
     return {
         "version": bundle.version,
         "engine": hub_of(request).settings.policy_engine,
-        "files": {name: bundle.files[name] for name in sorted(bundle.files)},
+        "files": {
+            name: bundle.files[name] if full else f"({WITHHELD})" for name in sorted(bundle.files)
+        },
         "pending": [c.summary() for c in changes.store.changes() if c.status == "pending_approval"],
     }
 

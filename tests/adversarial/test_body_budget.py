@@ -122,9 +122,21 @@ async def _post(app: Any, token: str, body: bytes, gate: asyncio.Event, held: He
     return out
 
 
-async def _run(app: Any, token: str, bodies: list[bytes], held: Held) -> list[dict]:
+def _tenants(hub: Hub, n: int) -> list[str]:
+    """Publisher keys of ``n`` tenants: one tenant alone holds at most the budget less one body
+    (``test_body_budget_tenants.py``), so these tests of the process's budget spread over
+    tenants."""
+    return [
+        hub.keys.create(["publisher"], principal=f"p{k}", tenant=f"t{k}").token for k in range(n)
+    ]
+
+
+async def _run(app: Any, tokens: list[str], bodies: list[bytes], held: Held) -> list[dict]:
     gate = asyncio.Event()
-    tasks = [asyncio.create_task(_post(app, token, b, gate, held)) for b in bodies]
+    tasks = [
+        asyncio.create_task(_post(app, t, b, gate, held))
+        for t, b in zip(tokens, bodies, strict=True)
+    ]
     for _ in range(3000):  # until every request is either answered or waits at its last piece
         await asyncio.sleep(0.01)
         if sum(t.done() for t in tasks) + held.waiting >= len(bodies):
@@ -135,10 +147,10 @@ async def _run(app: Any, token: str, bodies: list[bytes], held: Held) -> list[di
 
 def test_bodies_past_the_in_flight_budget_are_refused_before_they_are_read(hub: Hub) -> None:
     app = create_app(hub)
-    token = hub.keys.create(["admin"], principal="root").token
+    tokens = _tenants(hub, 6)
     bodies = [_body(k) for k in range(6)]
     held = Held()
-    answers = asyncio.run(_run(app, token, bodies, held))
+    answers = asyncio.run(_run(app, tokens, bodies, held))
 
     assert held.peak <= BUDGET, held.peak
     admitted = [k for k, a in enumerate(answers) if a["status"] == 200]
@@ -155,7 +167,9 @@ def test_bodies_past_the_in_flight_budget_are_refused_before_they_are_read(hub: 
     assert hub.metrics.http_body_bytes_in_flight._value.get() == 0
 
     # Nothing admitted was lost, and the refused requests go through when sent again.
-    again = asyncio.run(_run(app, token, [bodies[k] for k in refused[:2]], Held()))
+    again = asyncio.run(
+        _run(app, [tokens[k] for k in refused[:2]], [bodies[k] for k in refused[:2]], Held())
+    )
     assert [a["status"] for a in again] == [200, 200]
     assert len(set(stored_ids(hub))) == len(stored_ids(hub)) == 4 * N
 
@@ -164,15 +178,15 @@ def test_a_chunked_body_is_counted_as_it_arrives(hub: Hub) -> None:
     """Without Content-Length the pieces are counted as they come: a chunked body that would
     pass the budget beside two held ones is cut with 503 and Retry-After."""
     app = create_app(hub)
-    token = hub.keys.create(["admin"], principal="root").token
+    tokens = _tenants(hub, 3)
     held = Held()
 
     async def run() -> list[dict]:
         gate = asyncio.Event()
-        first = [asyncio.create_task(_post(app, token, _body(k), gate, held)) for k in range(2)]
+        first = [asyncio.create_task(_post(app, tokens[k], _body(k), gate, held)) for k in range(2)]
         while held.waiting < 2:
             await asyncio.sleep(0.01)
-        chunked = asyncio.create_task(_chunked(app, token, _body(9), gate, held))
+        chunked = asyncio.create_task(_chunked(app, tokens[2], _body(9), gate, held))
         answer = await asyncio.wait_for(chunked, 10)
         gate.set()
         return [*(await asyncio.gather(*first)), answer]

@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 
 from core.ports.policy import Principal
 from governance.changes import PolicyChanges
-from hub.api.deps import authorize, authorize_hub_wide, hub_of
+from hub.api.deps import allowed_hub_wide, authorize, authorize_hub_wide, hub_of, principal_of
 from hub.api.models import ActivePolicy, PolicyChange
 
 
@@ -41,6 +41,18 @@ router = APIRouter(tags=["policy"], lifespan=lifespan)
 # One bundle decides for every tenant: proposing, approving or rolling it back is decided as
 # the hub's own tenant's (``authorize_hub_wide``), so two officers of one tenant cannot give
 # themselves ``tenant.all`` (the two-person rule counts persons, not tenants).
+
+
+# What a reader limited to one tenant sees of the bundle: its version, file names and the
+# changes' summaries (proposers and approvers are the hub's own officers), not the text. The
+# bundle's data (``grants``, ``open_cases``) names every tenant's principals and subjects, so a
+# change's diff and the files' text are for a reader allowed ``policy.read`` hub-wide.
+WITHHELD = "the diff names every tenant's principals: reading it needs policy.read hub-wide"
+
+
+async def sees_bundle_text(request: Request) -> bool:
+    """Whether the caller may read the bundle's text (``WITHHELD``)."""
+    return await allowed_hub_wide(request, principal_of(request), "policy.read", "policy")
 
 
 class ProposeBody(BaseModel):
@@ -85,11 +97,16 @@ def list_changes(
 
 @router.get("/v1/policy/changes/{change_id}", response_model=PolicyChange)
 def get_change(
-    change_id: str, request: Request, _: Principal = Depends(authorize("policy.read", "policy"))
+    change_id: str,
+    request: Request,
+    _: Principal = Depends(authorize("policy.read", "policy")),
+    full: bool = Depends(sees_bundle_text),
 ) -> dict[str, Any]:
     changes = _changes(request.app)
     changes.store.refresh()
     change = changes.store.change(change_id)
+    if not full:
+        return {**change.summary(), "diff": None, "withheld": WITHHELD}
     return {**change.summary(), "diff": change.diff}
 
 

@@ -154,7 +154,8 @@ def test_no_route_or_command_constructs_a_service_or_an_adapter() -> None:
 # The builders besides bootstrap(): the ML service is built on first use (keeps scikit-learn
 # out of CLI start-up), the ML approval flow builds its own policy and config stores
 # (ml/ belongs to the ML issue, #14), and the tracer is one per process (OpenTelemetry's
-# provider is global), with one trace-link store per data folder.
+# provider is global), with one trace-link store per data folder; the Kafka seal migration
+# works on the Kafka log itself.
 OTHER_BUILDERS = {
     ROOT / "hub" / "bootstrap.py": "the composition root",
     ROOT / "hub" / "ml_setup.py": "builds the ML service on first use",
@@ -162,6 +163,8 @@ OTHER_BUILDERS = {
     "views: an in-memory feature store per scored event",
     ROOT / "ml" / "models.py": "ModelChanges builds its PolicyStore and ConfigChangeStore (#14)",
     ROOT / "hub" / "tracing.py": "installs the process-wide tracer and its trace-link store",
+    ROOT / "hub" / "migrate_kafka.py": "the one-off upgrade of a Kafka deployment to sealed "
+    "records: it exists only for the Kafka log, reads its partitions and writes their seals",
 }
 
 

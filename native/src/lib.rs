@@ -5,6 +5,7 @@ use pyo3::prelude::*;
 mod aead_seal;
 mod avro_blocks;
 mod avro_columns;
+mod avro_encode;
 mod dict_column;
 mod headers;
 mod key_index;
@@ -23,6 +24,7 @@ fn hub_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     aead_seal::register(m)?;
     avro_blocks::register(m)?;
     avro_columns::register(m)?;
+    avro_encode::register(m)?;
     headers::register(m)?;
     leaves::register(m)?;
     ledger_batch::register(m)?;

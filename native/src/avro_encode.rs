@@ -67,7 +67,9 @@ fn bytes_of(b: &Option<PyBuffer<i8>>) -> PyResult<&[u8]> {
         None => Ok(&[]),
         Some(b) => {
             if !b.is_c_contiguous() {
-                return Err(PyValueError::new_err("avro_encode_rows: a non-contiguous buffer."));
+                return Err(PyValueError::new_err(
+                    "avro_encode_rows: a non-contiguous buffer.",
+                ));
             }
             // SAFETY: the buffer view is held (and its exporter alive) for the whole call.
             Ok(unsafe { std::slice::from_raw_parts(b.buf_ptr() as *const u8, b.len_bytes()) })
@@ -91,7 +93,9 @@ fn put_varint(out: &mut Vec<u8>, v: i64) {
 }
 
 fn too_short(name: &str) -> PyErr {
-    PyValueError::new_err(format!("avro_encode_rows: a {name} buffer shorter than its rows."))
+    PyValueError::new_err(format!(
+        "avro_encode_rows: a {name} buffer shorter than its rows."
+    ))
 }
 
 /// Checks every buffer covers the rows it is read at, so the row loop indexes safely.
@@ -115,7 +119,9 @@ fn check(f: &Field, n: usize) -> PyResult<Option<()>> {
             }
             for r in 0..n {
                 if offset_at(f, r + 1) < offset_at(f, r) {
-                    return Err(PyValueError::new_err("avro_encode_rows: decreasing offsets."));
+                    return Err(PyValueError::new_err(
+                        "avro_encode_rows: decreasing offsets.",
+                    ));
                 }
             }
         }
@@ -224,7 +230,11 @@ fn encode(n: usize, header: &[u8], fields: &[Field], out: &mut Vec<u8>, ends: &m
                 None => true,
             };
             if f.null_index >= 0 {
-                let branch = if present { 1 - f.null_index } else { f.null_index };
+                let branch = if present {
+                    1 - f.null_index
+                } else {
+                    f.null_index
+                };
                 out.push((2 * branch) as u8);
             }
             if present {

@@ -20,9 +20,9 @@ TEXT = ["", "a", "é", "中文", "\U0001f600x", "XOFF", "ü" * 70, "z" * 200]
 SYMBOLS = ["USD", "EUR", "GBP"]
 
 
-def _column(rnd: random.Random, i: int) -> tuple[dict[str, Any], pa.DataType, Any]:
+def _column(rnd: random.Random, i: int) -> tuple[Any, pa.DataType, Any]:
     """(Avro field, Arrow type, a value maker) of a random vectorised kind."""
-    kinds = [
+    kinds: list[tuple[Any, pa.DataType, Any]] = [
         ("string", pa.string(), lambda: rnd.choice(TEXT)),
         ("string", pa.large_string(), lambda: rnd.choice(TEXT)),
         ("bytes", pa.binary(), lambda: rnd.randbytes(rnd.randrange(0, 140))),
@@ -81,7 +81,7 @@ def _batch(rnd: random.Random, n: int) -> tuple[dict[str, Any], pa.RecordBatch]:
         avro, arrow_type, make = _column(rnd, i)
         nullable = rnd.random() < 0.5
         null_share = rnd.choice([0.0, 0.3, 1.0]) if nullable else 0.0
-        t = avro
+        t: Any = avro
         if nullable:
             t = ["null", avro] if rnd.random() < 0.5 else [avro, "null"]
         fields.append({"name": name, "type": t})
@@ -99,7 +99,8 @@ def _batch(rnd: random.Random, n: int) -> tuple[dict[str, Any], pa.RecordBatch]:
 def _parsed(schema: dict[str, Any]) -> dict[str, Any]:
     import fastavro
 
-    return fastavro.parse_schema(schema)  # type: ignore[no-any-return]
+    parsed: dict[str, Any] = fastavro.parse_schema(schema)  # type: ignore[assignment]
+    return parsed
 
 
 @pytest.mark.parametrize("seed", range(300))

@@ -2,6 +2,7 @@
 //! Python side keeps a pure-Python reference for every one of them (identical bytes, tested).
 use pyo3::prelude::*;
 
+mod aead_bound;
 mod aead_seal;
 mod avro_blocks;
 mod avro_columns;
@@ -21,6 +22,7 @@ mod uuid_text;
 
 #[pymodule]
 fn hub_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    aead_bound::register(m)?;
     aead_seal::register(m)?;
     avro_blocks::register(m)?;
     avro_columns::register(m)?;

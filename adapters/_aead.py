@@ -28,6 +28,10 @@ try:  # the native batch seal (native/src/aead_seal.rs); absent: the reference b
     from hub_native import seal_batch as _seal_batch
 except ImportError:  # pragma: no cover - built by `make setup`
     _seal_batch = None
+try:  # the same with the bound AADs built natively (native/src/aead_bound.rs)
+    from hub_native import seal_batch_bound as _seal_batch_bound
+except ImportError:  # pragma: no cover - built by `make setup`
+    _seal_batch_bound = None
 
 HEADER_LEN = 5
 NONCE_LEN = 12
@@ -108,6 +112,20 @@ def seal_many(
     # the garbage collector run through the whole heap more often)
     key_of = list(map(index.__getitem__, subject_ids))
     subjects = list(index)
+    if _seal_batch_bound is not None and all(type(k) is DataKey for _, k in keys):
+        # the bound AADs built in the native call (``bind_subject``'s bytes), not per distinct
+        # (subject, aad) pair in Python; None: a case the reference below decides
+        out = _seal_batch_bound(
+            [k.raw for _, k in keys],  # type: ignore[union-attr]
+            [h for h, _ in keys],
+            subjects,
+            key_of,
+            list(plaintexts) if type(plaintexts) is not list else plaintexts,
+            list(aads) if type(aads) is not list else aads,
+            os.urandom(NONCE_LEN * n),
+        )
+        if out is not None:
+            return out  # type: ignore[no-any-return]
     bound = {
         p: bind_subject(subjects[p[0]], keys[p[0]][0], p[1])
         for p in dict.fromkeys(zip(key_of, aads, strict=True))

@@ -18,7 +18,10 @@ Each column becomes a few "pieces" (a constant, a fixed-width byte matrix, or ra
 per-row lengths: zig-zag varints, the UTF-8 of an Arrow string array straight from its data
 buffer, decimal bytes). Row ``r`` of the output is the concatenation of every piece's row ``r``;
 pieces are scattered into one buffer at per-row offsets from prefix sums (``np.cumsum``) with
-fancy indexing, and the buffer is sliced into one ``bytes`` per row.
+fancy indexing, and the buffer is sliced into one ``bytes`` per row. That numpy path is the
+reference; ``hub_native.avro_encode_rows`` (native/src/avro_encode.rs) writes the same bytes from
+the columns' Arrow buffers row by row in one call, and ``encode`` uses it when built
+(``tests/unit/test_native_avro_encode.py`` holds the two to identical output).
 
 Rows the encoder cannot write exactly as fastavro would (a null in a non-null field, a string
 that is not an enum symbol, a decimal fastavro would refuse or that does not fit 64 bits, a
@@ -53,6 +56,15 @@ _INT_TYPES = {
     "int": ("int8", "int16", "int32", "uint8", "uint16"),
 }
 _POW10 = [10**k for k in range(19)]
+
+try:
+    from hub_native import avro_encode_rows as _native_encode
+except ImportError:  # pragma: no cover - the extension is optional
+    _native_encode = None
+
+# avro_encode.rs's kinds and integer element codes
+_N_CONST, _N_BINARY, _N_INT, _N_TS, _N_BOOL, _N_DOUBLE, _N_FLOAT, _N_DECIMAL = range(8)
+_INT_CODE = {"int8": 1, "int16": 2, "int32": 3, "int64": 4, "uint8": 5, "uint16": 6, "uint32": 7}
 
 
 @dataclass(frozen=True, slots=True)
@@ -334,6 +346,68 @@ class VectorEncoder:
 
     def encode(self, rb: pa.RecordBatch, header: bytes = b"") -> list[bytes]:
         """Every row's Avro value (prefixed with ``header``); rows must pass ``bad_rows``."""
+        if _native_encode is not None and rb.num_rows:
+            out: list[bytes] | None = _native_encode(
+                rb.num_rows, header, [self._native_field(f, rb) for f in self.fields]
+            )
+            if out is not None:
+                return out
+        return self.encode_py(rb, header)
+
+    @staticmethod
+    def _native_field(f: _Field, rb: pa.RecordBatch) -> tuple[Any, ...]:
+        """``f`` as ``avro_encode_rows`` takes it: its column's Arrow buffers, no conversion."""
+        null_index = f.null_index if f.nullable else -1
+        if f.kind == "const":
+            return (_N_CONST, -1, 0, None, 0, None, None, 0, f.constant)
+        arr = rb.column(f.column)
+        bufs = arr.buffers()
+        valid = bufs[0] if arr.null_count else None
+        kind = f.kind
+        if kind in ("string", "bytes"):
+            large = pa.types.is_large_string(arr.type) or pa.types.is_large_binary(arr.type)
+            return (
+                _N_BINARY,
+                null_index,
+                int(large),
+                valid,
+                arr.offset,
+                *bufs[1:3],
+                arr.offset,
+                b"",
+            )
+        if kind == "enum":
+            idx = pc.index_in(arr, value_set=pa.array(f.symbols, arr.type))
+            idx = idx.fill_null(0) if idx.null_count else idx  # as the reference's _ints
+            vals = idx.buffers()[1]
+            return (_N_INT, null_index, 3, valid, arr.offset, vals, None, idx.offset, b"")
+        if kind in ("long", "int", "date"):
+            code = 3 if kind == "date" else _INT_CODE[str(arr.type)]
+            return (_N_INT, null_index, code, valid, arr.offset, bufs[1], None, arr.offset, b"")
+        if kind == "timestamp":
+            return (_N_TS, null_index, f.shift, valid, arr.offset, bufs[1], None, arr.offset, b"")
+        if kind == "boolean":
+            return (_N_BOOL, null_index, 0, valid, arr.offset, bufs[1], None, arr.offset, b"")
+        if kind in ("double", "float"):
+            n_kind = _N_DOUBLE if kind == "double" else _N_FLOAT
+            aux = int(pa.types.is_float32(arr.type))
+            return (n_kind, null_index, aux, valid, arr.offset, bufs[1], None, arr.offset, b"")
+        if kind == "decimal":
+            return (
+                _N_DECIMAL,
+                null_index,
+                f.shift,
+                valid,
+                arr.offset,
+                bufs[1],
+                None,
+                arr.offset,
+                b"",
+            )
+        raise AssertionError(kind)  # pragma: no cover - plan admits only these kinds
+
+    def encode_py(self, rb: pa.RecordBatch, header: bytes = b"") -> list[bytes]:
+        """``encode`` in numpy: the reference the native encoder is held to."""
         n = rb.num_rows
         if n == 0:
             return []

@@ -21,7 +21,9 @@ impl Hasher for AddrHasher {
         }
     }
     fn write_usize(&mut self, n: usize) {
-        self.0 = (n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_right(17);
+        self.0 = (n as u64)
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            .rotate_right(17);
     }
 }
 
@@ -57,7 +59,11 @@ impl Dict {
         alt: bool,
         text: impl FnOnce() -> PyResult<String>,
     ) -> PyResult<i32> {
-        let map = if alt { &mut self.seen_alt } else { &mut self.seen };
+        let map = if alt {
+            &mut self.seen_alt
+        } else {
+            &mut self.seen
+        };
         if let Some(&i) = map.get(raw) {
             return Ok(i);
         }
@@ -103,7 +109,11 @@ impl Dict {
             self.push_idx(i);
             return Ok(());
         }
-        let map = if alt { &mut self.seen_alt } else { &mut self.seen };
+        let map = if alt {
+            &mut self.seen_alt
+        } else {
+            &mut self.seen
+        };
         let i = match map.get(raw) {
             Some(&i) => i,
             None => {

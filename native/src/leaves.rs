@@ -32,8 +32,12 @@ fn digest_field(obj: &Bound<'_, PyAny>, buf: &mut Vec<u8>) -> bool {
 /// Appends one record's leaf input to `buf`; Ok(false) when the record needs the Python path.
 fn leaf_input(py: Python<'_>, rec: &Bound<'_, PyAny>, buf: &mut Vec<u8>) -> PyResult<bool> {
     let topic_obj = rec.getattr(intern!(py, "topic"))?;
-    let Ok(topic) = topic_obj.downcast::<PyString>() else { return Ok(false) };
-    let Ok(topic) = topic.to_str() else { return Ok(false) };
+    let Ok(topic) = topic_obj.downcast::<PyString>() else {
+        return Ok(false);
+    };
+    let Ok(topic) = topic.to_str() else {
+        return Ok(false);
+    };
     if topic.len() > 0xFFFF {
         return Ok(false);
     }
@@ -68,15 +72,23 @@ fn leaf_input(py: Python<'_>, rec: &Bound<'_, PyAny>, buf: &mut Vec<u8>) -> PyRe
     }
     buf.extend_from_slice(&(pairs.len() as u32).to_be_bytes());
     for pair in &pairs {
-        let Ok(pair) = pair.downcast::<PyTuple>() else { return Ok(false) };
+        let Ok(pair) = pair.downcast::<PyTuple>() else {
+            return Ok(false);
+        };
         if pair.len() != 2 {
             return Ok(false);
         }
         let name = pair.get_item(0)?;
         let value = pair.get_item(1)?;
-        let Ok(name) = name.downcast::<PyString>() else { return Ok(false) };
-        let Ok(name) = name.to_str() else { return Ok(false) };
-        let Ok(value) = value.downcast::<PyBytes>() else { return Ok(false) };
+        let Ok(name) = name.downcast::<PyString>() else {
+            return Ok(false);
+        };
+        let Ok(name) = name.to_str() else {
+            return Ok(false);
+        };
+        let Ok(value) = value.downcast::<PyBytes>() else {
+            return Ok(false);
+        };
         let value = value.as_bytes();
         if name.len() > 0xFFFF || value.len() > u32::MAX as usize {
             return Ok(false);

@@ -96,8 +96,12 @@ fn record<'py>(
     buf: &mut Vec<u8>,
 ) -> PyResult<Option<Fields<'py>>> {
     let topic_obj = rec.getattr(intern!(py, "topic"))?;
-    let Ok(topic) = topic_obj.downcast_into::<PyString>() else { return Ok(None) };
-    let Ok(tname) = topic.to_str() else { return Ok(None) };
+    let Ok(topic) = topic_obj.downcast_into::<PyString>() else {
+        return Ok(None);
+    };
+    let Ok(tname) = topic.to_str() else {
+        return Ok(None);
+    };
     if tname.len() > 0xFFFF {
         return Ok(None);
     }
@@ -136,11 +140,19 @@ fn record<'py>(
     if pairs.len() > u32::MAX as usize {
         return Ok(None);
     }
-    let mut q = Query { source: None, action: None, ctype: None, subject: None, tenant: None };
+    let mut q = Query {
+        source: None,
+        action: None,
+        ctype: None,
+        subject: None,
+        tenant: None,
+    };
     buf.extend_from_slice(&(pairs.len() as u32).to_be_bytes());
     let mut names: Vec<Bound<'py, PyString>> = Vec::with_capacity(pairs.len());
     for pair in pairs {
-        let Ok(pair) = pair.downcast_into::<PyTuple>() else { return Ok(None) };
+        let Ok(pair) = pair.downcast_into::<PyTuple>() else {
+            return Ok(None);
+        };
         if pair.len() != 2 {
             return Ok(None);
         }
@@ -148,8 +160,12 @@ fn record<'py>(
             return Ok(None);
         };
         names.push(name_obj.clone());
-        let Ok(name) = name_obj.to_str() else { return Ok(None) };
-        let Ok(value) = pair.get_item(1)?.downcast_into::<PyBytes>() else { return Ok(None) };
+        let Ok(name) = name_obj.to_str() else {
+            return Ok(None);
+        };
+        let Ok(value) = pair.get_item(1)?.downcast_into::<PyBytes>() else {
+            return Ok(None);
+        };
         let v = value.as_bytes();
         if name.len() > 0xFFFF || v.len() > u32::MAX as usize {
             return Ok(None);
@@ -180,7 +196,14 @@ fn record<'py>(
     if digest_field(&rec.getattr(intern!(py, "value"))?, buf).is_none() {
         return Ok(None);
     }
-    Ok(Some(Fields { topic, part: part32, offset: off64, ts, key, query: q }))
+    Ok(Some(Fields {
+        topic,
+        part: part32,
+        offset: off64,
+        ts,
+        key,
+        query: q,
+    }))
 }
 
 /// `put_header` of a header column's cell (borrowed: no reference taken per record).
@@ -245,7 +268,8 @@ impl Out {
     fn push(&mut self, buf: &[u8], f: &Fields<'_>) -> PyResult<()> {
         self.leaf(buf, f.part, f.offset, f.ts);
         let tb = f.topic.to_str()?;
-        self.topics.put(f.topic.as_any(), tb.as_bytes(), false, || Ok(tb.to_owned()))?;
+        self.topics
+            .put(f.topic.as_any(), tb.as_bytes(), false, || Ok(tb.to_owned()))?;
         let q = &f.query;
         put_header(&mut self.actors, &q.source)?;
         let act = match &q.action {
@@ -319,7 +343,9 @@ fn record_leaf_batch<'py>(
     let mut buf: Vec<u8> = Vec::with_capacity(1024);
     for rec in records.iter() {
         buf.clear();
-        let Some(f) = record(py, &rec, &mut buf)? else { return Ok(None) };
+        let Some(f) = record(py, &rec, &mut buf)? else {
+            return Ok(None);
+        };
         out.push(&buf, &f)?;
     }
     Ok(Some(out.finish(py)?))
@@ -349,11 +375,15 @@ fn column_leaf_batch<'py>(
 ) -> PyResult<Option<Bound<'py, PyTuple>>> {
     let mut total = 0usize;
     for c in chunks.iter() {
-        let Ok(c) = c.downcast_into::<PyTuple>() else { return Ok(None) };
+        let Ok(c) = c.downcast_into::<PyTuple>() else {
+            return Ok(None);
+        };
         if c.len() != 8 {
             return Ok(None);
         }
-        let Ok(keys) = c.get_item(4)?.len() else { return Ok(None) };
+        let Ok(keys) = c.get_item(4)?.len() else {
+            return Ok(None);
+        };
         total += keys;
     }
     let mut out = Out::new(total);
@@ -361,26 +391,47 @@ fn column_leaf_batch<'py>(
     let mut buf: Vec<u8> = Vec::with_capacity(1024);
     for c in chunks.iter() {
         let c = c.downcast_into::<PyTuple>()?;
-        let Ok(topic) = c.get_item(0)?.downcast_into::<PyString>() else { return Ok(None) };
-        let Ok(tname) = topic.to_str() else { return Ok(None) };
+        let Ok(topic) = c.get_item(0)?.downcast_into::<PyString>() else {
+            return Ok(None);
+        };
+        let Ok(tname) = topic.to_str() else {
+            return Ok(None);
+        };
         if tname.len() > 0xFFFF {
             return Ok(None);
         }
-        let Ok(part) = c.get_item(1)?.extract::<u32>() else { return Ok(None) };
-        let Ok(part32) = i32::try_from(part) else { return Ok(None) };
+        let Ok(part) = c.get_item(1)?.extract::<u32>() else {
+            return Ok(None);
+        };
+        let Ok(part32) = i32::try_from(part) else {
+            return Ok(None);
+        };
         let keys_obj = c.get_item(4)?;
         let n = keys_obj.len()?;
-        let Some(keys) = items(&keys_obj, n) else { return Ok(None) };
-        let Some(values) = items(&c.get_item(5)?, n) else { return Ok(None) };
-        let Some(times) = items(&c.get_item(3)?, n) else { return Ok(None) };
+        let Some(keys) = items(&keys_obj, n) else {
+            return Ok(None);
+        };
+        let Some(values) = items(&c.get_item(5)?, n) else {
+            return Ok(None);
+        };
+        let Some(times) = items(&c.get_item(3)?, n) else {
+            return Ok(None);
+        };
         let offs_obj = c.get_item(2)?;
         let offsets: Vec<u64> = if let Ok(first) = offs_obj.extract::<u64>() {
-            (0..n as u64).map(|i| first.checked_add(i)).collect::<Option<Vec<u64>>>().unwrap_or_default()
+            (0..n as u64)
+                .map(|i| first.checked_add(i))
+                .collect::<Option<Vec<u64>>>()
+                .unwrap_or_default()
         } else {
-            let Some(v) = items(&offs_obj, n) else { return Ok(None) };
+            let Some(v) = items(&offs_obj, n) else {
+                return Ok(None);
+            };
             let mut o = Vec::with_capacity(n);
             for x in v {
-                let Ok(x) = x.extract::<u64>() else { return Ok(None) };
+                let Ok(x) = x.extract::<u64>() else {
+                    return Ok(None);
+                };
                 o.push(x);
             }
             o
@@ -388,14 +439,22 @@ fn column_leaf_batch<'py>(
         if offsets.len() != n {
             return Ok(None);
         }
-        let Ok(names) = c.get_item(6)?.downcast_into::<PyTuple>() else { return Ok(None) };
+        let Ok(names) = c.get_item(6)?.downcast_into::<PyTuple>() else {
+            return Ok(None);
+        };
         let m = names.len();
-        let Some(col_objs) = items(&c.get_item(7)?, m) else { return Ok(None) };
+        let Some(col_objs) = items(&c.get_item(7)?, m) else {
+            return Ok(None);
+        };
         let mut heads: Vec<Vec<u8>> = Vec::with_capacity(m); // u16 length || name, per header
         let mut slots: [Option<usize>; 5] = [None; 5]; // source, action, type, subject, tenant
         for (j, name) in names.iter().enumerate() {
-            let Ok(name) = name.downcast_into::<PyString>() else { return Ok(None) };
-            let Ok(name) = name.to_str() else { return Ok(None) };
+            let Ok(name) = name.downcast_into::<PyString>() else {
+                return Ok(None);
+            };
+            let Ok(name) = name.to_str() else {
+                return Ok(None);
+            };
             if name.len() > 0xFFFF {
                 return Ok(None);
             }
@@ -414,15 +473,23 @@ fn column_leaf_batch<'py>(
             slots[slot] = Some(j);
         }
         // an envelope header in two columns: the reference reads it as absent
-        if repeats_envelope(heads.iter().map(|h| std::str::from_utf8(&h[2..]).unwrap_or(""))) {
+        if repeats_envelope(
+            heads
+                .iter()
+                .map(|h| std::str::from_utf8(&h[2..]).unwrap_or("")),
+        ) {
             return Ok(None);
         }
         let mut cols: Vec<Vec<Bound<'py, PyBytes>>> = Vec::with_capacity(m);
         for obj in &col_objs {
-            let Some(v) = items(obj, n) else { return Ok(None) };
+            let Some(v) = items(obj, n) else {
+                return Ok(None);
+            };
             let mut col = Vec::with_capacity(n);
             for x in v {
-                let Ok(b) = x.downcast_into::<PyBytes>() else { return Ok(None) };
+                let Ok(b) = x.downcast_into::<PyBytes>() else {
+                    return Ok(None);
+                };
                 if b.as_bytes().len() > u32::MAX as usize {
                     return Ok(None);
                 }
@@ -436,14 +503,22 @@ fn column_leaf_batch<'py>(
         // digest (`key_index.rs`), as `stored_leaf_batch` does: the per-address map of
         // `Dict::put` grew by one entry (and one kept reference) per distinct key object,
         // which made this path ~2x slower per leaf than the stored one on the same records.
-        let topic_ix = out.topics.index_raw(tname.as_bytes(), false, || Ok(tname.to_owned()))?;
+        let topic_ix = out
+            .topics
+            .index_raw(tname.as_bytes(), false, || Ok(tname.to_owned()))?;
         for i in 0..n {
-            let Ok(ts) = times[i].extract::<i64>() else { return Ok(None) };
-            let Ok(off64) = i64::try_from(offsets[i]) else { return Ok(None) };
+            let Ok(ts) = times[i].extract::<i64>() else {
+                return Ok(None);
+            };
+            let Ok(off64) = i64::try_from(offsets[i]) else {
+                return Ok(None);
+            };
             let key: Option<&[u8]> = if keys[i].is_none() {
                 None
             } else {
-                let Ok(k) = keys[i].downcast::<PyBytes>() else { return Ok(None) };
+                let Ok(k) = keys[i].downcast::<PyBytes>() else {
+                    return Ok(None);
+                };
                 Some(k.as_bytes())
             };
             buf.clear();

@@ -2,9 +2,11 @@
 //! Python side keeps a pure-Python reference for every one of them (identical bytes, tested).
 use pyo3::prelude::*;
 
+mod aead_bound;
 mod aead_seal;
 mod avro_blocks;
 mod avro_columns;
+mod avro_encode;
 mod dict_column;
 mod headers;
 mod key_index;
@@ -20,9 +22,11 @@ mod uuid_text;
 
 #[pymodule]
 fn hub_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    aead_bound::register(m)?;
     aead_seal::register(m)?;
     avro_blocks::register(m)?;
     avro_columns::register(m)?;
+    avro_encode::register(m)?;
     headers::register(m)?;
     leaves::register(m)?;
     ledger_batch::register(m)?;

@@ -32,7 +32,11 @@ struct Distinct<'a> {
 
 impl<'a> Distinct<'a> {
     fn new(n: usize) -> Self {
-        Distinct { index: HashMap::new(), order: Vec::new(), per_record: Vec::with_capacity(4 * n) }
+        Distinct {
+            index: HashMap::new(),
+            order: Vec::new(),
+            per_record: Vec::with_capacity(4 * n),
+        }
     }
 
     fn push(&mut self, v: Option<&'a [u8]>) {
@@ -145,7 +149,9 @@ fn stored_avro_columns<'py>(
     let mut bodies: Vec<Bound<'py, PyBytes>> = Vec::with_capacity(pieces.len());
     let mut total = 0usize;
     for p in pieces.iter() {
-        let Ok(p) = p.downcast::<PyTuple>() else { return Ok(None) };
+        let Ok(p) = p.downcast::<PyTuple>() else {
+            return Ok(None);
+        };
         if p.len() != 7 {
             return Ok(None);
         }
@@ -154,8 +160,12 @@ fn stored_avro_columns<'py>(
         else {
             return Ok(None);
         };
-        let Ok(body) = p.get_item(5)?.downcast_into::<PyBytes>() else { return Ok(None) };
-        let Ok(pos) = p.get_item(6)?.extract::<usize>() else { return Ok(None) };
+        let Ok(body) = p.get_item(5)?.downcast_into::<PyBytes>() else {
+            return Ok(None);
+        };
+        let Ok(pos) = p.get_item(6)?.extract::<usize>() else {
+            return Ok(None);
+        };
         total = total.saturating_add(stop.saturating_sub(start));
         heads.push((start, stop, count, flags, layout, pos));
         bodies.push(body);
@@ -180,7 +190,9 @@ fn stored_avro_columns<'py>(
             return Ok(None);
         }
     }
-    let Some(first) = parts.first() else { return Ok(None) };
+    let Some(first) = parts.first() else {
+        return Ok(None);
+    };
     if first.len() < 5 || first[0] != 0 {
         return Ok(None); // the reference names the problem
     }
@@ -189,7 +201,9 @@ fn stored_avro_columns<'py>(
     if plan.is_none() {
         return Ok(None);
     }
-    let Ok(fields) = plan.extract::<Vec<(u8, i64, i64)>>() else { return Ok(None) };
+    let Ok(fields) = plan.extract::<Vec<(u8, i64, i64)>>() else {
+        return Ok(None);
+    };
     let decoded = decode_parts(py, &parts, sid, &fields)?;
     let (tenant_idx, tenant_values) = tenants.into_py(py)?;
     let (type_idx, type_values) = types.into_py(py)?;

@@ -18,8 +18,8 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
 use sha2::{Digest, Sha256};
 
-use crate::key_index::KeyIndex;
 use crate::dict_column::{key_text, Dict};
+use crate::key_index::KeyIndex;
 use crate::ledger_batch::{repeats_envelope, Out, VERSION};
 
 // flags of the stored batch (adapters/sqlite_log/batch.py)
@@ -62,11 +62,19 @@ pub(crate) fn bytes_section<'a>(
         return Some(vec![None; n]);
     }
     let lens = take(body, pos, n.checked_mul(4)?)?;
-    let nulls = if flags & mixed != 0 { Some(take(body, pos, n)?) } else { None };
+    let nulls = if flags & mixed != 0 {
+        Some(take(body, pos, n)?)
+    } else {
+        None
+    };
     let mut out = Vec::with_capacity(n);
     for i in 0..n {
         let v = take(body, pos, u32_at(lens, i))?;
-        out.push(if nulls.is_some_and(|f| f[i] != 0) { None } else { Some(v) });
+        out.push(if nulls.is_some_and(|f| f[i] != 0) {
+            None
+        } else {
+            Some(v)
+        });
     }
     Some(out)
 }
@@ -90,7 +98,11 @@ impl<'a> Column<'a> {
 }
 
 /// The column header layout (`_decode_header_columns_py`'s format).
-pub(crate) fn header_columns<'a>(body: &'a [u8], pos: &mut usize, n: usize) -> Option<Vec<Column<'a>>> {
+pub(crate) fn header_columns<'a>(
+    body: &'a [u8],
+    pos: &mut usize,
+    n: usize,
+) -> Option<Vec<Column<'a>>> {
     let m = u16_at(take(body, pos, 2)?, 0);
     if m == 0 {
         return None;
@@ -121,7 +133,12 @@ pub(crate) fn header_columns<'a>(body: &'a [u8], pos: &mut usize, n: usize) -> O
             }
             _ => return None,
         };
-        cols.push(Column { head, name, constant, values });
+        cols.push(Column {
+            head,
+            name,
+            constant,
+            values,
+        });
     }
     Some(cols)
 }
@@ -137,7 +154,12 @@ struct Memo {
 }
 
 impl Memo {
-    const EMPTY: Memo = Memo { ptr: 0, len: usize::MAX, alt: false, idx: -1 };
+    const EMPTY: Memo = Memo {
+        ptr: 0,
+        len: usize::MAX,
+        alt: false,
+        idx: -1,
+    };
 }
 
 /// Push the index of `raw` (None: null) into `d`; `alt` marks key-derived text.
@@ -198,9 +220,13 @@ fn piece(
         return Ok(None);
     };
     let body_obj = p.get_item(9)?;
-    let Ok(body) = body_obj.downcast::<PyBytes>() else { return Ok(None) };
+    let Ok(body) = body_obj.downcast::<PyBytes>() else {
+        return Ok(None);
+    };
     let body = body.as_bytes();
-    let Ok(mut pos) = p.get_item(10)?.extract::<usize>() else { return Ok(None) };
+    let Ok(mut pos) = p.get_item(10)?.extract::<usize>() else {
+        return Ok(None);
+    };
     let n = count;
     if topic.len() > 0xFFFF || start > stop || stop > n || i32::try_from(part).is_err() {
         return Ok(None);
@@ -212,12 +238,16 @@ fn piece(
         let Some(raw) = n.checked_mul(8).and_then(|k| take(body, &mut pos, k)) else {
             return Ok(None);
         };
-        raw.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap())).collect()
+        raw.chunks_exact(8)
+            .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
+            .collect()
     } else {
         let Some(raw) = n.checked_mul(4).and_then(|k| take(body, &mut pos, k)) else {
             return Ok(None);
         };
-        let t: Option<Vec<i64>> = (0..n).map(|i| base_ts.checked_add(u32_at(raw, i) as i64)).collect();
+        let t: Option<Vec<i64>> = (0..n)
+            .map(|i| base_ts.checked_add(u32_at(raw, i) as i64))
+            .collect();
         let Some(t) = t else { return Ok(None) };
         t
     };
@@ -230,7 +260,9 @@ fn piece(
     let cols = if flags & HAS_HEADERS == 0 {
         Vec::new()
     } else if layout == HEADER_COLUMNS {
-        let Some(c) = header_columns(body, &mut pos, n) else { return Ok(None) };
+        let Some(c) = header_columns(body, &mut pos, n) else {
+            return Ok(None);
+        };
         c
     } else {
         return Ok(None); // the pair layout: the Python decoder
@@ -252,7 +284,9 @@ fn piece(
         };
         slots[s] = Some(j);
     }
-    let topic_idx = out.topics.index_raw(topic.as_bytes(), false, || Ok(topic.clone()))?;
+    let topic_idx = out
+        .topics
+        .index_raw(topic.as_bytes(), false, || Ok(topic.clone()))?;
     let m = cols.len() as u32;
     let mut head = Vec::with_capacity(3 + topic.len());
     head.push(0x00);
@@ -261,8 +295,12 @@ fn piece(
     head.extend_from_slice(topic.as_bytes());
     // 3. per record: the leaf input hashed, then the side-index fields
     for i in start..stop {
-        let Some(offset) = base_off.checked_add(i as u64) else { return Ok(None) };
-        let Ok(off64) = i64::try_from(offset) else { return Ok(None) };
+        let Some(offset) = base_off.checked_add(i as u64) else {
+            return Ok(None);
+        };
+        let Ok(off64) = i64::try_from(offset) else {
+            return Ok(None);
+        };
         let ts = times[i];
         buf.clear();
         buf.extend_from_slice(&head);
@@ -310,11 +348,16 @@ fn stored_leaf_batch<'py>(
     let mut total = 0usize;
     let mut tuples = Vec::with_capacity(pieces.len());
     for p in pieces.iter() {
-        let Ok(p) = p.downcast_into::<PyTuple>() else { return Ok(None) };
+        let Ok(p) = p.downcast_into::<PyTuple>() else {
+            return Ok(None);
+        };
         if p.len() != 11 {
             return Ok(None);
         }
-        let (Ok(start), Ok(stop)) = (p.get_item(3)?.extract::<usize>(), p.get_item(4)?.extract::<usize>()) else {
+        let (Ok(start), Ok(stop)) = (
+            p.get_item(3)?.extract::<usize>(),
+            p.get_item(4)?.extract::<usize>(),
+        ) else {
             return Ok(None);
         };
         total += stop.saturating_sub(start);

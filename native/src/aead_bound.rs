@@ -1,0 +1,132 @@
+//! `seal_batch` (aead_seal.rs) with the bound AAD of every value built here rather than in
+//! Python: `core.ports.keystore.bind_subject(subject, header, aad)` is
+//! `len(header) header len(subject) subject len(aad) aad` (lengths 4-byte big-endian, the
+//! subject in UTF-8), so the caller hands the distinct subjects (one per key) and each value's
+//! own AAD. The reference is `adapters/_aead.py`'s Python path (`bind_subject` per distinct
+//! (subject, AAD), then `_seal_many_py`); `tests/unit/test_native_seal_bound.py` checks both
+//! give the same bytes given the same nonces. Anything but the plain case (a key that is not 32
+//! bytes, an object that is not exact `bytes` / `str`, a subject without UTF-8, a key index out
+//! of range, lengths that do not agree) answers None and the reference runs and raises.
+use aes_gcm::aead::AeadInPlace;
+use aes_gcm::{Aes256Gcm, KeyInit, Nonce};
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyList, PyString};
+
+const NONCE_LEN: usize = 12;
+const TAG_LEN: usize = 16;
+
+/// The bytes of an exact `bytes` object, or `None` (the list that holds it keeps it alive).
+fn bytes_of<'a>(o: &'a Bound<'_, PyAny>) -> Option<&'a [u8]> {
+    // SAFETY: an exact bytes object's buffer lives as long as the object it is borrowed from
+    unsafe {
+        if ffi::PyBytes_CheckExact(o.as_ptr()) == 0 {
+            return None;
+        }
+        let p = ffi::PyBytes_AsString(o.as_ptr()) as *const u8;
+        let n = ffi::PyBytes_Size(o.as_ptr()) as usize;
+        Some(std::slice::from_raw_parts(p, n))
+    }
+}
+
+fn put_len(out: &mut Vec<u8>, n: usize) -> Option<()> {
+    out.extend_from_slice(&u32::try_from(n).ok()?.to_be_bytes());
+    Some(())
+}
+
+/// `headers[k] + nonce_i + AES-256-GCM(keys[k], nonce_i, plaintexts[i],
+/// bind_subject(subjects[k], headers[k], aads[i]))` with `k = key_of[i]`, for every value i.
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+fn seal_batch_bound<'py>(
+    py: Python<'py>,
+    keys: &Bound<'py, PyList>,
+    headers: &Bound<'py, PyList>,
+    subjects: &Bound<'py, PyList>,
+    key_of: &Bound<'py, PyList>,
+    plaintexts: &Bound<'py, PyList>,
+    aads: &Bound<'py, PyList>,
+    nonces: &Bound<'py, PyBytes>,
+) -> PyResult<Option<Bound<'py, PyList>>> {
+    let n = plaintexts.len();
+    let nonces = nonces.as_bytes();
+    if key_of.len() != n || aads.len() != n || nonces.len() != NONCE_LEN * n {
+        return Ok(None);
+    }
+    if keys.len() != headers.len() || keys.len() != subjects.len() {
+        return Ok(None);
+    }
+    let mut ciphers = Vec::with_capacity(keys.len());
+    let mut heads: Vec<Vec<u8>> = Vec::with_capacity(keys.len());
+    let mut prefixes: Vec<Vec<u8>> = Vec::with_capacity(keys.len()); // the AAD before aads[i]
+    for ((k, h), s) in keys.iter().zip(headers.iter()).zip(subjects.iter()) {
+        let (Some(k), Some(h)) = (bytes_of(&k), bytes_of(&h)) else {
+            return Ok(None);
+        };
+        if k.len() != 32 || !s.is_exact_instance_of::<PyString>() {
+            return Ok(None);
+        }
+        let Ok(s) = s.downcast::<PyString>()?.to_str() else {
+            return Ok(None); // no UTF-8 (a lone surrogate): the reference's encode() raises
+        };
+        let mut prefix = Vec::with_capacity(12 + h.len() + s.len());
+        if put_len(&mut prefix, h.len()).is_none() {
+            return Ok(None);
+        }
+        prefix.extend_from_slice(h);
+        if put_len(&mut prefix, s.len()).is_none() {
+            return Ok(None);
+        }
+        prefix.extend_from_slice(s.as_bytes());
+        ciphers.push(Aes256Gcm::new_from_slice(k).expect("a 32-byte key"));
+        heads.push(h.to_vec());
+        prefixes.push(prefix);
+    }
+    let mut bound: Vec<u8> = Vec::new();
+    let mut out: Vec<Bound<'py, PyBytes>> = Vec::with_capacity(n);
+    for i in 0..n {
+        let ki = key_of.get_item(i)?;
+        let Ok(ki) = ki.extract::<usize>() else {
+            return Ok(None);
+        };
+        if ki >= ciphers.len() {
+            return Ok(None);
+        }
+        let p = plaintexts.get_item(i)?;
+        let a = aads.get_item(i)?;
+        let (Some(plain), Some(aad)) = (bytes_of(&p), bytes_of(&a)) else {
+            return Ok(None);
+        };
+        bound.clear();
+        bound.extend_from_slice(&prefixes[ki]);
+        if put_len(&mut bound, aad.len()).is_none() {
+            return Ok(None);
+        }
+        bound.extend_from_slice(aad);
+        let head = &heads[ki];
+        let nonce = &nonces[NONCE_LEN * i..NONCE_LEN * (i + 1)];
+        let at = head.len() + NONCE_LEN;
+        let total = at + plain.len() + TAG_LEN;
+        let mut failed = false;
+        let sealed = PyBytes::new_with(py, total, |buf: &mut [u8]| {
+            buf[..head.len()].copy_from_slice(head);
+            buf[head.len()..at].copy_from_slice(nonce);
+            let (body, tag) = buf[at..].split_at_mut(plain.len());
+            body.copy_from_slice(plain);
+            match ciphers[ki].encrypt_in_place_detached(Nonce::from_slice(nonce), &bound, body) {
+                Ok(t) => tag.copy_from_slice(&t),
+                Err(_) => failed = true, // over GCM's length limit: let the reference decide
+            }
+            Ok(())
+        })?;
+        if failed {
+            return Ok(None);
+        }
+        out.push(sealed);
+    }
+    Ok(Some(PyList::new(py, out)?))
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(seal_batch_bound, m)?)
+}

@@ -7,6 +7,7 @@ only by an officer of every tenant (``adapters.subject_tenants``)."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +17,9 @@ import pytest
 from adapters.subject_tenants import UNVERIFIED
 from hub.bootstrap import Hub, bootstrap
 from hub.settings import load_settings
+from ingest.pipeline import RawRecord
 from tests.adversarial.test_erasure_cross_tenant import _erase
+from tests.adversarial.test_quarantine_erasure import OPENED, account
 from tests.service.accounts import account_opened, open_accounts
 
 FILE = Path("keys") / "subject_tenants.sqlite"
@@ -122,3 +125,17 @@ def test_a_new_subject_named_in_a_later_process_after_a_failed_naming(data: Path
         _acme_officer_refused(h, "ACC-5")
     finally:
         h.close()
+
+
+def test_a_subject_first_seen_in_a_quarantined_record_is_not_claimable(
+    hub: Hub, data: Path
+) -> None:
+    # the quarantine seals default's rejected original under the subject's key (made there):
+    # naming it after the seal leaves no key "new" for another tenant to claim later
+    value = account("ACC-Q", email="carol q@example")  # fails the e-mail rule: quarantined
+    raw = RawRecord(json.dumps(value).encode(), value=value, event_type=OPENED)
+    assert hub.ingest.ingest("accounts", [raw], source="test").rejected == 1
+    assert hub.keystore.exists("ACC-Q")
+    _delete_all_rows(data)
+    _acme_publishes(hub, "ACC-Q")
+    _acme_officer_refused(hub, "ACC-Q")

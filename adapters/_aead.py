@@ -17,7 +17,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -190,6 +190,36 @@ def open_sealed(aead: AESGCM | DataKey, subject_id: str, ciphertext: bytes, aad:
             f"A ciphertext of data subject {subject_id!r} (key version {version}) failed "
             "authentication: it was changed, or moved from another record, field or subject."
         ) from exc
+
+
+class CreatedKeys:
+    """The subjects whose key this process created and whose naming is not yet recorded
+    (``KeyStore.created_here``). Bounded: beyond ``size`` entries it forgets them all, so a
+    subject then named has its tenants unverified (only an officer of every tenant erases it)
+    rather than believed."""
+
+    def __init__(self, size: int = 100_000) -> None:
+        self._size = size
+        self._ids: set[str] = set()
+        self._lock = threading.Lock()
+
+    def add(self, subject_id: str) -> None:
+        with self._lock:
+            if len(self._ids) >= self._size:
+                self._ids.clear()
+            self._ids.add(subject_id)
+
+    def among(self, subject_ids: Iterable[str]) -> set[str]:
+        if not self._ids:  # the steady state: no key made since the last naming
+            return set()
+        with self._lock:
+            return self._ids.intersection(subject_ids)
+
+    def forget(self, subject_ids: Iterable[str]) -> None:
+        if not self._ids:
+            return
+        with self._lock:
+            self._ids.difference_update(subject_ids)
 
 
 class KeyCache:

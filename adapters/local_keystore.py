@@ -45,6 +45,7 @@ from adapters import _aead
 from adapters._aead import (
     KEY_LEN,
     NONCE_LEN,
+    CreatedKeys,
     DataKey,
     KeyCache,
     open_sealed,
@@ -114,6 +115,7 @@ class LocalKeyStore(KeyStore):
         self._master = AESGCM(master_key)
         self._lock = threading.RLock()
         self._cache = KeyCache(cache_size, cache_ttl_s)
+        self._created = CreatedKeys()  # created_here
         try:
             self._db = open_store(self.path, _SCHEMA, "synchronous=FULL", "secure_delete=ON")
         except sqlite3.Error as exc:
@@ -239,6 +241,7 @@ class LocalKeyStore(KeyStore):
                 found = self._newest_row(subject_id, subject)
                 if found is None:
                     found = 1, self._new_key(subject, 1)
+                    self._created.add(subject_id)
         version, aead = found
         self._cache.put(subject_id, version, aead, newest=True)
         return version, aead
@@ -385,6 +388,34 @@ class LocalKeyStore(KeyStore):
                 )
                 found.update(by_digest[row[0]] for row in rows)
         return found
+
+    def known_among(self, subject_ids: Iterable[str]) -> set[str]:
+        """One query per 500 ids over the keys, one over the erasure table."""
+        by_digest: dict[bytes, str] = {}
+        for subject_id in set(subject_ids):
+            try:
+                by_digest[subject_digest(check_subject(subject_id))] = subject_id
+            except InvalidInput:
+                continue
+        digests = list(by_digest)
+        found: set[str] = set()
+        with self._lock:
+            for i in range(0, len(digests), _IN_CHUNK):
+                part = digests[i : i + _IN_CHUNK]
+                marks = ",".join("?" * len(part))
+                rows = self._db.execute(
+                    f"SELECT subject FROM data_keys WHERE subject IN ({marks}) UNION "
+                    f"SELECT subject FROM erased WHERE subject IN ({marks})",
+                    part + part,
+                )
+                found.update(by_digest[bytes(row[0])] for row in rows)
+        return found
+
+    def created_here(self, subject_ids: Iterable[str]) -> set[str]:
+        return self._created.among(subject_ids)
+
+    def forget_created(self, subject_ids: Iterable[str]) -> None:
+        self._created.forget(subject_ids)
 
     def exists(self, subject_id: str) -> bool:
         subject = subject_digest(check_subject(subject_id))

@@ -19,8 +19,18 @@ to it. ``tenants_of`` answers the set and the verified pairs, so a deleted pair 
 nothing, and a missing or wrong set row of a subject that has pairs adds :data:`UNVERIFIED`
 (naming the subject again does not make such a set anew). Sets of an older file are built from
 its verified pairs on the first keyed open, once (``keyed_marker``, a file beside this one).
+
+Deleting a subject's pairs AND its set row made it look never named: the next tenant to name
+it got a set of its own and its officer could erase the first tenant's data. The anchor outside
+this file is the keyring: a set is made anew only for a subject with no key (and not erased), or
+whose key the hub's own ``KeyStore`` made in this process since its last naming
+(``KeyStore.created_here``: batches are sealed, so keys made, before their subjects are named).
+A subject with an older key and no record is left without a set: UNVERIFIED, an officer of every
+tenant erases it. So is a subject whose key an older hub made before tenants were recorded.
 Not covered: replacing the set row AND the pairs by an older copy's (an earlier valid state,
-e.g. before the second tenant named the subject) needs an anchor outside this file.
+e.g. before the second tenant named the subject), and a subject with no key at all (its records
+hold no PII, so an erasure shreds nothing; it tombstones the subject, refusing its later
+records).
 """
 
 from __future__ import annotations
@@ -36,7 +46,7 @@ from pathlib import Path
 from adapters.local_keystore import subject_digest
 from adapters.sqlite_open import open_store, write_transaction
 from core.errors import InvalidInput, StorageBusy
-from core.ports.keystore import KeyStoreError, SubjectTenants, check_subject
+from core.ports.keystore import KeyStore, KeyStoreError, SubjectTenants, check_subject
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS subject_tenants (
@@ -89,9 +99,11 @@ class SqliteSubjectTenants(SubjectTenants):
         cache_size: int = 1_000_000,
         mac_key: bytes | None = None,
         keyed_marker: Path | None = None,
+        keystore: KeyStore | None = None,
     ) -> None:
         self.path = Path(path)
         self._key = mac_key
+        self._keystore = keystore  # the anchor of a new subject (module docstring)
         self._lock = threading.RLock()
         self._known: dict[str, set[str]] = {}  # tenant -> subjects it is recorded to name
         self._size = 0
@@ -136,22 +148,28 @@ class SqliteSubjectTenants(SubjectTenants):
         return KeyStoreError(f"Cannot commit to {self.path}: {exc}")
 
     def name(self, tenant: str, subject_ids: Iterable[str]) -> None:
+        ids = set(subject_ids)
         known = self._known.get(tenant)
-        new = set(subject_ids) if known is None else set(subject_ids) - known
+        new = ids if known is None else ids - known
+        keystore = self._keystore
         if not new:
+            if keystore is not None:  # a key made since for a recorded subject: not new
+                keystore.forget_created(ids)
             return
         # an id the keyring would refuse seals nothing: the writer names it in its own error
         rows = []
+        of: dict[bytes, str] = {}
         key = self._key
         for s in new:
             try:
                 digest = subject_digest(check_subject(s))
             except InvalidInput:  # not a subject id (a non-string too): it seals nothing
                 continue
+            of[digest] = s
             rows.append((digest, tenant, None if key is None else pair_mac(key, digest, tenant)))
         with write_transaction(self._db, self._lock, self._busy, self._failed):
             if key is not None:  # before the pairs: a set is new only for a new subject
-                self._add_to_sets(key, tenant, [r[0] for r in rows])
+                self._add_to_sets(key, tenant, of)
             # a row kept without a MAC (older file) is keyed now that its tenant named it
             self._db.executemany(
                 "INSERT INTO subject_tenants VALUES (?, ?, ?) ON CONFLICT (subject, tenant) "
@@ -164,13 +182,17 @@ class SqliteSubjectTenants(SubjectTenants):
                 self._size = 0
             self._known.setdefault(tenant, set()).update(new)
             self._size += len(new)
+        if keystore is not None:  # recorded: their keys are no longer new (after the commit,
+            keystore.forget_created(ids)  # so a failed one leaves them new for the retry)
 
-    def _add_to_sets(self, key: bytes, tenant: str, digests: list[bytes]) -> None:
+    def _add_to_sets(self, key: bytes, tenant: str, of: dict[bytes, str]) -> None:
         """Add ``tenant`` to each subject's set (in the caller's transaction, before its pairs
-        are written). A subject whose set row is missing although pairs exist (its own
-        tenant's too), or fails its MAC, is left as it is (``tenants_of`` says UNVERIFIED):
-        making it anew would launder a deletion."""
-        for digest in digests:
+        are written; ``of``: digest -> id). A subject whose set row is missing although pairs
+        exist (its own tenant's too), or fails its MAC, is left as it is (``tenants_of`` says
+        UNVERIFIED): making it anew would launder a deletion. So is one with neither whose key
+        is older than this naming (``_new_subjects``)."""
+        unrecorded: dict[bytes, str] = {}
+        for digest, subject_id in of.items():
             row = self._db.execute(
                 "SELECT tenants, mac FROM subject_sets WHERE subject = ?", (digest,)
             ).fetchone()
@@ -181,17 +203,35 @@ class SqliteSubjectTenants(SubjectTenants):
                 named = self._db.execute(
                     "SELECT 1 FROM subject_tenants WHERE subject = ? LIMIT 1", (digest,)
                 ).fetchone()
-                if named is not None:
-                    continue
-                found = set()
-            elif tenant in found:
-                continue
-            text = set_text(found | {tenant})
-            self._db.execute(
-                "INSERT INTO subject_sets VALUES (?, ?, ?) ON CONFLICT (subject) "
-                "DO UPDATE SET tenants = excluded.tenants, mac = excluded.mac",
-                (digest, text, set_mac(key, digest, text)),
-            )
+                if named is None:
+                    unrecorded[digest] = subject_id
+            elif tenant not in found:
+                self._write_set(key, digest, found | {tenant})
+        if unrecorded:
+            new = self._new_subjects(set(unrecorded.values()))
+            for digest, subject_id in unrecorded.items():
+                if subject_id in new:
+                    self._write_set(key, digest, {tenant})
+
+    def _new_subjects(self, subject_ids: set[str]) -> set[str]:
+        """The ids among ``subject_ids`` (no set, no pairs) that are new: no key and never
+        erased, or a key this process's keystore made since their last naming. Any other key
+        was made for an earlier naming whose record is gone (deleted, or never kept by an older
+        hub): not new (module docstring)."""
+        keystore = self._keystore
+        if keystore is None:
+            return subject_ids
+        made = keystore.created_here(subject_ids)
+        rest = subject_ids - made
+        return made | (rest - keystore.known_among(rest)) if rest else made
+
+    def _write_set(self, key: bytes, digest: bytes, tenants: set[str]) -> None:
+        text = set_text(tenants)
+        self._db.execute(
+            "INSERT INTO subject_sets VALUES (?, ?, ?) ON CONFLICT (subject) "
+            "DO UPDATE SET tenants = excluded.tenants, mac = excluded.mac",
+            (digest, text, set_mac(key, digest, text)),
+        )
 
     def tenants_of(self, subject_id: str) -> frozenset[str]:
         digest = subject_digest(check_subject(subject_id))

@@ -36,7 +36,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NoReturn
 
@@ -46,7 +46,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from hvac import exceptions as hvac_errors
 
 from adapters import _aead
-from adapters._aead import DataKey, KeyCache, open_sealed, parse_header, seal
+from adapters._aead import CreatedKeys, DataKey, KeyCache, open_sealed, parse_header, seal
 from core.errors import ConfigError
 from core.ports.keystore import (
     DecryptionFailed,
@@ -97,6 +97,7 @@ class VaultKeyStore(KeyStore):
         self._verify = verify
         self._local = threading.local()
         self._cache = KeyCache(cache_size, cache_ttl_s)
+        self._created = CreatedKeys()  # created_here
 
     # -- plumbing -----------------------------------------------------------------------------
     def _client(self) -> hvac.Client:
@@ -225,6 +226,7 @@ class VaultKeyStore(KeyStore):
                 version, aead = self._derive(subject_id, None)
             except _NoKey:
                 raise self._destroyed_error(subject_id) from None  # destroyed meanwhile
+            self._created.add(subject_id)  # an upsert: a racing creator's key counts too
         self._cache.put(subject_id, version, aead, newest=True)
         return version, aead
 
@@ -287,6 +289,12 @@ class VaultKeyStore(KeyStore):
 
     def erased(self, subject_id: str) -> bool:
         return self._read_key(f"hub-erased-{_digest(check_subject(subject_id))}") is not None
+
+    def created_here(self, subject_ids: Iterable[str]) -> set[str]:
+        return self._created.among(subject_ids)
+
+    def forget_created(self, subject_ids: Iterable[str]) -> None:
+        self._created.forget(subject_ids)
 
     def exists(self, subject_id: str) -> bool:
         return self._read_key(f"hub-subject-{_digest(check_subject(subject_id))}") is not None

@@ -5,7 +5,8 @@ One embedded hub (SQLite log, local keyring); batches of B ``AccountOpened`` (3 
 B distinct subjects, all already known: the steady state) published with the hub's
 ``SubjectTenants`` (``Publisher.subject_tenants``) and without it (the baseline: the publish path
 before this change), the two alternated round by round in the same process. Also the first
-publish of B new subjects with it (one SQLite transaction for the batch's pairs). Figures: CPU
+naming of B new subjects with it (one SQLite transaction for the batch's pairs;
+no keys were made for them, so one keyring query asks whether any has an older key). Figures: CPU
 seconds of this process per batch, best of the rounds, and their ratio; with ``uptime`` load.
 """
 

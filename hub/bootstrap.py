@@ -552,6 +552,7 @@ def bootstrap(
         mac_key=derived_secret(settings, b"hub subject tenants MAC"),
         # the sets of an older file are built once (the marker is a file of its own)
         keyed_marker=settings.data_dir / "keys" / "subject-sets.keyed",
+        keystore=keystore,  # a subject with an older key and no record is not new
     )
     publisher.subject_tenants = subject_tenants  # which tenants named each subject (erasure)
     if install_domain:

@@ -1081,9 +1081,11 @@ class IngestPipeline:
                 # The original holds PII in clear: it is kept sealed under the subject's key, so
                 # an erasure shreds the quarantined copy too (``hub quarantine show`` unseals).
                 codec = self.publisher.codec()
-                self.publisher.name_subjects(tenant, (subject,))
                 original = codec.seal(subject, original, QUARANTINE_TOPIC)
                 sealed = codec.seal(subject, digest.encode(), QUARANTINE_TOPIC, "original_sha256")
+                # named after sealing (and before the append), as every batch: a key made by
+                # the seal is then known as new (``KeyStore.created_here``)
+                self.publisher.name_subjects(tenant, (subject,))
                 digest = SEALED_DIGEST + base64.b64encode(sealed).decode()
                 extra_headers = ((SEALED_FOR, subject.encode()),)
                 rej = _redacted(rej, seen, target)

@@ -131,7 +131,9 @@ class Publisher:
 
     def name_subjects(self, tenant: str, subjects: Iterable[str]) -> None:
         """Record that ``tenant`` names ``subjects`` (before their records are appended: a
-        crash after leaves a pair recorded for nothing, which only restricts erasure)."""
+        crash after leaves a pair recorded for nothing, which only restricts erasure). Called
+        after their values are sealed: a subject whose key the seal just made is new, one with
+        an older key and no record is not (``adapters.subject_tenants``)."""
         if self.subject_tenants is not None:
             self.subject_tenants.name(tenant, subjects)
 

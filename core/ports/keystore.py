@@ -184,6 +184,33 @@ class KeyStore(abc.ABC):
                 continue  # not a valid subject id: nothing can have been erased under it
         return found
 
+    def known_among(self, subject_ids: Iterable[str]) -> set[str]:
+        """The ids among ``subject_ids`` that have a live key or were erased (what
+        ``exists(s) or erased(s)`` says of each); never creates a key. An id that is not a valid
+        subject id is left out. This default asks once per distinct id."""
+        found = set()
+        for subject_id in set(subject_ids):
+            try:
+                if self.exists(subject_id) or self.erased(subject_id):
+                    found.add(subject_id)
+            except InvalidInput:
+                continue
+        return found
+
+    def created_here(self, subject_ids: Iterable[str]) -> set[str]:
+        """The ids among ``subject_ids`` whose key THIS instance created on first use
+        (``ensure_key``, ``encrypt``, a sealer) and that ``forget_created`` has not been told
+        of since. ``SubjectTenants`` names a batch's subjects after sealing it: a subject with a
+        key but no record of its tenants is a new one only if its key was made here, just now;
+        any other key is older than the record that was lost (``adapters.subject_tenants``).
+        Process memory (bounded), not the store's files: whoever edits a file cannot add to it.
+        Adapters MUST answer for the keys they create; this default (none) makes every first
+        naming after a key's creation unverified."""
+        return set()
+
+    def forget_created(self, subject_ids: Iterable[str]) -> None:  # noqa: B027 - optional hook
+        """Drop ``subject_ids`` from what ``created_here`` answers (their naming is recorded)."""
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources. The store MUST NOT be used afterwards."""
 

@@ -239,6 +239,31 @@ class KeyStoreContract:
         assert {s for s in (live, unknown, gone, gone2) if store.erased(s)} == {gone, gone2}
         assert not store.exists(unknown)  # asking did not create a key
 
+    def test_known_among_answers_exists_or_erased(self, store: KeyStore, peer: KeyStore) -> None:
+        live, unknown, gone = subject(), subject(), subject()
+        peer.ensure_key(live)  # another instance's key and erasure count too
+        peer.destroy(gone)
+        assert store.known_among([live, unknown, gone, "", "bad\x00id"]) == {live, gone}
+        assert not store.exists(unknown)  # asking did not create a key
+
+    def test_created_here_names_the_keys_this_instance_made_until_forgotten(
+        self, store: KeyStore, peer: KeyStore
+    ) -> None:
+        # SubjectTenants believes a subject with a key but no record is new only when its key
+        # was made here since its last naming (adapters.subject_tenants)
+        made, sealed, older, other = subject(), subject(), subject(), subject()
+        peer.ensure_key(older)  # made elsewhere: seen here as an older key
+        store.ensure_key(older)
+        store.ensure_key(made)
+        store.seal_many([sealed], [b"x"], [AAD])
+        peer.ensure_key(other)
+        assert store.created_here([made, sealed, older, other]) == {made, sealed}
+        assert peer.created_here([made, sealed, older, other]) == {older, other}
+        store.forget_created([made])
+        assert store.created_here([made, sealed]) == {sealed}
+        store.forget_created([sealed, other])
+        assert store.created_here([made, sealed, older, other]) == set()
+
     def test_destroy_reaches_another_instance(self, store: KeyStore, peer: KeyStore) -> None:
         s = subject()
         ct = store.encrypt(s, b"x", AAD)

@@ -248,7 +248,7 @@ class SchemaRegistry:
     def _canonical_of(self, stored: StoredSchema) -> str:
         try:
             if stored.references:  # the identity is the form read with its references
-                resolved = self._resolve_references(stored.references)
+                resolved = self._resolve_references(stored.references, stored.id)
                 return parse_schema(stored.text, resolved).canonical
             return self.parsed(stored.id, stored).canonical
         except HubError:
@@ -298,7 +298,7 @@ class SchemaRegistry:
             return cached
         if stored is None:
             stored = self.get_by_id(schema_id)
-        result = parse_schema(stored.text, self._resolve_references(stored.references))
+        result = parse_schema(stored.text, self._resolve_references(stored.references, stored.id))
         if stored.references:
             result = self._standalone(result, stored.references, (schema_id,))
         self._parsed[schema_id] = result
@@ -328,24 +328,27 @@ class SchemaRegistry:
                 )
             inner = self._parsed.get(sv.id)
             if inner is None:
-                inner = parse_schema(sv.schema.text, self._resolve_references(sv.schema.references))
+                inner = parse_schema(
+                    sv.schema.text, self._resolve_references(sv.schema.references, sv.id)
+                )
                 if sv.schema.references:
                     inner = self._standalone(inner, sv.schema.references, (*within, sv.id))
                 self._parsed[sv.id] = inner
             referenced.append(inner.canonical)
         return parse_schema(inline_references(parsed.canonical, referenced))
 
-    def _resolve_references(self, refs: Sequence[Reference]) -> list[tuple[str, str]]:
-        """Referenced schema texts in dependency order (references of references first)."""
+    def _resolve_references(
+        self, refs: Sequence[Reference], root: int | None = None
+    ) -> list[tuple[str, str]]:
+        """Referenced schema texts in dependency order (references of references first).
+        ``root``: the id of the schema holding ``refs``, which none of them may lead back to
+        (a cycle, which only IMPORT mode or a forged ``_schemas`` record can make)."""
         out: list[tuple[str, str]] = []
         seen: set[tuple[str, int]] = set()
 
-        def visit(ref: Reference, depth: int) -> None:
-            if depth > 32:
-                raise InvalidSchema("Schema references nest deeper than 32 levels (a cycle?).")
-            if (ref.subject, ref.version) in seen:
-                return
-            seen.add((ref.subject, ref.version))
+        def visit(ref: Reference, path: tuple[int | None, ...]) -> None:
+            if len(path) > 32:
+                raise InvalidSchema("Schema references nest deeper than 32 levels.")
             try:
                 sv = self.get_version(ref.subject, ref.version, include_deleted=True)
             except (SubjectNotFound, VersionNotFound) as exc:
@@ -353,12 +356,20 @@ class SchemaRegistry:
                     f"Reference {ref.name!r} points at subject {ref.subject!r} version "
                     f"{ref.version}, which does not exist: register it first."
                 ) from exc
+            if sv.id in path:
+                raise InvalidSchema(
+                    f"Reference {ref.name!r} (subject {ref.subject!r} version {ref.version}) "
+                    "leads back to a schema that references it: a cycle."
+                )
+            if (ref.subject, ref.version) in seen:
+                return
+            seen.add((ref.subject, ref.version))
             for inner in sv.schema.references:
-                visit(inner, depth + 1)
+                visit(inner, (*path, sv.id))
             out.append((ref.name, sv.schema.text))
 
         for r in refs:
-            visit(r, 0)
+            visit(r, (root,))
         return out
 
     def _parse_new(

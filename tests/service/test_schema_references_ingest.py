@@ -179,3 +179,20 @@ def test_a_missing_reference_is_named_and_shared_types_defined_once(hub: Hub) ->
         json.dumps({**TRADE, "name": "com.acme.trading.FxTrade", "namespace": None}), [money]
     )
     assert text.count('"name":"com.acme.Money"') == 1 and text.count('"name":"com.acme.Ccy"') == 1
+
+
+def test_a_reference_cycle_is_refused_naming_it(hub: Hub) -> None:
+    """Registration cannot make a cycle (a reference names a version that exists), but IMPORT
+    mode or a forged ``_schemas`` record can: reading the schema refuses it, no recursion."""
+    from registry.service import SCHEMAS_TOPIC, StoredSchema, SubjectVersion
+
+    registry: SchemaRegistry = hub.registry
+    records = []
+    for sid, subject, other in ((9001, "cyc-a", "cyc-b"), (9002, "cyc-b", "cyc-a")):
+        text = json.dumps({"type": "record", "name": f"X{sid}", "fields": []})
+        stored = StoredSchema(sid, text, "AVRO", (Reference(f"X{sid ^ 3}", other, 1),))
+        records.append(registry._schema_record(SubjectVersion(subject, 1, sid, stored)))
+    hub.log.append(SCHEMAS_TOPIC, records)
+    registry.refresh()
+    with pytest.raises(InvalidSchema, match=r"'cyc-a' version 1\) leads back .* a cycle"):
+        registry.parsed(9001)

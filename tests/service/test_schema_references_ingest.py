@@ -196,3 +196,36 @@ def test_a_reference_cycle_is_refused_naming_it(hub: Hub) -> None:
     registry.refresh()
     with pytest.raises(InvalidSchema, match=r"'cyc-a' version 1\) leads back .* a cycle"):
         registry.parsed(9001)
+
+
+def test_compatibility_sees_through_references(
+    hub: Hub, api: tuple[TestClient, dict[str, str]]
+) -> None:
+    """A referencing v2 whose referenced Money gained a field is checked on the whole type."""
+    c, h = api
+    _register(c, h, "money", MONEY)
+    _register(
+        c,
+        h,
+        "fxtrades-value",
+        TRADE,
+        [{"name": "com.acme.Money", "subject": "money", "version": 1}],
+    )
+    for subject, extra in (("money-required", {}), ("money-optional", {"default": "none"})):
+        money = json.loads(json.dumps(MONEY))
+        money["fields"].append({"name": "note", "type": "string", **extra})
+        _register(c, h, subject, money)
+    v2 = {"schema": json.dumps(TRADE)}
+    bad = {
+        **v2,
+        "references": [{"name": "com.acme.Money", "subject": "money-required", "version": 1}],
+    }
+    r = c.post("/subjects/fxtrades-value/versions", json=bad, headers=h)
+    assert r.status_code == 409 and "note" in r.text, r.text  # old Money has no note to read
+    ok = {
+        **v2,
+        "references": [{"name": "com.acme.Money", "subject": "money-optional", "version": 1}],
+    }
+    r = c.post("/subjects/fxtrades-value/versions", json=ok, headers=h)
+    assert r.status_code == 200, r.text
+    assert c.get("/subjects/fxtrades-value/versions", headers=h).json() == [1, 2]

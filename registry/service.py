@@ -53,6 +53,7 @@ from core.fold import TopicFold
 from core.ports.eventlog import EventLog, Record
 from registry.internal import is_internal_subject
 from registry.plain import log_form, plain_subject
+from registry.standalone import inline_references
 
 SCHEMAS_TOPIC = "_schemas"
 _P = ParamSpec("_P")
@@ -246,6 +247,9 @@ class SchemaRegistry:
 
     def _canonical_of(self, stored: StoredSchema) -> str:
         try:
+            if stored.references:  # the identity is the form read with its references
+                resolved = self._resolve_references(stored.references, stored.id)
+                return parse_schema(stored.text, resolved).canonical
             return self.parsed(stored.id, stored).canonical
         except HubError:
             return stored.text
@@ -285,27 +289,31 @@ class SchemaRegistry:
 
     # -- parsing ----------------------------------------------------------------------------
     def parsed(self, schema_id: int, stored: StoredSchema | None = None) -> ParsedSchema:
-        """The parsed schema of a global id (cached); raises ``SchemaNotFound``."""
+        """The parsed schema of a global id (cached); raises ``SchemaNotFound``. A schema with
+        references comes standalone (``registry.standalone``): its text defines the named
+        types it takes from them, so readers of the text alone (shredding, the log and plain
+        forms, the columnar readers) see them, PII marked inside them included."""
         cached = self._parsed.get(schema_id)
         if cached is not None:
             return cached
         if stored is None:
             stored = self.get_by_id(schema_id)
-        result = parse_schema(stored.text, self._resolve_references(stored.references))
+        result = parse_schema(stored.text, self._resolve_references(stored.references, stored.id))
+        if stored.references:
+            result = self._standalone(result, stored.references, (schema_id,))
         self._parsed[schema_id] = result
         return result
 
-    def _resolve_references(self, refs: Sequence[Reference]) -> list[tuple[str, str]]:
-        """Referenced schema texts in dependency order (references of references first)."""
-        out: list[tuple[str, str]] = []
-        seen: set[tuple[str, int]] = set()
-
-        def visit(ref: Reference, depth: int) -> None:
-            if depth > 32:
-                raise InvalidSchema("Schema references nest deeper than 32 levels (a cycle?).")
-            if (ref.subject, ref.version) in seen:
-                return
-            seen.add((ref.subject, ref.version))
+    def _standalone(
+        self, parsed: ParsedSchema, refs: Sequence[Reference], within: tuple[int, ...] = ()
+    ) -> ParsedSchema:
+        """``parsed`` (read with ``refs``) as one self-contained schema. ``within``: the ids
+        being made standalone further up, so that a cycle (only IMPORT mode or a forged
+        ``_schemas`` record can make one) is refused rather than recursed into."""
+        if len(within) > 32:
+            raise InvalidSchema("Schema references nest deeper than 32 levels.")
+        referenced = []
+        for ref in refs:
             try:
                 sv = self.get_version(ref.subject, ref.version, include_deleted=True)
             except (SubjectNotFound, VersionNotFound) as exc:
@@ -313,12 +321,55 @@ class SchemaRegistry:
                     f"Reference {ref.name!r} points at subject {ref.subject!r} version "
                     f"{ref.version}, which does not exist: register it first."
                 ) from exc
+            if sv.id in within:
+                raise InvalidSchema(
+                    f"Reference {ref.name!r} (subject {ref.subject!r} version {ref.version}) "
+                    "leads back to a schema that references it: a cycle."
+                )
+            inner = self._parsed.get(sv.id)
+            if inner is None:
+                inner = parse_schema(
+                    sv.schema.text, self._resolve_references(sv.schema.references, sv.id)
+                )
+                if sv.schema.references:
+                    inner = self._standalone(inner, sv.schema.references, (*within, sv.id))
+                self._parsed[sv.id] = inner
+            referenced.append(inner.canonical)
+        return parse_schema(inline_references(parsed.canonical, referenced))
+
+    def _resolve_references(
+        self, refs: Sequence[Reference], root: int | None = None
+    ) -> list[tuple[str, str]]:
+        """Referenced schema texts in dependency order (references of references first).
+        ``root``: the id of the schema holding ``refs``, which none of them may lead back to
+        (a cycle, which only IMPORT mode or a forged ``_schemas`` record can make)."""
+        out: list[tuple[str, str]] = []
+        seen: set[tuple[str, int]] = set()
+
+        def visit(ref: Reference, path: tuple[int | None, ...]) -> None:
+            if len(path) > 32:
+                raise InvalidSchema("Schema references nest deeper than 32 levels.")
+            try:
+                sv = self.get_version(ref.subject, ref.version, include_deleted=True)
+            except (SubjectNotFound, VersionNotFound) as exc:
+                raise InvalidSchema(
+                    f"Reference {ref.name!r} points at subject {ref.subject!r} version "
+                    f"{ref.version}, which does not exist: register it first."
+                ) from exc
+            if sv.id in path:
+                raise InvalidSchema(
+                    f"Reference {ref.name!r} (subject {ref.subject!r} version {ref.version}) "
+                    "leads back to a schema that references it: a cycle."
+                )
+            if (ref.subject, ref.version) in seen:
+                return
+            seen.add((ref.subject, ref.version))
             for inner in sv.schema.references:
-                visit(inner, depth + 1)
+                visit(inner, (*path, sv.id))
             out.append((ref.name, sv.schema.text))
 
         for r in refs:
-            visit(r, 0)
+            visit(r, (root,))
         return out
 
     def _parse_new(
@@ -714,7 +765,7 @@ class SchemaRegistry:
                         return sv
                 # Read-only refuses writes; the answer above writes nothing (as a lookup).
                 self._refuse_read_only(subject)
-                self._refuse_declassified(subject, text, schema_type)
+                self._refuse_declassified(subject, parsed, refs, schema_type)
                 if explicit and not importing:
                     raise InvalidInput(
                         "An explicit schema id or version is only accepted in IMPORT mode.",
@@ -758,7 +809,9 @@ class SchemaRegistry:
                 return importing
             self._settled.wait()
 
-    def _refuse_declassified(self, subject: str, text: str, schema_type: str) -> None:
+    def _refuse_declassified(
+        self, subject: str, parsed: ParsedSchema, refs: Sequence[Reference], schema_type: str
+    ) -> None:
         """Refuse a version that keeps a field some live version of ``subject`` classifies
         PII (or stores encrypted) without that protection. Subjects are shared by every
         tenant's producers, and the compatibility rules ignore the classification: one
@@ -769,10 +822,12 @@ class SchemaRegistry:
             return
         from core.pii import declassified
 
+        # Both sides standalone: a classification inside a referenced schema counts too.
+        text = self._standalone(parsed, refs).text if refs else parsed.text
         for sv in self._state.subjects.get(subject, {}).values():
             if sv.deleted or sv.schema.schema_type != "AVRO":
                 continue
-            lost = declassified(sv.schema.text, text)
+            lost = declassified(self.parsed(sv.id).text, text)
             if lost:
                 raise IncompatibleSchema(
                     f"Schema being registered under subject {subject!r} keeps field(s) "
@@ -867,7 +922,9 @@ class SchemaRegistry:
             raise
         with self._lock:  # 8
             try:
-                if sv.id not in self._state.schemas:  # the fold would parse it again
+                # Not yet folded (the fold would parse it again); one with references is left
+                # to ``parsed``, which makes it standalone.
+                if sv.id not in self._state.schemas and not sv.schema.references:
                     self._parsed.setdefault(sv.id, parsed)
                 self.refresh()
             finally:

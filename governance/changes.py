@@ -56,6 +56,8 @@ class Identities(Protocol):
         self, proposed_by: str, approver: Principal, proposed_at: Any, what: str
     ) -> None: ...
 
+    def check_proposer(self, proposed_by: str, proposed_key: str, what: str) -> None: ...
+
 
 def check_two_person(
     identities: Identities | None,
@@ -63,9 +65,14 @@ def check_two_person(
     approver: Principal,
     proposed_at: Any,
     what: str,
+    *,
+    proposed_key: str = "",
 ) -> None:
-    """Raise ``Forbidden`` when ``approver`` is not another person than the proposer."""
+    """Raise ``Forbidden`` when ``approver`` is not another person than the proposer, and
+    ``Conflict`` (``proposer_revoked``) when the proposer no longer holds a key that may
+    propose it (``governance.apikeys.ApiKeys.check_proposer``)."""
     if identities is not None:
+        identities.check_proposer(proposed_by, proposed_key, what)
         identities.check_approver(proposed_by, approver, proposed_at, what)
     elif approver.id.strip().casefold() == proposed_by.strip().casefold():
         raise Forbidden(
@@ -181,6 +188,7 @@ class PolicyChanges:
                         "files": dict(bundle.files),
                         "diff": diff,
                         "proposed_by": principal.id,
+                        "proposed_by_key": str(principal.attributes.get("key_id", "")),
                         "reason": reason,
                         "requires_approval": requires,
                         "tests_passed": passed,
@@ -211,6 +219,7 @@ class PolicyChanges:
                 principal,
                 change.proposed_at,
                 f"policy change {change_id}",
+                proposed_key=change.proposed_by_key,
             )
             active = self.store.active_bundle()
             if change.base_version != active.version:

@@ -806,6 +806,7 @@ class ConfigChanges:
                             "new_value": None,
                             "diff": value_diff(name, old_text, None),
                             "proposed_by": principal.id,
+                            "proposed_by_key": str(principal.attributes.get("key_id", "")),
                             "reason": reason,
                             "requires_approval": False,
                             "rollback_of": "",
@@ -936,6 +937,7 @@ class ConfigChanges:
             principal,
             change.proposed_at,
             f"configuration change {change_id}",
+            proposed_key=change.proposed_by_key,
         )
         current = to_text(res.current())
         if current != change.old_value:
@@ -1039,6 +1041,7 @@ class ConfigChanges:
                 "new_value": new_text,
                 "diff": diff,
                 "proposed_by": principal.id,
+                "proposed_by_key": str(principal.attributes.get("key_id", "")),
                 "reason": reason,
                 "requires_approval": requires,
                 "rollback_of": rollback_of,

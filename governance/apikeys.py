@@ -957,7 +957,7 @@ class ApiKeys:
                     f"Enrolment {enrolment_id} is {e.state(now)}, not pending approval.",
                     code="enrolment_not_pending",
                 )
-            self.check_proposer(e.requested_by, e.requested_by_key, f"Enrolment {enrolment_id}")
+            self.check_proposer(e.requested_by, e.requested_by_key, f"enrolment {enrolment_id}")
             self.check_approver(
                 e.requested_by, approver, e.requested_at, f"enrolment {enrolment_id}"
             )
@@ -1328,9 +1328,9 @@ class ApiKeys:
         if alive:
             return
         raise Conflict(
-            f"{what} no longer counts: its proposer {proposed_by!r} holds no unrevoked key that "
-            f"may propose it now (needed: {need}). A proposal stands only while its proposer "
-            "still may make it; it must be proposed again by someone who may.",
+            f"The proposer of {what}, {proposed_by!r}, holds no unrevoked key that may propose "
+            f"it now (needed: {need}), so it no longer counts: a proposal stands only while its "
+            "proposer still may make it. Someone who may must propose it again.",
             code="proposer_revoked",
         )
 

@@ -82,6 +82,28 @@ def check_two_person(
         )
 
 
+def refused_for_proposer(
+    ledger: Any, approver: Principal, action: str, resource: str, change_id: str, exc: Exception
+) -> None:
+    """Record in the audit ledger an approval refused because the proposer lost the right to
+    propose (``proposer_revoked``): an auditor sees who tried to complete whose change, not
+    only the changes that were applied. Best effort: the refusal stands if recording fails."""
+    if ledger is None or getattr(exc, "code", "") != "proposer_revoked":
+        return
+    try:
+        ledger.record_action(
+            approver.id,
+            action,
+            resource,
+            outcome="refused",
+            details={"change_id": change_id, "reason": "proposer_revoked", "message": str(exc)},
+            tenant=approver.tenant,
+        )
+    except Exception:  # the answer is still the refusal; the log line keeps the trace
+        log.exception("recording the refused approval of %s failed", change_id)
+    log.warning("approval of %s by %s refused: %s", change_id, approver.id, exc)
+
+
 class Reloadable(Protocol):
     def load(self, bundle: PolicyBundle) -> None: ...
 
@@ -139,9 +161,11 @@ class PolicyChanges:
         *,
         evaluator: Callable[[PolicyBundle], Evaluator],
         identities: Identities | None = None,
+        ledger: Any = None,
     ) -> None:
         self.store = store
         self._identities = identities
+        self._ledger = ledger  # records refused approvals (``refused_for_proposer``)
         self._publisher = publisher
         self._engine = engine
         self._evaluator = evaluator
@@ -213,14 +237,25 @@ class PolicyChanges:
             change = self.store.change(change_id)
             if change.activated_at is not None:
                 raise Conflict(f"Policy change {change_id} is already active.")
-            check_two_person(
-                self._identities,
-                change.proposed_by,
-                principal,
-                change.proposed_at,
-                f"policy change {change_id}",
-                proposed_key=change.proposed_by_key,
-            )
+            try:
+                check_two_person(
+                    self._identities,
+                    change.proposed_by,
+                    principal,
+                    change.proposed_at,
+                    f"policy change {change_id}",
+                    proposed_key=change.proposed_by_key,
+                )
+            except Conflict as exc:
+                refused_for_proposer(
+                    self._ledger,
+                    principal,
+                    "policy.approve_refused",
+                    change.resource,
+                    change_id,
+                    exc,
+                )
+                raise
             active = self.store.active_bundle()
             if change.base_version != active.version:
                 raise Conflict(

@@ -43,6 +43,16 @@ def _revoke(client: TestClient, admin: dict[str, str], key_id: str) -> None:
     assert r.status_code == 200, r.text
 
 
+def _refusals(hub: Hub, resource: str) -> list[tuple[str, str]]:
+    """The refused approvals the audit ledger recorded for ``resource``."""
+    hub.ledger.sync(force_checkpoint=True)
+    return [
+        (e["actor"], e["action"])
+        for e in hub.ledger.entries(topic="hub.audit", with_fields=True)
+        if e["resource"] == resource and e["action"].endswith("_refused")
+    ]
+
+
 def _propose_policy(client: TestClient, who: dict[str, str]) -> str:
     r = client.post(
         "/v1/policy/changes", headers=who, json={"files": _files("event.read"), "reason": "x"}
@@ -66,6 +76,7 @@ def test_a_policy_change_of_a_revoked_proposer_is_not_activated(
     hub.policy_changes.store.refresh()
     assert hub.policy_changes.store.active_bundle().version == before
     assert hub.policy_changes.store.change(change).status == "pending_approval"
+    assert _refusals(hub, "policy") == [("olga", "policy.approve_refused")]
 
 
 def test_a_proposer_with_another_valid_key_like_it_still_counts(
@@ -117,6 +128,7 @@ def test_a_legal_hold_release_of_a_revoked_proposer_is_not_applied(
     r = client.post(f"/v1/config/changes/{change}/approve", json={}, headers=dave)
     assert r.status_code == 409 and r.json()["reason"] == "proposer_revoked", r.text
     assert hub.governance.is_held("subject:ACC-7")
+    assert _refusals(hub, f"legalhold:{hold_id}") == [("dave", "config.approve_refused")]
 
 
 def test_an_enrolment_requested_by_a_revoked_key_is_not_approved(

@@ -957,6 +957,7 @@ class ApiKeys:
                     f"Enrolment {enrolment_id} is {e.state(now)}, not pending approval.",
                     code="enrolment_not_pending",
                 )
+            self.check_proposer(e.requested_by, e.requested_by_key, f"enrolment {enrolment_id}")
             self.check_approver(
                 e.requested_by, approver, e.requested_at, f"enrolment {enrolment_id}"
             )
@@ -1285,6 +1286,53 @@ class ApiKeys:
                 "with that key), then approve with the new one.",
                 code="two_person_rule",
             )
+
+    def check_proposer(self, proposed_by: str, proposed_key: str, what: str) -> None:
+        """Raise ``Conflict`` (``proposer_revoked``) unless the proposer of ``what`` still holds,
+        now, an unrevoked, unexpired key that may propose it: the proposing key itself, or
+        another key of the same owner in the same tenant holding at least its roles (a
+        rotation's successor, a second key) or ``admin``. A pending change is the proposer's
+        act that an approval completes: once an admin revoked the proposer's right, the half
+        they left behind must not become a change.
+
+        Without the proposing key (events from before it was recorded, a principal the hub
+        built in-process) the roles and tenant it proposed with are unknown: any active key of
+        the owner counts. An owner the keyring never knew had no key that could be revoked
+        (an in-process principal): not refused here.
+        """
+        self._refresh()
+        now = datetime.now(UTC)
+        owner = _fold_key(proposed_by)
+        owned = [k for k in self._keys.values() if _fold_key(k.owner) == owner]
+        key = self._keys.get(proposed_key) if proposed_key else None
+        if key is not None and _fold_key(key.owner) != owner:
+            key = None  # not the proposer's: decide from the owner's keys
+        if key is None and not owned:
+            return
+        if key is not None:
+            proposing = key
+            alive = [
+                k
+                for k in owned
+                if k.state(now) == "active"
+                and _fold_key(k.tenant) == _fold_key(proposing.tenant)
+                and (proposing.roles <= k.roles or "admin" in k.roles)
+            ]
+            need = (
+                f"key {proposing.key_id} (roles {', '.join(sorted(proposing.roles))}, tenant "
+                f"{proposing.tenant!r}) or another key of theirs with those roles in that tenant"
+            )
+        else:
+            alive = [k for k in owned if k.state(now) == "active"]
+            need = "any active key (the proposal does not say which key proposed it)"
+        if alive:
+            return
+        raise Conflict(
+            f"The proposer of {what}, {proposed_by!r}, holds no unrevoked key that may propose "
+            f"it now (needed: {need}), so it no longer counts: a proposal stands only while its "
+            "proposer still may make it. Someone who may must propose it again.",
+            code="proposer_revoked",
+        )
 
     def _check_enrolled(
         self, proposed_by: str, approver: Principal, since: datetime | None, what: str

@@ -56,6 +56,8 @@ class Identities(Protocol):
         self, proposed_by: str, approver: Principal, proposed_at: Any, what: str
     ) -> None: ...
 
+    def check_proposer(self, proposed_by: str, proposed_key: str, what: str) -> None: ...
+
 
 def check_two_person(
     identities: Identities | None,
@@ -63,9 +65,14 @@ def check_two_person(
     approver: Principal,
     proposed_at: Any,
     what: str,
+    *,
+    proposed_key: str = "",
 ) -> None:
-    """Raise ``Forbidden`` when ``approver`` is not another person than the proposer."""
+    """Raise ``Forbidden`` when ``approver`` is not another person than the proposer, and
+    ``Conflict`` (``proposer_revoked``) when the proposer no longer holds a key that may
+    propose it (``governance.apikeys.ApiKeys.check_proposer``)."""
     if identities is not None:
+        identities.check_proposer(proposed_by, proposed_key, what)
         identities.check_approver(proposed_by, approver, proposed_at, what)
     elif approver.id.strip().casefold() == proposed_by.strip().casefold():
         raise Forbidden(
@@ -73,6 +80,28 @@ def check_two_person(
             "another person must.",
             code="two_person_rule",
         )
+
+
+def refused_for_proposer(
+    ledger: Any, approver: Principal, action: str, resource: str, change_id: str, exc: Exception
+) -> None:
+    """Record in the audit ledger an approval refused because the proposer lost the right to
+    propose (``proposer_revoked``): an auditor sees who tried to complete whose change, not
+    only the changes that were applied. Best effort: the refusal stands if recording fails."""
+    if ledger is None or getattr(exc, "code", "") != "proposer_revoked":
+        return
+    try:
+        ledger.record_action(
+            approver.id,
+            action,
+            resource,
+            outcome="refused",
+            details={"change_id": change_id, "reason": "proposer_revoked", "message": str(exc)},
+            tenant=approver.tenant,
+        )
+    except Exception:  # the answer is still the refusal; the log line keeps the trace
+        log.exception("recording the refused approval of %s failed", change_id)
+    log.warning("approval of %s by %s refused: %s", change_id, approver.id, exc)
 
 
 class Reloadable(Protocol):
@@ -132,9 +161,11 @@ class PolicyChanges:
         *,
         evaluator: Callable[[PolicyBundle], Evaluator],
         identities: Identities | None = None,
+        ledger: Any = None,
     ) -> None:
         self.store = store
         self._identities = identities
+        self._ledger = ledger  # records refused approvals (``refused_for_proposer``)
         self._publisher = publisher
         self._engine = engine
         self._evaluator = evaluator
@@ -181,6 +212,7 @@ class PolicyChanges:
                         "files": dict(bundle.files),
                         "diff": diff,
                         "proposed_by": principal.id,
+                        "proposed_by_key": str(principal.attributes.get("key_id", "")),
                         "reason": reason,
                         "requires_approval": requires,
                         "tests_passed": passed,
@@ -205,13 +237,25 @@ class PolicyChanges:
             change = self.store.change(change_id)
             if change.activated_at is not None:
                 raise Conflict(f"Policy change {change_id} is already active.")
-            check_two_person(
-                self._identities,
-                change.proposed_by,
-                principal,
-                change.proposed_at,
-                f"policy change {change_id}",
-            )
+            try:
+                check_two_person(
+                    self._identities,
+                    change.proposed_by,
+                    principal,
+                    change.proposed_at,
+                    f"policy change {change_id}",
+                    proposed_key=change.proposed_by_key,
+                )
+            except Conflict as exc:
+                refused_for_proposer(
+                    self._ledger,
+                    principal,
+                    "policy.approve_refused",
+                    change.resource,
+                    change_id,
+                    exc,
+                )
+                raise
             active = self.store.active_bundle()
             if change.base_version != active.version:
                 raise Conflict(

@@ -79,7 +79,7 @@ from core.errors import (
     TopicNotFound,
 )
 from core.ports.policy import Principal
-from governance.changes import Identities, check_two_person
+from governance.changes import Identities, check_two_person, refused_for_proposer
 from governance.configstore import (
     APPLIED,
     APPROVED,
@@ -154,7 +154,14 @@ class Auditor(Protocol):
     """The audit ledger (``ledger.service.Ledger``)."""
 
     def record_action(
-        self, actor: str, action: str, resource: str, *, details: Any = None, tenant: str = ...
+        self,
+        actor: str,
+        action: str,
+        resource: str,
+        *,
+        outcome: str = ...,
+        details: Any = None,
+        tenant: str = ...,
     ) -> Any: ...
 
 
@@ -806,6 +813,7 @@ class ConfigChanges:
                             "new_value": None,
                             "diff": value_diff(name, old_text, None),
                             "proposed_by": principal.id,
+                            "proposed_by_key": str(principal.attributes.get("key_id", "")),
                             "reason": reason,
                             "requires_approval": False,
                             "rollback_of": "",
@@ -930,13 +938,20 @@ class ConfigChanges:
         change = self.store.change(change_id)
         if change.applied_at is not None:
             raise Conflict(f"Configuration change {change_id} is already applied.")
-        check_two_person(
-            self._identities,
-            change.proposed_by,
-            principal,
-            change.proposed_at,
-            f"configuration change {change_id}",
-        )
+        try:
+            check_two_person(
+                self._identities,
+                change.proposed_by,
+                principal,
+                change.proposed_at,
+                f"configuration change {change_id}",
+                proposed_key=change.proposed_by_key,
+            )
+        except Conflict as exc:
+            refused_for_proposer(
+                self._ledger, principal, "config.approve_refused", change.resource, change_id, exc
+            )
+            raise
         current = to_text(res.current())
         if current != change.old_value:
             raise StaleChange(
@@ -1039,6 +1054,7 @@ class ConfigChanges:
                 "new_value": new_text,
                 "diff": diff,
                 "proposed_by": principal.id,
+                "proposed_by_key": str(principal.attributes.get("key_id", "")),
                 "reason": reason,
                 "requires_approval": requires,
                 "rollback_of": rollback_of,

@@ -56,6 +56,7 @@ class ConfigChange:
     # The proposer's tenant (the record's ce_tenant header): a legal hold's release is shown
     # to its tenant's readers only (``ConfigChanges.visible``).
     tenant: str = "default"
+    proposed_by_key: str = ""  # empty in events from before it was recorded
 
     @property
     def status(self) -> str:
@@ -120,6 +121,7 @@ class ConfigChangeStore:
                 rollback_of=v["rollback_of"],
                 proposed_at=str(v["proposed_at"]),
                 tenant=str(rec.get("headers", {}).get(H_TENANT) or "default"),
+                proposed_by_key=str(v.get("proposed_by_key") or ""),
             )
         elif kind == APPROVED and v.get("change_id") in self._changes:
             self._changes[v["change_id"]].approvals.append(

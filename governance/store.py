@@ -60,6 +60,7 @@ class Change:
     approvals: list[dict[str, str]] = field(default_factory=list)
     activated_at: str | None = None
     activated_by: str | None = None
+    proposed_by_key: str = ""  # empty in events from before it was recorded
 
     @property
     def status(self) -> str:
@@ -128,6 +129,7 @@ class PolicyStore:
                 requires_approval=v["requires_approval"],
                 tests_passed=v["tests_passed"],
                 proposed_at=str(v["proposed_at"]),
+                proposed_by_key=str(v.get("proposed_by_key") or ""),
             )
         elif kind == APPROVED and v.get("change_id") in self._changes:
             self._changes[v["change_id"]].approvals.append(

@@ -624,6 +624,7 @@ def bootstrap(
         _reloadable(policy),
         evaluator=RegoPolicyEngine,
         identities=keys,
+        ledger=ledger,
     )
     lineage = LineageLog(event_log, reader)
     hub = Hub(

@@ -54,7 +54,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any
@@ -498,10 +498,18 @@ class Ledger:
                         enc = encoded.below(end)
                         if not len(enc):
                             break
-                        chunks.append(enc)
                         read.append(enc)
                         count += len(enc)
                         pos = enc.next_offset()
+                        last = chunks[-1] if chunks else None
+                        if (  # one chunk per partition run: the leaf batch's cost is per chunk
+                            isinstance(last, EncodedColumns)
+                            and (last.topic, last.partition) == (topic, part)
+                            and last.decode == enc.decode
+                        ):
+                            chunks[-1] = replace(last, batches=last.batches + enc.batches)
+                        else:
+                            chunks.append(enc)
                     else:
                         if chunk is None:
                             chunk = self.log.read_columns(topic, part, pos, want)

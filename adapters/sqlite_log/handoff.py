@@ -59,9 +59,13 @@ Decode = Callable[[str, int, Sequence[EncodedBatch]], RecordColumns]
 Row = tuple[int, int, int, int, int, int, bytes | None, bytes]
 """A row ``_store`` inserts: (topic id, partition, base, last, count, max ts, MAC, bytes)."""
 
+# The batches overlapping [?3, ?4): the index on base offsets bounds both ends (a bare
+# ``base_offset + record_count > ?3`` would scan the partition from its first batch).
 _SQL_ROWS = (
     "SELECT base_offset, last_offset, record_count, max_timestamp, mac FROM batches"
-    " WHERE topic_id = ?1 AND part = ?2 AND base_offset + record_count > ?3"
+    " WHERE topic_id = ?1 AND part = ?2 AND base_offset >= coalesce((SELECT base_offset"
+    " FROM batches WHERE topic_id = ?1 AND part = ?2 AND base_offset <= ?3"
+    " ORDER BY base_offset DESC LIMIT 1), 0) AND base_offset + record_count > ?3"
     " AND base_offset < ?4 ORDER BY base_offset"
 )
 

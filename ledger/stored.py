@@ -56,7 +56,10 @@ class StoredBatches:
         n = end - first
         with self._lock:
             entries = self._by.setdefault((topic, part), [])
-            insort(entries, entry)  # group-committed appenders may hand out of order
+            if not entries or entries[-1].base < first:
+                entries.append(entry)
+            else:  # group-committed appenders may hand out of order
+                insort(entries, entry)
             self._count += n
             while self._count > self._limit and entries:
                 old = entries.pop(0)

@@ -130,8 +130,7 @@ class StoredHandoff:
             if item is not None:
                 for row in item[1]:
                     by.setdefault((item[0], row[1]), []).append(row)
-        for (name, part), rows in by.items():
-            rows.sort(key=lambda r: r[2])
+        for (name, part), rows in by.items():  # (offsets ascend: stored in this order)
             first, end = rows[0][2], rows[-1][2] + rows[-1][4]
             opener = partial(self._open, name, part, rows)
             for receiver in receivers:

@@ -157,45 +157,49 @@ def check(
     next offset, anchor, head, seal). Raises ``HubError`` ``log_handoff_stale``."""
     tid, name, part = ids
     start, end = span
-    given: dict[int, tuple[StoredRow, bool]] = {}
+    handed: list[StoredRow] = []  # every handed row (a base twice: each is checked)
+    were_read: dict[int, StoredRow] = {}
     for c in read:
-        if isinstance(c.auth, HandedChain | ReadChain):
-            handed = isinstance(c.auth, HandedChain)
+        if isinstance(c.auth, HandedChain):
+            handed += c.auth.rows
+        elif isinstance(c.auth, ReadChain):
             for row in c.auth.rows:
-                given.setdefault(row[0], (row, handed))
+                were_read.setdefault(row[0], row)
     stored = conn.execute(_SQL_ROWS, (tid, part, start, end)).fetchall()
     at = {s[0]: s for s in stored}
-    for base, (row, handed) in given.items():
-        if handed and base < end and base + row[2] > start:
-            s = at.get(base)
-            if s is None or tuple(s[:4]) != row[:4]:
-                raise HubError(
-                    f"The batch this process appended at offset {base} of {name!r} partition "
-                    f"{part} is no longer stored as appended (retention removed it?); the "
-                    "range is read back from the log instead.",
-                    code="log_handoff_stale",
-                )
-    if key is None:
-        return None
-    prev: bytes | None = None
-    for base, last, count, max_ts, mac in stored:
-        got = given.get(base)
-        if got is None:  # a batch nobody read or handed: ``check_records`` reads the range
+    for row in handed:
+        base = row[0]
+        if not (base < end and base + row[2] > start):
+            continue
+        s = at.get(base)
+        if s is None or tuple(s[:4]) != row[:4]:
             raise HubError(
-                f"The batch at offset {base} of {name!r} partition {part} was neither read "
-                "nor handed; the range is read back from the log instead.",
+                f"The batch this process appended at offset {base} of {name!r} partition "
+                f"{part} is no longer stored as appended (retention removed it?); the "
+                "range is read back from the log instead.",
                 code="log_handoff_stale",
             )
-        row, handed = got
-        if handed:  # the key's MAC of exactly these bytes, computed by the append
-            ok = mac is not None and row[4] is not None and hmac.compare_digest(mac, row[4])
-        else:
+        # the key's MAC of exactly these bytes, computed by the append, is the stored one
+        if key is not None and (s[4] is None or row[4] is None or s[4] != row[4]):
+            return bad_batch(name, part, base, row[2])
+    if key is None:
+        return None
+    were_handed = {row[0] for row in handed}
+    prev: bytes | None = None
+    for base, last, count, max_ts, mac in stored:
+        if base not in were_handed:  # read from the log: its MAC recomputed, as before
+            got = were_read.get(base)
+            if got is None:  # neither read nor handed: ``check_records`` reads the range
+                raise HubError(
+                    f"The batch at offset {base} of {name!r} partition {part} was neither "
+                    "read nor handed; the range is read back from the log instead.",
+                    code="log_handoff_stale",
+                )
             if prev is None:
                 prev = mac_before(base)
-            want = batch_mac(key, name, (part, base, last, count, max_ts), prev, row[5])
-            ok = mac is not None and hmac.compare_digest(mac, want) and row[4] == mac
-        if not ok:
-            return bad_batch(name, part, base, count)
+            want = batch_mac(key, name, (part, base, last, count, max_ts), prev, got[5])
+            if mac is None or got[4] != mac or not hmac.compare_digest(mac, want):
+                return bad_batch(name, part, base, count)
         prev = bytes(mac)
     first, stop, anchor, head, seal = bounds
     if seal is None or anchor is None or head is None:

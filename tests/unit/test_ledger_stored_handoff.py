@@ -216,3 +216,38 @@ def test_forged_handed_bytes_never_reach_the_ledger(tmp_path: Path) -> None:
     for x in (ledger, honest):
         x.close()
     log.close()
+
+
+def test_a_handed_batch_that_a_log_read_also_carried_is_still_checked(tmp_path: Path) -> None:
+    """A log read past a transaction marker takes the first record of the handed batch after
+    it; the rest of that batch comes from the handed bytes, which are checked on their own
+    (not only the read's copy of the batch)."""
+    mine = SqliteEventLog(tmp_path / "log.sqlite", mac_key=KEY)
+    mine.create_topic("trades", 1)
+    other = SqliteEventLog(tmp_path / "log.sqlite", mac_key=KEY)
+    ledger = _ledger(mine, tmp_path / "ledger", tmp_path / "ledger.key")
+    with other.transaction("t") as txn:  # offsets 0-9, then the marker at 10
+        txn.append("trades", [Record(b"o%d" % i, b"k", (), 1_000) for i in range(10)])
+    mine.append("trades", [Record(b"v%d" % i, b"k%d" % i, (), 2_000 + i) for i in range(300)])
+    mine.append("trades", [Record(b"w%d" % i, b"k%d" % i, (), 3_000 + i) for i in range(300)])
+    second = mine.read_encoded("trades", 0, 311, 300)
+    forged = EncodedColumns(  # the second batch's bytes claimed for the first (offsets 11-310)
+        "trades",
+        0,
+        tuple(replace(b, base_offset=11) for b in second.batches),
+        second.decode,
+        HandedChain(tuple((11, 310, *r[2:4], b"x" * 32, r[5]) for r in _rows(second))),
+    )
+    ledger._stored.clear()
+    ledger._stored.add("trades", 0, 11, 311, 311, lambda: forged)
+    reads = _Reads(mine)
+    ledger.sync(force_checkpoint=True)
+    assert reads.records >= 11  # the read ran past the marker into offset 11
+    honest = _ledger(other, tmp_path / "h", tmp_path / "ledger.key")
+    honest.sync(force_checkpoint=True)
+    assert [r[9] for r in ledger.store.query()] == [r[9] for r in honest.store.query()]
+    assert verify_ledger(ledger).ok
+    for x in (ledger, honest):
+        x.close()
+    mine.close()
+    other.close()

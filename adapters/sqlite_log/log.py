@@ -233,6 +233,17 @@ def _first_offset(conn: sqlite3.Connection, topic: StoredTopic, partition: int, 
     return max(offset, int(start))
 
 
+# ``_check_partition``'s batches overlapping [?3, ?4), with their bytes: the base-offset index
+# bounds both ends (the batch holding ?3 is the last one based at or below it); a bare
+# ``base_offset + record_count > ?3`` scanned the partition from its first batch on every check.
+_SQL_CHECK_ROWS = (
+    "SELECT base_offset, last_offset, record_count, max_timestamp, mac, data FROM batches"
+    " WHERE topic_id = ?1 AND part = ?2 AND base_offset >= coalesce((SELECT base_offset"
+    " FROM batches WHERE topic_id = ?1 AND part = ?2 AND base_offset <= ?3"
+    " ORDER BY base_offset DESC LIMIT 1), 0) AND base_offset + record_count > ?3"
+    " AND base_offset < ?4 ORDER BY base_offset"
+)
+
 _SQL_BOUNDS = (
     "SELECT start_offset, next_offset, anchor, head, mac FROM partitions"
     " WHERE topic_id = ? AND part = ?"
@@ -1467,12 +1478,7 @@ class SqliteEventLog(EventLog):
         if seal is None or anchor is None or head is None:
             return _unsealed(name, part)
         upper = (1 << 62) if hi is None else min(hi, end)
-        rows = conn.execute(
-            "SELECT base_offset, last_offset, record_count, max_timestamp, mac, data"
-            " FROM batches WHERE topic_id = ?1 AND part = ?2"
-            " AND base_offset + record_count > ?3 AND base_offset < ?4 ORDER BY base_offset",
-            (tid, part, lo, upper),
-        )
+        rows = conn.execute(_SQL_CHECK_ROWS, (tid, part, lo, upper))
         prev: bytes | None = None
         try:
             for base, last, count, max_ts, mac, blob in rows:

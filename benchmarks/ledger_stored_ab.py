@@ -29,7 +29,9 @@ from statistics import median
 KEY = b"m" * 32
 
 
-def one_round(events: int, step: int, txn: bool, each: bool) -> dict[str, float]:
+def one_round(
+    events: int, step: int, txn: bool, each: bool, parts: int = 1, every: int = 0
+) -> dict[str, float]:
     from adapters.local_signer import LocalKeyFileSigner
     from adapters.sqlite_log import SqliteEventLog
     from adapters.tile_ledgerstore import TileLedgerStore
@@ -39,14 +41,14 @@ def one_round(events: int, step: int, txn: bool, each: bool) -> dict[str, float]
 
     tmp = Path(tempfile.mkdtemp(prefix="ledger-stored-ab-"))
     log = SqliteEventLog(tmp / "log.sqlite", synchronous="OFF", mac_key=KEY)
-    log.create_topic("trades", 1)
+    log.create_topic("trades", parts)
     signer = LocalKeyFileSigner(tmp / "keys" / "ledger.key", "bench/ledger")
     ledger = Ledger(
         log, TileLedgerStore(tmp / "ledger.sqlite"), signer, LedgerConfig(origin="bench/ledger")
     )
     batches = [ledger_records(min(step, events - s), s) for s in range(0, events, step)]
     spent = {"append": 0.0, "sync": 0.0}
-    for recs in batches:
+    for k, recs in enumerate(batches, 1):
         t0 = time.process_time()
         if txn:
             with log.transaction("bench") as t:
@@ -59,15 +61,19 @@ def one_round(events: int, step: int, txn: bool, each: bool) -> dict[str, float]
             got = ledger.cover()
             spent["sync"] += time.process_time() - t0
             assert got["covered"], got
+        elif every and k % every == 0:  # the woken follower's shape: a sync per few appends
+            t0 = time.process_time()
+            ledger.sync()
+            spent["sync"] += time.process_time() - t0
     if not each:
         t0 = time.process_time()
         ledger.sync()
-        spent["sync"] = time.process_time() - t0
+        spent["sync"] += time.process_time() - t0
     assert ledger.store.tree_size() == events
     ledger.sync(force_checkpoint=True)
     cp = ledger.store.latest_checkpoint()
     assert cp is not None
-    inputs = LeafEncoder().leaf_inputs(list(log.scan("trades", 0)))
+    inputs = LeafEncoder().leaf_inputs([r for p in range(parts) for r in log.scan("trades", p)])
     t0 = time.process_time()
     _ = [hashlib.sha256(d).digest() for d in inputs]
     spent["raw"] = time.process_time() - t0
@@ -84,15 +90,19 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--txn", action="store_true", help="append in transactions (file ingest)")
     ap.add_argument("--each", action="store_true", help="cover after each append (HTTP shape)")
+    ap.add_argument("--partitions", type=int, default=1, help="of the topic (keys spread)")
+    ap.add_argument("--every", type=int, default=0, help="sync after every N appends")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        print(json.dumps(one_round(args.events, args.append, args.txn, args.each)))
+        got = one_round(args.events, args.append, args.txn, args.each, args.partitions, args.every)
+        print(json.dumps(got))
         return
     new_tree = Path(__file__).resolve().parent.parent
     trees = {"new": new_tree} if args.old_tree is None else {"old": args.old_tree, "new": new_tree}
     got: dict[str, list[dict[str, float]]] = {k: [] for k in trees}
     flags = [f"--events={args.events}", f"--append={args.append}"]
+    flags += [f"--partitions={args.partitions}", f"--every={args.every}"]
     flags += ["--txn"] * args.txn + ["--each"] * args.each
     for r in range(args.rounds):
         order = list(trees) if r % 2 == 0 else list(reversed(trees))

@@ -6,7 +6,8 @@ Why: the ledger's cover of a batch this process just appended read the batch bac
 (docs/benchmarks/s16-ledger.md). The append already holds those bytes and MACs.
 
 1. ``note`` (in ``SqliteEventLog._store``, inside the write transaction): the rows stored for an
-   append, when someone listens, kept by the append (``PreparedAppend``) until its commit.
+   append, when someone listens and the append holds at least ``MIN_HANDED`` records, kept by
+   the append (``PreparedAppend``) until its commit.
 2. ``commit`` (a group commit) and ``SqliteTransaction``'s COMMIT: only once the transaction
    committed, each partition's rows go to the receivers with their offsets (and the offset
    after the transaction marker that follows, if any) and a function that opens them
@@ -54,6 +55,12 @@ from adapters.sqlite_log.batch import PreparedAppend, open_batch
 from core.errors import HubError
 from core.ports.eventlog import EncodedBatch, EncodedColumns, LogProblem, RecordColumns
 
+# Appends of fewer records are not handed (the follower reads them back, as before): at ~17
+# records per partition the per-sync check of a handed batch (a log snapshot per partition)
+# and the append's bookkeeping cost more than the read they save (docs/benchmarks/
+# s16-ledger.md, "Settled": 0.93-0.99x CPU at 50-record appends; 1.03x at 10k-record appends).
+MIN_HANDED = 256
+
 Receiver = Callable[[str, int, int, int, int, Callable[[], EncodedColumns]], None]
 Decode = Callable[[str, int, Sequence[EncodedBatch]], RecordColumns]
 Row = tuple[int, int, int, int, int, int, bytes | None, bytes]
@@ -85,6 +92,7 @@ class StoredHandoff:
         self._receivers: tuple[Receiver, ...] = ()
         self._noted: dict[int, tuple[str, list[Row]]] = {}  # id(prepared) -> its rows
         self._lock = threading.Lock()
+        self.min_records = MIN_HANDED  # smaller appends are not handed (tests set 1)
 
     def on_stored(self, receiver: Receiver) -> Callable[[], None]:
         with self._lock:
@@ -98,7 +106,7 @@ class StoredHandoff:
 
     def note(self, prepared: PreparedAppend, rows: list[Row]) -> None:
         """1. (Under the write lock, so no two notes of one append race.)"""
-        if self._receivers:
+        if self._receivers and prepared.count >= self.min_records:
             self._noted[id(prepared)] = (prepared.topic.info.name, rows)
 
     def take(self, prepared: PreparedAppend) -> tuple[str, list[Row]] | None:

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from adapters.local_signer import LocalKeyFileSigner
-from adapters.sqlite_log import SqliteEventLog
+from adapters.sqlite_log import SqliteEventLog, handoff
 from adapters.sqlite_log.auth import ReadChain, StoredRow
 from adapters.sqlite_log.handoff import HandedChain
 from adapters.tile_ledgerstore import TileLedgerStore
@@ -27,6 +27,13 @@ from core.ports.eventlog import ColumnBatch, EncodedColumns, Record
 from ledger.service import Ledger, LedgerConfig
 from ledger.verify import verify_ledger
 from tests.unit.test_ledger_columns import _appends, _dump
+
+
+@pytest.fixture(autouse=True)
+def _hand_every_append(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests hand small appends: the floor that spares them in production is lowered."""
+    monkeypatch.setattr(handoff, "MIN_HANDED", 1)
+
 
 KEY = b"k" * 32
 
@@ -251,3 +258,27 @@ def test_a_handed_batch_that_a_log_read_also_carried_is_still_checked(tmp_path: 
         x.close()
     mine.close()
     other.close()
+
+
+def test_appends_below_the_floor_are_read_back_not_handed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Production floor (``MIN_HANDED``): a small append hands nothing (its sync reads it back,
+    where the read is the cheaper path); one at the floor is handed and not read back; the
+    ledger stores the same leaves either way."""
+    monkeypatch.setattr(handoff, "MIN_HANDED", 256)
+    log = SqliteEventLog(tmp_path / "log.sqlite", mac_key=KEY)
+    log.create_topic("t", 1)
+    ledger = _ledger(log, tmp_path / "l", tmp_path / "k")
+    reads = _Reads(log)
+    log.append("t", [Record(b"s%d" % i) for i in range(255)])
+    assert len(ledger._stored) == 0
+    ledger.sync()
+    assert reads.records == 255
+    log.append("t", [Record(b"b%d" % i) for i in range(256)])
+    assert len(ledger._stored) == 256
+    ledger.sync()
+    assert reads.records == 255 and ledger.store.tree_size() == 511
+    assert verify_ledger(ledger).ok
+    ledger.close()
+    log.close()

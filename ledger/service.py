@@ -54,7 +54,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any
@@ -82,6 +82,7 @@ from core.ports.signer import Signer
 from domain.envelope import H_ACTION, H_SUBJECT
 from ledger.errors import CheckpointNotFound, EntryNotFound, InvalidRange, LedgerIntegrityError
 from ledger.leaves import LeafEncoder, query_columns
+from ledger.stored import StoredBatches
 from ledger.tree import TreeBuilder
 from ledger.witness import check_intents, witness_key
 
@@ -97,6 +98,10 @@ _offset_of = attrgetter("offset")
 _ts_of = attrgetter("timestamp_ms")
 
 _RUN_GAP = 64  # records_of: offsets this close share one log read
+
+# Handed stored batches kept for the next sync, in records (the larger of this and four sync
+# batches; ~0.5 KB inflated each): past it the oldest are read back instead.
+_STORED_MIN = 100_000
 
 _STOP_CHECK_S = 0.2  # the follower's longest single wait: how soon it sees ``stop``
 
@@ -329,6 +334,12 @@ class Ledger:
         # None: nothing waits), as the last sync found it: the follower wakes then.
         self._due_us: int | None = None
         self._listeners: list[Callable[[int, list[int]], None]] = []
+        # The stored batches this process's appends hand over (the embedded log): hashed by
+        # the sync instead of read back (docs/benchmarks/s16-ledger.md).
+        self._stored = StoredBatches(max(4 * config.sync_batch, _STORED_MIN))
+        self._stored_used = False  # whether the running sync batch took handed batches
+        self._take_stored = True  # False: the running sync reads back (a handed batch failed)
+        self._unhook = log.on_stored(self._stored.add)
         if witness is not None and fence is None:
             self._copy_to_witness_logged()  # a crash between a commit and its copy: make it now
 
@@ -363,6 +374,12 @@ class Ledger:
         the call (and, with ``force_checkpoint``, a checkpoint covers them); ``NotLeader`` when
         they do not in time.
 
+        What this process's appends to the embedded log wrote is hashed as the append handed
+        it over (``EventLog.on_stored``: the stored batches, ``ledger.stored``), not read
+        back; the log authenticates those against what it holds (``check_records``, step 2);
+        a handed batch that fails (retention removed it meanwhile) fails nothing: the batch
+        is read back instead, where the log's own check decides.
+
         ``handed``: records this process just appended, as ``appended_columns`` built them
         from the append's answer (``cover``). Where the log hands its stored batches
         (``read_encoded``, the embedded log) they are read instead: hashing those natively is
@@ -385,22 +402,36 @@ class Ledger:
             given = _Given(handed)
             result = SyncResult()
             done = False
+            self._take_stored = True
             while not done:
                 made: list[StoredCheckpoint] = []
-                with self.store.write() as conn:
-                    if token is not None:
-                        conn.fence(token)  # 1. (first) refused when a newer leader wrote
-                    appended = self._sync_batch(conn, ends, made, given)
-                    result.appended += appended
-                    if appended < self.config.sync_batch:
-                        cp = self._checkpoint_if_due(conn, force_checkpoint)
-                        if cp is not None:
-                            made.append(cp)
-                        result.size = conn.size()
-                        done = True
-                    if made and self.witness is not None:  # 5. in the checkpoints' transaction
-                        conn.add_witness_intents([c.size for c in made])
-                    size_now = conn.size() if self._listeners else 0
+                self._stored_used = False
+                try:
+                    with self.store.write() as conn:
+                        if token is not None:
+                            conn.fence(token)  # 1. (first) refused when a newer leader wrote
+                        appended = self._sync_batch(conn, ends, made, given)
+                        if appended < self.config.sync_batch:
+                            cp = self._checkpoint_if_due(conn, force_checkpoint)
+                            if cp is not None:
+                                made.append(cp)
+                            result.size = conn.size()
+                            done = True
+                        if made and self.witness is not None:  # 5. in the checkpoints' txn
+                            conn.add_witness_intents([c.size for c in made])
+                        size_now = conn.size() if self._listeners else 0
+                except HubError as exc:
+                    if not self._stored_used:
+                        raise
+                    self._take_stored = False  # this sync reads the log from here on
+                    # A handed batch the log no longer holds as handed (retention), or one
+                    # that fails its check: nothing was adopted; read this batch back, where
+                    # the log's own check decides (LogTampered when the log was altered).
+                    log.warning("handed stored batches not used: %s", exc.message)
+                    self._stored.clear()
+                    done = False
+                    continue
+                result.appended += appended
                 result.checkpoints += [c.size for c in made]
                 if appended or made:  # committed: readers of the store see them now
                     for listener in self._listeners:
@@ -452,17 +483,33 @@ class Ledger:
                     # columns (docs/benchmarks/s15-cover.md). Handed columns stand in where
                     # the log has no stored batches to hand (Kafka, a cold tier).
                     chunk = None
-                    encoded = self.log.read_encoded(topic, part, pos, want)
+                    encoded = self._stored.at(topic, part, pos) if self._take_stored else None
+                    if encoded is not None:
+                        self._stored_used = True
+                        if len(encoded) > want:
+                            encoded = encoded.slice(0, want)
+                    else:
+                        upto = self._stored.next_base(topic, part, pos)  # (None: not taking)
+                        ask = want if upto is None else max(1, min(want, upto - pos))
+                        encoded = self.log.read_encoded(topic, part, pos, ask)
                     if encoded is None:
                         chunk = self._handed_at(given.get((topic, part)), topic, part, pos)
                     if encoded is not None:
                         enc = encoded.below(end)
                         if not len(enc):
                             break
-                        chunks.append(enc)
                         read.append(enc)
                         count += len(enc)
                         pos = enc.next_offset()
+                        last = chunks[-1] if chunks else None
+                        if (  # one chunk per partition run: the leaf batch's cost is per chunk
+                            isinstance(last, EncodedColumns)
+                            and (last.topic, last.partition) == (topic, part)
+                            and last.decode == enc.decode
+                        ):
+                            chunks[-1] = replace(last, batches=last.batches + enc.batches)
+                        else:
+                            chunks.append(enc)
                     else:
                         if chunk is None:
                             chunk = self.log.read_columns(topic, part, pos, want)
@@ -746,6 +793,7 @@ class Ledger:
 
     def close(self) -> None:
         self.stop()
+        self._unhook()
         self.store.close()
 
     # -- audit actions -----------------------------------------------------------------------

@@ -3,7 +3,8 @@
 - ``log``: ``SqliteEventLog``, the adapter (storage, concurrency and durability: its docstring);
 - ``batch``: the stored batch format and an append prepared as per-partition batches;
 - ``auth``: the MAC chain per partition, the partition seals and topic MACs;
-- ``transactions``: ``SqliteTransaction``, one SQLite write transaction.
+- ``transactions``: ``SqliteTransaction``, one SQLite write transaction;
+- ``handoff``: each committed append's stored batches handed on (``on_stored``: the ledger).
 """
 
 from __future__ import annotations

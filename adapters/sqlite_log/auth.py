@@ -8,6 +8,8 @@ import struct
 from dataclasses import dataclass
 from typing import Final
 
+from core.ports.eventlog import LogProblem
+
 # -- authentication (see the module docstring) ----------------------------------------------------
 ZERO_MAC: Final = bytes(32)
 _MAC_BATCH = struct.Struct(">IqqIq")  # partition, base, last, count, max timestamp
@@ -84,3 +86,44 @@ class ReadChain:
             return self.asked
         base, _last, count = self.rows[-1][:3]
         return base + count
+
+
+def unsealed(name: str, part: int) -> LogProblem:
+    return LogProblem(
+        name,
+        part,
+        None,
+        "the partition carries no seal: it was written without the log key, or its seal was "
+        "removed.",
+    )
+
+
+def bad_batch(name: str, part: int, base: int, count: int) -> LogProblem:
+    return LogProblem(
+        name,
+        part,
+        base,
+        f"the stored batch of {count} records fails its MAC: its bytes, offsets or timestamps "
+        "were changed, it was forged, duplicated or moved, or the batch before it was removed.",
+    )
+
+
+def bad_seal(name: str, part: int, start: int, end: int) -> LogProblem:
+    return LogProblem(
+        name,
+        part,
+        start,
+        f"the partition's bounds (start offset {start}, end offset {end}) or chain ends fail "
+        "their seal: they were changed without the log key (a start offset raised or records "
+        "removed outside retention, an end offset moved).",
+    )
+
+
+def bad_head(name: str, part: int, end: int) -> LogProblem:
+    return LogProblem(
+        name,
+        part,
+        end,
+        "the partition's last stored batch is not the chain head its seal names: batches were "
+        "removed from its end.",
+    )

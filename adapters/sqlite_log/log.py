@@ -81,6 +81,10 @@ from adapters.sqlite_log.auth import (
     partition_seal,
     topic_mac,
 )
+from adapters.sqlite_log.auth import bad_batch as _bad_batch
+from adapters.sqlite_log.auth import bad_head as _bad_head
+from adapters.sqlite_log.auth import bad_seal as _bad_seal
+from adapters.sqlite_log.auth import unsealed as _unsealed
 from adapters.sqlite_log.batch import (
     CorruptBatch,
     InvalidBatch,
@@ -98,6 +102,8 @@ from adapters.sqlite_log.batch import (
 )
 from adapters.sqlite_log.columns import Piece, join
 from adapters.sqlite_log.groupcommit import GroupCommit
+from adapters.sqlite_log.handoff import HandedChain, Receiver, StoredHandoff
+from adapters.sqlite_log.handoff import check as check_handed
 from adapters.sqlite_log.transactions import SqliteTransaction
 from adapters.sqlite_open import connect
 from core.errors import (
@@ -227,6 +233,17 @@ def _first_offset(conn: sqlite3.Connection, topic: StoredTopic, partition: int, 
     return max(offset, int(start))
 
 
+# ``_check_partition``'s batches overlapping [?3, ?4), with their bytes: the base-offset index
+# bounds both ends (the batch holding ?3 is the last one based at or below it); a bare
+# ``base_offset + record_count > ?3`` scanned the partition from its first batch on every check.
+_SQL_CHECK_ROWS = (
+    "SELECT base_offset, last_offset, record_count, max_timestamp, mac, data FROM batches"
+    " WHERE topic_id = ?1 AND part = ?2 AND base_offset >= coalesce((SELECT base_offset"
+    " FROM batches WHERE topic_id = ?1 AND part = ?2 AND base_offset <= ?3"
+    " ORDER BY base_offset DESC LIMIT 1), 0) AND base_offset + record_count > ?3"
+    " AND base_offset < ?4 ORDER BY base_offset"
+)
+
 _SQL_BOUNDS = (
     "SELECT start_offset, next_offset, anchor, head, mac FROM partitions"
     " WHERE topic_id = ? AND part = ?"
@@ -244,47 +261,6 @@ def _mac_before(
         (tid, part, offset),
     ).fetchone()
     return bytes(anchor or b"") if got is None else bytes(got[0] or b"")
-
-
-def _unsealed(name: str, part: int) -> LogProblem:
-    return LogProblem(
-        name,
-        part,
-        None,
-        "the partition carries no seal: it was written without the log key, or its seal was "
-        "removed.",
-    )
-
-
-def _bad_batch(name: str, part: int, base: int, count: int) -> LogProblem:
-    return LogProblem(
-        name,
-        part,
-        base,
-        f"the stored batch of {count} records fails its MAC: its bytes, offsets or timestamps "
-        "were changed, it was forged, duplicated or moved, or the batch before it was removed.",
-    )
-
-
-def _bad_seal(name: str, part: int, start: int, end: int) -> LogProblem:
-    return LogProblem(
-        name,
-        part,
-        start,
-        f"the partition's bounds (start offset {start}, end offset {end}) or chain ends fail "
-        "their seal: they were changed without the log key (a start offset raised or records "
-        "removed outside retention, an end offset moved).",
-    )
-
-
-def _bad_head(name: str, part: int, end: int) -> LogProblem:
-    return LogProblem(
-        name,
-        part,
-        end,
-        "the partition's last stored batch is not the chain head its seal names: batches were "
-        "removed from its end.",
-    )
 
 
 def _covering(
@@ -474,6 +450,7 @@ class SqliteEventLog(EventLog):
         self._cached = 0
         self._readers: list[sqlite3.Connection] = []  # idle read connections
         self._group = GroupCommit(self)  # appends of concurrent threads share one commit
+        self._handoff = StoredHandoff(self._decode_encoded)  # on_stored
         self._writer = self._connect()
         try:
             self._setup()
@@ -856,7 +833,9 @@ class SqliteEventLog(EventLog):
         if not prepared.count:
             return []
         # shares a commit with concurrent appends
-        return metadata_list(self._group.append(prepared, idempotence))
+        if idempotence is not None:  # (a retry stores nothing: nothing to hand on)
+            return metadata_list(self._group.append(prepared, idempotence))
+        return metadata_list(self._handoff.commit(prepared, self._group.append))  # type: ignore[arg-type]
 
     def append_columns(self, topic: str, batch: ColumnBatch) -> Sequence[RecordMetadata]:
         """``append(topic, batch.records())`` without the per-record objects: the columns are
@@ -866,7 +845,7 @@ class SqliteEventLog(EventLog):
         prepared = self._prepare_columns(topic, batch)
         if not prepared.count:
             return []
-        return self._group.append(prepared, None)
+        return self._handoff.commit(prepared, self._group.append)  # type: ignore[return-value]
 
     def _prepare_columns(self, name: str, batch: ColumnBatch) -> PreparedAppend:
         """``_prepare`` of ``batch.records()``, column by column: the same checks, routing and
@@ -1069,6 +1048,7 @@ class SqliteEventLog(EventLog):
                     for g, b in zip(prepared.groups, bases, strict=True)
                 ],
             )
+            self._handoff.note(prepared, rows)  # handed on after the commit (on_stored)
             return self._metadata(prepared, bases)
         # Authenticated: 2. also chains a MAC per batch, 3. also re-seals the partition.
         name = topic.info.name
@@ -1089,6 +1069,7 @@ class SqliteEventLog(EventLog):
             seals.append((end, head, seal, tid, part))
         conn.executemany(_SQL_INSERT, rows)
         conn.executemany(_SQL_ADVANCE_SEALED, seals)
+        self._handoff.note(prepared, rows)  # handed on after the commit (on_stored)
         return self._metadata(prepared, bases)
 
     def _reseal(self, conn: sqlite3.Connection, tid: int, part: int) -> None:
@@ -1295,6 +1276,11 @@ class SqliteEventLog(EventLog):
             extents = _extents(conn, t, partition, offset, max_records)
             return t, [self._open(conn, t, partition, extent) for extent in extents]
 
+    def on_stored(self, receiver: Receiver) -> Callable[[], None]:
+        """The port's hook (``handoff``): each committed append's stored batches, per
+        partition, as ``read_encoded`` would return them (opened, not decoded)."""
+        return self._handoff.on_stored(receiver)
+
     def holds_records(self, topic: str, partition: int, start: int, end: int) -> bool:
         """From the batch rows' extents (markers have none), without decoding a batch."""
         t = self._topic(topic)
@@ -1457,14 +1443,28 @@ class SqliteEventLog(EventLog):
         """Raise ``LogTampered`` naming the first stored batch in ``[start, end)`` whose MAC
         chain fails, or the partition whose seal fails (see the module docstring). When the
         authenticated reads ``read`` cover the range (``_covering``), the batches they carry
-        are checked (the bytes the caller hashed, no second read); else the range is read."""
+        are checked (the bytes the caller hashed, no second read); else the range is read.
+        Batches this process's appends handed on (``on_stored``) are checked against the
+        stored rows' MACs without reading their bytes (``handoff``, step 3)."""
         key = self._key
-        if key is None:
+        handed = any(isinstance(c.auth, HandedChain) for c in read)
+        if key is None and not handed:
             return
         t = self._topic(topic)
         self._partition(t, partition)
-        chains = _covering(read, topic, partition, start, end)
-        if chains is not None:
+        chains = None if handed else _covering(read, topic, partition, start, end)
+        if handed:  # what this process appended (``handoff``, step 3)
+            with self._snapshot(f"checking records of {topic!r}") as conn:
+                bounds = conn.execute(_SQL_BOUNDS, (t.id, partition)).fetchone()
+
+                def before(base: int) -> bytes:
+                    return _mac_before(conn, t.id, partition, base, bounds[2])
+
+                ids = (t.id, topic, partition)
+                problem = check_handed(conn, key, ids, (start, end), read, before, bounds)
+        elif key is None:
+            return
+        elif chains is not None:
             problem = _check_chains(key, topic, partition, end, chains)
         else:
             with self._snapshot(f"checking records of {topic!r}") as conn:
@@ -1569,12 +1569,7 @@ class SqliteEventLog(EventLog):
         if seal is None or anchor is None or head is None:
             return _unsealed(name, part)
         upper = (1 << 62) if hi is None else min(hi, end)
-        rows = conn.execute(
-            "SELECT base_offset, last_offset, record_count, max_timestamp, mac, data"
-            " FROM batches WHERE topic_id = ?1 AND part = ?2"
-            " AND base_offset + record_count > ?3 AND base_offset < ?4 ORDER BY base_offset",
-            (tid, part, lo, upper),
-        )
+        rows = conn.execute(_SQL_CHECK_ROWS, (tid, part, lo, upper))
         prev: bytes | None = None
         try:
             for base, last, count, max_ts, mac, blob in rows:

@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from typing import Protocol
 
 from adapters.sqlite_log.batch import PreparedAppend
+from adapters.sqlite_log.handoff import Row, StoredHandoff
 from core.errors import HubError
 from core.ports.eventlog import (
     AppendedMetadata,
@@ -30,6 +31,7 @@ class TransactionHost(Protocol):
     _writer: sqlite3.Connection
     _lock: threading.Lock
     _appended: AppendSignal
+    _handoff: StoredHandoff
     _txn_thread: int | None
 
     def _check_usable(self) -> None: ...
@@ -59,6 +61,7 @@ class SqliteTransaction(Transaction):
         self._state = "open"
         self._written: set[tuple[int, int]] = set()  # partitions that get a commit marker
         self._topics_written: set[str] = set()  # their topics (wakes their followers)
+        self._noted: list[tuple[str, list[Row]] | None] = []  # the stored rows (``handoff``)
         log._check_usable()
         log._acquire(f"beginning transaction {transactional_id!r}")
         try:
@@ -108,8 +111,12 @@ class SqliteTransaction(Transaction):
     def _stage(self, topic: str, prepared: PreparedAppend) -> Sequence[RecordMetadata]:
         if not prepared.count:
             return []
-        with self._staging(f"appending to {topic!r} in transaction {self._id!r}") as conn:
-            metadata = self._log._store(conn, prepared, marker=False)
+        try:
+            with self._staging(f"appending to {topic!r} in transaction {self._id!r}") as conn:
+                metadata = self._log._store(conn, prepared, marker=False)
+        finally:
+            noted = self._log._handoff.take(prepared)
+        self._noted.append(noted)  # handed on once committed (``handoff``)
         self._written.update((prepared.topic.id, g.partition) for g in prepared.groups)
         self._topics_written.add(prepared.topic.info.name)
         return metadata
@@ -160,3 +167,6 @@ class SqliteTransaction(Transaction):
                 self._state = state
                 log._txn_thread = None
                 log._lock.release()
+        if statement == "COMMIT":  # outside the write lock: opening the batches inflates them
+            log._handoff.hand(self._noted, marker=True)
+        self._noted = []

@@ -514,6 +514,10 @@ class EncodedColumns:
         return self.decode(self.topic, self.partition, self.batches)
 
 
+def _nothing() -> None:
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class RecordMetadata:
     """Where an appended record landed."""
@@ -767,6 +771,20 @@ class EventLog(abc.ABC):
         MUST check and raise as ``read_columns`` does for bad arguments and for stored batches
         that fail their checks (CRC, record count, inflation)."""
         return None
+
+    def on_stored(
+        self, receiver: Callable[[str, int, int, int, int, Callable[[], EncodedColumns]], None]
+    ) -> Callable[[], None]:
+        """After each append committed through this object, call ``receiver(topic, partition,
+        first, end, reach, open)`` per partition written: the records ``first`` to ``end``
+        (exclusive), ``reach`` the offset after them and after the transaction marker that
+        follows, if any, and ``open()`` what ``read_encoded`` would return for them (its
+        ``auth`` the adapter's proof of the append, which ``check_records(..., read=...)``
+        checks against the log as it is then; ``open`` raises as a read of a corrupt batch
+        does). Called in the appending thread after the commit: MUST return at once. Returns
+        the unsubscribe. The default never calls (a log without stored batches: Kafka, a cold
+        tier)."""
+        return _nothing
 
     def holds_records(self, topic: str, partition: int, start: int, end: int) -> bool:
         """Whether a record (not a transaction marker, not below the beginning offset) lies in

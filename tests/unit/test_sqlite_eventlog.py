@@ -25,7 +25,7 @@ import adapters.sqlite_log.log as mod
 from adapters.sqlite_log import SqliteEventLog
 from adapters.sqlite_log.batch import decode_batch, encode_batch
 from core.errors import ConfigError, HubError, LogTampered, StorageBusy
-from core.ports.eventlog import EncodedColumns, Record, TopicPartition
+from core.ports.eventlog import EncodedColumns, LogProblem, Record, TopicPartition
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -426,6 +426,50 @@ def test_check_records_on_the_bytes_read_finds_what_a_second_read_finds(
                     assert covered is not None and outcome(log, start, end, read=read) is None
         assert outcome(log, 0, 12, read=_reads(log, 0, 6, 100)) == outcome(log, 0, 12)
         assert (outcome(log, 0, 12) is None) == (tamper == "nothing")
+
+
+def _check_steps(path: Path, start: int, end: int) -> tuple[int, LogProblem | None]:
+    """SQLite VM instructions (progress-handler ticks) of ``check_records``' own row check over
+    ``[start, end)`` of ``t[0]`` (no reads given), and what it found."""
+    with SqliteEventLog(path, mac_key=KEY) as log:
+        t = log._topic("t")
+        ticks = [0]
+
+        def tick() -> int:
+            ticks[0] += 1
+            return 0
+
+        with log._snapshot("test") as conn:
+            conn.set_progress_handler(tick, 1)
+            try:
+                problem = log._check_partition(conn, KEY, t.id, "t", 0, start, end)
+            finally:
+                conn.set_progress_handler(None, 0)
+        return ticks[0], problem
+
+
+def test_check_records_reads_rows_from_the_batch_holding_start_not_the_first(
+    tmp_path: Path,
+) -> None:
+    """The row query of ``check_records`` (no reads given) is bounded by the base-offset index:
+    checking the last few batches costs the same over a partition ten times as long (it
+    scanned every batch from the first before), and still starts at the batch that holds
+    ``start`` (start inside it: a tampered batch there is found)."""
+    steps = {}
+    for n in (200, 2000):
+        path = tmp_path / f"log{n}.db"
+        with SqliteEventLog(path, mac_key=KEY) as log:
+            log.create_topic("t", 1)
+            for b in range(n):
+                log.append("t", [Record(b"%d-%d" % (b, i)) for i in range(3)])
+        end = 3 * n
+        steps[n], problem = _check_steps(path, end - 7, end)  # inside the third batch from last
+        assert problem is None
+    assert steps[2000] < 2 * steps[200], steps  # before: 1476 vs 14076 (a scan from the first)
+    with sqlite3.connect(tmp_path / "log2000.db") as db:  # the batch holding start (5991)
+        db.execute("UPDATE batches SET mac = zeroblob(32) WHERE base_offset = 5991")
+    _steps, problem = _check_steps(tmp_path / "log2000.db", 5993, 6000)
+    assert problem is not None and problem.offset == 5991, problem
 
 
 def test_a_v1_log_is_sealed_as_found_when_first_opened_with_a_key(tmp_path: Path) -> None:

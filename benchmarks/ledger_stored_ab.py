@@ -1,0 +1,136 @@
+"""The ledger taking the stored batches the embedded log's appends hand over (issue 13, session
+16), old tree vs new tree alternating, beside raw SHA-256 of the same leaf inputs.
+
+One round in a fresh subprocess per tree (``PYTHONPATH`` the tree; the same venv and
+``hub_native``): ``--events`` records appended ``--append`` at a time (MAC key on, as the hub
+runs), either plain appends or file-ingest shaped transactions (``--txn``); then ONE
+``Ledger.sync`` (or, with ``--each``, a ``Ledger.cover`` after each append: the HTTP shape);
+then raw SHA-256 (``hashlib``, one call per leaf input) of the same leaves. CPU seconds of the
+process (``time.process_time``) per phase. The append phase is reported too: the new tree
+opens (CRC, inflate) each handed batch in the appending thread, which the old tree's sync did.
+
+    git archive main | tar -x -C /tmp/ledger-old
+    .venv/bin/python -m benchmarks.ledger_stored_ab /tmp/ledger-old --events 200000 --rounds 4
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from statistics import median
+
+KEY = b"m" * 32
+
+
+def one_round(
+    events: int, step: int, txn: bool, each: bool, parts: int = 1, every: int = 0
+) -> dict[str, float]:
+    from adapters.local_signer import LocalKeyFileSigner
+    from adapters.sqlite_log import SqliteEventLog
+    from adapters.tile_ledgerstore import TileLedgerStore
+    from benchmarks.e2e_common import ledger_records
+    from ledger.leaves import LeafEncoder
+    from ledger.service import Ledger, LedgerConfig
+
+    tmp = Path(tempfile.mkdtemp(prefix="ledger-stored-ab-"))
+    log = SqliteEventLog(tmp / "log.sqlite", synchronous="OFF", mac_key=KEY)
+    log.create_topic("trades", parts)
+    signer = LocalKeyFileSigner(tmp / "keys" / "ledger.key", "bench/ledger")
+    ledger = Ledger(
+        log, TileLedgerStore(tmp / "ledger.sqlite"), signer, LedgerConfig(origin="bench/ledger")
+    )
+    batches = [ledger_records(min(step, events - s), s) for s in range(0, events, step)]
+    spent = {"append": 0.0, "sync": 0.0}
+    for k, recs in enumerate(batches, 1):
+        t0 = time.process_time()
+        if txn:
+            with log.transaction("bench") as t:
+                t.append("trades", recs)
+        else:
+            log.append("trades", recs)
+        spent["append"] += time.process_time() - t0
+        if each:
+            t0 = time.process_time()
+            got = ledger.cover()
+            spent["sync"] += time.process_time() - t0
+            assert got["covered"], got
+        elif every and k % every == 0:  # the woken follower's shape: a sync per few appends
+            t0 = time.process_time()
+            ledger.sync()
+            spent["sync"] += time.process_time() - t0
+    if not each:
+        t0 = time.process_time()
+        ledger.sync()
+        spent["sync"] += time.process_time() - t0
+    assert ledger.store.tree_size() == events
+    ledger.sync(force_checkpoint=True)
+    cp = ledger.store.latest_checkpoint()
+    assert cp is not None
+    inputs = LeafEncoder().leaf_inputs([r for p in range(parts) for r in log.scan("trades", p)])
+    t0 = time.process_time()
+    _ = [hashlib.sha256(d).digest() for d in inputs]
+    spent["raw"] = time.process_time() - t0
+    ledger.close()
+    log.close()
+    return spent
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("old_tree", nargs="?", type=Path)
+    ap.add_argument("--events", type=int, default=200_000)
+    ap.add_argument("--append", type=int, default=10_000)
+    ap.add_argument("--rounds", type=int, default=4)
+    ap.add_argument("--txn", action="store_true", help="append in transactions (file ingest)")
+    ap.add_argument("--each", action="store_true", help="cover after each append (HTTP shape)")
+    ap.add_argument("--partitions", type=int, default=1, help="of the topic (keys spread)")
+    ap.add_argument("--every", type=int, default=0, help="sync after every N appends")
+    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        got = one_round(args.events, args.append, args.txn, args.each, args.partitions, args.every)
+        print(json.dumps(got))
+        return
+    new_tree = Path(__file__).resolve().parent.parent
+    trees = {"new": new_tree} if args.old_tree is None else {"old": args.old_tree, "new": new_tree}
+    got: dict[str, list[dict[str, float]]] = {k: [] for k in trees}
+    flags = [f"--events={args.events}", f"--append={args.append}"]
+    flags += [f"--partitions={args.partitions}", f"--every={args.every}"]
+    flags += ["--txn"] * args.txn + ["--each"] * args.each
+    for r in range(args.rounds):
+        order = list(trees) if r % 2 == 0 else list(reversed(trees))
+        for side in order:
+            env = {**os.environ, "PYTHONPATH": str(trees[side])}
+            out = subprocess.run(
+                [sys.executable, "-m", "benchmarks.ledger_stored_ab", "--child", *flags],
+                env=env,
+                cwd=trees[side],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            got[side].append(json.loads(out.stdout.strip().splitlines()[-1]))
+    n = args.events
+    print(f"{n} leaves, {args.rounds} rounds alternating; load {os.getloadavg()}")
+    for side, rs in got.items():
+        raw = median(n / x["raw"] for x in rs)
+        sync = median(n / x["sync"] for x in rs)
+        both = median(n / (x["sync"] + x["append"]) for x in rs)
+        ratio = median((n / x["sync"]) / (n / x["raw"]) for x in rs)
+        print(
+            f"{side}: raw SHA-256 {raw:,.0f}/CPU s; sync {sync:,.0f} leaves/CPU s = "
+            f"{ratio:.3f}x raw (median of per-round ratios); append "
+            f"{median(x['append'] / n * 1e6 for x in rs):.2f} us/rec; sync "
+            f"{median(x['sync'] / n * 1e6 for x in rs):.3f} us/leaf; append+sync {both:,.0f}/CPU s"
+        )
+
+
+if __name__ == "__main__":
+    main()

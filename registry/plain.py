@@ -13,7 +13,7 @@ plain schema's, and ``POST /v1/ingest/{topic}/avro`` encrypts them before they e
 from __future__ import annotations
 
 from core.errors import HubError
-from core.pii import encrypted_schema, encrypts, pii_fields
+from core.pii import encrypted_schema, encrypts, pii_fields, plan
 
 SUFFIX = "-plain"
 
@@ -31,3 +31,9 @@ def log_form(text: str) -> str | None:
         return encrypted_schema(text)
     except (HubError, ValueError, TypeError, KeyError):
         return None  # not a schema shredding understands: the registry reports it as usual
+
+
+def unsealed(text: str) -> list[str]:
+    """Paths (``a/b``) of fields ``text`` classifies PII but stores in clear (not ciphertext)."""
+    p = plan(text)
+    return ["/".join(f.path) for f in p.fields if f.path not in p.encrypted]

@@ -52,7 +52,7 @@ from core.errors import (
 from core.fold import TopicFold
 from core.ports.eventlog import EventLog, Record
 from registry.internal import is_internal_subject
-from registry.plain import log_form, plain_subject
+from registry.plain import log_form, plain_subject, unsealed
 from registry.standalone import inline_references
 
 SCHEMAS_TOPIC = "_schemas"
@@ -728,8 +728,14 @@ class SchemaRegistry:
         schema_id: int | None = None,
         version: int | None = None,
         append: Appender | None = None,
+        seal: bool = True,
     ) -> SubjectVersion:
         """Register a schema under a subject; idempotent. ``schema_id``/``version`` in IMPORT mode.
+
+        A plain Avro schema with fields classified PII (``seal``, the default) is never a
+        subject's version as given: its log form (``core.pii.encrypted_schema``) is registered
+        under the subject and the plain form under ``<subject>-plain`` (see
+        ``registry.plain``), whose version is returned, as for the hub's own domain schemas.
 
         Steps, 1-6 under the registry's lock: 1. wait until no other registration of this
         subject (and no other writer) is in flight, catching up with ``_schemas``; 2. parse and
@@ -752,7 +758,10 @@ class SchemaRegistry:
             importing = self._await_turn(subject, explicit)  # 1
             parsed = self._parse_new(text, schema_type, references)  # 2
             redirect = self._plain_of_live(subject, text, schema_type, references)
-            if redirect:
+            sealed = None
+            if not (redirect or importing or explicit or not seal):
+                sealed = self._sealed_form(subject, parsed, schema_type, references)
+            if redirect or sealed is not None:
                 self._refuse_read_only(subject)
             else:
                 refs = tuple(references)
@@ -792,9 +801,50 @@ class SchemaRegistry:
                 new_id, took = self._reserve(subject, existing_id, identity)  # 6
                 stored = StoredSchema(new_id, text, schema_type.upper(), refs)
                 sv = SubjectVersion(subject, new_version, new_id, stored)
+        if sealed is not None:
+            # The log form first, so that ingest never meets the plain one as the subject's
+            # version; it is the version the caller's decision allowed, so it takes ``append``
+            # (one commit per held decision) and the companion the log's own append. A failure
+            # between them leaves the subject sealed; registering again adds the companion.
+            self.register(subject, sealed, schema_type, references, append=append, seal=False)
+            return self.register(plain_subject(subject), text, seal=False)
         if redirect:  # see hub.registry.plain
-            return self.register(plain_subject(subject), text, append=append)
+            return self.register(plain_subject(subject), text, append=append, seal=False)
         return self._store_reserved(sv, parsed, identity if took else None, append)
+
+    def _sealed_form(
+        self, subject: str, parsed: ParsedSchema, schema_type: str, refs: Sequence[Reference]
+    ) -> str | None:
+        """The log form to register instead of ``parsed`` when it classifies fields PII but
+        stores them in clear, else None. A schema registered in plain form through the
+        Confluent API was stored as given: its PII went into the log in clear, erasure shredded
+        nothing, while the schema told an auditor the field was crypto-shreddable. Under the
+        lock."""
+        if schema_type.upper() != "AVRO":
+            return None
+        existing_id = self._state.ids_by_identity.get((parsed.canonical, tuple(refs)))
+        if any(
+            sv.id == existing_id and not sv.deleted
+            for sv in self._state.subjects.get(subject, {}).values()
+        ):
+            return None  # already this subject's version (before sealing existed): idempotent
+        if refs:
+            clear = unsealed(self._standalone(parsed, refs).text)
+            if clear:
+                raise InvalidSchema(
+                    f"Schema being registered under subject {subject!r} classifies field(s) "
+                    f"{', '.join(clear)} as PII but stores them in clear, and it has "
+                    "references, so the registry cannot derive its log form: register its log "
+                    "form (core.pii.encrypted_schema: PII fields as encrypted bytes), and "
+                    "register each referenced schema with PII through "
+                    "POST /subjects/{subject}/versions, which keeps its log form."
+                )
+            return None
+        if not unsealed(parsed.text):
+            return None
+        from core.pii import encrypted_schema
+
+        return encrypted_schema(parsed.text)  # raises InvalidSchema naming what to change
 
     def _await_turn(self, subject: str, alone: bool) -> bool:
         """Step 1 of ``register``, under the lock: wait until no registration of ``subject``

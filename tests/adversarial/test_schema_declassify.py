@@ -53,8 +53,8 @@ def _declassified(schema: dict[str, Any], *, plain: bool, drop_class: bool) -> d
 
 @pytest.mark.parametrize(
     ("plain", "drop_class"),
-    [(True, True), (False, True), (True, False)],
-    ids=["clear-unclassified", "encrypted-unclassified", "clear-classified"],
+    [(True, True), (False, True)],
+    ids=["clear-unclassified", "encrypted-unclassified"],
 )
 def test_a_tenants_publisher_cannot_declassify_a_shared_subject(
     api: Api, plain: bool, drop_class: bool
@@ -110,3 +110,36 @@ def test_a_compatible_version_that_keeps_the_classification_is_registered(api: A
         f"/subjects/{SUBJECT}/versions", json={"schema": json.dumps(schema)}, headers=admin
     )
     assert r.status_code == 200, r.text
+
+
+def test_a_plain_classified_version_is_registered_sealed(api: Api) -> None:
+    """The plain form of a new version that keeps the classification (was refused 409) is now
+    registered sealed (tests/adversarial/test_plain_pii_registration.py): its log form becomes
+    the subject's version, so every tenant's PII stays encrypted and masked."""
+    hub = api.hub
+    gpub = basic(hub.keys.create(["publisher"], principal="gpat", tenant="globex").token)
+    apub = basic(hub.keys.create(["publisher"], principal="apat", tenant="acme").token)
+    ann = basic(hub.keys.create(["analyst"], principal="ann", tenant="acme").token)
+    before = _latest(api, gpub)
+    plain = _declassified(json.loads(before["schema"]), plain=True, drop_class=False)
+    r = api.client.post(
+        f"/subjects/{SUBJECT}/versions", json={"schema": json.dumps(plain)}, headers=gpub
+    )
+    assert r.status_code == 200, r.text
+    after = _latest(api, gpub)
+    assert after["version"] == before["version"] + 1
+    fields = {f["name"]: f for f in json.loads(after["schema"])["fields"]}
+    assert fields["email"].get("hub.encrypted") and fields["customer_name"].get("hub.encrypted")
+    r = api.client.post(
+        "/v1/topics/accounts/events",
+        json={"events": [{"value": ACCOUNT, "event_type": SUBJECT}]},
+        headers=apub,
+    )
+    assert r.status_code == 201, r.text
+    seen = []
+    for p in range(3):
+        r = api.client.get(f"/v1/topics/accounts/events?partition={p}", headers=ann)
+        seen += [rec["value"] for rec in r.json()["records"]]
+    assert seen and all("Secretname" not in json.dumps(v) for v in seen), seen
+    stored = [rec.value for p in range(3) for rec in hub.log.scan("accounts", p)]
+    assert stored and all(b"Secretname" not in v for v in stored)

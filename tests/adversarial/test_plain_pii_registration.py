@@ -11,6 +11,7 @@ officer the field was crypto-shreddable. The registry now keeps the log form
 from __future__ import annotations
 
 import json
+import struct
 from pathlib import Path
 from typing import Any
 
@@ -67,13 +68,26 @@ def test_a_plain_pii_schema_is_sealed_at_ingest(api: Api, tmp_path: Path) -> Non
     f.write_text(json.dumps({"patient_id": "P2", "diagnosis": SECRET.format(2), "ward": "B"}))
     assert publish_file(hub.ingest, f, "patients").result.accepted == 1
 
+    # a Confluent producer serializes with the id it was answered (the plain schema's)
+    wire = serde.encode(
+        answered,
+        hub.registry.parsed(answered),
+        {"patient_id": "P3", "diagnosis": SECRET.format(3), "ward": "C"},
+    )
+    r = c.post(
+        "/v1/ingest/patients/avro",
+        content=struct.pack(">I", len(wire)) + wire,
+        headers={**h, "Content-Type": "application/vnd.hub.wire-batch"},
+    )
+    assert r.status_code == 200 and r.json()["accepted"] == 1, r.text
+
     records = _stored(api, "patients")
-    assert len(records) == 2
+    assert len(records) == 3
     for rec in records:
         assert b"Xenodiagnosis" not in rec.value, rec.value  # never in clear in the log
     decoder = Decoder(hub.registry, hub.keystore)
     opened = [decoder.decode(r, decrypt=frozenset({"diagnosis"})).value for r in records]
-    assert sorted(v["diagnosis"] for v in opened) == [SECRET.format(1), SECRET.format(2)]
+    assert sorted(v["diagnosis"] for v in opened) == [SECRET.format(i) for i in (1, 2, 3)]
 
     ann = basic(hub.keys.create(["analyst"], principal="ann").token)
     seen = c.get("/v1/topics/patients/events?partition=0", headers=ann).json()["records"]

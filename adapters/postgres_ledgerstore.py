@@ -32,7 +32,6 @@ MACs were all removed fails instead of being keyed again.
 
 from __future__ import annotations
 
-import hmac
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -44,7 +43,7 @@ from psycopg import errors as pg_errors
 from psycopg import sql
 
 from adapters.postgres_conn import connect, create_schema, libpq_url, lock_key
-from adapters.sqlite_ledgerstore import rows_mac
+from adapters.sqlite_ledgerstore import row_mac_problems, rows_mac
 from core.errors import ConfigError, HubError, StorageBusy
 from core.leadership import Fenced, WriterFence
 from core.ports.ledgerstore import (
@@ -388,36 +387,16 @@ class PostgresLedgerStore(LedgerStore):
         key = self._side_key
         if key is None:
             return []
-        where = f"the PostgreSQL schema {self.schema!r}"
-        problems: list[str] = []
         size = self.tree_size()
         with self._session() as conn:
             macs = conn.execute(self._q.macs).fetchall()
-        expected = 0
-        for first, n, mac in macs:
-            first, n = int(first), int(n)
-            if first != expected:
-                problems.append(
-                    f"the leaf rows {min(first, expected)}..{max(first, expected) - 1} of "
-                    f"{where} are covered by no MAC, or by two: batches of MACs were removed or "
-                    "added."
-                )
+
+        def rows_of(first: int, n: int) -> Sequence[Sequence[Any]]:
             with self._session() as conn:
-                rows = [_leaf(r) for r in conn.execute(self._q.rows, (first, first + n))]
-            if len(rows) != n or not hmac.compare_digest(bytes(mac), rows_mac(key, first, rows)):
-                problems.append(
-                    f"the leaf rows {first}..{first + n - 1} of {where} do not match their MAC: "
-                    "a position, time, actor, action, resource or tenant was rewritten (entries "
-                    "could be hidden from or misattributed in filtered reads); run `hub ledger "
-                    "verify --full` and restore the ledger from a backup."
-                )
-            expected = max(expected, first + n)
-        if expected < size:
-            problems.append(
-                f"the leaf rows {expected}..{size - 1} of {where} are covered by no MAC: their "
-                "MACs were removed."
-            )
-        return problems
+                return [_leaf(r) for r in conn.execute(self._q.rows, (first, first + n))]
+
+        where = f"the PostgreSQL schema {self.schema!r}"
+        return row_mac_problems(key, macs, rows_of, size, where, "the ledger")
 
     # -- state -------------------------------------------------------------------------------
     def tree_size(self) -> int:

@@ -41,7 +41,7 @@ import hmac
 import json
 import sqlite3
 import struct
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -130,6 +130,44 @@ def rows_mac(key: bytes, first: int, rows: Sequence[Sequence[Any]]) -> bytes:
         digest.update(bytes(leaf_hash))
     msg = _MAC_LABEL + struct.pack("<QQ", first, len(rows)) + digest.digest()
     return hmac.new(key, msg, hashlib.sha256).digest()
+
+
+def row_mac_problems(
+    key: bytes,
+    macs: Iterable[Sequence[Any]],
+    rows_of: Callable[[int, int], Sequence[Sequence[Any]]],
+    size: int,
+    where: str,
+    restore: str,
+) -> list[str]:
+    """Every batch of leaf rows against its MAC (``macs``: ``(first, n, mac)`` in order of
+    ``first``; ``rows_of(first, n)`` reads that batch's rows), and the batches covering the
+    leaves ``[0, size)`` once. ``where`` names the store, ``restore`` what to restore from."""
+    problems: list[str] = []
+    expected = 0
+    for first, n, mac in macs:
+        first, n = int(first), int(n)
+        if first != expected:
+            problems.append(
+                f"the leaf rows {min(first, expected)}..{max(first, expected) - 1} of "
+                f"{where} are covered by no MAC, or by two: batches of MACs were removed or "
+                "added."
+            )
+        rows = rows_of(first, n)
+        if len(rows) != n or not hmac.compare_digest(bytes(mac), rows_mac(key, first, rows)):
+            problems.append(
+                f"the leaf rows {first}..{first + n - 1} of {where} do not match their MAC: a "
+                "position, time, actor, action, resource or tenant was rewritten (entries could "
+                "be hidden from or misattributed in filtered reads); run `hub ledger verify "
+                f"--full` and restore {restore} from a backup."
+            )
+        expected = max(expected, first + n)
+    if expected < size:
+        problems.append(
+            f"the leaf rows {expected}..{size - 1} of {where} are covered by no MAC: their MACs "
+            "were removed."
+        )
+    return problems
 
 
 def _rows(conn: sqlite3.Connection, first: int, n: int) -> list[Any]:
@@ -248,35 +286,15 @@ class SqliteLedgerStore(SqliteLedgerFile):
         key = self._side_key
         if key is None:
             return []
-        problems: list[str] = []
         with self._read() as conn:
             size = _size(conn)
             macs = conn.execute("SELECT first, n, mac FROM leaf_macs ORDER BY first").fetchall()
-        expected = 0
-        for first, n, mac in macs:
-            first, n = int(first), int(n)
-            if first != expected:
-                problems.append(
-                    f"the leaf rows {min(first, expected)}..{max(first, expected) - 1} of "
-                    f"{self.path} are covered by no MAC, or by two: batches of MACs were "
-                    "removed or added."
-                )
+
+        def rows_of(first: int, n: int) -> Sequence[Sequence[Any]]:
             with self._read() as conn:
-                rows = _rows(conn, first, n)
-            if len(rows) != n or not hmac.compare_digest(bytes(mac), rows_mac(key, first, rows)):
-                problems.append(
-                    f"the leaf rows {first}..{first + n - 1} of {self.path} do not match their "
-                    "MAC: a position, time, actor, action, resource or tenant was rewritten "
-                    "(entries could be hidden from or misattributed in filtered reads); run "
-                    "`hub ledger verify --full` and restore the ledger file from a backup."
-                )
-            expected = max(expected, first + n)
-        if expected < size:
-            problems.append(
-                f"the leaf rows {expected}..{size - 1} of {self.path} are covered by no MAC: "
-                "their MACs were removed."
-            )
-        return problems
+                return _rows(conn, first, n)
+
+        return row_mac_problems(key, macs, rows_of, size, str(self.path), "the ledger file")
 
     # -- state -------------------------------------------------------------------------------
     def tree_size(self) -> int:

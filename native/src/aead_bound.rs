@@ -7,27 +7,10 @@
 //! give the same bytes given the same nonces. Anything but the plain case (a key that is not 32
 //! bytes, an object that is not exact `bytes` / `str`, a subject without UTF-8, a key index out
 //! of range, lengths that do not agree) answers None and the reference runs and raises.
-use aes_gcm::aead::AeadInPlace;
-use aes_gcm::{Aes256Gcm, KeyInit, Nonce};
-use pyo3::ffi;
+use crate::aead_seal::{bytes_of, seal_one, NONCE_LEN};
+use aes_gcm::{Aes256Gcm, KeyInit};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyString};
-
-const NONCE_LEN: usize = 12;
-const TAG_LEN: usize = 16;
-
-/// The bytes of an exact `bytes` object, or `None` (the list that holds it keeps it alive).
-fn bytes_of<'a>(o: &'a Bound<'_, PyAny>) -> Option<&'a [u8]> {
-    // SAFETY: an exact bytes object's buffer lives as long as the object it is borrowed from
-    unsafe {
-        if ffi::PyBytes_CheckExact(o.as_ptr()) == 0 {
-            return None;
-        }
-        let p = ffi::PyBytes_AsString(o.as_ptr()) as *const u8;
-        let n = ffi::PyBytes_Size(o.as_ptr()) as usize;
-        Some(std::slice::from_raw_parts(p, n))
-    }
-}
 
 fn put_len(out: &mut Vec<u8>, n: usize) -> Option<()> {
     out.extend_from_slice(&u32::try_from(n).ok()?.to_be_bytes());
@@ -103,25 +86,10 @@ fn seal_batch_bound<'py>(
             return Ok(None);
         }
         bound.extend_from_slice(aad);
-        let head = &heads[ki];
         let nonce = &nonces[NONCE_LEN * i..NONCE_LEN * (i + 1)];
-        let at = head.len() + NONCE_LEN;
-        let total = at + plain.len() + TAG_LEN;
-        let mut failed = false;
-        let sealed = PyBytes::new_with(py, total, |buf: &mut [u8]| {
-            buf[..head.len()].copy_from_slice(head);
-            buf[head.len()..at].copy_from_slice(nonce);
-            let (body, tag) = buf[at..].split_at_mut(plain.len());
-            body.copy_from_slice(plain);
-            match ciphers[ki].encrypt_in_place_detached(Nonce::from_slice(nonce), &bound, body) {
-                Ok(t) => tag.copy_from_slice(&t),
-                Err(_) => failed = true, // over GCM's length limit: let the reference decide
-            }
-            Ok(())
-        })?;
-        if failed {
+        let Some(sealed) = seal_one(py, &ciphers[ki], &heads[ki], nonce, plain, &bound)? else {
             return Ok(None);
-        }
+        };
         out.push(sealed);
     }
     Ok(Some(PyList::new(py, out)?))

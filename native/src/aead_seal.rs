@@ -14,11 +14,11 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};
 
-const NONCE_LEN: usize = 12;
+pub(crate) const NONCE_LEN: usize = 12;
 const TAG_LEN: usize = 16;
 
 /// The bytes of an exact `bytes` object, or `None` (the list that holds it keeps it alive).
-fn bytes_of<'a>(o: &'a Bound<'_, PyAny>) -> Option<&'a [u8]> {
+pub(crate) fn bytes_of<'a>(o: &'a Bound<'_, PyAny>) -> Option<&'a [u8]> {
     // SAFETY: an exact bytes object's buffer lives as long as the object it is borrowed from
     unsafe {
         if ffi::PyBytes_CheckExact(o.as_ptr()) == 0 {
@@ -76,28 +76,40 @@ fn seal_batch<'py>(
         let (Some(plain), Some(aad)) = (bytes_of(&p), bytes_of(&a)) else {
             return Ok(None);
         };
-        let head = &heads[ki];
         let nonce = &nonces[NONCE_LEN * i..NONCE_LEN * (i + 1)];
-        let at = head.len() + NONCE_LEN;
-        let total = at + plain.len() + TAG_LEN;
-        let mut failed = false;
-        let sealed = PyBytes::new_with(py, total, |buf: &mut [u8]| {
-            buf[..head.len()].copy_from_slice(head);
-            buf[head.len()..at].copy_from_slice(nonce);
-            let (body, tag) = buf[at..].split_at_mut(plain.len());
-            body.copy_from_slice(plain);
-            match ciphers[ki].encrypt_in_place_detached(Nonce::from_slice(nonce), aad, body) {
-                Ok(t) => tag.copy_from_slice(&t),
-                Err(_) => failed = true, // over GCM's length limit: let the reference decide
-            }
-            Ok(())
-        })?;
-        if failed {
+        let Some(sealed) = seal_one(py, &ciphers[ki], &heads[ki], nonce, plain, aad)? else {
             return Ok(None);
-        }
+        };
         out.push(sealed);
     }
     Ok(Some(PyList::new(py, out)?))
+}
+
+/// `head + nonce + AES-256-GCM(cipher, nonce, plain, aad)` as one new `bytes`, or `None` past
+/// GCM's length limit (the reference then decides).
+pub(crate) fn seal_one<'py>(
+    py: Python<'py>,
+    cipher: &Aes256Gcm,
+    head: &[u8],
+    nonce: &[u8],
+    plain: &[u8],
+    aad: &[u8],
+) -> PyResult<Option<Bound<'py, PyBytes>>> {
+    let at = head.len() + NONCE_LEN;
+    let total = at + plain.len() + TAG_LEN;
+    let mut failed = false;
+    let sealed = PyBytes::new_with(py, total, |buf: &mut [u8]| {
+        buf[..head.len()].copy_from_slice(head);
+        buf[head.len()..at].copy_from_slice(nonce);
+        let (body, tag) = buf[at..].split_at_mut(plain.len());
+        body.copy_from_slice(plain);
+        match cipher.encrypt_in_place_detached(Nonce::from_slice(nonce), aad, body) {
+            Ok(t) => tag.copy_from_slice(&t),
+            Err(_) => failed = true,
+        }
+        Ok(())
+    })?;
+    Ok((!failed).then_some(sealed))
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -314,18 +314,7 @@ class SchemaRegistry:
             raise InvalidSchema("Schema references nest deeper than 32 levels.")
         referenced = []
         for ref in refs:
-            try:
-                sv = self.get_version(ref.subject, ref.version, include_deleted=True)
-            except (SubjectNotFound, VersionNotFound) as exc:
-                raise InvalidSchema(
-                    f"Reference {ref.name!r} points at subject {ref.subject!r} version "
-                    f"{ref.version}, which does not exist: register it first."
-                ) from exc
-            if sv.id in within:
-                raise InvalidSchema(
-                    f"Reference {ref.name!r} (subject {ref.subject!r} version {ref.version}) "
-                    "leads back to a schema that references it: a cycle."
-                )
+            sv = self._referenced(ref, within)
             inner = self._parsed.get(sv.id)
             if inner is None:
                 inner = parse_schema(
@@ -336,6 +325,23 @@ class SchemaRegistry:
                 self._parsed[sv.id] = inner
             referenced.append(inner.canonical)
         return parse_schema(inline_references(parsed.canonical, referenced))
+
+    def _referenced(self, ref: Reference, path: Sequence[int | None]) -> SubjectVersion:
+        """The version ``ref`` names; refused when it does not exist or is one of ``path``
+        (the ids that lead to it: a cycle)."""
+        try:
+            sv = self.get_version(ref.subject, ref.version, include_deleted=True)
+        except (SubjectNotFound, VersionNotFound) as exc:
+            raise InvalidSchema(
+                f"Reference {ref.name!r} points at subject {ref.subject!r} version "
+                f"{ref.version}, which does not exist: register it first."
+            ) from exc
+        if sv.id in path:
+            raise InvalidSchema(
+                f"Reference {ref.name!r} (subject {ref.subject!r} version {ref.version}) "
+                "leads back to a schema that references it: a cycle."
+            )
+        return sv
 
     def _resolve_references(
         self, refs: Sequence[Reference], root: int | None = None
@@ -349,18 +355,7 @@ class SchemaRegistry:
         def visit(ref: Reference, path: tuple[int | None, ...]) -> None:
             if len(path) > 32:
                 raise InvalidSchema("Schema references nest deeper than 32 levels.")
-            try:
-                sv = self.get_version(ref.subject, ref.version, include_deleted=True)
-            except (SubjectNotFound, VersionNotFound) as exc:
-                raise InvalidSchema(
-                    f"Reference {ref.name!r} points at subject {ref.subject!r} version "
-                    f"{ref.version}, which does not exist: register it first."
-                ) from exc
-            if sv.id in path:
-                raise InvalidSchema(
-                    f"Reference {ref.name!r} (subject {ref.subject!r} version {ref.version}) "
-                    "leads back to a schema that references it: a cycle."
-                )
+            sv = self._referenced(ref, path)
             if (ref.subject, ref.version) in seen:
                 return
             seen.add((ref.subject, ref.version))

@@ -856,14 +856,7 @@ class ApiKeys:
             )
             self._refresh()
             e = self._enrolments[eid]
-        return EnrolmentTicket(
-            eid,
-            f"{eid}.{first}",
-            e.owner,
-            tuple(sorted(e.roles)),
-            e.requires_approval,
-            e.expires_at,
-        )
+        return EnrolmentTicket.of(e, first)
 
     def _enrolment_events(
         self,
@@ -1056,15 +1049,7 @@ class ApiKeys:
             )
             self._refresh()
             e = self._enrolments[eid]
-        return EnrolmentTicket(
-            eid,
-            f"{eid}.{first}",
-            e.owner,
-            tuple(sorted(e.roles)),
-            e.requires_approval,
-            e.expires_at,
-            resets=key_id,
-        )
+        return EnrolmentTicket.of(e, first, resets=key_id)
 
     def redeem(
         self,

@@ -131,6 +131,19 @@ class EnrolmentTicket:
     expires_at: datetime
     resets: str = ""
 
+    @classmethod
+    def of(cls, e: Enrolment, first: str, resets: str = "") -> EnrolmentTicket:
+        """The ticket of enrolment ``e`` whose (first half of the) token is ``first``."""
+        return cls(
+            e.enrolment_id,
+            f"{e.enrolment_id}.{first}",
+            e.owner,
+            tuple(sorted(e.roles)),
+            e.requires_approval,
+            e.expires_at,
+            resets=resets,
+        )
+
     def public(self) -> dict[str, Any]:
         return {
             "enrolment_id": self.enrolment_id,

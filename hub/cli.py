@@ -227,7 +227,8 @@ def init_admin_key(h: Any, key_path: Path) -> str:
     if h.keys.has_admin():
         raise Forbidden(
             f"This data folder already has an admin key, so {key_path} was not created: use an "
-            "existing admin key (`hub --key-file FILE keys create --role admin --owner NAME`).",
+            "existing admin key (`hub --key-file FILE keys create --role admin --owner NAME` "
+            "prints an enrolment token; NAME redeems it with `hub enrol TOKEN`).",
             code="already_initialised",
         )
     issued = h.keys.create(["admin"], owner="admin", description="first admin key (hub init)")

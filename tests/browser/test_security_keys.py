@@ -29,16 +29,26 @@ def _login_refused(driver: Any, server: Server, key: str) -> str:
 
 
 def _row(driver: Any, key_id: str) -> Any:
+    from selenium.common.exceptions import TimeoutException
     from selenium.webdriver.common.by import By
 
-    return _wait(
-        driver,
-        lambda d: [
-            r for r in d.find_elements(By.CSS_SELECTOR, "#keys tbody tr") if key_id in r.text
-        ],
-        60,  # the key list loads after login; a loaded CI machine has taken over 20 s
-        f"the row of key {key_id}",
-    )[0]
+    try:
+        return _wait(
+            driver,
+            lambda d: [
+                r for r in d.find_elements(By.CSS_SELECTOR, "#keys tbody tr") if key_id in r.text
+            ],
+            60,  # the key list loads after login; a loaded CI machine has taken over 20 s
+            f"the row of key {key_id}",
+        )[0]
+    except TimeoutException:
+        # Say what the page shows instead (a refusal, an empty list, another page) so that a
+        # failure on a CI machine explains itself.
+        shown = driver.find_elements(By.ID, "keys")
+        raise AssertionError(
+            f"no row of key {key_id} after 60 s at {driver.current_url}; the key table shows: "
+            f"{shown[0].text[:2000] if shown else '(no key table)'!r}"
+        ) from None
 
 
 def _secret_shown(driver: Any, previous: str = "") -> str:

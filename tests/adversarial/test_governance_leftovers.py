@@ -229,7 +229,10 @@ def test_projection_retention_keeps_the_rows_of_a_held_subject(hub: Hub) -> None
         return sorted(r["account_id"] for r in rows)
 
     now = int(time.time() * 1000)
-    publish_payments(hub, now)  # A0, A1 ten days old; A2, A3 an hour old
+    # A0, A1 ten days old; A2, A3 younger, on today's UTC date: ``payment_limits`` keeps a row
+    # per account and day, and in the first hour after midnight "an hour ago" is yesterday,
+    # whose day (more than a DAY before now) the cut would take too (a CI run at 00:15 did).
+    publish_payments(hub, now, young_age_ms=min(3_600_000, (now % DAY) // 2))
     g = hub.governance
     hold = g.place_hold("subject:A0", actor="legal", matter="m")
     g.set_policy("projection:payments", max_age_ms=DAY, time_column="day", actor="a")

@@ -237,10 +237,11 @@ def _rfc3339(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def publish_payments(hub: Hub, now_ms: int) -> None:
-    """P0 and P1 ten days old (P0 also settled then), P2 and P3 an hour old."""
+def publish_payments(hub: Hub, now_ms: int, young_age_ms: int = 3_600_000) -> None:
+    """P0 and P1 ten days old (P0 also settled then), P2 and P3 ``young_age_ms`` old (an
+    hour)."""
     events = []
-    for i, age in enumerate((10 * DAY, 10 * DAY, 3_600_000, 3_600_000)):
+    for i, age in enumerate((10 * DAY, 10 * DAY, young_age_ms, young_age_ms)):
         at = _rfc3339(now_ms - age)
         base = {"payment_id": f"P{i}", "account_id": f"A{i}", "currency": "EUR"}
         events.append(

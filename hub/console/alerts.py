@@ -54,6 +54,7 @@ from core.ports.eventlog import EventLog
 from core.ports.policy import Principal
 from domain.alerts import AlertRule
 from domain.envelope import uuid7
+from hub.logs import redact
 from ingest.stats import QUARANTINE, is_data_topic
 
 if TYPE_CHECKING:
@@ -78,6 +79,35 @@ class Webhook:
     attempts: int = 5
     backoff_s: float = 0.5  # doubles after each failed attempt
 
+    @property
+    def shown(self) -> str:
+        """The receiver as a log line names it: its origin only. Slack, Teams, Discord and
+        many others carry their credential in the URL's path or query (whoever holds the URL
+        posts into the channel), and the user information may hold a password."""
+        try:
+            url = httpx.URL(self.url)
+            port = f":{url.port}" if url.port else ""
+            # the user stays (which account), never its password
+            user = url.username + (":[redacted]" if url.password else "")
+            return redact(f"{url.scheme}://{user + '@' if user else ''}{url.host}{port}")
+        except (httpx.InvalidURL, TypeError, ValueError):
+            return "(an unparsable webhook URL)"
+
+    def scrub(self, text: str) -> str:
+        """``text`` (an exception's message) with the URL, or its path and query, taken out."""
+        tail = self.url.split("://", 1)[-1].partition("/")[2]
+        for found in (self.url, str(_parsed(self.url)), "/" + tail if tail else ""):
+            if found:
+                text = text.replace(found, self.shown + "/[redacted]")
+        return text
+
+
+def _parsed(url: str) -> str | httpx.URL:
+    try:
+        return httpx.URL(url)
+    except (httpx.InvalidURL, TypeError, ValueError):
+        return url
+
 
 def deliver(
     hook: Webhook,
@@ -99,12 +129,12 @@ def deliver(
             if r.status_code < 300:
                 return True
             if r.status_code != 429 and r.status_code < 500:
-                log.error("alert webhook %s refused the event: %s", hook.url, r.status_code)
+                log.error("alert webhook %s refused the event: %s", hook.shown, r.status_code)
                 return False
             reason = f"HTTP {r.status_code}"
         except httpx.HTTPError as exc:
-            reason = repr(exc)
-        log.warning("alert webhook %s attempt %d failed: %s", hook.url, attempt, reason)
+            reason = hook.scrub(repr(exc))
+        log.warning("alert webhook %s attempt %d failed: %s", hook.shown, attempt, reason)
         if attempt < hook.attempts:
             sleep(delay)
             delay *= 2

@@ -415,6 +415,12 @@ class ApiKeys:
             if enr.grants_approval(k.roles) and k.counts_for_approval and k.state(now) == "active"
         }
 
+    def derived_key(self, purpose: str) -> bytes:
+        """A 32-byte key for ``purpose`` (e.g. ``console-sessions``), derived from the pepper:
+        a secret every hub process holds and no store (the log, Redis) ever sees. A salt per
+        purpose (HMAC over ``hub-derived:`` and the name) keeps it apart from the key digests."""
+        return hmac.new(self._pepper, b"hub-derived:" + purpose.encode(), "sha256").digest()
+
     # -- issuing ----------------------------------------------------------------------------
     def _digest(self, salt: str, secret: str) -> str:
         return hmac.new(self._pepper, bytes.fromhex(salt) + secret.encode(), "sha256").hexdigest()

@@ -26,7 +26,10 @@ def install(app: FastAPI, sessions: SessionStore | None = None) -> None:
         if settings.session_store == "redis":
             from hub.console.redis_sessions import RedisSessionStore
 
-            sessions = RedisSessionStore(settings.session_redis_url)  # type: ignore[assignment]
+            sessions = RedisSessionStore(  # type: ignore[assignment]
+                settings.session_redis_url,
+                mac_key=app.state.hub.keys.derived_key("console-sessions"),
+            )
         else:
             sessions = SessionStore()
     app.state.console_sessions = sessions

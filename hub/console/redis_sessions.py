@@ -1,18 +1,29 @@
 """Console sessions in Redis (the distributed footprint): the contract of
 ``hub.console.sessions.SessionStore``, shared by every hub process behind a load balancer.
 
-Each session is one key ``hub:session:<SHA-256 of the cookie>`` holding the session as JSON,
-with a Redis expiry (``PX``) of the idle timeout capped by what is left of the absolute one; a
-``get`` checks both limits again (clock skew between hubs), refreshes ``last_used`` and the
-expiry only while the key exists (``SET ... XX``: a close by another process meanwhile stays
-closed, and this ``get`` answers None). Times are wall-clock seconds (``time.time``), since
-processes share them. The client is a few lines of RESP over a socket (SET, GET, DEL, SCAN): no
-client library is needed.
+Each session is one key ``hub:session:<SHA-256 of the cookie>`` holding the session as JSON
+(``{"session": "<JSON>", "seal": "<HMAC>"}``), with a Redis expiry (``PX``) of the idle timeout
+capped by what is left of the absolute one; a ``get`` checks both limits again (clock skew
+between hubs), refreshes ``last_used`` and the expiry only while the key exists (``SET ... XX``:
+a close by another process meanwhile stays closed, and this ``get`` answers None). Times are
+wall-clock seconds (``time.time``), since processes share them.
+
+The seal is HMAC-SHA256, under a key the hub derives from its API key pepper
+(``ApiKeys.derived_key``: every hub process has it, Redis never sees it), over the Redis key and
+the session's JSON. Redis is a cache others may reach (the client sends no password): a record
+written there without the hub's key, edited (another ``key_id``), or copied under another
+cookie's digest is no session, so writing to Redis does not log anybody in.
+
+The client is a few lines of RESP over a socket (SET, GET, DEL, SCAN): no client library is
+needed.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
+import logging
 import socket
 import threading
 import time
@@ -25,6 +36,7 @@ from core.errors import ConfigError
 from hub.console.sessions import Session, _digest, new_token
 
 PREFIX = "hub:session:"
+log = logging.getLogger("hub.console.sessions")
 
 
 class Resp:
@@ -127,7 +139,12 @@ class RedisSessionStore:
         absolute_s: float = 12 * 3600,
         clock: Callable[[], float] = time.time,
         prefix: str = PREFIX,
+        *,
+        mac_key: bytes,
     ) -> None:
+        if len(mac_key) < 16:
+            raise ConfigError("The console session seal key must be at least 16 bytes.")
+        self._mac_key = mac_key
         self.idle_s = idle_s
         self.absolute_s = absolute_s
         self._clock = clock
@@ -138,10 +155,29 @@ class RedisSessionStore:
         left = min(s.last_used + self.idle_s, s.created + self.absolute_s) - now
         return max(1, int(left * 1000))
 
+    def _seal(self, key: str, body: str) -> str:
+        return hmac.new(self._mac_key, f"{key}\n{body}".encode(), hashlib.sha256).hexdigest()
+
+    def _unseal(self, key: str, raw: bytes) -> Session | None:
+        """The session a record holds, or None when its seal does not match (see the module
+        docstring): written without the hub's key, edited, or moved from another key."""
+        try:
+            record = json.loads(raw)
+            body, seal = record["session"], record["seal"]
+            sealed = isinstance(body, str) and isinstance(seal, str)
+            if sealed and hmac.compare_digest(seal, self._seal(key, body)):
+                return Session(**json.loads(body))
+        except (ValueError, TypeError, KeyError):
+            pass
+        log.warning("a console session record in Redis is not sealed by this hub: ignored")
+        return None
+
     def _put(self, digest: str, s: Session, now: float, *, refresh: bool = False) -> bool:
         """Store ``s``; with ``refresh`` only if its key still exists. Whether it was stored."""
+        key = self.prefix + digest
         body = json.dumps(asdict(s))
-        args = ["SET", self.prefix + digest, body, "PX", str(self._ttl_ms(s, now))]
+        record = json.dumps({"session": body, "seal": self._seal(key, body)})
+        args = ["SET", key, record, "PX", str(self._ttl_ms(s, now))]
         if refresh:
             # XX: only while the session still exists. A logout (or a revocation ending it) in
             # another process between this GET and SET must stay done, not be written back.
@@ -161,7 +197,9 @@ class RedisSessionStore:
         raw = self.redis.call("GET", self.prefix + digest)
         if raw is None:
             return None
-        session = Session(**json.loads(raw))
+        session = self._unseal(self.prefix + digest, raw)
+        if session is None:
+            return None
         if now - session.last_used >= self.idle_s or now - session.created >= self.absolute_s:
             self.redis.call("DEL", self.prefix + digest)
             return None

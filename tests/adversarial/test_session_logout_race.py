@@ -17,8 +17,10 @@ from tests.contract.test_session_store import _redis_url
 
 def test_a_request_in_flight_does_not_revive_a_session_closed_meanwhile() -> None:
     url, prefix = _redis_url(), f"hub:test-session:{uuid.uuid4().hex}:"
-    one = RedisSessionStore(url, prefix=prefix)  # the hub process serving a data call
-    two = RedisSessionStore(url, prefix=prefix)  # the one that serves the logout
+    one = RedisSessionStore(
+        url, prefix=prefix, mac_key=b"k" * 32
+    )  # the hub process serving a data call
+    two = RedisSessionStore(url, prefix=prefix, mac_key=b"k" * 32)  # the one that serves the logout
     try:
         token, _ = one.open("key-1", "ann")
         real = one.redis.call

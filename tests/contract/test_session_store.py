@@ -39,7 +39,9 @@ def store(request: pytest.FixtureRequest) -> Iterator[tuple[Any, Clock]]:
     from hub.console.redis_sessions import RedisSessionStore
 
     prefix = f"hub:test-session:{uuid.uuid4().hex}:"
-    s = RedisSessionStore(_redis_url(), idle_s=60, absolute_s=300, clock=clock, prefix=prefix)
+    s = RedisSessionStore(
+        _redis_url(), idle_s=60, absolute_s=300, clock=clock, prefix=prefix, mac_key=b"k" * 32
+    )
     try:
         yield s, clock
     finally:

@@ -387,10 +387,16 @@ def _echo_ticket(ticket: Any) -> None:
 
 
 def _write_key(out: str, token: str) -> None:
+    """Write a live key to ``out`` (0600), through a file this call alone creates: whatever
+    was at ``out.tmp`` (a world-readable leftover keeps its mode under ``O_TRUNC``; a symbolic
+    link would be followed, leaving the secret in its target) is removed first, and the new one
+    is made with ``O_EXCL | O_NOFOLLOW``."""
     path = Path(out)
     tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     with os.fdopen(fd, "w") as fh:
+        os.fchmod(fh.fileno(), 0o600)  # the umask may only narrow it; say it exactly
         fh.write(token + "\n")
     tmp.replace(path)
 

@@ -14,7 +14,13 @@ and grant by name; this script prints (default) or creates those grants:
   on the cluster;
 - each ``--producer PRINCIPAL=TOPIC_PREFIX`` (Debezium, Confluent serializers, ...): ``Write``
   and ``Describe`` on that data topic prefix only. A prefix that would cover ``hub.`` or ``_``
-  is refused.
+  is refused, and so is one that would cover the Flink jobs' result topics (``flink.*``);
+- ``--flink PRINCIPAL``, the Flink jobs' principal: ``Write`` and ``Describe`` on ``flink.*``,
+  ``Read`` and ``Describe`` on the data topics, ``Read`` of its consumer groups
+  (``projection.flink.*``, ``pattern.flink.*``). It alone writes ``flink.*``: the hub loads a
+  result topic's rows into the analytics views as they are, each naming its own ``tenant``
+  (upsert-kafka cannot carry the hub's record MAC), so a producer there writes any tenant's
+  view rows. This grant is the only thing keeping others out.
 
     python deploy/kafka/hub_acls.py --hub-principal User:hub --prefix '' \\
         --producer User:debezium=pg.
@@ -42,8 +48,21 @@ LITERAL = ResourcePatternType.LITERAL
 ALLOW = AclPermissionType.ALLOW
 
 
+RESULTS = "flink."  # projections.flink.results.RESULT_PREFIX (no import: a standalone script)
+FLINK_GROUPS = ("projection.flink.", "pattern.flink.")  # compile.group_id, cep.group_id
+
+
+def _overlaps(a: str, b: str) -> bool:
+    """Whether prefixed grants on ``a`` and on ``b`` share any topic name."""
+    return a.startswith(b) or b.startswith(a)
+
+
 def bindings(
-    hub: str, prefix: str, producers: list[tuple[str, str]], hub_data: Sequence[str] = ()
+    hub: str,
+    prefix: str,
+    producers: list[tuple[str, str]],
+    hub_data: Sequence[str] = (),
+    flink: str | None = None,
 ) -> list[AclBinding]:
     out: list[AclBinding] = []
 
@@ -60,6 +79,7 @@ def bindings(
         grant(ResourceType.TOPIC, p, PREFIXED, AclOperation.ALL, hub)
     if not prefix:
         grant(ResourceType.TOPIC, "_schemas", LITERAL, AclOperation.ALL, hub)
+        grant(ResourceType.TOPIC, RESULTS, PREFIXED, AclOperation.ALL, hub)  # it loads them
     if prefix:
         grant(ResourceType.TRANSACTIONAL_ID, prefix, PREFIXED, AclOperation.ALL, hub)
     else:  # transactional ids are not prefixed then: the hub's principal owns them all
@@ -67,6 +87,7 @@ def bindings(
     grant(ResourceType.GROUP, "*", LITERAL, AclOperation.ALL, hub)
     grant(ResourceType.BROKER, "kafka-cluster", LITERAL, AclOperation.IDEMPOTENT_WRITE, hub)
     grant(ResourceType.BROKER, "kafka-cluster", LITERAL, AclOperation.DESCRIBE, hub)
+    results = prefix + RESULTS
     for who, topics in producers:
         own = (prefix + "hub.", prefix + "_")
         if topics.startswith(own) or any(o.startswith(topics) for o in own):
@@ -74,9 +95,25 @@ def bindings(
                 f"--producer {who}={topics}: that prefix covers the hub's own topics (hub.*, _*); "
                 "give the data topic's own prefix, e.g. 'payments.'."
             )
+        if _overlaps(topics, results):
+            raise SystemExit(
+                f"--producer {who}={topics}: that prefix covers the Flink jobs' result topics "
+                f"({results}*), whose rows the hub loads into the views as they are, each naming "
+                "its tenant: only the Flink jobs' principal (--flink) may write there."
+            )
         for op in (AclOperation.WRITE, AclOperation.DESCRIBE):
             grant(ResourceType.TOPIC, topics, PREFIXED, op, who)
         grant(ResourceType.BROKER, "kafka-cluster", LITERAL, AclOperation.IDEMPOTENT_WRITE, who)
+    if flink:
+        for op in (AclOperation.WRITE, AclOperation.DESCRIBE):
+            grant(ResourceType.TOPIC, results, PREFIXED, op, flink)
+        for p in [prefix] if prefix else list(hub_data):  # the data topics its jobs read
+            if not _overlaps(p, results):
+                for op in (AclOperation.READ, AclOperation.DESCRIBE):
+                    grant(ResourceType.TOPIC, p, PREFIXED, op, flink)
+        for g in FLINK_GROUPS:
+            grant(ResourceType.GROUP, g, PREFIXED, AclOperation.READ, flink)  # not prefixed
+        grant(ResourceType.BROKER, "kafka-cluster", LITERAL, AclOperation.IDEMPOTENT_WRITE, flink)
     return out
 
 
@@ -92,6 +129,9 @@ def main() -> None:
         metavar="TOPIC_PREFIX",
         help="without --prefix: a data topic prefix the hub writes (repeat per prefix)",
     )
+    ap.add_argument(
+        "--flink", metavar="PRINCIPAL", help="the Flink jobs' principal: the only writer of flink.*"
+    )
     ap.add_argument("--apply", action="store_true", help="create the ACLs (else print them)")
     ap.add_argument("--bootstrap", default="127.0.0.1:9092")
     ap.add_argument("--command-config", help="client properties (security settings), key=value")
@@ -104,7 +144,7 @@ def main() -> None:
                 f"--producer {spec!r}: write PRINCIPAL=TOPIC_PREFIX, e.g. User:cdc=pg."
             )
         producers.append((who, topics))
-    acls = bindings(args.hub_principal, args.prefix, producers, args.hub_data)
+    acls = bindings(args.hub_principal, args.prefix, producers, args.hub_data, args.flink)
     for b in acls:
         print(b)  # AclBinding's own text: type, name, pattern, principal, operation, permission
     if not args.apply:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from typing import TYPE_CHECKING
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
     from hub.bootstrap import Hub
 
 # Probes: liveness and readiness (Kubernetes cannot send an API key, and neither shows data).
+# What an Authorization scheme looks like (basic, bearer, digest, negotiate...): short, no ':'
+_SCHEME = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
 PUBLIC = {("GET", "/health"), ("HEAD", "/health"), ("GET", "/ready"), ("HEAD", "/ready")}
 # Enrolment: the person has no key yet; the one-time token in the body is the credential, and
 # the route itself refuses a caller authenticated as anyone else (hub.api.routers.keys).
@@ -43,8 +46,11 @@ def credentials(header: str) -> tuple[str, str]:
     elif scheme == "bearer":
         text = value.strip()
     else:
+        # Named only when it looks like a scheme: a key pasted without one ("hk_ID:SECRET")
+        # would otherwise come back in the error body, which clients print and log.
+        named = f" {scheme!r}" if _SCHEME.match(scheme) else ""
         raise Unauthenticated(
-            f"Unsupported Authorization scheme {scheme!r}: use Basic or Bearer with KEY_ID:SECRET."
+            f"Unsupported Authorization scheme{named}: use Basic or Bearer with KEY_ID:SECRET."
         )
     key_id, sep, secret = text.partition(":")
     if not sep or not key_id or not secret:

@@ -7,6 +7,8 @@ Contract:
   the key (``ApiKeys.get``): a revoked or expired key ends its sessions at the next request.
 - A session expires ``idle_s`` after its last use and ``absolute_s`` after login, whichever is
   first; ``close`` ends it at once (logout).
+- At most ``max_per_key`` sessions per key (its least recently used one ends when it opens
+  another) and ``max_sessions`` in all (then the least recently used ends).
 - ``csrf`` is a second random token, sent in the page and required on every state-changing
   console request (header ``X-CSRF-Token``): a cross-site form cannot read it.
 
@@ -61,11 +63,13 @@ class SessionStore:
         absolute_s: float = 12 * 3600,
         clock: Callable[[], float] = time.monotonic,
         max_sessions: int = 10_000,
+        max_per_key: int = 32,
     ) -> None:
         self.idle_s = idle_s
         self.absolute_s = absolute_s
         self._clock = clock
         self._max = max_sessions
+        self._max_per_key = max_per_key
         self._sessions: dict[str, Session] = {}
         self._lock = threading.Lock()
 
@@ -75,6 +79,11 @@ class SessionStore:
         session = Session(key_id, owner, new_token(), now, now)
         with self._lock:
             self._expire(now)
+            # A key's own sessions make room first: one key logging in over and over (any valid
+            # key can) must not push everybody else's sessions out of a full store.
+            own = [d for d, s in self._sessions.items() if s.key_id == key_id]
+            if len(own) >= self._max_per_key:
+                del self._sessions[min(own, key=lambda d: self._sessions[d].last_used)]
             if len(self._sessions) >= self._max:  # drop the least recently used
                 oldest = min(self._sessions, key=lambda d: self._sessions[d].last_used)
                 del self._sessions[oldest]

@@ -5,7 +5,8 @@ Layout of the zip::
 
     manifest.json      format, origin, kind, who made it and when, the ledger checkpoint it was
                        derived against ({size, root}), the queries (name, store, SQL, rows,
-                       digest), and the SHA-256 of every other file ("files")
+                       digest), and the SHA-256 of every other file ("files"); an export also
+                       its scope: ``tenant_scope`` (null: every tenant) and ``masked_columns``
     manifest.sig       C2SP signed note by the hub's ledger key over the text
                        "<format>\\nmanifest.json sha256 <hex>\\n"
     public-key.txt     the hub's verifier key (<name>+<key id>+<base64>)
@@ -156,5 +157,21 @@ def verify_signed(
     return (
         f"OK {fmt} {what}: {n} quer{'y' if n == 1 else 'ies'} and {len(files)} files match the "
         f"manifest, derived at ledger checkpoint size {size}; signed by "
-        f"{key.name}+{key.key_id:08x}, checked with {origin}"
+        f"{key.name}+{key.key_id:08x}, checked with {origin}{_scope(manifest)}"
     )
+
+
+def _scope(manifest: Mapping[str, Any]) -> str:
+    """Whose rows an export holds, for the OK line: the same SQL answers differently for each
+    tenant's reader (and masks personal columns without pii.read)."""
+    if manifest.get("format") != EXPORT_FORMAT:
+        return ""
+    if "tenant_scope" not in manifest:
+        return "; the rows' tenant scope is not recorded (an export made before it was)"
+    scope = manifest["tenant_scope"]
+    out = "; rows of every tenant" if scope is None else f"; rows of tenant {str(scope)!r} only"
+    masked = manifest.get("masked_columns") or []
+    if isinstance(masked, list) and masked:
+        out += f", personal columns masked ({len(masked)}: {', '.join(map(str, masked[:8]))}"
+        out += ", ...)" if len(masked) > 8 else ")"
+    return out

@@ -667,6 +667,13 @@ def signed_export(hub: Hub, principal: Principal, sql: str, fmt: str, store: str
     if fmt not in ("csv", "parquet"):
         raise InvalidInput(f"format={fmt!r} cannot be signed: use csv or parquet.")
     cp = _checkpoint(hub)
+    # The scope the rows are read under, as the guarded path decides it for this principal: a
+    # signed answer to the SQL without it reads as the whole hub's (a tenant's reader gets its
+    # own tenant's rows; a reader without pii.read gets personal columns masked).
+    grants = hub.projections.grants(hub.policy, principal, store)
+    tenants = {g.tenant for g in grants}
+    tenant_scope = tenants.pop() if len(tenants) == 1 else principal.tenant
+    masked = sorted(f"{g.name}.{c}" for g in grants for c in g.masked)
     data, _ = export_query(hub, principal, sql, fmt, store)
     if fmt == "parquet":
         import pyarrow.parquet as pq
@@ -681,6 +688,8 @@ def signed_export(hub: Hub, principal: Principal, sql: str, fmt: str, store: str
         "export_id": str(uuid7()),
         "created_at": datetime.now(UTC).isoformat(),
         "created_by": principal.id,
+        "tenant_scope": tenant_scope,  # None: every tenant's rows
+        "masked_columns": masked,
         "queries": [
             {
                 "name": "export",

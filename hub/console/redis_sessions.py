@@ -30,10 +30,11 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from core.errors import ConfigError
 from hub.console.sessions import Session, _digest, new_token
+from hub.logs import redact_url
 
 PREFIX = "hub:session:"
 log = logging.getLogger("hub.console.sessions")
@@ -45,9 +46,21 @@ class Resp:
     def __init__(self, url: str, timeout_s: float = 5.0) -> None:
         parts = urlsplit(url)
         if parts.scheme != "redis" or not parts.hostname:
-            raise ConfigError(f"{url!r} is not a Redis URL: use redis://HOST:PORT/DB.")
+            raise ConfigError(
+                f"{redact_url(url)!r} is not a Redis URL: use redis://[[USER]:PASSWORD@]HOST:PORT/DB."
+            )
         self.host, self.port = parts.hostname, parts.port or 6379
-        self.db = int((parts.path or "/0").lstrip("/") or 0)
+        db = (parts.path or "/0").lstrip("/") or "0"
+        if not db.isdigit():
+            raise ConfigError(
+                f"The Redis URL {redact_url(url)!r} names database {db!r}: use a number (e.g. /0)."
+            )
+        self.db = int(db)
+        # AUTH on connect: a Redis that requires a password (requirepass, or an ACL user) must
+        # be usable; without it, only an open Redis would do.
+        self._auth = [
+            a for a in (unquote(parts.username or ""), unquote(parts.password or "")) if a
+        ]
         self.timeout_s = timeout_s
         self._sock: socket.socket | None = None
         self._buf = b""
@@ -63,6 +76,16 @@ class Resp:
                     "(infra/redis.sh start) or set HUB_SESSION_STORE=memory."
                 ) from exc
             self._sock, self._buf = sock, b""
+            if self._auth:
+                self._send(sock, "AUTH", *self._auth)
+                try:
+                    self._reply(sock)
+                except ConfigError as exc:  # never the password itself
+                    self.close()
+                    raise ConfigError(
+                        f"Redis at {self.host}:{self.port} refused the user or password of "
+                        f"HUB_SESSION_REDIS_URL ({exc.message.split(':', 1)[-1].strip()})"
+                    ) from None
             if self.db:
                 self._send(sock, "SELECT", str(self.db))
                 self._reply(sock)

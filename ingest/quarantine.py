@@ -159,7 +159,11 @@ def decode_entry(
             value["original_sha256"] = _shown_digest(digest)
             return value
         codec = pipeline.publisher.codec()
-        opened = codec.unseal(sealed_for, value["original"], QUARANTINE_TOPIC)
+        # opened as the entry's own tenant (ce_tenant as stored); entries sealed before the
+        # tenant was bound (v1) stay readable: a stored record, not a submitted value
+        opened = codec.unseal(
+            sealed_for, value["original"], QUARANTINE_TOPIC, tenant=value["tenant"], legacy=True
+        )
         value["erased"] = opened is None
         value["original"] = b"" if opened is None else opened
         if digest.startswith(SEALED_DIGEST):
@@ -168,6 +172,8 @@ def decode_entry(
                 base64.b64decode(digest[len(SEALED_DIGEST) :]),
                 QUARANTINE_TOPIC,
                 "original_sha256",
+                tenant=value["tenant"],
+                legacy=True,
             )
             value["original_sha256"] = "" if plain is None else plain.decode()
     elif value["reason_code"] == "key_destroyed":

@@ -295,6 +295,7 @@ def test_sealed_pii_opens_with_the_hubs_key_store_and_reads_erased_after_shreddi
 ) -> None:
     from adapters.local_keystore import open_keyring
     from core.pii import encrypted_schema
+    from core.ports.keystore import DecryptionFailed
     from projections.flink.job import SEALED, seal
     from projections.flink.sealed import SealedValueInvalid, opener
 
@@ -324,11 +325,16 @@ def test_sealed_pii_opens_with_the_hubs_key_store_and_reads_erased_after_shreddi
         },
         text,
         "accounts",
+        tenant="acme",
     )
-    sealed = seal("accounts", 7, "customer_name", datum["customer_name"], "A:1")
+    sealed = seal("accounts", 7, "customer_name", datum["customer_name"], "A:1", "acme")
     assert sealed.startswith(SEALED) and "Zoë" not in sealed
     unseal = opener(Registry(), keys)
     assert unseal(sealed) == "Zoë"
+    # the view text names the record's tenant; another tenant in it does not open the value
+    other = seal("accounts", 7, "customer_name", datum["customer_name"], "A:1", "globex")
+    with pytest.raises(DecryptionFailed):
+        unseal(other)
     keys.destroy("A:1")
     assert unseal(sealed) == "[erased]"
     with pytest.raises(SealedValueInvalid, match="not a sealed PII value"):

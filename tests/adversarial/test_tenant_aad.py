@@ -245,3 +245,37 @@ def test_legacy_v1_values_read_back_for_their_records_but_a_copy_is_refused(api:
         assert (res.accepted, res.rejected) == (0, 1), (tenant, res)
         assert res.rejections[0].reason_code == "not_hub_ciphertext"
     assert not _leaks(_read(api, keys["gus"]))
+
+
+def test_a_quarantined_original_copied_into_a_globex_entry_does_not_open(api: Api) -> None:
+    """acme's quarantined record keeps its original sealed under the subject's key; the same
+    entry bytes in a globex entry (a raw copy on ``hub.quarantine``) show globex no original."""
+    from ingest.quarantine import QUARANTINE_TOPIC
+
+    keys = _keys(api)
+    bad = {**ACCOUNT, "kyc_level": "NOT_A_LEVEL"}
+    body = {"events": [{"value": bad, "event_type": TYPE}]}
+    r = api.client.post(f"/v1/ingest/{TOPIC}", json=body, headers=keys["apub"])
+    assert r.status_code == 200 and r.json()["rejected"] == 1, r.text
+    (entry,) = api.client.get("/v1/quarantine", headers=keys["ann"]).json()["records"]
+    own = api.client.get(f"/v1/quarantine/{entry['offset']}", headers=keys["ann"])
+    assert own.status_code == 200 and "Secretname" in _shown(own), own.text  # acme's opens
+    assert own.json()["sealed_for"] == "ACC-1"
+    (rec,) = api.hub.log.read(QUARANTINE_TOPIC, 0, entry["offset"], 1)
+    api.hub.log.append(
+        QUARANTINE_TOPIC,
+        [Record(value=rec.value, key=rec.key, headers=_with_tenant(rec.headers, "globex"))],
+    )
+    (copy,) = api.client.get("/v1/quarantine", headers=keys["gus"]).json()["records"]
+    shown = api.client.get(f"/v1/quarantine/{copy['offset']}", headers=keys["gus"])
+    assert shown.status_code == 422 and shown.json()["reason"] == "decryption_failed", shown.text
+    assert not any(s in _shown(shown) for s in SECRETS), shown.text
+
+
+def _shown(r: Any) -> str:
+    """A quarantine entry as the API shows it, its base64 original decoded."""
+    try:
+        original = base64.b64decode(r.json().get("original_base64") or "").decode("latin-1")
+    except ValueError:
+        original = ""
+    return r.text + original

@@ -649,7 +649,9 @@ class IngestPipeline:
                 "not_hub_ciphertext",
                 f"The value was written with schema id {writer_id}, the log form of "
                 f"{t.subject}, whose PII fields ({', '.join(pii_fields(writer.text))}) hold "
-                "ciphertext of this hub, but these bytes are not: send plain values instead, "
+                "ciphertext of this hub, but these bytes do not open as ciphertext of this "
+                "tenant's record (another tenant's copy, a value sealed before tenants were "
+                "bound, or not the hub's at all): send plain values instead, "
                 "serialized with the plain schema (the .avsc as shipped; registering it under "
                 f"{t.subject!r} answers with the id of its plain companion "
                 f"{plain_subject(t.subject)!r}), and the hub encrypts them.",

@@ -105,6 +105,7 @@ def test_pipeline_refuses_another_tenants_ciphertext_and_takes_the_owners(api: A
     )
     assert (res.accepted, res.rejected) == (0, 1), res
     assert res.rejections[0].reason_code == "not_hub_ciphertext"
+    assert "another tenant's copy" in res.rejections[0].reason
     assert not _leaks(_read(api, keys["gus"]))
     res = api.hub.ingest.ingest(
         TOPIC, [RawRecord(stored.value, kind="wire")], source="t", producer="apat", tenant="acme"

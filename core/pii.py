@@ -462,7 +462,9 @@ def decrypt_pii(
             _set(out, field.path, field.erased)
             continue
         try:
-            plaintext = _open(keystore, subject_id, bytes(value), topic, field.name, tenant, legacy)
+            plaintext = open_value(
+                keystore, subject_id, bytes(value), topic, field.name, tenant, legacy
+            )
         except KeyDestroyed:
             erased = True
             _set(out, field.path, field.erased)
@@ -471,7 +473,7 @@ def decrypt_pii(
     return out
 
 
-def _open(
+def open_value(
     keystore: KeyStore,
     subject_id: str,
     ciphertext: bytes,
@@ -480,9 +482,13 @@ def _open(
     tenant: str,
     legacy: bool,
 ) -> bytes:
-    """Decrypt under the v2 associated data of ``tenant``; with ``legacy``, a value that fails
-    it is tried under v1 (sealed before the tenant was bound). Both failing raises the v2
-    ``DecryptionFailed``: a copy from another tenant's record opens under neither."""
+    """Decrypt one sealed value (``part``: its field path, or what ``PiiCodec.seal`` names)
+    under the v2 associated data of ``tenant``; with ``legacy``, a value that fails it is tried
+    under v1 (sealed before the tenant was bound). Both failing raises the v2
+    ``DecryptionFailed``: a copy from another tenant's record opens under neither.
+
+    Readers pass ``legacy`` only for a stored record that carries its own ``ce_tenant`` header
+    (``legacy_readable``), never for a submitted value."""
     try:
         return keystore.decrypt(subject_id, ciphertext, make_aad(topic, part, subject_id, tenant))
     except DecryptionFailed:
@@ -493,6 +499,15 @@ def _open(
         except DecryptionFailed:
             pass
         raise
+
+
+def legacy_readable(headers: Any) -> bool:
+    """Whether a stored record's v1 values (sealed before the tenant was bound) may be opened:
+    it carries its own ``ce_tenant`` header. The hub writes one on every record it has ever
+    written (``domain.envelope``); a Kafka record the hub did not write has its tenant claim
+    dropped when read (``adapters.kafka_log.auth``), so a raw producer's copy of an old value
+    never opens (docs/trust-model.md, "PII associated data")."""
+    return any(name == "ce_tenant" for name, _ in headers)  # domain.envelope.H_TENANT
 
 
 MASKED = "***"
@@ -576,6 +591,6 @@ class PiiCodec:
         """The bytes ``seal`` encrypted, or None once the subject is erased; ``tenant`` is the
         tenant of the stored record that holds them (``decrypt_pii`` on ``legacy``)."""
         try:
-            return _open(self.keystore, subject_id, data, topic, part, tenant, legacy)
+            return open_value(self.keystore, subject_id, data, topic, part, tenant, legacy)
         except KeyDestroyed:
             return None

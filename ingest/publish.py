@@ -43,7 +43,7 @@ from core.events import (
     tenant_of,
 )
 from core.metrics import Metrics
-from core.pii import UNATTRIBUTED, PiiCodec, refuse_erased
+from core.pii import UNATTRIBUTED, PiiCodec, legacy_readable, refuse_erased
 from core.pii import plan as pii_plan
 from core.ports import eventlog_rows
 from core.ports.eventlog import (
@@ -672,7 +672,8 @@ class EventReader:
             elif self.pii is not None:
                 # the record's own tenant as stored; v1 values (sealed before the tenant was
                 # bound) open for the records that hold them (docs/trust-model.md)
-                datum = self.pii.decrypt(datum, form, rec.topic, tenant=owner, legacy=True)
+                legacy = legacy_readable(rec.headers)
+                datum = self.pii.decrypt(datum, form, rec.topic, tenant=owner, legacy=legacy)
             out["value"] = serde.to_json(datum)
             if self._redact and rec.topic == PRINCIPALS_TOPIC:
                 out["value"] = redact_secrets(out["value"])

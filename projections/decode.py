@@ -24,7 +24,7 @@ import pyarrow as pa
 from core.avro.schema import ParsedSchema
 from core.avro.serde import refuse_recursive_values
 from core.errors import DuplicateEnvelopeHeader, HubError
-from core.pii import PiiCodec, encrypts
+from core.pii import PiiCodec, encrypts, legacy_readable
 from core.ports.eventlog import StoredRecord
 from core.ports.keystore import KeyStore
 from core.projection import Event
@@ -122,8 +122,9 @@ class Decoder:
                     raise Poison("keystore_missing", "PII is encrypted but there is no KeyStore.")
                 try:
                     # under the record's own tenant (v1: a stored record sealed before it)
+                    legacy = legacy_readable(rec.headers)
                     datum = self._pii.decrypt(
-                        datum, text, rec.topic, decrypt, tenant=tenant, legacy=True
+                        datum, text, rec.topic, decrypt, tenant=tenant, legacy=legacy
                     )
                 except HubError as exc:  # a ciphertext that fails authentication
                     raise Poison(

@@ -19,8 +19,8 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from core.errors import HubError
-from core.pii import plan
-from core.ports.keystore import KeyDestroyed, KeyStore, make_aad, make_aad_v1
+from core.pii import open_value, plan
+from core.ports.keystore import KeyDestroyed, KeyStore, make_aad_v1
 
 SEALED = "pii:v"  # either form below
 SEALED_V1 = "pii:v1:"
@@ -62,12 +62,11 @@ def opener(registry: _Registry, keystore: KeyStore) -> Callable[[str], Any]:
                 "value of it; rebuild the view."
             )
         try:
-            aad = (
-                make_aad_v1(topic, field.name, subject)
-                if tenant is None
-                else make_aad(topic, field.name, subject, tenant)
-            )
-            plaintext = keystore.decrypt(subject, ciphertext, aad)
+            if tenant is None:  # a view built before tenants were bound: v1 only
+                aad = make_aad_v1(topic, field.name, subject)
+                plaintext = keystore.decrypt(subject, ciphertext, aad)
+            else:  # v2, or (a view rebuilt over records sealed before) v1
+                plaintext = open_value(keystore, subject, ciphertext, topic, name, tenant, True)
         except KeyDestroyed:
             return field.erased
         return field.decode(plaintext)

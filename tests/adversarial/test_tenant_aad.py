@@ -280,3 +280,22 @@ def _shown(r: Any) -> str:
     except ValueError:
         original = ""
     return r.text + original
+
+
+def test_an_old_value_in_a_record_the_hub_did_not_write_does_not_open(api: Api) -> None:
+    """A producer on the data topic copies acme's old (v1) value into a record of its own. On
+    Kafka a record without the hub's MAC is read with its ``ce_tenant`` claim dropped
+    (``adapters.kafka_log.auth``); the reader then sees no tenant of its own on it, and a v1
+    value opens only in a record that carries one: nobody, hub-wide readers included, reads
+    acme's customer through the copy. acme's old record itself still reads."""
+    keys = _keys(api)
+    stored = _acme_record(api, keys)
+    old = _v1_value(api, stored)
+    api.hub.log.append(TOPIC, [Record(value=old, key=b"ACC-1", headers=tuple(stored.headers))])
+    claimless = tuple(h for h in stored.headers if h[0] != "ce_tenant")
+    api.hub.log.append(TOPIC, [Record(value=old, key=b"ACC-1-x", headers=claimless)])
+    everything = _read(api, api.admin)
+    copies = [r for r in everything if r["key"] == "ACC-1-x"]
+    assert copies and not _leaks(copies), copies
+    assert "authentication" in copies[0]["error"], copies
+    assert len(_leaks(everything)) == 2  # acme's v2 record and its own v1 one

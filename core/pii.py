@@ -450,6 +450,7 @@ def decrypt_pii(
     p = plan(schema_json)
     out = dict(datum)
     erased = False
+    old = False  # a field opened as v1: the record was sealed before v2, try v1 first
     for field in p.fields:
         if field.path not in p.encrypted:
             continue  # written in plaintext (a schema without encryption)
@@ -462,9 +463,19 @@ def decrypt_pii(
             _set(out, field.path, field.erased)
             continue
         try:
-            plaintext = open_value(
-                keystore, subject_id, bytes(value), topic, field.name, tenant, legacy
-            )
+            ct = bytes(value)
+            if old:  # the same two forms accepted (``legacy``), in the likelier order
+                plaintext = _v1_or_none(keystore, subject_id, ct, topic, field.name)
+                if plaintext is None:
+                    plaintext = open_value(keystore, subject_id, ct, topic, field.name, tenant)
+            else:
+                try:
+                    plaintext = open_value(keystore, subject_id, ct, topic, field.name, tenant)
+                except DecryptionFailed:
+                    found = _v1_or_none(keystore, subject_id, ct, topic, field.name)
+                    if not legacy or found is None:
+                        raise
+                    plaintext, old = found, True
         except KeyDestroyed:
             erased = True
             _set(out, field.path, field.erased)
@@ -480,7 +491,7 @@ def open_value(
     topic: str,
     part: str,
     tenant: str,
-    legacy: bool,
+    legacy: bool = False,
 ) -> bytes:
     """Decrypt one sealed value (``part``: its field path, or what ``PiiCodec.seal`` names)
     under the v2 associated data of ``tenant``; with ``legacy``, a value that fails it is tried
@@ -492,13 +503,20 @@ def open_value(
     try:
         return keystore.decrypt(subject_id, ciphertext, make_aad(topic, part, subject_id, tenant))
     except DecryptionFailed:
-        if not legacy:
+        found = _v1_or_none(keystore, subject_id, ciphertext, topic, part) if legacy else None
+        if found is None:
             raise
-        try:
-            return keystore.decrypt(subject_id, ciphertext, make_aad_v1(topic, part, subject_id))
-        except DecryptionFailed:
-            pass
-        raise
+        return found
+
+
+def _v1_or_none(
+    keystore: KeyStore, subject_id: str, ciphertext: bytes, topic: str, part: str
+) -> bytes | None:
+    """The plaintext of a value sealed under the legacy v1 associated data, or None."""
+    try:
+        return keystore.decrypt(subject_id, ciphertext, make_aad_v1(topic, part, subject_id))
+    except DecryptionFailed:
+        return None
 
 
 def legacy_readable(headers: Any) -> bool:

@@ -31,7 +31,7 @@ from core.pii import (
     plain_schema,
 )
 from core.ports.eventlog import Record
-from core.ports.keystore import DecryptionFailed, KeyDestroyed, KeyStore
+from core.ports.keystore import DecryptionFailed, KeyDestroyed, KeyStore, make_aad_v1
 from domain.catalog import schema_text
 from hub.bootstrap import Hub
 
@@ -230,6 +230,48 @@ def test_ciphertext_cannot_move_between_fields_or_topics(keystore: KeyStore) -> 
     keystore.ensure_key("acct-2")
     with pytest.raises(DecryptionFailed):
         decrypt_pii(enc, log_schema, "acct-2", keystore, "accounts", tenant="default")
+
+
+def test_legacy_v1_records_open_only_as_stored_records(
+    keystore: KeyStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A record sealed before the tenant was bound (v1 AAD) opens with ``legacy`` (every PII
+    field, the later ones tried v1 first) and for no tenant without it; a v2 record opens the
+    same either way, and never under another tenant."""
+    import core.pii as pii
+
+    log_schema = encrypted_schema(ACCOUNT_SCHEMA)
+    new = encrypt_pii(account(), ACCOUNT_SCHEMA, "acct-1", keystore, "accounts", tenant="acme")
+    with monkeypatch.context() as m:  # how the hub sealed before
+        m.setattr(pii, "make_aad", lambda t, f, s, _tenant: make_aad_v1(t, f, s))
+        old = encrypt_pii(account(), ACCOUNT_SCHEMA, "acct-1", keystore, "accounts", tenant="x")
+    want = account()
+    for tenant in ("acme", "globex"):
+        got = decrypt_pii(
+            old, log_schema, "acct-1", keystore, "accounts", tenant=tenant, legacy=True
+        )
+        assert got == want
+        with pytest.raises(DecryptionFailed):
+            decrypt_pii(old, log_schema, "acct-1", keystore, "accounts", tenant=tenant)
+    for legacy in (False, True):
+        got = decrypt_pii(
+            new, log_schema, "acct-1", keystore, "accounts", tenant="acme", legacy=legacy
+        )
+        assert got == want
+        with pytest.raises(DecryptionFailed):
+            decrypt_pii(
+                new, log_schema, "acct-1", keystore, "accounts", tenant="globex", legacy=legacy
+            )
+    # a record mixing one v1 field into a v2 one still opens field by field (legacy) ...
+    mixed = dict(new, email=old["email"])
+    assert (
+        decrypt_pii(mixed, log_schema, "acct-1", keystore, "accounts", tenant="acme", legacy=True)
+        == want
+    )
+    # ... and a field of neither form fails, also after a v1 one opened
+    bad = dict(old, email=new["customer_name"])
+    with pytest.raises(DecryptionFailed):
+        decrypt_pii(bad, log_schema, "acct-1", keystore, "accounts", tenant="acme", legacy=True)
 
 
 def test_erased_subject_reads_as_markers(keystore: KeyStore) -> None:

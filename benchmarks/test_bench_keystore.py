@@ -61,7 +61,7 @@ def rate(n: int, fn: object) -> float:
 
 
 def bench_store(report: Report, name: str, ks: KeyStore) -> None:
-    aads = [make_aad("accounts", "email", s) for s in SUBJECTS]
+    aads = [make_aad("accounts", "email", s, "acme") for s in SUBJECTS]
     for s in SUBJECTS:  # warm: keys exist and are cached
         ks.ensure_key(s)
     n = len(SUBJECTS)
@@ -94,7 +94,7 @@ def bench_store(report: Report, name: str, ks: KeyStore) -> None:
 @pytest.mark.slow
 def test_keystore_throughput(report: Report, tmp_path: Path) -> None:
     key = AESGCM(AESGCM.generate_key(bit_length=256))
-    aads = [make_aad("accounts", "email", s) for s in SUBJECTS]
+    aads = [make_aad("accounts", "email", s, "acme") for s in SUBJECTS]
     header = b"\x01\x00\x00\x00\x01"
     n = len(SUBJECTS)
     raw: list[bytes] = []
@@ -197,11 +197,13 @@ def test_shred_record_throughput(report: Report, tmp_path: Path) -> None:
 
     def enc() -> None:
         for i in range(n):
-            encs.append(encrypt_pii(datum, plain, subjects[i % 1000], ks, "accounts"))
+            encs.append(
+                encrypt_pii(datum, plain, subjects[i % 1000], ks, "accounts", tenant="acme")
+            )
 
     def dec() -> None:
         for i in range(n):
-            decrypt_pii(encs[i], log_text, subjects[i % 1000], ks, "accounts")
+            decrypt_pii(encs[i], log_text, subjects[i % 1000], ks, "accounts", tenant="acme")
 
     for s in subjects:
         ks.ensure_key(s)

@@ -3,8 +3,15 @@
 A field is PII when its Avro schema says ``"classification": "pii"``; the record's data subject
 is the top-level field marked ``"hub.data_subject": true`` (e.g. ``account_id``). Each PII value
 is encrypted with the subject's key (``core.ports.keystore.KeyStore``) under the associated data
-``make_aad(topic, field path, subject)``; ``KeyStore.destroy(subject)`` then makes every copy
-unreadable, while the log's bytes, which the audit ledger's leaves hash, never change.
+``make_aad(topic, field path, subject, tenant)``, ``tenant`` being the tenant of the record the
+value is sealed into; ``KeyStore.destroy(subject)`` then makes every copy unreadable, while the
+log's bytes, which the audit ledger's leaves hash, never change.
+
+Reading passes the tenant of the record as stored (its ``ce_tenant`` header), so a ciphertext
+copied into another tenant's record fails authentication. Values sealed before the tenant was
+bound (``make_aad_v1``) open only where the caller says the record may hold them (``legacy``):
+a stored record read back, never a value submitted to ingest (docs/trust-model.md, "PII
+associated data").
 
 How an encrypted value fits Avro: the log's schema differs from the domain schema in exactly the
 PII fields (``encrypted_schema``): such a field's type becomes ``bytes`` (``["null", "bytes"]``
@@ -37,7 +44,7 @@ import fastavro
 
 from core.avro.varint import varint
 from core.errors import InvalidInput, InvalidSchema
-from core.ports.keystore import KeyDestroyed, KeyStore, make_aad
+from core.ports.keystore import DecryptionFailed, KeyDestroyed, KeyStore, make_aad, make_aad_v1
 
 PII = "pii"
 ENCRYPTED = "hub.encrypted"
@@ -384,8 +391,11 @@ def encrypt_pii(
     subject_id: str | None,
     keystore: KeyStore,
     topic: str,
+    *,
+    tenant: str,
 ) -> dict[str, Any]:
-    """A copy of ``datum`` with every PII value replaced by its ciphertext (nulls stay null).
+    """A copy of ``datum`` with every PII value replaced by its ciphertext (nulls stay null),
+    bound to ``tenant``, the tenant of the record it goes into.
 
     Raises ``InvalidInput`` when the record has PII values but no data subject, and
     ``KeyDestroyed`` when the subject was erased (a late event for an erased subject).
@@ -409,7 +419,7 @@ def encrypt_pii(
                 f"{p.subject_field or DATA_SUBJECT + ' field'} another value.",
                 code="data_subject_reserved",
             )
-        aad = make_aad(topic, field.name, subject_id)
+        aad = make_aad(topic, field.name, subject_id, tenant)
         _set(out, field.path, keystore.encrypt(subject_id, field.encode(value), aad))
     return out
 
@@ -421,11 +431,17 @@ def decrypt_pii(
     keystore: KeyStore,
     topic: str,
     only: frozenset[str] | None = None,
+    *,
+    tenant: str,
+    legacy: bool = False,
 ) -> dict[str, Any]:
     """A copy of ``datum`` (written with ``schema_json``) with its PII values in plaintext.
 
     ``only`` names the fields (paths ``a/b``) to decrypt; the others stay ciphertext (a reader
-    that needs some PII decrypts no more than that).
+    that needs some PII decrypts no more than that). ``tenant`` is the tenant of the record
+    as stored (never one a caller asks for); ``legacy`` lets a value sealed before the tenant
+    was bound (v1) open too: only for a record read back from the log, never for a value
+    submitted to ingest (a copied v1 ciphertext would open for anyone there).
 
     When the subject's key was destroyed, each PII value reads as ``"[erased]"`` where the plain
     type admits a string, else None. A ciphertext that fails authentication raises
@@ -434,6 +450,7 @@ def decrypt_pii(
     p = plan(schema_json)
     out = dict(datum)
     erased = False
+    old = False  # a field opened as v1: the record was sealed before v2, try v1 first
     for field in p.fields:
         if field.path not in p.encrypted:
             continue  # written in plaintext (a schema without encryption)
@@ -445,15 +462,70 @@ def decrypt_pii(
         if erased or not subject_id:
             _set(out, field.path, field.erased)
             continue
-        aad = make_aad(topic, field.name, subject_id)
         try:
-            plaintext = keystore.decrypt(subject_id, bytes(value), aad)
+            ct = bytes(value)
+            if old:  # the same two forms accepted (``legacy``), in the likelier order
+                plaintext = _v1_or_none(keystore, subject_id, ct, topic, field.name)
+                if plaintext is None:
+                    plaintext = open_value(keystore, subject_id, ct, topic, field.name, tenant)
+            else:
+                try:
+                    plaintext = open_value(keystore, subject_id, ct, topic, field.name, tenant)
+                except DecryptionFailed:
+                    found = _v1_or_none(keystore, subject_id, ct, topic, field.name)
+                    if not legacy or found is None:
+                        raise
+                    plaintext, old = found, True
         except KeyDestroyed:
             erased = True
             _set(out, field.path, field.erased)
             continue
         _set(out, field.path, field.decode(plaintext))
     return out
+
+
+def open_value(
+    keystore: KeyStore,
+    subject_id: str,
+    ciphertext: bytes,
+    topic: str,
+    part: str,
+    tenant: str,
+    legacy: bool = False,
+) -> bytes:
+    """Decrypt one sealed value (``part``: its field path, or what ``PiiCodec.seal`` names)
+    under the v2 associated data of ``tenant``; with ``legacy``, a value that fails it is tried
+    under v1 (sealed before the tenant was bound). Both failing raises the v2
+    ``DecryptionFailed``: a copy from another tenant's record opens under neither.
+
+    Readers pass ``legacy`` only for a stored record that carries its own ``ce_tenant`` header
+    (``legacy_readable``), never for a submitted value."""
+    try:
+        return keystore.decrypt(subject_id, ciphertext, make_aad(topic, part, subject_id, tenant))
+    except DecryptionFailed:
+        found = _v1_or_none(keystore, subject_id, ciphertext, topic, part) if legacy else None
+        if found is None:
+            raise
+        return found
+
+
+def _v1_or_none(
+    keystore: KeyStore, subject_id: str, ciphertext: bytes, topic: str, part: str
+) -> bytes | None:
+    """The plaintext of a value sealed under the legacy v1 associated data, or None."""
+    try:
+        return keystore.decrypt(subject_id, ciphertext, make_aad_v1(topic, part, subject_id))
+    except DecryptionFailed:
+        return None
+
+
+def legacy_readable(headers: Any) -> bool:
+    """Whether a stored record's v1 values (sealed before the tenant was bound) may be opened:
+    it carries its own ``ce_tenant`` header. The hub writes one on every record it has ever
+    written (``domain.envelope``); a Kafka record the hub did not write has its tenant claim
+    dropped when read (``adapters.kafka_log.auth``), so a raw producer's copy of an old value
+    never opens (docs/trust-model.md, "PII associated data")."""
+    return any(name == "ce_tenant" for name, _ in headers)  # domain.envelope.H_TENANT
 
 
 MASKED = "***"
@@ -489,11 +561,13 @@ class PiiCodec:
     def __init__(self, keystore: KeyStore) -> None:
         self.keystore = keystore
 
-    def encrypt(self, datum: Mapping[str, Any], schema_json: SchemaJson, topic: str) -> Any:
+    def encrypt(
+        self, datum: Mapping[str, Any], schema_json: SchemaJson, topic: str, *, tenant: str
+    ) -> Any:
         if not encrypts(schema_json):
             return datum
         subject = data_subject_of(datum, schema_json)
-        return encrypt_pii(datum, schema_json, subject, self.keystore, topic)
+        return encrypt_pii(datum, schema_json, subject, self.keystore, topic, tenant=tenant)
 
     def decrypt(
         self,
@@ -501,22 +575,40 @@ class PiiCodec:
         schema_json: SchemaJson,
         topic: str,
         only: frozenset[str] | None = None,
+        *,
+        tenant: str,
+        legacy: bool = False,
     ) -> Any:
+        """See ``decrypt_pii``: ``tenant`` is the stored record's, ``legacy`` only for a
+        record read back from the log."""
         if not encrypts(schema_json) or not isinstance(datum, Mapping):
             return datum
         subject = data_subject_of(datum, schema_json)
-        return decrypt_pii(datum, schema_json, subject, self.keystore, topic, only)
+        return decrypt_pii(
+            datum, schema_json, subject, self.keystore, topic, only, tenant=tenant, legacy=legacy
+        )
 
-    def seal(self, subject_id: str, data: bytes, topic: str, part: str = "original") -> bytes:
+    def seal(
+        self, subject_id: str, data: bytes, topic: str, part: str = "original", *, tenant: str
+    ) -> bytes:
         """Encrypt opaque bytes of a subject (a quarantined original, or its digest: ``part``
-        names which, so one cannot be passed off as the other) under its key."""
-        return self.keystore.encrypt(subject_id, data, make_aad(topic, part, subject_id))
+        names which, so one cannot be passed off as the other) under its key, bound to the
+        tenant of the record that holds them."""
+        return self.keystore.encrypt(subject_id, data, make_aad(topic, part, subject_id, tenant))
 
     def unseal(
-        self, subject_id: str, data: bytes, topic: str, part: str = "original"
+        self,
+        subject_id: str,
+        data: bytes,
+        topic: str,
+        part: str = "original",
+        *,
+        tenant: str,
+        legacy: bool = False,
     ) -> bytes | None:
-        """The bytes ``seal`` encrypted, or None once the subject is erased."""
+        """The bytes ``seal`` encrypted, or None once the subject is erased; ``tenant`` is the
+        tenant of the stored record that holds them (``decrypt_pii`` on ``legacy``)."""
         try:
-            return self.keystore.decrypt(subject_id, data, make_aad(topic, part, subject_id))
+            return open_value(self.keystore, subject_id, data, topic, part, tenant, legacy)
         except KeyDestroyed:
             return None

@@ -827,7 +827,7 @@ def _ingest_arrow(
         for i, raw in zip(slow, raws(slow), strict=True):
             if i > first_fast:
                 targets.setdefault(event_type, t)
-            out = pipeline.accept_one(topic, raw, targets, now, cache)
+            out = pipeline.accept_one(topic, raw, targets, now, cache, tenant=tenant)
             if type(out) is _Reject:
                 quarantined.append((i, raw, out, targets.get(event_type)))
                 continue

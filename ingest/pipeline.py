@@ -569,9 +569,10 @@ class IngestPipeline:
 
     # -- one record ---------------------------------------------------------------------------
     def _convert(
-        self, topic: str, raw: RawRecord, targets: dict[str | None, Target]
+        self, topic: str, raw: RawRecord, targets: dict[str | None, Target], tenant: str
     ) -> tuple[Target, Any, bytes | None]:
-        """The record's target, its datum, and its value bytes if they can be kept as sent."""
+        """The record's target, its datum, and its value bytes if they can be kept as sent
+        (``tenant``: the sender's, the tenant of the record it becomes)."""
         if raw.error is not None:
             raise _Reject(raw.error_code, raw.error)
         if len(raw.original) > self.max_record_bytes:
@@ -616,7 +617,8 @@ class IngestPipeline:
             keep = raw.original if writer_id == t.schema_id else None
             writer = self.registry.parsed(writer_id)
             if t.encrypts or (keep is None and encrypts(writer.text)):
-                return t, self._plain_datum(topic, raw.original, writer_id, writer, t), keep
+                plain = self._plain_datum(topic, raw.original, writer_id, writer, t, tenant)
+                return t, plain, keep
             if raw.value is not None and keep is not None:
                 return t, raw.value, keep
             datum = serde.decode(raw.original, writer, None if keep else t.schema)
@@ -625,7 +627,7 @@ class IngestPipeline:
             raise _Reject(exc.code, exc.message) from exc
 
     def _plain_datum(
-        self, topic: str, value: bytes, writer_id: int, writer: ParsedSchema, t: Target
+        self, topic: str, value: bytes, writer_id: int, writer: ParsedSchema, t: Target, tenant: str
     ) -> Any:
         """A wire-format value as a plain datum of ``t``: PII decrypted, resolved to the latest.
 
@@ -647,7 +649,9 @@ class IngestPipeline:
                 "not_hub_ciphertext",
                 f"The value was written with schema id {writer_id}, the log form of "
                 f"{t.subject}, whose PII fields ({', '.join(pii_fields(writer.text))}) hold "
-                "ciphertext of this hub, but these bytes are not: send plain values instead, "
+                "ciphertext of this hub, but these bytes do not open as ciphertext of this "
+                "tenant's record (another tenant's copy, a value sealed before tenants were "
+                "bound, or not the hub's at all): send plain values instead, "
                 "serialized with the plain schema (the .avsc as shipped; registering it under "
                 f"{t.subject!r} answers with the id of its plain companion "
                 f"{plain_subject(t.subject)!r}), and the hub encrypts them.",
@@ -655,7 +659,10 @@ class IngestPipeline:
             if subject is not None and not codec.keystore.exists(subject):
                 raise not_ours  # no key was ever made for this subject: not our ciphertext
             try:
-                datum = codec.decrypt(datum, writer.text, topic)
+                # Opened as the sender's tenant, v2 only: a copy of another tenant's record, or
+                # any v1 value (not bound to a tenant), fails and is refused; the hub never
+                # decrypts for one tenant what another's record holds (docs/trust-model.md).
+                datum = codec.decrypt(datum, writer.text, topic, tenant=tenant, legacy=False)
             except DecryptionFailed as exc:
                 raise not_ours from exc
         plain_writer = self.publisher.plain(writer_id, writer)
@@ -697,13 +704,15 @@ class IngestPipeline:
         targets: dict[str | None, Target],
         now: datetime,
         batch: BatchCache | None = None,
+        *,
+        tenant: str,
     ) -> tuple[Target, Any, bytes] | _Reject:
         """Steps 1-3 for one record: its target, datum and value bytes, or why it is rejected.
 
         A record naming an erased data subject (``core.pii.refuse_erased``) is
         rejected first; ``batch`` caches look-ups for one batch."""
         try:
-            t, datum, value = self._convert(topic, raw, targets)
+            t, datum, value = self._convert(topic, raw, targets, tenant)
         except _Reject as converting:
             return converting
         if self.publisher.pii is not None:
@@ -719,7 +728,9 @@ class IngestPipeline:
             try:
                 stored = datum
                 if t.encrypts:  # PII to ciphertext under the data subject's key
-                    stored = self.publisher.codec().encrypt(datum, t.schema.text, topic)
+                    stored = self.publisher.codec().encrypt(
+                        datum, t.schema.text, topic, tenant=tenant
+                    )
                 value = self.compiled(t).encode(stored)  # = serde.encode, generated per schema
             except HubError as exc:
                 return _Reject(exc.code, exc.message)
@@ -794,7 +805,7 @@ class IngestPipeline:
         # rejection keeps the target known when it was rejected.
         converted: list[tuple[Target, Any, bytes] | tuple[_Reject, Target | None]] = []
         for raw in records:
-            out = self.accept_one(topic, raw, targets, now, batch)
+            out = self.accept_one(topic, raw, targets, now, batch, tenant=tenant)
             if type(out) is _Reject:
                 converted.append((out, targets.get(raw.event_type)))
             else:
@@ -1081,8 +1092,10 @@ class IngestPipeline:
                 # The original holds PII in clear: it is kept sealed under the subject's key, so
                 # an erasure shreds the quarantined copy too (``hub quarantine show`` unseals).
                 codec = self.publisher.codec()
-                original = codec.seal(subject, original, QUARANTINE_TOPIC)
-                sealed = codec.seal(subject, digest.encode(), QUARANTINE_TOPIC, "original_sha256")
+                original = codec.seal(subject, original, QUARANTINE_TOPIC, tenant=tenant)
+                sealed = codec.seal(
+                    subject, digest.encode(), QUARANTINE_TOPIC, "original_sha256", tenant=tenant
+                )
                 # named after sealing (and before the append), as every batch: a key made by
                 # the seal is then known as new (``KeyStore.created_here``)
                 self.publisher.name_subjects(tenant, (subject,))

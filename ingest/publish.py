@@ -43,7 +43,7 @@ from core.events import (
     tenant_of,
 )
 from core.metrics import Metrics
-from core.pii import UNATTRIBUTED, PiiCodec, refuse_erased
+from core.pii import UNATTRIBUTED, PiiCodec, legacy_readable, refuse_erased
 from core.pii import plan as pii_plan
 from core.ports import eventlog_rows
 from core.ports.eventlog import (
@@ -107,9 +107,9 @@ class Publisher:
         # concurrent publishes per (topic, producer, tenant), prepared and appended together
         self._coalescers: dict[tuple[str, str, str], Coalescer] = {}
         self._coalescers_guard = threading.Lock()
-        # make_aad(topic, field, subject) of recent batches: a pure function of its arguments
-        # (no key material), so kept across batches, where the same subjects recur
-        self._aads: dict[tuple[str, str, str], bytes] = {}
+        # make_aad(topic, field, subject, tenant) of recent batches: a pure function of its
+        # arguments (no key material), so kept across batches, where the same subjects recur
+        self._aads: dict[tuple[str, str, str, str], bytes] = {}
 
     @property
     def max_record_bytes(self) -> int:
@@ -226,7 +226,7 @@ class Publisher:
                 sealer = sealers[subject] = self.codec().keystore.sealer(subject)
             aad = aads.get((name, subject))
             if aad is None:
-                aad = aads[name, subject] = make_aad(topic, name, subject)
+                aad = aads[name, subject] = make_aad(topic, name, subject, tenant)
             return sealer(plaintext, aad)
 
         def seal_columns(cols: list[tuple[str, list[str], list[bytes]]]) -> list[list[bytes]]:
@@ -239,13 +239,13 @@ class Publisher:
                 for s in dict.fromkeys(owners):  # each distinct subject once (a C-level pass)
                     if s.startswith(UNATTRIBUTED):
                         raise TypeError("reserved data subject")  # the reference names it
-                    aad = known.get((topic, name, s))
+                    aad = known.get((topic, name, s, tenant))
                     if aad is None:
-                        aad = make_aad(topic, name, s)
+                        aad = make_aad(topic, name, s, tenant)
                         if len(s) <= _AAD_CACHE_SUBJECT:
                             if len(known) >= _AAD_CACHE_SIZE:
                                 known.clear()  # bounded: the subjects of recent batches only
-                            known[topic, name, s] = aad
+                            known[topic, name, s, tenant] = aad
                     aad_of[s] = aad
                 subjects += owners
                 plaintexts += values
@@ -291,7 +291,7 @@ class Publisher:
                     refuse_erased(datum, shape.text, keystore, erased_seen)
                 if shape.encrypts:
                     if shape.pii is None or keystore is None:
-                        datum = self.codec().encrypt(datum, shape.text, topic)
+                        datum = self.codec().encrypt(datum, shape.text, topic, tenant=tenant)
                     else:
                         subject = datum.get(shape.subject)
                         for name, pii in shape.pii:
@@ -454,7 +454,7 @@ class Publisher:
                 if self.pii is not None:  # a record naming an erased data subject is refused
                     refuse_erased(datum, schema.text, self.pii.keystore, erased_seen)
                 if plain is not schema:
-                    datum = self.codec().encrypt(datum, schema.text, topic)
+                    datum = self.codec().encrypt(datum, schema.text, topic, tenant=tenant)
                 value = serde.encode(schema_id, schema, datum)
                 if len(value) > self._max_bytes:
                     raise PayloadTooLarge(
@@ -666,10 +666,14 @@ class EventReader:
             out["schema_id"] = schema_id
             datum = serde.decode(rec.value, writer, reader)
             form = (reader or writer).text
-            if mask_pii:
+            owner = tenant_of(rec)  # None: ce_tenant twice, no tenant to open the PII as
+            if mask_pii or owner is None:
                 datum = mask_pii_of(datum, form)
             elif self.pii is not None:
-                datum = self.pii.decrypt(datum, form, rec.topic)
+                # the record's own tenant as stored; v1 values (sealed before the tenant was
+                # bound) open for the records that hold them (docs/trust-model.md)
+                legacy = legacy_readable(rec.headers)
+                datum = self.pii.decrypt(datum, form, rec.topic, tenant=owner, legacy=legacy)
             out["value"] = serde.to_json(datum)
             if self._redact and rec.topic == PRINCIPALS_TOPIC:
                 out["value"] = redact_secrets(out["value"])

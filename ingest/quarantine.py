@@ -46,6 +46,7 @@ from core import lineage
 from core.avro import serde
 from core.errors import InvalidInput, NotFound
 from core.events import tenant_of
+from core.pii import legacy_readable
 from core.ports.eventlog import EventLog, Record, RecordMetadata, StoredRecord
 from core.ports.keystore import KeyStore
 from domain.envelope import Envelope
@@ -159,7 +160,12 @@ def decode_entry(
             value["original_sha256"] = _shown_digest(digest)
             return value
         codec = pipeline.publisher.codec()
-        opened = codec.unseal(sealed_for, value["original"], QUARANTINE_TOPIC)
+        # opened as the entry's own tenant (ce_tenant as stored); entries sealed before the
+        # tenant was bound (v1) stay readable: a stored record, not a submitted value
+        legacy = legacy_readable(rec.headers)
+        opened = codec.unseal(
+            sealed_for, value["original"], QUARANTINE_TOPIC, tenant=value["tenant"], legacy=legacy
+        )
         value["erased"] = opened is None
         value["original"] = b"" if opened is None else opened
         if digest.startswith(SEALED_DIGEST):
@@ -168,6 +174,8 @@ def decode_entry(
                 base64.b64decode(digest[len(SEALED_DIGEST) :]),
                 QUARANTINE_TOPIC,
                 "original_sha256",
+                tenant=value["tenant"],
+                legacy=legacy,
             )
             value["original_sha256"] = "" if plain is None else plain.decode()
     elif value["reason_code"] == "key_destroyed":

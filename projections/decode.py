@@ -24,7 +24,7 @@ import pyarrow as pa
 from core.avro.schema import ParsedSchema
 from core.avro.serde import refuse_recursive_values
 from core.errors import DuplicateEnvelopeHeader, HubError
-from core.pii import PiiCodec, encrypts
+from core.pii import PiiCodec, encrypts, legacy_readable
 from core.ports.eventlog import StoredRecord
 from core.ports.keystore import KeyStore
 from core.projection import Event
@@ -108,6 +108,12 @@ class Decoder:
                 f"{rec.topic}/{rec.partition}@{rec.offset} does not decode with schema {name}: "
                 f"{exc}",
             ) from exc
+        event_type, tenant = name, "default"
+        for k, v in rec.headers:  # each envelope header is there at most once (checked above)
+            if k == H_TYPE:
+                event_type = v.decode("utf-8", "replace")
+            elif k == H_TENANT:
+                tenant = v.decode("utf-8", "replace")
         if decrypt:
             schema_id = int.from_bytes(value[1:5], "big")
             text = self._encrypted_text(schema_id)
@@ -115,17 +121,15 @@ class Decoder:
                 if self._pii is None:
                     raise Poison("keystore_missing", "PII is encrypted but there is no KeyStore.")
                 try:
-                    datum = self._pii.decrypt(datum, text, rec.topic, decrypt)
+                    # under the record's own tenant (v1: a stored record sealed before it)
+                    legacy = legacy_readable(rec.headers)
+                    datum = self._pii.decrypt(
+                        datum, text, rec.topic, decrypt, tenant=tenant, legacy=legacy
+                    )
                 except HubError as exc:  # a ciphertext that fails authentication
                     raise Poison(
                         exc.code, f"{rec.topic}/{rec.partition}@{rec.offset}: {exc}"
                     ) from exc
-        event_type, tenant = name, "default"
-        for k, v in rec.headers:  # each envelope header is there at most once (checked above)
-            if k == H_TYPE:
-                event_type = v.decode("utf-8", "replace")
-            elif k == H_TENANT:
-                tenant = v.decode("utf-8", "replace")
         return Event(
             rec.topic,
             rec.partition,

@@ -19,8 +19,9 @@ Contract
   plaintext MUST differ (fresh nonce).
 - ``decrypt`` MUST authenticate: a changed byte, a different ``aad`` or a different subject MUST
   raise ``DecryptionFailed``, never return wrong plaintext. Callers bind a ciphertext to its
-  place with ``aad`` (``make_aad(topic, field path, subject)``), so it cannot be moved to another
-  record field; adapters MUST also bind the subject themselves.
+  place with ``aad`` (``make_aad(topic, field path, subject, tenant)``), so it cannot be moved to
+  another record field or another tenant's record; adapters MUST also bind the subject
+  themselves.
 - ``rotate`` MUST add a new key version: later encryptions use it; ciphertexts of every older
   version MUST still decrypt until the subject is destroyed.
 - ``destroy`` MUST be irreversible and idempotent (destroying a never-seen subject is allowed and
@@ -81,6 +82,10 @@ class KeyRef:
     version: int
 
 
+AAD_V1 = b"hub.aad.v1"  # (topic, field, subject): legacy, opened only for old records
+AAD_V2 = b"hub.aad.v2"  # (topic, field, subject, tenant): every new seal
+
+
 def check_subject(subject_id: str) -> str:
     """Return ``subject_id`` if usable as a data subject id, else raise ``InvalidInput``."""
     if not isinstance(subject_id, str) or not subject_id or "\x00" in subject_id:
@@ -96,14 +101,32 @@ def check_subject(subject_id: str) -> str:
     return subject_id
 
 
-def make_aad(topic: str, field_path: str, subject_id: str) -> bytes:
-    """The associated data that binds a ciphertext to (topic, field path, subject).
+def make_aad(topic: str, field_path: str, subject_id: str, tenant: str) -> bytes:
+    """The associated data (v2) that binds a ciphertext to (topic, field path, subject, tenant).
 
-    Length-prefixed, so no two different triples encode to the same bytes.
+    Length-prefixed, so no two different quadruples encode to the same bytes. ``tenant`` is the
+    tenant of the record the value is sealed into (its ``ce_tenant`` header, ``default`` without
+    one): data keys are per subject hub-wide and topics are shared by tenants, so without it a
+    tenant could copy another's ciphertext into its own record and have the hub open it
+    (docs/trust-model.md, "PII associated data"). A reader passes the tenant of the record as
+    stored, never one a caller asks for.
     """
+    if not isinstance(tenant, str) or not tenant:
+        raise InvalidInput(
+            f"Tenant {tenant!r} cannot be bound into PII associated data: give the record's "
+            "tenant (its ce_tenant header, 'default' without one)."
+        )
+    t, f, s, n = topic.encode(), field_path.encode(), subject_id.encode(), tenant.encode()
+    lt, lf, ls, ln = (len(x).to_bytes(4, "big") for x in (t, f, s, n))
+    return b"".join((AAD_V2, lt, t, lf, f, ls, s, ln, n))
+
+
+def make_aad_v1(topic: str, field_path: str, subject_id: str) -> bytes:
+    """The legacy (v1) associated data, without the tenant: only to OPEN values stored before
+    v2 (``core.pii`` decides when that is allowed); nothing new is sealed under it."""
     t, f, s = topic.encode(), field_path.encode(), subject_id.encode()
     lt, lf, ls = (len(x).to_bytes(4, "big") for x in (t, f, s))
-    return b"".join((b"hub.aad.v1", lt, t, lf, f, ls, s))
+    return b"".join((AAD_V1, lt, t, lf, f, ls, s))
 
 
 def bind_subject(subject_id: str, header: bytes, aad: bytes) -> bytes:

@@ -49,15 +49,19 @@ def plain(value: Any) -> Any:
     return value
 
 
-SEALED = "pii:v1:"
+SEALED = "pii:v2:"
 
 
-def seal(topic: str, schema_id: int, field: str, ciphertext: bytes, subject: str) -> str:
+def seal(
+    topic: str, schema_id: int, field: str, ciphertext: bytes, subject: str, tenant: str
+) -> str:
     """A PII field's ciphertext as view text: the job has no key store and never sees the
     plaintext; the hub opens it when it reads the view (``projections.flink.sealed``), so an
-    erased subject reads as erased there too."""
+    erased subject reads as erased there too. ``tenant`` is the record's (``ce_tenant``): the
+    ciphertext's associated data binds it (base64, so any tenant name parses)."""
     text = base64.b64encode(ciphertext).decode()
-    return f"{SEALED}{topic}:{schema_id}:{field}:{text}:{subject}"
+    owner = base64.b64encode(tenant.encode()).decode()
+    return f"{SEALED}{topic}:{schema_id}:{field}:{text}:{owner}:{subject}"
 
 
 def registry_auth(url: str) -> str:
@@ -78,7 +82,7 @@ class WireDecoder:
         self._schemas: dict[int, tuple[Any, str]] = {}
         self.subjects: dict[int, str | None] = {}  # schema id -> its data subject field
 
-    def datum(self, value: bytes | None, topic: str) -> dict[str, Any] | None:
+    def datum(self, value: bytes | None, topic: str, tenant: str) -> dict[str, Any] | None:
         """The value as fastavro decodes it (Decimal, datetime), PII ciphertext sealed
         (``seal``), or None when it does not decode (the embedded runner quarantines it)."""
         import fastavro
@@ -97,7 +101,7 @@ class WireDecoder:
         subject = "" if subject_field is None else str(datum.get(subject_field) or "")
         for k, v in datum.items():
             if isinstance(v, bytes):
-                datum[k] = seal(topic, schema_id, k, v, subject)
+                datum[k] = seal(topic, schema_id, k, v, subject, tenant)
         return datum
 
     def _schema(self, schema_id: int) -> tuple[Any, str]:
@@ -203,7 +207,7 @@ def register_keys(t_env: Any, spec: dict[str, Any]) -> None:
         ) -> Any:
             if event_type not in event_types:
                 return
-            datum = self.decoder.datum(value, topic)
+            datum = self.decoder.datum(value, topic, tenant)
             if datum is None:
                 return
             e = self.event(topic, partition, offset, 0, None, event_type, tenant, datum)
@@ -248,7 +252,7 @@ def register_fold(t_env: Any, spec: dict[str, Any]) -> None:
         ) -> None:
             if event_type not in event_types:
                 return
-            datum = self.decoder.datum(value, topic)
+            datum = self.decoder.datum(value, topic, tenant)
             if datum is None:  # the embedded runner quarantines it
                 return
             state = pickle.loads(b64.b64decode(acc[0])) if acc[0] else (None, offset, offset, 0)
@@ -308,7 +312,7 @@ def register_features(t_env: Any, spec: dict[str, Any]) -> None:
                 self.view = self.features.view_named(name)
 
             def eval(self, value: Any, event_type: str, tenant: str) -> Any:
-                datum = self.decoder.datum(value, topic)
+                datum = self.decoder.datum(value, topic, tenant)
                 yield from self.features.extract_rows(self.view, topic, datum, event_type, tenant)
 
         types = [DataTypes.STRING(), DataTypes.STRING(), DataTypes.STRING()]

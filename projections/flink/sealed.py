@@ -1,7 +1,9 @@
 """PII in Flink views: sealed by the job, opened by the hub.
 
 A Flink job has no key store, so an encrypted PII field (``core.pii``) reaches a view as the
-text ``pii:v1:<topic>:<schema id>:<field>:<base64 ciphertext>:<data subject>``
+text ``pii:v2:<topic>:<schema id>:<field>:<base64 ciphertext>:<base64 tenant>:<data subject>``
+(the tenant of the record, which the ciphertext's associated data binds; views built before it
+hold ``pii:v1:...`` without the tenant, opened under the legacy v1 associated data only)
 (``projections/flink/job.py`` ``seal``; the format is defined there and parsed here). The hub
 opens it when it reads the view: it looks the field's plain type up in the writer schema,
 decrypts under the same associated data the publisher encrypted with, and decodes. Once the
@@ -17,10 +19,12 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from core.errors import HubError
-from core.pii import plan
-from core.ports.keystore import KeyDestroyed, KeyStore, make_aad
+from core.pii import open_value, plan
+from core.ports.keystore import KeyDestroyed, KeyStore, make_aad_v1
 
-SEALED = "pii:v1:"
+SEALED = "pii:v"  # either form below
+SEALED_V1 = "pii:v1:"
+SEALED_V2 = "pii:v2:"
 
 
 class _Registry(Protocol):
@@ -35,14 +39,21 @@ def opener(registry: _Registry, keystore: KeyStore) -> Callable[[str], Any]:
     """``unseal(text)``: the plaintext of a sealed PII value (see the module docstring)."""
 
     def unseal(text: str) -> Any:
+        tenant: str | None = None
         try:
-            topic, schema_id, name, data, subject = text[len(SEALED) :].split(":", 4)
+            if text.startswith(SEALED_V2):
+                topic, schema_id, name, data, owner, subject = text[len(SEALED_V2) :].split(":", 5)
+                tenant = base64.b64decode(owner, validate=True).decode()
+            elif text.startswith(SEALED_V1):
+                topic, schema_id, name, data, subject = text[len(SEALED_V1) :].split(":", 4)
+            else:
+                raise ValueError("neither pii:v2: nor pii:v1:")
             ciphertext = base64.b64decode(data, validate=True)
             schema_text = registry.parsed(int(schema_id)).text
         except (ValueError, binascii.Error) as exc:
             raise SealedValueInvalid(
                 f"A Flink view holds {text[:60]!r}..., which is not a sealed PII value "
-                f"(pii:v1:topic:schema:field:ciphertext:subject): {exc}. Rebuild the view."
+                f"(pii:v2:topic:schema:field:ciphertext:tenant:subject): {exc}. Rebuild the view."
             ) from exc
         field = next((f for f in plan(schema_text).fields if f.name == name), None)
         if field is None:
@@ -51,7 +62,11 @@ def opener(registry: _Registry, keystore: KeyStore) -> Callable[[str], Any]:
                 "value of it; rebuild the view."
             )
         try:
-            plaintext = keystore.decrypt(subject, ciphertext, make_aad(topic, field.name, subject))
+            if tenant is None:  # a view built before tenants were bound: v1 only
+                aad = make_aad_v1(topic, field.name, subject)
+                plaintext = keystore.decrypt(subject, ciphertext, aad)
+            else:  # v2, or (a view rebuilt over records sealed before) v1
+                plaintext = open_value(keystore, subject, ciphertext, topic, name, tenant, True)
         except KeyDestroyed:
             return field.erased
         return field.decode(plaintext)

@@ -21,6 +21,7 @@ from core.ports.keystore import (
     KeyDestroyed,
     KeyStore,
     make_aad,
+    make_aad_v1,
 )
 
 Reopen = Callable[[KeyStore], KeyStore]
@@ -35,7 +36,7 @@ def version_of(ciphertext: bytes) -> int:
     return int.from_bytes(ciphertext[1:5], "big")
 
 
-AAD = make_aad("accounts", "customer_name", "s")
+AAD = make_aad("accounts", "customer_name", "s", "acme")
 
 
 class KeyStoreContract:
@@ -75,7 +76,7 @@ class KeyStoreContract:
         s, other = subject(), subject()
         store.ensure_key(other)
         seal = store.sealer(s)
-        a1, a2 = make_aad("t", "name", s), make_aad("t", "email", s)
+        a1, a2 = make_aad("t", "name", s, "acme"), make_aad("t", "email", s, "acme")
         cts = [seal(b"Ada", a1), seal(b"Ada", a1), seal(b"ada@example.com", a2)]
         assert len(set(cts)) == 3 and len({ct[5:17] for ct in cts}) == 3  # nonces
         assert store.decrypt(s, cts[0], a1) == store.decrypt(s, cts[1], a1) == b"Ada"
@@ -97,7 +98,7 @@ class KeyStoreContract:
         store.ensure_key(t)
         store.rotate(t)
         subjects = [s, t, s, t, s]
-        aads = [make_aad("t", "name", x) for x in subjects]
+        aads = [make_aad("t", "name", x, "acme") for x in subjects]
         plain = [b"Ada", b"Ada", b"", b"x" * 300, b"Ada"]
         cts = store.seal_many(subjects, plain, aads)
         assert len({ct[5:17] for ct in cts}) == 5  # nonces
@@ -126,11 +127,13 @@ class KeyStoreContract:
     # -- authentication -----------------------------------------------------------------------
     def test_aad_mismatch_fails(self, store: KeyStore) -> None:
         s = subject()
-        ct = store.encrypt(s, b"ada@example.com", make_aad("accounts", "email", s))
+        ct = store.encrypt(s, b"ada@example.com", make_aad("accounts", "email", s, "acme"))
         for other in (
-            make_aad("accounts", "customer_name", s),  # another field
-            make_aad("payments", "email", s),  # another topic
-            make_aad("accounts", "email", s + "x"),  # another subject named in the AAD
+            make_aad("accounts", "customer_name", s, "acme"),  # another field
+            make_aad("payments", "email", s, "acme"),  # another topic
+            make_aad("accounts", "email", s + "x", "acme"),  # another subject named in the AAD
+            make_aad("accounts", "email", s, "globex"),  # another tenant's record
+            make_aad_v1("accounts", "email", s),  # the legacy form without the tenant
             b"",
         ):
             with pytest.raises(DecryptionFailed):
@@ -326,7 +329,7 @@ class KeyStoreContract:
             try:
                 for i in range(25):
                     s = subjects[(n + i) % len(subjects)]
-                    aad = make_aad("accounts", "email", s)
+                    aad = make_aad("accounts", "email", s, "acme")
                     pt = f"{n}-{i}".encode()
                     assert store.decrypt(s, store.encrypt(s, pt, aad), aad) == pt
             except BaseException as exc:

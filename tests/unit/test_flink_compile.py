@@ -295,6 +295,7 @@ def test_sealed_pii_opens_with_the_hubs_key_store_and_reads_erased_after_shreddi
 ) -> None:
     from adapters.local_keystore import open_keyring
     from core.pii import encrypted_schema
+    from core.ports.keystore import DecryptionFailed
     from projections.flink.job import SEALED, seal
     from projections.flink.sealed import SealedValueInvalid, opener
 
@@ -324,11 +325,21 @@ def test_sealed_pii_opens_with_the_hubs_key_store_and_reads_erased_after_shreddi
         },
         text,
         "accounts",
+        tenant="acme",
     )
-    sealed = seal("accounts", 7, "customer_name", datum["customer_name"], "A:1")
+    sealed = seal("accounts", 7, "customer_name", datum["customer_name"], "A:1", "acme")
     assert sealed.startswith(SEALED) and "Zoë" not in sealed
     unseal = opener(Registry(), keys)
     assert unseal(sealed) == "Zoë"
+    # the view text names the record's tenant; another tenant in it does not open the value
+    other = seal("accounts", 7, "customer_name", datum["customer_name"], "A:1", "globex")
+    with pytest.raises(DecryptionFailed):
+        unseal(other)
+    # a view rebuilt over a record sealed before tenants were bound (v1) still opens
+    from core.ports.keystore import make_aad_v1
+
+    old = keys.encrypt("A:1", b"\x08Zo\xc3\xab", make_aad_v1("accounts", "customer_name", "A:1"))
+    assert unseal(seal("accounts", 7, "customer_name", old, "A:1", "acme")) == "Zoë"
     keys.destroy("A:1")
     assert unseal(sealed) == "[erased]"
     with pytest.raises(SealedValueInvalid, match="not a sealed PII value"):

@@ -12,6 +12,7 @@ import os
 import random
 
 import pytest
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from adapters import _aead
@@ -93,3 +94,33 @@ def test_seal_many_same_bytes_on_every_path(monkeypatch: pytest.MonkeyPatch) -> 
 def test_lone_surrogate_subject_raises_as_before() -> None:
     with pytest.raises(UnicodeEncodeError):
         _aead.seal_many(1, lambda s: (3, DataKey(bytes(32))), ["a\ud800"], [b"x"], [b"a"])
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_v2_tenant_aads_same_bytes_and_bound_to_their_tenant(seed: int) -> None:
+    """What publishing hands the native seal since the tenant is bound (``make_aad`` v2: topic,
+    field, subject, tenant): the same bytes as the reference, and each value opens under its
+    own tenant's AAD only (not another tenant's, not the tenant-less v1)."""
+    from core.ports.keystore import make_aad, make_aad_v1
+
+    rng = random.Random(100 + seed)
+    raws, headers, subjects, key_of, plain, _, nonces = _batch(rng, 200, 4)
+    tenants = ["acme", "globex", "zoë-gmbh", "中文"]
+    owner = [rng.choice(tenants) for _ in key_of]
+    fields = [rng.choice(("email", "customer_name")) for _ in key_of]
+    aads = [
+        make_aad("accounts", f, subjects[k], t)
+        for k, f, t in zip(key_of, fields, owner, strict=True)
+    ]
+    keys = [(h, DataKey(r)) for h, r in zip(headers, raws, strict=True)]
+    full = [bind_subject(subjects[k], headers[k], a) for k, a in zip(key_of, aads, strict=True)]
+    fast = native.seal_batch_bound(raws, headers, subjects, key_of, plain, aads, nonces)
+    assert fast == _aead._seal_many_py(keys, key_of, plain, full, nonces)
+    for i, sealed in enumerate(fast):
+        aead, s, h = AESGCM(raws[key_of[i]]), subjects[key_of[i]], headers[key_of[i]]
+        assert aead.decrypt(sealed[5:17], sealed[17:], full[i]) == plain[i]
+        field = fields[i]
+        other = next(t for t in tenants if t != owner[i])
+        for wrong in (make_aad("accounts", field, s, other), make_aad_v1("accounts", field, s)):
+            with pytest.raises(InvalidTag):
+                aead.decrypt(sealed[5:17], sealed[17:], bind_subject(s, h, wrong))

@@ -358,8 +358,8 @@ def test_pii_sealed_per_batch_decrypts_to_what_the_reference_seals(
             if da[name] is not None:
                 assert len(da[name]) == len(db[name])  # same envelope, other nonce
                 nonces.add(da[name][5:17])
-        assert codec.decrypt(da, target.schema.text, "t.people") == codec.decrypt(
-            db, target.schema.text, "t.people"
+        assert codec.decrypt(da, target.schema.text, "t.people", tenant="acme") == codec.decrypt(
+            db, target.schema.text, "t.people", tenant="acme"
         )
     assert len(nonces) == sum(
         1 for r in fast for n in pii if serde.decode(r.value or b"", target.schema)[n] is not None
@@ -369,7 +369,9 @@ def test_pii_sealed_per_batch_decrypts_to_what_the_reference_seals(
     other = min({ev.value["account_id"] for ev in events} - {subject})  # has a key too
     for s, field in ((other, "name"), (subject, "iban")):
         with pytest.raises(DecryptionFailed):
-            keystore.decrypt(s, sealed["name"], make_aad("t.people", field, s))
+            keystore.decrypt(s, sealed["name"], make_aad("t.people", field, s, "acme"))
+    with pytest.raises(DecryptionFailed):  # the tenant the batch was published for is bound
+        keystore.decrypt(subject, sealed["name"], make_aad("t.people", "name", subject, "globex"))
     keystore.close()
     log.close()
 
@@ -413,10 +415,18 @@ def test_pii_aads_kept_across_batches_stay_bound_to_their_topic(
                 name = f"n{i}".encode()  # Avro: a string is its length (zigzag), then UTF-8;
                 iban = b"\x02\x08DE89"  # a nullable one its union branch first
                 for field, plain in (("name", bytes([2 * len(name)]) + name), ("iban", iban)):
-                    own = keystore.decrypt(s, datum[field], make_aad(topic, field, s))
+                    own = keystore.decrypt(s, datum[field], make_aad(topic, field, s, "acme"))
                     assert own == plain
                     with pytest.raises(DecryptionFailed):
-                        keystore.decrypt(s, datum[field], make_aad(other, field, s))
+                        keystore.decrypt(s, datum[field], make_aad(other, field, s, "acme"))
+    # the kept AADs are per tenant too: the same subjects published for another tenant right
+    # after open under that tenant only
+    for r in publisher._prepare_batch("t.people", events, "svc", "globex"):
+        datum = serde.decode(r.value or b"", target.schema)
+        s = datum["account_id"]
+        assert keystore.decrypt(s, datum["name"], make_aad("t.people", "name", s, "globex"))
+        with pytest.raises(DecryptionFailed):
+            keystore.decrypt(s, datum["name"], make_aad("t.people", "name", s, "acme"))
     assert 0 < len(publisher._aads) <= bound
     long_subject = "L" * 300  # over _AAD_CACHE_SUBJECT: sealed, decrypted, never kept
     one = OutgoingEvent(
@@ -425,7 +435,7 @@ def test_pii_aads_kept_across_batches_stay_bound_to_their_topic(
     )
     (r,) = publisher._prepare_batch("t.people", [one], "svc", "acme")
     datum = serde.decode(r.value or b"", target.schema)
-    aad = make_aad("t.people", "name", long_subject)
+    aad = make_aad("t.people", "name", long_subject, "acme")
     assert keystore.decrypt(long_subject, datum["name"], aad) == b"\x02x"
     assert not any(k[2] == long_subject for k in publisher._aads)
     keystore.close()

@@ -31,7 +31,7 @@ from core.pii import (
     plain_schema,
 )
 from core.ports.eventlog import Record
-from core.ports.keystore import DecryptionFailed, KeyDestroyed, KeyStore
+from core.ports.keystore import DecryptionFailed, KeyDestroyed, KeyStore, make_aad_v1
 from domain.catalog import schema_text
 from hub.bootstrap import Hub
 
@@ -107,10 +107,16 @@ def round_trip(datum: dict[str, Any], plain: str, ks: KeyStore, topic: str = "ac
     """Encrypt, Avro-encode with the log schema, decode, decrypt: what a reader gets."""
     log_schema = parse_schema(encrypted_schema(plain))
     subject = data_subject_of(datum, plain)
-    enc = encrypt_pii(datum, plain, subject, ks, topic)
+    enc = encrypt_pii(datum, plain, subject, ks, topic, tenant="default")
     wire = serde.encode(1, log_schema, enc)
     back = serde.decode(wire, log_schema)
-    return wire, back, decrypt_pii(back, log_schema.text, data_subject_of(back, plain), ks, topic)
+    return (
+        wire,
+        back,
+        decrypt_pii(
+            back, log_schema.text, data_subject_of(back, plain), ks, topic, tenant="default"
+        ),
+    )
 
 
 # -- schema analysis ------------------------------------------------------------------------------
@@ -213,49 +219,104 @@ def test_nested_and_decimal_fields(keystore: KeyStore) -> None:
 
 def test_ciphertext_cannot_move_between_fields_or_topics(keystore: KeyStore) -> None:
     log_schema = encrypted_schema(ACCOUNT_SCHEMA)
-    enc = encrypt_pii(account(), ACCOUNT_SCHEMA, "acct-1", keystore, "accounts")
+    enc = encrypt_pii(account(), ACCOUNT_SCHEMA, "acct-1", keystore, "accounts", tenant="default")
     swapped = dict(enc, email=enc["customer_name"])
     with pytest.raises(DecryptionFailed):
-        decrypt_pii(swapped, log_schema, "acct-1", keystore, "accounts")
+        decrypt_pii(swapped, log_schema, "acct-1", keystore, "accounts", tenant="default")
     with pytest.raises(DecryptionFailed):
-        decrypt_pii(enc, log_schema, "acct-1", keystore, "other-topic")
+        decrypt_pii(enc, log_schema, "acct-1", keystore, "other-topic", tenant="default")
+    with pytest.raises(DecryptionFailed):  # another tenant's record, even as a legacy read
+        decrypt_pii(enc, log_schema, "acct-1", keystore, "accounts", tenant="t2", legacy=True)
     keystore.ensure_key("acct-2")
     with pytest.raises(DecryptionFailed):
-        decrypt_pii(enc, log_schema, "acct-2", keystore, "accounts")
+        decrypt_pii(enc, log_schema, "acct-2", keystore, "accounts", tenant="default")
+
+
+def test_legacy_v1_records_open_only_as_stored_records(
+    keystore: KeyStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A record sealed before the tenant was bound (v1 AAD) opens with ``legacy`` (every PII
+    field, the later ones tried v1 first) and for no tenant without it; a v2 record opens the
+    same either way, and never under another tenant."""
+    import core.pii as pii
+
+    log_schema = encrypted_schema(ACCOUNT_SCHEMA)
+    new = encrypt_pii(account(), ACCOUNT_SCHEMA, "acct-1", keystore, "accounts", tenant="acme")
+    with monkeypatch.context() as m:  # how the hub sealed before
+        m.setattr(pii, "make_aad", lambda t, f, s, _tenant: make_aad_v1(t, f, s))
+        old = encrypt_pii(account(), ACCOUNT_SCHEMA, "acct-1", keystore, "accounts", tenant="x")
+    want = account()
+    for tenant in ("acme", "globex"):
+        got = decrypt_pii(
+            old, log_schema, "acct-1", keystore, "accounts", tenant=tenant, legacy=True
+        )
+        assert got == want
+        with pytest.raises(DecryptionFailed):
+            decrypt_pii(old, log_schema, "acct-1", keystore, "accounts", tenant=tenant)
+    for legacy in (False, True):
+        got = decrypt_pii(
+            new, log_schema, "acct-1", keystore, "accounts", tenant="acme", legacy=legacy
+        )
+        assert got == want
+        with pytest.raises(DecryptionFailed):
+            decrypt_pii(
+                new, log_schema, "acct-1", keystore, "accounts", tenant="globex", legacy=legacy
+            )
+    # a record mixing one v1 field into a v2 one still opens field by field (legacy) ...
+    mixed = dict(new, email=old["email"])
+    assert (
+        decrypt_pii(mixed, log_schema, "acct-1", keystore, "accounts", tenant="acme", legacy=True)
+        == want
+    )
+    # ... and a field of neither form fails, also after a v1 one opened
+    bad = dict(old, email=new["customer_name"])
+    with pytest.raises(DecryptionFailed):
+        decrypt_pii(bad, log_schema, "acct-1", keystore, "accounts", tenant="acme", legacy=True)
 
 
 def test_erased_subject_reads_as_markers(keystore: KeyStore) -> None:
     log_schema = encrypted_schema(ACCOUNT_SCHEMA)
-    enc = encrypt_pii(account(), ACCOUNT_SCHEMA, "acct-1", keystore, "accounts")
+    enc = encrypt_pii(account(), ACCOUNT_SCHEMA, "acct-1", keystore, "accounts", tenant="default")
     other = encrypt_pii(
-        account(account_id="acct-2", customer_name="Bob"), ACCOUNT_SCHEMA, "acct-2", keystore, "a"
+        account(account_id="acct-2", customer_name="Bob"),
+        ACCOUNT_SCHEMA,
+        "acct-2",
+        keystore,
+        "a",
+        tenant="default",
     )
     keystore.destroy("acct-1")
-    out = decrypt_pii(enc, log_schema, "acct-1", keystore, "accounts")
+    out = decrypt_pii(enc, log_schema, "acct-1", keystore, "accounts", tenant="default")
     assert out["customer_name"] == ERASED
     assert out["email"] == ERASED
     assert out["date_of_birth"] is None  # a date cannot hold the marker
     assert out["country"] == "GB" and out["account_id"] == "acct-1"
-    assert decrypt_pii(other, log_schema, "acct-2", keystore, "a")["customer_name"] == "Bob"
+    assert (
+        decrypt_pii(other, log_schema, "acct-2", keystore, "a", tenant="default")["customer_name"]
+        == "Bob"
+    )
 
 
 def test_late_event_for_an_erased_subject_is_refused(keystore: KeyStore) -> None:
     keystore.destroy("acct-1")
     with pytest.raises(KeyDestroyed):
-        encrypt_pii(account(), ACCOUNT_SCHEMA, "acct-1", keystore, "accounts")
+        encrypt_pii(account(), ACCOUNT_SCHEMA, "acct-1", keystore, "accounts", tenant="default")
 
 
 def test_pii_without_a_data_subject_is_refused(keystore: KeyStore) -> None:
     with pytest.raises(InvalidInput, match="names no data subject"):
-        encrypt_pii(account(), ACCOUNT_SCHEMA, None, keystore, "accounts")
+        encrypt_pii(account(), ACCOUNT_SCHEMA, None, keystore, "accounts", tenant="default")
     # No PII value present: nothing to encrypt, no subject needed.
     datum = {"id": "", "home": {"line1": None}, "work": None, "salary": None, "tags": []}
-    assert encrypt_pii(datum, NESTED, None, keystore, "t")["work"] is None
+    assert encrypt_pii(datum, NESTED, None, keystore, "t", tenant="default")["work"] is None
 
 
 def test_records_written_in_plaintext_pass_through(keystore: KeyStore) -> None:
     datum = account()
-    assert decrypt_pii(datum, ACCOUNT_SCHEMA, "acct-1", keystore, "accounts") == datum
+    assert (
+        decrypt_pii(datum, ACCOUNT_SCHEMA, "acct-1", keystore, "accounts", tenant="default")
+        == datum
+    )
 
 
 # -- end to end on the embedded hub --------------------------------------------------------------
@@ -274,7 +335,7 @@ def test_erasure_end_to_end(hub: Hub) -> None:
     records = []
     for datum in people:
         subject = data_subject_of(datum, log_schema.text)
-        enc = encrypt_pii(datum, log_schema.text, subject, hub.keystore, topic)
+        enc = encrypt_pii(datum, log_schema.text, subject, hub.keystore, topic, tenant="default")
         records.append(Record(value=serde.encode(sv.id, log_schema, enc), key=subject.encode()))
     hub.log.append(topic, records)
     hub.ledger.sync(force_checkpoint=True)
@@ -286,7 +347,7 @@ def test_erasure_end_to_end(hub: Hub) -> None:
             writer = hub.registry.parsed(decoded["schema_id"])
             datum = serde.decode(rec.value or b"", writer)
             subject = data_subject_of(datum, writer.text)
-            plain = decrypt_pii(datum, writer.text, subject, hub.keystore, topic)
+            plain = decrypt_pii(datum, writer.text, subject, hub.keystore, topic, tenant="default")
             out.append(serde.to_json(plain))
         return out
 

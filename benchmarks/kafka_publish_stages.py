@@ -11,7 +11,8 @@ Run it on an old and a new tree alternately: the figures are only comparable wit
 both (the machine is shared). ``KAFKA_STAGES_FREEZE=1`` freezes the garbage collector's tracked
 heap after set-up (``gc.freeze``, as in docs/benchmarks/s15-kafka.md): that hides what a
 tracked object per record costs in collections, so the default leaves the collector as a
-deployed hub runs it.
+deployed hub runs it. ``KAFKA_STAGES_NOMAC=1`` unsets the log's MAC key (what the record MAC
+costs, stage by stage).
 """
 
 from __future__ import annotations
@@ -55,6 +56,8 @@ def main(checkout: str, n: int, batch: int = 2000) -> None:
     Publisher._prepare_for_append = timed("prepare", Publisher._prepare_for_append)  # type: ignore[method-assign]
     KafkaEventLog.append_columns = timed("append_columns", KafkaEventLog.append_columns)  # type: ignore[method-assign]
     hub.publisher._coalescers.clear()  # rebuilt with the timed methods
+    if os.environ.get("KAFKA_STAGES_NOMAC") == "1":
+        hub.log._mac_key = None  # type: ignore[attr-defined]
     gc.collect()
     if os.environ.get("KAFKA_STAGES_FREEZE") == "1":
         gc.freeze()

@@ -28,6 +28,7 @@ its type; a field present in some values only, a value of any other type or form
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from operator import itemgetter
 from typing import Any
 
 import pyarrow as pa
@@ -141,10 +142,17 @@ class ColumnPlan:
         keys = values[0].keys()
         if not self.known.issuperset(keys):
             return None
-        for v in values:
-            if type(v) is not dict or v.keys() != keys:
-                return None
-        columns: dict[str, list[Any]] = {name: [v[name] for v in values] for name in keys}
+        # every value a dict with exactly the first one's keys: all of the same size (C-level
+        # passes, ~0.04 us a value where comparing each one's keys took ~0.19), and a missing
+        # key (KeyError below) then means some other key is there instead
+        if set(map(type, values)) != {dict} or set(map(len, values)) != {len(keys)}:
+            return None
+        try:
+            columns: dict[str, list[Any]] = {
+                name: list(map(itemgetter(name), values)) for name in keys
+            }
+        except KeyError:
+            return None
         arrays: list[pa.Array | None] = []
         names: list[str] = []
         subjects = columns.get(self.subject) if self.subject is not None else None

@@ -82,7 +82,6 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import replace
-from itertools import islice
 from typing import Any, Final, TypeVar
 
 from confluent_kafka import (
@@ -119,7 +118,7 @@ from adapters.kafka_log.batch import (
     ProducerState,
     check_record,
     columns_valid,
-    header_lists,
+    produce_columns,
     stored_record,
     strip_idem,
 )
@@ -863,13 +862,13 @@ class KafkaEventLog(EventLog):
 
     def _produce_columns(self, topic: str, batch: ColumnBatch, ts: int) -> KafkaAppended:
         """``_produce_and_wait`` of a checked one-partition column batch as ONE record batch:
-        the rows come straight from the columns (``header_lists``), every record stamped
+        the rows come straight from the columns (``produce_columns``), every record stamped
         ``ts``, the reports counted per batch (``BatchDelivery``)."""
         doing = f"appending to {topic!r}"
         producer = self._plain_producer()
         n = len(batch)
         delivery = BatchDelivery(topic, 0, ts, n, producer)
-        produce, wire = producer.produce, self._wire(topic)
+        wire = self._wire(topic)
         try:
             try:
                 mac_key = self._mac_key
@@ -889,35 +888,15 @@ class KafkaEventLog(EventLog):
                         header_names=(*batch.header_names, MAC_HEADER),
                         header_columns=(*batch.header_columns, macs),
                     )
-                rows: Iterator[tuple[bytes | None, bytes | None, Any]] = zip(
-                    batch.keys, batch.values, header_lists(batch), strict=True
-                )
                 # a report for the first and the last record only (see BatchDelivery)
-                for key, value, headers in islice(rows, 1):
-                    produce(
-                        wire,
-                        value=value,
-                        key=key,
-                        partition=0,
-                        on_delivery=delivery.on_first or delivery.on_last,
-                        timestamp=ts,
-                        headers=headers,
-                    )
-                # positional: (topic, value, key, partition, callback, on_delivery, timestamp,
-                # headers), confluent-kafka's order; no keyword matching per record (2.9 ->
-                # 2.4 us a call, 13 headers); None callbacks are the keywords left out
-                for key, value, headers in islice(rows, max(0, n - 2)):
-                    produce(wire, value, key, 0, None, None, ts, headers)
-                for key, value, headers in rows:  # the last one (strict zip: no more)
-                    produce(
-                        wire,
-                        value=value,
-                        key=key,
-                        partition=0,
-                        on_delivery=delivery.on_last,
-                        timestamp=ts,
-                        headers=headers,
-                    )
+                produce_columns(
+                    producer.produce,
+                    wire,
+                    batch,
+                    ts,
+                    delivery.on_first or delivery.on_last,
+                    delivery.on_last,
+                )
             except BufferError as exc:  # librdkafka's local queue is full
                 raise PayloadTooLarge(
                     f"A batch of {len(batch)} records for {topic!r} overflows the Kafka "

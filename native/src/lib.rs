@@ -9,6 +9,7 @@ mod avro_columns;
 mod avro_encode;
 mod dict_column;
 mod headers;
+mod kafka_produce;
 mod key_index;
 mod leaves;
 mod ledger_batch;
@@ -28,6 +29,7 @@ fn hub_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     avro_columns::register(m)?;
     avro_encode::register(m)?;
     headers::register(m)?;
+    kafka_produce::register(m)?;
     leaves::register(m)?;
     ledger_batch::register(m)?;
     merkle::register(m)?;

@@ -543,3 +543,33 @@ def test_column_wise_values_match_the_reference_byte_for_byte(
     except HubError:
         return  # a bad record: the batch path fails too and prepare names it
     assert publisher._prepare_batch("t.mixed", events, "svc", "acme") == ref
+
+
+def test_values_whose_keys_differ_from_the_first_ones_go_record_by_record(
+    publisher: Publisher,
+) -> None:
+    """``ColumnPlan.encode`` takes a batch only when every value is a dict with exactly the
+    first value's keys (in any order): one key swapped for another (same count), one missing,
+    one extra, or a dict subclass sends the batch record by record (None)."""
+    from ingest.jsoncols import ColumnPlan
+
+    events = _uniform_trades(random.Random(5), 50)
+    plan = ColumnPlan.build(publisher.targets.resolve("t.mixed", "com.hub.Trade"))
+    assert plan is not None
+    values = [ev.value for ev in events]
+    first = values[0]
+    assert plan.encode(values, None) is not None
+    reordered = [dict(reversed(list(v.items()))) if i % 2 else v for i, v in enumerate(values)]
+    assert plan.encode(reordered, None) == plan.encode(values, None)
+    name = next(iter(first))
+    other = next(n for n in ("note", "ok", "ratio", "tags") if n not in first)
+
+    class Sub(dict[str, Any]):
+        pass
+
+    swapped = {other if k == name else k: v for k, v in values[7].items()}
+    missing = {k: v for k, v in values[7].items() if k != name}
+    extra = {**values[7], other: None}
+    for odd in (swapped, missing, extra, Sub(values[7])):
+        assert plan.encode([*values[:7], odd, *values[8:]], None) is None
+    assert plan.encode([{**first, other: None}, *values[1:]], None) is None

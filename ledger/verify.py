@@ -142,20 +142,36 @@ class _Cursor:
     log hands them (``EventLog.read_encoded``), else columns (``read_columns``).
     :meth:`take` hands out chunk slices (the fast path), :meth:`next` one record at a time (the
     row-by-row pass, which decodes a stored chunk by the log's own decoder); both advance the
-    same position."""
+    same position.
 
-    def __init__(self, ledger: Ledger, topic: str, part: int) -> None:
+    ``checked`` (a full run): each stored read is authenticated on the bytes read
+    (``EventLog.check_records(..., read=...)``, no second read) and the offsets authenticated
+    from the first read on, contiguous, are noted there under (topic, partition): step 5
+    (``integrity_problems(checked)``) then does not read and MAC those batches again. A read
+    that fails its check is not noted (and ends the noting): step 5 reads it and names it."""
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        topic: str,
+        part: int,
+        checked: dict[tuple[str, int], tuple[int, int]] | None = None,
+    ) -> None:
         self.ledger, self.topic, self.part = ledger, topic, part
         self.next_offset = 0
         self.buf: deque[Chunk] = deque()  # chunks read, none empty
         self.pos = 0  # records of ``buf[0]`` already handed out
+        self.checked = checked
 
     def _fill(self, k: int) -> bool:
         log = self.ledger.log
-        enc = log.read_encoded(self.topic, self.part, self.next_offset, k)
+        asked = self.next_offset
+        enc = log.read_encoded(self.topic, self.part, asked, k)
         if enc is not None:
             if not len(enc):
                 return False
+            if self.checked is not None:
+                self._authenticate(asked, enc)
             self.buf.append(enc)
             self.next_offset = enc.next_offset()
             return True
@@ -165,6 +181,23 @@ class _Cursor:
         self.buf.append(got)
         self.next_offset = got.offsets[-1] + 1
         return True
+
+    def _authenticate(self, asked: int, enc: EncodedColumns) -> None:
+        """Authenticate one read (see the class) and extend the noted range by it."""
+        assert self.checked is not None
+        tp, end = (self.topic, self.part), enc.next_offset()
+        lo, hi = self.checked.get(tp, (asked, asked))
+        if asked < lo or asked > hi:  # not contiguous with what is noted: step 5 checks it
+            self.checked = None
+            return
+        if end <= hi:  # read again after a reset: authenticated the first time
+            return
+        try:
+            self.ledger.log.check_records(self.topic, self.part, asked, end, (enc,))
+        except HubError:  # LogTampered, or the log cannot read: step 5 reads and names it
+            self.checked = None
+            return
+        self.checked[tp] = (lo, end)
 
     def next(self) -> StoredRecord | None:
         """The next record; None at the log's end; HubError when the log cannot read."""
@@ -211,6 +244,15 @@ class _Cursor:
         """Undo every :meth:`take` since ``mark``."""
         buf, self.pos, self.next_offset = mark
         self.buf = deque(buf)
+
+
+class _Cursors(dict[tuple[str, int], _Cursor]):
+    """Step 1's cursors per partition, and where they note what they authenticated (None: an
+    incremental run, which leaves the log's MACs to the full one and does not authenticate)."""
+
+    def __init__(self, checked: dict[tuple[str, int], tuple[int, int]] | None) -> None:
+        super().__init__()
+        self.checked = checked
 
 
 def _slice(c: Chunk, a: int, b: int) -> Chunk:
@@ -298,8 +340,13 @@ def _verify(
     started = time.perf_counter()
     report = VerifyReport()
     if since is None:
-        _verify_log(ledger, report)  # 5. first: its problems explain the leaf mismatches below
-        tree_ok = _verify_leaves_and_tree(ledger, report)
+        # 1-3, their reads authenticated as read (``_Cursor``), then 5 over the rest of the log:
+        # every stored batch is read and MAC'd once (step 5 first read each blob a second time)
+        checked: dict[tuple[str, int], tuple[int, int]] = {}
+        tree_ok = _verify_leaves_and_tree(ledger, report, authed=checked)
+        # 5. listed first: its problems explain the leaf mismatches (report.first, ties); and
+        # as before, a log that fails its authentication leaves the tree unconfirmed
+        tree_ok = _verify_log(ledger, report, checked) and tree_ok
     else:
         report.incremental_from = since.size
         tree_ok = _verify_from(ledger, report, since)
@@ -510,12 +557,17 @@ def _verify_from(ledger: Ledger, report: VerifyReport, since: Verified) -> bool:
     )
 
 
-def _verify_log(ledger: Ledger, report: VerifyReport) -> None:
-    for p in ledger.log.integrity_problems():
+def _verify_log(
+    ledger: Ledger, report: VerifyReport, checked: dict[tuple[str, int], tuple[int, int]]
+) -> bool:
+    """5. The log's own authentication; ``checked``: what step 1 authenticated as it read.
+    Its problems go before step 1's (``report.first`` picks the first of equal index)."""
+    found: list[Problem] = []
+    for p in ledger.log.integrity_problems(checked):
         index = None
         if p.partition is not None and p.offset is not None:
             index = ledger.store.index_of(p.topic, p.partition, p.offset)
-        report.fail(
+        found.append(
             Problem(
                 f"the event log fails its own authentication: {p.describe()}",
                 index=index,
@@ -524,6 +576,10 @@ def _verify_log(ledger: Ledger, report: VerifyReport) -> None:
                 offset=p.offset,
             )
         )
+    if found:
+        report.ok = False
+        report.problems[:0] = found
+    return not found
 
 
 def _verify_removals(ledger: Ledger, report: VerifyReport) -> None:
@@ -637,10 +693,12 @@ def _verify_leaves_and_tree(
     start: int = 0,
     last: dict[tuple[str, int], int] | None = None,
     builder: TreeBuilder | None = None,
+    authed: dict[tuple[str, int], tuple[int, int]] | None = None,
 ) -> bool:
+    """1-3 (see the module docstring); ``authed``: a full run's, see :class:`_Cursor`."""
     store = ledger.store
     encoder = LeafEncoder()
-    cursors: dict[tuple[str, int], _Cursor] = {}
+    cursors = _Cursors(authed)
     last = {} if last is None else last
     tree = TreeBuilder() if builder is None else builder
     pending: dict[tuple[int, int], bytes] = {}
@@ -750,7 +808,7 @@ def _verify_leaves_and_tree(
                 except HubError:
                     stop = Problem(f"topic {topic!r} is not in the log.", **where)
                     break
-                cur = cursors[tp] = _Cursor(ledger, topic, part)
+                cur = cursors[tp] = _Cursor(ledger, topic, part, cursors.checked)
                 begins[tp] = ledger.log.beginning_offsets(topic).get(part, 0)
                 cur.next_offset = max(begins[tp], last.get(tp, -1) + 1)
             if off < begins[tp]:
@@ -924,7 +982,7 @@ def _verify_leaves_and_tree(
 def _cursor(
     ledger: Ledger,
     tp: tuple[str, int],
-    cursors: dict[tuple[str, int], _Cursor],
+    cursors: _Cursors,
     begins: dict[tuple[str, int], int],
     last: dict[tuple[str, int], int],
 ) -> _Cursor | None:
@@ -938,7 +996,7 @@ def _cursor(
             begin = ledger.log.beginning_offsets(tp[0]).get(tp[1], 0)
         except HubError:
             return None
-        cur = cursors[tp] = _Cursor(ledger, tp[0], tp[1])
+        cur = cursors[tp] = _Cursor(ledger, tp[0], tp[1], cursors.checked)
         begins[tp] = begin
         cur.next_offset = max(begin, last.get(tp, -1) + 1)
     return cur
@@ -948,7 +1006,7 @@ def _same_as_log(
     ledger: Ledger,
     stored: LeafBatch,
     expected: int,
-    cursors: dict[tuple[str, int], _Cursor],
+    cursors: _Cursors,
     begins: dict[tuple[str, int], int],
     last: dict[tuple[str, int], int],
     encoder: LeafEncoder,
@@ -1020,7 +1078,7 @@ def _fast_records(
     ledger: Ledger,
     rows: Sequence[Any],
     expected: int,
-    cursors: dict[tuple[str, int], _Cursor],
+    cursors: _Cursors,
     begins: dict[tuple[str, int], int],
     last: dict[tuple[str, int], int],
 ) -> list[Chunk] | None:

@@ -648,8 +648,10 @@ class TieredEventLog(EventLog):
     ) -> None:
         self.hot.check_records(topic, partition, start, end, read)
 
-    def integrity_problems(self) -> list[LogProblem]:
-        return self.hot.integrity_problems()
+    def integrity_problems(
+        self, checked: Mapping[tuple[str, int], tuple[int, int]] | None = None
+    ) -> list[LogProblem]:
+        return self.hot.integrity_problems(checked)
 
     def close(self) -> None:
         self.hot.close()

@@ -1475,8 +1475,13 @@ class SqliteEventLog(EventLog):
                 "authentication; run `hub ledger verify` and restore the log from a backup."
             )
 
-    def integrity_problems(self) -> list[LogProblem]:
-        """Check every topic, partition seal and stored batch; the first problem per partition."""
+    def integrity_problems(
+        self, checked: Mapping[tuple[str, int], tuple[int, int]] | None = None
+    ) -> list[LogProblem]:
+        """Check every topic, partition seal and stored batch; the first problem per partition.
+        A partition's ``checked`` range (the port's) is not read again: the batches below and
+        above it are, each part from the MAC stored before it (a link into the range that
+        fails shows as the next batch's MAC failing), and the seal and chain head as usual."""
         key = self._key
         if key is None:
             return []
@@ -1516,7 +1521,13 @@ class SqliteEventLog(EventLog):
                         )
                     )
                 for part in parts:
-                    problem = self._check_partition(conn, key, tid, name, part, 0, None)
+                    lo, hi = (checked or {}).get((name, part), (0, 0))
+                    if hi > lo:  # [lo, hi) authenticated on the bytes read (verify's step 1)
+                        problem = self._check_partition(
+                            conn, key, tid, name, part, 0, lo
+                        ) or self._check_partition(conn, key, tid, name, part, hi, None)
+                    else:
+                        problem = self._check_partition(conn, key, tid, name, part, 0, None)
                     if problem is not None:
                         problems.append(problem)
             known = set(conn.execute("SELECT topic_id, part FROM partitions").fetchall())

@@ -875,9 +875,16 @@ class EventLog(abc.ABC):
         check nothing: the default.
         """
 
-    def integrity_problems(self) -> list[LogProblem]:
+    def integrity_problems(
+        self, checked: Mapping[tuple[str, int], tuple[int, int]] | None = None
+    ) -> list[LogProblem]:
         """Every stored object that fails the log's own authentication (topics, partition
-        bounds, batches), first problem per partition; empty when sound or not authenticated."""
+        bounds, batches), first problem per partition; empty when sound or not authenticated.
+        ``checked``: per (topic, partition), an offset range ``[lo, hi)`` whose stored batches
+        the caller had ``check_records(..., read=...)`` authenticate on the bytes it read, in
+        this process, without a problem (``hub ledger verify``: step 1's reads); an adapter MAY
+        skip re-reading those batches and check the rest of the partition (its seal, the
+        batches outside the range and their links to the range) as usual."""
         return []
 
     # -- consumer groups ----------------------------------------------------------------------

@@ -110,7 +110,7 @@ def test_accounts_on_flink_equal_the_embedded_runner(flink_session: FlinkSession
         stored = conn.exec_driver_sql(
             f"SELECT customer_name FROM {views.schema}.accounts_current__flink_p"
         ).scalars()
-        assert all(v.startswith("pii:v1:accounts:") for v in stored)
+        assert all(v.startswith("pii:v2:accounts:") for v in stored)
 
     # crypto-shredding reaches the Flink view: E1's key destroyed, its PII reads as erased
     flink_session.views.hub.keystore.destroy("E1")

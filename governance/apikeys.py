@@ -32,10 +32,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import re
 import secrets
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -52,6 +53,8 @@ from domain.envelope import H_ID
 from governance import enrolment as enr
 from governance.enrolment import Enrolment, EnrolmentTicket
 from ingest.publish import EventReader, Publisher
+
+log = logging.getLogger("hub.governance.apikeys")
 
 TOPIC = "hub.principals"
 PEPPER_FILE = "apikeys.pepper"  # under <data_dir>/keys, beside the keyring
@@ -204,6 +207,10 @@ class Origin:
 
 LIVE = ("ready", "pending_approval")  # an enrolment's states in which a token may still work
 
+# Told of every revocation, after its append: (revoked key ids, their owners casefolded, by,
+# reason). The pending changes of other stores are withdrawn through it (``on_revoked``).
+RevokedHook = Callable[[Sequence[str], frozenset[str], str, str], object]
+
 
 def _check_roles(roles: list[str] | frozenset[str]) -> None:
     unknown = sorted(set(roles) - set(ROLES))
@@ -248,6 +255,7 @@ class ApiKeys:
         # approver keys: ``governance.enrolment`` and docs/trust-model.md.
         self._bootstrap_closed = False
         self._two_person_on: Callable[[], bool] = lambda: False
+        self._on_revoked: list[RevokedHook] = []
         self._lock = threading.RLock()
         self._fold = TopicFold(
             log,
@@ -264,6 +272,57 @@ class ApiKeys:
         """Tell the keys whether the two-person rule is on (the composition root: the active
         policy bundle lists any two-person resource). Enrolment then needs a second approver."""
         self._two_person_on = on
+
+    def on_revoked(self, hook: RevokedHook) -> None:
+        """Call ``hook`` after each revocation (the composition root: the policy and config
+        change stores withdraw the pending changes whose proposer may no longer propose
+        them). Called outside this keyring's lock, since a hook takes its store's lock, whose
+        approvals take this one; a hook that fails is logged, and the approval check
+        (``check_proposer``) still refuses what it did not withdraw."""
+        self._on_revoked.append(hook)
+
+    def _after_revoked(self, ids: Sequence[str], by: str, reason: str) -> None:
+        """Withdraw what the revoked keys' owners proposed and may no longer propose: their
+        live enrolments here, the pending changes of other stores through the hooks."""
+        owners = frozenset(_fold_key(self._keys[k].owner) for k in ids if k in self._keys)
+        why = f"key {', '.join(ids)} revoked by {by}" + (f" ({reason})" if reason else "")
+        try:
+            self._withdraw_enrolments(owners, by, why)
+        except Exception:  # the approval check still refuses them (check_proposer)
+            log.exception("withdrawing the enrolments of revoked keys %s failed", ids)
+        for hook in list(self._on_revoked):
+            try:
+                hook(ids, owners, by, why)
+            except Exception:
+                log.exception("withdrawing the pending changes of revoked keys %s failed", ids)
+
+    def _withdraw_enrolments(self, owners: frozenset[str], by: str, why: str) -> list[str]:
+        """End (``withdrawn: ...``) each live enrolment requested by one of ``owners`` who no
+        longer holds a key that may request it; their ids."""
+        with self._lock:
+            self._refresh()
+            now = datetime.now(UTC)
+            ended: list[OutgoingEvent] = []
+            tenants: set[str] = set()
+            for e in self._enrolments.values():
+                if _fold_key(e.requested_by) not in owners or e.state(now) not in LIVE:
+                    continue
+                try:
+                    self.check_proposer(e.requested_by, e.requested_by_key, e.enrolment_id)
+                except Conflict:
+                    reason = f"{enr.WITHDRAWN_REASON} requester {e.requested_by!r} lost the right"
+                    ended.append(self._ended(e.enrolment_id, f"{reason}: {why}", by, now))
+                    tenants.add(e.tenant)
+            if not ended:
+                return []
+            self._publisher.publish(
+                TOPIC,
+                ended,
+                producer=by,
+                tenant=tenants.pop() if len(tenants) == 1 else "default",
+            )
+            self._refresh()
+            return [str(e.value["key_id"]) for e in ended]
 
     # -- the fold ---------------------------------------------------------------------------
     def _refresh(self) -> None:
@@ -648,8 +707,25 @@ class ApiKeys:
         """Revoke ``key_id`` (at ``at``, default now); returns the revoked key ids.
 
         ``actor`` (when given) must be allowed to manage the key. ``cascade`` also revokes every
-        key issued with it, transitively (a leaked key's offspring).
+        key issued with it, transitively (a leaked key's offspring). What the revoked keys'
+        owners proposed and may no longer propose is withdrawn (``on_revoked``).
         """
+        ids = self._revoke(
+            key_id, revoked_by=revoked_by, reason=reason, actor=actor, at=at, cascade=cascade
+        )
+        self._after_revoked(ids, revoked_by, reason)
+        return ids
+
+    def _revoke(
+        self,
+        key_id: str,
+        *,
+        revoked_by: str,
+        reason: str,
+        actor: Principal | None,
+        at: datetime | None,
+        cascade: bool,
+    ) -> list[str]:
         with self._lock:
             self._refresh()
             key = self._keys.get(key_id)
@@ -716,12 +792,14 @@ class ApiKeys:
         with self._lock:
             self._refresh()
             old = self._keys.get(key_id)
-            if (
+            is_reset = (
                 old is not None
                 and enr.grants_approval(old.roles)
                 and _fold_key(old.owner) != _fold_key(actor.id)
-            ):
-                return self.reset(actor, key_id, reason=reason)
+            )
+        if is_reset:  # outside the lock: a reset tells the revocation hooks (``on_revoked``)
+            return self.reset(actor, key_id, reason=reason)
+        with self._lock:
             self._refresh()
             old = self._keys.get(key_id)
             now = datetime.now(UTC)
@@ -775,13 +853,17 @@ class ApiKeys:
                 issuance=old.issuance if own else enr.ISSUED_BY_OTHER,
                 enrolment_id=old.enrolment_id if own else "",
             )
-            self.revoke(
+            why = reason or f"rotated to {issued.key_id}"
+            self._revoke(
                 key_id,
                 revoked_by=actor.id,
-                reason=reason or f"rotated to {issued.key_id}",
+                reason=why,
+                actor=None,
                 at=now + grace if grace else now,
+                cascade=False,
             )
-            return issued
+        self._after_revoked([key_id], actor.id, why)  # the successor still proposes: usually none
+        return issued
 
     # -- enrolment (governance.enrolment) ---------------------------------------------------
     def two_person_on(self) -> bool:
@@ -1049,6 +1131,7 @@ class ApiKeys:
             )
             self._refresh()
             e = self._enrolments[eid]
+        self._after_revoked([key_id], actor.id, reason or f"reset ({eid})")
         return EnrolmentTicket.of(e, first, resets=key_id)
 
     def redeem(
@@ -1102,6 +1185,12 @@ class ApiKeys:
                     f"Enrolment {eid} was already redeemed (key {e.new_key_id}): a token works "
                     "once. If that was not you, ask an admin to revoke that key and reset it.",
                     code="enrolment_used",
+                )
+            if state == "withdrawn":
+                raise Unauthenticated(
+                    f"Enrolment {eid} was withdrawn ({e.ended_reason}): ask an admin for a new "
+                    "one.",
+                    code="enrolment_withdrawn",
                 )
             if state == "expired":
                 if e.ended_at is None:  # record it once: the ledger shows the token lapsed

@@ -15,7 +15,10 @@ when another change became active since the proposal (its diff would be stale: p
 also when that happened in another process between the check and the append (the fold applies
 an activation only against the version it names, ``governance.store``).
 ``rollback VERSION`` is a new proposal whose files are that version's, under the same validation
-and approval.
+and approval. ``withdraw_revoked`` (told by the keyring after each revocation) appends
+``PolicyChangeWithdrawn`` for each pending change whose proposer may no longer propose it; a
+withdrawn change is never approved (409 ``change_withdrawn``), nor activated by an activation
+that another process appended after the withdrawal (``governance.store``).
 
 Callers (``hub policy ...``, ``/v1/policy/...``) ask the policy decision point for
 ``policy.propose`` / ``policy.approve`` / ``policy.read`` before calling in here.
@@ -26,16 +29,24 @@ from __future__ import annotations
 import difflib
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from core.errors import Conflict, Forbidden
+from core.errors import Conflict, Forbidden, HubError
 from core.policybundle import PolicyBundle, PolicyError
 from core.ports.policy import Decision, Principal
 from governance.decisions import new_decision_id
 from governance.policycases import all_cases, run_cases
-from governance.store import ACTIVATED, APPROVED, POLICIES_TOPIC, PROPOSED, Change, PolicyStore
+from governance.store import (
+    ACTIVATED,
+    APPROVED,
+    POLICIES_TOPIC,
+    PROPOSED,
+    WITHDRAWN,
+    Change,
+    PolicyStore,
+)
 
 if TYPE_CHECKING:
     from ingest.publish import Publisher
@@ -80,6 +91,35 @@ def check_two_person(
             "another person must.",
             code="two_person_rule",
         )
+
+
+class ChangeWithdrawn(Conflict):
+    """An approval of a change that was withdrawn (its proposer lost the right to propose)."""
+
+    code = "change_withdrawn"
+
+
+def withdrawn_error(what: str, by: str | None, reason: str) -> ChangeWithdrawn:
+    return ChangeWithdrawn(
+        f"{what[:1].upper()}{what[1:]} was withdrawn by {by!r}: {reason}. It is no longer "
+        "pending; someone who may propose it must propose it again."
+    )
+
+
+def lost_right(
+    identities: Identities | None, proposed_by: str, proposed_key: str, what: str
+) -> str | None:
+    """Why the proposer of ``what`` may no longer propose it (``check_proposer``'s message),
+    or None while they may."""
+    if identities is None:
+        return None
+    try:
+        identities.check_proposer(proposed_by, proposed_key, what)
+    except HubError as exc:
+        if getattr(exc, "code", "") != "proposer_revoked":
+            raise
+        return exc.message
+    return None
 
 
 def refused_for_proposer(
@@ -237,6 +277,10 @@ class PolicyChanges:
             change = self.store.change(change_id)
             if change.activated_at is not None:
                 raise Conflict(f"Policy change {change_id} is already active.")
+            if change.withdrawn_at is not None:
+                raise withdrawn_error(
+                    f"policy change {change_id}", change.withdrawn_by, change.withdrawn_reason
+                )
             try:
                 check_two_person(
                     self._identities,
@@ -285,6 +329,46 @@ class PolicyChanges:
             self._reload(bundle)
             return self.store.change(change_id)
 
+    def withdraw_revoked(
+        self, key_ids: Sequence[str], owners: frozenset[str], by: str, why: str
+    ) -> list[str]:
+        """Withdraw each pending change proposed by one of ``owners`` (casefolded) who may no
+        longer propose it now that ``key_ids`` were revoked (``ApiKeys.on_revoked``): one
+        append of ``PolicyChangeWithdrawn``, with the reason. The ids withdrawn."""
+        with self._lock:
+            self.store.refresh()
+            events = []
+            for change in self.store.changes():
+                if (
+                    change.activated_at is not None
+                    or change.withdrawn_at is not None
+                    or change.proposed_by.strip().casefold() not in owners
+                ):
+                    continue
+                what = f"policy change {change.change_id}"
+                lost = lost_right(
+                    self._identities, change.proposed_by, change.proposed_by_key, what
+                )
+                if lost is None:
+                    continue
+                events.append(
+                    self._event(
+                        WITHDRAWN,
+                        change.change_id,
+                        {
+                            "change_id": change.change_id,
+                            "withdrawn_by": by,
+                            "reason": f"{why}: {lost}",
+                            "revoked_key": ",".join(key_ids),
+                            "withdrawn_at": _now(),
+                        },
+                    )
+                )
+            if events:
+                self._publisher.publish(POLICIES_TOPIC, events, producer=by, tenant="default")
+                self.store.refresh()
+            return [str(e.value["change_id"]) for e in events]
+
     def rollback(self, principal: Principal, version: str, reason: str) -> Change:
         """Propose the files of an earlier version again (a new change, never an undo)."""
         target = self.store.bundle_of(version)
@@ -302,7 +386,12 @@ class PolicyChanges:
     def _activated_or_conflict(self, change_id: str) -> None:
         """Raise ``Conflict`` when the activation just appended was not applied: another
         process activated a change against the same version first (``governance.store``)."""
-        if self.store.change(change_id).activated_at is None:
+        change = self.store.change(change_id)
+        if change.activated_at is None and change.withdrawn_at is not None:
+            raise withdrawn_error(
+                f"policy change {change_id}", change.withdrawn_by, change.withdrawn_reason
+            )
+        if change.activated_at is None:
             active = self.store.active_bundle().version
             raise Conflict(
                 f"Policy change {change_id} was not activated: another change ({active[:12]}) "

@@ -42,6 +42,10 @@ applied at once records the value it really replaced. On the embedded log the tr
 the write lock, so the second read is atomic with the append; on Kafka, which has no such lock,
 it only narrows the window.
 ``rollback`` is a new proposal whose value is that of an earlier change, under the same rules.
+``withdraw_revoked`` (told by the keyring after each revocation) appends ``ConfigChangeWithdrawn``
+for each pending change whose proposer may no longer propose it; a withdrawn change is never
+approved (409 ``change_withdrawn``; an approval checked before the withdrawal was appended finds
+``hub.config-changes`` moved, checks again and is refused).
 ``set_direct`` is what the direct paths (``PUT /config``, ``hub rules set``, ``PUT /v1/rules``,
 ``hub retention set``, ``POST /v1/retention/policies``) call: it refuses a resource under the
 two-person rule, and otherwise applies at once.
@@ -79,12 +83,19 @@ from core.errors import (
     TopicNotFound,
 )
 from core.ports.policy import Principal
-from governance.changes import Identities, check_two_person, refused_for_proposer
+from governance.changes import (
+    Identities,
+    check_two_person,
+    lost_right,
+    refused_for_proposer,
+    withdrawn_error,
+)
 from governance.configstore import (
     APPLIED,
     APPROVED,
     CONFIG_CHANGES_TOPIC,
     PROPOSED,
+    WITHDRAWN,
     ConfigChange,
     ConfigChangeStore,
 )
@@ -928,6 +939,49 @@ class ConfigChanges:
                     return self.store.change(change_id)
             raise self._busy(res)
 
+    def withdraw_revoked(
+        self, key_ids: Sequence[str], owners: frozenset[str], by: str, why: str
+    ) -> list[str]:
+        """Withdraw each pending change proposed by one of ``owners`` (casefolded) who may no
+        longer propose it now that ``key_ids`` were revoked (``ApiKeys.on_revoked``): one
+        append of ``ConfigChangeWithdrawn``, with the reason, in each change's tenant (a legal
+        hold's release stays its tenant's). The ids withdrawn."""
+        with _LOCK:
+            self.store.refresh()
+            by_tenant: dict[str, list[OutgoingEvent]] = {}
+            for change in self.store.changes():
+                if (
+                    change.applied_at is not None
+                    or change.withdrawn_at is not None
+                    or not change.requires_approval
+                    or change.proposed_by.strip().casefold() not in owners
+                ):
+                    continue
+                what = f"configuration change {change.change_id}"
+                lost = lost_right(
+                    self._identities, change.proposed_by, change.proposed_by_key, what
+                )
+                if lost is None:
+                    continue
+                by_tenant.setdefault(change.tenant, []).append(
+                    _event(
+                        {
+                            "change_id": change.change_id,
+                            "withdrawn_by": by,
+                            "reason": f"{why}: {lost}",
+                            "revoked_key": ",".join(key_ids),
+                            "withdrawn_at": _now(),
+                        },
+                        WITHDRAWN,
+                        change.change_id,
+                        change.change_id,
+                    )
+                )
+            for tenant, events in sorted(by_tenant.items()):
+                self._publisher.publish(CONFIG_CHANGES_TOPIC, events, producer=by, tenant=tenant)
+            self.store.refresh()
+            return [str(e.value["change_id"]) for es in by_tenant.values() for e in es]
+
     def _approve_once(
         self, principal: Principal, res: ConfigResource, change_id: str, reason: str
     ) -> bool:
@@ -938,6 +992,10 @@ class ConfigChanges:
         change = self.store.change(change_id)
         if change.applied_at is not None:
             raise Conflict(f"Configuration change {change_id} is already applied.")
+        if change.withdrawn_at is not None:
+            raise withdrawn_error(
+                f"configuration change {change_id}", change.withdrawn_by, change.withdrawn_reason
+            )
         try:
             check_two_person(
                 self._identities,

@@ -14,7 +14,9 @@ characters), compared in constant time against its stored HMAC; the id alone is 
 Events on ``hub.principals``: ``hub.EnrolmentIssued`` (kind ``create`` or ``reset``; a reset also
 appends ``hub.KeyReset`` and revokes the old key), ``hub.EnrolmentApproved``,
 ``hub.EnrolmentRedeemed`` (with the new ``hub.ApiKeyIssued``, issuance ``enrolled``, in the same
-append), ``hub.EnrolmentExpired`` (expired, superseded or withdrawn).
+append), ``hub.EnrolmentExpired`` (expired, superseded or withdrawn: a reason starting
+``withdrawn:`` records that its requester lost the right to request it, and it lists as
+``withdrawn``).
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ MAX_TTL = timedelta(days=7)  # a token is a bearer credential: it must not outli
 ID_PATTERN = re.compile(r"^he_[0-9a-f]{16}$")
 HALF_PATTERN = re.compile(r"^[A-Za-z0-9_-]{43}$")  # secrets.token_urlsafe(32)
 SECRET_PATTERN = re.compile(r"^[A-Za-z0-9_-]{32,256}$")
+WITHDRAWN_REASON = "withdrawn:"  # how an EnrolmentExpired reason marks a withdrawal
 
 # Issuance of a key, as ApiKeyIssued.issuance records it.
 ENROLLED = "enrolled"  # its owner redeemed an enrolment (or rotated such a key)
@@ -87,6 +90,8 @@ class Enrolment:
     def state(self, now: datetime) -> str:
         if self.new_key_id:
             return "redeemed"
+        if self.ended_at is not None and self.ended_reason.startswith(WITHDRAWN_REASON):
+            return "withdrawn"
         if self.ended_at is not None or self.expires_at <= now:
             return "expired"
         if self.requires_approval and not self.approval_hmac:
@@ -115,6 +120,7 @@ class Enrolment:
             "approved_by": self.approved_by or None,
             "expires_at": self.expires_at.isoformat(),
             "key_id": self.new_key_id or None,
+            "ended_reason": self.ended_reason or None,
         }
 
 

@@ -626,6 +626,10 @@ def bootstrap(
         identities=keys,
         ledger=ledger,
     )
+    # a revoked proposer's pending changes are withdrawn on the log, not left to be refused
+    # (model promotions are changes on hub.config-changes too: config_changes withdraws them)
+    keys.on_revoked(policy_changes.withdraw_revoked)
+    keys.on_revoked(config_changes.withdraw_revoked)
     lineage = LineageLog(event_log, reader)
     hub = Hub(
         settings=settings,

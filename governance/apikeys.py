@@ -47,7 +47,7 @@ from core.events import OutgoingEvent
 from core.fold import TopicFold, decoded
 from core.ports.eventlog import EventLog
 from core.ports.keyfiles import read_secret_file
-from core.ports.policy import Principal
+from core.ports.policy import Decision, Principal
 from core.roles import ROLES
 from domain.envelope import H_ID
 from governance import enrolment as enr
@@ -210,6 +210,10 @@ LIVE = ("ready", "pending_approval")  # an enrolment's states in which a token m
 # Told of every revocation, after its append: (revoked key ids, their owners casefolded, by,
 # reason). The pending changes of other stores are withdrawn through it (``on_revoked``).
 RevokedHook = Callable[[Sequence[str], frozenset[str], str, str], object]
+# What a person needed to make or approve a change: (action, resource, decision context),
+# decided again against the policy in force when the change is approved (``use_policy``).
+Need = tuple[str, str, Mapping[str, Any] | None]
+Decide = Callable[[Principal, str, str, Mapping[str, Any] | None], Decision]
 
 
 def _check_roles(roles: list[str] | frozenset[str]) -> None:
@@ -256,6 +260,7 @@ class ApiKeys:
         self._bootstrap_closed = False
         self._two_person_on: Callable[[], bool] = lambda: False
         self._on_revoked: list[RevokedHook] = []
+        self._decide: Decide | None = None
         self._lock = threading.RLock()
         self._fold = TopicFold(
             log,
@@ -272,6 +277,35 @@ class ApiKeys:
         """Tell the keys whether the two-person rule is on (the composition root: the active
         policy bundle lists any two-person resource). Enrolment then needs a second approver."""
         self._two_person_on = on
+
+    def use_policy(self, decide: Decide) -> None:
+        """Decide permissions with ``decide`` (the composition root: the policy engine on the
+        bundle in force). ``check_proposer`` and ``check_permitted`` then ask it again at
+        approval, so a permission the policy took away since the proposal (a role's action, an
+        expired grant) no longer lets a pending change count. Without it, roles are compared."""
+        self._decide = decide
+
+    def _denied(self, principal: Principal, needs: Sequence[Need]) -> str | None:
+        """Why the policy in force refuses ``principal`` one of ``needs``; None: all allowed
+        (or no engine to ask). An engine that fails raises: the approval fails closed."""
+        if self._decide is None:
+            return None
+        for action, resource, context in needs:
+            d = self._decide(principal, action, resource, context)
+            if not d.allow:
+                return f"{action} on {resource!r} denied: {d.reason} (policy {d.policy_version})"
+        return None
+
+    def check_permitted(self, principal: Principal, needs: Sequence[Need], what: str) -> None:
+        """Raise ``Forbidden`` (``approver_not_permitted``) unless the policy in force allows
+        ``principal`` every one of ``needs`` now: an approval is decided against the policy
+        that holds when it is applied, not the one its caller's engine last loaded."""
+        why = self._denied(principal, needs)
+        if why is not None:
+            raise Forbidden(
+                f"{principal.id!r} may not approve {what} under the policy in force: {why}.",
+                code="approver_not_permitted",
+            )
 
     def on_revoked(self, hook: RevokedHook) -> None:
         """Call ``hook`` after each revocation (the composition root: the policy and config
@@ -308,7 +342,12 @@ class ApiKeys:
                 if _fold_key(e.requested_by) not in owners or e.state(now) not in LIVE:
                     continue
                 try:
-                    self.check_proposer(e.requested_by, e.requested_by_key, e.enrolment_id)
+                    self.check_proposer(
+                        e.requested_by,
+                        e.requested_by_key,
+                        e.enrolment_id,
+                        [("keys.create", "/v1/keys", None)],
+                    )
                 except Conflict:
                     reason = f"{enr.WITHDRAWN_REASON} requester {e.requested_by!r} lost the right"
                     ended.append(self._ended(e.enrolment_id, f"{reason}: {why}", by, now))
@@ -1032,9 +1071,17 @@ class ApiKeys:
                     f"Enrolment {enrolment_id} is {e.state(now)}, not pending approval.",
                     code="enrolment_not_pending",
                 )
-            self.check_proposer(e.requested_by, e.requested_by_key, f"enrolment {enrolment_id}")
-            self.check_approver(
-                e.requested_by, approver, e.requested_at, f"enrolment {enrolment_id}"
+            what = f"enrolment {enrolment_id}"
+            # what the routes asked of each (POST /v1/keys, POST /v1/enrolments/{id}/approve),
+            # decided again against the policy in force now
+            self.check_proposer(
+                e.requested_by, e.requested_by_key, what, [("keys.create", "/v1/keys", None)]
+            )
+            self.check_approver(e.requested_by, approver, e.requested_at, what)
+            self.check_permitted(
+                approver,
+                [("keys.create", f"/v1/enrolments/{enrolment_id}/approve", None)],
+                what,
             )
             if not is_admin(approver) and (
                 not e.roles <= approver.roles or e.tenant != approver.tenant
@@ -1361,7 +1408,9 @@ class ApiKeys:
                 code="two_person_rule",
             )
 
-    def check_proposer(self, proposed_by: str, proposed_key: str, what: str) -> None:
+    def check_proposer(
+        self, proposed_by: str, proposed_key: str, what: str, needs: Sequence[Need] = ()
+    ) -> None:
         """Raise ``Conflict`` (``proposer_revoked``) unless the proposer of ``what`` still holds,
         now, an unrevoked, unexpired key that may propose it: the proposing key itself, or
         another key of the same owner in the same tenant holding at least its roles (a
@@ -1373,6 +1422,11 @@ class ApiKeys:
         built in-process) the roles and tenant it proposed with are unknown: any active key of
         the owner counts. An owner the keyring never knew had no key that could be revoked
         (an in-process principal): not refused here.
+
+        With ``needs`` (what proposing took: the action and the resource's write action) and a
+        policy engine (``use_policy``), such a key counts only while the policy in force still
+        allows it every need: ``proposer_not_permitted`` otherwise. Comparing roles alone let a
+        change count after the policy took the permission away from the proposer's role.
         """
         self._refresh()
         now = datetime.now(UTC)
@@ -1399,6 +1453,20 @@ class ApiKeys:
         else:
             alive = [k for k in owned if k.state(now) == "active"]
             need = "any active key (the proposal does not say which key proposed it)"
+        if alive and needs and self._decide is not None:
+            denials = []
+            for k in alive:
+                why = self._denied(k.principal, needs)
+                if why is None:
+                    return
+                denials.append(f"key {k.key_id}: {why}")
+            raise Conflict(
+                f"The proposer of {what}, {proposed_by!r}, may no longer propose it under the "
+                f"policy in force ({'; '.join(denials)}), so it no longer counts: a proposal "
+                "stands only while its proposer still may make it. Someone who may must "
+                "propose it again.",
+                code="proposer_not_permitted",
+            )
         if alive:
             return
         raise Conflict(

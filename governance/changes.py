@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from core.errors import Conflict, Forbidden, HubError
 from core.policybundle import PolicyBundle, PolicyError
-from core.ports.policy import Decision, Principal
+from core.ports.policy import HUB_TENANT, Decision, Principal
 from governance.decisions import new_decision_id
 from governance.policycases import all_cases, run_cases
 from governance.store import (
@@ -53,11 +53,19 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("hub.governance.changes")
 
-POLICY_RESOURCE = "policy"
+POLICY_RESOURCE = "policy"  # what policy.propose and policy.approve are decided on
 
 
 class Evaluator(Protocol):
     def decide_input(self, doc: Any) -> Decision: ...
+
+
+# (action, resource, decision context) a person needed: decided again at approval
+Need = tuple[str, str, Mapping[str, Any] | None]
+# the answers of ``check_proposer`` when a proposal no longer counts
+PROPOSER_LOST = ("proposer_revoked", "proposer_not_permitted")
+POLICY_PROPOSE: tuple[Need, ...] = (("policy.propose", POLICY_RESOURCE, {"tenant": HUB_TENANT}),)
+POLICY_APPROVE: tuple[Need, ...] = (("policy.approve", POLICY_RESOURCE, {"tenant": HUB_TENANT}),)
 
 
 class Identities(Protocol):
@@ -67,7 +75,11 @@ class Identities(Protocol):
         self, proposed_by: str, approver: Principal, proposed_at: Any, what: str
     ) -> None: ...
 
-    def check_proposer(self, proposed_by: str, proposed_key: str, what: str) -> None: ...
+    def check_proposer(
+        self, proposed_by: str, proposed_key: str, what: str, needs: Sequence[Need] = ()
+    ) -> None: ...
+
+    def check_permitted(self, principal: Principal, needs: Sequence[Need], what: str) -> None: ...
 
 
 def check_two_person(
@@ -78,13 +90,17 @@ def check_two_person(
     what: str,
     *,
     proposed_key: str = "",
+    proposer_needs: Sequence[Need] = (),
+    approver_needs: Sequence[Need] = (),
 ) -> None:
-    """Raise ``Forbidden`` when ``approver`` is not another person than the proposer, and
-    ``Conflict`` (``proposer_revoked``) when the proposer no longer holds a key that may
-    propose it (``governance.apikeys.ApiKeys.check_proposer``)."""
+    """Raise ``Forbidden`` when ``approver`` is not another person than the proposer, or the
+    policy in force no longer allows the approver ``approver_needs``; ``Conflict``
+    (``proposer_revoked``, ``proposer_not_permitted``) when the proposer no longer holds a key
+    that may propose it (``governance.apikeys.ApiKeys.check_proposer``)."""
     if identities is not None:
-        identities.check_proposer(proposed_by, proposed_key, what)
+        identities.check_proposer(proposed_by, proposed_key, what, proposer_needs)
         identities.check_approver(proposed_by, approver, proposed_at, what)
+        identities.check_permitted(approver, approver_needs, what)
     elif approver.id.strip().casefold() == proposed_by.strip().casefold():
         raise Forbidden(
             f"Two-person rule: {approver.id!r} proposed {what} and may not approve it too; "
@@ -107,16 +123,20 @@ def withdrawn_error(what: str, by: str | None, reason: str) -> ChangeWithdrawn:
 
 
 def lost_right(
-    identities: Identities | None, proposed_by: str, proposed_key: str, what: str
+    identities: Identities | None,
+    proposed_by: str,
+    proposed_key: str,
+    what: str,
+    needs: Sequence[Need] = (),
 ) -> str | None:
     """Why the proposer of ``what`` may no longer propose it (``check_proposer``'s message),
     or None while they may."""
     if identities is None:
         return None
     try:
-        identities.check_proposer(proposed_by, proposed_key, what)
+        identities.check_proposer(proposed_by, proposed_key, what, needs)
     except HubError as exc:
-        if getattr(exc, "code", "") != "proposer_revoked":
+        if exc.code not in PROPOSER_LOST:
             raise
         return exc.message
     return None
@@ -128,7 +148,7 @@ def refused_for_proposer(
     """Record in the audit ledger an approval refused because the proposer lost the right to
     propose (``proposer_revoked``): an auditor sees who tried to complete whose change, not
     only the changes that were applied. Best effort: the refusal stands if recording fails."""
-    if ledger is None or getattr(exc, "code", "") != "proposer_revoked":
+    if ledger is None or getattr(exc, "code", "") not in PROPOSER_LOST:
         return
     try:
         ledger.record_action(
@@ -136,7 +156,11 @@ def refused_for_proposer(
             action,
             resource,
             outcome="refused",
-            details={"change_id": change_id, "reason": "proposer_revoked", "message": str(exc)},
+            details={
+                "change_id": change_id,
+                "reason": getattr(exc, "code", ""),
+                "message": str(exc),
+            },
             tenant=approver.tenant,
         )
     except Exception:  # the answer is still the refusal; the log line keeps the trace
@@ -289,6 +313,8 @@ class PolicyChanges:
                     change.proposed_at,
                     f"policy change {change_id}",
                     proposed_key=change.proposed_by_key,
+                    proposer_needs=POLICY_PROPOSE,
+                    approver_needs=POLICY_APPROVE,
                 )
             except Conflict as exc:
                 refused_for_proposer(
@@ -347,7 +373,11 @@ class PolicyChanges:
                     continue
                 what = f"policy change {change.change_id}"
                 lost = lost_right(
-                    self._identities, change.proposed_by, change.proposed_by_key, what
+                    self._identities,
+                    change.proposed_by,
+                    change.proposed_by_key,
+                    what,
+                    POLICY_PROPOSE,
                 )
                 if lost is None:
                     continue

@@ -82,9 +82,10 @@ from core.errors import (
     NotFound,
     TopicNotFound,
 )
-from core.ports.policy import Principal
+from core.ports.policy import HUB_TENANT, Principal
 from governance.changes import (
     Identities,
+    Need,
     check_two_person,
     lost_right,
     refused_for_proposer,
@@ -754,6 +755,31 @@ class ConfigChanges:
                 code="hold_not_found",
             )
 
+    def proposer_needs(self, resource: str) -> list[Need]:
+        """What proposing a change of ``resource`` took (``hub config propose``, ``POST
+        /v1/config/changes``: ``config.propose`` and the resource's own write action; a legal
+        hold's release: ``legalhold.write``), decided again when it is approved. A resource
+        this class does not know (a subclass's) needs nothing here: roles are compared."""
+        try:
+            action = write_action(resource)
+        except UnknownResource:
+            return []
+        own: Need = (action, resource, {"tenant": HUB_TENANT} if hub_wide(resource) else None)
+        if resource.startswith(LEGALHOLD_PREFIX):
+            return [own]
+        return [("config.propose", resource, None), own]
+
+    def approver_needs(self, resource: str) -> list[Need]:
+        """What approving a change of ``resource`` takes (``config.approve``; a hub-wide
+        resource's as the hub's own tenant's; a legal hold's release also ``legalhold.write``),
+        decided against the policy in force when the change is applied."""
+        needs: list[Need] = [("config.approve", "config", None)]
+        if hub_wide(resource):
+            needs.append(("config.approve", resource, {"tenant": HUB_TENANT}))
+        if resource.startswith(LEGALHOLD_PREFIX):
+            needs.append(("legalhold.write", resource, None))
+        return needs
+
     def requires_two_person(self, resource: str) -> bool:
         if resource.startswith((LEGALHOLD_PREFIX, MIGRATION_PREFIX)):
             return True  # a release, a migration: never one person's alone (module docstring)
@@ -959,7 +985,11 @@ class ConfigChanges:
                     continue
                 what = f"configuration change {change.change_id}"
                 lost = lost_right(
-                    self._identities, change.proposed_by, change.proposed_by_key, what
+                    self._identities,
+                    change.proposed_by,
+                    change.proposed_by_key,
+                    what,
+                    self.proposer_needs(change.resource),
                 )
                 if lost is None:
                     continue
@@ -1004,8 +1034,10 @@ class ConfigChanges:
                 change.proposed_at,
                 f"configuration change {change_id}",
                 proposed_key=change.proposed_by_key,
+                proposer_needs=self.proposer_needs(change.resource),
+                approver_needs=self.approver_needs(change.resource),
             )
-        except Conflict as exc:
+        except (Conflict, Forbidden) as exc:
             refused_for_proposer(
                 self._ledger, principal, "config.approve_refused", change.resource, change_id, exc
             )

@@ -59,9 +59,9 @@ from governance.enrolment import (
     Enrolment,
     EnrolmentCommands,
     EnrolmentTicket,
-    IssuedKey,
     is_admin,
 )
+from governance.enrolment import IssuedKey as IssuedKey  # re-exported: callers import it here
 from governance.enrolment import check_roles as _check_roles
 from governance.enrolment import fold_owner as _fold_key
 from governance.enrolment import parse_time as _time

@@ -85,11 +85,13 @@ TOPICS: tuple[TopicSpec, ...] = (
             "hub.ConfigChangeProposed",
             "hub.ConfigChangeApproved",
             "hub.ConfigChangeApplied",
+            "hub.ConfigChangeWithdrawn",
         ),
         "record",
         "change_id",
         "Configuration changes (quality rules, registry compatibility) as commands: proposed, "
-        "approved (two-person rule), applied; their effect is on hub.config and _schemas.",
+        "approved (two-person rule), applied or withdrawn (proposer revoked); their effect is "
+        "on hub.config and _schemas.",
     ),
     TopicSpec(
         "hub.principals",
@@ -143,10 +145,12 @@ TOPICS: tuple[TopicSpec, ...] = (
             "hub.PolicyChangeProposed",
             "hub.PolicyChangeApproved",
             "hub.PolicyChangeActivated",
+            "hub.PolicyChangeWithdrawn",
         ),
         "record",
         "change_id",
-        "Policy bundle changes: proposed, approved, activated; the active bundle is their fold.",
+        "Policy bundle changes: proposed, approved, activated or withdrawn (proposer revoked); the "
+        "active bundle is their fold.",
     ),
     TopicSpec(
         "hub.governance",

@@ -32,10 +32,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import re
 import secrets
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -46,24 +47,32 @@ from core.events import OutgoingEvent
 from core.fold import TopicFold, decoded
 from core.ports.eventlog import EventLog
 from core.ports.keyfiles import read_secret_file
-from core.ports.policy import Principal
-from core.roles import ROLES
+from core.ports.policy import Decision, Principal
 from domain.envelope import H_ID
 from governance import enrolment as enr
-from governance.enrolment import Enrolment, EnrolmentTicket
+from governance.enrolment import (
+    BOOTSTRAP_ISSUER,
+    LIVE,
+    OWNER_PATTERN,
+    TENANT_PATTERN,
+    TOPIC,
+    Enrolment,
+    EnrolmentCommands,
+    EnrolmentTicket,
+    is_admin,
+)
+from governance.enrolment import IssuedKey as IssuedKey  # re-exported: callers import it here
+from governance.enrolment import check_roles as _check_roles
+from governance.enrolment import fold_owner as _fold_key
+from governance.enrolment import parse_time as _time
 from ingest.publish import EventReader, Publisher
 
-TOPIC = "hub.principals"
+log = logging.getLogger("hub.governance.apikeys")
+
 PEPPER_FILE = "apikeys.pepper"  # under <data_dir>/keys, beside the keyring
-BOOTSTRAP_ISSUER = "hub"  # issued_by of keys the hub itself issues (hub init, tests)
 RESERVED_OWNERS = frozenset(
     {"admin", "root", "hub", "system", "local-operator", "bootstrap", "anonymous", "operator"}
 )
-OWNER_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$")
-# A tenant is a name every decision carries (principal.tenant, context.tenant): the same plain
-# characters as an owner, so no quote or backslash reaches the embedded engine, whose answer would
-# not escape it (it denies such input: a key with such a tenant could never be allowed anything).
-TENANT_PATTERN = OWNER_PATTERN
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw]?)\s*$")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 MAX_DURATION = timedelta(days=36500)  # a key's lifetime or grace: a hundred years at most
@@ -103,14 +112,6 @@ def load_pepper(path: Path) -> bytes:
             code="pepper_invalid",
         )
     return pepper
-
-
-def _time(value: Any) -> datetime | None:
-    if not value:
-        return None
-    if isinstance(value, datetime):
-        return value
-    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,17 +184,6 @@ class ApiKey:
 
 
 @dataclass(frozen=True, slots=True)
-class IssuedKey:
-    key_id: str
-    secret: str
-    owner: str = ""
-
-    @property
-    def token(self) -> str:
-        return f"{self.key_id}:{self.secret}"
-
-
-@dataclass(frozen=True, slots=True)
 class Origin:
     """Who first created an owner's identity (the first key naming that owner)."""
 
@@ -202,28 +192,16 @@ class Origin:
     at: datetime | None
 
 
-LIVE = ("ready", "pending_approval")  # an enrolment's states in which a token may still work
+# Told of every revocation, after its append: (revoked key ids, their owners casefolded, by,
+# reason). The pending changes of other stores are withdrawn through it (``on_revoked``).
+RevokedHook = Callable[[Sequence[str], frozenset[str], str, str], object]
+# What a person needed to make or approve a change: (action, resource, decision context),
+# decided again against the policy in force when the change is approved (``use_policy``).
+Need = tuple[str, str, Mapping[str, Any] | None]
+Decide = Callable[[Principal, str, str, Mapping[str, Any] | None], Decision]
 
 
-def _check_roles(roles: list[str] | frozenset[str]) -> None:
-    unknown = sorted(set(roles) - set(ROLES))
-    if not roles or unknown:
-        raise InvalidInput(
-            f"Unknown role(s) {', '.join(unknown) or '(none given)'}: choose from "
-            f"{', '.join(ROLES)}.",
-            code="invalid_role",
-        )
-
-
-def _fold_key(s: str) -> str:
-    return s.strip().casefold()
-
-
-def is_admin(principal: Principal) -> bool:
-    return "admin" in principal.roles
-
-
-class ApiKeys:
+class ApiKeys(EnrolmentCommands):
     def __init__(
         self, log: EventLog, reader: EventReader, publisher: Publisher, pepper: bytes
     ) -> None:
@@ -248,6 +226,8 @@ class ApiKeys:
         # approver keys: ``governance.enrolment`` and docs/trust-model.md.
         self._bootstrap_closed = False
         self._two_person_on: Callable[[], bool] = lambda: False
+        self._on_revoked: list[RevokedHook] = []
+        self._decide: Decide | None = None
         self._lock = threading.RLock()
         self._fold = TopicFold(
             log,
@@ -264,6 +244,58 @@ class ApiKeys:
         """Tell the keys whether the two-person rule is on (the composition root: the active
         policy bundle lists any two-person resource). Enrolment then needs a second approver."""
         self._two_person_on = on
+
+    def use_policy(self, decide: Decide) -> None:
+        """Decide permissions with ``decide`` (the composition root: the policy engine on the
+        bundle in force). ``check_proposer`` and ``check_permitted`` then ask it again at
+        approval, so a permission the policy took away since the proposal (a role's action, an
+        expired grant) no longer lets a pending change count. Without it, roles are compared."""
+        self._decide = decide
+
+    def _denied(self, principal: Principal, needs: Sequence[Need]) -> str | None:
+        """Why the policy in force refuses ``principal`` one of ``needs``; None: all allowed
+        (or no engine to ask). An engine that fails raises: the approval fails closed."""
+        if self._decide is None:
+            return None
+        for action, resource, context in needs:
+            d = self._decide(principal, action, resource, context)
+            if not d.allow:
+                return f"{action} on {resource!r} denied: {d.reason} (policy {d.policy_version})"
+        return None
+
+    def check_permitted(self, principal: Principal, needs: Sequence[Need], what: str) -> None:
+        """Raise ``Forbidden`` (``approver_not_permitted``) unless the policy in force allows
+        ``principal`` every one of ``needs`` now: an approval is decided against the policy
+        that holds when it is applied, not the one its caller's engine last loaded."""
+        why = self._denied(principal, needs)
+        if why is not None:
+            raise Forbidden(
+                f"{principal.id!r} may not approve {what} under the policy in force: {why}.",
+                code="approver_not_permitted",
+            )
+
+    def on_revoked(self, hook: RevokedHook) -> None:
+        """Call ``hook`` after each revocation (the composition root: the policy and config
+        change stores withdraw the pending changes whose proposer may no longer propose
+        them). Called outside this keyring's lock, since a hook takes its store's lock, whose
+        approvals take this one; a hook that fails is logged, and the approval check
+        (``check_proposer``) still refuses what it did not withdraw."""
+        self._on_revoked.append(hook)
+
+    def _after_revoked(self, ids: Sequence[str], by: str, reason: str) -> None:
+        """Withdraw what the revoked keys' owners proposed and may no longer propose: their
+        live enrolments here, the pending changes of other stores through the hooks."""
+        owners = frozenset(_fold_key(self._keys[k].owner) for k in ids if k in self._keys)
+        why = f"key {', '.join(ids)} revoked by {by}" + (f" ({reason})" if reason else "")
+        try:
+            self._withdraw_enrolments(owners, by, why)
+        except Exception:  # the approval check still refuses them (check_proposer)
+            log.exception("withdrawing the enrolments of revoked keys %s failed", ids)
+        for hook in list(self._on_revoked):
+            try:
+                hook(ids, owners, by, why)
+            except Exception:
+                log.exception("withdrawing the pending changes of revoked keys %s failed", ids)
 
     # -- the fold ---------------------------------------------------------------------------
     def _refresh(self) -> None:
@@ -360,60 +392,6 @@ class ApiKeys:
             ok = rotated_own and old is not None and old.issuance == enr.LEGACY
             return enr.LEGACY if ok else enr.ISSUED_BY_OTHER
         return enr.ISSUED_BY_OTHER
-
-    def _apply_enrolment(self, kind: str, v: Mapping[str, Any]) -> None:
-        eid = v["key_id"]
-        if kind == enr.ISSUED:
-            if eid in self._enrolments:  # a colliding id never replaces the first
-                return
-            self._enrolments[eid] = Enrolment(
-                enrolment_id=eid,
-                owner=v["owner"],
-                roles=frozenset(v["roles"]),
-                tenant=v.get("tenant") or "default",
-                requested_by=v["requested_by"],
-                requested_at=_time(v["requested_at"]) or datetime.now(UTC),
-                expires_at=_time(v["expires_at"]) or datetime.now(UTC),
-                kind=v.get("kind") or "create",
-                resets=v.get("resets") or "",
-                description=v.get("description") or "",
-                requested_by_key=v.get("requested_by_key") or "",
-                key_expires_at=_time(v.get("key_expires_at")),
-                requires_approval=bool(v.get("requires_approval")),
-                bootstrap=bool(v.get("bootstrap")),
-                salt=v.get("salt") or "",
-                token_hmac=v.get("token_hmac") or "",
-            )
-            return
-        e = self._enrolments.get(eid)
-        if e is None or e.new_key_id or e.ended_at is not None:
-            return  # an event about an unknown or finished enrolment changes nothing
-        if kind == enr.APPROVED and e.requires_approval and not e.approval_hmac:
-            self._enrolments[eid] = replace(
-                e,
-                approved_by=v.get("approved_by") or "",
-                approved_at=_time(v.get("approved_at")),
-                approval_salt=v.get("approval_salt") or "",
-                approval_hmac=v.get("approval_hmac") or "",
-            )
-            self._bootstrap_closed = True
-        elif kind == enr.REDEEMED and (not e.requires_approval or e.approval_hmac):
-            self._enrolments[eid] = replace(
-                e, new_key_id=v.get("new_key_id") or "", redeemed_at=_time(v.get("redeemed_at"))
-            )
-        elif kind == enr.EXPIRED:
-            self._enrolments[eid] = replace(
-                e, ended_at=_time(v.get("expired_at")), ended_reason=v.get("reason") or ""
-            )
-
-    def _approver_owners(self, now: datetime | None = None) -> set[str]:
-        """Owners (casefolded) holding an active approver key that counts for approval."""
-        now = now or datetime.now(UTC)
-        return {
-            _fold_key(k.owner)
-            for k in self._keys.values()
-            if enr.grants_approval(k.roles) and k.counts_for_approval and k.state(now) == "active"
-        }
 
     def derived_key(self, purpose: str) -> bytes:
         """A 32-byte key for ``purpose`` (e.g. ``console-sessions``), derived from the pepper:
@@ -654,8 +632,25 @@ class ApiKeys:
         """Revoke ``key_id`` (at ``at``, default now); returns the revoked key ids.
 
         ``actor`` (when given) must be allowed to manage the key. ``cascade`` also revokes every
-        key issued with it, transitively (a leaked key's offspring).
+        key issued with it, transitively (a leaked key's offspring). What the revoked keys'
+        owners proposed and may no longer propose is withdrawn (``on_revoked``).
         """
+        ids = self._revoke(
+            key_id, revoked_by=revoked_by, reason=reason, actor=actor, at=at, cascade=cascade
+        )
+        self._after_revoked(ids, revoked_by, reason)
+        return ids
+
+    def _revoke(
+        self,
+        key_id: str,
+        *,
+        revoked_by: str,
+        reason: str,
+        actor: Principal | None,
+        at: datetime | None,
+        cascade: bool,
+    ) -> list[str]:
         with self._lock:
             self._refresh()
             key = self._keys.get(key_id)
@@ -722,12 +717,14 @@ class ApiKeys:
         with self._lock:
             self._refresh()
             old = self._keys.get(key_id)
-            if (
+            is_reset = (
                 old is not None
                 and enr.grants_approval(old.roles)
                 and _fold_key(old.owner) != _fold_key(actor.id)
-            ):
-                return self.reset(actor, key_id, reason=reason)
+            )
+        if is_reset:  # outside the lock: a reset tells the revocation hooks (``on_revoked``)
+            return self.reset(actor, key_id, reason=reason)
+        with self._lock:
             self._refresh()
             old = self._keys.get(key_id)
             now = datetime.now(UTC)
@@ -781,413 +778,17 @@ class ApiKeys:
                 issuance=old.issuance if own else enr.ISSUED_BY_OTHER,
                 enrolment_id=old.enrolment_id if own else "",
             )
-            self.revoke(
+            why = reason or f"rotated to {issued.key_id}"
+            self._revoke(
                 key_id,
                 revoked_by=actor.id,
-                reason=reason or f"rotated to {issued.key_id}",
+                reason=why,
+                actor=None,
                 at=now + grace if grace else now,
+                cascade=False,
             )
-            return issued
-
-    # -- enrolment (governance.enrolment) ---------------------------------------------------
-    def two_person_on(self) -> bool:
-        return bool(self._two_person_on())
-
-    def request_enrolment(
-        self,
-        requester: Principal,
-        roles: list[str],
-        *,
-        owner: str | None,
-        tenant: str | None = None,
-        description: str = "",
-        key_expires_at: datetime | None = None,
-        ttl: timedelta = enr.DEFAULT_TTL,
-    ) -> EnrolmentTicket:
-        """A one-time enrolment token for ``owner`` with ``roles`` (a role that may approve).
-
-        The requester MUST be allowed to issue those roles to that owner (an admin, or the
-        delegation rules of ``issue``). When the two-person rule is on, the token is redeemable
-        only after a second approver approves (``approve_enrolment``), who receives its second
-        half; outside the bootstrap window (``bootstrap_open``). A live enrolment of the same
-        owner is superseded (recorded as expired) in the same append.
-        """
-        tenant = tenant or requester.tenant
-        _check_roles(roles)
-        if not is_admin(requester):  # what it may grant first: the rule a caller must know
-            self._check_delegation(requester, set(roles), owner, tenant)
-        if not owner:
-            raise InvalidInput(
-                "A key that may approve belongs to a named person: give --owner (e.g. "
-                "alice@example.com); they enrol with the token this returns.",
-                code="owner_required",
-            )
-        if not TENANT_PATTERN.fullmatch(tenant):
-            raise InvalidInput(
-                f"Tenant {tenant!r} is not a valid tenant name.", code="invalid_tenant"
-            )
-        if not OWNER_PATTERN.fullmatch(owner):
-            raise InvalidInput(
-                f"Owner {owner!r} is not a valid person id: use 1-128 ASCII letters, digits "
-                "and . _ @ + - (starting with a letter or digit), e.g. alice@example.com.",
-                code="invalid_owner",
-            )
-        if not timedelta(minutes=5) <= ttl <= enr.MAX_TTL:
-            raise InvalidInput(
-                f"An enrolment token lives 5 minutes to {enr.MAX_TTL.days} days, not {ttl}.",
-                code="invalid_duration",
-            )
-        with self._lock:
-            self._refresh()
-            now = datetime.now(UTC)
-            on = self.two_person_on()
-            bootstrap = on and self.bootstrap_open(requester)
-            eid, events = self._enrolment_events(
-                requester,
-                roles,
-                owner,
-                tenant,
-                description,
-                key_expires_at,
-                now + ttl,
-                requires_approval=on and not bootstrap,
-                bootstrap=bootstrap,
-            )
-            first, token_event = events[-1]
-            self._publisher.publish(
-                TOPIC,
-                [e for _, e in events[:-1]] + [token_event],
-                producer=requester.id,
-                tenant=tenant,
-            )
-            self._refresh()
-            e = self._enrolments[eid]
-        return EnrolmentTicket.of(e, first)
-
-    def _enrolment_events(
-        self,
-        requester: Principal,
-        roles: list[str] | frozenset[str],
-        owner: str,
-        tenant: str,
-        description: str,
-        key_expires_at: datetime | None,
-        expires_at: datetime,
-        *,
-        requires_approval: bool,
-        bootstrap: bool,
-        kind: str = "create",
-        resets: str = "",
-    ) -> tuple[str, list[tuple[str, OutgoingEvent]]]:
-        """(enrolment id, [(first half or '', event)]): supersessions of the owner's live
-        enrolments, then the new EnrolmentIssued (its first half beside it)."""
-        now = datetime.now(UTC)
-        events: list[tuple[str, OutgoingEvent]] = [
-            ("", self._ended(e.enrolment_id, "superseded by a new enrolment", requester.id, now))
-            for e in self._enrolments.values()
-            if _fold_key(e.owner) == _fold_key(owner) and e.state(now) in LIVE
-        ]
-        eid = self._new_id("he_")
-        first, salt = secrets.token_urlsafe(32), secrets.token_hex(16)
-        value = {
-            "key_id": eid,
-            "owner": owner,
-            "roles": sorted(set(roles)),
-            "tenant": tenant,
-            "description": description,
-            "kind": kind,
-            "resets": resets,
-            "requested_by": requester.id,
-            "requested_by_key": requester.attributes.get("key_id", ""),
-            "requester_roles": sorted(requester.roles),
-            "requested_at": now.isoformat(),
-            "expires_at": expires_at.isoformat(),
-            "key_expires_at": key_expires_at.isoformat() if key_expires_at else None,
-            "requires_approval": requires_approval,
-            "bootstrap": bootstrap,
-            "salt": salt,
-            "token_hmac": self._digest(salt, first),
-        }
-        events.append((first, OutgoingEvent(event_type=enr.ISSUED, value=value)))
-        return eid, events
-
-    @staticmethod
-    def _ended(eid: str, reason: str, by: str, at: datetime) -> OutgoingEvent:
-        return OutgoingEvent(
-            event_type=enr.EXPIRED,
-            value={
-                "key_id": eid,
-                "expired_at": at.isoformat(),
-                "reason": reason,
-                "recorded_by": by,
-            },
-        )
-
-    def bootstrap_open(self, requester: Principal) -> bool:
-        """Whether ``requester`` (an admin) may enrol without a second approver while the
-        two-person rule is on: only before the first approved enrolment and while fewer than
-        three people hold approver keys (the hub's first people, vouched for by the admin who
-        enrolled them; the ledger marks each such enrolment ``bootstrap``)."""
-        with self._lock:
-            self._refresh()
-            return (
-                is_admin(requester)
-                and not self._bootstrap_closed
-                and len(self._approver_owners()) < 3
-            )
-
-    def approve_enrolment(self, approver: Principal, enrolment_id: str, reason: str = "") -> str:
-        """Approve a pending enrolment as a second person; returns the token's second half,
-        which the approver hands to the person (never to the requester).
-
-        The approver MUST pass the two-person rule against the requester (``check_approver``)
-        and, unless an admin, hold every role enrolled, in the enrolment's tenant.
-        """
-        with self._lock:
-            self._refresh()
-            e = self._enrolments.get(enrolment_id)
-            now = datetime.now(UTC)
-            if e is None:
-                raise NotFound(
-                    f"No enrolment {enrolment_id!r}: list them with `hub principals list`."
-                )
-            if e.state(now) != "pending_approval":
-                raise Conflict(
-                    f"Enrolment {enrolment_id} is {e.state(now)}, not pending approval.",
-                    code="enrolment_not_pending",
-                )
-            self.check_proposer(e.requested_by, e.requested_by_key, f"enrolment {enrolment_id}")
-            self.check_approver(
-                e.requested_by, approver, e.requested_at, f"enrolment {enrolment_id}"
-            )
-            if not is_admin(approver) and (
-                not e.roles <= approver.roles or e.tenant != approver.tenant
-            ):
-                raise Forbidden(
-                    f"Principal {approver.id!r} may not approve enrolment {enrolment_id} of "
-                    f"{e.owner!r} with role(s) {', '.join(sorted(e.roles))} in tenant "
-                    f"{e.tenant!r}: an approver holds every role it approves, in that tenant.",
-                    code="role_escalation",
-                )
-            second, salt = secrets.token_urlsafe(32), secrets.token_hex(16)
-            self._publisher.publish(
-                TOPIC,
-                [
-                    OutgoingEvent(
-                        event_type=enr.APPROVED,
-                        value={
-                            "key_id": enrolment_id,
-                            "approved_by": approver.id,
-                            "approved_by_key": approver.attributes.get("key_id", ""),
-                            "approved_at": now.isoformat(),
-                            "approval_salt": salt,
-                            "approval_hmac": self._digest(salt, second),
-                        },
-                    )
-                ],
-                producer=approver.id,
-                tenant=e.tenant,
-            )
-            self._refresh()
-            return second
-
-    def reset(self, actor: Principal, key_id: str, *, reason: str = "") -> EnrolmentTicket:
-        """Reset another person's key: revoke it now and enrol its owner again (same roles,
-        tenant), two-person when the rule is on. Only an admin resets; a person rotates their
-        own key alone (``rotate``)."""
-        with self._lock:
-            self._refresh()
-            old = self._keys.get(key_id)
-            now = datetime.now(UTC)
-            if old is None or old.state(now) == "revoked":
-                raise InvalidInput(f"No active API key {key_id!r}.", code="unknown_key")
-            if _fold_key(old.owner) == _fold_key(actor.id):
-                raise InvalidInput(
-                    f"Key {key_id} is your own: rotate it (`hub keys rotate {key_id}`).",
-                    code="reset_own_key",
-                )
-            if not is_admin(actor):
-                raise Forbidden(
-                    f"Principal {actor.id!r} may not reset key {key_id} of {old.owner!r}: only "
-                    "an admin may (revoke it instead).",
-                    code="key_not_manageable",
-                )
-            on = self.two_person_on()
-            eid, events = self._enrolment_events(
-                actor,
-                old.roles,
-                old.owner,
-                old.tenant,
-                old.description,
-                old.expires_at,
-                now + enr.DEFAULT_TTL,
-                requires_approval=on,
-                bootstrap=False,
-                kind="reset",
-                resets=key_id,
-            )
-            first, issued = events[-1]
-            reset = OutgoingEvent(
-                event_type=enr.RESET,
-                value={
-                    "key_id": key_id,
-                    "owner": old.owner,
-                    "reset_by": actor.id,
-                    "enrolment_id": eid,
-                    "reset_at": now.isoformat(),
-                    "reason": reason,
-                },
-            )
-            revoked = OutgoingEvent(
-                event_type="hub.ApiKeyRevoked",
-                value={
-                    "key_id": key_id,
-                    "revoked_by": actor.id,
-                    "reason": reason or f"reset: {old.owner} enrols again ({eid})",
-                    "revoked_at": now.isoformat(),
-                },
-            )
-            self._publisher.publish(
-                TOPIC,
-                [e for _, e in events[:-1]] + [reset, revoked, issued],
-                producer=actor.id,
-                tenant=old.tenant,
-            )
-            self._refresh()
-            e = self._enrolments[eid]
-        return EnrolmentTicket.of(e, first, resets=key_id)
-
-    def redeem(
-        self,
-        token: str,
-        secret: str,
-        *,
-        second: str | None = None,
-        presented_by: Principal | None = None,
-    ) -> IssuedKey:
-        """Redeem an enrolment token with ``secret`` (generated where the person is); returns
-        the new key (``KEY_ID:SECRET``, the secret the caller sent). The hub stores only its
-        salted HMAC. Refused: a malformed, unknown or wrong token (one message, constant-time
-        compare), a reused, expired or unapproved one, and a caller authenticated as anyone
-        but the token's owner (an admin redeeming a token they were handed)."""
-        eid, first, second_half = enr.parse_token(token, second)
-        enr.check_secret(secret)
-        with self._lock:
-            self._refresh()
-            e = self._enrolments.get(eid)
-            if e is not None:
-                ok = hmac.compare_digest(self._digest(e.salt, first), e.token_hmac)
-                if e.requires_approval:
-                    expected = e.approval_hmac or "0" * 64
-                    got = self._digest(e.approval_salt or "00", second_half)
-                    ok = hmac.compare_digest(got, expected) and ok and bool(e.approval_hmac)
-            else:  # the same work for an unknown id: no timing tells ids apart
-                hmac.compare_digest(self._digest("00", first), "0" * 64)
-                ok = False
-            if e is None or not ok:
-                pending = e is not None and e.requires_approval and not e.approval_hmac
-                raise Unauthenticated(
-                    f"Enrolment {eid} waits for a second approver: redeem it once approved, "
-                    "with the second half the approver gives you."
-                    if pending and not second_half
-                    else "Invalid enrolment token.",
-                    code="enrolment_pending"
-                    if pending and not second_half
-                    else "enrolment_invalid",
-                )
-            now = datetime.now(UTC)
-            if presented_by is not None and _fold_key(presented_by.id) != _fold_key(e.owner):
-                raise Forbidden(
-                    f"Enrolment {eid} is {e.owner!r}'s: {presented_by.id!r} may not redeem it. "
-                    "The person it names runs `hub enrol` themselves, without another key.",
-                    code="enrolment_not_yours",
-                )
-            state = e.state(now)
-            if state == "redeemed":
-                raise Unauthenticated(
-                    f"Enrolment {eid} was already redeemed (key {e.new_key_id}): a token works "
-                    "once. If that was not you, ask an admin to revoke that key and reset it.",
-                    code="enrolment_used",
-                )
-            if state == "expired":
-                if e.ended_at is None:  # record it once: the ledger shows the token lapsed
-                    self._publisher.publish(
-                        TOPIC,
-                        [self._ended(eid, "expired unredeemed", e.owner, now)],
-                        producer=BOOTSTRAP_ISSUER,
-                        tenant=e.tenant,
-                    )
-                    self._refresh()
-                raise Unauthenticated(
-                    f"Enrolment {eid} has expired or was superseded: ask an admin for a new one.",
-                    code="enrolment_expired",
-                )
-            key_id = self._new_id("hk_")
-            self._publisher.publish(
-                TOPIC,
-                [
-                    OutgoingEvent(
-                        event_type=enr.REDEEMED,
-                        value={
-                            "key_id": eid,
-                            "new_key_id": key_id,
-                            "owner": e.owner,
-                            "redeemed_at": now.isoformat(),
-                        },
-                    ),
-                    self._key_event(
-                        key_id,
-                        secret,
-                        e.owner,
-                        e.roles,
-                        tenant=e.tenant,
-                        description=e.description,
-                        issued_by=e.owner,
-                        issued_by_key="",
-                        issuer_roles=e.roles,
-                        expires_at=e.key_expires_at,
-                        replaces="",
-                        issuance=enr.ENROLLED,
-                        enrolment_id=eid,
-                    ),
-                ],
-                producer=e.owner,
-                tenant=e.tenant,
-            )
-            self._refresh()
-            if self._enrolments[eid].new_key_id != key_id:  # another process redeemed it first
-                raise Unauthenticated(
-                    f"Enrolment {eid} was already redeemed: a token works once.",
-                    code="enrolment_used",
-                )
-        return IssuedKey(key_id, secret, e.owner)
-
-    def expire_due(self) -> list[str]:
-        """Record every enrolment that passed its expiry unredeemed (one append); their ids."""
-        with self._lock:
-            self._refresh()
-            now = datetime.now(UTC)
-            due = [
-                e
-                for e in self._enrolments.values()
-                if e.ended_at is None and not e.new_key_id and e.expires_at <= now
-            ]
-            if due:
-                self._publisher.publish(
-                    TOPIC,
-                    [
-                        self._ended(e.enrolment_id, "expired unredeemed", BOOTSTRAP_ISSUER, now)
-                        for e in due
-                    ],
-                    producer=BOOTSTRAP_ISSUER,
-                    tenant="default",
-                )
-                self._refresh()
-            return [e.enrolment_id for e in due]
-
-    def enrolments(self) -> list[Enrolment]:
-        self._refresh()
-        return sorted(self._enrolments.values(), key=lambda e: e.requested_at)
+        self._after_revoked([key_id], actor.id, why)  # the successor still proposes: usually none
+        return issued
 
     # -- verifying --------------------------------------------------------------------------
     def verify(self, key_id: str, secret: str) -> Principal:
@@ -1278,7 +879,9 @@ class ApiKeys:
                 code="two_person_rule",
             )
 
-    def check_proposer(self, proposed_by: str, proposed_key: str, what: str) -> None:
+    def check_proposer(
+        self, proposed_by: str, proposed_key: str, what: str, needs: Sequence[Need] = ()
+    ) -> None:
         """Raise ``Conflict`` (``proposer_revoked``) unless the proposer of ``what`` still holds,
         now, an unrevoked, unexpired key that may propose it: the proposing key itself, or
         another key of the same owner in the same tenant holding at least its roles (a
@@ -1290,6 +893,11 @@ class ApiKeys:
         built in-process) the roles and tenant it proposed with are unknown: any active key of
         the owner counts. An owner the keyring never knew had no key that could be revoked
         (an in-process principal): not refused here.
+
+        With ``needs`` (what proposing took: the action and the resource's write action) and a
+        policy engine (``use_policy``), such a key counts only while the policy in force still
+        allows it every need: ``proposer_not_permitted`` otherwise. Comparing roles alone let a
+        change count after the policy took the permission away from the proposer's role.
         """
         self._refresh()
         now = datetime.now(UTC)
@@ -1316,6 +924,20 @@ class ApiKeys:
         else:
             alive = [k for k in owned if k.state(now) == "active"]
             need = "any active key (the proposal does not say which key proposed it)"
+        if alive and needs and self._decide is not None:
+            denials = []
+            for k in alive:
+                why = self._denied(k.principal, needs)
+                if why is None:
+                    return
+                denials.append(f"key {k.key_id}: {why}")
+            raise Conflict(
+                f"The proposer of {what}, {proposed_by!r}, may no longer propose it under the "
+                f"policy in force ({'; '.join(denials)}), so it no longer counts: a proposal "
+                "stands only while its proposer still may make it. Someone who may must "
+                "propose it again.",
+                code="proposer_not_permitted",
+            )
         if alive:
             return
         raise Conflict(
@@ -1324,120 +946,6 @@ class ApiKeys:
             "proposer still may make it. Someone who may must propose it again.",
             code="proposer_revoked",
         )
-
-    def _check_enrolled(
-        self, proposed_by: str, approver: Principal, since: datetime | None, what: str
-    ) -> None:
-        """Rules 2-5 of the trust model (docs/trust-model.md): the approver's key is their own
-        (enrolled, bootstrap or legacy-issued), neither person saw the other's whole enrolment
-        token, and the proposer did not enrol the approver while the change was pending."""
-        key_id = str(approver.attributes.get("key_id", ""))
-        key = self._keys.get(key_id) if key_id else None
-        if key_id and (key is None or _fold_key(key.owner) != _fold_key(approver.id)):
-            raise Forbidden(
-                f"Two-person rule: {approver.id!r} approves {what} with key {key_id!r}, which "
-                "is not theirs; an approval is a person's act, made with their own key.",
-                code="two_person_rule",
-            )
-        if key is None:
-            # A principal the hub built in-process (no key: never one a route or the CLI
-            # authenticated): the rules that compare people, over all of the owner's keys.
-            now = datetime.now(UTC)
-            owned = [
-                k
-                for k in self._keys.values()
-                if _fold_key(k.owner) == _fold_key(approver.id) and k.state(now) == "active"
-            ]
-            if _fold_key(proposed_by) in self._holders(owned):
-                raise Forbidden(
-                    f"Two-person rule: {proposed_by!r} saw the whole enrolment token of "
-                    f"{approver.id!r}: {approver.id!r} does not approve {what} of theirs.",
-                    code="two_person_rule",
-                )
-            self._check_not_held_by(proposed_by, approver, since, what)
-            return
-        if not key.counts_for_approval:
-            raise Forbidden(
-                f"Two-person rule: key {key.key_id} of {approver.id!r} was issued by "
-                f"{key.issued_by!r}, who saw its secret; it does not approve. {approver.id!r} "
-                "must enrol (ask an admin to reset the key: `hub keys rotate "
-                f"{key.key_id}`, then redeem the token with `hub enrol`).",
-                code="two_person_not_enrolled",
-            )
-        mine = self._enrolments.get(key.enrolment_id) if key.issuance == enr.ENROLLED else None
-        proposer = _fold_key(proposed_by)
-        held_by = self._holders([key])
-        if proposer in held_by:
-            raise Forbidden(
-                f"Two-person rule: {proposed_by!r} saw the whole enrolment token of "
-                f"{approver.id!r} (or of whoever enrolled them that way): they requested it "
-                f"without a second approver and may hold that key, so {approver.id!r} does not "
-                f"approve {what} of theirs. Reset {approver.id!r}'s key with a second approver "
-                "first.",
-                code="two_person_rule",
-            )
-        if mine is not None and since is not None:
-            during = (_fold_key(mine.requested_by) == proposer and mine.requested_at > since) or (
-                _fold_key(mine.approved_by) == proposer
-                and mine.approved_at is not None
-                and mine.approved_at > since
-            )
-            if during:
-                raise Forbidden(
-                    f"Two-person rule: {approver.id!r} was enrolled ({mine.enrolment_id}) by "
-                    f"{proposed_by!r} after they proposed {what}; an approver must not be "
-                    "enrolled by the proposer while the change is pending.",
-                    code="two_person_rule",
-                )
-        self._check_not_held_by(proposed_by, approver, since, what)
-
-    def _check_not_held_by(
-        self, proposed_by: str, approver: Principal, since: datetime | None, what: str
-    ) -> None:
-        """Rule 4 (docs/trust-model.md): the approver never saw a whole enrolment token of the
-        proposer's keys (those unrevoked, or revoked only after the proposal)."""
-        now = datetime.now(UTC)
-        proposer = _fold_key(proposed_by)
-        theirs = [
-            k
-            for k in self._keys.values()
-            if _fold_key(k.owner) == proposer
-            and (k.state(now) != "revoked" or (since is not None and (k.revoked_at or now) > since))
-        ]
-        if _fold_key(approver.id) in self._holders(theirs):
-            raise Forbidden(
-                f"Two-person rule: {approver.id!r} saw the whole enrolment token of "
-                f"{proposed_by!r} (or of whoever enrolled them that way): they do not approve "
-                f"{what} of {proposed_by!r}.",
-                code="two_person_rule",
-            )
-
-    def _holders(self, keys: list[ApiKey]) -> set[str]:
-        """Everyone (casefolded) who saw the whole enrolment token of one of ``keys``, then of
-        one of their unrevoked keys, and so on: the people who may hold those keys. Only
-        enrolments without a second approver (bootstrap, or the two-person rule off) have a
-        whole holder, so the walk is short."""
-        now = datetime.now(UTC)
-        found: set[str] = set()
-        frontier = list(keys)
-        while frontier:
-            k = frontier.pop()
-            e = self._enrolments.get(k.enrolment_id) if k.issuance == enr.ENROLLED else None
-            holder = _fold_key(e.whole_holder) if e is not None and e.whole_holder else ""
-            if not holder or holder in found or holder == _fold_key(k.owner):
-                continue
-            found.add(holder)
-            frontier += [
-                o
-                for o in self._keys.values()
-                if _fold_key(o.owner) == holder and o.state(now) != "revoked"
-            ]
-        return found
-
-    def _enrolled_with(self, key: ApiKey, parent: str) -> bool:
-        """Whether ``key`` comes from an enrolment requested with key ``parent``."""
-        e = self._enrolments.get(key.enrolment_id) if key.issuance == enr.ENROLLED else None
-        return e is not None and e.requested_by_key == parent
 
     def _handed_by(self, key_id: str, proposer: str) -> str | None:
         """``key_id`` when its secret went through ``proposer``'s hands: the proposer issued

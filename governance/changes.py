@@ -15,7 +15,10 @@ when another change became active since the proposal (its diff would be stale: p
 also when that happened in another process between the check and the append (the fold applies
 an activation only against the version it names, ``governance.store``).
 ``rollback VERSION`` is a new proposal whose files are that version's, under the same validation
-and approval.
+and approval. ``withdraw_revoked`` (told by the keyring after each revocation) appends
+``PolicyChangeWithdrawn`` for each pending change whose proposer may no longer propose it; a
+withdrawn change is never approved (409 ``change_withdrawn``), nor activated by an activation
+that another process appended after the withdrawal (``governance.store``).
 
 Callers (``hub policy ...``, ``/v1/policy/...``) ask the policy decision point for
 ``policy.propose`` / ``policy.approve`` / ``policy.read`` before calling in here.
@@ -26,27 +29,43 @@ from __future__ import annotations
 import difflib
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from core.errors import Conflict, Forbidden
+from core.errors import Conflict, Forbidden, HubError
 from core.policybundle import PolicyBundle, PolicyError
-from core.ports.policy import Decision, Principal
+from core.ports.policy import HUB_TENANT, Decision, Principal
 from governance.decisions import new_decision_id
 from governance.policycases import all_cases, run_cases
-from governance.store import ACTIVATED, APPROVED, POLICIES_TOPIC, PROPOSED, Change, PolicyStore
+from governance.store import (
+    ACTIVATED,
+    APPROVED,
+    POLICIES_TOPIC,
+    PROPOSED,
+    WITHDRAWN,
+    Change,
+    PolicyStore,
+)
 
 if TYPE_CHECKING:
     from ingest.publish import Publisher
 
 log = logging.getLogger("hub.governance.changes")
 
-POLICY_RESOURCE = "policy"
+POLICY_RESOURCE = "policy"  # what policy.propose and policy.approve are decided on
 
 
 class Evaluator(Protocol):
     def decide_input(self, doc: Any) -> Decision: ...
+
+
+# (action, resource, decision context) a person needed: decided again at approval
+Need = tuple[str, str, Mapping[str, Any] | None]
+# the answers of ``check_proposer`` when a proposal no longer counts
+PROPOSER_LOST = ("proposer_revoked", "proposer_not_permitted")
+POLICY_PROPOSE: tuple[Need, ...] = (("policy.propose", POLICY_RESOURCE, {"tenant": HUB_TENANT}),)
+POLICY_APPROVE: tuple[Need, ...] = (("policy.approve", POLICY_RESOURCE, {"tenant": HUB_TENANT}),)
 
 
 class Identities(Protocol):
@@ -56,7 +75,11 @@ class Identities(Protocol):
         self, proposed_by: str, approver: Principal, proposed_at: Any, what: str
     ) -> None: ...
 
-    def check_proposer(self, proposed_by: str, proposed_key: str, what: str) -> None: ...
+    def check_proposer(
+        self, proposed_by: str, proposed_key: str, what: str, needs: Sequence[Need] = ()
+    ) -> None: ...
+
+    def check_permitted(self, principal: Principal, needs: Sequence[Need], what: str) -> None: ...
 
 
 def check_two_person(
@@ -67,13 +90,17 @@ def check_two_person(
     what: str,
     *,
     proposed_key: str = "",
+    proposer_needs: Sequence[Need] = (),
+    approver_needs: Sequence[Need] = (),
 ) -> None:
-    """Raise ``Forbidden`` when ``approver`` is not another person than the proposer, and
-    ``Conflict`` (``proposer_revoked``) when the proposer no longer holds a key that may
-    propose it (``governance.apikeys.ApiKeys.check_proposer``)."""
+    """Raise ``Forbidden`` when ``approver`` is not another person than the proposer, or the
+    policy in force no longer allows the approver ``approver_needs``; ``Conflict``
+    (``proposer_revoked``, ``proposer_not_permitted``) when the proposer no longer holds a key
+    that may propose it (``governance.apikeys.ApiKeys.check_proposer``)."""
     if identities is not None:
-        identities.check_proposer(proposed_by, proposed_key, what)
+        identities.check_proposer(proposed_by, proposed_key, what, proposer_needs)
         identities.check_approver(proposed_by, approver, proposed_at, what)
+        identities.check_permitted(approver, approver_needs, what)
     elif approver.id.strip().casefold() == proposed_by.strip().casefold():
         raise Forbidden(
             f"Two-person rule: {approver.id!r} proposed {what} and may not approve it too; "
@@ -82,13 +109,46 @@ def check_two_person(
         )
 
 
+class ChangeWithdrawn(Conflict):
+    """An approval of a change that was withdrawn (its proposer lost the right to propose)."""
+
+    code = "change_withdrawn"
+
+
+def withdrawn_error(what: str, by: str | None, reason: str) -> ChangeWithdrawn:
+    return ChangeWithdrawn(
+        f"{what[:1].upper()}{what[1:]} was withdrawn by {by!r}: {reason}. It is no longer "
+        "pending; someone who may propose it must propose it again."
+    )
+
+
+def lost_right(
+    identities: Identities | None,
+    proposed_by: str,
+    proposed_key: str,
+    what: str,
+    needs: Sequence[Need] = (),
+) -> str | None:
+    """Why the proposer of ``what`` may no longer propose it (``check_proposer``'s message),
+    or None while they may."""
+    if identities is None:
+        return None
+    try:
+        identities.check_proposer(proposed_by, proposed_key, what, needs)
+    except HubError as exc:
+        if exc.code not in PROPOSER_LOST:
+            raise
+        return exc.message
+    return None
+
+
 def refused_for_proposer(
     ledger: Any, approver: Principal, action: str, resource: str, change_id: str, exc: Exception
 ) -> None:
     """Record in the audit ledger an approval refused because the proposer lost the right to
     propose (``proposer_revoked``): an auditor sees who tried to complete whose change, not
     only the changes that were applied. Best effort: the refusal stands if recording fails."""
-    if ledger is None or getattr(exc, "code", "") != "proposer_revoked":
+    if ledger is None or getattr(exc, "code", "") not in PROPOSER_LOST:
         return
     try:
         ledger.record_action(
@@ -96,7 +156,11 @@ def refused_for_proposer(
             action,
             resource,
             outcome="refused",
-            details={"change_id": change_id, "reason": "proposer_revoked", "message": str(exc)},
+            details={
+                "change_id": change_id,
+                "reason": getattr(exc, "code", ""),
+                "message": str(exc),
+            },
             tenant=approver.tenant,
         )
     except Exception:  # the answer is still the refusal; the log line keeps the trace
@@ -237,6 +301,10 @@ class PolicyChanges:
             change = self.store.change(change_id)
             if change.activated_at is not None:
                 raise Conflict(f"Policy change {change_id} is already active.")
+            if change.withdrawn_at is not None:
+                raise withdrawn_error(
+                    f"policy change {change_id}", change.withdrawn_by, change.withdrawn_reason
+                )
             try:
                 check_two_person(
                     self._identities,
@@ -245,6 +313,8 @@ class PolicyChanges:
                     change.proposed_at,
                     f"policy change {change_id}",
                     proposed_key=change.proposed_by_key,
+                    proposer_needs=POLICY_PROPOSE,
+                    approver_needs=POLICY_APPROVE,
                 )
             except Conflict as exc:
                 refused_for_proposer(
@@ -285,6 +355,50 @@ class PolicyChanges:
             self._reload(bundle)
             return self.store.change(change_id)
 
+    def withdraw_revoked(
+        self, key_ids: Sequence[str], owners: frozenset[str], by: str, why: str
+    ) -> list[str]:
+        """Withdraw each pending change proposed by one of ``owners`` (casefolded) who may no
+        longer propose it now that ``key_ids`` were revoked (``ApiKeys.on_revoked``): one
+        append of ``PolicyChangeWithdrawn``, with the reason. The ids withdrawn."""
+        with self._lock:
+            self.store.refresh()
+            events = []
+            for change in self.store.changes():
+                if (
+                    change.activated_at is not None
+                    or change.withdrawn_at is not None
+                    or change.proposed_by.strip().casefold() not in owners
+                ):
+                    continue
+                what = f"policy change {change.change_id}"
+                lost = lost_right(
+                    self._identities,
+                    change.proposed_by,
+                    change.proposed_by_key,
+                    what,
+                    POLICY_PROPOSE,
+                )
+                if lost is None:
+                    continue
+                events.append(
+                    self._event(
+                        WITHDRAWN,
+                        change.change_id,
+                        {
+                            "change_id": change.change_id,
+                            "withdrawn_by": by,
+                            "reason": f"{why}: {lost}",
+                            "revoked_key": ",".join(key_ids),
+                            "withdrawn_at": _now(),
+                        },
+                    )
+                )
+            if events:
+                self._publisher.publish(POLICIES_TOPIC, events, producer=by, tenant="default")
+                self.store.refresh()
+            return [str(e.value["change_id"]) for e in events]
+
     def rollback(self, principal: Principal, version: str, reason: str) -> Change:
         """Propose the files of an earlier version again (a new change, never an undo)."""
         target = self.store.bundle_of(version)
@@ -302,7 +416,12 @@ class PolicyChanges:
     def _activated_or_conflict(self, change_id: str) -> None:
         """Raise ``Conflict`` when the activation just appended was not applied: another
         process activated a change against the same version first (``governance.store``)."""
-        if self.store.change(change_id).activated_at is None:
+        change = self.store.change(change_id)
+        if change.activated_at is None and change.withdrawn_at is not None:
+            raise withdrawn_error(
+                f"policy change {change_id}", change.withdrawn_by, change.withdrawn_reason
+            )
+        if change.activated_at is None:
             active = self.store.active_bundle().version
             raise Conflict(
                 f"Policy change {change_id} was not activated: another change ({active[:12]}) "

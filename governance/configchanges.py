@@ -42,6 +42,10 @@ applied at once records the value it really replaced. On the embedded log the tr
 the write lock, so the second read is atomic with the append; on Kafka, which has no such lock,
 it only narrows the window.
 ``rollback`` is a new proposal whose value is that of an earlier change, under the same rules.
+``withdraw_revoked`` (told by the keyring after each revocation) appends ``ConfigChangeWithdrawn``
+for each pending change whose proposer may no longer propose it; a withdrawn change is never
+approved (409 ``change_withdrawn``; an approval checked before the withdrawal was appended finds
+``hub.config-changes`` moved, checks again and is refused).
 ``set_direct`` is what the direct paths (``PUT /config``, ``hub rules set``, ``PUT /v1/rules``,
 ``hub retention set``, ``POST /v1/retention/policies``) call: it refuses a resource under the
 two-person rule, and otherwise applies at once.
@@ -78,13 +82,21 @@ from core.errors import (
     NotFound,
     TopicNotFound,
 )
-from core.ports.policy import Principal
-from governance.changes import Identities, check_two_person, refused_for_proposer
+from core.ports.policy import HUB_TENANT, Principal
+from governance.changes import (
+    Identities,
+    Need,
+    check_two_person,
+    lost_right,
+    refused_for_proposer,
+    withdrawn_error,
+)
 from governance.configstore import (
     APPLIED,
     APPROVED,
     CONFIG_CHANGES_TOPIC,
     PROPOSED,
+    WITHDRAWN,
     ConfigChange,
     ConfigChangeStore,
 )
@@ -743,6 +755,31 @@ class ConfigChanges:
                 code="hold_not_found",
             )
 
+    def proposer_needs(self, resource: str) -> list[Need]:
+        """What proposing a change of ``resource`` took (``hub config propose``, ``POST
+        /v1/config/changes``: ``config.propose`` and the resource's own write action; a legal
+        hold's release: ``legalhold.write``), decided again when it is approved. A resource
+        this class does not know (a subclass's) needs nothing here: roles are compared."""
+        try:
+            action = write_action(resource)
+        except UnknownResource:
+            return []
+        own: Need = (action, resource, {"tenant": HUB_TENANT} if hub_wide(resource) else None)
+        if resource.startswith(LEGALHOLD_PREFIX):
+            return [own]
+        return [("config.propose", resource, None), own]
+
+    def approver_needs(self, resource: str) -> list[Need]:
+        """What approving a change of ``resource`` takes (``config.approve``; a hub-wide
+        resource's as the hub's own tenant's; a legal hold's release also ``legalhold.write``),
+        decided against the policy in force when the change is applied."""
+        needs: list[Need] = [("config.approve", "config", None)]
+        if hub_wide(resource):
+            needs.append(("config.approve", resource, {"tenant": HUB_TENANT}))
+        if resource.startswith(LEGALHOLD_PREFIX):
+            needs.append(("legalhold.write", resource, None))
+        return needs
+
     def requires_two_person(self, resource: str) -> bool:
         if resource.startswith((LEGALHOLD_PREFIX, MIGRATION_PREFIX)):
             return True  # a release, a migration: never one person's alone (module docstring)
@@ -928,6 +965,53 @@ class ConfigChanges:
                     return self.store.change(change_id)
             raise self._busy(res)
 
+    def withdraw_revoked(
+        self, key_ids: Sequence[str], owners: frozenset[str], by: str, why: str
+    ) -> list[str]:
+        """Withdraw each pending change proposed by one of ``owners`` (casefolded) who may no
+        longer propose it now that ``key_ids`` were revoked (``ApiKeys.on_revoked``): one
+        append of ``ConfigChangeWithdrawn``, with the reason, in each change's tenant (a legal
+        hold's release stays its tenant's). The ids withdrawn."""
+        with _LOCK:
+            self.store.refresh()
+            by_tenant: dict[str, list[OutgoingEvent]] = {}
+            for change in self.store.changes():
+                if (
+                    change.applied_at is not None
+                    or change.withdrawn_at is not None
+                    or not change.requires_approval
+                    or change.proposed_by.strip().casefold() not in owners
+                ):
+                    continue
+                what = f"configuration change {change.change_id}"
+                lost = lost_right(
+                    self._identities,
+                    change.proposed_by,
+                    change.proposed_by_key,
+                    what,
+                    self.proposer_needs(change.resource),
+                )
+                if lost is None:
+                    continue
+                by_tenant.setdefault(change.tenant, []).append(
+                    _event(
+                        {
+                            "change_id": change.change_id,
+                            "withdrawn_by": by,
+                            "reason": f"{why}: {lost}",
+                            "revoked_key": ",".join(key_ids),
+                            "withdrawn_at": _now(),
+                        },
+                        WITHDRAWN,
+                        change.change_id,
+                        change.change_id,
+                    )
+                )
+            for tenant, events in sorted(by_tenant.items()):
+                self._publisher.publish(CONFIG_CHANGES_TOPIC, events, producer=by, tenant=tenant)
+            self.store.refresh()
+            return [str(e.value["change_id"]) for es in by_tenant.values() for e in es]
+
     def _approve_once(
         self, principal: Principal, res: ConfigResource, change_id: str, reason: str
     ) -> bool:
@@ -938,6 +1022,10 @@ class ConfigChanges:
         change = self.store.change(change_id)
         if change.applied_at is not None:
             raise Conflict(f"Configuration change {change_id} is already applied.")
+        if change.withdrawn_at is not None:
+            raise withdrawn_error(
+                f"configuration change {change_id}", change.withdrawn_by, change.withdrawn_reason
+            )
         try:
             check_two_person(
                 self._identities,
@@ -946,8 +1034,10 @@ class ConfigChanges:
                 change.proposed_at,
                 f"configuration change {change_id}",
                 proposed_key=change.proposed_by_key,
+                proposer_needs=self.proposer_needs(change.resource),
+                approver_needs=self.approver_needs(change.resource),
             )
-        except Conflict as exc:
+        except (Conflict, Forbidden) as exc:
             refused_for_proposer(
                 self._ledger, principal, "config.approve_refused", change.resource, change_id, exc
             )

@@ -4,6 +4,8 @@ Events (``domain/schemas/ConfigChange*.avsc``), in log order:
     ConfigChangeProposed   a validated new value for a resource (old value, new value, diff)
     ConfigChangeApproved   a second principal approved it (two-person rule)
     ConfigChangeApplied    it took effect (written in the same log transaction as its effect)
+    ConfigChangeWithdrawn  its proposer lost the right to propose it (key revoked): never applied
+                           after this (an approval's guarded append sees the topic moved)
 
 Values are JSON text; ``None`` means the resource has no value of its own (its default applies).
 Nothing is updated in place: a rollback is a new proposal. ``refresh()`` folds what was appended
@@ -29,6 +31,7 @@ CONFIG_CHANGES_TOPIC = "hub.config-changes"
 PROPOSED = "hub.ConfigChangeProposed"
 APPROVED = "hub.ConfigChangeApproved"
 APPLIED = "hub.ConfigChangeApplied"
+WITHDRAWN = "hub.ConfigChangeWithdrawn"
 
 
 class ConfigChangeNotFound(NotFound):
@@ -57,11 +60,16 @@ class ConfigChange:
     # to its tenant's readers only (``ConfigChanges.visible``).
     tenant: str = "default"
     proposed_by_key: str = ""  # empty in events from before it was recorded
+    withdrawn_at: str | None = None
+    withdrawn_by: str | None = None
+    withdrawn_reason: str = ""
 
     @property
     def status(self) -> str:
         if self.applied_at is not None:
             return "applied"
+        if self.withdrawn_at is not None:
+            return "withdrawn"
         return "pending_approval" if self.requires_approval else "proposed"
 
     def summary(self) -> dict[str, Any]:
@@ -80,6 +88,9 @@ class ConfigChange:
             "proposed_at": self.proposed_at,
             "applied_at": self.applied_at,
             "applied_by": self.applied_by,
+            "withdrawn_at": self.withdrawn_at,
+            "withdrawn_by": self.withdrawn_by,
+            "withdrawn_reason": self.withdrawn_reason or None,
         }
 
 
@@ -135,6 +146,12 @@ class ConfigChangeStore:
             change = self._changes[v["change_id"]]
             change.applied_at = str(v["applied_at"])
             change.applied_by = v["applied_by"]
+        elif kind == WITHDRAWN and v.get("change_id") in self._changes:
+            change = self._changes[v["change_id"]]
+            if change.applied_at is None and change.withdrawn_at is None:
+                change.withdrawn_at = str(v["withdrawn_at"])
+                change.withdrawn_by = v["withdrawn_by"]
+                change.withdrawn_reason = v.get("reason") or ""
 
     # -- queries -------------------------------------------------------------------------------
     def change(self, change_id: str) -> ConfigChange:

@@ -4,6 +4,8 @@ Events (``domain/schemas/PolicyChange*.avsc``), in log order:
     PolicyChangeProposed   a validated bundle someone proposed (the whole bundle is in it)
     PolicyChangeApproved   a second principal approved it (two-person rule)
     PolicyChangeActivated  it became the active bundle
+    PolicyChangeWithdrawn  its proposer lost the right to propose it (key revoked): it is never
+                           activated after this, even by an activation appended later
 
 The active bundle is the bundle of the last ``PolicyChangeActivated``; before any, it is the
 bundle shipped in ``governance/policies``. An activation is a compare-and-set on that version:
@@ -35,6 +37,7 @@ POLICIES_TOPIC = "hub.policies"
 PROPOSED = "hub.PolicyChangeProposed"
 APPROVED = "hub.PolicyChangeApproved"
 ACTIVATED = "hub.PolicyChangeActivated"
+WITHDRAWN = "hub.PolicyChangeWithdrawn"
 
 
 class ChangeNotFound(NotFound):
@@ -61,11 +64,16 @@ class Change:
     activated_at: str | None = None
     activated_by: str | None = None
     proposed_by_key: str = ""  # empty in events from before it was recorded
+    withdrawn_at: str | None = None
+    withdrawn_by: str | None = None
+    withdrawn_reason: str = ""
 
     @property
     def status(self) -> str:
         if self.activated_at is not None:
             return "activated"
+        if self.withdrawn_at is not None:
+            return "withdrawn"
         return "pending_approval" if self.requires_approval else "proposed"
 
     def summary(self) -> dict[str, Any]:
@@ -84,6 +92,9 @@ class Change:
             "proposed_at": self.proposed_at,
             "activated_at": self.activated_at,
             "activated_by": self.activated_by,
+            "withdrawn_at": self.withdrawn_at,
+            "withdrawn_by": self.withdrawn_by,
+            "withdrawn_reason": self.withdrawn_reason or None,
         }
 
 
@@ -141,11 +152,21 @@ class PolicyStore:
             )
         elif kind == ACTIVATED and v.get("change_id") in self._changes:
             change = self._changes[v["change_id"]]
-            if change.activated_at is not None or not self._follows_active(v):
+            if (
+                change.activated_at is not None
+                or change.withdrawn_at is not None  # withdrawn first: its approval came too late
+                or not self._follows_active(v)
+            ):
                 return  # a lost race (module docstring): the change stays as it was
             change.activated_at = str(v["activated_at"])
             change.activated_by = v["activated_by"]
             self._activations.append(change.change_id)
+        elif kind == WITHDRAWN and v.get("change_id") in self._changes:
+            change = self._changes[v["change_id"]]
+            if change.activated_at is None and change.withdrawn_at is None:
+                change.withdrawn_at = str(v["withdrawn_at"])
+                change.withdrawn_by = v["withdrawn_by"]
+                change.withdrawn_reason = v.get("reason") or ""
 
     def _follows_active(self, v: Mapping[str, Any]) -> bool:
         """Whether an activation names the active version as its previous one (always true of

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,7 @@ from core.ports.keyfiles import private_dir
 from core.ports.keystore import KeyStore
 from core.ports.ledgerstore import LedgerStore
 from core.ports.objectstore import ObjectStore
-from core.ports.policy import PolicyEngine
+from core.ports.policy import Decision, PolicyEngine, Principal
 from core.ports.views import Target
 from core.projection import Projection
 from core.roles import RoleTablePolicy
@@ -626,6 +626,21 @@ def bootstrap(
         identities=keys,
         ledger=ledger,
     )
+    # a revoked proposer's pending changes are withdrawn on the log, not left to be refused
+    # (model promotions are changes on hub.config-changes too: config_changes withdraws them)
+    keys.on_revoked(policy_changes.withdraw_revoked)
+
+    # A pending change counts while its proposer may still propose it under the policy in
+    # force, decided again at approval on the active bundle (another process may have just
+    # activated one: sync first), not only while they keep their roles.
+    def decide_in_force(
+        principal: Principal, action: str, resource: str, context: Mapping[str, Any] | None
+    ) -> Decision:
+        policy_changes.sync()
+        return policy.decide(principal, action, resource, context)
+
+    keys.use_policy(decide_in_force)
+    keys.on_revoked(config_changes.withdraw_revoked)
     lineage = LineageLog(event_log, reader)
     hub = Hub(
         settings=settings,

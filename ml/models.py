@@ -30,9 +30,9 @@ from core.events import OutgoingEvent
 from core.fold import RecordDecoder, TopicFold, decoded
 from core.ports.eventlog import EventLog
 from core.ports.ml import ModelRegistry
-from core.ports.policy import Principal
+from core.ports.policy import HUB_TENANT, Principal
 from domain.envelope import H_ID
-from governance.changes import Identities
+from governance.changes import Identities, Need
 from governance.configchanges import Auditor, ConfigChanges, ConfigResource, Effect, Prepare
 from governance.configstore import ConfigChangeStore
 from governance.store import PolicyStore
@@ -530,6 +530,21 @@ class ModelChanges(ConfigChanges):
 
     def requires_two_person(self, resource: str) -> bool:
         return resource.startswith(CHAMPION_PREFIX) or super().requires_two_person(resource)
+
+    def proposer_needs(self, resource: str) -> list[Need]:
+        """``hub ml promote`` / ``hub ml schedule`` took ``model.promote`` on the model, hub-wide
+        (one champion for all tenants), decided again at approval."""
+        for prefix in (CHAMPION_PREFIX, RETRAIN_PREFIX):
+            if resource.startswith(prefix):
+                model = resource[len(prefix) :]
+                return [("model.promote", f"model:{model}", {"tenant": HUB_TENANT})]
+        return super().proposer_needs(resource)
+
+    def approver_needs(self, resource: str) -> list[Need]:
+        """``hub ml approve`` takes ``model.approve``, hub-wide."""
+        if resource.startswith((CHAMPION_PREFIX, RETRAIN_PREFIX)):
+            return [("model.approve", resource, {"tenant": HUB_TENANT})]
+        return super().approver_needs(resource)
 
     def propose_champion(self, principal: Principal, name: str, version: int, reason: str) -> Any:
         return self.propose(principal, CHAMPION_PREFIX + name, version, reason)

@@ -756,6 +756,8 @@ class SchemaRegistry:
             sealed = None
             if not (redirect or importing or explicit or not seal):
                 sealed = self._sealed_form(subject, parsed, schema_type, references)
+            elif importing and seal and not redirect:
+                self._refuse_plain_import(subject, parsed, schema_type, references)
             if redirect or sealed is not None:
                 self._refuse_read_only(subject)
             else:
@@ -806,6 +808,34 @@ class SchemaRegistry:
         if redirect:  # see hub.registry.plain
             return self.register(plain_subject(subject), text, append=append, seal=False)
         return self._store_reserved(sv, parsed, identity if took else None, append)
+
+    def _refuse_plain_import(
+        self, subject: str, parsed: ParsedSchema, schema_type: str, refs: Sequence[Reference]
+    ) -> None:
+        """IMPORT stores a schema as given, under the id and version the source registry gave
+        it, so it cannot swap in the log form as ``register`` does in READWRITE: a schema that
+        classifies fields PII but stores them in clear is refused (``InvalidSchema``) naming
+        them, rather than becoming the subject's version, whose records would then carry the
+        PII in clear, out of erasure's reach. Under the lock."""
+        if schema_type.upper() != "AVRO":
+            return
+        existing_id = self._state.ids_by_identity.get((parsed.canonical, tuple(refs)))
+        if any(
+            sv.id == existing_id and not sv.deleted
+            for sv in self._state.subjects.get(subject, {}).values()
+        ):
+            return  # already this subject's version: answered as a lookup, nothing stored
+        clear = unsealed(self._standalone(parsed, refs).text if refs else parsed.text)
+        if clear:
+            raise InvalidSchema(
+                f"Subject {subject!r} is in IMPORT mode, which stores a schema as given, and "
+                f"this one classifies field(s) {', '.join(clear)} as PII but stores them in "
+                "clear: its records would carry that PII unencrypted, beyond erasure. Import "
+                "the schema's log form instead (core.pii.encrypted_schema: PII fields as "
+                "encrypted bytes), or register the plain form outside IMPORT mode (the "
+                "registry then stores the log form and keeps the plain one under "
+                f"{plain_subject(subject)!r})."
+            )
 
     def _sealed_form(
         self, subject: str, parsed: ParsedSchema, schema_type: str, refs: Sequence[Reference]

@@ -526,6 +526,9 @@ class EnrolmentOut(BaseModel):
     approved_by: str | None = None
     expires_at: str
     key_id: str | None = None
+    ended_reason: str | None = Field(
+        None, description="Why it ended unredeemed: expired, superseded or withdrawn."
+    )
 
 
 class EnrolmentApprovedOut(BaseModel):

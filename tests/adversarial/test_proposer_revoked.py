@@ -7,16 +7,23 @@ bundles, configuration changes: registry settings, retention, legal-hold release
 model promotions; enrolments) now counts a proposal only while its proposer still holds an
 unrevoked key like the one it proposed with (``ApiKeys.check_proposer``): 409
 ``proposer_revoked`` otherwise, and nothing is applied.
+
+Since session 17 a revocation also withdraws such proposals on the log
+(test_revoked_proposals_withdrawn.py). These tests revoke with the ``ApiKeyRevoked`` event alone,
+as an older hub or a crash between the revocation and its withdrawals leaves it: the approval
+check is what still refuses.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 from fastapi.testclient import TestClient
 
 from core.errors import Conflict
+from core.events import OutgoingEvent
 from core.ports.policy import Principal
 from hub.api.app import create_app
 from hub.bootstrap import Hub
@@ -39,8 +46,24 @@ def admin(hub: Hub) -> dict[str, str]:
 
 
 def _revoke(client: TestClient, admin: dict[str, str], key_id: str) -> None:
-    r = client.post(f"/v1/keys/{key_id}/revoke", headers=admin, json={"reason": "left"})
-    assert r.status_code == 200, r.text
+    """The revocation event alone (no withdrawal: module docstring)."""
+    hub: Hub = client.app.state.hub  # type: ignore[attr-defined]
+    hub.publisher.publish(
+        "hub.principals",
+        [
+            OutgoingEvent(
+                event_type="hub.ApiKeyRevoked",
+                value={
+                    "key_id": key_id,
+                    "revoked_by": "root",
+                    "reason": "left",
+                    "revoked_at": datetime.now(UTC).isoformat(),
+                },
+            )
+        ],
+        producer="root",
+        tenant="default",
+    )
 
 
 def _refusals(hub: Hub, resource: str) -> list[tuple[str, str]]:
@@ -152,6 +175,7 @@ def test_a_proposal_without_its_key_id_is_decided_from_the_owners_keys(hub: Hub)
     )
     assert change.proposed_by_key == ""
     hub.keys.revoke(sue.key_id, revoked_by="root", reason="left", actor=ADMIN)
-    with pytest.raises(Conflict, match="does not say which key") as err:
+    assert hub.policy_changes.store.change(change.change_id).status == "withdrawn"
+    with pytest.raises(Conflict, match=r"withdrawn.*does not say which key") as err:
         hub.policy_changes.approve(carol.principal, change.change_id)
-    assert err.value.code == "proposer_revoked"
+    assert err.value.code == "change_withdrawn"

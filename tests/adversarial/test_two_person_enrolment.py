@@ -20,7 +20,7 @@ from fastapi.testclient import TestClient
 
 from core.events import OutgoingEvent
 from core.ports.policy import Principal
-from governance import apikeys as apikeys_module
+from governance import enrolment as enrolment_module
 from hub.api.app import create_app
 from hub.bootstrap import Hub
 from tests.adversarial._api import basic as auth
@@ -161,7 +161,7 @@ def test_an_expired_token_is_refused_and_recorded(
         def now(cls, tz: Any = None) -> Any:
             return datetime.now(tz) + timedelta(hours=25)
 
-    monkeypatch.setattr(apikeys_module, "datetime", Later)
+    monkeypatch.setattr(enrolment_module, "datetime", Later)  # redeem lives there
     resp = _enrol(client, ticket["enrolment_token"], second)
     assert resp.status_code == 401 and resp.json()["reason"] == "enrolment_expired"
     kinds = [r["headers"].get("ce_type") for r in _records(hub)]

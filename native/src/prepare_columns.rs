@@ -138,6 +138,8 @@ unsafe fn route(keys: &[Ptr], nparts: usize) -> Vec<Group> {
     groups
 }
 
+/// An unsealed stored batch: body, flags, layout, count, base timestamp (`encode_items`).
+type Body = (Vec<u8>, u8, u8, usize, i64);
 type Chunks<'py> = Vec<(Bound<'py, PyBytes>, usize)>;
 type Prepared<'py> = (usize, Vec<(usize, Option<Vec<usize>>, usize, Chunks<'py>)>);
 
@@ -188,7 +190,7 @@ fn prepare_stored_columns<'py>(
         }
         let size: usize = sizes.iter().sum();
         let groups = route(&keys, nparts);
-        let mut bodies: Vec<Vec<(Vec<u8>, u8, u8, usize, i64)>> = Vec::with_capacity(groups.len());
+        let mut bodies: Vec<Vec<Body>> = Vec::with_capacity(groups.len());
         for g in &groups {
             let pick = |col: &[Ptr]| -> Vec<Ptr> {
                 match &g.indexes {

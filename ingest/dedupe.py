@@ -62,6 +62,10 @@ class KeyWindow:
         """True when no key of ``keys`` is in the window (``keys`` read twice: a collection)."""
         return self._cur.isdisjoint(keys) and self._prev.isdisjoint(keys)
 
+    def common(self, keys: Iterable[str]) -> set[str]:
+        """The keys of ``keys`` (a collection: read twice) in the window, in C-level passes."""
+        return self._cur.intersection(keys) | self._prev.intersection(keys)
+
     def add_all(self, keys: Iterable[str]) -> None:
         """Add keys in order, rotating when the current generation reaches ``max_keys // 2``.
 

@@ -68,7 +68,7 @@ from itertools import pairwise, repeat
 from operator import itemgetter
 from pathlib import Path
 from types import TracebackType
-from typing import Final, TypeVar
+from typing import Any, Final, TypeVar
 
 import numpy as np
 
@@ -118,6 +118,7 @@ from core.errors import (
 )
 from core.partitioner import default_partition
 from core.ports.eventlog import (
+    RECORD_OVERHEAD_BYTES,
     AppendedMetadata,
     AppendSignal,
     ColumnBatch,
@@ -404,6 +405,19 @@ def _chunk_bounds(
             continue
         out.append((start, stop))
     return out
+
+
+def _load_native_prepare() -> Callable[..., tuple[int, list[Any]] | None] | None:
+    """Route, cut and write a column append in one native call (native/src/prepare_columns.rs);
+    None when not built (or built from sources without it): ``_prepare_columns``' Python runs."""
+    try:
+        import hub_native
+    except ImportError:
+        return None
+    return getattr(hub_native, "prepare_stored_columns", None)
+
+
+native_prepare = _load_native_prepare()
 
 
 # -- the adapter ----------------------------------------------------------------------------------
@@ -868,8 +882,29 @@ class SqliteEventLog(EventLog):
         ):
             return self._prepare(name, batch.records())
         timestamps = self._timestamps([ts] * n)
-        groups = self._route(keys, [None] * n, topic.info.partitions, [])
         columns = batch.header_columns
+        if native_prepare is not None:
+            # Route, pick, cut and write in one pass (native/src/prepare_columns.rs): the Python
+            # below is the reference, and decides whatever the native call answers None for.
+            got = native_prepare(
+                keys,
+                values,
+                names,
+                columns,
+                timestamps[0],
+                topic.info.partitions,
+                MAX_BATCH_RECORDS,
+                MAX_BATCH_BYTES,
+            )
+            if got is not None:
+                t0 = timestamps[0]
+                prepared = [
+                    PartitionGroup(p, idx, count, [(blob, c, t0) for blob, c in chunks])
+                    for p, idx, count, chunks in got[1]
+                ]
+                size = got[0] + RECORD_OVERHEAD_BYTES * n
+                return PreparedAppend(topic, n, timestamps, prepared, size)
+        groups = self._route(keys, [None] * n, topic.info.partitions, [])
         for g in groups:
             ks: Sequence[bytes | None] = keys
             vs: Sequence[bytes | None] = values

@@ -15,6 +15,7 @@ mod leaves;
 mod ledger_batch;
 mod merkle;
 mod metadata;
+mod prepare_columns;
 mod record_mac;
 mod stored_avro;
 mod stored_batch;
@@ -34,6 +35,7 @@ fn hub_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     ledger_batch::register(m)?;
     merkle::register(m)?;
     metadata::register(m)?;
+    prepare_columns::register(m)?;
     record_mac::register(m)?;
     stored_avro::register(m)?;
     stored_batch::register(m)?;

@@ -34,7 +34,7 @@ const INFLATED_MAX: usize = 32 << 20; // batch._INFLATED_MAX
 
 /// The items of an exact list or tuple as borrowed pointers (the sequence holds them for the
 /// call: nothing here runs Python code that could change it), or `None` for another type.
-unsafe fn items(seq: *mut ffi::PyObject) -> Option<Vec<*mut ffi::PyObject>> {
+pub(crate) unsafe fn items(seq: *mut ffi::PyObject) -> Option<Vec<*mut ffi::PyObject>> {
     if ffi::PyList_CheckExact(seq) != 0 {
         let n = ffi::PyList_Size(seq);
         return Some((0..n).map(|i| ffi::PyList_GetItem(seq, i)).collect());
@@ -47,7 +47,7 @@ unsafe fn items(seq: *mut ffi::PyObject) -> Option<Vec<*mut ffi::PyObject>> {
 }
 
 /// The bytes of an exact `bytes` object, or `None` for anything else.
-unsafe fn exact_bytes<'a>(o: *mut ffi::PyObject) -> Option<&'a [u8]> {
+pub(crate) unsafe fn exact_bytes<'a>(o: *mut ffi::PyObject) -> Option<&'a [u8]> {
     if ffi::PyBytes_CheckExact(o) == 0 {
         return None;
     }
@@ -106,13 +106,18 @@ unsafe fn encode(
     let keys = items(keys)?;
     let values = items(values)?;
     let names = items(names)?;
-    let columns = items(columns)?;
+    let columns: Vec<Column> = items(columns)?
+        .into_iter()
+        .map(|c| {
+            if exact_bytes(c).is_some() {
+                Some(Column::Shared(c))
+            } else {
+                items(c).map(Column::Each)
+            }
+        })
+        .collect::<Option<_>>()?;
     let stamps = items(timestamps)?;
-    let n = keys.len();
-    if n == 0 || values.len() != n || stamps.len() != n || names.len() != columns.len() {
-        return None;
-    }
-    let mut ts: Vec<i64> = Vec::with_capacity(n);
+    let mut ts: Vec<i64> = Vec::with_capacity(stamps.len());
     for &o in &stamps {
         if ffi::PyLong_CheckExact(o) == 0 {
             return None;
@@ -124,6 +129,28 @@ unsafe fn encode(
         }
         ts.push(v);
     }
+    encode_items(&keys, &values, &names, &columns, &ts)
+}
+
+/// A header column: one `bytes` for every record, or one item per record.
+pub(crate) enum Column {
+    Shared(*mut ffi::PyObject),
+    Each(Vec<*mut ffi::PyObject>),
+}
+
+/// `encode` over borrowed items (`prepare_columns.rs` picks a partition's records without
+/// building Python lists); `None` when an item is not what the plain case allows.
+pub(crate) unsafe fn encode_items(
+    keys: &[*mut ffi::PyObject],
+    values: &[*mut ffi::PyObject],
+    names: &[*mut ffi::PyObject],
+    columns: &[Column],
+    ts: &[i64],
+) -> Option<(Vec<u8>, u8, u8, usize, i64)> {
+    let n = keys.len();
+    if n == 0 || values.len() != n || ts.len() != n || names.len() != columns.len() {
+        return None;
+    }
     let mut body: Vec<u8> = Vec::new();
     let (lo, hi) = (*ts.iter().min()?, *ts.iter().max()?);
     let mut flags = 0u8;
@@ -133,22 +160,22 @@ unsafe fn encode(
         flags |= TS_UNIFORM;
     } else if span <= 0xFFFF_FFFF {
         body.reserve(4 * n);
-        for &t in &ts {
+        for &t in ts {
             body.extend_from_slice(&((t as i128 - lo as i128) as u32).to_le_bytes());
         }
     } else {
         flags |= TS_WIDE;
-        for &t in &ts {
+        for &t in ts {
             body.extend_from_slice(&t.to_le_bytes());
         }
     }
-    flags |= put_bytes_section(&mut body, &keys, KEYS_NULL, KEYS_MIXED)?;
-    flags |= put_bytes_section(&mut body, &values, VALUES_NULL, VALUES_MIXED)?;
+    flags |= put_bytes_section(&mut body, keys, KEYS_NULL, KEYS_MIXED)?;
+    flags |= put_bytes_section(&mut body, values, VALUES_NULL, VALUES_MIXED)?;
     let mut layout = HEADER_PAIRS;
     if !names.is_empty() {
         let m = names.len();
         let mut name_bytes: Vec<&[u8]> = Vec::with_capacity(m);
-        for &o in &names {
+        for &o in names {
             let s = exact_bytes(o)?;
             if s.len() > 0xFFFF {
                 return None;
@@ -160,16 +187,20 @@ unsafe fn encode(
         }
         let mut kinds: Vec<u8> = Vec::with_capacity(m);
         let mut data: Vec<u8> = Vec::new();
-        for &col in &columns {
-            if let Some(v) = exact_bytes(col) {
-                kinds.push(CONSTANT);
-                put_u32(&mut data, v.len());
-                data.extend_from_slice(v);
-                continue;
-            }
-            let vals: Vec<&[u8]> = items(col)?
-                .into_iter()
-                .map(|o| exact_bytes(o))
+        for col in columns {
+            let each = match col {
+                Column::Shared(c) => {
+                    let v = exact_bytes(*c)?;
+                    kinds.push(CONSTANT);
+                    put_u32(&mut data, v.len());
+                    data.extend_from_slice(v);
+                    continue;
+                }
+                Column::Each(each) => each,
+            };
+            let vals: Vec<&[u8]> = each
+                .iter()
+                .map(|&o| exact_bytes(o))
                 .collect::<Option<_>>()?;
             if vals.len() != n {
                 return None;
@@ -230,7 +261,7 @@ fn zstd_compress(src: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// `batch._sealed` of version 2: the header, the CRC, the body (zstd when that is smaller).
-fn seal(body: Vec<u8>, flags: u8, layout: u8, n: usize, lo: i64) -> Vec<u8> {
+pub(crate) fn seal(body: Vec<u8>, flags: u8, layout: u8, n: usize, lo: i64) -> Vec<u8> {
     let size = body.len();
     let mut codec = CODEC_NONE;
     let mut stored = body;

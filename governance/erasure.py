@@ -8,7 +8,8 @@ decision point for ``subject.erase`` first):
 1. refuses without a reason; refuses (``Forbidden``) a reader limited to one tenant a subject
    another tenant named too, or one named before the hub recorded its tenants
    (``check_scope``: the key is hub-wide, so only an officer of every tenant may destroy it
-   then); and refuses a subject under a legal hold (``subject:<id>``);
+   then); and refuses a subject under a legal hold (``subject:<id>``), or whose PII a held
+   topic holds, or while a projection that stores PII is held (``_held_scopes_shredded``);
 2. destroys every version of the subject's key (``KeyStore.destroy``: irreversible, idempotent).
    From here on every log read, quarantine entry and projection fold sees ``"[erased]"`` where
    the PII was, and a late event naming the subject is refused at ingest;
@@ -51,7 +52,7 @@ if TYPE_CHECKING:
     from core.ports.keystore import KeyStore, SubjectTenants
     from core.ports.policy import Principal
     from core.projection import Projection, Table
-    from governance.retention import Governance
+    from governance.retention import Governance, RetentionJob
     from ledger.service import Ledger
     from projections.service import ProjectionService
 
@@ -125,8 +126,10 @@ class Eraser:
         governance: Governance,
         projections: ProjectionService,
         subject_tenants: SubjectTenants | None = None,
+        retention: RetentionJob | None = None,
     ) -> None:
         self._subject_tenants = subject_tenants
+        self._retention = retention  # scans a held topic for the subject's records
         self._keystore = keystore
         self._ledger = ledger
         self._governance = governance
@@ -190,6 +193,14 @@ class Eraser:
                 "hold is released (`hub legal-hold list`).",
                 code="legal_hold",
             )
+        held = self._held_scopes_shredded(subject)
+        if held:
+            raise Conflict(
+                f"Erasing data subject {subject!r} would destroy personal data in "
+                f"{', '.join(held)}, under a legal hold: erasure is refused until the hold is "
+                "released (`hub legal-hold list`).",
+                code="legal_hold",
+            )
         existed = self._keystore.exists(subject)
         self._keystore.destroy(subject)  # 2.
         rebuilt, scrubbed = self._erase_views(subject)  # 3.
@@ -221,6 +232,31 @@ class Eraser:
             audit_offset=meta.offset,
             checkpoint_size=synced.size,
         )
+
+    def _held_scopes_shredded(self, subject: str) -> list[str]:
+        """The held ``topic:`` and ``projection:`` scopes whose data crypto-shredding ``subject``
+        would change: a held topic holding a record with PII encrypted under the subject's key
+        (a hold means nothing in the scope is deleted or erased, README), and a held projection
+        that stores PII (step 3 scrubs or rebuilds it). Only a subject hold was checked before,
+        so a topic under a litigation hold lost a subject's PII to one officer's erasure."""
+        scopes = sorted({h.scope for h in self._governance.holds()})
+        if not scopes or not self._keystore.exists(subject):
+            return []  # no key: nothing of the subject's is encrypted, so nothing is shredded
+        stores_pii = set(pii_projections())
+        out = []
+        for scope in scopes:
+            kind, _, name = scope.partition(":")
+            if kind == "projection":
+                shredded = name in stores_pii
+            else:
+                shredded = (
+                    kind == "topic"
+                    and self._retention is not None
+                    and self._retention.holds_pii_of(name, subject)
+                )
+            if shredded:
+                out.append(scope)
+        return out
 
     def _erase_views(self, subject: str) -> tuple[list[str], dict[str, dict[str, int]]]:
         """Step 3: scrub (or rebuild) every PII projection; returns (rebuilt, rows scrubbed)."""

@@ -627,6 +627,9 @@ def bootstrap(
         ledger=ledger,
     )
     lineage = LineageLog(event_log, reader)
+    retention = RetentionJob(
+        event_log, reader, registry, publisher, ledger, governance, projections
+    )
     hub = Hub(
         settings=settings,
         log=event_log,
@@ -646,12 +649,10 @@ def bootstrap(
         policy_changes=policy_changes,
         policy_follower=PolicyFollower(policy_changes),
         config_changes=config_changes,
-        retention=RetentionJob(
-            event_log, reader, registry, publisher, ledger, governance, projections
-        ),
+        retention=retention,
         lineage=lineage,
         catalog=Catalog(event_log, registry, governance, lineage),
-        eraser=Eraser(keystore, ledger, governance, projections, subject_tenants),
+        eraser=Eraser(keystore, ledger, governance, projections, subject_tenants, retention),
         leader=leader,
     )
     log.info(

@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any
 
 from core.errors import Conflict, Forbidden, InvalidInput
 from core.ports.keystore import check_subject
+from core.ports.policy import HUB_TENANT
 from core.ports.views import Target, check_erasable
 from governance.subjects import subject_fields
 
@@ -57,6 +58,17 @@ if TYPE_CHECKING:
     from projections.service import ProjectionService
 
 ACTION = "subject.erase"
+
+
+def _binds(hold_tenant: str, named: frozenset[str]) -> bool:
+    """Whether a hold placed in ``hold_tenant`` stops the erasure of a subject that the tenants
+    ``named`` named: the hub's own tenant's holds always, and a tenant's hold only when that
+    tenant named the subject (it has records of the subject to keep), or when who named it is
+    not known. A tenant that never named the subject has nothing of it under its hold: before,
+    acme's officer placed a hold on ``subject:<globex's customer>`` (or, with topic holds
+    counted, on ``topic:accounts``) and globex's erasures answered ``legal_hold`` with no hold
+    globex could list or release."""
+    return hold_tenant == HUB_TENANT or not named or hold_tenant in named
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,13 +199,14 @@ class Eraser:
                 code="reason_required",
             )
         named = self.check_scope(subject, tenant_scope)  # 1. before the hold: no hold is told
-        if self._governance.is_held(f"subject:{subject}"):
+        holds = {h.scope for h in self._governance.holds() if _binds(h.tenant, named)}
+        if f"subject:{subject}" in holds:
             raise Conflict(
                 f"Data subject {subject!r} is under a legal hold: erasure is refused until the "
                 "hold is released (`hub legal-hold list`).",
                 code="legal_hold",
             )
-        held = self._held_scopes_shredded(subject)
+        held = self._held_scopes_shredded(subject, holds)
         if held:
             raise Conflict(
                 f"Erasing data subject {subject!r} would destroy personal data in "
@@ -233,13 +246,13 @@ class Eraser:
             checkpoint_size=synced.size,
         )
 
-    def _held_scopes_shredded(self, subject: str) -> list[str]:
+    def _held_scopes_shredded(self, subject: str, holds: set[str]) -> list[str]:
         """The held ``topic:`` and ``projection:`` scopes whose data crypto-shredding ``subject``
         would change: a held topic holding a record with PII encrypted under the subject's key
         (a hold means nothing in the scope is deleted or erased, README), and a held projection
         that stores PII (step 3 scrubs or rebuilds it). Only a subject hold was checked before,
         so a topic under a litigation hold lost a subject's PII to one officer's erasure."""
-        scopes = sorted({h.scope for h in self._governance.holds()})
+        scopes = sorted(holds)
         if not scopes or not self._keystore.exists(subject):
             return []  # no key: nothing of the subject's is encrypted, so nothing is shredded
         stores_pii = set(pii_projections())

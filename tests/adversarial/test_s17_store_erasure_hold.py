@@ -21,7 +21,7 @@ from governance.erasure import pii_projections
 from hub.api.app import create_app
 from hub.bootstrap import Hub, bootstrap
 from hub.settings import load_settings
-from tests.service.accounts import open_accounts
+from tests.service.accounts import account_opened, open_accounts
 
 
 @pytest.fixture
@@ -62,3 +62,37 @@ def test_a_hold_on_a_topic_without_the_subjects_pii_does_not_block(hub: Hub) -> 
     r = _erase(hub, "ACC-H2")
     assert r.status_code == 201, r.text  # type: ignore[attr-defined]
     assert hub.keystore.erased("ACC-H2")
+
+
+def _erase_as(h: Hub, tenant: str, subject: str) -> object:
+    token = h.keys.create(["compliance_officer"], principal=f"off-{tenant}", tenant=tenant).token
+    c = TestClient(create_app(h), raise_server_exceptions=False)
+    c.headers["Authorization"] = "Basic " + base64.b64encode(token.encode()).decode()
+    with c:
+        return c.post("/v1/erasures", json={"subject": subject, "reason": "DSR-17"})
+
+
+@pytest.mark.parametrize("scope", ["subject:ACC-G1", "topic:accounts"])
+def test_another_tenants_hold_does_not_block_an_erasure(hub: Hub, scope: str) -> None:
+    """acme's officer (legalhold.write, no tenant.all) holds globex's customer, or the accounts
+    topic: globex's erasure of its own customer answered 409 legal_hold, with no hold globex
+    could list or release (holds are tenant-scoped), a GDPR request blocked by a competitor.
+    acme has no record of ACC-G1 to keep; its hold still binds acme's own customer."""
+    hub.publisher.publish("accounts", [account_opened("ACC-G1")], "globex-app", tenant="globex")
+    hub.publisher.publish("accounts", [account_opened("ACC-A1")], "acme-app", tenant="acme")
+    hub.governance.place_hold(scope, actor="acme-off", matter="M-17", tenant="acme")
+    r = _erase_as(hub, "globex", "ACC-G1")
+    assert r.status_code == 201, r.text  # type: ignore[attr-defined]
+    assert hub.keystore.erased("ACC-G1")
+    if scope.startswith("topic:"):
+        r = _erase_as(hub, "acme", "ACC-A1")  # acme's own customer: its hold binds
+        assert r.status_code == 409, r.text  # type: ignore[attr-defined]
+        assert hub.keystore.exists("ACC-A1")
+
+
+def test_the_hubs_own_hold_binds_every_tenant(hub: Hub) -> None:
+    hub.publisher.publish("accounts", [account_opened("ACC-G2")], "globex-app", tenant="globex")
+    hub.governance.place_hold("subject:ACC-G2", actor="counsel", matter="M-17")  # tenant default
+    r = _erase_as(hub, "globex", "ACC-G2")
+    assert r.status_code == 409, r.text  # type: ignore[attr-defined]
+    assert hub.keystore.exists("ACC-G2")

@@ -53,6 +53,7 @@ from storage.backup_witness import (
     Witnessed,
     add_to_witness,
     check_not_rolled_back,
+    newer_than_named,
     witness_path,
 )
 from storage.erasures import JournalEntry, erased_subjects, record_erasure
@@ -285,6 +286,10 @@ def restore(
         if warning is not None:
             say(warning)
             older_than_witnessed = warning
+    else:  # a named backup: honoured, but a rollback past witnessed backups is said and recorded
+        older_than_witnessed = newer_than_named(kek, chosen, _witness_file(settings, kek))
+        if older_than_witnessed is not None:
+            say(older_than_witnessed)
     check_erasures_kept(store, kek)  # 0b. no erasure the newest backup knows was deleted
     staging = target.parent / f".{target.name}.restoring-{chosen}"
     if staging.exists():

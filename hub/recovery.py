@@ -335,6 +335,8 @@ def restore(
                         f"re-applied after restoring backup {chosen}: erased at "
                         f"{entry.erased_at_ms} (epoch ms), after the backup was made",
                         tenant_scope=None,  # decided when it was first erased; re-applied as is
+                        # likewise its holds: one the backup holds was released before it was made
+                        check_holds=False,
                     )
                     reapplied.append(entry.subject)
             seconds["erasures"] = time.perf_counter() - t

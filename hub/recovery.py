@@ -271,13 +271,17 @@ def restore(
             "Restoring needs the credential of a principal of the backed-up hub allowed "
             "backup.restore: pass --key KEY_ID:SECRET or --key-file FILE."
         )
-    chosen = choose_backup(store, backup_id, at_size=at_size, at_time_ms=at_time_ms)
+    skipped: list[str] = []
+    chosen = choose_backup(
+        store, backup_id, at_size=at_size, at_time_ms=at_time_ms, kek=kek, skipped=skipped
+    )
     older_than_witnessed = None
     if backup_id is None:  # 0. the store's newest is not necessarily the newest made
+        bad = {w.split()[2] for w in skipped}  # "WARNING: backup <id> ..."
         warning = check_not_rolled_back(
             kek,
             chosen,
-            backup_ids(store),
+            [b for b in backup_ids(store) if b not in bad],
             at_size=at_size,
             at_time_ms=at_time_ms,
             allow_older=allow_older,
@@ -290,7 +294,9 @@ def restore(
         older_than_witnessed = newer_than_named(kek, chosen, _witness_file(settings, kek))
         if older_than_witnessed is not None:
             say(older_than_witnessed)
-    check_erasures_kept(store, kek)  # 0b. no erasure the newest backup knows was deleted
+    skipped += check_erasures_kept(store, kek)  # 0b. no erasure the newest knows was deleted
+    for line in dict.fromkeys(skipped):
+        say(line)
     staging = target.parent / f".{target.name}.restoring-{chosen}"
     if staging.exists():
         shutil.rmtree(staging)

@@ -48,7 +48,6 @@ still passed (a refused row never blocks the rows after it).
 from __future__ import annotations
 
 import base64
-import functools
 import hashlib
 import hmac
 import json
@@ -336,9 +335,9 @@ class ResultLoader:
 def _authentic(key: bytes | None, t: Table, r: StoredRecord) -> tuple[str | None, Any]:
     """(Why result record ``r`` is not an authentic row of ``t``, None; or None, its value)."""
     try:
-        value = json.loads(r.value or b"", parse_float=Decimal)
-        record_key = json.loads(r.key or b"", parse_float=Decimal)
-    except ValueError as exc:
+        value = _DECODE((r.value or b"").decode())
+        record_key = _DECODE((r.key or b"").decode())
+    except ValueError as exc:  # UnicodeDecodeError included
         return f"its key or value is not JSON ({exc})", None
     if not isinstance(value, dict) or not isinstance(record_key, dict):
         return "its key or value is not a JSON object", None
@@ -373,12 +372,19 @@ def _authentic(key: bytes | None, t: Table, r: StoredRecord) -> tuple[str | None
     return None, value
 
 
-@functools.cache
-def _shape(t: Table) -> tuple[tuple[tuple[str, bool], ...], tuple[str, ...]]:
+_DECODE = json.JSONDecoder(parse_float=Decimal).decode  # one decoder, not one per record
+Shape = tuple[tuple[tuple[str, bool], ...], tuple[str, ...]]
+_SHAPES: dict[int, tuple[Table, Shape]] = {}  # by id: hashing a Table hashes all its columns
+
+
+def _shape(t: Table) -> Shape:
     """(column, is it a decimal) of ``t``'s result rows in MAC order, and their Kafka key's
     columns (the result sink's primary key)."""
-    columns = tuple((n, ty.startswith("DECIMAL")) for n, ty in partial_columns(t))
-    return columns, (*t.key, "src_topic", "src_partition")
+    known = _SHAPES.get(id(t))
+    if known is None or known[0] is not t:
+        columns = tuple((n, ty.startswith("DECIMAL")) for n, ty in partial_columns(t))
+        known = _SHAPES[id(t)] = (t, (columns, (*t.key, "src_topic", "src_partition")))
+    return known[1]
 
 
 def _delta(t: Table, old: Row | None, new: Row) -> Row:

@@ -45,7 +45,7 @@ def main() -> None:
     from hub.settings import load_settings
     from ml.flink_features import embedded_vectors, result_topic
     from tests.differential.test_flink_accounts import opened
-    from tests.differential.test_flink_features import as_job_writes
+    from tests.differential.test_flink_features import ROW_KEY, as_job_writes
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--payments", type=int, default=6000)
@@ -85,7 +85,7 @@ def main() -> None:
         rows = embedded_vectors(PAYMENT_RISK, hub.log, hub.reader, store)
         store.close()
         vectors = SqliteFeatureVectors(Path(tmp) / "vectors.sqlite")
-        companion = FlinkFeatureView(PAYMENT_RISK, hub.log, vectors)
+        companion = FlinkFeatureView(PAYMENT_RISK, hub.log, vectors, ROW_KEY)
         companion.prepare()
         hub.log.append(result_topic(PAYMENT_RISK), [as_job_writes(PAYMENT_RISK, r) for r in rows])
         for topic in companion.topics:

@@ -35,6 +35,13 @@ JARS = (
 )
 
 
+def row_key(settings: Any) -> bytes:
+    """The key of the MACs on the Flink jobs' result rows (``projections.flink.rowmac``): the
+    jobs the hub launches and its loaders hold it, a producer to ``flink.*`` does not. Derived
+    from the hub's local MAC key with a label of its own (apart from the loader memory's)."""
+    return derived_secret(settings, b"hub flink result rows")
+
+
 def flink_projections(hub: Any, token: str) -> FlinkProjections:
     s = hub.settings
     if s.event_log != "kafka":
@@ -79,7 +86,8 @@ def flink_projections(hub: Any, token: str) -> FlinkProjections:
         checkpoint_interval_ms=s.flink_checkpoint_interval_ms,
         result_topics=True,  # analytics tables also into the hub's chDB (projections.flink.results)
     )
-    launcher = FlinkLauncher(s.flink_python, s.data_dir / "flink" / "jobs", token)
+    key = row_key(s)
+    launcher = FlinkLauncher(s.flink_python, s.data_dir / "flink" / "jobs", token, key)
     launcher.check()
     return FlinkProjections(
         PROJECTIONS,
@@ -96,6 +104,7 @@ def flink_projections(hub: Any, token: str) -> FlinkProjections:
         analytics=lambda: hub.projections.store("analytics"),
         patterns=PATTERNS if s.pattern_alerts else (),
         alerts=lambda p, rows: PatternAlerts(hub).raise_alerts(p, rows, "flink"),
-        companions=feature_views(hub.log, feature_vectors(hub)),
+        companions=feature_views(hub.log, feature_vectors(hub), key),
         loader_key=derived_secret(s, b"hub flink result loader memory"),
+        row_key=key,
     )

@@ -38,14 +38,16 @@ PREFIX = "features."
 class FlinkFeatureView:
     """One feature view's Flink job, its loader and its place in the status."""
 
-    def __init__(self, view: FeatureView, log: EventLog, vectors: FeatureVectors) -> None:
+    def __init__(
+        self, view: FeatureView, log: EventLog, vectors: FeatureVectors, row_key: bytes | None
+    ) -> None:
         self.view = view
         self.name = PREFIX + view.name
         self.group = f"features.flink.{view.name}"
         self.topics: Sequence[str] = view_topics(view)
         self.log = log
         self.vectors = vectors
-        self._loader = FeatureVectorLoader(log)
+        self._loader = FeatureVectorLoader(log, row_key=row_key)  # refuses unMACed vectors
 
     def compile(self, at: FlinkPlacement, group: str) -> JobSpec:
         spec: JobSpec = compile_features(self.view, at, group)
@@ -74,6 +76,9 @@ class FlinkFeatureView:
         return {"positions": {f"{topic}/{p}": at for p in ends}, "lag": lag}
 
 
-def feature_views(log: EventLog, vectors: FeatureVectors) -> list[FlinkFeatureView]:
-    """Every ML feature view as a companion job."""
-    return [FlinkFeatureView(v, log, vectors) for v in VIEWS.values()]
+def feature_views(
+    log: EventLog, vectors: FeatureVectors, row_key: bytes | None
+) -> list[FlinkFeatureView]:
+    """Every ML feature view as a companion job; ``row_key`` the key of its vectors' MACs (the
+    one the hub's Flink launcher gives the jobs; None: every vector is refused)."""
+    return [FlinkFeatureView(v, log, vectors, row_key) for v in VIEWS.values()]

@@ -75,7 +75,7 @@ def flink_gauges(hub: Any) -> Iterator[GaugeMetricFamily]:
     vectors = feature_vectors(hub)
     try:
         lags = flink_lags(hub.log, chosen, store)
-        lags += companion_lags(hub.log, feature_views(hub.log, vectors))
+        lags += companion_lags(hub.log, feature_views(hub.log, vectors, None))  # positions only
     finally:
         vectors.close()
     for x in lags:

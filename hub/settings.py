@@ -135,6 +135,12 @@ class Settings(BaseSettings):
         description="Who runs `hub projection run`: the hub's own runner, or Flink jobs reading "
         "the Kafka topics into PostgreSQL (needs event_log=kafka and a PostgreSQL views_sql_url).",
     )
+    api_docs: bool = Field(
+        default=False,
+        description="Serve GET /docs (Swagger UI, its assets from cdn.jsdelivr.net, pinned with "
+        "integrity hashes). Off by default: the page runs third-party script in the hub's origin; "
+        "GET /openapi.json serves the same document.",
+    )
     pattern_alerts: bool = Field(
         default=True,
         description="hub serve detects the event patterns (AML structuring, price spike) with "

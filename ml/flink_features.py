@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
@@ -35,9 +36,12 @@ from decimal import Decimal
 from typing import Any
 
 from core.errors import ConfigError, InvalidInput, TopicNotFound
-from core.ports.eventlog import EventLog, TopicPartition
+from core.ports.eventlog import EventLog, StoredRecord, TopicPartition
 from core.ports.ml import AttributeVersion, FeatureStore, FeatureVectors, SeriesPoint
 from domain.features import VIEWS, FeatureView
+from projections.flink import rowmac
+
+log = logging.getLogger(__name__)
 
 RESULT_PREFIX = "flink.features."
 # The module Flink's Python workers load for the functions (``register_features``): this one's
@@ -195,13 +199,57 @@ def vectors_digest(rows: Sequence[Mapping[str, Any]]) -> str:
     return h.hexdigest()
 
 
-class FeatureVectorLoader:
-    """Reads a view's result topic: the newest vector per scored event (tombstones remove)."""
+MAC_COLUMNS = (("ev_partition", "BIGINT"), ("ev_offset", "BIGINT"), ("vector", "STRING"))
 
-    def __init__(self, log: EventLog, batch: int = 5000) -> None:
+
+def mac_name(view: FeatureView) -> str:
+    """What a vector's MAC names besides its values (``projections.flink.rowmac``)."""
+    return f"features.{view.name}"
+
+
+class FeatureVectorLoader:
+    """Reads a view's result topic: the newest vector per scored event (tombstones remove).
+    A vector without a valid MAC under ``row_key`` (the one the hub gives its Flink jobs) is
+    refused: counted in ``refused``, logged, not loaded (whoever can produce to ``flink.*``
+    cannot write vectors, so cannot steer a model trained on them)."""
+
+    def __init__(self, log: EventLog, batch: int = 5000, row_key: bytes | None = None) -> None:
         self.log = log
         self.batch = batch
         self.read_records = 0
+        self.row_key = row_key
+        self.refused = 0
+
+    def _vector(self, view: FeatureView, r: StoredRecord) -> tuple[bool, dict[str, Any] | None]:
+        """(True, the vector row; None: a tombstone) or (False, None): refused and logged."""
+        if r.value is None:
+            return True, None
+        try:
+            value = json.loads(r.value)
+            ok = isinstance(value, dict)
+        except ValueError:
+            ok = False
+        if not ok:
+            reason: str | None = "its value is not a JSON object"
+        else:
+            values = [value.get(n) for n, _ in MAC_COLUMNS]
+            reason = rowmac.check(self.row_key, mac_name(view), values, value.get(rowmac.COLUMN))
+        if reason is None and _result_key(r.topic, r.key) != (
+            value["ev_partition"],
+            value["ev_offset"],
+        ):
+            reason = "its Kafka key is not its vector's scored event"
+        if reason is None:
+            return True, vector_row(view, value)
+        self.refused += 1
+        log.warning(
+            "Flink feature vector %s/%d@%d refused, not loaded: %s",
+            r.topic,
+            r.partition,
+            r.offset,
+            reason,
+        )
+        return False, None
 
     def ensure_topic(self, view: FeatureView) -> None:
         """Create the result topic before the job writes it (one partition)."""
@@ -224,14 +272,11 @@ class FeatureVectorLoader:
                     break
                 self.read_records += len(records)
                 for r in records:
-                    latest[r.key] = None if r.value is None else json.loads(r.value)
+                    ok, row = self._vector(view, r)
+                    if ok:
+                        latest[r.key] = row
                 offset = records[-1].offset + 1
-        rows = []
-        for value in latest.values():
-            if value is None:
-                continue
-            rows.append(vector_row(view, value))
-        return rows
+        return [row for row in latest.values() if row is not None]
 
     def load_into(
         self, view: FeatureView, store: FeatureVectors, covers: Mapping[TopicPartition, int]
@@ -262,8 +307,9 @@ class FeatureVectorLoader:
                 break
             self.read_records += len(records)
             for r in records:
-                key = _result_key(topic, r.key)
-                latest[key] = None if r.value is None else vector_row(view, json.loads(r.value))
+                ok, row = self._vector(view, r)
+                if ok:
+                    latest[_result_key(topic, r.key)] = row
             offset = records[-1].offset + 1
         rows = [row for row in latest.values() if row is not None]
         deleted = [key for key, row in latest.items() if row is None]
@@ -365,6 +411,7 @@ def compile_features(view: FeatureView, at: Any, group: str) -> Any:
         _options,
         kafka_source,
         upsert_kafka_options,
+        with_row_mac,
     )
     from projections.flink.compile import q as qq
     from projections.flink.compile import s as ss
@@ -444,18 +491,21 @@ def compile_features(view: FeatureView, at: Any, group: str) -> Any:
     statements.append(
         f"CREATE TEMPORARY TABLE {qq(sink)} (\n"
         f"  {qq('ev_partition')} BIGINT,\n  {qq('ev_offset')} BIGINT,\n  {qq('vector')} STRING,\n"
+        f"  {qq(rowmac.COLUMN)} STRING,\n"
         f"  PRIMARY KEY ({qq('ev_partition')}, {qq('ev_offset')}) NOT ENFORCED\n"
         f") WITH (\n{_options(options)}\n)"
     )
     args = ", ".join(qq(c) for c in ["ev_payload", *(f"f_{c}" for c in fact_cols)])
     # an event's accumulator outlives its row in the joins' state (written no later), so a fact
     # that still joins the event always finds its accumulator (never a fresh, partial one)
-    insert = (
-        f"INSERT INTO {qq(sink)}\nSELECT /*+ STATE_TTL({ss(joined_view)} = "
+    vectors = (
+        f"SELECT /*+ STATE_TTL({ss(joined_view)} = "
         f"'{state_ttl(view, AGGREGATE_MARGIN_H)}') */ {qq('ev_partition')}, {qq('ev_offset')}, "
         f"{qq(vector)}({args})\nFROM {qq(joined_view)}\n"
         f"GROUP BY {qq('ev_partition')}, {qq('ev_offset')}"
     )
+    # each vector MACed with its scored event's position (the loader refuses one without)
+    insert = f"INSERT INTO {qq(sink)}\n" + with_row_mac(mac_name(view), MAC_COLUMNS, vectors)
     return JobSpec(
         name=name,
         config=_config(name, at),
@@ -464,4 +514,5 @@ def compile_features(view: FeatureView, at: Any, group: str) -> Any:
         inserts=[insert],
         tables=(),
         features=udfs,
+        row_macs=True,
     )

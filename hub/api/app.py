@@ -7,6 +7,8 @@ Errors answer ``{"error_code": <int>, "reason": <stable code>, "message": <sente
 
 from __future__ import annotations
 
+import html
+import json
 import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -14,7 +16,6 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
@@ -22,7 +23,14 @@ from pydantic.json_schema import models_json_schema
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
-from core.errors import BodyBudgetFull, Forbidden, HubError, InvalidInput, PayloadTooLarge
+from core.errors import (
+    BodyBudgetFull,
+    Forbidden,
+    HubError,
+    InvalidInput,
+    NotFound,
+    PayloadTooLarge,
+)
 from core.events import OutgoingEvent, is_internal_topic, refuse_internal
 from core.ports.policy import Principal
 from core.roles import ROLES
@@ -401,6 +409,30 @@ def _router_modules() -> list[Any]:
     ]
 
 
+# Swagger UI for /docs, pinned with Subresource Integrity: the page runs in the hub's origin,
+# where the browser holds the credentials it prompted for, so a changed file on the CDN (or a
+# floating version moving) must not run there. Hashes of swagger-ui-dist 5.35.0 as published on
+# npm (the tarball npm verified), which jsDelivr's /npm/ path serves byte for byte.
+SWAGGER_UI = "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5.35.0"
+SWAGGER_JS_SRI = "sha384-gjRm0bEPMeTmMh5jT2cHccIwCUZSTd8YC+j0d0sXw0MdGEfScduGpSyF3ZSSLkX9"
+SWAGGER_CSS_SRI = "sha384-WlYgdmXYOOBWL5apwjDEZwN+U3HmXSSu5R6V5aGxEcf7z+KuRNwBhoxKVN1i3D5I"
+
+
+def swagger_ui_html(openapi_url: str, title: str) -> str:
+    """The /docs page: FastAPI's, but with the assets pinned and integrity-checked (FastAPI's
+    helper takes no integrity attribute) and nothing else loaded from outside."""
+    config = json.dumps({"url": openapi_url, "dom_id": "#swagger-ui"})
+    return f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<link rel="stylesheet" href="{SWAGGER_UI}/swagger-ui.css" integrity="{SWAGGER_CSS_SRI}"
+ crossorigin="anonymous" referrerpolicy="no-referrer">
+</head><body><div id="swagger-ui"></div>
+<script src="{SWAGGER_UI}/swagger-ui-bundle.js" integrity="{SWAGGER_JS_SRI}"
+ crossorigin="anonymous" referrerpolicy="no-referrer"></script>
+<script>SwaggerUIBundle(Object.assign({config}, {{presets: [SwaggerUIBundle.presets.apis]}}));
+</script></body></html>"""
+
+
 def create_app(hub: Hub) -> FastAPI:
     """The ASGI app for one hub. Routes decide access through ``hub.policy``."""
     app = FastAPI(
@@ -470,7 +502,12 @@ def create_app(hub: Hub) -> FastAPI:
 
     @app.get("/docs", include_in_schema=False)
     def _docs(_: Principal = Depends(authorize("api.docs"))) -> HTMLResponse:
-        return get_swagger_ui_html(openapi_url="/openapi.json", title="hub API")
+        if not hub.settings.api_docs:
+            raise NotFound(
+                "The API docs page is off (it loads Swagger UI from a CDN into the hub's origin): "
+                "read GET /openapi.json, or set HUB_API_DOCS=true to serve it."
+            )
+        return HTMLResponse(swagger_ui_html("/openapi.json", "hub API"))
 
     from hub.api.routers import registry as registry_api
 

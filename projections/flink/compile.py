@@ -41,6 +41,7 @@ from typing import Any
 
 from core.errors import ConfigError
 from core.projection import Column, Projection, Table, Windowing
+from projections.flink import rowmac
 
 DAY_US = 86_400_000_000
 SRC_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -100,6 +101,8 @@ class JobSpec:
     keys: list[dict[str, Any]] = field(default_factory=list)  # entity keys (Python UDTFs)
     # ML feature views' functions (``ml.flink_features``)
     features: list[dict[str, Any]] = field(default_factory=list)
+    # the job MACs its result rows (``projections.flink.rowmac``: its key in the environment)
+    row_macs: bool = False
 
     def to_json(self) -> str:
         return json.dumps(
@@ -112,6 +115,7 @@ class JobSpec:
                 "folds": self.folds,
                 "keys": self.keys,
                 "features": self.features,
+                "row_macs": self.row_macs,
             },
             indent=1,
         )
@@ -174,6 +178,7 @@ def combine(name: str, specs: Sequence[JobSpec]) -> JobSpec:
         folds=[f for spec in specs for f in spec.folds],
         keys=[k for spec in specs for k in spec.keys],
         features=[f for spec in specs for f in spec.features],
+        row_macs=any(spec.row_macs for spec in specs),
     )
 
 
@@ -768,7 +773,7 @@ def result_sink(t: Table, at: FlinkPlacement) -> str:
         "sink.buffer-flush.max-rows": "5000",
         **{k: v for k, v in KAFKA_PATIENCE.items() if k != "properties.default.api.timeout.ms"},
     }
-    body = ",\n".join(f"  {q(n)} {ty}" for n, ty in cols)
+    body = ",\n".join(f"  {q(n)} {ty}" for n, ty in [*cols, (rowmac.COLUMN, "STRING")])
     return (
         f"CREATE TEMPORARY TABLE {q(partial_name(t) + '__topic')} (\n{body},\n"
         f"  PRIMARY KEY ({', '.join(q(k) for k in key)}) NOT ENFORCED\n"
@@ -787,5 +792,19 @@ def _with_result_topics(spec: JobSpec, at: FlinkPlacement) -> JobSpec:
             continue
         statements.append(result_sink(t, at))
         topic = f"INSERT INTO {q(partial_name(t) + '__topic')}"
-        inserts += [topic + i[len(target) :] for i in mine]
-    return dataclasses.replace(spec, statements=statements, inserts=inserts)
+        inserts += [
+            topic + "\n" + with_row_mac(t.name, partial_columns(t), i[len(target) :]) for i in mine
+        ]
+    return dataclasses.replace(spec, statements=statements, inserts=inserts, row_macs=True)
+
+
+def with_row_mac(name: str, columns: Sequence[tuple[str, str]], query: str) -> str:
+    """``query``'s rows with the column ``row_mac`` appended: the job's MAC over ``name`` and the
+    row's values (``projections.flink.rowmac``), so that the hub loads only rows its own job
+    wrote (a producer to ``flink.*`` without the key cannot make one)."""
+    names = [q(n) for n, _ in columns]  # the query's columns renamed: its own may be derived
+    args = ", ".join([s(name), *(f"r.{n}" for n in names)])
+    return (
+        f"SELECT r.*, {q(rowmac.FUNCTION)}({args}) AS {q(rowmac.COLUMN)}\n"
+        f"FROM ({query}\n) AS r({', '.join(names)})"
+    )

@@ -351,6 +351,42 @@ def register_features(t_env: Any, spec: dict[str, Any]) -> None:
     t_env.create_temporary_function(spec["function"], udaf(Vector()))
 
 
+def register_row_mac(t_env: Any) -> None:
+    """``hub_row_mac(name, v1, v2, ...)``: the MAC of a result row (``projections.flink.rowmac``,
+    on the workers' path) under the key the hub put in the environment (never the spec file:
+    whoever reads the spec could then forge rows). No key: the job refuses to start, since the
+    hub would refuse every row it wrote."""
+    from pyflink.table import DataTypes
+    from pyflink.table.udf import ScalarFunction, udf
+
+    from projections.flink import rowmac
+
+    def row_key() -> bytes:
+        try:
+            key = bytes.fromhex(os.environ.get(rowmac.ROW_KEY_ENV, ""))
+        except ValueError:
+            key = b""
+        if len(key) < 32:
+            raise SystemExit(
+                f"{rowmac.ROW_KEY_ENV} is unset or not 32+ bytes of hex: the job MACs its result "
+                "rows under the hub's key (the hub's launcher sets it); the hub loads none without."
+            )
+        return key
+
+    row_key()  # refused before the job starts, not by every worker
+
+    class RowMac(ScalarFunction):  # type: ignore[misc]
+        def open(self, function_context: Any) -> None:
+            # read by the worker from its environment: the function is pickled into the job
+            # graph, which must not carry the key
+            self.key = row_key()
+
+        def eval(self, name: str, *values: Any) -> str:
+            return rowmac.row_mac(self.key, name, values)
+
+    t_env.create_temporary_function(rowmac.FUNCTION, udf(RowMac(), result_type=DataTypes.STRING()))
+
+
 def main(path: str) -> int:
     from pyflink.table import EnvironmentSettings, TableEnvironment
 
@@ -368,6 +404,8 @@ def main(path: str) -> int:
         register_fold(t_env, fold)
     for feature in spec.get("features", []):
         register_features(t_env, feature)
+    if spec.get("row_macs"):
+        register_row_mac(t_env)
     for statement in spec["statements"]:
         t_env.execute_sql(statement)
     statements = t_env.create_statement_set()

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from core.errors import ConfigError, HubError
 from projections.flink.compile import JobSpec
+from projections.flink.rowmac import ROW_KEY_ENV
 
 JOB_SCRIPT = Path(__file__).with_name("job.py")
 # The job's JVM: the C1 compiler only and the serial collector. A job process spends most of its
@@ -111,10 +112,17 @@ class FlinkJob:
 
 class FlinkLauncher:
     def __init__(
-        self, python: Path, workdir: Path, registry_auth: str | Mapping[str, str] = ""
+        self,
+        python: Path,
+        workdir: Path,
+        registry_auth: str | Mapping[str, str] = "",
+        row_key: bytes | None = None,
     ) -> None:
         """``registry_auth``: the API key (``KEY_ID:SECRET``) the jobs read writer schemas with,
-        or one per registry URL (a job reading the topics of several hubs)."""
+        or one per registry URL (a job reading the topics of several hubs). ``row_key``: the key
+        the jobs MAC their result rows under (``projections.flink.rowmac``), in their
+        environment only."""
+        self.row_key = row_key
         self.python = python
         self.workdir = workdir
         self.registry_auth = (
@@ -152,6 +160,9 @@ class FlinkLauncher:
                 "PYTHONPATH": str(JOB_SCRIPT.parents[2]),
             }
         )
+        env.pop(ROW_KEY_ENV, None)  # only this launcher's key, never one inherited
+        if self.row_key is not None:
+            env[ROW_KEY_ENV] = self.row_key.hex()
         # appended: a restarted job's folder keeps the output of the run that died
         with open(folder / "stdout.log", "ab") as out, open(folder / "stderr.log", "ab") as err:
             process = subprocess.Popen(

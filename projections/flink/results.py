@@ -37,6 +37,12 @@ load reads only what is new. One loader per store (the hub's single writer of it
 views). With a ``memory_key`` the file carries an HMAC-SHA256 of its content under that key (the
 hub derives it from its local MAC key): a file edited without the key (values changed, positions
 kept) fails the check and is ignored like a stale one, so the loaded rows come from the topics.
+
+Every row must carry the job's ``row_mac`` (``projections.flink.rowmac``) over its table and
+values, and sit under its own Kafka key; a row that does not (a producer to ``flink.*`` without
+the hub's key writing another tenant's rows, a genuine row re-keyed to be loaded twice) is
+refused: not loaded, counted in ``refused``, logged with its offset and reason. Its offset is
+still passed (a refused row never blocks the rows after it).
 """
 
 from __future__ import annotations
@@ -52,10 +58,12 @@ from decimal import Context, Decimal
 from pathlib import Path
 from typing import Any
 
-from core.ports.eventlog import EventLog
+from core.ports.eventlog import EventLog, StoredRecord
 from core.ports.views import Checkpoint, Position, Target, ViewStore
 from core.projection import Projection, Row, Table
 from projections.digest import digest
+from projections.flink import rowmac
+from projections.flink.compile import partial_columns
 
 _EXACT = Context(prec=80)  # decimals of up to 38 digits, never rounded (the default has 28)
 
@@ -78,7 +86,11 @@ class ResultLoader:
         batch: int = 5000,
         memory: Path | None = None,
         memory_key: bytes | None = None,
+        row_key: bytes | None = None,
     ) -> None:
+        """``row_key``: the key of the rows' MACs (``projections.flink.rowmac``; the hub derives
+        it and gives it to its Flink jobs). Without it every row is refused: the loader loads
+        only rows it can authenticate."""
         self.log = log
         self.store = store
         self.batch = batch
@@ -88,6 +100,36 @@ class ResultLoader:
         self._loaded: dict[str, dict[bytes | None, Row]] = {}
         self.read_records = 0  # records the last ``load`` read (all partitions, all tables)
         self.prefix_records = 0  # records read to rebuild the memory (a restart without file)
+        self.row_key = row_key
+        # rows not loaded because they fail authentication (since this loader was made), and
+        # the newest of them (topic, partition, offset, reason): nothing is dropped unseen
+        self.refused = 0
+        self.refusals: list[tuple[str, int, int, str]] = []
+
+    def _row(
+        self, t: Table, r: StoredRecord, partition: int, count: bool = True
+    ) -> tuple[bool, Row | None]:
+        """(True, the store row of result record ``r``; None: a tombstone), or (False, None)
+        (logged and counted) when it is not a row of ``t`` the hub's Flink job wrote: no valid
+        MAC over the table and its values, or a key that is not the row's own (a genuine row
+        under another key would be loaded twice, and its sums doubled)."""
+        if r.value is None:
+            return True, None  # an upsert-kafka tombstone carries no value to authenticate
+        reason, value = _authentic(self.row_key, t, r)
+        if reason is None:
+            return True, _physical(t, value)
+        if count:
+            topic = result_topic(t)
+            self.refused += 1
+            self.refusals = [*self.refusals[-99:], (topic, partition, r.offset, reason)]
+            log.warning(
+                "Flink result record %s/%d@%d refused, not loaded: %s",
+                topic,
+                partition,
+                r.offset,
+                reason,
+            )
+        return False, None
 
     def ensure_topics(self, tables: Sequence[Table]) -> None:
         """Create the result topics before a job writes them (the broker does not auto-create
@@ -112,11 +154,9 @@ class ResultLoader:
                     break
                 read += len(records)
                 for r in records:
-                    latest[r.key] = (
-                        None
-                        if r.value is None
-                        else _physical(t, json.loads(r.value, parse_float=Decimal))
-                    )
+                    ok, row = self._row(t, r, partition)
+                    if ok:
+                        latest[r.key] = row
                 offset = records[-1].offset + 1
             positions[(topic, partition)] = Position(max(end, offset))
         return latest, positions, read
@@ -251,11 +291,9 @@ class ResultLoader:
                     if r.offset >= end:
                         break
                     self.prefix_records += 1
-                    latest[r.key] = (
-                        None
-                        if r.value is None
-                        else _physical(t, json.loads(r.value, parse_float=Decimal))
-                    )
+                    ok, row = self._row(t, r, partition, count=False)  # counted when first read
+                    if ok:
+                        latest[r.key] = row
                 offset = records[-1].offset + 1
         return latest
 
@@ -292,6 +330,61 @@ class ResultLoader:
         return {
             f"{topic}/{part}": pos.next_offset for (topic, part), pos in committed.positions.items()
         }
+
+
+def _authentic(key: bytes | None, t: Table, r: StoredRecord) -> tuple[str | None, Any]:
+    """(Why result record ``r`` is not an authentic row of ``t``, None; or None, its value)."""
+    try:
+        value = _DECODE((r.value or b"").decode())
+        record_key = _DECODE((r.key or b"").decode())
+    except ValueError as exc:  # UnicodeDecodeError included
+        return f"its key or value is not JSON ({exc})", None
+    if not isinstance(value, dict) or not isinstance(record_key, dict):
+        return "its key or value is not a JSON object", None
+    columns, key_names = _shape(t)
+    try:
+        canon = {
+            n: rowmac.canonical(
+                Decimal(value[n]) if decimal and isinstance(value[n], str) else value[n]
+            )  # a decimal as JSON text is the number it reads as (``_physical`` takes it so)
+            for n, decimal in columns
+        }
+    except KeyError as exc:
+        return f"it lacks column {exc}", None
+    except rowmac.RowMacInvalid as exc:
+        return f"it holds {exc}", None
+    except ArithmeticError:
+        return "it holds a decimal column that is no number", None
+    reason = rowmac.check_canonical(key, t.name, list(canon.values()), value.get(rowmac.COLUMN))
+    if reason is not None:
+        return reason, None
+    try:
+        same = len(record_key) == len(key_names) and all(
+            n in record_key and rowmac.canonical(record_key[n]) == canon[n] for n in key_names
+        )
+    except rowmac.RowMacInvalid:
+        same = False
+    if not same:
+        return (
+            f"its Kafka key {(r.key or b'')[:200]!r} is not its row's ({', '.join(key_names)})",
+            None,
+        )
+    return None, value
+
+
+_DECODE = json.JSONDecoder(parse_float=Decimal).decode  # one decoder, not one per record
+Shape = tuple[tuple[tuple[str, bool], ...], tuple[str, ...]]
+_SHAPES: dict[int, tuple[Table, Shape]] = {}  # by id: hashing a Table hashes all its columns
+
+
+def _shape(t: Table) -> Shape:
+    """(column, is it a decimal) of ``t``'s result rows in MAC order, and their Kafka key's
+    columns (the result sink's primary key)."""
+    known = _SHAPES.get(id(t))
+    if known is None or known[0] is not t:
+        columns = tuple((n, ty.startswith("DECIMAL")) for n, ty in partial_columns(t))
+        known = _SHAPES[id(t)] = (t, (columns, (*t.key, "src_topic", "src_partition")))
+    return known[1]
 
 
 def _delta(t: Table, old: Row | None, new: Row) -> Row:

@@ -103,6 +103,7 @@ class FlinkProjections:
         alerts: Alerts | None = None,
         companions: Sequence[Companion] = (),
         loader_key: bytes | None = None,
+        row_key: bytes | None = None,
     ) -> None:
         """``analytics`` gives the hub's analytics store: with ``placement.result_topics`` a
         bounded run loads the analytics tables' result topics into it (``ResultLoader``).
@@ -117,6 +118,9 @@ class FlinkProjections:
         self.windowing = windowing
         self.analytics = analytics
         self.loader_key = loader_key  # the MAC key of the result loader's memory files
+        # the key of the result rows' MACs (``projections.flink.rowmac``): the loader refuses
+        # a row without a valid one; the launcher hands the same key to the jobs
+        self.row_key = row_key
         self.patterns = tuple(patterns)
         self.alerts = alerts
         self.companions = {c.name: c for c in companions}
@@ -218,7 +222,11 @@ class FlinkProjections:
             # its memory beside the checkpoints: a restarted hub reads only new result records
             memory = self.checkpoint_root.parent / "loader"
             loader = ResultLoader(
-                self.log, self.analytics(), memory=memory, memory_key=self.loader_key
+                self.log,
+                self.analytics(),
+                memory=memory,
+                memory_key=self.loader_key,
+                row_key=self.row_key,
             )
             loader.ensure_topics([t for spec in specs for t in spec.tables])
         cep = self.compile_patterns(bounded=True, group="projection.flink.bounded")
@@ -253,8 +261,11 @@ class FlinkProjections:
             }
             p = self._projection(spec.name)
             if loader is not None and p.store == "analytics":
+                before = loader.refused
                 loader.load(p, spec.tables)  # the result topics into chDB
                 out[spec.name]["analytics"] = {t.name: loader.digest(p, t) for t in spec.tables}
+                # rows that failed authentication (each logged): none from the hub's own job
+                out[spec.name]["refused_rows"] = loader.refused - before
         if cep is not None:
             matches = {p.name: len(self.views.alert_rows(p)) for p in self.patterns}
             out[CEP] = {"matches": matches, "alerts_raised": len(self.fire_alerts())}

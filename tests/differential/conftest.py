@@ -26,6 +26,7 @@ own (it kills it) and keeps its own fixture (``test_flink_projections.footprint`
 from __future__ import annotations
 
 import io
+import os
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -51,6 +52,9 @@ from tests.contract.test_eventlog_kafka import kafka_bootstrap
 from tests.service.conftest import _serve
 
 # the projections the session runs on both engines (views hub)
+# the key the session's Flink job MACs its result rows under, and its loaders check them with
+# (the hub derives its own: ``hub.flink``)
+ROW_KEY = os.urandom(32)
 PROJECTIONS = ("payment_aggregates", "market_bars", "positions", "quotes", "accounts", "payments")
 
 
@@ -240,18 +244,24 @@ def flink_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FlinkSes
         session.vectors = SqliteFeatureVectors(root / "vectors.sqlite")
         chosen = [p for p in CATALOG if p.name in PROJECTIONS]
         analytics = [p for p in chosen if p.store == "analytics"]
-        loader = ResultLoader(views.hub.log, views.hub.projections.store("analytics"))
+        loader = ResultLoader(
+            views.hub.log, views.hub.projections.store("analytics"), row_key=ROW_KEY
+        )
         loader.ensure_topics([t for p in analytics for t in p.tables if t.kind != "append"])
         runner = FlinkProjections(
             chosen,
             placement(fi, views, result_topics=True),
             FlinkLauncher(
-                fi.python, root / "jobs", {views.registry: views.admin, cep.registry: cep.admin}
+                fi.python,
+                root / "jobs",
+                {views.registry: views.admin, cep.registry: cep.admin},
+                row_key=ROW_KEY,
             ),
             views.views,
             views.hub.log,
             root / "checkpoints",
-            companions=feature_views(views.hub.log, session.vectors),
+            companions=feature_views(views.hub.log, session.vectors, ROW_KEY),
+            row_key=ROW_KEY,
         )
         started = time.monotonic()
         names = [*PROJECTIONS, *runner.companions]

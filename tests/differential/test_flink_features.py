@@ -38,6 +38,10 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 VIEWS = (PAYMENT_RISK, PRICE_ANOMALY)
 
 
+# the vectors' MAC key the fast tests write under, as the hub's Flink job would
+ROW_KEY = bytes(range(32))
+
+
 def _payment(i: int, account: str, amount: str, at: str, country: str = "DE") -> OutgoingEvent:
     return OutgoingEvent(
         event_type="hub.payments.PaymentInitiated",
@@ -275,9 +279,13 @@ def as_job_writes(view: Any, row: dict[str, Any]) -> Record:
     """A vector row as the job's ``upsert-kafka`` sink writes it (JSON key and value)."""
     import json
 
+    from ml.flink_features import MAC_COLUMNS, mac_name
+    from projections.flink.rowmac import COLUMN, row_mac
+
     key = {"ev_partition": row["partition"], "ev_offset": row["offset"]}
     vector = {k: v for k, v in row.items() if k not in ("partition", "offset")}
     value = key | {"vector": json.dumps(vector, sort_keys=True)}
+    value[COLUMN] = row_mac(ROW_KEY, mac_name(view), [value[n] for n, _ in MAC_COLUMNS])
     return Record(json.dumps(value).encode(), key=json.dumps(key).encode())
 
 
@@ -300,7 +308,7 @@ def test_flink_vectors_loaded_by_the_hub_build_the_training_set_the_log_builds(h
     view = PAYMENT_RISK
     theirs = worker_vectors(hub, view)
     store = feature_vectors(hub)  # the hub's table (ml/vectors.sqlite), which /metrics reads
-    companion = FlinkFeatureView(view, hub.log, store)
+    companion = FlinkFeatureView(view, hub.log, store, ROW_KEY)
     companion.prepare()
     topic = result_topic(view)
     first, second = theirs[0], theirs[1]
@@ -362,7 +370,7 @@ def load_vectors(hub: Any, view: Any, rows: list[dict[str, Any]], covers: dict[A
 
     store = feature_vectors(hub)
     try:
-        companion = FlinkFeatureView(view, hub.log, store)
+        companion = FlinkFeatureView(view, hub.log, store, ROW_KEY)
         companion.prepare()
         if rows:
             hub.log.append(result_topic(view), [as_job_writes(view, r) for r in rows])

@@ -13,7 +13,7 @@ import pytest
 
 from projections.catalog import PROJECTIONS
 from projections.flink.results import ResultLoader
-from tests.differential.conftest import FlinkSession
+from tests.differential.conftest import ROW_KEY, FlinkSession
 
 # the first test to ask for the session's Flink run waits for it: minutes on a busy machine
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
@@ -35,7 +35,7 @@ def test_loading_again_changes_nothing(flink_session: FlinkSession) -> None:
     """The loader resumes from the positions committed with the views: a loader new to the
     process finds nothing past them, writes nothing, and the views stay as they were."""
     hub = flink_session.views.hub
-    loader = ResultLoader(hub.log, hub.projections.store("analytics"))
+    loader = ResultLoader(hub.log, hub.projections.store("analytics"), row_key=ROW_KEY)
     p = next(p for p in PROJECTIONS if p.name == "market_bars")
     tables = [p.table(n) for n in flink_session.chdb["market_bars"]]
     assert loader.load(p, tables) == {t.name: 0 for t in tables}

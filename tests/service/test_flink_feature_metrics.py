@@ -17,14 +17,19 @@ from hub.flink_metrics import flink_gauges
 from hub.ml_setup import feature_vectors
 from hub.settings import load_settings
 from ml.flink_features import result_topic
-from tests.differential.test_flink_features import as_job_writes, publish_sets, worker_vectors
+from tests.differential.test_flink_features import (
+    ROW_KEY,
+    as_job_writes,
+    publish_sets,
+    worker_vectors,
+)
 
 
 def test_metrics_show_the_feature_jobs_offsets_and_their_loader(hub: Any) -> None:
     publish_sets(hub)
     view = PAYMENT_RISK
     store = feature_vectors(hub)  # the hub's table, which the gauges read
-    companion = FlinkFeatureView(view, hub.log, store)
+    companion = FlinkFeatureView(view, hub.log, store, ROW_KEY)
     companion.prepare()
     rows = worker_vectors(hub, view)
     topic = result_topic(view)

@@ -15,10 +15,13 @@ from typing import Any
 from core.ports.eventlog import Record
 from hub.bootstrap import Hub
 from projections.catalog import PAYMENT_AGGREGATES
+from projections.flink.compile import partial_columns
 from projections.flink.results import ResultLoader, result_topic
+from projections.flink.rowmac import COLUMN, row_mac
 
 TABLE = PAYMENT_AGGREGATES.table("aml_daily")
 DAY = 1_772_409_600 * 1_000_000  # 2026-03-02, µs
+ROW_KEY = bytes(range(32))  # the result rows' MAC key, as the hub's Flink job holds it
 
 
 def partial(account: str, src_partition: int, events: int, amount: str, last: int) -> Record:
@@ -34,7 +37,10 @@ def partial(account: str, src_partition: int, events: int, amount: str, last: in
         "src_first": 0,
         "src_last": last,
     }
-    key_bytes = json.dumps(key | {"src_partition": src_partition}, sort_keys=True).encode()
+    value[COLUMN] = row_mac(ROW_KEY, TABLE.name, [value[n] for n, _ in partial_columns(TABLE)])
+    key_bytes = json.dumps(
+        key | {"src_topic": "payments", "src_partition": src_partition}, sort_keys=True
+    ).encode()
     return Record(value=json.dumps(value, default=str).encode(), key=key_bytes)
 
 
@@ -46,7 +52,7 @@ def merged(loader: ResultLoader) -> dict[str, tuple[int, Decimal]]:
 
 def full_reload_digest(hub: Hub) -> dict[str, Any]:
     """The digest a full reload of the topic gives (the loader's first-load path)."""
-    fresh = ResultLoader(hub.log, hub.projections.store("analytics"))
+    fresh = ResultLoader(hub.log, hub.projections.store("analytics"), row_key=ROW_KEY)
     fresh._full(PAYMENT_AGGREGATES, [TABLE])
     return fresh.digest(PAYMENT_AGGREGATES, TABLE)
 
@@ -66,7 +72,9 @@ def test_a_second_load_reads_only_the_new_records_and_the_views_stay_exact(
         ],
     )
     memory = tmp_path / "loader"
-    loader = ResultLoader(hub.log, hub.projections.store("analytics"), memory=memory)
+    loader = ResultLoader(
+        hub.log, hub.projections.store("analytics"), memory=memory, row_key=ROW_KEY
+    )
     assert loader.load(PAYMENT_AGGREGATES, [TABLE]) == {"aml_daily": 3}
     assert loader.read_records == 4
     assert merged(loader) == {
@@ -92,7 +100,9 @@ def test_a_second_load_reads_only_the_new_records_and_the_views_stay_exact(
 
     # a restarted loader resumes from the committed positions, stored with the rows, and its
     # memory file: it reads only the new record, not the topic's prefix
-    restarted = ResultLoader(hub.log, hub.projections.store("analytics"), memory=memory)
+    restarted = ResultLoader(
+        hub.log, hub.projections.store("analytics"), memory=memory, row_key=ROW_KEY
+    )
     assert restarted.positions(PAYMENT_AGGREGATES) == {f"{topic}/0": 6}
     saved = (memory / "payment_aggregates.json").read_text()
     hub.log.append(topic, [partial("A2", 0, 2, "19000.00", 12)])
@@ -106,7 +116,9 @@ def test_a_second_load_reads_only_the_new_records_and_the_views_stay_exact(
     # a memory file behind the store's positions (a crash after the store write, before the
     # file) is not trusted: the prefix is read once, and the views stay exact
     (memory / "payment_aggregates.json").write_text(saved)
-    again = ResultLoader(hub.log, hub.projections.store("analytics"), memory=memory)
+    again = ResultLoader(
+        hub.log, hub.projections.store("analytics"), memory=memory, row_key=ROW_KEY
+    )
     hub.log.append(topic, [partial("A3", 0, 2, "19999.98", 13)])
     assert again.load(PAYMENT_AGGREGATES, [TABLE]) == {"aml_daily": 1}
     assert (again.read_records, again.prefix_records) == (1, 7)
@@ -122,7 +134,7 @@ def test_a_memory_file_edited_without_the_key_is_not_trusted(hub: Hub, tmp_path:
     hub.log.append(topic, [partial("A1", 0, 1, "9100.00", 3), partial("A2", 0, 1, "9500.00", 4)])
     memory, key = tmp_path / "loader", b"k" * 32
     store = hub.projections.store("analytics")
-    assert ResultLoader(hub.log, store, memory=memory, memory_key=key).load(
+    assert ResultLoader(hub.log, store, memory=memory, memory_key=key, row_key=ROW_KEY).load(
         PAYMENT_AGGREGATES, [TABLE]
     ) == {"aml_daily": 2}
     path = memory / "payment_aggregates.json"
@@ -131,7 +143,7 @@ def test_a_memory_file_edited_without_the_key_is_not_trusted(hub: Hub, tmp_path:
 
     def load_after(text: str, with_key: bytes | None) -> ResultLoader:
         path.write_text(text)
-        loader = ResultLoader(hub.log, store, memory=memory, memory_key=with_key)
+        loader = ResultLoader(hub.log, store, memory=memory, memory_key=with_key, row_key=ROW_KEY)
         hub.log.append(topic, [partial("A1", 0, 2, "18200.00", 5)])
         assert loader.load(PAYMENT_AGGREGATES, [TABLE]) == {"aml_daily": 1}
         return loader
@@ -176,7 +188,7 @@ def test_flink_status_and_metrics_show_committed_offsets_loader_position_and_lag
     hub.log.create_topic(topic, 1)
     hub.log.append(topic, [partial("A1", 0, 1, "9100.00", 3), partial("A2", 0, 1, "9500", 4)])
     store = hub.projections.store("analytics")
-    ResultLoader(hub.log, store).load(PAYMENT_AGGREGATES, [TABLE])
+    ResultLoader(hub.log, store, row_key=ROW_KEY).load(PAYMENT_AGGREGATES, [TABLE])
     hub.log.append(topic, [partial("A1", 0, 2, "18200.00", 5)])
 
     (got,) = flink_lags(hub.log, [PAYMENT_AGGREGATES], store)

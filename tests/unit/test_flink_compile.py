@@ -269,6 +269,12 @@ def test_jobs_combine_into_one_statement_set_reading_each_topic_once() -> None:
     topics = [s for s in job.statements if "'connector' = 'upsert-kafka'" in s]
     assert any("'topic' = 'ns1.flink.ohlcv_1m'" in s for s in topics)
     assert not any("payment_status" in s for s in topics)
+    # each result row carries the job's MAC over the table's name and every column it writes
+    assert job.row_macs and all("`row_mac` STRING" in s for s in topics)
+    to_topics = [i for i in job.inserts if "__topic`" in i.split("\n")[0]]
+    assert len(to_topics) == len(topics)
+    assert all("`hub_row_mac`('ohlcv_1m', r.`" in i for i in to_topics if "ohlcv_1m" in i)
+    assert not any("hub_row_mac" in i for i in job.inserts if "__sink`" in i.split("\n")[0])
     # two jobs that read one topic under different groups cannot share a source: refused
     apart = [compile_projection(p, AT) for p in (MARKET_BARS, POSITIONS)]
     with pytest.raises(Unsupported, match="trades__source"):
@@ -429,3 +435,30 @@ def test_feature_jobs_carry_a_state_ttl_longer_than_their_windows() -> None:
         assert int(aggregate) > ttl
         combined = combine("all", [compile_projection(PAYMENT_AGGREGATES, at), spec])
         assert not any("state.ttl" in k for k in combined.config)
+
+
+def test_the_row_key_reaches_the_job_environment_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The jobs MAC their result rows under the launcher's key (``projections.flink.rowmac``): it
+    is in the job's environment, never in its spec file, and a key the hub process inherited is
+    not passed on (a job launched without one refuses to start, see ``job.register_row_mac``)."""
+    import sys
+
+    from projections.flink import launch
+    from projections.flink.compile import JobSpec
+    from projections.flink.rowmac import ROW_KEY_ENV
+
+    spec = JobSpec("x", {}, [], [], [], (), row_macs=True)
+    monkeypatch.setattr(launch, "JOB_SCRIPT", tmp_path / "env.py")
+    (tmp_path / "env.py").write_text(f"import os; print(os.environ.get({ROW_KEY_ENV!r}, '-'))")
+    key = bytes(range(32))
+    job = launch.FlinkLauncher(Path(sys.executable), tmp_path / "jobs", row_key=key).submit(spec)
+    assert job.process.wait(timeout=60) == 0
+    assert job.stdout.read_text().split() == [key.hex()]
+    assert key.hex() not in (job.folder / "spec.json").read_text()
+    assert json.loads((job.folder / "spec.json").read_text())["row_macs"] is True
+    monkeypatch.setenv(ROW_KEY_ENV, "ab" * 32)
+    job = launch.FlinkLauncher(Path(sys.executable), tmp_path / "other").submit(spec)
+    assert job.process.wait(timeout=60) == 0
+    assert job.stdout.read_text().split() == ["-"]

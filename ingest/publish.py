@@ -24,7 +24,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
-from itertools import repeat
+from itertools import islice, repeat
 from typing import Any, Literal
 
 from core import tracing
@@ -425,20 +425,40 @@ class Publisher:
         shares held once and only the event id, time, correlation and causation per record."""
         if values and max(map(len, values)) > self._max_bytes:
             raise PayloadTooLarge("A record is over HUB_MAX_RECORD_BYTES.")  # redone by prepare
-        keys: list[bytes | None] = []
-        ids: list[bytes] = []
-        corrs: list[bytes] = []
-        add_key, add_id, add_corr = keys.append, ids.append, corrs.append
-        for ev in events:
-            key = ev.key
-            if key is None and key_field:
-                raw = ev.value.get(key_field)
-                key = None if raw is None else str(raw)
-            add_key(None if key is None else key.encode())
-            eid = ev.event_id.encode() if ev.event_id else next(fresh)
-            add_id(eid)
-            add_corr(ev.correlation_id.encode() if ev.correlation_id else eid)
-        if len(values) != len(keys):
+        # column by column with C-level passes where every event is alike (the common case:
+        # no event id, correlation or key of its own), else event by event as before
+        n = len(events)
+        given = [ev.event_id for ev in events]
+        if not any(given):
+            ids = list(islice(fresh, n))  # ``fresh`` holds one id per event without one
+        else:
+            ids = [eid.encode() if eid else next(fresh) for eid in given]
+        corr_in = [ev.correlation_id for ev in events]
+        if not any(corr_in):
+            corrs = list(ids)
+        else:
+            corrs = [c.encode() if c else eid for c, eid in zip(corr_in, ids, strict=True)]
+        keys: list[bytes | None]
+        own = [ev.key for ev in events]
+        unkeyed = own.count(None) == n
+        if unkeyed and not key_field:
+            keys = [None] * n
+        elif unkeyed:
+            get: Callable[..., Any] = dict.get  # every value is an exact dict here
+            raws: list[Any] = list(map(get, [ev.value for ev in events], repeat(key_field)))
+            if set(map(type, raws)) == {str}:
+                keys = list(map(str.encode, raws))
+            else:
+                keys = [None if raw is None else str(raw).encode() for raw in raws]
+        else:
+            keys = []
+            add_key = keys.append
+            for ev, key in zip(events, own, strict=True):
+                if key is None and key_field:
+                    raw = ev.value.get(key_field)
+                    key = None if raw is None else str(raw)
+                add_key(None if key is None else key.encode())
+        if len(values) != len(keys) or len(ids) != n:
             raise ValueError(f"{len(values)} encoded values for {len(keys)} events.")
         at: bytes | list[bytes] = now
         if any(ev.occurred_at for ev in events):

@@ -46,6 +46,11 @@ from core.avro.varint import varint
 from core.errors import InvalidInput, InvalidSchema
 from core.ports.keystore import DecryptionFailed, KeyDestroyed, KeyStore, make_aad, make_aad_v1
 
+try:  # a string column's Avro encodings in one call (native/src/avro_strings.rs)
+    from hub_native import avro_string_many as _avro_string_many
+except ImportError:  # pragma: no cover - built by `make setup`
+    _avro_string_many = None
+
 PII = "pii"
 ENCRYPTED = "hub.encrypted"
 PLAINTYPE = "hub.plaintype"
@@ -84,10 +89,21 @@ class PiiField:
         return buf.getvalue()
 
     def encode_many(self, values: list[Any]) -> list[bytes]:
-        """``[self.encode(v) for v in values]``; for a plain ``string`` field whose values are
-        all ``str`` (every PII column of a published batch) without a Python call per value:
-        the UTF-8 bytes, their lengths and the varint prefixes (from a table up to 8 KiB) are
-        made by C-level ``map``s (``tests/unit/test_pii_encode_many.py``)."""
+        """``[self.encode(v) for v in values]``; for a plain ``string`` field (every PII column
+        of a published batch) one native call (``hub_native.avro_string_many``, ~0.03 us a
+        value where the ``map``s of ``encode_many_py`` take ~0.17); it answers None for
+        anything but a list of exact ``str`` with UTF-8, and the reference decides."""
+        if self.plain_string and _avro_string_many is not None and type(values) is list:
+            out = _avro_string_many(values)
+            if out is not None:
+                return out  # type: ignore[no-any-return]
+        return self.encode_many_py(values)
+
+    def encode_many_py(self, values: list[Any]) -> list[bytes]:
+        """The reference of the native path: for a plain ``string`` field whose values are all
+        ``str``, without a Python call per value: the UTF-8 bytes, their lengths and the varint
+        prefixes (from a table up to 8 KiB) are made by C-level ``map``s
+        (``tests/unit/test_pii_encode_many.py``)."""
         if self.plain_string and set(map(type, values)) <= {str}:
             try:
                 data = list(map(str.encode, values))

@@ -24,6 +24,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
+from itertools import islice, repeat
 from typing import Any, Literal
 
 from core import tracing
@@ -65,9 +66,9 @@ from ingest.jsoncols import ColumnPlan
 from ingest.targets import TargetResolver, WriteTarget, record_key
 from registry.service import SchemaRegistry
 
-# (topic, field, subject) AADs kept across batches: at most this many, each of a subject id of
-# at most _AAD_CACHE_SUBJECT characters, so that callers naming many long subjects cannot make
-# the cache large (~10 MB at most); other AADs are made per batch, as before
+# (topic, field, tenant) -> {subject: AAD} kept across batches: at most this many AADs in all,
+# each of a subject id of at most _AAD_CACHE_SUBJECT characters, so that callers naming many
+# long subjects cannot make the cache large (~10 MB at most); other AADs are made per batch
 _AAD_CACHE_SIZE = 16_384
 _AAD_CACHE_SUBJECT = 256
 
@@ -108,8 +109,11 @@ class Publisher:
         self._coalescers: dict[tuple[str, str, str], Coalescer] = {}
         self._coalescers_guard = threading.Lock()
         # make_aad(topic, field, subject, tenant) of recent batches: a pure function of its
-        # arguments (no key material), so kept across batches, where the same subjects recur
-        self._aads: dict[tuple[str, str, str, str], bytes] = {}
+        # arguments (no key material), so kept across batches, where the same subjects recur;
+        # per (topic, field, tenant) so that a column's AADs are one C-level map (``_aads_of``)
+        self._aads: dict[tuple[str, str, str], dict[str, bytes]] = {}
+        self._aads_held = 0
+        self._aads_guard = threading.Lock()
 
     @property
     def max_record_bytes(self) -> int:
@@ -136,6 +140,41 @@ class Publisher:
         an older key and no record is not (``adapters.subject_tenants``)."""
         if self.subject_tenants is not None:
             self.subject_tenants.name(tenant, subjects)
+
+    def _aads_of(self, topic: str, name: str, tenant: str, owners: list[str]) -> dict[str, bytes]:
+        """``{subject: make_aad(topic, name, subject, tenant)}`` for every subject in ``owners``
+        (and maybe others): the cached dict of (topic, name, tenant) when it holds them all (the
+        steady state: one C-level set difference, no Python call per subject). A subject in the
+        hub's reserved namespace raises ``TypeError`` (the reference path names it); a cached
+        one passed that check when it was added. The cache is replaced, never cleared in place,
+        so a dict another thread is reading stays whole."""
+        key = (topic, name, tenant)
+        known = self._aads.get(key)
+        missing = set(owners).difference(known) if known is not None else set(owners)
+        if not missing and known is not None:
+            return known
+        fresh: dict[str, bytes] = {}
+        for s in missing:
+            if s.startswith(UNATTRIBUTED):
+                raise TypeError("reserved data subject")  # the reference names it
+            fresh[s] = make_aad(topic, name, s, tenant)
+        if any(len(s) > _AAD_CACHE_SUBJECT for s in fresh):
+            # long subject ids are not kept: this batch's AADs only
+            out = dict(known) if known is not None else {}
+            out.update(fresh)
+            return out
+        with self._aads_guard:
+            if self._aads_held + len(fresh) > _AAD_CACHE_SIZE:
+                self._aads, self._aads_held = {}, 0  # the subjects of recent batches only
+            known = self._aads.get(key)
+            if known is None:
+                known = self._aads[key] = {}
+            known.update(fresh)
+            self._aads_held += len(fresh)
+        if len(fresh) > _AAD_CACHE_SIZE:  # one batch larger than the whole cache
+            with self._aads_guard:
+                self._aads, self._aads_held = {}, 0
+        return known
 
     def strategy(self, topic: str) -> SubjectStrategy:
         return self.targets.strategy(topic)
@@ -233,20 +272,8 @@ class Publisher:
             subjects: list[str] = []
             plaintexts: list[bytes] = []
             aad_list: list[bytes] = []
-            known = self._aads
             for name, owners, values in cols:
-                aad_of: dict[str, bytes] = {}
-                for s in dict.fromkeys(owners):  # each distinct subject once (a C-level pass)
-                    if s.startswith(UNATTRIBUTED):
-                        raise TypeError("reserved data subject")  # the reference names it
-                    aad = known.get((topic, name, s, tenant))
-                    if aad is None:
-                        aad = make_aad(topic, name, s, tenant)
-                        if len(s) <= _AAD_CACHE_SUBJECT:
-                            if len(known) >= _AAD_CACHE_SIZE:
-                                known.clear()  # bounded: the subjects of recent batches only
-                            known[topic, name, s, tenant] = aad
-                    aad_of[s] = aad
+                aad_of = self._aads_of(topic, name, tenant, owners)
                 subjects += owners
                 plaintexts += values
                 aad_list += map(aad_of.__getitem__, owners)
@@ -264,15 +291,25 @@ class Publisher:
         if events and all(ev.event_type == first for ev in events):
             one = shapes[first] = _Shape(self.targets.resolve(topic, first), producer, tenant)
             if one.columns is not None:
+                values = [ev.value for ev in events]
                 if keystore is not None and one.subject is not None:
                     field = one.subject
-                    named = {ev.value.get(field) for ev in events if type(ev.value) is dict}
+                    named: set[Any]
+                    if set(map(type, values)) == {dict}:  # the common case: C-level passes
+                        named = set(map(dict.get, values, repeat(field)))  # type: ignore[arg-type]
+                    else:
+                        named = {v.get(field) for v in values if type(v) is dict}
                     subjects = [s for s in named if type(s) is str and s]
                     gone = keystore.erased_among(subjects)
-                    erased_seen.update((s, s in gone) for s in subjects)
-                    for s in named:
+                    erased_seen.update(dict.fromkeys(subjects, False))
+                    erased_seen.update(dict.fromkeys(gone, True))
+                    # refuse_erased raises only for an erased subject (all in ``gone`` now) or
+                    # asks the keystore for a str subclass (not in ``subjects``); other values
+                    # it passes, so only those two kinds are handed to it
+                    odd = [s for s in named if type(s) is not str and isinstance(s, str)]
+                    for s in (*gone, *odd):
                         refuse_erased({field: s}, one.text, keystore, erased_seen)
-                columnar = one.columns.encode([ev.value for ev in events], seal_columns)
+                columnar = one.columns.encode(values, seal_columns)
                 if columnar is not None:
                     self.name_subjects(tenant, erased_seen)
                     if columns and not any(ev.headers for ev in events):
@@ -388,20 +425,40 @@ class Publisher:
         shares held once and only the event id, time, correlation and causation per record."""
         if values and max(map(len, values)) > self._max_bytes:
             raise PayloadTooLarge("A record is over HUB_MAX_RECORD_BYTES.")  # redone by prepare
-        keys: list[bytes | None] = []
-        ids: list[bytes] = []
-        corrs: list[bytes] = []
-        add_key, add_id, add_corr = keys.append, ids.append, corrs.append
-        for ev in events:
-            key = ev.key
-            if key is None and key_field:
-                raw = ev.value.get(key_field)
-                key = None if raw is None else str(raw)
-            add_key(None if key is None else key.encode())
-            eid = ev.event_id.encode() if ev.event_id else next(fresh)
-            add_id(eid)
-            add_corr(ev.correlation_id.encode() if ev.correlation_id else eid)
-        if len(values) != len(keys):
+        # column by column with C-level passes where every event is alike (the common case:
+        # no event id, correlation or key of its own), else event by event as before
+        n = len(events)
+        given = [ev.event_id for ev in events]
+        if not any(given):
+            ids = list(islice(fresh, n))  # ``fresh`` holds one id per event without one
+        else:
+            ids = [eid.encode() if eid else next(fresh) for eid in given]
+        corr_in = [ev.correlation_id for ev in events]
+        if not any(corr_in):
+            corrs = list(ids)
+        else:
+            corrs = [c.encode() if c else eid for c, eid in zip(corr_in, ids, strict=True)]
+        keys: list[bytes | None]
+        own = [ev.key for ev in events]
+        unkeyed = own.count(None) == n
+        if unkeyed and not key_field:
+            keys = [None] * n
+        elif unkeyed:
+            get: Callable[..., Any] = dict.get  # every value is an exact dict here
+            raws: list[Any] = list(map(get, [ev.value for ev in events], repeat(key_field)))
+            if set(map(type, raws)) == {str}:
+                keys = list(map(str.encode, raws))
+            else:
+                keys = [None if raw is None else str(raw).encode() for raw in raws]
+        else:
+            keys = []
+            add_key = keys.append
+            for ev, key in zip(events, own, strict=True):
+                if key is None and key_field:
+                    raw = ev.value.get(key_field)
+                    key = None if raw is None else str(raw)
+                add_key(None if key is None else key.encode())
+        if len(values) != len(keys) or len(ids) != n:
             raise ValueError(f"{len(values)} encoded values for {len(keys)} events.")
         at: bytes | list[bytes] = now
         if any(ev.occurred_at for ev in events):

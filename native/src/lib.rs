@@ -7,6 +7,7 @@ mod aead_seal;
 mod avro_blocks;
 mod avro_columns;
 mod avro_encode;
+mod avro_strings;
 mod dict_column;
 mod headers;
 mod kafka_produce;
@@ -29,6 +30,7 @@ fn hub_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     avro_blocks::register(m)?;
     avro_columns::register(m)?;
     avro_encode::register(m)?;
+    avro_strings::register(m)?;
     headers::register(m)?;
     kafka_produce::register(m)?;
     leaves::register(m)?;

@@ -376,6 +376,83 @@ def test_pii_sealed_per_batch_decrypts_to_what_the_reference_seals(
     log.close()
 
 
+def test_column_path_seals_the_reference_bytes_given_the_same_nonces(tmp_path: Any) -> None:
+    """Every PII ciphertext of the column path (native string encoding, the kept AADs, one
+    ``seal_many``) is byte for byte what the reference seals with its nonce: fastavro's
+    encoding of the value, AES-256-GCM under ``bind_subject(subject, header, make_aad(topic,
+    field, subject, tenant))`` (v2, the batch's tenant), with ``cryptography``'s AESGCM; with
+    those ciphertexts the whole Avro value is the reference's, and the keys and envelope
+    headers are the reference's. Cold and warm AAD cache, two tenants; then an erased subject
+    refuses the batch."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    from adapters.local_keystore import LocalKeyStore
+    from core.avro import serde
+    from core.pii import encrypted_schema
+    from core.pii import plan as pii_plan
+    from core.ports.eventlog import ColumnBatch
+    from core.ports.keystore import KeyDestroyed, bind_subject, make_aad
+
+    log = SqliteEventLog(":memory:")
+    registry = SchemaRegistry(log)
+    log.create_topic("t.people", 1, {STRATEGY_CONFIG: "topic_record", KEY_FIELD_CONFIG: "name"})
+    registry.register("t.people-com.hub.Person", encrypted_schema(PERSON_TEXT))
+    keystore = LocalKeyStore(tmp_path / "keyring.sqlite", b"k" * 32)
+    publisher = Publisher(log, registry, 65536, Metrics(), keystore)
+    target = publisher.targets.resolve("t.people", "com.hub.Person")
+    fields = {f.path[0]: f for f in pii_plan(target.schema.text).fields}
+    rng = random.Random(11)
+    names = ["Zoë", "", "𝄞" * 40, "x" * 8191, "y" * 9000, "a\u0000b", "Person 7"]
+
+    def batch(n: int) -> list[OutgoingEvent]:
+        return [
+            OutgoingEvent(
+                value={
+                    "account_id": f"A{rng.randrange(6)}",
+                    "name": rng.choice(names),
+                    "iban": rng.choice([None, "DE89370400440532013000", "é"]),
+                    "amount": f"{rng.randrange(-(10**6), 10**6)}.{rng.randrange(100):02d}",
+                },
+                event_type="com.hub.Person",
+                event_id=str(uuid.uuid4()),
+                occurred_at="2026-01-02T10:00:00.5Z",
+            )
+            for _ in range(n)
+        ]
+
+    for tenant in ("acme", "acme", "globex"):  # the second acme batch: the AADs kept
+        events = batch(150)
+        found = publisher._prepare_for_append("t.people", events, "svc", tenant)
+        assert isinstance(found, ColumnBatch)
+        fast = found.records()
+        ref = publisher.prepare_reference("t.people", events, producer="svc", tenant=tenant)
+        for a, b, ev in zip(fast, ref, events, strict=True):
+            assert a.key == b.key and a.headers == b.headers
+            datum = serde.decode(b.value or b"", target.schema)
+            sealed = serde.decode(a.value or b"", target.schema)
+            s = ev.value["account_id"]
+            for name, field in fields.items():
+                plain = ev.value[name]
+                if plain is None:
+                    assert sealed[name] is None
+                    continue
+                version, key = keystore._newest(s)
+                header = bytes([1]) + version.to_bytes(4, "big")
+                nonce = sealed[name][5:17]
+                aad = bind_subject(s, header, make_aad("t.people", name, s, tenant))
+                expected = header + nonce + AESGCM(key.raw).encrypt(nonce, field.encode(plain), aad)
+                assert sealed[name] == expected
+                datum[name] = expected
+            assert a.value == serde.encode(target.schema_id, target.schema, datum)
+    keystore.destroy("A3")
+    events = batch(40)
+    events[17].value["account_id"] = "A3"
+    with pytest.raises(KeyDestroyed):
+        publisher._prepare_for_append("t.people", events, "svc", "acme")
+    keystore.close()
+    log.close()
+
+
 @pytest.mark.parametrize("bound", [5, 16_384])  # cleared while in use, or never
 def test_pii_aads_kept_across_batches_stay_bound_to_their_topic(
     tmp_path: Any, monkeypatch: pytest.MonkeyPatch, bound: int
@@ -427,7 +504,8 @@ def test_pii_aads_kept_across_batches_stay_bound_to_their_topic(
         assert keystore.decrypt(s, datum["name"], make_aad("t.people", "name", s, "globex"))
         with pytest.raises(DecryptionFailed):
             keystore.decrypt(s, datum["name"], make_aad("t.people", "name", s, "acme"))
-    assert 0 < len(publisher._aads) <= bound
+    assert 0 < publisher._aads_held <= bound
+    assert sum(map(len, publisher._aads.values())) <= bound
     long_subject = "L" * 300  # over _AAD_CACHE_SUBJECT: sealed, decrypted, never kept
     one = OutgoingEvent(
         value={"account_id": long_subject, "name": "x", "iban": None, "amount": "1.00"},
@@ -437,7 +515,7 @@ def test_pii_aads_kept_across_batches_stay_bound_to_their_topic(
     datum = serde.decode(r.value or b"", target.schema)
     aad = make_aad("t.people", "name", long_subject, "acme")
     assert keystore.decrypt(long_subject, datum["name"], aad) == b"\x02x"
-    assert not any(k[2] == long_subject for k in publisher._aads)
+    assert not any(long_subject in kept for kept in publisher._aads.values())
     keystore.close()
     log.close()
 

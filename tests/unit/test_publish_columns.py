@@ -97,3 +97,31 @@ def test_publish_appends_columns_and_stores_the_prepared_records(publisher: Publ
     publisher.publish("t.cols", own, producer="svc")
     assert taken == [50]
     assert log.read("t.cols", 0, 50, 1)[0].headers[-1] == ("x", b"1")
+
+
+@pytest.mark.parametrize("key_field", ["id", "qty", "note", None])
+def test_uniform_batches_take_the_column_passes_with_the_same_records(
+    publisher: Publisher, key_field: str | None
+) -> None:
+    """Events without a key, id or correlation of their own (the C-level passes of
+    ``_envelope_columns``): the keys from a text, an int or an absent / null key field, or no
+    key field at all, are exactly ``_column_records``'; a batch with one event of its own id,
+    key or correlation goes event by event and is the same too."""
+    rng = random.Random(3)
+    events = [_event(rng, i, varied=False) for i in range(60)]
+    for i in range(0, 60, 7):
+        events[i].value["note"] = None if i % 2 else f"n{i}"
+    shape = _Shape(publisher.targets.resolve("t.cols", "com.hub.Trade"), "svc", "acme")
+    values = [rng.randbytes(8) for _ in events]
+    ids = [str(uuid.uuid4()).encode() for _ in events]
+    now = b"2026-12-04T17:00:00.000001Z"
+    odd = OutgoingEvent(
+        value=events[5].value, event_type="com.hub.Trade", event_id="e-5", correlation_id="c-5"
+    )
+    for batch_events in (events, [*events[:5], odd, *events[6:]]):
+        left = ids[: sum(1 for ev in batch_events if not ev.event_id)]
+        records = publisher._column_records(batch_events, values, shape, key_field, now, iter(left))
+        batch = publisher._envelope_columns(batch_events, values, shape, key_field, now, iter(left))
+        assert batch.records() == records
+        if key_field == "qty":
+            assert records[3].key == b"3"

@@ -79,6 +79,11 @@ def test_a_second_admin_approves_and_the_person_redeems_in_the_browser(
     browser.get(server.url + "/ui/enrol")
     assert "/ui/enrol" in browser.current_url  # public: no redirect to the login page
     browser.find_element(By.ID, "enrol-token").send_keys(ticket["enrolment_token"])
+    # without the approver's half: the API's refusal is shown, nothing is redeemed
+    browser.find_element(By.ID, "enrol-submit").click()
+    _wait(browser, lambda d: d.find_element(By.ID, "enrol-error").text != "", 20, "the refusal")
+    refusal = browser.find_element(By.ID, "enrol-error").text
+    assert browser.find_element(By.ID, "enrol-done").get_attribute("hidden") is not None
     browser.find_element(By.ID, "enrol-second").send_keys(half)
     browser.find_element(By.ID, "enrol-submit").click()
     _wait(browser, lambda d: d.find_element(By.ID, "enrol-key").text != "", 20, "the new key")
@@ -86,6 +91,7 @@ def test_a_second_admin_approves_and_the_person_redeems_in_the_browser(
     key_id, _, secret = key.partition(":")
     assert key_id == browser.find_element(By.ID, "enrol-key-id").text and len(secret) == 43
     assert browser.find_element(By.ID, "enrol-token").get_attribute("value") == ""
+    assert browser.find_element(By.ID, "enrol-error").text == "", refusal
     screenshot(browser, "enrolment-redeemed")
     # the key works, as its owner; the token is spent
     who = server.api("GET", "/v1/whoami", key=key)

@@ -19,7 +19,7 @@ from hub.console.sessions import SessionStore
 
 def install(app: FastAPI, sessions: SessionStore | None = None) -> None:
     """Add the console's routes and session store to ``app``."""
-    from hub.console import data, pages
+    from hub.console import data, enrolments, pages
 
     if sessions is None:
         settings = app.state.hub.settings
@@ -36,3 +36,4 @@ def install(app: FastAPI, sessions: SessionStore | None = None) -> None:
     app.state.console_alerts = None  # an AlertEngine while the app serves (pages.lifespan)
     app.include_router(pages.router)
     app.include_router(data.router)
+    app.include_router(enrolments.router)

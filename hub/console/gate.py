@@ -4,7 +4,8 @@
 instead of asking for an API key header. The gate:
 
 1. lets the public paths through without a principal: ``GET /`` (a redirect), the login page and
-   its form, and the static files (code, never data);
+   its form, the enrolment redemption page (static; it calls the public ``POST /v1/enrol``),
+   and the static files (code, never data);
 2. resolves the ``hub_session`` cookie to a live session (``SessionStore``) and the session to
    its API key, re-read on every request (a revoked or expired key ends the session); with none,
    a page answers a redirect to the login page and a data call (``/ui/api/...``) 401;
@@ -34,7 +35,8 @@ from hub.console.sessions import COOKIE, Session, SessionStore, same_token
 if TYPE_CHECKING:
     from hub.bootstrap import Hub
 
-PUBLIC_PATHS = {"/", "/ui/login"}
+# /ui/enrol: a static page for a person who has no key yet (hub.console.enrolments)
+PUBLIC_PATHS = {"/", "/ui/login", "/ui/enrol"}
 STATIC_PREFIX = "/ui/static/"
 API_PREFIX = "/ui/api/"
 SECURITY_HEADERS = [

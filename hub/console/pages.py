@@ -78,6 +78,7 @@ PAGES = (
     ("explore", "Explore", "query.run", "explore.js"),
     ("health", "Data health", "quarantine.read", "health.js"),
     ("security", "Security", "policy.read", "security.js"),
+    ("enrolments", "Enrolments", "keys.read", "enrolments.js"),
     ("reports", "Reports", "report.read", "reports.js"),
 )
 _STATIC = re.compile(r"^[a-z][a-z0-9_-]{0,40}\.(js|css)$")

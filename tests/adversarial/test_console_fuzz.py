@@ -61,12 +61,12 @@ JSON_VALUE = st.recursive(
 
 
 def _routes(app: Any) -> list[APIRoute]:
-    """The console's routes (its two routers, as ``hub.console.install`` adds them)."""
-    from hub.console import data, pages
+    """The console's routes (its routers, as ``hub.console.install`` adds them)."""
+    from hub.console import data, enrolments, pages
 
     return [
         r
-        for r in [*pages.router.routes, *data.router.routes]
+        for r in [*pages.router.routes, *data.router.routes, *enrolments.router.routes]
         if isinstance(r, APIRoute) and r.path.startswith("/ui") and r.path not in SKIP
     ]
 

@@ -50,10 +50,10 @@
     hub.text("key-token", enrolment ? issued.enrolment_token : issued.token);
     if (enrolment) {
       const second = issued.status === "pending_approval"
-        ? ` A second approver runs \`hub principals approve ${issued.enrolment_id}\` and gives ${issued.owner} the second half.`
+        ? ` A second approver approves it on the Enrolments page (or runs \`hub principals approve ${issued.enrolment_id}\`) and gives ${issued.owner} the second half.`
         : "";
       hub.text("key-result", `Enrolment token for ${issued.owner}, not a key: give it to them; ` +
-        `they run \`hub enrol TOKEN\` on their own machine.${second}`);
+        `they run \`hub enrol TOKEN\` or open /ui/enrol on their own machine.${second}`);
     }
     document.getElementById("key-secret").hidden = false;
   }

@@ -572,9 +572,15 @@ class EnrolmentCommands:
                 [("keys.create", f"/v1/enrolments/{enrolment_id}/approve", None)],
                 what,
             )
-            if not is_admin(approver) and (
-                not e.roles <= approver.roles or e.tenant != approver.tenant
-            ):
+            if not is_admin(approver) and e.tenant != approver.tenant:
+                # says nothing of the enrolment: its owner, roles and tenant are another
+                # tenant's business (the list a tenant-limited reader gets leaves them out too)
+                raise Forbidden(
+                    f"Principal {approver.id!r} may not approve enrolment {enrolment_id}: "
+                    "an approver approves only in its own tenant.",
+                    code="role_escalation",
+                )
+            if not is_admin(approver) and not e.roles <= approver.roles:
                 raise Forbidden(
                     f"Principal {approver.id!r} may not approve enrolment {enrolment_id} of "
                     f"{e.owner!r} with role(s) {', '.join(sorted(e.roles))} in tenant "

@@ -165,7 +165,9 @@ def test_a_tenant_security_admin_sees_and_approves_its_tenant_only(
     assert acme.enrolment_id in listed and home.enrolment_id not in listed
     csrf = _csrf(client)
     refused = _approve(client, home.enrolment_id, csrf)
-    assert refused.status_code == 403 and "in that tenant" in refused.json()["message"]
+    assert refused.status_code == 403 and "its own tenant" in refused.json()["message"]
+    # the refusal names nothing of the other tenant's enrolment (owner, roles, tenant)
+    assert "dee" not in refused.text and "'default'" not in refused.text
     assert not next(
         e for e in hub.keys.enrolments() if e.enrolment_id == home.enrolment_id
     ).approved_by

@@ -1146,10 +1146,17 @@ def _publish_arrow(
     event_type: str | None,
     resume: _Resume,
 ) -> bool:
-    """Parquet record batches through the columnar path."""
+    """Parquet record batches through the columnar path. A date or timestamp outside years
+    1..9999 refuses the file naming its column and row: Python cannot hold it, and the
+    per-record path it would be sent to raised ``OverflowError`` out of the publish."""
+    from ingest.arrowread import check_time_range
     from ingest.columnar import ingest_arrow
 
+    def bad(why: str) -> FileUnreadable:
+        return FileUnreadable(f"Parquet file {path.name!r} {why}")
+
     for rb in resume.past(parquet_batches(path, batch_size, pipeline.max_record_bytes)):
+        check_time_range(rb, bad, first_row=resume.consumed - rb.num_rows)  # counted by past
         result = ingest_arrow(pipeline, topic, rb, event_type=event_type, **resume.commit())
         resume.add(rb.num_rows, result)
     return True

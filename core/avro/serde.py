@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import io
+import math
 import struct
 import uuid
 from collections.abc import Callable, Mapping
@@ -453,8 +454,21 @@ def _primitive(value: Any, t: str, path: str) -> Any:
     if not ok[t]:
         raise SerializationError(f"{path}: expected {t}, got {value!r}.")
     if t in ("float", "double"):
-        return float(value)
+        number = float(value)
+        if isinstance(value, Decimal) and not abs(number) < _FLOAT_INF[t]:
+            # JSON text (parsed as Decimal) too large for the type: stored as infinity, it read
+            # back as null, though the NaN and Infinity literals themselves are refused
+            raise SerializationError(
+                f"{path}: {value} is out of the range of a {t} (it would be stored as infinity): "
+                "send a smaller number."
+            )
+        return number
     return value
+
+
+# The magnitude from which a number is written as infinity: a float32 rounds to infinity from
+# halfway between its largest value and 2**128.
+_FLOAT_INF = {"double": math.inf, "float": 2.0**128 - 2.0**103}
 
 
 def _bytes(value: Any, path: str) -> bytes:

@@ -80,3 +80,21 @@ def test_a_parquet_file_at_the_ends_of_the_range_is_taken(hub: Hub, tmp_path: Pa
     )
     result = publish_file(hub.ingest, f, "times")
     assert result.result.accepted == 2 and result.result.rejected == 0
+
+
+def test_an_avro_file_with_an_unreadable_date_says_so(hub: Hub, tmp_path: Path) -> None:
+    """fastavro writes a date of 2**31-1 days into a container file; reading it raised
+    "signed integer is greater than maximum" and the file was refused as "corrupt", which
+    sends its owner looking for a damaged file. The refusal now names the likely cause."""
+    import fastavro
+
+    f = tmp_path / "t.avro"
+    with f.open("wb") as out:
+        fastavro.writer(
+            out,
+            fastavro.parse_schema(SCHEMA),
+            [{"s": "a", "d": 2**31 - 1, "ts": 0}, {"s": "b", "d": 5, "ts": 0}],
+        )
+    with pytest.raises(FileUnreadable) as err:
+        publish_file(hub.ingest, f, "times")
+    assert "a date or timestamp outside years 1..9999" in err.value.message

@@ -793,22 +793,28 @@ def point_in_time_us(text: str) -> int:
     """An event-time bound given as RFC 3339 (``2026-11-24T12:00:00Z``) or epoch milliseconds,
     in µs; ``InvalidInput`` naming the value otherwise."""
     text = text.strip()
+    bad = InvalidInput(
+        f"event_time={text!r} is not a time: give RFC 3339 (2026-11-24T12:00:00Z) or epoch "
+        "milliseconds, within years 1..9999 in UTC.",
+        code="invalid_event_time",
+    )
     if text.isdigit():
-        return int(text) * 1000
+        us = int(text) * 1000
+        if us >= 2**63:  # the bound is compared with stored 64-bit times
+            raise bad
+        return us
     try:
         dt = parse_rfc3339(text)
-    except ValueError as exc:
-        raise InvalidInput(
-            f"event_time={text!r} is not a time: give RFC 3339 (2026-11-24T12:00:00Z) or epoch "
-            "milliseconds.",
-            code="invalid_event_time",
-        ) from exc
-    return (dt - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+        # an offset can move a time near year 1 or 9999 out of datetime's range
+        return (dt - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+    except (ValueError, OverflowError) as exc:
+        raise bad from exc
 
 
 def _micros(text: str) -> int:
     try:
         dt = parse_rfc3339(text)
-    except ValueError as exc:
+        # an offset can move a time near year 1 or 9999 out of datetime's range
+        return (dt - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+    except (ValueError, OverflowError) as exc:
         raise InvalidInput(f"{text!r} is not an RFC 3339 time or integer microseconds.") from exc
-    return (dt - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)

@@ -598,9 +598,10 @@ class ProjectionService:
         for name, text in zip(table.key, parts, strict=True):
             c = table.column(name)
             if c.type == "timestamp":
-                out[name] = int(text) if text.lstrip("-").isdigit() else _micros(text)
+                digits = text.lstrip("-").isdigit()
+                out[name] = _int64_key(name, text) if digits else _micros(text)
             elif c.type == "int":
-                out[name] = int(text)
+                out[name] = _int64_key(name, text)
             elif c.type == "decimal":
                 out[name] = Decimal(text)
             else:
@@ -809,6 +810,18 @@ def point_in_time_us(text: str) -> int:
         return (dt - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
     except (ValueError, OverflowError) as exc:
         raise bad from exc
+
+
+def _int64_key(name: str, text: str) -> int:
+    """A 64-bit integer key part (views store Int64): ``int()`` raised ValueError on other text
+    (a 500), and a wider number made the views' query fail (another 500)."""
+    digits = text[1:] if text.startswith("-") else text
+    plain = digits.isascii() and digits.isdigit() and len(digits) <= 19
+    if not plain or not -(2**63) <= int(text) < 2**63:
+        raise InvalidInput(
+            f"Key part {name} must be a 64-bit integer, got {text[:40]!r}.", code="invalid_key"
+        )
+    return int(text)
 
 
 def _micros(text: str) -> int:

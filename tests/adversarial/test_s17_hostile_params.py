@@ -40,3 +40,29 @@ def test_the_ends_of_the_range_are_still_times(shared_api: Api) -> None:
     assert point_in_time_us("0001-01-01T00:00:00Z") == -62_135_596_800_000_000
     assert point_in_time_us("9999-12-31T23:59:59Z") == 253_402_300_799_000_000
     assert point_in_time_us(str(2**63 // 1000 - 1)) == (2**63 // 1000 - 1) * 1000
+
+
+@pytest.mark.parametrize(
+    ("table", "key"),
+    [
+        ("market_bars_late", "trades|abc|1|v"),  # int("abc"): ValueError
+        ("market_bars_late", "trades|-|1|v"),
+        ("market_bars_late", "trades|" + "9" * 30 + "|1|v"),  # past Int64: the views failed
+        ("ohlcv_1m", "default|AAPL|USD|" + "9" * 30),
+        ("ohlcv_1m", "default|AAPL|USD|" + "9" * 5000),  # past Python's 4,300 digits
+    ],
+)
+def test_a_row_key_that_is_no_64_bit_integer_is_a_4xx(
+    shared_api: Api, table: str, key: str
+) -> None:
+    """``GET /v1/projections/{name}/rows/{key}/sources`` (any analyst key) parsed integer key
+    parts with ``int()``: text raised ValueError, a number past 64 bits made the views' query
+    fail; both answered 500. Now 422 ``invalid_key`` naming the key part."""
+    r = shared_api.client.get(
+        f"/v1/projections/market_bars/rows/{key}/sources",
+        params={"table": table},
+        headers=shared_api.admin,
+    )
+    assert r.status_code == 422, r.text
+    assert r.json()["reason"] == "invalid_key", r.text
+    assert "must be a 64-bit integer" in r.json()["message"]

@@ -569,3 +569,35 @@ def _nulled(arr: pa.Array, null: Bools) -> pa.Array:
     if not null.any():
         return arr
     return pc.if_else(pa.array(null), pa.scalar(None, arr.type), arr)
+
+
+# Python's datetime range (years 1..9999) in seconds since the epoch
+_TIME_SECONDS = (-62_135_596_800, 253_402_300_799)
+_TIME_PER_SECOND = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
+
+
+def check_time_range(rb: Any, bad: Any, first_row: int = 0) -> None:
+    """Raise ``bad(why)`` when a timestamp or date column of ``rb`` holds a value outside years
+    1..9999: Python (the per-record path, ``to_pylist``) cannot hold it and raises
+    ``OverflowError``. ``first_row`` is the row number of ``rb``'s first row in its source."""
+    import pyarrow.types as t
+
+    for f, col in zip(rb.schema, rb.columns, strict=True):
+        if t.is_timestamp(f.type):
+            per = _TIME_PER_SECOND[f.type.unit]
+            lo, hi = _TIME_SECONDS[0] * per, _TIME_SECONDS[1] * per + per - 1
+        elif t.is_date32(f.type):
+            lo, hi = _TIME_SECONDS[0] // 86_400, _TIME_SECONDS[1] // 86_400
+        elif t.is_date64(f.type):
+            lo, hi = _TIME_SECONDS[0] * 1_000, _TIME_SECONDS[1] * 1_000 + 999
+        else:
+            continue
+        ints = col.view(pa.int32() if t.is_date32(f.type) else pa.int64())
+        lo, hi = max(lo, -(2**63)), min(hi, 2**63 - 1)  # nanoseconds: int64 spans 1677..2262
+        outside = pc.or_(pc.less(ints, lo), pc.greater(ints, hi))
+        if pc.any(outside).as_py():
+            row = pc.index(outside, True).as_py()
+            raise bad(
+                f"has column {f.name!r} with a value outside years 1..9999 at row "
+                f"{first_row + row} ({ints[row].as_py()} {f.type}): send times within that range."
+            )

@@ -871,9 +871,23 @@ def _avro_datums(f: Any, path: Source, t: Target, batch_size: int) -> Iterator[l
                 yield batch
                 batch = []
     except Exception as exc:  # corrupt block
-        raise FileUnreadable(f"Avro file {path.name!r} is corrupt: {exc}.") from exc
+        raise _avro_corrupt(path, exc) from exc
     if batch:
         yield batch
+
+
+def _avro_corrupt(path: Source, exc: Exception) -> FileUnreadable:
+    """The refusal of an Avro file fastavro could not decode. fastavro writes any int for a
+    date or timestamp and any string for a uuid, but raises (OverflowError, ValueError) reading
+    one it cannot convert: the file is then not corrupt, and the message says so."""
+    why = f"Avro file {path.name!r} is corrupt: {exc}."
+    if isinstance(exc, OverflowError | ValueError):
+        why = (
+            f"Avro file {path.name!r} is corrupt, or holds a value its logical type cannot "
+            "represent (a date or timestamp outside years 1..9999, a time of day past "
+            f"midnight, a malformed UUID): {exc}. Correct that value and publish the file again."
+        )
+    return FileUnreadable(why)
 
 
 def _written_with(f: Any, t: Target) -> bool:
@@ -907,7 +921,7 @@ def _avro_blocks(f: Any, path: Source) -> Iterator[Any]:
     try:
         yield from read_blocks(f, writer)
     except Exception as exc:  # corrupt block
-        raise FileUnreadable(f"Avro file {path.name!r} is corrupt: {exc}.") from exc
+        raise _avro_corrupt(path, exc) from exc
 
 
 def read_file(
@@ -1146,10 +1160,17 @@ def _publish_arrow(
     event_type: str | None,
     resume: _Resume,
 ) -> bool:
-    """Parquet record batches through the columnar path."""
+    """Parquet record batches through the columnar path. A date or timestamp outside years
+    1..9999 refuses the file naming its column and row: Python cannot hold it, and the
+    per-record path it would be sent to raised ``OverflowError`` out of the publish."""
+    from ingest.arrowread import check_time_range
     from ingest.columnar import ingest_arrow
 
+    def bad(why: str) -> FileUnreadable:
+        return FileUnreadable(f"Parquet file {path.name!r} {why}")
+
     for rb in resume.past(parquet_batches(path, batch_size, pipeline.max_record_bytes)):
+        check_time_range(rb, bad, first_row=resume.consumed - rb.num_rows)  # counted by past
         result = ingest_arrow(pipeline, topic, rb, event_type=event_type, **resume.commit())
         resume.add(rb.num_rows, result)
     return True
@@ -1255,7 +1276,7 @@ def _corrupt_as_unreadable(path: Source, read: Callable[[], list[Any]]) -> list[
     try:
         return read()
     except Exception as exc:  # corrupt block
-        raise FileUnreadable(f"Avro file {path.name!r} is corrupt: {exc}.") from exc
+        raise _avro_corrupt(path, exc) from exc
 
 
 def _publish_csv_arrow(

@@ -598,9 +598,10 @@ class ProjectionService:
         for name, text in zip(table.key, parts, strict=True):
             c = table.column(name)
             if c.type == "timestamp":
-                out[name] = int(text) if text.lstrip("-").isdigit() else _micros(text)
+                digits = text.lstrip("-").isdigit()
+                out[name] = _int64_key(name, text) if digits else _micros(text)
             elif c.type == "int":
-                out[name] = int(text)
+                out[name] = _int64_key(name, text)
             elif c.type == "decimal":
                 out[name] = Decimal(text)
             else:
@@ -793,22 +794,40 @@ def point_in_time_us(text: str) -> int:
     """An event-time bound given as RFC 3339 (``2026-11-24T12:00:00Z``) or epoch milliseconds,
     in µs; ``InvalidInput`` naming the value otherwise."""
     text = text.strip()
+    bad = InvalidInput(
+        f"event_time={text!r} is not a time: give RFC 3339 (2026-11-24T12:00:00Z) or epoch "
+        "milliseconds, within years 1..9999 in UTC.",
+        code="invalid_event_time",
+    )
     if text.isdigit():
-        return int(text) * 1000
+        us = int(text) * 1000
+        if us >= 2**63:  # the bound is compared with stored 64-bit times
+            raise bad
+        return us
     try:
         dt = parse_rfc3339(text)
-    except ValueError as exc:
+        # an offset can move a time near year 1 or 9999 out of datetime's range
+        return (dt - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+    except (ValueError, OverflowError) as exc:
+        raise bad from exc
+
+
+def _int64_key(name: str, text: str) -> int:
+    """A 64-bit integer key part (views store Int64): ``int()`` raised ValueError on other text
+    (a 500), and a wider number made the views' query fail (another 500)."""
+    digits = text[1:] if text.startswith("-") else text
+    plain = digits.isascii() and digits.isdigit() and len(digits) <= 19
+    if not plain or not -(2**63) <= int(text) < 2**63:
         raise InvalidInput(
-            f"event_time={text!r} is not a time: give RFC 3339 (2026-11-24T12:00:00Z) or epoch "
-            "milliseconds.",
-            code="invalid_event_time",
-        ) from exc
-    return (dt - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+            f"Key part {name} must be a 64-bit integer, got {text[:40]!r}.", code="invalid_key"
+        )
+    return int(text)
 
 
 def _micros(text: str) -> int:
     try:
         dt = parse_rfc3339(text)
-    except ValueError as exc:
+        # an offset can move a time near year 1 or 9999 out of datetime's range
+        return (dt - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+    except (ValueError, OverflowError) as exc:
         raise InvalidInput(f"{text!r} is not an RFC 3339 time or integer microseconds.") from exc
-    return (dt - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)

@@ -71,6 +71,11 @@ _LOGICAL_BASES: Final[dict[str, frozenset[str]]] = {
     "duration": frozenset({"fixed"}),
 }
 _FIXED_LOGICAL_SIZE: Final = {"uuid": 16, "duration": 12}
+# Decimal precision the registry takes. The specification sets no bound, but the hub's decimal
+# arithmetic grows with it: one value of a decimal(900000, 900000) field held a request for
+# minutes, and a fixed of 10**9 bytes annotated as a decimal took a gigabyte to size. 4096
+# digits is 50 times Arrow's widest decimal (76 digits) and cheap to convert.
+MAX_DECIMAL_PRECISION: Final = 4096
 
 _INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
 _LONG_MIN, _LONG_MAX = -(2**63), 2**63 - 1
@@ -413,6 +418,10 @@ def _sorted_json(value: Any) -> Any:
 
 def _max_decimal_precision(size: int) -> int:
     # Largest number of base-10 digits a two's-complement integer of `size` bytes always holds.
+    # A byte holds more than 2 digits (2**7 - 1 = 127), so a fixed of more than half the
+    # largest precision holds any precision: no integer of `size` bytes is built for it.
+    if size > MAX_DECIMAL_PRECISION // 2:
+        return MAX_DECIMAL_PRECISION
     return math.floor(math.log10(2 ** (8 * size - 1) - 1)) if size > 0 else 0
 
 
@@ -596,6 +605,11 @@ class _Parser:
         if type(precision) is not int or precision < 1:
             raise InvalidSchema(
                 f"{where}: decimal precision must be a positive integer, got {_json(precision)}"
+            )
+        if precision > MAX_DECIMAL_PRECISION:
+            raise InvalidSchema(
+                f"{where}: decimal precision {precision} is more than the {MAX_DECIMAL_PRECISION} "
+                "digits the hub takes: lower the precision"
             )
         scale = obj.get("scale", 0)
         if type(scale) is not int or not 0 <= scale <= precision:

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import base64
 import io
+import math
 import struct
+import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
 from decimal import Context, Decimal, InvalidOperation
@@ -158,19 +160,29 @@ def from_json(
     ):
         if isinstance(value, str):
             try:
-                return datetime.fromisoformat(value.replace("Z", "+00:00"))
+                stamp = datetime.fromisoformat(value.replace("Z", "+00:00"))
             except ValueError as exc:
                 raise SerializationError(
                     f"{path}: {value!r} is not an RFC 3339 timestamp."
                 ) from exc
-        return _primitive(value, t, path)
+            return _readable_stamp(stamp, value, path)
+        return _readable(_primitive(value, t, path), logical, path)
     if logical == "date":
         if isinstance(value, str):
             try:
                 return date.fromisoformat(value)
             except ValueError as exc:
                 raise SerializationError(f"{path}: {value!r} is not an ISO date.") from exc
-        return _primitive(value, t, path)
+        return _readable(_primitive(value, t, path), logical, path)
+    if logical in ("time-millis", "time-micros") and t in ("int", "long"):
+        return _readable(_primitive(value, t, path), logical, path)
+    if logical == "uuid" and t == "string":
+        value = _primitive(value, t, path)
+        try:
+            uuid.UUID(value)
+        except ValueError as exc:
+            raise SerializationError(f"{path}: {value!r} is not a UUID.") from exc
+        return value
     if t == "record" or t == "error":
         if not isinstance(value, Mapping):
             raise SerializationError(f"{path or '/'}: expected an object, got {value!r}.")
@@ -223,6 +235,48 @@ _FAST = {  # a plain field type -> the exact Python type ``from_json`` passes th
     "int": int,
 }
 _RANGE = {"long": (-(2**63), 2**63), "int": (-(2**31), 2**31)}
+# The integers of each logical type that fastavro's reader turns back into a date, datetime or
+# time (from 0001-01-01 to 9999-12-31, or within one day). fastavro writes any int or long,
+# but raises on reading one outside: such a record would be stored and never read again (by
+# the API, projections or exports), so it is refused at the door instead.
+_STAMP_MS = (-62_135_596_800_000, 253_402_300_799_999 + 1)
+_STAMP_US = (-62_135_596_800_000_000, 253_402_300_799_999_999 + 1)
+_READABLE = {
+    "date": (-719_162, 2_932_896 + 1),
+    "timestamp-millis": _STAMP_MS,
+    "timestamp-micros": _STAMP_US,
+    "local-timestamp-millis": _STAMP_MS,
+    "local-timestamp-micros": _STAMP_US,
+    "time-millis": (0, 86_400_000),
+    "time-micros": (0, 86_400_000_000),
+}
+
+
+def _readable(value: Any, logical: str, path: str) -> Any:
+    """``value`` (an int of logical type ``logical``) if it reads back, else SerializationError."""
+    lo, hi = _READABLE[logical]
+    if type(value) is int and not lo <= value < hi:
+        raise SerializationError(
+            f"{path}: {value} is outside the range of a {logical} value ({lo} to {hi - 1}): it "
+            "could be written but not read back as a "
+            + ("time of day" if logical.startswith("time-") else "date from year 1 to 9999")
+            + "."
+        )
+    return value
+
+
+def _readable_stamp(stamp: datetime, text: str, path: str) -> datetime:
+    """``stamp`` if its instant is within years 1 to 9999 in UTC, where it reads back: an offset
+    can push a time near either end (``0001-01-01T00:00:00+01:00``) out of it."""
+    if stamp.tzinfo is not None and stamp.year in (1, 9999):
+        try:
+            stamp.astimezone(UTC)
+        except OverflowError as exc:
+            raise SerializationError(
+                f"{path}: {text!r} is before year 1 or after year 9999 in UTC: it could be "
+                "written but not read back."
+            ) from exc
+    return stamp
 
 
 def json_converter(schema: Any) -> Callable[[Any], Any]:
@@ -282,7 +336,7 @@ def _field_converter(t: Any, path: str, named: Mapping[str, Any]) -> Callable[[A
         if logical == "decimal":
             return _decimal_converter(t, path)
         if logical in ("timestamp-micros", "timestamp-millis") and t.get("type") == "long":
-            return _timestamp_converter(generic)
+            return _timestamp_converter(generic, logical)
         if t.get("type") == "enum":
             symbols = frozenset(t["symbols"])
             return lambda v: v if type(v) is str and v in symbols else generic(v)
@@ -320,18 +374,20 @@ def _decimal_converter(t: Mapping[str, Any], path: str) -> Callable[[Any], Any]:
     return convert
 
 
-def _timestamp_converter(generic: Callable[[Any], Any]) -> Callable[[Any], Any]:
+def _timestamp_converter(generic: Callable[[Any], Any], logical: str) -> Callable[[Any], Any]:
     """``from_json`` for a timestamp field: RFC 3339 text parsed as ``from_json`` parses it, a
-    long in range as it is, anything else through ``from_json`` itself."""
-    lo, hi = _RANGE["long"]
+    long in the readable range as it is, anything else through ``from_json`` itself."""
+    lo, hi = _READABLE[logical]
     parse = datetime.fromisoformat
 
     def convert(v: Any) -> Any:
         if type(v) is str:
             try:
-                return parse(v.replace("Z", "+00:00"))
+                stamp = parse(v.replace("Z", "+00:00"))
             except ValueError:
                 return generic(v)  # raises naming the value
+            # near either end of the range from_json checks that it reads back, naming it
+            return stamp if 1 < stamp.year < 9999 else generic(v)
         if type(v) is int and lo <= v < hi:
             return v
         return generic(v)
@@ -398,8 +454,21 @@ def _primitive(value: Any, t: str, path: str) -> Any:
     if not ok[t]:
         raise SerializationError(f"{path}: expected {t}, got {value!r}.")
     if t in ("float", "double"):
-        return float(value)
+        number = float(value)
+        if isinstance(value, Decimal) and not abs(number) < _FLOAT_INF[t]:
+            # JSON text (parsed as Decimal) too large for the type: stored as infinity, it read
+            # back as null, though the NaN and Infinity literals themselves are refused
+            raise SerializationError(
+                f"{path}: {value} is out of the range of a {t} (it would be stored as infinity): "
+                "send a smaller number."
+            )
+        return number
     return value
+
+
+# The magnitude from which a number is written as infinity: a float32 rounds to infinity from
+# halfway between its largest value and 2**128.
+_FLOAT_INF = {"double": math.inf, "float": 2.0**128 - 2.0**103}
 
 
 def _bytes(value: Any, path: str) -> bytes:

@@ -38,6 +38,7 @@ from core import tracing
 from core.errors import HubError, InvalidInput
 from core.events import is_internal_topic
 from hub.api.deps import MAX_JSON_DEPTH, json_depth_exceeds, parse_json
+from ingest.arrowread import check_time_range
 from ingest.pipeline import JSON, IngestPipeline, IngestResult, RawRecord
 
 NDJSON = "application/x-ndjson"
@@ -364,7 +365,7 @@ def arrow_batch(body: bytes) -> Any:
             "bytes (the densest JSON body, '{},' per event), so split the batch."
         )
     rb = batches[0] if len(batches) == 1 else _combined(batches, schema)
-    _check_time_range(rb, bad)
+    check_time_range(rb, bad)
     return rb
 
 
@@ -376,36 +377,6 @@ def _combined(batches: list[Any], schema: Any) -> Any:
 
 # Python's datetime range (years 1..9999) per Arrow unit: beyond it, a row cannot become the
 # JSON event the per-record path checks (pyarrow raises OverflowError), so it is refused here.
-_SECONDS = (-62_135_596_800, 253_402_300_799)
-_PER_SECOND = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
-
-
-def _check_time_range(rb: Any, bad: Any) -> None:
-    import pyarrow as pa
-    import pyarrow.compute as pc
-    import pyarrow.types as t
-
-    for f, col in zip(rb.schema, rb.columns, strict=True):
-        if t.is_timestamp(f.type):
-            per = _PER_SECOND[f.type.unit]
-            lo, hi = _SECONDS[0] * per, _SECONDS[1] * per + per - 1
-        elif t.is_date32(f.type):
-            lo, hi = _SECONDS[0] // 86_400, _SECONDS[1] // 86_400
-        elif t.is_date64(f.type):
-            lo, hi = _SECONDS[0] * 1_000, _SECONDS[1] * 1_000 + 999
-        else:
-            continue
-        ints = col.view(pa.int32() if t.is_date32(f.type) else pa.int64())
-        lo, hi = max(lo, -(2**63)), min(hi, 2**63 - 1)  # nanoseconds: int64 spans 1677..2262
-        outside = pc.or_(pc.less(ints, lo), pc.greater(ints, hi))
-        if pc.any(outside).as_py():
-            row = pc.index(outside, True).as_py()
-            raise bad(
-                f"has column {f.name!r} with a value outside years 1..9999 at row {row} "
-                f"({ints[row].as_py()} {f.type}): send times within that range."
-            )
-
-
 def _check_schema(schema: Any, bad: Any) -> None:
     import pyarrow.types as t
 

@@ -6,6 +6,14 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
 use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+
+/// A string column's Arrow buffers: int32 offsets, UTF-8 data, validity bitmap (None: no null).
+pub(crate) type ArrowBuffers<'py> = (
+    Bound<'py, PyBytes>,
+    Bound<'py, PyBytes>,
+    Option<Bound<'py, PyBytes>>,
+);
 
 /// A hasher for object addresses (already unique; one multiply spreads them).
 #[derive(Default)]
@@ -73,27 +81,86 @@ impl Dict {
         Ok(i)
     }
 
-    /// The column itself as Arrow's string buffers: int32 offsets, UTF-8 data and the
-    /// validity bitmap (least significant bit first; None when no row is null). None when the
-    /// data would pass Arrow's int32 offsets (the caller decodes the dictionary instead).
-    pub(crate) fn arrow(&self) -> Option<(Vec<u8>, Vec<u8>, Option<Vec<u8>>)> {
+    /// The column itself as Arrow's string buffers, made straight into Python bytes: int32
+    /// offsets, UTF-8 data and the validity bitmap (least significant bit first; None when no
+    /// row is null). None when the data would pass Arrow's int32 offsets (the caller decodes
+    /// the dictionary instead).
+    ///
+    /// Why this shape (perf, `stored_leaf_batch` of 200k leaves): the row-by-row copy into
+    /// Rust vectors, then into Python bytes, made ~40 MB of fresh pages per call and page
+    /// faults were ~13% of the call. Here the sizes are counted first and every buffer is
+    /// written once, in place; rows come in runs of one index (a constant header, the batch's
+    /// topic), and a run's bytes are its value repeated, copied by doubling.
+    pub(crate) fn arrow_py<'py>(&self, py: Python<'py>) -> PyResult<Option<ArrowBuffers<'py>>> {
+        let at = |r: usize| {
+            let b = &self.index[4 * r..4 * r + 4];
+            i32::from_le_bytes([b[0], b[1], b[2], b[3]])
+        };
         let n = self.index.len() / 4;
-        let mut offsets = Vec::with_capacity(4 * (n + 1));
-        let mut data: Vec<u8> = Vec::new();
-        let mut validity = vec![0u8; n.div_ceil(8)];
+        let mut total = 0usize;
         let mut nulls = false;
-        offsets.extend_from_slice(&0i32.to_le_bytes());
-        for (row, ix) in self.index.chunks_exact(4).enumerate() {
-            let ix = i32::from_le_bytes([ix[0], ix[1], ix[2], ix[3]]);
+        for r in 0..n {
+            let ix = at(r);
             if ix < 0 {
                 nulls = true;
             } else {
-                data.extend_from_slice(self.values.get(ix as usize)?.as_bytes());
-                validity[row / 8] |= 1 << (row % 8);
+                match self.values.get(ix as usize) {
+                    Some(v) => total += v.len(),
+                    None => return Ok(None),
+                }
             }
-            offsets.extend_from_slice(&i32::try_from(data.len()).ok()?.to_le_bytes());
         }
-        Some((offsets, data, nulls.then_some(validity)))
+        if i32::try_from(total).is_err() {
+            return Ok(None);
+        }
+        let offsets = PyBytes::new_with(py, 4 * (n + 1), |o| {
+            let mut end = 0usize;
+            for r in 0..n {
+                let ix = at(r);
+                if ix >= 0 {
+                    end += self.values[ix as usize].len();
+                }
+                o[4 * (r + 1)..4 * (r + 2)].copy_from_slice(&(end as i32).to_le_bytes());
+            }
+            Ok(())
+        })?;
+        let data = PyBytes::new_with(py, total, |d| {
+            let (mut row, mut pos) = (0usize, 0usize);
+            while row < n {
+                let ix = at(row);
+                let mut end = row + 1;
+                while end < n && at(end) == ix {
+                    end += 1;
+                }
+                if ix >= 0 {
+                    let v = self.values[ix as usize].as_bytes();
+                    let want = pos + v.len() * (end - row);
+                    d[pos..pos + v.len()].copy_from_slice(v);
+                    let mut have = pos + v.len();
+                    while have < want {
+                        let more = (have - pos).min(want - have);
+                        d.copy_within(pos..pos + more, have);
+                        have += more;
+                    }
+                    pos = want;
+                }
+                row = end;
+            }
+            Ok(())
+        })?;
+        let validity = if nulls {
+            Some(PyBytes::new_with(py, n.div_ceil(8), |v| {
+                for r in 0..n {
+                    if at(r) >= 0 {
+                        v[r / 8] |= 1 << (r % 8);
+                    }
+                }
+                Ok(())
+            })?)
+        } else {
+            None
+        };
+        Ok(Some((offsets, data, validity)))
     }
 
     /// `raw` decoded by `text` (called only for a value not seen before in this batch).

@@ -290,14 +290,14 @@ impl Out {
 
     pub(crate) fn finish<'py>(self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
         let dict = |d: Dict| -> PyResult<Bound<'py, PyTuple>> {
-            let arrow = match d.arrow() {
+            let arrow = match d.arrow_py(py)? {
                 Some((offsets, data, validity)) => PyTuple::new(
                     py,
                     [
-                        PyBytes::new(py, &offsets).into_any(),
-                        PyBytes::new(py, &data).into_any(),
+                        offsets.into_any(),
+                        data.into_any(),
                         match validity {
-                            Some(v) => PyBytes::new(py, &v).into_any(),
+                            Some(v) => v.into_any(),
                             None => py.None().into_bound(py),
                         },
                     ],

@@ -192,6 +192,13 @@ fn put(
     Ok(())
 }
 
+/// A run of the leaf input's headers part: `fixed[a..b]` (the same for every record of the
+/// piece), or the length and value of varying column `j`.
+enum Seg {
+    Fixed(usize, usize),
+    Var(usize),
+}
+
 fn digest_field(v: Option<&[u8]>, buf: &mut Vec<u8>) {
     match v {
         None => buf.push(0x00),
@@ -211,6 +218,8 @@ fn piece(
     memos: &mut [Memo; 4],
     buf: &mut Vec<u8>,
     keys: &mut KeyIndex,
+    hashes: &mut [u8],
+    done: &mut usize,
     p: &Bound<'_, PyTuple>,
 ) -> PyResult<Option<()>> {
     let Ok((topic, part, base_off, start, stop, count, flags, layout, base_ts)) = p
@@ -288,11 +297,31 @@ fn piece(
         .topics
         .index_raw(topic.as_bytes(), false, || Ok(topic.clone()))?;
     let m = cols.len() as u32;
-    let mut head = Vec::with_capacity(3 + topic.len());
+    let mut head = Vec::with_capacity(7 + topic.len());
     head.push(0x00);
     head.push(VERSION);
     head.extend_from_slice(&(topic.len() as u16).to_be_bytes());
     head.extend_from_slice(topic.as_bytes());
+    head.extend_from_slice(&part.to_be_bytes());
+    // The headers part of the leaf input, once per piece: the count, then each constant
+    // column's bytes (name, length, value) and each varying column's name joined into fixed
+    // runs, so a record adds only its varying values between them (rdtsc profile, 200k
+    // leaves of 10 envelope headers, 7 constant: the field-by-field copy was 9% of the call).
+    let mut fixed: Vec<u8> = m.to_be_bytes().to_vec();
+    let mut segs: Vec<Seg> = Vec::with_capacity(2 * cols.len() + 1);
+    let mut from = 0;
+    for (j, c) in cols.iter().enumerate() {
+        fixed.extend_from_slice(&c.head);
+        if let Some(v) = c.constant {
+            fixed.extend_from_slice(&(v.len() as u32).to_be_bytes());
+            fixed.extend_from_slice(v);
+        } else {
+            segs.push(Seg::Fixed(from, fixed.len()));
+            from = fixed.len();
+            segs.push(Seg::Var(j));
+        }
+    }
+    segs.push(Seg::Fixed(from, fixed.len()));
     // 3. per record: the leaf input hashed, then the side-index fields
     for i in start..stop {
         let Some(offset) = base_off.checked_add(i as u64) else {
@@ -304,20 +333,29 @@ fn piece(
         let ts = times[i];
         buf.clear();
         buf.extend_from_slice(&head);
-        buf.extend_from_slice(&part.to_be_bytes());
         buf.extend_from_slice(&offset.to_be_bytes());
         buf.extend_from_slice(&ts.to_be_bytes());
         let key = key_col[i];
         let key_digest = KeyIndex::digest(key, buf);
-        buf.extend_from_slice(&m.to_be_bytes());
-        for c in &cols {
-            let v = c.value(i);
-            buf.extend_from_slice(&c.head);
-            buf.extend_from_slice(&(v.len() as u32).to_be_bytes());
-            buf.extend_from_slice(v);
+        for seg in &segs {
+            match *seg {
+                Seg::Fixed(a, b) => buf.extend_from_slice(&fixed[a..b]),
+                Seg::Var(j) => {
+                    let v = cols[j].values[i];
+                    buf.extend_from_slice(&(v.len() as u32).to_be_bytes());
+                    buf.extend_from_slice(v);
+                }
+            }
         }
         digest_field(values[i], buf);
-        out.leaf(buf, part as i32, off64, ts);
+        let Some(slot) = hashes.get_mut(32 * *done..32 * *done + 32) else {
+            return Ok(None);
+        };
+        slot.copy_from_slice(&Sha256::digest(&buf[..]));
+        *done += 1;
+        out.parts.extend_from_slice(&(part as i32).to_le_bytes());
+        out.offsets.extend_from_slice(&off64.to_le_bytes());
+        out.times.extend_from_slice(&ts.to_le_bytes());
         out.topics.push_idx(topic_idx);
         let get = |s: Option<usize>| s.map(|j| cols[j].value(i));
         put(py, &mut out.actors, &mut memos[0], get(slots[0]), false)?;
@@ -363,16 +401,46 @@ fn stored_leaf_batch<'py>(
         total += stop.saturating_sub(start);
         tuples.push(p);
     }
-    let mut out = Out::new(total);
+    let mut out = Out::new(0);
+    out.parts.reserve(4 * total);
+    out.offsets.reserve(8 * total);
+    out.times.reserve(8 * total);
+    for d in [
+        &mut out.topics,
+        &mut out.actors,
+        &mut out.actions,
+        &mut out.resources,
+        &mut out.tenants,
+    ] {
+        d.index.reserve(4 * total); // one int32 per record: no regrowth in the loop
+    }
     let mut buf: Vec<u8> = Vec::with_capacity(1024);
     let mut keys = KeyIndex::default();
-    for p in &tuples {
-        let mut memos = [Memo::EMPTY; 4]; // slices of another body may reuse an address
-        if piece(py, &mut out, &mut memos, &mut buf, &mut keys, p)?.is_none() {
-            return Ok(None);
+    // The leaf hashes are written in place into the bytes handed back (not into a vector
+    // copied afterwards): a 200k-leaf call made 6.4 MB of fresh pages twice, and page faults
+    // were ~12% of the call (perf).
+    let (mut declined, mut done) = (false, 0usize);
+    let hashes = PyBytes::new_with(py, 32 * total, |h| {
+        for p in &tuples {
+            let mut memos = [Memo::EMPTY; 4]; // slices of another body may reuse an address
+            if piece(
+                py, &mut out, &mut memos, &mut buf, &mut keys, h, &mut done, p,
+            )?
+            .is_none()
+            {
+                declined = true;
+                break;
+            }
         }
+        Ok(())
+    })?;
+    if declined || done != total {
+        return Ok(None);
     }
-    Ok(Some(out.finish(py)?))
+    // finish's first item is `out.hashes` (empty here): this call's hashes replace it
+    let mut items: Vec<Bound<'py, PyAny>> = out.finish(py)?.iter().collect();
+    items[0] = hashes.into_any();
+    Ok(Some(PyTuple::new(py, items)?))
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

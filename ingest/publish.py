@@ -163,12 +163,18 @@ class Publisher:
             out = dict(known) if known is not None else {}
             out.update(fresh)
             return out
+        checked = known
         with self._aads_guard:
             if self._aads_held + len(fresh) > _AAD_CACHE_SIZE:
                 self._aads, self._aads_held = {}, 0  # the subjects of recent batches only
             known = self._aads.get(key)
             if known is None:
                 known = self._aads[key] = {}
+            if known is not checked:
+                # another batch emptied or replaced the cache since ``missing`` was taken: the
+                # subjects found in the old dict are not in this one (a KeyError for them)
+                for s in set(owners).difference(known, fresh):
+                    fresh[s] = make_aad(topic, name, s, tenant)  # checked: they were cached
             known.update(fresh)
             self._aads_held += len(fresh)
         if len(fresh) > _AAD_CACHE_SIZE:  # one batch larger than the whole cache

@@ -160,7 +160,7 @@ def _entity_view_ddl(schema: str, t: Table) -> str:
 
 class FlinkViews:
     def __init__(
-        self, url: str, schema: str = "public", unseal: Callable[[str], Any] | None = None
+        self, url: str, schema: str = "public", unseal: Callable[..., Any] | None = None
     ) -> None:
         """``unseal`` opens the PII values the jobs wrote sealed (``projections.flink.sealed``);
         without it ``rows`` returns them sealed (ciphertext, never plaintext)."""
@@ -205,12 +205,20 @@ class FlinkViews:
             raise HubError(
                 f"PostgreSQL failed while reading view {t.name!r}: {exc}", code="views_failed"
             ) from exc
+        # only the columns the table declares PII hold the job's sealed values: any other
+        # string is a record's text as sent, which a publisher may make look sealed (another
+        # tenant's ciphertext off the shared topic) to have it opened in its own row
+        pii = [c.name for c in t.columns if c.pii]
         for row in out:
             for k, v in row.items():
                 if isinstance(v, datetime):
                     row[k] = to_micros(v)
-                elif self.unseal is not None and isinstance(v, str) and v.startswith(SEALED):
-                    row[k] = self.unseal(v)
+            if self.unseal is not None:
+                tenant = row.get("tenant")
+                for k in pii:
+                    v = row.get(k)
+                    if isinstance(v, str) and v.startswith(SEALED):
+                        row[k] = self.unseal(v, tenant if isinstance(tenant, str) else None)
             if t.kind != "append":
                 row["src_offsets"] = json.loads(row["src_offsets"])
         out.sort(key=lambda r: _sort_key(t, r))

@@ -35,10 +35,14 @@ class SealedValueInvalid(HubError):
     code = "sealed_value_invalid"
 
 
-def opener(registry: _Registry, keystore: KeyStore) -> Callable[[str], Any]:
-    """``unseal(text)``: the plaintext of a sealed PII value (see the module docstring)."""
+def opener(registry: _Registry, keystore: KeyStore) -> Callable[..., Any]:
+    """``unseal(text, row_tenant=None)``: the plaintext of a sealed PII value (see the module
+    docstring). ``row_tenant``, the tenant of the view row holding it: a v2 text naming another
+    tenant is refused (``SealedValueInvalid``), never opened as that tenant's. The job writes
+    each record's values into its own tenant's row, so only a row written by someone else (or a
+    job mixing tenants) holds one, and opening it would show one tenant another's PII."""
 
-    def unseal(text: str) -> Any:
+    def unseal(text: str, row_tenant: str | None = None) -> Any:
         tenant: str | None = None
         try:
             if text.startswith(SEALED_V2):
@@ -55,6 +59,13 @@ def opener(registry: _Registry, keystore: KeyStore) -> Callable[[str], Any]:
                 f"A Flink view holds {text[:60]!r}..., which is not a sealed PII value "
                 f"(pii:v2:topic:schema:field:ciphertext:tenant:subject): {exc}. Rebuild the view."
             ) from exc
+        if tenant is not None and row_tenant is not None and tenant != row_tenant:
+            raise SealedValueInvalid(
+                f"A Flink view row of tenant {row_tenant!r} holds a sealed PII value of tenant "
+                f"{tenant!r} ({text[:60]!r}...): the job never writes one tenant's value into "
+                "another's row, so the row was written by someone else; it is not opened. "
+                "Rebuild the view and check who can write its tables."
+            )
         field = next((f for f in plan(schema_text).fields if f.name == name), None)
         if field is None:
             raise SealedValueInvalid(

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, Producer
@@ -24,32 +22,9 @@ from confluent_kafka import TopicPartition as KafkaTP
 from core.errors import LogTampered
 from core.events import OutgoingEvent, tenant_of
 from core.ports.eventlog import Record
-from hub.bootstrap import Hub, bootstrap
-from hub.settings import load_settings
-from tests.contract.test_eventlog_kafka import kafka_bootstrap
+from hub.bootstrap import Hub
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def kafka() -> str:
-    return kafka_bootstrap()
-
-
-@pytest.fixture
-def hub(kafka: str, tmp_path: Path) -> Iterator[tuple[Hub, str]]:
-    prefix = f"t{uuid.uuid4().hex[:10]}."
-    h = bootstrap(
-        load_settings(
-            environ={},
-            data_dir=tmp_path / "data",
-            event_log="kafka",
-            kafka_bootstrap_servers=kafka,
-            kafka_topic_prefix=prefix,
-        )
-    )
-    yield h, prefix
-    h.close()
 
 
 Raw = tuple[bytes, bytes | None, list[tuple[str, bytes]]]  # value, key, headers
@@ -92,8 +67,10 @@ def _produce(
     assert producer.flush(30) == 0
 
 
-def test_a_principal_written_straight_to_kafka_is_refused(hub: tuple[Hub, str], kafka: str) -> None:
-    h, prefix = hub
+def test_a_principal_written_straight_to_kafka_is_refused(
+    kafka_hub: tuple[Hub, str], kafka: str
+) -> None:
+    h, prefix = kafka_hub
     h.keys.create(["analyst"], principal="ann")
     genuine = _raw(kafka, prefix + "hub.principals")
     assert genuine and genuine[-1][2][-1][0] == "__hub.mac"
@@ -110,8 +87,8 @@ def test_a_principal_written_straight_to_kafka_is_refused(hub: tuple[Hub, str], 
     assert len(h.log.read("hub.principals", 0, 0, before)) == before
 
 
-def test_a_copied_mac_on_a_changed_value_fails(hub: tuple[Hub, str], kafka: str) -> None:
-    h, prefix = hub
+def test_a_copied_mac_on_a_changed_value_fails(kafka_hub: tuple[Hub, str], kafka: str) -> None:
+    h, prefix = kafka_hub
     h.keys.create(["analyst"], principal="ann")
     value, key, headers = _raw(kafka, prefix + "hub.principals")[-1]
     before = len(h.log.read("hub.principals", 0, 0, 1000))
@@ -131,9 +108,9 @@ def test_a_copied_mac_on_a_changed_value_fails(hub: tuple[Hub, str], kafka: str)
 
 
 def test_a_plain_producers_data_record_cannot_claim_a_tenant(
-    hub: tuple[Hub, str], kafka: str
+    kafka_hub: tuple[Hub, str], kafka: str
 ) -> None:
-    h, prefix = hub
+    h, prefix = kafka_hub
     topic = f"kt.orders.{uuid.uuid4().hex[:6]}"
     h.log.create_topic(topic, 1, {})
     h.log.append(topic, [Record(key=b"k", value=b"ours", headers=(("ce_tenant", b"acme"),))])
@@ -150,8 +127,8 @@ def test_a_plain_producers_data_record_cannot_claim_a_tenant(
     assert all(name != "__hub.mac" for name, _ in ours.headers)  # the MAC is the adapter's
 
 
-def test_the_hubs_own_publishes_read_back(hub: tuple[Hub, str]) -> None:
-    h, _ = hub
+def test_the_hubs_own_publishes_read_back(kafka_hub: tuple[Hub, str]) -> None:
+    h, _ = kafka_hub
     topic = f"kt.t.{uuid.uuid4().hex[:6]}"
     h.log.create_topic(topic, 2, {"hub.subject.strategy": "topic"})
     schema = {"type": "record", "name": "A", "fields": [{"name": "a", "type": "long"}]}

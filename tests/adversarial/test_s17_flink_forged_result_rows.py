@@ -13,49 +13,23 @@ tenant changed, or moved under another key (which would load it twice): counted 
 from __future__ import annotations
 
 import json
-import uuid
-from collections.abc import Iterator
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
 from confluent_kafka import Producer
 
-from hub.bootstrap import Hub, bootstrap
+from hub.bootstrap import Hub
 from hub.flink import row_key
-from hub.settings import load_settings
 from projections.catalog import PAYMENT_AGGREGATES
 from projections.flink.compile import partial_columns
 from projections.flink.results import ResultLoader, result_topic
 from projections.flink.rowmac import COLUMN, row_mac
-from tests.contract.test_eventlog_kafka import kafka_bootstrap
 
 pytestmark = pytest.mark.integration
 
 TABLE = PAYMENT_AGGREGATES.table("aml_daily")
 DAY = 1_772_409_600 * 1_000_000
-
-
-@pytest.fixture(scope="module")
-def kafka() -> str:
-    return kafka_bootstrap()
-
-
-@pytest.fixture
-def hub(kafka: str, tmp_path: Path) -> Iterator[tuple[Hub, str]]:
-    prefix = f"t{uuid.uuid4().hex[:10]}."
-    h = bootstrap(
-        load_settings(
-            environ={},
-            data_dir=tmp_path / "data",
-            event_log="kafka",
-            kafka_bootstrap_servers=kafka,
-            kafka_topic_prefix=prefix,
-        )
-    )
-    yield h, prefix
-    h.close()
 
 
 def _row(tenant: str, account: str, amount: str, key: bytes | None) -> tuple[bytes, bytes]:
@@ -87,9 +61,9 @@ def _produce(kafka: str, topic: str, records: list[tuple[bytes, bytes]]) -> None
 
 
 def test_a_producer_to_flink_topics_cannot_write_another_tenants_view_rows(
-    hub: tuple[Hub, str], kafka: str
+    kafka_hub: tuple[Hub, str], kafka: str
 ) -> None:
-    h, prefix = hub
+    h, prefix = kafka_hub
     key = row_key(h.settings)
     loader = ResultLoader(h.log, h.projections.store("analytics"), row_key=key)
     loader.ensure_topics([TABLE])
@@ -121,9 +95,9 @@ def test_a_producer_to_flink_topics_cannot_write_another_tenants_view_rows(
     assert "Kafka key" in reasons[3]
 
 
-def test_a_loader_without_the_key_loads_nothing(hub: tuple[Hub, str], kafka: str) -> None:
+def test_a_loader_without_the_key_loads_nothing(kafka_hub: tuple[Hub, str], kafka: str) -> None:
     """Fails closed: a loader given no key cannot authenticate, so loads no row at all."""
-    h, prefix = hub
+    h, prefix = kafka_hub
     loader = ResultLoader(h.log, h.projections.store("analytics"))
     loader.ensure_topics([TABLE])
     _produce(kafka, prefix + result_topic(TABLE), [_row("acme", "A1", "1.00", row_key(h.settings))])
@@ -133,7 +107,7 @@ def test_a_loader_without_the_key_loads_nothing(hub: tuple[Hub, str], kafka: str
 
 
 def test_a_producer_to_flink_topics_cannot_write_feature_vectors(
-    hub: tuple[Hub, str], kafka: str
+    kafka_hub: tuple[Hub, str], kafka: str
 ) -> None:
     from core.ports.eventlog import TopicPartition
     from domain.features import PAYMENT_RISK
@@ -141,7 +115,7 @@ def test_a_producer_to_flink_topics_cannot_write_feature_vectors(
     from hub.ml_setup import feature_vectors
     from ml.flink_features import result_topic as vector_topic
 
-    h, prefix = hub
+    h, prefix = kafka_hub
     store = feature_vectors(h)
     try:
         companion = FlinkFeatureView(PAYMENT_RISK, h.log, store, row_key(h.settings))

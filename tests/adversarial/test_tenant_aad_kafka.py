@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, Producer
@@ -22,9 +20,7 @@ from core.events import STRATEGY_CONFIG, OutgoingEvent, tenant_of
 from core.pii import PiiCodec, encrypted_schema, plan
 from core.ports.keystore import make_aad_v1
 from domain.catalog import schema_text
-from hub.bootstrap import Hub, bootstrap
-from hub.settings import load_settings
-from tests.contract.test_eventlog_kafka import kafka_bootstrap
+from hub.bootstrap import Hub
 
 pytestmark = pytest.mark.integration
 
@@ -40,27 +36,6 @@ ACCOUNT = {
     "base_currency": "EUR",
     "opened_at": "2026-11-25T10:00:00Z",
 }
-
-
-@pytest.fixture(scope="module")
-def kafka() -> str:
-    return kafka_bootstrap()
-
-
-@pytest.fixture
-def hub(kafka: str, tmp_path: Path) -> Iterator[tuple[Hub, str]]:
-    prefix = f"t{uuid.uuid4().hex[:10]}."
-    h = bootstrap(
-        load_settings(
-            environ={},
-            data_dir=tmp_path / "data",
-            event_log="kafka",
-            kafka_bootstrap_servers=kafka,
-            kafka_topic_prefix=prefix,
-        )
-    )
-    yield h, prefix
-    h.close()
 
 
 def _raw(kafka: str, wire_topic: str) -> list[tuple[bytes, bytes | None, list[tuple[str, bytes]]]]:
@@ -93,9 +68,9 @@ def _raw(kafka: str, wire_topic: str) -> list[tuple[bytes, bytes | None, list[tu
 
 
 def test_a_broker_producers_copies_of_acmes_pii_open_for_nobody(
-    hub: tuple[Hub, str], kafka: str
+    kafka_hub: tuple[Hub, str], kafka: str
 ) -> None:
-    h, prefix = hub
+    h, prefix = kafka_hub
     topic = f"kt.accounts.{uuid.uuid4().hex[:6]}"
     h.log.create_topic(topic, 1, {STRATEGY_CONFIG: "topic"})
     sv = h.registry.register(f"{topic}-value", encrypted_schema(schema_text(TYPE)))

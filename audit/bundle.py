@@ -23,6 +23,9 @@ Layout of the zip::
                            resource, outcome, policy version, decision, approver, diff ...)
 
 :func:`verify_pack` checks, in order (the first failure raises ``AuditError`` naming it):
+    0. the zip's layout (``audit.packfile.check_archive``): its members, each name once, are
+       all its bytes up to the central directory (nothing another unzip tool could show that
+       the checks below never read);
     1. the verifier key: the pack's, or ``trusted`` (``hub-verify bundle --public-key``), which
        MUST then be the key that signed. A key found inside the pack proves integrity only:
        anyone can build a self-consistent pack with their own key; origin needs a key the

@@ -8,7 +8,8 @@ decision point for ``subject.erase`` first):
 1. refuses without a reason; refuses (``Forbidden``) a reader limited to one tenant a subject
    another tenant named too, or one named before the hub recorded its tenants
    (``check_scope``: the key is hub-wide, so only an officer of every tenant may destroy it
-   then); and refuses a subject under a legal hold (``subject:<id>``);
+   then); and refuses a subject under a legal hold (``subject:<id>``), or whose PII a held
+   topic holds, or while a projection that stores PII is held (``_held_scopes_shredded``);
 2. destroys every version of the subject's key (``KeyStore.destroy``: irreversible, idempotent).
    From here on every log read, quarantine entry and projection fold sees ``"[erased]"`` where
    the PII was, and a late event naming the subject is refused at ingest;
@@ -44,6 +45,7 @@ from typing import TYPE_CHECKING, Any
 
 from core.errors import Conflict, Forbidden, InvalidInput
 from core.ports.keystore import check_subject
+from core.ports.policy import HUB_TENANT
 from core.ports.views import Target, check_erasable
 from governance.subjects import subject_fields
 
@@ -51,11 +53,22 @@ if TYPE_CHECKING:
     from core.ports.keystore import KeyStore, SubjectTenants
     from core.ports.policy import Principal
     from core.projection import Projection, Table
-    from governance.retention import Governance
+    from governance.retention import Governance, RetentionJob
     from ledger.service import Ledger
     from projections.service import ProjectionService
 
 ACTION = "subject.erase"
+
+
+def _binds(hold_tenant: str, named: frozenset[str]) -> bool:
+    """Whether a hold placed in ``hold_tenant`` stops the erasure of a subject that the tenants
+    ``named`` named: the hub's own tenant's holds always, and a tenant's hold only when that
+    tenant named the subject (it has records of the subject to keep), or when who named it is
+    not known. A tenant that never named the subject has nothing of it under its hold: before,
+    acme's officer placed a hold on ``subject:<globex's customer>`` (or, with topic holds
+    counted, on ``topic:accounts``) and globex's erasures answered ``legal_hold`` with no hold
+    globex could list or release."""
+    return hold_tenant == HUB_TENANT or not named or hold_tenant in named
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,8 +138,10 @@ class Eraser:
         governance: Governance,
         projections: ProjectionService,
         subject_tenants: SubjectTenants | None = None,
+        retention: RetentionJob | None = None,
     ) -> None:
         self._subject_tenants = subject_tenants
+        self._retention = retention  # scans a held topic for the subject's records
         self._keystore = keystore
         self._ledger = ledger
         self._governance = governance
@@ -173,10 +188,18 @@ class Eraser:
         return named
 
     def erase(
-        self, principal: Principal, subject: str, reason: str, *, tenant_scope: str | None
+        self,
+        principal: Principal,
+        subject: str,
+        reason: str,
+        *,
+        tenant_scope: str | None,
+        check_holds: bool = True,
     ) -> Erasure:
         """Erase ``subject`` for a reader limited to ``tenant_scope`` (None: every tenant; see
-        ``check_scope``); raises ``Conflict`` under a legal hold, ``Forbidden`` out of scope."""
+        ``check_scope``); raises ``Conflict`` under a legal hold, ``Forbidden`` out of scope.
+        ``check_holds=False``: a restore re-applying an erasure made after its backup (the holds
+        were checked when it was made; a hold the older backup still holds was released since)."""
         check_subject(subject)
         if not reason.strip():
             raise InvalidInput(
@@ -184,10 +207,23 @@ class Eraser:
                 code="reason_required",
             )
         named = self.check_scope(subject, tenant_scope)  # 1. before the hold: no hold is told
-        if self._governance.is_held(f"subject:{subject}"):
+        holds = (
+            {h.scope for h in self._governance.holds() if _binds(h.tenant, named)}
+            if check_holds
+            else set()
+        )
+        if f"subject:{subject}" in holds:
             raise Conflict(
                 f"Data subject {subject!r} is under a legal hold: erasure is refused until the "
                 "hold is released (`hub legal-hold list`).",
+                code="legal_hold",
+            )
+        held = self._held_scopes_shredded(subject, holds)
+        if held:
+            raise Conflict(
+                f"Erasing data subject {subject!r} would destroy personal data in "
+                f"{', '.join(held)}, under a legal hold: erasure is refused until the hold is "
+                "released (`hub legal-hold list`).",
                 code="legal_hold",
             )
         existed = self._keystore.exists(subject)
@@ -221,6 +257,31 @@ class Eraser:
             audit_offset=meta.offset,
             checkpoint_size=synced.size,
         )
+
+    def _held_scopes_shredded(self, subject: str, holds: set[str]) -> list[str]:
+        """The held ``topic:`` and ``projection:`` scopes whose data crypto-shredding ``subject``
+        would change: a held topic holding a record with PII encrypted under the subject's key
+        (a hold means nothing in the scope is deleted or erased, README), and a held projection
+        that stores PII (step 3 scrubs or rebuilds it). Only a subject hold was checked before,
+        so a topic under a litigation hold lost a subject's PII to one officer's erasure."""
+        scopes = sorted(holds)
+        if not scopes or not self._keystore.exists(subject):
+            return []  # no key: nothing of the subject's is encrypted, so nothing is shredded
+        stores_pii = set(pii_projections())
+        out = []
+        for scope in scopes:
+            kind, _, name = scope.partition(":")
+            if kind == "projection":
+                shredded = name in stores_pii
+            else:
+                shredded = (
+                    kind == "topic"
+                    and self._retention is not None
+                    and self._retention.holds_pii_of(name, subject)
+                )
+            if shredded:
+                out.append(scope)
+        return out
 
     def _erase_views(self, subject: str) -> tuple[list[str], dict[str, dict[str, int]]]:
         """Step 3: scrub (or rebuild) every PII projection; returns (rebuilt, rows scrubbed)."""

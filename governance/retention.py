@@ -741,3 +741,29 @@ class RetentionJob:
             if data_subject_of(value, schemas[schema_id]) in subjects:
                 return rec.offset
         return keep
+
+    def holds_pii_of(self, topic: str, subject: str) -> bool:
+        """Whether ``topic`` holds a record whose personal data is encrypted under ``subject``'s
+        key (its schema names the subject and classifies a field PII): what crypto-shredding
+        the subject would make unreadable there. A whole-topic scan, run only for an erasure
+        while that topic is under a legal hold."""
+        from core.pii import data_subject_of, plan
+
+        try:
+            starts = self._log.beginning_offsets(topic)
+        except TopicNotFound:
+            return False
+        schemas: dict[int, str | None] = {}
+        for part, start in sorted(starts.items()):
+            for rec in self._records(topic, part, start):
+                decoded = self._reader.decode(rec)
+                value, schema_id = decoded.get("value"), decoded.get("schema_id")
+                if not isinstance(value, dict) or schema_id is None:
+                    continue
+                if schema_id not in schemas:
+                    parsed = self._registry.parsed(schema_id).text
+                    schemas[schema_id] = parsed if plan(parsed).fields else None
+                text = schemas[schema_id]
+                if text is not None and data_subject_of(value, text) == subject:
+                    return True
+        return False

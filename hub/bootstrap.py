@@ -642,6 +642,9 @@ def bootstrap(
     keys.use_policy(decide_in_force)
     keys.on_revoked(config_changes.withdraw_revoked)
     lineage = LineageLog(event_log, reader)
+    retention = RetentionJob(
+        event_log, reader, registry, publisher, ledger, governance, projections
+    )
     hub = Hub(
         settings=settings,
         log=event_log,
@@ -661,12 +664,10 @@ def bootstrap(
         policy_changes=policy_changes,
         policy_follower=PolicyFollower(policy_changes),
         config_changes=config_changes,
-        retention=RetentionJob(
-            event_log, reader, registry, publisher, ledger, governance, projections
-        ),
+        retention=retention,
         lineage=lineage,
         catalog=Catalog(event_log, registry, governance, lineage),
-        eraser=Eraser(keystore, ledger, governance, projections, subject_tenants),
+        eraser=Eraser(keystore, ledger, governance, projections, subject_tenants, retention),
         leader=leader,
     )
     log.info(

@@ -53,6 +53,7 @@ from storage.backup_witness import (
     Witnessed,
     add_to_witness,
     check_not_rolled_back,
+    newer_than_named,
     witness_path,
 )
 from storage.erasures import JournalEntry, erased_subjects, record_erasure
@@ -270,13 +271,17 @@ def restore(
             "Restoring needs the credential of a principal of the backed-up hub allowed "
             "backup.restore: pass --key KEY_ID:SECRET or --key-file FILE."
         )
-    chosen = choose_backup(store, backup_id, at_size=at_size, at_time_ms=at_time_ms)
+    skipped: list[str] = []
+    chosen = choose_backup(
+        store, backup_id, at_size=at_size, at_time_ms=at_time_ms, kek=kek, skipped=skipped
+    )
     older_than_witnessed = None
     if backup_id is None:  # 0. the store's newest is not necessarily the newest made
+        bad = {w.split()[2] for w in skipped}  # "WARNING: backup <id> ..."
         warning = check_not_rolled_back(
             kek,
             chosen,
-            backup_ids(store),
+            [b for b in backup_ids(store) if b not in bad],
             at_size=at_size,
             at_time_ms=at_time_ms,
             allow_older=allow_older,
@@ -285,7 +290,13 @@ def restore(
         if warning is not None:
             say(warning)
             older_than_witnessed = warning
-    check_erasures_kept(store, kek)  # 0b. no erasure the newest backup knows was deleted
+    else:  # a named backup: honoured, but a rollback past witnessed backups is said and recorded
+        older_than_witnessed = newer_than_named(kek, chosen, _witness_file(settings, kek))
+        if older_than_witnessed is not None:
+            say(older_than_witnessed)
+    skipped += check_erasures_kept(store, kek)  # 0b. no erasure the newest knows was deleted
+    for line in dict.fromkeys(skipped):
+        say(line)
     staging = target.parent / f".{target.name}.restoring-{chosen}"
     if staging.exists():
         shutil.rmtree(staging)
@@ -330,6 +341,8 @@ def restore(
                         f"re-applied after restoring backup {chosen}: erased at "
                         f"{entry.erased_at_ms} (epoch ms), after the backup was made",
                         tenant_scope=None,  # decided when it was first erased; re-applied as is
+                        # likewise its holds: one the backup holds was released before it was made
+                        check_holds=False,
                     )
                     reapplied.append(entry.subject)
             seconds["erasures"] = time.perf_counter() - t

@@ -562,7 +562,19 @@ def read_manifest(store: ObjectStore, backup_id: str) -> tuple[Manifest, bytes, 
 
 
 def list_backups(store: ObjectStore) -> list[dict[str, Any]]:
-    return [read_manifest(store, b)[0].summary() for b in backup_ids(store)]
+    """The store's backups; one whose manifest is missing or unreadable is left out (a
+    ``manifest.sig`` planted under a new id made the whole listing fail)."""
+    out = []
+    for b in backup_ids(store):
+        try:
+            out.append(read_manifest(store, b)[0].summary())
+        except (BackupNotFound, BackupCorrupt):
+            continue
+    return out
+
+
+def _unverified(exc: HubError, backup_id: str) -> str:
+    return f"WARNING: backup {backup_id} in the store does not verify and is skipped: {exc}"
 
 
 def choose_backup(
@@ -571,19 +583,39 @@ def choose_backup(
     *,
     at_size: int | None = None,
     at_time_ms: int | None = None,
+    kek: Kek | None = None,
+    skipped: list[str] | None = None,
 ) -> str:
     """The backup to restore: the one named, else the newest whose ledger size is at most
-    ``at_size`` and whose snapshot is at or before ``at_time_ms`` (point in time)."""
+    ``at_size`` and whose snapshot is at or before ``at_time_ms`` (point in time). With
+    ``kek``, a newer backup that does not verify (``open_backup``: planted or damaged) is
+    skipped and named in ``skipped``: a ``manifest.sig`` planted under an id sorting last
+    made every restore fail. Skipping cannot roll the restore back unseen: a genuine newest
+    backup is in the backup witness, which ``check_not_rolled_back`` compares."""
     if backup_id:
         return check_backup_id(backup_id)
     best = None
-    for b in backup_ids(store):
-        m = read_manifest(store, b)[0]
+    failed: HubError | None = None  # the newest that did not verify: raised if none does
+    verified = False
+    for b in reversed(backup_ids(store)):
+        try:
+            m = read_manifest(store, b)[0] if kek is None else open_backup(store, b, kek)[0]
+        except (BackupNotFound, BackupCorrupt) as exc:
+            if kek is None:
+                raise
+            failed = failed or exc
+            if skipped is not None:
+                skipped.append(_unverified(exc, b))
+            continue
+        verified = True
         if at_size is not None and m.ledger_size > at_size:
             continue
         if at_time_ms is not None and m.created_at_ms > at_time_ms:
             continue
         best = b
+        break
+    if best is None and failed is not None and not verified:
+        raise failed
     if best is None:
         raise BackupNotFound(
             "No backup in the store matches"
@@ -695,15 +727,23 @@ def fetch_backup(
     return Fetched(manifest, staging, total, time.perf_counter() - started)
 
 
-def check_erasures_kept(store: ObjectStore, kek: Kek) -> None:
+def check_erasures_kept(store: ObjectStore, kek: Kek) -> list[str]:
     """Refuse (``RestoreRefused``) when an erasure journal entry that the newest complete
     backup's signed manifest lists is gone from the store: deleting it would let a restore of
     an older backup bring the erased subject back. (Entries made after the newest backup are
-    only in the journal: see ``storage.erasures``.)"""
-    newest = latest_backup_id(store)
-    if newest is None:
-        return
-    manifest, _keys = open_backup(store, newest, kek)
+    only in the journal: see ``storage.erasures``.) The newest backup is the newest that
+    verifies: one planted in the store is skipped (returned as warnings), not fatal to every
+    restore, a named one included."""
+    skipped: list[str] = []
+    manifest = None
+    for newest in reversed(backup_ids(store)):
+        try:
+            manifest, _keys = open_backup(store, newest, kek)
+            break
+        except (BackupNotFound, BackupCorrupt, RestoreRefused) as exc:
+            skipped.append(_unverified(exc, newest))
+    if manifest is None:
+        return skipped
     present = set(store.list(ERASURES_PREFIX))
     gone = [k for k in manifest.erasures if k not in present]
     if gone:
@@ -713,6 +753,7 @@ def check_erasures_kept(store: ObjectStore, kek: Kek) -> None:
             "object store, and the restore would bring those subjects back. Put the objects "
             "back from a copy of the store (they are signed by the ledger key)."
         )
+    return skipped
 
 
 def check_backup(store: ObjectStore, backup_id: str, kek: Kek) -> dict[str, Any]:

@@ -164,3 +164,22 @@ def check_not_rolled_back(
             f"--allow-older to restore {chosen} knowingly (the restore records it)."
         )
     return f"WARNING: {what}; --allow-older given, restoring {chosen}."
+
+
+def newer_than_named(kek: Kek, chosen: str, path: Path | None = None) -> str | None:
+    """For a restore of a backup the operator named: a warning naming the newest backup the
+    witness records after ``chosen`` (the restore rolls the hub back past it), else None. The
+    named choice is honoured (a point-in-time restore is legitimate); the warning is shown and
+    recorded on the restored ledger's ``backup.restore`` entry, which otherwise named only the
+    backup's own size: nothing on the restored hub said that newer history had existed."""
+    path = path or witness_path(kek)
+    seen = read_witness(kek, path)
+    newer = [w for w in seen or [] if w.id > chosen]
+    if not newer:
+        return None
+    last = max(newer, key=lambda w: w.id)
+    return (
+        f"WARNING: backup {chosen} is older than {len(newer)} backup(s) the witness {path} "
+        f"records, the newest {last.id} (ledger size {last.ledger_size}): the restored hub is "
+        "rolled back past them."
+    )

@@ -16,7 +16,10 @@ partition a list of covered offset runs, so memory does not grow with the table)
     4. no hole: no record in the log, nor leaf in the ledger, below ``hub.next_offsets`` that
        the lake lacks (a deleted data file, a deleted row, or a raised property that made the
        next export skip records);
-    5. ``hub.next_offsets`` not beyond the log's end.
+    5. ``hub.next_offsets`` not beyond the log's end;
+    6. ``hub.next_offsets`` not behind what the newest ``lake.export`` entry of the ledger
+       records for the table: the catalog's pointer moved back to an older metadata file
+       (Iceberg keeps every one) gives a shorter table that checks 1-5 find consistent.
 The first problem found is the one reported (:class:`LakeTampered`); a clean table returns a
 :class:`TableCheck`.
 """
@@ -24,7 +27,7 @@ The first problem found is the one reported (:class:`LakeTampered`); a clean tab
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -141,8 +144,11 @@ def verify_topic_table(
     topic: str,
     decode: Decode,
     leaf_hashes: LeafHashes,
+    recorded: Mapping[int, int] | None = None,
 ) -> TableCheck:
-    """Check ``raw.<topic>`` against the log and the ledger; raise :class:`LakeTampered`."""
+    """Check ``raw.<topic>`` against the log and the ledger; raise :class:`LakeTampered`.
+    ``recorded``: the ``hub.next_offsets`` the ledger's newest ``lake.export`` entry records
+    for the table (step 6)."""
     ident = f"{RAW_NS}.{_table_name(topic)}"
     table = catalog.load_table(ident)
     check = TableCheck(ident)
@@ -202,6 +208,15 @@ def verify_topic_table(
         if p not in done:
             raise _fail(
                 ident, f"it holds rows of partition {p}, which {NEXT_OFFSETS} does not list"
+            )
+    # last: a lowered property with rows past it is named above, more precisely
+    for p, o in sorted((recorded or {}).items()):
+        if done.get(p, 0) < o:
+            raise _fail(
+                ident,
+                f"{NEXT_OFFSETS} says partition {p} was exported up to offset {done.get(p, 0)}, "
+                f"but the export the ledger records reached offset {o}: the table was rolled "
+                "back to an older metadata file or snapshot (the newest exported rows are hidden)",
             )
     return check
 

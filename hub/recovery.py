@@ -699,7 +699,8 @@ def drill(
     1. (``backup_first``) back up now;
     2. note the disaster time and the live log's end offsets;
     3. copy the data folder (consistent snapshots) into the scratch folder, then destroy it;
-    4. restore the newest backup there (every check of ``restore``), and, with
+    4. restore the newest backup that verifies there (every check of ``restore``, as chosen
+       by ``choose_backup``: a planted newest is skipped and named), and, with
        ``rebuild_views``, run every projection: RTO is the time from 4 to ready;
     5. check the restored ledger is a prefix of the live one (the live root at the backup's tree
        size equals the manifest's); RPO is the disaster time minus the backup's snapshot time,
@@ -707,18 +708,20 @@ def drill(
     """
     import tempfile
 
-    from storage.backup import data_files, latest_backup_id, read_manifest, snapshot_file
+    from storage.backup import data_files, read_manifest, snapshot_file
 
     say = progress or (lambda _msg: None)
     if backup_first:  # 1
         backup(h, store, kek, chunk_bytes=chunk_bytes, progress=progress)
-    latest = latest_backup_id(store)
-    if latest is None:
+    if not backup_ids(store):
         raise HubError(
             "The object store holds no backup to drill with: run `hub backup create` first "
             "(or pass --backup-first).",
             code="backup_not_found",
         )
+    # the newest that verifies, as a restore chooses: a manifest.sig planted under an id sorting
+    # last made every drill fail (the restore's witness check still sees a removed genuine one)
+    latest = choose_backup(store, kek=kek)
     h.ledger.sync(force_checkpoint=True)
     disaster_ms = time.time_ns() // 1_000_000  # 2
     live_offsets = {
@@ -736,7 +739,13 @@ def drill(
         shutil.rmtree(copy)
         say(f"destroyed the copy ({copied} bytes); restoring backup {latest}")
         started = time.perf_counter()  # 4
-        result = restore(h.settings, store, kek, copy, token, backup_id=latest, progress=progress)
+        # unnamed: every check of a restore of the newest, the witness's rollback check included
+        result = restore(h.settings, store, kek, copy, token, progress=progress)
+        if result.backup_id != latest:  # the store changed during the drill
+            raise RestoreRefused(
+                f"The drill chose backup {latest} but the restore took {result.backup_id}: "
+                "the store changed during the drill; run it again."
+            )
         views_s = 0.0
         if rebuild_views:
             from projections.catalog import PROJECTIONS

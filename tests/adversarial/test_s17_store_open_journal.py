@@ -137,8 +137,11 @@ def test_concurrent_backup_and_erasure_lines_keep_the_chain(tmp_path: Path) -> N
     assert len(read_witness(kek) or []) == 30
     assert [e.subject for e in witnessed_erasures(kek) or []] == [f"ACC-{i}" for i in range(30)]
     lines = witness_path(kek).read_text().splitlines()
-    turned = json.loads(lines[-1])
-    turned.pop("kind")  # an erasure line passed off as a backup line fails its MAC
-    witness_path(kek).write_text("\n".join([*lines[:-1], json.dumps(turned)]) + "\n")
+    # the threads interleave: take an erasure line wherever it landed
+    at = next(i for i, line in enumerate(lines) if '"kind": "erasure"' in line)
+    turned = json.loads(lines[at])
+    turned.pop("kind")  # an erasure line passed off as a backup line fails its check
+    lines[at] = json.dumps(turned)
+    witness_path(kek).write_text("\n".join(lines) + "\n")
     with pytest.raises(BackupCorrupt):
         read_witness(kek)

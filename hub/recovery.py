@@ -15,8 +15,10 @@
    ledger snapshot, and the whole ledger verifies (``ledger.verify.verify_ledger``, the check
    ``hub ledger verify`` runs), the root at the manifest's size still being the manifest's;
 3. the restoring principal is allowed ``backup.restore`` by the restored hub's policy;
-4. every subject in the store's erasure journal whose key the restored key ring still holds is
-   erased again (``governance.erasure.erase``), so an erasure made after the backup holds;
+4. every subject in the store's erasure journal, or in the backup witness's erasure lines (the
+   anchor outside the store: a journal entry deleted there is re-applied from the witness and
+   named), whose key the restored key ring still holds is erased again
+   (``governance.erasure.erase``), so an erasure made after the backup holds;
 5. the restore is recorded on the restored ledger (``backup.restore``) under a signed checkpoint;
 6. the staging folder is renamed to the target (which must not exist, or be empty).
 Any failure removes the staging folder and leaves the target untouched; on the distributed
@@ -38,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 from core.errors import ConfigError, HubError
 from core.ports.ledgerstore import LedgerStore
 from core.ports.objectstore import ObjectStore
+from core.ports.signer import Signer
 from storage.backup import (
     Kek,
     LedgerState,
@@ -51,10 +54,12 @@ from storage.backup import (
 )
 from storage.backup_witness import (
     Witnessed,
+    WitnessedErasure,
     add_to_witness,
     check_not_rolled_back,
     newer_than_named,
     witness_path,
+    witnessed_erasures,
 )
 from storage.erasures import JournalEntry, erased_subjects, record_erasure
 
@@ -87,16 +92,41 @@ def _droppable(store: Any) -> Any:
     return _need(store, "drop", "the PostgreSQL ledger store (HUB_LEDGER_STORE=postgres)")
 
 
-def journal_erasure(settings: Settings, done: Erasure, sign_note: Callable[[str], bytes]) -> None:
+def journal_erasure(settings: Settings, done: Erasure, signer: Signer) -> str | None:
     """Record an erasure in the object store's erasure journal (``storage.erasures``), signed
-    with ``sign_note`` (the ledger's signer)."""
+    by ``signer`` (the ledger's), and in the backup witness beside the KEK
+    (``HUB_BACKUP_KEK_FILE``): whoever can write the store can delete its journal entry, and
+    an erasure made after the newest backup is in no backup's manifest, so the witness is its
+    anchor (a restore re-applies every witnessed erasure). Returns a warning when the erasure
+    could not be witnessed (no KEK configured, or unreadable): it then rests on the store's
+    journal alone. The erasure itself is done either way."""
     from hub.bootstrap import build_object_store
+    from storage.backup import load_kek
 
+    at_ms = time.time_ns() // 1_000_000
     record_erasure(
         build_object_store(settings),
-        JournalEntry(done.subject, time.time_ns() // 1_000_000, done.audit_offset),
-        sign_note,
+        JournalEntry(done.subject, at_ms, done.audit_offset),
+        signer.sign_note,
     )
+    unanchored = (
+        f"WARNING: the erasure of {done.subject!r} is journalled in the object store only: "
+        "whoever can write the store can delete that entry and a restore of a backup made "
+        "before it would bring the subject's key back"
+    )
+    if settings.backup_kek_file is None:
+        return f"{unanchored}. Set HUB_BACKUP_KEK_FILE so that erasures are witnessed."
+    try:
+        forbidden = (settings.data_dir, settings.objects_dir)  # as `hub backup` refuses
+        kek = load_kek(settings.backup_kek_file, forbidden_under=forbidden)
+        add_to_witness(
+            kek,
+            WitnessedErasure(done.subject, at_ms, signer.verifier_key()),
+            _witness_file(settings, kek),
+        )
+    except HubError as exc:
+        return f"{unanchored}, because it could not be witnessed: {exc.message}"
+    return None
 
 
 def _open_ledger_in(folder: Path) -> LedgerStore:
@@ -271,6 +301,7 @@ def restore(
             "Restoring needs the credential of a principal of the backed-up hub allowed "
             "backup.restore: pass --key KEY_ID:SECRET or --key-file FILE."
         )
+    witness = _witness_file(settings, kek)
     skipped: list[str] = []
     chosen = choose_backup(
         store, backup_id, at_size=at_size, at_time_ms=at_time_ms, kek=kek, skipped=skipped
@@ -285,13 +316,13 @@ def restore(
             at_size=at_size,
             at_time_ms=at_time_ms,
             allow_older=allow_older,
-            path=_witness_file(settings, kek),
+            path=witness,
         )
         if warning is not None:
             say(warning)
             older_than_witnessed = warning
     else:  # a named backup: honoured, but a rollback past witnessed backups is said and recorded
-        older_than_witnessed = newer_than_named(kek, chosen, _witness_file(settings, kek))
+        older_than_witnessed = newer_than_named(kek, chosen, witness)
         if older_than_witnessed is not None:
             say(older_than_witnessed)
     skipped += check_erasures_kept(store, kek)  # 0b. no erasure the newest knows was deleted
@@ -333,18 +364,40 @@ def restore(
                 raise Forbidden(f"Access denied: {decision.reason}.")
             t = time.perf_counter()
             reapplied = []
-            for entry in erased_subjects(store, [h.ledger.signer.verifier()]):  # 4
-                if h.keystore.exists(entry.subject):
+            journal = {
+                e.subject: e.erased_at_ms
+                for e in erased_subjects(store, [h.ledger.signer.verifier()])
+            }
+            # 4. the witness is the anchor the store's writer cannot delete: an erasure it
+            # records and the journal lacks is re-applied too, and the deletion is said
+            ours = h.ledger.signer.verifier_key()
+            lost = {
+                w.subject: w.erased_at_ms
+                for w in witnessed_erasures(kek, witness) or []
+                if w.ledger == ours  # another hub's erasure (same KEK) is not this hub's
+            }
+            lost = {s: ms for s, ms in lost.items() if s not in journal}
+            if lost:
+                journal_lost = (
+                    f"WARNING: the backup witness {witness} records {len(lost)} erasure(s) "
+                    "the store's erasure journal lacks (deleted from the store): "
+                    f"{', '.join(sorted(lost)[:5])}; re-applied from the witness."
+                )
+                say(journal_lost)
+            for subject, erased_at_ms in sorted(
+                {**journal, **lost}.items(), key=lambda kv: (kv[1], kv[0])
+            ):
+                if h.keystore.exists(subject):
                     h.eraser.erase(
                         principal,
-                        entry.subject,
+                        subject,
                         f"re-applied after restoring backup {chosen}: erased at "
-                        f"{entry.erased_at_ms} (epoch ms), after the backup was made",
+                        f"{erased_at_ms} (epoch ms), after the backup was made",
                         tenant_scope=None,  # decided when it was first erased; re-applied as is
                         # likewise its holds: one the backup holds was released before it was made
                         check_holds=False,
                     )
-                    reapplied.append(entry.subject)
+                    reapplied.append(subject)
             seconds["erasures"] = time.perf_counter() - t
             h.ledger.record_action(  # 5
                 principal.id,
@@ -356,6 +409,7 @@ def restore(
                     "ledger_root": manifest.ledger_root,
                     "erasures_reapplied": len(reapplied),
                     **({"warning": older_than_witnessed} if older_than_witnessed else {}),
+                    **({"erasure_journal_lost": sorted(lost)} if lost else {}),
                 },
             )
             h.ledger.sync(force_checkpoint=True)
@@ -645,7 +699,8 @@ def drill(
     1. (``backup_first``) back up now;
     2. note the disaster time and the live log's end offsets;
     3. copy the data folder (consistent snapshots) into the scratch folder, then destroy it;
-    4. restore the newest backup there (every check of ``restore``), and, with
+    4. restore the newest backup that verifies there (every check of ``restore``, as chosen
+       by ``choose_backup``: a planted newest is skipped and named), and, with
        ``rebuild_views``, run every projection: RTO is the time from 4 to ready;
     5. check the restored ledger is a prefix of the live one (the live root at the backup's tree
        size equals the manifest's); RPO is the disaster time minus the backup's snapshot time,
@@ -653,18 +708,20 @@ def drill(
     """
     import tempfile
 
-    from storage.backup import data_files, latest_backup_id, read_manifest, snapshot_file
+    from storage.backup import data_files, read_manifest, snapshot_file
 
     say = progress or (lambda _msg: None)
     if backup_first:  # 1
         backup(h, store, kek, chunk_bytes=chunk_bytes, progress=progress)
-    latest = latest_backup_id(store)
-    if latest is None:
+    if not backup_ids(store):
         raise HubError(
             "The object store holds no backup to drill with: run `hub backup create` first "
             "(or pass --backup-first).",
             code="backup_not_found",
         )
+    # the newest that verifies, as a restore chooses: a manifest.sig planted under an id sorting
+    # last made every drill fail (the restore's witness check still sees a removed genuine one)
+    latest = choose_backup(store, kek=kek)
     h.ledger.sync(force_checkpoint=True)
     disaster_ms = time.time_ns() // 1_000_000  # 2
     live_offsets = {
@@ -682,7 +739,13 @@ def drill(
         shutil.rmtree(copy)
         say(f"destroyed the copy ({copied} bytes); restoring backup {latest}")
         started = time.perf_counter()  # 4
-        result = restore(h.settings, store, kek, copy, token, backup_id=latest, progress=progress)
+        # unnamed: every check of a restore of the newest, the witness's rollback check included
+        result = restore(h.settings, store, kek, copy, token, progress=progress)
+        if result.backup_id != latest:  # the store changed during the drill
+            raise RestoreRefused(
+                f"The drill chose backup {latest} but the restore took {result.backup_id}: "
+                "the store changed during the drill; run it again."
+            )
         views_s = 0.0
         if rebuild_views:
             from projections.catalog import PROJECTIONS

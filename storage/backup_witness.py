@@ -14,6 +14,12 @@ reordered or inserted without the KEK fails, naming the file). Truncating the fi
 detectable from the file alone; it sits where the KEK sits, so whoever can truncate it can also
 take the KEK.
 
+Erasure lines (``{"kind": "erasure", "subject", "erased_at_ms", "ledger", "mac"}``, the same
+chain; ``ledger`` is the erasing hub's ledger key) anchor erasures made after the newest backup,
+which the store's erasure journal alone cannot: its writer could delete an entry
+(``hub.recovery.journal_erasure`` writes them; a restore re-applies them;
+docs/trust-model.md argues the choice).
+
 Restore (``check_not_rolled_back``): the witnessed backups that match the restore's bounds
 (ledger size, time) are compared with the store's choice; when a newer witnessed one is not a
 complete backup in the store, the restore is refused naming it, unless the operator accepts the
@@ -23,6 +29,7 @@ older backup explicitly (``--allow-older``); a missing witness file is reported 
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import hmac
 import json
@@ -49,37 +56,70 @@ def witness_path(kek: Kek) -> Path:
     return Path(kek.source + SUFFIX)
 
 
-def _mac(kek: Kek, prev: str, w: Witnessed) -> str:
+@dataclass(frozen=True)
+class WitnessedErasure:
+    """An erasure, witnessed when it was made (``hub.recovery.journal_erasure``): the anchor
+    of an erasure made after the newest backup, which the store's journal alone cannot be."""
+
+    subject: str
+    erased_at_ms: int
+    ledger: str  # the erasing hub's ledger verifier key: hubs sharing a KEK share the witness
+
+
+def _mac(kek: Kek, prev: str, w: Witnessed | WitnessedErasure) -> str:
     key = hashlib.sha256(b"hub-backup-witness\x00" + kek.key).digest()
-    body = f"{prev}|{w.id}|{w.created_at_ms}|{w.ledger_size}|{w.manifest_sha256}"
+    if isinstance(w, Witnessed):
+        body = f"{prev}|{w.id}|{w.created_at_ms}|{w.ledger_size}|{w.manifest_sha256}"
+    else:  # JSON-quoted: a subject holding "|" cannot pose as a backup line's fields
+        body = f"{prev}|erasure|{w.erased_at_ms}|{json.dumps(w.ledger)}|{json.dumps(w.subject)}"
     return hmac.new(key, body.encode(), hashlib.sha256).hexdigest()
 
 
 def read_witness(kek: Kek, path: Path | None = None) -> list[Witnessed] | None:
     """The witnessed backups, oldest first; None when there is no witness file. Raises
     ``BackupCorrupt`` naming the file and line when a line fails its MAC."""
-    path = path or witness_path(kek)
+    lines = _read(kek, path or witness_path(kek))
+    return None if lines is None else [w for w in lines if isinstance(w, Witnessed)]
+
+
+def witnessed_erasures(kek: Kek, path: Path | None = None) -> list[WitnessedErasure] | None:
+    """The erasures the witness records, oldest first; None when there is no witness file."""
+    lines = _read(kek, path or witness_path(kek))
+    return None if lines is None else [w for w in lines if isinstance(w, WitnessedErasure)]
+
+
+def _read(kek: Kek, path: Path) -> list[Witnessed | WitnessedErasure] | None:
     try:
         lines = path.read_text().splitlines()
     except FileNotFoundError:
         return None
     except OSError as exc:
         raise BackupError(f"Cannot read the backup witness {path}: {exc.strerror}.") from exc
-    out, prev = [], _GENESIS
+    return _parse(kek, path, lines)
+
+
+def _parse(kek: Kek, path: Path, lines: list[str]) -> list[Witnessed | WitnessedErasure]:
+    out: list[Witnessed | WitnessedErasure] = []
+    prev = _GENESIS
     for n, line in enumerate(lines, 1):
         try:
             d = json.loads(line)
-            w = Witnessed(
-                str(d["id"]), int(d["created_at_ms"]), int(d["ledger_size"]), str(d["sha256"])
-            )
+            w: Witnessed | WitnessedErasure
+            if d.get("kind") == "erasure":
+                w = WitnessedErasure(str(d["subject"]), int(d["erased_at_ms"]), str(d["ledger"]))
+            else:
+                w = Witnessed(
+                    str(d["id"]), int(d["created_at_ms"]), int(d["ledger_size"]), str(d["sha256"])
+                )
             mac = str(d["mac"])
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise BackupCorrupt(
                 f"Line {n} of the backup witness {path} is not readable ({exc}); it was changed."
             ) from None
         if not hmac.compare_digest(mac, _mac(kek, prev, w)):
+            what = f"backup {w.id}" if isinstance(w, Witnessed) else "an erasure"
             raise BackupCorrupt(
-                f"Line {n} of the backup witness {path} (backup {w.id}) fails its MAC under the "
+                f"Line {n} of the backup witness {path} ({what}) fails its MAC under the "
                 f"KEK {kek.source}: the file was changed, or belongs to another KEK."
             )
         out.append(w)
@@ -87,35 +127,50 @@ def read_witness(kek: Kek, path: Path | None = None) -> list[Witnessed] | None:
     return out
 
 
-def add_to_witness(kek: Kek, w: Witnessed, path: Path | None = None) -> Path:
-    """Append ``w`` to the witness (created mode 0600 beside the KEK); fsynced."""
+def add_to_witness(kek: Kek, w: Witnessed | WitnessedErasure, path: Path | None = None) -> Path:
+    """Append ``w`` to the witness (created mode 0600 beside the KEK); fsynced. An exclusive
+    lock on the file spans reading the last MAC and appending: a backup and an erasure (two
+    processes) appending at once would otherwise chain both lines to the same predecessor,
+    and the file would fail its check for good."""
     path = path or witness_path(kek)
-    prev = _GENESIS
     try:
-        last = path.read_text().splitlines()[-1:]
-    except FileNotFoundError:
-        last = []
-    if last:
-        read_witness(kek, path)  # never extend a chain that does not verify
-        prev = str(json.loads(last[0])["mac"])
-    line = {
-        "id": w.id,
-        "created_at_ms": w.created_at_ms,
-        "ledger_size": w.ledger_size,
-        "sha256": w.manifest_sha256,
-        "mac": _mac(kek, prev, w),
-    }
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        with os.fdopen(fd, "a") as f:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+        with os.fdopen(fd, "r+") as f:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+            lines = f.read().splitlines()
+            prev = _GENESIS
+            if lines:
+                _parse(kek, path, lines)  # never extend a chain that does not verify
+                prev = str(json.loads(lines[-1])["mac"])
+            line: dict[str, object]
+            if isinstance(w, Witnessed):
+                line = {
+                    "id": w.id,
+                    "created_at_ms": w.created_at_ms,
+                    "ledger_size": w.ledger_size,
+                    "sha256": w.manifest_sha256,
+                }
+            else:
+                line = {
+                    "kind": "erasure",
+                    "subject": w.subject,
+                    "erased_at_ms": w.erased_at_ms,
+                    "ledger": w.ledger,
+                }
+            line["mac"] = _mac(kek, prev, w)
             f.write(json.dumps(line, sort_keys=True) + "\n")
             f.flush()
             os.fsync(f.fileno())
     except OSError as exc:
+        what = (
+            f"Backup {w.id} is complete in the store, but its witness"
+            if isinstance(w, Witnessed)
+            else f"The erasure of {w.subject!r} is done, but its witness line"
+        )
         raise BackupError(
-            f"Backup {w.id} is complete in the store, but its witness could not be written to "
-            f"{path} ({exc.strerror}): a restore cannot tell whether it was removed. Make the "
-            "folder of the KEK file writable for backups, or keep the witness by hand."
+            f"{what} could not be written to {path} ({exc.strerror}): a restore cannot tell "
+            "whether it was removed. Make the folder of the KEK file writable for backups, or "
+            "keep the witness by hand."
         ) from exc
     return path
 

@@ -5,7 +5,9 @@ A backup made before ``hub erase ACC-1`` still holds ACC-1's data key (sealed in
 The live hub that recorded the erasure may be gone when the backup is restored, so the proof
 that ACC-1 was erased must live where the backups live: ``erasures/<sha256(subject)>.json``
 (``{"subject", "erased_at_ms", "reason_ref"}``). A restore lists the journal and erases again
-every subject whose key the restored key ring still holds, before it reports success.
+every subject whose key the restored key ring still holds, before it reports success. The
+journal cannot vouch for an entry deleted from it: erasures made after the newest backup are
+also witnessed beside the KEK (``storage.backup_witness``), which the restore reads too.
 The journal names subject ids (account ids), never PII: the same ids the ledger's
 ``subject.erase`` entries name.
 

@@ -259,11 +259,16 @@ def export_view(
     table: Any,
     rows: Sequence[Mapping[str, Any]],
     ledger_size: int | None,
+    *,
+    written: Callable[[pa.Table], None] | None = None,
 ) -> int:
-    """Replace ``views.<projection>__<table>`` with the view's rows; rows written."""
+    """Replace ``views.<projection>__<table>`` with the view's rows; rows written. ``written``
+    sees the Arrow table written (the export records its digest for ``hub lake verify``)."""
     from pyiceberg.exceptions import NoSuchTableError
 
     data = view_table(table, rows)
+    if written is not None:
+        written(data)
     ident = f"{VIEWS_NS}.{_table_name(projection)}__{_table_name(table.name)}"
     try:
         iceberg = catalog.load_table(ident)

@@ -1,5 +1,7 @@
 """``hub lake verify``: every row of a ``raw.<topic>`` lake table checked against the log and
-the ledger, as an auditor would (``storage.lake`` writes the tables).
+the ledger, as an auditor would (``storage.lake`` writes the tables); each
+``views.<projection>__<table>`` against the digest its export recorded on the ledger
+(``verify_view_table``, below).
 
 What is checked, per table (streamed: one Arrow batch of a data file at a time, plus per
 partition a list of covered offset runs, so memory does not grow with the table):
@@ -26,8 +28,9 @@ The first problem found is the one reported (:class:`LakeTampered`); a clean tab
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -338,3 +341,85 @@ def _compare(
             f"partition {p} offset {off}: its {name!r} differs from the log record the ledger "
             "commits to (a changed row)",
         )
+
+
+# -- views.<projection>__<table> ------------------------------------------------------------------
+# A view table is replaced whole on each export with the projection's rows at that moment, so
+# unlike a raw table its rows cannot be re-derived from the log afterwards (the view moved on).
+# What the hub can vouch for is what it wrote: the export records each view table's digest and
+# row count on its ``lake.export`` ledger entry (under a signed checkpoint), and verify
+# recomputes the digest over the table the catalog serves now. An edited, added or deleted row,
+# a deleted data file, a changed column, or the catalog pointed back at an older metadata file
+# all change it.
+
+VIEW_DIGEST = "hub-lake-view/1"
+
+
+def _canon(v: Any) -> Any:
+    """One value as JSON, the same whether it comes from the Arrow table written or read back
+    (decimals and timestamps as text)."""
+    if v is None or isinstance(v, bool | int | str):
+        return v
+    if isinstance(v, float):
+        return repr(v)
+    if hasattr(v, "isoformat"):
+        return v.isoformat()
+    return str(v)
+
+
+def view_digest(batches: Iterable[pa.RecordBatch], names: Sequence[str]) -> tuple[str, int]:
+    """(SHA-256 hex, rows) of a view table's rows whatever their order (Iceberg does not keep
+    the order written): the sorted SHA-256 of each row's canonical JSON, after the column names.
+    Memory: 32 bytes per row."""
+    digests = []
+    for batch in batches:
+        cols = [batch.column(n).to_pylist() for n in names]
+        for row in zip(*cols, strict=True):
+            enc = json.dumps([_canon(v) for v in row], separators=(",", ":"), ensure_ascii=False)
+            digests.append(hashlib.sha256(enc.encode()).digest())
+    digests.sort()
+    h = hashlib.sha256(f"{VIEW_DIGEST}\n{json.dumps(list(names))}\n".encode())
+    for d in digests:
+        h.update(d)
+    return h.hexdigest(), len(digests)
+
+
+def verify_view_table(
+    catalog: Any,
+    ident: str,
+    recorded: Mapping[str, Any] | None,
+    pii_columns: Sequence[str] = (),
+) -> TableCheck:
+    """Check ``views.<projection>__<table>`` against what the ledger's newest ``lake.export``
+    entry naming it recorded (``recorded``: ``{"sha256", "rows"}``), and that its PII columns
+    hold nothing (the lake is outside the erasure path); raise :class:`LakeTampered`."""
+    table = catalog.load_table(ident)
+    if not recorded:
+        raise _fail(
+            ident,
+            "no lake.export entry of the ledger records its digest: it was exported before "
+            "view digests were recorded (run `hub lake export` again), or it was planted in the "
+            "catalog",
+        )
+    names = table.schema().as_arrow().names
+    pii_seen: list[str] = []
+
+    def batches() -> Iterator[pa.RecordBatch]:  # streamed: one batch at a time
+        for batch in table.scan().to_arrow_batch_reader():
+            for c in pii_columns:
+                if c in batch.schema.names and batch.column(c).null_count != batch.num_rows:
+                    pii_seen.append(c)
+            yield batch
+
+    digest, rows = view_digest(batches(), names)
+    if pii_seen:
+        raise _fail(ident, f"its PII column {pii_seen[0]!r} holds values (the export writes NULL)")
+    if rows != int(recorded.get("rows", -1)) or digest != recorded.get("sha256"):
+        raise _fail(
+            ident,
+            f"its {rows} rows (digest {digest[:16]}...) are not the {recorded.get('rows')} rows "
+            "the ledger's newest lake.export entry recorded (digest "
+            f"{str(recorded.get('sha256'))[:16]}...): rows were edited, added or deleted, a "
+            "data file changed, or the catalog points at an older metadata file",
+        )
+    return TableCheck(ident, rows=rows)

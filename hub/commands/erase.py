@@ -31,7 +31,9 @@ def erase_subject(obj: Ctx, subject: str, reason: str) -> None:
             from hub.recovery import journal_erasure
 
             # so that no restored backup brings it back
-            journal_erasure(h.settings, done, h.ledger.signer.sign_note)
+            warning = journal_erasure(h.settings, done, h.ledger.signer)
+            if warning:
+                click.echo(warning, err=True)
             click.echo(json.dumps(done.as_dict(), indent=2))
 
     run_safely(go)

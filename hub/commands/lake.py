@@ -70,8 +70,10 @@ def lake_export(obj: Ctx, topics: tuple[str, ...], no_views: bool) -> None:
         export_view,
         open_catalog,
     )
+    from storage.lake_verify import view_digest
 
     positions: dict[str, Any] = {}  # raw table -> hub.next_offsets after this export
+    views: dict[str, Any] = {}  # view table -> {"sha256", "rows"} written by this export
 
     def go() -> None:
         with obj.hub() as h:
@@ -94,10 +96,13 @@ def lake_export(obj: Ctx, topics: tuple[str, ...], no_views: bool) -> None:
                 # not the catalog URL: it may carry a database password (the ledger is forever)
                 # next_offsets: where each raw table's export reached, so `hub lake verify`
                 # notices a table rolled back to an older metadata file (its newest rows hidden)
+                # views: each view table's digest, which verify compares (its rows cannot be
+                # re-derived from the log later: the projection moved on)
                 details={
                     "ledger_size": report.ledger_size,
                     "tables": report.tables,
                     "next_offsets": positions,
+                    **({"views": views} if views else {}),
                 },
             )
             click.echo(json.dumps(report.as_dict(), indent=2))
@@ -124,7 +129,13 @@ def lake_export(obj: Ctx, topics: tuple[str, ...], no_views: bool) -> None:
                 store = h.projections.store(proj.store)
                 for table in proj.tables:
                     rows = store.rows(Target(proj.name), table)
-                    n = export_view(catalog, proj.name, table, rows, size)
+                    ident = f"views.{_topic_table(proj.name)}__{_topic_table(table.name)}"
+
+                    def digest(data: Any, ident: str = ident) -> None:
+                        sha, n = view_digest(data.to_batches(), data.schema.names)
+                        views[ident] = {"sha256": sha, "rows": n}
+
+                    n = export_view(catalog, proj.name, table, rows, size, written=digest)
                     report.tables[f"views.{proj.name}__{table.name}"] = n
         return report
 
@@ -136,31 +147,38 @@ def lake_export(obj: Ctx, topics: tuple[str, ...], no_views: bool) -> None:
 @click.pass_obj
 def lake_verify(obj: Ctx, tables: tuple[str, ...]) -> None:
     """Check raw.<topic> tables (default: every one) row by row against the log and the
-    ledger (``storage.lake_verify``); exit 1 naming the first problem. Needs ``ledger.verify``."""
+    ledger, and views.<projection>__<table> tables against the digest their export recorded on
+    the ledger (``storage.lake_verify``); exit 1 naming the first problem. Needs
+    ``ledger.verify``."""
     from pyiceberg.exceptions import NoSuchTableError
 
     from core.errors import HubError
     from ledger.leaves import LeafEncoder
-    from storage.lake import RAW_NS, open_catalog
-    from storage.lake_verify import verify_topic_table
+    from storage.lake import RAW_NS, VIEWS_NS, open_catalog
+    from storage.lake_verify import verify_topic_table, verify_view_table
 
     def go() -> None:
         with obj.hub() as h:
             authorize(h, "ledger.verify", "lake")
             url, warehouse, props = lake_location(h.settings)
             catalog = open_catalog(url, warehouse, props)
-            recorded = _recorded_exports(h)
-            names = {n.removeprefix(f"{RAW_NS}."): n for n in tables}
+            recorded, recorded_views = _recorded_exports(h)
+            views = sorted(n for n in tables if n.startswith(f"{VIEWS_NS}."))
+            names = {
+                n.removeprefix(f"{RAW_NS}."): n for n in tables if not n.startswith(f"{VIEWS_NS}.")
+            }
             topics = {_topic_table(t.name): t.name for t in h.log.topics()}
-            if not names:
+            if not tables:
                 names = {name: name for _, name in catalog.list_tables(RAW_NS)}
+                views = sorted(f"{VIEWS_NS}.{name}" for _, name in catalog.list_tables(VIEWS_NS))
             report = []
             for name, given in sorted(names.items()):
                 topic = topics.get(name) or topics.get(_topic_table(name))
                 if topic is None:
                     raise HubError(
                         f"No topic of the log matches the lake table {given!r}: give a table "
-                        f"listed by the catalog as {RAW_NS}.<topic>.",
+                        f"listed by the catalog as {RAW_NS}.<topic> or "
+                        f"{VIEWS_NS}.<projection>__<table>.",
                         code="lake_table_unknown",
                     )
                 try:
@@ -185,32 +203,70 @@ def lake_verify(obj: Ctx, tables: tuple[str, ...]) -> None:
                         code="lake_verify_failed",
                     ) from exc
                 report.append(check.as_dict())
+            pii = _view_pii_columns()
+            for ident in views:
+                try:
+                    check = verify_view_table(
+                        catalog, ident, recorded_views.get(ident), pii.get(ident, ())
+                    )
+                except NoSuchTableError as exc:
+                    raise HubError(
+                        f"The lake has no table {ident}: its view was never exported "
+                        "(`hub lake export`), or the table was dropped.",
+                        code="lake_table_unknown",
+                    ) from exc
+                except (OSError, ValueError) as exc:
+                    raise HubError(
+                        f"The lake table {ident!r} could not be read: {exc}.",
+                        code="lake_verify_failed",
+                    ) from exc
+                report.append(check.as_dict())
             click.echo(json.dumps({"ok": True, "tables": report}, indent=2))
 
     run_safely(go)
 
 
-def _recorded_exports(h: Any) -> dict[str, dict[int, int]]:
+def _view_pii_columns() -> dict[str, tuple[str, ...]]:
+    """Per view table of the lake, its PII columns (the export writes them NULL)."""
+    from projections.catalog import PROJECTIONS
+
+    return {
+        f"views.{_topic_table(p.name)}__{_topic_table(t.name)}": tuple(
+            c.name for c in t.columns if c.pii and c.agg != "derived"
+        )
+        for p in PROJECTIONS
+        for t in p.tables
+    }
+
+
+def _recorded_exports(h: Any) -> tuple[dict[str, dict[int, int]], dict[str, dict[str, Any]]]:
     """Per raw table, the newest ``hub.next_offsets`` a ``lake.export`` entry of the ledger
-    records (exports before this was recorded name none). The catalog and the warehouse are in
-    the object store: pointing a table back at an older metadata file (Iceberg keeps them all)
-    leaves a consistent, shorter table that the row checks alone pass."""
+    records (exports before this was recorded name none), and per view table the newest
+    ``{"sha256", "rows"}``. The catalog and the warehouse are in the object store: pointing a
+    table back at an older metadata file (Iceberg keeps them all) leaves a consistent, shorter
+    table that the row checks alone pass."""
     from core.errors import HubError
     from ledger.cuts import audit_details
 
     out: dict[str, dict[int, int]] = {}
+    views: dict[str, dict[str, Any]] = {}
     after = -1
     while rows := h.ledger.store.query(action="lake.export", after=after, limit=1000):
         for row in rows:
             rec = h.ledger.record_at(row[1], row[2], row[3])
             try:
-                done = audit_details(h.ledger, None if rec is None else rec.value)["next_offsets"]
-                for table, parts in done.items():
-                    out[table] = {int(p): int(o) for p, o in parts.items()}
+                details = audit_details(h.ledger, None if rec is None else rec.value)
             except (HubError, ValueError, KeyError, TypeError, AttributeError):
-                continue  # an export recorded before next_offsets were: nothing to compare
+                continue  # the policy decision on lake.export is an entry too, without details
+            try:
+                for table, parts in (details.get("next_offsets") or {}).items():
+                    out[table] = {int(p): int(o) for p, o in parts.items()}
+                for table, digest in (details.get("views") or {}).items():
+                    views[str(table)] = dict(digest)
+            except (ValueError, TypeError, AttributeError):
+                continue  # an export recorded before these were: nothing to compare
         after = rows[-1][0]
-    return out
+    return out, views
 
 
 def _topic_table(name: str) -> str:

@@ -54,3 +54,18 @@ def test_a_planted_backup_does_not_stop_the_default_restore(
     listed = as_role(site, "admin", "backup", "list")
     assert listed.exit_code == 0, listed.output
     assert [b["id"] for b in json.loads(listed.stdout)] == [site["first"], site["second"]]
+
+
+def test_a_planted_backup_does_not_stop_the_dr_drill(
+    copy_site: dict[str, Any], tmp_path: Path
+) -> None:
+    """`hub dr drill` took the newest *listed* backup (``latest_backup_id``): the planted one,
+    and every drill failed on its signature. It now drills the newest that verifies."""
+    site = copy_site
+    _plant(site, manifest=True)
+    r = as_role(site, "admin", "dr", "drill", "--scratch", str(tmp_path / "scratch"))
+    assert r.exit_code == 0, r.output
+    report = json.loads(r.stdout)
+    assert report["backup"] == site["second"]
+    assert report["ledger_root_matches_live"] is True
+    assert PLANTED in r.stderr  # the skipped one is named

@@ -5,6 +5,7 @@ the answer names the ``hub.audit`` record and the checkpoint that prove it."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -17,6 +18,7 @@ from hub.recovery import journal_erasure
 from hub.reports import reader_scope
 
 router = APIRouter(tags=["governance"])
+log = logging.getLogger(__name__)
 
 
 class ErasureIn(BaseModel):
@@ -33,5 +35,7 @@ def post_erasure(
     scope = reader_scope(h, who, {}, decision_context(request), f"subject:{body.subject}")
     done = h.eraser.erase(who, body.subject, body.reason, tenant_scope=scope)
     # so that no restored backup brings the subject back
-    journal_erasure(h.settings, done, h.ledger.signer.sign_note)
+    warning = journal_erasure(h.settings, done, h.ledger.signer)
+    if warning:  # the erasure is done; the operator must learn it is not witnessed
+        log.warning("%s", warning)
     return done.as_dict()

@@ -284,6 +284,13 @@ class DecisionEncoder:
             H_TENANT, H_CLASSIFICATION, H_CONTENT_TYPE, H_ACTION, H_SUBJECT,
         )  # fmt: skip
         self._header = struct.pack(">bI", serde.MAGIC, self.schema_id)  # Confluent wire header
+        # ``_columns``' memos, kept from batch to batch (bounded by _MEMO_MAX).
+        self._avro: dict[str, bytes] = {}  # str -> Avro string (zigzag length + UTF-8)
+        self._utf8: dict[str, bytes] = {}  # str -> UTF-8 (header values)
+        self._lists: dict[tuple[str, ...], bytes] = {}  # array of strings -> Avro array
+        self._seconds: dict[int, bytes] = {}  # whole second -> its RFC 3339 prefix
+        self._middles: dict[tuple[Any, ...], bytes] = {}  # principal .. policy_version -> Avro
+        self._tails: dict[int, bytes] = {}  # zig-zag time >> 14 -> its varint (see _time)
 
     def encode(self, records: Sequence[DecisionRecord]) -> list[Record]:
         """The batch as ``Record`` objects (what ``EventLog.append`` takes)."""
@@ -310,10 +317,16 @@ class DecisionEncoder:
         ``records()`` of it is byte-identical to the generated encoder (``_one``, the
         reference; tests/service/test_decision_encoding.py compares both with
         ``Publisher.prepare``)."""
-        avro: dict[str, bytes] = {}  # str -> Avro string (zigzag length + UTF-8)
-        utf8: dict[str, bytes] = {}  # str -> UTF-8 (header values)
-        lists: dict[tuple[str, ...], bytes] = {}  # array of strings -> Avro array
-        seconds: dict[int, bytes] = {}  # whole second -> its RFC 3339 prefix
+        # The memos outlive the batch: a batch of one (a lone request's decision) otherwise
+        # encodes every string afresh (~half of its 13 us). Each entry is a pure function of
+        # its key, so a race between flusher threads at worst computes one twice; cleared
+        # together when large, as principals and resources come from callers.
+        avro, utf8, lists, seconds = self._avro, self._utf8, self._lists, self._seconds
+        middles, tails = self._middles, self._tails
+        held = len(avro) + len(utf8) + len(lists) + len(seconds) + len(middles) + len(tails)
+        if held > _MEMO_MAX:
+            for memo in (avro, utf8, lists, seconds, middles, tails):
+                memo.clear()
 
         def s(text: str) -> bytes:
             found = avro.get(text)
@@ -337,8 +350,6 @@ class DecisionEncoder:
             return found
 
         header, limit = self._header, self._max_bytes
-        middles: dict[tuple[Any, ...], bytes] = {}  # principal .. policy_version -> their Avro
-        tails: dict[int, bytes] = {}  # zig-zag time >> 14 -> its varint (see _time)
         small = _SMALL
         values: list[bytes] = []
         ids: list[bytes] = []
@@ -471,6 +482,7 @@ def _long(n: int) -> bytes:
     return varint(zigzag(n))
 
 
+_MEMO_MAX = 4096  # entries of DecisionEncoder's memos before they are cleared
 _SMALL = tuple(_long(n) for n in range(64))  # one-byte Avro longs (string lengths below 64)
 # The varint's first two bytes (continuation bits set) of each value of a varint's low 14 bits.
 _LOW14 = tuple(bytes(((z & 0x7F) | 0x80, ((z >> 7) & 0x7F) | 0x80)) for z in range(1 << 14))
@@ -478,7 +490,7 @@ _LOW14 = tuple(bytes(((z & 0x7F) | 0x80, ((z >> 7) & 0x7F) | 0x80)) for z in ran
 
 def _time(us: int, tails: dict[int, bytes]) -> bytes:
     """``_long(us)``: a time's varint is its low 14 bits as two bytes, then the varint of the
-    rest, which changes every 8 ms, so ``tails`` (one per batch) holds it once per 8 ms."""
+    rest, which changes every 8 ms, so ``tails`` (the encoder's memo) holds it once per 8 ms."""
     if not 8192 <= us < 1 << 62:  # short varints, negatives, beyond zig-zag's plain shift
         return _long(us)
     z = us << 1

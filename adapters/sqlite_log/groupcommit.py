@@ -88,12 +88,15 @@ class GroupCommit:
 
     def _commit(self, group: list[_Pending]) -> None:
         host = self._host
-        topics = sorted({p.prepared.topic.info.name for p in group})
-        doing = (
-            f"appending to topic {topics[0]!r}"
-            if len(topics) == 1
-            else (f"appending to topics {', '.join(map(repr, topics))}")
-        )
+        if len(group) == 1:  # the lone appender (one request's decision): no set, no sort
+            doing = f"appending to topic {group[0].prepared.topic.info.name!r}"
+        else:
+            topics = sorted({p.prepared.topic.info.name for p in group})
+            doing = (
+                f"appending to topic {topics[0]!r}"
+                if len(topics) == 1
+                else (f"appending to topics {', '.join(map(repr, topics))}")
+            )
         try:
             host._check_usable()
             host._acquire(doing)

@@ -1102,8 +1102,12 @@ class SqliteEventLog(EventLog):
             end = base + g.count + marker
             seal = partition_seal(key, name, part, start, end, anchor, head)
             seals.append((end, head, seal, tid, part))
-        conn.executemany(_SQL_INSERT, rows)
-        conn.executemany(_SQL_ADVANCE_SEALED, seals)
+        if len(rows) == 1:  # a small append: ``execute`` skips executemany's iteration set-up
+            conn.execute(_SQL_INSERT, rows[0])
+            conn.execute(_SQL_ADVANCE_SEALED, seals[0])
+        else:
+            conn.executemany(_SQL_INSERT, rows)
+            conn.executemany(_SQL_ADVANCE_SEALED, seals)
         self._handoff.note(prepared, rows)  # handed on after the commit (on_stored)
         return self._metadata(prepared, bases)
 

@@ -8,6 +8,7 @@ from datetime import datetime
 
 import pytest
 
+import governance.decisions as decisions_module
 from core.errors import PayloadTooLarge
 from core.ports.eventlog import ColumnBatch, Record
 from governance.decisions import (
@@ -170,6 +171,28 @@ def test_column_wise_batch_is_byte_identical_to_the_generated_encoder(hub: Hub) 
         *(rng.randrange(0, 2**32 * 10**6) for _ in range(5000)),
     ]:
         assert _stamp(us, seconds) == _rfc3339(us)
+
+
+def test_memos_carried_between_batches_keep_every_batch_byte_identical(
+    hub: Hub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``_columns``' memos outlive a batch (a lone decision's batch of one reuses them) and are
+    cleared past ``_MEMO_MAX``: batches of 1 to 5 through one encoder, with the bound made small
+    enough to be crossed many times, each equal to the generated encoder's records, and the
+    memos never held much more than the bound."""
+    LogDecisionSink(hub.log, hub.registry, hub.publisher).append(RECORDS[:1])
+    monkeypatch.setattr(decisions_module, "_MEMO_MAX", 40)
+    encoder = DecisionEncoder(hub.publisher)
+    records = _varied(400)
+    rng = random.Random(5)
+    at = 0
+    while at < len(records):
+        batch = records[at : at + rng.randrange(1, 6)]
+        at += len(batch)
+        assert encoder.encode(batch) == [encoder._one(r) for r in batch]
+        held = len(encoder._avro) + len(encoder._utf8) + len(encoder._lists)
+        held += len(encoder._seconds) + len(encoder._middles) + len(encoder._tails)
+        assert held < 40 + 5 * 40  # without the clearing: thousands
 
 
 def test_time_varint_matches_the_reference_long() -> None:

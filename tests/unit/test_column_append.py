@@ -163,3 +163,24 @@ def test_unusual_columns_are_stored_or_refused_as_append_does(
         ]
     else:
         assert outcome["columns"] == outcome["records"]
+
+
+def test_header_names_memo_answers_as_the_names_alone_would() -> None:
+    """``plain_header_names`` keeps each name tuple's answer: asked again (the decision sink's
+    fixed names) it gives the same names, a copy its caller may change, and names it refused
+    (not UTF-8, a duplicated envelope header) stay refused; the columns are still checked per
+    batch (a column of another type is refused under names seen before)."""
+    from adapters.sqlite_log import batch as batch_module
+
+    good = ColumnBatch([b"k"], [b"v"], ("a", "ce_id"), (b"x", [b"1"]))
+    first = batch_module.plain_header_names(good)
+    assert first == [b"a", b"ce_id"]
+    first.append(b"changed")
+    assert batch_module.plain_header_names(good) == [b"a", b"ce_id"]
+    for names in (("\ud800",), ("ce_id", "ce_id")):
+        bad = ColumnBatch([b"k"], [b"v"], names, tuple(b"x" for _ in names))
+        assert batch_module.plain_header_names(bad) is None
+        assert batch_module.plain_header_names(bad) is None
+    odd = ColumnBatch([b"k"], [b"v"], ("a", "ce_id"), (b"x", ["1"]))  # type: ignore[list-item]
+    assert batch_module.plain_header_names(odd) is None
+    assert len(batch_module._NAMES_SEEN) <= batch_module._NAMES_SEEN_MAX

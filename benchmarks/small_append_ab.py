@@ -1,0 +1,123 @@
+"""A small append's fixed cost, old tree against new, alternating (issue 13, session 17).
+
+Each round runs one child process per tree (``--trees old new``: source trees sharing this
+venv and its ``hub_native``), in turn. A child bootstraps a real hub data folder (SQLite
+``synchronous=FULL``, the MAC key, the real ``LogDecisionSink``) and measures:
+
+1. ``sink``: ``prepare`` + ``store`` (one ``append_columns``: one transaction, one fsync) of
+   batches of 1 and 64 decisions, process CPU per batch;
+2. ``loop``: ``--callers`` event-loop tasks (1, then 64) each awaiting ``decide_async`` (the
+   decision and its durable record) for ``--seconds``: decisions per CPU-second (process CPU:
+   flushers and fsync included), per wall second, p99, decisions per fsync.
+
+Process CPU (``time.process_time``), not wall time: the machine is shared.
+Run: ``.venv/bin/python -m benchmarks.small_append_ab --trees /tmp/old . [--rounds 3]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+CHILD = r"""
+import asyncio, json, os, sys, tempfile, time
+from pathlib import Path
+from core.ports.policy import Principal
+from governance.decisions import LogDecisionSink
+from hub.bootstrap import bootstrap
+from hub.settings import load_settings
+
+seconds, out = float(sys.argv[1]), {}
+with tempfile.TemporaryDirectory(prefix="hub-small-append-") as tmp:
+    hub = bootstrap(load_settings(environ={}, data_dir=Path(tmp) / "data"))
+    try:
+        engine = hub.policy
+        sink = LogDecisionSink(hub.log, hub.registry, hub.publisher)
+        user = Principal("user-1", frozenset({"analyst"}), "acme")
+        records = [engine._decide(user, "topic.read", "/v1/topics", {})[1] for _ in range(64)]
+        sink.store(sink.prepare(records[:1]))
+        for size, calls in ((1, 600), (64, 300)):
+            batch = records[:size]
+            c0 = time.process_time()
+            for _ in range(calls):
+                sink.store(sink.prepare(batch))
+            out[f"sink{size}_us"] = 1e6 * (time.process_time() - c0) / calls
+        users = [Principal(f"user-{k}", frozenset({"analyst"}), "acme") for k in range(50)]
+        committer = engine.committer
+        for callers in (1, 64):
+            lat = []
+            async def run():
+                began = time.perf_counter()
+                async def caller(k):
+                    u, ctx = users[k % 50], {"method": "GET"}
+                    while time.perf_counter() - began < seconds:
+                        t0 = time.perf_counter()
+                        d = await engine.decide_async(u, "topic.read", "/v1/topics", ctx)
+                        assert d.allow, d.reason
+                        lat.append(time.perf_counter() - t0)
+                await asyncio.gather(*(caller(k) for k in range(callers)))
+            b0, r0 = committer.stats.batches, committer.stats.records
+            c0, w0 = time.process_time(), time.perf_counter()
+            asyncio.run(run())
+            cpu, wall, n = time.process_time() - c0, time.perf_counter() - w0, len(lat)
+            lat.sort()
+            out[f"loop{callers}"] = {
+                "per_cpu_s": n / cpu, "per_s": n / wall, "p99_ms": 1e3 * lat[int(n * 0.99)],
+                "per_fsync": (committer.stats.records - r0) / max(1, committer.stats.batches - b0),
+            }
+    finally:
+        hub.close()
+out["load"] = os.getloadavg()[0]
+print(json.dumps(out))
+"""
+
+
+def child(tree: Path, seconds: float) -> dict[str, object]:
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, str(seconds)],
+        cwd=tree, env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if done.returncode:
+        raise SystemExit(f"the child in {tree} failed:\n{done.stderr}")
+    result: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--trees", nargs=2, required=True, metavar=("OLD", "NEW"))
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--seconds", type=float, default=4)
+    args = ap.parse_args()
+    trees = [Path(t).resolve() for t in args.trees]
+    for r in range(args.rounds):
+        got = {}
+        for label, tree in zip(("old", "new"), trees, strict=True):
+            got[label] = res = child(tree, args.seconds)
+            l1, l64 = res["loop1"], res["loop64"]
+            assert isinstance(l1, dict) and isinstance(l64, dict)
+            print(
+                f"round {r + 1} {label}: sink 1 {res['sink1_us']:5.0f} us, sink 64 "
+                f"{res['sink64_us']:5.0f} us CPU/batch; 1 caller {l1['per_cpu_s']:7,.0f}/CPU-s "
+                f"p99 {l1['p99_ms']:5.2f} ms; 64 callers {l64['per_cpu_s']:7,.0f}/CPU-s "
+                f"{l64['per_s']:7,.0f}/s p99 {l64['p99_ms']:5.1f} ms {l64['per_fsync']:4.1f}/fsync"
+                f" (load {res['load']:.1f})",
+                flush=True,
+            )
+        o, n = got["old"], got["new"]
+        print(
+            f"round {r + 1} new/old: sink 1 CPU {n['sink1_us'] / o['sink1_us']:.2f}x "  # type: ignore[operator]
+            f"sink 64 CPU {n['sink64_us'] / o['sink64_us']:.2f}x, "  # type: ignore[operator]
+            f"1 caller {n['loop1']['per_cpu_s'] / o['loop1']['per_cpu_s']:.2f}x, "  # type: ignore[index]
+            f"64 callers {n['loop64']['per_cpu_s'] / o['loop64']['per_cpu_s']:.2f}x per CPU-s",  # type: ignore[index]
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -50,7 +50,7 @@ from core.pii import data_subject_field
 from core.ports.eventlog import ColumnBatch, Headers, Record, RecordMetadata, appended_columns
 from domain import envelope as env
 from domain.quality import Rule, split_path
-from ingest.dedupe import EVENT_ID_SCOPE, NK_HEADER, Deduper, KeyWindow
+from ingest.dedupe import EVENT_ID_SCOPE, NK_HEADER, Deduper, DistinctKeys, KeyWindow
 from ingest.groupcommit import Prior, Staged
 from ingest.ids import uuid7_bytes
 from ingest.pipeline import (
@@ -67,7 +67,8 @@ from ingest.pipeline import (
 
 Bools = npt.NDArray[np.bool_]
 I64 = npt.NDArray[np.int64]
-Mask = Callable[[pa.RecordBatch, datetime], Bools]
+Mask = Callable[[pa.RecordBatch, datetime, "_Memo"], "Bools | None"]
+"""A rule's rows to send row by row (see ``_rule_mask``); None when it proves there are none."""
 _I64_MAX, _I64_MIN = 2**63 - 1, -(2**63)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
@@ -101,6 +102,55 @@ class _Source:
         if self.column >= 0:
             return list(rb.column(self.column).to_pylist())
         return [self.constant if self.has_constant else None] * rb.num_rows
+
+
+class _AllWide(set[int]):
+    """Every column is "wide": a ``_Memo`` over it never hashes (the reference masks)."""
+
+    def __contains__(self, column: object) -> bool:
+        return True
+
+
+class _Memo:
+    """One ``bad_rows`` call's distinct values per column: one hash pass (``pc.unique``), shared
+    by the regex, enum and encoder enum checks of a column, proves a whole batch clean from a few
+    values. A column found too varied for that to pay is remembered in the plan's ``wide`` set
+    and then checked row by row in Arrow as before (same masks either way)."""
+
+    __slots__ = ("found", "rb", "wide")
+
+    def __init__(self, rb: pa.RecordBatch, wide: set[int]) -> None:
+        self.rb, self.wide = rb, wide
+        self.found: dict[int, pa.Array] = {}
+
+    def distinct(self, column: int) -> pa.Array | None:
+        """Column ``column``'s distinct non-null values (a string column), or None."""
+        if column < 0 or column in self.wide:
+            return None
+        got = self.found.get(column)
+        if got is None:
+            arr = self.rb.column(column)
+            if not _is_str(arr.type):
+                return None
+            got = pc.unique(arr)
+            if got.null_count:
+                got = got.drop_null()
+            if len(got) * 8 > len(arr) + 64:  # mostly distinct: the hash pass only adds work
+                self.wide.add(column)
+            self.found[column] = got
+        return got
+
+
+_ALL_WIDE = _AllWide()
+
+
+def _empty(arr: pa.Array) -> Bools:
+    """Rows of a string column holding "" (null rows too): their offsets, no compute kernel."""
+    large = pa.types.is_large_string(arr.type)
+    offs = np.frombuffer(arr.buffers()[1], dtype=np.int64 if large else np.int32)
+    offs = offs[arr.offset : arr.offset + len(arr) + 1]
+    out: Bools = offs[1:] == offs[:-1]
+    return out
 
 
 def _valid(arr: pa.Array) -> Bools:
@@ -346,21 +396,26 @@ def _rule_mask(rule: Rule, source: Callable[[str], _Source | None]) -> Mask | No
     """A function giving the rows ``rule`` fails or cannot decide; None if not columnar."""
     kind = rule.kind
     if kind in ("unique", "ref"):  # stateful: dedupe and ``ref_rows`` check them
-        return lambda rb, now: np.zeros(rb.num_rows, dtype=np.bool_)
+        return lambda rb, now, memo: None
     srcs = [source(f) for f in rule.fields]
     if any(s is None for s in srcs):
         return None
     sources: list[_Source] = [s for s in srcs if s is not None]
     if kind == "required":
 
-        def required(rb: pa.RecordBatch, now: datetime) -> Bools:
-            bad = np.zeros(rb.num_rows, dtype=np.bool_)
+        def required(rb: pa.RecordBatch, now: datetime, memo: _Memo) -> Bools | None:
+            bad = None
             for s in sources:
                 arr = s.array(rb)
-                bad |= ~_valid(arr)
                 if _is_str(arr.type):
-                    bad |= _np_bool(pc.equal(arr, pa.scalar("", arr.type)))
-            return bad
+                    # null rows are bad whatever ``_empty`` says of them
+                    this = _empty(arr) | ~_valid(arr) if arr.null_count else _empty(arr)
+                elif arr.null_count:
+                    this = ~_valid(arr)
+                else:
+                    continue
+                bad = this if bad is None else bad | this
+            return None if bad is None or not bad.any() else bad
 
         return required
     if kind == "compare":
@@ -373,11 +428,21 @@ def _rule_mask(rule: Rule, source: Callable[[str], _Source | None]) -> Mask | No
         translated = re2_pattern(rule.pattern)
         fullmatch = rule._regex.fullmatch
 
-        def regex(rb: pa.RecordBatch, now: datetime) -> Bools:
+        def regex(rb: pa.RecordBatch, now: datetime, memo: _Memo) -> Bools | None:
             arr = src.array(rb)
-            valid = _valid(arr)
             if not _is_str(arr.type):
-                return valid
+                return _valid(arr)
+            distinct = memo.distinct(src.column)
+            if distinct is not None:  # a value's verdict is the same in every row that holds it
+                if translated is not None:
+                    fine = _np_bool(pc.match_substring_regex(distinct, pattern=translated))
+                else:
+                    fine = np.array([fullmatch(v) is not None for v in distinct.to_pylist()], bool)
+                if fine.all():
+                    return None
+                failing = distinct.filter(pa.array(~fine))
+                return _np_bool(pc.is_in(arr, value_set=failing))  # no null in it: nulls pass
+            valid = _valid(arr)
             if translated is not None:
                 ok = _np_bool(pc.match_substring_regex(arr, pattern=translated))
             else:
@@ -390,11 +455,14 @@ def _rule_mask(rule: Rule, source: Callable[[str], _Source | None]) -> Mask | No
     if kind == "enum":
         values = rule.values
 
-        def enum(rb: pa.RecordBatch, now: datetime) -> Bools:
+        def enum(rb: pa.RecordBatch, now: datetime, memo: _Memo) -> Bools | None:
             arr = src.array(rb)
             valid = _valid(arr)
             if _is_str(arr.type):
                 allowed = [v for v in values if type(v) is str]
+                distinct = memo.distinct(src.column) if allowed else None
+                if distinct is not None and set(allowed).issuperset(distinct.to_pylist()):
+                    return None
             elif str(arr.type) in _INTS and all(type(v) is int for v in values):
                 allowed = list(values)
             else:
@@ -408,7 +476,7 @@ def _rule_mask(rule: Rule, source: Callable[[str], _Source | None]) -> Mask | No
         age = None if rule.max_age is None else rule.max_age // _US
         future = None if rule.max_future is None else rule.max_future // _US
 
-        def fresh(rb: pa.RecordBatch, now: datetime) -> Bools:
+        def fresh(rb: pa.RecordBatch, now: datetime, memo: _Memo) -> Bools:
             arr = src.array(rb)
             valid = _valid(arr)
             found = _micros(arr)
@@ -430,7 +498,7 @@ def _rule_mask(rule: Rule, source: Callable[[str], _Source | None]) -> Mask | No
 def _range_mask(rule: Rule, src: _Source) -> Mask:
     lo, hi = rule.min, rule.max
 
-    def in_range(rb: pa.RecordBatch, now: datetime) -> Bools:
+    def in_range(rb: pa.RecordBatch, now: datetime, memo: _Memo) -> Bools:
         arr = src.array(rb)
         valid = _valid(arr)
         if pa.types.is_floating(arr.type):
@@ -464,7 +532,7 @@ def _range_mask(rule: Rule, src: _Source) -> Mask:
 def _compare_mask(rule: Rule, sa: _Source, sb: _Source) -> Mask:
     op = rule.op
 
-    def compare(rb: pa.RecordBatch, now: datetime) -> Bools:
+    def compare(rb: pa.RecordBatch, now: datetime, memo: _Memo) -> Bools:
         a, b = sa.array(rb), sb.array(rb)
         both = _valid(a) & _valid(b)
         ta, tb = a.type, b.type
@@ -545,11 +613,42 @@ class ArrowPlan:
     ) -> None:
         self.encoder, self.masks = encoder, tuple(masks)
         self.key_source, self.unique = key_source, tuple(unique)
+        # The encoder's enum checks (``index_in`` per row) go through the batch's distinct
+        # values like the rules' (a rule enum and the Avro enum usually share the column); the
+        # other fields' checks stay the encoder's own.
+        fields = encoder.fields
+        self._enums = tuple(
+            (f, avro_vector.VectorEncoder((f,))) for f in fields if f.kind == "enum"
+        )
+        self._rest = avro_vector.VectorEncoder(tuple(f for f in fields if f.kind != "enum"))
+        self._wide: set[int] = set()  # columns with too many distinct values (``_Memo``)
 
     def bad_rows(self, rb: pa.RecordBatch, now: datetime) -> Bools:
+        """Rows to decide row by row: the encoder's ``bad_rows`` or'ed with every rule mask
+        (``bad_rows_reference``), cheaper for the usual all-good batch: checks whose column
+        proves clean (no null where none may be, every distinct value allowed) add nothing."""
+        memo = _Memo(rb, self._wide)
+        bad = self._rest.bad_rows(rb)
+        for f, one in self._enums:
+            arr = rb.column(f.column)
+            distinct = memo.distinct(f.column) if f.nullable or not arr.null_count else None
+            if distinct is None or not set(f.symbols).issuperset(distinct.to_pylist()):
+                bad |= one.bad_rows(rb)
+        for mask in self.masks:
+            found = mask(rb, now, memo)
+            if found is not None:
+                bad |= found
+        return bad
+
+    def bad_rows_reference(self, rb: pa.RecordBatch, now: datetime) -> Bools:
+        """``bad_rows`` without the distinct-value proofs: the encoder's whole check and every
+        mask row by row (``test_columnar_bad_rows`` compares the two)."""
+        memo = _Memo(rb, _ALL_WIDE)
         bad = self.encoder.bad_rows(rb)
         for mask in self.masks:
-            bad |= mask(rb, now)
+            found = mask(rb, now, memo)
+            if found is not None:
+                bad |= found
         return bad
 
     def keys(self, rb: pa.RecordBatch) -> list[bytes | None]:
@@ -928,13 +1027,14 @@ def _ingest_arrow(
             if len(plan.unique) == 1:  # the usual case, unrolled
                 (w,), (seen0,), (nk0,), (new0,) = windows, seen, nks, new_keys
                 h0, p0 = hvals[0], prefixes[0]
-                distinct = None not in values and None not in nk0 and len(set(nk0)) == n
+                set0 = set(nk0) if None not in values and None not in nk0 else None
+                distinct = set0 is not None and len(set0) == n
                 keys0 = cast("list[str]", nk0)  # no None when distinct: checked
-                if distinct and w.isdisjoint(keys0) and seen0.isdisjoint(keys0):
+                if distinct and w.isdisjoint(set0) and seen0.isdisjoint(set0):  # type: ignore[arg-type]
                     # Every row valid, keyed, distinct and new (the usual batch): the loop below
                     # would keep every row in order; the same result in a few C-level passes.
                     keep = list(range(n))
-                    new0 += keys0
+                    new_keys[0] = DistinctKeys(keys0, set0)  # type: ignore[arg-type]
                     nk_col = h0 if h0 is not None else [(p0 + nk).encode() for nk in keys0]
                 else:  # duplicates, rows without a key or a value: still column-wise
                     keep, dups, kept_nks = dedupe_one(values, nk0, w, seen0)

@@ -40,6 +40,18 @@ _TENANT_SEP = "\x1e"
 _TENANT = "ce_tenant"  # domain.envelope.H_TENANT (no domain import in this small module)
 
 
+class DistinctKeys(list[str]):
+    """Keys in row order, all distinct, with their ``set`` (built anyway to check that): the
+    window adds the set when it fits the current generation, a set-to-set merge that reuses the
+    stored hashes and grows the table once (``update`` of the list: ~1.2x its CPU)."""
+
+    __slots__ = ("as_set",)
+
+    def __init__(self, keys: list[str], as_set: set[str]) -> None:
+        super().__init__(keys)
+        self.as_set = as_set
+
+
 class KeyWindow:
     """A two-generation set of recently seen keys (see the module docstring)."""
 
@@ -74,8 +86,11 @@ class KeyWindow:
         adding them one by one would put them.
         """
         self._maybe_rotate()
-        pending = keys if isinstance(keys, list) else list(keys)
         half = self._max // 2
+        if type(keys) is DistinctKeys and len(keys) < half - len(self._cur):
+            self._cur |= keys.as_set  # all fit: the same keys as in order, no rotation between
+            return
+        pending = keys if isinstance(keys, list) else list(keys)
         start = 0
         while start < len(pending):
             cur = self._cur

@@ -48,7 +48,7 @@ LITERAL = ResourcePatternType.LITERAL
 ALLOW = AclPermissionType.ALLOW
 
 
-RESULTS = "flink."  # projections.flink.results.RESULT_PREFIX (no import: a standalone script)
+RESULTS = "flink."  # projections.flink.compile.RESULT_PREFIX (no import: a standalone script)
 FLINK_GROUPS = ("projection.flink.", "pattern.flink.")  # compile.group_id, cep.group_id
 
 

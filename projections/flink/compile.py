@@ -202,6 +202,15 @@ def flink_type(c: Column) -> str:
     }[c.type]
 
 
+RESULT_PREFIX = "flink."
+
+
+def result_topic(t: Table) -> str:
+    """The topic (without the hub's prefix) a Flink job writes ``t``'s partial rows to (here, not
+    in ``results``, which imports this module: the sink's name and the loader's are one)."""
+    return f"{RESULT_PREFIX}{t.name}"
+
+
 def partial_columns(t: Table) -> list[tuple[str, str]]:
     """(name, Flink type) of ``<table>__flink_p``: the view's stored columns, then the source."""
     cols = [(c.name, flink_type(c)) for c in t.columns if c.agg != "derived"]
@@ -762,8 +771,6 @@ def compile_projection(
 def result_sink(t: Table, at: FlinkPlacement) -> str:
     """The partial-row table of ``t`` as an ``upsert-kafka`` result topic (JSON key and value,
     decimals as plain numbers): what ``projections.flink.results.ResultLoader`` loads."""
-    from projections.flink.results import result_topic
-
     cols = partial_columns(t)
     key = [*t.key, "src_topic", "src_partition"]
     options = {

@@ -63,19 +63,13 @@ from core.ports.views import Checkpoint, Position, Target, ViewStore
 from core.projection import Projection, Row, Table
 from projections.digest import digest
 from projections.flink import rowmac
-from projections.flink.compile import partial_columns
+from projections.flink.compile import partial_columns, result_topic
 
 _EXACT = Context(prec=80)  # decimals of up to 38 digits, never rounded (the default has 28)
 
 log = logging.getLogger(__name__)
 
-RESULT_PREFIX = "flink."
 LIVE, NEXT = "flink", "flink_next"
-
-
-def result_topic(t: Table) -> str:
-    """The topic (without the hub's prefix) a Flink job writes ``t``'s partial rows to."""
-    return f"{RESULT_PREFIX}{t.name}"
 
 
 class ResultLoader:

@@ -49,10 +49,11 @@ from projections.flink.compile import (
     combine,
     compile_projection,
     group_id,
+    result_topic,
 )
 from projections.flink.launch import FlinkJob, FlinkLauncher, latest_checkpoint
 from projections.flink.postgres import FlinkViews
-from projections.flink.results import ResultLoader, result_topic
+from projections.flink.results import ResultLoader
 from projections.patterns import Pattern
 
 log = logging.getLogger("hub.projections.flink")

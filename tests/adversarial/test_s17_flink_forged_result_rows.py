@@ -22,8 +22,8 @@ from confluent_kafka import Producer
 from hub.bootstrap import Hub
 from hub.flink import row_key
 from projections.catalog import PAYMENT_AGGREGATES
-from projections.flink.compile import partial_columns
-from projections.flink.results import ResultLoader, result_topic
+from projections.flink.compile import partial_columns, result_topic
+from projections.flink.results import ResultLoader
 from projections.flink.rowmac import COLUMN, row_mac
 
 pytestmark = pytest.mark.integration

@@ -15,8 +15,8 @@ from typing import Any
 from core.ports.eventlog import Record
 from hub.bootstrap import Hub
 from projections.catalog import PAYMENT_AGGREGATES
-from projections.flink.compile import partial_columns
-from projections.flink.results import ResultLoader, result_topic
+from projections.flink.compile import partial_columns, result_topic
+from projections.flink.results import ResultLoader
 from projections.flink.rowmac import COLUMN, row_mac
 
 TABLE = PAYMENT_AGGREGATES.table("aml_daily")

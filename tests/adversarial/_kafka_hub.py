@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from confluent_kafka import Consumer
+from confluent_kafka import TopicPartition as KafkaTP
 
 from hub.bootstrap import Hub, bootstrap
 from hub.settings import load_settings
@@ -38,3 +40,37 @@ def kafka_hub(kafka: str, tmp_path: Path) -> Iterator[tuple[Hub, str]]:
     )
     yield h, prefix
     h.close()
+
+
+Raw = tuple[bytes, bytes | None, list[tuple[str, bytes]]]  # value, key, headers
+
+
+def raw_records(kafka: str, wire_topic: str) -> list[Raw]:
+    """Every committed record of partition 0 of ``wire_topic`` as the broker holds it (what a
+    consumer without the hub sees): value, key, headers."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": kafka,
+            "group.id": f"x-{uuid.uuid4().hex}",
+            "isolation.level": "read_committed",
+            "enable.partition.eof": True,
+            "log_level": 0,
+        }
+    )
+    consumer.assign([KafkaTP(wire_topic, 0, 0)])
+    out: list[Raw] = []
+    try:
+        while True:
+            msgs = consumer.consume(100, 5.0)
+            if not msgs:
+                break
+            out += [
+                (m.value() or b"", m.key(), [(k, v or b"") for k, v in m.headers() or []])  # type: ignore[misc,str-unpack]
+                for m in msgs
+                if m.error() is None
+            ]
+            if any(m.error() is not None for m in msgs):
+                break
+    finally:
+        consumer.close()
+    return out

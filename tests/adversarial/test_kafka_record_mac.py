@@ -16,47 +16,15 @@ import json
 import uuid
 
 import pytest
-from confluent_kafka import Consumer, Producer
-from confluent_kafka import TopicPartition as KafkaTP
+from confluent_kafka import Producer
 
 from core.errors import LogTampered
 from core.events import OutgoingEvent, tenant_of
 from core.ports.eventlog import Record
 from hub.bootstrap import Hub
+from tests.adversarial._kafka_hub import raw_records
 
 pytestmark = pytest.mark.integration
-
-
-Raw = tuple[bytes, bytes | None, list[tuple[str, bytes]]]  # value, key, headers
-
-
-def _raw(kafka: str, wire_topic: str) -> list[Raw]:
-    consumer = Consumer(
-        {
-            "bootstrap.servers": kafka,
-            "group.id": f"x-{uuid.uuid4().hex}",
-            "isolation.level": "read_committed",
-            "enable.partition.eof": True,
-            "log_level": 0,
-        }
-    )
-    consumer.assign([KafkaTP(wire_topic, 0, 0)])
-    out: list[Raw] = []
-    try:
-        while True:
-            msgs = consumer.consume(100, 5.0)
-            if not msgs:
-                break
-            out += [
-                (m.value() or b"", m.key(), [(k, v or b"") for k, v in m.headers() or []])  # type: ignore[misc,str-unpack]
-                for m in msgs
-                if m.error() is None
-            ]
-            if any(m.error() is not None for m in msgs):
-                break
-    finally:
-        consumer.close()
-    return out
 
 
 def _produce(
@@ -72,7 +40,7 @@ def test_a_principal_written_straight_to_kafka_is_refused(
 ) -> None:
     h, prefix = kafka_hub
     h.keys.create(["analyst"], principal="ann")
-    genuine = _raw(kafka, prefix + "hub.principals")
+    genuine = raw_records(kafka, prefix + "hub.principals")
     assert genuine and genuine[-1][2][-1][0] == "__hub.mac"
     before = len(h.log.read("hub.principals", 0, 0, 1000))
     value, key, headers = genuine[-1]
@@ -90,7 +58,7 @@ def test_a_principal_written_straight_to_kafka_is_refused(
 def test_a_copied_mac_on_a_changed_value_fails(kafka_hub: tuple[Hub, str], kafka: str) -> None:
     h, prefix = kafka_hub
     h.keys.create(["analyst"], principal="ann")
-    value, key, headers = _raw(kafka, prefix + "hub.principals")[-1]
+    value, key, headers = raw_records(kafka, prefix + "hub.principals")[-1]
     before = len(h.log.read("hub.principals", 0, 0, 1000))
     _produce(
         kafka,

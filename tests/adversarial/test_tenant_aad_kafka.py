@@ -12,8 +12,7 @@ import json
 import uuid
 
 import pytest
-from confluent_kafka import Consumer, Producer
-from confluent_kafka import TopicPartition as KafkaTP
+from confluent_kafka import Producer
 
 from core.avro import serde
 from core.events import STRATEGY_CONFIG, OutgoingEvent, tenant_of
@@ -21,6 +20,7 @@ from core.pii import PiiCodec, encrypted_schema, plan
 from core.ports.keystore import make_aad_v1
 from domain.catalog import schema_text
 from hub.bootstrap import Hub
+from tests.adversarial._kafka_hub import raw_records
 
 pytestmark = pytest.mark.integration
 
@@ -38,35 +38,6 @@ ACCOUNT = {
 }
 
 
-def _raw(kafka: str, wire_topic: str) -> list[tuple[bytes, bytes | None, list[tuple[str, bytes]]]]:
-    consumer = Consumer(
-        {
-            "bootstrap.servers": kafka,
-            "group.id": f"x-{uuid.uuid4().hex}",
-            "isolation.level": "read_committed",
-            "enable.partition.eof": True,
-            "log_level": 0,
-        }
-    )
-    consumer.assign([KafkaTP(wire_topic, 0, 0)])
-    out = []
-    try:
-        while True:
-            msgs = consumer.consume(100, 5.0)
-            if not msgs:
-                break
-            out += [
-                (m.value() or b"", m.key(), [(k, v or b"") for k, v in m.headers() or []])  # type: ignore[misc,str-unpack]
-                for m in msgs
-                if m.error() is None
-            ]
-            if any(m.error() is not None for m in msgs):
-                break
-    finally:
-        consumer.close()
-    return out
-
-
 def test_a_broker_producers_copies_of_acmes_pii_open_for_nobody(
     kafka_hub: tuple[Hub, str], kafka: str
 ) -> None:
@@ -77,7 +48,7 @@ def test_a_broker_producers_copies_of_acmes_pii_open_for_nobody(
     h.publisher.publish(
         topic, [OutgoingEvent(value=ACCOUNT, event_type=TYPE)], producer="apat", tenant="acme"
     )
-    ((value, _key, headers),) = _raw(kafka, prefix + topic)
+    ((value, _key, headers),) = raw_records(kafka, prefix + topic)
     assert headers[-1][0] == "__hub.mac" and b"Secretname" not in value
     writer = h.registry.parsed(sv.id)
     plain = PiiCodec(h.keystore).decrypt(

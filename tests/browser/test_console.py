@@ -28,6 +28,10 @@ def _wait(driver: Any, condition: Any, timeout: float = 20.0, what: str = "") ->
 def login(driver: Any, server: Server, key: str, path: str = "/ui") -> None:
     from selenium.webdriver.common.by import By
 
+    # a blank page first: the page left open (e.g. /ui/markets) polls, and once its cookies
+    # are gone it sends itself to /ui/login?next=<itself>; that navigation could win over
+    # ours, and the login would land there (a CI run ended on /ui/markets, not /ui/security)
+    driver.get("about:blank")
     driver.get(server.url + path)
     _wait(driver, lambda d: "/ui/login" in d.current_url, what="the login page")
     driver.find_element(By.ID, "key").send_keys(key)

@@ -7,8 +7,7 @@
 //! give the same bytes given the same nonces. Anything but the plain case (a key that is not 32
 //! bytes, an object that is not exact `bytes` / `str`, a subject without UTF-8, a key index out
 //! of range, lengths that do not agree) answers None and the reference runs and raises.
-use crate::aead_seal::{bytes_of, seal_one, NONCE_LEN};
-use aes_gcm::{Aes256Gcm, KeyInit};
+use crate::aead_seal::{cipher_and_head, seal_one, seal_values};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyString};
 
@@ -31,11 +30,6 @@ fn seal_batch_bound<'py>(
     aads: &Bound<'py, PyList>,
     nonces: &Bound<'py, PyBytes>,
 ) -> PyResult<Option<Bound<'py, PyList>>> {
-    let n = plaintexts.len();
-    let nonces = nonces.as_bytes();
-    if key_of.len() != n || aads.len() != n || nonces.len() != NONCE_LEN * n {
-        return Ok(None);
-    }
     if keys.len() != headers.len() || keys.len() != subjects.len() {
         return Ok(None);
     }
@@ -43,10 +37,10 @@ fn seal_batch_bound<'py>(
     let mut heads: Vec<Vec<u8>> = Vec::with_capacity(keys.len());
     let mut prefixes: Vec<Vec<u8>> = Vec::with_capacity(keys.len()); // the AAD before aads[i]
     for ((k, h), s) in keys.iter().zip(headers.iter()).zip(subjects.iter()) {
-        let (Some(k), Some(h)) = (bytes_of(&k), bytes_of(&h)) else {
+        let Some((c, h)) = cipher_and_head(&k, &h) else {
             return Ok(None);
         };
-        if k.len() != 32 || !s.is_exact_instance_of::<PyString>() {
+        if !s.is_exact_instance_of::<PyString>() {
             return Ok(None);
         }
         let Ok(s) = s.downcast::<PyString>()?.to_str() else {
@@ -56,43 +50,33 @@ fn seal_batch_bound<'py>(
         if put_len(&mut prefix, h.len()).is_none() {
             return Ok(None);
         }
-        prefix.extend_from_slice(h);
+        prefix.extend_from_slice(&h);
         if put_len(&mut prefix, s.len()).is_none() {
             return Ok(None);
         }
         prefix.extend_from_slice(s.as_bytes());
-        ciphers.push(Aes256Gcm::new_from_slice(k).expect("a 32-byte key"));
-        heads.push(h.to_vec());
+        ciphers.push(c);
+        heads.push(h);
         prefixes.push(prefix);
     }
     let mut bound: Vec<u8> = Vec::new();
-    let mut out: Vec<Bound<'py, PyBytes>> = Vec::with_capacity(n);
-    for i in 0..n {
-        let ki = key_of.get_item(i)?;
-        let Ok(ki) = ki.extract::<usize>() else {
-            return Ok(None);
-        };
-        if ki >= ciphers.len() {
-            return Ok(None);
-        }
-        let p = plaintexts.get_item(i)?;
-        let a = aads.get_item(i)?;
-        let (Some(plain), Some(aad)) = (bytes_of(&p), bytes_of(&a)) else {
-            return Ok(None);
-        };
-        bound.clear();
-        bound.extend_from_slice(&prefixes[ki]);
-        if put_len(&mut bound, aad.len()).is_none() {
-            return Ok(None);
-        }
-        bound.extend_from_slice(aad);
-        let nonce = &nonces[NONCE_LEN * i..NONCE_LEN * (i + 1)];
-        let Some(sealed) = seal_one(py, &ciphers[ki], &heads[ki], nonce, plain, &bound)? else {
-            return Ok(None);
-        };
-        out.push(sealed);
-    }
-    Ok(Some(PyList::new(py, out)?))
+    seal_values(
+        py,
+        ciphers.len(),
+        key_of,
+        plaintexts,
+        aads,
+        nonces,
+        |ki, nonce, plain, aad| {
+            bound.clear();
+            bound.extend_from_slice(&prefixes[ki]);
+            if put_len(&mut bound, aad.len()).is_none() {
+                return Ok(None);
+            }
+            bound.extend_from_slice(aad);
+            seal_one(py, &ciphers[ki], &heads[ki], nonce, plain, &bound)
+        },
+    )
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -42,25 +42,60 @@ fn seal_batch<'py>(
     aads: &Bound<'py, PyList>,
     nonces: &Bound<'py, PyBytes>,
 ) -> PyResult<Option<Bound<'py, PyList>>> {
-    let n = plaintexts.len();
-    let nonces = nonces.as_bytes();
-    if key_of.len() != n || aads.len() != n || nonces.len() != NONCE_LEN * n {
-        return Ok(None);
-    }
     if keys.len() != headers.len() {
         return Ok(None);
     }
     let mut ciphers = Vec::with_capacity(keys.len());
     let mut heads: Vec<Vec<u8>> = Vec::with_capacity(keys.len());
     for (k, h) in keys.iter().zip(headers.iter()) {
-        let (Some(k), Some(h)) = (bytes_of(&k), bytes_of(&h)) else {
+        let Some((c, h)) = cipher_and_head(&k, &h) else {
             return Ok(None);
         };
-        if k.len() != 32 {
-            return Ok(None);
-        }
-        ciphers.push(Aes256Gcm::new_from_slice(k).expect("a 32-byte key"));
-        heads.push(h.to_vec());
+        ciphers.push(c);
+        heads.push(h);
+    }
+    seal_values(
+        py,
+        ciphers.len(),
+        key_of,
+        plaintexts,
+        aads,
+        nonces,
+        |ki, nonce, plain, aad| seal_one(py, &ciphers[ki], &heads[ki], nonce, plain, aad),
+    )
+}
+
+/// The AES-256-GCM cipher of a 32-byte key and a copy of its envelope header, or `None`.
+pub(crate) fn cipher_and_head(
+    key: &Bound<'_, PyAny>,
+    head: &Bound<'_, PyAny>,
+) -> Option<(Aes256Gcm, Vec<u8>)> {
+    let (k, h) = (bytes_of(key)?, bytes_of(head)?);
+    (k.len() == 32).then(|| {
+        (
+            Aes256Gcm::new_from_slice(k).expect("a 32-byte key"),
+            h.to_vec(),
+        )
+    })
+}
+
+/// `seal(k, nonce_i, plaintexts[i], aads[i])` for every value i, `k = key_of[i]` below
+/// `n_keys`, nonce_i being bytes 12i..12i+12 of `nonces`: the per-value checks both sealers
+/// share. `None` when lengths disagree, an index is out of range, an item is not exact
+/// `bytes`, or `seal` answers `None`.
+pub(crate) fn seal_values<'py>(
+    py: Python<'py>,
+    n_keys: usize,
+    key_of: &Bound<'py, PyList>,
+    plaintexts: &Bound<'py, PyList>,
+    aads: &Bound<'py, PyList>,
+    nonces: &Bound<'py, PyBytes>,
+    mut seal: impl FnMut(usize, &[u8], &[u8], &[u8]) -> PyResult<Option<Bound<'py, PyBytes>>>,
+) -> PyResult<Option<Bound<'py, PyList>>> {
+    let n = plaintexts.len();
+    let nonces = nonces.as_bytes();
+    if key_of.len() != n || aads.len() != n || nonces.len() != NONCE_LEN * n {
+        return Ok(None);
     }
     let mut out: Vec<Bound<'py, PyBytes>> = Vec::with_capacity(n);
     for i in 0..n {
@@ -68,7 +103,7 @@ fn seal_batch<'py>(
         let Ok(ki) = ki.extract::<usize>() else {
             return Ok(None);
         };
-        if ki >= ciphers.len() {
+        if ki >= n_keys {
             return Ok(None);
         }
         let p = plaintexts.get_item(i)?;
@@ -77,7 +112,7 @@ fn seal_batch<'py>(
             return Ok(None);
         };
         let nonce = &nonces[NONCE_LEN * i..NONCE_LEN * (i + 1)];
-        let Some(sealed) = seal_one(py, &ciphers[ki], &heads[ki], nonce, plain, aad)? else {
+        let Some(sealed) = seal(ki, nonce, plain, aad)? else {
             return Ok(None);
         };
         out.push(sealed);

@@ -126,3 +126,11 @@ def api(tmp_path: Path) -> Iterator[Api]:
 def shared_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
     """One hub for a module whose tests change nothing that another test reads."""
     yield from _serve(tmp_path_factory.mktemp("hub") / "data")
+
+
+@pytest.fixture
+def client(hub: Hub) -> Iterator[TestClient]:
+    """The API of the test's ``hub`` (tests/conftest.py), from 127.0.0.1; a module that needs
+    another client (e.g. server errors as answers) defines its own ``client``."""
+    with TestClient(create_app(hub), base_url="http://127.0.0.1") as c:
+        yield c

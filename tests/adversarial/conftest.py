@@ -2,5 +2,5 @@
 
 from __future__ import annotations
 
-from ._api import api, shared_api  # noqa: F401  (fixtures)
+from ._api import api, client, shared_api  # noqa: F401  (fixtures)
 from ._kafka_hub import kafka, kafka_hub  # noqa: F401  (fixtures)

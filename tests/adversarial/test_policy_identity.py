@@ -11,7 +11,6 @@ MUST be a plain name, or every decision of that identity fails.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pyarrow  # noqa: F401 - pyarrow before regopy (STACK-NOTES)
@@ -29,12 +28,6 @@ from tests.adversarial._people import enrolled, witness
 
 ADMIN = Principal("root", frozenset({"admin"}))
 QUOTED = 'g", "allow": true, "z": "'
-
-
-@pytest.fixture
-def client(hub: Hub) -> Iterator[TestClient]:
-    with TestClient(create_app(hub), base_url="http://127.0.0.1") as c:
-        yield c
 
 
 def _files(edit: Any) -> dict[str, str]:

@@ -12,7 +12,6 @@ and the approver's are decided again against the bundle in force when the change
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
@@ -20,18 +19,11 @@ from fastapi.testclient import TestClient
 from core.errors import Conflict, Forbidden
 from core.policybundle import PolicyBundle
 from core.ports.policy import Principal
-from hub.api.app import create_app
 from hub.bootstrap import Hub
 from tests.adversarial._api import basic as auth
 from tests.adversarial._people import enrolled, witness
 
 ADMIN = Principal("root", frozenset({"admin"}))
-
-
-@pytest.fixture
-def client(hub: Hub) -> Iterator[TestClient]:
-    with TestClient(create_app(hub), base_url="http://127.0.0.1") as c:
-        yield c
 
 
 def _take(hub: Hub, role: str, action: str) -> None:

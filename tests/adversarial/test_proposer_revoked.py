@@ -16,7 +16,6 @@ check is what still refuses.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -25,19 +24,12 @@ from fastapi.testclient import TestClient
 from core.errors import Conflict
 from core.events import OutgoingEvent
 from core.ports.policy import Principal
-from hub.api.app import create_app
 from hub.bootstrap import Hub
 from tests.adversarial._api import basic as auth
 from tests.adversarial._people import enrolled, witness
 from tests.adversarial.test_two_person_attacks import _files
 
 ADMIN = Principal("root", frozenset({"admin"}))
-
-
-@pytest.fixture
-def client(hub: Hub) -> Iterator[TestClient]:
-    with TestClient(create_app(hub), base_url="http://127.0.0.1") as c:
-        yield c
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ another process appended after the withdrawal is not applied.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -21,19 +20,12 @@ from fastapi.testclient import TestClient
 from core.events import OutgoingEvent
 from core.ports.policy import Principal
 from governance.store import ACTIVATED, APPROVED, POLICIES_TOPIC
-from hub.api.app import create_app
 from hub.bootstrap import Hub
 from tests.adversarial._api import basic as auth
 from tests.adversarial._people import enrolled, witness
 from tests.adversarial.test_two_person_attacks import _files
 
 ADMIN = Principal("root", frozenset({"admin"}))
-
-
-@pytest.fixture
-def client(hub: Hub) -> Iterator[TestClient]:
-    with TestClient(create_app(hub), base_url="http://127.0.0.1") as c:
-        yield c
 
 
 @pytest.fixture

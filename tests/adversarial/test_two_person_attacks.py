@@ -9,7 +9,6 @@ Each test is one way a single person might try to approve their own proposal.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -25,12 +24,6 @@ from tests.adversarial.test_console_keys import as_
 from tests.adversarial.test_identity_escalation import _all_routes
 
 ADMIN = Principal("root", frozenset({"admin"}))
-
-
-@pytest.fixture
-def client(hub: Hub) -> Iterator[TestClient]:
-    with TestClient(create_app(hub), base_url="http://127.0.0.1") as c:
-        yield c
 
 
 def _principal(hub: Hub, issued: Any) -> Principal:

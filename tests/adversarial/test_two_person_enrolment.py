@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,18 +20,11 @@ from fastapi.testclient import TestClient
 from core.events import OutgoingEvent
 from core.ports.policy import Principal
 from governance import enrolment as enrolment_module
-from hub.api.app import create_app
 from hub.bootstrap import Hub
 from tests.adversarial._api import basic as auth
 from tests.adversarial.test_two_person_attacks import _approve, _propose
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
-
-
-@pytest.fixture
-def client(hub: Hub) -> Iterator[TestClient]:
-    with TestClient(create_app(hub), base_url="http://127.0.0.1") as c:
-        yield c
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient
 from core.roles import ROLES
 from hub.api.app import create_app
 from hub.bootstrap import Hub, bootstrap
-from hub.settings import load_settings
+from hub.settings import Settings, load_settings
 
 
 def basic(token: str) -> dict[str, str]:
@@ -100,8 +100,28 @@ def acme_case(api: Api) -> tuple[str, str, str]:
     return r.json()["case_id"], acme, globex
 
 
+def quiet_settings(data_dir: Path) -> Settings:
+    """Settings of a hub whose projection runners do not start by themselves (the test drives
+    them, or reads nothing they write)."""
+    return load_settings(environ={"HUB_PROJECTION_AUTOSTART": "false"}, data_dir=data_dir)
+
+
+def quiet_hub(data_dir: Path) -> Iterator[Hub]:
+    """A hub on ``quiet_settings``, closed after (``yield from`` it in a ``hub`` fixture)."""
+    h = bootstrap(quiet_settings(data_dir))
+    try:
+        yield h
+    finally:
+        h.close()
+
+
+def issue_key(hub: Hub, role: str, owner: str, tenant: str = "default") -> str:
+    """A key for ``owner`` with one role in ``tenant``, issued the operator's way."""
+    return hub.keys.create([role], principal=owner, tenant=tenant).token
+
+
 def start_api(data_dir: Path) -> tuple[Hub, TestClient]:
-    hub = bootstrap(load_settings(environ={"HUB_PROJECTION_AUTOSTART": "false"}, data_dir=data_dir))
+    hub = bootstrap(quiet_settings(data_dir))
     client = TestClient(create_app(hub), raise_server_exceptions=False)
     return hub, client
 

@@ -18,20 +18,13 @@ from fastapi.testclient import TestClient
 
 from core import lineage
 from hub.api.app import create_app
-from hub.bootstrap import Hub, bootstrap
-from hub.settings import load_settings
-from tests.adversarial._api import basic
+from hub.bootstrap import Hub
+from tests.adversarial._api import basic, quiet_hub
 
 
 @pytest.fixture
 def hub(tmp_path: Path) -> Iterator[Hub]:
-    h = bootstrap(
-        load_settings(environ={"HUB_PROJECTION_AUTOSTART": "false"}, data_dir=tmp_path / "d")
-    )
-    try:
-        yield h
-    finally:
-        h.close()
+    yield from quiet_hub(tmp_path / "d")
 
 
 def _topic(datasets: list[dict], name: str) -> dict:

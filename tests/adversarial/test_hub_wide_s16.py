@@ -24,30 +24,19 @@ from fastapi.testclient import TestClient
 
 from core.policybundle import PolicyBundle
 from hub.api.app import create_app
-from hub.bootstrap import Hub, bootstrap
-from hub.settings import load_settings
-from tests.adversarial._api import basic
+from hub.bootstrap import Hub
+from tests.adversarial._api import basic, issue_key, quiet_hub
 
 
 @pytest.fixture
 def hub(tmp_path: Path) -> Iterator[Hub]:
-    h = bootstrap(
-        load_settings(environ={"HUB_PROJECTION_AUTOSTART": "false"}, data_dir=tmp_path / "d")
-    )
-    try:
-        yield h
-    finally:
-        h.close()
+    yield from quiet_hub(tmp_path / "d")
 
 
 @pytest.fixture
 def client(hub: Hub) -> Iterator[TestClient]:
     with TestClient(create_app(hub), raise_server_exceptions=False) as c:
         yield c
-
-
-def _key(hub: Hub, role: str, owner: str, tenant: str = "default") -> str:
-    return hub.keys.create([role], principal=owner, tenant=tenant).token
 
 
 def _escalating_bundle() -> dict[str, str]:
@@ -64,8 +53,8 @@ def _refused(r: Any) -> None:
 
 
 def test_a_tenants_officers_cannot_change_the_hubs_policy(hub: Hub, client: TestClient) -> None:
-    sam = basic(_key(hub, "security_admin", "sam", "acme"))
-    ann = basic(_key(hub, "compliance_officer", "ann", "acme"))
+    sam = basic(issue_key(hub, "security_admin", "sam", "acme"))
+    ann = basic(issue_key(hub, "compliance_officer", "ann", "acme"))
     before = hub.policy_changes.store.active_bundle().version
     r = client.post(
         "/v1/policy/changes", json={"files": _escalating_bundle(), "reason": "x"}, headers=sam
@@ -75,7 +64,7 @@ def test_a_tenants_officers_cannot_change_the_hubs_policy(hub: Hub, client: Test
         client.post("/v1/policy/rollback", json={"version": before, "reason": "x"}, headers=sam)
     )
     # a change the hub's own security admin proposed is not approved by another tenant's officer
-    own = basic(_key(hub, "security_admin", "sue"))
+    own = basic(issue_key(hub, "security_admin", "sue"))
     r = client.post(
         "/v1/policy/changes", json={"files": _escalating_bundle(), "reason": "x"}, headers=own
     )
@@ -85,7 +74,7 @@ def test_a_tenants_officers_cannot_change_the_hubs_policy(hub: Hub, client: Test
     hub.policy_changes.store.refresh()
     assert hub.policy_changes.store.active_bundle().version == before
     # the hub's own compliance officer still approves it
-    olga = basic(_key(hub, "compliance_officer", "olga"))
+    olga = basic(issue_key(hub, "compliance_officer", "olga"))
     r = client.post(f"/v1/policy/changes/{change}/approve", json={}, headers=olga)
     assert r.status_code == 200, r.text
 
@@ -93,7 +82,7 @@ def test_a_tenants_officers_cannot_change_the_hubs_policy(hub: Hub, client: Test
 def test_the_console_approve_route_is_hub_wide_too(hub: Hub, client: TestClient) -> None:
     from tests.adversarial.test_console_keys import as_
 
-    own = basic(_key(hub, "security_admin", "sue"))
+    own = basic(issue_key(hub, "security_admin", "sue"))
     r = client.post(
         "/v1/policy/changes", json={"files": _escalating_bundle(), "reason": "x"}, headers=own
     )
@@ -109,7 +98,7 @@ def test_the_console_approve_route_is_hub_wide_too(hub: Hub, client: TestClient)
 def test_the_cli_policy_commands_are_hub_wide(hub: Hub, tmp_path: Path) -> None:
     from hub.cli import main
 
-    sam = _key(hub, "security_admin", "sam", "acme")
+    sam = issue_key(hub, "security_admin", "sam", "acme")
     folder = tmp_path / "bundle"
     for name, text in _escalating_bundle().items():
         (folder / name).parent.mkdir(parents=True, exist_ok=True)

@@ -14,20 +14,14 @@ from pathlib import Path
 import pytest
 
 from core.events import OutgoingEvent
-from hub.bootstrap import Hub, bootstrap
+from hub.bootstrap import Hub
 from hub.ml_setup import ml_of
-from hub.settings import load_settings
+from tests.adversarial._api import quiet_hub
 
 
 @pytest.fixture
 def hub(tmp_path: Path) -> Iterator[Hub]:
-    h = bootstrap(
-        load_settings(environ={"HUB_PROJECTION_AUTOSTART": "false"}, data_dir=tmp_path / "d")
-    )
-    try:
-        yield h
-    finally:
-        h.close()
+    yield from quiet_hub(tmp_path / "d")
 
 
 def payment(pid: str, hour: int) -> OutgoingEvent:

@@ -32,7 +32,7 @@ from hub.api.app import create_app
 from hub.bootstrap import Hub, bootstrap
 from hub.console.alerts import FIRED, AlertEngine
 from hub.settings import load_settings
-from tests.adversarial._api import basic
+from tests.adversarial._api import basic, issue_key, quiet_hub
 from tests.adversarial.test_console_keys import as_
 
 DAY = "2026-11-24"
@@ -40,13 +40,7 @@ DAY = "2026-11-24"
 
 @pytest.fixture
 def hub(tmp_path: Path) -> Iterator[Hub]:
-    h = bootstrap(
-        load_settings(environ={"HUB_PROJECTION_AUTOSTART": "false"}, data_dir=tmp_path / "d")
-    )
-    try:
-        yield h
-    finally:
-        h.close()
+    yield from quiet_hub(tmp_path / "d")
 
 
 @pytest.fixture
@@ -55,21 +49,17 @@ def client(hub: Hub) -> Iterator[TestClient]:
         yield c
 
 
-def _key(hub: Hub, role: str, owner: str, tenant: str = "default") -> str:
-    return hub.keys.create([role], principal=owner, tenant=tenant).token
-
-
 # -- 1. /metrics and the console's alerts --------------------------------------------------------
 def test_metrics_are_refused_to_a_key_limited_to_one_tenant(hub: Hub, client: TestClient) -> None:
     hub.publisher.publish("trades", [_trade(0, "acme")], producer="t", tenant="acme")
-    globex = basic(_key(hub, "compliance_officer", "gus", "globex"))
+    globex = basic(issue_key(hub, "compliance_officer", "gus", "globex"))
     r = client.get("/metrics", headers=globex)
     assert r.status_code == 403, r.text[:300]
     assert "tenant isolation" in r.json()["message"]
     assert "hub_events_appended_total" not in r.text
     for headers in (  # the hub's own operators: its tenant's officer, an admin
-        basic(_key(hub, "compliance_officer", "carol")),
-        basic(_key(hub, "admin", "root")),
+        basic(issue_key(hub, "compliance_officer", "carol")),
+        basic(issue_key(hub, "admin", "root")),
     ):
         r = client.get("/metrics", headers=headers)
         assert r.status_code == 200
@@ -105,13 +95,13 @@ def test_console_alerts_withhold_hub_wide_figures_from_a_tenant(
         assert r.status_code == 200, r.text
         return {e["rule"]: e for e in r.json()["events"]}
 
-    acme = seen(_key(hub, "compliance_officer", "ann", "acme"))
+    acme = seen(issue_key(hub, "compliance_officer", "ann", "acme"))
     assert acme["quarantine_rate"]["value"] is None
     assert "tenant.all" in acme["quarantine_rate"]["withheld"]
     assert acme["ledger_verify_failed"]["value"] is None
     assert "globex" not in json.dumps(acme)
     assert acme["projection_lag"]["value"] == "12000"  # the hub's own jobs, as on the health page
-    admin = seen(_key(hub, "admin", "root"))
+    admin = seen(issue_key(hub, "admin", "root"))
     assert admin["quarantine_rate"]["value"] == "37.50"
     assert "globex.payments" in admin["ledger_verify_failed"]["summary"]
 
@@ -126,9 +116,9 @@ def test_ready_without_a_key_shows_no_figures_and_details_need_a_role(
     for c in r.json()["components"]:
         assert set(c) == {"component", "adapter", "ok", "ms"}, c
     assert client.get("/ready/details").status_code == 401
-    officer = basic(_key(hub, "compliance_officer", "ann", "acme"))
+    officer = basic(issue_key(hub, "compliance_officer", "ann", "acme"))
     assert client.get("/ready/details", headers=officer).status_code == 403
-    r = client.get("/ready/details", headers=basic(_key(hub, "admin", "root")))
+    r = client.get("/ready/details", headers=basic(issue_key(hub, "admin", "root")))
     assert r.status_code == 200, r.text
     by_name = {c["component"]: c for c in r.json()["components"]}
     assert by_name["event_log"]["topics"] > 0 and by_name["ledger"]["pending_records"] >= 0
@@ -174,8 +164,8 @@ def _analysts_may_time_travel(hub: Hub, client: TestClient) -> None:
     data = json.loads(shipped.files["hub/data.json"])
     data["role_actions"]["analyst"].append("projection.rebuild")
     files = {**shipped.files, "hub/data.json": json.dumps(data, indent=2) + "\n"}
-    alice = basic(_key(hub, "security_admin", "alice"))
-    carol = basic(_key(hub, "compliance_officer", "carol"))
+    alice = basic(issue_key(hub, "security_admin", "alice"))
+    carol = basic(issue_key(hub, "compliance_officer", "carol"))
     r = client.post("/v1/policy/changes", headers=alice, json={"files": files, "reason": "tt"})
     assert r.status_code == 201, r.text
     change = r.json()["change_id"]
@@ -187,13 +177,13 @@ def test_time_travel_shows_a_tenant_its_own_rows_only(hub: Hub, client: TestClie
     _analysts_may_time_travel(hub, client)
     for tenant in ("acme", "globex"):
         hub.publisher.publish("trades", [_trade(0, tenant)], producer="t", tenant=tenant)
-    acme = basic(_key(hub, "analyst", "ann", "acme"))
+    acme = basic(issue_key(hub, "analyst", "ann", "acme"))
     r = client.get("/v1/projections/positions/at", params={"offset": 10}, headers=acme)
     assert r.status_code == 200, r.text
     rows = r.json()["views"]["positions"]
     assert [row["account_id"] for row in rows] == ["ACME"], rows
     assert r.json()["digests"]["positions"] is None  # a digest over globex's rows too
-    admin = basic(_key(hub, "admin", "root"))
+    admin = basic(issue_key(hub, "admin", "root"))
     r = client.get("/v1/projections/positions/at", params={"offset": 10}, headers=admin)
     assert sorted(row["account_id"] for row in r.json()["views"]["positions"]) == [
         "ACME",
@@ -209,8 +199,8 @@ def test_a_tenant_can_neither_see_nor_release_another_tenants_legal_hold(
     """Holds were hub-wide: acme's officer (legalhold.write, no tenant.all) listed globex's hold
     (its matter names an investigation, its scope a customer) and released it, so globex's
     records fell to the next retention run and its subject could be erased."""
-    gus = basic(_key(hub, "compliance_officer", "gus", "globex"))
-    ann = basic(_key(hub, "compliance_officer", "ann", "acme"))
+    gus = basic(issue_key(hub, "compliance_officer", "gus", "globex"))
+    ann = basic(issue_key(hub, "compliance_officer", "ann", "acme"))
     r = client.post(
         "/v1/legal-holds",
         json={"scope": "subject:GLOBEX-CUST-9", "matter": "SEC inquiry 42"},
@@ -226,7 +216,7 @@ def test_a_tenant_can_neither_see_nor_release_another_tenants_legal_hold(
     assert [h["hold_id"] for h in client.get("/v1/legal-holds", headers=gus).json()["holds"]] == [
         hold_id
     ]
-    admin = basic(_key(hub, "admin", "root"))
+    admin = basic(issue_key(hub, "admin", "root"))
     assert len(client.get("/v1/legal-holds", headers=admin).json()["holds"]) == 1
     r = client.post(f"/v1/legal-holds/{hold_id}/release", json={"reason": "closed"}, headers=gus)
     assert r.status_code == 202, r.text
@@ -235,7 +225,7 @@ def test_a_tenant_can_neither_see_nor_release_another_tenants_legal_hold(
     r = client.post(f"/v1/config/changes/{change_id}/approve", json={}, headers=ann)
     assert r.status_code == 404, r.text
     assert hub.governance.is_held("subject:GLOBEX-CUST-9")
-    gail = basic(_key(hub, "compliance_officer", "gail", "globex"))
+    gail = basic(issue_key(hub, "compliance_officer", "gail", "globex"))
     r = client.post(f"/v1/config/changes/{change_id}/approve", json={}, headers=gail)
     assert r.status_code == 200, r.text
     assert not hub.governance.is_held("subject:GLOBEX-CUST-9")
@@ -247,7 +237,7 @@ def test_a_tenants_security_admin_neither_lists_nor_revokes_another_tenants_keys
 ) -> None:
     """acme's security admin listed every tenant's keys (owners, roles) and, holding the roles
     of globex's security admin key, revoked it: one tenant locked another out."""
-    sam = basic(_key(hub, "security_admin", "sam", "acme"))
+    sam = basic(issue_key(hub, "security_admin", "sam", "acme"))
     gus_key = hub.keys.create(["security_admin"], principal="gus", tenant="globex")
     listed = client.get("/v1/keys", headers=sam)
     assert listed.status_code == 200
@@ -259,7 +249,7 @@ def test_a_tenants_security_admin_neither_lists_nor_revokes_another_tenants_keys
     own = hub.keys.create(["security_admin"], principal="sue", tenant="acme")
     r = client.post(f"/v1/keys/{own.key_id}/revoke", json={"reason": "left"}, headers=sam)
     assert r.status_code == 200, r.text
-    admin = basic(_key(hub, "admin", "root"))
+    admin = basic(issue_key(hub, "admin", "root"))
     assert {k["tenant"] for k in client.get("/v1/keys", headers=admin).json()} >= {
         "acme",
         "globex",
@@ -275,7 +265,7 @@ def test_a_tenant_cannot_set_retention_that_deletes_other_tenants_records(
     trades; through ``POST /v1/config/changes`` of ``retention:topic:trades`` as well."""
     for tenant in ("globex", "globex", "acme"):
         hub.publisher.publish("trades", [_trade(0, tenant)], producer="t", tenant=tenant)
-    ann = basic(_key(hub, "compliance_officer", "ann", "acme"))
+    ann = basic(issue_key(hub, "compliance_officer", "ann", "acme"))
     r = client.post(
         "/v1/retention/policies", json={"scope": "topic:trades", "max_records": 1}, headers=ann
     )
@@ -288,7 +278,7 @@ def test_a_tenant_cannot_set_retention_that_deletes_other_tenants_records(
     assert r.status_code == 403 and "tenant isolation" in r.json()["message"], r.text
     assert client.post("/v1/retention/run", headers=ann).status_code == 403
     assert hub.governance.policies() == {}
-    admin = basic(_key(hub, "admin", "root"))
+    admin = basic(issue_key(hub, "admin", "root"))
     r = client.post(
         "/v1/retention/policies", json={"scope": "topic:trades", "max_records": 100}, headers=admin
     )

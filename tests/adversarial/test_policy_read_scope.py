@@ -20,22 +20,15 @@ from fastapi.testclient import TestClient
 
 from core.policybundle import PolicyBundle
 from hub.api.app import create_app
-from hub.bootstrap import Hub, bootstrap
-from hub.settings import load_settings
-from tests.adversarial._api import basic
+from hub.bootstrap import Hub
+from tests.adversarial._api import basic, quiet_hub
 
 SECRET_GRANTEE = "gus-globex-investigator"
 
 
 @pytest.fixture
 def hub(tmp_path: Path) -> Iterator[Hub]:
-    h = bootstrap(
-        load_settings(environ={"HUB_PROJECTION_AUTOSTART": "false"}, data_dir=tmp_path / "d")
-    )
-    try:
-        yield h
-    finally:
-        h.close()
+    yield from quiet_hub(tmp_path / "d")
 
 
 @pytest.fixture

@@ -16,21 +16,14 @@ import pytest
 from fastapi.testclient import TestClient
 
 from hub.api.app import create_app
-from hub.bootstrap import Hub, bootstrap
-from hub.settings import load_settings
-from tests.adversarial._api import basic
-from tests.adversarial.test_hub_wide_s16 import _key, _refused
+from hub.bootstrap import Hub
+from tests.adversarial._api import basic, issue_key, quiet_hub
+from tests.adversarial.test_hub_wide_s16 import _refused
 
 
 @pytest.fixture
 def hub(tmp_path: Path) -> Iterator[Hub]:
-    h = bootstrap(
-        load_settings(environ={"HUB_PROJECTION_AUTOSTART": "false"}, data_dir=tmp_path / "d")
-    )
-    try:
-        yield h
-    finally:
-        h.close()
+    yield from quiet_hub(tmp_path / "d")
 
 
 @pytest.fixture
@@ -42,7 +35,7 @@ def client(hub: Hub) -> Iterator[TestClient]:
 def test_a_tenants_security_admin_cannot_set_the_registrys_mode_or_levels(
     hub: Hub, client: TestClient
 ) -> None:
-    sam = basic(_key(hub, "security_admin", "sam", "acme"))
+    sam = basic(issue_key(hub, "security_admin", "sam", "acme"))
     _refused(client.put("/mode", json={"mode": "READONLY"}, headers=sam))
     _refused(client.put("/config", json={"compatibility": "NONE"}, headers=sam))
     _refused(client.put("/config/trades-value", json={"compatibility": "NONE"}, headers=sam))
@@ -55,7 +48,7 @@ def test_a_tenants_security_admin_cannot_set_the_registrys_mode_or_levels(
     _refused(r)
     assert hub.registry.mode() == "READWRITE"
     # the hub's own security admin still can
-    sue = basic(_key(hub, "security_admin", "sue"))
+    sue = basic(issue_key(hub, "security_admin", "sue"))
     assert (
         client.put("/config/trades-value", json={"compatibility": "FULL"}, headers=sue).status_code
         == 200
@@ -78,7 +71,7 @@ def test_an_internal_subjects_mode_is_not_set_through_config_changes(
     """``PUT /mode/{subject}`` refused an internal subject; ``POST /v1/config/changes`` of
     ``registry.mode:<internal subject>`` applied it (the hub's own security admin, one
     request): its next release could not register the subject's new schema."""
-    sue = basic(_key(hub, "security_admin", "sue"))
+    sue = basic(issue_key(hub, "security_admin", "sue"))
     r = client.post(
         "/v1/config/changes",
         json={"resource": resource, "value": value, "reason": "x"},

@@ -23,22 +23,16 @@ import pytest
 
 from audit.note import parse_verifier_key
 from core.ports.policy import Principal
-from hub.bootstrap import Hub, bootstrap
+from hub.bootstrap import Hub
 from hub.reports import signed_export, verify_pack
-from hub.settings import load_settings
+from tests.adversarial._api import quiet_hub
 
 SQL = "SELECT count() AS n FROM ohlcv_1m"
 
 
 @pytest.fixture
 def hub(tmp_path: Path) -> Iterator[Hub]:
-    h = bootstrap(
-        load_settings(environ={"HUB_PROJECTION_AUTOSTART": "false"}, data_dir=tmp_path / "d")
-    )
-    try:
-        yield h
-    finally:
-        h.close()
+    yield from quiet_hub(tmp_path / "d")
 
 
 def _manifest(pack: bytes) -> dict[str, object]:

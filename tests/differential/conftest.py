@@ -77,6 +77,15 @@ class World:
     views: FlinkViews
     stop: Callable[[], None]
 
+    @property
+    def tenant_key(self) -> bytes:
+        """The key of the tenant MACs this hub's writer puts on its data records (the one
+        ``hub.flink`` gives its jobs), by its topic prefix as a job reading several hubs takes
+        it (``FlinkLauncher``)."""
+        from hub.flink import tenant_key
+
+        return tenant_key(self.hub.settings)
+
     def close(self) -> None:
         try:
             self.views._run(
@@ -228,7 +237,7 @@ def flink_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FlinkSes
         session.cep_runner = FlinkProjections(
             [],
             placement(fi, cep),
-            FlinkLauncher(fi.python, root / "cep-jobs", cep.admin),
+            FlinkLauncher(fi.python, root / "cep-jobs", cep.admin, tenant_key=cep.tenant_key),
             cep.views,
             cep.hub.log,
             root / "cep-checkpoints",
@@ -256,6 +265,10 @@ def flink_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FlinkSes
                 root / "jobs",
                 {views.registry: views.admin, cep.registry: cep.admin},
                 row_key=ROW_KEY,
+                tenant_key={
+                    views.prefix + ".": views.tenant_key,
+                    cep.prefix + ".": cep.tenant_key,
+                },
             ),
             views.views,
             views.hub.log,

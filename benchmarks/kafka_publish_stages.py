@@ -12,7 +12,8 @@ both (the machine is shared). ``KAFKA_STAGES_FREEZE=1`` freezes the garbage coll
 heap after set-up (``gc.freeze``, as in docs/benchmarks/s15-kafka.md): that hides what a
 tracked object per record costs in collections, so the default leaves the collector as a
 deployed hub runs it. ``KAFKA_STAGES_NOMAC=1`` unsets the log's MAC key (what the record MAC
-costs, stage by stage).
+costs, stage by stage); ``KAFKA_STAGES_NOTMAC=1`` unsets only the tenant MAC key (what the
+Flink jobs' tenant MAC, ``core.tenant_mac``, costs; an older CHECKOUT has none).
 """
 
 from __future__ import annotations
@@ -58,6 +59,8 @@ def main(checkout: str, n: int, batch: int = 2000) -> None:
     hub.publisher._coalescers.clear()  # rebuilt with the timed methods
     if os.environ.get("KAFKA_STAGES_NOMAC") == "1":
         hub.log._mac_key = None  # type: ignore[attr-defined]
+    if os.environ.get("KAFKA_STAGES_NOTMAC") == "1":
+        hub.log._tenant_key = None  # type: ignore[attr-defined]
     gc.collect()
     if os.environ.get("KAFKA_STAGES_FREEZE") == "1":
         gc.freeze()

@@ -33,6 +33,7 @@ from core.ports.policy import Decision, PolicyEngine, Principal
 from core.ports.views import Target
 from core.projection import Projection
 from core.roles import RoleTablePolicy
+from core.tenant_mac import PURPOSE as TENANT_MAC_PURPOSE
 from governance.apikeys import PEPPER_FILE, ApiKeys, load_pepper
 from governance.cases import CaseBook
 from governance.catalog import Catalog
@@ -145,6 +146,9 @@ def build_event_log(settings: Settings) -> EventLog:
             # every record carries a MAC, so that a producer on the broker without the hub's
             # key cannot write records the hub takes for its own (adapters.kafka_log.auth)
             mac_key=derived_secret(settings, b"hub kafka record MAC"),
+            # and every data record a tenant MAC under a key of its own, the one the Flink jobs
+            # hold to trust its ce_tenant (core.tenant_mac; hub.flink.tenant_key)
+            tenant_key=derived_secret(settings, TENANT_MAC_PURPOSE),
         )
     raise ConfigError(
         f"HUB_EVENT_LOG={settings.event_log!r} has no adapter: use 'sqlite' or 'kafka'."

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from core import tenant_mac
 from core.errors import ConfigError
 from core.projection import Windowing
 from hub.bootstrap import derived_secret
@@ -40,6 +41,13 @@ def row_key(settings: Any) -> bytes:
     jobs the hub launches and its loaders hold it, a producer to ``flink.*`` does not. Derived
     from the hub's local MAC key with a label of its own (apart from the loader memory's)."""
     return derived_secret(settings, b"hub flink result rows")
+
+
+def tenant_key(settings: Any) -> bytes:
+    """The key of the tenant MACs the hub's Kafka writer puts on data records and its Flink
+    jobs check (``core.tenant_mac``): its own label, so that the jobs never hold the record MAC
+    key (which also signs the hub's own topics: principals, policies)."""
+    return derived_secret(settings, tenant_mac.PURPOSE)
 
 
 def flink_projections(hub: Any, token: str) -> FlinkProjections:
@@ -87,7 +95,9 @@ def flink_projections(hub: Any, token: str) -> FlinkProjections:
         result_topics=True,  # analytics tables also into the hub's chDB (projections.flink.results)
     )
     key = row_key(s)
-    launcher = FlinkLauncher(s.flink_python, s.data_dir / "flink" / "jobs", token, key)
+    launcher = FlinkLauncher(
+        s.flink_python, s.data_dir / "flink" / "jobs", token, key, tenant_key(s)
+    )
     launcher.check()
     return FlinkProjections(
         PROJECTIONS,

@@ -410,6 +410,7 @@ def compile_features(view: FeatureView, at: Any, group: str) -> Any:
         _config,
         _options,
         kafka_source,
+        tenant,
         upsert_kafka_options,
         with_row_mac,
     )
@@ -441,7 +442,7 @@ def compile_features(view: FeatureView, at: Any, group: str) -> Any:
             f"e.{qq('src_offset')}, r.*\n"
             f"FROM {qq(source)} AS e, LATERAL TABLE({qq(function)}(e.{qq('value')}, "
             f"COALESCE(CAST(e.{qq('headers')}['ce_type'] AS STRING), ''), "
-            f"COALESCE(CAST(e.{qq('headers')}['ce_tenant'] AS STRING), 'default'))) AS "
+            f"{tenant(topic, at, 'e')})) AS "
             f"r({', '.join(qq(c) for c in ('kind', 'name', 'entity', 't', 'i', 'payload'))})"
         )
     facts = f"{name}__facts"
@@ -513,6 +514,7 @@ def compile_features(view: FeatureView, at: Any, group: str) -> Any:
         statements=statements,
         inserts=[insert],
         tables=(),
+        tenant_prefixes=(at.topic_prefix,),
         features=udfs,
         row_macs=True,
     )

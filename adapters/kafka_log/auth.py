@@ -19,6 +19,12 @@ read, but its ``ce_tenant`` claim is dropped (it reads as tenant ``default``, as
 external record does), so a producer without the hub's key cannot put records into another
 tenant's view; so is one whose MAC header does not match (no reader stalls on it).
 
+Data-topic records also carry the tenant MAC ``__hub.tmac`` right before ``__hub.mac`` (so under
+it), for the Flink jobs, which must not hold this key (``core.tenant_mac``; ``tenant_macs``
+computes it with the record MAC's native batch function, one more call per batch, under its own
+key and label). The reader strips it with the MAC header: readers and ledger leaves see the
+headers as written.
+
 Records written before record MACs (session 15) are read only where a partition's seal vouches
 for them (``seals``; ``hub migrate kafka-seal`` writes the seals): the ``vouch`` of
 ``verify_record``. On data topics the seals cover the pre-MAC records that carry ``ce_tenant``,
@@ -36,6 +42,8 @@ from typing import Final
 
 from core.errors import LogTampered
 from core.ports.eventlog import Headers, StoredRecord
+from core.tenant_mac import COVERED, TMAC_HEADER, covered
+from core.tenant_mac import LABEL as TENANT_LABEL
 from domain.envelope import H_TENANT
 
 MAC_HEADER: Final = "__hub.mac"
@@ -56,9 +64,10 @@ def record_mac(
     value: bytes | None,
     headers: Headers | list[tuple[str, bytes]] | None,
     ts: int,
+    label: bytes = _LABEL,
 ) -> bytes:
     # one joined message and the one-shot hmac.digest: about 4x faster than hmac.new + updates
-    parts = [_LABEL, _field(topic.encode()), _POS.pack(partition, ts), _field(rkey), _field(value)]
+    parts = [label, _field(topic.encode()), _POS.pack(partition, ts), _field(rkey), _field(value)]
     for name, v in headers or ():
         parts.append(_field(name.encode()))
         parts.append(_field(v))
@@ -74,6 +83,7 @@ def record_macs_py(
     values: Sequence[bytes | None],
     header_names: Sequence[str],
     header_columns: Sequence[bytes | Sequence[bytes | None]],
+    label: bytes = _LABEL,
 ) -> list[bytes]:
     """The reference of ``hub_native.record_macs``: ``record_mac`` of every record of a column
     batch (``ColumnBatch``'s header columns: one ``bytes`` shared by all, or one per record)."""
@@ -88,7 +98,7 @@ def record_macs_py(
         raise ValueError(f"record_macs: a header column's length is not {n}.")
     rows = zip(*cols, strict=True) if cols else repeat((), n)
     return [
-        record_mac(key, topic, partition, k, v, list(zip(header_names, hv, strict=True)), ts)
+        record_mac(key, topic, partition, k, v, list(zip(header_names, hv, strict=True)), ts, label)
         for k, v, hv in zip(keys, values, rows, strict=True)
     ]
 
@@ -96,9 +106,10 @@ def record_macs_py(
 def record_macs_rows_py(
     key: bytes,
     rows: Sequence[tuple[str, int, bytes | None, bytes | None, Headers, int]],
+    label: bytes = _LABEL,
 ) -> list[bytes]:
     """The reference of ``hub_native.record_macs_rows``: ``record_mac`` of each row."""
-    return [record_mac(key, t, p, k, v, h, ts) for t, p, k, v, h, ts in rows]
+    return [record_mac(key, t, p, k, v, h, ts, label) for t, p, k, v, h, ts in rows]
 
 
 record_macs: Callable[..., list[bytes]]
@@ -115,6 +126,42 @@ except ImportError:  # no Rust toolchain: the references, same bytes
 def mac_required(topic: str) -> bool:
     """The hub's own topics (written by its services only): no record without a MAC."""
     return topic.startswith(("hub.", "_"))
+
+
+def tenant_macs(
+    key: bytes,
+    topic: str,
+    partition: int,
+    ts: int,
+    keys: Sequence[bytes | None],
+    values: Sequence[bytes | None],
+    header_names: Sequence[str],
+    header_columns: Sequence[bytes | Sequence[bytes | None]],
+) -> list[bytes]:
+    """The tenant MAC (``core.tenant_mac``) of every record of a column batch: ``record_macs``
+    under the tenant label over the ``COVERED`` header columns only, in ``COVERED`` order."""
+    at = {name: i for i, name in enumerate(header_names)}  # a repeated name: its last column
+    names = [name for name in COVERED if name in at]
+    columns = [header_columns[at[name]] for name in names]
+    return record_macs(key, topic, partition, ts, keys, values, names, columns, TENANT_LABEL)
+
+
+def tenant_macs_rows(
+    key: bytes,
+    rows: Sequence[tuple[str, int, bytes | None, bytes | None, Headers, int]],
+) -> list[bytes]:
+    """The tenant MAC (``core.tenant_mac``) of each row, in one ``record_macs_rows`` call."""
+    mine = [(t, p, k, v, covered(h), ts) for t, p, k, v, h, ts in rows]
+    return record_macs_rows(key, mine, TENANT_LABEL)
+
+
+def without_tmac(headers: Headers) -> Headers:
+    """A data record's headers (its MAC header already off) without the tenant MAC the hub's
+    writer puts right before it: readers see the headers as written, and ledger leaves of
+    records written before the tenant MAC stay what they were."""
+    if headers and headers[-1][0] == TMAC_HEADER:
+        return headers[:-1]
+    return headers
 
 
 def claims_tenant(r: StoredRecord) -> bool:
@@ -174,6 +221,8 @@ def verify_record(key: bytes, r: StoredRecord, vouch: Vouch | None = None) -> St
             f"The Kafka record at {where} fails its hub MAC: it was forged, changed, or moved "
             "from another topic or partition. Refusing to read it."
         )
+    if not mac_required(r.topic):
+        headers = without_tmac(headers)
     return StoredRecord(r.topic, r.partition, r.offset, r.timestamp_ms, r.key, r.value, headers)
 
 
@@ -207,9 +256,12 @@ def verify_records(
             and r.headers[-1][0] == MAC_HEADER
             and hmac.compare_digest(r.headers[-1][1], next(macs))
         ):
+            headers = r.headers[:-1]
+            if not mac_required(r.topic):
+                headers = without_tmac(headers)
             out.append(
                 StoredRecord(
-                    r.topic, r.partition, r.offset, r.timestamp_ms, r.key, r.value, r.headers[:-1]
+                    r.topic, r.partition, r.offset, r.timestamp_ms, r.key, r.value, headers
                 )
             )
         else:  # missing or wrong: verify_record's refusal or external reading, one place

@@ -104,9 +104,12 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]  # re-exported
 from adapters.kafka_log.auth import (
     MAC_HEADER,
     Vouch,
+    mac_required,
     mac_valid,
     record_macs,
     record_macs_rows,
+    tenant_macs,
+    tenant_macs_rows,
     verify_records,
 )
 from adapters.kafka_log.batch import (
@@ -164,6 +167,7 @@ from core.ports.eventlog_checks import TOPIC_NAME, records_valid
 from core.ports.eventlog_checks import check_id as _check_id
 from core.ports.eventlog_checks import check_offset as _check_offset
 from core.ports.eventlog_checks import check_topic_name as _check_topic_name
+from core.tenant_mac import TMAC_HEADER
 
 _T = TypeVar("_T")
 _LOG = logging.getLogger("hub.kafka")
@@ -242,6 +246,7 @@ class KafkaEventLog(EventLog):
         client_config: Mapping[str, str] | None = None,
         topic_prefix: str = "",
         mac_key: bytes | None = None,
+        tenant_key: bytes | None = None,
     ) -> None:
         if not isinstance(bootstrap_servers, str) or not bootstrap_servers:
             raise InvalidInput(
@@ -257,6 +262,21 @@ class KafkaEventLog(EventLog):
         if mac_key is not None and (type(mac_key) is not bytes or len(mac_key) < 16):
             raise InvalidInput("mac_key is invalid: pass at least 16 random bytes (or None).")
         self._mac_key = mac_key  # see adapters.kafka_log.auth: every record written and read
+        if tenant_key is not None and (
+            type(tenant_key) is not bytes or len(tenant_key) < 32 or mac_key is None
+        ):
+            raise InvalidInput(
+                "tenant_key is invalid: pass at least 32 random bytes, apart from mac_key, and "
+                "only with a mac_key (the tenant MAC header sits under the record MAC), or None."
+            )
+        if tenant_key is not None and tenant_key == mac_key:
+            raise InvalidInput(
+                "tenant_key must not be mac_key: the Flink jobs that check it could then sign "
+                "records of the hub's own topics (core.tenant_mac)."
+            )
+        # every data-topic record also carries a tenant MAC (core.tenant_mac) under this key,
+        # the one the Flink jobs hold: they trust a record's ce_tenant only when it verifies
+        self._tenant_key = tenant_key
         self._prefix = topic_prefix
         self._servers = bootstrap_servers
         self._timeout = float(timeout_s)
@@ -872,6 +892,23 @@ class KafkaEventLog(EventLog):
         try:
             try:
                 mac_key = self._mac_key
+                tenant_key = self._tenant_key
+                if tenant_key is not None and not mac_required(topic):  # under the record MAC
+                    tmacs = tenant_macs(
+                        tenant_key,
+                        topic,
+                        0,
+                        ts,
+                        batch.keys,
+                        batch.values,
+                        batch.header_names,
+                        batch.header_columns,
+                    )
+                    batch = replace(
+                        batch,
+                        header_names=(*batch.header_names, TMAC_HEADER),
+                        header_columns=(*batch.header_columns, tmacs),
+                    )
                 if mac_key is not None:  # each record sealed: its MAC a last header column
                     macs = record_macs(
                         mac_key,
@@ -1035,12 +1072,19 @@ class KafkaEventLog(EventLog):
         topic: str,
         rows: Sequence[tuple[int, bytes | None, bytes | None, Headers, int | None]],
     ) -> list[tuple[int, bytes | None, bytes | None, Headers, int | None]]:
-        """The rows with their MAC header last (``auth.record_mac``); a row without a timestamp
-        gets "now" here, as the MAC binds it (librdkafka would stamp it after)."""
+        """The rows with their MAC header last (``auth.record_mac``), on a data topic with the
+        tenant MAC right before it (``core.tenant_mac``); a row without a timestamp gets "now"
+        here, as the MACs bind it (librdkafka would stamp it after)."""
         key = self._mac_key
         assert key is not None
         now = time.time_ns() // 1_000_000
         stamped = [(topic, p, k, v, h, ts or now) for p, k, v, h, ts in rows]
+        if self._tenant_key is not None and not mac_required(topic):
+            tmacs = tenant_macs_rows(self._tenant_key, stamped)
+            stamped = [
+                (t, p, k, v, (*h, (TMAC_HEADER, tmac)), ts)
+                for (t, p, k, v, h, ts), tmac in zip(stamped, tmacs, strict=True)
+            ]
         macs = record_macs_rows(key, stamped)  # one call for all (``auth.record_mac`` each)
         return [
             (p, k, v, (*h, (MAC_HEADER, mac)), ts)

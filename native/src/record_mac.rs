@@ -56,7 +56,10 @@ enum Column<'py> {
 }
 
 /// The MAC of every record of a column batch (all in `partition`, stamped `ts`), in order.
+/// `label`: another MAC over the same encoding (`core.tenant_mac.LABEL`: the tenant MAC of
+/// `auth.tenant_macs`); the record MAC's own by default.
 #[pyfunction]
+#[pyo3(signature = (key, topic, partition, ts, keys, values, header_names, header_columns, label=None))]
 #[allow(clippy::too_many_arguments)]
 fn record_macs<'py>(
     py: Python<'py>,
@@ -68,6 +71,7 @@ fn record_macs<'py>(
     values: &Bound<'py, PyAny>,
     header_names: &Bound<'py, PyAny>,
     header_columns: &Bound<'py, PyAny>,
+    label: Option<&[u8]>,
 ) -> PyResult<Bound<'py, PyList>> {
     let keys: Vec<Bound<'py, PyAny>> = keys.try_iter()?.collect::<PyResult<_>>()?;
     let values: Vec<Bound<'py, PyAny>> = values.try_iter()?.collect::<PyResult<_>>()?;
@@ -114,7 +118,7 @@ fn record_macs<'py>(
         }
     }
     let (mut inner, outer) = keyed(key);
-    inner.update(LABEL);
+    inner.update(label.unwrap_or(LABEL));
     field(&mut inner, Some(topic.as_bytes()));
     inner.update(partition.to_be_bytes());
     inner.update(ts.to_be_bytes());
@@ -141,12 +145,16 @@ fn record_macs<'py>(
 
 /// The MAC of each `(topic, partition, key, value, headers, ts)` row (`auth.record_mac` of
 /// each; the reader's verification of a fetched batch, whose rows need not share anything).
+/// `label` as in `record_macs`.
 #[pyfunction]
+#[pyo3(signature = (key, rows, label=None))]
 fn record_macs_rows<'py>(
     py: Python<'py>,
     key: &[u8],
     rows: &Bound<'py, PyAny>,
+    label: Option<&[u8]>,
 ) -> PyResult<Bound<'py, PyList>> {
+    let label = label.unwrap_or(LABEL);
     let (inner, outer) = keyed(key);
     let out = PyList::empty(py);
     for row in rows.try_iter()? {
@@ -160,7 +168,7 @@ fn record_macs_rows<'py>(
             i64,
         ) = row.extract()?;
         let mut h = inner.clone();
-        h.update(LABEL);
+        h.update(label);
         field(&mut h, Some(topic.as_bytes()));
         h.update(partition.to_be_bytes());
         h.update(ts.to_be_bytes());

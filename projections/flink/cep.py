@@ -41,6 +41,7 @@ from projections.flink.compile import (
     kafka_source,
     q,
     s,
+    tenant,
 )
 from projections.pattern_state import IDLE_TIMEOUT_MS
 from projections.patterns import (
@@ -176,14 +177,20 @@ def alert_ddl(schema: str, p: Pattern) -> list[str]:
 
 
 def _decoded(
-    source: str, function: str, fields: list[str], event_type: str, select: list[str]
+    source: str,
+    topic: str,
+    at: FlinkPlacement,
+    function: str,
+    fields: list[str],
+    event_type: str,
+    select: list[str],
 ) -> str:
-    """SELECT over ``source`` joined with its decoder, kept to ``event_type``."""
+    """SELECT over ``source`` (a ``timed_source`` of ``topic``) joined with its decoder, kept to
+    ``event_type``; the tenant only where the hub's tenant MAC verifies (``compile.tenant``)."""
     names = ", ".join(q(n) for n in ["record", *fields])
     return (
         "SELECT * FROM (\n  SELECT\n"
-        f"    COALESCE(CAST(e.{q('headers')}['ce_tenant'] AS STRING), 'default')"
-        f" AS {q('tenant')},\n"
+        f"    {tenant(topic, at, 'e')} AS {q('tenant')},\n"
         f"    COALESCE(CAST(e.{q('headers')}['ce_type'] AS STRING), d.{q('record')}) AS "
         f"{q('event_type')},\n"
         f"    CAST(e.{q('src_partition')} AS BIGINT) AS {q('src_partition')},"
@@ -209,7 +216,15 @@ def _structuring(p: Structuring, at: FlinkPlacement, group: str) -> JobSpec:
     amount = f"CAST(d.{q('amount')} AS {MONEY}) AS {q('amount')}"
     view = (
         f"CREATE TEMPORARY VIEW {q(near)} AS\nSELECT * FROM (\n"
-        + _decoded(source, function, fields, PAYMENT_INITIATED, [f"d.{q('account_id')}", amount])
+        + _decoded(
+            source,
+            p.topic,
+            at,
+            function,
+            fields,
+            PAYMENT_INITIATED,
+            [f"d.{q('account_id')}", amount],
+        )
         + f"\n) WHERE {q('amount')} >= {_dec(p.floor)} AND {q('amount')} < {_dec(p.threshold)}"
     )
     insert = (
@@ -245,6 +260,7 @@ def _structuring(p: Structuring, at: FlinkPlacement, group: str) -> JobSpec:
         ],
         inserts=[insert],
         tables=(),
+        tenant_prefixes=(at.topic_prefix,),
     )
 
 
@@ -257,6 +273,8 @@ def _price_spike(p: PriceSpike, at: FlinkPlacement, group: str) -> JobSpec:
         f"CREATE TEMPORARY VIEW {q(market)} AS\n"
         + _decoded(
             quotes,
+            p.quotes_topic,
+            at,
             decode_q,
             q_fields,
             QUOTE_PUBLISHED,
@@ -270,6 +288,8 @@ def _price_spike(p: PriceSpike, at: FlinkPlacement, group: str) -> JobSpec:
         + "\nUNION ALL\n"
         + _decoded(
             trades,
+            p.trades_topic,
+            at,
             decode_t,
             t_fields,
             TRADE_EXECUTED,
@@ -318,6 +338,7 @@ def _price_spike(p: PriceSpike, at: FlinkPlacement, group: str) -> JobSpec:
         ],
         inserts=[insert],
         tables=(),
+        tenant_prefixes=(at.topic_prefix,),
     )
 
 

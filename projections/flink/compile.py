@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from core import tenant_mac
 from core.errors import ConfigError
 from core.projection import Column, Projection, Table, Windowing
 from projections.flink import rowmac
@@ -103,6 +104,9 @@ class JobSpec:
     features: list[dict[str, Any]] = field(default_factory=list)
     # the job MACs its result rows (``projections.flink.rowmac``: its key in the environment)
     row_macs: bool = False
+    # the namespaces (topic prefixes) of the Kafka sources whose tenants the job reads through
+    # ``hub_tenant`` (``tenant``): their tenant MAC keys must be in its environment
+    tenant_prefixes: tuple[str, ...] = ()
 
     def to_json(self) -> str:
         return json.dumps(
@@ -116,6 +120,7 @@ class JobSpec:
                 "keys": self.keys,
                 "features": self.features,
                 "row_macs": self.row_macs,
+                "tenant_prefixes": list(self.tenant_prefixes),
             },
             indent=1,
         )
@@ -179,6 +184,7 @@ def combine(name: str, specs: Sequence[JobSpec]) -> JobSpec:
         keys=[k for spec in specs for k in spec.keys],
         features=[f for spec in specs for f in spec.features],
         row_macs=any(spec.row_macs for spec in specs),
+        tenant_prefixes=tuple(sorted({p for spec in specs for p in spec.tenant_prefixes})),
     )
 
 
@@ -267,7 +273,8 @@ def kafka_source(
     name: str, topic: str, group: str, at: FlinkPlacement, extra: Sequence[str] = ()
 ) -> str:
     """A Kafka topic of the hub as a Flink table: raw value, headers, partition and offset, then
-    the ``extra`` column lines (computed columns, a watermark: ``projections.flink.cep``)."""
+    the ``extra`` column lines (computed columns, a watermark: ``projections.flink.cep``). The
+    record's key and timestamp are there for its tenant MAC: read the tenant with ``tenant``."""
     options = {
         "connector": "kafka",
         "topic": at.topic_prefix + topic,
@@ -280,19 +287,37 @@ def kafka_source(
         # The group's committed offsets (on each checkpoint) only report progress and lag.
         "scan.startup.mode": "earliest-offset",
         "value.format": "raw",
+        # the record key, raw, as the tenant MAC binds it (``tenant``)
+        "key.format": "raw",
+        "key.fields": "record_key",
+        "value.fields-include": "EXCEPT_KEY",
         **KAFKA_PATIENCE,
     }
     if at.bounded:
         options["scan.bounded.mode"] = "latest-offset"
     columns = [
+        f"{q('record_key')} BYTES",
         f"{q('value')} BYTES",
         f"{q('headers')} MAP<STRING, BYTES> METADATA FROM 'headers' VIRTUAL",
+        f"{q('src_ts')} TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL",
         f"{q('src_partition')} INT METADATA FROM 'partition' VIRTUAL",
         f"{q('src_offset')} BIGINT METADATA FROM 'offset' VIRTUAL",
         *extra,
     ]
     body = ",\n".join(f"  {c}" for c in columns)
     return f"CREATE TEMPORARY TABLE {q(name)} (\n{body}\n) WITH (\n{_options(options)}\n)"
+
+
+def tenant(topic: str, at: FlinkPlacement, alias: str = "") -> str:
+    """The SQL of a ``kafka_source`` row's tenant: its ``ce_tenant`` header only when the hub's
+    tenant MAC on it verifies, else ``'default'`` (``core.tenant_mac.tenant_of``; what the hub's
+    own reader does with a data record whose record MAC fails). ``topic`` without the prefix;
+    the prefix names the hub whose key checks it. Its JobSpec lists ``at.topic_prefix`` in
+    ``tenant_prefixes``."""
+    e = f"{alias}." if alias else ""
+    cols = ("headers", "record_key", "value", "src_partition", "src_ts")
+    args = ", ".join([*(e + q(c) for c in cols), s(topic), s(at.topic_prefix)])
+    return f"{q(tenant_mac.FUNCTION)}({args})"
 
 
 def jdbc_options(at: FlinkPlacement, table: str) -> dict[str, str]:
@@ -404,8 +429,7 @@ def _payment_aggregates(p: Projection, at: FlinkPlacement, group: str) -> JobSpe
         f"CREATE TEMPORARY VIEW {q(events)} AS\n"
         "SELECT * FROM (\n"
         "  SELECT\n"
-        f"    COALESCE(CAST(e.{q('headers')}['ce_tenant'] AS STRING), 'default')"
-        f" AS {q('tenant')},\n"
+        f"    {tenant(topic, at, 'e')} AS {q('tenant')},\n"
         f"    COALESCE(CAST(e.{q('headers')}['ce_type'] AS STRING), d.{q('record')}) AS "
         f"{q('event_type')},\n"
         f"    e.{q('src_partition')}, e.{q('src_offset')},\n"
@@ -463,6 +487,7 @@ def _payment_aggregates(p: Projection, at: FlinkPlacement, group: str) -> JobSpe
         ],
         inserts=inserts,
         tables=(volumes, aml),
+        tenant_prefixes=(at.topic_prefix,),
     )
 
 
@@ -502,8 +527,7 @@ def _market_bars(p: Projection, at: FlinkPlacement, group: str) -> JobSpec:
         f"CREATE TEMPORARY VIEW {q(trades)} AS\n"
         "SELECT * FROM (\n"
         "  SELECT\n"
-        f"    COALESCE(CAST(e.{q('headers')}['ce_tenant'] AS STRING), 'default')"
-        f" AS {q('tenant')},\n"
+        f"    {tenant(topic, at, 'e')} AS {q('tenant')},\n"
         f"    COALESCE(CAST(e.{q('headers')}['ce_type'] AS STRING), d.{q('record')}) AS "
         f"{q('event_type')},\n"
         f"    e.{q('src_partition')}, e.{q('src_offset')},\n"
@@ -558,6 +582,7 @@ def _market_bars(p: Projection, at: FlinkPlacement, group: str) -> JobSpec:
         statements=statements,
         inserts=inserts,
         tables=tuple(tables),
+        tenant_prefixes=(at.topic_prefix,),
     )
 
 
@@ -581,7 +606,7 @@ def _entities(p: Projection, at: FlinkPlacement, group: str) -> JobSpec:
     statements.append(
         f"CREATE TEMPORARY VIEW {q(events)} AS\n"
         "SELECT\n"
-        f"  COALESCE(CAST({q('headers')}['ce_tenant'] AS STRING), 'default') AS {q('tenant')},\n"
+        f"  {tenant(topic, at)} AS {q('tenant')},\n"
         f"  COALESCE(CAST({q('headers')}['ce_type'] AS STRING), '') AS {q('event_type')},\n"
         f"  CAST({q('src_partition')} AS BIGINT) AS {q('src_partition')}, {q('src_offset')},"
         f" {q('value')}\n"
@@ -664,6 +689,7 @@ def _entities(p: Projection, at: FlinkPlacement, group: str) -> JobSpec:
         statements=statements,
         inserts=inserts,
         tables=tuple(tables),
+        tenant_prefixes=(at.topic_prefix,),
         folds=folds,
         keys=keys,
     )

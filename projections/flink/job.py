@@ -35,6 +35,7 @@ from typing import Any
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICRO = timedelta(microseconds=1)
+_MILLI = timedelta(milliseconds=1)
 
 
 def plain(value: Any) -> Any:
@@ -387,6 +388,69 @@ def register_row_mac(t_env: Any) -> None:
     t_env.create_temporary_function(rowmac.FUNCTION, udf(RowMac(), result_type=DataTypes.STRING()))
 
 
+def epoch_ms(ts: datetime) -> int:
+    """A Kafka record's timestamp (``TIMESTAMP_LTZ(3)`` metadata) as epoch milliseconds. PyFlink
+    (2.x, coder_impl ``LocalZonedTimestampCoderImpl``) hands it over as the UTC wall clock
+    labelled with the session's time zone without shifting it (seen: epoch ms 1700000000123 in
+    Asia/Kolkata reads 22:13:20.123+05:30), so the wall clock is read as UTC whatever the label.
+    Should PyFlink start shifting it, every tenant MAC fails: rows read as 'default' (closed),
+    and the differential tests show it."""
+    return (ts.replace(tzinfo=UTC) - _EPOCH) // _MILLI
+
+
+def register_tenant(t_env: Any, prefixes: list[str]) -> None:
+    """``hub_tenant(headers, record_key, value, src_partition, src_ts, topic, prefix)``: a
+    source record's ``ce_tenant`` only when the tenant MAC of the hub owning the namespace
+    ``prefix`` verifies on it, else 'default' (``core.tenant_mac``, on the workers' path), under
+    the keys the hub put in the environment (never the spec file). A namespace of ``prefixes``
+    without a key: the job refuses to start, since otherwise its rows would silently all read
+    as tenant 'default'."""
+    from pyflink.table import DataTypes
+    from pyflink.table.udf import ScalarFunction, udf
+
+    from core import tenant_mac
+
+    def tenant_keys() -> dict[str, bytes]:
+        keys = tenant_mac.parse_keys(os.environ.get(tenant_mac.KEY_ENV, ""), prefixes)
+        missing = [p for p in prefixes if p not in keys]
+        if missing:
+            raise SystemExit(
+                f"{tenant_mac.KEY_ENV} holds no tenant MAC key (32+ bytes of hex) for the "
+                f"namespace(s) {missing}: the job reads each record's tenant only where the "
+                "hub's tenant MAC verifies (the hub's launcher sets it); without it every record "
+                "would read as tenant 'default'."
+            )
+        return keys
+
+    tenant_keys()  # refused before the job starts, not by every worker
+
+    class Tenant(ScalarFunction):  # type: ignore[misc]
+        def open(self, function_context: Any) -> None:
+            # read by the worker from its environment: the function is pickled into the job
+            # graph, which must not carry the keys
+            self.keys = tenant_keys()
+
+        def eval(
+            self,
+            headers: dict[str, bytes | None] | None,
+            record_key: bytes | None,
+            value: bytes | None,
+            partition: int | None,
+            ts: datetime | None,
+            topic: str,
+            prefix: str,
+        ) -> str:
+            if partition is None or ts is None:
+                return tenant_mac.DEFAULT_TENANT
+            return tenant_mac.tenant_of(
+                self.keys[prefix], topic, partition, record_key, value, headers, epoch_ms(ts)
+            )
+
+    t_env.create_temporary_function(
+        tenant_mac.FUNCTION, udf(Tenant(), result_type=DataTypes.STRING())
+    )
+
+
 def main(path: str) -> int:
     from pyflink.table import EnvironmentSettings, TableEnvironment
 
@@ -406,6 +470,8 @@ def main(path: str) -> int:
         register_features(t_env, feature)
     if spec.get("row_macs"):
         register_row_mac(t_env)
+    if spec.get("tenant_prefixes"):
+        register_tenant(t_env, spec["tenant_prefixes"])
     for statement in spec["statements"]:
         t_env.execute_sql(statement)
     statements = t_env.create_statement_set()

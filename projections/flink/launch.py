@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from core import tenant_mac
 from core.errors import ConfigError, HubError
 from projections.flink.compile import JobSpec
 from projections.flink.rowmac import ROW_KEY_ENV
@@ -117,12 +118,16 @@ class FlinkLauncher:
         workdir: Path,
         registry_auth: str | Mapping[str, str] = "",
         row_key: bytes | None = None,
+        tenant_key: bytes | Mapping[str, bytes] | None = None,
     ) -> None:
         """``registry_auth``: the API key (``KEY_ID:SECRET``) the jobs read writer schemas with,
         or one per registry URL (a job reading the topics of several hubs). ``row_key``: the key
         the jobs MAC their result rows under (``projections.flink.rowmac``), in their
-        environment only."""
+        environment only. ``tenant_key``: the key of the hub's tenant MACs on its data records
+        (``core.tenant_mac``), or one per topic prefix (several hubs); in their environment
+        only. A job reading Kafka refuses to start without the key of each of its namespaces."""
         self.row_key = row_key
+        self.tenant_key = tenant_key
         self.python = python
         self.workdir = workdir
         self.registry_auth = (
@@ -163,6 +168,9 @@ class FlinkLauncher:
         env.pop(ROW_KEY_ENV, None)  # only this launcher's key, never one inherited
         if self.row_key is not None:
             env[ROW_KEY_ENV] = self.row_key.hex()
+        env.pop(tenant_mac.KEY_ENV, None)  # likewise
+        if self.tenant_key is not None:
+            env[tenant_mac.KEY_ENV] = tenant_mac.env_value(self.tenant_key)
         # appended: a restarted job's folder keeps the output of the run that died
         with open(folder / "stdout.log", "ab") as out, open(folder / "stderr.log", "ab") as err:
             process = subprocess.Popen(

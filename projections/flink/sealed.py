@@ -9,6 +9,14 @@ opens it when it reads the view: it looks the field's plain type up in the write
 decrypts under the same associated data the publisher encrypted with, and decodes. Once the
 subject's key is destroyed the value reads as erased (``"[erased]"`` where a string fits), so
 crypto-shredding covers the Flink views too, without rewriting them.
+
+A v2 text's value sealed under the legacy v1 associated data (no tenant: a record published
+before tenants were bound, re-appended since by a portable import) opens only when the text names
+a tenant other than ``default``. The job names a tenant only where the hub's tenant MAC on the
+record verifies (``core.tenant_mac``); every record it cannot authenticate reads as ``default``,
+so a broker producer's copy of an old acme value, or a genuine acme record written before tenant
+MACs, never opens in tenant ``default``'s view (the hub's own reader: ``core.pii.
+legacy_readable``). A genuine v1 value of tenant ``default`` itself does not open in Flink views.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ from typing import Any, Protocol
 from core.errors import HubError
 from core.pii import open_value, plan
 from core.ports.keystore import KeyDestroyed, KeyStore, make_aad_v1
+from core.tenant_mac import DEFAULT_TENANT
 
 SEALED = "pii:v"  # either form below
 SEALED_V1 = "pii:v1:"
@@ -76,8 +85,9 @@ def opener(registry: _Registry, keystore: KeyStore) -> Callable[..., Any]:
             if tenant is None:  # a view built before tenants were bound: v1 only
                 aad = make_aad_v1(topic, field.name, subject)
                 plaintext = keystore.decrypt(subject, ciphertext, aad)
-            else:  # v2, or (a view rebuilt over records sealed before) v1
-                plaintext = open_value(keystore, subject, ciphertext, topic, name, tenant, True)
+            else:  # v2; v1 (sealed before tenants were bound) only for an authenticated tenant
+                legacy = tenant != DEFAULT_TENANT
+                plaintext = open_value(keystore, subject, ciphertext, topic, name, tenant, legacy)
         except KeyDestroyed:
             return field.erased
         return field.decode(plaintext)

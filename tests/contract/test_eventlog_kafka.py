@@ -53,13 +53,17 @@ def kafka() -> str:
     return kafka_bootstrap()
 
 
-# The hub always keys its Kafka log (hub.bootstrap): the contract runs with record MACs on.
+# The hub always keys its Kafka log (hub.bootstrap): the contract runs with record MACs on, and
+# with the tenant MACs of data records (core.tenant_mac) the reader must strip.
 MAC_KEY = b"contract-kafka-record-mac-key-32"
+TENANT_KEY = b"contract-kafka-tenant-mac-key-32"
 
 
 @pytest.fixture(scope="module")
 def shared(kafka: str) -> Iterator[dict[str, EventLog]]:
-    holder: dict[str, EventLog] = {"log": KafkaEventLog(kafka, mac_key=MAC_KEY)}
+    holder: dict[str, EventLog] = {
+        "log": KafkaEventLog(kafka, mac_key=MAC_KEY, tenant_key=TENANT_KEY)
+    }
     yield holder
     holder["log"].close()
 
@@ -74,7 +78,7 @@ class TestKafkaEventLog(EventLogContract):
     def reopen(self, shared: dict[str, EventLog], kafka: str) -> Reopen:
         def reopen(log: EventLog) -> EventLog:
             log.close()
-            fresh = KafkaEventLog(kafka, mac_key=MAC_KEY)
+            fresh = KafkaEventLog(kafka, mac_key=MAC_KEY, tenant_key=TENANT_KEY)
             shared["log"] = fresh
             return fresh
 

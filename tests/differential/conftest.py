@@ -77,6 +77,15 @@ class World:
     views: FlinkViews
     stop: Callable[[], None]
 
+    @property
+    def tenant_key(self) -> bytes:
+        """The key of the tenant MACs this hub's writer puts on its data records (the one
+        ``hub.flink`` gives its jobs), by its topic prefix as a job reading several hubs takes
+        it (``FlinkLauncher``)."""
+        from hub.flink import tenant_key
+
+        return tenant_key(self.hub.settings)
+
     def close(self) -> None:
         try:
             self.views._run(
@@ -109,6 +118,7 @@ class FlinkSession:
     # ML feature view -> its vectors from Flink's result topic (``ml.flink_features``)
     features: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     vectors: Any = None  # the FeatureVectors table they were loaded into
+    forged: int = 0  # records a broker producer wrote claiming a tenant (``forge_copies``)
 
 
 def flink_infra(what: str) -> FlinkInfra:
@@ -157,6 +167,37 @@ def placement(fi: FlinkInfra, world: World, **kw: Any) -> FlinkPlacement:
         pg_schema=world.prefix,
         **({"bounded": True} | kw),
     )
+
+
+def forge_copies(kafka: str, world: World, topic: str, owner: str, claim: str) -> int:
+    """A broker producer without the hub's keys copies ``owner``'s first record of ``topic``
+    and claims ``claim`` as its tenant: once with the hub's MAC headers dropped, once with them
+    kept (they no longer verify). The hub's reader drops both claims (tenant ``default``); the
+    Flink jobs must too (``core.tenant_mac``), or the views' digests differ (and acme's
+    position counts a trade more). How many records were written."""
+    from confluent_kafka import Producer
+
+    log = world.hub.log
+    first = next(
+        r
+        for p in range(log.topic(topic).partitions)
+        for r in log.scan_stored(topic, p)  # type: ignore[attr-defined]
+        if dict(r.headers).get("ce_tenant") == owner.encode()
+    )
+    claimed = [(k, claim.encode() if k == "ce_tenant" else v) for k, v in first.headers]
+    producer = Producer({"bootstrap.servers": kafka, "log_level": 0})
+    copies = ([h for h in claimed if not h[0].startswith("__hub.")], claimed)
+    for headers in copies:
+        producer.produce(
+            f"{world.prefix}.{topic}",
+            value=first.value,
+            key=first.key,
+            partition=first.partition,
+            timestamp=first.timestamp_ms,
+            headers=headers,
+        )
+    assert producer.flush(30) == 0
+    return len(copies)
 
 
 def decoder(hub: Hub) -> Callable[[bytes], tuple[str, Mapping[str, Any]]]:
@@ -210,6 +251,8 @@ def flink_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FlinkSes
 
         # 3. the embedded engines
         session = FlinkSession(fi, views, cep, published)
+        # 3a. a broker producer's forged tenant claims: both engines read them as 'default'
+        session.forged = forge_copies(fi.kafka, views, "trades", "globex", "acme")
         views.hub.projections.run(list(PROJECTIONS))
         for name in PROJECTIONS:
             session.embedded[name] = views.hub.projections.digest(name, save=False)
@@ -228,7 +271,7 @@ def flink_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FlinkSes
         session.cep_runner = FlinkProjections(
             [],
             placement(fi, cep),
-            FlinkLauncher(fi.python, root / "cep-jobs", cep.admin),
+            FlinkLauncher(fi.python, root / "cep-jobs", cep.admin, tenant_key=cep.tenant_key),
             cep.views,
             cep.hub.log,
             root / "cep-checkpoints",
@@ -256,6 +299,10 @@ def flink_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FlinkSes
                 root / "jobs",
                 {views.registry: views.admin, cep.registry: cep.admin},
                 row_key=ROW_KEY,
+                tenant_key={
+                    views.prefix + ".": views.tenant_key,
+                    cep.prefix + ".": cep.tenant_key,
+                },
             ),
             views.views,
             views.hub.log,

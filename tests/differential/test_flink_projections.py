@@ -30,6 +30,7 @@ import pytest
 
 from core.events import OutgoingEvent
 from hub.bootstrap import Hub
+from hub.flink import tenant_key
 from projections.catalog import PAYMENT_AGGREGATES
 from projections.flink.compile import FlinkPlacement
 from projections.flink.launch import FlinkLauncher, latest_checkpoint
@@ -204,7 +205,12 @@ def test_a_killed_job_resumes_from_its_checkpoint_without_loss_or_duplicates(
     flink = FlinkProjections(
         [PAYMENT_AGGREGATES],
         dataclasses.replace(_placement(footprint), checkpoint_interval_ms=1_000),
-        FlinkLauncher(footprint["python"], footprint["work"], footprint["admin"]),
+        FlinkLauncher(
+            footprint["python"],
+            footprint["work"],
+            footprint["admin"],
+            tenant_key=tenant_key(hub.settings),
+        ),
         footprint["views"],
         hub.log,
         footprint["work"] / "checkpoints",

@@ -48,7 +48,15 @@ from core.ports.views import (
     no_hook,
 )
 from core.projection import Column, Row, Table
-from core.sqlguard import MAX_ROWS, QUERY_SECONDS, guard, too_many_rows, too_slow
+from core.sqlguard import (
+    MAX_ROWS,
+    QUERY_MEMORY_BYTES,
+    QUERY_SECONDS,
+    guard,
+    too_many_rows,
+    too_much_memory,
+    too_slow,
+)
 
 _EXACT = Context(prec=80)  # decimals of up to 38 digits, never rounded (the default has 28)
 
@@ -129,6 +137,8 @@ class SqlAlchemyViewStore(ViewStore):
         self._tables: dict[str, sa.Table] = {}
         self._lock = threading.RLock()
         self.query_seconds = QUERY_SECONDS  # time bound of ``query`` (core.sqlguard)
+        # memory bound of a SQLite ``query``'s result (HUB_QUERY_MAX_MEMORY_BYTES)
+        self.query_memory_bytes = QUERY_MEMORY_BYTES
         self._offsets = sa.Table(
             "_projection_offsets",
             self._md,
@@ -484,23 +494,35 @@ class SqlAlchemyViewStore(ViewStore):
         def past_deadline() -> int:  # non-zero interrupts the statement
             return int(time.monotonic() > deadline)
 
+        memory = int(self.query_memory_bytes)
         with self._lock, self._engine.connect() as conn:
             raw = conn.connection.dbapi_connection
             assert isinstance(raw, sqlite3.Connection)
+            # SQLite runs in the hub's process and has no memory bound of its own: one value
+            # (zeroblob, printf padding) could be a GB, and the rows are collected here. Each
+            # value is held to QUERY_VALUE_BYTES, all of them to the query's memory bound.
+            length = raw.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, min(memory, QUERY_VALUE_BYTES))
             try:
                 conn.exec_driver_sql("PRAGMA query_only = ON")
                 raw.set_authorizer(authorize)
                 raw.set_progress_handler(past_deadline, 10_000)  # every 10k VM steps
                 cursor = raw.execute(rewritten)
                 columns = [d[0] for d in cursor.description or ()]
-                data = cursor.fetchmany(MAX_ROWS + 1)
+                data = _fetch_bounded(cursor, memory)
             except sqlite3.OperationalError as exc:
                 if time.monotonic() > deadline and "interrupt" in str(exc):
                     raise too_slow(seconds) from exc
                 raise InvalidInput(f"The query failed: {exc}", code="query_failed") from exc
+            except sqlite3.DataError as exc:  # a value over SQLITE_LIMIT_LENGTH
+                raise InvalidInput(
+                    f"A value of the query is longer than {QUERY_VALUE_BYTES:,} bytes, the "
+                    f"longest a query may build ({exc}): select a part of it (substr).",
+                    code="query_memory_limit",
+                ) from exc
             except sqlite3.Error as exc:
                 raise InvalidInput(f"The query failed: {exc}", code="query_failed") from exc
             finally:
+                raw.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, length)
                 raw.set_progress_handler(None, 0)
                 raw.set_authorizer(None)
                 conn.exec_driver_sql("PRAGMA query_only = OFF")
@@ -570,6 +592,32 @@ class SqlAlchemyViewStore(ViewStore):
 
     def close(self) -> None:
         self._engine.dispose()
+
+
+# Longest one text or blob value of a SQLite query's result may be (SQLITE_LIMIT_LENGTH while it
+# runs): no view stores values near it, and it lets rows be fetched in chunks whose worst case
+# fits what is left of the query's memory bound.
+QUERY_VALUE_BYTES = 1 << 20
+
+
+def _fetch_bounded(cursor: sqlite3.Cursor, memory: int) -> list[Any]:
+    """Up to ``MAX_ROWS + 1`` rows, refused (``query_memory_limit``) once their text and bytes
+    pass ``memory`` (numbers and NULLs counted at 8 bytes each). Each chunk is at most what is
+    left of ``memory`` were each of its values as long as SQLite lets one be."""
+    rows: list[Any] = []
+    used = 0
+    width = max(1, len(cursor.description or ())) * QUERY_VALUE_BYTES
+    while len(rows) <= MAX_ROWS:
+        size = min(10_000, MAX_ROWS + 1 - len(rows), max(1, (memory - used) // width))
+        chunk = cursor.fetchmany(size)
+        if not chunk:
+            break
+        for row in chunk:
+            used += sum(len(v) if isinstance(v, (str, bytes)) else 8 for v in row)
+        if used > memory:
+            raise too_much_memory(memory)
+        rows.extend(chunk)
+    return rows
 
 
 def _result(columns: list[str], data: Sequence[Sequence[Any]]) -> pa.Table:

@@ -65,6 +65,7 @@ from governance.enrolment import IssuedKey as IssuedKey  # re-exported: callers 
 from governance.enrolment import check_roles as _check_roles
 from governance.enrolment import fold_owner as _fold_key
 from governance.enrolment import parse_time as _time
+from governance.enrolment import whose as _whose
 from ingest.publish import EventReader, Publisher
 
 log = logging.getLogger("hub.governance.apikeys")
@@ -659,8 +660,8 @@ class ApiKeys(EnrolmentCommands):
                 raise InvalidInput(f"No active API key {key_id!r}.", code="unknown_key")
             if actor is not None and not self.may_manage(actor, key):
                 raise Forbidden(
-                    f"Principal {actor.id!r} may not revoke key {key_id} of {key.owner!r} "
-                    f"(roles: {', '.join(sorted(key.roles))}): ask an admin.",
+                    f"Principal {actor.id!r} may not revoke key {key_id}{_whose(actor, key)}: "
+                    "ask an admin.",
                     code="key_not_manageable",
                 )
             ids = [key_id]
@@ -737,8 +738,8 @@ class ApiKeys(EnrolmentCommands):
             # (who would then hold a second person's key).
             if not (is_admin(actor) or _fold_key(old.owner) == _fold_key(actor.id)):
                 raise Forbidden(
-                    f"Principal {actor.id!r} may not rotate key {key_id} of {old.owner!r}: only "
-                    "the key's owner or an admin may (revoke it instead).",
+                    f"Principal {actor.id!r} may not rotate key {key_id}{_whose(actor, old)}: "
+                    "only the key's owner or an admin may (revoke it instead).",
                     code="key_not_manageable",
                 )
             # A key in its rotation grace is already replaced: rotating it again would let

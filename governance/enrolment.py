@@ -250,6 +250,16 @@ def check_roles(roles: list[str] | frozenset[str]) -> None:
         )
 
 
+def whose(actor: Principal, key: Any) -> str:
+    """`` of 'owner' (roles: ...)`` for a refusal about a key (an ``ApiKey``) of the actor's own
+    tenant; nothing for another tenant's: ``GET /v1/keys`` does not list that tenant's owners
+    and roles to the actor, and a refusal must not either (any key may ask to rotate any key
+    id)."""
+    if key.tenant != actor.tenant:
+        return ""
+    return f" of {key.owner!r} (roles: {', '.join(sorted(key.roles))})"
+
+
 def fold_owner(s: str) -> str:
     """An owner as compared: trimmed, casefolded (``Alice `` is ``alice``)."""
     return s.strip().casefold()
@@ -626,8 +636,8 @@ class EnrolmentCommands:
                 )
             if not is_admin(actor):
                 raise Forbidden(
-                    f"Principal {actor.id!r} may not reset key {key_id} of {old.owner!r}: only "
-                    "an admin may (revoke it instead).",
+                    f"Principal {actor.id!r} may not reset key {key_id}{whose(actor, old)}: "
+                    "only an admin may (revoke it instead).",
                     code="key_not_manageable",
                 )
             on = self.two_person_on()

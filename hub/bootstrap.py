@@ -437,7 +437,9 @@ def build_projections(
         if not url:
             (s.data_dir / "views").mkdir(parents=True, exist_ok=True)
             url = f"sqlite:///{s.data_dir / 'views' / 'transactional.sqlite'}"
-        return SqlAlchemyViewStore(url)
+        store = SqlAlchemyViewStore(url)
+        store.query_memory_bytes = s.query_max_memory_bytes  # SQLite's results (PostgreSQL: #)
+        return store
 
     return ProjectionService(
         event_log,

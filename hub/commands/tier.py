@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from hub.cli import Ctx, authorize, main, run_safely
+from hub.cli import Ctx, authorize, authorize_hub_wide, main, run_safely
 
 
 def _tier(h: Any) -> Any:
@@ -47,6 +47,7 @@ def tier_offload(obj: Ctx, topic: str | None, trim_hot: bool) -> None:
             from hub.tiering import offload
 
             principal = authorize(h, "retention.write", f"topic:{topic or '*'}")
+            authorize_hub_wide(h, "retention.write", "retention", principal)  # every tenant's
             out = offload(h, principal, topic, trim_hot)
             click.echo(json.dumps(out, indent=2))
 

@@ -11,8 +11,9 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
+from core.errors import Forbidden
 from core.ports.policy import Principal
-from governance.cases import cases_within, decide_on_case
+from governance.cases import CaseNotFound, cases_within, decide_on_case
 from hub.api.deps import authorize, count_decision, decision_context, hub_of, route_of
 from hub.api.models import Case, Cases
 
@@ -78,7 +79,17 @@ def close_case(
 
 
 def check_case(request: Request, who: Principal, action: str, case: Any) -> None:
-    """``decide_on_case`` for a request: counted, and ``Forbidden`` (403) on a deny."""
+    """``decide_on_case`` for a request: counted, and ``Forbidden`` (403) on a deny; a case of
+    another tenant that ``who`` may not see answers as a missing one (404, ``Cases.get``'s
+    message): the policy's reason names the case's tenant, and a 403 would tell a guesser that
+    the id is some tenant's case. The deny is recorded with its full reason all the same."""
     hub = hub_of(request)
     decision = decide_on_case(hub.policy, who, action, case, decision_context(request))
-    count_decision(hub, route_of(request), action, decision)
+    try:
+        count_decision(hub, route_of(request), action, decision)
+    except Forbidden:
+        if case.tenant != who.tenant:
+            raise CaseNotFound(
+                f"There is no case {case.case_id!r}: list the cases with `hub case list`."
+            ) from None
+        raise

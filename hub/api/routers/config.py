@@ -115,8 +115,12 @@ def get_change(
 def get_value(
     resource: str,
     request: Request,
-    _: Principal = Depends(authorize("config.read", "config")),
+    who: Principal = Depends(authorize("config.read", "config")),
 ) -> dict[str, Any]:
+    """A resource's value in force; another tenant's legal hold answers as a missing one (404),
+    as its changes and its release do: its value ("held") told the reader it exists."""
+    if resource.startswith(LEGALHOLD_PREFIX):
+        changes_of(request).check_hold_scope(resource, _holds_scope(request, who))
     return changes_of(request).value(resource)
 
 

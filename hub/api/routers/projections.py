@@ -25,7 +25,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from core.ports.policy import Principal
-from hub.api.deps import MAX_INT64, authorize, hub_of
+from hub.api.deps import MAX_INT64, authorize, decision_context, hub_of
 from hub.api.exports import export, export_query
 from hub.api.models import ProjectionAt, ProjectionStatus, Rebuilt, RowSources
 
@@ -56,8 +56,21 @@ def _service(request: Request) -> Any:
 
 
 @router.get("/v1/projections", response_model=list[ProjectionStatus])
-def status(request: Request, _: Principal = Depends(authorize("projection.read"))) -> Any:
-    return _service(request).status()
+def status(request: Request, who: Principal = Depends(authorize("projection.read"))) -> Any:
+    """Each projection's state. Its ``positions`` (the next offset per topic partition) and its
+    views' ``digests`` (rows, positions, digest of every row) count and cover every tenant's
+    records, so only a reader allowed ``tenant.all`` on ``projections`` gets them, as
+    ``GET /v1/topics`` gives end offsets; anyone else gets ``{}`` for both. The ``lag`` and
+    ``batch_seq`` are the hub's own jobs' state and stay (the console's health page shows them
+    to every tenant)."""
+    from hub.reports import reader_scope
+
+    hub = hub_of(request)
+    found = _service(request).status()
+    row_filter = request.state.decision.row_filter
+    if reader_scope(hub, who, row_filter, decision_context(request), "projections") is None:
+        return found
+    return [{**s, "positions": {}, "digests": {}} for s in found]
 
 
 @router.post("/v1/projections/{name}/rebuild", response_model=Rebuilt)

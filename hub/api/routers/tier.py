@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel
 
 from core.ports.policy import Principal
-from hub.api.deps import authorize, hub_of
+from hub.api.deps import authorize_hub_wide, hub_of
 
 router = APIRouter(tags=["governance"])
 
@@ -32,7 +32,9 @@ def offload(
         None, min_length=1, max_length=249, pattern=r"^[A-Za-z0-9._-]+$", description="One topic"
     ),
     trim_hot: bool = Query(False, description="Then cut the hot log at the cold tier's end."),
-    who: Principal = Depends(authorize("retention.write")),
+    # Every tenant's records (topics are shared): offloading counts them and trim_hot deletes
+    # them from the hot log, so decided as the hub's own tenant's, like the retention run.
+    who: Principal = Depends(authorize_hub_wide("retention.write", "retention")),
 ) -> list[dict[str, Any]]:
     from hub.tiering import offload as run
 

@@ -928,6 +928,8 @@ def _average(mean: float, sample: float) -> float:
 
 _id_lock = threading.Lock()
 _random: list[int] = []  # random 64-bit words for ids, drawn from the OS 4 KiB at a time
+# A forked child draws its own: the parent's pool would give it the parent's next ids' bits.
+os.register_at_fork(after_in_child=_random.clear)
 _RAND_B = (1 << 62) - 1
 
 

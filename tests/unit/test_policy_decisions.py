@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 import uuid
@@ -654,3 +655,43 @@ def test_a_sink_without_companions_is_not_held() -> None:
     with pytest.raises(ValueError, match="cannot store companion records"):
         engine.committer.enqueue(sink.stored[0], prompt=True, companions=object())  # type: ignore[arg-type]
     engine.close()
+
+
+def test_decision_ids_ask_the_os_once_per_pool_and_a_fork_draws_its_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each ``os.urandom`` call releases the GIL (an event loop issuing ids then waits behind
+    the flushers to take it back): ids come from pools, not from a call per id or per
+    millisecond; the counter still starts at a random point each millisecond; and a forked
+    child does not reuse its parent's pools (it would issue the parent's next ids)."""
+    from domain import envelope
+
+    calls = [0]
+    real = os.urandom
+
+    def counted(n: int) -> bytes:
+        calls[0] += 1
+        return real(n)
+
+    starts = set()
+    with monkeypatch.context() as m:  # the process's id sequence is restored afterwards
+        m.setattr(envelope.os, "urandom", counted)
+        m.setattr(envelope, "_last_ms", -1)
+        m.setattr(envelope, "_seeds", [])
+        for ms in range(1_000, 3_000):  # 2,000 milliseconds, one id each
+            starts.add(envelope.reserve_uuid7(1, ms * 1_000_000)[1])
+    assert calls[0] == 1  # 2,048 counter starts per 4 KiB draw
+    assert len(starts) > 1_000 and max(starts) <= 0x7FF  # random starts, headroom kept
+
+    new_decision_id()  # both pools hold values now
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its next ids' random bits, then leave without cleanup
+        os.write(write, " ".join(new_decision_id()[-17:] for _ in range(3)).encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    child = os.read(read, 4096).decode().split()
+    os.close(read)
+    parent = [new_decision_id()[-17:] for _ in range(3)]
+    assert len(child) == 3 and not set(child) & set(parent)

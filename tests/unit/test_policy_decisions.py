@@ -339,6 +339,23 @@ def test_decide_async_awaits_the_store_without_a_thread_and_fails_closed() -> No
     committer.close()
 
 
+def test_decide_async_after_close_refuses_an_allow_and_still_answers_a_deny() -> None:
+    """An allow queues its record and its loop's waiter under one lock: a closed committer
+    refuses it (no allow without its record); a deny is answered (nothing to wait for)."""
+    committer = DecisionCommitter(Sink())
+    committer.close()
+
+    async def scenario() -> None:
+        with pytest.raises(DecisionNotRecorded, match="closed"):
+            await RecordingPolicyEngine(Fixed(True), committer).decide_async(ANN, "event.read", "r")
+        deny = await RecordingPolicyEngine(Fixed(False), committer).decide_async(
+            ANN, "event.read", "r"
+        )
+        assert not deny.allow
+
+    asyncio.run(scenario())
+
+
 def test_decide_async_asks_a_case_context_in_a_worker_thread() -> None:
     """With ``enrich`` (which reads the cases log), a context naming a case is completed and
     decided off the event loop; any other context in the loop. Both are recorded alike."""

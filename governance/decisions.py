@@ -903,7 +903,12 @@ class DecisionCommitter:
                 batch.error = error
                 batch.done.set()  # wakes the batch's waiters at once
                 loops, batch.loops = batch.loops, {}
-                self._cv.notify_all()  # a flusher waiting for this store's end takes its batch
+                if self._batch.records:
+                    # A flusher waiting for this store's end takes the open batch. One is
+                    # enough, and none when the batch is empty: ``enqueue`` wakes one for the
+                    # first record (each needless wake-up of an idle flusher cost a thread
+                    # switch and the GIL per batch: a lone caller's every decision).
+                    self._cv.notify()
             for loop, group in loops.items():  # one wake-up per event loop
                 with contextlib.suppress(RuntimeError):  # a closed loop: nobody awaits there
                     loop.call_soon_threadsafe(group.settle, error)

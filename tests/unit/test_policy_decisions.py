@@ -280,6 +280,44 @@ def test_no_flusher_is_woken_per_decision_while_a_store_runs_and_none_is_missed(
     committer.close()
 
 
+def test_a_store_ending_on_an_empty_batch_wakes_no_flusher() -> None:
+    """Lone decisions, one at a time: each record wakes one flusher, and the end of its store
+    wakes none (nothing to take: the next record wakes one); records queued during a store
+    are taken once it ends (one flusher woken) and stored."""
+    sink = Sink()
+    committer = DecisionCommitter(sink, flushers=2)
+    time.sleep(0.05)  # both flushers asleep on the empty batch
+    woken = 0
+    real_notify, real_all = committer._cv.notify, committer._cv.notify_all
+
+    def counting(n: int = 1) -> None:
+        nonlocal woken
+        woken += 1
+        real_notify(n)
+
+    def counting_all() -> None:
+        nonlocal woken
+        woken += 2
+        real_all()
+
+    committer._cv.notify = counting  # type: ignore[method-assign]
+    committer._cv.notify_all = counting_all  # type: ignore[method-assign]
+    for _ in range(5):
+        committer.enqueue(_record(), prompt=True).wait()
+    assert woken == 5 and [len(b) for b in sink.batches] == [1] * 5
+    sink.gate.clear()
+    held = committer.enqueue(_record(), prompt=True)
+    deadline = time.monotonic() + 5
+    while sink.prepared < 6 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    queued = [committer.enqueue(_record(), prompt=True) for _ in range(3)]  # during the store
+    sink.gate.set()
+    for receipt in [held, *queued]:
+        receipt.wait()
+    assert [len(b) for b in sink.batches] == [1] * 6 + [3]
+    committer.close()
+
+
 def test_between_stores_a_flusher_is_woken_only_when_the_batch_may_have_become_due() -> None:
     """A flusher sleeps on an empty batch until its first record, then until the batch is
     due (here the deny linger); it is woken again when the batch gets its first allow (the

@@ -12,7 +12,9 @@ venv and its ``hub_native``), in turn. A child bootstraps a real hub data folder
    p99, decisions per fsync.
 
 Process CPU (``time.process_time``), not wall time: the machine is shared.
-Run: ``.venv/bin/python -m benchmarks.small_append_ab --trees /tmp/old . [--rounds 3]``
+Rounds alternate which tree runs first. Trees with their own ``hub_native.abi3.so`` at their
+root use it (``PYTHONPATH`` is the tree): build the old tree's there to compare native changes.
+Run: ``.venv/bin/python -m benchmarks.small_append_ab --trees /tmp/old . [--rounds 4]``
 """
 
 from __future__ import annotations
@@ -99,7 +101,10 @@ def main() -> None:
     trees = [Path(t).resolve() for t in args.trees]
     for r in range(args.rounds):
         got = {}
-        for label, tree in zip(("old", "new"), trees, strict=True):
+        pairs = list(zip(("old", "new"), trees, strict=True))
+        # Odd rounds run the new tree first: the one run second meets a warmer page cache
+        # and a different minute of the shared machine's load.
+        for label, tree in pairs if r % 2 == 0 else pairs[::-1]:
             got[label] = res = child(tree, args.seconds)
             loops = [res[f"loop{c}"] for c in (1, 64, 256)]
             print(

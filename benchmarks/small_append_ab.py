@@ -1,4 +1,4 @@
-"""A small append's fixed cost, old tree against new, alternating (issue 13, session 17).
+"""A small append's fixed cost, old tree against new, alternating (issue 13, sessions 17-18).
 
 Each round runs one child process per tree (``--trees old new``: source trees sharing this
 venv and its ``hub_native``), in turn. A child bootstraps a real hub data folder (SQLite
@@ -6,12 +6,15 @@ venv and its ``hub_native``), in turn. A child bootstraps a real hub data folder
 
 1. ``sink``: ``prepare`` + ``store`` (one ``append_columns``: one transaction, one fsync) of
    batches of 1 and 64 decisions, process CPU per batch;
-2. ``loop``: ``--callers`` event-loop tasks (1, then 64) each awaiting ``decide_async`` (the
-   decision and its durable record) for ``--seconds``: decisions per CPU-second (process CPU:
-   flushers and fsync included), per wall second, p99, decisions per fsync.
+2. ``loop``: 1, 64 and 256 event-loop tasks each awaiting ``decide_async`` (the decision and
+   its durable record) for ``--seconds``: decisions per CPU-second (process CPU: flushers and
+   fsync included) and the event loop's thread CPU per decision, per wall second, p50 and
+   p99, decisions per fsync.
 
 Process CPU (``time.process_time``), not wall time: the machine is shared.
-Run: ``.venv/bin/python -m benchmarks.small_append_ab --trees /tmp/old . [--rounds 3]``
+Rounds alternate which tree runs first. Trees with their own ``hub_native.abi3.so`` at their
+root use it (``PYTHONPATH`` is the tree): build the old tree's there to compare native changes.
+Run: ``.venv/bin/python -m benchmarks.small_append_ab --trees /tmp/old . [--rounds 4]``
 """
 
 from __future__ import annotations
@@ -48,7 +51,7 @@ with tempfile.TemporaryDirectory(prefix="hub-small-append-") as tmp:
             out[f"sink{size}_us"] = 1e6 * (time.process_time() - c0) / calls
         users = [Principal(f"user-{k}", frozenset({"analyst"}), "acme") for k in range(50)]
         committer = engine.committer
-        for callers in (1, 64):
+        for callers in (1, 64, 256):
             lat = []
             async def run():
                 began = time.perf_counter()
@@ -61,12 +64,13 @@ with tempfile.TemporaryDirectory(prefix="hub-small-append-") as tmp:
                         lat.append(time.perf_counter() - t0)
                 await asyncio.gather(*(caller(k) for k in range(callers)))
             b0, r0 = committer.stats.batches, committer.stats.records
-            c0, w0 = time.process_time(), time.perf_counter()
+            c0, w0, t0 = time.process_time(), time.perf_counter(), time.thread_time()
             asyncio.run(run())
             cpu, wall, n = time.process_time() - c0, time.perf_counter() - w0, len(lat)
             lat.sort()
             out[f"loop{callers}"] = {
                 "per_cpu_s": n / cpu, "per_s": n / wall, "p99_ms": 1e3 * lat[int(n * 0.99)],
+                "p50_ms": 1e3 * lat[n // 2], "loop_us": 1e6 * (time.thread_time() - t0) / n,
                 "per_fsync": (committer.stats.records - r0) / max(1, committer.stats.batches - b0),
             }
     finally:
@@ -97,26 +101,33 @@ def main() -> None:
     trees = [Path(t).resolve() for t in args.trees]
     for r in range(args.rounds):
         got = {}
-        for label, tree in zip(("old", "new"), trees, strict=True):
+        pairs = list(zip(("old", "new"), trees, strict=True))
+        # Odd rounds run the new tree first: the one run second meets a warmer page cache
+        # and a different minute of the shared machine's load.
+        for label, tree in pairs if r % 2 == 0 else pairs[::-1]:
             got[label] = res = child(tree, args.seconds)
-            l1, l64 = res["loop1"], res["loop64"]
-            assert isinstance(l1, dict) and isinstance(l64, dict)
+            loops = [res[f"loop{c}"] for c in (1, 64, 256)]
             print(
                 f"round {r + 1} {label}: sink 1 {res['sink1_us']:5.0f} us, sink 64 "
-                f"{res['sink64_us']:5.0f} us CPU/batch; 1 caller {l1['per_cpu_s']:7,.0f}/CPU-s "
-                f"p99 {l1['p99_ms']:5.2f} ms; 64 callers {l64['per_cpu_s']:7,.0f}/CPU-s "
-                f"{l64['per_s']:7,.0f}/s p99 {l64['p99_ms']:5.1f} ms {l64['per_fsync']:4.1f}/fsync"
-                f" (load {res['load']:.1f})",
+                f"{res['sink64_us']:5.0f} us CPU/batch (load {res['load']:.1f})",
                 flush=True,
             )
+            for c, lp in zip((1, 64, 256), loops, strict=True):
+                assert isinstance(lp, dict)
+                print(
+                    f"  {c:3d} callers: {lp['per_cpu_s']:7,.0f}/CPU-s (loop thread "
+                    f"{lp['loop_us']:5.1f} us/dec) {lp['per_s']:7,.0f}/s p50 {lp['p50_ms']:6.2f} "
+                    f"p99 {lp['p99_ms']:6.2f} ms {lp['per_fsync']:5.1f}/fsync",
+                    flush=True,
+                )
         o, n = got["old"], got["new"]
-        print(
-            f"round {r + 1} new/old: sink 1 CPU {n['sink1_us'] / o['sink1_us']:.2f}x "  # type: ignore[operator]
-            f"sink 64 CPU {n['sink64_us'] / o['sink64_us']:.2f}x, "  # type: ignore[operator]
-            f"1 caller {n['loop1']['per_cpu_s'] / o['loop1']['per_cpu_s']:.2f}x, "  # type: ignore[index]
-            f"64 callers {n['loop64']['per_cpu_s'] / o['loop64']['per_cpu_s']:.2f}x per CPU-s",  # type: ignore[index]
-            flush=True,
-        )
+        ratios = [f"sink 1 CPU {n['sink1_us'] / o['sink1_us']:.2f}x"]  # type: ignore[operator]
+        ratios.append(f"sink 64 CPU {n['sink64_us'] / o['sink64_us']:.2f}x")  # type: ignore[operator]
+        for c in (1, 64, 256):
+            no, oo = n[f"loop{c}"], o[f"loop{c}"]
+            assert isinstance(no, dict) and isinstance(oo, dict)
+            ratios.append(f"{c} callers {no['per_cpu_s'] / oo['per_cpu_s']:.2f}x per CPU-s")
+        print(f"round {r + 1} new/old: " + ", ".join(ratios), flush=True)
 
 
 if __name__ == "__main__":

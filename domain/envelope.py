@@ -90,6 +90,20 @@ def duplicated_envelope_name(names: tuple[str, ...] | list[str]) -> str | None:
 
 _last_ms = -1
 _last_counter = 0
+# Counter starts for ``reserve_uuid7``, 16 random bits each, drawn 4 KiB at a time: each
+# ``os.urandom`` call releases the GIL, and an event loop issuing ids (policy decisions) then
+# waited behind the other threads once per millisecond to take it back. A forked child draws
+# its own (the parent's pool would repeat the parent's next counters).
+_seeds: list[int] = []
+os.register_at_fork(after_in_child=_seeds.clear)
+
+
+def _seed() -> int:
+    while True:
+        try:
+            return _seeds.pop()  # atomic: threads never share a seed
+        except IndexError:
+            _seeds.extend(memoryview(os.urandom(4096)).cast("H"))
 
 
 def uuid7(now_ns: int | None = None) -> uuid.UUID:
@@ -123,10 +137,7 @@ def reserve_uuid7(n: int, now_ns: int | None = None) -> tuple[int, int]:
     """
     global _last_ms, _last_counter
     ms = (time.time_ns() if now_ns is None else now_ns) // 1_000_000
-    if ms <= _last_ms:
-        first = _last_ms * 4096 + _last_counter + 1
-    else:
-        first = ms * 4096 + (int.from_bytes(os.urandom(2), "big") & 0x7FF)
+    first = _last_ms * 4096 + _last_counter + 1 if ms <= _last_ms else ms * 4096 + (_seed() & 0x7FF)
     if n > 0:
         _last_ms, _last_counter = divmod(first + n - 1, 4096)
     return divmod(first, 4096)

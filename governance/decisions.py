@@ -728,23 +728,47 @@ class DecisionCommitter:
                 "(it has no store_with): append them after the decision is stored."
             )
         with self._cv:
-            if self._closed:
-                raise DecisionNotRecorded("The decision log is closed: the hub is shutting down.")
             batch = self._batch
-            before = len(batch.records)
-            if not before:
-                batch.opened = time.monotonic()
-            batch.records += records
-            if companions is not None:
-                batch.companions.append(companions)
-            if prompt:
-                batch.waiters += 1
-            if self._wakes(before, prompt and batch.waiters == 1):
+            if self._queue(records, prompt, companions) is not None:
                 if wake:
                     self._cv.notify()
                 else:
                     self._wake_pending = True  # for ``wake``
         return Receipt(self, batch, records[0].decision_id, companions)
+
+    def enqueue_awaited(
+        self, record: DecisionRecord, loop: asyncio.AbstractEventLoop
+    ) -> tuple[_Batch, asyncio.Future[BaseException | None]]:
+        """``enqueue(record, prompt=True)`` then ``Receipt.wait_async``'s registration, under
+        ONE acquisition of the lock (an event loop's allow: ``decide_async``): the batch and
+        a future of ``loop`` that resolves as ``wait_async``'s does (the batch's error or
+        None, ``_LATE`` after ``wait_timeout_s``). Called in ``loop``."""
+        future: asyncio.Future[BaseException | None] = loop.create_future()
+        with self._cv:
+            batch = self._batch
+            wakes = self._queue((record,), True, None) is not None
+            self._register(batch, loop, future)  # the open batch: not stored yet
+            if wakes:
+                self._cv.notify()
+        return batch, future
+
+    def _queue(
+        self, records: Sequence[DecisionRecord], prompt: bool, companions: Companions | None
+    ) -> _Batch | None:
+        """Step 1 under the lock: add ``records`` to the open batch; that batch when a
+        flusher must be woken for it (``_wakes``), else None."""
+        if self._closed:
+            raise DecisionNotRecorded("The decision log is closed: the hub is shutting down.")
+        batch = self._batch
+        before = len(batch.records)
+        if not before:
+            batch.opened = time.monotonic()
+        batch.records += records
+        if companions is not None:
+            batch.companions.append(companions)
+        if prompt:
+            batch.waiters += 1
+        return batch if self._wakes(before, prompt and batch.waiters == 1) else None
 
     def ready(self) -> None:
         """Have the sink do its one-time set-up (its topic, its schema) in this thread, so that
@@ -795,13 +819,22 @@ class DecisionCommitter:
         or None), or with ``_LATE`` after ``wait_timeout_s``."""
         with self._cv:
             if not batch.done.is_set():
-                group = batch.loops.get(loop)
-                if group is None:
-                    group = batch.loops[loop] = _LoopWaiters()
-                    group.timer = loop.call_later(self.wait_timeout_s, group.expire)
-                group.futures.append(future)
+                self._register(batch, loop, future)
                 return
         future.set_result(batch.error)
+
+    def _register(
+        self,
+        batch: _Batch,
+        loop: asyncio.AbstractEventLoop,
+        future: asyncio.Future[BaseException | None],
+    ) -> None:
+        """``future`` among ``loop``'s waiters of ``batch`` (not stored yet); under the lock."""
+        group = batch.loops.get(loop)
+        if group is None:
+            group = batch.loops[loop] = _LoopWaiters()
+            group.timer = loop.call_later(self.wait_timeout_s, group.expire)
+        group.futures.append(future)
 
     def _due_in(self, now: float) -> float | None:
         """Seconds until the open batch is due (0: now; None: when a store ends). Called
@@ -870,7 +903,12 @@ class DecisionCommitter:
                 batch.error = error
                 batch.done.set()  # wakes the batch's waiters at once
                 loops, batch.loops = batch.loops, {}
-                self._cv.notify_all()  # a flusher waiting for this store's end takes its batch
+                if self._batch.records:
+                    # A flusher waiting for this store's end takes the open batch. One is
+                    # enough, and none when the batch is empty: ``enqueue`` wakes one for the
+                    # first record (each needless wake-up of an idle flusher cost a thread
+                    # switch and the GIL per batch: a lone caller's every decision).
+                    self._cv.notify()
             for loop, group in loops.items():  # one wake-up per event loop
                 with contextlib.suppress(RuntimeError):  # a closed loop: nobody awaits there
                     loop.call_soon_threadsafe(group.settle, error)
@@ -928,6 +966,8 @@ def _average(mean: float, sample: float) -> float:
 
 _id_lock = threading.Lock()
 _random: list[int] = []  # random 64-bit words for ids, drawn from the OS 4 KiB at a time
+# A forked child draws its own: the parent's pool would give it the parent's next ids' bits.
+os.register_at_fork(after_in_child=_random.clear)
 _RAND_B = (1 << 62) - 1
 
 
@@ -1040,18 +1080,29 @@ class RecordingPolicyEngine(PolicyEngine):
             decision, receipt = await loop.run_in_executor(
                 None, self.decide_deferred, principal, action, resource, context
             )
-        else:
-            # A record nobody waits for (a denial, an unsynced read) wakes its flusher on the
-            # loop's next turn, once this request's answer is written: not in front of it.
-            decision, receipt = self.decide_deferred(
-                principal, action, resource, context, wake=False
-            )
-            if receipt is None:
-                loop.call_soon(self.committer.wake)
-            else:
-                self.committer.wake()
-        if receipt is not None:
-            await receipt.wait_async()
+            if receipt is not None:
+                await receipt.wait_async()
+            return decision
+        decision, record = self._decide(principal, action, resource, context)
+        if self._must_wait(decision, action):
+            # One lock for queueing the record and registering this loop's waiter; the
+            # flusher is woken at once (the caller waits for it).
+            batch, future = self.committer.enqueue_awaited(record, loop)
+            error = await future
+            if error is not None:  # a Receipt only to word the failure as ``wait`` does
+                receipt = Receipt(self.committer, batch, record.decision_id)
+                if error is _LATE:
+                    raise receipt._late()
+                receipt._raise_failed(error)
+            return decision
+        # A record nobody waits for (a denial, an unsynced read) wakes its flusher on the
+        # loop's next turn, once this request's answer is written: not in front of it.
+        try:
+            self.committer.enqueue(record, prompt=decision.allow, wake=False)
+        except DecisionNotRecorded:
+            if decision.allow:
+                raise
+        loop.call_soon(self.committer.wake)
         return decision
 
     def decide_deferred(

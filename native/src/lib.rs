@@ -22,6 +22,7 @@ mod stored_avro;
 mod stored_batch;
 mod stored_leaves;
 mod uuid_text;
+mod zstd_cctx;
 
 #[pymodule]
 fn hub_native(m: &Bound<'_, PyModule>) -> PyResult<()> {

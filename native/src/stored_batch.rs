@@ -239,25 +239,11 @@ pub(crate) unsafe fn encode_items(
 }
 
 /// One zstd frame of `src` at the hub's level, made as Arrow's codec makes it (one
-/// `ZSTD_compress` call: the content size in the frame header, no checksum), or `None` if
-/// libzstd reports an error (the body is then stored uncompressed, which the reader accepts).
+/// `ZSTD_compress` call: the content size in the frame header, no checksum; on this thread's
+/// reused context, `zstd_cctx.rs`), or `None` if libzstd reports an error (the body is then
+/// stored uncompressed, which the reader accepts).
 fn zstd_compress(src: &[u8]) -> Option<Vec<u8>> {
-    unsafe {
-        let bound = zstd_sys::ZSTD_compressBound(src.len());
-        let mut out: Vec<u8> = Vec::with_capacity(bound);
-        let got = zstd_sys::ZSTD_compress(
-            out.as_mut_ptr().cast(),
-            bound,
-            src.as_ptr().cast(),
-            src.len(),
-            ZSTD_LEVEL,
-        );
-        if zstd_sys::ZSTD_isError(got) != 0 {
-            return None;
-        }
-        out.set_len(got);
-        Some(out)
-    }
+    crate::zstd_cctx::compress(src, ZSTD_LEVEL)
 }
 
 /// `batch._sealed` of version 2: the header, the CRC, the body (zstd when that is smaller).

@@ -100,6 +100,46 @@ def test_zstd_frame_is_the_python_writers() -> None:
         assert got == expected
 
 
+def _trades(rng: random.Random, n: int) -> tuple[list[bytes], list[bytes], list[bytes]]:
+    keys = [b"ACC-%d" % rng.randrange(500) for _ in range(n)]
+    values = [rng.randbytes(20) + b"trade-payload" * rng.randrange(1, 6) for _ in range(n)]
+    ids = [b"%032x" % rng.getrandbits(128) for _ in range(n)]
+    return keys, values, ids
+
+
+@needs_native
+def test_reused_zstd_context_gives_the_one_shot_frames_in_any_order_and_thread() -> None:
+    """Each thread compresses with one reused zstd context (native/src/zstd_cctx.rs): a frame
+    must not depend on what that context compressed before (a large batch, then a tiny one:
+    its workspace and tables were sized and filled for the other) nor on the thread. Every
+    frame equals the reference writer's one-shot frame, in 4 threads at once."""
+    import threading
+
+    sizes = [1, 10_000, 1, 3, 2_000, 1, 40, 10_000, 2, 1]
+    failures: list[str] = []
+    zstd = [0]
+
+    def run(seed: int) -> None:
+        rng = random.Random(seed)
+        for round_ in range(4):
+            for n in rng.sample(sizes, len(sizes)):
+                keys, values, ids = _trades(rng, n)
+                got, expected = _encode_both(
+                    keys, values, [b"ce_id", b"ce_type"], [ids, b"trade.v1"], [1_700_000] * n
+                )
+                if got != expected:
+                    failures.append(f"seed {seed} round {round_} n {n}")
+                zstd[0] += got[stored._HEAD.size] == stored._CODEC_ZSTD
+
+    threads = [threading.Thread(target=run, args=(seed,)) for seed in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not failures, failures
+    assert zstd[0] >= 4 * 4 * 6  # the batches of 3 records and more are compressed
+
+
 @needs_native
 @pytest.mark.parametrize(
     ("keys", "values", "names", "columns", "stamps"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 import uuid
@@ -279,6 +280,44 @@ def test_no_flusher_is_woken_per_decision_while_a_store_runs_and_none_is_missed(
     committer.close()
 
 
+def test_a_store_ending_on_an_empty_batch_wakes_no_flusher() -> None:
+    """Lone decisions, one at a time: each record wakes one flusher, and the end of its store
+    wakes none (nothing to take: the next record wakes one); records queued during a store
+    are taken once it ends (one flusher woken) and stored."""
+    sink = Sink()
+    committer = DecisionCommitter(sink, flushers=2)
+    time.sleep(0.05)  # both flushers asleep on the empty batch
+    woken = 0
+    real_notify, real_all = committer._cv.notify, committer._cv.notify_all
+
+    def counting(n: int = 1) -> None:
+        nonlocal woken
+        woken += 1
+        real_notify(n)
+
+    def counting_all() -> None:
+        nonlocal woken
+        woken += 2
+        real_all()
+
+    committer._cv.notify = counting  # type: ignore[method-assign]
+    committer._cv.notify_all = counting_all  # type: ignore[method-assign]
+    for _ in range(5):
+        committer.enqueue(_record(), prompt=True).wait()
+    assert woken == 5 and [len(b) for b in sink.batches] == [1] * 5
+    sink.gate.clear()
+    held = committer.enqueue(_record(), prompt=True)
+    deadline = time.monotonic() + 5
+    while sink.prepared < 6 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    queued = [committer.enqueue(_record(), prompt=True) for _ in range(3)]  # during the store
+    sink.gate.set()
+    for receipt in [held, *queued]:
+        receipt.wait()
+    assert [len(b) for b in sink.batches] == [1] * 6 + [3]
+    committer.close()
+
+
 def test_between_stores_a_flusher_is_woken_only_when_the_batch_may_have_become_due() -> None:
     """A flusher sleeps on an empty batch until its first record, then until the batch is
     due (here the deny linger); it is woken again when the batch gets its first allow (the
@@ -336,6 +375,23 @@ def test_decide_async_awaits_the_store_without_a_thread_and_fails_closed() -> No
 
     asyncio.run(scenario())
     committer.close()
+
+
+def test_decide_async_after_close_refuses_an_allow_and_still_answers_a_deny() -> None:
+    """An allow queues its record and its loop's waiter under one lock: a closed committer
+    refuses it (no allow without its record); a deny is answered (nothing to wait for)."""
+    committer = DecisionCommitter(Sink())
+    committer.close()
+
+    async def scenario() -> None:
+        with pytest.raises(DecisionNotRecorded, match="closed"):
+            await RecordingPolicyEngine(Fixed(True), committer).decide_async(ANN, "event.read", "r")
+        deny = await RecordingPolicyEngine(Fixed(False), committer).decide_async(
+            ANN, "event.read", "r"
+        )
+        assert not deny.allow
+
+    asyncio.run(scenario())
 
 
 def test_decide_async_asks_a_case_context_in_a_worker_thread() -> None:
@@ -654,3 +710,43 @@ def test_a_sink_without_companions_is_not_held() -> None:
     with pytest.raises(ValueError, match="cannot store companion records"):
         engine.committer.enqueue(sink.stored[0], prompt=True, companions=object())  # type: ignore[arg-type]
     engine.close()
+
+
+def test_decision_ids_ask_the_os_once_per_pool_and_a_fork_draws_its_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each ``os.urandom`` call releases the GIL (an event loop issuing ids then waits behind
+    the flushers to take it back): ids come from pools, not from a call per id or per
+    millisecond; the counter still starts at a random point each millisecond; and a forked
+    child does not reuse its parent's pools (it would issue the parent's next ids)."""
+    from domain import envelope
+
+    calls = [0]
+    real = os.urandom
+
+    def counted(n: int) -> bytes:
+        calls[0] += 1
+        return real(n)
+
+    starts = set()
+    with monkeypatch.context() as m:  # the process's id sequence is restored afterwards
+        m.setattr(envelope.os, "urandom", counted)
+        m.setattr(envelope, "_last_ms", -1)
+        m.setattr(envelope, "_seeds", [])
+        for ms in range(1_000, 3_000):  # 2,000 milliseconds, one id each
+            starts.add(envelope.reserve_uuid7(1, ms * 1_000_000)[1])
+    assert calls[0] == 1  # 2,048 counter starts per 4 KiB draw
+    assert len(starts) > 1_000 and max(starts) <= 0x7FF  # random starts, headroom kept
+
+    new_decision_id()  # both pools hold values now
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its next ids' random bits, then leave without cleanup
+        os.write(write, " ".join(new_decision_id()[-17:] for _ in range(3)).encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    child = os.read(read, 4096).decode().split()
+    os.close(read)
+    parent = [new_decision_id()[-17:] for _ in range(3)]
+    assert len(child) == 3 and not set(child) & set(parent)

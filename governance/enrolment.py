@@ -921,6 +921,13 @@ class EnrolmentCommands:
                 for o in self._keys.values()
                 if fold_owner(o.owner) == holder and o.state(now) != "revoked"
             ]
+            # and the key the token was requested with, revoked or not: whoever held it then
+            # was shown the token, and revoking it later does not make them forget it (the
+            # walk stopped at a revoked middle link: admin -> x -> y, x revoked, y approved
+            # the admin's change)
+            requesting = self._keys.get(e.requested_by_key) if e is not None else None
+            if requesting is not None and fold_owner(requesting.owner) == holder:
+                frontier.append(requesting)
         return found
 
     def _enrolled_with(self, key: Any, parent: str) -> bool:

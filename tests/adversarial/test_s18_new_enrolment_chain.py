@@ -64,3 +64,44 @@ def test_an_independent_second_admin_still_approves(hub: Hub, client: TestClient
     change = _propose(client, auth(root.token))
     done = _approve(client, auth(dee.token), change)
     assert done.status_code == 200, done.text
+
+
+def test_a_ready_token_whose_approvers_key_was_revoked_no_longer_redeems(
+    hub: Hub, client: TestClient
+) -> None:
+    """Session 17 withdrew the live enrolments of a revoked *requester*; the approver's half
+    stayed good. A stolen approver key approved a colluding requester's enrolment of a made-up
+    person (whose key then counts as a second person); revoking the stolen key once found out
+    left the token redeemable. The approval is withdrawn with the approver's right, unless
+    they still hold a key that may approve (a rotation withdraws nothing)."""
+    root = hub.keys.create(["admin"], owner="root")
+    ann = hub.keys.create(["admin"], owner="ann")
+    hub.keys.create(["admin"], owner="cy")  # the bootstrap window is closed
+    ticket = hub.keys.issue(hub.keys.get(root.key_id).principal, ["admin"], owner="zed")
+    assert isinstance(ticket, EnrolmentTicket) and ticket.requires_approval
+    second = hub.keys.approve_enrolment(
+        hub.keys.get(ann.key_id).principal, ticket.enrolment_id, "known"
+    )
+    hub.keys.revoke(ann.key_id, revoked_by="cy", reason="ann's key was stolen")
+    r = client.post(
+        "/v1/enrol",
+        json={"token": ticket.token, "secret": secrets.token_urlsafe(32), "second_half": second},
+    )
+    assert r.status_code == 401 and r.json()["reason"] == "enrolment_withdrawn", r.text
+    assert "approver 'ann'" in r.json()["message"], r.text
+
+
+def test_an_approvers_rotation_withdraws_nothing(hub: Hub, client: TestClient) -> None:
+    root = hub.keys.create(["admin"], owner="root")
+    ann = hub.keys.create(["admin"], owner="ann")
+    hub.keys.create(["admin"], owner="cy")
+    ticket = hub.keys.issue(hub.keys.get(root.key_id).principal, ["admin"], owner="zed")
+    assert isinstance(ticket, EnrolmentTicket)
+    ann_p = hub.keys.get(ann.key_id).principal
+    second = hub.keys.approve_enrolment(ann_p, ticket.enrolment_id, "known")
+    hub.keys.rotate(ann_p, ann.key_id)
+    r = client.post(
+        "/v1/enrol",
+        json={"token": ticket.token, "secret": secrets.token_urlsafe(32), "second_half": second},
+    )
+    assert r.status_code == 201, r.text

@@ -260,12 +260,18 @@ def _recorded_exports(h: Any) -> tuple[dict[str, dict[int, int]], dict[str, dict
     table that the row checks alone pass."""
     from core.errors import HubError
     from ledger.cuts import audit_details
+    from ledger.service import AUDIT_TOPIC
 
     out: dict[str, dict[int, int]] = {}
     views: dict[str, dict[str, Any]] = {}
     after = -1
     while rows := h.ledger.store.query(action="lake.export", after=after, limit=1000):
         for row in rows:
+            # the hub's own audit records only: a data record's action column is its event
+            # type, which a publisher names (a schema called lake.export vouched for a forged
+            # view table, and the newest entry wins)
+            if row[1] != AUDIT_TOPIC:
+                continue
             rec = h.ledger.record_at(row[1], row[2], row[3])
             try:
                 details = audit_details(h.ledger, None if rec is None else rec.value)

@@ -761,6 +761,23 @@ class EnrolmentCommands:
                     f"Enrolment {eid} has expired or was superseded: ask an admin for a new one.",
                     code="enrolment_expired",
                 )
+            # decided again now: the withdrawal that follows a revocation is a second append
+            # (a crash between them, or a failed hook, left a ready token redeemable)
+            for role, who, by_key, resource in (
+                ("requester", e.requested_by, e.requested_by_key, "/v1/keys"),
+                ("approver", e.approved_by, e.approved_by_key, f"/v1/enrolments/{eid}/approve"),
+            ):
+                if not who:
+                    continue
+                try:
+                    self.check_proposer(who, by_key, eid, [("keys.create", resource, None)])
+                except Conflict:
+                    raise Unauthenticated(
+                        f"Enrolment {eid} no longer counts: its {role} {who!r} lost the right "
+                        "to make it (key revoked, or the policy took the permission): ask an "
+                        "admin for a new one.",
+                        code="enrolment_withdrawn",
+                    ) from None
             key_id = self._new_id("hk_")
             self._publisher.publish(
                 TOPIC,

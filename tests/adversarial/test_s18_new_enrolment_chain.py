@@ -105,3 +105,24 @@ def test_an_approvers_rotation_withdraws_nothing(hub: Hub, client: TestClient) -
         json={"token": ticket.token, "secret": secrets.token_urlsafe(32), "second_half": second},
     )
     assert r.status_code == 201, r.text
+
+
+def test_a_ready_token_is_decided_again_at_redemption(hub: Hub, client: TestClient) -> None:
+    """The withdrawal is a second append after the revocation: a crash between them (here the
+    revocation primitive alone, as such a crash leaves the log) left the token redeemable."""
+    root = hub.keys.create(["admin"], owner="root")
+    ann = hub.keys.create(["admin"], owner="ann")
+    hub.keys.create(["admin"], owner="cy")
+    ticket = hub.keys.issue(hub.keys.get(root.key_id).principal, ["admin"], owner="zed")
+    assert isinstance(ticket, EnrolmentTicket)
+    second = hub.keys.approve_enrolment(
+        hub.keys.get(ann.key_id).principal, ticket.enrolment_id, "known"
+    )
+    hub.keys._revoke(
+        ann.key_id, revoked_by="cy", reason="stolen", actor=None, at=None, cascade=False
+    )
+    r = client.post(
+        "/v1/enrol",
+        json={"token": ticket.token, "secret": secrets.token_urlsafe(32), "second_half": second},
+    )
+    assert r.status_code == 401 and r.json()["reason"] == "enrolment_withdrawn", r.text

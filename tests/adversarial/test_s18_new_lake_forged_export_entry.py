@@ -4,11 +4,12 @@
 Verify compares each view table with the digest, and each raw table's ``hub.next_offsets``
 with the position, that the ledger's newest ``lake.export`` entry records. It found those
 entries by the ledger's action column alone, which for a data record is its ``ce_type`` (the
-event type, the schema's full name): a publisher registered a schema named ``lake.export``
-with a ``details`` string, published one record on its own topic holding the digest of a view
-table it had edited in the object store (or a lowered position), and verify took that record
-as the newest export and answered ok over the forged table. Only the hub's own audit records
-(``hub.audit``) count now, as for the retention cuts (``ledger.cuts.iter_cuts``).
+event type, the schema's full name): a publisher key registered subject ``lake.export`` (a
+record ``lake.export`` with a ``details`` string), published one record of it on the shared
+``accounts`` topic holding the digest of a view table edited in the object store (or a lowered
+position), and verify took that record as the newest export and answered ok over the forged
+table. Only the hub's own audit records (``hub.audit``) count now, as for the retention cuts
+(``ledger.cuts.iter_cuts``).
 """
 
 from __future__ import annotations
@@ -18,12 +19,14 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+from fastapi.testclient import TestClient
 
-from core.events import OutgoingEvent
+from hub.api.app import create_app
 from hub.bootstrap import bootstrap
 from hub.settings import load_settings
 from storage.lake import open_catalog
 from storage.lake_verify import view_digest
+from tests.adversarial._api import basic
 from tests.adversarial.test_lake_verify import admin_args, data, data_files, rewrite, run, verify
 from tests.adversarial.test_s17_store_lake_views import _view_with_rows
 
@@ -45,16 +48,24 @@ def _catalog(tmp_path: Path) -> Any:
 
 
 def _publish_forged_entry(data: Path, details: dict[str, Any]) -> None:
-    """What a publisher key does: its own topic, its own schema, one record."""
+    """What a publisher key does over the API: register subject ``lake.export`` and publish
+    one record of it on the shared ``accounts`` topic (record-name strategy)."""
     h = bootstrap(load_settings(data_dir=data))
     try:
-        h.log.create_topic("notes", 1, {"hub.subject.strategy": "topic"})
-        h.registry.register("notes-value", json.dumps(FORGED_EXPORT))
-        event = OutgoingEvent(value={"details": json.dumps(details)}, event_type="lake.export")
-        h.publisher.publish("notes", [event], producer="mallory", tenant="globex")
+        with TestClient(create_app(h), base_url="http://127.0.0.1") as c:
+            who = basic(h.keys.create(["publisher"], owner="mallory", tenant="globex").token)
+            r = c.post(
+                "/subjects/lake.export/versions",
+                json={"schema": json.dumps(FORGED_EXPORT)},
+                headers=who,
+            )
+            assert r.status_code == 200, r.text
+            event = {"event_type": "lake.export", "value": {"details": json.dumps(details)}}
+            r = c.post("/v1/topics/accounts/events", json={"events": [event]}, headers=who)
+            assert r.status_code == 201, r.text
         h.ledger.sync(force_checkpoint=True)
         rows = h.ledger.store.query(action="lake.export", after=-1, limit=1000)
-        assert any(r[1] == "notes" for r in rows), "the forged record is not a lake.export row"
+        assert any(r[1] == "accounts" for r in rows), "the forged record is not a lake.export row"
     finally:
         h.close()
 

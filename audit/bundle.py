@@ -352,7 +352,10 @@ def _entries(
         raise PackError("manifest controls must be an object {control: [entry index, ...]}.")
     present = set(indexes)
     for control, listed in controls.items():
-        if not isinstance(listed, list) or not set(listed) <= present:
+        # entry indexes only (an unhashable item crashed the verifier with a traceback)
+        if not isinstance(listed, list) or not all(type(i) is int for i in listed):
+            raise PackError(f"control {control} must list entry indexes (integers).")
+        if not set(listed) <= present:
             raise PackError(f"control {control} lists entries that are not in the pack.")
     return indexes
 

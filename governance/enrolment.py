@@ -104,6 +104,7 @@ class Enrolment:
     salt: str = field(default="", repr=False)
     token_hmac: str = field(default="", repr=False)
     approved_by: str = ""
+    approved_by_key: str = ""
     approved_at: datetime | None = None
     approval_salt: str = field(default="", repr=False)
     approval_hmac: str = field(default="", repr=False)
@@ -316,26 +317,38 @@ class EnrolmentCommands:
         ) -> None: ...
 
     def _withdraw_enrolments(self, owners: frozenset[str], by: str, why: str) -> list[str]:
-        """End (``withdrawn: ...``) each live enrolment requested by one of ``owners`` who no
-        longer holds a key that may request it; their ids."""
+        """End (``withdrawn: ...``) each live enrolment requested, or approved, by one of
+        ``owners`` who no longer holds a key that may request (approve) it; their ids. An
+        approval is the second person's half of the token: a ready token whose approver's key
+        was revoked (a stolen approver key, found out) must not still make a key."""
         with self._lock:
             self._refresh()
             now = datetime.now(UTC)
             ended: list[OutgoingEvent] = []
             tenants: set[str] = set()
             for e in self._enrolments.values():
-                if fold_owner(e.requested_by) not in owners or e.state(now) not in LIVE:
+                if e.state(now) not in LIVE:
                     continue
-                try:
-                    self.check_proposer(
-                        e.requested_by,
-                        e.requested_by_key,
-                        e.enrolment_id,
-                        [("keys.create", "/v1/keys", None)],
-                    )
-                except Conflict:
-                    reason = f"{WITHDRAWN_REASON} requester {e.requested_by!r} lost the right"
-                    ended.append(self._ended(e.enrolment_id, f"{reason}: {why}", by, now))
+                lost = ""
+                for role, who, key, resource in (
+                    ("requester", e.requested_by, e.requested_by_key, "/v1/keys"),
+                    (
+                        "approver",
+                        e.approved_by,
+                        e.approved_by_key,
+                        f"/v1/enrolments/{e.enrolment_id}/approve",
+                    ),
+                ):
+                    if lost or not who or fold_owner(who) not in owners:
+                        continue
+                    try:
+                        self.check_proposer(
+                            who, key, e.enrolment_id, [("keys.create", resource, None)]
+                        )
+                    except Conflict:
+                        lost = f"{WITHDRAWN_REASON} {role} {who!r} lost the right"
+                if lost:
+                    ended.append(self._ended(e.enrolment_id, f"{lost}: {why}", by, now))
                     tenants.add(e.tenant)
             if not ended:
                 return []
@@ -379,6 +392,7 @@ class EnrolmentCommands:
             self._enrolments[eid] = replace(
                 e,
                 approved_by=v.get("approved_by") or "",
+                approved_by_key=v.get("approved_by_key") or "",
                 approved_at=parse_time(v.get("approved_at")),
                 approval_salt=v.get("approval_salt") or "",
                 approval_hmac=v.get("approval_hmac") or "",
@@ -757,6 +771,23 @@ class EnrolmentCommands:
                     f"Enrolment {eid} has expired or was superseded: ask an admin for a new one.",
                     code="enrolment_expired",
                 )
+            # decided again now: the withdrawal that follows a revocation is a second append
+            # (a crash between them, or a failed hook, left a ready token redeemable)
+            for role, who, by_key, resource in (
+                ("requester", e.requested_by, e.requested_by_key, "/v1/keys"),
+                ("approver", e.approved_by, e.approved_by_key, f"/v1/enrolments/{eid}/approve"),
+            ):
+                if not who:
+                    continue
+                try:
+                    self.check_proposer(who, by_key, eid, [("keys.create", resource, None)])
+                except Conflict:
+                    raise Unauthenticated(
+                        f"Enrolment {eid} no longer counts: its {role} {who!r} lost the right "
+                        "to make it (key revoked, or the policy took the permission): ask an "
+                        "admin for a new one.",
+                        code="enrolment_withdrawn",
+                    ) from None
             key_id = self._new_id("hk_")
             self._publisher.publish(
                 TOPIC,
@@ -931,6 +962,13 @@ class EnrolmentCommands:
                 for o in self._keys.values()
                 if fold_owner(o.owner) == holder and o.state(now) != "revoked"
             ]
+            # and the key the token was requested with, revoked or not: whoever held it then
+            # was shown the token, and revoking it later does not make them forget it (the
+            # walk stopped at a revoked middle link: admin -> x -> y, x revoked, y approved
+            # the admin's change)
+            requesting = self._keys.get(e.requested_by_key) if e is not None else None
+            if requesting is not None and fold_owner(requesting.owner) == holder:
+                frontier.append(requesting)
         return found
 
     def _enrolled_with(self, key: Any, parent: str) -> bool:

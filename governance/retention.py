@@ -56,9 +56,10 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from core.errors import HubError, InvalidInput, NotFound, TopicNotFound
-from core.events import OutgoingEvent
+from core.events import OutgoingEvent, tenant_of
 from core.fold import TopicFold
 from core.ports.eventlog import EventLog, StoredRecord
+from core.ports.policy import HUB_TENANT
 from core.ports.views import Target, check_time_column
 from domain.envelope import H_ID, H_TENANT, H_TYPE
 
@@ -602,12 +603,24 @@ class RetentionJob:
         now_ms = _now_ms() if now_ms is None else now_ms
         report = RetentionReport()
         state = self.governance.state()
-        held = {h.scope for h in state.holds.values()}
-        subjects = self.governance.held_subjects()
+        # who holds what: a tenant's hold keeps that tenant's records, the hub's own tenant's
+        # every tenant's (as ``governance.erasure._binds``). Topics are shared: counting every
+        # hold whoever placed it let acme's officer keep globex's expired records past globex's
+        # policy, under a hold globex can neither list nor release.
+        held_by: dict[str, set[str]] = {}
+        for h in state.holds.values():
+            held_by.setdefault(h.scope, set()).add(h.tenant)
+        subjects = {
+            scope.partition(":")[2]: frozenset(tenants)
+            for scope, tenants in held_by.items()
+            if scope.startswith("subject:")
+        }
         if apply:
             self._ledger.sync()  # 1.
         for scope, policy in sorted(state.policies.items()):
-            if scope in held:  # 3. and 5.
+            holders = held_by.get(scope, set())
+            # 3. and 5.: a projection's rows are cut by time, not by tenant: any hold keeps it
+            if holders and (policy.kind == "projection" or HUB_TENANT in holders):
                 report.skipped.append({"scope": scope, "reason": "under legal hold"})
                 continue
             if policy.kind == "topic" and policy.name in PROTECTED_TOPICS:
@@ -626,8 +639,10 @@ class RetentionJob:
             for part in sorted(ends):
                 start, end = starts.get(part, 0), ends[part]
                 keep = self._first_to_keep(policy, part, start, end, now_ms)  # 2.
-                if subjects and keep > start:
-                    keep = self._before_held_subject(policy.name, part, start, keep, subjects)
+                if (subjects or holders) and keep > start:
+                    keep = self._before_held(
+                        policy.name, part, start, keep, subjects, frozenset(holders)
+                    )
                 if keep <= start:
                     continue
                 deletion = Deletion(policy.name, part, start, keep)
@@ -722,23 +737,39 @@ class RetentionJob:
     def _records(self, topic: str, part: int, start: int) -> Iterator[StoredRecord]:
         return self._log.scan(topic, part, start, batch=4096)
 
-    def _before_held_subject(
-        self, topic: str, part: int, start: int, keep: int, subjects: frozenset[str]
+    def _before_held(
+        self,
+        topic: str,
+        part: int,
+        start: int,
+        keep: int,
+        subjects: Mapping[str, frozenset[str]],
+        tenants: frozenset[str],
     ) -> int:
-        """``keep``, or the offset of the first record below it naming a held data subject."""
+        """``keep``, or the offset of the first record below it that a hold keeps: a record of
+        a tenant in ``tenants`` (which hold the topic), or one naming a held data subject
+        (``subjects``: subject -> the tenants whose holds name it) of a holding tenant, or of
+        any tenant when the hub's own tenant holds it. A record without one tenant (``ce_tenant``
+        twice) counts as every tenant's."""
         from core.pii import data_subject_of
 
         schemas: dict[int, str] = {}
         for rec in self._records(topic, part, start):
             if rec.offset >= keep:
                 break
+            owner = tenant_of(rec)
+            if tenants and (owner is None or owner in tenants):
+                return rec.offset
+            if not subjects:
+                continue
             decoded = self._reader.decode(rec)
             value, schema_id = decoded.get("value"), decoded.get("schema_id")
             if not isinstance(value, dict) or schema_id is None:
                 continue
             if schema_id not in schemas:
                 schemas[schema_id] = self._registry.parsed(schema_id).text
-            if data_subject_of(value, schemas[schema_id]) in subjects:
+            by = subjects.get(data_subject_of(value, schemas[schema_id]) or "")
+            if by is not None and (HUB_TENANT in by or owner is None or owner in by):
                 return rec.offset
         return keep
 

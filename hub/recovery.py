@@ -104,12 +104,21 @@ def journal_erasure(settings: Settings, done: Erasure, signer: Signer) -> str | 
     from storage.backup import load_kek
 
     at_ms = time.time_ns() // 1_000_000
-    record_erasure(
-        build_object_store(settings),
-        JournalEntry(done.subject, at_ms, done.audit_offset),
-        signer.sign_note,
-    )
-    unanchored = (
+    # The journal failing (the store down, or made unwritable by whoever can write it) must
+    # not skip the witness: the erasure is done, and the witness is then its only anchor.
+    journal_lost = ""
+    try:
+        record_erasure(
+            build_object_store(settings),
+            JournalEntry(done.subject, at_ms, done.audit_offset),
+            signer.sign_note,
+        )
+    except HubError as exc:
+        journal_lost = (
+            f"WARNING: the erasure of {done.subject!r} is done, but its erasure journal entry "
+            f"could not be written to the object store ({exc.message})"
+        )
+    unanchored = journal_lost or (
         f"WARNING: the erasure of {done.subject!r} is journalled in the object store only: "
         "whoever can write the store can delete that entry and a restore of a backup made "
         "before it would bring the subject's key back"
@@ -126,6 +135,8 @@ def journal_erasure(settings: Settings, done: Erasure, signer: Signer) -> str | 
         )
     except HubError as exc:
         return f"{unanchored}, because it could not be witnessed: {exc.message}"
+    if journal_lost:
+        return f"{journal_lost}; the backup witness holds it (a restore re-applies it)."
     return None
 
 

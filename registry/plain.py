@@ -12,8 +12,11 @@ plain schema's, and ``POST /v1/ingest/{topic}/avro`` encrypts them before they e
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from core.errors import HubError
-from core.pii import encrypted_schema, encrypts, pii_fields, plan
+from core.pii import ENCRYPTED, PLAINTYPE, encrypted_schema, encrypts, pii_fields, plan
 
 SUFFIX = "-plain"
 
@@ -37,3 +40,34 @@ def unsealed(text: str) -> list[str]:
     """Paths (``a/b``) of fields ``text`` classifies PII but stores in clear (not ciphertext)."""
     p = plan(text)
     return ["/".join(f.path) for f in p.fields if f.path not in p.encrypted]
+
+
+def falsely_sealed(text: str) -> list[str]:
+    """Paths (``a/b``) of fields ``text`` marks ``hub.encrypted`` whose type is not ciphertext
+    (``bytes``, or ``["null", "bytes"]``) or that name no ``hub.plaintype``: a schema that tells
+    an auditor a field is crypto-shreddable while it holds the value as given."""
+    out: list[str] = []
+
+    def walk(t: Any, prefix: tuple[str, ...]) -> None:
+        if isinstance(t, list):
+            for branch in t:
+                walk(branch, prefix)
+        elif isinstance(t, dict):
+            if t.get("type") == "record":
+                for f in t.get("fields", []):
+                    if not isinstance(f, dict):
+                        continue
+                    path = (*prefix, str(f.get("name")))
+                    if f.get(ENCRYPTED):
+                        if f.get("type") not in ("bytes", ["null", "bytes"]) or PLAINTYPE not in f:
+                            out.append("/".join(path))
+                    else:
+                        walk(f.get("type"), path)
+            elif t.get("type") in ("array", "map"):
+                walk(t.get("items", t.get("values")), prefix)
+
+    try:
+        walk(json.loads(text), ())
+    except ValueError:
+        return []  # not JSON: the registry reports it as usual
+    return out

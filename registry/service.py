@@ -52,7 +52,7 @@ from core.errors import (
 from core.fold import TopicFold
 from core.ports.eventlog import EventLog, Record
 from registry.internal import is_internal_subject
-from registry.plain import log_form, plain_subject, unsealed
+from registry.plain import falsely_sealed, log_form, plain_subject, unsealed
 from registry.standalone import inline_references
 
 SCHEMAS_TOPIC = "_schemas"
@@ -752,6 +752,7 @@ class SchemaRegistry:
         with self._lock:
             importing = self._await_turn(subject, explicit)  # 1
             parsed = self._parse_new(text, schema_type, references)  # 2
+            self._refuse_falsely_sealed(subject, parsed, schema_type)
             redirect = self._plain_of_live(subject, text, schema_type, references)
             sealed = None
             if not (redirect or importing or explicit or not seal):
@@ -808,6 +809,22 @@ class SchemaRegistry:
         if redirect:  # see hub.registry.plain
             return self.register(plain_subject(subject), text, append=append, seal=False)
         return self._store_reserved(sv, parsed, identity if took else None, append)
+
+    def _refuse_falsely_sealed(self, subject: str, parsed: ParsedSchema, schema_type: str) -> None:
+        """Refuse a schema marking a field ``hub.encrypted`` that is not ciphertext
+        (``registry.plain.falsely_sealed``): registered as a log form, it told an auditor the
+        field was crypto-shreddable (and passed IMPORT's plain-PII refusal) while it held the
+        value in clear."""
+        if schema_type.upper() != "AVRO":
+            return
+        bad = falsely_sealed(parsed.text)
+        if bad:
+            raise InvalidSchema(
+                f"Schema being registered under subject {subject!r} marks field(s) "
+                f"{', '.join(bad)} hub.encrypted but does not store them as ciphertext (type "
+                'bytes or ["null", "bytes"], with hub.plaintype): register the plain schema '
+                "(the registry derives the log form), or core.pii.encrypted_schema's output."
+            )
 
     def _refuse_plain_import(
         self, subject: str, parsed: ParsedSchema, schema_type: str, refs: Sequence[Reference]

@@ -154,7 +154,7 @@ def lake_verify(obj: Ctx, tables: tuple[str, ...]) -> None:
 
     from core.errors import HubError
     from ledger.leaves import LeafEncoder
-    from storage.lake import RAW_NS, VIEWS_NS, open_catalog
+    from storage.lake import RAW_NS, VIEWS_NS, lake_tampered, open_catalog
     from storage.lake_verify import verify_topic_table, verify_view_table
 
     def go() -> None:
@@ -171,6 +171,19 @@ def lake_verify(obj: Ctx, tables: tuple[str, ...]) -> None:
             if not tables:
                 names = {name: name for _, name in catalog.list_tables(RAW_NS)}
                 views = sorted(f"{VIEWS_NS}.{name}" for _, name in catalog.list_tables(VIEWS_NS))
+                # the catalog lists what is there; the ledger says what was exported. A table
+                # dropped from the catalog (whose writer is not the hub) left nothing to check
+                # and verify answered ok over the rest.
+                gone = sorted(
+                    {t for t in recorded if _topic_table(t.removeprefix(f"{RAW_NS}.")) not in names}
+                    | (set(recorded_views) - set(views))
+                )
+                if gone:
+                    raise lake_tampered(
+                        gone[0],
+                        "the catalog no longer lists it, though the ledger's lake.export entries "
+                        f"record it as exported (dropped: {', '.join(gone[:5])})",
+                    )
             report = []
             for name, given in sorted(names.items()):
                 topic = topics.get(name) or topics.get(_topic_table(name))
@@ -247,12 +260,18 @@ def _recorded_exports(h: Any) -> tuple[dict[str, dict[int, int]], dict[str, dict
     table that the row checks alone pass."""
     from core.errors import HubError
     from ledger.cuts import audit_details
+    from ledger.service import AUDIT_TOPIC
 
     out: dict[str, dict[int, int]] = {}
     views: dict[str, dict[str, Any]] = {}
     after = -1
     while rows := h.ledger.store.query(action="lake.export", after=after, limit=1000):
         for row in rows:
+            # the hub's own audit records only: a data record's action column is its event
+            # type, which a publisher names (a schema called lake.export vouched for a forged
+            # view table, and the newest entry wins)
+            if row[1] != AUDIT_TOPIC:
+                continue
             rec = h.ledger.record_at(row[1], row[2], row[3])
             try:
                 details = audit_details(h.ledger, None if rec is None else rec.value)

@@ -646,6 +646,9 @@ def bootstrap(
 
     keys.use_policy(decide_in_force)
     keys.on_revoked(config_changes.withdraw_revoked)
+    # a policy that takes a permission away withdraws the pending changes proposed under it:
+    # policy changes in the activation's own append, configuration changes right after
+    policy_changes.on_activated(config_changes.withdraw_not_permitted)
     lineage = LineageLog(event_log, reader)
     retention = RetentionJob(
         event_log, reader, registry, publisher, ledger, governance, projections

@@ -337,12 +337,24 @@ class TenantKeys(KeyStore):
     tenant's scoped key id.
     """
 
+    _IDS_HELD = 65_536  # key ids remembered (a reader opens a subject's fields one by one)
+
     def __init__(self, inner: KeyStore, tenant: str) -> None:
         self.inner = inner
         self.tenant = tenant
+        self._held: dict[str, str] = {}
 
     def key_id(self, subject_id: str) -> str:
-        return scoped_subject(self.tenant, subject_id)
+        """``scoped_subject(tenant, subject_id)``, remembered (only valid ids are kept; the
+        memory is dropped whole when full)."""
+        found = self._held.get(subject_id) if type(subject_id) is str else None
+        if found is None:
+            found = scoped_subject(self.tenant, subject_id)
+            if len(self._held) >= self._IDS_HELD:
+                self._held = {}
+            if type(subject_id) is str:
+                self._held[subject_id] = found
+        return found
 
     def _ids(self, subject_ids: Iterable[str]) -> dict[str, str]:
         """{scoped key id: subject id} of the valid ids among ``subject_ids``."""
@@ -410,9 +422,12 @@ class TenantKeys(KeyStore):
         return self.inner.exists(subject_id) and self._legacy_counts(subject_id)
 
     def erased(self, subject_id: str) -> bool:
-        if self.inner.erased(self.key_id(subject_id)):
+        key_id = self.key_id(subject_id)
+        # one question for both keys (the ingest path asks once per subject and batch)
+        found = self.inner.erased_among((key_id, subject_id))
+        if key_id in found:
             return True
-        return self.inner.erased(subject_id) and self._legacy_counts(subject_id)
+        return subject_id in found and self._legacy_counts(subject_id)
 
     def erased_among(self, subject_ids: Iterable[str]) -> set[str]:
         of = self._ids(subject_ids)

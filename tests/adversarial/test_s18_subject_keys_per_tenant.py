@@ -130,3 +130,43 @@ def test_a_subject_id_cannot_name_another_tenants_key(hub: Hub) -> None:
     r = _erase(hub, ["compliance_officer"], "acme", "\x00globex\x00ACC-N")
     assert r.status_code == 422, r.text
     assert _names(hub)[("globex", "ACC-N")] == ["Nora Globex"]
+
+
+def test_a_restore_re_applies_a_tenant_officers_erasure_to_that_tenant_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The erasure journal and the backup witness record a tenant officer's erasure under the
+    tenant-scoped key id (a plain id means every tenant, as every entry before did): a restore
+    of a backup made before it erases acme's subject again, and leaves globex's alone."""
+    from tests.adversarial.test_backup_attacks import run
+
+    data, target, kek = tmp_path / "hub", tmp_path / "restored", tmp_path / "vault" / "b.kek"
+    monkeypatch.setenv("HUB_OBJECT_STORE_DIR", str(tmp_path / "store"))
+    monkeypatch.setenv("HUB_BACKUP_KEK_FILE", str(kek))
+    monkeypatch.delenv("HUB_OBJECT_STORE", raising=False)
+    assert run("backup", "kek", str(kek)).exit_code == 0
+    h = bootstrap(load_settings(environ={}, data_dir=data))
+    try:
+        admin = h.keys.create(["admin"], owner="admin-1").token
+        officer = h.keys.create(["compliance_officer"], owner="acme-off", tenant="acme").token
+        _publish(h, "acme", "ACC-R", "Rita Acme")
+        _publish(h, "globex", "ACC-R", "Rolf Globex")
+        h.ledger.sync(force_checkpoint=True)
+    finally:
+        h.close()
+    r = run("--data-dir", str(data), "--key", admin, "backup", "create")
+    assert r.exit_code == 0, r.output
+    r = run("--data-dir", str(data), "--key", officer, "erase", "ACC-R", "--reason", "DSR-18")
+    assert r.exit_code == 0, r.output
+    r = run("--data-dir", str(data), "--key", admin, "backup", "restore", "--target", str(target))
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["erasures_reapplied"] == ["\x00acme\x00ACC-R"]
+    h = bootstrap(load_settings(environ={}, data_dir=target))
+    try:
+        assert h.keystore.for_tenant("acme").erased("ACC-R")
+        assert h.keystore.for_tenant("globex").exists("ACC-R")
+        names = _names(h)
+        assert names[("acme", "ACC-R")] == ["[erased]"]
+        assert names[("globex", "ACC-R")] == ["Rolf Globex"]
+    finally:
+        h.close()

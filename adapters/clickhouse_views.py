@@ -742,10 +742,14 @@ class ClickHouseSqlViews(ViewStore):
         value: Any,
         columns: Sequence[str],
         marker: str,
+        tenant: str | None = None,
     ) -> int:
         check_erasable(table, column, columns)
         cond, v = _equals(table.column(column), "v", value)
         params = {"v": v, "m": marker}
+        if tenant is not None:  # that tenant's rows only (subject keys are per tenant)
+            cond = f"{cond} AND tenant = {{t:String}}"
+            params["t"] = tenant
         sets = ", ".join(
             f"{c} = if(isNull({c}), {c}, {{m:String}})"
             if table.column(c).nullable

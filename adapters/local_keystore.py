@@ -60,7 +60,10 @@ from core.ports.keystore import (
     KeyRef,
     KeyStore,
     KeyStoreError,
+    KeyUnknown,
+    check_key_id,
     check_subject,
+    parse_scoped,
 )
 
 FORMAT_LOCAL = 0x01
@@ -79,6 +82,11 @@ CREATE TABLE IF NOT EXISTS erased (
     subject BLOB PRIMARY KEY,
     erased_ms INTEGER NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS scoped_keys (
+    family BLOB NOT NULL,
+    tenant TEXT NOT NULL,
+    PRIMARY KEY (family, tenant)
+) WITHOUT ROWID;
 """
 
 
@@ -88,6 +96,19 @@ _IN_CHUNK = 500  # ids per ``IN (...)`` query: under SQLite's 999 bound paramete
 def subject_digest(subject_id: str) -> bytes:
     """How the keyring names a subject: SHA-256 of a labelled id, never the id itself."""
     return hashlib.sha256(b"hub.subject.v1\x00" + subject_id.encode()).digest()
+
+
+def _note_scoped(db: sqlite3.Connection, key_id: str) -> None:
+    """Record the tenant of a scoped key under its subject's digest (``key_tenants``), in the
+    transaction that makes or destroys the key: an erasure of a subject in every tenant finds
+    each tenant's key here, in the keyring itself (deleting a row needs write access to the
+    keys, which already is the power to destroy them)."""
+    pair = parse_scoped(key_id)
+    if pair is not None:
+        tenant, subject_id = pair
+        db.execute(
+            "INSERT OR IGNORE INTO scoped_keys VALUES (?, ?)", (subject_digest(subject_id), tenant)
+        )
 
 
 def _wrap_aad(subject: bytes, version: int) -> bytes:
@@ -231,7 +252,7 @@ class LocalKeyStore(KeyStore):
         hit = self._cache.newest(subject_id)
         if hit is not None:
             return hit
-        subject = subject_digest(check_subject(subject_id))
+        subject = subject_digest(check_key_id(subject_id))
         # Read in a deferred transaction (a WAL reader: no write lock, publishers not stalled);
         # only a subject without a key takes the write lock, and checks again under it.
         with self._read_tx():
@@ -241,6 +262,7 @@ class LocalKeyStore(KeyStore):
                 found = self._newest_row(subject_id, subject)
                 if found is None:
                     found = 1, self._new_key(subject, 1)
+                    _note_scoped(self._db, subject_id)
                     self._created.add(subject_id)
         version, aead = found
         self._cache.put(subject_id, version, aead, newest=True)
@@ -264,7 +286,7 @@ class LocalKeyStore(KeyStore):
         aead = self._cache.get(subject_id, version)
         if aead is not None:
             return aead
-        subject = subject_digest(check_subject(subject_id))
+        subject = subject_digest(check_key_id(subject_id))
         with self._lock:
             row = self._db.execute(
                 "SELECT wrapped FROM data_keys WHERE subject = ? AND version = ?",
@@ -279,7 +301,7 @@ class LocalKeyStore(KeyStore):
                 if exists is None:
                     # A ciphertext can only exist if its key once existed: a missing key is a
                     # destroyed one (this keyring was reset, or the data came from another).
-                    raise KeyDestroyed(
+                    raise KeyUnknown(
                         f"Data subject {subject_id!r} has no key in {self.path}: its data cannot "
                         "be read (erased, or encrypted by another keyring)."
                     )
@@ -331,7 +353,7 @@ class LocalKeyStore(KeyStore):
         return open_sealed(self._version(subject_id, version), subject_id, ciphertext, aad)
 
     def rotate(self, subject_id: str) -> KeyRef:
-        subject = subject_digest(check_subject(subject_id))
+        subject = subject_digest(check_key_id(subject_id))
         with self._tx():
             if self._erased(subject):
                 raise self._destroyed_error(subject_id)
@@ -340,11 +362,12 @@ class LocalKeyStore(KeyStore):
             ).fetchone()
             version = int(row[0] or 0) + 1
             aead = self._new_key(subject, version)
+            _note_scoped(self._db, subject_id)
         self._cache.put(subject_id, version, aead, newest=True)
         return KeyRef(subject_id, version)
 
     def destroy(self, subject_id: str) -> None:
-        subject = subject_digest(check_subject(subject_id))
+        subject = subject_digest(check_key_id(subject_id))
         # 1. overwrite, delete and tombstone in one transaction (secure_delete zeroes the pages);
         with self._tx():
             self._db.execute(
@@ -355,13 +378,14 @@ class LocalKeyStore(KeyStore):
             self._db.execute(
                 "INSERT OR IGNORE INTO erased VALUES (?, ?)", (subject, int(time.time() * 1000))
             )
+            _note_scoped(self._db, subject_id)
         # 2. forget the unwrapped keys this process holds;
         self._cache.purge(subject_id)
         # 3. leave no copy in the WAL or free pages.
         self._compact()
 
     def erased(self, subject_id: str) -> bool:
-        subject = subject_digest(check_subject(subject_id))
+        subject = subject_digest(check_key_id(subject_id))
         with self._lock:
             return self._erased(subject)
 
@@ -374,7 +398,7 @@ class LocalKeyStore(KeyStore):
         by_digest: dict[bytes, str] = {}
         for subject_id in ids:
             try:
-                by_digest[subject_digest(check_subject(subject_id))] = subject_id
+                by_digest[subject_digest(check_key_id(subject_id))] = subject_id
             except InvalidInput:
                 continue  # not a valid subject id: nothing can have been erased under it
         digests = list(by_digest)
@@ -394,7 +418,7 @@ class LocalKeyStore(KeyStore):
         by_digest: dict[bytes, str] = {}
         for subject_id in set(subject_ids):
             try:
-                by_digest[subject_digest(check_subject(subject_id))] = subject_id
+                by_digest[subject_digest(check_key_id(subject_id))] = subject_id
             except InvalidInput:
                 continue
         digests = list(by_digest)
@@ -418,12 +442,20 @@ class LocalKeyStore(KeyStore):
         self._created.forget(subject_ids)
 
     def exists(self, subject_id: str) -> bool:
-        subject = subject_digest(check_subject(subject_id))
+        subject = subject_digest(check_key_id(subject_id))
         with self._lock:
             row = self._db.execute(
                 "SELECT 1 FROM data_keys WHERE subject = ? LIMIT 1", (subject,)
             ).fetchone()
         return row is not None
+
+    def key_tenants(self, subject_id: str) -> frozenset[str]:
+        family = subject_digest(check_subject(subject_id))
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT tenant FROM scoped_keys WHERE family = ?", (family,)
+            ).fetchall()
+        return frozenset(str(r[0]) for r in rows)
 
     def close(self) -> None:
         with self._lock:

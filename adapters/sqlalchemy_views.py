@@ -445,14 +445,16 @@ class SqlAlchemyViewStore(ViewStore):
         value: Any,
         columns: Sequence[str],
         marker: str,
+        tenant: str | None = None,
     ) -> int:
         check_erasable(table, column, columns)
         with self._tx("erasing view values") as conn:  # one transaction: all or nothing
             st = self._existing(conn, target, table)
             scrub = {c: sa.case((st.c[c].is_(None), None), else_=marker) for c in columns}
-            return int(
-                conn.execute(sa.update(st).where(st.c[column] == value).values(scrub)).rowcount
-            )
+            where = st.c[column] == value
+            if tenant is not None:
+                where = sa.and_(where, st.c.tenant == tenant)
+            return int(conn.execute(sa.update(st).where(where).values(scrub)).rowcount)
 
     def query(self, sql: str, grants: Sequence[ViewGrant]) -> pa.Table:
         """Run ``sql`` as ``core.sqlguard`` rewrites it (each granted view becomes a

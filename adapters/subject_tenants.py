@@ -46,7 +46,13 @@ from pathlib import Path
 from adapters.local_keystore import subject_digest
 from adapters.sqlite_open import open_store, write_transaction
 from core.errors import InvalidInput, StorageBusy
-from core.ports.keystore import KeyStore, KeyStoreError, SubjectTenants, check_subject
+from core.ports.keystore import (
+    UNVERIFIED_TENANTS,
+    KeyStore,
+    KeyStoreError,
+    SubjectTenants,
+    check_subject,
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS subject_tenants (
@@ -61,7 +67,7 @@ CREATE TABLE IF NOT EXISTS subject_sets (
     mac BLOB NOT NULL
 ) WITHOUT ROWID;
 """
-UNVERIFIED = "(unverified)"
+UNVERIFIED = UNVERIFIED_TENANTS
 """What ``tenants_of`` answers for a row whose MAC is missing or wrong (module docstring)."""
 _LABEL = b"hub subject tenant v1\x00"
 

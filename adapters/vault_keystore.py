@@ -55,7 +55,10 @@ from core.ports.keystore import (
     KeyStore,
     KeyStoreError,
     KeyStoreUnavailable,
+    KeyUnknown,
+    check_key_id,
     check_subject,
+    parse_scoped,
 )
 
 FORMAT_TRANSIT = 0x02
@@ -183,8 +186,40 @@ class VaultKeyStore(KeyStore):
             "read, and no new data can be encrypted for it."
         )
 
+    def _note_scoped(self, key_id: str) -> None:
+        """A marker key ``hub-tenant-<subject digest>-<tenant hex>`` per scoped key made or
+        destroyed, so that ``key_tenants`` lists the tenants of a subject (names carry digests
+        and tenant names, never subject ids)."""
+        pair = parse_scoped(key_id)
+        if pair is None:
+            return
+        tenant, subject_id = pair
+        name = f"hub-tenant-{_digest(subject_id)}-{tenant.encode().hex()}"
+        try:
+            self._transit().create_key(name, key_type="aes256-gcm96", mount_point=self.mount)
+        except _BACKEND_ERRORS as exc:
+            self._fail(exc, f"creating the tenant marker {name}")
+
+    def key_tenants(self, subject_id: str) -> frozenset[str]:
+        prefix = f"hub-tenant-{_digest(check_subject(subject_id))}-"
+        try:
+            listed = self._transit().list_keys(mount_point=self.mount)
+        except hvac_errors.InvalidPath:
+            return frozenset()
+        except _BACKEND_ERRORS as exc:
+            self._fail(exc, f"listing the transit keys of {self.mount}")
+        out = set()
+        for n in (listed or {}).get("data", {}).get("keys", []):
+            if str(n).startswith(prefix):
+                try:
+                    out.add(bytes.fromhex(str(n)[len(prefix) :]).decode())
+                except ValueError:
+                    continue
+        return frozenset(out)
+
     def _create(self, subject_id: str) -> None:
         """Create the subject's key unless it is tombstoned (race-safe with ``destroy``)."""
+        self._note_scoped(subject_id)
         digest = _digest(subject_id)
         name = f"hub-subject-{digest}"
         # 1. create (an upsert: a racing creator's key is kept);
@@ -215,7 +250,7 @@ class VaultKeyStore(KeyStore):
         hit = self._cache.newest(subject_id)
         if hit is not None:
             return hit
-        check_subject(subject_id)
+        check_key_id(subject_id)
         try:
             version, aead = self._derive(subject_id, None)
         except _NoKey:
@@ -252,14 +287,20 @@ class VaultKeyStore(KeyStore):
         version = parse_header(FORMAT_TRANSIT, ciphertext, "transit-derived")
         aead = self._cache.get(subject_id, version)
         if aead is None:
-            check_subject(subject_id)
+            check_key_id(subject_id)
             if version < 1:
                 raise DecryptionFailed(f"The ciphertext names key version {version}; none is < 1.")
             try:
                 _, aead = self._derive(subject_id, version)
             except _NoKey:
-                # A ciphertext exists, so its key once did: a missing key is a destroyed one.
-                raise self._destroyed_error(subject_id) from None
+                # A ciphertext exists, so its key once did: a missing key is a destroyed one
+                # (``KeyUnknown`` when never made here: TenantKeys then tries the legacy key).
+                if self._tombstoned(_digest(subject_id)):
+                    raise self._destroyed_error(subject_id) from None
+                raise KeyUnknown(
+                    f"Data subject {subject_id!r} has no key on {self.url}: its data cannot be "
+                    "read (erased, or encrypted by another server)."
+                ) from None
             self._cache.put(subject_id, version, aead, newest=False)
         return open_sealed(aead, subject_id, ciphertext, aad)
 
@@ -275,7 +316,8 @@ class VaultKeyStore(KeyStore):
         return KeyRef(subject_id, version)
 
     def destroy(self, subject_id: str) -> None:
-        digest = _digest(check_subject(subject_id))
+        digest = _digest(check_key_id(subject_id))
+        self._note_scoped(subject_id)
         tomb = f"hub-erased-{digest}"
         # 1. tombstone first, so no creator can bring the subject back;
         try:
@@ -288,7 +330,7 @@ class VaultKeyStore(KeyStore):
         self._cache.purge(subject_id)
 
     def erased(self, subject_id: str) -> bool:
-        return self._read_key(f"hub-erased-{_digest(check_subject(subject_id))}") is not None
+        return self._read_key(f"hub-erased-{_digest(check_key_id(subject_id))}") is not None
 
     def created_here(self, subject_ids: Iterable[str]) -> set[str]:
         return self._created.among(subject_ids)
@@ -297,7 +339,7 @@ class VaultKeyStore(KeyStore):
         self._created.forget(subject_ids)
 
     def exists(self, subject_id: str) -> bool:
-        return self._read_key(f"hub-subject-{_digest(check_subject(subject_id))}") is not None
+        return self._read_key(f"hub-subject-{_digest(check_key_id(subject_id))}") is not None
 
     def key_versions(self) -> dict[str, int]:
         """Every hub key in this mount by name with its newest version: ``hub-subject-*`` data

@@ -354,12 +354,19 @@ def data_subject_of(datum: Mapping[str, Any], schema_json: SchemaJson) -> str | 
 
 
 def refuse_erased(
-    datum: Any, schema_json: SchemaJson, keystore: KeyStore, seen: dict[str, bool] | None = None
+    datum: Any,
+    schema_json: SchemaJson,
+    keystore: KeyStore,
+    seen: dict[str, bool] | None = None,
+    *,
+    tenant: str,
 ) -> None:
-    """Raise ``KeyDestroyed`` when ``datum`` names an erased data subject in its
-    ``hub.data_subject`` field, whether or not the schema holds PII: after ``hub erase``, a late
-    trade or payment naming the account is refused like a late account event. ``seen`` caches
-    answers for one batch; asking never creates a key."""
+    """Raise ``KeyDestroyed`` when ``datum`` names a data subject that ``tenant`` (the
+    record's) erased, in its ``hub.data_subject`` field, whether or not the schema holds PII:
+    after ``hub erase``, a late trade or payment naming the account is refused like a late
+    account event. ``seen`` caches answers for one batch (one tenant); asking never creates a
+    key."""
+    keystore = keystore.for_tenant(tenant)
     if not isinstance(datum, Mapping):
         return
     name = plan(schema_json).subject_field
@@ -418,6 +425,7 @@ def encrypt_pii(
     """
     p = plan(schema_json)
     out = dict(datum)
+    keystore = keystore.for_tenant(tenant)  # the tenant's own key of the subject
     for field in p.fields:
         present, value = _get(datum, field.path)
         if not present or value is None:
@@ -465,6 +473,7 @@ def decrypt_pii(
     """
     p = plan(schema_json)
     out = dict(datum)
+    keystore = keystore.for_tenant(tenant)  # the stored record's tenant's key (or legacy)
     erased = False
     old = False  # a field opened as v1: the record was sealed before v2, try v1 first
     for field in p.fields:
@@ -516,6 +525,7 @@ def open_value(
 
     Readers pass ``legacy`` only for a stored record that carries its own ``ce_tenant`` header
     (``legacy_readable``), never for a submitted value."""
+    keystore = keystore.for_tenant(tenant)
     try:
         return keystore.decrypt(subject_id, ciphertext, make_aad(topic, part, subject_id, tenant))
     except DecryptionFailed:
@@ -610,7 +620,9 @@ class PiiCodec:
         """Encrypt opaque bytes of a subject (a quarantined original, or its digest: ``part``
         names which, so one cannot be passed off as the other) under its key, bound to the
         tenant of the record that holds them."""
-        return self.keystore.encrypt(subject_id, data, make_aad(topic, part, subject_id, tenant))
+        return self.keystore.for_tenant(tenant).encrypt(
+            subject_id, data, make_aad(topic, part, subject_id, tenant)
+        )
 
     def unseal(
         self,

@@ -56,6 +56,7 @@ from governance.enrolment import (
     OWNER_PATTERN,
     TENANT_PATTERN,
     TOPIC,
+    WITHDRAWN_REASON,
     Enrolment,
     EnrolmentCommands,
     EnrolmentTicket,
@@ -253,13 +254,17 @@ class ApiKeys(EnrolmentCommands):
         expired grant) no longer lets a pending change count. Without it, roles are compared."""
         self._decide = decide
 
-    def _denied(self, principal: Principal, needs: Sequence[Need]) -> str | None:
-        """Why the policy in force refuses ``principal`` one of ``needs``; None: all allowed
-        (or no engine to ask). An engine that fails raises: the approval fails closed."""
-        if self._decide is None:
+    def _denied(
+        self, principal: Principal, needs: Sequence[Need], decide: Decide | None = None
+    ) -> str | None:
+        """Why the policy in force (or ``decide``) refuses ``principal`` one of ``needs``; None:
+        all allowed (or no engine to ask). An engine that fails raises: the approval fails
+        closed."""
+        decide = decide or self._decide
+        if decide is None:
             return None
         for action, resource, context in needs:
-            d = self._decide(principal, action, resource, context)
+            d = decide(principal, action, resource, context)
             if not d.allow:
                 return f"{action} on {resource!r} denied: {d.reason} (policy {d.policy_version})"
         return None
@@ -683,6 +688,10 @@ class ApiKeys(EnrolmentCommands):
                 for e in self._enrolments.values()
                 if cascade and e.requested_by_key in ids and e.state(now) in LIVE
             ]
+            if at is None or at <= now:  # the enrolments it withdraws, in the same append
+                ended += self._withdrawn_with(
+                    frozenset(ids), {e.value["key_id"] for e in ended}, revoked_by, reason, now
+                )
             # the revoked keys' tenant when they share one (a cascade across tenants is a
             # hub-wide act, recorded as default): one append, so a cascade is all or nothing
             tenants = {self._keys[kid].tenant for kid in ids}
@@ -706,6 +715,36 @@ class ApiKeys(EnrolmentCommands):
             )
             self._refresh()
             return ids
+
+    def _withdrawn_with(
+        self, ids: frozenset[str], ending: set[Any], by: str, reason: str, now: datetime
+    ) -> list[OutgoingEvent]:
+        """The ``EnrolmentExpired`` ("withdrawn: ...") events of the live enrolments whose
+        requester holds no key that may request them once ``ids`` are revoked: appended with
+        the revocation, so no reader sees the key revoked and its owner's enrolment still
+        live (before, they were written just after, and a crash in between left them live)."""
+        owners = {_fold_key(self._keys[k].owner) for k in ids if k in self._keys}
+        why = f"key {', '.join(sorted(ids))} revoked by {by}" + (f" ({reason})" if reason else "")
+        out = []
+        for e in self._enrolments.values():
+            if (
+                e.enrolment_id in ending
+                or _fold_key(e.requested_by) not in owners
+                or e.state(now) not in LIVE
+            ):
+                continue
+            try:
+                self.check_proposer(
+                    e.requested_by,
+                    e.requested_by_key,
+                    e.enrolment_id,
+                    [("keys.create", "/v1/keys", None)],
+                    excluding=ids,
+                )
+            except Conflict:
+                lost = f"{WITHDRAWN_REASON} requester {e.requested_by!r} lost the right"
+                out.append(self._ended(e.enrolment_id, f"{lost}: {why}", by, now))
+        return out
 
     def rotate(
         self, actor: Principal, key_id: str, *, grace: timedelta | None = None, reason: str = ""
@@ -881,7 +920,13 @@ class ApiKeys(EnrolmentCommands):
             )
 
     def check_proposer(
-        self, proposed_by: str, proposed_key: str, what: str, needs: Sequence[Need] = ()
+        self,
+        proposed_by: str,
+        proposed_key: str,
+        what: str,
+        needs: Sequence[Need] = (),
+        decide: Decide | None = None,
+        excluding: frozenset[str] = frozenset(),
     ) -> None:
         """Raise ``Conflict`` (``proposer_revoked``) unless the proposer of ``what`` still holds,
         now, an unrevoked, unexpired key that may propose it: the proposing key itself, or
@@ -899,11 +944,19 @@ class ApiKeys(EnrolmentCommands):
         policy engine (``use_policy``), such a key counts only while the policy in force still
         allows it every need: ``proposer_not_permitted`` otherwise. Comparing roles alone let a
         change count after the policy took the permission away from the proposer's role.
+        ``decide``: decide the needs with it instead of the policy in force (a bundle about to
+        be activated: ``governance.changes`` withdraws in the activation's own append).
+        ``excluding``: key ids to count as revoked (a revocation about to be appended, which
+        withdraws the enrolments it ends in its own append).
         """
         self._refresh()
         now = datetime.now(UTC)
         owner = _fold_key(proposed_by)
-        owned = [k for k in self._keys.values() if _fold_key(k.owner) == owner]
+        owned = [
+            k
+            for k in self._keys.values()
+            if _fold_key(k.owner) == owner and k.key_id not in excluding
+        ]
         key = self._keys.get(proposed_key) if proposed_key else None
         if key is not None and _fold_key(key.owner) != owner:
             key = None  # not the proposer's: decide from the owner's keys
@@ -925,10 +978,10 @@ class ApiKeys(EnrolmentCommands):
         else:
             alive = [k for k in owned if k.state(now) == "active"]
             need = "any active key (the proposal does not say which key proposed it)"
-        if alive and needs and self._decide is not None:
+        if alive and needs and (decide or self._decide) is not None:
             denials = []
             for k in alive:
-                why = self._denied(k.principal, needs)
+                why = self._denied(k.principal, needs, decide)
                 if why is None:
                     return
                 denials.append(f"key {k.key_id}: {why}")

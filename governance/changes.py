@@ -76,7 +76,12 @@ class Identities(Protocol):
     ) -> None: ...
 
     def check_proposer(
-        self, proposed_by: str, proposed_key: str, what: str, needs: Sequence[Need] = ()
+        self,
+        proposed_by: str,
+        proposed_key: str,
+        what: str,
+        needs: Sequence[Need] = (),
+        decide: Callable[[Principal, str, str, Mapping[str, Any] | None], Decision] | None = None,
     ) -> None: ...
 
     def check_permitted(self, principal: Principal, needs: Sequence[Need], what: str) -> None: ...
@@ -128,13 +133,14 @@ def lost_right(
     proposed_key: str,
     what: str,
     needs: Sequence[Need] = (),
+    decide: Callable[[Principal, str, str, Mapping[str, Any] | None], Decision] | None = None,
 ) -> str | None:
-    """Why the proposer of ``what`` may no longer propose it (``check_proposer``'s message),
-    or None while they may."""
+    """Why the proposer of ``what`` may no longer propose it (``check_proposer``'s message;
+    under ``decide`` when given, else the policy in force), or None while they may."""
     if identities is None:
         return None
     try:
-        identities.check_proposer(proposed_by, proposed_key, what, needs)
+        identities.check_proposer(proposed_by, proposed_key, what, needs, decide)
     except HubError as exc:
         if exc.code not in PROPOSER_LOST:
             raise
@@ -234,6 +240,7 @@ class PolicyChanges:
         self._engine = engine
         self._evaluator = evaluator
         self._lock = threading.Lock()
+        self._activated_hooks: list[Callable[[str, str], Any]] = []
 
     def requires_two_person(self, resource: str) -> bool:
         listed = self.store.active_bundle().hub_data.get("two_person", [])
@@ -286,6 +293,7 @@ class PolicyChanges:
             ]
             if not requires:
                 events.append(self._activated(change_id, bundle, active, principal))
+                events += self._withdrawn_under(bundle, change_id, principal.id)
             self._publisher.publish(  # 5.
                 POLICIES_TOPIC, events, producer=principal.id, tenant=principal.tenant
             )
@@ -293,7 +301,9 @@ class PolicyChanges:
             if not requires:
                 self._activated_or_conflict(change_id)
                 self._reload(bundle)  # 6.
-            return self.store.change(change_id)
+        if not requires:
+            self._after_activation(principal.id, bundle)
+        return self.store.change(change_id)
 
     def approve(self, principal: Principal, change_id: str, reason: str = "") -> Change:
         with self._lock:
@@ -346,6 +356,7 @@ class PolicyChanges:
                     },
                 ),
                 self._activated(change_id, bundle, active, principal),
+                *self._withdrawn_under(bundle, change_id, principal.id),
             ]
             self._publisher.publish(
                 POLICIES_TOPIC, events, producer=principal.id, tenant=principal.tenant
@@ -353,7 +364,8 @@ class PolicyChanges:
             self.store.refresh()
             self._activated_or_conflict(change_id)
             self._reload(bundle)
-            return self.store.change(change_id)
+        self._after_activation(principal.id, bundle)
+        return self.store.change(change_id)
 
     def withdraw_revoked(
         self, key_ids: Sequence[str], owners: frozenset[str], by: str, why: str
@@ -398,6 +410,67 @@ class PolicyChanges:
                 self._publisher.publish(POLICIES_TOPIC, events, producer=by, tenant="default")
                 self.store.refresh()
             return [str(e.value["change_id"]) for e in events]
+
+    def _withdrawn_under(self, bundle: PolicyBundle, activating: str, by: str) -> list[Any]:
+        """``PolicyChangeWithdrawn`` for each pending change (but ``activating``) whose proposer
+        may not propose it under ``bundle``, to append with ``bundle``'s activation, in the same
+        atomic append: a policy that takes ``policy.propose`` away withdraws what was proposed
+        under it at once (before, it stayed pending, refused only when someone approved it),
+        and no reader ever sees the new policy with such a change still pending."""
+        if self._identities is None:
+            return []
+        pending = [
+            c
+            for c in self.store.changes()
+            if c.activated_at is None and c.withdrawn_at is None and c.change_id != activating
+        ]
+        if not pending:
+            return []
+        engine: Any = self._evaluator(bundle)
+        if not hasattr(engine, "decide"):  # an evaluator of inputs only: approval still checks
+            return []
+        version = bundle.version[:12]
+        events = []
+        for change in pending:
+            lost = lost_right(
+                self._identities,
+                change.proposed_by,
+                change.proposed_by_key,
+                f"policy change {change.change_id}",
+                POLICY_PROPOSE,
+                engine.decide,
+            )
+            if lost is None:
+                continue
+            events.append(
+                self._event(
+                    WITHDRAWN,
+                    change.change_id,
+                    {
+                        "change_id": change.change_id,
+                        "withdrawn_by": by,
+                        "reason": f"policy {version} activated by {by}: {lost}",
+                        "revoked_key": "",
+                        "withdrawn_at": _now(),
+                    },
+                )
+            )
+        return events
+
+    def on_activated(self, hook: Callable[[str, str], Any]) -> None:
+        """Call ``hook(by, why)`` after each activation, once the engine holds the new bundle
+        (the composition root: the configuration change store withdraws the pending changes
+        whose proposer the new policy no longer lets propose them; another topic, so not in
+        the activation's append). A hook that fails is logged; approval still refuses."""
+        self._activated_hooks.append(hook)
+
+    def _after_activation(self, by: str, bundle: PolicyBundle) -> None:
+        why = f"policy {bundle.version[:12]} activated by {by}"
+        for hook in list(self._activated_hooks):
+            try:
+                hook(by, why)
+            except Exception:
+                log.exception("withdrawing pending changes after policy %s failed", why)
 
     def rollback(self, principal: Principal, version: str, reason: str) -> Change:
         """Propose the files of an earlier version again (a new change, never an undo)."""

@@ -965,13 +965,19 @@ class ConfigChanges:
                     return self.store.change(change_id)
             raise self._busy(res)
 
+    def withdraw_not_permitted(self, by: str, why: str) -> list[str]:
+        """Withdraw each pending change whose proposer may no longer propose it under the policy
+        in force (``PolicyChanges.on_activated``: a policy just took the permission away)."""
+        return self.withdraw_revoked((), None, by, why)
+
     def withdraw_revoked(
-        self, key_ids: Sequence[str], owners: frozenset[str], by: str, why: str
+        self, key_ids: Sequence[str], owners: frozenset[str] | None, by: str, why: str
     ) -> list[str]:
-        """Withdraw each pending change proposed by one of ``owners`` (casefolded) who may no
-        longer propose it now that ``key_ids`` were revoked (``ApiKeys.on_revoked``): one
-        append of ``ConfigChangeWithdrawn``, with the reason, in each change's tenant (a legal
-        hold's release stays its tenant's). The ids withdrawn."""
+        """Withdraw each pending change proposed by one of ``owners`` (casefolded; None: by
+        anyone) who may no longer propose it now that ``key_ids`` were revoked
+        (``ApiKeys.on_revoked``) or a policy was activated: one append of
+        ``ConfigChangeWithdrawn``, with the reason, in each change's tenant (a legal hold's
+        release stays its tenant's). The ids withdrawn."""
         with _LOCK:
             self.store.refresh()
             by_tenant: dict[str, list[OutgoingEvent]] = {}
@@ -980,7 +986,7 @@ class ConfigChanges:
                     change.applied_at is not None
                     or change.withdrawn_at is not None
                     or not change.requires_approval
-                    or change.proposed_by.strip().casefold() not in owners
+                    or (owners is not None and change.proposed_by.strip().casefold() not in owners)
                 ):
                     continue
                 what = f"configuration change {change.change_id}"

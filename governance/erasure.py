@@ -5,12 +5,15 @@ The subject's PII was encrypted under its own key before it entered the log
 which commit to the stored bytes, keep verifying. ``Eraser.erase`` (the caller has asked the policy
 decision point for ``subject.erase`` first):
 
-1. refuses without a reason; refuses (``Forbidden``) a reader limited to one tenant a subject
-   another tenant named too, or one named before the hub recorded its tenants
-   (``check_scope``: the key is hub-wide, so only an officer of every tenant may destroy it
-   then); and refuses a subject under a legal hold (``subject:<id>``), or whose PII a held
-   topic holds, or while a projection that stores PII is held (``_held_scopes_shredded``);
-2. destroys every version of the subject's key (``KeyStore.destroy``: irreversible, idempotent).
+1. refuses without a reason; decides which keys go (``Eraser.plan``): keys are per (tenant,
+   subject), so a reader limited to one tenant erases that tenant's subject of the id alone and
+   ``tenant.all`` erases the id in every tenant; a hub-wide key made before keys were scoped goes
+   with them when the erasure covers every tenant that named it, and a tenant officer's erasure
+   is refused (``Forbidden``) a live one other tenants named too (the migration rule, written
+   out in ``plan``); and refuses a subject under a legal hold (``subject:<id>``) of the hub or
+   of a tenant erased, or whose PII a held topic holds in those tenants' records, or while a
+   projection that stores PII is held (``_held_scopes_shredded``);
+2. destroys every version of those keys (``KeyStore.destroy``: irreversible, idempotent).
    From here on every log read, quarantine entry and projection fold sees ``"[erased]"`` where
    the PII was, and a late event naming the subject is refused at ingest;
 3. scrubs the subject's view rows: in every projection table that stores PII columns and has a
@@ -25,9 +28,11 @@ decision point for ``subject.erase`` first):
    ``hub projection rebuild`` does). Either way no view row still holds the subject's
    plaintext; exports are queries of the views, so they hold none either;
 4. records ``subject.erase`` on the audit ledger (actor, reason, whether a key existed, the
-   rows scrubbed per projection and table, the projections rebuilt), once per tenant that named
-   the subject (so each tenant's officer and evidence see it; the eraser's tenant when none
-   did), and signs a checkpoint at once, so the erasure itself is provable.
+   rows scrubbed per projection and table, the projections rebuilt, the officer's tenant scope,
+   the tenants whose keys were destroyed and whether the legacy key was), once per such tenant
+   (so each tenant's officer and evidence see it; the eraser's tenant when none), and signs a
+   checkpoint at once, so the erasure itself is provable. Views are scrubbed in the erased
+   tenants' rows only.
 
 A crash between 2 and 4 leaves the key destroyed but the erasure unrecorded; running the same
 command again is safe (step 2 is idempotent) and completes 3 and 4. Other processes that cache
@@ -44,7 +49,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from core.errors import Conflict, Forbidden, InvalidInput
-from core.ports.keystore import check_subject
+from core.ports.keystore import UNVERIFIED_TENANTS, check_subject, scoped_subject
 from core.ports.policy import HUB_TENANT
 from core.ports.views import Target, check_erasable
 from governance.subjects import subject_fields
@@ -72,6 +77,17 @@ def _binds(hold_tenant: str, named: frozenset[str]) -> bool:
 
 
 @dataclass(frozen=True, slots=True)
+class KeyPlan:
+    """The keys an erasure destroys (``Eraser.plan``): each tenant's scoped key of the
+    subject, and the legacy hub-wide key or not; ``legacy_named``: the frozen record of the
+    tenants that named the legacy key."""
+
+    tenants: tuple[str, ...]
+    legacy: bool
+    legacy_named: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
 class Erasure:
     """What an erasure did; ``rows_scrubbed`` counts the subject's rows per projection and table
     that were scrubbed, ``projections_rebuilt`` names those rebuilt instead; ``audit_offset`` is
@@ -86,6 +102,7 @@ class Erasure:
     rows_scrubbed: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
     audit_offset: int | None = None
     checkpoint_size: int | None = None
+    tenant_scope: str | None = None  # the erasing officer's tenant; None: every tenant
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -97,6 +114,7 @@ class Erasure:
             "rows_scrubbed": {p: dict(t) for p, t in self.rows_scrubbed.items()},
             "audit_offset": self.audit_offset,
             "checkpoint_size": self.checkpoint_size,
+            "tenant_scope": self.tenant_scope,
         }
 
 
@@ -148,44 +166,66 @@ class Eraser:
         self._projections = projections
 
     def tenants_of(self, subject: str) -> frozenset[str]:
-        """The tenants whose records named ``subject`` (empty: none recorded)."""
+        """The tenants whose records named ``subject`` under its hub-wide (legacy) key, before
+        keys were scoped per tenant: the frozen record (empty: none recorded)."""
         if self._subject_tenants is None:
             return frozenset()
         return self._subject_tenants.tenants_of(check_subject(subject))
 
-    def check_scope(self, subject: str, tenant_scope: str | None) -> frozenset[str]:
-        """The tenants that named ``subject``; raises ``Forbidden`` when a reader limited to
-        ``tenant_scope`` (None: every tenant) may not erase it. The key is hub-wide, so its
-        destruction erases the subject for every tenant that named it: only an officer of every
-        tenant (``tenant.all``) may erase a subject another tenant named too. A subject with a key
-        (or erased) but no record of its tenants was named before they were recorded: which
-        tenants named it is unknown, so it too needs ``tenant.all``. A subject nobody named
-        (no record, no key) keeps its answer: the officer may erase it ahead of its data."""
-        named = self.tenants_of(subject)
+    def plan(self, subject: str, tenant_scope: str | None, *, reapply: bool = False) -> KeyPlan:
+        """Which keys erasing ``subject`` for a reader limited to ``tenant_scope`` (None: every
+        tenant) destroys; raises ``Forbidden`` when that reader may not.
+
+        Keys are per (tenant, subject) (``core.ports.keystore.TenantKeys``): a tenant's officer
+        erases its tenant's subject alone, whoever else names the same id. ``tenant.all``
+        erases the id in every tenant: every tenant's key the key store lists
+        (``KeyStore.key_tenants``) and every tenant the legacy record names.
+
+        Migration rule (keys made before scoping were hub-wide, key id = the subject id): the
+        legacy key, if any, is destroyed with the scoped ones when the erasure covers every
+        tenant that named it: always for ``tenant.all``; for a tenant's officer only when the
+        legacy record names that tenant alone. A legacy key that tenant never named is left
+        (it holds none of its data). A live legacy key that other tenants named too, or whose
+        tenants are unknown (named before they were recorded, or a record failing its MAC),
+        holds other tenants' old values: only an officer of every tenant may destroy it, so a
+        tenant officer's erasure is refused (``subject_shared``). The legacy record is frozen:
+        no naming adds to it since keys were scoped, so no publisher can make a subject shared.
+        ``reapply`` (a restore re-applying a journalled erasure) never refuses: it destroys
+        what the same rule allowed when the erasure was made."""
+        legacy_named = self.tenants_of(subject)
+        verified = legacy_named - {UNVERIFIED_TENANTS}
         if tenant_scope is None:
-            return named
-        others = sorted(named - {tenant_scope})
-        if others and tenant_scope in named:
-            raise Forbidden(
-                f"Access denied: data subject {subject!r} is shared with other tenants; erasing "
-                "it destroys its key for all of them, so an officer allowed tenant.all must "
-                "erase it.",
-                code="subject_shared",
+            listed = self._keystore.key_tenants(subject) or frozenset()
+            return KeyPlan(tuple(sorted(listed | verified)), True, legacy_named)
+        if not self._keystore.exists(subject):
+            return KeyPlan((tenant_scope,), False, legacy_named)  # no live legacy key
+        if legacy_named == {tenant_scope}:
+            return KeyPlan((tenant_scope,), True, legacy_named)
+        if (
+            legacy_named
+            and UNVERIFIED_TENANTS not in legacy_named
+            and (tenant_scope not in legacy_named)
+        ):
+            return KeyPlan((tenant_scope,), False, legacy_named)  # not this tenant's legacy key
+        if reapply:
+            return KeyPlan((tenant_scope,), False, legacy_named)
+        raise Forbidden(
+            f"Access denied: data subject {subject!r} has a key from before keys were kept per "
+            "tenant, and "
+            + (
+                "other tenants' records from then name it too"
+                if verified - {tenant_scope}
+                else "which tenants named it then is not known"
             )
-        if others:
-            raise Forbidden(
-                f"Access denied: data subject {subject!r} belongs to another tenant, not to "
-                f"tenant {tenant_scope!r}.",
-                code="subject_other_tenant",
-            )
-        if not named and (self._keystore.exists(subject) or self._keystore.erased(subject)):
-            raise Forbidden(
-                f"Access denied: data subject {subject!r} was named before the hub recorded "
-                "which tenants name a subject, so its tenants are unknown: an officer allowed "
-                "tenant.all must erase it.",
-                code="subject_tenants_unknown",
-            )
-        return named
+            + ": destroying that key erases their old values too, so an officer allowed "
+            "tenant.all must erase it.",
+            code="subject_shared",
+        )
+
+    def check_scope(self, subject: str, tenant_scope: str | None) -> frozenset[str]:
+        """The tenants whose keys an erasure of ``subject`` by a reader limited to
+        ``tenant_scope`` destroys; raises ``Forbidden`` when it may not (``plan``)."""
+        return frozenset(self.plan(subject, tenant_scope).tenants)
 
     def erase(
         self,
@@ -195,18 +235,23 @@ class Eraser:
         *,
         tenant_scope: str | None,
         check_holds: bool = True,
+        reapply: bool = False,
     ) -> Erasure:
         """Erase ``subject`` for a reader limited to ``tenant_scope`` (None: every tenant; see
-        ``check_scope``); raises ``Conflict`` under a legal hold, ``Forbidden`` out of scope.
+        ``plan``); raises ``Conflict`` under a legal hold, ``Forbidden`` out of scope.
         ``check_holds=False``: a restore re-applying an erasure made after its backup (the holds
-        were checked when it was made; a hold the older backup still holds was released since)."""
+        were checked when it was made; a hold the older backup still holds was released since);
+        ``reapply`` likewise (``plan``)."""
         check_subject(subject)
         if not reason.strip():
             raise InvalidInput(
                 "An erasure needs a reason (--reason), e.g. the data subject's request id.",
                 code="reason_required",
             )
-        named = self.check_scope(subject, tenant_scope)  # 1. before the hold: no hold is told
+        keys = self.plan(subject, tenant_scope, reapply=reapply)  # 1. before the hold
+        named = frozenset(keys.tenants)
+        if keys.legacy:  # the legacy key's tenants are erased too: their holds count
+            named |= keys.legacy_named
         holds = (
             {h.scope for h in self._governance.holds() if _binds(h.tenant, named)}
             if check_holds
@@ -218,7 +263,14 @@ class Eraser:
                 "hold is released (`hub legal-hold list`).",
                 code="legal_hold",
             )
-        held = self._held_scopes_shredded(subject, holds)
+        live = [t for t in keys.tenants if self._keystore.exists(scoped_subject(t, subject))]
+        legacy_live = keys.legacy and self._keystore.exists(subject)
+        existed = bool(live) or legacy_live
+        held = (
+            self._held_scopes_shredded(subject, holds, None if legacy_live else frozenset(live))
+            if existed
+            else []
+        )
         if held:
             raise Conflict(
                 f"Erasing data subject {subject!r} would destroy personal data in "
@@ -226,18 +278,24 @@ class Eraser:
                 "released (`hub legal-hold list`).",
                 code="legal_hold",
             )
-        existed = self._keystore.exists(subject)
-        self._keystore.destroy(subject)  # 2.
-        rebuilt, scrubbed = self._erase_views(subject)  # 3.
-        # 4. one entry per tenant that named the subject, so that each tenant's officer and
-        # evidence see the erasure of its subject (none recorded: the eraser's tenant)
-        tenants = sorted(named) or [principal.tenant]
+        for tenant in keys.tenants:  # 2. each tenant's key, then the legacy one
+            self._keystore.for_tenant(tenant).destroy(subject)
+        if keys.legacy:
+            self._keystore.destroy(subject)
+        scope = None if tenant_scope is None else keys.tenants
+        rebuilt, scrubbed = self._erase_views(subject, scope)  # 3.
+        # 4. one entry per tenant whose key was destroyed, naming it, so that each tenant's
+        # officer and evidence see the erasure of its subject (none: the eraser's tenant)
+        tenants = sorted(named - {UNVERIFIED_TENANTS}) or [principal.tenant]
         details = {
             "reason": reason,
             "key_existed": existed,
             "rows_scrubbed": scrubbed,
             "projections_rebuilt": rebuilt,
             "erased_by_tenant": principal.tenant,
+            "tenant_scope": tenant_scope,  # None: the subject id in every tenant
+            "tenants_erased": list(keys.tenants),
+            "legacy_key_destroyed": keys.legacy,
         }
         metas = [
             self._ledger.record_action(
@@ -256,17 +314,20 @@ class Eraser:
             rows_scrubbed=scrubbed,
             audit_offset=meta.offset,
             checkpoint_size=synced.size,
+            tenant_scope=tenant_scope,
         )
 
-    def _held_scopes_shredded(self, subject: str, holds: set[str]) -> list[str]:
+    def _held_scopes_shredded(
+        self, subject: str, holds: set[str], tenants: frozenset[str] | None
+    ) -> list[str]:
         """The held ``topic:`` and ``projection:`` scopes whose data crypto-shredding ``subject``
         would change: a held topic holding a record with PII encrypted under the subject's key
         (a hold means nothing in the scope is deleted or erased, README), and a held projection
         that stores PII (step 3 scrubs or rebuilds it). Only a subject hold was checked before,
         so a topic under a litigation hold lost a subject's PII to one officer's erasure."""
         scopes = sorted(holds)
-        if not scopes or not self._keystore.exists(subject):
-            return []  # no key: nothing of the subject's is encrypted, so nothing is shredded
+        if not scopes:
+            return []  # the caller found no live key: nothing encrypted, so nothing shredded
         stores_pii = set(pii_projections())
         out = []
         for scope in scopes:
@@ -277,14 +338,17 @@ class Eraser:
                 shredded = (
                     kind == "topic"
                     and self._retention is not None
-                    and self._retention.holds_pii_of(name, subject)
+                    and self._retention.holds_pii_of(name, subject, tenants)
                 )
             if shredded:
                 out.append(scope)
         return out
 
-    def _erase_views(self, subject: str) -> tuple[list[str], dict[str, dict[str, int]]]:
-        """Step 3: scrub (or rebuild) every PII projection; returns (rebuilt, rows scrubbed)."""
+    def _erase_views(
+        self, subject: str, tenants: tuple[str, ...] | None
+    ) -> tuple[list[str], dict[str, dict[str, int]]]:
+        """Step 3: scrub (or rebuild) every PII projection; returns (rebuilt, rows scrubbed).
+        ``tenants``: the rows of these tenants only (None: every tenant's)."""
         from core.pii import ERASED
         from projections.catalog import by_name
 
@@ -302,8 +366,9 @@ class Eraser:
             with live.lock:  # no batch in flight: none writes back a row it loaded before
                 live.checkpoint  # noqa: B018 - opens the runner: its tables exist from here on
                 scrubbed[name] = {
-                    table.name: store.erase_values(
-                        Target(name), table, column, subject, pii, ERASED
+                    table.name: sum(
+                        store.erase_values(Target(name), table, column, subject, pii, ERASED, t)
+                        for t in (tenants if tenants is not None else (None,))
                     )
                     for table, column, pii in plan
                 }

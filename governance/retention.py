@@ -698,7 +698,7 @@ class RetentionJob:
             log.error("projection retention failed: %s: %s", policy.scope, exc.message)
             report.skipped.append({"scope": policy.scope, "reason": exc.message})
 
-    def _unattributed(self, topic: str, part: int, start: int) -> list[tuple[int, str]]:
+    def _unattributed(self, topic: str, part: int, start: int) -> list[tuple[int, str, str | None]]:
         """For ``hub.quarantine`` with a key store: its entries sealed under their own
         ``unattributed:*`` keys (``ingest.quarantine``), read before the cut."""
         from ingest.pipeline import QUARANTINE_TOPIC
@@ -708,7 +708,7 @@ class RetentionJob:
             return []
         return sealed_unattributed(self._log, part, start)
 
-    def _shred(self, sealed: list[tuple[int, str]], removed_to: int) -> int:
+    def _shred(self, sealed: list[tuple[int, str, str | None]], removed_to: int) -> int:
         """Destroy the keys only the removed entries were sealed under: no key is left that
         opened nothing the hub keeps (and a copy from before the cut stays sealed)."""
         from ingest.quarantine import shred_removed
@@ -773,11 +773,13 @@ class RetentionJob:
                 return rec.offset
         return keep
 
-    def holds_pii_of(self, topic: str, subject: str) -> bool:
+    def holds_pii_of(self, topic: str, subject: str, tenants: frozenset[str] | None = None) -> bool:
         """Whether ``topic`` holds a record whose personal data is encrypted under ``subject``'s
         key (its schema names the subject and classifies a field PII): what crypto-shredding
-        the subject would make unreadable there. A whole-topic scan, run only for an erasure
+        the subject would make unreadable there; of ``tenants``' records only when given
+        (their keys are the ones destroyed). A whole-topic scan, run only for an erasure
         while that topic is under a legal hold."""
+        from core.events import tenant_of
         from core.pii import data_subject_of, plan
 
         try:
@@ -787,6 +789,8 @@ class RetentionJob:
         schemas: dict[int, str | None] = {}
         for part, start in sorted(starts.items()):
             for rec in self._records(topic, part, start):
+                if tenants is not None and tenant_of(rec) not in tenants:
+                    continue
                 decoded = self._reader.decode(rec)
                 value, schema_id = decoded.get("value"), decoded.get("schema_id")
                 if not isinstance(value, dict) or schema_id is None:

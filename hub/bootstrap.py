@@ -26,7 +26,7 @@ from core.metrics import Metrics
 from core.policybundle import PolicyBundle
 from core.ports.eventlog import EventLog, StoredRecord
 from core.ports.keyfiles import private_dir
-from core.ports.keystore import KeyStore
+from core.ports.keystore import KeyStore, SubjectTenants
 from core.ports.ledgerstore import LedgerStore
 from core.ports.objectstore import ObjectStore
 from core.ports.policy import Decision, PolicyEngine, Principal
@@ -80,6 +80,7 @@ class Hub:
     lineage: LineageLog
     catalog: Catalog
     eraser: Eraser
+    subject_tenants: SubjectTenants | None = None  # the frozen legacy record (the eraser's)
     ml: Any = None  # ml.service.MachineLearning, built on first use (hub.ml_setup.ml_of)
     # Several processes on one footprint (HUB_LEADER_ELECTION): who runs the single writers.
     leader: LeaderElector | None = None
@@ -108,8 +109,8 @@ class Hub:
             self.leader.leadership.close()
         self.ledger.close()
         self.keystore.close()
-        if self.publisher.subject_tenants is not None:
-            self.publisher.subject_tenants.close()
+        if self.subject_tenants is not None:
+            self.subject_tenants.close()
         self.log.close()
 
 
@@ -560,7 +561,11 @@ def bootstrap(
         keyed_marker=settings.data_dir / "keys" / "subject-sets.keyed",
         keystore=keystore,  # a subject with an older key and no record is not new
     )
-    publisher.subject_tenants = subject_tenants  # which tenants named each subject (erasure)
+    # Keys are per (tenant, subject) now (core.ports.keystore.TenantKeys): the record of which
+    # tenants named each hub-wide (legacy) key is frozen, read by the eraser and by the tenant
+    # views for legacy keys only; no naming adds to it (a publisher naming another tenant's
+    # subject made it "shared", blocking that tenant's officer from erasing it).
+    keystore.legacy_tenants = subject_tenants.tenants_of
     if install_domain:
         from hub.domain_setup import install
 
@@ -647,6 +652,9 @@ def bootstrap(
 
     keys.use_policy(decide_in_force)
     keys.on_revoked(config_changes.withdraw_revoked)
+    # a policy that takes a permission away withdraws the pending changes proposed under it:
+    # policy changes in the activation's own append, configuration changes right after
+    policy_changes.on_activated(config_changes.withdraw_not_permitted)
     lineage = LineageLog(event_log, reader)
     retention = RetentionJob(
         event_log, reader, registry, publisher, ledger, governance, projections
@@ -674,6 +682,7 @@ def bootstrap(
         lineage=lineage,
         catalog=Catalog(event_log, registry, governance, lineage),
         eraser=Eraser(keystore, ledger, governance, projections, subject_tenants, retention),
+        subject_tenants=subject_tenants,
         leader=leader,
     )
     log.info(

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.errors import ConfigError, HubError
+from core.ports.keystore import parse_scoped, scoped_subject
 from core.ports.ledgerstore import LedgerStore
 from core.ports.objectstore import ObjectStore
 from core.ports.signer import Signer
@@ -92,6 +93,15 @@ def _droppable(store: Any) -> Any:
     return _need(store, "drop", "the PostgreSQL ledger store (HUB_LEDGER_STORE=postgres)")
 
 
+def _erasure_undone(keystore: Any, eraser: Any, subject: str, scope: str | None) -> bool:
+    """Whether a key that an erasure of ``subject`` (``scope``: the officer's tenant, None:
+    every tenant) destroyed is live again (a restored keyring)."""
+    keys = eraser.plan(subject, scope, reapply=True)
+    if keys.legacy and keystore.exists(subject):
+        return True
+    return any(keystore.exists(scoped_subject(t, subject)) for t in keys.tenants)
+
+
 def journal_erasure(settings: Settings, done: Erasure, signer: Signer) -> str | None:
     """Record an erasure in the object store's erasure journal (``storage.erasures``), signed
     by ``signer`` (the ledger's), and in the backup witness beside the KEK
@@ -104,13 +114,21 @@ def journal_erasure(settings: Settings, done: Erasure, signer: Signer) -> str | 
     from storage.backup import load_kek
 
     at_ms = time.time_ns() // 1_000_000
+    # a tenant officer's erasure is journalled under the tenant-scoped key id
+    # (``scoped_subject``: NUL tenant NUL subject, never a subject id); a plain subject id is an
+    # erasure in every tenant, as every erasure journalled before keys were scoped was
+    journalled = (
+        done.subject
+        if done.tenant_scope is None
+        else scoped_subject(done.tenant_scope, done.subject)
+    )
     # The journal failing (the store down, or made unwritable by whoever can write it) must
     # not skip the witness: the erasure is done, and the witness is then its only anchor.
     journal_lost = ""
     try:
         record_erasure(
             build_object_store(settings),
-            JournalEntry(done.subject, at_ms, done.audit_offset),
+            JournalEntry(journalled, at_ms, done.audit_offset),
             signer.sign_note,
         )
     except HubError as exc:
@@ -130,7 +148,7 @@ def journal_erasure(settings: Settings, done: Erasure, signer: Signer) -> str | 
         kek = load_kek(settings.backup_kek_file, forbidden_under=forbidden)
         add_to_witness(
             kek,
-            WitnessedErasure(done.subject, at_ms, signer.verifier_key()),
+            WitnessedErasure(journalled, at_ms, signer.verifier_key()),
             _witness_file(settings, kek),
         )
     except HubError as exc:
@@ -395,20 +413,24 @@ def restore(
                     f"{', '.join(sorted(lost)[:5])}; re-applied from the witness."
                 )
                 say(journal_lost)
-            for subject, erased_at_ms in sorted(
+            for journalled, erased_at_ms in sorted(
                 {**journal, **lost}.items(), key=lambda kv: (kv[1], kv[0])
             ):
-                if h.keystore.exists(subject):
+                # a tenant-scoped key id: that tenant's erasure; a subject id: every tenant's
+                scoped = parse_scoped(journalled)
+                subject, scope = (journalled, None) if scoped is None else scoped[::-1]
+                if _erasure_undone(h.keystore, h.eraser, subject, scope):
                     h.eraser.erase(
                         principal,
                         subject,
                         f"re-applied after restoring backup {chosen}: erased at "
                         f"{erased_at_ms} (epoch ms), after the backup was made",
-                        tenant_scope=None,  # decided when it was first erased; re-applied as is
+                        tenant_scope=scope,  # decided when it was first erased; re-applied as is
                         # likewise its holds: one the backup holds was released before it was made
                         check_holds=False,
+                        reapply=True,
                     )
-                    reapplied.append(subject)
+                    reapplied.append(journalled)
             seconds["erasures"] = time.perf_counter() - t
             h.ledger.record_action(  # 5
                 principal.id,

@@ -861,9 +861,9 @@ def ref_rows(pipeline: IngestPipeline, t: Target, rb: pa.RecordBatch, cache: Bat
     return bad
 
 
-def erased_rows(pipeline: IngestPipeline, t: Target, rb: pa.RecordBatch) -> Bools:
-    """Rows naming an erased data subject (one ``KeyStore.erased_among`` for the batch's
-    distinct subjects); the per-record path refuses them with their reason."""
+def erased_rows(pipeline: IngestPipeline, t: Target, rb: pa.RecordBatch, tenant: str) -> Bools:
+    """Rows naming a data subject ``tenant`` erased (one ``KeyStore.erased_among`` for the
+    batch's distinct subjects); the per-record path refuses them with their reason."""
     none = np.zeros(rb.num_rows, dtype=np.bool_)
     name = data_subject_field(t.schema.text)
     pii = pipeline.publisher.pii
@@ -873,7 +873,7 @@ def erased_rows(pipeline: IngestPipeline, t: Target, rb: pa.RecordBatch) -> Bool
     if not _is_str(column.type):
         return none
     subjects = [s for s in pc.unique(column).to_pylist() if isinstance(s, str) and s]
-    erased = sorted(pii.keystore.erased_among(subjects))
+    erased = sorted(pii.keystore.for_tenant(tenant).erased_among(subjects))
     if not erased:
         return none
     found = pc.is_in(column, value_set=pa.array(erased, column.type)).fill_null(False)
@@ -953,7 +953,11 @@ def _ingest_arrow(
 
     # 1-3. Rules and encoding, column-wise; unsure or failing rows go row by row.
     cache = BatchCache()
-    bad = plan.bad_rows(rb, now) | erased_rows(pipeline, t, rb) | ref_rows(pipeline, t, rb, cache)
+    bad = (
+        plan.bad_rows(rb, now)
+        | erased_rows(pipeline, t, rb, tenant)
+        | ref_rows(pipeline, t, rb, cache)
+    )
     if force is not None:
         bad |= force
     values: list[bytes | None]

@@ -639,7 +639,8 @@ class IngestPipeline:
         if encrypts(writer.text):
             codec = self.publisher.codec()
             subject = data_subject_of(datum, writer.text)
-            if subject is not None and codec.keystore.erased(subject):
+            keys = codec.keystore.for_tenant(tenant)  # the sender's own keys
+            if subject is not None and keys.erased(subject):
                 raise _Reject(
                     "key_destroyed",
                     f"Data subject {subject!r} was erased: the record's PII cannot be read and "
@@ -656,7 +657,7 @@ class IngestPipeline:
                 f"{t.subject!r} answers with the id of its plain companion "
                 f"{plain_subject(t.subject)!r}), and the hub encrypts them.",
             )
-            if subject is not None and not codec.keystore.exists(subject):
+            if subject is not None and not keys.exists(subject):
                 raise not_ours  # no key was ever made for this subject: not our ciphertext
             try:
                 # Opened as the sender's tenant, v2 only: a copy of another tenant's record, or
@@ -718,7 +719,8 @@ class IngestPipeline:
         if self.publisher.pii is not None:
             seen = None if batch is None else batch.erased
             try:
-                refuse_erased(datum, t.schema.text, self.publisher.pii.keystore, seen)
+                keys = self.publisher.pii.keystore
+                refuse_erased(datum, t.schema.text, keys, seen, tenant=tenant)
             except KeyDestroyed as exc:
                 return _Reject(exc.code, exc.message)
         failed = self._check_rules(t, datum, now, batch)

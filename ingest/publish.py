@@ -254,7 +254,8 @@ class Publisher:
         shapes: dict[str | None, _Shape] = {}
         erased_seen: dict[str, bool] = {}
         times: dict[str, bytes] = {}
-        keystore = None if self.pii is None else self.pii.keystore
+        # the tenant's own keys (``TenantKeys``): acme's "alice" is not globex's
+        keystore = None if self.pii is None else self.pii.keystore.for_tenant(tenant)
         # PII: one sealer (the subject's key, looked up once) per subject, one AAD per field and
         # subject, for this batch only
         sealers: dict[str, Callable[[bytes, bytes], bytes]] = {}
@@ -268,7 +269,7 @@ class Publisher:
             if sealer is None:
                 if subject.startswith(UNATTRIBUTED):
                     raise TypeError("reserved data subject")  # the reference names it
-                sealer = sealers[subject] = self.codec().keystore.sealer(subject)
+                sealer = sealers[subject] = self.codec().keystore.for_tenant(tenant).sealer(subject)
             aad = aads.get((name, subject))
             if aad is None:
                 aad = aads[name, subject] = make_aad(topic, name, subject, tenant)
@@ -283,7 +284,8 @@ class Publisher:
                 subjects += owners
                 plaintexts += values
                 aad_list += map(aad_of.__getitem__, owners)
-            sealed = self.codec().keystore.seal_many(subjects, plaintexts, aad_list)
+            keys = self.codec().keystore.for_tenant(tenant)
+            sealed = keys.seal_many(subjects, plaintexts, aad_list)
             out = []
             at = 0
             for _, owners, _ in cols:
@@ -314,7 +316,7 @@ class Publisher:
                     # it passes, so only those two kinds are handed to it
                     odd = [s for s in named if type(s) is not str and isinstance(s, str)]
                     for s in (*gone, *odd):
-                        refuse_erased({field: s}, one.text, keystore, erased_seen)
+                        refuse_erased({field: s}, one.text, keystore, erased_seen, tenant=tenant)
                 columnar = one.columns.encode(values, seal_columns)
                 if columnar is not None:
                     self.name_subjects(tenant, erased_seen)
@@ -331,7 +333,7 @@ class Publisher:
             else:
                 datum = shape.convert(ev.value)
                 if keystore is not None:
-                    refuse_erased(datum, shape.text, keystore, erased_seen)
+                    refuse_erased(datum, shape.text, keystore, erased_seen, tenant=tenant)
                 if shape.encrypts:
                     if shape.pii is None or keystore is None:
                         datum = self.codec().encrypt(datum, shape.text, topic, tenant=tenant)
@@ -515,7 +517,8 @@ class Publisher:
                 schema_id, schema, plain = target.schema_id, target.schema, target.plain
                 datum = serde.from_json(ev.value, plain.parsed)
                 if self.pii is not None:  # a record naming an erased data subject is refused
-                    refuse_erased(datum, schema.text, self.pii.keystore, erased_seen)
+                    keys = self.pii.keystore
+                    refuse_erased(datum, schema.text, keys, erased_seen, tenant=tenant)
                 if plain is not schema:
                     datum = self.codec().encrypt(datum, schema.text, topic, tenant=tenant)
                 value = serde.encode(schema_id, schema, datum)

@@ -71,29 +71,40 @@ def unattributed_of(rec: StoredRecord) -> str | None:
     return sealed_for_unattributed(rec, SEALED_FOR)
 
 
-def sealed_unattributed(log: EventLog, partition: int, start: int) -> list[tuple[int, str]]:
-    """(offset, subject) of every entry of ``hub.quarantine`` from ``start`` whose original is
-    sealed for an unattributed subject: read by retention BEFORE it cuts the topic."""
+def sealed_unattributed(
+    log: EventLog, partition: int, start: int
+) -> list[tuple[int, str, str | None]]:
+    """(offset, subject, tenant) of every entry of ``hub.quarantine`` from ``start`` whose
+    original is sealed for an unattributed subject: read by retention BEFORE it cuts the topic.
+    The tenant is the entry's (its key is that tenant's, ``TenantKeys``); None: no tenant."""
     out = []
     for rec in log.scan(QUARANTINE_TOPIC, partition, start):
         subject = unattributed_of(rec)
         if subject is not None:
-            out.append((rec.offset, subject))
+            out.append((rec.offset, subject, tenant_of(rec)))
     return out
 
 
-def shred_removed(sealed: list[tuple[int, str]], keystore: KeyStore, removed_to: int) -> list[str]:
+def shred_removed(
+    sealed: list[tuple[int, str, str | None]], keystore: KeyStore, removed_to: int
+) -> list[str]:
     """Destroy the keys of the unattributed subjects (``sealed_unattributed``) of the entries
     below ``removed_to``, which retention deleted, except those an entry kept still names (a
-    tenant's overflow subject); returns the subjects whose keys were destroyed."""
-    gone = {subject for offset, subject in sealed if offset < removed_to}
-    kept = {subject for offset, subject in sealed if offset >= removed_to}
-    shredded = sorted(gone - kept)
-    for subject in shredded:
-        keystore.destroy(subject)
+    tenant's overflow subject); returns the subjects whose keys were destroyed. Each entry's
+    tenant-scoped key is destroyed, and the subject's hub-wide key of before keys were scoped
+    (the subject is the hub's own, one per entry or tenant: no other tenant's data is under it)."""
+    gone = {(subject, tenant) for offset, subject, tenant in sealed if offset < removed_to}
+    kept = {(subject, tenant) for offset, subject, tenant in sealed if offset >= removed_to}
+    shredded = sorted(gone - kept, key=lambda st: (st[0], st[1] or ""))
+    kept_subjects = {subject for subject, _ in kept}
+    for subject, tenant in shredded:
+        if tenant is not None:
+            keystore.for_tenant(tenant).destroy(subject)
+        if subject not in kept_subjects:
+            keystore.destroy(subject)
     if shredded:
         _logger.info("retention destroyed %d unattributed quarantine keys", len(shredded))
-    return shredded
+    return sorted({subject for subject, _ in shredded})
 
 
 def replay_marks(pipeline: IngestPipeline) -> dict[int, dict[str, Any]]:
@@ -231,11 +242,19 @@ def entries(
         out.append(serde.to_json(v))
         if len(out) >= limit:
             break
-    sealed = {e["sealed_for"] for e in out if "sealed_for" in e}
-    if sealed and pipeline.publisher.pii is not None:
-        erased = pipeline.publisher.pii.keystore.erased_among(sealed)
+    by_tenant: dict[str, set[str]] = {}
+    for e in out:
+        if "sealed_for" in e and e["tenant"] is not None:
+            by_tenant.setdefault(e["tenant"], set()).add(e["sealed_for"])
+    if by_tenant and pipeline.publisher.pii is not None:
+        keystore = pipeline.publisher.pii.keystore
+        erased = {  # each entry's key is its tenant's
+            (t, s)
+            for t, subjects in by_tenant.items()
+            for s in keystore.for_tenant(t).erased_among(subjects)
+        }
         for e in out:
-            if e.get("sealed_for") in erased:
+            if (e["tenant"], e.get("sealed_for")) in erased:
                 e["erased"] = True
     return out
 

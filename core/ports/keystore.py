@@ -68,6 +68,15 @@ class DecryptionFailed(InvalidInput):
     code = "decryption_failed"
 
 
+class KeyUnknown(KeyDestroyed):
+    """No key of the subject was ever in this store (no key, no tombstone). A ``KeyDestroyed``
+    for every caller that treats a missing key as a destroyed one (a ciphertext exists, so its
+    key once did); ``TenantKeys.decrypt`` alone tells the two apart, to try the subject's
+    hub-wide key of before tenant-scoped keys."""
+
+    code = "key_destroyed"
+
+
 class KeyStoreUnavailable(Retryable):
     """The key backend (e.g. the Vault server) is unreachable; the same call may succeed later."""
 
@@ -99,6 +108,48 @@ def check_subject(subject_id: str) -> str:
             "the limit is 1024."
         )
     return subject_id
+
+
+SCOPED_MARK = "\x00"
+"""The first character of a tenant-scoped key id (``scoped_subject``). A data subject id never
+holds NUL (``check_subject``), so no subject id, hub-wide (legacy), can pose as a scoped id."""
+
+
+def check_tenant_name(tenant: str) -> str:
+    if not isinstance(tenant, str) or not tenant or "\x00" in tenant or len(tenant) > 256:
+        raise InvalidInput(
+            f"Tenant {tenant!r} cannot scope a data subject key: use a non-empty name without "
+            "NUL characters, at most 256 characters."
+        )
+    return tenant
+
+
+def scoped_subject(tenant: str, subject_id: str) -> str:
+    """The key id of ``subject_id`` as named by ``tenant``: ``NUL tenant NUL subject``. Data
+    subject keys are per (tenant, subject): acme's "alice" and globex's "alice" are two people
+    with two keys, and one tenant's officer erases its own alone (``TenantKeys``)."""
+    return f"{SCOPED_MARK}{check_tenant_name(tenant)}{SCOPED_MARK}{check_subject(subject_id)}"
+
+
+def parse_scoped(key_id: str) -> tuple[str, str] | None:
+    """(tenant, subject) of a scoped key id, None for a hub-wide (legacy) subject id."""
+    if not isinstance(key_id, str) or not key_id.startswith(SCOPED_MARK):
+        return None
+    tenant, sep, subject = key_id[1:].partition(SCOPED_MARK)
+    if not sep:
+        return None
+    return tenant, subject
+
+
+def check_key_id(key_id: str) -> str:
+    """Return ``key_id`` if an adapter may hold a key under it: a subject id (hub-wide keys,
+    made before keys were scoped) or a well-formed ``scoped_subject`` id; else ``InvalidInput``."""
+    pair = parse_scoped(key_id)
+    if pair is None:
+        return check_subject(key_id)
+    if scoped_subject(*pair) != key_id:
+        raise InvalidInput(f"Key id {key_id!r} is not a well-formed tenant-scoped subject id.")
+    return key_id
 
 
 def make_aad(topic: str, field_path: str, subject_id: str, tenant: str) -> bytes:
@@ -236,6 +287,170 @@ class KeyStore(abc.ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources. The store MUST NOT be used afterwards."""
+
+    #: Who named each hub-wide (legacy) subject before keys were scoped: the frozen record
+    #: ``SubjectTenants.tenants_of``, set by the hub's bootstrap. ``TenantKeys`` asks it only
+    #: for a legacy key found erased or live; None: a legacy key counts for every tenant.
+    legacy_tenants: Callable[[str], frozenset[str]] | None = None
+
+    def for_tenant(self, tenant: str) -> TenantKeys:
+        """This store as ``tenant`` sees it: every subject id names the tenant's own key
+        (``TenantKeys``). One view per tenant, kept for the store's life."""
+        views: dict[str, TenantKeys] | None = self.__dict__.get("_tenant_views")
+        if views is None:
+            views = self.__dict__.setdefault("_tenant_views", {})
+        view = views.get(tenant)
+        if view is None:
+            view = views[tenant] = TenantKeys(self, check_tenant_name(tenant))
+        return view
+
+    def key_tenants(self, subject_id: str) -> frozenset[str] | None:
+        """The tenants that have (or had: erased) a scoped key of ``subject_id``; None when
+        this store cannot list them (the eraser then destroys the key of every tenant it
+        knows). Never creates a key."""
+        return None
+
+
+UNVERIFIED_TENANTS = "(unverified)"
+"""What ``SubjectTenants.tenants_of`` adds when its record of a subject fails its MAC."""
+
+
+class TenantKeys(KeyStore):
+    """One tenant's view of a ``KeyStore``: subject ``s`` is the key ``scoped_subject(tenant,
+    s)``. Before keys were scoped, a subject's key was hub-wide (key id ``s`` itself); values
+    sealed under such a legacy key stay readable, so:
+
+    - seals (``encrypt``, ``sealer``, ``seal_many``, ``ensure_key``, ``rotate``) use the scoped
+      key only; nothing new is ever sealed under a legacy key;
+    - ``decrypt`` tries the scoped key, then the legacy key when the scoped key was never made
+      (``KeyUnknown``) or does not open the value (``DecryptionFailed``: a subject with old and
+      new values). The AAD binds the tenant either way, so the fallback opens nothing another
+      tenant sealed. A scoped key that was destroyed reads as destroyed (the erasure destroyed
+      the legacy key too, or refused);
+    - ``erased`` / ``exists``: the scoped key's state, or the legacy key's when the legacy
+      record says the tenant named the subject (or cannot say): a legacy erasure was hub-wide
+      and stays in force for the tenants it covered, and does not refuse another tenant's
+      unrelated subject of the same id;
+    - ``destroy`` destroys the scoped key only: the legacy key is ``governance.erasure``'s.
+
+    Subject ids are checked (``check_subject``) before use, so no id can pose as another
+    tenant's scoped key id.
+    """
+
+    _IDS_HELD = 65_536  # key ids remembered (a reader opens a subject's fields one by one)
+
+    def __init__(self, inner: KeyStore, tenant: str) -> None:
+        self.inner = inner
+        self.tenant = tenant
+        self._held: dict[str, str] = {}
+
+    def key_id(self, subject_id: str) -> str:
+        """``scoped_subject(tenant, subject_id)``, remembered (only valid ids are kept; the
+        memory is dropped whole when full)."""
+        found = self._held.get(subject_id) if type(subject_id) is str else None
+        if found is None:
+            found = scoped_subject(self.tenant, subject_id)
+            if len(self._held) >= self._IDS_HELD:
+                self._held = {}
+            if type(subject_id) is str:
+                self._held[subject_id] = found
+        return found
+
+    def _ids(self, subject_ids: Iterable[str]) -> dict[str, str]:
+        """{scoped key id: subject id} of the valid ids among ``subject_ids``."""
+        out = {}
+        for s in set(subject_ids):
+            try:
+                out[scoped_subject(self.tenant, s)] = s
+            except InvalidInput:
+                continue
+        return out
+
+    def _legacy_counts(self, subject_id: str) -> bool:
+        named_by = self.inner.legacy_tenants
+        if named_by is None:
+            return True
+        named = named_by(subject_id)
+        return not named or UNVERIFIED_TENANTS in named or self.tenant in named
+
+    def ensure_key(self, subject_id: str) -> KeyRef:
+        return KeyRef(subject_id, self.inner.ensure_key(self.key_id(subject_id)).version)
+
+    def encrypt(self, subject_id: str, plaintext: bytes, aad: bytes) -> bytes:
+        return self.inner.encrypt(self.key_id(subject_id), plaintext, aad)
+
+    def sealer(self, subject_id: str) -> Callable[[bytes, bytes], bytes]:
+        return self.inner.sealer(self.key_id(subject_id))
+
+    def seal_many(
+        self, subject_ids: Sequence[str], plaintexts: Sequence[bytes], aads: Sequence[bytes]
+    ) -> list[bytes]:
+        scope = self.tenant
+        of = {s: scoped_subject(scope, s) for s in dict.fromkeys(subject_ids)}
+        return self.inner.seal_many(list(map(of.__getitem__, subject_ids)), plaintexts, aads)
+
+    def decrypt(self, subject_id: str, ciphertext: bytes, aad: bytes) -> bytes:
+        key_id = self.key_id(subject_id)  # checks the subject id: no NUL, so no scoped id
+        try:
+            return self.inner.decrypt(key_id, ciphertext, aad)
+        except KeyUnknown:
+            try:
+                return self.inner.decrypt(subject_id, ciphertext, aad)  # never scoped: legacy
+            except KeyUnknown:
+                # neither key ever existed: no value of this tenant's subject was ever sealed,
+                # so this one was sealed for another (a copy), not erased
+                raise DecryptionFailed(
+                    f"A sealed value of data subject {subject_id!r} failed authentication for "
+                    f"tenant {self.tenant!r}: no key of that tenant's subject was ever made, so "
+                    "it was sealed for another tenant's record (or another hub)."
+                ) from None
+        except DecryptionFailed as first:
+            try:  # a value sealed under the legacy key before this tenant's key was made
+                return self.inner.decrypt(subject_id, ciphertext, aad)
+            except (DecryptionFailed, KeyDestroyed):
+                raise first from None  # neither opens it: the scoped key's answer
+
+    def rotate(self, subject_id: str) -> KeyRef:
+        return KeyRef(subject_id, self.inner.rotate(self.key_id(subject_id)).version)
+
+    def destroy(self, subject_id: str) -> None:
+        self.inner.destroy(self.key_id(subject_id))
+
+    def exists(self, subject_id: str) -> bool:
+        if self.inner.exists(self.key_id(subject_id)):
+            return True
+        return self.inner.exists(subject_id) and self._legacy_counts(subject_id)
+
+    def erased(self, subject_id: str) -> bool:
+        key_id = self.key_id(subject_id)
+        # one question for both keys (the ingest path asks once per subject and batch)
+        found = self.inner.erased_among((key_id, subject_id))
+        if key_id in found:
+            return True
+        return subject_id in found and self._legacy_counts(subject_id)
+
+    def erased_among(self, subject_ids: Iterable[str]) -> set[str]:
+        of = self._ids(subject_ids)
+        found = {of[k] for k in self.inner.erased_among(of)}
+        legacy = self.inner.erased_among(set(of.values()) - found)
+        return found | {s for s in legacy if self._legacy_counts(s)}
+
+    def known_among(self, subject_ids: Iterable[str]) -> set[str]:
+        of = self._ids(subject_ids)
+        found = {of[k] for k in self.inner.known_among(of)}
+        return found | self.inner.known_among(set(of.values()) - found)
+
+    def created_here(self, subject_ids: Iterable[str]) -> set[str]:
+        of = self._ids(subject_ids)
+        return {of[k] for k in self.inner.created_here(of)}
+
+    def forget_created(self, subject_ids: Iterable[str]) -> None:
+        self.inner.forget_created(self._ids(subject_ids))
+
+    def for_tenant(self, tenant: str) -> TenantKeys:
+        if tenant != self.tenant:  # a view is one tenant's: a second scope is a bug
+            raise InvalidInput(f"Keys of tenant {self.tenant!r} asked for tenant {tenant!r}.")
+        return self
 
 
 class SubjectTenants(abc.ABC):

@@ -286,9 +286,12 @@ class ViewStore(abc.ABC):
         value: Any,
         columns: Sequence[str],
         marker: str,
+        tenant: str | None = None,
     ) -> int:
         """Set ``columns`` to ``marker`` (NULL stays NULL) in the view rows whose ``column``
-        equals ``value`` (erasure); returns how many rows matched (see the contract)."""
+        equals ``value`` (erasure), of ``tenant``'s rows only when given (subject keys are per
+        tenant: acme's "alice" is not globex's); returns how many rows matched (see the
+        contract)."""
 
     #: True when ``select_over`` works (the runner then folds aggregate tables in SQL).
     can_select_over: bool = False

@@ -52,7 +52,9 @@ def test_a_held_topic_or_projection_keeps_the_subjects_key(hub: Hub, scope: str)
     assert r.status_code == 409, r.text  # type: ignore[attr-defined]
     body = r.json()  # type: ignore[attr-defined]
     assert body["reason"] == "legal_hold" and scope in body["message"], body
-    assert hub.keystore.exists("ACC-H1") and not hub.keystore.erased("ACC-H1")
+    assert hub.keystore.for_tenant("default").exists("ACC-H1") and not hub.keystore.for_tenant(
+        "default"
+    ).erased("ACC-H1")
     assert not hub.ledger.entries(action="subject.erase")
 
 
@@ -61,7 +63,7 @@ def test_a_hold_on_a_topic_without_the_subjects_pii_does_not_block(hub: Hub) -> 
     hub.governance.place_hold("topic:payments", actor="counsel", matter="M-17")
     r = _erase(hub, "ACC-H2")
     assert r.status_code == 201, r.text  # type: ignore[attr-defined]
-    assert hub.keystore.erased("ACC-H2")
+    assert hub.keystore.for_tenant("default").erased("ACC-H2")
 
 
 def _erase_as(h: Hub, tenant: str, subject: str) -> object:
@@ -83,11 +85,11 @@ def test_another_tenants_hold_does_not_block_an_erasure(hub: Hub, scope: str) ->
     hub.governance.place_hold(scope, actor="acme-off", matter="M-17", tenant="acme")
     r = _erase_as(hub, "globex", "ACC-G1")
     assert r.status_code == 201, r.text  # type: ignore[attr-defined]
-    assert hub.keystore.erased("ACC-G1")
+    assert hub.keystore.for_tenant("globex").erased("ACC-G1")
     if scope.startswith("topic:"):
         r = _erase_as(hub, "acme", "ACC-A1")  # acme's own customer: its hold binds
         assert r.status_code == 409, r.text  # type: ignore[attr-defined]
-        assert hub.keystore.exists("ACC-A1")
+        assert hub.keystore.for_tenant("acme").exists("ACC-A1")
 
 
 def test_the_hubs_own_hold_binds_every_tenant(hub: Hub) -> None:
@@ -95,4 +97,4 @@ def test_the_hubs_own_hold_binds_every_tenant(hub: Hub) -> None:
     hub.governance.place_hold("subject:ACC-G2", actor="counsel", matter="M-17")  # tenant default
     r = _erase_as(hub, "globex", "ACC-G2")
     assert r.status_code == 409, r.text  # type: ignore[attr-defined]
-    assert hub.keystore.exists("ACC-G2")
+    assert hub.keystore.for_tenant("globex").exists("ACC-G2")

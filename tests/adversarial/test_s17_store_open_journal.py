@@ -39,7 +39,8 @@ __all__ = ["copy_site", "site"]  # the fixtures, re-used
 def _key_back(target: Path, subject: str) -> bool:
     h = bootstrap(load_settings(data_dir=target))
     try:
-        return h.keystore.exists(subject) and not h.keystore.erased(subject)
+        keys = h.keystore.for_tenant("default")  # the site's tenant (s18: keys per tenant)
+        return keys.exists(subject) and not keys.erased(subject)
     finally:
         h.close()
 

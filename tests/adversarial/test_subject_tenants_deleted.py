@@ -18,9 +18,9 @@ from adapters.subject_tenants import UNVERIFIED
 from hub.bootstrap import Hub, bootstrap
 from hub.settings import load_settings
 from ingest.pipeline import RawRecord
+from tests.adversarial._legacy import as_before, publish_before
 from tests.adversarial.test_erasure_cross_tenant import _erase
 from tests.adversarial.test_quarantine_erasure import OPENED, account
-from tests.service.accounts import account_opened, open_accounts
 
 FILE = Path("keys") / "subject_tenants.sqlite"
 
@@ -50,11 +50,11 @@ def _delete_all_rows(data: Path) -> None:
 
 
 def _acme_publishes(h: Hub, subject: str) -> None:
-    h.publisher.publish("accounts", [account_opened(subject)], "acme-app", tenant="acme")
+    publish_before(h, "acme", [subject])
 
 
 def _acme_officer_refused(h: Hub, subject: str) -> None:
-    assert UNVERIFIED in h.publisher.subject_tenants.tenants_of(subject)  # type: ignore[union-attr]
+    assert UNVERIFIED in h.subject_tenants.tenants_of(subject)  # type: ignore[union-attr]
     r = _erase(h, "acme-off", ["compliance_officer"], "acme", subject)
     assert r.status_code == 403, r.text  # type: ignore[attr-defined]
     assert h.keystore.exists(subject)
@@ -64,14 +64,14 @@ def _acme_officer_refused(h: Hub, subject: str) -> None:
 def test_all_rows_deleted_then_another_tenant_publishes_in_a_new_process(data: Path) -> None:
     h = _hub(data)
     try:
-        open_accounts(h, ["ACC-9"])  # tenant default's data subject (its PII sealed)
+        publish_before(h, "default", ["ACC-9"])  # tenant default's data subject (its PII sealed)
     finally:
         h.close()
     _delete_all_rows(data)
     h = _hub(data)
     try:
         _acme_publishes(h, "ACC-9")
-        assert h.publisher.subject_tenants.tenants_of("ACC-9") != frozenset({"acme"})  # type: ignore[union-attr]
+        assert h.subject_tenants.tenants_of("ACC-9") != frozenset({"acme"})  # type: ignore[union-attr]
         _acme_officer_refused(h, "ACC-9")
         # an officer of every tenant still may (the subject's tenants are unknown)
         r = _erase(h, "root-off", ["admin"], "default", "ACC-9")
@@ -82,7 +82,7 @@ def test_all_rows_deleted_then_another_tenant_publishes_in_a_new_process(data: P
 
 
 def test_all_rows_deleted_while_the_process_that_made_the_key_runs(hub: Hub, data: Path) -> None:
-    open_accounts(hub, ["ACC-9"])  # the key made here, then named: no longer new
+    publish_before(hub, "default", ["ACC-9"])  # the key made here, then named: no longer new
     _delete_all_rows(data)
     _acme_publishes(hub, "ACC-9")
     _acme_officer_refused(hub, "ACC-9")
@@ -91,8 +91,9 @@ def test_all_rows_deleted_while_the_process_that_made_the_key_runs(hub: Hub, dat
 def test_a_key_made_for_a_subject_already_recorded_is_not_new_later(hub: Hub, data: Path) -> None:
     # default names ACC-7 first without a key (a record with no PII, here a bare naming), then
     # publishes its PII: the key is made for a subject this process already knows (no write)
-    hub.publisher.name_subjects("default", ["ACC-7"])
-    open_accounts(hub, ["ACC-7"])
+    with as_before(hub):
+        hub.publisher.name_subjects("default", ["ACC-7"])
+    publish_before(hub, "default", ["ACC-7"])
     _delete_all_rows(data)
     _acme_publishes(hub, "ACC-7")
     _acme_officer_refused(hub, "ACC-7")
@@ -100,10 +101,10 @@ def test_a_key_made_for_a_subject_already_recorded_is_not_new_later(hub: Hub, da
 
 def test_a_new_subject_is_its_publishing_tenants(hub: Hub) -> None:
     _acme_publishes(hub, "NEW-1")
-    tenants = hub.publisher.subject_tenants
+    tenants = hub.subject_tenants
     assert tenants is not None
     assert tenants.tenants_of("NEW-1") == frozenset({"acme"})
-    hub.publisher.publish("accounts", [account_opened("NEW-2")], "app", tenant="default")
+    publish_before(hub, "default", ["NEW-2"])
     _acme_publishes(hub, "NEW-2")  # named by both, the second with the key made already
     assert tenants.tenants_of("NEW-2") == frozenset({"default", "acme"})
     r = _erase(hub, "acme-off", ["compliance_officer"], "acme", "NEW-1")
@@ -134,7 +135,8 @@ def test_a_subject_first_seen_in_a_quarantined_record_is_not_claimable(
     # naming it after the seal leaves no key "new" for another tenant to claim later
     value = account("ACC-Q", email="carol q@example")  # fails the e-mail rule: quarantined
     raw = RawRecord(json.dumps(value).encode(), value=value, event_type=OPENED)
-    assert hub.ingest.ingest("accounts", [raw], source="test").rejected == 1
+    with as_before(hub):
+        assert hub.ingest.ingest("accounts", [raw], source="test").rejected == 1
     assert hub.keystore.exists("ACC-Q")
     _delete_all_rows(data)
     _acme_publishes(hub, "ACC-Q")

@@ -341,3 +341,46 @@ class KeyStoreContract:
         for t in threads:
             t.join(120)
         assert not errors, errors[:3]
+
+    # -- tenant views (s18: keys per tenant and data subject) ----------------------------------
+    def test_tenant_views_hold_separate_keys_and_list_their_tenants(self, store: KeyStore) -> None:
+        s = subject()
+        acme, globex = store.for_tenant("acme"), store.for_tenant("globex")
+        sealed = acme.encrypt(s, b"acme's", AAD)
+        globex.encrypt(s, b"globex's", AAD)
+        assert acme.decrypt(s, sealed, AAD) == b"acme's"
+        with pytest.raises(DecryptionFailed):  # globex's key does not open acme's value
+            globex.decrypt(s, sealed, AAD)
+        assert store.key_tenants(s) in (None, frozenset({"acme", "globex"}))
+        acme.destroy(s)
+        with pytest.raises(KeyDestroyed):
+            acme.decrypt(s, sealed, AAD)
+        assert acme.erased(s) and not globex.erased(s) and globex.exists(s)
+        assert not store.exists(s) and not store.erased(s)  # no hub-wide key was ever made
+
+    def test_a_hub_wide_key_of_before_opens_through_a_view_until_destroyed(
+        self, store: KeyStore
+    ) -> None:
+        s = subject()
+        old = store.encrypt(s, b"old", AAD)  # sealed under the hub-wide key, as before s18
+        acme = store.for_tenant("acme")
+        assert acme.decrypt(s, old, AAD) == b"old"  # no scoped key yet: the legacy key
+        new = acme.encrypt(s, b"new", AAD)
+        assert acme.decrypt(s, old, AAD) == b"old" and acme.decrypt(s, new, AAD) == b"new"
+        with pytest.raises(DecryptionFailed):  # a changed byte is an error, not an erasure
+            acme.decrypt(s, old[:-1] + bytes([old[-1] ^ 1]), AAD)
+        store.destroy(s)
+        assert acme.erased(s)  # no legacy record: the legacy erasure counts for every tenant
+        assert acme.decrypt(s, new, AAD) == b"new"  # the tenant's own key is not the legacy one
+        acme.destroy(s)
+        for value in (old, new):
+            with pytest.raises(KeyDestroyed):
+                acme.decrypt(s, value, AAD)
+
+    def test_a_view_refuses_an_id_posing_as_another_tenants_key(self, store: KeyStore) -> None:
+        s = subject()
+        store.for_tenant("globex").encrypt(s, b"globex's", AAD)
+        with pytest.raises(InvalidInput):
+            store.for_tenant("acme").encrypt(f"\x00globex\x00{s}", b"x", AAD)
+        with pytest.raises(InvalidInput):
+            store.for_tenant("acme").destroy(f"\x00globex\x00{s}")

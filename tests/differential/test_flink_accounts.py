@@ -113,7 +113,7 @@ def test_accounts_on_flink_equal_the_embedded_runner(flink_session: FlinkSession
         assert all(v.startswith("pii:v2:accounts:") for v in stored)
 
     # crypto-shredding reaches the Flink view: E1's key destroyed, its PII reads as erased
-    flink_session.views.hub.keystore.destroy("E1")
+    flink_session.views.hub.keystore.for_tenant("acme").destroy("E1")  # s18: acme's E1
     after = {(r["tenant"], r["account_id"]): r for r in views.rows(table)}
     assert (after[("acme", "E1")]["customer_name"], after[("acme", "E1")]["email"]) == (
         "[erased]",

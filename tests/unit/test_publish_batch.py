@@ -369,9 +369,13 @@ def test_pii_sealed_per_batch_decrypts_to_what_the_reference_seals(
     other = min({ev.value["account_id"] for ev in events} - {subject})  # has a key too
     for s, field in ((other, "name"), (subject, "iban")):
         with pytest.raises(DecryptionFailed):
-            keystore.decrypt(s, sealed["name"], make_aad("t.people", field, s, "acme"))
+            keystore.for_tenant("acme").decrypt(
+                s, sealed["name"], make_aad("t.people", field, s, "acme")
+            )
     with pytest.raises(DecryptionFailed):  # the tenant the batch was published for is bound
-        keystore.decrypt(subject, sealed["name"], make_aad("t.people", "name", subject, "globex"))
+        keystore.for_tenant("acme").decrypt(
+            subject, sealed["name"], make_aad("t.people", "name", subject, "globex")
+        )
     keystore.close()
     log.close()
 
@@ -391,7 +395,7 @@ def test_column_path_seals_the_reference_bytes_given_the_same_nonces(tmp_path: A
     from core.pii import encrypted_schema
     from core.pii import plan as pii_plan
     from core.ports.eventlog import ColumnBatch
-    from core.ports.keystore import KeyDestroyed, bind_subject, make_aad
+    from core.ports.keystore import KeyDestroyed, bind_subject, make_aad, scoped_subject
 
     log = SqliteEventLog(":memory:")
     registry = SchemaRegistry(log)
@@ -436,15 +440,16 @@ def test_column_path_seals_the_reference_bytes_given_the_same_nonces(tmp_path: A
                 if plain is None:
                     assert sealed[name] is None
                     continue
-                version, key = keystore._newest(s)
+                key_id = scoped_subject(tenant, s)  # s18: the tenant's own key of s
+                version, key = keystore._newest(key_id)
                 header = bytes([1]) + version.to_bytes(4, "big")
                 nonce = sealed[name][5:17]
-                aad = bind_subject(s, header, make_aad("t.people", name, s, tenant))
+                aad = bind_subject(key_id, header, make_aad("t.people", name, s, tenant))
                 expected = header + nonce + AESGCM(key.raw).encrypt(nonce, field.encode(plain), aad)
                 assert sealed[name] == expected
                 datum[name] = expected
             assert a.value == serde.encode(target.schema_id, target.schema, datum)
-    keystore.destroy("A3")
+    keystore.for_tenant("acme").destroy("A3")  # s18: acme's A3
     events = batch(40)
     events[17].value["account_id"] = "A3"
     with pytest.raises(KeyDestroyed):
@@ -492,18 +497,20 @@ def test_pii_aads_kept_across_batches_stay_bound_to_their_topic(
                 name = f"n{i}".encode()  # Avro: a string is its length (zigzag), then UTF-8;
                 iban = b"\x02\x08DE89"  # a nullable one its union branch first
                 for field, plain in (("name", bytes([2 * len(name)]) + name), ("iban", iban)):
-                    own = keystore.decrypt(s, datum[field], make_aad(topic, field, s, "acme"))
+                    acme = keystore.for_tenant("acme")  # s18: the tenant's own key
+                    own = acme.decrypt(s, datum[field], make_aad(topic, field, s, "acme"))
                     assert own == plain
                     with pytest.raises(DecryptionFailed):
-                        keystore.decrypt(s, datum[field], make_aad(other, field, s, "acme"))
+                        acme.decrypt(s, datum[field], make_aad(other, field, s, "acme"))
     # the kept AADs are per tenant too: the same subjects published for another tenant right
     # after open under that tenant only
     for r in publisher._prepare_batch("t.people", events, "svc", "globex"):
         datum = serde.decode(r.value or b"", target.schema)
         s = datum["account_id"]
-        assert keystore.decrypt(s, datum["name"], make_aad("t.people", "name", s, "globex"))
+        globex = keystore.for_tenant("globex")
+        assert globex.decrypt(s, datum["name"], make_aad("t.people", "name", s, "globex"))
         with pytest.raises(DecryptionFailed):
-            keystore.decrypt(s, datum["name"], make_aad("t.people", "name", s, "acme"))
+            globex.decrypt(s, datum["name"], make_aad("t.people", "name", s, "acme"))
     assert 0 < publisher._aads_held <= bound
     assert sum(map(len, publisher._aads.values())) <= bound
     long_subject = "L" * 300  # over _AAD_CACHE_SUBJECT: sealed, decrypted, never kept
@@ -514,7 +521,7 @@ def test_pii_aads_kept_across_batches_stay_bound_to_their_topic(
     (r,) = publisher._prepare_batch("t.people", [one], "svc", "acme")
     datum = serde.decode(r.value or b"", target.schema)
     aad = make_aad("t.people", "name", long_subject, "acme")
-    assert keystore.decrypt(long_subject, datum["name"], aad) == b"\x02x"
+    assert keystore.for_tenant("acme").decrypt(long_subject, datum["name"], aad) == b"\x02x"
     assert not any(long_subject in kept for kept in publisher._aads.values())
     keystore.close()
     log.close()

@@ -227,7 +227,7 @@ def test_ciphertext_cannot_move_between_fields_or_topics(keystore: KeyStore) -> 
         decrypt_pii(enc, log_schema, "acct-1", keystore, "other-topic", tenant="default")
     with pytest.raises(DecryptionFailed):  # another tenant's record, even as a legacy read
         decrypt_pii(enc, log_schema, "acct-1", keystore, "accounts", tenant="t2", legacy=True)
-    keystore.ensure_key("acct-2")
+    keystore.for_tenant("default").ensure_key("acct-2")
     with pytest.raises(DecryptionFailed):
         decrypt_pii(enc, log_schema, "acct-2", keystore, "accounts", tenant="default")
 
@@ -244,6 +244,8 @@ def test_legacy_v1_records_open_only_as_stored_records(
     new = encrypt_pii(account(), ACCOUNT_SCHEMA, "acct-1", keystore, "accounts", tenant="acme")
     with monkeypatch.context() as m:  # how the hub sealed before
         m.setattr(pii, "make_aad", lambda t, f, s, _tenant: make_aad_v1(t, f, s))
+        # and under the subject's hub-wide key, as every value was sealed before s18
+        m.setattr(keystore, "for_tenant", lambda _tenant: keystore, raising=False)
         old = encrypt_pii(account(), ACCOUNT_SCHEMA, "acct-1", keystore, "accounts", tenant="x")
     want = account()
     for tenant in ("acme", "globex"):
@@ -285,7 +287,7 @@ def test_erased_subject_reads_as_markers(keystore: KeyStore) -> None:
         "a",
         tenant="default",
     )
-    keystore.destroy("acct-1")
+    keystore.for_tenant("default").destroy("acct-1")
     out = decrypt_pii(enc, log_schema, "acct-1", keystore, "accounts", tenant="default")
     assert out["customer_name"] == ERASED
     assert out["email"] == ERASED
@@ -298,7 +300,7 @@ def test_erased_subject_reads_as_markers(keystore: KeyStore) -> None:
 
 
 def test_late_event_for_an_erased_subject_is_refused(keystore: KeyStore) -> None:
-    keystore.destroy("acct-1")
+    keystore.for_tenant("default").destroy("acct-1")
     with pytest.raises(KeyDestroyed):
         encrypt_pii(account(), ACCOUNT_SCHEMA, "acct-1", keystore, "accounts", tenant="default")
 
@@ -354,7 +356,7 @@ def test_erasure_end_to_end(hub: Hub) -> None:
     before = read_all()
     assert [r["customer_name"] for r in before] == ["Ada Lovelace", "Grace Hopper"]
 
-    hub.keystore.destroy("acct-1")
+    hub.keystore.for_tenant("default").destroy("acct-1")
     hub.ledger.record_action(
         "operator", "subject.erase", "subject:acct-1", details={"keys_destroyed": True}
     )

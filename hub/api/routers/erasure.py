@@ -31,7 +31,7 @@ def post_erasure(
     body: ErasureIn, request: Request, who: Principal = Depends(authorize("subject.erase"))
 ) -> dict[str, Any]:
     h = hub_of(request)
-    # a key is hub-wide: an officer limited to its tenant erases only that tenant's subjects
+    # keys are per tenant: an officer limited to its tenant erases that tenant's subject only
     scope = reader_scope(h, who, {}, decision_context(request), f"subject:{body.subject}")
     done = h.eraser.erase(who, body.subject, body.reason, tenant_scope=scope)
     # so that no restored backup brings the subject back

@@ -25,8 +25,8 @@ and a load reads only the records past them:
      store write: its ``sum`` columns are the new running value minus the one loaded before,
      every other column (keys, min/max, first/last with their times, the source range) the new
      value, which the read view's merge (min, max, argMin, argMax) makes win anyway;
-  4. a tombstone of a key already loaded (Flink retracted a row: min/max cannot be retracted)
-     falls back to a full reload (step 2).
+  4. a signed delete (below) of a key already loaded falls back to a full reload (step 2):
+     a delta row cannot retract min/max.
 The previous value of each key is the loader's memory of what it loaded. With a ``memory`` file
 the loader saves it after each committed load, beside the positions it holds; a loader new to the
 process (a restart) reads that file, and uses it only when its positions are the store's
@@ -43,6 +43,26 @@ values, and sit under its own Kafka key; a row that does not (a producer to ``fl
 the hub's key writing another tenant's rows, a genuine row re-keyed to be loaded twice) is
 refused: not loaded, counted in ``refused``, logged with its offset and reason. Its offset is
 still passed (a refused row never blocks the rows after it).
+
+Versions: a row's ``src_last`` (the source offset its key's partial row was folded up to; inside
+its MAC) only grows while the job runs. The loader keeps, per key, the newest version it
+accepted and refuses a row of a lower one (``stale`` += 1, in ``refusals``, the first logged):
+re-sending an older genuine row no longer rolls a running total back. An equal version is
+accepted (the same fold: a restart from a checkpoint re-emits it). A job re-run from the
+earliest offsets (no state) rewinds: it emits each key's rows again from its first event, all
+older than what the loader holds, so they are refused and the loaded value stays the newest
+until the re-run passes it, then moves on; at the re-run's end every key is at its final row
+again (the source's offsets only grow, so the re-run reaches at least the old versions). Readers
+so never see a re-run's partial totals; the cost is refusals counted during a re-run. A source
+topic recreated (offsets from 0 again) needs new result topics and a fresh loader: its rows
+would all be older.
+
+Deletes: a tombstone is applied only when signed (``rowmac.DELETE_HEADER``, over the table, the
+key and a version V): it removes a key held at a version <= V, and the key's rows of a version
+<= V are refused afterwards (a replayed row cannot bring it back). An unsigned one is ignored:
+counted in ``ignored_tombstones``, the first logged (a producer to ``flink.*`` could otherwise
+delete a loaded row, or force the full reload that drops it). The order of records decides
+nothing an attacker can append: per key the newest version wins, as in a full reload.
 """
 
 from __future__ import annotations
@@ -58,7 +78,8 @@ from decimal import Context, Decimal
 from pathlib import Path
 from typing import Any
 
-from core.ports.eventlog import EventLog, StoredRecord
+from core.errors import DuplicateEnvelopeHeader
+from core.ports.eventlog import EventLog, StoredRecord, envelope_header
 from core.ports.views import Checkpoint, Position, Target, ViewStore
 from core.projection import Projection, Row, Table
 from projections.digest import digest
@@ -70,6 +91,9 @@ _EXACT = Context(prec=80)  # decimals of up to 38 digits, never rounded (the def
 log = logging.getLogger(__name__)
 
 LIVE, NEXT = "flink", "flink_next"
+
+# A key's state in a read: (version, its row; None: deleted as of that version)
+Held = tuple[int, Row | None]
 
 
 class ResultLoader:
@@ -99,31 +123,98 @@ class ResultLoader:
         # the newest of them (topic, partition, offset, reason): nothing is dropped unseen
         self.refused = 0
         self.refusals: list[tuple[str, int, int, str]] = []
+        # genuine rows older than the version held for their key (a replay, or a re-run not yet
+        # past it), and tombstones without a valid signature: counted, the first logged
+        self.stale = 0
+        self.ignored_tombstones = 0
+        # per result topic: the keys deleted by a signed delete, and the version it was as of
+        self._deleted: dict[str, dict[bytes | None, int]] = {}
 
-    def _row(
-        self, t: Table, r: StoredRecord, partition: int, count: bool = True
-    ) -> tuple[bool, Row | None]:
-        """(True, the store row of result record ``r``; None: a tombstone), or (False, None)
-        (logged and counted) when it is not a row of ``t`` the hub's Flink job wrote: no valid
-        MAC over the table and its values, or a key that is not the row's own (a genuine row
-        under another key would be loaded twice, and its sums doubled)."""
+    def _row(self, t: Table, r: StoredRecord, partition: int, count: bool = True) -> Held | None:
+        """(version, the store row of result record ``r``; None: a signed delete), or None
+        (logged and counted unless ``count`` is false) when it is not a row of ``t`` the hub's
+        Flink job wrote: no valid MAC over the table and its values, or a key that is not the
+        row's own (a genuine row under another key would be loaded twice, and its sums
+        doubled), or a tombstone without a valid delete signature."""
         if r.value is None:
-            return True, None  # an upsert-kafka tombstone carries no value to authenticate
+            reason, version = _signed_delete(self.row_key, t, r)
+            if reason is None:
+                return version, None
+            if count:
+                self.ignored_tombstones += 1
+                if self.ignored_tombstones == 1:  # one line: a flood must not flood the log
+                    log.warning(
+                        "Flink result tombstone %s/%d@%d ignored, nothing deleted: %s (further "
+                        "ones are counted in ignored_tombstones, not logged)",
+                        result_topic(t),
+                        partition,
+                        r.offset,
+                        reason,
+                    )
+            return None
         reason, value = _authentic(self.row_key, t, r)
         if reason is None:
-            return True, _physical(t, value)
+            return _version(t, value), _physical(t, value)
         if count:
-            topic = result_topic(t)
-            self.refused += 1
-            self.refusals = [*self.refusals[-99:], (topic, partition, r.offset, reason)]
-            log.warning(
-                "Flink result record %s/%d@%d refused, not loaded: %s",
-                topic,
-                partition,
-                r.offset,
-                reason,
+            self._refuse(result_topic(t), partition, r.offset, reason)
+        return None
+
+    def _refuse(self, topic: str, partition: int, offset: int, reason: str) -> None:
+        self.refused += 1
+        self.refusals = [*self.refusals[-99:], (topic, partition, offset, reason)]
+        log.warning(
+            "Flink result record %s/%d@%d refused, not loaded: %s", topic, partition, offset, reason
+        )
+
+    def _fold(
+        self,
+        t: Table,
+        r: StoredRecord,
+        partition: int,
+        latest: dict[bytes | None, Held],
+        held: Mapping[bytes | None, Held],
+        count: bool,
+    ) -> None:
+        """Record ``r`` into ``latest`` (the keys changed by this read) when it is authentic and
+        not older than what is known of its key (``latest``, else ``held``)."""
+        got = self._row(t, r, partition, count)
+        if got is None:
+            return
+        known = latest.get(r.key) or held.get(r.key)
+        if known is None or _newer(got, known):
+            latest[r.key] = got
+        elif count:
+            self.stale += 1
+            reason = (
+                f"its version ({_said(got)}) is older than its key's ({_said(known)}): a "
+                "replayed older row, or a re-run of the job not yet past it"
             )
-        return False, None
+            self.refusals = [*self.refusals[-99:], (result_topic(t), partition, r.offset, reason)]
+            if self.stale == 1:
+                log.warning(
+                    "Flink result record %s/%d@%d not loaded: %s (further ones are counted in "
+                    "stale, not logged)",
+                    result_topic(t),
+                    partition,
+                    r.offset,
+                    reason,
+                )
+
+    def _held(self, t: Table) -> dict[bytes | None, Held]:
+        """What the loader holds of ``t``'s keys: loaded rows and signed deletes, versioned."""
+        topic = result_topic(t)
+        held: dict[bytes | None, Held] = {
+            k: (d, None) for k, d in self._deleted.get(topic, {}).items()
+        }
+        for k, row in self._loaded.get(topic, {}).items():
+            held[k] = (_row_version(t, row), row)
+        return held
+
+    def _keep(self, t: Table, state: Mapping[bytes | None, Held]) -> None:
+        """Make ``state`` (every key's newest) what the loader holds of ``t``."""
+        topic = result_topic(t)
+        self._loaded[topic] = {k: row for k, (_, row) in state.items() if row is not None}
+        self._deleted[topic] = {k: v for k, (v, row) in state.items() if row is None}
 
     def ensure_topics(self, tables: Sequence[Table]) -> None:
         """Create the result topics before a job writes them (the broker does not auto-create
@@ -132,12 +223,18 @@ class ResultLoader:
             self.log.create_topic(result_topic(t), 1)
 
     def _read(
-        self, t: Table, since: Mapping[int, int] | None
-    ) -> tuple[dict[bytes | None, Row | None], dict[tuple[str, int], Position], int]:
-        """The newest value per key (None: a tombstone) in ``[since, end)`` of ``t``'s topic
-        (``since`` None: from the beginning), the end offsets read up to, and the records read."""
+        self,
+        t: Table,
+        since: Mapping[int, int] | None,
+        held: Mapping[bytes | None, Held],
+        counted: Mapping[int, int] | None = None,
+    ) -> tuple[dict[bytes | None, Held], dict[tuple[str, int], Position], int]:
+        """The keys changed in ``[since, end)`` of ``t``'s topic (``since`` None: from the
+        beginning) past what is ``held`` of them, each with its newest (version, row; None: a
+        signed delete), the end offsets read up to, and the records read. Records below
+        ``counted`` (a full reload after loads) were counted and logged when first read."""
         topic = result_topic(t)
-        latest: dict[bytes | None, Row | None] = {}
+        latest: dict[bytes | None, Held] = {}
         positions, read = {}, 0
         starts = self.log.beginning_offsets(topic)
         for partition, end in sorted(self.log.end_offsets(topic).items()):
@@ -147,10 +244,9 @@ class ResultLoader:
                 if not records:
                     break
                 read += len(records)
+                below = (counted or {}).get(partition, 0)
                 for r in records:
-                    ok, row = self._row(t, r, partition)
-                    if ok:
-                        latest[r.key] = row
+                    self._fold(t, r, partition, latest, held, count=r.offset >= below)
                 offset = records[-1].offset + 1
             positions[(topic, partition)] = Position(max(end, offset))
         return latest, positions, read
@@ -176,29 +272,28 @@ class ResultLoader:
             self._recall(p, committed.positions)
         for t in tables:  # a restarted loader without its memory: what it loaded, read once
             if result_topic(t) not in self._loaded:
-                before = {
-                    k: v for k, v in self._read_until(t, since[t.name]).items() if v is not None
-                }
-                self._loaded[result_topic(t)] = before
+                self._keep(t, self._read_until(t, since[t.name]))
         rows: dict[str, list[Row]] = {}
-        changed: dict[str, dict[bytes | None, Row]] = {}
+        changed: dict[str, dict[bytes | None, Held]] = {}
         positions: dict[tuple[str, int], Position] = {}
         for t in tables:  # 3.
-            latest, at, read = self._read(t, since[t.name])
+            latest, at, read = self._read(t, since[t.name], self._held(t))
             self.read_records += read
             positions |= at
             loaded = self._loaded[result_topic(t)]
-            if any(v is None and k in loaded for k, v in latest.items()):
-                return self._full(p, tables)  # 4.
-            changed[t.name] = {k: v for k, v in latest.items() if v is not None}
-            rows[t.name] = [_delta(t, loaded.get(k), v) for k, v in changed[t.name].items()]
+            if any(row is None and k in loaded for k, (_, row) in latest.items()):
+                return self._full(p, tables, since)  # 4.
+            changed[t.name] = latest
+            rows[t.name] = [
+                _delta(t, loaded.get(k), row) for k, (_, row) in latest.items() if row is not None
+            ]
         if not any(rows.values()) and all(
             committed.positions.get(k) == v for k, v in positions.items()
         ):
             return {t.name: 0 for t in tables}
         self.store.write(live, tables, rows, Checkpoint(committed.batch_seq + 1, positions))
         for t in tables:
-            self._loaded[result_topic(t)].update(changed[t.name])
+            self._keep(t, self._held(t) | changed[t.name])
         self._remember(p, tables, positions)
         return {name: len(r) for name, r in rows.items()}
 
@@ -219,6 +314,13 @@ class ResultLoader:
                 result_topic(t): [
                     [None if k is None else base64.b64encode(k).decode(), _jsonable(row)]
                     for k, row in self._loaded[result_topic(t)].items()
+                ]
+                for t in tables
+            },
+            "deleted": {
+                result_topic(t): [
+                    [None if k is None else base64.b64encode(k).decode(), version]
+                    for k, version in self._deleted.get(result_topic(t), {}).items()
                 ]
                 for t in tables
             },
@@ -260,6 +362,8 @@ class ResultLoader:
         if state.get("positions") != want:
             return  # a crash between the store write and the file: rebuilt from the topics
         tables = {result_topic(t): t for t in p.tables}
+        if not isinstance(state.get("deleted"), dict):
+            return  # a file of a loader before signed deletes: rebuilt from the topics
         for topic, items in state["loaded"].items():
             if topic in tables:
                 self._loaded[topic] = {
@@ -268,12 +372,16 @@ class ResultLoader:
                     )
                     for k, row in items
                 }
+                self._deleted[topic] = {
+                    None if k is None else base64.b64decode(k): int(version)
+                    for k, version in state["deleted"].get(topic, [])
+                }
 
-    def _read_until(self, t: Table, until: Mapping[int, int]) -> dict[bytes | None, Row | None]:
-        """The newest value per key below the committed positions ``until`` (counted in
-        ``prefix_records``)."""
+    def _read_until(self, t: Table, until: Mapping[int, int]) -> dict[bytes | None, Held]:
+        """The newest (version, row) per key below the committed positions ``until`` (counted
+        in ``prefix_records``): what the loads up to them held."""
         topic = result_topic(t)
-        latest: dict[bytes | None, Row | None] = {}
+        latest: dict[bytes | None, Held] = {}
         starts = self.log.beginning_offsets(topic)
         for partition, end in sorted(until.items()):
             offset = starts.get(partition, 0)
@@ -285,14 +393,19 @@ class ResultLoader:
                     if r.offset >= end:
                         break
                     self.prefix_records += 1
-                    ok, row = self._row(t, r, partition, count=False)  # counted when first read
-                    if ok:
-                        latest[r.key] = row
+                    # counted when first read
+                    self._fold(t, r, partition, latest, {}, count=False)
                 offset = records[-1].offset + 1
         return latest
 
-    def _full(self, p: Projection, tables: Sequence[Table]) -> dict[str, int]:
-        """Step 2: every record into the next target, swapped in; the memory reseeded."""
+    def _full(
+        self,
+        p: Projection,
+        tables: Sequence[Table],
+        counted: Mapping[str, Mapping[int, int]] | None = None,
+    ) -> dict[str, int]:
+        """Step 2: every record into the next target, swapped in; the memory reseeded.
+        ``counted``: per table, the offsets below which records were counted already."""
         live, nxt = Target(p.name, LIVE), Target(p.name, NEXT)
         self.store.drop(nxt, tables)
         self.store.ensure(nxt, tables)
@@ -300,12 +413,11 @@ class ResultLoader:
         positions: dict[tuple[str, int], Position] = {}
         self.read_records = 0
         for t in tables:
-            latest, at, read = self._read(t, None)
+            latest, at, read = self._read(t, None, {}, (counted or {}).get(t.name))
             self.read_records += read
             positions |= at
-            kept = {k: v for k, v in latest.items() if v is not None}
-            self._loaded[result_topic(t)] = kept
-            rows[t.name] = list(kept.values())
+            self._keep(t, latest)
+            rows[t.name] = list(self._loaded[result_topic(t)].values())
         self.store.write(nxt, tables, rows, Checkpoint(1, positions))
         self.store.swap(live, nxt, tables)
         self._remember(p, tables, positions)
@@ -364,6 +476,51 @@ def _authentic(key: bytes | None, t: Table, r: StoredRecord) -> tuple[str | None
             None,
         )
     return None, value
+
+
+def _signed_delete(key: bytes | None, t: Table, r: StoredRecord) -> tuple[str | None, int]:
+    """(Why tombstone ``r`` is not a signed delete of ``t``'s row under its key, 0), or
+    (None, the version it is as of)."""
+    try:
+        record_key = _DECODE((r.key or b"").decode())
+        header = envelope_header(r.headers, rowmac.DELETE_HEADER)
+    except (ValueError, DuplicateEnvelopeHeader) as exc:  # not JSON/UTF-8; the header twice
+        return f"its key or {rowmac.DELETE_HEADER} header is unreadable ({exc})", 0
+    _, key_names = _shape(t)
+    if not isinstance(record_key, dict) or sorted(record_key) != sorted(key_names):
+        return f"its Kafka key {(r.key or b'')[:200]!r} is not a key of {t.name}", 0
+    return rowmac.check_delete(key, t.name, [record_key[n] for n in key_names], header)
+
+
+def _version(t: Table, value: Mapping[str, Any]) -> int:
+    """The version of an authentic result row: the source offset its key was folded up to
+    (covered by its MAC); -1 when it has none (an append table's rows never change)."""
+    last = value.get("src_last") if t.kind != "append" else None
+    return last if type(last) is int else -1
+
+
+def _row_version(t: Table, row: Row) -> int:
+    """``_version`` of a loaded row (the store's row form)."""
+    if t.kind == "aggregate":
+        last = row.get("src_last")
+    elif t.kind == "entity":
+        last = row["src_offsets"][0][3]
+    else:
+        last = None
+    return last if type(last) is int else -1
+
+
+def _newer(got: Held, known: Held) -> bool:
+    """Whether ``got`` replaces ``known`` for one key: a row of a version at least the row's
+    held (a restart re-emits the same one), or above a delete's; a delete as of a version at
+    least the one held."""
+    if got[1] is not None and known[1] is None:
+        return got[0] > known[0]
+    return got[0] >= known[0]
+
+
+def _said(h: Held) -> str:
+    return f"{'deleted as of' if h[1] is None else 'src_last'} {h[0]}"
 
 
 _DECODE = json.JSONDecoder(parse_float=Decimal).decode  # one decoder, not one per record

@@ -110,7 +110,7 @@ def test_a_producer_to_flink_topics_cannot_delete_a_feature_vector(
         companion = FlinkFeatureView(PAYMENT_RISK, h.log, store, key)
         companion.prepare()
         features = dict.fromkeys(PAYMENT_RISK.names, 0.0)
-        vector = {"entity": "acme:A1", "time_us": DAY, "features": features}
+        vector = {"entity": "acme:A1", "subject": "P1", "time_us": DAY, "features": features}
         ident = {"ev_partition": 0, "ev_offset": 5}
         value: dict[str, Any] = ident | {"vector": json.dumps(vector, sort_keys=True)}
         value[COLUMN] = row_mac(key, mac_name(PAYMENT_RISK), [value[n] for n, _ in MAC_COLUMNS])

@@ -73,7 +73,7 @@ import hmac
 import json
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Context, Decimal
 from pathlib import Path
 from typing import Any
@@ -172,7 +172,7 @@ class ResultLoader:
         r: StoredRecord,
         partition: int,
         latest: dict[bytes | None, Held],
-        held: Mapping[bytes | None, Held],
+        held: Callable[[bytes | None], Held | None],
         count: bool,
     ) -> None:
         """Record ``r`` into ``latest`` (the keys changed by this read) when it is authentic and
@@ -180,7 +180,7 @@ class ResultLoader:
         got = self._row(t, r, partition, count)
         if got is None:
             return
-        known = latest.get(r.key) or held.get(r.key)
+        known = latest.get(r.key) or held(r.key)
         if known is None or _newer(got, known):
             latest[r.key] = got
         elif count:
@@ -200,21 +200,33 @@ class ResultLoader:
                     reason,
                 )
 
-    def _held(self, t: Table) -> dict[bytes | None, Held]:
-        """What the loader holds of ``t``'s keys: loaded rows and signed deletes, versioned."""
+    def _held(self, t: Table) -> Callable[[bytes | None], Held | None]:
+        """What the loader holds of a key of ``t`` (a loaded row or a signed delete, versioned),
+        looked up per key: a load costs what it reads, not what is loaded."""
         topic = result_topic(t)
-        held: dict[bytes | None, Held] = {
-            k: (d, None) for k, d in self._deleted.get(topic, {}).items()
-        }
-        for k, row in self._loaded.get(topic, {}).items():
-            held[k] = (_row_version(t, row), row)
+        loaded, deleted = self._loaded.get(topic, {}), self._deleted.get(topic, {})
+
+        def held(k: bytes | None) -> Held | None:
+            row = loaded.get(k)
+            if row is not None:
+                return _row_version(t, row), row
+            version = deleted.get(k)
+            return None if version is None else (version, None)
+
         return held
 
-    def _keep(self, t: Table, state: Mapping[bytes | None, Held]) -> None:
-        """Make ``state`` (every key's newest) what the loader holds of ``t``."""
+    def _keep(self, t: Table, changed: Mapping[bytes | None, Held]) -> None:
+        """Make the keys ``changed`` (their newest) what the loader holds of them."""
         topic = result_topic(t)
-        self._loaded[topic] = {k: row for k, (_, row) in state.items() if row is not None}
-        self._deleted[topic] = {k: v for k, (v, row) in state.items() if row is None}
+        loaded = self._loaded.setdefault(topic, {})
+        deleted = self._deleted.setdefault(topic, {})
+        for k, (version, row) in changed.items():
+            if row is None:
+                loaded.pop(k, None)
+                deleted[k] = version
+            else:
+                loaded[k] = row
+                deleted.pop(k, None)
 
     def ensure_topics(self, tables: Sequence[Table]) -> None:
         """Create the result topics before a job writes them (the broker does not auto-create
@@ -226,7 +238,7 @@ class ResultLoader:
         self,
         t: Table,
         since: Mapping[int, int] | None,
-        held: Mapping[bytes | None, Held],
+        held: Callable[[bytes | None], Held | None],
         counted: Mapping[int, int] | None = None,
     ) -> tuple[dict[bytes | None, Held], dict[tuple[str, int], Position], int]:
         """The keys changed in ``[since, end)`` of ``t``'s topic (``since`` None: from the
@@ -272,6 +284,7 @@ class ResultLoader:
             self._recall(p, committed.positions)
         for t in tables:  # a restarted loader without its memory: what it loaded, read once
             if result_topic(t) not in self._loaded:
+                self._loaded[result_topic(t)], self._deleted[result_topic(t)] = {}, {}
                 self._keep(t, self._read_until(t, since[t.name]))
         rows: dict[str, list[Row]] = {}
         changed: dict[str, dict[bytes | None, Held]] = {}
@@ -293,7 +306,7 @@ class ResultLoader:
             return {t.name: 0 for t in tables}
         self.store.write(live, tables, rows, Checkpoint(committed.batch_seq + 1, positions))
         for t in tables:
-            self._keep(t, self._held(t) | changed[t.name])
+            self._keep(t, changed[t.name])
         self._remember(p, tables, positions)
         return {name: len(r) for name, r in rows.items()}
 
@@ -394,7 +407,7 @@ class ResultLoader:
                         break
                     self.prefix_records += 1
                     # counted when first read
-                    self._fold(t, r, partition, latest, {}, count=False)
+                    self._fold(t, r, partition, latest, _nothing, count=False)
                 offset = records[-1].offset + 1
         return latest
 
@@ -413,9 +426,10 @@ class ResultLoader:
         positions: dict[tuple[str, int], Position] = {}
         self.read_records = 0
         for t in tables:
-            latest, at, read = self._read(t, None, {}, (counted or {}).get(t.name))
+            latest, at, read = self._read(t, None, _nothing, (counted or {}).get(t.name))
             self.read_records += read
             positions |= at
+            self._loaded[result_topic(t)], self._deleted[result_topic(t)] = {}, {}
             self._keep(t, latest)
             rows[t.name] = list(self._loaded[result_topic(t)].values())
         self.store.write(nxt, tables, rows, Checkpoint(1, positions))
@@ -508,6 +522,11 @@ def _row_version(t: Table, row: Row) -> int:
     else:
         last = None
     return last if type(last) is int else -1
+
+
+def _nothing(k: bytes | None) -> Held | None:
+    """What a read from the beginning holds of any key before it."""
+    return None
 
 
 def _newer(got: Held, known: Held) -> bool:

@@ -107,12 +107,12 @@ def full_load(n: int) -> None:
         held: Any,
         count: bool,
     ) -> None:
-        got = self._row(t, r, partition, count)
-        if got is not None:
-            latest[r.key] = got
+        found = self._row(t, r, partition, count)
+        if found is not None:
+            latest[found[0]] = found[1]
 
-    def trusting(key: bytes | None, t: object, r: StoredRecord) -> tuple[None, object]:
-        return None, json.loads(r.value or b"", parse_float=Decimal)
+    def trusting(key: bytes | None, t: object, r: StoredRecord) -> tuple[None, Any, bytes]:
+        return None, json.loads(r.value or b"", parse_float=Decimal), r.key or b""
 
     best = {"trusting": float("inf"), "checking": float("inf"), "unversioned": float("inf")}
     with tempfile.TemporaryDirectory() as tmp:

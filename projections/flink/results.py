@@ -91,6 +91,8 @@ _EXACT = Context(prec=80)  # decimals of up to 38 digits, never rounded (the def
 log = logging.getLogger(__name__)
 
 LIVE, NEXT = "flink", "flink_next"
+# how the memory file names keys (``_ident``); a file without it is not used
+_KEYS = "canonical-columns/v1"
 
 # A key's state in a read: (version, its row; None: deleted as of that version)
 Held = tuple[int, Row | None]
@@ -130,16 +132,18 @@ class ResultLoader:
         # per result topic: the keys deleted by a signed delete, and the version it was as of
         self._deleted: dict[str, dict[bytes | None, int]] = {}
 
-    def _row(self, t: Table, r: StoredRecord, partition: int, count: bool = True) -> Held | None:
+    def _row(
+        self, t: Table, r: StoredRecord, partition: int, count: bool = True
+    ) -> tuple[bytes, Held] | None:
         """(version, the store row of result record ``r``; None: a signed delete), or None
         (logged and counted unless ``count`` is false) when it is not a row of ``t`` the hub's
         Flink job wrote: no valid MAC over the table and its values, or a key that is not the
         row's own (a genuine row under another key would be loaded twice, and its sums
         doubled), or a tombstone without a valid delete signature."""
         if r.value is None:
-            reason, version = _signed_delete(self.row_key, t, r)
+            reason, version, ident = _signed_delete(self.row_key, t, r)
             if reason is None:
-                return version, None
+                return ident, (version, None)
             if count:
                 self.ignored_tombstones += 1
                 if self.ignored_tombstones == 1:  # one line: a flood must not flood the log
@@ -152,9 +156,9 @@ class ResultLoader:
                         reason,
                     )
             return None
-        reason, value = _authentic(self.row_key, t, r)
+        reason, value, ident = _authentic(self.row_key, t, r)
         if reason is None:
-            return _version(t, value), _physical(t, value)
+            return ident, (_version(t, value), _physical(t, value))
         if count:
             self._refuse(result_topic(t), partition, r.offset, reason)
         return None
@@ -177,12 +181,13 @@ class ResultLoader:
     ) -> None:
         """Record ``r`` into ``latest`` (the keys changed by this read) when it is authentic and
         not older than what is known of its key (``latest``, else ``held``)."""
-        got = self._row(t, r, partition, count)
-        if got is None:
+        found = self._row(t, r, partition, count)
+        if found is None:
             return
-        known = latest.get(r.key) or held(r.key)
+        ident, got = found  # the key by its columns: its bytes may be spelled many ways
+        known = latest.get(ident) or held(ident)
         if known is None or _newer(got, known):
-            latest[r.key] = got
+            latest[ident] = got
         elif count:
             self.stale += 1
             reason = (
@@ -322,6 +327,7 @@ class ResultLoader:
             return
         path.parent.mkdir(parents=True, exist_ok=True)
         state = {
+            "keys": _KEYS,
             "positions": sorted([t, part, pos.next_offset] for (t, part), pos in positions.items()),
             "loaded": {
                 result_topic(t): [
@@ -375,8 +381,8 @@ class ResultLoader:
         if state.get("positions") != want:
             return  # a crash between the store write and the file: rebuilt from the topics
         tables = {result_topic(t): t for t in p.tables}
-        if not isinstance(state.get("deleted"), dict):
-            return  # a file of a loader before signed deletes: rebuilt from the topics
+        if state.get("keys") != _KEYS:
+            return  # keyed by record bytes (before signed deletes): rebuilt from the topics
         for topic, items in state["loaded"].items():
             if topic in tables:
                 self._loaded[topic] = {
@@ -452,15 +458,16 @@ class ResultLoader:
         }
 
 
-def _authentic(key: bytes | None, t: Table, r: StoredRecord) -> tuple[str | None, Any]:
-    """(Why result record ``r`` is not an authentic row of ``t``, None; or None, its value)."""
+def _authentic(key: bytes | None, t: Table, r: StoredRecord) -> tuple[str | None, Any, bytes]:
+    """(Why result record ``r`` is not an authentic row of ``t``, None, b""); or (None, its
+    value, its key's identity: ``_ident``)."""
     try:
         value = _DECODE((r.value or b"").decode())
         record_key = _DECODE((r.key or b"").decode())
     except ValueError as exc:  # UnicodeDecodeError included
-        return f"its key or value is not JSON ({exc})", None
+        return f"its key or value is not JSON ({exc})", None, b""
     if not isinstance(value, dict) or not isinstance(record_key, dict):
-        return "its key or value is not a JSON object", None
+        return "its key or value is not a JSON object", None, b""
     columns, key_names = _shape(t)
     try:
         canon = {
@@ -470,14 +477,14 @@ def _authentic(key: bytes | None, t: Table, r: StoredRecord) -> tuple[str | None
             for n, decimal in columns
         }
     except KeyError as exc:
-        return f"it lacks column {exc}", None
+        return f"it lacks column {exc}", None, b""
     except rowmac.RowMacInvalid as exc:
-        return f"it holds {exc}", None
+        return f"it holds {exc}", None, b""
     except ArithmeticError:
-        return "it holds a decimal column that is no number", None
+        return "it holds a decimal column that is no number", None, b""
     reason = rowmac.check_canonical(key, t.name, list(canon.values()), value.get(rowmac.COLUMN))
     if reason is not None:
-        return reason, None
+        return reason, None, b""
     try:
         same = len(record_key) == len(key_names) and all(
             n in record_key and rowmac.canonical(record_key[n]) == canon[n] for n in key_names
@@ -488,22 +495,34 @@ def _authentic(key: bytes | None, t: Table, r: StoredRecord) -> tuple[str | None
         return (
             f"its Kafka key {(r.key or b'')[:200]!r} is not its row's ({', '.join(key_names)})",
             None,
+            b"",
         )
-    return None, value
+    return None, value, _ident([canon[n] for n in key_names])
 
 
-def _signed_delete(key: bytes | None, t: Table, r: StoredRecord) -> tuple[str | None, int]:
-    """(Why tombstone ``r`` is not a signed delete of ``t``'s row under its key, 0), or
-    (None, the version it is as of)."""
+def _signed_delete(key: bytes | None, t: Table, r: StoredRecord) -> tuple[str | None, int, bytes]:
+    """(Why tombstone ``r`` is not a signed delete of ``t``'s row under its key, 0, b""), or
+    (None, the version it is as of, its key's identity: ``_ident``)."""
     try:
         record_key = _DECODE((r.key or b"").decode())
         header = envelope_header(r.headers, rowmac.DELETE_HEADER)
     except (ValueError, DuplicateEnvelopeHeader) as exc:  # not JSON/UTF-8; the header twice
-        return f"its key or {rowmac.DELETE_HEADER} header is unreadable ({exc})", 0
+        return f"its key or {rowmac.DELETE_HEADER} header is unreadable ({exc})", 0, b""
     _, key_names = _shape(t)
     if not isinstance(record_key, dict) or sorted(record_key) != sorted(key_names):
-        return f"its Kafka key {(r.key or b'')[:200]!r} is not a key of {t.name}", 0
-    return rowmac.check_delete(key, t.name, [record_key[n] for n in key_names], header)
+        return f"its Kafka key {(r.key or b'')[:200]!r} is not a key of {t.name}", 0, b""
+    values = [record_key[n] for n in key_names]
+    reason, version = rowmac.check_delete(key, t.name, values, header)
+    if reason is not None:
+        return reason, 0, b""
+    return None, version, _ident([rowmac.canonical(v) for v in values])
+
+
+def _ident(canon: Sequence[str | None]) -> bytes:
+    """A result key's identity: its columns made canonical (``rowmac.canonical``), in key
+    order. Not the record's key bytes: the same key spelled another way (column order, spaces,
+    ``1.0`` for ``1``) is the same partial row, which must not be loaded twice."""
+    return json.dumps(canon, separators=(",", ":")).encode()
 
 
 def _version(t: Table, value: Mapping[str, Any]) -> int:

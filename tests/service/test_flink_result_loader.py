@@ -385,3 +385,17 @@ def test_a_job_rerun_from_the_start_never_shows_a_partial_total_and_converges(
         hub.log, hub.projections.store("analytics"), memory=tmp_path / "loader", row_key=ROW_KEY
     )
     assert restarted.load(PAYMENT_AGGREGATES, [TABLE]) == {"aml_daily": 0}
+    # a memory file of a loader that named keys by their record bytes (no "keys") is not
+    # used: the loaded rows are read once from the topic, and a new row is a delta of its key
+    path = tmp_path / "loader" / "payment_aggregates.json"
+    state = json.loads(path.read_text())
+    assert state.pop("keys") == "canonical-columns/v1"
+    path.write_text(json.dumps(state))
+    hub.log.append(topic, [partial("A2", 0, 2, "19000.00", 12)])
+    older = ResultLoader(
+        hub.log, hub.projections.store("analytics"), memory=tmp_path / "loader", row_key=ROW_KEY
+    )
+    assert older.load(PAYMENT_AGGREGATES, [TABLE]) == {"aml_daily": 1}
+    assert older.prefix_records > 0
+    assert merged(older)["A2"] == (2, Decimal("19000.00"))
+    assert full_reload_digest(hub) == older.digest(PAYMENT_AGGREGATES, TABLE)

@@ -279,7 +279,8 @@ class FeatureVectorLoader:
 
     def load(self, view: FeatureView) -> list[dict[str, Any]]:
         topic = result_topic(view)
-        latest: dict[bytes | None, dict[str, Any] | None] = {}
+        # by the scored event, not the key's bytes: one key spelled two ways is one vector
+        latest: dict[tuple[int, int], dict[str, Any] | None] = {}
         self.read_records = 0
         try:
             ends = self.log.end_offsets(topic)
@@ -296,7 +297,7 @@ class FeatureVectorLoader:
                 for r in records:
                     ok, row = self._vector(view, r)
                     if ok:
-                        latest[r.key] = row
+                        latest[_result_key(topic, r.key)] = row
                 offset = records[-1].offset + 1
         return [row for row in latest.values() if row is not None]
 

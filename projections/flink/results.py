@@ -41,7 +41,9 @@ kept) fails the check and is ignored like a stale one, so the loaded rows come f
 Every row must carry the job's ``row_mac`` (``projections.flink.rowmac``) over its table and
 values, and sit under its own Kafka key; a row that does not (a producer to ``flink.*`` without
 the hub's key writing another tenant's rows, a genuine row re-keyed to be loaded twice) is
-refused: not loaded, counted in ``refused``, logged with its offset and reason. Its offset is
+refused: not loaded, counted in ``refused``, logged with its offset and reason. A key is its
+columns made canonical (``_ident``), not its bytes: the same key spelled another way is the
+same partial row. Its offset is
 still passed (a refused row never blocks the rows after it).
 
 Versions: a row's ``src_last`` (the source offset its key's partial row was folded up to; inside

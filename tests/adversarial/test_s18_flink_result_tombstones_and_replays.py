@@ -128,6 +128,12 @@ def test_a_producer_to_flink_topics_cannot_delete_a_feature_vector(
         signed = delete_header(key, mac_name(PAYMENT_RISK), [0, 5], 0)
         _produce(kafka, wire, [(record_key, None, [(DELETE_HEADER, signed)])])
         assert companion.load()["vectors"] == 0
+        # the vector again, and under its key spelled another way: one scored event, one vector
+        respelled = json.dumps({"ev_offset": 5, "ev_partition": 0}).encode()
+        body = json.dumps(value).encode()
+        _produce(kafka, wire, [(record_key, body, []), (respelled, body, [])])
+        assert len(companion._loader.load(PAYMENT_RISK)) == 1
+        assert companion.load()["vectors"] == 1
     finally:
         store.close()
 

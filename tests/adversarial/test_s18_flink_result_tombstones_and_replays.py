@@ -24,7 +24,7 @@ from hub.flink import row_key
 from projections.catalog import PAYMENT_AGGREGATES
 from projections.flink.compile import partial_columns, result_topic
 from projections.flink.results import ResultLoader
-from projections.flink.rowmac import COLUMN, DELETE_HEADER, row_mac
+from projections.flink.rowmac import COLUMN, DELETE_HEADER, delete_header, row_mac
 
 pytestmark = pytest.mark.integration
 
@@ -74,22 +74,28 @@ def test_a_producer_to_flink_topics_can_neither_delete_nor_roll_back_a_view_row(
         return [(r["events"], r["amount"]) for r in loader.rows(PAYMENT_AGGREGATES, TABLE)]
 
     assert a1() == [(2, Decimal("18200.00"))]
-    # 1. a tombstone under A1's key; 2. one with a made-up signature; 3. the first genuine
+    # 1. a tombstone under A1's key; 2. one with a made-up signature; 4. the first genuine
     # running total sent again (MAC valid, older version)
+    # 3. a genuine signature with a second header beside it (no copy of a repeated envelope
+    # header is read, whichever comes first)
     made_up = json.dumps({"version": 99, "mac": "00" * 32}).encode()
+    ident = json.loads(second[0])
+    names = (*TABLE.key, "src_topic", "src_partition")
+    genuine = delete_header(key, TABLE.name, [ident[n] for n in names], 7)
     _produce(
         kafka,
         wire,
         [
             (second[0], None, []),
             (second[0], None, [(DELETE_HEADER, made_up)]),
+            (second[0], None, [(DELETE_HEADER, made_up), (DELETE_HEADER, genuine)]),
             first,
         ],
     )
     loader.load(PAYMENT_AGGREGATES, [TABLE])
     assert a1() == [(2, Decimal("18200.00"))]  # neither deleted nor rolled back to 9100
-    assert (loader.ignored_tombstones, loader.stale, loader.refused) == (2, 1, 0)
-    assert loader.read_records == 3  # no full reload forced
+    assert (loader.ignored_tombstones, loader.stale, loader.refused) == (3, 1, 0)
+    assert loader.read_records == 4  # no full reload forced
 
 
 def test_a_producer_to_flink_topics_cannot_delete_a_feature_vector(
@@ -101,7 +107,6 @@ def test_a_producer_to_flink_topics_cannot_delete_a_feature_vector(
     from hub.ml_setup import feature_vectors
     from ml.flink_features import MAC_COLUMNS, mac_name
     from ml.flink_features import result_topic as vector_topic
-    from projections.flink.rowmac import delete_header
 
     h, prefix = kafka_hub
     key = row_key(h.settings)

@@ -399,3 +399,18 @@ def test_a_job_rerun_from_the_start_never_shows_a_partial_total_and_converges(
     assert older.prefix_records > 0
     assert merged(older)["A2"] == (2, Decimal("19000.00"))
     assert full_reload_digest(hub) == older.digest(PAYMENT_AGGREGATES, TABLE)
+
+
+def test_a_version_respelled_gains_nothing(hub: Hub) -> None:
+    """A genuine row's ``src_last`` respelled (3 as 3.0: the same number, so its MAC still
+    holds) is no version at all: older than the row held, never newer. (Two ``hub_row_delete``
+    headers on one tombstone: the hub's own log refuses the append; from Kafka the loader
+    reads no copy and ignores the tombstone.)"""
+    loader = loaded_with(hub, [partial("A1", 0, 2, "18200.00", 7)])
+    old = partial("A1", 0, 1, "9100.00", 3)
+    respelled = (old.value or b"").replace(b'"src_last": 3', b'"src_last": 3.0')
+    assert respelled != old.value
+    hub.log.append(result_topic(TABLE), [Record(respelled, key=old.key)])
+    loader.load(PAYMENT_AGGREGATES, [TABLE])
+    assert merged(loader) == {"A1": (2, Decimal("18200.00"))}
+    assert (loader.stale, loader.refused) == (1, 0)

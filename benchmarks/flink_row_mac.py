@@ -111,8 +111,8 @@ def full_load(n: int) -> None:
         if found is not None:
             latest[found[0]] = found[1]
 
-    def trusting(key: bytes | None, t: object, r: StoredRecord) -> tuple[None, Any, bytes]:
-        return None, json.loads(r.value or b"", parse_float=Decimal), r.key or b""
+    def trusting(key: bytes | None, t: object, r: StoredRecord) -> tuple[None, Any, Any]:
+        return None, json.loads(r.value or b"", parse_float=Decimal), (str(r.key),)
 
     best = {"trusting": float("inf"), "checking": float("inf"), "unversioned": float("inf")}
     with tempfile.TemporaryDirectory() as tmp:

@@ -69,7 +69,6 @@ nothing an attacker can append: per key the newest version wins, as in a full re
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import json
@@ -94,8 +93,10 @@ log = logging.getLogger(__name__)
 
 LIVE, NEXT = "flink", "flink_next"
 # how the memory file names keys (``_ident``); a file without it is not used
-_KEYS = "canonical-columns/v1"
+_KEYS = "canonical-columns/v2"
 
+# A result key's identity (``_ident``)
+Ident = tuple[str | None, ...]
 # A key's state in a read: (version, its row; None: deleted as of that version)
 Held = tuple[int, Row | None]
 
@@ -119,7 +120,7 @@ class ResultLoader:
         self.memory = memory  # a folder for the memory files, one per projection
         self.memory_key = memory_key  # their MAC key (None: files are trusted as they are)
         # per result topic: the newest partial row loaded per key (its store row form)
-        self._loaded: dict[str, dict[bytes | None, Row]] = {}
+        self._loaded: dict[str, dict[Ident, Row]] = {}
         self.read_records = 0  # records the last ``load`` read (all partitions, all tables)
         self.prefix_records = 0  # records read to rebuild the memory (a restart without file)
         self.row_key = row_key
@@ -132,11 +133,11 @@ class ResultLoader:
         self.stale = 0
         self.ignored_tombstones = 0
         # per result topic: the keys deleted by a signed delete, and the version it was as of
-        self._deleted: dict[str, dict[bytes | None, int]] = {}
+        self._deleted: dict[str, dict[Ident, int]] = {}
 
     def _row(
         self, t: Table, r: StoredRecord, partition: int, count: bool = True
-    ) -> tuple[bytes, Held] | None:
+    ) -> tuple[Ident, Held] | None:
         """(version, the store row of result record ``r``; None: a signed delete), or None
         (logged and counted unless ``count`` is false) when it is not a row of ``t`` the hub's
         Flink job wrote: no valid MAC over the table and its values, or a key that is not the
@@ -177,8 +178,8 @@ class ResultLoader:
         t: Table,
         r: StoredRecord,
         partition: int,
-        latest: dict[bytes | None, Held],
-        held: Callable[[bytes | None], Held | None],
+        latest: dict[Ident, Held],
+        held: Callable[[Ident], Held | None],
         count: bool,
     ) -> None:
         """Record ``r`` into ``latest`` (the keys changed by this read) when it is authentic and
@@ -207,13 +208,13 @@ class ResultLoader:
                     reason,
                 )
 
-    def _held(self, t: Table) -> Callable[[bytes | None], Held | None]:
+    def _held(self, t: Table) -> Callable[[Ident], Held | None]:
         """What the loader holds of a key of ``t`` (a loaded row or a signed delete, versioned),
         looked up per key: a load costs what it reads, not what is loaded."""
         topic = result_topic(t)
         loaded, deleted = self._loaded.get(topic, {}), self._deleted.get(topic, {})
 
-        def held(k: bytes | None) -> Held | None:
+        def held(k: Ident) -> Held | None:
             row = loaded.get(k)
             if row is not None:
                 return _row_version(t, row), row
@@ -222,7 +223,7 @@ class ResultLoader:
 
         return held
 
-    def _keep(self, t: Table, changed: Mapping[bytes | None, Held]) -> None:
+    def _keep(self, t: Table, changed: Mapping[Ident, Held]) -> None:
         """Make the keys ``changed`` (their newest) what the loader holds of them."""
         topic = result_topic(t)
         loaded = self._loaded.setdefault(topic, {})
@@ -245,15 +246,15 @@ class ResultLoader:
         self,
         t: Table,
         since: Mapping[int, int] | None,
-        held: Callable[[bytes | None], Held | None],
+        held: Callable[[Ident], Held | None],
         counted: Mapping[int, int] | None = None,
-    ) -> tuple[dict[bytes | None, Held], dict[tuple[str, int], Position], int]:
+    ) -> tuple[dict[Ident, Held], dict[tuple[str, int], Position], int]:
         """The keys changed in ``[since, end)`` of ``t``'s topic (``since`` None: from the
         beginning) past what is ``held`` of them, each with its newest (version, row; None: a
         signed delete), the end offsets read up to, and the records read. Records below
         ``counted`` (a full reload after loads) were counted and logged when first read."""
         topic = result_topic(t)
-        latest: dict[bytes | None, Held] = {}
+        latest: dict[Ident, Held] = {}
         positions, read = {}, 0
         starts = self.log.beginning_offsets(topic)
         for partition, end in sorted(self.log.end_offsets(topic).items()):
@@ -294,7 +295,7 @@ class ResultLoader:
                 self._loaded[result_topic(t)], self._deleted[result_topic(t)] = {}, {}
                 self._keep(t, self._read_until(t, since[t.name]))
         rows: dict[str, list[Row]] = {}
-        changed: dict[str, dict[bytes | None, Held]] = {}
+        changed: dict[str, dict[Ident, Held]] = {}
         positions: dict[tuple[str, int], Position] = {}
         for t in tables:  # 3.
             latest, at, read = self._read(t, since[t.name], self._held(t))
@@ -333,14 +334,13 @@ class ResultLoader:
             "positions": sorted([t, part, pos.next_offset] for (t, part), pos in positions.items()),
             "loaded": {
                 result_topic(t): [
-                    [None if k is None else base64.b64encode(k).decode(), _jsonable(row)]
-                    for k, row in self._loaded[result_topic(t)].items()
+                    [list(k), _jsonable(row)] for k, row in self._loaded[result_topic(t)].items()
                 ]
                 for t in tables
             },
             "deleted": {
                 result_topic(t): [
-                    [None if k is None else base64.b64encode(k).decode(), version]
+                    [list(k), version]
                     for k, version in self._deleted.get(result_topic(t), {}).items()
                 ]
                 for t in tables
@@ -388,21 +388,18 @@ class ResultLoader:
         for topic, items in state["loaded"].items():
             if topic in tables:
                 self._loaded[topic] = {
-                    None if k is None else base64.b64decode(k): _physical(
-                        tables[topic], _partial(tables[topic], row)
-                    )
+                    tuple(k): _physical(tables[topic], _partial(tables[topic], row))
                     for k, row in items
                 }
                 self._deleted[topic] = {
-                    None if k is None else base64.b64decode(k): int(version)
-                    for k, version in state["deleted"].get(topic, [])
+                    tuple(k): int(version) for k, version in state["deleted"].get(topic, [])
                 }
 
-    def _read_until(self, t: Table, until: Mapping[int, int]) -> dict[bytes | None, Held]:
+    def _read_until(self, t: Table, until: Mapping[int, int]) -> dict[Ident, Held]:
         """The newest (version, row) per key below the committed positions ``until`` (counted
         in ``prefix_records``): what the loads up to them held."""
         topic = result_topic(t)
-        latest: dict[bytes | None, Held] = {}
+        latest: dict[Ident, Held] = {}
         starts = self.log.beginning_offsets(topic)
         for partition, end in sorted(until.items()):
             offset = starts.get(partition, 0)
@@ -460,16 +457,16 @@ class ResultLoader:
         }
 
 
-def _authentic(key: bytes | None, t: Table, r: StoredRecord) -> tuple[str | None, Any, bytes]:
-    """(Why result record ``r`` is not an authentic row of ``t``, None, b""); or (None, its
+def _authentic(key: bytes | None, t: Table, r: StoredRecord) -> tuple[str | None, Any, Ident]:
+    """(Why result record ``r`` is not an authentic row of ``t``, None, ()); or (None, its
     value, its key's identity: ``_ident``)."""
     try:
         value = _DECODE((r.value or b"").decode())
         record_key = _DECODE((r.key or b"").decode())
     except ValueError as exc:  # UnicodeDecodeError included
-        return f"its key or value is not JSON ({exc})", None, b""
+        return f"its key or value is not JSON ({exc})", None, ()
     if not isinstance(value, dict) or not isinstance(record_key, dict):
-        return "its key or value is not a JSON object", None, b""
+        return "its key or value is not a JSON object", None, ()
     columns, key_names = _shape(t)
     try:
         canon = {
@@ -479,14 +476,14 @@ def _authentic(key: bytes | None, t: Table, r: StoredRecord) -> tuple[str | None
             for n, decimal in columns
         }
     except KeyError as exc:
-        return f"it lacks column {exc}", None, b""
+        return f"it lacks column {exc}", None, ()
     except rowmac.RowMacInvalid as exc:
-        return f"it holds {exc}", None, b""
+        return f"it holds {exc}", None, ()
     except ArithmeticError:
-        return "it holds a decimal column that is no number", None, b""
+        return "it holds a decimal column that is no number", None, ()
     reason = rowmac.check_canonical(key, t.name, list(canon.values()), value.get(rowmac.COLUMN))
     if reason is not None:
-        return reason, None, b""
+        return reason, None, ()
     try:
         same = len(record_key) == len(key_names) and all(
             n in record_key and rowmac.canonical(record_key[n]) == canon[n] for n in key_names
@@ -497,34 +494,34 @@ def _authentic(key: bytes | None, t: Table, r: StoredRecord) -> tuple[str | None
         return (
             f"its Kafka key {(r.key or b'')[:200]!r} is not its row's ({', '.join(key_names)})",
             None,
-            b"",
+            (),
         )
     return None, value, _ident([canon[n] for n in key_names])
 
 
-def _signed_delete(key: bytes | None, t: Table, r: StoredRecord) -> tuple[str | None, int, bytes]:
-    """(Why tombstone ``r`` is not a signed delete of ``t``'s row under its key, 0, b""), or
+def _signed_delete(key: bytes | None, t: Table, r: StoredRecord) -> tuple[str | None, int, Ident]:
+    """(Why tombstone ``r`` is not a signed delete of ``t``'s row under its key, 0, ()), or
     (None, the version it is as of, its key's identity: ``_ident``)."""
     try:
         record_key = _DECODE((r.key or b"").decode())
         header = envelope_header(r.headers, rowmac.DELETE_HEADER)
     except (ValueError, DuplicateEnvelopeHeader) as exc:  # not JSON/UTF-8; the header twice
-        return f"its key or {rowmac.DELETE_HEADER} header is unreadable ({exc})", 0, b""
+        return f"its key or {rowmac.DELETE_HEADER} header is unreadable ({exc})", 0, ()
     _, key_names = _shape(t)
     if not isinstance(record_key, dict) or sorted(record_key) != sorted(key_names):
-        return f"its Kafka key {(r.key or b'')[:200]!r} is not a key of {t.name}", 0, b""
+        return f"its Kafka key {(r.key or b'')[:200]!r} is not a key of {t.name}", 0, ()
     values = [record_key[n] for n in key_names]
     reason, version = rowmac.check_delete(key, t.name, values, header)
     if reason is not None:
-        return reason, 0, b""
+        return reason, 0, ()
     return None, version, _ident([rowmac.canonical(v) for v in values])
 
 
-def _ident(canon: Sequence[str | None]) -> bytes:
+def _ident(canon: Sequence[str | None]) -> Ident:
     """A result key's identity: its columns made canonical (``rowmac.canonical``), in key
     order. Not the record's key bytes: the same key spelled another way (column order, spaces,
     ``1.0`` for ``1``) is the same partial row, which must not be loaded twice."""
-    return json.dumps(canon, separators=(",", ":")).encode()
+    return tuple(canon)
 
 
 def _version(t: Table, value: Mapping[str, Any]) -> int:
@@ -545,7 +542,7 @@ def _row_version(t: Table, row: Row) -> int:
     return last if type(last) is int else -1
 
 
-def _nothing(k: bytes | None) -> Held | None:
+def _nothing(k: Ident) -> Held | None:
     """What a read from the beginning holds of any key before it."""
     return None
 

@@ -389,7 +389,7 @@ def test_a_job_rerun_from_the_start_never_shows_a_partial_total_and_converges(
     # used: the loaded rows are read once from the topic, and a new row is a delta of its key
     path = tmp_path / "loader" / "payment_aggregates.json"
     state = json.loads(path.read_text())
-    assert state.pop("keys") == "canonical-columns/v1"
+    assert state.pop("keys") == "canonical-columns/v2"
     path.write_text(json.dumps(state))
     hub.log.append(topic, [partial("A2", 0, 2, "19000.00", 12)])
     older = ResultLoader(

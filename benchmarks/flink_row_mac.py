@@ -10,6 +10,7 @@ records in ONE process, alternating round by round:
 Thread CPU time per record, best of ``--rounds``; rows of ``payment_aggregates.aml_daily``.
 With ``--load N``: also a whole full load (``ResultLoader._full``: read, check, write to chDB) of
 N rows from a hub's log, checked against the same loader trusting the rows (the parse only),
+and checked without the per-key version rule (each record replacing its key's, as before s18),
 alternated, best wall time of 3 each.
 
     .venv/bin/python -m benchmarks.flink_row_mac --records 5000 --rounds 7 --load 20000
@@ -21,10 +22,11 @@ import argparse
 import json
 import time
 from decimal import Decimal
+from typing import Any
 
 from core.ports.eventlog import StoredRecord
 from projections.catalog import PAYMENT_AGGREGATES
-from projections.flink.compile import partial_columns
+from projections.flink.compile import partial_columns, result_topic
 from projections.flink.results import _authentic, _physical
 from projections.flink.rowmac import COLUMN, row_mac
 
@@ -94,23 +96,44 @@ def full_load(n: int) -> None:
     from projections.flink import results
 
     checking = results._authentic
+    versioned = results.ResultLoader._fold
 
-    def trusting(key: bytes | None, t: object, r: StoredRecord) -> tuple[None, object]:
-        return None, json.loads(r.value or b"", parse_float=Decimal)
+    def unversioned(
+        self: results.ResultLoader,
+        t: Any,
+        r: StoredRecord,
+        partition: int,
+        latest: dict[Any, Any],
+        held: Any,
+        count: bool,
+    ) -> None:
+        found = self._row(t, r, partition, count)
+        if found is not None:
+            latest[found[0]] = found[1]
 
-    best = {"trusting": float("inf"), "checking": float("inf")}
+    def trusting(key: bytes | None, t: object, r: StoredRecord) -> tuple[None, Any, Any]:
+        return None, json.loads(r.value or b"", parse_float=Decimal), (str(r.key),)
+
+    best = {"trusting": float("inf"), "checking": float("inf"), "unversioned": float("inf")}
     with tempfile.TemporaryDirectory() as tmp:
         environ = {"HUB_PROJECTION_AUTOSTART": "false"}
         hub = bootstrap(load_settings(environ=environ, data_dir=Path(tmp)))
-        topic = results.result_topic(TABLE)
+        topic = result_topic(TABLE)
         hub.log.create_topic(topic, 1)
         hub.log.append(topic, [Record(r.value, key=r.key) for r in records(n)])
         store = hub.projections.store("analytics")
         store.ensure(Target(PAYMENT_AGGREGATES.name, results.LIVE), [TABLE])
         try:
             for _ in range(3):
-                for name, fn in (("trusting", trusting), ("checking", checking)):
-                    results._authentic = fn  # type: ignore[assignment]
+                for name, fn in (
+                    ("trusting", trusting),
+                    ("checking", checking),
+                    ("unversioned", checking),
+                ):
+                    results._authentic = fn
+                    results.ResultLoader._fold = (  # type: ignore[method-assign]
+                        unversioned if name == "unversioned" else versioned
+                    )
                     loader = results.ResultLoader(hub.log, store, row_key=KEY)
                     t0 = time.perf_counter()
                     loader._full(PAYMENT_AGGREGATES, [TABLE])
@@ -119,10 +142,13 @@ def full_load(n: int) -> None:
                     assert len(loader.rows(PAYMENT_AGGREGATES, TABLE)) == n
         finally:
             results._authentic = checking
+            results.ResultLoader._fold = versioned  # type: ignore[method-assign]
             hub.close()
     ratio = best["checking"] / best["trusting"]
     print(f"full load of {n} rows: trusting {best['trusting']:.2f} s, checking ", end="")
     print(f"{best['checking']:.2f} s ({ratio:.2f}x)")
+    ratio = best["checking"] / best["unversioned"]
+    print(f"  checking without per-key versions {best['unversioned']:.2f} s: versions {ratio:.2f}x")
 
 
 if __name__ == "__main__":

@@ -35,8 +35,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from core.errors import ConfigError, InvalidInput, TopicNotFound
-from core.ports.eventlog import EventLog, StoredRecord, TopicPartition
+from core.errors import ConfigError, DuplicateEnvelopeHeader, InvalidInput, TopicNotFound
+from core.ports.eventlog import EventLog, StoredRecord, TopicPartition, envelope_header
 from core.ports.ml import AttributeVersion, FeatureStore, FeatureVectors, SeriesPoint
 from domain.features import VIEWS, FeatureView
 from projections.flink import rowmac
@@ -208,10 +208,12 @@ def mac_name(view: FeatureView) -> str:
 
 
 class FeatureVectorLoader:
-    """Reads a view's result topic: the newest vector per scored event (tombstones remove).
-    A vector without a valid MAC under ``row_key`` (the one the hub gives its Flink jobs) is
-    refused: counted in ``refused``, logged, not loaded (whoever can produce to ``flink.*``
-    cannot write vectors, so cannot steer a model trained on them)."""
+    """Reads a view's result topic: the newest vector per scored event (signed tombstones
+    remove). A vector without a valid MAC under ``row_key`` (the one the hub gives its Flink
+    jobs) is refused: counted in ``refused``, logged, not loaded (whoever can produce to
+    ``flink.*`` cannot write vectors, so cannot steer a model trained on them). A tombstone
+    without a valid ``rowmac.DELETE_HEADER`` is ignored (``ignored_tombstones``, the first
+    logged): nobody without the key can delete a vector (the job emits no deletes)."""
 
     def __init__(self, log: EventLog, batch: int = 5000, row_key: bytes | None = None) -> None:
         self.log = log
@@ -219,11 +221,31 @@ class FeatureVectorLoader:
         self.read_records = 0
         self.row_key = row_key
         self.refused = 0
+        self.ignored_tombstones = 0
 
     def _vector(self, view: FeatureView, r: StoredRecord) -> tuple[bool, dict[str, Any] | None]:
         """(True, the vector row; None: a tombstone) or (False, None): refused and logged."""
         if r.value is None:
-            return True, None
+            try:  # a key not the job's, or the header twice, is no delete (nor a load's end)
+                at = _result_key(r.topic, r.key)
+                header = envelope_header(r.headers, rowmac.DELETE_HEADER)
+            except (InvalidInput, DuplicateEnvelopeHeader) as exc:
+                why: str | None = str(exc)
+            else:
+                why, _ = rowmac.check_delete(self.row_key, mac_name(view), list(at), header)
+            if why is None:
+                return True, None
+            self.ignored_tombstones += 1
+            if self.ignored_tombstones == 1:  # one line: a flood must not flood the log
+                log.warning(
+                    "Flink feature tombstone %s/%d@%d ignored, nothing deleted: %s (further ones "
+                    "are counted in ignored_tombstones, not logged)",
+                    r.topic,
+                    r.partition,
+                    r.offset,
+                    why,
+                )
+            return False, None
         try:
             value = json.loads(r.value)
             ok = isinstance(value, dict)
@@ -257,7 +279,8 @@ class FeatureVectorLoader:
 
     def load(self, view: FeatureView) -> list[dict[str, Any]]:
         topic = result_topic(view)
-        latest: dict[bytes | None, dict[str, Any] | None] = {}
+        # by the scored event, not the key's bytes: one key spelled two ways is one vector
+        latest: dict[tuple[int, int], dict[str, Any] | None] = {}
         self.read_records = 0
         try:
             ends = self.log.end_offsets(topic)
@@ -274,7 +297,7 @@ class FeatureVectorLoader:
                 for r in records:
                     ok, row = self._vector(view, r)
                     if ok:
-                        latest[r.key] = row
+                        latest[_result_key(topic, r.key)] = row
                 offset = records[-1].offset + 1
         return [row for row in latest.values() if row is not None]
 

@@ -25,8 +25,8 @@ and a load reads only the records past them:
      store write: its ``sum`` columns are the new running value minus the one loaded before,
      every other column (keys, min/max, first/last with their times, the source range) the new
      value, which the read view's merge (min, max, argMin, argMax) makes win anyway;
-  4. a tombstone of a key already loaded (Flink retracted a row: min/max cannot be retracted)
-     falls back to a full reload (step 2).
+  4. a signed delete (below) of a key already loaded falls back to a full reload (step 2):
+     a delta row cannot retract min/max.
 The previous value of each key is the loader's memory of what it loaded. With a ``memory`` file
 the loader saves it after each committed load, beside the positions it holds; a loader new to the
 process (a restart) reads that file, and uses it only when its positions are the store's
@@ -41,24 +41,46 @@ kept) fails the check and is ignored like a stale one, so the loaded rows come f
 Every row must carry the job's ``row_mac`` (``projections.flink.rowmac``) over its table and
 values, and sit under its own Kafka key; a row that does not (a producer to ``flink.*`` without
 the hub's key writing another tenant's rows, a genuine row re-keyed to be loaded twice) is
-refused: not loaded, counted in ``refused``, logged with its offset and reason. Its offset is
+refused: not loaded, counted in ``refused``, logged with its offset and reason. A key is its
+columns made canonical (``_ident``), not its bytes: the same key spelled another way is the
+same partial row. Its offset is
 still passed (a refused row never blocks the rows after it).
+
+Versions: a row's ``src_last`` (the source offset its key's partial row was folded up to; inside
+its MAC) only grows while the job runs. The loader keeps, per key, the newest version it
+accepted and refuses a row of a lower one (``stale`` += 1, in ``refusals``, the first logged):
+re-sending an older genuine row no longer rolls a running total back. An equal version is
+accepted (the same fold: a restart from a checkpoint re-emits it). A job re-run from the
+earliest offsets (no state) rewinds: it emits each key's rows again from its first event, all
+older than what the loader holds, so they are refused and the loaded value stays the newest
+until the re-run passes it, then moves on; at the re-run's end every key is at its final row
+again (the source's offsets only grow, so the re-run reaches at least the old versions). Readers
+so never see a re-run's partial totals; the cost is refusals counted during a re-run. A source
+topic recreated (offsets from 0 again) needs new result topics and a fresh loader: its rows
+would all be older.
+
+Deletes: a tombstone is applied only when signed (``rowmac.DELETE_HEADER``, over the table, the
+key and a version V): it removes a key held at a version <= V, and the key's rows of a version
+<= V are refused afterwards (a replayed row cannot bring it back). An unsigned one is ignored:
+counted in ``ignored_tombstones``, the first logged (a producer to ``flink.*`` could otherwise
+delete a loaded row, or force the full reload that drops it). The order of records decides
+nothing an attacker can append: per key the newest version wins, as in a full reload.
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import json
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Context, Decimal
 from pathlib import Path
 from typing import Any
 
-from core.ports.eventlog import EventLog, StoredRecord
+from core.errors import DuplicateEnvelopeHeader
+from core.ports.eventlog import EventLog, StoredRecord, envelope_header
 from core.ports.views import Checkpoint, Position, Target, ViewStore
 from core.projection import Projection, Row, Table
 from projections.digest import digest
@@ -70,6 +92,13 @@ _EXACT = Context(prec=80)  # decimals of up to 38 digits, never rounded (the def
 log = logging.getLogger(__name__)
 
 LIVE, NEXT = "flink", "flink_next"
+# how the memory file names keys (``_ident``); a file without it is not used
+_KEYS = "canonical-columns/v2"
+
+# A result key's identity (``_ident``)
+Ident = tuple[str | None, ...]
+# A key's state in a read: (version, its row; None: deleted as of that version)
+Held = tuple[int, Row | None]
 
 
 class ResultLoader:
@@ -91,7 +120,7 @@ class ResultLoader:
         self.memory = memory  # a folder for the memory files, one per projection
         self.memory_key = memory_key  # their MAC key (None: files are trusted as they are)
         # per result topic: the newest partial row loaded per key (its store row form)
-        self._loaded: dict[str, dict[bytes | None, Row]] = {}
+        self._loaded: dict[str, dict[Ident, Row]] = {}
         self.read_records = 0  # records the last ``load`` read (all partitions, all tables)
         self.prefix_records = 0  # records read to rebuild the memory (a restart without file)
         self.row_key = row_key
@@ -99,31 +128,113 @@ class ResultLoader:
         # the newest of them (topic, partition, offset, reason): nothing is dropped unseen
         self.refused = 0
         self.refusals: list[tuple[str, int, int, str]] = []
+        # genuine rows older than the version held for their key (a replay, or a re-run not yet
+        # past it), and tombstones without a valid signature: counted, the first logged
+        self.stale = 0
+        self.ignored_tombstones = 0
+        # per result topic: the keys deleted by a signed delete, and the version it was as of
+        self._deleted: dict[str, dict[Ident, int]] = {}
 
     def _row(
         self, t: Table, r: StoredRecord, partition: int, count: bool = True
-    ) -> tuple[bool, Row | None]:
-        """(True, the store row of result record ``r``; None: a tombstone), or (False, None)
-        (logged and counted) when it is not a row of ``t`` the hub's Flink job wrote: no valid
-        MAC over the table and its values, or a key that is not the row's own (a genuine row
-        under another key would be loaded twice, and its sums doubled)."""
+    ) -> tuple[Ident, Held] | None:
+        """(version, the store row of result record ``r``; None: a signed delete), or None
+        (logged and counted unless ``count`` is false) when it is not a row of ``t`` the hub's
+        Flink job wrote: no valid MAC over the table and its values, or a key that is not the
+        row's own (a genuine row under another key would be loaded twice, and its sums
+        doubled), or a tombstone without a valid delete signature."""
         if r.value is None:
-            return True, None  # an upsert-kafka tombstone carries no value to authenticate
-        reason, value = _authentic(self.row_key, t, r)
+            reason, version, ident = _signed_delete(self.row_key, t, r)
+            if reason is None:
+                return ident, (version, None)
+            if count:
+                self.ignored_tombstones += 1
+                if self.ignored_tombstones == 1:  # one line: a flood must not flood the log
+                    log.warning(
+                        "Flink result tombstone %s/%d@%d ignored, nothing deleted: %s (further "
+                        "ones are counted in ignored_tombstones, not logged)",
+                        result_topic(t),
+                        partition,
+                        r.offset,
+                        reason,
+                    )
+            return None
+        reason, value, ident = _authentic(self.row_key, t, r)
         if reason is None:
-            return True, _physical(t, value)
+            return ident, (_version(t, value), _physical(t, value))
         if count:
-            topic = result_topic(t)
-            self.refused += 1
-            self.refusals = [*self.refusals[-99:], (topic, partition, r.offset, reason)]
-            log.warning(
-                "Flink result record %s/%d@%d refused, not loaded: %s",
-                topic,
-                partition,
-                r.offset,
-                reason,
+            self._refuse(result_topic(t), partition, r.offset, reason)
+        return None
+
+    def _refuse(self, topic: str, partition: int, offset: int, reason: str) -> None:
+        self.refused += 1
+        self.refusals = [*self.refusals[-99:], (topic, partition, offset, reason)]
+        log.warning(
+            "Flink result record %s/%d@%d refused, not loaded: %s", topic, partition, offset, reason
+        )
+
+    def _fold(
+        self,
+        t: Table,
+        r: StoredRecord,
+        partition: int,
+        latest: dict[Ident, Held],
+        held: Callable[[Ident], Held | None],
+        count: bool,
+    ) -> None:
+        """Record ``r`` into ``latest`` (the keys changed by this read) when it is authentic and
+        not older than what is known of its key (``latest``, else ``held``)."""
+        found = self._row(t, r, partition, count)
+        if found is None:
+            return
+        ident, got = found  # the key by its columns: its bytes may be spelled many ways
+        known = latest.get(ident) or held(ident)
+        if known is None or _newer(got, known):
+            latest[ident] = got
+        elif count:
+            self.stale += 1
+            reason = (
+                f"its version ({_said(got)}) is older than its key's ({_said(known)}): a "
+                "replayed older row, or a re-run of the job not yet past it"
             )
-        return False, None
+            self.refusals = [*self.refusals[-99:], (result_topic(t), partition, r.offset, reason)]
+            if self.stale == 1:
+                log.warning(
+                    "Flink result record %s/%d@%d not loaded: %s (further ones are counted in "
+                    "stale, not logged)",
+                    result_topic(t),
+                    partition,
+                    r.offset,
+                    reason,
+                )
+
+    def _held(self, t: Table) -> Callable[[Ident], Held | None]:
+        """What the loader holds of a key of ``t`` (a loaded row or a signed delete, versioned),
+        looked up per key: a load costs what it reads, not what is loaded."""
+        topic = result_topic(t)
+        loaded, deleted = self._loaded.get(topic, {}), self._deleted.get(topic, {})
+
+        def held(k: Ident) -> Held | None:
+            row = loaded.get(k)
+            if row is not None:
+                return _row_version(t, row), row
+            version = deleted.get(k)
+            return None if version is None else (version, None)
+
+        return held
+
+    def _keep(self, t: Table, changed: Mapping[Ident, Held]) -> None:
+        """Make the keys ``changed`` (their newest) what the loader holds of them."""
+        topic = result_topic(t)
+        loaded = self._loaded.setdefault(topic, {})
+        deleted = self._deleted.setdefault(topic, {})
+        for k, (version, row) in changed.items():
+            if row is None:
+                loaded.pop(k, None)
+                deleted[k] = version
+            else:
+                loaded[k] = row
+                deleted.pop(k, None)
 
     def ensure_topics(self, tables: Sequence[Table]) -> None:
         """Create the result topics before a job writes them (the broker does not auto-create
@@ -132,12 +243,18 @@ class ResultLoader:
             self.log.create_topic(result_topic(t), 1)
 
     def _read(
-        self, t: Table, since: Mapping[int, int] | None
-    ) -> tuple[dict[bytes | None, Row | None], dict[tuple[str, int], Position], int]:
-        """The newest value per key (None: a tombstone) in ``[since, end)`` of ``t``'s topic
-        (``since`` None: from the beginning), the end offsets read up to, and the records read."""
+        self,
+        t: Table,
+        since: Mapping[int, int] | None,
+        held: Callable[[Ident], Held | None],
+        counted: Mapping[int, int] | None = None,
+    ) -> tuple[dict[Ident, Held], dict[tuple[str, int], Position], int]:
+        """The keys changed in ``[since, end)`` of ``t``'s topic (``since`` None: from the
+        beginning) past what is ``held`` of them, each with its newest (version, row; None: a
+        signed delete), the end offsets read up to, and the records read. Records below
+        ``counted`` (a full reload after loads) were counted and logged when first read."""
         topic = result_topic(t)
-        latest: dict[bytes | None, Row | None] = {}
+        latest: dict[Ident, Held] = {}
         positions, read = {}, 0
         starts = self.log.beginning_offsets(topic)
         for partition, end in sorted(self.log.end_offsets(topic).items()):
@@ -147,10 +264,9 @@ class ResultLoader:
                 if not records:
                     break
                 read += len(records)
+                below = (counted or {}).get(partition, 0)
                 for r in records:
-                    ok, row = self._row(t, r, partition)
-                    if ok:
-                        latest[r.key] = row
+                    self._fold(t, r, partition, latest, held, count=r.offset >= below)
                 offset = records[-1].offset + 1
             positions[(topic, partition)] = Position(max(end, offset))
         return latest, positions, read
@@ -176,29 +292,29 @@ class ResultLoader:
             self._recall(p, committed.positions)
         for t in tables:  # a restarted loader without its memory: what it loaded, read once
             if result_topic(t) not in self._loaded:
-                before = {
-                    k: v for k, v in self._read_until(t, since[t.name]).items() if v is not None
-                }
-                self._loaded[result_topic(t)] = before
+                self._loaded[result_topic(t)], self._deleted[result_topic(t)] = {}, {}
+                self._keep(t, self._read_until(t, since[t.name]))
         rows: dict[str, list[Row]] = {}
-        changed: dict[str, dict[bytes | None, Row]] = {}
+        changed: dict[str, dict[Ident, Held]] = {}
         positions: dict[tuple[str, int], Position] = {}
         for t in tables:  # 3.
-            latest, at, read = self._read(t, since[t.name])
+            latest, at, read = self._read(t, since[t.name], self._held(t))
             self.read_records += read
             positions |= at
             loaded = self._loaded[result_topic(t)]
-            if any(v is None and k in loaded for k, v in latest.items()):
-                return self._full(p, tables)  # 4.
-            changed[t.name] = {k: v for k, v in latest.items() if v is not None}
-            rows[t.name] = [_delta(t, loaded.get(k), v) for k, v in changed[t.name].items()]
+            if any(row is None and k in loaded for k, (_, row) in latest.items()):
+                return self._full(p, tables, since)  # 4.
+            changed[t.name] = latest
+            rows[t.name] = [
+                _delta(t, loaded.get(k), row) for k, (_, row) in latest.items() if row is not None
+            ]
         if not any(rows.values()) and all(
             committed.positions.get(k) == v for k, v in positions.items()
         ):
             return {t.name: 0 for t in tables}
         self.store.write(live, tables, rows, Checkpoint(committed.batch_seq + 1, positions))
         for t in tables:
-            self._loaded[result_topic(t)].update(changed[t.name])
+            self._keep(t, changed[t.name])
         self._remember(p, tables, positions)
         return {name: len(r) for name, r in rows.items()}
 
@@ -214,11 +330,18 @@ class ResultLoader:
             return
         path.parent.mkdir(parents=True, exist_ok=True)
         state = {
+            "keys": _KEYS,
             "positions": sorted([t, part, pos.next_offset] for (t, part), pos in positions.items()),
             "loaded": {
                 result_topic(t): [
-                    [None if k is None else base64.b64encode(k).decode(), _jsonable(row)]
-                    for k, row in self._loaded[result_topic(t)].items()
+                    [list(k), _jsonable(row)] for k, row in self._loaded[result_topic(t)].items()
+                ]
+                for t in tables
+            },
+            "deleted": {
+                result_topic(t): [
+                    [list(k), version]
+                    for k, version in self._deleted.get(result_topic(t), {}).items()
                 ]
                 for t in tables
             },
@@ -260,20 +383,23 @@ class ResultLoader:
         if state.get("positions") != want:
             return  # a crash between the store write and the file: rebuilt from the topics
         tables = {result_topic(t): t for t in p.tables}
+        if state.get("keys") != _KEYS:
+            return  # keyed by record bytes (before signed deletes): rebuilt from the topics
         for topic, items in state["loaded"].items():
             if topic in tables:
                 self._loaded[topic] = {
-                    None if k is None else base64.b64decode(k): _physical(
-                        tables[topic], _partial(tables[topic], row)
-                    )
+                    tuple(k): _physical(tables[topic], _partial(tables[topic], row))
                     for k, row in items
                 }
+                self._deleted[topic] = {
+                    tuple(k): int(version) for k, version in state["deleted"].get(topic, [])
+                }
 
-    def _read_until(self, t: Table, until: Mapping[int, int]) -> dict[bytes | None, Row | None]:
-        """The newest value per key below the committed positions ``until`` (counted in
-        ``prefix_records``)."""
+    def _read_until(self, t: Table, until: Mapping[int, int]) -> dict[Ident, Held]:
+        """The newest (version, row) per key below the committed positions ``until`` (counted
+        in ``prefix_records``): what the loads up to them held."""
         topic = result_topic(t)
-        latest: dict[bytes | None, Row | None] = {}
+        latest: dict[Ident, Held] = {}
         starts = self.log.beginning_offsets(topic)
         for partition, end in sorted(until.items()):
             offset = starts.get(partition, 0)
@@ -285,14 +411,19 @@ class ResultLoader:
                     if r.offset >= end:
                         break
                     self.prefix_records += 1
-                    ok, row = self._row(t, r, partition, count=False)  # counted when first read
-                    if ok:
-                        latest[r.key] = row
+                    # counted when first read
+                    self._fold(t, r, partition, latest, _nothing, count=False)
                 offset = records[-1].offset + 1
         return latest
 
-    def _full(self, p: Projection, tables: Sequence[Table]) -> dict[str, int]:
-        """Step 2: every record into the next target, swapped in; the memory reseeded."""
+    def _full(
+        self,
+        p: Projection,
+        tables: Sequence[Table],
+        counted: Mapping[str, Mapping[int, int]] | None = None,
+    ) -> dict[str, int]:
+        """Step 2: every record into the next target, swapped in; the memory reseeded.
+        ``counted``: per table, the offsets below which records were counted already."""
         live, nxt = Target(p.name, LIVE), Target(p.name, NEXT)
         self.store.drop(nxt, tables)
         self.store.ensure(nxt, tables)
@@ -300,12 +431,12 @@ class ResultLoader:
         positions: dict[tuple[str, int], Position] = {}
         self.read_records = 0
         for t in tables:
-            latest, at, read = self._read(t, None)
+            latest, at, read = self._read(t, None, _nothing, (counted or {}).get(t.name))
             self.read_records += read
             positions |= at
-            kept = {k: v for k, v in latest.items() if v is not None}
-            self._loaded[result_topic(t)] = kept
-            rows[t.name] = list(kept.values())
+            self._loaded[result_topic(t)], self._deleted[result_topic(t)] = {}, {}
+            self._keep(t, latest)
+            rows[t.name] = list(self._loaded[result_topic(t)].values())
         self.store.write(nxt, tables, rows, Checkpoint(1, positions))
         self.store.swap(live, nxt, tables)
         self._remember(p, tables, positions)
@@ -326,15 +457,16 @@ class ResultLoader:
         }
 
 
-def _authentic(key: bytes | None, t: Table, r: StoredRecord) -> tuple[str | None, Any]:
-    """(Why result record ``r`` is not an authentic row of ``t``, None; or None, its value)."""
+def _authentic(key: bytes | None, t: Table, r: StoredRecord) -> tuple[str | None, Any, Ident]:
+    """(Why result record ``r`` is not an authentic row of ``t``, None, ()); or (None, its
+    value, its key's identity: ``_ident``)."""
     try:
         value = _DECODE((r.value or b"").decode())
         record_key = _DECODE((r.key or b"").decode())
     except ValueError as exc:  # UnicodeDecodeError included
-        return f"its key or value is not JSON ({exc})", None
+        return f"its key or value is not JSON ({exc})", None, ()
     if not isinstance(value, dict) or not isinstance(record_key, dict):
-        return "its key or value is not a JSON object", None
+        return "its key or value is not a JSON object", None, ()
     columns, key_names = _shape(t)
     try:
         canon = {
@@ -344,14 +476,14 @@ def _authentic(key: bytes | None, t: Table, r: StoredRecord) -> tuple[str | None
             for n, decimal in columns
         }
     except KeyError as exc:
-        return f"it lacks column {exc}", None
+        return f"it lacks column {exc}", None, ()
     except rowmac.RowMacInvalid as exc:
-        return f"it holds {exc}", None
+        return f"it holds {exc}", None, ()
     except ArithmeticError:
-        return "it holds a decimal column that is no number", None
+        return "it holds a decimal column that is no number", None, ()
     reason = rowmac.check_canonical(key, t.name, list(canon.values()), value.get(rowmac.COLUMN))
     if reason is not None:
-        return reason, None
+        return reason, None, ()
     try:
         same = len(record_key) == len(key_names) and all(
             n in record_key and rowmac.canonical(record_key[n]) == canon[n] for n in key_names
@@ -362,8 +494,70 @@ def _authentic(key: bytes | None, t: Table, r: StoredRecord) -> tuple[str | None
         return (
             f"its Kafka key {(r.key or b'')[:200]!r} is not its row's ({', '.join(key_names)})",
             None,
+            (),
         )
-    return None, value
+    return None, value, _ident([canon[n] for n in key_names])
+
+
+def _signed_delete(key: bytes | None, t: Table, r: StoredRecord) -> tuple[str | None, int, Ident]:
+    """(Why tombstone ``r`` is not a signed delete of ``t``'s row under its key, 0, ()), or
+    (None, the version it is as of, its key's identity: ``_ident``)."""
+    try:
+        record_key = _DECODE((r.key or b"").decode())
+        header = envelope_header(r.headers, rowmac.DELETE_HEADER)
+    except (ValueError, DuplicateEnvelopeHeader) as exc:  # not JSON/UTF-8; the header twice
+        return f"its key or {rowmac.DELETE_HEADER} header is unreadable ({exc})", 0, ()
+    _, key_names = _shape(t)
+    if not isinstance(record_key, dict) or sorted(record_key) != sorted(key_names):
+        return f"its Kafka key {(r.key or b'')[:200]!r} is not a key of {t.name}", 0, ()
+    values = [record_key[n] for n in key_names]
+    reason, version = rowmac.check_delete(key, t.name, values, header)
+    if reason is not None:
+        return reason, 0, ()
+    return None, version, _ident([rowmac.canonical(v) for v in values])
+
+
+def _ident(canon: Sequence[str | None]) -> Ident:
+    """A result key's identity: its columns made canonical (``rowmac.canonical``), in key
+    order. Not the record's key bytes: the same key spelled another way (column order, spaces,
+    ``1.0`` for ``1``) is the same partial row, which must not be loaded twice."""
+    return tuple(canon)
+
+
+def _version(t: Table, value: Mapping[str, Any]) -> int:
+    """The version of an authentic result row: the source offset its key was folded up to
+    (covered by its MAC); -1 when it has none (an append table's rows never change)."""
+    last = value.get("src_last") if t.kind != "append" else None
+    return last if type(last) is int else -1
+
+
+def _row_version(t: Table, row: Row) -> int:
+    """``_version`` of a loaded row (the store's row form)."""
+    if t.kind == "aggregate":
+        last = row.get("src_last")
+    elif t.kind == "entity":
+        last = row["src_offsets"][0][3]
+    else:
+        last = None
+    return last if type(last) is int else -1
+
+
+def _nothing(k: Ident) -> Held | None:
+    """What a read from the beginning holds of any key before it."""
+    return None
+
+
+def _newer(got: Held, known: Held) -> bool:
+    """Whether ``got`` replaces ``known`` for one key: a row of a version at least the row's
+    held (a restart re-emits the same one), or above a delete's; a delete as of a version at
+    least the one held."""
+    if got[1] is not None and known[1] is None:
+        return got[0] > known[0]
+    return got[0] >= known[0]
+
+
+def _said(h: Held) -> str:
+    return f"{'deleted as of' if h[1] is None else 'src_last'} {h[0]}"
 
 
 _DECODE = json.JSONDecoder(parse_float=Decimal).decode  # one decoder, not one per record

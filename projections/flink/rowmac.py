@@ -27,6 +27,7 @@ from typing import Any
 
 ROW_KEY_ENV = "HUB_FLINK_ROW_KEY"  # hex, in the job's environment
 COLUMN = "row_mac"  # the result topics' column holding it
+DELETE_HEADER = "hub_row_delete"  # a signed tombstone's header
 FUNCTION = "hub_row_mac"  # the job's scalar function computing it
 _WIDE = Context(prec=100)  # DECIMAL(38, s) never rounded while normalised
 
@@ -93,3 +94,41 @@ def check_canonical(
             "hub's key)"
         )
     return None
+
+
+def delete_mac(key: bytes, name: str, key_values: Sequence[Any], version: int) -> str:
+    """The hex MAC of a delete of the row of result ``name`` under key columns ``key_values``
+    (in key order), as of ``version``."""
+    canon = [canonical(v) for v in key_values]
+    message = json.dumps(["hub-flink-delete/v1", name, canon, version], separators=(",", ":"))
+    return hmac.new(key, message.encode(), hashlib.sha256).hexdigest()
+
+
+def delete_header(key: bytes, name: str, key_values: Sequence[Any], version: int) -> bytes:
+    """The ``DELETE_HEADER`` value of a signed tombstone (see the module docstring)."""
+    mac = delete_mac(key, name, key_values, version)
+    return json.dumps({"version": version, "mac": mac}, separators=(",", ":")).encode()
+
+
+def check_delete(
+    key: bytes | None, name: str, key_values: Sequence[Any], header: bytes | None
+) -> tuple[str | None, int]:
+    """(Why a tombstone is not a signed delete, 0), or (None, the version it is as of)."""
+    if key is None:
+        return "the loader holds no row key, so no delete can be authenticated", 0
+    if header is None:
+        return f"it carries no {DELETE_HEADER} header (not a delete the hub signed)", 0
+    try:
+        got = json.loads(header)
+        version, mac = got["version"], got["mac"]
+    except (ValueError, TypeError, KeyError):
+        return f'its {DELETE_HEADER} header is not {{"version": V, "mac": M}}', 0
+    if type(version) is not int or not isinstance(mac, str):
+        return f'its {DELETE_HEADER} header is not {{"version": V, "mac": M}}', 0
+    try:
+        want = delete_mac(key, name, key_values, version)
+    except RowMacInvalid as exc:
+        return f"its key holds {exc}", 0
+    if not hmac.compare_digest(mac, want):
+        return f"its {DELETE_HEADER} does not match its key and version (forged or edited)", 0
+    return None, version

@@ -262,11 +262,15 @@ class FlinkProjections:
             }
             p = self._projection(spec.name)
             if loader is not None and p.store == "analytics":
-                before = loader.refused
+                before = (loader.refused, loader.stale, loader.ignored_tombstones)
                 loader.load(p, spec.tables)  # the result topics into chDB
                 out[spec.name]["analytics"] = {t.name: loader.digest(p, t) for t in spec.tables}
-                # rows that failed authentication (each logged): none from the hub's own job
-                out[spec.name]["refused_rows"] = loader.refused - before
+                # rows that failed authentication (each logged): none from the hub's own job;
+                # genuine rows older than the loaded ones (a replay, or a re-run catching up);
+                # unsigned tombstones (the job emits none): the first of each kind logged
+                out[spec.name]["refused_rows"] = loader.refused - before[0]
+                out[spec.name]["stale_rows"] = loader.stale - before[1]
+                out[spec.name]["ignored_tombstones"] = loader.ignored_tombstones - before[2]
         if cep is not None:
             matches = {p.name: len(self.views.alert_rows(p)) for p in self.patterns}
             out[CEP] = {"matches": matches, "alerts_raised": len(self.fire_alerts())}

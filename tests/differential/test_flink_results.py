@@ -9,9 +9,12 @@ with the upsert-kafka connector; ``ResultLoader`` folds the topics into the anal
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from projections.catalog import PROJECTIONS
+from projections.flink.compile import result_topic
 from projections.flink.results import ResultLoader
 from tests.differential.conftest import ROW_KEY, FlinkSession
 
@@ -41,3 +44,37 @@ def test_loading_again_changes_nothing(flink_session: FlinkSession) -> None:
     assert loader.load(p, tables) == {t.name: 0 for t in tables}
     assert loader.read_records == 0
     assert {t.name: loader.digest(p, t) for t in tables} == flink_session.chdb["market_bars"]
+
+
+def test_the_job_writes_no_tombstone_and_no_row_older_than_its_key(
+    flink_session: FlinkSession,
+) -> None:
+    """What the loader's delete and version rules rest on (``projections.flink.results``): the
+    job's result queries emit upserts only (a tombstone needs the hub's signature, and the job
+    has no way to sign one), and a key's ``src_last`` never goes down while the job runs. So a
+    read of the hub's own job's topics refuses nothing, finds no row stale and ignores no
+    tombstone."""
+    hub = flink_session.views.hub
+    loader = ResultLoader(hub.log, hub.projections.store("analytics"), row_key=ROW_KEY)
+    p = {p.name: p for p in PROJECTIONS}
+    rows = 0
+    for name, digests in flink_session.chdb.items():
+        for table in digests:
+            loader._read(p[name].table(table), None, lambda k: None)  # a full read: no write
+            assert (loader.refused, loader.stale, loader.ignored_tombstones) == (0, 0, 0)
+            topic = result_topic(p[name].table(table))
+            last: dict[bytes | None, int] = {}
+            for partition, end in hub.log.end_offsets(topic).items():
+                offset = 0
+                while offset < end:
+                    records = hub.log.read(topic, partition, offset, 5000)
+                    if not records:
+                        break
+                    for r in records:
+                        assert r.value is not None, (topic, r.offset)
+                        version = json.loads(r.value).get("src_last", -1)
+                        assert version >= last.get(r.key, -1), (topic, r.offset, r.key)
+                        last[r.key] = version
+                        rows += 1
+                    offset = records[-1].offset + 1
+    assert rows > 0

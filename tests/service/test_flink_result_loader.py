@@ -227,3 +227,190 @@ def test_flink_status_and_metrics_show_committed_offsets_loader_position_and_lag
         "hub_flink_loader_offset",
         "hub_flink_loader_lag_records",
     } <= scraped()
+
+
+# -- deletes and versions (``projections.flink.results``: signed deletes, src_last per key) -------
+KEY_COLUMNS = (*TABLE.key, "src_topic", "src_partition")
+
+
+def tombstone(account: str, src_partition: int, signed_as_of: int | None = None) -> Record:
+    """A null value under the partial row's key; with ``signed_as_of`` the hub's delete header
+    over the key and that version (what only the row key's holder can make)."""
+    from projections.flink.rowmac import DELETE_HEADER, delete_header
+
+    key = json.loads(partial(account, src_partition, 1, "1", 0).key or b"")
+    headers: tuple[tuple[str, bytes], ...] = ()
+    if signed_as_of is not None:
+        values = [key[n] for n in KEY_COLUMNS]
+        headers = ((DELETE_HEADER, delete_header(ROW_KEY, TABLE.name, values, signed_as_of)),)
+    return Record(value=None, key=json.dumps(key, sort_keys=True).encode(), headers=headers)
+
+
+def loaded_with(hub: Hub, records: list[Record], memory: Path | None = None) -> ResultLoader:
+    topic = result_topic(TABLE)
+    hub.log.create_topic(topic, 1)
+    hub.log.append(topic, records)
+    loader = ResultLoader(
+        hub.log, hub.projections.store("analytics"), memory=memory, row_key=ROW_KEY
+    )
+    loader.load(PAYMENT_AGGREGATES, [TABLE])
+    return loader
+
+
+def test_an_unsigned_tombstone_deletes_nothing_and_forces_no_reload(hub: Hub) -> None:
+    """Before, any producer to ``flink.*`` deleted a loaded row with a null value (and the full
+    reload it forced dropped the key). Now a tombstone without the hub's delete signature, or
+    with one forged, for another key, or of another table, is ignored and counted."""
+    from projections.flink.rowmac import DELETE_HEADER, delete_header
+
+    loader = loaded_with(
+        hub, [partial("A1", 0, 2, "18200.00", 7), partial("A2", 0, 1, "9500.00", 4)]
+    )
+    plain = tombstone("A1", 0)
+    a2 = json.loads(tombstone("A2", 0).key or b"")
+    signed_a2 = delete_header(ROW_KEY, TABLE.name, [a2[n] for n in KEY_COLUMNS], 99)
+    guessed = delete_header(b"\0" * 32, TABLE.name, [a2[n] for n in KEY_COLUMNS], 99)
+    other_table = delete_header(ROW_KEY, "aml_other", [a2[n] for n in KEY_COLUMNS], 99)
+    hub.log.append(
+        result_topic(TABLE),
+        [
+            plain,
+            Record(value=None, key=plain.key, headers=((DELETE_HEADER, guessed),)),
+            Record(value=None, key=plain.key, headers=((DELETE_HEADER, signed_a2),)),  # A2's
+            Record(value=None, key=plain.key, headers=((DELETE_HEADER, other_table),)),
+            Record(value=None, key=plain.key, headers=((DELETE_HEADER, b"not json"),)),
+        ],
+    )
+    assert loader.load(PAYMENT_AGGREGATES, [TABLE]) == {"aml_daily": 0}
+    assert loader.read_records == 5  # only the new records: no full reload
+    assert loader.ignored_tombstones == 5
+    assert merged(loader) == {"A1": (2, Decimal("18200.00")), "A2": (1, Decimal("9500.00"))}
+    # a full reload (a fresh store's first load) ignores them too
+    assert full_reload_digest(hub) == loader.digest(PAYMENT_AGGREGATES, TABLE)
+
+
+def test_a_signed_delete_removes_the_row_and_no_replay_brings_it_back(
+    hub: Hub, tmp_path: Path
+) -> None:
+    memory = tmp_path / "loader"
+    loader = loaded_with(
+        hub, [partial("A1", 0, 2, "18200.00", 7), partial("A2", 0, 1, "9500.00", 4)], memory
+    )
+    topic = result_topic(TABLE)
+    # a delete as of a version older than the row held does not remove it
+    hub.log.append(topic, [tombstone("A1", 0, signed_as_of=6)])
+    loader.load(PAYMENT_AGGREGATES, [TABLE])
+    assert "A1" in merged(loader) and loader.stale == 1
+    # as of the held version: removed (a full reload: a delta row cannot retract)
+    hub.log.append(topic, [tombstone("A1", 0, signed_as_of=7)])
+    loader.load(PAYMENT_AGGREGATES, [TABLE])
+    assert merged(loader) == {"A2": (1, Decimal("9500.00"))}
+    # the deleted row replayed (genuine, MAC valid): refused, by this loader, by one restarted
+    # with its memory file, and by one restarted without it (the topic's prefix re-read)
+    replay = partial("A1", 0, 2, "18200.00", 7)
+    hub.log.append(topic, [replay])
+    loader.load(PAYMENT_AGGREGATES, [TABLE])
+    assert "A1" not in merged(loader) and loader.stale == 2
+    for kept in (memory, None):
+        hub.log.append(topic, [replay])
+        again = ResultLoader(
+            hub.log, hub.projections.store("analytics"), memory=kept, row_key=ROW_KEY
+        )
+        again.load(PAYMENT_AGGREGATES, [TABLE])
+        assert "A1" not in merged(again) and again.stale == 1
+        assert again.prefix_records == (0 if kept else len(hub.log.read(topic, 0, 0, 100)) - 1)
+    assert full_reload_digest(hub) == loader.digest(PAYMENT_AGGREGATES, TABLE)
+    # the job folding A1 further writes a newer row: loaded again; the old delete replayed
+    # afterwards (signed, but as of an older version) removes nothing
+    hub.log.append(topic, [partial("A1", 0, 3, "27300.00", 9), tombstone("A1", 0, 7)])
+    loader.load(PAYMENT_AGGREGATES, [TABLE])
+    assert merged(loader)["A1"] == (3, Decimal("27300.00"))
+    assert full_reload_digest(hub) == loader.digest(PAYMENT_AGGREGATES, TABLE)
+
+
+def test_an_older_genuine_row_is_refused_and_a_newer_one_applied(hub: Hub) -> None:
+    """Before, re-sending A1's first genuine row (events 1) after its running total (events
+    2) rolled the total back until the job wrote A1 again."""
+    loader = loaded_with(hub, [partial("A1", 0, 1, "9100.00", 3), partial("A1", 0, 2, "18200", 7)])
+    topic = result_topic(TABLE)
+    hub.log.append(topic, [partial("A1", 0, 1, "9100.00", 3)])
+    assert loader.load(PAYMENT_AGGREGATES, [TABLE]) == {"aml_daily": 0}
+    assert merged(loader) == {"A1": (2, Decimal("18200.00"))}
+    assert loader.stale == 1 and "older than its key's" in loader.refusals[-1][3]
+    assert loader.refused == 0  # genuine, so not counted as a forgery
+    # the old row and the newer one in one batch, in either order: the newer wins
+    hub.log.append(
+        topic,
+        [
+            partial("A1", 0, 3, "27300.00", 9),
+            partial("A1", 0, 1, "9100.00", 3),
+            partial("A2", 0, 1, "5.00", 4),
+        ],
+    )
+    assert loader.load(PAYMENT_AGGREGATES, [TABLE]) == {"aml_daily": 2}
+    assert merged(loader) == {"A1": (3, Decimal("27300.00")), "A2": (1, Decimal("5.00"))}
+    assert loader.stale == 2
+    # an equal version is the same fold (a restart from a checkpoint re-emits it): accepted
+    hub.log.append(topic, [partial("A1", 0, 3, "27300.00", 9)])
+    loader.load(PAYMENT_AGGREGATES, [TABLE])
+    assert loader.stale == 2 and merged(loader)["A1"] == (3, Decimal("27300.00"))
+    assert full_reload_digest(hub) == loader.digest(PAYMENT_AGGREGATES, TABLE)
+
+
+def test_a_job_rerun_from_the_start_never_shows_a_partial_total_and_converges(
+    hub: Hub, tmp_path: Path
+) -> None:
+    """A job re-run without state (earliest offsets) re-emits every key from its first event:
+    the loader keeps the newest total it holds until the re-run passes it, then follows; at the
+    re-run's end the views equal the first run's, and a full reload's."""
+    first_run = [
+        partial("A1", 0, 1, "9100.00", 3),
+        partial("A1", 0, 2, "18200.00", 7),
+        partial("A2", 0, 1, "9500.00", 4),
+    ]
+    loader = loaded_with(hub, first_run, tmp_path / "loader")
+    before = loader.digest(PAYMENT_AGGREGATES, TABLE)
+    topic = result_topic(TABLE)
+    # the re-run stopped (or the loader ran) mid-way: A1 only at its first event so far
+    hub.log.append(topic, [first_run[0]])
+    loader.load(PAYMENT_AGGREGATES, [TABLE])
+    assert merged(loader)["A1"] == (2, Decimal("18200.00"))  # not rolled back to 9100
+    # the re-run goes on past where the first run ended (new events since)
+    hub.log.append(topic, [*first_run[1:], partial("A1", 0, 3, "27300.00", 9)])
+    loader.load(PAYMENT_AGGREGATES, [TABLE])
+    assert merged(loader) == {"A1": (3, Decimal("27300.00")), "A2": (1, Decimal("9500.00"))}
+    assert loader.stale == 1  # A1's first row; the equal versions were accepted
+    assert full_reload_digest(hub) == loader.digest(PAYMENT_AGGREGATES, TABLE) != before
+    restarted = ResultLoader(
+        hub.log, hub.projections.store("analytics"), memory=tmp_path / "loader", row_key=ROW_KEY
+    )
+    assert restarted.load(PAYMENT_AGGREGATES, [TABLE]) == {"aml_daily": 0}
+    # a memory file of a loader that named keys by their record bytes (no "keys") is not
+    # used: the loaded rows are read once from the topic, and a new row is a delta of its key
+    path = tmp_path / "loader" / "payment_aggregates.json"
+    state = json.loads(path.read_text())
+    assert state.pop("keys") == "canonical-columns/v2"
+    path.write_text(json.dumps(state))
+    hub.log.append(topic, [partial("A2", 0, 2, "19000.00", 12)])
+    older = ResultLoader(
+        hub.log, hub.projections.store("analytics"), memory=tmp_path / "loader", row_key=ROW_KEY
+    )
+    assert older.load(PAYMENT_AGGREGATES, [TABLE]) == {"aml_daily": 1}
+    assert older.prefix_records > 0
+    assert merged(older)["A2"] == (2, Decimal("19000.00"))
+    assert full_reload_digest(hub) == older.digest(PAYMENT_AGGREGATES, TABLE)
+
+
+def test_a_version_respelled_gains_nothing(hub: Hub) -> None:
+    """A genuine row's ``src_last`` respelled (3 as 3.0: the same number, so its MAC still
+    holds) is no version at all: older than the row held, never newer. (Two ``hub_row_delete``
+    headers on one tombstone: the hub's own log refuses the append; from Kafka the loader
+    reads no copy and ignores the tombstone.)"""
+    loader = loaded_with(hub, [partial("A1", 0, 2, "18200.00", 7)])
+    old = partial("A1", 0, 1, "9100.00", 3)
+    respelled = (old.value or b"").replace(b'"src_last": 3', b'"src_last": 3.0')
+    assert respelled != old.value
+    hub.log.append(result_topic(TABLE), [Record(respelled, key=old.key)])
+    loader.load(PAYMENT_AGGREGATES, [TABLE])
+    assert merged(loader) == {"A1": (2, Decimal("18200.00"))}
+    assert (loader.stale, loader.refused) == (1, 0)

@@ -697,7 +697,7 @@ def _verify_leaves_and_tree(
 ) -> bool:
     """1-3 (see the module docstring); ``authed``: a full run's, see :class:`_Cursor`."""
     store = ledger.store
-    encoder = LeafEncoder()
+    encoder = LeafEncoder(threads=ledger.config.hash_threads)
     cursors = _Cursors(authed)
     last = {} if last is None else last
     tree = TreeBuilder() if builder is None else builder

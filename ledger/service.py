@@ -536,7 +536,7 @@ class Ledger:
         if not count:
             return 0
         batch = self._encoder.column_batch(chunks, size)  # hashes + side-index columns
-        nodes = TreeBuilder(size, conn.chunk).append(batch.hashes)
+        nodes = TreeBuilder(size, conn.chunk, threads=self.config.hash_threads).append(batch.hashes)
         # 3. leaves and nodes; 4. positions
         conn.append_batch(batch, nodes)
         conn.set_positions(moved)

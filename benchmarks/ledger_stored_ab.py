@@ -179,6 +179,10 @@ def main() -> None:
             f"{median(x['append'] / n * 1e6 for x in rs):.2f} us/rec; sync "
             f"{median(x['sync'] / n * 1e6 for x in rs):.3f} us/leaf; append+sync {both:,.0f}/CPU s"
         )
+        print(
+            f"{side}: sync us/leaf per round: "
+            + ", ".join(f"{x['sync'] / n * 1e6:.3f}" for x in rs)
+        )
         if not args.each and not args.every:  # one timed sync: its wall time too
             print(
                 f"{side}: sync wall {median(n / x['sync_wall'] for x in rs):,.0f} leaves/s = "

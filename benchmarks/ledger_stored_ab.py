@@ -14,11 +14,19 @@ opens (CRC, inflate) each handed batch in the appending thread, which the old tr
 
 ``--verify`` times a full ``verify_ledger`` after the sync (entries per CPU s). The child runs
 each tree's own copy of this script: copy this one into the old tree when it predates a flag.
+
+``--threads N`` sets ``LedgerConfig.hash_threads`` (session 18: the native leaf hashing on up
+to N threads, GIL released) where the tree has it; a tree without it hashes on one. CPU
+seconds count every thread of the process, so per-CPU-s figures do not gain from threads;
+wall seconds (``time.perf_counter``) are reported beside them, and on this shared, loaded
+2-core machine they depend on what else runs; so is the calling thread's own CPU
+(``time.thread_time``): the critical path, what the wall would be with a free core per thread.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import os
@@ -40,6 +48,7 @@ def one_round(
     parts: int = 1,
     every: int = 0,
     verify: bool = False,
+    threads: int = 0,
 ) -> dict[str, float]:
     from adapters.local_signer import LocalKeyFileSigner
     from adapters.sqlite_log import SqliteEventLog
@@ -59,11 +68,12 @@ def one_round(
     log = SqliteEventLog(tmp / "log.sqlite", synchronous="OFF", mac_key=KEY)
     log.create_topic("trades", parts)
     signer = LocalKeyFileSigner(tmp / "keys" / "ledger.key", "bench/ledger")
-    ledger = Ledger(
-        log, TileLedgerStore(tmp / "ledger.sqlite"), signer, LedgerConfig(origin="bench/ledger")
-    )
+    config = LedgerConfig(origin="bench/ledger")
+    if threads and hasattr(config, "hash_threads"):
+        config = dataclasses.replace(config, hash_threads=threads)
+    ledger = Ledger(log, TileLedgerStore(tmp / "ledger.sqlite"), signer, config)
     batches = [ledger_records(min(step, events - s), s) for s in range(0, events, step)]
-    spent = {"append": 0.0, "sync": 0.0, "imports": imports}
+    spent = {"append": 0.0, "sync": 0.0, "imports": imports, "sync_wall": 0.0}
     for k, recs in enumerate(batches, 1):
         t0 = time.process_time()
         if txn:
@@ -82,9 +92,11 @@ def one_round(
             ledger.sync()
             spent["sync"] += time.process_time() - t0
     if not each:
-        t0 = time.process_time()
+        t0, w0, c0 = time.process_time(), time.perf_counter(), time.thread_time()
         ledger.sync()
         spent["sync"] += time.process_time() - t0
+        spent["sync_wall"] += time.perf_counter() - w0
+        spent["sync_caller"] = time.thread_time() - c0
     assert ledger.store.tree_size() == events
     ledger.sync(force_checkpoint=True)
     cp = ledger.store.latest_checkpoint()
@@ -96,9 +108,11 @@ def one_round(
     if verify:  # ``hub ledger verify --full``'s work (steps 1-9), CPU of this process
         from ledger.verify import verify_ledger
 
-        t0 = time.process_time()
+        t0, w0, c0 = time.process_time(), time.perf_counter(), time.thread_time()
         report = verify_ledger(ledger)
         spent["verify"] = time.process_time() - t0
+        spent["verify_wall"] = time.perf_counter() - w0
+        spent["verify_caller"] = time.thread_time() - c0
         assert report.ok and report.leaves == events, report.as_dict()
     ledger.close()
     log.close()
@@ -116,6 +130,7 @@ def main() -> None:
     ap.add_argument("--partitions", type=int, default=1, help="of the topic (keys spread)")
     ap.add_argument("--every", type=int, default=0, help="sync after every N appends")
     ap.add_argument("--verify", action="store_true", help="then a full verify_ledger, timed")
+    ap.add_argument("--threads", type=int, default=0, help="LedgerConfig.hash_threads (0: default)")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -127,6 +142,7 @@ def main() -> None:
             args.partitions,
             args.every,
             args.verify,
+            args.threads,
         )
         print(json.dumps(child))
         return
@@ -135,6 +151,7 @@ def main() -> None:
     got: dict[str, list[dict[str, float]]] = {k: [] for k in trees}
     flags = [f"--events={args.events}", f"--append={args.append}"]
     flags += [f"--partitions={args.partitions}", f"--every={args.every}"]
+    flags += [f"--threads={args.threads}"]
     flags += ["--txn"] * args.txn + ["--each"] * args.each + ["--verify"] * args.verify
     for r in range(args.rounds):
         order = list(trees) if r % 2 == 0 else list(reversed(trees))
@@ -162,12 +179,26 @@ def main() -> None:
             f"{median(x['append'] / n * 1e6 for x in rs):.2f} us/rec; sync "
             f"{median(x['sync'] / n * 1e6 for x in rs):.3f} us/leaf; append+sync {both:,.0f}/CPU s"
         )
+        print(
+            f"{side}: sync us/leaf per round: "
+            + ", ".join(f"{x['sync'] / n * 1e6:.3f}" for x in rs)
+        )
+        if not args.each and not args.every:  # one timed sync: its wall time too
+            print(
+                f"{side}: sync wall {median(n / x['sync_wall'] for x in rs):,.0f} leaves/s = "
+                f"{median((n / x['sync_wall']) / (n / x['raw']) for x in rs):.3f}x raw per "
+                "CPU s (the raw baseline is one thread's CPU); calling thread's CPU "
+                f"{median(n / x['sync_caller'] for x in rs):,.0f} leaves/s = "
+                f"{median((n / x['sync_caller']) / (n / x['raw']) for x in rs):.3f}x raw"
+            )
         if args.verify:
             ver = [n / x["verify"] for x in rs]
             print(
                 f"{side}: verify --full {median(ver):,.0f} entries/CPU s (rounds: "
                 + ", ".join(f"{v:,.0f}" for v in ver)
-                + f"); {median((n / x['verify']) / (n / x['raw']) for x in rs):.3f}x raw SHA-256"
+                + f"); {median((n / x['verify']) / (n / x['raw']) for x in rs):.3f}x raw SHA-256; "
+                f"wall {median(n / x['verify_wall'] for x in rs):,.0f} entries/s; calling "
+                f"thread's CPU {median(n / x['verify_caller'] for x in rs):,.0f} entries/s"
             )
 
 

@@ -185,7 +185,11 @@ def _shape(headers: list[Headers]) -> _Shape | None:
 class LeafEncoder:
     """Encodes records into leaf inputs and leaf hashes; keeps small caches between batches."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, threads: int = 1) -> None:
+        if not 1 <= threads <= 8:
+            raise ValueError(f"threads must be 1 to 8 (hashing threads per batch); got {threads}.")
+        # the native stored-batch pass hashes on up to this many threads (same bytes)
+        self.threads = threads
         self._heads: dict[str, bytes] = {}  # topic -> version || u16 len || topic
         self._names: dict[str, bytes] = {}  # header name -> u16 len || name
         self._counts: dict[int, bytes] = {}  # header count -> u32
@@ -317,7 +321,8 @@ class LeafEncoder:
                         )
                         for c in encoded
                         for b in c.batches
-                    ]
+                    ],
+                    self.threads,
                 )
             if got is not None:
                 return self._from_native(got, first)

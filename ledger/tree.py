@@ -10,8 +10,10 @@ at most 24 chunks (cached by readers, all read in one call by the ``LedgerStore`
 :class:`TreeBuilder` keeps the right edge (each level's partial chunk) and turns a batch of
 leaf hashes into the chunks to write: each new parent is hashed exactly once, level by level,
 one ``core.hashing.parents`` call per level (native when built: one call for the level's new
-nodes; else one ``hashlib`` call per node). Verification re-runs the same builder from an
-empty tree over recomputed leaf hashes and compares chunk by chunk.
+nodes; else one ``hashlib`` call per node). With ``hub_native.tree_parents`` (session 18) a
+level is hashed without the GIL, on up to ``threads`` threads when it has 4,096+ pairs per
+thread (the same bytes; ``tests/unit/test_ledger_tree_parents.py``). Verification re-runs the
+same builder from an empty tree over recomputed leaf hashes and compares chunk by chunk.
 """
 
 from __future__ import annotations
@@ -21,6 +23,13 @@ from collections.abc import Callable
 from audit.merkle import HASH_SIZE
 from core.hashing import parents
 from core.ports.ledgerstore import CHUNK, Chunk
+
+try:  # native/src/tree_parents.rs: a level's parents in place, GIL released, split on threads
+    from hub_native import (  # type: ignore[import-not-found,unused-ignore]
+        tree_parents as _native_parents,
+    )
+except ImportError:  # not built, or built before it existed: core.hashing.parents
+    _native_parents = None
 
 __all__ = ["CHUNK", "CHUNK_BYTES", "Chunk", "TreeBuilder", "edge_chunks"]
 
@@ -44,9 +53,18 @@ class TreeBuilder:
     single writer owns it (the ledger reloads it inside each write transaction).
     """
 
-    __slots__ = ("_edges", "size")
+    __slots__ = ("_edges", "_threads", "size")
 
-    def __init__(self, size: int = 0, load: Callable[[int, int], bytes] | None = None) -> None:
+    def __init__(
+        self,
+        size: int = 0,
+        load: Callable[[int, int], bytes] | None = None,
+        *,
+        threads: int = 1,
+    ) -> None:
+        if not 1 <= threads <= 8:
+            raise ValueError(f"threads must be 1 to 8 (hashing threads per level); got {threads}.")
+        self._threads = threads
         self.size = size
         self._edges: list[bytes] = [b""] * max(size.bit_length(), 1)
         for level, chunk, count in edge_chunks(size):
@@ -83,6 +101,10 @@ class TreeBuilder:
             # Parents of complete pairs: from the pair holding node `count` on.
             lo = ((count & ~1) - start) * HASH_SIZE
             hi = ((count + len(new) // HASH_SIZE) & ~1) - start
-            new = parents(combined[lo : hi * HASH_SIZE])
+            pairs = combined[lo : hi * HASH_SIZE]
+            if _native_parents is not None:
+                new = _native_parents(pairs, self._threads)
+            else:
+                new = parents(pairs)
             level += 1
         return dirty

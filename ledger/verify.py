@@ -548,7 +548,7 @@ def _verify_from(ledger: Ledger, report: VerifyReport, since: Verified) -> bool:
         def edge(level: int, chunk: int) -> bytes:
             return store.read_chunk(level, chunk)[: ((m >> level) % CHUNK) * 32]
 
-        builder = TreeBuilder(m, edge)
+        builder = TreeBuilder(m, edge, threads=ledger.config.hash_threads)
     except (ValueError, IndexError) as exc:
         report.fail(Problem(f"the tree's right edge at the verified size is damaged: {exc}"))
         return False
@@ -697,10 +697,10 @@ def _verify_leaves_and_tree(
 ) -> bool:
     """1-3 (see the module docstring); ``authed``: a full run's, see :class:`_Cursor`."""
     store = ledger.store
-    encoder = LeafEncoder()
+    encoder = LeafEncoder(threads=ledger.config.hash_threads)
     cursors = _Cursors(authed)
     last = {} if last is None else last
-    tree = TreeBuilder() if builder is None else builder
+    tree = TreeBuilder(threads=ledger.config.hash_threads) if builder is None else builder
     pending: dict[tuple[int, int], bytes] = {}
     expected = start
 

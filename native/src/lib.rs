@@ -21,6 +21,7 @@ mod record_mac;
 mod stored_avro;
 mod stored_batch;
 mod stored_leaves;
+mod tree_parents;
 mod uuid_text;
 mod zstd_cctx;
 
@@ -43,6 +44,7 @@ fn hub_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     stored_avro::register(m)?;
     stored_batch::register(m)?;
     stored_leaves::register(m)?;
+    tree_parents::register(m)?;
     uuid_text::register(m)?;
     Ok(())
 }

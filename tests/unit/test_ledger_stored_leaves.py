@@ -249,3 +249,32 @@ def test_text_columns_from_the_native_buffers_equal_the_dictionary_decode(
         built.validate(full=True)
         assert built.equals(leaves_module._dict_column(values, index))
     log.close()
+
+
+def test_hashing_threads_give_the_same_bytes(native: Any, tmp_path: Path) -> None:
+    """A call of 4,096+ leaves per thread hashes on several threads, each a contiguous range of
+    the output, GIL released: every split gives the reference's hashes and side index, across
+    pieces with and without ``ce_subject`` (the key digests the resource column reuses)."""
+    rnd = random.Random(7)
+    log = SqliteEventLog(tmp_path / "log.sqlite")
+    log.create_topic("trades", 1)
+    while log.end_offsets("trades")[0] < 13_000:
+        for recs, _part in _appends(rnd, 40):
+            if len({tuple(n for n, _ in r.headers) for r in recs}) != 1:
+                recs = [Record(r.value, r.key, (), r.timestamp_ms) for r in recs]
+            log.append(
+                "trades", [Record(r.value, r.key, r.headers, r.timestamp_ms, 0) for r in recs]
+            )
+    n = log.end_offsets("trades")[0]
+    enc = [log.read_encoded("trades", 0, 0, 5_000), log.read_encoded("trades", 0, 5_000, n)]
+    assert all(e is not None for e in enc)
+    chunks = [e for e in enc if e is not None]
+    ref = leaf_batch_reference([r for c in chunks for r in c.columns().records()], 3)
+    one = native.stored_leaf_batch(_args(chunks), 1)
+    assert one is not None and one[0] == ref.hashes
+    for threads in (2, 3, 8):  # 8: capped at 3 by the 4,096-leaf share
+        assert native.stored_leaf_batch(_args(chunks), threads) == one
+        _same(LeafEncoder(threads=threads).column_batch(chunks, 3), ref)
+    with pytest.raises(ValueError, match="threads must be 1 to 8"):
+        LeafEncoder(threads=0)
+    log.close()

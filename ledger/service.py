@@ -34,11 +34,13 @@ Following the log (:meth:`Ledger.start`)
     it (``EventLog.wait_for_append``), with no polling interval. An append starts a deadline:
     a signed checkpoint including it ``checkpoint_every_ms`` after it. The follower syncs once
     for it, early enough to finish by then (the recent syncs' longest duration before, at most
-    half the interval), and that sync signs a checkpoint for everything appended meanwhile
+    half the interval; at once when an interval has passed since the last checkpoint, as after
+    a quiet spell), and that sync signs a checkpoint for everything appended meanwhile
     (plus one per ``checkpoint_every_leaves`` multiple): a leaf waits about
     ``checkpoint_every_ms`` for its signed checkpoint, and its leaf is committed in the same
-    transaction. Under load syncs and checkpoints coalesce: one per interval, about (a sync
-    begins at least half an interval after the append that set its deadline). Writes it cannot
+    transaction. Under load syncs and checkpoints coalesce, about one per interval (a sync
+    begins at least half an interval after the append that set its deadline, or an interval
+    after the last checkpoint). Writes it cannot
     see (another process's) are found every ``poll_ms`` and checkpointed by the timed rule
     above (an interval after the last checkpoint).
 
@@ -338,6 +340,8 @@ class Ledger:
         # When the leaves past the latest checkpoint fall due for a timed one (wall clock, us;
         # None: nothing waits), as the last sync found it: the follower wakes then.
         self._due_us: int | None = None
+        # When this process last signed a checkpoint (wall clock, us; None: not yet).
+        self._signed_us: int | None = None
         self._listeners: list[Callable[[int, list[int]], None]] = []
         # The stored batches this process's appends hand over (the embedded log): hashed by
         # the sync instead of read back (docs/benchmarks/s16-ledger.md).
@@ -612,6 +616,7 @@ class Ledger:
         note = self.signer.sign_note(text)
         cp = StoredCheckpoint(size, root, now, note, checkpoint_hash(note))
         conn.add_checkpoint(cp)
+        self._signed_us = now
         return cp
 
     def _copy_to_witness_logged(self) -> None:
@@ -763,10 +768,11 @@ class Ledger:
         ``poll_ms``, whichever comes first; so an append landing during a sync is never missed.
         An append sets a deadline: its signed checkpoint by ``checkpoint_every_ms`` after it.
         The follower sleeps until that deadline less the recent syncs' longest duration (at
-        most half the interval), then syncs and signs (``checkpoint_due``): the appends
-        meanwhile share that sync and its checkpoint, and no second sync is needed for the
-        checkpoint. A failed sync is logged and retried after ``poll_ms``. ``stop`` is seen
-        within ``_STOP_CHECK_S``."""
+        most half the interval), or only until an interval after the last checkpoint it signed
+        when that comes first (an append after a quiet spell: at once), then syncs and signs
+        (``checkpoint_due``): the appends meanwhile share that sync and its checkpoint, and no
+        second sync is needed for the checkpoint. A failed sync is logged and retried after
+        ``poll_ms``. ``stop`` is seen within ``_STOP_CHECK_S``."""
         if self._thread is not None:
             return
         poll_s = poll_ms / 1000
@@ -809,7 +815,13 @@ class Ledger:
                             break
                 if pending is not None:
                     lead = min(max(took, default=0.0), every_s / 2)
-                    self._stop.wait(pending + every_s - lead - time.monotonic())
+                    wake = pending + every_s - lead
+                    if (signed := self._signed_us) is not None:
+                        # After a quiet spell the timed rule already holds (an interval since
+                        # the last checkpoint): sign at once, as a sync would have before.
+                        since_s = (self._clock_us() - signed) / 1e6
+                        wake = min(wake, time.monotonic() + every_s - since_s)
+                    self._stop.wait(wake - time.monotonic())
 
         self._thread = threading.Thread(target=loop, name="ledger-sync", daemon=True)
         self._thread.start()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -93,6 +94,31 @@ def test_an_append_gets_its_leaf_and_a_signed_checkpoint_without_a_manual_sync(h
     assert ledger.store.witness_intents() == []
     report = verify_ledger(ledger)
     assert report.ok and report.witness_pending == 0, [p.describe() for p in report.problems]
+
+
+def test_an_append_after_a_quiet_spell_is_checkpointed_at_once(hub: Hub) -> None:
+    """The deadline (an interval after the append) is an upper bound: when an interval has
+    already passed since the last checkpoint, the follower signs at once, as the timed rule
+    allows, rather than holding the append for the deadline."""
+    ledger = hub.ledger
+    ledger.config = replace(ledger.config, checkpoint_every_ms=3_000)  # read by ``start``
+    ledger.start(poll_ms=POLL_MS)
+    try:
+        meta = publish_trades(hub, 5, 300)
+        wait_for(lambda: covered(hub, meta), "a checkpoint covering the first append")
+        time.sleep(3.2)  # quiet for more than the interval
+        sent = time.time_ns() // 1000
+        meta = publish_trades(hub, 5, 400)
+        wait_for(lambda: covered(hub, meta), "a checkpoint covering the append after the spell")
+        cp = ledger.store.latest_checkpoint()
+        assert cp is not None
+        # at once: well before the deadline (3 s) and before half of it (where the follower
+        # would begin a deadline sync at the earliest)
+        assert cp.time_us - sent < 1_500_000
+    finally:
+        ledger.stop()
+    report = verify_ledger(ledger)
+    assert report.ok, [p.describe() for p in report.problems]
 
 
 def test_a_failing_witness_holds_timed_checkpoints_back(hub: Hub) -> None:

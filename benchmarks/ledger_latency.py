@@ -24,14 +24,22 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks.e2e_common import LedgerWatch, Run, pct, self_cpu, trade
+from benchmarks.e2e_common import FOLLOW_MS, LedgerWatch, Run, pct, self_cpu, trade
 
 
-def run_one(h: Any, records: Sequence[Any], target: int | None, seconds: float, mode: str) -> Run:
+def run_one(
+    h: Any,
+    records: Sequence[Any],
+    target: int | None,
+    seconds: float,
+    mode: str,
+    follow_ms: int = FOLLOW_MS,
+) -> Run:
     per_tick = max(1, (target or 200_000) // 200)
     label = "as fast as it goes" if target is None else f"{target:,}/s"
-    run = Run(f"ledger {mode}, {label}", target=target)
-    watch = LedgerWatch(h.ledger, polled=mode == "polled")
+    every = "" if follow_ms == FOLLOW_MS else f", checkpoint_every_ms {follow_ms}"
+    run = Run(f"ledger {mode}, {label}{every}", target=target)
+    watch = LedgerWatch(h.ledger, polled=mode == "polled", checkpoint_ms=follow_ms)
     sent: list[tuple[float, float, dict[tuple[str, int], int]]] = []
     cpu0, began, tick, i = self_cpu(), time.perf_counter(), 0, 0
     while time.perf_counter() - began < seconds:
@@ -58,6 +66,7 @@ def run_one(h: Any, records: Sequence[Any], target: int | None, seconds: float, 
     watch.latencies(run, sent)
     run.reported["load"] = os.getloadavg()[0]
     run.reported["syncs"] = len(watch.commits)
+    run.reported["checkpoints"] = sum(1 for _, _, c in watch.commits if c)
     return run
 
 
@@ -69,7 +78,8 @@ def row(r: Run) -> str:
         f"| {r.name} | {r.rate:,.0f} | {p(r.ack_ms, 0.5)} | {p(r.ack_ms, 0.99)} "
         f"| {p(r.leaf_ms, 0.5)} | {p(r.leaf_ms, 0.99)} | {p(r.checkpoint_ms, 0.5)} "
         f"| {p(r.checkpoint_ms, 0.95)} | {p(r.checkpoint_ms, 0.99)} "
-        f"| {r.reported['syncs'] / r.seconds:.1f} | {r.cpu_per_s:.2f} "
+        f"| {r.reported['syncs'] / r.seconds:.1f} "
+        f"| {r.reported.get('checkpoints', 0) / r.seconds:.1f} | {r.cpu_per_s:.2f} "
         f"| {r.rate / r.cpu_per_s if r.cpu_per_s else 0:,.0f} | {r.reported['load']:.1f} "
         f"| {r.note} |"
     )
@@ -80,6 +90,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=8.0, help="length of each run")
     ap.add_argument("--rates", default="1000,10000,50000,max", help="target events/s")
     ap.add_argument("--out", default="", help="write the runs as JSON here too")
+    ap.add_argument(
+        "--modes", default="polled,woken", help="the ledger's follow modes, each rate in turn"
+    )
+    ap.add_argument(
+        "--follow-ms",
+        type=int,
+        default=FOLLOW_MS,
+        help="checkpoint_every_ms of the woken follower (the polled one signs every second)",
+    )
     args = ap.parse_args(argv)
     rates = [None if r == "max" else int(r) for r in args.rates.split(",") if r]
 
@@ -97,16 +116,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             "trades", [OutgoingEvent(value=trade(i)) for i in range(5_000)], "bench"
         )
         for target in rates:
-            for mode in ("polled", "woken"):  # alternating: the baseline just before
-                runs.append(run_one(h, records, target, args.seconds, mode))
+            for mode in args.modes.split(","):  # alternating: the baseline just before
+                runs.append(run_one(h, records, target, args.seconds, mode, args.follow_ms))
                 print(row(runs[-1]), flush=True)
     finally:
         h.close()
     print(
         "\n| run | events/s | ack p50 ms | ack p99 ms | leaf p50 ms | leaf p99 ms "
-        "| checkpoint p50 ms | checkpoint p95 ms | checkpoint p99 ms | syncs/s | CPU s/s "
+        "| checkpoint p50 ms | checkpoint p95 ms | checkpoint p99 ms | syncs/s | checkpoints/s "
+        "| CPU s/s "
         "| events per CPU s | load | note |\n"
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
     )
     print("\n".join(row(r) for r in runs))
     if args.out:

@@ -31,13 +31,18 @@ Sync commits in steps, per batch of at most ``sync_batch`` leaves, in ONE ledger
 
 Following the log (:meth:`Ledger.start`)
     A daemon thread syncs as soon as a write committed through this process's log object wakes
-    it (``EventLog.wait_for_append``), so an append gets its leaf without a polling interval, and
-    wakes again when the timed checkpoint of leaves not yet in one falls due: a leaf waits about
-    ``checkpoint_every_ms`` at most for its signed checkpoint (plus the sync's own time). Under
-    load syncs and checkpoints coalesce: a sync begins at most once per ``checkpoint_every_ms``
-    and signs one checkpoint for everything appended meanwhile (plus one per
-    ``checkpoint_every_leaves`` multiple). Writes it cannot see (another process's) are found
-    every ``poll_ms``.
+    it (``EventLog.wait_for_append``), with no polling interval. An append starts a deadline:
+    a signed checkpoint including it ``checkpoint_every_ms`` after it. The follower syncs once
+    for it, early enough to finish by then (the recent syncs' longest duration before, at most
+    half the interval; at once when an interval has passed since the last checkpoint, as after
+    a quiet spell), and that sync signs a checkpoint for everything appended meanwhile
+    (plus one per ``checkpoint_every_leaves`` multiple): a leaf waits about
+    ``checkpoint_every_ms`` for its signed checkpoint, and its leaf is committed in the same
+    transaction. Under load syncs and checkpoints coalesce, about one per interval (a sync
+    begins at least half an interval after the append that set its deadline, or an interval
+    after the last checkpoint). Writes it cannot
+    see (another process's) are found every ``poll_ms`` and checkpointed by the timed rule
+    above (an interval after the last checkpoint).
 
 Checkpoints (C2SP tlog-checkpoint, signed note by the ``Signer``) carry the hub's ``prev``
 (``checkpoint_hash`` of the previous checkpoint, zeros for the first) and ``time`` lines.
@@ -52,6 +57,7 @@ import json
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -104,6 +110,7 @@ _RUN_GAP = 64  # records_of: offsets this close share one log read
 _STORED_MIN = 100_000
 
 _STOP_CHECK_S = 0.2  # the follower's longest single wait: how soon it sees ``stop``
+_SYNC_TIMES = 8  # the follower's deadline syncs whose longest duration leads the next one
 
 AUDIT_TOPIC = "hub.audit"
 AUDIT_EVENT_TYPE = "hub.AuditActionRecorded"
@@ -336,6 +343,8 @@ class Ledger:
         # When the leaves past the latest checkpoint fall due for a timed one (wall clock, us;
         # None: nothing waits), as the last sync found it: the follower wakes then.
         self._due_us: int | None = None
+        # When this process last signed a checkpoint (wall clock, us; None: not yet).
+        self._signed_us: int | None = None
         self._listeners: list[Callable[[int, list[int]], None]] = []
         # The stored batches this process's appends hand over (the embedded log): hashed by
         # the sync instead of read back (docs/benchmarks/s16-ledger.md).
@@ -367,8 +376,15 @@ class Ledger:
         """Whether this process may sync now (always, unless fenced and not the leader)."""
         return self._fence is None or self._fence() is not None
 
-    def sync(self, *, force_checkpoint: bool = False, handed: Handed = ()) -> SyncResult:
+    def sync(
+        self, *, force_checkpoint: bool = False, handed: Handed = (), checkpoint_due: bool = False
+    ) -> SyncResult:
         """Append a leaf for every record up to the log's current end; sign due checkpoints.
+
+        ``checkpoint_due``: the caller's deadline for a timed checkpoint has come (the
+        follower's, ``checkpoint_every_ms`` after the first append not yet in one): sign one for
+        the current size, unless earlier ones still await their witness copy (unlike
+        ``force_checkpoint``).
 
         Fenced (several hub processes): only the leader syncs, and every batch's transaction
         carries the leader's token (step 1): a leader that was paused and replaced meanwhile
@@ -415,7 +431,7 @@ class Ledger:
                             conn.fence(token)  # 1. (first) refused when a newer leader wrote
                         appended = self._sync_batch(conn, ends, made, given)
                         if appended < self.config.sync_batch:
-                            cp = self._checkpoint_if_due(conn, force_checkpoint)
+                            cp = self._checkpoint_if_due(conn, force_checkpoint, checkpoint_due)
                             if cp is not None:
                                 made.append(cp)
                             result.size = conn.size()
@@ -569,7 +585,9 @@ class Ledger:
                 return _tail(c, pos - first)
         return None
 
-    def _checkpoint_if_due(self, conn: LedgerWrite, force: bool) -> StoredCheckpoint | None:
+    def _checkpoint_if_due(
+        self, conn: LedgerWrite, force: bool, due: bool = False
+    ) -> StoredCheckpoint | None:
         self._due_us = None
         size = conn.size()
         last = conn.latest_checkpoint()
@@ -580,7 +598,7 @@ class Ledger:
         if self.witness is not None and self._unwitnessed:
             return None  # the witness is failing: its copies first (the next sync retries them)
         due_us = last.time_us + self.config.checkpoint_every_ms * 1000
-        if self._clock_us() >= due_us:
+        if due or self._clock_us() >= due_us:
             return self._make_checkpoint(conn, size)
         self._due_us = due_us
         return None
@@ -601,6 +619,7 @@ class Ledger:
         note = self.signer.sign_note(text)
         cp = StoredCheckpoint(size, root, now, note, checkpoint_hash(note))
         conn.add_checkpoint(cp)
+        self._signed_us = now
         return cp
 
     def _copy_to_witness_logged(self) -> None:
@@ -750,25 +769,38 @@ class Ledger:
         Each round reads the log's append counter, syncs (unless fenced and not the leader),
         then waits for an append after that read, for the timed checkpoint falling due, or
         ``poll_ms``, whichever comes first; so an append landing during a sync is never missed.
-        Rounds woken by appends begin at most once per ``checkpoint_every_ms`` (coalescing: under
-        load every sync appends what arrived during the interval and signs one checkpoint).
-        A failed sync is logged and retried after ``poll_ms``. ``stop`` is seen within
-        ``_STOP_CHECK_S``."""
+        An append sets a deadline: its signed checkpoint by ``checkpoint_every_ms`` after it.
+        The follower sleeps until that deadline less the recent syncs' longest duration (at
+        most half the interval), or only until an interval after the last checkpoint it signed
+        when that comes first (an append after a quiet spell: at once), then syncs and signs
+        (``checkpoint_due``): the appends meanwhile share that sync and its checkpoint, and no
+        second sync is needed for the checkpoint. A failed sync is logged and retried after
+        ``poll_ms``. ``stop`` is seen within ``_STOP_CHECK_S``."""
         if self._thread is not None:
             return
         poll_s = poll_ms / 1000
         self._stop.clear()
 
         every_s = self.config.checkpoint_every_ms / 1000
+        took: deque[float] = deque(maxlen=_SYNC_TIMES)  # the recent deadline syncs' durations
 
         def loop() -> None:
+            # When the first append not yet in a signed checkpoint may have landed (monotonic;
+            # None: none is waiting). Before, a sync began at most once per interval but the
+            # checkpoint fell due an interval after the previous one was *signed* (a sync's
+            # duration later): about every other sync signed nothing and its leaves waited
+            # for the next (s18: checkpoint p50 57 ms at a 50 ms interval).
+            pending: float | None = None
             while not self._stop.is_set():
                 seen = self.log.append_generation()
+                began = time.monotonic()
                 wait_s = poll_s
-                synced_at = time.monotonic()
                 if self.is_writer():  # a follower process: the leader syncs
                     try:
-                        self.sync()
+                        self.sync(checkpoint_due=pending is not None)
+                        if pending is not None:
+                            took.append(time.monotonic() - began)
+                        pending = None
                         due = self._due_us
                         if due is not None:
                             wait_s = min(wait_s, max(0.0, (due - self._clock_us()) / 1e6))
@@ -776,14 +808,23 @@ class Ledger:
                         log.exception("ledger sync failed")
                         self._stop.wait(poll_s)
                         continue
-                deadline = time.monotonic() + wait_s
-                while not self._stop.is_set() and (left := deadline - time.monotonic()) > 0:
-                    if self.log.wait_for_append(seen, min(left, _STOP_CHECK_S)) != seen:
-                        # An append: sync now, or (under load) when one checkpoint interval
-                        # has passed since the last sync began, so that the appends meanwhile
-                        # share one sync and its checkpoint.
-                        self._stop.wait(synced_at + every_s - time.monotonic())
-                        break
+                if self.log.append_generation() != seen:
+                    pending = began  # it landed during the sync: since it began, at the latest
+                else:
+                    deadline = time.monotonic() + wait_s
+                    while not self._stop.is_set() and (left := deadline - time.monotonic()) > 0:
+                        if self.log.wait_for_append(seen, min(left, _STOP_CHECK_S)) != seen:
+                            pending = time.monotonic()
+                            break
+                if pending is not None:
+                    lead = min(max(took, default=0.0), every_s / 2)
+                    wake = pending + every_s - lead
+                    if (signed := self._signed_us) is not None:
+                        # After a quiet spell the timed rule already holds (an interval since
+                        # the last checkpoint): sign at once, as a sync would have before.
+                        since_s = (self._clock_us() - signed) / 1e6
+                        wake = min(wake, time.monotonic() + every_s - since_s)
+                    self._stop.wait(wake - time.monotonic())
 
         self._thread = threading.Thread(target=loop, name="ledger-sync", daemon=True)
         self._thread.start()

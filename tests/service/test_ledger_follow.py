@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -71,13 +72,20 @@ def test_an_append_gets_its_leaf_and_a_signed_checkpoint_without_a_manual_sync(h
         wait_for(lambda: covered(hub, meta), "a checkpoint covering the first append")
         first = ledger.store.latest_checkpoint()
         assert first is not None
-        # An append right after a checkpoint: its leaf now, its checkpoint when the timed one
-        # falls due (300 ms after the last); the follower wakes for it, not for a poll.
+        # An append right after a checkpoint: its leaf and its checkpoint by its deadline,
+        # 300 ms after it; the follower wakes for it, not for a poll, and waits for the
+        # deadline less a sync's duration (at most half the interval) so that the appends
+        # meanwhile share the sync and its checkpoint.
+        sent = time.time_ns() // 1000
         meta = publish_trades(hub, 5, 100)
         wait_for(lambda: covered(hub, meta), "a checkpoint covering the second append")
         second = ledger.store.latest_checkpoint()
         assert second is not None and second.size > first.size
-        assert second.time_us - first.time_us >= 300_000  # one timed checkpoint per 300 ms
+        # Not at once (the appends meanwhile coalesce): the sync begins at least half the
+        # interval after the append (less when the append landed during the previous sync,
+        # by that sync's few milliseconds here).
+        assert second.time_us - sent >= 100_000
+        assert second.time_us - first.time_us >= 100_000
     finally:
         ledger.stop()
         unsubscribe()
@@ -86,6 +94,31 @@ def test_an_append_gets_its_leaf_and_a_signed_checkpoint_without_a_manual_sync(h
     assert ledger.store.witness_intents() == []
     report = verify_ledger(ledger)
     assert report.ok and report.witness_pending == 0, [p.describe() for p in report.problems]
+
+
+def test_an_append_after_a_quiet_spell_is_checkpointed_at_once(hub: Hub) -> None:
+    """The deadline (an interval after the append) is an upper bound: when an interval has
+    already passed since the last checkpoint, the follower signs at once, as the timed rule
+    allows, rather than holding the append for the deadline."""
+    ledger = hub.ledger
+    ledger.config = replace(ledger.config, checkpoint_every_ms=3_000)  # read by ``start``
+    ledger.start(poll_ms=POLL_MS)
+    try:
+        meta = publish_trades(hub, 5, 300)
+        wait_for(lambda: covered(hub, meta), "a checkpoint covering the first append")
+        time.sleep(3.2)  # quiet for more than the interval
+        sent = time.time_ns() // 1000
+        meta = publish_trades(hub, 5, 400)
+        wait_for(lambda: covered(hub, meta), "a checkpoint covering the append after the spell")
+        cp = ledger.store.latest_checkpoint()
+        assert cp is not None
+        # at once: well before the deadline (3 s) and before half of it (where the follower
+        # would begin a deadline sync at the earliest)
+        assert cp.time_us - sent < 1_500_000
+    finally:
+        ledger.stop()
+    report = verify_ledger(ledger)
+    assert report.ok, [p.describe() for p in report.problems]
 
 
 def test_a_failing_witness_holds_timed_checkpoints_back(hub: Hub) -> None:

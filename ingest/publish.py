@@ -656,12 +656,20 @@ class _Shape:
         self.first, self.type_h, self.source_h, self.last = h[:1], h[2], h[4], h[7:]
 
 
+# The Kafka log's own headers (``__hub.mac``, ``__hub.tmac``, ``__hub.idem``; future ones too).
+LOG_HEADER_PREFIX = "__hub."
+
+
 def reserved_header(name: str) -> bool:
-    """Whether a header name is the hub's to set: an envelope header
-    (``domain.envelope.is_envelope_header``: ``ce_*``, ``hub_*``, ``content-type``), compared
-    without case. A caller's copy would repeat the hub's own, which every append refuses
-    (``DuplicateEnvelopeHeader``); refusing it here names the caller's header instead."""
-    return env.is_envelope_header(name.lower())
+    """Whether a header name is the hub's to set, compared without case: an envelope header
+    (``domain.envelope.is_envelope_header``: ``ce_*``, ``hub_*``, ``content-type``) or one of
+    the Kafka log's (``__hub.*``). A caller's envelope copy would repeat the hub's own, which
+    every append refuses (``DuplicateEnvelopeHeader``); refusing it here names the caller's
+    header instead. A caller's ``__hub.tmac`` would sit before the log's own tenant MAC, and a
+    reader keeping the first (or, on a log without a tenant key, the only) copy of a name would
+    take it for the hub's."""
+    folded = name.lower()
+    return env.is_envelope_header(folded) or folded.startswith(LOG_HEADER_PREFIX)
 
 
 def refuse_reserved_headers(events: Sequence[OutgoingEvent]) -> None:
@@ -673,8 +681,8 @@ def refuse_reserved_headers(events: Sequence[OutgoingEvent]) -> None:
                 raise InvalidInput(
                     f"Event {i}: header {name!r} is set by the hub (ce_* and content-type are "
                     "the event envelope, hub_* the audit headers: tenant, producer, type and "
-                    "action come from your key and the schema); send your own headers under "
-                    "other names.",
+                    "action come from your key and the schema; __hub.* the log's MACs); send "
+                    "your own headers under other names.",
                     code="reserved_header",
                 )
 

@@ -24,6 +24,13 @@ a record do not count at all, and a partition that held records and had nothing 
 timeout stops holding the watermark back, so its later records behind the watermark are late in
 both engines. (The embedded detector decides idleness at the start of each pass, once a second
 while serving; Flink on its watermark interval.)
+
+Known gap (open, reproduced in ``tests/adversarial/test_s18_unverified_records_move_pattern_time``):
+a record whose tenant MAC fails still moves the watermark through its ``ce_time`` in both
+engines, so a broker producer can make genuine events late. Checking the MAC in the rowtime
+column with the Python ``hub_tenant`` would stop Flink pushing the watermark into the Kafka
+source (per-partition watermarks become per-subtask ones, FLINK-22984), so the fix needs a JVM
+function there and the same rule in ``projections.pattern_batch``.
 """
 
 from __future__ import annotations

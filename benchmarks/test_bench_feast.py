@@ -21,6 +21,7 @@ from core.ports.ml import AttributeVersion
 CALLS = int(os.environ.get("FEAST_BENCH_CALLS", "500"))
 ACCOUNTS = 500
 GROUP = "feast online fetch"
+KEY = b"k" * 32  # the rows' MAC key
 
 
 def _versions() -> list[AttributeVersion]:
@@ -47,7 +48,7 @@ def test_feast_online_fetch_vs_sqlite(tmp_path: Path, report: Report) -> None:
     versions = _versions()
     sqlite = SqliteFeatureStore(tmp_path / "f.sqlite")
     sqlite.apply([], versions, {})
-    feast = FeastFeatureStore(tmp_path / "feast")
+    feast = FeastFeatureStore(tmp_path / "feast", row_key=KEY)
     feast.apply([], versions, {})
     feast.materialize()
     rng = random.Random(5)

@@ -103,7 +103,7 @@ def check_row(
     mac, when = row.get(MAC_FIELD), row.get(TIME_FIELD)
     if not isinstance(mac, str) or not mac:
         return f"it carries no {MAC_FIELD} (missing, or not written by the hub)"
-    if not isinstance(when, str) or not when.isdigit():
+    if not isinstance(when, str) or not (when.isascii() and when.isdigit()):
         return f"its {TIME_FIELD} is missing or not a time"
     values = {f: row[f] for f in fields if row.get(f) is not None}
     if any(not isinstance(v, str) for v in values.values()):
@@ -287,7 +287,6 @@ class FeastFeatureStore(FeatureStore):
         with self._lock:
             fields = self._serving(name)
             online = dict(self._online.get(name, {}))
-            macs = dict(self._macs.get(name, {}))
         asked = list(dict.fromkeys(entities))
         served = [e for e in asked if online.get(e, start_us) < start_us]
         rest = [e for e in asked if online.get(e, start_us) >= start_us]
@@ -295,17 +294,21 @@ class FeastFeatureStore(FeatureStore):
         if served and fields:
             newer: list[str] = []
             refused: dict[str, str] = {}
+            # The index as it is now (dict reads are atomic): another thread's write since the
+            # snapshot above must not read as a replay.
+            times, macs = self._online.get(name, {}), self._macs.get(name, {})
             for entity, row in zip(served, self._online_rows(name, fields, served), strict=True):
                 got = check_row(self._key, name, entity, row, fields)
+                known = times.get(entity, -1)
                 if isinstance(got, str):
                     refused[entity] = got
-                elif got[0] < online[entity]:
+                elif got[0] < known:
                     refused[entity] = (
                         f"it is an older row (valid from {got[0]} µs) than the one the hub last "
-                        f"wrote (from {online[entity]} µs): replayed or rolled back"
+                        f"wrote (from {known} µs): replayed or rolled back"
                     )
-                elif got[0] > online[entity]:
-                    newer.append(entity)  # another process wrote a later state: the table's
+                elif got[0] > known or got[0] >= start_us:
+                    newer.append(entity)  # a later state (another writer): the table's answer
                 elif not hmac.compare_digest(row[MAC_FIELD], macs.get(entity, "")):
                     refused[entity] = (
                         "it is another row of the same time than the one the hub last wrote "

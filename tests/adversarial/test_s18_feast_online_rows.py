@@ -203,6 +203,32 @@ def test_a_replayed_row_of_the_same_time_is_refused(store: FeastFeatureStore) ->
     assert _state(store, ACME_A) == {"kyc": "BASIC", "risk": "LOW"}
 
 
+def test_values_swapped_between_fields_are_refused(store: FeastFeatureStore) -> None:
+    row = _online_row(store, ACME_A)
+    _write_row(store, ACME_A, row | {"kyc": row["risk"], "risk": row["kyc"]}, 10**12)
+    _refused(store, ACME_A, "does not match its values")
+
+
+def test_a_row_time_moved_forward_is_refused(store: FeastFeatureStore) -> None:
+    """A later ``hub_row_time`` would make the row look written by another process (read from
+    the table instead) or outlive a rewrite: the MAC covers the time."""
+    row = _online_row(store, ACME_A)
+    _write_row(store, ACME_A, row | {TIME_FIELD: "5000"}, 10**12)
+    _refused(store, ACME_A, "does not match its values")
+
+
+def test_a_row_copied_from_another_view_is_refused(store: FeastFeatureStore) -> None:
+    """Another attribute set with the same fields: its row for the same entity key, copied."""
+    store.apply([], [AttributeVersion("acc2", ACME_A, 100, {"kyc": "ENHANCED", "risk": "LOW"})], {})
+    assert store.attribute_state("acc2", [ACME_A], LATER, LATER)[ACME_A][-1][1]["kyc"] == "ENHANCED"
+    got = store.feast.get_online_features(
+        features=[f"acc2:{f}" for f in (*FIELDS, TIME_FIELD, MAC_FIELD)],
+        entity_rows=[{ENTITY: ACME_A}],
+    ).to_dict()
+    _write_row(store, ACME_A, {f: got[f][0] for f in (*FIELDS, TIME_FIELD, MAC_FIELD)}, 10**12)
+    _refused(store, ACME_A, "does not match its values")
+
+
 def test_untouched_rows_are_served_and_count_nothing(store: FeastFeatureStore) -> None:
     assert _state(store, ACME_B) == {"kyc": "ENHANCED", "risk": "LOW"}
     assert store.online_attributes("acc", [ACME_A, GLOBEX_A]) == {

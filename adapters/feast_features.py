@@ -52,7 +52,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from adapters.sqlite_features import SqliteFeatureStore
-from core.errors import HubError
+from core.errors import FeatureRowRefused, HubError
 from core.ports.eventlog import TopicPartition
 from core.ports.ml import AttributeVersion, FeatureStore, SeriesPoint
 
@@ -65,15 +65,6 @@ RESERVED = (MAC_FIELD, TIME_FIELD)
 ROW_KEY_LABEL = b"hub feast feature rows"  # the purpose the hub derives ``row_key`` with
 
 log = logging.getLogger(__name__)
-
-
-class FeatureRowRefused(HubError):
-    """A feature row read from Feast failed its MAC check (missing, edited, forged, copied from
-    another entity, tenant or view) or is older than the row the hub last wrote (replayed): no
-    score may use it."""
-
-    code = "feature_row_refused"
-    http_status = 500
 
 
 def tenant_of(entity_key: str) -> str:

@@ -304,7 +304,7 @@ def test_stored_vectors_scoring_rate(
         e["initiated_at"] = _rfc(int(e["initiated_at"]))
     offsets = list(range(len(events)))
     matrix = scorer.engine.matrix(events)
-    table = SqliteFeatureVectors(tmp_path / "vectors.sqlite")
+    table = SqliteFeatureVectors(tmp_path / "vectors.sqlite", mac_key=b"v" * 32)
     rows = [
         {
             "subject": e["payment_id"],

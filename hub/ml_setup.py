@@ -80,9 +80,11 @@ def feature_store(hub: Hub) -> FeatureStore:
 def feature_vectors(hub: Hub) -> FeatureVectors:
     """The offline vectors of the feature views computed on Flink (``hub.flink_feature_views``),
     beside the feature store: ``ml/vectors.sqlite``."""
-    from adapters.sqlite_vectors import SqliteFeatureVectors
+    from adapters.sqlite_vectors import MAC_LABEL, SqliteFeatureVectors
+    from hub.bootstrap import derived_secret
 
-    return SqliteFeatureVectors(hub.settings.data_dir / "ml" / "vectors.sqlite")
+    path = hub.settings.data_dir / "ml" / "vectors.sqlite"
+    return SqliteFeatureVectors(path, mac_key=derived_secret(hub.settings, MAC_LABEL))
 
 
 def model_registry(hub: Hub) -> ModelRegistry:

@@ -67,8 +67,21 @@ class SqliteFeatureVectors(FeatureVectors):
         self._key = mac_key
         self._db = open_store(path, _SCHEMA)
         columns = {r[1] for r in self._db.execute("PRAGMA table_info(vectors)")}
-        if "mac" not in columns:  # a file from before the MACs: its rows read as refused
-            self._db.execute("ALTER TABLE vectors ADD COLUMN mac TEXT")
+        if "mac" not in columns:
+            # A file from before the MACs: its rows cannot be vouched for. They are derived data,
+            # so they are dropped with the load positions, and the next load reads the result
+            # topics again from the start (each row's Flink row MAC checked again).
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                again = {r[1] for r in self._db.execute("PRAGMA table_info(vectors)")}
+                if "mac" not in again:  # not done meanwhile by another process
+                    self._db.execute("ALTER TABLE vectors ADD COLUMN mac TEXT")
+                    self._db.execute("DELETE FROM vectors")
+                    self._db.execute("DELETE FROM loaded")
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
         self._lock = threading.Lock()
 
     def _verify(self, view: str, got: Sequence[tuple[Any, ...]]) -> None:

@@ -113,9 +113,10 @@ def test_a_row_under_another_key_is_refused(path: Path) -> None:
     store.close()
 
 
-def test_a_file_from_before_the_macs_is_refused_until_reloaded(tmp_path: Path) -> None:
-    """The old schema (no ``mac`` column): opened, the column is added; its rows are refused
-    with the way out (load the view again); a reload writes MACed rows."""
+def test_a_file_from_before_the_macs_is_emptied_for_a_reload(tmp_path: Path) -> None:
+    """The old schema (no ``mac`` column): its rows cannot be vouched for, so opening it drops
+    them and the load positions (the next load reads the result topics from the start); a
+    reload writes MACed rows. A pre-MAC row left behind by hand is refused."""
     path = tmp_path / "old.sqlite"
     with sqlite3.connect(path) as db:
         db.executescript(
@@ -129,11 +130,16 @@ def test_a_file_from_before_the_macs_is_refused_until_reloaded(tmp_path: Path) -
             "INSERT INTO vectors VALUES (?, 0, 0, 'P-0', '7:default:A', 1000, ?)",
             (VIEW, json.dumps({"amount": 1.0})),
         )
+        db.execute("INSERT INTO loaded VALUES (?, 1, ?)", (VIEW, '{"payments/0": 1}'))
+    store = _open(path)
+    assert store.rows(VIEW) == [] and store.position(VIEW) == 0 and store.covers(VIEW) == {}
+    store.apply(VIEW, [_row(0, "7:default:A", 9800.0)], [], 1, COVERS)
+    assert store.at(VIEW, [(0, 0)])[(0, 0)]["features"]["amount"] == 9800.0
+    store.close()
+    _edit(path, "UPDATE vectors SET mac = NULL WHERE offset = 0")
     store = _open(path)
     with pytest.raises(FeatureRowRefused, match=r"carries no MAC.*load them again"):
         store.at(VIEW, [(0, 0)])
-    store.apply(VIEW, [_row(0, "7:default:A", 9800.0)], [], 1, COVERS)
-    assert store.at(VIEW, [(0, 0)])[(0, 0)]["features"]["amount"] == 9800.0
     store.close()
 
 

@@ -40,8 +40,16 @@ CREATE TABLE IF NOT EXISTS loaded (
 MAC_LABEL = b"hub stored feature vectors"  # the purpose the hub derives ``mac_key`` with
 
 
+def _text(value: Any) -> str:
+    """A text field as the MAC covers it: length-prefixed (unambiguous whatever it holds)."""
+    if value is None:
+        return "~"
+    text = str(value)
+    return f"{len(text)}:{text}"
+
+
 def vector_mac(
-    key: bytes,
+    key: bytes | hmac.HMAC,
     view: str,
     partition: int,
     offset: int,
@@ -50,12 +58,16 @@ def vector_mac(
     time_us: int,
     features: str,
 ) -> str:
-    """The hex MAC of a stored vector row (``features``: its JSON as stored)."""
-    message = json.dumps(
-        ["hub-stored-vector/v1", view, partition, offset, subject, entity, time_us, features],
-        separators=(",", ":"),
+    """The hex MAC of a stored vector row (``features``: its JSON as stored, last, so that no
+    separator inside it matters). ``key``: the key, or an HMAC of it to copy (every read checks
+    every row: the key's set-up is done once)."""
+    message = (
+        f"hub-stored-vector/v1|{_text(view)}|{int(partition)}|{int(offset)}|{_text(subject)}|"
+        f"{_text(entity)}|{int(time_us)}|{features}"
     )
-    return hmac.new(key, message.encode(), hashlib.sha256).hexdigest()
+    mac = key.copy() if isinstance(key, hmac.HMAC) else hmac.new(key, digestmod=hashlib.sha256)
+    mac.update(message.encode())
+    return mac.hexdigest()
 
 
 class SqliteFeatureVectors(FeatureVectors):
@@ -64,7 +76,7 @@ class SqliteFeatureVectors(FeatureVectors):
             raise HubError(
                 f"The stored feature vectors' MAC key is {len(mac_key)} bytes: give at least 32."
             )
-        self._key = mac_key
+        self._key = hmac.new(mac_key, digestmod=hashlib.sha256)  # copied for each row
         self._db = open_store(path, _SCHEMA)
         columns = {r[1] for r in self._db.execute("PRAGMA table_info(vectors)")}
         if "mac" not in columns:

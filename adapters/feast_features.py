@@ -67,6 +67,12 @@ ROW_KEY_LABEL = b"hub feast feature rows"  # the purpose the hub derives ``row_k
 log = logging.getLogger(__name__)
 
 
+def entity_ref(entity_key: str) -> str:
+    """How errors and logs name an entity: a digest, not its id (an account id may identify a
+    person, and logs outlive erasures); ``entity_ref`` of a known key finds it."""
+    return "entity #" + hashlib.sha256(entity_key.encode()).hexdigest()[:16]
+
+
 def tenant_of(entity_key: str) -> str:
     """The tenant of an ``ml.features.entity_key`` (``<len>:<tenant>:<entity>``); "" for a key
     not of that form (a store used without tenants): the MAC covers the whole key anyway."""
@@ -328,7 +334,7 @@ class FeastFeatureStore(FeatureStore):
         (so that a retry reads valid ones), then raise: nothing may be scored on them."""
         for entity, reason in refused.items():
             self.refused += 1
-            log.error("Feast feature row %s/%r refused: %s", name, entity, reason)
+            log.error("Feast feature row %s/%s refused: %s", name, entity_ref(entity), reason)
             if self._on_refused is not None:
                 self._on_refused(name, reason.split(" (", 1)[0])
         with self._lock:
@@ -337,7 +343,7 @@ class FeastFeatureStore(FeatureStore):
         first, reason = next(iter(refused.items()))
         raise FeatureRowRefused(
             f"{len(refused)} feature row(s) of {name!r} read from Feast's online store failed "
-            f"verification, e.g. entity {first!r}: {reason}. Nothing was scored on them; their "
+            f"verification, e.g. {entity_ref(first)}: {reason}. Nothing was scored on them; their "
             "rows were written again from the feature table, so a retry reads verified values "
             "(check who can write to the online store)."
         )
@@ -452,7 +458,9 @@ class FeastFeatureStore(FeatureStore):
     def _refuse_offline(self, name: str, refused: Mapping[str, str]) -> None:
         for entity, reason in refused.items():
             self.refused += 1
-            log.error("Feast offline feature row %s/%r refused: %s", name, entity, reason)
+            log.error(
+                "Feast offline feature row %s/%s refused: %s", name, entity_ref(entity), reason
+            )
             if self._on_refused is not None:
                 self._on_refused(name, reason.split(" (", 1)[0])
         with self._lock:
@@ -460,7 +468,7 @@ class FeastFeatureStore(FeatureStore):
         first, reason = next(iter(refused.items()))
         raise FeatureRowRefused(
             f"{len(refused)} feature row(s) of {name!r} read from Feast's offline table failed "
-            f"verification, e.g. entity {first!r}: {reason}. Nothing was read from them; the "
+            f"verification, e.g. {entity_ref(first)}: {reason}. Nothing was read from them; the "
             "table is written again from the feature store on the next read."
         )
 

@@ -25,9 +25,10 @@ from adapters.feast_features import (
     MAC_FIELD,
     TIME_FIELD,
     FeastFeatureStore,
-    FeatureRowRefused,
+    entity_ref,
     row_mac,
 )
+from core.errors import FeatureRowRefused
 from core.ports.ml import AttributeVersion
 from ml.features import entity_key
 from tests import infra
@@ -129,7 +130,8 @@ def _refused(s: FeastFeatureStore, entity: str, why: str) -> None:
     before = s.refused
     with pytest.raises(FeatureRowRefused, match=why) as err:
         _state(s, entity)
-    assert entity in err.value.message and "Nothing was scored" in err.value.message
+    assert entity_ref(entity) in err.value.message and "Nothing was scored" in err.value.message
+    assert entity.split(":")[-1] not in err.value.message  # no account id in errors or logs
     assert s.refused == before + 1
     assert s.refused_reasons[-1][0] == "acc"  # type: ignore[attr-defined]
 

@@ -231,6 +231,16 @@ def test_a_row_copied_from_another_view_is_refused(store: FeastFeatureStore) -> 
     _refused(store, ACME_A, "does not match its values")
 
 
+def test_a_row_planted_for_an_entity_without_facts_is_not_read(store: FeastFeatureStore) -> None:
+    """An account the hub never wrote online (no facts folded): scoring reads the table for it
+    (no attributes), never a row someone planted online."""
+    ghost = entity_key("acme", f"GHOST-{ACME_A}")
+    _write_row(store, ghost, _online_row(store, ACME_B), 10**12)
+    assert not store.attribute_state("acc", [ghost], LATER, LATER).get(ghost)
+    with pytest.raises(FeatureRowRefused, match="copied from another"):
+        store.online_attributes("acc", [ghost])  # the MAC binds B's row to B
+
+
 def test_untouched_rows_are_served_and_count_nothing(store: FeastFeatureStore) -> None:
     assert _state(store, ACME_B) == {"kyc": "ENHANCED", "risk": "LOW"}
     assert store.online_attributes("acc", [ACME_A, GLOBEX_A]) == {

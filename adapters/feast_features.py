@@ -23,30 +23,105 @@ table. From it this adapter generates a Feast repository under its folder:
   lives in the process: another process that folds into the same files writes the online rows
   too, but this process only learns their times from the SQLite table when it falls back.
 
+Every row the hub writes to Feast (online rows, and the offline Parquet rows ``materialize``
+copies online) carries two more fields: ``hub_row_time`` (the row's valid-from, µs) and
+``hub_row_mac``, HMAC-SHA256 under a key of its own (``row_key``: the hub derives it from its
+local MAC key with the label ``hub feast feature rows``; Redis never sees it) over the tenant, the
+feature view, the entity key, the non-null values and that time. Whoever can write to Redis (or
+the online SQLite file) could otherwise change the features a model scores on. A read verifies
+each row and refuses one whose MAC is missing or wrong (edited, forged, copied from another
+entity, tenant or view), or, on the scoring path, whose time is older than the row this process
+last wrote for the entity (a replayed older row): ``FeatureRowRefused`` (counted, logged) reaches
+the scorer, which scores nothing on it; the refused entities' rows are written again from the
+SQLite table first, so a retry reads valid rows.
+
 Series windows (counts and sums over 1 h / 24 h) stay range scans of the SQLite table: Feast has
 no raw-series read. Feast is imported when the adapter is built, never at CLI start-up.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
+import logging
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
 from adapters.sqlite_features import SqliteFeatureStore
-from core.errors import HubError
+from core.errors import FeatureRowRefused, HubError
 from core.ports.eventlog import TopicPartition
 from core.ports.ml import AttributeVersion, FeatureStore, SeriesPoint
 
 PROJECT = "hub"
 ENTITY = "entity"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MAC_FIELD = "hub_row_mac"
+TIME_FIELD = "hub_row_time"
+RESERVED = (MAC_FIELD, TIME_FIELD)
+ROW_KEY_LABEL = b"hub feast feature rows"  # the purpose the hub derives ``row_key`` with
+
+log = logging.getLogger(__name__)
+
+
+def entity_ref(entity_key: str) -> str:
+    """How errors and logs name an entity: a digest, not its id (an account id may identify a
+    person, and logs outlive erasures); ``entity_ref`` of a known key finds it."""
+    return "entity #" + hashlib.sha256(entity_key.encode()).hexdigest()[:16]
+
+
+def tenant_of(entity_key: str) -> str:
+    """The tenant of an ``ml.features.entity_key`` (``<len>:<tenant>:<entity>``); "" for a key
+    not of that form (a store used without tenants): the MAC covers the whole key anyway."""
+    head, sep, rest = entity_key.partition(":")
+    if sep and head.isdigit() and len(rest) > int(head) and rest[int(head)] == ":":
+        return rest[: int(head)]
+    return ""
+
+
+def row_mac(key: bytes, view: str, entity_key: str, values: Mapping[str, Any], time_us: int) -> str:
+    """The hex MAC of one feature row: its non-null values (a nulled value is noticed)."""
+    present = sorted((f, v) for f, v in values.items() if v is not None)
+    message = json.dumps(
+        ["hub-feast-row/v1", tenant_of(entity_key), view, entity_key, time_us, present],
+        separators=(",", ":"),
+    )
+    return hmac.new(key, message.encode(), hashlib.sha256).hexdigest()
+
+
+def check_row(
+    key: bytes, view: str, entity_key: str, row: Mapping[str, Any], fields: Sequence[str]
+) -> tuple[int, dict[str, str]] | str:
+    """(its time, its values) when the row read back is authentic, else why it is refused.
+    A value that is not text counts as changed: the hub writes text only."""
+    mac, when = row.get(MAC_FIELD), row.get(TIME_FIELD)
+    if not isinstance(mac, str) or not mac:
+        return f"it carries no {MAC_FIELD} (missing, or not written by the hub)"
+    if not isinstance(when, str) or not (when.isascii() and when.isdigit()):
+        return f"its {TIME_FIELD} is missing or not a time"
+    values = {f: row[f] for f in fields if row.get(f) is not None}
+    if any(not isinstance(v, str) for v in values.values()):
+        return "it holds a value that is not text (the hub writes text only)"
+    if not hmac.compare_digest(mac, row_mac(key, view, entity_key, values, int(when))):
+        return (
+            f"its {MAC_FIELD} does not match its values (edited, forged, copied from another "
+            "entity, tenant or view, or written under another hub's key)"
+        )
+    return int(when), values
 
 
 def _ts(time_us: int) -> datetime:
     return EPOCH + timedelta(microseconds=time_us)
+
+
+def _missing(value: Any) -> bool:
+    """A value the point-in-time join left empty (None, or pandas' NaN / NA)."""
+    import pandas as pd
+
+    return value is None or (not isinstance(value, str) and bool(pd.isna(value)))
 
 
 class FeastFeatureStore(FeatureStore):
@@ -54,9 +129,17 @@ class FeastFeatureStore(FeatureStore):
         self,
         folder: Path,
         *,
+        row_key: bytes,
         online: Literal["sqlite", "redis"] = "sqlite",
         redis_url: str = "",
+        on_refused: Callable[[str, str], None] | None = None,
     ) -> None:
+        """``row_key``: the key of the rows' MACs (32+ bytes; the hub's is derived with
+        ``ROW_KEY_LABEL``); ``on_refused(view, reason)``: told of every refused row (a metric)."""
+        if len(row_key) < 32:
+            raise HubError(
+                f"The Feast feature rows' MAC key is {len(row_key)} bytes: give at least 32."
+            )
         try:
             import feast  # noqa: F401  (seconds to import: only when this adapter is chosen)
         except ImportError as exc:  # pragma: no cover - the lock installs it
@@ -68,6 +151,9 @@ class FeastFeatureStore(FeatureStore):
         from feast.repo_config import RepoConfig
 
         self._folder = folder
+        self._key = row_key
+        self._on_refused = on_refused
+        self.refused = 0  # rows refused by this process
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "offline").mkdir(exist_ok=True)
         self._base = SqliteFeatureStore(folder / "features.sqlite")
@@ -100,6 +186,8 @@ class FeastFeatureStore(FeatureStore):
         self._dirty: set[str] = set()
         self._fields: dict[str, tuple[str, ...]] = {}
         self._online: dict[str, dict[str, int]] = {}  # set -> entity -> its online row's time
+        self._macs: dict[str, dict[str, str]] = {}  # set -> entity -> its online row's MAC
+        self._redis_url = redis_url if online == "redis" else ""
 
     # -- the fold: the embedded store, one transaction --------------------------------------------
     def apply(
@@ -126,25 +214,55 @@ class FeastFeatureStore(FeatureStore):
                     self._push(name, sorted(entities))
 
     # -- online serving ---------------------------------------------------------------------------
-    def _push(self, name: str, entities: Sequence[str]) -> None:
+    def _push(self, name: str, entities: Sequence[str], *, heal: bool = False) -> None:
         """Write the entities' state in force now to Feast's online store (lock held)."""
         import pandas as pd
 
         fields = self._fields[name]
-        rows = []
+        rows: list[dict[str, Any]] = []
+        blocked: list[str] = []
         end = 2**62
         for entity, versions in self._base.attribute_state(name, entities, end, end).items():
             if not versions:
                 continue
             valid_from, values = versions[-1]
+            row = {f: values.get(f) for f in fields}
+            mac = row_mac(self._key, name, entity, row, valid_from)
             rows.append(
                 {ENTITY: entity, "event_timestamp": _ts(valid_from)}
-                | {f: values.get(f) for f in fields}
+                | row
+                | {TIME_FIELD: str(valid_from), MAC_FIELD: mac}
             )
+            if heal or valid_from <= self._online[name].get(entity, -1):
+                blocked.append(entity)  # a tie with the stored time: Feast's Redis would skip it
             self._online[name][entity] = valid_from
+            self._macs.setdefault(name, {})[entity] = mac
         if rows:
-            frame = pd.DataFrame(rows).astype({f: "object" for f in fields})
+            columns = (*fields, *RESERVED)
+            frame = pd.DataFrame(rows).astype({f: "object" for f in columns})
+            if blocked:
+                self._unblock(name, blocked)
             self.feast.write_to_online_store(name, frame)
+
+    def _unblock(self, name: str, entities: Sequence[str]) -> None:
+        """Redis only: remove the view's stored event time of the entities, so that the rows
+        written next land. Feast's Redis writer skips a row not newer than the stored time, and
+        whoever wrote a refused row may have dated it far in the future to keep the hub's
+        rewrite out. (The SQLite online store overwrites unconditionally.)"""
+        if not self._redis_url:
+            return
+        import redis
+        from feast.infra.online_stores.helpers import _redis_key
+        from feast.protos.feast.types.EntityKey_pb2 import EntityKey
+        from feast.protos.feast.types.Value_pb2 import Value
+
+        client = redis.Redis.from_url(self._redis_url)
+        try:
+            for entity in entities:
+                key = EntityKey(join_keys=[ENTITY], entity_values=[Value(string_val=entity)])
+                client.hdel(_redis_key(PROJECT, key, 3), f"_ts:{name}")  # type: ignore[arg-type]
+        finally:
+            client.close()
 
     def _serving(self, name: str) -> tuple[str, ...]:
         """The set's fields, its online rows in step with the SQLite table (lock held)."""
@@ -154,6 +272,7 @@ class FeastFeatureStore(FeatureStore):
             self._fields[name] = self._export(name)
             self._dirty.discard(name)
             self._online[name] = {}
+            self._macs[name] = {}
             if self._fields[name]:
                 self._push(name, self._base.attribute_entities(name))
         return self._fields[name]
@@ -170,16 +289,64 @@ class FeastFeatureStore(FeatureStore):
         rest = [e for e in asked if online.get(e, start_us) >= start_us]
         out = self._base.attribute_state(name, rest, start_us, end_us) if rest else {}
         if served and fields:
-            got = self.feast.get_online_features(
-                features=[f"{name}:{f}" for f in fields],
-                entity_rows=[{ENTITY: e} for e in served],
-            ).to_dict()
-            for i, entity in enumerate(got[ENTITY]):
-                values: dict[str, str | None] = {
-                    f: got[f][i] for f in fields if isinstance(got[f][i], str)
-                }
-                out[str(entity)] = [(online[str(entity)], values)]
+            newer: list[str] = []
+            refused: dict[str, str] = {}
+            # The index as it is now (dict reads are atomic): another thread's write since the
+            # snapshot above must not read as a replay.
+            times, macs = self._online.get(name, {}), self._macs.get(name, {})
+            for entity, row in zip(served, self._online_rows(name, fields, served), strict=True):
+                got = check_row(self._key, name, entity, row, fields)
+                known = times.get(entity, -1)
+                if isinstance(got, str):
+                    refused[entity] = got
+                elif got[0] < known:
+                    refused[entity] = (
+                        f"it is an older row (valid from {got[0]} µs) than the one the hub last "
+                        f"wrote (from {known} µs): replayed or rolled back"
+                    )
+                elif got[0] > known or got[0] >= start_us:
+                    newer.append(entity)  # a later state (another writer): the table's answer
+                elif not hmac.compare_digest(row[MAC_FIELD], macs.get(entity, "")):
+                    refused[entity] = (
+                        "it is another row of the same time than the one the hub last wrote "
+                        "(replayed, or a write of the hub's that Feast dropped)"
+                    )
+                else:
+                    out[entity] = [(got[0], dict(got[1]))]
+            if refused:
+                self._refuse(name, refused)
+            if newer:
+                out.update(self._base.attribute_state(name, newer, start_us, end_us))
         return out
+
+    def _online_rows(
+        self, name: str, fields: Sequence[str], entities: Sequence[str]
+    ) -> list[dict[str, Any]]:
+        """Feast's online row of every entity, in order (all fields None when it has none)."""
+        got = self.feast.get_online_features(
+            features=[f"{name}:{f}" for f in (*fields, *RESERVED)],
+            entity_rows=[{ENTITY: e} for e in entities],
+        ).to_dict()
+        return [{f: got[f][i] for f in (*fields, *RESERVED)} for i in range(len(entities))]
+
+    def _refuse(self, name: str, refused: Mapping[str, str]) -> None:
+        """Count and log every refused row, write the entities' rows again from the SQLite table
+        (so that a retry reads valid ones), then raise: nothing may be scored on them."""
+        for entity, reason in refused.items():
+            self.refused += 1
+            log.error("Feast feature row %s/%s refused: %s", name, entity_ref(entity), reason)
+            if self._on_refused is not None:
+                self._on_refused(name, reason.split(" (", 1)[0])
+        with self._lock:
+            if name in self._online:
+                self._push(name, sorted(refused), heal=True)
+        first, reason = next(iter(refused.items()))
+        raise FeatureRowRefused(
+            f"{len(refused)} feature row(s) of {name!r} read from Feast's online store failed "
+            f"verification, e.g. {entity_ref(first)}: {reason}. Nothing was scored on them; their "
+            "rows were written again from the feature table, so a retry reads verified values "
+            "(check who can write to the online store)."
+        )
 
     def positions(self) -> dict[TopicPartition, int]:
         return self._base.positions()
@@ -211,14 +378,27 @@ class FeastFeatureStore(FeatureStore):
                 state.update({k: v for k, v in values.items() if v is not None})
                 fields.update(values)
                 # Ties: the last version applied at a time wins (a dict keeps the last write).
-                rows[(entity, valid_from)] = {ENTITY: entity, "ts": valid_from, **state}
+                rows[(entity, valid_from)] = {
+                    ENTITY: entity,
+                    "ts": valid_from,
+                    **state,
+                    TIME_FIELD: str(valid_from),
+                    MAC_FIELD: row_mac(self._key, name, entity, state, valid_from),
+                }
+        clash = fields & set(RESERVED)
+        if clash:
+            raise HubError(
+                f"Attribute set {name!r} has a field named {sorted(clash)}: the Feast adapter "
+                "keeps that name for its row MAC; rename the attribute."
+            )
         names = tuple(sorted(fields))
+        columns = (*names, *RESERVED)
         frame = pd.DataFrame(
-            [{**{f: None for f in names}, **r} for r in rows.values()],
-            columns=[ENTITY, "ts", *names],
+            [{**{f: None for f in columns}, **r} for r in rows.values()],
+            columns=[ENTITY, "ts", *columns],
         )
         frame["event_timestamp"] = pd.to_datetime(frame["ts"], unit="us", utc=True)
-        frame = frame.drop(columns=["ts"]).astype({f: "object" for f in names})
+        frame = frame.drop(columns=["ts"]).astype({f: "object" for f in columns})
         path = self._folder / "offline" / f"{name}.parquet"
         frame.to_parquet(path, index=False)
         key = Entity(name=ENTITY, join_keys=[ENTITY], value_type=ValueType.STRING)
@@ -226,7 +406,7 @@ class FeastFeatureStore(FeatureStore):
             name=name,
             entities=[key],
             ttl=timedelta(0),  # no expiry: a version is in force until the next one
-            schema=[Field(name=f, dtype=String) for f in names],
+            schema=[Field(name=f, dtype=String) for f in columns],
             source=FileSource(path=str(path), timestamp_field="event_timestamp"),
             online=True,
         )
@@ -257,14 +437,40 @@ class FeastFeatureStore(FeatureStore):
             }
         )
         got = self.feast.get_historical_features(
-            entity_df=asked, features=[f"{name}:{f}" for f in fields]
+            entity_df=asked, features=[f"{name}:{f}" for f in (*fields, *RESERVED)]
         ).to_df()
         out: dict[str, dict[str, str]] = {}
+        refused: dict[str, str] = {}
         for rec in got.to_dict("records"):
-            values = {f: rec[f] for f in fields if isinstance(rec.get(f), str)}
-            if values:
-                out[str(rec[ENTITY])] = values
+            entity = str(rec[ENTITY])
+            row = {f: None if _missing(rec.get(f)) else rec.get(f) for f in (*fields, *RESERVED)}
+            if all(row[f] is None for f in fields) and row[MAC_FIELD] is None:
+                continue  # no version before as_of: nothing in force
+            checked = check_row(self._key, name, entity, row, fields)
+            if isinstance(checked, str):
+                refused[entity] = checked
+            elif checked[1]:
+                out[entity] = checked[1]
+        if refused:
+            self._refuse_offline(name, refused)
         return out
+
+    def _refuse_offline(self, name: str, refused: Mapping[str, str]) -> None:
+        for entity, reason in refused.items():
+            self.refused += 1
+            log.error(
+                "Feast offline feature row %s/%s refused: %s", name, entity_ref(entity), reason
+            )
+            if self._on_refused is not None:
+                self._on_refused(name, reason.split(" (", 1)[0])
+        with self._lock:
+            self._dirty.add(name)  # the Parquet file is written again from the table next read
+        first, reason = next(iter(refused.items()))
+        raise FeatureRowRefused(
+            f"{len(refused)} feature row(s) of {name!r} read from Feast's offline table failed "
+            f"verification, e.g. {entity_ref(first)}: {reason}. Nothing was read from them; the "
+            "table is written again from the feature store on the next read."
+        )
 
     def materialize(self) -> None:
         """Load every attribute set's latest values into Feast's online store."""
@@ -278,14 +484,21 @@ class FeastFeatureStore(FeatureStore):
         fields = self._fields.get(name)
         if not fields:
             return {}
-        got = self.feast.get_online_features(
-            features=[f"{name}:{f}" for f in fields], entity_rows=[{ENTITY: e} for e in entities]
-        ).to_dict()
         out: dict[str, dict[str, str]] = {}
-        for i, entity in enumerate(got[ENTITY]):
-            values = {f: got[f][i] for f in fields if isinstance(got[f][i], str)}
-            if values:
-                out[str(entity)] = values
+        refused: dict[str, str] = {}
+        online = self._online.get(name, {})
+        for entity, row in zip(entities, self._online_rows(name, fields, entities), strict=True):
+            if all(v is None for v in row.values()) and entity not in online:
+                continue  # never written: the entity has no values
+            checked = check_row(self._key, name, entity, row, fields)
+            if isinstance(checked, str):
+                refused[entity] = checked
+            elif checked[0] < online.get(entity, checked[0]):
+                refused[entity] = "it is an older row than the one the hub last wrote (replayed)"
+            elif checked[1]:
+                out[entity] = checked[1]
+        if refused:
+            self._refuse(name, refused)
         return out
 
     def close(self) -> None:

@@ -1,9 +1,18 @@
 """SqliteFeatureVectors: the embedded FeatureVectors (one SQLite file beside the feature store):
 the feature vectors an engine beside the hub computed (Flink), with the result topic's position
-and the source positions they cover, stored in one transaction per load."""
+and the source positions they cover, stored in one transaction per load.
+
+The Flink loader checks each vector's row MAC before it is stored; the file then keeps it for
+scoring. So that whoever can write the file cannot change the features a model scores on, each
+row carries ``mac``: HMAC-SHA256 under the hub's key for stored vectors (``mac_key``: derived from
+its local MAC key, ``hub.ml_setup``) over the view, the row's place (partition, offset), subject,
+entity, time and features. A read refuses a row whose MAC is missing or wrong
+(``FeatureRowRefused``): edited, forged, or moved to another view or place."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import threading
 from collections.abc import Mapping, Sequence
@@ -11,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from adapters.sqlite_open import open_store
+from core.errors import FeatureRowRefused, HubError
 from core.ports.eventlog import TopicPartition
 from core.ports.ml import FeatureVectors
 
@@ -18,6 +28,7 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS vectors (
     view TEXT NOT NULL, partition INTEGER NOT NULL, offset INTEGER NOT NULL,
     subject TEXT, entity TEXT NOT NULL, time_us INTEGER NOT NULL, features TEXT NOT NULL,
+    mac TEXT,
     PRIMARY KEY (view, partition, offset)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS loaded (
@@ -26,10 +37,84 @@ CREATE TABLE IF NOT EXISTS loaded (
 """
 
 
+MAC_LABEL = b"hub stored feature vectors"  # the purpose the hub derives ``mac_key`` with
+
+
+def _text(value: Any) -> str:
+    """A text field as the MAC covers it: length-prefixed (unambiguous whatever it holds)."""
+    if value is None:
+        return "~"
+    text = str(value)
+    return f"{len(text)}:{text}"
+
+
+def vector_mac(
+    key: bytes | hmac.HMAC,
+    view: str,
+    partition: int,
+    offset: int,
+    subject: Any,
+    entity: str,
+    time_us: int,
+    features: str,
+) -> str:
+    """The hex MAC of a stored vector row (``features``: its JSON as stored, last, so that no
+    separator inside it matters). ``key``: the key, or an HMAC of it to copy (every read checks
+    every row: the key's set-up is done once)."""
+    message = (
+        f"hub-stored-vector/v1|{_text(view)}|{int(partition)}|{int(offset)}|{_text(subject)}|"
+        f"{_text(entity)}|{int(time_us)}|{features}"
+    )
+    mac = key.copy() if isinstance(key, hmac.HMAC) else hmac.new(key, digestmod=hashlib.sha256)
+    mac.update(message.encode())
+    return mac.hexdigest()
+
+
 class SqliteFeatureVectors(FeatureVectors):
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, *, mac_key: bytes) -> None:
+        if len(mac_key) < 32:
+            raise HubError(
+                f"The stored feature vectors' MAC key is {len(mac_key)} bytes: give at least 32."
+            )
+        self._key = hmac.new(mac_key, digestmod=hashlib.sha256)  # copied for each row
         self._db = open_store(path, _SCHEMA)
+        columns = {r[1] for r in self._db.execute("PRAGMA table_info(vectors)")}
+        if "mac" not in columns:
+            # A file from before the MACs: its rows cannot be vouched for. They are derived data,
+            # so they are dropped with the load positions, and the next load reads the result
+            # topics again from the start (each row's Flink row MAC checked again).
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                again = {r[1] for r in self._db.execute("PRAGMA table_info(vectors)")}
+                if "mac" not in again:  # not done meanwhile by another process
+                    self._db.execute("ALTER TABLE vectors ADD COLUMN mac TEXT")
+                    self._db.execute("DELETE FROM vectors")
+                    self._db.execute("DELETE FROM loaded")
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
         self._lock = threading.Lock()
+
+    def _verify(self, view: str, got: Sequence[tuple[Any, ...]]) -> None:
+        """Refuse (raise) unless every row ``(subject, entity, time_us, features, partition,
+        offset, mac)`` carries its valid MAC."""
+        for s, e, t, f, p, o, mac in got:
+            if isinstance(mac, str) and hmac.compare_digest(
+                mac, vector_mac(self._key, view, p, o, s, e, t, f)
+            ):
+                continue
+            why = (
+                "it carries no MAC (stored before stored vectors were MACed, or not by the hub)"
+                if not mac
+                else "its MAC does not match (edited, forged, or moved from another view or place)"
+            )
+            raise FeatureRowRefused(
+                f"The stored feature vector of view {view!r} at partition {p} offset {o} is "
+                f"refused: {why}. Nothing was scored on it. Delete the view's rows and load "
+                "them again (`hub projection run --engine flink`), and check who can write "
+                "the vectors file."
+            )
 
     def apply(
         self,
@@ -50,19 +135,10 @@ class SqliteFeatureVectors(FeatureVectors):
                     [(view, p, o) for p, o in deleted],
                 )
                 self._db.executemany(
-                    "INSERT OR REPLACE INTO vectors VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [
-                        (
-                            view,
-                            r["partition"],
-                            r["offset"],
-                            r["subject"],
-                            r["entity"],
-                            r["time_us"],
-                            json.dumps(r["features"], sort_keys=True),
-                        )
-                        for r in rows
-                    ],
+                    "INSERT OR REPLACE INTO vectors "
+                    "(view, partition, offset, subject, entity, time_us, features, mac) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    [self._row(view, r) for r in rows],
                 )
                 self._db.execute(
                     "INSERT OR REPLACE INTO loaded VALUES (?, ?, ?)", (view, position, covered)
@@ -72,13 +148,19 @@ class SqliteFeatureVectors(FeatureVectors):
                 self._db.execute("ROLLBACK")
                 raise
 
+    def _row(self, view: str, r: Mapping[str, Any]) -> tuple[Any, ...]:
+        features = json.dumps(r["features"], sort_keys=True)
+        p, o, s, e, t = r["partition"], r["offset"], r["subject"], r["entity"], r["time_us"]
+        return (view, p, o, s, e, t, features, vector_mac(self._key, view, p, o, s, e, t, features))
+
     def rows(self, view: str) -> list[dict[str, Any]]:
         with self._lock:
             got = self._db.execute(
-                "SELECT subject, entity, time_us, features, partition, offset FROM vectors "
-                "WHERE view = ? ORDER BY partition, offset",
+                "SELECT subject, entity, time_us, features, partition, offset, mac "
+                "FROM vectors WHERE view = ? ORDER BY partition, offset",
                 (view,),
             ).fetchall()
+        self._verify(view, got)
         return [
             {
                 "subject": s,
@@ -88,7 +170,7 @@ class SqliteFeatureVectors(FeatureVectors):
                 "partition": p,
                 "offset": o,
             }
-            for s, e, t, f, p, o in got
+            for s, e, t, f, p, o, _ in got
         ]
 
     def at(
@@ -103,11 +185,12 @@ class SqliteFeatureVectors(FeatureVectors):
         with self._lock:
             for p, (lo, hi) in sorted(spans.items()):
                 got += self._db.execute(
-                    "SELECT subject, entity, time_us, features, partition, offset FROM vectors "
-                    "WHERE view = ? AND partition = ? AND offset BETWEEN ? AND ?",
+                    "SELECT subject, entity, time_us, features, partition, offset, mac "
+                    "FROM vectors WHERE view = ? AND partition = ? AND offset BETWEEN ? AND ?",
                     (view, p, lo, hi),
                 ).fetchall()
         got = [g for g in got if (g[4], g[5]) in wanted]
+        self._verify(view, got)
         features = json.loads("[" + ",".join(g[3] for g in got) + "]")  # one parse, not one a row
         return {
             (p, o): {
@@ -118,7 +201,7 @@ class SqliteFeatureVectors(FeatureVectors):
                 "partition": p,
                 "offset": o,
             }
-            for (s, e, t, _, p, o), f in zip(got, features, strict=True)
+            for (s, e, t, _, p, o, _), f in zip(got, features, strict=True)
         }
 
     def _loaded(self, view: str) -> tuple[int, str]:

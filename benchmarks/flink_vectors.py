@@ -84,7 +84,7 @@ def main() -> None:
         store = SqliteFeatureStore(":memory:")
         rows = embedded_vectors(PAYMENT_RISK, hub.log, hub.reader, store)
         store.close()
-        vectors = SqliteFeatureVectors(Path(tmp) / "vectors.sqlite")
+        vectors = SqliteFeatureVectors(Path(tmp) / "vectors.sqlite", mac_key=b"v" * 32)
         companion = FlinkFeatureView(PAYMENT_RISK, hub.log, vectors, ROW_KEY)
         companion.prepare()
         hub.log.append(result_topic(PAYMENT_RISK), [as_job_writes(PAYMENT_RISK, r) for r in rows])

@@ -21,6 +21,7 @@ from core.ports.ml import AttributeVersion
 CALLS = int(os.environ.get("FEAST_BENCH_CALLS", "500"))
 ACCOUNTS = 500
 GROUP = "feast online fetch"
+KEY = b"k" * 32  # the rows' MAC key
 
 
 def _versions() -> list[AttributeVersion]:
@@ -47,7 +48,7 @@ def test_feast_online_fetch_vs_sqlite(tmp_path: Path, report: Report) -> None:
     versions = _versions()
     sqlite = SqliteFeatureStore(tmp_path / "f.sqlite")
     sqlite.apply([], versions, {})
-    feast = FeastFeatureStore(tmp_path / "feast")
+    feast = FeastFeatureStore(tmp_path / "feast", row_key=KEY)
     feast.apply([], versions, {})
     feast.materialize()
     rng = random.Random(5)
@@ -83,4 +84,50 @@ def test_feast_online_fetch_vs_sqlite(tmp_path: Path, report: Report) -> None:
         higher_is_better=False,
     )
     sqlite.close()
+    feast.close()
+
+
+def test_feast_scoring_read_verified_vs_unverified(tmp_path: Path, report: Report) -> None:
+    """The scoring read (``attribute_state``: Feast's online rows, each MAC checked against the
+    process's index) beside the read it replaced (the same Feast online fetch of the value
+    fields alone, unverified), same store and data; a batch of 100 accounts and one account,
+    the median of interleaved rounds (CPU noise here is one-sided)."""
+    from adapters.feast_features import FeastFeatureStore
+
+    feast = FeastFeatureStore(tmp_path / "feast", row_key=KEY)
+    feast.apply([], _versions(), {})
+    rng = random.Random(7)
+    names = [f"ACC-{a:05d}" for a in range(ACCOUNTS)]
+    later = 10**9
+    assert feast.attribute_state("account", names[:1], later, later)  # registers, writes online
+
+    def unverified(batch: list[str]) -> None:
+        feast.feast.get_online_features(
+            features=["account:kyc", "account:risk"], entity_rows=[{"entity": e} for e in batch]
+        ).to_dict()
+
+    def verified(batch: list[str]) -> None:
+        got = feast.attribute_state("account", batch, later, later)
+        assert len(got) == len(batch)
+
+    for size in (100, 1):
+        old: list[float] = []
+        new: list[float] = []
+        for _ in range(max(CALLS // size, 40)):
+            batch = rng.sample(names, size)
+            for fn, out in ((unverified, old), (verified, new)):
+                t = time.perf_counter()
+                fn(batch)
+                out.append(time.perf_counter() - t)
+        base = f"Feast online fetch, unverified, {size} entities"
+        report.add(GROUP, base, float(np.median(old)) * 1000, "ms p50", higher_is_better=False)
+        report.add(
+            GROUP,
+            f"attribute_state, MAC verified, {size} entities",
+            float(np.median(new)) * 1000,
+            "ms p50",
+            baseline=base,
+            higher_is_better=False,
+        )
+    assert feast.refused == 0
     feast.close()

@@ -304,7 +304,7 @@ def test_stored_vectors_scoring_rate(
         e["initiated_at"] = _rfc(int(e["initiated_at"]))
     offsets = list(range(len(events)))
     matrix = scorer.engine.matrix(events)
-    table = SqliteFeatureVectors(tmp_path / "vectors.sqlite")
+    table = SqliteFeatureVectors(tmp_path / "vectors.sqlite", mac_key=b"v" * 32)
     rows = [
         {
             "subject": e["payment_id"],
@@ -326,6 +326,10 @@ def test_stored_vectors_scoring_rate(
     )
     f_engine = _rate(n, lambda: scorer.engine.matrix(events))
     f_stored = _rate(n, lambda: stored.matrix(0, offsets, events))
+    check = table._verify
+    table._verify = lambda view, got: None  # type: ignore[method-assign]  # the pre-MAC read
+    f_unchecked = _rate(n, lambda: stored.matrix(0, offsets, events))
+    table._verify = check  # type: ignore[method-assign]
     table.close()
     group = "ml stored vectors"
     base = "engine features + score (CPU)"
@@ -340,6 +344,14 @@ def test_stored_vectors_scoring_rate(
         f_stored[1],
         "events/s",
         baseline="engine features only (CPU)",
+    )
+    report.add(group, "stored vectors only, rows' MACs unchecked (CPU)", f_unchecked[1], "events/s")
+    report.add(
+        group,
+        "stored vectors only, rows' MACs checked (CPU)",
+        f_stored[1],
+        "events/s",
+        baseline="stored vectors only, rows' MACs unchecked (CPU)",
     )
     report.add(group, "load average (1 min) at the end", os.getloadavg()[0], "")
 

@@ -162,3 +162,12 @@ class LogTampered(HubError):
 
     code = "log_tampered"
     http_status = 500
+
+
+class FeatureRowRefused(HubError):
+    """A stored feature row (Feast's online store or offline table, the stored feature vectors)
+    failed its MAC check (missing, edited, forged, copied from another entity, tenant, view or
+    place) or is older than the row the hub last wrote (replayed): no score may use it."""
+
+    code = "feature_row_refused"
+    http_status = 500

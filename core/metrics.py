@@ -143,6 +143,13 @@ class Metrics:
             ["model", "version", "variant", "decision"],
             registry=self.registry,
         )
+        self.feature_rows_refused = Counter(
+            "hub_feature_rows_refused_total",
+            "Feature rows read from Feast (online store or offline table) refused: MAC missing "
+            "or wrong, or older than the row the hub last wrote; nothing was scored on them.",
+            ["view", "reason"],
+            registry=self.registry,
+        )
         self.ml_scoring_seconds = Histogram(
             "hub_ml_scoring_seconds",
             "Time to fetch features and score one call (one event or one batch).",

@@ -57,11 +57,17 @@ def feature_store(hub: Hub) -> FeatureStore:
     """The FeatureStore adapter the settings name (Feast is imported only when chosen: seconds)."""
     folder = hub.settings.data_dir / "ml"
     if hub.settings.feature_store == "feast":
-        from adapters.feast_features import FeastFeatureStore
+        from adapters.feast_features import ROW_KEY_LABEL, FeastFeatureStore
+        from hub.bootstrap import derived_secret
 
         url = hub.settings.feature_redis_url
+        refused = hub.metrics.feature_rows_refused
         return FeastFeatureStore(
-            folder / "feast", online="redis" if url else "sqlite", redis_url=url
+            folder / "feast",
+            row_key=derived_secret(hub.settings, ROW_KEY_LABEL),
+            online="redis" if url else "sqlite",
+            redis_url=url,
+            on_refused=lambda view, reason: refused.labels(view, reason).inc(),
         )
     from adapters.sqlite_features import SqliteFeatureStore
     from ml.series_cache import CachedFeatureStore
@@ -74,9 +80,11 @@ def feature_store(hub: Hub) -> FeatureStore:
 def feature_vectors(hub: Hub) -> FeatureVectors:
     """The offline vectors of the feature views computed on Flink (``hub.flink_feature_views``),
     beside the feature store: ``ml/vectors.sqlite``."""
-    from adapters.sqlite_vectors import SqliteFeatureVectors
+    from adapters.sqlite_vectors import MAC_LABEL, SqliteFeatureVectors
+    from hub.bootstrap import derived_secret
 
-    return SqliteFeatureVectors(hub.settings.data_dir / "ml" / "vectors.sqlite")
+    path = hub.settings.data_dir / "ml" / "vectors.sqlite"
+    return SqliteFeatureVectors(path, mac_key=derived_secret(hub.settings, MAC_LABEL))
 
 
 def model_registry(hub: Hub) -> ModelRegistry:

@@ -12,6 +12,8 @@ from adapters.sqlite_features import SqliteFeatureStore
 from core.ports.ml import FeatureStore, ModelRegistry
 from tests.contract.ml_contract import FeatureStoreContract, ModelRegistryContract, Reopen
 
+KEY = b"k" * 32  # the Feast rows' MAC key (the hub derives its own: hub.ml_setup)
+
 
 class TestSqliteFeatureStore(FeatureStoreContract):
     @pytest.fixture
@@ -86,7 +88,7 @@ class TestFeastFeatureStore(FeatureStoreContract):
     def store(self, tmp_path: Path) -> Iterator[FeatureStore]:
         from adapters.feast_features import FeastFeatureStore
 
-        self._opened: list[FeatureStore] = [FeastFeatureStore(tmp_path / "feast")]
+        self._opened: list[FeatureStore] = [FeastFeatureStore(tmp_path / "feast", row_key=KEY)]
         yield self._opened[0]
         for s in self._opened:
             s.close()
@@ -97,7 +99,7 @@ class TestFeastFeatureStore(FeatureStoreContract):
 
         def reopen(store: FeatureStore) -> FeatureStore:
             store.close()
-            fresh = FeastFeatureStore(tmp_path / "feast")
+            fresh = FeastFeatureStore(tmp_path / "feast", row_key=KEY)
             self._opened.append(fresh)
             return fresh
 
@@ -108,7 +110,7 @@ def test_feast_online_store_serves_the_latest_values_after_materialize(tmp_path:
     from adapters.feast_features import FeastFeatureStore
     from core.ports.ml import AttributeVersion
 
-    store = FeastFeatureStore(tmp_path / "feast")
+    store = FeastFeatureStore(tmp_path / "feast", row_key=KEY)
     store.apply(
         [],
         [
@@ -139,7 +141,7 @@ def test_feast_redis_online_store(tmp_path: Path) -> None:
     url = subprocess.run(
         ["bash", str(infra.script("redis")), "url"], capture_output=True, text=True, check=True
     ).stdout.strip()
-    store = FeastFeatureStore(tmp_path / "feast", online="redis", redis_url=url)
+    store = FeastFeatureStore(tmp_path / "feast", row_key=KEY, online="redis", redis_url=url)
     entity = f"R-{tmp_path.name}"
     store.apply([], [AttributeVersion("acc", entity, 100, {"kyc": "BASIC", "risk": "LOW"})], {})
     store.materialize()

@@ -284,7 +284,7 @@ def flink_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FlinkSes
         # the ML feature views: the engine's companion jobs, as `hub projection run --engine
         # flink --all` gives them (``hub.flink_feature_views``): in the same statement set,
         # their vectors loaded from the result topics into a FeatureVectors table after it
-        session.vectors = SqliteFeatureVectors(root / "vectors.sqlite")
+        session.vectors = SqliteFeatureVectors(root / "vectors.sqlite", mac_key=b"v" * 32)
         chosen = [p for p in CATALOG if p.name in PROJECTIONS]
         analytics = [p for p in chosen if p.store == "analytics"]
         loader = ResultLoader(

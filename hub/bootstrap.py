@@ -438,7 +438,7 @@ def build_projections(
             (s.data_dir / "views").mkdir(parents=True, exist_ok=True)
             url = f"sqlite:///{s.data_dir / 'views' / 'transactional.sqlite'}"
         store = SqlAlchemyViewStore(url)
-        store.query_memory_bytes = s.query_max_memory_bytes  # SQLite's results (PostgreSQL: #)
+        store.query_memory_bytes = s.query_max_memory_bytes  # its results (SQLite, PostgreSQL)
         return store
 
     return ProjectionService(

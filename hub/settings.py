@@ -81,8 +81,9 @@ class Settings(BaseSettings):
     query_max_memory_bytes: int = Field(
         default=1 << 30,
         ge=16 * 1_048_576,
-        description="Most memory one query over the analytics views (chDB, ClickHouse) may use "
-        "(its max_memory_usage); a query needing more is stopped with 422 query_memory_limit.",
+        description="Most memory one query over the views may use (chDB, ClickHouse: its "
+        "max_memory_usage; SQLite, PostgreSQL: its result's values); a query needing more is "
+        "stopped with 422 query_memory_limit.",
     )
     dedupe_max_keys: int = Field(
         default=1_000_000,

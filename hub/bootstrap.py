@@ -81,6 +81,8 @@ class Hub:
     catalog: Catalog
     eraser: Eraser
     ml: Any = None  # ml.service.MachineLearning, built on first use (hub.ml_setup.ml_of)
+    # core.sqlguard_limits.QueryLimiter of the analysts' queries (hub.api.exports.query_limits)
+    query_limiter: Any = None
     # Several processes on one footprint (HUB_LEADER_ELECTION): who runs the single writers.
     leader: LeaderElector | None = None
     # Compiles a policy bundle into an embedded engine: how proposed bundles are validated.

@@ -57,6 +57,13 @@ class Metrics:
             "HUB_MAX_REQUEST_BYTES_IN_FLIGHT.",
             registry=self.registry,
         )
+        self.query_refusals = Counter(
+            "hub_query_refusals_total",
+            "Analyst queries refused (HTTP 429) by a rate or concurrency limit, by limit "
+            "(query_concurrency, query_tenant_concurrency, query_rate, query_tenant_rate).",
+            ["limit"],
+            registry=self.registry,
+        )
         self.auth_failures = Counter(
             "hub_auth_failures_total",
             "Requests refused for missing or bad credentials.",

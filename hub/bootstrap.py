@@ -82,6 +82,8 @@ class Hub:
     eraser: Eraser
     subject_tenants: SubjectTenants | None = None  # the frozen legacy record (the eraser's)
     ml: Any = None  # ml.service.MachineLearning, built on first use (hub.ml_setup.ml_of)
+    # core.sqlguard_limits.QueryLimiter of the analysts' queries (hub.api.exports.query_limits)
+    query_limiter: Any = None
     # Several processes on one footprint (HUB_LEADER_ELECTION): who runs the single writers.
     leader: LeaderElector | None = None
     # Compiles a policy bundle into an embedded engine: how proposed bundles are validated.
@@ -439,7 +441,7 @@ def build_projections(
             (s.data_dir / "views").mkdir(parents=True, exist_ok=True)
             url = f"sqlite:///{s.data_dir / 'views' / 'transactional.sqlite'}"
         store = SqlAlchemyViewStore(url)
-        store.query_memory_bytes = s.query_max_memory_bytes  # SQLite's results (PostgreSQL: #)
+        store.query_memory_bytes = s.query_max_memory_bytes  # its results (SQLite, PostgreSQL)
         return store
 
     return ProjectionService(

@@ -81,8 +81,31 @@ class Settings(BaseSettings):
     query_max_memory_bytes: int = Field(
         default=1 << 30,
         ge=16 * 1_048_576,
-        description="Most memory one query over the analytics views (chDB, ClickHouse) may use "
-        "(its max_memory_usage); a query needing more is stopped with 422 query_memory_limit.",
+        description="Most memory one query over the views may use (chDB, ClickHouse: its "
+        "max_memory_usage; SQLite, PostgreSQL: its result's values); a query needing more is "
+        "stopped with 422 query_memory_limit.",
+    )
+    # Analyst queries (core.sqlguard_limits): a query runs under the view store's lock, which
+    # every tenant's projection writes wait for; these keep one key or tenant from holding it.
+    query_max_running_per_principal: int = Field(
+        default=1, ge=1, description="Most queries over the views one principal may run at once."
+    )
+    query_max_running_per_tenant: int = Field(
+        default=2,
+        ge=1,
+        description="Most queries over the views one tenant's principals may run at once.",
+    )
+    query_rate_per_principal: float = Field(
+        default=60.0, gt=0, description="Queries a minute refilled into a principal's bucket."
+    )
+    query_burst_per_principal: int = Field(
+        default=30, ge=1, description="Most queries a principal may send at once (its bucket)."
+    )
+    query_rate_per_tenant: float = Field(
+        default=300.0, gt=0, description="Queries a minute refilled into a tenant's bucket."
+    )
+    query_burst_per_tenant: int = Field(
+        default=100, ge=1, description="Most queries a tenant's principals may send at once."
     )
     dedupe_max_keys: int = Field(
         default=1_000_000,

@@ -34,6 +34,7 @@ from core.errors import (
 from core.events import OutgoingEvent, is_internal_topic, refuse_internal
 from core.ports.policy import Principal
 from core.roles import ROLES
+from core.sqlguard_limits import QueryLimited
 from governance.apikeys import parse_duration
 from governance.enrolment import EnrolmentTicket
 from hub.api.auth import AuthMiddleware
@@ -448,6 +449,8 @@ def create_app(hub: Hub) -> FastAPI:
     async def _hub_error(request: Request, exc: HubError) -> JSONResponse:
         # A body refused mid-stream by the in-flight budget (hub.api.bodylimit): come back.
         retry = {"Retry-After": str(RETRY_AFTER_S)} if isinstance(exc, BodyBudgetFull) else None
+        if isinstance(exc, QueryLimited):  # a query's rate or concurrency limit: come back
+            retry = {"Retry-After": str(exc.retry_after)}
         return JSONResponse(error_body(exc), status_code=exc.http_status, headers=retry)
 
     @app.exception_handler(RequestValidationError)

@@ -4,7 +4,9 @@ lineage run of ``export.query``."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import pyarrow as pa
@@ -12,7 +14,43 @@ import pyarrow as pa
 from core import lineage
 from core.errors import InvalidInput
 from core.ports.policy import Principal
+from core.sqlguard_limits import QueryLimiter, QueryLimits
 from projections import metadata
+
+_LIMITER_MADE = threading.Lock()
+
+
+def query_limiter(hub: Any) -> QueryLimiter:
+    """The hub's one limiter of analyst queries, made from its settings on first use."""
+    with _LIMITER_MADE:
+        if getattr(hub, "query_limiter", None) is None:
+            s = hub.settings
+            refusals = hub.metrics.query_refusals
+            hub.query_limiter = QueryLimiter(
+                QueryLimits(
+                    per_principal=s.query_max_running_per_principal,
+                    per_tenant=s.query_max_running_per_tenant,
+                    principal_rate=s.query_rate_per_principal,
+                    principal_burst=s.query_burst_per_principal,
+                    tenant_rate=s.query_rate_per_tenant,
+                    tenant_burst=s.query_burst_per_tenant,
+                ),
+                refused=lambda code: refusals.labels(code).inc(),
+            )
+        limiter: QueryLimiter = hub.query_limiter
+    return limiter
+
+
+@contextmanager
+def query_limits(hub: Any, principal: Principal, sql: str) -> Iterator[None]:
+    """Run the block as one of ``principal``'s queries, under the per-principal and per-tenant
+    rate and concurrency limits (``core.sqlguard_limits``: 429 past one). ``SHOW TABLES`` and
+    ``DESCRIBE`` answer from the catalog, not the views' lock: not counted."""
+    if metadata.statement(sql) is not None:
+        yield
+        return
+    with query_limiter(hub).admit(principal.id, principal.tenant):
+        yield
 
 
 def export(table: pa.Table, fmt: str) -> tuple[bytes, str]:

@@ -553,10 +553,17 @@ def query(
     """Run SQL over the views (guarded query path) as JSON rows, or export it as CSV or
     Parquet; with ``signed``, the export comes in a zip with a manifest signed by the ledger key
     (query, checkpoint, row count, digest: ``hub-verify bundle`` checks it offline)."""
-    from hub.api.exports import export_query
+    from hub.api.exports import query_limits
 
     hub = hub_of(request)
     started = time.perf_counter()
+    with query_limits(hub, principal, body.sql):  # as /v1/query: 429 past a limit
+        return _run_query(hub, principal, body, started)
+
+
+def _run_query(hub: Any, principal: Principal, body: QueryIn, started: float) -> Response:
+    from hub.api.exports import export_query
+
     if body.signed:
         from hub.reports import signed_export
 

@@ -26,7 +26,7 @@ from pydantic import BaseModel, Field
 
 from core.ports.policy import Principal
 from hub.api.deps import MAX_INT64, authorize, decision_context, hub_of
-from hub.api.exports import export, export_query
+from hub.api.exports import export, export_query, query_limits
 from hub.api.models import ProjectionAt, ProjectionStatus, Rebuilt, RowSources
 
 router = APIRouter(tags=["projections"])
@@ -148,15 +148,16 @@ def at_query(
 
     hub = hub_of(request)
     event_us = None if body.event_time is None else point_in_time_us(body.event_time)
-    table = hub.projections.at_query(
-        hub.policy,
-        principal,
-        name,
-        body.sql,
-        offset=body.offset,
-        time_ms=body.time_ms,
-        event_time_us=event_us,
-    )
+    with query_limits(hub, principal, body.sql):
+        table = hub.projections.at_query(
+            hub.policy,
+            principal,
+            name,
+            body.sql,
+            offset=body.offset,
+            time_ms=body.time_ms,
+            event_time_us=event_us,
+        )
     data, media = export(table, body.format)
     return Response(data, media_type=media)
 
@@ -200,12 +201,9 @@ def run_query(
 ) -> Response:
     from governance.cases import purpose_context
 
-    data, media = export_query(
-        hub_of(request),
-        principal,
-        body.sql,
-        body.format,
-        body.store,
-        purpose_context(request.headers),
-    )
+    hub = hub_of(request)
+    with query_limits(hub, principal, body.sql):  # 429 past a rate or concurrency limit
+        data, media = export_query(
+            hub, principal, body.sql, body.format, body.store, purpose_context(request.headers)
+        )
     return Response(data, media_type=media)

@@ -302,7 +302,8 @@ def test_flink_vectors_loaded_by_the_hub_build_the_training_set_the_log_builds(h
     from core.ports.eventlog import TopicPartition
     from hub.flink_feature_views import FlinkFeatureView
     from hub.ml_setup import feature_vectors, ml_of
-    from ml.flink_features import result_topic
+    from ml.flink_features import mac_name, result_topic
+    from projections.flink.rowmac import DELETE_HEADER, delete_header
 
     publish_sets(hub)
     view = PAYMENT_RISK
@@ -316,7 +317,16 @@ def test_flink_vectors_loaded_by_the_hub_build_the_training_set_the_log_builds(h
     gone = second | {"offset": 10_000}
     hub.log.append(topic, [as_job_writes(view, stale), as_job_writes(view, gone)])
     deleted = as_job_writes(view, gone)
-    hub.log.append(topic, [dataclasses.replace(deleted, value=None)])
+    # a delete only the row key's holder signs removes it; a bare tombstone (anyone producing to
+    # flink.*) of a genuine vector is ignored, the vector stays
+    signed = delete_header(ROW_KEY, mac_name(view), [gone["partition"], gone["offset"]], 0)
+    hub.log.append(
+        topic,
+        [
+            dataclasses.replace(deleted, value=None, headers=((DELETE_HEADER, signed),)),
+            dataclasses.replace(as_job_writes(view, first), value=None),
+        ],
+    )
     hub.log.append(topic, [as_job_writes(view, r) for r in theirs])
     # what the job committed: every record of the view's topics (as after a bounded run)
     covers = {
@@ -325,6 +335,7 @@ def test_flink_vectors_loaded_by_the_hub_build_the_training_set_the_log_builds(h
     hub.log.commit_offsets(companion.group, covers)
     done = companion.load()
     assert done["vectors"] == len(theirs) and done["digest"] == vectors_digest(theirs)
+    assert companion._loader.ignored_tombstones == 1  # the bare one
     assert store.covers(view.name) == covers
     assert companion.loader()["lag"] == 0 and companion.load()["read"] == 0  # resumes at its end
 
@@ -346,7 +357,9 @@ def test_flink_vectors_loaded_by_the_hub_build_the_training_set_the_log_builds(h
         sets.verify(poisoned.manifest)
     # a vector the job did not write (missing): refused at the cut, naming the event
     f5 = next(r for r in theirs if r["subject"] == "F5")
-    hub.log.append(topic, [dataclasses.replace(as_job_writes(view, f5), value=None)])
+    f5_gone = delete_header(ROW_KEY, mac_name(view), [f5["partition"], f5["offset"]], 0)
+    tombstone = dataclasses.replace(as_job_writes(view, f5), value=None)
+    hub.log.append(topic, [dataclasses.replace(tombstone, headers=((DELETE_HEADER, f5_gone),))])
     companion.load()
     with pytest.raises(Conflict, match=f"offset {f5['offset']}"):
         sets.cut(view.name, vectors=store)

@@ -9,8 +9,10 @@ recording decisions, keys or holds. The registry API refuses such changes (``int
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 from core.events import is_internal_topic
+from core.hubactions import reserved_names_of
 from domain.catalog import TOPICS, subject_for
 
 
@@ -33,3 +35,22 @@ def is_internal_subject(subject: str) -> bool:
         return True
     topic, sep, _ = subject.partition("-")
     return bool(sep) and is_internal_topic(topic)
+
+
+def reserved_name_subjects(registry: Any) -> list[tuple[str, str, str]]:
+    """(subject, event type, why) for each live subject outside the hub's own whose versions
+    name an event type the hub reserves (``core.hubactions``): registered before the registry
+    refused them, they keep working, and ``hub ledger verify`` names them so that an auditor
+    reads their ledger entries as a publisher's, not the hub's."""
+    out: list[tuple[str, str, str]] = []
+    for subject in registry.subjects():
+        if is_internal_subject(subject):
+            continue
+        seen: set[str] = set()
+        for version in registry.versions(subject):
+            text = registry.get_version(subject, version).schema.text
+            for name, why in reserved_names_of(text):
+                if name not in seen:
+                    seen.add(name)
+                    out.append((subject, name, why))
+    return out

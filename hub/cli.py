@@ -460,9 +460,14 @@ def principals_list(obj: Ctx) -> None:
             now = datetime.now(UTC)
             for e in h.keys.enrolments():
                 if scope in (None, e.tenant):
+                    approval = (
+                        f"\tapproved by {e.approved_by}: {e.approval_reason or '(no reason)'}"
+                        if e.approved_by
+                        else ""
+                    )
                     click.echo(
                         f"{e.owner}\t{e.enrolment_id}\t{','.join(sorted(e.roles))}\t"
-                        f"enrolment {e.kind} {e.state(now)} by {e.requested_by}"
+                        f"enrolment {e.kind} {e.state(now)} by {e.requested_by}{approval}"
                     )
 
     run_safely(go)

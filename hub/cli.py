@@ -577,8 +577,12 @@ def schema_register(obj: Ctx, subject: str, file: str) -> None:
 
     def go() -> None:
         with obj.hub() as h:
+            from registry.internal import refuse_reserved_names
+
             authorize(h, "schema.write", f"subjects/{subject}")
-            sv = h.registry.register(subject, Path(file).read_text(encoding="utf-8"))
+            text = Path(file).read_text(encoding="utf-8")
+            refuse_reserved_names(h.registry, subject, text)  # as the registry API does
+            sv = h.registry.register(subject, text)
             click.echo(json.dumps({"subject": subject, "version": sv.version, "id": sv.id}))
 
     run_safely(go)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+from core.errors import InvalidInput, NotFound
 from core.events import is_internal_topic
 from core.hubactions import reserved_names_of
 from domain.catalog import TOPICS, subject_for
@@ -54,3 +55,29 @@ def reserved_name_subjects(registry: Any) -> list[tuple[str, str, str]]:
                     seen.add(name)
                     out.append((subject, name, why))
     return out
+
+
+def refuse_reserved_names(registry: Any, subject: str, text: str) -> None:
+    """A schema whose event type is the hub's (an action it records, or its namespace
+    ``hub.*``: ``core.hubactions``) is refused with 422 ``reserved_name``: its records' ledger
+    action would read as the hub's own. A subject that already holds a version of that name
+    (registered before this rule) keeps evolving; ``hub ledger verify`` names it."""
+    reserved = reserved_names_of(text)
+    if not reserved:
+        return
+    try:
+        live = {
+            n
+            for v in registry.versions(subject)
+            for n, _ in reserved_names_of(registry.get_version(subject, v).schema.text)
+        }
+    except NotFound:  # a new subject
+        live = set()
+    refused = [(n, why) for n, why in reserved if n not in live]
+    if refused:
+        name, why = refused[0]
+        raise InvalidInput(
+            f"Subject {subject!r}: the {why}. Name the record in your own namespace (for "
+            f"example 'com.example.{name.rsplit('.', 1)[-1]}').",
+            code="reserved_name",
+        )

@@ -107,3 +107,18 @@ def test_a_subject_registered_before_keeps_working_and_verify_names_it(api: Api)
     )
     assert out.exit_code == 0, out.output
     assert "notes-value" in out.output and "lake.export" in out.output, out.output
+
+
+def test_the_cli_refuses_the_same_names(api: Api, tmp_path: Any) -> None:
+    from hub.cli import main
+
+    path = tmp_path / "export.avsc"
+    path.write_text(json.dumps(_record("export", "lake")))
+    args = ["--data-dir", str(api.hub.settings.data_dir), "schema", "register", "notes-value"]
+    out = CliRunner().invoke(
+        main,
+        [*args, str(path)],
+        env={"HUB_API_KEY": api.tokens["publisher"]},
+    )
+    assert out.exit_code != 0 and "lake.export" in out.output, out.output
+    assert "notes-value" not in api.hub.registry.subjects(include_deleted=True)

@@ -52,7 +52,6 @@ from core.errors import (
     NotFound,
     SubjectNotFound,
 )
-from core.hubactions import reserved_names_of
 from core.ports.policy import Principal
 from governance.decisions import HeldDecision
 from hub.api.deps import (
@@ -82,7 +81,7 @@ from hub.api.models import (
 )
 from hub.api.models import SchemaId as SchemaIdOut
 from hub.api.models import json_body as body_schema
-from registry.internal import is_internal_subject
+from registry.internal import is_internal_subject, refuse_reserved_names
 from registry.service import (
     Reference,
     SchemaRegistry,
@@ -293,32 +292,6 @@ def _refuse_internal(subject: str, change: str) -> None:
             "the registry API is refused for every role, because the hub's own services write "
             "with its schema (the hub registers its internal schemas itself at start).",
             code="internal_subject",
-        )
-
-
-def _refuse_reserved_names(registry: Any, subject: str, text: str) -> None:
-    """A schema whose event type is the hub's (an action it records, or its namespace
-    ``hub.*``: ``core.hubactions``) is refused with 422 ``reserved_name``: its records' ledger
-    action would read as the hub's own. A subject that already holds a version of that name
-    (registered before this rule) keeps evolving; ``hub ledger verify`` names it."""
-    reserved = reserved_names_of(text)
-    if not reserved:
-        return
-    try:
-        live = {
-            n
-            for v in registry.versions(subject)
-            for n, _ in reserved_names_of(registry.get_version(subject, v).schema.text)
-        }
-    except NotFound:  # a new subject
-        live = set()
-    refused = [(n, why) for n, why in reserved if n not in live]
-    if refused:
-        name, why = refused[0]
-        raise InvalidInput(
-            f"Subject {subject!r}: the {why}. Name the record in your own namespace (for "
-            f"example 'com.example.{name.rsplit('.', 1)[-1]}').",
-            code="reserved_name",
         )
 
 
@@ -640,7 +613,7 @@ def register_body(registry: Any, subject: str, body: Any, held: HeldDecision | N
     Shared by this route and its lean twin (``hub.api.registry_fast``)."""
     _refuse_internal(subject, "registering a schema version under")
     candidate = _Candidate(registry, body)
-    _refuse_reserved_names(registry, subject, candidate.text)
+    refuse_reserved_names(registry, subject, candidate.text)
     sv = registry.register(
         subject,
         candidate.text,

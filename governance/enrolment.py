@@ -108,6 +108,7 @@ class Enrolment:
     approved_at: datetime | None = None
     approval_salt: str = field(default="", repr=False)
     approval_hmac: str = field(default="", repr=False)
+    approval_reason: str = ""
     new_key_id: str = ""
     redeemed_at: datetime | None = None
     ended_at: datetime | None = None  # recorded expiry, supersession or withdrawal
@@ -144,6 +145,7 @@ class Enrolment:
             "requires_approval": self.requires_approval,
             "bootstrap": self.bootstrap,
             "approved_by": self.approved_by or None,
+            "approval_reason": self.approval_reason or None,
             "expires_at": self.expires_at.isoformat(),
             "key_id": self.new_key_id or None,
             "ended_reason": self.ended_reason or None,
@@ -396,6 +398,7 @@ class EnrolmentCommands:
                 approved_at=parse_time(v.get("approved_at")),
                 approval_salt=v.get("approval_salt") or "",
                 approval_hmac=v.get("approval_hmac") or "",
+                approval_reason=v.get("reason") or "",
             )
             self._bootstrap_closed = True
         elif kind == REDEEMED and (not e.requires_approval or e.approval_hmac):
@@ -624,6 +627,7 @@ class EnrolmentCommands:
                             "approved_at": now.isoformat(),
                             "approval_salt": salt,
                             "approval_hmac": self._digest(salt, second),
+                            "reason": reason,
                         },
                     )
                 ],

@@ -460,9 +460,14 @@ def principals_list(obj: Ctx) -> None:
             now = datetime.now(UTC)
             for e in h.keys.enrolments():
                 if scope in (None, e.tenant):
+                    approval = (
+                        f"\tapproved by {e.approved_by}: {e.approval_reason or '(no reason)'}"
+                        if e.approved_by
+                        else ""
+                    )
                     click.echo(
                         f"{e.owner}\t{e.enrolment_id}\t{','.join(sorted(e.roles))}\t"
-                        f"enrolment {e.kind} {e.state(now)} by {e.requested_by}"
+                        f"enrolment {e.kind} {e.state(now)} by {e.requested_by}{approval}"
                     )
 
     run_safely(go)
@@ -572,8 +577,12 @@ def schema_register(obj: Ctx, subject: str, file: str) -> None:
 
     def go() -> None:
         with obj.hub() as h:
+            from registry.internal import refuse_reserved_names
+
             authorize(h, "schema.write", f"subjects/{subject}")
-            sv = h.registry.register(subject, Path(file).read_text(encoding="utf-8"))
+            text = Path(file).read_text(encoding="utf-8")
+            refuse_reserved_names(h.registry, subject, text)  # as the registry API does
+            sv = h.registry.register(subject, text)
             click.echo(json.dumps({"subject": subject, "version": sv.version, "id": sv.id}))
 
     run_safely(go)

@@ -68,6 +68,7 @@ from typing import TYPE_CHECKING, Any
 from audit.merkle import range_root
 from audit.note import GENESIS_PREV, checkpoint_hash, format_checkpoint
 from core.errors import Forbidden, HubError
+from core.hubactions import hub_topics, means_hub
 from core.leadership import NotLeader, WriterFence
 from core.ports.eventlog import (
     EncodedColumns,
@@ -900,7 +901,16 @@ class Ledger:
         return got[0] if got and got[0].offset == offset else None
 
     def entries(self, *, with_fields: bool = False, **filters: Any) -> list[dict[str, Any]]:
-        """Entries matching filters (see ``LedgerStore.query``), in index order."""
+        """Entries matching filters (see ``LedgerStore.query``), in index order.
+
+        A filter on one of the hub's own action names (``core.hubactions.means_hub``) without
+        a topic matches entries of internal topics only: a data record's action is its event
+        type, which a publisher names (a schema called ``subject.erase`` is not an erasure)."""
+        if means_hub(filters.get("action")) and not (filters.get("topic") or filters.get("topics")):
+            internal = hub_topics(t.name for t in self.log.topics())
+            if not internal:
+                return []
+            filters = {**filters, "topics": internal}
         rows = self.store.query(**filters)
         records = self.records_of(rows)
         out = []

@@ -524,6 +524,9 @@ class EnrolmentOut(BaseModel):
     requires_approval: bool
     bootstrap: bool
     approved_by: str | None = None
+    approval_reason: str | None = Field(
+        None, description="Why the second approver approved (none before it was recorded)."
+    )
     expires_at: str
     key_id: str | None = None
     ended_reason: str | None = Field(

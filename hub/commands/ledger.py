@@ -111,6 +111,15 @@ def ledger_verify(obj: Ctx, public_key: str | None, full: bool) -> None:
                 f"against the log in {report.seconds:.2f} s ({report.pending} records pending; "
                 f"{kind})"
             )
+            from registry.internal import reserved_name_subjects
+
+            for subject, name, why in reserved_name_subjects(h.registry):
+                # registered before the registry refused such names: still served, but their
+                # ledger entries are a publisher's (readers of the hub's actions skip them)
+                click.echo(
+                    f"warning: subject {subject!r} names {name!r} ({why}); its records are a "
+                    "publisher's, not the hub's: rename the record in your own namespace."
+                )
             if report.unkeyed_batches:
                 click.echo(
                     f"unkeyed batches: {report.unkeyed_batches} (written before "

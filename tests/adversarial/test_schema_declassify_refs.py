@@ -19,22 +19,22 @@ from tests.adversarial._api import Api, basic
 CONTACT = {
     "type": "record",
     "name": "Contact",
-    "namespace": "hub.x",
+    "namespace": "com.x",
     "fields": [{"name": "email", "type": "string", "classification": "pii"}],
 }
 HOLDER = {
     "type": "record",
     "name": "Holder",
-    "namespace": "hub.x",
+    "namespace": "com.x",
     "fields": [
         {"name": "id", "type": "string", "hub.data_subject": True},
-        {"name": "contact", "type": "hub.x.Contact"},
+        {"name": "contact", "type": "com.x.Contact"},
     ],
 }
 
 
 def _ref(subject: str) -> list[dict[str, object]]:
-    return [{"name": "hub.x.Contact", "subject": subject, "version": 1}]
+    return [{"name": "com.x.Contact", "subject": subject, "version": 1}]
 
 
 def test_a_reference_cannot_carry_pii_out_of_its_classification(api: Api) -> None:

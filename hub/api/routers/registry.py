@@ -81,7 +81,7 @@ from hub.api.models import (
 )
 from hub.api.models import SchemaId as SchemaIdOut
 from hub.api.models import json_body as body_schema
-from registry.internal import is_internal_subject
+from registry.internal import is_internal_subject, refuse_reserved_names
 from registry.service import (
     Reference,
     SchemaRegistry,
@@ -130,6 +130,7 @@ CONFLUENT_ERRORS: Mapping[str, tuple[int, int]] = {
     "reference_exists": (422, 42206),
     "id_in_use": (422, 42207),
     "invalid_subject": (422, 42208),
+    "reserved_name": (422, 42201),
     "malformed_json": (422, 422),
     "invalid_input": (422, 422),
     "payload_too_large": (413, 413),
@@ -612,6 +613,7 @@ def register_body(registry: Any, subject: str, body: Any, held: HeldDecision | N
     Shared by this route and its lean twin (``hub.api.registry_fast``)."""
     _refuse_internal(subject, "registering a schema version under")
     candidate = _Candidate(registry, body)
+    refuse_reserved_names(registry, subject, candidate.text)
     sv = registry.register(
         subject,
         candidate.text,

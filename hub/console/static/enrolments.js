@@ -3,7 +3,7 @@
 
 (() => {
   const COLUMNS = ["enrolment_id", "owner", "roles", "tenant", "kind", "state", "requested_by",
-    "requested_at", "approved_by", "expires_at"];
+    "requested_at", "approved_by", "approval_reason", "expires_at"];
 
   function showHalf(done) {
     hub.text("enrolment-id", done.enrolment_id);

@@ -475,9 +475,12 @@ def csv_batch(
     lens = rows.lengths()
     starts = rows.starts
     # Quotes and control bytes (but tabs and the newlines joining rows): their rows are forced.
-    odd = np.flatnonzero(((octets < 0x20) & (octets != 0x09)) | (octets == 0x22))
+    marked = ((octets < 0x20) & (octets != 0x09)) | (octets == 0x22)
+    joins = rows.ends[:-1]
+    # Unmarked in place (not ``np.isin`` on the marked positions: a sort, 5x the cost).
+    marked[joins[joins < len(marked)]] = False
+    odd = np.flatnonzero(marked)
     if len(odd):
-        odd = odd[~np.isin(odd, rows.ends[:-1])]
         force[np.searchsorted(starts, odd, side="right") - 1] = True
     commas = np.flatnonzero(octets == 0x2C)
     per_row = np.searchsorted(commas, rows.ends) - np.searchsorted(commas, starts)

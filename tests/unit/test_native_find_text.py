@@ -8,10 +8,12 @@ from __future__ import annotations
 import json
 import random
 
+import numpy as np
 import pytest
 
 from ingest import arrowread
-from ingest.arrowread import json_batch, layout
+from ingest.arrowread import csv_batch, csv_layout, json_batch, layout
+from ingest.lines import Lines
 from tests.unit.test_arrow_readers import PARSED_DICT
 
 hub_native = pytest.importorskip("hub_native")
@@ -119,3 +121,48 @@ def test_json_batch_native_search_equals_reference(
         forced += int(ref_force.sum())
         rows += n
     assert 0 < forced < rows // 4, (forced, rows)  # most rows go through Arrow
+
+
+def _old_marked_rows(rows: Lines) -> list[bool]:
+    """The row marking ``csv_batch`` made before (``np.isin`` of the marked positions against
+    the joining newlines): the reference its in-place unmarking must equal."""
+    octets = np.frombuffer(rows.data, dtype=np.uint8)
+    force = np.zeros(len(rows), dtype=np.bool_)
+    odd = np.flatnonzero(((octets < 0x20) & (octets != 0x09)) | (octets == 0x22))
+    if len(odd):
+        odd = odd[~np.isin(odd, rows.ends[:-1])]
+        force[np.searchsorted(rows.starts, odd, side="right") - 1] = True
+    return force.tolist()
+
+
+@pytest.mark.parametrize("kind", ["texts", "block"])
+def test_csv_batch_marks_quote_and_control_rows_as_before(kind: str) -> None:
+    """A one-string-column CSV: a row is forced for a quote, a control byte (not a tab), a comma
+    or its length, and the quote/control marking equals the old ``np.isin`` formula, on rows cut
+    from a file region (CRLF, CR, blank lines) and on texts."""
+    rng = random.Random(18 + len(kind))
+    schema = {"type": "record", "name": "R", "fields": [{"name": "s", "type": "string"}]}
+    lay = csv_layout(layout(schema), ["s"], schema["fields"])
+    assert lay is not None
+    alphabet = b'ab\t\r"\x01\x1f ,' + b"x" * 20
+    marked_seen = 0
+    for _ in range(300):
+        n = rng.choice([1, 2, 7, 60])
+        texts = [bytes(rng.choice(alphabet) for _ in range(rng.randint(0, 12))) for _ in range(n)]
+        if kind == "block":
+            rows = Lines.block(
+                b"".join(t + rng.choice([b"\n", b"\r\n"]) for t in texts).rstrip(b"\n"), 1
+            )
+        else:
+            rows = Lines.texts([t.replace(b"\r", b"") for t in texts])
+        _, force = csv_batch(rows, ["s"], lay, set(), 10)
+        old = _old_marked_rows(rows)
+        expected = [
+            old[i] or b"," in rows.line(i) or len(rows.line(i)) > 10 for i in range(len(rows))
+        ]
+        assert force.tolist() == expected, (rows.data, force.tolist(), expected)
+        for i in range(len(rows)):  # the marking is the row's own bytes
+            line = rows.line(i)
+            assert old[i] == any((b < 0x20 and b != 0x09) or b == 0x22 for b in line), line
+        marked_seen += sum(old)
+    assert marked_seen > 100

@@ -227,11 +227,10 @@ def _missing(
         force[nulls] = True
         return arr
     data = lines.data
-    name = f'"{c.name}"'.encode()
-    if name not in data and (b"\\" not in data or b"\\u00" not in data):
+    if not _has_text(data, f'"{c.name}"') and (b"\\" not in data or b"\\u00" not in data):
         # No line names the field, nor could spell it (the usual case: a field every line
         # leaves out): every null row gets the default, without a pass over each line. The
-        # lone backslash is looked for first: one memchr pass, a fiftieth of a substring search.
+        # backslash test is one memchr pass; the name's search is native (``_has_text``).
         named = np.zeros(len(col), dtype=np.bool_)
     else:
         if not texts:
@@ -260,6 +259,28 @@ def _missing(
     if not fill.any():
         return arr
     return pc.if_else(pa.array(fill), c.default, arr)
+
+
+def _load_contains_text() -> Any:
+    try:
+        import hub_native
+    except ImportError:  # not built: ``bytes.__contains__`` answers
+        return None
+    return getattr(hub_native, "contains_text", None)
+
+
+_native_contains_text = _load_contains_text()
+
+
+def _has_text(data: bytes, needle: str) -> bool:
+    """Whether ``needle`` (ASCII) occurs in ``data``. The native search (SSE2) is ~6x faster than
+    ``in`` on JSON, whose commonest byte ``"`` ends every quoted name and so defeats CPython's
+    skip table; it answers None for bytes that are not UTF-8, and ``in`` (the reference) decides."""
+    if _native_contains_text is not None and type(data) is bytes:
+        found = _native_contains_text(data, needle)
+        if found is not None:
+            return bool(found)
+    return needle.encode() in data
 
 
 def _suspect_line(line: bytes, max_bytes: int) -> bool:
@@ -454,9 +475,12 @@ def csv_batch(
     lens = rows.lengths()
     starts = rows.starts
     # Quotes and control bytes (but tabs and the newlines joining rows): their rows are forced.
-    odd = np.flatnonzero(((octets < 0x20) & (octets != 0x09)) | (octets == 0x22))
+    marked = ((octets < 0x20) & (octets != 0x09)) | (octets == 0x22)
+    joins = rows.ends[:-1]
+    # Unmarked in place (not ``np.isin`` on the marked positions: a sort, 5x the cost).
+    marked[joins[joins < len(marked)]] = False
+    odd = np.flatnonzero(marked)
     if len(odd):
-        odd = odd[~np.isin(odd, rows.ends[:-1])]
         force[np.searchsorted(starts, odd, side="right") - 1] = True
     commas = np.flatnonzero(octets == 0x2C)
     per_row = np.searchsorted(commas, rows.ends) - np.searchsorted(commas, starts)

@@ -9,6 +9,7 @@ mod avro_columns;
 mod avro_encode;
 mod avro_strings;
 mod dict_column;
+mod find_text;
 mod headers;
 mod kafka_produce;
 mod key_index;
@@ -33,6 +34,7 @@ fn hub_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     avro_columns::register(m)?;
     avro_encode::register(m)?;
     avro_strings::register(m)?;
+    find_text::register(m)?;
     headers::register(m)?;
     kafka_produce::register(m)?;
     leaves::register(m)?;

@@ -24,7 +24,7 @@ from domain.envelope import is_envelope_header
 from ledger.leaves import LeafEncoder, leaf_batch_reference
 from ledger.service import Ledger, LedgerConfig
 from ledger.verify import save_verified, verify_ledger
-from tests.infra import in_ci
+from tests.native import native_module
 from tests.unit.test_native_ledger_batch import altered_read_encoded
 
 QUERY = ("ce_source", "hub_action", "ce_type", "ce_subject", "ce_tenant")
@@ -39,15 +39,7 @@ ODD = (
 
 @pytest.fixture(scope="module")
 def native() -> Any:
-    try:
-        import hub_native  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        if in_ci():
-            pytest.fail("hub_native is not built: `make setup` runs native/build.sh (needs cargo).")
-        pytest.skip("LOUD: hub_native is not built (run `make setup` with cargo installed).")
-    if not hasattr(hub_native, "column_leaf_batch"):
-        pytest.fail("hub_native predates column_leaf_batch: rerun `make setup`.")
-    return hub_native
+    return native_module("column_leaf_batch")
 
 
 class RecordPathLog(SqliteEventLog):

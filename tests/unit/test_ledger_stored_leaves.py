@@ -24,21 +24,13 @@ from core.ports.eventlog import EncodedColumns, EventLog, Record, RecordColumns
 from ledger.leaves import LeafEncoder, leaf_batch_reference
 from ledger.service import Ledger, LedgerConfig
 from ledger.verify import verify_ledger
-from tests.infra import in_ci
+from tests.native import native_module
 from tests.unit.test_ledger_columns import _appends, _dump, _fill, _same
 
 
 @pytest.fixture(scope="module")
 def native() -> Any:
-    try:
-        import hub_native  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        if in_ci():
-            pytest.fail("hub_native is not built: `make setup` runs native/build.sh (needs cargo).")
-        pytest.skip("LOUD: hub_native is not built (run `make setup` with cargo installed).")
-    if not hasattr(hub_native, "stored_leaf_batch"):
-        pytest.fail("hub_native predates stored_leaf_batch: rerun `make setup`.")
-    return hub_native
+    return native_module("stored_leaf_batch")
 
 
 class ColumnPathLog(SqliteEventLog):

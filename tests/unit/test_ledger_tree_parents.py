@@ -12,20 +12,12 @@ import pytest
 
 from core import hashing
 from ledger.tree import TreeBuilder
-from tests.infra import in_ci
+from tests.native import native_module
 
 
 @pytest.fixture(scope="module")
 def native() -> Any:
-    try:
-        import hub_native  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        if in_ci():
-            pytest.fail("hub_native is not built: `make setup` runs native/build.sh (needs cargo).")
-        pytest.skip("LOUD: hub_native is not built (run `make setup` with cargo installed).")
-    if not hasattr(hub_native, "tree_parents"):
-        pytest.fail("hub_native predates tree_parents: rerun `make setup`.")
-    return hub_native
+    return native_module("tree_parents")
 
 
 def test_tree_parents_match_the_reference_for_every_split(native: Any) -> None:

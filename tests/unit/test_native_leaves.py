@@ -13,20 +13,12 @@ import pytest
 from audit import leaf as leaf_format
 from core.ports.eventlog import StoredRecord
 from ledger.leaves import LeafEncoder
-from tests.infra import in_ci
+from tests.native import native_module
 
 
 @pytest.fixture(scope="module")
 def native() -> Any:
-    try:
-        import hub_native  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        if in_ci():
-            pytest.fail("hub_native is not built: `make setup` runs native/build.sh (needs cargo).")
-        pytest.skip("LOUD: hub_native is not built (run `make setup` with cargo installed).")
-    if not hasattr(hub_native, "record_leaf_hashes"):
-        pytest.fail("hub_native predates native/src/leaves.rs: rerun `make setup`.")
-    return hub_native
+    return native_module("record_leaf_hashes")
 
 
 def _text(rnd: random.Random, n: int) -> str:

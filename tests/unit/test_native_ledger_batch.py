@@ -28,22 +28,14 @@ from domain.envelope import is_envelope_header
 from ledger.leaves import LeafEncoder, leaf_batch_reference
 from ledger.service import Ledger, LedgerConfig
 from ledger.verify import verify_ledger
-from tests.infra import in_ci
+from tests.native import native_module
 
 QUERY = ("ce_source", "hub_action", "ce_type", "ce_subject", "ce_tenant")
 
 
 @pytest.fixture(scope="module")
 def native() -> Any:
-    try:
-        import hub_native  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        if in_ci():
-            pytest.fail("hub_native is not built: `make setup` runs native/build.sh (needs cargo).")
-        pytest.skip("LOUD: hub_native is not built (run `make setup` with cargo installed).")
-    if not hasattr(hub_native, "record_leaf_batch"):
-        pytest.fail("hub_native predates native/src/ledger_batch.rs: rerun `make setup`.")
-    return hub_native
+    return native_module("record_leaf_batch")
 
 
 def _value(rnd: random.Random) -> bytes:

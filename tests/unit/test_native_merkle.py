@@ -10,18 +10,12 @@ import pytest
 
 from audit.merkle import leaf_hash, node_hash
 from core import hashing
-from tests.infra import in_ci
+from tests.native import native_module
 
 
 @pytest.fixture(scope="module")
 def native() -> object:
-    try:
-        import hub_native  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        if in_ci():
-            pytest.fail("hub_native is not built: `make setup` runs native/build.sh (needs cargo).")
-        pytest.skip("LOUD: hub_native is not built (run `make setup` with cargo installed).")
-    return hub_native
+    return native_module()
 
 
 def test_leaf_hashes_are_byte_identical_on_random_batches(native: object) -> None:

@@ -41,6 +41,27 @@ def _field(b: bytes | None) -> bytes:
     return _LEN.pack(-1) if b is None else _LEN.pack(len(b)) + b
 
 
+def labelled_mac(
+    key: bytes,
+    label: bytes,
+    topic: str,
+    partition: int,
+    ts: int,
+    rkey: bytes | None,
+    value: bytes | None,
+    headers: Sequence[tuple[str, bytes | None]],
+) -> bytes:
+    """HMAC-SHA256 of one record's length-prefixed fields under ``label``: the encoding of the
+    record MAC (``adapters.kafka_log.auth.record_mac``) and of the tenant MAC, which
+    ``hub_native.record_macs`` computes for a whole batch."""
+    # one joined message and the one-shot hmac.digest: about 4x faster than hmac.new + updates
+    parts = [label, _field(topic.encode()), _POS.pack(partition, ts), _field(rkey), _field(value)]
+    for name, v in headers:
+        parts.append(_field(name.encode()))
+        parts.append(_field(v))
+    return hmac.digest(key, b"".join(parts), "sha256")
+
+
 def covered(headers: Sequence[tuple[str, bytes | None]]) -> list[tuple[str, bytes | None]]:
     """The ``COVERED`` headers of a record, in ``COVERED`` order; a repeated name counts with
     its last value (as the job's header map keeps it; the hub's writer refuses repeats)."""
@@ -59,11 +80,7 @@ def tenant_mac(
 ) -> bytes:
     """The tenant MAC of a record; ``headers``: its ``covered`` headers (the encoding of
     ``auth.record_mac`` under another label, so ``hub_native.record_macs`` computes it too)."""
-    parts = [LABEL, _field(topic.encode()), _POS.pack(partition, ts), _field(rkey), _field(value)]
-    for name, v in headers:
-        parts.append(_field(name.encode()))
-        parts.append(_field(v))
-    return hmac.digest(key, b"".join(parts), "sha256")
+    return labelled_mac(key, LABEL, topic, partition, ts, rkey, value, headers)
 
 
 def tenant_of(

@@ -35,25 +35,18 @@ nor changes what they read as (which ``hub ledger verify`` would find differs fr
 from __future__ import annotations
 
 import hmac
-import struct
 from collections.abc import Callable, Sequence
 from itertools import repeat
 from typing import Final
 
 from core.errors import LogTampered
 from core.ports.eventlog import Headers, StoredRecord
-from core.tenant_mac import COVERED, TMAC_HEADER, covered
+from core.tenant_mac import COVERED, TMAC_HEADER, covered, labelled_mac
 from core.tenant_mac import LABEL as TENANT_LABEL
 from domain.envelope import H_TENANT
 
 MAC_HEADER: Final = "__hub.mac"
 _LABEL: Final = b"hub.kafka.record.v1\n"
-_LEN = struct.Struct(">q")  # -1: None
-_POS = struct.Struct(">Iq")  # partition, timestamp
-
-
-def _field(b: bytes | None) -> bytes:
-    return _LEN.pack(-1) if b is None else _LEN.pack(len(b)) + b
 
 
 def record_mac(
@@ -66,12 +59,7 @@ def record_mac(
     ts: int,
     label: bytes = _LABEL,
 ) -> bytes:
-    # one joined message and the one-shot hmac.digest: about 4x faster than hmac.new + updates
-    parts = [label, _field(topic.encode()), _POS.pack(partition, ts), _field(rkey), _field(value)]
-    for name, v in headers or ():
-        parts.append(_field(name.encode()))
-        parts.append(_field(v))
-    return hmac.digest(key, b"".join(parts), "sha256")
+    return labelled_mac(key, label, topic, partition, ts, rkey, value, headers or ())
 
 
 def record_macs_py(

@@ -394,17 +394,7 @@ class PolicyChanges:
                 if lost is None:
                     continue
                 events.append(
-                    self._event(
-                        WITHDRAWN,
-                        change.change_id,
-                        {
-                            "change_id": change.change_id,
-                            "withdrawn_by": by,
-                            "reason": f"{why}: {lost}",
-                            "revoked_key": ",".join(key_ids),
-                            "withdrawn_at": _now(),
-                        },
-                    )
+                    self._withdrawn(change.change_id, by, f"{why}: {lost}", ",".join(key_ids))
                 )
             if events:
                 self._publisher.publish(POLICIES_TOPIC, events, producer=by, tenant="default")
@@ -442,19 +432,8 @@ class PolicyChanges:
             )
             if lost is None:
                 continue
-            events.append(
-                self._event(
-                    WITHDRAWN,
-                    change.change_id,
-                    {
-                        "change_id": change.change_id,
-                        "withdrawn_by": by,
-                        "reason": f"policy {version} activated by {by}: {lost}",
-                        "revoked_key": "",
-                        "withdrawn_at": _now(),
-                    },
-                )
-            )
+            reason = f"policy {version} activated by {by}: {lost}"
+            events.append(self._withdrawn(change.change_id, by, reason, revoked_key=""))
         return events
 
     def on_activated(self, hook: Callable[[str, str], Any]) -> None:
@@ -515,6 +494,21 @@ class PolicyChanges:
         from core.events import OutgoingEvent
 
         return OutgoingEvent(value=value, event_type=event_type, key=change_id)
+
+    def _withdrawn(self, change_id: str, by: str, reason: str, revoked_key: str) -> Any:
+        """``PolicyChangeWithdrawn`` of ``change_id``; ``revoked_key``: the revoked key ids
+        that withdrew it (comma-separated), or empty (a policy activation withdrew it)."""
+        return self._event(
+            WITHDRAWN,
+            change_id,
+            {
+                "change_id": change_id,
+                "withdrawn_by": by,
+                "reason": reason,
+                "revoked_key": revoked_key,
+                "withdrawn_at": _now(),
+            },
+        )
 
     def _activated(
         self, change_id: str, bundle: PolicyBundle, active: PolicyBundle, by: Principal

@@ -1,10 +1,11 @@
 """Analyst queries have rate and concurrency limits, per principal and per tenant (session 18).
 
-A query over the views runs under the view store's lock, which every tenant's projection writes
-wait for. There was no limit at all: one analyst looping long queries on ``/v1/query`` (or many
-keys of one tenant in parallel) kept that lock and stalled every tenant's views. Now a query past
-a limit is answered 429 before it runs, with ``Retry-After`` and the limit named, and counted in
-``hub_query_refusals_total``; another tenant's queries are still admitted.
+A query over the views ran under the view store's lock, which every tenant's projection writes
+wait for (on SQLite it now reads through its own connection, but still takes a core up to its
+time bound). There was no limit at all: one analyst looping long queries on ``/v1/query`` (or
+many keys of one tenant in parallel) kept that lock and stalled every tenant's views. Now a
+query past a limit is answered 429 before it runs, with ``Retry-After`` and the limit named, and
+counted in ``hub_query_refusals_total``; another tenant's queries are still admitted.
 """
 
 from __future__ import annotations
@@ -27,6 +28,13 @@ from hub.settings import load_settings
 from ._api import basic
 
 SQL = "SELECT count(*) AS n FROM payment_status"
+# A query that runs until its time bound: 400 rows of a slow instr (about 20 s unbounded here).
+_ROWS = " UNION ALL ".join(f"SELECT '{i}' AS x" for i in range(400))
+SLOW = (
+    "SELECT count(instr(printf('%.*c', 60000, x), printf('%.*c', 30000, x) || 'b')) AS n "
+    f"FROM ({_ROWS}) AS r"
+)
+HOLD = 5.0  # seconds: the store's time bound while slow queries hold their slots
 
 
 @pytest.fixture
@@ -51,8 +59,10 @@ def served(tmp_path: Path) -> Iterator[tuple[Hub, TestClient, dict[str, dict[str
         hub.close()
 
 
-def _query(client: TestClient, headers: dict[str, str], path: str = "/v1/query") -> Any:
-    body = {"sql": SQL, "store": "transactional", "format": "json"}
+def _query(
+    client: TestClient, headers: dict[str, str], path: str = "/v1/query", sql: str = SQL
+) -> Any:
+    body = {"sql": sql, "store": "transactional", "format": "json"}
     return client.post(path, json=body, headers=headers)
 
 
@@ -111,9 +121,11 @@ def test_many_keys_of_one_tenant_share_its_bucket(
     assert _query(client, who["gus"]).status_code == 200  # globex has its own bucket
 
 
-def _in_thread(client: TestClient, headers: dict[str, str]) -> tuple[threading.Thread, list[Any]]:
+def _in_thread(
+    client: TestClient, headers: dict[str, str], sql: str = SQL
+) -> tuple[threading.Thread, list[Any]]:
     out: list[Any] = []
-    t = threading.Thread(target=lambda: out.append(_query(client, headers)), daemon=True)
+    t = threading.Thread(target=lambda: out.append(_query(client, headers, sql=sql)), daemon=True)
     t.start()
     return t, out
 
@@ -131,33 +143,31 @@ def _wait_running(hub: Hub, key: tuple[str, str], n: int = 1) -> None:
 def test_a_running_query_holds_its_principals_and_tenants_slots(
     served: tuple[Hub, TestClient, dict[str, dict[str, str]]],
 ) -> None:
-    """While ann's query runs (here: waits for the views' lock, as behind a projection batch),
-    her next query and a third acme key's are refused at once; globex's is admitted."""
+    """While ann's query runs (here: a slow one, until the store's time bound), her next query
+    and a third acme key's are refused at once; globex's is admitted. (It used to hold the
+    views' lock here; queries on the SQLite views no longer take it.)"""
     hub, client, who = served
     assert _query(client, who["gus"]).status_code == 200  # the views exist
-    lock = hub.projections.store("transactional")._lock  # type: ignore[attr-defined]
-    lock.acquire()
+    hub.projections.store("transactional").query_seconds = HOLD  # type: ignore[attr-defined]
     waiting: list[tuple[threading.Thread, list[Any]]] = []
-    try:
-        waiting.append(_in_thread(client, who["ann"]))
-        _wait_running(hub, ("tenant", "acme"))
-        second, out = _in_thread(client, who["ann"])
-        second.join(10)
-        assert not second.is_alive(), "ann's second query waited instead of being refused"
-        _refused(out[0], "query_concurrency", "HUB_QUERY_MAX_RUNNING_PER_PRINCIPAL")
-        waiting.append(_in_thread(client, who["bob"]))
-        _wait_running(hub, ("tenant", "acme"), 2)
-        third, out = _in_thread(client, who["cat"])
-        third.join(10)
-        assert not third.is_alive(), "a third acme key's query waited instead of being refused"
-        _refused(out[0], "query_tenant_concurrency", "HUB_QUERY_MAX_RUNNING_PER_TENANT")
-        waiting.append(_in_thread(client, who["gus"]))
-        _wait_running(hub, ("tenant", "globex"))
-    finally:
-        lock.release()
-    for t, got in waiting:
-        t.join(30)
-        assert got and got[0].status_code == 200, got and got[0].text
+    waiting.append(_in_thread(client, who["ann"], SLOW))
+    _wait_running(hub, ("tenant", "acme"))
+    second, out = _in_thread(client, who["ann"])
+    second.join(10)
+    assert not second.is_alive(), "ann's second query waited instead of being refused"
+    _refused(out[0], "query_concurrency", "HUB_QUERY_MAX_RUNNING_PER_PRINCIPAL")
+    waiting.append(_in_thread(client, who["bob"], SLOW))
+    _wait_running(hub, ("tenant", "acme"), 2)
+    third, out = _in_thread(client, who["cat"])
+    third.join(10)
+    assert not third.is_alive(), "a third acme key's query waited instead of being refused"
+    _refused(out[0], "query_tenant_concurrency", "HUB_QUERY_MAX_RUNNING_PER_TENANT")
+    waiting.append(_in_thread(client, who["gus"], SLOW))
+    _wait_running(hub, ("tenant", "globex"))
+    for t, got in waiting:  # each stopped at the time bound, then its slots given back
+        t.join(60)
+        assert got and got[0].status_code == 422, got and got[0].text
+        assert got[0].json()["reason"] == "query_timeout", got[0].text
     # slots are given back: ann runs again
     assert _query(client, who["ann"]).status_code == 200
     assert _refusals(hub, "query_concurrency") == 1

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import sqlite3
 import threading
 import time
@@ -59,6 +60,9 @@ from core.sqlguard import (
     too_much_memory,
     too_slow,
 )
+
+log = logging.getLogger(__name__)
+
 
 _EXACT = Context(prec=80)  # decimals of up to 38 digits, never rounded (the default has 28)
 
@@ -484,12 +488,33 @@ class SqlAlchemyViewStore(ViewStore):
     ) -> int:
         check_erasable(table, column, columns)
         with self._tx("erasing view values") as conn:  # one transaction: all or nothing
+            if self._read_uri is not None:
+                # the file's freed cell space is zeroed, not left holding the erased values
+                conn.exec_driver_sql("PRAGMA secure_delete = ON")
             st = self._existing(conn, target, table)
             scrub = {c: sa.case((st.c[c].is_(None), None), else_=marker) for c in columns}
             where = st.c[column] == value
             if tenant is not None:
                 where = sa.and_(where, st.c.tenant == tenant)
-            return int(conn.execute(sa.update(st).where(where).values(scrub)).rowcount)
+            erased = int(conn.execute(sa.update(st).where(where).values(scrub)).rowcount)
+        if self._read_uri is not None and erased:
+            self._truncate_wal()
+        return erased
+
+    def _truncate_wal(self) -> None:
+        """Copy the WAL into the file and empty it: its older frames still hold the pages as
+        they were before an erasure (the values in plaintext). A query reading an older
+        snapshot keeps the checkpoint from finishing: then the values stay in the -wal until
+        the next erasure's or SQLite's own checkpoint, and that is logged."""
+        with self._lock, self._engine.connect() as conn:
+            busy = conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").one()[0]
+            conn.commit()
+        if busy:
+            log.warning(
+                "views: erased values may stay in the -wal file of %s until the next "
+                "checkpoint: a running query holds an older snapshot",
+                self._engine.url.database,
+            )
 
     def query(self, sql: str, grants: Sequence[ViewGrant]) -> pa.Table:
         """Run ``sql`` as ``core.sqlguard`` rewrites it (each granted view becomes a

@@ -12,7 +12,8 @@ import pytest
 import sqlalchemy as sa
 
 from adapters.sqlalchemy_views import SqlAlchemyViewStore
-from tests.contract.views_contract import ViewStoreContract
+from core.ports.views import Checkpoint, Position, Target
+from tests.contract.views_contract import ERASED, PAYMENTS, ViewStoreContract, payment
 from tests.infra import postgres_url
 
 
@@ -22,6 +23,29 @@ class TestSqliteViews(ViewStoreContract):
         s = SqlAlchemyViewStore(f"sqlite:///{tmp_path / 'views.sqlite'}")
         yield s
         s.close()
+
+
+def test_erased_values_leave_no_plaintext_in_the_views_file_or_its_wal(tmp_path) -> None:
+    """The views file is WAL (queries read their own snapshot): the WAL's older frames, and the
+    file's freed cell space, would keep an erased subject's values in plaintext after
+    ``erase_values``; it zeroes freed space and empties the WAL."""
+    path = tmp_path / "views.sqlite"
+    store = SqlAlchemyViewStore(f"sqlite:///{path}")
+    try:
+        target = Target("p", "live")
+        store.ensure(target, (PAYMENTS,))
+        secret = "Ann Quartermaine-Sevigny"
+        rows = {"ct_payments": [payment("P1", "a", secret, "rent"), payment("P2", "b", "Bob", "x")]}
+        store.write(target, (PAYMENTS,), rows, Checkpoint(1, {("e", 0): Position(2)}))
+        files = [path, path.with_name(path.name + "-wal")]
+        assert any(secret.encode() in f.read_bytes() for f in files if f.exists())  # the premise
+        assert store.erase_values(target, PAYMENTS, "account_id", "a", ["payee"], ERASED) == 1
+        for f in files:
+            if f.exists():
+                assert secret.encode() not in f.read_bytes(), f"{f.name} still holds it"
+        assert [r["payee"] for r in store.rows(target, PAYMENTS)] == [ERASED, "Bob"]
+    finally:
+        store.close()
 
 
 @pytest.fixture(scope="session")

@@ -17,6 +17,22 @@ die() {
     exit 1
 }
 
+# Run "$@" holding an exclusive flock on the file $1 (waiting at most $2 s), for a cache under
+# ~/.cache/hub that is shared beyond this checkout's state folder: the two test lanes of one
+# checkout (each with its own HUB_INFRA_DIR) and every other checkout of this user install into
+# the same virtualenv or jar folder, and two cold installs at once removed each other's half-built
+# folder (`rm -rf` before building). The second waits, then finds the cache complete. A subshell
+# holds the lock, so it is released when "$@" returns and no daemon started afterwards inherits it.
+one_install_at_a_time() {
+    local lock=$1 wait=$2
+    shift 2
+    mkdir -p "$(dirname "$lock")"
+    (
+        flock -w "$wait" 9 || die "another install into the cache that $lock guards did not finish within ${wait} s."
+        "$@"
+    ) 9>"$lock"
+}
+
 # The pid of our running process, or exit 1.
 running_pid() {
     [[ -f "$PID_FILE" ]] || return 1

@@ -206,8 +206,14 @@ cmd_logs() { tail_logs "$CONSOLE_LOG" "$LOG_DIR/server.log"; }
 
 case "${1:-}" in
 fetch) cmd_fetch ;;
-start) cmd_start ;;
-stop) cmd_stop ;;
+start)
+    one_start_at_a_time
+    cmd_start
+    ;;
+stop)
+    one_start_at_a_time
+    cmd_stop
+    ;;
 status) cmd_status ;;
 logs) cmd_logs ;;
 wipe) cmd_wipe ;;

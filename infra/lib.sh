@@ -33,6 +33,17 @@ one_install_at_a_time() {
     ) 9>"$lock"
 }
 
+# One start or stop of this component at a time in this state folder (infra/postgres.sh takes
+# its own): two starts at once (two test sessions of one checkout) both saw it stopped and both
+# launched; the second server could not bind, and its failed start removed the pid file, so the
+# first server ran on unseen by `status` and `stop` (found by hand with OPA, session 18). The
+# second start now waits and finds it running. Held until the script exits; `launch` closes it.
+one_start_at_a_time() {
+    mkdir -p "$HUB_INFRA_DIR"
+    exec 8>"$HUB_INFRA_DIR/${SCRIPT%.sh}.lock"
+    flock -w "${1:-600}" 8 || die "another infra/$SCRIPT start or stop in $HUB_INFRA_DIR did not finish in time."
+}
+
 # The pid of our running process, or exit 1.
 running_pid() {
     [[ -f "$PID_FILE" ]] || return 1
@@ -77,7 +88,8 @@ launch() {
     local out="$1"
     shift
     mkdir -p "$(dirname "$PID_FILE")"
-    setsid nohup "$@" >"$out" 2>&1 </dev/null &
+    # 8>&-: the server must not inherit one_start_at_a_time's lock (it would hold it while it runs).
+    setsid nohup "$@" >"$out" 2>&1 </dev/null 8>&- &
     LAUNCHED_PID=$!
     printf '%s\n' "$LAUNCHED_PID" >"$PID_FILE.tmp"
     mv -f "$PID_FILE.tmp" "$PID_FILE"

@@ -342,6 +342,7 @@ def build_ledger(
         checkpoint_every_ms=settings.checkpoint_every_ms,
         sync_batch=settings.ledger_sync_batch,
         max_pending_ms=settings.ledger_max_pending_ms,
+        hash_threads=settings.ledger_hash_threads,
     )
     return Ledger(
         event_log,

@@ -577,9 +577,10 @@ def schema_register(obj: Ctx, subject: str, file: str) -> None:
 
     def go() -> None:
         with obj.hub() as h:
-            from registry.internal import refuse_reserved_names
+            from registry.internal import refuse_internal_subject, refuse_reserved_names
 
             authorize(h, "schema.write", f"subjects/{subject}")
+            refuse_internal_subject(subject, "registering a schema version under")
             text = Path(file).read_text(encoding="utf-8")
             refuse_reserved_names(h.registry, subject, text)  # as the registry API does
             sv = h.registry.register(subject, text)

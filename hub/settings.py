@@ -287,6 +287,15 @@ class Settings(BaseSettings):
     ledger_sync_batch: int = Field(
         default=50_000, ge=1, description="Most leaves appended per ledger transaction."
     )
+    ledger_hash_threads: int = Field(
+        default=2,
+        ge=1,
+        le=8,
+        description="Threads hashing one ledger sync's (or `hub ledger verify`'s) leaves in the "
+        "native extension, GIL released; a call splits only at 4,096+ leaves per thread. The "
+        "ledger's bytes are the same for any value; more threads than free cores only slow the "
+        "API and the projections sharing the host.",
+    )
     ledger_full_verify_every_s: int = Field(
         default=86_400,
         ge=0,

@@ -98,7 +98,9 @@ pom() { # pom ARTIFACT-ID DEPENDENCY-XML...
 
 dep() { printf '<dependency><groupId>%s</groupId><artifactId>%s</artifactId><version>%s</version></dependency>' "$1" "$2" "$3"; }
 
-cmd_fetch() {
+cmd_fetch() { one_install_at_a_time "$CACHE_DIR.lock" 1200 fetch_once; }
+
+fetch_once() {
     if fetched; then
         log "Kafka Connect $CONNECT_VERSION and Debezium $DEBEZIUM_VERSION already in $CACHE_DIR"
         return 0

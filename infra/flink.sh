@@ -120,7 +120,7 @@ cmd_jars() {
 }
 
 case "${1:-}" in
-setup | start) cmd_setup ;;
+setup | start) one_install_at_a_time "$VENV.lock" 1800 cmd_setup ;;
 stop) log "no Flink daemon to stop: each projection job runs (and stops) in its own process" ;;
 status) cmd_status ;;
 python) printf '%s\n' "$VENV/bin/python" ;;

@@ -60,7 +60,9 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 FETCH_ID="kafka_${SCALA_VERSION}:$KAFKA_VERSION log4j:$LOG4J_VERSION binding:log4j-slf4j-impl"
 fetched() { [[ -f "$CACHE_DIR/.complete" && "$(cat "$CACHE_DIR/.complete")" == "$FETCH_ID" ]]; }
 
-cmd_fetch() {
+cmd_fetch() { one_install_at_a_time "$CACHE_DIR.lock" 1200 fetch_once; }
+
+fetch_once() {
     if fetched; then
         log "Kafka $KAFKA_VERSION jars already in $LIBS_DIR"
         return 0
@@ -204,8 +206,14 @@ cmd_logs() { tail_logs "$CONSOLE_LOG" "$LOG_DIR/server.log"; }
 
 case "${1:-}" in
 fetch) cmd_fetch ;;
-start) cmd_start ;;
-stop) cmd_stop ;;
+start)
+    one_start_at_a_time
+    cmd_start
+    ;;
+stop)
+    one_start_at_a_time
+    cmd_stop
+    ;;
 status) cmd_status ;;
 logs) cmd_logs ;;
 wipe) cmd_wipe ;;

@@ -17,6 +17,33 @@ die() {
     exit 1
 }
 
+# Run "$@" holding an exclusive flock on the file $1 (waiting at most $2 s), for a cache under
+# ~/.cache/hub that is shared beyond this checkout's state folder: the two test lanes of one
+# checkout (each with its own HUB_INFRA_DIR) and every other checkout of this user install into
+# the same virtualenv or jar folder, and two cold installs at once removed each other's half-built
+# folder (`rm -rf` before building). The second waits, then finds the cache complete. A subshell
+# holds the lock, so it is released when "$@" returns and no daemon started afterwards inherits it.
+one_install_at_a_time() {
+    local lock=$1 wait=$2
+    shift 2
+    mkdir -p "$(dirname "$lock")"
+    (
+        flock -w "$wait" 9 || die "another install into the cache that $lock guards did not finish within ${wait} s."
+        "$@"
+    ) 9>"$lock"
+}
+
+# One start or stop of this component at a time in this state folder (infra/postgres.sh takes
+# its own): two starts at once (two test sessions of one checkout) both saw it stopped and both
+# launched; the second server could not bind, and its failed start removed the pid file, so the
+# first server ran on unseen by `status` and `stop` (found by hand with OPA, session 18). The
+# second start now waits and finds it running. Held until the script exits; `launch` closes it.
+one_start_at_a_time() {
+    mkdir -p "$HUB_INFRA_DIR"
+    exec 8>"$HUB_INFRA_DIR/${SCRIPT%.sh}.lock"
+    flock -w "${1:-600}" 8 || die "another infra/$SCRIPT start or stop in $HUB_INFRA_DIR did not finish in time."
+}
+
 # The pid of our running process, or exit 1.
 running_pid() {
     [[ -f "$PID_FILE" ]] || return 1
@@ -61,7 +88,8 @@ launch() {
     local out="$1"
     shift
     mkdir -p "$(dirname "$PID_FILE")"
-    setsid nohup "$@" >"$out" 2>&1 </dev/null &
+    # 8>&-: the server must not inherit one_start_at_a_time's lock (it would hold it while it runs).
+    setsid nohup "$@" >"$out" 2>&1 </dev/null 8>&- &
     LAUNCHED_PID=$!
     printf '%s\n' "$LAUNCHED_PID" >"$PID_FILE.tmp"
     mv -f "$PID_FILE.tmp" "$PID_FILE"

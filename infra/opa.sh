@@ -140,8 +140,14 @@ cmd_logs() { tail_logs "$LOG_FILE"; }
 
 case "${1:-}" in
 build) cmd_build ;;
-start) cmd_start ;;
-stop) cmd_stop ;;
+start)
+    one_start_at_a_time
+    cmd_start
+    ;;
+stop)
+    one_start_at_a_time
+    cmd_stop
+    ;;
 status) cmd_status ;;
 test) cmd_test ;;
 path) cmd_path ;;

@@ -174,8 +174,14 @@ cmd_logs() { tail_logs "$LOG_FILE"; }
 
 case "${1:-}" in
 build) cmd_build ;;
-start) cmd_start ;;
-stop) cmd_stop ;;
+start)
+    one_start_at_a_time
+    cmd_start
+    ;;
+stop)
+    one_start_at_a_time
+    cmd_stop
+    ;;
 status) cmd_status ;;
 path) cmd_path ;;
 logs) cmd_logs ;;

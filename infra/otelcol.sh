@@ -129,8 +129,14 @@ cmd_path() {
 
 case "${1:-}" in
 build) cmd_build ;;
-start) cmd_start ;;
-stop) stop_process ;;
+start)
+    one_start_at_a_time
+    cmd_start
+    ;;
+stop)
+    one_start_at_a_time
+    stop_process
+    ;;
 status) process_status 5 ;;
 env) cmd_env ;;
 path) cmd_path ;;

@@ -135,9 +135,15 @@ cmd_logs() { tail_logs "$LOG_FILE"; }
 
 case "${1:-}" in
 install) cmd_install ;;
-start) cmd_start ;;
+start)
+    one_start_at_a_time
+    cmd_start
+    ;;
 reload) cmd_reload ;;
-stop) cmd_stop ;;
+stop)
+    one_start_at_a_time
+    cmd_stop
+    ;;
 status) cmd_status ;;
 check) cmd_check ;;
 url) cmd_url ;;

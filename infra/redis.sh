@@ -70,8 +70,14 @@ cmd_logs() { tail_logs "$LOG_FILE"; }
 
 case "${1:-}" in
 install) cmd_install ;;
-start) cmd_start ;;
-stop) cmd_stop ;;
+start)
+    one_start_at_a_time
+    cmd_start
+    ;;
+stop)
+    one_start_at_a_time
+    cmd_stop
+    ;;
 status) cmd_status ;;
 url) cmd_url ;;
 logs) cmd_logs ;;

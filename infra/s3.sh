@@ -128,8 +128,14 @@ cmd_wipe() {
 
 case "${1:-}" in
 build) cmd_build ;;
-start) cmd_start ;;
-stop) cmd_stop ;;
+start)
+    one_start_at_a_time
+    cmd_start
+    ;;
+stop)
+    one_start_at_a_time
+    cmd_stop
+    ;;
 status) cmd_status ;;
 env) cmd_env ;;
 path) cmd_path ;;

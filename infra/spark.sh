@@ -66,7 +66,7 @@ cmd_status() {
 }
 
 case "${1:-}" in
-install | setup | start) cmd_install ;;
+install | setup | start) one_install_at_a_time "$VENV.lock" 1800 cmd_install ;;
 stop) log "no Spark daemon to stop: each job runs Spark local[N] in its own process" ;;
 status) cmd_status ;;
 python) printf '%s\n' "$VENV/bin/python" ;;

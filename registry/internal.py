@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from core.errors import InvalidInput, NotFound
+from core.errors import Forbidden, InvalidInput, NotFound
 from core.events import is_internal_topic
 from core.hubactions import reserved_names_of
 from domain.catalog import TOPICS, subject_for
@@ -36,6 +36,20 @@ def is_internal_subject(subject: str) -> bool:
         return True
     topic, sep, _ = subject.partition("-")
     return bool(sep) and is_internal_topic(topic)
+
+
+def refuse_internal_subject(subject: str, change: str) -> None:
+    """Subjects of internal topics change only with the hub's own release (``domain_setup``):
+    403 ``internal_subject`` for every role, from the registry API and ``hub schema register``
+    alike (one rule, so the CLI cannot become the way around the API's refusal)."""
+    if is_internal_subject(subject):
+        raise Forbidden(
+            f"Subject {subject!r} belongs to an internal topic of the hub: {change} it is "
+            "refused for every role (registry API and CLI alike), because the hub's own "
+            "services write with its schema (the hub registers its internal schemas itself "
+            "at start).",
+            code="internal_subject",
+        )
 
 
 def reserved_name_subjects(registry: Any) -> list[tuple[str, str, str]]:

@@ -2,7 +2,8 @@
 
 Commands act as the principal of ``--key KEY_ID:SECRET`` (``HUB_API_KEY``, or the hub's
 ``--key-file``); each asks the policy first (``case.open``, ``case.close``, ``case.read``);
-another tenant's case is refused or left out (``governance.cases.decide_on_case``).
+another tenant's case is left out, or answered as a missing one
+(``governance.cases.decide_on_case``).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import json
 import click
 
 from core.errors import Forbidden
-from governance.cases import cases_within, decide_on_case
+from governance.cases import CaseNotFound, cases_within, decide_on_case
 from hub.cli import Ctx, authorize, key_option, main, principal_for, run_safely
 
 CLI = {"channel": "cli"}
@@ -74,8 +75,16 @@ def case_close(obj: Ctx, case_id: str, reason: str, key: str | None) -> None:
         with obj.hub() as h:
             who = principal_for(h, key)
             authorize(h, "case.close", f"cases/{case_id}", who)
-            ruled = decide_on_case(h.policy, who, "case.close", h.cases.get(case_id), CLI)
+            found = h.cases.get(case_id)
+            ruled = decide_on_case(h.policy, who, "case.close", found, CLI)
             if not ruled.allow:
+                if found.tenant != who.tenant:
+                    # As the API answers (hub.api.routers.cases.check_case): the policy's reason
+                    # names the case's tenant, and a refusal would confirm the id is a real case
+                    # of some tenant. The deny is recorded with its full reason all the same.
+                    raise CaseNotFound(
+                        f"There is no case {case_id!r}: list the cases with `hub case list`."
+                    )
                 raise Forbidden(f"Access denied: {ruled.reason}.")
             click.echo(json.dumps(h.cases.close(case_id, actor=who.id, reason=reason), indent=2))
 

@@ -128,3 +128,26 @@ def test_a_failed_start_leaves_nothing_running(tmp_path: Path) -> None:
         ["pgrep", "-f", f"127.0.0.1:{port}"], capture_output=True, text=True, timeout=10
     )
     assert mine.stdout.strip() == "", f"left running: {mine.stdout}"
+
+
+def test_two_starts_at_once_in_one_checkout_leave_one_server_that_stop_finds(
+    tmp_path: Path,
+) -> None:
+    # Two test sessions of one checkout may start a component at the same moment. Before the
+    # start lock (infra/lib.sh one_start_at_a_time) the second OPA could not bind, its failed
+    # start removed the pid file, and the first server ran on, unseen by status and stop.
+    require("opa", "the concurrent-start test")
+    (c, _) = _two_checkouts(tmp_path)
+    port = int(_env_of(c)["HUB_OPA_PORT"])
+    cmd = ["bash", str(c / "infra" / "opa.sh"), "start"]
+    try:
+        procs = [
+            subprocess.Popen(cmd, env=_clean_env(), stderr=subprocess.PIPE, text=True)
+            for _ in range(2)
+        ]
+        errs = [p.communicate(timeout=300)[1] for p in procs]
+        assert [p.returncode for p in procs] == [0, 0], errs
+        assert _opa(c, "status").returncode == 0, errs
+    finally:
+        _opa(c, "stop")
+    assert _free(port), "a server outlived `opa.sh stop`"

@@ -156,3 +156,24 @@ def test_tail_prints_exactly_n_records_and_pages_past_1000(tmp_path: Path) -> No
     code, _, err = run(tmp_path, "tail", "nope")
     assert code == 1
     assert "nope" in err
+
+
+def test_schema_register_refuses_internal_subjects_as_the_api_does(tmp_path: Path) -> None:
+    # A data-folder admin must not be able to do through the CLI what the registry API refuses
+    # every role: a version under an internal subject would change what the hub's own services
+    # write with (or, under _schemas, shadow the registry's own log).
+    record = {"type": "record", "name": "Thing", "namespace": "acme", "fields": []}
+    (tmp_path / "thing.avsc").write_text(json.dumps(record))
+    avsc = str(tmp_path / "thing.avsc")
+    for subject in ("hub.audit-value", "HUB.keys-value", "_schemas", "flink.x-value"):
+        code, out, err = run(tmp_path, "schema", "register", subject, avsc)
+        assert code == 1, (subject, out)
+        assert "internal topic" in err, err
+        assert out == ""
+    code, out, _ = run(tmp_path, "schema", "list")
+    for subject in ("hub.audit-value", "HUB.keys-value", "_schemas", "flink.x-value"):
+        assert f"{subject}\t" not in out
+    # A domain subject still registers.
+    code, out, err = run(tmp_path, "schema", "register", "acme.things-value", avsc)
+    assert code == 0, err
+    assert json.loads(out)["version"] == 1

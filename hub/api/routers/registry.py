@@ -45,7 +45,6 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from starlette.routing import Route
 
 from core.errors import (
-    Forbidden,
     HubError,
     InvalidInput,
     InvalidSchema,
@@ -81,7 +80,10 @@ from hub.api.models import (
 )
 from hub.api.models import SchemaId as SchemaIdOut
 from hub.api.models import json_body as body_schema
-from registry.internal import is_internal_subject, refuse_reserved_names
+from registry.internal import (
+    refuse_internal_subject,
+    refuse_reserved_names,
+)
 from registry.service import (
     Reference,
     SchemaRegistry,
@@ -282,17 +284,6 @@ def _version_id(text: str) -> int | str:
             code="invalid_version",
         )
     return number
-
-
-def _refuse_internal(subject: str, change: str) -> None:
-    """Subjects of internal topics change only with the hub's own release (``domain_setup``)."""
-    if is_internal_subject(subject):
-        raise Forbidden(
-            f"Subject {subject!r} belongs to an internal topic of the hub: {change} it through "
-            "the registry API is refused for every role, because the hub's own services write "
-            "with its schema (the hub registers its internal schemas itself at start).",
-            code="internal_subject",
-        )
 
 
 def _page(items: Sequence[Any], offset: int, limit: int) -> list[Any]:
@@ -611,7 +602,7 @@ def register_body(registry: Any, subject: str, body: Any, held: HeldDecision | N
     """Register the schema a request's body holds under ``subject`` (internal subjects refused);
     with ``held``, the schema's record is appended in the held decision's transaction. The id.
     Shared by this route and its lean twin (``hub.api.registry_fast``)."""
-    _refuse_internal(subject, "registering a schema version under")
+    refuse_internal_subject(subject, "registering a schema version under")
     candidate = _Candidate(registry, body)
     refuse_reserved_names(registry, subject, candidate.text)
     sv = registry.register(
@@ -656,7 +647,7 @@ def delete_version(
     version: str,
     permanent: bool = False,
 ) -> int:
-    _refuse_internal(subject, "deleting a version of")
+    refuse_internal_subject(subject, "deleting a version of")
     return _registry(request).delete_version(subject, _version_id(version), permanent=permanent)
 
 
@@ -667,7 +658,7 @@ def delete_subject(
     subject: str,
     permanent: bool = False,
 ) -> list[int]:
-    _refuse_internal(subject, "deleting")
+    refuse_internal_subject(subject, "deleting")
     if not permanent:
         _refuse_ungoverned_level_drop(request, subject)
     changes = getattr(hub_of(request), "config_changes", None)
@@ -849,7 +840,7 @@ def set_subject_config(
     body: JsonBody,
     subject: str,
 ) -> dict[str, Any]:
-    _refuse_internal(subject, "changing the compatibility level of")
+    refuse_internal_subject(subject, "changing the compatibility level of")
     level = _registry(request).check_compatibility_level(_level_of(body))
     _governed_set(request, principal, subject, level)
     return {"compatibility": level}
@@ -859,7 +850,7 @@ def set_subject_config(
 def delete_subject_config(
     request: Request, subject: str, principal: CanConfigure
 ) -> dict[str, Any]:
-    _refuse_internal(subject, "changing the compatibility level of")
+    refuse_internal_subject(subject, "changing the compatibility level of")
     # A subject without a level of its own answers 40408, as before any change is written.
     previous = _registry(request).compatibility(subject, default_to_global=False)
     _governed_set(request, principal, subject, None)
@@ -939,7 +930,7 @@ def set_subject_mode(
     subject: str,
     force: Force = False,
 ) -> dict[str, Any]:
-    _refuse_internal(subject, "changing the mode of")
+    refuse_internal_subject(subject, "changing the mode of")
     return {"mode": _governed_mode(request, principal, subject, _mode_of(body), force)}
 
 

@@ -51,6 +51,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
+from adapters.sqlite_features import MAC_LABEL as TABLE_MAC_LABEL
 from adapters.sqlite_features import SqliteFeatureStore
 from core.errors import FeatureRowRefused, HubError
 from core.ports.eventlog import TopicPartition
@@ -130,12 +131,16 @@ class FeastFeatureStore(FeatureStore):
         folder: Path,
         *,
         row_key: bytes,
+        table_key: bytes | None = None,
         online: Literal["sqlite", "redis"] = "sqlite",
         redis_url: str = "",
         on_refused: Callable[[str, str], None] | None = None,
     ) -> None:
         """``row_key``: the key of the rows' MACs (32+ bytes; the hub's is derived with
-        ``ROW_KEY_LABEL``); ``on_refused(view, reason)``: told of every refused row (a metric)."""
+        ``ROW_KEY_LABEL``); ``table_key``: the key of the SQLite table's row MACs the Feast rows
+        are written from (the hub's is derived with ``adapters.sqlite_features.MAC_LABEL``;
+        omitted: derived from ``row_key`` with that label); ``on_refused(view, reason)``:
+        told of every refused row, Feast's or the table's (a metric)."""
         if len(row_key) < 32:
             raise HubError(
                 f"The Feast feature rows' MAC key is {len(row_key)} bytes: give at least 32."
@@ -156,7 +161,11 @@ class FeastFeatureStore(FeatureStore):
         self.refused = 0  # rows refused by this process
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "offline").mkdir(exist_ok=True)
-        self._base = SqliteFeatureStore(folder / "features.sqlite")
+        if table_key is None:
+            table_key = hmac.new(row_key, TABLE_MAC_LABEL, hashlib.sha256).digest()
+        self._base = SqliteFeatureStore(
+            folder / "features.sqlite", mac_key=table_key, on_refused=on_refused
+        )
         online_store: Any
         if online == "redis":
             if not redis_url.startswith("redis://"):

@@ -1,16 +1,32 @@
 """SqliteFeatureStore: the embedded FeatureStore (one SQLite file; ``":memory:"`` for a training
 set cut in memory). Online and offline reads are the same indexed queries: a window is a range
-scan of ``(series, entity, time_us)``, an attribute set the versions before a time."""
+scan of ``(series, entity, time_us)``, an attribute set the versions before a time.
+
+Scoring reads this file (and the Feast rows, MACed as genuine, are written from it), so that
+whoever can write the file cannot change what a model scores on, every row carries ``mac``:
+HMAC-SHA256 under the hub's key for the feature table (``mac_key``, derived with ``MAC_LABEL``)
+over the row's identifying columns and value(s): a series point over its series, entity (the
+tenant-qualified key), time, sequence number and value; an attribute version over its set,
+entity, time, sequence number and every field with its value (each of the version's rows holds
+that one MAC, so a dropped or added field is noticed too). Every read refuses a row whose MAC is
+missing or wrong (``FeatureRowRefused``, ``on_refused`` told, an ERROR log naming the entity by
+a digest): nothing is scored on it. Not detected: rows deleted whole, or the whole file put
+back to an older copy (its rows are genuine, only stale); see docs/trust-model.md."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import logging
+import os
+import struct
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from adapters.sqlite_open import open_store
-from core.errors import Conflict
+from core.errors import Conflict, FeatureRowRefused, HubError
 from core.ports.eventlog import TopicPartition
 from core.ports.ml import (
     AttributeVersion,
@@ -24,11 +40,11 @@ from core.ports.ml import (
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS series (
     series TEXT NOT NULL, entity TEXT NOT NULL, time_us INTEGER NOT NULL, seq INTEGER NOT NULL,
-    value REAL NOT NULL, PRIMARY KEY (series, entity, time_us, seq)
+    value REAL NOT NULL, mac BLOB, PRIMARY KEY (series, entity, time_us, seq)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS versions (
     attributes TEXT NOT NULL, entity TEXT NOT NULL, valid_from_us INTEGER NOT NULL,
-    seq INTEGER NOT NULL, field TEXT NOT NULL, value TEXT,
+    seq INTEGER NOT NULL, field TEXT NOT NULL, value TEXT, mac BLOB,
     PRIMARY KEY (attributes, entity, valid_from_us, seq, field)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS positions (
@@ -46,22 +62,175 @@ CREATE INDEX IF NOT EXISTS versions_by_seq ON versions (seq);
 # is emptied on open, positions included: the feed folds the log again from its start.
 ENTITY_KEYS = 2
 
+MAC_LABEL = b"hub embedded feature table"  # the purpose the hub derives ``mac_key`` with
+
+log = logging.getLogger(__name__)
+
+
+def _text(value: str | None) -> bytes:
+    """A text field as the MAC covers it: length-prefixed (unambiguous whatever it holds)."""
+    if value is None:
+        return b"~"
+    data = value.encode()
+    return b"%d:%b" % (len(data), data)
+
+
+_POINT = struct.Struct(">qqd")  # time_us, seq, value: fixed width, exact (the float's bits)
+
+
+def _keyed(key: bytes, kind: bytes) -> Any:
+    """Keyed BLAKE2b-256 (a MAC by design, RFC 7693: no HMAC wrapper needed), domain-separated
+    by ``kind``; copied for each row, so the key's set-up is done once."""
+    return hashlib.blake2b(b"hub-feature-%b/v1|" % kind, key=key, digest_size=32)
+
+
+def point_base(points: Any, series: str, entity: str) -> Any:
+    """``points`` (``_keyed(key, b"point")``) having absorbed a series and entity: every point
+    of that entity's series is MACed from a copy of it (the hot read checks many per entity)."""
+    base = points.copy()
+    base.update(b"%b|%b|" % (_text(series), _text(entity)))
+    return base
+
+
+def point_mac(base: Any, time_us: int, seq: int, value: float) -> bytes:
+    """The MAC of a series point: its series and entity (in ``base``), time, sequence number
+    and value (the float's exact bits)."""
+    mac = base.copy()
+    mac.update(_POINT.pack(time_us, seq, value))
+    digest: bytes = mac.digest()
+    return digest
+
+
+def version_mac(
+    versions: Any,
+    attributes: str,
+    entity: str,
+    valid_from_us: int,
+    seq: int,
+    values: Mapping[str, str | None],
+) -> bytes:
+    """The MAC of an attribute version (``versions``: ``_keyed(key, b"version")``): its set,
+    entity, time, sequence number and every field (sorted) with its value, null included."""
+    mac = versions.copy()
+    mac.update(
+        b"%b|%b|%d|%d|%d" % (_text(attributes), _text(entity), valid_from_us, seq, len(values))
+    )
+    for name in sorted(values):
+        mac.update(b"|%b=%b" % (_text(name), _text(values[name])))
+    digest: bytes = mac.digest()
+    return digest
+
+
+def entity_ref(entity: str) -> str:
+    """How errors and logs name an entity: a digest, not its id (an account id may identify a
+    person)."""
+    return "entity #" + hashlib.sha256(entity.encode()).hexdigest()[:16]
+
 
 class SqliteFeatureStore(FeatureStore):
-    def __init__(self, path: Path | str) -> None:
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        mac_key: bytes | None = None,
+        on_refused: Callable[[str, str], None] | None = None,
+    ) -> None:
+        """``mac_key``: the key of the rows' MACs (32+ bytes; the hub's is derived with
+        ``MAC_LABEL``), required for a file; ``":memory:"`` may omit it (nothing outside this
+        process can write it: a random key, so the one code path is always the checked one).
+        ``on_refused(name, reason)``: told of every refused row (a metric)."""
+        if mac_key is None:
+            if str(path) != ":memory:":
+                raise HubError(
+                    f"The feature store {path} needs a MAC key (mac_key=, derived with "
+                    f"{MAC_LABEL.decode()!r}): its rows are checked on every read."
+                )
+            mac_key = os.urandom(32)
+        if len(mac_key) < 32:
+            raise HubError(
+                f"The feature table's MAC key is {len(mac_key)} bytes: give at least 32."
+            )
+        self._points = _keyed(mac_key, b"point")
+        self._versions_key = _keyed(mac_key, b"version")
+        # Per (series, entity), the MAC state having absorbed them (a cache: bounded, rebuilt).
+        self._bases: dict[tuple[str, str], Any] = {}
+        self._on_refused = on_refused
+        self.refused = 0  # rows refused by this process
         self._db = open_store(path, _SCHEMA, "synchronous=NORMAL")
         self._lock = threading.Lock()
         self._upgrade()
 
+    def _refuse(self, kind: str, name: str, entity: str, mac: object) -> FeatureRowRefused:
+        """Count and log a refused row; the error to raise (nothing may be scored on it)."""
+        reason = "missing MAC" if not mac else "wrong MAC"
+        self.refused += 1
+        log.error(
+            "Embedded feature %s row %s/%s refused: %s", kind, name, entity_ref(entity), reason
+        )
+        if self._on_refused is not None:
+            self._on_refused(name, reason)
+        why = (
+            "it carries no MAC (not written by the hub)"
+            if not mac
+            else "its MAC does not match (edited, forged, or copied from another entity, tenant, "
+            "time or set, or MACed under another hub's key)"
+        )
+        return FeatureRowRefused(
+            f"A {kind} row of {name!r} for {entity_ref(entity)} in the embedded feature table is "
+            f"refused: {why}. Nothing was scored on it. Check who can write ml/features.sqlite; "
+            "to rebuild it, stop the hub, delete the file and start it again (the feed folds the "
+            "authenticated log again from its start)."
+        )
+
+    def _base(self, name: str, entity: str) -> Any:
+        base = self._bases.get((name, entity))
+        if base is None:
+            if len(self._bases) >= 50_000:
+                self._bases.clear()
+            base = self._bases[name, entity] = point_base(self._points, name, entity)
+        return base
+
+    def _check_point(self, name: str, entity: str, t: int, seq: int, v: float, mac: object) -> None:
+        if not (
+            isinstance(mac, bytes)
+            and hmac.compare_digest(mac, point_mac(self._base(name, entity), t, seq, v))
+        ):
+            raise self._refuse("series", name, entity, mac)
+
+    def _check_version(
+        self,
+        name: str,
+        entity: str,
+        valid_from: int,
+        seq: int,
+        values: Mapping[str, str | None],
+        macs: set[object],
+    ) -> None:
+        """All rows of one version carry the one MAC over all its fields."""
+        mac = next(iter(macs)) if len(macs) == 1 else None
+        if not (
+            isinstance(mac, bytes)
+            and hmac.compare_digest(
+                mac, version_mac(self._versions_key, name, entity, valid_from, seq, values)
+            )
+        ):
+            raise self._refuse("attribute", name, entity, mac if len(macs) == 1 else b"?")
+
     def _upgrade(self) -> None:
-        """Empty a store whose entities are not tenant-qualified (``ENTITY_KEYS``): its points,
-        versions and positions go in one transaction, so the feed rebuilds it from the log;
-        the sequence counter stays (change tokens only grow)."""
+        """Empty a store whose entities are not tenant-qualified (``ENTITY_KEYS``) or whose rows
+        carry no MAC (a file from before the MACs: its rows cannot be vouched for): its points,
+        versions and positions go in one transaction, so the feed rebuilds it from the log (whose
+        events are authenticated); the sequence counter stays (change tokens only grow)."""
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         try:
             row = db.execute("SELECT v FROM meta WHERE k = 'entity_keys'").fetchone()
-            if row is None or int(row[0]) != ENTITY_KEYS:
+            unmaced = False
+            for table in ("series", "versions"):
+                if "mac" not in {r[1] for r in db.execute(f"PRAGMA table_info({table})")}:
+                    db.execute(f"ALTER TABLE {table} ADD COLUMN mac BLOB")
+                    unmaced = True
+            if unmaced or row is None or int(row[0]) != ENTITY_KEYS:
                 db.execute("DELETE FROM series")
                 db.execute("DELETE FROM versions")
                 db.execute("DELETE FROM positions")
@@ -96,19 +265,37 @@ class SqliteFeatureStore(FeatureStore):
                         )
                 row = db.execute("SELECT v FROM meta WHERE k = 'seq'").fetchone()
                 seq = 0 if row is None else int(row[0])
+                base = self._base
                 db.executemany(
-                    "INSERT INTO series VALUES (?, ?, ?, ?, ?)",
+                    "INSERT INTO series VALUES (?, ?, ?, ?, ?, ?)",
                     [
-                        (p.series, p.entity, p.time_us, seq + i, p.value)
+                        (
+                            p.series,
+                            p.entity,
+                            p.time_us,
+                            seq + i,
+                            float(p.value),
+                            point_mac(base(p.series, p.entity), p.time_us, seq + i, float(p.value)),
+                        )
                         for i, p in enumerate(points)
                     ],
                 )
                 seq += len(points)
                 rows = []
                 for i, v in enumerate(versions):
+                    mac = version_mac(
+                        self._versions_key,
+                        v.attributes,
+                        v.entity,
+                        v.valid_from_us,
+                        seq + i,
+                        v.values,
+                    )
                     for name, value in v.values.items():
-                        rows.append((v.attributes, v.entity, v.valid_from_us, seq + i, name, value))
-                db.executemany("INSERT INTO versions VALUES (?, ?, ?, ?, ?, ?)", rows)
+                        rows.append(
+                            (v.attributes, v.entity, v.valid_from_us, seq + i, name, value, mac)
+                        )
+                db.executemany("INSERT INTO versions VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
                 seq += len(versions)
                 db.execute("INSERT OR REPLACE INTO meta VALUES ('seq', ?)", (seq,))
                 db.executemany(
@@ -132,12 +319,13 @@ class SqliteFeatureStore(FeatureStore):
         with self._lock:
             for chunk in _chunks(entities):
                 rows = self._db.execute(
-                    "SELECT entity, time_us, value FROM series WHERE series = ? AND entity IN "
-                    f"({','.join('?' * len(chunk))}) AND time_us >= ? AND time_us < ? "
+                    "SELECT entity, time_us, seq, value, mac FROM series WHERE series = ? AND "
+                    f"entity IN ({','.join('?' * len(chunk))}) AND time_us >= ? AND time_us < ? "
                     "ORDER BY entity, time_us, seq",
                     (name, *chunk, start_us, end_us),
                 ).fetchall()
-                for entity, t, v in rows:
+                for entity, t, seq, v, mac in rows:
+                    self._check_point(name, entity, t, seq, v, mac)
                     points = out.get(entity)
                     if points is None:
                         points = out[entity] = []
@@ -158,15 +346,20 @@ class SqliteFeatureStore(FeatureStore):
             for start in range(0, len(distinct), 400):
                 chunk = distinct[start : start + 400]
                 pairs = [x for e in chunk for x in (e, index[e])]
+                named = {index[e]: e for e in chunk}
                 rows = self._db.execute(
                     f"WITH asked(entity, i) AS (VALUES {','.join(['(?, ?)'] * len(chunk))}) "
-                    "SELECT asked.i, s.time_us, s.value FROM asked JOIN series s "
+                    "SELECT asked.i, s.time_us, s.value, s.seq, s.mac FROM asked JOIN series s "
                     "ON s.series = ? AND s.entity = asked.entity AND s.time_us >= ? "
                     "AND s.time_us < ? ORDER BY asked.i, s.time_us, s.seq",
                     (*pairs, name, start_us, end_us),
                 ).fetchall()
+                check = self._check_point
+                for i, t, v, seq, mac in rows:
+                    check(name, named[i], t, seq, v, mac)
                 if rows:
-                    parts.append(np.array(rows, dtype=np.float64))  # times < 2**53: exact
+                    # times < 2**53: exact
+                    parts.append(np.array([r[:3] for r in rows], dtype=np.float64))
         if not parts:
             empty = np.zeros(0, dtype=np.int64)
             return empty, empty, np.zeros(0, dtype=np.float64)
@@ -181,17 +374,13 @@ class SqliteFeatureStore(FeatureStore):
         with self._lock:
             for chunk in _chunks(entities):
                 rows = self._db.execute(
-                    "SELECT entity, valid_from_us, seq, field, value FROM versions WHERE "
+                    "SELECT entity, valid_from_us, seq, field, value, mac FROM versions WHERE "
                     f"attributes = ? AND entity IN ({','.join('?' * len(chunk))}) AND "
                     "valid_from_us < ? ORDER BY entity, valid_from_us, seq",
                     (name, *chunk, end_us),
                 ).fetchall()
-                last: tuple[str, int, int] | None = None
-                for entity, valid_from, seq, field, value in rows:
-                    if (entity, valid_from, seq) != last:
-                        out.setdefault(entity, []).append((valid_from, {}))
-                        last = (entity, valid_from, seq)
-                    out[entity][-1][1][field] = value
+                for entity, valid_from, _seq, values in self._versions(name, rows):
+                    out.setdefault(entity, []).append((valid_from, values))
         return out
 
     def attribute_entities(self, name: str) -> list[str]:
@@ -224,23 +413,35 @@ class SqliteFeatureStore(FeatureStore):
                 ).fetchone()
                 if n > limit:
                     return None
-                points = db.execute(
-                    "SELECT series, entity, time_us, seq, value FROM series WHERE seq >= ? "
+                maced = db.execute(
+                    "SELECT series, entity, time_us, seq, value, mac FROM series WHERE seq >= ? "
                     "ORDER BY seq",
                     (token,),
                 ).fetchall()
                 rows = db.execute(
-                    "SELECT attributes, entity, valid_from_us, seq, field, value FROM versions "
-                    "WHERE seq >= ? ORDER BY seq",
+                    "SELECT attributes, entity, valid_from_us, seq, field, value, mac FROM "
+                    "versions WHERE seq >= ? ORDER BY seq, attributes, entity, valid_from_us",
                     (token,),
                 ).fetchall()
             finally:
                 db.execute("COMMIT")
+        points = []
+        for series, entity, t, seq, v, mac in maced:
+            self._check_point(series, entity, t, seq, v, mac)
+            points.append((series, entity, t, seq, v))
         versions: list[tuple[str, str, int, int, dict[str, str | None]]] = []
-        for attributes, entity, valid_from, seq, field, value in rows:
-            if not versions or versions[-1][3] != seq:
-                versions.append((attributes, entity, valid_from, seq, {}))
-            versions[-1][4][field] = value
+        group: list[tuple[Any, ...]] = []
+        for row in rows:
+            if group and group[-1][:4] != row[:4]:
+                versions.extend(
+                    (group[0][0], *v) for v in self._versions(group[0][0], [r[1:] for r in group])
+                )
+                group = []
+            group.append(row)
+        if group:
+            versions.extend(
+                (group[0][0], *v) for v in self._versions(group[0][0], [r[1:] for r in group])
+            )
         return ChangeSet(now, points, versions)
 
     def series_history(self, name: str, entities: Sequence[str]) -> History:
@@ -257,13 +458,17 @@ class SqliteFeatureStore(FeatureStore):
                     pairs = [x for e in chunk for x in (e, index[e])]
                     rows = db.execute(
                         f"WITH asked(entity, i) AS (VALUES {','.join(['(?, ?)'] * len(chunk))}) "
-                        "SELECT asked.i, s.time_us, s.seq, s.value FROM asked JOIN series s "
+                        "SELECT asked.i, s.time_us, s.seq, s.value, s.mac FROM asked JOIN series s "
                         "ON s.series = ? AND s.entity = asked.entity "
                         "ORDER BY asked.i, s.time_us, s.seq",
                         (*pairs, name),
                     ).fetchall()
+                    named = {index[e]: e for e in chunk}
+                    for i, t, seq, v, mac in rows:
+                        self._check_point(name, named[i], t, seq, v, mac)
                     if rows:
-                        parts.append(np.array(rows, dtype=np.float64))  # all < 2**53: exact
+                        # all < 2**53: exact
+                        parts.append(np.array([r[:4] for r in rows], dtype=np.float64))
             finally:
                 db.execute("COMMIT")
         if not parts:
@@ -287,19 +492,35 @@ class SqliteFeatureStore(FeatureStore):
                 token = self._token()
                 for chunk in _chunks(entities):
                     rows = db.execute(
-                        "SELECT entity, valid_from_us, seq, field, value FROM versions WHERE "
-                        f"attributes = ? AND entity IN ({','.join('?' * len(chunk))}) "
+                        "SELECT entity, valid_from_us, seq, field, value, mac FROM versions "
+                        f"WHERE attributes = ? AND entity IN ({','.join('?' * len(chunk))}) "
                         "ORDER BY entity, valid_from_us, seq",
                         (name, *chunk),
                     ).fetchall()
-                    for entity, valid_from, seq, field, value in rows:
-                        got = out.setdefault(entity, [])
-                        if not got or got[-1][1] != seq:
-                            got.append((valid_from, seq, {}))
-                        got[-1][2][field] = value
+                    for entity, valid_from, seq, values in self._versions(name, rows):
+                        out.setdefault(entity, []).append((valid_from, seq, values))
             finally:
                 db.execute("COMMIT")
         return VersionHistory(token, out)
+
+    def _versions(
+        self, name: str, rows: Sequence[tuple[Any, ...]]
+    ) -> list[tuple[str, int, int, dict[str, str | None]]]:
+        """Rows ``(entity, valid_from_us, seq, field, value, mac)`` sorted by version, as
+        ``(entity, valid_from_us, seq, values)``, each version's MAC checked (raises)."""
+        out: list[tuple[str, int, int, dict[str, str | None]]] = []
+        macs: set[object] = set()
+        for entity, valid_from, seq, field, value, mac in rows:
+            if not out or out[-1][:3] != (entity, valid_from, seq):
+                if out:
+                    self._check_version(name, *out[-1], macs)
+                out.append((entity, valid_from, seq, {}))
+                macs = set()
+            out[-1][3][field] = value
+            macs.add(mac)
+        if out:
+            self._check_version(name, *out[-1], macs)
+        return out
 
     def close(self) -> None:
         with self._lock:

@@ -46,7 +46,7 @@ def test_feast_online_fetch_vs_sqlite(tmp_path: Path, report: Report) -> None:
     from adapters.feast_features import FeastFeatureStore
 
     versions = _versions()
-    sqlite = SqliteFeatureStore(tmp_path / "f.sqlite")
+    sqlite = SqliteFeatureStore(tmp_path / "f.sqlite", mac_key=KEY)
     sqlite.apply([], versions, {})
     feast = FeastFeatureStore(tmp_path / "feast", row_key=KEY)
     feast.apply([], versions, {})

@@ -152,8 +152,9 @@ class Metrics:
         )
         self.feature_rows_refused = Counter(
             "hub_feature_rows_refused_total",
-            "Feature rows read from Feast (online store or offline table) refused: MAC missing "
-            "or wrong, or older than the row the hub last wrote; nothing was scored on them.",
+            "Feature rows read from Feast (online store or offline table) or the embedded "
+            "feature table refused: MAC missing or wrong, or older than the row the hub last "
+            "wrote; nothing was scored on them.",
             ["view", "reason"],
             registry=self.registry,
         )

@@ -58,6 +58,7 @@ def feature_store(hub: Hub) -> FeatureStore:
     folder = hub.settings.data_dir / "ml"
     if hub.settings.feature_store == "feast":
         from adapters.feast_features import ROW_KEY_LABEL, FeastFeatureStore
+        from adapters.sqlite_features import MAC_LABEL
         from hub.bootstrap import derived_secret
 
         url = hub.settings.feature_redis_url
@@ -65,14 +66,21 @@ def feature_store(hub: Hub) -> FeatureStore:
         return FeastFeatureStore(
             folder / "feast",
             row_key=derived_secret(hub.settings, ROW_KEY_LABEL),
+            table_key=derived_secret(hub.settings, MAC_LABEL),
             online="redis" if url else "sqlite",
             redis_url=url,
             on_refused=lambda view, reason: refused.labels(view, reason).inc(),
         )
-    from adapters.sqlite_features import SqliteFeatureStore
+    from adapters.sqlite_features import MAC_LABEL, SqliteFeatureStore
+    from hub.bootstrap import derived_secret
     from ml.series_cache import CachedFeatureStore
 
-    store = SqliteFeatureStore(folder / "features.sqlite")
+    refused = hub.metrics.feature_rows_refused
+    store = SqliteFeatureStore(
+        folder / "features.sqlite",
+        mac_key=derived_secret(hub.settings, MAC_LABEL),
+        on_refused=lambda view, reason: refused.labels(view, reason).inc(),
+    )
     points = hub.settings.feature_cache_points
     return CachedFeatureStore(store, max_points=points) if points else store
 

@@ -148,25 +148,21 @@ def test_a_short_key_is_refused(tmp_path: Path) -> None:
         SqliteFeatureVectors(tmp_path / "v.sqlite", mac_key=b"short")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open finding (session 18): features.sqlite, the embedded feature table (series "
-    "points, attribute versions), carries no MAC; a fix must MAC its rows and refuse on read",
-)
 def test_an_edited_embedded_feature_table_is_refused(tmp_path: Path) -> None:
-    """Reproduction: whoever can write ``<data_dir>/ml/features.sqlite`` changes the attributes
-    (and series) scoring reads, with HUB_FEATURE_STORE=sqlite (the default) and feast alike (the
-    Feast rows are written, and MACed, from this table)."""
+    """Whoever can write ``<data_dir>/ml/features.sqlite`` could change the attributes (and
+    series) scoring reads, with HUB_FEATURE_STORE=sqlite (the default) and feast alike (the Feast
+    rows are written, and MACed, from this table); its rows now carry MACs
+    (tests/adversarial/test_s18_feature_table_mac.py tries the other edits)."""
     from adapters.sqlite_features import SqliteFeatureStore
     from core.ports.ml import AttributeVersion
 
     path = tmp_path / "features.sqlite"
-    store = SqliteFeatureStore(path)
+    store = SqliteFeatureStore(path, mac_key=KEY)
     store.apply([], [AttributeVersion("accounts", "A", 100, {"risk_rating": "HIGH"})], {})
     store.close()
     with sqlite3.connect(path) as db:
         db.execute("UPDATE versions SET value = 'LOW' WHERE field = 'risk_rating'")
-    store = SqliteFeatureStore(path)
+    store = SqliteFeatureStore(path, mac_key=KEY)
     try:
         with pytest.raises(FeatureRowRefused):
             store.attribute_state("accounts", ["A"], 1_000, 1_000)

@@ -18,7 +18,7 @@ KEY = b"k" * 32  # the Feast rows' MAC key (the hub derives its own: hub.ml_setu
 class TestSqliteFeatureStore(FeatureStoreContract):
     @pytest.fixture
     def store(self, tmp_path: Path) -> Iterator[FeatureStore]:
-        self._opened: list[FeatureStore] = [SqliteFeatureStore(tmp_path / "f.sqlite")]
+        self._opened: list[FeatureStore] = [SqliteFeatureStore(tmp_path / "f.sqlite", mac_key=KEY)]
         yield self._opened[0]
         for s in self._opened:
             s.close()
@@ -27,7 +27,7 @@ class TestSqliteFeatureStore(FeatureStoreContract):
     def reopen(self, tmp_path: Path) -> Reopen:
         def reopen(store: FeatureStore) -> FeatureStore:
             store.close()
-            fresh = SqliteFeatureStore(tmp_path / "f.sqlite")
+            fresh = SqliteFeatureStore(tmp_path / "f.sqlite", mac_key=KEY)
             self._opened.append(fresh)
             return fresh
 
@@ -42,7 +42,9 @@ class TestCachedFeatureStore(FeatureStoreContract):
     def store(self, tmp_path: Path) -> Iterator[FeatureStore]:
         from ml.series_cache import CachedFeatureStore
 
-        first = CachedFeatureStore(SqliteFeatureStore(tmp_path / "f.sqlite"), max_points=16)
+        first = CachedFeatureStore(
+            SqliteFeatureStore(tmp_path / "f.sqlite", mac_key=KEY), max_points=16
+        )
         self._opened: list[FeatureStore] = [first]
         yield first
         for s in self._opened:
@@ -54,7 +56,9 @@ class TestCachedFeatureStore(FeatureStoreContract):
 
         def reopen(store: FeatureStore) -> FeatureStore:
             store.close()
-            fresh = CachedFeatureStore(SqliteFeatureStore(tmp_path / "f.sqlite"), max_points=16)
+            fresh = CachedFeatureStore(
+                SqliteFeatureStore(tmp_path / "f.sqlite", mac_key=KEY), max_points=16
+            )
             self._opened.append(fresh)
             return fresh
 

@@ -32,6 +32,8 @@ from domain.features import PAYMENT_RISK, PRICE_ANOMALY
 from ml.flink_features import embedded_vectors, vectors_digest
 from tests.differential.conftest import FlinkSession
 
+TABLE_KEY = b"t" * 32  # the feature table rows' MAC key (the hub derives its own)
+
 # the first test to ask for the session's Flink run waits for it: minutes on a busy machine
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
@@ -113,7 +115,7 @@ def embedded(session: FlinkSession, work: Path) -> dict[str, list[dict[str, Any]
     hub = session.views.hub
     out = {}
     for view in VIEWS:
-        store = SqliteFeatureStore(work / f"{view.name}.sqlite")
+        store = SqliteFeatureStore(work / f"{view.name}.sqlite", mac_key=TABLE_KEY)
         try:
             out[view.name] = embedded_vectors(view, hub.log, hub.reader, store)
         finally:

@@ -19,6 +19,8 @@ from ml.ab import CHALLENGER, bucket, two_proportion_p, variant
 from ml.drift import DriftThresholds, compare, psi
 from ml.features import FeatureEngine, digest, entity_key, to_us
 
+TABLE_KEY = b"t" * 32  # the feature table rows' MAC key (the hub derives its own)
+
 T = to_us("2026-11-24T12:00:00Z")
 MIN_US = 60_000_000
 
@@ -308,16 +310,18 @@ def test_entity_keys_cannot_be_confused_across_tenants() -> None:
 
 def test_a_store_keyed_by_entity_alone_is_emptied_on_open_for_a_rebuild(tmp_path: Path) -> None:
     path = tmp_path / "features.sqlite"
-    SqliteFeatureStore(path).close()
+    SqliteFeatureStore(path, mac_key=TABLE_KEY).close()
     old = sqlite3.connect(path)  # the store as an earlier release left it: ids alone, no marker
     old.execute("DELETE FROM meta WHERE k = 'entity_keys'")
-    old.execute("INSERT INTO series VALUES ('payments', 'ACC-A', 1, 0, 9800.0)")
-    old.execute("INSERT INTO versions VALUES ('accounts', 'ACC-A', 1, 1, 'kyc_level', 'BASIC')")
+    old.execute("INSERT INTO series VALUES ('payments', 'ACC-A', 1, 0, 9800.0, NULL)")
+    old.execute(
+        "INSERT INTO versions VALUES ('accounts', 'ACC-A', 1, 1, 'kyc_level', 'BASIC', NULL)"
+    )
     old.execute("INSERT INTO positions VALUES ('payments', 0, 1)")
     old.execute("INSERT OR REPLACE INTO meta VALUES ('seq', 2)")
     old.commit()
     old.close()
-    store = SqliteFeatureStore(path)
+    store = SqliteFeatureStore(path, mac_key=TABLE_KEY)
     try:
         assert store.positions() == {}  # the feed folds the log again from its start
         assert store.series("payments", ["ACC-A"], 0, 10) == {}
@@ -326,7 +330,7 @@ def test_a_store_keyed_by_entity_alone_is_emptied_on_open_for_a_rebuild(tmp_path
         store.apply([_pay(5, 1.0)], [], {TopicPartition("payments", 0): 1})
     finally:
         store.close()
-    again = SqliteFeatureStore(path)  # an upgraded store is kept as it is
+    again = SqliteFeatureStore(path, mac_key=TABLE_KEY)  # an upgraded store is kept as it is
     try:
         assert again.positions() == {TopicPartition("payments", 0): 1}
     finally:

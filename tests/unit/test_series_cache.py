@@ -18,6 +18,8 @@ from domain.features import PAYMENT_RISK
 from ml.features import FeatureEngine, entity_key
 from ml.series_cache import CachedFeatureStore
 
+TABLE_KEY = b"t" * 32  # the feature table rows' MAC key (the hub derives its own)
+
 ENTITIES = [f"E{i}" for i in range(12)]
 
 
@@ -53,9 +55,12 @@ def _columns(got: tuple[object, object, object]) -> list[list[float]]:
 def test_the_cache_answers_as_the_store_on_random_histories(tmp_path: Path, seed: int) -> None:
     rng = random.Random(seed)
     path = tmp_path / "f.sqlite"
-    store = SqliteFeatureStore(path)
-    other_writer = SqliteFeatureStore(path)  # another process's feed, unseen by the cache
-    cache = CachedFeatureStore(SqliteFeatureStore(path), max_points=rng.choice([25, 80, 10_000]))
+    store = SqliteFeatureStore(path, mac_key=TABLE_KEY)
+    # another process's feed, unseen by the cache
+    other_writer = SqliteFeatureStore(path, mac_key=TABLE_KEY)
+    cache = CachedFeatureStore(
+        SqliteFeatureStore(path, mac_key=TABLE_KEY), max_points=rng.choice([25, 80, 10_000])
+    )
     times: list[int] = []
     offset = 0
     try:
@@ -104,9 +109,9 @@ def test_feature_vectors_through_the_cache_equal_the_stores(tmp_path: Path) -> N
     ids = [f"ACC-{rng.randrange(30)}" for _ in range(600)]
     points = [SeriesPoint("payments", key(a), rng.randint(0, 3 * 3600 * 10**6), 1.0) for a in ids]
     versions = [AttributeVersion("accounts", key(f"ACC-{a}"), 0, LOW_BASIC) for a in range(30)]
-    plain = SqliteFeatureStore(path)
+    plain = SqliteFeatureStore(path, mac_key=TABLE_KEY)
     plain.apply(points, versions, {})
-    cache = CachedFeatureStore(SqliteFeatureStore(path), max_points=300)
+    cache = CachedFeatureStore(SqliteFeatureStore(path, mac_key=TABLE_KEY), max_points=300)
     events: list[dict[str, Any]] = [
         {
             "payment_id": f"P{i}",
@@ -137,7 +142,7 @@ def test_a_write_between_catch_up_and_a_miss_is_not_counted_twice(tmp_path: Path
     """Another writer applies between the cache's catch-up and its read of a missing entity:
     that read already holds the new point, so the next catch-up must not add it again."""
     path = tmp_path / "f.sqlite"
-    other = SqliteFeatureStore(path)
+    other = SqliteFeatureStore(path, mac_key=TABLE_KEY)
     other.apply([SeriesPoint("payments", "A", 10, 1.0)], [], {})
 
     class Racing(SqliteFeatureStore):
@@ -149,7 +154,7 @@ def test_a_write_between_catch_up_and_a_miss_is_not_counted_twice(tmp_path: Path
                 other.apply([SeriesPoint("payments", "A", 20, 2.0)], [], {})
             return super().series_history(name, entities)
 
-    cache = CachedFeatureStore(Racing(path))
+    cache = CachedFeatureStore(Racing(path, mac_key=TABLE_KEY))
     try:
         other.apply([SeriesPoint("payments", "B", 5, 1.0)], [], {})  # moves the token
         assert cache.series("payments", ["A"], 0, 100) == {"A": [(10, 1.0), (20, 2.0)]}

@@ -227,8 +227,8 @@ cmd_start() {
     log "starting $("$bin/postgres" --version) on $HOST:$PORT ($DATA_DIR)"
     # -W: do not wait here; the bounded health loop below does. setsid: the server survives the
     # shell (and the test session) that started it.
-    # 9>&-: the server must not inherit the start lock (it would hold it as long as it runs).
-    if ! as_owner setsid "$bin/pg_ctl" start -W -D "$DATA_DIR" -l "$LOG_FILE" >/dev/null 2>&1 9>&-; then
+    # 8>&-: the server must not inherit one_start_at_a_time's lock (it would hold it while it runs).
+    if ! as_owner setsid "$bin/pg_ctl" start -W -D "$DATA_DIR" -l "$LOG_FILE" >/dev/null 2>&1 8>&-; then
         cmd_logs >&2 || true
         die "pg_ctl start failed (log tail above)."
     fi
@@ -294,23 +294,14 @@ cmd_url() {
 
 cmd_logs() { tail_logs "$LOG_FILE"; }
 
-# Two test sessions of one checkout (the CI lanes each have their own state folder and ports)
-# may start or stop its cluster at the same moment: without a lock both could see no cluster and
-# run initdb into the same folder. One start or stop at a time; the second finds it running.
-one_at_a_time() {
-    mkdir -p "$HUB_INFRA_DIR"
-    exec 9>"$HUB_INFRA_DIR/postgres.lock"
-    flock -w "$((START_TIMEOUT + 60))" 9 || die "another infra/postgres.sh start or stop of $STATE_DIR did not finish in time."
-}
-
 case "${1:-}" in
 install) cmd_install ;;
 start)
-    one_at_a_time
+    one_start_at_a_time "$((START_TIMEOUT + 60))"
     cmd_start
     ;;
 stop)
-    one_at_a_time
+    one_start_at_a_time "$((START_TIMEOUT + 60))"
     cmd_stop
     ;;
 status) cmd_status ;;

@@ -34,9 +34,10 @@ one_install_at_a_time() {
 }
 
 # One start or stop of this component at a time in this state folder: two starts at once (two
-# test sessions of one checkout) both saw it stopped and both launched; the second server could not bind, and its failed start removed the pid file, so the
-# first server ran on unseen by `status` and `stop` (found by hand with OPA, session 18). The
-# second start now waits and finds it running. Held until the script exits; `launch` closes it.
+# test sessions of one checkout) both saw it stopped and both launched; the second server could
+# not bind, and its failed start removed the pid file, so the first server ran on unseen by
+# `status` and `stop` (found by hand with OPA, session 18). The second start now waits and
+# finds it running. Held until the script exits; `launch` closes it.
 one_start_at_a_time() {
     mkdir -p "$HUB_INFRA_DIR"
     exec 8>"$HUB_INFRA_DIR/${SCRIPT%.sh}.lock"

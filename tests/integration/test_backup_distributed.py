@@ -27,6 +27,7 @@ from adapters.local_objectstore import LocalObjectStore
 from adapters.postgres_ledgerstore import PostgresLedgerStore
 from adapters.vault_keystore import _digest
 from core.errors import HubError
+from core.ports.keystore import scoped_subject
 from hub.bootstrap import Hub, bootstrap
 from hub.recovery import VAULT_KEYS_NOTE, backup, restore
 from hub.settings import Settings, load_settings
@@ -151,9 +152,10 @@ def test_the_backup_holds_the_log_export_and_the_ledger_not_the_footprints_files
         "keystore": "vault",
         "vault": {"url": cluster["bao"], "mount": "transit", "keys": VAULT_KEYS_NOTE},
     }
-    # the key ids and versions of every subject, never a key (names carry digests, not ids)
+    # the key ids and versions of every subject, never a key (names carry digests, not ids);
+    # subject keys are per (tenant, subject): the publisher's tenant here is "default"
     for i in (0, 7, 119):
-        assert recorded[f"hub-subject-{_digest(f'ACC-{i:04d}')}"] >= 1
+        assert recorded[f"hub-subject-{_digest(scoped_subject('default', f'ACC-{i:04d}'))}"] >= 1
     assert not any("ACC-" in name for name in recorded)
     assert "raft snapshot" in VAULT_KEYS_NOTE
     assert m.end_offsets["accounts"] and m.records >= 120
@@ -259,7 +261,9 @@ def test_restore_where_vault_lacks_the_keys_is_refused_naming_them(
         )
     n = len(cluster["manifest"].stats["footprint"]["vault"]["transit_keys"])
     assert f"lacks {n} of the {n} keys backup" in err.value.message, err.value.message
-    assert "hub-subject-" in err.value.message and "raft snapshot" in err.value.message
+    # the first keys it names: subject keys, or the tenant marker keys beside scoped ones
+    assert "(missing)" in err.value.message and "raft snapshot" in err.value.message
+    assert "hub-subject-" in err.value.message or "hub-tenant-" in err.value.message
     assert not target.exists()
 
 

@@ -42,7 +42,9 @@ class _Unchecked(SqliteFeatureStore):
         pass
 
 
-def _data() -> tuple[list[SeriesPoint], list[AttributeVersion]]:
+def account_facts() -> tuple[list[SeriesPoint], list[AttributeVersion]]:
+    """Payments (40 an account over two days) and one KYC version for each of ``ACCOUNTS``
+    accounts, the same every run (the scoring benchmarks fold them too)."""
     rng = random.Random(1)
     points = [
         SeriesPoint(
@@ -82,7 +84,7 @@ def _events(n: int, seed: int) -> list[dict[str, Any]]:
 
 def test_checked_read_vs_unchecked(tmp_path: Path, report: Report) -> None:
     path = tmp_path / "features.sqlite"
-    points, versions = _data()
+    points, versions = account_facts()
     checked = SqliteFeatureStore(path, mac_key=KEY)
     checked.apply(points, versions, {})
     unchecked = _Unchecked(path, mac_key=KEY)

@@ -29,22 +29,20 @@ import numpy as np
 import pytest
 
 from benchmarks.conftest import Report
+from benchmarks.test_bench_feature_table import ACCOUNTS, T0, account_facts
 from core.ports.eventlog import TopicPartition
-from core.ports.ml import AttributeVersion, SeriesPoint
 from core.ports.policy import Principal
 from domain.features import HOUR_US, PAYMENT_RISK
 from hub.bootstrap import Hub, bootstrap
 from hub.ml_setup import ml_of
 from hub.settings import load_settings
-from ml.features import FeatureEngine, entity_key, to_us
+from ml.features import FeatureEngine, to_us
 from ml.predictions import PREDICTIONS_TOPIC, PredictionWriter
 from ml.scoring import Scorer
 from ml.series_cache import CachedFeatureStore
 
 ONE = int(os.environ.get("ML_BENCH_ONE", "2000"))
 BATCH = int(os.environ.get("ML_BENCH_BATCH", "20000"))
-ACCOUNTS = 2000
-T0 = to_us("2026-11-24T00:00:00Z")
 GROUP_ONE = "ml scoring p99"
 GROUP_BATCH = "ml batch scoring"
 
@@ -58,26 +56,7 @@ def scoring(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Hub, Sco
     data = tmp_path_factory.mktemp("ml-bench") / "data"
     hub = bootstrap(load_settings(environ={"HUB_PROJECTION_AUTOSTART": "false"}, data_dir=data))
     ml = ml_of(hub)
-    rng = random.Random(1)
-    points = [
-        SeriesPoint(
-            "payments",
-            entity_key("default", f"ACC-{a:05d}"),
-            T0 + rng.randint(0, 48 * HOUR_US),
-            float(rng.randint(100, 1_200_000)) / 100,
-        )
-        for a in range(ACCOUNTS)
-        for _ in range(40)
-    ]
-    versions = [
-        AttributeVersion(
-            "accounts",
-            entity_key("default", f"ACC-{a:05d}"),
-            T0 - 100 * HOUR_US,
-            {"kyc_level": rng.choice(["BASIC", "STANDARD"]), "risk_rating": "LOW"},
-        )
-        for a in range(ACCOUNTS)
-    ]
+    points, versions = account_facts()
     ml.features.apply(points, versions, {})
     names = list(PAYMENT_RISK.names)
     x = np.random.default_rng(2).normal(size=(2000, len(names)))

@@ -891,39 +891,12 @@ class KafkaEventLog(EventLog):
         wire = self._wire(topic)
         try:
             try:
-                mac_key = self._mac_key
                 tenant_key = self._tenant_key
                 if tenant_key is not None and not mac_required(topic):  # under the record MAC
-                    tmacs = tenant_macs(
-                        tenant_key,
-                        topic,
-                        0,
-                        ts,
-                        batch.keys,
-                        batch.values,
-                        batch.header_names,
-                        batch.header_columns,
-                    )
-                    batch = replace(
-                        batch,
-                        header_names=(*batch.header_names, TMAC_HEADER),
-                        header_columns=(*batch.header_columns, tmacs),
-                    )
-                if mac_key is not None:  # each record sealed: its MAC a last header column
-                    macs = record_macs(
-                        mac_key,
-                        topic,
-                        0,
-                        ts,
-                        batch.keys,
-                        batch.values,
-                        batch.header_names,
-                        batch.header_columns,
-                    )
-                    batch = replace(
-                        batch,
-                        header_names=(*batch.header_names, MAC_HEADER),
-                        header_columns=(*batch.header_columns, macs),
+                    batch = _with_mac_column(batch, TMAC_HEADER, tenant_macs, tenant_key, topic, ts)
+                if self._mac_key is not None:  # each record sealed: its MAC a last header column
+                    batch = _with_mac_column(
+                        batch, MAC_HEADER, record_macs, self._mac_key, topic, ts
                     )
                 # a report for the first and the last record only (see BatchDelivery)
                 produce_columns(
@@ -1858,3 +1831,19 @@ class KafkaEventLog(EventLog):
     def __repr__(self) -> str:
         prefix = f", topic_prefix={self._prefix!r}" if self._prefix else ""
         return f"KafkaEventLog({self._servers!r}{prefix})"
+
+
+def _with_mac_column(
+    batch: ColumnBatch, name: str, macs_of: Callable[..., Any], key: bytes, topic: str, ts: int
+) -> ColumnBatch:
+    """``batch`` with one more header column ``name``: each record's MAC by ``macs_of``
+    (``record_macs`` or ``tenant_macs``) under ``key`` over its partition-0 record as written
+    at ``ts``, the header columns before it included."""
+    macs = macs_of(
+        key, topic, 0, ts, batch.keys, batch.values, batch.header_names, batch.header_columns
+    )
+    return replace(
+        batch,
+        header_names=(*batch.header_names, name),
+        header_columns=(*batch.header_columns, macs),
+    )

@@ -13,23 +13,13 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from hub.api.app import create_app
-from hub.bootstrap import Hub, bootstrap
-from hub.settings import load_settings
-from tests.service.test_console import login, page_csrf
+from hub.bootstrap import Hub
+from tests.service.test_console import login, page_csrf, serve_console
 
 
 @pytest.fixture
 def console(tmp_path: Path) -> Iterator[tuple[Hub, TestClient]]:
-    hub = bootstrap(
-        load_settings(environ={"HUB_PROJECTION_AUTOSTART": "false"}, data_dir=tmp_path / "data")
-    )
-    client = TestClient(create_app(hub), base_url="http://127.0.0.1", raise_server_exceptions=False)
-    try:
-        yield hub, client
-    finally:
-        client.close()
-        hub.close()
+    yield from serve_console(tmp_path / "data")
 
 
 def test_login_and_logout_leave_entries_naming_the_person_and_the_key(

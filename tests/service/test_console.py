@@ -23,17 +23,21 @@ from hub.settings import load_settings
 PUBLIC = {"/", "/ui/login", "/ui/logout", "/ui/static/{name}"}
 
 
-@pytest.fixture
-def console(tmp_path: Path) -> Iterator[tuple[Hub, TestClient]]:
-    hub = bootstrap(
-        load_settings(environ={"HUB_PROJECTION_AUTOSTART": "false"}, data_dir=tmp_path / "data")
-    )
+def serve_console(data_dir: Path) -> Iterator[tuple[Hub, TestClient]]:
+    """A hub (projections not autostarted) and its app's client from 127.0.0.1, answering
+    server errors as responses; both closed after (``yield from`` it in a fixture)."""
+    hub = bootstrap(load_settings(environ={"HUB_PROJECTION_AUTOSTART": "false"}, data_dir=data_dir))
     client = TestClient(create_app(hub), base_url="http://127.0.0.1", raise_server_exceptions=False)
     try:
         yield hub, client
     finally:
         client.close()
         hub.close()
+
+
+@pytest.fixture
+def console(tmp_path: Path) -> Iterator[tuple[Hub, TestClient]]:
+    yield from serve_console(tmp_path / "data")
 
 
 def login(client: TestClient, token: str, next_url: str = "/ui") -> Any:

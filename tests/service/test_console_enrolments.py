@@ -16,26 +16,16 @@ from fastapi.testclient import TestClient
 
 from core.roles import ROLE_ACTIONS
 from governance.enrolment import EnrolmentTicket
-from hub.api.app import create_app
 from hub.api.deps import route_actions
-from hub.bootstrap import Hub, bootstrap
+from hub.bootstrap import Hub
 from hub.console import enrolments
-from hub.settings import load_settings
 
-from .test_console import login
+from .test_console import login, serve_console
 
 
 @pytest.fixture
 def console(tmp_path: Path) -> Iterator[tuple[Hub, TestClient]]:
-    hub = bootstrap(
-        load_settings(environ={"HUB_PROJECTION_AUTOSTART": "false"}, data_dir=tmp_path / "data")
-    )
-    client = TestClient(create_app(hub), base_url="http://127.0.0.1", raise_server_exceptions=False)
-    try:
-        yield hub, client
-    finally:
-        client.close()
-        hub.close()
+    yield from serve_console(tmp_path / "data")
 
 
 def _csrf(client: TestClient) -> str:

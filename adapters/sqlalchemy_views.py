@@ -143,6 +143,9 @@ class SqlAlchemyViewStore(ViewStore):
         self._tables: dict[str, sa.Table] = {}
         self._lock = threading.RLock()
         self.query_seconds = QUERY_SECONDS  # time bound of ``query`` (core.sqlguard)
+        # an erasure's WAL truncation a query's older snapshot kept from finishing: retried
+        # after each write until it does (the -wal still holds the erased values)
+        self._wal_erased_pending = False
         # memory bound of a ``query``'s result (HUB_QUERY_MAX_MEMORY_BYTES)
         self.query_memory_bytes = QUERY_MEMORY_BYTES
         self._offsets = sa.Table(
@@ -342,6 +345,8 @@ class SqlAlchemyViewStore(ViewStore):
             hook("offsets")
         # 3. committed
         hook("commit")
+        if self._wal_erased_pending:  # an erasure's truncation still owed: try again, no wait
+            self._truncate_wal(wait_s=0.0)
 
     def _fence(self, conn: Connection, fence: WriterFence) -> None:
         """Record ``fence.epoch`` for its writer unless a newer one is stored (then refuse).
@@ -498,23 +503,39 @@ class SqlAlchemyViewStore(ViewStore):
                 where = sa.and_(where, st.c.tenant == tenant)
             erased = int(conn.execute(sa.update(st).where(where).values(scrub)).rowcount)
         if self._read_uri is not None and erased:
-            self._truncate_wal()
+            # queries end within their time bound (the timer interrupts them): wait that long,
+            # once (a query that outlived one wait is retried after writes, not waited for
+            # again with the writers held, once per table of an erasure)
+            pending = self._wal_erased_pending
+            self._truncate_wal(wait_s=0.0 if pending else self.query_seconds + 1.0)
         return erased
 
-    def _truncate_wal(self) -> None:
+    def _truncate_wal(self, wait_s: float) -> None:
         """Copy the WAL into the file and empty it: its older frames still hold the pages as
         they were before an erasure (the values in plaintext). A query reading an older
-        snapshot keeps the checkpoint from finishing: then the values stay in the -wal until
-        the next erasure's or SQLite's own checkpoint, and that is logged."""
+        snapshot keeps the checkpoint from finishing; SQLite waits up to ``wait_s`` for it (the
+        driver's own 5 s was shorter than a query may run). One still running then (a row of
+        slow calls runs past the bound) leaves the values in the -wal: logged, and retried
+        after every write until the truncation finishes (a new reader never blocks it: once
+        the WAL is copied, new snapshots read the file)."""
         with self._lock, self._engine.connect() as conn:
-            busy = conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").one()[0]
-            conn.commit()
-        if busy:
+            conn.exec_driver_sql(f"PRAGMA busy_timeout = {int(wait_s * 1000)}")
+            try:
+                busy = conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").one()[0]
+                conn.commit()
+            finally:
+                conn.exec_driver_sql("PRAGMA busy_timeout = 5000")  # the driver's default
+        if busy and not self._wal_erased_pending:
             log.warning(
-                "views: erased values may stay in the -wal file of %s until the next "
-                "checkpoint: a running query holds an older snapshot",
+                "views: erased values stay in the -wal file of %s until a running query with "
+                "an older snapshot ends (the truncation is retried after each write)",
                 self._engine.url.database,
             )
+        elif not busy and self._wal_erased_pending:
+            log.info(
+                "views: the -wal file of %s is emptied of erased values", self._engine.url.database
+            )
+        self._wal_erased_pending = bool(busy)
 
     def query(self, sql: str, grants: Sequence[ViewGrant]) -> pa.Table:
         """Run ``sql`` as ``core.sqlguard`` rewrites it (each granted view becomes a

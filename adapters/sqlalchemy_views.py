@@ -143,6 +143,8 @@ class SqlAlchemyViewStore(ViewStore):
         self._tables: dict[str, sa.Table] = {}
         self._lock = threading.RLock()
         self.query_seconds = QUERY_SECONDS  # time bound of ``query`` (core.sqlguard)
+        # PostgreSQL queries running at once (each on a pooled connection of its own)
+        self._query_slots = threading.BoundedSemaphore(QUERY_CONNECTIONS)
         # an erasure's WAL truncation a query's older snapshot kept from finishing: retried
         # after each write until it does (the -wal still holds the erased values)
         self._wal_erased_pending = False
@@ -545,7 +547,7 @@ class SqlAlchemyViewStore(ViewStore):
         projection write waits for it), with ``PRAGMA query_only`` and an authorizer that denies
         reading any table but the granted ones and reads their masked columns as NULL.
         PostgreSQL: in a READ ONLY transaction with a statement timeout, rolled back, through a
-        server-side cursor. Both:
+        server-side cursor, on its own pooled connection (not under the writers' lock). Both:
         the result's values at most ``query_memory_bytes`` (422 ``query_memory_limit``)."""
         dialect = self._engine.dialect.name
         if dialect not in ("sqlite", "postgresql"):
@@ -656,7 +658,26 @@ class SqlAlchemyViewStore(ViewStore):
         seconds = self.query_seconds
         deadline = time.monotonic() + seconds
         memory = int(self.query_memory_bytes)
-        with self._lock, self._engine.connect() as conn:
+        # Not under self._lock (every write takes it): a READ ONLY transaction reads its own
+        # snapshot and blocks no writer, so a query of up to its bound delays no projection batch
+        # and no other tenant's query (held, one analyst's queries stalled every tenant's views).
+        # At most QUERY_CONNECTIONS at once: the writers always find a pooled connection.
+        if not self._query_slots.acquire(timeout=seconds):
+            raise too_slow(seconds)
+        try:
+            return self._query_postgres_on(rewritten, deadline, seconds, memory, dbapi_error)
+        finally:
+            self._query_slots.release()
+
+    def _query_postgres_on(
+        self,
+        rewritten: str,
+        deadline: float,
+        seconds: float,
+        memory: int,
+        dbapi_error: type[Exception],
+    ) -> pa.Table:
+        with self._engine.connect() as conn:
 
             def remaining() -> None:  # before each statement: the rest of the time bound
                 ms = int((deadline - time.monotonic()) * 1000)
@@ -725,6 +746,10 @@ class SqlAlchemyViewStore(ViewStore):
     def close(self) -> None:
         self._engine.dispose()
 
+
+# PostgreSQL queries one store runs at once: below the engine's default pool (5 + 10 overflow),
+# so the projection writers never wait for a connection behind analysts' queries.
+QUERY_CONNECTIONS = 4
 
 # Longest one text or blob value of a SQLite query's result may be (SQLITE_LIMIT_LENGTH while it
 # runs): no view stores values near it, and it lets rows be fetched in chunks whose worst case

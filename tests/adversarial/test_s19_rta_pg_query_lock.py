@@ -1,0 +1,98 @@
+"""An analyst's query over the PostgreSQL views held the projection writers' lock for its whole
+run (session 19 red team, finding 2).
+
+Session 18 took SQLite queries off the store's lock (their own read-only WAL connection,
+``test_s18_query_lock_hold.py``); on PostgreSQL ``_query_postgres`` still ran under
+``SqlAlchemyViewStore._lock``, the lock every ``write`` (each projection batch of every tenant)
+takes. So one analyst looping queries of up to ``QUERY_SECONDS`` (30 s; the rate limits allow 60
+a minute, one at a time) stalled every tenant's transactional views, and all tenants' queries ran
+one at a time behind each other. PostgreSQL needs no such lock: a READ ONLY transaction reads
+its own snapshot and never blocks a writer (MVCC).
+
+Now the query runs on its own pooled connection, outside the lock.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from decimal import Decimal
+
+import pytest
+
+from adapters.sqlalchemy_views import SqlAlchemyViewStore
+from core.ports.views import Checkpoint, Position, Target, ViewGrant
+from core.projection import Column, Table
+
+pytestmark = pytest.mark.integration
+
+ACCOUNTS = Table(
+    "ql_accounts",
+    "entity",
+    (
+        Column("tenant", "string", agg="key"),
+        Column("account_id", "string", agg="key"),
+        Column("balance", "decimal", scale=2),
+    ),
+)
+GRANT = [ViewGrant("ql_accounts", ("tenant", "account_id", "balance"), "t1")]
+N = 160
+# N^3 = 4.1M md5 calls: a few seconds, well inside the 30 s any analyst query may take
+SLOW = (
+    "SELECT count(*) AS n FROM ql_accounts AS a, ql_accounts AS b, ql_accounts AS c "
+    "WHERE md5(a.account_id || b.account_id || c.account_id) < '8'"
+)
+
+
+def _rows(first: int, n: int, tenant: str) -> list[dict[str, object]]:
+    return [
+        {"tenant": tenant, "account_id": str(i), "balance": Decimal(i), "src_offsets": {}}
+        for i in range(first, first + n)
+    ]
+
+
+@pytest.fixture
+def store() -> Iterator[SqlAlchemyViewStore]:
+    from tests.contract.test_views_sqlalchemy import fresh_schema
+    from tests.infra import postgres_url
+
+    url = postgres_url("the PostgreSQL query lock test")
+    for kwargs in fresh_schema(url):
+        s = SqlAlchemyViewStore(url, **kwargs)
+        s.ensure(Target("ql"), [ACCOUNTS])
+        s.write(
+            Target("ql"),
+            [ACCOUNTS],
+            {"ql_accounts": _rows(0, N, "t1")},
+            Checkpoint(1, {("a", 0): Position(N)}),
+        )
+        try:
+            yield s
+        finally:
+            s.close()
+
+
+def test_a_query_does_not_hold_another_tenants_projection_write(
+    store: SqlAlchemyViewStore,
+) -> None:
+    took: dict[str, float] = {}
+
+    def query() -> None:
+        started = time.monotonic()
+        store.query(SLOW, GRANT)
+        took["query"] = time.monotonic() - started
+
+    q = threading.Thread(target=query)
+    q.start()
+    time.sleep(0.5)  # the query is running
+    started = time.monotonic()
+    # another tenant's projection batch
+    batch = {"ql_accounts": _rows(N, 1, "t2")}
+    store.write(Target("ql"), [ACCOUNTS], batch, Checkpoint(2, {("a", 0): Position(N + 1)}))
+    wrote = time.monotonic() - started
+    q.join()
+    assert took["query"] > 1.5, f"the premise: a query of seconds (took {took['query']:.2f} s)"
+    assert wrote < 0.5 * took["query"], (
+        f"the projection write waited {wrote:.2f} s for a {took['query']:.2f} s analyst query"
+    )

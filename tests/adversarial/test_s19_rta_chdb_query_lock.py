@@ -1,0 +1,97 @@
+"""An analyst's query over the embedded analytics views (chDB, the default) holds every tenant's
+analytics projection writes for its whole run (session 19 red team, finding 3: NOT mended).
+
+chDB deadlocks on concurrent queries of one session (``adapters.chdb_views._QUERY_LOCK``), so
+``ClickHouseSqlViews.query`` runs under the store's lock, which every write takes. A query may
+run ``QUERY_SECONDS`` (30 s; chDB's ``max_execution_time`` does stop it there, tried with 4-way
+self-joins and nested ``replace`` over an aggregated string), and the limits admit 60 queries a
+minute, one at a time, per principal: one analyst looping 30 s queries keeps the market bars,
+payment volumes and AML aggregates of every tenant from advancing for as long as it loops, and
+other tenants' queries wait behind it (their wait counts against no bound). The PostgreSQL and
+SQLite stores read on their own connections now; chDB needs another process (or a server) for
+its reads, or a budget of query-seconds per principal and tenant rather than a count.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from core.ports.views import Checkpoint, Position, Target, ViewGrant
+from core.projection import Column, Table
+
+pytest.importorskip("chdb")
+
+ACCOUNTS = Table(
+    "cl_accounts",
+    "entity",
+    (
+        Column("tenant", "string", agg="key"),
+        Column("account_id", "string", agg="key"),
+        Column("balance", "decimal", scale=2),
+    ),
+)
+GRANT = [ViewGrant("cl_accounts", ("tenant", "account_id", "balance"), "t1")]
+LIVE = Target("cl")
+N = 300
+SLOW = (
+    "SELECT count() AS n FROM cl_accounts a, cl_accounts b, cl_accounts c, cl_accounts d "
+    "WHERE concat(a.account_id, b.account_id, c.account_id, d.account_id) = 'x'"
+)
+
+
+def _rows(first: int, n: int, tenant: str) -> list[dict[str, object]]:
+    return [
+        {"tenant": tenant, "account_id": str(i), "balance": Decimal(i), "src_offsets": {}}
+        for i in range(first, first + n)
+    ]
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[object]:
+    from adapters.chdb_views import ChdbViewStore
+
+    s = ChdbViewStore(str(tmp_path / "chdb"))
+    s.query_seconds = 3.0  # the bound, 30 s by default; the query runs up to it
+    s.ensure(LIVE, [ACCOUNTS])
+    s.write(LIVE, [ACCOUNTS], {"cl_accounts": _rows(0, N, "t1")}, Checkpoint(1, {}))
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="chDB serialises queries and writes under one lock (s19 red team finding 3)",
+)
+def test_an_analytics_query_does_not_hold_another_tenants_projection_write(store: object) -> None:
+    from adapters.chdb_views import ChdbViewStore
+    from core.errors import InvalidInput
+
+    assert isinstance(store, ChdbViewStore)
+    took: dict[str, float] = {}
+
+    def query() -> None:
+        started = time.monotonic()
+        with pytest.raises(InvalidInput):  # stopped at its bound (query_timeout)
+            store.query(SLOW, GRANT)
+        took["query"] = time.monotonic() - started
+
+    q = threading.Thread(target=query)
+    q.start()
+    time.sleep(0.5)  # the query is running
+    started = time.monotonic()
+    batch = {"cl_accounts": _rows(N, 1, "t2")}  # another tenant's projection batch
+    store.write(LIVE, [ACCOUNTS], batch, Checkpoint(2, {("a", 0): Position(N + 1)}))
+    wrote = time.monotonic() - started
+    q.join()
+    assert took["query"] > 2.0, f"the premise: a query of seconds (took {took['query']:.2f} s)"
+    assert wrote < 0.5 * took["query"], (
+        f"the projection write waited {wrote:.2f} s for a {took['query']:.2f} s analyst query"
+    )

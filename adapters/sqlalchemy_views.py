@@ -26,6 +26,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from decimal import Context, Decimal
+from sys import getsizeof
 from typing import Any
 from urllib.parse import quote
 
@@ -757,9 +758,13 @@ QUERY_CONNECTIONS = 4
 QUERY_VALUE_BYTES = 1 << 20
 
 
+_SLOT = 8  # a value's pointer in its row tuple
+_ROW = getsizeof(())  # a row tuple's own header
+
+
 def _fetch_bounded(cursor: Any, memory: int, before: Callable[[], None] | None = None) -> list[Any]:
-    """Up to ``MAX_ROWS + 1`` rows, refused (``query_memory_limit``) once their text and bytes
-    pass ``memory`` (numbers and NULLs counted at 8 bytes each).
+    """Up to ``MAX_ROWS + 1`` rows, refused (``query_memory_limit``) once the Python objects
+    holding them (values, their slots and the row tuples) pass ``memory``.
 
     SQLite (``before`` None): each chunk is at most what is left of ``memory`` were each of its
     values as long as SQLite lets one be. PostgreSQL (``before`` runs before each FETCH: the
@@ -780,7 +785,9 @@ def _fetch_bounded(cursor: Any, memory: int, before: Callable[[], None] | None =
         if not chunk:
             break
         for row in chunk:
-            n = sum(len(v) if isinstance(v, (str, bytes)) else 8 for v in row)
+            # what the hub holds: each value's object and its slot in the row tuple (counted by
+            # length, a 2-character str took 30x its count: 51 bytes and a slot)
+            n = sum(map(getsizeof, row)) + _SLOT * len(row) + _ROW
             used += n
             widest = max(widest, n)
         if before is not None:

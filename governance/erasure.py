@@ -372,4 +372,15 @@ class Eraser:
                     )
                     for table, column, pii in plan
                 }
+                # A rebuild's copy folded before the key was destroyed holds the plaintext too,
+                # and is swapped in as the live views: scrubbed the same way (its rows are not
+                # counted). Under the live lock, which the swap takes: no copy is swapped away
+                # meanwhile; under the copy's, no batch of it in flight.
+                for copy in self._projections.copies(name):
+                    with copy.lock:
+                        for table, column, pii in plan:
+                            for t in tenants if tenants is not None else (None,):
+                                store.erase_values(
+                                    copy.target, table, column, subject, pii, ERASED, t
+                                )
         return rebuilt, scrubbed

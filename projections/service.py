@@ -89,6 +89,9 @@ class ProjectionService:
         self.ledger = ledger
         self.decoder = Decoder(registry, keystore)
         self._runners: dict[str, ProjectionRunner] = {}
+        # the copies a rebuild is filling, by projection: swapped in as the live views, so an
+        # erasure scrubs them too (``copies``)
+        self._copies: dict[str, list[ProjectionRunner]] = {}
         self._guard = threading.Lock()
         # running followers by group ("all"; under leader election "shared" runs in the leader
         # only, "private" in every process): each group's stop event and threads
@@ -114,6 +117,19 @@ class ProjectionService:
             with self._guard:
                 r = self._runners.setdefault(name, r)
         return r
+
+    def copies(self, name: str) -> list[ProjectionRunner]:
+        """The runners of the copies of ``name`` a rebuild is filling now, to be swapped in as
+        its live views. A row a copy folded before an erasure holds the plaintext the erasure
+        scrubs from the live views: the eraser scrubs these too (under each runner's lock)."""
+        with self._guard:
+            return list(self._copies.get(name, ()))
+
+    def _forget_copy(self, name: str, copy: ProjectionRunner) -> None:
+        with self._guard:
+            held = self._copies.get(name, [])
+            if copy in held:
+                held.remove(copy)
 
     def _ready(self, proj: Projection) -> None:
         """Make sure the live views have the layout of this code's definition, once per process.
@@ -354,16 +370,24 @@ class ProjectionService:
         copy = self._new_runner(proj, other)
         copy.batch_records = max(copy.batch_records, REBUILD_BATCH_RECORDS)
         copy.open()
-        started = time.perf_counter()
-        n = copy.catch_up(Bound(self._positions_of(live)))  # 1
-        with live.lock:  # 2
-            live.catch_up()
-            n += copy.catch_up(Bound(self._positions_of(live)))
-            if self.cut_expired is not None:  # rows retention removed stay removed
-                self.cut_expired(proj, other, True)
-            # fenced: a leader replaced since the check above cannot swap its copy in
-            store.swap(Target(name), other, proj.tables, fence=self._swap_fence(live, name))
-            live.reset()
+        # known to erasures before it folds anything (``copies``): a subject erased while it
+        # replays is scrubbed from it too, not swapped back into the live views
+        with self._guard:
+            self._copies.setdefault(name, []).append(copy)
+        try:
+            started = time.perf_counter()
+            n = copy.catch_up(Bound(self._positions_of(live)))  # 1
+            with live.lock:  # 2
+                live.catch_up()
+                n += copy.catch_up(Bound(self._positions_of(live)))
+                if self.cut_expired is not None:  # rows retention removed stay removed
+                    self.cut_expired(proj, other, True)
+                # fenced: a leader replaced since the check above cannot swap its copy in
+                store.swap(Target(name), other, proj.tables, fence=self._swap_fence(live, name))
+                live.reset()
+                self._forget_copy(name, copy)  # its tables are the live ones now
+        finally:
+            self._forget_copy(name, copy)
         if progress:
             progress(n)
         return {

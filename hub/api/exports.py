@@ -42,11 +42,16 @@ def query_limiter(hub: Any) -> QueryLimiter:
 
 
 @contextmanager
-def query_limits(hub: Any, principal: Principal, sql: str) -> Iterator[None]:
+def query_limits(
+    hub: Any, principal: Principal, sql: str, *, replays: bool = False
+) -> Iterator[None]:
     """Run the block as one of ``principal``'s queries, under the per-principal and per-tenant
     rate and concurrency limits (``core.sqlguard_limits``: 429 past one). ``SHOW TABLES`` and
-    ``DESCRIBE`` answer from the catalog, not the views' lock: not counted."""
-    if metadata.statement(sql) is not None:
+    ``DESCRIBE`` answer from the catalog, not the views' lock: not counted, unless the block
+    ``replays`` a projection before it reads the SQL (a point-in-time query replays the log
+    into a copy of the views whatever the SQL: uncounted, ``SHOW TABLES`` replayed without
+    limit)."""
+    if metadata.statement(sql) is not None and not replays:
         yield
         return
     with query_limiter(hub).admit(principal.id, principal.tenant):

@@ -148,7 +148,7 @@ def at_query(
 
     hub = hub_of(request)
     event_us = None if body.event_time is None else point_in_time_us(body.event_time)
-    with query_limits(hub, principal, body.sql):
+    with query_limits(hub, principal, body.sql, replays=True):
         table = hub.projections.at_query(
             hub.policy,
             principal,

@@ -268,6 +268,14 @@ class Governance:
         parse_scope(scope)
         return any(h.scope == scope for h in self.state().holds.values())
 
+    def tenant_holds(self, scope: str) -> TenantHolds:
+        """The tenants holding ``scope`` (a projection's) and those holding any subject."""
+        holds = self.state().holds.values()
+        return TenantHolds(
+            frozenset(h.tenant for h in holds if h.scope == scope),
+            frozenset(h.tenant for h in holds if h.scope.startswith("subject:")),
+        )
+
     def held_subjects(self) -> frozenset[str]:
         return frozenset(
             h.scope.partition(":")[2]
@@ -491,6 +499,38 @@ def held_rows(proj: Projection, table: Table, held: frozenset[str]) -> dict[str,
     return {name: sorted(held) for name in names}
 
 
+@dataclass(frozen=True)
+class TenantHolds:
+    """Who holds what a projection cut touches: the tenants with a hold on the projection's
+    scope, and those with a hold on any data subject (``Governance.tenant_holds``)."""
+
+    projection: frozenset[str] = frozenset()
+    subjects: frozenset[str] = frozenset()
+
+
+def tenant_keep(
+    proj: Projection, table: Table, held: frozenset[str], holders: TenantHolds
+) -> dict[str, list[str]] | None:
+    """What a retention cut of ``table`` leaves: ``held_rows`` (the held subjects' rows), plus
+    every row of a tenant holding the projection, or, where a held subject's rows cannot be told
+    apart (no subject column), of a tenant holding a subject. None (keep the whole table) when
+    the hub's own tenant holds it so, or the table has no ``tenant`` column. Counting every
+    hold whoever placed it let acme's officer keep globex's expired rows past globex's policy,
+    under a hold globex can neither list nor release (as topics before session 18)."""
+    keep = held_rows(proj, table, held)
+    tenants = set(holders.projection)
+    if keep is None:
+        keep = {}
+        tenants |= holders.subjects
+    if HUB_TENANT in tenants:
+        return None
+    if tenants:
+        if not any(c.name == "tenant" and c.type == "string" for c in table.columns):
+            return None
+        keep = {**keep, "tenant": sorted(tenants)}
+    return keep
+
+
 def expire_rows(
     service: ProjectionService,
     proj: Projection,
@@ -500,11 +540,13 @@ def expire_rows(
     *,
     apply: bool,
     held: frozenset[str] = frozenset(),
+    holders: TenantHolds | None = None,
 ) -> Iterator[RowDeletion]:
     """Cut (``apply``) or count the rows of ``target`` that ``policy`` expires as of ``now_ms``,
     table by table (those with the policy's time column), yielding each table that lost rows
     right after its cut: a caller records it before the next table is tried. The rows of the
-    ``held`` data subjects stay (``held_rows``), as their log records do."""
+    ``held`` data subjects stay (``held_rows``), as their log records do, and those of the
+    tenants whose holds ``holders`` names (``tenant_keep``)."""
     if policy.max_age_ms is None or policy.time_column is None:
         return
     column, cutoff_us = policy.time_column, (now_ms - policy.max_age_ms) * 1000
@@ -513,7 +555,7 @@ def expire_rows(
     for table in proj.tables:
         if not any(c.name == column for c in table.columns):
             continue
-        keep = held_rows(proj, table, held)
+        keep = tenant_keep(proj, table, held, holders or TenantHolds())
         if keep is None:
             continue  # a held subject's rows may be among them (held_rows)
         if apply:
@@ -540,11 +582,14 @@ def cut_expired_rows(
     state = governance.state()
     scope = f"projection:{proj.name}"
     policy = state.policies.get(scope)
-    if policy is None or any(h.scope == scope for h in state.holds.values()):
+    holders = governance.tenant_holds(scope)
+    if policy is None or HUB_TENANT in holders.projection:
         return []
     out = []
     held = governance.held_subjects()
-    for d in expire_rows(service, proj, target, policy, _now_ms(), apply=True, held=held):
+    for d in expire_rows(
+        service, proj, target, policy, _now_ms(), apply=True, held=held, holders=holders
+    ):
         if record and service.ledger is not None:
             service.ledger.record_action(actor, "retention.delete", scope, details=d.as_dict())
         out.append(d)
@@ -619,8 +664,9 @@ class RetentionJob:
             self._ledger.sync()  # 1.
         for scope, policy in sorted(state.policies.items()):
             holders = held_by.get(scope, set())
-            # 3. and 5.: a projection's rows are cut by time, not by tenant: any hold keeps it
-            if holders and (policy.kind == "projection" or HUB_TENANT in holders):
+            # 3. and 5.: the hub's hold keeps the whole scope; a tenant's keeps its records
+            # (the cut stops at its first) or its view rows (``tenant_keep``)
+            if HUB_TENANT in holders:
                 report.skipped.append({"scope": scope, "reason": "under legal hold"})
                 continue
             if policy.kind == "topic" and policy.name in PROTECTED_TOPICS:
@@ -682,12 +728,15 @@ class RetentionJob:
             with service.runner(proj.name).lock:  # 6.
                 live = Target(proj.name)
                 held = self.governance.held_subjects()
+                holders = self.governance.tenant_holds(policy.scope)
                 for table in proj.tables:
                     timed = any(c.name == policy.time_column for c in table.columns)
-                    if timed and held_rows(proj, table, held) is None:
+                    if timed and tenant_keep(proj, table, held, holders) is None:
                         reason = f"table {table.name}: may hold rows of a data subject under hold"
                         report.skipped.append({"scope": policy.scope, "reason": reason})
-                rows = expire_rows(service, proj, live, policy, now_ms, apply=apply, held=held)
+                rows = expire_rows(
+                    service, proj, live, policy, now_ms, apply=apply, held=held, holders=holders
+                )
                 for d in rows:
                     if apply:  # 7.
                         self._ledger.record_action(

@@ -140,6 +140,12 @@ class SqlAlchemyViewStore(ViewStore):
             scheme, sep, _ = head.partition("://")
             shown = f"{scheme if sep else ''}{sep}[redacted]@{host}" if at else url
             raise ConfigError(f"Cannot use the view database URL {shown!r}: {exc}") from exc
+        if self._engine.dialect.name == "sqlite":
+            # Every connection zeroes what it frees: a rebuild's swap, a time-travel or verify
+            # copy dropped, a retention cut leave the views' plaintext (an erased subject's too)
+            # in free pages otherwise. SQLite's default is its build's (SQLITE_SECURE_DELETE:
+            # on in Debian's, off in others), so it is set here, not left to the build.
+            sa.event.listen(self._engine, "connect", _secure_delete)
         self._md = sa.MetaData()
         self._tables: dict[str, sa.Table] = {}
         self._lock = threading.RLock()
@@ -756,6 +762,10 @@ QUERY_CONNECTIONS = 4
 # runs): no view stores values near it, and it lets rows be fetched in chunks whose worst case
 # fits what is left of the query's memory bound.
 QUERY_VALUE_BYTES = 1 << 20
+
+
+def _secure_delete(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.execute("PRAGMA secure_delete = ON")
 
 
 _SLOT = 8  # a value's pointer in its row tuple

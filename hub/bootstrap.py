@@ -138,6 +138,7 @@ def build_event_log(settings: Settings) -> EventLog:
             settings.log_path,
             synchronous=settings.sqlite_synchronous,
             mac_key=load_or_create_mac_key(settings.log_key_path),
+            seal_v1=settings.log_seal_v1,
         )
     if settings.event_log == "kafka":
         from adapters.kafka_log import KafkaEventLog

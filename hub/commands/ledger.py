@@ -49,8 +49,10 @@ def ledger_sync(obj: Ctx, no_checkpoint: bool) -> None:
 @click.option(
     "--public-key",
     type=click.Path(exists=True, dir_okay=False),
-    default=None,
-    help="Also accept checkpoints signed by this verifier key file.",
+    multiple=True,
+    help="Require checkpoints signed by this verifier key file (your own copy of the hub's "
+    "published key; repeat it for a rotated key). Without it the data folder's own key is "
+    "trusted, which whoever can write the folder can replace.",
 )
 @click.option(
     "--full",
@@ -60,7 +62,7 @@ def ledger_sync(obj: Ctx, no_checkpoint: bool) -> None:
     "HUB_LEDGER_FULL_VERIFY_EVERY_S).",
 )
 @click.pass_obj
-def ledger_verify(obj: Ctx, public_key: str | None, full: bool) -> None:
+def ledger_verify(obj: Ctx, public_key: tuple[str, ...], full: bool) -> None:
     """Check the ledger against the log; exit 1 naming the first bad entry."""
     import time
 
@@ -70,7 +72,7 @@ def ledger_verify(obj: Ctx, public_key: str | None, full: bool) -> None:
     def go() -> None:
         with obj.hub(install_domain=False, sync=False) as h:  # verify changes nothing
             principal = authorize(h, "ledger.verify", "ledger")
-            trusted = [parse_verifier_key(Path(public_key).read_text())] if public_key else []
+            trusted = [parse_verifier_key(Path(p).read_text()) for p in public_key]
             path = h.settings.ledger_verified_path
             now_ms = time.time_ns() // 1_000_000
             remembered, why = load_verified(h.ledger, path)
@@ -100,6 +102,7 @@ def ledger_verify(obj: Ctx, public_key: str | None, full: bool) -> None:
                 _echo_json(report.as_dict())
                 sys.exit(1)
             full_at = now_ms if since is None else since.full_at_ms
+            signer = h.ledger.signer.verifier()
             save_verified(h.ledger, path, report, covered, full_at, since)
             kind = (
                 f"incremental from checkpoint {since.size}"
@@ -109,7 +112,8 @@ def ledger_verify(obj: Ctx, public_key: str | None, full: bool) -> None:
             click.echo(
                 f"OK ledger: {report.leaves} entries and {report.checkpoints} checkpoints verified "
                 f"against the log in {report.seconds:.2f} s ({report.pending} records pending; "
-                f"{kind})"
+                f"{kind}); signed by {signer.name}+{signer.key_id:08x}"
+                + (" (the key given with --public-key)" if trusted else " (the folder's own key)")
             )
             from registry.internal import reserved_name_subjects
 

@@ -2,9 +2,10 @@
 
 Before session 19 the option meant "also accept this key": the folder's own key file was always
 trusted. So an auditor holding the hub's published key got OK from a folder that someone
-without any key had made sign a new history: the key file replaced (or the whole folder swapped
-for another hub's), the ledger and its witness removed, the hub rebuilding and re-signing the
-ledger under the planted key on its next start. Now the given keys are the only ones trusted,
+without any key had made sign a new history: the key file removed or replaced (or the whole
+folder swapped for another hub's), the ledger and its witness removed, the hub rebuilding and
+re-signing the ledger under the new key on its next start (a rebuild under the old key is
+refused since: test_s19_rtb_ledger_removed). Now the given keys are the only ones trusted,
 a signer key outside them fails at once, and the OK line names the key that signed."""
 
 from __future__ import annotations
@@ -47,13 +48,11 @@ def test_the_hubs_folder_verifies_with_its_published_key(hub_and_key: tuple[Path
         assert f"signed by {name}+{key_id} (the key given with --public-key)" in out
 
 
-def test_a_planted_key_and_a_rebuilt_ledger_fail_the_pinned_verify(
+def test_a_new_key_and_a_rebuilt_ledger_fail_the_pinned_verify(
     hub_and_key: tuple[Path, Path],
 ) -> None:
     data, published = hub_and_key
-    planted = data / "keys" / "ledger.key"
-    planted.write_text(generate_key("hub.local/ledger").encode() + "\n")
-    planted.chmod(0o600)
+    (data / "keys" / "ledger.key").unlink()  # a new key is made on the next start
     for p in data.iterdir():  # the ledger goes; the hub rebuilds it from the log, re-signed
         if p.name.startswith("ledger") and p.is_file():
             p.unlink()

@@ -520,6 +520,13 @@ class SqliteEventLog(EventLog):
                     f"{self._path} has event log schema version {version}, newer than this "
                     f"hub's {SCHEMA_VERSION}; upgrade the hub to open it."
                 )
+            elif version == SCHEMA_VERSION and self._key is not None and self._seal_v1:
+                # left on after the one upgrade it is for, the next downgrade would be sealed
+                raise ConfigError(
+                    f"HUB_LOG_SEAL_V1 is set, but the event log {self._path} is already sealed "
+                    "(schema version 2): unset it. Left on, a log whose MAC columns someone "
+                    "removed would be sealed as found, edits included."
+                )
             elif version == 1:  # v1 -> v2: MAC columns, sealed as found (trust on first use)
                 if self._key is not None and not self._seal_v1:
                     # A downgrade costs no key (drop five columns, set user_version = 1): an

@@ -95,6 +95,8 @@ def test_the_operator_may_seal_a_genuine_v1_log_once(
     monkeypatch.setenv("HUB_LOG_SEAL_V1", "true")
     code, _out, err = cli(data, "ledger", "verify", "--full")
     assert code == 0, err
+    code, _out, err = cli(data, "ledger", "verify", "--full")  # once: left on, refused
+    assert code != 0 and "HUB_LOG_SEAL_V1 is set" in err and "unset it" in err, err
     monkeypatch.delenv("HUB_LOG_SEAL_V1")
     code, _out, err = cli(data, "ledger", "verify", "--full")  # sealed: v2 from now on
     assert code == 0, err

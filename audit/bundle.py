@@ -38,11 +38,13 @@ Layout of the zip::
        its time inside ``range`` [from, to), its tenant (``ce_tenant``) the ``tenant_scope``
        or none when a scope is named, and the controls listing it exactly those of the pack's
        controls its topic and action evidence (``audit.controls``: no entry listed under a
-       control it does not evidence, none left out of one it does); its display fields
-       equal to what the hub derives from the hashed fields (``_displayed``): time from
-       ``timestamp_ms``; tenant, and the ledger's actor, action and resource (``leaf_columns``;
-       the displayed ones too on data topics) from the headers, a key shown as text or
-       ``sha256:<prefix>`` against ``key_sha256``;
+       control it does not evidence, none left out of one it does), for a manifest whose
+       ``claims`` names the mapping (``audit.controls.MAPPING``; a pack made before it is
+       said to be unchecked in the OK line, one naming another mapping is refused); its
+       display fields equal to what the hub derives from the hashed fields (``_displayed``):
+       time from ``timestamp_ms``; tenant, and the ledger's actor, action and resource
+       (``leaf_columns``; the displayed ones too on data topics) from the headers, a key shown
+       as text or ``sha256:<prefix>`` against ``key_sha256``;
     4. every file's SHA-256 against the manifest, and no unlisted file;
     5. the manifest's signature over its SHA-256.
 """
@@ -59,7 +61,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from audit import leaf as leaf_format
-from audit.controls import controls_of
+from audit.controls import MAPPING, controls_of
 from audit.errors import AuditError, NoteError
 from audit.merkle import leaf_hash, verify_consistency, verify_inclusion
 from audit.note import (
@@ -357,6 +359,19 @@ def _claims(
     return controls_of(str(e["topic"]), _text(h.get("hub_action") or h.get("ce_type")))
 
 
+def _checks_claims(manifest: Mapping[str, Any]) -> bool:
+    """Whether the manifest's claims are checked (module docstring, step 3)."""
+    claims = manifest.get("claims")
+    if claims is None:
+        return False  # a pack made before the claims were recorded
+    if claims != MAPPING:
+        raise PackError(
+            f"the pack's populations follow controls mapping {claims!r}; this hub-verify knows "
+            f"{MAPPING!r}: upgrade hub-verify."
+        )
+    return True
+
+
 def _entries(
     zf: zipfile.ZipFile, manifest: Mapping[str, Any], cps: Mapping[int, Checkpoint]
 ) -> list[int]:
@@ -389,7 +404,8 @@ def _entries(
             verify_inclusion(recomputed, index, cp.size, proof, cp.root)
         except AuditError as exc:
             raise PackError(f"{where}: not included in checkpoint {cp.size}: {exc}") from None
-        evidences[index] = _claims(manifest, index, e, where)
+        if _checks_claims(manifest):
+            evidences[index] = _claims(manifest, index, e, where)
         indexes.append(index)
     if manifest.get("entries") != len(indexes):
         raise PackError(
@@ -405,7 +421,7 @@ def _entries(
             raise PackError(f"control {control} must list entry indexes (integers).")
         if not set(listed) <= present:
             raise PackError(f"control {control} lists entries that are not in the pack.")
-    for index in indexes:  # each entry under exactly the pack's controls it evidences
+    for index in evidences:  # each entry under exactly the pack's controls it evidences
         want = sorted(c for c in evidences[index] if c in controls)
         got = sorted(c for c, listed in controls.items() if index in listed)
         if got != want:
@@ -458,12 +474,20 @@ def verify_pack(
         "published key to establish origin)"
     )
     sizes = sorted(cps)
-    r: Any = manifest["range"]
-    scope = manifest.get("tenant_scope")
+    if _checks_claims(manifest):
+        r: Any = manifest["range"]
+        scope = manifest.get("tenant_scope")
+        claims = f"range {r['from']} .. {r['to']}, " + (
+            "every tenant" if scope is None else f"tenant {str(scope)!r} only"
+        )
+    else:
+        claims = (
+            "range, tenant scope and control populations NOT checked (a pack made before "
+            "manifests recorded their controls mapping)"
+        )
     return (
         f"OK evidence pack {FORMAT}: {len(indexes)} entries proven in {len(sizes)} checkpoints "
         f"(sizes {sizes[0]}..{sizes[-1]}, hash chain and consistency verified), controls "
         f"{', '.join(sorted(manifest['controls']))}; signed by {key.name}+{key.key_id:08x}, "  # type: ignore[call-overload]
-        f"checked with {origin}; range {r['from']} .. {r['to']}, "
-        + ("every tenant" if scope is None else f"tenant {str(scope)!r} only")
+        f"checked with {origin}; {claims}"
     )

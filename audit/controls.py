@@ -8,6 +8,11 @@ alone. A change to it is a change to the evidence format.
 
 from __future__ import annotations
 
+# Written into every evidence manifest ("claims"): the mapping (and the range and tenant-scope
+# rules) its populations were selected by. A pack without it predates the check (its mapping may
+# have been another): hub-verify says so instead of failing it.
+MAPPING = "hub-controls/1"
+
 CONTROLS: dict[str, str] = {
     "CC6": "CC6 Logical access: API keys, every access decision (allow and deny), cases",
     "CC7": "CC7 System operations: verification runs, quarantine, alerts and anomalies",

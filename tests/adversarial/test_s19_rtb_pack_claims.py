@@ -121,3 +121,35 @@ def test_a_tenant_scope_over_another_tenants_entries(
         m["tenant_scope"] = "acme"
 
     invalid(resigned(data, out, tmp_path / "p.zip", scope), pub, "claims tenant scope 'acme'")
+
+
+def test_a_pack_without_the_mapping_says_its_claims_are_unchecked(
+    pack: tuple[Path, Path, Path],  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """A pack made before manifests named their mapping still verifies (archived evidence must
+    not turn INVALID), and the OK line says what was not checked: dropping the field is no
+    silent way around the checks."""
+    data, out, pub = pack
+
+    def old(m: dict[str, Any]) -> None:
+        del m["claims"]
+        m["controls"]["CC6"] = m["controls"]["CC6"][1:]  # unchecked: said, not refused
+
+    r = hub_verify(
+        "bundle", str(resigned(data, out, tmp_path / "p.zip", old)), "--public-key", str(pub)
+    )
+    assert r.returncode == 0, r.stderr
+    assert "range, tenant scope and control populations NOT checked" in r.stdout, r.stdout
+
+
+def test_a_pack_naming_another_mapping_is_refused(
+    pack: tuple[Path, Path, Path],  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    data, out, pub = pack
+
+    def other(m: dict[str, Any]) -> None:
+        m["claims"] = "hub-controls/9"
+
+    invalid(resigned(data, out, tmp_path / "p.zip", other), pub, "hub-controls/9", "upgrade")

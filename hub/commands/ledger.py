@@ -16,6 +16,7 @@ from typing import Any
 
 import click
 
+from audit.note import VerifierKey
 from core.ports.eventlog import StoredRecord
 from core.ports.keyfiles import write_private
 from hub.cli import Ctx, authorize, current_principal, decided, main, run_safely
@@ -45,6 +46,22 @@ def ledger_sync(obj: Ctx, no_checkpoint: bool) -> None:
     run_safely(go)
 
 
+def _verifier_key_file(path: str) -> VerifierKey:
+    """A ``--public-key`` file, or InvalidInput naming it (not a traceback)."""
+    from audit.errors import AuditError
+    from audit.note import parse_verifier_key
+    from core.errors import InvalidInput
+
+    try:
+        return parse_verifier_key(Path(path).read_text())
+    except (AuditError, UnicodeDecodeError) as exc:
+        raise InvalidInput(
+            f"--public-key {path} is not a verifier key ({exc}); pass the hub's published key "
+            "(`hub ledger public-key`, keys/ledger.pub: <name>+<key id>+<base64>).",
+            code="invalid_public_key",
+        ) from None
+
+
 @ledger.command("verify")
 @click.option(
     "--public-key",
@@ -66,13 +83,12 @@ def ledger_verify(obj: Ctx, public_key: tuple[str, ...], full: bool) -> None:
     """Check the ledger against the log; exit 1 naming the first bad entry."""
     import time
 
-    from audit.note import parse_verifier_key
     from ledger.verify import load_verified, save_verified, verify_ledger
 
     def go() -> None:
         with obj.hub(install_domain=False, sync=False) as h:  # verify changes nothing
             principal = authorize(h, "ledger.verify", "ledger")
-            trusted = [parse_verifier_key(Path(p).read_text()) for p in public_key]
+            trusted = [_verifier_key_file(p) for p in public_key]
             path = h.settings.ledger_verified_path
             now_ms = time.time_ns() // 1_000_000
             remembered, why = load_verified(h.ledger, path)

@@ -91,3 +91,19 @@ def test_the_remembered_checkpoint_is_checked_with_the_given_key(
         data, "ledger", "verify", "--public-key", str(old), "--public-key", str(published)
     )
     assert code == 0, err  # either key may sign: a rotation's old and new key
+
+
+def test_a_key_file_that_is_no_verifier_key_is_named(
+    hub_and_key: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Before: a MalformedKeyError traceback (also for the private key file passed by mistake,
+    whose secret the message must not echo)."""
+    data, _published = hub_and_key
+    bad = tmp_path / "bad.pub"
+    secret = (data / "keys" / "ledger.key").read_text().strip()
+    for text in ("garbage\n", secret + "\n"):
+        bad.write_text(text)
+        code, out, err = cli(data, "ledger", "verify", "--public-key", str(bad))
+        assert code != 0, out
+        assert "invalid_public_key" in err and str(bad) in err, err
+        assert secret.rsplit("+", 1)[1] not in err, err

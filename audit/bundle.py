@@ -40,7 +40,8 @@ Layout of the zip::
        controls its topic and action evidence (``audit.controls``: no entry listed under a
        control it does not evidence, none left out of one it does), for a manifest whose
        ``claims`` names the mapping (``audit.controls.MAPPING``; a pack made before it is
-       said to be unchecked in the OK line, one naming another mapping is refused); its
+       said to be unchecked in the OK line, one naming another mapping is refused), and each
+       control's ``populations/<id>.csv`` row for row those entries' fields; its
        display fields equal to what the hub derives from the hashed fields (``_displayed``):
        time from ``timestamp_ms``; tenant, and the ledger's actor, action and resource
        (``leaf_columns``; the displayed ones too on data topics) from the headers, a key shown
@@ -53,7 +54,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import csv
 import hashlib
+import io
 import json
 import zipfile
 from collections.abc import Mapping
@@ -377,6 +380,7 @@ def _entries(
 ) -> list[int]:
     indexes: list[int] = []
     evidences: dict[int, tuple[str, ...]] = {}
+    shown: dict[int, Mapping[str, Any]] = {}  # the entries, when the claims are checked
     for n, e in enumerate(_jsonl(zf, ENTRIES), 1):
         index = _int(e.get("index"), f"{ENTRIES} line {n} index")
         where = f"entry {index} ({ENTRIES} line {n})"
@@ -406,6 +410,7 @@ def _entries(
             raise PackError(f"{where}: not included in checkpoint {cp.size}: {exc}") from None
         if _checks_claims(manifest):
             evidences[index] = _claims(manifest, index, e, where)
+            shown[index] = e
         indexes.append(index)
     if manifest.get("entries") != len(indexes):
         raise PackError(
@@ -429,7 +434,68 @@ def _entries(
                 f"entry {index} is listed under controls {got}, but its topic and action "
                 f"evidence {want} of this pack's controls (a population was padded or cut)."
             )
+    if shown:
+        for control, listed in controls.items():
+            _population_csv(zf, control, [shown[i] for i in listed])
     return indexes
+
+
+# ``populations/<control>.csv`` as ``ledger.report.population_csv`` writes it (restated: this
+# folder imports nothing of the hub): the population an auditor reads, row for row the entries
+# the control lists, each cell the entry's field.
+_CSV_HEAD = [
+    "entry",
+    "time_utc",
+    "actor",
+    "action",
+    "resource",
+    "outcome",
+    "policy_version",
+    "decision_id",
+    "case_id",
+    "approver",
+    "reason",
+    "event_type",
+    "topic",
+    "partition",
+    "offset",
+    "checkpoint",
+    "diff",
+]
+_CSV_FIELDS = _CSV_HEAD[2:12]
+
+
+def _csv_row(e: Mapping[str, Any]) -> list[str]:
+    cells = [str(e["index"]), str(e.get("time"))]
+    cells += ["" if e.get(k) is None else str(e[k]) for k in _CSV_FIELDS]
+    cells += [str(e[k]) for k in ("topic", "partition", "offset", "checkpoint")]
+    return [*cells, str(e.get("diff") or "")]
+
+
+def _population_csv(zf: zipfile.ZipFile, control: str, listed: list[Mapping[str, Any]]) -> None:
+    name = f"populations/{control}.csv"
+    try:
+        text = read_member(zf, name, PackError).decode("utf-8")
+    except UnicodeDecodeError:
+        raise PackError(f"{name} is not UTF-8 text.") from None
+    rows = list(csv.reader(io.StringIO(text)))
+    if not rows or rows[0] != _CSV_HEAD:
+        raise PackError(f"{name} does not start with the population header {_CSV_HEAD}.")
+    if len(rows) - 1 != len(listed):
+        raise PackError(
+            f"{name} has {len(rows) - 1} rows, but control {control} lists {len(listed)} "
+            "entries (the population an auditor reads was cut or padded)."
+        )
+    for n, (row, e) in enumerate(zip(rows[1:], listed, strict=True), 2):
+        want = _csv_row(e)
+        if row != want:
+            col = next((i for i, (a, b) in enumerate(zip(row, want, strict=False)) if a != b), 0)
+            head = _CSV_HEAD[col] if col < len(_CSV_HEAD) else "?"
+            raise PackError(
+                f"{name} line {n} differs from entry {e['index']} of {ENTRIES} in its {head} "
+                f"column ({row[col] if col < len(row) else None!r}, the entry says "
+                f"{want[col]!r}): the population an auditor reads was altered."
+            )
 
 
 def _files(zf: zipfile.ZipFile, manifest: Mapping[str, Any]) -> None:

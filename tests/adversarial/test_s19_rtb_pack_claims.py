@@ -13,6 +13,7 @@ against ``tenant_scope``."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import zipfile
 from collections.abc import Callable
@@ -29,12 +30,24 @@ def entries_of(path: Path) -> list[dict[str, Any]]:
         return [json.loads(x) for x in zf.read(bundle.ENTRIES).splitlines()]
 
 
-def resigned(data: Path, src: Path, dst: Path, change: Callable[[dict[str, Any]], None]) -> Path:
-    """The pack with its manifest changed and signed again with the hub's own key."""
+def resigned(
+    data: Path,
+    src: Path,
+    dst: Path,
+    change: Callable[[dict[str, Any]], None] = lambda m: None,
+    files: dict[str, Callable[[bytes], bytes]] | None = None,
+) -> Path:
+    """The pack with its manifest (and ``files``) changed, the manifest's digests updated and
+    signed again with the hub's own key."""
     key = parse_signer_key((data / "keys" / "ledger.key").read_text().strip())
+    edits = files or {}
     with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
         manifest = json.loads(zin.read(bundle.MANIFEST))
         change(manifest)
+        members = {i.filename: zin.read(i.filename) for i in zin.infolist()}
+        for name, edit in edits.items():
+            members[name] = edit(members[name])
+            manifest["files"][name] = hashlib.sha256(members[name]).hexdigest()
         body = json.dumps(manifest, indent=2, sort_keys=True).encode()
         for info in zin.infolist():
             if info.filename == bundle.MANIFEST:
@@ -42,7 +55,7 @@ def resigned(data: Path, src: Path, dst: Path, change: Callable[[dict[str, Any]]
             elif info.filename == bundle.SIGNATURE:
                 zout.writestr(info, sign_note(bundle.manifest_note_text(body), key))
             else:
-                zout.writestr(info, zin.read(info.filename))
+                zout.writestr(info, members[info.filename])
     return dst
 
 
@@ -153,3 +166,35 @@ def test_a_pack_naming_another_mapping_is_refused(
         m["claims"] = "hub-controls/9"
 
     invalid(resigned(data, out, tmp_path / "p.zip", other), pub, "hub-controls/9", "upgrade")
+
+
+def test_an_entry_left_out_of_the_population_csv(
+    pack: tuple[Path, Path, Path],  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """What the auditor reads is ``populations/<control>.csv``: one row dropped from it (the
+    entry kept in entries.jsonl and the control's list) verified OK before."""
+    data, out, pub = pack
+
+    def drop_last_row(b: bytes) -> bytes:
+        return b"".join(b.splitlines(keepends=True)[:-1])
+
+    dst = resigned(data, out, tmp_path / "p.zip", files={"populations/CC6.csv": drop_last_row})
+    invalid(dst, pub, "populations/CC6.csv has", "rows, but control CC6 lists")
+
+
+def test_a_cell_of_the_population_csv_altered(
+    pack: tuple[Path, Path, Path],  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    data, out, pub = pack
+
+    def other_actor(b: bytes) -> bytes:
+        lines = b.decode().splitlines(keepends=True)
+        cells = lines[1].split(",")
+        cells[2] = "someone-else"
+        lines[1] = ",".join(cells)
+        return "".join(lines).encode()
+
+    dst = resigned(data, out, tmp_path / "p.zip", files={"populations/CC6.csv": other_actor})
+    invalid(dst, pub, "populations/CC6.csv line 2", "actor column", "'someone-else'")

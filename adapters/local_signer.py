@@ -22,6 +22,7 @@ class LocalKeyFileSigner(Signer):
     def __init__(self, key_file: Path, name: str) -> None:
         self.key_file = Path(key_file)
         self.public_file = self.key_file.with_suffix(".pub")
+        self.created = not self.key_file.exists()
         self._key = self._load_or_create(name)
 
     def _load_or_create(self, name: str) -> SignerKey:

@@ -34,10 +34,18 @@ Layout of the zip::
        times and a verified consistency proof between each consecutive pair;
     3. every entry: its leaf hash recomputed from its fields (``audit.leaf``), its inclusion
        proof against its checkpoint; indexes strictly increasing; the controls list only
-       entries present; its display fields equal to what the hub derives from the hashed
-       fields (``_displayed``): time from ``timestamp_ms``; tenant, and the ledger's actor,
-       action and resource (``leaf_columns``; the displayed ones too on data topics) from the
-       headers, a key shown as text or ``sha256:<prefix>`` against ``key_sha256``;
+       entries present; what the manifest claims about each entry, from its hashed fields:
+       its time inside ``range`` [from, to), its tenant (``ce_tenant``) the ``tenant_scope``
+       or none when a scope is named, and the controls listing it exactly those of the pack's
+       controls its topic and action evidence (``audit.controls``: no entry listed under a
+       control it does not evidence, none left out of one it does), for a manifest whose
+       ``claims`` names the mapping (``audit.controls.MAPPING``; a pack made before it is
+       said to be unchecked in the OK line, one naming another mapping is refused), and each
+       control's ``populations/<id>.csv`` row for row those entries' fields; its
+       display fields equal to what the hub derives from the hashed fields (``_displayed``):
+       time from ``timestamp_ms``; tenant, and the ledger's actor, action and resource
+       (``leaf_columns``; the displayed ones too on data topics) from the headers, a key shown
+       as text or ``sha256:<prefix>`` against ``key_sha256``;
     4. every file's SHA-256 against the manifest, and no unlisted file;
     5. the manifest's signature over its SHA-256.
 """
@@ -46,7 +54,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import csv
 import hashlib
+import io
 import json
 import zipfile
 from collections.abc import Mapping
@@ -54,6 +64,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from audit import leaf as leaf_format
+from audit.controls import MAPPING, controls_of
 from audit.errors import AuditError, NoteError
 from audit.merkle import leaf_hash, verify_consistency, verify_inclusion
 from audit.note import (
@@ -311,10 +322,65 @@ def _resource_is(
         )
 
 
+def _range_ms(manifest: Mapping[str, Any]) -> tuple[int, int]:
+    """The manifest's ``range`` {from, to} (ISO times) as epoch milliseconds."""
+    r = manifest.get("range")
+    out = []
+    for end in ("from", "to"):
+        text = r.get(end) if isinstance(r, dict) else None
+        try:
+            when = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+        except ValueError:
+            raise PackError(f"manifest range {end} {text!r} is not an ISO time.") from None
+        when = when if when.tzinfo else when.replace(tzinfo=UTC)
+        out.append(int(when.timestamp() * 1000))
+    return out[0], out[1]
+
+
+def _claims(
+    manifest: Mapping[str, Any], index: int, e: Mapping[str, Any], where: str
+) -> tuple[str, ...]:
+    """What the manifest says of entry ``e`` that its hashed fields decide (module docstring,
+    step 3): inside the range, in the tenant scope; returns the controls it evidences."""
+    since, until = _range_ms(manifest)
+    if not since <= e["timestamp_ms"] < until:
+        raise PackError(
+            f"{where}: its time {e['timestamp_ms']} (epoch ms) is outside the pack's range "
+            f"{manifest['range']['from']} .. {manifest['range']['to']}."
+        )
+    pairs = [(h[0], base64.b64decode(h[1])) for h in e["headers"]]
+    h = _once(pairs)
+    scope = manifest.get("tenant_scope")
+    if scope is not None:
+        tenant = _text(h.get("ce_tenant"))
+        ambiguous = tenant is None and [n for n, _ in pairs].count("ce_tenant") > 1
+        if ambiguous or tenant not in (None, scope):
+            raise PackError(
+                f"{where}: it is tenant {tenant or AMBIGUOUS_TENANT!r}'s entry, but the pack "
+                f"claims tenant scope {scope!r} (its entries and those with no tenant only)."
+            )
+    return controls_of(str(e["topic"]), _text(h.get("hub_action") or h.get("ce_type")))
+
+
+def _checks_claims(manifest: Mapping[str, Any]) -> bool:
+    """Whether the manifest's claims are checked (module docstring, step 3)."""
+    claims = manifest.get("claims")
+    if claims is None:
+        return False  # a pack made before the claims were recorded
+    if claims != MAPPING:
+        raise PackError(
+            f"the pack's populations follow controls mapping {claims!r}; this hub-verify knows "
+            f"{MAPPING!r}: upgrade hub-verify."
+        )
+    return True
+
+
 def _entries(
     zf: zipfile.ZipFile, manifest: Mapping[str, Any], cps: Mapping[int, Checkpoint]
 ) -> list[int]:
     indexes: list[int] = []
+    evidences: dict[int, tuple[str, ...]] = {}
+    shown: dict[int, Mapping[str, Any]] = {}  # the entries, when the claims are checked
     for n, e in enumerate(_jsonl(zf, ENTRIES), 1):
         index = _int(e.get("index"), f"{ENTRIES} line {n} index")
         where = f"entry {index} ({ENTRIES} line {n})"
@@ -342,6 +408,9 @@ def _entries(
             verify_inclusion(recomputed, index, cp.size, proof, cp.root)
         except AuditError as exc:
             raise PackError(f"{where}: not included in checkpoint {cp.size}: {exc}") from None
+        if _checks_claims(manifest):
+            evidences[index] = _claims(manifest, index, e, where)
+            shown[index] = e
         indexes.append(index)
     if manifest.get("entries") != len(indexes):
         raise PackError(
@@ -357,7 +426,76 @@ def _entries(
             raise PackError(f"control {control} must list entry indexes (integers).")
         if not set(listed) <= present:
             raise PackError(f"control {control} lists entries that are not in the pack.")
+    for index in evidences:  # each entry under exactly the pack's controls it evidences
+        want = sorted(c for c in evidences[index] if c in controls)
+        got = sorted(c for c, listed in controls.items() if index in listed)
+        if got != want:
+            raise PackError(
+                f"entry {index} is listed under controls {got}, but its topic and action "
+                f"evidence {want} of this pack's controls (a population was padded or cut)."
+            )
+    if shown:
+        for control, listed in controls.items():
+            _population_csv(zf, control, [shown[i] for i in listed])
     return indexes
+
+
+# ``populations/<control>.csv`` as ``ledger.report.population_csv`` writes it (restated: this
+# folder imports nothing of the hub): the population an auditor reads, row for row the entries
+# the control lists, each cell the entry's field.
+_CSV_HEAD = [
+    "entry",
+    "time_utc",
+    "actor",
+    "action",
+    "resource",
+    "outcome",
+    "policy_version",
+    "decision_id",
+    "case_id",
+    "approver",
+    "reason",
+    "event_type",
+    "topic",
+    "partition",
+    "offset",
+    "checkpoint",
+    "diff",
+]
+_CSV_FIELDS = _CSV_HEAD[2:12]
+
+
+def _csv_row(e: Mapping[str, Any]) -> list[str]:
+    cells = [str(e["index"]), str(e.get("time"))]
+    cells += ["" if e.get(k) is None else str(e[k]) for k in _CSV_FIELDS]
+    cells += [str(e[k]) for k in ("topic", "partition", "offset", "checkpoint")]
+    return [*cells, str(e.get("diff") or "")]
+
+
+def _population_csv(zf: zipfile.ZipFile, control: str, listed: list[Mapping[str, Any]]) -> None:
+    name = f"populations/{control}.csv"
+    try:
+        text = read_member(zf, name, PackError).decode("utf-8")
+    except UnicodeDecodeError:
+        raise PackError(f"{name} is not UTF-8 text.") from None
+    rows = list(csv.reader(io.StringIO(text)))
+    if not rows or rows[0] != _CSV_HEAD:
+        raise PackError(f"{name} does not start with the population header {_CSV_HEAD}.")
+    if len(rows) - 1 != len(listed):
+        raise PackError(
+            f"{name} has {len(rows) - 1} rows, but control {control} lists {len(listed)} "
+            "entries (the population an auditor reads was cut or padded)."
+        )
+    for n, (row, e) in enumerate(zip(rows[1:], listed, strict=True), 2):
+        want = _csv_row(e)
+        if row != want:
+            col = next((i for i, (a, b) in enumerate(zip(row, want, strict=False)) if a != b), 0)
+            head = _CSV_HEAD[col] if col < len(_CSV_HEAD) else "?"
+            raise PackError(
+                f"{name} line {n} differs from entry {e['index']} of {ENTRIES} in its {head} "
+                f"column ({row[col] if col < len(row) else None!r}, the entry says "
+                f"{want[col]!r}): the population an auditor reads was altered."
+            )
 
 
 def _files(zf: zipfile.ZipFile, manifest: Mapping[str, Any]) -> None:
@@ -402,9 +540,20 @@ def verify_pack(
         "published key to establish origin)"
     )
     sizes = sorted(cps)
+    if _checks_claims(manifest):
+        r: Any = manifest["range"]
+        scope = manifest.get("tenant_scope")
+        claims = f"range {r['from']} .. {r['to']}, " + (
+            "every tenant" if scope is None else f"tenant {str(scope)!r} only"
+        )
+    else:
+        claims = (
+            "range, tenant scope and control populations NOT checked (a pack made before "
+            "manifests recorded their controls mapping)"
+        )
     return (
         f"OK evidence pack {FORMAT}: {len(indexes)} entries proven in {len(sizes)} checkpoints "
         f"(sizes {sizes[0]}..{sizes[-1]}, hash chain and consistency verified), controls "
         f"{', '.join(sorted(manifest['controls']))}; signed by {key.name}+{key.key_id:08x}, "  # type: ignore[call-overload]
-        f"checked with {origin}"
+        f"checked with {origin}; {claims}"
     )

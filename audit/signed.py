@@ -113,7 +113,14 @@ def _queries(zf: zipfile.ZipFile, manifest: Mapping[str, Any], files: Mapping[st
     queries = manifest.get("queries")
     if not isinstance(queries, list) or not queries:
         raise SignedPackError("manifest lists no queries.")
+    # checked before the signature (step 5): an altered manifest gets INVALID naming the
+    # field, not a traceback (a list item that is no object, an unhashable name, two queries)
+    for n, q in enumerate(queries):
+        if not isinstance(q, dict) or not isinstance(q.get("name", ""), str):
+            raise SignedPackError(f"manifest query {n} is not an object with a text name.")
     if manifest["format"] == EXPORT_FORMAT:
+        if len(queries) != 1:
+            raise SignedPackError(f"an export holds one query; the manifest lists {len(queries)}.")
         (q,) = queries
         name = str(q.get("file", ""))
         if name not in files or q.get("digest") != files[name]:

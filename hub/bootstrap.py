@@ -47,6 +47,7 @@ from hub.settings import Settings, load_settings
 from hub.tracing import configure_tracing
 from ingest.pipeline import IngestPipeline
 from ingest.publish import EventReader, Publisher
+from ledger.errors import LedgerIntegrityError
 from ledger.service import Ledger
 from projections.service import ProjectionService
 from registry.service import SchemaRegistry
@@ -138,6 +139,7 @@ def build_event_log(settings: Settings) -> EventLog:
             settings.log_path,
             synchronous=settings.sqlite_synchronous,
             mac_key=load_or_create_mac_key(settings.log_key_path),
+            seal_v1=settings.log_seal_v1,
         )
     if settings.event_log == "kafka":
         from adapters.kafka_log import KafkaEventLog
@@ -344,16 +346,42 @@ def build_ledger(
         max_pending_ms=settings.ledger_max_pending_ms,
         hash_threads=settings.ledger_hash_threads,
     )
+    signer = LocalKeyFileSigner(settings.ledger_key_path, settings.ledger_origin)
+    if settings.event_log == "sqlite":
+        refuse_a_rebuilt_ledger(settings, event_log, store, signer.created)
     return Ledger(
         event_log,
         store,
-        LocalKeyFileSigner(settings.ledger_key_path, settings.ledger_origin),
+        signer,
         config,
         witness=LocalObjectStore(settings.witness_dir) if settings.ledger_witness else None,
         publisher=publisher,
         registry=registry,
         fence=None if leader is None else leader.fence_of("ledger"),
     )
+
+
+def refuse_a_rebuilt_ledger(
+    settings: Settings, log: EventLog, store: LedgerStore, key_is_new: bool
+) -> None:
+    """An empty ledger over a log that holds records, under a signing key that existed before:
+    the ledger was removed (or replaced by an empty one). Opening would rebuild it from the log
+    and sign that under the hub's genuine key, with fresh checkpoint times, the retention cuts'
+    removed records gone from the tree and no witness copy older than today: verify would pass.
+    Only the hub's own first start (the key made now) builds a ledger over existing records."""
+    if key_is_new or store.tree_size() > 0:
+        return
+    for t in log.topics():
+        starts = log.beginning_offsets(t.name)
+        if any(end > starts.get(p, 0) for p, end in log.end_offsets(t.name).items()):
+            raise LedgerIntegrityError(
+                f"The ledger of {settings.data_dir} is empty, but the event log holds records "
+                f"(topic {t.name!r}) and the ledger signing key {settings.ledger_key_path} "
+                "existed before: the ledger store was removed or replaced, and the hub does not "
+                "rebuild and re-sign it. Restore the ledger file (and witness folder) from a "
+                "backup. A new data folder whose first start stopped before the ledger signed "
+                "anything: move that key file away and start again."
+            )
 
 
 def build_object_store(settings: Settings, *, write_once: bool = True) -> ObjectStore:

@@ -43,6 +43,12 @@ class Settings(BaseSettings):
     sqlite_synchronous: Literal["FULL", "NORMAL", "OFF"] = Field(
         default="FULL", description="SQLite durability: FULL fsyncs each acknowledged append."
     )
+    log_seal_v1: bool = Field(
+        default=False,
+        description="Seal an embedded log of schema version 1 (written before the log MAC) as "
+        "found when it opens (trust on first use, once). Off: such a log is refused, since "
+        "removing the MAC columns needs no key and sealing would authenticate any edit.",
+    )
     kafka_bootstrap_servers: str = Field(
         default="127.0.0.1:19092",
         description="Kafka brokers when event_log is kafka (infra/kafka.sh serves 19092).",

@@ -18,42 +18,11 @@ or audit action is listed for it; an entry may belong to several controls.
 
 from __future__ import annotations
 
-CONTROLS: dict[str, str] = {
-    "CC6": "CC6 Logical access: API keys, every access decision (allow and deny), cases",
-    "CC7": "CC7 System operations: verification runs, quarantine, alerts and anomalies",
-    "CC8": "CC8.1 Change management: schema, configuration, policy and model changes",
-    "PI1": "PI1 Processing integrity: ingest, quarantine and replay, retention, erasure",
-}
-ALIASES = {"CC8.1": "CC8", "PI1.1": "PI1", "CC6.1": "CC6", "CC7.2": "CC7"}
-AUDIT_TOPIC = "hub.audit"
+from audit.controls import AUDIT_TOPIC, CONTROLS, TOPIC_PREFIXES, controls_of, topic_controls
 
-_TOPICS: dict[str, tuple[str, ...]] = {
-    "hub.principals": ("CC6",),
-    "hub.decisions": ("CC6",),
-    "hub.cases": ("CC6",),
-    "_schemas": ("CC8",),
-    "hub.config": ("CC8",),
-    "hub.config-changes": ("CC8",),
-    "hub.governance": ("CC8",),
-    "hub.quarantine": ("CC7", "PI1"),
-    "hub.alerts": ("CC7",),
-}
-_TOPIC_PREFIXES = (("hub.polic", ("CC8",)), ("hub.model", ("CC8",)))
-_ACTION_PREFIXES: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("schema.", ("CC8",)),
-    ("config.", ("CC8",)),
-    ("policy.change", ("CC8",)),
-    ("policy.update", ("CC8",)),
-    ("model.", ("CC8",)),
-    ("quarantine.", ("PI1",)),
-    ("validation.", ("PI1",)),
-    ("ingest.", ("PI1",)),
-    ("retention.", ("PI1",)),
-    ("subject.erase", ("PI1",)),
-    ("ledger.verify", ("CC7",)),
-    ("alert.", ("CC7",)),
-    ("anomaly.", ("CC7",)),
-)
+__all__ = ["AUDIT_TOPIC", "CONTROLS", "controls_of", "topic_controls"]
+
+ALIASES = {"CC8.1": "CC8", "PI1.1": "PI1", "CC6.1": "CC6", "CC7.2": "CC7"}
 
 
 def parse_controls(text: str) -> list[str]:
@@ -75,32 +44,10 @@ def parse_controls(text: str) -> list[str]:
     return out
 
 
-def topic_controls(topic: str) -> tuple[str, ...]:
-    """The controls a topic's entries evidence (``hub.audit``: every one, by action)."""
-    if topic == AUDIT_TOPIC:
-        return tuple(CONTROLS)
-    if topic in _TOPICS:
-        return _TOPICS[topic]
-    for prefix, controls in _TOPIC_PREFIXES:
-        if topic.startswith(prefix):
-            return controls
-    return ()
-
-
 def topic_control(topic: str) -> str | None:
     """The first control of :func:`topic_controls` (kept for callers that want one)."""
     found = topic_controls(topic)
     return found[0] if found else None
-
-
-def controls_of(topic: str, action: str | None) -> tuple[str, ...]:
-    """Every control an entry evidences; empty for business events."""
-    if topic == AUDIT_TOPIC:
-        for prefix, controls in _ACTION_PREFIXES:
-            if (action or "").startswith(prefix):
-                return controls
-        return ("CC6",)
-    return topic_controls(topic)
 
 
 def control_of(topic: str, action: str | None) -> str | None:
@@ -118,4 +65,4 @@ def shows_key(topic: str) -> bool:
         "hub.decisions",
         "hub.cases",
         AUDIT_TOPIC,
-    ) or any(topic.startswith(p) for p, _ in _TOPIC_PREFIXES)
+    ) or any(topic.startswith(p) for p, _ in TOPIC_PREFIXES)

@@ -10,6 +10,13 @@ Finding an event id: a UUIDv7 carries its creation time (48-bit Unix millisecond
 ledger's time column is searched first in a window of ``WINDOW_MS`` around it; an id that is not
 a UUIDv7, or an event whose log time is far from its id's time, falls back to a scan of every
 synced record. Event ids are read from the records' ``ce_id`` header, never trusted from an index.
+
+An event id is not unique across the log: a sender may supply its own (``event_id``), and
+duplicates are refused per topic within a window only. So every record in the searched range
+that carries the id is found, and when more than one is visible to the reader the answer is
+``AmbiguousEventId`` naming each position, never the first one met: the first met was a
+matter of partition order, and a publisher of another topic (or of the same one, past the
+duplicate window) could make its own record the one an auditor is handed, proof and all.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from core.errors import DuplicateEnvelopeHeader, Forbidden, InvalidInput
+from core.errors import Conflict, DuplicateEnvelopeHeader, Forbidden, InvalidInput
 from core.events import is_internal_topic, tenant_of
 from core.ports.eventlog import StoredRecord
 from core.ports.policy import Decision, PolicyEngine, Principal
@@ -56,32 +63,37 @@ def _uuid7_ms(event_id: str) -> int | None:
     return u.int >> 80 if u.version == 7 else None
 
 
-def _matches(records: Iterable[StoredRecord], wanted: bytes) -> StoredRecord | None:
+class AmbiguousEventId(Conflict):
+    code = "ambiguous_event_id"
+
+
+def _matches(records: Iterable[StoredRecord], wanted: bytes) -> list[StoredRecord]:
+    out = []
     for r in records:
         try:
             if r.header(EVENT_ID_HEADER) == wanted:
-                return r
+                out.append(r)
         except DuplicateEnvelopeHeader:
             continue  # two ids: it is neither (no copy is picked); verify names the record
-    return None
+    return out
 
 
-def _search_rows(
-    ledger: Ledger, wanted: bytes, since_ms: int, until_ms: int
-) -> StoredRecord | None:
-    """Records behind the ledger rows in a time window, read partition range by range."""
+def _search_rows(ledger: Ledger, wanted: bytes, since_ms: int, until_ms: int) -> list[StoredRecord]:
+    """Records behind the ledger rows in a time window, read partition range by range: every
+    one carrying the id (not the first: see the module docstring)."""
     after = -1
+    found: dict[tuple[str, int, int], StoredRecord] = {}
     while True:
         rows = ledger.store.query(since_ms=since_ms, until_ms=until_ms, after=after, limit=10_000)
         if not rows:
-            return None
+            return list(found.values())
         spans: dict[tuple[str, int], list[int]] = defaultdict(list)
         for r in rows:
             spans[(r[1], r[2])].append(r[3])
         for (topic, part), offsets in spans.items():
-            found = _matches(_read_span(ledger, topic, part, min(offsets), max(offsets)), wanted)
-            if found is not None:
-                return found
+            span = _read_span(ledger, topic, part, min(offsets), max(offsets))
+            for m in _matches(span, wanted):  # a span read on two pages: found once
+                found[(m.topic, m.partition, m.offset)] = m
         after = rows[-1][0]
 
 
@@ -98,30 +110,42 @@ def _read_span(ledger: Ledger, topic: str, part: int, lo: int, hi: int) -> Itera
         pos = chunk[-1].offset + 1
 
 
-def _scan_all(ledger: Ledger, wanted: bytes) -> StoredRecord | None:
+def _scan_all(ledger: Ledger, wanted: bytes) -> list[StoredRecord]:
+    out: list[StoredRecord] = []
     for t in ledger.log.topics():
         for part, start in sorted(ledger.log.beginning_offsets(t.name).items()):
-            found = _matches(ledger.log.scan(t.name, part, start), wanted)
-            if found is not None:
-                return found
-    return None
+            out += _matches(ledger.log.scan(t.name, part, start), wanted)
+    return out
 
 
-def record_by_event_id(ledger: Ledger, event_id: str) -> StoredRecord:
-    """The log record whose ``ce_id`` header is ``event_id``; ``EntryNotFound`` if none."""
+def records_by_event_id(ledger: Ledger, event_id: str) -> list[StoredRecord]:
+    """The log records whose ``ce_id`` header is ``event_id``: those in the id's time window
+    (UUIDv7), else those of the whole log; ``EntryNotFound`` if none."""
     text = event_id.strip()
     if not text:
         raise InvalidInput("event_id is empty: give the event's ce_id.", code="invalid_event_id")
     wanted = text.encode()
-    found = None
+    found: list[StoredRecord] = []
     ms = _uuid7_ms(text)
     if ms is not None:
         found = _search_rows(ledger, wanted, ms - WINDOW_MS, ms + WINDOW_MS)
-    if found is None:
+    if not found:
         found = _scan_all(ledger, wanted)
-    if found is None:
+    if not found:
         raise _no_event(text)
     return found
+
+
+def _one(found: list[StoredRecord], event_id: str) -> StoredRecord:
+    if len(found) == 1:
+        return found[0]
+    where = ", ".join(f"{r.topic}[{r.partition}]@{r.offset}" for r in found[:10])
+    more = f" and {len(found) - 10} more" if len(found) > 10 else ""
+    raise AmbiguousEventId(
+        f"Event id {event_id!r} is carried by {len(found)} records ({where}{more}): an event id "
+        "is not unique (a sender may supply its own), so none of them is answered for it. Look "
+        "the entry up by topic, partition and offset."
+    )
 
 
 def _no_event(text: str) -> EntryNotFound:
@@ -171,8 +195,11 @@ def find_entry(
         "topic, partition and offset (`hub tail` lists them)."
     )
     if event_id is not None:
-        record = record_by_event_id(ledger, event_id)
         missing = _no_event(event_id.strip())
+        found = records_by_event_id(ledger, event_id)
+        if tenant_scope is not None:  # another tenant's record is not there for this reader
+            found = [r for r in found if _record_in_scope(r, tenant_scope)] or [found[0]]
+        record = _one(found, event_id.strip())
     else:
         assert topic is not None and partition is not None and offset is not None
         got = ledger.record_at(topic, partition, offset)

@@ -8,11 +8,16 @@ Steps (each names the first bad entry it finds, by leaf index and (topic, partit
     2. Tree: the recomputed leaf hashes are rebuilt into node chunks (``TreeBuilder``), each
        compared byte for byte with the stored chunk; no stored chunk may be left over.
     3. Positions: each partition's stored position is one past its last leaf.
-    4. Checkpoints, by size: the signature verifies with the signer's key (and ``trusted``
-       keys); the note's origin, size, root and time equal the stored columns and its hash the
-       stored hash; ``prev`` names the previous checkpoint (zeros for the first); times never go
-       back; the root equals the root recomputed over the verified tree; a witness copy, if
-       any, is the same note, and the witness holds no checkpoint the store lacks.
+    4. Checkpoints, by size: the signature verifies with the signer's key, or, when
+       ``trusted`` keys are given (an auditor's copy of the published key, ``--public-key``),
+       with one of those only: the data folder's own key file is then evidence of nothing
+       (whoever can write the folder can plant a key and a history it signs), and a signer key
+       that is not among them fails at once; an incremental run also checks the remembered
+       checkpoint's note with them. The note's origin, size, root and time equal the stored
+       columns and its hash the stored hash; ``prev`` names the previous checkpoint (zeros
+       for the first); times never go back; the root equals the root recomputed over the
+       verified tree; a witness copy, if any, is the same note, and the witness holds no
+       checkpoint the store lacks.
     5. The log itself (``EventLog.integrity_problems``): embedded, every batch's MAC chain,
        every partition's seal (start and end offsets) and every topic's MAC; a batch changed,
        forged, moved or removed, or bounds moved, without the log key fails here even where
@@ -1142,7 +1147,11 @@ def _verify_checkpoints(
     since: Verified | None = None,
 ) -> None:
     store = ledger.store
-    keys = [ledger.signer.verifier(), *trusted]
+    keys = _checkpoint_keys(ledger, report, trusted)
+    if keys is None:
+        return
+    if since is not None and trusted and not _remembered_signed_by(ledger, report, since, keys):
+        return
     size = store.tree_size()
     prev_hash = GENESIS_PREV if since is None else since.checkpoint_hash
     prev_time = 0 if since is None else since.time_us
@@ -1248,6 +1257,50 @@ def _verify_checkpoints(
                     )
                 )
                 return
+
+
+def _checkpoint_keys(
+    ledger: Ledger, report: VerifyReport, trusted: list[VerifierKey]
+) -> list[VerifierKey] | None:
+    """The keys a checkpoint may be signed with (step 4): the signer's, or only ``trusted``
+    when given (None, a finding made, when the signer's own key is not among them)."""
+    own = ledger.signer.verifier()
+    if not trusted:
+        return [own]
+    if own not in trusted:
+        given = ", ".join(f"{k.name}+{k.key_id:08x}" for k in trusted)
+        report.fail(
+            Problem(
+                f"the data folder's ledger signing key {own.name}+{own.key_id:08x} is not the "
+                f"key given with --public-key ({given}): the folder's key file was replaced, or "
+                "the folder is not the hub whose key you hold. Checkpoints it signs are not "
+                "the published key's."
+            )
+        )
+        return None
+    return list(trusted)
+
+
+def _remembered_signed_by(
+    ledger: Ledger, report: VerifyReport, since: Verified, keys: list[VerifierKey]
+) -> bool:
+    """An incremental run does not re-read the checkpoints up to the remembered one: the one it
+    starts from MUST verify with the trusted keys (its ``prev`` chain commits to the older)."""
+    cp = ledger.store.checkpoint(since.size)
+    if cp is None:
+        return True  # _verify_from's finding
+    try:
+        open_checkpoint(cp.note, keys)
+    except AuditError as exc:
+        report.fail(
+            Problem(
+                f"the checkpoint verified last does not verify with the key given with "
+                f"--public-key: {exc}; run `hub ledger verify --full --public-key ...`.",
+                checkpoint=since.size,
+            )
+        )
+        return False
+    return True
 
 
 def _verify_witness_anchor(

@@ -33,7 +33,9 @@ Authentication (schema version 2; on when the log is opened with ``mac_key``)
     (``hub ledger verify``) check them; plain reads do not (they stay as fast as before). Not
     authenticated: consumer group offsets and idempotent producer state (positions, not
     records: tampering them re-reads or refuses records, it cannot change one). A v1 file
-    opened with a key is sealed as found (trust on first use) and upgraded to v2.
+    opened with a key is refused unless the caller asks to seal it as found (``seal_v1``, the
+    hub's ``HUB_LOG_SEAL_V1``: trust on first use, once, for a log from before the MAC): a
+    downgrade to v1 needs no key.
 
 Concurrency and durability
 - WAL mode. Every write is one ``BEGIN IMMEDIATE`` transaction on one writer connection guarded
@@ -432,9 +434,14 @@ class SqliteEventLog(EventLog):
         busy_timeout_s: float = 5.0,
         cache_records: int = 65_536,
         mac_key: bytes | None = None,
+        seal_v1: bool = False,
     ) -> None:
         """``mac_key``: authenticate every append (see the module docstring); the caller keeps
-        it outside the log file. Without it nothing is authenticated (unit tests, tools)."""
+        it outside the log file. Without it nothing is authenticated (unit tests, tools).
+        ``seal_v1``: with a key, a schema v1 file (no MAC columns) is sealed as found; without
+        it, such a file is refused (``LogTampered``): dropping the MAC columns and setting
+        ``user_version`` back to 1 needs no key, and sealing what is then found would
+        authenticate whatever was edited meanwhile."""
         if mac_key is not None and (type(mac_key) is not bytes or len(mac_key) < MIN_MAC_KEY_BYTES):
             raise ConfigError(
                 f"The event log MAC key must be at least {MIN_MAC_KEY_BYTES} random bytes; "
@@ -449,6 +456,7 @@ class SqliteEventLog(EventLog):
             raise ConfigError(f"busy_timeout_s={busy_timeout_s!r} must be >= 0 seconds.")
         self._path = str(path)
         self._key = mac_key
+        self._seal_v1 = bool(seal_v1)
         self._memory = self._path == ":memory:"
         self._synchronous = synchronous.upper()
         self._busy_timeout = float(busy_timeout_s)
@@ -512,7 +520,26 @@ class SqliteEventLog(EventLog):
                     f"{self._path} has event log schema version {version}, newer than this "
                     f"hub's {SCHEMA_VERSION}; upgrade the hub to open it."
                 )
+            elif version == SCHEMA_VERSION and self._key is not None and self._seal_v1:
+                # left on after the one upgrade it is for, the next downgrade would be sealed
+                raise ConfigError(
+                    f"HUB_LOG_SEAL_V1 is set, but the event log {self._path} is already sealed "
+                    "(schema version 2): unset it. Left on, a log whose MAC columns someone "
+                    "removed would be sealed as found, edits included."
+                )
             elif version == 1:  # v1 -> v2: MAC columns, sealed as found (trust on first use)
+                if self._key is not None and not self._seal_v1:
+                    # A downgrade costs no key (drop five columns, set user_version = 1): an
+                    # automatic seal let whoever can write the file edit records, remove the
+                    # ledger, and have the hub authenticate and re-sign the edited history.
+                    raise LogTampered(
+                        f"The event log {self._path} has schema version 1: its batches carry no "
+                        "MACs, so the hub cannot tell a log written before authentication from "
+                        "one whose MAC columns were removed (a downgrade hides any edit). It is "
+                        "not sealed as found. Restore the log file from a backup; if this really "
+                        "is a log written by a hub version before the log MAC, check it and "
+                        "start once with HUB_LOG_SEAL_V1=true to seal it as it is."
+                    )
                 for statement in (
                     "ALTER TABLE topics ADD COLUMN mac BLOB",
                     "ALTER TABLE partitions ADD COLUMN anchor BLOB",

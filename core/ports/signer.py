@@ -11,6 +11,9 @@ Contract
   to sign raises ``HubError`` (``SigningFailed``), never returns a partial value.
 - ``verifier_key()`` is the note verifier key string ``<name>+<key id>+<base64>`` (what
   ``hub-verify --public-key`` reads); publishing it MUST be safe.
+- ``created`` MUST be True only when this adapter made the key itself on opening (a new key,
+  which has signed nothing yet); the composition root refuses an empty ledger over a non-empty
+  log under a key that existed before (``hub.bootstrap``).
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ class SigningFailed(HubError):
 
 class Signer(abc.ABC):
     """Signs bytes with an Ed25519 key it keeps to itself."""
+
+    created: bool = False  # the key was made on opening (see the contract)
 
     @property
     @abc.abstractmethod

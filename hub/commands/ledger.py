@@ -16,6 +16,7 @@ from typing import Any
 
 import click
 
+from audit.note import VerifierKey
 from core.ports.eventlog import StoredRecord
 from core.ports.keyfiles import write_private
 from hub.cli import Ctx, authorize, current_principal, decided, main, run_safely
@@ -45,12 +46,30 @@ def ledger_sync(obj: Ctx, no_checkpoint: bool) -> None:
     run_safely(go)
 
 
+def _verifier_key_file(path: str) -> VerifierKey:
+    """A ``--public-key`` file, or InvalidInput naming it (not a traceback)."""
+    from audit.errors import AuditError
+    from audit.note import parse_verifier_key
+    from core.errors import InvalidInput
+
+    try:
+        return parse_verifier_key(Path(path).read_text())
+    except (AuditError, UnicodeDecodeError) as exc:
+        raise InvalidInput(
+            f"--public-key {path} is not a verifier key ({exc}); pass the hub's published key "
+            "(`hub ledger public-key`, keys/ledger.pub: <name>+<key id>+<base64>).",
+            code="invalid_public_key",
+        ) from None
+
+
 @ledger.command("verify")
 @click.option(
     "--public-key",
     type=click.Path(exists=True, dir_okay=False),
-    default=None,
-    help="Also accept checkpoints signed by this verifier key file.",
+    multiple=True,
+    help="Require checkpoints signed by this verifier key file (your own copy of the hub's "
+    "published key; repeat it for a rotated key). Without it the data folder's own key is "
+    "trusted, which whoever can write the folder can replace.",
 )
 @click.option(
     "--full",
@@ -60,17 +79,16 @@ def ledger_sync(obj: Ctx, no_checkpoint: bool) -> None:
     "HUB_LEDGER_FULL_VERIFY_EVERY_S).",
 )
 @click.pass_obj
-def ledger_verify(obj: Ctx, public_key: str | None, full: bool) -> None:
+def ledger_verify(obj: Ctx, public_key: tuple[str, ...], full: bool) -> None:
     """Check the ledger against the log; exit 1 naming the first bad entry."""
     import time
 
-    from audit.note import parse_verifier_key
     from ledger.verify import load_verified, save_verified, verify_ledger
 
     def go() -> None:
         with obj.hub(install_domain=False, sync=False) as h:  # verify changes nothing
             principal = authorize(h, "ledger.verify", "ledger")
-            trusted = [parse_verifier_key(Path(public_key).read_text())] if public_key else []
+            trusted = [_verifier_key_file(p) for p in public_key]
             path = h.settings.ledger_verified_path
             now_ms = time.time_ns() // 1_000_000
             remembered, why = load_verified(h.ledger, path)
@@ -100,6 +118,7 @@ def ledger_verify(obj: Ctx, public_key: str | None, full: bool) -> None:
                 _echo_json(report.as_dict())
                 sys.exit(1)
             full_at = now_ms if since is None else since.full_at_ms
+            signer = h.ledger.signer.verifier()
             save_verified(h.ledger, path, report, covered, full_at, since)
             kind = (
                 f"incremental from checkpoint {since.size}"
@@ -109,7 +128,8 @@ def ledger_verify(obj: Ctx, public_key: str | None, full: bool) -> None:
             click.echo(
                 f"OK ledger: {report.leaves} entries and {report.checkpoints} checkpoints verified "
                 f"against the log in {report.seconds:.2f} s ({report.pending} records pending; "
-                f"{kind})"
+                f"{kind}); signed by {signer.name}+{signer.key_id:08x}"
+                + (" (the key given with --public-key)" if trusted else " (the folder's own key)")
             )
             from registry.internal import reserved_name_subjects
 

@@ -472,7 +472,7 @@ def test_check_records_reads_rows_from_the_batch_holding_start_not_the_first(
     assert problem is not None and problem.offset == 5991, problem
 
 
-def test_a_v1_log_is_sealed_as_found_when_first_opened_with_a_key(tmp_path: Path) -> None:
+def test_a_v1_log_is_sealed_as_found_only_when_asked(tmp_path: Path) -> None:
     path = tmp_path / "log.db"
     with SqliteEventLog(path) as log:
         log.create_topic("t", 2)
@@ -488,7 +488,10 @@ def test_a_v1_log_is_sealed_as_found_when_first_opened_with_a_key(tmp_path: Path
         ):
             db.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
         db.execute("PRAGMA user_version = 1")
-    with SqliteEventLog(path, mac_key=KEY) as log:
+    # not sealed unless asked: a downgrade needs no key (test_s19_rtb_log_downgrade)
+    with pytest.raises(LogTampered, match="schema version 1"):
+        SqliteEventLog(path, mac_key=KEY)
+    with SqliteEventLog(path, mac_key=KEY, seal_v1=True) as log:
         assert log.integrity_problems() == []
         log.append("t", [Record(b"y", partition=1)])
         assert log.integrity_problems() == []

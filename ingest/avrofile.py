@@ -28,7 +28,7 @@ import numpy as np
 import pyarrow as pa
 
 from ingest.arrowread import Layout
-from ingest.avroblocks import _read_long
+from ingest.avroblocks import BATCH_BYTES, CorruptBlock, _read_long
 
 Plan = list[tuple[int, int, int]]
 
@@ -169,12 +169,19 @@ def read_blocks(f: Any, writer: Any) -> Iterator[Block]:
     read_block = BLOCK_READERS.get(reader.codec)
     if read_block is None:
         raise ValueError(f"Unrecognized codec: {reader.codec}")
+    blocks = 0
     while True:
         try:
             count = _read_long(f)
         except EOFError:
             return
         data = read_block(f).getvalue()
+        if count <= 0 or count > len(data):  # as ``avroblocks.BlockChecker`` checks fastavro's
+            raise CorruptBlock(
+                f"block {blocks + 1} declares {count} records in {len(data)} bytes (a record "
+                "takes at least one byte, and a block holds at least one)"
+            )
+        blocks += 1
         yield Block(data, count, writer)
         if f.read(len(sync)) != sync:
             raise ValueError("expected sync marker not found")
@@ -257,23 +264,26 @@ class Batch:
 
 
 def batches(blocks: Iterator[Block], plan: Plan, lay: Layout, batch_size: int) -> Iterator[Batch]:
-    """The rows of ``blocks`` in batches of ``batch_size`` (the last may be smaller),
-    each block decoded natively once (``block_batch``)."""
+    """The rows of ``blocks`` in batches of ``batch_size`` (the last may be smaller; a batch
+    also closes at a block's end once its blocks hold ``BATCH_BYTES``), each block decoded
+    natively once (``block_batch``)."""
     pending = Batch()
-    room = batch_size
+    room, held = batch_size, 0
     for block in blocks:
         n = block.count
         if n <= 0:
             continue
         rb = block_batch(block.data, n, plan, lay)
+        held += len(block.data)
         lo = 0
         while lo < n:
             hi = min(n, lo + room)
             pending.segments.append(Segment(block, rb, lo, hi))
             room -= hi - lo
             lo = hi
-            if room == 0:
+            # Cut by inflated bytes too: a few KB of deflate per record filled a batch of GBs.
+            if room == 0 or (lo == n and held >= BATCH_BYTES):
                 yield pending
-                pending, room = Batch(), batch_size
+                pending, room, held = Batch(), batch_size, 0
     if pending.segments:
         yield pending

@@ -858,18 +858,23 @@ def _avro_datums(f: Any, path: Source, t: Target, batch_size: int) -> Iterator[l
     reader is about twice as slow, and resolving a schema to itself changes nothing)."""
     import fastavro
 
-    from ingest.avroblocks import install
+    from ingest.avroblocks import BATCH_BYTES, BlockChecker, install, tally
 
     install()  # blocks inflate with a bound (a crafted block is a decompression bomb)
     same = _written_with(f, t)
     resolved = fastavro.reader(f, reader_schema=None if same else t.plain.parsed)
     batch: list[Any] = []
+    blocks = BlockChecker()
+    since = tally.total
     try:
         for datum in resolved:
+            blocks.datum()
             batch.append(datum)
-            if len(batch) >= batch_size:
+            # Cut by inflated bytes too: a few KB of deflate per record filled a batch of GBs.
+            if len(batch) >= batch_size or tally.total - since >= BATCH_BYTES:
                 yield batch
-                batch = []
+                batch, since = [], tally.total
+        blocks.finish()
     except Exception as exc:  # corrupt block
         raise _avro_corrupt(path, exc) from exc
     if batch:
@@ -880,14 +885,26 @@ def _avro_corrupt(path: Source, exc: Exception) -> FileUnreadable:
     """The refusal of an Avro file fastavro could not decode. fastavro writes any int for a
     date or timestamp and any string for a uuid, but raises (OverflowError, ValueError) reading
     one it cannot convert: the file is then not corrupt, and the message says so."""
-    why = f"Avro file {path.name!r} is corrupt: {exc}."
-    if isinstance(exc, OverflowError | ValueError):
+    from ingest.avroblocks import CorruptBlock
+
+    why = f"Avro file {path.name!r} is corrupt: {exc or _avro_unsaid(exc)}."
+    if isinstance(exc, OverflowError | ValueError) and not isinstance(exc, CorruptBlock):
         why = (
             f"Avro file {path.name!r} is corrupt, or holds a value its logical type cannot "
             "represent (a date or timestamp outside years 1..9999, a time of day past "
             f"midnight, a malformed UUID): {exc}. Correct that value and publish the file again."
         )
     return FileUnreadable(why)
+
+
+def _avro_unsaid(exc: Exception) -> str:
+    """What an error fastavro raised without a message means (a block whose declared size
+    runs past the file's end raised a bare EOFError: "is corrupt: .")."""
+    if isinstance(exc, MemoryError):
+        return "a block or value declares more bytes than can be allocated (its size lies)"
+    if isinstance(exc, EOFError):
+        return "it ends inside a block (a declared block size or record runs past its end)"
+    return type(exc).__name__
 
 
 def _written_with(f: Any, t: Target) -> bool:

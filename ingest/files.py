@@ -41,6 +41,7 @@ import hashlib
 import io
 import json
 import os
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -560,6 +561,15 @@ def _csv_open(
         header = next(csv.reader([first.decode("utf-8-sig")]))
     except (UnicodeDecodeError, csv.Error) as exc:
         raise FileUnreadable(f"The CSV header of {path.name!r} is unreadable: {exc}.") from exc
+    twice = sorted(h for h, n in Counter(header).items() if n > 1)  # linear: headers can be huge
+    if twice:
+        # Each row kept only the last of the repeated column's cells: the others were accepted
+        # and dropped without a word (``s,n,s`` / ``a,1,b`` stored s="b").
+        shown = ", ".join(repr(h[:64]) for h in twice[:10])
+        raise FileUnreadable(
+            f"The CSV header of {path.name!r} names column(s) {shown} more than once: which "
+            "cell is the value would be a guess; give each column once."
+        )
     unknown = [h for h in header if h not in types]
     if unknown:
         # The sender's names, quoted (a newline or ESC in one must not reach a terminal or a

@@ -55,6 +55,7 @@ from core.pii import encrypted_schema
 from ingest.lines import Lines, batches
 from ingest.localfile import FileUnreadable as FileUnreadable
 from ingest.localfile import OpenedFile, open_dir
+from ingest.parquetpages import PagesTooLarge, check_pages
 from ingest.pipeline import (
     QUARANTINE_TOPIC,
     WIRE,
@@ -788,6 +789,10 @@ def parquet_batches(path: Source, batch_size: int, max_bytes: int | None = None)
             ) from exc
         size = os.fstat(f.fileno()).st_size
         allowed = PARQUET_FLOOR + PARQUET_EXPANSION * size
+        try:  # before any page is decoded: Arrow inflates a page whole, every column's at once
+            check_pages(f, pf.metadata)
+        except PagesTooLarge as exc:
+            raise FileUnreadable(f"Parquet file {path.name!r} ({size} bytes): {exc}.") from None
         decoded = 0
         try:
             if max_bytes is not None:

@@ -1,0 +1,165 @@
+"""Session 19 hostile-input review: Parquet pages that decode to more than the host holds
+(docs/benchmarks/s19-redteam-hostile.md), and a byte-flipping fuzz of Parquet files."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from hub.bootstrap import Hub, bootstrap
+from hub.settings import load_settings
+from ingest import parquetpages
+from ingest.files import FileUnreadable, publish_file
+from ingest.parquetpages import PagesTooLarge, check_pages
+
+COLUMNS = 3
+SCHEMA = {
+    "type": "record",
+    "name": "T",
+    "fields": [
+        *({"name": f"s{i}", "type": "string"} for i in range(COLUMNS)),
+        {"name": "n", "type": "long"},
+    ],
+}
+
+
+@pytest.fixture
+def hub(tmp_path: Path) -> Iterator[Hub]:
+    environ = {"HUB_PROJECTION_AUTOSTART": "false"}
+    h = bootstrap(load_settings(environ=environ, data_dir=tmp_path / "data"))
+    h.log.create_topic("t", 1)
+    h.registry.register("t-value", json.dumps(SCHEMA))
+    try:
+        yield h
+    finally:
+        h.close()
+
+
+def _one_page_each(rows: int, width: int, codec: str = "gzip") -> bytes:
+    """Every column in one plain page: ``rows`` strings of ``width`` bytes each."""
+    big = "A" * width
+    table = pa.table({**{f"s{i}": [big] * rows for i in range(COLUMNS)}, "n": list(range(rows))})
+    out = io.BytesIO()
+    pq.write_table(
+        table,
+        out,
+        compression=codec,
+        use_dictionary=False,
+        row_group_size=10**7,
+        data_page_size=1 << 30,
+        write_batch_size=10**7,
+    )
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("codec", ["gzip", "zstd", "brotli", "lz4", "snappy"])
+def test_pages_decoding_past_the_bound_together_are_refused_before_decoding(
+    hub: Hub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, codec: str
+) -> None:
+    """Three plain string columns of one 360 MB page each in a 1 MB gzip file: Arrow decodes
+    every column's page at once, so the process grew by 1.1 GB before the record limit refused
+    the first batch (tens of columns: more than the host holds). The page headers are now read
+    first and a row group whose pages add up past ``PAGES_BYTES`` is refused (here the bound is
+    lowered to 6 MB so the file stays small)."""
+    monkeypatch.setattr(parquetpages, "PAGES_BYTES", 6 << 20)
+    f = tmp_path / "pages.parquet"
+    f.write_bytes(_one_page_each(40, 60_000, codec))  # 3 pages of 2.4 MB
+    with pytest.raises(FileUnreadable) as err:
+        publish_file(hub.ingest, f, "t")
+    assert "row group 0's columns hold pages that decode to" in err.value.message
+    assert sum(hub.log.end_offsets("t").values()) == 0
+    # the same rows in pages of a sixth the size: taken whole
+    monkeypatch.setattr(parquetpages, "PAGES_BYTES", 36 << 20)
+    assert publish_file(hub.ingest, f, "t").result.accepted == 40
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    codec=st.sampled_from(["none", "gzip", "zstd", "brotli", "lz4", "snappy"]),
+    dictionary=st.booleans(),
+    version=st.sampled_from(["1.0", "2.0"]),
+    statistics=st.booleans(),
+    page_index=st.booleans(),
+    rows=st.integers(0, 3000),
+    group=st.integers(1, 5000),
+    page=st.sampled_from([64, 1024, 1 << 20]),
+)
+def test_honest_files_pass_the_page_walk(
+    codec: str,
+    dictionary: bool,
+    version: str,
+    statistics: bool,
+    page_index: bool,
+    rows: int,
+    group: int,
+    page: int,
+) -> None:
+    """Every writer option Arrow has that changes the page headers (codec, dictionary pages,
+    data page v2, statistics, page index, many row groups, tiny pages, nulls, nested lists):
+    the walk parses each chunk's pages and refuses none."""
+    table = pa.table(
+        {
+            "s": [None if i % 7 == 0 else f"v{i % 50}" * (i % 5) for i in range(rows)],
+            "n": list(range(rows)),
+            "l": [[i, None, i * 2] if i % 3 else None for i in range(rows)],
+            "st": [{"a": i, "b": str(i)} for i in range(rows)],
+        }
+    )
+    out = io.BytesIO()
+    pq.write_table(
+        table,
+        out,
+        compression=codec,
+        use_dictionary=dictionary,
+        data_page_version=version,
+        write_statistics=statistics,
+        write_page_index=page_index,
+        row_group_size=group,
+        data_page_size=page,
+    )
+    out.seek(0)
+    check_pages(out, pq.ParquetFile(io.BytesIO(out.getvalue())).metadata)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@given(data=st.data())
+def test_a_flipped_parquet_file_is_read_or_refused_never_crashes(
+    hub: Hub, tmp_path: Path, data: st.DataObject
+) -> None:
+    """Bytes of a small file (two row groups, dictionary and plain columns) overwritten at
+    random: the file is published (as Arrow reads it) or refused with ``FileUnreadable``; no
+    other exception, and no page walk error that Arrow would not also raise."""
+    rows = 200
+    table = pa.table(
+        {
+            **{f"s{i}": [f"x{j % (i + 3)}" for j in range(rows)] for i in range(COLUMNS)},
+            "n": list(range(rows)),
+        }
+    )
+    out = io.BytesIO()
+    pq.write_table(table, out, row_group_size=100, use_dictionary=["s0", "s1"])
+    raw = bytearray(out.getvalue())
+    for _ in range(data.draw(st.integers(1, 4))):
+        at = data.draw(st.integers(0, len(raw) - 1))
+        raw[at] = data.draw(st.integers(0, 255))
+    f = tmp_path / f"flip-{data.draw(st.integers(0, 10**12))}.parquet"
+    f.write_bytes(bytes(raw))
+    with contextlib.suppress(FileUnreadable):
+        publish_file(hub.ingest, f, "t")
+
+
+def test_a_page_header_cut_short_is_refused_naming_it(tmp_path: Path) -> None:
+    """A footer whose offsets point past the pages (the file cut, or the footer lying)."""
+    raw = _one_page_each(5, 10)
+    meta = pq.ParquetFile(io.BytesIO(raw)).metadata
+    with pytest.raises(PagesTooLarge, match="past the end"):
+        check_pages(io.BytesIO(raw[:8]), meta)

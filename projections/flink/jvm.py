@@ -18,6 +18,8 @@ import hashlib
 from pathlib import Path
 from typing import Final
 
+from core.errors import ConfigError
+
 SOURCES: Final = Path(__file__).with_name("java")
 TENANT_OK: Final = "hub_tenant_ok"  # the pattern jobs' function (its SQL name)
 TENANT_OK_CLASS: Final = "hub.flink.TenantOk"
@@ -30,5 +32,11 @@ def sources() -> list[Path]:
 
 def jar_name() -> str:
     """``hub-flink-functions-<first 16 hex of the SHA-256 of the sources, concatenated>.jar``."""
-    digest = hashlib.sha256(b"".join(p.read_bytes() for p in sources())).hexdigest()
+    found = sources()
+    if not found:
+        raise ConfigError(
+            f"The Java sources of the hub's Flink functions are not in {SOURCES}: install the hub "
+            "with its package data (pip install of the repository, or an editable install)."
+        )
+    digest = hashlib.sha256(b"".join(p.read_bytes() for p in found)).hexdigest()
     return f"hub-flink-functions-{digest[:16]}.jar"

@@ -164,7 +164,10 @@ def tenant_ok(topic: str, at: FlinkPlacement, alias: str = "") -> str:
 
 def timed_source(name: str, topic: str, group: str, at: FlinkPlacement, max_delay_ms: int) -> str:
     """A Kafka topic as a Flink table with event time from ``ce_time`` and a watermark; a row
-    whose tenant claim is not the hub's is timed at the epoch (it cannot move the watermark)."""
+    whose tenant claim is not the hub's is timed at the epoch (it cannot move the watermark),
+    and a row dated ahead of its append time moves it at most ``max_delay_ms`` past that time
+    (contract 5 of ``projections.pattern_state``: a tenant's publisher dating one payment years
+    ahead on each partition would otherwise make every later event of every tenant late)."""
     header = f"CAST({q('headers')}['ce_time'] AS STRING)"
     millis = (
         f"UNIX_TIMESTAMP(REPLACE(SUBSTR({header}, 1, 19), 'T', ' ')) * 1000"
@@ -174,7 +177,10 @@ def timed_source(name: str, topic: str, group: str, at: FlinkPlacement, max_dela
         f"{q('ts_ms')} AS {millis}",
         f"{q('ts')} AS TO_TIMESTAMP_LTZ(CASE WHEN {tenant_ok(topic, at)} THEN {millis} ELSE 0 END"
         ", 3)",
-        f"WATERMARK FOR {q('ts')} AS {q('ts')} - {interval(max_delay_ms)}",
+        # contract 5 of projections.pattern_state: an event time moves the watermark at most
+        # max_delay_ms past its record's append time (``src_ts``; the hub stamps it)
+        f"WATERMARK FOR {q('ts')} AS LEAST({q('ts')}, {q('src_ts')} + {interval(max_delay_ms)})"
+        f" - {interval(max_delay_ms)}",
     ]
     return kafka_source(name, topic, group, at, timed)
 

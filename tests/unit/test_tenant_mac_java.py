@@ -40,6 +40,7 @@ public class Vectors {
         BufferedReader in =
             new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
         String line;
+        Map<String, TenantMac.Verifier> verifiers = new HashMap<>();
         while ((line = in.readLine()) != null) {
             String[] f = line.split(" ", -1);
             if (f[0].equals("mac")) { // key topic partition ts rkey value n (name value)*n
@@ -48,9 +49,14 @@ public class Vectors {
                 for (int i = 0; i < n; i++) headers.put(str(f[8 + 2 * i]), h(f[9 + 2 * i]));
                 byte[] key = h(f[1]);
                 long p = Long.parseLong(f[3]), ts = Long.parseLong(f[4]);
-                byte[] mac = TenantMac.mac(key, str(f[2]), p, ts, h(f[5]), h(f[6]), headers);
-                boolean ok = TenantMac.claimOk(key, str(f[2]), p, ts, h(f[5]), h(f[6]), headers);
-                System.out.println(HexFormat.of().formatHex(mac) + " " + ok);
+                // one Verifier per key over all vectors, as the job's function keeps one
+                TenantMac.Verifier v =
+                    verifiers.computeIfAbsent(f[1], k -> new TenantMac.Verifier(key));
+                byte[] mac = v.mac(str(f[2]), p, ts, h(f[5]), h(f[6]), headers);
+                boolean ok = v.claimOk(str(f[2]), p, ts, h(f[5]), h(f[6]), headers);
+                boolean once = TenantMac.claimOk(key, str(f[2]), p, ts, h(f[5]), h(f[6]), headers);
+                String same = ok == once ? "" : " !";
+                System.out.println(HexFormat.of().formatHex(mac) + " " + ok + same);
             } else { // keys text prefix*
                 TenantMac.Keys keys = TenantMac.Keys.parse(str(f[1]));
                 StringBuilder out = new StringBuilder("keys");

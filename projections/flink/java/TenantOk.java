@@ -1,6 +1,7 @@
 package hub.flink;
 
 import java.time.Instant;
+import java.util.HashMap;
 import java.util.Map;
 import org.apache.flink.table.annotation.DataTypeHint;
 import org.apache.flink.table.functions.FunctionContext;
@@ -22,10 +23,12 @@ import org.apache.flink.table.functions.ScalarFunction;
 public class TenantOk extends ScalarFunction {
     private static final long serialVersionUID = 1L;
     private transient TenantMac.Keys keys;
+    private transient Map<String, TenantMac.Verifier> verifiers; // by namespace
 
     @Override
     public void open(FunctionContext context) {
         keys = TenantMac.Keys.parse(System.getenv(TenantMac.KEY_ENV));
+        verifiers = new HashMap<>();
     }
 
     public boolean eval(
@@ -42,6 +45,14 @@ public class TenantOk extends ScalarFunction {
         if (partition == null || ts == null || topic == null) {
             return false;
         }
+        TenantMac.Verifier verifier = verifiers.get(prefix);
+        if (verifier == null) {
+            verifier = verifiers.computeIfAbsent(prefix, this::verifier);
+        }
+        return verifier.claimOk(topic, partition, ts.toEpochMilli(), recordKey, value, headers);
+    }
+
+    private TenantMac.Verifier verifier(String prefix) {
         byte[] key = keys.of(prefix);
         if (key == null) {
             throw new IllegalStateException(
@@ -51,7 +62,6 @@ public class TenantOk extends ScalarFunction {
                             + "': the job reads a record only where the hub's tenant MAC verifies"
                             + " (the hub's launcher sets it); without it no record would count.");
         }
-        return TenantMac.claimOk(
-                key, topic, partition, ts.toEpochMilli(), recordKey, value, headers);
+        return new TenantMac.Verifier(key);
     }
 }

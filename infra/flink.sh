@@ -5,6 +5,8 @@
 #                           own functions' jar (once; cached)
 #   infra/flink.sh start    the same (jobs run on a mini-cluster in their own process: no daemon)
 #   infra/flink.sh stop     nothing to stop (a job stops with its process); says so
+#   infra/flink.sh functions  build only the hub's functions' jar, when the virtualenv is there
+#                           (`make setup` runs it; without the virtualenv it says so and exits 0)
 #   infra/flink.sh status   exit 0 when the virtualenv and every jar are in place
 #   infra/flink.sh python   print the virtualenv's interpreter (runs the jobs and the Python UDFs)
 #   infra/flink.sh jars     print the jars as Flink's `pipeline.jars` wants them (`;`-separated URLs)
@@ -161,14 +163,24 @@ cmd_jars() {
     printf '%s\n' "$out"
 }
 
+cmd_functions() {
+    if ! venv_ready; then
+        log "no PyFlink virtualenv at $VENV: the hub's Flink functions are built by 'make flink-setup'"
+        return 0
+    fi
+    mkdir -p "$JARS"
+    build_functions
+}
+
 case "${1:-}" in
 setup | start) one_install_at_a_time "$VENV.lock" 1800 cmd_setup ;;
+functions) cmd_functions ;;
 stop) log "no Flink daemon to stop: each projection job runs (and stops) in its own process" ;;
 status) cmd_status ;;
 python) printf '%s\n' "$VENV/bin/python" ;;
 jars) cmd_jars ;;
 *)
-    printf 'usage: %s setup|start|stop|status|python|jars\n' "$0" >&2
+    printf 'usage: %s setup|start|stop|status|python|jars|functions\n' "$0" >&2
     exit 2
     ;;
 esac

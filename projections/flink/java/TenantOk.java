@@ -49,7 +49,8 @@ public class TenantOk extends ScalarFunction {
         if (verifier == null) {
             verifier = verifiers.computeIfAbsent(prefix, this::verifier);
         }
-        return verifier.claimOk(topic, partition, ts.toEpochMilli(), recordKey, value, headers);
+        return TenantMac.Memo.thread()
+                .claimOk(verifier, topic, partition, ts.toEpochMilli(), recordKey, value, headers);
     }
 
     private TenantMac.Verifier verifier(String prefix) {

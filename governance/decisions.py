@@ -668,7 +668,10 @@ class DecisionCommitter:
         self._deny_linger = deny_linger_ms / 1000
         self._max_batch = max_batch
         self.wait_timeout_s = wait_timeout_s
-        self._cv = threading.Condition()
+        # The condition's own lock, entered directly on the event loop's path (``with
+        # self._cv`` adds two Python calls around it).
+        self._mutex = threading.RLock()
+        self._cv = threading.Condition(self._mutex)
         self._batch = _Batch()
         self._storing: list[_Batch] = []  # taken by a flusher, not yet stored
         self._store_s = 0.0  # moving average of one store's time (s)
@@ -750,7 +753,7 @@ class DecisionCommitter:
         a future of ``loop`` that resolves as ``wait_async``'s does (the batch's error or
         None, ``_LATE`` after ``wait_timeout_s``). Called in ``loop``."""
         future: asyncio.Future[BaseException | None] = loop.create_future()
-        with self._cv:
+        with self._mutex:
             batch = self._batch
             wakes = self._queue((record,), True, None) is not None
             self._register(batch, loop, future)  # the open batch: not stored yet
@@ -1068,27 +1071,32 @@ class _Request:
         return self.inner.decide_prepared(self.prepared, now)
 
     def record(self, digest: str, now: int, decision: Decision) -> DecisionRecord:
-        """The record ``_decide_input`` builds for this request at ``now``."""
-        return DecisionRecord(
-            new_decision_id(),
-            self.principal,
-            self.tenant,
-            self.roles,
-            self.action,
-            self.resource,
-            decision.allow,
-            decision.reason,
-            decision.policy_version,
-            digest,
-            now // 1000,
-            tuple(decision.mask),
-            dict(decision.row_filter) if decision.row_filter else _NO_ROW_FILTER,
-            self.purpose,
-            self.case_id,
-            self.key_id,
+        """The record ``_decide_input`` builds for this request at ``now`` (all 16 fields, so
+        built by ``tuple.__new__`` without the named tuple's ``__new__`` frame)."""
+        return _new_tuple(
+            DecisionRecord,
+            (
+                new_decision_id(),
+                self.principal,
+                self.tenant,
+                self.roles,
+                self.action,
+                self.resource,
+                decision.allow,
+                decision.reason,
+                decision.policy_version,
+                digest,
+                now // 1000,
+                tuple(decision.mask),
+                dict(decision.row_filter) if decision.row_filter else _NO_ROW_FILTER,
+                self.purpose,
+                self.case_id,
+                self.key_id,
+            ),
         )
 
 
+_new_tuple = tuple.__new__
 _UNPREPARED = cast("_Request", object())  # an entry of ``_requests``: the general path
 _REQUESTS_MAX = 4096
 _NO_CONTEXT: Mapping[str, Any] = MappingProxyType({})

@@ -571,7 +571,12 @@ class InputDocumentEngine(PolicyEngine):
         if split is None:
             return None
         key, head, tail = split
-        return PreparedInput(key, head, tail, principal, action, resource, dict(context))
+        # A copy of the principal's attributes, as of the document serialized: a caller that
+        # changes its dict later cannot make a cache miss evaluate another input than this.
+        who = Principal(
+            principal.id, principal.roles, principal.tenant, doc["principal"]["attributes"]
+        )
+        return PreparedInput(key, head, tail, who, action, resource, dict(context))
 
     def decide_prepared(self, prepared: PreparedInput, now: int) -> tuple[Decision, str]:
         """``decide_digested`` of the prepared request with ``context.now = now`` (an int64):

@@ -48,9 +48,11 @@ class CountingRego(RegoPolicyEngine):
     """The real engine, counting the input documents it was given (a cache miss builds one)."""
 
     documents = 0
+    last: Mapping[str, Any] = {}
 
     def decide_input(self, doc: Mapping[str, Any], *, key: str | None = None) -> Decision:
         self.documents += 1
+        self.last = doc
         return super().decide_input(doc, key=key)
 
 
@@ -246,3 +248,23 @@ def test_an_engine_that_raises_on_the_prepared_path_is_a_recorded_deny() -> None
     decision, record = engine._decide(ann, "event.read", "r", None)
     assert not decision.allow and "engine down" in decision.reason
     assert not record.allow and record.reason == decision.reason
+
+
+def test_a_principal_changed_after_its_request_was_prepared_changes_no_later_input() -> None:
+    """The prepared request keeps its own copy of the attributes it serialized: a caller that
+    changes its dict later cannot make a cache miss evaluate other values under the old key."""
+    engine, inner, _ = recording()
+    attributes = {"key_id": "k-1"}
+    engine._decide(
+        Principal("ann", frozenset({"analyst"}), "acme", attributes), "event.read", "r", None
+    )
+    attributes["key_id"] = "k-2"  # the first caller's dict, changed in place
+    assert inner.cache is not None
+    inner.cache.clear()  # the next identical request misses: it is evaluated again
+    same = Principal("ann", frozenset({"analyst"}), "acme", {"key_id": "k-1"})
+    decision, record = engine._decide(same, "event.read", "r", None)
+    assert inner.last["principal"]["attributes"] == {"key_id": "k-1"}
+    assert record.key_id == "k-1"
+    assert _without_id((decision, record)) == _without_id(
+        engine._decide_input(same, "event.read", "r", None)
+    )

@@ -1120,7 +1120,7 @@ class RecordingPolicyEngine(PolicyEngine):
         unsynced: frozenset[str] = frozenset(),
         inner_blocks: bool = False,
     ) -> None:
-        self.inner = inner
+        self.inner = inner  # (a property: see its setter)
         self.committer = committer
         self._unsynced = unsynced  # read actions answered before their record's fsync (6.)
         self._clock_ns = clock_ns
@@ -1128,9 +1128,19 @@ class RecordingPolicyEngine(PolicyEngine):
         # context that names no case as it is (``blocks`` and ``_decide`` rely on it).
         self._enrich = enrich
         self.inner_blocks = inner_blocks
+
+    @property
+    def inner(self) -> PolicyEngine:
+        return self._inner
+
+    @inner.setter
+    def inner(self, engine: PolicyEngine) -> None:
+        """Decide through ``engine`` from now on: the requests prepared for the engine before
+        are forgotten (each names the engine it was prepared for)."""
+        self._inner = engine
         # Requests seen before -> their prepared input and record fields (``_decide``).
-        self._prepares = isinstance(inner, InputDocumentEngine)
         self._requests: dict[tuple[Any, ...], _Request] = {}
+        self._prepares = isinstance(engine, InputDocumentEngine)
 
     def decide(
         self,
@@ -1328,7 +1338,8 @@ class RecordingPolicyEngine(PolicyEngine):
                 request = _UNPREPARED
             if request is None:
                 request = self._prepared(principal, action, resource, ctx)
-            if request is not _UNPREPARED:
+            # (An entry names its engine: one prepared just as ``inner`` was swapped is not used.)
+            if request is not _UNPREPARED and request.inner is self._inner:
                 now = self._clock_ns()
                 if type(now) is not int or not 0 <= now < 2**63:  # not an int64 (a test clock)
                     return self._decide_input(principal, action, resource, {**ctx, "now": now})
@@ -1362,8 +1373,9 @@ class RecordingPolicyEngine(PolicyEngine):
         )
         if not all(type(p) is str for p in parts):
             return _UNPREPARED
-        inner = self.inner
-        assert isinstance(inner, InputDocumentEngine)
+        inner = self._inner
+        if not isinstance(inner, InputDocumentEngine):  # swapped meanwhile (the setter)
+            return _UNPREPARED
         prepared = inner.prepare_input(principal, action, resource, context)
         request = (
             _UNPREPARED

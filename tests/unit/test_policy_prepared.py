@@ -268,3 +268,20 @@ def test_a_principal_changed_after_its_request_was_prepared_changes_no_later_inp
     assert _without_id((decision, record)) == _without_id(
         engine._decide_input(same, "event.read", "r", None)
     )
+
+
+def test_an_engine_swapped_in_decides_from_then_on() -> None:
+    """``inner`` replaced (as the registry tests and a reload of another kind of engine do):
+    no request prepared for the engine before is answered by it."""
+    engine, inner, _ = recording()
+    ann = Principal("ann", frozenset({"analyst"}), "acme")
+    assert engine._decide(ann, "event.read", "r", None)[0].allow
+    engine.inner = CountingRego(
+        PolicyBundle.from_files(
+            {"hub/authz.rego": "package hub.authz\n\nimport rego.v1\n\nother := 1\n"}
+        ),
+        cache=DecisionCache(ttl_ms=60_000),
+    )
+    decision, record = engine._decide(ann, "event.read", "r", None)
+    assert not decision.allow and "no decision" in decision.reason and not record.allow
+    assert inner.documents == 1  # the old engine was not asked again

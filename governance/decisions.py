@@ -384,13 +384,18 @@ class DecisionEncoder:
                 row_filter = b"\x00"
             event_id = r.decision_id.encode()  # unique: not memoised
             n = len(event_id)
+            # The input's digest holds ``now``: unique too, so not memoised either (kept, each
+            # filled the memos towards their clearing, which drops the useful entries).
+            digest = r.input_sha256.encode()
+            d = len(digest)
             value = b"".join(
                 (
                     header,
-                    small[n] if n < 64 else _long(n),
+                    small[n] if n < 256 else _long(n),
                     event_id,
                     middle,
-                    s(r.input_sha256),
+                    small[d] if d < 256 else _long(d),
+                    digest,
                     array(r.mask),
                     row_filter,
                     s(r.purpose),
@@ -489,7 +494,7 @@ def _long(n: int) -> bytes:
 
 
 _MEMO_MAX = 4096  # entries of DecisionEncoder's memos before they are cleared
-_SMALL = tuple(_long(n) for n in range(64))  # one-byte Avro longs (string lengths below 64)
+_SMALL = tuple(_long(n) for n in range(256))  # Avro longs of the usual string lengths
 # The varint's first two bytes (continuation bits set) of each value of a varint's low 14 bits.
 _LOW14 = tuple(bytes(((z & 0x7F) | 0x80, ((z >> 7) & 0x7F) | 0x80)) for z in range(1 << 14))
 

@@ -349,7 +349,7 @@ def build_ledger(
     signer = LocalKeyFileSigner(settings.ledger_key_path, settings.ledger_origin)
     if settings.event_log == "sqlite":
         refuse_a_rebuilt_ledger(settings, event_log, store, signer.created)
-    return Ledger(
+    ledger = Ledger(
         event_log,
         store,
         signer,
@@ -359,6 +359,12 @@ def build_ledger(
         registry=registry,
         fence=None if leader is None else leader.fence_of("ledger"),
     )
+    if signer.created and leader is None and settings.event_log == "sqlite":
+        # The first start signs what its set-up wrote before it serves anything: a crash
+        # later leaves a non-empty ledger, which the next start opens (an empty ledger under
+        # an older key is refused above), so kill -9 of a new hub does not strand its folder.
+        ledger.sync(force_checkpoint=True)
+    return ledger
 
 
 def refuse_a_rebuilt_ledger(

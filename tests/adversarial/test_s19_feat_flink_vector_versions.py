@@ -68,9 +68,9 @@ def test_an_older_vector_sent_again_does_not_replace_the_newer(hub: Hub, loaded:
     companion.load()
     assert payments(store) == [2.0]
     hub.log.append(topic, [older])  # re-sent later: a load of its own (against the store)
-    companion.load()
+    done = companion.load()
     assert payments(store) == [2.0]
-    assert companion._loader.stale == 1
+    assert companion._loader.stale == 1 and done["stale_vectors"] == 1  # the run reports it
     # a full read of the topic (a training set's source) keeps the newer one too
     assert [r["features"]["payments_1h"] for r in companion._loader.load(VIEW)] == [2.0]
     # the same vector again (a checkpoint restart) is no refusal; a newer one replaces it

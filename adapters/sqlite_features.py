@@ -319,10 +319,19 @@ class SqliteFeatureStore(FeatureStore):
                     db.execute(f"ALTER TABLE {table} ADD COLUMN mac BLOB")
                     unmaced = True
             # a file from before the heads: deletions cannot be ruled out, so it is rebuilt too
-            headless = db.execute("SELECT count(*) FROM table_mac").fetchone()[0] == 0
+            # (a file with the marker and no summary is a deletion: found by the first check)
+            headless = db.execute("SELECT v FROM meta WHERE k = 'heads'").fetchone() is None
             if unmaced or headless or row is None or int(row[0]) != ENTITY_KEYS:
+                had = db.execute("SELECT EXISTS (SELECT 1 FROM positions)").fetchone()[0]
                 self._empty(db)
                 db.execute("INSERT OR REPLACE INTO meta VALUES ('entity_keys', ?)", (ENTITY_KEYS,))
+                db.execute("INSERT OR REPLACE INTO meta VALUES ('heads', 1)")
+                if had:
+                    log.warning(
+                        "Embedded feature table emptied on open: written by an earlier release "
+                        "(or its markers removed); the feed folds the log again from its start",
+                        extra={"event": "feature_table_reset", "why": "upgrade"},
+                    )
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")

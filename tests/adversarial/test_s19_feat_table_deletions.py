@@ -215,3 +215,39 @@ def test_a_recent_row_deleted_under_the_cache_is_seen_by_its_change_feed(path: P
             cached.series("payments", [B], 0, 2 * T)
     finally:
         cached.close()
+
+
+BOOKKEEPING = {
+    "a payment deleted, the row count lowered": [
+        f"DELETE FROM series WHERE entity = '{B}' AND time_us = {T - 50_000_000}",
+        "UPDATE meta SET v = v - 1 WHERE k = 'rows'",
+    ],
+    "a payment deleted, its head lowered": [
+        f"DELETE FROM series WHERE entity = '{B}' AND time_us = {T - 50_000_000}",
+        f"UPDATE heads SET n = n - 1 WHERE kind = 's' AND entity = '{B}'",
+    ],
+    "a head copied from another entity": [
+        f"UPDATE heads SET mac = (SELECT mac FROM heads WHERE kind = 's' AND entity = '{A}') "
+        f"WHERE kind = 's' AND entity = '{B}'",
+    ],
+    "the summary deleted": ["DELETE FROM table_mac"],
+    "the sequence counter moved back": ["UPDATE meta SET v = v - 1 WHERE k = 'seq'"],
+}
+
+
+@pytest.mark.parametrize("edit", sorted(BOOKKEEPING))
+def test_edited_bookkeeping_is_seen(path: Path, edit: str) -> None:
+    """Whoever deletes rows and edits the counts to match (without the key) is seen: on open
+    (the summary) or on the entity's read (its head)."""
+    edit_sql = BOOKKEEPING[edit]
+    with sqlite3.connect(path) as db:
+        for statement in edit_sql:
+            db.execute(statement)
+    store = opened(path, [])
+    try:
+        if store.resets == 0:
+            with pytest.raises(FeatureRowRefused, match="missing from the embedded"):
+                store.series("payments", [B], 0, 2 * T)
+        assert store.resets == 1 and store.positions() == {}
+    finally:
+        store.close()

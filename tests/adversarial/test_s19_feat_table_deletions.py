@@ -20,7 +20,7 @@ import pytest
 from adapters.sqlite_features import SqliteFeatureStore
 from core.errors import Conflict, FeatureRowRefused
 from core.ports.eventlog import TopicPartition
-from core.ports.ml import AttributeVersion, SeriesPoint
+from core.ports.ml import AttributeVersion, FeatureStore, SeriesPoint
 from domain.features import PAYMENT_RISK
 from ml.features import FeatureEngine, entity_key
 from ml.series_cache import CachedFeatureStore
@@ -32,7 +32,7 @@ B = entity_key("acme", "ACC-B")
 TP = TopicPartition("payments", 0)
 
 
-def fill(store: SqliteFeatureStore) -> None:
+def fill(store: FeatureStore) -> None:
     """A's KYC: BASIC, then ENHANCED; two payments each for A and B (two feed batches)."""
     store.apply(
         [SeriesPoint("payments", A, T - 90_000_000, 9_800.0)],
@@ -251,3 +251,50 @@ def test_edited_bookkeeping_is_seen(path: Path, edit: str) -> None:
         assert store.resets == 1 and store.positions() == {}
     finally:
         store.close()
+
+
+def test_the_hub_scorer_refuses_a_deleted_kyc_version_then_scores_honestly(
+    tmp_path: Path,
+) -> None:
+    """End to end (``HUB_FEATURE_STORE=sqlite``, the default, with its cache): A's KYC level
+    went from ENHANCED down to BASIC; the later version deleted from ml/features.sqlite would
+    have A scored as ENHANCED. The prediction is refused (nothing recorded), the refusal
+    counted; the retry's feed folds the log again and scores on BASIC, as before the edit."""
+    from datetime import timedelta
+
+    from hub.bootstrap import bootstrap
+    from hub.ml_setup import ml_of
+    from hub.settings import load_settings
+    from tests.service.test_ml import ALICE, BOB, _open, _payment, _register_small_model, _update
+    from tests.service.test_ml import T as NOW
+
+    environ = {"HUB_PROJECTION_AUTOSTART": "false"}
+    hub = bootstrap(load_settings(environ=environ, data_dir=tmp_path / "hub"))
+    try:
+        ml = ml_of(hub)
+        _open(hub, "A", "ENHANCED", "LOW", NOW - timedelta(days=30))
+        _update(hub, "A", "BASIC", NOW - timedelta(days=1))
+        version = _register_small_model(hub)
+        change = ml.changes.propose_champion(ALICE, "payment_risk", version, "s19")
+        ml.changes.approve(BOB, change.change_id)
+        event = _payment("Q-1", "A", "9800.00", NOW, "KP")
+        honest = ml.predict(ALICE, "payment_risk", event, record=False)
+        assert honest.features["kyc_level"] == 1.0  # BASIC
+        path = hub.settings.data_dir / "ml" / "features.sqlite"
+        with sqlite3.connect(path) as db:
+            latest = db.execute(
+                "SELECT max(valid_from_us) FROM versions WHERE entity = ?",
+                (entity_key("default", "A"),),
+            ).fetchone()[0]
+            assert db.execute("DELETE FROM versions WHERE valid_from_us = ?", (latest,)).rowcount
+        ml.features.clear()  # type: ignore[attr-defined]  # as after a restart or an eviction
+        with pytest.raises(FeatureRowRefused, match="missing from the embedded feature table"):
+            ml.predict(ALICE, "payment_risk", event, record=False)
+        refused = hub.metrics.registry.get_sample_value(
+            "hub_feature_rows_refused_total", {"view": "accounts", "reason": "rows missing"}
+        )
+        assert refused == 1.0
+        again = ml.predict(ALICE, "payment_risk", event, record=False)
+        assert again.features == honest.features and again.score == honest.score
+    finally:
+        hub.close()

@@ -64,6 +64,7 @@ from hub.api.models import (
     ErrorBody,
     Health,
     KeyIssued,
+    Liveness,
     Published,
     PublishIn,
     Readiness,
@@ -97,10 +98,25 @@ def error_body(exc: HubError) -> dict[str, Any]:
 
 
 # -- health and metrics ---------------------------------------------------------------------
-@router.get("/health", tags=["ops"], response_model=Health)
+@router.get("/health", tags=["ops"], response_model=Liveness)
 def health(request: Request) -> dict[str, Any]:
-    """Liveness: the process serves requests. Names each component's adapter; calls none of
-    them (a liveness probe must not restart the hub because Kafka is down: that is /ready)."""
+    """Liveness, answered without a key (a probe cannot send one): the process serves
+    requests, and its role under leader election. Calls no component (a liveness probe must
+    not restart the hub because Kafka is down: that is /ready). Only that: the process's id in
+    the lease (``hostname:pid``), its epoch and its adapters tell an anonymous caller which
+    host runs which technology; ``GET /health/details`` gives them to an operator."""
+    from hub.ha import role
+
+    return {"status": "ok", "leader": {"role": role(hub_of(request))["role"]}}
+
+
+@router.get("/health/details", tags=["ops"], response_model=Health)
+def health_details(
+    request: Request, _: Principal = Depends(authorize_hub_wide("metrics.read", "metrics"))
+) -> dict[str, Any]:
+    """``GET /health`` with each component's adapter and the process's place in leader
+    election (lease, ``holder``: this process's id, epoch); calls no component. Decided as
+    ``GET /ready/details``: ``metrics.read`` as the hub's own tenant's (``HUB_TENANT``)."""
     from hub.ha import role
 
     hub = hub_of(request)

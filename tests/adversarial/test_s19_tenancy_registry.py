@@ -127,6 +127,18 @@ def test_another_tenants_subject_reads_as_not_found(world: World) -> None:
         assert w.c.get(f"/schemas/ids/{sid}", headers=who).status_code == 200
         assert SUBJECT in w.c.get("/subjects", headers=who).json()
     assert w.c.get("/subjects/trades-value/versions/latest", headers=w.globex).status_code == 200
+    # nor does the dataset catalog name it to globex (acme's analyst sees it)
+    w.c.post("/v1/topics", json={"name": "moves", "partitions": 1}, headers=w.admin)
+
+    def catalogued(who: dict[str, str]) -> set[str]:
+        r = w.c.get("/v1/catalog?kind=topic", headers=who)
+        assert r.status_code == 200, r.text
+        return {s["subject"] for d in r.json()["datasets"] for s in d["schemas"]}
+
+    assert SUBJECT in catalogued(w.acme_reader) and SUBJECT in catalogued(w.admin)
+    assert SUBJECT not in catalogued(w.globex_reader) and "trades-value" in catalogued(
+        w.globex_reader
+    )
 
 
 def test_a_reference_to_another_tenants_subject_is_refused_as_missing(world: World) -> None:

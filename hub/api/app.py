@@ -344,8 +344,55 @@ def read_events(
                 f"({internal.reason}).",
                 code="internal_topic",
             )
+    tenant = decision.row_filter.get("tenant") if decision.row_filter else None
+    if tenant is not None:  # a tenant's reader of a shared topic: positions, not offsets
+        return _read_positions(hub, topic, partition, offset, limit, decision, tenant)
     records, next_offset = hub.reader.read_visible(topic, partition, offset, limit, decision)
     return {"topic": topic, "partition": partition, "next_offset": next_offset, "records": records}
+
+
+def _read_positions(
+    hub: Hub, topic: str, partition: int, position: int, limit: int, decision: Any, tenant: str
+) -> dict[str, Any]:
+    """``read_events`` for a reader the decision limits to ``tenant`` (``hub.api.positions``):
+    the page filled with its own records, each record's ``offset`` and ``next_offset`` given
+    as its tenant's positions, ``offset=`` read as one."""
+    from hub.api.positions import read_filled
+
+    codec = _position_codec(hub)
+    start = codec.decode(tenant, topic, partition, position)
+    pairs, after = read_filled(
+        lambda at, n: hub.log.read(topic, partition, at, n),
+        lambda rec: hub.reader.visible(rec, decision),
+        start,
+        limit,
+        budget=max(10_000, 10 * limit),
+    )
+    encode = codec.encoder(tenant, topic, partition)
+    records = [{**r, "offset": encode(o)} for o, r in pairs]
+    return {
+        "topic": topic,
+        "partition": partition,
+        "next_offset": encode(after),
+        "records": records,
+    }
+
+
+_POSITION_CODECS: dict[str, Any] = {}  # the hub's local MAC key file -> its PositionCodec
+
+
+def _position_codec(hub: Hub) -> Any:
+    """The hub's ``PositionCodec``: its secret derived from the hub's local MAC key, so every
+    process of one hub gives a reader the same positions; made once per key file."""
+    key = str(hub.settings.log_key_path)
+    codec = _POSITION_CODECS.get(key)
+    if codec is None:
+        from hub.api.positions import PositionCodec
+        from hub.bootstrap import derived_secret
+
+        codec = PositionCodec(derived_secret(hub.settings, b"hub reader positions"))
+        _POSITION_CODECS[key] = codec
+    return codec
 
 
 # -- keys -----------------------------------------------------------------------------------

@@ -214,6 +214,15 @@ def test_ingest_does_not_validate_against_another_tenants_subject(world: World) 
     r = w.c.post("/v1/ingest/moves", json={"events": [{"id": "g1"}]}, headers=w.globex)
     assert r.status_code == 200 and r.json()["accepted"] == 0, r.text
     assert "not one of tenant 'globex'" in r.json()["rejections"][0]["reason"], r.text
+    # nor through the publish route (the publisher's own path, not the ingest pipeline)
+    r = w.c.post(
+        "/v1/topics/moves/events", json={"events": [{"value": {"id": "g1"}}]}, headers=w.globex
+    )
+    assert r.status_code == 404 and r.json()["reason"] == "subject_not_found", r.text
+    r = w.c.post(
+        "/v1/topics/moves/events", json={"events": [{"value": {"id": "a2"}}]}, headers=w.acme
+    )
+    assert r.status_code == 201, r.text
     # a wire-format value naming acme's private schema id reads as an unknown id for globex,
     # even on a topic whose subject is globex's own (the same value from acme is read)
     w.c.post("/v1/topics", json={"name": "globex.moves", "partitions": 1}, headers=w.admin)

@@ -11,6 +11,7 @@ mod avro_strings;
 mod dict_column;
 mod find_text;
 mod headers;
+mod json_rows;
 mod kafka_produce;
 mod key_index;
 mod leaves;
@@ -36,6 +37,7 @@ fn hub_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     avro_strings::register(m)?;
     find_text::register(m)?;
     headers::register(m)?;
+    json_rows::register(m)?;
     kafka_produce::register(m)?;
     leaves::register(m)?;
     ledger_batch::register(m)?;

@@ -1,0 +1,95 @@
+"""Session 19 micro A/B of the JSON-lines batch parse, one process, alternating, thread CPU
+(``time.thread_time``) per call, best of ``--repeat`` calls, ``--rounds`` rounds, on 10,000
+JSON-lines trades (``benchmarks.e2e``; ``venue`` and ``fees`` left out):
+
+- ``parse``: ``hub_native.json_rows`` (native/src/json_rows.rs, through ``arrowread._native_read``)
+  against ``arrowread._read`` (Arrow's ``read_json``, one block: the reference);
+- ``json_batch``: the whole batch build with the native parse, then without it.
+
+Run: ``.venv/bin/python -m benchmarks.json_rows_ab [--rounds 7] [--repeat 5]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks.e2e import write_files
+from ingest import arrowread
+from ingest.arrowread import json_batch, layout
+from ingest.lines import Lines
+
+N = 10_000
+
+
+def _cpu(fn: Callable[[], Any], repeat: int) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        c0 = time.thread_time()
+        fn()
+        best = min(best, time.thread_time() - c0)
+    return best
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--repeat", type=int, default=5)
+    args = ap.parse_args(argv)
+    schema = json.loads(Path("domain/schemas/TradeExecuted.avsc").read_text())
+    lay = layout(schema)
+    assert lay is not None
+    with tempfile.TemporaryDirectory() as tmp:
+        jl = Lines.texts(write_files(Path(tmp), N, 10**8)["JSONL"].read_bytes().splitlines())
+    native = arrowread._native_json_rows
+    assert native is not None, "hub_native is not built"
+    idx = np.arange(N, dtype=np.int64)
+
+    def parse_native() -> Any:
+        parsed: list[Any] = []
+        assert not len(arrowread._native_read(jl, idx, lay, parsed))
+        return parsed
+
+    def parse_arrow() -> Any:
+        parsed: list[Any] = []
+        arrowread._read(jl, idx.tolist(), lay.read_schema, parsed, np.zeros(N, dtype=np.bool_))
+        return parsed
+
+    def batch_off() -> Any:
+        arrowread._native_json_rows = None
+        try:
+            return json_batch(jl, lay, 10**6)
+        finally:
+            arrowread._native_json_rows = native
+
+    assert parse_native()[0][1].equals(parse_arrow()[0][1])
+    assert batch_off()[0].equals(json_batch(jl, lay, 10**6)[0])
+    ratios: dict[str, list[float]] = {"parse": [], "json_batch": []}
+    for r in range(args.rounds):
+        pn = _cpu(parse_native, args.repeat)
+        pa_ = _cpu(parse_arrow, args.repeat)
+        on = _cpu(lambda: json_batch(jl, lay, 10**6), args.repeat)
+        off = _cpu(batch_off, args.repeat)
+        ratios["parse"].append(pn / pa_)
+        ratios["json_batch"].append(on / off)
+        print(
+            f"round {r}: parse native {pn * 1e3:.2f} ms, Arrow {pa_ * 1e3:.2f} ms"
+            f" ({pn / pa_:.3f}); json_batch native {on * 1e3:.2f} ms, reference"
+            f" {off * 1e3:.2f} ms ({on / off:.3f})",
+            flush=True,
+        )
+    for k, v in ratios.items():
+        print(f"{k}: new/old median {statistics.median(v):.3f} (min {min(v):.3f} max {max(v):.3f})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

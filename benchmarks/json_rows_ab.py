@@ -4,7 +4,10 @@ JSON-lines trades (``benchmarks.e2e``; ``venue`` and ``fees`` left out):
 
 - ``parse``: ``hub_native.json_rows`` (native/src/json_rows.rs, through ``arrowread._native_read``)
   against ``arrowread._read`` (Arrow's ``read_json``, one block: the reference);
-- ``json_batch``: the whole batch build with the native parse, then without it.
+- ``json_batch``: the whole batch build as now (native parse, native RFC 3339 times
+  (native/src/rfc3339.rs), decimal precision on 64-bit words), then as before (Arrow's reader,
+  regex + cast, decimal256 comparisons);
+- ``csv_batch``: 10,000 CSV trades, native times then regex + cast.
 
 Run: ``.venv/bin/python -m benchmarks.json_rows_ab [--rounds 7] [--repeat 5]``.
 """
@@ -24,7 +27,7 @@ import numpy as np
 
 from benchmarks.e2e import write_files
 from ingest import arrowread
-from ingest.arrowread import json_batch, layout
+from ingest.arrowread import csv_batch, csv_layout, json_batch, layout
 from ingest.lines import Lines
 
 N = 10_000
@@ -48,9 +51,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     lay = layout(schema)
     assert lay is not None
     with tempfile.TemporaryDirectory() as tmp:
-        jl = Lines.texts(write_files(Path(tmp), N, 10**8)["JSONL"].read_bytes().splitlines())
-    native = arrowread._native_json_rows
-    assert native is not None, "hub_native is not built"
+        paths = write_files(Path(tmp), N, 10**8)
+        jl = Lines.texts(paths["JSONL"].read_bytes().splitlines())
+        csv_lines = paths["CSV"].read_bytes().splitlines()
+    header = csv_lines[0].decode().split(",")
+    rows = Lines.texts(csv_lines[1:])
+    clay = csv_layout(lay, header, schema["fields"])
+    assert clay is not None
+    native, times = arrowread._native_json_rows, arrowread._native_rfc3339
+    assert native is not None and times is not None, "hub_native is not built"
     idx = np.arange(N, dtype=np.int64)
 
     def parse_native() -> Any:
@@ -63,27 +72,47 @@ def main(argv: Sequence[str] | None = None) -> int:
         arrowread._read(jl, idx.tolist(), lay.read_schema, parsed, np.zeros(N, dtype=np.bool_))
         return parsed
 
-    def batch_off() -> Any:
-        arrowread._native_json_rows = None
-        try:
-            return json_batch(jl, lay, 10**6)
-        finally:
-            arrowread._native_json_rows = native
+    def before(fn: Callable[[], Any]) -> Callable[[], Any]:
+        def run() -> Any:
+            arrowread._native_json_rows = arrowread._native_rfc3339 = None
+            arrowread._over_precision = arrowread._over_precision_wide
+            try:
+                return fn()
+            finally:
+                arrowread._native_json_rows, arrowread._native_rfc3339 = native, times
+                arrowread._over_precision = over
+
+        return run
+
+    over = arrowread._over_precision
+
+    def batch() -> Any:
+        return json_batch(jl, lay, 10**6)
+
+    def csv() -> Any:
+        return csv_batch(rows, header, clay, set(), 10**6)
+
+    batch_off, csv_off = before(batch), before(csv)
 
     assert parse_native()[0][1].equals(parse_arrow()[0][1])
-    assert batch_off()[0].equals(json_batch(jl, lay, 10**6)[0])
-    ratios: dict[str, list[float]] = {"parse": [], "json_batch": []}
+    assert batch_off()[0].equals(batch()[0])
+    assert csv_off()[0].equals(csv()[0])
+    ratios: dict[str, list[float]] = {"parse": [], "json_batch": [], "csv_batch": []}
     for r in range(args.rounds):
         pn = _cpu(parse_native, args.repeat)
         pa_ = _cpu(parse_arrow, args.repeat)
-        on = _cpu(lambda: json_batch(jl, lay, 10**6), args.repeat)
+        on = _cpu(batch, args.repeat)
         off = _cpu(batch_off, args.repeat)
+        con = _cpu(csv, args.repeat)
+        coff = _cpu(csv_off, args.repeat)
         ratios["parse"].append(pn / pa_)
         ratios["json_batch"].append(on / off)
+        ratios["csv_batch"].append(con / coff)
         print(
             f"round {r}: parse native {pn * 1e3:.2f} ms, Arrow {pa_ * 1e3:.2f} ms"
-            f" ({pn / pa_:.3f}); json_batch native {on * 1e3:.2f} ms, reference"
-            f" {off * 1e3:.2f} ms ({on / off:.3f})",
+            f" ({pn / pa_:.3f}); json_batch new {on * 1e3:.2f} ms, before"
+            f" {off * 1e3:.2f} ms ({on / off:.3f}); csv_batch new {con * 1e3:.2f} ms, before"
+            f" {coff * 1e3:.2f} ms ({con / coff:.3f})",
             flush=True,
         )
     for k, v in ratios.items():

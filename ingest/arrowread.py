@@ -395,6 +395,10 @@ def _finish(c: Column, col: pa.Array) -> tuple[pa.Array, Bools]:
     valid = np.ones(n, dtype=np.bool_) if col.null_count == 0 else _np(col.is_valid())
     unsure = np.zeros(n, dtype=np.bool_)  # nulls: ``_missing`` decides them
     if c.kind in ("timestamp", "date"):
+        native = _native_times(col, c)
+        if native is not None:
+            arr, ok = native
+            return _in_range(arr, unsure | (valid & ~ok))
         ok = _np(pc.match_substring_regex(col, pattern=_TS if c.kind == "timestamp" else _DATE))
         unsure |= valid & ~ok
         keep = pa.array(valid & ok)
@@ -440,12 +444,72 @@ def _over_precision(col: pa.Array, t: pa.Decimal128Type) -> Bools:
     refuses such a value; it is left to it."""
     if not len(col):
         return np.zeros(0, dtype=np.bool_)
+    if t.precision <= 18 and col.type == t:
+        return _over_precision_18(col, t.precision)
+    return _over_precision_wide(col, t)
+
+
+def _over_precision_wide(col: pa.Array, t: pa.Decimal128Type) -> Bools:
+    """``_over_precision`` by decimal256 comparisons (any precision; the reference)."""
     wide = pa.decimal256(76, t.scale)
     bound = Decimal(10) ** (t.precision - t.scale)
     w = col.cast(wide)
     high = pc.greater_equal(w, pa.scalar(bound, wide))
     low = pc.less_equal(w, pa.scalar(-bound, wide))
     return _np(pc.or_(high, low))
+
+
+def _over_precision_18(col: pa.Array, precision: int) -> Bools:
+    """``_over_precision`` for a decimal128 of precision <= 18, on its values' two 64-bit
+    words: a value within ``10**precision`` (<= 10**18 < 2**63) has a high word that is the
+    sign of its low word. Nulls are never over (the reference's ``fill_null(False)``)."""
+    words = np.frombuffer(col.buffers()[1], dtype="<i8")[
+        2 * col.offset : 2 * (col.offset + len(col))
+    ]
+    lo, hi = words[0::2], words[1::2]
+    bound = 10**precision
+    over: Bools = (hi != (lo >> 63)) | (lo >= bound) | (lo <= -bound)
+    if col.null_count:
+        over &= _np(col.is_valid())
+    return over
+
+
+def _load_times() -> Any:
+    try:
+        import hub_native
+    except ImportError:  # not built: the regex and the cast decide
+        return None
+    return getattr(hub_native, "rfc3339_values", None)
+
+
+_native_rfc3339 = _load_times()
+
+
+def _native_times(col: pa.Array, c: Column) -> tuple[pa.Array, Bools] | None:
+    """A timestamp or date column's strings as ``c.final`` values where they have the strict
+    form (``_TS`` / ``_DATE``), null elsewhere, and where they have it, by one native pass
+    (``hub_native.rfc3339_values``): what the regex, ``if_else`` and cast give (the reference,
+    ~4x the CPU). None when the extension is not built or a value of the form is not a
+    calendar date: the reference decides, as before."""
+    if _native_rfc3339 is None or col.type != pa.string():
+        return None
+    bufs = col.buffers()
+    got = _native_rfc3339(
+        bufs[1],
+        bufs[2],
+        bufs[0] if col.null_count else None,
+        col.offset,
+        len(col),
+        c.kind == "date",
+    )
+    if got is None:
+        return None
+    ok = np.frombuffer(got[0], dtype=np.bool_)
+    values = pa.py_buffer(got[1])
+    validity = pa.py_buffer(np.packbits(ok, bitorder="little").tobytes())
+    storage = pa.int32() if c.kind == "date" else pa.int64()
+    arr = pa.Array.from_buffers(storage, len(col), [validity, values]).view(c.final)
+    return arr, ok
 
 
 _US_RANGE = (-62_135_596_800_000_000, 253_402_300_799_999_999)  # years 1-9999 in UTC
@@ -621,6 +685,13 @@ def _csv_column(c: Column, col: pa.Array, nullable: bool) -> tuple[pa.Array, Boo
         ok = _np(pc.is_in(low, value_set=pa.array(["true", "false", "1", "0"])))
         value = pc.is_in(low, value_set=pa.array(["true", "1"]))
         return _nulled(value, null | ~ok), check & ~ok
+    if c.kind in ("timestamp", "date"):
+        native = _native_times(col, c)
+        if native is not None:
+            # Its ``ok`` is the regex's (nulls false); "" never matches, so its nulls are the
+            # ``null | ~ok`` rows the reference casts as null.
+            arr, ok = native
+            return _in_range(arr, check & ~ok)
     pattern = {
         "long": _INT_TEXT,
         "int": _INT_TEXT,

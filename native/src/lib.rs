@@ -20,6 +20,7 @@ mod merkle;
 mod metadata;
 mod prepare_columns;
 mod record_mac;
+mod rfc3339;
 mod stored_avro;
 mod stored_batch;
 mod stored_leaves;
@@ -45,6 +46,7 @@ fn hub_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     metadata::register(m)?;
     prepare_columns::register(m)?;
     record_mac::register(m)?;
+    rfc3339::register(m)?;
     stored_avro::register(m)?;
     stored_batch::register(m)?;
     stored_leaves::register(m)?;

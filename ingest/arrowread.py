@@ -614,6 +614,13 @@ def csv_batch(
     per_row = np.searchsorted(commas, rows.ends) - np.searchsorted(commas, starts)
     force |= per_row != len(header) - 1
     force |= lens > max_bytes
+    # A row opening with a byte-order mark: Arrow's reader drops one at the start of its input
+    # (the batch's first row), ``csv.reader`` keeps it; the per-record path decides such rows.
+    if len(octets) >= 3:
+        at = np.minimum(starts, len(octets) - 3)
+        force |= (
+            (lens >= 3) & (octets[at] == 0xEF) & (octets[at + 1] == 0xBB) & (octets[at + 2] == 0xBF)
+        )
     if not data.isascii():
         try:
             data.decode("utf-8")
@@ -625,7 +632,21 @@ def csv_batch(
                     force[i] = True
     good = np.flatnonzero(~force)
     strings = [pa.array([], pa.string()) for _ in header]
-    if len(good):
+    split = None
+    if len(good) and _native_csv_split is not None and type(data) is bytes:
+        split = _native_csv_split(
+            data,
+            starts[good].astype(np.int64).tobytes(),
+            rows.ends[good].astype(np.int64).tobytes(),
+            len(header),
+        )
+    if split is not None:
+        # The good rows' fields, split natively (csv_rows.rs): what ``read_csv`` gives them.
+        strings = [
+            pa.Array.from_buffers(pa.string(), len(good), [None, pa.py_buffer(o), pa.py_buffer(t)])
+            for o, t in split
+        ]
+    elif len(good):
         block = rows.joined(good)
         try:
             table = pcsv.read_csv(
@@ -666,6 +687,17 @@ def csv_batch(
         force |= unsure
         out.append(arr)
     return pa.RecordBatch.from_arrays(out, schema=lay.schema), force
+
+
+def _load_csv_split() -> Any:
+    try:
+        import hub_native
+    except ImportError:  # not built: Arrow's ``read_csv`` splits the rows
+        return None
+    return getattr(hub_native, "csv_split", None)
+
+
+_native_csv_split = _load_csv_split()
 
 
 def _csv_column(c: Column, col: pa.Array, nullable: bool) -> tuple[pa.Array, Bools]:

@@ -8,6 +8,7 @@ mod avro_blocks;
 mod avro_columns;
 mod avro_encode;
 mod avro_strings;
+mod csv_rows;
 mod dict_column;
 mod find_text;
 mod headers;
@@ -36,6 +37,7 @@ fn hub_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     avro_columns::register(m)?;
     avro_encode::register(m)?;
     avro_strings::register(m)?;
+    csv_rows::register(m)?;
     find_text::register(m)?;
     headers::register(m)?;
     json_rows::register(m)?;

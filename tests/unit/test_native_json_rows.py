@@ -525,3 +525,114 @@ def test_native_times_equal_regex_and_cast(dates: bool, monkeypatch: pytest.Monk
             assert arr.equals(ref), values
             assert _ipc(pa.record_batch([arr], ["t"])) == _ipc(pa.record_batch([ref], ["t"]))
     assert native_used > 150, native_used
+
+
+def _strip_reference(region: bytes) -> bytes:
+    from ingest.lines import _without_trailing_crs
+
+    region = region.replace(b"\r\n", b"\n")
+    if b"\r\n" in region:
+        region = _without_trailing_crs(region)
+    return region.rstrip(b"\r")
+
+
+def test_native_cr_strip_equals_the_passes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``Lines.block``'s native CR strip (csv_rows.rs) against the replace + numpy passes."""
+    from ingest import lines as lines_mod
+
+    rng = random.Random(1903)
+    for _ in range(3000):
+        region = bytes(rng.choice(b"ab,\r\r\n\xc3") for _ in range(rng.choice([0, 1, 3, 20, 300])))
+        want = _strip_reference(region)
+        assert hub_native.without_trailing_crs(region) == want, region
+        got = Lines.block(region, 7)
+        with monkeypatch.context() as m:
+            m.setattr(lines_mod, "_native_strip", None)
+            ref = Lines.block(region, 7)
+        assert got.data == ref.data == want
+        assert got.starts.tolist() == ref.starts.tolist()
+        assert got.ends.tolist() == ref.ends.tolist()
+    assert hub_native.without_trailing_crs(b"\r" * 100_000 + b"x") == b"\r" * 100_000 + b"x"
+    assert hub_native.without_trailing_crs(b"x" + b"\r" * 100_000) == b"x"
+
+
+CSV_HEADER = ["s", "q", "ts", "b", "l"]
+CSV_SCHEMA: dict[str, Any] = {
+    "type": "record",
+    "name": "C",
+    "fields": [
+        {"name": "s", "type": ["null", "string"], "default": None},
+        {
+            "name": "q",
+            "type": {"type": "bytes", "logicalType": "decimal", "precision": 10, "scale": 2},
+        },
+        {"name": "ts", "type": {"type": "long", "logicalType": "timestamp-micros"}},
+        {"name": "b", "type": "boolean"},
+        {"name": "l", "type": "long"},
+    ],
+}
+
+
+def _csv_row(rng: random.Random) -> bytes:
+    pools = [
+        ["a", "", " b ", "é日本", "\t", "\ufeffx", "x\ufeff", "a\x01", 'q"', "\udcff", "a\rb"],
+        ["1.25", "", "1e2", "-0", "99999999.99"],
+        ["2026-11-25T14:30:00Z", "2026-02-30T00:00:00Z", "", "x"],
+        ["true", "0", "", "TRUE", "yes"],
+        ["1", "-5", "", "1.0"],
+    ]
+    fields = [rng.choice(p) if rng.random() < 0.3 else p[0] for p in pools]
+    r = rng.random()
+    if r < 0.05:
+        fields.append("extra")
+    elif r < 0.1:
+        fields.pop()
+    elif r < 0.13:
+        fields[0] = "\ufeff" + fields[0]  # a BOM opening the row
+    return ",".join(fields).encode("utf-8", "surrogateescape")
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_csv_batch_native_split_equals_read_csv(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``csv_batch`` with the native split (``hub_native.csv_split``) against Arrow's
+    ``read_csv``: the same batch (IPC bytes) and forced rows, on rows with tabs, spaces,
+    non-ASCII text, byte-order marks (opening a row: forced, whichever row of the batch it is),
+    quotes, control bytes, bad UTF-8 and wrong field counts."""
+    from ingest.arrowread import csv_batch, csv_layout
+
+    rng = random.Random(seed)
+    lay = layout(CSV_SCHEMA)
+    assert lay is not None
+    clay = csv_layout(lay, CSV_HEADER, CSV_SCHEMA["fields"])
+    assert clay is not None
+    split = 0
+    for _ in range(60):
+        n = rng.choice([1, 2, 30, 200])
+        rows = [_csv_row(rng) for _ in range(n)]
+        lines = Lines.block(b"\n".join(rows), 2) if rng.random() < 0.5 else Lines.texts(rows)
+        got_rb, got_force = csv_batch(lines, CSV_HEADER, clay, {"s"}, 10**6)
+        with monkeypatch.context() as m:
+            m.setattr(arrowread, "_native_csv_split", None)
+            ref_rb, ref_force = csv_batch(lines, CSV_HEADER, clay, {"s"}, 10**6)
+        assert got_force.tolist() == ref_force.tolist()
+        assert got_rb.equals(ref_rb)
+        assert _ipc(got_rb) == _ipc(ref_rb)
+        for i, row in enumerate(rows):
+            if row.startswith(b"\xef\xbb\xbf"):
+                assert got_force[i], row
+        split += int((~got_force).sum())
+    assert split > 500, split
+
+
+def test_csv_split_refuses_what_it_cannot_split() -> None:
+    rows = [b"a,b", b"c,d,e"]
+    lines = Lines.texts(rows)
+    s, e = lines.starts.tobytes(), lines.ends.tobytes()
+    assert hub_native.csv_split(lines.data, s, e, 2) is None  # three fields in row 2
+    assert hub_native.csv_split(lines.data, s[:8], e[:8], 2) is not None
+    bad = Lines.texts([b"a,\xff"])
+    assert hub_native.csv_split(bad.data, bad.starts.tobytes(), bad.ends.tobytes(), 2) is None
+    with pytest.raises(ValueError, match="outside the data"):
+        hub_native.csv_split(b"a,b", s[:8], np.array([9], dtype=np.int64).tobytes(), 2)
+    with pytest.raises(ValueError, match="one length"):
+        hub_native.csv_split(b"a,b", s, e[:8], 2)

@@ -7,8 +7,8 @@ JSON-lines trades (``benchmarks.e2e``; ``venue`` and ``fees`` left out):
 - ``json_batch``: the whole batch build as now (native parse, native RFC 3339 times
   (native/src/rfc3339.rs), decimal precision on 64-bit words), then as before (Arrow's reader,
   regex + cast, decimal256 comparisons);
-- ``csv_batch``: 10,000 CSV trades, native split (native/src/csv_rows.rs) and times, then
-  Arrow's ``read_csv`` and regex + cast;
+- ``csv_batch``: 10,000 CSV trades, native split, decimals (native/src/csv_rows.rs) and times,
+  then Arrow's ``read_csv`` and regex + cast;
 - ``block``: ``Lines.block`` of those CSV rows' region (CRLF line ends), the native CR strip
   then the replace + search passes.
 
@@ -66,7 +66,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     assert clay is not None
     native, times = arrowread._native_json_rows, arrowread._native_rfc3339
     split, strip = arrowread._native_csv_split, lines_mod._native_strip
-    assert None not in (native, times, split, strip), "hub_native is not built"
+    dec = arrowread._native_decimal_text
+    assert None not in (native, times, split, strip, dec), "hub_native is not built"
     idx = np.arange(N, dtype=np.int64)
 
     def parse_native() -> Any:
@@ -83,12 +84,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         def run() -> Any:
             arrowread._native_json_rows = arrowread._native_rfc3339 = None
             arrowread._native_csv_split = lines_mod._native_strip = None
+            arrowread._native_decimal_text = None
             arrowread._over_precision = arrowread._over_precision_wide
             try:
                 return fn()
             finally:
                 arrowread._native_json_rows, arrowread._native_rfc3339 = native, times
                 arrowread._native_csv_split, lines_mod._native_strip = split, strip
+                arrowread._native_decimal_text = dec
                 arrowread._over_precision = over
 
         return run

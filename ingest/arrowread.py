@@ -689,6 +689,12 @@ def csv_batch(
     return pa.RecordBatch.from_arrays(out, schema=lay.schema), force
 
 
+def _load_decimal_text() -> Any:
+    import hub_native
+
+    return getattr(hub_native, "decimal_text", None)
+
+
 def _load_csv_split() -> Any:
     try:
         import hub_native
@@ -698,6 +704,7 @@ def _load_csv_split() -> Any:
 
 
 _native_csv_split = _load_csv_split()
+_native_decimal_text = None if _native_csv_split is None else _load_decimal_text()
 
 
 def _csv_column(c: Column, col: pa.Array, nullable: bool) -> tuple[pa.Array, Bools]:
@@ -724,6 +731,18 @@ def _csv_column(c: Column, col: pa.Array, nullable: bool) -> tuple[pa.Array, Boo
             # ``null | ~ok`` rows the reference casts as null.
             arr, ok = native
             return _in_range(arr, check & ~ok)
+    if c.kind == "decimal" and _native_decimal_text is not None and col.type == pa.string():
+        p, s = c.final.precision, c.final.scale
+        if s < p or s == 0:  # (s == p > 0: the reference's regex does not compile; it says so)
+            bufs = col.buffers()
+            got = _native_decimal_text(
+                bufs[1], bufs[2], bufs[0] if col.null_count else None, col.offset, n, p, s
+            )
+            # As for times: its ``ok`` is the regex's, and "" never matches.
+            ok = np.frombuffer(got[0], dtype=np.bool_)
+            validity = pa.py_buffer(np.packbits(ok, bitorder="little").tobytes())
+            arr = pa.Array.from_buffers(c.final, n, [validity, pa.py_buffer(got[1])])
+            return arr, check & ~ok
     pattern = {
         "long": _INT_TEXT,
         "int": _INT_TEXT,

@@ -7,7 +7,10 @@
 //!   the header's number of commas) as one string column per field: what Arrow's `read_csv`
 //!   (no quoting, every column a string, nothing null) gives for such rows. A row with another
 //!   number of commas, or not UTF-8, makes it answer None: the caller's `read_csv` decides.
-//! `tests/unit/test_native_json_rows.py` compares both with their references.
+//! - `decimal_text`: a CSV decimal column's texts of the strict form as decimal128 values (the
+//!   regex and cast of `_csv_column`).
+//! `tests/unit/test_native_json_rows.py` compares each with its reference.
+use pyo3::buffer::PyBuffer;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
@@ -108,7 +111,119 @@ fn csv_split<'py>(
     }))
 }
 
+/// A buffer's bytes (Arrow's buffers export the buffer protocol, read-only and contiguous).
+fn bytes_of(b: Option<&PyBuffer<i8>>) -> PyResult<&[u8]> {
+    match b {
+        None => Ok(&[]),
+        Some(b) if !b.is_c_contiguous() => Err(PyValueError::new_err(
+            "decimal_text: a non-contiguous buffer",
+        )),
+        // SAFETY: the buffer view is held (and its exporter alive) for the whole call.
+        Some(b) => {
+            Ok(unsafe { std::slice::from_raw_parts(b.buf_ptr() as *const u8, b.len_bytes()) })
+        }
+    }
+}
+
+/// `-?[0-9]{1,p-s}(\.[0-9]{1,s})?` (`-?[0-9]{1,p}` for scale 0): the unscaled value at `scale`.
+fn decimal(b: &[u8], precision: usize, scale: usize) -> Option<i128> {
+    let (neg, digits) = match b.first() {
+        Some(b'-') => (true, &b[1..]),
+        _ => (false, b),
+    };
+    let dot = digits.iter().position(|&c| c == b'.');
+    let (int, frac) = match dot {
+        Some(d) if scale > 0 => (&digits[..d], &digits[d + 1..]),
+        Some(_) => return None,
+        None => (digits, &digits[digits.len()..]),
+    };
+    let int_max = if scale > 0 {
+        precision - scale
+    } else {
+        precision
+    };
+    if int.is_empty()
+        || int.len() > int_max
+        || frac.len() > scale
+        || (dot.is_some() && frac.is_empty())
+    {
+        return None;
+    }
+    let mut v: i128 = 0;
+    for &c in int.iter().chain(frac) {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        v = v * 10 + (c - b'0') as i128;
+    }
+    for _ in frac.len()..scale {
+        v *= 10;
+    }
+    Some(if neg { -v } else { v })
+}
+
+/// A CSV string column's values (Arrow buffers: `offsets` int32, `data`, `valid` bitmap or None,
+/// the array's `offset` and `n` rows) as decimal128(`precision`, `scale`) where the text has the
+/// strict form `_csv_column`'s regex takes: (one byte per row, 1 there; 16-byte little-endian
+/// values, 0 elsewhere). What that regex and the cast of the matching texts give.
+#[pyfunction]
+#[pyo3(signature = (offsets, data, valid, offset, n, precision, scale))]
+#[allow(clippy::too_many_arguments)]
+fn decimal_text<'py>(
+    py: Python<'py>,
+    offsets: PyBuffer<i8>,
+    data: Option<PyBuffer<i8>>,
+    valid: Option<PyBuffer<i8>>,
+    offset: usize,
+    n: usize,
+    precision: usize,
+    scale: usize,
+) -> PyResult<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)> {
+    let offsets = bytes_of(Some(&offsets))?;
+    let data = bytes_of(data.as_ref())?;
+    let valid = valid.as_ref().map(|v| bytes_of(Some(v))).transpose()?;
+    if !(1..=38).contains(&precision) || scale > precision {
+        return Err(PyValueError::new_err(
+            "decimal_text: 1 <= precision <= 38, scale <= precision",
+        ));
+    }
+    let end = offset.checked_add(n).and_then(|e| e.checked_add(1));
+    if end.is_none_or(|e| offsets.len() < e * 4) {
+        return Err(PyValueError::new_err(
+            "decimal_text: the offsets do not cover the rows",
+        ));
+    }
+    if valid.is_some_and(|v| v.len() * 8 < offset + n) {
+        return Err(PyValueError::new_err(
+            "decimal_text: the validity bitmap does not cover the rows",
+        ));
+    }
+    let at = |i: usize| i32::from_le_bytes(offsets[i * 4..i * 4 + 4].try_into().unwrap());
+    let got = py.allow_threads(|| {
+        let mut ok = vec![0u8; n];
+        let mut values = vec![0u8; n * 16];
+        for i in 0..n {
+            let j = offset + i;
+            if valid.is_some_and(|v| v[j / 8] >> (j % 8) & 1 == 0) {
+                continue;
+            }
+            let (s, e) = (at(j), at(j + 1));
+            if s < 0 || e < s || e as usize > data.len() {
+                return Err("decimal_text: a string's offsets are outside the data");
+            }
+            if let Some(v) = decimal(&data[s as usize..e as usize], precision, scale) {
+                ok[i] = 1;
+                values[i * 16..i * 16 + 16].copy_from_slice(&v.to_le_bytes());
+            }
+        }
+        Ok((ok, values))
+    });
+    let (ok, values) = got.map_err(PyValueError::new_err)?;
+    Ok((PyBytes::new(py, &ok), PyBytes::new(py, &values)))
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(decimal_text, m)?)?;
     m.add_function(wrap_pyfunction!(without_trailing_crs, m)?)?;
     m.add_function(wrap_pyfunction!(csv_split, m)?)
 }

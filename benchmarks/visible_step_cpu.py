@@ -6,14 +6,16 @@ views), then runs ONE ``market_bars`` step: a live-sized step (500 records by de
 events/s). The stages are timed with ``time.thread_time`` (CPU of the calling thread only, so the
 figure barely moves with the machine's load, unlike wall time): ``ProjectionRunner._read``,
 ``_fold_columnar`` (decode and fold) and ``ViewStore.write`` (rows and positions into the view
-store; chDB's own threads are not in it). The first ``--warmup`` rounds are not counted. It reads
-only what ``ProjectionRunner`` exposes, so the same script runs against an older checkout (copy
-it there) for a same-run comparison.
+store; chDB's own threads are not in it). As in ``follow``, a step does not mirror its
+positions into the log's consumer group (the follow loop does that between steps). The first
+``--warmup`` rounds are not counted. It reads only what ``ProjectionRunner`` exposes, so the
+same script runs against an older checkout (copy it there) for a same-run comparison.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import statistics
 import tempfile
@@ -57,6 +59,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             open_accounts(h, [f"ACC-{i}" for i in range(ACCOUNTS)])
             runner: Any = h.projections.runner("market_bars")  # its stages are wrapped
             runner.catch_up()
+            # as ``follow`` runs it: the advisory group mirror (a log write per batch) is left to
+            # the follow loop's housekeeping, off the step
+            runner.mirror_every_s = math.inf
             runner._read = timed("read", runner._read)
             runner._fold_columnar = timed("fold", runner._fold_columnar)
             runner.store.write = timed("write", runner.store.write)

@@ -11,7 +11,13 @@ PORT ?= 8080
 
 .PHONY: setup run test bench bench-e2e bench-scale bench-dr lint fmt clean
 
-setup: $(STAMP) $(VENV)/.native
+setup: $(STAMP) $(VENV)/.native flink-functions
+
+# The jar of the hub's own Flink functions (projections/flink/java), rebuilt when its sources
+# changed, if the PyFlink virtualenv is there (`make flink-setup` creates it and builds the jar).
+.PHONY: flink-functions
+flink-functions:
+	@bash infra/flink.sh functions
 
 # The hub_native extension (Rust, PyO3; native/build.sh); without cargo the pure-Python paths run.
 $(VENV)/.native: $(STAMP) native/Cargo.toml native/Cargo.lock native/build.sh $(wildcard native/src/*.rs)

@@ -35,6 +35,15 @@ last wrote for the entity (a replayed older row): ``FeatureRowRefused`` (counted
 the scorer, which scores nothing on it; the refused entities' rows are written again from the
 SQLite table first, so a retry reads valid rows.
 
+Deleted versions (session 19): the rows of the offline table are chained. Each also carries
+``hub_row_until``, the valid-from of the entity's next version (empty for its latest), inside its
+MAC. The point-in-time join answers the row in force just before ``as_of``; when its
+``hub_row_until`` is at or before that instant, a later version should have answered and was
+deleted from the Parquet file: refused, and the file is exported again. An entity the join finds
+no row for while the SQLite table holds a version before ``as_of`` (its earliest versions
+deleted) is refused the same way. Online rows are an entity's latest state: one with a
+``hub_row_until`` (an older offline row put online) is refused as superseded.
+
 Series windows (counts and sums over 1 h / 24 h) stay range scans of the SQLite table: Feast has
 no raw-series read. Feast is imported when the adapter is built, never at CLI start-up.
 """
@@ -62,7 +71,8 @@ ENTITY = "entity"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MAC_FIELD = "hub_row_mac"
 TIME_FIELD = "hub_row_time"
-RESERVED = (MAC_FIELD, TIME_FIELD)
+UNTIL_FIELD = "hub_row_until"  # the valid-from of the entity's next version ("": none)
+RESERVED = (MAC_FIELD, TIME_FIELD, UNTIL_FIELD)
 ROW_KEY_LABEL = b"hub feast feature rows"  # the purpose the hub derives ``row_key`` with
 
 log = logging.getLogger(__name__)
@@ -83,35 +93,77 @@ def tenant_of(entity_key: str) -> str:
     return ""
 
 
-def row_mac(key: bytes, view: str, entity_key: str, values: Mapping[str, Any], time_us: int) -> str:
-    """The hex MAC of one feature row: its non-null values (a nulled value is noticed)."""
+def row_mac(
+    key: bytes,
+    view: str,
+    entity_key: str,
+    values: Mapping[str, Any],
+    time_us: int,
+    until_us: int | None = None,
+    *,
+    chained: bool = False,
+) -> str:
+    """The hex MAC of one feature row: its non-null values (a nulled value is noticed) and
+    valid-from; ``chained`` (an offline row, v2) also the next version's (``until_us``; None:
+    the entity's latest). An online row is not chained (v1): rows written before the chain
+    still verify, and an online row (an entity's latest state, captured) put in the offline
+    table, where only chained rows are read, does not."""
     present = sorted((f, v) for f, v in values.items() if v is not None)
-    message = json.dumps(
-        ["hub-feast-row/v1", tenant_of(entity_key), view, entity_key, time_us, present],
-        separators=(",", ":"),
-    )
+    tenant = tenant_of(entity_key)
+    if chained:
+        data: list[Any] = ["hub-feast-row/v2", tenant, view, entity_key, time_us, until_us, present]
+    else:
+        if until_us is not None:
+            raise ValueError("only a chained (offline) row names its next version")
+        data = ["hub-feast-row/v1", tenant, view, entity_key, time_us, present]
+    message = json.dumps(data, separators=(",", ":"))
     return hmac.new(key, message.encode(), hashlib.sha256).hexdigest()
 
 
+def _digits(value: str) -> bool:
+    return value.isascii() and value.isdigit()
+
+
 def check_row(
-    key: bytes, view: str, entity_key: str, row: Mapping[str, Any], fields: Sequence[str]
-) -> tuple[int, dict[str, str]] | str:
-    """(its time, its values) when the row read back is authentic, else why it is refused.
-    A value that is not text counts as changed: the hub writes text only."""
-    mac, when = row.get(MAC_FIELD), row.get(TIME_FIELD)
+    key: bytes,
+    view: str,
+    entity_key: str,
+    row: Mapping[str, Any],
+    fields: Sequence[str],
+    *,
+    offline: bool = False,
+) -> tuple[int, dict[str, str], int | None] | str:
+    """(its time, its values, the next version's time or None) when the row read back is
+    authentic, else why it is refused. A value that is not text counts as changed: the hub
+    writes text only. ``offline``: a row of the Parquet table, which must be chained; online,
+    an unchained row, or a chained one ``materialize`` copied."""
+    mac, when, until = row.get(MAC_FIELD), row.get(TIME_FIELD), row.get(UNTIL_FIELD)
     if not isinstance(mac, str) or not mac:
         return f"it carries no {MAC_FIELD} (missing, or not written by the hub)"
-    if not isinstance(when, str) or not (when.isascii() and when.isdigit()):
+    if not isinstance(when, str) or not _digits(when):
         return f"its {TIME_FIELD} is missing or not a time"
+    if until is not None and not (isinstance(until, str) and _digits(until)):
+        return f"its {UNTIL_FIELD} is not a time"
+    next_us = None if until is None else int(until)
     values = {f: row[f] for f in fields if row.get(f) is not None}
     if any(not isinstance(v, str) for v in values.values()):
         return "it holds a value that is not text (the hub writes text only)"
-    if not hmac.compare_digest(mac, row_mac(key, view, entity_key, values, int(when))):
+    time_us = int(when)
+    if offline or next_us is not None:
+        want = [row_mac(key, view, entity_key, values, time_us, next_us, chained=True)]
+    else:  # written online by the hub, or an offline latest row materialized
+        want = [row_mac(key, view, entity_key, values, time_us)]
+        if not hmac.compare_digest(mac, want[0]):
+            want.append(row_mac(key, view, entity_key, values, time_us, chained=True))
+    if not hmac.compare_digest(mac, want[-1]):
         return (
             f"its {MAC_FIELD} does not match its values (edited, forged, copied from another "
             "entity, tenant or view, or written under another hub's key)"
         )
-    return int(when), values
+    return time_us, values, next_us
+
+
+SUPERSEDED = "it is not the entity's latest version (an older offline row put online)"
 
 
 def _ts(time_us: int) -> datetime:
@@ -240,7 +292,7 @@ class FeastFeatureStore(FeatureStore):
             rows.append(
                 {ENTITY: entity, "event_timestamp": _ts(valid_from)}
                 | row
-                | {TIME_FIELD: str(valid_from), MAC_FIELD: mac}
+                | {TIME_FIELD: str(valid_from), UNTIL_FIELD: None, MAC_FIELD: mac}
             )
             if heal or valid_from <= self._online[name].get(entity, -1):
                 blocked.append(entity)  # a tie with the stored time: Feast's Redis would skip it
@@ -308,6 +360,8 @@ class FeastFeatureStore(FeatureStore):
                 known = times.get(entity, -1)
                 if isinstance(got, str):
                     refused[entity] = got
+                elif got[2] is not None:
+                    refused[entity] = SUPERSEDED
                 elif got[0] < known:
                     refused[entity] = (
                         f"it is an older row (valid from {got[0]} µs) than the one the hub last "
@@ -383,16 +437,22 @@ class FeastFeatureStore(FeatureStore):
         fields: set[str] = set()
         for entity, history in versions.items():
             state: dict[str, str] = {}
+            times = sorted({valid_from for valid_from, _ in history})
+            after = dict(zip(times, [*times[1:], None], strict=True))  # the chain (docstring)
             for valid_from, values in history:
                 state.update({k: v for k, v in values.items() if v is not None})
                 fields.update(values)
+                until = after[valid_from]
                 # Ties: the last version applied at a time wins (a dict keeps the last write).
                 rows[(entity, valid_from)] = {
                     ENTITY: entity,
                     "ts": valid_from,
                     **state,
                     TIME_FIELD: str(valid_from),
-                    MAC_FIELD: row_mac(self._key, name, entity, state, valid_from),
+                    UNTIL_FIELD: None if until is None else str(until),
+                    MAC_FIELD: row_mac(
+                        self._key, name, entity, state, valid_from, until, chained=True
+                    ),
                 }
         clash = fields & set(RESERVED)
         if clash:
@@ -450,16 +510,32 @@ class FeastFeatureStore(FeatureStore):
         ).to_df()
         out: dict[str, dict[str, str]] = {}
         refused: dict[str, str] = {}
+        nothing: list[str] = []
         for rec in got.to_dict("records"):
             entity = str(rec[ENTITY])
             row = {f: None if _missing(rec.get(f)) else rec.get(f) for f in (*fields, *RESERVED)}
             if all(row[f] is None for f in fields) and row[MAC_FIELD] is None:
-                continue  # no version before as_of: nothing in force
-            checked = check_row(self._key, name, entity, row, fields)
+                nothing.append(entity)  # no version before as_of (or deleted: below)
+                continue
+            checked = check_row(self._key, name, entity, row, fields, offline=True)
             if isinstance(checked, str):
                 refused[entity] = checked
+            elif checked[2] is not None and checked[2] < as_of_us:
+                refused[entity] = (
+                    f"its next version (valid from {checked[2]} µs, before the time asked) is "
+                    "missing (deleted from the offline table)"
+                )
             elif checked[1]:
                 out[entity] = checked[1]
+        # the join left out (or found no row for) these: the table must hold no version before
+        nothing += [e for e in dict.fromkeys(entities) if e not in set(got[ENTITY].astype(str))]
+        if nothing:
+            held = self._base.attribute_versions(name, nothing, as_of_us)
+            for entity in held:
+                refused[entity] = (
+                    "its versions before the time asked are missing (deleted from the offline "
+                    "table)"
+                )
         if refused:
             self._refuse_offline(name, refused)
         return out
@@ -502,6 +578,8 @@ class FeastFeatureStore(FeatureStore):
             checked = check_row(self._key, name, entity, row, fields)
             if isinstance(checked, str):
                 refused[entity] = checked
+            elif checked[2] is not None:
+                refused[entity] = SUPERSEDED
             elif checked[0] < online.get(entity, checked[0]):
                 refused[entity] = "it is an older row than the one the hub last wrote (replayed)"
             elif checked[1]:

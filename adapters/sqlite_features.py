@@ -10,20 +10,40 @@ tenant-qualified key), time, sequence number and value; an attribute version ove
 entity, time, sequence number and every field with its value (each of the version's rows holds
 that one MAC, so a dropped or added field is noticed too). Every read refuses a row whose MAC is
 missing or wrong (``FeatureRowRefused``, ``on_refused`` told, an ERROR log naming the entity by
-a digest): nothing is scored on it. Not detected: rows deleted whole, or the whole file put
-back to an older copy (its rows are genuine, only stale); see docs/trust-model.md."""
+a digest): nothing is scored on it.
+
+Deletions: a per-row MAC cannot tell a row deleted whole (a payment gone from a window, a later
+KYC version gone so an older one applies). So the store also keeps, per series or attribute set
+and entity, a MACed *head*: how many rows the entity has there (``heads``). Every read counts the
+rows of the entities it reads (all of them, not only the window's) and refuses when the count is
+not the head's, or the head's MAC is wrong. The whole table is vouched for by a MACed *summary*
+(``table_mac``) over the sequence counter, the total rows, the reset base and the feed positions:
+checked on open and before each ``apply`` (positions edited alone would make the feed fold records
+again, doubling them); and the heads' sum must equal the total rows (an entity's rows deleted with
+its head, or a head put back to an older genuine copy with rows deleted): checked on open, in
+``apply`` and on a read of an entity without rows, at most every ``check_every_s`` seconds. Points
+and versions take the sequence numbers in ``[base, seq)`` densely, so ``changes_since`` (the
+cache's feed) also refuses a gap. On any of these the table is emptied with its positions in one
+transaction (the reset), an ERROR log (``feature_table_reset``) and ``on_refused(name, "rows
+missing")`` name the problem, and the read raises ``FeatureRowRefused`` (nothing is scored; the
+feed folds the authenticated log again before the retry), or ``apply`` raises ``Conflict`` (the
+feed reads the positions again and folds from the start). An older genuine copy of the whole file
+is consistent: its positions go back with it and the feed folds the rest again; re-folding loses
+what retention already cut from the log. See docs/trust-model.md."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import logging
 import os
 import struct
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from adapters.sqlite_open import open_store
 from core.errors import Conflict, FeatureRowRefused, HubError
@@ -52,6 +72,11 @@ CREATE TABLE IF NOT EXISTS positions (
     PRIMARY KEY (topic, partition)
 );
 CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS heads (
+    kind TEXT NOT NULL, name TEXT NOT NULL, entity TEXT NOT NULL, n INTEGER NOT NULL, mac BLOB,
+    PRIMARY KEY (kind, name, entity)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS table_mac (id INTEGER PRIMARY KEY CHECK (id = 0), mac BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS series_by_seq ON series (seq);
 CREATE INDEX IF NOT EXISTS versions_by_seq ON versions (seq);
 """
@@ -121,6 +146,55 @@ def version_mac(
     return digest
 
 
+SERIES, ATTRIBUTES = "s", "a"  # a head's kind
+_SUMMARY = struct.Struct(">qqq")  # seq, rows, base
+
+
+def head_mac(heads: Any, kind: str, name: str, entity: str, n: int) -> bytes:
+    """The MAC of an entity's head (``heads``: ``_keyed(key, b"head")``): its kind, series or
+    set, entity and row count."""
+    mac = heads.copy()
+    mac.update(b"%b|%b|%b|%d" % (_text(kind), _text(name), _text(entity), n))
+    digest: bytes = mac.digest()
+    return digest
+
+
+class _RowsMissing(Exception):
+    """Rows were deleted from the table (or its bookkeeping edited): raised inside a read or
+    write, turned into the reset outside its transaction (``SqliteFeatureStore._reset``)."""
+
+    def __init__(self, name: str, entity: str | None, why: str) -> None:
+        super().__init__(why)
+        self.name, self.entity, self.why = name, entity, why
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _guarded(method: F) -> F:
+    """A read that found rows missing (``_RowsMissing``) resets the table, then refuses."""
+
+    @functools.wraps(method)
+    def read(self: SqliteFeatureStore, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except _RowsMissing as missing:
+            raise self._refused_missing(missing) from None
+
+    return cast(F, read)
+
+
+def _counts(db: Any, name: str, entities: Sequence[str]) -> dict[str, int]:
+    """How many points each of ``entities`` has in series ``name`` (all times)."""
+    return dict(
+        db.execute(
+            "SELECT entity, count(*) FROM series WHERE series = ? AND "
+            f"entity IN ({','.join('?' * len(entities))}) GROUP BY entity",
+            (name, *entities),
+        )
+    )
+
+
 def entity_ref(entity: str) -> str:
     """How errors and logs name an entity: a digest, not its id (an account id may identify a
     person)."""
@@ -134,11 +208,13 @@ class SqliteFeatureStore(FeatureStore):
         *,
         mac_key: bytes | None = None,
         on_refused: Callable[[str, str], None] | None = None,
+        check_every_s: float = 5.0,
     ) -> None:
         """``mac_key``: the key of the rows' MACs (32+ bytes; the hub's is derived with
         ``MAC_LABEL``), required for a file; ``":memory:"`` may omit it (nothing outside this
         process can write it: a random key, so the one code path is always the checked one).
-        ``on_refused(name, reason)``: told of every refused row (a metric)."""
+        ``on_refused(name, reason)``: told of every refused row (a metric). ``check_every_s``:
+        how often at most the heads' sum is checked against the summary (module docstring)."""
         if mac_key is None:
             if str(path) != ":memory:":
                 raise HubError(
@@ -152,6 +228,13 @@ class SqliteFeatureStore(FeatureStore):
             )
         self._points = _keyed(mac_key, b"point")
         self._versions_key = _keyed(mac_key, b"version")
+        self._heads_key = _keyed(mac_key, b"head")
+        self._summary_key = _keyed(mac_key, b"summary")
+        self.check_every_s = check_every_s
+        self._checked = 0.0  # monotonic time of the last heads' sum check
+        # (kind, name, entity) -> (n, mac) of heads whose MAC was checked (a cache: bounded)
+        self._good_heads: dict[tuple[str, str, str], tuple[int, bytes]] = {}
+        self.resets = 0  # tables emptied by this process (rows found missing)
         # Per (series, entity), the MAC state having absorbed them (a cache: bounded, rebuilt).
         self._bases: dict[tuple[str, str], Any] = {}
         self._on_refused = on_refused
@@ -159,6 +242,11 @@ class SqliteFeatureStore(FeatureStore):
         self._db = open_store(path, _SCHEMA, "synchronous=NORMAL")
         self._lock = threading.Lock()
         self._upgrade()
+        try:
+            with self._lock:
+                self._check_totals(self._db, force=True)
+        except _RowsMissing as missing:
+            self._reset(missing)
 
     def _refuse(self, kind: str, name: str, entity: str, mac: object) -> FeatureRowRefused:
         """Count and log a refused row; the error to raise (nothing may be scored on it)."""
@@ -230,15 +318,186 @@ class SqliteFeatureStore(FeatureStore):
                 if "mac" not in {r[1] for r in db.execute(f"PRAGMA table_info({table})")}:
                     db.execute(f"ALTER TABLE {table} ADD COLUMN mac BLOB")
                     unmaced = True
-            if unmaced or row is None or int(row[0]) != ENTITY_KEYS:
-                db.execute("DELETE FROM series")
-                db.execute("DELETE FROM versions")
-                db.execute("DELETE FROM positions")
+            # a file from before the heads: deletions cannot be ruled out, so it is rebuilt too
+            # (a file with the marker and no summary is a deletion: found by the first check)
+            headless = db.execute("SELECT v FROM meta WHERE k = 'heads'").fetchone() is None
+            if unmaced or headless or row is None or int(row[0]) != ENTITY_KEYS:
+                had = db.execute("SELECT EXISTS (SELECT 1 FROM positions)").fetchone()[0]
+                self._empty(db)
                 db.execute("INSERT OR REPLACE INTO meta VALUES ('entity_keys', ?)", (ENTITY_KEYS,))
+                db.execute("INSERT OR REPLACE INTO meta VALUES ('heads', 1)")
+                if had:
+                    log.warning(
+                        "Embedded feature table emptied on open: written by an earlier release "
+                        "(or its markers removed); the feed folds the log again from its start",
+                        extra={"event": "feature_table_reset", "why": "upgrade"},
+                    )
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
+
+    # -- deletions: heads, summary, reset (module docstring) ---------------------------------
+
+    def _meta(self, db: Any) -> tuple[int, int, int]:
+        got = dict(db.execute("SELECT k, v FROM meta WHERE k IN ('seq', 'rows', 'base')"))
+        return int(got.get("seq", 0)), int(got.get("rows", 0)), int(got.get("base", 0))
+
+    def _summary(self, db: Any) -> bytes:
+        """The summary MAC of the table as it is: its counters and feed positions."""
+        mac = self._summary_key.copy()
+        mac.update(_SUMMARY.pack(*self._meta(db)))
+        for topic, partition, offset in db.execute(
+            "SELECT topic, partition, next_offset FROM positions ORDER BY topic, partition"
+        ):
+            mac.update(b"|%b/%d=%d" % (_text(topic), partition, offset))
+        digest: bytes = mac.digest()
+        return digest
+
+    def _seal(self, db: Any) -> None:
+        db.execute("INSERT OR REPLACE INTO table_mac VALUES (0, ?)", (self._summary(db),))
+
+    def _empty(self, db: Any) -> None:
+        """Delete every row, head and position (in the caller's transaction); the sequence
+        numbers go on above the old ones (a change token from before is below ``base``: the
+        cache starts afresh) and the summary is sealed again."""
+        seq, _, base = self._meta(db)
+        seq += seq > base  # a token of the old rows is then below the new base
+        for table in ("series", "versions", "heads", "positions"):
+            db.execute(f"DELETE FROM {table}")
+        db.executemany(
+            "INSERT OR REPLACE INTO meta VALUES (?, ?)", [("seq", seq), ("rows", 0), ("base", seq)]
+        )
+        self._seal(db)
+
+    def _check_totals(self, db: Any, *, force: bool = False) -> None:
+        """The summary's MAC and (at most every ``check_every_s``, or ``force``) the heads'
+        sum against its total rows; raises ``_RowsMissing``."""
+        got = db.execute("SELECT mac FROM table_mac WHERE id = 0").fetchone()
+        if got is None or not hmac.compare_digest(bytes(got[0]), self._summary(db)):
+            raise _RowsMissing(
+                "(table)",
+                None,
+                "its summary (sequence counter, row count, feed positions) does not match its MAC",
+            )
+        now = time.monotonic()
+        if not force and now - self._checked < self.check_every_s:
+            return
+        rows = self._meta(db)[1]
+        (total,) = db.execute("SELECT coalesce(sum(n), 0) FROM heads").fetchone()
+        if int(total) != rows:
+            raise _RowsMissing(
+                "(table)",
+                None,
+                f"its entities' heads count {total} rows, its summary {rows}: an entity's rows "
+                "were deleted with its head, or a head was put back to an older copy",
+            )
+        self._checked = now
+
+    def _head(self, kind: str, name: str, entity: str, n: Any, mac: Any) -> int:
+        """A stored head's count, its MAC checked (a pair checked before is not recomputed: the
+        same bytes under the same key); raises ``_RowsMissing``."""
+        key = (kind, name, entity)
+        if self._good_heads.get(key) == (n, mac):
+            return int(n)
+        if not (
+            isinstance(mac, bytes)
+            and type(n) is int
+            and hmac.compare_digest(mac, head_mac(self._heads_key, kind, name, entity, n))
+        ):
+            raise _RowsMissing(name, entity, "its head's MAC does not match")
+        if len(self._good_heads) >= 100_000:
+            self._good_heads.clear()
+        self._good_heads[key] = (n, mac)
+        return n
+
+    def _heads(self, db: Any, kind: str, name: str, entities: Sequence[str]) -> dict[str, int]:
+        """The checked heads of ``entities`` (absent: no row yet); raises ``_RowsMissing``."""
+        out: dict[str, int] = {}
+        for chunk in _chunks(entities):
+            for entity, n, mac in db.execute(
+                "SELECT entity, n, mac FROM heads WHERE kind = ? AND name = ? AND "
+                f"entity IN ({','.join('?' * len(chunk))})",
+                (kind, name, *chunk),
+            ):
+                out[entity] = self._head(kind, name, entity, n, mac)
+        return out
+
+    def _match_series(self, db: Any, name: str, entities: Sequence[str]) -> None:
+        """``_match`` for a window read of series ``name`` (its rows are not all read): each
+        head and its entity's count of points in one query; an entity without a head is
+        counted apart (no point: one index probe)."""
+        got = db.execute(
+            "SELECT h.entity, h.n, h.mac, (SELECT count(*) FROM series s WHERE s.series = ? "
+            "AND s.entity = h.entity) FROM heads h WHERE h.kind = 's' AND h.name = ? AND "
+            f"h.entity IN ({','.join('?' * len(entities))})",
+            (name, name, *entities),
+        ).fetchall()
+        for entity, n, mac, have in got:
+            want = self._head(SERIES, name, entity, n, mac)
+            if want != have:
+                raise _RowsMissing(name, entity, f"it has {have} rows where its head counts {want}")
+        if len(got) < len(entities):
+            headed = {g[0] for g in got}
+            absent = [e for e in entities if e not in headed]
+            for entity, have in _counts(db, name, absent).items():
+                raise _RowsMissing(name, entity, f"it has {have} rows where its head counts 0")
+            self._check_totals(db)
+
+    def _match(
+        self, db: Any, kind: str, name: str, entities: Sequence[str], counts: Mapping[str, int]
+    ) -> None:
+        """Raise ``_RowsMissing`` unless each of ``entities`` has as many rows (``counts``) as
+        its head says; an entity without rows nor head may have been deleted whole: the
+        table's totals are checked (at most every ``check_every_s``)."""
+        heads = self._heads(db, kind, name, entities)
+        absent = False
+        for entity in entities:
+            want, have = heads.get(entity, 0), counts.get(entity, 0)
+            if want != have:
+                raise _RowsMissing(name, entity, f"it has {have} rows where its head counts {want}")
+            absent = absent or not want
+        if absent:
+            self._check_totals(db)
+
+    def _reset(self, missing: _RowsMissing) -> None:
+        """Empty the table (``_empty``) and name the problem: an ERROR log, ``on_refused``."""
+        with self._lock:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                self._empty(db)
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        self.resets += 1
+        where = "" if missing.entity is None else f" row(s) of {entity_ref(missing.entity)}"
+        log.error(
+            "Embedded feature table: %s%s missing or its bookkeeping edited (%s); the table was "
+            "emptied and the feed folds the log again from its start",
+            missing.name,
+            where,
+            missing.why,
+            extra={
+                "event": "feature_table_reset",
+                "feature": missing.name,
+                "entity": None if missing.entity is None else entity_ref(missing.entity),
+                "why": missing.why,
+            },
+        )
+        if self._on_refused is not None:
+            self._on_refused(missing.name, "rows missing")
+
+    def _refused_missing(self, missing: _RowsMissing) -> FeatureRowRefused:
+        self._reset(missing)
+        where = "" if missing.entity is None else f" for {entity_ref(missing.entity)}"
+        return FeatureRowRefused(
+            f"Rows of {missing.name!r}{where} are missing from the embedded feature table: "
+            f"{missing.why}. Nothing was scored. The table was emptied and the feed folds the "
+            "authenticated log again from its start (retry); check who can write "
+            "ml/features.sqlite."
+        )
 
     def apply(
         self,
@@ -247,6 +506,23 @@ class SqliteFeatureStore(FeatureStore):
         positions: Mapping[TopicPartition, int],
         expected: Mapping[TopicPartition, int] | None = None,
     ) -> None:
+        try:
+            self._apply(points, versions, positions, expected)
+        except _RowsMissing as missing:
+            self._reset(missing)
+            raise Conflict(
+                f"The embedded feature table was emptied: rows of {missing.name!r} are missing "
+                f"({missing.why}); read the positions again and fold from the start."
+            ) from None
+
+    def _apply(
+        self,
+        points: Sequence[SeriesPoint],
+        versions: Sequence[AttributeVersion],
+        positions: Mapping[TopicPartition, int],
+        expected: Mapping[TopicPartition, int] | None,
+    ) -> None:
+        versions = [v for v in versions if v.values]  # no field, no row: no sequence number
         with self._lock:
             db = self._db
             db.execute("BEGIN IMMEDIATE")
@@ -263,8 +539,16 @@ class SqliteFeatureStore(FeatureStore):
                             f"{have}, not {want}: another feed folded it meanwhile; read the "
                             "positions again."
                         )
-                row = db.execute("SELECT v FROM meta WHERE k = 'seq'").fetchone()
-                seq = 0 if row is None else int(row[0])
+                self._check_totals(db)  # before adding to them (nothing edited is re-sealed)
+                seq, total, _ = self._meta(db)
+                added: dict[tuple[str, str, str], int] = {}
+                for p in points:
+                    added[SERIES, p.series, p.entity] = (
+                        added.get((SERIES, p.series, p.entity), 0) + 1
+                    )
+                for v in versions:
+                    k = (ATTRIBUTES, v.attributes, v.entity)
+                    added[k] = added.get(k, 0) + len(v.values)
                 base = self._base
                 db.executemany(
                     "INSERT INTO series VALUES (?, ?, ?, ?, ?, ?)",
@@ -297,21 +581,43 @@ class SqliteFeatureStore(FeatureStore):
                         )
                 db.executemany("INSERT INTO versions VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
                 seq += len(versions)
-                db.execute("INSERT OR REPLACE INTO meta VALUES ('seq', ?)", (seq,))
+                self._add_heads(db, added)
+                total += sum(added.values())
+                db.executemany(
+                    "INSERT OR REPLACE INTO meta VALUES (?, ?)", [("seq", seq), ("rows", total)]
+                )
                 db.executemany(
                     "INSERT OR REPLACE INTO positions VALUES (?, ?, ?)",
                     [(tp.topic, tp.partition, off) for tp, off in positions.items()],
                 )
+                self._seal(db)
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
+
+    def _add_heads(self, db: Any, added: Mapping[tuple[str, str, str], int]) -> None:
+        """Each head of ``added``'s (kind, name, entity) counts its new rows (its MAC checked
+        first: an edited head is not carried on)."""
+        by_name: dict[tuple[str, str], list[str]] = {}
+        for kind, name, entity in added:
+            by_name.setdefault((kind, name), []).append(entity)
+        rows = []
+        for (kind, name), entities in by_name.items():
+            heads = self._heads(db, kind, name, entities)
+            for entity in entities:
+                n = heads.get(entity, 0) + added[kind, name, entity]
+                rows.append(
+                    (kind, name, entity, n, head_mac(self._heads_key, kind, name, entity, n))
+                )
+        db.executemany("INSERT OR REPLACE INTO heads VALUES (?, ?, ?, ?, ?)", rows)
 
     def positions(self) -> dict[TopicPartition, int]:
         with self._lock:
             rows = self._db.execute("SELECT topic, partition, next_offset FROM positions")
             return {TopicPartition(t, p): o for t, p, o in rows}
 
+    @_guarded
     def series(
         self, name: str, entities: Sequence[str], start_us: int, end_us: int
     ) -> dict[str, list[tuple[int, float]]]:
@@ -330,8 +636,11 @@ class SqliteFeatureStore(FeatureStore):
                     if points is None:
                         points = out[entity] = []
                     points.append((t, v))
+                # then no point is missing: each entity's count (all times) is its head's
+                self._match_series(self._db, name, chunk)
         return out
 
+    @_guarded
     def series_columns(
         self, name: str, entities: Sequence[str], start_us: int, end_us: int
     ) -> tuple[Any, Any, Any]:
@@ -357,6 +666,7 @@ class SqliteFeatureStore(FeatureStore):
                 check = self._check_point
                 for i, t, v, seq, mac in rows:
                     check(name, named[i], t, seq, v, mac)
+                self._match_series(self._db, name, chunk)
                 if rows:
                     # times < 2**53: exact
                     parts.append(np.array([r[:3] for r in rows], dtype=np.float64))
@@ -367,20 +677,29 @@ class SqliteFeatureStore(FeatureStore):
         # chunks follow the entities' order, so the rows are sorted by (index, time, seq)
         return table[:, 0].astype(np.int64), table[:, 1].astype(np.int64), table[:, 2].copy()
 
+    @_guarded
     def attribute_versions(
         self, name: str, entities: Sequence[str], end_us: int
     ) -> dict[str, list[tuple[int, dict[str, str | None]]]]:
         out: dict[str, list[tuple[int, dict[str, str | None]]]] = {}
         with self._lock:
             for chunk in _chunks(entities):
+                # every version, not only those before ``end_us``: their rows are counted
+                # against the heads (an entity has few)
                 rows = self._db.execute(
                     "SELECT entity, valid_from_us, seq, field, value, mac FROM versions WHERE "
-                    f"attributes = ? AND entity IN ({','.join('?' * len(chunk))}) AND "
-                    "valid_from_us < ? ORDER BY entity, valid_from_us, seq",
-                    (name, *chunk, end_us),
+                    f"attributes = ? AND entity IN ({','.join('?' * len(chunk))}) "
+                    "ORDER BY entity, valid_from_us, seq",
+                    (name, *chunk),
                 ).fetchall()
-                for entity, valid_from, _seq, values in self._versions(name, rows):
-                    out.setdefault(entity, []).append((valid_from, values))
+                counts: dict[str, int] = {}
+                for r in rows:
+                    counts[r[0]] = counts.get(r[0], 0) + 1
+                checked = self._versions(name, rows)  # MACs first, then the counts
+                self._match(self._db, ATTRIBUTES, name, chunk, counts)
+                for entity, valid_from, _seq, values in checked:
+                    if valid_from < end_us:
+                        out.setdefault(entity, []).append((valid_from, values))
         return out
 
     def attribute_entities(self, name: str) -> list[str]:
@@ -400,12 +719,15 @@ class SqliteFeatureStore(FeatureStore):
         row = self._db.execute("SELECT v FROM meta WHERE k = 'seq'").fetchone()
         return 0 if row is None else int(row[0])
 
+    @_guarded
     def changes_since(self, token: int, limit: int) -> ChangeSet | None:
         with self._lock:
             db = self._db
             db.execute("BEGIN")  # one read snapshot: the token and the rows below it agree
             try:
-                now = self._token()
+                now, _, base = self._meta(db)
+                if token < base:  # from before a reset: the rows it had seen are gone
+                    return None
                 (n,) = db.execute(
                     "SELECT (SELECT count(*) FROM series WHERE seq >= ?) + "
                     "(SELECT count(*) FROM versions WHERE seq >= ?)",
@@ -442,8 +764,15 @@ class SqliteFeatureStore(FeatureStore):
             versions.extend(
                 (group[0][0], *v) for v in self._versions(group[0][0], [r[1:] for r in group])
             )
+        # each point and version took one sequence number of [token, now): a gap is a deletion
+        taken = len(points) + len(versions)
+        if taken != now - token:
+            raise _RowsMissing(
+                "(table)", None, f"{now - token - taken} of the rows applied since {token} are gone"
+            )
         return ChangeSet(now, points, versions)
 
+    @_guarded
     def series_history(self, name: str, entities: Sequence[str]) -> History:
         import numpy as np
 
@@ -464,8 +793,11 @@ class SqliteFeatureStore(FeatureStore):
                         (*pairs, name),
                     ).fetchall()
                     named = {index[e]: e for e in chunk}
+                    counts: dict[str, int] = {}
                     for i, t, seq, v, mac in rows:
                         self._check_point(name, named[i], t, seq, v, mac)
+                        counts[named[i]] = counts.get(named[i], 0) + 1
+                    self._match(db, SERIES, name, chunk, counts)
                     if rows:
                         # all < 2**53: exact
                         parts.append(np.array([r[:4] for r in rows], dtype=np.float64))
@@ -483,6 +815,7 @@ class SqliteFeatureStore(FeatureStore):
             table[:, 3].copy(),
         )
 
+    @_guarded
     def versions_history(self, name: str, entities: Sequence[str]) -> VersionHistory:
         out: dict[str, list[tuple[int, int, dict[str, str | None]]]] = {}
         with self._lock:
@@ -497,7 +830,12 @@ class SqliteFeatureStore(FeatureStore):
                         "ORDER BY entity, valid_from_us, seq",
                         (name, *chunk),
                     ).fetchall()
-                    for entity, valid_from, seq, values in self._versions(name, rows):
+                    counts: dict[str, int] = {}
+                    for r in rows:
+                        counts[r[0]] = counts.get(r[0], 0) + 1
+                    checked = self._versions(name, rows)  # MACs first, then the counts
+                    self._match(db, ATTRIBUTES, name, chunk, counts)
+                    for entity, valid_from, seq, values in checked:
                         out.setdefault(entity, []).append((valid_from, seq, values))
             finally:
                 db.execute("COMMIT")

@@ -6,8 +6,11 @@ The Flink loader checks each vector's row MAC before it is stored; the file then
 scoring. So that whoever can write the file cannot change the features a model scores on, each
 row carries ``mac``: HMAC-SHA256 under the hub's key for stored vectors (``mac_key``: derived from
 its local MAC key, ``hub.ml_setup``) over the view, the row's place (partition, offset), subject,
-entity, time and features. A read refuses a row whose MAC is missing or wrong
-(``FeatureRowRefused``): edited, forged, or moved to another view or place."""
+entity, time, features and version (``ml.flink_features``: the number of facts the vector was
+folded from, which the loader compares before replacing a vector). A read refuses a row whose
+MAC is missing or wrong (``FeatureRowRefused``): edited, forged, or moved to another view or
+place, or its version changed (which would let an older vector replace it, or keep the newer
+from being loaded)."""
 
 from __future__ import annotations
 
@@ -28,7 +31,7 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS vectors (
     view TEXT NOT NULL, partition INTEGER NOT NULL, offset INTEGER NOT NULL,
     subject TEXT, entity TEXT NOT NULL, time_us INTEGER NOT NULL, features TEXT NOT NULL,
-    mac TEXT,
+    mac TEXT, version INTEGER,
     PRIMARY KEY (view, partition, offset)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS loaded (
@@ -57,13 +60,14 @@ def vector_mac(
     entity: str,
     time_us: int,
     features: str,
+    version: int,
 ) -> str:
     """The hex MAC of a stored vector row (``features``: its JSON as stored, last, so that no
     separator inside it matters). ``key``: the key, or an HMAC of it to copy (every read checks
     every row: the key's set-up is done once)."""
     message = (
-        f"hub-stored-vector/v1|{_text(view)}|{int(partition)}|{int(offset)}|{_text(subject)}|"
-        f"{_text(entity)}|{int(time_us)}|{features}"
+        f"hub-stored-vector/v2|{_text(view)}|{int(partition)}|{int(offset)}|{_text(subject)}|"
+        f"{_text(entity)}|{int(time_us)}|{int(version)}|{features}"
     )
     mac = key.copy() if isinstance(key, hmac.HMAC) else hmac.new(key, digestmod=hashlib.sha256)
     mac.update(message.encode())
@@ -79,15 +83,18 @@ class SqliteFeatureVectors(FeatureVectors):
         self._key = hmac.new(mac_key, digestmod=hashlib.sha256)  # copied for each row
         self._db = open_store(path, _SCHEMA)
         columns = {r[1] for r in self._db.execute("PRAGMA table_info(vectors)")}
-        if "mac" not in columns:
-            # A file from before the MACs: its rows cannot be vouched for. They are derived data,
-            # so they are dropped with the load positions, and the next load reads the result
-            # topics again from the start (each row's Flink row MAC checked again).
+        if not {"mac", "version"} <= columns:
+            # A file from before the MACs or the versions: its rows cannot be vouched for (or
+            # weighed against a newer one). They are derived data, so they are dropped with the
+            # load positions, and the next load reads the result topics again from the start
+            # (each row's Flink row MAC checked again, each event's newest version kept).
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 again = {r[1] for r in self._db.execute("PRAGMA table_info(vectors)")}
-                if "mac" not in again:  # not done meanwhile by another process
-                    self._db.execute("ALTER TABLE vectors ADD COLUMN mac TEXT")
+                if not {"mac", "version"} <= again:  # not done meanwhile by another process
+                    for column, kind in (("mac", "TEXT"), ("version", "INTEGER")):
+                        if column not in again:
+                            self._db.execute(f"ALTER TABLE vectors ADD COLUMN {column} {kind}")
                     self._db.execute("DELETE FROM vectors")
                     self._db.execute("DELETE FROM loaded")
                 self._db.execute("COMMIT")
@@ -98,10 +105,12 @@ class SqliteFeatureVectors(FeatureVectors):
 
     def _verify(self, view: str, got: Sequence[tuple[Any, ...]]) -> None:
         """Refuse (raise) unless every row ``(subject, entity, time_us, features, partition,
-        offset, mac)`` carries its valid MAC."""
-        for s, e, t, f, p, o, mac in got:
-            if isinstance(mac, str) and hmac.compare_digest(
-                mac, vector_mac(self._key, view, p, o, s, e, t, f)
+        offset, mac, version)`` carries its valid MAC."""
+        for s, e, t, f, p, o, mac, v in got:
+            if (
+                isinstance(mac, str)
+                and type(v) is int
+                and hmac.compare_digest(mac, vector_mac(self._key, view, p, o, s, e, t, f, v))
             ):
                 continue
             why = (
@@ -136,8 +145,8 @@ class SqliteFeatureVectors(FeatureVectors):
                 )
                 self._db.executemany(
                     "INSERT OR REPLACE INTO vectors "
-                    "(view, partition, offset, subject, entity, time_us, features, mac) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    "(view, partition, offset, subject, entity, time_us, features, mac, version) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [self._row(view, r) for r in rows],
                 )
                 self._db.execute(
@@ -151,12 +160,14 @@ class SqliteFeatureVectors(FeatureVectors):
     def _row(self, view: str, r: Mapping[str, Any]) -> tuple[Any, ...]:
         features = json.dumps(r["features"], sort_keys=True)
         p, o, s, e, t = r["partition"], r["offset"], r["subject"], r["entity"], r["time_us"]
-        return (view, p, o, s, e, t, features, vector_mac(self._key, view, p, o, s, e, t, features))
+        v = int(r.get("version", -1))
+        mac = vector_mac(self._key, view, p, o, s, e, t, features, v)
+        return (view, p, o, s, e, t, features, mac, v)
 
     def rows(self, view: str) -> list[dict[str, Any]]:
         with self._lock:
             got = self._db.execute(
-                "SELECT subject, entity, time_us, features, partition, offset, mac "
+                "SELECT subject, entity, time_us, features, partition, offset, mac, version "
                 "FROM vectors WHERE view = ? ORDER BY partition, offset",
                 (view,),
             ).fetchall()
@@ -170,27 +181,17 @@ class SqliteFeatureVectors(FeatureVectors):
                 "partition": p,
                 "offset": o,
             }
-            for s, e, t, f, p, o, _ in got
+            for s, e, t, f, p, o, _, _ in got
         ]
+
+    def versions(self, view: str, keys: Sequence[tuple[int, int]]) -> dict[tuple[int, int], int]:
+        got = self._rows_at(view, keys)
+        return {(g[4], g[5]): g[7] for g in got}
 
     def at(
         self, view: str, keys: Sequence[tuple[int, int]]
     ) -> dict[tuple[int, int], dict[str, Any]]:
-        wanted = set(keys)
-        spans: dict[int, tuple[int, int]] = {}
-        for p, o in wanted:  # one primary-key range per partition
-            lo, hi = spans.get(p, (o, o))
-            spans[p] = (min(lo, o), max(hi, o))
-        got = []
-        with self._lock:
-            for p, (lo, hi) in sorted(spans.items()):
-                got += self._db.execute(
-                    "SELECT subject, entity, time_us, features, partition, offset, mac "
-                    "FROM vectors WHERE view = ? AND partition = ? AND offset BETWEEN ? AND ?",
-                    (view, p, lo, hi),
-                ).fetchall()
-        got = [g for g in got if (g[4], g[5]) in wanted]
-        self._verify(view, got)
+        got = self._rows_at(view, keys)
         features = json.loads("[" + ",".join(g[3] for g in got) + "]")  # one parse, not one a row
         return {
             (p, o): {
@@ -201,8 +202,27 @@ class SqliteFeatureVectors(FeatureVectors):
                 "partition": p,
                 "offset": o,
             }
-            for (s, e, t, _, p, o, _), f in zip(got, features, strict=True)
+            for (s, e, t, _, p, o, _, _), f in zip(got, features, strict=True)
         }
+
+    def _rows_at(self, view: str, keys: Sequence[tuple[int, int]]) -> list[tuple[Any, ...]]:
+        """The stored rows of ``view`` at ``keys``, their MACs checked (``_verify``)."""
+        wanted = set(keys)
+        spans: dict[int, tuple[int, int]] = {}
+        for p, o in wanted:  # one primary-key range per partition
+            lo, hi = spans.get(p, (o, o))
+            spans[p] = (min(lo, o), max(hi, o))
+        got = []
+        with self._lock:
+            for p, (lo, hi) in sorted(spans.items()):
+                got += self._db.execute(
+                    "SELECT subject, entity, time_us, features, partition, offset, mac, version "
+                    "FROM vectors WHERE view = ? AND partition = ? AND offset BETWEEN ? AND ?",
+                    (view, p, lo, hi),
+                ).fetchall()
+        got = [g for g in got if (g[4], g[5]) in wanted]
+        self._verify(view, got)
+        return got
 
     def _loaded(self, view: str) -> tuple[int, str]:
         with self._lock:

@@ -120,3 +120,55 @@ def test_checked_read_vs_unchecked(tmp_path: Path, report: Report) -> None:
     assert checked.refused == 0
     checked.close()
     unchecked.close()
+
+
+class _Uncounted(SqliteFeatureStore):
+    """The baseline of the deletion checks (s19): the same reads and MACs, no entity's rows
+    counted against its head, no table totals."""
+
+    def _match(self, *args: Any) -> None:
+        pass
+
+    def _check_totals(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+
+def test_counted_read_vs_uncounted(tmp_path: Path, report: Report) -> None:
+    """The per-read cost of the deletion checks: each read entity's rows (all times) counted
+    and its head's MAC checked, beside the same store without them; uncached (each read goes to
+    SQLite: ``HUB_FEATURE_CACHE_POINTS=0``) and the cache's miss path (``series_history`` and
+    ``versions_history`` of every entity a batch reads, a fresh cache each time)."""
+    path = tmp_path / "features.sqlite"
+    points, versions = account_facts()
+    counted = SqliteFeatureStore(path, mac_key=KEY)
+    for i in range(0, len(points), 2000):  # as the feed applies: batch by batch
+        counted.apply(points[i : i + 2000], versions[i // 40 : (i + 2000) // 40], {})
+    uncounted = _Uncounted(path, mac_key=KEY)
+    for label, cold in (("", False), (", cache misses", True)):
+        for size, reps in ((1, 200), (100, 10), (2000, 2)):
+            events = _events(size, size)
+
+            times: dict[str, list[float]] = {"old": [], "new": []}
+            for r in range(ROUNDS):
+                order = [("old", uncounted), ("new", counted)]
+                for which, store in order if r % 2 == 0 else order[::-1]:
+                    t = time.perf_counter()
+                    for _ in range(reps):
+                        read = CachedFeatureStore(store) if cold else store
+                        FeatureEngine(PAYMENT_RISK, read).matrix(events)
+                    times[which].append((time.perf_counter() - t) / reps)
+            base = f"uncounted, {size} events{label}"
+            report.add(
+                GROUP, base, float(np.median(times["old"])) * 1000, "ms", higher_is_better=False
+            )
+            report.add(
+                GROUP,
+                f"rows counted against heads, {size} events{label}",
+                float(np.median(times["new"])) * 1000,
+                "ms",
+                baseline=base,
+                higher_is_better=False,
+            )
+    assert counted.resets == 0
+    counted.close()
+    uncounted.close()

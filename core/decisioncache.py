@@ -59,15 +59,28 @@ class DecisionCache:
 
     def get(self, key: str, version: str, now_ns: int | None) -> Decision | None:
         with self._lock:
-            entry = self._entries.get(key)
-            if entry is not None:
-                if self._servable(entry, version, now_ns):
-                    self._entries.move_to_end(key)
-                    self.hits += 1
-                    return entry.decision
-                del self._entries[key]
-            self.misses += 1
-            return None
+            found = self._found(key, version, now_ns)
+            if found is None:
+                self.misses += 1
+            return found
+
+    def lookup(self, key: str, version: str, now_ns: int | None) -> Decision | None:
+        """``get`` that counts no miss: the caller then decides through a path that does
+        (``InputDocumentEngine.decide_prepared``), so a miss is counted once."""
+        with self._lock:
+            return self._found(key, version, now_ns)
+
+    def _found(self, key: str, version: str, now_ns: int | None) -> Decision | None:
+        """The servable entry's decision (a hit), else None (an unservable entry dropped).
+        Under the lock."""
+        entry = self._entries.get(key)
+        if entry is not None:
+            if self._servable(entry, version, now_ns):
+                self._entries.move_to_end(key)
+                self.hits += 1
+                return entry.decision
+            del self._entries[key]
+        return None
 
     def _servable(self, entry: _Entry, version: str, now_ns: int | None) -> bool:
         return (

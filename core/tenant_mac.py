@@ -83,6 +83,37 @@ def tenant_mac(
     return labelled_mac(key, LABEL, topic, partition, ts, rkey, value, headers)
 
 
+def verified_tenant(
+    key: bytes,
+    topic: str,
+    partition: int,
+    rkey: bytes | None,
+    value: bytes | None,
+    headers: Mapping[str, bytes | None] | None,
+    ts: int,
+) -> str | None:
+    """The record's ``ce_tenant`` when its ``__hub.tmac`` header verifies and it carries one in
+    UTF-8 (the hub's tenant claim), else None. ``headers``: the record's headers as the job's map
+    holds them; ``topic`` without the namespace prefix. The reference of the JVM function
+    ``hub_tenant_ok`` (``projections/flink/java/TenantMac.java``), which the pattern jobs call
+    where a Python function cannot run (their rowtime column: ``projections.flink.cep``)."""
+    headers = headers or {}
+    got = headers.get(TMAC_HEADER)
+    if not got:
+        return None
+    mine = [(name, headers[name]) for name in COVERED if name in headers]
+    want = tenant_mac(key, topic, partition, rkey, value, mine, ts)
+    if not hmac.compare_digest(bytes(got), want):
+        return None
+    tenant = headers.get("ce_tenant")
+    if tenant is None:
+        return None
+    try:
+        return bytes(tenant).decode()
+    except UnicodeDecodeError:  # the hub writes UTF-8 names only: not one of its records
+        return None
+
+
 def tenant_of(
     key: bytes,
     topic: str,
@@ -92,24 +123,10 @@ def tenant_of(
     headers: Mapping[str, bytes | None] | None,
     ts: int,
 ) -> str:
-    """The tenant a Flink job reads a record as: its ``ce_tenant`` when its ``__hub.tmac``
-    header verifies (``default`` without a ``ce_tenant``), else ``default``. ``headers``: the
-    record's headers as the job's map holds them; ``topic`` without the namespace prefix."""
-    headers = headers or {}
-    got = headers.get(TMAC_HEADER)
-    if not got:
-        return DEFAULT_TENANT
-    mine = [(name, headers[name]) for name in COVERED if name in headers]
-    want = tenant_mac(key, topic, partition, rkey, value, mine, ts)
-    if not hmac.compare_digest(bytes(got), want):
-        return DEFAULT_TENANT
-    tenant = headers.get("ce_tenant")
-    if tenant is None:
-        return DEFAULT_TENANT
-    try:
-        return bytes(tenant).decode()
-    except UnicodeDecodeError:  # the hub writes UTF-8 names only: not one of its records
-        return DEFAULT_TENANT
+    """The tenant a Flink job reads a record as: its ``ce_tenant`` when the claim verifies
+    (``verified_tenant``), else ``default``."""
+    tenant = verified_tenant(key, topic, partition, rkey, value, headers, ts)
+    return DEFAULT_TENANT if tenant is None else tenant
 
 
 def _key(text: object) -> bytes | None:

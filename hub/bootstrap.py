@@ -50,6 +50,7 @@ from ingest.publish import EventReader, Publisher
 from ledger.errors import LedgerIntegrityError
 from ledger.service import Ledger
 from projections.service import ProjectionService
+from registry.owners import adopt as adopt_owners
 from registry.service import SchemaRegistry
 
 log = logging.getLogger("hub.bootstrap")
@@ -349,7 +350,7 @@ def build_ledger(
     signer = LocalKeyFileSigner(settings.ledger_key_path, settings.ledger_origin)
     if settings.event_log == "sqlite":
         refuse_a_rebuilt_ledger(settings, event_log, store, signer.created)
-    return Ledger(
+    ledger = Ledger(
         event_log,
         store,
         signer,
@@ -359,6 +360,12 @@ def build_ledger(
         registry=registry,
         fence=None if leader is None else leader.fence_of("ledger"),
     )
+    if signer.created and leader is None and settings.event_log == "sqlite":
+        # The first start signs what its set-up wrote before it serves anything: a crash
+        # later leaves a non-empty ledger, which the next start opens (an empty ledger under
+        # an older key is refused above), so kill -9 of a new hub does not strand its folder.
+        ledger.sync(force_checkpoint=True)
+    return ledger
 
 
 def refuse_a_rebuilt_ledger(
@@ -582,6 +589,7 @@ def bootstrap(
         settings.registry_compatibility,
         strict_logical_types=settings.registry_strict_logical_types,
     )  # 3
+    adopt_owners(registry, event_log)  # subjects registered before owners were recorded (once)
     metrics = Metrics()
     keystore = build_keystore(settings)  # PII is encrypted under it before it enters the log
     publisher = Publisher(event_log, registry, settings.max_record_bytes, metrics, keystore)

@@ -22,6 +22,7 @@ from hub.logs import redact_url
 from hub.ml_setup import feature_vectors
 from hub.pattern_alerts import PATTERNS, PatternAlerts
 from projections.catalog import PROJECTIONS
+from projections.flink import jvm
 from projections.flink.compile import FlinkPlacement
 from projections.flink.launch import FlinkLauncher
 from projections.flink.postgres import FlinkViews
@@ -73,12 +74,15 @@ def flink_projections(hub: Any, token: str) -> FlinkProjections:
             f"{url.get_backend_name() or 'unset'}: set it to postgresql+psycopg://USER:PASS@HOST:"
             "PORT/DB (`bash infra/postgres.sh url`)."
         )
-    jars = [s.flink_jars_dir / name for name in JARS]
+    # the connector jars and the jar of the hub's own JVM functions (the pattern jobs'
+    # ``hub_tenant_ok``: ``projections.flink.jvm``), which the same setup builds
+    jars = [s.flink_jars_dir / name for name in (*JARS, jvm.jar_name())]
     missing = [str(j) for j in jars if not j.exists()]
     if missing:
         raise ConfigError(
-            f"Connector jars are missing: {', '.join(missing)}. Run 'bash infra/flink.sh setup' "
-            "(or 'make flink-setup'), or point HUB_FLINK_JARS_DIR at them."
+            f"Flink jars are missing: {', '.join(missing)}. Run 'bash infra/flink.sh setup' "
+            "(or 'make flink-setup': it also builds the hub's own functions from "
+            "projections/flink/java), or point HUB_FLINK_JARS_DIR at them."
         )
     placement = FlinkPlacement(
         kafka_bootstrap=s.kafka_bootstrap_servers,

@@ -61,9 +61,22 @@ class FlinkFeatureView:
         for topic in self.topics:  # 1.
             committed = self.log.committed(self.group, topic)
             covers |= {TopicPartition(topic, p): o for p, o in committed.items()}
-        read = self._loader.load_into(self.view, self.vectors, covers)  # 2.
+        loader = self._loader
+        before = (loader.refused, loader.stale, loader.repeated, loader.ignored_tombstones)
+        read = loader.load_into(self.view, self.vectors, covers)  # 2.
         rows = self.vectors.rows(self.view.name)
-        return {"read": read, "vectors": len(rows), "digest": vectors_digest(rows)}
+        # vectors that failed authentication (none from the hub's own job), genuine ones older
+        # than the stored (a replay, or a re-run catching up), the same again (a restart), and
+        # unsigned tombstones: the first of each logged by the loader
+        return {
+            "read": read,
+            "vectors": len(rows),
+            "digest": vectors_digest(rows),
+            "refused_vectors": loader.refused - before[0],
+            "stale_vectors": loader.stale - before[1],
+            "repeated_vectors": loader.repeated - before[2],
+            "ignored_tombstones": loader.ignored_tombstones - before[3],
+        }
 
     def loader(self) -> dict[str, Any]:
         topic = result_topic(self.view)

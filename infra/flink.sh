@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Apache Flink for the projections on the distributed footprint (PyFlink, no Docker).
 #
-#   infra/flink.sh setup    create the PyFlink virtualenv and fetch the connector jars (once; cached)
+#   infra/flink.sh setup    create the PyFlink virtualenv, fetch the connector jars and build the hub's
+#                           own functions' jar (once; cached)
 #   infra/flink.sh start    the same (jobs run on a mini-cluster in their own process: no daemon)
 #   infra/flink.sh stop     nothing to stop (a job stops with its process); says so
+#   infra/flink.sh functions  build only the hub's functions' jar, when the virtualenv is there
+#                           (`make setup` runs it; without the virtualenv it says so and exits 0)
 #   infra/flink.sh status   exit 0 when the virtualenv and every jar are in place
 #   infra/flink.sh python   print the virtualenv's interpreter (runs the jobs and the Python UDFs)
 #   infra/flink.sh jars     print the jars as Flink's `pipeline.jars` wants them (`;`-separated URLs)
@@ -14,7 +17,9 @@
 # other dependencies want), so PyFlink lives apart.
 #
 # Virtualenv:  $HOME/.cache/hub/flink-venv   (requirements/flink-lock.txt, installed with uv)
-# Jars:        $HOME/.cache/hub/flink-jars   (Maven Central, each checked against its .sha1)
+# Jars:        $HOME/.cache/hub/flink-jars   (Maven Central, each checked against its .sha1; and
+#              hub-flink-functions-<digest>.jar, javac of projections/flink/java/*.java against the
+#              virtualenv's Flink API jar: projections/flink/jvm.py names it by the same digest)
 #
 # Settings (environment):
 #   HUB_FLINK_VENV, HUB_FLINK_JARS   other folders for the two caches
@@ -37,6 +42,10 @@ ARTIFACTS=(
     "org.postgresql:postgresql:42.7.4"
 )
 
+# the hub's own JVM functions (projections/flink/jvm.py): sources, and the Flink jar they need
+JAVA_SOURCES="$REPO_ROOT/projections/flink/java"
+FLINK_API_JAR="flink-table-api-java-uber-$FLINK_VERSION.jar"
+
 SCRIPT="flink.sh"
 COMPONENT="Flink"
 # shellcheck source=infra/lib.sh
@@ -53,6 +62,38 @@ jar_url() {
     IFS=: read -r group artifact version <<<"$1"
     printf '%s/%s/%s/%s/%s-%s.jar\n' "$MAVEN" "${group//.//}" "$artifact" "$version" "$artifact" \
         "$version"
+}
+
+# the Java sources in the byte order of their names, into the array SOURCES
+java_sources() {
+    mapfile -t SOURCES < <(find "$JAVA_SOURCES" -maxdepth 1 -name '*.java' -print | LC_ALL=C sort)
+    ((${#SOURCES[@]})) || die "no Java sources in $JAVA_SOURCES (a partial checkout?)."
+}
+
+# hub-flink-functions-<first 16 hex of the SHA-256 of the sources concatenated in name order>.jar
+functions_jar() {
+    local digest
+    java_sources
+    digest="$(cat "${SOURCES[@]}" | sha256sum | cut -c1-16)"
+    printf '%s/hub-flink-functions-%s.jar\n' "$JARS" "$digest"
+}
+
+build_functions() {
+    local jar api out
+    jar="$(functions_jar)"
+    [[ -f "$jar" ]] && return 0
+    command -v javac >/dev/null || die "javac is not on PATH; the hub's Flink functions need a JDK 17 (apt-get install openjdk-17-jdk-headless)."
+    api="$(find "$VENV/lib" -path "*/pyflink/lib/$FLINK_API_JAR" -print -quit)"
+    [[ -n "$api" ]] || die "$FLINK_API_JAR is not in $VENV (run 'infra/flink.sh setup' again)."
+    log "building $(basename "$jar") from $JAVA_SOURCES"
+    java_sources
+    out="$(mktemp -d "$JARS/.build.XXXXXX")"
+    javac --release 17 -Xlint:all -Werror -cp "$api" -d "$out/classes" "${SOURCES[@]}" ||
+        { rm -rf "$out"; die "javac of $JAVA_SOURCES failed (output above)."; }
+    jar --create --file "$out/functions.jar" -C "$out/classes" . ||
+        { rm -rf "$out"; die "packing $jar failed (output above)."; }
+    mv "$out/functions.jar" "$jar"  # whole or absent: another checkout may read the cache
+    rm -rf "$out"
 }
 
 venv_ready() {
@@ -98,6 +139,7 @@ cmd_setup() {
     command -v java >/dev/null || die "java is not on PATH; Flink needs a JDK 17 (apt-get install openjdk-17-jdk-headless)."
     fetch_jars
     make_venv
+    build_functions
     log "ready: $VENV/bin/python, $(ls "$JARS"/*.jar | wc -l) jars in $JARS"
 }
 
@@ -107,6 +149,7 @@ cmd_status() {
     for a in "${ARTIFACTS[@]}"; do
         [[ -f "$(jar_path "$a")" ]] || { log "jar $a is missing: run 'infra/flink.sh setup'"; missing=1; }
     done
+    [[ -f "$(functions_jar)" ]] || { log "the hub's functions jar $(functions_jar) is missing: run 'infra/flink.sh setup'"; missing=1; }
     ((missing == 0)) && log "Flink $FLINK_VERSION ready ($VENV, $JARS)"
     return "$missing"
 }
@@ -116,17 +159,28 @@ cmd_jars() {
     for a in "${ARTIFACTS[@]}"; do
         out+="${out:+;}file://$(jar_path "$a")"
     done
+    out+=";file://$(functions_jar)"
     printf '%s\n' "$out"
+}
+
+cmd_functions() {
+    if ! venv_ready; then
+        log "no PyFlink virtualenv at $VENV: the hub's Flink functions are built by 'make flink-setup'"
+        return 0
+    fi
+    mkdir -p "$JARS"
+    build_functions
 }
 
 case "${1:-}" in
 setup | start) one_install_at_a_time "$VENV.lock" 1800 cmd_setup ;;
+functions) cmd_functions ;;
 stop) log "no Flink daemon to stop: each projection job runs (and stops) in its own process" ;;
 status) cmd_status ;;
 python) printf '%s\n' "$VENV/bin/python" ;;
 jars) cmd_jars ;;
 *)
-    printf 'usage: %s setup|start|stop|status|python|jars\n' "$0" >&2
+    printf 'usage: %s setup|start|stop|status|python|jars|functions\n' "$0" >&2
     exit 2
     ;;
 esac

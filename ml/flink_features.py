@@ -22,6 +22,21 @@ What runs where:
 
 Ties: facts of one time fold in log order (topic, partition, offset), the order one
 ``FeatureFeed.catch_up`` applies them in (the store breaks ties by the order applied).
+
+Versions: each vector carries ``version``, the number of facts it was folded from, inside the
+JSON its row MAC covers. The job's join and aggregate only ever add facts to a scored event
+(append-only sources, no retractions), so every vector the job writes for an event has more
+facts than the one before: the count orders them. ``FeatureVectorLoader`` keeps, per scored
+event, the highest version it loaded and refuses a vector of a lower or equal one (``stale``;
+an equal one is a checkpoint restart re-emitting the same facts, counted in ``repeated``): an
+older genuine vector re-sent to the topic no longer replaces the newer one. A re-run of the job
+from the earliest offsets (fresh state) emits each event's vectors again from few facts up:
+they are refused until the re-run reaches the version held, so readers never see a re-run's
+partial vectors. Upgrade rule: a vector of a job from before versions (no ``version`` field) is
+version -1: loaded only where nothing or another unversioned vector is held (the old rule, last
+one wins), never over a versioned vector; a versioned vector always replaces it. Running the job
+again from the earliest offsets rewrites every event's vector with a version and closes the gap
+for the old ones.
 """
 
 from __future__ import annotations
@@ -44,6 +59,8 @@ from projections.flink import rowmac
 log = logging.getLogger(__name__)
 
 RESULT_PREFIX = "flink.features."
+VERSION_FIELD = "version"  # in a vector's JSON: the number of facts it was folded from
+UNVERSIONED = -1  # the version of a vector written by a job from before versions
 # The module Flink's Python workers load for the functions (``register_features``): this one's
 # functions with the in-memory feature store a vector is folded in (an adapter, so built in the
 # application layer).
@@ -161,14 +178,16 @@ def vector_of(
     """The scored event's vector from the facts of its entity before its time: folded into an
     empty store (``new_store``; the workers' is in memory: ``hub.flink_features``) in log order,
     then the engine of online scoring. The job joined the facts of the event's own tenant only
-    (``extract_rows``); they are folded here under the event's entity in the default tenant."""
+    (``extract_rows``); they are folded here under the event's entity in the default tenant.
+    The vector's ``version`` is the number of facts (module docstring: Versions)."""
     from ml.features import DEFAULT_TENANT, FeatureEngine, entity_key, to_us
 
     entity = str(event[view.entity_field])
     key = entity_key(DEFAULT_TENANT, entity)
     points: list[SeriesPoint] = []
     versions: list[AttributeVersion] = []
-    for _, _, _, _, kind, name, time_us, payload in sorted(facts):
+    ordered = sorted(facts)
+    for _, _, _, _, kind, name, time_us, payload in ordered:
         if kind == POINT:
             points.append(SeriesPoint(name, key, time_us, float(payload)))
         elif kind == VERSION:
@@ -184,6 +203,7 @@ def vector_of(
         "entity": entity,
         "time_us": to_us(event[view.time_field]),
         "features": vector,
+        VERSION_FIELD: len(ordered),
     }
 
 
@@ -207,13 +227,23 @@ def mac_name(view: FeatureView) -> str:
     return f"features.{view.name}"
 
 
+# A scored event's state in a read: (version, its vector row; None: deleted as of that version;
+# _STORED: the row the store holds, unchanged)
+_STORED: dict[str, Any] = {}
+Held = tuple[int, dict[str, Any] | None]
+
+
 class FeatureVectorLoader:
     """Reads a view's result topic: the newest vector per scored event (signed tombstones
     remove). A vector without a valid MAC under ``row_key`` (the one the hub gives its Flink
     jobs) is refused: counted in ``refused``, logged, not loaded (whoever can produce to
     ``flink.*`` cannot write vectors, so cannot steer a model trained on them). A tombstone
     without a valid ``rowmac.DELETE_HEADER`` is ignored (``ignored_tombstones``, the first
-    logged): nobody without the key can delete a vector (the job emits no deletes)."""
+    logged): nobody without the key can delete a vector (the job emits no deletes). A genuine
+    vector whose version is not above the one held for its event (module docstring: Versions)
+    is not loaded: ``stale`` (lower; the first logged) or ``repeated`` (equal). A signed delete
+    as of version V removes a vector held at a version <= V, and the event's vectors <= V are
+    refused after it in the same read."""
 
     def __init__(self, log: EventLog, batch: int = 5000, row_key: bytes | None = None) -> None:
         self.log = log
@@ -222,19 +252,23 @@ class FeatureVectorLoader:
         self.row_key = row_key
         self.refused = 0
         self.ignored_tombstones = 0
+        self.stale = 0
+        self.repeated = 0
 
-    def _vector(self, view: FeatureView, r: StoredRecord) -> tuple[bool, dict[str, Any] | None]:
-        """(True, the vector row; None: a tombstone) or (False, None): refused and logged."""
+    def _vector(self, view: FeatureView, r: StoredRecord) -> Held | None:
+        """The record as (its version, the vector row; None: a signed delete as of it), or None:
+        refused or ignored, and counted."""
         if r.value is None:
             try:  # a key not the job's, or the header twice, is no delete (nor a load's end)
                 at = _result_key(r.topic, r.key)
                 header = envelope_header(r.headers, rowmac.DELETE_HEADER)
             except (InvalidInput, DuplicateEnvelopeHeader) as exc:
                 why: str | None = str(exc)
+                version = 0
             else:
-                why, _ = rowmac.check_delete(self.row_key, mac_name(view), list(at), header)
+                why, version = rowmac.check_delete(self.row_key, mac_name(view), list(at), header)
             if why is None:
-                return True, None
+                return version, None
             self.ignored_tombstones += 1
             if self.ignored_tombstones == 1:  # one line: a flood must not flood the log
                 log.warning(
@@ -245,7 +279,7 @@ class FeatureVectorLoader:
                     r.offset,
                     why,
                 )
-            return False, None
+            return None
         try:
             value = json.loads(r.value)
             ok = isinstance(value, dict)
@@ -262,7 +296,8 @@ class FeatureVectorLoader:
         ):
             reason = "its Kafka key is not its vector's scored event"
         if reason is None:
-            return True, vector_row(view, value)
+            row = vector_row(view, value)
+            return row.pop(VERSION_FIELD), row
         self.refused += 1
         log.warning(
             "Flink feature vector %s/%d@%d refused, not loaded: %s",
@@ -271,7 +306,37 @@ class FeatureVectorLoader:
             r.offset,
             reason,
         )
-        return False, None
+        return None
+
+    def _replaces(self, r: StoredRecord, got: Held, held: Held | None) -> bool:
+        """Whether ``got`` (record ``r``'s) replaces what is ``held`` for its scored event
+        (class docstring); a vector that does not is counted (``stale``/``repeated``)."""
+        if held is None:
+            return True
+        version, row = got
+        if row is None:  # a signed delete as of ``version``
+            return held[0] <= version
+        if version > held[0] or (
+            version == held[0] == UNVERSIONED and held[1] is not None  # the old rule
+        ):
+            return True
+        if version == held[0] and held[1] is not None:
+            self.repeated += 1  # a restart from a checkpoint re-emits the same facts' vector
+            return False
+        self.stale += 1
+        if self.stale == 1:
+            log.warning(
+                "Flink feature vector %s/%d@%d of version %d not loaded: the event's vector "
+                "held is of version %d%s (an older vector sent again, or a job re-run not yet "
+                "past it; further ones are counted in stale, not logged)",
+                r.topic,
+                r.partition,
+                r.offset,
+                version,
+                held[0],
+                ", deleted as of it" if held[1] is None else "",
+            )
+        return False
 
     def ensure_topic(self, view: FeatureView) -> None:
         """Create the result topic before the job writes it (one partition)."""
@@ -280,7 +345,7 @@ class FeatureVectorLoader:
     def load(self, view: FeatureView) -> list[dict[str, Any]]:
         topic = result_topic(view)
         # by the scored event, not the key's bytes: one key spelled two ways is one vector
-        latest: dict[tuple[int, int], dict[str, Any] | None] = {}
+        latest: dict[tuple[int, int], Held] = {}
         self.read_records = 0
         try:
             ends = self.log.end_offsets(topic)
@@ -295,11 +360,13 @@ class FeatureVectorLoader:
                     break
                 self.read_records += len(records)
                 for r in records:
-                    ok, row = self._vector(view, r)
-                    if ok:
-                        latest[_result_key(topic, r.key)] = row
+                    got = self._vector(view, r)
+                    if got is not None:
+                        key = _result_key(topic, r.key)
+                        if self._replaces(r, got, latest.get(key)):
+                            latest[key] = got
                 offset = records[-1].offset + 1
-        return [row for row in latest.values() if row is not None]
+        return [row for _, row in latest.values() if row is not None]
 
     def load_into(
         self, view: FeatureView, store: FeatureVectors, covers: Mapping[TopicPartition, int]
@@ -307,8 +374,9 @@ class FeatureVectorLoader:
         """Fold the result records past ``store``'s position into it, with ``covers`` (the
         source positions the job had committed, read BEFORE the result topic's end: every
         vector of a record below them was flushed before that commit, so it is in what this
-        reads); one ``apply`` per call (rows, deletions, position, coverage together). Returns
-        the result records read."""
+        reads); one ``apply`` per call (rows, deletions, position, coverage together). Each
+        record is weighed against the version the store holds for its event (``versions``),
+        as in ``load``. Returns the result records read."""
         topic = result_topic(view)
         self.read_records = 0
         try:
@@ -323,19 +391,29 @@ class FeatureVectorLoader:
         ((partition, end),) = ends.items()
         start = store.position(view.name)
         offset = max(start, self.log.beginning_offsets(topic).get(partition, 0))
-        latest: dict[tuple[int, int], dict[str, Any] | None] = {}
+        latest: dict[tuple[int, int], Held] = {}
         while offset < end:
             records = self.log.read(topic, partition, offset, self.batch)
             if not records:
                 break
             self.read_records += len(records)
-            for r in records:
-                ok, row = self._vector(view, r)
-                if ok:
-                    latest[_result_key(topic, r.key)] = row
+            got = [(r, self._vector(view, r)) for r in records]
+            # what the store holds of the events first seen here (one read a batch)
+            new = {_result_key(topic, r.key) for r, g in got if g is not None}
+            stored = store.versions(view.name, sorted(new - latest.keys()))
+            latest |= {key: (v, _STORED) for key, v in stored.items()}
+            for r, g in got:
+                if g is not None:
+                    key = _result_key(topic, r.key)
+                    if self._replaces(r, g, latest.get(key)):
+                        latest[key] = g
             offset = records[-1].offset + 1
-        rows = [row for row in latest.values() if row is not None]
-        deleted = [key for key, row in latest.items() if row is None]
+        rows = [
+            row | {VERSION_FIELD: v}
+            for v, row in latest.values()
+            if row is not None and row is not _STORED
+        ]
+        deleted = [key for key, (_, row) in latest.items() if row is None]
         store.apply(view.name, rows, deleted, max(offset, start), covers)
         return self.read_records
 
@@ -354,7 +432,8 @@ def _result_key(topic: str, key: bytes | None) -> tuple[int, int]:
 
 def vector_row(view: FeatureView, value: Mapping[str, Any]) -> dict[str, Any]:
     """A result record's value as a vector row, checked: the view's feature names, finite
-    numbers, an entity and a time (anything else did not come from the view's job)."""
+    numbers, an entity and a time (anything else did not come from the view's job), with its
+    ``version`` (``UNVERSIONED`` for a job from before versions)."""
     try:
         row = json.loads(value["vector"])
         features = row["features"]
@@ -368,6 +447,8 @@ def vector_row(view: FeatureView, value: Mapping[str, Any]) -> dict[str, Any]:
             and isinstance(row["entity"], str)
             and isinstance(row["time_us"], int)
         )
+        version = row.get(VERSION_FIELD, UNVERSIONED)
+        ok = ok and type(version) is int and version >= UNVERSIONED
         at = {"partition": int(value["ev_partition"]), "offset": int(value["ev_offset"])}
     except (ValueError, TypeError, KeyError):
         ok = False
@@ -377,7 +458,7 @@ def vector_row(view: FeatureView, value: Mapping[str, Any]) -> dict[str, Any]:
             f"(features {', '.join(view.names)}): {str(value)[:200]}. Only the view's Flink "
             "job may write that topic."
         )
-    return dict(row) | at
+    return dict(row) | at | {VERSION_FIELD: version}
 
 
 def embedded_vectors(

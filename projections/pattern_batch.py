@@ -1,7 +1,8 @@
 """One partition batch of stored records as the pattern engines read it, decoded column-wise.
 
 ``PatternBatch.of(records, schema_of)`` reads the envelope of every record once (``ce_time``,
-``ce_type``, ``ce_tenant``; a record carrying one twice is skipped), parses the event times of the
+``ce_type``, ``ce_tenant``; a record carrying one twice is skipped, and so is one without a
+``ce_tenant``: see ``claimed``), parses the event times of the
 canonical ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` form with numpy (any other form through
 ``patterns.ms_of``, record by record) and decodes the Avro values column-wise
 (``projections.columnar``; when it declines, record by record with fastavro, the reference).
@@ -38,6 +39,19 @@ from projections.patterns import (
     Structuring,
     ms_of,
 )
+
+
+def claimed(headers: Mapping[str, bytes]) -> bool:
+    """Whether a record (its headers as the log's reader hands them over) carries the hub's
+    tenant claim. The Kafka reader drops the ``ce_tenant`` of a data record whose record MAC
+    fails or is absent (``adapters.kafka_log.auth``: a broker producer's forgery, a plain
+    producer's record), and the hub writes one on every record it publishes. A record without
+    one must neither move the pattern engines' event time nor count as an event: its
+    ``ce_time`` is anyone's, and one dated ahead on each partition would make every genuine
+    event after it late (no alert). The Flink jobs drop the same records before their
+    watermark (``hub_tenant_ok``, ``projections.flink.cep``)."""
+    return "ce_tenant" in headers
+
 
 SchemaOf = Callable[[int], tuple[Any, str]]  # schema id -> (fastavro-parsed schema, record name)
 Bools = npt.NDArray[np.bool_]
@@ -114,21 +128,21 @@ class PatternBatch:
         stamps: list[bytes] = []
         types: list[bytes | None] = []
         tenants: list[str] = []
-        tenant_of: dict[bytes | None, str] = {None: "default"}
+        tenant_of: dict[bytes, str] = {}
         for r in records:
             h = dict(r.headers)
             if len(h) != len(r.headers) and duplicated_envelope_header(r.headers):
                 continue  # no copy is picked (as pattern_events)
             stamp = h.get("ce_time")
-            if stamp is None or r.value is None:
-                continue
+            if stamp is None or r.value is None or not claimed(h):
+                continue  # no event time, or not the hub's (neither its time nor its event)
             kept.append(r)
             stamps.append(stamp)
             types.append(h.get("ce_type"))
-            t = h.get("ce_tenant")
+            t = h["ce_tenant"]
             tenant = tenant_of.get(t)
             if tenant is None:
-                tenant = tenant_of[t] = t.decode("utf-8", "replace")  # type: ignore[union-attr]
+                tenant = tenant_of[t] = t.decode("utf-8", "replace")
             tenants.append(tenant)
         offsets = np.fromiter((r.offset for r in kept), np.int64, len(kept))
         values = [r.value for r in kept]

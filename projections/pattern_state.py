@@ -25,10 +25,11 @@ Contract (checked against the unpruned reference in ``tests/unit/test_pattern_st
    complete a match with it (``at > W + 1 - within_ms``). Events ahead of ``W`` wait in the key's
    tail, sorted; the state at the end of the tail is cached, so an in-order event costs one
    step of the pattern's automaton, an out-of-order one a replay of its key's tail.
-5. **Forward-dated events** (where the embedded engine differs from Flink): given the records'
-   append times, an event time moves its partition's watermark at most ``max_delay_ms`` past
-   the append time, so one record dated years ahead cannot make every later event late (blind
-   the detector); the event itself is matched as usual.
+5. **Forward-dated events**: given the records' append times, an event time moves its
+   partition's watermark at most ``max_delay_ms`` past the append time, so one record dated
+   years ahead cannot make every later event late (blind the detector); the event itself is
+   matched as usual. The Flink jobs bound their watermark the same way (since session 19:
+   ``LEAST(ts, src_ts + max_delay)``, ``projections.flink.cep.timed_source``).
 6. **Idle partitions** (Flink's ``table.exec.source.idle-timeout``, which the unbounded CEP jobs
    set to ``IDLE_TIMEOUT_MS``, ``projections.flink.cep``): ``expect(partitions, unread, now_ms)``
    at the start of each pass names, with the processing time, the partitions that have records

@@ -145,13 +145,14 @@ def pattern_events(
 ) -> list[PatternEvent]:
     """Stored records as ``PatternEvent``; ``decode(value)`` gives (record name, datum).
     Records without a ``ce_time`` header are skipped (they have no event time), and so are
-    records carrying an envelope header twice (no copy is picked; the views quarantine them)."""
+    records carrying an envelope header twice (no copy is picked; the views quarantine them) and
+    records without a ``ce_tenant`` (not the hub's: ``pattern_batch.claimed``)."""
     out = []
     for rec in records:
         headers = {k: v.decode("utf-8", "replace") for k, v in rec.headers}
         if len(headers) != len(rec.headers) and duplicated_envelope_header(rec.headers):
             continue
-        if "ce_time" not in headers or rec.value is None:
+        if "ce_time" not in headers or "ce_tenant" not in headers or rec.value is None:
             continue
         name, datum = decode(rec.value)
         out.append(
@@ -160,7 +161,7 @@ def pattern_events(
                 rec.partition,
                 rec.offset,
                 headers.get("ce_type", name),
-                headers.get("ce_tenant", "default"),
+                headers["ce_tenant"],
                 ms_of(headers["ce_time"]),
                 datum,
             )

@@ -215,6 +215,9 @@ class FeatureVectors(abc.ABC):
     - ``rows(view)`` MUST return every stored row of the view; ``at(view, keys)`` the rows
       stored at those keys (keys without one left out); ``position`` and ``covers`` what the
       last ``apply`` stored (0 and ``{}`` before any).
+    - A row given to ``apply`` may carry ``version`` (an int; -1 without one): stored with it,
+      covered by the row's integrity check, and returned by ``versions(view, keys)`` (keys
+      without a row left out), not by ``rows`` or ``at``.
     """
 
     @abc.abstractmethod
@@ -237,6 +240,10 @@ class FeatureVectors(abc.ABC):
         self, view: str, keys: Sequence[tuple[int, int]]
     ) -> dict[tuple[int, int], dict[str, Any]]:
         """The stored rows of ``view`` at ``keys`` (partition, offset), by key."""
+
+    @abc.abstractmethod
+    def versions(self, view: str, keys: Sequence[tuple[int, int]]) -> dict[tuple[int, int], int]:
+        """The versions of the rows of ``view`` stored at ``keys``, by key."""
 
     @abc.abstractmethod
     def position(self, view: str) -> int:

@@ -25,12 +25,18 @@ timeout stops holding the watermark back, so its later records behind the waterm
 both engines. (The embedded detector decides idleness at the start of each pass, once a second
 while serving; Flink on its watermark interval.)
 
-Known gap (open, reproduced in ``tests/adversarial/test_s18_unverified_records_move_pattern_time``):
-a record whose tenant MAC fails still moves the watermark through its ``ce_time`` in both
-engines, so a broker producer can make genuine events late. Checking the MAC in the rowtime
-column with the Python ``hub_tenant`` would stop Flink pushing the watermark into the Kafka
-source (per-partition watermarks become per-subtask ones, FLINK-22984), so the fix needs a JVM
-function there and the same rule in ``projections.pattern_batch``.
+Unauthenticated records (``tests/adversarial/test_s18_unverified_records_move_pattern_time``):
+a record whose tenant claim is not the hub's (its tenant MAC fails or is absent: a broker
+producer's forgery, a plain producer's record) must not move the event time, or one such record
+dated ahead on each partition makes every genuine event after it late (no alert). So the source
+table's rowtime is the ``ce_time`` only where the JVM function ``hub_tenant_ok``
+(``projections.flink.jvm``, the twin of ``core.tenant_mac.verified_tenant``) accepts the record,
+else the epoch (never ahead of any watermark), and ``_decoded`` drops those rows before the
+pattern. A JVM function because a Python one in the rowtime column stops Flink pushing the
+watermark into the Kafka source (FLINK-22984), which turns per-partition watermarks into
+per-subtask ones (contract 1 of ``projections.pattern_state``). The embedded engine skips the
+same records (``projections.pattern_batch.claimed``): plain producers' records no longer count
+for any pattern, not even tenant ``default``'s (their events are unauthenticated).
 """
 
 from __future__ import annotations
@@ -50,6 +56,7 @@ from projections.flink.compile import (
     s,
     tenant,
 )
+from projections.flink.jvm import TENANT_OK, TENANT_OK_CLASS
 from projections.pattern_state import IDLE_TIMEOUT_MS
 from projections.patterns import (
     PAYMENT_INITIATED,
@@ -146,8 +153,21 @@ def _dec(value: Decimal, type_: str = "DECIMAL(38, 10)") -> str:
     return f"CAST({s(format(value, 'f'))} AS {type_})"
 
 
+def tenant_ok(topic: str, at: FlinkPlacement, alias: str = "") -> str:
+    """The SQL of whether a ``kafka_source`` row's tenant claim is the hub's (``hub_tenant_ok``,
+    under the key of the namespace ``at.topic_prefix``). ``topic`` without the prefix."""
+    e = f"{alias}." if alias else ""
+    cols = ("headers", "record_key", "value", "src_partition", "src_ts")
+    args = ", ".join([*(e + q(c) for c in cols), s(topic), s(at.topic_prefix)])
+    return f"{q(TENANT_OK)}({args})"
+
+
 def timed_source(name: str, topic: str, group: str, at: FlinkPlacement, max_delay_ms: int) -> str:
-    """A Kafka topic as a Flink table with event time from ``ce_time`` and a watermark."""
+    """A Kafka topic as a Flink table with event time from ``ce_time`` and a watermark; a row
+    whose tenant claim is not the hub's is timed at the epoch (it cannot move the watermark),
+    and a row dated ahead of its append time moves it at most ``max_delay_ms`` past that time
+    (contract 5 of ``projections.pattern_state``: a tenant's publisher dating one payment years
+    ahead on each partition would otherwise make every later event of every tenant late)."""
     header = f"CAST({q('headers')}['ce_time'] AS STRING)"
     millis = (
         f"UNIX_TIMESTAMP(REPLACE(SUBSTR({header}, 1, 19), 'T', ' ')) * 1000"
@@ -155,8 +175,12 @@ def timed_source(name: str, topic: str, group: str, at: FlinkPlacement, max_dela
     )
     timed = [
         f"{q('ts_ms')} AS {millis}",
-        f"{q('ts')} AS TO_TIMESTAMP_LTZ({millis}, 3)",
-        f"WATERMARK FOR {q('ts')} AS {q('ts')} - {interval(max_delay_ms)}",
+        f"{q('ts')} AS TO_TIMESTAMP_LTZ(CASE WHEN {tenant_ok(topic, at)} THEN {millis} ELSE 0 END"
+        ", 3)",
+        # contract 5 of projections.pattern_state: an event time moves the watermark at most
+        # max_delay_ms past its record's append time (``src_ts``; the hub stamps it)
+        f"WATERMARK FOR {q('ts')} AS LEAST({q('ts')}, {q('src_ts')} + {interval(max_delay_ms)})"
+        f" - {interval(max_delay_ms)}",
     ]
     return kafka_source(name, topic, group, at, timed)
 
@@ -193,7 +217,9 @@ def _decoded(
     select: list[str],
 ) -> str:
     """SELECT over ``source`` (a ``timed_source`` of ``topic``) joined with its decoder, kept to
-    ``event_type``; the tenant only where the hub's tenant MAC verifies (``compile.tenant``)."""
+    ``event_type`` and to the rows whose tenant claim is the hub's (``tenant_ok``: the others
+    carry no event time). Their tenant is still read through ``compile.tenant``, as every job
+    reads it (no job reads ``ce_tenant`` unchecked: an auditor checks one function)."""
     names = ", ".join(q(n) for n in ["record", *fields])
     return (
         "SELECT * FROM (\n  SELECT\n"
@@ -205,6 +231,7 @@ def _decoded(
         + ",\n    ".join(select)
         + f"\n  FROM {q(source)} AS e,\n"
         f"    LATERAL TABLE({q(function)}(e.{q('value')})) AS d({names})\n"
+        f"  WHERE {tenant_ok(topic, at, 'e')}\n"
         f") WHERE {q('event_type')} = {s(event_type)}"
     )
 
@@ -268,6 +295,7 @@ def _structuring(p: Structuring, at: FlinkPlacement, group: str) -> JobSpec:
         inserts=[insert],
         tables=(),
         tenant_prefixes=(at.topic_prefix,),
+        java_functions=((TENANT_OK, TENANT_OK_CLASS),),
     )
 
 
@@ -346,6 +374,7 @@ def _price_spike(p: PriceSpike, at: FlinkPlacement, group: str) -> JobSpec:
         inserts=[insert],
         tables=(),
         tenant_prefixes=(at.topic_prefix,),
+        java_functions=((TENANT_OK, TENANT_OK_CLASS),),
     )
 
 

@@ -107,6 +107,9 @@ class JobSpec:
     # the namespaces (topic prefixes) of the Kafka sources whose tenants the job reads through
     # ``hub_tenant`` (``tenant``): their tenant MAC keys must be in its environment
     tenant_prefixes: tuple[str, ...] = ()
+    # (SQL name, class) of the hub's JVM functions the job calls (``projections.flink.jvm``; the
+    # jar is on ``pipeline.jars``): they read the same tenant MAC keys from the environment
+    java_functions: tuple[tuple[str, str], ...] = ()
 
     def to_json(self) -> str:
         return json.dumps(
@@ -121,6 +124,7 @@ class JobSpec:
                 "features": self.features,
                 "row_macs": self.row_macs,
                 "tenant_prefixes": list(self.tenant_prefixes),
+                "java_functions": [list(f) for f in self.java_functions],
             },
             indent=1,
         )
@@ -173,6 +177,14 @@ def combine(name: str, specs: Sequence[JobSpec]) -> JobSpec:
                     f"Jobs {functions[n]!r} and {spec.name!r} both declare function {n!r}; they "
                     "cannot run as one Flink job (each projection and pattern may appear once)."
                 )
+    java: dict[str, str] = {}
+    for spec in specs:
+        for n, cls in spec.java_functions:
+            if java.setdefault(n, cls) != cls:
+                raise Unsupported(
+                    f"Jobs {', '.join(x.name for x in specs)} cannot run as one: they declare "
+                    f"the JVM function {n!r} as {java[n]!r} and {cls!r}; run them apart."
+                )
     return JobSpec(
         name=name,
         config=config,
@@ -185,6 +197,7 @@ def combine(name: str, specs: Sequence[JobSpec]) -> JobSpec:
         features=[f for spec in specs for f in spec.features],
         row_macs=any(spec.row_macs for spec in specs),
         tenant_prefixes=tuple(sorted({p for spec in specs for p in spec.tenant_prefixes})),
+        java_functions=tuple(sorted(java.items())),
     )
 
 

@@ -472,6 +472,9 @@ def main(path: str) -> int:
         register_row_mac(t_env)
     if spec.get("tenant_prefixes"):
         register_tenant(t_env, spec["tenant_prefixes"])
+    for name, cls in spec.get("java_functions", []):
+        # the hub's own JVM functions (projections/flink/jvm.py), from the jar on pipeline.jars
+        t_env.create_java_temporary_function(name, cls)
     for statement in spec["statements"]:
         t_env.execute_sql(statement)
     statements = t_env.create_statement_set()

@@ -24,6 +24,7 @@ from adapters.feast_features import (
     ENTITY,
     MAC_FIELD,
     TIME_FIELD,
+    UNTIL_FIELD,
     FeastFeatureStore,
     entity_ref,
     row_mac,
@@ -88,15 +89,16 @@ def _state(s: FeastFeatureStore, entity: str) -> dict[str, str | None]:
 def _online_row(s: FeastFeatureStore, entity: str) -> dict[str, Any]:
     """What a reader of the online store sees for the entity (every field, MAC included)."""
     got = s.feast.get_online_features(
-        features=[f"acc:{f}" for f in (*FIELDS, TIME_FIELD, MAC_FIELD)],
+        features=[f"acc:{f}" for f in (*FIELDS, TIME_FIELD, UNTIL_FIELD, MAC_FIELD)],
         entity_rows=[{ENTITY: entity}],
     ).to_dict()
-    return {f: got[f][0] for f in (*FIELDS, TIME_FIELD, MAC_FIELD)}
+    return {f: got[f][0] for f in (*FIELDS, TIME_FIELD, UNTIL_FIELD, MAC_FIELD)}
 
 
 def _write_row(s: FeastFeatureStore, entity: str, row: dict[str, Any], at_us: int) -> None:
     """The attacker's write: any row under ``entity`` (Feast's own writer, newer timestamp so
     that its skip-older check does not drop it; a raw Redis HSET does the same)."""
+    row = {UNTIL_FIELD: None} | row  # Feast writes every field of the view (s19: one more)
     frame = pd.DataFrame(
         [{ENTITY: entity, "event_timestamp": pd.Timestamp(at_us, unit="us", tz="UTC"), **row}]
     ).astype({f: "object" for f in row})
@@ -307,7 +309,7 @@ def test_the_hub_scorer_refuses_a_tampered_online_row(tmp_path: Path) -> None:
         store = ml.features
         assert isinstance(store, FeastFeatureStore)
         account = entity_key("default", "A")
-        names = (*store._fields["accounts"], TIME_FIELD, MAC_FIELD)
+        names = (*store._fields["accounts"], TIME_FIELD, UNTIL_FIELD, MAC_FIELD)
         got = store.feast.get_online_features(
             features=[f"accounts:{f}" for f in names], entity_rows=[{ENTITY: account}]
         ).to_dict()

@@ -157,8 +157,10 @@ def test_the_honest_file_reads_back_and_another_key_is_refused(path: Path) -> No
         store.close()
     other = SqliteFeatureStore(path, mac_key=b"o" * 32)  # another hub's key
     try:
-        with pytest.raises(FeatureRowRefused, match="MAC does not match"):
-            other.attributes("accounts", [A], 1_000)
+        # its summary's MAC fails on open (s19): nothing of the file is used, the table is
+        # emptied for the feed to fold the log again under this key
+        assert other.resets == 1 and other.positions() == {}
+        assert other.attributes("accounts", [A], 1_000) == {}
     finally:
         other.close()
 
@@ -212,7 +214,7 @@ def test_a_file_from_before_the_macs_is_emptied_for_a_refold(tmp_path: Path) -> 
         assert store.positions() == {}  # the feed folds the authenticated log again
         assert store.series("payments", [A], 0, 10) == {}
         assert store.attributes("accounts", [A], 10) == {}
-        assert store.change_token() == 2  # change tokens only grow
+        assert store.change_token() == 3  # change tokens only grow (past the old ones)
         store.apply([SeriesPoint("payments", A, 5, 1.0)], [], {TopicPartition("payments", 0): 1})
         assert store.series("payments", [A], 0, 10) == {A: [(5, 1.0)]}
     finally:

@@ -1,23 +1,22 @@
-"""OPEN (session 18, reproduction only): a record whose tenant claim is not the hub's still moves
-the pattern engines' event time (watermark), so a broker producer can make genuine events late.
+"""FIXED (session 19; found in session 18): a record whose tenant claim is not the hub's must
+not move the pattern engines' event time (watermark), or a broker producer can make genuine events
+late.
 
-Both engines read a data record that fails its MAC as a plain producer's (tenant ``default``:
-``auth._external`` in the hub, ``core.tenant_mac`` in the Flink jobs) but keep its ``ce_time``,
-and the watermark is per source partition, whatever the tenant
+Both engines used to read a data record that fails its MAC as a plain producer's (tenant
+``default``: ``auth._external`` in the hub, ``core.tenant_mac`` in the Flink jobs) but keep its
+``ce_time``, and the watermark is per source partition, whatever the tenant
 (``projections.pattern_state`` contract 1; Flink's ``WATERMARK FOR ts`` on the source table).
 One such record per partition dated ahead (its append time too: a producer sets the Kafka
-timestamp, so contract 5's bound does not help) makes acme's genuine payments after it late:
-dropped, no structuring alert (and the planted records raise one of their own under tenant
+timestamp, so contract 5's bound does not help) made acme's genuine payments after it late:
+dropped, no structuring alert (and the planted records raised one of their own under tenant
 'default'). Here they are planted in the local log with their tenant claim off, which is
 exactly what the hub's Kafka reader hands the detector for a forged record.
 
-Why not fixed yet: in Flink the record's tenant MAC must be checked BEFORE the watermark, i.e.
-in the source table's rowtime column. A Python function there stops the watermark being pushed
-into the Kafka source (FLINK-22984), which turns the per-partition watermark into one per
-subtask and breaks the engines' agreement (contract 1; checked in Flink 2.2.1's planner:
-the rule skips a computed column with a Python call). It needs a JVM scalar function (same
-message as ``core.tenant_mac``), then the embedded engine skipping records without a verified
-claim in ``PatternBatch.of`` (their time and their events), with a differential test.
+The fix: the embedded engine skips records without a tenant claim, their time and their events
+(``projections.pattern_batch.claimed``); the Flink jobs time such a record at the epoch in the
+source table's rowtime column and drop it before the pattern (the JVM function ``hub_tenant_ok``,
+``projections.flink.cep``). Both engines on Kafka: ``tests/differential/test_flink_patterns``
+(``test_forged_future_dated_payments_move_no_engine``).
 """
 
 from __future__ import annotations
@@ -33,6 +32,7 @@ from core.ports.eventlog import Record
 from hub.bootstrap import Hub, bootstrap
 from hub.pattern_alerts import PatternDetector
 from hub.settings import load_settings
+from projections.pattern_state import NEVER
 from projections.patterns import Structuring
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -101,6 +101,18 @@ def test_genuine_payments_alert_without_the_planted_record(hub: Hub) -> None:
     assert _acme_alerts(hub, forged=False) == 1
 
 
-@pytest.mark.xfail(strict=True, reason="open: unverified records move the watermark (docstring)")
 def test_an_unverified_record_cannot_make_genuine_payments_late(hub: Hub) -> None:
     assert _acme_alerts(hub, forged=True) == 1
+
+
+def test_unverified_records_raise_no_alert_of_their_own(hub: Hub) -> None:
+    """Three planted near payments without a claim: before the fix a 'default' alert (and they
+    moved the watermark); now they are not events at all, and nothing counts them late."""
+    detector = PatternDetector(hub, (PATTERN,))
+    planted = [pay(i, T0 + timedelta(days=30, minutes=i)) for i in (1, 2, 3)]
+    recs = hub.publisher.prepare("payments", planted, "x", "acme")
+    ahead = int((T0 + timedelta(days=31)).timestamp() * 1000)
+    hub.log.append("payments", [Record(r.value, r.key, _unclaimed(r.headers), ahead) for r in recs])
+    assert detector.step() == []
+    assert detector.states[PATTERN.name].late == 0
+    assert detector.states[PATTERN.name].watermark == NEVER  # no partition moved it

@@ -119,6 +119,7 @@ class FlinkSession:
     features: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     vectors: Any = None  # the FeatureVectors table they were loaded into
     forged: int = 0  # records a broker producer wrote claiming a tenant (``forge_copies``)
+    forged_ahead: int = 0  # future-dated ones before the cep hub's payments (``forge_ahead``)
 
 
 def flink_infra(what: str) -> FlinkInfra:
@@ -200,6 +201,36 @@ def forge_copies(kafka: str, world: World, topic: str, owner: str, claim: str) -
     return len(copies)
 
 
+def forge_ahead(
+    kafka: str, world: World, topic: str, tenant: str, events: list[Any], at_ms: int
+) -> int:
+    """A broker producer without the hub's keys writes ``events`` (encoded as the hub encodes
+    them, claiming ``tenant``) to every partition of ``topic``, with Kafka timestamp ``at_ms``
+    (a producer sets it: contract 5's append-time bound does not help): on even partitions
+    without MAC headers, on odd ones with made-up ones. Written before the genuine records, such
+    events dated ahead used to move both engines' watermark (the genuine ones then late) and
+    match under tenant 'default'. How many records were written."""
+    from confluent_kafka import Producer
+
+    records = world.hub.publisher.prepare(topic, events, "forger", tenant)
+    producer = Producer({"bootstrap.servers": kafka, "log_level": 0})
+    written = 0
+    for p in range(world.hub.log.topic(topic).partitions):
+        for r in records:
+            made_up = [("__hub.tmac", os.urandom(32)), ("__hub.mac", os.urandom(32))]
+            producer.produce(
+                f"{world.prefix}.{topic}",
+                value=r.value,
+                key=r.key,
+                partition=p,
+                timestamp=at_ms,
+                headers=[*r.headers, *(made_up if p % 2 else [])],
+            )
+            written += 1
+    assert producer.flush(30) == 0
+    return written
+
+
 def decoder(hub: Hub) -> Callable[[bytes], tuple[str, Mapping[str, Any]]]:
     def decode(value: bytes) -> tuple[str, Mapping[str, Any]]:
         schema, name = hub.projections.decoder.schema(int.from_bytes(value[1:5], "big"))
@@ -244,13 +275,16 @@ def flink_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FlinkSes
         for topic, batches in published.items():
             for tenant, events in batches:
                 views.hub.publisher.publish(topic, events, producer="differential", tenant=tenant)
+        # 2a. a broker producer's future-dated payments claiming acme, on every partition before
+        # the genuine ones: neither engine may take their time or their events
+        forged_ahead = forge_ahead(fi.kafka, cep, "payments", "acme", *cep_tests.forged_ahead())
         for tenant, events in cep_tests.payments():
             cep.hub.publisher.publish("payments", events, producer="differential", tenant=tenant)
         for topic, events in cep_tests.market():
             cep.hub.publisher.publish(topic, events, producer="differential", tenant="acme")
 
         # 3. the embedded engines
-        session = FlinkSession(fi, views, cep, published)
+        session = FlinkSession(fi, views, cep, published, forged_ahead=forged_ahead)
         # 3a. a broker producer's forged tenant claims: both engines read them as 'default'
         session.forged = forge_copies(fi.kafka, views, "trades", "globex", "acme")
         views.hub.projections.run(list(PROJECTIONS))

@@ -256,8 +256,14 @@ def worker_vectors(hub: Any, view: Any) -> list[dict[str, Any]]:
             and (k == ff.VERSION or ft >= t - window - 1)
         ]
         got = worker.vector_of(view, json.loads(payload), facts)  # as the workers run it
+        assert got["version"] == len(facts)  # the job's vectors carry their fact count
         theirs.append(got | {"partition": ev_part, "offset": ev_off})
     return theirs
+
+
+def plain(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Vector rows without their ``version`` (what the loader and the embedded side give)."""
+    return [{k: v for k, v in r.items() if k != "version"} for r in rows]
 
 
 def test_the_flink_functions_and_join_equal_the_embedded_feed(hub: Any) -> None:
@@ -272,7 +278,7 @@ def test_the_flink_functions_and_join_equal_the_embedded_feed(hub: Any) -> None:
             store.close()
         theirs = worker_vectors(hub, view)
         assert len(theirs) == len(ours) > 0
-        assert vectors_digest(theirs) == vectors_digest(ours), view.name
+        assert vectors_digest(plain(theirs)) == vectors_digest(ours), view.name
         if view is PAYMENT_RISK:
             edges(ours)
 
@@ -315,13 +321,16 @@ def test_flink_vectors_loaded_by_the_hub_build_the_training_set_the_log_builds(h
     companion.prepare()
     topic = result_topic(view)
     first, second = theirs[0], theirs[1]
+    # an older vector of the first event (fewer facts), replaced by the job's newer one
     stale = first | {"features": first["features"] | {"payments_1h": 99.0}}
+    stale["version"] -= 1
     gone = second | {"offset": 10_000}
     hub.log.append(topic, [as_job_writes(view, stale), as_job_writes(view, gone)])
     deleted = as_job_writes(view, gone)
     # a delete only the row key's holder signs removes it; a bare tombstone (anyone producing to
     # flink.*) of a genuine vector is ignored, the vector stays
-    signed = delete_header(ROW_KEY, mac_name(view), [gone["partition"], gone["offset"]], 0)
+    at = [gone["partition"], gone["offset"]]
+    signed = delete_header(ROW_KEY, mac_name(view), at, gone["version"])
     hub.log.append(
         topic,
         [
@@ -336,7 +345,7 @@ def test_flink_vectors_loaded_by_the_hub_build_the_training_set_the_log_builds(h
     }
     hub.log.commit_offsets(companion.group, covers)
     done = companion.load()
-    assert done["vectors"] == len(theirs) and done["digest"] == vectors_digest(theirs)
+    assert done["vectors"] == len(theirs) and done["digest"] == vectors_digest(plain(theirs))
     assert companion._loader.ignored_tombstones == 1  # the bare one
     assert store.covers(view.name) == covers
     assert companion.loader()["lag"] == 0 and companion.load()["read"] == 0  # resumes at its end
@@ -348,10 +357,10 @@ def test_flink_vectors_loaded_by_the_hub_build_the_training_set_the_log_builds(h
     assert sets.verify(from_flink.manifest).digest == from_flink.digest
     assert from_flink.manifest["positions"] == from_log.manifest["positions"]
 
+    # a vector MACed under the jobs' key (its holder), of a version above the held one
     forged = next(r for r in theirs if r["subject"] == "F3")
-    hub.log.append(
-        topic, [as_job_writes(view, forged | {"features": forged["features"] | {"kyc_level": 0.0}})]
-    )
+    forged = forged | {"features": forged["features"] | {"kyc_level": 0.0}}
+    hub.log.append(topic, [as_job_writes(view, forged | {"version": forged["version"] + 1})])
     companion.load()
     poisoned = sets.cut(view.name, vectors=store)
     assert poisoned.digest != from_log.digest
@@ -359,7 +368,8 @@ def test_flink_vectors_loaded_by_the_hub_build_the_training_set_the_log_builds(h
         sets.verify(poisoned.manifest)
     # a vector the job did not write (missing): refused at the cut, naming the event
     f5 = next(r for r in theirs if r["subject"] == "F5")
-    f5_gone = delete_header(ROW_KEY, mac_name(view), [f5["partition"], f5["offset"]], 0)
+    f5_at = [f5["partition"], f5["offset"]]
+    f5_gone = delete_header(ROW_KEY, mac_name(view), f5_at, f5["version"])
     tombstone = dataclasses.replace(as_job_writes(view, f5), value=None)
     hub.log.append(topic, [dataclasses.replace(tombstone, headers=((DELETE_HEADER, f5_gone),))])
     companion.load()

@@ -102,6 +102,15 @@ def payments() -> list[tuple[str, list[OutgoingEvent]]]:
     ]
 
 
+def forged_ahead() -> tuple[list[OutgoingEvent], int]:
+    """Three near payments of A1 dated 30 days after the others, and their Kafka timestamp: a
+    broker producer writes them claiming acme on every partition before the genuine payments
+    (``conftest.forge_ahead``)."""
+    ahead = T0 + timedelta(days=30)
+    events = [pay(900 + i, "A1", "9500.00", ahead + i * MIN) for i in range(3)]
+    return events, int(ahead.timestamp() * 1000)
+
+
 def quote(instrument: str, ask: str, at: datetime) -> OutgoingEvent:
     return OutgoingEvent(
         event_type="hub.market.QuotePublished",
@@ -214,6 +223,25 @@ def test_price_spike_on_flink_equals_the_embedded_engine(flink_session: FlinkSes
         ("X8", 20_000, 20_000, Decimal("10"), Decimal("11")),
         ("X9", 100_000, 160_000 - 1, Decimal("100"), Decimal("110")),
     ]
+
+
+def test_forged_future_dated_payments_move_no_engine(flink_session: FlinkSession) -> None:
+    """A broker producer's payments dated 30 days ahead, claiming acme, written on every
+    partition before the genuine ones (``forged_ahead``): their claim fails, so both engines
+    take neither their time nor their events (``hub_tenant_ok`` in Flink's rowtime column,
+    ``pattern_batch.claimed`` in the embedded engine). They used to count as tenant 'default'
+    (a match of their own in both) and to move the watermark past every genuine payment (the
+    served detector then dropped those as late): here no genuine payment is late, nothing
+    matches under 'default', and the alert rows (checked against the crafted expectations in
+    ``test_structuring_on_flink_equals_the_embedded_engine``) are equal in both engines."""
+    assert flink_session.forged_ahead >= 3 * 2  # at least two partitions
+    embedded, flink = _both(flink_session, STRUCTURING)
+    assert normalise(flink) == normalise(embedded), (flink, embedded)
+    assert {r["tenant"] for r in [*embedded, *flink]} == {"acme"}
+    assert flink_session.detector.states[STRUCTURING.name].late == 0
+    served = [a for a in flink_session.alerts["embedded"] if a["rule"] == "pattern.aml_structuring"]
+    assert len(served) == len(flink) == 7
+    assert all("(tenant acme)" in a["summary"] for a in served)
 
 
 def test_pattern_definitions_refuse_nonsense() -> None:

@@ -173,6 +173,21 @@ def test_column_wise_batch_is_byte_identical_to_the_generated_encoder(hub: Hub) 
         assert _stamp(us, seconds) == _rfc3339(us)
 
 
+def test_unmemoised_digests_and_ids_of_any_length_are_byte_identical(hub: Hub) -> None:
+    """The digest and the id are written without the memos, with a length from a table of
+    the lengths below 256: around and past that bound, multi-byte, empty."""
+    LogDecisionSink(hub.log, hub.registry, hub.publisher).append(RECORDS[:1])
+    encoder = DecisionEncoder(hub.publisher)
+    texts = ["", "a", "f" * 63, "f" * 64, "f" * 127, "é" * 127, "é" * 128, "x" * 255, "x" * 256]
+    texts += ["ü" * 300, "x" * 20_000]
+    records = [
+        RECORDS[0]._replace(input_sha256=digest, decision_id=ident)
+        for digest in texts
+        for ident in (new_decision_id(), digest or "-")
+    ]
+    assert encoder.encode(records) == [encoder._one(r) for r in records]
+
+
 def test_memos_carried_between_batches_keep_every_batch_byte_identical(
     hub: Hub, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -100,7 +100,14 @@ def test_a_route_decision_is_made_in_the_event_loop_and_a_case_lookup_is_not(
             in_loop.append((action, False))
         return asked(principal, action, resource, context)
 
+    prepared = inner.decide_prepared
+
+    def decide_prepared(request: Any, now: int) -> Any:  # a request seen before (issue 13)
+        decide(request.principal, request.action, request.resource)
+        return prepared(request, now)
+
     monkeypatch.setattr(inner, "decide_digested", decide)
+    monkeypatch.setattr(inner, "decide_prepared", decide_prepared)
     ann = auth(hub.keys.create(["analyst"], principal="ann").token)
     assert client.get("/v1/topics", headers=ann).status_code == 200
     assert client.post("/v1/topics", headers=ann, json={"name": "x"}).status_code == 403

@@ -156,6 +156,7 @@ def test_the_flink_engine_is_wired_from_the_settings(tmp_path: Path) -> None:
 
     from hub.flink import JARS, flink_projections
     from hub.settings import load_settings
+    from projections.flink import jvm
 
     jars, python = tmp_path / "jars", tmp_path / "python"
     jars.mkdir()
@@ -176,6 +177,10 @@ def test_the_flink_engine_is_wired_from_the_settings(tmp_path: Path) -> None:
         flink_projections(fake, "K:S")
     for name in JARS:
         (jars / name).touch()
+    # the hub's own functions' jar (built by `infra/flink.sh setup`) is required too
+    with pytest.raises(ConfigError, match=r"hub-flink-functions-[0-9a-f]{16}\.jar"):
+        flink_projections(fake, "K:S")
+    (jars / jvm.jar_name()).touch()
     flink = flink_projections(fake, "K:S")
     try:
         at = flink.placement
@@ -183,6 +188,7 @@ def test_the_flink_engine_is_wired_from_the_settings(tmp_path: Path) -> None:
         assert (at.jdbc_user, at.jdbc_password) == ("hub", "s3cret")
         assert at.registry_url == "http://127.0.0.1:28080"
         assert at.topic_prefix == "team1." and at.jars[0].startswith("file:///")
+        assert at.jars[-1].endswith("/" + jvm.jar_name())
         assert flink.launcher.registry_auth == "K:S"
         spec = compile_projection(PAYMENT_AGGREGATES, at)
         assert "'topic' = 'team1.payments'" in spec.statements[0]

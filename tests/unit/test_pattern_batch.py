@@ -91,3 +91,36 @@ def test_event_times_equal_ms_of(stamps: list[tuple[int, str]]) -> None:
         texts.append(when.isoformat() if form == "iso" else when.strftime(form))
     got = pb.event_times([t.encode() for t in texts]).tolist()
     assert got == [ms_of(t) for t in texts]
+
+
+def test_records_without_a_tenant_claim_are_neither_times_nor_items() -> None:
+    """What the Kafka reader hands over for a forged or plain producer's record (its
+    ``ce_tenant`` dropped): both paths skip it, its event time included (it must not move the
+    watermark: tests/adversarial/test_s18_unverified_records_move_pattern_time.py)."""
+    from core.ports.eventlog import StoredRecord
+
+    sch = schemas()
+    old = Before(sch.__getitem__)
+    part = records(300, seed=5)["payments"][0]
+    mixed = [
+        StoredRecord(
+            r.topic,
+            r.partition,
+            r.offset,
+            r.timestamp_ms,
+            r.key,
+            r.value,
+            tuple(h for h in r.headers if h[0] != "ce_tenant") if i % 3 == 0 else r.headers,
+        )
+        for i, r in enumerate(part)
+    ]
+    b = pb.PatternBatch.of(mixed, sch.__getitem__)
+    kept = [r for i, r in enumerate(part) if i % 3]
+    assert b.offsets.tolist() == [r.offset for r in kept]
+    assert b.at_ms.tolist() == [e.at_ms for e in pattern_events(kept, old.decode)]
+    assert [e.offset for e in pattern_events(mixed, old.decode)] == b.offsets.tolist()
+    ok = np.ones(len(b.at_ms), bool)
+    assert pb.items_of(PATTERNS[0], b, ok) == _reference_items(
+        PATTERNS[0], pattern_events(mixed, old.decode)
+    )
+    assert pb.claimed({"ce_tenant": b""}) and not pb.claimed({"ce_time": b"x"})

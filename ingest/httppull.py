@@ -159,6 +159,14 @@ def decoded(pieces: Iterable[bytes], coding: str) -> Iterator[bytes]:
     for piece in pieces:
         data = piece
         while True:
+            if d.eof and data:
+                # Bytes after the end of the stream were dropped without a word: a second gzip
+                # member (RFC 1952 allows several; ``gzip.decompress`` reads them all) lost its
+                # records, trailing garbage was ignored. Further members are read; anything
+                # else is not in the coding.
+                if coding not in ("gzip", "x-gzip"):
+                    raise zlib.error("data after the end of the compressed stream")
+                d = zlib.decompressobj(_WBITS[coding])
             try:
                 out = d.decompress(data, DECODE_STEP)
             except zlib.error:
@@ -169,10 +177,12 @@ def decoded(pieces: Iterable[bytes], coding: str) -> Iterator[bytes]:
             first = first and not data
             if out:
                 yield out
-            data = d.unconsumed_tail
+            data = d.unconsumed_tail or (d.unused_data if d.eof else b"")
             # a full step may leave output to give even when all input was taken
             if not data and len(out) < DECODE_STEP:
                 break
+    if not d.eof and not first:
+        raise zlib.error("the compressed stream ends early (the body is cut)")
     tail = d.flush()
     if tail:
         yield tail

@@ -3,7 +3,9 @@ s19-redteam-hostile.md). Each test is an attack that worked before its fix."""
 
 from __future__ import annotations
 
+import gzip
 import json
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -47,3 +49,35 @@ def test_a_csv_header_naming_a_column_twice_is_refused(
     assert "more than once" in err.value.message
     assert ("'s'" if header.endswith(b"s") else "'n'") in err.value.message
     assert sum(hub.log.end_offsets("t").values()) == 0
+
+
+@pytest.mark.parametrize("cut", [None, 7, 30])
+def test_a_second_gzip_member_of_a_pulled_body_is_read_not_dropped(cut: int | None) -> None:
+    """An HTTP pull source answering ``Content-Encoding: gzip`` as two gzip members (RFC 1952
+    allows several; servers that compress per chunk write them): the connector decoded the
+    first member and dropped the rest without a word, where ``gzip.decompress`` gives both."""
+    import gzip
+
+    from ingest.httppull import decoded
+
+    body = gzip.compress(b'{"a":1}\n') + gzip.compress(b'{"a":2}\n')
+    pieces = [body] if cut is None else [body[:cut], body[cut:]]
+    assert b"".join(decoded(pieces, "gzip")) == gzip.decompress(body)
+
+
+@pytest.mark.parametrize(
+    ("body", "coding", "why"),
+    [
+        (zlib.compress(b'{"a":1}') + b'{"a":2}', "deflate", "after the end"),
+        (gzip.compress(b'{"a":1}' * 100)[:-12], "gzip", "ends early"),
+    ],
+)
+def test_bytes_past_or_short_of_a_pulled_bodys_stream_are_refused(
+    body: bytes, coding: str, why: str
+) -> None:
+    """Bytes after a deflate stream's end were ignored, and a gzip body cut short gave what it
+    had: both are refused (``zlib.error``, which the connector reports naming the coding)."""
+    from ingest.httppull import decoded
+
+    with pytest.raises(zlib.error, match=why):
+        b"".join(decoded([body], coding))

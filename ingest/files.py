@@ -300,7 +300,10 @@ def json_line_record(raw: bytes, lineno: int, max_bytes: int | None = None) -> R
             whole=(raw.size, raw.sha256),
         )
     try:
-        value = json.loads(raw.decode("utf-8"), parse_float=Decimal)
+        # NaN / Infinity are not JSON (RFC 8259): json.loads took them, so a line stored a NaN
+        # or an infinite double that the JSON routes refuse (``hub.api.deps``) and no export
+        # writes back as JSON.
+        value = json.loads(raw.decode("utf-8"), parse_float=Decimal, parse_constant=_no_constant)
         if not isinstance(value, dict):
             raise ValueError(f"expected a JSON object, got {type(value).__name__}")
         return RawRecord(raw, value=value, position={"line": lineno})
@@ -325,6 +328,10 @@ def json_line_record(raw: bytes, lineno: int, max_bytes: int | None = None) -> R
             error_code="malformed_json",
             position={"line": lineno},
         )
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number: write a finite number, or a string")
 
 
 def _jsonl(path: Source, batch_size: int, max_bytes: int) -> Iterator[list[RawRecord]]:

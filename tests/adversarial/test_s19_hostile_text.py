@@ -81,3 +81,35 @@ def test_bytes_past_or_short_of_a_pulled_bodys_stream_are_refused(
 
     with pytest.raises(zlib.error, match=why):
         b"".join(decoded([body], coding))
+
+
+@pytest.mark.parametrize("columnar", [True, False])
+def test_nan_and_infinity_literals_in_a_json_lines_file_are_quarantined(
+    tmp_path: Path, columnar: bool
+) -> None:
+    """``{"d":NaN}``, ``Infinity``, ``-Infinity`` are not JSON: the HTTP JSON routes refuse
+    them, but a JSON lines file stored them as NaN / infinite doubles (both paths; json.loads
+    takes them). Each such line is quarantined naming the literal; the others are accepted."""
+    schema = {
+        "type": "record",
+        "name": "D",
+        "fields": [{"name": "d", "type": "double"}, {"name": "f", "type": "float"}],
+    }
+    h = bootstrap(
+        load_settings(environ={"HUB_PROJECTION_AUTOSTART": "false"}, data_dir=tmp_path / "d")
+    )
+    try:
+        h.log.create_topic("d", 1)
+        h.registry.register("d-value", json.dumps(schema))
+        f = tmp_path / "nan.jsonl"
+        f.write_bytes(
+            b'{"d":NaN,"f":1}\n{"d":Infinity,"f":1}\n{"d":1,"f":-Infinity}\n{"d":1.5,"f":2}\n'
+        )
+        result = publish_file(h.ingest, f, "d", columnar=columnar).result
+        assert result.accepted == 1
+        reasons = {r.index: r.reason for r in result.rejections}
+        assert sorted(reasons) == [0, 1, 2]
+        for i, literal in enumerate(["NaN", "Infinity", "-Infinity"]):
+            assert f"{literal} is not a JSON number" in reasons[i]
+    finally:
+        h.close()

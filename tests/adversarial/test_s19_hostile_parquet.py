@@ -1,9 +1,10 @@
-"""Session 19 hostile-input review: Parquet pages that decode to more than the host holds
-(docs/benchmarks/s19-redteam-hostile.md), and a byte-flipping fuzz of Parquet files."""
+"""Session 19 hostile-input review: Parquet pages that decode to more than the host holds, and
+a one-byte flip that crashes Arrow (docs/benchmarks/s19-redteam-hostile.md). A byte-flipping
+fuzz of Parquet files ran in the review but is not kept in-process: pyarrow 16.1.0 crashes the
+test process on some flips (``test_a_one_byte_flip_does_not_crash_the_process``)."""
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 from collections.abc import Iterator
@@ -130,36 +131,62 @@ def test_honest_files_pass_the_page_walk(
     check_pages(out, pq.ParquetFile(io.BytesIO(out.getvalue())).metadata)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
-@given(data=st.data())
-def test_a_flipped_parquet_file_is_read_or_refused_never_crashes(
-    hub: Hub, tmp_path: Path, data: st.DataObject
-) -> None:
-    """Bytes of a small file (two row groups, dictionary and plain columns) overwritten at
-    random: the file is published (as Arrow reads it) or refused with ``FileUnreadable``; no
-    other exception, and no page walk error that Arrow would not also raise."""
-    rows = 200
-    table = pa.table(
-        {
-            **{f"s{i}": [f"x{j % (i + 3)}" for j in range(rows)] for i in range(COLUMNS)},
-            "n": list(range(rows)),
-        }
-    )
-    out = io.BytesIO()
-    pq.write_table(table, out, row_group_size=100, use_dictionary=["s0", "s1"])
-    raw = bytearray(out.getvalue())
-    for _ in range(data.draw(st.integers(1, 4))):
-        at = data.draw(st.integers(0, len(raw) - 1))
-        raw[at] = data.draw(st.integers(0, 255))
-    f = tmp_path / f"flip-{data.draw(st.integers(0, 10**12))}.parquet"
-    f.write_bytes(bytes(raw))
-    with contextlib.suppress(FileUnreadable):
-        publish_file(hub.ingest, f, "t")
-
-
 def test_a_page_header_cut_short_is_refused_naming_it(tmp_path: Path) -> None:
     """A footer whose offsets point past the pages (the file cut, or the footer lying)."""
     raw = _one_page_each(5, 10)
     meta = pq.ParquetFile(io.BytesIO(raw)).metadata
     with pytest.raises(PagesTooLarge, match="past the end"):
         check_pages(io.BytesIO(raw[:8]), meta)
+
+
+_CRASH = """
+import io, json, sys
+from pathlib import Path
+import pyarrow as pa, pyarrow.parquet as pq
+from hub.bootstrap import bootstrap
+from hub.settings import load_settings
+from ingest.files import FileUnreadable, publish_file
+rows = 200
+table = pa.table({**{f"s{i}": [f"x{j % (i + 3)}" for j in range(rows)] for i in range(3)},
+                  "n": list(range(rows))})
+out = io.BytesIO()
+pq.write_table(table, out, row_group_size=100, use_dictionary=["s0", "s1"])
+raw = bytearray(out.getvalue())
+assert raw[511] == 200, raw[511]
+raw[511] = 46
+f = Path(sys.argv[1]) / "crash.parquet"
+f.write_bytes(bytes(raw))
+h = bootstrap(load_settings(environ={"HUB_PROJECTION_AUTOSTART": "false"},
+                            data_dir=Path(sys.argv[1]) / "data"))
+h.log.create_topic("t", 1)
+h.registry.register("t-value", sys.argv[2])
+try:
+    publish_file(h.ingest, f, "t")
+    print("published")
+except FileUnreadable as exc:
+    print("refused", exc.message)
+h.close()
+"""
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="OPEN critical (s19): pyarrow 16.1.0 segfaults reading this file; needs a newer "
+    "Arrow or Parquet reads in a child process",
+)
+def test_a_one_byte_flip_does_not_crash_the_process(tmp_path: Path) -> None:
+    """Found by the byte-flip fuzz: one byte of a 3 KB file (offset 511, 200 -> 46, inside a
+    data page) makes ``ParquetFile.iter_batches`` crash the process (SIGSEGV; other flips abort
+    with ``std::bad_array_new_length``): the page walk passes it, Arrow raises nothing. A file
+    dropped into a watched folder, or uploaded, takes the whole hub down. Run in a child process
+    so the crash is observed, not suffered."""
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-c", _CRASH, str(tmp_path), json.dumps(SCHEMA)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, (out.returncode, out.stderr[-500:])

@@ -9,6 +9,7 @@ second *process* cannot open a path in use (use the HTTP API of the running ``hu
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import sys
@@ -149,9 +150,17 @@ class ChdbViewStore(ClickHouseSqlViews):
                 # close and ran after it would query a destroyed session (the process aborts)
                 if self._closed:
                     raise HubError("The chDB view store is closed.", code="views_closed")
-                if params:
-                    return self._session.query(sql, fmt, params=dict(params))
-                return self._session.query(sql, fmt)
+                try:
+                    if params:
+                        return self._session.query(sql, fmt, params=dict(params))
+                    return self._session.query(sql, fmt)
+                except Exception:
+                    # chDB 4.4 leaves a query stopped at its time bound half-answered: the
+                    # session's next Arrow answer is then unreadable ("Unexpected empty message
+                    # in IPC file format"). One text query reads the rest away.
+                    with contextlib.suppress(Exception):  # the first error is the one to tell
+                        self._session.query("SELECT 1", "CSV")
+                    raise
         except HubError:
             raise
         except Exception as exc:  # chDB raises ChdbError / RuntimeError

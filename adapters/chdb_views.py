@@ -55,6 +55,9 @@ SINGLE_THREAD_ROWS = 20_000
 # process on a snapshot (``query``). Bounds how long one query holds every tenant's writes.
 INLINE_SECONDS = 0.25
 READERS = 2  # reader processes at most, per store
+# After a query of a tenant fell over to a reader, that tenant's queries skip the writers'
+# session for this long (``_fell_over``)
+SLOW_MEMORY_S = 10.0
 # Seconds a reader may run past a query's own bound (chDB stops it there) before it is killed:
 # a reader stuck in chDB never holds a caller longer than this
 READER_GRACE_S = 5.0
@@ -224,6 +227,8 @@ class ChdbViewStore(ClickHouseSqlViews):
         self._closed = False
         self.inline_seconds = INLINE_SECONDS
         self.readers = READERS
+        self.reader_queries = 0  # answered by a reader process (for tests and metrics)
+        self._slow: dict[frozenset[str], float] = {}  # scope -> inline skipped until (monotonic)
         self._idle: list[_Reader] = []
         self._started = 0  # reader processes running, idle or busy
         self._pool = threading.Condition()
@@ -314,6 +319,10 @@ class ChdbViewStore(ClickHouseSqlViews):
         seconds, memory = self.query_seconds, int(self.query_memory_bytes)
         inline = min(seconds, self.inline_seconds)
         started = time.monotonic()
+        # whose query: the tenants its grants scope it to (None: every tenant's rows)
+        who = frozenset(g.tenant or "" for g in grants)
+        if self._slow.get(who, 0.0) > started:
+            inline = 0.0  # this scope's last query fell over: straight to a reader
         with self._lock:
             rewritten = self._rewrite(sql, grants)
             if inline > 0:  # (0 would be no bound at all to ClickHouse: readers only)
@@ -322,6 +331,7 @@ class ChdbViewStore(ClickHouseSqlViews):
                 except HubError as exc:
                     if not (timed_out(exc) and seconds > inline):
                         raise query_error(exc, seconds, memory) from exc
+                    self._fell_over(who, started)
             # 1. a snapshot of the committed parts, taken under the writers' lock: between two
             #    batches, never inside one (the write protocol's steps 1-2)
             snap = self._snapshot()
@@ -335,6 +345,14 @@ class ChdbViewStore(ClickHouseSqlViews):
             # 3. the snapshot goes with its query: erased or expired values it links are kept
             #    no longer than the one query that was running when they went
             shutil.rmtree(snap, ignore_errors=True)
+
+    def _fell_over(self, who: frozenset[str], now: float) -> None:
+        """Send ``who``'s queries straight to a reader for ``SLOW_MEMORY_S``: a tenant looping
+        queries just past ``inline_seconds`` then holds the writers once per that time, not
+        once per query (its own small queries pay a reader's start meanwhile, no one else's)."""
+        if len(self._slow) >= 10_000:  # forget the lapsed ones: the map stays small
+            self._slow = {k: v for k, v in self._slow.items() if v > now}
+        self._slow[who] = now + SLOW_MEMORY_S
 
     def _snapshot(self) -> str:
         with _QUERY_LOCK:  # no insert of another store object on this session runs meanwhile
@@ -354,6 +372,7 @@ class ChdbViewStore(ClickHouseSqlViews):
 
     def _read(self, snap: str, sql: str, seconds: float, memory: int, left: float) -> pa.Table:
         reader = self._take(left)
+        self.reader_queries += 1
         answer = None
         try:
             answer = reader.ask(snap, sql, left + READER_GRACE_S)

@@ -200,3 +200,54 @@ def test_readers_all_busy_is_a_clear_retryable_refusal(store: object) -> None:
     busy = next(e for e in errors if e.code == "query_readers_busy")
     assert busy.http_status == 503 and "send it again" in busy.message
     assert os.listdir(f"{store._path}.read") == []
+
+
+def test_a_tenant_whose_query_fell_over_skips_the_writers_session_for_a_while(
+    store: object,
+) -> None:
+    """A tenant looping queries just past ``inline_seconds`` would hold every tenant's writes
+    that long per query; after one falls over, its queries go straight to a reader (for
+    ``SLOW_MEMORY_S``), and another tenant's are still answered in the session."""
+    from adapters.chdb_views import ChdbViewStore
+
+    assert isinstance(store, ChdbViewStore)
+    store.inline_seconds = 0.25
+    store.query_seconds = 1.5
+    small = "SELECT count() AS n FROM rq_accounts"
+    store.query(small, T1)
+    assert store.reader_queries == 0  # answered in the session
+    with pytest.raises(InvalidInput):
+        store.query(SLOW, T1)
+    assert store.reader_queries == 1
+    held = time_writes_waited(store)  # t1's next slow query: a reader from its start
+    assert store.reader_queries == 2
+    assert held < 0.2, f"a write waited {held:.2f} s for a query sent straight to a reader"
+    assert store.query(small, T1).to_pylist() == [{"n": N}]
+    assert store.reader_queries == 3  # t1's small query too, meanwhile
+    t2 = [ViewGrant("rq_accounts", COLS, "t2")]
+    assert store.query(small, t2).to_pylist() == [{"n": N}]
+    assert store.reader_queries == 3  # t2's: the session, as before
+
+
+def time_writes_waited(store: object) -> float:
+    """Seconds one write waits while t1's slow query runs (it is in a reader from the start)."""
+    import time
+
+    from adapters.chdb_views import ChdbViewStore
+
+    assert isinstance(store, ChdbViewStore)
+    waited: list[float] = []
+
+    def write() -> None:
+        time.sleep(0.4)
+        t = time.monotonic()
+        batch = {"rq_accounts": _rows("t3", 1)}
+        store.write(LIVE, [ACCOUNTS], batch, Checkpoint(2, {("a", 0): Position(2 * N + 1)}))
+        waited.append(time.monotonic() - t)
+
+    w = threading.Thread(target=write)
+    w.start()
+    with pytest.raises(InvalidInput):
+        store.query(SLOW, T1)
+    w.join()
+    return waited[0]

@@ -65,8 +65,8 @@ import json
 import logging
 import re
 import threading
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -100,6 +100,7 @@ from core.sqlguard import (
 )
 
 log = logging.getLogger("hub.views")
+_T = TypeVar("_T")
 
 DB = "hub_views"
 OFFSETS = f"{DB}._projection_offsets"
@@ -126,8 +127,13 @@ def arrow_type(c: Column) -> pa.DataType:
     }[c.type]
 
 
-def physical_columns(t: Table) -> list[tuple[str, str, pa.DataType]]:
-    """(name, ClickHouse type, Arrow type) of the stored table, derived columns left out."""
+def physical_columns(t: Table) -> tuple[tuple[str, str, pa.DataType], ...]:
+    """(name, ClickHouse type, Arrow type) of the stored table, derived columns left out.
+    Made once per table object (``_once``): every batch's ``write`` asks for it several times."""
+    return _once(("physical", id(t)), t, lambda: _physical_columns(t))
+
+
+def _physical_columns(t: Table) -> tuple[tuple[str, str, pa.DataType], ...]:
     cols = [(c.name, ch_type(c), arrow_type(c)) for c in t.columns if c.agg != "derived"]
     if t.kind == "aggregate":
         cols += [
@@ -139,7 +145,28 @@ def physical_columns(t: Table) -> list[tuple[str, str, pa.DataType]]:
     elif t.kind == "entity":
         cols.append(("src_offsets", "String", pa.string()))
     cols.append(("batch_seq", "UInt64", pa.uint64()))
-    return cols
+    return tuple(cols)
+
+
+# What is derived from a table object alone (its physical columns, its shared table's name, the
+# neutral columns of position rows), made once: a live batch's ``write`` recomputed them on every
+# call (the column lists, a SHA-256 of the column spec, a dozen Arrow arrays), 30 % of its CPU
+# (docs/benchmarks/s19-visible.md). Keyed by the object's id and kept with the object, so that an
+# id is never reused while its entry lives; the catalog's tables live as long as the process.
+_ONCE: dict[tuple[Any, ...], tuple[object, Any]] = {}
+_ONCE_MAX = 4096  # tables built on the fly (tests, ``swap``) must not grow it without bound
+
+
+def _once(key: tuple[Any, ...], owner: object, make: Callable[[], _T]) -> _T:
+    hit = _ONCE.get(key)
+    if hit is not None and hit[0] is owner:
+        got: _T = hit[1]
+        return got
+    value = make()
+    if len(_ONCE) >= _ONCE_MAX:
+        _ONCE.clear()
+    _ONCE[key] = (owner, value)
+    return value
 
 
 TAG = "view_table"  # the column of a shared aggregate table naming the row's table
@@ -160,6 +187,10 @@ def shared_table(target: Target, t: Table) -> str:
     them in one INSERT. Derived from the target and the columns alone, so that every method
     given one table finds it; scoped to the target because ``recover`` deletes by the target's
     own batch numbers."""
+    return _once(("shared", target, id(t)), t, lambda: _shared_name(target, t))
+
+
+def _shared_name(target: Target, t: Table) -> str:
     spec = ";".join(f"{n} {ty}" for n, ty, _ in physical_columns(t)) + f";key {t.key}"
     sig = hashlib.sha256(spec.encode()).hexdigest()[:12]
     return f"{DB}.{target.id}__agg_{sig}"
@@ -292,18 +323,26 @@ def _position_rows(t: Table, checkpoint: Checkpoint) -> pa.Table:
         "src_last": pa.array([p.next_offset for _, p in items], pa.int64()),
         "batch_seq": pa.array(np.full(n, checkpoint.batch_seq, np.uint64)),
     }
+    neutral = _once(("neutral", id(t), n), t, lambda: _neutral(t, n))
+    data: dict[str, pa.Array] = {}
+    for name, _, _ in ((TAG, "", None), *physical_columns(t)):
+        data[name] = given[name] if name in given else neutral[name]
+    data[POS_WATERMARK] = pa.array([p.watermark_us for _, p in items], pa.int64())
+    return pa.table(data)
+
+
+def _neutral(t: Table, n: int) -> dict[str, pa.Array]:
+    """The columns of ``n`` position rows of ``t``'s shared table that do not depend on the
+    positions: the tag, and a neutral value in every view column (NULL where it may be)."""
     data: dict[str, pa.Array] = {TAG: pa.array([POSITIONS] * n, pa.string())}
     for name, ch, atype in physical_columns(t):
-        if name in given:
-            data[name] = given[name]
-        elif ch.startswith("Nullable("):
+        if ch.startswith("Nullable("):
             data[name] = pa.nulls(n, atype)
         elif pa.types.is_string(atype):
             data[name] = pa.array([""] * n, atype)
         else:  # int, timestamp, decimal: zero
             data[name] = pa.array(np.zeros(n, np.int64)).cast(atype)
-    data[POS_WATERMARK] = pa.array([p.watermark_us for _, p in items], pa.int64())
-    return pa.table(data)
+    return data
 
 
 def arrow_to_rows(tbl: pa.Table) -> list[Row]:

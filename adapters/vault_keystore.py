@@ -64,6 +64,7 @@ from core.ports.keystore import (
 FORMAT_TRANSIT = 0x02
 _BACKEND_ERRORS = (hvac_errors.VaultError, requests.exceptions.RequestException)
 _DERIVE_LABEL = b"hub.datakey.v1\x00"
+_PAGE = 16  # names a paginated LIST of transit keys answers at a time (``_listed``)
 
 
 def _digest(subject_id: str) -> str:
@@ -201,21 +202,47 @@ class VaultKeyStore(KeyStore):
             self._fail(exc, f"creating the tenant marker {name}")
 
     def key_tenants(self, subject_id: str) -> frozenset[str]:
+        """The tenants of the subject's markers, listed from its own prefix (``_listed``):
+        a ``tenant.all`` erasure used to list every transit key of the mount, every tenant's
+        markers (their names carry tenant names) included, once per erased subject."""
         prefix = f"hub-tenant-{_digest(check_subject(subject_id))}-"
-        try:
-            listed = self._transit().list_keys(mount_point=self.mount)
-        except hvac_errors.InvalidPath:
-            return frozenset()
-        except _BACKEND_ERRORS as exc:
-            self._fail(exc, f"listing the transit keys of {self.mount}")
         out = set()
-        for n in (listed or {}).get("data", {}).get("keys", []):
-            if str(n).startswith(prefix):
-                try:
-                    out.add(bytes.fromhex(str(n)[len(prefix) :]).decode())
-                except ValueError:
-                    continue
+        for n in self._listed(prefix):
+            try:
+                out.add(bytes.fromhex(n[len(prefix) :]).decode())
+            except ValueError:
+                continue
         return frozenset(out)
+
+    def _listed(self, prefix: str) -> list[str]:
+        """Names of the mount's transit keys that start with ``prefix``, listed from ``prefix``
+        on in pages of ``_PAGE`` (OpenBao's paginated LIST: ``after``, ``limit``; the server
+        returns names in order), so the server answers the prefix's names and at most one page
+        of others (the one that ends the range), whatever the mount holds. A server that
+        ignores the parameters (HashiCorp Vault has no paginated lists) answers every name in
+        one page; that is recognised (more than a page, or a name not after ``after``) and
+        filtered here, as before: the only way Vault lists transit keys."""
+        out: list[str] = []
+        after = prefix
+        while True:
+            try:
+                listed = self._client().adapter.request(
+                    "LIST", f"/v1/{self.mount}/keys", params={"after": after, "limit": _PAGE}
+                )
+            except hvac_errors.InvalidPath:
+                return out
+            except _BACKEND_ERRORS as exc:
+                self._fail(exc, f"listing the transit keys of {self.mount} from {prefix}")
+            names = [str(n) for n in ((listed or {}).get("data") or {}).get("keys") or []]
+            if len(names) > _PAGE or any(n <= after for n in names):  # not paginated
+                return sorted({*out, *(n for n in names if n.startswith(prefix))})
+            for n in names:
+                if not n.startswith(prefix):
+                    return out
+                out.append(n)
+            if len(names) < _PAGE:
+                return out
+            after = names[-1]
 
     def _create(self, subject_id: str) -> None:
         """Create the subject's key unless it is tombstoned (race-safe with ``destroy``)."""

@@ -21,6 +21,7 @@ import json
 import os
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -42,7 +43,7 @@ class Probe:
 
     def hook(self, step: str) -> None:
         if self._open is not None:
-            self._open["marks"].append((step, time.perf_counter()))
+            self._open["marks"].append((step, time.perf_counter(), time.thread_time()))
 
 
 def attach(h: Any, probe: Probe) -> Callable[[], None]:
@@ -56,15 +57,15 @@ def attach(h: Any, probe: Probe) -> Callable[[], None]:
     wait0 = log.wait_for_append
 
     def step(bound: Any = None) -> Any:
-        rec: dict[str, Any] = {"start": time.perf_counter(), "cpu0": time.thread_time()}
+        rec: dict[str, Any] = {"start": time.perf_counter(), "cpu_start": time.thread_time()}
         rec["marks"] = []
         probe._open = rec
         try:
             got = step0(bound)
         finally:
             probe._open = None
-        rec["end"] = time.perf_counter()
-        rec["cpu"] = time.thread_time() - rec.pop("cpu0")
+        rec["end"], rec["cpu_end"] = time.perf_counter(), time.thread_time()
+        rec["cpu"] = rec["cpu_end"] - rec["cpu_start"]
         rec["events"] = got.events
         if got.events:
             probe.steps.append(rec)
@@ -125,22 +126,79 @@ def attach(h: Any, probe: Probe) -> Callable[[], None]:
     return undo
 
 
+class ThreadCpu:
+    """CPU seconds per second of this process's threads over a run, by thread name (Linux
+    ``/proc/self/task``): chDB's own threads (``ThreadPool``, ``QueryPipelineEx``,
+    ``MergeMutate``...) beside the Python ones (all called ``python``). Sampled every 0.2 s, so
+    that a thread that ends before the run does (a publisher) still counts."""
+
+    def __init__(self) -> None:
+        self._began = time.perf_counter()
+        self._first = self._snap()
+        self._last = dict(self._first)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    @staticmethod
+    def _snap() -> dict[str, tuple[str, float]]:
+        out: dict[str, tuple[str, float]] = {}
+        tick = os.sysconf("SC_CLK_TCK")
+        try:
+            tids = os.listdir("/proc/self/task")
+        except OSError:
+            return out
+        for tid in tids:
+            try:
+                stat = Path(f"/proc/self/task/{tid}/stat").read_text()
+            except OSError:
+                continue
+            name = stat[stat.index("(") + 1 : stat.rindex(")")]
+            fields = stat.rsplit(")", 1)[1].split()
+            out[tid] = (name, (int(fields[11]) + int(fields[12])) / tick)
+        return out
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.2):
+            self._last.update(self._snap())
+
+    def stop(self) -> dict[str, float]:
+        self._stop.set()
+        self._thread.join()
+        self._last.update(self._snap())
+        span = time.perf_counter() - self._began
+        by: dict[str, float] = {}
+        for tid, (name, cpu) in self._last.items():
+            by[name] = by.get(name, 0.0) + cpu - self._first.get(tid, (name, 0.0))[1]
+        return {k: round(v / span, 3) for k, v in sorted(by.items(), key=lambda kv: -kv[1]) if v}
+
+
 def summarize(probe: Probe, run: Any) -> dict[str, Any]:
     steps = probe.steps
     phases: dict[str, list[float]] = {}
+    cpus: dict[str, list[float]] = {}
     for s in steps:
-        prev = s["start"]
-        for name, at in s["marks"]:
+        prev, prev_cpu = s["start"], s["cpu_start"]
+        for name, at, cpu_at in s["marks"]:
             key = "rows" if name.startswith("rows:") else name
             phases.setdefault(key, []).append((at - prev) * 1000)
-            prev = at
+            cpus.setdefault(key, []).append((cpu_at - prev_cpu) * 1000)
+            prev, prev_cpu = at, cpu_at
         phases.setdefault("after mirrored", []).append((s["end"] - prev) * 1000)
+        cpus.setdefault("after mirrored", []).append((s["cpu_end"] - prev_cpu) * 1000)
         for name, secs in s.get("calls", {}).items():
             phases.setdefault(f"(in the above: chDB {name})", []).append(secs * 1000)
     # collapse several rows:<table> marks of one step into one figure per step
     n = len(steps) or 1
     per_step = {
-        k: {"mean_ms": sum(v) / n, "p50_ms": pct(v, 0.5), "p99_ms": pct(v, 0.99)}
+        k: {
+            "mean_ms": sum(v) / n,
+            "p50_ms": pct(v, 0.5),
+            "p99_ms": pct(v, 0.99),
+            # the follower thread's own CPU in the phase; the rest of its wall is off-CPU
+            # (waiting for the GIL, a core, chDB's worker or the disk)
+            "cpu_mean_ms": sum(cpus[k]) / n if k in cpus else float("nan"),
+        }
         for k, v in phases.items()
     }
     wall = [(s["end"] - s["start"]) * 1000 for s in steps]
@@ -197,6 +255,11 @@ def summarize(probe: Probe, run: Any) -> dict[str, Any]:
     }
 
 
+def _threads_line(res: dict[str, Any]) -> str:
+    top = list(res.get("threads_cpu_s_per_s", {}).items())[:6]
+    return ", ".join(f"{name} {cpu:.3f}" for name, cpu in top)
+
+
 def render(res: dict[str, Any], load: str) -> str:
     lines = [
         f"### {res['run']} (load {load})",
@@ -218,12 +281,19 @@ def render(res: dict[str, Any], load: str) -> str:
         f" follower CPU per step p50 {res['step_cpu_ms_p50']:.1f} ms",
         f"- append -> step start after an idle wait: {res['idle_waits_woken']} wake-ups, "
         f"p50 {res['wake_ms_p50']:.2f} ms, p99 {res['wake_ms_p99']:.2f} ms",
+        "- CPU s/s by thread name (the run and its drain): " + _threads_line(res),
         "",
-        "| phase (time since the previous mark) | mean ms/step | p50 ms | p99 ms |",
-        "|---|---:|---:|---:|",
+        "| phase (time since the previous mark) | mean ms/step | p50 ms | p99 ms "
+        "| follower CPU mean ms/step | off-CPU share |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
     for k, v in res["phases"].items():
-        lines.append(f"| {k} | {v['mean_ms']:.2f} | {v['p50_ms']:.2f} | {v['p99_ms']:.2f} |")
+        cpu = v.get("cpu_mean_ms", float("nan"))
+        off = 1 - cpu / v["mean_ms"] if v["mean_ms"] and cpu == cpu else float("nan")
+        lines.append(
+            f"| {k} | {v['mean_ms']:.2f} | {v['p50_ms']:.2f} | {v['p99_ms']:.2f} "
+            f"| {cpu:.2f} | {off:.0%} |"
+        )
     if res["note"]:
         lines.append(f"\n{res['note']}")
     return "\n".join(lines) + "\n"
@@ -293,6 +363,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 undo = attach(h, probe)
                 runner = h.projections.runner("market_bars")
                 load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+                threads = ThreadCpu()
                 run = _run_with_probe(
                     h,
                     runner,
@@ -305,10 +376,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "hub publish -> Kafka" if args.kafka else "embedded publish",
                     args.ledger,
                 )
+                threads_cpu = threads.stop()
                 undo()
                 start += 10**7
                 res = summarize(probe, run)
                 res["load"] = load
+                res["threads_cpu_s_per_s"] = threads_cpu
                 results.append(res)
                 print(render(res, load), flush=True)
         finally:

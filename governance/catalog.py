@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from core import lineage
 from core.errors import HubError
 from core.events import STRATEGY_CONFIG, classification_of
+from core.ports.policy import HUB_TENANT
 from domain.catalog import TOPICS, subject_for
 from domain.envelope import CLASSIFICATIONS
 
@@ -156,7 +157,12 @@ def _datasets(
         if info.name.startswith("_"):
             continue
         strategy = info.config.get(STRATEGY_CONFIG, "topic")
-        found = [_schema_info(registry, s) for s in _topic_subjects(registry, info.name, strategy)]
+        subjects = _topic_subjects(registry, info.name, strategy)
+        if tenant_scope is not None:  # another tenant's subject reads as absent (s19)
+            subjects = [
+                s for s in subjects if registry.owner(s) in (None, HUB_TENANT, tenant_scope)
+            ]
+        found = [_schema_info(registry, s) for s in subjects]
         schemas = tuple(s for s in found if s is not None)
         cls = _highest([s.classification for s in schemas])
         topic_classes[info.name], topic_schemas[info.name] = cls, schemas

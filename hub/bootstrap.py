@@ -50,6 +50,7 @@ from ingest.publish import EventReader, Publisher
 from ledger.errors import LedgerIntegrityError
 from ledger.service import Ledger
 from projections.service import ProjectionService
+from registry.owners import adopt as adopt_owners
 from registry.service import SchemaRegistry
 
 log = logging.getLogger("hub.bootstrap")
@@ -588,6 +589,7 @@ def bootstrap(
         settings.registry_compatibility,
         strict_logical_types=settings.registry_strict_logical_types,
     )  # 3
+    adopt_owners(registry, event_log)  # subjects registered before owners were recorded (once)
     metrics = Metrics()
     keystore = build_keystore(settings)  # PII is encrypted under it before it enters the log
     publisher = Publisher(event_log, registry, settings.max_record_bytes, metrics, keystore)

@@ -563,6 +563,18 @@ def keys_rotate(obj: Ctx, key_id: str, grace: str | None, out: str | None) -> No
 
 
 # -- schemas --------------------------------------------------------------------------------
+def registry_scope(h: Any, principal: Principal, resource: str) -> Any:
+    """``principal``'s view of the registry (``hub.registry_scope``), as the API's: another
+    tenant's subject is decided again as that tenant's."""
+    from hub.registry_scope import RegistryScope
+
+    def decide(action: str, tenant: str) -> bool:
+        context = {"channel": "cli", "tenant": tenant}
+        return bool(h.policy.decide(principal, action, resource, context).allow)
+
+    return RegistryScope(h.registry, principal, decide)
+
+
 @main.group()
 def schema() -> None:
     """Schema Registry."""
@@ -579,11 +591,12 @@ def schema_register(obj: Ctx, subject: str, file: str) -> None:
         with obj.hub() as h:
             from registry.internal import refuse_internal_subject, refuse_reserved_names
 
-            authorize(h, "schema.write", f"subjects/{subject}")
+            principal = authorize(h, "schema.write", f"subjects/{subject}")
             refuse_internal_subject(subject, "registering a schema version under")
+            tenant = registry_scope(h, principal, f"subjects/{subject}").claim(subject)
             text = Path(file).read_text(encoding="utf-8")
             refuse_reserved_names(h.registry, subject, text)  # as the registry API does
-            sv = h.registry.register(subject, text)
+            sv = h.registry.register(subject, text, tenant=tenant)
             click.echo(json.dumps({"subject": subject, "version": sv.version, "id": sv.id}))
 
     run_safely(go)
@@ -598,7 +611,8 @@ def schema_check(obj: Ctx, subject: str, file: str) -> None:
 
     def go() -> None:
         with obj.hub() as h:
-            authorize(h, "schema.read", f"subjects/{subject}")
+            principal = authorize(h, "schema.read", f"subjects/{subject}")
+            registry_scope(h, principal, f"subjects/{subject}").require_readable(subject)
             problems = h.registry.check(subject, Path(file).read_text(encoding="utf-8"))
             level = h.registry.compatibility(subject)
             if problems:
@@ -619,8 +633,9 @@ def schema_list(obj: Ctx, deleted: bool) -> None:
 
     def go() -> None:
         with obj.hub() as h:
-            authorize(h, "schema.read", "subjects")
-            for s in h.registry.subjects(include_deleted=deleted):
+            principal = authorize(h, "schema.read", "subjects")
+            scope = registry_scope(h, principal, "subjects")
+            for s in scope.readable_subjects(h.registry.subjects(include_deleted=deleted)):
                 sv = h.registry.get_version(s, "latest", include_deleted=deleted)
                 click.echo(f"{s}\tv{sv.version}\tid={sv.id}")
 

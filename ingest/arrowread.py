@@ -15,7 +15,12 @@ refuses is split in halves until the lines it refuses are found, and those go ro
 are also sent row by row, before Arrow sees them, when Arrow and Python's ``json`` could read
 them differently: not UTF-8, a byte-order mark, a control byte, more than one JSON document on
 the line (Arrow reads both), or longer than the record limit. After the read, rows are sent row
-by row when a column cannot say what the reference would do:
+by row when a column cannot say what the reference would do (see below). With ``hub_native``
+built, the lines are parsed first by ``hub_native.json_rows`` (native/src/json_rows.rs, ~4x
+Arrow's reader): it takes only flat objects of a strict form that Arrow reads, giving the same
+column values (tests/unit/test_native_json_rows.py compares them bit for bit), and leaves every
+other line to Arrow, which then decides it as before; the checks below run on both alike.
+Sent row by row after the read:
 - a null where the reference tells a missing field from an explicit null (any field but a
   nullable one whose default is null);
 - an ``int`` out of 32 bits, a ``float`` out of float32 range, a non-finite double, a decimal
@@ -182,7 +187,10 @@ def json_batch(
                 force[i] = True
     parsed: list[tuple[list[int], pa.Table]] = []
     read_schema = lay.read_schema
-    _read(lines, np.flatnonzero(~force).tolist(), read_schema, parsed, force)
+    todo = np.flatnonzero(~force)
+    if _native_json_rows is not None and len(todo) and type(data) is bytes:
+        todo = _native_read(lines, todo, lay, parsed)
+    _read(lines, todo.tolist(), read_schema, parsed, force)
     if parsed:
         table = pa.concat_tables([tb for _, tb in parsed]).combine_chunks()
         at = np.concatenate([np.asarray(idx, dtype=np.int64) for idx, _ in parsed])
@@ -283,6 +291,62 @@ def _has_text(data: bytes, needle: str) -> bool:
     return needle.encode() in data
 
 
+def _load_json_rows() -> Any:
+    try:
+        import hub_native
+    except ImportError:  # not built: Arrow's reader parses every line
+        return None
+    return getattr(hub_native, "json_rows", None)
+
+
+_native_json_rows = _load_json_rows()
+# Kind codes of native/src/json_rows.rs, by the Arrow type a column is read as.
+_JSON_KIND = {"string": 0, "int64": 1, "bool": 2, "double": 3}
+
+
+def _native_read(
+    lines: Lines, idx: npt.NDArray[np.int64], lay: Layout, parsed: list[tuple[list[int], pa.Table]]
+) -> npt.NDArray[np.int64]:
+    """Lines ``idx`` parsed natively (``hub_native.json_rows``) where the line is of the flat,
+    strict form it takes (a subset of what Arrow reads, with the same values); the lines it
+    leaves, returned, go to Arrow (``_read``), which decides them as it did before."""
+    kinds, precisions, scales = [], [], []
+    for c in lay.columns:
+        if pa.types.is_decimal(c.read):
+            kinds.append(4)
+            precisions.append(c.read.precision)
+            scales.append(c.read.scale)
+        else:
+            kinds.append(_JSON_KIND[str(c.read)])
+            precisions.append(0)
+            scales.append(0)
+    ok_bytes, taken, bufs = _native_json_rows(
+        lines.data,
+        lines.starts[idx].astype(np.int64).tobytes(),
+        lines.ends[idx].astype(np.int64).tobytes(),
+        [c.name.encode() for c in lay.columns],
+        kinds,
+        precisions,
+        scales,
+    )
+    if not taken:
+        return idx
+    arrays = []
+    for c, (valid, values, offsets) in zip(lay.columns, bufs, strict=True):
+        validity = None if valid is None else pa.py_buffer(valid)
+        if offsets is None:
+            arrays.append(pa.Array.from_buffers(c.read, taken, [validity, pa.py_buffer(values)]))
+        else:
+            arrays.append(
+                pa.Array.from_buffers(
+                    c.read, taken, [validity, pa.py_buffer(offsets), pa.py_buffer(values)]
+                )
+            )
+    ok = np.frombuffer(ok_bytes, dtype=np.bool_)
+    parsed.append((idx[ok].tolist(), pa.Table.from_arrays(arrays, schema=lay.read_schema)))
+    return idx[~ok]
+
+
 def _suspect_line(line: bytes, max_bytes: int) -> bool:
     if len(line) > max_bytes or _SUSPECT.search(line) is not None:
         return True
@@ -331,6 +395,10 @@ def _finish(c: Column, col: pa.Array) -> tuple[pa.Array, Bools]:
     valid = np.ones(n, dtype=np.bool_) if col.null_count == 0 else _np(col.is_valid())
     unsure = np.zeros(n, dtype=np.bool_)  # nulls: ``_missing`` decides them
     if c.kind in ("timestamp", "date"):
+        native = _native_times(col, c)
+        if native is not None:
+            arr, ok = native
+            return _in_range(arr, unsure | (valid & ~ok))
         ok = _np(pc.match_substring_regex(col, pattern=_TS if c.kind == "timestamp" else _DATE))
         unsure |= valid & ~ok
         keep = pa.array(valid & ok)
@@ -376,12 +444,72 @@ def _over_precision(col: pa.Array, t: pa.Decimal128Type) -> Bools:
     refuses such a value; it is left to it."""
     if not len(col):
         return np.zeros(0, dtype=np.bool_)
+    if t.precision <= 18 and col.type == t:
+        return _over_precision_18(col, t.precision)
+    return _over_precision_wide(col, t)
+
+
+def _over_precision_wide(col: pa.Array, t: pa.Decimal128Type) -> Bools:
+    """``_over_precision`` by decimal256 comparisons (any precision; the reference)."""
     wide = pa.decimal256(76, t.scale)
     bound = Decimal(10) ** (t.precision - t.scale)
     w = col.cast(wide)
     high = pc.greater_equal(w, pa.scalar(bound, wide))
     low = pc.less_equal(w, pa.scalar(-bound, wide))
     return _np(pc.or_(high, low))
+
+
+def _over_precision_18(col: pa.Array, precision: int) -> Bools:
+    """``_over_precision`` for a decimal128 of precision <= 18, on its values' two 64-bit
+    words: a value within ``10**precision`` (<= 10**18 < 2**63) has a high word that is the
+    sign of its low word. Nulls are never over (the reference's ``fill_null(False)``)."""
+    words = np.frombuffer(col.buffers()[1], dtype="<i8")[
+        2 * col.offset : 2 * (col.offset + len(col))
+    ]
+    lo, hi = words[0::2], words[1::2]
+    bound = 10**precision
+    over: Bools = (hi != (lo >> 63)) | (lo >= bound) | (lo <= -bound)
+    if col.null_count:
+        over &= _np(col.is_valid())
+    return over
+
+
+def _load_times() -> Any:
+    try:
+        import hub_native
+    except ImportError:  # not built: the regex and the cast decide
+        return None
+    return getattr(hub_native, "rfc3339_values", None)
+
+
+_native_rfc3339 = _load_times()
+
+
+def _native_times(col: pa.Array, c: Column) -> tuple[pa.Array, Bools] | None:
+    """A timestamp or date column's strings as ``c.final`` values where they have the strict
+    form (``_TS`` / ``_DATE``), null elsewhere, and where they have it, by one native pass
+    (``hub_native.rfc3339_values``): what the regex, ``if_else`` and cast give (the reference,
+    ~4x the CPU). None when the extension is not built or a value of the form is not a
+    calendar date: the reference decides, as before."""
+    if _native_rfc3339 is None or col.type != pa.string():
+        return None
+    bufs = col.buffers()
+    got = _native_rfc3339(
+        bufs[1],
+        bufs[2],
+        bufs[0] if col.null_count else None,
+        col.offset,
+        len(col),
+        c.kind == "date",
+    )
+    if got is None:
+        return None
+    ok = np.frombuffer(got[0], dtype=np.bool_)
+    values = pa.py_buffer(got[1])
+    validity = pa.py_buffer(np.packbits(ok, bitorder="little").tobytes())
+    storage = pa.int32() if c.kind == "date" else pa.int64()
+    arr = pa.Array.from_buffers(storage, len(col), [validity, values]).view(c.final)
+    return arr, ok
 
 
 _US_RANGE = (-62_135_596_800_000_000, 253_402_300_799_999_999)  # years 1-9999 in UTC
@@ -486,6 +614,13 @@ def csv_batch(
     per_row = np.searchsorted(commas, rows.ends) - np.searchsorted(commas, starts)
     force |= per_row != len(header) - 1
     force |= lens > max_bytes
+    # A row opening with a byte-order mark: Arrow's reader drops one at the start of its input
+    # (the batch's first row), ``csv.reader`` keeps it; the per-record path decides such rows.
+    if len(octets) >= 3:
+        at = np.minimum(starts, len(octets) - 3)
+        force |= (
+            (lens >= 3) & (octets[at] == 0xEF) & (octets[at + 1] == 0xBB) & (octets[at + 2] == 0xBF)
+        )
     if not data.isascii():
         try:
             data.decode("utf-8")
@@ -497,7 +632,21 @@ def csv_batch(
                     force[i] = True
     good = np.flatnonzero(~force)
     strings = [pa.array([], pa.string()) for _ in header]
-    if len(good):
+    split = None
+    if len(good) and _native_csv_split is not None and type(data) is bytes:
+        split = _native_csv_split(
+            data,
+            starts[good].astype(np.int64).tobytes(),
+            rows.ends[good].astype(np.int64).tobytes(),
+            len(header),
+        )
+    if split is not None:
+        # The good rows' fields, split natively (csv_rows.rs): what ``read_csv`` gives them.
+        strings = [
+            pa.Array.from_buffers(pa.string(), len(good), [None, pa.py_buffer(o), pa.py_buffer(t)])
+            for o, t in split
+        ]
+    elif len(good):
         block = rows.joined(good)
         try:
             table = pcsv.read_csv(
@@ -540,6 +689,24 @@ def csv_batch(
     return pa.RecordBatch.from_arrays(out, schema=lay.schema), force
 
 
+def _load_decimal_text() -> Any:
+    import hub_native
+
+    return getattr(hub_native, "decimal_text", None)
+
+
+def _load_csv_split() -> Any:
+    try:
+        import hub_native
+    except ImportError:  # not built: Arrow's ``read_csv`` splits the rows
+        return None
+    return getattr(hub_native, "csv_split", None)
+
+
+_native_csv_split = _load_csv_split()
+_native_decimal_text = None if _native_csv_split is None else _load_decimal_text()
+
+
 def _csv_column(c: Column, col: pa.Array, nullable: bool) -> tuple[pa.Array, Bools]:
     """One CSV column's text as ``c.final``; the rows whose text is not of a strict form."""
     n = len(col)
@@ -557,6 +724,25 @@ def _csv_column(c: Column, col: pa.Array, nullable: bool) -> tuple[pa.Array, Boo
         ok = _np(pc.is_in(low, value_set=pa.array(["true", "false", "1", "0"])))
         value = pc.is_in(low, value_set=pa.array(["true", "1"]))
         return _nulled(value, null | ~ok), check & ~ok
+    if c.kind in ("timestamp", "date"):
+        native = _native_times(col, c)
+        if native is not None:
+            # Its ``ok`` is the regex's (nulls false); "" never matches, so its nulls are the
+            # ``null | ~ok`` rows the reference casts as null.
+            arr, ok = native
+            return _in_range(arr, check & ~ok)
+    if c.kind == "decimal" and _native_decimal_text is not None and col.type == pa.string():
+        p, s = c.final.precision, c.final.scale
+        if s < p or s == 0:  # (s == p > 0: the reference's regex does not compile; it says so)
+            bufs = col.buffers()
+            got = _native_decimal_text(
+                bufs[1], bufs[2], bufs[0] if col.null_count else None, col.offset, n, p, s
+            )
+            # As for times: its ``ok`` is the regex's, and "" never matches.
+            ok = np.frombuffer(got[0], dtype=np.bool_)
+            validity = pa.py_buffer(np.packbits(ok, bitorder="little").tobytes())
+            arr = pa.Array.from_buffers(c.final, n, [validity, pa.py_buffer(got[1])])
+            return arr, check & ~ok
     pattern = {
         "long": _INT_TEXT,
         "int": _INT_TEXT,

@@ -939,7 +939,7 @@ def _ingest_arrow(
     if n == 0:
         return per_record()
     try:
-        t = pipeline.target(topic, event_type)
+        t = pipeline.target(topic, event_type, tenant)
     except HubError:
         return per_record()  # every row gets the target's error as its reason
     rb = decimal_columns(rb, t.plain.parsed)  # float / int prices into decimals, exactly

@@ -62,7 +62,7 @@ from core import tracing
 from core.avro import serde
 from core.avro.compatibility import check_reader_writer
 from core.avro.schema import ParsedSchema, recursive_type
-from core.errors import HubError, SchemaNotFound
+from core.errors import HubError, SchemaNotFound, SubjectNotFound
 from core.events import refuse_internal
 from core.metrics import Metrics
 from core.pii import (
@@ -76,6 +76,7 @@ from core.pii import (
 from core.ports.eventlog import ColumnBatch, EventLog, Record, RecordColumns, RecordMetadata
 from core.ports.eventlog import Headers as env_Headers
 from core.ports.keystore import DecryptionFailed, KeyDestroyed
+from core.ports.policy import HUB_TENANT
 from domain import envelope as env
 from domain.envelope import Envelope, parse_rfc3339
 from domain.quality import (
@@ -458,6 +459,7 @@ class IngestPipeline:
         self.max_record_bytes = max_record_bytes
         self._compat: dict[tuple[int, int], list[str]] = {}
         self._recursive: dict[int, str | None] = {}  # writer schema id -> a recursive type
+        self._readable_ids: set[tuple[int, str]] = set()  # (writer id, tenant): _readable_id
         self._compiled: dict[tuple[int, int], tuple[RuleSet, Compiled]] = {}
         self._arrow_plans: dict[Any, tuple[RuleSet, Any]] = {}
         self.stats = QualityStats(log, registry)  # GET /v1/quality/stats
@@ -525,9 +527,20 @@ class IngestPipeline:
         return found[1]
 
     # -- targets ------------------------------------------------------------------------------
-    def target(self, topic: str, event_type: str | None) -> Target:
-        """The subject, latest schema and rules for a record; raises ``InvalidInput``."""
+    def target(self, topic: str, event_type: str | None, tenant: str | None = None) -> Target:
+        """The subject, latest schema and rules for a record; raises ``InvalidInput``. With
+        ``tenant`` (the sender's), a subject another tenant owns is refused
+        (``SubjectNotFound``, as the registry answers that tenant): its records are validated
+        only against their own tenant's subjects and the hub's shared ones."""
         w = self.publisher.targets.resolve(topic, event_type)
+        if tenant is not None:
+            owner = self.registry.owner(w.subject, refresh=False)
+            if owner not in (None, HUB_TENANT, tenant):
+                raise SubjectNotFound(
+                    f"Topic {topic!r} takes records of subject {w.subject!r}, which is not one of "
+                    f"tenant {tenant!r}'s subjects nor one the hub shares: ask the hub's "
+                    "operators for a topic with a shared subject."
+                )
         return Target(
             w.subject,
             w.schema_id,
@@ -555,6 +568,20 @@ class IngestPipeline:
                 code="recursive_schema",
             )
         return writer
+
+    def _readable_id(self, writer_id: int, tenant: str) -> bool:
+        """Whether ``tenant``'s records may name ``writer_id``: a schema of its own tenant's
+        subjects or of a shared one (``SchemaRegistry.id_tenants``; another tenant's reads as
+        unknown). Only True is cached: an id's tenants only grow."""
+        if (writer_id, tenant) in self._readable_ids:
+            return True
+        tenants = self.registry.id_tenants(writer_id)
+        if tenants and tenant not in tenants and HUB_TENANT not in tenants:
+            return False
+        if len(self._readable_ids) > 4096:
+            self._readable_ids.clear()
+        self._readable_ids.add((writer_id, tenant))
+        return True
 
     def _incompatibilities(self, reader: Target, writer_id: int) -> list[str]:
         key = (reader.schema_id, writer_id)
@@ -587,6 +614,8 @@ class IngestPipeline:
             try:
                 writer_id, _ = serde.split_wire(raw.original)
                 writer = self._writer(writer_id)
+                if not self._readable_id(writer_id, tenant):
+                    raise SchemaNotFound(f"Schema id {writer_id} not found.")
             except SchemaNotFound as exc:
                 raise _Reject(
                     "unknown_schema_id",
@@ -598,7 +627,7 @@ class IngestPipeline:
             event_type = event_type or writer.name
         try:
             if event_type not in targets:
-                targets[event_type] = self.target(topic, event_type)
+                targets[event_type] = self.target(topic, event_type, tenant)
             t = targets[event_type]
             if raw.kind == "json":
                 return t, serde.from_json(raw.value, t.plain.parsed), None

@@ -34,6 +34,7 @@ from core.errors import (
     HubError,
     InvalidInput,
     PayloadTooLarge,
+    SubjectNotFound,
 )
 from core.events import (
     PRINCIPALS_TOPIC,
@@ -56,7 +57,7 @@ from core.ports.eventlog import (
     StoredRecord,
 )
 from core.ports.keystore import KeyStore, SubjectTenants, make_aad
-from core.ports.policy import Decision
+from core.ports.policy import HUB_TENANT, Decision
 from domain import envelope as env
 from domain.catalog import SubjectStrategy
 from domain.envelope import Envelope, parse_rfc3339, rfc3339_micros
@@ -584,12 +585,33 @@ class Publisher:
             refuse_internal(topic)
             refuse_reserved_headers(events)
         self._log.topic(topic)  # raises TopicNotFound first
+        if origin != "internal":
+            self._refuse_foreign_subjects(topic, events, tenant)
         with tracing.publishing(topic, len(events)):
             started = time.perf_counter()
             meta = self._coalescer(topic, producer, tenant).publish(events)
         self._metrics.append_seconds.labels(topic).observe(time.perf_counter() - started)
         self._metrics.events_appended.labels(topic).inc(len(meta))
         return meta
+
+    def _refuse_foreign_subjects(
+        self, topic: str, events: Sequence[OutgoingEvent], tenant: str
+    ) -> None:
+        """A caller's records are not validated against another tenant's subject
+        (``registry.service``'s owners): ``SubjectNotFound``, as the ingest pipeline and the
+        registry answer that tenant."""
+        for event_type in {ev.event_type for ev in events}:
+            try:
+                subject = self.targets.subject(topic, event_type)
+            except HubError:
+                continue  # the batch's own preparation names the problem
+            owner = self._registry.owner(subject, refresh=False)
+            if owner not in (None, HUB_TENANT, tenant):
+                raise SubjectNotFound(
+                    f"Topic {topic!r} takes records of subject {subject!r}, which is not one of "
+                    f"tenant {tenant!r}'s subjects nor one the hub shares: ask the hub's "
+                    "operators for a topic with a shared subject."
+                )
 
     def _coalescer(self, topic: str, producer: str, tenant: str) -> Coalescer:
         """The coalescer of concurrent publishes with these envelope fields

@@ -25,6 +25,15 @@ Contract
   a version keeps the schema it was registered with until it is deleted.
 - Internal subjects (``registry.internal``) MUST NOT follow the global mode: the hub registers
   its own schemas there whenever it starts; a subject's own mode still applies.
+- A subject is owned by one tenant (``owner``): the tenant its first record names
+  (``"tenant"`` in the SCHEMA value, a member Confluent's readers ignore), kept while any of its
+  versions is stored, soft-deleted ones included, and gone with its last permanent delete.
+  Every version record repeats it. A registration naming a ``tenant`` MUST be refused
+  (``SubjectOwned``) when the subject is another tenant's; one naming none (the hub's own
+  callers) writes under the subject's owner, or the hub's own tenant for a new subject. A
+  subject whose records name no tenant (registered before ownership existed, until
+  ``registry.owners.adopt`` rewrites them) is the hub's own. ``-plain`` companions
+  (``registry.plain``) follow their subject's owner.
 """
 
 from __future__ import annotations
@@ -41,6 +50,7 @@ from core.avro.compatibility import CompatibilityLevel, Incompatibility, check_l
 from core.avro.schema import ParsedSchema, parse_schema, refuse_recursive
 from core.errors import (
     Conflict,
+    Forbidden,
     HubError,
     IncompatibleSchema,
     InvalidInput,
@@ -51,8 +61,9 @@ from core.errors import (
 )
 from core.fold import TopicFold
 from core.ports.eventlog import EventLog, Record
+from core.ports.policy import HUB_TENANT
 from registry.internal import is_internal_subject
-from registry.plain import falsely_sealed, log_form, plain_subject, unsealed
+from registry.plain import SUFFIX, falsely_sealed, log_form, plain_subject, unsealed
 from registry.standalone import inline_references
 
 SCHEMAS_TOPIC = "_schemas"
@@ -102,6 +113,13 @@ class InvalidCompatibilityLevel(InvalidInput):
     code = "invalid_compatibility_level"
 
 
+class SubjectOwned(Forbidden):
+    """A change to a subject another tenant owns. The message names no tenant: the subject's
+    name is taken (a registry has one namespace), its owner is not the caller's to learn."""
+
+    code = "subject_owned"
+
+
 @dataclass(frozen=True, slots=True)
 class Reference:
     """A named type taken from another subject's version (Confluent schema reference)."""
@@ -129,6 +147,8 @@ class SubjectVersion:
     id: int
     schema: StoredSchema
     deleted: bool = False
+    # The subject's owner as the record names it; None: written before ownership existed.
+    tenant: str | None = None
 
 
 def _locked(
@@ -151,6 +171,11 @@ class _State:
     subjects: dict[str, dict[int, SubjectVersion]] = field(default_factory=dict)
     config: dict[str | None, str] = field(default_factory=dict)
     mode: dict[str | None, str] = field(default_factory=dict)
+    # subject -> the tenant its first folded record named (see the module's contract)
+    owners: dict[str, str] = field(default_factory=dict)
+    # schema id -> every tenant that ever owned a subject holding it (never shrinks: a
+    # permanent delete does not make a private schema public)
+    id_tenants: dict[int, set[str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -221,6 +246,7 @@ class SchemaRegistry:
                 versions.pop(int(key["version"]), None)
                 if not versions:
                     st.subjects.pop(subject, None)
+                    st.owners.pop(subject, None)
                 return
             v = json.loads(value_bytes)
             refs = tuple(
@@ -231,9 +257,20 @@ class SchemaRegistry:
             if stored.id not in st.schemas:
                 st.schemas[stored.id] = stored
                 st.ids_by_identity[(self._canonical_of(stored), refs)] = stored.id
+            tenant = v.get("tenant")
+            if not isinstance(tenant, str) or not tenant:
+                tenant = None
             st.subjects.setdefault(subject, {})[int(v["version"])] = SubjectVersion(
-                subject, int(v["version"]), stored.id, st.schemas[stored.id], bool(v.get("deleted"))
+                subject,
+                int(v["version"]),
+                stored.id,
+                st.schemas[stored.id],
+                bool(v.get("deleted")),
+                tenant,
             )
+            if tenant is not None:
+                st.owners.setdefault(subject, tenant)
+                st.id_tenants.setdefault(stored.id, set()).add(st.owners[subject])
         elif keytype == "CONFIG":
             if value_bytes is None:
                 st.config.pop(subject, None)
@@ -282,6 +319,8 @@ class SchemaRegistry:
             value["schemaType"] = sv.schema.schema_type
         if sv.schema.references:
             value["references"] = [r.as_json() for r in sv.schema.references]
+        if sv.tenant is not None:
+            value["tenant"] = sv.tenant
         return Record(
             value=json.dumps(value, separators=(",", ":")).encode(),
             key=self._key("SCHEMA", sv.subject, sv.version),
@@ -527,6 +566,77 @@ class SchemaRegistry:
                 f"Subject {subject!r} is in read-only mode: set its mode to READWRITE first."
             )
 
+    # -- owners -----------------------------------------------------------------------------
+    @_locked
+    def owner(self, subject: str, refresh: bool = True) -> str | None:
+        """The tenant that owns ``subject`` (the module's contract); None when no version of it
+        is stored (it was never registered, or permanently deleted): its first registration
+        makes the registering tenant its owner. ``refresh=False``: as folded so far (a caller
+        that just read the subject, e.g. its latest version)."""
+        if refresh:
+            self.refresh()
+        return self._owner_folded(subject)
+
+    def _owner_folded(self, subject: str) -> str | None:
+        """``owner`` of the state folded so far (no catch-up); under the lock."""
+        st = self._state
+        found = st.owners.get(subject)
+        if found is not None:
+            return found
+        if subject in st.subjects:
+            return HUB_TENANT  # its records name no tenant: registered before ownership
+        if subject.endswith(SUFFIX) and subject[: -len(SUFFIX)] in st.subjects:
+            return self._owner_folded(subject[: -len(SUFFIX)])  # a companion to be
+        return None
+
+    @_locked
+    def owners(self, include_deleted: bool = True) -> dict[str, str]:
+        """Every stored subject's owner (``owner``), by subject."""
+        self.refresh()
+        return {
+            s: self._owner_folded(s) or HUB_TENANT
+            for s, versions in self._state.subjects.items()
+            if include_deleted or any(not v.deleted for v in versions.values())
+        }
+
+    @_locked
+    def unowned(self) -> list[str]:
+        """Subjects whose records name no tenant (registered before ownership existed)."""
+        self.refresh()
+        return sorted(s for s in self._state.subjects if s not in self._state.owners)
+
+    def record_owners(self, owners: dict[str, str]) -> list[str]:
+        """Write each unowned subject's owner (``registry.owners.adopt``): its version records
+        again, the same id, version, schema and deleted flag, now naming the tenant. A subject
+        that has an owner by now is left as it is. The subjects written."""
+        with self._exclusive():
+            self.refresh()
+            st = self._state
+            records: list[Record] = []
+            done: list[str] = []
+            for subject, tenant in sorted(owners.items()):
+                if subject in st.owners or subject not in st.subjects:
+                    continue
+                done.append(subject)
+                for sv in sorted(st.subjects[subject].values(), key=lambda v: v.version):
+                    records.append(
+                        self._schema_record(
+                            SubjectVersion(
+                                sv.subject, sv.version, sv.id, sv.schema, sv.deleted, tenant
+                            )
+                        )
+                    )
+            if records:
+                self._write(records)
+            return done
+
+    def id_tenants(self, schema_id: int) -> frozenset[str]:
+        """The tenants that own, or owned, a subject holding ``schema_id``; empty when no
+        record holding it names a tenant (registered before ownership: everyone's)."""
+        with self._lock:
+            self.get_by_id(schema_id)  # raises SchemaNotFound
+            return frozenset(self._state.id_tenants.get(schema_id, ()))
+
     # -- reading ----------------------------------------------------------------------------
     @_locked
     def subjects(self, include_deleted: bool = False, prefix: str = "") -> list[str]:
@@ -724,8 +834,14 @@ class SchemaRegistry:
         version: int | None = None,
         append: Appender | None = None,
         seal: bool = True,
+        tenant: str | None = None,
     ) -> SubjectVersion:
         """Register a schema under a subject; idempotent. ``schema_id``/``version`` in IMPORT mode.
+
+        ``tenant``: the tenant registering (a new subject becomes its own); a subject another
+        tenant owns is refused (``SubjectOwned``) before anything else is answered, the
+        idempotent answer included (it would tell whether the subject holds a schema). None:
+        the hub's own callers, which write under the subject's owner.
 
         A plain Avro schema with fields classified PII (``seal``, the default) is never a
         subject's version as given: its log form (``core.pii.encrypted_schema``) is registered
@@ -751,6 +867,13 @@ class SchemaRegistry:
         explicit = schema_id is not None or version is not None
         with self._lock:
             importing = self._await_turn(subject, explicit)  # 1
+            owner = self._owner_folded(subject)
+            if tenant is not None and owner is not None and owner != tenant:
+                raise SubjectOwned(
+                    f"Subject {subject!r} belongs to another tenant: register your schema "
+                    "under a subject name of your own."
+                )
+            writer = owner or tenant or HUB_TENANT
             parsed = self._parse_new(text, schema_type, references)  # 2
             self._refuse_falsely_sealed(subject, parsed, schema_type)
             redirect = self._plain_of_live(subject, text, schema_type, references)
@@ -793,21 +916,25 @@ class SchemaRegistry:
                 if importing:
                     new_id = self._import_id(schema_id, existing_id, identity)
                     stored = StoredSchema(new_id, text, schema_type.upper(), refs)
-                    sv = SubjectVersion(subject, new_version, new_id, stored)
+                    sv = SubjectVersion(subject, new_version, new_id, stored, tenant=writer)
                     self._write([self._schema_record(sv)], append)  # 7, 8 with the lock held
                     return st.subjects[subject][new_version]
                 new_id, took = self._reserve(subject, existing_id, identity)  # 6
                 stored = StoredSchema(new_id, text, schema_type.upper(), refs)
-                sv = SubjectVersion(subject, new_version, new_id, stored)
+                sv = SubjectVersion(subject, new_version, new_id, stored, tenant=writer)
         if sealed is not None:
             # The log form first, so that ingest never meets the plain one as the subject's
             # version; it is the version the caller's decision allowed, so it takes ``append``
             # (one commit per held decision) and the companion the log's own append. A failure
             # between them leaves the subject sealed; registering again adds the companion.
-            self.register(subject, sealed, schema_type, references, append=append, seal=False)
-            return self.register(plain_subject(subject), text, seal=False)
+            self.register(
+                subject, sealed, schema_type, references, append=append, seal=False, tenant=writer
+            )
+            return self.register(plain_subject(subject), text, seal=False, tenant=writer)
         if redirect:  # see hub.registry.plain
-            return self.register(plain_subject(subject), text, append=append, seal=False)
+            return self.register(
+                plain_subject(subject), text, append=append, seal=False, tenant=writer
+            )
         return self._store_reserved(sv, parsed, identity if took else None, append)
 
     def _refuse_falsely_sealed(self, subject: str, parsed: ParsedSchema, schema_type: str) -> None:
@@ -905,11 +1032,12 @@ class SchemaRegistry:
         self, subject: str, parsed: ParsedSchema, refs: Sequence[Reference], schema_type: str
     ) -> None:
         """Refuse a version that keeps a field some live version of ``subject`` classifies
-        PII (or stores encrypted) without that protection. Subjects are shared by every
-        tenant's producers, and the compatibility rules ignore the classification: one
+        PII (or stores encrypted) without that protection. Shared subjects take every
+        tenant's records, and the compatibility rules ignore the classification: one
         tenant's publisher registered ``hub.accounts.AccountOpened`` v2 with ``email`` a plain
         unclassified string, and every tenant's new accounts were stored in clear (no
-        crypto-shredding) and shown unmasked to analysts."""
+        crypto-shredding) and shown unmasked to analysts. (A tenant's key may not change a
+        shared subject at all now; the hub's own keys still meet this rule.)"""
         if schema_type.upper() != "AVRO":
             return
         from core.pii import declassified
@@ -1154,7 +1282,7 @@ class SchemaRegistry:
 
 
 def _deleted(sv: SubjectVersion) -> SubjectVersion:
-    return SubjectVersion(sv.subject, sv.version, sv.id, sv.schema, deleted=True)
+    return SubjectVersion(sv.subject, sv.version, sv.id, sv.schema, True, sv.tenant)
 
 
 def _validate_subject(subject: str) -> None:

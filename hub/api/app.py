@@ -64,6 +64,7 @@ from hub.api.models import (
     ErrorBody,
     Health,
     KeyIssued,
+    Liveness,
     Published,
     PublishIn,
     Readiness,
@@ -97,10 +98,25 @@ def error_body(exc: HubError) -> dict[str, Any]:
 
 
 # -- health and metrics ---------------------------------------------------------------------
-@router.get("/health", tags=["ops"], response_model=Health)
+@router.get("/health", tags=["ops"], response_model=Liveness)
 def health(request: Request) -> dict[str, Any]:
-    """Liveness: the process serves requests. Names each component's adapter; calls none of
-    them (a liveness probe must not restart the hub because Kafka is down: that is /ready)."""
+    """Liveness, answered without a key (a probe cannot send one): the process serves
+    requests, and its role under leader election. Calls no component (a liveness probe must
+    not restart the hub because Kafka is down: that is /ready). Only that: the process's id in
+    the lease (``hostname:pid``), its epoch and its adapters tell an anonymous caller which
+    host runs which technology; ``GET /health/details`` gives them to an operator."""
+    from hub.ha import role
+
+    return {"status": "ok", "leader": {"role": role(hub_of(request))["role"]}}
+
+
+@router.get("/health/details", tags=["ops"], response_model=Health)
+def health_details(
+    request: Request, _: Principal = Depends(authorize_hub_wide("metrics.read", "metrics"))
+) -> dict[str, Any]:
+    """``GET /health`` with each component's adapter and the process's place in leader
+    election (lease, ``holder``: this process's id, epoch); calls no component. Decided as
+    ``GET /ready/details``: ``metrics.read`` as the hub's own tenant's (``HUB_TENANT``)."""
     from hub.ha import role
 
     hub = hub_of(request)
@@ -328,8 +344,55 @@ def read_events(
                 f"({internal.reason}).",
                 code="internal_topic",
             )
+    tenant = decision.row_filter.get("tenant") if decision.row_filter else None
+    if tenant is not None:  # a tenant's reader of a shared topic: positions, not offsets
+        return _read_positions(hub, topic, partition, offset, limit, decision, tenant)
     records, next_offset = hub.reader.read_visible(topic, partition, offset, limit, decision)
     return {"topic": topic, "partition": partition, "next_offset": next_offset, "records": records}
+
+
+def _read_positions(
+    hub: Hub, topic: str, partition: int, position: int, limit: int, decision: Any, tenant: str
+) -> dict[str, Any]:
+    """``read_events`` for a reader the decision limits to ``tenant`` (``hub.api.positions``):
+    the page filled with its own records, each record's ``offset`` and ``next_offset`` given
+    as its tenant's positions, ``offset=`` read as one."""
+    from hub.api.positions import read_filled
+
+    codec = _position_codec(hub)
+    start = codec.decode(tenant, topic, partition, position)
+    pairs, after = read_filled(
+        lambda at, n: hub.log.read(topic, partition, at, n),
+        lambda rec: hub.reader.visible(rec, decision),
+        start,
+        limit,
+        budget=max(10_000, 10 * limit),
+    )
+    encode = codec.encoder(tenant, topic, partition)
+    records = [{**r, "offset": encode(o)} for o, r in pairs]
+    return {
+        "topic": topic,
+        "partition": partition,
+        "next_offset": encode(after),
+        "records": records,
+    }
+
+
+_POSITION_CODECS: dict[str, Any] = {}  # the hub's local MAC key file -> its PositionCodec
+
+
+def _position_codec(hub: Hub) -> Any:
+    """The hub's ``PositionCodec``: its secret derived from the hub's local MAC key, so every
+    process of one hub gives a reader the same positions; made once per key file."""
+    key = str(hub.settings.log_key_path)
+    codec = _POSITION_CODECS.get(key)
+    if codec is None:
+        from hub.api.positions import PositionCodec
+        from hub.bootstrap import derived_secret
+
+        codec = PositionCodec(derived_secret(hub.settings, b"hub reader positions"))
+        _POSITION_CODECS[key] = codec
+    return codec
 
 
 # -- keys -----------------------------------------------------------------------------------

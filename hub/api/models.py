@@ -131,6 +131,18 @@ class LeaderRole(BaseModel):
     epoch: int | None = Field(default=None, description="the epoch it leads under")
 
 
+class LivenessRole(BaseModel):
+    role: str = Field(description="leader, follower, or single (no leader election)")
+
+
+class Liveness(BaseModel):
+    """``GET /health``, answered to anyone: that the process serves, and its role (a load
+    balancer may route by it); who it is and what it runs on are ``GET /health/details``."""
+
+    status: str
+    leader: LivenessRole
+
+
 class Health(BaseModel):
     status: str
     event_log: str

@@ -61,7 +61,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core import tracing
 from core.errors import Retryable
-from core.ports.policy import Principal
+from core.ports.policy import HUB_TENANT, Principal
 from governance.decisions import HeldDecision, RecordingPolicyEngine
 from hub.api.auth import credentials
 from hub.api.deps import context_of, count_decision, decide_async, engine_failed, path_resource
@@ -75,9 +75,11 @@ from hub.api.routers.registry import (
     register_body,
     registry_error_handler,
     schema_fields,
+    scope_for,
 )
 from hub.logs import request_id
 from hub.observability import log_access, request_id_of
+from hub.registry_scope import RegistryScope
 from registry.service import StoredSchema
 
 if TYPE_CHECKING:
@@ -173,8 +175,8 @@ class RegistryFastPath:
                 if schema_id > _MAX_ID:
                     return None
                 if by_id.group(2) is None:
-                    return BY_ID, READ, lambda _: self._by_id(schema_id, True)
-                return RAW_BY_ID, READ, lambda _: self._by_id(schema_id, False)
+                    return BY_ID, READ, lambda r: self._by_id(r, schema_id, True)
+                return RAW_BY_ID, READ, lambda r: self._by_id(r, schema_id, False)
             version = _VERSION.fullmatch(path)
             if version is None or query:
                 return None
@@ -183,7 +185,7 @@ class RegistryFastPath:
             return (
                 VERSION if whole else RAW_VERSION,
                 READ,
-                lambda _: self._subject_version(subject, number, whole),
+                lambda r: self._subject_version(r, subject, number, whole),
             )
         if method == "POST" and _BODY_QUERY.fullmatch(query):
             compatibility = _COMPATIBILITY.fullmatch(path)
@@ -251,15 +253,42 @@ class RegistryFastPath:
             request_id.reset(token)
 
     # -- 4. the answers -------------------------------------------------------------------------
-    async def _by_id(self, schema_id: int, whole: bool) -> bytes:
+    def _scope(self, request: Request, route: str) -> RegistryScope:
+        scope = request.scope
+        return scope_for(
+            self.hub,
+            scope["state"]["principal"],
+            path_resource(scope["path"]),
+            context_of(scope["method"], scope["headers"]),
+            route,
+        )
+
+    async def _by_id(self, request: Request, schema_id: int, whole: bool) -> bytes:
         stored = self.hub.registry.get_by_id(schema_id)
+        # another tenant's schema reads as unknown (hub.registry_scope); asking the policy
+        # again (that tenant's) may wait for its record: in the thread pool, and only then
+        tenants = self.hub.registry.id_tenants(schema_id)
+        own = request.scope["state"]["principal"].tenant
+        if tenants and own not in tenants and HUB_TENANT not in tenants:
+            route = BY_ID if whole else RAW_BY_ID
+            await run_in_threadpool(self._scope(request, route).require_readable_id, schema_id)
         encoded = self._encoded.get(schema_id)
         if encoded is None or encoded.stored is not stored:
             encoded = self._encoded[schema_id] = _Encoded(stored)
         return encoded.by_id if whole else encoded.raw
 
-    async def _subject_version(self, subject: str, version: int | str, whole: bool) -> bytes:
-        sv = self.hub.registry.get_version(subject, version)
+    async def _subject_version(
+        self, request: Request, subject: str, version: int | str, whole: bool
+    ) -> bytes:
+        registry = self.hub.registry
+        try:
+            sv = registry.get_version(subject, version)  # catches up with _schemas first
+        finally:  # an error of another tenant's subject (40402) would tell that it exists
+            # as folded by get_version (a second catch-up would double this answer's cost)
+            owner = registry.owner(subject, refresh=False)
+            if owner not in (None, HUB_TENANT, request.scope["state"]["principal"].tenant):
+                route = VERSION if whole else RAW_VERSION
+                await run_in_threadpool(self._scope(request, route).require_readable, subject)
         if not whole:
             return sv.schema.text.encode("utf-8")
         # SubjectVersionOut's order: its declared members first, then the others as given
@@ -269,7 +298,15 @@ class RegistryFastPath:
 
     async def _check(self, request: Request, subject: str, version: int | str | None) -> bytes:
         body = await json_body(request)
-        answer = _compatibility_answer(self.hub.registry, subject, body, version, False)
+        route = COMPATIBILITY_ALL if version is None else COMPATIBILITY
+        scope = self._scope(request, route)
+        owner = self.hub.registry.owner(subject, refresh=False)  # check() catches up: below
+        if owner in (None, HUB_TENANT, scope.principal.tenant):  # no decision to wait for
+            answer = _compatibility_answer(scope, subject, body, version, False)
+        else:
+            answer = await run_in_threadpool(
+                _compatibility_answer, scope, subject, body, version, False
+            )
         return bytes(RegistryResponse(answer).body)
 
     async def _register(self, request: Request, subject: str) -> bytes:
@@ -313,7 +350,8 @@ class RegistryFastPath:
             state["decision"] = decision
             if isinstance(body, Exception):
                 raise body
-            schema_id = register_body(hub.registry, subject, body, held)
+            scope = scope_for(hub, principal, resource, context, REGISTER)
+            schema_id = register_body(scope, subject, body, held)
             return bytes(RegistryResponse({"id": schema_id}).body)
         finally:
             if held is not None:  # stored before the answer, alone if nothing was registered

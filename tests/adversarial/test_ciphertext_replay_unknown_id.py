@@ -53,8 +53,9 @@ def test_a_value_whose_id_later_names_a_log_form_is_not_replayed(api: Api) -> No
         client.get(f"/subjects/{SUBJECT}/versions/latest", headers=gpub).json()["schema"]
     )
     log_form["fields"].append({"name": "zz_nothing", "type": "null", "default": None})
+    hpub = basic(hub.keys.create(["publisher"], principal="hpat").token)  # shared subject
     r = client.post(
-        f"/subjects/{SUBJECT}/versions", json={"schema": json.dumps(log_form)}, headers=gpub
+        f"/subjects/{SUBJECT}/versions", json={"schema": json.dumps(log_form)}, headers=hpub
     )
     assert r.status_code == 200, r.text
     taken = r.json()["id"]

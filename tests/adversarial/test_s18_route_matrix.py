@@ -40,6 +40,7 @@ ROUTES_TEXT = """
 GET /health - open
 GET /ready - open
 GET /ready/details metrics.read hub
+GET /health/details metrics.read hub
 GET /metrics metrics.read hub
 GET /openapi.json - key
 HEAD /openapi.json - key

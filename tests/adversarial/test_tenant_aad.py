@@ -120,7 +120,7 @@ def test_avro_route_without_its_route_check_still_gives_no_plaintext(
     gone (a new route that forgets it) the pipeline itself must refuse acme's ciphertext."""
     import hub.api.routers.ingest as routes
 
-    monkeypatch.setattr(routes, "_no_ciphertext", lambda hub, raw: raw)
+    monkeypatch.setattr(routes, "_no_ciphertext", lambda hub, raw, tenant: raw)
     keys = _keys(api)
     stored = _acme_record(api, keys)
     r = api.client.post(

@@ -142,8 +142,13 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
         hp.drop_schemas(pg, views, ledger)
 
 
-def _health(proc: hp.Proc) -> dict[str, object]:
-    leader: dict[str, object] = httpx.get(f"{proc.url}/health", timeout=10).json()["leader"]
+def _health(proc: hp.Proc, key: str) -> dict[str, object]:
+    """The process's leader role as ``/health/details`` shows it (``/health`` shows anyone the
+    role alone: the holder is ``hostname:pid``)."""
+    url = f"{proc.url}/health/details"
+    leader: dict[str, object] = httpx.get(url, headers=hp.auth(key), timeout=10).json()["leader"]
+    public = httpx.get(f"{proc.url}/health", timeout=10).json()["leader"]
+    assert public == {"role": leader["role"]}, public
     return leader
 
 
@@ -168,8 +173,10 @@ def test_each_process_shows_its_role_in_health_metrics_and_status(pair: Pair) ->
     held = hp.holder(pair.pg, pair.lease)
     assert held is not None
     want = {"role": "leader", "lease": pair.lease, "holder": leader.name, "epoch": held[1]}
-    hp.until("the leader's /health saying so", lambda: _health(leader) == want, 10, pair.up())
-    assert _health(follower) == {
+    hp.until(
+        "the leader's /health saying so", lambda: _health(leader, pair.key) == want, 10, pair.up()
+    )
+    assert _health(follower, pair.key) == {
         "role": "follower",
         "lease": pair.lease,
         "holder": follower.name,
@@ -313,7 +320,10 @@ def test_alerts_and_scheduled_reports_run_once_across_processes_and_a_failover(
     )
     assert new[1] > old[1]
     hp.until(
-        "the new leader's /health", lambda: _health(follower)["role"] == "leader", 10, pair.up()
+        "the new leader's /health",
+        lambda: _health(follower, pair.key)["role"] == "leader",
+        10,
+        pair.up(),
     )
     time.sleep(4 * max(ALERT_S, CHECK_S))  # its alert engine and scheduler had several passes
     assert [k for k in pair.keys_on("hub.alerts") if k == "daily_limit_breach"] == fired

@@ -60,7 +60,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
 
 
 def test_health_names_every_adapter_without_calling_them(served: Served) -> None:
-    r = served.client.get("/health")
+    r = served.client.get("/health/details", auth=served.auth())  # who and what: a role's
     assert r.status_code == 200
     assert r.json()["adapters"] == {
         "event_log": "sqlite",

@@ -710,6 +710,7 @@ def test_state_is_stored_in_the_schemas_topic_in_confluent_format(
         "id": schema_id,
         "schema": PAYMENT_V1,
         "deleted": False,
+        "tenant": "default",  # its owner (hub.registry_scope): a member Confluent ignores
     }
     assert values[1] == {"compatibilityLevel": "FULL"}
     assert values[2] == {"mode": "READWRITE"}

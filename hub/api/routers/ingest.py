@@ -33,7 +33,7 @@ from starlette.concurrency import run_in_threadpool
 
 from core.avro import serde
 from core.errors import InvalidInput
-from core.ports.policy import Principal
+from core.ports.policy import HUB_TENANT, Principal
 from hub.api.deps import (
     MAX_INT64,
     authorize,
@@ -201,7 +201,7 @@ async def ingest_avro(
         pos += 4 + n
     if not records:
         raise InvalidInput("The body holds no framed values.", code="invalid_batch")
-    records = [_no_ciphertext(hub, r) for r in records]
+    records = [_no_ciphertext(hub, r, principal.tenant) for r in records]
 
     def work() -> tuple[IngestResult, dict[str, Any]]:
         result = hub.ingest.ingest(
@@ -217,7 +217,7 @@ async def ingest_avro(
     return {"topic": topic, **result.as_dict(), "ledger": ledger}
 
 
-def _no_ciphertext(hub: Hub, raw: RawRecord) -> RawRecord:
+def _no_ciphertext(hub: Hub, raw: RawRecord, tenant: str) -> RawRecord:
     """``raw``, or an error record (quarantined alone) when its writer schema is a log form
     (PII fields hold ciphertext).
 
@@ -246,14 +246,20 @@ def _no_ciphertext(hub: Hub, raw: RawRecord) -> RawRecord:
             f"({', '.join(pii_fields(text))}) hold ciphertext: producers send plain values, "
             "serialized with the plain schema (the .avsc as shipped; registering it under the "
             f"subject answers with the id of its plain companion, e.g. "
-            f"'{plain_subject(_subject_of(hub, writer_id))}'), and the hub encrypts them."
+            f"'{plain_subject(_subject_of(hub, writer_id, tenant))}'), and the hub encrypts them."
         ),
     )
 
 
-def _subject_of(hub: Hub, schema_id: int) -> str:
-    """A subject holding ``schema_id`` (for the error's example), else ``<subject>``."""
-    found = sorted(sv.subject for sv in hub.registry.subject_versions_of(schema_id))
+def _subject_of(hub: Hub, schema_id: int, tenant: str) -> str:
+    """A subject holding ``schema_id`` that ``tenant`` reads (its own or a shared one: the
+    error does not name another tenant's), for the error's example, else ``<subject>``."""
+    registry = hub.registry
+    found = sorted(
+        sv.subject
+        for sv in registry.subject_versions_of(schema_id)
+        if registry.owner(sv.subject) in (None, HUB_TENANT, tenant)
+    )
     return found[0] if found else "<subject>"
 
 

@@ -29,6 +29,10 @@ Contract
 - A soft delete drops the subject's own level (as Confluent's does): refused (403
   ``two_person_required``) while that level is under the two-person rule, so that only an
   approved removal of the level lets the subject go.
+- Subjects are tenants' own (``hub.registry_scope``): another tenant's subject reads as not
+  found (40401, ids 40403, references as missing) and lists leave it out, unless the policy
+  allows the reader that tenant (``tenant.all``); registering under or deleting it is refused
+  (403 ``subject_owned``, naming no tenant). Shared (hub-owned) subjects read for everyone.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, TypeAdapter, ValidationError
+from starlette.concurrency import run_in_threadpool
 from starlette.routing import Route
 
 from core.errors import (
@@ -51,7 +56,7 @@ from core.errors import (
     NotFound,
     SubjectNotFound,
 )
-from core.ports.policy import Principal
+from core.ports.policy import HUB_TENANT, Principal
 from governance.decisions import HeldDecision
 from hub.api.deps import (
     MAX_INT64,
@@ -62,6 +67,7 @@ from hub.api.deps import (
     decision_context,
     held_decision,
     hub_of,
+    path_resource,
     principal_of,
     read_json,
     route_of,
@@ -80,6 +86,7 @@ from hub.api.models import (
 )
 from hub.api.models import SchemaId as SchemaIdOut
 from hub.api.models import json_body as body_schema
+from hub.registry_scope import RegistryScope
 from registry.internal import (
     refuse_internal_subject,
     refuse_reserved_names,
@@ -140,6 +147,7 @@ CONFLUENT_ERRORS: Mapping[str, tuple[int, int]] = {
     "not_acceptable": (406, 406),
     "unauthenticated": (401, 40101),
     "forbidden": (403, 40301),
+    "subject_owned": (403, 40301),
     "internal_subject": (403, 40301),
     "storage_busy": (500, 50001),
     "retryable": (500, 50001),
@@ -260,6 +268,32 @@ def _registry(request: Request) -> SchemaRegistry:
     return hub_of(request).registry
 
 
+def scope_for(
+    hub: Any, principal: Principal, resource: str, context: Mapping[str, Any], route: str
+) -> RegistryScope:
+    """``principal``'s view of ``hub``'s registry for one request on ``resource``: a subject
+    of another tenant is decided again as that tenant's (recorded, counted under ``route``)."""
+
+    def decide(action: str, tenant: str) -> bool:
+        decision = hub.policy.decide(principal, action, resource, {**context, "tenant": tenant})
+        outcome = "allow" if decision.allow else "deny"
+        hub.metrics.policy_decisions.labels(action, outcome, route).inc()
+        return bool(decision.allow)
+
+    return RegistryScope(hub.registry, principal, decide)
+
+
+def scope_of(request: Request) -> RegistryScope:
+    """``scope_for`` a request (the principal its key names)."""
+    return scope_for(
+        hub_of(request),
+        principal_of(request),
+        path_resource(request.scope["path"]),
+        decision_context(request),
+        route_of(request),
+    )
+
+
 def _object(body: Any) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise InvalidInput(
@@ -292,9 +326,12 @@ def _page(items: Sequence[Any], offset: int, limit: int) -> list[Any]:
 
 
 class _Candidate:
-    """A schema sent in a request body: ``{schema, schemaType, references}``."""
+    """A schema sent in a request body: ``{schema, schemaType, references}``; with ``scope``, a
+    reference to a subject the principal may not read is refused as if it did not exist."""
 
-    def __init__(self, registry: SchemaRegistry, body: Any) -> None:
+    def __init__(
+        self, registry: SchemaRegistry, body: Any, scope: RegistryScope | None = None
+    ) -> None:
         obj = _object(body)
         text = obj.get("schema")
         if not isinstance(text, str) or not text.strip():
@@ -312,12 +349,12 @@ class _Candidate:
                 )
         self.text = text
         self.schema_type = schema_type.upper()
-        self.references = tuple(_reference(registry, r) for r in obj.get("references") or ())
+        self.references = tuple(_reference(registry, r, scope) for r in obj.get("references") or ())
         self.id = _optional_int(obj, "id")
         self.version = _optional_int(obj, "version")
 
 
-def _reference(registry: SchemaRegistry, raw: Any) -> Reference:
+def _reference(registry: SchemaRegistry, raw: Any, scope: RegistryScope | None = None) -> Reference:
     if not (
         isinstance(raw, dict)
         and isinstance(raw.get("name"), str)
@@ -330,6 +367,17 @@ def _reference(registry: SchemaRegistry, raw: Any) -> Reference:
             "'subject' and an integer 'version'."
         )
     version: int = raw["version"]
+    if scope is not None and not scope.readable(raw["subject"]):
+        # the registry's own answers for a subject that does not exist, word for word
+        if version == -1:
+            raise InvalidSchema(
+                f"Reference {raw['name']!r} points at subject {raw['subject']!r}, which has no "
+                "live version: register it first."
+            )
+        raise InvalidSchema(
+            f"Reference {raw['name']!r} points at subject {raw['subject']!r} version "
+            f"{version}, which does not exist: register it first."
+        )
     if version == -1:  # Confluent resolves -1 to the subject's latest version at registration
         try:
             version = registry.get_version(raw["subject"], "latest").version
@@ -443,7 +491,8 @@ def list_schemas(
 ) -> list[dict[str, Any]]:
     registry = _registry(request)
     out: list[dict[str, Any]] = []
-    for subject in registry.subjects(include_deleted=deleted, prefix=subject_prefix):
+    subjects = registry.subjects(include_deleted=deleted, prefix=subject_prefix)
+    for subject in scope_of(request).readable_subjects(subjects):
         numbers = registry.versions(subject, include_deleted=deleted)
         for number in numbers[-1:] if latest_only else numbers:
             out.append(_version_json(registry.get_version(subject, number, deleted)))
@@ -458,12 +507,16 @@ def schema_by_id(
     subject: str | None = None,
     format: str | None = None,  # accepted for client compatibility; AVRO has one format
 ) -> dict[str, Any]:
-    return schema_fields(_registry(request).get_by_id(schema_id))
+    stored = _registry(request).get_by_id(schema_id)
+    scope_of(request).require_readable_id(schema_id)
+    return schema_fields(stored)
 
 
 @router.get("/schemas/ids/{schema_id}/schema", responses=_RAW_SCHEMA)
 def raw_schema_by_id(request: Request, schema_id: SchemaId, _: CanRead) -> Response:
-    return _raw_schema(_registry(request).get_by_id(schema_id).text)
+    stored = _registry(request).get_by_id(schema_id)
+    scope_of(request).require_readable_id(schema_id)
+    return _raw_schema(stored.text)
 
 
 @router.get("/schemas/ids/{schema_id}/subjects", response_model=list[str])
@@ -477,8 +530,10 @@ def subjects_of_id(
     limit: PageLimit = -1,
 ) -> list[str]:
     found = _registry(request).subject_versions_of(schema_id, include_deleted=deleted)
+    scope = scope_of(request)
+    scope.require_readable_id(schema_id)
     names = sorted({sv.subject for sv in found if subject is None or sv.subject == subject})
-    return _page(names, offset, limit)
+    return _page(scope.readable_subjects(names), offset, limit)
 
 
 @router.get("/schemas/ids/{schema_id}/versions", response_model=list[SubjectVersionRef])
@@ -492,10 +547,13 @@ def versions_of_id(
     limit: PageLimit = -1,
 ) -> list[dict[str, Any]]:
     found = _registry(request).subject_versions_of(schema_id, include_deleted=deleted)
+    scope = scope_of(request)
+    scope.require_readable_id(schema_id)
+    readable = set(scope.readable_subjects({sv.subject for sv in found}))
     pairs = [
         {"subject": sv.subject, "version": sv.version}
         for sv in found
-        if subject is None or sv.subject == subject
+        if (subject is None or sv.subject == subject) and sv.subject in readable
     ]
     return _page(pairs, offset, limit)
 
@@ -521,7 +579,7 @@ def list_subjects(
         ]
     else:
         names = registry.subjects(include_deleted=deleted, prefix=subject_prefix)
-    return _page(names, offset, limit)
+    return _page(scope_of(request).readable_subjects(names), offset, limit)
 
 
 @router.get("/subjects/{subject}/versions", response_model=list[int])
@@ -535,6 +593,7 @@ def list_versions(
     limit: PageLimit = -1,
 ) -> list[int]:
     registry = _registry(request)
+    scope_of(request).require_readable(subject)
     if deleted_only:
         every = registry.versions(subject, include_deleted=True)
         try:
@@ -556,6 +615,7 @@ def get_version(
     deleted: bool = False,
     format: str | None = None,
 ) -> dict[str, Any]:
+    scope_of(request).require_readable(subject)
     sv = _registry(request).get_version(subject, _version_id(version), include_deleted=deleted)
     return _version_json(sv)
 
@@ -568,6 +628,7 @@ def get_version_schema(
     version: str,
     deleted: bool = False,
 ) -> Response:
+    scope_of(request).require_readable(subject)
     sv = _registry(request).get_version(subject, _version_id(version), include_deleted=deleted)
     return _raw_schema(sv.schema.text)
 
@@ -581,8 +642,10 @@ def referenced_by(
     offset: PageOffset = 0,
     limit: PageLimit = -1,
 ) -> list[int]:
+    scope = scope_of(request)
+    scope.require_readable(subject)
     ids = _registry(request).referenced_by(subject, _version_id(version))
-    return _page(ids, offset, limit)
+    return _page([i for i in ids if scope.readable_id(i)], offset, limit)
 
 
 @router.post(
@@ -595,15 +658,18 @@ def register(
     subject: str,
     normalize: bool = False,  # accepted: the registry always compares canonical forms
 ) -> dict[str, Any]:
-    return {"id": register_body(_registry(request), subject, body, held_decision(request))}
+    return {"id": register_body(scope_of(request), subject, body, held_decision(request))}
 
 
-def register_body(registry: Any, subject: str, body: Any, held: HeldDecision | None) -> int:
-    """Register the schema a request's body holds under ``subject`` (internal subjects refused);
-    with ``held``, the schema's record is appended in the held decision's transaction. The id.
-    Shared by this route and its lean twin (``hub.api.registry_fast``)."""
+def register_body(scope: RegistryScope, subject: str, body: Any, held: HeldDecision | None) -> int:
+    """Register the schema a request's body holds under ``subject`` (internal subjects refused,
+    another tenant's refused: ``RegistryScope.claim``); with ``held``, the schema's record is
+    appended in the held decision's transaction. The id. Shared by this route and its lean twin
+    (``hub.api.registry_fast``)."""
     refuse_internal_subject(subject, "registering a schema version under")
-    candidate = _Candidate(registry, body)
+    registry = scope.registry
+    tenant = scope.claim(subject)
+    candidate = _Candidate(registry, body, scope)
     refuse_reserved_names(registry, subject, candidate.text)
     sv = registry.register(
         subject,
@@ -613,6 +679,7 @@ def register_body(registry: Any, subject: str, body: Any, held: HeldDecision | N
         schema_id=candidate.id,
         version=candidate.version,
         append=None if held is None else held.commit,
+        tenant=tenant,
     )
     return int(sv.id)
 
@@ -628,7 +695,9 @@ def lookup(
     format: str | None = None,
 ) -> dict[str, Any]:
     registry = _registry(request)
-    candidate = _Candidate(registry, body)
+    scope = scope_of(request)
+    scope.require_readable(subject)
+    candidate = _Candidate(registry, body, scope)
     sv = registry.lookup(
         subject,
         candidate.text,
@@ -648,6 +717,7 @@ def delete_version(
     permanent: bool = False,
 ) -> int:
     refuse_internal_subject(subject, "deleting a version of")
+    scope_of(request).claim(subject, "schema.delete")
     return _registry(request).delete_version(subject, _version_id(version), permanent=permanent)
 
 
@@ -659,6 +729,7 @@ def delete_subject(
     permanent: bool = False,
 ) -> list[int]:
     refuse_internal_subject(subject, "deleting")
+    scope_of(request).claim(subject, "schema.delete")
     if not permanent:
         _refuse_ungoverned_level_drop(request, subject)
     changes = getattr(hub_of(request), "config_changes", None)
@@ -696,9 +767,11 @@ def _refuse_ungoverned_level_drop(request: Request, subject: str) -> None:
 
 # -- compatibility --------------------------------------------------------------------------
 def _compatibility_answer(
-    registry: SchemaRegistry, subject: str, body: Any, version: int | str | None, verbose: bool
+    scope: RegistryScope, subject: str, body: Any, version: int | str | None, verbose: bool
 ) -> dict[str, Any]:
-    candidate = _Candidate(registry, body)
+    registry = scope.registry
+    scope.require_readable(subject)
+    candidate = _Candidate(registry, body, scope)
     problems = registry.check(
         subject, candidate.text, candidate.schema_type, candidate.references, version
     )
@@ -729,8 +802,8 @@ def test_compatibility(
     verbose: bool = False,
     normalize: bool = False,
 ) -> dict[str, Any]:
-    registry = _registry(request)
-    return _compatibility_answer(registry, subject, body, _version_id(version), verbose)
+    version_id = _version_id(version)
+    return _compatibility_answer(scope_of(request), subject, body, version_id, verbose)
 
 
 @router.post(
@@ -747,7 +820,7 @@ def test_compatibility_all(
     verbose: bool = False,
     normalize: bool = False,
 ) -> dict[str, Any]:
-    return _compatibility_answer(_registry(request), subject, body, None, verbose)
+    return _compatibility_answer(scope_of(request), subject, body, None, verbose)
 
 
 # -- config and mode ------------------------------------------------------------------------
@@ -827,6 +900,7 @@ def get_subject_config(
     subject: str,
     default_to_global: DefaultToGlobal = False,
 ) -> dict[str, Any]:
+    scope_of(request).require_readable(subject)
     level = _registry(request).compatibility(subject, default_to_global=default_to_global)
     return {"compatibilityLevel": level}
 
@@ -919,6 +993,7 @@ def get_subject_mode(
     subject: str,
     default_to_global: DefaultToGlobal = True,
 ) -> dict[str, Any]:
+    scope_of(request).require_readable(subject)
     return {"mode": _registry(request).mode(subject)}
 
 
@@ -988,9 +1063,21 @@ def _lean(
     return route
 
 
+async def _readable_id(request: Request, schema_id: int) -> None:
+    """``RegistryScope.require_readable_id`` for an async route: in the loop when the id is
+    the principal's own or shared (no decision to ask), else in the thread pool."""
+    tenants = _registry(request).id_tenants(schema_id)
+    tenant = principal_of(request).tenant
+    if not tenants or tenant in tenants or HUB_TENANT in tenants:
+        return
+    await run_in_threadpool(scope_of(request).require_readable_id, schema_id)
+
+
 async def _lean_schema_by_id(request: Request) -> Response:
     await authorize_async(request, "schema.read")
-    stored = _registry(request).get_by_id(_path_schema_id(request))
+    schema_id = _path_schema_id(request)
+    stored = _registry(request).get_by_id(schema_id)
+    await _readable_id(request, schema_id)
     # SchemaOut's serialisation: its declared member first, then the others as given
     body: dict[str, Any] = {"schema": stored.text}
     body.update(schema_fields(stored))
@@ -999,7 +1086,10 @@ async def _lean_schema_by_id(request: Request) -> Response:
 
 async def _lean_raw_schema_by_id(request: Request) -> Response:
     await authorize_async(request, "schema.read")
-    return _raw_schema(_registry(request).get_by_id(_path_schema_id(request)).text)
+    schema_id = _path_schema_id(request)
+    stored = _registry(request).get_by_id(schema_id)
+    await _readable_id(request, schema_id)
+    return _raw_schema(stored.text)
 
 
 LEAN_ROUTES = (

@@ -239,3 +239,52 @@ def test_the_native_produce_loop_stores_what_the_reference_stores(
             stored.append([(r.offset, r.timestamp_ms, r.key, r.value, r.headers[:-1]) for r in raw])
     assert len(stored[0]) == n
     assert stored[0] == stored[1]
+
+
+@pytest.mark.parametrize("n", [1, 2, 300])
+def test_both_macs_in_one_pass_store_what_the_two_passes_store(
+    monkeypatch: pytest.MonkeyPatch, n: int
+) -> None:
+    # a data topic with the record MAC and the tenant MAC on (a deployed hub): the one-pass
+    # native both_macs and the two record_macs passes (auth.both_macs_py) put the same headers
+    # on the wire, each record's tenant MAC verifies for the Flink jobs (tenant_of) and its
+    # record MAC for the hub's reader
+    from adapters.kafka_log import auth
+    from core.tenant_mac import COVERED, TMAC_HEADER, tenant_mac, tenant_of
+
+    native_module().both_macs  # noqa: B018 - skips loudly where it is not built
+    mac_key, tkey = b"k" * 32, b"t" * 32
+    ts = 1_700_000_000_123
+    batch = _batch(n, ts)
+    batch = ColumnBatch(
+        batch.keys,
+        batch.values,
+        (*batch.header_names, "ce_tenant"),
+        (*batch.header_columns, [b"acme" if i % 2 else b"globex" for i in range(n)]),
+        ts,
+    )
+    stored = []
+    topic = f"t{uuid.uuid4().hex[:8]}"  # the MACs bind it without the namespace prefix
+    for native in (True, False):
+        prefix = f"c{uuid.uuid4().hex[:8]}."
+        with KafkaEventLog(
+            kafka_bootstrap(), topic_prefix=prefix, mac_key=mac_key, tenant_key=tkey
+        ) as log:
+            log.create_topic(topic, 1)
+            with monkeypatch.context() as m:
+                _columns_only(log, m)
+                if not native:
+                    m.setattr(auth, "_native_both", None)
+                log.append_columns(topic, batch)
+            raw = list(log.scan_stored(topic, 0))
+        assert all(log.has_valid_mac(r) for r in raw)
+        for i, r in enumerate(raw):
+            assert [name for name, _ in r.headers[-2:]] == [TMAC_HEADER, "__hub.mac"]
+            last = dict(r.headers[:-2])
+            mine = [(name, last[name]) for name in COVERED if name in last]
+            assert r.headers[-2][1] == tenant_mac(tkey, topic, 0, r.key, r.value, mine, ts)
+            want = "acme" if i % 2 else "globex"
+            assert tenant_of(tkey, topic, 0, r.key, r.value, dict(r.headers), ts) == want
+        stored.append([(r.offset, r.timestamp_ms, r.key, r.value, r.headers) for r in raw])
+    assert len(stored[0]) == n
+    assert stored[0] == stored[1]  # both MAC headers included: the same bytes on the wire

@@ -109,11 +109,6 @@ try:  # one native call per batch: ~0.6 us a record instead of record_mac's ~5 (
     record_macs, record_macs_rows = _native, _native_rows
 except ImportError:  # no Rust toolchain: the references, same bytes
     record_macs, record_macs_rows = record_macs_py, record_macs_rows_py
-try:  # a native library built before both_macs existed has record_macs only
-    from hub_native import both_macs as _both
-except ImportError:
-    _both = None
-_native_both: Callable[..., tuple[list[bytes], list[bytes]]] | None = _both
 
 
 def mac_required(topic: str) -> bool:
@@ -133,88 +128,10 @@ def tenant_macs(
 ) -> list[bytes]:
     """The tenant MAC (``core.tenant_mac``) of every record of a column batch: ``record_macs``
     under the tenant label over the ``COVERED`` header columns only, in ``COVERED`` order."""
-    at = covered_columns(header_names)
-    names = [header_names[i] for i in at]
-    columns = [header_columns[i] for i in at]
+    at = {name: i for i, name in enumerate(header_names)}  # a repeated name: its last column
+    names = [name for name in COVERED if name in at]
+    columns = [header_columns[at[name]] for name in names]
     return record_macs(key, topic, partition, ts, keys, values, names, columns, TENANT_LABEL)
-
-
-def covered_columns(header_names: Sequence[str]) -> list[int]:
-    """The indices of the ``COVERED`` header columns, in ``COVERED`` order (a repeated name: its
-    last column, as ``covered`` keeps its last value)."""
-    at = {name: i for i, name in enumerate(header_names)}
-    return [at[name] for name in COVERED if name in at]
-
-
-def both_macs_py(
-    mac_key: bytes,
-    tenant_key: bytes,
-    topic: str,
-    partition: int,
-    ts: int,
-    keys: Sequence[bytes | None],
-    values: Sequence[bytes | None],
-    header_names: Sequence[str],
-    header_columns: Sequence[bytes | Sequence[bytes | None]],
-) -> tuple[list[bytes], list[bytes]]:
-    """The reference of ``hub_native.both_macs``: a data-topic column batch's tenant MACs
-    (``tenant_macs``) and then its record MACs over the batch with the tenant MAC column
-    appended (``record_macs``), as two columns."""
-    tmacs = tenant_macs(
-        key=tenant_key,
-        topic=topic,
-        partition=partition,
-        ts=ts,
-        keys=keys,
-        values=values,
-        header_names=header_names,
-        header_columns=header_columns,
-    )
-    macs = record_macs(
-        mac_key,
-        topic,
-        partition,
-        ts,
-        keys,
-        values,
-        (*header_names, TMAC_HEADER),
-        (*header_columns, tmacs),
-    )
-    return tmacs, macs
-
-
-def both_macs(
-    mac_key: bytes,
-    tenant_key: bytes,
-    topic: str,
-    partition: int,
-    ts: int,
-    keys: Sequence[bytes | None],
-    values: Sequence[bytes | None],
-    header_names: Sequence[str],
-    header_columns: Sequence[bytes | Sequence[bytes | None]],
-) -> tuple[list[bytes], list[bytes]]:
-    """``both_macs_py`` in one native pass over the batch when ``hub_native`` has it (each
-    record's key, value and header values read once for both digests)."""
-    if _native_both is None:
-        return both_macs_py(
-            mac_key, tenant_key, topic, partition, ts, keys, values, header_names, header_columns
-        )
-    tmacs, macs = _native_both(
-        mac_key,
-        tenant_key,
-        TENANT_LABEL,
-        TMAC_HEADER,
-        topic,
-        partition,
-        ts,
-        keys,
-        values,
-        header_names,
-        header_columns,
-        covered_columns(header_names),
-    )
-    return tmacs, macs
 
 
 def tenant_macs_rows(

@@ -104,7 +104,6 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]  # re-exported
 from adapters.kafka_log.auth import (
     MAC_HEADER,
     Vouch,
-    both_macs,
     mac_required,
     mac_valid,
     record_macs,
@@ -892,17 +891,13 @@ class KafkaEventLog(EventLog):
         wire = self._wire(topic)
         try:
             try:
-                mac_key = self._mac_key
-                tenant_key = None if mac_required(topic) else self._tenant_key
-                if tenant_key is not None and mac_key is not None:  # both in one pass
-                    batch = _with_both_macs(batch, mac_key, tenant_key, topic, ts)
-                else:
-                    if tenant_key is not None:  # under the record MAC
-                        batch = _with_mac_column(
-                            batch, TMAC_HEADER, tenant_macs, tenant_key, topic, ts
-                        )
-                    if mac_key is not None:  # each record sealed: its MAC a last header column
-                        batch = _with_mac_column(batch, MAC_HEADER, record_macs, mac_key, topic, ts)
+                tenant_key = self._tenant_key
+                if tenant_key is not None and not mac_required(topic):  # under the record MAC
+                    batch = _with_mac_column(batch, TMAC_HEADER, tenant_macs, tenant_key, topic, ts)
+                if self._mac_key is not None:  # each record sealed: its MAC a last header column
+                    batch = _with_mac_column(
+                        batch, MAC_HEADER, record_macs, self._mac_key, topic, ts
+                    )
                 # a report for the first and the last record only (see BatchDelivery)
                 produce_columns(
                     producer.produce,
@@ -1851,27 +1846,4 @@ def _with_mac_column(
         batch,
         header_names=(*batch.header_names, name),
         header_columns=(*batch.header_columns, macs),
-    )
-
-
-def _with_both_macs(
-    batch: ColumnBatch, mac_key: bytes, tenant_key: bytes, topic: str, ts: int
-) -> ColumnBatch:
-    """``_with_mac_column`` of the tenant MAC and then of the record MAC (a data topic's two
-    last header columns), both computed in one pass (``auth.both_macs``): the same bytes."""
-    tmacs, macs = both_macs(
-        mac_key,
-        tenant_key,
-        topic,
-        0,
-        ts,
-        batch.keys,
-        batch.values,
-        batch.header_names,
-        batch.header_columns,
-    )
-    return replace(
-        batch,
-        header_names=(*batch.header_names, TMAC_HEADER, MAC_HEADER),
-        header_columns=(*batch.header_columns, tmacs, macs),
     )

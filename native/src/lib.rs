@@ -8,7 +8,6 @@ mod avro_blocks;
 mod avro_columns;
 mod avro_encode;
 mod avro_strings;
-mod both_macs;
 mod dict_column;
 mod find_text;
 mod headers;
@@ -35,7 +34,6 @@ fn hub_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     avro_columns::register(m)?;
     avro_encode::register(m)?;
     avro_strings::register(m)?;
-    both_macs::register(m)?;
     find_text::register(m)?;
     headers::register(m)?;
     kafka_produce::register(m)?;

@@ -8,10 +8,10 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyString};
 use sha2::{Digest, Sha256};
 
-pub(crate) const LABEL: &[u8] = b"hub.kafka.record.v1\n";
+const LABEL: &[u8] = b"hub.kafka.record.v1\n";
 
 /// `auth._field`: a big-endian i64 length (-1 for None) and the bytes.
-pub(crate) fn field(h: &mut Sha256, b: Option<&[u8]>) {
+fn field(h: &mut Sha256, b: Option<&[u8]>) {
     match b {
         None => h.update((-1i64).to_be_bytes()),
         Some(b) => {
@@ -21,7 +21,7 @@ pub(crate) fn field(h: &mut Sha256, b: Option<&[u8]>) {
     }
 }
 
-pub(crate) fn opt_bytes<'a>(o: &'a Bound<'_, PyAny>, what: &str) -> PyResult<Option<&'a [u8]>> {
+fn opt_bytes<'a>(o: &'a Bound<'_, PyAny>, what: &str) -> PyResult<Option<&'a [u8]>> {
     if o.is_none() {
         return Ok(None);
     }
@@ -36,7 +36,7 @@ pub(crate) fn opt_bytes<'a>(o: &'a Bound<'_, PyAny>, what: &str) -> PyResult<Opt
 
 /// The HMAC's keyed inner and outer states (RFC 2104): a key longer than the block is hashed
 /// first, then zero-padded to the block.
-pub(crate) fn keyed(key: &[u8]) -> (Sha256, Sha256) {
+fn keyed(key: &[u8]) -> (Sha256, Sha256) {
     let mut block = [0u8; 64];
     if key.len() > 64 {
         block[..32].copy_from_slice(&Sha256::digest(key));

@@ -12,6 +12,7 @@ mod dict_column;
 mod find_text;
 mod headers;
 mod kafka_produce;
+mod kafka_produce_dict;
 mod key_index;
 mod leaves;
 mod ledger_batch;
@@ -37,6 +38,7 @@ fn hub_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     find_text::register(m)?;
     headers::register(m)?;
     kafka_produce::register(m)?;
+    kafka_produce_dict::register(m)?;
     leaves::register(m)?;
     ledger_batch::register(m)?;
     merkle::register(m)?;

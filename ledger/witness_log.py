@@ -28,7 +28,8 @@ Rules (``check_ledger``, at every start-up in ``hub.bootstrap.build_ledger`` and
 4. A record that does not verify with the ledger's key, or names another origin, is a finding
    (the file was edited); a last line without its newline is a crash's torn write and ignored.
 
-Start-up reads only the file's tail (``TAIL_BYTES``): the head is the last record (sizes grow);
+Start-up reads only the file's tail (``TAIL_BYTES``, each record in it verified): the head is the
+last record (sizes grow), and a rollback above the tail is listed by full runs only;
 ``hub ledger verify --full`` reads it all and checks every checkpoint since the last rollback.
 """
 
@@ -54,7 +55,7 @@ from ledger.witness import key_size
 CHECKPOINT = "checkpoint"
 ROLLBACK = "rollback"
 ROLLBACK_HEADER = "hub-ledger-rollback/1"
-TAIL_BYTES = 64 * 1024  # many records: the head is the last one
+TAIL_BYTES = 8 * 1024  # about 20 records: the head is the last one (sizes grow)
 
 
 class WitnessLogError(HubError):

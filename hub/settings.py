@@ -385,6 +385,13 @@ class Settings(BaseSettings):
     ledger_witness: bool = Field(
         default=True, description="Copy checkpoints to the write-once witness folder."
     )
+    ledger_witness_dir: Path | None = Field(
+        default=None,
+        description="The outside witness: an append-only file of every signed checkpoint, "
+        "checked at every start and by `hub ledger verify` (a rolled-back data folder is "
+        "refused). Never inside data_dir; default <data_dir>-witness beside it. Put it where "
+        "whoever can write the data folder cannot (another volume or account).",
+    )
     ledger_max_pending_ms: int = Field(
         default=60_000,
         ge=0,
@@ -600,6 +607,13 @@ class Settings(BaseSettings):
     @property
     def witness_dir(self) -> Path:
         return self.data_dir / "witness"
+
+    @property
+    def outside_witness_dir(self) -> Path:
+        """The outside witness folder (``ledger.witness_log``), refused inside data_dir."""
+        from ledger.witness_log import outside_dir
+
+        return outside_dir(self.data_dir, self.ledger_witness_dir)
 
     @property
     def keyring_path(self) -> Path:

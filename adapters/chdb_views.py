@@ -5,15 +5,32 @@ retention cut, ``delete_rows_before``, included: a lightweight DELETE, synchrono
 persistent session lives under ``<data dir>/views/chdb``. chDB allows one session path per
 process: a second store on another path raises ``ConfigError`` until the first is closed, and a
 second *process* cannot open a path in use (use the HTTP API of the running ``hub serve``).
+
+Analyst queries (``query``) and the projection writes of every tenant share that one session,
+and chDB deadlocks on concurrent queries of a session, so they take turns under one lock. A
+query therefore runs here for at most ``inline_seconds`` (0.25 s: most answer in a few ms);
+one that needs longer is stopped and run again in a reader process (``adapters.chdb_reader``)
+on a hard-linked snapshot of the folder taken at the same step boundary, with what is left of
+its time bound, while the writes go on. The query is the same text in both places: rewritten
+once by ``core.sqlguard`` (grants, tenant scope, masks) with ``readonly = 1`` and its time,
+memory and row bounds. At most ``readers`` reader processes run; a query that finds none free
+within its time bound is refused (``query_readers_busy``, retry).
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
+import json
 import os
+import shutil
+import struct
+import subprocess
 import sys
 import tempfile
 import threading
+import time
+import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,8 +38,10 @@ from typing import Any
 
 import pyarrow as pa
 
-from adapters.clickhouse_views import ClickHouseSqlViews
-from core.errors import ConfigError, HubError
+from adapters import chdb_reader
+from adapters.clickhouse_views import ClickHouseSqlViews, bounded, query_error, timed_out
+from core.errors import ConfigError, HubError, Retryable
+from core.ports.views import ViewGrant
 
 _OPEN: dict[str, Any] = {}  # path -> [session, users]
 _OPEN_LOCK = threading.Lock()
@@ -32,6 +51,16 @@ _QUERY_LOCK = threading.RLock()
 # ``select_over`` runs a batch smaller than this on one thread (a live batch; a replay's batches
 # of tens of thousands of rows keep the engine's default fan-out)
 SINGLE_THREAD_ROWS = 20_000
+# An analyst query runs in the writers' session for at most this long; past it, in a reader
+# process on a snapshot (``query``). Bounds how long one query holds every tenant's writes.
+INLINE_SECONDS = 0.25
+READERS = 2  # reader processes at most, per store
+# After a query of a tenant fell over to a reader, that tenant's queries skip the writers'
+# session for this long (``_fell_over``)
+SLOW_MEMORY_S = 10.0
+# Seconds a reader may run past a query's own bound (chDB stops it there) before it is killed:
+# a reader stuck in chDB never holds a caller longer than this
+READER_GRACE_S = 5.0
 
 
 def _open(path: str) -> Any:
@@ -132,6 +161,57 @@ def _release(path: str) -> None:
                 entry[0].close()
 
 
+class ReadersBusy(Retryable):
+    code = "query_readers_busy"
+
+
+class _Reader:
+    """One reader process (``adapters.chdb_reader``) and its pipes; one request at a time."""
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-I", chdb_reader.__file__],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,  # a Ctrl-C to the hub is the parent's to handle
+        )
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def ask(self, path: str, sql: str, timeout: float) -> tuple[bytes, bytes] | None:
+        """(status, payload) of ``sql`` over snapshot ``path``, or None when the reader died or
+        ran past ``timeout`` (it is killed)."""
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        body = json.dumps({"path": path, "sql": sql}).encode()
+        killer = threading.Timer(timeout, self.proc.kill)
+        killer.start()
+        try:
+            self.proc.stdin.write(struct.pack(">I", len(body)) + body)
+            self.proc.stdin.flush()
+            head = self.proc.stdout.read(9)
+            if len(head) < 9:
+                return None
+            n = struct.unpack(">Q", head[1:])[0]
+            payload = self.proc.stdout.read(n)
+            if len(payload) < n:
+                return None
+            return head[:1], payload
+        except (BrokenPipeError, OSError):
+            return None
+        finally:
+            killer.cancel()
+
+    def stop(self) -> None:
+        if self.alive():
+            self.proc.kill()
+        self.proc.wait()
+        for f in (self.proc.stdin, self.proc.stdout):
+            if f is not None:
+                f.close()
+
+
 class ChdbViewStore(ClickHouseSqlViews):
     shared = False  # one process's own files: one writer by construction (no fence needed)
 
@@ -139,8 +219,19 @@ class ChdbViewStore(ClickHouseSqlViews):
         super().__init__()
         Path(path).mkdir(parents=True, exist_ok=True)
         self._path = str(Path(path).resolve())
+        # snapshots of the analyst queries' readers: a sibling folder (hard links need the same
+        # file system); one left by a crash may link erased values, so it goes now
+        self._snapshots = f"{self._path}.read"
+        shutil.rmtree(self._snapshots, ignore_errors=True)
         self._session = _open(self._path)
         self._closed = False
+        self.inline_seconds = INLINE_SECONDS
+        self.readers = READERS
+        self.reader_queries = 0  # answered by a reader process (for tests and metrics)
+        self._slow: dict[frozenset[str], float] = {}  # scope -> inline skipped until (monotonic)
+        self._idle: list[_Reader] = []
+        self._started = 0  # reader processes running, idle or busy
+        self._pool = threading.Condition()
 
     def _query(self, sql: str, fmt: str, params: Mapping[str, Any] | None) -> Any:
         try:
@@ -149,9 +240,17 @@ class ChdbViewStore(ClickHouseSqlViews):
                 # close and ran after it would query a destroyed session (the process aborts)
                 if self._closed:
                     raise HubError("The chDB view store is closed.", code="views_closed")
-                if params:
-                    return self._session.query(sql, fmt, params=dict(params))
-                return self._session.query(sql, fmt)
+                try:
+                    if params:
+                        return self._session.query(sql, fmt, params=dict(params))
+                    return self._session.query(sql, fmt)
+                except Exception:
+                    # chDB 4.4 leaves a query stopped at its time bound half-answered: the
+                    # session's next Arrow answer is then unreadable ("Unexpected empty message
+                    # in IPC file format"). One text query reads the rest away.
+                    with contextlib.suppress(Exception):  # the first error is the one to tell
+                        self._session.query("SELECT 1", "CSV")
+                    raise
         except HubError:
             raise
         except Exception as exc:  # chDB raises ChdbError / RuntimeError
@@ -213,7 +312,129 @@ class ChdbViewStore(ClickHouseSqlViews):
         result: pa.Table = self._query(sql, "ArrowTable", None)
         return result
 
+    # -- analyst queries -------------------------------------------------------------------------
+    def query(self, sql: str, grants: Sequence[ViewGrant]) -> pa.Table:
+        """``ClickHouseSqlViews.query``, its rewrite and bounds unchanged; held in the writers'
+        session at most ``inline_seconds``, then answered by a reader process on a snapshot."""
+        seconds, memory = self.query_seconds, int(self.query_memory_bytes)
+        inline = min(seconds, self.inline_seconds)
+        started = time.monotonic()
+        # whose query: the tenants its grants scope it to (None: every tenant's rows)
+        who = frozenset(g.tenant or "" for g in grants)
+        if self._slow.get(who, 0.0) > started:
+            inline = 0.0  # this scope's last query fell over: straight to a reader
+        with self._lock:
+            rewritten = self._rewrite(sql, grants)
+            if inline > 0:  # (0 would be no bound at all to ClickHouse: readers only)
+                try:
+                    return self._arrow(bounded(rewritten, inline, memory))
+                except HubError as exc:
+                    if not (timed_out(exc) and seconds > inline):
+                        raise query_error(exc, seconds, memory) from exc
+                    self._fell_over(who, started)
+            # 1. a snapshot of the committed parts, taken under the writers' lock: between two
+            #    batches, never inside one (the write protocol's steps 1-2)
+            snap = self._snapshot()
+        try:
+            # 2. the same guarded text, with what is left of the query's time bound
+            left = seconds - (time.monotonic() - started)
+            if left <= 0:
+                raise query_error(HubError("TIMEOUT_EXCEEDED"), seconds, memory)
+            return self._read(snap, bounded(rewritten, left, memory), seconds, memory, left)
+        finally:
+            # 3. the snapshot goes with its query: erased or expired values it links are kept
+            #    no longer than the one query that was running when they went
+            shutil.rmtree(snap, ignore_errors=True)
+
+    def _fell_over(self, who: frozenset[str], now: float) -> None:
+        """Send ``who``'s queries straight to a reader for ``SLOW_MEMORY_S``: a tenant looping
+        queries just past ``inline_seconds`` then holds the writers once per that time, not
+        once per query (its own small queries pay a reader's start meanwhile, no one else's)."""
+        if len(self._slow) >= 10_000:  # forget the lapsed ones: the map stays small
+            self._slow = {k: v for k, v in self._slow.items() if v > now}
+        self._slow[who] = now + SLOW_MEMORY_S
+
+    def _snapshot(self) -> str:
+        with _QUERY_LOCK:  # no insert of another store object on this session runs meanwhile
+            if self._closed:
+                raise HubError("The chDB view store is closed.", code="views_closed")
+            Path(self._snapshots).mkdir(mode=0o700, exist_ok=True)
+            snap = os.path.join(self._snapshots, uuid.uuid4().hex)
+            try:
+                chdb_reader.snapshot(self._path, snap)
+            except OSError as exc:
+                shutil.rmtree(snap, ignore_errors=True)
+                raise HubError(
+                    f"Could not snapshot the analytics views for a query reader: {exc}",
+                    code="views_error",
+                ) from exc
+            return snap
+
+    def _read(self, snap: str, sql: str, seconds: float, memory: int, left: float) -> pa.Table:
+        reader = self._take(left)
+        self.reader_queries += 1
+        answer = None
+        try:
+            answer = reader.ask(snap, sql, left + READER_GRACE_S)
+        finally:
+            self._give(reader, ok=answer is not None)
+        if answer is None:  # killed past its bound, or died: the next query starts another
+            raise query_error(HubError("TIMEOUT_EXCEEDED"), seconds, memory)
+        status, payload = answer
+        if status == b"A":
+            return pa.ipc.open_stream(payload).read_all()
+        text = payload.decode("utf-8", "replace").strip()
+        raise query_error(HubError(f"chDB failed on {sql[:200]!r}: {text[:500]}"), seconds, memory)
+
+    def _take(self, wait_s: float) -> _Reader:
+        deadline = time.monotonic() + wait_s
+        with self._pool:
+            while True:
+                if self._closed:
+                    raise HubError("The chDB view store is closed.", code="views_closed")
+                while self._idle:
+                    reader = self._idle.pop()
+                    if reader.alive():
+                        return reader
+                    reader.stop()
+                    self._started -= 1
+                if self._started < self.readers:
+                    self._started += 1
+                    break
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise ReadersBusy(
+                        f"All {self.readers} analytics query readers stayed busy for the "
+                        f"query's whole time bound ({wait_s:.1f} s left of it); send it again "
+                        "in a few seconds.",
+                        code="query_readers_busy",
+                    )
+                self._pool.wait(left)
+        try:
+            return _Reader()
+        except OSError:
+            with self._pool:
+                self._started -= 1
+                self._pool.notify()
+            raise
+
+    def _give(self, reader: _Reader, ok: bool) -> None:
+        with self._pool:
+            if ok and not self._closed:
+                self._idle.append(reader)
+            else:
+                reader.stop()
+                self._started -= 1
+            self._pool.notify()
+
     def close(self) -> None:
         if not self._closed:
             self._closed = True
+            with self._pool:
+                idle, self._idle = self._idle, []
+                self._started -= len(idle)
+                self._pool.notify_all()
+            for reader in idle:
+                reader.stop()
             _release(self._path)
+            shutil.rmtree(self._snapshots, ignore_errors=True)

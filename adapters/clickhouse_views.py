@@ -815,37 +815,31 @@ class ClickHouseSqlViews(ViewStore):
     def query(self, sql: str, grants: Sequence[ViewGrant]) -> pa.Table:
         """Run ``sql`` as ``core.sqlguard`` rewrites it: each granted view becomes a
         filtered/masked subquery over ``hub_views.<view>``; read-only, at most ``MAX_ROWS``."""
+        seconds, memory = self.query_seconds, int(self.query_memory_bytes)
         with self._lock:
-            self._base()
-            names = (
-                self._arrow(
-                    "SELECT name FROM system.tables WHERE database IN ({d:String}, "
-                    "currentDatabase()) UNION ALL SELECT name FROM system.databases",
-                    {"d": DB},
-                )
-                .column("name")
-                .to_pylist()
-            )
-            rel = {g.name: g.relation for g in grants}  # a time-travel grant reads its copy
-            rewritten = guard(
-                sql, "clickhouse", grants, lambda v: sg_exp.table_(rel.get(v, v), db=DB), names
-            )
-            seconds, memory = self.query_seconds, int(self.query_memory_bytes)
+            rewritten = self._rewrite(sql, grants)
             try:
-                return self._arrow(
-                    f"{rewritten}\nSETTINGS max_result_rows = {MAX_ROWS}, "
-                    f"result_overflow_mode = 'throw', max_execution_time = {seconds:g}, "
-                    f"timeout_overflow_mode = 'throw', max_memory_usage = {memory}, "
-                    "readonly = 1"
-                )
+                return self._arrow(bounded(rewritten, seconds, memory))
             except HubError as exc:
-                if "TOO_MANY_ROWS" in exc.message or "Limit for result exceeded" in exc.message:
-                    raise too_many_rows() from exc
-                if "TIMEOUT_EXCEEDED" in exc.message:
-                    raise too_slow(seconds) from exc
-                if "MEMORY_LIMIT_EXCEEDED" in exc.message:
-                    raise too_much_memory(memory) from exc
-                raise InvalidInput(f"The query failed: {exc.message}", code="query_failed") from exc
+                raise query_error(exc, seconds, memory) from exc
+
+    def _rewrite(self, sql: str, grants: Sequence[ViewGrant]) -> str:
+        """``sql`` rewritten by ``core.sqlguard`` over the names of this store's catalog (the
+        caller holds the store lock)."""
+        self._base()
+        names = (
+            self._arrow(
+                "SELECT name FROM system.tables WHERE database IN ({d:String}, "
+                "currentDatabase()) UNION ALL SELECT name FROM system.databases",
+                {"d": DB},
+            )
+            .column("name")
+            .to_pylist()
+        )
+        rel = {g.name: g.relation for g in grants}  # a time-travel grant reads its copy
+        return guard(
+            sql, "clickhouse", grants, lambda v: sg_exp.table_(rel.get(v, v), db=DB), names
+        )
 
     # -- digests ---------------------------------------------------------------------------------
     def save_state(self, state: ViewState) -> None:
@@ -884,6 +878,31 @@ class ClickHouseSqlViews(ViewStore):
             )
             for r in tbl.to_pylist()
         ]
+
+
+def bounded(rewritten: str, seconds: float, memory: int) -> str:
+    """A guarded query with the bounds every analyst query runs under, wherever it runs."""
+    return (
+        f"{rewritten}\nSETTINGS max_result_rows = {MAX_ROWS}, "
+        f"result_overflow_mode = 'throw', max_execution_time = {seconds:g}, "
+        f"timeout_overflow_mode = 'throw', max_memory_usage = {memory}, "
+        "readonly = 1"
+    )
+
+
+def timed_out(exc: HubError) -> bool:
+    return "TIMEOUT_EXCEEDED" in exc.message
+
+
+def query_error(exc: HubError, seconds: float, memory: int) -> InvalidInput:
+    """An analyst query's failure, as the caller's error naming the bound it crossed."""
+    if "TOO_MANY_ROWS" in exc.message or "Limit for result exceeded" in exc.message:
+        return too_many_rows()
+    if timed_out(exc):
+        return too_slow(seconds)
+    if "MEMORY_LIMIT_EXCEEDED" in exc.message:
+        return too_much_memory(memory)
+    return InvalidInput(f"The query failed: {exc.message}", code="query_failed")
 
 
 class ClickHouseViewStore(ClickHouseSqlViews):

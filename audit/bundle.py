@@ -440,10 +440,10 @@ def _entries(
     return indexes
 
 
-# ``populations/<control>.csv`` as ``ledger.report.population_csv`` writes it (restated: this
-# folder imports nothing of the hub): the population an auditor reads, row for row the entries
-# the control lists, each cell the entry's field.
-_CSV_HEAD = [
+# ``populations/<control>.csv``'s header, which ``ledger.report.population_csv`` writes (this
+# folder imports nothing of the hub; the hub imports it from here): the population an auditor
+# reads, row for row the entries the control lists, each cell the entry's field.
+POPULATION_CSV_HEAD = [
     "entry",
     "time_utc",
     "actor",
@@ -462,12 +462,12 @@ _CSV_HEAD = [
     "checkpoint",
     "diff",
 ]
-_CSV_FIELDS = _CSV_HEAD[2:12]
+POPULATION_CSV_FIELDS = POPULATION_CSV_HEAD[2:12]
 
 
 def _csv_row(e: Mapping[str, Any]) -> list[str]:
     cells = [str(e["index"]), str(e.get("time"))]
-    cells += ["" if e.get(k) is None else str(e[k]) for k in _CSV_FIELDS]
+    cells += ["" if e.get(k) is None else str(e[k]) for k in POPULATION_CSV_FIELDS]
     cells += [str(e[k]) for k in ("topic", "partition", "offset", "checkpoint")]
     return [*cells, str(e.get("diff") or "")]
 
@@ -479,8 +479,8 @@ def _population_csv(zf: zipfile.ZipFile, control: str, listed: list[Mapping[str,
     except UnicodeDecodeError:
         raise PackError(f"{name} is not UTF-8 text.") from None
     rows = list(csv.reader(io.StringIO(text)))
-    if not rows or rows[0] != _CSV_HEAD:
-        raise PackError(f"{name} does not start with the population header {_CSV_HEAD}.")
+    if not rows or rows[0] != POPULATION_CSV_HEAD:
+        raise PackError(f"{name} does not start with the population header {POPULATION_CSV_HEAD}.")
     if len(rows) - 1 != len(listed):
         raise PackError(
             f"{name} has {len(rows) - 1} rows, but control {control} lists {len(listed)} "
@@ -490,7 +490,7 @@ def _population_csv(zf: zipfile.ZipFile, control: str, listed: list[Mapping[str,
         want = _csv_row(e)
         if row != want:
             col = next((i for i, (a, b) in enumerate(zip(row, want, strict=False)) if a != b), 0)
-            head = _CSV_HEAD[col] if col < len(_CSV_HEAD) else "?"
+            head = POPULATION_CSV_HEAD[col] if col < len(POPULATION_CSV_HEAD) else "?"
             raise PackError(
                 f"{name} line {n} differs from entry {e['index']} of {ENTRIES} in its {head} "
                 f"column ({row[col] if col < len(row) else None!r}, the entry says "

@@ -1,7 +1,8 @@
 """How many analyst queries a principal, and a tenant, may run at once and per minute (pure).
 
-A query over the views runs under the view store's lock: the projection runner's writes of every
-tenant wait for it (``core.sqlguard``: at most ``QUERY_SECONDS`` each). Without a limit, one
+A query over the views takes the store's engine from everyone else: on chDB the writers' session
+for up to 0.25 s and then one of two reader processes (``adapters.chdb_views``), elsewhere the
+database's cores (``core.sqlguard``: at most ``QUERY_SECONDS`` each). Without a limit, one
 analyst looping long queries on ``/v1/query`` kept that lock, and many keys of one tenant could
 do the same in parallel, so every tenant's views stalled. ``QueryLimiter.admit`` therefore
 refuses a query, before it runs, past any of:
@@ -9,7 +10,13 @@ refuses a query, before it runs, past any of:
 - ``per_principal`` / ``per_tenant`` queries running at once (``query_concurrency``,
   ``query_tenant_concurrency``);
 - a token bucket per principal and one per tenant: ``burst`` queries at once, refilled at
-  ``rate`` per minute (``query_rate``, ``query_tenant_rate``).
+  ``rate`` per minute (``query_rate``, ``query_tenant_rate``);
+- a budget of query-seconds per principal and one per tenant (``query_seconds``,
+  ``query_tenant_seconds``): each query's run time, charged when it ends (a failed or stopped
+  one too), refilled at ``*_seconds`` per minute up to ``*_seconds_burst``; a key or tenant
+  whose budget is spent waits until it is above zero again. A count alone let one key keep a
+  reader busy with back-to-back 30 s queries (60 a minute allowed); seconds are what a query
+  takes from the others (on chDB the reader processes, elsewhere the database's cores).
 
 A refusal is ``QueryLimited`` (HTTP 429) naming the limit, its setting and ``retry_after``
 seconds (the answer's ``Retry-After``). A refused query takes no token and holds no slot, so
@@ -55,12 +62,26 @@ class QueryLimits:
     principal_burst: int = 30
     tenant_rate: float = 300.0
     tenant_burst: int = 100
+    # query-seconds a minute, and the most held: a principal half of one reader's time, a
+    # tenant one reader's (of ``adapters.chdb_views.READERS``); both above one full query
+    # (``core.sqlguard.QUERY_SECONDS``)
+    principal_seconds: float = 30.0
+    principal_seconds_burst: float = 60.0
+    tenant_seconds: float = 60.0
+    tenant_seconds_burst: float = 120.0
 
     def __post_init__(self) -> None:
         for name in ("per_principal", "per_tenant", "principal_burst", "tenant_burst"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, not {getattr(self, name)}")
-        for name in ("principal_rate", "tenant_rate"):
+        for name in (
+            "principal_rate",
+            "tenant_rate",
+            "principal_seconds",
+            "principal_seconds_burst",
+            "tenant_seconds",
+            "tenant_seconds_burst",
+        ):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be above 0, not {getattr(self, name)}")
 
@@ -96,16 +117,34 @@ class QueryLimiter:
             self._check(p, t)
             self._running[p] = self._running.get(p, 0) + 1
             self._running[t] = self._running.get(t, 0) + 1
+            started = self._clock()
         try:
             yield
         finally:
             with self._mutex:
+                # the run time, whatever the outcome: a query stopped at its bound used it all
+                took = max(0.0, self._clock() - started)
                 for k in (p, t):
                     n = self._running[k] - 1
                     if n:
                         self._running[k] = n
                     else:
                         del self._running[k]
+                self._charge(principal, tenant, took)
+
+    def _spent(self, key: tuple[str, str], now: float) -> _Bucket | None:
+        """The seconds budget ``key`` refilled to ``now``, or None if never charged (full)."""
+        if key not in self._buckets:
+            return None
+        return self._bucket(key, *self._shape(key[0]), now)
+
+    def _charge(self, principal: str, tenant: str, took: float) -> None:
+        if took <= 0:
+            return
+        now = self._clock()
+        for key in (("principal-s", principal), ("tenant-s", tenant)):
+            burst, rate = self._shape(key[0])
+            self._bucket(key, burst, rate, now).tokens -= took
 
     def _check(self, p: tuple[str, str], t: tuple[str, str]) -> None:
         lim = self.limits
@@ -143,10 +182,40 @@ class QueryLimiter:
                 "HUB_QUERY_RATE_PER_TENANT)",
                 _wait(tb, lim.tenant_rate),
             )
+        # a budget never charged is full: looked up, not made (no entry per idle key)
+        ps = self._spent(("principal-s", p[1]), now)
+        ts = self._spent(("tenant-s", t[1]), now)
+        if ps is not None and ps.tokens <= 0:
+            self._refuse(
+                "query_seconds",
+                f"This principal's queries used its {lim.principal_seconds_burst:g} query-seconds, "
+                f"refilled at {lim.principal_seconds:g} a minute "
+                "(HUB_QUERY_SECONDS_BURST_PER_PRINCIPAL, HUB_QUERY_SECONDS_PER_PRINCIPAL); "
+                "shorter queries (a WHERE, a LIMIT) use less",
+                _wait(ps, lim.principal_seconds, above=0.0),
+            )
+        if ts is not None and ts.tokens <= 0:
+            self._refuse(
+                "query_tenant_seconds",
+                f"Your tenant's queries used its {lim.tenant_seconds_burst:g} query-seconds, "
+                f"refilled at {lim.tenant_seconds:g} a minute "
+                "(HUB_QUERY_SECONDS_BURST_PER_TENANT, HUB_QUERY_SECONDS_PER_TENANT)",
+                _wait(ts, lim.tenant_seconds, above=0.0),
+            )
         pb.tokens -= 1
         tb.tokens -= 1
 
-    def _bucket(self, key: tuple[str, str], burst: int, rate: float, now: float) -> _Bucket:
+    def _shape(self, kind: str) -> tuple[float, float]:
+        """(burst, rate a minute) of the buckets of ``kind``."""
+        lim = self.limits
+        return {
+            "principal": (lim.principal_burst, lim.principal_rate),
+            "tenant": (lim.tenant_burst, lim.tenant_rate),
+            "principal-s": (lim.principal_seconds_burst, lim.principal_seconds),
+            "tenant-s": (lim.tenant_seconds_burst, lim.tenant_seconds),
+        }[kind]
+
+    def _bucket(self, key: tuple[str, str], burst: float, rate: float, now: float) -> _Bucket:
         b = self._buckets.get(key)
         if b is None:
             if len(self._buckets) >= _KEEP:
@@ -160,15 +229,11 @@ class QueryLimiter:
     def _forget(self, now: float) -> None:
         """Drop the buckets that would be full by now and have nothing running: forgetting one
         changes no answer (a new bucket starts full)."""
-        lim = self.limits
         for key, b in list(self._buckets.items()):
-            burst, rate = (
-                (lim.principal_burst, lim.principal_rate)
-                if key[0] == "principal"
-                else (lim.tenant_burst, lim.tenant_rate)
-            )
+            burst, rate = self._shape(key[0])
             full = b.tokens + max(0.0, now - b.at) * rate / 60.0 >= burst
-            if full and key not in self._running:
+            running = (key[0].removesuffix("-s"), key[1]) in self._running
+            if full and not running:
                 del self._buckets[key]
 
     def _refuse(self, code: str, what: str, retry_after: int) -> None:
@@ -180,6 +245,6 @@ class QueryLimiter:
         )
 
 
-def _wait(b: _Bucket, rate: float) -> int:
-    """Whole seconds until ``b`` holds one token again."""
-    return math.ceil((1.0 - b.tokens) * 60.0 / rate)
+def _wait(b: _Bucket, rate: float, above: float = 1.0) -> int:
+    """Whole seconds until ``b`` holds ``above`` tokens again (one query; above zero seconds)."""
+    return math.ceil((above - b.tokens) * 60.0 / rate + (1e-9 if above == 0.0 else 0.0))

@@ -30,6 +30,7 @@ from core.ports.keystore import KeyStore, SubjectTenants
 from core.ports.ledgerstore import LedgerStore
 from core.ports.objectstore import ObjectStore
 from core.ports.policy import Decision, PolicyEngine, Principal
+from core.ports.signer import Signer
 from core.ports.views import Target
 from core.projection import Projection
 from core.roles import RoleTablePolicy
@@ -49,6 +50,7 @@ from ingest.pipeline import IngestPipeline
 from ingest.publish import EventReader, Publisher
 from ledger.errors import LedgerIntegrityError
 from ledger.service import Ledger
+from ledger.witness_log import WitnessTee
 from projections.service import ProjectionService
 from registry.owners import adopt as adopt_owners
 from registry.service import SchemaRegistry
@@ -331,10 +333,11 @@ def build_ledger(
     publisher: Publisher,
     leader: LeaderElector | None = None,
     store: LedgerStore | None = None,
+    *,
+    witness_refuses: bool = True,
 ) -> Ledger:
     """The audit ledger: its store (``store``, else the one the settings name), local key-file
-    signer, witness."""
-    from adapters.local_objectstore import LocalObjectStore
+    signer, witness (``witness_refuses``: see ``outside_witness``)."""
     from adapters.local_signer import LocalKeyFileSigner
     from ledger.service import LedgerConfig
 
@@ -350,12 +353,15 @@ def build_ledger(
     signer = LocalKeyFileSigner(settings.ledger_key_path, settings.ledger_origin)
     if settings.event_log == "sqlite":
         refuse_a_rebuilt_ledger(settings, event_log, store, signer.created)
+    witness = None
+    if settings.ledger_witness:
+        witness = outside_witness(settings, store, signer, refuse=witness_refuses)
     ledger = Ledger(
         event_log,
         store,
         signer,
         config,
-        witness=LocalObjectStore(settings.witness_dir) if settings.ledger_witness else None,
+        witness=witness,
         publisher=publisher,
         registry=registry,
         fence=None if leader is None else leader.fence_of("ledger"),
@@ -366,6 +372,29 @@ def build_ledger(
         # an older key is refused above), so kill -9 of a new hub does not strand its folder.
         ledger.sync(force_checkpoint=True)
     return ledger
+
+
+def outside_witness(
+    settings: Settings, store: LedgerStore, signer: Signer, *, refuse: bool = True
+) -> WitnessTee:
+    """The witness folder teed to the outside witness (``ledger.witness_log``), after checking
+    the ledger against it: a ledger smaller than, or not extending, the newest checkpoint the
+    outside witness holds was rolled back with its folder, and the hub refuses to open (and to
+    sign anything over it) unless a restore acknowledged the rollback there. ``refuse=False``
+    (``hub ledger verify``, which names every problem, this one included): opened, but nothing
+    is appended to the outside witness (no checkpoint of that ledger gets witnessed)."""
+    from adapters.local_objectstore import LocalObjectStore
+    from ledger.witness_log import WitnessLog, WitnessLogError, check_ledger, log_path
+
+    key = signer.verifier()
+    wlog = WitnessLog(log_path(settings.outside_witness_dir, key), [key], settings.ledger_origin)
+    try:
+        problem, _head = check_ledger(store, wlog)
+    except WitnessLogError as exc:  # a record that does not verify: the file was edited
+        problem = exc.message
+    if problem is not None and refuse:  # else verify names it (step 10), among the others
+        raise LedgerIntegrityError(f"Refusing to open the ledger: {problem}")
+    return WitnessTee(LocalObjectStore(settings.witness_dir), wlog, append=problem is None)
 
 
 def refuse_a_rebuilt_ledger(
@@ -554,7 +583,11 @@ def _reloadable(engine: PolicyEngine) -> Reloadable | None:
 
 
 def bootstrap(
-    settings: Settings | None = None, *, install_domain: bool = True, kafka_migration: bool = False
+    settings: Settings | None = None,
+    *,
+    install_domain: bool = True,
+    kafka_migration: bool = False,
+    witness_refuses: bool = True,
 ) -> Hub:
     """Build a hub: every adapter and service once, each handed only the ports it needs.
 
@@ -562,6 +595,7 @@ def bootstrap(
     schemas (idempotent); 5. publisher, reader, API keys, policy, ingest, ledger; 6. governance
     (retention state, projections, config and policy changes, lineage, catalog, erasure).
     ``kafka_migration``: only for ``hub migrate kafka-seal`` (``hub.migrate_kafka``).
+    ``witness_refuses=False``: only for ``hub ledger verify`` (``outside_witness``).
     """
     settings = settings or load_settings()  # 1
     private_dir(settings.data_dir)  # the log and views hold every tenant's records: owner only
@@ -630,7 +664,13 @@ def bootstrap(
     ingest = build_ingest(event_log, registry, publisher, metrics, settings)
     leader = build_leader(settings)  # None unless several processes share the footprint
     ledger = build_ledger(  # verifies the hot log
-        settings, hot_log, registry, publisher, leader, store=ledger_store
+        settings,
+        hot_log,
+        registry,
+        publisher,
+        leader,
+        store=ledger_store,
+        witness_refuses=witness_refuses,
     )
     if settings.cold_tier:
         from ledger.cuts import RecordedCuts

@@ -54,11 +54,16 @@ class Ctx:
 
     @contextmanager
     def hub(
-        self, install_domain: bool = True, sync: bool = True, kafka_migration: bool = False
+        self,
+        install_domain: bool = True,
+        sync: bool = True,
+        kafka_migration: bool = False,
+        witness_refuses: bool = True,
     ) -> Iterator[Any]:
         """A hub for one command; ``sync``: give what it appended its ledger leaves on exit
-        (False for verifiers, which must not change what they check); ``kafka_migration``:
-        ``bootstrap``'s, for ``hub migrate kafka-seal`` only."""
+        (False for verifiers, which must not change what they check); ``kafka_migration``,
+        ``witness_refuses``: ``bootstrap``'s, for ``hub migrate kafka-seal`` and
+        ``hub ledger verify`` only."""
         from hub.bootstrap import bootstrap
         from hub.settings import load_settings
 
@@ -70,7 +75,12 @@ class Ctx:
             from hub.logs import configure
 
             configure(settings.log_level, settings.log_json)
-        h = bootstrap(settings, install_domain=install_domain, kafka_migration=kafka_migration)
+        h = bootstrap(
+            settings,
+            install_domain=install_domain,
+            kafka_migration=kafka_migration,
+            witness_refuses=witness_refuses,
+        )
         h.sync_on_close = sync
         try:
             try:

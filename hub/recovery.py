@@ -42,6 +42,7 @@ from core.ports.keystore import parse_scoped, scoped_subject
 from core.ports.ledgerstore import LedgerStore
 from core.ports.objectstore import ObjectStore
 from core.ports.signer import Signer
+from ledger.witness_log import CHECKPOINT, Head, WitnessLog, check_ledger, log_path, outside_dir
 from storage.backup import (
     Kek,
     LedgerState,
@@ -68,6 +69,7 @@ if TYPE_CHECKING:
     from governance.erasure import Erasure
     from hub.bootstrap import Hub
     from hub.settings import Settings
+    from ledger.service import Ledger
 
 Progress = Callable[[str], None]
 RESTORE_ACTOR = "backup-restore"
@@ -260,9 +262,11 @@ class RestoreResult:
     erasures_reapplied: list[str] = field(default_factory=list)
     vault_keys: dict[str, int] = field(default_factory=dict)  # checked, erased since the backup
     seconds: dict[str, float] = field(default_factory=dict)
+    rolled_back_from: int | None = None  # the newer ledger size the outside witness held
 
     def as_dict(self) -> dict[str, Any]:
         return {
+            **({"rolled_back_from": self.rolled_back_from} if self.rolled_back_from else {}),
             "backup": self.backup_id,
             "target": self.target,
             "ledger": {
@@ -360,6 +364,15 @@ def restore(
     staging = target.parent / f".{target.name}.restoring-{chosen}"
     if staging.exists():
         shutil.rmtree(staging)
+    # the target's outside witness (ledger.witness_log); the staged hub writes its own, beside
+    # the staging folder (the target's may hold a newer ledger: step 5b acknowledges that). The
+    # configured HUB_LEDGER_WITNESS_DIR is the live folder's: only a restore in its place
+    # (target = data_dir) acknowledges a rollback there; a restore elsewhere (a drill, a copy to
+    # inspect) gets its own beside the target and leaves the live hub's witness alone
+    in_place = target.resolve() == settings.data_dir.expanduser().resolve()
+    outside_witness = outside_dir(target, settings.ledger_witness_dir if in_place else None)
+    staged_witness = _moved(settings, staging).outside_witness_dir
+    rolled_back: Head | None = None
     started = time.perf_counter()
     seconds: dict[str, float] = {}
     outside = _Outside(_moved(settings, staging))
@@ -432,6 +445,19 @@ def restore(
                     )
                     reapplied.append(journalled)
             seconds["erasures"] = time.perf_counter() - t
+            wlog = WitnessLog(
+                log_path(outside_witness, h.ledger.signer.verifier()),
+                [h.ledger.signer.verifier()],
+                h.ledger.config.origin,
+            )
+            problem, head = check_ledger(h.ledger.store, wlog)
+            if problem is not None and head is not None:  # 5b. a rollback: said and recorded
+                rolled_back = head
+                say(
+                    f"WARNING: the outside witness {wlog.path} holds a newer ledger (size "
+                    f"{head.size}, root {head.root.hex()}) than this backup's: the restore "
+                    "rolls it back and records that on the ledger and in the witness."
+                )
             h.ledger.record_action(  # 5
                 principal.id,
                 "backup.restore",
@@ -443,16 +469,28 @@ def restore(
                     "erasures_reapplied": len(reapplied),
                     **({"warning": older_than_witnessed} if older_than_witnessed else {}),
                     **({"erasure_journal_lost": sorted(lost)} if lost else {}),
+                    **(
+                        {
+                            "rolled_back_from": {
+                                "size": rolled_back.size,
+                                "root": rolled_back.root.hex(),
+                            }
+                        }
+                        if rolled_back is not None
+                        else {}
+                    ),
                 },
             )
             h.ledger.sync(force_checkpoint=True)
             size_after = h.ledger.store.tree_size()
+            _witness_restore(h.ledger, wlog, rolled_back, f"backup {chosen} by {principal.id}")
         finally:
             h.close()
         if target.exists():  # 6. an empty folder: move the contents in
             _move_into(staging, target)
         else:
             staging.rename(target)
+        shutil.rmtree(staged_witness, ignore_errors=True)
     except BaseException as exc:
         try:
             undone = outside.roll_back()
@@ -460,6 +498,7 @@ def restore(
             # after the roll-back: it opens the restored topics with the staging folder's keys
             # (the Kafka log's MAC key would be made anew in a folder already deleted)
             shutil.rmtree(staging, ignore_errors=True)
+            shutil.rmtree(staged_witness, ignore_errors=True)
         if not undone or not isinstance(exc, Exception):
             raise
         note = f" The restore's writes outside its folder were rolled back: {undone}."
@@ -482,6 +521,7 @@ def restore(
         erasures_reapplied=reapplied,
         vault_keys=vault_keys,
         seconds=seconds,
+        rolled_back_from=None if rolled_back is None else rolled_back.size,
     )
 
 
@@ -825,7 +865,32 @@ def _open(settings: Settings, data_dir: Path) -> Hub:
 
 
 def _moved(settings: Settings, data_dir: Path) -> Settings:
-    """The same settings on another data folder, with the same object store."""
+    """The same settings on another data folder, with the same object store; its outside
+    witness beside that folder (a staged or drilled hub is not the live one)."""
     return settings.model_copy(
-        update={"data_dir": data_dir, "object_store_dir": settings.objects_dir}
+        update={
+            "data_dir": data_dir,
+            "object_store_dir": settings.objects_dir,
+            "ledger_witness_dir": None,
+        }
     )
+
+
+def _witness_restore(ledger: Ledger, wlog: WitnessLog, rolled_back: Head | None, by: str) -> None:
+    """Step 5b: the restored ledger's newest checkpoint into the target's outside witness; a
+    rollback (the witness held a newer ledger) first as a signed ``rollback`` record naming both
+    sizes and roots, so verification tells this acknowledged restore from a silent rollback."""
+    cp = ledger.store.latest_checkpoint()
+    if cp is None:
+        return
+    if rolled_back is not None:
+        wlog.append_rollback(
+            ledger.signer,
+            rolled_back.size,
+            rolled_back.root,
+            cp.size,
+            cp.root,
+            time.time_ns() // 1_000_000,
+            f"hub backup restore of {by}",
+        )
+    wlog.append(CHECKPOINT, cp.note)

@@ -91,8 +91,9 @@ class Settings(BaseSettings):
         "max_memory_usage; SQLite, PostgreSQL: its result's values); a query needing more is "
         "stopped with 422 query_memory_limit.",
     )
-    # Analyst queries (core.sqlguard_limits): a query runs under the view store's lock, which
-    # every tenant's projection writes wait for; these keep one key or tenant from holding it.
+    # Analyst queries (core.sqlguard_limits): queries share the views' engine (on chDB a query
+    # past 0.25 s runs in one of two reader processes); these keep one key or tenant from
+    # holding it, by count, by queries at once and by query-seconds.
     query_max_running_per_principal: int = Field(
         default=1, ge=1, description="Most queries over the views one principal may run at once."
     )
@@ -112,6 +113,24 @@ class Settings(BaseSettings):
     )
     query_burst_per_tenant: int = Field(
         default=100, ge=1, description="Most queries a tenant's principals may send at once."
+    )
+    query_seconds_per_principal: float = Field(
+        default=30.0,
+        gt=0,
+        description="Query-seconds a minute refilled into a principal's budget (each query's "
+        "run time is charged when it ends; a spent budget refuses with 429 query_seconds).",
+    )
+    query_seconds_burst_per_principal: float = Field(
+        default=60.0, gt=0, description="Most query-seconds a principal's budget holds."
+    )
+    query_seconds_per_tenant: float = Field(
+        default=60.0,
+        gt=0,
+        description="Query-seconds a minute refilled into a tenant's budget, shared by its "
+        "principals (429 query_tenant_seconds when spent).",
+    )
+    query_seconds_burst_per_tenant: float = Field(
+        default=120.0, gt=0, description="Most query-seconds a tenant's budget holds."
     )
     dedupe_max_keys: int = Field(
         default=1_000_000,
@@ -366,6 +385,13 @@ class Settings(BaseSettings):
     ledger_witness: bool = Field(
         default=True, description="Copy checkpoints to the write-once witness folder."
     )
+    ledger_witness_dir: Path | None = Field(
+        default=None,
+        description="The outside witness: an append-only file of every signed checkpoint, "
+        "checked at every start and by `hub ledger verify` (a rolled-back data folder is "
+        "refused). Never inside data_dir; default <data_dir>-witness beside it. Put it where "
+        "whoever can write the data folder cannot (another volume or account).",
+    )
     ledger_max_pending_ms: int = Field(
         default=60_000,
         ge=0,
@@ -581,6 +607,13 @@ class Settings(BaseSettings):
     @property
     def witness_dir(self) -> Path:
         return self.data_dir / "witness"
+
+    @property
+    def outside_witness_dir(self) -> Path:
+        """The outside witness folder (``ledger.witness_log``), refused inside data_dir."""
+        from ledger.witness_log import outside_dir
+
+        return outside_dir(self.data_dir, self.ledger_witness_dir)
 
     @property
     def keyring_path(self) -> Path:

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from html import escape
 from typing import Any
 
+from audit.bundle import POPULATION_CSV_FIELDS, POPULATION_CSV_HEAD
 from ledger.controls import CONTROLS
 
 _CSS = """
@@ -89,45 +90,11 @@ def population_csv(rows: Sequence[Mapping[str, Any]]) -> str:
     """One control's whole population, one row per ledger entry (``populations/<id>.csv``)."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(
-        [
-            "entry",
-            "time_utc",
-            "actor",
-            "action",
-            "resource",
-            "outcome",
-            "policy_version",
-            "decision_id",
-            "case_id",
-            "approver",
-            "reason",
-            "event_type",
-            "topic",
-            "partition",
-            "offset",
-            "checkpoint",
-            "diff",
-        ]
-    )
+    w.writerow(POPULATION_CSV_HEAD)
     for r in rows:
         w.writerow(
             [r["index"], r["time"]]
-            + [
-                "" if r.get(k) is None else str(r[k])
-                for k in (
-                    "actor",
-                    "action",
-                    "resource",
-                    "outcome",
-                    "policy_version",
-                    "decision_id",
-                    "case_id",
-                    "approver",
-                    "reason",
-                    "event_type",
-                )
-            ]
+            + ["" if r.get(k) is None else str(r[k]) for k in POPULATION_CSV_FIELDS]
             + [r["topic"], r["partition"], r["offset"], r["checkpoint"], r.get("diff") or ""]
         )
     return buf.getvalue()

@@ -42,6 +42,9 @@ Steps (each names the first bad entry it finds, by leaf index and (topic, partit
     9. Cold tier (full runs, when the hub has one): below each partition's hot start, reading
        from the last cut of both tiers on the ledger (``ledger.cuts``) returns every record the
        ledger has a leaf for, each segment checked against the leaves (``storage.tiering``).
+    10. Outside witness (``ledger.witness_log``, outside the data folder): the ledger extends
+       its newest checkpoint since the last acknowledged rollback (every one, on a full run):
+       an older data folder copied back, whose in-folder witness is older too, fails here.
 Step 1 runs per stored batch of leaves (``LedgerStore.iter_leaf_batches``: the tile store's
 side-index columns and level-0 hashes as they are). The usual case is checked column to column:
 the batch's runs of one partition are read from the log, their leaf hashes and query columns
@@ -79,6 +82,7 @@ from ledger.leaves import LeafEncoder
 from ledger.service import Ledger
 from ledger.tree import CHUNK, CHUNK_BYTES, TreeBuilder
 from ledger.witness import check_intents, witness_copies, witness_key, witnessed
+from ledger.witness_log import check_ledger, outside_log
 
 _ts_of = attrgetter("timestamp_ms")
 _idx_of, _tp_of_row, _off_of_row = itemgetter(0), itemgetter(1, 2), itemgetter(3)
@@ -117,6 +121,8 @@ class VerifyReport:
     unkeyed_batches: int = 0  # side-index batches without a MAC (written before it existed)
     unkeyed_since: str = ""  # the release that began writing the MAC
     seconds: float = 0.0
+    witnessed_size: int | None = None  # the outside witness's newest checkpoint (step 10)
+    rollbacks_acknowledged: list[str] = field(default_factory=list)  # restores it records
     problems: list[Problem] = field(default_factory=list)
 
     @property
@@ -322,6 +328,7 @@ def verify_ledger(
     (``Verified.unkeyed``, also on a full run): more now means MACs were removed."""
     with ledger.syncs_paused():  # the follower appending meanwhile made verify fail (#13)
         report = _verify(ledger, trusted, now_ms, since, tiered)
+        _verify_outside_witness(ledger, report, full=since is None)
     if unkeyed_before is not None and report.unkeyed_batches > unkeyed_before:
         # every MAC and the keyed-from marker stripped: each batch alone passes as an old one
         report.fail(
@@ -333,6 +340,26 @@ def verify_ledger(
             )
         )
     return report
+
+
+def _verify_outside_witness(ledger: Ledger, report: VerifyReport, *, full: bool) -> None:
+    """Step 10: the ledger extends the newest checkpoint the outside witness holds (every one
+    since the last acknowledged rollback on a full run): ``ledger.witness_log``."""
+    wlog = outside_log(ledger.witness)
+    if wlog is None:
+        return
+    try:
+        problem, head = check_ledger(ledger.store, wlog, full=full)
+    except HubError as exc:
+        report.fail(Problem(exc.message))
+        return
+    if problem is not None:
+        report.fail(Problem(problem))
+    if head is not None:
+        report.witnessed_size = head.size
+        report.rollbacks_acknowledged = [
+            f"from {r.from_size} to {r.size} at {r.time_ms} ms: {r.reason}" for r in head.rollbacks
+        ]
 
 
 def _verify(

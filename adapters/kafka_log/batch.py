@@ -36,6 +36,10 @@ try:  # the column append's produce loop in one call (native/src/kafka_produce.r
     from hub_native import produce_columns as _produce_columns
 except ImportError:  # pragma: no cover - built by `make setup`
     _produce_columns = None
+try:  # the same loop with one reused header dict (native/src/kafka_produce_dict.rs)
+    from hub_native import produce_columns_dict as _produce_columns_dict
+except ImportError:  # pragma: no cover - a library built before it: the list loop runs
+    _produce_columns_dict = None
 
 IDEM_HEADER: Final = "__hub.idem"  # reserved: the idempotence header (stripped by reads)
 
@@ -134,8 +138,11 @@ def produce_columns(
 ) -> None:
     """``produce_columns_py``, in one native call where the columns are lists or tuples: the
     Python loop, its row tuples and ``header_lists``' ``zip``/``map`` frames cost ~0.3 us a
-    record of the ~2.5 that ``produce`` itself takes (``docs/benchmarks/s17-kafka.md``)."""
-    if _produce_columns is not None and _produce_columns(
+    record of the ~2.5 that ``produce`` itself takes (``docs/benchmarks/s17-kafka.md``).
+    Distinct header names (every hub batch): each record's headers are one dict the loop
+    reuses (``produce_columns_dict``: no list and tuples per record, and confluent-kafka's
+    dict path skips its per-pair tuple check; the same pairs in the same order on the wire)."""
+    args = (
         produce,
         topic,
         batch.keys,
@@ -145,7 +152,10 @@ def produce_columns(
         ts,
         on_first,
         on_last,
-    ):
+    )
+    if _produce_columns_dict is not None and _produce_columns_dict(*args):
+        return
+    if _produce_columns is not None and _produce_columns(*args):
         return
     produce_columns_py(produce, topic, batch, ts, on_first, on_last)
 

@@ -34,6 +34,10 @@ def query_limiter(hub: Any) -> QueryLimiter:
                     principal_burst=s.query_burst_per_principal,
                     tenant_rate=s.query_rate_per_tenant,
                     tenant_burst=s.query_burst_per_tenant,
+                    principal_seconds=s.query_seconds_per_principal,
+                    principal_seconds_burst=s.query_seconds_burst_per_principal,
+                    tenant_seconds=s.query_seconds_per_tenant,
+                    tenant_seconds_burst=s.query_seconds_burst_per_tenant,
                 ),
                 refused=lambda code: refusals.labels(code).inc(),
             )

@@ -86,7 +86,8 @@ def ledger_verify(obj: Ctx, public_key: tuple[str, ...], full: bool) -> None:
     from ledger.verify import load_verified, save_verified, verify_ledger
 
     def go() -> None:
-        with obj.hub(install_domain=False, sync=False) as h:  # verify changes nothing
+        # verify changes nothing; a ledger the outside witness refuses opens, to be named here
+        with obj.hub(install_domain=False, sync=False, witness_refuses=False) as h:
             principal = authorize(h, "ledger.verify", "ledger")
             trusted = [_verifier_key_file(p) for p in public_key]
             path = h.settings.ledger_verified_path
@@ -140,6 +141,8 @@ def ledger_verify(obj: Ctx, public_key: tuple[str, ...], full: bool) -> None:
                     f"warning: subject {subject!r} names {name!r} ({why}); its records are a "
                     "publisher's, not the hub's: rename the record in your own namespace."
                 )
+            for rollback in report.rollbacks_acknowledged:  # restores the operator made
+                click.echo(f"acknowledged rollback (outside witness): {rollback}")
             if report.unkeyed_batches:
                 click.echo(
                     f"unkeyed batches: {report.unkeyed_batches} (written before "

@@ -15,13 +15,13 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
 
 /// A list or a tuple (what a `ColumnBatch` column is), read by index.
-enum Seq<'py> {
+pub(crate) enum Seq<'py> {
     List(Bound<'py, PyList>),
     Tuple(Bound<'py, PyTuple>),
 }
 
 impl<'py> Seq<'py> {
-    fn of(o: &Bound<'py, PyAny>) -> Option<Self> {
+    pub(crate) fn of(o: &Bound<'py, PyAny>) -> Option<Self> {
         if let Ok(l) = o.downcast_exact::<PyList>() {
             return Some(Seq::List(l.clone()));
         }
@@ -31,14 +31,14 @@ impl<'py> Seq<'py> {
         None
     }
 
-    fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         match self {
             Seq::List(l) => l.len(),
             Seq::Tuple(t) => t.len(),
         }
     }
 
-    fn get(&self, i: usize) -> PyResult<Bound<'py, PyAny>> {
+    pub(crate) fn get(&self, i: usize) -> PyResult<Bound<'py, PyAny>> {
         match self {
             Seq::List(l) => l.get_item(i),
             Seq::Tuple(t) => t.get_item(i),

@@ -14,6 +14,7 @@ mod find_text;
 mod headers;
 mod json_rows;
 mod kafka_produce;
+mod kafka_produce_dict;
 mod key_index;
 mod leaves;
 mod ledger_batch;
@@ -42,6 +43,7 @@ fn hub_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     headers::register(m)?;
     json_rows::register(m)?;
     kafka_produce::register(m)?;
+    kafka_produce_dict::register(m)?;
     leaves::register(m)?;
     ledger_batch::register(m)?;
     merkle::register(m)?;

@@ -1,5 +1,8 @@
-"""An analyst's query over the embedded analytics views (chDB, the default) holds every tenant's
-analytics projection writes for its whole run (session 19 red team, finding 3: NOT mended).
+"""An analyst's query over the embedded analytics views (chDB, the default) held every tenant's
+analytics projection writes for its whole run (session 19 red team, finding 3; mended: a query
+leaves the writers' session after ``inline_seconds`` and finishes in a reader process on a
+snapshot, ``adapters.chdb_views``, and each key and tenant has a budget of query-seconds,
+``core.sqlguard_limits``). What the red team found:
 
 chDB deadlocks on concurrent queries of one session (``adapters.chdb_views._QUERY_LOCK``), so
 ``ClickHouseSqlViews.query`` runs under the store's lock, which every write takes. A query may
@@ -66,10 +69,6 @@ def store(tmp_path: Path) -> Iterator[object]:
         s.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="chDB serialises queries and writes under one lock (s19 red team finding 3)",
-)
 def test_an_analytics_query_does_not_hold_another_tenants_projection_write(store: object) -> None:
     from adapters.chdb_views import ChdbViewStore
     from core.errors import InvalidInput

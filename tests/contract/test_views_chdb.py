@@ -72,6 +72,17 @@ class TestChdbViews(ViewStoreContract):
         finally:
             store._run("DROP TABLE IF EXISTS hub_views.t_insert")
 
+    def test_query_filters_tenant_and_masks_pii_in_a_reader_process(self, store, target):
+        """The same guarded query with every query answered by a reader process on a snapshot
+        (``inline_seconds = 0``): the tenant filter, the masks and the refusals hold there."""
+        from adapters.chdb_views import INLINE_SECONDS
+
+        store.inline_seconds = 0.0
+        try:
+            self.test_query_filters_tenant_and_masks_pii(store, target)
+        finally:
+            store.inline_seconds = INLINE_SECONDS
+
 
 # a second aggregate table with AGG's columns: the two share one physical table (as the bars'
 # three window sizes do)

@@ -75,3 +75,58 @@ def test_idle_full_buckets_are_forgotten(monkeypatch: pytest.MonkeyPatch) -> Non
 def test_limits_below_one_are_refused(field: str) -> None:
     with pytest.raises(ValueError, match=field):
         QueryLimits(**{field: 0})
+
+
+def test_query_seconds_are_charged_when_a_query_ends_and_a_spent_budget_waits() -> None:
+    """Back-to-back 30 s queries are few by count (60 a minute allowed) but keep a reader busy
+    for good: the principal's budget of query-seconds refuses the fourth one, a colleague of
+    the same tenant still runs until the tenant's budget is spent too, another tenant is not
+    held, and the budgets refill at their rate. A query that fails is charged its time too."""
+    clock, refused = Clock(), []
+    lim = QueryLimiter(
+        QueryLimits(
+            principal_seconds=6,  # 3 s back per 30 s query
+            principal_seconds_burst=60,
+            tenant_seconds=6,
+            tenant_seconds_burst=100,
+        ),
+        clock=clock,
+        refused=refused.append,
+    )
+    with lim.admit("ann", "acme"):  # ann 60 -> 30, acme 100 -> 70
+        clock.now += 30
+    with pytest.raises(ZeroDivisionError), lim.admit("ann", "acme"):
+        clock.now += 30  # stopped at its bound: its 30 s count (ann 3, acme 43)
+        1 / 0  # noqa: B018
+    with lim.admit("ann", "acme"):  # admitted above zero: ann -24, acme 16
+        clock.now += 30
+    with pytest.raises(QueryLimited) as info, lim.admit("ann", "acme"):
+        pass
+    assert (info.value.code, info.value.retry_after, info.value.http_status) == (
+        "query_seconds",
+        241,  # 24 s owed at 6 a minute: above zero after 240 s
+        429,
+    )
+    assert "HUB_QUERY_SECONDS_PER_PRINCIPAL" in info.value.message
+    with lim.admit("bob", "acme"):  # a colleague: acme has 16 s left -> about -12
+        clock.now += 31
+    with pytest.raises(QueryLimited) as tenant, lim.admit("cyd", "acme"):
+        pass
+    assert tenant.value.code == "query_tenant_seconds"
+    with lim.admit("dee", "other"):  # another tenant is not held by acme's spending
+        pass
+    # refusals charge nothing, and ann still owes
+    with pytest.raises(QueryLimited), lim.admit("ann", "acme"):
+        pass
+    clock.now += 241 - 31
+    with lim.admit("ann", "acme"):
+        pass
+    assert refused == ["query_seconds", "query_tenant_seconds", "query_seconds"]
+
+
+@pytest.mark.parametrize(
+    "field", ["principal_seconds", "principal_seconds_burst", "tenant_seconds"]
+)
+def test_seconds_budgets_at_or_below_zero_are_refused(field: str) -> None:
+    with pytest.raises(ValueError, match=field):
+        QueryLimits(**{field: 0})

@@ -179,3 +179,27 @@ def test_a_corrupt_stored_batch_is_named_by_every_read(tmp_path: Path) -> None:
                 read("t", 0, 3, 1)
     finally:
         log.close()
+
+
+def test_without_the_crc_check_a_batch_opens_the_same_and_is_still_checked() -> None:
+    """``crc_check=False`` (the handoff's bytes, which never left memory) skips the CRC only:
+    the same batch comes out, and a wrong count or a body that does not inflate is still
+    refused."""
+    rng = random.Random(19)
+    for _ in range(200):
+        blob = _random_batch(rng)
+        whole = open_batch(blob)
+        n = whole.count
+        assert open_batch(blob, n, 7, crc_check=False) == open_batch(blob, n, 7)
+        bad_crc = bytes([blob[0] ^ 0xFF]) + blob[1:]
+        with pytest.raises(CorruptBatch, match="CRC mismatch"):
+            open_batch(bad_crc, n)
+        assert decode_records(open_batch(bad_crc, n, crc_check=False)) == decode_records(whole)
+        with pytest.raises(CorruptBatch, match="holds"):
+            open_batch(blob, n + 1, crc_check=False)
+    n = 300
+    blob = encode_batch([b"k"] * n, [b"v" * 50] * n, [()] * n, [7] * n)
+    assert blob[18] == 1  # zstd (the codec byte follows the 18-byte header)
+    truncated = blob[:-5]
+    with pytest.raises(CorruptBatch, match="inflate"):
+        open_batch(truncated, n, crc_check=False)

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -335,9 +336,13 @@ def build_ledger(
     store: LedgerStore | None = None,
     *,
     witness_refuses: bool = True,
+    log_held_records: bool = True,
 ) -> Ledger:
     """The audit ledger: its store (``store``, else the one the settings name), local key-file
-    signer, witness (``witness_refuses``: see ``outside_witness``)."""
+    signer, witness (``witness_refuses``: see ``outside_witness``). ``log_held_records``:
+    whether the event log held records when this process opened it (``holds_records``, before
+    anything was appended): only a start over an empty log is the hub's first, which may make
+    the signing key and build the ledger over the log."""
     from adapters.local_signer import LocalKeyFileSigner
     from ledger.service import LedgerConfig
 
@@ -350,9 +355,13 @@ def build_ledger(
         max_pending_ms=settings.ledger_max_pending_ms,
         hash_threads=settings.ledger_hash_threads,
     )
-    signer = LocalKeyFileSigner(settings.ledger_key_path, settings.ledger_origin)
     if settings.event_log == "sqlite":
-        refuse_a_rebuilt_ledger(settings, event_log, store, signer.created)
+        # Before the signer makes a key: a refused start leaves no new key behind.
+        key_is_new = not settings.ledger_key_path.exists()
+        refuse_a_rebuilt_ledger(
+            settings, event_log, store, key_is_new and not log_held_records, key_is_new
+        )
+    signer = LocalKeyFileSigner(settings.ledger_key_path, settings.ledger_origin)
     witness = None
     if settings.ledger_witness:
         witness = outside_witness(settings, store, signer, refuse=witness_refuses)
@@ -397,27 +406,53 @@ def outside_witness(
     return WitnessTee(LocalObjectStore(settings.witness_dir), wlog, append=problem is None)
 
 
-def refuse_a_rebuilt_ledger(
-    settings: Settings, log: EventLog, store: LedgerStore, key_is_new: bool
-) -> None:
-    """An empty ledger over a log that holds records, under a signing key that existed before:
-    the ledger was removed (or replaced by an empty one). Opening would rebuild it from the log
-    and sign that under the hub's genuine key, with fresh checkpoint times, the retention cuts'
-    removed records gone from the tree and no witness copy older than today: verify would pass.
-    Only the hub's own first start (the key made now) builds a ledger over existing records."""
-    if key_is_new or store.tree_size() > 0:
-        return
+def holds_records(log: EventLog) -> str | None:
+    """A topic of ``log`` holding records (None: the log is empty)."""
     for t in log.topics():
         starts = log.beginning_offsets(t.name)
         if any(end > starts.get(p, 0) for p, end in log.end_offsets(t.name).items()):
-            raise LedgerIntegrityError(
-                f"The ledger of {settings.data_dir} is empty, but the event log holds records "
-                f"(topic {t.name!r}) and the ledger signing key {settings.ledger_key_path} "
-                "existed before: the ledger store was removed or replaced, and the hub does not "
-                "rebuild and re-sign it. Restore the ledger file (and witness folder) from a "
-                "backup. A new data folder whose first start stopped before the ledger signed "
-                "anything: move that key file away and start again."
-            )
+            return t.name
+    return None
+
+
+def refuse_a_rebuilt_ledger(
+    settings: Settings,
+    log: EventLog,
+    store: LedgerStore,
+    first_start: bool,
+    key_is_new: bool = False,
+) -> None:
+    """An empty ledger over a log that holds records, unless this is the hub's first start:
+    the ledger was removed (or replaced by an empty one). Opening would rebuild it from the log
+    and sign that under the hub's key, with fresh checkpoint times, the retention cuts' removed
+    records gone from the tree and no witness copy older than today: verify would pass.
+    ``first_start``: the signing key is made now AND the log was empty when this process opened
+    it. A missing key alone is not a first start: removing keys/ledger.key with the ledger made
+    the hub rebuild and sign it under a key of its own making (s19 red team c)."""
+    if first_start or store.tree_size() > 0:
+        return
+    topic = holds_records(log)
+    if topic is None:
+        return
+    new_folder = (
+        "A new data folder whose first start stopped before its ledger signed anything holds "
+        "nothing of value yet: remove that folder and start again."
+    )
+    if key_is_new:
+        raise LedgerIntegrityError(
+            f"The ledger of {settings.data_dir} is empty and its signing key "
+            f"{settings.ledger_key_path} is missing, but the event log held records (topic "
+            f"{topic!r}) before this start: the ledger and its key were removed, and the hub "
+            "does not rebuild the ledger under a new key. Restore the ledger file, its key (and "
+            f"the witness folder) from a backup. {new_folder}"
+        )
+    raise LedgerIntegrityError(
+        f"The ledger of {settings.data_dir} is empty, but the event log holds records "
+        f"(topic {topic!r}) and the ledger signing key {settings.ledger_key_path} "
+        "existed before: the ledger store was removed or replaced, and the hub does not "
+        "rebuild and re-sign it. Restore the ledger file (and witness folder) from a "
+        f"backup. {new_folder}"
+    )
 
 
 def build_object_store(settings: Settings, *, write_once: bool = True) -> ObjectStore:
@@ -611,6 +646,12 @@ def bootstrap(
         )
     configure_tracing(settings)  # off by default (HUB_OTEL_EXPORTER)
     hot_log = build_event_log(settings)  # 2
+    # Before anything is appended: only a start over an empty log may make the ledger's key.
+    log_held_records = True
+    if settings.event_log == "sqlite":
+        # (A topic failing its MAC: not a first start; the ledger's own checks name it.)
+        with contextlib.suppress(HubError):
+            log_held_records = holds_records(hot_log) is not None
     # the ledger's store first: the cold tier serves no segment the ledger does not vouch for
     ledger_store = open_ledger_store(settings)
     if kafka_migration:  # an unsealed deployment: read the pre-MAC records the ledger vouches for
@@ -671,6 +712,7 @@ def bootstrap(
         leader,
         store=ledger_store,
         witness_refuses=witness_refuses,
+        log_held_records=log_held_records,
     )
     if settings.cold_tier:
         from ledger.cuts import RecordedCuts

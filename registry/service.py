@@ -873,6 +873,17 @@ class SchemaRegistry:
                     f"Subject {subject!r} belongs to another tenant: register your schema "
                     "under a subject name of your own."
                 )
+            if tenant is not None and owner is None and subject.endswith(SUFFIX):
+                # ``<base>-plain`` is the companion of ``<base>`` (``registry.plain``), owned by
+                # whoever owns the base. A tenant registering one before its base exists would
+                # own the companion of a subject another tenant registers later, and every PII
+                # schema of that subject would be refused (s19 red team c).
+                raise SubjectOwned(
+                    f"Subject {subject!r}: names ending in {SUFFIX!r} hold the plain forms of "
+                    f"the PII schemas of the subject without it, kept there by the hub: "
+                    f"register your schema under {subject[: -len(SUFFIX)]!r} (the hub keeps "
+                    "its plain form here) or under a subject name of your own."
+                )
             writer = owner or tenant or HUB_TENANT
             parsed = self._parse_new(text, schema_type, references)  # 2
             self._refuse_falsely_sealed(subject, parsed, schema_type)

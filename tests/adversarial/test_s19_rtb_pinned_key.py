@@ -52,19 +52,21 @@ def test_a_new_key_and_a_rebuilt_ledger_fail_the_pinned_verify(
     hub_and_key: tuple[Path, Path],
 ) -> None:
     data, published = hub_and_key
+    assert cli(data, "ledger", "verify")[0] == 0  # (the CLI's admin key made while it can be)
     (data / "keys" / "ledger.key").unlink()  # a new key is made on the next start
     for p in data.iterdir():  # the ledger goes; the hub rebuilds it from the log, re-signed
         if p.name.startswith("ledger") and p.is_file():
             p.unlink()
     shutil.rmtree(data / "witness")
+    # s19 red team c: the hub no longer takes a removed key for its first start, so the
+    # rebuild is refused before any verify (test_s19_rtc_ledger_key_removed); pinned or not,
+    # nothing verifies.
     code, out, err = cli(data, "ledger", "sync")
-    assert code == 0, err
+    assert code != 0 and "is missing" in err, out
     code, out, err = cli(data, "ledger", "verify", "--full", "--public-key", str(published))
-    assert code == 1, out  # before: OK, the folder's key was trusted beside the given one
-    assert "is not the key given with --public-key" in err, err
-    assert published.read_text().split("+")[1] in err, err  # the expected key id, named
+    assert code != 0, out
     code, out, _err = cli(data, "ledger", "verify", "--full")
-    assert code == 0 and "(the folder's own key)" in out, out  # unpinned: nothing to compare
+    assert code != 0, out  # before: OK with the folder's own (new) key
 
 
 def test_another_hubs_folder_fails_the_pinned_verify(

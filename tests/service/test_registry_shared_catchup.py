@@ -1,0 +1,98 @@
+"""Readers waiting for the registry's lock share catch-ups (issue 13: on Kafka every catch-up
+is a ListOffsets round trip, paid one after another under the lock), but never one that began
+before they arrived: what was appended before a reader arrived is always in its answer.
+
+The log is the real embedded one; its ``end_offsets`` is wrapped only to count the calls and to
+hold one catch-up open (a slow broker) while other readers arrive."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from adapters.sqlite_log import SqliteEventLog
+from registry.service import SCHEMAS_TOPIC, SchemaRegistry
+
+SCHEMA = json.dumps({"type": "record", "name": "T", "fields": [{"name": "a", "type": "string"}]})
+
+
+class _SlowEnds:
+    """Counts ``_schemas`` end-offset reads; the holder thread's read returns the ends it read
+    only once ``release`` is set (the ends are taken BEFORE the wait, as a broker's answer)."""
+
+    def __init__(self, log: SqliteEventLog) -> None:
+        self.inner = log.end_offsets
+        self.calls = 0
+        self.holder: threading.Thread | None = None
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def __call__(self, topic: str) -> dict[int, int]:
+        ends = self.inner(topic)
+        if topic == SCHEMAS_TOPIC:
+            self.calls += 1
+            if threading.current_thread() is self.holder:
+                self.entered.set()
+                assert self.release.wait(10)
+        return ends
+
+
+def _hold_one_catch_up(slow: _SlowEnds, call: Callable[[], object]) -> threading.Thread:
+    holder = threading.Thread(target=call)
+    slow.holder = holder
+    holder.start()
+    assert slow.entered.wait(10)  # the holder's catch-up has read its ends and waits
+    return holder
+
+
+def test_readers_who_arrived_during_a_catch_up_share_the_next_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = SqliteEventLog(tmp_path / "log.db")
+    registry = SchemaRegistry(log)
+    registry.register("t-value", SCHEMA)
+    slow = _SlowEnds(log)
+    monkeypatch.setattr(log, "end_offsets", slow)
+    holder = _hold_one_catch_up(slow, registry.subjects)
+    answers: list[list[str]] = []
+    readers = [
+        threading.Thread(target=lambda: answers.append(registry.subjects())) for _ in range(7)
+    ]
+    for t in readers:
+        t.start()
+    time.sleep(0.3)  # all seven are waiting for the lock the holder's catch-up keeps
+    slow.release.set()
+    for t in [holder, *readers]:
+        t.join(10)
+    assert answers == [["t-value"]] * 7
+    # the holder's catch-up, then ONE begun after the seven arrived (it answers for all);
+    # without sharing: eight
+    assert slow.calls == 2
+    log.close()
+
+
+def test_a_catch_up_begun_before_a_reader_arrived_is_not_shared_with_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = SqliteEventLog(tmp_path / "log.db")
+    reader, writer = SchemaRegistry(log), SchemaRegistry(log)
+    reader.register("old-value", SCHEMA)
+    slow = _SlowEnds(log)
+    monkeypatch.setattr(log, "end_offsets", slow)
+    # the reader's catch-up read its ends, then another registry (instance) registers
+    holder = _hold_one_catch_up(slow, reader.subjects)
+    writer.register("new-value", SCHEMA)
+    seen: list[list[str]] = []
+    late = threading.Thread(target=lambda: seen.append(reader.subjects()))
+    late.start()  # arrives after the registration, while the older catch-up still runs
+    time.sleep(0.2)
+    slow.release.set()
+    holder.join(10)
+    late.join(10)
+    assert seen == [["new-value", "old-value"]]  # its own catch-up: the old one ended too early
+    log.close()

@@ -17,7 +17,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -89,22 +89,26 @@ def seal_many(
     subject_ids: Sequence[str],
     plaintexts: Sequence[bytes],
     aads: Sequence[bytes],
+    cached: Callable[[Iterable[str]], Mapping[str, tuple[int, AESGCM | DataKey]]] | None = None,
 ) -> list[bytes]:
     """``seal`` of every (subject, plaintext, aad), the batch form of ``KeyStore.seal_many``:
-    ``newest(subject)`` once per distinct subject (all before the first seal, so a destroyed
-    subject raises with nothing sealed), the bound AAD once per distinct (subject, aad), and
-    the nonces drawn from the OS in ONE call and cut into 96-bit pieces, one per value (each
-    as fresh and random as a call of its own). Gives exactly ``seal``'s envelope: the same
-    bytes given the same nonces (``tests/unit/test_seal_many.py``). When every key is a
-    ``DataKey`` the values are encrypted by one native call (``hub_native.seal_batch``, the
-    same bytes as ``_seal_many_py``: ``tests/unit/test_native_seal.py``)."""
+    ``newest(subject)`` once per distinct subject (all before the first seal, so a destroyed subject
+    raises with nothing sealed; ``cached``, the key cache's ``newest_many``, answers the warm ones
+    in one call first and ``newest`` only the others), the bound AAD once per distinct (subject,
+    aad), and the nonces drawn from the OS in ONE call and cut into 96-bit pieces, one per value
+    (each as fresh and random as a call of its own). Gives exactly ``seal``'s envelope: the same
+    bytes given the same nonces (``tests/unit/test_seal_many.py``). When every key is a ``DataKey``
+    the values are encrypted by one native call (``hub_native.seal_batch``, the same bytes as
+    ``_seal_many_py``: ``tests/unit/test_native_seal.py``)."""
     n = len(plaintexts)
     if not len(subject_ids) == len(aads) == n:
         raise ValueError(f"seal_many needs as many subjects and AADs as plaintexts ({n}).")
     index: dict[str, int] = dict.fromkeys(subject_ids, 0)  # distinct subjects, in order
     keys: list[tuple[bytes, AESGCM | DataKey]] = []
+    hits = cached(index) if cached is not None else {}
     for i, s in enumerate(index):
-        version, aead = newest(s)
+        hit = hits.get(s)
+        version, aead = hit if hit is not None else newest(s)
         index[s] = i
         keys.append((bytes([fmt]) + version.to_bytes(4, "big"), aead))
     # C loops: each value's key index and bound AAD, computed once per distinct pair; the
@@ -256,6 +260,24 @@ class KeyCache:
             if key is None or key[1] < time.monotonic():
                 return None
             return hit[0], key[0]
+
+    def newest_many(self, subject_ids: Iterable[str]) -> dict[str, tuple[int, AESGCM | DataKey]]:
+        """``newest`` of every subject that has a live entry, under ONE lock and one clock
+        reading (a publish batch's distinct subjects: ~0.24 us a subject of lock and clock
+        calls otherwise); a subject left out is a miss, looked up by the caller."""
+        now = time.monotonic()
+        found: dict[str, tuple[int, AESGCM | DataKey]] = {}
+        with self._lock:
+            newest, keys = self._newest.get, self._keys.get
+            for subject_id in subject_ids:
+                hit = newest(subject_id)
+                if hit is None or hit[1] < now:
+                    continue
+                key = keys((subject_id, hit[0]))
+                if key is None or key[1] < now:
+                    continue
+                found[subject_id] = hit[0], key[0]
+        return found
 
     def put(self, subject_id: str, version: int, aead: AESGCM | DataKey, *, newest: bool) -> None:
         if self._size <= 0:

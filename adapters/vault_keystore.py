@@ -308,7 +308,9 @@ class VaultKeyStore(KeyStore):
     def seal_many(
         self, subject_ids: Sequence[str], plaintexts: Sequence[bytes], aads: Sequence[bytes]
     ) -> list[bytes]:
-        return _aead.seal_many(FORMAT_TRANSIT, self._newest, subject_ids, plaintexts, aads)
+        return _aead.seal_many(
+            FORMAT_TRANSIT, self._newest, subject_ids, plaintexts, aads, self._cache.newest_many
+        )
 
     def decrypt(self, subject_id: str, ciphertext: bytes, aad: bytes) -> bytes:
         version = parse_header(FORMAT_TRANSIT, ciphertext, "transit-derived")

@@ -13,6 +13,7 @@ mod dict_column;
 mod find_text;
 mod headers;
 mod json_rows;
+mod json_text;
 mod kafka_produce;
 mod kafka_produce_dict;
 mod key_index;
@@ -42,6 +43,7 @@ fn hub_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     find_text::register(m)?;
     headers::register(m)?;
     json_rows::register(m)?;
+    json_text::register(m)?;
     kafka_produce::register(m)?;
     kafka_produce_dict::register(m)?;
     leaves::register(m)?;

@@ -42,7 +42,7 @@ fn days_in_month(y: i64, m: i64) -> i64 {
     }
 }
 
-enum Got {
+pub(crate) enum Got {
     No,         // not of the form: the regex does not match
     Value(i64), // micros or days
     Undecided,  // of the form, not a calendar date (or year 0): the reference decides
@@ -82,7 +82,7 @@ fn hh_mm(b: &[u8]) -> Option<(i64, i64)> {
     (b[2] == b':' && h <= 23 && m <= 59).then_some((h, m))
 }
 
-fn timestamp(b: &[u8]) -> Got {
+pub(crate) fn timestamp(b: &[u8]) -> Got {
     let Some((y, mo, d)) = ymd(b) else {
         return Got::No;
     };

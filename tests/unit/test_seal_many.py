@@ -89,3 +89,59 @@ def test_the_port_default_agrees(keystore: LocalKeyStore) -> None:
     assert keystore.seal_many([], [], []) == []
     with pytest.raises(ValueError, match="as many subjects"):
         keystore.seal_many(["a"], [b"x", b"y"], [b""])
+
+
+def test_warm_subjects_come_from_one_cache_lookup(
+    keystore: LocalKeyStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``KeyCache.newest_many`` answers the warm subjects of a batch (``_newest`` is asked only
+    for the cold ones), with the version ``rotate`` made newest; a subject destroyed after it
+    was warm is purged from the cache, so the batch still raises with nothing sealed."""
+    keystore.seal_many(["a", "b"], [b"x", b"y"], [b"", b""])  # a and b warm
+    keystore.rotate("b")
+    asked: list[str] = []
+    newest = keystore._newest
+
+    def counting(subject: str) -> Any:
+        asked.append(subject)
+        return newest(subject)
+
+    monkeypatch.setattr(keystore, "_newest", counting)
+    sealed = keystore.seal_many(["a", "b", "c", "a"], [b"1", b"2", b"3", b"4"], [b""] * 4)
+    assert asked == ["c"]
+    assert [c[1:5] for c in sealed] == [(1).to_bytes(4, "big"), (2).to_bytes(4, "big")] + [
+        (1).to_bytes(4, "big")
+    ] * 2
+    assert [keystore.decrypt(s, c, b"") for s, c in zip("abca", sealed, strict=True)] == [
+        b"1",
+        b"2",
+        b"3",
+        b"4",
+    ]
+    keystore.destroy("a")
+    with pytest.raises(KeyDestroyed):
+        keystore.seal_many(["b", "a"], [b"x", b"y"], [b"", b""])
+
+
+def test_newest_many_is_newest_of_each(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Warm, cold, expired, evicted and purged subjects: ``newest_many`` holds exactly the
+    subjects ``newest`` answers, with the same (version, key)."""
+    clock = [100.0]
+    monkeypatch.setattr(_aead.time, "monotonic", lambda: clock[0])
+    cache = _aead.KeyCache(size=3, ttl=10.0)
+    keys = {s: _aead.DataKey(os.urandom(32)) for s in "abcde"}
+    cache.put("a", 1, keys["a"], newest=True)
+    clock[0] = 105.0
+    cache.put("b", 2, keys["b"], newest=True)
+    cache.put("c", 1, keys["c"], newest=False)  # a key, not known to be the newest
+    cache.put("d", 4, keys["d"], newest=True)  # evicts a (size 3)
+    cache.put("e", 1, keys["e"], newest=True)  # evicts b
+    cache.put("b", 3, keys["b"], newest=True)  # evicts c
+    cache.purge("e")
+    for now in (105.0, 114.9, 115.1):  # d and b expire at 115
+        clock[0] = now
+        many = cache.newest_many(["a", "b", "c", "d", "e", "z"])
+        one = {s: hit for s in "abcdez" if (hit := cache.newest(s)) is not None}
+        assert many == one
+    clock[0] = 105.0
+    assert cache.newest_many("bd") == {"b": (3, keys["b"]), "d": (4, keys["d"])}

@@ -20,39 +20,23 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
-from core.ports.views import Checkpoint, Position, Target, ViewGrant
-from core.projection import Column, Table
+from core.ports.views import Checkpoint, Position, Target
+from tests.adversarial._accounts import account_rows, accounts, grant
 
 pytest.importorskip("chdb")
 
-ACCOUNTS = Table(
-    "cl_accounts",
-    "entity",
-    (
-        Column("tenant", "string", agg="key"),
-        Column("account_id", "string", agg="key"),
-        Column("balance", "decimal", scale=2),
-    ),
-)
-GRANT = [ViewGrant("cl_accounts", ("tenant", "account_id", "balance"), "t1")]
+ACCOUNTS = accounts("cl_accounts")
+GRANT = grant("cl_accounts")
 LIVE = Target("cl")
 N = 300
 SLOW = (
     "SELECT count() AS n FROM cl_accounts a, cl_accounts b, cl_accounts c, cl_accounts d "
     "WHERE concat(a.account_id, b.account_id, c.account_id, d.account_id) = 'x'"
 )
-
-
-def _rows(first: int, n: int, tenant: str) -> list[dict[str, object]]:
-    return [
-        {"tenant": tenant, "account_id": str(i), "balance": Decimal(i), "src_offsets": {}}
-        for i in range(first, first + n)
-    ]
 
 
 @pytest.fixture
@@ -62,7 +46,7 @@ def store(tmp_path: Path) -> Iterator[object]:
     s = ChdbViewStore(str(tmp_path / "chdb"))
     s.query_seconds = 3.0  # the bound, 30 s by default; the query runs up to it
     s.ensure(LIVE, [ACCOUNTS])
-    s.write(LIVE, [ACCOUNTS], {"cl_accounts": _rows(0, N, "t1")}, Checkpoint(1, {}))
+    s.write(LIVE, [ACCOUNTS], {"cl_accounts": account_rows(0, N, "t1")}, Checkpoint(1, {}))
     try:
         yield s
     finally:
@@ -86,7 +70,7 @@ def test_an_analytics_query_does_not_hold_another_tenants_projection_write(store
     q.start()
     time.sleep(0.5)  # the query is running
     started = time.monotonic()
-    batch = {"cl_accounts": _rows(N, 1, "t2")}  # another tenant's projection batch
+    batch = {"cl_accounts": account_rows(N, 1, "t2")}  # another tenant's projection batch
     store.write(LIVE, [ACCOUNTS], batch, Checkpoint(2, {("a", 0): Position(N + 1)}))
     wrote = time.monotonic() - started
     q.join()

@@ -5,6 +5,9 @@ tenant ``t1``'s grant of it, and its rows.
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable
 from decimal import Decimal
 
 from core.ports.views import ViewGrant
@@ -43,3 +46,31 @@ def account_rows(first: int, n: int, tenant: str = "t1", width: int = 0) -> list
         }
         for i in range(first, first + n)
     ]
+
+
+def write_during_query(
+    query: Callable[[], object], write: Callable[[], object]
+) -> tuple[float, float]:
+    """Seconds ``query`` took on its own thread and seconds ``write`` took, started 0.5 s into
+    the query (while it runs). An exception of the query is raised here, after both ended."""
+    took: dict[str, float] = {}
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        started = time.monotonic()
+        try:
+            query()
+        except BaseException as e:  # raised again on the test's thread, not lost with this one
+            failed.append(e)
+        took["query"] = time.monotonic() - started
+
+    q = threading.Thread(target=run)
+    q.start()
+    time.sleep(0.5)  # the query is running
+    started = time.monotonic()
+    write()
+    wrote = time.monotonic() - started
+    q.join()
+    if failed:
+        raise failed[0]
+    return took["query"], wrote

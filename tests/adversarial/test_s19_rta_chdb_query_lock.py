@@ -17,15 +17,13 @@ its reads, or a budget of query-seconds per principal and tenant rather than a c
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from core.ports.views import Checkpoint, Position, Target
-from tests.adversarial._accounts import account_rows, accounts, grant
+from tests.adversarial._accounts import account_rows, accounts, grant, write_during_query
 
 pytest.importorskip("chdb")
 
@@ -58,23 +56,17 @@ def test_an_analytics_query_does_not_hold_another_tenants_projection_write(store
     from core.errors import InvalidInput
 
     assert isinstance(store, ChdbViewStore)
-    took: dict[str, float] = {}
 
     def query() -> None:
-        started = time.monotonic()
         with pytest.raises(InvalidInput):  # stopped at its bound (query_timeout)
             store.query(SLOW, GRANT)
-        took["query"] = time.monotonic() - started
 
-    q = threading.Thread(target=query)
-    q.start()
-    time.sleep(0.5)  # the query is running
-    started = time.monotonic()
     batch = {"cl_accounts": account_rows(N, 1, "t2")}  # another tenant's projection batch
-    store.write(LIVE, [ACCOUNTS], batch, Checkpoint(2, {("a", 0): Position(N + 1)}))
-    wrote = time.monotonic() - started
-    q.join()
-    assert took["query"] > 2.0, f"the premise: a query of seconds (took {took['query']:.2f} s)"
-    assert wrote < 0.5 * took["query"], (
-        f"the projection write waited {wrote:.2f} s for a {took['query']:.2f} s analyst query"
+    took, wrote = write_during_query(
+        query,
+        lambda: store.write(LIVE, [ACCOUNTS], batch, Checkpoint(2, {("a", 0): Position(N + 1)})),
+    )
+    assert took > 2.0, f"the premise: a query of seconds (took {took:.2f} s)"
+    assert wrote < 0.5 * took, (
+        f"the projection write waited {wrote:.2f} s for a {took:.2f} s analyst query"
     )

@@ -14,15 +14,13 @@ Now the query runs on its own pooled connection, outside the lock.
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 
 import pytest
 
 from adapters.sqlalchemy_views import SqlAlchemyViewStore
 from core.ports.views import Checkpoint, Position, Target
-from tests.adversarial._accounts import account_rows, accounts, grant
+from tests.adversarial._accounts import account_rows, accounts, grant, write_during_query
 
 pytestmark = pytest.mark.integration
 
@@ -60,23 +58,15 @@ def store() -> Iterator[SqlAlchemyViewStore]:
 def test_a_query_does_not_hold_another_tenants_projection_write(
     store: SqlAlchemyViewStore,
 ) -> None:
-    took: dict[str, float] = {}
-
-    def query() -> None:
-        started = time.monotonic()
-        store.query(SLOW, GRANT)
-        took["query"] = time.monotonic() - started
-
-    q = threading.Thread(target=query)
-    q.start()
-    time.sleep(0.5)  # the query is running
-    started = time.monotonic()
     # another tenant's projection batch
     batch = {"ql_accounts": account_rows(N, 1, "t2")}
-    store.write(Target("ql"), [ACCOUNTS], batch, Checkpoint(2, {("a", 0): Position(N + 1)}))
-    wrote = time.monotonic() - started
-    q.join()
-    assert took["query"] > 1.5, f"the premise: a query of seconds (took {took['query']:.2f} s)"
-    assert wrote < 0.5 * took["query"], (
-        f"the projection write waited {wrote:.2f} s for a {took['query']:.2f} s analyst query"
+    took, wrote = write_during_query(
+        lambda: store.query(SLOW, GRANT),
+        lambda: store.write(
+            Target("ql"), [ACCOUNTS], batch, Checkpoint(2, {("a", 0): Position(N + 1)})
+        ),
+    )
+    assert took > 1.5, f"the premise: a query of seconds (took {took:.2f} s)"
+    assert wrote < 0.5 * took, (
+        f"the projection write waited {wrote:.2f} s for a {took:.2f} s analyst query"
     )

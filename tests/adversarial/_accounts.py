@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from decimal import Decimal
 
-from core.ports.views import ViewGrant
+from core.ports.views import Checkpoint, Position, Target, ViewGrant, ViewStore
 from core.projection import Column, Table
 
 COLUMNS = ("tenant", "account_id", "balance")
@@ -46,6 +46,18 @@ def account_rows(first: int, n: int, tenant: str = "t1", width: int = 0) -> list
         }
         for i in range(first, first + n)
     ]
+
+
+def fill(
+    store: ViewStore, target: Target, table: Table, n: int, *, width: int = 0, offsets: bool = True
+) -> None:
+    """``table`` made in ``store`` under ``target`` with ``t1``'s accounts 0 .. n-1, at
+    checkpoint 1 (at offset ``n`` of partition ("a", 0), or no offsets)."""
+    store.ensure(target, [table])
+    positions = {("a", 0): Position(n)} if offsets else {}
+    store.write(
+        target, [table], {table.name: account_rows(0, n, width=width)}, Checkpoint(1, positions)
+    )
 
 
 def write_during_query(

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from core.errors import InvalidInput
-from core.ports.views import Checkpoint, Position, Target
-from tests.adversarial._accounts import account_rows, accounts, grant
+from core.ports.views import Position, Target
+from tests.adversarial._accounts import accounts, fill, grant
 
 pytest.importorskip("chdb")
 
@@ -33,9 +33,7 @@ def store(tmp_path: Path) -> Iterator[object]:
     from adapters.chdb_views import ChdbViewStore
 
     s = ChdbViewStore(str(tmp_path / "chdb"))
-    s.ensure(LIVE, [ACCOUNTS])
-    rows = account_rows(0, 300)
-    s.write(LIVE, [ACCOUNTS], {"tn_accounts": rows}, Checkpoint(1, {("a", 0): Position(300)}))
+    fill(s, LIVE, ACCOUNTS, 300)
     try:
         yield s
     finally:

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from core.ports.views import Checkpoint, Position, Target
-from tests.adversarial._accounts import account_rows, accounts, grant, write_during_query
+from tests.adversarial._accounts import account_rows, accounts, fill, grant, write_during_query
 
 pytest.importorskip("chdb")
 
@@ -43,8 +43,7 @@ def store(tmp_path: Path) -> Iterator[object]:
 
     s = ChdbViewStore(str(tmp_path / "chdb"))
     s.query_seconds = 3.0  # the bound, 30 s by default; the query runs up to it
-    s.ensure(LIVE, [ACCOUNTS])
-    s.write(LIVE, [ACCOUNTS], {"cl_accounts": account_rows(0, N, "t1")}, Checkpoint(1, {}))
+    fill(s, LIVE, ACCOUNTS, N, offsets=False)
     try:
         yield s
     finally:

@@ -20,7 +20,7 @@ import pytest
 
 from adapters.sqlalchemy_views import SqlAlchemyViewStore
 from core.ports.views import Checkpoint, Position, Target
-from tests.adversarial._accounts import account_rows, accounts, grant, write_during_query
+from tests.adversarial._accounts import account_rows, accounts, fill, grant, write_during_query
 
 pytestmark = pytest.mark.integration
 
@@ -42,13 +42,7 @@ def store() -> Iterator[SqlAlchemyViewStore]:
     url = postgres_url("the PostgreSQL query lock test")
     for kwargs in fresh_schema(url):
         s = SqlAlchemyViewStore(url, **kwargs)
-        s.ensure(Target("ql"), [ACCOUNTS])
-        s.write(
-            Target("ql"),
-            [ACCOUNTS],
-            {"ql_accounts": account_rows(0, N, "t1")},
-            Checkpoint(1, {("a", 0): Position(N)}),
-        )
+        fill(s, Target("ql"), ACCOUNTS, N)
         try:
             yield s
         finally:

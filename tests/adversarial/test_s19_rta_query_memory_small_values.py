@@ -21,8 +21,8 @@ import pytest
 
 from adapters.sqlalchemy_views import SqlAlchemyViewStore
 from core.errors import InvalidInput
-from core.ports.views import Checkpoint, Position, Target
-from tests.adversarial._accounts import account_rows, accounts, grant
+from core.ports.views import Target
+from tests.adversarial._accounts import accounts, fill, grant
 
 ACCOUNTS = accounts("sv_accounts")
 GRANT = grant("sv_accounts")
@@ -33,10 +33,7 @@ BOUND = 2 * 1_048_576
 def store(tmp_path: Path) -> Iterator[SqlAlchemyViewStore]:
     s = SqlAlchemyViewStore(f"sqlite:///{tmp_path / 'views.sqlite'}")
     s.query_memory_bytes = BOUND
-    live = Target("sv")
-    s.ensure(live, [ACCOUNTS])
-    rows = account_rows(0, 100, width=3)
-    s.write(live, [ACCOUNTS], {"sv_accounts": rows}, Checkpoint(1, {("a", 0): Position(100)}))
+    fill(s, Target("sv"), ACCOUNTS, 100, width=3)
     try:
         yield s
     finally:

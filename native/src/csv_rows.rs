@@ -180,20 +180,27 @@ impl<'a> Strings<'a> {
         Ok(())
     }
 
-    /// Row `j`'s bytes, `None` where it is null; an error where its offsets leave the data.
-    pub(crate) fn get(&self, j: usize) -> Result<Option<&'a [u8]>, String> {
+    /// Row `j`'s bytes, `None` where it is null; `Err` where its offsets leave the data
+    /// (`outside` words it: no text is made in the readers' loops).
+    #[inline]
+    pub(crate) fn get(&self, j: usize) -> Result<Option<&'a [u8]>, ()> {
         if self.valid.is_some_and(|v| v[j / 8] >> (j % 8) & 1 == 0) {
             return Ok(None);
         }
         let at = |i: usize| i32::from_le_bytes(self.offsets[i * 4..i * 4 + 4].try_into().unwrap());
         let (s, e) = (at(j), at(j + 1));
         if s < 0 || e < s || e as usize > self.data.len() {
-            return Err(format!(
-                "{}: a string's offsets are outside the data",
-                self.what
-            ));
+            return Err(());
         }
         Ok(Some(&self.data[s as usize..e as usize]))
+    }
+
+    /// The error of a row whose offsets leave the data.
+    pub(crate) fn outside(&self) -> PyErr {
+        PyValueError::new_err(format!(
+            "{}: a string's offsets are outside the data",
+            self.what
+        ))
     }
 }
 
@@ -258,7 +265,7 @@ fn decimal_text<'py>(
         ));
     }
     cells.covers(offset, n)?;
-    let got: Result<_, String> = py.allow_threads(|| {
+    let got: Result<_, ()> = py.allow_threads(|| {
         let mut ok = vec![0u8; n];
         let mut values = vec![0u8; n * 16];
         for i in 0..n {
@@ -272,7 +279,7 @@ fn decimal_text<'py>(
         }
         Ok((ok, values))
     });
-    let (ok, values) = got.map_err(PyValueError::new_err)?;
+    let (ok, values) = got.map_err(|()| cells.outside())?;
     Ok((PyBytes::new(py, &ok), PyBytes::new(py, &values)))
 }
 

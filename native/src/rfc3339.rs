@@ -150,7 +150,7 @@ fn rfc3339_values<'py>(
 ) -> PyResult<Option<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)>> {
     let cells = Strings::of("rfc3339_values", &offsets, data.as_ref(), valid.as_ref())?;
     cells.covers(offset, n)?;
-    let got: Result<_, String> = py.allow_threads(|| {
+    let got: Result<_, ()> = py.allow_threads(|| {
         let mut ok = vec![0u8; n];
         let width = if dates { 4 } else { 8 };
         let mut values = vec![0u8; n * width];
@@ -174,7 +174,7 @@ fn rfc3339_values<'py>(
         Ok(Some((ok, values)))
     });
     match got {
-        Err(why) => Err(PyValueError::new_err(why)),
+        Err(()) => Err(cells.outside()),
         Ok(None) => Ok(None),
         Ok(Some((ok, values))) => Ok(Some((PyBytes::new(py, &ok), PyBytes::new(py, &values)))),
     }

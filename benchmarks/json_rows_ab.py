@@ -19,15 +19,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import tempfile
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from benchmarks.ab_common import print_ratios, thread_cpu
 from benchmarks.e2e import write_files
 from ingest import arrowread
 from ingest import lines as lines_mod
@@ -35,15 +34,6 @@ from ingest.arrowread import csv_batch, csv_layout, json_batch, layout
 from ingest.lines import Lines
 
 N = 10_000
-
-
-def _cpu(fn: Callable[[], Any], repeat: int) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        c0 = time.thread_time()
-        fn()
-        best = min(best, time.thread_time() - c0)
-    return best
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -115,14 +105,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     assert block_off().data == block().data
     ratios: dict[str, list[float]] = {"parse": [], "json_batch": [], "csv_batch": [], "block": []}
     for r in range(args.rounds):
-        pn = _cpu(parse_native, args.repeat)
-        pa_ = _cpu(parse_arrow, args.repeat)
-        on = _cpu(batch, args.repeat)
-        off = _cpu(batch_off, args.repeat)
-        con = _cpu(csv, args.repeat)
-        coff = _cpu(csv_off, args.repeat)
-        bon = _cpu(block, args.repeat)
-        boff = _cpu(block_off, args.repeat)
+        pn = thread_cpu(parse_native, args.repeat)
+        pa_ = thread_cpu(parse_arrow, args.repeat)
+        on = thread_cpu(batch, args.repeat)
+        off = thread_cpu(batch_off, args.repeat)
+        con = thread_cpu(csv, args.repeat)
+        coff = thread_cpu(csv_off, args.repeat)
+        bon = thread_cpu(block, args.repeat)
+        boff = thread_cpu(block_off, args.repeat)
         ratios["block"].append(bon / boff)
         ratios["parse"].append(pn / pa_)
         ratios["json_batch"].append(on / off)
@@ -135,8 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f" {boff * 1e3:.2f} ms ({bon / boff:.3f})",
             flush=True,
         )
-    for k, v in ratios.items():
-        print(f"{k}: new/old median {statistics.median(v):.3f} (min {min(v):.3f} max {max(v):.3f})")
+    print_ratios(ratios)
     return 0
 
 

@@ -14,30 +14,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import tempfile
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from benchmarks.ab_common import print_ratios, thread_cpu
 from benchmarks.e2e import write_files
 from ingest import arrowread
 from ingest.arrowread import json_batch, layout
 from ingest.lines import Lines
 
 N = 10_000
-
-
-def _cpu(fn: Callable[[], Any], repeat: int) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        c0 = time.thread_time()
-        fn()
-        best = min(best, time.thread_time() - c0)
-    return best
 
 
 def _mark_isin(rows: Lines) -> Any:
@@ -80,10 +70,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     assert json_off()[0].equals(json_batch(jl, lay, 10**6)[0])
     ratios: dict[str, list[float]] = {"json": [], "csv mark": []}
     for r in range(args.rounds):
-        on = _cpu(lambda: json_batch(jl, lay, 10**6), args.repeat)
-        off = _cpu(json_off, args.repeat)
-        new = _cpu(lambda: _mark_in_place(csv), args.repeat)
-        old = _cpu(lambda: _mark_isin(csv), args.repeat)
+        on = thread_cpu(lambda: json_batch(jl, lay, 10**6), args.repeat)
+        off = thread_cpu(json_off, args.repeat)
+        new = thread_cpu(lambda: _mark_in_place(csv), args.repeat)
+        old = thread_cpu(lambda: _mark_isin(csv), args.repeat)
         ratios["json"].append(on / off)
         ratios["csv mark"].append(new / old)
         print(
@@ -92,8 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f" ({new / old:.3f})",
             flush=True,
         )
-    for k, v in ratios.items():
-        print(f"{k}: new/old median {statistics.median(v):.3f} (min {min(v):.3f} max {max(v):.3f})")
+    print_ratios(ratios)
     return 0
 
 

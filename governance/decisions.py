@@ -1107,6 +1107,26 @@ _REQUESTS_MAX = 4096
 _NO_CONTEXT: Mapping[str, Any] = MappingProxyType({})
 
 
+def _request_key(
+    principal: Principal, action: str, resource: str, context: Mapping[str, Any]
+) -> tuple[Any, ...]:
+    """The ``_requests`` key of a request: its roles, the number of attributes (where the
+    attributes end and the context begins), then every part in order."""
+    attributes = principal.attributes
+    return (
+        principal.roles,
+        len(attributes),
+        principal.id,
+        principal.tenant,
+        action,
+        resource,
+        *attributes.keys(),
+        *attributes.values(),
+        *context.keys(),
+        *context.values(),
+    )
+
+
 class RecordingPolicyEngine(PolicyEngine):
     """Decides through ``inner`` and records every decision (see the module docstring).
 
@@ -1321,24 +1341,10 @@ class RecordingPolicyEngine(PolicyEngine):
             or not ("now" in context or (self._enrich is not None and context.get("case")))
         ):
             ctx = context or _NO_CONTEXT
-            attributes = principal.attributes
             # Equal keys are equal requests: an entry is made only for a key of strings (a
             # str equals only a str; ``1 == True`` would serialize apart), see ``_prepared``.
             try:
-                request = self._requests.get(
-                    (
-                        principal.roles,
-                        len(attributes),
-                        principal.id,
-                        principal.tenant,
-                        action,
-                        resource,
-                        *attributes.keys(),
-                        *attributes.values(),
-                        *ctx.keys(),
-                        *ctx.values(),
-                    )
-                )
+                request = self._requests.get(_request_key(principal, action, resource, ctx))
             except TypeError:  # an unhashable value: the general path
                 request = _UNPREPARED
             if request is None:
@@ -1365,17 +1371,8 @@ class RecordingPolicyEngine(PolicyEngine):
         """The ``_requests`` entry of a request not seen yet (``_UNPREPARED``: the general
         path; not kept unless every part of the key is a string)."""
         attributes = principal.attributes
-        parts = (
-            *principal.roles,
-            principal.id,
-            principal.tenant,
-            action,
-            resource,
-            *attributes.keys(),
-            *attributes.values(),
-            *context.keys(),
-            *context.values(),
-        )
+        key = _request_key(principal, action, resource, context)
+        parts = (*principal.roles, *key[2:])  # the key's parts, the roles' one by one
         if not all(type(p) is str for p in parts):
             return _UNPREPARED
         inner = self._inner
@@ -1401,18 +1398,6 @@ class RecordingPolicyEngine(PolicyEngine):
         requests = self._requests
         if len(requests) >= _REQUESTS_MAX:  # bounded: distinct requests cannot grow it
             requests.clear()
-        key = (
-            principal.roles,
-            len(attributes),
-            principal.id,
-            principal.tenant,
-            action,
-            resource,
-            *attributes.keys(),
-            *attributes.values(),
-            *context.keys(),
-            *context.values(),
-        )
         requests[key] = request
         return request
 

@@ -61,17 +61,7 @@ fn csv_split<'py>(
         ));
     }
     let n = starts.len() / 8;
-    let word = |b: &[u8], i: usize| i64::from_ne_bytes(b[i * 8..i * 8 + 8].try_into().unwrap());
-    let mut spans = Vec::with_capacity(n);
-    for i in 0..n {
-        let (s, e) = (word(starts, i), word(ends, i));
-        if s < 0 || e < s || e as u64 > data.len() as u64 {
-            return Err(PyValueError::new_err(format!(
-                "csv_split: row {i} spans {s}..{e}, outside the data"
-            )));
-        }
-        spans.push((s as usize, e as usize));
-    }
+    let spans = row_spans("csv_split", data, starts, ends)?;
     let cols = py.allow_threads(|| {
         let mut cols: Vec<(Vec<i32>, Vec<u8>)> = (0..ncols)
             .map(|_| {
@@ -111,17 +101,106 @@ fn csv_split<'py>(
     }))
 }
 
+/// The rows' (start, end) pairs from `starts` and `ends` (int64 arrays of one length, checked by
+/// the caller), each inside `data`; `what` names the caller in the error.
+pub(crate) fn row_spans(
+    what: &str,
+    data: &[u8],
+    starts: &[u8],
+    ends: &[u8],
+) -> PyResult<Vec<(usize, usize)>> {
+    let n = starts.len() / 8;
+    let word = |b: &[u8], i: usize| i64::from_ne_bytes(b[i * 8..i * 8 + 8].try_into().unwrap());
+    let mut spans = Vec::with_capacity(n);
+    for i in 0..n {
+        let (s, e) = (word(starts, i), word(ends, i));
+        if s < 0 || e < s || e as u64 > data.len() as u64 {
+            return Err(PyValueError::new_err(format!(
+                "{what}: row {i} spans {s}..{e}, outside the data"
+            )));
+        }
+        spans.push((s as usize, e as usize));
+    }
+    Ok(spans)
+}
+
 /// A buffer's bytes (Arrow's buffers export the buffer protocol, read-only and contiguous).
-fn bytes_of(b: Option<&PyBuffer<i8>>) -> PyResult<&[u8]> {
+fn bytes_of<'a>(what: &str, b: Option<&'a PyBuffer<i8>>) -> PyResult<&'a [u8]> {
     match b {
         None => Ok(&[]),
-        Some(b) if !b.is_c_contiguous() => Err(PyValueError::new_err(
-            "decimal_text: a non-contiguous buffer",
-        )),
+        Some(b) if !b.is_c_contiguous() => Err(PyValueError::new_err(format!(
+            "{what}: a non-contiguous buffer"
+        ))),
         // SAFETY: the buffer view is held (and its exporter alive) for the whole call.
         Some(b) => {
             Ok(unsafe { std::slice::from_raw_parts(b.buf_ptr() as *const u8, b.len_bytes()) })
         }
+    }
+}
+
+/// An Arrow string column's buffers (`offsets` int32, `data`, `valid` bitmap or None) as bytes,
+/// read by row; `what` names the caller in every error.
+pub(crate) struct Strings<'a> {
+    offsets: &'a [u8],
+    data: &'a [u8],
+    valid: Option<&'a [u8]>,
+    what: &'static str,
+}
+
+impl<'a> Strings<'a> {
+    pub(crate) fn of(
+        what: &'static str,
+        offsets: &'a PyBuffer<i8>,
+        data: Option<&'a PyBuffer<i8>>,
+        valid: Option<&'a PyBuffer<i8>>,
+    ) -> PyResult<Self> {
+        Ok(Strings {
+            offsets: bytes_of(what, Some(offsets))?,
+            data: bytes_of(what, data)?,
+            valid: valid.map(|v| bytes_of(what, Some(v))).transpose()?,
+            what,
+        })
+    }
+
+    /// That the offsets and the bitmap reach row `offset + n` (rows `offset..offset + n` read).
+    pub(crate) fn covers(&self, offset: usize, n: usize) -> PyResult<()> {
+        let end = offset.checked_add(n).and_then(|e| e.checked_add(1));
+        if end.is_none_or(|e| self.offsets.len() < e * 4) {
+            return Err(PyValueError::new_err(format!(
+                "{}: the offsets do not cover the rows",
+                self.what
+            )));
+        }
+        if self.valid.is_some_and(|v| v.len() * 8 < offset + n) {
+            return Err(PyValueError::new_err(format!(
+                "{}: the validity bitmap does not cover the rows",
+                self.what
+            )));
+        }
+        Ok(())
+    }
+
+    /// Row `j`'s bytes, `None` where it is null; `Err` where its offsets leave the data
+    /// (`outside` words it: no text is made in the readers' loops).
+    #[inline]
+    pub(crate) fn get(&self, j: usize) -> Result<Option<&'a [u8]>, ()> {
+        if self.valid.is_some_and(|v| v[j / 8] >> (j % 8) & 1 == 0) {
+            return Ok(None);
+        }
+        let at = |i: usize| i32::from_le_bytes(self.offsets[i * 4..i * 4 + 4].try_into().unwrap());
+        let (s, e) = (at(j), at(j + 1));
+        if s < 0 || e < s || e as usize > self.data.len() {
+            return Err(());
+        }
+        Ok(Some(&self.data[s as usize..e as usize]))
+    }
+
+    /// The error of a row whose offsets leave the data.
+    pub(crate) fn outside(&self) -> PyErr {
+        PyValueError::new_err(format!(
+            "{}: a string's offsets are outside the data",
+            self.what
+        ))
     }
 }
 
@@ -179,46 +258,28 @@ fn decimal_text<'py>(
     precision: usize,
     scale: usize,
 ) -> PyResult<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)> {
-    let offsets = bytes_of(Some(&offsets))?;
-    let data = bytes_of(data.as_ref())?;
-    let valid = valid.as_ref().map(|v| bytes_of(Some(v))).transpose()?;
+    let cells = Strings::of("decimal_text", &offsets, data.as_ref(), valid.as_ref())?;
     if !(1..=38).contains(&precision) || scale > precision {
         return Err(PyValueError::new_err(
             "decimal_text: 1 <= precision <= 38, scale <= precision",
         ));
     }
-    let end = offset.checked_add(n).and_then(|e| e.checked_add(1));
-    if end.is_none_or(|e| offsets.len() < e * 4) {
-        return Err(PyValueError::new_err(
-            "decimal_text: the offsets do not cover the rows",
-        ));
-    }
-    if valid.is_some_and(|v| v.len() * 8 < offset + n) {
-        return Err(PyValueError::new_err(
-            "decimal_text: the validity bitmap does not cover the rows",
-        ));
-    }
-    let at = |i: usize| i32::from_le_bytes(offsets[i * 4..i * 4 + 4].try_into().unwrap());
-    let got = py.allow_threads(|| {
+    cells.covers(offset, n)?;
+    let got: Result<_, ()> = py.allow_threads(|| {
         let mut ok = vec![0u8; n];
         let mut values = vec![0u8; n * 16];
         for i in 0..n {
-            let j = offset + i;
-            if valid.is_some_and(|v| v[j / 8] >> (j % 8) & 1 == 0) {
+            let Some(b) = cells.get(offset + i)? else {
                 continue;
-            }
-            let (s, e) = (at(j), at(j + 1));
-            if s < 0 || e < s || e as usize > data.len() {
-                return Err("decimal_text: a string's offsets are outside the data");
-            }
-            if let Some(v) = decimal(&data[s as usize..e as usize], precision, scale) {
+            };
+            if let Some(v) = decimal(b, precision, scale) {
                 ok[i] = 1;
                 values[i * 16..i * 16 + 16].copy_from_slice(&v.to_le_bytes());
             }
         }
         Ok((ok, values))
     });
-    let (ok, values) = got.map_err(PyValueError::new_err)?;
+    let (ok, values) = got.map_err(|()| cells.outside())?;
     Ok((PyBytes::new(py, &ok), PyBytes::new(py, &values)))
 }
 

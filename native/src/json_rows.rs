@@ -22,6 +22,8 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
+use crate::csv_rows::row_spans;
+
 const STRING: u8 = 0;
 const INT64: u8 = 1;
 const BOOL: u8 = 2;
@@ -446,17 +448,7 @@ fn json_rows<'py>(
         ));
     }
     let n = starts.len() / 8;
-    let word = |b: &[u8], i: usize| i64::from_ne_bytes(b[i * 8..i * 8 + 8].try_into().unwrap());
-    let mut spans = Vec::with_capacity(n);
-    for i in 0..n {
-        let (s, e) = (word(starts, i), word(ends, i));
-        if s < 0 || e < s || e as u64 > data.len() as u64 {
-            return Err(PyValueError::new_err(format!(
-                "json_rows: row {i} spans {s}..{e}, outside the data"
-            )));
-        }
-        spans.push((s as usize, e as usize));
-    }
+    let spans = row_spans("json_rows", data, starts, ends)?;
     let (ok, taken, cols) = py.allow_threads(|| {
         let mut cols: Vec<Col> = (0..nf)
             .map(|i| Col {

@@ -52,6 +52,95 @@ enum Column<'py> {
     PerRecord(Bound<'py, PyString>, Seq<'py>),
 }
 
+/// The checks both produce loops (this one and `kafka_produce_dict.rs`) make before their first
+/// record: keys and values lists or tuples, header names and columns tuples, each pair of one
+/// length. `None`: not the plain case (the caller returns `False`); a misaligned batch raises.
+#[allow(clippy::type_complexity)]
+pub(crate) fn batch_of<'py>(
+    keys: &Bound<'py, PyAny>,
+    values: &Bound<'py, PyAny>,
+    header_names: &Bound<'py, PyAny>,
+    header_columns: &Bound<'py, PyAny>,
+) -> PyResult<Option<(Seq<'py>, Seq<'py>, Bound<'py, PyTuple>, Bound<'py, PyTuple>)>> {
+    let (Some(keys), Some(values)) = (Seq::of(keys), Seq::of(values)) else {
+        return Ok(None);
+    };
+    let (Ok(names), Ok(cols)) = (
+        header_names.downcast_exact::<PyTuple>(),
+        header_columns.downcast_exact::<PyTuple>(),
+    ) else {
+        return Ok(None);
+    };
+    let n = values.len();
+    if keys.len() != n || names.len() != cols.len() {
+        return Err(PyValueError::new_err(format!(
+            "produce_columns: {} keys for {n} values, {} header names for {} header columns.",
+            keys.len(),
+            names.len(),
+            cols.len()
+        )));
+    }
+    Ok(Some((keys, values, names.clone(), cols.clone())))
+}
+
+/// A header column with a value per record, `n` of them (`None`: not a list or tuple).
+pub(crate) fn per_record_column<'py>(
+    col: &Bound<'py, PyAny>,
+    n: usize,
+) -> PyResult<Option<Seq<'py>>> {
+    let Some(seq) = Seq::of(col) else {
+        return Ok(None);
+    };
+    if seq.len() != n {
+        return Err(PyValueError::new_err(format!(
+            "produce_columns: a header column holds {} values, not {n}.",
+            seq.len()
+        )));
+    }
+    Ok(Some(seq))
+}
+
+/// What every `produce` call of one batch shares; `call` produces one record.
+pub(crate) struct Producer<'a, 'py> {
+    pub(crate) produce: &'a Bound<'py, PyAny>,
+    pub(crate) topic: &'a Bound<'py, PyAny>,
+    pub(crate) ts: &'a Bound<'py, PyAny>,
+    pub(crate) on_first: &'a Bound<'py, PyAny>,
+    pub(crate) on_last: &'a Bound<'py, PyAny>,
+    pub(crate) n: usize,
+}
+
+impl<'py> Producer<'_, 'py> {
+    /// Record `i`: (topic, value, key, partition, callback, on_delivery, timestamp, headers),
+    /// confluent-kafka's order; a report for the first and the last record only (a passed
+    /// callback=None would make it ignore on_delivery, so the report goes in `callback`). The
+    /// args tuple is gone on return (the dict loop counts the references to its headers then).
+    pub(crate) fn call(
+        &self,
+        i: usize,
+        value: &Bound<'py, PyAny>,
+        key: &Bound<'py, PyAny>,
+        headers: &Bound<'py, PyAny>,
+    ) -> PyResult<()> {
+        let py = self.produce.py();
+        let none = py.None().into_bound(py);
+        let cb = if i == 0 {
+            self.on_first // the caller's `on_first or on_last` when the batch is one record
+        } else if i + 1 == self.n {
+            self.on_last
+        } else {
+            &none
+        };
+        let zero = 0i64.into_pyobject(py)?.into_any();
+        let args = PyTuple::new(
+            py,
+            [self.topic, value, key, &zero, cb, &none, self.ts, headers],
+        )?;
+        self.produce.call1(args)?;
+        Ok(())
+    }
+}
+
 #[pyfunction]
 #[allow(clippy::too_many_arguments)]
 fn produce_columns<'py>(
@@ -66,24 +155,11 @@ fn produce_columns<'py>(
     on_first: &Bound<'py, PyAny>,
     on_last: &Bound<'py, PyAny>,
 ) -> PyResult<bool> {
-    let (Some(keys), Some(values)) = (Seq::of(keys), Seq::of(values)) else {
-        return Ok(false);
-    };
-    let (Ok(names), Ok(cols)) = (
-        header_names.downcast_exact::<PyTuple>(),
-        header_columns.downcast_exact::<PyTuple>(),
-    ) else {
+    let Some((keys, values, names, cols)) = batch_of(keys, values, header_names, header_columns)?
+    else {
         return Ok(false);
     };
     let n = values.len();
-    if keys.len() != n || names.len() != cols.len() {
-        return Err(PyValueError::new_err(format!(
-            "produce_columns: {} keys for {n} values, {} header names for {} header columns.",
-            keys.len(),
-            names.len(),
-            cols.len()
-        )));
-    }
     let mut columns: Vec<Column<'py>> = Vec::with_capacity(cols.len());
     for (name, col) in names.iter().zip(cols.iter()) {
         let Ok(name) = name.downcast_exact::<PyString>() else {
@@ -93,22 +169,22 @@ fn produce_columns<'py>(
             columns.push(Column::Shared(PyTuple::new(py, [name.as_any(), &col])?));
             continue;
         }
-        let Some(seq) = Seq::of(&col) else {
+        let Some(seq) = per_record_column(&col, n)? else {
             return Ok(false);
         };
-        if seq.len() != n {
-            return Err(PyValueError::new_err(format!(
-                "produce_columns: a header column holds {} values, not {n}.",
-                seq.len()
-            )));
-        }
         columns.push(Column::PerRecord(name.clone(), seq));
     }
-    let none = py.None().into_bound(py);
-    let zero = 0i64.into_pyobject(py)?.into_any();
+    let producer = Producer {
+        produce,
+        topic,
+        ts,
+        on_first,
+        on_last,
+        n,
+    };
     for i in 0..n {
         let headers = if columns.is_empty() {
-            none.clone()
+            py.None().into_bound(py)
         } else {
             let mut row: Vec<Bound<'py, PyAny>> = Vec::with_capacity(columns.len());
             for c in &columns {
@@ -121,30 +197,7 @@ fn produce_columns<'py>(
             }
             PyList::new(py, row)?.into_any()
         };
-        // (topic, value, key, partition, callback, on_delivery, timestamp, headers):
-        // confluent-kafka's order; a report for the first and the last record only (a passed
-        // callback=None would make it ignore on_delivery, so the report goes in `callback`)
-        let cb = if i == 0 {
-            on_first // the caller's `on_first or on_last` when the batch is one record
-        } else if i + 1 == n {
-            on_last
-        } else {
-            &none
-        };
-        let args = PyTuple::new(
-            py,
-            [
-                topic,
-                &values.get(i)?,
-                &keys.get(i)?,
-                &zero,
-                cb,
-                &none,
-                ts,
-                &headers,
-            ],
-        )?;
-        produce.call1(args)?;
+        producer.call(i, &values.get(i)?, &keys.get(i)?, &headers)?;
     }
     Ok(true)
 }

@@ -16,11 +16,10 @@
 //! list/tuple columns and str names. The list loop (`produce_columns`) or its reference then runs.
 //! Misaligned columns raise `ValueError` before the first record is produced; an exception from
 //! `produce` (`BufferError`) propagates at once.
-use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyString, PyTuple};
+use pyo3::types::{PyBytes, PyDict, PyString};
 
-use crate::kafka_produce::Seq;
+use crate::kafka_produce::{batch_of, per_record_column, Producer, Seq};
 
 #[pyfunction]
 #[allow(clippy::too_many_arguments)]
@@ -36,24 +35,11 @@ fn produce_columns_dict<'py>(
     on_first: &Bound<'py, PyAny>,
     on_last: &Bound<'py, PyAny>,
 ) -> PyResult<bool> {
-    let (Some(keys), Some(values)) = (Seq::of(keys), Seq::of(values)) else {
-        return Ok(false);
-    };
-    let (Ok(names), Ok(cols)) = (
-        header_names.downcast_exact::<PyTuple>(),
-        header_columns.downcast_exact::<PyTuple>(),
-    ) else {
+    let Some((keys, values, names, cols)) = batch_of(keys, values, header_names, header_columns)?
+    else {
         return Ok(false);
     };
     let n = values.len();
-    if keys.len() != n || names.len() != cols.len() {
-        return Err(PyValueError::new_err(format!(
-            "produce_columns: {} keys for {n} values, {} header names for {} header columns.",
-            keys.len(),
-            names.len(),
-            cols.len()
-        )));
-    }
     if names.is_empty() {
         return Ok(false); // no headers: the list loop passes None
     }
@@ -70,46 +56,25 @@ fn produce_columns_dict<'py>(
             headers.set_item(name, &col)?;
             continue;
         }
-        let Some(seq) = Seq::of(&col) else {
+        let Some(seq) = per_record_column(&col, n)? else {
             return Ok(false);
         };
-        if seq.len() != n {
-            return Err(PyValueError::new_err(format!(
-                "produce_columns: a header column holds {} values, not {n}.",
-                seq.len()
-            )));
-        }
         headers.set_item(name, py.None())?; // its place in the order; its value per record
         per_record.push((name.clone(), seq));
     }
-    let none = py.None().into_bound(py);
-    let zero = 0i64.into_pyobject(py)?.into_any();
+    let producer = Producer {
+        produce,
+        topic,
+        ts,
+        on_first,
+        on_last,
+        n,
+    };
     for i in 0..n {
         for (name, seq) in &per_record {
             headers.set_item(name, seq.get(i)?)?; // an existing key: its place is kept
         }
-        // confluent-kafka's positional order, the reports as in `produce_columns`
-        let cb = if i == 0 {
-            on_first
-        } else if i + 1 == n {
-            on_last
-        } else {
-            &none
-        };
-        let args = PyTuple::new(
-            py,
-            [
-                topic,
-                &values.get(i)?,
-                &keys.get(i)?,
-                &zero,
-                cb,
-                &none,
-                ts,
-                headers.as_any(),
-            ],
-        )?;
-        produce.call1(args)?; // the args tuple (and its reference to the dict) is gone after
+        producer.call(i, &values.get(i)?, &keys.get(i)?, headers.as_any())?;
         if headers.get_refcnt() > 1 {
             headers = headers.copy()?; // produce kept it: never change what it holds
         }

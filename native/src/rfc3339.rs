@@ -11,6 +11,8 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
+use crate::csv_rows::Strings;
+
 fn num(b: &[u8]) -> Option<i64> {
     let mut v = 0i64;
     for &c in b {
@@ -131,20 +133,6 @@ pub(crate) fn timestamp(b: &[u8]) -> Got {
     Got::Value(secs * 1_000_000 + micros)
 }
 
-/// A buffer's bytes (Arrow's buffers export the buffer protocol, read-only and contiguous).
-fn bytes_of(b: Option<&PyBuffer<i8>>) -> PyResult<&[u8]> {
-    match b {
-        None => Ok(&[]),
-        Some(b) if !b.is_c_contiguous() => Err(PyValueError::new_err(
-            "rfc3339_values: a non-contiguous buffer",
-        )),
-        // SAFETY: the buffer view is held (and its exporter alive) for the whole call.
-        Some(b) => {
-            Ok(unsafe { std::slice::from_raw_parts(b.buf_ptr() as *const u8, b.len_bytes()) })
-        }
-    }
-}
-
 /// A string column's values (Arrow buffers: `offsets` int32, `data`, `valid` bitmap or None, the
 /// array's `offset` and `n` rows) read as timestamps (micros, UTC) or, with `dates`, dates (days):
 /// (one byte per row, 1 where the value is valid and of the form; the values, int64 or int32
@@ -160,35 +148,16 @@ fn rfc3339_values<'py>(
     n: usize,
     dates: bool,
 ) -> PyResult<Option<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)>> {
-    let offsets = bytes_of(Some(&offsets))?;
-    let data = bytes_of(data.as_ref())?;
-    let valid = valid.as_ref().map(|v| bytes_of(Some(v))).transpose()?;
-    let end = offset.checked_add(n).and_then(|e| e.checked_add(1));
-    if end.is_none_or(|e| offsets.len() < e * 4) {
-        return Err(PyValueError::new_err(
-            "rfc3339_values: the offsets do not cover the rows",
-        ));
-    }
-    if valid.is_some_and(|v| v.len() * 8 < offset + n) {
-        return Err(PyValueError::new_err(
-            "rfc3339_values: the validity bitmap does not cover the rows",
-        ));
-    }
-    let at = |i: usize| i32::from_le_bytes(offsets[i * 4..i * 4 + 4].try_into().unwrap());
-    let got = py.allow_threads(|| {
+    let cells = Strings::of("rfc3339_values", &offsets, data.as_ref(), valid.as_ref())?;
+    cells.covers(offset, n)?;
+    let got: Result<_, ()> = py.allow_threads(|| {
         let mut ok = vec![0u8; n];
         let width = if dates { 4 } else { 8 };
         let mut values = vec![0u8; n * width];
         for i in 0..n {
-            let j = offset + i;
-            if valid.is_some_and(|v| v[j / 8] >> (j % 8) & 1 == 0) {
+            let Some(b) = cells.get(offset + i)? else {
                 continue;
-            }
-            let (s, e) = (at(j), at(j + 1));
-            if s < 0 || e < s || e as usize > data.len() {
-                return Err("rfc3339_values: a string's offsets are outside the data");
-            }
-            let b = &data[s as usize..e as usize];
+            };
             match if dates { date(b) } else { timestamp(b) } {
                 Got::No => {}
                 Got::Undecided => return Ok(None),
@@ -205,7 +174,7 @@ fn rfc3339_values<'py>(
         Ok(Some((ok, values)))
     });
     match got {
-        Err(why) => Err(PyValueError::new_err(why)),
+        Err(()) => Err(cells.outside()),
         Ok(None) => Ok(None),
         Ok(Some((ok, values))) => Ok(Some((PyBytes::new(py, &ok), PyBytes::new(py, &values)))),
     }

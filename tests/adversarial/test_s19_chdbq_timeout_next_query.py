@@ -9,27 +9,18 @@ at ``inline_seconds`` by design, so every slow query would have done it).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
 from core.errors import InvalidInput
-from core.ports.views import Checkpoint, Position, Target, ViewGrant
-from core.projection import Column, Table
+from core.ports.views import Position, Target
+from tests.adversarial._accounts import accounts, fill, grant
 
 pytest.importorskip("chdb")
 
-ACCOUNTS = Table(
-    "tn_accounts",
-    "entity",
-    (
-        Column("tenant", "string", agg="key"),
-        Column("account_id", "string", agg="key"),
-        Column("balance", "decimal", scale=2),
-    ),
-)
-GRANT = [ViewGrant("tn_accounts", ("tenant", "account_id", "balance"), "t1")]
+ACCOUNTS = accounts("tn_accounts")
+GRANT = grant("tn_accounts")
 LIVE = Target("tn")
 SLOW = (
     "SELECT count() AS n FROM tn_accounts a, tn_accounts b, tn_accounts c, tn_accounts d "
@@ -42,12 +33,7 @@ def store(tmp_path: Path) -> Iterator[object]:
     from adapters.chdb_views import ChdbViewStore
 
     s = ChdbViewStore(str(tmp_path / "chdb"))
-    s.ensure(LIVE, [ACCOUNTS])
-    rows = [
-        {"tenant": "t1", "account_id": str(i), "balance": Decimal(i), "src_offsets": {}}
-        for i in range(300)
-    ]
-    s.write(LIVE, [ACCOUNTS], {"tn_accounts": rows}, Checkpoint(1, {("a", 0): Position(300)}))
+    fill(s, LIVE, ACCOUNTS, 300)
     try:
         yield s
     finally:

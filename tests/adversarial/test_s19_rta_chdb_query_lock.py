@@ -17,29 +17,18 @@ its reads, or a budget of query-seconds per principal and tenant rather than a c
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
-from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
-from core.ports.views import Checkpoint, Position, Target, ViewGrant
-from core.projection import Column, Table
+from core.ports.views import Checkpoint, Position, Target
+from tests.adversarial._accounts import account_rows, accounts, fill, grant, write_during_query
 
 pytest.importorskip("chdb")
 
-ACCOUNTS = Table(
-    "cl_accounts",
-    "entity",
-    (
-        Column("tenant", "string", agg="key"),
-        Column("account_id", "string", agg="key"),
-        Column("balance", "decimal", scale=2),
-    ),
-)
-GRANT = [ViewGrant("cl_accounts", ("tenant", "account_id", "balance"), "t1")]
+ACCOUNTS = accounts("cl_accounts")
+GRANT = grant("cl_accounts")
 LIVE = Target("cl")
 N = 300
 SLOW = (
@@ -48,21 +37,13 @@ SLOW = (
 )
 
 
-def _rows(first: int, n: int, tenant: str) -> list[dict[str, object]]:
-    return [
-        {"tenant": tenant, "account_id": str(i), "balance": Decimal(i), "src_offsets": {}}
-        for i in range(first, first + n)
-    ]
-
-
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[object]:
     from adapters.chdb_views import ChdbViewStore
 
     s = ChdbViewStore(str(tmp_path / "chdb"))
     s.query_seconds = 3.0  # the bound, 30 s by default; the query runs up to it
-    s.ensure(LIVE, [ACCOUNTS])
-    s.write(LIVE, [ACCOUNTS], {"cl_accounts": _rows(0, N, "t1")}, Checkpoint(1, {}))
+    fill(s, LIVE, ACCOUNTS, N, offsets=False)
     try:
         yield s
     finally:
@@ -74,23 +55,17 @@ def test_an_analytics_query_does_not_hold_another_tenants_projection_write(store
     from core.errors import InvalidInput
 
     assert isinstance(store, ChdbViewStore)
-    took: dict[str, float] = {}
 
     def query() -> None:
-        started = time.monotonic()
         with pytest.raises(InvalidInput):  # stopped at its bound (query_timeout)
             store.query(SLOW, GRANT)
-        took["query"] = time.monotonic() - started
 
-    q = threading.Thread(target=query)
-    q.start()
-    time.sleep(0.5)  # the query is running
-    started = time.monotonic()
-    batch = {"cl_accounts": _rows(N, 1, "t2")}  # another tenant's projection batch
-    store.write(LIVE, [ACCOUNTS], batch, Checkpoint(2, {("a", 0): Position(N + 1)}))
-    wrote = time.monotonic() - started
-    q.join()
-    assert took["query"] > 2.0, f"the premise: a query of seconds (took {took['query']:.2f} s)"
-    assert wrote < 0.5 * took["query"], (
-        f"the projection write waited {wrote:.2f} s for a {took['query']:.2f} s analyst query"
+    batch = {"cl_accounts": account_rows(N, 1, "t2")}  # another tenant's projection batch
+    took, wrote = write_during_query(
+        query,
+        lambda: store.write(LIVE, [ACCOUNTS], batch, Checkpoint(2, {("a", 0): Position(N + 1)})),
+    )
+    assert took > 2.0, f"the premise: a query of seconds (took {took:.2f} s)"
+    assert wrote < 0.5 * took, (
+        f"the projection write waited {wrote:.2f} s for a {took:.2f} s analyst query"
     )

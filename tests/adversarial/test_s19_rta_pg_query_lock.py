@@ -14,42 +14,24 @@ Now the query runs on its own pooled connection, outside the lock.
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
-from decimal import Decimal
 
 import pytest
 
 from adapters.sqlalchemy_views import SqlAlchemyViewStore
-from core.ports.views import Checkpoint, Position, Target, ViewGrant
-from core.projection import Column, Table
+from core.ports.views import Checkpoint, Position, Target
+from tests.adversarial._accounts import account_rows, accounts, fill, grant, write_during_query
 
 pytestmark = pytest.mark.integration
 
-ACCOUNTS = Table(
-    "ql_accounts",
-    "entity",
-    (
-        Column("tenant", "string", agg="key"),
-        Column("account_id", "string", agg="key"),
-        Column("balance", "decimal", scale=2),
-    ),
-)
-GRANT = [ViewGrant("ql_accounts", ("tenant", "account_id", "balance"), "t1")]
+ACCOUNTS = accounts("ql_accounts")
+GRANT = grant("ql_accounts")
 N = 160
 # N^3 = 4.1M md5 calls: a few seconds, well inside the 30 s any analyst query may take
 SLOW = (
     "SELECT count(*) AS n FROM ql_accounts AS a, ql_accounts AS b, ql_accounts AS c "
     "WHERE md5(a.account_id || b.account_id || c.account_id) < '8'"
 )
-
-
-def _rows(first: int, n: int, tenant: str) -> list[dict[str, object]]:
-    return [
-        {"tenant": tenant, "account_id": str(i), "balance": Decimal(i), "src_offsets": {}}
-        for i in range(first, first + n)
-    ]
 
 
 @pytest.fixture
@@ -60,13 +42,7 @@ def store() -> Iterator[SqlAlchemyViewStore]:
     url = postgres_url("the PostgreSQL query lock test")
     for kwargs in fresh_schema(url):
         s = SqlAlchemyViewStore(url, **kwargs)
-        s.ensure(Target("ql"), [ACCOUNTS])
-        s.write(
-            Target("ql"),
-            [ACCOUNTS],
-            {"ql_accounts": _rows(0, N, "t1")},
-            Checkpoint(1, {("a", 0): Position(N)}),
-        )
+        fill(s, Target("ql"), ACCOUNTS, N)
         try:
             yield s
         finally:
@@ -76,23 +52,15 @@ def store() -> Iterator[SqlAlchemyViewStore]:
 def test_a_query_does_not_hold_another_tenants_projection_write(
     store: SqlAlchemyViewStore,
 ) -> None:
-    took: dict[str, float] = {}
-
-    def query() -> None:
-        started = time.monotonic()
-        store.query(SLOW, GRANT)
-        took["query"] = time.monotonic() - started
-
-    q = threading.Thread(target=query)
-    q.start()
-    time.sleep(0.5)  # the query is running
-    started = time.monotonic()
     # another tenant's projection batch
-    batch = {"ql_accounts": _rows(N, 1, "t2")}
-    store.write(Target("ql"), [ACCOUNTS], batch, Checkpoint(2, {("a", 0): Position(N + 1)}))
-    wrote = time.monotonic() - started
-    q.join()
-    assert took["query"] > 1.5, f"the premise: a query of seconds (took {took['query']:.2f} s)"
-    assert wrote < 0.5 * took["query"], (
-        f"the projection write waited {wrote:.2f} s for a {took['query']:.2f} s analyst query"
+    batch = {"ql_accounts": account_rows(N, 1, "t2")}
+    took, wrote = write_during_query(
+        lambda: store.query(SLOW, GRANT),
+        lambda: store.write(
+            Target("ql"), [ACCOUNTS], batch, Checkpoint(2, {("a", 0): Position(N + 1)})
+        ),
+    )
+    assert took > 1.5, f"the premise: a query of seconds (took {took:.2f} s)"
+    assert wrote < 0.5 * took, (
+        f"the projection write waited {wrote:.2f} s for a {took:.2f} s analyst query"
     )

@@ -15,26 +15,17 @@ from __future__ import annotations
 
 import tracemalloc
 from collections.abc import Iterator
-from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
 from adapters.sqlalchemy_views import SqlAlchemyViewStore
 from core.errors import InvalidInput
-from core.ports.views import Checkpoint, Position, Target, ViewGrant
-from core.projection import Column, Table
+from core.ports.views import Target
+from tests.adversarial._accounts import accounts, fill, grant
 
-ACCOUNTS = Table(
-    "sv_accounts",
-    "entity",
-    (
-        Column("tenant", "string", agg="key"),
-        Column("account_id", "string", agg="key"),
-        Column("balance", "decimal", scale=2),
-    ),
-)
-GRANT = [ViewGrant("sv_accounts", ("tenant", "account_id", "balance"), "t1")]
+ACCOUNTS = accounts("sv_accounts")
+GRANT = grant("sv_accounts")
 BOUND = 2 * 1_048_576
 
 
@@ -42,13 +33,7 @@ BOUND = 2 * 1_048_576
 def store(tmp_path: Path) -> Iterator[SqlAlchemyViewStore]:
     s = SqlAlchemyViewStore(f"sqlite:///{tmp_path / 'views.sqlite'}")
     s.query_memory_bytes = BOUND
-    live = Target("sv")
-    s.ensure(live, [ACCOUNTS])
-    rows = [
-        {"tenant": "t1", "account_id": f"{i:03d}", "balance": Decimal(i), "src_offsets": {}}
-        for i in range(100)
-    ]
-    s.write(live, [ACCOUNTS], {"sv_accounts": rows}, Checkpoint(1, {("a", 0): Position(100)}))
+    fill(s, Target("sv"), ACCOUNTS, 100, width=3)
     try:
         yield s
     finally:

@@ -32,13 +32,16 @@ class Calls:
         self.calls.append(args)
 
 
+TS = 1_700_000_000_000
+
+
 def first(err: object, msg: object) -> None: ...
 
 
 def last(err: object, msg: object) -> None: ...
 
 
-def _native(batch: ColumnBatch, ts: int = 1_700_000_000_000, **kw: Any) -> tuple[bool, Calls]:
+def _native(batch: ColumnBatch, ts: int = TS, **kw: Any) -> tuple[bool, Calls]:
     calls = Calls(**kw)
     taken = native_module().produce_columns(
         calls, "t.w", batch.keys, batch.values, batch.header_names, batch.header_columns, ts,
@@ -47,7 +50,8 @@ def _native(batch: ColumnBatch, ts: int = 1_700_000_000_000, **kw: Any) -> tuple
     return taken, calls
 
 
-def _reference(batch: ColumnBatch, ts: int = 1_700_000_000_000) -> Calls:
+def reference(batch: ColumnBatch, ts: int = TS) -> Calls:
+    """The calls of the reference loop (``batch.produce_columns_py``) for ``batch``."""
     calls = Calls()
     kbatch.produce_columns_py(calls, "t.w", batch, ts, first, last)
     return calls
@@ -58,12 +62,21 @@ def _random_batch(rnd: random.Random, n: int) -> ColumnBatch:
     cols: list[Any] = []
     for j in range(rnd.randrange(0, 15)):
         names.append(rnd.choice(["ce_id", "caf\u00e9\U0001f600", "x", f"h{j}", ""]))
-        shape = rnd.randrange(3)
-        if shape == 0:
-            cols.append(rnd.randbytes(rnd.randrange(0, 40)))  # shared by every record
-        else:
-            col = [rnd.randbytes(rnd.randrange(0, 40)) for _ in range(n)]
-            cols.append(col if shape == 1 else tuple(col))
+        cols.append(random_column(rnd, n))
+    return random_batch(rnd, n, names, cols)
+
+
+def random_column(rnd: random.Random, n: int) -> Any:
+    """A header column: one value every record shares, or ``n`` values in a list or a tuple."""
+    shape = rnd.randrange(3)
+    if shape == 0:
+        return rnd.randbytes(rnd.randrange(0, 40))  # shared by every record
+    col = [rnd.randbytes(rnd.randrange(0, 40)) for _ in range(n)]
+    return col if shape == 1 else tuple(col)
+
+
+def random_batch(rnd: random.Random, n: int, names: list[str], cols: list[Any]) -> ColumnBatch:
+    """A batch of ``n`` random keys and values (some None; lists or tuples) with these headers."""
     keys = [None if rnd.random() < 0.2 else rnd.randbytes(rnd.randrange(0, 20)) for _ in range(n)]
     values = [
         None if rnd.random() < 0.1 else rnd.randbytes(rnd.randrange(0, 300)) for _ in range(n)
@@ -84,14 +97,14 @@ def test_the_calls_are_the_references(n: int) -> None:
         batch = _random_batch(rnd, n)
         taken, native = _native(batch)
         assert taken
-        reference = _reference(batch)
-        assert native.calls == reference.calls
+        want = reference(batch)
+        assert native.calls == want.calls
         assert len(native.calls) == n
         # the reports: the first record to on_first, the last to on_last, no other
         reports = [c[4] for c in native.calls]
         assert reports[0] is first and (n == 1 or reports[-1] is last)
         assert all(r is None for r in reports[1:-1])
-        assert all(c[3] == 0 and c[5] is None and c[6] == 1_700_000_000_000 for c in native.calls)
+        assert all(c[3] == 0 and c[5] is None and c[6] == TS for c in native.calls)
 
 
 def test_headers_hold_each_records_values_in_name_order() -> None:
@@ -113,7 +126,7 @@ def test_headers_hold_each_records_values_in_name_order() -> None:
 
 def test_no_header_names_passes_none() -> None:
     taken, calls = _native(ColumnBatch([b"k"], [b"v"]))
-    assert taken and calls.calls == [("t.w", b"v", b"k", 0, first, None, 1_700_000_000_000, None)]
+    assert taken and calls.calls == [("t.w", b"v", b"k", 0, first, None, TS, None)]
 
 
 @pytest.mark.parametrize(
@@ -162,14 +175,14 @@ def test_a_full_queue_stops_the_loop_and_propagates() -> None:
             calls, "t.w", batch.keys, batch.values, batch.header_names, batch.header_columns,
             1, first, last,
         )  # fmt: skip
-    assert calls.calls == _reference(batch, ts=1).calls[:20]
+    assert calls.calls == reference(batch, ts=1).calls[:20]
 
 
-def test_the_adapter_falls_back_to_the_reference() -> None:
+def test_the_adapter_falls_back_to_thereference() -> None:
     # a column the native loop does not take (a range): the reference produces the records
     batch = ColumnBatch([b"a", b"b"], [b"1", b"2"], ("n",), (range(2),))  # type: ignore[arg-type]
     assert _native(batch)[0] is False
     calls = Calls()
-    kbatch.produce_columns(calls, "t.w", batch, 1_700_000_000_000, first, last)
-    assert calls.calls == _reference(batch).calls
+    kbatch.produce_columns(calls, "t.w", batch, TS, first, last)
+    assert calls.calls == reference(batch).calls
     assert [c[7] for c in calls.calls] == [[("n", 0)], [("n", 1)]]

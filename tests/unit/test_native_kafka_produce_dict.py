@@ -16,9 +16,15 @@ import pytest
 from adapters.kafka_log import batch as kbatch
 from core.ports.eventlog import ColumnBatch
 from tests.unit.native_module import native_module
-from tests.unit.test_native_kafka_produce import Calls, first, last
-
-TS = 1_700_000_000_000
+from tests.unit.test_native_kafka_produce import (
+    TS,
+    Calls,
+    first,
+    last,
+    random_batch,
+    random_column,
+    reference,
+)
 
 
 class Seen(Calls):
@@ -49,34 +55,10 @@ def _dict(batch: ColumnBatch, ts: int = TS, **kw: Any) -> tuple[bool, Seen]:
     return taken, calls
 
 
-def _reference(batch: ColumnBatch, ts: int = TS) -> Calls:
-    calls = Calls()
-    kbatch.produce_columns_py(calls, "t.w", batch, ts, first, last)
-    return calls
-
-
 def _random_batch(rnd: random.Random, n: int) -> ColumnBatch:
     pool = ["ce_id", "ce_type", "caf\u00e9\U0001f600", "x", "", "__hub.tmac", "__hub.mac"]
     names = rnd.sample(pool + [f"h{j}" for j in range(12)], rnd.randrange(1, 15))  # distinct
-    cols: list[Any] = []
-    for _ in names:
-        shape = rnd.randrange(3)
-        if shape == 0:
-            cols.append(rnd.randbytes(rnd.randrange(0, 40)))  # shared by every record
-        else:
-            col = [rnd.randbytes(rnd.randrange(0, 40)) for _ in range(n)]
-            cols.append(col if shape == 1 else tuple(col))
-    keys = [None if rnd.random() < 0.2 else rnd.randbytes(rnd.randrange(0, 20)) for _ in range(n)]
-    values = [
-        None if rnd.random() < 0.1 else rnd.randbytes(rnd.randrange(0, 300)) for _ in range(n)
-    ]
-    return ColumnBatch(
-        keys if rnd.random() < 0.7 else tuple(keys),
-        values if rnd.random() < 0.7 else tuple(values),
-        tuple(names),
-        tuple(cols),
-        1,
-    )
+    return random_batch(rnd, n, names, [random_column(rnd, n) for _ in names])
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 17, 2000])
@@ -87,7 +69,7 @@ def test_the_calls_carry_the_references_headers_in_order(n: int) -> None:
         for keep in (True, False):
             taken, seen = _dict(batch, keep=keep)
             assert taken
-            assert seen.calls == _reference(batch).calls
+            assert seen.calls == reference(batch).calls
         reports = [c[4] for c in seen.calls]
         assert reports[0] is first and (n == 1 or reports[-1] is last)
         assert all(r is None for r in reports[1:-1])
@@ -98,7 +80,7 @@ def test_what_produce_keeps_is_never_changed_after_its_call() -> None:
     taken, seen = _dict(batch, keep=True)
     assert taken
     # each kept dict still holds the headers of the record it was produced with
-    assert [list(h.items()) for h in seen.objects] == [c[7] for c in _reference(batch).calls]
+    assert [list(h.items()) for h in seen.objects] == [c[7] for c in reference(batch).calls]
     assert len(set(map(id, seen.objects))) == 40
 
 
@@ -150,7 +132,7 @@ def test_a_full_queue_stops_the_loop_at_the_same_record() -> None:
             seen, "t.w", batch.keys, batch.values, batch.header_names, batch.header_columns,
             1, first, last,
         )  # fmt: skip
-    assert seen.calls == _reference(batch, ts=1).calls[:20]
+    assert seen.calls == reference(batch, ts=1).calls[:20]
 
 
 def test_the_adapter_takes_the_dict_loop_for_distinct_names_and_the_list_loop_else() -> None:
@@ -158,10 +140,10 @@ def test_the_adapter_takes_the_dict_loop_for_distinct_names_and_the_list_loop_el
     distinct = ColumnBatch([b"a", b"b"], [b"1", b"2"], ("n", "m"), ([b"x", b"y"], b"s"))
     seen = Seen(keep=False)
     kbatch.produce_columns(seen, "t.w", distinct, TS, first, last)
-    assert seen.calls == _reference(distinct).calls
+    assert seen.calls == reference(distinct).calls
     assert len(set(seen.ids)) == 1  # one dict
     repeated = ColumnBatch([b"a", b"b"], [b"1", b"2"], ("n", "n"), ([b"x", b"y"], b"s"))
     calls = Calls()
     kbatch.produce_columns(calls, "t.w", repeated, TS, first, last)
-    assert calls.calls == _reference(repeated).calls
+    assert calls.calls == reference(repeated).calls
     assert [c[7] for c in calls.calls] == [[("n", b"x"), ("n", b"s")], [("n", b"y"), ("n", b"s")]]

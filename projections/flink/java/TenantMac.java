@@ -289,16 +289,24 @@ public final class TenantMac {
             if (i + 1 >= n) {
                 return null;
             }
-            int hi = Character.digit(text.charAt(i), 16);
-            int lo = Character.digit(text.charAt(i + 1), 16);
-            if (hi < 0 || lo < 0 || text.charAt(i) > 'f' || text.charAt(i + 1) > 'f') {
-                return null; // Character.digit also takes non-ASCII digits; Python does not
+            int hi = hexDigit(text.charAt(i));
+            int lo = hexDigit(text.charAt(i + 1));
+            if (hi < 0 || lo < 0) {
+                return null;
             }
             out.write(hi * 16 + lo);
             i += 2;
         }
         byte[] key = out.toByteArray();
         return key.length >= MIN_KEY ? key : null;
+    }
+
+    /**
+     * An ASCII hex digit's value, else -1: Character.digit also takes non-ASCII digits, Python's
+     * bytes.fromhex and JSON's u-escapes do not.
+     */
+    static int hexDigit(char c) {
+        return c > 'f' ? -1 : Character.digit(c, 16);
     }
 
     private static boolean isSpace(char c) {
@@ -347,14 +355,35 @@ public final class TenantMac {
             return new IllegalArgumentException("not JSON at " + i);
         }
 
+        /** Whether the container just opened closes at once with {@code close} (then read). */
+        private boolean empty(char close) {
+            ws();
+            if (s.charAt(i) == close) {
+                i++;
+                return true;
+            }
+            return false;
+        }
+
+        /** After a member or element: true at {@code close}, false at a comma (both read). */
+        private boolean closed(char close) {
+            ws();
+            char d = s.charAt(i++);
+            if (d == close) {
+                return true;
+            }
+            if (d != ',') {
+                throw bad();
+            }
+            return false;
+        }
+
         private Object value() {
             char c = s.charAt(i);
             if (c == '{') {
                 i++;
                 Map<String, Object> m = new HashMap<>();
-                ws();
-                if (s.charAt(i) == '}') {
-                    i++;
+                if (empty('}')) {
                     return m;
                 }
                 while (true) {
@@ -369,33 +398,21 @@ public final class TenantMac {
                     }
                     ws();
                     m.put(name, value());
-                    ws();
-                    char d = s.charAt(i++);
-                    if (d == '}') {
+                    if (closed('}')) {
                         return m;
-                    }
-                    if (d != ',') {
-                        throw bad();
                     }
                 }
             }
             if (c == '[') {
                 i++;
-                ws();
-                if (s.charAt(i) == ']') {
-                    i++;
+                if (empty(']')) {
                     return Boolean.FALSE;
                 }
                 while (true) {
                     ws();
                     value();
-                    ws();
-                    char d = s.charAt(i++);
-                    if (d == ']') {
+                    if (closed(']')) {
                         return Boolean.FALSE;
-                    }
-                    if (d != ',') {
-                        throw bad();
                     }
                 }
             }
@@ -479,7 +496,7 @@ public final class TenantMac {
                     case 'u' -> {
                         String hex = s.substring(i, i + 4);
                         for (char h : hex.toCharArray()) {
-                            if (Character.digit(h, 16) < 0 || h > 'f') {
+                            if (hexDigit(h) < 0) {
                                 throw bad();
                             }
                         }

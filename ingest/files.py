@@ -2,9 +2,10 @@
 
 Every format streams: JSON lines and CSV by blocks of whole lines (``ingest.lines.Lines``: one
 buffer and offsets per batch, no object per line), Parquet by record batches
-(``ParquetFile.iter_batches``), Avro OCF block by block (``fastavro.reader``); memory is bounded
-by the batch size, whatever the file size. Each batch goes through the columnar path
-(``publish_file``); the per-record readers below stay the reference it must equal.
+(``ParquetFile.iter_batches``, decoded in a child process: ``parquet_batches``), Avro OCF block
+by block (``fastavro.reader``); memory is bounded by the batch size, whatever the file size.
+Each batch goes through the columnar path (``publish_file``); the per-record readers below stay
+the reference it must equal.
 
 What is per record and what fails the whole file
 - Per record (quarantined with the original bytes, the rest of the file goes on): a JSON line
@@ -55,7 +56,6 @@ from core.pii import encrypted_schema
 from ingest.lines import Lines, batches
 from ingest.localfile import FileUnreadable as FileUnreadable
 from ingest.localfile import OpenedFile, open_dir
-from ingest.parquetpages import PagesTooLarge, check_pages
 from ingest.pipeline import (
     QUARANTINE_TOPIC,
     WIRE,
@@ -661,169 +661,94 @@ def _parquet(
         ]
 
 
-PARQUET_EXPANSION = 1024  # decoded bytes allowed per byte of a Parquet file (beyond the floor)
-PARQUET_FLOOR = 64 << 20  # decoded bytes any Parquet file may give, however small
-
-
-def _decoded_bytes(rb: Any) -> int:
-    """The bytes of a record batch once its dictionary columns are decoded: ``nbytes`` (a sum
-    over the buffers), except that a dictionary column (a file that stored its Arrow schema)
-    counts each row's value, not the dictionary once."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    total = rb.nbytes
-    for column in rb.columns:
-        if pa.types.is_dictionary(column.type):
-            values = column.dictionary
-            if pa.types.is_string(values.type) or pa.types.is_binary(values.type):
-                per = pc.binary_length(values)
-            else:
-                per = pa.array([values.type.bit_width // 8 or 1] * len(values), pa.int64())
-            total += pc.sum(pc.take(per, column.indices)).as_py() or 0
-    return int(total)
-
-
-PARQUET_BATCH_BYTES = 64 << 20  # most bytes one batch of a file's widest values may decode to
-
-
-def _parquet_batch_rows(f: Any, pf: Any, batch_size: int, allowed: int, max_bytes: int) -> int:
-    """Rows per batch such that a batch whose every row holds each string column's widest
-    dictionary value decodes to at most ``PARQUET_BATCH_BYTES``: ``batch_size`` for an ordinary
-    file, fewer for a dictionary bomb (one 1 MB value behind 10,000 rows made 10 GB).
-
-    Each row group's dictionaries are read as they are stored (``read_dictionary``: the
-    dictionary page, not one copy per row) from its first row of the string and binary
-    columns, and their longest value measured. A column chunk stored without a dictionary
-    (plain pages) has no such spike: a page decodes to its own stated size, which Arrow checks.
-
-    When rows times those widest values could pass ``allowed`` (the file's expansion limit),
-    the string columns' exact decoded size is summed first, still as stored (indices and one
-    dictionary), and a file over ``allowed`` is refused (``ParquetTooLarge``) before any batch
-    is given: smaller batches must not let a bomb's first rows in before it is seen."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
-
-    def stringy(t: Any) -> bool:
-        return bool(
-            pa.types.is_string(t)
-            or pa.types.is_large_string(t)
-            or pa.types.is_binary(t)
-            or pa.types.is_large_binary(t)
-        )
-
-    names = [
-        fld.name
-        for fld in pf.schema_arrow
-        if stringy(fld.type) or (pa.types.is_dictionary(fld.type) and stringy(fld.type.value_type))
-    ]
-    if not names:
-        return batch_size
-    probe = pq.ParquetFile(f, read_dictionary=names)
-    rows = batch_size
-    most = 0  # rows times the widest values, summed over the row groups
-    for group in range(pf.num_row_groups):
-        first = next(probe.iter_batches(batch_size=1, row_groups=[group], columns=names), None)
-        if first is None:
-            continue
-        widest = 0
-        for column in first.columns:
-            values = column.dictionary if pa.types.is_dictionary(column.type) else column
-            if len(values):
-                widest += pc.max(pc.binary_length(values)).as_py() or 0
-        rows = min(rows, max(1, PARQUET_BATCH_BYTES // max(widest, 1)))
-        most += widest * pf.metadata.row_group(group).num_rows
-    if most > allowed:
-        total = 0
-        for rb in probe.iter_batches(batch_size=rows, columns=names):
-            nbytes = _decoded_bytes(rb)
-            total += nbytes
-            if nbytes > max_bytes * max(rb.num_rows, 1) or total > allowed:
-                raise ParquetTooLarge(nbytes, rb.num_rows, total)
-    return rows
-
-
-class ParquetTooLarge(Exception):
-    """A batch of a Parquet file, or the file so far, decodes past its limits."""
-
-    def __init__(self, nbytes: int, rows: int, total: int) -> None:
-        super().__init__(nbytes, rows, total)
-        self.nbytes, self.rows, self.total = nbytes, rows, total
-
-
-def _parquet_refusal(
-    path: Source, size: int, allowed: int, max_bytes: int, exc: ParquetTooLarge
-) -> FileUnreadable:
-    per_row = exc.nbytes > max_bytes * max(exc.rows, 1)
-    return FileUnreadable(
-        f"Parquet file {path.name!r} ({size} bytes) decodes to more than "
-        + (
-            f"{max_bytes} bytes per row, the record limit (HUB_MAX_RECORD_BYTES), in a batch "
-            f"of {exc.rows} rows ({exc.nbytes} bytes)"
-            if per_row
-            else f"{allowed} bytes ({PARQUET_FLOOR} plus {PARQUET_EXPANSION}x its size)"
-        )
-        + ": a dictionary or compression bomb, or a file to split into smaller ones."
-    )
-
-
 def parquet_batches(path: Source, batch_size: int, max_bytes: int | None = None) -> Iterator[Any]:
     """Arrow record batches of a Parquet file, streamed; ``FileUnreadable`` if it is not one.
 
-    With ``max_bytes`` (the record limit) the decoded size of each batch is checked as it comes
-    (``RecordBatch.nbytes``: a sum over the column buffers, not a pass over the values), and the
-    file is refused once (a) a batch decodes to more than ``max_bytes`` per row, or (b) all
-    batches so far decode to more than ``PARQUET_FLOOR + PARQUET_EXPANSION`` times the file's
-    size. A dictionary or compression bomb (a 551-byte file decoding to 100 MB: one 100 KB
-    dictionary value repeated) is refused at its first batch instead of being ingested whole;
-    the footer's sizes are not used, since the writer can make them up. The one batch that
-    reveals a bomb is bounded as well: batches are first cut so that one batch of each string
-    column's widest dictionary value stays within ``PARQUET_BATCH_BYTES``
-    (``_parquet_batch_rows``); an ordinary file keeps ``batch_size``.
-    """
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+    Decoded in a child process (``ingest.parquet_child``: pyarrow 16.1.0 crashes the process on
+    some damaged files, so a file is decoded where a crash only ends the child) and read back
+    as an Arrow IPC stream, one batch at a time: the child blocks on the pipe until the batch
+    before is taken, so memory stays bounded by a batch on each side. The bounds, batch sizes
+    and refusals are the child's reader's (``parquet_child.read_batches``); a child that dies by
+    a signal or exits with an error is the file's refusal, after the batches it already gave
+    (those stay published, as for any file refused part way: see the module docstring)."""
+    import subprocess
+    import sys
+    import tempfile
 
-    f = _open_rb(path)
-    try:
+    import pyarrow as pa
+
+    from ingest import parquet_child
+
+    args = {
+        "name": path.name,
+        "batch_size": batch_size,
+        "max_bytes": max_bytes,
+        **parquet_child.bounds(),
+    }
+    with _open_rb(path) as f, tempfile.TemporaryFile() as err:
+        fd = f.fileno()
+        # stderr to a file, not a pipe: a child writing much there while the parent waits on
+        # stdout would block both
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ingest.parquet_child", str(fd), json.dumps(args)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=err,
+            pass_fds=(fd,),
+        )
+        assert proc.stdout is not None
+        broken: Exception | None = None
         try:
-            pf = pq.ParquetFile(f)
-        except (pa.ArrowException, OSError) as exc:
-            raise FileUnreadable(
-                f"{path.name!r} is not a readable Parquet file ({exc}); it may be truncated: "
-                "re-export it."
-            ) from exc
-        size = os.fstat(f.fileno()).st_size
-        allowed = PARQUET_FLOOR + PARQUET_EXPANSION * size
-        try:  # before any page is decoded: Arrow inflates a page whole, every column's at once
-            check_pages(f, pf.metadata)
-        except PagesTooLarge as exc:
-            raise FileUnreadable(f"Parquet file {path.name!r} ({size} bytes): {exc}.") from None
-        decoded = 0
+            try:
+                reader = pa.ipc.open_stream(proc.stdout)
+                while True:
+                    try:
+                        rb = reader.read_next_batch()
+                    except StopIteration:
+                        break
+                    yield rb
+            except (pa.ArrowException, OSError) as exc:  # the stream cut short: see how it ended
+                broken = exc
+            proc.stdout.close()
+            status = proc.wait()
+        finally:
+            if proc.poll() is None:  # the consumer stopped early, or failed: end the child
+                proc.kill()
+                proc.wait()
+            proc.stdout.close()
+        if status == 0 and broken is None:
+            return
+        err.seek(0)
+        raise _decoder_failure(path.name, status, err.read()[-4096:], broken)
+
+
+def _decoder_failure(
+    name: str, status: int, stderr: bytes, broken: Exception | None
+) -> FileUnreadable:
+    """The refusal of a file whose child decoder did not end cleanly."""
+    from ingest import parquet_child
+
+    lines = stderr.decode("utf-8", "replace").strip().splitlines()
+    if status == parquet_child.REFUSED and lines:
         try:
-            if max_bytes is not None:
-                try:
-                    batch_size = _parquet_batch_rows(f, pf, batch_size, allowed, max_bytes)
-                except ParquetTooLarge as exc:
-                    raise _parquet_refusal(path, size, allowed, max_bytes, exc) from None
-            for rb in pf.iter_batches(batch_size=batch_size):
-                if max_bytes is not None:
-                    nbytes = _decoded_bytes(rb)
-                    decoded += nbytes
-                    if nbytes > max_bytes * max(rb.num_rows, 1) or decoded > allowed:
-                        raise _parquet_refusal(
-                            path,
-                            size,
-                            allowed,
-                            max_bytes,
-                            ParquetTooLarge(nbytes, rb.num_rows, decoded),
-                        )
-                yield rb
-        except (pa.ArrowException, OSError) as exc:
-            raise FileUnreadable(f"Reading Parquet file {path.name!r} failed: {exc}.") from exc
-    finally:
-        f.close()
+            return FileUnreadable(str(json.loads(lines[-1])["refused"]))
+        except (ValueError, KeyError, TypeError):
+            pass
+    if status < 0:
+        return FileUnreadable(
+            f"Parquet file {name!r}: the Parquet decoder crashed on this file (signal {-status}): "
+            "the file is damaged; nothing after the records already published was read."
+        )
+    last = lines[-1][:200] if lines else "no message"
+    if status == 0:  # exited cleanly but its stream did not parse: never expected
+        return FileUnreadable(
+            f"Parquet file {name!r}: the Parquet decoder's output was cut short ({broken}); "
+            "nothing after the records already published was read."
+        )
+    return FileUnreadable(
+        f"Parquet file {name!r}: the Parquet decoder failed on this file (exit status {status}: "
+        f"{last}): the file is damaged or too large to decode."
+    )
 
 
 def _avro(

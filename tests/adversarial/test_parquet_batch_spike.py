@@ -4,8 +4,8 @@ redteam-d #3).
 Finding (medium): ``parquet_batches`` measured each batch after Arrow decoded it, so the first
 batch of a dictionary bomb was decoded whole: its rows times the widest dictionary value (10,000
 rows of a 1 MB value: 10 GB from a ~5 KB file) before it could be refused. The fix
-(``ingest.files._parquet_batch_rows``): each row group's dictionaries are read as stored (one
-copy) and the batch size is cut so that one batch of the widest values stays within
+(``ingest.parquet_child._parquet_batch_rows``): each row group's dictionaries are read as
+stored (one copy) and the batch size is cut so that one batch of the widest values stays within
 ``PARQUET_BATCH_BYTES`` (64 MiB). Arrow's memory pool peak is measured in a process of its own.
 """
 

@@ -158,6 +158,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("-n", type=int, default=500, help="quiet schema-by-id reads")
     ap.add_argument("--port", type=int, default=26080, help="hub; Karapace uses port + 1")
     ap.add_argument("--old", default=None, help="also run the hub from this source folder")
+    ap.add_argument(
+        "--hub-only", action="store_true", help="no Karapace: hub against --old, ratios new/old"
+    )
     ap.add_argument("--hub-log", choices=["kafka", "sqlite"], default="kafka")
     ap.add_argument("--bootstrap", default=None, help="default 127.0.0.1:$HUB_KAFKA_PORT")
     default_py = Path.home() / ".cache/hub/karapace-venv/bin/python"
@@ -174,9 +177,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     for r in range(args.rounds):
         results: dict[str, dict[str, tuple[float, float, float]]] = {}
-        who_all = ["hub", "karapace", *(["old"] if args.old else [])]
+        who_all = ["hub", *([] if args.hub_only else ["karapace"]), *(["old"] if args.old else [])]
         order = who_all[r % len(who_all) :] + who_all[: r % len(who_all)]  # rotate who is first
-        if r % 2:
+        if r % 2 and len(who_all) > 2:  # two: the rotation alone alternates who is first
             order.reverse()
         for who in order:
             ns = f"bench-{uuid.uuid4().hex[:10]}"
@@ -209,6 +212,15 @@ def main(argv: list[str] | None = None) -> None:
                         server.wait(10)
         print(f"round {r} (order {', '.join(order)})", flush=True)
         for name in names:
+            if args.hub_only:  # hub (this tree) against --old only
+                (h, hcpu, hload) = results["hub"][name]
+                line = f"  {name:20} hub {h:8.3f} ({hcpu:5.2f} CPU ms/op, load {hload:4.1f})"
+                if "old" in results:
+                    o, ocpu, oload = results["old"][name]
+                    new_vs_old = o / h if "p50" in name else h / o
+                    line += f" | old {o:8.3f} ({ocpu:5.2f}, load {oload:4.1f}) | {new_vs_old:5.2f}x"
+                print(line, flush=True)
+                continue
             (h, hcpu, hload), (k, kcpu, kload) = results["hub"][name], results["karapace"][name]
             unit = "ms" if "p50" in name else "ops/s"
             better = k / h if "p50" in name else h / k

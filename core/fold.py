@@ -10,7 +10,13 @@ A ``TopicFold`` remembers, per partition, the next offset to apply. ``catch_up()
        (``EventLog.check_records``: the embedded log's MAC chain, which plain reads skip), and
        hands each record to ``apply`` in offset order (an empty read is tried once more, then
        the partition waits for the next call: only commit markers were left, or a Kafka read
-       came back early);
+       came back early). Such a partition remembers the end offset it stopped short of, and
+       later calls skip its reads while the log still answers that end offset, for at most
+       ``recheck_after`` seconds: on Kafka a transactional append ends in a commit marker, so
+       without this every catch-up of a state topic read twice and got nothing. A record
+       becomes readable only with a new end offset (its own, or the marker that commits it),
+       so step 1 still sees it at once; the time bound retries a read that came back early
+       (right after a broker restart) although records were there;
     3. moves the partition's position past each record right after ``apply`` returns, so a
        record is applied once: an ``apply`` that raises leaves the position on that record, the
        error reaches the caller, and the next ``catch_up`` retries it.
@@ -32,6 +38,7 @@ again) returns ``False`` at once instead of applying the same records twice.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
@@ -58,9 +65,14 @@ class TopicFold:
         batch: int = 1000,
         lock: threading.RLock | None = None,
         once_by: str | None = None,
+        recheck_after: float = 1.0,
     ) -> None:
         if type(batch) is not int or batch < 1:
             raise InvalidInput(f"batch={batch!r} is invalid: pass an int >= 1.")
+        if type(recheck_after) not in (int, float) or not 0 <= recheck_after <= 60:
+            raise InvalidInput(
+                f"recheck_after={recheck_after!r} is invalid: pass seconds between 0 and 60."
+            )
         self.topic = topic
         self._log = log
         self._apply = apply
@@ -70,6 +82,10 @@ class TopicFold:
         self._folding = False
         self._once_by = once_by
         self._seen: set[bytes] = set()
+        self._recheck_after = float(recheck_after)
+        # per partition: (end offset, position, monotonic time) of the last catch-up that
+        # read nothing between position and end offset (step 2's empty reads)
+        self._stalled: dict[int, tuple[int, int, float]] = {}
 
     @property
     def lock(self) -> threading.RLock:
@@ -102,6 +118,13 @@ class TopicFold:
         for part in sorted(ends):
             end = ends[part]
             pos = self._positions.get(part, 0)
+            stalled = self._stalled.get(part)
+            if (
+                stalled is not None
+                and stalled[:2] == (end, pos)
+                and time.monotonic() - stalled[2] < self._recheck_after
+            ):
+                continue  # nothing readable below an end offset that has not moved
             while pos < end:  # 2.
                 chunk = self._log.read(self.topic, part, pos, min(self._batch, end - pos))
                 if not chunk:
@@ -110,6 +133,7 @@ class TopicFold:
                     # still nothing: stop here, the next call starts from this position again.
                     chunk = self._log.read(self.topic, part, pos, min(self._batch, end - pos))
                     if not chunk:
+                        self._stalled[part] = (end, pos, time.monotonic())
                         break
                 # 2a. state folds into what decides access (keys, policies, schemas, config):
                 # plain reads skip the log's MAC chain, so a batch re-encoded in the log file

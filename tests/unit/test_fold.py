@@ -4,6 +4,7 @@ partition, thread-safe, re-entrant calls refused, topics that appear later."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -210,15 +211,53 @@ def test_an_empty_read_is_tried_again_and_then_left_for_the_next_call(tmp_path: 
         log.create_topic("t", 1)
         append(log, "t", ["a"])
         seen: list[StoredRecord] = []
-        fold = TopicFold(log, "t", seen.append)
+        fold = TopicFold(log, "t", seen.append, recheck_after=0.3)
         log.misses = 1
         assert fold.catch_up() is True and values(seen) == [(0, "a")]  # the retry read it
         append(log, "t", ["b"])
         log.misses = 2
         assert fold.catch_up() is False and fold.positions == {0: 1}  # nothing lost ...
-        assert fold.catch_up() is True and values(seen) == [(0, "a"), (0, "b")]  # ... read now
+        log.reads.clear()
+        # ... the end offset has not moved: the next calls skip the reads for a while ...
+        assert fold.catch_up() is False and log.reads == []
+        time.sleep(0.35)
+        # ... and then read again: a read that came back early is not trusted for long
+        assert fold.catch_up() is True and values(seen) == [(0, "a"), (0, "b")]
     finally:
         log.close()
+
+
+def test_an_end_offset_reached_except_markers_is_not_read_again_until_it_moves(
+    tmp_path: Path,
+) -> None:
+    """Kafka: after a transactional append the end offset is past a commit marker that no read
+    returns. The fold stops reading there, and reads again as soon as the end offset moves."""
+    log = EarlyLog(tmp_path / "log.db")
+    try:
+        log.create_topic("t", 2)
+        append(log, "t", ["a"])
+        seen: list[StoredRecord] = []
+        fold = TopicFold(log, "t", seen.append)
+        fold.catch_up()
+        append(log, "t", ["marker"])  # stands for a commit marker: readable by no one
+        log.misses = 2
+        log.reads.clear()
+        assert fold.catch_up() is False and len(log.reads) == 2
+        for _ in range(5):  # no more empty reads while the end offset stays
+            assert fold.catch_up() is False
+        assert len(log.reads) == 2 and fold.positions == {0: 1}
+        append(log, "t", ["b1"], 1)  # another partition is not held back by it
+        assert fold.catch_up() is True and values(seen) == [(0, "a"), (1, "b1")]
+        append(log, "t", ["c"])  # a new record moves the end offset: read at once
+        assert fold.catch_up() is True
+        assert values(seen)[2:] == [(0, "marker"), (0, "c")]
+    finally:
+        log.close()
+
+
+def test_recheck_after_out_of_range_is_refused(log: CountingLog) -> None:
+    with pytest.raises(InvalidInput, match="recheck_after=-1"):
+        TopicFold(log, "t", lambda rec: None, recheck_after=-1)
 
 
 def test_a_batch_below_one_is_refused(log: CountingLog) -> None:

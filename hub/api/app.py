@@ -252,7 +252,7 @@ async def publish(
     "occurred_at": "...", "correlation_id": "...", "causation_id": "..."}]}``.
     """
     hub = hub_of(request)
-    payload = await read_json(request, unique_members=False)  # last member wins, as json.loads
+    payload = await read_json(request)  # a repeated member name: 422 duplicate_key
     items = payload.get("events") if isinstance(payload, dict) else None
     if not isinstance(items, list) or not items:
         raise InvalidInput(

@@ -357,9 +357,9 @@ def _read_positions(
     """``read_events`` for a reader the decision limits to ``tenant`` (``hub.api.positions``):
     the page filled with its own records, each record's ``offset`` and ``next_offset`` given
     as its tenant's positions, ``offset=`` read as one."""
-    from hub.api.positions import read_filled
+    from hub.api.positions import codec_of, read_filled
 
-    codec = _position_codec(hub)
+    codec = codec_of(hub)
     start = codec.decode(tenant, topic, partition, position)
     pairs, after = read_filled(
         lambda at, n: hub.log.read(topic, partition, at, n),
@@ -376,23 +376,6 @@ def _read_positions(
         "next_offset": encode(after),
         "records": records,
     }
-
-
-_POSITION_CODECS: dict[str, Any] = {}  # the hub's local MAC key file -> its PositionCodec
-
-
-def _position_codec(hub: Hub) -> Any:
-    """The hub's ``PositionCodec``: its secret derived from the hub's local MAC key, so every
-    process of one hub gives a reader the same positions; made once per key file."""
-    key = str(hub.settings.log_key_path)
-    codec = _POSITION_CODECS.get(key)
-    if codec is None:
-        from hub.api.positions import PositionCodec
-        from hub.bootstrap import derived_secret
-
-        codec = PositionCodec(derived_secret(hub.settings, b"hub reader positions"))
-        _POSITION_CODECS[key] = codec
-    return codec
 
 
 # -- keys -----------------------------------------------------------------------------------

@@ -50,7 +50,7 @@ from itertools import chain, compress, count, repeat
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from core import lineage
+from core import jsonkeys, lineage
 from core.errors import HubError, InvalidInput
 from core.pii import encrypted_schema
 from ingest.lines import Lines, batches
@@ -303,7 +303,14 @@ def json_line_record(raw: bytes, lineno: int, max_bytes: int | None = None) -> R
         # NaN / Infinity are not JSON (RFC 8259): json.loads took them, so a line stored a NaN
         # or an infinite double that the JSON routes refuse (``hub.api.deps``) and no export
         # writes back as JSON.
-        value = json.loads(raw.decode("utf-8"), parse_float=Decimal, parse_constant=_no_constant)
+        # A repeated member name is refused (core.jsonkeys): the stored original would read
+        # differently to a first-wins parser.
+        value = json.loads(
+            raw.decode("utf-8"),
+            parse_float=Decimal,
+            parse_constant=_no_constant,
+            object_pairs_hook=jsonkeys.unique_members,
+        )
         if not isinstance(value, dict):
             raise ValueError(f"expected a JSON object, got {type(value).__name__}")
         return RawRecord(raw, value=value, position={"line": lineno})
@@ -312,6 +319,13 @@ def json_line_record(raw: bytes, lineno: int, max_bytes: int | None = None) -> R
             raw,
             error=f"Line {lineno} is not UTF-8 text ({exc.reason} at byte {exc.start}).",
             error_code="not_utf8",
+            position={"line": lineno},
+        )
+    except jsonkeys.DuplicateKey as exc:
+        return RawRecord(
+            raw,
+            error=f"Line {lineno} is ambiguous JSON: {exc}.",
+            error_code="duplicate_key",
             position={"line": lineno},
         )
     except ValueError as exc:

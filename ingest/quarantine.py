@@ -42,7 +42,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from core import lineage
+from core import jsonkeys, lineage
 from core.avro import serde
 from core.errors import InvalidInput, NotFound
 from core.events import tenant_of
@@ -328,9 +328,22 @@ def to_raw(entry: dict[str, Any], pipeline: IngestPipeline | None = None) -> Raw
             )
         return RawRecord(original, value=value, content_type=entry["content_type"], **common)
     try:
-        value = json.loads(original.decode("utf-8"), parse_float=Decimal)
+        # A replayed original is refused for a repeated member name as on first ingest.
+        value = json.loads(
+            original.decode("utf-8"),
+            parse_float=Decimal,
+            object_pairs_hook=jsonkeys.unique_members,
+        )
         if not isinstance(value, dict):
             raise ValueError("not an object")
+    except jsonkeys.DuplicateKey as exc:
+        return RawRecord(
+            original,
+            content_type=entry["content_type"],
+            error=f"The original bytes are still ambiguous JSON: {exc}.",
+            error_code="duplicate_key",
+            **common,
+        )
     except (UnicodeDecodeError, ValueError) as exc:
         return RawRecord(
             original,

@@ -68,6 +68,7 @@ from hub.api.models import (
     Published,
     PublishIn,
     Readiness,
+    ReadyStatus,
     Records,
     TopicCreated,
     TopicOut,
@@ -141,22 +142,17 @@ def health_details(
 @router.get(
     "/ready",
     tags=["ops"],
-    response_model=Readiness,
-    responses={503: {"model": Readiness, "description": "a component failed its check"}},
+    response_model=ReadyStatus,
+    responses={503: {"model": ReadyStatus, "description": "a component failed its check"}},
 )
 def ready(request: Request) -> JSONResponse:
-    """Readiness, answered without a key (a probe cannot send one): whether each component
-    answered its check through its adapter, 503 when one did not. Only that: its figures (log
-    and ledger sizes, lags) and the reasons of failures (host names, ports) are the hub's, not
-    an anonymous caller's; ``GET /ready/details`` gives them to an operator."""
+    """Readiness, answered without a key (a probe cannot send one): ``{"ready": true}``, or
+    ``false`` with 503 when a component did not answer its check. Only that: which components
+    and adapters the hub runs on (``kafka``, ``opa``, ``vault``, ``postgresql``), which one
+    failed and why, and their figures tell an anonymous caller what to attack;
+    ``GET /ready/details`` gives them to an operator, and a failed check is logged."""
     report = request.app.state.readiness.get()
-    bare = {
-        "ready": report["ready"],
-        "components": [
-            {k: c[k] for k in ("component", "adapter", "ok", "ms")} for c in report["components"]
-        ],
-    }
-    return JSONResponse(bare, status_code=200 if report["ready"] else 503)
+    return JSONResponse({"ready": report["ready"]}, status_code=200 if report["ready"] else 503)
 
 
 @router.get(
@@ -252,7 +248,7 @@ async def publish(
     "occurred_at": "...", "correlation_id": "...", "causation_id": "..."}]}``.
     """
     hub = hub_of(request)
-    payload = await read_json(request, unique_members=False)  # last member wins, as json.loads
+    payload = await read_json(request)  # a repeated member name: 422 duplicate_key
     items = payload.get("events") if isinstance(payload, dict) else None
     if not isinstance(items, list) or not items:
         raise InvalidInput(
@@ -357,9 +353,9 @@ def _read_positions(
     """``read_events`` for a reader the decision limits to ``tenant`` (``hub.api.positions``):
     the page filled with its own records, each record's ``offset`` and ``next_offset`` given
     as its tenant's positions, ``offset=`` read as one."""
-    from hub.api.positions import read_filled
+    from hub.api.positions import codec_of, read_filled
 
-    codec = _position_codec(hub)
+    codec = codec_of(hub)
     start = codec.decode(tenant, topic, partition, position)
     pairs, after = read_filled(
         lambda at, n: hub.log.read(topic, partition, at, n),
@@ -376,23 +372,6 @@ def _read_positions(
         "next_offset": encode(after),
         "records": records,
     }
-
-
-_POSITION_CODECS: dict[str, Any] = {}  # the hub's local MAC key file -> its PositionCodec
-
-
-def _position_codec(hub: Hub) -> Any:
-    """The hub's ``PositionCodec``: its secret derived from the hub's local MAC key, so every
-    process of one hub gives a reader the same positions; made once per key file."""
-    key = str(hub.settings.log_key_path)
-    codec = _POSITION_CODECS.get(key)
-    if codec is None:
-        from hub.api.positions import PositionCodec
-        from hub.bootstrap import derived_secret
-
-        codec = PositionCodec(derived_secret(hub.settings, b"hub reader positions"))
-        _POSITION_CODECS[key] = codec
-    return codec
 
 
 # -- keys -----------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from fastapi import Request
 from fastapi.dependencies.models import Dependant
 from starlette.concurrency import run_in_threadpool
 
+from core import jsonkeys
 from core.errors import (
     Forbidden,
     HubError,
@@ -82,15 +83,6 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number: send a finite number or a string")
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out = dict(pairs)
-    if len(out) != len(pairs):
-        seen: set[str] = set()
-        dup = next(k for k, _ in pairs if k in seen or seen.add(k))  # type: ignore[func-returns-value]
-        raise ValueError(f"member {dup!r} appears twice in one object: send it once")
-    return out
-
-
 def parse_json(
     body: bytes,
     *,
@@ -101,11 +93,12 @@ def parse_json(
     """``body`` as JSON, or ``InvalidInput`` (code ``malformed_json``) naming the problem.
 
     Refused: text that is not UTF-8, nesting deeper than ``MAX_JSON_DEPTH``, ``NaN`` and
-    ``Infinity``, and with ``unique_members`` a member name twice in one object (parsers
-    disagree on which one wins). The bulk data routes (publish, ingest) pass
-    ``unique_members=False``: the check doubles the parse time, and the last member wins there
-    as in the standard parser. With ``exact_decimals`` numbers with a fraction become
-    ``Decimal`` (money never a float).
+    ``Infinity``, and with ``unique_members`` a member name twice in one object (code
+    ``duplicate_key``, naming it: parsers disagree on which value wins, and the data routes keep
+    the original bytes, so a record must have one reading; ``core.jsonkeys``). The data routes'
+    columnar paths never take a duplicate (Arrow and ``hub_native.json_rows`` refuse it), so
+    the check costs only the per-record reference. With ``exact_decimals`` numbers with a
+    fraction become ``Decimal`` (money never a float).
     """
     try:
         text = body.decode("utf-8")
@@ -125,8 +118,14 @@ def parse_json(
             text,
             parse_float=Decimal if exact_decimals else _finite_float,
             parse_constant=_no_constant,
-            object_pairs_hook=_no_duplicates if unique_members else None,
+            object_pairs_hook=jsonkeys.unique_members if unique_members else None,
         )
+    except jsonkeys.DuplicateKey as exc:
+        raise InvalidInput(
+            f"{what} is ambiguous JSON: {exc}; parsers disagree on which value a repeated "
+            "member has.",
+            code="duplicate_key",
+        ) from exc
     except json.JSONDecodeError as exc:
         raise InvalidInput(
             f"{what} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}.",

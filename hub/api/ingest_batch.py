@@ -111,9 +111,9 @@ def line_record(line: bytes, i: int) -> RawRecord:
     except UnicodeDecodeError as exc:
         return RawRecord(line, error=f"Line {i} is not UTF-8: {exc.reason}.", error_code="not_utf8")
     try:
-        item = parse_json(line, unique_members=False, what=f"Line {i}")
+        item = parse_json(line, what=f"Line {i}")
     except InvalidInput as exc:
-        return RawRecord(line, error=exc.message, error_code="malformed_json")
+        return RawRecord(line, error=exc.message, error_code=exc.code)
     return event_record(item, line, i)
 
 
@@ -122,7 +122,7 @@ def reference_records(body: bytes, ndjson: bool) -> list[RawRecord]:
     is not JSON or not ``{"events": [...]}`` with at least one event."""
     if ndjson:
         return [line_record(line, i) for i, line in enumerate(ndjson_lines(body))]
-    payload = parse_json(body, unique_members=False)
+    payload = parse_json(body)
     items = payload.get("events") if isinstance(payload, dict) else None
     if not isinstance(items, list) or not items:
         raise InvalidInput(
@@ -229,7 +229,7 @@ def _reference_event(text: bytes, i: int, ndjson: bool) -> RawRecord | None:
     if json_depth_exceeds(text, MAX_JSON_DEPTH - 2):  # inside {"events": [...]}
         return None
     try:
-        item = parse_json(text, unique_members=False)
+        item = parse_json(text)
     except InvalidInput:
         return None
     return event_record(item, None, i)

@@ -165,6 +165,12 @@ class Readiness(BaseModel):
     components: list[ComponentReadiness]
 
 
+class ReadyStatus(BaseModel):
+    """``GET /ready``: the status only (the components and their adapters: ``/ready/details``)."""
+
+    ready: bool
+
+
 class TopicOut(BaseModel):
     name: str
     partitions: int

@@ -116,3 +116,19 @@ def read_filled(
                 if len(found) == limit:
                     return found, at
     return found, at
+
+
+_CODECS: dict[str, PositionCodec] = {}  # the hub's local MAC key file -> its PositionCodec
+
+
+def codec_of(hub: Any) -> PositionCodec:
+    """The hub's ``PositionCodec``: its secret derived from the hub's local MAC key, so every
+    process of one hub gives a reader the same positions; made once per key file."""
+    key = str(hub.settings.log_key_path)
+    codec = _CODECS.get(key)
+    if codec is None:
+        from hub.bootstrap import derived_secret
+
+        codec = PositionCodec(derived_secret(hub.settings, b"hub reader positions"))
+        _CODECS[key] = codec
+    return codec

@@ -76,7 +76,7 @@ CASES: list[tuple[str, str, bytes | None, dict[str, str] | None, int, str | None
         422,
         None,
     ),
-    ("PUT", "/v1/rules/trades-value", b'{"rules":[],"rules":[]}', JSON, 422, "malformed_json"),
+    ("PUT", "/v1/rules/trades-value", b'{"rules":[],"rules":[]}', JSON, 422, "duplicate_key"),
     ("POST", "/subjects/x-value/versions", b'{"schema":"\\"int\\"","schema":"1"}', None, 422, None),
     ("PUT", "/config/trades-value", b'{"compatibility":1e999}', None, 422, None),
     # unknown topics and partitions on read: 404, not 500
@@ -126,12 +126,14 @@ def test_an_ndjson_line_nested_too_deep_is_quarantined_alone(api: Api) -> None:
     assert r.json()["rejected"] == 2  # {"a": 1} fails the trades schema; the deep line too
 
 
-def test_duplicate_members_in_a_data_batch_keep_the_last_one(api: Api) -> None:
-    """Publish and ingest parse as ``json.loads`` does (last member wins): a uniqueness check
-    would double their parse time. Control-plane bodies refuse duplicates (above)."""
+def test_duplicate_members_in_a_data_batch_are_refused(api: Api) -> None:
+    """Publish refused a repeated member like the control-plane bodies (above) since s19: the
+    last member won, while a first-wins reader of the kept original reads another record
+    (tests/adversarial/test_s19_small_duplicate_keys.py)."""
     body = b'{"events":[{"value":{}}],"events":[]}'
     r = api.client.post("/v1/topics/trades/events", content=body, headers={**api.admin, **JSON})
-    assert r.status_code == 422 and r.json()["reason"] == "invalid_batch", r.text
+    assert r.status_code == 422 and r.json()["reason"] == "duplicate_key", r.text
+    assert "'events'" in r.text
 
 
 def depth(value: Any) -> int:

@@ -3,7 +3,8 @@ checks is quarantined with acme's tenant (``ce_tenant``); globex's compliance of
 ``tenant.all``: the ``quarantine.read`` decision carries ``row_filter {"tenant": "globex"}``)
 MUST NOT list it or fetch it by offset (404 as for a missing entry), while acme's officer and an
 admin can. A quarantine record without a tenant (written before records carried one) counts as
-tenant ``default``. Lists page past the entries a reader does not see."""
+tenant ``default``. Lists page past the entries a reader does not see. A tenant's officer reads
+positions, not offsets (s19, ``hub.api.positions``): ``_pos``/``_raw`` translate here."""
 
 from __future__ import annotations
 
@@ -47,6 +48,21 @@ def _untenanted(api: Api, offset: int) -> int:
     return meta[0].offset
 
 
+def _pos(api: Api, tenant: str, offset: int) -> int:
+    """The position ``tenant``'s officer is given for quarantine ``offset``."""
+    from hub.api.positions import codec_of
+
+    return codec_of(api.hub).encoder(tenant, QUARANTINE_TOPIC, 0)(offset)
+
+
+def _raw(api: Api, tenant: str, entries: list[dict[str, Any]]) -> list[int]:
+    """The offsets of the entries ``tenant``'s officer listed (positions, decoded)."""
+    from hub.api.positions import codec_of
+
+    codec = codec_of(api.hub)
+    return [codec.decode(tenant, QUARANTINE_TOPIC, 0, e["offset"]) for e in entries]
+
+
 def _list(api: Api, headers: dict[str, str], **params: Any) -> list[dict[str, Any]]:
     r = api.client.get("/v1/quarantine", params={"limit": 1000, **params}, headers=headers)
     assert r.status_code == 200, r.text
@@ -60,7 +76,7 @@ def test_another_tenants_quarantine_is_neither_listed_nor_fetched(api: Api) -> N
     globex_at = _publish_bad(api, "globex", "globex-own")
     old_at = _untenanted(api, globex_at)
 
-    seen = {t: [e["offset"] for e in _list(api, basic(tok))] for t, tok in officers.items()}
+    seen = {t: _raw(api, t, _list(api, basic(tok))) for t, tok in officers.items()}
     assert seen == {"acme": [acme_at], "globex": [globex_at], "default": [old_at]}
 
     every = {e["offset"]: e for e in _list(api, api.admin)}
@@ -77,11 +93,13 @@ def test_another_tenants_quarantine_is_neither_listed_nor_fetched(api: Api) -> N
     assert "acme" not in hidden.text
     assert api.client.get(f"/v1/quarantine/{old_at}", headers=gus).status_code == 404
 
-    mine = api.client.get(f"/v1/quarantine/{acme_at}", headers=basic(officers["acme"]))
+    at = _pos(api, "acme", acme_at)
+    mine = api.client.get(f"/v1/quarantine/{at}", headers=basic(officers["acme"]))
     assert mine.status_code == 200 and mine.json()["tenant"] == "acme", mine.text
     admin = api.client.get(f"/v1/quarantine/{acme_at}", headers=api.admin)
     assert admin.status_code == 200 and admin.json()["tenant"] == "acme", admin.text
-    old = api.client.get(f"/v1/quarantine/{old_at}", headers=basic(officers["default"]))
+    at = _pos(api, "default", old_at)
+    old = api.client.get(f"/v1/quarantine/{at}", headers=basic(officers["default"]))
     assert old.status_code == 200, old.text
 
 
@@ -100,8 +118,8 @@ def test_paging_skips_other_tenants_and_reaches_each_visible_entry_once(api: Api
         if not page["records"]:
             assert page["next_offset"] == offset
             break
-        seen += [e["offset"] for e in page["records"]]
-        assert page["next_offset"] > offset
+        seen += _raw(api, "globex", page["records"])
+        assert page["next_offset"] != offset
         offset = page["next_offset"]
     assert seen == mine
 
@@ -115,7 +133,7 @@ def test_a_replayed_entry_keeps_its_tenant(api: Api) -> None:
     assert r.status_code == 200 and r.json()["trades"]["rejected"] == 1, r.text
     again = max(e["offset"] for e in _list(api, api.admin))
     assert again > acme_at
-    assert [e["offset"] for e in _list(api, basic(officers["acme"]))] == [acme_at, again]
+    assert _raw(api, "acme", _list(api, basic(officers["acme"]))) == [acme_at, again]
     assert _list(api, basic(officers["default"])) == []
     assert _list(api, basic(officers["globex"])) == []
 

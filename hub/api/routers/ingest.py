@@ -32,7 +32,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from core.avro import serde
-from core.errors import InvalidInput
+from core.errors import InvalidInput, NotFound
 from core.ports.policy import HUB_TENANT, Principal
 from hub.api.deps import (
     MAX_INT64,
@@ -60,7 +60,8 @@ from hub.api.models import (
     json_body,
     raw_body,
 )
-from ingest.pipeline import WIRE, IngestResult, RawRecord
+from hub.api.positions import codec_of
+from ingest.pipeline import QUARANTINE_TOPIC, WIRE, IngestResult, RawRecord
 
 if TYPE_CHECKING:
     from hub.bootstrap import Hub
@@ -312,12 +313,33 @@ def quarantine_list(
     _: Principal = Depends(authorize("quarantine.read")),
 ) -> dict[str, Any]:
     """Quarantined records from ``offset``; a reader the decision's ``row_filter`` limits to a
-    tenant gets that tenant's records only (one without a tenant counts as ``default``)."""
+    tenant gets that tenant's records only (one without a tenant counts as ``default``), with
+    positions for offsets (``_positions``)."""
     from ingest.quarantine import entries
 
+    hub = hub_of(request)
     scope = _tenant_scope(request)
-    items = entries(hub_of(request).ingest, offset, limit, topic, tenant_scope=scope)
-    return {"records": items, "next_offset": items[-1]["offset"] + 1 if items else offset}
+    if scope is None:
+        items = entries(hub.ingest, offset, limit, topic)
+        return {"records": items, "next_offset": items[-1]["offset"] + 1 if items else offset}
+    codec = codec_of(hub)
+    start = codec.decode(scope, QUARANTINE_TOPIC, 0, offset)
+    items = entries(hub.ingest, start, limit, topic, tenant_scope=scope)
+    after = codec.encoder(scope, QUARANTINE_TOPIC, 0)(items[-1]["offset"] + 1) if items else offset
+    return {"records": [_positions(hub, scope, e) for e in items], "next_offset": after}
+
+
+def _positions(hub: Hub, scope: str, entry: dict[str, Any]) -> dict[str, Any]:
+    """``entry`` as a reader limited to tenant ``scope`` sees it: its ``offset`` and its
+    replay's ``replayed_to.offset`` as that tenant's positions (``hub.api.positions``, as the
+    event reads give), so the gaps no longer count other tenants' quarantined records."""
+    codec = codec_of(hub)
+    out = {**entry, "offset": codec.encoder(scope, QUARANTINE_TOPIC, 0)(entry["offset"])}
+    to = entry.get("replayed_to")
+    if to is not None and to.get("offset") is not None:
+        encode = codec.encoder(scope, to["topic"], to["partition"])
+        out["replayed_to"] = {**to, "offset": encode(to["offset"])}
+    return out
 
 
 @router.get("/v1/quarantine/{offset}", response_model=QuarantineEntry)
@@ -331,10 +353,26 @@ def quarantine_show(
     from ingest.quarantine import decode_entry
 
     masked = "pii" in request.state.decision.mask  # a sealed original stays sealed
+    hub = hub_of(request)
     scope = _tenant_scope(request)
-    e = decode_entry(hub_of(request).ingest, offset, unseal=not masked, tenant_scope=scope)
+    if scope is not None:  # the path names one of the tenant's positions
+        try:
+            e = decode_entry(
+                hub.ingest,
+                codec_of(hub).decode(scope, QUARANTINE_TOPIC, 0, offset),
+                unseal=not masked,
+                tenant_scope=scope,
+            )
+        except NotFound:  # named by the position asked, not the offset it decodes to
+            raise NotFound(
+                f"No quarantined record at {offset}: list them with GET /v1/quarantine."
+            ) from None
+    else:
+        e = decode_entry(hub.ingest, offset, unseal=not masked)
     original: bytes = e.pop("original")
     out: dict[str, Any] = serde.to_json(e)
+    if scope is not None:
+        out = _positions(hub, scope, out)
     out["original_base64"] = base64.b64encode(original).decode()
     return out
 

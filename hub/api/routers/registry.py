@@ -141,6 +141,7 @@ CONFLUENT_ERRORS: Mapping[str, tuple[int, int]] = {
     "invalid_subject": (422, 42208),
     "reserved_name": (422, 42201),
     "malformed_json": (422, 422),
+    "duplicate_key": (422, 422),
     "invalid_input": (422, 422),
     "payload_too_large": (413, 413),
     "unsupported_media_type": (415, 415),

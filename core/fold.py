@@ -46,6 +46,40 @@ from core.errors import InvalidInput, TopicNotFound
 from core.ports.eventlog import EventLog, StoredRecord
 
 
+class SharedCatchUps:
+    """Catch-ups shared by concurrent callers of one fold behind one lock.
+
+    A caller takes a ``ticket`` when it arrives (before its wait for the lock) and calls ``run``
+    under the lock: when a whole catch-up that BEGAN after it arrived has ended meanwhile, it
+    returns without asking the log again. That catch-up read the end offsets after the caller
+    arrived, so what it folded is as fresh as the caller's own catch-up would be (another
+    instance's write or a key revoked before the request arrived is seen): only the round trip
+    (a ListOffsets on Kafka, under the lock, one after another) is saved. A nested call (a fold's
+    reader calling back) always catches up and reads no ends of its own."""
+
+    def __init__(self) -> None:
+        self._begun = 0  # catch-ups begun
+        self._covered = 0  # the number of the last one that ended (returned)
+        self._depth = 0
+
+    def ticket(self) -> int:
+        """The number of catch-ups begun so far (an int read: atomic, no lock needed)."""
+        return self._begun
+
+    def run(self, ticket: int, catch_up: Callable[[], object]) -> None:
+        """Under the caller's lock: ``catch_up()`` unless one begun after ``ticket`` ended."""
+        if self._depth or self._covered <= ticket:
+            self._depth += 1
+            self._begun += 1
+            number = self._begun
+            try:
+                catch_up()
+            finally:
+                self._depth -= 1
+            if not self._depth:  # a nested call read no ends of its own
+                self._covered = number  # only reached when catch_up returned
+
+
 class RecordDecoder(Protocol):
     """Decodes a stored record into a JSON-ready dict (``ingest.publish.EventReader`` does)."""
 

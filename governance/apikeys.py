@@ -44,7 +44,7 @@ from typing import Any
 
 from core.errors import ConfigError, Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
 from core.events import OutgoingEvent
-from core.fold import TopicFold, decoded
+from core.fold import SharedCatchUps, TopicFold, decoded
 from core.ports.eventlog import EventLog
 from core.ports.keyfiles import read_secret_file
 from core.ports.policy import Decision, Principal
@@ -231,10 +231,7 @@ class ApiKeys(EnrolmentCommands):
         self._on_revoked: list[RevokedHook] = []
         self._decide: Decide | None = None
         self._lock = threading.RLock()
-        # _refresh(): catch-ups begun, the number of the last one ended, nesting depth
-        self._refresh_begun = 0
-        self._refresh_covered = 0
-        self._refresh_depth = 0
+        self._catch_ups = SharedCatchUps()  # _refresh() shares catch-ups
         self._fold = TopicFold(
             log,
             TOPIC,
@@ -311,25 +308,13 @@ class ApiKeys(EnrolmentCommands):
     def _refresh(self) -> None:
         """Fold what was appended to the keys topic since the last catch-up.
 
-        Concurrent callers share catch-ups: a caller that waited for the lock while a whole
-        catch-up ran that BEGAN after it arrived returns without asking the log again. That
-        catch-up read the end offsets after the caller arrived, so what it folded is as fresh
-        as the caller's own catch-up would be (a key revoked by another instance before the
-        request arrived is seen): only the round trip (a ListOffsets on Kafka, per request
-        verifying a key) is saved. A caller already holding the lock (a writer after its
-        append) never finds one: none can run while it holds the lock."""
-        ticket = self._refresh_begun  # catch-ups begun when this call arrived (an int read)
+        Concurrent callers share catch-ups (``core.fold.SharedCatchUps``): a key revoked by
+        another instance before the request arrived is seen; only the round trip (a ListOffsets
+        on Kafka, per request verifying a key) is saved. A caller already holding the lock (a
+        writer after its append) never finds one: none can run while it holds the lock."""
+        ticket = self._catch_ups.ticket()  # taken on arrival, before the wait for the lock
         with self._lock:
-            if self._refresh_depth or self._refresh_covered <= ticket:
-                self._refresh_depth += 1
-                self._refresh_begun += 1
-                number = self._refresh_begun
-                try:
-                    self._fold.catch_up()
-                finally:
-                    self._refresh_depth -= 1
-                if not self._refresh_depth:  # a nested call (from ``apply``) reads no ends
-                    self._refresh_covered = number  # only reached when catch_up returned
+            self._catch_ups.run(ticket, self._fold.catch_up)
 
     def _apply(self, kind: str | None, v: Mapping[str, Any]) -> None:
         if not v.get("key_id"):  # undecodable: nothing to fold

@@ -59,7 +59,7 @@ from core.errors import (
     SubjectNotFound,
     VersionNotFound,
 )
-from core.fold import TopicFold
+from core.fold import SharedCatchUps, TopicFold
 from core.ports.eventlog import EventLog, Record
 from core.ports.policy import HUB_TENANT
 from registry.internal import is_internal_subject
@@ -162,7 +162,7 @@ def _locked(
             with self._lock:
                 return method(self, *args, **kwargs)
         # when this call arrived, before its wait for the lock (refresh() shares catch-ups)
-        local.ticket = self._refresh_begun
+        local.ticket = self._catch_ups.ticket()
         try:
             with self._lock:
                 return method(self, *args, **kwargs)
@@ -224,12 +224,9 @@ class SchemaRegistry:
         self._parsed: dict[int, ParsedSchema] = {}
         self._lock = threading.RLock()
         self._reserved = _Reservations()
-        # refresh(): catch-ups begun, the number of the last one ended, nesting depth, and
-        # per thread the count begun when its ``_locked`` call arrived
+        # refresh() shares catch-ups; per thread the ticket taken when its ``_locked`` call arrived
         self._arrival = threading.local()
-        self._refresh_begun = 0
-        self._refresh_covered = 0
-        self._refresh_depth = 0
+        self._catch_ups = SharedCatchUps()
         self._settled = threading.Condition(self._lock)  # notified when a reservation ends
         log.create_topic(SCHEMAS_TOPIC, 1, {"cleanup.policy": "compact"})
         # Folding a schema with references parses it, which looks the references up through
@@ -247,31 +244,18 @@ class SchemaRegistry:
     def refresh(self) -> None:
         """Apply every ``_schemas`` record not yet folded into the in-memory state.
 
-        Concurrent callers share catch-ups: a caller whose lock wait covered a whole catch-up
-        that BEGAN after it arrived returns without asking the log again. That catch-up's end
-        offsets were read after the caller arrived, so the fold it left is as fresh as the
-        caller's own would be (read-your-writes and cross-instance freshness keep): only the
-        round trip is saved. On Kafka each catch-up is a ListOffsets round trip under the lock,
-        so without this N waiting requests paid N trips one after another."""
+        Concurrent callers share catch-ups (``core.fold.SharedCatchUps``): read-your-writes
+        and cross-instance freshness keep; on Kafka N waiting requests no longer pay N
+        ListOffsets round trips one after another."""
         # catch-ups begun when the caller arrived: a reader's, taken before its lock wait
         # (``_locked``), for its first refresh only (later ones follow its own steps); else now
         ticket = getattr(self._arrival, "ticket", -1)
         if ticket >= 0:
             self._arrival.ticket = -1
         else:
-            ticket = self._refresh_begun  # an int read: atomic
+            ticket = self._catch_ups.ticket()
         with self._lock:
-            if self._refresh_depth or self._refresh_covered <= ticket:
-                # nested (a fold's reader) or no catch-up begun after arrival has ended yet
-                self._refresh_depth += 1
-                self._refresh_begun += 1
-                number = self._refresh_begun
-                try:
-                    self._fold.catch_up()
-                finally:
-                    self._refresh_depth -= 1
-                if not self._refresh_depth:  # a nested call read no ends of its own
-                    self._refresh_covered = number  # only reached when catch_up returned
+            self._catch_ups.run(ticket, self._fold.catch_up)
 
     def _apply(self, key_bytes: bytes | None, value_bytes: bytes | None) -> None:
         if key_bytes is None:

@@ -8,39 +8,23 @@ tells a removed key from a first start: such a start is now refused, naming the 
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
-import pytest
-
-from tests.service.test_ledger import cli, make_hub, publish
-
-
-@pytest.fixture
-def data(tmp_path: Path) -> Path:
-    data = tmp_path / "data"
-    h = make_hub(data, checkpoint_every_leaves=16, ledger_store="tiles")
-    try:
-        publish(h, 30)
-        h.ledger.sync(force_checkpoint=True)
-    finally:
-        h.close()
-    code, _out, err = cli(data, "ledger", "verify")
-    assert code == 0, err
-    return data
+from tests.adversarial.test_s19_rtb_ledger_removed import (  # noqa: F401 (the fixture)
+    data,
+    remove_the_ledger,
+)
+from tests.service.test_ledger import cli
 
 
-def remove_ledger_and_its_key(data: Path) -> None:
-    for p in data.iterdir():
-        if p.name.startswith("ledger") and p.is_file():
-            p.unlink()
-    shutil.rmtree(data / "witness", ignore_errors=True)
-    for p in (data / "keys").iterdir():
+def remove_ledger_and_its_key(folder: Path) -> None:
+    remove_the_ledger(folder)
+    for p in (folder / "keys").iterdir():
         if p.name.startswith("ledger"):
             p.unlink()
 
 
-def test_a_removed_ledger_key_does_not_make_a_first_start(data: Path) -> None:
+def test_a_removed_ledger_key_does_not_make_a_first_start(data: Path) -> None:  # noqa: F811
     remove_ledger_and_its_key(data)
     for command in (("ledger", "verify"), ("ledger", "sync")):
         code, out, err = cli(data, *command)
@@ -50,7 +34,7 @@ def test_a_removed_ledger_key_does_not_make_a_first_start(data: Path) -> None:
     assert not (data / "keys" / "ledger.key").exists()  # nothing was made for the attacker
 
 
-def test_a_removed_key_under_a_kept_ledger_is_noticed(data: Path) -> None:
+def test_a_removed_key_under_a_kept_ledger_is_noticed(data: Path) -> None:  # noqa: F811
     """Only the key removed (the ledger kept): the hub makes a new key; verify must not pass
     the old checkpoints as the folder's own."""
     for p in (data / "keys").iterdir():

@@ -297,12 +297,12 @@ def test_stored_hash_is_keyed_and_salted_and_a_leaked_log_is_useless(tmp_path: P
     assert pepper not in raw and a.secret.encode() not in raw
     assert hashlib.sha256(a.secret.encode()).hexdigest().encode() not in raw
     # The log alone (another folder, no pepper): the right secret no longer verifies.
+    # The whole folder but the pepper: with the log's MAC key (without it the log is refused on
+    # open: test_log_key_replaced) and the ledger with its key (an empty ledger over a log that
+    # holds records is refused: test_s19_rtb_ledger_removed).
     leaked = tmp_path / "leaked"
-    leaked.mkdir()
-    shutil.copy(data / "log.sqlite", leaked / "log.sqlite")
-    # with its MAC key too (without it the log is refused on open: test_log_key_replaced)
-    (leaked / "keys").mkdir()
-    shutil.copy(data / "keys" / "log.mac", leaked / "keys" / "log.mac")
+    shutil.copytree(data, leaked)
+    (leaked / "keys" / PEPPER_FILE).unlink()
     other = bootstrap(load_settings(environ={}, data_dir=leaked))
     try:
         with pytest.raises(Exception, match="Invalid API key"):

@@ -135,7 +135,13 @@ def test_block_readers_store_the_line_by_line_bytes(
     fit = [
         i
         for i in range(2, len(rows) - 1)
-        if (b'"currency"' in rows[i] if fmt == "jsonl" else rows[i].count(b",") == width)
+        # (a JSON row without its own trader id: a second one is a duplicate key, refused as
+        # such when parsed)
+        if (
+            b'"currency"' in rows[i] and b'"trader_id"' not in rows[i]
+            if fmt == "jsonl"
+            else rows[i].count(b",") == width
+        )
     ]
     for at in sorted(rnd.sample(fit, 6), reverse=True):
         row = rows[at]
